@@ -1,0 +1,294 @@
+// The oneDNN (2.x API) path of the CPU GEMM: f32 and bf16 matmul primitives, transposes and
+// leading dims expressed as memory-descriptor strides, kept in a thread-safe LRU primitive cache.
+#include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "kernels/cpu/gemm.h"
+#include "tensor/error.h"
+
+namespace fabric::cpu {
+namespace {
+
+using dt = dnnl::memory::data_type;
+
+dt to_dnnl(DType t) {
+  switch (t) {
+    case DType::float32: return dt::f32;
+    case DType::bfloat16: return dt::bf16;
+    case DType::float16: return dt::f16;
+    default: return dt::undef;
+  }
+}
+
+// Everything that defines a primitive. nthr belongs here because oneDNN blocks the problem for
+// the thread count it was created with.
+struct Key {
+  int64_t batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c;
+  int nthr;
+  float alpha, beta;
+  DType a, b, c, bias;
+  bool trans_a, trans_b, has_bias;
+
+  auto tie() const {
+    return std::tie(batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, nthr, alpha, beta, a,
+                    b, c, bias, trans_a, trans_b, has_bias);
+  }
+  bool operator==(const Key& o) const { return tie() == o.tie(); }
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; h ^= h >> 29; };
+    for (int64_t v : {k.batch, k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.stride_a, k.stride_b, k.stride_c})
+      mix(static_cast<uint64_t>(v));
+    uint32_t fa, fb;
+    std::memcpy(&fa, &k.alpha, 4);
+    std::memcpy(&fb, &k.beta, 4);
+    mix((uint64_t(fa) << 32) | fb);
+    mix(uint64_t(k.nthr) | uint64_t(k.a) << 32 | uint64_t(k.b) << 40 | uint64_t(k.c) << 48);
+    mix(uint64_t(k.bias) | uint64_t(k.trans_a) << 8 | uint64_t(k.trans_b) << 9 | uint64_t(k.has_bias) << 10);
+    return h;
+  }
+};
+
+// A cached decision: the primitive (absent when oneDNN offers only its reference code or nothing,
+// so that the caller's fallback is chosen once, not per call) and how to feed it.
+struct Plan {
+  bool usable = false;
+  bool per_batch = false;     // prim is a 2-D primitive run once per batch entry
+  bool bias_as_binary = false;  // bias goes through a binary-add post-op (after the alpha scale)
+  int bias_post_op = -1;
+  dnnl::matmul prim;
+  dnnl::memory::desc a_md, b_md, c_md, bias_md, scratch_md;
+  size_t scratch_bytes = 0;
+};
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// One in-order stream per calling thread: oneDNN does not promise that a stream may be used from
+// several threads at once, and gemm() is called concurrently (e.g. ranks as threads in tests).
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+// Grow-only per-thread scratchpad: primitives use user-mode scratchpads, so that a primitive
+// created on one thread can execute on another and several threads can execute it at once.
+void* thread_scratch(size_t bytes) {
+  struct Buf {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (bytes > buf.n) {
+    std::free(buf.p);
+    size_t n = (bytes + 4095) / 4096 * 4096;
+    buf.p = std::aligned_alloc(64, n);
+    if (!buf.p) {
+      buf.n = 0;
+      throw ValueError(fabric::detail::cat("gemm: could not allocate ", n, " bytes of oneDNN scratchpad"));
+    }
+    buf.n = n;
+  }
+  return buf.p;
+}
+
+// (rows x cols) matrix stored row-major with leading dim ld, or its transpose view.
+dnnl::memory::desc matrix_md(int64_t batch, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
+                             bool trans, dt type) {
+  const int64_t rs = trans ? 1 : ld, cs = trans ? ld : 1;
+  if (batch == 0) return dnnl::memory::desc({rows, cols}, type, {rs, cs});
+  // A size-1 batch dim is oneDNN's broadcast; its stride is then irrelevant but must be sane.
+  if (stride == 0) stride = rows * cols > 0 ? (trans ? cols * ld : rows * ld) : 1;
+  return dnnl::memory::desc({batch, rows, cols}, type, {stride, rs, cs});
+}
+
+std::shared_ptr<Plan> make_plan(const Key& k) {
+  auto plan = std::make_shared<Plan>();
+  const bool bcast_a = k.batch > 1 && k.stride_a == 0, bcast_b = k.batch > 1 && k.stride_b == 0;
+  // Both operands broadcast but C is not: oneDNN's dst batch would be 1, so run per batch.
+  auto build = [&](bool per_batch) -> bool {
+    const int64_t nb = per_batch || k.batch == 1 ? 0 : k.batch;  // 0: 2-D descriptors
+    dnnl::memory::desc a_md = matrix_md(nb == 0 ? 0 : (bcast_a ? 1 : nb), k.M, k.K, k.lda, k.stride_a,
+                                        k.trans_a, to_dnnl(k.a));
+    dnnl::memory::desc b_md = matrix_md(nb == 0 ? 0 : (bcast_b ? 1 : nb), k.K, k.N, k.ldb, k.stride_b,
+                                        k.trans_b, to_dnnl(k.b));
+    dnnl::memory::desc c_md = matrix_md(nb, k.M, k.N, k.ldc, k.stride_c, false, to_dnnl(k.c));
+    dnnl::memory::desc bias_md;
+    if (k.has_bias) {
+      dnnl::memory::dims d = nb == 0 ? dnnl::memory::dims{1, k.N} : dnnl::memory::dims{1, 1, k.N};
+      dnnl::memory::dims s = nb == 0 ? dnnl::memory::dims{k.N, 1} : dnnl::memory::dims{k.N, k.N, 1};
+      bias_md = dnnl::memory::desc(d, to_dnnl(k.bias), s);
+    }
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    // oneDNN 2.x applies output scales after the bias argument, so with alpha != 1 the bias has to
+    // come later, as a binary post-op.
+    const bool bias_binary = k.has_bias && k.alpha != 1.f;
+    if (k.alpha != 1.f) attr.set_output_scales(0, {k.alpha});
+    dnnl::post_ops po;
+    int n_po = 0;
+    if (k.beta != 0.f) { po.append_sum(k.beta); ++n_po; }
+    int bias_idx = -1;
+    if (bias_binary) { po.append_binary(dnnl::algorithm::binary_add, bias_md); bias_idx = n_po++; }
+    if (n_po) attr.set_post_ops(po);
+    try {
+      auto desc = k.has_bias && !bias_binary ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
+                                             : dnnl::matmul::desc(a_md, b_md, c_md);
+      dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
+      // The reference implementation is orders of magnitude slower than the fallbacks.
+      if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return false;
+      plan->prim = dnnl::matmul(pd);
+      plan->scratch_md = pd.scratchpad_desc();
+      plan->scratch_bytes = plan->scratch_md.get_size();
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    plan->usable = true;
+    plan->per_batch = per_batch && k.batch > 1;
+    plan->bias_as_binary = bias_binary;
+    plan->bias_post_op = bias_idx;
+    plan->a_md = a_md; plan->b_md = b_md; plan->c_md = c_md; plan->bias_md = bias_md;
+    return true;
+  };
+  if (k.batch > 1 && !(bcast_a && bcast_b) && build(false)) return plan;
+  if (build(true)) return plan;
+  plan->usable = false;
+  return plan;
+}
+
+// LRU cache of plans. Creation (JIT compilation) happens outside the lock; if two threads race on
+// the same key, the first inserted plan wins and both count as misses.
+class PlanCache {
+ public:
+  std::shared_ptr<Plan> get(const Key& k) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = map_.find(k);
+      if (it != map_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        ++hits_;
+        return it->second->second;
+      }
+      ++misses_;
+    }
+    std::shared_ptr<Plan> plan = make_plan(k);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(k);
+    if (it != map_.end()) return it->second->second;
+    lru_.emplace_front(k, plan);
+    map_.emplace(k, lru_.begin());
+    while (lru_.size() > kCapacity) {
+      map_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+    return plan;
+  }
+  GemmCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {hits_, misses_, static_cast<uint64_t>(map_.size())};
+  }
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.clear();
+    lru_.clear();
+    hits_ = misses_ = 0;
+  }
+
+ private:
+  // Enough for every distinct GEMM of a training step of a large model, small enough that a shape
+  // sweep cannot hold JIT code without bound.
+  static constexpr size_t kCapacity = 2048;
+  std::mutex mu_;
+  std::list<std::pair<Key, std::shared_ptr<Plan>>> lru_;
+  std::unordered_map<Key, std::list<std::pair<Key, std::shared_ptr<Plan>>>::iterator, KeyHash> map_;
+  uint64_t hits_ = 0, misses_ = 0;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache* cache = new PlanCache;  // leaked: gemm may run during static destruction
+  return *cache;
+}
+
+}  // namespace
+
+GemmCacheStats gemm_cache_stats() { return plan_cache().stats(); }
+void gemm_cache_clear() { plan_cache().clear(); }
+
+namespace detail {
+
+bool gemm_onednn(const GemmArgs& g) {
+  const bool f32 = g.a_dtype == DType::float32 && g.b_dtype == DType::float32 && g.c_dtype == DType::float32;
+  const bool bf16 = g.a_dtype == DType::bfloat16 && g.b_dtype == DType::bfloat16 &&
+                    (g.c_dtype == DType::float32 || g.c_dtype == DType::bfloat16);
+  if (!f32 && !bf16) return false;
+  if (g.bias && !(g.bias_dtype == DType::float32 || (bf16 && g.bias_dtype == DType::bfloat16)))
+    return false;
+
+  Key k{g.batch, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c,
+        omp_get_max_threads(), g.alpha, g.beta, g.a_dtype, g.b_dtype, g.c_dtype,
+        g.bias ? g.bias_dtype : DType::float32, g.trans_a, g.trans_b, g.bias != nullptr};
+  // A shared B (a Linear weight) over batches whose A and C rows follow each other at a constant
+  // pitch is one 2-D GEMM with batch*M rows: one primitive, better blocking.
+  if (k.batch > 1 && k.stride_b == 0 && !k.trans_a && k.stride_a == k.M * k.lda &&
+      k.stride_c == k.M * k.ldc) {
+    k.M *= k.batch;
+    k.batch = 1;
+  }
+  if (k.batch == 1) k.stride_a = k.stride_b = k.stride_c = 0;
+
+  std::shared_ptr<Plan> plan = plan_cache().get(k);
+  if (!plan->usable) return false;
+
+  const dnnl::engine& eng = cpu_engine();
+  dnnl::stream& s = thread_stream();
+  void* scratch = plan->scratch_bytes ? thread_scratch(plan->scratch_bytes) : nullptr;
+  const int64_t ea = itemsize(g.a_dtype), eb = itemsize(g.b_dtype), ec = itemsize(g.c_dtype);
+  const int64_t runs = plan->per_batch ? g.batch : 1;
+  try {
+    std::unordered_map<int, dnnl::memory> args;
+    for (int64_t b = 0; b < runs; ++b) {
+      auto* pa = static_cast<char*>(const_cast<void*>(g.A)) + b * g.stride_a * ea;
+      auto* pb = static_cast<char*>(const_cast<void*>(g.B)) + b * g.stride_b * eb;
+      auto* pc = static_cast<char*>(g.C) + b * g.stride_c * ec;
+      if (b == 0) {
+        args[DNNL_ARG_SRC] = dnnl::memory(plan->a_md, eng, pa);
+        args[DNNL_ARG_WEIGHTS] = dnnl::memory(plan->b_md, eng, pb);
+        args[DNNL_ARG_DST] = dnnl::memory(plan->c_md, eng, pc);
+        if (g.bias) {
+          int arg = plan->bias_as_binary ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(plan->bias_post_op) | DNNL_ARG_SRC_1)
+                                         : DNNL_ARG_BIAS;
+          args[arg] = dnnl::memory(plan->bias_md, eng, const_cast<void*>(g.bias));
+        }
+        if (scratch)
+          args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(plan->scratch_md, eng, scratch);
+      } else {
+        args[DNNL_ARG_SRC].set_data_handle(pa);
+        args[DNNL_ARG_WEIGHTS].set_data_handle(pb);
+        args[DNNL_ARG_DST].set_data_handle(pc);
+      }
+      plan->prim.execute(s, args);
+    }
+    s.wait();
+  } catch (const dnnl::error& e) {
+    throw ValueError(fabric::detail::cat("gemm: oneDNN matmul failed (", e.what(), ") for batch=", g.batch,
+                                 " M=", g.M, " N=", g.N, " K=", g.K));
+  }
+  return true;
+}
+
+}  // namespace detail
+}  // namespace fabric::cpu

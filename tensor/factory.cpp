@@ -1,0 +1,114 @@
+// Constant and range factories (the random ones are in random.cpp).
+#include "tensor/factory.h"
+
+#include <cmath>
+
+#include "tensor/promotion.h"
+
+namespace fabric {
+
+Tensor empty(const Shape& shape, const TensorOptions& opts) {
+  for (int64_t d : shape)
+    FABRIC_CHECK(d >= 0, ShapeError, "empty: negative dimension ", d, " in shape ", shape_str(shape));
+  const int64_t n = numel_of(shape);
+  auto storage = std::make_shared<StorageImpl>(static_cast<size_t>(n * itemsize(opts.dtype)), opts.device);
+  Tensor t = Tensor::from_storage(std::move(storage), opts.dtype, shape, contiguous_strides(shape), 0);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+Tensor full(const Shape& shape, const Scalar& value, const TensorOptions& opts) {
+  TensorOptions o = opts;
+  o.requires_grad = false;
+  Tensor t = empty(shape, o);
+  t.fill_(value);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+Tensor zeros(const Shape& shape, const TensorOptions& opts) { return full(shape, 0, opts); }
+Tensor ones(const Shape& shape, const TensorOptions& opts) { return full(shape, 1, opts); }
+Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor full_like(const Tensor& t, const Scalar& v) {
+  return full(t.sizes(), v, {.dtype = t.dtype(), .device = t.device()});
+}
+
+Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts) { return full({}, value, opts); }
+
+Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::optional<DType> dtype, Device device) {
+  const bool all_int = !start.is_floating() && !end.is_floating() && !step.is_floating();
+  const DType dt = dtype.value_or(all_int ? DType::int64 : default_float_dtype());
+  const double s = start.to_double(), e = end.to_double(), st = step.to_double();
+  FABRIC_CHECK(st != 0, ValueError, "arange: step must be non-zero");
+  FABRIC_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError, "arange: upper bound ", e,
+               " and lower bound ", s, " inconsistent with step sign ", st);
+  int64_t n;
+  if (all_int) {
+    const int64_t a = start.to_int(), b = end.to_int(), c = step.to_int();
+    n = c > 0 ? (b - a + c - 1) / c : (a - b - c - 1) / -c;
+  } else {
+    n = static_cast<int64_t>(std::ceil((e - s) / st));
+  }
+  Tensor cpu_t = empty({n}, {.dtype = DType::float64});
+  // Computed in double and converted once, so large int64 ranges stay exact via the int path.
+  if (all_int && dt == DType::int64) {
+    Tensor r = empty({n}, {.dtype = DType::int64});
+    int64_t* p = r.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = start.to_int() + i * step.to_int();
+    return r.to(device);
+  }
+  double* p = cpu_t.data<double>();
+  for (int64_t i = 0; i < n; ++i) p[i] = s + static_cast<double>(i) * st;
+  return cpu_t.to(dt).to(device);
+}
+
+Tensor arange(const Scalar& end, std::optional<DType> dtype, Device device) {
+  return arange(Scalar(0), end, Scalar(1), dtype, device);
+}
+
+Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts) {
+  FABRIC_CHECK(steps >= 0, ValueError, "linspace: number of steps must be non-negative, got ", steps);
+  Tensor t = empty({steps}, {.dtype = DType::float64});
+  double* p = t.data<double>();
+  // Symmetric formula (as PyTorch): the first half counts up from start, the second down from end.
+  const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
+  const int64_t half = steps / 2;
+  for (int64_t i = 0; i < steps; ++i)
+    p[i] = i < half ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - i - 1);
+  Tensor out = t.to(opts.dtype).to(opts.device);
+  if (opts.requires_grad) out.set_requires_grad(true);
+  return out;
+}
+
+template <typename T>
+Tensor from_vector(const std::vector<T>& values, Shape shape, const TensorOptions& opts) {
+  if (shape.empty()) shape = {static_cast<int64_t>(values.size())};  // 0-dim: use scalar_tensor
+  FABRIC_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
+               " values do not fill shape ", shape_str(shape));
+  Tensor src = empty(shape, {.dtype = dtype_v<T>});
+  if (!values.empty()) {
+    if constexpr (std::is_same_v<T, bool>) {
+      bool* p = src.data<bool>();
+      for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];
+    } else {
+      std::copy(values.begin(), values.end(), src.data<T>());
+    }
+  }
+  Tensor out = src.to(opts.dtype).to(opts.device);
+  if (opts.requires_grad) out.set_requires_grad(true);
+  return out;
+}
+
+template Tensor from_vector<double>(const std::vector<double>&, Shape, const TensorOptions&);
+template Tensor from_vector<float>(const std::vector<float>&, Shape, const TensorOptions&);
+template Tensor from_vector<int64_t>(const std::vector<int64_t>&, Shape, const TensorOptions&);
+template Tensor from_vector<int32_t>(const std::vector<int32_t>&, Shape, const TensorOptions&);
+template Tensor from_vector<int8_t>(const std::vector<int8_t>&, Shape, const TensorOptions&);
+template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, Shape, const TensorOptions&);
+template Tensor from_vector<bool>(const std::vector<bool>&, Shape, const TensorOptions&);
+template Tensor from_vector<Half>(const std::vector<Half>&, Shape, const TensorOptions&);
+template Tensor from_vector<BFloat16>(const std::vector<BFloat16>&, Shape, const TensorOptions&);
+
+}  // namespace fabric

@@ -1,0 +1,97 @@
+// Every op, declared once with its autocast policy on CPU and on CUDA (spec §3). The X-macro
+// gives the OpId enum, the op names for messages, and the policy table autocast reads.
+//   FABRIC_OP(name, cpu_policy, cuda_policy)
+// Policies: none (run in the inputs' dtype), lower (cast floating inputs to the autocast dtype),
+// fp32 (cast to float32), fp32_out (compute and return float32 without casting inputs:
+// FP32_SET_OPT_DTYPE), promote (cast to the widest floating input dtype).
+#pragma once
+
+#define FABRIC_OP_LIST(X)                   \
+  /* conversions and views */               \
+  X(to_dtype, none, none)                   \
+  X(to_device, none, none)                  \
+  X(clone, none, none)                      \
+  X(view, none, none)                       \
+  X(transpose, none, none)                  \
+  X(permute, none, none)                    \
+  X(slice, none, none)                      \
+  X(select, none, none)                     \
+  X(expand, none, none)                     \
+  X(detach, none, none)                     \
+  /* binary elementwise */                  \
+  X(add, none, none)                        \
+  X(sub, none, none)                        \
+  X(mul, none, none)                        \
+  X(div, none, none)                        \
+  X(maximum, none, none)                    \
+  X(minimum, none, none)                    \
+  X(pow, none, fp32)                        \
+  X(eq, none, none)                         \
+  X(ne, none, none)                         \
+  X(lt, none, none)                         \
+  X(le, none, none)                         \
+  X(gt, none, none)                         \
+  X(ge, none, none)                         \
+  X(logical_and, none, none)                \
+  X(logical_or, none, none)                 \
+  X(where, none, none)                      \
+  X(addcmul, none, promote)                 \
+  /* unary elementwise */                   \
+  X(neg, none, none)                        \
+  X(abs, none, none)                        \
+  X(exp, none, fp32)                        \
+  X(log, none, fp32)                        \
+  X(sqrt, none, none)                       \
+  X(rsqrt, none, fp32)                      \
+  X(tanh, none, none)                       \
+  X(sigmoid, none, none)                    \
+  X(relu, none, none)                       \
+  X(gelu, none, none)                       \
+  X(silu, none, none)                       \
+  X(sin, none, none)                        \
+  X(cos, none, none)                        \
+  X(reciprocal, none, fp32)                 \
+  X(logical_not, none, none)                \
+  X(clamp, none, none)                      \
+  /* reductions and scans */                \
+  X(sum, none, fp32_out)                    \
+  X(mean, none, none)                       \
+  X(max, none, none)                        \
+  X(min, none, none)                        \
+  X(amax, none, none)                       \
+  X(amin, none, none)                       \
+  X(argmax, none, none)                     \
+  X(argmin, none, none)                     \
+  X(var, none, none)                        \
+  X(norm, none, fp32_out)                   \
+  X(logsumexp, none, fp32)                  \
+  X(cumsum, none, fp32_out)                 \
+  /* linear algebra */                      \
+  X(matmul, lower, lower)                   \
+  X(mm, lower, lower)                       \
+  X(bmm, lower, lower)                      \
+  X(linear, lower, lower)                   \
+  /* normalisation and activations over a dim */ \
+  X(softmax, none, fp32_out)                \
+  X(log_softmax, none, fp32_out)            \
+  X(layer_norm, none, fp32)   /* CPU list has no layer_norm */ \
+  X(rms_norm, none, none)     /* in neither list */     \
+  /* indexing and joining */                \
+  X(embedding, none, none)                  \
+  X(index_select, none, none)               \
+  X(gather, none, none)                     \
+  X(scatter_add, none, promote)             \
+  X(cat, promote, none)                     \
+  X(stack, promote, none)                   \
+  X(tril, none, none)                       \
+  X(triu, none, none)                       \
+  X(one_hot, none, none)                    \
+  X(dropout, none, none)                    \
+  /* convolution and pooling */             \
+  X(conv2d, lower, lower)                   \
+  X(max_pool2d, none, none)                 \
+  X(avg_pool2d, none, none)                 \
+  /* losses */                              \
+  X(cross_entropy, fp32, fp32)              \
+  X(nll_loss, fp32, fp32)                   \
+  X(mse_loss, fp32, fp32)

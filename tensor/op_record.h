@@ -1,0 +1,45 @@
+// How an op hands itself to autograd without the tensor layer knowing autograd: after computing,
+// an op calls record_op() with its id, inputs, outputs and an op-specific attribute struct
+// (declared in op_attrs.h). The autograd layer installs the recorder; with none installed, or
+// when no input requires grad, recording costs one branch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "tensor/op_list.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+enum class OpId : uint16_t {
+#define FABRIC_OP_ENUM(name, cpu, cuda) name,
+  FABRIC_OP_LIST(FABRIC_OP_ENUM)
+#undef FABRIC_OP_ENUM
+      num_ops
+};
+
+std::string_view op_name(OpId id);
+
+struct OpRecord {
+  OpId op;
+  const Tensor* inputs;   // the tensors the op read, after autocast (undefined = absent optional)
+  size_t num_inputs;
+  Tensor* outputs;        // autograd attaches grad_fn to these
+  size_t num_outputs;
+  const void* attrs;      // op-specific struct from op_attrs.h, or nullptr
+};
+
+using AutogradRecorder = void (*)(const OpRecord&);
+void set_autograd_recorder(AutogradRecorder recorder);
+AutogradRecorder autograd_recorder();
+
+// True when any defined input requires grad and a recorder is installed.
+bool needs_record(std::initializer_list<const Tensor*> inputs);
+
+// Records when needed. Inputs/outputs are copied into spans by the caller.
+void record_op(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor*> outputs,
+               const void* attrs = nullptr);
+
+}  // namespace fabric

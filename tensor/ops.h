@@ -1,0 +1,162 @@
+// The op entry points. Each op: applies autocast (its policy is in op_list.h), checks its
+// arguments (errors name the op, shapes and dtypes), dispatches to the device's kernel and hands
+// the call to autograd (op_record.h). Type promotion follows PyTorch (promotion.h).
+#pragma once
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "tensor/scalar.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+class Generator;
+
+// ---- binary elementwise (broadcasting, PyTorch type promotion) -------------------------------
+Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha = 1);  // a + alpha*b
+Tensor add(const Tensor& a, const Scalar& b);
+Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha = 1);  // a - alpha*b
+Tensor sub(const Tensor& a, const Scalar& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Scalar& b);
+Tensor div(const Tensor& a, const Tensor& b);   // true division: integers promote to float
+Tensor div(const Tensor& a, const Scalar& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Scalar& exponent);
+Tensor eq(const Tensor& a, const Tensor& b);    // comparisons return bool
+Tensor eq(const Tensor& a, const Scalar& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Scalar& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Scalar& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Scalar& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Scalar& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Scalar& b);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Scalar& b);
+Tensor addcmul(const Tensor& self, const Tensor& t1, const Tensor& t2, const Scalar& value = 1);
+
+// In-place variants write into `a` (its dtype must hold the result; no broadcasting of `a`).
+Tensor& add_(Tensor& a, const Tensor& b, const Scalar& alpha = 1);
+Tensor& add_(Tensor& a, const Scalar& b);
+Tensor& sub_(Tensor& a, const Tensor& b, const Scalar& alpha = 1);
+Tensor& mul_(Tensor& a, const Tensor& b);
+Tensor& mul_(Tensor& a, const Scalar& b);
+Tensor& div_(Tensor& a, const Tensor& b);
+Tensor& div_(Tensor& a, const Scalar& b);
+
+// ---- unary elementwise (integers promote to float for the transcendental ones) ---------------
+Tensor neg(const Tensor& a);
+Tensor abs(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor rsqrt(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor relu(const Tensor& a);
+// approximate: "none" (erf form) or "tanh", as torch.nn.functional.gelu.
+Tensor gelu(const Tensor& a, std::string_view approximate = "none");
+Tensor silu(const Tensor& a);
+Tensor sin(const Tensor& a);
+Tensor cos(const Tensor& a);
+Tensor reciprocal(const Tensor& a);
+Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> max);
+
+// ---- reductions (dims empty = all dims; negative dims wrap) ---------------------------------
+// sum/mean of bool and integers accumulate in int64 (sum) as PyTorch does; `dtype` overrides.
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false,
+           std::optional<DType> dtype = std::nullopt);
+Tensor mean(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false,
+            std::optional<DType> dtype = std::nullopt);
+// values and int64 indices of the first max/min along dim (NaN propagates, as in PyTorch).
+std::tuple<Tensor, Tensor> max(const Tensor& a, int64_t dim, bool keepdim = false);
+std::tuple<Tensor, Tensor> min(const Tensor& a, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& a);  // over all elements
+Tensor min(const Tensor& a);
+Tensor amax(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor argmax(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor argmin(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+// correction = 1 is Bessel's (torch.var default).
+Tensor var(const Tensor& a, const std::vector<int64_t>& dims = {}, double correction = 1,
+           bool keepdim = false);
+Tensor std(const Tensor& a, const std::vector<int64_t>& dims = {}, double correction = 1,
+           bool keepdim = false);
+// p-norm (p = 2 default; inf allowed) over dims.
+Tensor norm(const Tensor& a, double p = 2, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor cumsum(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+
+// ---- linear algebra ---------------------------------------------------------------------------
+Tensor matmul(const Tensor& a, const Tensor& b);  // torch.matmul's broadcasting rules
+Tensor mm(const Tensor& a, const Tensor& b);      // (M, K) x (K, N)
+Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) x (B, K, N)
+// x (..., in) , weight (out, in), bias (out) -> (..., out)
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- softmax and normalisation ----------------------------------------------------------------
+Tensor softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+Tensor log_softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+// eps unset = torch's default (finfo(dtype).eps).
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                std::optional<double> eps = std::nullopt);
+
+// ---- indexing, joining, masks -----------------------------------------------------------------
+Tensor embedding(const Tensor& weight, const Tensor& indices);  // (V, C), (...) int -> (..., C)
+Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index);
+Tensor gather(const Tensor& a, int64_t dim, const Tensor& index);
+Tensor scatter_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src);
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim = 0);        // views
+std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim = 0);
+std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
+Tensor tril(const Tensor& a, int64_t diagonal = 0);
+Tensor triu(const Tensor& a, int64_t diagonal = 0);
+Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);  // int64 output
+// Inverted dropout (scale kept by 1/(1-p)); the identity when !train or p == 0.
+Tensor dropout(const Tensor& a, double p, bool train, Generator* gen = nullptr);
+
+// ---- convolution and pooling (NCHW) -----------------------------------------------------------
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0},
+              std::vector<int64_t> dilation = {1, 1}, int64_t groups = 1);
+Tensor max_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
+                  std::vector<int64_t> padding = {0, 0});
+Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
+                  std::vector<int64_t> padding = {0, 0});
+
+// ---- losses (reduction: "mean" | "sum" | "none") ----------------------------------------------
+// logits (N, C) or (N, C, d...) / (C); target int64 class indices; PyTorch's semantics for
+// ignore_index, label_smoothing and the mean over non-ignored targets.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
+                     std::string_view reduction = "mean", double label_smoothing = 0.0);
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_index = -100,
+                std::string_view reduction = "mean");
+Tensor mse_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean");
+
+// ---- operators ------------------------------------------------------------------------------
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, const Scalar& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Scalar& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Scalar& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Scalar& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+}  // namespace fabric

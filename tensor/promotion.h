@@ -1,0 +1,28 @@
+// PyTorch's type promotion: the result dtype of an op from its tensor operands and scalars.
+// Categories bool < integer < floating; a dimensioned tensor beats a 0-dim tensor, which beats a
+// Python-style scalar, of the same category; a higher category always wins.
+#pragma once
+#include <initializer_list>
+
+#include "tensor/dtype.h"
+#include "tensor/scalar.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+// Promotes two dtypes as torch.promote_types does. fp8 mixed with anything else throws DTypeError.
+DType promote_types(DType a, DType b);
+
+// The default floating dtype for integer inputs of true division, exp, mean, ... (float32).
+DType default_float_dtype();
+void set_default_float_dtype(DType t);  // float32, float64, float16 or bfloat16
+
+// torch.result_type over tensors (0-dim ones ranked below dimensioned) and scalars.
+DType result_type(std::initializer_list<const Tensor*> tensors,
+                  std::initializer_list<const Scalar*> scalars = {});
+
+// The dtype a unary float op (exp, sigmoid, ...) returns for an input dtype: floats keep theirs,
+// integers and bool go to the default float dtype.
+DType float_result_dtype(DType t);
+
+}  // namespace fabric

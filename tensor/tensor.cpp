@@ -1,0 +1,442 @@
+// Tensor metadata, data access, views and copies. Views share storage and are recorded for
+// autograd like any op; copies go through the copy kernels of the tensor's device.
+#include "tensor/tensor.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "tensor/copy_kernels.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/op_record.h"
+#include "tensor/strided_loop.h"
+
+namespace fabric {
+namespace {
+
+Tensor make_view(const Tensor& base, Shape sizes, Strides strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage();
+  impl->offset = offset;
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->dtype = base.dtype();
+  impl->is_view = true;
+  return Tensor(std::move(impl));
+}
+
+// Resolves a single -1 in a requested shape against numel; throws naming `op`.
+Shape infer_shape(const Shape& requested, int64_t numel, const Shape& from, const char* op) {
+  Shape out = requested;
+  int64_t known = 1;
+  int infer = -1;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == -1) {
+      FABRIC_CHECK(infer < 0, ShapeError, op, ": only one dimension can be -1 in ", shape_str(requested));
+      infer = static_cast<int>(i);
+    } else {
+      FABRIC_CHECK(out[i] >= 0, ShapeError, op, ": invalid size ", out[i], " in ", shape_str(requested));
+      known *= out[i];
+    }
+  }
+  if (infer >= 0) {
+    FABRIC_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": shape ", shape_str(requested),
+                 " is invalid for input of shape ", shape_str(from), " (", numel, " elements)");
+    out[infer] = numel / known;
+  } else {
+    FABRIC_CHECK(known == numel, ShapeError, op, ": shape ", shape_str(requested), " is invalid for input of shape ",
+                 shape_str(from), " (", numel, " elements)");
+  }
+  return out;
+}
+
+// Strides for viewing (sizes, strides) as new_sizes without a copy, or nullopt when the memory
+// layout does not allow it (PyTorch's computeStride: merge runs of dims that are contiguous
+// with each other, then split them into the new dims).
+std::optional<Strides> view_strides(const Shape& sizes, const Strides& strides, const Shape& new_sizes) {
+  Strides out(new_sizes.size());
+  if (sizes.empty()) {
+    std::fill(out.begin(), out.end(), 1);
+    return out;
+  }
+  if (numel_of(sizes) == 0) return contiguous_strides(new_sizes);
+  int64_t view_d = static_cast<int64_t>(new_sizes.size()) - 1;
+  int64_t chunk_base_stride = strides.back();
+  int64_t tensor_numel = 1, view_numel = 1;
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
+    tensor_numel *= sizes[d];
+    if (d == 0 || (sizes[d - 1] != 1 && strides[d - 1] != tensor_numel * chunk_base_stride)) {
+      while (view_d >= 0 && (view_numel < tensor_numel || new_sizes[view_d] == 1)) {
+        out[view_d] = view_numel * chunk_base_stride;
+        view_numel *= new_sizes[view_d];
+        --view_d;
+      }
+      if (view_numel != tensor_numel) return std::nullopt;
+      if (d > 0) {
+        chunk_base_stride = strides[d - 1];
+        tensor_numel = 1;
+        view_numel = 1;
+      }
+    }
+  }
+  if (view_d != -1) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+Tensor Tensor::from_storage(Storage storage, DType dtype, Shape sizes, Strides strides, int64_t offset) {
+  FABRIC_CHECK(sizes.size() == strides.size(), ShapeError, "from_storage: ", sizes.size(), " sizes but ",
+               strides.size(), " strides");
+  int64_t max_index = offset;
+  bool empty = false;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    FABRIC_CHECK(sizes[i] >= 0 && strides[i] >= 0, ShapeError, "from_storage: negative size or stride in ",
+                 shape_str(sizes));
+    if (sizes[i] == 0) empty = true;
+    max_index += (sizes[i] - 1) * strides[i];
+  }
+  FABRIC_CHECK(offset >= 0, ShapeError, "from_storage: negative offset ", offset);
+  if (!empty) {
+    FABRIC_CHECK((max_index + 1) * itemsize(dtype) <= static_cast<int64_t>(storage->nbytes()), ShapeError,
+                 "from_storage: a ", dtype_name(dtype), " view of shape ", shape_str(sizes), " at offset ", offset,
+                 " needs ", (max_index + 1) * itemsize(dtype), " bytes but the storage has ", storage->nbytes());
+  }
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(storage);
+  impl->dtype = dtype;
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  return Tensor(std::move(impl));
+}
+
+int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+
+bool Tensor::is_contiguous() const {
+  const auto& s = sizes();
+  const auto& st = strides();
+  int64_t expected = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    if (s[i] == 1) continue;
+    if (s[i] == 0) return true;
+    if (st[i] != expected) return false;
+    expected *= s[i];
+  }
+  return true;
+}
+
+void* Tensor::data_ptr() const {
+  const auto& t = checked();
+  return static_cast<char*>(t.storage->data()) + t.offset * itemsize(t.dtype);
+}
+
+Tensor& Tensor::set_requires_grad(bool r) {
+  if (r) {
+    FABRIC_CHECK(is_floating(dtype()), DTypeError, "only floating-point tensors can require gradients, not ",
+                 dtype_name(dtype()));
+  }
+  impl_->requires_grad = r;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  const auto& t = checked();
+  return t.autograd ? t.autograd->grad() : Tensor();
+}
+
+// ---- views ------------------------------------------------------------------------------------
+
+Tensor Tensor::view(const Shape& shape) const {
+  Shape new_sizes = infer_shape(shape, numel(), sizes(), "view");
+  auto st = view_strides(sizes(), strides(), new_sizes);
+  FABRIC_CHECK(st.has_value(), ShapeError, "view: cannot view a tensor of shape ", shape_str(sizes()),
+               " with strides ", shape_str(strides()), " as ", shape_str(new_sizes),
+               " without a copy; call reshape() or contiguous() first");
+  Tensor out = make_view(*this, new_sizes, *st, storage_offset());
+  ShapeAttrs attrs{sizes()};
+  record_op(OpId::view, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  Shape new_sizes = infer_shape(shape, numel(), sizes(), "reshape");
+  if (view_strides(sizes(), strides(), new_sizes)) return view(new_sizes);
+  return clone().view(new_sizes);
+}
+
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
+  d0 = wrap_dim(d0, dim(), "transpose");
+  d1 = wrap_dim(d1, dim(), "transpose");
+  if (dim() == 0) return *this;
+  Shape s = sizes();
+  Strides st = strides();
+  std::swap(s[d0], s[d1]);
+  std::swap(st[d0], st[d1]);
+  Tensor out = make_view(*this, s, st, storage_offset());
+  TransposeAttrs attrs{d0, d1};
+  record_op(OpId::transpose, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::t() const {
+  FABRIC_CHECK(dim() <= 2, ShapeError, "t: expects a tensor with <= 2 dims, got ", shape_str(sizes()));
+  return dim() < 2 ? *this : transpose(0, 1);
+}
+
+Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
+  const int64_t n = dim();
+  FABRIC_CHECK(static_cast<int64_t>(dims.size()) == n, ShapeError, "permute: got ", dims.size(),
+               " dims for a tensor of shape ", shape_str(sizes()));
+  std::vector<int64_t> wrapped(n);
+  std::vector<bool> seen(n, false);
+  Shape s(n);
+  Strides st(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t d = wrap_dim(dims[i], n, "permute");
+    FABRIC_CHECK(!seen[d], ShapeError, "permute: dim ", d, " repeated in the permutation");
+    seen[d] = true;
+    wrapped[i] = d;
+    s[i] = sizes()[d];
+    st[i] = strides()[d];
+  }
+  Tensor out = make_view(*this, s, st, storage_offset());
+  PermuteAttrs attrs{wrapped};
+  record_op(OpId::permute, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  FABRIC_CHECK(dim() > 0, IndexError, "slice: cannot slice a 0-dim tensor");
+  d = wrap_dim(d, dim(), "slice");
+  FABRIC_CHECK(step > 0, ValueError, "slice: step must be positive, got ", step);
+  const int64_t n = sizes()[d];
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape s = sizes();
+  Strides st = strides();
+  s[d] = (end - start + step - 1) / step;
+  st[d] *= step;
+  Tensor out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
+  SliceAttrs attrs{sizes(), d, start, end, step};
+  record_op(OpId::slice, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+  FABRIC_CHECK(dim() > 0, IndexError, "narrow: cannot narrow a 0-dim tensor");
+  d = wrap_dim(d, dim(), "narrow");
+  const int64_t n = sizes()[d];
+  if (start < 0) start += n;
+  FABRIC_CHECK(start >= 0 && length >= 0 && start + length <= n, IndexError, "narrow: start ", start, " + length ",
+               length, " exceeds size ", n, " of dim ", d, " (shape ", shape_str(sizes()), ")");
+  return slice(d, start, start + length);
+}
+
+Tensor Tensor::select(int64_t d, int64_t index) const {
+  FABRIC_CHECK(dim() > 0, IndexError, "select: cannot index a 0-dim tensor");
+  d = wrap_dim(d, dim(), "select");
+  const int64_t n = sizes()[d];
+  FABRIC_CHECK(index >= -n && index < n, IndexError, "select: index ", index, " out of range for dim ", d,
+               " of size ", n, " (shape ", shape_str(sizes()), ")");
+  if (index < 0) index += n;
+  Shape s = sizes();
+  Strides st = strides();
+  s.erase(s.begin() + d);
+  st.erase(st.begin() + d);
+  Tensor out = make_view(*this, s, st, storage_offset() + index * strides()[d]);
+  SelectAttrs attrs{sizes(), d, index};
+  record_op(OpId::select, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::expand(const Shape& shape) const {
+  const int64_t n = static_cast<int64_t>(shape.size());
+  FABRIC_CHECK(n >= dim(), ShapeError, "expand: target ", shape_str(shape), " has fewer dims than ",
+               shape_str(sizes()));
+  Shape s(n);
+  Strides st(n);
+  const int64_t lead = n - dim();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t src = i - lead;
+    const int64_t have = src >= 0 ? sizes()[src] : 1;
+    const int64_t want = shape[i] == -1 ? have : shape[i];
+    FABRIC_CHECK(src >= 0 || shape[i] != -1, ShapeError, "expand: -1 not allowed for new leading dim ", i);
+    if (src >= 0 && have == want) {
+      s[i] = have;
+      st[i] = strides()[src];
+    } else {
+      FABRIC_CHECK(have == 1 && want >= 0, ShapeError, "expand: cannot expand ", shape_str(sizes()), " to ",
+                   shape_str(shape), " (dim ", i, ": ", have, " vs ", want, ")");
+      s[i] = want;
+      st[i] = 0;
+    }
+  }
+  Tensor out = make_view(*this, s, st, storage_offset());
+  ShapeAttrs attrs{sizes()};
+  record_op(OpId::expand, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::squeeze() const {
+  Shape s;
+  for (int64_t v : sizes())
+    if (v != 1) s.push_back(v);
+  return s.size() == sizes().size() ? *this : view(s);
+}
+
+Tensor Tensor::squeeze(int64_t d) const {
+  if (dim() == 0) return *this;
+  d = wrap_dim(d, dim(), "squeeze");
+  if (sizes()[d] != 1) return *this;
+  Shape s = sizes();
+  s.erase(s.begin() + d);
+  return view(s);
+}
+
+Tensor Tensor::unsqueeze(int64_t d) const {
+  d = wrap_dim(d, dim() + 1, "unsqueeze");
+  Shape s = sizes();
+  s.insert(s.begin() + d, 1);
+  // Inserting a size-1 dim is always a valid view: give it the stride its neighbour implies.
+  return view(s);
+}
+
+Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
+  if (dim() == 0) return reshape({1});
+  start_dim = wrap_dim(start_dim, dim(), "flatten");
+  end_dim = wrap_dim(end_dim, dim(), "flatten");
+  FABRIC_CHECK(start_dim <= end_dim, ShapeError, "flatten: start_dim ", start_dim, " > end_dim ", end_dim);
+  Shape s(sizes().begin(), sizes().begin() + start_dim);
+  int64_t m = 1;
+  for (int64_t i = start_dim; i <= end_dim; ++i) m *= sizes()[i];
+  s.push_back(m);
+  s.insert(s.end(), sizes().begin() + end_dim + 1, sizes().end());
+  return reshape(s);
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
+// ---- copies -----------------------------------------------------------------------------------
+
+namespace {
+Tensor copy_into_new(const Tensor& src, DType dtype, Device device) {
+  Tensor out = empty(src.sizes(), {.dtype = dtype, .device = device});
+  if (src.numel() == 0) return out;
+  if (device == src.device()) {
+    StridedLoop loop = make_strided_loop("copy", out, {&src});
+    copy_stub(device)(loop, false);
+  } else {
+    Tensor s = src.contiguous();
+    Tensor staged = s.dtype() == dtype ? s : s.to(dtype);
+    Device kernel_dev = device.is_cpu() ? src.device() : device;
+    cross_device_copy_stub(kernel_dev)(out.data_ptr(), device, staged.data_ptr(), src.device(),
+                                       static_cast<size_t>(out.nbytes()));
+  }
+  return out;
+}
+}  // namespace
+
+Tensor Tensor::clone() const {
+  Tensor out = copy_into_new(*this, dtype(), device());
+  record_op(OpId::clone, {*this}, {&out});
+  return out;
+}
+
+Tensor Tensor::to(DType t) const {
+  if (t == dtype()) return *this;
+  Tensor out = copy_into_new(*this, t, device());
+  ToDTypeAttrs attrs{dtype()};
+  record_op(OpId::to_dtype, {*this}, {&out}, &attrs);
+  return out;
+}
+
+Tensor Tensor::to(Device d) const {
+  if (d == device()) return *this;
+  Tensor out = copy_into_new(*this, dtype(), d);
+  record_op(OpId::to_device, {*this}, {&out});
+  return out;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  FABRIC_CHECK(defined() && src.defined(), ValueError, "copy_: undefined tensor");
+  if (numel() == 0) return *this;
+  if (src.device() == device()) {
+    StridedLoop loop = make_strided_loop("copy_", *this, {&src});
+    copy_stub(device())(loop, false);
+  } else {
+    Tensor staged = src.to(device());
+    StridedLoop loop = make_strided_loop("copy_", *this, {&staged});
+    copy_stub(device())(loop, false);
+  }
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::fill_(const Scalar& value) {
+  if (numel() == 0) return *this;
+  StridedLoop loop = make_strided_loop("fill_", *this, {});
+  fill_stub(device())(loop, value);
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  Tensor out = make_view(*this, sizes(), strides(), storage_offset());
+  out.impl()->is_view = impl_->is_view;
+  return out;
+}
+
+// ---- reading values ---------------------------------------------------------------------------
+
+template <typename T>
+std::vector<T> Tensor::to_vector() const {
+  Tensor c = to(Device::cpu()).to(dtype_v<T>).contiguous();
+  const T* p = static_cast<const T*>(c.data_ptr());
+  return std::vector<T>(p, p + c.numel());
+}
+
+template <typename T>
+T Tensor::item() const {
+  FABRIC_CHECK(numel() == 1, ValueError, "item: a tensor with ", numel(), " elements (shape ", shape_str(sizes()),
+               ") cannot be converted to a scalar");
+  return to_vector<T>()[0];
+}
+
+#define FABRIC_INSTANTIATE_READ(T)                     \
+  template std::vector<T> Tensor::to_vector<T>() const; \
+  template T Tensor::item<T>() const;
+FABRIC_INSTANTIATE_READ(double)
+FABRIC_INSTANTIATE_READ(float)
+FABRIC_INSTANTIATE_READ(Half)
+FABRIC_INSTANTIATE_READ(BFloat16)
+FABRIC_INSTANTIATE_READ(Float8E4M3)
+FABRIC_INSTANTIATE_READ(Float8E5M2)
+FABRIC_INSTANTIATE_READ(int64_t)
+FABRIC_INSTANTIATE_READ(int32_t)
+FABRIC_INSTANTIATE_READ(int8_t)
+FABRIC_INSTANTIATE_READ(uint8_t)
+FABRIC_INSTANTIATE_READ(bool)
+#undef FABRIC_INSTANTIATE_READ
+
+std::string Tensor::str() const {
+  if (!defined()) return "Tensor(undefined)";
+  std::ostringstream os;
+  os << "Tensor(shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype());
+  if (!device().is_cpu()) os << ", device=" << device();
+  os << ", [";
+  auto vals = to_vector<double>();
+  const size_t shown = std::min<size_t>(vals.size(), 16);
+  for (size_t i = 0; i < shown; ++i) os << (i ? ", " : "") << vals[i];
+  if (vals.size() > shown) os << ", ...";
+  os << "])";
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+}  // namespace fabric
