@@ -1,0 +1,67 @@
+// The one table-driven op harness: every op case runs in each of its dtypes on random inputs
+// (contiguous and non-contiguous layouts) and is compared against a float64 reference, either
+// an independent naive implementation (RefTensor lambdas) or the op itself run in float64 on the
+// same values. Family files (op_cases_*.cpp) hold the tables; each has one TEST calling run_cases.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/tensor.h"
+
+namespace fabric::harness {
+
+// Values of a tensor in row-major order, as doubles, with its shape: what naive references read
+// and write.
+struct RefTensor {
+  Shape shape;
+  std::vector<double> v;
+  int64_t numel() const { return numel_of(shape); }
+  // Flat index of a multi-index (row-major).
+  int64_t index(const std::vector<int64_t>& idx) const;
+  double at(const std::vector<int64_t>& idx) const { return v[index(idx)]; }
+};
+RefTensor to_ref(const Tensor& t);
+
+struct InputSpec {
+  enum class Kind { floating, positive, integer, boolean, index };
+  Shape shape;
+  Kind kind = Kind::floating;
+  double lo = -2, hi = 2;   // floating/positive/integer range; index: [0, hi)
+  // The dtype for non-floating kinds (integer: int64 unless set; index: int64; boolean: bool).
+  DType int_dtype = DType::int64;
+};
+inline InputSpec F(Shape s, double lo = -2, double hi = 2) { return {std::move(s), InputSpec::Kind::floating, lo, hi}; }
+inline InputSpec P(Shape s, double lo = 0.1, double hi = 3) { return {std::move(s), InputSpec::Kind::positive, lo, hi}; }
+inline InputSpec I(Shape s, double lo, double hi, DType dt = DType::int64) {
+  return {std::move(s), InputSpec::Kind::integer, lo, hi, dt};
+}
+inline InputSpec B(Shape s) { return {std::move(s), InputSpec::Kind::boolean}; }
+inline InputSpec Idx(Shape s, int64_t n, DType dt = DType::int64) {
+  return {std::move(s), InputSpec::Kind::index, 0, static_cast<double>(n), dt};
+}
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+using RefFn = std::function<RefTensor(const std::vector<RefTensor>&)>;
+
+struct OpCase {
+  std::string name;                 // "add/broadcast_row"
+  std::vector<InputSpec> inputs;
+  OpFn run;                         // the op under test (floating inputs arrive in the case dtype)
+  RefFn reference;                  // optional naive float64 reference
+  std::vector<DType> dtypes = {DType::float64, DType::float32, DType::bfloat16, DType::float16};
+  double tol_scale = 1.0;           // multiplies the per-dtype tolerance (e.g. long reductions)
+  bool layouts = true;              // also run with non-contiguous input views
+  bool exact = false;               // integer/bool/index results: compare exactly
+};
+
+// Runs every case; records gtest failures naming case, dtype, layout and the worst element.
+void run_cases(const std::vector<OpCase>& cases);
+
+// Element-wise reference helpers for the common shapes of cases.
+RefFn ref_unary(std::function<double(double)> f);
+RefFn ref_binary(std::function<double(double, double)> f);  // with broadcasting
+
+}  // namespace fabric::harness

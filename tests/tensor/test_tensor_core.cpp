@@ -1,0 +1,169 @@
+// The Tensor handle: factories, views sharing storage, geometry errors, copies and the caching
+// allocator.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tensor/allocator.h"
+#include "tensor/factory.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+namespace {
+
+template <typename T>
+std::vector<T> vals(const Tensor& t) { return t.to_vector<T>(); }
+
+TEST(TensorCore, FactoriesFillAndShape) {
+  Tensor z = zeros({2, 3});
+  EXPECT_EQ(z.dtype(), DType::float32);
+  EXPECT_EQ(z.sizes(), (Shape{2, 3}));
+  EXPECT_EQ(z.strides(), (Strides{3, 1}));
+  EXPECT_TRUE(z.is_contiguous());
+  for (float v : vals<float>(z)) EXPECT_EQ(v, 0.f);
+  Tensor f = full({4}, 2.5, {.dtype = DType::bfloat16});
+  for (double v : vals<double>(f)) EXPECT_EQ(v, 2.5);
+  Tensor s = scalar_tensor(7, {.dtype = DType::int64});
+  EXPECT_EQ(s.dim(), 0);
+  EXPECT_EQ(s.item<int64_t>(), 7);
+  EXPECT_THROW(empty({2, -1}), ShapeError);
+}
+
+TEST(TensorCore, ArangeAndLinspaceMatchTorch) {
+  Tensor a = arange(5);
+  EXPECT_EQ(a.dtype(), DType::int64);
+  EXPECT_EQ(vals<int64_t>(a), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  Tensor b = arange(0.0, 1.0, 0.25);
+  EXPECT_EQ(b.dtype(), DType::float32);
+  EXPECT_EQ(vals<double>(b), (std::vector<double>{0, 0.25, 0.5, 0.75}));
+  Tensor c = arange(10, 0, -3);
+  EXPECT_EQ(vals<int64_t>(c), (std::vector<int64_t>{10, 7, 4, 1}));
+  EXPECT_THROW(arange(0, 5, 0), ValueError);
+  Tensor l = linspace(0, 1, 5, {.dtype = DType::float64});
+  EXPECT_EQ(vals<double>(l), (std::vector<double>{0, 0.25, 0.5, 0.75, 1.0}));
+}
+
+TEST(TensorCore, ViewsShareStorage) {
+  Tensor a = arange(0, 24, 1, DType::float32).view({2, 3, 4});
+  Tensor t = a.transpose(0, 2);  // (4, 3, 2)
+  EXPECT_EQ(t.sizes(), (Shape{4, 3, 2}));
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_EQ(t.storage(), a.storage());
+  Tensor c = t.contiguous();
+  EXPECT_NE(c.storage(), a.storage());
+  // c[i][j][k] == a[k][j][i]
+  auto cv = vals<float>(c);
+  EXPECT_EQ(cv[(3 * 3 + 2) * 2 + 1], 1 * 12 + 2 * 4 + 3);
+  Tensor s = a.select(1, 2);  // (2, 4)
+  EXPECT_EQ(vals<float>(s), (std::vector<float>{8, 9, 10, 11, 20, 21, 22, 23}));
+  Tensor n = a.narrow(2, 1, 2);  // (2, 3, 2)
+  EXPECT_EQ(n.sizes(), (Shape{2, 3, 2}));
+  EXPECT_EQ(vals<float>(n)[0], 1);
+  Tensor st = a.slice(2, 0, 4, 2);
+  EXPECT_EQ(vals<float>(st)[1], 2);
+  Tensor p = a.permute({2, 0, 1});
+  EXPECT_EQ(p.sizes(), (Shape{4, 2, 3}));
+  EXPECT_EQ(vals<float>(p.contiguous())[1], 4);
+  // Writing through a view is seen by the base.
+  Tensor row = a.select(0, 1).select(0, 0);
+  row.fill_(-1);
+  EXPECT_EQ(vals<float>(a)[12], -1);
+  EXPECT_EQ(vals<float>(a)[11], 11);
+}
+
+TEST(TensorCore, ExpandSqueezeUnsqueezeFlatten) {
+  Tensor a = arange(0, 3, 1, DType::float32).view({3, 1});
+  Tensor e = a.expand({2, 3, 4});
+  EXPECT_EQ(e.strides(), (Strides{0, 1, 0}));
+  EXPECT_EQ(vals<float>(e.contiguous())[5], 1);
+  EXPECT_THROW(a.expand({2, 4}), ShapeError);
+  EXPECT_EQ(a.squeeze().sizes(), (Shape{3}));
+  EXPECT_EQ(a.unsqueeze(0).sizes(), (Shape{1, 3, 1}));
+  EXPECT_EQ(a.unsqueeze(-1).sizes(), (Shape{3, 1, 1}));
+  Tensor b = zeros({2, 3, 4});
+  EXPECT_EQ(b.flatten(1).sizes(), (Shape{2, 12}));
+  EXPECT_EQ(b.flatten().sizes(), (Shape{24}));
+}
+
+TEST(TensorCore, ViewNeedsCompatibleStridesReshapeCopies) {
+  Tensor a = zeros({4, 6});
+  Tensor t = a.t();
+  EXPECT_THROW(t.view({24}), ShapeError);
+  Tensor r = t.reshape({24});
+  EXPECT_NE(r.storage(), a.storage());
+  EXPECT_EQ(a.view({2, -1, 3}).sizes(), (Shape{2, 4, 3}));
+  EXPECT_THROW(a.view({5, -1}), ShapeError);
+  EXPECT_THROW(a.view({-1, -1}), ShapeError);
+  // A transposed tensor can still split a dim or add unit dims without a copy.
+  Tensor b = zeros({3, 4}).t();  // (4, 3), strides (1, 4)
+  EXPECT_EQ(b.view({2, 2, 3}).strides(), (Strides{2, 1, 4}));
+  EXPECT_EQ(b.view({4, 1, 3}).sizes(), (Shape{4, 1, 3}));
+  EXPECT_THROW(b.view({12}), ShapeError);
+}
+
+TEST(TensorCore, IndexErrorsNameTheOp) {
+  Tensor a = zeros({2, 3});
+  try {
+    a.select(1, 5);
+    FAIL() << "expected IndexError";
+  } catch (const IndexError& e) {
+    EXPECT_NE(std::string(e.what()).find("select"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("(2, 3)"), std::string::npos);
+  }
+  EXPECT_THROW(a.transpose(0, 2), IndexError);
+  EXPECT_THROW(a.narrow(0, 1, 2), IndexError);
+  EXPECT_THROW(a.permute({0, 0}), ShapeError);
+  EXPECT_THROW(a.data<double>(), DTypeError);
+  EXPECT_THROW(Tensor().dim(), ValueError);
+  EXPECT_THROW(a.item<float>(), ValueError);
+}
+
+TEST(TensorCore, CopyConvertsAndBroadcasts) {
+  Tensor a = zeros({2, 3}, {.dtype = DType::float64});
+  a.copy_(arange(0, 3, 1, DType::int32));
+  EXPECT_EQ(vals<double>(a), (std::vector<double>{0, 1, 2, 0, 1, 2}));
+  Tensor h = a.to(DType::float16);
+  EXPECT_EQ(h.dtype(), DType::float16);
+  EXPECT_EQ(vals<double>(h), vals<double>(a));
+  Tensor bits = a.to(DType::bool_);
+  EXPECT_EQ(vals<bool>(bits), (std::vector<bool>{false, true, true, false, true, true}));
+  EXPECT_THROW(a.copy_(zeros({4})), ShapeError);
+  // Strided source and destination with different dtypes.
+  Tensor src = arange(0, 12, 1, DType::float32).view({3, 4}).t();  // (4, 3)
+  Tensor dst = zeros({3, 4}, {.dtype = DType::bfloat16}).t();
+  dst.copy_(src);
+  EXPECT_EQ(vals<float>(dst), vals<float>(src));
+  // fp8 casts via the tensor API use PyTorch's non-saturating semantics.
+  Tensor big = full({1}, 500.0).to(DType::float8_e4m3fn);
+  EXPECT_TRUE(std::isnan(big.item<float>()));
+}
+
+TEST(TensorCore, CudaTensorsFailClearlyWithoutBackend) {
+#ifndef FABRIC_WITH_CUDA
+  EXPECT_THROW(zeros({2}, {.device = Device::cuda(0)}), DeviceError);
+#endif
+  EXPECT_EQ(Device("cuda:3").index, 3);
+  EXPECT_THROW(Device("tpu"), DeviceError);
+  EXPECT_EQ(Device("cpu").str(), "cpu");
+}
+
+TEST(TensorCore, CachingAllocatorReusesBlocks) {
+  Allocator& alloc = cpu_allocator();
+  { Tensor warm = empty({1000, 1000}); }
+  AllocatorStats before = alloc.stats();
+  for (int i = 0; i < 10; ++i) Tensor t = empty({1000, 1000});
+  AllocatorStats after = alloc.stats();
+  EXPECT_EQ(after.num_system_allocs, before.num_system_allocs);
+  EXPECT_GE(after.num_cache_hits, before.num_cache_hits + 10);
+  EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+}
+
+TEST(TensorCore, FromStorageChecksBounds) {
+  auto storage = std::make_shared<StorageImpl>(16, Device::cpu());
+  EXPECT_NO_THROW(Tensor::from_storage(storage, DType::float32, {2, 2}, {2, 1}, 0));
+  EXPECT_THROW(Tensor::from_storage(storage, DType::float32, {2, 2}, {2, 1}, 1), ShapeError);
+  EXPECT_THROW(Tensor::from_storage(storage, DType::float64, {3}, {1}, 0), ShapeError);
+}
+
+}  // namespace
+}  // namespace fabric
