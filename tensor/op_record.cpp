@@ -7,6 +7,7 @@
 namespace fabric {
 namespace {
 AutogradRecorder g_recorder = nullptr;
+BackwardEntry g_backward = nullptr;
 
 constexpr std::array<std::string_view, static_cast<size_t>(OpId::num_ops)> kOpNames = {
 #define FABRIC_OP_NAME(name, cpu, cuda) #name,
@@ -19,6 +20,8 @@ std::string_view op_name(OpId id) { return kOpNames[static_cast<size_t>(id)]; }
 
 void set_autograd_recorder(AutogradRecorder recorder) { g_recorder = recorder; }
 AutogradRecorder autograd_recorder() { return g_recorder; }
+void set_backward_entry(BackwardEntry entry) { g_backward = entry; }
+BackwardEntry backward_entry() { return g_backward; }
 
 bool needs_record(std::initializer_list<const Tensor*> inputs) {
   if (!g_recorder) return false;

@@ -35,6 +35,11 @@ using AutogradRecorder = void (*)(const OpRecord&);
 void set_autograd_recorder(AutogradRecorder recorder);
 AutogradRecorder autograd_recorder();
 
+// Tensor::backward() forwards here; the autograd layer installs the engine.
+using BackwardEntry = void (*)(const Tensor& root, const Tensor& gradient, bool retain_graph);
+void set_backward_entry(BackwardEntry entry);
+BackwardEntry backward_entry();
+
 // True when any defined input requires grad and a recorder is installed.
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 

@@ -147,6 +147,12 @@ Tensor Tensor::grad() const {
   return t.autograd ? t.autograd->grad() : Tensor();
 }
 
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  BackwardEntry entry = backward_entry();
+  FABRIC_CHECK(entry != nullptr, Error, "backward: the autograd engine is not linked");
+  entry(*this, gradient, retain_graph);
+}
+
 // ---- views ------------------------------------------------------------------------------------
 
 Tensor Tensor::view(const Shape& shape) const {

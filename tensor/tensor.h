@@ -91,8 +91,10 @@ class Tensor {
   // ---- autograd flags (the autograd layer gives them meaning) -------------------------------
   bool requires_grad() const { return checked().requires_grad; }
   Tensor& set_requires_grad(bool r);
-  // The accumulated gradient of a leaf (undefined when none). Implemented by autograd/.
+  // The accumulated gradient of a leaf (undefined when none), kept by autograd/.
   Tensor grad() const;
+  // Backpropagates from this tensor (autograd's backward(); see autograd/autograd.h).
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
 
   // ---- views (share storage) ------------------------------------------------------------------
   Tensor view(const Shape& shape) const;       // -1 allowed once; requires compatible strides

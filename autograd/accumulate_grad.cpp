@@ -1,0 +1,116 @@
+// Leaf gradient accumulation and the public .grad/hook API.
+#include "autograd/accumulate_grad.h"
+
+#include "autograd/autograd.h"
+#include "autograd/autograd_meta.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+
+AutogradMeta& autograd_meta(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  FABRIC_CHECK(impl != nullptr, ValueError, "autograd: undefined tensor");
+  if (!impl->autograd) impl->autograd = std::make_shared<AutogradMeta>();
+  return static_cast<AutogradMeta&>(*impl->autograd);
+}
+
+AutogradMeta* autograd_meta_if(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  return impl && impl->autograd ? static_cast<AutogradMeta*>(impl->autograd.get()) : nullptr;
+}
+
+AccumulateGrad::AccumulateGrad(Tensor variable) : variable_(std::move(variable)) {
+  next_edges.clear();
+  num_outputs = 1;
+}
+
+std::shared_ptr<AccumulateGrad> grad_accumulator(const Tensor& leaf) {
+  AutogradMeta& m = autograd_meta(leaf);
+  auto acc = m.accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(leaf);
+    m.accumulator = acc;
+  }
+  return acc;
+}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  Tensor g = std::move(grads[0]);
+  if (!g.defined()) return {};
+  AutogradMeta& m = autograd_meta(variable_);
+  for (auto& hook : m.grad_hooks) {
+    Tensor r = hook(g);
+    if (r.defined()) g = r;
+  }
+  if (!m.grad_.defined()) {
+    // Keep the incoming tensor only when nothing else can see its memory; otherwise an in-place
+    // update of one .grad would leak into another.
+    const bool shared = g.storage().use_count() > 1 || g.impl_ptr().use_count() > 1 || !g.is_contiguous();
+    m.grad_ = shared ? g.clone() : g;
+  } else {
+    m.grad_ = add(m.grad_, g);
+  }
+  for (auto& hook : m.post_accumulate_hooks) hook(variable_);
+  return {};
+}
+
+void set_grad(const Tensor& t, const Tensor& grad) {
+  if (grad.defined()) {
+    FABRIC_CHECK(grad.sizes() == t.sizes(), ShapeError, "set_grad: gradient of shape ", shape_str(grad.sizes()),
+                 " for a tensor of shape ", shape_str(t.sizes()));
+  }
+  autograd_meta(t).grad_ = grad;
+}
+
+void zero_grad(const Tensor& t, bool set_to_none) {
+  AutogradMeta* m = autograd_meta_if(t);
+  if (!m || !m->grad_.defined()) return;
+  if (set_to_none) {
+    m->grad_ = Tensor();
+  } else {
+    m->grad_.zero_();
+  }
+}
+
+void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
+  FABRIC_CHECK(t.requires_grad(), ValueError, "register_hook: cannot register a hook on a tensor that doesn't require grad");
+  AutogradMeta& m = autograd_meta(t);
+  if (m.grad_fn) {
+    m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(fn));
+  } else {
+    m.grad_hooks.push_back(std::move(fn));
+  }
+}
+
+void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tensor&)> fn) {
+  FABRIC_CHECK(t.requires_grad() && is_leaf(t), ValueError,
+               "register_post_accumulate_grad_hook: only leaf tensors that require grad accumulate gradients");
+  autograd_meta(t).post_accumulate_hooks.push_back(std::move(fn));
+}
+
+void retain_grad(const Tensor& t) {
+  FABRIC_CHECK(t.requires_grad(), ValueError, "retain_grad: the tensor doesn't require grad");
+  AutogradMeta& m = autograd_meta(t);
+  if (!m.grad_fn || m.retains_grad) return;
+  m.retains_grad = true;
+  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
+  m.grad_fn->pre_hooks.emplace_back(m.output_nr, [weak](const Tensor& g) {
+    if (auto impl = weak.lock()) {
+      auto& meta = static_cast<AutogradMeta&>(*impl->autograd);
+      meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
+    }
+    return Tensor();
+  });
+}
+
+bool is_leaf(const Tensor& t) {
+  AutogradMeta* m = autograd_meta_if(t);
+  return !m || !m->grad_fn;
+}
+
+std::string grad_fn_name(const Tensor& t) {
+  AutogradMeta* m = autograd_meta_if(t);
+  return m && m->grad_fn ? m->grad_fn->name() : "";
+}
+
+}  // namespace fabric

@@ -1,0 +1,24 @@
+// The derivative-rule registry: one rule per op, registered from derivatives_*.cpp. A rule reads
+// the op's record (inputs, outputs, attrs) and returns the backward closure; the closure
+// captures exactly what it needs, so backward frees saved tensors by dropping it.
+#pragma once
+#include "autograd/node.h"
+#include "tensor/op_record.h"
+
+namespace fabric {
+
+using DerivativeRule = FunctionNode::Backward (*)(const OpRecord& rec);
+
+void register_derivative(OpId op, DerivativeRule rule);
+DerivativeRule derivative_rule(OpId op);
+
+#define FABRIC_DERIVATIVE(op_name)                                                              \
+  static FunctionNode::Backward derivative_##op_name(const OpRecord& rec);                     \
+  [[maybe_unused]] static const bool fabric_derivative_reg_##op_name =                           \
+      (::fabric::register_derivative(::fabric::OpId::op_name, &derivative_##op_name), true);    \
+  static FunctionNode::Backward derivative_##op_name(const OpRecord& rec)
+
+// Sums a broadcast gradient back down to `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+}  // namespace fabric

@@ -1,0 +1,176 @@
+// The backward engine: counts dependencies in the graph reachable from the roots, then runs
+// nodes from a max-heap on sequence number (reverse creation order), summing gradients that
+// reach a node along several paths, and frees each node's saved tensors after it ran.
+#include <queue>
+#include <unordered_map>
+
+#include "autograd/accumulate_grad.h"
+#include "autograd/autograd.h"
+#include "autograd/autograd_meta.h"
+#include "autograd/derivatives.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+struct NodeTask {
+  std::vector<Tensor> buffer;  // gradient per node output
+  int pending = 0;             // edges still to deliver
+};
+
+// Brings a computed gradient to the shape/dtype the node's input had in the forward pass.
+Tensor conform(Tensor g, const InputMeta& meta, const Node& node, size_t i) {
+  if (!g.defined()) return g;
+  if (g.sizes() != meta.shape) {
+    FABRIC_CHECK(numel_of(meta.shape) == g.numel() || g.dim() >= static_cast<int64_t>(meta.shape.size()), ShapeError,
+                 "backward: ", node.name(), " returned a gradient of shape ", shape_str(g.sizes()), " for input ", i,
+                 " of shape ", shape_str(meta.shape));
+    g = g.numel() == numel_of(meta.shape) ? g.reshape(meta.shape) : sum_to(g, meta.shape);
+  }
+  if (g.dtype() != meta.dtype) g = g.to(meta.dtype);
+  return g;
+}
+
+void accumulate_into(std::vector<Tensor>& buffer, int slot, Tensor g) {
+  if (!g.defined()) return;
+  Tensor& cur = buffer[slot];
+  cur = cur.defined() ? add(cur, g) : std::move(g);
+}
+
+}  // namespace
+
+Edge gradient_edge(const Tensor& t) {
+  AutogradMeta* m = autograd_meta_if(t);
+  if (m && m->grad_fn) return {m->grad_fn, m->output_nr};
+  if (t.requires_grad()) return {grad_accumulator(t), 0};
+  return {};
+}
+
+// Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
+// stored in `captured` instead of flowing on into leaves (autograd.grad).
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
+                  const std::vector<Edge>& capture, std::vector<Tensor>* captured) {
+  NoGradGuard no_grad;  // backward itself is not recorded (no create_graph)
+  std::unordered_map<Node*, NodeTask> tasks;
+  std::vector<std::pair<Edge, Tensor>> starts;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    Edge e = gradient_edge(r);
+    FABRIC_CHECK(e.valid(), ValueError,
+                 "backward: tensor ", i, " of shape ", shape_str(r.sizes()),
+                 " does not require grad and has no grad_fn (was it computed under no_grad, or from tensors that "
+                 "don't require grad?)");
+    Tensor g = i < grads.size() ? grads[i] : Tensor();
+    if (!g.defined()) {
+      FABRIC_CHECK(r.numel() == 1, ValueError, "backward: grad can be implicitly created only for tensors with one "
+                   "element; got shape ", shape_str(r.sizes()), " (pass a gradient)");
+      g = ones_like(r);
+    } else {
+      FABRIC_CHECK(g.sizes() == r.sizes(), ShapeError, "backward: gradient of shape ", shape_str(g.sizes()),
+                   " for a tensor of shape ", shape_str(r.sizes()));
+    }
+    starts.emplace_back(e, g);
+  }
+  // Dependencies: how many edges of the reachable graph point at each node.
+  std::vector<Node*> stack;
+  for (auto& [e, g] : starts) {
+    if (!tasks.count(e.fn.get())) {
+      tasks[e.fn.get()];
+      stack.push_back(e.fn.get());
+    }
+  }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges) {
+      if (!e.valid()) continue;
+      auto [it, inserted] = tasks.try_emplace(e.fn.get());
+      it->second.pending++;
+      if (inserted) stack.push_back(e.fn.get());
+    }
+  }
+  auto by_seq = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+    return a->sequence_nr() < b->sequence_nr();
+  };
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(by_seq)> ready(by_seq);
+  for (auto& [e, g] : starts) {
+    NodeTask& t = tasks[e.fn.get()];
+    if (t.buffer.empty()) t.buffer.resize(e.fn->num_outputs);
+    accumulate_into(t.buffer, e.input_nr, g);
+  }
+  for (auto& [e, g] : starts) {
+    NodeTask& t = tasks[e.fn.get()];
+    if (t.pending == 0) {
+      t.pending = -1;  // queued
+      ready.push(e.fn);
+    }
+  }
+
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.top();
+    ready.pop();
+    NodeTask& task = tasks[node.get()];
+    std::vector<Tensor> buffer = std::move(task.buffer);
+    if (buffer.empty()) buffer.resize(node->num_outputs);
+    for (auto& [nr, hook] : node->pre_hooks) {
+      if (!buffer[nr].defined()) continue;
+      Tensor replaced = hook(buffer[nr]);
+      if (replaced.defined()) buffer[nr] = replaced;
+    }
+    bool skip = false;
+    if (captured) {
+      for (size_t c = 0; c < capture.size(); ++c) {
+        if (capture[c].fn.get() == node.get()) {
+          Tensor g = buffer[capture[c].input_nr];
+          (*captured)[c] = (*captured)[c].defined() && g.defined() ? add((*captured)[c], g) : g;
+        }
+      }
+      // Leaves are never accumulated into by autograd.grad.
+      skip = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr;
+    }
+    std::vector<Tensor> out;
+    if (!skip) {
+      out = node->apply(std::move(buffer));
+      FABRIC_CHECK(out.size() == node->next_edges.size(), Error, "backward: ", node->name(), " returned ",
+                   out.size(), " gradients for ", node->next_edges.size(), " inputs");
+      if (!retain_graph) node->release_saved();
+    }
+    for (size_t i = 0; i < node->next_edges.size(); ++i) {
+      const Edge& e = node->next_edges[i];
+      if (!e.valid()) continue;
+      NodeTask& next = tasks[e.fn.get()];
+      if (next.buffer.empty()) next.buffer.resize(e.fn->num_outputs);
+      if (!skip) accumulate_into(next.buffer, e.input_nr, conform(std::move(out[i]), node->input_meta[i], *node, i));
+      if (--next.pending == 0) ready.push(e.fn);
+    }
+  }
+}
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients, bool retain_graph) {
+  run_backward(roots, gradients, retain_graph, {}, nullptr);
+}
+
+void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  run_backward({root}, {gradient}, retain_graph, {}, nullptr);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, bool retain_graph, bool allow_unused) {
+  std::vector<Edge> capture;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Edge e = gradient_edge(inputs[i]);
+    FABRIC_CHECK(e.valid(), ValueError, "grad: input ", i, " does not require grad");
+    capture.push_back(e);
+  }
+  std::vector<Tensor> result(inputs.size());
+  run_backward(outputs, grad_outputs, retain_graph, capture, &result);
+  for (size_t i = 0; i < result.size(); ++i) {
+    FABRIC_CHECK(result[i].defined() || allow_unused, ValueError, "grad: input ", i,
+                 " was not used in the graph of the outputs (pass allow_unused = true)");
+    if (result[i].defined() && result[i].sizes() != inputs[i].sizes()) result[i] = sum_to(result[i], inputs[i].sizes());
+  }
+  return result;
+}
+
+}  // namespace fabric

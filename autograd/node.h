@@ -1,0 +1,67 @@
+// The backward graph: a Node per recorded op (or per leaf, to accumulate its gradient), with
+// edges to the nodes that produced its inputs. Nodes are numbered in creation order so the engine
+// runs them in reverse order of the forward pass.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+class Node;
+
+struct Edge {
+  std::shared_ptr<Node> fn;  // null: the input needs no gradient
+  int input_nr = 0;          // which of fn's gradient inputs this edge feeds
+  bool valid() const { return fn != nullptr; }
+};
+
+// What a node must produce for one of its forward inputs: a gradient of this shape and dtype.
+struct InputMeta {
+  Shape shape;
+  DType dtype = DType::float32;
+  Device device;
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  Node();
+  virtual ~Node() = default;
+  // Gradients w.r.t. the forward inputs (one per next edge; undefined = none) from the gradients
+  // w.r.t. the forward outputs (undefined entries mean zero).
+  virtual std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) = 0;
+  virtual std::string name() const = 0;
+  // Drops saved tensors once backward has used them (unless retain_graph).
+  virtual void release_saved() {}
+
+  uint64_t sequence_nr() const { return sequence_nr_; }
+  std::vector<Edge> next_edges;
+  std::vector<InputMeta> input_meta;  // parallel to next_edges
+  int num_outputs = 1;
+  // Hooks of non-leaf tensors this node produced: (output_nr, hook) run on the incoming gradient.
+  std::vector<std::pair<int, std::function<Tensor(const Tensor&)>>> pre_hooks;
+
+ private:
+  uint64_t sequence_nr_;
+};
+
+// A node whose backward is a closure built by the op's derivative rule; the closure owns the
+// saved tensors, so releasing it frees them.
+class FunctionNode final : public Node {
+ public:
+  using Backward = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+  FunctionNode(std::string name, Backward backward) : name_(std::move(name)), backward_(std::move(backward)) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
+  std::string name() const override { return name_ + "Backward"; }
+  void release_saved() override { backward_ = nullptr; }
+
+ private:
+  std::string name_;
+  Backward backward_;
+};
+
+}  // namespace fabric

@@ -1,0 +1,76 @@
+// The recorder autograd installs into the op layer: builds a FunctionNode from the op's
+// derivative rule, wires edges to the inputs' producers and marks the outputs.
+#include <array>
+
+#include "autograd/accumulate_grad.h"
+#include "autograd/autograd.h"
+#include "autograd/autograd_meta.h"
+#include "autograd/derivatives.h"
+#include "tensor/op_record.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)>& rules() {
+  static std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)> table{};
+  return table;
+}
+
+void record(const OpRecord& rec) {
+  if (!grad_enabled()) return;
+  DerivativeRule rule = derivative_rule(rec.op);
+  FABRIC_CHECK(rule != nullptr, NotImplementedError, "autograd: the op '", op_name(rec.op),
+               "' has no derivative rule; call it under NoGradGuard or on tensors that don't require grad");
+  auto node = std::make_shared<FunctionNode>(std::string(op_name(rec.op)), rule(rec));
+  node->num_outputs = static_cast<int>(rec.num_outputs);
+  node->next_edges.reserve(rec.num_inputs);
+  node->input_meta.reserve(rec.num_inputs);
+  for (size_t i = 0; i < rec.num_inputs; ++i) {
+    const Tensor& in = rec.inputs[i];
+    if (in.defined() && in.requires_grad()) {
+      node->next_edges.push_back(gradient_edge(in));
+      node->input_meta.push_back({in.sizes(), in.dtype(), in.device()});
+    } else {
+      node->next_edges.push_back({});
+      node->input_meta.push_back({});
+    }
+  }
+  for (size_t o = 0; o < rec.num_outputs; ++o) {
+    Tensor& out = rec.outputs[o];
+    if (!out.defined() || !is_floating(out.dtype())) continue;
+    out.impl()->requires_grad = true;
+    AutogradMeta& m = autograd_meta(out);
+    m.grad_fn = node;
+    m.output_nr = static_cast<int>(o);
+  }
+}
+
+void tensor_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  backward(root, gradient, retain_graph);
+}
+
+[[maybe_unused]] const bool g_installed = [] {
+  set_autograd_recorder(&record);
+  set_backward_entry(&tensor_backward);
+  return true;
+}();
+
+}  // namespace
+
+void register_derivative(OpId op, DerivativeRule rule) { rules()[static_cast<size_t>(op)] = rule; }
+DerivativeRule derivative_rule(OpId op) { return rules()[static_cast<size_t>(op)]; }
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.sizes() == shape) return grad;
+  const int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
+  FABRIC_CHECK(lead >= 0, ShapeError, "sum_to: cannot reduce ", shape_str(grad.sizes()), " to ", shape_str(shape));
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < lead; ++d) dims.push_back(d);
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] == 1 && grad.sizes()[lead + d] != 1) dims.push_back(lead + static_cast<int64_t>(d));
+  Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
+  return lead > 0 || r.sizes() != shape ? r.reshape(shape) : r;
+}
+
+}  // namespace fabric
