@@ -1,17 +1,13 @@
 // Derivatives of views, copies and casts: gradients are reshaped, transposed, scattered into
 // zeros at the viewed positions, or cast back to the source dtype/device.
 #include "autograd/derivatives.h"
+#include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 
 namespace fabric {
 namespace {
-
-template <typename A>
-const A& attrs_of(const OpRecord& rec) {
-  return *static_cast<const A*>(rec.attrs);
-}
 
 FABRIC_DERIVATIVE(view) {
   Shape in = attrs_of<ShapeAttrs>(rec).input_shape;

@@ -19,6 +19,11 @@ std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)>& rules() {
 
 void record(const OpRecord& rec) {
   if (!grad_enabled()) return;
+  // Ops with only integer/bool outputs (comparisons, argmax) start no graph.
+  bool any_float = false;
+  for (size_t o = 0; o < rec.num_outputs; ++o)
+    any_float = any_float || (rec.outputs[o].defined() && is_floating(rec.outputs[o].dtype()));
+  if (!any_float) return;
   DerivativeRule rule = derivative_rule(rec.op);
   FABRIC_CHECK(rule != nullptr, NotImplementedError, "autograd: the op '", op_name(rec.op),
                "' has no derivative rule; call it under NoGradGuard or on tensors that don't require grad");

@@ -1,0 +1,187 @@
+// Derivatives of the pointwise ops. Gradients come out in the broadcast shape and compute dtype;
+// the engine sums them back to each input's shape and casts to its dtype.
+#include <cmath>
+
+#include "autograd/derivatives.h"
+#include "autograd/saved.h"
+#include "tensor/activation_backward.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+bool has_scalar(const OpRecord& rec) { return rec.num_inputs == 1; }
+
+FABRIC_DERIVATIVE(add) {
+  if (has_scalar(rec)) return [](const Grads& g) { return Grads{g[0]}; };
+  Scalar alpha = attrs_of<AlphaAttrs>(rec).alpha;
+  return [alpha](const Grads& g) {
+    const bool unit = alpha.to_double() == 1.0;
+    return Grads{g[0], unit ? g[0] : mul(g[0], alpha)};
+  };
+}
+
+FABRIC_DERIVATIVE(sub) {
+  if (has_scalar(rec)) return [](const Grads& g) { return Grads{g[0]}; };
+  Scalar alpha = attrs_of<AlphaAttrs>(rec).alpha;
+  return [alpha](const Grads& g) { return Grads{g[0], mul(g[0], -alpha.to_double())}; };
+}
+
+FABRIC_DERIVATIVE(mul) {
+  if (has_scalar(rec)) {
+    Scalar s = attrs_of<ScalarAttrs>(rec).value;
+    return [s](const Grads& g) { return Grads{mul(g[0], s)}; };
+  }
+  const bool need_a = rec.inputs[0].requires_grad(), need_b = rec.inputs[1].requires_grad();
+  Tensor a = need_b ? saved(rec.inputs[0]) : Tensor(), b = need_a ? saved(rec.inputs[1]) : Tensor();
+  return [a, b](const Grads& g) {
+    return Grads{b.defined() ? mul(g[0], b) : Tensor(), a.defined() ? mul(g[0], a) : Tensor()};
+  };
+}
+
+FABRIC_DERIVATIVE(div) {
+  if (has_scalar(rec)) {
+    Scalar s = attrs_of<ScalarAttrs>(rec).value;
+    return [s](const Grads& g) { return Grads{div(g[0], s)}; };
+  }
+  Tensor b = saved(rec.inputs[1]);
+  Tensor out = rec.inputs[1].requires_grad() ? saved(rec.outputs[0]) : Tensor();
+  return [b, out](const Grads& g) {
+    Tensor ga = div(g[0], b);
+    return Grads{ga, out.defined() ? neg(mul(ga, out)) : Tensor()};  // d(a/b)/db = -(a/b)/b
+  };
+}
+
+// maximum/minimum: the gradient goes to the selected input, split evenly on ties (PyTorch).
+FunctionNode::Backward minmax_rule(const OpRecord& rec, bool is_max) {
+  Tensor a = saved(rec.inputs[0]), b = saved(rec.inputs[1]);
+  return [a, b, is_max](const Grads& g) {
+    Tensor half = mul(g[0], 0.5);
+    Tensor eqm = eq(a, b);
+    Tensor a_wins = is_max ? gt(a, b) : lt(a, b);
+    Tensor b_wins = is_max ? lt(a, b) : gt(a, b);
+    Tensor zero = zeros_like(g[0]);
+    Tensor ga = where(a_wins, g[0], where(eqm, half, zero));
+    Tensor gb = where(b_wins, g[0], where(eqm, half, zero));
+    return Grads{ga, gb};
+  };
+}
+FABRIC_DERIVATIVE(maximum) { return minmax_rule(rec, true); }
+FABRIC_DERIVATIVE(minimum) { return minmax_rule(rec, false); }
+
+FABRIC_DERIVATIVE(pow) {
+  Tensor a = saved(rec.inputs[0]);
+  if (has_scalar(rec)) {
+    Scalar e = attrs_of<ScalarAttrs>(rec).value;
+    return [a, e](const Grads& g) {
+      const double ed = e.to_double();
+      if (ed == 0.0) return Grads{zeros_like(g[0])};
+      return Grads{mul(mul(g[0], pow(a, Scalar(ed - 1.0))), ed)};
+    };
+  }
+  Tensor b = saved(rec.inputs[1]);
+  Tensor out = saved(rec.outputs[0]);
+  return [a, b, out](const Grads& g) {
+    // d/da = b * a^(b-1), masked to 0 where b == 0 (as PyTorch); d/db = a^b * log(a), 0 where a == 0 and b >= 0.
+    Tensor ga = where(eq(b, 0.0), zeros_like(g[0]), mul(mul(g[0], b), pow(a, sub(b, 1.0))));
+    Tensor gb = where(logical_and(eq(a, 0.0), ge(b, 0.0)), zeros_like(g[0]), mul(mul(g[0], out), log(a)));
+    return Grads{ga, gb};
+  };
+}
+
+FABRIC_DERIVATIVE(where) {
+  Tensor cond = saved(rec.inputs[0]);
+  const bool scalar_b = rec.num_inputs == 2;
+  return [cond, scalar_b](const Grads& g) {
+    Tensor z = zeros_like(g[0]);
+    if (scalar_b) return Grads{Tensor(), where(cond, g[0], z)};
+    return Grads{Tensor(), where(cond, g[0], z), where(cond, z, g[0])};
+  };
+}
+
+FABRIC_DERIVATIVE(addcmul) {
+  Scalar v = attrs_of<ScalarAttrs>(rec).value;
+  Tensor t1 = saved(rec.inputs[1]), t2 = saved(rec.inputs[2]);
+  return [v, t1, t2](const Grads& g) {
+    Tensor gv = mul(g[0], v);
+    return Grads{g[0], mul(gv, t2), mul(gv, t1)};
+  };
+}
+
+// ---- unary ----------------------------------------------------------------------------------
+
+FABRIC_DERIVATIVE(neg) {
+  return [](const Grads& g) { return Grads{neg(g[0])}; };
+}
+FABRIC_DERIVATIVE(abs) {
+  Tensor a = saved(rec.inputs[0]);
+  return [a](const Grads& g) {
+    Tensor sign = sub(gt(a, 0.0).to(g[0].dtype()), lt(a, 0.0).to(g[0].dtype()));
+    return Grads{mul(g[0], sign)};
+  };
+}
+FABRIC_DERIVATIVE(exp) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{mul(g[0], out)}; };
+}
+FABRIC_DERIVATIVE(log) {
+  Tensor a = saved(rec.inputs[0]);
+  return [a](const Grads& g) { return Grads{div(g[0], a)}; };
+}
+FABRIC_DERIVATIVE(sqrt) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{div(g[0], mul(out, 2.0))}; };
+}
+FABRIC_DERIVATIVE(rsqrt) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{mul(mul(g[0], pow(out, 3.0)), -0.5)}; };
+}
+FABRIC_DERIVATIVE(reciprocal) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{neg(mul(g[0], mul(out, out)))}; };
+}
+FABRIC_DERIVATIVE(sin) {
+  Tensor a = saved(rec.inputs[0]);
+  return [a](const Grads& g) { return Grads{mul(g[0], cos(a))}; };
+}
+FABRIC_DERIVATIVE(cos) {
+  Tensor a = saved(rec.inputs[0]);
+  return [a](const Grads& g) { return Grads{neg(mul(g[0], sin(a)))}; };
+}
+FABRIC_DERIVATIVE(tanh) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::tanh, g[0], out)}; };
+}
+FABRIC_DERIVATIVE(sigmoid) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::sigmoid, g[0], out)}; };
+}
+FABRIC_DERIVATIVE(relu) {
+  Tensor out = saved(rec.outputs[0]);
+  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::relu, g[0], out)}; };
+}
+FABRIC_DERIVATIVE(silu) {
+  Tensor a = saved(rec.inputs[0]);
+  return [a](const Grads& g) { return Grads{activation_backward(ActGrad::silu, g[0], a)}; };
+}
+FABRIC_DERIVATIVE(gelu) {
+  Tensor a = saved(rec.inputs[0]);
+  const ActGrad kind = attrs_of<GeluAttrs>(rec).tanh_approx ? ActGrad::gelu_tanh : ActGrad::gelu_erf;
+  return [a, kind](const Grads& g) { return Grads{activation_backward(kind, g[0], a)}; };
+}
+FABRIC_DERIVATIVE(clamp) {
+  Tensor a = saved(rec.inputs[0]);
+  ClampAttrs c = attrs_of<ClampAttrs>(rec);
+  return [a, c](const Grads& g) {
+    // Passes the gradient where min <= a <= max (bounds inclusive, as PyTorch).
+    Tensor keep = ones_like(a).to(DType::bool_);
+    if (c.min) keep = logical_and(keep, ge(a, *c.min));
+    if (c.max) keep = logical_and(keep, le(a, *c.max));
+    return Grads{where(keep, g[0], zeros_like(g[0]))};
+  };
+}
+
+}  // namespace
+}  // namespace fabric

@@ -1,0 +1,103 @@
+// Derivatives of indexing, joining, masking, dropout, convolution and pooling. The heavy ones
+// call the backward helpers of the op layer (ops_backward_linalg.h), which own their kernels.
+#include "autograd/derivatives.h"
+#include "autograd/saved.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/ops.h"
+#include "tensor/ops_backward_linalg.h"
+
+namespace fabric {
+namespace {
+
+FABRIC_DERIVATIVE(tril) {
+  int64_t d = attrs_of<TriAttrs>(rec).diagonal;
+  return [d](const Grads& g) { return Grads{tril(g[0], d)}; };
+}
+FABRIC_DERIVATIVE(triu) {
+  int64_t d = attrs_of<TriAttrs>(rec).diagonal;
+  return [d](const Grads& g) { return Grads{triu(g[0], d)}; };
+}
+
+FABRIC_DERIVATIVE(embedding) {
+  Tensor idx = saved(rec.inputs[1]);
+  const int64_t n = rec.inputs[0].size(0);
+  return [idx, n](const Grads& g) { return Grads{embedding_backward(g[0], idx, n), Tensor()}; };
+}
+
+FABRIC_DERIVATIVE(index_select) {
+  Tensor idx = saved(rec.inputs[1]);
+  Shape shape = rec.inputs[0].sizes();
+  int64_t dim = attrs_of<IndexAttrs>(rec).dim;
+  return [idx, shape, dim](const Grads& g) { return Grads{index_select_backward(g[0], shape, dim, idx), Tensor()}; };
+}
+
+FABRIC_DERIVATIVE(gather) {
+  Tensor idx = saved(rec.inputs[1]);
+  Shape shape = rec.inputs[0].sizes();
+  int64_t dim = attrs_of<IndexAttrs>(rec).dim;
+  return [idx, shape, dim](const Grads& g) { return Grads{gather_backward(g[0], shape, dim, idx), Tensor()}; };
+}
+
+FABRIC_DERIVATIVE(scatter_add) {
+  Tensor idx = saved(rec.inputs[1]);
+  int64_t dim = attrs_of<IndexAttrs>(rec).dim;
+  const bool need_src = rec.inputs[2].requires_grad();
+  return [idx, dim, need_src](const Grads& g) {
+    return Grads{g[0], Tensor(), need_src ? gather(g[0], dim, idx) : Tensor()};
+  };
+}
+
+FABRIC_DERIVATIVE(cat) {
+  CatAttrs a = attrs_of<CatAttrs>(rec);
+  return [a](const Grads& g) {
+    Grads out(a.sizes.size());
+    int64_t offset = 0;
+    for (size_t i = 0; i < a.sizes.size(); ++i) {
+      if (a.sizes[i] == 0) continue;  // skipped legacy-empty input: no gradient
+      out[i] = g[0].narrow(a.dim, offset, a.sizes[i]);
+      offset += a.sizes[i];
+    }
+    return out;
+  };
+}
+
+FABRIC_DERIVATIVE(stack) {
+  CatAttrs a = attrs_of<CatAttrs>(rec);
+  return [a](const Grads& g) {
+    Grads out(a.sizes.size());
+    for (size_t i = 0; i < a.sizes.size(); ++i) out[i] = g[0].select(a.dim, static_cast<int64_t>(i));
+    return out;
+  };
+}
+
+FABRIC_DERIVATIVE(dropout) {
+  Tensor mask = saved(rec.inputs[1]);
+  return [mask](const Grads& g) { return Grads{mul(g[0], mask), Tensor()}; };
+}
+
+FABRIC_DERIVATIVE(conv2d) {
+  Conv2dAttrs a = attrs_of<Conv2dAttrs>(rec);
+  const bool need_x = rec.inputs[0].requires_grad(), need_w = rec.inputs[1].requires_grad();
+  const bool need_b = rec.num_inputs > 2 && rec.inputs[2].defined() && rec.inputs[2].requires_grad();
+  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
+  return [a, x, w, need_x, need_w, need_b](const Grads& g) {
+    Conv2dGrads r = conv2d_backward(g[0], x, w, a, need_x, need_w, need_b);
+    return Grads{r.grad_input, r.grad_weight, r.grad_bias};
+  };
+}
+
+FABRIC_DERIVATIVE(max_pool2d) {
+  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]);
+  return [a, x](const Grads& g) { return Grads{max_pool2d_backward(g[0], x, a)}; };
+}
+
+FABRIC_DERIVATIVE(avg_pool2d) {
+  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
+  Shape shape = rec.inputs[0].sizes();
+  return [a, shape](const Grads& g) { return Grads{avg_pool2d_backward(g[0], shape, a)}; };
+}
+
+}  // namespace
+}  // namespace fabric

@@ -1,0 +1,200 @@
+// Derivatives of reductions, softmax, the normalisations and the losses. Reduced gradients are
+// re-expanded over the reduced dims; the fused ones call the op layer's backward helpers.
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/derivatives.h"
+#include "autograd/saved.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/ops.h"
+#include "tensor/ops_backward.h"
+#include "tensor/ops_backward_linalg.h"
+
+namespace fabric {
+namespace {
+
+// Gives a reduced gradient back its reduced dims (size 1), ready to broadcast to the input.
+Tensor unreduce(const Tensor& g, std::vector<int64_t> dims, bool keepdim) {
+  if (keepdim) return g;
+  std::sort(dims.begin(), dims.end());
+  Tensor r = g;
+  for (int64_t d : dims) r = r.unsqueeze(d);
+  return r;
+}
+
+int64_t reduced_count(const Shape& in, const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= in[d];
+  return n;
+}
+
+FABRIC_DERIVATIVE(sum) {
+  ReduceAttrs a = attrs_of<ReduceAttrs>(rec);
+  return [a](const Grads& g) { return Grads{unreduce(g[0], a.dims, a.keepdim).expand(a.input_shape)}; };
+}
+
+FABRIC_DERIVATIVE(mean) {
+  ReduceAttrs a = attrs_of<ReduceAttrs>(rec);
+  const double n = static_cast<double>(reduced_count(a.input_shape, a.dims));
+  return [a, n](const Grads& g) { return Grads{div(unreduce(g[0], a.dims, a.keepdim), n).expand(a.input_shape)}; };
+}
+
+// amax/amin: the gradient is shared evenly among the elements equal to the extreme.
+FunctionNode::Backward extreme_rule(const OpRecord& rec) {
+  ReduceAttrs a = attrs_of<ReduceAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), out = saved(rec.outputs[0]);
+  return [a, x, out](const Grads& g) {
+    Tensor hit = eq(x, unreduce(out, a.dims, a.keepdim)).to(g[0].dtype());
+    Tensor count = sum(hit, a.dims, true);
+    return Grads{div(mul(hit, unreduce(g[0], a.dims, a.keepdim)), count)};
+  };
+}
+FABRIC_DERIVATIVE(amax) { return extreme_rule(rec); }
+FABRIC_DERIVATIVE(amin) { return extreme_rule(rec); }
+
+// max/min along a dim: the gradient goes to the recorded index.
+FunctionNode::Backward indexed_extreme_rule(const OpRecord& rec) {
+  DimAttrs a = attrs_of<DimAttrs>(rec);
+  Tensor idx = saved(rec.outputs[1]);
+  Shape shape = rec.inputs[0].sizes();
+  return [a, idx, shape](const Grads& g) {
+    if (shape.empty()) return Grads{g[0].reshape({})};
+    Tensor gk = unreduce(g[0], {a.dim}, a.keepdim);
+    Tensor ik = unreduce(idx, {a.dim}, a.keepdim);
+    return Grads{gather_backward(gk, shape, a.dim, ik)};
+  };
+}
+FABRIC_DERIVATIVE(max) { return indexed_extreme_rule(rec); }
+FABRIC_DERIVATIVE(min) { return indexed_extreme_rule(rec); }
+
+FABRIC_DERIVATIVE(var) {
+  VarAttrs a = attrs_of<VarAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]);
+  const double n = static_cast<double>(reduced_count(x.sizes(), a.dims));
+  return [a, x, n](const Grads& g) {
+    Tensor centered = sub(x, mean(x, a.dims, true));
+    return Grads{mul(centered, div(unreduce(g[0], a.dims, a.keepdim), (n - a.correction) / 2.0))};
+  };
+}
+
+FABRIC_DERIVATIVE(norm) {
+  NormAttrs a = attrs_of<NormAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), out = saved(rec.outputs[0]);
+  return [a, x, out](const Grads& g) {
+    Tensor gk = unreduce(g[0], a.dims, a.keepdim), nk = unreduce(out, a.dims, a.keepdim);
+    Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
+    if (a.p == 1.0) return Grads{mul(gk, sign)};
+    if (std::isinf(a.p)) {  // the extreme |x| takes it, shared among ties
+      Tensor hit = eq(abs(x), nk).to(x.dtype());
+      return Grads{div(mul(mul(hit, sign), gk), sum(hit, a.dims, true))};
+    }
+    Tensor safe = where(eq(nk, 0.0), ones_like(nk), nk);
+    if (a.p == 2.0) return Grads{where(eq(nk, 0.0), zeros_like(x), mul(x, div(gk, safe)))};
+    // x |x|^(p-2) / ||x||^(p-1)
+    Tensor num = mul(sign, pow(abs(x), a.p - 1.0));
+    return Grads{where(eq(nk, 0.0), zeros_like(x), mul(num, div(gk, pow(safe, a.p - 1.0))))};
+  };
+}
+
+FABRIC_DERIVATIVE(logsumexp) {
+  ReduceAttrs a = attrs_of<ReduceAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), out = saved(rec.outputs[0]);
+  return [a, x, out](const Grads& g) {
+    return Grads{mul(unreduce(g[0], a.dims, a.keepdim), exp(sub(x, unreduce(out, a.dims, a.keepdim))))};
+  };
+}
+
+FABRIC_DERIVATIVE(cumsum) {
+  int64_t dim = attrs_of<DimAttrs>(rec).dim;
+  return [dim](const Grads& g) {
+    if (g[0].dim() == 0) return Grads{g[0]};
+    // Reverse cumulative sum: total - cumsum + g.
+    Tensor c = cumsum(g[0], dim);
+    return Grads{add(sub(sum(g[0], {dim}, true), c), g[0])};
+  };
+}
+
+FABRIC_DERIVATIVE(softmax) {
+  int64_t dim = attrs_of<DimAttrs>(rec).dim;
+  Tensor out = saved(rec.outputs[0]);
+  DType in_dt = rec.inputs[0].dtype();
+  return [dim, out, in_dt](const Grads& g) { return Grads{softmax_backward(g[0], out, dim, in_dt)}; };
+}
+
+FABRIC_DERIVATIVE(log_softmax) {
+  int64_t dim = attrs_of<DimAttrs>(rec).dim;
+  Tensor out = saved(rec.outputs[0]);
+  DType in_dt = rec.inputs[0].dtype();
+  return [dim, out, in_dt](const Grads& g) { return Grads{log_softmax_backward(g[0], out, dim, in_dt)}; };
+}
+
+FABRIC_DERIVATIVE(layer_norm) {
+  NormalizeAttrs a = attrs_of<NormalizeAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
+  Tensor mean = saved(rec.outputs[1]), rstd = saved(rec.outputs[2]);
+  const bool has_bias = rec.num_inputs > 2 && rec.inputs[2].defined();
+  return [a, x, w, mean, rstd, has_bias](const Grads& g) {
+    if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    auto [dx, dw, db] = layer_norm_backward(g[0], x, a.normalized_shape, w, mean, rstd);
+    return Grads{dx, dw, has_bias ? db : Tensor()};
+  };
+}
+
+FABRIC_DERIVATIVE(rms_norm) {
+  NormalizeAttrs a = attrs_of<NormalizeAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
+  Tensor rstd = saved(rec.outputs[1]);
+  return [a, x, w, rstd](const Grads& g) {
+    if (!g[0].defined()) return Grads{Tensor(), Tensor()};
+    auto [dx, dw] = rms_norm_backward(g[0], x, a.normalized_shape, w, rstd);
+    return Grads{dx, dw};
+  };
+}
+
+FABRIC_DERIVATIVE(cross_entropy) {
+  LossAttrs a = attrs_of<LossAttrs>(rec);
+  Tensor logits = saved(rec.inputs[0]), target = saved(rec.inputs[1]);
+  return [a, logits, target](const Grads& g) {
+    return Grads{cross_entropy_backward(g[0], logits, target, a.ignore_index, a.reduction, a.label_smoothing),
+                 Tensor()};
+  };
+}
+
+FABRIC_DERIVATIVE(nll_loss) {
+  LossAttrs a = attrs_of<LossAttrs>(rec);
+  Tensor lp = saved(rec.inputs[0]), target = saved(rec.inputs[1]);
+  return [a, lp, target](const Grads& g) {
+    // d/d logp[n, t_n] = -g (÷ number of non-ignored targets for "mean"); zero elsewhere.
+    const bool unbatched = lp.dim() == 1;
+    Tensor t = unbatched ? target.reshape({1}) : target;
+    Tensor valid = ne(t, a.ignore_index);
+    Tensor safe_t = where(valid, t, Scalar(int64_t{0}));
+    Tensor w = valid.to(lp.dtype());
+    if (a.reduction == "none") {
+      w = mul(w, unbatched ? g[0].reshape({1}) : g[0]);
+    } else {
+      w = mul(w, g[0]);
+      if (a.reduction == "mean") w = div(w, sum(valid.to(lp.dtype())));
+    }
+    Shape full = unbatched ? Shape{1, lp.size(0)} : lp.sizes();
+    Tensor grad = scatter_add(zeros(full, {.dtype = lp.dtype(), .device = lp.device()}), 1, safe_t.unsqueeze(1),
+                              neg(w).unsqueeze(1));
+    return Grads{unbatched ? grad.reshape(lp.sizes()) : grad, Tensor()};
+  };
+}
+
+FABRIC_DERIVATIVE(mse_loss) {
+  LossAttrs a = attrs_of<LossAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), y = saved(rec.inputs[1]);
+  const bool need_y = rec.inputs[1].requires_grad();
+  return [a, x, y, need_y](const Grads& g) {
+    Tensor d = mul(sub(x, y), 2.0);
+    Tensor gx = mul(d, g[0]);
+    if (a.reduction == "mean") gx = div(gx, static_cast<double>(std::max<int64_t>(1, numel_of(broadcast_shapes(x.sizes(), y.sizes(), "mse_loss")))));
+    return Grads{gx, need_y ? neg(gx) : Tensor()};
+  };
+}
+
+}  // namespace
+}  // namespace fabric
