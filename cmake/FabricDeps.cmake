@@ -16,7 +16,13 @@ if(FABRIC_BUILD_BENCH)
 endif()
 
 if(FABRIC_HAVE_CUDA)
+  # Debian 12's CMake 3.25.1 FindCUDAToolkit sets a property on CUDA::nvToolsExt without checking
+  # it exists when the project requires >= 3.25, and CUDA 13 ships no libnvToolsExt: configure
+  # fails on a stock Debian 12. The faulty branch is skipped for projects requiring < 3.25.
+  set(fabric_min_cmake ${CMAKE_MINIMUM_REQUIRED_VERSION})
+  set(CMAKE_MINIMUM_REQUIRED_VERSION 3.24)
   find_package(CUDAToolkit REQUIRED)
+  set(CMAKE_MINIMUM_REQUIRED_VERSION ${fabric_min_cmake})
   # cuDNN and NCCL ship no CMake config here: find them beside the toolkit. Never link libcuda:
   # binaries must start on machines without a driver.
   find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS})

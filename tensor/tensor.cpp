@@ -397,6 +397,18 @@ Tensor Tensor::detach() const {
   return out;
 }
 
+void Tensor::set_data(const Tensor& src) const {
+  FABRIC_CHECK(defined() && src.defined(), ValueError, "set_data: undefined tensor");
+  TensorImpl& dst = *impl_;
+  const TensorImpl& s = *src.impl();
+  dst.storage = s.storage;
+  dst.offset = s.offset;
+  dst.sizes = s.sizes;
+  dst.strides = s.strides;
+  dst.dtype = s.dtype;
+  dst.is_view = s.is_view;
+}
+
 // ---- reading values ---------------------------------------------------------------------------
 
 template <typename T>

@@ -121,6 +121,10 @@ class Tensor {
   Tensor& fill_(const Scalar& value);
   Tensor& zero_() { return fill_(0); }
   Tensor detach() const;                       // shares storage, no autograd history
+  // Makes this handle (and every other handle to the same tensor) hold `src`'s storage, geometry
+  // and dtype, keeping its identity and autograd flags: how Module::to() and sharding swap a
+  // parameter's data without invalidating references to it (PyTorch's `param.data = ...`).
+  void set_data(const Tensor& src) const;
 
   std::string str() const;                     // a short printout: shape, dtype and values
 

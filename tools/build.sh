@@ -26,4 +26,8 @@ if [ ! -s "$corpus" ] && [ -d "$root/data/janeaustenr" ]; then
     exit 1
   fi
   "$extract" "$root/data/janeaustenr" "$corpus"
+  # The size r-cran-janeaustenr 1.0.0-1 (Debian 12) gives; another package version may differ.
+  size=$(wc -c <"$corpus")
+  [ "$size" = 4025029 ] || echo "build.sh: note: $corpus has $size bytes, not the 4025029 expected" >&2
+  md5sum "$corpus"
 fi

@@ -33,10 +33,9 @@ apt_get() {
 }
 
 missing_from() {  # prints the packages among "$@" that dpkg does not report as installed
-  local p status
-  for p in "$@"; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$status" = installed ] || echo "$p"
+  local p
+  for p in "$@"; do  # one status line per installed architecture
+    dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
   done
 }
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <random>
 
+#include "autograd/autograd.h"
+
 namespace fabric::harness {
 
 int64_t RefTensor::index(const std::vector<int64_t>& idx) const {
@@ -101,6 +103,72 @@ void compare(const OpCase& c, DType dt, int layout, const Tensor& got, const Ref
                         << (worst_i >= 0 ? want.v[worst_i] : 0) << " (rel err " << worst << " > tol " << tol << ")";
 }
 
+// Central differences of sum(run(x) * w) against autograd's gradient, in float64. Large inputs
+// are checked on a random subset of elements.
+void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, std::mt19937_64& rng) {
+  SCOPED_TRACE(::testing::Message() << c.name << " gradient check");
+  std::vector<Tensor> in;
+  std::vector<size_t> float_inputs;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    const bool fl = c.inputs[i].kind == InputSpec::Kind::floating || c.inputs[i].kind == InputSpec::Kind::positive;
+    DType dt = fl ? DType::float64
+                  : c.inputs[i].kind == InputSpec::Kind::boolean ? DType::bool_ : c.inputs[i].int_dtype;
+    Tensor t = make_input(vals[i], c.inputs[i].shape, dt, 0);
+    if (fl && t.numel() > 0) {
+      t.set_requires_grad(true);
+      float_inputs.push_back(i);
+    }
+    in.push_back(t);
+  }
+  if (float_inputs.empty()) return;
+  Tensor out = c.run(in);
+  if (!out.defined() || !is_floating(out.dtype()) || out.numel() == 0 || !out.requires_grad()) return;
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> wv(out.numel());
+  for (double& x : wv) x = u(rng);
+  Tensor w = from_vector(wv, out.sizes(), {.dtype = DType::float64});
+  if (out.dim() == 0) w = scalar_tensor(wv[0], {.dtype = DType::float64});
+  std::vector<Tensor> wrt;
+  for (size_t i : float_inputs) wrt.push_back(in[i]);
+  std::vector<Tensor> analytic;
+  try {
+    analytic = grad({sum(mul(out, w))}, wrt, {}, false, /*allow_unused=*/true);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << c.name << ": backward threw: " << e.what();
+    return;
+  }
+  auto objective = [&](std::vector<Tensor>& inputs) {
+    NoGradGuard ng;
+    return sum(mul(c.run(inputs), w)).item<double>();
+  };
+  const double h = 1e-6;
+  for (size_t k = 0; k < float_inputs.size(); ++k) {
+    const size_t i = float_inputs[k];
+    const int64_t n = in[i].numel();
+    std::vector<int64_t> elems(n);
+    for (int64_t e = 0; e < n; ++e) elems[e] = e;
+    if (n > 48) {
+      std::shuffle(elems.begin(), elems.end(), rng);
+      elems.resize(48);
+    }
+    std::vector<double> ga = analytic[k].defined() ? analytic[k].to_vector<double>() : std::vector<double>(n, 0.0);
+    for (int64_t e : elems) {
+      std::vector<Tensor> probe;
+      for (const Tensor& t : in) probe.push_back(t.detach());
+      auto eval_at = [&](double delta) {
+        std::vector<double> v = vals[i];
+        v[e] += delta;
+        probe[i] = make_input(v, c.inputs[i].shape, DType::float64, 0);
+        return objective(probe);
+      };
+      const double numeric = (eval_at(h) - eval_at(-h)) / (2 * h);
+      const double err = std::abs(numeric - ga[e]) / std::max(1.0, std::abs(numeric));
+      EXPECT_LE(err, 1e-5 * c.tol_scale) << c.name << ": d/d input " << i << " element " << e << ": autograd "
+                                         << ga[e] << " vs finite difference " << numeric;
+    }
+  }
+}
+
 }  // namespace
 
 void run_cases(const std::vector<OpCase>& cases) {
@@ -140,6 +208,7 @@ void run_cases(const std::vector<OpCase>& cases) {
         ADD_FAILURE() << c.name << ": reference threw: " << e.what();
         continue;
       }
+      if (dt == DType::float64 && c.grad_check && !c.exact) grad_check(c, vals, rng);
       const int nlayouts = c.layouts ? 3 : 1;
       for (int layout = 0; layout < nlayouts; ++layout) {
         std::vector<Tensor> in;

@@ -55,6 +55,10 @@ struct OpCase {
   double tol_scale = 1.0;           // multiplies the per-dtype tolerance (e.g. long reductions)
   bool layouts = true;              // also run with non-contiguous input views
   bool exact = false;               // integer/bool/index results: compare exactly
+  // Finite-difference check of the autograd gradient (float64, contiguous inputs) for every
+  // floating input; off only for ops that are not differentiable (comparisons, argmax) or whose
+  // derivative is undefined on random inputs.
+  bool grad_check = true;
 };
 
 // Runs every case; records gtest failures naming case, dtype, layout and the worst element.
