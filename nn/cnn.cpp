@@ -1,0 +1,41 @@
+// The CNN model.
+#include "nn/cnn.h"
+
+#include "nn/activation.h"
+#include "nn/conv.h"
+
+namespace fabric::nn {
+
+CNN::CNN(const CNNConfig& c) : config_(c) {
+  FABRIC_CHECK(c.in_channels > 0 && c.num_classes > 0 && c.channels1 > 0 && c.channels2 > 0,
+               ValueError,
+               "CNN: in_channels, num_classes, channels1 and channels2 must be positive");
+  FABRIC_CHECK(c.image_size >= 4 && c.image_size % 4 == 0, ValueError,
+               "CNN: image_size must be a positive multiple of 4 (two 2x2 poolings), got ",
+               c.image_size);
+  features =
+      register_module<Sequential>("features", {make<Conv2d>({.in_channels = c.in_channels,
+                                                             .out_channels = c.channels1,
+                                                             .kernel_size = 5,
+                                                             .padding = 2}),
+                                               make<ReLU>(), make<MaxPool2d>({.kernel_size = 2}),
+                                               make<Conv2d>({.in_channels = c.channels1,
+                                                             .out_channels = c.channels2,
+                                                             .kernel_size = 5,
+                                                             .padding = 2}),
+                                               make<ReLU>(), make<MaxPool2d>({.kernel_size = 2})});
+  flatten = register_module("flatten", make<Flatten>());
+  const int64_t side = c.image_size / 4;
+  classifier = register_module<Linear>(
+      "classifier", {.in_features = c.channels2 * side * side, .out_features = c.num_classes});
+}
+
+Tensor CNN::forward(const Tensor& x) {
+  FABRIC_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels &&
+                   x.size(2) == config_.image_size && x.size(3) == config_.image_size,
+               ShapeError, "CNN: expected input (N, ", config_.in_channels, ", ",
+               config_.image_size, ", ", config_.image_size, "), got ", shape_str(x.sizes()));
+  return classifier->forward(flatten->forward(features->forward(x)));
+}
+
+}  // namespace fabric::nn

@@ -1,0 +1,70 @@
+// Conv2d and MaxPool2d over NCHW input, with torch.nn's defaults and initialisation.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace fabric::nn {
+
+// A (height, width) pair that a single number fills on both sides: `.kernel_size = 5` or
+// `.kernel_size = {3, 5}`.
+struct Int2 {
+  int64_t h = 0, w = 0;
+  Int2() = default;
+  Int2(int64_t v) : h(v), w(v) {}  // NOLINT: implicit on purpose
+  Int2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  std::vector<int64_t> vec() const { return {h, w}; }
+  friend bool operator==(const Int2&, const Int2&) = default;
+};
+
+struct Conv2dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  Int2 kernel_size;
+  Int2 stride = 1;
+  Int2 padding = 0;
+  Int2 dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+// weight (out, in/groups, kh, kw) ~ kaiming_uniform_(a = sqrt(5)); bias ~ U(+-1/sqrt(fan_in)),
+// fan_in = in/groups * kh * kw. Keys: weight, bias.
+class Conv2d : public Module {
+ public:
+  using Options = Conv2dOptions;
+  explicit Conv2d(const Conv2dOptions& options);
+  // (N, C_in, H, W) -> (N, C_out, H_out, W_out)
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters(Generator* gen = nullptr);
+  std::string type_name() const override { return "Conv2d"; }
+  std::string extra_repr() const override;
+  const Conv2dOptions& options() const { return options_; }
+
+  Tensor weight;
+  Tensor bias;
+
+ private:
+  Conv2dOptions options_;
+};
+
+struct MaxPool2dOptions {
+  Int2 kernel_size;
+  std::optional<Int2> stride = std::nullopt;  // unset: kernel_size, as torch
+  Int2 padding = 0;
+};
+
+class MaxPool2d : public Module {
+ public:
+  using Options = MaxPool2dOptions;
+  explicit MaxPool2d(const MaxPool2dOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "MaxPool2d"; }
+  std::string extra_repr() const override;
+
+ private:
+  MaxPool2dOptions options_;
+};
+
+}  // namespace fabric::nn

@@ -1,0 +1,446 @@
+// Module registration, traversal, mode/dtype/device changes and state_dict loading.
+#include "nn/module.h"
+
+#include <algorithm>
+#include <ostream>
+#include <sstream>
+#include <unordered_set>
+
+#include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
+
+namespace fabric::nn {
+
+// ---- StateDict --------------------------------------------------------------------------------
+
+void StateDict::insert(const std::string& name, const Tensor& t) {
+  auto it = index_.find(name);
+  if (it != index_.end()) {
+    items_[it->second].second = t;
+    return;
+  }
+  index_.emplace(name, items_.size());
+  items_.emplace_back(name, t);
+}
+
+const Tensor* StateDict::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &items_[it->second].second;
+}
+
+const Tensor& StateDict::at(std::string_view name) const {
+  const Tensor* t = find(name);
+  FABRIC_CHECK(t != nullptr, ValueError, "StateDict: no key \"", name, "\" among its ",
+               items_.size(), " keys");
+  return *t;
+}
+
+bool StateDict::erase(std::string_view name) {
+  auto it = index_.find(std::string(name));
+  if (it == index_.end()) return false;
+  const size_t pos = it->second;
+  items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(pos));
+  index_.erase(it);
+  for (auto& [k, i] : index_) {
+    if (i > pos) --i;
+  }
+  return true;
+}
+
+std::vector<std::string> StateDict::keys() const {
+  std::vector<std::string> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(k);
+  return out;
+}
+
+// ---- registration -----------------------------------------------------------------------------
+
+void Module::check_new_name(const std::string& name, const char* what) const {
+  FABRIC_CHECK(!name.empty(), ValueError, type_name(), ": ", what, " name can't be empty");
+  FABRIC_CHECK(name.find('.') == std::string::npos, ValueError, type_name(), ": ", what, " name \"",
+               name, "\" can't contain \".\"");
+  auto in = [&](const auto& list) {
+    return std::any_of(list.begin(), list.end(), [&](const auto& e) {
+      if constexpr (requires { e.name; }) {
+        return e.name == name;
+      } else {
+        return e.first == name;
+      }
+    });
+  };
+  const std::string w = what;
+  const bool clash = (w != "parameter" && in(params_)) || (w != "buffer" && in(buffers_)) ||
+                     (w != "module" && in(children_));
+  FABRIC_CHECK(!clash, ValueError, type_name(), ": cannot register ", what, " \"", name,
+               "\": the name is already used by another parameter, buffer or module");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
+  check_new_name(name, "parameter");
+  if (t.defined()) {
+    FABRIC_CHECK(is_leaf(t), ValueError, type_name(), ": parameter \"", name,
+                 "\" must be a leaf tensor (it was produced by ", grad_fn_name(t),
+                 "); register a detached tensor instead");
+    FABRIC_CHECK(!requires_grad || t.is_floating_point(), DTypeError, type_name(), ": parameter \"",
+                 name, "\" of dtype ", dtype_name(t.dtype()),
+                 " cannot require gradients; pass requires_grad = false");
+    t.set_requires_grad(requires_grad);
+  }
+  for (auto& e : params_) {
+    if (e.name == name) {
+      e.tensor = t;
+      return t;
+    }
+  }
+  params_.push_back({name, t, true});
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t, bool persistent) {
+  check_new_name(name, "buffer");
+  for (auto& e : buffers_) {
+    if (e.name == name) {
+      e.tensor = t;
+      e.persistent = persistent;
+      return t;
+    }
+  }
+  buffers_.push_back({name, t, persistent});
+  return t;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
+  check_new_name(name, "module");
+  FABRIC_CHECK(m != nullptr, ValueError, type_name(), ": cannot register a null module as \"", name,
+               "\"");
+  FABRIC_CHECK(m.get() != this, ValueError, type_name(), ": a module cannot be its own child (\"",
+               name, "\")");
+  for (auto& [n, c] : children_) {
+    if (n == name) {
+      c = std::move(m);
+      return;
+    }
+  }
+  children_.emplace_back(name, std::move(m));
+}
+
+Tensor Module::own_tensor(const std::string& name) const {
+  for (const auto& e : params_) {
+    if (e.name == name) return e.tensor;
+  }
+  for (const auto& e : buffers_) {
+    if (e.name == name) return e.tensor;
+  }
+  throw ValueError(detail::cat(type_name(), " has no parameter or buffer \"", name, "\""));
+}
+
+// ---- traversal --------------------------------------------------------------------------------
+
+void Module::collect_modules(const std::string& prefix, NamedModules& out,
+                             std::vector<const Module*>& seen) const {
+  for (const auto& [name, child] : children_) {
+    if (std::find(seen.begin(), seen.end(), child.get()) != seen.end()) continue;
+    seen.push_back(child.get());
+    const std::string full = prefix.empty() ? name : prefix + "." + name;
+    out.emplace_back(full, child);
+    child->collect_modules(full, out, seen);
+  }
+}
+
+Module::NamedModules Module::named_modules() const {
+  NamedModules out;
+  std::vector<const Module*> seen{this};
+  collect_modules("", out, seen);
+  return out;
+}
+
+std::vector<std::pair<std::string, const Module*>> Module::all_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out{{"", this}};
+  for (const auto& [n, m] : named_modules()) out.emplace_back(n, m.get());
+  return out;
+}
+
+Module::NamedModules Module::named_children() const { return children_; }
+
+std::vector<std::shared_ptr<Module>> Module::children() const {
+  std::vector<std::shared_ptr<Module>> out;
+  for (const auto& [n, c] : children_) out.push_back(c);
+  return out;
+}
+
+namespace {
+template <class Get>
+Module::NamedTensors collect_named(const std::vector<std::pair<std::string, const Module*>>& mods,
+                                   Get get) {
+  Module::NamedTensors out;
+  std::unordered_set<const TensorImpl*> seen;
+  for (const auto& [prefix, m] : mods) {
+    for (const auto& [name, t] : get(*m)) {
+      if (!t.defined() || !seen.insert(t.impl()).second) continue;
+      out.emplace_back(prefix.empty() ? name : prefix + "." + name, t);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Module::NamedTensors Module::named_parameters(bool recurse) const {
+  auto mods =
+      recurse ? all_modules() : std::vector<std::pair<std::string, const Module*>>{{"", this}};
+  return collect_named(mods, [](const Module& m) {
+    NamedTensors own;
+    for (const auto& e : m.params_) own.emplace_back(e.name, e.tensor);
+    return own;
+  });
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters(recurse)) out.push_back(t);
+  return out;
+}
+
+Module::NamedTensors Module::named_buffers(bool recurse) const {
+  auto mods =
+      recurse ? all_modules() : std::vector<std::pair<std::string, const Module*>>{{"", this}};
+  return collect_named(mods, [](const Module& m) {
+    NamedTensors own;
+    for (const auto& e : m.buffers_) own.emplace_back(e.name, e.tensor);
+    return own;
+  });
+}
+
+std::vector<Tensor> Module::buffers(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_buffers(recurse)) out.push_back(t);
+  return out;
+}
+
+std::shared_ptr<Module> Module::get_submodule(const std::string& path) const {
+  FABRIC_CHECK(!path.empty(), ValueError, type_name(), ".get_submodule: empty path");
+  const Module* cur = this;
+  std::shared_ptr<Module> found;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t dot = path.find('.', start);
+    const std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    found.reset();
+    for (const auto& [n, c] : cur->children_) {
+      if (n == part) found = c;
+    }
+    FABRIC_CHECK(found != nullptr, ValueError, type_name(), ".get_submodule(\"", path,
+                 "\"): ", cur->type_name(), " has no submodule \"", part, "\"");
+    cur = found.get();
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return found;
+}
+
+Tensor Module::get_parameter(const std::string& path) const {
+  const size_t dot = path.rfind('.');
+  const Module* owner = this;
+  std::shared_ptr<Module> holder;
+  if (dot != std::string::npos) {
+    holder = get_submodule(path.substr(0, dot));
+    owner = holder.get();
+  }
+  const std::string leaf = dot == std::string::npos ? path : path.substr(dot + 1);
+  for (const auto& e : owner->params_) {
+    if (e.name == leaf && e.tensor.defined()) return e.tensor;
+  }
+  throw ValueError(detail::cat(type_name(), ".get_parameter(\"", path, "\"): ", owner->type_name(),
+                               " has no parameter \"", leaf, "\""));
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+// ---- modes and moves ----------------------------------------------------------------------------
+
+Module& Module::train(bool mode) {
+  training_ = mode;
+  for (auto& [n, c] : children_) c->train(mode);
+  return *this;
+}
+
+Module& Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& [n, c] : children_) c->apply(fn);
+  fn(*this);
+  return *this;
+}
+
+namespace {
+// Moves every distinct tensor once (tied weights share one TensorImpl), and its .grad with it.
+void move_tensors(const std::vector<Tensor>& ts,
+                  const std::function<Tensor(const Tensor&)>& convert,
+                  const std::function<bool(const Tensor&)>& applies) {
+  NoGradGuard no_grad;
+  for (const Tensor& t : ts) {
+    if (!applies(t)) continue;
+    Tensor moved = convert(t);
+    if (!moved.is_same(t)) t.set_data(moved);
+    Tensor g = t.grad();
+    if (g.defined() && applies(g)) {
+      Tensor mg = convert(g);
+      if (!mg.is_same(g)) set_grad(t, mg);
+    }
+  }
+}
+}  // namespace
+
+Module& Module::to(DType dtype) {
+  FABRIC_CHECK(is_floating(dtype), DTypeError, type_name(), ".to: expects a floating dtype, got ",
+               dtype_name(dtype), " (only floating parameters and buffers are converted)");
+  auto convert = [dtype](const Tensor& t) { return t.to(dtype); };
+  auto floating = [](const Tensor& t) { return t.is_floating_point(); };
+  move_tensors(parameters(), convert, floating);
+  move_tensors(buffers(), convert, floating);
+  return *this;
+}
+
+Module& Module::to(Device device) {
+  auto convert = [device](const Tensor& t) { return t.to(device); };
+  auto all = [](const Tensor&) { return true; };
+  move_tensors(parameters(), convert, all);
+  move_tensors(buffers(), convert, all);
+  return *this;
+}
+
+void Module::zero_grad(bool set_to_none) {
+  for (const Tensor& p : parameters()) fabric::zero_grad(p, set_to_none);
+}
+
+Module& Module::requires_grad_(bool requires_grad) {
+  for (Tensor p : parameters()) p.set_requires_grad(requires_grad);
+  return *this;
+}
+
+// ---- state
+// ----------------------------------------------------------------------------------------
+
+void Module::collect_state(const std::string& prefix, StateDict& out) const {
+  // No deduplication: like torch's state_dict, a tied or shared tensor appears under every name.
+  for (const auto& e : params_) {
+    if (e.tensor.defined()) out.insert(prefix + e.name, e.tensor.detach());
+  }
+  for (const auto& e : buffers_) {
+    if (e.tensor.defined() && e.persistent) out.insert(prefix + e.name, e.tensor.detach());
+  }
+  for (const auto& [n, c] : children_) c->collect_state(prefix + n + ".", out);
+}
+
+StateDict Module::state_dict() const {
+  StateDict out;
+  collect_state("", out);
+  return out;
+}
+
+LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
+  // The live handles under their state_dict names (undetached, so copy_ writes into the module).
+  std::vector<std::pair<std::string, Tensor>> own;
+  std::function<void(const Module&, const std::string&)> walk = [&](const Module& m,
+                                                                    const std::string& prefix) {
+    for (const auto& e : m.params_) {
+      if (e.tensor.defined()) own.emplace_back(prefix + e.name, e.tensor);
+    }
+    for (const auto& e : m.buffers_) {
+      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.name, e.tensor);
+    }
+    for (const auto& [n, c] : m.children_) walk(*c, prefix + n + ".");
+  };
+  walk(*this, "");
+
+  LoadResult result;
+  std::vector<std::string> mismatched;
+  std::unordered_set<std::string> own_names;
+  for (const auto& [name, t] : own) {
+    own_names.insert(name);
+    const Tensor* src = state.find(name);
+    if (src == nullptr || !src->defined()) {
+      result.missing_keys.push_back(name);
+      continue;
+    }
+    if (src->sizes() != t.sizes()) {
+      mismatched.push_back(detail::cat(name, ": expected shape ", shape_str(t.sizes()),
+                                       " (in the model), got ", shape_str(src->sizes()),
+                                       " (in the state_dict)"));
+    }
+  }
+  for (const auto& [name, t] : state) {
+    if (!own_names.count(name)) result.unexpected_keys.push_back(name);
+  }
+
+  const bool key_errors =
+      strict && (!result.missing_keys.empty() || !result.unexpected_keys.empty());
+  if (key_errors || !mismatched.empty()) {
+    std::ostringstream msg;
+    msg << "Error(s) in loading state_dict for " << type_name() << ":";
+    auto list = [&](const char* what, const std::vector<std::string>& keys) {
+      if (keys.empty()) return;
+      msg << "\n  " << what << " (" << keys.size() << "): ";
+      for (size_t i = 0; i < keys.size(); ++i) msg << (i ? ", " : "") << '"' << keys[i] << '"';
+      msg << ".";
+    };
+    if (strict) {
+      list("Missing key(s) in state_dict", result.missing_keys);
+      list("Unexpected key(s) in state_dict", result.unexpected_keys);
+    }
+    for (const auto& m : mismatched) msg << "\n  size mismatch for " << m << ".";
+    throw ValueError(msg.str());
+  }
+
+  // Validated: only now copy, so a failed load leaves the module untouched.
+  NoGradGuard no_grad;
+  for (auto& [name, t] : own) {
+    const Tensor* src = state.find(name);
+    if (src == nullptr || !src->defined() || src->is_same(t)) continue;
+    if (src->storage().get() == t.storage().get() && src->storage_offset() == t.storage_offset() &&
+        src->strides() == t.strides() && src->dtype() == t.dtype()) {
+      continue;  // the module's own state_dict: same memory, nothing to copy
+    }
+    t.copy_(*src);
+  }
+  return result;
+}
+
+// ---- calling and printing
+// -------------------------------------------------------------------------
+
+Tensor Module::forward(const Tensor&) {
+  throw NotImplementedError(detail::cat(type_name(), " has no single-input forward(x)"));
+}
+
+void Module::str_into(std::string& out, int indent) const {
+  out += type_name() + "(" + extra_repr();
+  if (children_.empty()) {
+    out += ")";
+    return;
+  }
+  for (const auto& [n, c] : children_) {
+    out += '\n';
+    out.append(static_cast<size_t>(indent + 2), ' ');
+    out += "(";
+    out += n;
+    out += "): ";
+    c->str_into(out, indent + 2);
+  }
+  out += '\n';
+  out.append(static_cast<size_t>(indent), ' ');
+  out += ')';
+}
+
+std::string Module::str() const {
+  std::string out;
+  str_into(out, 0);
+  return out;
+}
+
+std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.str(); }
+
+}  // namespace fabric::nn

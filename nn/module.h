@@ -1,0 +1,177 @@
+// Module: the base of every layer and model. It owns named parameters, buffers and child modules
+// in registration order, and gives PyTorch's traversal, train/eval, dtype/device moves and
+// state_dict/load_state_dict on top of them.
+//
+// Style: a module is built from ONE options struct written with C++20 designated initializers,
+// and held by std::shared_ptr:
+//   auto fc = nn::make<nn::Linear>({.in_features = 784, .out_features = 10});
+//   auto h  = register_module<nn::Linear>("c_fc", {.in_features = C, .out_features = 4 * C});
+// Every module class names its options type `Options`; layers call it `<Layer>Options`, models
+// `<Model>Config`.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace fabric {
+class Generator;
+}
+
+namespace fabric::nn {
+
+// An ordered name -> tensor map: what state_dict returns and load_state_dict reads.
+class StateDict {
+ public:
+  using Item = std::pair<std::string, Tensor>;
+
+  // Adds (or, for an existing key, replaces in place) an entry.
+  void insert(const std::string& name, const Tensor& t);
+  bool contains(std::string_view name) const { return find(name) != nullptr; }
+  // Null when absent.
+  const Tensor* find(std::string_view name) const;
+  // Throws ValueError naming the key (and the number of keys held) when absent.
+  const Tensor& at(std::string_view name) const;
+  // Removes a key; returns whether it was there.
+  bool erase(std::string_view name);
+  std::vector<std::string> keys() const;
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<Item> items_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+// What a non-strict load_state_dict reports (PyTorch's _IncompatibleKeys).
+struct LoadResult {
+  std::vector<std::string> missing_keys;
+  std::vector<std::string> unexpected_keys;
+};
+
+class Module {
+ public:
+  using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+  using NamedModules = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
+
+  Module() = default;
+  virtual ~Module() = default;
+  // Registration stores handles (and children) by identity: a copy would silently alias.
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // ---- registration (names: non-empty, no '.', unique across parameters/buffers/children;
+  // registering an existing parameter/buffer/child name again replaces it in place, which is how
+  // weights are tied) -------------------------------------------------------------------------
+  // Stores t as a parameter (an undefined t registers "None": skipped everywhere, like PyTorch's
+  // `register_parameter(name, None)`), sets its requires_grad and returns the stored handle.
+  Tensor register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
+  // Non-persistent buffers move with to() but stay out of state_dict.
+  Tensor register_buffer(const std::string& name, Tensor t, bool persistent = true);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    add_child(name, m);
+    return m;
+  }
+  // Builds and registers in one step: register_module<Linear>("fc", {.in_features = 4, ...}).
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, const typename M::Options& options) {
+    return register_module(name, std::make_shared<M>(options));
+  }
+
+  // ---- traversal (PyTorch's order: modules in pre-order, each module's own entries in
+  // registration order; parameters, buffers and modules deduplicated by identity) ------------
+  NamedTensors named_parameters(bool recurse = true) const;
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  NamedTensors named_buffers(bool recurse = true) const;
+  std::vector<Tensor> buffers(bool recurse = true) const;
+  NamedModules named_children() const;
+  std::vector<std::shared_ptr<Module>> children() const;
+  // Descendants with dotted names; the module itself is not included (it is not owned by a
+  // shared_ptr here) — see apply() to visit it as well.
+  NamedModules named_modules() const;
+  // The descendant at a dotted path ("transformer.h.0.attn"); ValueError naming the missing part.
+  std::shared_ptr<Module> get_submodule(const std::string& path) const;
+  // The parameter at a dotted path ("transformer.h.0.attn.c_attn.weight").
+  Tensor get_parameter(const std::string& path) const;
+  // Total number of elements of the (deduplicated) parameters.
+  int64_t num_parameters() const;
+
+  // ---- modes and moves ---------------------------------------------------------------------
+  Module& train(bool mode = true);
+  Module& eval() { return train(false); }
+  bool is_training() const { return training_; }
+  // Floating parameters and buffers (and existing .grad) become `dtype`; the handles keep their
+  // identity (Tensor::set_data), so optimizers and layer members see the change.
+  Module& to(DType dtype);
+  Module& to(Device device);
+  // fn(module) on every descendant, children first, then on this module (torch's Module.apply).
+  Module& apply(const std::function<void(Module&)>& fn);
+  void zero_grad(bool set_to_none = true);
+  // Sets requires_grad on every parameter (freezing/unfreezing).
+  Module& requires_grad_(bool requires_grad = true);
+
+  // ---- state -------------------------------------------------------------------------------
+  // Parameters and persistent buffers under dotted names (tied tensors under each of their
+  // names), detached handles sharing the module's storage.
+  StateDict state_dict() const;
+  // Copies values into the existing tensors (converting dtype/device). A shape mismatch always
+  // raises; with strict, missing or unexpected keys raise too. The ValueError lists every
+  // missing key, unexpected key and mis-shaped key at once.
+  LoadResult load_state_dict(const StateDict& state, bool strict = true);
+
+  // ---- calling -----------------------------------------------------------------------------
+  virtual std::string type_name() const { return "Module"; }
+  // The part of the printout between the parentheses, e.g. "in_features=4, out_features=3".
+  virtual std::string extra_repr() const { return ""; }
+  // A PyTorch-style multi-line printout of the module tree.
+  std::string str() const;
+  virtual Tensor forward(const Tensor& x);
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+ protected:
+  // The stored handle of a parameter or buffer registered by this module (undefined if None).
+  Tensor own_tensor(const std::string& name) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    Tensor tensor;
+    bool persistent = true;  // buffers only
+  };
+  void check_new_name(const std::string& name, const char* what) const;
+  void add_child(const std::string& name, std::shared_ptr<Module> m);
+  void collect_modules(const std::string& prefix, NamedModules& out,
+                       std::vector<const Module*>& seen) const;
+  void collect_state(const std::string& prefix, StateDict& out) const;
+  void str_into(std::string& out, int indent) const;
+  // This module (named "") followed by named_modules(), as raw pointers.
+  std::vector<std::pair<std::string, const Module*>> all_modules() const;
+
+  std::vector<Entry> params_;
+  std::vector<Entry> buffers_;
+  NamedModules children_;
+  bool training_ = true;
+};
+
+// Builds a module from its options: nn::make<nn::Linear>({.in_features = 4, .out_features = 3}).
+template <class M>
+std::shared_ptr<M> make(const typename M::Options& options) {
+  return std::make_shared<M>(options);
+}
+template <class M>
+std::shared_ptr<M> make() {
+  return std::make_shared<M>();
+}
+
+std::ostream& operator<<(std::ostream& os, const Module& m);
+
+}  // namespace fabric::nn

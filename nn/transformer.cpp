@@ -1,0 +1,77 @@
+// CausalSelfAttention, BlockMLP and Block.
+#include "nn/transformer.h"
+
+#include "nn/functional.h"
+
+namespace fabric::nn {
+
+CausalSelfAttention::CausalSelfAttention(const BlockOptions& o) : options_(o) {
+  FABRIC_CHECK(o.n_embd > 0 && o.n_head > 0 && o.n_embd % o.n_head == 0, ValueError,
+               "CausalSelfAttention: n_embd (", o.n_embd,
+               ") must be a positive multiple of n_head (", o.n_head, ")");
+  FABRIC_CHECK(o.block_size > 0, ValueError,
+               "CausalSelfAttention: block_size must be positive, got ", o.block_size);
+  c_attn = register_module<Linear>(
+      "c_attn", {.in_features = o.n_embd, .out_features = 3 * o.n_embd, .bias = o.bias});
+  c_proj = register_module<Linear>(
+      "c_proj", {.in_features = o.n_embd, .out_features = o.n_embd, .bias = o.bias});
+  attn_dropout = register_module<Dropout>("attn_dropout", {.p = o.dropout});
+  resid_dropout = register_module<Dropout>("resid_dropout", {.p = o.dropout});
+  mask_ = register_buffer("mask", causal_mask(o.block_size, o.block_size), /*persistent=*/false);
+}
+
+Tensor CausalSelfAttention::forward(const Tensor& x) {
+  FABRIC_CHECK(x.dim() == 3 && x.size(2) == options_.n_embd, ShapeError,
+               "CausalSelfAttention: expected input (B, T, ", options_.n_embd, "), got ",
+               shape_str(x.sizes()));
+  const int64_t B = x.size(0), T = x.size(1), C = options_.n_embd, nh = options_.n_head,
+                hs = C / nh;
+  FABRIC_CHECK(T <= options_.block_size, ValueError, "CausalSelfAttention: sequence length ", T,
+               " exceeds block_size ", options_.block_size);
+  Tensor qkv = c_attn->forward(x);  // (B, T, 3C)
+  // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
+  // each head's (T, hs) matrix has row stride 3C, which the batched GEMM reads directly.
+  auto heads = [&](int64_t i) {
+    return qkv.narrow(2, i * C, C).view({B, T, nh, hs}).transpose(1, 2);
+  };
+  // The mask buffer follows the module's device; its (T, T) corner is a view.
+  Tensor mask = mask_.narrow(0, 0, T).narrow(1, 0, T);
+  const double p = is_training() ? options_.dropout : 0.0;
+  Tensor y = functional::scaled_dot_product_attention(
+      heads(0), heads(1), heads(2), mask, p, false, std::nullopt,
+      attn_dropout->options().generator);              // (B, nh, T, hs)
+  y = y.transpose(1, 2).contiguous().view({B, T, C});  // re-assemble the heads side by side
+  return resid_dropout->forward(c_proj->forward(y));
+}
+
+std::string CausalSelfAttention::extra_repr() const {
+  return detail::cat("n_embd=", options_.n_embd, ", n_head=", options_.n_head,
+                     ", block_size=", options_.block_size);
+}
+
+BlockMLP::BlockMLP(const BlockOptions& o) {
+  c_fc = register_module<Linear>(
+      "c_fc", {.in_features = o.n_embd, .out_features = 4 * o.n_embd, .bias = o.bias});
+  gelu = register_module<GELU>("gelu", {.approximate = o.gelu});
+  c_proj = register_module<Linear>(
+      "c_proj", {.in_features = 4 * o.n_embd, .out_features = o.n_embd, .bias = o.bias});
+  dropout = register_module<Dropout>("dropout", {.p = o.dropout});
+}
+
+Tensor BlockMLP::forward(const Tensor& x) {
+  return dropout->forward(c_proj->forward(gelu->forward(c_fc->forward(x))));
+}
+
+Block::Block(const BlockOptions& o) {
+  ln_1 = register_module<LayerNorm>("ln_1", {.normalized_shape = {o.n_embd}, .bias = o.bias});
+  attn = register_module<CausalSelfAttention>("attn", o);
+  ln_2 = register_module<LayerNorm>("ln_2", {.normalized_shape = {o.n_embd}, .bias = o.bias});
+  mlp = register_module<BlockMLP>("mlp", o);
+}
+
+Tensor Block::forward(const Tensor& x) {
+  Tensor h = add(x, attn->forward(ln_1->forward(x)));
+  return add(h, mlp->forward(ln_2->forward(h)));
+}
+
+}  // namespace fabric::nn

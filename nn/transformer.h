@@ -1,0 +1,68 @@
+// The GPT-2 / nanoGPT transformer pieces: causal self-attention with a fused QKV projection, the
+// 4x MLP and the pre-LayerNorm residual block. Parameter names follow nanoGPT exactly.
+#pragma once
+#include <string>
+
+#include "nn/activation.h"
+#include "nn/linear.h"
+#include "nn/normalization.h"
+
+namespace fabric::nn {
+
+struct BlockOptions {
+  int64_t n_embd = 768;
+  int64_t n_head = 12;
+  int64_t block_size = 1024;  // the longest sequence; sizes the causal mask
+  double dropout = 0.0;
+  bool bias = true;           // biases in the Linear layers and LayerNorms
+  std::string gelu = "tanh";  // the MLP's GELU approximation: "tanh" (GPT-2) or "none" (erf)
+};
+
+// Keys: c_attn.{weight,bias} (3C, C), c_proj.{weight,bias} (C, C). The causal mask is a
+// non-persistent buffer ("mask", bool (block_size, block_size)), so it is not in state_dict.
+class CausalSelfAttention : public Module {
+ public:
+  using Options = BlockOptions;
+  explicit CausalSelfAttention(const BlockOptions& options);
+  // (B, T, C) -> (B, T, C)
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "CausalSelfAttention"; }
+  std::string extra_repr() const override;
+
+  std::shared_ptr<Linear> c_attn, c_proj;
+  std::shared_ptr<Dropout> attn_dropout, resid_dropout;
+
+ private:
+  BlockOptions options_;
+  Tensor mask_;  // (block_size, block_size) bool, true on and below the diagonal
+};
+
+// c_fc (4C, C) -> GELU -> c_proj (C, 4C) -> dropout. nanoGPT's class is called MLP; here it is
+// BlockMLP so as not to clash with the nn::MLP model.
+class BlockMLP : public Module {
+ public:
+  using Options = BlockOptions;
+  explicit BlockMLP(const BlockOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "MLP"; }
+
+  std::shared_ptr<Linear> c_fc, c_proj;
+  std::shared_ptr<GELU> gelu;
+  std::shared_ptr<Dropout> dropout;
+};
+
+// x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). Keys: ln_1.*, attn.*, ln_2.*, mlp.*.
+class Block : public Module {
+ public:
+  using Options = BlockOptions;
+  explicit Block(const BlockOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Block"; }
+
+  std::shared_ptr<LayerNorm> ln_1;
+  std::shared_ptr<CausalSelfAttention> attn;
+  std::shared_ptr<LayerNorm> ln_2;
+  std::shared_ptr<BlockMLP> mlp;
+};
+
+}  // namespace fabric::nn
