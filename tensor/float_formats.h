@@ -41,7 +41,7 @@ constexpr FABRIC_HD uint32_t rne_encode_abs(uint32_t a) {
     return (rebased + ((1u << (kShift - 1)) - 1u) + odd) >> kShift;
   }
   // Subnormal target: count in units of the smallest subnormal 2^(1-B-M).
-  const int s = 151 - B - M - e32;  // right shift of the 24-bit significand
+  const int s = 151 - B - M - e32;    // right shift of the 24-bit significand
   if (s >= 25 || e32 == 0) return 0;  // below half the smallest subnormal (fp32 denormals too)
   const uint32_t m = (a & 0x7FFFFFu) | 0x800000u;
   const uint32_t q = m >> s;

@@ -1,5 +1,11 @@
 // Bulk dtype conversion: AVX-512 kernels for the conversions training hits every step (fp32 to
 // and from fp16/bf16/fp8/fp64), everything else staged through fp32 or done by scalar_cast.
+
+// g++ 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm*_undefined_*() (GCC
+// PR105593); the state must be set before <immintrin.h> is first read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "kernels/cpu/convert.h"
 
 #include <omp.h>
@@ -51,8 +57,11 @@ void f16_to_f32(const uint16_t* s, float* d, int64_t n) {
   int64_t i = 0;
 #ifdef FABRIC_CONVERT_AVX512
   for (; i + 32 <= n; i += 32) {
-    _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
-    _mm512_storeu_ps(d + i + 16, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 16))));
+    _mm512_storeu_ps(d + i,
+                     _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
+    _mm512_storeu_ps(
+        d + i + 16,
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 16))));
   }
   for (; i < n; i += 16) {
     const __mmask16 m = tail_mask16(std::min<int64_t>(16, n - i));
@@ -65,13 +74,22 @@ void f16_to_f32(const uint16_t* s, float* d, int64_t n) {
 // ---- fp32 <-> bf16 ---------------------------------------------------------------------------
 #ifdef FABRIC_CONVERT_AVX512
 // Integer RNE rather than vcvtneps2bf16: that instruction flushes fp32 denormals to zero and
-// keeps NaN payloads, where the cast keeps bf16 subnormals and makes every NaN 0x7FC0.
-inline __m256i bf16_rne16(__m512 x) {
+// keeps NaN payloads, where the cast keeps bf16 subnormals and makes every NaN 0x7FC0. The
+// result is the high half of each rounded 32-bit lane.
+inline __m512i bf16_round_lanes(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
-  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-  return _mm512_cvtepi32_epi16(r);
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  return _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q),
+                               _mm512_set1_epi32(0x7FC00000));
+}
+
+// The odd 16-bit lanes of a then b: 32 bf16 values in one shuffle (vpmovdw costs two per 16).
+inline __m512i high_halves(__m512i a, __m512i b) {
+  alignas(64) static constexpr uint16_t kIdx[32] = {1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21,
+                                                    23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
+                                                    45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+  return _mm512_permutex2var_epi16(a, _mm512_load_si512(kIdx), b);
 }
 #endif
 
@@ -79,12 +97,17 @@ void f32_to_bf16(const float* s, uint16_t* d, int64_t n) {
   int64_t i = 0;
 #ifdef FABRIC_CONVERT_AVX512
   for (; i + 32 <= n; i += 32) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), bf16_rne16(_mm512_loadu_ps(s + i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 16), bf16_rne16(_mm512_loadu_ps(s + i + 16)));
+    const __m512i a = bf16_round_lanes(_mm512_loadu_ps(s + i));
+    const __m512i b = bf16_round_lanes(_mm512_loadu_ps(s + i + 16));
+    _mm512_storeu_si512(d + i, high_halves(a, b));
   }
-  for (; i < n; i += 16) {
-    const __mmask16 m = tail_mask16(std::min<int64_t>(16, n - i));
-    _mm256_mask_storeu_epi16(d + i, m, bf16_rne16(_mm512_maskz_loadu_ps(m, s + i)));
+  if (i < n) {
+    const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (n - i)) - 1);
+    const __m512i a = bf16_round_lanes(_mm512_maskz_loadu_ps(static_cast<__mmask16>(m), s + i));
+    const __m512i b =
+        bf16_round_lanes(_mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), s + i + 16));
+    _mm512_mask_storeu_epi16(d + i, m, high_halves(a, b));
+    i = n;
   }
 #endif
   for (; i < n; ++i) d[i] = float_to_bf16_bits(s[i]);
@@ -94,7 +117,8 @@ void bf16_to_f32(const uint16_t* s, float* d, int64_t n) {
   int64_t i = 0;
 #ifdef FABRIC_CONVERT_AVX512
   for (; i + 16 <= n; i += 16) {
-    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+    const __m512i w =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
     _mm512_storeu_si512(d + i, _mm512_slli_epi32(w, 16));
   }
   if (i < n) {
@@ -130,52 +154,58 @@ void f64_to_f32(const double* s, float* d, int64_t n) {
 // Vector form of float_to_fp8_*_bits: integer RNE for normal results; for subnormal results
 // |x| + 2^k with 2^k's ulp equal to the smallest subnormal, added with static RNE (independent of
 // MXCSR), leaves the code in the low bits.
-template <int M, int B, bool E4M3>
-inline __m128i fp8_rne16(__m512 x, bool saturate) {
+template <int M, int B, bool E4M3, bool Sat>
+inline __m128i fp8_rne16(__m512 x) {
   constexpr int kShift = 23 - M;
-  constexpr uint32_t kDenorm = static_cast<uint32_t>(127 + 1 - B - M + 23) << 23;
-  constexpr uint32_t kMinNormal = static_cast<uint32_t>(127 + 1 - B) << 23;
+  // Rebiasing subtracts a multiple of 2^23, so the kept mantissa's lowest bit (the tie breaker)
+  // is bit kShift of |x| itself and the bias folds into the rounding constant.
+  constexpr int kRound =
+      static_cast<int>(((1u << (kShift - 1)) - 1u) - (static_cast<uint32_t>(127 - B) << 23));
+  constexpr int kDenorm = (127 + 1 - B - M + 23) << 23;
+  constexpr int kMinNormal = (127 + 1 - B) << 23;
+  constexpr int kOvf = E4M3 ? 0x43E80000 : 0x476FFFFF;  // > 464 : >= 61440
+  constexpr int kOvfCode = E4M3 ? (Sat ? 0x7E : 0x7F) : (Sat ? 0x7B : 0x7C);
   const __m512i u = _mm512_castps_si512(x);
   const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF));
-  const __m512i rebased = _mm512_sub_epi32(a, _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - B) << 23)));
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(rebased, kShift), _mm512_set1_epi32(1));
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, kShift), _mm512_set1_epi32(1));
   __m512i r = _mm512_srli_epi32(
-      _mm512_add_epi32(rebased, _mm512_add_epi32(odd, _mm512_set1_epi32((1 << (kShift - 1)) - 1))), kShift);
-  const __m512 sum = _mm512_add_round_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(_mm512_set1_epi32(kDenorm)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm512_add_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(kRound)), odd), kShift);
+  const __m512 sum =
+      _mm512_add_round_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(_mm512_set1_epi32(kDenorm)),
+                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512i sub = _mm512_sub_epi32(_mm512_castps_si512(sum), _mm512_set1_epi32(kDenorm));
   r = _mm512_mask_mov_epi32(r, _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32(kMinNormal)), sub);
-  __mmask16 ovf;
-  int ovf_code;
-  if constexpr (E4M3) {
-    ovf = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x43E80000));  // > 464
-    ovf_code = saturate ? 0x7E : 0x7F;
-  } else {
-    ovf = _mm512_cmpge_epu32_mask(a, _mm512_set1_epi32(0x47700000));  // >= 61440
-    ovf_code = saturate ? 0x7B : 0x7C;
+  // NaN lanes are among the overflow lanes; only where the overflow code is not NaN's do they
+  // need a second pass.
+  r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(kOvf)),
+                            _mm512_set1_epi32(kOvfCode));
+  if constexpr (kOvfCode != 0x7F) {
+    r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7F800000)),
+                              _mm512_set1_epi32(0x7F));
   }
-  r = _mm512_mask_mov_epi32(r, ovf, _mm512_set1_epi32(ovf_code));
-  r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7F800000)), _mm512_set1_epi32(0x7F));
-  r = _mm512_or_si512(r, _mm512_and_si512(_mm512_srli_epi32(u, 24), _mm512_set1_epi32(0x80)));
+  // r | ((u >> 24) & 0x80): the sign bit.
+  r = _mm512_ternarylogic_epi32(r, _mm512_srli_epi32(u, 24), _mm512_set1_epi32(0x80), 0xF8);
   return _mm512_cvtepi32_epi8(r);
 }
 #endif
 
-template <bool E4M3>
-void f32_to_fp8(const float* s, uint8_t* d, int64_t n, bool saturate) {
+template <bool E4M3, bool Sat>
+void f32_to_fp8(const float* s, uint8_t* d, int64_t n) {
   int64_t i = 0;
 #ifdef FABRIC_CONVERT_AVX512
-  auto enc = [saturate](__m512 x) {
-    return E4M3 ? fp8_rne16<3, 7, true>(x, saturate) : fp8_rne16<2, 15, false>(x, saturate);
-  };
-  for (; i + 16 <= n; i += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), enc(_mm512_loadu_ps(s + i)));
-  if (i < n) {
-    const __mmask16 m = tail_mask16(n - i);
-    _mm_mask_storeu_epi8(d + i, m, enc(_mm512_maskz_loadu_ps(m, s + i)));
-    i = n;
+  constexpr int kM = E4M3 ? 3 : 2, kB = E4M3 ? 7 : 15;
+  for (; i + 32 <= n; i += 32) {
+    const __m128i lo = fp8_rne16<kM, kB, E4M3, Sat>(_mm512_loadu_ps(s + i));
+    const __m128i hi = fp8_rne16<kM, kB, E4M3, Sat>(_mm512_loadu_ps(s + i + 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm256_set_m128i(hi, lo));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(std::min<int64_t>(16, n - i));
+    _mm_mask_storeu_epi8(d + i, m, fp8_rne16<kM, kB, E4M3, Sat>(_mm512_maskz_loadu_ps(m, s + i)));
   }
 #endif
-  for (; i < n; ++i) d[i] = E4M3 ? float_to_fp8_e4m3_bits(s[i], saturate) : float_to_fp8_e5m2_bits(s[i], saturate);
+  for (; i < n; ++i)
+    d[i] = E4M3 ? float_to_fp8_e4m3_bits(s[i], Sat) : float_to_fp8_e5m2_bits(s[i], Sat);
 }
 
 // E4M3 values are all exact fp16 values, so decoding is a 128-entry fp16 table lookup (two
@@ -206,7 +236,8 @@ void fp8_to_f32(const uint8_t* s, float* d, int64_t n) {
     } else {
       const __m512i lo = _mm512_permutex2var_epi16(t0, v, t1);
       const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
-      const __m512i h = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, _mm512_set1_epi16(0x40)), lo, hi);
+      const __m512i h =
+          _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, _mm512_set1_epi16(0x40)), lo, hi);
       return _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x80)), 8));
     }
   };
@@ -218,8 +249,10 @@ void fp8_to_f32(const uint8_t* s, float* d, int64_t n) {
   if (i < n) {
     const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (n - i)) - 1);
     const __m512i h = to_half(_mm256_maskz_loadu_epi8(m, s + i));
-    _mm512_mask_storeu_ps(d + i, static_cast<__mmask16>(m), _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
-    _mm512_mask_storeu_ps(d + i + 16, static_cast<__mmask16>(m >> 16), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+    _mm512_mask_storeu_ps(d + i, static_cast<__mmask16>(m),
+                          _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+    _mm512_mask_storeu_ps(d + i + 16, static_cast<__mmask16>(m >> 16),
+                          _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
     i = n;
   }
 #endif
@@ -250,12 +283,24 @@ constexpr bool is_f32_family(DType t) { return t >= DType::float32 && t <= DType
 
 void to_f32(DType s, const void* src, float* d, int64_t n) {
   switch (s) {
-    case DType::float32: std::memcpy(d, src, static_cast<size_t>(n) * sizeof(float)); return;
-    case DType::float16: f16_to_f32(static_cast<const uint16_t*>(src), d, n); return;
-    case DType::bfloat16: bf16_to_f32(static_cast<const uint16_t*>(src), d, n); return;
-    case DType::float8_e4m3fn: fp8_to_f32<true>(static_cast<const uint8_t*>(src), d, n); return;
-    case DType::float8_e5m2: fp8_to_f32<false>(static_cast<const uint8_t*>(src), d, n); return;
-    case DType::float64: f64_to_f32(static_cast<const double*>(src), d, n); return;
+    case DType::float32:
+      std::memcpy(d, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case DType::float16:
+      f16_to_f32(static_cast<const uint16_t*>(src), d, n);
+      return;
+    case DType::bfloat16:
+      bf16_to_f32(static_cast<const uint16_t*>(src), d, n);
+      return;
+    case DType::float8_e4m3fn:
+      fp8_to_f32<true>(static_cast<const uint8_t*>(src), d, n);
+      return;
+    case DType::float8_e5m2:
+      fp8_to_f32<false>(static_cast<const uint8_t*>(src), d, n);
+      return;
+    case DType::float64:
+      f64_to_f32(static_cast<const double*>(src), d, n);
+      return;
     default:
       visit_dtype(s, [&](auto tag) { scalar_loop<decltype(tag), float>(src, d, n); });
   }
@@ -263,12 +308,24 @@ void to_f32(DType s, const void* src, float* d, int64_t n) {
 
 void from_f32(const float* s, DType d, void* dst, int64_t n, bool sat) {
   switch (d) {
-    case DType::float32: std::memcpy(dst, s, static_cast<size_t>(n) * sizeof(float)); return;
-    case DType::float16: f32_to_f16(s, static_cast<uint16_t*>(dst), n); return;
-    case DType::bfloat16: f32_to_bf16(s, static_cast<uint16_t*>(dst), n); return;
-    case DType::float8_e4m3fn: f32_to_fp8<true>(s, static_cast<uint8_t*>(dst), n, sat); return;
-    case DType::float8_e5m2: f32_to_fp8<false>(s, static_cast<uint8_t*>(dst), n, sat); return;
-    case DType::float64: f32_to_f64(s, static_cast<double*>(dst), n); return;
+    case DType::float32:
+      std::memcpy(dst, s, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case DType::float16:
+      f32_to_f16(s, static_cast<uint16_t*>(dst), n);
+      return;
+    case DType::bfloat16:
+      f32_to_bf16(s, static_cast<uint16_t*>(dst), n);
+      return;
+    case DType::float8_e4m3fn:
+      return sat ? f32_to_fp8<true, true>(s, static_cast<uint8_t*>(dst), n)
+                 : f32_to_fp8<true, false>(s, static_cast<uint8_t*>(dst), n);
+    case DType::float8_e5m2:
+      return sat ? f32_to_fp8<false, true>(s, static_cast<uint8_t*>(dst), n)
+                 : f32_to_fp8<false, false>(s, static_cast<uint8_t*>(dst), n);
+    case DType::float64:
+      f32_to_f64(s, static_cast<double*>(dst), n);
+      return;
     default:
       visit_dtype(d, [&](auto tag) { scalar_loop<float, decltype(tag)>(s, dst, n); });
   }
@@ -301,7 +358,8 @@ void convert_serial(DType s, const char* src, DType d, char* dst, int64_t n, boo
 }  // namespace
 
 void convert(DType s, const void* src, DType d, void* dst, int64_t n, bool saturate_fp8) {
-  FABRIC_CHECK(n >= 0, ValueError, "convert(", s, " -> ", d, "): element count must be >= 0, got ", n);
+  FABRIC_CHECK(n >= 0, ValueError, "convert(", s, " -> ", d, "): element count must be >= 0, got ",
+               n);
   if (n == 0) return;
   FABRIC_CHECK(src != nullptr && dst != nullptr, ValueError, "convert(", s, " -> ", d, ", n=", n,
                "): null ", (src ? "destination" : "source"), " buffer");
@@ -315,7 +373,8 @@ void convert(DType s, const void* src, DType d, void* dst, int64_t n, bool satur
   block = (block + 63) & ~int64_t{63};
   const int64_t blocks = (n + block - 1) / block;
   const int64_t ss = itemsize(s), ds = itemsize(d);
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::min<int64_t>(threads, blocks)))
+#pragma omp parallel for schedule(static) \
+    num_threads(static_cast <int>(std::min <int64_t>(threads, blocks)))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t lo = b * block;
     const int64_t m = std::min(block, n - lo);

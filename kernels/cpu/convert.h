@@ -19,7 +19,7 @@ inline constexpr bool is_low_float_v =
 // what PyTorch on x86 yields), reached without the UB of an out-of-range static_cast.
 inline constexpr int64_t float_to_int64(double v) {
   return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? static_cast<int64_t>(v)
-                                                                     : INT64_MIN;
+                                                                    : INT64_MIN;
 }
 inline constexpr int32_t float_to_int32(double v) {
   return (v > -2147483649.0 && v < 2147483648.0) ? static_cast<int32_t>(v) : INT32_MIN;

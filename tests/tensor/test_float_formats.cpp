@@ -23,8 +23,12 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 float h2f(float f) { return static_cast<float>(Half(f)); }
 float b2f(float f) { return static_cast<float>(BFloat16(f)); }
-float e4(float f, bool sat) { return sat ? static_cast<float>(Float8E4M3::saturating(f)) : static_cast<float>(Float8E4M3(f)); }
-float e5(float f, bool sat) { return sat ? static_cast<float>(Float8E5M2::saturating(f)) : static_cast<float>(Float8E5M2(f)); }
+float e4(float f, bool sat) {
+  return sat ? static_cast<float>(Float8E4M3::saturating(f)) : static_cast<float>(Float8E4M3(f));
+}
+float e5(float f, bool sat) {
+  return sat ? static_cast<float>(Float8E5M2::saturating(f)) : static_cast<float>(Float8E5M2(f));
+}
 
 // ---- spec §1 test vectors ------------------------------------------------------------------
 
@@ -42,7 +46,7 @@ TEST(FloatFormats, SpecVectorsFp16) {
 }
 
 TEST(FloatFormats, SpecVectorsBf16) {
-  EXPECT_EQ(b2f(1.00390625f), 1.0f);  // tie
+  EXPECT_EQ(b2f(1.00390625f), 1.0f);       // tie
   EXPECT_EQ(b2f(1.01171875f), 1.015625f);  // tie
   EXPECT_EQ(b2f(2049.0f), 2048.0f);
   EXPECT_EQ(b2f(2051.0f), 2048.0f);
@@ -96,8 +100,8 @@ struct TableRow {
 TEST(FloatFormats, FormatTable) {
   const std::vector<TableRow> rows = {
       {"fp16", [](uint32_t c) { return static_cast<float>(Half::from_bits(c)); },
-       [](float f) { return uint32_t{Half(f).x}; }, 0x7BFF, 0x0400, 0x03FF, 0x3C01,
-       65504.0, 6.103515625e-5, 5.9604644775390625e-8, 6.103515625e-5 - 5.9604644775390625e-8,
+       [](float f) { return uint32_t{Half(f).x}; }, 0x7BFF, 0x0400, 0x03FF, 0x3C01, 65504.0,
+       6.103515625e-5, 5.9604644775390625e-8, 6.103515625e-5 - 5.9604644775390625e-8,
        std::ldexp(1.0, -10)},
       {"bf16", [](uint32_t c) { return static_cast<float>(BFloat16::from_bits(c)); },
        [](float f) { return uint32_t{BFloat16(f).x}; }, 0x7F7F, 0x0080, 0x007F, 0x3F81,
@@ -117,7 +121,8 @@ TEST(FloatFormats, FormatTable) {
     EXPECT_EQ(r.decode(1), r.min_sub);
     EXPECT_EQ(r.decode(r.largest_sub_code), r.largest_sub);
     EXPECT_EQ(r.decode(r.one_plus_eps_code) - 1.0, r.eps);
-    for (uint32_t c : {r.max_code, r.min_normal_code, 1u, r.largest_sub_code, r.one_plus_eps_code}) {
+    for (uint32_t c :
+         {r.max_code, r.min_normal_code, 1u, r.largest_sub_code, r.one_plus_eps_code}) {
       EXPECT_EQ(r.encode(r.decode(c)), c);
     }
   }
@@ -161,7 +166,8 @@ TEST(FloatFormats, NaNAndInf) {
   EXPECT_TRUE(std::isnan(fp8_e4m3_bits_to_float(0xFF)));
   EXPECT_EQ(fp8_e5m2_bits_to_float(0x7C), kInf);
   EXPECT_EQ(fp8_e5m2_bits_to_float(0xFC), -kInf);
-  for (uint8_t c : {0x7D, 0x7E, 0x7F, 0xFD, 0xFE, 0xFF}) EXPECT_TRUE(std::isnan(fp8_e5m2_bits_to_float(c)));
+  for (uint8_t c : {0x7D, 0x7E, 0x7F, 0xFD, 0xFE, 0xFF})
+    EXPECT_TRUE(std::isnan(fp8_e5m2_bits_to_float(c)));
   // Every other E4M3 code is finite: 0x78..0x7E are ordinary normals.
   EXPECT_EQ(fp8_e4m3_bits_to_float(0x78), 256.0f);
 }
@@ -259,7 +265,8 @@ struct Oracle {
     const uint32_t sign = std::signbit(f) ? sign_bit : 0;
     const double x = std::fabs(static_cast<double>(f));
     if (std::isinf(x) || x >= value.back()) return sign | overflow_code;
-    const size_t hi = static_cast<size_t>(std::upper_bound(value.begin(), value.end(), x) - value.begin());
+    const size_t hi =
+        static_cast<size_t>(std::upper_bound(value.begin(), value.end(), x) - value.begin());
     const size_t lo = hi - 1;
     if (x == value[lo]) return sign | code[lo];
     const double mid = (value[lo] + value[hi]) / 2;  // exact: few significant bits
@@ -285,7 +292,8 @@ Oracle make_oracle(uint32_t last_finite, uint32_t past_code, double past_value, 
 // Random fp32 inputs that exercise every region of a format: raw random bit patterns (mostly
 // far out of range), values spread over the format's exponent range, and exact midpoints
 // between neighbouring codes and their fp32 neighbours (the ties).
-std::vector<float> oracle_inputs(const Oracle& o, int min_exp, int max_exp, std::mt19937_64& rng, size_t n) {
+std::vector<float> oracle_inputs(const Oracle& o, int min_exp, int max_exp, std::mt19937_64& rng,
+                                 size_t n) {
   std::vector<float> in;
   in.reserve(n);
   std::uniform_int_distribution<uint32_t> any;
@@ -294,8 +302,12 @@ std::vector<float> oracle_inputs(const Oracle& o, int min_exp, int max_exp, std:
   std::uniform_real_distribution<float> unit(1.0f, 2.0f);
   while (in.size() < n) {
     switch (in.size() % 4) {
-      case 0: in.push_back(from_bits32(any(rng))); break;
-      case 1: in.push_back((any(rng) & 1 ? -1.0f : 1.0f) * std::ldexp(unit(rng), expd(rng))); break;
+      case 0:
+        in.push_back(from_bits32(any(rng)));
+        break;
+      case 1:
+        in.push_back((any(rng) & 1 ? -1.0f : 1.0f) * std::ldexp(unit(rng), expd(rng)));
+        break;
       default: {
         const size_t i = idx(rng);
         const auto mid = static_cast<float>((o.value[i] + o.value[i + 1]) / 2);
@@ -310,10 +322,12 @@ std::vector<float> oracle_inputs(const Oracle& o, int min_exp, int max_exp, std:
 
 TEST(FloatFormats, RneMatchesOracle) {
   std::mt19937_64 rng(1234);
-  const Oracle f16 = make_oracle(0x7BFF, 0x7C00, 65536.0, 0x8000, 0x7C00,
-                                 [](uint32_t c) { return half_bits_to_float_portable(static_cast<uint16_t>(c)); });
-  const Oracle bf16 = make_oracle(0x7F7F, 0x7F80, std::ldexp(1.0, 128), 0x8000, 0x7F80,
-                                  [](uint32_t c) { return bf16_bits_to_float(static_cast<uint16_t>(c)); });
+  const Oracle f16 = make_oracle(0x7BFF, 0x7C00, 65536.0, 0x8000, 0x7C00, [](uint32_t c) {
+    return half_bits_to_float_portable(static_cast<uint16_t>(c));
+  });
+  const Oracle bf16 =
+      make_oracle(0x7F7F, 0x7F80, std::ldexp(1.0, 128), 0x8000, 0x7F80,
+                  [](uint32_t c) { return bf16_bits_to_float(static_cast<uint16_t>(c)); });
   auto d4 = [](uint32_t c) { return double{fp8_e4m3_bits_to_float(static_cast<uint8_t>(c))}; };
   auto d5 = [](uint32_t c) { return double{fp8_e5m2_bits_to_float(static_cast<uint8_t>(c))}; };
   const Oracle e4 = make_oracle(0x7E, 0x7F, 480.0, 0x80, 0x7F, d4);
@@ -325,7 +339,8 @@ TEST(FloatFormats, RneMatchesOracle) {
   int failures = 0;
   auto check = [&](const char* name, uint32_t got, uint32_t want, float x) {
     if (got != want && ++failures <= 20) {
-      ADD_FAILURE() << name << " x=" << x << " (0x" << std::hex << bits(x) << ") got 0x" << got << " want 0x" << want;
+      ADD_FAILURE() << name << " x=" << x << " (0x" << std::hex << bits(x) << ") got 0x" << got
+                    << " want 0x" << want;
     }
   };
   for (float x : oracle_inputs(f16, -24, 15, rng, kN)) {
@@ -358,7 +373,8 @@ TEST(FloatFormats, FastPathMatchesPortable) {
   for (int i = 0; i < 4'000'000; ++i) {
     const float x = from_bits32(any(rng));
     const uint16_t fast = Half(x).x, ref = float_to_half_bits_portable(x);
-    if (fast != ref && ++failures <= 20) ADD_FAILURE() << std::hex << bits(x) << ": " << fast << " vs " << ref;
+    if (fast != ref && ++failures <= 20)
+      ADD_FAILURE() << std::hex << bits(x) << ": " << fast << " vs " << ref;
   }
   EXPECT_EQ(failures, 0);
 }
