@@ -1,0 +1,289 @@
+// CPU indexing kernels: index range scan, row gather (embedding/index_select), index_add,
+// gather/scatter_add along a dim, tril/triu and one_hot. Parallel over OpenMP where rows are
+// independent; accumulating kernels split the work so that no two threads write one element.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "tensor/index_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+constexpr int64_t kGrain = 32768;  // elements below which a loop stays serial
+
+inline int64_t load_index(const void* p, DType t, int64_t i) {
+  return t == DType::int64 ? static_cast<const int64_t*>(p)[i] : static_cast<const int32_t*>(p)[i];
+}
+
+std::pair<int64_t, int64_t> index_minmax(const void* index, DType t, int64_t n) {
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+  auto scan = [&](auto* p) {
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 4 * kGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t v = p[i];
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  };
+  if (t == DType::int64)
+    scan(static_cast<const int64_t*>(index));
+  else
+    scan(static_cast<const int32_t*>(index));
+  return {lo, hi};
+}
+
+template <typename T>
+void select_rows(const IndexSelectDesc& d) {
+  const T* src = static_cast<const T*>(d.src);
+  T* out = static_cast<T*>(d.out);
+  const int64_t rows = d.outer * d.num_index, inner = d.inner;
+#pragma omp parallel for schedule(static) if (rows * inner > kGrain && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t o = r / d.num_index, i = r % d.num_index;
+    const T* s =
+        src + o * d.src_stride_outer + load_index(d.index, d.index_dtype, i) * d.src_stride_dim;
+    T* dst = out + r * inner;
+    if (inner == 1)
+      *dst = *s;
+    else
+      std::memcpy(dst, s, static_cast<size_t>(inner) * sizeof(T));
+  }
+}
+
+void index_select(const IndexSelectDesc& d) {
+  if (d.outer * d.num_index * d.inner == 0) return;
+  switch (d.itemsize) {
+    case 8:
+      select_rows<uint64_t>(d);
+      break;
+    case 4:
+      select_rows<uint32_t>(d);
+      break;
+    case 2:
+      select_rows<uint16_t>(d);
+      break;
+    default:
+      select_rows<uint8_t>(d);
+      break;
+  }
+}
+
+template <typename T>
+void index_add_typed(const IndexAddDesc& d) {
+  T* out = static_cast<T*>(d.out);
+  const T* src = static_cast<const T*>(d.src);
+  const int64_t inner = d.inner, n = d.num_index;
+  auto add_cols = [&](int64_t o, int64_t c0, int64_t c1) {
+    T* ob = out + o * d.out_size * inner;
+    const T* sb = src + o * n * inner;
+    for (int64_t i = 0; i < n; ++i) {
+      T* dst = ob + load_index(d.index, d.index_dtype, i) * inner;
+      const T* s = sb + i * inner;
+      for (int64_t c = c0; c < c1; ++c) dst[c] += s[c];
+    }
+  };
+  const int64_t work = d.outer * n * inner;
+  if (d.outer > 1 && work > kGrain) {
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < d.outer; ++o) add_cols(o, 0, inner);
+  } else if (inner >= 128 && work > kGrain) {
+    // One destination row can receive many source rows: split the columns, not the rows.
+    const int64_t nchunks = std::min<int64_t>(omp_get_max_threads(), inner / 64);
+    for (int64_t o = 0; o < d.outer; ++o) {
+#pragma omp parallel for schedule(static)
+      for (int64_t ch = 0; ch < nchunks; ++ch)
+        add_cols(o, inner * ch / nchunks, inner * (ch + 1) / nchunks);
+    }
+  } else {
+    for (int64_t o = 0; o < d.outer; ++o) add_cols(o, 0, inner);
+  }
+}
+
+void index_add(const IndexAddDesc& d) {
+  if (d.outer * d.num_index * d.inner == 0) return;
+  switch (d.dtype) {
+    case DType::float64:
+      index_add_typed<double>(d);
+      break;
+    case DType::float32:
+      index_add_typed<float>(d);
+      break;
+    case DType::int64:
+      index_add_typed<int64_t>(d);
+      break;
+    case DType::int32:
+      index_add_typed<int32_t>(d);
+      break;
+    case DType::int8:
+      index_add_typed<int8_t>(d);
+      break;
+    case DType::uint8:
+      index_add_typed<uint8_t>(d);
+      break;
+    default:
+      throw DTypeError(
+          fabric::detail::cat("index_add kernel: unsupported dtype ", dtype_name(d.dtype)));
+  }
+}
+
+// Walks every position of `sizes` except along `dim` (the "lines"), parallel over lines, and
+// calls line(data_off, other_off, index_off) with element offsets of the line's first element.
+// Lines are disjoint in the destination of scatter_add, so the walk is race-free.
+template <typename LineFn>
+void for_each_line(const ScatterGatherDesc& d, LineFn&& line) {
+  int64_t lines = 1;
+  for (int k = 0; k < d.ndim; ++k)
+    if (k != d.dim) lines *= d.sizes[k];
+  const int64_t len = d.sizes[d.dim];
+  if (lines == 0 || len == 0) return;
+  const int64_t per_task = std::max<int64_t>(1, kGrain / std::max<int64_t>(len, 1));
+  const int64_t tasks = (lines + per_task - 1) / per_task;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t begin = t * per_task, end = std::min(lines, begin + per_task);
+    int64_t idx[kMaxIndexDims] = {};
+    int64_t r = begin;
+    for (int k = d.ndim - 1; k >= 0; --k) {
+      if (k == d.dim) continue;
+      idx[k] = r % d.sizes[k];
+      r /= d.sizes[k];
+    }
+    for (int64_t l = begin; l < end; ++l) {
+      int64_t od = 0, oo = 0, oi = 0;
+      for (int k = 0; k < d.ndim; ++k) {
+        od += idx[k] * d.data_strides[k];
+        oo += idx[k] * d.other_strides[k];
+        oi += idx[k] * d.index_strides[k];
+      }
+      line(od, oo, oi);
+      for (int k = d.ndim - 1; k >= 0; --k) {
+        if (k == d.dim) continue;
+        if (++idx[k] < d.sizes[k]) break;
+        idx[k] = 0;
+      }
+    }
+  }
+}
+
+template <typename T>
+void gather_typed(const ScatterGatherDesc& d) {
+  const T* data = reinterpret_cast<const T*>(d.data);
+  T* other = reinterpret_cast<T*>(d.other);
+  const int64_t len = d.sizes[d.dim], sd = d.data_strides[d.dim], so = d.other_strides[d.dim],
+                si = d.index_strides[d.dim];
+  for_each_line(d, [&](int64_t od, int64_t oo, int64_t oi) {
+    for (int64_t i = 0; i < len; ++i) other[oo + i * so] = data[od + d.index[oi + i * si] * sd];
+  });
+}
+
+template <typename T>
+void scatter_add_typed(const ScatterGatherDesc& d) {
+  T* data = reinterpret_cast<T*>(d.data);
+  const T* other = reinterpret_cast<const T*>(d.other);
+  const int64_t len = d.sizes[d.dim], sd = d.data_strides[d.dim], so = d.other_strides[d.dim],
+                si = d.index_strides[d.dim];
+  for_each_line(d, [&](int64_t od, int64_t oo, int64_t oi) {
+    for (int64_t i = 0; i < len; ++i) {
+      T& dst = data[od + d.index[oi + i * si] * sd];
+      if constexpr (std::is_same_v<T, bool>)
+        dst = dst || other[oo + i * so];
+      else
+        dst = static_cast<T>(dst + other[oo + i * so]);
+    }
+  });
+}
+
+void gather(const ScatterGatherDesc& d) {
+  // Bytes move unchanged: dispatch on the element size only.
+  switch (itemsize(d.dtype)) {
+    case 8:
+      gather_typed<uint64_t>(d);
+      break;
+    case 4:
+      gather_typed<uint32_t>(d);
+      break;
+    case 2:
+      gather_typed<uint16_t>(d);
+      break;
+    default:
+      gather_typed<uint8_t>(d);
+      break;
+  }
+}
+
+void scatter_add(const ScatterGatherDesc& d) {
+  switch (d.dtype) {
+    case DType::float64:
+      scatter_add_typed<double>(d);
+      break;
+    case DType::float32:
+      scatter_add_typed<float>(d);
+      break;
+    case DType::int64:
+      scatter_add_typed<int64_t>(d);
+      break;
+    case DType::int32:
+      scatter_add_typed<int32_t>(d);
+      break;
+    case DType::int8:
+      scatter_add_typed<int8_t>(d);
+      break;
+    case DType::uint8:
+      scatter_add_typed<uint8_t>(d);
+      break;
+    case DType::bool_:
+      scatter_add_typed<bool>(d);
+      break;
+    default:
+      throw DTypeError(
+          fabric::detail::cat("scatter_add kernel: unsupported dtype ", dtype_name(d.dtype)));
+  }
+}
+
+void tri(const TriDesc& d) {
+  const int64_t rows = d.batch * d.rows, cols = d.cols, es = d.itemsize;
+  const char* src = static_cast<const char*>(d.src);
+  char* dst = static_cast<char*>(d.dst);
+#pragma omp parallel for schedule(static) if (rows * cols > kGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = r % d.rows;
+    // tril keeps columns j <= i + diagonal; triu keeps j >= i + diagonal.
+    const int64_t edge =
+        std::clamp<int64_t>(d.lower ? i + d.diagonal + 1 : i + d.diagonal, 0, cols);
+    const char* s = src + r * cols * es;
+    char* o = dst + r * cols * es;
+    if (d.lower) {
+      std::memcpy(o, s, edge * es);
+      std::memset(o + edge * es, 0, (cols - edge) * es);
+    } else {
+      std::memset(o, 0, edge * es);
+      std::memcpy(o + edge * es, s + edge * es, (cols - edge) * es);
+    }
+  }
+}
+
+void one_hot(const int64_t* index, int64_t n, int64_t num_classes, int64_t* out) {
+#pragma omp parallel for schedule(static) if (n * num_classes > kGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t* row = out + i * num_classes;
+    std::memset(row, 0, num_classes * sizeof(int64_t));
+    row[index[i]] = 1;
+  }
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(index_minmax_stub, cpu, &cpu::index_minmax);
+FABRIC_REGISTER_KERNEL(index_select_stub, cpu, &cpu::index_select);
+FABRIC_REGISTER_KERNEL(index_add_stub, cpu, &cpu::index_add);
+FABRIC_REGISTER_KERNEL(gather_stub, cpu, &cpu::gather);
+FABRIC_REGISTER_KERNEL(scatter_add_stub, cpu, &cpu::scatter_add);
+FABRIC_REGISTER_KERNEL(tri_stub, cpu, &cpu::tri);
+FABRIC_REGISTER_KERNEL(one_hot_stub, cpu, &cpu::one_hot);
+}  // namespace fabric

@@ -1,0 +1,205 @@
+// CPU 2-D max/avg pooling, forward and backward, over contiguous NCHW planes (parallel over the
+// N*C planes, so the backward scatters never race). Reduced precision computes in float32.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/conv_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <typename T>
+inline acc_t<T> load(const T* p, int64_t i) {
+  return static_cast<acc_t<T>>(p[i]);
+}
+
+// The clipped window [h0, h1) x [w0, w1) of output (oh, ow).
+struct Window {
+  int64_t h0, h1, w0, w1;
+};
+inline Window window(const Pool2dDesc& d, int64_t oh, int64_t ow) {
+  const int64_t hs = oh * d.SH - d.PH, ws = ow * d.SW - d.PW;
+  return {std::max<int64_t>(hs, 0), std::min(hs + d.KH, d.H), std::max<int64_t>(ws, 0),
+          std::min(ws + d.KW, d.W)};
+}
+
+// Divisor with count_include_pad: the window clipped to the padded input, not to the input.
+inline int64_t avg_divisor(const Pool2dDesc& d, int64_t oh, int64_t ow) {
+  const int64_t hs = oh * d.SH - d.PH, ws = ow * d.SW - d.PW;
+  const int64_t he = std::min(hs + d.KH, d.H + d.PH), we = std::min(ws + d.KW, d.W + d.PW);
+  return (he - hs) * (we - ws);
+}
+
+// Offset (in the plane) of the first maximum of a window; NaN wins, as in PyTorch.
+template <typename T>
+inline int64_t argmax_in(const Pool2dDesc& d, const T* x, const Window& w) {
+  acc_t<T> best = -std::numeric_limits<acc_t<T>>::infinity();
+  int64_t at = -1;
+  for (int64_t h = w.h0; h < w.h1; ++h) {
+    for (int64_t c = w.w0; c < w.w1; ++c) {
+      const acc_t<T> v = load(x, h * d.W + c);
+      if (at < 0 || v > best || std::isnan(v)) {
+        best = v;
+        at = h * d.W + c;
+        if (std::isnan(v)) return at;
+      }
+    }
+  }
+  return at;
+}
+
+template <typename F>
+void for_planes(const Pool2dDesc& d, F&& f) {
+  const int64_t work = d.planes * d.OH * d.OW * d.KH * d.KW;
+#pragma omp parallel for schedule(static) if (work > 32768 && d.planes > 1)
+  for (int64_t p = 0; p < d.planes; ++p) f(p);
+}
+
+template <typename T>
+void max_forward(const Pool2dDesc& d, const void* xv, void* yv) {
+  const T* x = static_cast<const T*>(xv);
+  T* y = static_cast<T*>(yv);
+  using A = acc_t<T>;
+  for_planes(d, [&](int64_t p) {
+    const T* xp = x + p * d.H * d.W;
+    T* yp = y + p * d.OH * d.OW;
+    for (int64_t oh = 0; oh < d.OH; ++oh) {
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Window w = window(d, oh, ow);
+        // Values only (the backward recomputes positions): a branch-free max plus a NaN flag.
+        A best = -std::numeric_limits<A>::infinity();
+        bool nan = false;
+        for (int64_t h = w.h0; h < w.h1; ++h) {
+          const T* row = xp + h * d.W;
+          for (int64_t c = w.w0; c < w.w1; ++c) {
+            const A v = static_cast<A>(row[c]);
+            nan |= v != v;
+            best = v > best ? v : best;
+          }
+        }
+        yp[oh * d.OW + ow] = static_cast<T>(nan ? std::numeric_limits<A>::quiet_NaN() : best);
+      }
+    }
+  });
+}
+
+template <typename T>
+void avg_forward(const Pool2dDesc& d, const void* xv, void* yv) {
+  const T* x = static_cast<const T*>(xv);
+  T* y = static_cast<T*>(yv);
+  for_planes(d, [&](int64_t p) {
+    const T* xp = x + p * d.H * d.W;
+    T* yp = y + p * d.OH * d.OW;
+    for (int64_t oh = 0; oh < d.OH; ++oh) {
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Window w = window(d, oh, ow);
+        acc_t<T> s = 0;
+        for (int64_t h = w.h0; h < w.h1; ++h)
+          for (int64_t c = w.w0; c < w.w1; ++c) s += load(xp, h * d.W + c);
+        yp[oh * d.OW + ow] = static_cast<T>(s / static_cast<acc_t<T>>(avg_divisor(d, oh, ow)));
+      }
+    }
+  });
+}
+
+template <typename T>
+void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dxv) {
+  const T* dy = static_cast<const T*>(dyv);
+  const T* x = static_cast<const T*>(xv);
+  T* dx = static_cast<T*>(dxv);
+  for_planes(d, [&](int64_t p) {
+    const T* xp = x + p * d.H * d.W;
+    const T* gp = dy + p * d.OH * d.OW;
+    T* dp = dx + p * d.H * d.W;
+    // Accumulate in the compute type when the storage type is narrower (several windows can pick
+    // the same input element).
+    if constexpr (std::is_same_v<T, acc_t<T>>) {
+      std::memset(dp, 0, sizeof(T) * d.H * d.W);
+      for (int64_t oh = 0; oh < d.OH; ++oh)
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const int64_t at = argmax_in(d, xp, window(d, oh, ow));
+          if (at >= 0) dp[at] += gp[oh * d.OW + ow];
+        }
+    } else {
+      std::vector<float> acc(static_cast<size_t>(d.H * d.W), 0.f);
+      for (int64_t oh = 0; oh < d.OH; ++oh)
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const int64_t at = argmax_in(d, xp, window(d, oh, ow));
+          if (at >= 0) acc[at] += load(gp, oh * d.OW + ow);
+        }
+      for (int64_t i = 0; i < d.H * d.W; ++i) dp[i] = static_cast<T>(acc[i]);
+    }
+  });
+}
+
+template <typename T>
+void avg_backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
+  const T* dy = static_cast<const T*>(dyv);
+  T* dx = static_cast<T*>(dxv);
+  for_planes(d, [&](int64_t p) {
+    const T* gp = dy + p * d.OH * d.OW;
+    T* dp = dx + p * d.H * d.W;
+    std::vector<acc_t<T>> acc(static_cast<size_t>(d.H * d.W), 0);
+    for (int64_t oh = 0; oh < d.OH; ++oh)
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Window w = window(d, oh, ow);
+        const acc_t<T> g = load(gp, oh * d.OW + ow) / static_cast<acc_t<T>>(avg_divisor(d, oh, ow));
+        for (int64_t h = w.h0; h < w.h1; ++h)
+          for (int64_t c = w.w0; c < w.w1; ++c) acc[h * d.W + c] += g;
+      }
+    for (int64_t i = 0; i < d.H * d.W; ++i) dp[i] = static_cast<T>(acc[i]);
+  });
+}
+
+// Calls f(T{}) for the floating dtypes pooling supports.
+template <typename F>
+void visit_pool_dtype(DType t, const char* what, F&& f) {
+  switch (t) {
+    case DType::float64:
+      f(double{});
+      break;
+    case DType::float32:
+      f(float{});
+      break;
+    case DType::bfloat16:
+      f(BFloat16{});
+      break;
+    case DType::float16:
+      f(Half{});
+      break;
+    default:
+      throw DTypeError(fabric::detail::cat(what, " kernel: unsupported dtype ", dtype_name(t)));
+  }
+}
+
+void max_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
+  visit_pool_dtype(d.dtype, "max_pool2d", [&](auto t) { max_forward<decltype(t)>(d, x, y); });
+}
+void avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
+  visit_pool_dtype(d.dtype, "avg_pool2d", [&](auto t) { avg_forward<decltype(t)>(d, x, y); });
+}
+void max_pool2d_backward(const Pool2dDesc& d, const void* dy, const void* x, void* dx) {
+  visit_pool_dtype(d.dtype, "max_pool2d_backward",
+                   [&](auto t) { max_backward<decltype(t)>(d, dy, x, dx); });
+}
+void avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
+  visit_pool_dtype(d.dtype, "avg_pool2d_backward",
+                   [&](auto t) { avg_backward<decltype(t)>(d, dy, dx); });
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(max_pool2d_forward_stub, cpu, &cpu::max_pool2d_forward);
+FABRIC_REGISTER_KERNEL(avg_pool2d_forward_stub, cpu, &cpu::avg_pool2d_forward);
+FABRIC_REGISTER_KERNEL(max_pool2d_backward_stub, cpu, &cpu::max_pool2d_backward);
+FABRIC_REGISTER_KERNEL(avg_pool2d_backward_stub, cpu, &cpu::avg_pool2d_backward);
+}  // namespace fabric

@@ -1,0 +1,271 @@
+// Linear algebra ops: matmul (torch.matmul's 1-D/2-D/N-D rules with broadcast batch dims), mm,
+// bmm and linear. All reach the device GEMM through gemm_stub, with strided/transposed operands
+// passed as they are whenever their strides allow it.
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/linalg_kernels.h"
+#include "tensor/op_record.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+using detail::cat;
+
+// A view built without recording an op: the internal reshapes of matmul must not add nodes to the
+// autograd graph (the op records itself once, with its real inputs).
+Tensor raw_view(const Tensor& t, Shape sizes, Strides strides) {
+  return Tensor::from_storage(t.storage(), t.dtype(), std::move(sizes), std::move(strides),
+                              t.storage_offset());
+}
+
+void check_operands(const char* op, const Tensor& a, const Tensor& b) {
+  FABRIC_CHECK(a.defined() && b.defined(), ValueError, op, ": undefined operand");
+  FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": operands are on different devices (",
+               a.device(), " and ", b.device(), ")");
+  FABRIC_CHECK(a.dtype() == b.dtype(), DTypeError, op,
+               ": expected both operands to have the same dtype, but got ", dtype_name(a.dtype()),
+               " ", shape_str(a.sizes()), " and ", dtype_name(b.dtype()), " ",
+               shape_str(b.sizes()));
+  const DType t = a.dtype();
+  FABRIC_CHECK(
+      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16,
+      DTypeError, op, ": not implemented for ", dtype_name(t), " (shapes ", shape_str(a.sizes()),
+      " and ", shape_str(b.sizes()), "); supported: float64, float32, bfloat16, float16",
+      is_fp8(t) ? " (fp8 goes through the scaled GEMMs of precision/)" : "");
+}
+
+// How a (rows x cols) matrix with element strides (rs, cs) is handed to the GEMM: row-major with
+// leading dim ld, or transposed (stored as cols x rows). nullopt when neither fits (a copy is
+// needed).
+struct MatLayout {
+  bool trans;
+  int64_t ld;
+};
+std::optional<MatLayout> mat_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if ((cs == 1 || cols <= 1) && (rows <= 1 || rs >= cols))
+    return MatLayout{false, rows <= 1 ? std::max<int64_t>(cols, 1) : std::max<int64_t>(rs, 1)};
+  if ((rs == 1 || rows <= 1) && (cols <= 1 || cs >= rows))
+    return MatLayout{true, cols <= 1 ? std::max<int64_t>(rows, 1) : std::max<int64_t>(cs, 1)};
+  return std::nullopt;
+}
+
+// The matrix part of an operand whose last two dims are (rows, cols); copies it to a contiguous
+// tensor (before any broadcasting, so a broadcast is never materialised) when the GEMM cannot
+// read its strides.
+Tensor gemm_ready(const Tensor& t) {
+  const int64_t n = t.dim();
+  if (t.numel() == 0) return t;
+  if (mat_layout(t.size(n - 2), t.size(n - 1), t.stride(n - 2), t.stride(n - 1))) return t;
+  return t.detach().contiguous();
+}
+
+struct BatchDim {
+  int64_t size, sa, sb, sc;
+};
+
+// out (batch..., M, N) = a (batch_a..., M, K) @ b (batch_b..., K, N) [+ bias (N)], where batch_a
+// and batch_b broadcast (right-aligned) to `batch`, and `out` is contiguous with that many
+// elements.
+void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias, const Tensor& out,
+               const Shape& batch) {
+  const Tensor a = gemm_ready(a_in), b = gemm_ready(b_in);
+  const int64_t na = a.dim(), nb = b.dim(), nbatch = static_cast<int64_t>(batch.size());
+  const int64_t M = a.size(na - 2), K = a.size(na - 1), N = b.size(nb - 1);
+  if (out.numel() == 0) return;
+
+  // Batch dims: broadcast dims get stride 0; size-1 dims vanish; neighbours that step evenly in
+  // all three operands merge, so that as few GEMM calls as possible remain.
+  std::vector<BatchDim> dims;
+  int64_t sc = M * N;
+  std::vector<BatchDim> rev;
+  for (int64_t i = nbatch - 1; i >= 0; --i) {
+    const int64_t ia = i - (nbatch - (na - 2)), ib = i - (nbatch - (nb - 2));
+    const int64_t sa = (ia >= 0 && a.size(ia) != 1) ? a.stride(ia) : 0;
+    const int64_t sb = (ib >= 0 && b.size(ib) != 1) ? b.stride(ib) : 0;
+    if (batch[i] != 1) rev.push_back({batch[i], sa, sb, sc});
+    sc *= batch[i];
+  }
+  for (const BatchDim& d : rev) {  // innermost first
+    if (!dims.empty()) {
+      BatchDim& in = dims.back();
+      if (d.sa == in.sa * in.size && d.sb == in.sb * in.size && d.sc == in.sc * in.size) {
+        in.size *= d.size;
+        continue;
+      }
+    }
+    dims.push_back(d);
+  }
+
+  GemmDesc g;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.a_dtype = g.b_dtype = g.c_dtype = a.dtype();
+  if (K > 0) {
+    const MatLayout la = *mat_layout(M, K, a.stride(na - 2), a.stride(na - 1));
+    const MatLayout lb = *mat_layout(K, N, b.stride(nb - 2), b.stride(nb - 1));
+    g.trans_a = la.trans;
+    g.lda = la.ld;
+    g.trans_b = lb.trans;
+    g.ldb = lb.ld;
+  } else {
+    g.lda = g.ldb = 1;
+  }
+  g.ldc = N;
+  Tensor bias_c;
+  if (bias.defined()) {
+    bias_c = bias.detach().contiguous();
+    g.bias = bias_c.data_ptr();
+    g.bias_dtype = bias_c.dtype();
+  }
+  // A weight shared by every batch entry over rows that follow each other at a constant pitch
+  // is one taller GEMM.
+  if (!dims.empty() && dims.front().sb == 0 && !g.trans_a && dims.front().sa == M * g.lda &&
+      dims.front().sc == M * N) {
+    g.M *= dims.front().size;
+    dims.erase(dims.begin());
+  }
+  if (!dims.empty()) {
+    g.batch = dims.front().size;
+    g.stride_a = dims.front().sa;
+    g.stride_b = dims.front().sb;
+    g.stride_c = dims.front().sc;
+  }
+  const int64_t ea = itemsize(a.dtype());
+  char* const pa = static_cast<char*>(a.data_ptr());
+  char* const pb = static_cast<char*>(b.data_ptr());
+  char* const pc = static_cast<char*>(out.data_ptr());
+  // Outer batch dims that did not merge: one GEMM call each.
+  const size_t nouter = dims.empty() ? 0 : dims.size() - 1;
+  std::vector<int64_t> idx(nouter, 0);
+  const GemmFn fn = gemm_stub(a.device());
+  for (;;) {
+    int64_t oa = 0, ob = 0, oc = 0;
+    for (size_t j = 0; j < nouter; ++j) {
+      oa += idx[j] * dims[j + 1].sa;
+      ob += idx[j] * dims[j + 1].sb;
+      oc += idx[j] * dims[j + 1].sc;
+    }
+    GemmDesc call = g;
+    call.A = pa + oa * ea;
+    call.B = pb + ob * ea;
+    call.C = pc + oc * itemsize(out.dtype());
+    fn(call);
+    size_t j = 0;
+    for (; j < nouter; ++j) {
+      if (++idx[j] < dims[j + 1].size) break;
+      idx[j] = 0;
+    }
+    if (j == nouter) break;
+  }
+}
+
+[[noreturn]] void throw_mismatch(const char* op, const Tensor& a, const Tensor& b, int64_t ka,
+                                 int64_t kb) {
+  throw ShapeError(cat(op, ": shapes ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
+                       " cannot be multiplied (the first's contracted size ", ka,
+                       " != the second's ", kb, ")"));
+}
+
+Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in, b = b_in;
+  apply_autocast(OpId::matmul, {&a, &b});
+  check_operands("matmul", a, b);
+  const int64_t da = a.dim(), db = b.dim();
+  FABRIC_CHECK(da >= 1 && db >= 1, ShapeError,
+               "matmul: both arguments need to be at least 1-D, but they are ", da, "-D ",
+               shape_str(a.sizes()), " and ", db, "-D ", shape_str(b.sizes()));
+  const int64_t ka = a.size(-1), kb = b.size(db == 1 ? 0 : -2);
+  if (ka != kb) throw_mismatch("matmul", a, b, ka, kb);
+  // 1-D operands become a (1, K) row / (K, 1) column; their dim is dropped from the result.
+  Tensor a2 = da == 1 ? raw_view(a, {1, ka}, {ka * a.stride(0), a.stride(0)}) : a;
+  Tensor b2 = db == 1 ? raw_view(b, {kb, 1}, {b.stride(0), 1}) : b;
+  Shape batch;
+  try {
+    batch = broadcast_shapes(batch_of(a2), batch_of(b2), "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError(cat("matmul: the batch dims of ", shape_str(a.sizes()), " and ",
+                         shape_str(b.sizes()), " do not broadcast (", shape_str(batch_of(a2)),
+                         " vs ", shape_str(batch_of(b2)), ")"));
+  }
+  Shape out_shape = batch;
+  if (da > 1) out_shape.push_back(a.size(-2));
+  if (db > 1) out_shape.push_back(b.size(-1));
+  Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
+  gemm_into(a2, b2, Tensor(), out, batch);
+  record_op(OpId::matmul, {a, b}, {&out});
+  return out;
+}
+
+Tensor mm(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in, b = b_in;
+  apply_autocast(OpId::mm, {&a, &b});
+  check_operands("mm", a, b);
+  FABRIC_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "mm: expected two 2-D matrices, got ",
+               shape_str(a.sizes()), " and ", shape_str(b.sizes()));
+  if (a.size(1) != b.size(0)) throw_mismatch("mm", a, b, a.size(1), b.size(0));
+  Tensor out = empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
+  gemm_into(a, b, Tensor(), out, {});
+  record_op(OpId::mm, {a, b}, {&out});
+  return out;
+}
+
+Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in, b = b_in;
+  apply_autocast(OpId::bmm, {&a, &b});
+  check_operands("bmm", a, b);
+  FABRIC_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError,
+               "bmm: expected two 3-D tensors (B, M, K) and (B, K, N), got ", shape_str(a.sizes()),
+               " and ", shape_str(b.sizes()));
+  FABRIC_CHECK(a.size(0) == b.size(0), ShapeError,
+               "bmm: batch sizes differ: ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
+               " (bmm does not broadcast; use matmul)");
+  if (a.size(2) != b.size(1)) throw_mismatch("bmm", a, b, a.size(2), b.size(1));
+  Tensor out = empty({a.size(0), a.size(1), b.size(2)}, {.dtype = a.dtype(), .device = a.device()});
+  gemm_into(a, b, Tensor(), out, {a.size(0)});
+  record_op(OpId::bmm, {a, b}, {&out});
+  return out;
+}
+
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
+  Tensor x = x_in, w = w_in, bias = bias_in;
+  apply_autocast(OpId::linear, {&x, &w, &bias});
+  check_operands("linear", x, w);
+  FABRIC_CHECK(w.dim() == 2, ShapeError,
+               "linear: weight must be 2-D (out_features, in_features), got ",
+               shape_str(w.sizes()));
+  FABRIC_CHECK(x.dim() >= 1, ShapeError, "linear: input must be at least 1-D, got a 0-dim tensor");
+  const int64_t in = w.size(1), outf = w.size(0);
+  FABRIC_CHECK(x.size(-1) == in, ShapeError, "linear: input ", shape_str(x.sizes()), " has ",
+               x.size(-1), " features but weight ", shape_str(w.sizes()), " expects ", in);
+  if (bias.defined()) {
+    FABRIC_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias dtype ",
+                 dtype_name(bias.dtype()), " differs from the input dtype ", dtype_name(x.dtype()));
+    FABRIC_CHECK(bias.device() == x.device(), DeviceError, "linear: bias is on ", bias.device(),
+                 ", input on ", x.device());
+    FABRIC_CHECK(bias.dim() <= 1 && bias.numel() == outf, ShapeError, "linear: bias ",
+                 shape_str(bias.sizes()), " must be 1-D with ", outf, " elements for weight ",
+                 shape_str(w.sizes()));
+  }
+  // y = x @ W^T: the weight's transpose is a view, read by the GEMM as is.
+  Tensor wt = raw_view(w, {in, outf}, {w.stride(1), w.stride(0)});
+  Tensor x2 = x.dim() == 1 ? raw_view(x, {1, in}, {in * x.stride(0), x.stride(0)}) : x;
+  Shape out_shape = x.sizes();
+  out_shape.back() = outf;
+  Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
+  Tensor b1 = bias.defined() && bias.dim() == 0 ? raw_view(bias, {1}, {1}) : bias;
+  gemm_into(x2, wt, b1, out, batch_of(x2));
+  record_op(OpId::linear, {x, w, bias}, {&out});
+  return out;
+}
+
+}  // namespace fabric

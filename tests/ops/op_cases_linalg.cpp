@@ -1,0 +1,261 @@
+// Harness cases for the linear-algebra ops (matmul, mm, bmm, linear) and convolution/pooling
+// (conv2d, max_pool2d, avg_pool2d), each against a naive float64 reference written here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "tests/ops/op_harness.h"
+
+namespace fabric::harness {
+namespace {
+
+// Calls f(idx) for every multi-index of `shape` in row-major order.
+template <typename F>
+void for_each_index(const Shape& shape, F&& f) {
+  const int64_t n = numel_of(shape);
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    f(idx);
+    for (size_t d = shape.size(); d-- > 0;) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+// torch.matmul on RefTensors: 1-D operands promoted and their dim dropped, batch dims broadcast.
+RefTensor ref_matmul(const RefTensor& a, const RefTensor& b, const RefTensor* bias = nullptr) {
+  Shape as = a.shape, bs = b.shape;
+  const bool a1 = as.size() == 1, b1 = bs.size() == 1;
+  if (a1) as.insert(as.begin(), 1);
+  if (b1) bs.push_back(1);
+  const int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+  const Shape ba(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  const Shape batch = broadcast_shapes(ba, bb, "ref_matmul");
+  Shape full = batch;
+  full.push_back(M);
+  full.push_back(N);
+  RefTensor out{full, std::vector<double>(numel_of(full))};
+  auto offset = [&](const Shape& s, const std::vector<int64_t>& bi, int64_t r, int64_t c) {
+    int64_t flat = 0;
+    const size_t lead = batch.size() - (s.size() - 2);
+    for (size_t d = 0; d + 2 < s.size(); ++d) flat = flat * s[d] + (s[d] == 1 ? 0 : bi[lead + d]);
+    return (flat * s[s.size() - 2] + r) * s.back() + c;
+  };
+  int64_t o = 0;
+  for_each_index(batch, [&](const std::vector<int64_t>& bi) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double s = bias ? bias->v[j] : 0.0;
+        for (int64_t k = 0; k < K; ++k) s += a.v[offset(as, bi, i, k)] * b.v[offset(bs, bi, k, j)];
+        out.v[o++] = s;
+      }
+  });
+  Shape final_shape = batch;
+  if (!a1) final_shape.push_back(M);
+  if (!b1) final_shape.push_back(N);
+  out.shape = final_shape;
+  return out;
+}
+
+RefTensor transpose_last2(const RefTensor& w) {
+  const int64_t r = w.shape[0], c = w.shape[1];
+  RefTensor t{{c, r}, std::vector<double>(w.v.size())};
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) t.v[j * r + i] = w.v[i * c + j];
+  return t;
+}
+
+struct ConvArgs {
+  std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  int64_t groups = 1;
+};
+
+// Direct nested-loop convolution; x is (N, C, H, W) or (C, H, W).
+RefTensor ref_conv(const RefTensor& x_in, const RefTensor& w, const RefTensor* bias,
+                   const ConvArgs& a) {
+  const bool unbatched = x_in.shape.size() == 3;
+  RefTensor x = x_in;
+  if (unbatched) x.shape.insert(x.shape.begin(), 1);
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OC = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3], G = a.groups,
+                OCg = OC / G;
+  const int64_t OH = (H + 2 * a.padding[0] - a.dilation[0] * (KH - 1) - 1) / a.stride[0] + 1;
+  const int64_t OW = (W + 2 * a.padding[1] - a.dilation[1] * (KW - 1) - 1) / a.stride[1] + 1;
+  RefTensor out{{N, OC, OH, OW}, std::vector<double>(N * OC * OH * OW)};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < OC; ++oc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double s = bias ? bias->v[oc] : 0.0;
+          const int64_t g = oc / OCg;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const int64_t ih = oh * a.stride[0] - a.padding[0] + kh * a.dilation[0];
+                const int64_t iw = ow * a.stride[1] - a.padding[1] + kw * a.dilation[1];
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += x.at({n, g * Cg + c, ih, iw}) * w.at({oc, c, kh, kw});
+              }
+          out.v[((n * OC + oc) * OH + oh) * OW + ow] = s;
+        }
+  (void)C;
+  if (unbatched) out.shape.erase(out.shape.begin());
+  return out;
+}
+
+// Pooling with -inf (max) / zero counted (avg, count_include_pad) padding.
+RefTensor ref_pool(const RefTensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                   std::vector<int64_t> p, bool max) {
+  if (k.size() == 1) k = {k[0], k[0]};
+  if (s.empty()) s = k;
+  if (s.size() == 1) s = {s[0], s[0]};
+  if (p.size() == 1) p = {p[0], p[0]};
+  const size_t nd = x.shape.size();
+  const int64_t H = x.shape[nd - 2], W = x.shape[nd - 1];
+  const int64_t OH = (H + 2 * p[0] - k[0]) / s[0] + 1, OW = (W + 2 * p[1] - k[1]) / s[1] + 1;
+  const int64_t planes = x.numel() / (H * W);
+  Shape os = x.shape;
+  os[nd - 2] = OH;
+  os[nd - 1] = OW;
+  RefTensor out{os, std::vector<double>(planes * OH * OW)};
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        double acc = max ? -std::numeric_limits<double>::infinity() : 0.0;
+        for (int64_t i = 0; i < k[0]; ++i)
+          for (int64_t j = 0; j < k[1]; ++j) {
+            const int64_t h = oh * s[0] - p[0] + i, w = ow * s[1] - p[1] + j;
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            const double v = x.v[(pl * H + h) * W + w];
+            acc = max ? std::max(acc, v) : acc + v;
+          }
+        out.v[(pl * OH + oh) * OW + ow] = max ? acc : acc / static_cast<double>(k[0] * k[1]);
+      }
+  return out;
+}
+
+OpCase matmul_case(std::string name, Shape a, Shape b, double tol = 1.0) {
+  return {"matmul/" + name,
+          {F(std::move(a)), F(std::move(b))},
+          [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
+          [](const std::vector<RefTensor>& in) { return ref_matmul(in[0], in[1]); },
+          {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+          tol};
+}
+
+OpCase conv_case(std::string name, Shape x, Shape w, bool bias, ConvArgs a) {
+  std::vector<InputSpec> in{F(std::move(x)), F(std::move(w))};
+  if (bias) in.push_back(F({in[1].shape[0]}));
+  const double k = static_cast<double>(in[1].shape[1] * in[1].shape[2] * in[1].shape[3]);
+  return {"conv2d/" + name,
+          in,
+          [a](const std::vector<Tensor>& t) {
+            return conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), a.stride, a.padding,
+                          a.dilation, a.groups);
+          },
+          [a](const std::vector<RefTensor>& t) {
+            return ref_conv(t[0], t[1], t.size() > 2 ? &t[2] : nullptr, a);
+          },
+          {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+          std::max(1.0, k / 32)};
+}
+
+OpCase pool_case(bool max, std::string name, Shape x, std::vector<int64_t> k,
+                 std::vector<int64_t> s, std::vector<int64_t> p) {
+  return {std::string(max ? "max_pool2d/" : "avg_pool2d/") + name,
+          {F(std::move(x))},
+          [=](const std::vector<Tensor>& t) {
+            return max ? max_pool2d(t[0], k, s, p) : avg_pool2d(t[0], k, s, p);
+          },
+          [=](const std::vector<RefTensor>& t) { return ref_pool(t[0], k, s, p, max); }};
+}
+
+}  // namespace
+
+TEST(OpHarness, Linalg) {
+  std::vector<OpCase> cases = {
+      matmul_case("1d_1d", {5}, {5}),
+      matmul_case("1d_2d", {4}, {4, 3}),
+      matmul_case("2d_1d", {3, 4}, {4}),
+      matmul_case("2d_2d", {3, 4}, {4, 5}),
+      matmul_case("batched_broadcast", {2, 1, 3, 4}, {5, 4, 2}),
+      matmul_case("3d_1d", {2, 3, 4}, {4}),
+      matmul_case("1d_3d", {4}, {2, 4, 3}),
+      matmul_case("3d_2d_folded", {2, 3, 4}, {4, 5}),
+      matmul_case("2d_3d", {3, 4}, {2, 4, 5}),
+      matmul_case("size1_dims", {3, 1, 1, 4}, {1, 2, 4, 1}),
+      matmul_case("row_times_col", {1, 4}, {4, 1}),
+      matmul_case("K0", {3, 0}, {0, 4}),
+      matmul_case("M0", {0, 4}, {4, 5}),
+      matmul_case("batch0", {0, 2, 3}, {3, 4}),
+      matmul_case("long_K", {2, 8, 96}, {96, 16}, 3.0),
+      matmul_case("batched_long_K", {3, 4, 80}, {3, 80, 6}, 2.5),
+  };
+  cases.push_back({"mm/basic",
+                   {F({3, 4}), F({4, 5})},
+                   [](const std::vector<Tensor>& t) { return mm(t[0], t[1]); },
+                   [](const std::vector<RefTensor>& t) { return ref_matmul(t[0], t[1]); }});
+  cases.push_back({"mm/1x1",
+                   {F({1, 1}), F({1, 7})},
+                   [](const std::vector<Tensor>& t) { return mm(t[0], t[1]); },
+                   [](const std::vector<RefTensor>& t) { return ref_matmul(t[0], t[1]); }});
+  cases.push_back({"bmm/basic",
+                   {F({2, 3, 4}), F({2, 4, 5})},
+                   [](const std::vector<Tensor>& t) { return bmm(t[0], t[1]); },
+                   [](const std::vector<RefTensor>& t) { return ref_matmul(t[0], t[1]); }});
+  cases.push_back({"bmm/M0",
+                   {F({3, 0, 4}), F({3, 4, 2})},
+                   [](const std::vector<Tensor>& t) { return bmm(t[0], t[1]); },
+                   [](const std::vector<RefTensor>& t) { return ref_matmul(t[0], t[1]); }});
+  auto linear_ref = [](const std::vector<RefTensor>& t) {
+    return ref_matmul(t[0], transpose_last2(t[1]), t.size() > 2 ? &t[2] : nullptr);
+  };
+  auto linear_run = [](const std::vector<Tensor>& t) {
+    return linear(t[0], t[1], t.size() > 2 ? t[2] : Tensor());
+  };
+  cases.push_back({"linear/3d_bias", {F({2, 3, 4}), F({5, 4}), F({5})}, linear_run, linear_ref});
+  cases.push_back({"linear/2d_no_bias", {F({6, 4}), F({3, 4})}, linear_run, linear_ref});
+  cases.push_back({"linear/1d_input", {F({4}), F({3, 4}), F({3})}, linear_run, linear_ref});
+  cases.push_back(
+      {"linear/4d_input", {F({2, 2, 3, 4}), F({5, 4}), F({5})}, linear_run, linear_ref});
+  cases.push_back({"linear/long_K",
+                   {F({6, 96}), F({8, 96}), F({8})},
+                   linear_run,
+                   linear_ref,
+                   {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+                   3.0});
+  cases.push_back({"linear/K0_bias_only", {F({3, 0}), F({2, 0}), F({2})}, linear_run, linear_ref});
+  run_cases(cases);
+}
+
+TEST(OpHarness, Conv) {
+  std::vector<OpCase> cases = {
+      conv_case("basic_bias", {2, 3, 7, 7}, {4, 3, 3, 3}, true, {}),
+      conv_case("stride2_pad1", {2, 3, 8, 8}, {4, 3, 3, 3}, false, {{2, 2}, {1, 1}, {1, 1}, 1}),
+      conv_case("dilation2", {1, 2, 9, 9}, {3, 2, 3, 3}, true, {{1, 1}, {2, 2}, {2, 2}, 1}),
+      conv_case("groups2", {2, 4, 6, 6}, {6, 2, 3, 3}, true, {{2, 1}, {1, 0}, {1, 1}, 2}),
+      conv_case("depthwise", {1, 3, 5, 5}, {3, 1, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 3}),
+      conv_case("pointwise", {2, 4, 5, 5}, {3, 4, 1, 1}, true, {}),
+      conv_case("pointwise_groups", {2, 4, 3, 5}, {6, 2, 1, 1}, false, {{1, 1}, {0, 0}, {1, 1}, 2}),
+      conv_case("unbatched", {3, 6, 6}, {2, 3, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}),
+      conv_case("rect_kernel", {2, 3, 6, 7}, {2, 3, 2, 3}, false, {{1, 2}, {1, 1}, {1, 1}, 1}),
+      conv_case("all_params", {2, 4, 10, 9}, {4, 2, 3, 3}, true, {{2, 2}, {1, 2}, {2, 1}, 2}),
+      conv_case("empty_batch", {0, 3, 5, 5}, {2, 3, 3, 3}, true, {}),
+      conv_case("wide", {1, 16, 6, 6}, {8, 16, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}),
+      pool_case(true, "k3_s2_p1", {2, 3, 7, 7}, {3}, {2}, {1}),
+      pool_case(true, "k2_default_stride", {2, 2, 6, 5}, {2}, {}, {0}),
+      pool_case(true, "rect", {1, 3, 5, 6}, {3, 2}, {1, 2}, {1, 0}),
+      pool_case(true, "unbatched", {3, 5, 5}, {2}, {1}, {1}),
+      pool_case(true, "k1", {1, 2, 3, 3}, {1}, {}, {0}),
+      pool_case(false, "k3_s2_p1", {2, 3, 7, 7}, {3}, {2}, {1}),
+      pool_case(false, "k2_default_stride", {2, 2, 6, 5}, {2}, {}, {0}),
+      pool_case(false, "rect", {1, 3, 5, 6}, {3, 2}, {1, 2}, {1, 0}),
+      pool_case(false, "unbatched", {3, 5, 5}, {2}, {1}, {1}),
+  };
+  run_cases(cases);
+}
+
+}  // namespace fabric::harness
