@@ -84,6 +84,7 @@ FABRIC_DERIVATIVE(norm) {
   return [a, x, out](const Grads& g) {
     Tensor gk = unreduce(g[0], a.dims, a.keepdim), nk = unreduce(out, a.dims, a.keepdim);
     Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
+    if (a.p == 0.0) return Grads{zeros_like(x)};  // counts non-zeros: piecewise constant
     if (a.p == 1.0) return Grads{mul(gk, sign)};
     if (std::isinf(a.p)) {  // the extreme |x| takes it, shared among ties
       Tensor hit = eq(abs(x), nk).to(x.dtype());

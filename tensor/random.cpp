@@ -1,0 +1,119 @@
+// The default generator, the scalar Philox block, and the random factories/fills: argument
+// checks, reserving the generator's counter range, then one dispatch to the device's kernel.
+#include "tensor/random.h"
+
+#include <cmath>
+#include <limits>
+
+#include "tensor/factory.h"
+#include "tensor/random_kernels.h"
+
+namespace fabric {
+
+Generator& default_generator() {
+  static Generator gen;
+  return gen;
+}
+
+void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+
+PhiloxBlock philox4x32(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
+  const uint32_t ctr[4] = {static_cast<uint32_t>(counter_lo), static_cast<uint32_t>(counter_lo >> 32),
+                           static_cast<uint32_t>(counter_hi), static_cast<uint32_t>(counter_hi >> 32)};
+  PhiloxBlock b;
+  philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), b.v);
+  return b;
+}
+
+namespace {
+
+void check_random_float_dtype(const char* op, DType dt) {
+  FABRIC_CHECK(is_floating(dt) && !is_fp8(dt), DTypeError, op, ": expects a float64, float32, float16 or bfloat16 ",
+               "tensor, got ", dtype_name(dt));
+}
+
+// Draws into t (any layout): straight into its memory when contiguous, else through a
+// contiguous temporary, so element i of the draw is always the i-th element in row-major order.
+void fill_random(Tensor& t, const RandomParams& params, Generator* gen) {
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t blocks = random_blocks_for(n, random_values_per_block(params, t.dtype()));
+  const uint64_t offset = g.reserve(blocks);
+  if (t.is_contiguous()) {
+    random_fill_stub(t.device())(t.data_ptr(), t.dtype(), n, g.seed(), offset, params);
+    t.storage()->bump_version();
+  } else {
+    Tensor tmp = empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()});
+    random_fill_stub(t.device())(tmp.data_ptr(), t.dtype(), n, g.seed(), offset, params);
+    t.copy_(tmp);
+  }
+}
+
+Tensor fresh(const char* op, const Shape& shape, const TensorOptions& opts) {
+  for (int64_t d : shape)
+    FABRIC_CHECK(d >= 0, ShapeError, op, ": negative dimension ", d, " in shape ", shape_str(shape));
+  return empty(shape, {.dtype = opts.dtype, .device = opts.device});
+}
+
+}  // namespace
+
+Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
+  check_random_float_dtype("uniform_", t.dtype());
+  FABRIC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
+               "uniform_: expects a finite range [from, to) with from <= to, got from=", low, ", to=", high);
+  fill_random(t, {.dist = RandomDist::uniform, .a = low, .b = high}, gen);
+  return t;
+}
+
+Tensor& normal_(Tensor& t, double mean, double std, Generator* gen) {
+  check_random_float_dtype("normal_", t.dtype());
+  FABRIC_CHECK(std::isfinite(mean), ValueError, "normal_: mean must be finite, got ", mean);
+  FABRIC_CHECK(std::isfinite(std) && std >= 0, ValueError, "normal_: expects std >= 0.0 and finite, got std=", std);
+  fill_random(t, {.dist = RandomDist::normal, .a = mean, .b = std}, gen);
+  return t;
+}
+
+Tensor rand(const Shape& shape, const TensorOptions& opts, Generator* gen) {
+  check_random_float_dtype("rand", opts.dtype);
+  Tensor t = fresh("rand", shape, opts);
+  uniform_(t, 0, 1, gen);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+Tensor randn(const Shape& shape, const TensorOptions& opts, Generator* gen) {
+  check_random_float_dtype("randn", opts.dtype);
+  Tensor t = fresh("randn", shape, opts);
+  normal_(t, 0, 1, gen);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, const TensorOptions& opts, Generator* gen) {
+  const DType dt = opts.dtype;
+  FABRIC_CHECK(!is_fp8(dt), DTypeError, "randint: ", dtype_name(dt), " is not supported");
+  FABRIC_CHECK(low < high, ValueError, "randint: expects low < high, got low=", low, ", high=", high);
+  // Both ends of [low, high - 1] must be representable in the dtype, as in PyTorch's check.
+  int64_t min_v = std::numeric_limits<int64_t>::min(), max_v = std::numeric_limits<int64_t>::max();
+  switch (dt) {
+    case DType::int32: min_v = INT32_MIN; max_v = INT32_MAX; break;
+    case DType::int8: min_v = INT8_MIN; max_v = INT8_MAX; break;
+    case DType::uint8: min_v = 0; max_v = UINT8_MAX; break;
+    case DType::bool_: min_v = 0; max_v = 1; break;
+    case DType::float64: min_v = -(int64_t{1} << 53); max_v = int64_t{1} << 53; break;
+    case DType::float32: min_v = -(int64_t{1} << 24); max_v = int64_t{1} << 24; break;
+    case DType::float16: min_v = -(int64_t{1} << 11); max_v = int64_t{1} << 11; break;
+    case DType::bfloat16: min_v = -(int64_t{1} << 8); max_v = int64_t{1} << 8; break;
+    default: break;
+  }
+  FABRIC_CHECK(low >= min_v && high - 1 <= max_v, ValueError, "randint: [", low, ", ", high,
+               ") is out of the exactly representable range [", min_v, ", ", max_v, "] of ", dtype_name(dt));
+  Tensor t = fresh("randint", shape, opts);
+  const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  fill_random(t, {.dist = RandomDist::randint, .low = low, .range = range}, gen);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+}  // namespace fabric
