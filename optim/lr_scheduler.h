@@ -1,0 +1,128 @@
+// Learning-rate schedulers with PyTorch's semantics: constructing one sets the groups' initial lr
+// (last_epoch becomes 0), each step() advances last_epoch by one and sets every group's lr.
+// A scheduler holds a reference to its optimizer, which must outlive it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "optim/optimizer.h"
+
+namespace fabric::optim {
+
+struct SchedulerState {
+  int64_t last_epoch = 0;
+  std::vector<double> base_lrs;  // one per parameter group
+  std::vector<double> last_lr;
+
+  // Keys under `prefix`: "last_epoch" (0-dim int64), "base_lrs" and "_last_lr" (1-D float64).
+  std::vector<std::pair<std::string, Tensor>> flatten(const std::string& prefix = "") const;
+  // Keys not starting with `prefix` are ignored; a missing key raises ValueError.
+  static SchedulerState unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
+                                  const std::string& prefix = "");
+};
+
+class LRScheduler {
+ public:
+  virtual ~LRScheduler() = default;
+
+  // last_epoch += 1, then every group's lr = the schedule's value for last_epoch.
+  void step();
+  // The lrs set by the last step (or by construction), one per group.
+  const std::vector<double>& get_last_lr() const { return last_lr_; }
+  int64_t last_epoch() const { return last_epoch_; }
+  // The groups' lrs when the scheduler was built: what closed-form schedules scale.
+  const std::vector<double>& base_lrs() const { return base_lrs_; }
+  Optimizer& optimizer() const { return *optimizer_; }
+
+  SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_}; }
+  // Restores last_epoch, base_lrs and the last lrs (the optimizer's own state restores its group
+  // lrs, as in PyTorch). ValueError when the group count differs.
+  void load_state_dict(const SchedulerState& s);
+
+ protected:
+  LRScheduler(Optimizer& optimizer, const char* name);
+  // The lrs for last_epoch_; chainable schedules read the groups' current lrs.
+  virtual std::vector<double> get_lr() const = 0;
+  std::vector<double> current_lrs() const;
+
+  Optimizer* optimizer_;
+  const char* name_;
+  std::vector<double> base_lrs_;
+  std::vector<double> last_lr_;
+  int64_t last_epoch_ = -1;
+};
+
+// lr = base_lr * lr_lambda(last_epoch): one lambda for every group, or one per group.
+class LambdaLR : public LRScheduler {
+ public:
+  using Lambda = std::function<double(int64_t)>;
+  LambdaLR(Optimizer& optimizer, Lambda lr_lambda);
+  LambdaLR(Optimizer& optimizer, std::vector<Lambda> lr_lambdas);
+
+ protected:
+  std::vector<double> get_lr() const override;
+
+ private:
+  std::vector<Lambda> lambdas_;
+};
+
+// Multiplies the lr by gamma every step_size steps (PyTorch's chainable form).
+class StepLR : public LRScheduler {
+ public:
+  StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
+
+ protected:
+  std::vector<double> get_lr() const override;
+
+ private:
+  int64_t step_size_;
+  double gamma_;
+};
+
+// lr = base_lr * factor until total_iters steps, then base_lr (PyTorch's ConstantLR; factor = 1
+// keeps the lr constant).
+class ConstantLR : public LRScheduler {
+ public:
+  ConstantLR(Optimizer& optimizer, double factor = 1.0 / 3, int64_t total_iters = 5);
+
+ protected:
+  std::vector<double> get_lr() const override;
+
+ private:
+  double factor_;
+  int64_t total_iters_;
+};
+
+// lr = base_lr * min(1, step / warmup_steps): 0 at step 0, base_lr from warmup_steps on.
+class LinearWarmup : public LRScheduler {
+ public:
+  LinearWarmup(Optimizer& optimizer, int64_t warmup_steps);
+
+ protected:
+  std::vector<double> get_lr() const override;
+
+ private:
+  int64_t warmup_steps_;
+};
+
+// Linear warm-up from 0 to base_lr over warmup_steps, then cosine decay to min_lr at max_steps,
+// then min_lr:
+//   step < warmup:           base_lr * step / warmup_steps
+//   warmup <= step < max:    min_lr + (base_lr - min_lr) * (1 + cos(pi * (step - warmup) / (max - warmup))) / 2
+//   step >= max_steps:       min_lr
+class CosineWithWarmup : public LRScheduler {
+ public:
+  CosineWithWarmup(Optimizer& optimizer, int64_t warmup_steps, int64_t max_steps, double min_lr = 0);
+
+ protected:
+  std::vector<double> get_lr() const override;
+
+ private:
+  int64_t warmup_steps_, max_steps_;
+  double min_lr_;
+};
+
+}  // namespace fabric::optim

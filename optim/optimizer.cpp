@@ -1,0 +1,190 @@
+// Optimizer base: parameter checks, zero_grad/step, per-parameter state and PyTorch-layout
+// state_dict/load_state_dict.
+#include "optim/optimizer.h"
+
+#include <unordered_set>
+
+#include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
+#include "tensor/factory.h"
+
+namespace fabric::optim {
+namespace {
+
+bool kernel_dtype(DType t) {
+  return t == DType::float64 || t == DType::float32 || t == DType::bfloat16 || t == DType::float16;
+}
+
+}  // namespace
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  step_impl();
+}
+
+Tensor Optimizer::step(const std::function<Tensor()>& closure) {
+  FABRIC_CHECK(closure != nullptr, ValueError, name(), ".step: the closure is empty");
+  Tensor loss;
+  {
+    EnableGradGuard grad_on;
+    loss = closure();
+  }
+  step();
+  return loss;
+}
+
+void Optimizer::zero_grad(bool set_to_none) {
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    for (const Tensor& p : group_params(g)) fabric::zero_grad(p, set_to_none);
+  }
+}
+
+std::vector<Tensor> Optimizer::parameters() const {
+  std::vector<Tensor> all;
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    const auto& ps = group_params(g);
+    all.insert(all.end(), ps.begin(), ps.end());
+  }
+  return all;
+}
+
+const ParamState* Optimizer::state(const Tensor& param) const {
+  auto it = state_.find(param.impl());
+  return it == state_.end() ? nullptr : &it->second;
+}
+
+void Optimizer::check_new_params(const std::vector<Tensor>& params) const {
+  std::unordered_set<const TensorImpl*> seen;
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    for (const Tensor& p : group_params(g)) seen.insert(p.impl());
+  }
+  std::unordered_set<const TensorImpl*> fresh;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    FABRIC_CHECK(p.defined(), ValueError, name(), ": parameter ", i, " of the new group is an undefined tensor");
+    FABRIC_CHECK(kernel_dtype(p.dtype()), DTypeError, name(), ": parameter ", i, " of the new group has dtype ",
+                 dtype_name(p.dtype()), "; optimizers update float64, float32, bfloat16 or float16 parameters");
+    FABRIC_CHECK(is_leaf(p), ValueError, name(), ": can't optimize a non-leaf tensor (parameter ", i,
+                 " of the new group, produced by ", grad_fn_name(p), ")");
+    FABRIC_CHECK(!seen.count(p.impl()), ValueError, name(), ": parameter ", i,
+                 " of the new group already belongs to another parameter group");
+    FABRIC_CHECK(fresh.insert(p.impl()).second, ValueError, name(), ": parameter ", i,
+                 " appears more than once in the new group");
+  }
+}
+
+Tensor Optimizer::prepared_grad(const Tensor& param, int64_t index) const {
+  Tensor g = param.grad();
+  if (!g.defined()) return g;
+  FABRIC_CHECK(kernel_dtype(param.dtype()), DTypeError, name(), ": parameter ", index, " has dtype ",
+               dtype_name(param.dtype()), "; optimizers update float64, float32, bfloat16 or float16 parameters");
+  FABRIC_CHECK(g.sizes() == param.sizes(), ShapeError, name(), ": the gradient of parameter ", index, " has shape ",
+               shape_str(g.sizes()), " but the parameter has shape ", shape_str(param.sizes()));
+  FABRIC_CHECK(g.device() == param.device(), DeviceError, name(), ": the gradient of parameter ", index,
+               " is on ", g.device().str(), " but the parameter is on ", param.device().str());
+  FABRIC_CHECK(is_floating(g.dtype()), DTypeError, name(), ": the gradient of parameter ", index, " has dtype ",
+               dtype_name(g.dtype()), " (expected a floating dtype)");
+  // Kernels take one dtype; a gradient kept in another precision is rounded to the parameter's.
+  return g.to(param.dtype()).contiguous();
+}
+
+Tensor Optimizer::state_buffer(ParamState& st, const std::string& key, const Tensor& param, int64_t index,
+                               bool create_if_missing) const {
+  auto it = st.find(key);
+  if (it == st.end()) {
+    FABRIC_CHECK(create_if_missing, ValueError, name(), ": parameter ", index, " has state but no '", key,
+                 "' (was the state loaded from another optimizer or configuration?)");
+    Tensor t = zeros(param.sizes(), {.dtype = param.dtype(), .device = param.device()});
+    st[key] = t;
+    return t;
+  }
+  const Tensor& t = it->second;
+  FABRIC_CHECK(t.defined() && t.sizes() == param.sizes(), ValueError, name(), ": state '", key, "' of parameter ",
+               index, " has shape ", t.defined() ? shape_str(t.sizes()) : std::string("<undefined>"),
+               " but the parameter has shape ", shape_str(param.sizes()));
+  FABRIC_CHECK(t.dtype() == param.dtype(), DTypeError, name(), ": state '", key, "' of parameter ", index,
+               " has dtype ", dtype_name(t.dtype()), " but the parameter is ", dtype_name(param.dtype()),
+               " (was the model cast after the optimizer stepped? load_state_dict converts state)");
+  FABRIC_CHECK(t.device() == param.device(), DeviceError, name(), ": state '", key, "' of parameter ", index,
+               " is on ", t.device().str(), " but the parameter is on ", param.device().str());
+  FABRIC_CHECK(t.is_contiguous(), ValueError, name(), ": state '", key, "' of parameter ", index,
+               " is not contiguous (strides ", shape_str(t.strides()), ")");
+  return t;
+}
+
+void Optimizer::update_in_place(const Tensor& param, const std::function<void(const Tensor&)>& update) {
+  if (param.is_contiguous()) {
+    update(param);
+  } else {
+    Tensor work = param.detach().contiguous();
+    update(work);
+    Tensor dst = param;
+    dst.copy_(work);
+  }
+  param.storage()->bump_version();
+}
+
+OptimizerState Optimizer::state_dict() const {
+  OptimizerState sd;
+  int64_t index = 0;
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    GroupState gs{group_hyper_params(g), {}};
+    for (const Tensor& p : group_params(g)) {
+      gs.params.push_back(index);
+      auto it = state_.find(p.impl());
+      if (it != state_.end() && !it->second.empty()) sd.state[index] = it->second;
+      ++index;
+    }
+    sd.param_groups.push_back(std::move(gs));
+  }
+  return sd;
+}
+
+void Optimizer::load_state_dict(const OptimizerState& sd) {
+  const char* who = name();
+  FABRIC_CHECK(sd.param_groups.size() == num_param_groups(), ValueError, who, ".load_state_dict: the state dict has ",
+               sd.param_groups.size(), " parameter groups but the optimizer has ", num_param_groups());
+  std::unordered_map<int64_t, Tensor> by_index;
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    const auto& params = group_params(g);
+    const auto& ids = sd.param_groups[g].params;
+    FABRIC_CHECK(ids.size() == params.size(), ValueError, who, ".load_state_dict: parameter group ", g, " holds ",
+                 ids.size(), " parameters in the state dict but ", params.size(), " in the optimizer");
+    for (size_t j = 0; j < ids.size(); ++j) {
+      FABRIC_CHECK(by_index.emplace(ids[j], params[j]).second, ValueError, who, ".load_state_dict: parameter index ",
+                   ids[j], " appears more than once in the state dict's param_groups");
+    }
+  }
+  std::unordered_map<const TensorImpl*, ParamState> next;
+  for (const auto& [index, saved] : sd.state) {
+    auto it = by_index.find(index);
+    FABRIC_CHECK(it != by_index.end(), ValueError, who, ".load_state_dict: state.", index,
+                 " belongs to no parameter listed in the state dict's param_groups");
+    const Tensor& p = it->second;
+    ParamState st;
+    for (const auto& [key, t] : saved) {
+      FABRIC_CHECK(t.defined(), ValueError, who, ".load_state_dict: state.", index, ".", key, " is undefined");
+      if (key == "step") {
+        FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
+                     ".step must hold one number, got shape ", shape_str(t.sizes()));
+        st[key] = scalar_tensor(t.item<double>(), {.dtype = DType::float64});
+      } else if (is_floating(t.dtype())) {
+        FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, who, ".load_state_dict: state.", index, ".", key,
+                     " has shape ", shape_str(t.sizes()), " but parameter ", index, " has shape ",
+                     shape_str(p.sizes()));
+        Tensor c = t.detach().to(p.device()).to(p.dtype());
+        if (c.storage() == t.storage()) c = c.clone();  // never alias the caller's tensors
+        st[key] = c;
+      } else {
+        st[key] = t.detach().clone();
+      }
+    }
+    next[p.impl()] = std::move(st);
+  }
+  std::vector<HyperParams> hyper;
+  for (const GroupState& gs : sd.param_groups) hyper.push_back(gs.options);
+  load_group_hyper_params(hyper);  // validates all groups before changing any
+  state_ = std::move(next);
+}
+
+}  // namespace fabric::optim

@@ -1,0 +1,147 @@
+// The optimizer base: parameter groups with their hyper-parameters, per-parameter state,
+// zero_grad/step, and state_dict/load_state_dict in PyTorch's layout. Updates happen in place on
+// the parameters' storage: the optimizer and the module share the same tensors.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "optim/state_dict.h"
+#include "tensor/tensor.h"
+
+namespace fabric::optim {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;  // a copy would alias the state tensors
+  Optimizer& operator=(const Optimizer&) = delete;
+  Optimizer(Optimizer&&) = default;
+  Optimizer& operator=(Optimizer&&) = default;
+
+  // "SGD", "Adam", "AdamW": used in error messages.
+  const char* name() const { return name_; }
+
+  // Updates every parameter that has a gradient (parameters without one are skipped), without
+  // recording autograd history.
+  void step();
+  // Runs `closure` with grad mode on (it re-evaluates the model and returns the loss), then
+  // steps; returns the closure's loss, as PyTorch's step(closure).
+  Tensor step(const std::function<Tensor()>& closure);
+  // Clears every parameter's .grad: undefined (set_to_none, PyTorch's default) or zero-filled.
+  void zero_grad(bool set_to_none = true);
+
+  // ---- groups, type-erased (schedulers, Fabric, checkpoints) -------------------------------
+  virtual size_t num_param_groups() const = 0;
+  virtual const std::vector<Tensor>& group_params(size_t group) const = 0;
+  virtual double lr(size_t group) const = 0;
+  virtual void set_lr(size_t group, double lr) = 0;
+  // The group's hyper-parameters under PyTorch's names (lr, betas, eps, weight_decay, ...).
+  virtual HyperParams group_hyper_params(size_t group) const = 0;
+  // Every parameter of every group, in param_groups order (the indices of state_dict).
+  std::vector<Tensor> parameters() const;
+
+  // The state of one parameter (PyTorch's optimizer.state[p]); null before its first step.
+  const ParamState* state(const Tensor& param) const;
+
+  // PyTorch's layout. The state tensors are the live ones (not copies).
+  OptimizerState state_dict() const;
+  // Checks the group count, each group's parameter count and each state tensor's shape against
+  // this optimizer's parameters (ValueError naming the offending group/index/key), then replaces
+  // the state with copies converted to each parameter's dtype and device (`step` stays float64)
+  // and takes the groups' hyper-parameters. Nothing changes when a check fails.
+  void load_state_dict(const OptimizerState& sd);
+
+ protected:
+  explicit Optimizer(const char* name) : name_(name) {}
+  virtual void step_impl() = 0;
+  // Validates and applies every group's saved hyper-parameters at once (all or nothing).
+  virtual void load_group_hyper_params(const std::vector<HyperParams>& groups) = 0;
+
+  // Checks parameters about to join a group: defined, floating point, leaves, not in any group yet
+  // (ValueError/DTypeError naming the optimizer and the parameter's position).
+  void check_new_params(const std::vector<Tensor>& params) const;
+  ParamState& state_for(const Tensor& param) { return state_[param.impl()]; }
+
+  // The gradient of `param` ready for a fused kernel (contiguous, the parameter's dtype), or an
+  // undefined tensor when it has none. Throws for unsupported dtypes or mismatched shapes.
+  Tensor prepared_grad(const Tensor& param, int64_t index) const;
+  // The state tensor `key` of `param`, checked against the parameter (shape, dtype, device,
+  // contiguity); created zero-filled (`create` true) when absent, else ValueError.
+  Tensor state_buffer(ParamState& st, const std::string& key, const Tensor& param, int64_t index,
+                      bool create_if_missing) const;
+  // Runs `update(target)` on the parameter's storage: the parameter itself when contiguous, else
+  // a contiguous copy that is written back afterwards.
+  static void update_in_place(const Tensor& param, const std::function<void(const Tensor&)>& update);
+
+ private:
+  const char* name_;
+  std::unordered_map<const TensorImpl*, ParamState> state_;
+};
+
+// A group: its parameters and its hyper-parameters. Edit `options` freely (e.g. the lr); add
+// parameters with add_param_group, which checks them.
+template <class Options>
+struct ParamGroup {
+  std::vector<Tensor> params;
+  Options options{};
+};
+
+// An optimizer whose groups hold `Options`. Options types provide (found by ADL):
+//   void validate_options(const Options&)                       ValueError for bad values
+//   HyperParams to_hyper_params(const Options&)
+//   void from_hyper_params(const HyperParams&, Options&)         ValueError for wrong kinds
+template <class Options>
+class GroupedOptimizer : public Optimizer {
+ public:
+  using Group = ParamGroup<Options>;
+
+  const Options& defaults() const { return defaults_; }
+  std::vector<Group>& param_groups() { return groups_; }
+  const std::vector<Group>& param_groups() const { return groups_; }
+
+  // A group with the optimizer's default hyper-parameters.
+  void add_param_group(std::vector<Tensor> params) { add_param_group(Group{std::move(params), defaults_}); }
+  void add_param_group(Group group) {
+    validate_options(group.options);
+    check_new_params(group.params);
+    groups_.push_back(std::move(group));
+  }
+
+  size_t num_param_groups() const override { return groups_.size(); }
+  const std::vector<Tensor>& group_params(size_t g) const override { return group(g).params; }
+  double lr(size_t g) const override { return group(g).options.lr; }
+  void set_lr(size_t g, double lr) override { group_mut(g).options.lr = lr; }
+  HyperParams group_hyper_params(size_t g) const override { return to_hyper_params(group(g).options); }
+
+ protected:
+  GroupedOptimizer(const char* name, const Options& defaults) : Optimizer(name), defaults_(defaults) {
+    validate_options(defaults_);
+  }
+
+  void load_group_hyper_params(const std::vector<HyperParams>& saved) override {
+    std::vector<Options> next;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      Options o = groups_[g].options;
+      from_hyper_params(saved.at(g), o);
+      validate_options(o);
+      next.push_back(o);
+    }
+    for (size_t g = 0; g < groups_.size(); ++g) groups_[g].options = next[g];
+  }
+
+  const Group& group(size_t g) const {
+    FABRIC_CHECK(g < groups_.size(), IndexError, name(), ": parameter group ", g, " out of range (",
+                 groups_.size(), " groups)");
+    return groups_[g];
+  }
+  Group& group_mut(size_t g) { return const_cast<Group&>(static_cast<const GroupedOptimizer*>(this)->group(g)); }
+
+  Options defaults_;
+  std::vector<Group> groups_;
+};
+
+}  // namespace fabric::optim

@@ -1,0 +1,7 @@
+// The dispatch stubs for the fused optimizer updates (declared in optim_kernels.h).
+#include "tensor/optim_kernels.h"
+
+namespace fabric {
+FABRIC_DEFINE_STUB(adam_step_stub, AdamStepFn);
+FABRIC_DEFINE_STUB(sgd_step_stub, SgdStepFn);
+}  // namespace fabric

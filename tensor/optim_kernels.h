@@ -1,0 +1,50 @@
+// Dispatch stubs for the fused optimizer updates: one kernel per optimizer reads the parameter,
+// its gradient and its state and writes the parameter and the state back in a single pass.
+#pragma once
+#include <cstdint>
+
+#include "tensor/dispatch_stub.h"
+#include "tensor/dtype.h"
+
+namespace fabric {
+
+// Adam/AdamW hyper-parameters for one step of one tensor. `step` is the step count after this
+// step's increment; the bias corrections are derived from it inside the kernel, in float64.
+struct AdamKernelArgs {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  double step = 1;
+  bool decoupled_weight_decay = false;  // AdamW: p *= 1 - lr * weight_decay before the update
+  bool amsgrad = false;
+  bool maximize = false;
+};
+
+// All buffers are contiguous, n elements of `dtype` each (float64, float32, bfloat16, float16);
+// param and the states are updated in place, grad is read. max_exp_avg_sq is null unless amsgrad.
+// float64 follows PyTorch's single-tensor Adam op by op; float32 does the same ops in float32;
+// bfloat16/float16 compute in float32 and round each stored tensor once (PyTorch's fused Adam).
+using AdamStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad, void* exp_avg,
+                            void* exp_avg_sq, void* max_exp_avg_sq, const AdamKernelArgs& args);
+FABRIC_DECLARE_STUB(adam_step_stub, AdamStepFn);
+
+// SGD hyper-parameters for one step of one tensor. With momentum != 0, first_step makes the
+// momentum buffer a copy of the (decayed) gradient, as PyTorch does when the buffer is None.
+struct SgdKernelArgs {
+  double lr = 1e-3;
+  double momentum = 0;
+  double dampening = 0;
+  double weight_decay = 0;
+  bool nesterov = false;
+  bool maximize = false;
+  bool first_step = false;
+};
+
+// momentum_buffer is null when momentum == 0. Same dtype rules as AdamStepFn.
+using SgdStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad, void* momentum_buffer,
+                           const SgdKernelArgs& args);
+FABRIC_DECLARE_STUB(sgd_step_stub, SgdStepFn);
+
+}  // namespace fabric

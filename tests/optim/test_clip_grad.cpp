@@ -1,0 +1,92 @@
+// Gradient clipping: total norm over several gradients, scaling, inf norm, the non-finite error,
+// dtype of the returned norm, and clipping by value.
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "optim/clip_grad.h"
+#include "optim_test_util.h"
+
+namespace fabric::optim {
+namespace {
+using namespace testing;
+
+TEST(ClipGradNorm, TotalNormAndScaling) {
+  Tensor a = param({3.0, 4.0}), b = param({12.0}), c = param({7.0});  // c has no gradient
+  set_grad_values(a, {3.0, 4.0});
+  set_grad_values(b, {12.0});
+  // Per-gradient norms 5 and 12, total sqrt(25 + 144) = 13.
+  const Tensor total = clip_grad_norm_({a, b, c}, 6.5);
+  EXPECT_EQ(total.dim(), 0);
+  EXPECT_EQ(total.dtype(), DType::float64);
+  EXPECT_NEAR(total.item<double>(), 13.0, 1e-14);
+  const double coef = 6.5 / (13.0 + 1e-6);
+  expect_close(values(a.grad()), {3.0 * coef, 4.0 * coef}, 1e-15);
+  expect_close(values(b.grad()), {12.0 * coef}, 1e-15);
+  EXPECT_FALSE(c.grad().defined());
+}
+
+TEST(ClipGradNorm, BelowMaxNormLeavesGradients) {
+  Tensor a = param({0.0, 0.0});
+  set_grad_values(a, {0.3, -0.4});
+  const Tensor total = clip_grad_norm_({a}, 1.0);
+  EXPECT_NEAR(total.item<double>(), 0.5, 1e-15);
+  expect_close(values(a.grad()), {0.3, -0.4}, 0);
+}
+
+TEST(ClipGradNorm, OtherNorms) {
+  Tensor a = param({0.0, 0.0}), b = param({0.0});
+  set_grad_values(a, {-3.0, 1.0});
+  set_grad_values(b, {2.0});
+  const Tensor inf = clip_grad_norm_({a, b}, 1.5, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(inf.item<double>(), 3.0);
+  const double coef = 1.5 / (3.0 + 1e-6);
+  expect_close(values(a.grad()), {-3.0 * coef, 1.0 * coef}, 1e-15);
+  expect_close(values(b.grad()), {2.0 * coef}, 1e-15);
+
+  set_grad_values(a, {-3.0, 1.0});
+  set_grad_values(b, {2.0});
+  const Tensor l1 = clip_grad_norm_({a, b}, 100.0, 1.0);  // |a|_1 = 4, |b|_1 = 2, total 6
+  EXPECT_NEAR(l1.item<double>(), 6.0, 1e-14);
+  expect_close(values(a.grad()), {-3.0, 1.0}, 1e-15);
+}
+
+TEST(ClipGradNorm, Float32GradientsGiveFloat32Norm) {
+  Tensor a = param({0.0, 0.0}, DType::float32);
+  set_grad_values(a, {6.0, 8.0});
+  const Tensor total = clip_grad_norm_({a}, 1.0);
+  EXPECT_EQ(total.dtype(), DType::float32);
+  EXPECT_NEAR(total.item<double>(), 10.0, 1e-5);
+  expect_close(values(a.grad()), {0.6, 0.8}, 1e-6);
+}
+
+TEST(ClipGradNorm, NonFinite) {
+  Tensor a = param({0.0, 0.0});
+  set_grad_values(a, {std::numeric_limits<double>::infinity(), 1.0});
+  const std::string msg = thrown<ValueError>([&] { clip_grad_norm_({a}, 1.0, 2.0, true); });
+  EXPECT_CONTAINS(msg, "total norm of order 2");
+  EXPECT_CONTAINS(msg, "non-finite");
+  EXPECT_EQ(values(a.grad()), (std::vector<double>{std::numeric_limits<double>::infinity(), 1.0}));  // untouched
+  // Without the check the gradients are scaled by the non-finite norm (PyTorch's behaviour).
+  const Tensor total = clip_grad_norm_({a}, 1.0);
+  EXPECT_TRUE(std::isinf(total.item<double>()));
+}
+
+TEST(ClipGradNorm, NoGradients) {
+  Tensor a = param({1.0});
+  const Tensor total = clip_grad_norm_({a}, 1.0);
+  EXPECT_EQ(total.item<double>(), 0.0);
+}
+
+TEST(ClipGradValue, Clamps) {
+  Tensor a = param({0.0, 0.0, 0.0});
+  set_grad_values(a, {-5.0, 0.25, 3.0});
+  const Tensor g = a.grad();
+  clip_grad_value_({a}, 1.0);
+  expect_close(values(a.grad()), {-1.0, 0.25, 1.0}, 0);
+  EXPECT_TRUE(a.grad().is_same(g));  // in place
+  EXPECT_THROW(clip_grad_value_({a}, -1.0), ValueError);
+}
+
+}  // namespace
+}  // namespace fabric::optim
