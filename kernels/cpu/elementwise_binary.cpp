@@ -1,0 +1,340 @@
+// CPU kernels for binary elementwise ops, comparisons, where and addcmul. fp32/bf16/fp16 run in
+// AVX-512 fp32 vectors; float64, integers and bool in scalar code (integers wrap on overflow).
+#include "kernels/cpu/elementwise_common.h"
+
+#include <cmath>
+#include <limits>
+
+#include "tensor/elementwise_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+using namespace ew;
+
+// ---- scalar arithmetic for float64 / integers / bool ---------------------------------------------
+template <typename T>
+inline T wrap_add(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+  } else {
+    return a + b;
+  }
+}
+template <typename T>
+inline T wrap_sub(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
+  } else {
+    return a - b;
+  }
+}
+template <typename T>
+inline T wrap_mul(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
+  } else {
+    return a * b;
+  }
+}
+
+// Integer power by squaring; negative exponents give 1, +-1 or 0 as PyTorch's powi does.
+template <typename T>
+inline T int_pow(T base, T exp) {
+  if constexpr (std::is_signed_v<T>) {
+    if (exp < 0) {
+      if (base == 1) return 1;
+      if (base == -1) return (exp % 2) ? T(-1) : T(1);
+      return 0;
+    }
+  }
+  using U = std::make_unsigned_t<T>;
+  U result = 1, b = static_cast<U>(base);
+  for (auto e = static_cast<U>(exp); e; e >>= 1) {
+    if (e & 1) result = static_cast<U>(result * b);
+    b = static_cast<U>(b * b);
+  }
+  return static_cast<T>(result);
+}
+
+template <typename T>
+inline T nan_max(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a) || std::isnan(b)) return a + b;
+  }
+  return a < b ? b : a;
+}
+template <typename T>
+inline T nan_min(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a) || std::isnan(b)) return a + b;
+  }
+  return b < a ? b : a;
+}
+
+// op(a, b) in the scalar type T (float64, an integer, or bool computed as int).
+template <typename T>
+struct ScalarBinary {
+  BinaryOp op;
+  T alpha;
+  T operator()(T a, T b) const {
+    if constexpr (std::is_same_v<T, bool>) {
+      switch (op) {
+        case BinaryOp::add: return a || (alpha && b);
+        case BinaryOp::mul: case BinaryOp::minimum: case BinaryOp::logical_and: return a && b;
+        case BinaryOp::maximum: case BinaryOp::logical_or: return a || b;
+        default: return false;  // sub/div/pow on bool are rejected by the op layer
+      }
+    } else {
+      switch (op) {
+        case BinaryOp::add: return wrap_add(a, wrap_mul(alpha, b));
+        case BinaryOp::sub: return wrap_sub(a, wrap_mul(alpha, b));
+        case BinaryOp::mul: return wrap_mul(a, b);
+        case BinaryOp::div:
+          if constexpr (std::is_floating_point_v<T>) return a / b; else return 0;
+        case BinaryOp::maximum: return nan_max(a, b);
+        case BinaryOp::minimum: return nan_min(a, b);
+        case BinaryOp::pow:
+          if constexpr (std::is_floating_point_v<T>) return std::pow(a, b); else return int_pow(a, b);
+        case BinaryOp::logical_and: return (a != T(0)) && (b != T(0));
+        case BinaryOp::logical_or: return (a != T(0)) || (b != T(0));
+      }
+      return a;
+    }
+  }
+};
+
+// Scalar-type row loop with a contiguous fast path GCC vectorises for the simple cases.
+template <typename T, typename F>
+void scalar_binary_loop(const StridedLoop& loop, const T* b_scalar, const F& f) {
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    constexpr int64_t sz = sizeof(T);
+    if (b_scalar) {
+      const T bv = *b_scalar;
+      if (s[0] == sz && s[1] == sz) {
+        T* o = reinterpret_cast<T*>(p[0]);
+        const T* a = reinterpret_cast<const T*>(p[1]);
+        for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
+      } else {
+        for (int64_t i = 0; i < n; ++i) store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), bv));
+      }
+    } else if (s[0] == sz && s[1] == sz && s[2] == sz) {
+      T* o = reinterpret_cast<T*>(p[0]);
+      const T* a = reinterpret_cast<const T*>(p[1]);
+      const T* b = reinterpret_cast<const T*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), load_elem<T>(p[2] + i * s[2])));
+    }
+  });
+}
+
+// Specialised so the hot ones compile to a clean loop (the switch above would stay in it).
+template <typename T>
+void scalar_binary(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_scalar) {
+  switch (op) {
+    case BinaryOp::add:
+      if (alpha == T(1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_add(a, b); });
+      break;
+    case BinaryOp::mul:
+      if constexpr (!std::is_same_v<T, bool>) {
+        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_mul(a, b); });
+      }
+      break;
+    default: break;
+  }
+  const ScalarBinary<T> f{op, alpha};
+  scalar_binary_loop<T>(loop, b_scalar, f);
+}
+
+// ---- fp32-family vector functors ----------------------------------------------------------------
+inline __m512 nan_fix(__m512 r, __m512 a, __m512 b) {
+  return _mm512_mask_add_ps(r, _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q), a, b);
+}
+
+template <typename T>
+void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* bs) {
+  using vec::splat;
+  const __m512 va = splat(alpha);
+  switch (op) {
+    case BinaryOp::add:
+      if (alpha == 1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+      return binary_f32_loop<T>(loop, bs, [va](__m512 a, __m512 b) { return _mm512_fmadd_ps(va, b, a); });
+    case BinaryOp::sub:
+      if (alpha == 1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_sub_ps(a, b); });
+      return binary_f32_loop<T>(loop, bs, [va](__m512 a, __m512 b) { return _mm512_fnmadd_ps(va, b, a); });
+    case BinaryOp::mul:
+      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_mul_ps(a, b); });
+    case BinaryOp::div:
+      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_div_ps(a, b); });
+    case BinaryOp::maximum:
+      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_max_ps(a, b), a, b); });
+    case BinaryOp::minimum:
+      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_min_ps(a, b), a, b); });
+    case BinaryOp::pow:
+      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) {
+        alignas(64) float x[16], y[16];
+        _mm512_store_ps(x, a);
+        _mm512_store_ps(y, b);
+        for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
+        return _mm512_load_ps(x);
+      });
+    case BinaryOp::logical_and:
+    case BinaryOp::logical_or:
+      break;
+  }
+  throw DTypeError("binary kernel: logical_and/logical_or run on bool tensors only");
+}
+
+// Reads a Scalar into the compute type of T: integers wrap, floats go through double.
+template <typename M>
+M scalar_as(const Scalar& s) {
+  if constexpr (std::is_floating_point_v<M>) {
+    return static_cast<M>(s.to_double());
+  } else if (s.is_floating()) {
+    return scalar_cast<M>(s.to_double());
+  } else {
+    return scalar_cast<M>(s.to_int());
+  }
+}
+
+void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha, const Scalar* b_scalar) {
+  const DType dt = loop.ops[0].dtype;
+  reject_fp8(dt, "binary kernel");
+  FABRIC_CHECK(!(is_integral(dt, true) && op == BinaryOp::div), DTypeError,
+               "binary kernel: div on ", dtype_name(dt), " (true division runs on floating dtypes)");
+  visit_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_f32_family_v<T>) {
+      const float bv = b_scalar ? scalar_as<float>(*b_scalar) : 0.0f;
+      vec_binary<T>(op, loop, scalar_as<float>(alpha), b_scalar ? &bv : nullptr);
+    } else if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2>) {
+      // rejected above
+    } else {
+      const T bv = b_scalar ? scalar_as<T>(*b_scalar) : T{};
+      scalar_binary<T>(op, loop, scalar_as<T>(alpha), b_scalar ? &bv : nullptr);
+    }
+  });
+}
+
+// ---- comparisons -------------------------------------------------------------------------------
+template <typename T, typename C>
+void compare_loop(const StridedLoop& loop, const T* b_scalar, const C& cmp) {
+  using M = opmath_t<T>;
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    bool* o = reinterpret_cast<bool*>(p[0]);
+    if (b_scalar) {
+      const M bv = static_cast<M>(*b_scalar);
+      if (s[0] == 1 && s[1] == sizeof(T)) {
+        const T* a = reinterpret_cast<const T*>(p[1]);
+        for (int64_t i = 0; i < n; ++i) o[i] = cmp(static_cast<M>(a[i]), bv);
+      } else {
+        for (int64_t i = 0; i < n; ++i)
+          store_elem<bool>(p[0] + i * s[0], cmp(static_cast<M>(load_elem<T>(p[1] + i * s[1])), bv));
+      }
+    } else if (s[0] == 1 && s[1] == sizeof(T) && s[2] == sizeof(T)) {
+      const T* a = reinterpret_cast<const T*>(p[1]);
+      const T* b = reinterpret_cast<const T*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) o[i] = cmp(static_cast<M>(a[i]), static_cast<M>(b[i]));
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        store_elem<bool>(p[0] + i * s[0], cmp(static_cast<M>(load_elem<T>(p[1] + i * s[1])),
+                                              static_cast<M>(load_elem<T>(p[2] + i * s[2]))));
+    }
+  });
+}
+
+void compare_kernel(CompareOp op, const StridedLoop& loop, const Scalar* b_scalar) {
+  const DType dt = loop.ops[1].dtype;
+  reject_fp8(dt, "compare kernel");
+  visit_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, Float8E4M3> && !std::is_same_v<T, Float8E5M2>) {
+      // The scalar is first cast to the dtype (bf16 x == 0.1 compares with bf16(0.1)).
+      const T bv = b_scalar ? (b_scalar->is_floating() ? scalar_cast<T>(b_scalar->to_double())
+                                                       : scalar_cast<T>(b_scalar->to_int()))
+                            : T{};
+      const T* bp = b_scalar ? &bv : nullptr;
+      using M = opmath_t<T>;
+      switch (op) {
+        case CompareOp::eq: return compare_loop<T>(loop, bp, [](M a, M b) { return a == b; });
+        case CompareOp::ne: return compare_loop<T>(loop, bp, [](M a, M b) { return a != b; });
+        case CompareOp::lt: return compare_loop<T>(loop, bp, [](M a, M b) { return a < b; });
+        case CompareOp::le: return compare_loop<T>(loop, bp, [](M a, M b) { return a <= b; });
+        case CompareOp::gt: return compare_loop<T>(loop, bp, [](M a, M b) { return a > b; });
+        case CompareOp::ge: return compare_loop<T>(loop, bp, [](M a, M b) { return a >= b; });
+      }
+    }
+  });
+}
+
+// ---- where: a byte-width select, so one kernel serves every dtype ------------------------------
+template <typename U>
+void where_loop(const StridedLoop& loop) {
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    constexpr int64_t sz = sizeof(U);
+    if (s[0] == sz && s[1] == 1 && s[2] == sz && s[3] == sz) {
+      U* o = reinterpret_cast<U*>(p[0]);
+      const uint8_t* c = reinterpret_cast<const uint8_t*>(p[1]);
+      const U* a = reinterpret_cast<const U*>(p[2]);
+      const U* b = reinterpret_cast<const U*>(p[3]);
+      for (int64_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : b[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const bool c = load_elem<uint8_t>(p[1] + i * s[1]) != 0;
+        store_elem<U>(p[0] + i * s[0], c ? load_elem<U>(p[2] + i * s[2]) : load_elem<U>(p[3] + i * s[3]));
+      }
+    }
+  });
+}
+
+void where_kernel(const StridedLoop& loop) {
+  switch (itemsize(loop.ops[0].dtype)) {
+    case 1: return where_loop<uint8_t>(loop);
+    case 2: return where_loop<uint16_t>(loop);
+    case 4: return where_loop<uint32_t>(loop);
+    default: return where_loop<uint64_t>(loop);
+  }
+}
+
+// ---- addcmul -------------------------------------------------------------------------------------
+void addcmul_kernel(const StridedLoop& loop, const Scalar& value) {
+  const DType dt = loop.ops[0].dtype;
+  reject_fp8(dt, "addcmul kernel");
+  visit_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, Float8E4M3> && !std::is_same_v<T, Float8E5M2>) {
+      using M = std::conditional_t<std::is_same_v<T, bool>, int32_t, opmath_t<T>>;
+      const M v = scalar_as<M>(value);
+      auto f = [v](M s, M a, M b) -> M {
+        if constexpr (std::is_floating_point_v<M>) return s + v * a * b;
+        else return wrap_add(s, wrap_mul(wrap_mul(v, a), b));
+      };
+      for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* st) {
+        for (int64_t i = 0; i < n; ++i) {
+          const M r = f(static_cast<M>(load_elem<T>(p[1] + i * st[1])), static_cast<M>(load_elem<T>(p[2] + i * st[2])),
+                        static_cast<M>(load_elem<T>(p[3] + i * st[3])));
+          if constexpr (std::is_same_v<T, bool>) {
+            store_elem<T>(p[0] + i * st[0], r != 0);
+          } else {
+            store_elem<T>(p[0] + i * st[0], static_cast<T>(r));
+          }
+        }
+      });
+    }
+  });
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(binary_stub, cpu, &cpu::binary_kernel);
+FABRIC_REGISTER_KERNEL(compare_stub, cpu, &cpu::compare_kernel);
+FABRIC_REGISTER_KERNEL(where_stub, cpu, &cpu::where_kernel);
+FABRIC_REGISTER_KERNEL(addcmul_stub, cpu, &cpu::addcmul_kernel);
+}  // namespace fabric

@@ -1,0 +1,168 @@
+// CPU layer_norm and rms_norm (forward and backward) over contiguous (rows, cols): one row per
+// step in float32 (float64 for float64), two-pass mean/variance, rows spread over OpenMP threads.
+// The weight/bias gradients are column sums over rows, taken in fixed row blocks so the result
+// does not depend on the thread count.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/reduce_math.h"
+#include "tensor/reduce_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+template <typename A>
+std::vector<A> to_acc_vector(const void* p, DType dt, int64_t n) {
+  std::vector<A> v(static_cast<size_t>(n));
+  if (p && n) convert(dt, p, dtype_v<A>, v.data(), n);
+  return v;
+}
+
+template <typename A>
+void norm_acc(const NormArgs& a) {
+  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype);
+  const std::vector<A> w = to_acc_vector<A>(a.weight, a.weight_dtype, a.weight ? N : 0);
+  const std::vector<A> b =
+      to_acc_vector<A>(a.rms ? nullptr : a.bias, a.bias_dtype, a.bias && !a.rms ? N : 0);
+  const A* wp = a.weight ? w.data() : nullptr;
+  const A* bp = a.bias && !a.rms ? b.data() : nullptr;
+  const A eps = static_cast<A>(a.eps);
+  auto row = [&](int64_t r) {
+    const char* xr = static_cast<const char*>(a.x) + r * N * xsz;
+    char* yr = static_cast<char*>(a.y) + r * N * xsz;
+    const A* x = load_row<A>(xr, a.x_dtype, N, scratch<A>(0, N));
+    A* y = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(yr) : scratch<A>(1, N);
+    const A inv_n = A(1) / static_cast<A>(N);
+    if (a.rms) {
+      const A ms = row_dot(x, x, N) * inv_n;
+      const A rstd = A(1) / std::sqrt(ms + eps);
+      static_cast<A*>(a.rstd)[r] = rstd;
+      if (wp) {
+        for (int64_t j = 0; j < N; ++j) y[j] = x[j] * rstd * wp[j];
+      } else {
+        for (int64_t j = 0; j < N; ++j) y[j] = x[j] * rstd;
+      }
+    } else {
+      const A mean = row_sum(x, N) * inv_n;
+      const A var =
+          sum_range<A>(0, N, [x, mean](int64_t j) { return (x[j] - mean) * (x[j] - mean); }) *
+          inv_n;
+      const A rstd = A(1) / std::sqrt(var + eps);
+      static_cast<A*>(a.mean)[r] = mean;
+      static_cast<A*>(a.rstd)[r] = rstd;
+      if (wp && bp) {
+        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd * wp[j] + bp[j];
+      } else if (wp) {
+        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd * wp[j];
+      } else if (bp) {
+        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd + bp[j];
+      } else {
+        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd;
+      }
+    }
+    store_row<A>(y, yr, a.x_dtype, N);
+  };
+  const int64_t per = rows_per_task(N), tasks = (M + per - 1) / per;
+  if (tasks > 1 && M * N >= 32768 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t)
+      for (int64_t r = t * per; r < std::min(M, (t + 1) * per); ++r) row(r);
+  } else {
+    for (int64_t r = 0; r < M; ++r) row(r);
+  }
+}
+
+void norm_kernel(const NormArgs& a) {
+  if (a.rows == 0) return;
+  if (a.x_dtype == DType::float64) return norm_acc<double>(a);
+  norm_acc<float>(a);
+}
+
+template <typename A>
+void norm_backward_acc(const NormBackwardArgs& a) {
+  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype);
+  const std::vector<A> w = to_acc_vector<A>(a.weight, a.weight_dtype, a.weight ? N : 0);
+  const A* wp = a.weight ? w.data() : nullptr;
+  const A* mean = static_cast<const A*>(a.mean);
+  const A* rstd = static_cast<const A*>(a.rstd);
+  const bool want_dw = a.dweight != nullptr, want_db = a.dbias != nullptr && !a.rms;
+  // Row blocks with their own dweight/dbias partials; rows inside a block are summed 16 at a
+  // time before joining the block's partial, keeping long column sums accurate.
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(64, M * N / 32768));
+  const int64_t rows_per_block = (M + blocks - 1) / blocks;
+  std::vector<A> pdw(want_dw ? static_cast<size_t>(blocks * N) : 0),
+      pdb(want_db ? static_cast<size_t>(blocks * N) : 0);
+  auto block = [&](int64_t bk) {
+    const int64_t r0 = bk * rows_per_block, r1 = std::min(M, r0 + rows_per_block);
+    A* bdw = want_dw ? pdw.data() + bk * N : nullptr;
+    A* bdb = want_db ? pdb.data() + bk * N : nullptr;
+    A* tdw = want_dw ? scratch<A>(4, N) : nullptr;
+    A* tdb = want_db ? scratch<A>(5, N) : nullptr;
+    if (tdw) std::fill(tdw, tdw + N, A(0));
+    if (tdb) std::fill(tdb, tdb + N, A(0));
+    for (int64_t r = r0; r < r1; ++r) {
+      const A* x =
+          load_row<A>(static_cast<const char*>(a.x) + r * N * xsz, a.x_dtype, N, scratch<A>(0, N));
+      const A* dy =
+          load_row<A>(static_cast<const char*>(a.dy) + r * N * xsz, a.x_dtype, N, scratch<A>(1, N));
+      const A m = a.rms ? A(0) : mean[r], rs = rstd[r];
+      A* xhat = scratch<A>(2, N);
+      for (int64_t j = 0; j < N; ++j) xhat[j] = (x[j] - m) * rs;
+      if (tdw)
+        for (int64_t j = 0; j < N; ++j) tdw[j] += dy[j] * xhat[j];
+      if (tdb)
+        for (int64_t j = 0; j < N; ++j) tdb[j] += dy[j];
+      if ((r - r0) % 16 == 15 || r + 1 == r1) {
+        if (tdw)
+          for (int64_t j = 0; j < N; ++j) bdw[j] += tdw[j], tdw[j] = 0;
+        if (tdb)
+          for (int64_t j = 0; j < N; ++j) bdb[j] += tdb[j], tdb[j] = 0;
+      }
+      if (!a.dx) continue;
+      // g = dy * w; dx = rstd * (g - mean(g) - xhat * mean(g * xhat))  (rms: without mean(g))
+      A* g = scratch<A>(3, N);
+      if (wp) {
+        for (int64_t j = 0; j < N; ++j) g[j] = dy[j] * wp[j];
+      } else {
+        std::copy(dy, dy + N, g);
+      }
+      const A inv_n = A(1) / static_cast<A>(N);
+      const A mg = a.rms ? A(0) : row_sum(g, N) * inv_n;
+      const A mgx = row_dot(g, xhat, N) * inv_n;
+      char* dxr = static_cast<char*>(a.dx) + r * N * xsz;
+      A* dx = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(dxr) : g;
+      for (int64_t j = 0; j < N; ++j) dx[j] = rs * (g[j] - mg - xhat[j] * mgx);
+      store_row<A>(dx, dxr, a.x_dtype, N);
+    }
+  };
+  if (blocks > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t bk = 0; bk < blocks; ++bk) block(bk);
+  } else {
+    for (int64_t bk = 0; bk < blocks; ++bk) block(bk);
+  }
+  auto finish = [&](std::vector<A>& p, void* dst, DType dt) {
+    for (int64_t s = 1; s < blocks; s *= 2)
+      for (int64_t k = 0; k + s < blocks; k += 2 * s)
+        for (int64_t j = 0; j < N; ++j) p[k * N + j] += p[(k + s) * N + j];
+    store_row<A>(p.data(), dst, dt, N);
+  };
+  if (want_dw) finish(pdw, a.dweight, a.weight_dtype);
+  if (want_db) finish(pdb, a.dbias, a.dbias_dtype);
+}
+
+void norm_backward_kernel(const NormBackwardArgs& a) {
+  if (a.x_dtype == DType::float64) return norm_backward_acc<double>(a);
+  norm_backward_acc<float>(a);
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(norm_stub, cpu, &cpu::norm_kernel);
+FABRIC_REGISTER_KERNEL(norm_backward_stub, cpu, &cpu::norm_backward_kernel);
+}  // namespace fabric

@@ -1,0 +1,587 @@
+// CPU reductions (sum/mean/norms/var/logsumexp/max/min), arg-reductions and cumsum. Two fast
+// layouts: the innermost reduced dim contiguous (row reductions, vectorised along the row) and
+// the innermost kept dim contiguous (column reductions such as bias gradients, vectorised across
+// columns); anything else goes through the row path with gathered runs.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/reduce_math.h"
+#include "tensor/reduce_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+constexpr int64_t kLeaf = 2048;      // reduced elements staged and folded at once
+constexpr int64_t kSplit = 1 << 16;  // reduced elements per parallel chunk of one output
+constexpr int64_t kColRows = 16;     // rows folded sequentially before pairwise combining
+
+// Runs task(t) for t in [0, tasks), on the OpenMP pool when `parallel`.
+template <typename Fn>
+void run_tasks(int64_t tasks, bool parallel, const Fn& task) {
+  if (parallel && tasks > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) task(t);
+  } else {
+    for (int64_t t = 0; t < tasks; ++t) task(t);
+  }
+}
+
+// The fold of one ReduceOp in accumulator type A: identity, per-element map (c is the output's
+// center) and the combine.
+template <ReduceOp OP, typename A>
+struct Fold {
+  A p = 2;
+  static constexpr bool kMaxLike = OP == ReduceOp::max || OP == ReduceOp::max_abs;
+  static constexpr bool kMinLike = OP == ReduceOp::min || OP == ReduceOp::min_abs;
+  static A init() {
+    if constexpr (kMaxLike) {
+      if constexpr (std::is_floating_point_v<A>)
+        return -std::numeric_limits<A>::infinity();
+      else
+        return std::numeric_limits<A>::lowest();
+    } else if constexpr (kMinLike) {
+      if constexpr (std::is_floating_point_v<A>)
+        return std::numeric_limits<A>::infinity();
+      else
+        return std::numeric_limits<A>::max();
+    } else {
+      return A(0);
+    }
+  }
+  A map(A x, A c) const {
+    if constexpr (OP == ReduceOp::sum || OP == ReduceOp::max || OP == ReduceOp::min)
+      return x;
+    else if constexpr (OP == ReduceOp::sum_abs || OP == ReduceOp::max_abs ||
+                       OP == ReduceOp::min_abs)
+      return x < 0 ? A(-x) : x;
+    else if constexpr (OP == ReduceOp::sum_sq)
+      return x * x;
+    else if constexpr (OP == ReduceOp::sum_pow)
+      return std::pow(std::abs(x), p);
+    else if constexpr (OP == ReduceOp::count_nonzero)
+      return x != A(0) ? A(1) : A(0);
+    else if constexpr (OP == ReduceOp::sum_sq_dev)
+      return (x - c) * (x - c);
+    else
+      return std::exp(x - c);  // sum_exp_dev
+  }
+  static A combine(A a, A b) {
+    if constexpr (kMaxLike)
+      return (b > a || is_nan_value(b)) ? b : a;
+    else if constexpr (kMinLike)
+      return (b < a || is_nan_value(b)) ? b : a;
+    else
+      return a + b;
+  }
+};
+
+// Folds n contiguous A values.
+template <ReduceOp OP, typename A>
+A fold_run(const Fold<OP, A>& f, const A* x, int64_t n, A c) {
+  using F = Fold<OP, A>;
+  if constexpr (OP == ReduceOp::sum_exp_dev && std::is_same_v<A, float>) {
+    return exp_shift_sum(x, nullptr, n, c);
+  } else if constexpr ((OP == ReduceOp::max || OP == ReduceOp::min) && std::is_same_v<A, float>) {
+    return row_max<float, OP == ReduceOp::max>(x, n);
+  } else if constexpr (F::kMaxLike || F::kMinLike) {
+    constexpr int L = 32;
+    A acc[L];
+    for (int j = 0; j < L; ++j) acc[j] = F::init();
+    int64_t i = 0;
+    for (; i + L <= n; i += L)
+      for (int j = 0; j < L; ++j) acc[j] = F::combine(acc[j], f.map(x[i + j], c));
+    for (; i < n; ++i) acc[0] = F::combine(acc[0], f.map(x[i], c));
+    A r = acc[0];
+    for (int j = 1; j < L; ++j) r = F::combine(r, acc[j]);
+    return r;
+  } else {
+    if (n < 32) {  // short rows: the lane set-up would dominate
+      A r = 0;
+      for (int64_t i = 0; i < n; ++i) r += f.map(x[i], c);
+      return r;
+    }
+    return sum_range<A>(0, n, [&f, x, c](int64_t i) { return f.map(x[i], c); });
+  }
+}
+
+// n elements of dtype dt at p, `stride` bytes apart, converted to A into out.
+template <typename A>
+void gather_to(const char* p, DType dt, int64_t stride, int64_t n, A* out) {
+  if (stride == itemsize(dt)) {
+    if (dt == dtype_v<A>)
+      std::memcpy(out, p, static_cast<size_t>(n) * sizeof(A));
+    else
+      convert(dt, p, dtype_v<A>, out, n);
+    return;
+  }
+  visit_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t i = 0; i < n; ++i) {
+      T v;
+      std::memcpy(&v, p + i * stride, sizeof(T));
+      out[i] = scalar_cast<A>(v);
+    }
+  });
+}
+
+// Walks a multi-dim index space with the offsets of up to two operands (elements).
+struct Odometer {
+  int nd = 0;
+  const int64_t* sizes = nullptr;
+  const int64_t* s0 = nullptr;
+  const int64_t* s1 = nullptr;
+  int64_t idx[kMaxReduceDims] = {};
+  int64_t off0 = 0, off1 = 0;
+  Odometer(int n, const int64_t* sz, const int64_t* a, const int64_t* b, int64_t flat)
+      : nd(n), sizes(sz), s0(a), s1(b) {
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = flat % sizes[d];
+      flat /= sizes[d];
+      off0 += idx[d] * s0[d];
+      if (s1) off1 += idx[d] * s1[d];
+    }
+  }
+  void next() {
+    for (int d = nd - 1; d >= 0; --d) {
+      off0 += s0[d];
+      if (s1) off1 += s1[d];
+      if (++idx[d] < sizes[d]) return;
+      off0 -= idx[d] * s0[d];
+      if (s1) off1 -= idx[d] * s1[d];
+      idx[d] = 0;
+    }
+  }
+};
+
+template <ReduceOp OP, typename A>
+struct Reducer {
+  using F = Fold<OP, A>;
+  ReduceGeometry g;
+  ReduceParams prm;
+  F f;
+  int64_t isz = 4;  // input itemsize
+  int64_t nred = 1;
+
+  explicit Reducer(const ReduceGeometry& geo, const ReduceParams& p) : g(geo), prm(p) {
+    if (g.nred == 0) {  // each output reads one element
+      g.nred = 1;
+      g.red_sizes[0] = 1;
+      g.red_in[0] = 1;
+    }
+    f.p = static_cast<A>(p.p);
+    isz = itemsize(g.in_dtype);
+    nred = g.num_red();
+  }
+
+  A center_at(int64_t out_off) const {
+    if (!prm.center) return A(0);
+    const A c = static_cast<const A*>(prm.center)[out_off];
+    return OP == ReduceOp::sum_exp_dev ? lse_shift(c) : c;
+  }
+
+  // ---- row path: fold the flattened reduced range [b, e) of the output whose input starts at base
+  A leaf(const char* base, int64_t b, int64_t e, A c) const {
+    const int last = g.nred - 1;
+    const int64_t row = g.red_sizes[last], rs = g.red_in[last];
+    Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
+    int64_t col = b % row;
+    if (rs == 1 && dtype_v<A> == g.in_dtype && col + (e - b) <= row)
+      return fold_run<OP, A>(f, reinterpret_cast<const A*>(base + (od.off0 + col) * isz), e - b, c);
+    A* buf = scratch<A>(0, kLeaf);
+    int64_t k = 0;
+    for (int64_t pos = b; pos < e;) {
+      const int64_t n = std::min(row - col, e - pos);
+      gather_to<A>(base + (od.off0 + col * rs) * isz, g.in_dtype, rs * isz, n, buf + k);
+      k += n;
+      pos += n;
+      col = 0;
+      od.next();
+    }
+    return fold_run<OP, A>(f, buf, k, c);
+  }
+  A range(const char* base, int64_t b, int64_t e, A c) const {
+    if (e - b <= kLeaf) return leaf(base, b, e, c);
+    const int64_t m = b + ((e - b) / 2 + kLeaf - 1) / kLeaf * kLeaf;
+    return F::combine(range(base, b, m, c), range(base, m, e, c));
+  }
+
+  // ---- column path: fold rows [b, e) of w columns (input stride 1) into acc
+  void cols(const char* base, int64_t w, int64_t b, int64_t e, const A* cen, A* acc) const {
+    constexpr int64_t W = 1024 / sizeof(A);
+    if (e - b > kColRows) {
+      const int64_t m = b + ((e - b) / 2 + kColRows - 1) / kColRows * kColRows;
+      cols(base, w, b, m, cen, acc);
+      A tmp[W];
+      cols(base, w, m, e, cen, tmp);
+      for (int64_t j = 0; j < w; ++j) acc[j] = F::combine(acc[j], tmp[j]);
+      return;
+    }
+    for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
+    A rowbuf[W];
+    Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
+    for (int64_t r = b; r < e; ++r, od.next()) {
+      const A* x = load_row<A>(base + od.off0 * isz, g.in_dtype, w, rowbuf);
+      if constexpr (OP == ReduceOp::sum_exp_dev && std::is_same_v<A, float>) {
+        for (int64_t j = 0; j < w; ++j) rowbuf[j] = x[j] - cen[j];
+        exp_inplace(rowbuf, w);
+        for (int64_t j = 0; j < w; ++j) acc[j] += rowbuf[j];
+      } else {
+        for (int64_t j = 0; j < w; ++j) acc[j] = F::combine(acc[j], f.map(x[j], cen[j]));
+      }
+    }
+  }
+
+  A finish(A r, A c) const {
+    if constexpr (std::is_floating_point_v<A>) {
+      if (prm.divisor != 1) r = static_cast<A>(r / static_cast<A>(prm.divisor));
+      switch (prm.finish) {
+        case ReduceFinish::none:
+          break;
+        case ReduceFinish::sqrt:
+          r = std::sqrt(r);
+          break;
+        case ReduceFinish::root:
+          r = std::pow(r, static_cast<A>(1.0 / prm.p));
+          break;
+        case ReduceFinish::log_add_center:
+          r = std::log(r) + lse_shift(c);
+          break;
+      }
+    }
+    return r;
+  }
+  void store(int64_t out_off, A v) const {
+    visit_dtype(g.out_dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T t = scalar_cast<T>(v);
+      std::memcpy(g.out + out_off * static_cast<int64_t>(sizeof(T)), &t, sizeof(T));
+    });
+  }
+
+  void run() {
+    const int64_t nout = g.num_out();
+    if (nout == 0) return;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const bool col_mode =
+        g.nkeep > 0 && g.keep_in[g.nkeep - 1] == 1 && g.red_in[g.nred - 1] != 1 && nred > 0;
+    if (col_mode) return run_cols(threads);
+    if (nred == 0) {
+      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
+      for (int64_t o = 0; o < nout; ++o, od.next())
+        store(od.off1, finish(F::init(), center_at(od.off1)));
+      return;
+    }
+    if (nout < threads && nred >= 2 * kSplit) {
+      // Few long rows: split each row into fixed chunks (the result does not depend on the thread
+      // count).
+      const int64_t chunks = (nred + kSplit - 1) / kSplit;
+      std::vector<A> part(static_cast<size_t>(chunks));
+      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
+      for (int64_t o = 0; o < nout; ++o, od.next()) {
+        const char* base = g.in + od.off0 * isz;
+        const A c = center_at(od.off1);
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < chunks; ++k)
+          part[k] = range(base, k * kSplit, std::min(nred, (k + 1) * kSplit), c);
+        for (int64_t w = 1; w < chunks; w *= 2)
+          for (int64_t k = 0; k + w < chunks; k += 2 * w)
+            part[k] = F::combine(part[k], part[k + w]);
+        store(od.off1, finish(part[0], c));
+      }
+      return;
+    }
+    const int64_t per = std::max<int64_t>(1, 32768 / std::max<int64_t>(nred, 1));
+    const int64_t tasks = (nout + per - 1) / per;
+    auto task = [&](int64_t t) {
+      const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
+      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
+      for (int64_t o = o0; o < o1; ++o, od.next()) {
+        const A c = center_at(od.off1);
+        store(od.off1, finish(range(g.in + od.off0 * isz, 0, nred, c), c));
+      }
+    };
+    run_tasks(tasks, threads > 1, task);
+  }
+
+  void run_cols(int threads) {
+    constexpr int64_t W = 1024 / sizeof(A);
+    const int ko = g.nkeep - 1;  // the contiguous kept dim
+    const int64_t width = g.keep_sizes[ko];
+    const int64_t tiles = (width + W - 1) / W;
+    int64_t outer = 1;
+    for (int d = 0; d < ko; ++d) outer *= g.keep_sizes[d];
+    const int64_t tasks = outer * tiles;
+    // Few tiles but many rows: split the rows into fixed chunks and combine the partials.
+    const int64_t chunks = (tasks < threads && nred >= 4 * kColRows * 64)
+                               ? std::min<int64_t>(64, (nred + 4095) / 4096)
+                               : 1;
+    const int64_t rows_per = (nred + chunks - 1) / chunks;
+    std::vector<A> part(static_cast<size_t>(chunks > 1 ? chunks * tasks * W : 0));
+    auto do_task = [&](int64_t t, int64_t k, A* acc) {
+      const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
+      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      A cen[W];
+      for (int64_t j = 0; j < w; ++j) cen[j] = center_at(od.off1 + (c0 + j) * g.keep_out[ko]);
+      const int64_t r0 = k * rows_per, r1 = std::min(nred, r0 + rows_per);
+      if (r0 >= r1) {
+        for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
+        return;
+      }
+      cols(g.in + (od.off0 + c0) * isz, w, r0, r1, cen, acc);
+    };
+    auto store_task = [&](int64_t t, const A* acc) {
+      const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
+      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t off = od.off1 + (c0 + j) * g.keep_out[ko];
+        store(off, finish(acc[j], prm.center ? static_cast<const A*>(prm.center)[off] : A(0)));
+      }
+    };
+    if (chunks == 1) {
+      auto one = [&](int64_t t) {
+        A acc[W];
+        do_task(t, 0, acc);
+        store_task(t, acc);
+      };
+      run_tasks(tasks, threads > 1 && tasks * nred * W >= 32768, one);
+      return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < tasks * chunks; ++q)
+      do_task(q / chunks, q % chunks, part.data() + q * W);
+    for (int64_t t = 0; t < tasks; ++t) {
+      A* p = part.data() + t * chunks * W;
+      for (int64_t w = 1; w < chunks; w *= 2)
+        for (int64_t k = 0; k + w < chunks; k += 2 * w)
+          for (int64_t j = 0; j < W; ++j)
+            p[k * W + j] = F::combine(p[k * W + j], p[(k + w) * W + j]);
+      store_task(t, p);
+    }
+  }
+};
+
+template <typename A>
+void reduce_acc(ReduceOp op, const ReduceGeometry& g, const ReduceParams& p) {
+  switch (op) {
+#define FABRIC_REDUCE_CASE(name)            \
+  case ReduceOp::name:                      \
+    Reducer<ReduceOp::name, A>(g, p).run(); \
+    return;
+    FABRIC_REDUCE_CASE(sum)
+    FABRIC_REDUCE_CASE(max)
+    FABRIC_REDUCE_CASE(min)
+#undef FABRIC_REDUCE_CASE
+    default:
+      break;
+  }
+  if constexpr (std::is_floating_point_v<A>) {
+    switch (op) {
+#define FABRIC_REDUCE_CASE(name)            \
+  case ReduceOp::name:                      \
+    Reducer<ReduceOp::name, A>(g, p).run(); \
+    return;
+      FABRIC_REDUCE_CASE(sum_abs)
+      FABRIC_REDUCE_CASE(sum_sq)
+      FABRIC_REDUCE_CASE(sum_pow)
+      FABRIC_REDUCE_CASE(count_nonzero)
+      FABRIC_REDUCE_CASE(max_abs)
+      FABRIC_REDUCE_CASE(min_abs)
+      FABRIC_REDUCE_CASE(sum_sq_dev)
+      FABRIC_REDUCE_CASE(sum_exp_dev)
+#undef FABRIC_REDUCE_CASE
+      default:
+        break;
+    }
+  }
+  throw DTypeError(::fabric::detail::cat("reduce: op ", static_cast<int>(op),
+                                         " is not defined for ", dtype_name(g.in_dtype)));
+}
+
+void reduce_kernel(ReduceOp op, const ReduceGeometry& g, const ReduceParams& p) {
+  switch (reduce_acc_dtype(g.in_dtype)) {
+    case DType::float64:
+      return reduce_acc<double>(op, g, p);
+    case DType::float32:
+      return reduce_acc<float>(op, g, p);
+    default:
+      return reduce_acc<int64_t>(op, g, p);
+  }
+}
+
+// ---- arg-reductions -------------------------------------------------------------------------
+
+// True when v should replace best as the running extreme (strict, so the first index wins;
+// the first NaN wins over everything).
+template <typename A>
+inline bool better(bool is_max, A v, A best) {
+  if (is_nan_value(best)) return false;
+  if (is_nan_value(v)) return true;
+  return is_max ? v > best : v < best;
+}
+
+template <typename A>
+void arg_reduce_acc(bool is_max, const ReduceGeometry& geo, int64_t* indices) {
+  ReduceGeometry g = geo;
+  const int64_t isz = itemsize(g.in_dtype);
+  const int64_t n = g.nred == 0 ? 1 : g.red_sizes[0];
+  const int64_t rs = g.nred == 0 ? 1 : g.red_in[0];
+  const int64_t nout = g.num_out();
+  if (nout == 0 || n == 0) return;
+  auto store_val = [&](int64_t off, A v) {
+    if (!g.out) return;
+    visit_dtype(g.out_dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T t = scalar_cast<T>(v);
+      std::memcpy(g.out + off * static_cast<int64_t>(sizeof(T)), &t, sizeof(T));
+    });
+  };
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool col_mode = g.nkeep > 0 && g.keep_in[g.nkeep - 1] == 1 && rs != 1;
+  if (col_mode) {
+    constexpr int64_t W = 1024 / sizeof(A);
+    const int ko = g.nkeep - 1;
+    const int64_t width = g.keep_sizes[ko], tiles = (width + W - 1) / W;
+    int64_t outer = 1;
+    for (int d = 0; d < ko; ++d) outer *= g.keep_sizes[d];
+    const int64_t tasks = outer * tiles;
+    auto task = [&](int64_t t) {
+      const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
+      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      const char* base = g.in + (od.off0 + c0) * isz;
+      A best[W], rowbuf[W];
+      int64_t idx[W];
+      const A* x0 = load_row<A>(base, g.in_dtype, w, rowbuf);
+      for (int64_t j = 0; j < w; ++j) best[j] = x0[j], idx[j] = 0;
+      for (int64_t r = 1; r < n; ++r) {
+        const A* x = load_row<A>(base + r * rs * isz, g.in_dtype, w, rowbuf);
+        for (int64_t j = 0; j < w; ++j) {
+          const bool take = better(is_max, x[j], best[j]);
+          best[j] = take ? x[j] : best[j];
+          idx[j] = take ? r : idx[j];
+        }
+      }
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t off = od.off1 + (c0 + j) * g.keep_out[ko];
+        indices[off] = idx[j];
+        store_val(off, best[j]);
+      }
+    };
+    run_tasks(tasks, threads > 1 && tasks * n * W >= 32768, task);
+    return;
+  }
+  // Row path: scan each row in staged chunks; a chunk's extreme is found vectorised and its first
+  // position looked up only when it improves on the running one.
+  auto row = [&](const char* base, int64_t out_off) {
+    A best = 0;
+    int64_t bi = -1;
+    A* buf = scratch<A>(1, kLeaf);
+    for (int64_t b = 0; b < n; b += kLeaf) {
+      const int64_t m = std::min(kLeaf, n - b);
+      const A* x;
+      if (rs == 1 && dtype_v<A> == g.in_dtype) {
+        x = reinterpret_cast<const A*>(base + b * isz);
+      } else {
+        gather_to<A>(base + b * rs * isz, g.in_dtype, rs * isz, m, buf);
+        x = buf;
+      }
+      const A cm = is_max ? fold_run<ReduceOp::max, A>(Fold<ReduceOp::max, A>{}, x, m, A(0))
+                          : fold_run<ReduceOp::min, A>(Fold<ReduceOp::min, A>{}, x, m, A(0));
+      if (bi < 0 || better(is_max, cm, best)) {
+        int64_t j = 0;
+        if (is_nan_value(cm)) {
+          while (!is_nan_value(x[j])) ++j;
+        } else {
+          while (x[j] != cm) ++j;
+        }
+        best = cm;
+        bi = b + j;
+        if (is_nan_value(best)) break;
+      }
+    }
+    indices[out_off] = bi;
+    store_val(out_off, best);
+  };
+  const int64_t per = std::max<int64_t>(1, 32768 / n);
+  const int64_t tasks = (nout + per - 1) / per;
+  auto task = [&](int64_t t) {
+    const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
+    Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
+    for (int64_t o = o0; o < o1; ++o, od.next()) row(g.in + od.off0 * isz, od.off1);
+  };
+  run_tasks(tasks, threads > 1, task);
+}
+
+void arg_reduce_kernel(bool is_max, const ReduceGeometry& g, int64_t* indices) {
+  switch (reduce_acc_dtype(g.in_dtype)) {
+    case DType::float64:
+      return arg_reduce_acc<double>(is_max, g, indices);
+    case DType::float32:
+      return arg_reduce_acc<float>(is_max, g, indices);
+    default:
+      return arg_reduce_acc<int64_t>(is_max, g, indices);
+  }
+}
+
+// ---- cumsum ---------------------------------------------------------------------------------
+
+template <typename A>
+void cumsum_acc(const ScanGeometry& g) {
+  const int64_t isz = itemsize(g.in_dtype), osz = itemsize(g.out_dtype);
+  const char* in = static_cast<const char*>(g.in);
+  char* out = static_cast<char*>(g.out);
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool big = g.outer * g.len * g.inner >= 32768 && threads > 1;
+  if (g.inner == 1) {
+    // (outer, len): one sequential scan per row.
+    auto row = [&](int64_t o) {
+      A* buf = scratch<A>(0, g.len);
+      const A* x = load_row<A>(in + o * g.len * isz, g.in_dtype, g.len, buf);
+      A acc = 0;
+      for (int64_t i = 0; i < g.len; ++i) {
+        acc += x[i];
+        buf[i] = acc;
+      }
+      store_row<A>(buf, out + o * g.len * osz, g.out_dtype, g.len);
+    };
+    run_tasks(g.outer, big, row);
+    return;
+  }
+  // (outer, len, inner): running sums of rows, vectorised across inner in tiles.
+  constexpr int64_t W = 1024 / sizeof(A);
+  const int64_t tiles = (g.inner + W - 1) / W;
+  auto task = [&](int64_t t) {
+    const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, g.inner - c0);
+    A acc[W] = {}, rowbuf[W];
+    for (int64_t l = 0; l < g.len; ++l) {
+      const int64_t off = (o * g.len + l) * g.inner + c0;
+      const A* x = load_row<A>(in + off * isz, g.in_dtype, w, rowbuf);
+      for (int64_t j = 0; j < w; ++j) acc[j] += x[j];
+      store_row<A>(acc, out + off * osz, g.out_dtype, w);
+    }
+  };
+  run_tasks(g.outer * tiles, big, task);
+}
+
+void cumsum_kernel(const ScanGeometry& g) {
+  if (g.outer * g.len * g.inner == 0) return;
+  switch (reduce_acc_dtype(g.out_dtype)) {
+    case DType::float64:
+      return cumsum_acc<double>(g);
+    case DType::float32:
+      return cumsum_acc<float>(g);
+    default:
+      return cumsum_acc<int64_t>(g);
+  }
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(reduce_stub, cpu, &cpu::reduce_kernel);
+FABRIC_REGISTER_KERNEL(arg_reduce_stub, cpu, &cpu::arg_reduce_kernel);
+FABRIC_REGISTER_KERNEL(cumsum_stub, cpu, &cpu::cumsum_kernel);
+}  // namespace fabric

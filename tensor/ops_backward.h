@@ -1,0 +1,51 @@
+// Backward computations of softmax, log_softmax, layer_norm, rms_norm and cross_entropy, for the
+// autograd derivative rules. Plain functions: they do not record for autograd or apply autocast.
+// Float16/bfloat16 compute in float32; results take the dtype noted on each function.
+#pragma once
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+// out = softmax(x, dim): dx = out * (grad_out - sum(grad_out * out, dim)). dx has out's dtype
+// unless dx_dtype is given (e.g. the input's dtype when softmax ran with dtype=).
+Tensor softmax_backward(const Tensor& grad_out, const Tensor& out, int64_t dim,
+                        std::optional<DType> dx_dtype = std::nullopt);
+// out = log_softmax(x, dim): dx = grad_out - exp(out) * sum(grad_out, dim).
+Tensor log_softmax_backward(const Tensor& grad_out, const Tensor& out, int64_t dim,
+                            std::optional<DType> dx_dtype = std::nullopt);
+
+// layer_norm plus the statistics its backward needs: {out, mean, rstd}; mean and rstd have shape
+// x.shape[:-k] + (1,)*k (k = normalized_shape's rank) and dtype float32 (float64 for float64 x),
+// as torch.native_layer_norm. rstd = 1 / sqrt(biased var + eps).
+std::tuple<Tensor, Tensor, Tensor> layer_norm_with_stats(const Tensor& x,
+                                                         const Shape& normalized_shape,
+                                                         const Tensor& weight = Tensor(),
+                                                         const Tensor& bias = Tensor(),
+                                                         double eps = 1e-5);
+// {dx (x's dtype), dweight (weight's dtype; undefined without weight), dbias (sum of grad_out over
+// the leading dims, in weight's dtype, or x's without weight)}.
+std::tuple<Tensor, Tensor, Tensor> layer_norm_backward(const Tensor& grad_out, const Tensor& x,
+                                                       const Shape& normalized_shape,
+                                                       const Tensor& weight, const Tensor& mean,
+                                                       const Tensor& rstd);
+
+// rms_norm plus {out, rstd} (rstd = 1 / sqrt(mean(x^2) + eps), shaped and typed as layer_norm's).
+std::tuple<Tensor, Tensor> rms_norm_with_stats(const Tensor& x, const Shape& normalized_shape,
+                                               const Tensor& weight = Tensor(),
+                                               std::optional<double> eps = std::nullopt);
+// {dx (x's dtype), dweight (weight's dtype; undefined without weight)}.
+std::tuple<Tensor, Tensor> rms_norm_backward(const Tensor& grad_out, const Tensor& x,
+                                             const Shape& normalized_shape, const Tensor& weight,
+                                             const Tensor& rstd);
+
+// d loss / d logits of cross_entropy(logits, target, ignore_index, reduction, label_smoothing):
+// grad_loss is 0-dim for "mean"/"sum" and target-shaped for "none". Result has the logits' dtype.
+Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& target,
+                              int64_t ignore_index = -100, std::string_view reduction = "mean",
+                              double label_smoothing = 0.0);
+
+}  // namespace fabric

@@ -1,0 +1,202 @@
+// The losses: cross_entropy (fused log-softmax + pick, PyTorch's ignore_index, label smoothing and
+// mean over non-ignored targets), nll_loss, mse_loss, and cross_entropy_backward (ops_backward.h).
+#include <cmath>
+#include <limits>
+
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/op_record.h"
+#include "tensor/ops.h"
+#include "tensor/ops_backward.h"
+#include "tensor/promotion.h"
+#include "tensor/reduce_kernels.h"
+
+namespace fabric {
+namespace {
+
+enum class Reduction { none, mean, sum };
+
+Reduction parse_reduction(const char* op, std::string_view r) {
+  if (r == "mean") return Reduction::mean;
+  if (r == "sum") return Reduction::sum;
+  if (r == "none") return Reduction::none;
+  throw ValueError(
+      detail::cat(op, ": reduction must be \"mean\", \"sum\" or \"none\", got \"", r, "\""));
+}
+
+// The class layout of a (C) / (N, C) / (N, C, d...) input against its target, checked.
+ClassGeometry class_geometry(const char* op, const Tensor& input, const Tensor& target) {
+  FABRIC_CHECK(is_floating(input.dtype()) && !is_fp8(input.dtype()), DTypeError, op,
+               ": expected floating-point input (float64/float32/float16/bfloat16), got ",
+               dtype_name(input.dtype()), " of shape ", shape_str(input.sizes()));
+  FABRIC_CHECK(target.dtype() == DType::int64 || target.dtype() == DType::int32, DTypeError, op,
+               ": expected a target of class indices with dtype int64 (or int32), got ",
+               dtype_name(target.dtype()), " of shape ", shape_str(target.sizes()),
+               is_floating(target.dtype()) ? " (class-probability targets are not supported)" : "");
+  FABRIC_CHECK(input.dim() >= 1, ShapeError, op,
+               ": expected input of shape (C), (N, C) or (N, C, d...), got ",
+               shape_str(input.sizes()));
+  Shape want;
+  ClassGeometry g;
+  if (input.dim() == 1) {
+    g.classes = input.sizes()[0];
+  } else {
+    g.outer = input.sizes()[0];
+    g.classes = input.sizes()[1];
+    want.push_back(input.sizes()[0]);
+    for (int64_t d = 2; d < input.dim(); ++d) {
+      g.inner *= input.sizes()[d];
+      want.push_back(input.sizes()[d]);
+    }
+  }
+  FABRIC_CHECK(target.sizes() == want, ShapeError, op, ": expected target of shape ",
+               shape_str(want), " for input of shape ", shape_str(input.sizes()),
+               ", got target of shape ", shape_str(target.sizes()));
+  return g;
+}
+
+void check_targets(const char* op, const TargetStats& st, const ClassGeometry& g,
+                   int64_t ignore_index, const Tensor& input, const Tensor& target) {
+  FABRIC_CHECK(!st.bad, IndexError, op, ": target ", st.bad_value, " is out of bounds for ",
+               g.classes, " classes (expected a value in [0, ", g.classes,
+               ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
+               ", target shape ", shape_str(target.sizes()));
+}
+
+// Sums a contiguous tensor into a 0-dim tensor of out_dt, dividing by `divisor` (0/0 gives NaN,
+// as PyTorch's mean over no valid targets).
+Tensor full_sum(const Tensor& losses, DType out_dt, double divisor) {
+  Tensor out = empty({}, {.dtype = out_dt, .device = losses.device()});
+  ReduceGeometry g;
+  g.in = static_cast<const char*>(losses.data_ptr());
+  g.in_dtype = losses.dtype();
+  g.out = static_cast<char*>(out.data_ptr());
+  g.out_dtype = out_dt;
+  g.nred = 1;
+  g.red_sizes[0] = losses.numel();
+  g.red_in[0] = 1;
+  ReduceParams p;
+  p.divisor = divisor;
+  reduce_stub(losses.device())(ReduceOp::sum, g, p);
+  return out;
+}
+
+// Per-position losses (acc dtype) -> the reduced result in out_dt.
+Tensor apply_reduction(const Tensor& losses, Reduction r, int64_t valid, DType out_dt) {
+  switch (r) {
+    case Reduction::none:
+      return losses.to(out_dt);
+    case Reduction::sum:
+      return full_sum(losses, out_dt, 1.0);
+    case Reduction::mean:
+      return full_sum(losses, out_dt, static_cast<double>(valid));
+  }
+  return losses;
+}
+
+const char* reduction_name(Reduction r) {
+  return r == Reduction::none ? "none" : r == Reduction::sum ? "sum" : "mean";
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t ignore_index,
+                     std::string_view reduction, double label_smoothing) {
+  Tensor logits = logits_in;
+  apply_autocast(OpId::cross_entropy, {&logits});
+  const Reduction red = parse_reduction("cross_entropy", reduction);
+  FABRIC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError,
+               "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
+  const ClassGeometry g = class_geometry("cross_entropy", logits, target);
+  Tensor losses =
+      empty(target.sizes(), {.dtype = reduce_acc_dtype(logits.dtype()), .device = logits.device()});
+  TargetStats st;
+  if (losses.numel() > 0) {
+    Tensor lc = logits.detach().contiguous(), tc = target.detach().contiguous();
+    st =
+        cross_entropy_stub(logits.device())(g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(),
+                                            ignore_index, label_smoothing, losses.data_ptr());
+    check_targets("cross_entropy", st, g, ignore_index, logits, target);
+  }
+  Tensor out = apply_reduction(losses, red, st.valid, logits.dtype());
+  LossAttrs attrs{ignore_index, reduction_name(red), label_smoothing};
+  record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs);
+  return out;
+}
+
+Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& target,
+                              int64_t ignore_index, std::string_view reduction,
+                              double label_smoothing) {
+  const char* op = "cross_entropy_backward";
+  const Reduction red = parse_reduction(op, reduction);
+  const ClassGeometry g = class_geometry(op, logits, target);
+  const DType acc = reduce_acc_dtype(logits.dtype());
+  if (red == Reduction::none) {
+    FABRIC_CHECK(grad_loss.sizes() == target.sizes(), ShapeError, op,
+                 ": with reduction \"none\" grad_loss must have ", "the target's shape ",
+                 shape_str(target.sizes()), ", got ", shape_str(grad_loss.sizes()));
+  } else {
+    FABRIC_CHECK(grad_loss.numel() == 1, ShapeError, op, ": with reduction \"", reduction_name(red),
+                 "\" grad_loss must have one element, got shape ", shape_str(grad_loss.sizes()));
+  }
+  Tensor dlogits = empty(logits.sizes(), {.dtype = logits.dtype(), .device = logits.device()});
+  if (dlogits.numel() == 0) return dlogits;
+  Tensor lc = logits.detach().contiguous(), tc = target.detach().contiguous();
+  Tensor gc = grad_loss.detach().to(acc).contiguous();
+  TargetStats st = cross_entropy_backward_stub(logits.device())(
+      g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(), ignore_index, label_smoothing,
+      gc.data_ptr(), red != Reduction::none, red == Reduction::mean, dlogits.data_ptr());
+  check_targets(op, st, g, ignore_index, logits, target);
+  return dlogits;
+}
+
+Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore_index,
+                std::string_view reduction) {
+  Tensor log_probs = log_probs_in;
+  apply_autocast(OpId::nll_loss, {&log_probs});
+  const Reduction red = parse_reduction("nll_loss", reduction);
+  const ClassGeometry g = class_geometry("nll_loss", log_probs, target);
+  Tensor losses = empty(
+      target.sizes(), {.dtype = reduce_acc_dtype(log_probs.dtype()), .device = log_probs.device()});
+  TargetStats st;
+  if (losses.numel() > 0) {
+    Tensor lc = log_probs.detach().contiguous(), tc = target.detach().contiguous();
+    st = nll_loss_stub(log_probs.device())(g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(),
+                                           ignore_index, losses.data_ptr());
+    check_targets("nll_loss", st, g, ignore_index, log_probs, target);
+  }
+  Tensor out = apply_reduction(losses, red, st.valid, log_probs.dtype());
+  LossAttrs attrs{ignore_index, reduction_name(red), 0.0};
+  record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs);
+  return out;
+}
+
+Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction) {
+  Tensor input = input_in, target = target_in;
+  apply_autocast(OpId::mse_loss, {&input, &target});
+  const Reduction red = parse_reduction("mse_loss", reduction);
+  for (const Tensor* t : {&input, &target})
+    FABRIC_CHECK(is_floating(t->dtype()) && !is_fp8(t->dtype()), DTypeError,
+                 "mse_loss: expected floating-point input and target, got ",
+                 dtype_name(input.dtype()), " ", shape_str(input.sizes()), " and ",
+                 dtype_name(target.dtype()), " ", shape_str(target.sizes()));
+  const DType dt = promote_types(input.dtype(), target.dtype());
+  const Shape shape = broadcast_shapes(input.sizes(), target.sizes(), "mse_loss");
+  Tensor a = input.detach().to(dt), b = target.detach().to(dt);
+  Tensor out;
+  if (red == Reduction::none) {
+    out = empty(shape, {.dtype = dt, .device = a.device()});
+    if (out.numel() > 0)
+      squared_diff_stub(a.device())(make_strided_loop("mse_loss", out, {&a, &b}));
+  } else {
+    Tensor sq = empty(shape, {.dtype = reduce_acc_dtype(dt), .device = a.device()});
+    if (sq.numel() > 0) squared_diff_stub(a.device())(make_strided_loop("mse_loss", sq, {&a, &b}));
+    out = full_sum(sq, dt, red == Reduction::mean ? static_cast<double>(sq.numel()) : 1.0);
+  }
+  LossAttrs attrs{0, reduction_name(red), 0.0};
+  record_op(OpId::mse_loss, {input, target}, {&out}, &attrs);
+  return out;
+}
+
+}  // namespace fabric

@@ -1,0 +1,307 @@
+// Harness cases for softmax, log_softmax, layer_norm, rms_norm and the losses (cross_entropy,
+// nll_loss, mse_loss), each against a naive float64 reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "tests/ops/op_harness.h"
+
+namespace fabric::harness {
+namespace {
+
+// Applies f to every line along `dim` (a vector of that dim's values) and writes the results back.
+RefTensor ref_along(const RefTensor& in, int64_t dim,
+                    const std::function<std::vector<double>(const std::vector<double>&)>& f) {
+  RefTensor out = in;
+  const int64_t nd = static_cast<int64_t>(in.shape.size());
+  if (nd == 0) {
+    out.v = f(in.v);
+    return out;
+  }
+  dim = (dim + nd) % nd;
+  int64_t inner = 1, outer = 1;
+  for (int64_t d = dim + 1; d < nd; ++d) inner *= in.shape[d];
+  for (int64_t d = 0; d < dim; ++d) outer *= in.shape[d];
+  const int64_t n = in.shape[dim];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      std::vector<double> line(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) line[j] = in.v[(o * n + j) * inner + i];
+      const std::vector<double> r = f(line);
+      for (int64_t j = 0; j < n; ++j) out.v[(o * n + j) * inner + i] = r[j];
+    }
+  return out;
+}
+
+std::vector<double> softmax_line(const std::vector<double>& x, bool log) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double v : x) m = std::max(m, v);
+  double s = 0;
+  for (double v : x) s += std::exp(v - m);
+  std::vector<double> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    y[i] = log ? x[i] - m - std::log(s) : std::exp(x[i] - m) / s;
+  return y;
+}
+
+// layer_norm / rms_norm over the trailing `k` dims, with optional weight/bias inputs.
+RefTensor ref_norm(const std::vector<RefTensor>& in, int64_t k, bool rms, bool has_w, bool has_b,
+                   double eps) {
+  const RefTensor& x = in[0];
+  int64_t cols = 1;
+  for (int64_t i = 0; i < k; ++i) cols *= x.shape[x.shape.size() - 1 - i];
+  RefTensor out = x;
+  for (int64_t r = 0; r * cols < x.numel(); ++r) {
+    const double* p = x.v.data() + r * cols;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < cols; ++j) mean += p[j];
+    mean /= static_cast<double>(cols);
+    for (int64_t j = 0; j < cols; ++j) var += rms ? p[j] * p[j] : (p[j] - mean) * (p[j] - mean);
+    var /= static_cast<double>(cols);
+    const double rstd = 1.0 / std::sqrt(var + eps);
+    for (int64_t j = 0; j < cols; ++j) {
+      double y = (rms ? p[j] : p[j] - mean) * rstd;
+      if (has_w) y *= in[1].v[j];
+      if (has_b) y += in[has_w ? 2 : 1].v[j];
+      out.v[r * cols + j] = y;
+    }
+  }
+  return out;
+}
+
+// Per-position cross-entropy / nll with PyTorch's ignore_index, smoothing and reductions.
+RefTensor ref_loss(const RefTensor& x, const RefTensor& t, bool from_logits, int64_t ignore,
+                   const std::string& red, double s) {
+  const bool unbatched = x.shape.size() == 1;
+  const int64_t C = unbatched ? x.shape[0] : x.shape[1];
+  const int64_t N = unbatched ? 1 : x.shape[0];
+  int64_t inner = 1;
+  for (size_t d = 2; d < x.shape.size(); ++d) inner *= x.shape[d];
+  RefTensor out{t.shape, std::vector<double>(static_cast<size_t>(N * inner))};
+  double total = 0;
+  int64_t valid = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t tg = static_cast<int64_t>(t.v[n * inner + i]);
+      double l = 0;
+      if (tg != ignore) {
+        std::vector<double> row(static_cast<size_t>(C));
+        for (int64_t c = 0; c < C; ++c) row[c] = x.v[(n * C + c) * inner + i];
+        const std::vector<double> lp = from_logits ? softmax_line(row, true) : row;
+        double smooth = 0;
+        for (double v : lp) smooth -= v;
+        l = (1 - s) * -lp[tg] + s / static_cast<double>(C) * smooth;
+        ++valid;
+      }
+      out.v[n * inner + i] = l;
+      total += l;
+    }
+  if (red == "none") return out;
+  return {{}, {red == "sum" ? total : total / static_cast<double>(valid)}};
+}
+
+std::vector<OpCase> softmax_cases() {
+  std::vector<OpCase> cases;
+  struct D {
+    std::string name;
+    Shape shape;
+    int64_t dim;
+  };
+  for (const D& d : std::vector<D>{{"last", {3, 5}, 1},
+                                   {"first", {4, 6}, 0},
+                                   {"mid", {2, 5, 3}, 1},
+                                   {"neg", {2, 3, 4}, -1},
+                                   {"size1", {3, 1}, 1},
+                                   {"empty", {0, 5}, 1},
+                                   {"scalar", {}, 0},
+                                   {"long", {3, 2000}, 1},
+                                   {"wide_inner", {3, 7, 300}, 1}}) {
+    for (bool log : {false, true}) {
+      cases.push_back({.name = std::string(log ? "log_softmax/" : "softmax/") + d.name,
+                       .inputs = {F(d.shape, -4, 4)},
+                       .run =
+                           [d, log](const std::vector<Tensor>& in) {
+                             return log ? log_softmax(in[0], d.dim) : softmax(in[0], d.dim);
+                           },
+                       .reference =
+                           [d, log](const std::vector<RefTensor>& in) {
+                             return ref_along(in[0], d.dim, [log](const std::vector<double>& x) {
+                               return softmax_line(x, log);
+                             });
+                           }});
+    }
+  }
+  // dtype=: the result is float64 whatever the input dtype.
+  cases.push_back(
+      {.name = "softmax/dtype_f64",
+       .inputs = {F({4, 9})},
+       .run = [](const std::vector<Tensor>& in) { return softmax(in[0], 1, DType::float64); },
+       .reference =
+           [](const std::vector<RefTensor>& in) {
+             return ref_along(in[0], 1,
+                              [](const std::vector<double>& x) { return softmax_line(x, false); });
+           }});
+  cases.push_back(
+      {.name = "log_softmax/dtype_f32",
+       .inputs = {F({5, 8})},
+       .run = [](const std::vector<Tensor>& in) { return log_softmax(in[0], 0, DType::float32); },
+       .reference =
+           [](const std::vector<RefTensor>& in) {
+             return ref_along(in[0], 0,
+                              [](const std::vector<double>& x) { return softmax_line(x, true); });
+           },
+       .dtypes = {DType::float32, DType::bfloat16, DType::float16}});
+  return cases;
+}
+
+std::vector<OpCase> norm_cases() {
+  std::vector<OpCase> cases;
+  struct D {
+    std::string name;
+    Shape shape;
+    Shape ns;
+    bool w, b;
+  };
+  for (const D& d : std::vector<D>{{"affine", {4, 8}, {8}, true, true},
+                                   {"plain", {4, 8}, {8}, false, false},
+                                   {"weight_only", {3, 6}, {6}, true, false},
+                                   {"bias_only", {3, 6}, {6}, false, true},
+                                   {"two_dims", {2, 3, 4}, {3, 4}, true, true},
+                                   {"size1", {3, 1}, {1}, true, true},
+                                   {"empty_rows", {0, 5}, {5}, true, true},
+                                   {"one_row", {7}, {7}, true, true},
+                                   {"long", {3, 1500}, {1500}, true, true}}) {
+    std::vector<InputSpec> ins = {F(d.shape)};
+    if (d.w) ins.push_back(F(d.ns, 0.5, 1.5));
+    if (d.b) ins.push_back(F(d.ns));
+    const int64_t k = static_cast<int64_t>(d.ns.size());
+    cases.push_back({.name = "layer_norm/" + d.name,
+                     .inputs = ins,
+                     .run =
+                         [d](const std::vector<Tensor>& in) {
+                           return layer_norm(in[0], d.ns, d.w ? in[1] : Tensor(),
+                                             d.b ? in[d.w ? 2 : 1] : Tensor(), 1e-5);
+                         },
+                     .reference =
+                         [d, k](const std::vector<RefTensor>& in) {
+                           return ref_norm(in, k, false, d.w, d.b, 1e-5);
+                         },
+                     .tol_scale = 2});
+    if (d.b && !d.w) continue;
+    std::vector<InputSpec> rins = {F(d.shape)};
+    if (d.w) rins.push_back(F(d.ns, 0.5, 1.5));
+    cases.push_back({.name = "rms_norm/" + d.name,
+                     .inputs = rins,
+                     .run =
+                         [d](const std::vector<Tensor>& in) {
+                           return rms_norm(in[0], d.ns, d.w ? in[1] : Tensor(), 1e-6);
+                         },
+                     .reference =
+                         [d, k](const std::vector<RefTensor>& in) {
+                           return ref_norm(in, k, true, d.w, false, 1e-6);
+                         },
+                     .tol_scale = 2});
+  }
+  return cases;
+}
+
+std::vector<OpCase> loss_cases() {
+  std::vector<OpCase> cases;
+  struct D {
+    std::string name;
+    Shape x;
+    Shape t;
+    int64_t C;
+    int64_t ignore;
+    std::string red;
+    double s;
+  };
+  const std::vector<D> ds = {
+      {"mean", {32, 5}, {32}, 5, -100, "mean", 0.0},
+      {"sum", {32, 5}, {32}, 5, -100, "sum", 0.0},
+      {"none", {32, 5}, {32}, 5, -100, "none", 0.0},
+      {"ignore_mean", {32, 5}, {32}, 5, 1, "mean", 0.0},
+      {"ignore_sum", {32, 5}, {32}, 5, 1, "sum", 0.0},
+      {"ignore_none", {32, 5}, {32}, 5, 1, "none", 0.0},
+      {"smooth_mean", {32, 5}, {32}, 5, 1, "mean", 0.1},
+      {"smooth_sum", {32, 5}, {32}, 5, 1, "sum", 0.1},
+      {"smooth_none", {32, 5}, {32}, 5, -100, "none", 0.1},
+      {"spatial_mean", {4, 5, 3}, {4, 3}, 5, 2, "mean", 0.0},
+      {"spatial_none", {2, 4, 3, 2}, {2, 3, 2}, 4, -100, "none", 0.1},
+      {"unbatched", {6}, {}, 6, -100, "mean", 0.0},
+      {"unbatched_none", {6}, {}, 6, -100, "none", 0.1},
+      {"empty_sum", {0, 5}, {0}, 5, -100, "sum", 0.0},
+      {"many_classes", {8, 3000}, {8}, 3000, -100, "mean", 0.1},
+  };
+  for (const D& d : ds) {
+    cases.push_back({.name = "cross_entropy/" + d.name,
+                     .inputs = {F(d.x, -3, 3), Idx(d.t, d.C)},
+                     .run =
+                         [d](const std::vector<Tensor>& in) {
+                           return cross_entropy(in[0], in[1], d.ignore, d.red, d.s);
+                         },
+                     .reference =
+                         [d](const std::vector<RefTensor>& in) {
+                           return ref_loss(in[0], in[1], true, d.ignore, d.red, d.s);
+                         },
+                     .tol_scale = 2});
+    if (d.s != 0.0) continue;
+    cases.push_back(
+        {.name = "nll_loss/" + d.name,
+         .inputs = {F(d.x, -5, 0), Idx(d.t, d.C)},
+         .run =
+             [d](const std::vector<Tensor>& in) { return nll_loss(in[0], in[1], d.ignore, d.red); },
+         .reference =
+             [d](const std::vector<RefTensor>& in) {
+               return ref_loss(in[0], in[1], false, d.ignore, d.red, 0.0);
+             }});
+  }
+  cases.push_back({.name = "cross_entropy/int32_target",
+                   .inputs = {F({6, 4}), Idx({6}, 4, DType::int32)},
+                   .run = [](const std::vector<Tensor>& in) { return cross_entropy(in[0], in[1]); },
+                   .reference =
+                       [](const std::vector<RefTensor>& in) {
+                         return ref_loss(in[0], in[1], true, -100, "mean", 0);
+                       }});
+  for (const std::string red : {"none", "mean", "sum"}) {
+    auto ref = [red](const std::vector<RefTensor>& in) {
+      RefTensor sq = ref_binary([](double a, double b) { return (a - b) * (a - b); })(in);
+      if (red == "none") return sq;
+      double s = 0;
+      for (double v : sq.v) s += v;
+      return RefTensor{{}, {red == "sum" ? s : s / static_cast<double>(sq.v.size())}};
+    };
+    cases.push_back(
+        {.name = "mse_loss/" + red,
+         .inputs = {F({3, 4}), F({3, 4})},
+         .run = [red](const std::vector<Tensor>& in) { return mse_loss(in[0], in[1], red); },
+         .reference = ref});
+    cases.push_back(
+        {.name = "mse_loss/broadcast_" + red,
+         .inputs = {F({2, 3, 4}), F({4})},
+         .run = [red](const std::vector<Tensor>& in) { return mse_loss(in[0], in[1], red); },
+         .reference = ref});
+  }
+  cases.push_back(
+      {.name = "mse_loss/empty_mean",
+       .inputs = {F({0, 3}), F({0, 3})},
+       .run = [](const std::vector<Tensor>& in) { return mse_loss(in[0], in[1], "mean"); },
+       .reference =
+           [](const std::vector<RefTensor>&) {
+             return RefTensor{{}, {std::nan("")}};
+           }});
+  return cases;
+}
+
+}  // namespace
+
+TEST(OpHarness, Norm) {
+  std::vector<OpCase> cases = softmax_cases();
+  for (auto& c : norm_cases()) cases.push_back(std::move(c));
+  run_cases(cases);
+}
+
+TEST(OpHarness, Loss) { run_cases(loss_cases()); }
+
+}  // namespace fabric::harness

@@ -1,0 +1,184 @@
+// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp and relu on 16M-element
+// float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next to a memcpy
+// of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the same run.
+// g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "tensor/elementwise_kernels.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+using namespace fabric;
+
+namespace {
+
+int g_reps = 9;
+
+double median_seconds(const std::function<void()>& fn) {
+  fn();
+  fn();  // warm-up: first touch of the outputs, the allocator's cache, OpenMP's pool
+  std::vector<double> t;
+  for (int r = 0; r < g_reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// A copy of total_bytes/2 (so read + written = total_bytes), split over the OpenMP threads:
+// glibc's memcpy, and a copy with AVX-512 non-temporal stores (the streaming peak; glibc only
+// streams above its own threshold, derived from the cache size the machine reports).
+std::pair<double, double> copy_gbps(int64_t total_bytes) {
+  const int64_t half = (total_bytes / 2) & ~int64_t{63};
+  char* src = static_cast<char*>(std::aligned_alloc(64, half));
+  char* dst = static_cast<char*>(std::aligned_alloc(64, half));
+  std::memset(src, 1, half);
+  std::memset(dst, 0, half);
+  const double s = median_seconds([&] {
+#pragma omp parallel
+    {
+      const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const int64_t b = half * id / nt, e = half * (id + 1) / nt;
+      std::memcpy(dst + b, src + b, e - b);
+    }
+  });
+  const double ns = median_seconds([&] {
+#pragma omp parallel
+    {
+      const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const int64_t b = (half / 64 * id / nt) * 64, e = (half / 64 * (id + 1) / nt) * 64;
+      for (int64_t i = b; i < e; i += 64) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + i), _mm512_load_si512(src + i));
+      }
+      _mm_sfence();
+    }
+  });
+  std::free(src);
+  std::free(dst);
+  return {2.0 * half / s / 1e9, 2.0 * half / ns / 1e9};
+}
+
+// "op dtype threads" -> (alloc GB/s, out= GB/s) from the PyTorch script.
+using TorchKey = std::tuple<std::string, std::string, int>;
+std::map<TorchKey, std::pair<double, double>> run_torch(int64_t n, std::string& status) {
+  std::map<TorchKey, std::pair<double, double>> res;
+  std::string script = __FILE__;
+  script = script.substr(0, script.find_last_of('/') + 1) + "torch_elementwise.py";
+  const char* py = std::getenv("FABRIC_TORCH_PYTHON");
+  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " + std::to_string(n) + " " +
+                          std::to_string(g_reps) + " 1,2 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) {
+    status = "torch: not available (popen failed)";
+    return res;
+  }
+  char line[512];
+  status = "torch: not available (no output from " + script + ")";
+  while (std::fgets(line, sizeof line, f)) {
+    char op[64], dt[64];
+    int thr;
+    double ga, go;
+    if (std::sscanf(line, "%63s %63s %d %lf %lf", op, dt, &thr, &ga, &go) == 5) {
+      res[{op, dt, thr}] = {ga, go};
+    } else if (std::strncmp(line, "torch:", 6) == 0) {
+      status = line;
+      if (!status.empty() && status.back() == '\n') status.pop_back();
+    }
+  }
+  pclose(f);
+  return res;
+}
+
+struct Case {
+  std::string name;
+  int streams;
+  std::function<Tensor(const Tensor&, const Tensor&)> op;
+  // The same computation into a preallocated output through the kernel stub (no allocation).
+  std::function<void(const Tensor&, const Tensor&, Tensor&)> into;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t n = int64_t{16} << 20;
+  if (argc > 1) n = std::atoll(argv[1]);
+  if (argc > 2) g_reps = std::max(1, std::atoi(argv[2]));
+  std::printf("bench_elementwise: n = %lld elements, median of %d runs after 2 warm-ups; GB/s = bytes read+written\n",
+              static_cast<long long>(n), g_reps);
+  std::printf("(memcpy: the same total bytes, half read and half written, split over the same threads;\n"
+              " nt-copy: the same copy with AVX-512 non-temporal stores)\n");
+
+  auto unary_into = [](UnaryOp u) {
+    return [u](const Tensor& a, const Tensor&, Tensor& out) {
+      const StridedLoop loop = make_strided_loop("bench", out, {&a});
+      unary_stub(Device::cpu())(u, loop);
+    };
+  };
+  const std::vector<Case> cases = {
+      {"add", 3, [](const Tensor& a, const Tensor& b) { return a + b; },
+       [](const Tensor& a, const Tensor& b, Tensor& out) {
+         const StridedLoop loop = make_strided_loop("bench", out, {&a, &b});
+         binary_stub(Device::cpu())(BinaryOp::add, loop, 1, nullptr);
+       }},
+      {"mul_scalar", 2, [](const Tensor& a, const Tensor&) { return a * 2.5; },
+       [](const Tensor& a, const Tensor&, Tensor& out) {
+         const StridedLoop loop = make_strided_loop("bench", out, {&a});
+         const Scalar s = 2.5;
+         binary_stub(Device::cpu())(BinaryOp::mul, loop, 1, &s);
+       }},
+      {"gelu", 2, [](const Tensor& a, const Tensor&) { return gelu(a); }, unary_into(UnaryOp::gelu_erf)},
+      {"gelu_tanh", 2, [](const Tensor& a, const Tensor&) { return gelu(a, "tanh"); }, unary_into(UnaryOp::gelu_tanh)},
+      {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
+      {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); }, unary_into(UnaryOp::relu)},
+  };
+
+  std::string torch_status;
+  const auto torch = run_torch(n, torch_status);
+  std::printf("%s\n\n", torch_status.c_str());
+  std::printf("%-11s %-9s %3s %8s %8s %7s %8s %8s %8s %9s %7s\n", "op", "dtype", "thr", "ours", "memcpy", "/memcpy",
+              "nt-copy", "ours-out", "torch", "torch-out", "/torch");
+
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const Tensor a = randn({n}).to(dt), b = randn({n}).to(dt);
+    Tensor out = empty({n}, {.dtype = dt});
+    const char* dname = dt == DType::float32 ? "float32" : "bfloat16";
+    for (int thr : {1, 2}) {
+      omp_set_num_threads(thr);
+      for (const Case& c : cases) {
+        const int64_t bytes = c.streams * n * itemsize(dt);
+        const double ours = bytes / median_seconds([&] { Tensor r = c.op(a, b); }) / 1e9;
+        const double into = bytes / median_seconds([&] { c.into(a, b, out); }) / 1e9;
+        const auto [mc, nt] = copy_gbps(bytes);
+        auto it = torch.find({c.name, dname, thr});
+        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr, ours, mc, ours / mc, nt,
+                    into);
+        if (it != torch.end()) {
+          std::printf(" %8.2f %9.2f %7.2f\n", it->second.first, it->second.second, ours / it->second.first);
+        } else {
+          std::printf(" %8s %9s %7s\n", "-", "-", "-");
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  std::printf("\nours: the op as users call it (allocating its output; the caching allocator reuses the block);\n"
+              "ours-out: the kernel into a preallocated output; /torch: ours vs torch's allocating call.\n");
+  return 0;
+}

@@ -1,0 +1,58 @@
+# PyTorch's side of bench_elementwise: the same ops on the same sizes, printed as
+# "op dtype threads alloc_gbps out_gbps" lines (GB/s counting bytes read + written).
+import sys
+import time
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 16 * 1024 * 1024
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 9
+    threads = [int(t) for t in (sys.argv[3] if len(sys.argv) > 3 else "1,2").split(",")]
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        print(f"torch: not available ({type(e).__name__}: {e})")
+        return
+    print(f"torch: {torch.__version__}")
+
+    def median_time(fn):
+        for _ in range(2):
+            fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        ts.sort()
+        return ts[len(ts) // 2]
+
+    for dt_name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a = torch.randn(n).to(dt)
+        b = torch.randn(n).to(dt)
+        c = torch.empty(n, dtype=dt)
+        item = a.element_size()
+        ops = {
+            # name: (streams, allocating call, out= call)
+            "add": (3, lambda: a + b, lambda: torch.add(a, b, out=c)),
+            "mul_scalar": (2, lambda: a * 2.5, lambda: torch.mul(a, 2.5, out=c)),
+            "gelu": (2, lambda: F.gelu(a), lambda: torch._C._nn.gelu(a, out=c)),
+            "gelu_tanh": (2, lambda: F.gelu(a, approximate="tanh"),
+                          lambda: torch._C._nn.gelu(a, approximate="tanh", out=c)),
+            "exp": (2, lambda: torch.exp(a), lambda: torch.exp(a, out=c)),
+            "relu": (2, lambda: torch.relu(a), lambda: torch.clamp_min(a, 0, out=c)),
+        }
+        for t in threads:
+            torch.set_num_threads(t)
+            for name, (streams, alloc, out) in ops.items():
+                nbytes = streams * n * item
+                ga = nbytes / median_time(alloc) / 1e9
+                try:
+                    go = nbytes / median_time(out) / 1e9
+                except Exception:  # noqa: BLE001 - an op without out= in this version
+                    go = float("nan")
+                print(f"{name} {dt_name} {t} {ga:.3f} {go:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

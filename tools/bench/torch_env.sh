@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares Debian's OpenMP OpenBLAS, unpacked (not installed), so that PyTorch's float32 matmul in
+# the benchmarks runs on a real BLAS instead of the netlib reference, and prints the environment.
+# Usage: eval "$(tools/bench/torch_env.sh)"   (idempotent; FABRIC_OPENBLAS_DIR overrides the place)
+set -u
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+dir="${FABRIC_OPENBLAS_DIR:-$root/build/openblas}"
+lib="$dir/usr/lib/x86_64-linux-gnu/openblas-openmp"
+
+if [ ! -e "$lib/libblas.so.3" ]; then
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"  # apt's _apt user must be able to write the download there
+  if (cd "$tmp" && apt-get download -q libopenblas0-openmp >/dev/null 2>&1) &&
+     mkdir -p "$dir" && dpkg-deb -x "$tmp"/libopenblas0-openmp_*.deb "$dir"; then
+    echo "torch_env: unpacked libopenblas0-openmp into $dir" >&2
+  else
+    echo "torch_env: could not fetch libopenblas0-openmp (apt-get download failed);" \
+         "torch will use the system libblas" >&2
+  fi
+  rm -rf "$tmp"
+fi
+
+if [ -e "$lib/libblas.so.3" ]; then
+  echo "export LD_LIBRARY_PATH=\"$lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+  # OpenBLAS 0.3.21 does not recognise this CPU and would pick a generic kernel set; COOPERLAKE is
+  # its AVX-512 + BF16 one, which every CPU with avx512_bf16 runs. Set over any inherited value (a
+  # sandbox may export Haswell for other tools); FABRIC_OPENBLAS_CORETYPE picks another.
+  echo "export OPENBLAS_CORETYPE=\"${FABRIC_OPENBLAS_CORETYPE:-COOPERLAKE}\""
+fi
+exit 0
