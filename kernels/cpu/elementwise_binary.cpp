@@ -136,6 +136,17 @@ void scalar_binary_loop(const StridedLoop& loop, const T* b_scalar, const F& f) 
 // Specialised so the hot ones compile to a clean loop (the switch above would stay in it).
 template <typename T>
 void scalar_binary(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_scalar) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (op == BinaryOp::pow && b_scalar) {  // as in vec_binary
+      const T e = *b_scalar;
+      if (e == T(2)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a; });
+      if (e == T(3)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a * a; });
+      if (e == T(0.5)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return std::sqrt(a); });
+      if (e == T(-0.5)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / std::sqrt(a); });
+      if (e == T(-1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / a; });
+      if (e == T(-2)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / (a * a); });
+    }
+  }
   switch (op) {
     case BinaryOp::add:
       if (alpha == T(1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_add(a, b); });
@@ -176,6 +187,23 @@ void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* 
     case BinaryOp::minimum:
       return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_min_ps(a, b), a, b); });
     case BinaryOp::pow:
+      if (bs) {
+        // PyTorch's special exponents (pow_tensor_scalar_optimized_kernel): x*x, sqrt, ... rather
+        // than libm's pow, for speed and to give the same values.
+        const float e = *bs;
+        if (e == 2.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(a, a); });
+        if (e == 3.0f) {
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(_mm512_mul_ps(a, a), a); });
+        }
+        if (e == 0.5f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_sqrt_ps(a); });
+        if (e == -0.5f) {
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(a)); });
+        }
+        if (e == -1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), a); });
+        if (e == -2.0f) {
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), _mm512_mul_ps(a, a)); });
+        }
+      }
       return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) {
         alignas(64) float x[16], y[16];
         _mm512_store_ps(x, a);

@@ -182,14 +182,21 @@ struct Reducer {
     return OP == ReduceOp::sum_exp_dev ? lse_shift(c) : c;
   }
 
-  // ---- row path: fold the flattened reduced range [b, e) of the output whose input starts at base
+  // ---- row path: fold the flattened reduced range [b, e) of the output whose input starts at
+  // base. direct(): [b, e) as one contiguous run of A values in memory, or null.
+  const A* direct(const char* base, int64_t b, int64_t e) const {
+    const int last = g.nred - 1;
+    const int64_t row = g.red_sizes[last];
+    if (g.red_in[last] != 1 || dtype_v<A> != g.in_dtype || b / row != (e - 1) / row) return nullptr;
+    Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
+    return reinterpret_cast<const A*>(base + (od.off0 + b % row) * isz);
+  }
+  // Stages up to kLeaf elements (converted to A, gathered across rows) and folds them.
   A leaf(const char* base, int64_t b, int64_t e, A c) const {
     const int last = g.nred - 1;
     const int64_t row = g.red_sizes[last], rs = g.red_in[last];
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
     int64_t col = b % row;
-    if (rs == 1 && dtype_v<A> == g.in_dtype && col + (e - b) <= row)
-      return fold_run<OP, A>(f, reinterpret_cast<const A*>(base + (od.off0 + col) * isz), e - b, c);
     A* buf = scratch<A>(0, kLeaf);
     int64_t k = 0;
     for (int64_t pos = b; pos < e;) {
@@ -203,6 +210,7 @@ struct Reducer {
     return fold_run<OP, A>(f, buf, k, c);
   }
   A range(const char* base, int64_t b, int64_t e, A c) const {
+    if (const A* p = direct(base, b, e)) return fold_run<OP, A>(f, p, e - b, c);
     if (e - b <= kLeaf) return leaf(base, b, e, c);
     const int64_t m = b + ((e - b) / 2 + kLeaf - 1) / kLeaf * kLeaf;
     return F::combine(range(base, b, m, c), range(base, m, e, c));

@@ -58,25 +58,46 @@ inline bool is_nan_value(T v) {
     return false;
 }
 
-// Sum of f(i) for i in [b, e): 64-byte-wide lanes x4 inside blocks of 2048, blocks combined
-// pairwise, so the error grows with log(n) rather than n. f must be cheap and inlinable.
+// Sum of f(i) for i in [b, e), as a cascade (PyTorch's cascade sum): 64-byte-wide lanes x4 add
+// 16 consecutive groups, then carry into the next level, which carries after 16 of those, and so
+// on; no value passes through more than ~16 additions per level, so the error grows with log(n)
+// rather than n, at the speed of a plain vectorised loop. f must be cheap and inlinable.
 template <typename A, typename F>
 A sum_range(int64_t b, int64_t e, const F& f) {
-  constexpr int64_t kBlock = 2048;
-  if (e - b > kBlock) {
-    const int64_t m = b + ((e - b) / 2 + kBlock - 1) / kBlock * kBlock;
-    return sum_range<A>(b, m, f) + sum_range<A>(m, e, f);
-  }
   constexpr int L = std::is_same_v<A, float> ? 64 : 32;
-  A acc[L] = {};
+  constexpr int kLevels = 6;
+  constexpr int64_t kFan = 16;
+  if (e - b <= kFan * L) {  // one level: skip the cascade's bookkeeping for short rows
+    A a[L] = {};
+    int64_t i = b;
+    for (; i + L <= e; i += L)
+      for (int j = 0; j < L; ++j) a[j] += f(i + j);
+    A tail = 0;
+    for (; i < e; ++i) tail += f(i);
+    for (int w = L / 2; w > 0; w /= 2)
+      for (int j = 0; j < w; ++j) a[j] += a[j + w];
+    return a[0] + tail;
+  }
+  A acc[kLevels][L] = {};
+  int count[kLevels] = {};
   int64_t i = b;
-  for (; i + L <= e; i += L)
-    for (int j = 0; j < L; ++j) acc[j] += f(i + j);
+  while (i + L <= e) {
+    const int64_t stop = std::min(e - L, i + (kFan - 1) * L);
+    for (; i <= stop; i += L)
+      for (int j = 0; j < L; ++j) acc[0][j] += f(i + j);
+    for (int k = 0; k + 1 < kLevels; ++k) {
+      for (int j = 0; j < L; ++j) acc[k + 1][j] += acc[k][j], acc[k][j] = 0;
+      if (k + 1 == kLevels - 1 || ++count[k + 1] < kFan) break;
+      count[k + 1] = 0;
+    }
+  }
   A tail = 0;
   for (; i < e; ++i) tail += f(i);
+  for (int k = kLevels - 1; k > 0; --k)
+    for (int j = 0; j < L; ++j) acc[k - 1][j] += acc[k][j];
   for (int w = L / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0] + tail;
+    for (int j = 0; j < w; ++j) acc[0][j] += acc[0][j + w];
+  return acc[0][0] + tail;
 }
 
 template <typename A>

@@ -70,6 +70,13 @@ TEST(OpHarness, Elementwise) {
             0.1, 4, true);
   add_unary(c, "pow_scalar_neg", [](const V& x) { return pow(x[0], -1.5); },
             [](double a) { return std::pow(a, -1.5); }, 0.5, 3, true);
+  // The exponents with their own kernels (x*x, sqrt, 1/x, ...).
+  add_unary(c, "pow_scalar3", [](const V& x) { return pow(x[0], 3); }, [](double a) { return a * a * a; });
+  add_unary(c, "pow_scalar-1", [](const V& x) { return pow(x[0], -1); }, [](double a) { return 1 / a; }, 0.3, 3, true);
+  add_unary(c, "pow_scalar-2", [](const V& x) { return pow(x[0], -2.0); }, [](double a) { return 1 / (a * a); }, 0.5, 3,
+            true);
+  add_unary(c, "pow_scalar-0.5", [](const V& x) { return pow(x[0], -0.5); },
+            [](double a) { return 1 / std::sqrt(a); }, 0.3, 3, true);
 
   // Mixed dtypes: float with integer tensors promote to the float dtype (the case dtype).
   c.push_back({"add/float+int64", {F({3, 4}), I({3, 4}, -5, 5)}, [](const V& x) { return x[0] + x[1]; },

@@ -333,6 +333,19 @@ TEST(Elementwise, IntegerSemantics) {
   EXPECT_EQ(logical_and(t, f).to_vector<bool>(), (std::vector<bool>{true, false, false, false}));
 }
 
+TEST(Elementwise, PowSpecialExponentsMatchTheirOps) {
+  for (DType dt : {DType::float32, DType::float64, DType::bfloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor x = vec({0.25, 1.5, 7, 1e-3, 0}, dt);
+    EXPECT_EQ(v64(pow(x, 0.5)), v64(sqrt(x)));
+    EXPECT_EQ(v64(pow(x, -0.5)), v64(rsqrt(x)));
+    EXPECT_EQ(v64(pow(x, -1)), v64(reciprocal(x)));
+    EXPECT_EQ(v64(pow(x, 2)), v64(x * x));
+  }
+  // As in PyTorch: pow(-inf, 0.5) is sqrt(-inf) = NaN (libm's pow would give inf).
+  EXPECT_TRUE(std::isnan(pow(vec({-kInf}), 0.5).item<double>()));
+}
+
 TEST(Elementwise, WhereAndAddcmulValues) {
   const Tensor cond = ivec({1, 0, 1}, DType::bool_);
   EXPECT_EQ(where(cond, vec({1, 2, 3}), vec({-1})).to_vector<double>(), (std::vector<double>{1, -1, 3}));

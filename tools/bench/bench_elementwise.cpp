@@ -1,6 +1,7 @@
 // Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp and relu on 16M-element
 // float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next to a memcpy
 // of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the same run.
+//   bench_elementwise [n] [reps]
 // g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -27,39 +28,45 @@ using namespace fabric;
 
 namespace {
 
-int g_reps = 9;
+int g_reps = 11;
 
-double median_seconds(const std::function<void()>& fn) {
+double seconds(const std::function<void()>& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
   fn();
-  fn();  // warm-up: first touch of the outputs, the allocator's cache, OpenMP's pool
-  std::vector<double> t;
-  for (int r = 0; r < g_reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// A copy of total_bytes/2 (so read + written = total_bytes), split over the OpenMP threads:
-// glibc's memcpy, and a copy with AVX-512 non-temporal stores (the streaming peak; glibc only
-// streams above its own threshold, derived from the cache size the machine reports).
-std::pair<double, double> copy_gbps(int64_t total_bytes) {
-  const int64_t half = (total_bytes / 2) & ~int64_t{63};
-  char* src = static_cast<char*>(std::aligned_alloc(64, half));
-  char* dst = static_cast<char*>(std::aligned_alloc(64, half));
-  std::memset(src, 1, half);
-  std::memset(dst, 0, half);
-  const double s = median_seconds([&] {
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Copies of total_bytes/2 (so read + written = total_bytes), split over the OpenMP threads:
+// glibc's memcpy, and one with AVX-512 non-temporal stores (the streaming peak; glibc streams
+// only above a threshold it derives from the cache size the machine reports).
+struct CopyBuffers {
+  int64_t half;
+  char* src;
+  char* dst;
+  explicit CopyBuffers(int64_t total_bytes) : half((total_bytes / 2) & ~int64_t{63}) {
+    src = static_cast<char*>(std::aligned_alloc(64, half));
+    dst = static_cast<char*>(std::aligned_alloc(64, half));
+    std::memset(src, 1, half);
+    std::memset(dst, 0, half);
+  }
+  ~CopyBuffers() {
+    std::free(src);
+    std::free(dst);
+  }
+  void memcpy_split() const {
 #pragma omp parallel
     {
       const int nt = omp_get_num_threads(), id = omp_get_thread_num();
       const int64_t b = half * id / nt, e = half * (id + 1) / nt;
       std::memcpy(dst + b, src + b, e - b);
     }
-  });
-  const double ns = median_seconds([&] {
+  }
+  void stream_copy() const {
 #pragma omp parallel
     {
       const int nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -69,11 +76,8 @@ std::pair<double, double> copy_gbps(int64_t total_bytes) {
       }
       _mm_sfence();
     }
-  });
-  std::free(src);
-  std::free(dst);
-  return {2.0 * half / s / 1e9, 2.0 * half / ns / 1e9};
-}
+  }
+};
 
 // "op dtype threads" -> (alloc GB/s, out= GB/s) from the PyTorch script.
 using TorchKey = std::tuple<std::string, std::string, int>;
@@ -120,10 +124,11 @@ int main(int argc, char** argv) {
   int64_t n = int64_t{16} << 20;
   if (argc > 1) n = std::atoll(argv[1]);
   if (argc > 2) g_reps = std::max(1, std::atoi(argv[2]));
-  std::printf("bench_elementwise: n = %lld elements, median of %d runs after 2 warm-ups; GB/s = bytes read+written\n",
+  std::printf("bench_elementwise: n = %lld elements; GB/s = bytes read + written, median of %d rounds after a\n"
+              "warm-up round. Each round times the op, the op into a preallocated output, memcpy and nt-copy back\n"
+              "to back, and /memcpy is the median of the per-round ratios, so slow drifts of a shared machine's\n"
+              "load cancel out.\n",
               static_cast<long long>(n), g_reps);
-  std::printf("(memcpy: the same total bytes, half read and half written, split over the same threads;\n"
-              " nt-copy: the same copy with AVX-512 non-temporal stores)\n");
 
   auto unary_into = [](UnaryOp u) {
     return [u](const Tensor& a, const Tensor&, Tensor& out) {
@@ -163,12 +168,25 @@ int main(int argc, char** argv) {
       omp_set_num_threads(thr);
       for (const Case& c : cases) {
         const int64_t bytes = c.streams * n * itemsize(dt);
-        const double ours = bytes / median_seconds([&] { Tensor r = c.op(a, b); }) / 1e9;
-        const double into = bytes / median_seconds([&] { c.into(a, b, out); }) / 1e9;
-        const auto [mc, nt] = copy_gbps(bytes);
+        const CopyBuffers copy(bytes);
+        auto op = [&] { Tensor r = c.op(a, b); };
+        auto into = [&] { c.into(a, b, out); };
+        auto mc = [&] { copy.memcpy_split(); };
+        auto nt = [&] { copy.stream_copy(); };
+        op(), into(), mc(), nt();  // warm-up: first touch, the allocator's cache, OpenMP's pool
+        std::vector<double> t_op, t_into, t_mc, t_nt, ratio;
+        for (int r = 0; r < g_reps; ++r) {
+          t_op.push_back(seconds(op));
+          t_into.push_back(seconds(into));
+          t_mc.push_back(seconds(mc));
+          t_nt.push_back(seconds(nt));
+          ratio.push_back(t_mc.back() / t_op.back());
+        }
+        const double gb = static_cast<double>(bytes) / 1e9, cb = 2.0 * copy.half / 1e9;
+        const double ours = gb / median(t_op);
+        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr, ours,
+                    cb / median(t_mc), median(ratio), cb / median(t_nt), gb / median(t_into));
         auto it = torch.find({c.name, dname, thr});
-        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr, ours, mc, ours / mc, nt,
-                    into);
         if (it != torch.end()) {
           std::printf(" %8.2f %9.2f %7.2f\n", it->second.first, it->second.second, ours / it->second.first);
         } else {
@@ -179,6 +197,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("\nours: the op as users call it (allocating its output; the caching allocator reuses the block);\n"
-              "ours-out: the kernel into a preallocated output; /torch: ours vs torch's allocating call.\n");
+              "ours-out: the kernel into a preallocated output; torch: its allocating call, torch-out: with out=;\n"
+              "/torch: ours vs torch's allocating call.\n");
   return 0;
 }
