@@ -13,12 +13,23 @@ namespace fabric {
 // out = a op b, all of one dtype. add/sub compute a +- alpha*b. logical_and/or run on bool.
 // Integer dtypes wrap on overflow; div and float pow are for floating dtypes only (true
 // division promotes integers in the op layer).
-enum class BinaryOp : uint8_t { add, sub, mul, div, maximum, minimum, pow, logical_and, logical_or };
+enum class BinaryOp : uint8_t {
+  add,
+  sub,
+  mul,
+  div,
+  maximum,
+  minimum,
+  pow,
+  logical_and,
+  logical_or
+};
 
 // Loop operands: (out, a, b), or (out, a) when `b_scalar` is given: b is then that value,
 // taken in the compute precision (float for fp16/bf16, as PyTorch's opmath does; wrapped to
 // the dtype for integers).
-using BinaryFn = void (*)(BinaryOp op, const StridedLoop& loop, const Scalar& alpha, const Scalar* b_scalar);
+using BinaryFn = void (*)(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
+                          const Scalar* b_scalar);
 FABRIC_DECLARE_STUB(binary_stub, BinaryFn);
 
 enum class CompareOp : uint8_t { eq, ne, lt, le, gt, ge };
@@ -30,7 +41,22 @@ FABRIC_DECLARE_STUB(compare_stub, CompareFn);
 // out = f(a), out and a of one dtype. gelu_erf/gelu_tanh are GELU's two forms; logical_not runs
 // on bool. Floating-only ops (exp ... reciprocal) see floating dtypes; neg/abs/relu also integers.
 enum class UnaryOp : uint8_t {
-  neg, abs, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu_erf, gelu_tanh, silu, sin, cos, reciprocal, logical_not
+  neg,
+  abs,
+  exp,
+  log,
+  sqrt,
+  rsqrt,
+  tanh,
+  sigmoid,
+  relu,
+  gelu_erf,
+  gelu_tanh,
+  silu,
+  sin,
+  cos,
+  reciprocal,
+  logical_not
 };
 using UnaryFn = void (*)(UnaryOp op, const StridedLoop& loop);
 FABRIC_DECLARE_STUB(unary_stub, UnaryFn);

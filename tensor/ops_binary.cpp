@@ -13,19 +13,22 @@ namespace {
 
 void check_operand(const char* op, const Tensor& t) {
   FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(!is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
-               " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
+  FABRIC_CHECK(
+      !is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
+      " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
 }
 
 void check_pair(const char* op, const Tensor& a, const Tensor& b) {
   check_operand(op, a);
   check_operand(op, b);
-  FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": tensors on different devices (", a.device(), " and ",
-               b.device(), ")");
+  FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": tensors on different devices (",
+               a.device(), " and ", b.device(), ")");
 }
 
 // The kernels see one dtype; the cast is internal, so autograd records the op on the originals.
-Tensor cast_for_kernel(const Tensor& t, DType dt) { return t.dtype() == dt ? t : t.detach().to(dt); }
+Tensor cast_for_kernel(const Tensor& t, DType dt) {
+  return t.dtype() == dt ? t : t.detach().to(dt);
+}
 
 // PyTorch's can_cast: no float -> integer and no number -> bool.
 bool can_cast(DType from, DType to) {
@@ -37,25 +40,31 @@ bool can_cast(DType from, DType to) {
 // add/sub: PyTorch's alpha_check, and sub's refusal of bool.
 void check_alpha(const char* op, BinaryOp bop, DType ct, const Scalar& alpha) {
   FABRIC_CHECK(!(bop == BinaryOp::sub && ct == DType::bool_), DTypeError, op,
-               ": subtraction, the `-` operator, with bool tensors is not supported; use logical_xor() or `^`");
+               ": subtraction, the `-` operator, with bool tensors is not supported; use "
+               "logical_xor() or `^`");
   FABRIC_CHECK(!(alpha.is_bool() && ct != DType::bool_), ValueError, op,
-               ": a bool alpha is only supported for bool results, got a ", dtype_name(ct), " result");
-  FABRIC_CHECK(!(is_integral(ct, true) && alpha.is_floating()), ValueError, op, ": for integral input tensors (",
-               dtype_name(ct), "), argument alpha must not be a floating point number, got ", alpha.to_double());
+               ": a bool alpha is only supported for bool results, got a ", dtype_name(ct),
+               " result");
+  FABRIC_CHECK(!(is_integral(ct, true) && alpha.is_floating()), ValueError, op,
+               ": for integral input tensors (", dtype_name(ct),
+               "), argument alpha must not be a floating point number, got ", alpha.to_double());
 }
 
 void check_pow(DType ct, const Scalar* exponent) {
   FABRIC_CHECK(ct != DType::bool_, DTypeError, "pow: not supported for bool tensors");
   if (exponent && is_integral(ct)) {
     FABRIC_CHECK(!(exponent->is_integral() && exponent->to_int() < 0), ValueError,
-                 "pow: integers to negative integer powers are not allowed (", dtype_name(ct), " tensor to the power ",
-                 exponent->to_int(), ")");
+                 "pow: integers to negative integer powers are not allowed (", dtype_name(ct),
+                 " tensor to the power ", exponent->to_int(), ")");
   }
 }
 
-DType binary_result(BinaryOp op, DType ct) { return op == BinaryOp::div ? float_result_dtype(ct) : ct; }
+DType binary_result(BinaryOp op, DType ct) {
+  return op == BinaryOp::div ? float_result_dtype(ct) : ct;
+}
 
-Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b, DType ct, const Scalar& alpha) {
+Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b, DType ct,
+                  const Scalar& alpha) {
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
@@ -65,7 +74,8 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
   return out;
 }
 
-Tensor run_binary_scalar(const char* name, BinaryOp op, const Tensor& a, const Scalar& b, DType ct) {
+Tensor run_binary_scalar(const char* name, BinaryOp op, const Tensor& a, const Scalar& b,
+                         DType ct) {
   Tensor out = empty(a.sizes(), {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct);
@@ -113,18 +123,20 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
   if (b) check_pair(name, a, *b);
   const DType ct = binary_result(op, b ? result_type({&a, b}) : result_type({&a}, {bs}));
   FABRIC_CHECK(can_cast(ct, a.dtype()), DTypeError, name, ": result type ", dtype_name(ct),
-               " can't be cast to the desired output type ", dtype_name(a.dtype()), " of the in-place tensor");
+               " can't be cast to the desired output type ", dtype_name(a.dtype()),
+               " of the in-place tensor");
   if (op == BinaryOp::add || op == BinaryOp::sub) check_alpha(name, op, ct, alpha);
   if (b) {
     const Shape shape = broadcast_shapes(a.sizes(), b->sizes(), name);
     FABRIC_CHECK(shape == a.sizes(), ShapeError, name, ": output with shape ", shape_str(a.sizes()),
-                 " doesn't match the broadcast shape ", shape_str(shape), " (other has shape ", shape_str(b->sizes()),
-                 ")");
+                 " doesn't match the broadcast shape ", shape_str(shape), " (other has shape ",
+                 shape_str(b->sizes()), ")");
   }
   for (int64_t d = 0; d < a.dim(); ++d) {
-    FABRIC_CHECK(a.sizes()[d] <= 1 || a.strides()[d] != 0, ValueError, name,
-                 ": the in-place tensor (shape ", shape_str(a.sizes()), ", strides ", shape_str(a.strides()),
-                 ") has several elements at one memory location (an expanded view); clone() it first");
+    FABRIC_CHECK(
+        a.sizes()[d] <= 1 || a.strides()[d] != 0, ValueError, name, ": the in-place tensor (shape ",
+        shape_str(a.sizes()), ", strides ", shape_str(a.strides()),
+        ") has several elements at one memory location (an expanded view); clone() it first");
   }
   if (a.numel() == 0) return a;
   if (a.dtype() != ct) {
@@ -136,9 +148,9 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
   if (b) {
     Tensor bc = cast_for_kernel(*b, ct);
     // An operand aliasing a's memory other than as a itself would read values already written.
-    const bool alias = bc.storage() == a.storage() &&
-                       !(bc.sizes() == a.sizes() && bc.strides() == a.strides() &&
-                         bc.storage_offset() == a.storage_offset());
+    const bool alias =
+        bc.storage() == a.storage() && !(bc.sizes() == a.sizes() && bc.strides() == a.strides() &&
+                                         bc.storage_offset() == a.storage_offset());
     if (alias) bc = bc.detach().clone();
     const StridedLoop loop = make_strided_loop(name, a, {&a, &bc});
     binary_stub(a.device())(op, loop, alpha, nullptr);
@@ -153,7 +165,8 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
 Tensor compare_tt(const char* name, CompareOp op, const Tensor& a, const Tensor& b) {
   check_pair(name, a, b);
   const DType ct = result_type({&a, &b});
-  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), name), {.dtype = DType::bool_, .device = a.device()});
+  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), name),
+                     {.dtype = DType::bool_, .device = a.device()});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct), bc = cast_for_kernel(b, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac, &bc});
@@ -175,33 +188,72 @@ Tensor compare_ts(const char* name, CompareOp op, const Tensor& a, const Scalar&
 Tensor logical_tt(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
   check_pair(name, a, b);
   // Truthiness first (NaN is true, as in PyTorch); the kernel then runs on bool.
-  return run_binary(name, op, cast_for_kernel(a, DType::bool_), cast_for_kernel(b, DType::bool_), DType::bool_, 1);
+  return run_binary(name, op, cast_for_kernel(a, DType::bool_), cast_for_kernel(b, DType::bool_),
+                    DType::bool_, 1);
 }
 
 }  // namespace
 
 // ---- arithmetic -------------------------------------------------------------------------------
-Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) { return binary_tt(OpId::add, "add", BinaryOp::add, a, b, alpha); }
-Tensor add(const Tensor& a, const Scalar& b) { return binary_ts(OpId::add, "add", BinaryOp::add, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) { return binary_tt(OpId::sub, "sub", BinaryOp::sub, a, b, alpha); }
-Tensor sub(const Tensor& a, const Scalar& b) { return binary_ts(OpId::sub, "sub", BinaryOp::sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary_tt(OpId::mul, "mul", BinaryOp::mul, a, b); }
-Tensor mul(const Tensor& a, const Scalar& b) { return binary_ts(OpId::mul, "mul", BinaryOp::mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_tt(OpId::div, "div", BinaryOp::div, a, b); }
-Tensor div(const Tensor& a, const Scalar& b) { return binary_ts(OpId::div, "div", BinaryOp::div, a, b); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return binary_tt(OpId::maximum, "maximum", BinaryOp::maximum, a, b); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return binary_tt(OpId::minimum, "minimum", BinaryOp::minimum, a, b); }
-Tensor pow(const Tensor& a, const Tensor& b) { return binary_tt(OpId::pow, "pow", BinaryOp::pow, a, b); }
-Tensor pow(const Tensor& a, const Scalar& exponent) { return binary_ts(OpId::pow, "pow", BinaryOp::pow, a, exponent); }
+Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  return binary_tt(OpId::add, "add", BinaryOp::add, a, b, alpha);
+}
+Tensor add(const Tensor& a, const Scalar& b) {
+  return binary_ts(OpId::add, "add", BinaryOp::add, a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  return binary_tt(OpId::sub, "sub", BinaryOp::sub, a, b, alpha);
+}
+Tensor sub(const Tensor& a, const Scalar& b) {
+  return binary_ts(OpId::sub, "sub", BinaryOp::sub, a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary_tt(OpId::mul, "mul", BinaryOp::mul, a, b);
+}
+Tensor mul(const Tensor& a, const Scalar& b) {
+  return binary_ts(OpId::mul, "mul", BinaryOp::mul, a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary_tt(OpId::div, "div", BinaryOp::div, a, b);
+}
+Tensor div(const Tensor& a, const Scalar& b) {
+  return binary_ts(OpId::div, "div", BinaryOp::div, a, b);
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return binary_tt(OpId::maximum, "maximum", BinaryOp::maximum, a, b);
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary_tt(OpId::minimum, "minimum", BinaryOp::minimum, a, b);
+}
+Tensor pow(const Tensor& a, const Tensor& b) {
+  return binary_tt(OpId::pow, "pow", BinaryOp::pow, a, b);
+}
+Tensor pow(const Tensor& a, const Scalar& exponent) {
+  return binary_ts(OpId::pow, "pow", BinaryOp::pow, a, exponent);
+}
 
 // ---- in place -----------------------------------------------------------------------------------
-Tensor& add_(Tensor& a, const Tensor& b, const Scalar& alpha) { return binary_inplace("add_", BinaryOp::add, a, &b, nullptr, alpha); }
-Tensor& add_(Tensor& a, const Scalar& b) { return binary_inplace("add_", BinaryOp::add, a, nullptr, &b, 1); }
-Tensor& sub_(Tensor& a, const Tensor& b, const Scalar& alpha) { return binary_inplace("sub_", BinaryOp::sub, a, &b, nullptr, alpha); }
-Tensor& mul_(Tensor& a, const Tensor& b) { return binary_inplace("mul_", BinaryOp::mul, a, &b, nullptr, 1); }
-Tensor& mul_(Tensor& a, const Scalar& b) { return binary_inplace("mul_", BinaryOp::mul, a, nullptr, &b, 1); }
-Tensor& div_(Tensor& a, const Tensor& b) { return binary_inplace("div_", BinaryOp::div, a, &b, nullptr, 1); }
-Tensor& div_(Tensor& a, const Scalar& b) { return binary_inplace("div_", BinaryOp::div, a, nullptr, &b, 1); }
+Tensor& add_(Tensor& a, const Tensor& b, const Scalar& alpha) {
+  return binary_inplace("add_", BinaryOp::add, a, &b, nullptr, alpha);
+}
+Tensor& add_(Tensor& a, const Scalar& b) {
+  return binary_inplace("add_", BinaryOp::add, a, nullptr, &b, 1);
+}
+Tensor& sub_(Tensor& a, const Tensor& b, const Scalar& alpha) {
+  return binary_inplace("sub_", BinaryOp::sub, a, &b, nullptr, alpha);
+}
+Tensor& mul_(Tensor& a, const Tensor& b) {
+  return binary_inplace("mul_", BinaryOp::mul, a, &b, nullptr, 1);
+}
+Tensor& mul_(Tensor& a, const Scalar& b) {
+  return binary_inplace("mul_", BinaryOp::mul, a, nullptr, &b, 1);
+}
+Tensor& div_(Tensor& a, const Tensor& b) {
+  return binary_inplace("div_", BinaryOp::div, a, &b, nullptr, 1);
+}
+Tensor& div_(Tensor& a, const Scalar& b) {
+  return binary_inplace("div_", BinaryOp::div, a, nullptr, &b, 1);
+}
 
 // ---- comparisons and logical ops ----------------------------------------------------------------
 Tensor eq(const Tensor& a, const Tensor& b) { return compare_tt("eq", CompareOp::eq, a, b); }
@@ -216,21 +268,28 @@ Tensor gt(const Tensor& a, const Tensor& b) { return compare_tt("gt", CompareOp:
 Tensor gt(const Tensor& a, const Scalar& b) { return compare_ts("gt", CompareOp::gt, a, b); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare_tt("ge", CompareOp::ge, a, b); }
 Tensor ge(const Tensor& a, const Scalar& b) { return compare_ts("ge", CompareOp::ge, a, b); }
-Tensor logical_and(const Tensor& a, const Tensor& b) { return logical_tt("logical_and", BinaryOp::logical_and, a, b); }
-Tensor logical_or(const Tensor& a, const Tensor& b) { return logical_tt("logical_or", BinaryOp::logical_or, a, b); }
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  return logical_tt("logical_and", BinaryOp::logical_and, a, b);
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  return logical_tt("logical_or", BinaryOp::logical_or, a, b);
+}
 
-// ---- where, addcmul -------------------------------------------------------------------------------
+// ---- where, addcmul
+// -------------------------------------------------------------------------------
 Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::where, {&a, &b});
   FABRIC_CHECK(cond.defined(), ValueError, "where: got an undefined condition");
-  FABRIC_CHECK(cond.dtype() == DType::bool_, DTypeError, "where: the condition must be a bool tensor, got ",
-               dtype_name(cond.dtype()), " (compare first, e.g. ne(mask, 0))");
+  FABRIC_CHECK(cond.dtype() == DType::bool_, DTypeError,
+               "where: the condition must be a bool tensor, got ", dtype_name(cond.dtype()),
+               " (compare first, e.g. ne(mask, 0))");
   check_pair("where", a, b);
-  FABRIC_CHECK(cond.device() == a.device(), DeviceError, "where: condition on ", cond.device(), ", values on ",
-               a.device());
+  FABRIC_CHECK(cond.device() == a.device(), DeviceError, "where: condition on ", cond.device(),
+               ", values on ", a.device());
   const DType ct = result_type({&a, &b});
-  const Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
+  const Shape shape =
+      broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() > 0) {
     const Tensor ac = cast_for_kernel(a, ct), bc = cast_for_kernel(b, ct);
@@ -249,8 +308,9 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Scalar& b) {
   // The scalar becomes a 0-dim tensor of the result dtype (exact: the result holds it anyway).
   const Tensor bt = scalar_tensor(b, {.dtype = ct, .device = a.device()});
   FABRIC_CHECK(cond.defined(), ValueError, "where: got an undefined condition");
-  FABRIC_CHECK(cond.dtype() == DType::bool_, DTypeError, "where: the condition must be a bool tensor, got ",
-               dtype_name(cond.dtype()), " (compare first, e.g. ne(mask, 0))");
+  FABRIC_CHECK(cond.dtype() == DType::bool_, DTypeError,
+               "where: the condition must be a bool tensor, got ", dtype_name(cond.dtype()),
+               " (compare first, e.g. ne(mask, 0))");
   const Shape shape = broadcast_shapes(cond.sizes(), a.sizes(), "where");
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() > 0) {
@@ -263,7 +323,8 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Scalar& b) {
   return out;
 }
 
-Tensor addcmul(const Tensor& self_in, const Tensor& t1_in, const Tensor& t2_in, const Scalar& value) {
+Tensor addcmul(const Tensor& self_in, const Tensor& t1_in, const Tensor& t2_in,
+               const Scalar& value) {
   Tensor self = self_in, t1 = t1_in, t2 = t2_in;
   apply_autocast(OpId::addcmul, {&self, &t1, &t2});
   check_pair("addcmul", self, t1);
@@ -272,11 +333,12 @@ Tensor addcmul(const Tensor& self_in, const Tensor& t1_in, const Tensor& t2_in, 
   FABRIC_CHECK(!(is_integral(ct, true) && value.is_floating()), ValueError,
                "addcmul: for integral input tensors (", dtype_name(ct),
                "), argument value must not be a floating point number, got ", value.to_double());
-  const Shape shape =
-      broadcast_shapes(broadcast_shapes(self.sizes(), t1.sizes(), "addcmul"), t2.sizes(), "addcmul");
+  const Shape shape = broadcast_shapes(broadcast_shapes(self.sizes(), t1.sizes(), "addcmul"),
+                                       t2.sizes(), "addcmul");
   Tensor out = empty(shape, {.dtype = ct, .device = self.device()});
   if (out.numel() > 0) {
-    const Tensor s = cast_for_kernel(self, ct), a = cast_for_kernel(t1, ct), b = cast_for_kernel(t2, ct);
+    const Tensor s = cast_for_kernel(self, ct), a = cast_for_kernel(t1, ct),
+                 b = cast_for_kernel(t2, ct);
     const StridedLoop loop = make_strided_loop("addcmul", out, {&s, &a, &b});
     addcmul_stub(out.device())(loop, value);
   }

@@ -13,11 +13,14 @@ namespace {
 
 void check_operand(const char* op, const Tensor& t) {
   FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(!is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
-               " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
+  FABRIC_CHECK(
+      !is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
+      " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
 }
 
-Tensor cast_for_kernel(const Tensor& t, DType dt) { return t.dtype() == dt ? t : t.detach().to(dt); }
+Tensor cast_for_kernel(const Tensor& t, DType dt) {
+  return t.dtype() == dt ? t : t.detach().to(dt);
+}
 
 enum class Kind { promote_float, floating_only, keep_numeric };
 
@@ -30,23 +33,27 @@ Tensor run_unary(const char* name, UnaryOp op, const Tensor& a, DType out_dt) {
   return out;
 }
 
-Tensor unary(OpId id, const char* name, UnaryOp op, Kind kind, const Tensor& a_in, const void* attrs = nullptr) {
+Tensor unary(OpId id, const char* name, UnaryOp op, Kind kind, const Tensor& a_in,
+             const void* attrs = nullptr) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
   check_operand(name, a);
   const DType dt = a.dtype();
   DType out_dt = dt;
   switch (kind) {
-    case Kind::promote_float: out_dt = float_result_dtype(dt); break;
+    case Kind::promote_float:
+      out_dt = float_result_dtype(dt);
+      break;
     case Kind::floating_only:
-      FABRIC_CHECK(is_floating(dt), DTypeError, name, ": expects a floating-point tensor, got ", dtype_name(dt),
-                   " (cast with .to(float32) first)");
+      FABRIC_CHECK(is_floating(dt), DTypeError, name, ": expects a floating-point tensor, got ",
+                   dtype_name(dt), " (cast with .to(float32) first)");
       break;
     case Kind::keep_numeric:
       FABRIC_CHECK(dt != DType::bool_, DTypeError, name, ": not supported for bool tensors",
-                   op == UnaryOp::neg ? " (negation, the `-` operator, on a bool tensor; to invert a mask use "
-                                        "logical_not())"
-                                      : "");
+                   op == UnaryOp::neg
+                       ? " (negation, the `-` operator, on a bool tensor; to invert a mask use "
+                         "logical_not())"
+                       : "");
       break;
   }
   Tensor out = run_unary(name, op, a, out_dt);
@@ -58,32 +65,53 @@ Tensor unary(OpId id, const char* name, UnaryOp op, Kind kind, const Tensor& a_i
 
 Tensor neg(const Tensor& a) { return unary(OpId::neg, "neg", UnaryOp::neg, Kind::keep_numeric, a); }
 Tensor abs(const Tensor& a) { return unary(OpId::abs, "abs", UnaryOp::abs, Kind::keep_numeric, a); }
-Tensor relu(const Tensor& a) { return unary(OpId::relu, "relu", UnaryOp::relu, Kind::keep_numeric, a); }
-Tensor exp(const Tensor& a) { return unary(OpId::exp, "exp", UnaryOp::exp, Kind::promote_float, a); }
-Tensor log(const Tensor& a) { return unary(OpId::log, "log", UnaryOp::log, Kind::promote_float, a); }
-Tensor sqrt(const Tensor& a) { return unary(OpId::sqrt, "sqrt", UnaryOp::sqrt, Kind::promote_float, a); }
-Tensor rsqrt(const Tensor& a) { return unary(OpId::rsqrt, "rsqrt", UnaryOp::rsqrt, Kind::promote_float, a); }
-Tensor tanh(const Tensor& a) { return unary(OpId::tanh, "tanh", UnaryOp::tanh, Kind::promote_float, a); }
-Tensor sigmoid(const Tensor& a) { return unary(OpId::sigmoid, "sigmoid", UnaryOp::sigmoid, Kind::promote_float, a); }
-Tensor sin(const Tensor& a) { return unary(OpId::sin, "sin", UnaryOp::sin, Kind::promote_float, a); }
-Tensor cos(const Tensor& a) { return unary(OpId::cos, "cos", UnaryOp::cos, Kind::promote_float, a); }
+Tensor relu(const Tensor& a) {
+  return unary(OpId::relu, "relu", UnaryOp::relu, Kind::keep_numeric, a);
+}
+Tensor exp(const Tensor& a) {
+  return unary(OpId::exp, "exp", UnaryOp::exp, Kind::promote_float, a);
+}
+Tensor log(const Tensor& a) {
+  return unary(OpId::log, "log", UnaryOp::log, Kind::promote_float, a);
+}
+Tensor sqrt(const Tensor& a) {
+  return unary(OpId::sqrt, "sqrt", UnaryOp::sqrt, Kind::promote_float, a);
+}
+Tensor rsqrt(const Tensor& a) {
+  return unary(OpId::rsqrt, "rsqrt", UnaryOp::rsqrt, Kind::promote_float, a);
+}
+Tensor tanh(const Tensor& a) {
+  return unary(OpId::tanh, "tanh", UnaryOp::tanh, Kind::promote_float, a);
+}
+Tensor sigmoid(const Tensor& a) {
+  return unary(OpId::sigmoid, "sigmoid", UnaryOp::sigmoid, Kind::promote_float, a);
+}
+Tensor sin(const Tensor& a) {
+  return unary(OpId::sin, "sin", UnaryOp::sin, Kind::promote_float, a);
+}
+Tensor cos(const Tensor& a) {
+  return unary(OpId::cos, "cos", UnaryOp::cos, Kind::promote_float, a);
+}
 Tensor reciprocal(const Tensor& a) {
   return unary(OpId::reciprocal, "reciprocal", UnaryOp::reciprocal, Kind::promote_float, a);
 }
-Tensor silu(const Tensor& a) { return unary(OpId::silu, "silu", UnaryOp::silu, Kind::floating_only, a); }
+Tensor silu(const Tensor& a) {
+  return unary(OpId::silu, "silu", UnaryOp::silu, Kind::floating_only, a);
+}
 
 Tensor gelu(const Tensor& a, std::string_view approximate) {
   FABRIC_CHECK(approximate == "none" || approximate == "tanh", ValueError,
                "gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
   const GeluAttrs attrs{approximate == "tanh"};
-  return unary(OpId::gelu, "gelu", attrs.tanh_approx ? UnaryOp::gelu_tanh : UnaryOp::gelu_erf, Kind::floating_only, a,
-               &attrs);
+  return unary(OpId::gelu, "gelu", attrs.tanh_approx ? UnaryOp::gelu_tanh : UnaryOp::gelu_erf,
+               Kind::floating_only, a, &attrs);
 }
 
 Tensor logical_not(const Tensor& a) {
   check_operand("logical_not", a);
   // Not differentiable: nothing to record.
-  return run_unary("logical_not", UnaryOp::logical_not, cast_for_kernel(a, DType::bool_), DType::bool_);
+  return run_unary("logical_not", UnaryOp::logical_not, cast_for_kernel(a, DType::bool_),
+                   DType::bool_);
 }
 
 Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar> max) {
@@ -91,7 +119,8 @@ Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar
   apply_autocast(OpId::clamp, {&a});
   check_operand("clamp", a);
   FABRIC_CHECK(min.has_value() || max.has_value(), ValueError,
-               "clamp: at least one of 'min' or 'max' must be given (tensor of shape ", shape_str(a.sizes()), ")");
+               "clamp: at least one of 'min' or 'max' must be given (tensor of shape ",
+               shape_str(a.sizes()), ")");
   // The bounds take part in type promotion: clamp(int tensor, 0.5) is float.
   const DType ct = min && max ? result_type({&a}, {&*min, &*max})
                    : min      ? result_type({&a}, {&*min})

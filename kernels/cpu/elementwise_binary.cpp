@@ -1,10 +1,9 @@
 // CPU kernels for binary elementwise ops, comparisons, where and addcmul. fp32/bf16/fp16 run in
 // AVX-512 fp32 vectors; float64, integers and bool in scalar code (integers wrap on overflow).
-#include "kernels/cpu/elementwise_common.h"
-
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/elementwise_common.h"
 #include "tensor/elementwise_kernels.h"
 
 namespace fabric::cpu {
@@ -12,7 +11,8 @@ namespace {
 
 using namespace ew;
 
-// ---- scalar arithmetic for float64 / integers / bool ---------------------------------------------
+// ---- scalar arithmetic for float64 / integers / bool
+// ---------------------------------------------
 template <typename T>
 inline T wrap_add(T a, T b) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
@@ -83,24 +83,44 @@ struct ScalarBinary {
   T operator()(T a, T b) const {
     if constexpr (std::is_same_v<T, bool>) {
       switch (op) {
-        case BinaryOp::add: return a || (alpha && b);
-        case BinaryOp::mul: case BinaryOp::minimum: case BinaryOp::logical_and: return a && b;
-        case BinaryOp::maximum: case BinaryOp::logical_or: return a || b;
-        default: return false;  // sub/div/pow on bool are rejected by the op layer
+        case BinaryOp::add:
+          return a || (alpha && b);
+        case BinaryOp::mul:
+        case BinaryOp::minimum:
+        case BinaryOp::logical_and:
+          return a && b;
+        case BinaryOp::maximum:
+        case BinaryOp::logical_or:
+          return a || b;
+        default:
+          return false;  // sub/div/pow on bool are rejected by the op layer
       }
     } else {
       switch (op) {
-        case BinaryOp::add: return wrap_add(a, wrap_mul(alpha, b));
-        case BinaryOp::sub: return wrap_sub(a, wrap_mul(alpha, b));
-        case BinaryOp::mul: return wrap_mul(a, b);
+        case BinaryOp::add:
+          return wrap_add(a, wrap_mul(alpha, b));
+        case BinaryOp::sub:
+          return wrap_sub(a, wrap_mul(alpha, b));
+        case BinaryOp::mul:
+          return wrap_mul(a, b);
         case BinaryOp::div:
-          if constexpr (std::is_floating_point_v<T>) return a / b; else return 0;
-        case BinaryOp::maximum: return nan_max(a, b);
-        case BinaryOp::minimum: return nan_min(a, b);
+          if constexpr (std::is_floating_point_v<T>)
+            return a / b;
+          else
+            return 0;
+        case BinaryOp::maximum:
+          return nan_max(a, b);
+        case BinaryOp::minimum:
+          return nan_min(a, b);
         case BinaryOp::pow:
-          if constexpr (std::is_floating_point_v<T>) return std::pow(a, b); else return int_pow(a, b);
-        case BinaryOp::logical_and: return (a != T(0)) && (b != T(0));
-        case BinaryOp::logical_or: return (a != T(0)) || (b != T(0));
+          if constexpr (std::is_floating_point_v<T>)
+            return std::pow(a, b);
+          else
+            return int_pow(a, b);
+        case BinaryOp::logical_and:
+          return (a != T(0)) && (b != T(0));
+        case BinaryOp::logical_or:
+          return (a != T(0)) || (b != T(0));
       }
       return a;
     }
@@ -119,7 +139,8 @@ void scalar_binary_loop(const StridedLoop& loop, const T* b_scalar, const F& f) 
         const T* a = reinterpret_cast<const T*>(p[1]);
         for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
       } else {
-        for (int64_t i = 0; i < n; ++i) store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), bv));
+        for (int64_t i = 0; i < n; ++i)
+          store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), bv));
       }
     } else if (s[0] == sz && s[1] == sz && s[2] == sz) {
       T* o = reinterpret_cast<T*>(p[0]);
@@ -128,7 +149,8 @@ void scalar_binary_loop(const StridedLoop& loop, const T* b_scalar, const F& f) 
       for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
     } else {
       for (int64_t i = 0; i < n; ++i)
-        store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), load_elem<T>(p[2] + i * s[2])));
+        store_elem<T>(p[0] + i * s[0],
+                      f(load_elem<T>(p[1] + i * s[1]), load_elem<T>(p[2] + i * s[2])));
     }
   });
 }
@@ -141,22 +163,27 @@ void scalar_binary(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_sca
       const T e = *b_scalar;
       if (e == T(2)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a; });
       if (e == T(3)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a * a; });
-      if (e == T(0.5)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return std::sqrt(a); });
-      if (e == T(-0.5)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / std::sqrt(a); });
+      if (e == T(0.5))
+        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return std::sqrt(a); });
+      if (e == T(-0.5))
+        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / std::sqrt(a); });
       if (e == T(-1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / a; });
-      if (e == T(-2)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / (a * a); });
+      if (e == T(-2))
+        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / (a * a); });
     }
   }
   switch (op) {
     case BinaryOp::add:
-      if (alpha == T(1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_add(a, b); });
+      if (alpha == T(1))
+        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_add(a, b); });
       break;
     case BinaryOp::mul:
       if constexpr (!std::is_same_v<T, bool>) {
         return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_mul(a, b); });
       }
       break;
-    default: break;
+    default:
+      break;
   }
   const ScalarBinary<T> f{op, alpha};
   scalar_binary_loop<T>(loop, b_scalar, f);
@@ -173,44 +200,62 @@ void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* 
   const __m512 va = splat(alpha);
   switch (op) {
     case BinaryOp::add:
-      if (alpha == 1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
-      return binary_f32_loop<T>(loop, bs, [va](__m512 a, __m512 b) { return _mm512_fmadd_ps(va, b, a); });
+      if (alpha == 1.0f)
+        return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+      return binary_f32_loop<T>(loop, bs,
+                                [va](__m512 a, __m512 b) { return _mm512_fmadd_ps(va, b, a); });
     case BinaryOp::sub:
-      if (alpha == 1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_sub_ps(a, b); });
-      return binary_f32_loop<T>(loop, bs, [va](__m512 a, __m512 b) { return _mm512_fnmadd_ps(va, b, a); });
+      if (alpha == 1.0f)
+        return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_sub_ps(a, b); });
+      return binary_f32_loop<T>(loop, bs,
+                                [va](__m512 a, __m512 b) { return _mm512_fnmadd_ps(va, b, a); });
     case BinaryOp::mul:
       return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_mul_ps(a, b); });
     case BinaryOp::div:
       return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_div_ps(a, b); });
     case BinaryOp::maximum:
-      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_max_ps(a, b), a, b); });
+      return binary_f32_loop<T>(
+          loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_max_ps(a, b), a, b); });
     case BinaryOp::minimum:
-      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_min_ps(a, b), a, b); });
+      return binary_f32_loop<T>(
+          loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_min_ps(a, b), a, b); });
     case BinaryOp::pow:
       if (bs) {
         // PyTorch's special exponents (pow_tensor_scalar_optimized_kernel): x*x, sqrt, ... rather
         // than libm's pow, for speed and to give the same values.
         const float e = *bs;
-        if (e == 2.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(a, a); });
+        if (e == 2.0f)
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(a, a); });
         if (e == 3.0f) {
-          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(_mm512_mul_ps(a, a), a); });
+          return binary_f32_loop<T>(
+              loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(_mm512_mul_ps(a, a), a); });
         }
-        if (e == 0.5f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_sqrt_ps(a); });
+        if (e == 0.5f)
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_sqrt_ps(a); });
         if (e == -0.5f) {
-          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(a)); });
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) {
+            return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(a));
+          });
         }
-        if (e == -1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), a); });
+        if (e == -1.0f)
+          return binary_f32_loop<T>(loop, bs,
+                                    [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), a); });
         if (e == -2.0f) {
-          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), _mm512_mul_ps(a, a)); });
+          return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) {
+            return _mm512_div_ps(splat(1.0f), _mm512_mul_ps(a, a));
+          });
         }
       }
-      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) {
-        alignas(64) float x[16], y[16];
-        _mm512_store_ps(x, a);
-        _mm512_store_ps(y, b);
-        for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
-        return _mm512_load_ps(x);
-      });
+      return binary_f32_loop<T>(
+          loop, bs,
+          [](__m512 a, __m512 b) {
+            alignas(64) float x[16], y[16];
+            _mm512_store_ps(x, a);
+            _mm512_store_ps(y, b);
+            for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
+            return _mm512_load_ps(x);
+          },
+          true);
     case BinaryOp::logical_and:
     case BinaryOp::logical_or:
       break;
@@ -230,11 +275,13 @@ M scalar_as(const Scalar& s) {
   }
 }
 
-void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha, const Scalar* b_scalar) {
+void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
+                   const Scalar* b_scalar) {
   const DType dt = loop.ops[0].dtype;
   reject_fp8(dt, "binary kernel");
   FABRIC_CHECK(!(is_integral(dt, true) && op == BinaryOp::div), DTypeError,
-               "binary kernel: div on ", dtype_name(dt), " (true division runs on floating dtypes)");
+               "binary kernel: div on ", dtype_name(dt),
+               " (true division runs on floating dtypes)");
   visit_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_f32_family_v<T>) {
@@ -289,12 +336,18 @@ void compare_kernel(CompareOp op, const StridedLoop& loop, const Scalar* b_scala
       const T* bp = b_scalar ? &bv : nullptr;
       using M = opmath_t<T>;
       switch (op) {
-        case CompareOp::eq: return compare_loop<T>(loop, bp, [](M a, M b) { return a == b; });
-        case CompareOp::ne: return compare_loop<T>(loop, bp, [](M a, M b) { return a != b; });
-        case CompareOp::lt: return compare_loop<T>(loop, bp, [](M a, M b) { return a < b; });
-        case CompareOp::le: return compare_loop<T>(loop, bp, [](M a, M b) { return a <= b; });
-        case CompareOp::gt: return compare_loop<T>(loop, bp, [](M a, M b) { return a > b; });
-        case CompareOp::ge: return compare_loop<T>(loop, bp, [](M a, M b) { return a >= b; });
+        case CompareOp::eq:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a == b; });
+        case CompareOp::ne:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a != b; });
+        case CompareOp::lt:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a < b; });
+        case CompareOp::le:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a <= b; });
+        case CompareOp::gt:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a > b; });
+        case CompareOp::ge:
+          return compare_loop<T>(loop, bp, [](M a, M b) { return a >= b; });
       }
     }
   });
@@ -314,7 +367,8 @@ void where_loop(const StridedLoop& loop) {
     } else {
       for (int64_t i = 0; i < n; ++i) {
         const bool c = load_elem<uint8_t>(p[1] + i * s[1]) != 0;
-        store_elem<U>(p[0] + i * s[0], c ? load_elem<U>(p[2] + i * s[2]) : load_elem<U>(p[3] + i * s[3]));
+        store_elem<U>(p[0] + i * s[0],
+                      c ? load_elem<U>(p[2] + i * s[2]) : load_elem<U>(p[3] + i * s[3]));
       }
     }
   });
@@ -322,14 +376,19 @@ void where_loop(const StridedLoop& loop) {
 
 void where_kernel(const StridedLoop& loop) {
   switch (itemsize(loop.ops[0].dtype)) {
-    case 1: return where_loop<uint8_t>(loop);
-    case 2: return where_loop<uint16_t>(loop);
-    case 4: return where_loop<uint32_t>(loop);
-    default: return where_loop<uint64_t>(loop);
+    case 1:
+      return where_loop<uint8_t>(loop);
+    case 2:
+      return where_loop<uint16_t>(loop);
+    case 4:
+      return where_loop<uint32_t>(loop);
+    default:
+      return where_loop<uint64_t>(loop);
   }
 }
 
-// ---- addcmul -------------------------------------------------------------------------------------
+// ---- addcmul
+// -------------------------------------------------------------------------------------
 void addcmul_kernel(const StridedLoop& loop, const Scalar& value) {
   const DType dt = loop.ops[0].dtype;
   reject_fp8(dt, "addcmul kernel");
@@ -339,12 +398,15 @@ void addcmul_kernel(const StridedLoop& loop, const Scalar& value) {
       using M = std::conditional_t<std::is_same_v<T, bool>, int32_t, opmath_t<T>>;
       const M v = scalar_as<M>(value);
       auto f = [v](M s, M a, M b) -> M {
-        if constexpr (std::is_floating_point_v<M>) return s + v * a * b;
-        else return wrap_add(s, wrap_mul(wrap_mul(v, a), b));
+        if constexpr (std::is_floating_point_v<M>)
+          return s + v * a * b;
+        else
+          return wrap_add(s, wrap_mul(wrap_mul(v, a), b));
       };
       for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* st) {
         for (int64_t i = 0; i < n; ++i) {
-          const M r = f(static_cast<M>(load_elem<T>(p[1] + i * st[1])), static_cast<M>(load_elem<T>(p[2] + i * st[2])),
+          const M r = f(static_cast<M>(load_elem<T>(p[1] + i * st[1])),
+                        static_cast<M>(load_elem<T>(p[2] + i * st[2])),
                         static_cast<M>(load_elem<T>(p[3] + i * st[3])));
           if constexpr (std::is_same_v<T, bool>) {
             store_elem<T>(p[0] + i * st[0], r != 0);

@@ -1,15 +1,14 @@
 // Shared pieces of the CPU elementwise kernels: compute-type traits, the fp32-family row drivers
-// (contiguous AVX-512 fast path with non-temporal stores for huge outputs, an L1 staging buffer
-// for any other layout) and the threshold that decides when outputs bypass the caches.
+// (a contiguous AVX-512 fast path, with non-temporal stores for huge outputs of copy-like ops, and
+// an L1 staging buffer for any other layout) and the threshold for bypassing the caches.
 #pragma once
-#include "kernels/cpu/vec_math.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <type_traits>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/vec_math.h"
 #include "tensor/dtype.h"
 #include "tensor/error.h"
 #include "tensor/strided_loop.h"
@@ -21,11 +20,12 @@ template <typename T>
 inline constexpr bool is_f32_family_v =
     std::is_same_v<T, float> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>;
 template <typename T>
-using opmath_t = std::conditional_t<std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>, float, T>;
+using opmath_t =
+    std::conditional_t<std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>, float, T>;
 
-// Output bytes from which the contiguous paths use non-temporal stores: such an output cannot
-// stay in cache for the next op anyway, and skipping read-for-ownership saves a third of the
-// traffic of c = a + b. FABRIC_NT_STORE_MIN_BYTES overrides (0 disables streaming).
+// Output bytes from which the contiguous paths of copy-like ops use non-temporal stores: such an
+// output cannot stay in cache for the next op anyway, and skipping read-for-ownership saves a
+// third of the traffic of c = a + b. FABRIC_NT_STORE_MIN_BYTES overrides (0 disables streaming).
 inline int64_t stream_min_bytes() {
   static const int64_t v = [] {
     const char* e = std::getenv("FABRIC_NT_STORE_MIN_BYTES");
@@ -57,7 +57,7 @@ inline void store_elem(char* p, T v) {
   *reinterpret_cast<T*>(p) = v;
 }
 
-// Elements staged per block on the layout-agnostic path (three fp32 buffers stay in L1).
+// Elements staged per block on the layout-agnostic path (its 2 KiB fp32 buffers stay in L1).
 inline constexpr int64_t kStage = 512;
 
 // ---- unary fp32-family rows: F is __m512(__m512) -------------------------------------------
@@ -89,7 +89,8 @@ inline void unary_contig(T* out, const T* in, int64_t n, const F& f, bool stream
 // Any other row layout: stages up to kStage elements as fp32, runs block(in, out, m) on the
 // contiguous buffer (in == out allowed), writes back rounded to T.
 template <typename T, typename Block>
-inline void unary_staged(char* out, int64_t os, const char* in, int64_t is, int64_t n, const Block& block) {
+inline void unary_staged(char* out, int64_t os, const char* in, int64_t is, int64_t n,
+                         const Block& block) {
   alignas(64) float buf[kStage];
   for (int64_t base = 0; base < n; base += kStage) {
     const int64_t m = std::min(kStage, n - base);
@@ -101,16 +102,19 @@ inline void unary_staged(char* out, int64_t os, const char* in, int64_t is, int6
   }
 }
 
+// `heavy`: an op with enough arithmetic per element (exp, tanh, GELU, ...) that its stores stay
+// regular: measured here, non-temporal stores help copy-like ops but slow compute-bound ones.
 template <typename T, typename F>
-void unary_f32_loop(const StridedLoop& loop, const F& f) {
-  const bool stream = use_streaming(loop);
+void unary_f32_loop(const StridedLoop& loop, const F& f, bool heavy = false) {
+  const bool stream = !heavy && use_streaming(loop);
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
     constexpr int64_t sz = sizeof(T);
     if (s[0] == sz && s[1] == sz) {
       unary_contig(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]), n, f, stream);
     } else {
-      unary_staged<T>(p[0], s[0], p[1], s[1], n,
-                      [&](const float* in, float* out, int64_t m) { unary_contig(out, in, m, f, false); });
+      unary_staged<T>(p[0], s[0], p[1], s[1], n, [&](const float* in, float* out, int64_t m) {
+        unary_contig(out, in, m, f, false);
+      });
     }
   });
 }
@@ -118,11 +122,32 @@ void unary_f32_loop(const StridedLoop& loop, const F& f) {
 // ---- binary fp32-family rows: F is __m512(__m512, __m512) ------------------------------------
 // A_BC / B_BC: that input is one value broadcast along the row (stride 0 or a scalar operand).
 template <bool A_BC, bool B_BC, typename T, typename F>
-inline void binary_contig(T* out, const T* a, const T* b, __m512 abc, __m512 bbc, int64_t n, const F& f, bool stream) {
-  auto va = [&](int64_t i) { if constexpr (A_BC) return abc; else return vec::load(a + i); };
-  auto vb = [&](int64_t i) { if constexpr (B_BC) return bbc; else return vec::load(b + i); };
-  auto va_m = [&](int64_t i, __mmask16 m) { if constexpr (A_BC) return abc; else return vec::load(a + i, m); };
-  auto vb_m = [&](int64_t i, __mmask16 m) { if constexpr (B_BC) return bbc; else return vec::load(b + i, m); };
+inline void binary_contig(T* out, const T* a, const T* b, __m512 abc, __m512 bbc, int64_t n,
+                          const F& f, bool stream) {
+  auto va = [&](int64_t i) {
+    if constexpr (A_BC)
+      return abc;
+    else
+      return vec::load(a + i);
+  };
+  auto vb = [&](int64_t i) {
+    if constexpr (B_BC)
+      return bbc;
+    else
+      return vec::load(b + i);
+  };
+  auto va_m = [&](int64_t i, __mmask16 m) {
+    if constexpr (A_BC)
+      return abc;
+    else
+      return vec::load(a + i, m);
+  };
+  auto vb_m = [&](int64_t i, __mmask16 m) {
+    if constexpr (B_BC)
+      return bbc;
+    else
+      return vec::load(b + i, m);
+  };
   int64_t i = 0;
   if (stream) {
     const uintptr_t mis = reinterpret_cast<uintptr_t>(out) & (16 * sizeof(T) - 1);
@@ -147,8 +172,8 @@ inline void binary_contig(T* out, const T* a, const T* b, __m512 abc, __m512 bbc
 }
 
 template <typename T, typename F>
-inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, const char* b, int64_t bs,
-                          const float* b_scalar, int64_t n, const F& f) {
+inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, const char* b,
+                          int64_t bs, const float* b_scalar, int64_t n, const F& f) {
   alignas(64) float ba[kStage];
   alignas(64) float bb[kStage];
   for (int64_t base = 0; base < n; base += kStage) {
@@ -168,8 +193,9 @@ inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, cons
 }
 
 template <typename T, typename F>
-void binary_f32_loop(const StridedLoop& loop, const float* b_scalar, const F& f) {
-  const bool stream = use_streaming(loop);
+void binary_f32_loop(const StridedLoop& loop, const float* b_scalar, const F& f,
+                     bool heavy = false) {
+  const bool stream = !heavy && use_streaming(loop);
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
     constexpr int64_t sz = sizeof(T);
     const int64_t as = s[1], bs = b_scalar ? 0 : s[2];
@@ -179,7 +205,9 @@ void binary_f32_loop(const StridedLoop& loop, const float* b_scalar, const F& f)
       const T* a = reinterpret_cast<const T*>(p[1]);
       const T* b = reinterpret_cast<const T*>(bp);
       const __m512 abc = as == 0 ? vec::splat(static_cast<float>(*a)) : __m512{};
-      const __m512 bbc = b_scalar ? vec::splat(*b_scalar) : bs == 0 ? vec::splat(static_cast<float>(*b)) : __m512{};
+      const __m512 bbc = b_scalar  ? vec::splat(*b_scalar)
+                         : bs == 0 ? vec::splat(static_cast<float>(*b))
+                                   : __m512{};
       if (as == sz && (bs == sz)) {
         binary_contig<false, false>(o, a, b, abc, bbc, n, f, stream);
       } else if (as == sz) {

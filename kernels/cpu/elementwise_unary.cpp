@@ -1,10 +1,9 @@
 // CPU kernels for unary elementwise ops and clamp. fp32/bf16/fp16 run the AVX-512 polynomials of
 // vec_math.h in fp32; float64 uses libm; integers (neg/abs/relu) and bool (logical_not) are scalar.
-#include "kernels/cpu/elementwise_common.h"
-
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/elementwise_common.h"
 #include "tensor/elementwise_kernels.h"
 
 namespace fabric::cpu {
@@ -12,16 +11,17 @@ namespace {
 
 using namespace ew;
 
-// ---- GELU, erf form --------------------------------------------------------------------------------
-// Every lane takes the cheap |x| < 1.312 polynomial; the lanes past it (a fifth of a unit
-// normal's) are packed 16 to a vector with vcompressps for the exp-based half and expanded back,
-// so the expensive half runs on about a fifth of the vectors (1.45x overall on N(0,1) data). The
-// per-lane math is gelu_erf_ps's, so every path gives the same bits.
+// ---- GELU, erf form
+// -------------------------------------------------------------------------------- Every lane takes
+// the cheap |x| < 1.312 polynomial; the lanes past it (a fifth of a unit normal's) are packed 16 to
+// a vector with vcompressps for the exp-based half and expanded back, so the expensive half runs on
+// about a fifth of the vectors (1.45x overall on N(0,1) data). The per-lane math is gelu_erf_ps's,
+// so every path gives the same bits.
 constexpr int64_t kGeluBlock = 256;
 static_assert(kStage % kGeluBlock == 0, "the staged path runs whole GELU blocks inside its buffer");
 
-// m <= kGeluBlock elements; in == out allowed; with kStream, out is aligned for vec::stream.
-template <bool kStream, typename T>
+// m <= kGeluBlock elements; in == out allowed.
+template <typename T>
 void gelu_erf_block(const T* in, T* out, int64_t m) {
   alignas(64) float packed_x[kGeluBlock + 16];
   alignas(64) float packed_y[kGeluBlock + 16];
@@ -36,95 +36,101 @@ void gelu_erf_block(const T* in, T* out, int64_t m) {
     cnt += __builtin_popcount(lg);
   }
   _mm512_storeu_ps(packed_x + cnt, _mm512_setzero_ps());  // defined lanes past the last packed one
-  for (int k = 0; k < cnt; k += 16) _mm512_store_ps(packed_y + k, vec::gelu_erf_large_ps(_mm512_load_ps(packed_x + k)));
+  for (int k = 0; k < cnt; k += 16)
+    _mm512_store_ps(packed_y + k, vec::gelu_erf_large_ps(_mm512_load_ps(packed_x + k)));
   int pos = 0;
   int64_t j = 0;
   for (; j + 16 <= m; j += 16) {
     const __mmask16 lg = large[j / 16];
-    const __m512 y = _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j)), lg, _mm512_loadu_ps(packed_y + pos));
+    vec::store(out + j, _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j)), lg,
+                                              _mm512_loadu_ps(packed_y + pos)));
     pos += __builtin_popcount(lg);
-    if constexpr (kStream) {
-      vec::stream(out + j, y);
-    } else {
-      vec::store(out + j, y);
-    }
   }
   if (j < m) {
     const __mmask16 live = vec::tail_mask(m - j);
-    const __m512 y =
-        _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j, live)), large[j / 16], _mm512_loadu_ps(packed_y + pos));
+    const __m512 y = _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j, live)),
+                                           large[j / 16], _mm512_loadu_ps(packed_y + pos));
     vec::store(out + j, y, live);
   }
 }
 
-template <typename T>
-void gelu_erf_contig(T* out, const T* in, int64_t n, bool stream) {
-  int64_t i = 0;
-  const uintptr_t mis = reinterpret_cast<uintptr_t>(out) & (16 * sizeof(T) - 1);
-  stream = stream && mis % sizeof(T) == 0;
-  if (stream && mis) {  // peel to the streaming alignment
-    i = std::min<int64_t>(n, static_cast<int64_t>((16 * sizeof(T) - mis) / sizeof(T)));
-    gelu_erf_block<false>(in, out, i);
-  }
-  for (; i < n; i += kGeluBlock) {
-    const int64_t m = std::min(kGeluBlock, n - i);
-    if (stream) {
-      gelu_erf_block<true>(in + i, out + i, m);
-    } else {
-      gelu_erf_block<false>(in + i, out + i, m);
-    }
-  }
-  if (stream) _mm_sfence();
-}
-
+// Compute-bound: regular stores (see unary_f32_loop's `heavy`).
 template <typename T>
 void gelu_erf_loop(const StridedLoop& loop) {
-  const bool stream = use_streaming(loop);
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
     constexpr int64_t sz = sizeof(T);
     if (s[0] == sz && s[1] == sz) {
-      gelu_erf_contig(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]), n, stream);
+      T* out = reinterpret_cast<T*>(p[0]);
+      const T* in = reinterpret_cast<const T*>(p[1]);
+      for (int64_t i = 0; i < n; i += kGeluBlock)
+        gelu_erf_block(in + i, out + i, std::min(kGeluBlock, n - i));
     } else {
       unary_staged<T>(p[0], s[0], p[1], s[1], n, [](const float* in, float* out, int64_t m) {
-        for (int64_t b = 0; b < m; b += kGeluBlock) gelu_erf_block<false>(in + b, out + b, std::min(kGeluBlock, m - b));
+        for (int64_t b = 0; b < m; b += kGeluBlock)
+          gelu_erf_block(in + b, out + b, std::min(kGeluBlock, m - b));
       });
     }
   });
 }
 
-// ---- fp32 family ---------------------------------------------------------------------------------
+// ---- fp32 family
+// ---------------------------------------------------------------------------------
 template <typename T>
 void vec_unary(UnaryOp op, const StridedLoop& loop) {
   using vec::splat;
   switch (op) {
     case UnaryOp::neg:
       return unary_f32_loop<T>(loop, [](__m512 x) {
-        return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+        return _mm512_castsi512_ps(_mm512_xor_si512(
+            _mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
       });
-    case UnaryOp::abs: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::abs_ps(x); });
-    case UnaryOp::exp: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::exp_ps(x); });
-    case UnaryOp::log: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::log_ps(x); });
-    case UnaryOp::sqrt: return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_sqrt_ps(x); });
+    case UnaryOp::abs:
+      return unary_f32_loop<T>(loop, [](__m512 x) { return vec::abs_ps(x); });
+    case UnaryOp::exp:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::exp_ps(x); }, true);
+    case UnaryOp::log:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::log_ps(x); }, true);
+    case UnaryOp::sqrt:
+      return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_sqrt_ps(x); });
     case UnaryOp::rsqrt:
-      return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(x)); });
-    case UnaryOp::tanh: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::tanh_ps(x); });
-    case UnaryOp::sigmoid: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::sigmoid_ps(x); });
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(x)); });
+    case UnaryOp::tanh:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::tanh_ps(x); }, true);
+    case UnaryOp::sigmoid:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::sigmoid_ps(x); }, true);
     // vmaxps returns its second operand when either is NaN: relu(NaN) = NaN, as in PyTorch.
-    case UnaryOp::relu: return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_max_ps(_mm512_setzero_ps(), x); });
-    case UnaryOp::gelu_erf: return gelu_erf_loop<T>(loop);
-    case UnaryOp::gelu_tanh: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::gelu_tanh_ps(x); });
-    case UnaryOp::silu: return unary_f32_loop<T>(loop, [](__m512 x) { return vec::silu_ps(x); });
+    case UnaryOp::relu:
+      return unary_f32_loop<T>(loop,
+                               [](__m512 x) { return _mm512_max_ps(_mm512_setzero_ps(), x); });
+    case UnaryOp::gelu_erf:
+      return gelu_erf_loop<T>(loop);
+    case UnaryOp::gelu_tanh:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::gelu_tanh_ps(x); }, true);
+    case UnaryOp::silu:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::silu_ps(x); }, true);
     case UnaryOp::sin:
-      return unary_f32_loop<T>(loop, [](__m512 x) { return per_lane(x, [](float v) { return std::sin(v); }); });
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return per_lane(x, [](float v) { return std::sin(v); }); }, true);
     case UnaryOp::cos:
-      return unary_f32_loop<T>(loop, [](__m512 x) { return per_lane(x, [](float v) { return std::cos(v); }); });
-    case UnaryOp::reciprocal: return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), x); });
-    case UnaryOp::logical_not: break;
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return per_lane(x, [](float v) { return std::cos(v); }); }, true);
+    case UnaryOp::reciprocal:
+      return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), x); });
+    case UnaryOp::logical_not:
+      break;
   }
   throw DTypeError("unary kernel: logical_not runs on bool tensors only");
 }
 
-// ---- scalar types --------------------------------------------------------------------------------
+// ---- scalar types
+// --------------------------------------------------------------------------------
 template <typename T, typename F>
 void scalar_unary_loop(const StridedLoop& loop, const F& f) {
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
@@ -133,7 +139,8 @@ void scalar_unary_loop(const StridedLoop& loop, const F& f) {
       const T* a = reinterpret_cast<const T*>(p[1]);
       for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
     } else {
-      for (int64_t i = 0; i < n; ++i) store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1])));
+      for (int64_t i = 0; i < n; ++i)
+        store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1])));
     }
   });
 }
@@ -141,28 +148,43 @@ void scalar_unary_loop(const StridedLoop& loop, const F& f) {
 void f64_unary(UnaryOp op, const StridedLoop& loop) {
   using D = double;
   switch (op) {
-    case UnaryOp::neg: return scalar_unary_loop<D>(loop, [](D x) { return -x; });
-    case UnaryOp::abs: return scalar_unary_loop<D>(loop, [](D x) { return std::fabs(x); });
-    case UnaryOp::exp: return scalar_unary_loop<D>(loop, [](D x) { return std::exp(x); });
-    case UnaryOp::log: return scalar_unary_loop<D>(loop, [](D x) { return std::log(x); });
-    case UnaryOp::sqrt: return scalar_unary_loop<D>(loop, [](D x) { return std::sqrt(x); });
-    case UnaryOp::rsqrt: return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / std::sqrt(x); });
-    case UnaryOp::tanh: return scalar_unary_loop<D>(loop, [](D x) { return std::tanh(x); });
-    case UnaryOp::sigmoid: return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
-    case UnaryOp::relu: return scalar_unary_loop<D>(loop, [](D x) { return std::isnan(x) ? x : (x > 0 ? x : 0.0); });
+    case UnaryOp::neg:
+      return scalar_unary_loop<D>(loop, [](D x) { return -x; });
+    case UnaryOp::abs:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::fabs(x); });
+    case UnaryOp::exp:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::exp(x); });
+    case UnaryOp::log:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::log(x); });
+    case UnaryOp::sqrt:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::sqrt(x); });
+    case UnaryOp::rsqrt:
+      return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / std::sqrt(x); });
+    case UnaryOp::tanh:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::tanh(x); });
+    case UnaryOp::sigmoid:
+      return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
+    case UnaryOp::relu:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::isnan(x) ? x : (x > 0 ? x : 0.0); });
     // The cancellation-free forms of vec_math.h (erfc; x * sigmoid(2u)).
     case UnaryOp::gelu_erf:
-      return scalar_unary_loop<D>(loop, [](D x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); });
+      return scalar_unary_loop<D>(
+          loop, [](D x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); });
     case UnaryOp::gelu_tanh:
       return scalar_unary_loop<D>(loop, [](D x) {
         const D u = 0.79788456080286535588 * (x + 0.044715 * x * x * x);
         return x / (1.0 + std::exp(-2.0 * u));
       });
-    case UnaryOp::silu: return scalar_unary_loop<D>(loop, [](D x) { return x / (1.0 + std::exp(-x)); });
-    case UnaryOp::sin: return scalar_unary_loop<D>(loop, [](D x) { return std::sin(x); });
-    case UnaryOp::cos: return scalar_unary_loop<D>(loop, [](D x) { return std::cos(x); });
-    case UnaryOp::reciprocal: return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / x; });
-    case UnaryOp::logical_not: break;
+    case UnaryOp::silu:
+      return scalar_unary_loop<D>(loop, [](D x) { return x / (1.0 + std::exp(-x)); });
+    case UnaryOp::sin:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::sin(x); });
+    case UnaryOp::cos:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::cos(x); });
+    case UnaryOp::reciprocal:
+      return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / x; });
+    case UnaryOp::logical_not:
+      break;
   }
   throw DTypeError("unary kernel: logical_not runs on bool tensors only");
 }
@@ -172,42 +194,58 @@ void int_unary(UnaryOp op, const StridedLoop& loop) {
   using U = std::make_unsigned_t<T>;
   switch (op) {
     // Two's complement wrap: -INT_MIN and abs(INT_MIN) stay INT_MIN, uint8 negates modulo 256.
-    case UnaryOp::neg: return scalar_unary_loop<T>(loop, [](T x) { return static_cast<T>(U(0) - static_cast<U>(x)); });
+    case UnaryOp::neg:
+      return scalar_unary_loop<T>(loop,
+                                  [](T x) { return static_cast<T>(U(0) - static_cast<U>(x)); });
     case UnaryOp::abs:
-      return scalar_unary_loop<T>(loop, [](T x) { return x < T(0) ? static_cast<T>(U(0) - static_cast<U>(x)) : x; });
-    case UnaryOp::relu: return scalar_unary_loop<T>(loop, [](T x) { return x > T(0) ? x : T(0); });
-    default: break;
+      return scalar_unary_loop<T>(
+          loop, [](T x) { return x < T(0) ? static_cast<T>(U(0) - static_cast<U>(x)) : x; });
+    case UnaryOp::relu:
+      return scalar_unary_loop<T>(loop, [](T x) { return x > T(0) ? x : T(0); });
+    default:
+      break;
   }
-  throw DTypeError(::fabric::detail::cat("unary kernel: op ", static_cast<int>(op), " needs a floating dtype, got ",
-                               dtype_name(dtype_v<T>)));
+  throw DTypeError(::fabric::detail::cat("unary kernel: op ", static_cast<int>(op),
+                                         " needs a floating dtype, got ", dtype_name(dtype_v<T>)));
 }
 
 void unary_kernel(UnaryOp op, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   reject_fp8(dt, "unary kernel");
   if (dt == DType::bool_) {
-    FABRIC_CHECK(op == UnaryOp::logical_not, DTypeError, "unary kernel: only logical_not runs on bool");
+    FABRIC_CHECK(op == UnaryOp::logical_not, DTypeError,
+                 "unary kernel: only logical_not runs on bool");
     return scalar_unary_loop<bool>(loop, [](bool x) { return !x; });
   }
-  FABRIC_CHECK(op != UnaryOp::logical_not, DTypeError, "unary kernel: logical_not runs on bool tensors only, got ",
-               dtype_name(dt));
+  FABRIC_CHECK(op != UnaryOp::logical_not, DTypeError,
+               "unary kernel: logical_not runs on bool tensors only, got ", dtype_name(dt));
   switch (dt) {
-    case DType::float32: return vec_unary<float>(op, loop);
-    case DType::bfloat16: return vec_unary<BFloat16>(op, loop);
-    case DType::float16: return vec_unary<Half>(op, loop);
-    case DType::float64: return f64_unary(op, loop);
-    case DType::int64: return int_unary<int64_t>(op, loop);
-    case DType::int32: return int_unary<int32_t>(op, loop);
-    case DType::int8: return int_unary<int8_t>(op, loop);
-    case DType::uint8: return int_unary<uint8_t>(op, loop);
-    default: break;
+    case DType::float32:
+      return vec_unary<float>(op, loop);
+    case DType::bfloat16:
+      return vec_unary<BFloat16>(op, loop);
+    case DType::float16:
+      return vec_unary<Half>(op, loop);
+    case DType::float64:
+      return f64_unary(op, loop);
+    case DType::int64:
+      return int_unary<int64_t>(op, loop);
+    case DType::int32:
+      return int_unary<int32_t>(op, loop);
+    case DType::int8:
+      return int_unary<int8_t>(op, loop);
+    case DType::uint8:
+      return int_unary<uint8_t>(op, loop);
+    default:
+      break;
   }
   throw DTypeError(::fabric::detail::cat("unary kernel: no CPU kernel for ", dtype_name(dt)));
 }
 
-// ---- clamp ---------------------------------------------------------------------------------------
-// A bound in T's compute type. Integer bounds saturate to T's range, so clamp(uint8, min=-5) is
-// the identity rather than a wrapped min of 251.
+// ---- clamp
+// --------------------------------------------------------------------------------------- A bound
+// in T's compute type. Integer bounds saturate to T's range, so clamp(uint8, min=-5) is the
+// identity rather than a wrapped min of 251.
 template <typename M>
 M bound_as(const Scalar& s) {
   if constexpr (std::is_floating_point_v<M>) {

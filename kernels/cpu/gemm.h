@@ -1,5 +1,6 @@
 // CPU GEMM: batched, strided, row-major C = alpha * op(A) * op(B) + bias + beta * C over raw
-// pointers. oneDNN matmul does f32/bf16 (f16 through an exact f32 copy); Eigen does f64.
+// pointers. oneDNN does f32/bf16 (matmul primitives; dnnl_sgemm for large f32), f16 goes through an
+// exact f32 copy, Eigen does f64.
 #pragma once
 #include <cstdint>
 
@@ -44,6 +45,10 @@ namespace detail {
 // The backends behind gemm(), called after validation with M, N, K, batch > 0.
 // gemm_onednn returns false when oneDNN has no primitive for the problem (the caller falls back).
 bool gemm_onednn(const GemmArgs& args);
+// f32 problems of at least this many multiply-adds (M*N*K per batch entry; default 2^32, a quarter
+// of it on one thread) run on dnnl_sgemm instead of the matmul primitive. Returns the previous
+// value (tests route small problems through that path with 0).
+int64_t set_sgemm_min_volume(int64_t volume);
 // float32 or float64 only (all operands the same dtype).
 void gemm_eigen(const GemmArgs& args);
 // f16 x f16 -> f32/f16 (and bf16 when oneDNN has no bf16 primitive): widens the operands exactly

@@ -14,8 +14,10 @@
 
 #include "tensor/float_formats.h"
 
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
-#error "kernels/cpu/vec_math.h needs AVX-512 F/BW/VL/DQ (build with -march=native on an AVX-512 CPU)"
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
+    !defined(__AVX512DQ__)
+#error \
+    "kernels/cpu/vec_math.h needs AVX-512 F/BW/VL/DQ (build with -march=native on an AVX-512 CPU)"
 #endif
 
 // Force-inlined: GCC otherwise outlines the bigger ones (erf_large_exp) from hot loops, and the
@@ -37,34 +39,53 @@ FABRIC_VEC_INLINE __mmask16 tail_mask(int64_t k) {
 FABRIC_VEC_INLINE __m256i bf16_round(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+  __m512i r =
+      _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
   r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
   return _mm512_cvtepi32_epi16(r);
 }
-FABRIC_VEC_INLINE __m512 bf16_widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+FABRIC_VEC_INLINE __m512 bf16_widen(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 constexpr int kHalfRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 FABRIC_VEC_INLINE __m512 load(const float* p) { return _mm512_loadu_ps(p); }
-FABRIC_VEC_INLINE __m512 load(const BFloat16* p) { return bf16_widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-FABRIC_VEC_INLINE __m512 load(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+FABRIC_VEC_INLINE __m512 load(const BFloat16* p) {
+  return bf16_widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+FABRIC_VEC_INLINE __m512 load(const Half* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
 // Masked loads give 0 in the lanes outside m (and never touch their memory).
 FABRIC_VEC_INLINE __m512 load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-FABRIC_VEC_INLINE __m512 load(const BFloat16* p, __mmask16 m) { return bf16_widen(_mm256_maskz_loadu_epi16(m, p)); }
-FABRIC_VEC_INLINE __m512 load(const Half* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+FABRIC_VEC_INLINE __m512 load(const BFloat16* p, __mmask16 m) {
+  return bf16_widen(_mm256_maskz_loadu_epi16(m, p));
+}
+FABRIC_VEC_INLINE __m512 load(const Half* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
 
 FABRIC_VEC_INLINE void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
-FABRIC_VEC_INLINE void store(BFloat16* p, __m512 v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_round(v)); }
+FABRIC_VEC_INLINE void store(BFloat16* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_round(v));
+}
 FABRIC_VEC_INLINE void store(Half* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, kHalfRound));
 }
 FABRIC_VEC_INLINE void store(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
-FABRIC_VEC_INLINE void store(BFloat16* p, __m512 v, __mmask16 m) { _mm256_mask_storeu_epi16(p, m, bf16_round(v)); }
-FABRIC_VEC_INLINE void store(Half* p, __m512 v, __mmask16 m) { _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, kHalfRound)); }
+FABRIC_VEC_INLINE void store(BFloat16* p, __m512 v, __mmask16 m) {
+  _mm256_mask_storeu_epi16(p, m, bf16_round(v));
+}
+FABRIC_VEC_INLINE void store(Half* p, __m512 v, __mmask16 m) {
+  _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, kHalfRound));
+}
 
 // Non-temporal stores (p aligned to 16 * sizeof(T)): outputs far larger than the caches skip the
 // read-for-ownership of their lines, which is a third of the traffic of a + b -> c.
 FABRIC_VEC_INLINE void stream(float* p, __m512 v) { _mm512_stream_ps(p, v); }
-FABRIC_VEC_INLINE void stream(BFloat16* p, __m512 v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_round(v)); }
+FABRIC_VEC_INLINE void stream(BFloat16* p, __m512 v) {
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_round(v));
+}
 FABRIC_VEC_INLINE void stream(Half* p, __m512 v) {
   _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, kHalfRound));
 }
@@ -114,19 +135,25 @@ FABRIC_VEC_INLINE __m512 log_ps(__m512 x) {
   const __m512 r = _mm512_add_ps(t1, t2);
   const __m512 hfsq = _mm512_mul_ps(_mm512_mul_ps(splat(0.5f), f), f);
   // e*ln2_hi - ((hfsq - (s*(hfsq+R) + e*ln2_lo)) - f)
-  __m512 inner = _mm512_fmadd_ps(s, _mm512_add_ps(hfsq, r), _mm512_mul_ps(e, splat(9.0580006145e-06f)));
-  __m512 y = _mm512_sub_ps(_mm512_mul_ps(e, splat(6.9313812256e-01f)), _mm512_sub_ps(_mm512_sub_ps(hfsq, inner), f));
+  __m512 inner =
+      _mm512_fmadd_ps(s, _mm512_add_ps(hfsq, r), _mm512_mul_ps(e, splat(9.0580006145e-06f)));
+  __m512 y = _mm512_sub_ps(_mm512_mul_ps(e, splat(6.9313812256e-01f)),
+                           _mm512_sub_ps(_mm512_sub_ps(hfsq, inner), f));
   // log(<0) = NaN, log(+-0) = -inf, log(inf) = inf, NaN stays.
-  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), splat(__builtin_nanf("")));
-  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ), splat(-__builtin_inff()));
-  const __mmask16 pass = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x, splat(__builtin_inff()), _CMP_EQ_OQ);
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ),
+                         splat(__builtin_nanf("")));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ),
+                         splat(-__builtin_inff()));
+  const __mmask16 pass = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) |
+                         _mm512_cmp_ps_mask(x, splat(__builtin_inff()), _CMP_EQ_OQ);
   return _mm512_mask_mov_ps(y, pass, x);
 }
 
 FABRIC_VEC_INLINE __m512 abs_ps(__m512 x) { return _mm512_abs_ps(x); }
 FABRIC_VEC_INLINE __m512 copysign_ps(__m512 mag, __m512 sign) {
   const __m512i sbit = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(mag), _mm512_castps_si512(sign), sbit, 0xD8));
+  return _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(mag), _mm512_castps_si512(sign), sbit, 0xD8));
 }
 
 // tanh: Cephes' tanhf: an odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above.
@@ -139,7 +166,8 @@ FABRIC_VEC_INLINE __m512 tanh_ps(__m512 x) {
   p = _mm512_fmadd_ps(p, z, splat(-3.33332819422e-1f));
   const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
   const __m512 e = exp_ps(_mm512_add_ps(t, t));
-  const __m512 large = copysign_ps(_mm512_sub_ps(splat(1.0f), _mm512_div_ps(splat(2.0f), _mm512_add_ps(e, splat(1.0f)))), x);
+  const __m512 large = copysign_ps(
+      _mm512_sub_ps(splat(1.0f), _mm512_div_ps(splat(2.0f), _mm512_add_ps(e, splat(1.0f)))), x);
   return _mm512_mask_mov_ps(small, _mm512_cmp_ps_mask(t, splat(0.625f), _CMP_GE_OQ), large);
 }
 
@@ -172,7 +200,8 @@ FABRIC_VEC_INLINE __m512 erf_large_exp(__m512 t) {  // t = |a| >= kErfSplit
 FABRIC_VEC_INLINE __m512 erf_ps(__m512 a) {
   const __m512 t = abs_ps(a);
   const __m512 large = copysign_ps(_mm512_sub_ps(splat(1.0f), erf_large_exp(t)), a);
-  return _mm512_mask_mov_ps(erf_small(a), _mm512_cmp_ps_mask(t, splat(kErfSplit), _CMP_GE_OQ), large);
+  return _mm512_mask_mov_ps(erf_small(a), _mm512_cmp_ps_mask(t, splat(kErfSplit), _CMP_GE_OQ),
+                            large);
 }
 
 FABRIC_VEC_INLINE __m512 sigmoid_ps(__m512 x) {
@@ -220,7 +249,8 @@ FABRIC_VEC_INLINE __m512 gelu_erf_ps(__m512 x) {
 // u = sqrt(2/pi) * (x + 0.044715 x^3): the same function without 1 + tanh's cancellation.
 FABRIC_VEC_INLINE __m512 gelu_tanh_ps(__m512 x) {
   const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-  const __m512 u = _mm512_mul_ps(splat(0.7978845608028654f), _mm512_fmadd_ps(splat(0.044715f), x3, x));
+  const __m512 u =
+      _mm512_mul_ps(splat(0.7978845608028654f), _mm512_fmadd_ps(splat(0.044715f), x3, x));
   const __m512 e = exp_ps(_mm512_mul_ps(splat(-2.0f), u));
   return _mm512_div_ps(x, _mm512_add_ps(splat(1.0f), e));
 }

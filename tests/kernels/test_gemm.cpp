@@ -190,15 +190,32 @@ void run_case(const Combo& combo, const Case& c, uint32_t seed) {
   EXPECT_EQ(bad, 0);
 }
 
-class GemmCombo : public ::testing::TestWithParam<Combo> {};
+// A dtype combination, and whether f32 work is forced onto the dnnl_sgemm path (normally taken
+// only by large problems, too slow for the float64 reference here).
+struct Route {
+  Combo combo;
+  bool sgemm = false;
+};
+
+class GemmCombo : public ::testing::TestWithParam<Route> {
+ protected:
+  void SetUp() override {
+    if (GetParam().sgemm) saved_ = detail::set_sgemm_min_volume(0);
+  }
+  void TearDown() override {
+    if (GetParam().sgemm) detail::set_sgemm_min_volume(saved_);
+  }
+  Combo combo() const { return GetParam().combo; }
+  int64_t saved_ = 0;
+};
 
 TEST_P(GemmCombo, AllTransposesNonSquare) {
   uint32_t seed = 1;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (bool exact : {true, false}) {
-        run_case(GetParam(), {.M = 37, .N = 53, .K = 71, .ta = ta, .tb = tb, .exact = exact}, seed++);
-        run_case(GetParam(), {.M = 64, .N = 48, .K = 200, .ta = ta, .tb = tb, .exact = exact}, seed++);
+        run_case(combo(), {.M = 37, .N = 53, .K = 71, .ta = ta, .tb = tb, .exact = exact}, seed++);
+        run_case(combo(), {.M = 64, .N = 48, .K = 200, .ta = ta, .tb = tb, .exact = exact}, seed++);
       }
 }
 
@@ -206,11 +223,11 @@ TEST_P(GemmCombo, PaddedLeadingDims) {
   uint32_t seed = 100;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      run_case(GetParam(), {.M = 33, .N = 20, .K = 45, .ta = ta, .tb = tb, .pad = 7, .exact = false}, seed++);
+      run_case(combo(), {.M = 33, .N = 20, .K = 45, .ta = ta, .tb = tb, .pad = 7, .exact = false}, seed++);
 }
 
 TEST_P(GemmCombo, AlphaBetaBias) {
-  const Combo combo = GetParam();
+  const Combo combo = this->combo();
   const DType own_bias = combo.ab == DType::float32 ? DType::float32 : combo.ab;
   uint32_t seed = 200;
   for (DType bias_dtype : {DType::float32, own_bias}) {
@@ -230,8 +247,8 @@ TEST_P(GemmCombo, BatchedStridesAndBroadcast) {
   for (Batching bt : {Batching::dense, Batching::gap, Batching::bcast_a, Batching::bcast_b, Batching::bcast_both})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        run_case(GetParam(), {.batch = 3, .M = 13, .N = 17, .K = 29, .ta = ta, .tb = tb, .batching = bt}, seed++);
-        run_case(GetParam(), {.batch = 4, .M = 8, .N = 12, .K = 10, .ta = ta, .tb = tb, .pad = 2, .batching = bt,
+        run_case(combo(), {.batch = 3, .M = 13, .N = 17, .K = 29, .ta = ta, .tb = tb, .batching = bt}, seed++);
+        run_case(combo(), {.batch = 4, .M = 8, .N = 12, .K = 10, .ta = ta, .tb = tb, .pad = 2, .batching = bt,
                               .alpha = 0.75, .beta = 0.25, .bias = true, .exact = false}, seed++);
       }
 }
@@ -242,24 +259,32 @@ TEST_P(GemmCombo, DegenerateSizes) {
     for (int64_t n : {0, 1, 6})
       for (int64_t k : {0, 1, 7})
         for (bool t : {false, true}) {
-          run_case(GetParam(), {.M = m, .N = n, .K = k, .ta = t, .tb = !t}, seed++);
-          run_case(GetParam(), {.batch = 2, .M = m, .N = n, .K = k, .ta = t, .tb = t, .batching = Batching::gap,
+          run_case(combo(), {.M = m, .N = n, .K = k, .ta = t, .tb = !t}, seed++);
+          run_case(combo(), {.batch = 2, .M = m, .N = n, .K = k, .ta = t, .tb = t, .batching = Batching::gap,
                                 .alpha = 2, .beta = 0.5, .bias = true}, seed++);
         }
-  run_case(GetParam(), {.batch = 0, .M = 4, .N = 4, .K = 4}, seed++);
+  run_case(combo(), {.batch = 0, .M = 4, .N = 4, .K = 4}, seed++);
 }
 
 TEST_P(GemmCombo, LargerThanOneBlock) {
   // Big enough for oneDNN's blocked kernels and for several threads to share the work.
-  run_case(GetParam(), {.M = 300, .N = 260, .K = 515, .exact = false}, 500);
-  run_case(GetParam(), {.M = 200, .N = 130, .K = 384, .ta = true, .tb = true, .pad = 16, .alpha = 0.5, .beta = 1,
+  run_case(combo(), {.M = 300, .N = 260, .K = 515, .exact = false}, 500);
+  run_case(combo(), {.M = 200, .N = 130, .K = 384, .ta = true, .tb = true, .pad = 16, .alpha = 0.5, .beta = 1,
                         .bias = true}, 501);
-  run_case(GetParam(), {.batch = 3, .M = 96, .N = 160, .K = 257, .tb = true, .batching = Batching::bcast_b,
+  run_case(combo(), {.batch = 3, .M = 96, .N = 160, .K = 257, .tb = true, .batching = Batching::bcast_b,
                         .bias = true, .exact = false}, 502);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, GemmCombo, ::testing::ValuesIn(kCombos),
-                         [](const ::testing::TestParamInfo<Combo>& info) { return combo_name(info.param); });
+std::vector<Route> routes(bool sgemm) {
+  std::vector<Route> out;
+  for (const Combo& c : kCombos)
+    if (!sgemm || c.ab == DType::float32 || c.ab == DType::float16) out.push_back({c, sgemm});
+  return out;
+}
+std::string route_name(const ::testing::TestParamInfo<Route>& info) { return combo_name(info.param.combo); }
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, GemmCombo, ::testing::ValuesIn(routes(false)), route_name);
+INSTANTIATE_TEST_SUITE_P(LargeF32Sgemm, GemmCombo, ::testing::ValuesIn(routes(true)), route_name);
 
 // ---- rounding of narrow outputs ----------------------------------------------------------------
 TEST(Gemm, F16OutputRoundsToNearestEvenAndOverflowsToInf) {

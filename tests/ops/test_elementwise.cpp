@@ -18,8 +18,12 @@ namespace {
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-Tensor vec(std::vector<double> v, DType dt = DType::float32) { return from_vector(v, {}, {.dtype = DType::float64}).to(dt); }
-Tensor ivec(std::vector<int64_t> v, DType dt = DType::int64) { return from_vector(v, {}, {.dtype = DType::int64}).to(dt); }
+Tensor vec(std::vector<double> v, DType dt = DType::float32) {
+  return from_vector(v, {}, {.dtype = DType::float64}).to(dt);
+}
+Tensor ivec(std::vector<int64_t> v, DType dt = DType::int64) {
+  return from_vector(v, {}, {.dtype = DType::int64}).to(dt);
+}
 
 template <typename E, typename F>
 void expect_error(F&& f, std::vector<std::string> parts) {
@@ -28,13 +32,15 @@ void expect_error(F&& f, std::vector<std::string> parts) {
     ADD_FAILURE() << "no exception; expected one mentioning " << parts[0];
   } catch (const E& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type: " << e.what();
   }
 }
 
-// ---- type promotion ------------------------------------------------------------------------------
+// ---- type promotion
+// ------------------------------------------------------------------------------
 TEST(Elementwise, PromotionOfResults) {
   const Tensor i64 = ivec({1, 2, 3});
   const Tensor f32 = vec({1, 2, 3});
@@ -85,7 +91,8 @@ TEST(Elementwise, ValuesThroughOperators) {
   EXPECT_EQ((a * a - a / a).to_vector<double>(), (std::vector<double>{0, 3, 8}));
   EXPECT_EQ(add(a, a, 3).to_vector<double>(), (std::vector<double>{4, -8, 12}));
   EXPECT_EQ(sub(a, a, 3).to_vector<double>(), (std::vector<double>{-2, 4, -6}));
-  EXPECT_EQ(add(ivec({1, 2}), ivec({10, 20}), -2).to_vector<int64_t>(), (std::vector<int64_t>{-19, -38}));
+  EXPECT_EQ(add(ivec({1, 2}), ivec({10, 20}), -2).to_vector<int64_t>(),
+            (std::vector<int64_t>{-19, -38}));
 }
 
 // A bf16 tensor times a float scalar keeps the scalar in float (PyTorch's opmath) and rounds once.
@@ -109,7 +116,8 @@ TEST(Elementwise, ReducedPrecisionRoundsOnce) {
   }
   const auto h = (vec(va, DType::float16) * vec(vb, DType::float16)).to_vector<Half>();
   for (size_t i = 0; i < va.size(); ++i) {
-    const float want = static_cast<float>(Half(static_cast<float>(va[i]))) * static_cast<float>(Half(static_cast<float>(vb[i])));
+    const float want = static_cast<float>(Half(static_cast<float>(va[i]))) *
+                       static_cast<float>(Half(static_cast<float>(vb[i])));
     EXPECT_EQ(h[i].x, Half(want).x) << i;
   }
 }
@@ -136,7 +144,8 @@ TEST(Elementwise, ErrorsNameOpShapesAndDtypes) {
   expect_error<DTypeError>([&] { add(f8, f8); }, {"add", "float8_e4m3fn"});
   expect_error<DTypeError>([&] { mul(f8, 2.0); }, {"mul", "float8_e4m3fn"});
   expect_error<DTypeError>([&] { exp(f8); }, {"exp", "float8_e4m3fn"});
-  expect_error<DTypeError>([&] { gelu(zeros({3}).to(DType::float8_e5m2)); }, {"gelu", "float8_e5m2"});
+  expect_error<DTypeError>([&] { gelu(zeros({3}).to(DType::float8_e5m2)); },
+                           {"gelu", "float8_e5m2"});
   expect_error<DTypeError>([&] { lt(f8, 0); }, {"lt", "float8_e4m3fn"});
   expect_error<DTypeError>([&] { where(zeros({3}), a, a); }, {"where", "bool", "float32"});
   expect_error<ValueError>([&] { gelu(a, "fast"); }, {"gelu", "fast", "tanh"});
@@ -148,13 +157,15 @@ TEST(Elementwise, ErrorsNameOpShapesAndDtypes) {
   expect_error<DTypeError>([&] { gelu(ivec({1})); }, {"gelu", "int64"});
   expect_error<DTypeError>([&] { silu(ivec({1})); }, {"silu", "int64"});
   expect_error<ValueError>([&] { add(ivec({1}), ivec({1}), 0.5); }, {"add", "alpha", "int64"});
-  expect_error<ValueError>([&] { addcmul(ivec({1}), ivec({1}), ivec({1}), 0.5); }, {"addcmul", "value"});
+  expect_error<ValueError>([&] { addcmul(ivec({1}), ivec({1}), ivec({1}), 0.5); },
+                           {"addcmul", "value"});
   expect_error<ValueError>([&] { pow(ivec({2}), -1); }, {"pow", "negative"});
   expect_error<ValueError>([&] { clamp(a, std::nullopt, std::nullopt); }, {"clamp", "min", "max"});
   expect_error<ValueError>([&] { add(Tensor(), a); }, {"add", "undefined"});
 }
 
-// ---- in place ------------------------------------------------------------------------------------
+// ---- in place
+// ------------------------------------------------------------------------------------
 TEST(Elementwise, InPlaceWritesIntoSelfAndBumpsVersion) {
   Tensor a = vec({1, 2, 3});
   void* p = a.data_ptr();
@@ -322,7 +333,8 @@ TEST(Elementwise, IntegerSemantics) {
   EXPECT_EQ(pow(ivec({2, 1, -1, -1, 0}), ivec({-1, -3, -3, -2, -1})).to_vector<int64_t>(),
             (std::vector<int64_t>{0, 1, -1, 1, 0}));
   // uint8 clamp with a negative bound: the bound saturates, it does not wrap to 251.
-  EXPECT_EQ(clamp(ivec({3, 200}, DType::uint8), -5, 100).to_vector<uint8_t>(), (std::vector<uint8_t>{3, 100}));
+  EXPECT_EQ(clamp(ivec({3, 200}, DType::uint8), -5, 100).to_vector<uint8_t>(),
+            (std::vector<uint8_t>{3, 100}));
   // bool arithmetic: + is or, * is and, maximum/minimum too.
   const Tensor t = ivec({1, 1, 0, 0}, DType::bool_), f = ivec({1, 0, 1, 0}, DType::bool_);
   EXPECT_EQ((t + f).to_vector<bool>(), (std::vector<bool>{true, true, true, false}));
@@ -348,11 +360,14 @@ TEST(Elementwise, PowSpecialExponentsMatchTheirOps) {
 
 TEST(Elementwise, WhereAndAddcmulValues) {
   const Tensor cond = ivec({1, 0, 1}, DType::bool_);
-  EXPECT_EQ(where(cond, vec({1, 2, 3}), vec({-1})).to_vector<double>(), (std::vector<double>{1, -1, 3}));
+  EXPECT_EQ(where(cond, vec({1, 2, 3}), vec({-1})).to_vector<double>(),
+            (std::vector<double>{1, -1, 3}));
   EXPECT_EQ(where(cond, ivec({1, 2, 3}), 7).to_vector<int64_t>(), (std::vector<int64_t>{1, 7, 3}));
   EXPECT_EQ(where(cond, vec({1, 2, 3}, DType::bfloat16), vec({0.5})).dtype(), DType::float32);
-  EXPECT_EQ(addcmul(vec({1, 1}), vec({2, 3}), vec({4, 5}), 0.5).to_vector<double>(), (std::vector<double>{5, 8.5}));
-  EXPECT_EQ(addcmul(ivec({1}), ivec({2}), ivec({4}), 3).to_vector<int64_t>(), (std::vector<int64_t>{25}));
+  EXPECT_EQ(addcmul(vec({1, 1}), vec({2, 3}), vec({4, 5}), 0.5).to_vector<double>(),
+            (std::vector<double>{5, 8.5}));
+  EXPECT_EQ(addcmul(ivec({1}), ivec({2}), ivec({4}), 3).to_vector<int64_t>(),
+            (std::vector<int64_t>{25}));
 }
 
 TEST(Elementwise, EmptyAndZeroDim) {
@@ -369,20 +384,22 @@ TEST(Elementwise, EmptyAndZeroDim) {
   EXPECT_EQ(lt(s, 3).dim(), 0);
 }
 
-// ---- the vector math: float32 accuracy in ulps against double libm ---------------------------------
-// Error in units of max(ulp(want), floor): floor = 0 is a plain ulp count; GELU uses 2^-26 because
-// 1 + erf cancels where GELU is small (as PyTorch's formula does), so only absolute accuracy holds.
+// ---- the vector math: float32 accuracy in ulps against double libm
+// --------------------------------- Error in units of max(ulp(want), floor): floor = 0 is a plain
+// ulp count; GELU uses 2^-26 because 1 + erf cancels where GELU is small (as PyTorch's formula
+// does), so only absolute accuracy holds.
 double ulps(float got, double want, double floor) {
   const float wf = static_cast<float>(want);
   if (std::isnan(want)) return std::isnan(got) ? 0 : 1e9;
   if (std::isinf(wf)) return got == wf ? 0 : 1e9;
-  const double ulp = std::fabs(wf) < std::numeric_limits<float>::min() ? std::ldexp(1.0, -149)
-                                                                       : std::ldexp(1.0, std::ilogb(wf) - 23);
+  const double ulp = std::fabs(wf) < std::numeric_limits<float>::min()
+                         ? std::ldexp(1.0, -149)
+                         : std::ldexp(1.0, std::ilogb(wf) - 23);
   return std::fabs(static_cast<double>(got) - want) / std::max(ulp, floor);
 }
 
-void check_ulps(const char* name, Tensor (*op)(const Tensor&), double (*ref)(double), float lo, float hi,
-                double max_ulps, double floor = 0) {
+void check_ulps(const char* name, Tensor (*op)(const Tensor&), double (*ref)(double), float lo,
+                float hi, double max_ulps, double floor = 0) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(lo, hi);
   std::vector<float> x(200000);
@@ -402,36 +419,54 @@ void check_ulps(const char* name, Tensor (*op)(const Tensor&), double (*ref)(dou
 }
 
 TEST(Elementwise, VectorMathAccuracyUlps) {
-  check_ulps("exp", exp, [](double v) { return std::exp(v); }, -100, 88, 1.5);
-  check_ulps("log", log, [](double v) { return std::log(v); }, 1e-30f, 1e30f, 1.5);
-  check_ulps("log near 1", log, [](double v) { return std::log(v); }, 0.5f, 2.0f, 1.5);
-  check_ulps("tanh", tanh, [](double v) { return std::tanh(v); }, -10, 10, 2);
-  check_ulps("tanh small", tanh, [](double v) { return std::tanh(v); }, -0.7f, 0.7f, 2);
-  check_ulps("sigmoid", sigmoid, [](double v) { return 1 / (1 + std::exp(-v)); }, -80, 30, 3);
-  check_ulps("silu", silu, [](double v) { return v / (1 + std::exp(-v)); }, -80, 30, 3);
-  check_ulps("gelu", [](const Tensor& t) { return gelu(t); },
-             [](double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }, -12, 12, 4, std::ldexp(1.0, -26));
-  check_ulps("gelu right", [](const Tensor& t) { return gelu(t); },
-             [](double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }, 0, 12, 2);
-  check_ulps("gelu tanh", [](const Tensor& t) { return gelu(t, "tanh"); },
-             [](double v) { return v / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); }, -12,
-             12, 4, std::ldexp(1.0, -26));
+  check_ulps(
+      "exp", exp, [](double v) { return std::exp(v); }, -100, 88, 1.5);
+  check_ulps(
+      "log", log, [](double v) { return std::log(v); }, 1e-30f, 1e30f, 1.5);
+  check_ulps(
+      "log near 1", log, [](double v) { return std::log(v); }, 0.5f, 2.0f, 1.5);
+  check_ulps(
+      "tanh", tanh, [](double v) { return std::tanh(v); }, -10, 10, 2);
+  check_ulps(
+      "tanh small", tanh, [](double v) { return std::tanh(v); }, -0.7f, 0.7f, 2);
+  check_ulps(
+      "sigmoid", sigmoid, [](double v) { return 1 / (1 + std::exp(-v)); }, -80, 30, 3);
+  check_ulps(
+      "silu", silu, [](double v) { return v / (1 + std::exp(-v)); }, -80, 30, 3);
+  check_ulps(
+      "gelu", [](const Tensor& t) { return gelu(t); },
+      [](double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }, -12, 12, 4,
+      std::ldexp(1.0, -26));
+  check_ulps(
+      "gelu right", [](const Tensor& t) { return gelu(t); },
+      [](double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }, 0, 12, 2);
+  check_ulps(
+      "gelu tanh", [](const Tensor& t) { return gelu(t, "tanh"); },
+      [](double v) {
+        return v / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+      },
+      -12, 12, 4, std::ldexp(1.0, -26));
   // Subnormal inputs and outputs.
-  check_ulps("log subnormal", log, [](double v) { return std::log(v); }, 1e-44f, 1e-38f, 1.5);
-  check_ulps("exp to subnormal", exp, [](double v) { return std::exp(v); }, -103, -87.5, 1.5);
+  check_ulps(
+      "log subnormal", log, [](double v) { return std::log(v); }, 1e-44f, 1e-38f, 1.5);
+  check_ulps(
+      "exp to subnormal", exp, [](double v) { return std::exp(v); }, -103, -87.5, 1.5);
 }
 
 // The contiguous, strided and broadcast paths compute bit-identical values.
 TEST(Elementwise, LayoutsAgreeBitwise) {
   const Tensor x = randn({37, 53});
   const Tensor xt = x.t().contiguous().t();  // same values, transposed layout
-  for (auto op : {+[](const Tensor& t) { return gelu(t); }, +[](const Tensor& t) { return exp(t); },
-                  +[](const Tensor& t) { return tanh(t); }, +[](const Tensor& t) { return t * 1.7 + t; }}) {
+  for (auto op :
+       {+[](const Tensor& t) { return gelu(t); }, +[](const Tensor& t) { return exp(t); },
+        +[](const Tensor& t) { return tanh(t); }, +[](const Tensor& t) { return t * 1.7 + t; }}) {
     EXPECT_EQ(op(x).to_vector<float>(), op(xt).to_vector<float>());
   }
   const Tensor row = randn({53});
-  EXPECT_EQ((x + row).to_vector<float>(), (x + row.unsqueeze(0).expand({37, 53}).contiguous()).to_vector<float>());
-  EXPECT_EQ((xt * row).to_vector<float>(), (x * row.unsqueeze(0).expand({37, 53}).contiguous()).to_vector<float>());
+  EXPECT_EQ((x + row).to_vector<float>(),
+            (x + row.unsqueeze(0).expand({37, 53}).contiguous()).to_vector<float>());
+  EXPECT_EQ((xt * row).to_vector<float>(),
+            (x * row.unsqueeze(0).expand({37, 53}).contiguous()).to_vector<float>());
 }
 
 // Outputs of 16 MiB and more take the non-temporal store path, with a head peeled to alignment
@@ -441,7 +476,8 @@ TEST(Elementwise, LargeOutputsStreamCorrectly) {
   for (DType dt : {DType::float32, DType::bfloat16}) {
     SCOPED_TRACE(dtype_name(dt));
     const int64_t n = (int64_t{17} << 20) / itemsize(dt) + 13;  // 17 MiB and a ragged tail
-    const Tensor x = (arange(0, n + 1, 1, DType::float32) * (8.0 / static_cast<double>(n)) - 4).to(dt);
+    const Tensor x =
+        (arange(0, n + 1, 1, DType::float32) * (8.0 / static_cast<double>(n)) - 4).to(dt);
     const Tensor a = x.slice(0, 1, n + 1);
     const Tensor g = gelu(a);
     const Tensor s = a + x.slice(0, 0, n);
@@ -452,8 +488,10 @@ TEST(Elementwise, LargeOutputsStreamCorrectly) {
       const int64_t len = std::min(chunk, n - off);
       const Tensor pa = a.slice(0, off, off + len);
       ASSERT_EQ(g.slice(0, off, off + len).to_vector<float>(), gelu(pa).to_vector<float>()) << off;
-      ASSERT_EQ(s.slice(0, off, off + len).to_vector<float>(), (pa + x.slice(0, off, off + len)).to_vector<float>());
-      ASSERT_EQ(view.slice(0, off, off + len).to_vector<float>(), (pa * 3.0).to_vector<float>()) << off;
+      ASSERT_EQ(s.slice(0, off, off + len).to_vector<float>(),
+                (pa + x.slice(0, off, off + len)).to_vector<float>());
+      ASSERT_EQ(view.slice(0, off, off + len).to_vector<float>(), (pa * 3.0).to_vector<float>())
+          << off;
     }
     EXPECT_EQ(inplace[0].item<float>(), x[0].item<float>());  // outside the view: untouched
   }

@@ -86,8 +86,8 @@ std::map<TorchKey, std::pair<double, double>> run_torch(int64_t n, std::string& 
   std::string script = __FILE__;
   script = script.substr(0, script.find_last_of('/') + 1) + "torch_elementwise.py";
   const char* py = std::getenv("FABRIC_TORCH_PYTHON");
-  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " + std::to_string(n) + " " +
-                          std::to_string(g_reps) + " 1,2 2>&1";
+  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
+                          std::to_string(n) + " " + std::to_string(g_reps) + " 1,2 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) {
     status = "torch: not available (popen failed)";
@@ -124,11 +124,15 @@ int main(int argc, char** argv) {
   int64_t n = int64_t{16} << 20;
   if (argc > 1) n = std::atoll(argv[1]);
   if (argc > 2) g_reps = std::max(1, std::atoi(argv[2]));
-  std::printf("bench_elementwise: n = %lld elements; GB/s = bytes read + written, median of %d rounds after a\n"
-              "warm-up round. Each round times the op, the op into a preallocated output, memcpy and nt-copy back\n"
-              "to back, and /memcpy is the median of the per-round ratios, so slow drifts of a shared machine's\n"
-              "load cancel out.\n",
-              static_cast<long long>(n), g_reps);
+  std::printf(
+      "bench_elementwise: n = %lld elements; GB/s = bytes read + written, median of %d rounds "
+      "after a\n"
+      "warm-up round. Each round times the op, the op into a preallocated output, memcpy and "
+      "nt-copy back\n"
+      "to back, and /memcpy is the median of the per-round ratios, so slow drifts of a shared "
+      "machine's\n"
+      "load cancel out.\n",
+      static_cast<long long>(n), g_reps);
 
   auto unary_into = [](UnaryOp u) {
     return [u](const Tensor& a, const Tensor&, Tensor& out) {
@@ -148,17 +152,20 @@ int main(int argc, char** argv) {
          const Scalar s = 2.5;
          binary_stub(Device::cpu())(BinaryOp::mul, loop, 1, &s);
        }},
-      {"gelu", 2, [](const Tensor& a, const Tensor&) { return gelu(a); }, unary_into(UnaryOp::gelu_erf)},
-      {"gelu_tanh", 2, [](const Tensor& a, const Tensor&) { return gelu(a, "tanh"); }, unary_into(UnaryOp::gelu_tanh)},
+      {"gelu", 2, [](const Tensor& a, const Tensor&) { return gelu(a); },
+       unary_into(UnaryOp::gelu_erf)},
+      {"gelu_tanh", 2, [](const Tensor& a, const Tensor&) { return gelu(a, "tanh"); },
+       unary_into(UnaryOp::gelu_tanh)},
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
-      {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); }, unary_into(UnaryOp::relu)},
+      {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); },
+       unary_into(UnaryOp::relu)},
   };
 
   std::string torch_status;
   const auto torch = run_torch(n, torch_status);
   std::printf("%s\n\n", torch_status.c_str());
-  std::printf("%-11s %-9s %3s %8s %8s %7s %8s %8s %8s %9s %7s\n", "op", "dtype", "thr", "ours", "memcpy", "/memcpy",
-              "nt-copy", "ours-out", "torch", "torch-out", "/torch");
+  std::printf("%-11s %-9s %3s %8s %8s %7s %8s %8s %8s %9s %7s %7s\n", "op", "dtype", "thr", "ours",
+              "memcpy", "/memcpy", "nt-copy", "ours-out", "torch", "torch-out", "/torch", "/t-out");
 
   for (DType dt : {DType::float32, DType::bfloat16}) {
     const Tensor a = randn({n}).to(dt), b = randn({n}).to(dt);
@@ -183,21 +190,25 @@ int main(int argc, char** argv) {
           ratio.push_back(t_mc.back() / t_op.back());
         }
         const double gb = static_cast<double>(bytes) / 1e9, cb = 2.0 * copy.half / 1e9;
-        const double ours = gb / median(t_op);
-        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr, ours,
-                    cb / median(t_mc), median(ratio), cb / median(t_nt), gb / median(t_into));
+        const double ours = gb / median(t_op), ours_out = gb / median(t_into);
+        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr,
+                    ours, cb / median(t_mc), median(ratio), cb / median(t_nt), ours_out);
         auto it = torch.find({c.name, dname, thr});
         if (it != torch.end()) {
-          std::printf(" %8.2f %9.2f %7.2f\n", it->second.first, it->second.second, ours / it->second.first);
+          const auto [ta, to] = it->second;
+          std::printf(" %8.2f %9.2f %7.2f %7.2f\n", ta, to, ours / ta, ours_out / to);
         } else {
-          std::printf(" %8s %9s %7s\n", "-", "-", "-");
+          std::printf(" %8s %9s %7s %7s\n", "-", "-", "-", "-");
         }
         std::fflush(stdout);
       }
     }
   }
-  std::printf("\nours: the op as users call it (allocating its output; the caching allocator reuses the block);\n"
-              "ours-out: the kernel into a preallocated output; torch: its allocating call, torch-out: with out=;\n"
-              "/torch: ours vs torch's allocating call.\n");
+  std::printf(
+      "\nours: the op as users call it (allocating its output; the caching allocator reuses the "
+      "block);\n"
+      "ours-out: the kernel into a preallocated output; torch: its allocating call, torch-out: "
+      "with out=;\n"
+      "/torch: ours vs torch's allocating call; /t-out: ours-out vs torch-out.\n");
   return 0;
 }
