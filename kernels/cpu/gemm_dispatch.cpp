@@ -11,15 +11,17 @@ using fabric::detail::cat;
 std::string describe(const GemmArgs& g) {
   return cat("batch=", g.batch, " M=", g.M, " N=", g.N, " K=", g.K, " A ", dtype_name(g.a_dtype),
              g.trans_a ? " (transposed)" : "", " lda=", g.lda, " stride_a=", g.stride_a, ", B ",
-             dtype_name(g.b_dtype), g.trans_b ? " (transposed)" : "", " ldb=", g.ldb, " stride_b=", g.stride_b,
-             ", C ", dtype_name(g.c_dtype), " ldc=", g.ldc, " stride_c=", g.stride_c);
+             dtype_name(g.b_dtype), g.trans_b ? " (transposed)" : "", " ldb=", g.ldb,
+             " stride_b=", g.stride_b, ", C ", dtype_name(g.c_dtype), " ldc=", g.ldc,
+             " stride_c=", g.stride_c);
 }
 
 void check_dtypes(const GemmArgs& g) {
   const DType a = g.a_dtype, b = g.b_dtype, c = g.c_dtype;
-  const bool ok = (a == DType::float32 && b == a && c == a) || (a == DType::float64 && b == a && c == a) ||
-                  (a == DType::bfloat16 && b == a && (c == DType::float32 || c == DType::bfloat16)) ||
-                  (a == DType::float16 && b == a && (c == DType::float32 || c == DType::float16));
+  const bool ok =
+      (a == DType::float32 && b == a && c == a) || (a == DType::float64 && b == a && c == a) ||
+      (a == DType::bfloat16 && b == a && (c == DType::float32 || c == DType::bfloat16)) ||
+      (a == DType::float16 && b == a && (c == DType::float32 || c == DType::float16));
   FABRIC_CHECK(ok, DTypeError, "gemm: unsupported dtypes A=", dtype_name(a), " B=", dtype_name(b),
                " C=", dtype_name(c),
                "; supported: float32 x float32 -> float32, float64 x float64 -> float64, "
@@ -39,20 +41,24 @@ void check_layout(const GemmArgs& g) {
                "gemm: sizes must be non-negative, got ", describe(g));
   if (g.batch == 0 || g.M == 0 || g.N == 0) return;  // nothing is read or written
   FABRIC_CHECK(g.C != nullptr, ValueError, "gemm: C is null for ", describe(g));
-  FABRIC_CHECK(g.ldc >= g.N, ValueError, "gemm: ldc=", g.ldc, " is smaller than N=", g.N, " (", describe(g), ")");
+  FABRIC_CHECK(g.ldc >= g.N, ValueError, "gemm: ldc=", g.ldc, " is smaller than N=", g.N, " (",
+               describe(g), ")");
   if (g.batch > 1) {
     // Batches of C must not overlap: they are written concurrently.
     FABRIC_CHECK(g.stride_c >= (g.M - 1) * g.ldc + g.N, ValueError, "gemm: stride_c=", g.stride_c,
-                 " makes the C matrices of different batches overlap (each spans ", (g.M - 1) * g.ldc + g.N,
-                 " elements): ", describe(g));
+                 " makes the C matrices of different batches overlap (each spans ",
+                 (g.M - 1) * g.ldc + g.N, " elements): ", describe(g));
   }
   if (g.K == 0) return;  // A and B are not read
-  FABRIC_CHECK(g.A != nullptr && g.B != nullptr, ValueError, "gemm: A or B is null for ", describe(g));
+  FABRIC_CHECK(g.A != nullptr && g.B != nullptr, ValueError, "gemm: A or B is null for ",
+               describe(g));
   const int64_t cols_a = g.trans_a ? g.M : g.K, cols_b = g.trans_b ? g.K : g.N;
   FABRIC_CHECK(g.lda >= cols_a, ValueError, "gemm: lda=", g.lda, " is smaller than the ", cols_a,
-               " columns of the stored A", g.trans_a ? " (transposed: K x M)" : " (M x K)", ": ", describe(g));
+               " columns of the stored A", g.trans_a ? " (transposed: K x M)" : " (M x K)", ": ",
+               describe(g));
   FABRIC_CHECK(g.ldb >= cols_b, ValueError, "gemm: ldb=", g.ldb, " is smaller than the ", cols_b,
-               " columns of the stored B", g.trans_b ? " (transposed: N x K)" : " (K x N)", ": ", describe(g));
+               " columns of the stored B", g.trans_b ? " (transposed: N x K)" : " (K x N)", ": ",
+               describe(g));
   if (g.batch > 1) {
     FABRIC_CHECK(g.stride_a >= 0 && g.stride_b >= 0, ValueError,
                  "gemm: batch strides must be non-negative (0 broadcasts), got ", describe(g));
@@ -71,8 +77,10 @@ void gemm(const GemmArgs& args) {
   if (g.K == 0) {
     // C = beta * C + bias. oneDNN treats an empty reduction as a no-op, so Eigen does this.
     g.lda = g.ldb = 1;
-    if (a == DType::float32 || a == DType::float64) detail::gemm_eigen(g);
-    else detail::gemm_via_f32(g);
+    if (a == DType::float32 || a == DType::float64)
+      detail::gemm_eigen(g);
+    else
+      detail::gemm_via_f32(g);
     return;
   }
   if (a == DType::float64) {

@@ -3,8 +3,9 @@
 // GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_*) as uninitialised once inlined.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <Eigen/Core>
 #include <omp.h>
+
+#include <Eigen/Core>
 
 #include "kernels/cpu/gemm.h"
 #include "tensor/error.h"
@@ -43,10 +44,14 @@ void one(const GemmArgs& g, int64_t bi, const RowVec<T>* bias) {
   ConstMap<T> b(pb, g.trans_b ? g.N : g.K, g.trans_b ? g.K : g.N, Eigen::OuterStride<>(g.ldb));
   MutMap<T> c(pc, g.M, g.N, Eigen::OuterStride<>(g.ldc));
   const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
-  if (!g.trans_a && !g.trans_b) product<T>(c, a, b, alpha, beta, bias);
-  else if (g.trans_a && !g.trans_b) product<T>(c, a.transpose(), b, alpha, beta, bias);
-  else if (!g.trans_a && g.trans_b) product<T>(c, a, b.transpose(), alpha, beta, bias);
-  else product<T>(c, a.transpose(), b.transpose(), alpha, beta, bias);
+  if (!g.trans_a && !g.trans_b)
+    product<T>(c, a, b, alpha, beta, bias);
+  else if (g.trans_a && !g.trans_b)
+    product<T>(c, a.transpose(), b, alpha, beta, bias);
+  else if (!g.trans_a && g.trans_b)
+    product<T>(c, a, b.transpose(), alpha, beta, bias);
+  else
+    product<T>(c, a.transpose(), b.transpose(), alpha, beta, bias);
 }
 
 template <typename T>
@@ -55,12 +60,15 @@ void run(const GemmArgs& g) {
   if (g.bias) {
     bias_vec.resize(g.N);
     if (g.bias_dtype == DType::float64) {
-      for (int64_t j = 0; j < g.N; ++j) bias_vec[j] = static_cast<T>(static_cast<const double*>(g.bias)[j]);
+      for (int64_t j = 0; j < g.N; ++j)
+        bias_vec[j] = static_cast<T>(static_cast<const double*>(g.bias)[j]);
     } else if (g.bias_dtype == DType::float32) {
-      for (int64_t j = 0; j < g.N; ++j) bias_vec[j] = static_cast<T>(static_cast<const float*>(g.bias)[j]);
+      for (int64_t j = 0; j < g.N; ++j)
+        bias_vec[j] = static_cast<T>(static_cast<const float*>(g.bias)[j]);
     } else {
       throw DTypeError(fabric::detail::cat("gemm: bias dtype ", dtype_name(g.bias_dtype), " with ",
-                                           dtype_name(g.c_dtype), " output; expected float32 or float64"));
+                                           dtype_name(g.c_dtype),
+                                           " output; expected float32 or float64"));
     }
   }
   const RowVec<T>* bias = g.bias ? &bias_vec : nullptr;
@@ -81,12 +89,13 @@ void run(const GemmArgs& g) {
 void gemm_eigen(const GemmArgs& g) {
   if (g.a_dtype == DType::float64 && g.b_dtype == DType::float64 && g.c_dtype == DType::float64) {
     run<double>(g);
-  } else if (g.a_dtype == DType::float32 && g.b_dtype == DType::float32 && g.c_dtype == DType::float32) {
+  } else if (g.a_dtype == DType::float32 && g.b_dtype == DType::float32 &&
+             g.c_dtype == DType::float32) {
     run<float>(g);
   } else {
     throw DTypeError(fabric::detail::cat("gemm: the Eigen path takes float32 or float64 only, got ",
-                                         dtype_name(g.a_dtype), " x ", dtype_name(g.b_dtype), " -> ",
-                                         dtype_name(g.c_dtype)));
+                                         dtype_name(g.a_dtype), " x ", dtype_name(g.b_dtype),
+                                         " -> ", dtype_name(g.c_dtype)));
   }
 }
 

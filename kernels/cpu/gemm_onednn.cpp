@@ -1,7 +1,6 @@
 // The oneDNN (2.x API) path of the CPU GEMM: f32 and bf16 matmul primitives, transposes and
 // leading dims expressed as memory-descriptor strides, kept in a thread-safe LRU primitive cache;
 // large f32 problems on dnnl_sgemm.
-#include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
 #include <array>
@@ -11,6 +10,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
 
@@ -24,10 +24,14 @@ using dt = dnnl::memory::data_type;
 
 dt to_dnnl(DType t) {
   switch (t) {
-    case DType::float32: return dt::f32;
-    case DType::bfloat16: return dt::bf16;
-    case DType::float16: return dt::f16;
-    default: return dt::undef;
+    case DType::float32:
+      return dt::f32;
+    case DType::bfloat16:
+      return dt::bf16;
+    case DType::float16:
+      return dt::f16;
+    default:
+      return dt::undef;
   }
 }
 
@@ -41,8 +45,8 @@ struct Key {
   bool trans_a, trans_b, has_bias;
 
   auto tie() const {
-    return std::tie(batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, nthr, alpha, beta, a,
-                    b, c, bias, trans_a, trans_b, has_bias);
+    return std::tie(batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, nthr, alpha, beta,
+                    a, b, c, bias, trans_a, trans_b, has_bias);
   }
   bool operator==(const Key& o) const { return tie() == o.tie(); }
 };
@@ -50,15 +54,20 @@ struct Key {
 struct KeyHash {
   size_t operator()(const Key& k) const {
     uint64_t h = 1469598103934665603ull;
-    auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; h ^= h >> 29; };
-    for (int64_t v : {k.batch, k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.stride_a, k.stride_b, k.stride_c})
+    auto mix = [&h](uint64_t v) {
+      h = (h ^ v) * 1099511628211ull;
+      h ^= h >> 29;
+    };
+    for (int64_t v :
+         {k.batch, k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.stride_a, k.stride_b, k.stride_c})
       mix(static_cast<uint64_t>(v));
     uint32_t fa, fb;
     std::memcpy(&fa, &k.alpha, 4);
     std::memcpy(&fb, &k.beta, 4);
     mix((uint64_t(fa) << 32) | fb);
     mix(uint64_t(k.nthr) | uint64_t(k.a) << 32 | uint64_t(k.b) << 40 | uint64_t(k.c) << 48);
-    mix(uint64_t(k.bias) | uint64_t(k.trans_a) << 8 | uint64_t(k.trans_b) << 9 | uint64_t(k.has_bias) << 10);
+    mix(uint64_t(k.bias) | uint64_t(k.trans_a) << 8 | uint64_t(k.trans_b) << 9 |
+        uint64_t(k.has_bias) << 10);
     return h;
   }
 };
@@ -67,7 +76,7 @@ struct KeyHash {
 // so that the caller's fallback is chosen once, not per call) and how to feed it.
 struct Plan {
   bool usable = false;
-  bool per_batch = false;     // prim is a 2-D primitive run once per batch entry
+  bool per_batch = false;       // prim is a 2-D primitive run once per batch entry
   bool bias_as_binary = false;  // bias goes through a binary-add post-op (after the alpha scale)
   int bias_post_op = -1;
   dnnl::matmul prim;
@@ -102,7 +111,8 @@ void* thread_scratch(size_t bytes) {
     buf.p = std::aligned_alloc(64, n);
     if (!buf.p) {
       buf.n = 0;
-      throw ValueError(fabric::detail::cat("gemm: could not allocate ", n, " bytes of oneDNN scratchpad"));
+      throw ValueError(
+          fabric::detail::cat("gemm: could not allocate ", n, " bytes of oneDNN scratchpad"));
     }
     buf.n = n;
   }
@@ -126,10 +136,10 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
   // batch dims broadcast.
   auto build = [&](bool per_batch) -> bool {
     const int64_t nb = per_batch || k.batch == 1 ? 0 : k.batch;  // 0: 2-D descriptors
-    dnnl::memory::desc a_md = matrix_md(nb == 0 ? 0 : (bcast_a ? 1 : nb), k.M, k.K, k.lda, k.stride_a,
-                                        k.trans_a, to_dnnl(k.a));
-    dnnl::memory::desc b_md = matrix_md(nb == 0 ? 0 : (bcast_b ? 1 : nb), k.K, k.N, k.ldb, k.stride_b,
-                                        k.trans_b, to_dnnl(k.b));
+    dnnl::memory::desc a_md = matrix_md(nb == 0 ? 0 : (bcast_a ? 1 : nb), k.M, k.K, k.lda,
+                                        k.stride_a, k.trans_a, to_dnnl(k.a));
+    dnnl::memory::desc b_md = matrix_md(nb == 0 ? 0 : (bcast_b ? 1 : nb), k.K, k.N, k.ldb,
+                                        k.stride_b, k.trans_b, to_dnnl(k.b));
     dnnl::memory::desc c_md = matrix_md(nb, k.M, k.N, k.ldc, k.stride_c, false, to_dnnl(k.c));
     dnnl::memory::desc bias_md;
     if (k.has_bias) {
@@ -145,9 +155,15 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
     if (k.alpha != 1.f) attr.set_output_scales(0, {k.alpha});
     dnnl::post_ops po;
     int n_po = 0;
-    if (k.beta != 0.f) { po.append_sum(k.beta); ++n_po; }
+    if (k.beta != 0.f) {
+      po.append_sum(k.beta);
+      ++n_po;
+    }
     int bias_idx = -1;
-    if (bias_binary) { po.append_binary(dnnl::algorithm::binary_add, bias_md); bias_idx = n_po++; }
+    if (bias_binary) {
+      po.append_binary(dnnl::algorithm::binary_add, bias_md);
+      bias_idx = n_po++;
+    }
     if (n_po) attr.set_post_ops(po);
     try {
       auto desc = k.has_bias && !bias_binary ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
@@ -165,7 +181,10 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
     plan->per_batch = per_batch && k.batch > 1;
     plan->bias_as_binary = bias_binary;
     plan->bias_post_op = bias_idx;
-    plan->a_md = a_md; plan->b_md = b_md; plan->c_md = c_md; plan->bias_md = bias_md;
+    plan->a_md = a_md;
+    plan->b_md = b_md;
+    plan->c_md = c_md;
+    plan->bias_md = bias_md;
     return true;
   };
   // oneDNN 2.6's gemm:jit offsets a binary post-op's broadcast operand by the physical dst offset,
@@ -259,8 +278,9 @@ Bound& bind(const std::shared_ptr<Plan>& plan) {
   s.args[s.nargs++] = {DNNL_ARG_DST, s.c.get()};
   if (!plan->bias_md.is_zero()) {
     s.bias = dnnl::memory(plan->bias_md, eng, nullptr);
-    const int arg = plan->bias_as_binary ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(plan->bias_post_op) | DNNL_ARG_SRC_1)
-                                         : DNNL_ARG_BIAS;
+    const int arg = plan->bias_as_binary
+                        ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(plan->bias_post_op) | DNNL_ARG_SRC_1)
+                        : DNNL_ARG_BIAS;
     s.args[s.nargs++] = {arg, s.bias.get()};
   }
   if (plan->scratch_bytes) {
@@ -271,17 +291,17 @@ Bound& bind(const std::shared_ptr<Plan>& plan) {
 }
 
 // Large f32 GEMMs go to oneDNN's BLAS-like dnnl_sgemm (its gemm:jit driver) rather than the matmul
-// primitive. Measured on the project's CPU machine (AMD EPYC, AVX-512, oneDNN 2.6): on one thread
-// brgemm falls 5-30 % behind sgemm from 1024^3 multiply-adds (half its speed at 3072^3); on two
-// threads sgemm only catches up from about 2048^3 (at 1024^3 it reached half of brgemm's rate).
-// Below that brgemm is as fast or faster, and it fuses the bias. The threshold is per thread count:
-// this value for several threads, a quarter of it for one.
-std::atomic<int64_t> sgemm_min_volume{int64_t(1) << 32};
+// primitive. Measured on the project's CPU machine (AMD EPYC, AVX-512, oneDNN 2.6) when quiet, on 1
+// and 2 threads: brgemm falls 10-45 % behind sgemm from 1280^3 multiply-adds, and to half of it at
+// 3072^3; at 1024^3 sgemm won alone but lost 10-20 % when interleaved with other work, as in a
+// training step. Below that brgemm is as fast or faster, and it fuses the bias. (With other jobs
+// holding a core, sgemm's static split suffered more than brgemm on 2 threads.)
+std::atomic<int64_t> sgemm_min_volume{int64_t(3) << 29};
 
 // k: the problem after batch folding. Returns false to leave it to the matmul primitive.
 bool run_sgemm(const GemmArgs& g, const Key& k) {
   if (k.a != DType::float32 || k.c != DType::float32) return false;
-  const double min_volume = double(sgemm_min_volume.load(std::memory_order_relaxed)) / (k.nthr == 1 ? 4 : 1);
+  const double min_volume = double(sgemm_min_volume.load(std::memory_order_relaxed));
   if (double(k.M) * double(k.N) * double(k.K) < min_volume) return false;
   const float* A = static_cast<const float*>(g.A);
   const float* B = static_cast<const float*>(g.B);
@@ -296,19 +316,21 @@ bool run_sgemm(const GemmArgs& g, const Key& k) {
 #pragma omp parallel for schedule(static) if (M * N > (1 << 16) && !omp_in_parallel())
       for (int64_t i = 0; i < M; ++i) {
         float* row = c + i * ldc;
-        if (beta == 0.f) for (int64_t j = 0; j < N; ++j) row[j] = bias[j];
-        else for (int64_t j = 0; j < N; ++j) row[j] = beta * row[j] + bias[j];
+        if (beta == 0.f)
+          for (int64_t j = 0; j < N; ++j) row[j] = bias[j];
+        else
+          for (int64_t j = 0; j < N; ++j) row[j] = beta * row[j] + bias[j];
       }
       beta = 1.f;
     }
     const dnnl_status_t st =
-        dnnl_sgemm(k.trans_a ? 'T' : 'N', k.trans_b ? 'T' : 'N', k.M, k.N, k.K, k.alpha, A + b * k.stride_a,
-                   k.lda, B + b * k.stride_b, k.ldb, beta, c, k.ldc);
+        dnnl_sgemm(k.trans_a ? 'T' : 'N', k.trans_b ? 'T' : 'N', k.M, k.N, k.K, k.alpha,
+                   A + b * k.stride_a, k.lda, B + b * k.stride_b, k.ldb, beta, c, k.ldc);
     if (st != dnnl_success) {
       // Only the first entry can fail (the arguments are the same for all): the caller falls back.
       if (b == 0 && !bias) return false;
-      throw ValueError(fabric::detail::cat("gemm: dnnl_sgemm failed with status ", int(st), " for M=", k.M,
-                                           " N=", k.N, " K=", k.K));
+      throw ValueError(fabric::detail::cat("gemm: dnnl_sgemm failed with status ", int(st),
+                                           " for M=", k.M, " N=", k.N, " K=", k.K));
     }
   }
   return true;
@@ -324,16 +346,34 @@ void gemm_cache_clear() { plan_cache().clear(); }
 namespace detail {
 
 bool gemm_onednn(const GemmArgs& g) {
-  const bool f32 = g.a_dtype == DType::float32 && g.b_dtype == DType::float32 && g.c_dtype == DType::float32;
+  const bool f32 =
+      g.a_dtype == DType::float32 && g.b_dtype == DType::float32 && g.c_dtype == DType::float32;
   const bool bf16 = g.a_dtype == DType::bfloat16 && g.b_dtype == DType::bfloat16 &&
                     (g.c_dtype == DType::float32 || g.c_dtype == DType::bfloat16);
   if (!f32 && !bf16) return false;
   if (g.bias && !(g.bias_dtype == DType::float32 || (bf16 && g.bias_dtype == DType::bfloat16)))
     return false;
 
-  Key k{g.batch, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c,
-        omp_get_max_threads(), g.alpha, g.beta, g.a_dtype, g.b_dtype, g.c_dtype,
-        g.bias ? g.bias_dtype : DType::float32, g.trans_a, g.trans_b, g.bias != nullptr};
+  Key k{g.batch,
+        g.M,
+        g.N,
+        g.K,
+        g.lda,
+        g.ldb,
+        g.ldc,
+        g.stride_a,
+        g.stride_b,
+        g.stride_c,
+        omp_get_max_threads(),
+        g.alpha,
+        g.beta,
+        g.a_dtype,
+        g.b_dtype,
+        g.c_dtype,
+        g.bias ? g.bias_dtype : DType::float32,
+        g.trans_a,
+        g.trans_b,
+        g.bias != nullptr};
   // A shared B (a Linear weight) over batches whose A and C rows follow each other at a constant
   // pitch is one 2-D GEMM with batch*M rows: one primitive, better blocking.
   if (k.batch > 1 && k.stride_b == 0 && !k.trans_a && k.stride_a == k.M * k.lda &&
@@ -364,8 +404,8 @@ bool gemm_onednn(const GemmArgs& g) {
     }
     thread_stream().wait();
   } catch (const dnnl::error& e) {
-    throw ValueError(fabric::detail::cat("gemm: oneDNN matmul failed (", e.what(), ") for batch=", g.batch,
-                                         " M=", g.M, " N=", g.N, " K=", g.K));
+    throw ValueError(fabric::detail::cat("gemm: oneDNN matmul failed (", e.what(), ") for batch=",
+                                         g.batch, " M=", g.M, " N=", g.N, " K=", g.K));
   }
   return true;
 }

@@ -1,6 +1,7 @@
-// f16 (and fallback bf16) GEMM through float32: oneDNN 2.6 has no f16 matmul on CPUs without
-// AVX512-FP16 and none with f32 accumulation, so the operands are widened exactly to f32 scratch
-// (f16 -> f32 is lossless), the f32 primitive runs, and an f16/bf16 output is rounded once (RNE).
+// f16 (and fallback bf16) GEMM through float32. oneDNN 2.6 creates no f16 matmul here (probed:
+// f16 x f16 -> f32/f16 has no primitive; the CPU has no AVX512-FP16), so the operands are widened
+// exactly to f32 scratch (f16 -> f32 is lossless), the f32 path runs with f32 accumulation, and an
+// f16/bf16 output is rounded once (RNE). The widening is O(n^2) next to the O(n^3) product.
 // GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_*) as uninitialised once inlined.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -24,7 +25,8 @@ float half_to_float(uint16_t h) {
     const float v = float(man) * 0x1p-24f;
     return std::bit_cast<float>(std::bit_cast<uint32_t>(v) | sign);
   }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (man ? 0x400000u : 0u) | (man << 13));
+  if (exp == 31)
+    return std::bit_cast<float>(sign | 0x7f800000u | (man ? 0x400000u : 0u) | (man << 13));
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (man << 13));
 }
 
@@ -60,13 +62,15 @@ void widen_row(DType t, const void* src, float* dst, int64_t n) {
   if (t == DType::float16) {
 #if defined(__AVX512F__)
     for (; j + 16 <= n; j += 16)
-      _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j))));
+      _mm512_storeu_ps(
+          dst + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j))));
 #endif
     for (; j < n; ++j) dst[j] = half_to_float(s[j]);
   } else if (t == DType::bfloat16) {
 #if defined(__AVX512F__)
     for (; j + 16 <= n; j += 16) {
-      __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j)));
+      __m512i w =
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j)));
       _mm512_storeu_ps(dst + j, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
     }
 #endif
@@ -82,8 +86,9 @@ void narrow_row(const float* src, DType t, void* dst, int64_t n) {
   if (t == DType::float16) {
 #if defined(__AVX512F__)
     for (; j + 16 <= n; j += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + j),
-                          _mm512_cvtps_ph(_mm512_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(d + j),
+          _mm512_cvtps_ph(_mm512_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #endif
     for (; j < n; ++j) d[j] = float_to_half(src[j]);
   } else {
@@ -112,12 +117,14 @@ float* scratch(std::vector<float>& v, int64_t n) {
 }
 
 // One operand, all batches, widened densely; a broadcast operand (stride 0) is widened once.
-const float* widen_operand(DType t, const void* p, int64_t batch, int64_t rows, int64_t cols, int64_t ld,
-                           int64_t stride, std::vector<float>& buf, int64_t& dense_stride) {
+const float* widen_operand(DType t, const void* p, int64_t batch, int64_t rows, int64_t cols,
+                           int64_t ld, int64_t stride, std::vector<float>& buf,
+                           int64_t& dense_stride) {
   const int64_t nb = stride == 0 ? 1 : batch;
   float* out = scratch(buf, nb * rows * cols);
   for (int64_t b = 0; b < nb; ++b)
-    widen(t, static_cast<const char*>(p) + b * stride * itemsize(t), rows, cols, ld, out + b * rows * cols);
+    widen(t, static_cast<const char*>(p) + b * stride * itemsize(t), rows, cols, ld,
+          out + b * rows * cols);
   dense_stride = nb == 1 ? 0 : rows * cols;
   return out;
 }
@@ -146,8 +153,8 @@ void gemm_via_f32(const GemmArgs& g) {
     float* c = scratch(buf_c, g.batch * g.M * g.N);
     if (g.beta != 0.f)
       for (int64_t b = 0; b < g.batch; ++b)
-        widen(g.c_dtype, static_cast<const char*>(g.C) + b * g.stride_c * itemsize(g.c_dtype), g.M, g.N, g.ldc,
-              c + b * g.M * g.N);
+        widen(g.c_dtype, static_cast<const char*>(g.C) + b * g.stride_c * itemsize(g.c_dtype), g.M,
+              g.N, g.ldc, c + b * g.M * g.N);
     f.C = c;
     f.ldc = g.N;
     f.stride_c = g.M * g.N;

@@ -33,25 +33,53 @@ struct Buf {
   double get(int64_t i) const {
     const unsigned char* p = bytes.data() + i * itemsize(t);
     switch (t) {
-      case DType::float64: { double v; std::memcpy(&v, p, 8); return v; }
-      case DType::float32: { float v; std::memcpy(&v, p, 4); return v; }
-      case DType::float16: { _Float16 v; std::memcpy(&v, p, 2); return static_cast<double>(v); }
-      case DType::bfloat16: { uint16_t h; std::memcpy(&h, p, 2); return std::bit_cast<float>(uint32_t(h) << 16); }
-      default: return NAN;
+      case DType::float64: {
+        double v;
+        std::memcpy(&v, p, 8);
+        return v;
+      }
+      case DType::float32: {
+        float v;
+        std::memcpy(&v, p, 4);
+        return v;
+      }
+      case DType::float16: {
+        _Float16 v;
+        std::memcpy(&v, p, 2);
+        return static_cast<double>(v);
+      }
+      case DType::bfloat16: {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        return std::bit_cast<float>(uint32_t(h) << 16);
+      }
+      default:
+        return NAN;
     }
   }
   void set(int64_t i, double v) {  // rounds to the buffer's dtype
     unsigned char* p = bytes.data() + i * itemsize(t);
     switch (t) {
-      case DType::float64: std::memcpy(p, &v, 8); break;
-      case DType::float32: { float f = float(v); std::memcpy(p, &f, 4); break; }
-      case DType::float16: { _Float16 h = static_cast<_Float16>(static_cast<float>(v)); std::memcpy(p, &h, 2); break; }
+      case DType::float64:
+        std::memcpy(p, &v, 8);
+        break;
+      case DType::float32: {
+        float f = float(v);
+        std::memcpy(p, &f, 4);
+        break;
+      }
+      case DType::float16: {
+        _Float16 h = static_cast<_Float16>(static_cast<float>(v));
+        std::memcpy(p, &h, 2);
+        break;
+      }
       case DType::bfloat16: {
         uint16_t h = uint16_t(std::bit_cast<uint32_t>(static_cast<float>(bf16_round(v))) >> 16);
         std::memcpy(p, &h, 2);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   double round(double v) const {
@@ -63,11 +91,16 @@ struct Buf {
 
 double unit_roundoff(DType t) {
   switch (t) {
-    case DType::float64: return 0x1p-53;
-    case DType::float32: return 0x1p-24;
-    case DType::float16: return 0x1p-11;
-    case DType::bfloat16: return 0x1p-8;
-    default: return 1;
+    case DType::float64:
+      return 0x1p-53;
+    case DType::float32:
+      return 0x1p-24;
+    case DType::float16:
+      return 0x1p-11;
+    case DType::bfloat16:
+      return 0x1p-8;
+    default:
+      return 1;
   }
 }
 
@@ -77,9 +110,9 @@ struct Combo {
 std::string combo_name(const Combo& c) {
   return std::string(dtype_name(c.ab)) + "_to_" + std::string(dtype_name(c.c));
 }
-const Combo kCombos[] = {{DType::float32, DType::float32},   {DType::float64, DType::float64},
-                         {DType::bfloat16, DType::float32},  {DType::bfloat16, DType::bfloat16},
-                         {DType::float16, DType::float32},   {DType::float16, DType::float16}};
+const Combo kCombos[] = {{DType::float32, DType::float32},  {DType::float64, DType::float64},
+                         {DType::bfloat16, DType::float32}, {DType::bfloat16, DType::bfloat16},
+                         {DType::float16, DType::float32},  {DType::float16, DType::float16}};
 
 enum class Batching { dense, gap, bcast_a, bcast_b, bcast_both };
 
@@ -95,10 +128,11 @@ struct Case {
 };
 
 std::string describe(const Case& c) {
-  return "batch=" + std::to_string(c.batch) + " M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) +
-         " K=" + std::to_string(c.K) + " ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) +
-         " pad=" + std::to_string(c.pad) + " batching=" + std::to_string(int(c.batching)) +
-         " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta) + " bias=" + std::to_string(c.bias) +
+  return "batch=" + std::to_string(c.batch) + " M=" + std::to_string(c.M) +
+         " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " ta=" + std::to_string(c.ta) +
+         " tb=" + std::to_string(c.tb) + " pad=" + std::to_string(c.pad) +
+         " batching=" + std::to_string(int(c.batching)) + " alpha=" + std::to_string(c.alpha) +
+         " beta=" + std::to_string(c.beta) + " bias=" + std::to_string(c.bias) +
          " exact=" + std::to_string(c.exact);
 }
 
@@ -134,13 +168,29 @@ void run_case(const Combo& combo, const Case& c, uint32_t seed) {
   for (int64_t j = 0; j < c.N; ++j) bias.set(j, value());
 
   GemmArgs g;
-  g.batch = c.batch; g.M = c.M; g.N = c.N; g.K = c.K;
-  g.a_dtype = g.b_dtype = combo.ab; g.c_dtype = combo.c;
-  g.A = A.data(); g.lda = lda; g.stride_a = sa; g.trans_a = c.ta;
-  g.B = B.data(); g.ldb = ldb; g.stride_b = sb; g.trans_b = c.tb;
-  g.C = C.data(); g.ldc = ldc; g.stride_c = sc;
-  g.alpha = float(c.alpha); g.beta = float(c.beta);
-  if (c.bias) { g.bias = bias.data(); g.bias_dtype = c.bias_dtype; }
+  g.batch = c.batch;
+  g.M = c.M;
+  g.N = c.N;
+  g.K = c.K;
+  g.a_dtype = g.b_dtype = combo.ab;
+  g.c_dtype = combo.c;
+  g.A = A.data();
+  g.lda = lda;
+  g.stride_a = sa;
+  g.trans_a = c.ta;
+  g.B = B.data();
+  g.ldb = ldb;
+  g.stride_b = sb;
+  g.trans_b = c.tb;
+  g.C = C.data();
+  g.ldc = ldc;
+  g.stride_c = sc;
+  g.alpha = float(c.alpha);
+  g.beta = float(c.beta);
+  if (c.bias) {
+    g.bias = bias.data();
+    g.bias_dtype = c.bias_dtype;
+  }
   ASSERT_NO_THROW(gemm(g));
 
   const double u_acc = combo.ab == DType::float64 ? 0x1p-53 : 0x1p-24;
@@ -165,17 +215,24 @@ void run_case(const Combo& combo, const Case& c, uint32_t seed) {
         const int64_t ci = b * sc + i * ldc + j;
         inside[size_t(ci)] = true;
         double ref = alpha * acc, refmag = std::fabs(alpha) * mag;
-        if (c.bias) { ref += bias.get(j); refmag += std::fabs(bias.get(j)); }
-        if (beta != 0) { ref += beta * C0.get(ci); refmag += std::fabs(beta * C0.get(ci)); }
+        if (c.bias) {
+          ref += bias.get(j);
+          refmag += std::fabs(bias.get(j));
+        }
+        if (beta != 0) {
+          ref += beta * C0.get(ci);
+          refmag += std::fabs(beta * C0.get(ci));
+        }
         // Exact inputs: the f32 (or f64) accumulation is exact, only the final rounding remains.
         // Otherwise: a K-scaled bound on the accumulation error plus the output rounding.
-        const double tol = (c.exact ? 0.0 : 2.0 * double(c.K + 3) * u_acc * refmag) + u_out * std::fabs(ref) +
+        const double tol = (c.exact ? 0.0 : 2.0 * double(c.K + 3) * u_acc * refmag) +
+                           u_out * std::fabs(ref) +
                            (combo.c == DType::float16 ? 0x1p-25 : 0.0);  // f16 subnormal spacing
         const double got = C.get(ci);
         if (!(std::fabs(got - ref) <= tol)) {
           if (++bad <= 5)
-            ADD_FAILURE() << "C[" << b << "](" << i << "," << j << ") = " << got << ", expected " << ref
-                          << " (tol " << tol << ")";
+            ADD_FAILURE() << "C[" << b << "](" << i << "," << j << ") = " << got << ", expected "
+                          << ref << " (tol " << tol << ")";
         }
       }
     }
@@ -223,7 +280,8 @@ TEST_P(GemmCombo, PaddedLeadingDims) {
   uint32_t seed = 100;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      run_case(combo(), {.M = 33, .N = 20, .K = 45, .ta = ta, .tb = tb, .pad = 7, .exact = false}, seed++);
+      run_case(combo(), {.M = 33, .N = 20, .K = 45, .ta = ta, .tb = tb, .pad = 7, .exact = false},
+               seed++);
 }
 
 TEST_P(GemmCombo, AlphaBetaBias) {
@@ -232,11 +290,36 @@ TEST_P(GemmCombo, AlphaBetaBias) {
   uint32_t seed = 200;
   for (DType bias_dtype : {DType::float32, own_bias}) {
     // Powers of two keep the exact cases exact.
-    run_case(combo, {.M = 19, .N = 23, .K = 31, .alpha = 0.5, .beta = 2, .bias = true, .bias_dtype = bias_dtype}, seed++);
-    run_case(combo, {.M = 19, .N = 23, .K = 31, .alpha = 1, .beta = 1, .bias = true, .bias_dtype = bias_dtype}, seed++);
-    run_case(combo, {.M = 19, .N = 23, .K = 31, .alpha = 1, .beta = 0, .bias = true, .bias_dtype = bias_dtype}, seed++);
-    run_case(combo, {.M = 19, .N = 23, .K = 31, .ta = true, .tb = true, .pad = 3, .alpha = -0.3, .beta = 0.7,
-                     .bias = true, .bias_dtype = bias_dtype, .exact = false}, seed++);
+    run_case(combo,
+             {.M = 19,
+              .N = 23,
+              .K = 31,
+              .alpha = 0.5,
+              .beta = 2,
+              .bias = true,
+              .bias_dtype = bias_dtype},
+             seed++);
+    run_case(
+        combo,
+        {.M = 19, .N = 23, .K = 31, .alpha = 1, .beta = 1, .bias = true, .bias_dtype = bias_dtype},
+        seed++);
+    run_case(
+        combo,
+        {.M = 19, .N = 23, .K = 31, .alpha = 1, .beta = 0, .bias = true, .bias_dtype = bias_dtype},
+        seed++);
+    run_case(combo,
+             {.M = 19,
+              .N = 23,
+              .K = 31,
+              .ta = true,
+              .tb = true,
+              .pad = 3,
+              .alpha = -0.3,
+              .beta = 0.7,
+              .bias = true,
+              .bias_dtype = bias_dtype,
+              .exact = false},
+             seed++);
   }
   run_case(combo, {.M = 16, .N = 16, .K = 16, .alpha = -1.5, .beta = -1}, seed++);
   run_case(combo, {.M = 16, .N = 16, .K = 16, .alpha = 0, .beta = 0.5, .exact = false}, seed++);
@@ -244,12 +327,27 @@ TEST_P(GemmCombo, AlphaBetaBias) {
 
 TEST_P(GemmCombo, BatchedStridesAndBroadcast) {
   uint32_t seed = 300;
-  for (Batching bt : {Batching::dense, Batching::gap, Batching::bcast_a, Batching::bcast_b, Batching::bcast_both})
+  for (Batching bt :
+       {Batching::dense, Batching::gap, Batching::bcast_a, Batching::bcast_b, Batching::bcast_both})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        run_case(combo(), {.batch = 3, .M = 13, .N = 17, .K = 29, .ta = ta, .tb = tb, .batching = bt}, seed++);
-        run_case(combo(), {.batch = 4, .M = 8, .N = 12, .K = 10, .ta = ta, .tb = tb, .pad = 2, .batching = bt,
-                              .alpha = 0.75, .beta = 0.25, .bias = true, .exact = false}, seed++);
+        run_case(combo(),
+                 {.batch = 3, .M = 13, .N = 17, .K = 29, .ta = ta, .tb = tb, .batching = bt},
+                 seed++);
+        run_case(combo(),
+                 {.batch = 4,
+                  .M = 8,
+                  .N = 12,
+                  .K = 10,
+                  .ta = ta,
+                  .tb = tb,
+                  .pad = 2,
+                  .batching = bt,
+                  .alpha = 0.75,
+                  .beta = 0.25,
+                  .bias = true,
+                  .exact = false},
+                 seed++);
       }
 }
 
@@ -260,8 +358,18 @@ TEST_P(GemmCombo, DegenerateSizes) {
       for (int64_t k : {0, 1, 7})
         for (bool t : {false, true}) {
           run_case(combo(), {.M = m, .N = n, .K = k, .ta = t, .tb = !t}, seed++);
-          run_case(combo(), {.batch = 2, .M = m, .N = n, .K = k, .ta = t, .tb = t, .batching = Batching::gap,
-                                .alpha = 2, .beta = 0.5, .bias = true}, seed++);
+          run_case(combo(),
+                   {.batch = 2,
+                    .M = m,
+                    .N = n,
+                    .K = k,
+                    .ta = t,
+                    .tb = t,
+                    .batching = Batching::gap,
+                    .alpha = 2,
+                    .beta = 0.5,
+                    .bias = true},
+                   seed++);
         }
   run_case(combo(), {.batch = 0, .M = 4, .N = 4, .K = 4}, seed++);
 }
@@ -269,10 +377,27 @@ TEST_P(GemmCombo, DegenerateSizes) {
 TEST_P(GemmCombo, LargerThanOneBlock) {
   // Big enough for oneDNN's blocked kernels and for several threads to share the work.
   run_case(combo(), {.M = 300, .N = 260, .K = 515, .exact = false}, 500);
-  run_case(combo(), {.M = 200, .N = 130, .K = 384, .ta = true, .tb = true, .pad = 16, .alpha = 0.5, .beta = 1,
-                        .bias = true}, 501);
-  run_case(combo(), {.batch = 3, .M = 96, .N = 160, .K = 257, .tb = true, .batching = Batching::bcast_b,
-                        .bias = true, .exact = false}, 502);
+  run_case(combo(),
+           {.M = 200,
+            .N = 130,
+            .K = 384,
+            .ta = true,
+            .tb = true,
+            .pad = 16,
+            .alpha = 0.5,
+            .beta = 1,
+            .bias = true},
+           501);
+  run_case(combo(),
+           {.batch = 3,
+            .M = 96,
+            .N = 160,
+            .K = 257,
+            .tb = true,
+            .batching = Batching::bcast_b,
+            .bias = true,
+            .exact = false},
+           502);
 }
 
 std::vector<Route> routes(bool sgemm) {
@@ -281,7 +406,9 @@ std::vector<Route> routes(bool sgemm) {
     if (!sgemm || c.ab == DType::float32 || c.ab == DType::float16) out.push_back({c, sgemm});
   return out;
 }
-std::string route_name(const ::testing::TestParamInfo<Route>& info) { return combo_name(info.param.combo); }
+std::string route_name(const ::testing::TestParamInfo<Route>& info) {
+  return combo_name(info.param.combo);
+}
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, GemmCombo, ::testing::ValuesIn(routes(false)), route_name);
 INSTANTIATE_TEST_SUITE_P(LargeF32Sgemm, GemmCombo, ::testing::ValuesIn(routes(true)), route_name);
@@ -289,13 +416,24 @@ INSTANTIATE_TEST_SUITE_P(LargeF32Sgemm, GemmCombo, ::testing::ValuesIn(routes(tr
 // ---- rounding of narrow outputs ----------------------------------------------------------------
 TEST(Gemm, F16OutputRoundsToNearestEvenAndOverflowsToInf) {
   // 1 x 1 x 1 products whose f32 results sit exactly on f16 ties, and past the f16 range.
-  const float in[] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 65520.0f, -70000.0f, 0x1p-25f, 3 * 0x1p-26f};
+  const float in[] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 65520.0f, -70000.0f,
+                      0x1p-25f,        3 * 0x1p-26f};
   const double want[] = {1.0, 1.0 + 4 * 0x1p-11, INFINITY, -INFINITY, 0.0, 0x1p-24};
   for (size_t i = 0; i < std::size(in); ++i) {
     _Float16 one = 1, out = 0;
     // A (f16) cannot hold these values, so scale through alpha: C = alpha * 1 * 1.
-    GemmArgs g{.M = 1, .N = 1, .K = 1, .a_dtype = DType::float16, .b_dtype = DType::float16,
-               .c_dtype = DType::float16, .A = &one, .lda = 1, .B = &one, .ldb = 1, .C = &out, .ldc = 1,
+    GemmArgs g{.M = 1,
+               .N = 1,
+               .K = 1,
+               .a_dtype = DType::float16,
+               .b_dtype = DType::float16,
+               .c_dtype = DType::float16,
+               .A = &one,
+               .lda = 1,
+               .B = &one,
+               .ldb = 1,
+               .C = &out,
+               .ldc = 1,
                .alpha = in[i]};
     gemm(g);
     EXPECT_EQ(static_cast<double>(out), want[i]) << "alpha=" << in[i];
@@ -308,15 +446,26 @@ TEST(Gemm, Bf16OutputRoundsToNearestEven) {
   const double want[] = {1.0, 1.0 + 4 * 0x1p-8, -(1.0 + 0x1p-7)};
   for (size_t i = 0; i < std::size(in); ++i) {
     uint16_t out = 0;
-    GemmArgs g{.M = 1, .N = 1, .K = 1, .a_dtype = DType::bfloat16, .b_dtype = DType::bfloat16,
-               .c_dtype = DType::bfloat16, .A = &one, .lda = 1, .B = &one, .ldb = 1, .C = &out, .ldc = 1,
+    GemmArgs g{.M = 1,
+               .N = 1,
+               .K = 1,
+               .a_dtype = DType::bfloat16,
+               .b_dtype = DType::bfloat16,
+               .c_dtype = DType::bfloat16,
+               .A = &one,
+               .lda = 1,
+               .B = &one,
+               .ldb = 1,
+               .C = &out,
+               .ldc = 1,
                .alpha = in[i]};
     gemm(g);
     EXPECT_EQ(double(std::bit_cast<float>(uint32_t(out) << 16)), want[i]) << "alpha=" << in[i];
   }
 }
 
-// ---- errors --------------------------------------------------------------------------------------
+// ---- errors
+// --------------------------------------------------------------------------------------
 GemmArgs small_f32(float* a, float* b, float* c) {
   return GemmArgs{.M = 2, .N = 2, .K = 2, .A = a, .lda = 2, .B = b, .ldb = 2, .C = c, .ldc = 2};
 }
@@ -329,7 +478,8 @@ void expect_error(const GemmArgs& g, const std::vector<std::string>& words) {
   } catch (const E& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("gemm"), std::string::npos) << msg;
-    for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' missing in: " << msg;
+    for (const auto& w : words)
+      EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' missing in: " << msg;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type: " << e.what();
   }
@@ -387,11 +537,20 @@ TEST(Gemm, RejectsBadLayouts) {
   EXPECT_NO_THROW(gemm(GemmArgs{.M = 0, .N = 3, .K = 3}));
 }
 
-// ---- primitive cache -----------------------------------------------------------------------------
+// ---- primitive cache
+// -----------------------------------------------------------------------------
 TEST(Gemm, RepeatedShapeHitsThePrimitiveCache) {
   gemm_cache_clear();
   std::vector<float> a(64 * 32, 1.f), b(32 * 48, 1.f), c(64 * 48);
-  GemmArgs g{.M = 64, .N = 48, .K = 32, .A = a.data(), .lda = 32, .B = b.data(), .ldb = 48, .C = c.data(), .ldc = 48};
+  GemmArgs g{.M = 64,
+             .N = 48,
+             .K = 32,
+             .A = a.data(),
+             .lda = 32,
+             .B = b.data(),
+             .ldb = 48,
+             .C = c.data(),
+             .ldc = 48};
   gemm(g);
   GemmCacheStats s = gemm_cache_stats();
   EXPECT_EQ(s.misses, 1u);
@@ -416,15 +575,26 @@ TEST(Gemm, RepeatedShapeHitsThePrimitiveCache) {
   EXPECT_EQ(c[0], 128.f);
   // float64 goes to Eigen and leaves the cache alone.
   std::vector<double> da(4, 1.0), dc(4);
-  gemm(GemmArgs{.M = 2, .N = 2, .K = 2, .a_dtype = DType::float64, .b_dtype = DType::float64,
-                .c_dtype = DType::float64, .A = da.data(), .lda = 2, .B = da.data(), .ldb = 2, .C = dc.data(), .ldc = 2});
+  gemm(GemmArgs{.M = 2,
+                .N = 2,
+                .K = 2,
+                .a_dtype = DType::float64,
+                .b_dtype = DType::float64,
+                .c_dtype = DType::float64,
+                .A = da.data(),
+                .lda = 2,
+                .B = da.data(),
+                .ldb = 2,
+                .C = dc.data(),
+                .ldc = 2});
   EXPECT_EQ(gemm_cache_stats().misses, 2u);
   EXPECT_EQ(dc[3], 2.0);
   gemm_cache_clear();
   EXPECT_EQ(gemm_cache_stats().entries, 0u);
 }
 
-// ---- concurrency ---------------------------------------------------------------------------------
+// ---- concurrency
+// ---------------------------------------------------------------------------------
 TEST(Gemm, ConcurrentCallersGetTheirOwnResults) {
   // Ranks-as-threads (Gloo tests) call gemm at the same time on the same shapes.
   constexpr int kThreads = 4, kIters = 20;
@@ -438,7 +608,15 @@ TEST(Gemm, ConcurrentCallersGetTheirOwnResults) {
         std::vector<float> a(M * K, s), b(K * N, 1.f), c(M * N, -1.f);
         std::vector<uint16_t> ab(M * K), bb(K * N, 0x3f80);
         for (auto& v : ab) v = uint16_t(std::bit_cast<uint32_t>(s) >> 16);
-        GemmArgs g{.M = M, .N = N, .K = K, .A = a.data(), .lda = K, .B = b.data(), .ldb = N, .C = c.data(), .ldc = N};
+        GemmArgs g{.M = M,
+                   .N = N,
+                   .K = K,
+                   .A = a.data(),
+                   .lda = K,
+                   .B = b.data(),
+                   .ldb = N,
+                   .C = c.data(),
+                   .ldc = N};
         gemm(g);
         for (float v : c) failures[t] += v != s * float(K);
         GemmArgs h = g;
