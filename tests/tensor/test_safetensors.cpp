@@ -501,7 +501,7 @@ TEST_F(Safetensors, MutatedFilesNeverCrash) {
 
 // ---- interop with Python/NumPy --------------------------------------------------------------------------
 
-// tests/tensor/data, beside this file (FABRIC_TEST_DATA_DIR is the shared tests/data).
+// tests/tensor/data, beside this file.
 std::string fixture_dir() { return (fs::path(__FILE__).parent_path() / "data").string(); }
 
 // Reads tests/tensor/data/interop.safetensors, written by tools/fixtures/make_safetensors_fixture.py
