@@ -38,6 +38,20 @@ void accumulate_into(std::vector<Tensor>& buffer, int slot, Tensor g) {
   cur = cur.defined() ? add(cur, g) : std::move(g);
 }
 
+// The autograd::grad pass running on this thread, so that a backward nested inside one of its
+// nodes (checkpointing) sends leaf gradients to its results instead of into .grad.
+struct GradCapture {
+  const std::vector<Edge>* edges;
+  std::vector<Tensor>* results;
+};
+thread_local const GradCapture* t_grad_capture = nullptr;
+
+struct GradCaptureScope {
+  explicit GradCaptureScope(const GradCapture* c) : prev(t_grad_capture) { t_grad_capture = c; }
+  ~GradCaptureScope() { t_grad_capture = prev; }
+  const GradCapture* prev;
+};
+
 }  // namespace
 
 Edge gradient_edge(const Tensor& t) {
@@ -48,10 +62,14 @@ Edge gradient_edge(const Tensor& t) {
 }
 
 // Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
-// stored in `captured` instead of flowing on into leaves (autograd.grad).
+// stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
+// (a nested backward under backward()), only the captured leaves are skipped; the others still
+// accumulate into .grad.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
-                  const std::vector<Edge>& capture, std::vector<Tensor>* captured) {
+                  const std::vector<Edge>& capture, std::vector<Tensor>* captured, bool into_leaves = false) {
   NoGradGuard no_grad;  // backward itself is not recorded (no create_graph)
+  GradCapture capture_ctx{&capture, captured};
+  GradCaptureScope capture_scope(captured && !into_leaves ? &capture_ctx : nullptr);
   std::unordered_map<Node*, NodeTask> tasks;
   std::vector<std::pair<Edge, Tensor>> starts;
   for (size_t i = 0; i < roots.size(); ++i) {
@@ -120,14 +138,16 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     }
     bool skip = false;
     if (captured) {
+      bool hit = false;
       for (size_t c = 0; c < capture.size(); ++c) {
         if (capture[c].fn.get() == node.get()) {
+          hit = true;
           Tensor g = buffer[capture[c].input_nr];
           (*captured)[c] = (*captured)[c].defined() && g.defined() ? add((*captured)[c], g) : g;
         }
       }
-      // Leaves are never accumulated into by autograd.grad.
-      skip = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr;
+      // Leaves are never accumulated into by autograd.grad, nor captured ones by a nested backward.
+      skip = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr && (hit || !into_leaves);
     }
     std::vector<Tensor> out;
     if (!skip) {
@@ -145,6 +165,37 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       if (--next.pending == 0) ready.push(e.fn);
     }
   }
+}
+
+std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                                    const std::vector<Tensor>& inputs) {
+  const GradCapture* outer = t_grad_capture;
+  std::vector<Edge> capture;
+  std::vector<int> slot(inputs.size(), -1);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
+    slot[i] = static_cast<int>(capture.size());
+    capture.push_back(gradient_edge(inputs[i]));
+  }
+  const size_t n_inputs = capture.size();
+  if (outer) capture.insert(capture.end(), outer->edges->begin(), outer->edges->end());
+  std::vector<Tensor> captured(capture.size());
+  // retain_graph: a nested graph can reach nodes of the enclosing graph (a non-leaf tensor the
+  // segment closes over); the enclosing pass runs those again with its own share of the gradient
+  // (which sums correctly, backward being linear), so they must keep their saved tensors. The
+  // nested graph's own nodes are freed with its outputs.
+  run_backward(roots, grads, /*retain_graph=*/true, capture, &captured, /*into_leaves=*/outer == nullptr);
+  if (outer) {
+    for (size_t c = 0; c < outer->edges->size(); ++c) {
+      const Tensor& g = captured[n_inputs + c];
+      Tensor& dst = (*outer->results)[c];
+      if (g.defined()) dst = dst.defined() ? add(dst, g) : g;
+    }
+  }
+  std::vector<Tensor> result(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (slot[i] >= 0) result[i] = captured[slot[i]];
+  return result;
 }
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients, bool retain_graph) {

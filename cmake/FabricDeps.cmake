@@ -8,6 +8,7 @@ find_package(Gloo REQUIRED)              # imported target `gloo`
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 QUIET)
+find_package(ZLIB REQUIRED)              # gzip IDX files (runtime/idx_dataset.cpp), the Austen extractor
 if(FABRIC_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -1,3 +1,18 @@
 // Umbrella header an embedding app includes: <fabric/fabric.h> brings in the public API.
 #pragma once
 #include "tensor/tensor.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+#include "autograd/autograd.h"
+#include "autograd/checkpoint.h"
+#include "nn/nn.h"
+#include "optim/optim.h"
+#include "precision/precision.h"
+#include "precision/true_precision.h"
+#include "precision/mixed_precision.h"
+#include "precision/grad_scaler.h"
+#include "precision/dynamic_loss_scaler.h"
+#include "precision/registry.h"
+#include "runtime/fabric.h"

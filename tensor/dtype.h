@@ -80,4 +80,11 @@ decltype(auto) visit_dtype(DType t, F&& f) {
   return f(float{});
 }
 
+// The default floating dtype (torch.get_default_dtype), per thread, float32 unless changed: what
+// factories create when no dtype is given (TensorOptions), and what integer inputs of true
+// division, exp, mean, ... become. Precision plugins switch it inside their init/forward
+// contexts with DefaultDTypeGuard (precision/).
+DType default_float_dtype();
+void set_default_float_dtype(DType t);  // float32, float64, float16 or bfloat16
+
 }  // namespace fabric

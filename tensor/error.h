@@ -17,6 +17,7 @@ class IndexError : public Error { public: using Error::Error; };      // index o
 class ValueError : public Error { public: using Error::Error; };      // a bad argument value
 class DeviceError : public Error { public: using Error::Error; };     // wrong/unavailable device
 class IOError : public Error { public: using Error::Error; };         // files: missing, malformed
+class KeyError : public Error { public: using Error::Error; };        // a name missing from a map/checkpoint
 class NotImplementedError : public Error { public: using Error::Error; };
 
 namespace detail {

@@ -13,10 +13,6 @@ namespace fabric {
 // Promotes two dtypes as torch.promote_types does. fp8 mixed with anything else throws DTypeError.
 DType promote_types(DType a, DType b);
 
-// The default floating dtype for integer inputs of true division, exp, mean, ... (float32).
-DType default_float_dtype();
-void set_default_float_dtype(DType t);  // float32, float64, float16 or bfloat16
-
 // torch.result_type over tensors (0-dim ones ranked below dimensioned) and scalars.
 DType result_type(std::initializer_list<const Tensor*> tensors,
                   std::initializer_list<const Scalar*> scalars = {});

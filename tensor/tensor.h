@@ -39,7 +39,7 @@ struct TensorImpl {
 };
 
 struct TensorOptions {
-  DType dtype = DType::float32;
+  DType dtype = default_float_dtype();  // read when the options are made, as torch's default dtype
   Device device = Device::cpu();
   bool requires_grad = false;
 };

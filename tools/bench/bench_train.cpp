@@ -2,7 +2,9 @@
 //   mlp       the MLP 784-1024-1024-10, batch 256, SGD momentum 0.9, float32
 //   gpt       GPT (nanoGPT architecture) 4 layers, 4 heads, C=256, T=128, batch 16, a character
 //             vocabulary of 65, AdamW, float32
-//   gpt-bf16  the same GPT under bfloat16 autocast
+//   gpt-<precision>  the same GPT through Fabric under bf16-mixed, bf16-true or 16-mixed (the
+//             precision plugins of issue #4); PyTorch's peer for each is
+//             torch.autocast("cpu", bfloat16), its fastest mode here
 // Each sample is a fresh child process (this executable with --worker, or
 // tools/bench/torch_train.py) that builds the model, warms up, times --steps steps and reports
 // steps/s and its peak resident memory; fabric and PyTorch samples alternate so that load from
@@ -22,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,8 +32,8 @@
 #include "nn/gpt.h"
 #include "nn/mlp.h"
 #include "optim/optim.h"
+#include "runtime/fabric.h"
 #include "tensor/allocator.h"
-#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -62,39 +65,59 @@ long rss_kib() {
 int run_worker(const std::string& model, int steps, int warmup) {
   manual_seed(0);
   std::shared_ptr<nn::Module> net;
-  std::unique_ptr<optim::Optimizer> opt;
+  std::shared_ptr<optim::Optimizer> opt_holder;
+  std::shared_ptr<Fabric> fab;
   std::function<Tensor()> loss_fn;
+  std::function<void(const Tensor&)> backward_fn;
+  std::function<void()> step_fn, zero_fn;
   Tensor x, y;
   if (model == "mlp") {
     auto mlp = nn::make<nn::MLP>({.sizes = {784, 1024, 1024, 10}, .activation = "relu"});
-    opt = std::make_unique<optim::SGD>(mlp->parameters(), optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    auto sgd = std::make_shared<optim::SGD>(mlp->parameters(), optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    opt_holder = sgd;
     x = randn({256, 784});
     y = randint(0, 10, {256}, {.dtype = DType::int64});
     loss_fn = [mlp, &x, &y] { return cross_entropy((*mlp)(x), y); };
+    backward_fn = [](const Tensor& l) { l.backward(); };
+    step_fn = [sgd] { sgd->step(); };
+    zero_fn = [sgd] { sgd->zero_grad(); };
     net = mlp;
   } else {
     const nn::GPTConfig c{.vocab_size = 65, .block_size = 128, .n_layer = 4, .n_head = 4, .n_embd = 256,
                           .dropout = 0.0};
+    // "gpt" is plain float32 without Fabric; "gpt-<precision>" goes through Fabric's plugin.
+    const std::string precision = model == "gpt" ? "" : model.substr(4);
     auto gpt = nn::make<nn::GPT>(c);
-    opt = std::make_unique<optim::AdamW>(gpt->parameters(),
-                                         optim::AdamWOptions{.lr = 3e-4, .betas = {0.9, 0.95}, .weight_decay = 0.1});
+    auto adamw = std::make_shared<optim::AdamW>(
+        gpt->parameters(), optim::AdamWOptions{.lr = 3e-4, .betas = {0.9, 0.95}, .weight_decay = 0.1});
     x = randint(0, c.vocab_size, {16, c.block_size}, {.dtype = DType::int64});
     y = randint(0, c.vocab_size, {16, c.block_size}, {.dtype = DType::int64});
-    const bool bf16 = model == "gpt-bf16";
-    loss_fn = [gpt, bf16, &x, &y] {
-      if (!bf16) return gpt->loss(x, y);
-      autocast_enter(DeviceType::cpu, true, DType::bfloat16, true);
-      Tensor l = gpt->loss(x, y);
-      autocast_exit(DeviceType::cpu);
-      return l;
-    };
+    if (precision.empty()) {
+      opt_holder = adamw;
+      loss_fn = [gpt, &x, &y] { return gpt->loss(x, y); };
+      backward_fn = [](const Tensor& l) { l.backward(); };
+      step_fn = [adamw] { adamw->step(); };
+      zero_fn = [adamw] { adamw->zero_grad(); };
+    } else {
+      fab = std::make_shared<Fabric>(FabricOptions{.accelerator = "cpu", .precision = precision});
+      auto [m, o] = fab->setup(gpt, *adamw);
+      auto wrapped = std::make_shared<FabricModule>(m);
+      auto wopt = std::make_shared<FabricOptimizer>(o);
+      opt_holder = adamw;
+      loss_fn = [wrapped, &x, &y, V = c.vocab_size] {
+        return cross_entropy((*wrapped)(x).view({-1, V}), y.view({-1}));
+      };
+      backward_fn = [f = fab](const Tensor& l) { f->backward(l); };
+      step_fn = [wopt] { wopt->step(); };
+      zero_fn = [wopt] { wopt->zero_grad(); };
+    }
     net = gpt;
   }
   auto step = [&] {
-    opt->zero_grad();
+    zero_fn();
     Tensor loss = loss_fn();
-    loss.backward();
-    opt->step();
+    backward_fn(loss);
+    step_fn();
     return loss;
   };
   Sample s;
@@ -106,7 +129,7 @@ int run_worker(const std::string& model, int steps, int warmup) {
   const int64_t base = alloc.stats().allocated_bytes;
   {
     Tensor loss = loss_fn();
-    loss.backward();
+    backward_fn(loss);
   }
   s.fwd_bwd_peak_mib = double(alloc.stats().peak_allocated_bytes - base) / (1 << 20);
   const auto t0 = std::chrono::steady_clock::now();
@@ -175,15 +198,18 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
   }
   const std::vector<ModelSpec> specs = {{"mlp", "--model mlp", 30, 0},
                                         {"gpt", "--model gpt", 6, 16 * 128},
-                                        {"gpt-bf16", "--model gpt --dtype bf16", 6, 16 * 128}};
+                                        {"gpt-bf16-mixed", "--model gpt --dtype bf16", 10, 16 * 128},
+                                        {"gpt-bf16-true", "--model gpt --dtype bf16", 10, 16 * 128},
+                                        {"gpt-16-mixed", "--model gpt --dtype bf16", 6, 16 * 128}};
   std::printf("bench_train: %d threads, %d alternating runs per side, each a fresh process\n", threads,
               runs);
   if (torch)
     std::printf("torch: /usr/bin/python3 (Debian python3-torch) with OpenBLAS (libopenblas0-openmp, "
                 "OPENBLAS_CORETYPE=COOPERLAKE) and GLIBC_TUNABLES=%s\n",
                 kGlibcTunables);
-  std::printf("\n%-9s %12s %12s %7s %11s %11s %11s %11s %12s\n", "model", "fabric st/s", "torch st/s",
+  std::printf("\n%-14s %12s %12s %7s %11s %11s %11s %11s %12s\n", "model", "fabric st/s", "torch st/s",
               "ratio", "fabric tok/s", "torch tok/s", "fabric MiB", "torch MiB", "fwd+bwd MiB");
+  std::map<std::string, double> fabric_median;
   for (const ModelSpec& m : specs) {
     if (std::find(models.begin(), models.end(), m.name) == models.end()) continue;
     std::vector<double> ours, theirs, our_rss, their_rss, fb;
@@ -209,10 +235,16 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
       }
     }
     const double a = median(ours), b = median(theirs);
-    std::printf("%-9s %12.3f %12.3f %7.2f %11.0f %11.0f %11.0f %11.0f %12.1f\n", m.name.c_str(), a, b,
+    std::printf("%-14s %12.3f %12.3f %7.2f %11.0f %11.0f %11.0f %11.0f %12.1f\n", m.name.c_str(), a, b,
                 b > 0 ? a / b : 0.0, a * m.tokens_per_step, b * m.tokens_per_step, median(our_rss),
                 median(their_rss), median(fb));
     std::fflush(stdout);
+    fabric_median[m.name] = a;
+  }
+  if (fabric_median.count("gpt") && fabric_median["gpt"] > 0) {
+    for (const char* p : {"gpt-bf16-mixed", "gpt-bf16-true", "gpt-16-mixed"})
+      if (fabric_median.count(p))
+        std::printf("%s / fabric gpt (32-true): %.2fx\n", p, fabric_median[p] / fabric_median["gpt"]);
   }
   std::printf("\nst/s: training steps per second (median); MiB: peak resident memory of the whole "
               "process (median); fwd+bwd MiB: fabric's allocator peak above the steady state during "
@@ -223,7 +255,7 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> models = {"mlp", "gpt", "gpt-bf16"};
+  std::vector<std::string> models = {"mlp", "gpt", "gpt-bf16-mixed", "gpt-bf16-true", "gpt-16-mixed"};
   std::string worker;
   int runs = 5, threads = 2, steps = 10, warmup = 3;
   bool torch = true;
@@ -257,8 +289,8 @@ int main(int argc, char** argv) {
     } else if (a == "--no-torch") {
       torch = false;
     } else {
-      std::printf("usage: bench_train [--models mlp,gpt,gpt-bf16] [--runs 5] [--threads 2] [--no-torch]\n"
-                  "       bench_train --worker mlp|gpt|gpt-bf16 [--steps 10] [--warmup 3]\n");
+      std::printf("usage: bench_train [--models mlp,gpt,gpt-bf16-mixed,gpt-bf16-true,gpt-16-mixed] [--runs 5] [--threads 2] [--no-torch]\n"
+                  "       bench_train --worker mlp|gpt|gpt-<precision> [--steps 10] [--warmup 3]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }

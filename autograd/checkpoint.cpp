@@ -1,0 +1,226 @@
+// Activation checkpointing: a no-grad forward, and one graph node whose backward recomputes the
+// segment with grad enabled (same RNG and autocast state) and back-propagates through it.
+#include "autograd/checkpoint.h"
+
+#include <algorithm>
+
+#include "autograd/accumulate_grad.h"
+#include "autograd/autograd_meta.h"
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "tensor/autocast.h"
+
+namespace fabric {
+namespace {
+
+constexpr DeviceType kDeviceTypes[] = {DeviceType::cpu, DeviceType::cuda};
+constexpr size_t kNumDeviceTypes = std::size(kDeviceTypes);
+
+// Enters autocast as `states` says, with the weight-cast cache off, and leaves it on exit. The
+// cache stays off on both passes: a cast made by the no-grad forward has no history and would
+// hand later (grad-enabled) uses of the weight a tensor autograd cannot see through, and a cast
+// cached by the enclosing forward belongs to the enclosing graph, which the recompute must not
+// run through.
+class AutocastReplay {
+ public:
+  explicit AutocastReplay(const AutocastState (&states)[kNumDeviceTypes]) {
+    try {
+      for (size_t d = 0; d < kNumDeviceTypes; ++d) {
+        autocast_enter(kDeviceTypes[d], states[d].enabled, states[d].dtype,
+                       /*cache_enabled=*/false);
+        ++entered_;
+      }
+    } catch (...) {
+      exit_all();
+      throw;
+    }
+  }
+  ~AutocastReplay() { exit_all(); }
+  AutocastReplay(const AutocastReplay&) = delete;
+  AutocastReplay& operator=(const AutocastReplay&) = delete;
+
+ private:
+  void exit_all() {
+    while (entered_ > 0) autocast_exit(kDeviceTypes[--entered_]);
+  }
+  size_t entered_ = 0;
+};
+
+// Puts the generators in their forward states for the recompute and back where they were after.
+class RngReplay {
+ public:
+  RngReplay(const std::vector<Generator*>& gens, const std::vector<GeneratorState>& states)
+      : gens_(gens) {
+    for (size_t i = 0; i < gens_.size(); ++i) {
+      now_.push_back(gens_[i]->state());
+      gens_[i]->set_state(states[i]);
+    }
+  }
+  ~RngReplay() {
+    for (size_t i = 0; i < gens_.size(); ++i) gens_[i]->set_state(now_[i]);
+  }
+  RngReplay(const RngReplay&) = delete;
+  RngReplay& operator=(const RngReplay&) = delete;
+
+ private:
+  const std::vector<Generator*>& gens_;
+  std::vector<GeneratorState> now_;
+};
+
+struct OutputMeta {
+  bool defined = false;
+  Shape shape;
+  DType dtype = DType::float32;
+};
+
+// Everything the recompute needs; owned by the node's closure, so freed with it.
+struct Segment {
+  CheckpointFn fn;
+  std::vector<Tensor> inputs;  // detached: the node's edges carry the history
+  std::vector<bool> requires_grad;
+  std::vector<uint64_t> versions;  // storage versions when the forward read them
+  std::vector<Generator*> generators;
+  std::vector<GeneratorState> rng_states;
+  AutocastState autocast[kNumDeviceTypes];
+  std::vector<OutputMeta> outputs;
+};
+
+std::string describe(const Tensor& t) {
+  return detail::cat(shape_str(t.sizes()), " ", dtype_name(t.dtype()));
+}
+
+std::vector<Tensor> recompute_backward(const Segment& seg,
+                                       const std::vector<Tensor>& grad_outputs) {
+  const size_t n = seg.inputs.size();
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor& x = seg.inputs[i];
+    if (!x.defined()) continue;
+    FABRIC_CHECK(x.storage()->version() == seg.versions[i], Error, "checkpoint: input ", i, " (",
+                 describe(x),
+                 ") was modified in place after the checkpointed forward read it (version ",
+                 seg.versions[i], ", now ", x.storage()->version(),
+                 "); the recompute in backward would see the new values. "
+                 "Clone it before modifying it, or pass the segment a copy");
+  }
+  if (std::none_of(grad_outputs.begin(), grad_outputs.end(),
+                   [](const Tensor& g) { return g.defined(); }))
+    return std::vector<Tensor>(n);
+
+  std::vector<Tensor> copies(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!seg.inputs[i].defined()) continue;
+    copies[i] = seg.inputs[i].detach();
+    if (seg.requires_grad[i]) copies[i].set_requires_grad(true);
+  }
+  std::vector<Tensor> outs;
+  {
+    EnableGradGuard grad_on;  // the engine runs nodes under no-grad
+    RngReplay rng(seg.generators, seg.rng_states);
+    AutocastReplay autocast(seg.autocast);
+    outs = seg.fn(copies);
+  }
+  FABRIC_CHECK(outs.size() == seg.outputs.size(), Error,
+               "checkpoint: the recompute in backward returned ", outs.size(),
+               " outputs, the forward returned ", seg.outputs.size(),
+               " (the checkpointed function must compute the same thing both times)");
+  std::vector<Tensor> roots, grads;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const OutputMeta& m = seg.outputs[k];
+    const Tensor& o = outs[k];
+    FABRIC_CHECK(
+        o.defined() == m.defined && (!m.defined || (o.sizes() == m.shape && o.dtype() == m.dtype)),
+        Error, "checkpoint: output ", k, " of the recompute in backward is ",
+        o.defined() ? describe(o) : std::string("undefined"), ", in the forward it was ",
+        m.defined ? detail::cat(shape_str(m.shape), " ", dtype_name(m.dtype))
+                  : std::string("undefined"),
+        " (the checkpointed function must compute the same thing both times)");
+    // An output that depends on nothing requiring grad contributes no gradient (the forward had
+    // to mark it as requiring grad without knowing).
+    if (k < grad_outputs.size() && grad_outputs[k].defined() && o.requires_grad()) {
+      roots.push_back(o);
+      grads.push_back(grad_outputs[k]);
+    }
+  }
+  if (roots.empty()) return std::vector<Tensor>(n);
+  return nested_backward(roots, grads, copies);
+}
+
+}  // namespace
+
+std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
+                               const CheckpointOptions& options) {
+  FABRIC_CHECK(fn != nullptr, ValueError, "checkpoint: the function to checkpoint is empty");
+  auto no_tensors = [](const std::vector<Tensor>& outs) {
+    return std::none_of(outs.begin(), outs.end(), [](const Tensor& t) { return t.defined(); });
+  };
+  auto no_tensors_error = [](const std::vector<Tensor>& outs) {
+    return ValueError(detail::cat("checkpoint: the checkpointed function returned no tensors (",
+                                  outs.size(),
+                                  " outputs, none defined); it must return at least one"));
+  };
+  if (!grad_enabled()) {
+    std::vector<Tensor> outs = fn(inputs);
+    if (no_tensors(outs)) throw no_tensors_error(outs);
+    return outs;
+  }
+
+  auto seg = std::make_shared<Segment>();
+  seg->fn = fn;
+  for (size_t d = 0; d < kNumDeviceTypes; ++d) seg->autocast[d] = autocast_state(kDeviceTypes[d]);
+  for (const Tensor& x : inputs) {
+    seg->inputs.push_back(x.defined() ? x.detach() : Tensor());
+    seg->requires_grad.push_back(x.defined() && x.requires_grad());
+    seg->versions.push_back(x.defined() ? x.storage()->version() : 0);
+  }
+  if (options.preserve_rng_state) {
+    seg->generators.push_back(&default_generator());
+    for (Generator* g : options.generators) {
+      if (g &&
+          std::find(seg->generators.begin(), seg->generators.end(), g) == seg->generators.end())
+        seg->generators.push_back(g);
+    }
+    for (Generator* g : seg->generators) seg->rng_states.push_back(g->state());
+  }
+
+  std::vector<Tensor> outs;
+  {
+    NoGradGuard no_grad;
+    AutocastReplay autocast(seg->autocast);  // the current state, with the cast cache off
+    outs = fn(inputs);
+  }
+  if (no_tensors(outs)) throw no_tensors_error(outs);
+  for (const Tensor& o : outs) {
+    seg->outputs.push_back(o.defined() ? OutputMeta{true, o.sizes(), o.dtype()} : OutputMeta{});
+  }
+
+  auto node =
+      std::make_shared<FunctionNode>("Checkpoint", [seg](const std::vector<Tensor>& grad_outputs) {
+        return recompute_backward(*seg, grad_outputs);
+      });
+  node->num_outputs = static_cast<int>(outs.size());
+  node->next_edges.reserve(inputs.size());
+  node->input_meta.reserve(inputs.size());
+  for (const Tensor& x : inputs) {
+    if (x.defined() && x.requires_grad()) {
+      node->next_edges.push_back(gradient_edge(x));
+      node->input_meta.push_back({x.sizes(), x.dtype(), x.device()});
+    } else {
+      node->next_edges.push_back({});
+      node->input_meta.push_back({});
+    }
+  }
+  for (size_t k = 0; k < outs.size(); ++k) {
+    Tensor& o = outs[k];
+    if (!o.defined() || !is_floating(o.dtype())) continue;
+    // A fresh handle: fn may have returned one of its inputs or a tensor it closes over, whose
+    // own autograd identity must not change.
+    o = o.detach();
+    o.impl()->requires_grad = true;
+    AutogradMeta& m = autograd_meta(o);
+    m.grad_fn = node;
+    m.output_nr = static_cast<int>(k);
+  }
+  return outs;
+}
+
+}  // namespace fabric

@@ -1,0 +1,245 @@
+// Checkpoint directories for Fabric::save / Fabric::load (layout in checkpoint.h).
+#include "runtime/checkpoint.h"
+
+#include <fcntl.h>
+#include <stdio.h>  // renameat2
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tensor/safetensors.h"
+
+namespace fabric {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "fabric-checkpoint";
+constexpr int kVersion = 1;
+
+[[noreturn]] void io_fail(const std::string& path, const std::string& what) {
+  throw IOError("checkpoint " + path + ": " + what);
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) io_fail(path, std::string("cannot open to sync: ") + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL && err != EROFS) io_fail(path, std::string("fsync failed: ") + std::strerror(err));
+}
+
+void check_key(const std::string& key) {
+  FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..", ValueError,
+               "Fabric.save: state key '", key, "' is not usable as a file name (empty, '.', '..' or holds '/')");
+  FABRIC_CHECK(key != "tensors" && key != "state", ValueError, "Fabric.save: state key '", key,
+               "' is reserved (the checkpoint's tensors.safetensors / state.json); rename it");
+}
+
+json to_json(const precision::StateValue& v) {
+  return std::visit([](const auto& x) { return json(x); }, v);
+}
+
+precision::StateValue from_json(const json& j, const std::string& where) {
+  if (j.is_boolean()) return j.get<bool>();
+  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number_float()) return j.get<double>();
+  if (j.is_string()) return j.get<std::string>();
+  throw IOError("checkpoint: " + where + " holds a value that is not a number, flag or string");
+}
+
+std::vector<std::pair<std::string, Tensor>> items_of(const SafetensorsFile& f) {
+  return {f.tensors.begin(), f.tensors.end()};
+}
+
+// Replaces `path` by the complete directory `tmp` in one step where the file system allows it.
+void commit_directory(const std::string& tmp, const std::string& path) {
+  const std::string parent = fs::absolute(path).parent_path().string();
+  if (fs::exists(path)) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+      fsync_path(parent, true);
+      fs::remove_all(tmp);  // now the previous checkpoint
+      return;
+    }
+    // No atomic exchange here: move the old one aside first; load() falls back to it if a crash
+    // lands between the two renames.
+    const std::string old = path + ".old";
+    fs::remove_all(old);
+    fs::rename(path, old);
+    fs::rename(tmp, path);
+    fsync_path(parent, true);
+    fs::remove_all(old);
+    return;
+  }
+  fs::rename(tmp, path);
+  fsync_path(parent, true);
+}
+
+}  // namespace
+
+std::string StateEntry::kind() const {
+  static const char* names[] = {"module", "optimizer", "precision", "tensor", "int", "float", "bool", "string"};
+  return names[value_.index()];
+}
+
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision) {
+  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+  json entries = json::object();
+  json meta = {{"format", kFormat}, {"version", kVersion}};
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  bool has_precision = false;
+  for (const auto& [key, entry] : state) {
+    check_key(key);
+    json e = {{"kind", entry.kind()}};
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, Tensor>) {
+            FABRIC_CHECK(v.defined(), ValueError, "Fabric.save: state['", key, "'] is an undefined tensor");
+            tensors.emplace_back(key, v);
+          } else if constexpr (std::is_same_v<V, precision::Precision*>) {
+            json s = json::object();
+            for (const auto& [k, sv] : v->state_dict()) s[k] = to_json(sv);
+            e["name"] = v->name();
+            e["state"] = s;
+            has_precision = true;
+          } else if constexpr (!std::is_pointer_v<V>) {
+            e["value"] = v;
+          }
+        },
+        entry.value());
+    entries[key] = e;
+  }
+  if (precision && !has_precision && !state.count("precision")) {
+    json s = json::object();
+    for (const auto& [k, sv] : precision->state_dict()) s[k] = to_json(sv);
+    entries["precision"] = {{"kind", "precision"}, {"name", precision->name()}, {"state", s}};
+  }
+  meta["entries"] = entries;
+
+  const fs::path target = fs::absolute(path);
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) io_fail(path, "cannot create the parent directory: " + ec.message());
+  const std::string tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) io_fail(path, "cannot create the temporary directory " + tmp + ": " + ec.message());
+  try {
+    for (const auto& [key, entry] : state) {
+      if (auto* m = std::get_if<nn::Module*>(&entry.value())) {
+        nn::StateDict sd = (*m)->state_dict();
+        save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
+      } else if (auto* o = std::get_if<optim::Optimizer*>(&entry.value())) {
+        save_safetensors(tmp + "/" + key + ".safetensors", (*o)->state_dict().flatten(),
+                         {{"optimizer", (*o)->name()}});
+      }
+    }
+    if (!tensors.empty()) save_safetensors(tmp + "/tensors.safetensors", tensors);
+    {
+      std::ofstream out(tmp + "/state.json");
+      out << meta.dump(2) << "\n";
+      out.close();
+      if (!out) io_fail(path, "cannot write state.json");
+    }
+    fsync_path(tmp + "/state.json", false);
+    fsync_path(tmp, true);
+    commit_directory(tmp, target.string());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+State load_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict) {
+  std::string path = path_in;
+  if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json")) path = path + ".old";
+  std::ifstream in(path + "/state.json");
+  if (!in) io_fail(path_in, "no state.json there (not a Fabric checkpoint directory, or missing)");
+  json meta;
+  try {
+    meta = json::parse(in);
+  } catch (const std::exception& e) {
+    io_fail(path, std::string("state.json is not valid JSON: ") + e.what());
+  }
+  if (meta.value("format", "") != kFormat || !meta.contains("entries") || !meta["entries"].is_object())
+    io_fail(path, "state.json is not a fabric checkpoint description");
+  const json& entries = meta["entries"];
+  for (const auto& [key, entry] : state) {
+    const bool implicit_precision = std::holds_alternative<precision::Precision*>(entry.value());
+    if (strict && !entries.contains(key) && !implicit_precision)
+      throw KeyError("Fabric.load: '" + key + "' is not in the checkpoint " + path_in +
+                     " (it holds: " + [&] {
+                       std::string ks;
+                       for (const auto& [k, v] : entries.items()) ks += (ks.empty() ? "" : ", ") + k;
+                       return ks;
+                     }() + ")");
+  }
+  SafetensorsFile tensor_file;
+  if (fs::exists(path + "/tensors.safetensors")) tensor_file = load_safetensors(path + "/tensors.safetensors");
+  auto file_of = [&](const std::string& key) { return load_safetensors(path + "/" + key + ".safetensors"); };
+  auto precision_state = [&](const json& e) {
+    precision::PrecisionState s;
+    const json fields = e.value("state", json::object());  // named: items() must not outlive it
+    for (const auto& [k, v] : fields.items())
+      s[k] = from_json(v, "state.json entry '" + k + "'");
+    return s;
+  };
+
+  State remainder;
+  for (const auto& [key, e] : entries.items()) {
+    const std::string kind = e.value("kind", "");
+    auto it = state.find(key);
+    if (it == state.end() && kind == "precision" && precision) {
+      precision->load_state_dict(precision_state(e));  // the plugin's state, restored by default
+      continue;
+    }
+    if (it == state.end()) {
+      if (kind == "module" || kind == "optimizer") {
+        for (auto& [name, t] : file_of(key).tensors) remainder.emplace(key + "." + name, t);
+      } else if (kind == "tensor") {
+        remainder.emplace(key, tensor_file.tensors.at(key));
+      } else if (e.contains("value")) {
+        const precision::StateValue v = from_json(e["value"], "entry '" + key + "'");
+        std::visit([&](const auto& x) { remainder.emplace(key, x); }, v);
+      }
+      continue;
+    }
+    StateEntry& target = it->second;
+    FABRIC_CHECK(target.kind() == kind || (kind == "int" && target.kind() == "float"), ValueError,
+                 "Fabric.load: '", key, "' is a ", kind, " in the checkpoint but a ", target.kind(),
+                 " in the state passed to load");
+    std::visit(
+        [&](auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, nn::Module*>) {
+            SafetensorsFile f = file_of(key);
+            nn::StateDict sd;
+            for (auto& [name, t] : f.tensors) sd.insert(name, t);
+            v->load_state_dict(sd, strict);
+          } else if constexpr (std::is_same_v<V, optim::Optimizer*>) {
+            v->load_state_dict(optim::OptimizerState::unflatten(items_of(file_of(key))));
+          } else if constexpr (std::is_same_v<V, precision::Precision*>) {
+            v->load_state_dict(precision_state(e));
+          } else if constexpr (std::is_same_v<V, Tensor>) {
+            auto t = tensor_file.tensors.find(key);
+            if (t == tensor_file.tensors.end()) io_fail(path, "tensors.safetensors lacks '" + key + "'");
+            v = t->second.clone();
+          } else if constexpr (std::is_same_v<V, double>) {
+            v = e.at("value").get<double>();
+          } else {
+            v = e.at("value").get<V>();
+          }
+        },
+        target.value());
+  }
+  return remainder;
+}
+
+}  // namespace fabric

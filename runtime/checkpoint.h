@@ -1,0 +1,77 @@
+// Fabric::save / Fabric::load: a checkpoint is a directory, so that each part stays in the format
+// its readers expect:
+//   <key>.safetensors   one per module (its state_dict keys: readable by PyTorch/NumPy as model
+//                       weights) and one per optimizer (OptimizerState::flatten keys)
+//   tensors.safetensors plain tensors of the state, under their keys (when there are any)
+//   state.json          what each key is, the plain values (numbers, flags, strings) and the
+//                       precision plugin's state (a loss scaler's), which is saved by default
+// Writing is atomic: everything goes to a temporary sibling directory, is fsynced, and replaces
+// `path` only when complete, so an interrupted save leaves the previous checkpoint loadable.
+#pragma once
+#include <concepts>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "nn/module.h"
+#include "optim/optimizer.h"
+#include "precision/precision.h"
+#include "runtime/wrappers.h"
+
+namespace fabric {
+
+// One value of a checkpoint state: a stateful object (restored in place on load) or a plain value
+// (written back into the caller's map on load). Objects are held by pointer: they must outlive
+// the save/load call.
+class StateEntry {
+ public:
+  using Value = std::variant<nn::Module*, optim::Optimizer*, precision::Precision*, Tensor, int64_t, double,
+                             bool, std::string>;
+  StateEntry(nn::Module& m) : value_(&m) {}                           // NOLINT: implicit by design
+  StateEntry(const std::shared_ptr<nn::Module>& m) : value_(m.get()) {}  // NOLINT
+  template <class M>
+    requires std::derived_from<M, nn::Module>
+  StateEntry(const std::shared_ptr<M>& m) : value_(static_cast<nn::Module*>(m.get())) {}  // NOLINT
+  template <class O>
+    requires std::derived_from<O, optim::Optimizer>
+  StateEntry(const std::shared_ptr<O>& o) : value_(static_cast<optim::Optimizer*>(o.get())) {}  // NOLINT
+  StateEntry(FabricModule& m) : value_(&m.module()) {}        // NOLINT
+  StateEntry(optim::Optimizer& o) : value_(&o) {}             // NOLINT
+  StateEntry(FabricOptimizer& o) : value_(&o.optimizer()) {}  // NOLINT
+  StateEntry(precision::Precision& p) : value_(&p) {}         // NOLINT
+  StateEntry(Tensor t) : value_(std::move(t)) {}              // NOLINT
+  StateEntry(int v) : value_(int64_t(v)) {}                   // NOLINT
+  StateEntry(int64_t v) : value_(v) {}                        // NOLINT
+  StateEntry(double v) : value_(v) {}                         // NOLINT
+  StateEntry(bool v) : value_(v) {}                           // NOLINT
+  StateEntry(std::string v) : value_(std::move(v)) {}         // NOLINT
+  StateEntry(const char* v) : value_(std::string(v)) {}       // NOLINT
+
+  const Value& value() const { return value_; }
+  Value& value() { return value_; }
+  template <class T>
+  const T& get() const { return std::get<T>(value_); }
+  // "module", "optimizer", "precision", "tensor", "int", "float", "bool", "string".
+  std::string kind() const;
+
+ private:
+  Value value_;
+};
+
+using State = std::map<std::string, StateEntry>;
+
+// Writes `state` (plus `precision`'s state under "precision" unless the state holds a plugin
+// already or precision is null) to the directory `path`. ValueError for keys that are empty or
+// hold '/', or that collide with the reserved file names.
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision);
+
+// Loads the directory `path` into `state`: modules and optimizers in place (modules honour
+// `strict`), plain values and tensors written back into the map, the precision plugin's state
+// into `precision` (when saved and precision is non-null). With strict, a key of `state` missing
+// from the checkpoint is a KeyError naming it; a missing or unreadable checkpoint an IOError. Returns the checkpoint's entries that `state`
+// did not ask for, as plain values and tensors (modules and optimizers come back as their tensors
+// under "<key>.<name>").
+State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict = true);
+
+}  // namespace fabric

@@ -1,0 +1,218 @@
+// Flag validation and resolution for Fabric (the reference's _Connector).
+#include "runtime/connector.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sstream>
+
+#include "precision/registry.h"
+#include "tensor/error.h"
+
+#ifdef FABRIC_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace fabric {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "'" : ", '") + s + "'";
+  return out;
+}
+
+// Strategies that run on one process and one device.
+bool single_process(const std::string& s) { return s == "single_device" || s == "auto"; }
+
+// Parses the devices flag into explicit indices; `available` is the accelerator's device count.
+std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator) {
+  const std::string s = lower(spec);
+  auto bad = [&](const std::string& why) {
+    return ValueError("devices='" + spec + "' is invalid: " + why +
+                      ". Expected a positive number of devices, a list of indices ('0,1'), '-1' for all, "
+                      "or 'auto'");
+  };
+  if (s == "auto") return std::vector<int>{0};
+  if (s.empty()) throw bad("it is empty");
+  if (s.find(',') != std::string::npos || s.front() == '[') {
+    std::vector<int> ids;
+    std::string body = s;
+    body.erase(std::remove_if(body.begin(), body.end(), [](char c) { return c == '[' || c == ']' || c == ' '; }),
+               body.end());
+    std::stringstream ss(body);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (item.empty()) continue;
+      char* end = nullptr;
+      const long v = std::strtol(item.c_str(), &end, 10);
+      if (*end != '\0' || v < 0) throw bad("'" + item + "' is not a device index");
+      if (std::find(ids.begin(), ids.end(), int(v)) != ids.end()) throw bad("index " + item + " is repeated");
+      ids.push_back(int(v));
+    }
+    if (ids.empty()) throw bad("the list is empty");
+    return ids;
+  }
+  char* end = nullptr;
+  const long n = std::strtol(s.c_str(), &end, 10);
+  if (*end != '\0') throw bad("not a number");
+  if (n == -1) {
+    if (available < 1) throw bad("no " + accelerator + " device is available");
+    std::vector<int> ids(static_cast<size_t>(available));
+    for (int i = 0; i < available; ++i) ids[size_t(i)] = i;
+    return ids;
+  }
+  if (n <= 0) throw bad("zero devices");
+  std::vector<int> ids(static_cast<size_t>(n));
+  for (int i = 0; i < int(n); ++i) ids[size_t(i)] = i;
+  return ids;
+}
+
+// LT_* variables replace the constructor flags (the CLI sets them). Under LT_CLI_USED=1, a flag
+// the code set to a non-default value that disagrees with the environment is an error.
+void apply_env_overrides(ConnectorFlags& f) {
+  const bool cli = [] {
+    const char* v = std::getenv("LT_CLI_USED");
+    return v && std::string(v) == "1";
+  }();
+  auto take = [&](const char* var, std::string& flag, const std::string& default_value, const char* name) {
+    const char* v = std::getenv(var);
+    if (!v) return;
+    if (cli && flag != default_value && flag != v)
+      throw ValueError(std::string("Your code has `Fabric(") + name + "=" + flag +
+                       ", ...)` but it conflicts with the value `--" + name + "=" + v +
+                       "` set through the CLI. Remove it either from the CLI or from the Lightning Fabric object.");
+    flag = v;
+  };
+  take("LT_ACCELERATOR", f.accelerator, "auto", "accelerator");
+  take("LT_STRATEGY", f.strategy, "auto", "strategy");
+  take("LT_DEVICES", f.devices.spec, "auto", "devices");
+  take("LT_PRECISION", f.precision, "", "precision");
+  if (const char* v = std::getenv("LT_NUM_NODES")) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    FABRIC_CHECK(*end == '\0', ValueError, "LT_NUM_NODES='", v, "' is not an integer");
+    if (cli && f.num_nodes != 1 && f.num_nodes != n)
+      throw ValueError("Your code has `Fabric(num_nodes=" + std::to_string(f.num_nodes) +
+                       ", ...)` but it conflicts with the value `--num_nodes=" + v + "` set through the CLI.");
+    f.num_nodes = n;
+  }
+}
+
+}  // namespace
+
+Devices::Devices(const std::vector<int>& ids) {
+  spec.clear();
+  for (int i : ids) spec += (spec.empty() ? "" : ",") + std::to_string(i);
+  if (ids.size() == 1) spec += ",";  // a one-element list names device ids[0], not a count
+}
+
+Device Resolved::root_device() const {
+  return accelerator == "cuda" ? Device::cuda(device_ids.empty() ? 0 : device_ids.front()) : Device::cpu();
+}
+
+const std::vector<std::string>& known_strategies() {
+  static const std::vector<std::string> v = {
+      "auto",          "single_device",     "dp",           "ddp",
+      "ddp_spawn",     "ddp_fork",          "ddp_notebook", "fsdp",
+      "deepspeed",     "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+      "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
+      "model_parallel", "xla",              "xla_fsdp"};
+  return v;
+}
+
+int cuda_device_count(std::string* why_none) {
+#ifdef FABRIC_WITH_CUDA
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    // Error 35 (cudaErrorInsufficientDriver) is what a machine without a driver reports.
+    if (why_none) *why_none = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorString(err);
+    return 0;
+  }
+  if (n == 0 && why_none) *why_none = "no CUDA device is visible";
+  return n;
+#else
+  if (why_none) *why_none = "this build has no CUDA backend (configured with FABRIC_CUDA=OFF or without nvcc)";
+  return 0;
+#endif
+}
+
+Resolved resolve_connector(ConnectorFlags f) {
+  apply_env_overrides(f);
+  Resolved r;
+  // 1. Validate flags.
+  std::string acc = lower(f.accelerator);
+  static const std::vector<std::string> accelerators = {"cpu", "cuda", "mps", "tpu", "gpu", "auto"};
+  FABRIC_CHECK(std::find(accelerators.begin(), accelerators.end(), acc) != accelerators.end(), ValueError,
+               "You selected an invalid accelerator name: `accelerator='", f.accelerator,
+               "'`. Available names are: ", join(accelerators), ".");
+  const std::string strategy = lower(f.strategy);
+  const auto& strategies = known_strategies();
+  FABRIC_CHECK(std::find(strategies.begin(), strategies.end(), strategy) != strategies.end(), ValueError,
+               "You selected an invalid strategy name: `strategy='", f.strategy,
+               "'`. It must be one of: ", join(strategies), ".");
+  FABRIC_CHECK(f.num_nodes >= 1, ValueError, "`num_nodes` must be a positive integer, got ", f.num_nodes);
+  FABRIC_CHECK(!(f.precision_plugin && !f.precision.empty()), ValueError,
+               "Received both `precision='", f.precision,
+               "'` and a precision plugin in `plugins`. Choose one.");
+
+  // 2. Accelerator.
+  std::string why_no_cuda;
+  const int n_cuda = cuda_device_count(&why_no_cuda);
+  if (acc == "auto") acc = n_cuda > 0 ? "cuda" : "cpu";
+  if (acc == "gpu") {
+    FABRIC_CHECK(n_cuda > 0, DeviceError, "`accelerator='gpu'` was selected but no GPU is available (",
+                 why_no_cuda, ")");
+    acc = "cuda";
+  }
+  FABRIC_CHECK(acc != "mps" && acc != "tpu", DeviceError, "`accelerator='", acc,
+               "'` is not available: this runtime supports 'cpu' and 'cuda'");
+  FABRIC_CHECK(acc != "cuda" || n_cuda > 0, DeviceError,
+               "`accelerator='cuda'` is not available on this machine (", why_no_cuda, ")");
+  r.accelerator = acc;
+
+  // 3. Devices.
+  r.device_ids = parse_devices(f.devices.spec, acc == "cuda" ? n_cuda : 1, acc);
+  if (acc == "cuda") {
+    for (int id : r.device_ids)
+      FABRIC_CHECK(id < n_cuda, DeviceError, "devices='", f.devices.spec, "' names CUDA device ", id,
+                   " but only ", n_cuda, " are visible");
+  }
+  r.num_nodes = f.num_nodes;
+
+  // 5. Strategy.
+  const bool many = r.device_ids.size() > 1 || r.num_nodes > 1;
+  std::string s = strategy;
+  if (s == "auto") s = many ? "ddp" : "single_device";
+  if (s == "dp" && acc == "cpu") {
+    r.warnings.push_back("The `dp` strategy is not supported on CPU; using `ddp` instead");
+    s = "ddp";
+  }
+  // Unlike the reference, FSDP is not refused on CPU: this runtime shards over Gloo there.
+  FABRIC_CHECK(!(s == "single_device" && many), ValueError, "strategy='single_device' runs on one device, but ",
+               r.device_ids.size(), " devices on ", r.num_nodes, " node(s) were requested");
+  FABRIC_CHECK(single_process(s), NotImplementedError, "strategy '", s,
+               "' is not available in this build yet; use strategy='auto' or 'single_device' with one device");
+  r.strategy = s;
+
+  // 7. Precision plugin.
+  if (f.precision_plugin) {
+    r.plugin = f.precision_plugin;
+    r.precision = r.plugin->name();
+  } else {
+    std::string warning;
+    r.precision = precision::canonical_precision(f.precision, &warning);
+    if (!warning.empty()) r.warnings.push_back(warning);
+    // Mixed modes autocast on the accelerator's device type.
+    r.plugin = precision::make_precision(r.precision, acc == "cuda" ? DeviceType::cuda : DeviceType::cpu);
+  }
+  return r;
+}
+
+}  // namespace fabric

@@ -1,0 +1,57 @@
+// The connector: resolves Fabric's constructor flags (accelerator, strategy, devices, num_nodes,
+// precision, plugins) in the reference's order (fabric-api.md §1), including the LT_* environment
+// overrides, into what the Fabric object runs with.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "precision/precision.h"
+#include "tensor/device.h"
+
+namespace fabric {
+
+// devices: an int, a list of indices, or a string ("2", "0,1", "-1" = all, "auto").
+struct Devices {
+  std::string spec = "auto";
+  Devices() = default;
+  Devices(int n) : spec(std::to_string(n)) {}  // NOLINT: implicit, as `devices=2`
+  Devices(const char* s) : spec(s) {}          // NOLINT
+  Devices(std::string s) : spec(std::move(s)) {}  // NOLINT
+  Devices(const std::vector<int>& ids);           // NOLINT
+};
+
+struct ConnectorFlags {
+  std::string accelerator = "auto";  // cpu | cuda | gpu | mps | tpu | auto
+  std::string strategy = "auto";
+  Devices devices;
+  int64_t num_nodes = 1;
+  std::string precision;  // empty = None (32-true)
+  std::shared_ptr<precision::Precision> precision_plugin;  // from `plugins`
+};
+
+struct Resolved {
+  std::string accelerator;  // "cpu" or "cuda"
+  std::string strategy;     // "single_device", ...
+  std::vector<int> device_ids;
+  int64_t num_nodes = 1;
+  std::string precision;  // canonical string or the plugin's name
+  std::shared_ptr<precision::Precision> plugin;
+  std::vector<std::string> warnings;
+  Device root_device() const;
+};
+
+// Validates and resolves. ValueError for bad values (naming the flag, the value and what is
+// allowed); DeviceError when the accelerator is not available here; NotImplementedError for
+// strategies or precisions that this build does not provide yet.
+Resolved resolve_connector(ConnectorFlags flags);
+
+// Strategy names the reference registers (lower-cased).
+const std::vector<std::string>& known_strategies();
+
+// The number of CUDA devices visible (0 without a driver or without the CUDA backend), and why
+// there are none when that is the case.
+int cuda_device_count(std::string* why_none = nullptr);
+
+}  // namespace fabric

@@ -1,0 +1,310 @@
+// The data loader: the seeded orders (permutation, DistributedSampler striding, random windows),
+// batch making, and the prefetch thread that makes the same batches ahead of the consumer.
+#include "runtime/data_loader.h"
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "tensor/factory.h"
+#include "tensor/random.h"
+
+namespace fabric::data {
+
+// ---- state -------------------------------------------------------------------------------------
+
+std::map<std::string, int64_t> DataLoaderState::to_map() const {
+  return {{"epoch", epoch},
+          {"batch_in_epoch", batch_in_epoch},
+          {"batches_drawn", batches_drawn},
+          {"generator_seed", generator_seed},
+          {"generator_offset", generator_offset}};
+}
+
+DataLoaderState DataLoaderState::from_map(const std::map<std::string, int64_t>& values) {
+  auto get = [&](const char* key) {
+    auto it = values.find(key);
+    FABRIC_CHECK(
+        it != values.end(), KeyError, "DataLoaderState::from_map: missing '", key,
+        "' (expected epoch, batch_in_epoch, batches_drawn, generator_seed, generator_offset)");
+    return it->second;
+  };
+  return {.epoch = get("epoch"),
+          .batch_in_epoch = get("batch_in_epoch"),
+          .batches_drawn = get("batches_drawn"),
+          .generator_seed = get("generator_seed"),
+          .generator_offset = get("generator_offset")};
+}
+
+// ---- orders
+// --------------------------------------------------------------------------------------
+
+std::vector<int64_t> random_permutation(int64_t n, uint64_t seed) {
+  FABRIC_CHECK(n >= 0, ValueError, "random_permutation: n must be >= 0, got ", n);
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), int64_t{0});
+  PhiloxBlock block{};
+  uint64_t counter = 0;
+  int used = 2;  // 64-bit values taken from `block` (two per block)
+  for (int64_t i = n - 1; i > 0; --i) {
+    if (used == 2) {
+      block = philox4x32(seed, 0, counter++);
+      used = 0;
+    }
+    const uint64_t r = uint64_t(block.v[2 * used]) | uint64_t(block.v[2 * used + 1]) << 32;
+    ++used;
+    // j uniform in [0, i] by the multiply-shift map; its bias, below (i + 1) / 2^64, is far
+    // under anything a shuffle could show.
+    const auto j = static_cast<int64_t>(
+        (static_cast<unsigned __int128>(r) * static_cast<uint64_t>(i + 1)) >> 64);
+    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(j)]);
+  }
+  return p;
+}
+
+namespace {
+
+void check_sampler(const char* what, int64_t rank, int64_t world_size) {
+  FABRIC_CHECK(world_size >= 1, ValueError, what, ": world_size must be >= 1, got ", world_size);
+  FABRIC_CHECK(rank >= 0 && rank < world_size, ValueError, what,
+               ": rank must be in [0, world_size=", world_size, "), got ", rank);
+}
+
+// DistributedSampler.num_samples.
+int64_t sampler_num_samples(int64_t n, int64_t world_size, bool drop_last) {
+  if (drop_last && n % world_size != 0) return n / world_size;  // == ceil((n - W) / W) for n >= 0
+  return (n + world_size - 1) / world_size;
+}
+
+}  // namespace
+
+std::vector<int64_t> distributed_sampler_indices(int64_t n, int64_t epoch,
+                                                 const SamplerOptions& opts) {
+  check_sampler("distributed_sampler_indices", opts.rank, opts.world_size);
+  FABRIC_CHECK(n >= 0 && epoch >= 0, ValueError,
+               "distributed_sampler_indices: expects n >= 0 and epoch >= 0, got n=", n,
+               ", epoch=", epoch);
+  if (n == 0) return {};
+  std::vector<int64_t> base;
+  if (opts.shuffle) {
+    base = random_permutation(n, opts.seed + static_cast<uint64_t>(epoch));
+  } else {
+    base.resize(static_cast<size_t>(n));
+    std::iota(base.begin(), base.end(), int64_t{0});
+  }
+  const int64_t total = sampler_num_samples(n, opts.world_size, opts.drop_last) * opts.world_size;
+  // Padding repeats the order from its start (cyclically when it must add more than n), and
+  // drop_last keeps the first `total`: in both cases item k of the padded order is base[k % n].
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(total / opts.world_size));
+  for (int64_t k = opts.rank; k < total; k += opts.world_size)
+    out.push_back(base[static_cast<size_t>(k % n)]);
+  return out;
+}
+
+// ---- the loader
+// ----------------------------------------------------------------------------------
+
+namespace {
+struct Item {
+  Batch batch;
+  DataLoaderState after;
+  std::exception_ptr error;
+};
+}  // namespace
+
+struct DataLoader::Impl {
+  std::shared_ptr<const Dataset> dataset;
+  DataLoaderOptions opts;
+  bool windows = false;
+  int64_t per_epoch = 0;
+
+  // The maker's position: owned by the worker while it runs, else by next().
+  DataLoaderState made;
+  std::vector<int64_t> order;  // the epoch order of `order_epoch` under `order_seed`
+  int64_t order_epoch = -1;
+  int64_t order_seed = 0;
+
+  DataLoaderState given;  // after the last batch handed out
+  std::exception_ptr failed;
+
+  std::thread worker;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  bool stop = false;
+
+  ~Impl() { halt(); }
+
+  // The batch at position `s`; advances `s` only when the batch was made.
+  Batch make(DataLoaderState& s) {
+    const int64_t B = opts.batch_size;
+    DataLoaderState n = s;
+    Batch batch;
+    if (windows) {
+      Generator gen(static_cast<uint64_t>(s.generator_seed));
+      gen.set_offset(static_cast<uint64_t>(s.generator_offset));
+      const Tensor starts =
+          randint(0, dataset->size(), {B * opts.world_size}, {.dtype = DType::int64}, &gen);
+      batch = dataset->get(
+          std::span<const int64_t>(starts.data<int64_t>() + opts.rank * B, static_cast<size_t>(B)));
+      n.generator_offset = static_cast<int64_t>(gen.offset());
+    } else {
+      if (order_epoch != s.epoch || order_seed != s.generator_seed) {
+        order = distributed_sampler_indices(dataset->size(), s.epoch,
+                                            {.shuffle = opts.shuffle,
+                                             .seed = static_cast<uint64_t>(s.generator_seed),
+                                             .rank = opts.rank,
+                                             .world_size = opts.world_size,
+                                             .drop_last = opts.sampler_drop_last});
+        order_epoch = s.epoch;
+        order_seed = s.generator_seed;
+      }
+      const int64_t start = s.batch_in_epoch * B;
+      const int64_t len = std::min<int64_t>(B, static_cast<int64_t>(order.size()) - start);
+      batch =
+          dataset->get(std::span<const int64_t>(order.data() + start, static_cast<size_t>(len)));
+    }
+    ++n.batches_drawn;
+    if (++n.batch_in_epoch == per_epoch) {
+      ++n.epoch;
+      n.batch_in_epoch = 0;
+    }
+    s = n;
+    return batch;
+  }
+
+  void run() {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || static_cast<int64_t>(queue.size()) < opts.prefetch; });
+        if (stop) return;
+      }
+      Item item;
+      try {
+        item.batch = make(made);
+        item.after = made;
+      } catch (...) {
+        item.error = std::current_exception();
+      }
+      const bool failed_here = item.error != nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        queue.push_back(std::move(item));
+      }
+      cv.notify_all();
+      if (failed_here) return;  // nothing after a failure is in order; next() rethrows it
+    }
+  }
+
+  void halt() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (worker.joinable()) worker.join();
+    queue.clear();
+    stop = false;
+  }
+};
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions opts)
+    : impl_(std::make_unique<Impl>()) {
+  FABRIC_CHECK(dataset != nullptr, ValueError, "DataLoader: the dataset is null");
+  FABRIC_CHECK(opts.batch_size >= 1, ValueError, "DataLoader: batch_size must be >= 1, got ",
+               opts.batch_size);
+  FABRIC_CHECK(opts.prefetch >= 0, ValueError,
+               "DataLoader: prefetch must be >= 0 (0: no thread), got ", opts.prefetch);
+  check_sampler("DataLoader", opts.rank, opts.world_size);
+  Impl& m = *impl_;
+  m.dataset = std::move(dataset);
+  m.opts = opts;
+  m.windows = m.dataset->access() == Access::windows;
+  const int64_t n = m.dataset->size();
+  FABRIC_CHECK(n >= 1, ValueError, "DataLoader: ", m.dataset->describe(), " is empty");
+  if (m.windows) {
+    m.per_epoch =
+        std::max<int64_t>(1, m.dataset->epoch_size() / (opts.batch_size * opts.world_size));
+  } else {
+    const int64_t samples = sampler_num_samples(n, opts.world_size, opts.sampler_drop_last);
+    m.per_epoch = opts.drop_last ? samples / opts.batch_size
+                                 : (samples + opts.batch_size - 1) / opts.batch_size;
+    FABRIC_CHECK(m.per_epoch >= 1, ValueError, "DataLoader: ", m.dataset->describe(),
+                 " gives rank ", opts.rank, " ", samples, " examples per epoch (world_size ",
+                 opts.world_size, "), fewer than batch_size ", opts.batch_size,
+                 " with drop_last: no batch at all");
+  }
+  m.made.generator_seed = static_cast<int64_t>(opts.seed);
+  m.given = m.made;
+}
+
+DataLoader::~DataLoader() = default;
+DataLoader::DataLoader(DataLoader&&) noexcept = default;
+DataLoader& DataLoader::operator=(DataLoader&&) noexcept = default;
+
+Batch DataLoader::next() {
+  Impl& m = *impl_;
+  if (m.failed) std::rethrow_exception(m.failed);
+  if (m.opts.prefetch == 0) {
+    Batch b = m.make(m.made);
+    m.given = m.made;
+    return b;
+  }
+  if (!m.worker.joinable()) m.worker = std::thread([&m] { m.run(); });
+  Item item;
+  {
+    std::unique_lock<std::mutex> lock(m.mu);
+    m.cv.wait(lock, [&] { return !m.queue.empty(); });
+    item = std::move(m.queue.front());
+    m.queue.pop_front();
+  }
+  m.cv.notify_all();
+  if (item.error) {
+    m.failed = item.error;
+    std::rethrow_exception(item.error);
+  }
+  m.given = item.after;
+  return std::move(item.batch);
+}
+
+int64_t DataLoader::batches_per_epoch() const { return impl_->per_epoch; }
+
+DataLoaderState DataLoader::state() const { return impl_->given; }
+
+void DataLoader::set_state(const DataLoaderState& s) {
+  Impl& m = *impl_;
+  FABRIC_CHECK(
+      s.epoch >= 0 && s.batches_drawn >= 0 && s.generator_offset >= 0, ValueError,
+      "DataLoader::set_state: epoch, batches_drawn and generator_offset must be >= 0, got ",
+      s.epoch, ", ", s.batches_drawn, ", ", s.generator_offset);
+  FABRIC_CHECK(s.batch_in_epoch >= 0 && s.batch_in_epoch < m.per_epoch, ValueError,
+               "DataLoader::set_state: batch_in_epoch ", s.batch_in_epoch, " is outside [0, ",
+               m.per_epoch, ") for ", m.dataset->describe(), " with batch_size ", m.opts.batch_size,
+               ": was the state saved ", "with other data or options?");
+  m.halt();
+  m.made = m.given = s;
+  m.failed = nullptr;
+}
+
+const Dataset& DataLoader::dataset() const { return *impl_->dataset; }
+const DataLoaderOptions& DataLoader::options() const { return impl_->opts; }
+
+DataLoader::Iterator DataLoader::begin() {
+  Iterator it;
+  it.loader_ = this;
+  it.remaining_ = batches_per_epoch() - state().batch_in_epoch;
+  if (it.remaining_ > 0) it.batch_ = std::make_shared<Batch>(next());
+  return it;
+}
+
+DataLoader::Iterator& DataLoader::Iterator::operator++() {
+  if (--remaining_ > 0) batch_ = std::make_shared<Batch>(loader_->next());
+  return *this;
+}
+
+}  // namespace fabric::data

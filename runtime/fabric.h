@@ -1,0 +1,134 @@
+// fabric::Fabric, the façade (Lightning Fabric in C++): resolves accelerator/strategy/devices/
+// precision at construction, wraps modules and optimizers so the precision plugin applies, and
+// offers the training verbs (backward, clip_gradients, autocast, save/load, log, ...).
+//
+//   fabric::Fabric fab({.accelerator = "cpu", .precision = "bf16-mixed"});
+//   auto [model, opt] = fab.setup(gpt, adamw);
+//   Tensor loss = cross_entropy(model(x).view({-1, V}), y.view({-1}));
+//   fab.backward(loss);
+//   fab.clip_gradients(model, opt, {.max_norm = 1.0});
+//   opt.step();
+//   fab.save("checkpoints/step-100", {{"model", model}, {"optimizer", opt}, {"step", 100}});
+#pragma once
+#include <cstdint>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "runtime/checkpoint.h"
+#include "runtime/connector.h"
+#include "runtime/loggers.h"
+#include "runtime/wrappers.h"
+
+namespace fabric {
+
+struct FabricOptions {
+  std::string accelerator = "auto";
+  std::string strategy = "auto";
+  Devices devices;
+  int64_t num_nodes = 1;
+  std::string precision;  // empty = None: "32-true"
+  // At most one precision plugin (instead of `precision`).
+  std::vector<std::shared_ptr<precision::Precision>> plugins;
+  std::vector<std::shared_ptr<Logger>> loggers;
+};
+
+struct ClipOptions {
+  std::optional<double> clip_val;  // exactly one of clip_val / max_norm
+  std::optional<double> max_norm;
+  double norm_type = 2.0;
+  bool error_if_nonfinite = true;
+};
+
+class Fabric {
+ public:
+  explicit Fabric(const FabricOptions& options = {});
+
+  // ---- what was resolved -----------------------------------------------------------------------
+  const std::string& accelerator() const { return resolved_.accelerator; }
+  const std::string& strategy() const { return resolved_.strategy; }
+  Device device() const { return resolved_.root_device(); }
+  int64_t global_rank() const { return 0; }
+  int64_t local_rank() const { return 0; }
+  int64_t node_rank() const { return 0; }
+  int64_t world_size() const { return 1; }
+  bool is_global_zero() const { return global_rank() == 0; }
+  precision::Precision& precision() { return *ctx_->precision; }
+  const std::string& precision_name() const { return resolved_.precision; }
+  // Warnings the resolution produced (legacy precision values, strategy fall-backs).
+  const std::vector<std::string>& warnings() const { return resolved_.warnings; }
+  const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
+
+  // ---- setup -------------------------------------------------------------------------------------
+  // convert_module -> move to the device -> wrap. A module may be set up once per Fabric
+  // (ValueError otherwise). Optimizers are held by reference: keep them alive.
+  FabricModule setup_module(const std::shared_ptr<nn::Module>& module, bool move_to_device = true);
+  FabricOptimizer setup_optimizer(optim::Optimizer& optimizer);
+  template <class M, class... Opts>
+    requires std::derived_from<M, nn::Module>
+  auto setup(const std::shared_ptr<M>& module, Opts&... optimizers) {
+    FabricModule m = setup_module(module);
+    if constexpr (sizeof...(Opts) == 0) {
+      return m;
+    } else {
+      return std::tuple<FabricModule, decltype(wrap_optimizer(optimizers, module))...>(
+          m, wrap_optimizer(optimizers, module)...);
+    }
+  }
+
+  // ---- training verbs ----------------------------------------------------------------------------
+  // precision.pre_backward -> backward (scales the loss under 16-mixed) -> post_backward.
+  void backward(const Tensor& loss, const Tensor& gradient = Tensor(), bool retain_graph = false);
+  // Unscales the optimizer's gradients first, then clips by value or by total norm over the
+  // optimizer's parameters. Returns the total norm before clipping (undefined for clip_val).
+  Tensor clip_gradients(FabricModule& module, FabricOptimizer& optimizer, const ClipOptions& options);
+  // The precision plugin's forward context (an autocast region under mixed precision).
+  precision::ContextGuard autocast() { return ctx_->precision->forward_context(); }
+  // Creating modules / tensors inside these scopes uses the plugin's dtype (64-true, *-true).
+  precision::ContextGuard init_module() { return ctx_->precision->module_init_context(); }
+  precision::ContextGuard init_tensor() { return ctx_->precision->tensor_init_context(); }
+  Tensor to_device(const Tensor& t) const { return t.to(device()); }
+  void to_device(nn::Module& m) const { m.to(device()); }
+
+  // ---- utilities ---------------------------------------------------------------------------------
+  // Seeds the default generator (every random op without an explicit Generator) and records the
+  // seed in PL_GLOBAL_SEED, as the reference. Returns the seed.
+  static uint64_t seed_everything(uint64_t seed);
+  // Prints only on local rank 0.
+  template <class... Args>
+  void print(const Args&... args) const {
+    if (local_rank() != 0) return;
+    std::ostringstream os;
+    (os << ... << args);
+    std::cout << os.str() << std::endl;
+  }
+  void log(const std::string& name, double value, std::optional<int64_t> step = std::nullopt);
+  // A tensor value must hold exactly one element (ValueError otherwise).
+  void log(const std::string& name, const Tensor& value, std::optional<int64_t> step = std::nullopt);
+  void log_dict(const Metrics& metrics, std::optional<int64_t> step = std::nullopt);
+  // Single process: nothing to wait for; kept so code written for several processes runs here.
+  void barrier(const std::string& name = "") const { (void)name; }
+
+  // ---- checkpoints (checkpoint.h) ----------------------------------------------------------------
+  // Unlike the reference, the precision plugin's state (the loss scaler) is saved and restored by
+  // default, under "precision".
+  void save(const std::string& path, const State& state) const;
+  // Restores `state` in place and returns what the checkpoint holds beyond it.
+  State load(const std::string& path, State& state, bool strict = true);
+  State load(const std::string& path, State&& state, bool strict = true) { return load(path, state, strict); }
+
+ private:
+  FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
+  Resolved resolved_;
+  std::shared_ptr<FabricContext> ctx_;
+  std::vector<std::shared_ptr<Logger>> loggers_;
+  std::vector<const nn::Module*> set_up_modules_;
+  std::vector<const optim::Optimizer*> set_up_optimizers_;
+};
+
+}  // namespace fabric

@@ -1,0 +1,79 @@
+// Model, optimizer, scheduler and loss construction for fabric-train.
+#include "runtime/train_builders.h"
+
+#include "nn/cnn.h"
+#include "nn/gpt.h"
+#include "nn/mlp.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "tensor/ops.h"
+#include "tensor/safetensors.h"
+
+namespace fabric {
+
+std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size) {
+  const auto& m = cfg.model;
+  std::shared_ptr<nn::Module> model;
+  if (m.name == "mlp") {
+    model = nn::make<nn::MLP>({.sizes = m.sizes, .activation = m.activation, .bias = m.bias});
+  } else if (m.name == "gpt") {
+    const int64_t v = m.vocab_size > 0 ? m.vocab_size : vocab_size;
+    FABRIC_CHECK(v > 0, ValueError, "model.vocab_size: 0 means 'from the data', but the data gives no vocabulary");
+    model = nn::make<nn::GPT>({.vocab_size = v,
+                               .block_size = m.block_size,
+                               .n_layer = m.n_layer,
+                               .n_head = m.n_head,
+                               .n_embd = m.n_embd,
+                               .dropout = m.dropout,
+                               .bias = m.bias,
+                               .gelu = m.gelu});
+  } else if (m.name == "cnn") {
+    model = nn::make<nn::CNN>({.in_channels = m.in_channels,
+                               .image_size = m.image_size,
+                               .num_classes = m.num_classes,
+                               .channels1 = m.channels1,
+                               .channels2 = m.channels2});
+  } else {
+    throw ConfigError("model.name: unknown model '" + m.name + "'");
+  }
+  if (!m.init.empty()) {
+    SafetensorsFile f = load_safetensors(m.init);
+    nn::StateDict sd;
+    for (auto& [k, t] : f.tensors) sd.insert(k, t);
+    model->load_state_dict(sd, /*strict=*/true);
+  }
+  return model;
+}
+
+std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params) {
+  const auto& o = cfg.optimizer;
+  if (o.name == "sgd")
+    return std::make_shared<optim::SGD>(params, optim::SGDOptions{.lr = o.lr,
+                                                                  .momentum = o.momentum,
+                                                                  .dampening = o.dampening,
+                                                                  .weight_decay = o.weight_decay,
+                                                                  .nesterov = o.nesterov});
+  const std::array<double, 2> betas = {o.betas.at(0), o.betas.at(1)};
+  if (o.name == "adam")
+    return std::make_shared<optim::Adam>(params, optim::AdamOptions{.lr = o.lr, .betas = betas, .eps = o.eps,
+                                                                    .weight_decay = o.weight_decay});
+  return std::make_shared<optim::AdamW>(params, optim::AdamWOptions{.lr = o.lr, .betas = betas, .eps = o.eps,
+                                                                    .weight_decay = o.weight_decay});
+}
+
+std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps) {
+  const auto& s = cfg.scheduler;
+  if (s.name == "step") return std::make_unique<optim::StepLR>(opt, s.step_size, s.gamma);
+  if (s.name == "cosine")
+    return std::make_unique<optim::CosineWithWarmup>(opt, s.warmup_steps, std::max<int64_t>(total_steps, 1), s.min_lr);
+  if (s.warmup_steps > 0) return std::make_unique<optim::LinearWarmup>(opt, s.warmup_steps);
+  return nullptr;
+}
+
+Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target) {
+  if (cfg.loss == "mse") return mse_loss(output, target.to(output.dtype()));
+  const int64_t classes = output.size(-1);
+  return cross_entropy(output.reshape({-1, classes}), target.reshape({-1}).to(DType::int64), /*ignore_index=*/-1);
+}
+
+}  // namespace fabric

@@ -1,0 +1,22 @@
+// What fabric-train builds from a TrainConfig: the model, the optimizer, the LR schedule and the
+// loss function.
+#pragma once
+#include <memory>
+
+#include "nn/module.h"
+#include "optim/lr_scheduler.h"
+#include "optim/optimizer.h"
+#include "runtime/train_config.h"
+
+namespace fabric {
+
+// mlp | gpt | cnn with the config's hyper-parameters; `vocab_size` is used when the config's is 0
+// (gpt). Loads model.init weights (strict) when set.
+std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size);
+std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
+// Null for "constant". total_steps: the run's optimizer steps (cosine decays over them).
+std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps);
+// cross_entropy over the last dim (logits (..., C), integer targets (...)) or mse.
+Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target);
+
+}  // namespace fabric

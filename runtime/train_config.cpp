@@ -1,0 +1,462 @@
+// The fabric-train config schema: one table of fields binds each YAML key to a TrainConfig member,
+// with its type, check and meaning; parsing, overrides, dumping and the documentation all read it.
+#include "runtime/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "precision/registry.h"
+
+namespace fabric {
+namespace {
+
+enum class Kind { integer, number, boolean, string, int_list, number_list };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::integer: return "integer";
+    case Kind::number: return "number";
+    case Kind::boolean: return "bool";
+    case Kind::string: return "string";
+    case Kind::int_list: return "list of integers";
+    case Kind::number_list: return "list of numbers";
+  }
+  return "?";
+}
+
+// A parsed value before it lands in the struct.
+struct Value {
+  int64_t i = 0;
+  double d = 0;
+  bool b = false;
+  std::string s;
+  std::vector<int64_t> il;
+  std::vector<double> dl;
+};
+
+struct Field {
+  std::string section;  // "" for top-level scalars (loss)
+  std::string key;
+  Kind kind;
+  std::string help;
+  std::function<void(TrainConfig&, const Value&)> set;
+  std::function<YAML::Node(const TrainConfig&)> get;
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  std::vector<std::string> choices;  // strings only
+  std::vector<std::string> models;   // model section: the models the key applies to (empty: all)
+  std::string path() const { return section.empty() ? key : section + "." + key; }
+};
+
+#define FIELD_INT(sec, mem, lo, help) \
+  Field{#sec, #mem, Kind::integer, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.i; }, \
+        [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }, lo}
+#define FIELD_NUM(sec, mem, lo, help) \
+  Field{#sec, #mem, Kind::number, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.d; }, \
+        [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }, lo}
+#define FIELD_BOOL(sec, mem, help) \
+  Field{#sec, #mem, Kind::boolean, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.b; }, \
+        [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }}
+#define FIELD_STR(sec, mem, help) \
+  Field{#sec, #mem, Kind::string, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.s; }, \
+        [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }}
+
+Field with_choices(Field f, std::vector<std::string> c) {
+  f.choices = std::move(c);
+  return f;
+}
+Field for_models(Field f, std::vector<std::string> m) {
+  f.models = std::move(m);
+  return f;
+}
+Field with_max(Field f, double max) {
+  f.max = max;
+  return f;
+}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> f = [] {
+    std::vector<Field> v;
+    v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
+    v.push_back(FIELD_STR(fabric, strategy, "auto or single_device (distributed strategies arrive with the distributed issue)"));
+    v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto"));
+    v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
+    v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
+    v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
+    v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys)"));
+    {
+      Field sizes{"model", "sizes", Kind::int_list, "mlp: layer widths {in, hidden..., out}",
+                  [](TrainConfig& c, const Value& x) { c.model.sizes = x.il; },
+                  [](const TrainConfig& c) {
+                    YAML::Node n;
+                    for (int64_t s : c.model.sizes) n.push_back(s);
+                    n.SetStyle(YAML::EmitterStyle::Flow);
+                    return n;
+                  },
+                  1};
+      v.push_back(for_models(sizes, {"mlp"}));
+    }
+    v.push_back(for_models(with_choices(FIELD_STR(model, activation, "mlp: relu, gelu, gelu_tanh, tanh, silu or sigmoid"),
+                                        {"relu", "gelu", "gelu_tanh", "tanh", "silu", "sigmoid"}),
+                           {"mlp"}));
+    v.push_back(for_models(FIELD_BOOL(model, bias, "mlp, gpt: biases in Linear (and LayerNorm for gpt)"), {"mlp", "gpt"}));
+    v.push_back(for_models(FIELD_INT(model, vocab_size, 0, "gpt: vocabulary size; 0 = from the data"), {"gpt"}));
+    v.push_back(for_models(FIELD_INT(model, block_size, 1, "gpt: context length T"), {"gpt"}));
+    v.push_back(for_models(FIELD_INT(model, n_layer, 0, "gpt: transformer blocks"), {"gpt"}));
+    v.push_back(for_models(FIELD_INT(model, n_head, 1, "gpt: attention heads"), {"gpt"}));
+    v.push_back(for_models(FIELD_INT(model, n_embd, 1, "gpt: embedding width C (a multiple of n_head)"), {"gpt"}));
+    v.push_back(for_models(with_max(FIELD_NUM(model, dropout, 0, "gpt: dropout probability"), 0.999999), {"gpt"}));
+    v.push_back(for_models(with_choices(FIELD_STR(model, gelu, "gpt: tanh (GPT-2) or none (erf)"), {"tanh", "none"}), {"gpt"}));
+    v.push_back(for_models(FIELD_INT(model, in_channels, 1, "cnn: input channels"), {"cnn"}));
+    v.push_back(for_models(FIELD_INT(model, image_size, 4, "cnn: square input size, divisible by 4"), {"cnn"}));
+    v.push_back(for_models(FIELD_INT(model, num_classes, 1, "cnn: classes"), {"cnn"}));
+    v.push_back(for_models(FIELD_INT(model, channels1, 1, "cnn: channels of the first conv"), {"cnn"}));
+    v.push_back(for_models(FIELD_INT(model, channels2, 1, "cnn: channels of the second conv"), {"cnn"}));
+    v.push_back(with_choices(FIELD_STR(data, kind, "text, tokens, tensors or images"), {"text", "tokens", "tensors", "images"}));
+    v.push_back(FIELD_STR(data, path, "the data file (text: UTF-8; tokens: uint16 ids; tensors: safetensors with inputs/targets; images: IDX images)"));
+    v.push_back(FIELD_STR(data, labels, "images: the IDX labels file (default: path with images -> labels)"));
+    v.push_back(FIELD_BOOL(data, shuffle, "shuffle examples each epoch (tensors, images)"));
+    v.push_back(with_max(FIELD_NUM(data, val_fraction, 0, "fraction held out for validation"), 0.9));
+    v.push_back(FIELD_BOOL(data, flatten, "images: flatten to (N, 784) for an MLP"));
+    v.push_back(with_choices(Field{"", "loss", Kind::string, "cross_entropy or mse",
+                                   [](TrainConfig& c, const Value& x) { c.loss = x.s; },
+                                   [](const TrainConfig& c) { return YAML::Node(c.loss); }},
+                             {"cross_entropy", "mse"}));
+    v.push_back(with_choices(FIELD_STR(optimizer, name, "sgd, adam or adamw"), {"sgd", "adam", "adamw"}));
+    v.push_back(FIELD_NUM(optimizer, lr, 0, "learning rate"));
+    v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd: momentum"));
+    v.push_back(FIELD_NUM(optimizer, dampening, 0, "sgd: dampening"));
+    v.push_back(FIELD_BOOL(optimizer, nesterov, "sgd: Nesterov momentum"));
+    v.push_back(FIELD_NUM(optimizer, weight_decay, 0, "weight decay (decoupled for adamw)"));
+    v.push_back(Field{"optimizer", "betas", Kind::number_list, "adam, adamw: [beta1, beta2]",
+                      [](TrainConfig& c, const Value& x) { c.optimizer.betas = x.dl; },
+                      [](const TrainConfig& c) {
+                        YAML::Node n;
+                        for (double b : c.optimizer.betas) n.push_back(b);
+                        n.SetStyle(YAML::EmitterStyle::Flow);
+                        return n;
+                      },
+                      0, 1});
+    v.push_back(FIELD_NUM(optimizer, eps, 0, "adam, adamw: epsilon"));
+    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step or cosine (linear warm-up, then cosine to min_lr)"),
+                             {"constant", "step", "cosine"}));
+    v.push_back(FIELD_INT(scheduler, warmup_steps, 0, "cosine: linear warm-up steps"));
+    v.push_back(FIELD_NUM(scheduler, min_lr, 0, "cosine: final learning rate"));
+    v.push_back(FIELD_INT(scheduler, step_size, 1, "step: steps between decays"));
+    v.push_back(FIELD_NUM(scheduler, gamma, 0, "step: decay factor"));
+    v.push_back(FIELD_INT(trainer, max_steps, -1, "optimizer steps to run (-1: use max_epochs; 0: only set up and write checkpoints/last)"));
+    v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps)"));
+    v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch"));
+    v.push_back(FIELD_INT(trainer, accumulate_grad_batches, 1, "batches per optimizer step"));
+    v.push_back(FIELD_NUM(trainer, clip_grad_norm, 0, "clip gradients to this total 2-norm (0: off)"));
+    v.push_back(FIELD_NUM(trainer, clip_grad_val, 0, "clip gradients to [-v, v] (0: off)"));
+    v.push_back(FIELD_INT(trainer, val_every, 0, "validate every N steps (0: off; needs data.val_fraction > 0)"));
+    v.push_back(FIELD_INT(trainer, val_batches, 1, "batches per validation"));
+    v.push_back(FIELD_INT(trainer, log_every, 1, "log every N steps"));
+    v.push_back(FIELD_INT(trainer, checkpoint_every, 0, "write checkpoints/step-N every N steps (0: only checkpoints/last)"));
+    v.push_back(FIELD_INT(trainer, keep_last, 0, "step-N checkpoints to keep (0: all)"));
+    v.push_back(FIELD_INT(trainer, seed, 0, "seed of initialisation, data order and dropout"));
+    v.push_back(FIELD_BOOL(trainer, deterministic, "single-threaded reductions for bit-reproducible runs"));
+    v.push_back(FIELD_STR(trainer, run_dir, "the run directory (config.yaml, metrics.csv, checkpoints/)"));
+    v.push_back(FIELD_INT(trainer, sample_tokens, 0, "gpt on text: characters to generate at the end"));
+    v.push_back(FIELD_STR(trainer, sample_prompt, "gpt on text: the prompt of that sample"));
+    v.push_back(FIELD_BOOL(logger, csv, "write run_dir/metrics.csv"));
+    v.push_back(FIELD_BOOL(logger, tensorboard, "write TensorBoard event files to run_dir/tensorboard"));
+    return v;
+  }();
+  return f;
+}
+
+const std::vector<std::string>& sections() {
+  static const std::vector<std::string> s = {"fabric", "model", "data", "loss", "optimizer", "scheduler", "trainer", "logger"};
+  return s;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(const std::string& key, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(key, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  if (best.empty() || best_d > std::max<size_t>(2, key.size() / 3)) return "";
+  return "; did you mean '" + best + "'?";
+}
+
+// Where a value came from: "file:line:col" or "--set key".
+struct Located {
+  YAML::Node node;
+  std::string where;
+};
+
+class Parser {
+ public:
+  Parser(std::string name) : name_(std::move(name)) {}
+
+  [[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& what) const {
+    throw ConfigError(where + ": " + (key.empty() ? "" : key + ": ") + what);
+  }
+  std::string at(const YAML::Node& n) const {
+    const YAML::Mark m = n.Mark();
+    if (m.line < 0) return name_;
+    return name_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+
+  Value convert(const Field& f, const Located& v) const {
+    const std::string key = f.path();
+    auto type_error = [&](const std::string& got) {
+      fail(v.where, key, std::string("expected ") + kind_name(f.kind) + ", got " + got);
+    };
+    auto scalar_text = [&](const YAML::Node& n) { return n.IsScalar() ? "'" + n.Scalar() + "'" : std::string("a ") + (n.IsMap() ? "mapping" : n.IsSequence() ? "list" : "null"); };
+    auto as_int = [&](const YAML::Node& n) -> int64_t {
+      if (!n.IsScalar()) type_error(scalar_text(n));
+      const std::string s = n.Scalar();
+      char* end = nullptr;
+      errno = 0;
+      const long long x = std::strtoll(s.c_str(), &end, 10);
+      if (s.empty() || *end != '\0' || errno != 0) type_error(scalar_text(n));
+      return x;
+    };
+    auto as_num = [&](const YAML::Node& n) -> double {
+      if (!n.IsScalar()) type_error(scalar_text(n));
+      const std::string s = n.Scalar();
+      char* end = nullptr;
+      const double x = std::strtod(s.c_str(), &end);
+      if (s.empty() || *end != '\0' || !std::isfinite(x)) type_error(scalar_text(n));
+      return x;
+    };
+    auto range = [&](double x) {
+      if (x < f.min || x > f.max) {
+        std::ostringstream os;
+        os << "must be ";
+        if (std::isfinite(f.min) && std::isfinite(f.max)) os << "between " << f.min << " and " << f.max;
+        else if (std::isfinite(f.min)) os << ">= " << f.min;
+        else os << "<= " << f.max;
+        os << ", got " << x;
+        fail(v.where, key, os.str());
+      }
+    };
+    Value out;
+    const YAML::Node& n = v.node;
+    switch (f.kind) {
+      case Kind::integer: out.i = as_int(n); range(double(out.i)); break;
+      case Kind::number: out.d = as_num(n); range(out.d); break;
+      case Kind::boolean: {
+        if (!n.IsScalar()) type_error(scalar_text(n));
+        const std::string s = n.Scalar();
+        if (s == "true" || s == "True" || s == "yes" || s == "on") out.b = true;
+        else if (s == "false" || s == "False" || s == "no" || s == "off") out.b = false;
+        else type_error(scalar_text(n));
+        break;
+      }
+      case Kind::string:
+        if (!n.IsScalar()) type_error(scalar_text(n));
+        out.s = n.Scalar();
+        if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), out.s) == f.choices.end()) {
+          std::string list;
+          for (const auto& c : f.choices) list += (list.empty() ? "" : ", ") + c;
+          fail(v.where, key, "'" + out.s + "' is not one of: " + list + suggestion(out.s, f.choices));
+        }
+        break;
+      case Kind::int_list:
+      case Kind::number_list:
+        if (!n.IsSequence()) type_error(scalar_text(n));
+        for (const auto& e : n) {
+          if (f.kind == Kind::int_list) {
+            out.il.push_back(as_int(e));
+            range(double(out.il.back()));
+          } else {
+            out.dl.push_back(as_num(e));
+            range(out.dl.back());
+          }
+        }
+        break;
+    }
+    return out;
+  }
+
+  TrainConfig parse(const std::string& text, const std::vector<std::string>& overrides) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(name_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                        ": not valid YAML: " + e.msg);
+    }
+    if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    if (!root.IsMap()) fail(at(root), "", "the config must be a mapping of sections (fabric, model, data, ...)");
+    // Collect every value with its location, then apply overrides on top.
+    std::map<std::string, Located> values;
+    for (const auto& top : root) {
+      const std::string sec = top.first.as<std::string>();
+      if (std::find(sections().begin(), sections().end(), sec) == sections().end())
+        fail(at(top.first), sec, "unknown section" + suggestion(sec, sections()) +
+                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger)");
+      if (sec == "loss") {
+        values["loss"] = {top.second, at(top.second)};
+        continue;
+      }
+      if (top.second.IsNull()) continue;
+      if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
+      for (const auto& kv : top.second) values[sec + "." + kv.first.as<std::string>()] = {kv.second, at(kv.first)};
+    }
+    for (const std::string& o : overrides) {
+      const size_t eq = o.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw ConfigError("--set " + o + ": expected key.path=value, e.g. trainer.max_steps=10");
+      const std::string key = o.substr(0, eq);
+      YAML::Node v;
+      try {
+        v = YAML::Load(o.substr(eq + 1));
+      } catch (const YAML::Exception& e) {
+        throw ConfigError("--set " + key + ": the value is not valid YAML: " + e.msg);
+      }
+      if (key.find('.') == std::string::npos && key != "loss")
+        throw ConfigError("--set " + key + ": expected section.key (e.g. trainer.max_steps)");
+      values[key] = {v.IsNull() ? YAML::Node(std::string()) : v, "--set " + key};
+    }
+    // The model's name decides which model keys apply.
+    TrainConfig cfg;
+    std::map<std::string, const Field*> by_path;
+    for (const Field& f : fields()) by_path[f.path()] = &f;
+    if (auto it = values.find("model.name"); it != values.end()) by_path["model.name"]->set(cfg, convert(*by_path["model.name"], it->second));
+    for (const auto& [path, loc] : values) {
+      auto it = by_path.find(path);
+      const size_t dot = path.find('.');
+      const std::string sec = dot == std::string::npos ? path : path.substr(0, dot);
+      const std::string key = dot == std::string::npos ? path : path.substr(dot + 1);
+      if (it == by_path.end() ||
+          (!it->second->models.empty() &&
+           std::find(it->second->models.begin(), it->second->models.end(), cfg.model.name) == it->second->models.end())) {
+        std::vector<std::string> keys;
+        for (const Field& f : fields())
+          if (f.section == sec && (f.models.empty() || std::find(f.models.begin(), f.models.end(), cfg.model.name) != f.models.end()))
+            keys.push_back(f.key);
+        const bool other_model = it != by_path.end();
+        fail(loc.where, path,
+             other_model ? "does not apply to model '" + cfg.model.name + "'"
+                         : "unknown key" + suggestion(key, keys) +
+                               (std::find(sections().begin(), sections().end(), sec) == sections().end()
+                                    ? " (unknown section '" + sec + "')"
+                                    : ""));
+      }
+      it->second->set(cfg, convert(*it->second, loc));
+    }
+    check(cfg, values);
+    return cfg;
+  }
+
+  void check(TrainConfig& c, const std::map<std::string, Located>& values) const {
+    auto where = [&](const std::string& path) {
+      auto it = values.find(path);
+      return it == values.end() ? name_ : it->second.where;
+    };
+    try {
+      c.fabric.precision = precision::canonical_precision(c.fabric.precision);
+    } catch (const ValueError& e) {
+      fail(where("fabric.precision"), "fabric.precision", e.what());
+    }
+    if (c.trainer.max_steps < 0 && c.trainer.max_epochs < 0)
+      fail(where("trainer"), "trainer.max_steps", "set trainer.max_steps or trainer.max_epochs (both are -1)");
+    if (c.data.path.empty()) fail(where("data.path"), "data.path", "the data file is required");
+    if (!std::filesystem::exists(c.data.path))
+      fail(where("data.path"), "data.path", "no such file '" + c.data.path + "'");
+    if (!c.model.init.empty() && !std::filesystem::exists(c.model.init))
+      fail(where("model.init"), "model.init", "no such file '" + c.model.init + "'");
+    if (c.model.name == "mlp" && c.model.sizes.size() < 2)
+      fail(where("model.sizes"), "model.sizes", "needs at least 2 entries {in, out}");
+    if (c.model.name == "gpt" && c.model.n_embd % c.model.n_head != 0)
+      fail(where("model.n_embd"), "model.n_embd", "must be a multiple of model.n_head (" + std::to_string(c.model.n_head) + ")");
+    if (c.model.name == "cnn" && c.model.image_size % 4 != 0)
+      fail(where("model.image_size"), "model.image_size", "must be divisible by 4");
+    if (c.optimizer.betas.size() != 2) fail(where("optimizer.betas"), "optimizer.betas", "expected two numbers [beta1, beta2]");
+    if (c.trainer.clip_grad_norm > 0 && c.trainer.clip_grad_val > 0)
+      fail(where("trainer.clip_grad_val"), "trainer.clip_grad_val", "set at most one of clip_grad_norm and clip_grad_val");
+    if (c.model.name == "gpt" && (c.data.kind == "images"))
+      fail(where("data.kind"), "data.kind", "the gpt model needs text, tokens or tensors data");
+    if (c.model.name == "cnn" && c.data.kind != "images" && c.data.kind != "tensors")
+      fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
+    if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
+      fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
+  }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
+  return Parser(name).parse(yaml, overrides);
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot read the config file (missing or not readable)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_train_config(ss.str(), path, overrides);
+}
+
+std::string dump_train_config(const TrainConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  for (const std::string& sec : sections()) {
+    if (sec == "loss") {
+      out << YAML::Key << "loss" << YAML::Value << c.loss;
+      continue;
+    }
+    out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+    for (const Field& f : fields()) {
+      if (f.section != sec) continue;
+      if (!f.models.empty() && std::find(f.models.begin(), f.models.end(), c.model.name) == f.models.end()) continue;
+      out << YAML::Key << f.key << YAML::Value << f.get(c);
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string train_config_schema() {
+  const TrainConfig defaults;
+  std::ostringstream os;
+  os << "| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const Field& f : fields()) {
+    YAML::Emitter e;
+    e << YAML::Flow << f.get(defaults);
+    std::string def = e.c_str();
+    if (def.empty() || def == "\"\"" || def == "~") def = "(none)";
+    if (f.key == "sample_prompt") def = "\"\\n\"";
+    os << "| `" << f.path() << "` | " << kind_name(f.kind) << " | `" << def << "` | " << f.help;
+    if (!f.models.empty()) {
+      // already says which model in the help text
+    }
+    os << " |\n";
+  }
+  return os.str();
+}
+
+}  // namespace fabric

@@ -1,0 +1,112 @@
+// fabric-train's configuration: the YAML schema (sections fabric, model, data, loss, optimizer,
+// scheduler, trainer, logger), its defaults and checks, dotted `--set key.path=value` overrides, and
+// the resolved config written back as YAML. Errors name the file, line, column and key, and suggest
+// the closest key for a misspelt one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/error.h"
+
+namespace fabric {
+
+// A bad config: what fabric-train reports with exit status 2.
+class ConfigError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
+struct TrainConfig {
+  struct Fabric {
+    std::string accelerator = "cpu";
+    std::string strategy = "auto";
+    std::string devices = "1";
+    int64_t num_nodes = 1;
+    std::string precision = "32-true";
+  } fabric;
+  struct Model {
+    std::string name = "mlp";  // mlp | gpt | cnn
+    std::string init;          // optional weights.safetensors loaded after construction
+    // mlp
+    std::vector<int64_t> sizes = {784, 256, 10};
+    std::string activation = "relu";
+    bool bias = true;  // mlp and gpt
+    // gpt
+    int64_t vocab_size = 0;  // 0: the data's vocabulary (text) or the largest token id + 1
+    int64_t block_size = 128;
+    int64_t n_layer = 4;
+    int64_t n_head = 4;
+    int64_t n_embd = 256;
+    double dropout = 0.0;
+    std::string gelu = "tanh";
+    // cnn
+    int64_t in_channels = 1;
+    int64_t image_size = 28;
+    int64_t num_classes = 10;
+    int64_t channels1 = 16;
+    int64_t channels2 = 32;
+  } model;
+  struct Data {
+    std::string kind = "tensors";  // text | tokens | tensors | images
+    std::string path;
+    std::string labels;  // images: the labels IDX file (default: derived from path)
+    bool shuffle = false;
+    double val_fraction = 0.0;
+    bool flatten = false;  // images: (N, 784) for an MLP instead of (N, 1, 28, 28)
+  } data;
+  std::string loss = "cross_entropy";  // cross_entropy | mse
+  struct Optimizer {
+    std::string name = "sgd";  // sgd | adam | adamw
+    double lr = 0.1;
+    double momentum = 0.0;
+    double dampening = 0.0;
+    bool nesterov = false;
+    double weight_decay = 0.0;
+    std::vector<double> betas = {0.9, 0.999};
+    double eps = 1e-8;
+  } optimizer;
+  struct Scheduler {
+    std::string name = "constant";  // constant | step | cosine
+    int64_t warmup_steps = 0;
+    double min_lr = 0.0;
+    int64_t step_size = 1000;  // step
+    double gamma = 0.1;        // step
+  } scheduler;
+  struct Trainer {
+    int64_t max_steps = -1;   // -1: use max_epochs; 0: set up and write checkpoints/last only
+    int64_t max_epochs = -1;  // -1: use max_steps
+    int64_t batch_size = 32;
+    int64_t accumulate_grad_batches = 1;
+    double clip_grad_norm = 0.0;  // 0: off
+    double clip_grad_val = 0.0;   // 0: off
+    int64_t val_every = 0;        // steps; 0: off
+    int64_t val_batches = 10;
+    int64_t log_every = 1;
+    int64_t checkpoint_every = 0;  // steps; 0: only checkpoints/last at the end
+    int64_t keep_last = 0;         // step-N checkpoints kept; 0: all
+    int64_t seed = 0;
+    bool deterministic = false;
+    std::string run_dir = "runs/example";
+    int64_t sample_tokens = 0;  // text GPT: characters generated at the end (0: none)
+    std::string sample_prompt = "\n";
+  } trainer;
+  struct Logger {
+    bool csv = true;
+    bool tensorboard = false;
+  } logger;
+};
+
+// Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10") on top.
+// ConfigError on any problem: unknown keys ("did you mean ..."), wrong types, out-of-range values,
+// unknown choices, a missing file.
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text; `name` stands for the file in messages.
+TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
+                               const std::vector<std::string>& overrides = {});
+// The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config.
+std::string dump_train_config(const TrainConfig& config);
+// Every key with its type, default and meaning, as a Markdown table (fabric-train --help, README).
+std::string train_config_schema();
+
+}  // namespace fabric

@@ -1,0 +1,402 @@
+// The fit loop of fabric-train: data, model, optimizer and schedule from the config, training
+// through Fabric (precision plugins, clipping, accumulation), validation, logging, atomic
+// checkpoints and exact resume; plus sample and export of a finished checkpoint.
+#include "runtime/trainer.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "nn/gpt.h"
+#include "optim/lr_scheduler.h"
+#include "runtime/data_loader.h"
+#include "runtime/fabric.h"
+#include "runtime/progress.h"
+#include "runtime/tensorboard_logger.h"
+#include "runtime/train_builders.h"
+#include "tensor/allocator.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+
+namespace fabric {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IOError("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) throw IOError("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+// The datasets of a run: the training split, an optional validation split, and the vocabulary
+// size a GPT takes from them.
+struct RunData {
+  std::shared_ptr<const data::Dataset> train, val;
+  int64_t vocab_size = 0;
+  std::string vocab_json;  // text data: vocab.json's content
+};
+
+RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
+  const auto& d = cfg.data;
+  RunData r;
+  const bool with_val = d.val_fraction > 0;
+  const int64_t block = cfg.model.block_size;
+  if (d.kind == "text") {
+    data::TextDatasetOptions o{.block_size = block, .val_fraction = d.val_fraction};
+    const std::string vocab_path = run_dir + "/vocab.json";
+    if (resuming && fs::exists(vocab_path)) o.vocab = data::CharVocab::load(vocab_path);
+    auto train = std::make_shared<data::TextDataset>(d.path, o);
+    if (with_val) r.val = std::make_shared<data::TextDataset>(train->with_split(data::Split::val));
+    r.vocab_size = train->vocab().size();
+    if (!resuming || !fs::exists(vocab_path)) train->vocab().save(vocab_path);
+    r.vocab_json = read_file(vocab_path);
+    r.train = train;
+  } else if (d.kind == "tokens") {
+    if (cfg.model.vocab_size <= 0) throw ConfigError("model.vocab_size: token data needs an explicit vocabulary size");
+    auto train = std::make_shared<data::TokenDataset>(
+        d.path, data::TokenDatasetOptions{.block_size = block, .val_fraction = d.val_fraction, .vocab_size = cfg.model.vocab_size});
+    if (with_val) r.val = std::make_shared<data::TokenDataset>(train->with_split(data::Split::val));
+    r.vocab_size = cfg.model.vocab_size;
+    r.train = train;
+  } else if (d.kind == "tensors") {
+    auto train = std::make_shared<data::TensorDataset>(d.path, data::TensorDatasetOptions{.val_fraction = d.val_fraction});
+    if (with_val) r.val = std::make_shared<data::TensorDataset>(train->with_split(data::Split::val));
+    if (cfg.model.name == "gpt" && cfg.model.vocab_size <= 0) {
+      r.vocab_size = amax(train->inputs().to(DType::int64)).item<int64_t>() + 1;
+    }
+    r.train = train;
+  } else {  // images
+    auto [images, labels] = d.labels.empty() ? data::IdxImageDataset::resolve_paths(d.path)
+                                             : std::pair<std::string, std::string>{d.path, d.labels};
+    auto train = std::make_shared<data::IdxImageDataset>(
+        images, labels, data::IdxImageDatasetOptions{.flatten = d.flatten, .val_fraction = d.val_fraction});
+    if (with_val) r.val = std::make_shared<data::IdxImageDataset>(train->with_split(data::Split::val));
+    r.train = train;
+  }
+  return r;
+}
+
+int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
+  if (cfg.trainer.max_steps >= 0) return cfg.trainer.max_steps;
+  const int64_t per_epoch = std::max<int64_t>(1, batches_per_epoch / cfg.trainer.accumulate_grad_batches);
+  return cfg.trainer.max_epochs * per_epoch;
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+class Run {
+ public:
+  Run(const TrainConfig& cfg, const FitOptions& opt, bool resuming)
+      : cfg_(cfg), out_(*opt.out), resuming_(resuming), run_dir_(cfg.trainer.run_dir) {
+    interactive_ = opt.interactive.value_or(stdout_is_terminal() && opt.out == &std::cout);
+  }
+
+  FitResult go() {
+    const auto& t = cfg_.trainer;
+    if (t.deterministic) omp_set_num_threads(1);
+    fs::create_directories(run_dir_ + "/checkpoints");
+    if (!resuming_) {
+      fs::remove(run_dir_ + "/metrics.csv");
+      fs::remove_all(run_dir_ + "/tensorboard");
+    }
+    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
+    Fabric::seed_everything(uint64_t(t.seed));
+    RunData data = load_data(cfg_, run_dir_, resuming_);
+
+    std::vector<std::shared_ptr<Logger>> loggers;
+    if (cfg_.logger.csv) {
+      csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_);
+      loggers.push_back(csv_);
+    }
+    if (cfg_.logger.tensorboard) loggers.push_back(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
+    Fabric fab({.accelerator = cfg_.fabric.accelerator,
+                .strategy = cfg_.fabric.strategy,
+                .devices = cfg_.fabric.devices,
+                .num_nodes = cfg_.fabric.num_nodes,
+                .precision = cfg_.fabric.precision,
+                .loggers = loggers});
+
+    std::shared_ptr<nn::Module> net;
+    {
+      auto guard = fab.init_module();
+      net = build_model(cfg_, data.vocab_size);
+    }
+    auto optimizer = build_optimizer(cfg_, net->parameters());
+    auto [model, opt] = fab.setup(net, *optimizer);
+
+    data::DataLoader loader(data.train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
+                                         .seed = uint64_t(t.seed), .prefetch = 2});
+    const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
+    auto scheduler = build_scheduler(cfg_, *optimizer, total);
+
+    int64_t step = 0;
+    if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader);
+    if (csv_ && resuming_) csv_->truncate_after(step);
+
+    const bool tokens = data.train->access() == data::Access::windows || cfg_.model.name == "gpt";
+    const std::string unit = tokens ? "tokens" : "samples";
+    out_ << "fabric-train: " << cfg_.model.name << " (" << net->num_parameters() << " parameters), "
+         << data.train->describe() << ", precision " << fab.precision_name() << ", " << total << " steps"
+         << (resuming_ ? " (resuming at step " + std::to_string(step) + ")" : "") << "\n";
+    Progress progress(out_, step, total, t.log_every, interactive_, unit);
+    cpu_allocator().reset_peak();
+
+    double last_loss = std::nan("");
+    for (; step < total; ++step) {
+      opt.zero_grad();
+      double loss_sum = 0;
+      int64_t items = 0;
+      for (int64_t micro = 0; micro < t.accumulate_grad_batches; ++micro) {
+        data::Batch b = loader.next();
+        items += tokens ? b.targets.numel() : b.inputs.size(0);
+        double value = 0;
+        Tensor loss = model.run([&] { return step_loss(model, b, value); });
+        if (t.accumulate_grad_batches > 1) loss = loss * (1.0 / double(t.accumulate_grad_batches));
+        fab.backward(loss);
+        loss_sum += value / double(t.accumulate_grad_batches);
+      }
+      if (t.clip_grad_norm > 0) fab.clip_gradients(model, opt, {.max_norm = t.clip_grad_norm, .error_if_nonfinite = false});
+      if (t.clip_grad_val > 0) fab.clip_gradients(model, opt, {.clip_val = t.clip_grad_val});
+      const double lr = optimizer->lr(0);
+      opt.step();
+      if (scheduler) scheduler->step();
+      last_loss = loss_sum;
+      const int64_t done = step + 1;
+      progress.update(done, loader.epoch(), last_loss, lr, items);
+      if (done % t.log_every == 0 || done == total) fab.log_dict({{"train_loss", last_loss}, {"lr", lr}}, done);
+      if (t.val_every > 0 && data.val && done % t.val_every == 0) {
+        const double v = validate(model, *data.val);
+        fab.log("val_loss", v, done);
+        progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(v));
+      }
+      if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < total) {
+        save(fab, model, opt, scheduler.get(), loader, done, data, "step-" + std::to_string(done));
+        save(fab, model, opt, scheduler.get(), loader, done, data, "last");
+        prune();
+      }
+    }
+    progress.finish();
+    for (const auto& l : loggers) l->finalize();
+    FitResult r;
+    r.step = step;
+    r.last_loss = last_loss;
+    r.run_dir = run_dir_;
+    r.last_checkpoint = save(fab, model, opt, scheduler.get(), loader, step, data, "last");
+    if (t.checkpoint_every > 0 && step > 0 && step % t.checkpoint_every == 0) {
+      save(fab, model, opt, scheduler.get(), loader, step, data, "step-" + std::to_string(step));
+      prune();
+    }
+    const double secs = progress.elapsed_seconds();
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s, final train_loss %.4f, peak memory %.0f MiB "
+                  "(tensors %.0f MiB)", (long long)step, secs, progress.items_per_second(), unit.c_str(), last_loss,
+                  peak_rss_mib(), double(cpu_allocator().stats().peak_allocated_bytes) / (1 << 20));
+    out_ << buf << "\n";
+    if (cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
+      r.sample = sample_checkpoint(r.last_checkpoint, t.sample_prompt, t.sample_tokens, 0.8, 0, uint64_t(t.seed));
+      out_ << "--- sample ---\n" << r.sample << "\n--------------\n";
+    }
+    out_ << "checkpoint: " << r.last_checkpoint << "\n";
+    return r;
+  }
+
+ private:
+  // The loss of one batch, computed inside the precision context on the module's own output: a
+  // 64-true run keeps float64 through the loss (the reference converts outputs to float32 first,
+  // which would round every gradient), while half outputs are widened to float32 so that the loss
+  // itself is not computed in 16 bits. `value` receives the loss before any conversion.
+  Tensor step_loss(FabricModule& model, const data::Batch& b, double& value) {
+    Tensor out = model.module().forward(model.convert_input(b.inputs));
+    if (is_floating(out.dtype()) && itemsize(out.dtype()) < 4) out = out.to(DType::float32);
+    Tensor loss = compute_loss(cfg_, out, b.targets);
+    value = loss.item<double>();
+    return loss;
+  }
+
+  double validate(FabricModule& model, const data::Dataset& val) {
+    NoGradGuard no_grad;
+    model.eval();
+    // A fixed seed: every validation sees the same batches.
+    data::DataLoader vl(std::shared_ptr<const data::Dataset>(&val, [](const data::Dataset*) {}),
+                        {.batch_size = cfg_.trainer.batch_size, .seed = 1234, .prefetch = 0});
+    const int64_t n = std::min<int64_t>(cfg_.trainer.val_batches, vl.batches_per_epoch());
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      data::Batch b = vl.next();
+      double value = 0;
+      model.run([&] { return step_loss(model, b, value); });
+      sum += value;
+    }
+    model.train();
+    return n > 0 ? sum / double(n) : std::nan("");
+  }
+
+  std::string save(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
+                   const data::DataLoader& loader, int64_t step, const RunData& data, const std::string& name) {
+    State state{{"model", model}, {"optimizer", opt}, {"step", step}, {"config", dump_train_config(cfg_)}};
+    if (!data.vocab_json.empty()) state.emplace("vocab", data.vocab_json);
+    const GeneratorState rng = default_generator().state();
+    state.emplace("rng.seed", int64_t(rng.seed));
+    state.emplace("rng.offset", int64_t(rng.offset));
+    for (const auto& [k, v] : loader.state().to_map()) state.emplace("data." + k, v);
+    if (sched)
+      for (const auto& [k, v] : sched->state_dict().flatten("scheduler.")) state.emplace(k, v);
+    const std::string dir = run_dir_ + "/checkpoints/" + name;
+    fab.save(dir, state);
+    return dir;
+  }
+
+  int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
+                  data::DataLoader& loader) {
+    const std::string dir = run_dir_ + "/checkpoints/last";
+    if (!fs::exists(dir + "/state.json")) throw IOError("resume: no checkpoint at " + dir);
+    State state{{"model", model}, {"optimizer", opt}, {"step", int64_t(0)}, {"rng.seed", int64_t(0)},
+                {"rng.offset", int64_t(0)}};
+    State rest = fab.load(dir, state);
+    default_generator().set_state({uint64_t(std::get<int64_t>(state.at("rng.seed").value())),
+                                   uint64_t(std::get<int64_t>(state.at("rng.offset").value()))});
+    std::map<std::string, int64_t> ds;
+    std::vector<std::pair<std::string, Tensor>> sched_items;
+    for (auto& [k, v] : rest) {
+      if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = std::get<int64_t>(v.value());
+      if (k.rfind("scheduler.", 0) == 0) sched_items.emplace_back(k, std::get<Tensor>(v.value()));
+    }
+    loader.set_state(data::DataLoaderState::from_map(ds));
+    if (sched) sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
+    return std::get<int64_t>(state.at("step").value());
+  }
+
+  // Keeps the keep_last newest step-N checkpoints.
+  void prune() {
+    if (cfg_.trainer.keep_last <= 0) return;
+    std::vector<std::pair<int64_t, fs::path>> steps;
+    for (const auto& e : fs::directory_iterator(run_dir_ + "/checkpoints")) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("step-", 0) == 0 && e.is_directory() && n.find('.') == std::string::npos)
+        steps.emplace_back(std::stoll(n.substr(5)), e.path());
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + size_t(cfg_.trainer.keep_last) < steps.size(); ++i) fs::remove_all(steps[i].second);
+  }
+
+  TrainConfig cfg_;
+  std::ostream& out_;
+  bool resuming_;
+  std::string run_dir_;
+  bool interactive_ = false;
+  std::shared_ptr<CSVLogger> csv_;
+};
+
+}  // namespace
+
+FitResult fit(const TrainConfig& cfg, const FitOptions& options) { return Run(cfg, options, false).go(); }
+
+FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options) {
+  const std::string path = run_dir + "/config.yaml";
+  if (!fs::exists(path)) throw ConfigError(path + ": not a run directory (no config.yaml)");
+  std::vector<std::string> o = overrides;
+  o.push_back("trainer.run_dir=" + run_dir);
+  return Run(load_train_config(path, o), options, true).go();
+}
+
+namespace {
+
+data::CharVocab vocab_from_json(const std::string& text) { return data::CharVocab::from_json(text, "the checkpoint's vocab"); }
+
+// The model and config a checkpoint directory describes.
+struct LoadedCheckpoint {
+  TrainConfig cfg;
+  std::shared_ptr<nn::Module> model;
+  std::string vocab_json;
+};
+
+LoadedCheckpoint load_for_inference(const std::string& dir) {
+  if (!fs::exists(dir + "/state.json")) throw IOError(dir + ": not a checkpoint directory (no state.json)");
+  Fabric fab;
+  State state{{"config", std::string()}};
+  State rest = fab.load(dir, state, /*strict=*/true);
+  LoadedCheckpoint c;
+  const std::string config_text = std::get<std::string>(state.at("config").value());
+  // The data file need not exist any more: check the config without it.
+  c.cfg = parse_train_config(config_text, dir + "/state.json:config", {"data.path=" + dir + "/state.json"});
+  if (auto it = rest.find("vocab"); it != rest.end()) c.vocab_json = std::get<std::string>(it->second.value());
+  const int64_t vocab = c.vocab_json.empty() ? 0 : vocab_from_json(c.vocab_json).size();
+  TrainConfig no_init = c.cfg;
+  no_init.model.init.clear();
+  c.model = build_model(no_init, vocab);
+  SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
+  nn::StateDict sd;
+  for (auto& [k, t] : f.tensors) sd.insert(k, t);
+  c.model->to(sd.begin()->second.dtype());
+  c.model->load_state_dict(sd);
+  return c;
+}
+
+}  // namespace
+
+std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
+                              double temperature, int64_t top_k, uint64_t seed) {
+  LoadedCheckpoint c = load_for_inference(checkpoint_dir);
+  auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
+  if (!gpt || c.vocab_json.empty())
+    throw ValueError("sample: " + checkpoint_dir + " is not a GPT trained on text (no character vocabulary)");
+  const data::CharVocab vocab = vocab_from_json(c.vocab_json);
+  // Characters the model never saw are dropped from the prompt (one UTF-8 sequence at a time);
+  // an empty result starts from the vocabulary's first character.
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < prompt.size();) {
+    size_t n = 1;
+    const auto lead = static_cast<unsigned char>(prompt[i]);
+    if (lead >= 0xF0) n = 4;
+    else if (lead >= 0xE0) n = 3;
+    else if (lead >= 0xC0) n = 2;
+    try {
+      for (int64_t id : vocab.encode(std::string_view(prompt).substr(i, n))) ids.push_back(id);
+    } catch (const ValueError&) {
+    }
+    i += n;
+  }
+  if (ids.empty()) ids.push_back(0);
+  gpt->eval();
+  gpt->to(DType::float32);
+  Generator gen(seed);
+  Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
+                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen);
+  return vocab.decode(out);
+}
+
+void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
+  if (!fs::exists(checkpoint_dir + "/model.safetensors"))
+    throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
+  SafetensorsFile f = load_safetensors(checkpoint_dir + "/model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> items(f.tensors.begin(), f.tensors.end());
+  save_safetensors(out_file, items, {{"format", "pt"}});
+}
+
+}  // namespace fabric

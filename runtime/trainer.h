@@ -1,0 +1,51 @@
+// fabric-train's work: fit a model from a TrainConfig through Fabric, with checkpoints, metrics and
+// exact resume; sample from and export a checkpoint.
+//
+// A run directory holds:
+//   config.yaml                the resolved configuration
+//   metrics.csv                step, train_loss, lr (and val_loss when validating), CSVLogger layout
+//   vocab.json                 text data: the character vocabulary
+//   tensorboard/               event files (logger.tensorboard)
+//   checkpoints/step-N/        every trainer.checkpoint_every steps (keep_last newest kept)
+//   checkpoints/last/          the latest state (always written at the end, also for max_steps 0)
+// A checkpoint directory (Fabric::save) holds model.safetensors (the model's state_dict),
+// optimizer.safetensors, tensors.safetensors (scheduler) and state.json (step, RNG and data
+// loader positions, the scaler state, the config and the vocabulary).
+#pragma once
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/train_config.h"
+
+namespace fabric {
+
+struct FitOptions {
+  std::ostream* out = &std::cout;
+  std::optional<bool> interactive;  // progress bar in place; default: stdout is a terminal
+};
+
+struct FitResult {
+  int64_t step = 0;  // optimizer steps done in total
+  double last_loss = 0;
+  std::string run_dir;
+  std::string last_checkpoint;  // run_dir/checkpoints/last
+  std::string sample;           // generated text, when asked for
+};
+
+// Trains from scratch into cfg.trainer.run_dir (created; an existing run there is replaced).
+FitResult fit(const TrainConfig& cfg, const FitOptions& options = {});
+// Continues the run in `run_dir` from checkpoints/last with its config.yaml plus `overrides`
+// (e.g. trainer.max_steps=N to extend it), appending to its metrics.csv. Resumed float32 runs on
+// one process give bit-identical losses to an uninterrupted run.
+FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options = {});
+
+// A GPT checkpoint trained on text: `tokens` characters generated after `prompt`.
+std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
+                              double temperature = 1.0, int64_t top_k = 0, uint64_t seed = 0);
+// Writes the model weights alone (the model's state_dict) to out_file.
+void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file);
+
+}  // namespace fabric

@@ -1,0 +1,60 @@
+// FabricModule and FabricOptimizer.
+#include "runtime/wrappers.h"
+
+#include "autograd/autograd.h"
+
+namespace fabric {
+
+FabricModule::FabricModule(std::shared_ptr<nn::Module> module, std::shared_ptr<FabricContext> ctx)
+    : module_(std::move(module)), ctx_(std::move(ctx)) {
+  FABRIC_CHECK(module_ != nullptr, ValueError, "FabricModule: the module is null");
+}
+
+Tensor FabricModule::convert_input(const Tensor& input) const { return ctx_->precision->convert_input(input); }
+
+Tensor FabricModule::finish(const Tensor& output) {
+  Tensor out = ctx_->precision->convert_output(output);
+  if (out.defined() && out.requires_grad() && ctx_->precision->requires_fabric_backward()) {
+    std::weak_ptr<FabricContext> weak = ctx_;
+    register_hook(out, [weak](const Tensor& g) -> Tensor {
+      auto ctx = weak.lock();
+      if (ctx && !ctx->in_fabric_backward)
+        throw Error("The current strategy and precision selection requires you to call `fabric.backward(loss)` "
+                    "instead of `loss.backward()` (precision '" + ctx->precision->name() + "' scales or "
+                    "otherwise changes backward).");
+      return g;
+    });
+  }
+  return out;
+}
+
+Tensor FabricModule::forward(const Tensor& input) {
+  const Tensor x = convert_input(input);
+  Tensor y;
+  {
+    precision::ContextGuard guard = ctx_->precision->forward_context();
+    y = module_->forward(x);
+  }
+  return finish(y);
+}
+
+Tensor FabricModule::run(const std::function<Tensor()>& fn) {
+  Tensor y;
+  {
+    precision::ContextGuard guard = ctx_->precision->forward_context();
+    y = fn();
+  }
+  return finish(y);
+}
+
+FabricOptimizer::FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn::Module> module,
+                                 std::shared_ptr<FabricContext> ctx)
+    : optimizer_(&optimizer), module_(std::move(module)), ctx_(std::move(ctx)) {}
+
+bool FabricOptimizer::step(const std::function<Tensor()>& closure) {
+  const bool stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get(), closure);
+  for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_);
+  return stepped;
+}
+
+}  // namespace fabric

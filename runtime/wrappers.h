@@ -1,0 +1,87 @@
+// What Fabric::setup returns: a module whose forward applies the precision plugin
+// (convert_input -> forward_context -> forward -> convert_output), and an optimizer whose step goes
+// through the plugin (loss-scaler skips, unscaling). Both forward everything else to the wrapped
+// object, which stays reachable with module() / optimizer().
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+#include "optim/optimizer.h"
+#include "precision/precision.h"
+
+namespace fabric {
+
+// State shared by a Fabric object and the wrappers it hands out.
+struct FabricContext {
+  std::shared_ptr<precision::Precision> precision;
+  bool in_fabric_backward = false;
+  // Called after every optimizer step (the on_after_optimizer_step callback).
+  std::vector<std::function<void(optim::Optimizer&)>> after_optimizer_step;
+};
+
+class FabricModule {
+ public:
+  FabricModule(std::shared_ptr<nn::Module> module, std::shared_ptr<FabricContext> ctx);
+
+  // The wrapped forward. Floating outputs that require grad get a hook that raises when the
+  // plugin needs Fabric::backward but a plain loss.backward() reached them.
+  Tensor forward(const Tensor& input);
+  Tensor operator()(const Tensor& input) { return forward(input); }
+  // Runs any other computation of the module (GPT::loss, a method taking several inputs) under
+  // the same precision treatment: inputs are converted by the caller with convert_input(),
+  // fn runs inside forward_context, a tensor result is converted back. (The reference's
+  // mark_forward_method.)
+  Tensor run(const std::function<Tensor()>& fn);
+  Tensor convert_input(const Tensor& input) const;
+
+  nn::Module& module() { return *module_; }
+  const nn::Module& module() const { return *module_; }
+  const std::shared_ptr<nn::Module>& module_ptr() const { return module_; }
+  // Typed access: model.as<nn::GPT>().generate(...).
+  template <class M>
+  M& as() {
+    auto* m = dynamic_cast<M*>(module_.get());
+    if (!m) throw DTypeError("FabricModule::as: the wrapped module is a " + module_->type_name());
+    return *m;
+  }
+
+  // Forwarded to the module.
+  nn::StateDict state_dict() const { return module_->state_dict(); }
+  nn::LoadResult load_state_dict(const nn::StateDict& s, bool strict = true) { return module_->load_state_dict(s, strict); }
+  std::vector<Tensor> parameters() const { return module_->parameters(); }
+  nn::Module::NamedTensors named_parameters() const { return module_->named_parameters(); }
+  FabricModule& train(bool mode = true) { module_->train(mode); return *this; }
+  FabricModule& eval() { return train(false); }
+  void zero_grad(bool set_to_none = true) { module_->zero_grad(set_to_none); }
+
+ private:
+  Tensor finish(const Tensor& output);
+  std::shared_ptr<nn::Module> module_;
+  std::shared_ptr<FabricContext> ctx_;
+};
+
+class FabricOptimizer {
+ public:
+  FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn::Module> module,
+                  std::shared_ptr<FabricContext> ctx);
+
+  // The plugin's optimizer_step (a loss scaler may skip it), then the after-step callbacks.
+  // Returns whether the parameters were updated.
+  bool step(const std::function<Tensor()>& closure = nullptr);
+  void zero_grad(bool set_to_none = true) { optimizer_->zero_grad(set_to_none); }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  const optim::Optimizer& optimizer() const { return *optimizer_; }
+  optim::OptimizerState state_dict() const { return optimizer_->state_dict(); }
+  void load_state_dict(const optim::OptimizerState& s) { optimizer_->load_state_dict(s); }
+  std::vector<Tensor> parameters() const { return optimizer_->parameters(); }
+
+ private:
+  optim::Optimizer* optimizer_;
+  std::shared_ptr<nn::Module> module_;
+  std::shared_ptr<FabricContext> ctx_;
+};
+
+}  // namespace fabric

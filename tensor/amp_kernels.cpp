@@ -1,0 +1,35 @@
+// The loss-scaler kernel's dispatch stub and its op-level entry (declared in amp_kernels.h):
+// argument checks here, the element loop in each device's kernel.
+#include "tensor/amp_kernels.h"
+
+#include "tensor/shape.h"
+
+namespace fabric {
+
+FABRIC_DEFINE_STUB(amp_unscale_stub, AmpUnscaleFn);
+
+bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller) {
+  FABRIC_CHECK(t.defined(), ValueError, caller, ": got an undefined tensor");
+  const DType dt = t.dtype();
+  FABRIC_CHECK(
+      dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
+      DTypeError, caller, ": a ", dtype_name(dt), " tensor of shape ", shape_str(t.sizes()),
+      " cannot be checked/unscaled (expected float64, float32, bfloat16 or float16)");
+  if (t.numel() == 0) return false;
+  // An in-place write through a stride-0 dim would scale the shared element several times.
+  if (inv_scale != 1.0f) {
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      FABRIC_CHECK(t.size(d) == 1 || t.stride(d) != 0, ValueError, caller, ": the tensor of shape ",
+                   shape_str(t.sizes()), " has stride 0 in dim ", d,
+                   " (an expanded tensor): elements share memory and cannot be unscaled in place");
+    }
+  }
+  const StridedLoop loop = make_strided_loop(caller, t, {});
+  return amp_unscale_stub(t.device())(loop, inv_scale);
+}
+
+bool amp_has_non_finite(const Tensor& t, const char* caller) {
+  return amp_unscale_and_check_(t, 1.0f, caller);
+}
+
+}  // namespace fabric

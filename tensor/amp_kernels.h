@@ -1,0 +1,26 @@
+// The fused loss-scaler kernel (spec §4): one pass that checks a gradient for inf/NaN and
+// multiplies it by the inverse scale (torch._amp_foreach_non_finite_check_and_unscale_).
+#pragma once
+#include "tensor/dispatch_stub.h"
+#include "tensor/strided_loop.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+// `loop` has one operand (the gradient, read and written in place; float64, float32, bfloat16 or
+// float16; no two elements share memory). Each element is read in its opmath type (float32 for
+// the 16-bit types, float64 for float64); if it is not finite the result is true. Unless
+// inv_scale == 1 the element is then written back as value * inv_scale, rounded once to the
+// tensor's dtype (float64 multiplies by inv_scale widened to double). inv_scale == 1 reads only.
+using AmpUnscaleFn = bool (*)(const StridedLoop& loop, float inv_scale);
+FABRIC_DECLARE_STUB(amp_unscale_stub, AmpUnscaleFn);
+
+// The op-level entry: checks `t` (defined; float64/float32/bfloat16/float16; no overlapping
+// elements, e.g. from expand), then runs the kernel in place on its storage whatever its
+// strides. Returns whether any element was inf or NaN. `caller` names the op in errors.
+bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller = "unscale");
+
+// Whether any element of `t` is inf or NaN (the same kernel, reading only).
+bool amp_has_non_finite(const Tensor& t, const char* caller = "has_non_finite");
+
+}  // namespace fabric

@@ -1,0 +1,417 @@
+// Activation checkpointing: gradients of inputs and closed-over parameters equal the plain run
+// (elementwise/matmul, a GPT Block with dropout, nesting, reuse, autocast, autograd::grad), memory
+// held after a checkpointed forward, and the error cases.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "autograd/autograd.h"
+#include "autograd/checkpoint.h"
+#include "nn/transformer.h"
+#include "tensor/allocator.h"
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace fabric {
+namespace {
+
+Tensor randn64(const Shape& s, uint64_t seed, bool requires_grad = true) {
+  Generator gen(seed);
+  return randn(s, {.dtype = DType::float64, .requires_grad = requires_grad}, &gen);
+}
+
+// Elementwise |a - b| <= tol * (1 + |b|).
+void expect_close(const Tensor& a, const Tensor& b, double tol, const std::string& what) {
+  ASSERT_TRUE(a.defined()) << what << ": undefined";
+  ASSERT_TRUE(b.defined()) << what << ": reference undefined";
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < va.size(); ++i)
+    worst = std::max(worst, std::abs(va[i] - vb[i]) / (1 + std::abs(vb[i])));
+  EXPECT_LE(worst, tol) << what;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::abs(va[i] - vb[i]));
+  return worst;
+}
+
+std::vector<Tensor> grads_of(const std::vector<Tensor>& ts) {
+  std::vector<Tensor> g;
+  for (const Tensor& t : ts) g.push_back(t.grad().defined() ? t.grad().clone() : Tensor());
+  return g;
+}
+
+void clear_grads(const std::vector<Tensor>& ts) {
+  for (const Tensor& t : ts) zero_grad(t);
+}
+
+// (a) Two inputs, two outputs, a weight and a bias closed over.
+struct SmallSegment {
+  Tensor w = randn64({5, 3}, 11);
+  Tensor b = randn64({3}, 12);
+  int calls = 0;
+  std::vector<Tensor> operator()(const std::vector<Tensor>& xs) {
+    ++calls;
+    Tensor h = tanh(add(matmul(xs[0], w), b));               // (4, 3)
+    Tensor o1 = mul(h, xs[1]);                               // (4, 3)
+    Tensor o2 = add(sum(mul(sin(xs[0]), xs[0]), {1}), 1.0);  // (4)
+    return {o1, o2};
+  }
+};
+
+Tensor small_loss(const std::vector<Tensor>& outs) {
+  return add(sum(mul(outs[0], outs[0])), sum(mul(outs[1], 3.0)));
+}
+
+TEST(Checkpoint, ElementwiseMatmulMatchesPlain) {
+  SmallSegment seg;
+  Tensor x = randn64({4, 5}, 1), y = randn64({4, 3}, 2);
+  std::vector<Tensor> all = {x, y, seg.w, seg.b};
+
+  std::vector<Tensor> plain_out = seg({x, y});
+  small_loss(plain_out).backward();
+  std::vector<Tensor> ref = grads_of(all);
+  clear_grads(all);
+  seg.calls = 0;
+
+  std::vector<Tensor> outs = checkpoint(std::ref(seg), {x, y});
+  EXPECT_EQ(seg.calls, 1);
+  ASSERT_EQ(outs.size(), 2u);
+  EXPECT_TRUE(outs[0].requires_grad());
+  EXPECT_EQ(grad_fn_name(outs[0]), "CheckpointBackward");
+  EXPECT_EQ(max_abs_diff(outs[0], plain_out[0]), 0.0);
+  EXPECT_EQ(max_abs_diff(outs[1], plain_out[1]), 0.0);
+  small_loss(outs).backward();
+  EXPECT_EQ(seg.calls, 2);  // one recompute
+  const char* names[] = {"x", "y", "w", "b"};
+  for (size_t i = 0; i < all.size(); ++i) expect_close(all[i].grad(), ref[i], 1e-14, names[i]);
+}
+
+TEST(Checkpoint, InputsWithoutGradStillGiveParameterGrads) {
+  // The first segment of a network reads data that requires no grad; its weights still train.
+  SmallSegment seg;
+  Tensor x = randn64({4, 5}, 3, /*requires_grad=*/false), y = randn64({4, 3}, 4, false);
+  small_loss(seg({x, y})).backward();
+  std::vector<Tensor> ref = grads_of({seg.w, seg.b});
+  clear_grads({seg.w, seg.b});
+  small_loss(checkpoint(std::ref(seg), {x, y})).backward();
+  expect_close(seg.w.grad(), ref[0], 1e-14, "w");
+  expect_close(seg.b.grad(), ref[1], 1e-14, "b");
+  EXPECT_FALSE(x.grad().defined());
+}
+
+// (b) A GPT Block with dropout, training mode: the recompute draws the same masks.
+TEST(Checkpoint, TransformerBlockWithDropoutMatchesPlain) {
+  manual_seed(123);
+  auto block = std::make_shared<nn::Block>(
+      nn::BlockOptions{.n_embd = 16, .n_head = 2, .block_size = 8, .dropout = 0.25});
+  block->to(DType::float64);
+  block->train();
+  std::vector<Tensor> params = block->parameters();
+  Tensor x = randn64({2, 8, 16}, 5);
+  Tensor r = randn64({2, 8, 16}, 6, false);  // a random linear loss, so every element matters
+  auto loss_of = [&](const Tensor& out) { return sum(mul(out, r)); };
+
+  manual_seed(2024);
+  Tensor plain = block->forward(x);
+  loss_of(plain).backward();
+  const GeneratorState after_plain = default_generator().state();
+  std::vector<Tensor> ref = grads_of(params);
+  Tensor ref_x = x.grad().clone();
+  block->zero_grad();
+  zero_grad(x);
+
+  manual_seed(2024);
+  Tensor out =
+      checkpoint([&](auto& xs) { return std::vector<Tensor>{block->forward(xs[0])}; }, {x})[0];
+  EXPECT_EQ(max_abs_diff(out, plain), 0.0);
+  loss_of(out).backward();
+  // The recompute replays the forward's stream and puts it back: the state is as after the plain
+  // run.
+  EXPECT_EQ(default_generator().state(), after_plain);
+  expect_close(x.grad(), ref_x, 1e-13, "x");
+  auto named = block->named_parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    expect_close(params[i].grad(), ref[i], 1e-13, named[i].first);
+
+  // Without preserving the RNG state the recompute draws other masks and the gradients differ:
+  // what the check above relies on really is exercised.
+  block->zero_grad();
+  zero_grad(x);
+  manual_seed(2024);
+  Tensor out2 = checkpoint([&](const Tensor& v) { return block->forward(v); }, x,
+                           {.preserve_rng_state = false});
+  loss_of(out2).backward();
+  EXPECT_GT(max_abs_diff(x.grad(), ref_x), 1e-6);
+}
+
+TEST(Checkpoint, DropoutWithItsOwnGenerator) {
+  Generator gen(99);
+  Tensor x = randn64({64}, 7);
+  auto fn = [&](const Tensor& v) { return dropout(mul(v, v), 0.5, true, &gen); };
+  const GeneratorState start = gen.state();
+  sum(fn(x)).backward();
+  Tensor ref = x.grad().clone();
+  const GeneratorState after = gen.state();
+  zero_grad(x);
+  gen.set_state(start);
+  sum(checkpoint(fn, x, {.generators = {&gen}})).backward();
+  EXPECT_EQ(gen.state(), after);
+  expect_close(x.grad(), ref, 0, "x");
+}
+
+// (c) Nested checkpoints: the outer recompute creates the inner checkpoint, whose own recompute
+// runs inside the outer one's backward.
+TEST(Checkpoint, NestedCheckpointsMatchPlain) {
+  Tensor w1 = randn64({6, 6}, 21), w2 = randn64({6, 6}, 22);
+  Tensor x = randn64({3, 6}, 23);
+  int inner_calls = 0, outer_calls = 0;
+  auto inner = [&](const std::vector<Tensor>& xs) {
+    ++inner_calls;
+    return std::vector<Tensor>{tanh(matmul(xs[0], w1))};
+  };
+  auto plain_outer = [&](const Tensor& v) { return sigmoid(matmul(inner({v})[0], w2)); };
+  sum(mul(plain_outer(x), plain_outer(x))).backward();
+  std::vector<Tensor> ref = grads_of({x, w1, w2});
+  clear_grads({x, w1, w2});
+  inner_calls = 0;
+
+  auto outer = [&](const std::vector<Tensor>& xs) {
+    ++outer_calls;
+    Tensor a = checkpoint(inner, {xs[0]})[0];
+    return std::vector<Tensor>{sigmoid(matmul(a, w2))};
+  };
+  Tensor o1 = checkpoint(outer, {x})[0];
+  Tensor o2 = checkpoint(outer, {x})[0];
+  EXPECT_EQ(outer_calls, 2);
+  EXPECT_EQ(inner_calls, 2);  // under the outer no-grad forward the inner checkpoint just runs
+  sum(mul(o1, o2)).backward();
+  EXPECT_EQ(outer_calls, 4);
+  EXPECT_EQ(inner_calls, 6);  // once in each outer recompute, once in each inner recompute
+  expect_close(x.grad(), ref[0], 1e-14, "x");
+  expect_close(w1.grad(), ref[1], 1e-14, "w1");
+  expect_close(w2.grad(), ref[2], 1e-14, "w2");
+}
+
+// (d) A checkpointed output used twice: its gradients from both uses sum before the recompute.
+TEST(Checkpoint, OutputUsedTwice) {
+  Tensor w = randn64({4, 4}, 31);
+  Tensor x = randn64({5, 4}, 32);
+  int calls = 0;
+  auto fn = [&](const Tensor& v) {
+    ++calls;
+    return gelu(matmul(v, w), "tanh");
+  };
+  auto loss_of = [](const Tensor& y) { return add(sum(mul(y, y)), sum(sin(mul(y, 2.0)))); };
+  loss_of(fn(x)).backward();
+  std::vector<Tensor> ref = grads_of({x, w});
+  clear_grads({x, w});
+  calls = 0;
+  loss_of(checkpoint(fn, x)).backward();
+  EXPECT_EQ(calls, 2);  // the node runs once, after both uses delivered their gradients
+  expect_close(x.grad(), ref[0], 1e-14, "x");
+  expect_close(w.grad(), ref[1], 1e-14, "w");
+}
+
+// (e) Eight checkpointed Blocks hold far less memory after the forward than eight plain ones.
+TEST(Checkpoint, StackOfBlocksHoldsLessMemory) {
+  manual_seed(1);
+  const nn::BlockOptions o{.n_embd = 64, .n_head = 4, .block_size = 64, .dropout = 0.1};
+  std::vector<std::shared_ptr<nn::Block>> blocks;
+  for (int i = 0; i < 8; ++i) blocks.push_back(std::make_shared<nn::Block>(o));
+  Tensor x = randn({8, 64, 64}, {.requires_grad = true});
+  Allocator& alloc = cpu_allocator();
+
+  struct Usage {
+    int64_t held = 0, peak = 0;
+  };
+  auto run = [&](bool use_checkpoint) {
+    for (auto& b : blocks) b->zero_grad();
+    zero_grad(x);
+    const int64_t base = alloc.stats().allocated_bytes;
+    alloc.reset_peak();
+    Usage u;
+    {
+      Tensor h = x;
+      for (auto& b : blocks)
+        h = use_checkpoint ? checkpoint([&](const Tensor& v) { return b->forward(v); }, h)
+                           : b->forward(h);
+      u.held = alloc.stats().allocated_bytes - base;
+      u.peak = alloc.stats().peak_allocated_bytes - base;
+      sum(h).backward();
+    }
+    return u;
+  };
+  manual_seed(5);
+  Usage plain = run(false);
+  Tensor ref = x.grad().clone();
+  Tensor ref_w = blocks[0]->mlp->c_fc->weight.grad().clone();
+  manual_seed(5);
+  Usage ckpt = run(true);
+  std::printf(
+      "[ checkpoint ] 8 Blocks (B=8, T=64, C=64): held after forward %.2f MiB plain, %.2f MiB "
+      "checkpointed "
+      "(%.3f); forward peak %.2f vs %.2f MiB (%.3f)\n",
+      plain.held / 1048576.0, ckpt.held / 1048576.0, double(ckpt.held) / plain.held,
+      plain.peak / 1048576.0, ckpt.peak / 1048576.0, double(ckpt.peak) / plain.peak);
+  EXPECT_GT(plain.held, 0);
+  EXPECT_LT(double(ckpt.held), 0.6 * double(plain.held));
+  EXPECT_LT(double(ckpt.peak), 0.6 * double(plain.peak));
+  // Same gradients (float32: the recompute is the same computation, so agreement is tight).
+  expect_close(x.grad(), ref, 1e-5, "x");
+  expect_close(blocks[0]->mlp->c_fc->weight.grad(), ref_w, 1e-5, "blocks[0].mlp.c_fc.weight");
+}
+
+// (f) Under no-grad, checkpoint is just a call.
+TEST(Checkpoint, NoGradJustRunsFn) {
+  Tensor x = randn64({3}, 41);
+  Tensor returned;
+  int calls = 0;
+  auto fn = [&](const std::vector<Tensor>& xs) {
+    ++calls;
+    returned = mul(xs[0], 2.0);
+    return std::vector<Tensor>{returned};
+  };
+  NoGradGuard no_grad;
+  std::vector<Tensor> outs = checkpoint(fn, {x});
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(outs[0].is_same(returned));
+  EXPECT_FALSE(outs[0].requires_grad());
+  EXPECT_TRUE(is_leaf(outs[0]));
+}
+
+TEST(Checkpoint, AutogradGradThroughCheckpoint) {
+  SmallSegment seg;
+  Tensor x = randn64({4, 5}, 51), y = randn64({4, 3}, 52);
+  Tensor loss = small_loss(seg({x, y}));
+  std::vector<Tensor> ref = grad({loss}, {x, seg.w});
+  std::vector<Tensor> g = grad({small_loss(checkpoint(std::ref(seg), {x, y}))}, {x, seg.w});
+  expect_close(g[0], ref[0], 1e-14, "x");
+  expect_close(g[1], ref[1], 1e-14, "w (closed over)");
+  // autograd::grad accumulates into no .grad, inside the recompute either.
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_FALSE(seg.w.grad().defined());
+  EXPECT_FALSE(seg.b.grad().defined());
+}
+
+TEST(Checkpoint, ClosureOverNonLeafUsedOutsideToo) {
+  // w2 is a non-leaf the segment closes over and the loss also uses directly: both paths reach w.
+  Tensor w = randn64({4}, 61);
+  Tensor x = randn64({4}, 62);
+  Tensor w2 = mul(w, 2.0);
+  auto fn = [&](const Tensor& v) { return mul(sin(v), w2); };
+  sum(add(fn(x), mul(w2, w2))).backward();
+  std::vector<Tensor> ref = grads_of({x, w});
+  clear_grads({x, w});
+  w2 = mul(w, 2.0);
+  sum(add(checkpoint(fn, x), mul(w2, w2))).backward();
+  expect_close(x.grad(), ref[0], 1e-14, "x");
+  expect_close(w.grad(), ref[1], 1e-14, "w");
+}
+
+TEST(Checkpoint, AutocastStateIsReplayed) {
+  // bf16 autocast on the CPU; the weight is used inside the segment and again after it, in the
+  // same autocast region (the no-grad forward must not leave a history-less cast in the cache).
+  Tensor w =
+      from_vector<float>({0.5f, -1.25f, 2.f, 0.75f, 1.5f, -0.5f}, {3, 2}, {.requires_grad = true});
+  Tensor x =
+      from_vector<float>({1.f, 2.f, -3.f, 0.5f, 0.25f, -1.f}, {2, 3}, {.requires_grad = true});
+  auto fn = [&](const Tensor& v) { return matmul(v, w); };  // (2, 3) x (3, 2)
+  auto run = [&](bool use_checkpoint) {
+    clear_grads({x, w});
+    autocast_enter(DeviceType::cpu, true, DType::bfloat16, true);
+    Tensor h = use_checkpoint ? checkpoint(fn, x) : fn(x);
+    Tensor out =
+        matmul(w, h.to(DType::float32));  // w again (not a view, so cacheable): (3, 2) x (2, 2)
+    autocast_exit(DeviceType::cpu);
+    EXPECT_EQ(h.dtype(), DType::bfloat16);
+    sum(out).backward();
+  };
+  run(false);
+  std::vector<Tensor> ref = grads_of({x, w});
+  run(true);
+  expect_close(x.grad(), ref[0], 0, "x");
+  expect_close(w.grad(), ref[1], 1e-2, "w");  // bf16 partial sums are rounded in another order
+}
+
+TEST(Checkpoint, BackwardTwiceNeedsRetainGraph) {
+  Tensor x = randn64({3}, 71);
+  Tensor w = randn64({3}, 72);
+  auto fn = [&](const Tensor& v) { return mul(exp(v), w); };
+  // The checkpoint output is the root, so its node is the first to meet a released graph.
+  Tensor loss = checkpoint(fn, x);
+  Tensor seed = full({3}, 1.0, {.dtype = DType::float64});
+  loss.backward(seed, /*retain_graph=*/true);
+  Tensor once = x.grad().clone();
+  Tensor once_w = w.grad().clone();
+  loss.backward(seed);  // recomputes again
+  expect_close(x.grad(), mul(once, 2.0), 1e-15, "x after two backwards");
+  expect_close(w.grad(), mul(once_w, 2.0), 1e-15, "w after two backwards");
+  try {
+    loss.backward(seed);
+    FAIL() << "a third backward without retain_graph must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CheckpointBackward"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, Errors) {
+  Tensor x = randn64({3}, 81);
+  auto none = [](const std::vector<Tensor>&) { return std::vector<Tensor>{}; };
+  auto undefined = [](const std::vector<Tensor>&) { return std::vector<Tensor>{Tensor()}; };
+  EXPECT_THROW(checkpoint(none, {x}), ValueError);
+  EXPECT_THROW(checkpoint(undefined, {x}), ValueError);
+  {
+    NoGradGuard no_grad;
+    EXPECT_THROW(checkpoint(none, {x}), ValueError);
+  }
+  EXPECT_THROW(checkpoint(CheckpointFn(), {x}), ValueError);
+
+  // An input modified in place between forward and backward.
+  Tensor a = randn64({3}, 82, false);
+  Tensor w = randn64({3}, 83);
+  Tensor out = checkpoint([&](const Tensor& v) { return mul(v, w); }, a);
+  a.fill_(1.0);
+  EXPECT_THROW(sum(out).backward(), Error);
+
+  // A segment that computes something else the second time.
+  int calls = 0;
+  auto unstable = [&](const Tensor& v) { return ++calls == 1 ? mul(v, w) : sum(mul(v, w)); };
+  EXPECT_THROW(sum(checkpoint(unstable, x)).backward(), Error);
+}
+
+TEST(Checkpoint, IntegerOutputsPassThrough) {
+  Tensor x = randn64({4}, 91);
+  auto fn = [](const std::vector<Tensor>& xs) {
+    return std::vector<Tensor>{mul(xs[0], xs[0]), argmax(xs[0]), Tensor()};
+  };
+  std::vector<Tensor> outs = checkpoint(fn, {x});
+  ASSERT_EQ(outs.size(), 3u);
+  EXPECT_TRUE(outs[0].requires_grad());
+  EXPECT_FALSE(outs[1].requires_grad());
+  EXPECT_EQ(outs[1].dtype(), DType::int64);
+  EXPECT_FALSE(outs[2].defined());
+  sum(outs[0]).backward();
+  expect_close(x.grad(), mul(x.detach(), 2.0), 1e-15, "x");
+}
+
+TEST(Checkpoint, IdentitySegmentDoesNotTouchItsInput) {
+  Tensor x = randn64({3}, 95);
+  Tensor y = mul(x, 3.0);
+  Tensor out = checkpoint([](const Tensor& v) { return v; }, y);
+  EXPECT_EQ(grad_fn_name(y), "mulBackward");  // y keeps its own history
+  EXPECT_EQ(grad_fn_name(out), "CheckpointBackward");
+  sum(out).backward();
+  expect_close(x.grad(), full({3}, 3.0, {.dtype = DType::float64}), 0, "x");
+}
+
+}  // namespace
+}  // namespace fabric

@@ -1,0 +1,265 @@
+// The Fabric façade on one CPU device: flag resolution and its errors, precision strings and
+// custom plugins, setup, clip_gradients, init contexts, logging and checkpoint directories.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "nn/linear.h"
+#include "nn/mlp.h"
+#include "optim/optim.h"
+#include "precision/mixed_precision.h"
+#include "precision/registry.h"
+#include "precision/true_precision.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+
+std::string temp_path(const std::string& name) {
+  return (fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()))).string();
+}
+
+template <class E>
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(FabricConnector, DefaultsResolveToOneCpuDeviceIn32True) {
+  Fabric fab;
+  EXPECT_EQ(fab.accelerator(), "cpu");  // no CUDA device here
+  EXPECT_EQ(fab.strategy(), "single_device");
+  EXPECT_EQ(fab.precision_name(), "32-true");
+  EXPECT_EQ(fab.precision().name(), "32-true");
+  EXPECT_EQ(fab.device(), Device::cpu());
+  EXPECT_EQ(fab.world_size(), 1);
+  EXPECT_TRUE(fab.is_global_zero());
+}
+
+TEST(FabricConnector, PrecisionStringsAndAliases) {
+  EXPECT_EQ(Fabric({.precision = "64"}).precision_name(), "64-true");
+  EXPECT_EQ(Fabric({.precision = "32"}).precision_name(), "32-true");
+  Fabric legacy16({.precision = "16"});
+  EXPECT_EQ(legacy16.precision_name(), "16-mixed");
+  ASSERT_EQ(legacy16.warnings().size(), 1u);
+  EXPECT_NE(legacy16.warnings()[0].find("16-mixed"), std::string::npos);
+  EXPECT_EQ(Fabric({.precision = "bf16"}).precision_name(), "bf16-mixed");
+  // 16-mixed stays float16 on CPU (unlike the reference) with a real scaler.
+  Fabric f16({.accelerator = "cpu", .precision = "16-mixed"});
+  auto* mp = dynamic_cast<precision::MixedPrecision*>(&f16.precision());
+  ASSERT_NE(mp, nullptr);
+  EXPECT_EQ(mp->dtype(), DType::float16);
+  EXPECT_NE(mp->scaler(), nullptr);
+  auto* bf = dynamic_cast<precision::MixedPrecision*>(&Fabric({.precision = "bf16-mixed"}).precision());
+  ASSERT_NE(bf, nullptr);
+  EXPECT_EQ(bf->scaler(), nullptr);
+  EXPECT_NE(dynamic_cast<precision::DoublePrecision*>(&Fabric({.precision = "64-true"}).precision()), nullptr);
+  EXPECT_NE(dynamic_cast<precision::HalfPrecision*>(&Fabric({.precision = "bf16-true"}).precision()), nullptr);
+  const std::string msg = error_of<ValueError>([] { Fabric({.precision = "fp16"}); });
+  for (const char* v : {"64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+                        "transformer-engine-float16", "'64'", "'bf16'"})
+    EXPECT_NE(msg.find(v), std::string::npos) << v << " missing from: " << msg;
+}
+
+TEST(FabricConnector, BadFlagsNameTheFlag) {
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.accelerator = "npu"}); }).find("accelerator"), std::string::npos);
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.strategy = "ddpp"}); }).find("strategy"), std::string::npos);
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.devices = 0}); }).find("devices"), std::string::npos);
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.devices = "0"}); }).find("devices"), std::string::npos);
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.devices = std::vector<int>{}}); }).find("devices"), std::string::npos);
+  EXPECT_NE(error_of<ValueError>([] { Fabric({.num_nodes = 0}); }).find("num_nodes"), std::string::npos);
+  EXPECT_NE(error_of<DeviceError>([] { Fabric({.accelerator = "cuda"}); }).find("cuda"), std::string::npos);
+  EXPECT_NE(error_of<DeviceError>([] { Fabric({.accelerator = "gpu"}); }).find("gpu"), std::string::npos);
+  // A plugin together with `precision=`, or two plugins.
+  auto p = std::make_shared<precision::DoublePrecision>();
+  EXPECT_NE(error_of<ValueError>([&] { Fabric({.precision = "32-true", .plugins = {p}}); }).find("precision"),
+            std::string::npos);
+  EXPECT_THROW(Fabric({.plugins = {p, std::make_shared<precision::DoublePrecision>()}}), ValueError);
+  EXPECT_THROW(Fabric({.precision = "transformer-engine"}), NotImplementedError);
+}
+
+TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {
+  ::setenv("LT_PRECISION", "bf16-mixed", 1);
+  EXPECT_EQ(Fabric().precision_name(), "bf16-mixed");
+  ::setenv("LT_CLI_USED", "1", 1);
+  EXPECT_THROW(Fabric({.precision = "64-true"}), ValueError);
+  EXPECT_EQ(Fabric({.precision = "bf16-mixed"}).precision_name(), "bf16-mixed");  // agrees: fine
+  ::unsetenv("LT_CLI_USED");
+  ::unsetenv("LT_PRECISION");
+}
+
+// A user plugin: passed as an instance, or registered under a name and selected by string.
+class CountingPrecision : public precision::Precision {
+ public:
+  std::string name() const override { return "counting"; }
+  void backward(const Tensor& loss, nn::Module* m, const Tensor& g, bool retain) override {
+    ++backward_calls;
+    Precision::backward(loss, m, g, retain);
+  }
+  int backward_calls = 0;
+};
+
+TEST(FabricPlugins, CustomPluginByInstanceAndByName) {
+  auto plugin = std::make_shared<CountingPrecision>();
+  Fabric fab({.plugins = {plugin}});
+  EXPECT_EQ(fab.precision_name(), "counting");
+  auto lin = nn::make<nn::Linear>({.in_features = 3, .out_features = 1});
+  auto model = fab.setup(lin);
+  fab.backward(sum(model(ones({2, 3}))));
+  EXPECT_EQ(plugin->backward_calls, 1);
+
+  precision::register_precision("counting", [](DeviceType) { return std::make_shared<CountingPrecision>(); });
+  Fabric by_name({.precision = "counting"});
+  EXPECT_EQ(by_name.precision().name(), "counting");
+  EXPECT_THROW(precision::register_precision("16-mixed", [](DeviceType) { return nullptr; }), ValueError);
+  EXPECT_TRUE(precision::unregister_precision("counting"));
+  EXPECT_THROW(Fabric({.precision = "counting"}), ValueError);
+}
+
+TEST(FabricSetup, ConvertsModuleInputsAndOutputs) {
+  Fabric fab({.precision = "64-true"});
+  auto lin = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  auto model = fab.setup(lin);
+  EXPECT_EQ(lin->weight.dtype(), DType::float64);
+  const Tensor y = model(ones({4, 3}));  // float32 in: converted to float64 for the module
+  EXPECT_EQ(y.dtype(), DType::float32);  // back to float32 out
+  EXPECT_THROW(fab.setup(lin), ValueError);  // set up once
+  // Integer inputs are not touched by convert_input.
+  EXPECT_EQ(model.convert_input(arange(3, DType::int64)).dtype(), DType::int64);
+}
+
+TEST(FabricSetup, BF16MixedKeepsWeightsFloat32AndAutocastsForward) {
+  Fabric fab({.precision = "bf16-mixed"});
+  auto lin = nn::make<nn::Linear>({.in_features = 8, .out_features = 4});
+  auto model = fab.setup(lin);
+  EXPECT_EQ(lin->weight.dtype(), DType::float32);
+  Tensor inside;
+  {
+    auto guard = fab.autocast();
+    inside = matmul(ones({2, 8}), ones({8, 2}));
+  }
+  EXPECT_EQ(inside.dtype(), DType::bfloat16);
+  EXPECT_EQ(matmul(ones({2, 8}), ones({8, 2})).dtype(), DType::float32);  // outside: untouched
+  EXPECT_EQ(model(ones({2, 8})).dtype(), DType::float32);
+}
+
+TEST(FabricSetup, InitContextsUseThePluginDtype) {
+  Fabric fab({.precision = "64-true"});
+  std::shared_ptr<nn::Linear> lin;
+  {
+    auto guard = fab.init_module();
+    lin = nn::make<nn::Linear>({.in_features = 2, .out_features = 2});
+    EXPECT_EQ(zeros({3}).dtype(), DType::float64);
+  }
+  EXPECT_EQ(lin->weight.dtype(), DType::float64);
+  EXPECT_EQ(zeros({3}).dtype(), DType::float32);
+  Fabric mixed({.precision = "bf16-mixed"});
+  auto guard = mixed.init_module();  // mixed precision initialises in float32
+  EXPECT_EQ(zeros({3}).dtype(), DType::float32);
+}
+
+// A 16-mixed plugin whose scaler starts at 1024: 2^16 itself overflows float16 (max 65504) as the
+// first incoming gradient, which would make the first step a skipped one.
+std::shared_ptr<precision::MixedPrecision> small_scale_plugin() {
+  auto scaler = std::make_shared<precision::GradScaler>(precision::GradScalerOptions{.init_scale = 1024.0});
+  return std::make_shared<precision::MixedPrecision>("16-mixed", DeviceType::cpu, scaler);
+}
+
+TEST(FabricClip, UnscalesFirstAndReturnsTheTotalNorm) {
+  Fabric fab({.plugins = {small_scale_plugin()}});
+  auto lin = nn::make<nn::Linear>({.in_features = 4, .out_features = 1, .bias = false});
+  lin->weight.set_data(from_vector<float>({0.3f, 0, 0, 0.4f}, {1, 4}));
+  optim::SGD sgd(lin->parameters(), {.lr = 0.0});
+  auto [model, opt] = fab.setup(lin, sgd);
+  // d(sum(w . x))/dw = x = (0.3, 0, 0, 0.4) -> norm 0.5 once unscaled. The scaled gradient
+  // (x * 1024, computed in float16 under autocast) carries float16 rounding: 1e-3 relative.
+  fab.backward(sum(model(from_vector<float>({0.3f, 0, 0, 0.4f}, {1, 4}))));
+  EXPECT_NEAR(lin->weight.grad().select(1, 0).item<double>() / (0.3 * 1024.0), 1.0, 1e-3);  // still scaled
+  Tensor norm = fab.clip_gradients(model, opt, {.max_norm = 0.1});
+  EXPECT_NEAR(norm.item<double>(), 0.5, 5e-4);
+  EXPECT_NEAR(lin->weight.grad().select(1, 0).item<double>(), 0.06, 1e-4);
+  EXPECT_TRUE(opt.step());  // the scaler sees the optimizer already unscaled
+  EXPECT_THROW(fab.clip_gradients(model, opt, {}), ValueError);
+  EXPECT_THROW(fab.clip_gradients(model, opt, {.clip_val = 1.0, .max_norm = 1.0}), ValueError);
+}
+
+TEST(FabricLog, WritesLightningStyleCsv) {
+  const std::string path = temp_path("fabric_metrics") + ".csv";
+  auto csv = std::make_shared<CSVLogger>(path);
+  Fabric fab({.loggers = {csv}});
+  fab.log("train_loss", 2.5, 0);
+  fab.log_dict({{"train_loss", 2.0}, {"lr", 0.1}}, 1);
+  fab.log("train_loss", scalar_tensor(1.5), 2);
+  EXPECT_THROW(fab.log("bad", ones({2}), 3), ValueError);
+  csv->flush();
+  std::ifstream in(path);
+  std::string header, r0, r1, r2;
+  std::getline(in, header), std::getline(in, r0), std::getline(in, r1), std::getline(in, r2);
+  EXPECT_EQ(header, "step,train_loss,lr");
+  EXPECT_EQ(r0, "0,2.5,");
+  EXPECT_EQ(r1, "1,2,0.1");
+  EXPECT_EQ(r2, "2,1.5,");
+  fs::remove(path);
+}
+
+TEST(FabricCheckpoint, SaveLoadRoundTripWithPlainValuesAndRemainder) {
+  const std::string dir = temp_path("fabric_ckpt");
+  Fabric fab({.plugins = {small_scale_plugin()}});
+  manual_seed(0);
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::AdamW adamw(mlp->parameters(), {.lr = 1e-2});
+  auto [model, opt] = fab.setup(mlp, adamw);
+  fab.backward(sum(model(ones({3, 4}))));
+  ASSERT_TRUE(opt.step());
+  dynamic_cast<precision::MixedPrecision&>(fab.precision()).scaler()->update(1024.0);
+  fab.save(dir, {{"model", model}, {"optimizer", opt}, {"step", 7}, {"name", "run-a"}, {"extra", ones({2})}});
+  EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/optimizer.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/state.json"));
+
+  Fabric fab2({.precision = "16-mixed"});
+  manual_seed(1);  // different init
+  auto mlp2 = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::AdamW adamw2(mlp2->parameters(), {.lr = 1e-2});
+  auto [model2, opt2] = fab2.setup(mlp2, adamw2);
+  auto* scaler2 = dynamic_cast<precision::MixedPrecision&>(fab2.precision()).scaler();
+  State state{{"model", model2}, {"optimizer", opt2}, {"step", 0}};
+  State rest = fab2.load(dir, state);
+  EXPECT_EQ(std::get<int64_t>(state.at("step").value()), 7);
+  EXPECT_EQ(scaler2->get_scale(), 1024.0);  // the plugin's state comes back by default
+  for (size_t i = 0; i < mlp->parameters().size(); ++i)
+    EXPECT_EQ(mlp->parameters()[i].to_vector<float>(), mlp2->parameters()[i].to_vector<float>());
+  ASSERT_NE(adamw2.state(mlp2->parameters()[0]), nullptr);
+  ASSERT_TRUE(rest.count("name"));
+  EXPECT_EQ(std::get<std::string>(rest.at("name").value()), "run-a");
+  ASSERT_TRUE(rest.count("extra"));
+  EXPECT_EQ(std::get<Tensor>(rest.at("extra").value()).to_vector<float>(), std::vector<float>({1, 1}));
+
+  State missing{{"model", model2}, {"nothere", 1}};
+  EXPECT_THROW(fab2.load(dir, missing), KeyError);
+  EXPECT_NO_THROW(fab2.load(dir, missing, /*strict=*/false));
+  EXPECT_THROW(fab2.load(dir + "-absent", state), IOError);
+  EXPECT_THROW(fab.save(dir, {{"a/b", 1}}), ValueError);
+  // Saving again replaces the directory atomically.
+  fab.save(dir, {{"model", model}, {"step", 8}});
+  State again{{"step", 0}};
+  fab2.load(dir, again);
+  EXPECT_EQ(std::get<int64_t>(again.at("step").value()), 8);
+  EXPECT_FALSE(fs::exists(dir + "/optimizer.safetensors"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace fabric

@@ -1,0 +1,245 @@
+// fabric-train end to end, through the binary: the config contract's run layout, bad configs
+// (exit 2, nothing written), a PyTorch fixture reproduced through the `tensors` dataset with `init`
+// weights, interrupted-and-resumed equal to uninterrupted, kill-during-save, sample and export.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+
+#ifndef FABRIC_TRAIN_EXE
+#define FABRIC_TRAIN_EXE ""  // built without tools/: the tests below skip
+#endif
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string("'") + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p)) r.output += buf;
+  const int rc = pclose(p);
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
+std::vector<std::string> lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  std::string l;
+  while (std::getline(in, l)) out.push_back(l);
+  return out;
+}
+
+class FabricTrain : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
+    dir_ = fs::temp_directory_path() / ("fabric_train_" + std::to_string(::getpid()) + "_" +
+                                        testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // 64 examples of 784 features, 10 classes (the contract's MLP shape).
+    Generator gen(5);
+    save_safetensors((dir_ / "data.safetensors").string(),
+                     {{"inputs", randn({64, 784}, {}, &gen)},
+                      {"targets", randint(0, 10, {64}, {.dtype = DType::int64}, &gen)}});
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The contract config, pointing at this test's files.
+  std::string write_contract(const std::string& extra_trainer = "") {
+    const std::string cfg = (dir_ / "config.yaml").string();
+    std::ofstream(cfg) << "fabric:    {accelerator: cpu, strategy: auto, devices: 1, num_nodes: 1, precision: 32-true}\n"
+                          "model:     {name: mlp, sizes: [784, 256, 10], activation: relu}\n"
+                          "data:      {kind: tensors, path: " << (dir_ / "data.safetensors").string()
+                       << ", shuffle: false, val_fraction: 0.0}\n"
+                          "loss:      cross_entropy\n"
+                          "optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.0}\n"
+                          "scheduler: {name: constant}\n"
+                          "trainer:   {max_steps: 5, batch_size: 32, accumulate_grad_batches: 1, seed: 0,\n"
+                          "            checkpoint_every: 0, log_every: 1, run_dir: " << (dir_ / "run").string()
+                       << extra_trainer << "}\n";
+    return cfg;
+  }
+  fs::path dir_;
+};
+
+TEST_F(FabricTrain, ContractRunWritesTheRunDirectory) {
+  const Result r = run("fit " + write_contract());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path run_dir = dir_ / "run";
+  ASSERT_TRUE(fs::exists(run_dir / "config.yaml"));
+  ASSERT_TRUE(fs::exists(run_dir / "checkpoints/last/model.safetensors")) << r.output;
+  SafetensorsFile m = load_safetensors((run_dir / "checkpoints/last/model.safetensors").string());
+  for (const char* k : {"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"})
+    EXPECT_TRUE(m.tensors.count(k)) << k;
+  EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{256, 784}));
+  const auto csv = lines((run_dir / "metrics.csv").string());
+  ASSERT_EQ(csv.size(), 6u);  // header + 5 steps
+  EXPECT_EQ(csv[0].rfind("step,train_loss", 0), 0u) << csv[0];
+  EXPECT_EQ(csv[5].rfind("5,", 0), 0u) << csv[5];
+  // The resolved config reads back and validates.
+  EXPECT_EQ(run("validate " + (run_dir / "config.yaml").string()).status, 0);
+  // Export writes the weights alone.
+  const Result e = run("export " + (run_dir / "checkpoints/last").string() + " " + (dir_ / "w.safetensors").string());
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_EQ(load_safetensors((dir_ / "w.safetensors").string()).tensors.size(), 4u);
+}
+
+TEST_F(FabricTrain, OverridesAndMaxStepsZero) {
+  const Result r = run("fit " + write_contract() + " --set trainer.max_steps=0 model.sizes=[784,10]");
+  ASSERT_EQ(r.status, 0) << r.output;
+  SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
+  EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{10, 784}));
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 0u);
+}
+
+TEST_F(FabricTrain, BadConfigsExit2AndWriteNothing) {
+  const std::string good = write_contract();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set trainer.max_step=3", "did you mean 'max_steps'"},
+      {"--set trainer.max_steps=abc", "expected integer"},
+      {"--set optimizer.name=adamm", "did you mean"},
+      {"--set fabric.precision=fp8", "Allowed precision values"},
+      {"--set data.path=/nonexistent.safetensors", "no such file"},
+      {"--set optimizer.lr=-0.1", ">= 0"},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = run("fit " + good + " " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
+  }
+  std::ofstream(dir_ / "typo.yaml") << "trainer:\n  max_steps: 5\n  batchsize: 3\n";
+  const Result r = run("fit " + (dir_ / "typo.yaml").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("typo.yaml:3:3: trainer.batchsize"), std::string::npos) << r.output;
+  EXPECT_EQ(run("fit " + (dir_ / "absent.yaml").string()).status, 2);
+  EXPECT_EQ(run("fit").status, 2);  // missing CONFIG
+  EXPECT_EQ(run("frobnicate").status, 2);
+}
+
+TEST_F(FabricTrain, ReproducesPyTorchFixtureIn64True) {
+  const std::string data = std::string(FABRIC_TEST_DATA_DIR);
+  const std::string cfg = (dir_ / "fixture.yaml").string();
+  std::ofstream(cfg) << "fabric: {precision: 64-true}\n"
+                        "model: {name: mlp, sizes: [8, 16, 4], init: " << data << "/cli_mlp_init.safetensors}\n"
+                        "data: {kind: tensors, path: " << data << "/cli_mlp_data.safetensors, shuffle: false}\n"
+                        "optimizer: {name: sgd, lr: 0.1}\n"
+                        "trainer: {max_steps: 4, batch_size: 16, run_dir: " << (dir_ / "run").string() << "}\n";
+  const Result r = run("fit " + cfg);
+  ASSERT_EQ(r.status, 0) << r.output;
+  SafetensorsFile ours = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
+  SafetensorsFile torch = load_safetensors(data + "/cli_mlp_final.safetensors");
+  for (const auto& [k, t] : ours.tensors) {
+    ASSERT_TRUE(torch.tensors.count(k)) << k;
+    EXPECT_EQ(t.dtype(), DType::float64) << k;
+    const double err = amax(abs(sub(t, torch.tensors.at(k)))).item<double>();
+    const double scale = amax(abs(torch.tensors.at(k))).item<double>();
+    EXPECT_LE(err, 1e-10 * scale) << k;
+  }
+  const auto csv = lines((dir_ / "run/metrics.csv").string());
+  const auto losses = torch.tensors.at("losses").to_vector<double>();
+  ASSERT_EQ(csv.size(), 5u);
+  for (size_t i = 0; i < 4; ++i) {
+    const double got = std::stod(csv[i + 1].substr(csv[i + 1].find(',') + 1));
+    EXPECT_NEAR(got, losses[i], 1e-12) << "step " << i + 1;
+  }
+}
+
+TEST_F(FabricTrain, InterruptedAndResumedEqualsUninterrupted) {
+  // AdamW with a cosine schedule and shuffled data: every piece of state must come back.
+  const std::string cfg = write_contract(", checkpoint_every: 3");
+  const std::string common = " --set optimizer.name=adamw optimizer.lr=0.01 scheduler.name=cosine "
+                             "scheduler.warmup_steps=2 data.shuffle=true trainer.batch_size=16 model.sizes=[784,32,10]";
+  const Result full = run("fit " + cfg + common + " trainer.max_steps=8 trainer.run_dir=" + (dir_ / "full").string());
+  ASSERT_EQ(full.status, 0) << full.output;
+  // The same run stopped after 6 steps (its checkpoint) and resumed to 8.
+  const std::string part_dir = (dir_ / "part").string();
+  const Result part = run("fit " + cfg + common + " trainer.max_steps=8 trainer.run_dir=" + part_dir);
+  ASSERT_EQ(part.status, 0);
+  // Pretend the process died after step 7: drop checkpoints/last back to step 6.
+  fs::remove_all(part_dir + "/checkpoints/last");
+  fs::copy(part_dir + "/checkpoints/step-6", part_dir + "/checkpoints/last", fs::copy_options::recursive);
+  const Result res = run("resume " + part_dir);
+  ASSERT_EQ(res.status, 0) << res.output;
+  const auto a = lines((dir_ / "full/metrics.csv").string());
+  const auto b = lines(part_dir + "/metrics.csv");
+  ASSERT_EQ(a.size(), 9u);
+  EXPECT_EQ(a, b) << "resumed metrics must equal the uninterrupted run's, bit for bit";
+  // Extending a finished run.
+  const Result ext = run("resume " + part_dir + " --set trainer.max_steps=10");
+  ASSERT_EQ(ext.status, 0) << ext.output;
+  EXPECT_EQ(lines(part_dir + "/metrics.csv").size(), 11u);
+}
+
+TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
+  const std::string cfg = write_contract(", checkpoint_every: 1");
+  const std::string run_dir = (dir_ / "run").string();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl(FABRIC_TRAIN_EXE, FABRIC_TRAIN_EXE, "fit", cfg.c_str(), "--set", "trainer.max_steps=100000",
+            "model.sizes=[784,512,512,10]", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Let it write a few checkpoints, then kill it at an arbitrary moment.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + 170 * attempt));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const fs::path last = fs::path(run_dir) / "checkpoints/last";
+    const fs::path usable = fs::exists(last / "state.json") ? last : fs::path(last.string() + ".old");
+    ASSERT_TRUE(fs::exists(usable / "state.json")) << "attempt " << attempt;
+    EXPECT_NO_THROW(load_safetensors((usable / "model.safetensors").string())) << "attempt " << attempt;
+    // And a resume from it works.
+    const Result r = run("resume " + run_dir + " --set trainer.max_steps=1");
+    EXPECT_EQ(r.status, 0) << r.output;
+  }
+}
+
+TEST_F(FabricTrain, TextGptSamples) {
+  std::ofstream(dir_ / "tiny.txt") << std::string(50, 'a') + "hello world, hello fabric. " + std::string(20, 'b') +
+                                          "the quick brown fox jumps over the lazy dog. ";
+  const std::string cfg = (dir_ / "gpt.yaml").string();
+  std::ofstream(cfg) << "model: {name: gpt, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                        "data: {kind: text, path: " << (dir_ / "tiny.txt").string() << "}\n"
+                        "optimizer: {name: adamw, lr: 0.01}\n"
+                        "trainer: {max_steps: 3, batch_size: 4, run_dir: " << (dir_ / "run").string()
+                     << ", sample_tokens: 20}\n";
+  const Result r = run("fit " + cfg);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--- sample ---"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "run/vocab.json"));
+  const Result s = run("sample " + (dir_ / "run/checkpoints/last").string() + " --prompt hello --tokens 10");
+  ASSERT_EQ(s.status, 0) << s.output;
+  EXPECT_EQ(s.output.rfind("hello", 0), 0u) << s.output;
+  EXPECT_GE(s.output.size(), 16u);
+}
+
+}  // namespace
+}  // namespace fabric
