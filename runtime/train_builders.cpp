@@ -64,9 +64,12 @@ std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const 
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps) {
   const auto& s = cfg.scheduler;
   if (s.name == "step") return std::make_unique<optim::StepLR>(opt, s.step_size, s.gamma);
-  if (s.name == "cosine")
-    return std::make_unique<optim::CosineWithWarmup>(opt, s.warmup_steps, std::max<int64_t>(total_steps, 1), s.min_lr);
-  if (s.warmup_steps > 0) return std::make_unique<optim::LinearWarmup>(opt, s.warmup_steps);
+  // A run shorter than the warm-up (a quick `--set trainer.max_steps=2` of a long config) warms up
+  // over the whole run instead.
+  const int64_t total = std::max<int64_t>(total_steps, 1);
+  const int64_t warmup = std::min(s.warmup_steps, total);
+  if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
+  if (warmup > 0) return std::make_unique<optim::LinearWarmup>(opt, warmup);
   return nullptr;
 }
 

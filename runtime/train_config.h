@@ -52,6 +52,7 @@ struct TrainConfig {
     std::string path;
     std::string labels;  // images: the labels IDX file (default: derived from path)
     bool shuffle = false;
+    bool drop_last = false;  // tensors, images: drop each epoch's last incomplete batch
     double val_fraction = 0.0;
     bool flatten = false;  // images: (N, 784) for an MLP instead of (N, 1, 28, 28)
   } data;

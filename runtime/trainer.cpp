@@ -151,7 +151,7 @@ class Run {
     auto [model, opt] = fab.setup(net, *optimizer);
 
     data::DataLoader loader(data.train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
-                                         .seed = uint64_t(t.seed), .prefetch = 2});
+                                         .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed), .prefetch = 2});
     const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
 

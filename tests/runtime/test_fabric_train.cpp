@@ -222,6 +222,68 @@ TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
   }
 }
 
+// Every bundled config (tools/configs) trains a few steps, on small generated data of its kind.
+TEST_F(FabricTrain, EveryBundledConfigTrainsAFewSteps) {
+#ifdef FABRIC_CONFIG_DIR
+  // A text, and IDX images + labels (28x28, 10 classes).
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "It is a truth universally acknowledged, that a single man. ";
+  std::ofstream(dir_ / "text.txt") << text;
+  auto be32 = [](std::ofstream& f, uint32_t v) {
+    const unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    f.write(reinterpret_cast<const char*>(b), 4);
+  };
+  {
+    std::ofstream img(dir_ / "train-images-idx3-ubyte", std::ios::binary), lab(dir_ / "train-labels-idx1-ubyte", std::ios::binary);
+    be32(img, 0x803), be32(img, 64), be32(img, 28), be32(img, 28);
+    be32(lab, 0x801), be32(lab, 64);
+    for (int n = 0; n < 64; ++n) {
+      for (int p = 0; p < 28 * 28; ++p) img.put(char((n * 7 + p * 13) % 256));
+      lab.put(char(n % 10));
+    }
+  }
+  int configs = 0;
+  for (const auto& e : fs::directory_iterator(FABRIC_CONFIG_DIR)) {
+    if (e.path().extension() != ".yaml") continue;
+    ++configs;
+    const std::string name = e.path().stem().string();
+    std::ifstream in(e.path());
+    const std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string data = "data.path=" + (dir_ / "data.safetensors").string();
+    if (yaml.find("kind: text") != std::string::npos) data = "data.path=" + (dir_ / "text.txt").string();
+    if (yaml.find("kind: images") != std::string::npos) data = "data.path=" + (dir_ / "train-images-idx3-ubyte").string();
+    const std::string sets = " --set " + data + " trainer.max_steps=2 trainer.max_epochs=-1 trainer.run_dir=" +
+                             (dir_ / ("run-" + name)).string() +
+                             (yaml.find("sample_tokens") != std::string::npos ? " trainer.sample_tokens=5" : "");
+    const Result r = run("fit " + e.path().string() + sets);
+    EXPECT_EQ(r.status, 0) << name << "\n" << r.output;
+    EXPECT_TRUE(fs::exists(dir_ / ("run-" + name) / "checkpoints/last/model.safetensors")) << name;
+  }
+  EXPECT_GE(configs, 4);
+#else
+  GTEST_SKIP() << "FABRIC_CONFIG_DIR not set";
+#endif
+}
+
+// The tensors dataset feeds the GPT: integer (N, T) inputs and targets; vocab_size 0 takes the
+// largest token id + 1.
+TEST_F(FabricTrain, GptOnTokenTensors) {
+  Generator gen(3);
+  save_safetensors((dir_ / "tok.safetensors").string(),
+                   {{"inputs", randint(0, 20, {32, 8}, {.dtype = DType::int32}, &gen)},
+                    {"targets", randint(0, 20, {32, 8}, {.dtype = DType::int64}, &gen)}});
+  const std::string cfg = (dir_ / "gpt.yaml").string();
+  std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                        "data: {kind: tensors, path: " << (dir_ / "tok.safetensors").string() << ", drop_last: true}\n"
+                        "optimizer: {name: adamw, lr: 0.01}\n"
+                        "trainer: {max_epochs: 2, batch_size: 5, run_dir: " << (dir_ / "run").string() << "}\n";
+  const Result r = run("fit " + cfg);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 1u + 2 * 6) << "32 examples, batches of 5, drop_last";
+  SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
+  EXPECT_EQ(m.tensors.at("transformer.wte.weight").size(0), 20);
+}
+
 TEST_F(FabricTrain, TextGptSamples) {
   std::ofstream(dir_ / "tiny.txt") << std::string(50, 'a') + "hello world, hello fabric. " + std::string(20, 'b') +
                                           "the quick brown fox jumps over the lazy dog. ";
