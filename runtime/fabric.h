@@ -69,6 +69,16 @@ class Fabric {
   // (ValueError otherwise). Optimizers are held by reference: keep them alive.
   FabricModule setup_module(const std::shared_ptr<nn::Module>& module, bool move_to_device = true);
   FabricOptimizer setup_optimizer(optim::Optimizer& optimizer);
+  // The reference's setup_optimizers(*optimizers): one wrapper, or a tuple of them.
+  template <class... Opts>
+    requires(sizeof...(Opts) > 0 && (std::derived_from<Opts, optim::Optimizer> && ...))
+  auto setup_optimizers(Opts&... optimizers) {
+    if constexpr (sizeof...(Opts) == 1) {
+      return setup_optimizer(optimizers...);
+    } else {
+      return std::tuple<decltype(setup_optimizer(optimizers))...>(setup_optimizer(optimizers)...);
+    }
+  }
   template <class M, class... Opts>
     requires std::derived_from<M, nn::Module>
   auto setup(const std::shared_ptr<M>& module, Opts&... optimizers) {

@@ -136,6 +136,10 @@ TEST(FabricSetup, ConvertsModuleInputsAndOutputs) {
   const Tensor y = model(ones({4, 3}));  // float32 in: converted to float64 for the module
   EXPECT_EQ(y.dtype(), DType::float32);  // back to float32 out
   EXPECT_THROW(fab.setup(lin), ValueError);  // set up once
+  optim::SGD a(lin->parameters(), {.lr = 0.1}), b(lin->parameters(), {.lr = 0.2});
+  auto [wa, wb] = fab.setup_optimizers(a, b);
+  EXPECT_EQ(&wb.optimizer(), &b);
+  EXPECT_THROW(fab.setup_optimizers(a), ValueError);  // already set up
   // Integer inputs are not touched by convert_input.
   EXPECT_EQ(model.convert_input(arange(3, DType::int64)).dtype(), DType::int64);
 }
