@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "runtime_test_util.h"
 #include "runtime/data_loader.h"
 #include "runtime/datasets.h"
 #include "tensor/factory.h"
@@ -44,17 +45,7 @@ class DataFixture : public ::testing::Test {
   fs::path dir_;
 };
 
-template <class E>
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("(other error) ") + e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 std::vector<int64_t> ints(const Tensor& t) { return t.to_vector<int64_t>(); }
 

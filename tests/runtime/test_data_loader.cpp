@@ -11,6 +11,7 @@
 #include <numeric>
 #include <set>
 
+#include "runtime_test_util.h"
 #include "runtime/data_loader.h"
 #include "tensor/factory.h"
 
@@ -100,15 +101,7 @@ std::string token_bytes(int n) {
   return s;
 }
 
-template <class E>
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 // ---- orders
 // ----------------------------------------------------------------------------------------

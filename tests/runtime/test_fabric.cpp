@@ -14,6 +14,7 @@
 #include "precision/mixed_precision.h"
 #include "precision/registry.h"
 #include "precision/true_precision.h"
+#include "runtime_test_util.h"
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -27,15 +28,7 @@ std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()))).string();
 }
 
-template <class E>
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing_util::error_of;
 
 TEST(FabricConnector, DefaultsResolveToOneCpuDeviceIn32True) {
   Fabric fab;
