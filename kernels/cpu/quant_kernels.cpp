@@ -1,0 +1,222 @@
+// CPU kernels of the quantizers (AVX-512): 4-bit NF4/FP4 blockwise quantize/dequantize with the
+// code search done as a 4-step branchless binary search on vpermps, and oneDNN's s8s8s32 GEMM.
+#include "tensor/quant_kernels.h"
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/vec_math.h"
+#include "tensor/error.h"
+
+namespace fabric::cpu {
+namespace {
+
+// Below this many elements the OpenMP fork costs more than the loop.
+constexpr int64_t kParallelMin = 1 << 16;
+
+// The search tables as 16 lanes. NF4: the 15 midpoints (lane 15 unused). FP4: the 7 thresholds
+// and the bucket -> code map.
+struct Tables {
+  __m512 nf4_mid;
+  __m512 fp4_thr;
+  __m512i fp4_map;
+  __m512 nf4_code;
+  __m512 fp4_code;
+  Tables() {
+    alignas(64) float mid[16] = {};
+    for (int i = 0; i < 15; ++i) mid[i] = kNF4Midpoints[i];
+    mid[15] = std::numeric_limits<float>::infinity();
+    nf4_mid = _mm512_load_ps(mid);
+    alignas(64) float thr[16] = {};
+    for (int i = 0; i < 7; ++i) thr[i] = kFP4Thresholds[i];
+    for (int i = 7; i < 16; ++i) thr[i] = std::numeric_limits<float>::infinity();
+    fp4_thr = _mm512_load_ps(thr);
+    alignas(64) int32_t map[16] = {};
+    for (int i = 0; i < 8; ++i) map[i] = kFP4BucketCode[i];
+    fp4_map = _mm512_load_si512(map);
+    nf4_code = _mm512_loadu_ps(kNF4Code.data());
+    fp4_code = _mm512_loadu_ps(kFP4Code.data());
+  }
+};
+
+// Number of table entries strictly below s (ties stay in the lower bucket; NaN compares false
+// everywhere and lands in bucket 0). `levels` halvings starting at 2^(levels-1).
+template <int Levels>
+FABRIC_VEC_INLINE __m512i bucket(__m512 s, __m512 table) {
+  __m512i idx = _mm512_setzero_si512();
+  for (int step = 1 << (Levels - 1); step >= 1; step >>= 1) {
+    const __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+    const __m512 t = _mm512_permutexvar_ps(probe, table);
+    const __mmask16 gt = _mm512_cmp_ps_mask(s, t, _CMP_GT_OQ);
+    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+  }
+  return idx;
+}
+
+FABRIC_VEC_INLINE __m512i codes_of(__m512 s, Quant4Type type, const Tables& tb) {
+  if (type == Quant4Type::nf4) return bucket<4>(s, tb.nf4_mid);
+  const __m512 a = _mm512_abs_ps(s);
+  __m512i c = _mm512_permutexvar_epi32(bucket<3>(a, tb.fp4_thr), tb.fp4_map);
+  const __mmask16 neg = _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LT_OQ);
+  return _mm512_mask_or_epi32(c, neg, c, _mm512_set1_epi32(8));
+}
+
+// 16 codes (one per int32 lane) -> 8 bytes, element 2j in the high nibble of byte j.
+FABRIC_VEC_INLINE __m128i pack_nibbles(__m512i codes) {
+  const __m128i b = _mm512_cvtepi32_epi8(codes);  // c0..c15
+  const __m128i hi = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x00FF)), 4);
+  const __m128i lo = _mm_srli_epi16(b, 8);
+  return _mm_cvtepi16_epi8(_mm_or_si128(hi, lo));
+}
+
+template <class T>
+void quantize_block(const T* x, int64_t len, Quant4Type type, const Tables& tb, uint8_t* out,
+                    float* absmax_out, bool trailing_partial) {
+  // absmax, with a NaN anywhere making it NaN (torch.max propagates NaN).
+  __m512 mx = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  int64_t i = 0;
+  for (; i + 16 <= len; i += 16) {
+    const __m512 v = vec::load(x + i);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+  }
+  if (i < len) {
+    const __m512 v = vec::load(x + i, vec::tail_mask(len - i));
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+  }
+  float absmax = nan ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(mx);
+  // An all-zero block scales to 0 (the zero code) instead of 0·inf = NaN. The default backend
+  // stores absmax 0, or the 1e-38 clamp for a trailing partial block (spec §6 edge cases).
+  const float r = absmax == 0.0f ? 0.0f : 1.0f / absmax;
+  if (absmax == 0.0f && trailing_partial) absmax = 1e-38f;
+  *absmax_out = absmax;
+
+  const __m512 rv = _mm512_set1_ps(r);
+  i = 0;
+  for (; i + 16 <= len; i += 16) {
+    const __m512i c = codes_of(_mm512_mul_ps(vec::load(x + i), rv), type, tb);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i / 2), pack_nibbles(c));
+  }
+  if (i < len) {
+    const int64_t k = len - i;
+    const __mmask16 m = vec::tail_mask(k);
+    __m512i c = codes_of(_mm512_mul_ps(vec::load(x + i, m), rv), type, tb);
+    // Lanes past the end are padding: the code of a 0 input, whatever r is.
+    c = _mm512_mask_mov_epi32(_mm512_set1_epi32(quant4_zero_code(type)), m, c);
+    alignas(16) uint8_t tmp[16];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(tmp), pack_nibbles(c));
+    std::memcpy(out + i / 2, tmp, static_cast<size_t>((k + 1) / 2));
+  }
+}
+
+template <class T>
+void quantize_4bit_typed(const T* x, int64_t n, int64_t bs, Quant4Type type, uint8_t* packed,
+                         float* absmax) {
+  static const Tables tb;
+  const int64_t nblocks = (n + bs - 1) / bs;
+  const bool partial = n % bs != 0;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t start = b * bs;
+    const int64_t len = std::min(bs, n - start);
+    quantize_block(x + start, len, type, tb, packed + start / 2, absmax + b,
+                   partial && b == nblocks - 1);
+  }
+}
+
+void quantize_4bit_kernel(const void* x, DType dtype, int64_t n, int64_t bs, Quant4Type type,
+                          uint8_t* packed, float* absmax) {
+  FABRIC_CHECK(bs >= 32 && (bs & (bs - 1)) == 0, ValueError, "quantize_4bit kernel: blocksize ", bs,
+               " is not a power of two >= 32");
+  switch (dtype) {
+    case DType::float32:
+      return quantize_4bit_typed(static_cast<const float*>(x), n, bs, type, packed, absmax);
+    case DType::float16:
+      return quantize_4bit_typed(static_cast<const Half*>(x), n, bs, type, packed, absmax);
+    case DType::bfloat16:
+      return quantize_4bit_typed(static_cast<const BFloat16*>(x), n, bs, type, packed, absmax);
+    default:
+      throw DTypeError(detail::cat("quantize_4bit kernel: ", dtype_name(dtype),
+                                   " input (expected float32, float16 or bfloat16)"));
+  }
+}
+
+// 8 packed bytes -> 16 table indices in element order.
+FABRIC_VEC_INLINE __m512i unpack_nibbles(__m128i bytes) {
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
+  const __m128i lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
+  return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
+}
+
+template <class T>
+void dequantize_4bit_typed(const uint8_t* packed, const float* absmax, int64_t n, int64_t bs,
+                           Quant4Type type, T* out) {
+  static const Tables tb;
+  const __m512 table = type == Quant4Type::nf4 ? tb.nf4_code : tb.fp4_code;
+  const int64_t nblocks = (n + bs - 1) / bs;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t start = b * bs;
+    const int64_t len = std::min(bs, n - start);
+    const __m512 a = _mm512_set1_ps(absmax[b]);
+    const uint8_t* p = packed + start / 2;
+    T* o = out + start;
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i / 2));
+      vec::store(o + i, _mm512_mul_ps(_mm512_permutexvar_ps(unpack_nibbles(bytes), table), a));
+    }
+    if (i < len) {
+      const int64_t k = len - i;
+      alignas(16) uint8_t tmp[16] = {};
+      std::memcpy(tmp, p + i / 2, static_cast<size_t>((k + 1) / 2));
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tmp));
+      vec::store(o + i, _mm512_mul_ps(_mm512_permutexvar_ps(unpack_nibbles(bytes), table), a),
+                 vec::tail_mask(k));
+    }
+  }
+}
+
+void dequantize_4bit_kernel(const uint8_t* packed, const float* absmax, int64_t n, int64_t bs,
+                            Quant4Type type, DType dtype, void* out) {
+  FABRIC_CHECK(bs >= 32 && (bs & (bs - 1)) == 0, ValueError, "dequantize_4bit kernel: blocksize ",
+               bs, " is not a power of two >= 32");
+  switch (dtype) {
+    case DType::float32:
+      return dequantize_4bit_typed(packed, absmax, n, bs, type, static_cast<float*>(out));
+    case DType::float16:
+      return dequantize_4bit_typed(packed, absmax, n, bs, type, static_cast<Half*>(out));
+    case DType::bfloat16:
+      return dequantize_4bit_typed(packed, absmax, n, bs, type, static_cast<BFloat16*>(out));
+    default:
+      throw DTypeError(detail::cat("dequantize_4bit kernel: ", dtype_name(dtype),
+                                   " output (expected float32, float16 or bfloat16)"));
+  }
+}
+
+// oneDNN's s8s8s32 GEMM accumulates exactly in int32 (row-major; B is read transposed).
+void int8_gemm_kernel(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* B,
+                      int32_t* C) {
+  const int32_t zero = 0;
+  const dnnl_status_t st =
+      dnnl_gemm_s8s8s32('N', 'T', 'F', M, N, K, 1.0f, A, K, 0, B, K, 0, 0.0f, C, N, &zero);
+  FABRIC_CHECK(st == dnnl_success, ValueError,
+               "int8_gemm: oneDNN dnnl_gemm_s8s8s32 failed (status ", static_cast<int>(st),
+               ") for M=", M, " N=", N, " K=", K);
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(quantize_4bit_stub, cpu, &cpu::quantize_4bit_kernel);
+FABRIC_REGISTER_KERNEL(dequantize_4bit_stub, cpu, &cpu::dequantize_4bit_kernel);
+FABRIC_REGISTER_KERNEL(int8_gemm_stub, cpu, &cpu::int8_gemm_kernel);
+}  // namespace fabric

@@ -1,0 +1,103 @@
+// The FP8 meta state of one module (spec §8): per-GEMM scales and amax histories for the forward
+// (input, weight, output) and backward (grad_output, grad_input) tensors, the delayed-scaling
+// update, the optional amax all-reduce, and save/restore.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "precision/fp8_recipe.h"
+#include "precision/precision_state.h"
+#include "tensor/tensor.h"
+
+namespace fabric::precision {
+
+// Slot of a tensor within its GEMM; the meta index is gemm * slots_per_gemm + slot.
+enum class Fp8ForwardSlot : int64_t { input = 0, weight = 1, output = 2 };
+enum class Fp8BackwardSlot : int64_t { grad_output = 0, grad_input = 1 };
+
+// What a checkpoint holds: the four tensors (CPU float32 copies) and the scalar entries
+// (recipe fields plus num_gemms).
+struct FP8MetaState {
+  std::map<std::string, Tensor> tensors;  // scale_fwd (K), amax_history_fwd (len, K), *_bwd
+  PrecisionState extra;                   // margin, fp8_format, ..., num_gemms
+};
+
+class FP8Meta {
+ public:
+  static constexpr int64_t kForwardSlotsPerGemm = 3;
+  static constexpr int64_t kBackwardSlotsPerGemm = 2;
+
+  // In-place MAX all-reduce of a 1-D float32 CPU tensor over the amax group (what a process
+  // group's all_reduce(MAX) does); used when recipe.reduce_amax and world_size > 1.
+  using AmaxReducer = std::function<void(Tensor& amaxes)>;
+
+  // ValueError: num_gemms < 1, or a recipe that fails validate().
+  explicit FP8Meta(int64_t num_gemms = 1, const DelayedScaling& recipe = {});
+
+  static int64_t index(int64_t gemm, Fp8ForwardSlot s) {
+    return gemm * kForwardSlotsPerGemm + static_cast<int64_t>(s);
+  }
+  static int64_t index(int64_t gemm, Fp8BackwardSlot s) {
+    return gemm * kBackwardSlotsPerGemm + static_cast<int64_t>(s);
+  }
+
+  int64_t num_gemms() const { return num_gemms_; }
+  const DelayedScaling& recipe() const { return recipe_; }
+  int64_t num_slots(Fp8Direction d) const;
+  // The element format (and its max) tensors of a direction are cast to.
+  Fp8Format format(Fp8Direction d) const { return recipe_.format_for(d); }
+
+  // (K) float32, initially 1, and (len, K) float32, initially 0; row 0 is the current step.
+  // Returned handles alias the live state.
+  const Tensor& scale(Fp8Direction d) const { return scale_[dir(d)]; }
+  const Tensor& amax_history(Fp8Direction d) const { return history_[dir(d)]; }
+  float scale_at(Fp8Direction d, int64_t slot) const;
+  float scale_inv_at(Fp8Direction d, int64_t slot) const;  // f32(1 / scale)
+  float amax_at(Fp8Direction d, int64_t row, int64_t slot) const;
+
+  // amax_history[0][slot] = max(that, max|x|), NaNs ignored (the fused kernel's fmaxf); an inf
+  // element records inf. DTypeError for non-floating x, IndexError for a bad slot.
+  void record_amax(Fp8Direction d, int64_t slot, const Tensor& x);
+  // The same with a precomputed amax (NaN ignored).
+  void record_amax_value(Fp8Direction d, int64_t slot, float amax);
+
+  // The delayed-scaling update of every slot of a direction (spec §8 steps 1-4, fused-kernel
+  // rules): reduce row 0 if configured; a slot whose row-0 amax is exactly 0 is left alone (no
+  // roll, scale kept); otherwise amax = max over the history (row 0 included, NaN skipped) or
+  // row 0 alone ("most_recent"), the history rolls up by one with row 0 zeroed, and
+  // scale = scaled_max / amax when amax is finite and > 0 (inf -> FLT_MAX), else kept.
+  void update(Fp8Direction d);
+
+  // Installs the all-reduce used by update() when recipe.reduce_amax and world_size > 1.
+  // ValueError: world_size < 1, or world_size > 1 with an empty reducer.
+  void set_amax_reducer(AmaxReducer reducer, int64_t world_size);
+  int64_t world_size() const { return world_size_; }
+
+  // Whether any amax was recorded or any update ran (the reference saves an empty state for
+  // a module that never used FP8).
+  bool used() const { return used_; }
+
+  FP8MetaState state_dict() const;
+  // Restores recipe, scales and histories. ValueError / KeyError / ShapeError / DTypeError name
+  // the key when the state is incomplete, of another num_gemms, or its shapes disagree with its
+  // amax_history_len; nothing is changed then.
+  void load_state_dict(const FP8MetaState& state);
+
+ private:
+  static int dir(Fp8Direction d) { return d == Fp8Direction::forward ? 0 : 1; }
+  void check_slot(const char* op, Fp8Direction d, int64_t slot) const;
+  float* scale_ptr(Fp8Direction d) const { return scale_[dir(d)].data<float>(); }
+  float* history_ptr(Fp8Direction d) const { return history_[dir(d)].data<float>(); }
+
+  int64_t num_gemms_;
+  DelayedScaling recipe_;
+  Tensor scale_[2];
+  Tensor history_[2];
+  AmaxReducer reducer_;
+  int64_t world_size_ = 1;
+  bool used_ = false;
+};
+
+}  // namespace fabric::precision

@@ -1,0 +1,234 @@
+// 4-bit NF4/FP4 quantization state, argument checks and double quantization (spec §6); the
+// element loops are the quantize_4bit / dequantize_4bit kernels (tensor/quant_kernels.h).
+#include "precision/quant_4bit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tensor/factory.h"
+
+namespace fabric::precision {
+namespace {
+
+bool is_4bit_input_dtype(DType d) {
+  return d == DType::float32 || d == DType::float16 || d == DType::bfloat16;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), with the
+// fp32 arithmetic of its torch ops: torch.linspace(0.1, 1, 2^k + 1) (the CPU kernel's two-sided
+// formula), pairwise means in fp32, times 10^(k-6) rounded to fp32; then 0 and 1, sorted.
+std::array<float, 256> make_dynamic_code() {
+  std::vector<float> data;
+  for (int k = 0; k < 7; ++k) {
+    const int64_t steps = (int64_t{1} << k) + 1;
+    const float start = 0.1f, end = 1.0f;
+    const float step = (end - start) / static_cast<float>(steps - 1);
+    const int64_t halfway = steps / 2;
+    std::vector<float> b(static_cast<size_t>(steps));
+    for (int64_t i = 0; i < steps; ++i) {
+      b[i] = i < halfway ? start + step * static_cast<float>(i)
+                         : end - step * static_cast<float>(steps - i - 1);
+    }
+    const float scale = static_cast<float>(std::pow(10.0, k - 6));
+    std::vector<float> means;
+    for (int64_t i = 0; i + 1 < steps; ++i) means.push_back((b[i] + b[i + 1]) / 2.0f);
+    for (float m : means) data.push_back(scale * m);
+    for (float m : means) data.push_back(-scale * m);
+  }
+  data.push_back(0.0f);
+  data.push_back(1.0f);
+  std::sort(data.begin(), data.end());
+  std::array<float, 256> out{};
+  std::copy(data.begin(), data.end(), out.begin());
+  return out;
+}
+
+}  // namespace
+
+Quant4Type parse_quant4_type(const std::string& quant_type, const char* op) {
+  if (quant_type == "nf4") return Quant4Type::nf4;
+  if (quant_type == "fp4") return Quant4Type::fp4;
+  throw ValueError(detail::cat(op, ": quant_type '", quant_type, "' (expected 'nf4' or 'fp4')"));
+}
+
+void check_blocksize_4bit(int64_t blocksize, const char* op) {
+  FABRIC_CHECK(blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) == 0,
+               ValueError, op, ": blocksize ", blocksize,
+               " (expected a power of two from 32 to 4096)");
+}
+
+const std::array<float, 256>& dynamic_code_8bit() {
+  static const std::array<float, 256> code = make_dynamic_code();
+  return code;
+}
+
+const std::array<float, 255>& dynamic_code_8bit_midpoints() {
+  static const std::array<float, 255> mid = [] {
+    const auto& c = dynamic_code_8bit();
+    std::array<float, 255> m{};
+    for (int i = 0; i < 255; ++i) {
+      m[i] = static_cast<float>((static_cast<double>(c[i]) + c[i + 1]) / 2.0);
+    }
+    return m;
+  }();
+  return mid;
+}
+
+Tensor QuantState4bit::quant_map() const {
+  const auto& c = parse_quant4_type(quant_type, "QuantState4bit::quant_map") == Quant4Type::nf4
+                      ? kNF4Code
+                      : kFP4Code;
+  return from_vector(std::vector<float>(c.begin(), c.end()), {16});
+}
+
+Quantized8bit quantize_blockwise_8bit(const Tensor& A, int64_t blocksize) {
+  const char* op = "quantize_blockwise_8bit";
+  FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
+  FABRIC_CHECK(A.dtype() == DType::float32, DTypeError, op, ": a ", dtype_name(A.dtype()),
+               " tensor of shape ", shape_str(A.sizes()), " (expected float32)");
+  FABRIC_CHECK(blocksize >= 1, ValueError, op, ": blocksize ", blocksize, " (expected >= 1)");
+  const std::vector<float> x = A.to_vector<float>();
+  const int64_t n = static_cast<int64_t>(x.size());
+  const int64_t nblocks = ceil_div(n, blocksize);
+  std::vector<uint8_t> codes(x.size());
+  std::vector<float> absmax(static_cast<size_t>(nblocks));
+  const auto& mid = dynamic_code_8bit_midpoints();
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t s = b * blocksize, e = std::min(n, s + blocksize);
+    float m = 0.0f;
+    bool nan = false;
+    for (int64_t i = s; i < e; ++i) {
+      nan |= std::isnan(x[i]);
+      m = std::max(m, std::fabs(x[i]));
+    }
+    if (nan) m = std::nanf("");
+    absmax[b] = m;
+    const float r = m == 0.0f ? 0.0f : 1.0f / m;
+    for (int64_t i = s; i < e; ++i) {
+      const float v = x[i] * r;
+      // Number of midpoints strictly below v: ties and NaN go to the lower index.
+      codes[i] = static_cast<uint8_t>(std::lower_bound(mid.begin(), mid.end(), v) - mid.begin());
+    }
+  }
+  Quantized8bit out;
+  out.codes = from_vector(codes, A.sizes(), {.dtype = DType::uint8}).to(A.device());
+  out.absmax = from_vector(absmax, {nblocks}, {.dtype = DType::float32}).to(A.device());
+  return out;
+}
+
+Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize) {
+  const char* op = "dequantize_blockwise_8bit";
+  FABRIC_CHECK(codes.defined() && absmax.defined(), ValueError, op, ": got an undefined tensor");
+  FABRIC_CHECK(codes.dtype() == DType::uint8, DTypeError, op, ": codes are ",
+               dtype_name(codes.dtype()), " (expected uint8)");
+  FABRIC_CHECK(absmax.dtype() == DType::float32, DTypeError, op, ": absmax is ",
+               dtype_name(absmax.dtype()), " (expected float32)");
+  FABRIC_CHECK(blocksize >= 1, ValueError, op, ": blocksize ", blocksize, " (expected >= 1)");
+  const int64_t n = codes.numel();
+  FABRIC_CHECK(absmax.numel() == ceil_div(n, blocksize), ShapeError, op, ": ", n,
+               " codes in blocks of ", blocksize, " need ", ceil_div(n, blocksize),
+               " absmax values, got ", absmax.numel());
+  const std::vector<uint8_t> q = codes.to_vector<uint8_t>();
+  const std::vector<float> a = absmax.to_vector<float>();
+  const auto& dyn = dynamic_code_8bit();
+  std::vector<float> out(q.size());
+  for (int64_t i = 0; i < n; ++i) out[i] = dyn[q[i]] * a[i / blocksize];
+  return from_vector(out, codes.sizes(), {.dtype = DType::float32}).to(codes.device());
+}
+
+Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize, const std::string& quant_type,
+                            bool compress_statistics) {
+  const char* op = "quantize_4bit";
+  FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
+  check_blocksize_4bit(blocksize, op);
+  const Quant4Type type = parse_quant4_type(quant_type, op);
+  FABRIC_CHECK(is_4bit_input_dtype(A.dtype()), DTypeError, op, ": a ", dtype_name(A.dtype()),
+               " tensor of shape ", shape_str(A.sizes()),
+               " (expected float32, float16 or bfloat16)");
+  const Tensor x = A.contiguous();
+  const int64_t n = x.numel();
+  const int64_t nblocks = ceil_div(n, blocksize);
+  Quantized4bit out;
+  out.packed = empty({(n + 1) / 2, 1}, {.dtype = DType::uint8, .device = A.device()});
+  Tensor absmax = empty({nblocks}, {.dtype = DType::float32, .device = A.device()});
+  if (n > 0) {
+    const Quantize4bitFn kernel = quantize_4bit_stub(A.device());
+    kernel(x.data_ptr(), x.dtype(), n, blocksize, type, out.packed.data<uint8_t>(),
+           absmax.data<float>());
+  }
+  QuantState4bit& st = out.state;
+  st.blocksize = blocksize;
+  st.quant_type = quant_type;
+  st.dtype = A.dtype();
+  st.shape = A.sizes();
+  st.absmax = absmax;
+  if (compress_statistics) {
+    // The statistics are small (n / blocksize values): centred and quantized on the host.
+    std::vector<float> a = absmax.to_vector<float>();
+    double sum = 0.0;
+    for (float v : a) sum += v;
+    st.nested_offset = a.empty() ? 0.0f : static_cast<float>(sum / static_cast<double>(a.size()));
+    for (float& v : a) v -= st.nested_offset;
+    const Quantized8bit q =
+        quantize_blockwise_8bit(from_vector(a, {nblocks}, {.dtype = DType::float32}), 256);
+    st.nested = true;
+    st.nested_blocksize = 256;
+    st.absmax = q.codes.to(A.device());
+    st.nested_absmax = q.absmax.to(A.device());
+  }
+  return out;
+}
+
+Tensor absmax_of(const QuantState4bit& st) {
+  const char* op = "dequantize_4bit";
+  const int64_t nblocks = ceil_div(st.numel(), st.blocksize);
+  FABRIC_CHECK(st.absmax.defined(), ValueError, op, ": the quant state has no absmax");
+  FABRIC_CHECK(st.absmax.numel() == nblocks, ShapeError, op, ": ", st.numel(),
+               " elements in blocks of ", st.blocksize, " need ", nblocks,
+               " absmax values, the state has ", st.absmax.numel());
+  if (!st.nested) {
+    FABRIC_CHECK(st.absmax.dtype() == DType::float32, DTypeError, op, ": absmax is ",
+                 dtype_name(st.absmax.dtype()), " (expected float32 when not nested)");
+    return st.absmax.contiguous();
+  }
+  FABRIC_CHECK(st.nested_absmax.defined(), ValueError, op,
+               ": a nested quant state has no nested_absmax");
+  const Tensor centred =
+      dequantize_blockwise_8bit(st.absmax, st.nested_absmax, st.nested_blocksize);
+  std::vector<float> a = centred.to_vector<float>();
+  for (float& v : a) v = v + st.nested_offset;
+  return from_vector(a, {nblocks}, {.dtype = DType::float32}).to(st.absmax.device());
+}
+
+Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
+  const char* op = "dequantize_4bit";
+  FABRIC_CHECK(packed.defined(), ValueError, op, ": got an undefined packed tensor");
+  FABRIC_CHECK(packed.dtype() == DType::uint8, DTypeError, op, ": packed is ",
+               dtype_name(packed.dtype()), " (expected uint8)");
+  check_blocksize_4bit(st.blocksize, op);
+  const Quant4Type type = parse_quant4_type(st.quant_type, op);
+  FABRIC_CHECK(is_4bit_input_dtype(st.dtype), DTypeError, op, ": the state's dtype is ",
+               dtype_name(st.dtype), " (expected float32, float16 or bfloat16)");
+  for (int64_t s : st.shape) {
+    FABRIC_CHECK(s >= 0, ShapeError, op, ": the state's shape ", shape_str(st.shape),
+                 " has a negative size");
+  }
+  const int64_t n = st.numel();
+  FABRIC_CHECK(packed.numel() == (n + 1) / 2, ShapeError, op, ": a state of shape ",
+               shape_str(st.shape), " needs ", (n + 1) / 2, " packed bytes, got ", packed.numel(),
+               " (shape ", shape_str(packed.sizes()), ")");
+  const Tensor absmax = absmax_of(st).to(packed.device());
+  const Tensor p = packed.contiguous();
+  Tensor out = empty(st.shape, {.dtype = st.dtype, .device = packed.device()});
+  if (n > 0) {
+    const Dequantize4bitFn kernel = dequantize_4bit_stub(packed.device());
+    kernel(p.data<uint8_t>(), absmax.data<float>(), n, st.blocksize, type, st.dtype,
+           out.data_ptr());
+  }
+  return out;
+}
+
+}  // namespace fabric::precision

@@ -1,0 +1,38 @@
+// LLM.int8 (bitsandbytes Linear8bitLt, spec §7): row-wise int8 quantization with the outlier
+// threshold, the int8 x int8 -> int32 GEMM and the mixed int8/16-bit linear forward.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace fabric::precision {
+
+struct Int8RowQuant {
+  Tensor CA;                          // int8, shape of A
+  Tensor SCA;                         // float32 (rows): per-row absmax of the non-outliers
+  std::vector<int64_t> outlier_cols;  // ascending; empty when threshold <= 0 or no outliers
+};
+
+// A (float16, bfloat16 or float32, CPU, shape (..., K); rows = numel / K). With threshold > 0,
+// |a| >= threshold marks an outlier: it is left out of its row's absmax and quantized as 0, and
+// (when rows > 1) its whole column is zeroed in CA. q = RNE(a · f32(127 / absmax)); a row whose
+// absmax is 0 quantizes to 0.
+Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold = 0.0);
+
+// CA (int8, (..., K)) and SCA (float32, rows) -> float32: q · (stats · 7.874015718698502e-3),
+// as bitsandbytes' default backend computes it.
+Tensor int8_vectorwise_dequant(const Tensor& CA, const Tensor& SCA);
+
+// A (M, K) int8 · B (N, K)ᵀ int8 -> int32 (M, N), exact (oneDNN s8s8s32 on the CPU).
+Tensor int8_matmul(const Tensor& A, const Tensor& B);
+
+// The Linear8bitLt forward with frozen int8 weights: X (..., K) float16 (or bfloat16/float32),
+// CB (N, K) int8 and SCB (N) float32 from int8_vectorwise_quant(W, 0), bias (N) or undefined.
+// out = f32(int32 · f32(SCA[r] · SCB[c]) · f32(1/127²)) + bias, cast to X's dtype; then, for
+// the outlier columns of X, out += X[:, cols] · (CB[:, cols] · SCB / 127)ᵀ with the dequantized
+// weight columns in X's dtype, accumulated in fp32 and rounded once. Output (..., N), X's dtype.
+Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
+                           const Tensor& bias = Tensor(), double threshold = 6.0);
+
+}  // namespace fabric::precision

@@ -1,0 +1,11 @@
+// The quantizer kernels' dispatch stubs (declared in quant_kernels.h); the argument checks and
+// the quantization state live in precision/quant_4bit.cpp and precision/quant_int8.cpp.
+#include "tensor/quant_kernels.h"
+
+namespace fabric {
+
+FABRIC_DEFINE_STUB(quantize_4bit_stub, Quantize4bitFn);
+FABRIC_DEFINE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
+FABRIC_DEFINE_STUB(int8_gemm_stub, Int8GemmFn);
+
+}  // namespace fabric
