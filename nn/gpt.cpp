@@ -86,7 +86,7 @@ Tensor GPT::hidden(const Tensor& idx) {
   return ln_f->forward(x);
 }
 
-Tensor GPT::forward(const Tensor& idx) { return lm_head->forward(hidden(idx)); }
+Tensor GPT::forward(const Tensor& idx) { return child("lm_head").forward(hidden(idx)); }
 
 Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
   FABRIC_CHECK(targets.sizes() == idx.sizes(), ShapeError, "GPT.loss: targets ",
@@ -117,7 +117,7 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
         T <= config_.block_size ? idx : idx.narrow(1, T - config_.block_size, config_.block_size);
     Tensor last = hidden(cond);
     last = last.narrow(1, last.size(1) - 1, 1);  // (B, 1, C): only the last position
-    std::vector<float> logits = lm_head->forward(last).to_vector<float>();  // (B, 1, V)
+    std::vector<float> logits = child("lm_head").forward(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
     std::vector<double> u = rand({B}, {.dtype = DType::float64}, gen).to_vector<double>();
     std::vector<int64_t> next(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) {

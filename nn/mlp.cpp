@@ -26,7 +26,7 @@ MLP::MLP(const MLPConfig& config) : config_(config) {
 Tensor MLP::forward(const Tensor& x) {
   Tensor h = x;
   for (size_t i = 0; i < linears_.size(); ++i) {
-    h = linears_[i]->forward(h);
+    h = layers->child(std::to_string(i)).forward(h);  // the registered layer (it may be replaced)
     if (i + 1 < linears_.size()) h = activation_->forward(h);
   }
   return h;

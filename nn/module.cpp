@@ -163,6 +163,12 @@ std::vector<std::pair<std::string, const Module*>> Module::all_modules() const {
 
 Module::NamedModules Module::named_children() const { return children_; }
 
+Module& Module::child(const std::string& name) const {
+  for (const auto& [n, m] : children_)
+    if (n == name) return *m;
+  throw ValueError(type_name() + ": no child module named '" + name + "'");
+}
+
 std::vector<std::shared_ptr<Module>> Module::children() const {
   std::vector<std::shared_ptr<Module>> out;
   for (const auto& [n, c] : children_) out.push_back(c);

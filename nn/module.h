@@ -94,6 +94,10 @@ class Module {
   NamedTensors named_buffers(bool recurse = true) const;
   std::vector<Tensor> buffers(bool recurse = true) const;
   NamedModules named_children() const;
+  // The registered child `name`. Forward passes call their layers through this, not through typed
+  // members, so that replacing a child (register_module with the same name: a quantized layer,
+  // a LoRA wrapper, an FP8 linear) takes effect. ValueError naming the child when absent.
+  Module& child(const std::string& name) const;
   std::vector<std::shared_ptr<Module>> children() const;
   // Descendants with dotted names; the module itself is not included (it is not owned by a
   // shared_ptr here) — see apply() to visit it as well.

@@ -28,7 +28,7 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
                 hs = C / nh;
   FABRIC_CHECK(T <= options_.block_size, ValueError, "CausalSelfAttention: sequence length ", T,
                " exceeds block_size ", options_.block_size);
-  Tensor qkv = c_attn->forward(x);  // (B, T, 3C)
+  Tensor qkv = child("c_attn").forward(x);  // (B, T, 3C); the registered layer (it may be replaced)
   // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
   // each head's (T, hs) matrix has row stride 3C, which the batched GEMM reads directly.
   auto heads = [&](int64_t i) {
@@ -41,7 +41,7 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
       heads(0), heads(1), heads(2), mask, p, false, std::nullopt,
       attn_dropout->options().generator);              // (B, nh, T, hs)
   y = y.transpose(1, 2).contiguous().view({B, T, C});  // re-assemble the heads side by side
-  return resid_dropout->forward(c_proj->forward(y));
+  return resid_dropout->forward(child("c_proj").forward(y));
 }
 
 std::string CausalSelfAttention::extra_repr() const {
@@ -59,7 +59,7 @@ BlockMLP::BlockMLP(const BlockOptions& o) {
 }
 
 Tensor BlockMLP::forward(const Tensor& x) {
-  return dropout->forward(c_proj->forward(gelu->forward(c_fc->forward(x))));
+  return dropout->forward(child("c_proj").forward(gelu->forward(child("c_fc").forward(x))));
 }
 
 Block::Block(const BlockOptions& o) {
