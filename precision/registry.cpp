@@ -4,7 +4,9 @@
 #include <map>
 #include <mutex>
 
+#include "precision/bitsandbytes_precision.h"
 #include "precision/mixed_precision.h"
+#include "precision/transformer_engine_precision.h"
 #include "precision/true_precision.h"
 
 namespace fabric::precision {
@@ -29,6 +31,8 @@ Registry& registry() {
 bool is_canonical(const std::string& v) {
   for (const auto& c : canonical_precisions())
     if (c == v) return true;
+  for (const auto& c : bitsandbytes_modes())
+    if (c == v) return true;
   return false;
 }
 
@@ -36,6 +40,7 @@ std::string allowed_values() {
   std::string out;
   for (const auto& c : canonical_precisions()) out += (out.empty() ? "'" : ", '") + c + "'";
   for (const auto& [a, c] : aliases()) out += ", '" + a + "'";
+  for (const auto& m : bitsandbytes_modes()) out += ", '" + m + "'";
   for (const auto& n : registered_precisions()) out += ", '" + n + "' (registered)";
   return out;
 }
@@ -46,6 +51,11 @@ const std::vector<std::string>& canonical_precisions() {
   static const std::vector<std::string> v = {"64-true",   "32-true",           "16-mixed",
                                              "bf16-mixed", "16-true",          "bf16-true",
                                              "transformer-engine", "transformer-engine-float16"};
+  return v;
+}
+
+const std::vector<std::string>& bitsandbytes_modes() {
+  static const std::vector<std::string> v = {"nf4", "nf4-dq", "fp4", "fp4-dq", "int8", "int8-training"};
   return v;
 }
 
@@ -93,9 +103,12 @@ std::shared_ptr<Precision> make_precision(const std::string& value, DeviceType d
   if (p == "64-true") return std::make_shared<DoublePrecision>();
   if (p == "16-true" || p == "bf16-true") return std::make_shared<HalfPrecision>(p);
   if (p == "16-mixed" || p == "bf16-mixed") return std::make_shared<MixedPrecision>(p, device);
-  if (p == "transformer-engine" || p == "transformer-engine-float16")
-    throw NotImplementedError("precision '" + p +
-                              "' (FP8, Transformer-Engine style) is not available in this build yet");
+  if (p == "transformer-engine")
+    return std::make_shared<TransformerEnginePrecision>(DType::bfloat16, DelayedScaling{}, true, std::nullopt, device);
+  if (p == "transformer-engine-float16")
+    return std::make_shared<TransformerEnginePrecision>(DType::float16, DelayedScaling{}, true, std::nullopt, device);
+  for (const auto& m : bitsandbytes_modes())
+    if (p == m) return std::make_shared<BitsandbytesPrecision>(p);
   PrecisionFactory factory;
   {
     std::lock_guard<std::mutex> lock(registry().mu);

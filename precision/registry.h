@@ -15,9 +15,14 @@ namespace fabric::precision {
 // "transformer-engine-float16".
 const std::vector<std::string>& canonical_precisions();
 
+// The quantized-weight modes of BitsandbytesPrecision, selectable by string here (the reference
+// takes them only as a plugin): nf4, nf4-dq, fp4, fp4-dq, int8, int8-training.
+const std::vector<std::string>& bitsandbytes_modes();
+
 // The canonical string for a value: canonical values map to themselves; "64" -> 64-true,
 // "32" -> 32-true, "16" -> 16-mixed and "bf16" -> bf16-mixed (these two set *warning, as the
-// reference warns); an empty value (None) -> 32-true; a registered custom name -> itself.
+// reference warns); an empty value (None) -> 32-true; a bitsandbytes mode or a registered custom
+// name -> itself.
 // Anything else: ValueError listing the allowed values.
 std::string canonical_precision(const std::string& value, std::string* warning = nullptr);
 

@@ -3,6 +3,7 @@
 
 #include "nn/cnn.h"
 #include "nn/gpt.h"
+#include "nn/lora.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -71,6 +72,15 @@ std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, opti
   if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
   if (warmup > 0) return std::make_unique<optim::LinearWarmup>(opt, warmup);
   return nullptr;
+}
+
+void add_lora(nn::Module& model, const TrainConfig& cfg) {
+  try {
+    nn::apply_lora(model, {.rank = cfg.lora.rank, .alpha = cfg.lora.alpha, .dropout = cfg.lora.dropout,
+                           .target = cfg.lora.target});
+  } catch (const ValueError& e) {
+    throw ConfigError(std::string("lora: ") + e.what());  // e.g. no layer matches lora.target
+  }
 }
 
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target) {

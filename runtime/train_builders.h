@@ -16,6 +16,9 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_si
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
 // Null for "constant". total_steps: the run's optimizer steps (cosine decays over them).
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps);
+// LoRA adapters on the layers named in cfg.lora.target (everything else frozen). ConfigError when
+// no layer matches.
+void add_lora(nn::Module& model, const TrainConfig& cfg);
 // cross_entropy over the last dim (logits (..., C), integer targets (...)) or mse.
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target);
 

@@ -20,7 +20,7 @@
 namespace fabric {
 namespace {
 
-enum class Kind { integer, number, boolean, string, int_list, number_list };
+enum class Kind { integer, number, boolean, string, int_list, number_list, string_list };
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -30,6 +30,7 @@ const char* kind_name(Kind k) {
     case Kind::string: return "string";
     case Kind::int_list: return "list of integers";
     case Kind::number_list: return "list of numbers";
+    case Kind::string_list: return "list of strings";
   }
   return "?";
 }
@@ -42,6 +43,7 @@ struct Value {
   std::string s;
   std::vector<int64_t> il;
   std::vector<double> dl;
+  std::vector<std::string> sl;
 };
 
 struct Field {
@@ -173,13 +175,25 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_STR(trainer, sample_prompt, "gpt on text: the prompt of that sample"));
     v.push_back(FIELD_BOOL(logger, csv, "write run_dir/metrics.csv"));
     v.push_back(FIELD_BOOL(logger, tensorboard, "write TensorBoard event files to run_dir/tensorboard"));
+    v.push_back(FIELD_INT(lora, rank, 0, "LoRA rank (0: no adapters); the base weights are frozen"));
+    v.push_back(FIELD_NUM(lora, alpha, 0, "LoRA alpha (the update is scaled by alpha / rank)"));
+    v.push_back(with_max(FIELD_NUM(lora, dropout, 0, "LoRA dropout on the adapter input"), 0.999999));
+    v.push_back(Field{"lora", "target", Kind::string_list, "names of the layers that get adapters",
+                      [](TrainConfig& c, const Value& x) { c.lora.target = x.sl; },
+                      [](const TrainConfig& c) {
+                        YAML::Node n;
+                        for (const auto& t : c.lora.target) n.push_back(t);
+                        n.SetStyle(YAML::EmitterStyle::Flow);
+                        return n;
+                      }});
     return v;
   }();
   return f;
 }
 
 const std::vector<std::string>& sections() {
-  static const std::vector<std::string> s = {"fabric", "model", "data", "loss", "optimizer", "scheduler", "trainer", "logger"};
+  static const std::vector<std::string> s = {"fabric", "model",   "data",   "loss", "optimizer",
+                                             "scheduler", "trainer", "logger", "lora"};
   return s;
 }
 
@@ -281,6 +295,13 @@ class Parser {
           fail(v.where, key, "'" + out.s + "' is not one of: " + list + suggestion(out.s, f.choices));
         }
         break;
+      case Kind::string_list:
+        if (!n.IsSequence()) type_error(scalar_text(n));
+        for (const auto& e : n) {
+          if (!e.IsScalar()) type_error(scalar_text(e));
+          out.sl.push_back(e.Scalar());
+        }
+        break;
       case Kind::int_list:
       case Kind::number_list:
         if (!n.IsSequence()) type_error(scalar_text(n));
@@ -314,7 +335,7 @@ class Parser {
       const std::string sec = top.first.as<std::string>();
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
         fail(at(top.first), sec, "unknown section" + suggestion(sec, sections()) +
-                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger)");
+                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora)");
       if (sec == "loss") {
         values["loss"] = {top.second, at(top.second)};
         continue;

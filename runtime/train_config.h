@@ -96,6 +96,13 @@ struct TrainConfig {
     bool csv = true;
     bool tensorboard = false;
   } logger;
+  // LoRA adapters (QLoRA with fabric.precision nf4 / nf4-dq / fp4 / fp4-dq / int8): rank 0 = off.
+  struct LoRA {
+    int64_t rank = 0;
+    double alpha = 16.0;
+    double dropout = 0.0;
+    std::vector<std::string> target = {"c_attn", "c_proj", "c_fc"};
+  } lora;
 };
 
 // Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10") on top.

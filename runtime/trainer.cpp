@@ -147,8 +147,15 @@ class Run {
       auto guard = fab.init_module();
       net = build_model(cfg_, data.vocab_size);
     }
-    auto optimizer = build_optimizer(cfg_, net->parameters());
-    auto [model, opt] = fab.setup(net, *optimizer);
+    // The precision plugin converts the module first (quantized layers replace Linear ones), then
+    // LoRA adapters go on top, and the optimizer sees only what is left trainable.
+    FabricModule model = fab.setup_module(net);
+    if (cfg_.lora.rank > 0) add_lora(*net, cfg_);
+    std::vector<Tensor> trainable;
+    for (const Tensor& p : net->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    auto optimizer = build_optimizer(cfg_, trainable);
+    FabricOptimizer opt = fab.setup_optimizer(*optimizer);
 
     data::DataLoader loader(data.train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
                                          .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed), .prefetch = 2});

@@ -80,7 +80,9 @@ TEST(FabricConnector, BadFlagsNameTheFlag) {
   EXPECT_NE(error_of<ValueError>([&] { Fabric({.precision = "32-true", .plugins = {p}}); }).find("precision"),
             std::string::npos);
   EXPECT_THROW(Fabric({.plugins = {p, std::make_shared<precision::DoublePrecision>()}}), ValueError);
-  EXPECT_THROW(Fabric({.precision = "transformer-engine"}), NotImplementedError);
+  EXPECT_EQ(Fabric({.precision = "transformer-engine"}).precision().name(), "transformer-engine");
+  EXPECT_EQ(Fabric({.precision = "transformer-engine-float16"}).precision().name(), "transformer-engine-float16");
+  EXPECT_EQ(Fabric({.precision = "nf4-dq"}).precision().name(), "nf4-dq");
 }
 
 TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {

@@ -284,6 +284,34 @@ TEST_F(FabricTrain, GptOnTokenTensors) {
   EXPECT_EQ(m.tensors.at("transformer.wte.weight").size(0), 20);
 }
 
+// QLoRA (nf4-dq base + LoRA adapters) and FP8 (transformer-engine) through the config.
+TEST_F(FabricTrain, QLoRAAndFp8Precisions) {
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "the cat sat on the mat. the dog sat on the log. ";
+  std::ofstream(dir_ / "t.txt") << text;
+  const std::string cfg = (dir_ / "q.yaml").string();
+  std::ofstream(cfg) << "model: {name: gpt, block_size: 16, n_layer: 2, n_head: 2, n_embd: 32}\n"
+                        "data: {kind: text, path: " << (dir_ / "t.txt").string() << "}\n"
+                        "optimizer: {name: adamw, lr: 0.01}\n"
+                        "trainer: {max_steps: 30, batch_size: 8, log_every: 10, run_dir: " << (dir_ / "q").string() << "}\n";
+  const Result q = run("fit " + cfg + " --set fabric.precision=nf4-dq lora.rank=4 lora.alpha=8");
+  ASSERT_EQ(q.status, 0) << q.output;
+  SafetensorsFile m = load_safetensors((dir_ / "q/checkpoints/last/model.safetensors").string());
+  EXPECT_TRUE(m.tensors.count("transformer.h.0.attn.c_attn.lora_A.weight")) << "LoRA adapters are saved";
+  const auto csv = lines((dir_ / "q/metrics.csv").string());
+  ASSERT_EQ(csv.size(), 4u);
+  const double first = std::stod(csv[1].substr(csv[1].find(',') + 1));
+  const double last = std::stod(csv[3].substr(csv[3].find(',') + 1));
+  EXPECT_LT(last, first) << "QLoRA lowers the loss";
+  const Result bad = run("fit " + cfg + " --set fabric.precision=nf4 lora.rank=4 lora.target=[nothing]");
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  const Result f = run("fit " + cfg + " --set fabric.precision=transformer-engine model.n_embd=64 trainer.max_steps=3 "
+                       "trainer.run_dir=" + (dir_ / "fp8").string());
+  ASSERT_EQ(f.status, 0) << f.output;
+  SafetensorsFile m8 = load_safetensors((dir_ / "fp8/checkpoints/last/model.safetensors").string());
+  EXPECT_TRUE(m8.tensors.count("transformer.h.0.attn.c_attn._extra_state.scale_fwd")) << "FP8 meta state is saved";
+}
+
 TEST_F(FabricTrain, TextGptSamples) {
   std::ofstream(dir_ / "tiny.txt") << std::string(50, 'a') + "hello world, hello fabric. " + std::string(20, 'b') +
                                           "the quick brown fox jumps over the lazy dog. ";

@@ -1,0 +1,109 @@
+// LoRALinear's forward and init, and apply_lora's replace-and-freeze walk.
+#include "nn/lora.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "nn/init.h"
+#include "tensor/ops.h"
+
+namespace fabric::nn {
+
+LoRALinear::LoRALinear(std::shared_ptr<Module> base, const LoRALinearOptions& options)
+    : options_(options) {
+  FABRIC_CHECK(base != nullptr, ValueError, "LoRALinear: the base layer is null");
+  FABRIC_CHECK(options.in_features > 0 && options.out_features > 0, ValueError,
+               "LoRALinear: in_features and out_features must be positive, got ",
+               options.in_features, " and ", options.out_features);
+  FABRIC_CHECK(options.rank >= 1, ValueError, "LoRALinear: rank must be >= 1, got ", options.rank);
+  FABRIC_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
+               "LoRALinear: dropout must be in [0, 1), got ", options.dropout);
+  register_module("base_layer", base);
+  // nn::Linear's init is PEFT's lora_A init: kaiming_uniform_(a = sqrt(5)).
+  lora_A = register_module<Linear>(
+      "lora_A", {.in_features = options.in_features, .out_features = options.rank, .bias = false});
+  lora_B = register_module<Linear>(
+      "lora_B", {.in_features = options.rank, .out_features = options.out_features, .bias = false});
+  NoGradGuard no_grad;
+  init::constant_(lora_B->weight, 0.0);
+  if (options.dropout > 0.0) register_module<Dropout>("lora_dropout", {.p = options.dropout});
+}
+
+Tensor LoRALinear::forward(const Tensor& x) {
+  Tensor y = child("base_layer").forward(x);
+  Tensor h = options_.dropout > 0.0 ? child("lora_dropout").forward(x) : x;
+  // The adapters compute in their own (float32) dtype; the sum is in the base output's dtype.
+  Tensor a = h.dtype() == lora_A->weight.dtype() ? h : h.to(lora_A->weight.dtype());
+  Tensor update = mul(child("lora_B").forward(child("lora_A").forward(a)), scaling());
+  if (update.dtype() != y.dtype()) update = update.to(y.dtype());
+  return add(y, update);
+}
+
+std::string LoRALinear::extra_repr() const {
+  std::ostringstream os;
+  os << "in_features=" << options_.in_features << ", out_features=" << options_.out_features
+     << ", rank=" << options_.rank << ", alpha=" << options_.alpha
+     << ", dropout=" << options_.dropout;
+  return os.str();
+}
+
+std::pair<int64_t, int64_t> linear_features(const Module& layer) {
+  if (const auto* lin = dynamic_cast<const Linear*>(&layer)) {
+    return {lin->options().in_features, lin->options().out_features};
+  }
+  static const std::regex in_re("in_features=(\\d+)"), out_re("out_features=(\\d+)");
+  const std::string repr = layer.extra_repr();
+  std::smatch mi, mo;
+  FABRIC_CHECK(std::regex_search(repr, mi, in_re) && std::regex_search(repr, mo, out_re),
+               ValueError, "LoRA: can't tell the in/out features of a ", layer.type_name(),
+               " layer (it is not an nn::Linear and its extra_repr \"", repr,
+               "\" has no in_features=/out_features=)");
+  return {std::stoll(mi[1].str()), std::stoll(mo[1].str())};
+}
+
+std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
+  FABRIC_CHECK(!options.target.empty(), ValueError,
+               "apply_lora: target is empty; name the layers to adapt, e.g. c_attn, c_proj, c_fc");
+  FABRIC_CHECK(options.rank >= 1, ValueError, "apply_lora: rank must be >= 1, got ", options.rank);
+  FABRIC_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
+               "apply_lora: dropout must be in [0, 1), got ", options.dropout);
+  model.requires_grad_(false);
+
+  // Collect first: replacing while walking would change the list under the walk.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> hits;
+  for (const auto& [path, m] : model.named_modules()) {
+    const size_t dot = path.rfind('.');
+    const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+    if (std::find(options.target.begin(), options.target.end(), name) == options.target.end()) continue;
+    if (dynamic_cast<LoRALinear*>(m.get()) != nullptr) continue;  // already adapted
+    const std::string parent = dot == std::string::npos ? "" : path.substr(0, dot);
+    // Inside an adapter (its base_layer/lora_A/lora_B) nothing is a target.
+    if (!parent.empty() && dynamic_cast<LoRALinear*>(model.get_submodule(parent).get())) continue;
+    hits.emplace_back(path, m);
+  }
+  std::ostringstream want;
+  for (size_t i = 0; i < options.target.size(); ++i) want << (i ? ", " : "") << options.target[i];
+  FABRIC_CHECK(!hits.empty(), ValueError, "apply_lora: no layer of this ", model.type_name(),
+               " is named any of [", want.str(), "]");
+
+  std::vector<std::string> wrapped;
+  for (const auto& [path, m] : hits) {
+    const auto [in, out] = linear_features(*m);
+    auto lora = std::make_shared<LoRALinear>(
+        m, LoRALinearOptions{.in_features = in, .out_features = out, .rank = options.rank,
+                             .alpha = options.alpha, .dropout = options.dropout});
+    const size_t dot = path.rfind('.');
+    if (dot == std::string::npos) {
+      model.register_module(path, lora);
+    } else {
+      model.get_submodule(path.substr(0, dot))->register_module(path.substr(dot + 1), lora);
+    }
+    wrapped.push_back(path);
+  }
+  return wrapped;
+}
+
+}  // namespace fabric::nn

@@ -1,0 +1,170 @@
+// BitsandbytesPrecision: mode parsing, the Linear -> quantized-linear swap, the bnb key layout.
+#include "precision/bitsandbytes_precision.h"
+
+#include <algorithm>
+
+#include "nn/linear.h"
+#include "nn/lora.h"
+#include "precision/linear_4bit.h"
+#include "precision/linear_8bit.h"
+#include "precision/true_precision.h"
+
+namespace fabric::precision {
+
+namespace {
+
+const std::vector<std::string> kModes = {"nf4", "nf4-dq", "fp4", "fp4-dq", "int8", "int8-training"};
+
+bool is_int8(const std::string& mode) { return mode.rfind("int8", 0) == 0; }
+
+// Registered (underscore) name -> bitsandbytes' dotted suffix, for a Linear4bit.
+std::vector<std::pair<std::string, std::string>> key_map_4bit(const Linear4bit& l) {
+  const std::string qt = l.options().quant_type;
+  return {{"weight_absmax", "weight.absmax"},
+          {"weight_quant_map", "weight.quant_map"},
+          {"weight_nested_absmax", "weight.nested_absmax"},
+          {"weight_nested_quant_map", "weight.nested_quant_map"},
+          {"weight_quant_state_bitsandbytes__" + qt, "weight.quant_state.bitsandbytes__" + qt}};
+}
+
+// (prefix with trailing '.', layer) for the root and every descendant that is a Linear4bit.
+std::vector<std::pair<std::string, Linear4bit*>> linear4bit_layers(const nn::Module& module) {
+  std::vector<std::pair<std::string, Linear4bit*>> out;
+  if (auto* l = dynamic_cast<Linear4bit*>(const_cast<nn::Module*>(&module))) out.emplace_back("", l);
+  for (const auto& [path, m] : module.named_modules()) {
+    if (auto* l = dynamic_cast<Linear4bit*>(m.get())) out.emplace_back(path + ".", l);
+  }
+  return out;
+}
+
+}  // namespace
+
+BitsandbytesPrecision::BitsandbytesPrecision(std::string mode, std::optional<DType> dtype,
+                                             std::vector<std::string> ignore_modules)
+    : mode_(std::move(mode)), ignore_modules_(std::move(ignore_modules)) {
+  if (std::find(kModes.begin(), kModes.end(), mode_) == kModes.end()) {
+    throw ValueError(detail::cat("BitsandbytesPrecision: unknown mode \"", mode_,
+                                 "\"; expected one of nf4, nf4-dq, fp4, fp4-dq, int8, int8-training"));
+  }
+  if (is_int8(mode_)) {
+    FABRIC_CHECK(!dtype || *dtype == DType::float16, ValueError, "BitsandbytesPrecision: mode ",
+                 mode_, " requires dtype float16, got ", dtype_name(*dtype));
+    dtype_ = DType::float16;
+    return;
+  }
+  dtype_ = dtype.value_or(DType::bfloat16);
+  FABRIC_CHECK(dtype_ == DType::bfloat16 || dtype_ == DType::float16 || dtype_ == DType::float32,
+               ValueError, "BitsandbytesPrecision: the compute dtype must be bfloat16, float16 or "
+               "float32, got ", dtype_name(dtype_));
+}
+
+void BitsandbytesPrecision::convert_module(nn::Module& module) {
+  // Already quantized (e.g. set up twice, or converted by hand before Fabric.setup): keep it.
+  bool quantized = !linear4bit_layers(module).empty() || dynamic_cast<Linear8bitLt*>(&module);
+  for (const auto& [path, m] : module.named_modules()) quantized |= dynamic_cast<Linear8bitLt*>(m.get()) != nullptr;
+  if (quantized) return;
+  struct Hit {
+    std::string path;
+    std::shared_ptr<nn::Module> m;
+  };
+  std::vector<Hit> hits;
+  bool any_linear = dynamic_cast<nn::Linear*>(&module) != nullptr;
+  for (const auto& [path, m] : module.named_modules()) {
+    if (dynamic_cast<nn::Linear*>(m.get()) == nullptr) continue;
+    any_linear = true;
+    const size_t dot = path.rfind('.');
+    const std::string parent = dot == std::string::npos ? "" : path.substr(0, dot);
+    const nn::Module* parent_m = parent.empty() ? &module : module.get_submodule(parent).get();
+    if (dynamic_cast<const nn::LoRALinear*>(parent_m) != nullptr &&
+        path.substr(dot + 1) != "base_layer") {
+      continue;  // a LoRA adapter stays trainable and unquantized
+    }
+    const bool ignored = std::any_of(ignore_modules_.begin(), ignore_modules_.end(),
+                                     [&](const std::string& p) { return path.rfind(p, 0) == 0; });
+    if (!ignored) hits.push_back({path, m});
+  }
+  FABRIC_CHECK(any_linear, ValueError, "BitsandbytesPrecision(", mode_,
+               ").convert_module: this ", module.type_name(),
+               " has no Linear layer to quantize (expected at least one nn::Linear)");
+  const bool dq = mode_.size() > 3 && mode_.substr(3) == "-dq";
+  const std::string qt = mode_.substr(0, 3);
+  for (const auto& h : hits) {
+    const auto& lin = static_cast<const nn::Linear&>(*h.m);
+    std::shared_ptr<nn::Module> q;
+    if (is_int8(mode_)) {
+      q = Linear8bitLt::from_linear(lin, /*has_fp16_weights=*/mode_ == "int8-training", 6.0);
+    } else {
+      q = Linear4bit::from_linear(lin, qt, dq, dtype_);
+    }
+    q->train(h.m->is_training());
+    const size_t dot = h.path.rfind('.');
+    if (dot == std::string::npos) {
+      module.register_module(h.path, q);
+    } else {
+      module.get_submodule(h.path.substr(0, dot))->register_module(h.path.substr(dot + 1), q);
+    }
+  }
+}
+
+Tensor BitsandbytesPrecision::convert_input(const Tensor& input) const { return cast_floating(input, dtype_); }
+Tensor BitsandbytesPrecision::convert_output(const Tensor& output) const {
+  return cast_floating(output, DType::float32);
+}
+ContextGuard BitsandbytesPrecision::forward_context() { return default_dtype_context(dtype_); }
+ContextGuard BitsandbytesPrecision::tensor_init_context() { return default_dtype_context(dtype_); }
+
+nn::StateDict bnb_state_dict(const nn::Module& module) {
+  const nn::StateDict plain = module.state_dict();
+  std::unordered_map<std::string, std::string> rename;
+  for (const auto& [prefix, l] : linear4bit_layers(module)) {
+    for (const auto& [from, to] : key_map_4bit(*l)) rename[prefix + from] = prefix + to;
+  }
+  nn::StateDict out;
+  for (const auto& [k, v] : plain) {
+    auto it = rename.find(k);
+    out.insert(it == rename.end() ? k : it->second, v);
+  }
+  return out;
+}
+
+nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict) {
+  const auto layers = linear4bit_layers(module);
+  std::unordered_map<std::string, std::string> rename;
+  for (const auto& [prefix, l] : layers) {
+    for (const auto& [from, to] : key_map_4bit(*l)) rename[prefix + to] = prefix + from;
+  }
+  nn::StateDict mapped;
+  for (const auto& [k, v] : state) {
+    auto it = rename.find(k);
+    mapped.insert(it == rename.end() ? k : it->second, v);
+  }
+  // The JSON blob's length depends on its contents: take the checkpoint's blob as is (validated
+  // by sync_quant_state) instead of copying into a buffer of the old length.
+  for (const auto& [prefix, l] : layers) {
+    const std::string key = "weight_quant_state_bitsandbytes__" + l->options().quant_type;
+    if (const Tensor* blob = mapped.find(prefix + key)) {
+      parse_quant_state_json(*blob);  // malformed JSON fails before anything is replaced
+      l->register_buffer(key, blob->clone());
+    }
+  }
+  nn::LoadResult r = module.load_state_dict(mapped, strict);
+  for (const auto& [prefix, l] : layers) l->sync_quant_state();
+  return r;
+}
+
+QuantizedFootprint quantized_footprint(const nn::Module& module) {
+  QuantizedFootprint f;
+  for (const auto& [prefix, l] : linear4bit_layers(module)) {
+    f.bytes += l->quantized_weight_bytes();
+    f.weights += l->options().in_features * l->options().out_features;
+  }
+  for (const auto& [path, m] : module.named_modules()) {
+    if (const auto* l = dynamic_cast<const Linear8bitLt*>(m.get())) {
+      f.bytes += l->quantized_weight_bytes();
+      f.weights += l->options().in_features * l->options().out_features;
+    }
+  }
+  return f;
+}
+
+}  // namespace fabric::precision

@@ -1,0 +1,169 @@
+// Linear4bit: quantize-once construction, dequantize-per-forward, and the bitsandbytes quant-state
+// JSON blob of its checkpoint (spec §6).
+#include "precision/linear_4bit.h"
+
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/grad_mode.h"
+#include "precision/true_precision.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric::precision {
+
+namespace {
+
+std::string json_key(const std::string& quant_type) { return "weight_quant_state_bitsandbytes__" + quant_type; }
+
+void check_options(const Linear4bitOptions& o) {
+  FABRIC_CHECK(o.in_features > 0 && o.out_features > 0, ValueError,
+               "Linear4bit: in_features and out_features must be positive, got ", o.in_features,
+               " and ", o.out_features);
+  parse_quant4_type(o.quant_type, "Linear4bit");
+  check_blocksize_4bit(o.blocksize, "Linear4bit");
+  FABRIC_CHECK(o.compute_dtype == DType::float32 || o.compute_dtype == DType::float16 ||
+                   o.compute_dtype == DType::bfloat16,
+               DTypeError, "Linear4bit: compute_dtype must be float32, float16 or bfloat16, got ",
+               dtype_name(o.compute_dtype));
+}
+
+}  // namespace
+
+Tensor quant_state_json_tensor(const QuantState4bit& s) {
+  nlohmann::json j;
+  j["quant_type"] = s.quant_type;
+  j["blocksize"] = s.blocksize;
+  j["dtype"] = std::string(dtype_name(s.dtype));
+  j["shape"] = s.shape;
+  if (s.nested) {
+    j["nested_blocksize"] = s.nested_blocksize;
+    j["nested_dtype"] = "float32";
+    j["nested_offset"] = s.nested_offset;
+  }
+  const std::string text = j.dump();
+  std::vector<uint8_t> bytes(text.begin(), text.end());
+  return from_vector(bytes, {static_cast<int64_t>(bytes.size())});
+}
+
+QuantState4bit parse_quant_state_json(const Tensor& blob) {
+  FABRIC_CHECK(blob.defined() && blob.dtype() == DType::uint8 && blob.dim() == 1, ValueError,
+               "Linear4bit: the quant_state entry must be a 1-D uint8 tensor of UTF-8 JSON");
+  const auto bytes = blob.to_vector<uint8_t>();
+  QuantState4bit s;
+  try {
+    const auto j = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+    s.quant_type = j.at("quant_type").get<std::string>();
+    s.blocksize = j.at("blocksize").get<int64_t>();
+    s.dtype = dtype_from_name(j.at("dtype").get<std::string>());
+    s.shape = j.at("shape").get<Shape>();
+    s.nested = j.contains("nested_offset");
+    if (s.nested) {
+      s.nested_offset = j.at("nested_offset").get<float>();
+      s.nested_blocksize = j.value("nested_blocksize", int64_t{256});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(detail::cat("Linear4bit: malformed quant_state JSON: ", e.what()));
+  }
+  return s;
+}
+
+Linear4bit::Linear4bit(const Linear4bitOptions& options) : options_(options) {
+  check_options(options_);
+  nn::Linear init({.in_features = options_.in_features, .out_features = options_.out_features,
+                   .bias = options_.bias});
+  NoGradGuard no_grad;
+  set_quantized(quantize_4bit(init.weight.detach().to(DType::float16), options_.blocksize,
+                              options_.quant_type, options_.compress_statistics));
+  if (options_.bias) bias = register_parameter("bias", init.bias.detach().clone());
+}
+
+std::shared_ptr<Linear4bit> Linear4bit::from_linear(const nn::Linear& linear,
+                                                    const std::string& quant_type,
+                                                    bool compress_statistics, DType compute_dtype,
+                                                    int64_t blocksize) {
+  const auto& lo = linear.options();
+  Linear4bitOptions o{.in_features = lo.in_features, .out_features = lo.out_features,
+                      .bias = lo.bias, .quant_type = quant_type,
+                      .compress_statistics = compress_statistics, .blocksize = blocksize,
+                      .compute_dtype = compute_dtype};
+  check_options(o);
+  // Built without running the random init (the private tag constructor), filled here.
+  std::shared_ptr<Linear4bit> m(new Linear4bit(o, 0));
+  NoGradGuard no_grad;
+  m->set_quantized(quantize_4bit(linear.weight.detach().to(DType::float16).contiguous(),
+                                 blocksize, quant_type, compress_statistics));
+  if (lo.bias) {
+    m->bias = m->register_parameter("bias", linear.bias.detach().to(DType::float32).clone(),
+                                    linear.bias.requires_grad());
+  }
+  return m;
+}
+
+Linear4bit::Linear4bit(const Linear4bitOptions& options, int) : options_(options) {}
+
+void Linear4bit::set_quantized(Quantized4bit q) {
+  state_ = std::move(q.state);
+  weight = register_parameter("weight", q.packed, /*requires_grad=*/false);
+  register_buffer("weight_absmax", state_.absmax);
+  register_buffer("weight_quant_map", state_.quant_map());
+  if (state_.nested) {
+    register_buffer("weight_nested_absmax", state_.nested_absmax);
+    register_buffer("weight_nested_quant_map",
+                    from_vector(std::vector<float>(dynamic_code_8bit().begin(),
+                                                   dynamic_code_8bit().end()),
+                                {256}));
+  }
+  register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
+}
+
+void Linear4bit::sync_quant_state() {
+  QuantState4bit s = parse_quant_state_json(own_tensor(json_key(options_.quant_type)));
+  FABRIC_CHECK(s.quant_type == options_.quant_type, ValueError, "Linear4bit: the checkpoint holds ",
+               s.quant_type, " weights but this layer is ", options_.quant_type);
+  FABRIC_CHECK(s.shape == Shape({options_.out_features, options_.in_features}), ShapeError,
+               "Linear4bit: the checkpoint's quant_state shape ", shape_str(s.shape),
+               " differs from (", options_.out_features, ", ", options_.in_features, ")");
+  FABRIC_CHECK(s.nested == state_.nested, ValueError,
+               "Linear4bit: the checkpoint's double quantization (", s.nested,
+               ") differs from this layer's (", state_.nested, ")");
+  s.absmax = own_tensor("weight_absmax");
+  if (s.nested) s.nested_absmax = own_tensor("weight_nested_absmax");
+  weight = own_tensor("weight");
+  state_ = std::move(s);
+}
+
+Tensor Linear4bit::dequantized_weight() const {
+  NoGradGuard no_grad;
+  return dequantize_4bit(weight, state_).to(options_.compute_dtype);
+}
+
+Tensor Linear4bit::forward(const Tensor& x) {
+  FABRIC_CHECK(x.dim() >= 1 && x.size(-1) == options_.in_features, ShapeError,
+               "Linear4bit.forward: expected input (..., ", options_.in_features, "), got ",
+               shape_str(x.sizes()));
+  const DType in_dtype = x.dtype();
+  // The weight carries no autograd history: only the input (and the bias) get gradients.
+  const Tensor w = dequantized_weight();
+  const Tensor b = bias.defined() ? bias.to(options_.compute_dtype) : Tensor();
+  Tensor out = linear(cast_floating(x, options_.compute_dtype), w, b);
+  return cast_floating(out, in_dtype);
+}
+
+int64_t Linear4bit::quantized_weight_bytes() const {
+  int64_t n = weight.nbytes() + state_.absmax.nbytes() + 16 * 4;
+  if (state_.nested) n += state_.nested_absmax.nbytes() + 256 * 4;
+  return n;
+}
+
+std::string Linear4bit::extra_repr() const {
+  std::ostringstream os;
+  os << "in_features=" << options_.in_features << ", out_features=" << options_.out_features
+     << ", bias=" << (options_.bias ? "True" : "False") << ", quant_type=" << options_.quant_type
+     << ", compress_statistics=" << (options_.compress_statistics ? "True" : "False")
+     << ", compute_dtype=" << dtype_name(options_.compute_dtype);
+  return os.str();
+}
+
+}  // namespace fabric::precision

@@ -1,0 +1,65 @@
+// Linear4bit: bitsandbytes' 4-bit linear (spec §6) — a frozen packed NF4/FP4 weight with its quant
+// state, dequantized to the compute dtype on every forward; gradients reach the input, not the weight.
+#pragma once
+#include <string>
+
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "precision/quant_4bit.h"
+
+namespace fabric::precision {
+
+struct Linear4bitOptions {
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  bool bias = true;
+  std::string quant_type = "fp4";  // "nf4" | "fp4" (bitsandbytes' Linear4bit default)
+  bool compress_statistics = true; // double quantization of absmax (Params4bit's default)
+  int64_t blocksize = 64;
+  DType compute_dtype = DType::bfloat16;
+};
+
+// State-dict names. Module names can't hold '.', so the quant-state tensors are registered as
+// `weight_absmax`, ...; bnb_state_dict()/load_bnb_state_dict() (bitsandbytes_precision.h) map
+// them to bitsandbytes' dotted keys `weight.absmax`, `weight.quant_state.bitsandbytes__nf4`, ...
+class Linear4bit : public nn::Module {
+ public:
+  using Options = Linear4bitOptions;
+  // A freshly initialised layer (torch's Linear init), quantized at once.
+  explicit Linear4bit(const Linear4bitOptions& options);
+  // Quantizes `linear`'s weight (cast to float16 first, as Fabric's 4-bit layers do); the bias
+  // is copied (float32, trainable unless frozen by the caller).
+  static std::shared_ptr<Linear4bit> from_linear(const nn::Linear& linear, const std::string& quant_type,
+                                                 bool compress_statistics, DType compute_dtype,
+                                                 int64_t blocksize = 64);
+
+  // (..., in_features) -> (..., out_features) in x's dtype, computed in compute_dtype.
+  Tensor forward(const Tensor& x) override;
+  // The weight as the layer sees it: dequantized, (out_features, in_features), compute dtype.
+  Tensor dequantized_weight() const;
+  std::string type_name() const override { return "Linear4bit"; }
+  std::string extra_repr() const override;
+  const Linear4bitOptions& options() const { return options_; }
+  const QuantState4bit& quant_state() const { return state_; }
+  // Bytes held by the quantized weight: packed codes + absmax (+ nested absmax) + code tables.
+  int64_t quantized_weight_bytes() const;
+  // Re-reads the quant state from the registered tensors (after load_state_dict replaced them).
+  void sync_quant_state();
+
+  Tensor weight;  // uint8 ((out * in + 1) / 2, 1), frozen
+  Tensor bias;    // (out_features) float32, undefined when bias = false
+
+ private:
+  Linear4bit(const Linear4bitOptions& options, int);  // an empty shell for from_linear
+  void set_quantized(Quantized4bit q);
+
+  Linear4bitOptions options_;
+  QuantState4bit state_;
+};
+
+// The JSON blob bitsandbytes stores under `weight.quant_state.bitsandbytes__{nf4|fp4}`, as uint8.
+Tensor quant_state_json_tensor(const QuantState4bit& state);
+// Parses that blob back into a state (absmax tensors are left undefined).
+QuantState4bit parse_quant_state_json(const Tensor& blob);
+
+}  // namespace fabric::precision

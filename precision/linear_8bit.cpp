@@ -1,0 +1,145 @@
+// Linear8bitLt: LLM.int8 forward through int8_linear_forward, with a hand-written backward node
+// (the int8 GEMM itself has no derivative rule).
+#include "precision/linear_8bit.h"
+
+#include <sstream>
+
+#include "autograd/accumulate_grad.h"
+#include "autograd/autograd_meta.h"
+#include "autograd/grad_mode.h"
+#include "precision/quant_int8.h"
+#include "precision/true_precision.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric::precision {
+
+Linear8bitLt::Linear8bitLt(const Linear8bitLtOptions& options, int) : options_(options) {
+  FABRIC_CHECK(options.in_features > 0 && options.out_features > 0, ValueError,
+               "Linear8bitLt: in_features and out_features must be positive, got ",
+               options.in_features, " and ", options.out_features);
+}
+
+Linear8bitLt::Linear8bitLt(const Linear8bitLtOptions& options) : Linear8bitLt(options, 0) {
+  nn::Linear init({.in_features = options.in_features, .out_features = options.out_features,
+                   .bias = options.bias});
+  NoGradGuard no_grad;
+  set_weight_fp16(init.weight.detach().to(DType::float16));
+  if (options.bias) bias = register_parameter("bias", init.bias.detach().clone());
+}
+
+std::shared_ptr<Linear8bitLt> Linear8bitLt::from_linear(const nn::Linear& linear,
+                                                        bool has_fp16_weights, double threshold) {
+  const auto& lo = linear.options();
+  std::shared_ptr<Linear8bitLt> m(new Linear8bitLt(
+      {.in_features = lo.in_features, .out_features = lo.out_features, .bias = lo.bias,
+       .has_fp16_weights = has_fp16_weights, .threshold = threshold},
+      0));
+  NoGradGuard no_grad;
+  m->set_weight_fp16(linear.weight.detach().to(DType::float16).contiguous());
+  if (lo.bias) {
+    m->bias = m->register_parameter("bias", linear.bias.detach().to(DType::float32).clone(),
+                                    linear.bias.requires_grad());
+  }
+  return m;
+}
+
+void Linear8bitLt::set_weight_fp16(const Tensor& w16) {
+  Int8RowQuant q = int8_vectorwise_quant(w16, 0.0);
+  if (options_.has_fp16_weights) {
+    weight = register_parameter("weight", w16.clone(), true);
+  } else {
+    weight = register_parameter("weight", q.CA, false);
+  }
+  SCB = register_buffer("SCB", q.SCA);
+  register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}));
+}
+
+Tensor Linear8bitLt::dequantized_weight() const {
+  NoGradGuard no_grad;
+  if (options_.has_fp16_weights) {
+    Int8RowQuant q = int8_vectorwise_quant(weight.detach(), 0.0);
+    return int8_vectorwise_dequant(q.CA, q.SCA);
+  }
+  return int8_vectorwise_dequant(weight, SCB);
+}
+
+Tensor Linear8bitLt::forward(const Tensor& x) {
+  FABRIC_CHECK(x.dim() >= 1 && x.size(-1) == options_.in_features, ShapeError,
+               "Linear8bitLt.forward: expected input (..., ", options_.in_features, "), got ",
+               shape_str(x.sizes()));
+  const DType in_dtype = x.dtype();
+  const Tensor x16 = cast_floating(x, DType::float16);
+  Tensor CB, scb;
+  {
+    NoGradGuard no_grad;
+    if (options_.has_fp16_weights) {
+      // int8-training: the fp16 weight is re-quantized on every forward; SCB follows it.
+      Int8RowQuant q = int8_vectorwise_quant(weight.detach(), 0.0);
+      CB = q.CA;
+      SCB.copy_(q.SCA);
+    } else {
+      CB = weight;
+    }
+    scb = SCB.clone();
+  }
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = int8_linear_forward(x16.detach(), CB, scb,
+                              bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
+                              options_.threshold);
+  }
+  const bool w_grad = options_.has_fp16_weights && weight.requires_grad();
+  const bool need = grad_enabled() && (x16.requires_grad() || (bias.defined() && bias.requires_grad()) || w_grad);
+  if (need) {
+    const int64_t K = options_.in_features, N = options_.out_features;
+    const Tensor xs = w_grad ? x16.detach() : Tensor();
+    const Shape xshape = x16.sizes();
+    const DType bias_dtype = bias.defined() ? bias.dtype() : DType::float32;
+    const DType w_dtype = weight.dtype();
+    auto node = std::make_shared<FunctionNode>(
+        "Linear8bitLt", [CB, scb, xs, xshape, K, N, bias_dtype, w_dtype](const std::vector<Tensor>& go) {
+          std::vector<Tensor> g(3);
+          if (!go[0].defined()) return g;
+          const Tensor dy = go[0].to(DType::float32).reshape({-1, N});  // (M, N)
+          // dX = dY · (CB · SCB / 127): the int8-dequantized weight, as bitsandbytes does.
+          g[0] = matmul(dy, int8_vectorwise_dequant(CB, scb)).reshape(xshape).to(DType::float16);
+          g[1] = sum(dy, {0}).to(bias_dtype);
+          if (xs.defined()) g[2] = matmul(dy.t(), xs.to(DType::float32).reshape({-1, K})).to(w_dtype);
+          return g;
+        });
+    const Tensor ins[3] = {x16, bias, w_grad ? weight : Tensor()};
+    for (const Tensor& t : ins) {
+      if (t.defined() && t.requires_grad()) {
+        node->next_edges.push_back(gradient_edge(t));
+        node->input_meta.push_back({t.sizes(), t.dtype(), t.device()});
+      } else {
+        node->next_edges.push_back({});
+        node->input_meta.push_back({});
+      }
+    }
+    out = out.detach();
+    out.impl()->requires_grad = true;
+    AutogradMeta& m = autograd_meta(out);
+    m.grad_fn = node;
+    m.output_nr = 0;
+  }
+  return cast_floating(out, in_dtype);
+}
+
+int64_t Linear8bitLt::quantized_weight_bytes() const {
+  // The int8 weight (fp16 when trainable) and the fp32 row statistics.
+  return weight.nbytes() + SCB.nbytes();
+}
+
+std::string Linear8bitLt::extra_repr() const {
+  std::ostringstream os;
+  os << "in_features=" << options_.in_features << ", out_features=" << options_.out_features
+     << ", bias=" << (options_.bias ? "True" : "False")
+     << ", has_fp16_weights=" << (options_.has_fp16_weights ? "True" : "False")
+     << ", threshold=" << options_.threshold;
+  return os.str();
+}
+
+}  // namespace fabric::precision

@@ -1,0 +1,48 @@
+// Linear8bitLt: bitsandbytes' LLM.int8 linear (spec §7): int8 row-quantized weight + SCB, the
+// int8 GEMM with fp16 outlier columns (threshold 6), and dX = dY · (CB · SCB / 127) in backward.
+#pragma once
+#include "nn/linear.h"
+#include "nn/module.h"
+
+namespace fabric::precision {
+
+struct Linear8bitLtOptions {
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  bool bias = true;
+  // true (int8-training): an fp16 trainable weight, re-quantized on every forward;
+  // false (int8): frozen int8 weight and SCB.
+  bool has_fp16_weights = false;
+  double threshold = 6.0;
+};
+
+// Keys: weight (int8 (out, in), or fp16 when has_fp16_weights), bias, SCB (fp32 (out)),
+// weight_format (uint8 scalar, 0 = row-major). Computes in fp16; returns x's dtype.
+class Linear8bitLt : public nn::Module {
+ public:
+  using Options = Linear8bitLtOptions;
+  explicit Linear8bitLt(const Linear8bitLtOptions& options);
+  // Casts `linear`'s weight to fp16 and (frozen mode) quantizes it row-wise without threshold.
+  static std::shared_ptr<Linear8bitLt> from_linear(const nn::Linear& linear, bool has_fp16_weights,
+                                                   double threshold = 6.0);
+  // (..., in_features) -> (..., out_features). Gradients reach x and bias (and, with
+  // has_fp16_weights, the fp16 weight: dW = dYᵀ · X in fp32, rounded once).
+  Tensor forward(const Tensor& x) override;
+  // CB · SCB / 127 as float32 (out, in): the weight the int8 GEMM stands for.
+  Tensor dequantized_weight() const;
+  std::string type_name() const override { return "Linear8bitLt"; }
+  std::string extra_repr() const override;
+  const Linear8bitLtOptions& options() const { return options_; }
+  int64_t quantized_weight_bytes() const;
+
+  Tensor weight;  // int8 (out, in) frozen, or fp16 (out, in) trainable
+  Tensor bias;    // float32 (out) or undefined
+  Tensor SCB;     // float32 (out): per-row absmax of the fp16 weight
+
+ private:
+  Linear8bitLt(const Linear8bitLtOptions& options, int);
+  void set_weight_fp16(const Tensor& w16);
+  Linear8bitLtOptions options_;
+};
+
+}  // namespace fabric::precision

@@ -1,0 +1,127 @@
+// TransformerEnginePrecision: layer replacement, the FP8 forward context and the meta updates.
+#include "precision/transformer_engine_precision.h"
+
+#include "autograd/grad_mode.h"
+#include "precision/true_precision.h"
+
+namespace fabric::precision {
+
+TransformerEnginePrecision::TransformerEnginePrecision(DType weights_dtype,
+                                                       const DelayedScaling& recipe,
+                                                       bool replace_layers,
+                                                       std::optional<DType> fallback_compute_dtype,
+                                                       DeviceType device)
+    : weights_dtype_(weights_dtype),
+      recipe_(recipe),
+      replace_layers_(replace_layers),
+      fallback_dtype_(fallback_compute_dtype.value_or(weights_dtype)),
+      device_(device) {
+  FABRIC_CHECK(is_floating(weights_dtype) && !is_fp8(weights_dtype), DTypeError,
+               "TransformerEnginePrecision: weights_dtype must be float32/float16/bfloat16/float64, got ",
+               dtype_name(weights_dtype));
+  FABRIC_CHECK(is_floating(fallback_dtype_) && !is_fp8(fallback_dtype_), DTypeError,
+               "TransformerEnginePrecision: fallback_compute_dtype must be a non-fp8 floating dtype, got ",
+               dtype_name(fallback_dtype_));
+  recipe_.validate();
+}
+
+std::string TransformerEnginePrecision::name() const {
+  switch (weights_dtype_) {
+    case DType::bfloat16: return "transformer-engine";
+    case DType::float16: return "transformer-engine-float16";
+    default: return std::string("transformer-engine-") + std::string(dtype_name(weights_dtype_));
+  }
+}
+
+void TransformerEnginePrecision::convert_module(nn::Module& module) {
+  warnings_.clear();
+  layers_.clear();
+  if (replace_layers_) {
+    FABRIC_CHECK(dynamic_cast<nn::Linear*>(&module) == nullptr, ValueError,
+                 "TransformerEnginePrecision.convert_module: the module itself is a Linear, which "
+                 "cannot be replaced in place; wrap it in a parent module");
+    for (const auto& [path, m] : module.named_modules()) {
+      auto lin = std::dynamic_pointer_cast<nn::Linear>(m);
+      if (!lin) continue;
+      const nn::LinearOptions& o = lin->options();
+      if (o.in_features % 8 != 0 || o.out_features % 16 != 0) {
+        warnings_.push_back(detail::cat(
+            "TransformerEnginePrecision: '", path, "' (in_features=", o.in_features,
+            ", out_features=", o.out_features,
+            ") is not converted to FP8: FP8 GEMMs need in_features % 8 == 0 and "
+            "out_features % 16 == 0; it runs in ",
+            dtype_name(fallback_dtype_)));
+        continue;
+      }
+      const size_t dot = path.rfind('.');
+      auto fp8 = FP8Linear::from_linear(*lin, recipe_, fallback_dtype_);
+      if (dot == std::string::npos) {
+        module.register_module(path, fp8);
+      } else {
+        module.get_submodule(path.substr(0, dot))->register_module(path.substr(dot + 1), fp8);
+      }
+    }
+  }
+  for (const auto& [path, m] : module.named_modules()) {
+    (void)path;
+    if (auto f = std::dynamic_pointer_cast<FP8Linear>(m)) layers_.push_back(f);
+  }
+  // Module::to converts buffers as well: keep exact float32 copies of the metas and put them back.
+  std::vector<std::vector<Tensor>> saved;
+  for (const auto& l : layers_) {
+    std::vector<Tensor> copies;
+    for (const Tensor& t : l->meta_tensors()) copies.push_back(t.detach().to(DType::float32).clone());
+    saved.push_back(std::move(copies));
+  }
+  module.to(weights_dtype_);
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::vector<Tensor> live = layers_[i]->meta_tensors();
+    for (size_t j = 0; j < live.size(); ++j) live[j].set_data(saved[i][j]);
+  }
+}
+
+Tensor TransformerEnginePrecision::convert_input(const Tensor& input) const {
+  return cast_floating(input, weights_dtype_);
+}
+
+Tensor TransformerEnginePrecision::convert_output(const Tensor& output) const {
+  return cast_floating(output, default_float_dtype());
+}
+
+ContextGuard TransformerEnginePrecision::forward_context() {
+  ContextGuard g = default_dtype_context(weights_dtype_);
+  g.then(autocast_context(device_, fallback_dtype_));
+  g.then(fp8_autocast(true));
+  return g;
+}
+
+ContextGuard TransformerEnginePrecision::module_init_context() {
+  return default_dtype_context(weights_dtype_);
+}
+
+ContextGuard TransformerEnginePrecision::tensor_init_context() {
+  return default_dtype_context(weights_dtype_);
+}
+
+void TransformerEnginePrecision::backward(const Tensor& loss, nn::Module* module,
+                                          const Tensor& gradient, bool retain_graph) {
+  Precision::backward(loss, module, gradient, retain_graph);
+  fp8_update_backward_metas();
+}
+
+PrecisionState TransformerEnginePrecision::state_dict() const { return recipe_.to_state(); }
+
+void TransformerEnginePrecision::load_state_dict(const PrecisionState& state) {
+  const DelayedScaling recipe = DelayedScaling::from_map(state);
+  for (const auto& l : layers_) {
+    FABRIC_CHECK(l->fp8_meta().recipe().amax_history_len == recipe.amax_history_len, ValueError,
+                 "TransformerEnginePrecision.load_state_dict: the state has amax_history_len ",
+                 recipe.amax_history_len, " but the converted layers have ",
+                 l->fp8_meta().recipe().amax_history_len);
+  }
+  for (const auto& l : layers_) l->set_recipe(recipe);
+  recipe_ = recipe;
+}
+
+}  // namespace fabric::precision
