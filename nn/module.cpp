@@ -163,6 +163,19 @@ std::vector<std::pair<std::string, const Module*>> Module::all_modules() const {
 
 Module::NamedModules Module::named_children() const { return children_; }
 
+void Module::set_state_key(const std::string& name, const std::string& key) {
+  FABRIC_CHECK(!key.empty(), ValueError, type_name(), ".set_state_key: empty key for '", name, "'");
+  for (auto* entries : {&params_, &buffers_}) {
+    for (auto& e : *entries) {
+      if (e.name == name) {
+        e.key = key;
+        return;
+      }
+    }
+  }
+  throw ValueError(type_name() + ".set_state_key: no parameter or buffer named '" + name + "'");
+}
+
 Module& Module::child(const std::string& name) const {
   for (const auto& [n, m] : children_)
     if (n == name) return *m;
@@ -333,10 +346,10 @@ Module& Module::requires_grad_(bool requires_grad) {
 void Module::collect_state(const std::string& prefix, StateDict& out) const {
   // No deduplication: like torch's state_dict, a tied or shared tensor appears under every name.
   for (const auto& e : params_) {
-    if (e.tensor.defined()) out.insert(prefix + e.name, e.tensor.detach());
+    if (e.tensor.defined()) out.insert(prefix + e.state_key(), e.tensor.detach());
   }
   for (const auto& e : buffers_) {
-    if (e.tensor.defined() && e.persistent) out.insert(prefix + e.name, e.tensor.detach());
+    if (e.tensor.defined() && e.persistent) out.insert(prefix + e.state_key(), e.tensor.detach());
   }
   for (const auto& [n, c] : children_) c->collect_state(prefix + n + ".", out);
 }
@@ -353,10 +366,10 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
   std::function<void(const Module&, const std::string&)> walk = [&](const Module& m,
                                                                     const std::string& prefix) {
     for (const auto& e : m.params_) {
-      if (e.tensor.defined()) own.emplace_back(prefix + e.name, e.tensor);
+      if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), e.tensor);
     }
     for (const auto& e : m.buffers_) {
-      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.name, e.tensor);
+      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.state_key(), e.tensor);
     }
     for (const auto& [n, c] : m.children_) walk(*c, prefix + n + ".");
   };

@@ -144,12 +144,19 @@ class Module {
  protected:
   // The stored handle of a parameter or buffer registered by this module (undefined if None).
   Tensor own_tensor(const std::string& name) const;
+  // Saves and loads the parameter or buffer `name` under `key` in state_dict (relative to this
+  // module; it may contain dots), so a layer can keep another library's checkpoint layout:
+  // bitsandbytes' Linear4bit stores `weight.absmax`, `weight.quant_state.bitsandbytes__nf4`, ...
+  // ValueError when `name` is not registered here.
+  void set_state_key(const std::string& name, const std::string& key);
 
  private:
   struct Entry {
     std::string name;
     Tensor tensor;
     bool persistent = true;  // buffers only
+    std::string key;         // its state_dict name when not `name` (set_state_key)
+    const std::string& state_key() const { return key.empty() ? name : key; }
   };
   void check_new_name(const std::string& name, const char* what) const;
   void add_child(const std::string& name, std::shared_ptr<Module> m);

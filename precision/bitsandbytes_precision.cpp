@@ -8,6 +8,8 @@
 #include "precision/linear_4bit.h"
 #include "precision/linear_8bit.h"
 #include "precision/true_precision.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
 
 namespace fabric::precision {
 
@@ -16,16 +18,6 @@ namespace {
 const std::vector<std::string> kModes = {"nf4", "nf4-dq", "fp4", "fp4-dq", "int8", "int8-training"};
 
 bool is_int8(const std::string& mode) { return mode.rfind("int8", 0) == 0; }
-
-// Registered (underscore) name -> bitsandbytes' dotted suffix, for a Linear4bit.
-std::vector<std::pair<std::string, std::string>> key_map_4bit(const Linear4bit& l) {
-  const std::string qt = l.options().quant_type;
-  return {{"weight_absmax", "weight.absmax"},
-          {"weight_quant_map", "weight.quant_map"},
-          {"weight_nested_absmax", "weight.nested_absmax"},
-          {"weight_nested_quant_map", "weight.nested_quant_map"},
-          {"weight_quant_state_bitsandbytes__" + qt, "weight.quant_state.bitsandbytes__" + qt}};
-}
 
 // (prefix with trailing '.', layer) for the root and every descendant that is a Linear4bit.
 std::vector<std::pair<std::string, Linear4bit*>> linear4bit_layers(const nn::Module& module) {
@@ -114,40 +106,37 @@ ContextGuard BitsandbytesPrecision::forward_context() { return default_dtype_con
 ContextGuard BitsandbytesPrecision::tensor_init_context() { return default_dtype_context(dtype_); }
 
 nn::StateDict bnb_state_dict(const nn::Module& module) {
-  const nn::StateDict plain = module.state_dict();
-  std::unordered_map<std::string, std::string> rename;
-  for (const auto& [prefix, l] : linear4bit_layers(module)) {
-    for (const auto& [from, to] : key_map_4bit(*l)) rename[prefix + from] = prefix + to;
-  }
-  nn::StateDict out;
-  for (const auto& [k, v] : plain) {
-    auto it = rename.find(k);
-    out.insert(it == rename.end() ? k : it->second, v);
-  }
-  return out;
+  // Linear4bit registers its quant state under bitsandbytes' keys (Module::set_state_key).
+  return module.state_dict();
 }
 
 nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict) {
   const auto layers = linear4bit_layers(module);
-  std::unordered_map<std::string, std::string> rename;
+  // A blob longer than the padded buffer (written by bitsandbytes itself, unpadded JSON is
+  // shorter) replaces the buffer instead of being copied into it; malformed JSON fails first.
   for (const auto& [prefix, l] : layers) {
-    for (const auto& [from, to] : key_map_4bit(*l)) rename[prefix + to] = prefix + from;
-  }
-  nn::StateDict mapped;
-  for (const auto& [k, v] : state) {
-    auto it = rename.find(k);
-    mapped.insert(it == rename.end() ? k : it->second, v);
-  }
-  // The JSON blob's length depends on its contents: take the checkpoint's blob as is (validated
-  // by sync_quant_state) instead of copying into a buffer of the old length.
-  for (const auto& [prefix, l] : layers) {
-    const std::string key = "weight_quant_state_bitsandbytes__" + l->options().quant_type;
-    if (const Tensor* blob = mapped.find(prefix + key)) {
-      parse_quant_state_json(*blob);  // malformed JSON fails before anything is replaced
-      l->register_buffer(key, blob->clone());
+    const std::string qt = l->options().quant_type;
+    if (const Tensor* blob = state.find(prefix + "weight.quant_state.bitsandbytes__" + qt)) {
+      parse_quant_state_json(*blob);
+      Tensor padded = size_t(blob->numel()) < kQuantStateJsonBytes
+                          ? cat({blob->to(DType::uint8), full({int64_t(kQuantStateJsonBytes) - blob->numel()}, 32,
+                                                              {.dtype = DType::uint8})},
+                                0)
+                          : blob->clone();
+      l->register_buffer("weight_quant_state_bitsandbytes__" + qt, padded);
     }
   }
-  nn::LoadResult r = module.load_state_dict(mapped, strict);
+  nn::StateDict own;
+  for (const auto& [k, v] : state) {
+    bool is_blob = false;
+    for (const auto& [prefix, l] : layers)
+      is_blob = is_blob || k == prefix + "weight.quant_state.bitsandbytes__" + l->options().quant_type;
+    if (!is_blob) own.insert(k, v);
+  }
+  // The blobs are in place already; strict loading must not miss them.
+  for (const auto& [k, v] : module.state_dict())
+    if (!own.contains(k) && state.contains(k)) own.insert(k, v);
+  nn::LoadResult r = module.load_state_dict(own, strict);
   for (const auto& [prefix, l] : layers) l->sync_quant_state();
   return r;
 }

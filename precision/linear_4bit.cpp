@@ -42,7 +42,10 @@ Tensor quant_state_json_tensor(const QuantState4bit& s) {
     j["nested_dtype"] = "float32";
     j["nested_offset"] = s.nested_offset;
   }
-  const std::string text = j.dump();
+  std::string text = j.dump();
+  // Padded with spaces (valid JSON whitespace) to a fixed length, so that a checkpoint's blob
+  // always fits the buffer a plain load_state_dict copies it into.
+  if (text.size() < kQuantStateJsonBytes) text.resize(kQuantStateJsonBytes, ' ');
   std::vector<uint8_t> bytes(text.begin(), text.end());
   return from_vector(bytes, {static_cast<int64_t>(bytes.size())});
 }
@@ -116,6 +119,16 @@ void Linear4bit::set_quantized(Quantized4bit q) {
                                 {256}));
   }
   register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
+  // bitsandbytes' Linear4bit checkpoint keys (spec §6), so state_dict() and Fabric::save write
+  // its layout.
+  set_state_key("weight_absmax", "weight.absmax");
+  set_state_key("weight_quant_map", "weight.quant_map");
+  if (state_.nested) {
+    set_state_key("weight_nested_absmax", "weight.nested_absmax");
+    set_state_key("weight_nested_quant_map", "weight.nested_quant_map");
+  }
+  set_state_key(json_key(state_.quant_type), "weight.quant_state.bitsandbytes__" + state_.quant_type);
+  synced_version_ = own_tensor(json_key(state_.quant_type)).storage()->version();
 }
 
 void Linear4bit::sync_quant_state() {
@@ -132,6 +145,7 @@ void Linear4bit::sync_quant_state() {
   if (s.nested) s.nested_absmax = own_tensor("weight_nested_absmax");
   weight = own_tensor("weight");
   state_ = std::move(s);
+  synced_version_ = own_tensor(json_key(options_.quant_type)).storage()->version();
 }
 
 Tensor Linear4bit::dequantized_weight() const {
@@ -144,6 +158,9 @@ Tensor Linear4bit::forward(const Tensor& x) {
                "Linear4bit.forward: expected input (..., ", options_.in_features, "), got ",
                shape_str(x.sizes()));
   const DType in_dtype = x.dtype();
+  // A load_state_dict that wrote a new quant_state blob (the nested offset lives only there)
+  // bumped its storage version: re-read it before using the weights.
+  if (own_tensor(json_key(options_.quant_type)).storage()->version() != synced_version_) sync_quant_state();
   // The weight carries no autograd history: only the input (and the bias) get gradients.
   const Tensor w = dequantized_weight();
   const Tensor b = bias.defined() ? bias.to(options_.compute_dtype) : Tensor();

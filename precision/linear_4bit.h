@@ -55,7 +55,11 @@ class Linear4bit : public nn::Module {
 
   Linear4bitOptions options_;
   QuantState4bit state_;
+  uint64_t synced_version_ = 0;  // storage version of the quant_state blob state_ was read from
 };
+
+// The quant_state JSON blob is padded to this many bytes.
+inline constexpr size_t kQuantStateJsonBytes = 256;
 
 // The JSON blob bitsandbytes stores under `weight.quant_state.bitsandbytes__{nf4|fp4}`, as uint8.
 Tensor quant_state_json_tensor(const QuantState4bit& state);

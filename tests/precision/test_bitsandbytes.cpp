@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <unistd.h>
 
 #include "autograd/autograd.h"
 #include "nn/gpt.h"
@@ -103,6 +105,31 @@ TEST(Linear4bitTest, StateDictHasBitsandbytesKeyLayoutAndRoundTrips) {
   EXPECT_NE(other->forward(x).to_vector<float>(), mlp->forward(x).to_vector<float>());
   precision::load_bnb_state_dict(*other, sd);
   EXPECT_EQ(other->forward(x).to_vector<float>(), mlp->forward(x).to_vector<float>());
+}
+
+// The plain state_dict (what Fabric::save and fabric-train checkpoints write) already has
+// bitsandbytes' keys, and a plain load_state_dict restores the quantized weights exactly.
+TEST(Linear4bitTest, PlainStateDictAndFabricCheckpointUseBitsandbytesKeys) {
+  manual_seed(3);
+  auto a = nn::make<nn::MLP>({.sizes = {64, 48, 10}, .activation = "relu"});
+  BitsandbytesPrecision("nf4-dq").convert_module(*a);
+  const nn::StateDict sd = a->state_dict();
+  for (const char* k : {"layers.0.weight.absmax", "layers.0.weight.quant_map", "layers.0.weight.nested_absmax",
+                        "layers.0.weight.nested_quant_map", "layers.0.weight.quant_state.bitsandbytes__nf4"})
+    EXPECT_TRUE(sd.contains(k)) << k;
+  EXPECT_FALSE(sd.contains("layers.0.weight_absmax"));
+  manual_seed(4);
+  auto b = nn::make<nn::MLP>({.sizes = {64, 48, 10}, .activation = "relu"});
+  BitsandbytesPrecision("nf4-dq").convert_module(*b);
+  Generator gen(5);
+  const Tensor x = randn({3, 64}, {.dtype = DType::float32}, &gen);
+  ASSERT_NE(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
+  const std::string dir = testing::TempDir() + "bnb_ckpt_" + std::to_string(::getpid());
+  Fabric fab;
+  fab.save(dir, {{"model", a}});
+  fab.load(dir, {{"model", b}});
+  EXPECT_EQ(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(BitsandbytesPrecisionTest, ConvertModuleIgnoreModulesAndErrors) {
