@@ -160,6 +160,10 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
   return idx;
 }
 
+void GPT::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+  if (name == "lm_head") lm_head = std::dynamic_pointer_cast<Linear>(now);
+}
+
 int64_t GPT::get_num_params(bool non_embedding) const {
   int64_t n = num_parameters();
   if (non_embedding) n -= wpe->weight.numel();

@@ -47,6 +47,8 @@ class GPT : public Module {
   // embeddings when non_embedding. num_parameters() (Module) counts all.
   int64_t get_num_params(bool non_embedding = true) const;
   std::string type_name() const override { return "GPT"; }
+  // lm_head becomes null when replaced by something that is not an nn::Linear.
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
   const GPTConfig& config() const { return config_; }
 
   std::shared_ptr<ModuleDict> transformer;  // wte, wpe, drop, h, ln_f

@@ -19,15 +19,15 @@ MLP::MLP(const MLPConfig& config) : config_(config) {
     auto fc = std::make_shared<Linear>(LinearOptions{
         .in_features = config.sizes[i], .out_features = config.sizes[i + 1], .bias = config.bias});
     layers->push_back(fc);
-    linears_.push_back(fc);
   }
 }
 
 Tensor MLP::forward(const Tensor& x) {
   Tensor h = x;
-  for (size_t i = 0; i < linears_.size(); ++i) {
+  const size_t n = layers->size();
+  for (size_t i = 0; i < n; ++i) {
     h = layers->child(std::to_string(i)).forward(h);  // the registered layer (it may be replaced)
-    if (i + 1 < linears_.size()) h = activation_->forward(h);
+    if (i + 1 < n) h = activation_->forward(h);
   }
   return h;
 }

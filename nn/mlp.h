@@ -29,7 +29,6 @@ class MLP : public Module {
 
  private:
   MLPConfig config_;
-  std::vector<std::shared_ptr<Linear>> linears_;
   std::shared_ptr<Module> activation_;  // stateless: applied between layers, not registered
 };
 

@@ -119,6 +119,7 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   for (auto& [n, c] : children_) {
     if (n == name) {
       c = std::move(m);
+      child_replaced(name, c);
       return;
     }
   }

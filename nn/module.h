@@ -149,6 +149,13 @@ class Module {
   // bitsandbytes' Linear4bit stores `weight.absmax`, `weight.quant_state.bitsandbytes__nf4`, ...
   // ValueError when `name` is not registered here.
   void set_state_key(const std::string& name, const std::string& key);
+  // Called after register_module replaced the child `name` by `now` (a quantized, LoRA or FP8
+  // layer): modules that keep typed handles to their children update them here, so the replaced
+  // layer (and its weights) is released rather than kept alive by a stale member.
+  virtual void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+    (void)name;
+    (void)now;
+  }
 
  private:
   struct Entry {

@@ -44,6 +44,16 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   return resid_dropout->forward(child("c_proj").forward(y));
 }
 
+void CausalSelfAttention::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+  if (name == "c_attn") c_attn = std::dynamic_pointer_cast<Linear>(now);
+  if (name == "c_proj") c_proj = std::dynamic_pointer_cast<Linear>(now);
+}
+
+void BlockMLP::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+  if (name == "c_fc") c_fc = std::dynamic_pointer_cast<Linear>(now);
+  if (name == "c_proj") c_proj = std::dynamic_pointer_cast<Linear>(now);
+}
+
 std::string CausalSelfAttention::extra_repr() const {
   return detail::cat("n_embd=", options_.n_embd, ", n_head=", options_.n_head,
                      ", block_size=", options_.block_size);

@@ -27,6 +27,8 @@ class CausalSelfAttention : public Module {
   // (B, T, C) -> (B, T, C)
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "CausalSelfAttention"; }
+  // c_attn / c_proj become null when replaced by something that is not an nn::Linear.
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
   std::string extra_repr() const override;
 
   std::shared_ptr<Linear> c_attn, c_proj;
@@ -45,6 +47,7 @@ class BlockMLP : public Module {
   explicit BlockMLP(const BlockOptions& options);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "MLP"; }
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
 
   std::shared_ptr<Linear> c_fc, c_proj;
   std::shared_ptr<GELU> gelu;

@@ -10,8 +10,12 @@
 #include <functional>
 #include <vector>
 
+#include "nn/gpt.h"
+#include "nn/linear.h"
+#include "precision/bitsandbytes_precision.h"
 #include "precision/quant_4bit.h"
 #include "precision/quant_int8.h"
+#include "tensor/allocator.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
@@ -30,6 +34,26 @@ double median_seconds(const std::function<void()>& fn, int reps = 7) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Bits per weight of the quantized GPT (4 layers, C=256; every Linear except the tied lm_head),
+// read from the caching allocator: the live bytes after convert_module, minus what was live
+// before, plus the float32 weights it released (biases are re-created at the same size).
+void report_gpt_memory() {
+  std::printf("\nquantized GPT (4 layers, C=256), measured from the allocator:\n");
+  for (const char* mode : {"nf4", "nf4-dq", "fp4", "int8"}) {
+    manual_seed(0);
+    auto gpt = nn::make<nn::GPT>({.vocab_size = 65, .block_size = 128, .n_layer = 4, .n_head = 4, .n_embd = 256});
+    int64_t weights = 0;
+    for (const auto& [name, m] : gpt->named_modules())
+      if (auto* l = dynamic_cast<nn::Linear*>(m.get()); l && name != "lm_head") weights += l->weight.numel();
+    const int64_t before = cpu_allocator().stats().allocated_bytes;
+    precision::BitsandbytesPrecision(mode, std::nullopt, {"lm_head"}).convert_module(*gpt);
+    const int64_t after = cpu_allocator().stats().allocated_bytes;
+    const double bytes = double(after - before) + 4.0 * double(weights);
+    std::printf("  %-8s %10.0f bytes for %lld weights = %.3f bits per weight (bf16: 16, fp32: 32)\n", mode, bytes,
+                (long long)weights, 8.0 * bytes / double(weights));
+  }
 }
 
 }  // namespace
@@ -73,5 +97,6 @@ int main() {
   const double t8h = median_seconds([&] { (void)int8_vectorwise_quant(xh, 6.0); });
   std::printf("%-24s %10.2f %10.2f   (fp16 input, 32 MB; GB/s of the fp32-equivalent)\n",
               "int8_vectorwise_quant f16", t8h * 1e3, bytes / t8h / 1e9);
+  report_gpt_memory();
   return 0;
 }
