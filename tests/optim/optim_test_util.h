@@ -2,6 +2,8 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include "tests/common/expect_error.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -33,21 +35,5 @@ inline void expect_close(const std::vector<double>& a, const std::vector<double>
   }
 }
 
-// The message of the fabric::Error subclass E that fn throws (a test failure otherwise).
-template <class E, class Fn>
-std::string thrown(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(msg, sub) EXPECT_NE(std::string(msg).find(sub), std::string::npos) << (msg)
 
 }  // namespace fabric::optim::testing

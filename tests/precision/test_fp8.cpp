@@ -3,6 +3,8 @@
 // its parsing, state round trips, and the emulated FP8 GEMM against exact references.
 #include <gtest/gtest.h>
 
+#include "tests/common/expect_error.h"
+
 #include <bit>
 #include <cfloat>
 #include <cmath>
@@ -27,20 +29,6 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr auto kFwd = Fp8Direction::forward;
 constexpr auto kBwd = Fp8Direction::backward;
 
-template <class E, class Fn>
-std::string thrown(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-#define EXPECT_CONTAINS(msg, sub) EXPECT_NE(std::string(msg).find(sub), std::string::npos) << (msg)
 
 std::vector<float> f32(const Tensor& t) { return t.to(DType::float32).to_vector<float>(); }
 

@@ -2,6 +2,8 @@
 // state_dict, disabled/sharded scalers, and the fused unscale kernel against a scalar reference.
 #include <gtest/gtest.h>
 
+#include "tests/common/expect_error.h"
+
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -36,20 +38,6 @@ std::vector<uint32_t> bits(const Tensor& t) {
   return b;
 }
 
-template <class E, class Fn>
-std::string thrown(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-#define EXPECT_CONTAINS(msg, sub) EXPECT_NE(std::string(msg).find(sub), std::string::npos) << (msg)
 
 // One iteration of loss = sum(w * c): scaled backward gives grad = c * scale.
 void scaled_backward(GradScaler& scaler, const Tensor& w, const Tensor& c) {
