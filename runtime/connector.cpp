@@ -27,8 +27,8 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-// Strategies that run on one process and one device.
-bool single_process(const std::string& s) { return s == "single_device" || s == "auto"; }
+// Strategies this build runs: one process, or data parallel over several.
+bool available_strategy(const std::string& s) { return s == "single_device" || s == "ddp"; }
 
 // Parses the devices flag into explicit indices; `available` is the accelerator's device count.
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator) {
@@ -112,14 +112,15 @@ Devices::Devices(const std::vector<int>& ids) {
   if (ids.size() == 1) spec += ",";  // a one-element list names device ids[0], not a count
 }
 
-Device Resolved::root_device() const {
-  return accelerator == "cuda" ? Device::cuda(device_ids.empty() ? 0 : device_ids.front()) : Device::cpu();
+Device Resolved::root_device(int local_rank) const {
+  if (accelerator != "cuda") return Device::cpu();
+  return Device::cuda(device_ids.empty() ? 0 : device_ids.at(size_t(local_rank) % device_ids.size()));
 }
 
 const std::vector<std::string>& known_strategies() {
   static const std::vector<std::string> v = {
       "auto",          "single_device",     "dp",           "ddp",
-      "ddp_spawn",     "ddp_fork",          "ddp_notebook", "fsdp",
+      "ddp_spawn",     "ddp_fork",          "ddp_notebook", "ddp_find_unused_parameters_true", "fsdp",
       "deepspeed",     "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
       "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
       "model_parallel", "xla",              "xla_fsdp"};
@@ -194,11 +195,20 @@ Resolved resolve_connector(ConnectorFlags f) {
     r.warnings.push_back("The `dp` strategy is not supported on CPU; using `ddp` instead");
     s = "ddp";
   }
+  if (s == "ddp_find_unused_parameters_true") {
+    r.find_unused_parameters = true;
+    s = "ddp";
+  }
+  if (s == "ddp_spawn" || s == "ddp_fork" || s == "ddp_notebook") {
+    // Python's start methods have no C++ counterpart: processes re-run the command line.
+    r.warnings.push_back("strategy '" + s + "' runs as 'ddp' here (the subprocess launcher re-runs the program)");
+    s = "ddp";
+  }
   // Unlike the reference, FSDP is not refused on CPU: this runtime shards over Gloo there.
   FABRIC_CHECK(!(s == "single_device" && many), ValueError, "strategy='single_device' runs on one device, but ",
                r.device_ids.size(), " devices on ", r.num_nodes, " node(s) were requested");
-  FABRIC_CHECK(single_process(s), NotImplementedError, "strategy '", s,
-               "' is not available in this build yet; use strategy='auto' or 'single_device' with one device");
+  FABRIC_CHECK(available_strategy(s), NotImplementedError, "strategy '", s,
+               "' is not available in this build yet; use 'auto', 'single_device' or 'ddp'");
   r.strategy = s;
 
   // 7. Precision plugin.

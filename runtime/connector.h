@@ -33,13 +33,15 @@ struct ConnectorFlags {
 
 struct Resolved {
   std::string accelerator;  // "cpu" or "cuda"
-  std::string strategy;     // "single_device", ...
+  std::string strategy;     // "single_device" or "ddp"
+  bool find_unused_parameters = false;  // strategy 'ddp_find_unused_parameters_true'
   std::vector<int> device_ids;
   int64_t num_nodes = 1;
   std::string precision;  // canonical string or the plugin's name
   std::shared_ptr<precision::Precision> plugin;
   std::vector<std::string> warnings;
-  Device root_device() const;
+  // The device of local rank `local_rank` (cuda:device_ids[local_rank]; cpu for every rank).
+  Device root_device(int local_rank = 0) const;
 };
 
 // Validates and resolves. ValueError for bad values (naming the flag, the value and what is

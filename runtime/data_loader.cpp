@@ -1,4 +1,4 @@
-// The data loader: the seeded orders (permutation, DistributedSampler striding, random windows),
+// The data loader: the seeded orders (DistributedSampler's, from distributed/, and random windows),
 // batch making, and the prefetch thread that makes the same batches ahead of the consumer.
 #include "runtime/data_loader.h"
 
@@ -6,9 +6,9 @@
 #include <deque>
 #include <exception>
 #include <mutex>
-#include <numeric>
 #include <thread>
 
+#include "distributed/distributed_sampler.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
@@ -42,29 +42,6 @@ DataLoaderState DataLoaderState::from_map(const std::map<std::string, int64_t>& 
 // ---- orders
 // --------------------------------------------------------------------------------------
 
-std::vector<int64_t> random_permutation(int64_t n, uint64_t seed) {
-  FABRIC_CHECK(n >= 0, ValueError, "random_permutation: n must be >= 0, got ", n);
-  std::vector<int64_t> p(static_cast<size_t>(n));
-  std::iota(p.begin(), p.end(), int64_t{0});
-  PhiloxBlock block{};
-  uint64_t counter = 0;
-  int used = 2;  // 64-bit values taken from `block` (two per block)
-  for (int64_t i = n - 1; i > 0; --i) {
-    if (used == 2) {
-      block = philox4x32(seed, 0, counter++);
-      used = 0;
-    }
-    const uint64_t r = uint64_t(block.v[2 * used]) | uint64_t(block.v[2 * used + 1]) << 32;
-    ++used;
-    // j uniform in [0, i] by the multiply-shift map; its bias, below (i + 1) / 2^64, is far
-    // under anything a shuffle could show.
-    const auto j = static_cast<int64_t>(
-        (static_cast<unsigned __int128>(r) * static_cast<uint64_t>(i + 1)) >> 64);
-    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(j)]);
-  }
-  return p;
-}
-
 namespace {
 
 void check_sampler(const char* what, int64_t rank, int64_t world_size) {
@@ -73,10 +50,12 @@ void check_sampler(const char* what, int64_t rank, int64_t world_size) {
                ": rank must be in [0, world_size=", world_size, "), got ", rank);
 }
 
-// DistributedSampler.num_samples.
-int64_t sampler_num_samples(int64_t n, int64_t world_size, bool drop_last) {
-  if (drop_last && n % world_size != 0) return n / world_size;  // == ceil((n - W) / W) for n >= 0
-  return (n + world_size - 1) / world_size;
+distributed::DistributedSampler make_sampler(int64_t n, const SamplerOptions& opts) {
+  return distributed::DistributedSampler(n, {.num_replicas = opts.world_size,
+                                             .rank = opts.rank,
+                                             .shuffle = opts.shuffle,
+                                             .seed = opts.seed,
+                                             .drop_last = opts.drop_last});
 }
 
 }  // namespace
@@ -87,22 +66,9 @@ std::vector<int64_t> distributed_sampler_indices(int64_t n, int64_t epoch,
   FABRIC_CHECK(n >= 0 && epoch >= 0, ValueError,
                "distributed_sampler_indices: expects n >= 0 and epoch >= 0, got n=", n,
                ", epoch=", epoch);
-  if (n == 0) return {};
-  std::vector<int64_t> base;
-  if (opts.shuffle) {
-    base = random_permutation(n, opts.seed + static_cast<uint64_t>(epoch));
-  } else {
-    base.resize(static_cast<size_t>(n));
-    std::iota(base.begin(), base.end(), int64_t{0});
-  }
-  const int64_t total = sampler_num_samples(n, opts.world_size, opts.drop_last) * opts.world_size;
-  // Padding repeats the order from its start (cyclically when it must add more than n), and
-  // drop_last keeps the first `total`: in both cases item k of the padded order is base[k % n].
-  std::vector<int64_t> out;
-  out.reserve(static_cast<size_t>(total / opts.world_size));
-  for (int64_t k = opts.rank; k < total; k += opts.world_size)
-    out.push_back(base[static_cast<size_t>(k % n)]);
-  return out;
+  distributed::DistributedSampler sampler = make_sampler(n, opts);
+  sampler.set_epoch(epoch);
+  return sampler.indices();
 }
 
 // ---- the loader
@@ -231,7 +197,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
     m.per_epoch =
         std::max<int64_t>(1, m.dataset->epoch_size() / (opts.batch_size * opts.world_size));
   } else {
-    const int64_t samples = sampler_num_samples(n, opts.world_size, opts.sampler_drop_last);
+    const int64_t samples = make_sampler(n, {.rank = opts.rank,
+                                             .world_size = opts.world_size,
+                                             .drop_last = opts.sampler_drop_last})
+                                .num_samples();
     m.per_epoch = opts.drop_last ? samples / opts.batch_size
                                  : (samples + opts.batch_size - 1) / opts.batch_size;
     FABRIC_CHECK(m.per_epoch >= 1, ValueError, "DataLoader: ", m.dataset->describe(),

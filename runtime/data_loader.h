@@ -43,10 +43,7 @@ struct DataLoaderState {
 };
 
 // ---- orders
-// ---------------------------------------------------------------------------------------- A
-// uniformly random permutation of [0, n) (Fisher-Yates over Philox4x32 draws under `seed`): the
-// same for the same seed on every machine. Not torch.randperm's order (different generator).
-std::vector<int64_t> random_permutation(int64_t n, uint64_t seed);
+// ----------------------------------------------------------------------------------------
 
 struct SamplerOptions {
   bool shuffle = false;
@@ -55,9 +52,11 @@ struct SamplerOptions {
   int64_t world_size = 1;
   bool drop_last = false;
 };
-// The indices torch.utils.data.DistributedSampler yields to `rank` in `epoch`: the permutation
-// seeded with seed + epoch (or 0..n-1 unshuffled), padded to a multiple of world_size by
-// repeating from its start (or cut to one with drop_last), then every world_size-th from rank.
+// The indices torch.utils.data.DistributedSampler(shuffle, seed, drop_last) yields to `rank` after
+// set_epoch(epoch), index for index (distributed::DistributedSampler computes them): torch.randperm
+// under seed + epoch (or 0..n-1 unshuffled), padded to a multiple of world_size by repeating from
+// its start (or cut to one with drop_last), then every world_size-th from rank. With world_size 1
+// and shuffle the epoch's order is torch.randperm(n) under seed + epoch.
 std::vector<int64_t> distributed_sampler_indices(int64_t n, int64_t epoch,
                                                  const SamplerOptions& opts);
 

@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "nn/module.h"
 #include "optim/clip_grad.h"
+#include "precision/fp8_linear.h"
+#include "precision/mixed_precision.h"
+#include "tensor/factory.h"
 #include "tensor/random.h"
 
 namespace fabric {
@@ -26,26 +30,80 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
   resolved_ = resolve_connector(flags);
   ctx_ = std::make_shared<FabricContext>();
   ctx_->precision = resolved_.plugin;
-  for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
+  distributed::StrategyOptions so{.name = resolved_.strategy,
+                                  .devices = static_cast<int>(resolved_.device_ids.size()),
+                                  .num_nodes = static_cast<int>(resolved_.num_nodes),
+                                  .timeout = options.timeout,
+                                  .ddp = options.ddp,
+                                  .launch_argv = options.launch_argv};
+  so.ddp.find_unused_parameters = so.ddp.find_unused_parameters || resolved_.find_unused_parameters;
+  strategy_ = distributed::make_strategy(so);
+  if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
+  if (global_rank() == 0)
+    for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
+}
+
+Fabric::~Fabric() {
+  // Rank 0 of a script-style launch() reaches the end of its program here: wait for the ranks it
+  // started. While unwinding from an error, the strategy kills them instead.
+  if (std::uncaught_exceptions() > 0) return;
+  try {
+    const int status = strategy_->join();
+    if (status != 0) {
+      std::cerr << "fabric: a rank started by this process failed with status " << status << "\n";
+      std::_Exit(status);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "fabric: " << e.what() << "\n";
+  }
+}
+
+void Fabric::launch() { strategy_->launch(); }
+
+void Fabric::finish_launch() {
+  const int status = strategy_->join();
+  if (status != 0)
+    throw DistributedError("a rank started by this process exited with status " + std::to_string(status));
+}
+
+void Fabric::check_launched(const char* what) const {
+  FABRIC_CHECK(!strategy_->is_distributed() || strategy_->launched(), Error, "Fabric.", what, " with ",
+               world_size(), " processes needs the processes to be launched first: call `fabric.launch()` "
+               "(or `fabric.launch(fn)`) before it");
+}
+
+void Fabric::add_logger(std::shared_ptr<Logger> logger) {
+  FABRIC_CHECK(logger != nullptr, ValueError, "Fabric.add_logger: the logger is null");
+  loggers_.push_back(std::move(logger));
 }
 
 FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, bool move_to_device) {
   FABRIC_CHECK(module != nullptr, ValueError, "Fabric.setup: the module is null");
-  FABRIC_CHECK(std::find(set_up_modules_.begin(), set_up_modules_.end(), module.get()) == set_up_modules_.end(),
+  // Weak references: a module destroyed after setup may have its address reused by a new one.
+  std::erase_if(set_up_modules_, [](const std::weak_ptr<nn::Module>& w) { return w.expired(); });
+  FABRIC_CHECK(std::none_of(set_up_modules_.begin(), set_up_modules_.end(),
+                            [&](const std::weak_ptr<nn::Module>& w) { return w.lock() == module; }),
                ValueError, "Fabric.setup: this ", module->type_name(),
                " has already been set up; set up each module once");
+  check_launched("setup");
   ctx_->precision->convert_module(*module);
   if (move_to_device) module->to(device());
-  set_up_modules_.push_back(module.get());
+  strategy_->setup_module(*module);
+  if (strategy_->is_distributed()) connect_reductions(*module);
+  set_up_modules_.push_back(module);
   return FabricModule(module, ctx_);
 }
 
 FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module) {
-  FABRIC_CHECK(std::find(set_up_optimizers_.begin(), set_up_optimizers_.end(), &opt) == set_up_optimizers_.end(),
+  // An optimizer is identified by its address and its first parameter (an address alone may be
+  // reused by a new optimizer once the old one is gone).
+  const Tensor first = opt.parameters().empty() ? Tensor() : opt.parameters().front();
+  FABRIC_CHECK(std::none_of(set_up_optimizers_.begin(), set_up_optimizers_.end(),
+                            [&](const auto& o) { return o.first == &opt && o.second.is_same(first); }),
                ValueError, "Fabric.setup: this ", opt.name(), " optimizer has already been set up");
   FABRIC_CHECK(!opt.parameters().empty(), ValueError, "Fabric.setup: the ", opt.name(),
                " optimizer has no parameters");
-  set_up_optimizers_.push_back(&opt);
+  set_up_optimizers_.emplace_back(&opt, first);
   return FabricOptimizer(opt, module, ctx_);
 }
 
@@ -59,6 +117,7 @@ void Fabric::backward(const Tensor& loss, const Tensor& gradient, bool retain_gr
     const Tensor l = p.pre_backward(loss, nullptr);
     p.backward(l, nullptr, gradient, retain_graph);
     p.post_backward(l, nullptr);
+    strategy_->post_backward();
   } catch (...) {
     ctx_->in_fabric_backward = false;
     throw;
@@ -97,15 +156,91 @@ void Fabric::log(const std::string& name, const Tensor& value, std::optional<int
 }
 
 void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
+  if (global_rank() != 0) return;
   for (const auto& l : loggers_) l->log_metrics(metrics, step);
 }
 
 void Fabric::save(const std::string& path, const State& state) const {
-  save_checkpoint(path, state, ctx_->precision.get());
+  // Only rank 0 writes (the ranks hold the same replicated state); the others wait so that no rank
+  // reads the path before it is complete. An error on rank 0 reaches the others as its exit.
+  if (global_rank() == 0) save_checkpoint(path, state, ctx_->precision.get());
+  barrier("save");
 }
 
 State Fabric::load(const std::string& path, State& state, bool strict) {
-  return load_checkpoint(path, state, ctx_->precision.get(), strict);
+  State rest = load_checkpoint(path, state, ctx_->precision.get(), strict);
+  barrier("load");
+  return rest;
+}
+
+void Fabric::barrier(const std::string& name) const {
+  try {
+    strategy_->barrier();
+  } catch (const TimeoutError& e) {
+    if (name.empty()) throw;
+    throw TimeoutError("barrier '" + name + "': " + e.what());
+  }
+}
+
+// ---- collectives ---------------------------------------------------------------------------------
+
+Tensor Fabric::all_reduce(const Tensor& t, const std::string& reduce_op) const {
+  return strategy_->all_reduce(t, distributed::parse_reduce_op(reduce_op));
+}
+
+double Fabric::all_reduce(double value, const std::string& reduce_op) const {
+  return all_reduce(scalar_tensor(value, {.dtype = DType::float64}), reduce_op).item<double>();
+}
+
+Tensor Fabric::all_gather(const Tensor& t) const { return strategy_->all_gather(t); }
+
+Tensor Fabric::all_gather(double value) const {
+  return all_gather(scalar_tensor(value, {.dtype = DType::float64}));
+}
+
+Tensor Fabric::all_gather_uneven(const Tensor& t) const { return strategy_->all_gather_uneven(t); }
+
+Tensor Fabric::broadcast(const Tensor& t, int src) const { return strategy_->broadcast(t, src); }
+
+std::string Fabric::broadcast(const std::string& bytes, int src) const {
+  const distributed::Bytes b = strategy_->broadcast(distributed::Bytes(bytes.begin(), bytes.end()), src);
+  return std::string(b.begin(), b.end());
+}
+
+Fabric::RankZeroFirst::RankZeroFirst(const Fabric& f, bool local)
+    : f_(f), first_((local ? f.local_rank() : f.global_rank()) == 0) {
+  if (!first_) f_.barrier("rank_zero_first");
+}
+
+Fabric::RankZeroFirst::~RankZeroFirst() noexcept(false) {
+  // Rank 0 releases the others; when it unwinds from an error they see it exit instead.
+  if (first_ && std::uncaught_exceptions() == 0) f_.barrier("rank_zero_first");
+}
+
+Fabric::NoBackwardSync::NoBackwardSync(Fabric& f, FabricModule& m, bool enabled) : f_(f), m_(m), enabled_(enabled) {
+  if (enabled_) f_.strategy_->set_backward_sync(m_.module(), false);
+}
+
+Fabric::NoBackwardSync::~NoBackwardSync() {
+  if (enabled_) f_.strategy_->set_backward_sync(m_.module(), true);
+}
+
+// Reductions the precision plugin needs across ranks: the loss scaler's found_inf (every rank
+// skips the step together) and the FP8 amaxes (one scale for all ranks).
+void Fabric::connect_reductions(nn::Module& module) {
+  const auto pg = strategy_->process_group();
+  if (!pg) return;
+  if (auto* mixed = dynamic_cast<precision::MixedPrecision*>(ctx_->precision.get())) {
+    if (precision::GradScaler* scaler = mixed->scaler())
+      scaler->set_found_inf_reducer([pg](Tensor& found) { pg->all_reduce(found, distributed::ReduceOp::max)->wait(); });
+  }
+  std::vector<nn::Module*> all{&module};
+  for (auto& [name, child] : module.named_modules()) all.push_back(child.get());
+  for (nn::Module* m : all) {
+    if (auto* fp8 = dynamic_cast<precision::FP8Linear*>(m))
+      fp8->fp8_meta().set_amax_reducer([pg](Tensor& amax) { pg->all_reduce(amax, distributed::ReduceOp::max)->wait(); },
+                                       pg->size());
+  }
 }
 
 }  // namespace fabric

@@ -10,7 +10,9 @@
 //   opt.step();
 //   fab.save("checkpoints/step-100", {{"model", model}, {"optimizer", opt}, {"step", 100}});
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -18,8 +20,11 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "distributed/strategy.h"
 #include "runtime/checkpoint.h"
 #include "runtime/connector.h"
 #include "runtime/loggers.h"
@@ -36,6 +41,13 @@ struct FabricOptions {
   // At most one precision plugin (instead of `precision`).
   std::vector<std::shared_ptr<precision::Precision>> plugins;
   std::vector<std::shared_ptr<Logger>> loggers;
+  // Several processes: the limit on every collective and on the rendezvous (30 min, as PyTorch).
+  std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+  // DDP's gradient buckets; find_unused_parameters is also set by strategy
+  // 'ddp_find_unused_parameters_true'.
+  distributed::DDPOptions ddp;
+  // The command line launch() re-runs for local ranks 1..N-1; empty: this process's own.
+  std::vector<std::string> launch_argv;
 };
 
 struct ClipOptions {
@@ -52,17 +64,50 @@ class Fabric {
   // ---- what was resolved -----------------------------------------------------------------------
   const std::string& accelerator() const { return resolved_.accelerator; }
   const std::string& strategy() const { return resolved_.strategy; }
-  Device device() const { return resolved_.root_device(); }
-  int64_t global_rank() const { return 0; }
-  int64_t local_rank() const { return 0; }
-  int64_t node_rank() const { return 0; }
-  int64_t world_size() const { return 1; }
+  Device device() const { return resolved_.root_device(strategy_->local_rank()); }
+  int64_t global_rank() const { return strategy_->global_rank(); }
+  int64_t local_rank() const { return strategy_->local_rank(); }
+  int64_t node_rank() const { return strategy_->node_rank(); }
+  int64_t world_size() const { return strategy_->world_size(); }
   bool is_global_zero() const { return global_rank() == 0; }
   precision::Precision& precision() { return *ctx_->precision; }
   const std::string& precision_name() const { return resolved_.precision; }
   // Warnings the resolution produced (legacy precision values, strategy fall-backs).
   const std::vector<std::string>& warnings() const { return resolved_.warnings; }
   const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
+  // Loggers created after construction (e.g. only on rank 0, once the ranks are known).
+  void add_logger(std::shared_ptr<Logger> logger);
+  distributed::Strategy& strategy_object() { return *strategy_; }
+
+  // ---- launching ---------------------------------------------------------------------------------
+  // With several devices or nodes: starts the other local processes (re-running this program's
+  // command line with LOCAL_RANK set; call it early, before work that must not be repeated) unless
+  // they were started externally (torchrun variables, SLURM, mpirun), and connects all ranks.
+  // Watches the processes it started: when one fails, the others are killed and this process
+  // exits with the failing rank's status. One process: nothing to do. Idempotent.
+  void launch();
+  // launch(), then fn(*this) on every rank; returns this rank's result. On rank 0 it then waits
+  // for the processes it started; if fn throws there, they are killed and the error rethrown.
+  template <class F>
+  auto launch(F&& fn) -> decltype(fn(std::declval<Fabric&>())) {
+    launch();
+    try {
+      if constexpr (std::is_void_v<decltype(fn(*this))>) {
+        fn(*this);
+        finish_launch();
+      } else {
+        auto result = fn(*this);
+        finish_launch();
+        return result;
+      }
+    } catch (...) {
+      strategy_->abort();
+      throw;
+    }
+  }
+  ~Fabric();
+  Fabric(const Fabric&) = delete;
+  Fabric& operator=(const Fabric&) = delete;
 
   // ---- setup -------------------------------------------------------------------------------------
   // convert_module -> move to the device -> wrap. A module may be set up once per Fabric
@@ -109,6 +154,42 @@ class Fabric {
   // Seeds the default generator (every random op without an explicit Generator) and records the
   // seed in PL_GLOBAL_SEED, as the reference. Returns the seed.
   static uint64_t seed_everything(uint64_t seed);
+  // ---- collectives (fabric-api.md §2; identities on one process) ---------------------------------
+  // reduce_op: "mean" (default), "sum", "max", "min", "product". Returns the reduced tensor.
+  Tensor all_reduce(const Tensor& t, const std::string& reduce_op = "mean") const;
+  double all_reduce(double value, const std::string& reduce_op = "mean") const;
+  // (world_size, *t.shape) on every rank, also on one process (shapes must agree across ranks).
+  Tensor all_gather(const Tensor& t) const;
+  Tensor all_gather(double value) const;  // (world_size,) float64
+  // Concatenated along dim 0; the ranks' dim-0 sizes may differ.
+  Tensor all_gather_uneven(const Tensor& t) const;
+  Tensor broadcast(const Tensor& t, int src = 0) const;
+  std::string broadcast(const std::string& bytes, int src = 0) const;
+  // Rank 0 runs the guarded scope first, the others after it (e.g. a download, a cache file).
+  class RankZeroFirst {
+   public:
+    RankZeroFirst(const Fabric& f, bool local);
+    ~RankZeroFirst() noexcept(false);
+   private:
+    const Fabric& f_;
+    bool first_;
+  };
+  RankZeroFirst rank_zero_first(bool local = false) const { return RankZeroFirst(*this, local); }
+  // Gradient accumulation without the all-reduce: backward inside the scope only accumulates
+  // locally (both forward and backward must run inside it). No-op on one process.
+  class NoBackwardSync {
+   public:
+    NoBackwardSync(Fabric& f, FabricModule& m, bool enabled);
+    ~NoBackwardSync();
+   private:
+    Fabric& f_;
+    FabricModule& m_;
+    bool enabled_;
+  };
+  NoBackwardSync no_backward_sync(FabricModule& module, bool enabled = true) {
+    return NoBackwardSync(*this, module, enabled);
+  }
+
   // Prints only on local rank 0.
   template <class... Args>
   void print(const Args&... args) const {
@@ -117,28 +198,33 @@ class Fabric {
     (os << ... << args);
     std::cout << os.str() << std::endl;
   }
+  // Logging happens on global rank 0 only.
   void log(const std::string& name, double value, std::optional<int64_t> step = std::nullopt);
   // A tensor value must hold exactly one element (ValueError otherwise).
   void log(const std::string& name, const Tensor& value, std::optional<int64_t> step = std::nullopt);
   void log_dict(const Metrics& metrics, std::optional<int64_t> step = std::nullopt);
-  // Single process: nothing to wait for; kept so code written for several processes runs here.
-  void barrier(const std::string& name = "") const { (void)name; }
+  // Waits for every rank (no-op on one process). `name` appears in a timeout's message.
+  void barrier(const std::string& name = "") const;
 
   // ---- checkpoints (checkpoint.h) ----------------------------------------------------------------
   // Unlike the reference, the precision plugin's state (the loss scaler) is saved and restored by
-  // default, under "precision".
+  // default, under "precision". Rank 0 writes, every rank waits for it; every rank loads.
   void save(const std::string& path, const State& state) const;
   // Restores `state` in place and returns what the checkpoint holds beyond it.
   State load(const std::string& path, State& state, bool strict = true);
   State load(const std::string& path, State&& state, bool strict = true) { return load(path, state, strict); }
 
  private:
+  void finish_launch();
+  void connect_reductions(nn::Module& module);
+  void check_launched(const char* what) const;
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
   Resolved resolved_;
   std::shared_ptr<FabricContext> ctx_;
+  std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
-  std::vector<const nn::Module*> set_up_modules_;
-  std::vector<const optim::Optimizer*> set_up_optimizers_;
+  std::vector<std::weak_ptr<nn::Module>> set_up_modules_;
+  std::vector<std::pair<const optim::Optimizer*, Tensor>> set_up_optimizers_;
 };
 
 }  // namespace fabric

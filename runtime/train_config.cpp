@@ -90,8 +90,8 @@ const std::vector<Field>& fields() {
   static const std::vector<Field> f = [] {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
-    v.push_back(FIELD_STR(fabric, strategy, "auto or single_device (distributed strategies arrive with the distributed issue)"));
-    v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto"));
+    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp or ddp_find_unused_parameters_true (auto: ddp when devices * num_nodes > 1)"));
+    v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto; on cpu, the number of processes"));
     v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
@@ -159,7 +159,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_NUM(scheduler, gamma, 0, "step: decay factor"));
     v.push_back(FIELD_INT(trainer, max_steps, -1, "optimizer steps to run (-1: use max_epochs; 0: only set up and write checkpoints/last)"));
     v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps)"));
-    v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch"));
+    v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch and process (with several processes the global batch is this times their number)"));
     v.push_back(FIELD_INT(trainer, accumulate_grad_batches, 1, "batches per optimizer step"));
     v.push_back(FIELD_NUM(trainer, clip_grad_norm, 0, "clip gradients to this total 2-norm (0: off)"));
     v.push_back(FIELD_NUM(trainer, clip_grad_val, 0, "clip gradients to [-v, v] (0: off)"));

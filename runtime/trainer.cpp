@@ -58,7 +58,8 @@ struct RunData {
   std::string vocab_json;  // text data: vocab.json's content
 };
 
-RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
+// Only the writer (rank 0) saves vocab.json; the other ranks derive the same vocabulary from the text.
+RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming, bool writer) {
   const auto& d = cfg.data;
   RunData r;
   const bool with_val = d.val_fraction > 0;
@@ -70,8 +71,8 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     auto train = std::make_shared<data::TextDataset>(d.path, o);
     if (with_val) r.val = std::make_shared<data::TextDataset>(train->with_split(data::Split::val));
     r.vocab_size = train->vocab().size();
-    if (!resuming || !fs::exists(vocab_path)) train->vocab().save(vocab_path);
-    r.vocab_json = read_file(vocab_path);
+    if (writer && (!resuming || !fs::exists(vocab_path))) train->vocab().save(vocab_path);
+    r.vocab_json = writer ? read_file(vocab_path) : train->vocab().to_json();
     r.train = train;
   } else if (d.kind == "tokens") {
     if (cfg.model.vocab_size <= 0) throw ConfigError("model.vocab_size: token data needs an explicit vocabulary size");
@@ -104,6 +105,12 @@ int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
   return cfg.trainer.max_epochs * per_epoch;
 }
 
+// Where the ranks other than 0 write what rank 0 prints.
+std::ostream& null_stream() {
+  static std::ostream null(nullptr);
+  return null;
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -120,27 +127,34 @@ class Run {
   FitResult go() {
     const auto& t = cfg_.trainer;
     if (t.deterministic) omp_set_num_threads(1);
-    fs::create_directories(run_dir_ + "/checkpoints");
-    if (!resuming_) {
-      fs::remove(run_dir_ + "/metrics.csv");
-      fs::remove_all(run_dir_ + "/tensorboard");
-    }
-    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
-    Fabric::seed_everything(uint64_t(t.seed));
-    RunData data = load_data(cfg_, run_dir_, resuming_);
-
-    std::vector<std::shared_ptr<Logger>> loggers;
-    if (cfg_.logger.csv) {
-      csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_);
-      loggers.push_back(csv_);
-    }
-    if (cfg_.logger.tensorboard) loggers.push_back(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
+    // With several devices the other ranks start here, re-running this command line; only rank 0
+    // touches the run directory, prints and logs.
     Fabric fab({.accelerator = cfg_.fabric.accelerator,
                 .strategy = cfg_.fabric.strategy,
                 .devices = cfg_.fabric.devices,
                 .num_nodes = cfg_.fabric.num_nodes,
-                .precision = cfg_.fabric.precision,
-                .loggers = loggers});
+                .precision = cfg_.fabric.precision});
+    fab.launch();
+    const bool rank0 = fab.global_rank() == 0;
+    std::ostream& out = rank0 ? out_ : null_stream();
+    if (rank0) {
+      fs::create_directories(run_dir_ + "/checkpoints");
+      if (!resuming_) {
+        fs::remove(run_dir_ + "/metrics.csv");
+        fs::remove_all(run_dir_ + "/tensorboard");
+      }
+      write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
+    }
+    Fabric::seed_everything(uint64_t(t.seed));
+    RunData data = load_data(cfg_, run_dir_, resuming_, /*writer=*/rank0);
+    if (rank0) {
+      if (cfg_.logger.csv) {
+        csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_);
+        fab.add_logger(csv_);
+      }
+      if (cfg_.logger.tensorboard) fab.add_logger(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
+    }
+    fab.barrier("run directory");
 
     std::shared_ptr<nn::Module> net;
     {
@@ -157,8 +171,10 @@ class Run {
     auto optimizer = build_optimizer(cfg_, trainable);
     FabricOptimizer opt = fab.setup_optimizer(*optimizer);
 
+    // trainer.batch_size is per process, as in Lightning; each rank reads its share of the data.
     data::DataLoader loader(data.train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
-                                         .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed), .prefetch = 2});
+                                         .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed),
+                                         .rank = fab.global_rank(), .world_size = fab.world_size(), .prefetch = 2});
     const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
 
@@ -168,10 +184,12 @@ class Run {
 
     const bool tokens = data.train->access() == data::Access::windows || cfg_.model.name == "gpt";
     const std::string unit = tokens ? "tokens" : "samples";
-    out_ << "fabric-train: " << cfg_.model.name << " (" << net->num_parameters() << " parameters), "
-         << data.train->describe() << ", precision " << fab.precision_name() << ", " << total << " steps"
-         << (resuming_ ? " (resuming at step " + std::to_string(step) + ")" : "") << "\n";
-    Progress progress(out_, step, total, t.log_every, interactive_, unit);
+    out << "fabric-train: " << cfg_.model.name << " (" << net->num_parameters() << " parameters), "
+        << data.train->describe() << ", precision " << fab.precision_name() << ", " << total << " steps"
+        << (fab.world_size() > 1 ? ", " + fab.strategy() + " over " + std::to_string(fab.world_size()) + " processes"
+                                 : std::string())
+        << (resuming_ ? " (resuming at step " + std::to_string(step) + ")" : "") << "\n";
+    Progress progress(out, step, total, t.log_every, interactive_ && rank0, unit);
     cpu_allocator().reset_peak();
 
     double last_loss = std::nan("");
@@ -181,7 +199,8 @@ class Run {
       int64_t items = 0;
       for (int64_t micro = 0; micro < t.accumulate_grad_batches; ++micro) {
         data::Batch b = loader.next();
-        items += tokens ? b.targets.numel() : b.inputs.size(0);
+        // Throughput counts every rank's items (the ranks draw equal batches).
+        items += (tokens ? b.targets.numel() : b.inputs.size(0)) * fab.world_size();
         double value = 0;
         Tensor loss = model.run([&] { return step_loss(model, b, value); });
         if (t.accumulate_grad_batches > 1) loss = loss * (1.0 / double(t.accumulate_grad_batches));
@@ -193,7 +212,9 @@ class Run {
       const double lr = optimizer->lr(0);
       opt.step();
       if (scheduler) scheduler->step();
-      last_loss = loss_sum;
+      // With several processes the logged loss is the mean over the ranks' batches, i.e. the loss
+      // of the global batch.
+      last_loss = fab.world_size() > 1 ? fab.all_reduce(loss_sum, "mean") : loss_sum;
       const int64_t done = step + 1;
       progress.update(done, loader.epoch(), last_loss, lr, items);
       if (done % t.log_every == 0 || done == total) fab.log_dict({{"train_loss", last_loss}, {"lr", lr}}, done);
@@ -205,11 +226,11 @@ class Run {
       if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < total) {
         save(fab, model, opt, scheduler.get(), loader, done, data, "step-" + std::to_string(done));
         save(fab, model, opt, scheduler.get(), loader, done, data, "last");
-        prune();
+        if (rank0) prune();
       }
     }
     progress.finish();
-    for (const auto& l : loggers) l->finalize();
+    for (const auto& l : fab.loggers()) l->finalize();
     FitResult r;
     r.step = step;
     r.last_loss = last_loss;
@@ -217,19 +238,19 @@ class Run {
     r.last_checkpoint = save(fab, model, opt, scheduler.get(), loader, step, data, "last");
     if (t.checkpoint_every > 0 && step > 0 && step % t.checkpoint_every == 0) {
       save(fab, model, opt, scheduler.get(), loader, step, data, "step-" + std::to_string(step));
-      prune();
+      if (rank0) prune();
     }
     const double secs = progress.elapsed_seconds();
     char buf[256];
     std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s, final train_loss %.4f, peak memory %.0f MiB "
                   "(tensors %.0f MiB)", (long long)step, secs, progress.items_per_second(), unit.c_str(), last_loss,
                   peak_rss_mib(), double(cpu_allocator().stats().peak_allocated_bytes) / (1 << 20));
-    out_ << buf << "\n";
-    if (cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
+    out << buf << "\n";
+    if (rank0 && cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
       r.sample = sample_checkpoint(r.last_checkpoint, t.sample_prompt, t.sample_tokens, 0.8, 0, uint64_t(t.seed));
-      out_ << "--- sample ---\n" << r.sample << "\n--------------\n";
+      out << "--- sample ---\n" << r.sample << "\n--------------\n";
     }
-    out_ << "checkpoint: " << r.last_checkpoint << "\n";
+    out << "checkpoint: " << r.last_checkpoint << "\n";
     return r;
   }
 

@@ -14,14 +14,19 @@ Tensor FabricModule::convert_input(const Tensor& input) const { return ctx_->pre
 
 Tensor FabricModule::finish(const Tensor& output) {
   Tensor out = ctx_->precision->convert_output(output);
-  if (out.defined() && out.requires_grad() && ctx_->precision->requires_fabric_backward()) {
+  if (out.defined() && out.requires_grad() &&
+      (ctx_->precision->requires_fabric_backward() || !ctx_->strategy_needing_fabric_backward.empty())) {
     std::weak_ptr<FabricContext> weak = ctx_;
     register_hook(out, [weak](const Tensor& g) -> Tensor {
       auto ctx = weak.lock();
       if (ctx && !ctx->in_fabric_backward)
         throw Error("The current strategy and precision selection requires you to call `fabric.backward(loss)` "
-                    "instead of `loss.backward()` (precision '" + ctx->precision->name() + "' scales or "
-                    "otherwise changes backward).");
+                    "instead of `loss.backward()` (" +
+                    (ctx->strategy_needing_fabric_backward.empty()
+                         ? "precision '" + ctx->precision->name() + "' scales or otherwise changes backward"
+                         : "strategy '" + ctx->strategy_needing_fabric_backward +
+                               "' synchronises gradients there") +
+                    ").");
       return g;
     });
   }

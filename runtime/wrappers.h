@@ -18,6 +18,9 @@ namespace fabric {
 struct FabricContext {
   std::shared_ptr<precision::Precision> precision;
   bool in_fabric_backward = false;
+  // The strategy finishes gradient synchronisation in Fabric.backward (DDP on several processes),
+  // so a plain loss.backward() would leave the ranks' gradients different.
+  std::string strategy_needing_fabric_backward;
   // Called after every optimizer step (the on_after_optimizer_step callback).
   std::vector<std::function<void(optim::Optimizer&)>> after_optimizer_step;
 };

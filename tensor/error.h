@@ -19,6 +19,10 @@ class DeviceError : public Error { public: using Error::Error; };     // wrong/u
 class IOError : public Error { public: using Error::Error; };         // files: missing, malformed
 class KeyError : public Error { public: using Error::Error; };        // a name missing from a map/checkpoint
 class NotImplementedError : public Error { public: using Error::Error; };
+// Collectives, rendezvous and launching: a peer failed, a message was malformed, a rank exited.
+class DistributedError : public Error { public: using Error::Error; };
+// A collective or store operation did not complete in time (names the op, the rank, the peer).
+class TimeoutError : public DistributedError { public: using DistributedError::DistributedError; };
 
 namespace detail {
 template <typename... Args>

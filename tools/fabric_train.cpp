@@ -6,6 +6,10 @@
 //   fabric-train sample CHECKPOINT --prompt TEXT --tokens N
 //   fabric-train export CHECKPOINT OUT.safetensors
 //   fabric-train schema                            the config keys as a Markdown table
+// Launch options (before or after the command), as the reference's `fabric run`:
+//   --devices N  --num-nodes N  --node-rank R  --main-address HOST  --main-port PORT
+// --devices and --num-nodes set fabric.devices / fabric.num_nodes; the address and port are
+// exported as MASTER_ADDR / MASTER_PORT and the node rank as NODE_RANK for the launcher.
 // Exit status: 0 done, 2 a bad config or command line (nothing written), 1 any other error.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -75,6 +79,18 @@ int main(int argc, char** argv) {
   exp->add_option("checkpoint", checkpoint, "a checkpoint directory")->required();
   exp->add_option("out", out_file, "the output .safetensors file")->required();
   auto* sch = app.add_subcommand("schema", "print every config key with its type, default and meaning (Markdown)");
+  std::string devices;
+  int64_t num_nodes = 0, node_rank = -1, main_port = 0;
+  std::string main_address;
+  for (CLI::App* sub : {static_cast<CLI::App*>(&app), fit, res}) {
+    sub->add_option("--devices", devices, "processes (cpu) or GPUs per node; sets fabric.devices");
+    sub->add_option("--num-nodes,--num_nodes", num_nodes, "number of nodes; sets fabric.num_nodes")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--node-rank,--node_rank", node_rank, "this node's rank (multi-node)")->check(CLI::NonNegativeNumber);
+    sub->add_option("--main-address,--main_address", main_address, "address of node 0 (MASTER_ADDR)");
+    sub->add_option("--main-port,--main_port", main_port, "port of the rendezvous on node 0 (MASTER_PORT)")
+        ->check(CLI::Range(1, 65535));
+  }
   app.footer("The config schema (every key, its type, default and meaning): `fabric-train schema`, or the README.");
 
   try {
@@ -87,6 +103,13 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+
+  // Launch options become config overrides and the variables the launcher and ranks read.
+  if (!devices.empty()) sets.push_back("fabric.devices=" + devices);
+  if (num_nodes > 0) sets.push_back("fabric.num_nodes=" + std::to_string(num_nodes));
+  if (node_rank >= 0) ::setenv("NODE_RANK", std::to_string(node_rank).c_str(), 1);
+  if (!main_address.empty()) ::setenv("MASTER_ADDR", main_address.c_str(), 1);
+  if (main_port > 0) ::setenv("MASTER_PORT", std::to_string(main_port).c_str(), 1);
 
   try {
     if (*fit || *val) {

@@ -11,8 +11,9 @@
 #include <numeric>
 #include <set>
 
-#include "runtime_test_util.h"
+#include "distributed/distributed_sampler.h"
 #include "runtime/data_loader.h"
+#include "runtime_test_util.h"
 #include "tensor/factory.h"
 
 namespace fabric::data {
@@ -148,29 +149,13 @@ TEST(DistributedSamplerData, ShuffledOrdersAreSeededPermutations) {
   std::vector<int64_t> all;
   for (const auto& r : a) all.insert(all.end(), r.begin(), r.end());
   EXPECT_TRUE(is_permutation_of_range(all, 12));
-  // Padding takes the first items of the shuffled order.
-  const std::vector<int64_t> p = random_permutation(10, 9);
+  // Padding takes the first items of the shuffled order, torch.randperm(10) under seed 7 + epoch 2;
+  // the values are torch 1.13's DistributedSampler(range(10), 3, r, seed=7) after set_epoch(2).
+  const std::vector<int64_t> p = distributed::torch_randperm(10, 9);
+  EXPECT_EQ(p, (std::vector<int64_t>{0, 5, 8, 7, 6, 2, 9, 1, 4, 3}));
   EXPECT_EQ(ranks_of(10, 3, false, true, 7, 2),
             (Orders{{p[0], p[3], p[6], p[9]}, {p[1], p[4], p[7], p[0]}, {p[2], p[5], p[8], p[1]}}));
-}
-
-TEST(DistributedSamplerData, RandomPermutationIsUniform) {
-  EXPECT_TRUE(random_permutation(0, 1).empty());
-  EXPECT_EQ(random_permutation(1, 1), (std::vector<int64_t>{0}));
-  EXPECT_TRUE(is_permutation_of_range(random_permutation(1000, 3), 1000));
-  EXPECT_NE(random_permutation(1000, 3), random_permutation(1000, 4));
-  // 4! = 24 orders over 4800 seeds: each about 200 times (sd 14); the first item about 1200 (sd
-  // 30).
-  std::map<std::vector<int64_t>, int> seen;
-  std::vector<int> first(4, 0);
-  for (uint64_t s = 0; s < 4800; ++s) {
-    const auto p = random_permutation(4, s);
-    ++seen[p];
-    ++first[static_cast<size_t>(p[0])];
-  }
-  EXPECT_EQ(seen.size(), 24u);
-  for (const auto& [p, c] : seen) EXPECT_NEAR(c, 200, 80);
-  for (int c : first) EXPECT_NEAR(c, 1200, 160);
+  EXPECT_EQ(ranks_of(10, 3, false, true, 7, 2), (Orders{{0, 7, 9, 3}, {5, 6, 1, 0}, {8, 2, 4, 5}}));
 }
 
 // ---- epochs over indexed datasets
@@ -204,13 +189,15 @@ TEST(DataLoaderIndexed, EpochsBatchesAndDropLast) {
     ++n;
   }
   EXPECT_EQ(n, 3);
-  EXPECT_EQ(epoch0, random_permutation(10, 1));  // one rank: the epoch is the permutation
+  // One rank: the epoch is torch.randperm(10) under seed + epoch (values from torch 1.13).
+  EXPECT_EQ(epoch0, distributed::torch_randperm(10, 1));
+  EXPECT_EQ(epoch0, (std::vector<int64_t>{5, 6, 1, 2, 0, 8, 9, 3, 7, 4}));
   EXPECT_EQ(ranged.epoch(), 1);
   std::vector<int64_t> epoch1;
   for (const Batch& batch : ranged) {
     for (int64_t v : ints(batch.inputs)) epoch1.push_back(v);
   }
-  EXPECT_EQ(epoch1, random_permutation(10, 2));  // seed + epoch
+  EXPECT_EQ(epoch1, (std::vector<int64_t>{8, 7, 1, 5, 6, 9, 0, 4, 2, 3}));  // seed 1 + epoch 1
 }
 
 TEST(DataLoaderIndexed, RanksTogetherCoverTheSamplerOrder) {

@@ -197,6 +197,45 @@ TEST_F(FabricTrain, InterruptedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(lines(part_dir + "/metrics.csv").size(), 11u);
 }
 
+// fabric-train --set fabric.devices=2 fabric.strategy=ddp: two processes with batch 16 each train
+// the weights one process trains with batch 32 (the DistributedSampler splits each global batch),
+// log the global batch's loss, and resume exactly.
+TEST_F(FabricTrain, DDPOverTwoProcessesMatchesOneAndResumes) {
+  const std::string cfg = write_contract(", checkpoint_every: 3");
+  const std::string common = " --set data.shuffle=true model.sizes=[784,32,10] trainer.max_steps=6";
+  const Result one = run("fit " + cfg + common + " trainer.batch_size=32 trainer.run_dir=" + (dir_ / "one").string());
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::string ddp = " fabric.devices=2 fabric.strategy=ddp trainer.batch_size=16";
+  const Result two = run("fit " + cfg + common + ddp + " trainer.run_dir=" + (dir_ / "two").string());
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_NE(two.output.find("ddp over 2 processes"), std::string::npos) << two.output;
+
+  SafetensorsFile a = load_safetensors((dir_ / "one/checkpoints/last/model.safetensors").string());
+  SafetensorsFile b = load_safetensors((dir_ / "two/checkpoints/last/model.safetensors").string());
+  for (const auto& [k, t] : a.tensors) {
+    const double diff = amax(abs(t - b.tensors.at(k))).item<double>();
+    EXPECT_LE(diff, 1e-5 * std::max(1.0, amax(abs(t)).item<double>())) << k;
+  }
+  const auto la = lines((dir_ / "one/metrics.csv").string());
+  const auto lb = lines((dir_ / "two/metrics.csv").string());
+  ASSERT_EQ(la.size(), 7u);
+  ASSERT_EQ(lb.size(), 7u);
+  for (size_t i = 1; i < la.size(); ++i) {
+    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
+    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
+    EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "step " << i;
+  }
+
+  // Resume the 2-process run from its step-3 checkpoint: bit-identical metrics.
+  const std::string two_dir = (dir_ / "two").string();
+  const auto full = lines(two_dir + "/metrics.csv");
+  fs::remove_all(two_dir + "/checkpoints/last");
+  fs::copy(two_dir + "/checkpoints/step-3", two_dir + "/checkpoints/last", fs::copy_options::recursive);
+  const Result res = run("resume " + two_dir);
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_EQ(lines(two_dir + "/metrics.csv"), full);
+}
+
 TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
   const std::string cfg = write_contract(", checkpoint_every: 1");
   const std::string run_dir = (dir_ / "run").string();

@@ -1,0 +1,212 @@
+// GradientReducer: bucketed, overlapped gradient averaging for data-parallel training.
+#include "distributed/ddp.h"
+
+#include <algorithm>
+#include <map>
+
+#include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+
+namespace fabric::distributed {
+
+GradientReducer::GradientReducer(nn::Module& module, std::shared_ptr<ProcessGroup> pg, const DDPOptions& options)
+    : pg_(std::move(pg)), options_(options), alive_(std::make_shared<bool>(true)) {
+  FABRIC_CHECK(pg_ != nullptr, ValueError, "DDP: the process group is null");
+  FABRIC_CHECK(options_.bucket_cap_mb > 0 && options_.first_bucket_mb > 0, ValueError,
+               "DDP: bucket_cap_mb and first_bucket_mb must be positive, got ", options_.bucket_cap_mb, " and ",
+               options_.first_bucket_mb);
+  if (options_.broadcast_at_init) broadcast_module_states(module, *pg_, 0);
+
+  for (auto& [name, p] : module.named_parameters()) {
+    if (!p.requires_grad()) continue;
+    names_.push_back(name);
+    params_.push_back(p);
+  }
+  // Reverse order: the last layers' gradients are ready first.
+  const auto cap_bytes = static_cast<int64_t>(options_.bucket_cap_mb * 1024 * 1024);
+  const auto first_cap_bytes = static_cast<int64_t>(options_.first_bucket_mb * 1024 * 1024);
+  bucket_of_.assign(params_.size(), -1);
+  int64_t bytes = 0;
+  for (int64_t i = static_cast<int64_t>(params_.size()) - 1; i >= 0; --i) {
+    const Tensor& p = params_[i];
+    const bool new_bucket = buckets_.empty() || bytes >= (buckets_.size() == 1 ? first_cap_bytes : cap_bytes) ||
+                            params_[buckets_.back().params.front()].dtype() != p.dtype() ||
+                            params_[buckets_.back().params.front()].device() != p.device();
+    if (new_bucket) {
+      buckets_.emplace_back();
+      bytes = 0;
+    }
+    Bucket& b = buckets_.back();
+    b.offsets.push_back(b.params.empty() ? 0 : b.offsets.back() + params_[b.params.back()].numel());
+    b.params.push_back(i);
+    bucket_of_[i] = static_cast<int64_t>(buckets_.size()) - 1;
+    bytes += p.nbytes();
+  }
+  for (Bucket& b : buckets_) {
+    const Tensor& last = params_[b.params.back()];
+    b.flat = empty({b.offsets.back() + last.numel()}, {.dtype = last.dtype(), .device = last.device()});
+  }
+  reset_for_next_backward();
+
+  std::weak_ptr<bool> alive = alive_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    register_post_accumulate_grad_hook(params_[i], [this, alive, i](Tensor&) {
+      const auto a = alive.lock();
+      if (a && *a) on_grad_ready(static_cast<int64_t>(i));
+    });
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  *alive_ = false;
+  // Collectives in flight still reference our buffers through their Work: let them finish.
+  for (Bucket& b : buckets_) {
+    if (!b.work) continue;
+    try {
+      b.work->wait();
+    } catch (...) {  // the error was (or will be) reported by finalize()
+    }
+  }
+}
+
+std::vector<std::vector<int64_t>> GradientReducer::bucket_assignment() const {
+  std::vector<std::vector<int64_t>> out;
+  for (const Bucket& b : buckets_) out.push_back(b.params);
+  return out;
+}
+
+void GradientReducer::reset_for_next_backward() {
+  ready_.assign(params_.size(), 0);
+  for (Bucket& b : buckets_) {
+    b.pending = static_cast<int64_t>(b.params.size());
+    b.work.reset();
+  }
+  next_bucket_ = 0;
+  any_ready_ = false;
+}
+
+void GradientReducer::on_grad_ready(int64_t i) {
+  if (!sync_) return;
+  any_ready_ = true;
+  if (ready_[i]) return;  // the same parameter used twice in one graph accumulates twice
+  ready_[i] = 1;
+  --buckets_[bucket_of_[i]].pending;
+  launch_ready_buckets();
+}
+
+void GradientReducer::launch_ready_buckets() {
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].pending == 0) launch(buckets_[next_bucket_++]);
+}
+
+void GradientReducer::launch(Bucket& b) {
+  NoGradGuard no_grad;
+  for (size_t k = 0; k < b.params.size(); ++k) {
+    const Tensor& p = params_[b.params[k]];
+    Tensor slot = b.flat.narrow(0, b.offsets[k], p.numel());
+    const Tensor g = p.grad();
+    if (g.defined()) {
+      slot.copy_(g.reshape({-1}));
+    } else {
+      slot.zero_();
+    }
+  }
+  b.work = pg_->all_reduce(b.flat, ReduceOp::avg);
+}
+
+void GradientReducer::finalize() {
+  if (!sync_) {
+    reset_for_next_backward();
+    return;
+  }
+  if (!any_ready_) return;  // no backward reached these parameters since the last finalize
+  NoGradGuard no_grad;
+  // Parameters that got no gradient: reduce zeros for them so every rank issues the same
+  // collectives, then decide below whether that is allowed.
+  std::vector<int64_t> unused;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (ready_[i]) continue;
+    unused.push_back(static_cast<int64_t>(i));
+    ready_[i] = 1;
+    --buckets_[bucket_of_[i]].pending;
+  }
+  launch_ready_buckets();
+
+  Tensor used;
+  if (options_.find_unused_parameters) {
+    // Whether any rank used each parameter (a parameter no rank used keeps an undefined .grad).
+    used = zeros({static_cast<int64_t>(params_.size())}, {.dtype = DType::int32});
+    auto* u = used.data<int32_t>();
+    for (size_t i = 0; i < params_.size(); ++i) u[i] = 1;
+    for (int64_t i : unused) u[i] = 0;
+    pg_->all_reduce(used, ReduceOp::max)->wait();
+  }
+  std::exception_ptr error;
+  for (Bucket& b : buckets_) {
+    try {
+      if (b.work) b.work->wait();
+    } catch (...) {
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) {
+    reset_for_next_backward();
+    std::rethrow_exception(error);
+  }
+
+  for (Bucket& b : buckets_) {
+    for (size_t k = 0; k < b.params.size(); ++k) {
+      const int64_t i = b.params[k];
+      const Tensor& p = params_[i];
+      const Tensor slot = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+      Tensor g = p.grad();
+      if (g.defined()) {
+        g.copy_(slot);
+      } else if (used.defined() && used.data<int32_t>()[i] != 0) {
+        set_grad(p, slot.clone());
+      }
+    }
+  }
+  reset_for_next_backward();
+  if (!unused.empty() && !options_.find_unused_parameters) {
+    std::string names;
+    for (size_t k = 0; k < unused.size() && k < 8; ++k) names += (k ? ", " : "") + names_[unused[k]];
+    if (unused.size() > 8) names += ", ...";
+    throw ValueError("DDP: " + std::to_string(unused.size()) +
+                     " parameter(s) received no gradient in this backward on rank " + std::to_string(pg_->rank()) +
+                     ": " + names +
+                     ". Make every parameter take part in the loss, or use strategy "
+                     "'ddp_find_unused_parameters_true' (DDPOptions.find_unused_parameters = true).");
+  }
+}
+
+void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
+  NoGradGuard no_grad;
+  // One flat buffer per (dtype, device): a few large messages instead of one per tensor.
+  std::map<std::pair<int, std::string>, std::vector<Tensor>> groups;
+  auto add = [&](const Tensor& t) {
+    if (t.defined() && t.numel() > 0) groups[{static_cast<int>(t.dtype()), t.device().str()}].push_back(t);
+  };
+  for (auto& [name, p] : module.named_parameters()) add(p);
+  for (auto& [name, b] : module.named_buffers()) add(b);
+  for (auto& [key, tensors] : groups) {
+    int64_t total = 0;
+    for (const Tensor& t : tensors) total += t.numel();
+    Tensor flat = empty({total}, {.dtype = tensors.front().dtype(), .device = tensors.front().device()});
+    int64_t off = 0;
+    for (const Tensor& t : tensors) {
+      flat.narrow(0, off, t.numel()).copy_(t.reshape({-1}));
+      off += t.numel();
+    }
+    pg.broadcast(flat, root)->wait();
+    off = 0;
+    for (const Tensor& t : tensors) {
+      Tensor dst = t;
+      dst.copy_(flat.narrow(0, off, t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+  }
+}
+
+}  // namespace fabric::distributed

@@ -1,0 +1,26 @@
+// The Gloo process group: collectives on CPU tensors over TCP, as PyTorch's ProcessGroupGloo.
+// Ranks rendezvous through a Store; operations run asynchronously, in issue order, on one worker
+// thread per group.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "distributed/process_group.h"
+#include "distributed/store.h"
+
+namespace fabric::distributed {
+
+struct GlooOptions {
+  // Every operation (and the rendezvous) fails with TimeoutError after this long.
+  std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+  // The address this rank listens on; peers must be able to reach it.
+  std::string hostname = "127.0.0.1";
+};
+
+// Connects `size` ranks through `store` (blocks until every rank has joined, or TimeoutError).
+// Several groups may share one store: every rank must create its groups in the same order.
+std::shared_ptr<ProcessGroup> make_gloo_process_group(std::shared_ptr<Store> store, int rank, int size,
+                                                      const GlooOptions& options = {});
+
+}  // namespace fabric::distributed

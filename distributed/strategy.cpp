@@ -1,0 +1,218 @@
+// Strategy (one process, or the launch and collectives of several) and DDPStrategy.
+#include "distributed/strategy.h"
+
+#include <unistd.h>
+
+#include <climits>
+
+#include "autograd/grad_mode.h"
+#include "distributed/gloo_process_group.h"
+#include "distributed/launcher.h"
+#include "distributed/tcp_store.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric::distributed {
+
+namespace {
+
+// The address other ranks reach this process's Gloo device on.
+std::string local_address(const std::string& main_address) {
+  if (main_address == "127.0.0.1" || main_address == "localhost" || main_address == "::1") return "127.0.0.1";
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof host) != 0) return "127.0.0.1";
+  return host;
+}
+
+Shape with_leading(int64_t n, const Shape& rest) {
+  Shape s{n};
+  s.insert(s.end(), rest.begin(), rest.end());
+  return s;
+}
+
+}  // namespace
+
+Strategy::Strategy(StrategyOptions options) : options_(std::move(options)) {
+  FABRIC_CHECK(options_.devices >= 1, ValueError, "strategy '", options_.name, "': devices must be >= 1, got ",
+               options_.devices);
+  FABRIC_CHECK(options_.num_nodes >= 1, ValueError, "strategy '", options_.name, "': num_nodes must be >= 1, got ",
+               options_.num_nodes);
+  FABRIC_CHECK(options_.timeout.count() > 0, ValueError, "strategy '", options_.name,
+               "': the timeout must be positive, got ", options_.timeout.count(), " ms");
+  if (options_.devices * options_.num_nodes == 1 && options_.name == "single_device") {
+    env_ = ClusterEnvironment{.name = "lightning"};
+  } else {
+    env_ = detect_cluster_environment(options_.devices, options_.num_nodes);
+  }
+}
+
+Strategy::~Strategy() {
+  if (launcher_ && !joined_) {
+    // Reached without join(): rank 0 is unwinding from an error. Its children cannot finish
+    // without it, so stop them instead of leaving them to time out.
+    launcher_->kill_all();
+  }
+}
+
+void Strategy::launch() {
+  if (launched_) return;
+  if (is_distributed()) {
+    if (!env_.creates_processes_externally) {
+      LaunchOptions lo;
+      lo.nprocs = options_.devices;
+      lo.num_nodes = options_.num_nodes;
+      lo.node_rank = env_.node_rank;
+      lo.main_address = env_.main_address;
+      lo.main_port = env_.main_port;
+      lo.argv = options_.launch_argv;
+      launcher_ = std::make_unique<SubprocessLauncher>(lo);
+      launcher_->launch();
+    }
+    store_ = std::make_shared<TCPStore>(TCPStoreOptions{.host = env_.main_address,
+                                                        .port = env_.main_port,
+                                                        .is_server = env_.global_rank == 0,
+                                                        .timeout = options_.timeout});
+    pg_ = make_gloo_process_group(std::make_shared<PrefixStore>("default_pg", store_), env_.global_rank,
+                                  env_.world_size,
+                                  GlooOptions{.timeout = options_.timeout,
+                                              .hostname = local_address(env_.main_address)});
+  }
+  launched_ = true;
+}
+
+int Strategy::join() {
+  if (!launcher_ || joined_) return 0;
+  joined_ = true;
+  return launcher_->join();  // also puts back the environment launch() exported
+}
+
+void Strategy::abort() {
+  if (!launcher_ || joined_) return;
+  joined_ = true;
+  launcher_->kill_all();
+}
+
+Tensor Strategy::all_reduce(const Tensor& t, ReduceOp op) const {
+  FABRIC_CHECK(t.defined(), ValueError, "all_reduce: the tensor is undefined");
+  NoGradGuard no_grad;
+  Tensor buf = t.contiguous().clone();
+  if (!pg_) return op == ReduceOp::avg && !is_floating(buf.dtype()) ? buf.to(DType::float32) : buf;
+  if (op == ReduceOp::avg && !is_floating(buf.dtype())) {
+    // Gloo has no integer average: sum, then divide in float32 (what the reference does on gloo).
+    pg_->all_reduce(buf, ReduceOp::sum)->wait();
+    return buf.to(DType::float32) * (1.0 / double(world_size()));
+  }
+  pg_->all_reduce(buf, op)->wait();
+  return buf;
+}
+
+// Every rank's dtype and shape, so that mismatches become clear errors instead of garbage.
+std::vector<std::pair<int64_t, Shape>> Strategy::gather_shapes(const Tensor& t, const char* op) const {
+  constexpr int64_t kMaxDims = 8;
+  FABRIC_CHECK(t.dim() <= kMaxDims, ValueError, op, ": tensors of more than ", kMaxDims, " dims are not supported");
+  Tensor meta = zeros({kMaxDims + 2}, {.dtype = DType::int64});
+  int64_t* m = meta.data<int64_t>();
+  m[0] = int64_t(t.dtype());
+  m[1] = t.dim();
+  for (int64_t d = 0; d < t.dim(); ++d) m[2 + d] = t.size(d);
+  Tensor all = empty({world_size() * (kMaxDims + 2)}, {.dtype = DType::int64});
+  pg_->all_gather(all, meta)->wait();
+  std::vector<std::pair<int64_t, Shape>> out;
+  for (int r = 0; r < world_size(); ++r) {
+    const int64_t* a = all.data<int64_t>() + r * (kMaxDims + 2);
+    FABRIC_CHECK(a[0] == int64_t(t.dtype()), DTypeError, op, ": rank ", r, " sent a different dtype than rank ",
+                 global_rank(), " (", dtype_name(t.dtype()), ")");
+    out.emplace_back(a[0], Shape(a + 2, a + 2 + a[1]));
+  }
+  return out;
+}
+
+Tensor Strategy::all_gather(const Tensor& t) const {
+  FABRIC_CHECK(t.defined(), ValueError, "all_gather: the tensor is undefined");
+  NoGradGuard no_grad;
+  const Tensor in = t.contiguous();
+  if (!pg_) return in.clone().unsqueeze(0);
+  const auto shapes = gather_shapes(t, "all_gather");
+  for (int r = 0; r < world_size(); ++r)
+    FABRIC_CHECK(shapes[size_t(r)].second == t.sizes(), ShapeError, "all_gather: rank ", r, " has shape ",
+                 shape_str(shapes[size_t(r)].second), " but rank ", global_rank(), " has ", shape_str(t.sizes()),
+                 "; shapes must agree (all_gather_uneven takes different dim-0 sizes)");
+  Tensor out = empty(with_leading(world_size(), t.sizes()), {.dtype = t.dtype()});
+  Tensor flat = out.view({-1});
+  pg_->all_gather(flat, in.reshape({-1}))->wait();
+  return out;
+}
+
+Tensor Strategy::all_gather_uneven(const Tensor& t) const {
+  FABRIC_CHECK(t.defined() && t.dim() >= 1, ValueError,
+               "all_gather_uneven: expected a tensor with at least one dimension");
+  NoGradGuard no_grad;
+  const Tensor in = t.contiguous();
+  if (!pg_) return in.clone();
+  const auto shapes = gather_shapes(t, "all_gather_uneven");
+  const Shape rest(t.sizes().begin() + 1, t.sizes().end());
+  std::vector<int64_t> counts;
+  int64_t rows = 0;
+  for (int r = 0; r < world_size(); ++r) {
+    const Shape& s = shapes[size_t(r)].second;
+    FABRIC_CHECK(!s.empty() && Shape(s.begin() + 1, s.end()) == rest, ShapeError, "all_gather_uneven: rank ", r,
+                 " has shape ", shape_str(s), " but rank ", global_rank(), " has ", shape_str(t.sizes()),
+                 "; only dim 0 may differ");
+    counts.push_back(numel_of(s));
+    rows += s[0];
+  }
+  Tensor out = empty(with_leading(rows, rest), {.dtype = t.dtype()});
+  Tensor flat = out.view({-1});
+  pg_->all_gather_v(flat, in.reshape({-1}), counts)->wait();
+  return out;
+}
+
+Tensor Strategy::broadcast(const Tensor& t, int src) const {
+  FABRIC_CHECK(t.defined(), ValueError, "broadcast: the tensor is undefined");
+  NoGradGuard no_grad;
+  Tensor buf = t.contiguous().clone();
+  if (!pg_) return buf;
+  FABRIC_CHECK(src >= 0 && src < world_size(), ValueError, "broadcast: src ", src, " is not a rank in [0, ",
+               world_size(), ")");
+  pg_->broadcast(buf, src)->wait();
+  return buf;
+}
+
+Bytes Strategy::broadcast(const Bytes& bytes, int src) const {
+  if (!pg_) return bytes;
+  Tensor n = from_vector<int64_t>({int64_t(bytes.size())});
+  pg_->broadcast(n, src)->wait();
+  Tensor buf = empty({n.data<int64_t>()[0]}, {.dtype = DType::uint8});
+  if (global_rank() == src && !bytes.empty()) std::copy(bytes.begin(), bytes.end(), buf.data<uint8_t>());
+  if (buf.numel() > 0) pg_->broadcast(buf, src)->wait();
+  return Bytes(buf.data<uint8_t>(), buf.data<uint8_t>() + buf.numel());
+}
+
+void Strategy::barrier() const {
+  if (pg_) pg_->barrier()->wait();
+}
+
+DDPStrategy::DDPStrategy(StrategyOptions options) : Strategy(std::move(options)) {}
+
+void DDPStrategy::setup_module(nn::Module& module) {
+  if (!pg_) return;
+  reducers_.emplace_back(&module, std::make_unique<GradientReducer>(module, pg_, options_.ddp));
+}
+
+void DDPStrategy::post_backward() {
+  for (auto& [m, r] : reducers_) r->finalize();
+}
+
+void DDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
+  for (auto& [m, r] : reducers_)
+    if (m == &module) r->set_sync(enabled);
+}
+
+std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
+  if (options.name == "single_device") return std::make_unique<Strategy>(options);
+  if (options.name == "ddp") return std::make_unique<DDPStrategy>(options);
+  throw NotImplementedError("strategy '" + options.name + "' is not available in this build yet");
+}
+
+}  // namespace fabric::distributed

@@ -1,0 +1,108 @@
+// How a Fabric spreads work over processes: the ranks of this process (from the cluster
+// environment), launching the local processes, the process group, and what a strategy does to a
+// module at setup and after backward. Strategy itself is the single-process case (collectives are
+// identities); DDPStrategy averages gradients over the group.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "distributed/cluster_env.h"
+#include "distributed/ddp.h"
+#include "distributed/process_group.h"
+#include "distributed/store.h"
+#include "nn/module.h"
+
+namespace fabric::distributed {
+
+class SubprocessLauncher;
+
+struct StrategyOptions {
+  std::string name = "single_device";  // "single_device" | "ddp"
+  int devices = 1;                     // processes per node
+  int num_nodes = 1;
+  std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // every collective and rendezvous
+  DDPOptions ddp;
+  // The command line the launcher re-runs for local ranks 1..N-1; empty: this process's own.
+  std::vector<std::string> launch_argv;
+};
+
+class Strategy {
+ public:
+  explicit Strategy(StrategyOptions options);
+  virtual ~Strategy();
+  Strategy(const Strategy&) = delete;
+  Strategy& operator=(const Strategy&) = delete;
+
+  const std::string& name() const { return options_.name; }
+  const StrategyOptions& options() const { return options_; }
+  const ClusterEnvironment& cluster() const { return env_; }
+  int world_size() const { return env_.world_size; }
+  int global_rank() const { return env_.global_rank; }
+  int local_rank() const { return env_.local_rank; }
+  int node_rank() const { return env_.node_rank; }
+  bool is_distributed() const { return env_.world_size > 1; }
+
+  // Starts local ranks 1..N-1 when this process is the one the user started (re-running its
+  // command line with LOCAL_RANK set), then connects every rank through the TCP store on
+  // MASTER_ADDR:MASTER_PORT and creates the Gloo group. Idempotent. One process: nothing to do.
+  void launch();
+  bool launched() const { return launched_; }
+  // Rank 0 finished: waits for the local ranks it started; returns the first non-zero exit status.
+  int join();
+  // Rank 0 failed: kills the local ranks it started.
+  void abort();
+
+  // The default group (null before launch or on one process).
+  const std::shared_ptr<ProcessGroup>& process_group() const { return pg_; }
+  const std::shared_ptr<Store>& store() const { return store_; }
+
+  // ---- module hooks ----------------------------------------------------------------------------
+  // Called by Fabric.setup after the precision plugin converted the module and it was moved.
+  virtual void setup_module(nn::Module& module) { (void)module; }
+  // Called after every Fabric.backward (DDP: waits for the gradient all-reduces).
+  virtual void post_backward() {}
+  // no_backward_sync: while disabled, gradients accumulate locally only.
+  virtual void set_backward_sync(nn::Module& module, bool enabled) { (void)module, (void)enabled; }
+
+  // ---- collectives (identity on one process) -----------------------------------------------------
+  // Returns the reduced tensor (a new one; `t` is not modified). "avg" of an integer tensor is the
+  // sum divided by the world size, as float32.
+  Tensor all_reduce(const Tensor& t, ReduceOp op) const;
+  // (world_size, *t.shape): every rank's tensor, stacked (also on one process).
+  Tensor all_gather(const Tensor& t) const;
+  // Concatenation along dim 0 of every rank's tensor; the ranks' dim-0 sizes may differ (the
+  // other dims must agree: ShapeError naming the ranks otherwise).
+  Tensor all_gather_uneven(const Tensor& t) const;
+  Tensor broadcast(const Tensor& t, int src = 0) const;
+  Bytes broadcast(const Bytes& bytes, int src = 0) const;
+  void barrier() const;
+
+ protected:
+  std::vector<std::pair<int64_t, Shape>> gather_shapes(const Tensor& t, const char* op) const;
+  StrategyOptions options_;
+  ClusterEnvironment env_;
+  std::shared_ptr<Store> store_;
+  std::shared_ptr<ProcessGroup> pg_;
+  std::unique_ptr<SubprocessLauncher> launcher_;
+  bool launched_ = false;
+  bool joined_ = false;
+};
+
+class DDPStrategy : public Strategy {
+ public:
+  explicit DDPStrategy(StrategyOptions options);
+  void setup_module(nn::Module& module) override;
+  void post_backward() override;
+  void set_backward_sync(nn::Module& module, bool enabled) override;
+
+ private:
+  std::vector<std::pair<const nn::Module*, std::unique_ptr<GradientReducer>>> reducers_;
+};
+
+// "single_device" -> Strategy, "ddp" -> DDPStrategy; NotImplementedError for the others.
+std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options);
+
+}  // namespace fabric::distributed

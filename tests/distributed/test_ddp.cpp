@@ -1,0 +1,251 @@
+// DDP through Fabric with real processes (Gloo over loopback): 2 ranks x batch B train to the same
+// weights as one process with batch 2B, with and without gradient accumulation; unused parameters;
+// Fabric's collectives; the loss scaler's found_inf agreed across ranks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autograd/autograd.h"
+#include "tests/common/expect_error.h"
+#include "tests/distributed/dist_test_util.h"
+#include "nn/linear.h"
+#include "nn/mlp.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "precision/mixed_precision.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace fabric {
+namespace {
+
+using dist_test::self_argv;
+using namespace std::chrono_literals;
+
+constexpr int64_t kIn = 8, kHidden = 16, kOut = 4, kB = 6, kSteps = 20;
+
+struct Problem {
+  Tensor x, y;  // (kSteps, 2 * kB, kIn), (kSteps, 2 * kB, kOut)
+};
+
+Problem make_problem() {
+  Generator g(1234);
+  return {randn({kSteps, 2 * kB, kIn}, {.dtype = DType::float32}, &g),
+          randn({kSteps, 2 * kB, kOut}, {.dtype = DType::float32}, &g)};
+}
+
+std::shared_ptr<nn::MLP> make_mlp(uint64_t seed) {
+  manual_seed(seed);
+  return std::make_shared<nn::MLP>(nn::MLPConfig{.sizes = {kIn, kHidden, kHidden, kOut}, .activation = "tanh"});
+}
+
+std::vector<Tensor> snapshot(const nn::Module& m) {
+  std::vector<Tensor> out;
+  for (const Tensor& p : m.parameters()) out.push_back(p.clone());
+  return out;
+}
+
+double max_rel_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const Tensor da = a[i].to(DType::float64), db = b[i].to(DType::float64);
+    const double num = amax(abs(da - db)).item<double>();
+    const double den = std::max(amax(abs(db)).item<double>(), 1e-12);
+    worst = std::max(worst, num / den);
+  }
+  return worst;
+}
+
+// One process, batch 2B: the reference.
+std::vector<Tensor> train_single(const Problem& p, const std::string& optimizer) {
+  auto mlp = make_mlp(7);
+  std::unique_ptr<optim::Optimizer> opt;
+  if (optimizer == "sgd")
+    opt = std::make_unique<optim::SGD>(mlp->parameters(), optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
+  else
+    opt = std::make_unique<optim::AdamW>(mlp->parameters(), optim::AdamWOptions{.lr = 1e-2, .eps = 1e-6});
+  for (int64_t s = 0; s < kSteps; ++s) {
+    opt->zero_grad();
+    Tensor loss = mse_loss(mlp->forward(p.x[s]), p.y[s]);
+    backward(loss);
+    opt->step();
+  }
+  return snapshot(*mlp);
+}
+
+// DDP over the launched ranks, each with its B rows (in `micro` micro-batches, all but the last
+// inside no_backward_sync).
+std::vector<Tensor> train_ddp(Fabric& fab, const Problem& p, const std::string& optimizer, int micro) {
+  // A different seed per rank: setup must broadcast rank 0's weights.
+  auto mlp = make_mlp(7 + 100 * uint64_t(fab.global_rank()));
+  std::unique_ptr<optim::Optimizer> opt;
+  if (optimizer == "sgd")
+    opt = std::make_unique<optim::SGD>(mlp->parameters(), optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
+  else
+    opt = std::make_unique<optim::AdamW>(mlp->parameters(), optim::AdamWOptions{.lr = 1e-2, .eps = 1e-6});
+  auto [model, fopt] = fab.setup(mlp, *opt);
+  const int64_t r = fab.global_rank();
+  const int64_t rows = kB / micro;
+  for (int64_t s = 0; s < kSteps; ++s) {
+    fopt.zero_grad();
+    for (int m = 0; m < micro; ++m) {
+      const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
+      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
+      auto guard = fab.no_backward_sync(model, /*enabled=*/m + 1 < micro);
+      Tensor loss = mse_loss(model(x), y) * (1.0 / micro);
+      fab.backward(loss);
+    }
+    fopt.step();
+  }
+  return snapshot(*mlp);
+}
+
+FabricOptions ddp_options(int devices = 2) {
+  return {.accelerator = "cpu", .strategy = "ddp", .devices = devices, .timeout = 60s, .launch_argv = self_argv()};
+}
+
+TEST(DDP, TwoRanksMatchOneProcessWithTheGlobalBatch) {
+  const Problem p = make_problem();
+  const auto ref_sgd = train_single(p, "sgd");
+  const auto ref_adam = train_single(p, "adamw");
+  Fabric fab(ddp_options());
+  const auto [sgd, adam] = fab.launch([&](Fabric& f) {
+    EXPECT_EQ(f.world_size(), 2);
+    auto a = train_ddp(f, p, "sgd", 1);
+    auto b = train_ddp(f, p, "adamw", 1);
+    return std::make_pair(a, b);
+  });
+  EXPECT_LE(max_rel_diff(sgd, ref_sgd), 1e-6) << "rank " << fab.global_rank();
+  EXPECT_LE(max_rel_diff(adam, ref_adam), 1e-6) << "rank " << fab.global_rank();
+}
+
+TEST(DDP, GradientAccumulationWithNoBackwardSync) {
+  const Problem p = make_problem();
+  const auto ref = train_single(p, "sgd");
+  Fabric fab(ddp_options());
+  const auto w = fab.launch([&](Fabric& f) { return train_ddp(f, p, "sgd", 3); });
+  EXPECT_LE(max_rel_diff(w, ref), 1e-6) << "rank " << fab.global_rank();
+}
+
+// A model whose second head is used only on rank 1, and whose third is never used.
+struct TwoHeads : nn::Module {
+  std::shared_ptr<nn::Linear> trunk, head_a, head_b, unused;
+  TwoHeads() {
+    manual_seed(3);
+    trunk = register_module("trunk", std::make_shared<nn::Linear>(nn::LinearOptions{4, 4}));
+    head_a = register_module("head_a", std::make_shared<nn::Linear>(nn::LinearOptions{4, 1}));
+    head_b = register_module("head_b", std::make_shared<nn::Linear>(nn::LinearOptions{4, 1}));
+    unused = register_module("unused", std::make_shared<nn::Linear>(nn::LinearOptions{4, 1}));
+  }
+  int64_t rank = 0;
+  Tensor forward(const Tensor& x) override {
+    const Tensor h = trunk->forward(x);
+    return rank == 1 ? head_a->forward(h) + head_b->forward(h) : head_a->forward(h);
+  }
+};
+
+TEST(DDP, UnusedParameters) {
+  Fabric fab({.accelerator = "cpu", .strategy = "ddp_find_unused_parameters_true", .devices = 2, .timeout = 60s,
+              .launch_argv = self_argv()});
+  fab.launch([](Fabric& f) {
+    auto m = std::make_shared<TwoHeads>();
+    m->rank = f.global_rank();
+    FabricModule model = f.setup_module(m);
+    const Tensor x = ones({3, 4});
+    f.backward(sum(model(x)));
+    // head_b: used on rank 1 only -> every rank gets rank 1's gradient / 2.
+    EXPECT_TRUE(m->head_b->weight.grad().defined()) << "rank " << f.global_rank();
+    // unused: no rank used it -> no gradient anywhere, as in PyTorch.
+    EXPECT_FALSE(m->unused->weight.grad().defined());
+    const Tensor g = f.all_gather(m->head_b->weight.grad());
+    EXPECT_EQ(amax(abs(g[0] - g[1])).item<double>(), 0.0);
+  });
+}
+
+TEST(DDP, UnusedParametersWithoutTheFlagIsAnErrorNamingThem) {
+  Fabric fab(ddp_options());
+  fab.launch([](Fabric& f) {
+    auto m = std::make_shared<TwoHeads>();
+    FabricModule model = f.setup_module(m);
+    const std::string msg = thrown<ValueError>([&] { f.backward(sum(model(ones({3, 4})))); });
+    EXPECT_CONTAINS(msg, "head_b.weight");
+    EXPECT_CONTAINS(msg, "find_unused_parameters");
+  });
+}
+
+TEST(DDP, FabricCollectives) {
+  Fabric fab(ddp_options());
+  fab.launch([](Fabric& f) {
+    const int64_t r = f.global_rank();
+    const Tensor t = full({2, 3}, double(r + 1));
+    EXPECT_EQ(sum(f.all_reduce(t, "sum")).item<double>(), 6 * 3.0);
+    EXPECT_EQ(sum(f.all_reduce(t, "mean")).item<double>(), 6 * 1.5);
+    EXPECT_EQ(sum(f.all_reduce(t, "max")).item<double>(), 6 * 2.0);
+    EXPECT_EQ(f.all_reduce(double(r), "sum"), 1.0);
+    // Integer mean: sum / world size, as float32.
+    const Tensor im = f.all_reduce(from_vector<int64_t>({r + 2}), "mean");
+    EXPECT_EQ(im.dtype(), DType::float32);
+    EXPECT_EQ(im.item<double>(), 2.5);
+
+    const Tensor g = f.all_gather(t);
+    EXPECT_EQ(g.sizes(), (Shape{2, 2, 3}));
+    EXPECT_EQ(sum(g[1]).item<double>(), 12.0);
+    const Tensor s = f.all_gather(double(r) * 10);
+    EXPECT_EQ(s.sizes(), (Shape{2}));
+    EXPECT_EQ(s[1].item<double>(), 10.0);
+    // Uneven: rank r contributes r + 1 rows.
+    const Tensor u = f.all_gather_uneven(full({r + 1, 2}, double(r)));
+    EXPECT_EQ(u.sizes(), (Shape{3, 2}));
+    EXPECT_EQ(sum(u).item<double>(), 4.0);
+    EXPECT_CONTAINS(thrown<ShapeError>([&] { f.all_gather(zeros({r + 1})); }), "shape");
+
+    EXPECT_EQ(f.broadcast(std::string(r == 0 ? "from rank 0" : "ignored"), 0), "from rank 0");
+    EXPECT_EQ(sum(f.broadcast(full({3}, double(r)), 1)).item<double>(), 3.0);
+    {
+      auto first = f.rank_zero_first();
+      (void)first;
+    }
+    f.barrier("end");
+  });
+}
+
+TEST(DDP, CollectivesOnOneProcessHaveTheDistributedShapes) {
+  Fabric fab({.accelerator = "cpu"});
+  const Tensor t = ones({2, 3});
+  EXPECT_EQ(fab.all_gather(t).sizes(), (Shape{1, 2, 3}));
+  EXPECT_EQ(fab.all_gather(1.5).sizes(), (Shape{1}));
+  EXPECT_EQ(sum(fab.all_reduce(t, "sum")).item<double>(), 6.0);
+  EXPECT_EQ(fab.broadcast(std::string("x")), "x");
+  fab.barrier();
+}
+
+TEST(DDP, SetupBeforeLaunchIsAnError) {
+  Fabric fab(ddp_options());
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.setup_module(make_mlp(1)); }), "launch");
+}
+
+// 16-mixed: rank 1's gradient overflows; both ranks must skip the step and back off together.
+TEST(DDP, GradScalerSkipsOnEveryRankWhenOneOverflows) {
+  FabricOptions o = ddp_options();
+  o.precision = "16-mixed";
+  Fabric fab(o);
+  fab.launch([](Fabric& f) {
+    auto mlp = make_mlp(5);
+    optim::SGD sgd(mlp->parameters(), {.lr = 0.1});
+    auto [model, opt] = f.setup(mlp, sgd);
+    const auto before = snapshot(*mlp);
+    opt.zero_grad();
+    const double big = f.global_rank() == 1 ? 1e30 : 1.0;  // overflows float16 only on rank 1
+    f.backward(sum(model(full({2, kIn}, big))));
+    opt.step();
+    EXPECT_EQ(max_rel_diff(snapshot(*mlp), before), 0.0) << "rank " << f.global_rank() << " stepped";
+    auto* mixed = dynamic_cast<precision::MixedPrecision*>(&f.precision());
+    ASSERT_NE(mixed, nullptr);
+    EXPECT_EQ(mixed->scaler()->get_scale(), 32768.0) << "rank " << f.global_rank();
+  });
+}
+
+}  // namespace
+}  // namespace fabric
