@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 0;
   bool print_config = false;
 
+  app.add_option("--set", sets, "override a key of the bundled default config");
   auto* fit = app.add_subcommand("fit", "train from a config file");
   fit->add_option("config", config_path, "the YAML config")->required();
   fit->add_option("--set", sets, "override a key: --set trainer.max_steps=10 fabric.precision=bf16-mixed");

@@ -12,6 +12,7 @@
 #include "nn/mlp.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "precision/fp8_linear.h"
 #include "precision/mixed_precision.h"
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
@@ -244,6 +245,30 @@ TEST(DDP, GradScalerSkipsOnEveryRankWhenOneOverflows) {
     auto* mixed = dynamic_cast<precision::MixedPrecision*>(&f.precision());
     ASSERT_NE(mixed, nullptr);
     EXPECT_EQ(mixed->scaler()->get_scale(), 32768.0) << "rank " << f.global_rank();
+  });
+}
+
+// transformer-engine precision: the ranks see inputs of different magnitudes, yet after a step
+// their FP8 scales agree (the amaxes are MAX-reduced before each delayed-scaling update).
+TEST(DDP, Fp8AmaxesAreReducedAcrossRanks) {
+  FabricOptions o = ddp_options();
+  o.precision = "transformer-engine";
+  Fabric fab(o);
+  fab.launch([](Fabric& f) {
+    manual_seed(2);
+    auto net = std::make_shared<nn::MLP>(nn::MLPConfig{.sizes = {16, 32, 16}});
+    FabricModule model = f.setup_module(net);
+    precision::FP8Linear* fp8 = nullptr;
+    for (auto& [name, m] : net->named_modules())
+      if (auto* l = dynamic_cast<precision::FP8Linear*>(m.get())) fp8 = fp8 ? fp8 : l;
+    ASSERT_NE(fp8, nullptr) << "transformer-engine did not replace the Linear layers";
+    const double magnitude = f.global_rank() == 0 ? 1.0 : 50.0;
+    for (int step = 0; step < 2; ++step) {
+      Tensor x = full({4, 16}, magnitude);
+      f.backward(sum(model(x)));
+    }
+    const Tensor scales = f.all_gather(fp8->fp8_meta().scale(precision::Fp8Direction::forward));
+    EXPECT_EQ(amax(abs(scales[0] - scales[1])).item<double>(), 0.0) << "rank " << f.global_rank();
   });
 }
 

@@ -1,0 +1,74 @@
+// Ranks started by something other than our local launcher: two "nodes" of one process each on
+// loopback (NODE_RANK, MASTER_ADDR, MASTER_PORT, as `fabric-train --num-nodes 2 --node-rank R`
+// sets them), and OpenMPI's mpirun (OMPI_COMM_WORLD_*).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "distributed/cluster_env.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tests/distributed/dist_test_util.h"
+
+namespace fabric {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Both kinds of worker: all_reduce of the ranks and a check of what Fabric resolved.
+void check_two_ranks(Fabric& f, const std::string& expected_env) {
+  EXPECT_EQ(f.world_size(), 2);
+  EXPECT_EQ(f.strategy_object().cluster().name, expected_env);
+  EXPECT_EQ(f.all_reduce(double(f.global_rank() + 1), "sum"), 3.0);
+  const Tensor g = f.all_gather(double(f.global_rank()));
+  EXPECT_EQ(g[1].item<double>(), 1.0);
+}
+
+TEST(ClusterLaunch, DISABLED_NodeWorker) {
+  Fabric fab({.accelerator = "cpu", .strategy = "ddp", .devices = 1, .num_nodes = 2, .timeout = 30s});
+  fab.launch([](Fabric& f) {
+    EXPECT_EQ(f.node_rank(), std::atoi(std::getenv("NODE_RANK")));
+    EXPECT_EQ(f.global_rank(), f.node_rank());
+    check_two_ranks(f, "lightning");
+  });
+}
+
+TEST(ClusterLaunch, TwoNodesOfOneProcessEach) {
+  const int port = distributed::find_free_port();
+  std::vector<dist_test::ChildResult> results(2);
+  std::vector<std::thread> nodes;
+  for (int node = 0; node < 2; ++node) {
+    nodes.emplace_back([&, node] {
+      results[size_t(node)] = dist_test::run_test_in_child(
+          "ClusterLaunch.DISABLED_NodeWorker",
+          {{"NODE_RANK", std::to_string(node)}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}},
+          60s);
+    });
+  }
+  for (auto& t : nodes) t.join();
+  for (int node = 0; node < 2; ++node) {
+    EXPECT_FALSE(results[size_t(node)].timed_out) << "node " << node;
+    EXPECT_EQ(results[size_t(node)].status, 0) << "node " << node;
+  }
+}
+
+TEST(ClusterLaunch, DISABLED_MpiWorker) {
+  Fabric fab({.accelerator = "cpu", .strategy = "ddp", .devices = 2, .timeout = 30s});
+  fab.launch([](Fabric& f) { check_two_ranks(f, "mpi"); });
+}
+
+TEST(ClusterLaunch, UnderMpirun) {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun is not installed";
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  // As root mpirun needs --allow-run-as-root; --bind-to none leaves both cores to each rank.
+  const std::string cmd = "env -u LOCAL_RANK timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none "
+                          "-np 2 '" + exe + "' --gtest_filter=ClusterLaunch.DISABLED_MpiWorker "
+                          "--gtest_also_run_disabled_tests > /dev/null 2>&1";
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << "mpirun run of ClusterLaunch.DISABLED_MpiWorker failed; run it by hand: " << cmd;
+}
+
+}  // namespace
+}  // namespace fabric
