@@ -3,9 +3,6 @@
 // names the op, this rank, the world size and the peer.
 #include "distributed/gloo_process_group.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <gloo/allgather.h>
 #include <gloo/allgatherv.h>
 #include <gloo/allreduce.h>
@@ -15,6 +12,8 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -23,7 +22,6 @@
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <numeric>
 #include <thread>
 
 #include "distributed/gloo_reduce.h"
@@ -34,16 +32,8 @@ namespace fabric::distributed {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 using gloo_detail::ReduceFn;
-
-// Slots of our own point-to-point traffic, clear of Gloo's collective slot prefixes (0x01-0x08):
-// prefix in the top byte, the tag in the middle 32 bits, a step number in the low 24 bits.
-constexpr uint64_t kReduceScatterPrefix = 0x20;
-constexpr uint64_t kSendRecvPrefix = 0x21;
-uint64_t make_slot(uint64_t prefix, uint32_t tag, uint32_t step = 0) {
-  return (prefix << 56) | (static_cast<uint64_t>(tag) << 24) | (step & 0xFFFFFFu);
-}
+using std::chrono::milliseconds;
 
 // Gloo writes to sockets from our threads and from its event-loop thread; a peer that died turns
 // the next write into SIGPIPE, whose default action kills the process. Threads started while this
@@ -97,13 +87,12 @@ bool contains_nocase(std::string s, const char* sub) {
   return s.find(sub) != std::string::npos;
 }
 
+class GlooProcessGroup;
+
 class GlooWork : public Work {
  public:
-  void wait() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done_; });
-    if (error_) std::rethrow_exception(error_);
-  }
+  explicit GlooWork(std::weak_ptr<GlooProcessGroup> owner) : owner_(std::move(owner)) {}
+  void wait() override;  // after GlooProcessGroup
   bool is_completed() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return done_;
@@ -118,6 +107,7 @@ class GlooWork : public Work {
   }
 
  private:
+  std::weak_ptr<GlooProcessGroup> owner_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -144,7 +134,8 @@ struct PendingP2P {
   std::shared_ptr<GlooWork> work;
 };
 
-class GlooProcessGroup : public ProcessGroup {
+class GlooProcessGroup : public ProcessGroup,
+                         public std::enable_shared_from_this<GlooProcessGroup> {
  public:
   GlooProcessGroup(std::shared_ptr<Store> store, int rank, int size, const GlooOptions& options);
   ~GlooProcessGroup() override;
@@ -157,11 +148,17 @@ class GlooProcessGroup : public ProcessGroup {
   WorkPtr all_reduce(Tensor& tensor, ReduceOp op) override;
   WorkPtr reduce_scatter(Tensor& output, const Tensor& input, ReduceOp op) override;
   WorkPtr all_gather(Tensor& output, const Tensor& input) override;
-  WorkPtr all_gather_v(Tensor& output, const Tensor& input, const std::vector<int64_t>& counts) override;
+  WorkPtr all_gather_v(Tensor& output, const Tensor& input,
+                       const std::vector<int64_t>& counts) override;
   WorkPtr broadcast(Tensor& tensor, int root) override;
   WorkPtr barrier() override;
   WorkPtr send(const Tensor& tensor, int dst, uint32_t tag) override;
   WorkPtr recv(Tensor& tensor, int src, uint32_t tag) override;
+
+  // Called by Work::wait(): when `work` is next in line and nothing is running, the waiting
+  // thread runs it itself, sparing the two thread wake-ups of the hand-off (measurable on a
+  // loaded machine: a fifth of a 64K-float all_reduce). Issue order is kept.
+  void run_inline_if_next(const GlooWork* work);
 
  private:
   std::string where() const {
@@ -171,18 +168,29 @@ class GlooProcessGroup : public ProcessGroup {
     return "ring peers rank " + std::to_string((rank_ + 1) % size_) + " (send) and rank " +
            std::to_string((rank_ + size_ - 1) % size_) + " (recv)";
   }
+  std::exception_ptr broken_error(const char* name, const std::string& reason) const {
+    return std::make_exception_ptr(DistributedError(
+        "gloo " + std::string(name) + " (" + where() +
+        "): the process group is broken by an earlier failure and cannot be used again: " +
+        reason));
+  }
   void check_tensor(const Tensor& t, const char* op, const char* arg) const;
+  void check_same_dtype(const Tensor& out, const Tensor& in, const char* op) const {
+    FABRIC_CHECK(out.dtype() == in.dtype(), DTypeError, "gloo ", op, " (", where(), "): output is ",
+                 dtype_name(out.dtype()), " but input is ", dtype_name(in.dtype()),
+                 "; expected the same dtype");
+  }
   void check_peer(int peer, const char* op, const char* what) const;
   uint32_t next_tag();
   using RunFn = std::function<bool(Clock::time_point, const std::shared_ptr<GlooWork>&)>;
   WorkPtr enqueue(const char* name, std::string peers, RunFn run);
   WorkPtr post_p2p(const char* name, const Tensor& tensor, int peer, uint32_t tag, bool is_send);
   void worker_loop();
+  void execute(Op& op);
   void waiter_loop();
-  std::exception_ptr translate(const char* name, const std::string& peers, std::exception_ptr error);
+  std::exception_ptr translate(const char* name, const std::string& peers,
+                               std::exception_ptr error);
   std::string broken_reason();
-  void ring_reduce_scatter(void* out, const void* in, size_t bytes, size_t count, ReduceFn fn,
-                           uint32_t tag, Clock::time_point deadline);
 
   const int rank_;
   const int size_;
@@ -195,6 +203,7 @@ class GlooProcessGroup : public ProcessGroup {
   std::condition_variable cv_;
   std::deque<Op> queue_;
   bool stop_ = false;
+  bool running_ = false;  // an op is executing (on the worker or inline in a waiting thread)
   uint32_t collective_tag_ = 0;
   std::string broken_;  // the first failure; non-empty once the group is unusable
   std::condition_variable p2p_cv_;
@@ -213,8 +222,8 @@ GlooProcessGroup::GlooProcessGroup(std::shared_ptr<Store> store, int rank, int s
   FABRIC_CHECK(size >= 1, ValueError, "make_gloo_process_group: size must be >= 1, got ", size);
   FABRIC_CHECK(rank >= 0 && rank < size, ValueError, "make_gloo_process_group: rank ", rank,
                " is out of range for size ", size, " (expected 0 <= rank < size)");
-  FABRIC_CHECK(options.timeout.count() > 0, ValueError, "make_gloo_process_group: timeout must be > 0 ms, got ",
-               options.timeout.count());
+  FABRIC_CHECK(options.timeout.count() > 0, ValueError,
+               "make_gloo_process_group: timeout must be > 0 ms, got ", options.timeout.count());
   // Several groups share one store: the n-th group this rank creates on it uses prefix gloo/n,
   // which matches across ranks as long as all create their groups in the same order.
   const int64_t index = store->add("gloo/groups_created_by_rank_" + std::to_string(rank), 1) - 1;
@@ -239,12 +248,13 @@ GlooProcessGroup::GlooProcessGroup(std::shared_ptr<Store> store, int rank, int s
     StoreAdapter adapter(store_, timeout_);
     context_->connectFullMesh(adapter, device_);
   } catch (const TimeoutError& e) {
-    throw TimeoutError(what + ": rendezvous timed out (did every rank start and reach the store?): " +
-                       e.what());
+    throw TimeoutError(
+        what + ": rendezvous timed out (did every rank start and reach the store?): " + e.what());
   } catch (const std::exception& e) {
     const std::string msg = e.what();
     const std::string full = what + ": connecting to the other ranks failed: " + msg;
-    if (contains_nocase(msg, "timed out") || contains_nocase(msg, "timeout")) throw TimeoutError(full);
+    if (contains_nocase(msg, "timed out") || contains_nocase(msg, "timeout"))
+      throw TimeoutError(full);
     throw DistributedError(full);
   }
   worker_ = std::thread([this] { worker_loop(); });
@@ -268,7 +278,8 @@ GlooProcessGroup::~GlooProcessGroup() {
 }
 
 void GlooProcessGroup::check_tensor(const Tensor& t, const char* op, const char* arg) const {
-  FABRIC_CHECK(t.defined(), ValueError, "gloo ", op, " (", where(), "): ", arg, " is an undefined tensor");
+  FABRIC_CHECK(t.defined(), ValueError, "gloo ", op, " (", where(), "): ", arg,
+               " is an undefined tensor");
   FABRIC_CHECK(t.device().is_cpu(), DeviceError, "gloo ", op, " (", where(), "): ", arg, " is on ",
                t.device().str(), "; the Gloo process group takes CPU tensors; use NCCL for cuda");
   FABRIC_CHECK(t.is_contiguous(), ValueError, "gloo ", op, " (", where(), "): ", arg,
@@ -277,8 +288,8 @@ void GlooProcessGroup::check_tensor(const Tensor& t, const char* op, const char*
 }
 
 void GlooProcessGroup::check_peer(int peer, const char* op, const char* what) const {
-  FABRIC_CHECK(peer >= 0 && peer < size_, ValueError, "gloo ", op, " (", where(), "): ", what, " rank ", peer,
-               " is out of range (expected 0 <= rank < ", size_, ")");
+  FABRIC_CHECK(peer >= 0 && peer < size_, ValueError, "gloo ", op, " (", where(), "): ", what,
+               " rank ", peer, " is out of range (expected 0 <= rank < ", size_, ")");
 }
 
 uint32_t GlooProcessGroup::next_tag() {
@@ -292,14 +303,12 @@ std::string GlooProcessGroup::broken_reason() {
 }
 
 WorkPtr GlooProcessGroup::enqueue(const char* name, std::string peers, RunFn run) {
-  auto work = std::make_shared<GlooWork>();
+  auto work = std::make_shared<GlooWork>(weak_from_this());
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!broken_.empty()) {
       // Fail at once: nothing can complete on a group whose connections are in an unknown state.
-      work->finish(std::make_exception_ptr(DistributedError(
-          "gloo " + std::string(name) + " (" + where() +
-          "): the process group is broken by an earlier failure and cannot be used again: " + broken_)));
+      work->finish(broken_error(name, broken_));
       return work;
     }
     queue_.push_back(Op{name, std::move(peers), std::move(run), work});
@@ -335,33 +344,62 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
   return std::make_exception_ptr(DistributedError(full));
 }
 
+void GlooProcessGroup::execute(Op& op) {
+  std::exception_ptr error;
+  bool done = true;
+  const std::string broken = broken_reason();
+  if (!broken.empty()) {
+    error = broken_error(op.name, broken);
+  } else {
+    try {
+      done = op.run(Clock::now() + timeout_, op.work);
+    } catch (...) {
+      error = translate(op.name, op.peers, std::current_exception());
+    }
+  }
+  op.run = nullptr;  // releases the tensors before the Work reports completion
+  if (done || error) op.work->finish(error);
+}
+
 void GlooProcessGroup::worker_loop() {
   for (;;) {
     Op op;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return !running_ && (stop_ || !queue_.empty()); });
       if (queue_.empty()) return;
       op = std::move(queue_.front());
       queue_.pop_front();
+      running_ = true;
     }
-    std::exception_ptr error;
-    bool done = true;
-    const std::string broken = broken_reason();
-    if (!broken.empty()) {
-      error = std::make_exception_ptr(DistributedError(
-          "gloo " + std::string(op.name) + " (" + where() +
-          "): the process group is broken by an earlier failure and cannot be used again: " + broken));
-    } else {
-      try {
-        done = op.run(Clock::now() + timeout_, op.work);
-      } catch (...) {
-        error = translate(op.name, op.peers, std::current_exception());
-      }
+    execute(op);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
     }
-    op.run = nullptr;  // releases the tensors before the Work reports completion
-    if (done || error) op.work->finish(error);
   }
+}
+
+void GlooProcessGroup::run_inline_if_next(const GlooWork* work) {
+  Op op;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_ || queue_.empty() || queue_.front().work.get() != work) return;
+    op = std::move(queue_.front());
+    queue_.pop_front();
+    running_ = true;
+  }
+  {
+    SigpipeBlock block_sigpipe;  // this thread now writes to sockets, as the worker does
+    execute(op);
+  }
+  bool more;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    more = !queue_.empty();
+  }
+  if (more) cv_.notify_one();  // the worker takes the ops queued behind this one
 }
 
 void GlooProcessGroup::waiter_loop() {
@@ -376,7 +414,8 @@ void GlooProcessGroup::waiter_loop() {
     }
     std::exception_ptr error;
     try {
-      const auto left = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(p.deadline - Clock::now()));
+      const auto left = std::max(
+          milliseconds(1), std::chrono::duration_cast<milliseconds>(p.deadline - Clock::now()));
       const bool ok = p.is_send ? p.buffer->waitSend(left) : p.buffer->waitRecv(left);
       if (!ok) throw DistributedError("the transfer was aborted");
     } catch (...) {
@@ -388,182 +427,153 @@ void GlooProcessGroup::waiter_loop() {
   }
 }
 
+void GlooWork::wait() {
+  if (!is_completed())
+    if (auto group = owner_.lock()) group->run_inline_if_next(this);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  if (error_) std::rethrow_exception(error_);
+}
+
 // Gloo's typed setters only record sizeof(T): pick an unsigned type of the element's width so
 // that segments never split an element.
 void set_allreduce_output(gloo::AllreduceOptions& o, void* p, size_t n, int64_t itemsize) {
   switch (itemsize) {
-    case 1: o.setOutput(static_cast<uint8_t*>(p), n); break;
-    case 2: o.setOutput(static_cast<uint16_t*>(p), n); break;
-    case 4: o.setOutput(static_cast<uint32_t*>(p), n); break;
-    default: o.setOutput(static_cast<uint64_t*>(p), n); break;
+    case 1:
+      o.setOutput(static_cast<uint8_t*>(p), n);
+      break;
+    case 2:
+      o.setOutput(static_cast<uint16_t*>(p), n);
+      break;
+    case 4:
+      o.setOutput(static_cast<uint32_t*>(p), n);
+      break;
+    default:
+      o.setOutput(static_cast<uint64_t*>(p), n);
+      break;
   }
-}
-
-void wait_buffer(gloo::transport::UnboundBuffer& b, bool send, Clock::time_point deadline) {
-  const auto left = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
-  const bool ok = send ? b.waitSend(left) : b.waitRecv(left);
-  if (!ok) throw DistributedError("a transfer was aborted");
 }
 
 WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
   check_tensor(tensor, "all_reduce", "tensor");
   const ReduceFn fn = gloo_detail::reduce_function(tensor.dtype(), op, "all_reduce");
   const uint32_t tag = next_tag();
-  return enqueue("all_reduce", ring_peers(), [this, t = tensor, op, fn, tag](Clock::time_point, const auto&) {
-    const size_t n = static_cast<size_t>(t.numel());
-    if (n == 0 || size_ == 1) return true;
-    gloo::AllreduceOptions o(context_);
-    set_allreduce_output(o, t.data_ptr(), n, t.element_size());
-    o.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
-    o.setReduceFunction(fn);
-    o.setTag(tag);
-    o.setTimeout(timeout_);
-    gloo::allreduce(o);
-    if (op == ReduceOp::avg) gloo_detail::divide_in_place(t.data_ptr(), t.dtype(), n, size_);
-    return true;
-  });
+  return enqueue("all_reduce", ring_peers(),
+                 [this, t = tensor, op, fn, tag](Clock::time_point, const auto&) {
+                   const size_t n = static_cast<size_t>(t.numel());
+                   if (n == 0 || size_ == 1) return true;
+                   gloo::AllreduceOptions o(context_);
+                   set_allreduce_output(o, t.data_ptr(), n, t.element_size());
+                   o.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
+                   o.setReduceFunction(fn);
+                   o.setTag(tag);
+                   o.setTimeout(timeout_);
+                   gloo::allreduce(o);
+                   if (op == ReduceOp::avg)
+                     gloo_detail::divide_in_place(t.data_ptr(), t.dtype(), n, size_);
+                   return true;
+                 });
 }
 
 WorkPtr GlooProcessGroup::reduce_scatter(Tensor& output, const Tensor& input, ReduceOp op) {
   check_tensor(output, "reduce_scatter", "output");
   check_tensor(input, "reduce_scatter", "input");
-  FABRIC_CHECK(output.dtype() == input.dtype(), DTypeError, "gloo reduce_scatter (", where(), "): output is ",
-               dtype_name(output.dtype()), " but input is ", dtype_name(input.dtype()), "; expected the same dtype");
-  FABRIC_CHECK(input.numel() == output.numel() * size_, ShapeError, "gloo reduce_scatter (", where(),
-               "): input must hold size() = ", size_, " chunks of the output's numel ", output.numel(),
-               " (", output.numel() * size_, " elements), got input shape ", shape_str(input.shape()),
-               " and output shape ", shape_str(output.shape()));
+  check_same_dtype(output, input, "reduce_scatter");
+  FABRIC_CHECK(input.numel() == output.numel() * size_, ShapeError, "gloo reduce_scatter (",
+               where(), "): input must hold size() = ", size_, " chunks of the output's numel ",
+               output.numel(), " (", output.numel() * size_, " elements), got input shape ",
+               shape_str(input.shape()), " and output shape ", shape_str(output.shape()));
   const ReduceFn fn = gloo_detail::reduce_function(input.dtype(), op, "reduce_scatter");
   const uint32_t tag = next_tag();
-  return enqueue("reduce_scatter", ring_peers(),
-                 [this, out = output, in = input, op, fn, tag](Clock::time_point deadline, const auto&) {
-                   const size_t n = static_cast<size_t>(out.numel());
-                   const size_t bytes = n * static_cast<size_t>(out.element_size());
-                   if (n == 0) return true;
-                   if (size_ == 1) {
-                     if (out.data_ptr() != in.data_ptr()) std::memmove(out.data_ptr(), in.data_ptr(), bytes);
-                     return true;
-                   }
-                   ring_reduce_scatter(out.data_ptr(), in.data_ptr(), bytes, n, fn, tag, deadline);
-                   if (op == ReduceOp::avg) gloo_detail::divide_in_place(out.data_ptr(), out.dtype(), n, size_);
-                   return true;
-                 });
-}
-
-// Ring reduce-scatter over unbound buffers (Gloo's ReduceScatterHalvingDoubling reuses its send
-// buffer before the send completes and returns wrong sums). Step s (0 <= s < P-1): rank r sends
-// its partial of chunk r-s-1 to r+1 and receives r-1's partial of chunk r-s-2, adding its own
-// chunk; after P-1 steps that is chunk r reduced over every rank. Receives and sends alternate
-// between two scratch buffers each, and a send buffer is rewritten only after waitSend.
-void GlooProcessGroup::ring_reduce_scatter(void* out, const void* in, size_t bytes, size_t count, ReduceFn fn,
-                                           uint32_t tag, Clock::time_point deadline) {
-  const int P = size_, r = rank_;
-  const int next = (r + 1) % P, prev = (r + P - 1) % P;
-  auto mod = [P](int i) { return ((i % P) + P) % P; };
-  const int steps = P - 1;
-  const int nrecv = std::min(2, steps), nsend = std::min(2, steps - 1);
-  if (scratch_.size() < bytes * size_t(nrecv + nsend)) scratch_.resize(bytes * size_t(nrecv + nsend));
-  uint8_t* R[2] = {scratch_.data(), scratch_.data() + bytes};
-  uint8_t* S[2] = {scratch_.data() + bytes * size_t(nrecv), scratch_.data() + bytes * size_t(nrecv + 1)};
-  const uint8_t* chunks = static_cast<const uint8_t*>(in);
-
-  std::unique_ptr<gloo::transport::UnboundBuffer> in_buf =
-      context_->createUnboundBuffer(const_cast<void*>(in), bytes * size_t(P));
-  std::unique_ptr<gloo::transport::UnboundBuffer> recv_buf[2], send_buf[2];
-  for (int i = 0; i < nrecv; ++i) recv_buf[i] = context_->createUnboundBuffer(R[i], bytes);
-  for (int i = 0; i < nsend; ++i) send_buf[i] = context_->createUnboundBuffer(S[i], bytes);
-  bool send_pending[2] = {false, false};
-
-  recv_buf[0]->recv(prev, make_slot(kReduceScatterPrefix, tag, 0));
-  in_buf->send(next, make_slot(kReduceScatterPrefix, tag, 0), bytes * size_t(mod(r - 1)), bytes);
-  for (int s = 0; s < steps; ++s) {
-    const int b = s % 2;
-    wait_buffer(*recv_buf[b], false, deadline);
-    if (s + 1 < steps) recv_buf[(s + 1) % 2]->recv(prev, make_slot(kReduceScatterPrefix, tag, uint32_t(s + 1)));
-    const uint8_t* own = chunks + bytes * size_t(mod(r - s - 2));
-    if (s == steps - 1) {
-      fn(out, R[b], own, count);
-    } else {
-      if (send_pending[b]) wait_buffer(*send_buf[b], true, deadline);
-      fn(S[b], R[b], own, count);
-      send_buf[b]->send(next, make_slot(kReduceScatterPrefix, tag, uint32_t(s + 1)));
-      send_pending[b] = true;
-    }
-  }
-  wait_buffer(*in_buf, true, deadline);
-  for (int i = 0; i < nsend; ++i)
-    if (send_pending[i]) wait_buffer(*send_buf[i], true, deadline);
+  return enqueue(
+      "reduce_scatter", ring_peers(),
+      [this, out = output, in = input, op, fn, tag](Clock::time_point deadline, const auto&) {
+        const size_t n = static_cast<size_t>(out.numel());
+        const size_t bytes = n * static_cast<size_t>(out.element_size());
+        if (n == 0) return true;
+        if (size_ == 1) {
+          if (out.data_ptr() != in.data_ptr()) std::memmove(out.data_ptr(), in.data_ptr(), bytes);
+          return true;
+        }
+        gloo_detail::ring_reduce_scatter(*context_, out.data_ptr(), in.data_ptr(), bytes, n, fn,
+                                         tag, deadline, scratch_);
+        if (op == ReduceOp::avg)
+          gloo_detail::divide_in_place(out.data_ptr(), out.dtype(), n, size_);
+        return true;
+      });
 }
 
 WorkPtr GlooProcessGroup::all_gather(Tensor& output, const Tensor& input) {
   check_tensor(output, "all_gather", "output");
   check_tensor(input, "all_gather", "input");
-  FABRIC_CHECK(output.dtype() == input.dtype(), DTypeError, "gloo all_gather (", where(), "): output is ",
-               dtype_name(output.dtype()), " but input is ", dtype_name(input.dtype()), "; expected the same dtype");
+  check_same_dtype(output, input, "all_gather");
   FABRIC_CHECK(output.numel() == input.numel() * size_, ShapeError, "gloo all_gather (", where(),
-               "): output must hold size() = ", size_, " copies of the input's numel ", input.numel(), " (",
-               input.numel() * size_, " elements), got output shape ", shape_str(output.shape()),
-               " and input shape ", shape_str(input.shape()));
+               "): output must hold size() = ", size_, " copies of the input's numel ",
+               input.numel(), " (", input.numel() * size_, " elements), got output shape ",
+               shape_str(output.shape()), " and input shape ", shape_str(input.shape()));
   const uint32_t tag = next_tag();
-  return enqueue("all_gather", ring_peers(), [this, out = output, in = input, tag](Clock::time_point, const auto&) {
-    const size_t bytes = static_cast<size_t>(in.nbytes());
-    uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
-    uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
-    if (bytes == 0) return true;
-    if (size_ == 1) {
-      if (o != i) std::memmove(o, i, bytes);
-      return true;
-    }
-    gloo::AllgatherOptions opts(context_);
-    // In place (input already at this rank's slot of output) Gloo needs no input buffer.
-    if (i != o + bytes * size_t(rank_)) opts.setInput(i, bytes);
-    opts.setOutput(o, bytes * size_t(size_));
-    opts.setTag(tag);
-    opts.setTimeout(timeout_);
-    gloo::allgather(opts);
-    return true;
-  });
-}
-
-WorkPtr GlooProcessGroup::all_gather_v(Tensor& output, const Tensor& input, const std::vector<int64_t>& counts) {
-  check_tensor(output, "all_gather_v", "output");
-  check_tensor(input, "all_gather_v", "input");
-  FABRIC_CHECK(output.dtype() == input.dtype(), DTypeError, "gloo all_gather_v (", where(), "): output is ",
-               dtype_name(output.dtype()), " but input is ", dtype_name(input.dtype()), "; expected the same dtype");
-  FABRIC_CHECK(counts.size() == size_t(size_), ValueError, "gloo all_gather_v (", where(), "): got ", counts.size(),
-               " counts, expected one per rank (", size_, ")");
-  int64_t total = 0;
-  for (size_t k = 0; k < counts.size(); ++k) {
-    FABRIC_CHECK(counts[k] >= 0, ValueError, "gloo all_gather_v (", where(), "): counts[", k, "] = ", counts[k],
-                 " is negative");
-    total += counts[k];
-  }
-  FABRIC_CHECK(counts[size_t(rank_)] == input.numel(), ShapeError, "gloo all_gather_v (", where(), "): counts[",
-               rank_, "] = ", counts[size_t(rank_)], " but this rank's input has ", input.numel(), " elements (shape ",
-               shape_str(input.shape()), ")");
-  FABRIC_CHECK(total == output.numel(), ShapeError, "gloo all_gather_v (", where(), "): the counts sum to ", total,
-               " but output has ", output.numel(), " elements (shape ", shape_str(output.shape()), ")");
-  const uint32_t tag = next_tag();
-  return enqueue("all_gather_v", ring_peers(),
-                 [this, out = output, in = input, counts, total, tag](Clock::time_point, const auto&) {
-                   const size_t isz = static_cast<size_t>(in.element_size());
+  return enqueue("all_gather", ring_peers(),
+                 [this, out = output, in = input, tag](Clock::time_point, const auto&) {
+                   const size_t bytes = static_cast<size_t>(in.nbytes());
                    uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
                    uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
-                   if (total == 0) return true;
+                   if (bytes == 0) return true;
                    if (size_ == 1) {
-                     if (o != i) std::memmove(o, i, size_t(total) * isz);
+                     if (o != i) std::memmove(o, i, bytes);
                      return true;
                    }
-                   std::vector<size_t> bytes(counts.size());
-                   for (size_t k = 0; k < counts.size(); ++k) bytes[k] = size_t(counts[k]) * isz;
-                   gloo::AllgathervOptions opts(context_);
-                   opts.setInput(i, bytes[size_t(rank_)]);
-                   opts.setOutput(o, bytes);
+                   gloo::AllgatherOptions opts(context_);
+                   // In place (input already at this rank's slot): Gloo takes no input.
+                   if (i != o + bytes * size_t(rank_)) opts.setInput(i, bytes);
+                   opts.setOutput(o, bytes * size_t(size_));
                    opts.setTag(tag);
                    opts.setTimeout(timeout_);
-                   gloo::allgatherv(opts);
+                   gloo::allgather(opts);
                    return true;
                  });
+}
+
+WorkPtr GlooProcessGroup::all_gather_v(Tensor& output, const Tensor& input,
+                                       const std::vector<int64_t>& counts) {
+  check_tensor(output, "all_gather_v", "output");
+  check_tensor(input, "all_gather_v", "input");
+  check_same_dtype(output, input, "all_gather_v");
+  FABRIC_CHECK(counts.size() == size_t(size_), ValueError, "gloo all_gather_v (", where(),
+               "): got ", counts.size(), " counts, expected one per rank (", size_, ")");
+  int64_t total = 0;
+  for (size_t k = 0; k < counts.size(); ++k) {
+    FABRIC_CHECK(counts[k] >= 0, ValueError, "gloo all_gather_v (", where(), "): counts[", k,
+                 "] = ", counts[k], " is negative");
+    total += counts[k];
+  }
+  FABRIC_CHECK(counts[size_t(rank_)] == input.numel(), ShapeError, "gloo all_gather_v (", where(),
+               "): counts[", rank_, "] = ", counts[size_t(rank_)], " but this rank's input has ",
+               input.numel(), " elements (shape ", shape_str(input.shape()), ")");
+  FABRIC_CHECK(total == output.numel(), ShapeError, "gloo all_gather_v (", where(),
+               "): the counts sum to ", total, " but output has ", output.numel(),
+               " elements (shape ", shape_str(output.shape()), ")");
+  const uint32_t tag = next_tag();
+  return enqueue(
+      "all_gather_v", ring_peers(),
+      [this, out = output, in = input, counts, total, tag](Clock::time_point, const auto&) {
+        const size_t isz = static_cast<size_t>(in.element_size());
+        uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
+        uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
+        if (total == 0) return true;
+        if (size_ == 1) {
+          if (o != i) std::memmove(o, i, size_t(total) * isz);
+          return true;
+        }
+        std::vector<size_t> bytes(counts.size());
+        for (size_t k = 0; k < counts.size(); ++k) bytes[k] = size_t(counts[k]) * isz;
+        gloo::AllgathervOptions opts(context_);
+        opts.setInput(i, bytes[size_t(rank_)]);
+        opts.setOutput(o, bytes);
+        opts.setTag(tag);
+        opts.setTimeout(timeout_);
+        gloo::allgatherv(opts);
+        return true;
+      });
 }
 
 WorkPtr GlooProcessGroup::broadcast(Tensor& tensor, int root) {
@@ -599,26 +609,36 @@ WorkPtr GlooProcessGroup::barrier() {
 // Sends and receives are posted from the worker, in issue order, but do not hold it: a send
 // completes only once the peer posts the matching receive, so waiting on the worker would
 // deadlock a ring of send-then-recv. The waiter thread reports their completion.
-WorkPtr GlooProcessGroup::post_p2p(const char* name, const Tensor& tensor, int peer, uint32_t tag, bool is_send) {
+WorkPtr GlooProcessGroup::post_p2p(const char* name, const Tensor& tensor, int peer, uint32_t tag,
+                                   bool is_send) {
   check_tensor(tensor, name, "tensor");
   check_peer(peer, name, is_send ? "destination" : "source");
-  FABRIC_CHECK(peer != rank_, ValueError, "gloo ", name, " (", where(), "): ", is_send ? "destination" : "source",
-               " rank ", peer, " is this rank; expected another rank");
+  FABRIC_CHECK(peer != rank_, ValueError, "gloo ", name, " (", where(),
+               "): ", is_send ? "destination" : "source", " rank ", peer,
+               " is this rank; expected another rank");
   std::string peers = "peer rank " + std::to_string(peer) + ", tag " + std::to_string(tag);
-  return enqueue(name, peers, [this, name, t = tensor, peer, tag, is_send, peers](Clock::time_point deadline,
-                                                                                   const std::shared_ptr<GlooWork>& work) {
-    PendingP2P p{name, peers, is_send, t, context_->createUnboundBuffer(t.data_ptr(), size_t(t.nbytes())), deadline, work};
-    if (is_send)
-      p.buffer->send(peer, make_slot(kSendRecvPrefix, tag));
-    else
-      p.buffer->recv(peer, make_slot(kSendRecvPrefix, tag));
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      p2p_.push_back(std::move(p));
-    }
-    p2p_cv_.notify_one();
-    return false;
-  });
+  return enqueue(
+      name, peers,
+      [this, name, t = tensor, peer, tag, is_send, peers](Clock::time_point deadline,
+                                                          const std::shared_ptr<GlooWork>& work) {
+        PendingP2P p{name,
+                     peers,
+                     is_send,
+                     t,
+                     context_->createUnboundBuffer(t.data_ptr(), size_t(t.nbytes())),
+                     deadline,
+                     work};
+        if (is_send)
+          p.buffer->send(peer, gloo_detail::make_slot(gloo_detail::kSendRecvSlotPrefix, tag));
+        else
+          p.buffer->recv(peer, gloo_detail::make_slot(gloo_detail::kSendRecvSlotPrefix, tag));
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          p2p_.push_back(std::move(p));
+        }
+        p2p_cv_.notify_one();
+        return false;
+      });
 }
 
 WorkPtr GlooProcessGroup::send(const Tensor& tensor, int dst, uint32_t tag) {
@@ -631,8 +651,8 @@ WorkPtr GlooProcessGroup::recv(Tensor& tensor, int src, uint32_t tag) {
 
 }  // namespace
 
-std::shared_ptr<ProcessGroup> make_gloo_process_group(std::shared_ptr<Store> store, int rank, int size,
-                                                      const GlooOptions& options) {
+std::shared_ptr<ProcessGroup> make_gloo_process_group(std::shared_ptr<Store> store, int rank,
+                                                      int size, const GlooOptions& options) {
   return std::make_shared<GlooProcessGroup>(std::move(store), rank, size, options);
 }
 

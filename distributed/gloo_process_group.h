@@ -20,7 +20,7 @@ struct GlooOptions {
 
 // Connects `size` ranks through `store` (blocks until every rank has joined, or TimeoutError).
 // Several groups may share one store: every rank must create its groups in the same order.
-std::shared_ptr<ProcessGroup> make_gloo_process_group(std::shared_ptr<Store> store, int rank, int size,
-                                                      const GlooOptions& options = {});
+std::shared_ptr<ProcessGroup> make_gloo_process_group(std::shared_ptr<Store> store, int rank,
+                                                      int size, const GlooOptions& options = {});
 
 }  // namespace fabric::distributed

@@ -44,12 +44,20 @@ std::string cuda_msg(const char* call, cudaError_t e) {
          std::to_string(int(e)) + ")";
 }
 
-std::string nccl_msg(const char* call, ncclResult_t r, ncclComm_t comm) {
-  std::string m = std::string(call) + " failed: " + ncclGetErrorString(r) + " (code " +
-                  std::to_string(int(r)) + ")";
+std::string nccl_detail(ncclResult_t r, ncclComm_t comm) {
+  std::string m = std::string(ncclGetErrorString(r)) + " (code " + std::to_string(int(r)) + ")";
   const char* last = ncclGetLastError(comm);
   if (last != nullptr && last[0] != '\0') m += "; NCCL's last error: " + std::string(last);
   return m;
+}
+
+std::string nccl_msg(const char* call, ncclResult_t r, ncclComm_t comm) {
+  return std::string(call) + " failed: " + nccl_detail(r, comm);
+}
+
+// An error NCCL found in the background (a peer failed, a network error, ...), not in one call.
+std::string async_msg(ncclResult_t r, ncclComm_t comm) {
+  return "the communicator reported an asynchronous error: " + nccl_detail(r, comm);
 }
 
 // Busy-polls briefly (collectives often finish in microseconds), then sleeps with a growing step.
@@ -361,8 +369,10 @@ void CommState::settle_locked(const char* op, const std::string& peers, const ch
     if (q != ncclSuccess)
       fail_locked(op, peers, nccl_msg("ncclCommGetAsyncError", q, comm_), false, nullptr);
     if (state == ncclSuccess) return;
-    if (state != ncclInProgress)
-      fail_locked(op, peers, nccl_msg(call, state, comm_), false, nullptr);
+    if (state != ncclInProgress) {
+      fail_locked(op, peers, async_msg(state, comm_) + " (while enqueuing " + call + ")", false,
+                  nullptr);
+    }
     if (Clock::now() >= deadline) {
       fail_locked(op, peers,
                   std::string(call) + " was still enqueuing (NCCL reported ncclInProgress)", true,
@@ -443,7 +453,8 @@ void CommState::wait(OpRecord& rec) {
       if (q != cudaErrorNotReady)
         fail_locked(rec.name, rec.peers, cuda_msg("cudaEventQuery", q), false, &rec);
       if (comm_ == nullptr) {
-        // Aborted by a failure that found this op complete; it cannot be pending now.
+        // Defensive: the communicator is gone (every op pending then was marked), so this op
+        // can never complete.
         rec.error =
             head(rec.name, rec.peers) + " did not complete: the process group broke: " + broken_;
         throw_record(rec);
@@ -453,8 +464,7 @@ void CommState::wait(OpRecord& rec) {
       if (a != ncclSuccess)
         fail_locked(rec.name, rec.peers, nccl_msg("ncclCommGetAsyncError", a, comm_), false, &rec);
       if (state != ncclSuccess && state != ncclInProgress) {
-        fail_locked(rec.name, rec.peers,
-                    nccl_msg("the communicator (asynchronous error)", state, comm_), false, &rec);
+        fail_locked(rec.name, rec.peers, async_msg(state, comm_), false, &rec);
       }
       if (Clock::now() >= rec.deadline) {
         fail_locked(rec.name, rec.peers, "the operation had not completed on the GPU", true, &rec);

@@ -15,12 +15,17 @@ struct NcclOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
 };
 
-// Connects `size` ranks through `store`; this rank runs on CUDA device `device` and takes
-// contiguous cuda:<device> tensors (float64/32/16, bfloat16, int64/32/8, uint8, and fp8 where the
-// NCCL linked is 2.24 or newer). Operations are queued on the group's own stream after the work
-// already issued on the device's default stream; Work::wait() blocks until the operation is done
-// and orders later default-stream work after it. The `tag` of send/recv is ignored: NCCL matches
-// point-to-point transfers by issue order between a pair of ranks.
+// Connects `size` ranks through `store` (rank 0 publishes the NCCL unique id; blocks until every
+// rank has joined, or TimeoutError). This rank runs on CUDA device `device` and takes contiguous
+// cuda:<device> tensors: float64/32/16, bfloat16, int64/32/8, uint8, and fp8 when built with
+// NCCL 2.24 or newer (fp8 reductions need compute capability 9.0).
+// An op is queued on the group's own stream after the work already issued on the device's
+// default stream; the call returns once NCCL has enqueued it (NCCL sets up connections on the
+// first op of a kind, which waits for the peers, bounded by the timeout). Work::wait() blocks
+// until the op is done and orders later default-stream work after it. A timeout or NCCL error
+// aborts the communicator: the op fails with TimeoutError / DistributedError and the group is
+// unusable afterwards. The `tag` of send/recv is ignored: NCCL pairs a rank's sends to a peer
+// with that peer's receives in issue order, and a send holds the stream until it is received.
 // Several groups may share one store: every rank must create its groups in the same order.
 // Without the CUDA backend: DeviceError saying so.
 std::shared_ptr<ProcessGroup> make_nccl_process_group(std::shared_ptr<Store> store, int rank,

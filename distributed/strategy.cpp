@@ -8,6 +8,7 @@
 #include "autograd/grad_mode.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/launcher.h"
+#include "distributed/nccl_process_group.h"
 #include "distributed/tcp_store.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -73,10 +74,16 @@ void Strategy::launch() {
                                                         .port = env_.main_port,
                                                         .is_server = env_.global_rank == 0,
                                                         .timeout = options_.timeout});
-    pg_ = make_gloo_process_group(std::make_shared<PrefixStore>("default_pg", store_), env_.global_rank,
-                                  env_.world_size,
-                                  GlooOptions{.timeout = options_.timeout,
-                                              .hostname = local_address(env_.main_address)});
+    auto prefixed = std::make_shared<PrefixStore>("default_pg", store_);
+    if (options_.accelerator == "cuda") {
+      const int device = options_.device_ids.at(size_t(env_.local_rank) % options_.device_ids.size());
+      pg_ = make_nccl_process_group(prefixed, env_.global_rank, env_.world_size, device,
+                                    NcclOptions{.timeout = options_.timeout});
+    } else {
+      pg_ = make_gloo_process_group(prefixed, env_.global_rank, env_.world_size,
+                                    GlooOptions{.timeout = options_.timeout,
+                                                .hostname = local_address(env_.main_address)});
+    }
   }
   launched_ = true;
 }

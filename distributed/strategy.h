@@ -21,6 +21,9 @@ class SubprocessLauncher;
 
 struct StrategyOptions {
   std::string name = "single_device";  // "single_device" | "ddp"
+  // "cpu": Gloo on CPU tensors; "cuda": NCCL, local rank i on device_ids[i].
+  std::string accelerator = "cpu";
+  std::vector<int> device_ids = {0};
   int devices = 1;                     // processes per node
   int num_nodes = 1;
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // every collective and rendezvous
@@ -47,7 +50,8 @@ class Strategy {
 
   // Starts local ranks 1..N-1 when this process is the one the user started (re-running its
   // command line with LOCAL_RANK set), then connects every rank through the TCP store on
-  // MASTER_ADDR:MASTER_PORT and creates the Gloo group. Idempotent. One process: nothing to do.
+  // MASTER_ADDR:MASTER_PORT and creates the process group (Gloo on cpu, NCCL on cuda).
+  // Idempotent. One process: nothing to do.
   void launch();
   bool launched() const { return launched_; }
   // Rank 0 finished: waits for the local ranks it started; returns the first non-zero exit status.

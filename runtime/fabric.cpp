@@ -31,6 +31,8 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
   ctx_ = std::make_shared<FabricContext>();
   ctx_->precision = resolved_.plugin;
   distributed::StrategyOptions so{.name = resolved_.strategy,
+                                  .accelerator = resolved_.accelerator,
+                                  .device_ids = resolved_.device_ids,
                                   .devices = static_cast<int>(resolved_.device_ids.size()),
                                   .num_nodes = static_cast<int>(resolved_.num_nodes),
                                   .timeout = options.timeout,

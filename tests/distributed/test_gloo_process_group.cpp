@@ -48,20 +48,26 @@ void run_ranks(int size, const std::function<void(int, ProcessGroup&)>& body,
   for (int r = 0; r < size; ++r) EXPECT_EQ(errors[size_t(r)], "") << "rank " << r;
 }
 
-Tensor make(const std::vector<double>& v, DType dtype) { return from_vector<double>(v, {int64_t(v.size())}, {.dtype = dtype}); }
+Tensor make(const std::vector<double>& v, DType dtype) {
+  return from_vector<double>(v, {int64_t(v.size())}, {.dtype = dtype});
+}
 
 // Small integers, exact in every dtype (bf16 and int8 included) after summing three ranks.
 double val(int rank, int64_t i) { return double((i * 7 + rank * 5) % 23) - 11.0; }
 
-const std::vector<DType> kAllReduceDTypes = {DType::float32, DType::float64, DType::bfloat16, DType::float16,
-                                             DType::int64,   DType::int32,   DType::int8,     DType::uint8};
+const std::vector<DType> kAllReduceDTypes = {DType::float32, DType::float64, DType::bfloat16,
+                                             DType::float16, DType::int64,   DType::int32,
+                                             DType::int8,    DType::uint8};
 
 // Rank r's input for `op` and the expected reduction over `size` ranks, element i.
 double input_for(ReduceOp op, DType dtype, int r, int64_t i) {
   switch (op) {
-    case ReduceOp::product: return double((i + r) % 4 + 1) * ((dtype != DType::uint8 && (i + r) % 5 == 0) ? -1 : 1);
-    case ReduceOp::avg: return double(i % 16) + 2.0 * r;  // the sum divides by the world size exactly
-    default: return dtype == DType::uint8 ? val(r, i) + 11.0 : val(r, i);
+    case ReduceOp::product:
+      return double((i + r) % 4 + 1) * ((dtype != DType::uint8 && (i + r) % 5 == 0) ? -1 : 1);
+    case ReduceOp::avg:
+      return double(i % 16) + 2.0 * r;  // the sum divides by the world size exactly
+    default:
+      return dtype == DType::uint8 ? val(r, i) + 11.0 : val(r, i);
   }
 }
 double expected_for(ReduceOp op, DType dtype, int size, int64_t i) {
@@ -70,10 +76,18 @@ double expected_for(ReduceOp op, DType dtype, int size, int64_t i) {
     const double x = input_for(op, dtype, r, i);
     switch (op) {
       case ReduceOp::sum:
-      case ReduceOp::avg: acc += x; break;
-      case ReduceOp::product: acc *= x; break;
-      case ReduceOp::max: acc = std::max(acc, x); break;
-      case ReduceOp::min: acc = std::min(acc, x); break;
+      case ReduceOp::avg:
+        acc += x;
+        break;
+      case ReduceOp::product:
+        acc *= x;
+        break;
+      case ReduceOp::max:
+        acc = std::max(acc, x);
+        break;
+      case ReduceOp::min:
+        acc = std::min(acc, x);
+        break;
     }
   }
   return op == ReduceOp::avg ? acc / size : acc;
@@ -94,10 +108,13 @@ void check_all_reduce(int size) {
     for (DType dtype : kAllReduceDTypes) {
       for (ReduceOp op : ops_for(dtype)) {
         std::vector<double> in(n), want(n);
-        for (int64_t i = 0; i < n; ++i) in[size_t(i)] = input_for(op, dtype, r, i), want[size_t(i)] = expected_for(op, dtype, size, i);
+        for (int64_t i = 0; i < n; ++i)
+          in[size_t(i)] = input_for(op, dtype, r, i),
+          want[size_t(i)] = expected_for(op, dtype, size, i);
         Tensor t = make(in, dtype);
         pg.all_reduce(t, op)->wait();
-        EXPECT_EQ(t.to_vector<double>(), want) << "rank " << r << " " << dtype_name(dtype) << " " << to_string(op);
+        EXPECT_EQ(t.to_vector<double>(), want)
+            << "rank " << r << " " << dtype_name(dtype) << " " << to_string(op);
       }
     }
     // bool: max is any, min is all.
@@ -109,7 +126,8 @@ void check_all_reduce(int size) {
     const auto got_any = any.to_vector<double>(), got_all = all.to_vector<double>();
     for (size_t i = 0; i < b.size(); ++i) {
       bool a = false, m = true;
-      for (int q = 0; q < size; ++q) a = a || (i + size_t(q)) % 3 == 0, m = m && (i + size_t(q)) % 3 == 0;
+      for (int q = 0; q < size; ++q)
+        a = a || (i + size_t(q)) % 3 == 0, m = m && (i + size_t(q)) % 3 == 0;
       EXPECT_EQ(got_any[i], a ? 1.0 : 0.0) << i;
       EXPECT_EQ(got_all[i], m ? 1.0 : 0.0) << i;
     }
@@ -136,7 +154,8 @@ TEST(GlooProcessGroup, AllReduceLargeSpansManySegments) {
 void check_reduce_scatter(int size) {
   run_ranks(size, [&](int r, ProcessGroup& pg) {
     const int64_t n = 37;  // per-rank chunk
-    for (DType dtype : {DType::float32, DType::float64, DType::bfloat16, DType::int64, DType::int8}) {
+    for (DType dtype :
+         {DType::float32, DType::float64, DType::bfloat16, DType::int64, DType::int8}) {
       const std::vector<ReduceOp> ops =
           dtype == DType::float32 ? ops_for(dtype) : std::vector<ReduceOp>{ReduceOp::sum};
       for (ReduceOp op : ops) {
@@ -147,7 +166,8 @@ void check_reduce_scatter(int size) {
         Tensor input = make(in, dtype);
         Tensor out = zeros({n}, {.dtype = dtype});
         pg.reduce_scatter(out, input, op)->wait();
-        EXPECT_EQ(out.to_vector<double>(), want) << "rank " << r << " " << dtype_name(dtype) << " " << to_string(op);
+        EXPECT_EQ(out.to_vector<double>(), want)
+            << "rank " << r << " " << dtype_name(dtype) << " " << to_string(op);
         EXPECT_EQ(input.to_vector<double>(), in) << "reduce_scatter must not modify its input";
       }
     }
@@ -162,9 +182,12 @@ TEST(GlooProcessGroup, ReduceScatterFiveRanks) { check_reduce_scatter(5); }
 void reduce_scatter_stress(int size) {
   run_ranks(size, [&](int r, ProcessGroup& pg) {
     const int64_t n = 65536 / size;  // per-rank chunk: about 64K floats of input per rank
-    Tensor in[2] = {empty({n * size}, {.dtype = DType::float32}), empty({n * size}, {.dtype = DType::float32})};
+    Tensor in[2] = {empty({n * size}, {.dtype = DType::float32}),
+                    empty({n * size}, {.dtype = DType::float32})};
     Tensor out[2] = {empty({n}, {.dtype = DType::float32}), empty({n}, {.dtype = DType::float32})};
-    auto value = [](int it, int rank, int64_t i) { return float((i * 31 + it * 7 + rank * 13) % 1024); };
+    auto value = [](int it, int rank, int64_t i) {
+      return float((i * 31 + it * 7 + rank * 13) % 1024);
+    };
     int64_t wrong = 0;
     for (int it = 0; it < 300; it += 2) {
       // Two reduce-scatters in flight at once, then wait: back-to-back rings over the same peers.
@@ -194,11 +217,13 @@ TEST(GlooProcessGroup, ReduceScatterStress300ThreeRanks) { reduce_scatter_stress
 void check_all_gather(int size) {
   run_ranks(size, [&](int r, ProcessGroup& pg) {
     const int64_t n = 29;
-    for (DType dtype : {DType::float32, DType::float64, DType::bfloat16, DType::int64, DType::uint8}) {
+    for (DType dtype :
+         {DType::float32, DType::float64, DType::bfloat16, DType::int64, DType::uint8}) {
       std::vector<double> in(n), want;
       for (int64_t i = 0; i < n; ++i) in[size_t(i)] = val(r, i) + (dtype == DType::uint8 ? 11 : 0);
       for (int q = 0; q < size; ++q)
-        for (int64_t i = 0; i < n; ++i) want.push_back(val(q, i) + (dtype == DType::uint8 ? 11 : 0));
+        for (int64_t i = 0; i < n; ++i)
+          want.push_back(val(q, i) + (dtype == DType::uint8 ? 11 : 0));
       Tensor out = zeros({size, n}, {.dtype = dtype});
       pg.all_gather(out, make(in, dtype))->wait();
       EXPECT_EQ(out.to_vector<double>(), want) << "rank " << r << " " << dtype_name(dtype);
@@ -242,7 +267,8 @@ void check_broadcast(int size) {
         for (int64_t i = 0; i < 50; ++i) in[size_t(i)] = val(r, i), want[size_t(i)] = val(root, i);
         Tensor t = make(in, dtype);
         pg.broadcast(t, root)->wait();
-        EXPECT_EQ(t.to_vector<double>(), want) << "rank " << r << " root " << root << " " << dtype_name(dtype);
+        EXPECT_EQ(t.to_vector<double>(), want)
+            << "rank " << r << " root " << root << " " << dtype_name(dtype);
       }
     }
   });
@@ -257,7 +283,8 @@ void check_send_recv_ring(int size) {
     for (bool recv_first : {false, true}) {
       for (DType dtype : {DType::float32, DType::int64}) {
         std::vector<double> mine(40), want(40);
-        for (int64_t i = 0; i < 40; ++i) mine[size_t(i)] = val(r, i), want[size_t(i)] = val(prev, i);
+        for (int64_t i = 0; i < 40; ++i)
+          mine[size_t(i)] = val(r, i), want[size_t(i)] = val(prev, i);
         Tensor out = make(mine, dtype), in = zeros({40}, {.dtype = dtype});
         // Every rank posts both before waiting: neither may block the other.
         WorkPtr s, v;
@@ -303,7 +330,8 @@ TEST(GlooProcessGroup, BarrierHoldsEveryRank) {
         if (r == size - 1) std::this_thread::sleep_for(5ms);
         arrived.fetch_add(1);
         pg.barrier()->wait();
-        EXPECT_GE(arrived.load(), round * size) << "rank " << r << " left barrier " << round << " early";
+        EXPECT_GE(arrived.load(), round * size)
+            << "rank " << r << " left barrier " << round << " early";
       }
     });
   }
@@ -314,9 +342,11 @@ TEST(GlooProcessGroup, AsyncOpsInFlightWaitedInReverseOrder) {
     run_ranks(size, [&](int r, ProcessGroup& pg) {
       const int64_t n = 4096;
       Tensor a = full({n}, double(r + 1)), b = full({n}, double(10 * r)), c = full({n}, double(r));
-      Tensor gathered = zeros({size * n}), rs_in = full({size * n}, double(r + 2)), rs_out = zeros({n});
-      std::vector<WorkPtr> works = {pg.all_reduce(a), pg.broadcast(b, size - 1), pg.all_gather(gathered, c),
-                                    pg.reduce_scatter(rs_out, rs_in), pg.barrier()};
+      Tensor gathered = zeros({size * n}), rs_in = full({size * n}, double(r + 2)),
+             rs_out = zeros({n});
+      std::vector<WorkPtr> works = {pg.all_reduce(a), pg.broadcast(b, size - 1),
+                                    pg.all_gather(gathered, c), pg.reduce_scatter(rs_out, rs_in),
+                                    pg.barrier()};
       for (auto it = works.rbegin(); it != works.rend(); ++it) (*it)->wait();
       for (auto& w : works) EXPECT_TRUE(w->is_completed());
       const double sum_a = size * (size + 1) / 2.0, sum_rs = size * (size + 3) / 2.0;
@@ -368,8 +398,10 @@ TEST(GlooProcessGroup, GroupsShareOneStore) {
         auto w1 = g1->all_reduce(a);
         w1->wait();
         w2->wait();
-        if (a.to_vector<double>() != std::vector<double>(8, 3.0)) errors[size_t(r)] = "group 1 wrong";
-        if (b.to_vector<double>() != std::vector<double>(8, 30.0)) errors[size_t(r)] += " group 2 wrong";
+        if (a.to_vector<double>() != std::vector<double>(8, 3.0))
+          errors[size_t(r)] = "group 1 wrong";
+        if (b.to_vector<double>() != std::vector<double>(8, 30.0))
+          errors[size_t(r)] += " group 2 wrong";
       } catch (const std::exception& e) {
         errors[size_t(r)] = e.what();
       }
@@ -385,7 +417,11 @@ TEST(GlooProcessGroup, InputValidation) {
     Tensor t = zeros({4});
     Tensor nc = zeros({3, 4}).t();
     EXPECT_CONTAINS(thrown<ValueError>([&] { pg.all_reduce(nc); }), "contiguous");
-    EXPECT_CONTAINS(thrown<ValueError>([&] { Tensor u; pg.all_reduce(u); }), "undefined");
+    EXPECT_CONTAINS(thrown<ValueError>([&] {
+                      Tensor u;
+                      pg.all_reduce(u);
+                    }),
+                    "undefined");
     Tensor i = zeros({4}, {.dtype = DType::int64});
     EXPECT_CONTAINS(thrown<DTypeError>([&] { pg.all_reduce(i, ReduceOp::avg); }), "avg");
     Tensor b = zeros({4}, {.dtype = DType::bool_});
@@ -509,7 +545,8 @@ TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
     }
     _exit(code);
   }
-  auto store = std::make_shared<TCPStore>(TCPStoreOptions{.port = 0, .is_server = true, .timeout = 10s});
+  auto store =
+      std::make_shared<TCPStore>(TCPStoreOptions{.port = 0, .is_server = true, .timeout = 10s});
   const int port = store->port();
   ASSERT_EQ(write(port_pipe[1], &port, sizeof port), ssize_t(sizeof port));
   auto pg = make_gloo_process_group(store, 0, 2, {.timeout = 3s});

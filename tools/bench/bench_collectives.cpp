@@ -2,11 +2,6 @@
 // gloo::allreduce called directly (same ring algorithm, plain FileStore rendezvous), 2 ranks as 2
 // processes over loopback TCP, in the same run; plus reduce_scatter and all_gather through ours.
 // Prints median algbw (bytes / time) and the ratio ours/direct; never asserts anything.
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
 #include <gloo/math.h>
@@ -14,6 +9,10 @@
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -88,7 +87,8 @@ std::string human(int64_t n) {
 }
 
 // One rank's share of the benchmark. Both ranks run the same sequence; rank 0 prints.
-int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_store_dir, const Options& o) {
+int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_store_dir,
+             const Options& o) {
   auto pg = make_gloo_process_group(store, rank, 2, {.timeout = std::chrono::seconds(60)});
 
   // The peer: Gloo as its own examples use it.
@@ -108,14 +108,14 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
   };
 
   if (rank == 0) {
-    std::printf("\n%-15s %9s %6s | %10s %12s | %11s\n", "op", "elements", "iters", "ours GB/s", "direct GB/s",
-                "ours/direct");
+    std::printf("\n%-15s %9s %6s | %10s %12s | %11s\n", "op", "elements", "iters", "ours GB/s",
+                "direct GB/s", "ours/direct");
     std::printf("%s\n", std::string(72, '-').c_str());
   }
   // Samples of several callables taken round-robin, starting one later each round, so that load
   // bursts from other processes hit all alike. A barrier lines both ranks up before each sample.
-  auto measure = [&](const std::vector<std::function<void()>>& fns, const std::function<void()>& refill,
-                     double bytes, int iters) {
+  auto measure = [&](const std::vector<std::function<void()>>& fns,
+                     const std::function<void()>& refill, double bytes, int iters) {
     for (const auto& fn : fns) refill(), fn();  // warm-up: connections, page faults, buffers
     std::vector<std::vector<double>> rates(fns.size());
     for (int r = 0; r < o.runs; ++r)
@@ -135,7 +135,7 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
 
   for (int64_t n : o.sizes) {
     const double bytes = double(n) * 4;
-    const int iters = int(std::max<int64_t>(1, (int64_t(64) << 20) / (n * 4)));
+    const int iters = int(std::max<int64_t>(1, (int64_t(128) << 20) / (n * 4)));
     Tensor t = empty({n}, {.dtype = DType::float32});
     float* p = t.data<float>();
     // Small values refilled before each sample keep the repeated sums finite and normal.
@@ -147,14 +147,15 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
       gloo::AllreduceOptions opts(ctx);
       opts.setOutput(p, size_t(n));
       opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
-      opts.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+      opts.setReduceFunction(
+          static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
       opts.setTag(direct_tag++);
       gloo::allreduce(opts);
     };
     const auto r = measure({ours, direct}, refill, bytes, iters);
     if (rank == 0) {
-      std::printf("%-15s %9s %6d | %10.3f %12.3f | %11.3f\n", "all_reduce sum", human(n).c_str(), iters, r[0], r[1],
-                  r[0] / r[1]);
+      std::printf("%-15s %9s %6d | %10.3f %12.3f | %11.3f\n", "all_reduce sum", human(n).c_str(),
+                  iters, r[0], r[1], r[0] / r[1]);
       std::fflush(stdout);
     }
   }
@@ -162,18 +163,20 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
   if (o.extra) {
     const int64_t n = 16 << 20;
     const double bytes = double(n) * 4;
-    Tensor in = empty({n}, {.dtype = DType::float32}), half = empty({n / 2}, {.dtype = DType::float32});
+    Tensor in = empty({n}, {.dtype = DType::float32}),
+           half = empty({n / 2}, {.dtype = DType::float32});
     auto refill = [&] {
       float* q = in.data<float>();
       for (int64_t i = 0; i < n; ++i) q[i] = float((i + rank) % 7);
     };
     const auto rs = measure({[&] { pg->reduce_scatter(half, in)->wait(); }}, refill, bytes, 1);
-    const auto ag = measure({[&] { pg->all_gather(in, half)->wait(); }}, [] {}, bytes, 1);
+    const auto ag = measure(
+        {[&] { pg->all_gather(in, half)->wait(); }}, [] {}, bytes, 1);
     if (rank == 0) {
-      std::printf("%-15s %9s %6d | %10.3f %12s | %11s   (algbw: input bytes / time)\n", "reduce_scatter",
-                  human(n).c_str(), 1, rs[0], "-", "-");
-      std::printf("%-15s %9s %6d | %10.3f %12s | %11s   (algbw: output bytes / time)\n", "all_gather",
-                  human(n).c_str(), 1, ag[0], "-", "-");
+      std::printf("%-15s %9s %6d | %10.3f %12s | %11s   (algbw: input bytes / time)\n",
+                  "reduce_scatter", human(n).c_str(), 1, rs[0], "-", "-");
+      std::printf("%-15s %9s %6d | %10.3f %12s | %11s   (algbw: output bytes / time)\n",
+                  "all_gather", human(n).c_str(), 1, ag[0], "-", "-");
     }
   }
   direct_barrier();
@@ -186,8 +189,10 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   std::printf(
-      "bench_collectives: 2 ranks as 2 processes, Gloo over loopback TCP (127.0.0.1), float32; algbw = "
-      "bytes / time in GB/s, median of %d samples, each sample `iters` back-to-back ops after a barrier; "
+      "bench_collectives: 2 ranks as 2 processes, Gloo over loopback TCP (127.0.0.1), float32; "
+      "algbw = "
+      "bytes / time in GB/s, median of %d samples, each sample `iters` back-to-back ops after a "
+      "barrier; "
       "ours (fabric's Gloo process group: worker thread, our reduce functions) and direct "
       "(gloo::allreduce ring with gloo::sum<float>) sampled round-robin in a rotating order.\n",
       o.runs);
@@ -195,7 +200,8 @@ int main(int argc, char** argv) {
               read_first("/proc/cpuinfo", "model name").c_str(), sysconf(_SC_NPROCESSORS_ONLN),
               read_first("/proc/loadavg", nullptr).c_str());
   std::printf(
-      "CAVEAT: a shared, noisy machine; compare the ratio (measured in the same run), not the absolute "
+      "CAVEAT: a shared, noisy machine; compare the ratio (measured in the same run), not the "
+      "absolute "
       "numbers.\n");
   std::fflush(stdout);
 
@@ -221,7 +227,8 @@ int main(int argc, char** argv) {
     if (read(port_pipe[0], &port, sizeof port) != sizeof port) _exit(2);
     int code = 1;
     try {
-      auto store = std::make_shared<TCPStore>(TCPStoreOptions{.port = port, .timeout = std::chrono::seconds(60)});
+      auto store = std::make_shared<TCPStore>(
+          TCPStoreOptions{.port = port, .timeout = std::chrono::seconds(60)});
       code = run_rank(1, store, dir, o);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "bench_collectives rank 1: %s\n", e.what());
@@ -235,7 +242,8 @@ int main(int argc, char** argv) {
     auto server = std::make_shared<TCPStore>(
         TCPStoreOptions{.port = 0, .is_server = true, .timeout = std::chrono::seconds(60)});
     const int port = server->port();
-    if (write(port_pipe[1], &port, sizeof port) != sizeof port) throw std::runtime_error("pipe write failed");
+    if (write(port_pipe[1], &port, sizeof port) != sizeof port)
+      throw std::runtime_error("pipe write failed");
     code = run_rank(0, server, dir, o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_collectives rank 0: %s\n", e.what());
