@@ -14,6 +14,7 @@
 #include "distributed/process_group.h"
 #include "distributed/store.h"
 #include "nn/module.h"
+#include "optim/optimizer.h"
 
 namespace fabric::distributed {
 
@@ -28,6 +29,7 @@ struct StrategyOptions {
   int num_nodes = 1;
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // every collective and rendezvous
   DDPOptions ddp;
+  int zero_stage = 0;  // "deepspeed": ZeRO stage 1 or 2
   // The command line the launcher re-runs for local ranks 1..N-1; empty: this process's own.
   std::vector<std::string> launch_argv;
 };
@@ -70,6 +72,17 @@ class Strategy {
   virtual void post_backward() {}
   // no_backward_sync: while disabled, gradients accumulate locally only.
   virtual void set_backward_sync(nn::Module& module, bool enabled) { (void)module, (void)enabled; }
+  // Called by Fabric.setup for each optimizer, after its module was set up (`module` may be null
+  // for setup_optimizers): a sharding strategy takes over the optimizer's parameters here.
+  virtual void setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) { (void)optimizer, (void)module; }
+  // Called after every optimizer step through Fabric, `stepped` false when a loss scaler skipped
+  // it (ZeRO: all-gather the updated parameter shards).
+  virtual void post_optimizer_step(optim::Optimizer& optimizer, bool stepped) { (void)optimizer, (void)stepped; }
+  // Whether Fabric.save/load can write and read this strategy's state (sharded optimizer state
+  // needs its own checkpoint layout); Fabric raises NotImplementedError naming the strategy if not.
+  virtual bool supports_checkpoints() const { return true; }
+  // Whether Fabric.clip_gradients works here (the norm of sharded gradients needs the strategy).
+  virtual bool supports_clip_gradients() const { return true; }
 
   // ---- collectives (identity on one process) -----------------------------------------------------
   // Returns the reduced tensor (a new one; `t` is not modified). "avg" of an integer tensor is the

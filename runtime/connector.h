@@ -35,6 +35,7 @@ struct Resolved {
   std::string accelerator;  // "cpu" or "cuda"
   std::string strategy;     // "single_device" or "ddp"
   bool find_unused_parameters = false;  // strategy 'ddp_find_unused_parameters_true'
+  int zero_stage = 0;                   // strategy 'deepspeed' (stage 2) / 'deepspeed_stage_N'
   std::vector<int> device_ids;
   int64_t num_nodes = 1;
   std::string precision;  // canonical string or the plugin's name

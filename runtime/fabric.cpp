@@ -37,9 +37,12 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
                                   .num_nodes = static_cast<int>(resolved_.num_nodes),
                                   .timeout = options.timeout,
                                   .ddp = options.ddp,
+                                  .zero_stage = resolved_.zero_stage,
                                   .launch_argv = options.launch_argv};
   so.ddp.find_unused_parameters = so.ddp.find_unused_parameters || resolved_.find_unused_parameters;
   strategy_ = distributed::make_strategy(so);
+  ctx_->after_optimizer_step.push_back(
+      [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
   if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
   if (global_rank() == 0)
     for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
@@ -106,6 +109,7 @@ FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_
   FABRIC_CHECK(!opt.parameters().empty(), ValueError, "Fabric.setup: the ", opt.name(),
                " optimizer has no parameters");
   set_up_optimizers_.emplace_back(&opt, first);
+  strategy_->setup_optimizer(opt, module.get());
   return FabricOptimizer(opt, module, ctx_);
 }
 
@@ -131,6 +135,8 @@ Tensor Fabric::clip_gradients(FabricModule& module, FabricOptimizer& optimizer, 
   (void)module;
   FABRIC_CHECK(o.clip_val.has_value() != o.max_norm.has_value(), ValueError,
                "Fabric.clip_gradients: pass exactly one of `clip_val` (clip by value) and `max_norm` (clip by norm)");
+  FABRIC_CHECK(strategy_->supports_clip_gradients(), NotImplementedError, "Fabric.clip_gradients: strategy '",
+               strategy_->name(), "' does not support it (DeepSpeed clips through its config's gradient_clipping)");
   ctx_->precision->unscale_gradients(optimizer.optimizer());
   const std::vector<Tensor> params = optimizer.parameters();
   if (o.clip_val) {
@@ -163,6 +169,8 @@ void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
 }
 
 void Fabric::save(const std::string& path, const State& state) const {
+  FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.save: strategy '",
+               strategy_->name(), "' cannot write checkpoints in this build yet");
   // Only rank 0 writes (the ranks hold the same replicated state); the others wait so that no rank
   // reads the path before it is complete. An error on rank 0 reaches the others as its exit.
   if (global_rank() == 0) save_checkpoint(path, state, ctx_->precision.get());
@@ -170,6 +178,8 @@ void Fabric::save(const std::string& path, const State& state) const {
 }
 
 State Fabric::load(const std::string& path, State& state, bool strict) {
+  FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.load: strategy '",
+               strategy_->name(), "' cannot read checkpoints in this build yet");
   State rest = load_checkpoint(path, state, ctx_->precision.get(), strict);
   barrier("load");
   return rest;

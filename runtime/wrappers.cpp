@@ -58,7 +58,7 @@ FabricOptimizer::FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn
 
 bool FabricOptimizer::step(const std::function<Tensor()>& closure) {
   const bool stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get(), closure);
-  for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_);
+  for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_, stepped);
   return stepped;
 }
 

@@ -22,7 +22,7 @@ struct FabricContext {
   // so a plain loss.backward() would leave the ranks' gradients different.
   std::string strategy_needing_fabric_backward;
   // Called after every optimizer step (the on_after_optimizer_step callback).
-  std::vector<std::function<void(optim::Optimizer&)>> after_optimizer_step;
+  std::vector<std::function<void(optim::Optimizer&, bool stepped)>> after_optimizer_step;
 };
 
 class FabricModule {
