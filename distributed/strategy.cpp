@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <climits>
+#include <thread>
 
 #include "autograd/grad_mode.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/launcher.h"
 #include "distributed/nccl_process_group.h"
 #include "distributed/tcp_store.h"
+#include "distributed/zero.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -94,8 +96,9 @@ int Strategy::join() {
   return launcher_->join();  // also puts back the environment launch() exported
 }
 
-void Strategy::abort() {
+void Strategy::abort(bool after_peer_failure) {
   if (!launcher_ || joined_) return;
+  if (after_peer_failure) std::this_thread::sleep_for(std::chrono::seconds(2));
   joined_ = true;
   launcher_->kill_all();
 }
@@ -219,6 +222,7 @@ void DDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
   if (options.name == "single_device") return std::make_unique<Strategy>(options);
   if (options.name == "ddp") return std::make_unique<DDPStrategy>(options);
+  if (options.name == "deepspeed") return std::make_unique<ZeroStrategy>(options);
   throw NotImplementedError("strategy '" + options.name + "' is not available in this build yet");
 }
 

@@ -58,8 +58,10 @@ class Strategy {
   bool launched() const { return launched_; }
   // Rank 0 finished: waits for the local ranks it started; returns the first non-zero exit status.
   int join();
-  // Rank 0 failed: kills the local ranks it started.
-  void abort();
+  // Rank 0 failed: kills the local ranks it started. After a collective failed because a peer
+  // died (after_peer_failure), it first gives the launcher's watchdog a moment to end this
+  // process with that rank's status, which says more than rank 0's own error.
+  void abort(bool after_peer_failure = false);
 
   // The default group (null before launch or on one process).
   const std::shared_ptr<ProcessGroup>& process_group() const { return pg_; }
@@ -119,7 +121,8 @@ class DDPStrategy : public Strategy {
   std::vector<std::pair<const nn::Module*, std::unique_ptr<GradientReducer>>> reducers_;
 };
 
-// "single_device" -> Strategy, "ddp" -> DDPStrategy; NotImplementedError for the others.
+// "single_device" -> Strategy, "ddp" -> DDPStrategy, "deepspeed" -> ZeroStrategy (zero.h);
+// NotImplementedError for the others.
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options);
 
 }  // namespace fabric::distributed

@@ -53,9 +53,16 @@ const ParamState* Optimizer::state(const Tensor& param) const {
   return it == state_.end() ? nullptr : &it->second;
 }
 
-void Optimizer::check_new_params(const std::vector<Tensor>& params) const {
+void Optimizer::replace_group_params(size_t group, std::vector<Tensor> params) {
+  (void)params;
+  throw NotImplementedError(std::string(name()) + ".replace_group_params (group " + std::to_string(group) +
+                            "): this optimizer does not support replacing a group's parameters");
+}
+
+void Optimizer::check_new_params(const std::vector<Tensor>& params, size_t replacing) const {
   std::unordered_set<const TensorImpl*> seen;
   for (size_t g = 0; g < num_param_groups(); ++g) {
+    if (g == replacing) continue;
     for (const Tensor& p : group_params(g)) seen.insert(p.impl());
   }
   std::unordered_set<const TensorImpl*> fresh;

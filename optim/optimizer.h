@@ -3,6 +3,7 @@
 // the parameters' storage: the optimizer and the module share the same tensors.
 #pragma once
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -43,6 +44,11 @@ class Optimizer {
   virtual HyperParams group_hyper_params(size_t group) const = 0;
   // Every parameter of every group, in param_groups order (the indices of state_dict).
   std::vector<Tensor> parameters() const;
+  // Makes group `group` update `params` instead of its current parameters, keeping its
+  // hyper-parameters (schedulers keep working) and dropping the old parameters' state: how a
+  // sharding strategy makes the user's optimizer step only this rank's flat shard. The new
+  // parameters are checked as add_param_group checks them (they may not belong to another group).
+  virtual void replace_group_params(size_t group, std::vector<Tensor> params);
 
   // The state of one parameter (PyTorch's optimizer.state[p]); null before its first step.
   const ParamState* state(const Tensor& param) const;
@@ -63,7 +69,10 @@ class Optimizer {
 
   // Checks parameters about to join a group: defined, floating point, leaves, not in any group yet
   // (ValueError/DTypeError naming the optimizer and the parameter's position).
-  void check_new_params(const std::vector<Tensor>& params) const;
+  // `replacing` names a group whose current parameters are about to leave (replace_group_params).
+  void check_new_params(const std::vector<Tensor>& params, size_t replacing = SIZE_MAX) const;
+  // Forgets the state of `param` (its tensors are freed once nothing else holds them).
+  void drop_state(const Tensor& param) { state_.erase(param.impl()); }
   ParamState& state_for(const Tensor& param) { return state_[param.impl()]; }
 
   // The gradient of `param` ready for a fused kernel (contiguous, the parameter's dtype), or an
@@ -116,6 +125,12 @@ class GroupedOptimizer : public Optimizer {
   double lr(size_t g) const override { return group(g).options.lr; }
   void set_lr(size_t g, double lr) override { group_mut(g).options.lr = lr; }
   HyperParams group_hyper_params(size_t g) const override { return to_hyper_params(group(g).options); }
+  void replace_group_params(size_t g, std::vector<Tensor> params) override {
+    Group& grp = group_mut(g);
+    check_new_params(params, g);
+    for (const Tensor& p : grp.params) drop_state(p);
+    grp.params = std::move(params);
+  }
 
  protected:
   GroupedOptimizer(const char* name, const Options& defaults) : Optimizer(name), defaults_(defaults) {

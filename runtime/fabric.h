@@ -100,8 +100,11 @@ class Fabric {
         finish_launch();
         return result;
       }
+    } catch (const DistributedError&) {
+      strategy_->abort(/*after_peer_failure=*/true);
+      throw;
     } catch (...) {
-      strategy_->abort();
+      strategy_->abort(/*after_peer_failure=*/false);
       throw;
     }
   }
