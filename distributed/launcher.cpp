@@ -530,6 +530,8 @@ struct SubprocessLauncher::State {
       else
         ::unsetenv(it->first.c_str());
     }
+    // LOCAL_RANK is no longer ours: one found from now on was set by someone else.
+    if (!saved_env.empty()) g_exported_local_rank = false;
     saved_env.clear();
   }
 

@@ -14,6 +14,7 @@
 #include "distributed/process_group.h"
 #include "distributed/store.h"
 #include "nn/module.h"
+#include "optim/clip_grad.h"
 #include "optim/optimizer.h"
 
 namespace fabric::distributed {
@@ -85,6 +86,25 @@ class Strategy {
   virtual bool supports_checkpoints() const { return true; }
   // Whether Fabric.clip_gradients works here (the norm of sharded gradients needs the strategy).
   virtual bool supports_clip_gradients() const { return true; }
+  // Fabric.clip_gradients by norm, after the precision plugin unscaled: the total norm_type-norm
+  // of the gradients `optimizer` steps, every gradient scaled by min(1, max_norm / (total + 1e-6)).
+  // Returns the total norm (the same on every rank). Default: optim::clip_grad_norm_ on
+  // optimizer.parameters(); a sharding strategy reduces the shards' norms across ranks.
+  virtual Tensor clip_grad_norm(optim::Optimizer& optimizer, double max_norm, double norm_type,
+                                bool error_if_nonfinite) {
+    return optim::clip_grad_norm_(optimizer.parameters(), max_norm, norm_type, error_if_nonfinite);
+  }
+  // What Fabric.save writes for `optimizer`: its state_dict in the single-process layout (one
+  // entry per original parameter). Collective for sharding strategies: every rank calls it, in the
+  // same order, before rank 0 writes. Default: optimizer.state_dict().
+  virtual optim::OptimizerState optimizer_state_to_save(const optim::Optimizer& optimizer) {
+    return optimizer.state_dict();
+  }
+  // Fabric.load: restores `state` (single-process layout) into `optimizer`. Default:
+  // optimizer.load_state_dict(state); a sharding strategy keeps this rank's partition.
+  virtual void load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& state) {
+    optimizer.load_state_dict(state);
+  }
 
   // ---- collectives (identity on one process) -----------------------------------------------------
   // Returns the reduced tensor (a new one; `t` is not modified). "avg" of an integer tensor is the

@@ -9,6 +9,8 @@
 #include "distributed/zero.h"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <string>
 
 #include "autograd/autograd.h"
@@ -16,6 +18,7 @@
 #include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/promotion.h"
 
 namespace fabric::distributed {
 
@@ -41,6 +44,11 @@ struct ZeroStrategy::Group {
 struct ZeroStrategy::Sharded {
   const optim::Optimizer* optimizer = nullptr;
   std::vector<std::unique_ptr<Group>> groups;
+  // Per optimizer group: the Group sharding it (null when it had nothing trainable and was left
+  // as it was), and per original parameter its index in Group::params (-1: not trainable). The
+  // single-process state_dict layout is rebuilt from these.
+  std::vector<Group*> by_group;
+  std::vector<std::vector<int64_t>> slots;
 };
 
 ZeroStrategy::ZeroStrategy(StrategyOptions options)
@@ -75,15 +83,22 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
   if (!pg_) return;  // one process: nothing to shard
   NoGradGuard no_grad;
   const int64_t n = world_size(), rank = global_rank();
-  for (const auto& s : sharded_)
+  for (auto& s : sharded_) {
+    // An optimizer that died leaves its entry (its groups still take part in every backward's
+    // collectives, as zeros); a new one may reuse its address.
+    if (s->optimizer == &optimizer && !owns(*s, optimizer)) s->optimizer = nullptr;
     FABRIC_CHECK(s->optimizer != &optimizer, ValueError, "ZeRO: this ", optimizer.name(),
                  " optimizer is already sharded");
+  }
   auto sharded = std::make_unique<Sharded>();
   sharded->optimizer = &optimizer;
   std::vector<std::vector<Tensor>> replacement(optimizer.num_param_groups());
+  sharded->by_group.assign(optimizer.num_param_groups(), nullptr);
+  sharded->slots.resize(optimizer.num_param_groups());
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
     auto g = std::make_unique<Group>();
     for (const Tensor& p : optimizer.group_params(gi)) {
+      sharded->slots[gi].push_back(p.requires_grad() ? static_cast<int64_t>(g->params.size()) : -1);
       if (!p.requires_grad()) continue;
       FABRIC_CHECK(p.dtype() == DType::float32, NotImplementedError, "ZeRO (strategy '", options_.name,
                    "'): parameter ", g->params.size(), " of ", optimizer.name(), " group ", gi, " is ",
@@ -141,6 +156,7 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
         }
       }
     }
+    sharded->by_group[gi] = g.get();
     sharded->groups.push_back(std::move(g));
   }
   // Nothing changed in the optimizer until here: a check above leaves it as it was.
@@ -168,11 +184,9 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
 
 std::vector<ZeroStrategy::GroupLayout> ZeroStrategy::layout(const optim::Optimizer& optimizer) const {
   std::vector<GroupLayout> out;
-  for (const auto& s : sharded_) {
-    if (s->optimizer != &optimizer) continue;
+  if (const Sharded* s = find(optimizer))
     for (const auto& g : s->groups)
       out.push_back({g->numel, g->padded, g->partition, static_cast<int64_t>(g->buckets.size())});
-  }
   return out;
 }
 
@@ -290,20 +304,191 @@ void ZeroStrategy::set_backward_sync(nn::Module& module, bool enabled) {
 
 void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped) {
   if (!pg_) return;
-  auto it = std::find_if(sharded_.begin(), sharded_.end(), [&](const auto& s) { return s->optimizer == &optimizer; });
-  if (it == sharded_.end()) return;
+  const Sharded* sharded = find(optimizer);
+  if (!sharded) return;
   NoGradGuard no_grad;
   if (stepped) {
     // In place: this rank's partition already sits at its slot of the flat buffer.
     std::vector<WorkPtr> works;
-    for (auto& g : (*it)->groups) works.push_back(pg_->all_gather(g->flat, g->shard));
+    for (auto& g : sharded->groups) works.push_back(pg_->all_gather(g->flat, g->shard));
     for (auto& w : works) w->wait();
-    for (auto& g : (*it)->groups) g->flat.storage()->bump_version();
+    for (auto& g : sharded->groups) g->flat.storage()->bump_version();
   }
   if (options_.zero_stage == 1) {
-    for (auto& g : (*it)->groups)
+    for (auto& g : sharded->groups)
       for (const Tensor& p : g->params) zero_grad(p, /*set_to_none=*/true);
   }
+}
+
+bool ZeroStrategy::owns(const Sharded& s, const optim::Optimizer& optimizer) {
+  if (s.optimizer != &optimizer || s.by_group.size() != optimizer.num_param_groups()) return false;
+  for (size_t gi = 0; gi < s.by_group.size(); ++gi) {
+    if (!s.by_group[gi]) continue;
+    const auto& params = optimizer.group_params(gi);
+    if (params.size() != 1 || !params.front().is_same(s.by_group[gi]->shard)) return false;
+  }
+  return true;
+}
+
+const ZeroStrategy::Sharded* ZeroStrategy::find(const optim::Optimizer& optimizer) const {
+  for (const auto& s : sharded_)
+    if (owns(*s, optimizer)) return s.get();
+  return nullptr;
+}
+
+Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm, double norm_type,
+                                    bool error_if_nonfinite) {
+  const Sharded* sharded = find(optimizer);
+  if (!pg_ || !sharded) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
+  NoGradGuard no_grad;
+  const bool inf = std::isinf(norm_type) && norm_type > 0;
+  FABRIC_CHECK(inf || (std::isfinite(norm_type) && norm_type > 0), NotImplementedError, "ZeRO (strategy '",
+               options_.name, "') clip_gradients: norm_type ", norm_type,
+               " is not supported over sharded gradients (a positive p-norm or inf is)");
+  // The partitions are disjoint; anything else the optimizer holds (groups without trainable
+  // parameters) is replicated, so only rank 0 counts it.
+  std::vector<Tensor> shards;
+  for (const auto& g : sharded->groups) shards.push_back(g->shard);
+  std::vector<Tensor> grads;
+  double local = 0;
+  DType dt = DType::float32;
+  bool first = true;
+  for (const Tensor& p : optimizer.parameters()) {
+    const Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    FABRIC_CHECK(is_floating(grad.dtype()), DTypeError, "clip_grad_norm_: a gradient has dtype ",
+                 dtype_name(grad.dtype()), " (expected a floating dtype)");
+    dt = first ? grad.dtype() : promote_types(dt, grad.dtype());
+    first = false;
+    grads.push_back(grad);
+    const bool is_shard = std::any_of(shards.begin(), shards.end(), [&](const Tensor& s) { return s.is_same(p); });
+    if ((!is_shard && global_rank() != 0) || grad.numel() == 0) continue;
+    const double n = norm(grad.detach().to(DType::float64), norm_type).item<double>();
+    local = inf ? std::max(local, n) : local + std::pow(n, norm_type);
+  }
+  Tensor reduced = scalar_tensor(local, {.dtype = DType::float64});
+  pg_->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
+  const double r = reduced.item<double>();
+  const Tensor total = scalar_tensor(inf ? r : std::pow(r, 1.0 / norm_type), {.dtype = dt});
+  if (error_if_nonfinite) {
+    const double t = total.item<double>();
+    FABRIC_CHECK(std::isfinite(t), ValueError, "clip_grad_norm_: the total norm of order ", norm_type,
+                 " for gradients from `parameters` is non-finite (", t,
+                 "), so it cannot be clipped. To scale the gradients by the non-finite norm anyway, set "
+                 "error_if_nonfinite = false");
+  }
+  // optim::clip_grad_norm_'s coefficient, on the same dtype.
+  const Tensor coef = clamp(div(full_like(total, max_norm), add(total, 1e-6)), std::nullopt, Scalar(1.0));
+  for (Tensor g : grads) mul_(g, coef);
+  return total;
+}
+
+optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimizer& optimizer) {
+  const Sharded* sharded = find(optimizer);
+  if (!pg_ || !sharded) return optimizer.state_dict();
+  NoGradGuard no_grad;
+  const optim::OptimizerState live = optimizer.state_dict();  // indices of the shards
+  optim::OptimizerState out;
+  int64_t index = 0, live_index = 0;
+  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
+    const Group* g = sharded->by_group[gi];
+    const auto& slots = sharded->slots[gi];
+    optim::GroupState gs{live.param_groups.at(gi).options, {}};
+    if (!g) {
+      for (size_t j = 0; j < slots.size(); ++j, ++index, ++live_index) {
+        gs.params.push_back(index);
+        if (auto it = live.state.find(live_index); it != live.state.end()) out.state[index] = it->second;
+      }
+    } else {
+      // Every rank holds the same keys (same optimizer, same steps): the gathers line up.
+      std::map<std::string, std::pair<Tensor, bool>> whole;  // key -> (tensor, gathered)
+      if (auto it = live.state.find(live_index); it != live.state.end()) {
+        for (const auto& [key, t] : it->second) {
+          if (key != "step" && t.dim() == 1 && t.numel() == g->partition) {
+            Tensor flat = empty({g->padded}, {.dtype = t.dtype(), .device = t.device()});
+            pg_->all_gather(flat, t.contiguous())->wait();
+            whole[key] = {flat, true};
+          } else {
+            whole[key] = {t, false};
+          }
+        }
+      }
+      ++live_index;
+      for (int64_t slot : slots) {
+        gs.params.push_back(index);
+        if (slot >= 0 && !whole.empty()) {
+          const Tensor& p = g->params[slot];
+          optim::ParamState st;
+          for (const auto& [key, w] : whole)
+            st[key] = w.second ? w.first.narrow(0, g->offsets[slot], p.numel()).view(p.sizes()).clone()
+                               : w.first.clone();
+          out.state[index] = std::move(st);
+        }
+        ++index;
+      }
+    }
+    out.param_groups.push_back(std::move(gs));
+  }
+  return out;
+}
+
+void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& sd) {
+  const Sharded* sharded = find(optimizer);
+  if (!pg_ || !sharded) return optimizer.load_state_dict(sd);
+  NoGradGuard no_grad;
+  const char* who = optimizer.name();
+  FABRIC_CHECK(sd.param_groups.size() == optimizer.num_param_groups(), ValueError, "ZeRO: ", who,
+               ".load_state_dict: the state dict has ", sd.param_groups.size(),
+               " parameter groups but the optimizer has ", optimizer.num_param_groups());
+  const int64_t rank = global_rank();
+  optim::OptimizerState mine;
+  int64_t live_index = 0;
+  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
+    const Group* g = sharded->by_group[gi];
+    const auto& slots = sharded->slots[gi];
+    const auto& ids = sd.param_groups[gi].params;
+    FABRIC_CHECK(ids.size() == slots.size(), ValueError, "ZeRO: ", who, ".load_state_dict: parameter group ", gi,
+                 " holds ", ids.size(), " parameters in the state dict but ", slots.size(),
+                 " in the optimizer (before sharding)");
+    optim::GroupState gs{sd.param_groups[gi].options, {}};
+    if (!g) {
+      for (size_t j = 0; j < ids.size(); ++j, ++live_index) {
+        gs.params.push_back(live_index);
+        if (auto it = sd.state.find(ids[j]); it != sd.state.end()) mine.state[live_index] = it->second;
+      }
+    } else {
+      // Per key: a flat buffer laid out like the parameters, or the scalar (step) of the first.
+      std::map<std::string, Tensor> flat, scalar;
+      for (size_t j = 0; j < ids.size(); ++j) {
+        auto it = sd.state.find(ids[j]);
+        if (slots[j] < 0 || it == sd.state.end()) continue;
+        const Tensor& p = g->params[slots[j]];
+        for (const auto& [key, t] : it->second) {
+          FABRIC_CHECK(t.defined(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".", key,
+                       " is undefined");
+          if (key == "step" || !is_floating(t.dtype())) {
+            if (!scalar.count(key)) scalar[key] = t;
+            continue;
+          }
+          FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".",
+                       key, " has shape ", shape_str(t.sizes()), " but parameter ", ids[j], " has shape ",
+                       shape_str(p.sizes()));
+          Tensor& f = flat[key];
+          if (!f.defined()) f = zeros({g->padded}, {.dtype = DType::float32, .device = g->flat.device()});
+          const Tensor src = t.detach().reshape({-1}).to(f.device()).to(DType::float32);
+          f.narrow(0, g->offsets[slots[j]], p.numel()).copy_(src);
+        }
+      }
+      if (!flat.empty() || !scalar.empty()) {
+        optim::ParamState st = scalar;
+        for (const auto& [key, f] : flat) st[key] = f.narrow(0, rank * g->partition, g->partition).clone();
+        mine.state[live_index] = std::move(st);
+      }
+      gs.params.push_back(live_index++);
+    }
+    mine.param_groups.push_back(std::move(gs));
+  }
+  optimizer.load_state_dict(mine);
 }
 
 }  // namespace fabric::distributed

@@ -2,7 +2,9 @@
 // each optimizer group's trainable parameters live in one flat float32 buffer, padded to a
 // multiple of 2 x world_size elements; rank r owns partition r, and the user's optimizer steps
 // only that partition (so its state exists only for it). Gradients are reduce-scattered into the
-// partition's gradient; after the step every rank all-gathers the updated partitions.
+// partition's gradient; after the step every rank all-gathers the updated partitions. Checkpoints
+// and clip_gradients see the unsharded picture: the optimizer state is gathered into PyTorch's
+// single-process layout, and gradient norms are reduced across ranks.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -41,10 +43,22 @@ class ZeroStrategy : public Strategy {
   // All-gathers the updated partitions into the flat buffers (when the step ran), and frees the
   // stage-1 module gradients.
   void post_optimizer_step(optim::Optimizer& optimizer, bool stepped) override;
-  // Sharded optimizer state needs its own checkpoint layout; the norm of sharded gradients needs
-  // a reduction: neither is implemented yet (Fabric raises NotImplementedError naming 'deepspeed').
-  bool supports_checkpoints() const override { return false; }
-  bool supports_clip_gradients() const override { return false; }
+  // Checkpoints hold the single-process layout (any world size, or one process, loads them).
+  bool supports_checkpoints() const override { return true; }
+  bool supports_clip_gradients() const override { return true; }
+  // The norm over this rank's partition gradients, reduced across ranks in float64 (p-norms: the
+  // sum of |g|^p; inf: the max), then every partition gradient scaled as clip_grad_norm_ does.
+  // By value needs nothing special: Fabric clamps the partition gradients (the optimizer's).
+  Tensor clip_grad_norm(optim::Optimizer& optimizer, double max_norm, double norm_type,
+                        bool error_if_nonfinite) override;
+  // Collective: all-gathers every partitioned state tensor (e.g. AdamW's exp_avg) and cuts the
+  // flat buffer back into one tensor per original parameter, shaped like it; scalar state (step)
+  // is repeated for each; parameters that were not trainable get none; indices as before sharding.
+  optim::OptimizerState optimizer_state_to_save(const optim::Optimizer& optimizer) override;
+  // The inverse, local: each state tensor of the original parameters is flattened like the
+  // parameters and this rank's partition kept (zeros for padding and for trainable parameters
+  // without state). ValueError when the groups or their parameter counts differ.
+  void load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& state) override;
 
   // Layout of one sharded group (tests, benchmarks).
   struct GroupLayout {
@@ -63,6 +77,10 @@ class ZeroStrategy : public Strategy {
   void launch_ready();
   void launch(size_t bucket);
   void reset_backward();
+  // The entry sharding `optimizer` (null if none): its address and its groups' shards match (an
+  // address alone may be reused by a new optimizer once the old one is gone).
+  const Sharded* find(const optim::Optimizer& optimizer) const;
+  static bool owns(const Sharded& s, const optim::Optimizer& optimizer);
 
   int64_t bucket_elements_ = 200'000'000;
   std::vector<std::unique_ptr<Sharded>> sharded_;

@@ -88,7 +88,8 @@ std::string StateEntry::kind() const {
   return names[value_.index()];
 }
 
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision) {
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state) {
   FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
   json entries = json::object();
   json meta = {{"format", kFormat}, {"version", kVersion}};
@@ -137,7 +138,8 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
         nn::StateDict sd = (*m)->state_dict();
         save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
       } else if (auto* o = std::get_if<optim::Optimizer*>(&entry.value())) {
-        save_safetensors(tmp + "/" + key + ".safetensors", (*o)->state_dict().flatten(),
+        const optim::OptimizerState sd = optimizer_state ? optimizer_state(**o) : (*o)->state_dict();
+        save_safetensors(tmp + "/" + key + ".safetensors", sd.flatten(),
                          {{"optimizer", (*o)->name()}});
       }
     }
@@ -157,7 +159,8 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
   }
 }
 
-State load_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict) {
+State load_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
+                      const OptimizerStateSink& load_optimizer) {
   std::string path = path_in;
   if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json")) path = path + ".old";
   std::ifstream in(path + "/state.json");
@@ -224,7 +227,12 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
             for (auto& [name, t] : f.tensors) sd.insert(name, t);
             v->load_state_dict(sd, strict);
           } else if constexpr (std::is_same_v<V, optim::Optimizer*>) {
-            v->load_state_dict(optim::OptimizerState::unflatten(items_of(file_of(key))));
+            const optim::OptimizerState sd = optim::OptimizerState::unflatten(items_of(file_of(key)));
+            if (load_optimizer) {
+              load_optimizer(*v, sd);
+            } else {
+              v->load_state_dict(sd);
+            }
           } else if constexpr (std::is_same_v<V, precision::Precision*>) {
             v->load_state_dict(precision_state(e));
           } else if constexpr (std::is_same_v<V, Tensor>) {

@@ -9,6 +9,7 @@
 // `path` only when complete, so an interrupted save leaves the previous checkpoint loadable.
 #pragma once
 #include <concepts>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,7 +65,11 @@ using State = std::map<std::string, StateEntry>;
 // Writes `state` (plus `precision`'s state under "precision" unless the state holds a plugin
 // already or precision is null) to the directory `path`. ValueError for keys that are empty or
 // hold '/', or that collide with the reserved file names.
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision);
+// `optimizer_state` (when set) gives the state written for an optimizer entry instead of its
+// state_dict() (a sharding strategy's gathered, single-process layout).
+using OptimizerStateSource = std::function<optim::OptimizerState(const optim::Optimizer&)>;
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state = {});
 
 // Loads the directory `path` into `state`: modules and optimizers in place (modules honour
 // `strict`), plain values and tensors written back into the map, the precision plugin's state
@@ -72,6 +77,10 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
 // from the checkpoint is a KeyError naming it; a missing or unreadable checkpoint an IOError. Returns the checkpoint's entries that `state`
 // did not ask for, as plain values and tensors (modules and optimizers come back as their tensors
 // under "<key>.<name>").
-State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict = true);
+// `load_optimizer` (when set) restores an optimizer entry instead of its load_state_dict (a
+// sharding strategy keeps its partition).
+using OptimizerStateSink = std::function<void(optim::Optimizer&, const optim::OptimizerState&)>;
+State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict = true,
+                      const OptimizerStateSink& load_optimizer = {});
 
 }  // namespace fabric

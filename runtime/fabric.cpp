@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 
 #include "nn/module.h"
 #include "optim/clip_grad.h"
@@ -143,7 +144,7 @@ Tensor Fabric::clip_gradients(FabricModule& module, FabricOptimizer& optimizer, 
     optim::clip_grad_value_(params, *o.clip_val);
     return Tensor();
   }
-  return optim::clip_grad_norm_(params, *o.max_norm, o.norm_type, o.error_if_nonfinite);
+  return strategy_->clip_grad_norm(optimizer.optimizer(), *o.max_norm, o.norm_type, o.error_if_nonfinite);
 }
 
 uint64_t Fabric::seed_everything(uint64_t seed) {
@@ -171,16 +172,27 @@ void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
 void Fabric::save(const std::string& path, const State& state) const {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.save: strategy '",
                strategy_->name(), "' cannot write checkpoints in this build yet");
+  // Every rank first asks the strategy for each optimizer's single-process state (a sharding
+  // strategy gathers its partitions: collective, in the state's key order on every rank).
+  std::map<const optim::Optimizer*, optim::OptimizerState> optimizer_states;
+  for (const auto& [key, entry] : state)
+    if (auto* o = std::get_if<optim::Optimizer*>(&entry.value()))
+      if (!optimizer_states.count(*o)) optimizer_states.emplace(*o, strategy_->optimizer_state_to_save(**o));
   // Only rank 0 writes (the ranks hold the same replicated state); the others wait so that no rank
   // reads the path before it is complete. An error on rank 0 reaches the others as its exit.
-  if (global_rank() == 0) save_checkpoint(path, state, ctx_->precision.get());
+  if (global_rank() == 0)
+    save_checkpoint(path, state, ctx_->precision.get(),
+                    [&](const optim::Optimizer& o) { return optimizer_states.at(&o); });
   barrier("save");
 }
 
 State Fabric::load(const std::string& path, State& state, bool strict) {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.load: strategy '",
                strategy_->name(), "' cannot read checkpoints in this build yet");
-  State rest = load_checkpoint(path, state, ctx_->precision.get(), strict);
+  State rest = load_checkpoint(path, state, ctx_->precision.get(), strict,
+                               [this](optim::Optimizer& o, const optim::OptimizerState& sd) {
+                                 strategy_->load_optimizer_state(o, sd);
+                               });
   barrier("load");
   return rest;
 }

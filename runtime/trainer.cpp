@@ -199,6 +199,8 @@ class Run {
       int64_t items = 0;
       for (int64_t micro = 0; micro < t.accumulate_grad_batches; ++micro) {
         data::Batch b = loader.next();
+        // Gradient accumulation: only the last micro-batch's backward communicates.
+        auto no_sync = fab.no_backward_sync(model, micro + 1 < t.accumulate_grad_batches);
         // Throughput counts every rank's items (the ranks draw equal batches).
         items += (tokens ? b.targets.numel() : b.inputs.size(0)) * fab.world_size();
         double value = 0;
