@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <thread>
 
 #include "autograd/grad_mode.h"
@@ -61,6 +62,20 @@ Strategy::~Strategy() {
 void Strategy::launch() {
   if (launched_) return;
   if (is_distributed()) {
+    const bool server = env_.global_rank == 0;
+    auto store_options = [&] {
+      return TCPStoreOptions{
+          .host = env_.main_address, .port = env_.main_port, .is_server = server, .timeout = options_.timeout};
+    };
+    if (server && !env_.creates_processes_externally && std::getenv("MASTER_PORT") == nullptr &&
+        std::getenv("STANDALONE_PORT") == nullptr && options_.num_nodes == 1) {
+      // No port was given: bind the store on any free port first and hand that one to the ranks we
+      // start, instead of a port probed earlier that another process may take in between.
+      env_.main_port = 0;
+      auto store = std::make_shared<TCPStore>(store_options());
+      env_.main_port = store->port();
+      store_ = store;
+    }
     if (!env_.creates_processes_externally) {
       LaunchOptions lo;
       lo.nprocs = options_.devices;
@@ -72,10 +87,7 @@ void Strategy::launch() {
       launcher_ = std::make_unique<SubprocessLauncher>(lo);
       launcher_->launch();
     }
-    store_ = std::make_shared<TCPStore>(TCPStoreOptions{.host = env_.main_address,
-                                                        .port = env_.main_port,
-                                                        .is_server = env_.global_rank == 0,
-                                                        .timeout = options_.timeout});
+    if (!store_) store_ = std::make_shared<TCPStore>(store_options());
     auto prefixed = std::make_shared<PrefixStore>("default_pg", store_);
     if (options_.accelerator == "cuda") {
       const int device = options_.device_ids.at(size_t(env_.local_rank) % options_.device_ids.size());

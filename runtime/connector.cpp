@@ -204,6 +204,15 @@ Resolved resolve_connector(ConnectorFlags f) {
     r.zero_stage = s == "deepspeed" ? 2 : std::stoi(s.substr(s.size() - 1));
     if (r.zero_stage <= 2) s = "deepspeed";
   }
+  if (f.deepspeed) {
+    FABRIC_CHECK(s == "deepspeed" || s.rfind("deepspeed", 0) == 0, ValueError,
+                 "a DeepSpeed config was given, but strategy='", f.strategy, "' is not a deepspeed strategy");
+    if (f.deepspeed->stage) {
+      // The config's stage wins over the name's (ZeroStrategy refuses stages it does not run).
+      r.zero_stage = *f.deepspeed->stage;
+      s = "deepspeed";
+    }
+  }
   if (s == "ddp_spawn" || s == "ddp_fork" || s == "ddp_notebook") {
     // Python's start methods have no C++ counterpart: processes re-run the command line.
     r.warnings.push_back("strategy '" + s + "' runs as 'ddp' here (the subprocess launcher re-runs the program)");
@@ -217,6 +226,17 @@ Resolved resolve_connector(ConnectorFlags f) {
   r.strategy = s;
 
   // 7. Precision plugin.
+  if (f.deepspeed && f.deepspeed->precision()) {
+    const std::string from_config = *f.deepspeed->precision();
+    if (f.precision.empty() && !f.precision_plugin) {
+      f.precision = from_config;
+    } else {
+      const std::string given = f.precision_plugin ? f.precision_plugin->name() : precision::canonical_precision(f.precision);
+      FABRIC_CHECK(given == from_config, ValueError, "precision='", given, "' disagrees with the DeepSpeed config, whose ",
+                   from_config == "16-mixed" ? "fp16" : "bf16", " block selects '", from_config,
+                   "'; drop one of them or make them agree");
+    }
+  }
   if (f.precision_plugin) {
     r.plugin = f.precision_plugin;
     r.precision = r.plugin->name();
@@ -225,7 +245,17 @@ Resolved resolve_connector(ConnectorFlags f) {
     r.precision = precision::canonical_precision(f.precision, &warning);
     if (!warning.empty()) r.warnings.push_back(warning);
     // Mixed modes autocast on the accelerator's device type.
-    r.plugin = precision::make_precision(r.precision, acc == "cuda" ? DeviceType::cuda : DeviceType::cpu);
+    const DeviceType dev = acc == "cuda" ? DeviceType::cuda : DeviceType::cpu;
+    static const std::vector<std::string> ds_modes = {"32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"};
+    if (s == "deepspeed" && std::find(ds_modes.begin(), ds_modes.end(), r.precision) != ds_modes.end()) {
+      // As the reference: DeepSpeed -> DeepSpeedPrecision (loss scaling and clipping from the config).
+      std::optional<precision::DeepSpeedFp16Config> fp16;
+      if (f.deepspeed && f.deepspeed->fp16 && f.deepspeed->fp16->enabled) fp16 = f.deepspeed->fp16;
+      r.plugin = std::make_shared<precision::DeepSpeedPrecision>(r.precision, dev, fp16,
+                                                                 f.deepspeed ? f.deepspeed->gradient_clipping : 0.0);
+    } else {
+      r.plugin = precision::make_precision(r.precision, dev);
+    }
   }
   return r;
 }

@@ -4,9 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "precision/deepspeed_precision.h"
 #include "precision/precision.h"
 #include "tensor/device.h"
 
@@ -29,6 +31,10 @@ struct ConnectorFlags {
   int64_t num_nodes = 1;
   std::string precision;  // empty = None (32-true)
   std::shared_ptr<precision::Precision> precision_plugin;  // from `plugins`
+  // A DeepSpeed config block (strategy deepspeed* only, ValueError otherwise): its stage overrides
+  // the strategy name's, its fp16/bf16 block selects the precision when none is given (a
+  // disagreeing one is a ValueError), and it configures DeepSpeedPrecision's scaler and clipping.
+  std::optional<precision::DeepSpeedConfig> deepspeed;
 };
 
 struct Resolved {

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 
 #include "nn/module.h"
 #include "optim/clip_grad.h"
+#include "precision/deepspeed_precision.h"
 #include "precision/fp8_linear.h"
 #include "precision/mixed_precision.h"
 #include "tensor/factory.h"
@@ -20,6 +22,8 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
                        .devices = options.devices,
                        .num_nodes = options.num_nodes,
                        .precision = options.precision};
+  if (!options.deepspeed_config.empty())
+    flags.deepspeed = precision::DeepSpeedConfig::from_json_or_path(options.deepspeed_config);
   for (const auto& p : options.plugins) {
     FABRIC_CHECK(p != nullptr, ValueError, "Fabric: `plugins` holds a null plugin");
     FABRIC_CHECK(!flags.precision_plugin, ValueError,
@@ -45,6 +49,13 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
   ctx_->after_optimizer_step.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
   if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
+  if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get())) {
+    // The clip norm over every rank's shard: the strategy's clip_grad_norm with an infinite
+    // max_norm (coefficient 1) reduces it the way clip_gradients does.
+    ds->set_grad_norm_fn([strategy = strategy_.get()](optim::Optimizer& opt) {
+      return strategy->clip_grad_norm(opt, std::numeric_limits<double>::infinity(), 2.0, false).item<double>();
+    });
+  }
   if (global_rank() == 0)
     for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
 }
@@ -258,6 +269,8 @@ void Fabric::connect_reductions(nn::Module& module) {
     if (precision::GradScaler* scaler = mixed->scaler())
       scaler->set_found_inf_reducer([pg](Tensor& found) { pg->all_reduce(found, distributed::ReduceOp::max)->wait(); });
   }
+  if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get()))
+    ds->set_overflow_reducer([pg](Tensor& flag) { pg->all_reduce(flag, distributed::ReduceOp::max)->wait(); });
   std::vector<nn::Module*> all{&module};
   for (auto& [name, child] : module.named_modules()) all.push_back(child.get());
   for (nn::Module* m : all) {

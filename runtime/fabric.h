@@ -46,6 +46,9 @@ struct FabricOptions {
   // DDP's gradient buckets; find_unused_parameters is also set by strategy
   // 'ddp_find_unused_parameters_true'.
   distributed::DDPOptions ddp;
+  // Strategy deepspeed*: a DeepSpeed config in DeepSpeed's key names, as a JSON text or the path of
+  // a .json file (precision/deepspeed_precision.h lists the keys). Empty: none.
+  std::string deepspeed_config;
   // The command line launch() re-runs for local ranks 1..N-1; empty: this process's own.
   std::vector<std::string> launch_argv;
 };

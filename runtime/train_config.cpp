@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "precision/deepspeed_precision.h"
 #include "precision/registry.h"
 
 namespace fabric {
@@ -193,8 +195,26 @@ const std::vector<Field>& fields() {
 
 const std::vector<std::string>& sections() {
   static const std::vector<std::string> s = {"fabric", "model",   "data",   "loss", "optimizer",
-                                             "scheduler", "trainer", "logger", "lora"};
+                                             "scheduler", "trainer", "logger", "lora", "deepspeed"};
   return s;
+}
+
+// The `deepspeed:` section's keys for the schema table (parsed by DeepSpeedConfig, not by fields()).
+const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
+  static const std::vector<std::array<std::string, 4>> rows = {
+      {"zero_optimization.stage", "integer", "(strategy's)", "ZeRO stage (1 or 2); overrides the strategy name's"},
+      {"fp16.enabled", "bool", "false", "16-mixed with DeepSpeed's dynamic loss scaler (sets fabric.precision when not given)"},
+      {"fp16.loss_scale", "number", "0", "0: dynamic; > 0: a static loss scale"},
+      {"fp16.initial_scale_power", "integer", "16", "initial scale 2^power (with none of these keys: 2^32, hysteresis 1)"},
+      {"fp16.loss_scale_window", "integer", "1000", "clean steps between scale growths"},
+      {"fp16.hysteresis", "integer", "2", "overflows absorbed before the scale drops"},
+      {"fp16.consecutive_hysteresis", "bool", "false", "refill the hysteresis on every clean step"},
+      {"fp16.min_loss_scale", "number", "1", "lowest scale"},
+      {"bf16.enabled", "bool", "false", "bf16-mixed (sets fabric.precision when not given)"},
+      {"gradient_clipping", "number", "0", "clip to this global 2-norm, fused into unscaling (0: off)"},
+      {"train_micro_batch_size_per_gpu", "integer", "(none)", "sets trainer.batch_size when not given; must equal it otherwise"},
+      {"gradient_accumulation_steps", "integer", "(none)", "sets trainer.accumulate_grad_batches when not given; must equal it otherwise"}};
+  return rows;
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -335,7 +355,17 @@ class Parser {
       const std::string sec = top.first.as<std::string>();
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
         fail(at(top.first), sec, "unknown section" + suggestion(sec, sections()) +
-                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora)");
+                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora, deepspeed)");
+      if (sec == "deepspeed") {
+        deepspeed_where_ = at(top.first);
+        if (top.second.IsNull()) continue;
+        try {
+          deepspeed_ = precision::DeepSpeedConfig::from_yaml(top.second);
+        } catch (const ValueError& e) {
+          fail(at(top.second), "deepspeed", e.what());
+        }
+        continue;
+      }
       if (sec == "loss") {
         values["loss"] = {top.second, at(top.second)};
         continue;
@@ -355,6 +385,8 @@ class Parser {
       } catch (const YAML::Exception& e) {
         throw ConfigError("--set " + key + ": the value is not valid YAML: " + e.msg);
       }
+      if (key.rfind("deepspeed.", 0) == 0)
+        throw ConfigError("--set " + key + ": the deepspeed section cannot be overridden key by key; edit the file");
       if (key.find('.') == std::string::npos && key != "loss")
         throw ConfigError("--set " + key + ": expected section.key (e.g. trainer.max_steps)");
       values[key] = {v.IsNull() ? YAML::Node(std::string()) : v, "--set " + key};
@@ -422,10 +454,43 @@ class Parser {
       fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
+    if (deepspeed_) check_deepspeed(c, values);
+  }
+
+  void check_deepspeed(TrainConfig& c, const std::map<std::string, Located>& values) const {
+    const precision::DeepSpeedConfig& d = *deepspeed_;
+    if (c.fabric.strategy.rfind("deepspeed", 0) != 0)
+      fail(deepspeed_where_, "deepspeed", "a deepspeed section needs fabric.strategy deepspeed or deepspeed_stage_N, got '" +
+                                              c.fabric.strategy + "'");
+    if (const auto p = d.precision()) {
+      if (!values.count("fabric.precision")) {
+        c.fabric.precision = *p;
+      } else if (c.fabric.precision != *p) {
+        fail(values.at("fabric.precision").where, "fabric.precision",
+             "'" + c.fabric.precision + "' disagrees with the deepspeed section, which selects '" + *p + "'");
+      }
+    }
+    auto match = [&](const std::optional<int64_t>& ds, const char* ds_key, const std::string& trainer_key,
+                     int64_t& member) {
+      if (!ds) return;
+      if (!values.count(trainer_key)) {
+        member = *ds;
+      } else if (member != *ds) {
+        fail(values.at(trainer_key).where, trainer_key,
+             std::to_string(member) + " differs from deepspeed." + ds_key + " (" + std::to_string(*ds) +
+                 "); give one of them, or equal values");
+      }
+    };
+    match(d.train_micro_batch_size_per_gpu, "train_micro_batch_size_per_gpu", "trainer.batch_size", c.trainer.batch_size);
+    match(d.gradient_accumulation_steps, "gradient_accumulation_steps", "trainer.accumulate_grad_batches",
+          c.trainer.accumulate_grad_batches);
+    c.deepspeed = d.to_json_text();
   }
 
  private:
   std::string name_;
+  std::optional<precision::DeepSpeedConfig> deepspeed_;
+  std::string deepspeed_where_;
 };
 
 }  // namespace
@@ -448,6 +513,11 @@ std::string dump_train_config(const TrainConfig& c) {
   for (const std::string& sec : sections()) {
     if (sec == "loss") {
       out << YAML::Key << "loss" << YAML::Value << c.loss;
+      continue;
+    }
+    if (sec == "deepspeed") {
+      // JSON is YAML: the section reads back as written.
+      if (!c.deepspeed.empty()) out << YAML::Key << "deepspeed" << YAML::Value << YAML::Load(c.deepspeed);
       continue;
     }
     out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
@@ -478,6 +548,8 @@ std::string train_config_schema() {
     }
     os << " |\n";
   }
+  for (const auto& [key, kind, def, help] : deepspeed_schema())
+    os << "| `deepspeed." << key << "` | " << kind << " | `" << def << "` | " << help << " (fabric.strategy deepspeed*) |\n";
   return os.str();
 }
 

@@ -103,6 +103,12 @@ struct TrainConfig {
     double dropout = 0.0;
     std::vector<std::string> target = {"c_attn", "c_proj", "c_fc"};
   } lora;
+  // The `deepspeed:` section (fabric.strategy deepspeed* only) in DeepSpeed's key names, nested
+  // (precision/deepspeed_precision.h), kept as JSON for FabricOptions::deepspeed_config; empty:
+  // none. Its fp16/bf16 block sets fabric.precision when that is not given; its
+  // train_micro_batch_size_per_gpu / gradient_accumulation_steps set trainer.batch_size /
+  // trainer.accumulate_grad_batches when those are not given, and must equal them otherwise.
+  std::string deepspeed;
 };
 
 // Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10") on top.

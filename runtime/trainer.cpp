@@ -133,7 +133,8 @@ class Run {
                 .strategy = cfg_.fabric.strategy,
                 .devices = cfg_.fabric.devices,
                 .num_nodes = cfg_.fabric.num_nodes,
-                .precision = cfg_.fabric.precision});
+                .precision = cfg_.fabric.precision,
+                .deepspeed_config = cfg_.deepspeed});
     fab.launch();
     const bool rank0 = fab.global_rank() == 0;
     std::ostream& out = rank0 ? out_ : null_stream();

@@ -440,5 +440,57 @@ TEST_F(FabricTrain, TextGptSamples) {
   EXPECT_GE(s.output.size(), 16u);
 }
 
+// A `deepspeed:` section (DeepSpeed's key names) with fabric.strategy deepspeed over two processes:
+// its stage, fp16 block and micro-batch size land in the resolved config, and the run trains.
+TEST_F(FabricTrain, DeepSpeedSectionTrainsOverTwoProcesses) {
+  auto write = [&](const std::string& name, const std::string& strategy, const std::string& trainer_extra) {
+    const std::string cfg = (dir_ / name).string();
+    std::ofstream(cfg) << "fabric:    {accelerator: cpu, strategy: " << strategy << ", devices: 2}\n"
+                          "model:     {name: mlp, sizes: [784, 32, 10]}\n"
+                          "data:      {kind: tensors, path: " << (dir_ / "data.safetensors").string() << "}\n"
+                          "optimizer: {name: sgd, lr: 0.1, momentum: 0.9}\n"
+                          "trainer:   {max_steps: 4, seed: 0, run_dir: " << (dir_ / "ds").string() << trainer_extra << "}\n"
+                          "deepspeed:\n"
+                          "  zero_optimization: {stage: 1}\n"
+                          "  fp16:\n"
+                          "    enabled: true\n"
+                          "    initial_scale_power: 8\n"
+                          "    hysteresis: 2\n"
+                          "  gradient_clipping: 0.5\n"
+                          "  train_micro_batch_size_per_gpu: 16\n"
+                          "  gradient_accumulation_steps: 1\n";
+    return cfg;
+  };
+  const Result r = run("fit " + write("ds.yaml", "deepspeed", ""));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("deepspeed over 2 processes"), std::string::npos) << r.output;
+  const auto csv = lines((dir_ / "ds/metrics.csv").string());
+  ASSERT_EQ(csv.size(), 5u);
+  for (size_t i = 1; i < csv.size(); ++i) {
+    const double loss = std::stod(csv[i].substr(csv[i].find(',') + 1));
+    EXPECT_TRUE(std::isfinite(loss) && loss > 0) << csv[i];
+  }
+  // The section set fabric.precision and trainer.batch_size, and is written back.
+  const auto resolved = lines((dir_ / "ds/config.yaml").string());
+  std::string all;
+  for (const auto& l : resolved) all += l + "\n";
+  EXPECT_NE(all.find("precision: 16-mixed"), std::string::npos) << all;
+  EXPECT_NE(all.find("batch_size: 16"), std::string::npos) << all;
+  EXPECT_NE(all.find("gradient_clipping"), std::string::npos) << all;
+  EXPECT_EQ(run("validate " + (dir_ / "ds/config.yaml").string()).status, 0);
+
+  // Disagreeing sizes name both keys; a deepspeed section needs a deepspeed strategy.
+  const Result bad = run("validate " + write("bad.yaml", "deepspeed", ", batch_size: 32"));
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(bad.output.find("trainer.batch_size"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("train_micro_batch_size_per_gpu"), std::string::npos) << bad.output;
+  const Result ddp = run("validate " + write("ddp.yaml", "ddp", ""));
+  EXPECT_EQ(ddp.status, 2) << ddp.output;
+  EXPECT_NE(ddp.output.find("fabric.strategy"), std::string::npos) << ddp.output;
+  // The schema lists the section's keys.
+  const Result schema = run("schema");
+  EXPECT_NE(schema.output.find("deepspeed.fp16.initial_scale_power"), std::string::npos) << schema.output;
+}
+
 }  // namespace
 }  // namespace fabric

@@ -1,0 +1,108 @@
+// DeepSpeedPrecision (the ZeRO path's precision plugin, fabric-api.md §3, spec §5) and the DeepSpeed
+// config block in DeepSpeed's key names, parsed from JSON or YAML.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "precision/dynamic_loss_scaler.h"
+#include "precision/precision.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace fabric::precision {
+
+// The keys this runtime understands: zero_optimization.stage, fp16 {enabled, loss_scale,
+// initial_scale_power, loss_scale_window, hysteresis, consecutive_hysteresis, min_loss_scale},
+// bf16 {enabled}, gradient_clipping, train_micro_batch_size_per_gpu, gradient_accumulation_steps.
+struct DeepSpeedConfig {
+  std::optional<int> stage;                  // zero_optimization.stage
+  std::optional<DeepSpeedFp16Config> fp16;   // present when the config has an "fp16" block
+  std::optional<bool> bf16_enabled;          // present when the config has a "bf16" block
+  double gradient_clipping = 0;              // 0: no clipping
+  std::optional<int64_t> train_micro_batch_size_per_gpu;
+  std::optional<int64_t> gradient_accumulation_steps;
+
+  // Any other key (at any level) is a ValueError naming it; so are values of the wrong kind,
+  // fp16 and bf16 both enabled, and negative clipping or non-positive sizes.
+  static DeepSpeedConfig from_json_text(const std::string& json);
+  // A JSON text (starts with '{') or the path of a .json file (IOError when unreadable).
+  static DeepSpeedConfig from_json_or_path(const std::string& text_or_path);
+  static DeepSpeedConfig from_yaml(const YAML::Node& node);
+  static DeepSpeedConfig from_yaml_text(const std::string& yaml);
+
+  // The keys that were given, as JSON (from_json_text reads it back to an equal config).
+  std::string to_json_text() const;
+
+  // The precision the fp16/bf16 blocks select: "16-mixed", "bf16-mixed", or none (fp32 or no block).
+  std::optional<std::string> precision() const;
+};
+
+// The fp16 block Lightning writes at setup (every loss-scale key, so DeepSpeed's config defaults
+// apply: 2^16, window 1000, hysteresis 2, min 1) from DeepSpeedStrategy's loss-scale options.
+DeepSpeedFp16Config lightning_fp16_block(double loss_scale = 0, int64_t initial_scale_power = 16,
+                                         int64_t loss_scale_window = 1000, int64_t hysteresis = 2,
+                                         double min_loss_scale = 1);
+
+// The 5 modes. 16-mixed scales the loss with ZeRO's DynamicLossScaler (not a GradScaler): backward
+// runs on loss * cur_scale; at the step, an inf/NaN in the optimizer's (shard) gradients, reduced
+// with MAX across ranks, skips the step (gradients zeroed) and updates the scale; otherwise the
+// gradients are unscaled and clipped by one factor (spec §5 step 3), the optimizer steps and the
+// scale is updated. bf16-mixed and 32-true use a static scale of 1 (clipping still applies).
+// Mixed modes keep float32 weights and autocast the forward (the reference's engine holds half
+// weights; ZeroStrategy here shards float32 ones); inputs are cast to the compute dtype in every
+// mode, as the reference. The *-true modes cast the module; ZeroStrategy refuses them at setup.
+class DeepSpeedPrecision : public Precision {
+ public:
+  // precision: one of the 5 modes (ValueError otherwise). fp16: the config's fp16 block (used by
+  // 16-mixed only; nullopt: Lightning's block with every key). gradient_clipping: 0 = none.
+  DeepSpeedPrecision(const std::string& precision, DeviceType device,
+                     std::optional<DeepSpeedFp16Config> fp16 = std::nullopt, double gradient_clipping = 0);
+
+  std::string name() const override { return precision_; }
+  DType dtype() const { return dtype_; }
+  double gradient_clipping() const { return clip_; }
+  const DynamicLossScaler& loss_scaler() const { return scaler_; }
+
+  void convert_module(nn::Module& module) override;
+  Tensor convert_input(const Tensor& input) const override;
+  Tensor convert_output(const Tensor& output) const override;
+  ContextGuard forward_context() override;
+  ContextGuard tensor_init_context() override;
+
+  void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
+                bool retain_graph = false) override;
+  bool requires_fabric_backward() const override { return fp16_; }
+  bool optimizer_step(optim::Optimizer& optimizer, nn::Module* module,
+                      const std::function<Tensor()>& closure = nullptr) override;
+  // Divides the optimizer's gradients by the scale once per step (Fabric.clip_gradients); the
+  // step then only clips.
+  void unscale_gradients(optim::Optimizer& optimizer) override;
+  // The scaler's portable fields (spec §5).
+  PrecisionState state_dict() const override;
+  void load_state_dict(const PrecisionState& state) override;
+
+  // Fabric installs these over several ranks. overflow: a float32 scalar of 0/1 to reduce (MAX)
+  // in place. grad_norm: the 2-norm of the optimizer's gradients over every rank's shard
+  // (default: the local norm of the optimizer's gradients).
+  void set_overflow_reducer(std::function<void(Tensor&)> fn) { overflow_reducer_ = std::move(fn); }
+  void set_grad_norm_fn(std::function<double(optim::Optimizer&)> fn) { grad_norm_fn_ = std::move(fn); }
+
+ private:
+  std::string precision_;
+  DType dtype_;
+  DeviceType device_;
+  bool fp16_ = false, mixed_ = false;
+  double clip_;
+  DynamicLossScaler scaler_;
+  std::shared_ptr<Precision> true_;  // the *-true modes' HalfPrecision
+  const optim::Optimizer* unscaled_ = nullptr;  // unscale_gradients ran for it this step
+  std::function<void(Tensor&)> overflow_reducer_;
+  std::function<double(optim::Optimizer&)> grad_norm_fn_;
+};
+
+}  // namespace fabric::precision

@@ -1,0 +1,157 @@
+// DeepSpeedPrecision through Fabric: selection for strategy deepspeed, the DeepSpeed config block
+// (stage, precision, clipping), and 2 ranks of ZeRO-2 16-mixed where only rank 1's gradient
+// partition overflows: the MAX-reduced flag makes both ranks skip.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "distributed/zero.h"
+#include "optim/sgd.h"
+#include "precision/deepspeed_precision.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tests/common/expect_error.h"
+#include "tests/distributed/dist_test_util.h"
+
+namespace fabric {
+namespace {
+
+using dist_test::self_argv;
+using namespace std::chrono_literals;
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Two parameters of 8 elements each: one flat buffer of 16 split in two partitions, so rank 0
+// owns `a` and rank 1 owns `b`. forward(x) = sum(a * x[:8]) + sum(b * x[8:]), so the gradients are
+// the two halves of the input.
+class TwoSlices : public nn::Module {
+ public:
+  TwoSlices() {
+    register_parameter("a", ones({8}));
+    register_parameter("b", ones({8}));
+  }
+  Tensor forward(const Tensor& x) override {
+    return add(sum(mul(get_parameter("a"), x.narrow(0, 0, 8))), sum(mul(get_parameter("b"), x.narrow(0, 8, 8))));
+  }
+};
+
+Tensor input(float xa, float xb) { return cat({full({8}, xa), full({8}, xb)}, 0); }
+
+std::vector<float> flat_values(const Tensor& t) {
+  const Tensor c = t.detach().to(DType::float32).contiguous().flatten();
+  std::vector<float> out;
+  for (int64_t i = 0; i < c.numel(); ++i) out.push_back(c.select(0, i).item<float>());
+  return out;
+}
+
+TEST(DeepSpeedFabric, StrategyDeepSpeedSelectsDeepSpeedPrecision) {
+  Fabric f({.accelerator = "cpu", .strategy = "deepspeed", .precision = "16-mixed"});
+  auto* p = dynamic_cast<precision::DeepSpeedPrecision*>(&f.precision());
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->loss_scaler().cur_scale(), 65536.0);  // Lightning's fp16 block: every key
+  EXPECT_EQ(p->loss_scaler().delayed_shift(), 2);
+  // Other strategies keep the GradScaler path.
+  Fabric g({.accelerator = "cpu", .precision = "16-mixed"});
+  EXPECT_EQ(dynamic_cast<precision::DeepSpeedPrecision*>(&g.precision()), nullptr);
+}
+
+TEST(DeepSpeedFabric, ConfigSelectsStagePrecisionAndScaler) {
+  Fabric f({.accelerator = "cpu",
+            .strategy = "deepspeed_stage_2",
+            .deepspeed_config = R"({"zero_optimization": {"stage": 1}, "fp16": {"enabled": true},
+                                     "gradient_clipping": 2.0})"});
+  EXPECT_EQ(f.precision_name(), "16-mixed");
+  auto* p = dynamic_cast<precision::DeepSpeedPrecision*>(&f.precision());
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->loss_scaler().cur_scale(), 4294967296.0);  // the pitfall: no loss-scale key
+  EXPECT_EQ(p->gradient_clipping(), 2.0);
+  auto* z = dynamic_cast<distributed::ZeroStrategy*>(&f.strategy_object());
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(z->stage(), 1);
+
+  Fabric b({.accelerator = "cpu", .strategy = "deepspeed", .deepspeed_config = R"({"bf16": {"enabled": true}})"});
+  EXPECT_EQ(b.precision_name(), "bf16-mixed");
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    Fabric({.accelerator = "cpu", .strategy = "deepspeed", .precision = "bf16-mixed",
+                            .deepspeed_config = R"({"fp16": {"enabled": true}})"});
+                  }),
+                  "disagrees");
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    Fabric({.accelerator = "cpu", .strategy = "ddp", .deepspeed_config = R"({"bf16": {"enabled": true}})"});
+                  }),
+                  "not a deepspeed strategy");
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    Fabric({.accelerator = "cpu", .strategy = "deepspeed", .deepspeed_config = R"({"zero": 1})"});
+                  }),
+                  "'zero'");
+}
+
+// Rank 1 alone sees an inf (in b, which only its partition holds). Both ranks must skip that
+// step and back off alike; the clean step afterwards updates both partitions.
+TEST(DeepSpeedFabric, OnlyRankOneOverflowsAndBothRanksSkip) {
+  Fabric fab({.accelerator = "cpu",
+              .strategy = "deepspeed_stage_2",
+              .devices = 2,
+              .precision = "16-mixed",
+              .timeout = 30s,
+              .launch_argv = self_argv()});
+  fab.launch([&](Fabric& f) {
+    auto model = std::make_shared<TwoSlices>();
+    optim::SGD sgd(model->parameters(), {.lr = 1.0});
+    auto [m, opt] = f.setup(model, sgd);
+    auto* z = dynamic_cast<distributed::ZeroStrategy*>(&f.strategy_object());
+    ASSERT_NE(z, nullptr);
+    const auto layout = z->layout(sgd);
+    ASSERT_EQ(layout.size(), 1u);
+    ASSERT_EQ(layout[0].partition, 8);  // a is rank 0's, b rank 1's
+    auto& p = dynamic_cast<precision::DeepSpeedPrecision&>(f.precision());
+    const float r = static_cast<float>(f.global_rank());
+
+    // Step 0: rank 1's b-gradient is inf; rank 0's partition (a) is clean.
+    f.backward(m(input(0.5f * (r + 1), f.global_rank() == 1 ? kInf : 1.f)));
+    EXPECT_FALSE(opt.step()) << "rank " << f.global_rank() << " stepped on an overflow";
+    opt.zero_grad();
+    EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, 1.f));
+    EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, 1.f));
+    EXPECT_EQ(p.loss_scaler().cur_scale(), 65536.0);  // absorbed by the hysteresis
+    EXPECT_EQ(p.loss_scaler().cur_hysteresis(), 1);
+
+    // Step 1: clean. Mean gradients: a 0.75, b 1.
+    f.backward(m(input(0.5f * (r + 1), 1.f)));
+    EXPECT_TRUE(opt.step());
+    opt.zero_grad();
+    EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, 0.25f));
+    EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, 0.f));
+    EXPECT_EQ(p.loss_scaler().cur_iter(), 2);
+    EXPECT_EQ(p.loss_scaler().last_overflow_iter(), 0);
+  });
+}
+
+// gradient_clipping from the config clips by the norm over both ranks' partitions.
+TEST(DeepSpeedFabric, ConfigGradientClippingUsesTheGlobalNorm) {
+  Fabric fab({.accelerator = "cpu",
+              .strategy = "deepspeed",
+              .devices = 2,
+              .timeout = 30s,
+              .deepspeed_config = R"({"zero_optimization": {"stage": 1},
+                                       "fp16": {"enabled": true, "initial_scale_power": 4},
+                                       "gradient_clipping": 0.5})",
+              .launch_argv = self_argv()});
+  fab.launch([&](Fabric& f) {
+    EXPECT_EQ(f.precision_name(), "16-mixed");
+    auto model = std::make_shared<TwoSlices>();
+    optim::SGD sgd(model->parameters(), {.lr = 1.0});
+    auto [m, opt] = f.setup(model, sgd);
+    EXPECT_EQ(dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object()).stage(), 1);
+    f.backward(m(input(3.f, 4.f)));
+    EXPECT_TRUE(opt.step());
+    // |g| = sqrt(8 * 9 + 8 * 16) over both partitions (each alone would be sqrt(72) or sqrt(128)).
+    const double c = 0.5 / (std::sqrt(200.0) + 1e-6);
+    for (float v : flat_values(model->get_parameter("a"))) EXPECT_NEAR(v, 1.0 - 3.0 * c, 1e-6);
+    for (float v : flat_values(model->get_parameter("b"))) EXPECT_NEAR(v, 1.0 - 4.0 * c, 1e-6);
+  });
+}
+
+}  // namespace
+}  // namespace fabric
