@@ -92,7 +92,7 @@ const std::vector<Field>& fields() {
   static const std::vector<Field> f = [] {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
-    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp or ddp_find_unused_parameters_true (auto: ddp when devices * num_nodes > 1)"));
+    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, deepspeed (ZeRO stage 2), deepspeed_stage_1 or deepspeed_stage_2 (auto: ddp when devices * num_nodes > 1)"));
     v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto; on cpu, the number of processes"));
     v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
