@@ -4,6 +4,7 @@
 // and fails with a TimeoutError / DistributedError naming the operation, this rank and the peer
 // instead of hanging.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,31 @@ class ProcessGroup {
   virtual WorkPtr barrier() = 0;
   virtual WorkPtr send(const Tensor& tensor, int dst, uint32_t tag = 0) = 0;
   virtual WorkPtr recv(Tensor& tensor, int src, uint32_t tag = 0) = 0;
+
+  // What this rank has put on the wire since construction or the last reset_traffic(): bytes by
+  // the algorithm the backend uses (each backend documents its formulas), ops counts every op
+  // that completed without error. For benchmarks; a backend that does not count leaves zeros.
+  struct Traffic {
+    int64_t bytes_sent = 0;
+    int64_t ops = 0;
+  };
+  Traffic traffic() const {
+    return Traffic{bytes_sent_.load(std::memory_order_relaxed), ops_.load(std::memory_order_relaxed)};
+  }
+  void reset_traffic() {
+    bytes_sent_.store(0, std::memory_order_relaxed);
+    ops_.store(0, std::memory_order_relaxed);
+  }
+
+ protected:
+  void add_traffic(int64_t bytes_sent) {
+    bytes_sent_.fetch_add(bytes_sent, std::memory_order_relaxed);
+    ops_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t> bytes_sent_{0};
+  std::atomic<int64_t> ops_{0};
 };
 
 }  // namespace fabric::distributed

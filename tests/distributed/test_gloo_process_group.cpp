@@ -569,5 +569,40 @@ TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
   for (int fd : {port_pipe[0], port_pipe[1], ready_pipe[0], ready_pipe[1]}) close(fd);
 }
 
+// traffic(): the bytes this rank put on the wire per the documented algorithm of each op, and
+// one op per completed operation; reset_traffic() zeroes both.
+TEST(GlooProcessGroup, TrafficCountersTwoRanks) {
+  run_ranks(2, [](int r, ProcessGroup& pg) {
+    EXPECT_EQ(pg.traffic().bytes_sent, 0);
+    EXPECT_EQ(pg.traffic().ops, 0);
+    const TensorOptions f32{.dtype = DType::float32};
+    Tensor a = zeros({1000}, f32);
+    pg.all_reduce(a)->wait();  // ring: 2 (N-1)/N x 4000 bytes
+    Tensor rs_out = zeros({500}, f32);
+    pg.reduce_scatter(rs_out, zeros({1000}, f32))->wait();  // (N-1)/N x 4000 input bytes
+    Tensor ag_out = zeros({600}, f32);
+    pg.all_gather(ag_out, zeros({300}, f32))->wait();  // (N-1)/N x 2400 output bytes
+    const std::vector<int64_t> counts = {3, 8};
+    Tensor agv_out = zeros({11}, f32);
+    pg.all_gather_v(agv_out, zeros({counts[size_t(r)]}, f32), counts)->wait();  // all but (r+1)'s
+    Tensor b = zeros({100}, f32);
+    pg.broadcast(b, 1)->wait();  // the root sends (N-1) x 400 bytes
+    pg.barrier()->wait();
+    Tensor p2p = zeros({50}, f32);
+    if (r == 0) pg.send(p2p, 1)->wait();  // 200 bytes
+    else pg.recv(p2p, 0)->wait();         // receiving sends nothing
+    const int64_t common = 4000 + 2000 + 1200;
+    const int64_t expected = r == 0 ? common + 3 * 4 + 200 : common + 8 * 4 + 400;
+    EXPECT_EQ(pg.traffic().bytes_sent, expected) << "rank " << r;
+    EXPECT_EQ(pg.traffic().ops, 7) << "rank " << r;
+    pg.reset_traffic();
+    EXPECT_EQ(pg.traffic().bytes_sent, 0);
+    EXPECT_EQ(pg.traffic().ops, 0);
+    pg.all_reduce(a)->wait();
+    EXPECT_EQ(pg.traffic().bytes_sent, 4000);
+    EXPECT_EQ(pg.traffic().ops, 1);
+  });
+}
+
 }  // namespace
 }  // namespace fabric::distributed

@@ -1,8 +1,7 @@
 // ZeRO stages 1 and 2 through Fabric with real processes (2 ranks, Gloo over loopback): the same
 // weights as data parallelism run in the same processes, sharded optimizer state, per-rank memory
-// against spec §10, gradient accumulation with no_backward_sync, clip_gradients over sharded
-// gradients, and checkpoints in the single-process layout (resume, load into one process, load a
-// DDP checkpoint).
+// against spec §10, gradient accumulation with no_backward_sync and clip_gradients over sharded
+// gradients. The checkpoint tests are in test_zero_checkpoint.cpp.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -28,82 +27,14 @@
 #include "tensor/safetensors.h"
 #include "tests/common/expect_error.h"
 #include "tests/distributed/dist_test_util.h"
+#include "tests/distributed/zero_test_util.h"
 
 namespace fabric {
 namespace {
 
 using dist_test::self_argv;
 using namespace std::chrono_literals;
-
-constexpr int64_t kSteps = 20, kB = 6;
-constexpr int64_t kIn = 8, kHidden = 16, kOut = 4;
-const nn::GPTConfig kGPT{.vocab_size = 32, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
-
-struct Case {
-  std::string model = "mlp";      // "mlp" | "gpt"
-  std::string optimizer = "sgd";  // "sgd" (momentum, two groups) | "adamw"
-  std::string precision = "32-true";
-  int micro = 1;                  // micro-batches per step, all but the last in no_backward_sync
-  double max_norm = 0;            // > 0: clip by norm before every step
-  double clip_val = 0;            // > 0: clip by value before every step
-  double norm_type = 2.0;
-};
-
-struct Problem {
-  Tensor x, y;  // mlp: (kSteps, 2kB, kIn), (kSteps, 2kB, kOut); gpt: (kSteps, 2kB, T) tokens, both
-};
-
-Problem make_problem(const std::string& model) {
-  Generator g(1234);
-  if (model == "gpt") {
-    Tensor tok = randint(0, kGPT.vocab_size, {kSteps, 2 * kB, kGPT.block_size + 1}, {.dtype = DType::int64}, &g);
-    return {tok.narrow(2, 0, kGPT.block_size).contiguous(), tok.narrow(2, 1, kGPT.block_size).contiguous()};
-  }
-  return {randn({kSteps, 2 * kB, kIn}, {.dtype = DType::float32}, &g),
-          randn({kSteps, 2 * kB, kOut}, {.dtype = DType::float32}, &g)};
-}
-
-std::shared_ptr<nn::Module> make_model(const std::string& model, uint64_t seed) {
-  manual_seed(seed);
-  if (model == "gpt") return std::make_shared<nn::GPT>(kGPT);
-  return std::make_shared<nn::MLP>(nn::MLPConfig{.sizes = {kIn, kHidden, kHidden, kOut}, .activation = "tanh"});
-}
-
-// SGD gets two groups (the first parameter alone, with another lr) so that every group is sharded
-// on its own; AdamW one group.
-std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name, const std::vector<Tensor>& params) {
-  if (name == "sgd") {
-    auto opt = std::make_unique<optim::SGD>(std::vector<Tensor>{params.front()},
-                                            optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
-    opt->add_param_group({std::vector<Tensor>(params.begin() + 1, params.end()),
-                          optim::SGDOptions{.lr = 0.03, .momentum = 0.9, .weight_decay = 1e-3}});
-    return opt;
-  }
-  return std::make_unique<optim::AdamW>(params, optim::AdamWOptions{.lr = 1e-2, .eps = 1e-6});
-}
-
-Tensor loss_of(const std::string& model, const Tensor& out, const Tensor& y) {
-  if (model == "gpt") return cross_entropy(out.reshape({-1, kGPT.vocab_size}), y.reshape({-1}));
-  return mse_loss(out, y);
-}
-
-std::vector<Tensor> snapshot(const nn::Module& m) {
-  std::vector<Tensor> out;
-  for (const Tensor& p : m.parameters()) out.push_back(p.clone());
-  return out;
-}
-
-double max_rel_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    const Tensor da = a[i].to(DType::float64), db = b[i].to(DType::float64);
-    const double num = amax(abs(da - db)).item<double>();
-    const double den = std::max(amax(abs(db)).item<double>(), 1e-12);
-    worst = std::max(worst, num / den);
-  }
-  return worst;
-}
+using namespace zero_test;
 
 // Data parallelism written out in the launched processes: every rank runs its kB rows, the
 // gradients are averaged with the group's all-reduce, every rank steps the full model. The
@@ -154,59 +85,6 @@ std::vector<Tensor> train_dp(Fabric& f, const Problem& p, const Case& c, std::ve
     }
   }
   return snapshot(*model);
-}
-
-struct ZeroRun {
-  std::vector<Tensor> weights;
-  std::vector<distributed::ZeroStrategy::GroupLayout> layout;
-  std::vector<int64_t> shard_numel;      // the optimizer's parameters after setup
-  std::vector<int64_t> state_numel;      // every floating state tensor with more than one element
-};
-
-ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bucket_elements,
-                   std::vector<double>* norms = nullptr) {
-  auto& zero = dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object());
-  zero.set_reduce_bucket_elements(bucket_elements);
-  // A different seed per rank: setup must broadcast rank 0's weights.
-  auto module = make_model(c.model, 7 + 100 * uint64_t(f.global_rank()));
-  auto opt = make_optimizer(c.optimizer, module->parameters());
-  auto [model, fopt] = f.setup(module, *opt);
-  ZeroRun run;
-  run.layout = zero.layout(*opt);
-  for (const Tensor& q : opt->parameters()) run.shard_numel.push_back(q.numel());
-  const int64_t r = f.global_rank(), rows = kB / c.micro;
-  for (int64_t s = 0; s < kSteps; ++s) {
-    fopt.zero_grad();
-    for (int m = 0; m < c.micro; ++m) {
-      const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
-      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
-      auto guard = f.no_backward_sync(model, /*enabled=*/m + 1 < c.micro);
-      const Tensor loss = loss_of(c.model, model(x), y) * (1.0 / c.micro);
-      f.backward(loss);
-    }
-    if (c.max_norm > 0) {
-      const double n = f.clip_gradients(model, fopt, {.max_norm = c.max_norm, .norm_type = c.norm_type}).item<double>();
-      if (norms) norms->push_back(n);
-    }
-    if (c.clip_val > 0) f.clip_gradients(model, fopt, {.clip_val = c.clip_val});
-    fopt.step();
-  }
-  for (const Tensor& q : opt->parameters()) {
-    if (const auto* st = opt->state(q))
-      for (const auto& [key, t] : *st)
-        if (t.is_floating_point() && t.numel() > 1) run.state_numel.push_back(t.numel());
-  }
-  run.weights = snapshot(*module);
-  return run;
-}
-
-FabricOptions zero_options(int stage, const std::string& precision = "32-true") {
-  return {.accelerator = "cpu",
-          .strategy = "deepspeed_stage_" + std::to_string(stage),
-          .devices = 2,
-          .precision = precision,
-          .timeout = 60s,
-          .launch_argv = self_argv()};
 }
 
 // The cases of one launch (one Fabric per test: its precision is shared by the cases), each run
@@ -394,163 +272,6 @@ TEST(ZeroStage2, ClipGradientsByInfNormMatchesDataParallel) {
 
 TEST(ZeroStage2, ClipGradientsByValueMatchesDataParallel) {
   expect_clip_matches_dp(2, {.optimizer = "sgd", .clip_val = 0.005});
-}
-
-// ---- checkpoints ----------------------------------------------------------------------------------
-
-// Steps [from, to) through Fabric, rank r on rows r*kB.. of each step's batch.
-void fabric_steps(Fabric& f, FabricModule& model, FabricOptimizer& fopt, const Problem& p, int64_t from, int64_t to) {
-  const int64_t r = f.global_rank();
-  for (int64_t s = from; s < to; ++s) {
-    fopt.zero_grad();
-    f.backward(mse_loss(model(p.x[s].narrow(0, r * kB, kB)), p.y[s].narrow(0, r * kB, kB)));
-    fopt.step();
-  }
-}
-
-std::string shared_dir(Fabric& f, const std::string& name) {
-  return ::testing::TempDir() + "/" + name + "_" + f.broadcast(std::to_string(::getpid()));
-}
-
-struct ResumeRun {
-  std::string dir;
-  std::vector<Tensor> w15, w20;
-};
-
-// ZeRO-2 AdamW: 10 steps, save, 10 more equals 20 uninterrupted steps and equals a fresh model
-// and optimizer (other weights, other lr) loading the checkpoint and running the last 10. The
-// checkpoint holds the single-process layout: one process (Fabric without a strategy) loads it
-// and its next 5 steps on the whole batch equal the ZeRO run's.
-TEST(ZeroStage2, CheckpointResumesAndLoadsIntoOneProcess) {
-  const Problem p = make_problem("mlp");
-  Fabric fab(zero_options(2));
-  const ResumeRun run = fab.launch([&](Fabric& f) {
-    ResumeRun o;
-    o.dir = shared_dir(f, "zero2_ckpt");
-    dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object()).set_reduce_bucket_elements(50);
-    const auto uninterrupted = train_zero(f, p, {.optimizer = "adamw"}, 50).weights;
-    {
-      auto module = make_model("mlp", 7 + 100 * uint64_t(f.global_rank()));
-      auto opt = make_optimizer("adamw", module->parameters());
-      auto [model, fopt] = f.setup(module, *opt);
-      fabric_steps(f, model, fopt, p, 0, 10);
-      f.save(o.dir, {{"model", model}, {"optimizer", fopt}, {"step", int64_t(10)}});
-      fabric_steps(f, model, fopt, p, 10, 15);
-      o.w15 = snapshot(*module);
-      fabric_steps(f, model, fopt, p, 15, 20);
-      o.w20 = snapshot(*module);
-    }
-    EXPECT_LE(max_rel_diff(o.w20, uninterrupted), 1e-6) << "saving changed the run, rank " << f.global_rank();
-    {
-      auto module = make_model("mlp", 99 + uint64_t(f.global_rank()));
-      auto opt = std::make_unique<optim::AdamW>(module->parameters(), optim::AdamWOptions{.lr = 0.5});
-      auto [model, fopt] = f.setup(module, *opt);
-      State st{{"model", model}, {"optimizer", fopt}, {"step", int64_t(0)}};
-      f.load(o.dir, st);
-      EXPECT_EQ(st.at("step").get<int64_t>(), 10);
-      EXPECT_EQ(opt->lr(0), 1e-2);
-      fabric_steps(f, model, fopt, p, 10, 20);
-      const double diff = max_rel_diff(snapshot(*module), o.w20);
-      EXPECT_LE(diff, 1e-6) << "rank " << f.global_rank();
-      std::printf("[zero] resumed from the checkpoint, rank %d: max rel diff vs uninterrupted %.3g\n",
-                  f.global_rank(), diff);
-    }
-    return o;
-  });
-  if (fab.global_rank() != 0) return;
-  // The file: PyTorch's unsharded layout, one entry per parameter shaped like it.
-  auto module = make_model("mlp", 555);
-  const std::vector<Tensor> params = module->parameters();
-  const SafetensorsFile file = load_safetensors(run.dir + "/optimizer.safetensors");
-  for (size_t i = 0; i < params.size(); ++i) {
-    for (const char* key : {"exp_avg", "exp_avg_sq"}) {
-      const std::string name = "state." + std::to_string(i) + "." + key;
-      ASSERT_TRUE(file.tensors.count(name)) << name;
-      EXPECT_EQ(file.tensors.at(name).sizes(), params[i].sizes()) << name;
-    }
-    EXPECT_EQ(file.tensors.at("state." + std::to_string(i) + ".step").item<double>(), 10.0);
-  }
-  Fabric single({.accelerator = "cpu"});
-  ASSERT_FALSE(single.strategy_object().is_distributed());
-  auto opt = make_optimizer("adamw", params);
-  auto [model, fopt] = single.setup(module, *opt);
-  single.load(run.dir, {{"model", model}, {"optimizer", fopt}}, /*strict=*/true);
-  for (int64_t s = 10; s < 15; ++s) {
-    fopt.zero_grad();
-    single.backward(mse_loss(model(p.x[s]), p.y[s]));
-    fopt.step();
-  }
-  const double diff = max_rel_diff(snapshot(*module), run.w15);
-  EXPECT_LE(diff, 1e-6);
-  std::printf("[zero] one process from the ZeRO checkpoint: max rel diff vs ZeRO after 5 steps %.3g\n", diff);
-  std::filesystem::remove_all(run.dir);
-}
-
-// Started by ZeroStage2.LoadsACheckpointSavedByDDP: a real DDP run over 2 processes writes a
-// checkpoint after 10 steps, then the weights after 20, under $ZERO2_DDP_DIR.
-TEST(ZeroWorker, DISABLED_DDPWritesCheckpoint) {
-  const char* dir = std::getenv("ZERO2_DDP_DIR");
-  if (!dir) GTEST_SKIP() << "started by ZeroStage2.LoadsACheckpointSavedByDDP";
-  const Problem p = make_problem("mlp");
-  Fabric fab({.accelerator = "cpu", .strategy = "ddp", .devices = 2, .timeout = 60s, .launch_argv = self_argv()});
-  fab.launch([&](Fabric& f) {
-    auto module = make_model("mlp", 7);
-    auto opt = make_optimizer("adamw", module->parameters());
-    auto [model, fopt] = f.setup(module, *opt);
-    fabric_steps(f, model, fopt, p, 0, 10);
-    f.save(std::string(dir) + "/ckpt", {{"model", model}, {"optimizer", fopt}});
-    fabric_steps(f, model, fopt, p, 10, 20);
-    f.save(std::string(dir) + "/final", {{"model", model}});
-  });
-}
-
-TEST(ZeroStage2, LoadsACheckpointSavedByDDP) {
-  std::string dir;
-  if (!dist_test::is_launched_rank()) {
-    dir = ::testing::TempDir() + "/zero2_ddp_" + std::to_string(::getpid());
-    std::filesystem::create_directories(dir);
-    const auto r = dist_test::run_test_in_child("ZeroWorker.DISABLED_DDPWritesCheckpoint", {{"ZERO2_DDP_DIR", dir}},
-                                                std::chrono::seconds(120));
-    ASSERT_FALSE(r.timed_out);
-    ASSERT_EQ(r.status, 0);
-    ASSERT_TRUE(std::filesystem::exists(dir + "/ckpt/optimizer.safetensors"));
-  }
-  const Problem p = make_problem("mlp");
-  Fabric fab(zero_options(2));
-  fab.launch([&](Fabric& f) {
-    const std::string d = f.broadcast(dir);
-    dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object()).set_reduce_bucket_elements(50);
-    auto module = make_model("mlp", 99 + uint64_t(f.global_rank()));
-    auto opt = make_optimizer("adamw", module->parameters());
-    auto [model, fopt] = f.setup(module, *opt);
-    f.load(d + "/ckpt", {{"model", model}, {"optimizer", fopt}});
-    fabric_steps(f, model, fopt, p, 10, 20);
-    auto ref = make_model("mlp", 1);
-    State st{{"model", ref}};
-    load_checkpoint(d + "/final", st, nullptr);
-    const double diff = max_rel_diff(snapshot(*module), snapshot(*ref));
-    EXPECT_LE(diff, 1e-5) << "rank " << f.global_rank();
-    std::printf("[zero] ZeRO-2 from a DDP checkpoint, rank %d: max rel diff vs DDP after 10 steps %.3g\n",
-                f.global_rank(), diff);
-  });
-  if (!dir.empty()) std::filesystem::remove_all(dir);
-}
-
-// A state dict whose groups do not match the optimizer is refused before anything changes.
-TEST(ZeroStage2, LoadingAMismatchedOptimizerStateIsAValueError) {
-  Fabric fab(zero_options(2));
-  fab.launch([&](Fabric& f) {
-    auto module = make_model("mlp", 3);
-    auto opt = make_optimizer("sgd", module->parameters());  // two groups
-    auto [model, fopt] = f.setup(module, *opt);
-    optim::OptimizerState sd;
-    sd.param_groups.push_back({opt->group_hyper_params(0), {0}});
-    EXPECT_CONTAINS(thrown<ValueError>([&] { f.strategy_object().load_optimizer_state(*opt, sd); }),
-                    "parameter groups");
-    sd.param_groups.push_back({opt->group_hyper_params(1), {1, 2}});
-    EXPECT_CONTAINS(thrown<ValueError>([&] { f.strategy_object().load_optimizer_state(*opt, sd); }),
-                    "before sharding");
-  });
 }
 
 // One process with the deepspeed strategy: nothing is sharded, clip_gradients and save work as

@@ -1,0 +1,152 @@
+// Shared by the ZeRO tests (test_zero.cpp, test_zero_checkpoint.cpp): the problems, models and
+// optimizers both sides train, the ZeRO training loop and the Fabric options of a 2-rank run.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "distributed/zero.h"
+#include "nn/gpt.h"
+#include "nn/mlp.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tests/distributed/dist_test_util.h"
+
+namespace fabric::zero_test {
+
+using dist_test::self_argv;
+using namespace std::chrono_literals;
+
+constexpr int64_t kSteps = 20, kB = 6;
+constexpr int64_t kIn = 8, kHidden = 16, kOut = 4;
+inline const nn::GPTConfig kGPT{.vocab_size = 32, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
+
+struct Case {
+  std::string model = "mlp";      // "mlp" | "gpt"
+  std::string optimizer = "sgd";  // "sgd" (momentum, two groups) | "adamw"
+  std::string precision = "32-true";
+  int micro = 1;                  // micro-batches per step, all but the last in no_backward_sync
+  double max_norm = 0;            // > 0: clip by norm before every step
+  double clip_val = 0;            // > 0: clip by value before every step
+  double norm_type = 2.0;
+};
+
+struct Problem {
+  Tensor x, y;  // mlp: (kSteps, 2kB, kIn), (kSteps, 2kB, kOut); gpt: (kSteps, 2kB, T) tokens, both
+};
+
+inline Problem make_problem(const std::string& model) {
+  Generator g(1234);
+  if (model == "gpt") {
+    Tensor tok = randint(0, kGPT.vocab_size, {kSteps, 2 * kB, kGPT.block_size + 1}, {.dtype = DType::int64}, &g);
+    return {tok.narrow(2, 0, kGPT.block_size).contiguous(), tok.narrow(2, 1, kGPT.block_size).contiguous()};
+  }
+  return {randn({kSteps, 2 * kB, kIn}, {.dtype = DType::float32}, &g),
+          randn({kSteps, 2 * kB, kOut}, {.dtype = DType::float32}, &g)};
+}
+
+inline std::shared_ptr<nn::Module> make_model(const std::string& model, uint64_t seed) {
+  manual_seed(seed);
+  if (model == "gpt") return std::make_shared<nn::GPT>(kGPT);
+  return std::make_shared<nn::MLP>(nn::MLPConfig{.sizes = {kIn, kHidden, kHidden, kOut}, .activation = "tanh"});
+}
+
+// SGD gets two groups (the first parameter alone, with another lr) so that every group is sharded
+// on its own; AdamW one group.
+inline std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name, const std::vector<Tensor>& params) {
+  if (name == "sgd") {
+    auto opt = std::make_unique<optim::SGD>(std::vector<Tensor>{params.front()},
+                                            optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
+    opt->add_param_group({std::vector<Tensor>(params.begin() + 1, params.end()),
+                          optim::SGDOptions{.lr = 0.03, .momentum = 0.9, .weight_decay = 1e-3}});
+    return opt;
+  }
+  return std::make_unique<optim::AdamW>(params, optim::AdamWOptions{.lr = 1e-2, .eps = 1e-6});
+}
+
+inline Tensor loss_of(const std::string& model, const Tensor& out, const Tensor& y) {
+  if (model == "gpt") return cross_entropy(out.reshape({-1, kGPT.vocab_size}), y.reshape({-1}));
+  return mse_loss(out, y);
+}
+
+inline std::vector<Tensor> snapshot(const nn::Module& m) {
+  std::vector<Tensor> out;
+  for (const Tensor& p : m.parameters()) out.push_back(p.clone());
+  return out;
+}
+
+inline double max_rel_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const Tensor da = a[i].to(DType::float64), db = b[i].to(DType::float64);
+    const double num = amax(abs(da - db)).item<double>();
+    const double den = std::max(amax(abs(db)).item<double>(), 1e-12);
+    worst = std::max(worst, num / den);
+  }
+  return worst;
+}
+
+struct ZeroRun {
+  std::vector<Tensor> weights;
+  std::vector<distributed::ZeroStrategy::GroupLayout> layout;
+  std::vector<int64_t> shard_numel;      // the optimizer's parameters after setup
+  std::vector<int64_t> state_numel;      // every floating state tensor with more than one element
+};
+
+inline ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bucket_elements,
+                   std::vector<double>* norms = nullptr) {
+  auto& zero = dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object());
+  zero.set_reduce_bucket_elements(bucket_elements);
+  // A different seed per rank: setup must broadcast rank 0's weights.
+  auto module = make_model(c.model, 7 + 100 * uint64_t(f.global_rank()));
+  auto opt = make_optimizer(c.optimizer, module->parameters());
+  auto [model, fopt] = f.setup(module, *opt);
+  ZeroRun run;
+  run.layout = zero.layout(*opt);
+  for (const Tensor& q : opt->parameters()) run.shard_numel.push_back(q.numel());
+  const int64_t r = f.global_rank(), rows = kB / c.micro;
+  for (int64_t s = 0; s < kSteps; ++s) {
+    fopt.zero_grad();
+    for (int m = 0; m < c.micro; ++m) {
+      const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
+      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
+      auto guard = f.no_backward_sync(model, /*enabled=*/m + 1 < c.micro);
+      const Tensor loss = loss_of(c.model, model(x), y) * (1.0 / c.micro);
+      f.backward(loss);
+    }
+    if (c.max_norm > 0) {
+      const double n = f.clip_gradients(model, fopt, {.max_norm = c.max_norm, .norm_type = c.norm_type}).item<double>();
+      if (norms) norms->push_back(n);
+    }
+    if (c.clip_val > 0) f.clip_gradients(model, fopt, {.clip_val = c.clip_val});
+    fopt.step();
+  }
+  for (const Tensor& q : opt->parameters()) {
+    if (const auto* st = opt->state(q))
+      for (const auto& [key, t] : *st)
+        if (t.is_floating_point() && t.numel() > 1) run.state_numel.push_back(t.numel());
+  }
+  run.weights = snapshot(*module);
+  return run;
+}
+
+inline FabricOptions zero_options(int stage, const std::string& precision = "32-true") {
+  return {.accelerator = "cpu",
+          .strategy = "deepspeed_stage_" + std::to_string(stage),
+          .devices = 2,
+          .precision = precision,
+          .timeout = 60s,
+          .launch_argv = self_argv()};
+}
+
+}  // namespace fabric::zero_test
