@@ -8,6 +8,8 @@
 // backward produces gradients in), so every rank issues the same sequence of collectives.
 #include "distributed/zero.h"
 
+#include "optim/clip_grad.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -370,17 +372,7 @@ Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
   pg_->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
   const double r = reduced.item<double>();
   const Tensor total = scalar_tensor(inf ? r : std::pow(r, 1.0 / norm_type), {.dtype = dt});
-  if (error_if_nonfinite) {
-    const double t = total.item<double>();
-    FABRIC_CHECK(std::isfinite(t), ValueError, "clip_grad_norm_: the total norm of order ", norm_type,
-                 " for gradients from `parameters` is non-finite (", t,
-                 "), so it cannot be clipped. To scale the gradients by the non-finite norm anyway, set "
-                 "error_if_nonfinite = false");
-  }
-  // optim::clip_grad_norm_'s coefficient, on the same dtype.
-  const Tensor coef = clamp(div(full_like(total, max_norm), add(total, 1e-6)), std::nullopt, Scalar(1.0));
-  for (Tensor g : grads) mul_(g, coef);
-  return total;
+  return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
 }
 
 optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimizer& optimizer) {

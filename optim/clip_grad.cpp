@@ -38,6 +38,12 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
     for (Tensor& n : norms) n = n.to(dt);
     total = norm(stack(norms), norm_type);
   }
+  return scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
+}
+
+Tensor scale_by_clip_coefficient(const std::vector<Tensor>& grads, const Tensor& total, double max_norm,
+                                 double norm_type, bool error_if_nonfinite) {
+  NoGradGuard no_grad;
   if (error_if_nonfinite) {
     const double t = total.item<double>();
     FABRIC_CHECK(std::isfinite(t), ValueError, "clip_grad_norm_: the total norm of order ", norm_type,

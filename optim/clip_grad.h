@@ -16,6 +16,11 @@ namespace fabric::optim {
 // PyTorch's signature; the per-gradient norms always run on the fused reduction kernels.
 Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type = 2.0,
                        bool error_if_nonfinite = false, std::optional<bool> foreach = std::nullopt);
+// The second half of clip_grad_norm_, for callers that computed the total norm themselves (a
+// sharded strategy reduces it across ranks): checks it is finite when asked, then multiplies every
+// gradient by min(1, max_norm / (total + 1e-6)). Returns `total`.
+Tensor scale_by_clip_coefficient(const std::vector<Tensor>& grads, const Tensor& total, double max_norm,
+                                 double norm_type, bool error_if_nonfinite);
 
 // Clamps every gradient to [-clip_value, clip_value]. ValueError for a negative or NaN clip_value.
 void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value,
