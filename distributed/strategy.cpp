@@ -12,6 +12,7 @@
 #include "distributed/launcher.h"
 #include "distributed/nccl_process_group.h"
 #include "distributed/tcp_store.h"
+#include "distributed/fsdp_strategy.h"
 #include "distributed/zero.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -100,6 +101,17 @@ void Strategy::launch() {
     }
   }
   launched_ = true;
+}
+
+std::shared_ptr<ProcessGroup> Strategy::new_group(const std::string& name, int rank, int size) const {
+  FABRIC_CHECK(store_, ValueError, "new_group('", name, "'): the strategy is not launched");
+  auto prefixed = std::make_shared<PrefixStore>(name, store_);
+  if (options_.accelerator == "cuda") {
+    const int device = options_.device_ids.at(size_t(env_.local_rank) % options_.device_ids.size());
+    return make_nccl_process_group(prefixed, rank, size, device, NcclOptions{.timeout = options_.timeout});
+  }
+  return make_gloo_process_group(prefixed, rank, size,
+                                 GlooOptions{.timeout = options_.timeout, .hostname = local_address(env_.main_address)});
 }
 
 int Strategy::join() {
@@ -234,7 +246,9 @@ void DDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
   if (options.name == "single_device") return std::make_unique<Strategy>(options);
   if (options.name == "ddp") return std::make_unique<DDPStrategy>(options);
+  if (options.name == "deepspeed" && options.zero_stage == 3) return std::make_unique<FSDPStrategy>(options);
   if (options.name == "deepspeed") return std::make_unique<ZeroStrategy>(options);
+  if (options.name == "fsdp") return std::make_unique<FSDPStrategy>(options);
   throw NotImplementedError("strategy '" + options.name + "' is not available in this build yet");
 }
 

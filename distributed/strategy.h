@@ -11,6 +11,7 @@
 
 #include "distributed/cluster_env.h"
 #include "distributed/ddp.h"
+#include "distributed/fsdp.h"
 #include "distributed/process_group.h"
 #include "distributed/store.h"
 #include "nn/module.h"
@@ -30,7 +31,11 @@ struct StrategyOptions {
   int num_nodes = 1;
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // every collective and rendezvous
   DDPOptions ddp;
-  int zero_stage = 0;  // "deepspeed": ZeRO stage 1 or 2
+  int zero_stage = 0;  // "deepspeed": ZeRO stage 1, 2 or 3
+  // ZeRO: keep the optimizer state (stage 3: the parameter shards too) in host memory. On the
+  // CPU accelerator everything is there already.
+  bool offload = false;
+  FSDPOptions fsdp;    // "fsdp" (and ZeRO-3, which runs on the same machinery)
   // The command line the launcher re-runs for local ranks 1..N-1; empty: this process's own.
   std::vector<std::string> launch_argv;
 };
@@ -105,6 +110,20 @@ class Strategy {
   virtual void load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& state) {
     optimizer.load_state_dict(state);
   }
+  // What Fabric.save writes for a module in the single-process layout (collective for sharded
+  // parameters: they are gathered), and how Fabric.load restores it.
+  virtual nn::StateDict module_state_to_save(nn::Module& module) { return module.state_dict(); }
+  virtual nn::LoadResult load_module_state(nn::Module& module, const nn::StateDict& state, bool strict) {
+    return module.load_state_dict(state, strict);
+  }
+  // "full": Fabric.save writes the single-process layout from rank 0; "sharded": every rank writes
+  // the pieces of the modules and optimizers sharded_module(_for) returns (FSDP's default).
+  virtual std::string checkpoint_layout() const { return "full"; }
+  virtual FullyShardedModule* sharded_module(const nn::Module& module) const { (void)module; return nullptr; }
+  virtual FullyShardedModule* sharded_module_for(const optim::Optimizer& optimizer) const {
+    (void)optimizer;
+    return nullptr;
+  }
 
   // ---- collectives (identity on one process) -----------------------------------------------------
   // Returns the reduced tensor (a new one; `t` is not modified). "avg" of an integer tensor is the
@@ -121,6 +140,9 @@ class Strategy {
 
  protected:
   std::vector<std::pair<int64_t, Shape>> gather_shapes(const Tensor& t, const char* op) const;
+  // A process group over `size` ranks that share `name` (this rank is `rank` in it), on the default
+  // group's backend and store. Every member creates it, in the same order as its other groups.
+  std::shared_ptr<ProcessGroup> new_group(const std::string& name, int rank, int size) const;
   StrategyOptions options_;
   ClusterEnvironment env_;
   std::shared_ptr<Store> store_;
@@ -141,7 +163,8 @@ class DDPStrategy : public Strategy {
   std::vector<std::pair<const nn::Module*, std::unique_ptr<GradientReducer>>> reducers_;
 };
 
-// "single_device" -> Strategy, "ddp" -> DDPStrategy, "deepspeed" -> ZeroStrategy (zero.h);
+// "single_device" -> Strategy, "ddp" -> DDPStrategy, "deepspeed" -> ZeroStrategy (zero.h; stage 3:
+// FSDPStrategy), "fsdp" -> FSDPStrategy (fsdp_strategy.h);
 // NotImplementedError for the others.
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options);
 

@@ -56,7 +56,8 @@ struct ZeroStrategy::Sharded {
 ZeroStrategy::ZeroStrategy(StrategyOptions options)
     : Strategy(std::move(options)), alive_(std::make_shared<bool>(true)) {
   FABRIC_CHECK(options_.zero_stage == 1 || options_.zero_stage == 2, ValueError, "strategy '", options_.name,
-               "': ZeRO stage ", options_.zero_stage, " is not available (stages 1 and 2 are; stage 3 is not yet)");
+               "': ZeroStrategy runs ZeRO stages 1 and 2, not ", options_.zero_stage,
+               " (make_strategy gives stage 3 to FSDPStrategy)");
 }
 
 ZeroStrategy::~ZeroStrategy() {

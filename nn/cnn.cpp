@@ -35,7 +35,7 @@ Tensor CNN::forward(const Tensor& x) {
                    x.size(2) == config_.image_size && x.size(3) == config_.image_size,
                ShapeError, "CNN: expected input (N, ", config_.in_channels, ", ",
                config_.image_size, ", ", config_.image_size, "), got ", shape_str(x.sizes()));
-  return classifier->forward(flatten->forward(features->forward(x)));
+  return (*classifier)((*flatten)((*features)(x)));
 }
 
 }  // namespace fabric::nn

@@ -28,7 +28,7 @@ void ModuleSequence::throw_wrong_type(int64_t i) const {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (const auto& m : *this) y = m->forward(y);
+  for (const auto& m : *this) y = (*m)(y);
   return y;
 }
 

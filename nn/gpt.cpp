@@ -80,18 +80,18 @@ Tensor GPT::hidden(const Tensor& idx) {
                "GPT.forward: cannot forward a sequence of length ", T, ", block size is only ",
                config_.block_size);
   Tensor pos = arange(T, DType::int64, idx.device());    // (T)
-  Tensor x = add(wte->forward(idx), wpe->forward(pos));  // (B, T, C) + (T, C)
-  x = drop->forward(x);
-  for (const auto& block : blocks) x = block->forward(x);
-  return ln_f->forward(x);
+  Tensor x = add((*wte)(idx), (*wpe)(pos));  // (B, T, C) + (T, C)
+  x = (*drop)(x);
+  for (const auto& block : blocks) x = (*block)(x);
+  return (*ln_f)(x);
 }
 
-Tensor GPT::forward(const Tensor& idx) { return child("lm_head").forward(hidden(idx)); }
+Tensor GPT::forward(const Tensor& idx) { return child("lm_head")(hidden(idx)); }
 
 Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
   FABRIC_CHECK(targets.sizes() == idx.sizes(), ShapeError, "GPT.loss: targets ",
                shape_str(targets.sizes()), " must have the shape of idx ", shape_str(idx.sizes()));
-  Tensor logits = forward(idx);  // (B, T, V)
+  Tensor logits = (*this)(idx);  // (B, T, V); through operator() so that hooks (FSDP) run
   return cross_entropy(logits.view({-1, config_.vocab_size}), targets.reshape({-1}),
                        /*ignore_index=*/-1);
 }
@@ -117,7 +117,7 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
         T <= config_.block_size ? idx : idx.narrow(1, T - config_.block_size, config_.block_size);
     Tensor last = hidden(cond);
     last = last.narrow(1, last.size(1) - 1, 1);  // (B, 1, C): only the last position
-    std::vector<float> logits = child("lm_head").forward(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
+    std::vector<float> logits = child("lm_head")(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
     std::vector<double> u = rand({B}, {.dtype = DType::float64}, gen).to_vector<double>();
     std::vector<int64_t> next(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) {

@@ -33,11 +33,11 @@ LoRALinear::LoRALinear(std::shared_ptr<Module> base, const LoRALinearOptions& op
 }
 
 Tensor LoRALinear::forward(const Tensor& x) {
-  Tensor y = child("base_layer").forward(x);
-  Tensor h = options_.dropout > 0.0 ? child("lora_dropout").forward(x) : x;
+  Tensor y = child("base_layer")(x);
+  Tensor h = options_.dropout > 0.0 ? child("lora_dropout")(x) : x;
   // The adapters compute in their own (float32) dtype; the sum is in the base output's dtype.
   Tensor a = h.dtype() == lora_A->weight.dtype() ? h : h.to(lora_A->weight.dtype());
-  Tensor update = mul(child("lora_B").forward(child("lora_A").forward(a)), scaling());
+  Tensor update = mul(child("lora_B")(child("lora_A")(a)), scaling());
   if (update.dtype() != y.dtype()) update = update.to(y.dtype());
   return add(y, update);
 }

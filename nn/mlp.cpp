@@ -26,8 +26,8 @@ Tensor MLP::forward(const Tensor& x) {
   Tensor h = x;
   const size_t n = layers->size();
   for (size_t i = 0; i < n; ++i) {
-    h = layers->child(std::to_string(i)).forward(h);  // the registered layer (it may be replaced)
-    if (i + 1 < n) h = activation_->forward(h);
+    h = layers->child(std::to_string(i))(h);  // the registered layer (it may be replaced)
+    if (i + 1 < n) h = (*activation_)(h);
   }
   return h;
 }

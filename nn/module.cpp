@@ -1,12 +1,15 @@
 // Module registration, traversal, mode/dtype/device changes and state_dict loading.
 #include "nn/module.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <ostream>
 #include <sstream>
 #include <unordered_set>
 
 #include "autograd/autograd.h"
+#include "autograd/checkpoint.h"
 #include "autograd/grad_mode.h"
 
 namespace fabric::nn {
@@ -434,6 +437,52 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
 
 Tensor Module::forward(const Tensor&) {
   throw NotImplementedError(detail::cat(type_name(), " has no single-input forward(x)"));
+}
+
+Tensor Module::operator()(const Tensor& x) {
+  if (pre_hooks_.empty() && post_hooks_.empty() && !checkpointing_) return forward(x);
+  Tensor in = x;
+  // Copies: a hook may register or remove hooks.
+  for (auto [id, hook] : std::vector(pre_hooks_)) in = hook(*this, in);
+  Tensor out;
+  if (checkpointing_ && grad_enabled()) {
+    out = checkpoint([this](const std::vector<Tensor>& xs) { return std::vector<Tensor>{forward(xs.front())}; },
+                     {in})
+              .front();
+  } else {
+    out = forward(in);
+  }
+  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, in, out);
+  return out;
+}
+
+namespace {
+int64_t next_hook_handle() {
+  static std::atomic<int64_t> next{1};
+  return next++;
+}
+}  // namespace
+
+int64_t Module::register_forward_pre_hook(ForwardPreHook hook) {
+  FABRIC_CHECK(hook != nullptr, ValueError, type_name(), ".register_forward_pre_hook: the hook is empty");
+  const int64_t id = next_hook_handle();
+  pre_hooks_.emplace_back(id, std::move(hook));
+  return id;
+}
+
+int64_t Module::register_forward_hook(ForwardHook hook) {
+  FABRIC_CHECK(hook != nullptr, ValueError, type_name(), ".register_forward_hook: the hook is empty");
+  const int64_t id = next_hook_handle();
+  post_hooks_.emplace_back(id, std::move(hook));
+  return id;
+}
+
+bool Module::remove_forward_hook(int64_t handle) {
+  for (auto it = pre_hooks_.begin(); it != pre_hooks_.end(); ++it)
+    if (it->first == handle) return pre_hooks_.erase(it), true;
+  for (auto it = post_hooks_.begin(); it != post_hooks_.end(); ++it)
+    if (it->first == handle) return post_hooks_.erase(it), true;
+  return false;
 }
 
 void Module::str_into(std::string& out, int indent) const {

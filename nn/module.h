@@ -139,7 +139,25 @@ class Module {
   // A PyTorch-style multi-line printout of the module tree.
   std::string str() const;
   virtual Tensor forward(const Tensor& x);
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // Calls forward between the forward hooks. Forward passes call their children this way (and so
+  // should user models): forward(x) called directly skips the hooks, as in PyTorch.
+  Tensor operator()(const Tensor& x);
+
+  // ---- forward hooks (torch's register_forward_pre_hook / register_forward_hook) --------------
+  // A pre-hook sees the input before forward and returns the input forward gets (itself, or a
+  // cast); a hook sees the output and returns the output the caller gets. Hooks run in
+  // registration order. FSDP and ZeRO-3 gather a unit's parameters in them.
+  using ForwardPreHook = std::function<Tensor(Module&, const Tensor& input)>;
+  using ForwardHook = std::function<Tensor(Module&, const Tensor& input, const Tensor& output)>;
+  // Return a handle for remove_forward_hook.
+  int64_t register_forward_pre_hook(ForwardPreHook hook);
+  int64_t register_forward_hook(ForwardHook hook);
+  // Removes the pre-hook or hook with this handle; false when there is none.
+  bool remove_forward_hook(int64_t handle);
+  // When set, operator() runs forward under activation checkpointing (autograd/checkpoint.h):
+  // its activations are recomputed in backward instead of saved. Hooks still run once, outside.
+  void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
+  bool activation_checkpointing() const { return checkpointing_; }
 
  protected:
   // The stored handle of a parameter or buffer registered by this module (undefined if None).
@@ -178,6 +196,9 @@ class Module {
   std::vector<Entry> buffers_;
   NamedModules children_;
   bool training_ = true;
+  bool checkpointing_ = false;
+  std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks_;
+  std::vector<std::pair<int64_t, ForwardHook>> post_hooks_;
 };
 
 // Builds a module from its options: nn::make<nn::Linear>({.in_features = 4, .out_features = 3}).

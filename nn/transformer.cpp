@@ -28,7 +28,7 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
                 hs = C / nh;
   FABRIC_CHECK(T <= options_.block_size, ValueError, "CausalSelfAttention: sequence length ", T,
                " exceeds block_size ", options_.block_size);
-  Tensor qkv = child("c_attn").forward(x);  // (B, T, 3C); the registered layer (it may be replaced)
+  Tensor qkv = child("c_attn")(x);  // (B, T, 3C); the registered layer (it may be replaced)
   // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
   // each head's (T, hs) matrix has row stride 3C, which the batched GEMM reads directly.
   auto heads = [&](int64_t i) {
@@ -41,7 +41,7 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
       heads(0), heads(1), heads(2), mask, p, false, std::nullopt,
       attn_dropout->options().generator);              // (B, nh, T, hs)
   y = y.transpose(1, 2).contiguous().view({B, T, C});  // re-assemble the heads side by side
-  return resid_dropout->forward(child("c_proj").forward(y));
+  return (*resid_dropout)(child("c_proj")(y));
 }
 
 void CausalSelfAttention::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
@@ -69,7 +69,7 @@ BlockMLP::BlockMLP(const BlockOptions& o) {
 }
 
 Tensor BlockMLP::forward(const Tensor& x) {
-  return dropout->forward(child("c_proj").forward(gelu->forward(child("c_fc").forward(x))));
+  return (*dropout)(child("c_proj")((*gelu)(child("c_fc")(x))));
 }
 
 Block::Block(const BlockOptions& o) {
@@ -80,8 +80,8 @@ Block::Block(const BlockOptions& o) {
 }
 
 Tensor Block::forward(const Tensor& x) {
-  Tensor h = add(x, attn->forward(ln_1->forward(x)));
-  return add(h, mlp->forward(ln_2->forward(h)));
+  Tensor h = add(x, (*attn)((*ln_1)(x)));
+  return add(h, (*mlp)((*ln_2)(h)));
 }
 
 }  // namespace fabric::nn

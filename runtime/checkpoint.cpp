@@ -89,7 +89,7 @@ std::string StateEntry::kind() const {
 }
 
 void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state) {
+                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
   FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
   json entries = json::object();
   json meta = {{"format", kFormat}, {"version", kVersion}};
@@ -135,7 +135,7 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
   try {
     for (const auto& [key, entry] : state) {
       if (auto* m = std::get_if<nn::Module*>(&entry.value())) {
-        nn::StateDict sd = (*m)->state_dict();
+        const nn::StateDict sd = module_state ? module_state(**m) : (*m)->state_dict();
         save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
       } else if (auto* o = std::get_if<optim::Optimizer*>(&entry.value())) {
         const optim::OptimizerState sd = optimizer_state ? optimizer_state(**o) : (*o)->state_dict();
@@ -160,7 +160,7 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
 }
 
 State load_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
-                      const OptimizerStateSink& load_optimizer) {
+                      const OptimizerStateSink& load_optimizer, const ModuleStateSink& load_module) {
   std::string path = path_in;
   if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json")) path = path + ".old";
   std::ifstream in(path + "/state.json");
@@ -225,7 +225,11 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
             SafetensorsFile f = file_of(key);
             nn::StateDict sd;
             for (auto& [name, t] : f.tensors) sd.insert(name, t);
-            v->load_state_dict(sd, strict);
+            if (load_module) {
+              load_module(*v, sd, strict);
+            } else {
+              v->load_state_dict(sd, strict);
+            }
           } else if constexpr (std::is_same_v<V, optim::Optimizer*>) {
             const optim::OptimizerState sd = optim::OptimizerState::unflatten(items_of(file_of(key)));
             if (load_optimizer) {

@@ -67,9 +67,12 @@ using State = std::map<std::string, StateEntry>;
 // hold '/', or that collide with the reserved file names.
 // `optimizer_state` (when set) gives the state written for an optimizer entry instead of its
 // state_dict() (a sharding strategy's gathered, single-process layout).
+// `module_state` likewise gives the state_dict written for a module entry (a sharding strategy's
+// gathered parameters).
 using OptimizerStateSource = std::function<optim::OptimizerState(const optim::Optimizer&)>;
+using ModuleStateSource = std::function<nn::StateDict(const nn::Module&)>;
 void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state = {});
+                     const OptimizerStateSource& optimizer_state = {}, const ModuleStateSource& module_state = {});
 
 // Loads the directory `path` into `state`: modules and optimizers in place (modules honour
 // `strict`), plain values and tensors written back into the map, the precision plugin's state
@@ -79,8 +82,10 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
 // under "<key>.<name>").
 // `load_optimizer` (when set) restores an optimizer entry instead of its load_state_dict (a
 // sharding strategy keeps its partition).
+// `load_module` likewise restores a module entry instead of its load_state_dict.
 using OptimizerStateSink = std::function<void(optim::Optimizer&, const optim::OptimizerState&)>;
+using ModuleStateSink = std::function<void(nn::Module&, const nn::StateDict&, bool strict)>;
 State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict = true,
-                      const OptimizerStateSink& load_optimizer = {});
+                      const OptimizerStateSink& load_optimizer = {}, const ModuleStateSink& load_module = {});
 
 }  // namespace fabric

@@ -28,7 +28,9 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 // Strategies this build runs: one process, or data parallel over several.
-bool available_strategy(const std::string& s) { return s == "single_device" || s == "ddp" || s == "deepspeed"; }
+bool available_strategy(const std::string& s) {
+  return s == "single_device" || s == "ddp" || s == "deepspeed" || s == "fsdp";
+}
 
 // Parses the devices flag into explicit indices; `available` is the accelerator's device count.
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator) {
@@ -199,10 +201,18 @@ Resolved resolve_connector(ConnectorFlags f) {
     r.find_unused_parameters = true;
     s = "ddp";
   }
-  if (s.rfind("deepspeed", 0) == 0 && s.find("offload") == std::string::npos) {
-    // ZeRO: 'deepspeed' is stage 2, as in the reference; stage 3 is not available yet.
-    r.zero_stage = s == "deepspeed" ? 2 : std::stoi(s.substr(s.size() - 1));
-    if (r.zero_stage <= 2) s = "deepspeed";
+  if (s == "fsdp_cpu_offload") {
+    r.offload = true;
+    s = "fsdp";
+  }
+  if (s.rfind("deepspeed", 0) == 0 && s.find("nvme") == std::string::npos) {
+    // ZeRO: 'deepspeed' is stage 2, as in the reference; '_offload' keeps the optimizer state
+    // (stage 3: the parameter shards too) in host memory.
+    const bool offload = s.size() > 8 && s.substr(s.size() - 8) == "_offload";
+    const std::string base = offload ? s.substr(0, s.size() - 8) : s;
+    r.zero_stage = base == "deepspeed" ? 2 : std::stoi(base.substr(base.size() - 1));
+    r.offload = offload;
+    s = "deepspeed";
   }
   if (f.deepspeed) {
     FABRIC_CHECK(s == "deepspeed" || s.rfind("deepspeed", 0) == 0, ValueError,
@@ -222,7 +232,7 @@ Resolved resolve_connector(ConnectorFlags f) {
   FABRIC_CHECK(!(s == "single_device" && many), ValueError, "strategy='single_device' runs on one device, but ",
                r.device_ids.size(), " devices on ", r.num_nodes, " node(s) were requested");
   FABRIC_CHECK(available_strategy(s), NotImplementedError, "strategy '", s,
-               "' is not available in this build yet; use 'auto', 'single_device' or 'ddp'");
+               "' is not available in this build yet; use 'auto', 'single_device', 'ddp', 'fsdp' or 'deepspeed'");
   r.strategy = s;
 
   // 7. Precision plugin.

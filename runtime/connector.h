@@ -42,6 +42,7 @@ struct Resolved {
   std::string strategy;     // "single_device" or "ddp"
   bool find_unused_parameters = false;  // strategy 'ddp_find_unused_parameters_true'
   int zero_stage = 0;                   // strategy 'deepspeed' (stage 2) / 'deepspeed_stage_N'
+  bool offload = false;                 // 'deepspeed_stage_N_offload', 'fsdp_cpu_offload'
   std::vector<int> device_ids;
   int64_t num_nodes = 1;
   std::string precision;  // canonical string or the plugin's name

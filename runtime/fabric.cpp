@@ -8,7 +8,9 @@
 
 #include "nn/module.h"
 #include "optim/clip_grad.h"
+#include "distributed/fsdp_strategy.h"
 #include "precision/deepspeed_precision.h"
+#include "runtime/sharded_checkpoint.h"
 #include "precision/fp8_linear.h"
 #include "precision/mixed_precision.h"
 #include "tensor/factory.h"
@@ -43,9 +45,13 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
                                   .timeout = options.timeout,
                                   .ddp = options.ddp,
                                   .zero_stage = resolved_.zero_stage,
+                                  .offload = resolved_.offload,
+                                  .fsdp = options.fsdp,
                                   .launch_argv = options.launch_argv};
   so.ddp.find_unused_parameters = so.ddp.find_unused_parameters || resolved_.find_unused_parameters;
+  so.fsdp.cpu_offload = so.fsdp.cpu_offload || resolved_.offload;
   strategy_ = distributed::make_strategy(so);
+  if (auto* fsdp = dynamic_cast<distributed::FSDPStrategy*>(strategy_.get())) configure_fsdp_precision(*fsdp);
   ctx_->after_optimizer_step.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
   if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
@@ -58,6 +64,16 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
   }
   if (global_rank() == 0)
     for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
+}
+
+void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
+  // spec §9 / fabric-api.md §3: param, reduce and buffer dtype are the half dtype of a mixed
+  // mode; true modes cast the module instead (the shards keep the module's dtype).
+  const std::string p = ctx_->precision->name();
+  if (p == "16-mixed" || p == "bf16-mixed") {
+    const DType half = p == "16-mixed" ? DType::float16 : DType::bfloat16;
+    fsdp.set_mixed_precision(half, half, half);
+  }
 }
 
 Fabric::~Fabric() {
@@ -185,25 +201,40 @@ void Fabric::save(const std::string& path, const State& state) const {
                strategy_->name(), "' cannot write checkpoints in this build yet");
   // Every rank first asks the strategy for each optimizer's single-process state (a sharding
   // strategy gathers its partitions: collective, in the state's key order on every rank).
+  if (strategy_->checkpoint_layout() == "sharded" && holds_sharded_module(state, *strategy_)) {
+    save_sharded_checkpoint(path, state, ctx_->precision.get(), *strategy_);
+    barrier("save");
+    return;
+  }
   std::map<const optim::Optimizer*, optim::OptimizerState> optimizer_states;
-  for (const auto& [key, entry] : state)
+  std::map<const nn::Module*, nn::StateDict> module_states;
+  for (const auto& [key, entry] : state) {
     if (auto* o = std::get_if<optim::Optimizer*>(&entry.value()))
       if (!optimizer_states.count(*o)) optimizer_states.emplace(*o, strategy_->optimizer_state_to_save(**o));
+    if (auto* m = std::get_if<nn::Module*>(&entry.value()))
+      if (!module_states.count(*m)) module_states.emplace(*m, strategy_->module_state_to_save(**m));
+  }
   // Only rank 0 writes (the ranks hold the same replicated state); the others wait so that no rank
   // reads the path before it is complete. An error on rank 0 reaches the others as its exit.
   if (global_rank() == 0)
-    save_checkpoint(path, state, ctx_->precision.get(),
-                    [&](const optim::Optimizer& o) { return optimizer_states.at(&o); });
+    save_checkpoint(
+        path, state, ctx_->precision.get(), [&](const optim::Optimizer& o) { return optimizer_states.at(&o); },
+        [&](const nn::Module& m) { return module_states.at(&m); });
   barrier("save");
 }
 
 State Fabric::load(const std::string& path, State& state, bool strict) {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.load: strategy '",
                strategy_->name(), "' cannot read checkpoints in this build yet");
-  State rest = load_checkpoint(path, state, ctx_->precision.get(), strict,
-                               [this](optim::Optimizer& o, const optim::OptimizerState& sd) {
-                                 strategy_->load_optimizer_state(o, sd);
-                               });
+  if (is_sharded_checkpoint(path)) {
+    State rest = load_sharded_checkpoint(path, state, ctx_->precision.get(), strict, *strategy_);
+    barrier("load");
+    return rest;
+  }
+  State rest = load_checkpoint(
+      path, state, ctx_->precision.get(), strict,
+      [this](optim::Optimizer& o, const optim::OptimizerState& sd) { strategy_->load_optimizer_state(o, sd); },
+      [this](nn::Module& m, const nn::StateDict& sd, bool strict) { strategy_->load_module_state(m, sd, strict); });
   barrier("load");
   return rest;
 }

@@ -30,6 +30,10 @@
 #include "runtime/loggers.h"
 #include "runtime/wrappers.h"
 
+namespace fabric::distributed {
+class FSDPStrategy;
+}
+
 namespace fabric {
 
 struct FabricOptions {
@@ -46,6 +50,9 @@ struct FabricOptions {
   // DDP's gradient buckets; find_unused_parameters is also set by strategy
   // 'ddp_find_unused_parameters_true'.
   distributed::DDPOptions ddp;
+  // Strategy fsdp: sharding strategy, auto-wrap and activation-checkpointing policies (module
+  // type names), CPU offload and the checkpoint layout. The precision plugin sets the dtypes.
+  distributed::FSDPOptions fsdp;
   // Strategy deepspeed*: a DeepSpeed config in DeepSpeed's key names, as a JSON text or the path of
   // a .json file (precision/deepspeed_precision.h lists the keys). Empty: none.
   std::string deepspeed_config;
@@ -227,6 +234,7 @@ class Fabric {
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
   Resolved resolved_;
   std::shared_ptr<FabricContext> ctx_;
+  void configure_fsdp_precision(distributed::FSDPStrategy& fsdp);
   std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::vector<std::weak_ptr<nn::Module>> set_up_modules_;

@@ -263,7 +263,7 @@ class Run {
   // which would round every gradient), while half outputs are widened to float32 so that the loss
   // itself is not computed in 16 bits. `value` receives the loss before any conversion.
   Tensor step_loss(FabricModule& model, const data::Batch& b, double& value) {
-    Tensor out = model.module().forward(model.convert_input(b.inputs));
+    Tensor out = model.module()(model.convert_input(b.inputs));
     if (is_floating(out.dtype()) && itemsize(out.dtype()) < 4) out = out.to(DType::float32);
     Tensor loss = compute_loss(cfg_, out, b.targets);
     value = loss.item<double>();

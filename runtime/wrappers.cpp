@@ -38,7 +38,7 @@ Tensor FabricModule::forward(const Tensor& input) {
   Tensor y;
   {
     precision::ContextGuard guard = ctx_->precision->forward_context();
-    y = module_->forward(x);
+    y = (*module_)(x);
   }
   return finish(y);
 }

@@ -30,7 +30,22 @@ StorageImpl::StorageImpl(void* data, size_t nbytes, Device device, std::shared_p
     : data_(data), nbytes_(nbytes), device_(device), owner_(std::move(owner)) {}
 
 StorageImpl::~StorageImpl() {
-  if (allocator_) allocator_->deallocate(data_, nbytes_);
+  if (allocator_ && !released_) allocator_->deallocate(data_, nbytes_);
+}
+
+void StorageImpl::release() {
+  FABRIC_CHECK(allocator_, ValueError, "Storage.release: this storage wraps memory owned elsewhere");
+  if (released_) return;
+  allocator_->deallocate(data_, nbytes_);
+  data_ = nullptr;
+  released_ = true;
+}
+
+void StorageImpl::reallocate() {
+  FABRIC_CHECK(allocator_, ValueError, "Storage.reallocate: this storage wraps memory owned elsewhere");
+  if (!released_) return;
+  data_ = allocator_->allocate(nbytes_);
+  released_ = false;
 }
 
 }  // namespace fabric

@@ -27,6 +27,14 @@ class StorageImpl {
   uint64_t version() const { return version_; }
   void bump_version() { ++version_; }
 
+  // Frees the memory but keeps this object, and with it every view of it (tensors autograd saved
+  // for backward included); reallocate() brings back nbytes() of fresh, uninitialised memory at a
+  // possibly different address. FSDP frees unsharded parameters between their uses this way.
+  // Only storage from an allocator (not wrapped memory): ValueError otherwise.
+  void release();
+  void reallocate();
+  bool is_released() const { return released_; }
+
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
@@ -34,6 +42,7 @@ class StorageImpl {
   Allocator* allocator_ = nullptr;
   std::shared_ptr<void> owner_;
   uint64_t version_ = 0;
+  bool released_ = false;
 };
 
 using Storage = std::shared_ptr<StorageImpl>;

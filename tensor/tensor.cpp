@@ -130,6 +130,10 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::data_ptr() const {
   const auto& t = checked();
+  FABRIC_CHECK(!t.storage->is_released(), ValueError, "a tensor of shape ", shape_str(t.sizes),
+               " was used while its storage is released: it is a sharded (FSDP / ZeRO-3) parameter outside "
+               "its module's forward or backward. Call modules as module(x), not module.forward(x), so "
+               "that the strategy's hooks gather the parameters");
   return static_cast<char*>(t.storage->data()) + t.offset * itemsize(t.dtype);
 }
 

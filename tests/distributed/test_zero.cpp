@@ -36,57 +36,6 @@ using dist_test::self_argv;
 using namespace std::chrono_literals;
 using namespace zero_test;
 
-// Data parallelism written out in the launched processes: every rank runs its kB rows, the
-// gradients are averaged with the group's all-reduce, every rank steps the full model. The
-// precision plugin is applied by hand, as FabricModule and Fabric.backward/step apply it.
-std::vector<Tensor> train_dp(Fabric& f, const Problem& p, const Case& c, std::vector<double>* norms = nullptr) {
-  auto model = make_model(c.model, 7);
-  auto opt = make_optimizer(c.optimizer, model->parameters());
-  std::unique_ptr<precision::MixedPrecision> mp;
-  if (c.precision != "32-true") mp = std::make_unique<precision::MixedPrecision>(c.precision, DeviceType::cpu);
-  const int64_t r = f.global_rank(), rows = kB / c.micro;
-  for (int64_t s = 0; s < kSteps; ++s) {
-    opt->zero_grad();
-    for (int m = 0; m < c.micro; ++m) {
-      Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
-      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
-      Tensor out;
-      if (mp) {
-        x = mp->convert_input(x);
-        precision::ContextGuard guard = mp->forward_context();
-        out = model->forward(x);
-      } else {
-        out = model->forward(x);
-      }
-      if (mp) out = mp->convert_output(out);
-      const Tensor loss = loss_of(c.model, out, y) * (1.0 / c.micro);
-      if (mp) {
-        mp->backward(loss, nullptr);
-      } else {
-        backward(loss);
-      }
-    }
-    {
-      NoGradGuard no_grad;
-      for (const Tensor& q : model->parameters()) {
-        Tensor g = q.grad();
-        if (g.defined()) g.copy_(f.all_reduce(g, "mean"));
-      }
-      if (c.max_norm > 0) {
-        const double n = optim::clip_grad_norm_(model->parameters(), c.max_norm, c.norm_type).item<double>();
-        if (norms) norms->push_back(n);
-      }
-      if (c.clip_val > 0) optim::clip_grad_value_(model->parameters(), c.clip_val);
-    }
-    if (mp) {
-      mp->optimizer_step(*opt, nullptr);
-    } else {
-      opt->step();
-    }
-  }
-  return snapshot(*model);
-}
-
 // The cases of one launch (one Fabric per test: its precision is shared by the cases), each run
 // as ZeRO (stage 2 with small buckets: several per group, parameters straddling buckets and
 // partitions) and as the data-parallel reference, in the same processes from the same data.

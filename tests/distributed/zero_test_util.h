@@ -1,4 +1,4 @@
-// Shared by the ZeRO tests (test_zero.cpp, test_zero_checkpoint.cpp): the problems, models and
+// Shared by the ZeRO and FSDP tests (test_zero.cpp, test_zero_checkpoint.cpp, test_fsdp*.cpp): the problems, models and
 // optimizers both sides train, the ZeRO training loop and the Fabric options of a 2-rank run.
 #pragma once
 #include <gtest/gtest.h>
@@ -10,7 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
 #include "distributed/zero.h"
+#include "optim/clip_grad.h"
+#include "precision/mixed_precision.h"
 #include "nn/gpt.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
@@ -138,6 +142,57 @@ inline ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bu
   }
   run.weights = snapshot(*module);
   return run;
+}
+
+// Data parallelism written out in the launched processes: every rank runs its kB rows, the
+// gradients are averaged with the group's all-reduce, every rank steps the full model. The
+// precision plugin is applied by hand, as FabricModule and Fabric.backward/step apply it.
+inline std::vector<Tensor> train_dp(Fabric& f, const Problem& p, const Case& c, std::vector<double>* norms = nullptr) {
+  auto model = make_model(c.model, 7);
+  auto opt = make_optimizer(c.optimizer, model->parameters());
+  std::unique_ptr<precision::MixedPrecision> mp;
+  if (c.precision != "32-true") mp = std::make_unique<precision::MixedPrecision>(c.precision, DeviceType::cpu);
+  const int64_t r = f.global_rank(), rows = kB / c.micro;
+  for (int64_t s = 0; s < kSteps; ++s) {
+    opt->zero_grad();
+    for (int m = 0; m < c.micro; ++m) {
+      Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
+      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
+      Tensor out;
+      if (mp) {
+        x = mp->convert_input(x);
+        precision::ContextGuard guard = mp->forward_context();
+        out = model->forward(x);
+      } else {
+        out = model->forward(x);
+      }
+      if (mp) out = mp->convert_output(out);
+      const Tensor loss = loss_of(c.model, out, y) * (1.0 / c.micro);
+      if (mp) {
+        mp->backward(loss, nullptr);
+      } else {
+        backward(loss);
+      }
+    }
+    {
+      NoGradGuard no_grad;
+      for (const Tensor& q : model->parameters()) {
+        Tensor g = q.grad();
+        if (g.defined()) g.copy_(f.all_reduce(g, "mean"));
+      }
+      if (c.max_norm > 0) {
+        const double n = optim::clip_grad_norm_(model->parameters(), c.max_norm, c.norm_type).item<double>();
+        if (norms) norms->push_back(n);
+      }
+      if (c.clip_val > 0) optim::clip_grad_value_(model->parameters(), c.clip_val);
+    }
+    if (mp) {
+      mp->optimizer_step(*opt, nullptr);
+    } else {
+      opt->step();
+    }
+  }
+  return snapshot(*model);
 }
 
 inline FabricOptions zero_options(int stage, const std::string& precision = "32-true") {

@@ -1,0 +1,175 @@
+// FSDP (fully sharded data parallelism, spec §9) over any process group, on CPU (Gloo) as on GPU.
+// The module is cut into units: every module whose type the auto-wrap policy names, then the root,
+// which takes whatever parameters no other unit took. Each unit keeps its parameters in flat
+// parameters (one per optimizer group and trainability), padded to a multiple of the shard-group
+// size; a rank holds only its shard, which is what the optimizer steps. The unit's parameters are
+// views of an unsharded buffer that is all-gathered (in param_dtype) before the unit's forward and,
+// under FULL_SHARD, again before its backward, and released after use; gradients are
+// reduce-scattered (in reduce_dtype, divided as spec §9) into the shard's gradient as soon as the
+// unit's backward is done. ZeRO stage 3 is this machinery with every module that holds parameters
+// as a unit.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distributed/process_group.h"
+#include "nn/module.h"
+#include "optim/optimizer.h"
+
+namespace fabric::distributed {
+
+enum class ShardingStrategy { full_shard, shard_grad_op, no_shard, hybrid_shard };
+// "FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD" (any case); ValueError listing them.
+ShardingStrategy parse_sharding_strategy(const std::string& name);
+const char* to_string(ShardingStrategy s);
+
+struct FSDPOptions {
+  ShardingStrategy sharding_strategy = ShardingStrategy::full_shard;
+  // type_name()s of the modules that become units (e.g. {"Block"}); empty: the root is the only unit.
+  std::vector<std::string> auto_wrap_policy;
+  // type_name()s of the modules whose forward is recomputed in backward instead of saved.
+  std::vector<std::string> activation_checkpointing_policy;
+  // Keep the shards (parameters, gradients, hence the optimizer state) in pinned host memory. On
+  // the CPU they are there already; on CUDA the unsharded buffers stay on the device.
+  bool cpu_offload = false;
+  // How Fabric.save writes the model and optimizer: "sharded" (one file per rank + metadata) or
+  // "full" (gathered to rank 0, the single-process layout).
+  std::string state_dict_type = "sharded";
+  // Mixed precision (FSDPPrecision fills these): the dtype of the all-gather and of compute, of the
+  // gradient reduction, and of the buffers. Unset: the parameters' own dtype.
+  std::optional<DType> param_dtype, reduce_dtype, buffer_dtype;
+  // Issue the next unit's all-gather while the current one computes (forward and backward).
+  bool forward_prefetch = true;
+  bool backward_prefetch = true;
+  // Divide gradients by the world size before the sum, as DeepSpeed does (ZeRO-3), instead of
+  // FSDP's pre/post split (spec §9).
+  bool divide_before_reduce = false;
+};
+
+// What a rank holds of one original parameter (sharded checkpoints): elements
+// [offset, offset + data.numel()) of the parameter flattened in row-major order.
+struct ShardPiece {
+  std::string name;  // the parameter's state_dict name ("transformer.h.0.attn.c_attn.weight")
+  Shape shape;       // the whole parameter's shape
+  int64_t offset = 0;
+  Tensor data;       // 1-D
+};
+
+// The units, flat parameters and collectives of one FSDP-wrapped module. Built by FSDPStrategy
+// (and by ZeRO-3) at setup; usable on its own with any process group.
+class FullyShardedModule {
+ public:
+  // shard_pg: the ranks a flat parameter is split across; replicate_pg (HYBRID_SHARD only, else
+  // null): the ranks holding the same shard, across which shard gradients are all-reduced.
+  // `world_size` is the whole data-parallel size (gradient division). `unit_filter` (optional)
+  // overrides auto_wrap_policy: true for the modules that become units.
+  FullyShardedModule(nn::Module& root, std::shared_ptr<ProcessGroup> shard_pg,
+                     std::shared_ptr<ProcessGroup> replicate_pg, int world_size, FSDPOptions options,
+                     std::function<bool(const nn::Module&)> unit_filter = {});
+  ~FullyShardedModule();
+  FullyShardedModule(const FullyShardedModule&) = delete;
+  FullyShardedModule& operator=(const FullyShardedModule&) = delete;
+
+  nn::Module& root() const { return root_; }
+  const FSDPOptions& options() const { return options_; }
+
+  // Replaces the parameters of `optimizer` that belong to this module by the shards of their flat
+  // parameters (regrouping the flat parameters by optimizer group first when needed). Parameters
+  // of other modules stay as they are. ValueError when a parameter is already sharded elsewhere.
+  void shard_optimizer(optim::Optimizer& optimizer);
+  bool owns_optimizer(const optim::Optimizer& optimizer) const;
+
+  // Waits for the gradient reductions backward launched, reduces what backward left (parameters
+  // without a gradient count as zeros), adds the results to the shards' gradients and reshards.
+  void finish_backward();
+  // While disabled, NO_SHARD accumulates unreduced gradients locally (as DDP); the sharded
+  // strategies keep reduce-scattering every backward into the shard gradients, so no unsharded
+  // gradient outlives its unit's backward (the memory the reference's no_sync costs).
+  void set_gradient_sync(bool enabled) { sync_ = enabled; }
+
+  // The shards the optimizer of `optimizer` steps, and for clipping: true for a shard tensor.
+  bool is_shard(const Tensor& t) const;
+  // Whether a shard's elements are disjoint across the replicate group too (false under
+  // HYBRID_SHARD: replicas hold equal copies, so a norm counts them on replica 0 only).
+  bool counts_shard_norm() const;
+  // The group a flat parameter is split across (null under NO_SHARD).
+  const std::shared_ptr<ProcessGroup>& shard_group() const { return shard_pg_; }
+
+  // ---- state (collective: every rank of the shard group calls these in the same order) ----------
+  // The module's state_dict in the single-process layout (parameters gathered, in their original
+  // dtype: float32 master values for mixed precision), on every rank.
+  nn::StateDict full_state_dict();
+  // Each rank keeps its shard of `state` (the single-process layout); buffers are copied whole.
+  nn::LoadResult load_full_state_dict(const nn::StateDict& state, bool strict);
+  // This rank's pieces of every parameter (master dtype) and, on shard rank 0, the whole buffers.
+  std::vector<ShardPiece> local_state_pieces() const;
+  // Loads a checkpoint cut into pieces by any world size: `read(name, offset, numel)` returns
+  // elements [offset, offset + numel) of the flattened parameter or buffer `name` (or an undefined
+  // tensor when the checkpoint lacks it: a missing key).
+  nn::LoadResult load_state_pieces(const std::function<Tensor(const std::string&, int64_t, int64_t)>& read,
+                                   bool strict);
+  // Optimizer state: single-process layout (gathered; one entry per original parameter) and back.
+  optim::OptimizerState full_optimizer_state(const optim::Optimizer& optimizer);
+  void load_full_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& state);
+  // This rank's pieces of each per-element optimizer state tensor (e.g. AdamW's exp_avg), named
+  // "<param index>.<key>" in the single-process layout's numbering, plus what every rank holds
+  // alike: the group options, the scalar entries (e.g. "step") and which keys were cut in pieces.
+  struct OptimizerPieces {
+    optim::OptimizerState scalars;  // param_groups and the entries that are not per element
+    std::map<int64_t, std::vector<std::string>> element_keys;  // param index -> keys in pieces
+    std::vector<ShardPiece> pieces;  // empty on replicas (they hold the same shards)
+  };
+  OptimizerPieces local_optimizer_pieces(const optim::Optimizer& optimizer) const;
+  // `saved.scalars` and `saved.element_keys` as saved (by any world size); `read` as for
+  // load_state_pieces, with the piece names above.
+  void load_optimizer_pieces(optim::Optimizer& optimizer, const OptimizerPieces& saved,
+                             const std::function<Tensor(const std::string&, int64_t, int64_t)>& read);
+
+  // Layout (tests, benchmarks).
+  struct UnitInfo {
+    std::string name;  // "" for the root
+    int64_t numel = 0, padded = 0, shard_numel = 0;
+    int64_t flat_params = 0;
+  };
+  std::vector<UnitInfo> units() const;
+  // Bytes of unsharded parameter buffers currently allocated (0 between steps under FULL_SHARD).
+  int64_t gathered_bytes() const;
+
+  struct Unit;
+  struct Flat;
+
+ private:
+  void build_units(const std::function<bool(const nn::Module&)>& is_unit);
+  void build_flats(Unit& u, const std::function<int64_t(const Tensor&)>& group_of);
+  void install_hooks(Unit& u);
+  Tensor pre_forward(Unit& u, const Tensor& input);
+  Tensor post_forward(Unit& u, const Tensor& output);
+  void pre_backward(Unit& u);
+  void on_grad_ready(Unit& u, size_t flat, size_t param);
+  void gather(Unit& u, bool wait);  // all-gathers every flat of u (no-op if already gathered)
+  void wait_gather(Unit& u);
+  void reshard(Unit& u);
+  void reduce(Unit& u, Flat& f);
+  void prefetch_after(const Unit& u, bool backward);
+  void reset_backward();
+  bool reshard_after_forward(const Unit& u) const;
+
+  nn::Module& root_;
+  std::shared_ptr<ProcessGroup> shard_pg_, replicate_pg_;
+  int world_size_ = 1, shard_rank_ = 0, shard_size_ = 1;
+  FSDPOptions options_;
+  std::vector<std::unique_ptr<Unit>> units_;  // children before parents; the root last
+  std::vector<Unit*> forward_order_;          // recorded in the first forward
+  bool order_recorded_ = false;
+  bool sync_ = true;
+  bool in_backward_ = false;
+  std::vector<const optim::Optimizer*> optimizers_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace fabric::distributed

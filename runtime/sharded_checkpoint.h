@@ -1,0 +1,48 @@
+// Sharded checkpoints (FSDP's default state_dict_type "sharded"): every rank writes its own pieces
+// of the sharded parameters and optimizer state at once, so no rank ever holds the whole model,
+// and any world size (or fabric-train consolidate, in one process) can read them back.
+//
+// Layout of the directory `path`:
+//   meta.json                      rank 0: {"format": "fabric-sharded", "version": 1,
+//                                  "world_size": N, "entries": {...}} where entries are those of a
+//                                  full checkpoint's state.json (kinds, plain values, the
+//                                  precision plugin's state) plus, for each module and optimizer
+//                                  entry, its tensors: name -> {shape, dtype, pieces: [{rank,
+//                                  offset, numel}]} (offset/numel: elements of the tensor
+//                                  flattened in row-major order), and for optimizers the
+//                                  param_groups and scalar state of the single-process layout.
+//   rank-<r>-of-<N>.safetensors    rank r's pieces, keyed "<entry>/<tensor name>/<offset>".
+//   tensors.safetensors            rank 0: plain tensors of the state.
+// Entries the strategy does not shard (another module, an optimizer over it) are written whole by
+// rank 0 as single pieces. Writing is atomic as for full checkpoints: into a temporary sibling
+// directory that replaces `path` once every rank has finished.
+#pragma once
+#include <string>
+
+#include "distributed/strategy.h"
+#include "runtime/checkpoint.h"
+
+namespace fabric {
+
+// Whether `state` holds a module that `strategy` shards (strategy.sharded_module(m) != null).
+bool holds_sharded_module(const State& state, const distributed::Strategy& strategy);
+
+// Collective: every rank of the strategy calls it with the same state.
+void save_sharded_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                             distributed::Strategy& strategy);
+
+// Whether `path` is a directory holding a sharded checkpoint's meta.json.
+bool is_sharded_checkpoint(const std::string& path);
+
+// Collective. Like load_checkpoint: modules and optimizers restored in place (each rank reads only
+// the pieces overlapping its shards, from whichever rank files hold them: the world size may
+// differ from the one that saved), plain values written back, the remainder returned. Modules and
+// optimizers the strategy does not shard are assembled whole and loaded as usual.
+State load_sharded_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,
+                              distributed::Strategy& strategy);
+
+// fabric-train consolidate DIR OUT: one process turns the sharded checkpoint DIR into a full one at
+// OUT (the layout Fabric.save writes for a single process, loadable by any run).
+void consolidate_checkpoint(const std::string& sharded_dir, const std::string& out_dir);
+
+}  // namespace fabric
