@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
@@ -120,7 +122,21 @@ FullyShardedModule::~FullyShardedModule() {
 }
 
 void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)>& is_unit) {
-  std::vector<const TensorImpl*> seen;  // tied parameters belong to their first owner
+  // A parameter registered in two units (tied weights: GPT's wte and lm_head under ZeRO-3) would
+  // be released by one while the other computes with it: it goes to the root, which stays
+  // gathered through forward and backward.
+  std::map<const TensorImpl*, std::set<const nn::Module*>> owners;
+  std::function<void(const nn::Module&, const nn::Module*)> find_owners = [&](const nn::Module& m,
+                                                                             const nn::Module* unit) {
+    for (auto& [name, p] : m.named_parameters(/*recurse=*/false))
+      if (p.defined()) owners[p.impl()].insert(unit);
+    for (auto& [name, child] : m.named_children()) find_owners(*child, is_unit(*child) ? child.get() : unit);
+  };
+  find_owners(root_, &root_);
+  auto root = std::make_unique<Unit>();
+  root->module = &root_;
+  root->is_root = true;
+  std::vector<const TensorImpl*> seen;  // tied parameters are owned once
   // Depth first; a unit's own subtree is finished (and pushed) before its parent's.
   std::function<void(nn::Module&, const std::string&, Unit&)> walk = [&](nn::Module& m, const std::string& path,
                                                                          Unit& owner) {
@@ -128,8 +144,9 @@ void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)
       if (!p.defined()) continue;
       if (std::find(seen.begin(), seen.end(), p.impl()) != seen.end()) continue;
       seen.push_back(p.impl());
-      owner.params.push_back(p);
-      owner.names.push_back(path.empty() ? name : path + "." + name);
+      Unit& to = owners[p.impl()].size() > 1 ? *root : owner;
+      to.params.push_back(p);
+      to.names.push_back(path.empty() ? name : path + "." + name);
     }
     for (auto& [name, child] : m.named_children()) {
       const std::string child_path = path.empty() ? name : path + "." + name;
@@ -144,9 +161,6 @@ void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)
       }
     }
   };
-  auto root = std::make_unique<Unit>();
-  root->module = &root_;
-  root->is_root = true;
   walk(root_, "", *root);
   units_.push_back(std::move(root));
 }

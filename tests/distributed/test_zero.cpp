@@ -251,7 +251,7 @@ TEST(Zero, OneProcessClipsAndSavesLikeNoStrategy) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Zero, StageThreeIsNotAvailable) {
+TEST(Zero, ZeroStrategyLeavesStageThreeToFSDPStrategy) {
   distributed::StrategyOptions so{.name = "deepspeed", .zero_stage = 3};
   EXPECT_CONTAINS(thrown<ValueError>([&] { distributed::ZeroStrategy z(so); }), "stage 3");
 }
