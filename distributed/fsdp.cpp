@@ -322,7 +322,9 @@ void FullyShardedModule::prefetch_after(const Unit& u, bool backward) {
   const auto it = std::find(forward_order_.begin(), forward_order_.end(), &u);
   if (it == forward_order_.end()) return;
   if (backward) {
-    if (it != forward_order_.begin()) gather(**(it - 1), /*wait=*/false);
+    // Not a unit whose backward already began: it may be done and resharded (the root, first in
+    // forward order, finishes when the embedding's gradient arrives).
+    if (it != forward_order_.begin() && !(*(it - 1))->backward_started) gather(**(it - 1), /*wait=*/false);
   } else if (it + 1 != forward_order_.end()) {
     gather(**(it + 1), /*wait=*/false);
   }
@@ -367,6 +369,7 @@ Tensor FullyShardedModule::post_forward(Unit& u, const Tensor& output) {
 
 void FullyShardedModule::pre_backward(Unit& u) {
   in_backward_ = true;
+  u.backward_started = true;
   gather(u, /*wait=*/true);
   prefetch_after(u, /*backward=*/true);
 }
@@ -463,6 +466,7 @@ void FullyShardedModule::finish_backward() {
 
 void FullyShardedModule::reset_backward() {
   for (auto& u : units_) {
+    u->backward_started = false;
     for (auto& f : u->flats) {
       f->ready.assign(f->params.size(), 0);
       f->pending = f->trainable ? static_cast<int64_t>(f->params.size()) : 0;

@@ -41,6 +41,7 @@ struct FullyShardedModule::Unit {
   std::vector<std::string> names;
   std::vector<std::unique_ptr<Flat>> flats;
   bool gathered = false, gathering = false;
+  bool backward_started = false;    // its pre-backward hook ran in this backward
   std::vector<int64_t> hook_handles;
 };
 

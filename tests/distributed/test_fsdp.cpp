@@ -187,6 +187,21 @@ TEST(FSDP, NoShardNoBackwardSyncAccumulationMatchesDataParallel) {
                          {{.model = "mlp", .optimizer = "sgd", .micro = 3}}, 1e-5);
 }
 
+// Blocks recompute their forward in backward (the checkpointed unit's backward pre-hook gathers
+// before the recompute): same weights.
+TEST(FSDP, ActivationCheckpointingPolicyMatchesDataParallel) {
+  FabricOptions o = fsdp_options("FULL_SHARD", "32-true", {"Block"});
+  o.fsdp.activation_checkpointing_policy = {"Block", "CausalSelfAttention"};
+  expect_fsdp_matches_dp(o, {{.model = "gpt", .optimizer = "adamw"}}, 1e-5);
+}
+
+// On the CPU accelerator the shards are in host memory already: 'fsdp_cpu_offload' trains the same.
+TEST(FSDP, CpuOffloadStrategyNameMatchesDataParallel) {
+  FabricOptions o = fsdp_options("FULL_SHARD", "32-true", {"Block"});
+  o.strategy = "fsdp_cpu_offload";
+  expect_fsdp_matches_dp(o, {{.model = "gpt", .optimizer = "sgd"}}, 1e-5);
+}
+
 TEST(FSDP, ClipGradientsByNormMatchesDataParallel) {
   expect_fsdp_matches_dp(fsdp_options("FULL_SHARD", "32-true", {"Block"}),
                          {{.model = "gpt", .optimizer = "sgd", .max_norm = 0.05}}, 1e-5);
@@ -263,6 +278,12 @@ TEST(ZeroStage3, MatchesDataParallel) {
 TEST(ZeroStage3, GPTMatchesDataParallelBf16Mixed) {
   expect_fsdp_matches_dp(zero3_options("bf16-mixed"), {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"}},
                          1e-4);
+}
+
+TEST(ZeroStage3, OffloadStrategyNameMatchesDataParallel) {
+  FabricOptions o = zero3_options("32-true");
+  o.strategy = "deepspeed_stage_3_offload";
+  expect_fsdp_matches_dp(o, {{.model = "mlp", .optimizer = "adamw"}}, 1e-5);
 }
 
 TEST(ZeroStage3, UnitsAreTheModulesHoldingParameters) {
