@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 
+#include "distributed/cluster_env.h"
 #include "distributed/fsdp.h"
 #include "distributed/fsdp_strategy.h"
 #include "nn/gpt.h"
@@ -115,9 +117,22 @@ FabricOptions fsdp_options(const std::string& sharding, const std::string& preci
   return o;
 }
 
+// make_problem's data with kB rows for each of `ranks` ranks per step (options.devices is a count here).
+Problem make_problem_for(const std::string& model, int64_t ranks) {
+  if (ranks <= 2) return make_problem(model);
+  Generator g(1234);
+  if (model == "gpt") {
+    Tensor tok = randint(0, kGPT.vocab_size, {kSteps, ranks * kB, kGPT.block_size + 1}, {.dtype = DType::int64}, &g);
+    return {tok.narrow(2, 0, kGPT.block_size).contiguous(), tok.narrow(2, 1, kGPT.block_size).contiguous()};
+  }
+  return {randn({kSteps, ranks * kB, kIn}, {.dtype = DType::float32}, &g),
+          randn({kSteps, ranks * kB, kOut}, {.dtype = DType::float32}, &g)};
+}
+
 void expect_fsdp_matches_dp(const FabricOptions& options, const std::vector<Case>& cases, double tol) {
   std::vector<Problem> problems;
-  for (const Case& c : cases) problems.push_back(make_problem(c.model));
+  const int64_t ranks = std::stoll(options.devices.spec) * options.num_nodes;
+  for (const Case& c : cases) problems.push_back(make_problem_for(c.model, ranks));
   Fabric fab(options);
   const auto results = fab.launch([&](Fabric& f) {
     std::vector<std::pair<std::vector<Tensor>, FsdpRun>> out;
@@ -175,6 +190,33 @@ TEST(FSDP, NoShardGPTMatchesDataParallel) {
 TEST(FSDP, HybridShardOnOneNodeGPTMatchesDataParallel) {
   expect_fsdp_matches_dp(fsdp_options("HYBRID_SHARD", "32-true", {"Block"}), {{.model = "gpt", .optimizer = "adamw"}},
                          1e-5);
+}
+
+// HYBRID_SHARD on 2 "nodes" of 2 processes (loopback): parameters sharded within a node,
+// shard gradients all-reduced across the nodes.
+TEST(FSDP, DISABLED_HybridNodeWorker) {
+  FabricOptions o = fsdp_options("HYBRID_SHARD", "32-true", {"Block"});
+  o.num_nodes = 2;
+  expect_fsdp_matches_dp(o, {{.model = "gpt", .optimizer = "adamw"}}, 1e-5);
+}
+
+TEST(FSDP, HybridShardOnTwoNodesGPTMatchesDataParallel) {
+  const int port = distributed::find_free_port();
+  std::vector<dist_test::ChildResult> results(2);
+  std::vector<std::thread> nodes;
+  for (int node = 0; node < 2; ++node) {
+    nodes.emplace_back([&, node] {
+      results[size_t(node)] = dist_test::run_test_in_child(
+          "FSDP.DISABLED_HybridNodeWorker",
+          {{"NODE_RANK", std::to_string(node)}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}},
+          240s);
+    });
+  }
+  for (auto& t : nodes) t.join();
+  for (int node = 0; node < 2; ++node) {
+    EXPECT_FALSE(results[size_t(node)].timed_out) << "node " << node;
+    EXPECT_EQ(results[size_t(node)].status, 0) << "node " << node;
+  }
 }
 
 TEST(FSDP, FullShardNoBackwardSyncAccumulationMatchesDataParallel) {
