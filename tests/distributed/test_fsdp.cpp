@@ -224,6 +224,30 @@ TEST(FSDP, FullShardNoBackwardSyncAccumulationMatchesDataParallel) {
                          {{.model = "gpt", .optimizer = "adamw", .micro = 3}}, 1e-5);
 }
 
+// The reference's no_sync keeps every unit's unsharded gradient until the synchronised backward
+// (its out-of-memory complaint); here the sharded strategies keep reduce-scattering, so after a
+// backward inside no_backward_sync no parameter holds an unsharded gradient and nothing stays
+// gathered: only the shards' gradients exist.
+TEST(FSDP, NoBackwardSyncKeepsNoUnshardedGradients) {
+  Fabric fab(fsdp_options("FULL_SHARD", "32-true", {"Block"}));
+  fab.launch([&](Fabric& f) {
+    auto module = make_model("gpt", 7);
+    auto opt = make_optimizer("adamw", module->parameters());
+    auto [model, fopt] = f.setup(module, *opt);
+    const Problem p = make_problem("gpt");
+    {
+      auto guard = f.no_backward_sync(model);
+      f.backward(loss_of("gpt", model(p.x[0].narrow(0, 0, kB)), p.y[0].narrow(0, 0, kB)));
+    }
+    for (const auto& [name, q] : module->named_parameters()) EXPECT_FALSE(q.grad().defined()) << name;
+    for (const Tensor& q : opt->parameters()) {
+      ASSERT_TRUE(q.grad().defined());
+      EXPECT_EQ(q.grad().numel(), q.numel());
+    }
+    EXPECT_EQ(f.strategy_object().sharded_module(*module)->gathered_bytes(), 0);
+  });
+}
+
 TEST(FSDP, NoShardNoBackwardSyncAccumulationMatchesDataParallel) {
   expect_fsdp_matches_dp(fsdp_options("NO_SHARD", "32-true", {"Block"}),
                          {{.model = "mlp", .optimizer = "sgd", .micro = 3}}, 1e-5);
