@@ -1,0 +1,45 @@
+// The elementwise kernel driver: a grid-stride loop over a StridedLoop's flat index (64-bit),
+// launched on the compute stream of the device that owns the output. Functors get one element's
+// pointer per operand (see loop_args.cuh).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/loop_args.cuh"
+#include "kernels/cuda/stream.h"
+
+namespace fabric::cuda {
+
+template <int N, typename F>
+__global__ void loop_kernel(int64_t n, LoopArgs<N> args, F f) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    char* p[N];
+    args.pointers(i, p);
+    f(p);
+  }
+}
+
+inline constexpr int kLoopThreads = 256;
+// Enough blocks to fill any current GPU several times over; the grid-stride loop does the rest.
+inline constexpr int64_t kLoopMaxBlocks = 65536;
+
+// Runs f(p) for every element of `loop`, p[k] pointing at operand k's element, on the compute
+// stream of the device owning operand 0. Returns without waiting.
+template <int N, typename F>
+void launch_loop(const StridedLoop& loop, const F& f) {
+  const int64_t n = loop.numel();
+  if (n == 0) return;
+  const int device = loop_device(loop);
+  DeviceGuard guard(device);
+  cudaStream_t stream = compute_stream(device);
+  const LoopArgs<N> args = make_loop_args<N>(loop);
+  const int64_t blocks = std::min<int64_t>((n + kLoopThreads - 1) / kLoopThreads, kLoopMaxBlocks);
+  loop_kernel<N, F><<<static_cast<unsigned>(blocks), kLoopThreads, 0, stream>>>(n, args, f);
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fabric::cuda
