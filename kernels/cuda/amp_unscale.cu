@@ -1,0 +1,93 @@
+// The fused GradScaler unscale + inf/NaN check on CUDA: one pass reads each gradient element,
+// raises a flag in device memory when it is not finite, and writes it back times inv_scale.
+// The flag is read back at the end (the stub returns a bool, so this call waits for the device).
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/caching_allocator.h"
+#include "kernels/cuda/cast.cuh"
+#include "kernels/cuda/loop_kernel.cuh"
+#include "tensor/amp_kernels.h"
+
+namespace fabric::cuda {
+namespace {
+
+// float32, bfloat16, float16 in float32 opmath; float64 in float64 with the float inverse widened
+// exactly, as the CPU kernel (and PyTorch's opmath) does.
+template <typename T>
+struct Unscale {
+  using Op = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  Op inv;
+  bool write;
+  unsigned int* found;
+  __device__ void operator()(char* (&p)[1]) const {
+    const Op v = static_cast<Op>(load<T>(p[0]));
+    // Only non-finite elements store the flag (the same value from every writer).
+    if (!isfinite(v)) *found = 1u;
+    if (write) store<T>(p[0], T(v * inv));
+  }
+};
+
+// Device memory for the flag, given back to the caching allocator on every path out.
+class FlagLease {
+ public:
+  explicit FlagLease(int device) : device_(device) {
+    ptr_ = static_cast<unsigned int*>(cuda_allocator(device).allocate(sizeof(unsigned int)));
+  }
+  ~FlagLease() {
+    try {
+      cuda_allocator(device_).deallocate(ptr_, sizeof(unsigned int));
+    } catch (...) {
+      // A device in an error state: the next checked call reports it.
+    }
+  }
+  FlagLease(const FlagLease&) = delete;
+  FlagLease& operator=(const FlagLease&) = delete;
+  unsigned int* get() const { return ptr_; }
+
+ private:
+  int device_;
+  unsigned int* ptr_ = nullptr;
+};
+
+template <typename T>
+bool unscale(const StridedLoop& loop, float inv_scale) {
+  if (loop.numel() == 0) return false;
+  const int device = loop_device(loop);
+  DeviceGuard guard(device);
+  cudaStream_t stream = compute_stream(device);
+  FlagLease flag(device);
+  FABRIC_CUDA_CHECK(cudaMemsetAsync(flag.get(), 0, sizeof(unsigned int), stream));
+  using Op = typename Unscale<T>::Op;
+  launch_loop<1>(loop, Unscale<T>{static_cast<Op>(inv_scale), inv_scale != 1.0f, flag.get()});
+  unsigned int found = 0;
+  FABRIC_CUDA_CHECK(
+      cudaMemcpyAsync(&found, flag.get(), sizeof(found), cudaMemcpyDeviceToHost, stream));
+  FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return found != 0;
+}
+
+bool amp_unscale_kernel(const StridedLoop& loop, float inv_scale) {
+  FABRIC_CHECK(loop.num_operands == 1, ValueError, "amp_unscale: expected one operand, got ",
+               loop.num_operands);
+  switch (loop.ops[0].dtype) {
+    case DType::float32:
+      return unscale<float>(loop, inv_scale);
+    case DType::bfloat16:
+      return unscale<BFloat16>(loop, inv_scale);
+    case DType::float16:
+      return unscale<Half>(loop, inv_scale);
+    case DType::float64:
+      return unscale<double>(loop, inv_scale);
+    default:
+      throw DTypeError(fabric::detail::cat(
+          "amp_unscale: ", dtype_name(loop.ops[0].dtype),
+          " is not supported (expected float64, float32, bfloat16 or float16)"));
+  }
+}
+
+}  // namespace
+}  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(amp_unscale_stub, cuda, &cuda::amp_unscale_kernel);
+}  // namespace fabric

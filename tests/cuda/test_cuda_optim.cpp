@@ -1,0 +1,226 @@
+// The fused CUDA optimizer and loss-scaler kernels against the CPU kernels on the same inputs:
+// Adam/AdamW (weight decay both ways, amsgrad, maximize) and SGD (momentum, dampening, nesterov,
+// weight decay, maximize, first step) over several steps in float64/float32/bfloat16/float16,
+// bit for bit; the fused unscale + inf/NaN check with and without non-finite values, read-only,
+// strided and large.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "tensor/amp_kernels.h"
+#include "tensor/factory.h"
+#include "tensor/optim_kernels.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace fabric {
+namespace {
+
+using test::kGpu;
+
+constexpr DType kDTypes[] = {DType::float64, DType::float32, DType::bfloat16, DType::float16};
+constexpr int64_t kN = 10007;  // odd: no vector width divides it
+
+// One tensor's buffers on the CPU and their copies on the GPU.
+struct Buffers {
+  std::vector<Tensor> cpu, gpu;
+  Buffers(DType dt, int count, float lo, float hi, uint64_t seed) {
+    for (int i = 0; i < count; ++i) {
+      cpu.push_back(test::uniform_tensor({kN}, dt, lo, hi, seed + i));
+      gpu.push_back(cpu.back().to(kGpu));
+    }
+  }
+  void* c(int i) { return cpu[i].data_ptr(); }
+  void* g(int i) { return gpu[i].data_ptr(); }
+};
+
+void expect_bitwise(const Buffers& b, const char* const* names, int count,
+                    const std::string& what) {
+  for (int i = 0; i < count; ++i)
+    test::expect_matches(b.cpu[i], b.gpu[i], {}, what + ": " + names[i]);
+}
+
+struct AdamCase {
+  const char* name;
+  AdamKernelArgs args;
+};
+
+TEST(CudaOptim, AdamStepsMatchTheCpuBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  const AdamCase cases[] = {
+      {"adam", {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}},
+      {"adam L2 decay",
+       {.lr = 3e-3, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.05}},
+      {"adamw",
+       {.lr = 3e-4,
+        .beta1 = 0.9,
+        .beta2 = 0.95,
+        .eps = 1e-8,
+        .weight_decay = 0.1,
+        .decoupled_weight_decay = true}},
+      {"adamw amsgrad maximize",
+       {.lr = 1e-2,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .weight_decay = 0.01,
+        .decoupled_weight_decay = true,
+        .amsgrad = true,
+        .maximize = true}},
+      // 1 - beta1 >= 0.5 takes lerp's other form.
+      {"adam beta1 0.3", {.lr = 1e-3, .beta1 = 0.3, .beta2 = 0.9, .eps = 1e-8}},
+  };
+  const char* names[] = {"param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  uint64_t seed = 1;
+  for (DType dt : kDTypes) {
+    for (const AdamCase& c : cases) {
+      // param, exp_avg, exp_avg_sq (non-negative), max_exp_avg_sq (non-negative)
+      Buffers b(dt, 2, -1.f, 1.f, seed);
+      Buffers sq(dt, 2, 0.f, 1e-2f, seed + 10);
+      b.cpu.insert(b.cpu.end(), sq.cpu.begin(), sq.cpu.end());
+      b.gpu.insert(b.gpu.end(), sq.gpu.begin(), sq.gpu.end());
+      for (int step = 1; step <= 3; ++step) {
+        const Tensor grad = test::uniform_tensor({kN}, dt, -2.f, 2.f, seed + 100 + step);
+        const Tensor ggrad = grad.to(kGpu);
+        AdamKernelArgs a = c.args;
+        a.step = step;
+        void* mx_c = a.amsgrad ? b.c(3) : nullptr;
+        void* mx_g = a.amsgrad ? b.g(3) : nullptr;
+        adam_step_stub(Device::cpu())(dt, kN, b.c(0), grad.data_ptr(), b.c(1), b.c(2), mx_c, a);
+        adam_step_stub(kGpu)(dt, kN, b.g(0), ggrad.data_ptr(), b.g(1), b.g(2), mx_g, a);
+        expect_bitwise(b, names, a.amsgrad ? 4 : 3,
+                       detail::cat(c.name, " ", dtype_name(dt), " step ", step));
+      }
+      seed += 1000;
+    }
+  }
+}
+
+TEST(CudaOptim, SgdStepsMatchTheCpuBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  const struct {
+    const char* name;
+    SgdKernelArgs args;
+  } cases[] = {
+      {"plain", {.lr = 0.1}},
+      {"weight decay maximize", {.lr = 0.05, .weight_decay = 1e-2, .maximize = true}},
+      {"momentum", {.lr = 0.01, .momentum = 0.9}},
+      {"momentum dampening decay",
+       {.lr = 0.01, .momentum = 0.9, .dampening = 0.1, .weight_decay = 5e-4}},
+      {"nesterov", {.lr = 0.02, .momentum = 0.8, .weight_decay = 1e-3, .nesterov = true}},
+  };
+  const char* names[] = {"param", "momentum_buffer"};
+  uint64_t seed = 7;
+  for (DType dt : kDTypes) {
+    for (const auto& c : cases) {
+      Buffers b(dt, 2, -1.f, 1.f, seed);
+      const bool mom = c.args.momentum != 0;
+      for (int step = 1; step <= 3; ++step) {
+        const Tensor grad = test::uniform_tensor({kN}, dt, -2.f, 2.f, seed + 100 + step);
+        const Tensor ggrad = grad.to(kGpu);
+        SgdKernelArgs a = c.args;
+        a.first_step = step == 1;
+        sgd_step_stub(Device::cpu())(dt, kN, b.c(0), grad.data_ptr(), mom ? b.c(1) : nullptr, a);
+        sgd_step_stub(kGpu)(dt, kN, b.g(0), ggrad.data_ptr(), mom ? b.g(1) : nullptr, a);
+        expect_bitwise(b, names, mom ? 2 : 1,
+                       detail::cat(c.name, " ", dtype_name(dt), " step ", step));
+      }
+      seed += 1000;
+    }
+  }
+}
+
+TEST(CudaOptim, BadArgumentsAreErrors) {
+  FABRIC_REQUIRE_CUDA();
+  Tensor p = zeros({4}, {.dtype = DType::int32, .device = kGpu});
+  EXPECT_THROW(adam_step_stub(kGpu)(DType::int32, 4, p.data_ptr(), p.data_ptr(), p.data_ptr(),
+                                    p.data_ptr(), nullptr, {}),
+               DTypeError);
+  Tensor f = zeros({4}, {.device = kGpu});
+  AdamKernelArgs ams;
+  ams.amsgrad = true;
+  EXPECT_THROW(adam_step_stub(kGpu)(DType::float32, 4, f.data_ptr(), f.data_ptr(), f.data_ptr(),
+                                    f.data_ptr(), nullptr, ams),
+               ValueError);
+  SgdKernelArgs mom;
+  mom.momentum = 0.9;
+  EXPECT_THROW(sgd_step_stub(kGpu)(DType::float32, 4, f.data_ptr(), f.data_ptr(), nullptr, mom),
+               ValueError);
+}
+
+// ---- the fused unscale + inf/NaN check --------------------------------------------------------
+
+TEST(CudaAmpUnscale, FiniteGradientsAreUnscaledAsOnTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kDTypes) {
+    Tensor cpu = test::uniform_tensor({37, 291}, dt, -1000.f, 1000.f, 3);
+    Tensor gpu = cpu.to(kGpu);
+    const float inv = 1.0f / 65536.0f * 3.0f;  // not a power of two: every element rounds
+    const bool want = amp_unscale_and_check_(cpu, inv);
+    const bool got = amp_unscale_and_check_(gpu, inv);
+    EXPECT_FALSE(want);
+    EXPECT_EQ(got, want) << dtype_name(dt);
+    test::expect_matches(cpu, gpu, {}, detail::cat("unscale ", dtype_name(dt)));
+  }
+}
+
+TEST(CudaAmpUnscale, InfAndNanAreFoundWhereverTheyAre) {
+  FABRIC_REQUIRE_CUDA();
+  const double specials[] = {std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::quiet_NaN()};
+  for (DType dt : kDTypes) {
+    for (double sp : specials) {
+      for (int64_t pos : {int64_t{0}, int64_t{5000}, int64_t{10006}}) {
+        Tensor cpu = test::uniform_tensor({kN}, dt, -1.f, 1.f, 4);
+        cpu.select(0, pos).fill_(sp);
+        Tensor gpu = cpu.to(kGpu);
+        EXPECT_TRUE(amp_unscale_and_check_(cpu, 0.5f));
+        EXPECT_TRUE(amp_unscale_and_check_(gpu, 0.5f))
+            << dtype_name(dt) << " " << sp << " at " << pos;
+        // The finite elements are still unscaled (PyTorch's kernel writes every element).
+        test::expect_matches(cpu, gpu, {}, detail::cat("unscale with ", sp, " ", dtype_name(dt)));
+      }
+    }
+    // Values that overflow the dtype when scaled up stay finite when scaled down: only the input
+    // decides.
+    Tensor big = full({64}, 60000.0, {.dtype = dt, .device = kGpu});
+    EXPECT_FALSE(amp_unscale_and_check_(big, 2.0f / 65536.0f)) << dtype_name(dt);
+  }
+}
+
+TEST(CudaAmpUnscale, InvScaleOneOnlyReads) {
+  FABRIC_REQUIRE_CUDA();
+  Tensor cpu = test::awkward_tensor({501}, DType::float32, 9);  // NaN, infinities, subnormals
+  Tensor gpu = cpu.to(kGpu);
+  EXPECT_TRUE(amp_has_non_finite(gpu));
+  test::expect_matches(cpu, gpu, {}, "has_non_finite leaves the tensor alone");
+  EXPECT_FALSE(amp_has_non_finite(test::uniform_tensor({501}, DType::float32, -1, 1, 2).to(kGpu)));
+}
+
+TEST(CudaAmpUnscale, StridedAndLargeTensors) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    Tensor cpu = test::uniform_tensor({64, 97}, dt, -4.f, 4.f, 5);
+    Tensor gpu = cpu.to(kGpu);
+    // A transposed view and a slice with a step: only their elements change.
+    EXPECT_FALSE(amp_unscale_and_check_(cpu.t(), 0.25f));
+    EXPECT_FALSE(amp_unscale_and_check_(gpu.t(), 0.25f));
+    EXPECT_FALSE(amp_unscale_and_check_(cpu.slice(1, 1, 97, 3), 0.125f));
+    EXPECT_FALSE(amp_unscale_and_check_(gpu.slice(1, 1, 97, 3), 0.125f));
+    test::expect_matches(cpu, gpu, {}, detail::cat("strided unscale ", dtype_name(dt)));
+  }
+  // Past one grid's worth of elements (65536 blocks x 256 threads): the grid-stride loop must
+  // reach the last element.
+  const int64_t n = int64_t{65536} * 256 * 2 + 17;
+  Tensor big = full({n}, 2.0, {.device = kGpu});
+  EXPECT_FALSE(amp_unscale_and_check_(big, 0.5f));
+  big.select(0, n - 1).fill_(std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(amp_has_non_finite(big));
+  const Tensor tail = big.slice(0, n - 3, n - 1).to(Device::cpu());
+  EXPECT_EQ(tail.to_vector<float>(), std::vector<float>({1.0f, 1.0f}));
+}
+
+}  // namespace
+}  // namespace fabric

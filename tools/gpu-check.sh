@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The GPU check of issue #8, for a machine with an NVIDIA GPU: configures and builds fabric
+# (Release, this GPU's architecture only, just the CUDA tests and bench_gpu), runs the CUDA test
+# label, then prints one compact table (GEMM bf16/fp8 TFLOP/s vs cuBLASLt and the datasheet, D2D
+# copy bandwidth, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
+# 16-core host with one H100/H200.
+#   usage: bash tools/gpu-check.sh
+#   env:   OUT (full logs go there when set), FABRIC_GPU_BUILD_DIR (default build-gpu),
+#          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build)
+# Exits 1 with a message when there is no GPU, the build fails or a CUDA test fails.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${FABRIC_GPU_BUILD_DIR:-build-gpu}
+case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
+jobs=${FABRIC_GPU_JOBS:-$(nproc)}
+logs=${OUT:-$build_dir/gpu-check-logs}
+start=$(date +%s)
+
+say() { echo "gpu-check: $*"; }
+die() {
+  echo "gpu-check: $*" >&2
+  exit 1
+}
+elapsed() { echo "$(($(date +%s) - start))s"; }
+# Runs "$@" with its output in $logs/$name.log; on failure prints the log's tail and dies.
+run_logged() {
+  local name=$1 limit=$2
+  shift 2
+  if ! timeout "$limit" "$@" >"$logs/$name.log" 2>&1; then
+    tail -n 40 "$logs/$name.log" >&2
+    die "$name failed or ran past ${limit}s (full log: $logs/$name.log)"
+  fi
+}
+
+# ---- the GPU -------------------------------------------------------------------------------------
+command -v nvidia-smi >/dev/null 2>&1 || die "no nvidia-smi: this script needs a machine with an NVIDIA GPU and its driver"
+gpu_line=$(nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1) ||
+  die "nvidia-smi failed: $gpu_line"
+[ -n "$gpu_line" ] || die "nvidia-smi lists no GPU"
+IFS=',' read -r gpu_name compute_cap driver memory <<<"$gpu_line"
+gpu_name=$(echo "$gpu_name" | xargs)
+compute_cap=$(echo "$compute_cap" | xargs)
+driver=$(echo "$driver" | xargs)
+memory=$(echo "$memory" | xargs)
+[[ $compute_cap =~ ^[0-9]+\.[0-9]+$ ]] || die "unexpected compute capability '$compute_cap' from nvidia-smi ($gpu_line)"
+arch=${compute_cap/./}
+say "$gpu_name, compute capability $compute_cap (sm_$arch), driver $driver, $memory"
+mkdir -p "$logs"
+nvidia-smi >"$logs/nvidia-smi.log" 2>&1 || true
+
+nvcc=$(command -v nvcc || true)
+[ -n "$nvcc" ] || nvcc=/usr/local/cuda/bin/nvcc
+[ -x "$nvcc" ] || die "no nvcc on PATH or at /usr/local/cuda/bin/nvcc: the CUDA toolkit is needed to build"
+
+# ---- build ---------------------------------------------------------------------------------------
+if [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
+  generator=()
+  command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+  # A cache made with another generator cannot be reused.
+  if [ -f "$build_dir/CMakeCache.txt" ] && [ ${#generator[@]} -gt 0 ] && ! grep -q 'CMAKE_GENERATOR:INTERNAL=Ninja' "$build_dir/CMakeCache.txt"; then
+    generator=()
+  fi
+  launcher=()
+  command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  say "configuring $build_dir (Release, CMAKE_CUDA_ARCHITECTURES=$arch) [$(elapsed)]"
+  if ! timeout 120 cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DFABRIC_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DFABRIC_BUILD_TESTS=ON -DFABRIC_BUILD_BENCH=ON \
+    "${launcher[@]}" >"$logs/configure.log" 2>&1; then
+    tail -n 30 "$logs/configure.log" >&2
+    die "configure failed (full log: $logs/configure.log). A missing package? tools/install-deps.sh lists fabric's dependencies"
+  fi
+  say "building fabric_tests_cuda and bench_gpu with $jobs jobs [$(elapsed)]"
+  run_logged build 330 cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda bench_gpu
+fi
+bench=$build_dir/tools/bench_gpu
+[ -x "$bench" ] || die "$bench is missing: build the bench_gpu target"
+
+# ---- CUDA tests ----------------------------------------------------------------------------------
+say "running ctest -L cuda [$(elapsed)]"
+tests_ok=1
+if ! timeout 180 ctest --test-dir "$build_dir" -L cuda --output-on-failure --no-tests=error -j 4 --timeout 120 \
+  >"$logs/ctest.log" 2>&1; then
+  tests_ok=0
+fi
+test_summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1 || true)
+skipped=$(grep -c '\*\*\*Skipped' "$logs/ctest.log" || true)
+failed=$(sed -n '/The following tests FAILED/,$p' "$logs/ctest.log" | grep -E '^\s+[0-9]+ - ' || true)
+
+# ---- benchmark -----------------------------------------------------------------------------------
+say "running bench_gpu [$(elapsed)]"
+bench_ok=1
+if ! timeout 200 "$bench" --gpu-name "$gpu_name" --gpt-seconds 40 >"$logs/bench.log" 2>&1; then
+  bench_ok=0
+fi
+# nvidia-smi sees a GPU; a bench that does not is a broken setup, not a pass.
+if grep -q 'needs a GPU' "$logs/bench.log"; then
+  bench_ok=0
+fi
+
+# ---- summary -------------------------------------------------------------------------------------
+{
+  echo
+  echo "==== gpu-check: $gpu_name (sm_$arch), $(date -u +%Y-%m-%dT%H:%MZ), $(elapsed) ===="
+  echo "CUDA tests: ${test_summary:-no ctest summary (see $logs/ctest.log)}; skipped: $skipped"
+  if [ -n "$failed" ]; then
+    echo "failed tests:"
+    echo "$failed"
+  fi
+  if [ "$skipped" != 0 ] && [ "$tests_ok" = 1 ]; then
+    echo "note: tests reported as skipped on a machine with a GPU (see $logs/ctest.log for why)"
+  fi
+  if [ "$bench_ok" = 1 ]; then
+    cat "$logs/bench.log"
+  else
+    echo "bench_gpu failed or ran past its limit; its output:"
+    tail -n 30 "$logs/bench.log"
+  fi
+  echo "full logs: $logs"
+} | tee "$logs/summary.txt"
+
+[ "$tests_ok" = 1 ] || die "CUDA tests failed"
+[ "$bench_ok" = 1 ] || die "bench_gpu failed"
+exit 0
