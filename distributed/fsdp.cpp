@@ -165,6 +165,22 @@ void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)
   units_.push_back(std::move(root));
 }
 
+bool FullyShardedModule::wraps(const nn::Module& module) const {
+  if (&module != &root_) return false;
+  const std::vector<Tensor> params = module.parameters();  // `module` is alive: the caller holds it
+  if (!params.empty()) return holds(params.front());
+  for (const auto& u : units_)
+    if (!u->params.empty()) return false;
+  return true;
+}
+
+bool FullyShardedModule::holds(const Tensor& param) const {
+  for (const auto& u : units_)
+    for (const Tensor& p : u->params)
+      if (p.is_same(param)) return true;
+  return false;
+}
+
 bool FullyShardedModule::reshard_after_forward(const Unit& u) const {
   if (!grad_enabled()) return true;  // no backward follows (evaluation)
   const auto s = options_.sharding_strategy;

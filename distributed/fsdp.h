@@ -76,6 +76,12 @@ class FullyShardedModule {
   FullyShardedModule& operator=(const FullyShardedModule&) = delete;
 
   nn::Module& root() const { return root_; }
+  // Whether this wraps `module`, alive now: same address and the same parameter handles (a module
+  // destroyed after setup may have its address reused by a new one; root() is then dangling and
+  // must not be used).
+  bool wraps(const nn::Module& module) const;
+  // Whether `param` is one of the module's parameters (a handle this sharded module manages).
+  bool holds(const Tensor& param) const;
   const FSDPOptions& options() const { return options_; }
 
   // Replaces the parameters of `optimizer` that belong to this module by the shards of their flat

@@ -183,7 +183,7 @@ nn::LoadResult FullyShardedModule::load_state_pieces(
 // ---- optimizer state ------------------------------------------------------------------------------
 //
 // The single-process layout numbers the optimizer's parameters as they were before sharding:
-// group by group, each group's original parameters in order. `originals_of` rebuilds that order
+// group by group, each group's original parameters in order. `original_slots` rebuilds that order
 // from the flat parameters (ours) and the group's remaining parameters (not ours).
 
 namespace {
@@ -197,12 +197,21 @@ struct Slot {
 }  // namespace
 
 // Per group, the original parameters in order. A group holds its own parameters first (those FSDP
-// does not own), then one shard per flat parameter; FSDP's parameters come back in their flat
-// parameters' order, which is the module's traversal order.
+// does not own), then one shard per flat parameter. The flat parameters go unit by unit (children
+// before the root), so FSDP's parameters are put back in the module's traversal order
+// (root.parameters()), the order of an optimizer built from model.parameters() in one process.
 static std::vector<std::vector<Slot>> original_slots(
-    const optim::Optimizer& optimizer, const std::vector<std::unique_ptr<FullyShardedModule::Unit>>& units) {
+    const optim::Optimizer& optimizer, const nn::Module& root,
+    const std::vector<std::unique_ptr<FullyShardedModule::Unit>>& units) {
+  std::map<const TensorImpl*, size_t> position;
+  for (const Tensor& p : root.parameters()) position.emplace(p.impl(), position.size());
+  auto position_of = [&](const Slot& s) {
+    const auto it = position.find(s.flat->params[s.param].impl());
+    return it == position.end() ? position.size() : it->second;
+  };
   std::vector<std::vector<Slot>> out(optimizer.num_param_groups());
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
+    std::vector<Slot> ours;
     for (const Tensor& p : optimizer.group_params(gi)) {
       FullyShardedModule::Flat* flat = nullptr;
       for (const auto& u : units)
@@ -212,8 +221,11 @@ static std::vector<std::vector<Slot>> original_slots(
         out[gi].push_back({nullptr, 0, p});
         continue;
       }
-      for (size_t i = 0; i < flat->params.size(); ++i) out[gi].push_back({flat, i, Tensor()});
+      for (size_t i = 0; i < flat->params.size(); ++i) ours.push_back({flat, i, Tensor()});
     }
+    std::stable_sort(ours.begin(), ours.end(),
+                     [&](const Slot& a, const Slot& b) { return position_of(a) < position_of(b); });
+    out[gi].insert(out[gi].end(), ours.begin(), ours.end());
   }
   return out;
 }
@@ -232,7 +244,7 @@ static int64_t live_index(const optim::Optimizer& optimizer, const Tensor& t) {
 optim::OptimizerState FullyShardedModule::full_optimizer_state(const optim::Optimizer& optimizer) {
   NoGradGuard no_grad;
   const optim::OptimizerState live = optimizer.state_dict();
-  const auto slots = original_slots(optimizer, units_);
+  const auto slots = original_slots(optimizer, root_, units_);
   // Gathered per-element state of each flat parameter, in one fixed order on every rank.
   std::map<const Flat*, std::map<std::string, std::pair<Tensor, bool>>> whole;
   for (const auto& u : units_) {
@@ -277,7 +289,7 @@ optim::OptimizerState FullyShardedModule::full_optimizer_state(const optim::Opti
 void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& sd) {
   NoGradGuard no_grad;
   const char* who = optimizer.name();
-  const auto slots = original_slots(optimizer, units_);
+  const auto slots = original_slots(optimizer, root_, units_);
   FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, ".load_state_dict: the state dict has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());
   optim::OptimizerState mine;
@@ -330,7 +342,7 @@ void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, 
 FullyShardedModule::OptimizerPieces FullyShardedModule::local_optimizer_pieces(const optim::Optimizer& optimizer) const {
   NoGradGuard no_grad;
   const optim::OptimizerState live = optimizer.state_dict();
-  const auto slots = original_slots(optimizer, units_);
+  const auto slots = original_slots(optimizer, root_, units_);
   const bool writer = !replicate_pg_ || replicate_pg_->rank() == 0;
   OptimizerPieces out;
   int64_t index = 0;
@@ -369,7 +381,7 @@ void FullyShardedModule::load_optimizer_pieces(
     const std::function<Tensor(const std::string&, int64_t, int64_t)>& read) {
   NoGradGuard no_grad;
   const char* who = optimizer.name();
-  const auto slots = original_slots(optimizer, units_);
+  const auto slots = original_slots(optimizer, root_, units_);
   const auto& sd = saved.scalars;
   FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, " load: the checkpoint has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());

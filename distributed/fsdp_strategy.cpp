@@ -40,8 +40,9 @@ void FSDPStrategy::set_mixed_precision(std::optional<DType> param, std::optional
 }
 
 void FSDPStrategy::setup_module(nn::Module& module) {
-  for (const auto& m : modules_)
-    FABRIC_CHECK(&m->root() != &module, ValueError, "FSDP: this module is already set up");
+  for (const auto& m : modules_) FABRIC_CHECK(!m->wraps(module), ValueError, "FSDP: this module is already set up");
+  // An entry whose module died and whose address came back is stale.
+  std::erase_if(modules_, [&](const auto& m) { return &m->root() == &module; });
   if (pg_) broadcast_module_states(module, *pg_, 0);
   const int n = world_size();
   if (pg_ && !shard_group_ && !replicate_group_) {
@@ -78,10 +79,9 @@ void FSDPStrategy::setup_module(nn::Module& module) {
 
 void FSDPStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
   for (auto& m : modules_) {
-    if (module && &m->root() != module) continue;
+    if (module && !m->wraps(*module)) continue;
     bool any = false;
-    for (const Tensor& p : optimizer.parameters())
-      for (auto& [name, q] : m->root().named_parameters()) any = any || q.is_same(p);
+    for (const Tensor& p : optimizer.parameters()) any = any || m->holds(p);
     if (any) m->shard_optimizer(optimizer);
   }
 }
@@ -92,12 +92,12 @@ void FSDPStrategy::post_backward() {
 
 void FSDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
   for (auto& m : modules_)
-    if (&m->root() == &module) m->set_gradient_sync(enabled);
+    if (m->wraps(module)) m->set_gradient_sync(enabled);
 }
 
 FullyShardedModule* FSDPStrategy::sharded_module(const nn::Module& module) const {
   for (const auto& m : modules_)
-    if (&m->root() == &module) return m.get();
+    if (m->wraps(module)) return m.get();
   return nullptr;
 }
 

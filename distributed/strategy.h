@@ -86,6 +86,11 @@ class Strategy {
   // Called after every optimizer step through Fabric, `stepped` false when a loss scaler skipped
   // it (ZeRO: all-gather the updated parameter shards).
   virtual void post_optimizer_step(optim::Optimizer& optimizer, bool stepped) { (void)optimizer, (void)stepped; }
+  // Called before anything reads the gradients `optimizer` steps (Fabric.clip_gradients, and
+  // FabricOptimizer.step before the precision plugin's step): a strategy that keeps them in
+  // another form until then makes them the optimizer's .grad here (ZeRO-1/2 in a half mode cast
+  // their half partition gradients to float32, as DeepSpeed does inside its step). Idempotent.
+  virtual void prepare_optimizer_gradients(optim::Optimizer& optimizer) { (void)optimizer; }
   // Whether Fabric.save/load can write and read this strategy's state (sharded optimizer state
   // needs its own checkpoint layout); Fabric raises NotImplementedError naming the strategy if not.
   virtual bool supports_checkpoints() const { return true; }

@@ -6,9 +6,14 @@
 // uneven chunks. A bucket is ready when every parameter overlapping one of its N slices has its
 // gradient; buckets are launched in one fixed order (groups last to first, k descending: the order
 // backward produces gradients in), so every rank issues the same sequence of collectives.
+//
+// Half dtypes (DeepSpeed's layout): the flat buffer, the module's parameters, their gradients and
+// both collectives are half; only the optimizer's side (master partition, its state, and its
+// gradient from prepare_optimizer_gradients to the step) is float32. Bytes on the wire are half
+// those of float32. The reduced partition gradient stays half until the step, where DeepSpeed
+// creates the fp32 one: stage 2 in its own (P,) buffer, stage 1 in this rank's slice of the flat
+// gradient buffer that holds the module's gradients anyway, so it costs nothing there.
 #include "distributed/zero.h"
-
-#include "optim/clip_grad.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,41 +22,14 @@
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
+#include "distributed/zero_detail.h"
+#include "optim/clip_grad.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 
 namespace fabric::distributed {
-
-struct ZeroStrategy::Group {
-  struct Bucket {
-    int64_t start = 0, len = 0;   // slice of every partition
-    std::vector<size_t> params;   // indices into params
-    int64_t pending = 0;          // parameters whose gradient is not ready yet in this backward
-    WorkPtr work;
-  };
-  std::vector<Tensor> params;     // the group's trainable parameters, in group order
-  std::vector<int64_t> offsets;   // element offset of each in flat
-  std::vector<std::vector<size_t>> buckets_of;  // per parameter
-  std::vector<int64_t> remaining; // per parameter: buckets not yet launched in this backward
-  std::vector<uint8_t> ready;
-  Tensor flat;                    // (padded,) float32: the module's parameters are views of it
-  Tensor shard;                   // (P,) leaf on flat's storage at rank*P: what the optimizer steps
-  Tensor pending_grad;            // (P,) this backward's reduced partition gradient
-  std::vector<Bucket> buckets;
-  int64_t numel = 0, padded = 0, partition = 0;
-};
-
-struct ZeroStrategy::Sharded {
-  const optim::Optimizer* optimizer = nullptr;
-  std::vector<std::unique_ptr<Group>> groups;
-  // Per optimizer group: the Group sharding it (null when it had nothing trainable and was left
-  // as it was), and per original parameter its index in Group::params (-1: not trainable). The
-  // single-process state_dict layout is rebuilt from these.
-  std::vector<Group*> by_group;
-  std::vector<std::vector<int64_t>> slots;
-};
 
 ZeroStrategy::ZeroStrategy(StrategyOptions options)
     : Strategy(std::move(options)), alive_(std::make_shared<bool>(true)) {
@@ -75,6 +53,12 @@ ZeroStrategy::~ZeroStrategy() {
 void ZeroStrategy::set_reduce_bucket_elements(int64_t n) {
   FABRIC_CHECK(n > 0, ValueError, "ZeRO: reduce_bucket_elements must be positive, got ", n);
   bucket_elements_ = n;
+}
+
+void ZeroStrategy::set_half_dtype(DType dtype) {
+  FABRIC_CHECK(dtype == DType::float32 || dtype == DType::float16 || dtype == DType::bfloat16, ValueError,
+               "ZeRO: set_half_dtype takes float16, bfloat16 or float32 (no half dtype), got ", dtype_name(dtype));
+  half_dtype_ = dtype;
 }
 
 void ZeroStrategy::setup_module(nn::Module& module) {
@@ -103,10 +87,19 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
     for (const Tensor& p : optimizer.group_params(gi)) {
       sharded->slots[gi].push_back(p.requires_grad() ? static_cast<int64_t>(g->params.size()) : -1);
       if (!p.requires_grad()) continue;
-      FABRIC_CHECK(p.dtype() == DType::float32, NotImplementedError, "ZeRO (strategy '", options_.name,
+      const DType dt = p.dtype();
+      FABRIC_CHECK(dt == DType::float32 || dt == DType::float16 || dt == DType::bfloat16, NotImplementedError,
+                   "ZeRO (strategy '", options_.name, "'): parameter ", g->params.size(), " of ", optimizer.name(),
+                   " group ", gi, " is ", dtype_name(dt), "; ZeRO-1/2 shard float32, float16 and bfloat16 parameters");
+      // The flat buffer's dtype: the half dtype of the precision (float32 parameters are cast), or
+      // else the parameters' own, which must then agree.
+      const bool cast = half_dtype_ != DType::float32;
+      const DType want = cast ? half_dtype_ : g->params.empty() ? dt : g->dtype;
+      FABRIC_CHECK(dt == want || (cast && dt == DType::float32), DTypeError, "ZeRO (strategy '", options_.name,
                    "'): parameter ", g->params.size(), " of ", optimizer.name(), " group ", gi, " is ",
-                   dtype_name(p.dtype()), "; only float32 parameters (precision 32-true, 16-mixed, bf16-mixed) are "
-                   "sharded so far: 16-true/bf16-true need float32 master shards, not implemented yet");
+                   dtype_name(dt), " but the group's flat buffer is ", dtype_name(want),
+                   cast ? " (float32 parameters are cast to it)" : " (the dtype of its first parameter)");
+      g->dtype = want;
       for (const auto& s : sharded_)
         for (const auto& og : s->groups)
           for (const Tensor& q : og->params)
@@ -124,19 +117,28 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
     g->padded = (g->numel + 2 * n - 1) / (2 * n) * (2 * n);
     g->partition = g->padded / n;
     const Device dev = g->params.front().device();
-    g->flat = zeros({g->padded}, {.dtype = DType::float32, .device = dev});
+    g->flat = zeros({g->padded}, {.dtype = g->dtype, .device = dev});
+    // Half: the master partition takes the parameters' values before they are cast (the float32
+    // initialisation of a mixed mode keeps its precision).
+    if (g->half()) g->shard = zeros({g->partition}, {.dtype = DType::float32, .device = dev});
+    const int64_t mine = rank * g->partition;
     for (size_t i = 0; i < g->params.size(); ++i) {
       Tensor& p = g->params[i];
       FABRIC_CHECK(p.device() == dev, DeviceError, "ZeRO: ", optimizer.name(), " group ", gi, " mixes devices ",
                    dev.str(), " and ", p.device().str());
       Tensor slot = g->flat.narrow(0, g->offsets[i], p.numel()).view(p.sizes());
       slot.copy_(p);
+      if (g->half()) {
+        const int64_t lo = g->offsets[i], a = std::max(lo, mine), e = std::min(lo + p.numel(), mine + g->partition);
+        if (a < e) g->shard.narrow(0, a - mine, e - a).copy_(p.detach().reshape({-1}).narrow(0, a - lo, e - a));
+      }
       p.set_data(slot);
       // A gradient of the old storage's layout may linger from before setup: drop it.
       zero_grad(p, /*set_to_none=*/true);
     }
-    g->shard = Tensor::from_storage(g->flat.storage(), DType::float32, {g->partition}, {1},
-                                    g->flat.storage_offset() + rank * g->partition);
+    if (!g->half())
+      g->shard = Tensor::from_storage(g->flat.storage(), DType::float32, {g->partition}, {1},
+                                      g->flat.storage_offset() + mine);
     g->shard.set_requires_grad(true);
     replacement[gi] = {g->shard};
 
@@ -189,7 +191,7 @@ std::vector<ZeroStrategy::GroupLayout> ZeroStrategy::layout(const optim::Optimiz
   std::vector<GroupLayout> out;
   if (const Sharded* s = find(optimizer))
     for (const auto& g : s->groups)
-      out.push_back({g->numel, g->padded, g->partition, static_cast<int64_t>(g->buckets.size())});
+      out.push_back({g->numel, g->padded, g->partition, static_cast<int64_t>(g->buckets.size()), g->dtype});
   return out;
 }
 
@@ -227,26 +229,39 @@ void ZeroStrategy::launch(size_t index) {
   Group& g = *order_[index].first;
   auto& b = g.buckets[order_[index].second];
   const int64_t n = world_size();
-  if (!g.pending_grad.defined()) g.pending_grad = empty({g.partition}, {.dtype = DType::float32, .device = g.flat.device()});
+  if (!g.pending_grad.defined()) g.pending_grad = empty({g.partition}, {.dtype = g.dtype, .device = g.flat.device()});
   // (N, len): slice [start, start+len) of every partition; padding and missing gradients are zeros.
-  Tensor input = zeros({n * b.len}, {.dtype = DType::float32, .device = g.flat.device()});
-  for (size_t i : b.params) {
-    const Tensor& p = g.params[i];
-    const Tensor grad = p.grad();
-    if (grad.defined()) {
-      const Tensor src = grad.reshape({-1});
-      const int64_t lo = g.offsets[i], hi = lo + p.numel();
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t s = r * g.partition + b.start;
-        const int64_t a = std::max(lo, s), e = std::min(hi, s + b.len);
-        if (a >= e) continue;
-        input.narrow(0, r * b.len + (a - s), e - a).copy_(src.narrow(0, a - lo, e - a));
-      }
+  Tensor input;
+  if (g.flat_grad.defined()) {
+    if (g.buckets.size() == 1) {
+      // Stage 1 (half), one bucket: the flat gradient buffer is laid out as the input already. It is
+      // divided in place: after the reduction only this rank's slice is read, and it gets the result.
+      input = g.flat_grad;
+    } else {
+      input = empty({n * b.len}, {.dtype = g.dtype, .device = g.flat.device()});
+      for (int64_t r = 0; r < n; ++r)
+        input.narrow(0, r * b.len, b.len).copy_(g.flat_grad.narrow(0, r * g.partition + b.start, b.len));
     }
-    // Stage 2 keeps only the partition: a gradient goes as soon as its last bucket has it.
-    if (options_.zero_stage == 2 && --g.remaining[i] == 0) zero_grad(p, /*set_to_none=*/true);
+  } else {
+    input = zeros({n * b.len}, {.dtype = g.dtype, .device = g.flat.device()});
+    for (size_t i : b.params) {
+      const Tensor& p = g.params[i];
+      const Tensor grad = p.grad();
+      if (grad.defined()) {
+        const Tensor src = grad.reshape({-1});
+        const int64_t lo = g.offsets[i], hi = lo + p.numel();
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t s = r * g.partition + b.start;
+          const int64_t a = std::max(lo, s), e = std::min(hi, s + b.len);
+          if (a >= e) continue;
+          input.narrow(0, r * b.len + (a - s), e - a).copy_(src.narrow(0, a - lo, e - a));
+        }
+      }
+      // Stage 2 keeps only the partition: a gradient goes as soon as its last bucket has it.
+      if (options_.zero_stage == 2 && --g.remaining[i] == 0) zero_grad(p, /*set_to_none=*/true);
+    }
   }
-  // DeepSpeed pre-divides by the data-parallel size and sums (spec §10).
+  // DeepSpeed pre-divides by the data-parallel size and sums (spec §10), in the gradients' dtype.
   div_(input, static_cast<double>(n));
   Tensor out = g.pending_grad.narrow(0, b.start, b.len);
   b.work = pg_->reduce_scatter(out, input, ReduceOp::sum);
@@ -259,6 +274,10 @@ void ZeroStrategy::post_backward() {
     return;
   }
   NoGradGuard no_grad;
+  if (options_.zero_stage == 1)
+    for (auto& s : sharded_)
+      for (auto& g : s->groups)
+        if (g->half()) gather_module_grads(*g);
   // Stage 1 launches everything now; stage 2 what backward left (parameters without a gradient
   // count as zeros, so that every rank issues the same collectives).
   for (auto& s : sharded_) {
@@ -283,21 +302,85 @@ void ZeroStrategy::post_backward() {
     reset_backward();
     std::rethrow_exception(error);
   }
-  for (auto& s : sharded_) {
-    for (auto& g : s->groups) {
-      const Tensor current = g->shard.grad();
-      // Stage 1 reduced the module gradients, which hold everything accumulated since the last
-      // step: the result replaces the partition gradient. Stage 2 freed them: it adds.
-      if (current.defined() && options_.zero_stage == 2) {
-        Tensor acc = current;
-        add_(acc, g->pending_grad);
-      } else {
-        set_grad(g->shard, g->pending_grad);
-      }
-      g->pending_grad = Tensor();
-    }
-  }
+  for (auto& s : sharded_)
+    for (auto& g : s->groups) finish_reduction(*g);
   reset_backward();
+}
+
+void ZeroStrategy::gather_module_grads(Group& g) {
+  // A half partition gradient of an earlier synchronised backward since the step still lies in the
+  // buffer, which this reduction overwrites: it moves out first (only then does it cost 2Ψ/N).
+  const Tensor current = g.shard.grad();
+  if (current.defined() && g.flat_grad.defined() && current.storage().get() == g.flat_grad.storage().get())
+    set_grad(g.shard, current.clone());
+  // Zeros: the padding must reduce to zeros; every parameter's slot is written below.
+  if (!g.flat_grad.defined()) g.flat_grad = zeros({g.padded}, {.dtype = g.dtype, .device = g.flat.device()});
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    const Tensor& p = g.params[i];
+    Tensor slot = g.flat_grad.narrow(0, g.offsets[i], p.numel());
+    const Tensor grad = p.grad();
+    if (grad.defined()) {
+      slot.copy_(grad.reshape({-1}));
+    } else {
+      slot.zero_();
+    }
+    // Freed one by one, so that the gradients exist about once while they move.
+    zero_grad(p, /*set_to_none=*/true);
+  }
+}
+
+void ZeroStrategy::finish_reduction(Group& g) {
+  const Tensor current = g.shard.grad();
+  if (!g.half()) {
+    // Stage 1 reduced the module gradients, which hold everything accumulated since the last
+    // step: the result replaces the partition gradient. Stage 2 freed them: it adds.
+    if (current.defined() && options_.zero_stage == 2) {
+      Tensor acc = current;
+      add_(acc, g.pending_grad);
+    } else {
+      set_grad(g.shard, g.pending_grad);
+    }
+    g.pending_grad = Tensor();
+    return;
+  }
+  // Half: the result stays in the half dtype until prepare_optimizer_gradients (spec §10 counts
+  // no fp32 gradient; DeepSpeed creates it inside its step). Stage 1 keeps it in this rank's slice
+  // of the flat gradient buffer, which exists until the step anyway; stage 2 in the (P,) output.
+  Tensor reduced = g.pending_grad;
+  if (g.flat_grad.defined()) {
+    Tensor mine = g.flat_grad.narrow(0, global_rank() * g.partition, g.partition);
+    mine.copy_(reduced);
+    reduced = mine;
+  }
+  g.pending_grad = Tensor();
+  if (!current.defined()) {
+    set_grad(g.shard, reduced);
+  } else if (current.dtype() == DType::float32) {
+    // Prepared already (clip_gradients ran before this backward): added to it, as PyTorch's
+    // accumulation adds to whatever .grad holds.
+    Tensor acc = current;
+    add_(acc, reduced.to(DType::float32));
+  } else {
+    // Several synchronised backwards before a step: DeepSpeed too accumulates the reduced partition
+    // gradients in the half dtype (its averaged_gradients / grads_in_partition).
+    Tensor acc = current;
+    add_(acc, reduced);
+  }
+}
+
+void ZeroStrategy::prepare_optimizer_gradients(optim::Optimizer& optimizer) {
+  if (!pg_) return;
+  const Sharded* sharded = find(optimizer);
+  if (!sharded) return;
+  NoGradGuard no_grad;
+  for (auto& g : sharded->groups) {
+    if (!g->half()) continue;
+    const Tensor grad = g->shard.grad();
+    if (grad.defined() && grad.dtype() != DType::float32) set_grad(g->shard, grad.to(DType::float32));
+    // Stage 1: the rest of the flat gradient buffer went out with the reduction (DeepSpeed frees
+    // the half gradients in its step too); a later backward allocates it again.
+    g->flat_grad = Tensor();
+  }
 }
 
 void ZeroStrategy::set_backward_sync(nn::Module& module, bool enabled) {
@@ -311,15 +394,27 @@ void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped
   if (!sharded) return;
   NoGradGuard no_grad;
   if (stepped) {
-    // In place: this rank's partition already sits at its slot of the flat buffer.
+    // In place: this rank's partition already sits at its slot of the flat buffer (float32), or is
+    // cast into it from the master (half).
     std::vector<WorkPtr> works;
-    for (auto& g : sharded->groups) works.push_back(pg_->all_gather(g->flat, g->shard));
+    const int64_t rank = global_rank();
+    for (auto& g : sharded->groups) {
+      if (g->half()) {
+        Tensor mine = g->flat.narrow(0, rank * g->partition, g->partition);
+        mine.copy_(g->shard);
+        works.push_back(pg_->all_gather(g->flat, mine));
+      } else {
+        works.push_back(pg_->all_gather(g->flat, g->shard));
+      }
+    }
     for (auto& w : works) w->wait();
     for (auto& g : sharded->groups) g->flat.storage()->bump_version();
   }
   if (options_.zero_stage == 1) {
-    for (auto& g : sharded->groups)
+    for (auto& g : sharded->groups) {
       for (const Tensor& p : g->params) zero_grad(p, /*set_to_none=*/true);
+      g->flat_grad = Tensor();
+    }
   }
 }
 
@@ -343,6 +438,7 @@ Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
                                     bool error_if_nonfinite) {
   const Sharded* sharded = find(optimizer);
   if (!pg_ || !sharded) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
+  prepare_optimizer_gradients(optimizer);
   NoGradGuard no_grad;
   const bool inf = std::isinf(norm_type) && norm_type > 0;
   FABRIC_CHECK(inf || (std::isfinite(norm_type) && norm_type > 0), NotImplementedError, "ZeRO (strategy '",
@@ -374,114 +470,6 @@ Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
   const double r = reduced.item<double>();
   const Tensor total = scalar_tensor(inf ? r : std::pow(r, 1.0 / norm_type), {.dtype = dt});
   return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
-}
-
-optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimizer& optimizer) {
-  const Sharded* sharded = find(optimizer);
-  if (!pg_ || !sharded) return optimizer.state_dict();
-  NoGradGuard no_grad;
-  const optim::OptimizerState live = optimizer.state_dict();  // indices of the shards
-  optim::OptimizerState out;
-  int64_t index = 0, live_index = 0;
-  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    const Group* g = sharded->by_group[gi];
-    const auto& slots = sharded->slots[gi];
-    optim::GroupState gs{live.param_groups.at(gi).options, {}};
-    if (!g) {
-      for (size_t j = 0; j < slots.size(); ++j, ++index, ++live_index) {
-        gs.params.push_back(index);
-        if (auto it = live.state.find(live_index); it != live.state.end()) out.state[index] = it->second;
-      }
-    } else {
-      // Every rank holds the same keys (same optimizer, same steps): the gathers line up.
-      std::map<std::string, std::pair<Tensor, bool>> whole;  // key -> (tensor, gathered)
-      if (auto it = live.state.find(live_index); it != live.state.end()) {
-        for (const auto& [key, t] : it->second) {
-          if (key != "step" && t.dim() == 1 && t.numel() == g->partition) {
-            Tensor flat = empty({g->padded}, {.dtype = t.dtype(), .device = t.device()});
-            pg_->all_gather(flat, t.contiguous())->wait();
-            whole[key] = {flat, true};
-          } else {
-            whole[key] = {t, false};
-          }
-        }
-      }
-      ++live_index;
-      for (int64_t slot : slots) {
-        gs.params.push_back(index);
-        if (slot >= 0 && !whole.empty()) {
-          const Tensor& p = g->params[slot];
-          optim::ParamState st;
-          for (const auto& [key, w] : whole)
-            st[key] = w.second ? w.first.narrow(0, g->offsets[slot], p.numel()).view(p.sizes()).clone()
-                               : w.first.clone();
-          out.state[index] = std::move(st);
-        }
-        ++index;
-      }
-    }
-    out.param_groups.push_back(std::move(gs));
-  }
-  return out;
-}
-
-void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& sd) {
-  const Sharded* sharded = find(optimizer);
-  if (!pg_ || !sharded) return optimizer.load_state_dict(sd);
-  NoGradGuard no_grad;
-  const char* who = optimizer.name();
-  FABRIC_CHECK(sd.param_groups.size() == optimizer.num_param_groups(), ValueError, "ZeRO: ", who,
-               ".load_state_dict: the state dict has ", sd.param_groups.size(),
-               " parameter groups but the optimizer has ", optimizer.num_param_groups());
-  const int64_t rank = global_rank();
-  optim::OptimizerState mine;
-  int64_t live_index = 0;
-  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    const Group* g = sharded->by_group[gi];
-    const auto& slots = sharded->slots[gi];
-    const auto& ids = sd.param_groups[gi].params;
-    FABRIC_CHECK(ids.size() == slots.size(), ValueError, "ZeRO: ", who, ".load_state_dict: parameter group ", gi,
-                 " holds ", ids.size(), " parameters in the state dict but ", slots.size(),
-                 " in the optimizer (before sharding)");
-    optim::GroupState gs{sd.param_groups[gi].options, {}};
-    if (!g) {
-      for (size_t j = 0; j < ids.size(); ++j, ++live_index) {
-        gs.params.push_back(live_index);
-        if (auto it = sd.state.find(ids[j]); it != sd.state.end()) mine.state[live_index] = it->second;
-      }
-    } else {
-      // Per key: a flat buffer laid out like the parameters, or the scalar (step) of the first.
-      std::map<std::string, Tensor> flat, scalar;
-      for (size_t j = 0; j < ids.size(); ++j) {
-        auto it = sd.state.find(ids[j]);
-        if (slots[j] < 0 || it == sd.state.end()) continue;
-        const Tensor& p = g->params[slots[j]];
-        for (const auto& [key, t] : it->second) {
-          FABRIC_CHECK(t.defined(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".", key,
-                       " is undefined");
-          if (key == "step" || !is_floating(t.dtype())) {
-            if (!scalar.count(key)) scalar[key] = t;
-            continue;
-          }
-          FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".",
-                       key, " has shape ", shape_str(t.sizes()), " but parameter ", ids[j], " has shape ",
-                       shape_str(p.sizes()));
-          Tensor& f = flat[key];
-          if (!f.defined()) f = zeros({g->padded}, {.dtype = DType::float32, .device = g->flat.device()});
-          const Tensor src = t.detach().reshape({-1}).to(f.device()).to(DType::float32);
-          f.narrow(0, g->offsets[slots[j]], p.numel()).copy_(src);
-        }
-      }
-      if (!flat.empty() || !scalar.empty()) {
-        optim::ParamState st = scalar;
-        for (const auto& [key, f] : flat) st[key] = f.narrow(0, rank * g->partition, g->partition).clone();
-        mine.state[live_index] = std::move(st);
-      }
-      gs.params.push_back(live_index++);
-    }
-    mine.param_groups.push_back(std::move(gs));
-  }
-  optimizer.load_state_dict(mine);
 }
 
 }  // namespace fabric::distributed

@@ -53,9 +53,13 @@ DeepSpeedFp16Config lightning_fp16_block(double loss_scale = 0, int64_t initial_
 // with MAX across ranks, skips the step (gradients zeroed) and updates the scale; otherwise the
 // gradients are unscaled and clipped by one factor (spec §5 step 3), the optimizer steps and the
 // scale is updated. bf16-mixed and 32-true use a static scale of 1 (clipping still applies).
-// Mixed modes keep float32 weights and autocast the forward (the reference's engine holds half
-// weights; ZeroStrategy here shards float32 ones); inputs are cast to the compute dtype in every
-// mode, as the reference. The *-true modes cast the module; ZeroStrategy refuses them at setup.
+// Mixed modes leave the module to ZeroStrategy and autocast the forward; the *-true modes cast the
+// module. Either way Fabric gives ZeroStrategy this plugin's dtype, and it holds what DeepSpeed's
+// engine holds: half parameters (views of its flat buffers) with float32 master partitions, which
+// the optimizer steps. Their gradients stay half until the step; the strategy makes them float32
+// before this plugin reads them (FabricOptimizer.step calls prepare_optimizer_gradients before
+// optimizer_step, Fabric.clip_gradients before unscale_gradients). Inputs are cast to the compute
+// dtype in every mode, as the reference.
 class DeepSpeedPrecision : public Precision {
  public:
   // precision: one of the 5 modes (ValueError otherwise). fp16: the config's fp16 block (used by

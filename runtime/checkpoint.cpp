@@ -11,16 +11,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "runtime/checkpoint_detail.h"
 #include "tensor/safetensors.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-constexpr const char* kFormat = "fabric-checkpoint";
-constexpr int kVersion = 1;
+namespace checkpoint_detail {
 
 [[noreturn]] void io_fail(const std::string& path, const std::string& what) {
   throw IOError("checkpoint " + path + ": " + what);
@@ -42,6 +40,8 @@ void check_key(const std::string& key) {
                "' is reserved (the checkpoint's tensors.safetensors / state.json); rename it");
 }
 
+namespace {
+
 json to_json(const precision::StateValue& v) {
   return std::visit([](const auto& x) { return json(x); }, v);
 }
@@ -54,46 +54,11 @@ precision::StateValue from_json(const json& j, const std::string& where) {
   throw IOError("checkpoint: " + where + " holds a value that is not a number, flag or string");
 }
 
-std::vector<std::pair<std::string, Tensor>> items_of(const SafetensorsFile& f) {
-  return {f.tensors.begin(), f.tensors.end()};
-}
-
-// Replaces `path` by the complete directory `tmp` in one step where the file system allows it.
-void commit_directory(const std::string& tmp, const std::string& path) {
-  const std::string parent = fs::absolute(path).parent_path().string();
-  if (fs::exists(path)) {
-    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
-      fsync_path(parent, true);
-      fs::remove_all(tmp);  // now the previous checkpoint
-      return;
-    }
-    // No atomic exchange here: move the old one aside first; load() falls back to it if a crash
-    // lands between the two renames.
-    const std::string old = path + ".old";
-    fs::remove_all(old);
-    fs::rename(path, old);
-    fs::rename(tmp, path);
-    fsync_path(parent, true);
-    fs::remove_all(old);
-    return;
-  }
-  fs::rename(tmp, path);
-  fsync_path(parent, true);
-}
-
 }  // namespace
 
-std::string StateEntry::kind() const {
-  static const char* names[] = {"module", "optimizer", "precision", "tensor", "int", "float", "bool", "string"};
-  return names[value_.index()];
-}
-
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
-  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+json describe_entries(const State& state, const precision::Precision* precision,
+                      std::vector<std::pair<std::string, Tensor>>& tensors) {
   json entries = json::object();
-  json meta = {{"format", kFormat}, {"version", kVersion}};
-  std::vector<std::pair<std::string, Tensor>> tensors;
   bool has_precision = false;
   for (const auto& [key, entry] : state) {
     check_key(key);
@@ -122,6 +87,111 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
     for (const auto& [k, sv] : precision->state_dict()) s[k] = to_json(sv);
     entries["precision"] = {{"kind", "precision"}, {"name", precision->name()}, {"state", s}};
   }
+  return entries;
+}
+
+precision::PrecisionState precision_state_from(const json& e) {
+  precision::PrecisionState s;
+  const json fields = e.value("state", json::object());  // named: items() must not outlive it
+  for (const auto& [k, v] : fields.items()) s[k] = from_json(v, "state.json entry '" + k + "'");
+  return s;
+}
+
+void check_strict_keys(const State& state, const json& entries, bool strict, const std::string& path) {
+  for (const auto& [key, entry] : state) {
+    const bool implicit_precision = std::holds_alternative<precision::Precision*>(entry.value());
+    if (strict && !entries.contains(key) && !implicit_precision)
+      throw KeyError("Fabric.load: '" + key + "' is not in the checkpoint " + path + " (it holds: " + [&] {
+        std::string ks;
+        for (const auto& [k, v] : entries.items()) ks += (ks.empty() ? "" : ", ") + k;
+        return ks;
+      }() + ")");
+  }
+}
+
+void check_kind(const StateEntry& target, const std::string& key, const std::string& kind) {
+  FABRIC_CHECK(target.kind() == kind || (kind == "int" && target.kind() == "float"), ValueError,
+               "Fabric.load: '", key, "' is a ", kind, " in the checkpoint but a ", target.kind(),
+               " in the state passed to load");
+}
+
+void restore_plain(StateEntry& target, const std::string& key, const json& e, const SafetensorsFile& tensor_file,
+                   const std::string& path) {
+  std::visit(
+      [&](auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, nn::Module*> || std::is_same_v<V, optim::Optimizer*>) {
+          throw ValueError("Fabric.load: '" + key + "' is a " + target.kind() + ", not a plain value");
+        } else if constexpr (std::is_same_v<V, precision::Precision*>) {
+          v->load_state_dict(precision_state_from(e));
+        } else if constexpr (std::is_same_v<V, Tensor>) {
+          auto t = tensor_file.tensors.find(key);
+          if (t == tensor_file.tensors.end()) io_fail(path, "tensors.safetensors lacks '" + key + "'");
+          v = t->second.clone();
+        } else if constexpr (std::is_same_v<V, double>) {
+          v = e.at("value").get<double>();
+        } else {
+          v = e.at("value").get<V>();
+        }
+      },
+      target.value());
+}
+
+void add_plain_remainder(State& remainder, const std::string& key, const json& e, const SafetensorsFile& tensor_file) {
+  const std::string kind = e.value("kind", "");
+  if (kind == "tensor") {
+    remainder.emplace(key, tensor_file.tensors.at(key));
+  } else if (e.contains("value")) {
+    const precision::StateValue v = from_json(e["value"], "entry '" + key + "'");
+    std::visit([&](const auto& x) { remainder.emplace(key, x); }, v);
+  }
+}
+
+void commit_directory(const std::string& tmp, const std::string& path) {
+  const std::string parent = fs::absolute(path).parent_path().string();
+  if (fs::exists(path)) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+      fsync_path(parent, true);
+      fs::remove_all(tmp);  // now the previous checkpoint
+      return;
+    }
+    // No atomic exchange here: move the old one aside first; load() falls back to it if a crash
+    // lands between the two renames.
+    const std::string old = path + ".old";
+    fs::remove_all(old);
+    fs::rename(path, old);
+    fs::rename(tmp, path);
+    fsync_path(parent, true);
+    fs::remove_all(old);
+    return;
+  }
+  fs::rename(tmp, path);
+  fsync_path(parent, true);
+}
+
+}  // namespace checkpoint_detail
+
+using namespace checkpoint_detail;
+
+namespace {
+
+std::vector<std::pair<std::string, Tensor>> items_of(const SafetensorsFile& f) {
+  return {f.tensors.begin(), f.tensors.end()};
+}
+
+}  // namespace
+
+std::string StateEntry::kind() const {
+  static const char* names[] = {"module", "optimizer", "precision", "tensor", "int", "float", "bool", "string"};
+  return names[value_.index()];
+}
+
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
+  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+  json meta = {{"format", kFormat}, {"version", kVersion}};
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  const json entries = describe_entries(state, precision, tensors);
   meta["entries"] = entries;
 
   const fs::path target = fs::absolute(path);
@@ -174,50 +244,28 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
   if (meta.value("format", "") != kFormat || !meta.contains("entries") || !meta["entries"].is_object())
     io_fail(path, "state.json is not a fabric checkpoint description");
   const json& entries = meta["entries"];
-  for (const auto& [key, entry] : state) {
-    const bool implicit_precision = std::holds_alternative<precision::Precision*>(entry.value());
-    if (strict && !entries.contains(key) && !implicit_precision)
-      throw KeyError("Fabric.load: '" + key + "' is not in the checkpoint " + path_in +
-                     " (it holds: " + [&] {
-                       std::string ks;
-                       for (const auto& [k, v] : entries.items()) ks += (ks.empty() ? "" : ", ") + k;
-                       return ks;
-                     }() + ")");
-  }
+  check_strict_keys(state, entries, strict, path_in);
   SafetensorsFile tensor_file;
   if (fs::exists(path + "/tensors.safetensors")) tensor_file = load_safetensors(path + "/tensors.safetensors");
   auto file_of = [&](const std::string& key) { return load_safetensors(path + "/" + key + ".safetensors"); };
-  auto precision_state = [&](const json& e) {
-    precision::PrecisionState s;
-    const json fields = e.value("state", json::object());  // named: items() must not outlive it
-    for (const auto& [k, v] : fields.items())
-      s[k] = from_json(v, "state.json entry '" + k + "'");
-    return s;
-  };
-
   State remainder;
   for (const auto& [key, e] : entries.items()) {
     const std::string kind = e.value("kind", "");
     auto it = state.find(key);
     if (it == state.end() && kind == "precision" && precision) {
-      precision->load_state_dict(precision_state(e));  // the plugin's state, restored by default
+      precision->load_state_dict(precision_state_from(e));  // the plugin's state, restored by default
       continue;
     }
     if (it == state.end()) {
       if (kind == "module" || kind == "optimizer") {
         for (auto& [name, t] : file_of(key).tensors) remainder.emplace(key + "." + name, t);
-      } else if (kind == "tensor") {
-        remainder.emplace(key, tensor_file.tensors.at(key));
-      } else if (e.contains("value")) {
-        const precision::StateValue v = from_json(e["value"], "entry '" + key + "'");
-        std::visit([&](const auto& x) { remainder.emplace(key, x); }, v);
+      } else {
+        add_plain_remainder(remainder, key, e, tensor_file);
       }
       continue;
     }
     StateEntry& target = it->second;
-    FABRIC_CHECK(target.kind() == kind || (kind == "int" && target.kind() == "float"), ValueError,
-                 "Fabric.load: '", key, "' is a ", kind, " in the checkpoint but a ", target.kind(),
-                 " in the state passed to load");
+    check_kind(target, key, kind);
     std::visit(
         [&](auto& v) {
           using V = std::decay_t<decltype(v)>;
@@ -237,16 +285,8 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
             } else {
               v->load_state_dict(sd);
             }
-          } else if constexpr (std::is_same_v<V, precision::Precision*>) {
-            v->load_state_dict(precision_state(e));
-          } else if constexpr (std::is_same_v<V, Tensor>) {
-            auto t = tensor_file.tensors.find(key);
-            if (t == tensor_file.tensors.end()) io_fail(path, "tensors.safetensors lacks '" + key + "'");
-            v = t->second.clone();
-          } else if constexpr (std::is_same_v<V, double>) {
-            v = e.at("value").get<double>();
           } else {
-            v = e.at("value").get<V>();
+            restore_plain(target, key, e, tensor_file, path);
           }
         },
         target.value());

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "precision/fsdp_precision.h"
 #include "precision/registry.h"
 #include "tensor/error.h"
 
@@ -25,6 +26,15 @@ std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "'" : ", '") + s + "'";
   return out;
+}
+
+std::string fsdp_mode_list() { return join(precision::FSDPPrecision::modes()); }
+
+// A precision this runtime defines (not one registered by the user).
+bool is_builtin_precision(const std::string& p) {
+  const auto& c = precision::canonical_precisions();
+  const auto& b = precision::bitsandbytes_modes();
+  return std::find(c.begin(), c.end(), p) != c.end() || std::find(b.begin(), b.end(), p) != b.end();
 }
 
 // Strategies this build runs: one process, or data parallel over several.
@@ -122,7 +132,8 @@ Device Resolved::root_device(int local_rank) const {
 const std::vector<std::string>& known_strategies() {
   static const std::vector<std::string> v = {
       "auto",          "single_device",     "dp",           "ddp",
-      "ddp_spawn",     "ddp_fork",          "ddp_notebook", "ddp_find_unused_parameters_true", "fsdp",
+      "ddp_spawn",     "ddp_fork",          "ddp_notebook", "ddp_find_unused_parameters_true",
+      "fsdp",          "fsdp_cpu_offload",
       "deepspeed",     "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
       "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
       "model_parallel", "xla",              "xla_fsdp"};
@@ -250,6 +261,11 @@ Resolved resolve_connector(ConnectorFlags f) {
   if (f.precision_plugin) {
     r.plugin = f.precision_plugin;
     r.precision = r.plugin->name();
+    // As the reference's FSDPStrategy.precision setter (a TypeError there).
+    FABRIC_CHECK(s != "fsdp" || dynamic_cast<precision::FSDPPrecision*>(r.plugin.get()), DTypeError,
+                 "strategy='fsdp' can only work with an FSDPPrecision plugin, found the precision plugin '",
+                 r.precision, "' in `plugins`. Pass precision::FSDPPrecision(", fsdp_mode_list(),
+                 ") or a subclass of it, or a precision string");
   } else {
     std::string warning;
     r.precision = precision::canonical_precision(f.precision, &warning);
@@ -257,7 +273,20 @@ Resolved resolve_connector(ConnectorFlags f) {
     // Mixed modes autocast on the accelerator's device type.
     const DeviceType dev = acc == "cuda" ? DeviceType::cuda : DeviceType::cpu;
     static const std::vector<std::string> ds_modes = {"32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"};
-    if (s == "deepspeed" && std::find(ds_modes.begin(), ds_modes.end(), r.precision) != ds_modes.end()) {
+    const bool fsdp_mode = std::find(precision::FSDPPrecision::modes().begin(), precision::FSDPPrecision::modes().end(),
+                                     r.precision) != precision::FSDPPrecision::modes().end();
+    if (s == "fsdp") {
+      // As the reference: FSDP -> FSDPPrecision; its other precisions (64-true, transformer-engine,
+      // the bitsandbytes modes) are refused before any plugin is built. A registered custom name
+      // must build an FSDPPrecision.
+      FABRIC_CHECK(fsdp_mode || !is_builtin_precision(r.precision), ValueError, "precision='", r.precision,
+                   "' is not supported with strategy='fsdp': FSDPPrecision takes ", fsdp_mode_list());
+      r.plugin = fsdp_mode ? std::make_shared<precision::FSDPPrecision>(r.precision, dev)
+                           : precision::make_precision(r.precision, dev);
+      FABRIC_CHECK(dynamic_cast<precision::FSDPPrecision*>(r.plugin.get()), DTypeError,
+                   "strategy='fsdp' can only work with an FSDPPrecision plugin, but the registered precision '",
+                   r.precision, "' builds another plugin");
+    } else if (s == "deepspeed" && std::find(ds_modes.begin(), ds_modes.end(), r.precision) != ds_modes.end()) {
       // As the reference: DeepSpeed -> DeepSpeedPrecision (loss scaling and clipping from the config).
       std::optional<precision::DeepSpeedFp16Config> fp16;
       if (f.deepspeed && f.deepspeed->fp16 && f.deepspeed->fp16->enabled) fp16 = f.deepspeed->fp16;

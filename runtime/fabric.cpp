@@ -9,9 +9,11 @@
 #include "nn/module.h"
 #include "optim/clip_grad.h"
 #include "distributed/fsdp_strategy.h"
+#include "distributed/zero.h"
 #include "precision/deepspeed_precision.h"
 #include "runtime/sharded_checkpoint.h"
 #include "precision/fp8_linear.h"
+#include "precision/fsdp_precision.h"
 #include "precision/mixed_precision.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
@@ -52,6 +54,12 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
   so.fsdp.cpu_offload = so.fsdp.cpu_offload || resolved_.offload;
   strategy_ = distributed::make_strategy(so);
   if (auto* fsdp = dynamic_cast<distributed::FSDPStrategy*>(strategy_.get())) configure_fsdp_precision(*fsdp);
+  // ZeRO-1/2 under a 16/bf16 mode hold half parameters with fp32 master partitions (DeepSpeed).
+  if (auto* zero = dynamic_cast<distributed::ZeroStrategy*>(strategy_.get()))
+    if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get()))
+      zero->set_half_dtype(ds->dtype());
+  ctx_->before_optimizer_step.push_back(
+      [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->prepare_optimizer_gradients(opt); });
   ctx_->after_optimizer_step.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
   if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
@@ -67,8 +75,23 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
 }
 
 void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
-  // spec §9 / fabric-api.md §3: param, reduce and buffer dtype are the half dtype of a mixed
-  // mode; true modes cast the module instead (the shards keep the module's dtype).
+  // spec §9 / fabric-api.md §3: the plugin's param, reduce and buffer dtypes.
+  if (auto* p = dynamic_cast<precision::FSDPPrecision*>(ctx_->precision.get())) {
+    const precision::FSDPMixedPrecisionConfig c = p->mixed_precision_config();
+    fsdp.set_mixed_precision(c.param_dtype, c.reduce_dtype, c.buffer_dtype);
+    // The sharded grad scaler: a rank sees inf/NaN only in its own gradient shard, so found_inf is
+    // MAX-reduced over every rank and all skip the step together. The group exists only after
+    // launch(), hence the lookup at each call; like the after-step hook, this holds the strategy by
+    // address, for as long as this Fabric lives.
+    if (precision::GradScaler* scaler = p->scaler()) {
+      scaler->set_found_inf_reducer([&fsdp](Tensor& found) {
+        if (const auto& pg = fsdp.process_group()) pg->all_reduce(found, distributed::ReduceOp::max)->wait();
+      });
+    }
+    return;
+  }
+  // ZeRO-3 (DeepSpeedPrecision, or a user's plugin): a mixed mode gathers and reduces in its half
+  // dtype; true modes cast the module instead (the shards keep the module's dtype).
   const std::string p = ctx_->precision->name();
   if (p == "16-mixed" || p == "bf16-mixed") {
     const DType half = p == "16-mixed" ? DType::float16 : DType::bfloat16;
@@ -165,6 +188,7 @@ Tensor Fabric::clip_gradients(FabricModule& module, FabricOptimizer& optimizer, 
                "Fabric.clip_gradients: pass exactly one of `clip_val` (clip by value) and `max_norm` (clip by norm)");
   FABRIC_CHECK(strategy_->supports_clip_gradients(), NotImplementedError, "Fabric.clip_gradients: strategy '",
                strategy_->name(), "' does not support it (DeepSpeed clips through its config's gradient_clipping)");
+  strategy_->prepare_optimizer_gradients(optimizer.optimizer());  // before the plugin unscales them
   ctx_->precision->unscale_gradients(optimizer.optimizer());
   const std::vector<Tensor> params = optimizer.parameters();
   if (o.clip_val) {

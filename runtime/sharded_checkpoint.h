@@ -11,6 +11,11 @@
 //                                  offset, numel}]} (offset/numel: elements of the tensor
 //                                  flattened in row-major order), and for optimizers the
 //                                  param_groups and scalar state of the single-process layout.
+//                                  Optimizer tensors are named as OptimizerState::flatten names
+//                                  them ("state.<index>.<key>", "element": true for those cut by
+//                                  the shards), the optimizer's name is under "optimizer", and a
+//                                  module's tied names stored once are under "aliases"
+//                                  (name -> stored name).
 //   rank-<r>-of-<N>.safetensors    rank r's pieces, keyed "<entry>/<tensor name>/<offset>".
 //   tensors.safetensors            rank 0: plain tensors of the state.
 // Entries the strategy does not shard (another module, an optimizer over it) are written whole by

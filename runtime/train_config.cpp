@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
@@ -88,11 +89,35 @@ Field with_max(Field f, double max) {
   return f;
 }
 
+// A list of module type names in the fsdp section (flow style; an empty list dumps as [] so that
+// the dumped config reads back as given).
+Field fsdp_policy_field(const char* key, std::vector<std::string> TrainConfig::Fsdp::*member, const char* help) {
+  return Field{"fsdp", key, Kind::string_list, help,
+               [member](TrainConfig& c, const Value& x) { c.fsdp.*member = x.sl; },
+               [member](const TrainConfig& c) {
+                 YAML::Node n(YAML::NodeType::Sequence);
+                 for (const auto& t : c.fsdp.*member) n.push_back(t);
+                 n.SetStyle(YAML::EmitterStyle::Flow);
+                 return n;
+               }};
+}
+
+std::string to_case(std::string s, int (*fn)(int)) {
+  std::transform(s.begin(), s.end(), s.begin(), [fn](unsigned char ch) { return char(fn(ch)); });
+  return s;
+}
+
+// As the connector, strategy names are case-insensitive.
+bool is_fsdp_strategy(const std::string& s) {
+  const std::string l = to_case(s, ::tolower);
+  return l == "fsdp" || l == "fsdp_cpu_offload";
+}
+
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = [] {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
-    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, deepspeed (ZeRO stage 2), deepspeed_stage_1 or deepspeed_stage_2 (auto: ddp when devices * num_nodes > 1)"));
+    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, fsdp, fsdp_cpu_offload, deepspeed (ZeRO stage 2), deepspeed_stage_1 or deepspeed_stage_2 (auto: ddp when devices * num_nodes > 1)"));
     v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto; on cpu, the number of processes"));
     v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
@@ -188,6 +213,14 @@ const std::vector<Field>& fields() {
                         n.SetStyle(YAML::EmitterStyle::Flow);
                         return n;
                       }});
+    v.push_back(FIELD_STR(fsdp, sharding_strategy, "FULL_SHARD, SHARD_GRAD_OP, NO_SHARD or HYBRID_SHARD (shard within a node, replicate across nodes; needs an auto_wrap_policy) (fabric.strategy fsdp)"));
+    v.push_back(fsdp_policy_field("auto_wrap_policy", &TrainConfig::Fsdp::auto_wrap_policy,
+                                  "module type names that become FSDP units, e.g. [Block]; gpt: [Block] when not given; [] = the whole model is one unit (fabric.strategy fsdp)"));
+    v.push_back(fsdp_policy_field("activation_checkpointing_policy", &TrainConfig::Fsdp::activation_checkpointing_policy,
+                                  "module type names whose forward is recomputed in backward instead of stored, e.g. [Block] (fabric.strategy fsdp)"));
+    v.push_back(FIELD_BOOL(fsdp, cpu_offload, "keep the parameter and gradient shards in host memory (true under fabric.strategy fsdp_cpu_offload) (fabric.strategy fsdp)"));
+    v.push_back(with_choices(FIELD_STR(fsdp, state_dict_type, "checkpoint layout: sharded (one file per rank; fabric-train consolidate makes a full one) or full (gathered to rank 0) (fabric.strategy fsdp)"),
+                             {"sharded", "full"}));
     return v;
   }();
   return f;
@@ -195,7 +228,7 @@ const std::vector<Field>& fields() {
 
 const std::vector<std::string>& sections() {
   static const std::vector<std::string> s = {"fabric", "model",   "data",   "loss", "optimizer",
-                                             "scheduler", "trainer", "logger", "lora", "deepspeed"};
+                                             "scheduler", "trainer", "logger", "lora", "fsdp", "deepspeed"};
   return s;
 }
 
@@ -355,7 +388,7 @@ class Parser {
       const std::string sec = top.first.as<std::string>();
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
         fail(at(top.first), sec, "unknown section" + suggestion(sec, sections()) +
-                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora, deepspeed)");
+                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora, fsdp, deepspeed)");
       if (sec == "deepspeed") {
         deepspeed_where_ = at(top.first);
         if (top.second.IsNull()) continue;
@@ -370,6 +403,7 @@ class Parser {
         values["loss"] = {top.second, at(top.second)};
         continue;
       }
+      if (sec == "fsdp") fsdp_where_ = at(top.first);
       if (top.second.IsNull()) continue;
       if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
       for (const auto& kv : top.second) values[sec + "." + kv.first.as<std::string>()] = {kv.second, at(kv.first)};
@@ -455,6 +489,50 @@ class Parser {
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     if (deepspeed_) check_deepspeed(c, values);
+    check_fsdp(c, values);
+  }
+
+  void check_fsdp(TrainConfig& c, const std::map<std::string, Located>& values) const {
+    auto where = [&](const std::string& path) {
+      auto it = values.find(path);
+      return it == values.end() ? name_ : it->second.where;
+    };
+    std::string given_at = fsdp_where_;
+    for (const auto& [path, loc] : values)
+      if (given_at.empty() && path.rfind("fsdp.", 0) == 0) given_at = loc.where;
+    if (!is_fsdp_strategy(c.fabric.strategy)) {
+      if (!given_at.empty())
+        fail(given_at, "fsdp", "an fsdp section needs fabric.strategy fsdp or fsdp_cpu_offload, got '" +
+                                   c.fabric.strategy + "'");
+      return;
+    }
+    TrainConfig::Fsdp& f = c.fsdp;
+    static const std::vector<std::string> strategies = {"FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"};
+    const std::string upper = to_case(f.sharding_strategy, ::toupper);
+    if (std::find(strategies.begin(), strategies.end(), upper) == strategies.end())
+      fail(where("fsdp.sharding_strategy"), "fsdp.sharding_strategy",
+           "'" + f.sharding_strategy + "' is not one of: FULL_SHARD, SHARD_GRAD_OP, NO_SHARD, HYBRID_SHARD" +
+               suggestion(upper, strategies));
+    f.sharding_strategy = upper;
+    // The GPT's transformer blocks are its natural units (each gathers only its own weights).
+    if (c.model.name == "gpt" && !values.count("fsdp.auto_wrap_policy")) f.auto_wrap_policy = {"Block"};
+    for (const auto& [path, names] : {std::pair{"fsdp.auto_wrap_policy", &f.auto_wrap_policy},
+                                      std::pair{"fsdp.activation_checkpointing_policy", &f.activation_checkpointing_policy}}) {
+      std::set<std::string> seen;
+      for (const auto& n : *names) {
+        if (n.empty()) fail(where(path), path, "a module type name is empty");
+        if (!seen.insert(n).second) fail(where(path), path, "'" + n + "' is listed twice");
+      }
+    }
+    if (f.sharding_strategy == "HYBRID_SHARD" && f.auto_wrap_policy.empty())
+      fail(where("fsdp.auto_wrap_policy"), "fsdp.auto_wrap_policy",
+           "HYBRID_SHARD needs the module types that become units (e.g. [Block]); the list is empty");
+    if (to_case(c.fabric.strategy, ::tolower) == "fsdp_cpu_offload") {
+      if (values.count("fsdp.cpu_offload") && !f.cpu_offload)
+        fail(where("fsdp.cpu_offload"), "fsdp.cpu_offload",
+             "false disagrees with fabric.strategy fsdp_cpu_offload; use fabric.strategy fsdp, or drop the key");
+      f.cpu_offload = true;
+    }
   }
 
   void check_deepspeed(TrainConfig& c, const std::map<std::string, Located>& values) const {
@@ -491,6 +569,7 @@ class Parser {
   std::string name_;
   std::optional<precision::DeepSpeedConfig> deepspeed_;
   std::string deepspeed_where_;
+  std::string fsdp_where_;  // where the fsdp: section starts; empty when the file has none
 };
 
 }  // namespace
@@ -515,6 +594,8 @@ std::string dump_train_config(const TrainConfig& c) {
       out << YAML::Key << "loss" << YAML::Value << c.loss;
       continue;
     }
+    // The fsdp section is read only with an fsdp strategy.
+    if (sec == "fsdp" && !is_fsdp_strategy(c.fabric.strategy)) continue;
     if (sec == "deepspeed") {
       // JSON is YAML: the section reads back as written.
       if (!c.deepspeed.empty()) out << YAML::Key << "deepspeed" << YAML::Value << YAML::Load(c.deepspeed);

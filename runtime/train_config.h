@@ -1,7 +1,7 @@
 // fabric-train's configuration: the YAML schema (sections fabric, model, data, loss, optimizer,
-// scheduler, trainer, logger), its defaults and checks, dotted `--set key.path=value` overrides, and
-// the resolved config written back as YAML. Errors name the file, line, column and key, and suggest
-// the closest key for a misspelt one.
+// scheduler, trainer, logger, lora, fsdp, deepspeed), its defaults and checks, dotted
+// `--set key.path=value` overrides, and the resolved config written back as YAML. Errors name the
+// file, line, column and key, and suggest the closest key for a misspelt one.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -103,6 +103,19 @@ struct TrainConfig {
     double dropout = 0.0;
     std::vector<std::string> target = {"c_attn", "c_proj", "c_fc"};
   } lora;
+  // The `fsdp:` section (fabric.strategy fsdp or fsdp_cpu_offload only; an error otherwise), passed
+  // to FabricOptions::fsdp. Checked names: sharding_strategy (any case, stored upper-case) and
+  // state_dict_type; the policies' module type names are checked against the model when it is built.
+  struct Fsdp {
+    std::string sharding_strategy = "FULL_SHARD";  // FULL_SHARD | SHARD_GRAD_OP | NO_SHARD | HYBRID_SHARD
+    // Module type names (nn::Module::type_name) that become FSDP units. Not given with the gpt
+    // model: {"Block"} (one unit per transformer block, the root holding the rest).
+    std::vector<std::string> auto_wrap_policy;
+    // Module type names whose forward is recomputed in backward.
+    std::vector<std::string> activation_checkpointing_policy;
+    bool cpu_offload = false;  // true under strategy fsdp_cpu_offload
+    std::string state_dict_type = "sharded";  // sharded (one file per rank) | full (one file)
+  } fsdp;
   // The `deepspeed:` section (fabric.strategy deepspeed* only) in DeepSpeed's key names, nested
   // (precision/deepspeed_precision.h), kept as JSON for FabricOptions::deepspeed_config; empty:
   // none. Its fp16/bf16 block sets fabric.precision when that is not given; its

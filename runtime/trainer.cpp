@@ -7,10 +7,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
@@ -19,6 +22,7 @@
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
 #include "runtime/progress.h"
+#include "runtime/sharded_checkpoint.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
 #include "tensor/allocator.h"
@@ -111,6 +115,35 @@ std::ostream& null_stream() {
   return null;
 }
 
+// FabricOptions::fsdp from the fsdp section (read only under an fsdp strategy).
+distributed::FSDPOptions fsdp_options(const TrainConfig& cfg) {
+  distributed::FSDPOptions o;
+  o.sharding_strategy = distributed::parse_sharding_strategy(cfg.fsdp.sharding_strategy);
+  o.auto_wrap_policy = cfg.fsdp.auto_wrap_policy;
+  o.activation_checkpointing_policy = cfg.fsdp.activation_checkpointing_policy;
+  o.cpu_offload = cfg.fsdp.cpu_offload;
+  o.state_dict_type = cfg.fsdp.state_dict_type;
+  return o;
+}
+
+// A policy naming a type the model does not have would silently wrap nothing: name the key instead.
+void check_fsdp_policies(const TrainConfig& cfg, const nn::Module& net) {
+  std::set<std::string> types{net.type_name()};
+  for (const auto& [name, child] : net.named_modules()) types.insert(child->type_name());
+  std::string list;
+  for (const auto& t : types) list += (list.empty() ? "" : ", ") + t;
+  auto check = [&](const char* key, const std::vector<std::string>& names) {
+    for (const auto& n : names)
+      if (!types.count(n))
+        throw ConfigError(std::string("fsdp.") + key + ": '" + n + "' is not a module type of the " + cfg.model.name +
+                          " model (its module types: " + list + ")");
+  };
+  check("auto_wrap_policy", cfg.fsdp.auto_wrap_policy);
+  check("activation_checkpointing_policy", cfg.fsdp.activation_checkpointing_policy);
+}
+
+bool is_fsdp(const Fabric& fab) { return fab.strategy() == "fsdp"; }
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -129,12 +162,17 @@ class Run {
     if (t.deterministic) omp_set_num_threads(1);
     // With several devices the other ranks start here, re-running this command line; only rank 0
     // touches the run directory, prints and logs.
-    Fabric fab({.accelerator = cfg_.fabric.accelerator,
-                .strategy = cfg_.fabric.strategy,
-                .devices = cfg_.fabric.devices,
-                .num_nodes = cfg_.fabric.num_nodes,
-                .precision = cfg_.fabric.precision,
-                .deepspeed_config = cfg_.deepspeed});
+    FabricOptions options{.accelerator = cfg_.fabric.accelerator,
+                          .strategy = cfg_.fabric.strategy,
+                          .devices = cfg_.fabric.devices,
+                          .num_nodes = cfg_.fabric.num_nodes,
+                          .precision = cfg_.fabric.precision,
+                          .deepspeed_config = cfg_.deepspeed};
+    // The config resolved the fsdp section only under an fsdp strategy; ZeRO-3 keeps its own.
+    std::string strategy = cfg_.fabric.strategy;
+    std::transform(strategy.begin(), strategy.end(), strategy.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (strategy == "fsdp" || strategy == "fsdp_cpu_offload") options.fsdp = fsdp_options(cfg_);
+    Fabric fab(options);
     fab.launch();
     const bool rank0 = fab.global_rank() == 0;
     std::ostream& out = rank0 ? out_ : null_stream();
@@ -162,6 +200,7 @@ class Run {
       auto guard = fab.init_module();
       net = build_model(cfg_, data.vocab_size);
     }
+    if (is_fsdp(fab)) check_fsdp_policies(cfg_, *net);
     // The precision plugin converts the module first (quantized layers replace Linear ones), then
     // LoRA adapters go on top, and the optimizer sees only what is left trainable.
     FabricModule model = fab.setup_module(net);
@@ -306,7 +345,8 @@ class Run {
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
                   data::DataLoader& loader) {
     const std::string dir = run_dir_ + "/checkpoints/last";
-    if (!fs::exists(dir + "/state.json")) throw IOError("resume: no checkpoint at " + dir);
+    if (!fs::exists(dir + "/state.json") && !is_sharded_checkpoint(dir))
+      throw IOError("resume: no checkpoint at " + dir);
     State state{{"model", model}, {"optimizer", opt}, {"step", int64_t(0)}, {"rng.seed", int64_t(0)},
                 {"rng.offset", int64_t(0)}};
     State rest = fab.load(dir, state);
@@ -367,7 +407,35 @@ struct LoadedCheckpoint {
   std::string vocab_json;
 };
 
-LoadedCheckpoint load_for_inference(const std::string& dir) {
+// A sharded checkpoint (FSDP's default layout), consolidated into a temporary full one for the
+// commands that read a single process's files; a full checkpoint is used where it is.
+class FullCheckpoint {
+ public:
+  explicit FullCheckpoint(const std::string& dir) : dir_(dir) {
+    if (!is_sharded_checkpoint(dir)) return;
+    static int counter = 0;
+    tmp_ = fs::temp_directory_path() /
+           ("fabric-consolidated-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(tmp_);
+    consolidate_checkpoint(dir, tmp_.string());
+    dir_ = tmp_.string();
+  }
+  ~FullCheckpoint() {
+    std::error_code ec;
+    if (!tmp_.empty()) fs::remove_all(tmp_, ec);
+  }
+  FullCheckpoint(const FullCheckpoint&) = delete;
+  FullCheckpoint& operator=(const FullCheckpoint&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  fs::path tmp_;
+};
+
+LoadedCheckpoint load_for_inference(const std::string& checkpoint_dir) {
+  const FullCheckpoint full(checkpoint_dir);
+  const std::string& dir = full.dir();
   if (!fs::exists(dir + "/state.json")) throw IOError(dir + ": not a checkpoint directory (no state.json)");
   Fabric fab;
   State state{{"config", std::string()}};
@@ -423,9 +491,10 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
-  if (!fs::exists(checkpoint_dir + "/model.safetensors"))
+  const FullCheckpoint full(checkpoint_dir);
+  if (!fs::exists(full.dir() + "/model.safetensors"))
     throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
-  SafetensorsFile f = load_safetensors(checkpoint_dir + "/model.safetensors");
+  SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");
   std::vector<std::pair<std::string, Tensor>> items(f.tensors.begin(), f.tensors.end());
   save_safetensors(out_file, items, {{"format", "pt"}});
 }

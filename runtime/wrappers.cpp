@@ -2,6 +2,7 @@
 #include "runtime/wrappers.h"
 
 #include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
 
 namespace fabric {
 
@@ -57,7 +58,15 @@ FabricOptimizer::FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn
     : optimizer_(&optimizer), module_(std::move(module)), ctx_(std::move(ctx)) {}
 
 bool FabricOptimizer::step(const std::function<Tensor()>& closure) {
-  const bool stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get(), closure);
+  // Every plugin runs a closure (forward + Fabric.backward) before its step (Precision's
+  // contract); it runs here so that the strategy prepares the gradients it produced before the
+  // plugin reads them (DeepSpeedPrecision's overflow check, unscale and clip).
+  if (closure) {
+    EnableGradGuard grad_on;
+    closure();
+  }
+  for (auto& fn : ctx_->before_optimizer_step) fn(*optimizer_);
+  const bool stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get());
   for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_, stepped);
   return stepped;
 }

@@ -21,6 +21,9 @@ struct FabricContext {
   // The strategy finishes gradient synchronisation in Fabric.backward (DDP on several processes),
   // so a plain loss.backward() would leave the ranks' gradients different.
   std::string strategy_needing_fabric_backward;
+  // Called before every optimizer step, ahead of the precision plugin's step (the strategy's
+  // prepare_optimizer_gradients: ZeRO's half partition gradients become float32 there).
+  std::vector<std::function<void(optim::Optimizer&)>> before_optimizer_step;
   // Called after every optimizer step (the on_after_optimizer_step callback).
   std::vector<std::function<void(optim::Optimizer&, bool stepped)>> after_optimizer_step;
 };

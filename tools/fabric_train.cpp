@@ -5,6 +5,7 @@
 //   fabric-train validate CONFIG.yaml [--set k=v ...]
 //   fabric-train sample CHECKPOINT --prompt TEXT --tokens N
 //   fabric-train export CHECKPOINT OUT.safetensors
+//   fabric-train consolidate DIR OUT                a sharded (FSDP) checkpoint -> a full one
 //   fabric-train schema                            the config keys as a Markdown table
 // Launch options (before or after the command), as the reference's `fabric run`:
 //   --devices N  --num-nodes N  --node-rank R  --main-address HOST  --main-port PORT
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/sharded_checkpoint.h"
 #include "runtime/train_config.h"
 #include "runtime/trainer.h"
 
@@ -79,6 +81,9 @@ int main(int argc, char** argv) {
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
   exp->add_option("checkpoint", checkpoint, "a checkpoint directory")->required();
   exp->add_option("out", out_file, "the output .safetensors file")->required();
+  auto* con = app.add_subcommand("consolidate", "turn a sharded FSDP checkpoint into a full one, loadable by any run");
+  con->add_option("dir", checkpoint, "the sharded checkpoint directory (it holds meta.json)")->required();
+  con->add_option("out", out_file, "the full checkpoint directory to write")->required();
   auto* sch = app.add_subcommand("schema", "print every config key with its type, default and meaning (Markdown)");
   std::string devices;
   int64_t num_nodes = 0, node_rank = -1, main_port = 0;
@@ -128,6 +133,9 @@ int main(int argc, char** argv) {
       std::cout << train_config_schema();
     } else if (*exp) {
       export_checkpoint(checkpoint, out_file);
+      std::cout << "wrote " << out_file << "\n";
+    } else if (*con) {
+      consolidate_checkpoint(checkpoint, out_file);
       std::cout << "wrote " << out_file << "\n";
     } else {
       fabric::fit(default_config(sets));

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "distributed/cluster_env.h"
+
 namespace fabric::dist_test {
 
 // This binary, restricted to the running test (DISABLED_ tests included).
@@ -67,5 +69,25 @@ inline ChildResult run_test_in_child(const std::string& test, const std::map<std
 }
 
 inline bool process_alive(pid_t pid) { return kill(pid, 0) == 0; }
+
+// Runs `test` once per "node" on loopback, as `fabric-train --num-nodes N --node-rank R` would
+// start it (NODE_RANK, MASTER_ADDR, MASTER_PORT), all at once, and expects every node to exit 0.
+inline void expect_nodes_succeed(const std::string& test, int nodes, std::chrono::seconds timeout) {
+  const int port = distributed::find_free_port();
+  std::vector<ChildResult> results(static_cast<size_t>(nodes));
+  std::vector<std::thread> threads;
+  for (int node = 0; node < nodes; ++node) {
+    threads.emplace_back([&, node] {
+      results[size_t(node)] = run_test_in_child(
+          test, {{"NODE_RANK", std::to_string(node)}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}},
+          timeout);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int node = 0; node < nodes; ++node) {
+    EXPECT_FALSE(results[size_t(node)].timed_out) << test << " node " << node;
+    EXPECT_EQ(results[size_t(node)].status, 0) << test << " node " << node;
+  }
+}
 
 }  // namespace fabric::dist_test

@@ -35,22 +35,7 @@ TEST(ClusterLaunch, DISABLED_NodeWorker) {
 }
 
 TEST(ClusterLaunch, TwoNodesOfOneProcessEach) {
-  const int port = distributed::find_free_port();
-  std::vector<dist_test::ChildResult> results(2);
-  std::vector<std::thread> nodes;
-  for (int node = 0; node < 2; ++node) {
-    nodes.emplace_back([&, node] {
-      results[size_t(node)] = dist_test::run_test_in_child(
-          "ClusterLaunch.DISABLED_NodeWorker",
-          {{"NODE_RANK", std::to_string(node)}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}},
-          60s);
-    });
-  }
-  for (auto& t : nodes) t.join();
-  for (int node = 0; node < 2; ++node) {
-    EXPECT_FALSE(results[size_t(node)].timed_out) << "node " << node;
-    EXPECT_EQ(results[size_t(node)].status, 0) << "node " << node;
-  }
+  dist_test::expect_nodes_succeed("ClusterLaunch.DISABLED_NodeWorker", 2, 60s);
 }
 
 TEST(ClusterLaunch, DISABLED_MpiWorker) {

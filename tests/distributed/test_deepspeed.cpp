@@ -1,6 +1,7 @@
 // DeepSpeedPrecision through Fabric: selection for strategy deepspeed, the DeepSpeed config block
-// (stage, precision, clipping), and 2 ranks of ZeRO-2 16-mixed where only rank 1's gradient
-// partition overflows: the MAX-reduced flag makes both ranks skip.
+// (stage, precision, clipping, the half dtype it gives ZeRO), and 2 ranks of ZeRO-2 16-mixed
+// (float16 parameters, fp32 masters) where only rank 1's gradient partition overflows: the
+// MAX-reduced flag makes both ranks skip.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,9 +70,15 @@ TEST(DeepSpeedFabric, ConfigSelectsStagePrecisionAndScaler) {
   auto* z = dynamic_cast<distributed::ZeroStrategy*>(&f.strategy_object());
   ASSERT_NE(z, nullptr);
   EXPECT_EQ(z->stage(), 1);
+  EXPECT_EQ(z->half_dtype(), DType::float16);  // half parameters, fp32 master partitions
 
   Fabric b({.accelerator = "cpu", .strategy = "deepspeed", .deepspeed_config = R"({"bf16": {"enabled": true}})"});
   EXPECT_EQ(b.precision_name(), "bf16-mixed");
+  EXPECT_EQ(dynamic_cast<distributed::ZeroStrategy&>(b.strategy_object()).half_dtype(), DType::bfloat16);
+  Fabric t({.accelerator = "cpu", .strategy = "deepspeed", .precision = "bf16-true"});
+  EXPECT_EQ(dynamic_cast<distributed::ZeroStrategy&>(t.strategy_object()).half_dtype(), DType::bfloat16);
+  Fabric full({.accelerator = "cpu", .strategy = "deepspeed", .precision = "32-true"});
+  EXPECT_EQ(dynamic_cast<distributed::ZeroStrategy&>(full.strategy_object()).half_dtype(), DType::float32);
   EXPECT_CONTAINS(thrown<ValueError>([] {
                     Fabric({.accelerator = "cpu", .strategy = "deepspeed", .precision = "bf16-mixed",
                             .deepspeed_config = R"({"fp16": {"enabled": true}})"});
@@ -87,14 +94,23 @@ TEST(DeepSpeedFabric, ConfigSelectsStagePrecisionAndScaler) {
                   "'zero'");
 }
 
+// The values the optimizer steps (the fp32 masters), by parameter name.
+std::vector<float> master_values(Fabric& f, nn::Module& m, const std::string& name) {
+  return flat_values(f.strategy_object().module_state_to_save(m).at(name));
+}
+
 // Rank 1 alone sees an inf (in b, which only its partition holds). Both ranks must skip that
-// step and back off alike; the clean step afterwards updates both partitions.
+// step and back off alike; the clean step afterwards updates both partitions. The parameters are
+// float16, so the scaled gradients must fit it: at 2^16 the gradient reaching the float16 product
+// a * x would already be inf (as in DeepSpeed), hence a scale of 2^8 (Lightning's keys otherwise).
 TEST(DeepSpeedFabric, OnlyRankOneOverflowsAndBothRanksSkip) {
   Fabric fab({.accelerator = "cpu",
               .strategy = "deepspeed_stage_2",
               .devices = 2,
               .precision = "16-mixed",
               .timeout = 30s,
+              .deepspeed_config = R"({"fp16": {"enabled": true, "loss_scale": 0, "initial_scale_power": 8,
+                                       "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}})",
               .launch_argv = self_argv()});
   fab.launch([&](Fabric& f) {
     auto model = std::make_shared<TwoSlices>();
@@ -105,24 +121,37 @@ TEST(DeepSpeedFabric, OnlyRankOneOverflowsAndBothRanksSkip) {
     const auto layout = z->layout(sgd);
     ASSERT_EQ(layout.size(), 1u);
     ASSERT_EQ(layout[0].partition, 8);  // a is rank 0's, b rank 1's
+    EXPECT_EQ(layout[0].dtype, DType::float16);
+    EXPECT_EQ(model->get_parameter("a").dtype(), DType::float16);
+    EXPECT_EQ(sgd.parameters().front().dtype(), DType::float32);
     auto& p = dynamic_cast<precision::DeepSpeedPrecision&>(f.precision());
     const float r = static_cast<float>(f.global_rank());
 
-    // Step 0: rank 1's b-gradient is inf; rank 0's partition (a) is clean.
-    f.backward(m(input(0.5f * (r + 1), f.global_rank() == 1 ? kInf : 1.f)));
+    // Step 0: rank 1's b-gradient is inf; rank 0's partition (a) is clean. Until the step the
+    // master's gradient is the float16 reduced partition; the step makes it float32 before the
+    // overflow check, which then drops it.
+    f.backward(m(input(0.25f * (r + 1), f.global_rank() == 1 ? kInf : 0.5f)));
+    const Tensor master = sgd.parameters().front();
+    ASSERT_TRUE(master.grad().defined());
+    EXPECT_EQ(master.grad().dtype(), DType::float16);
     EXPECT_FALSE(opt.step()) << "rank " << f.global_rank() << " stepped on an overflow";
+    EXPECT_FALSE(master.grad().defined());
     opt.zero_grad();
     EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, 1.f));
     EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, 1.f));
-    EXPECT_EQ(p.loss_scaler().cur_scale(), 65536.0);  // absorbed by the hysteresis
+    EXPECT_EQ(master_values(f, *model, "a"), std::vector<float>(8, 1.f));
+    EXPECT_EQ(master_values(f, *model, "b"), std::vector<float>(8, 1.f));
+    EXPECT_EQ(p.loss_scaler().cur_scale(), 256.0);  // absorbed by the hysteresis
     EXPECT_EQ(p.loss_scaler().cur_hysteresis(), 1);
 
-    // Step 1: clean. Mean gradients: a 0.75, b 1.
-    f.backward(m(input(0.5f * (r + 1), 1.f)));
+    // Step 1: clean. Mean gradients: a 0.375, b 0.5.
+    f.backward(m(input(0.25f * (r + 1), 0.5f)));
     EXPECT_TRUE(opt.step());
     opt.zero_grad();
-    EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, 0.25f));
-    EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, 0.f));
+    EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, 0.625f));
+    EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, 0.5f));
+    EXPECT_EQ(master_values(f, *model, "a"), std::vector<float>(8, 0.625f));
+    EXPECT_EQ(master_values(f, *model, "b"), std::vector<float>(8, 0.5f));
     EXPECT_EQ(p.loss_scaler().cur_iter(), 2);
     EXPECT_EQ(p.loss_scaler().last_overflow_iter(), 0);
   });
@@ -147,9 +176,14 @@ TEST(DeepSpeedFabric, ConfigGradientClippingUsesTheGlobalNorm) {
     f.backward(m(input(3.f, 4.f)));
     EXPECT_TRUE(opt.step());
     // |g| = sqrt(8 * 9 + 8 * 16) over both partitions (each alone would be sqrt(72) or sqrt(128)).
+    // The fp32 masters hold the update; the float16 parameters, the masters rounded.
     const double c = 0.5 / (std::sqrt(200.0) + 1e-6);
-    for (float v : flat_values(model->get_parameter("a"))) EXPECT_NEAR(v, 1.0 - 3.0 * c, 1e-6);
-    for (float v : flat_values(model->get_parameter("b"))) EXPECT_NEAR(v, 1.0 - 4.0 * c, 1e-6);
+    for (float v : master_values(f, *model, "a")) EXPECT_NEAR(v, 1.0 - 3.0 * c, 1e-6);
+    for (float v : master_values(f, *model, "b")) EXPECT_NEAR(v, 1.0 - 4.0 * c, 1e-6);
+    const float a16 = scalar_tensor(1.0 - 3.0 * c, {.dtype = DType::float32}).to(DType::float16).item<float>();
+    const float b16 = scalar_tensor(1.0 - 4.0 * c, {.dtype = DType::float32}).to(DType::float16).item<float>();
+    EXPECT_EQ(flat_values(model->get_parameter("a")), std::vector<float>(8, a16));
+    EXPECT_EQ(flat_values(model->get_parameter("b")), std::vector<float>(8, b16));
   });
 }
 

@@ -1,5 +1,6 @@
 // ZeRO checkpoints through Fabric with real processes (2 ranks, Gloo over loopback): saved in the
-// single-process layout, they resume a ZeRO run, load into one process, and a DDP checkpoint loads.
+// single-process layout, they resume a ZeRO run, load into one process, and a DDP checkpoint loads;
+// under bf16-mixed the model file holds the fp32 master values.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -119,6 +120,72 @@ TEST(ZeroStage2, CheckpointResumesAndLoadsIntoOneProcess) {
   const double diff = max_rel_diff(snapshot(*module), run.w15);
   EXPECT_LE(diff, 1e-6);
   std::printf("[zero] one process from the ZeRO checkpoint: max rel diff vs ZeRO after 5 steps %.3g\n", diff);
+  std::filesystem::remove_all(run.dir);
+}
+
+// bf16-mixed ZeRO-2 (bf16 parameters, fp32 master partitions): the checkpoint's model holds the
+// float32 masters, not the bf16 parameters, so resuming from it equals the uninterrupted run
+// exactly (a bf16 model file would restart from rounded masters and drift), and a float32 run in
+// one process loads the masters as they were.
+TEST(ZeroStage2, Bf16MixedCheckpointKeepsFp32MastersAndResumes) {
+  const Problem p = make_problem("mlp");
+  Fabric fab(zero_options(2, "bf16-mixed"));
+  const Case c{.optimizer = "adamw", .precision = "bf16-mixed"};
+  const ResumeRun run = fab.launch([&](Fabric& f) {
+    ResumeRun o;
+    o.dir = shared_dir(f, "zero2_bf16_ckpt");
+    const auto uninterrupted = train_zero(f, p, c, 50).weights;
+    {
+      auto module = make_model("mlp", 7 + 100 * uint64_t(f.global_rank()));
+      auto opt = make_optimizer("adamw", module->parameters());
+      auto [model, fopt] = f.setup(module, *opt);
+      EXPECT_EQ(module->parameters().front().dtype(), DType::bfloat16);
+      fabric_steps(f, model, fopt, p, 0, 10);
+      f.save(o.dir, {{"model", model}, {"optimizer", fopt}});
+      o.w15 = master_weights(f, *module);  // here: after 10 steps
+      fabric_steps(f, model, fopt, p, 10, 20);
+      o.w20 = master_weights(f, *module);
+    }
+    EXPECT_LE(max_rel_diff(o.w20, uninterrupted), 1e-6) << "saving changed the run, rank " << f.global_rank();
+    {
+      auto module = make_model("mlp", 99 + uint64_t(f.global_rank()));
+      auto opt = std::make_unique<optim::AdamW>(module->parameters(), optim::AdamWOptions{.lr = 0.5});
+      auto [model, fopt] = f.setup(module, *opt);
+      State st{{"model", model}, {"optimizer", fopt}};
+      f.load(o.dir, st);
+      // The masters are the saved ones, the bf16 parameters them rounded.
+      EXPECT_EQ(max_rel_diff(master_weights(f, *module), o.w15), 0.0) << "rank " << f.global_rank();
+      const std::vector<Tensor> params = module->parameters();
+      for (size_t i = 0; i < params.size(); ++i)
+        EXPECT_EQ(max_rel_diff({params[i]}, {o.w15[i].to(DType::bfloat16)}), 0.0) << "parameter " << i;
+      fabric_steps(f, model, fopt, p, 10, 20);
+      const double diff = max_rel_diff(master_weights(f, *module), o.w20);
+      EXPECT_LE(diff, 1e-6) << "rank " << f.global_rank();
+      std::printf("[zero] bf16-mixed resumed from the checkpoint, rank %d: max rel diff vs uninterrupted %.3g\n",
+                  f.global_rank(), diff);
+    }
+    return o;
+  });
+  if (fab.global_rank() != 0) return;
+  // The file: float32 values that bf16 cannot hold (full precision), one per parameter.
+  auto module = make_model("mlp", 555);
+  const SafetensorsFile file = load_safetensors(run.dir + "/model.safetensors");
+  const auto named = module->named_parameters();
+  ASSERT_EQ(named.size(), run.w15.size());
+  bool beyond_bf16 = false;
+  for (size_t i = 0; i < named.size(); ++i) {
+    ASSERT_TRUE(file.tensors.count(named[i].first)) << named[i].first;
+    const Tensor& t = file.tensors.at(named[i].first);
+    EXPECT_EQ(t.dtype(), DType::float32) << named[i].first;
+    EXPECT_EQ(max_rel_diff({t}, {run.w15[i]}), 0.0) << named[i].first;
+    beyond_bf16 = beyond_bf16 || max_rel_diff({t.to(DType::bfloat16)}, {t}) > 0;
+  }
+  EXPECT_TRUE(beyond_bf16) << "the saved weights are all bf16 values: the masters were not saved";
+  Fabric single({.accelerator = "cpu"});
+  auto opt = make_optimizer("adamw", module->parameters());
+  auto [model, fopt] = single.setup(module, *opt);
+  single.load(run.dir, {{"model", model}, {"optimizer", fopt}}, /*strict=*/true);
+  EXPECT_EQ(max_rel_diff(snapshot(*module), run.w15), 0.0);
   std::filesystem::remove_all(run.dir);
 }
 

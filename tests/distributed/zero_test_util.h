@@ -1,5 +1,6 @@
 // Shared by the ZeRO and FSDP tests (test_zero.cpp, test_zero_checkpoint.cpp, test_fsdp*.cpp): the problems, models and
-// optimizers both sides train, the ZeRO training loop and the Fabric options of a 2-rank run.
+// optimizers both sides train, the ZeRO training loop, the data-parallel references (float32
+// weights; half weights with float32 masters) and the Fabric options of a 2-rank run.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include "autograd/grad_mode.h"
 #include "distributed/zero.h"
 #include "optim/clip_grad.h"
+#include "precision/deepspeed_precision.h"
 #include "precision/mixed_precision.h"
 #include "nn/gpt.h"
 #include "nn/mlp.h"
@@ -42,6 +44,17 @@ struct Case {
   double max_norm = 0;            // > 0: clip by norm before every step
   double clip_val = 0;            // > 0: clip by value before every step
   double norm_type = 2.0;
+  // Every micro-batch synchronises (no no_backward_sync): the reduced partition gradients
+  // accumulate over the step (in the half dtype under a half mode, as DeepSpeed).
+  bool sync_each_micro = false;
+  // Before each step's zero_grad, a synchronised backward on other rows whose gradients that
+  // zero_grad must discard (the reference never sees it).
+  bool discarded_backward = false;
+  // The micro-batches run in a closure passed to step (no clip_gradients then).
+  bool closure = false;
+  // > 0: the DeepSpeed config's gradient_clipping (the plugin clips inside its step); shared by
+  // the cases of one launch (half modes).
+  double ds_clip = 0;
 };
 
 struct Problem {
@@ -100,8 +113,18 @@ inline double max_rel_diff(const std::vector<Tensor>& a, const std::vector<Tenso
   return worst;
 }
 
+// The values the optimizer steps, in parameter order: the module's parameters, or under a half
+// mode of ZeRO their float32 masters (module_state_to_save: collective).
+inline std::vector<Tensor> master_weights(Fabric& f, nn::Module& m) {
+  const nn::StateDict sd = f.strategy_object().module_state_to_save(m);
+  std::vector<Tensor> out;
+  for (const auto& [name, q] : m.named_parameters()) out.push_back(sd.at(name).clone());
+  return out;
+}
+
 struct ZeroRun {
-  std::vector<Tensor> weights;
+  std::vector<Tensor> weights;           // master_weights
+  std::vector<Tensor> module_weights;    // the module's parameters as they are (half under a half mode)
   std::vector<distributed::ZeroStrategy::GroupLayout> layout;
   std::vector<int64_t> shard_numel;      // the optimizer's parameters after setup
   std::vector<int64_t> state_numel;      // every floating state tensor with more than one element
@@ -120,14 +143,29 @@ inline ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bu
   for (const Tensor& q : opt->parameters()) run.shard_numel.push_back(q.numel());
   const int64_t r = f.global_rank(), rows = kB / c.micro;
   for (int64_t s = 0; s < kSteps; ++s) {
-    fopt.zero_grad();
-    for (int m = 0; m < c.micro; ++m) {
-      const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
-      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
-      auto guard = f.no_backward_sync(model, /*enabled=*/m + 1 < c.micro);
-      const Tensor loss = loss_of(c.model, model(x), y) * (1.0 / c.micro);
-      f.backward(loss);
+    if (c.discarded_backward) {
+      const int64_t other = (s + 1) % kSteps;
+      f.backward(loss_of(c.model, model(p.x[other].narrow(0, r * kB, kB)), p.y[other].narrow(0, r * kB, kB)));
     }
+    fopt.zero_grad();
+    auto micro_batches = [&] {
+      Tensor total;
+      for (int m = 0; m < c.micro; ++m) {
+        const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
+        const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
+        auto guard = f.no_backward_sync(model, /*enabled=*/!c.sync_each_micro && m + 1 < c.micro);
+        const Tensor loss = loss_of(c.model, model(x), y) * (1.0 / c.micro);
+        f.backward(loss);
+        total = loss;
+      }
+      return total;
+    };
+    if (c.closure) {
+      EXPECT_TRUE(c.max_norm == 0 && c.clip_val == 0) << "a closure leaves no room to clip";
+      fopt.step(micro_batches);
+      continue;
+    }
+    micro_batches();
     if (c.max_norm > 0) {
       const double n = f.clip_gradients(model, fopt, {.max_norm = c.max_norm, .norm_type = c.norm_type}).item<double>();
       if (norms) norms->push_back(n);
@@ -140,7 +178,8 @@ inline ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bu
       for (const auto& [key, t] : *st)
         if (t.is_floating_point() && t.numel() > 1) run.state_numel.push_back(t.numel());
   }
-  run.weights = snapshot(*module);
+  run.weights = master_weights(f, *module);
+  run.module_weights = snapshot(*module);
   return run;
 }
 
@@ -194,6 +233,88 @@ inline std::vector<Tensor> train_dp(Fabric& f, const Problem& p, const Case& c, 
   }
   return snapshot(*model);
 }
+
+// Data parallelism with DeepSpeed's half weights written out (spec §10), in the launched processes:
+// float32 master weights, which the optimizer steps; every step the forward and backward run on a
+// half copy of them under the plugin's forward context (autocast for the mixed modes, the half
+// default dtype for the true modes); the half gradients (of the scaled loss under 16-mixed),
+// accumulated over the micro-batches, are divided by the world size and summed across ranks in
+// half (with sync_each_micro: every micro-batch's, the reduced gradients accumulated in half, as
+// DeepSpeed accumulates its partition gradients), cast to float32 at the step, optionally clipped
+// (unscaled first, as Fabric.clip_gradients does) and stepped through the plugin (overflow check,
+// unscale, scale update). The true modes start from the half-rounded initial weights (the module
+// is cast before the masters are taken).
+inline std::vector<Tensor> train_dp_half_weights(Fabric& f, const Problem& p, const Case& c,
+                                                 std::vector<double>* norms = nullptr) {
+  precision::DeepSpeedPrecision ds(c.precision, DeviceType::cpu, std::nullopt, c.ds_clip);
+  const DType half = ds.dtype();
+  auto master = make_model(c.model, 7);
+  auto copy = make_model(c.model, 7);
+  copy->to(half);
+  std::vector<Tensor> mp = master->parameters(), hp = copy->parameters();
+  if (c.precision.find("-true") != std::string::npos) {
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < mp.size(); ++i) mp[i].copy_(hp[i]);
+  }
+  auto opt = make_optimizer(c.optimizer, mp);
+  const int64_t r = f.global_rank(), rows = kB / c.micro;
+  const double n = static_cast<double>(f.world_size());
+  for (int64_t s = 0; s < kSteps; ++s) {
+    opt->zero_grad();
+    copy->zero_grad();
+    {
+      NoGradGuard no_grad;
+      for (size_t i = 0; i < mp.size(); ++i) hp[i].copy_(mp[i]);
+    }
+    std::vector<Tensor> reduced(mp.size());  // (sync_each_micro) in half
+    for (int m = 0; m < c.micro; ++m) {
+      const Tensor x = p.x[s].narrow(0, r * kB + m * rows, rows);
+      const Tensor y = p.y[s].narrow(0, r * kB + m * rows, rows);
+      Tensor out;
+      {
+        precision::ContextGuard guard = ds.forward_context();
+        out = copy->forward(ds.convert_input(x));
+      }
+      ds.backward(loss_of(c.model, ds.convert_output(out), y) * (1.0 / c.micro), nullptr);
+      if (c.sync_each_micro) {
+        NoGradGuard no_grad;
+        for (size_t i = 0; i < mp.size(); ++i) {
+          const Tensor g = hp[i].grad();
+          if (!g.defined()) continue;
+          const Tensor r = f.all_reduce(g / n, "sum");
+          if (reduced[i].defined()) {
+            add_(reduced[i], r);
+          } else {
+            reduced[i] = r;
+          }
+          zero_grad(hp[i]);
+        }
+      }
+    }
+    {
+      NoGradGuard no_grad;
+      for (size_t i = 0; i < mp.size(); ++i) {
+        if (c.sync_each_micro) {
+          if (reduced[i].defined()) set_grad(mp[i], reduced[i].to(DType::float32));
+          continue;
+        }
+        const Tensor g = hp[i].grad();
+        if (!g.defined()) continue;
+        set_grad(mp[i], f.all_reduce(g / n, "sum").to(DType::float32));
+      }
+      if (c.max_norm > 0 || c.clip_val > 0) ds.unscale_gradients(*opt);
+      if (c.max_norm > 0) {
+        const double n = optim::clip_grad_norm_(mp, c.max_norm, c.norm_type).item<double>();
+        if (norms) norms->push_back(n);
+      }
+      if (c.clip_val > 0) optim::clip_grad_value_(mp, c.clip_val);
+    }
+    ds.optimizer_step(*opt, nullptr);
+  }
+  return snapshot(*master);
+}
+
+inline bool is_half_mode(const std::string& precision) { return precision != "32-true"; }
 
 inline FabricOptions zero_options(int stage, const std::string& precision = "32-true") {
   return {.accelerator = "cpu",

@@ -1,0 +1,49 @@
+// What the full (checkpoint.cpp) and sharded (sharded_checkpoint*.cpp) checkpoint writers share:
+// key checks, the state.json description of a state, plain values, fsync and the atomic commit.
+// Internal to runtime/: it exposes nlohmann::json.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/checkpoint.h"
+#include "tensor/safetensors.h"
+
+namespace fabric::checkpoint_detail {
+
+using nlohmann::json;
+
+inline constexpr const char* kFormat = "fabric-checkpoint";
+inline constexpr int kVersion = 1;
+
+// IOError "checkpoint <path>: <what>".
+[[noreturn]] void io_fail(const std::string& path, const std::string& what);
+void fsync_path(const std::string& path, bool directory);
+// ValueError for keys that are empty, '.', '..', hold '/', or name a reserved file.
+void check_key(const std::string& key);
+
+// state.json's "entries": per key its kind, plain values and precision state; `tensors` receives
+// the plain tensors (for tensors.safetensors). `precision` is added under "precision" unless the
+// state holds a plugin already or holds that key. Checks every key.
+json describe_entries(const State& state, const precision::Precision* precision,
+                      std::vector<std::pair<std::string, Tensor>>& tensors);
+precision::PrecisionState precision_state_from(const json& entry);
+
+// With strict, KeyError for a key of `state` (other than a precision plugin) not in `entries`.
+void check_strict_keys(const State& state, const json& entries, bool strict, const std::string& path);
+// ValueError when the checkpoint's `kind` for `key` does not fit `target` (an int loads into a float).
+void check_kind(const StateEntry& target, const std::string& key, const std::string& kind);
+// Restores a plain entry (tensor, number, flag, string) or a precision plugin into `target`.
+void restore_plain(StateEntry& target, const std::string& key, const json& entry, const SafetensorsFile& tensors,
+                   const std::string& path);
+// Adds a plain entry the caller did not ask for (tensor or value) to `remainder`.
+void add_plain_remainder(State& remainder, const std::string& key, const json& entry,
+                         const SafetensorsFile& tensors);
+
+// Replaces `path` by the complete directory `tmp` in one step where the file system allows it
+// (else through `path`.old, which load falls back to).
+void commit_directory(const std::string& tmp, const std::string& path);
+
+}  // namespace fabric::checkpoint_detail

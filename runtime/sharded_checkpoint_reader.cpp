@@ -1,0 +1,335 @@
+// Reading sharded checkpoints piece by piece (ShardedReader), and fabric-train consolidate, which
+// turns one into the full layout in a single process.
+#include "runtime/sharded_checkpoint_reader.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "runtime/checkpoint_detail.h"
+#include "runtime/sharded_checkpoint.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+
+namespace fabric {
+namespace sharded_detail {
+namespace fs = std::filesystem;
+
+std::string rank_file_name(int rank, int world_size) {
+  return "rank-" + std::to_string(rank) + "-of-" + std::to_string(world_size) + ".safetensors";
+}
+
+std::string piece_key(const std::string& entry, const std::string& name, int64_t offset) {
+  return entry + "/" + name + "/" + std::to_string(offset);
+}
+
+namespace {
+
+json number_to_json(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+double number_from_json(const json& j, const std::string& where) {
+  if (j.is_number()) return j.get<double>();
+  if (j.is_string()) {
+    const std::string s = j.get<std::string>();
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    if (s == "-inf") return -std::numeric_limits<double>::infinity();
+    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
+  }
+  throw IOError(where + " is not a number (found " + j.dump() + ")");
+}
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+// "state.<index>.<key>" -> (index, key); false for other names.
+bool parse_state_name(const std::string& name, int64_t& index, std::string& key) {
+  if (!name.starts_with("state.")) return false;
+  const size_t dot = name.find('.', 6);
+  if (dot == std::string::npos || dot == 6 || dot + 1 == name.size()) return false;
+  const auto [end, ec] = std::from_chars(name.data() + 6, name.data() + dot, index);
+  if (ec != std::errc() || end != name.data() + dot) return false;
+  key = name.substr(dot + 1);
+  return true;
+}
+
+}  // namespace
+
+json hyper_params_to_json(const optim::HyperParams& h) {
+  json out = json::object();
+  for (const auto& [k, v] : h) {
+    if (const double* d = std::get_if<double>(&v)) {
+      out[k] = number_to_json(*d);
+    } else if (const bool* b = std::get_if<bool>(&v)) {
+      out[k] = *b;
+    } else {
+      json a = json::array();
+      for (double x : std::get<std::vector<double>>(v)) a.push_back(number_to_json(x));
+      out[k] = a;
+    }
+  }
+  return out;
+}
+
+optim::HyperParams hyper_params_from_json(const json& j, const std::string& where) {
+  FABRIC_CHECK(j.is_object(), IOError, where, " is not an object of hyper-parameters");
+  optim::HyperParams h;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_boolean()) {
+      h[k] = v.get<bool>();
+    } else if (v.is_array()) {
+      std::vector<double> xs;
+      for (const auto& x : v) xs.push_back(number_from_json(x, where + "." + k));
+      h[k] = xs;
+    } else {
+      h[k] = number_from_json(v, where + "." + k);
+    }
+  }
+  return h;
+}
+
+ShardedReader::ShardedReader(const std::string& path) : path_(path), dir_(path) {
+  if (!fs::exists(dir_ + "/meta.json") && fs::exists(dir_ + ".old/meta.json")) dir_ = dir_ + ".old";
+  std::ifstream in(dir_ + "/meta.json");
+  if (!in) throw IOError("sharded checkpoint " + path + ": no meta.json there (not a sharded checkpoint, or missing)");
+  try {
+    meta_ = json::parse(in);
+  } catch (const std::exception& e) {
+    throw IOError("sharded checkpoint " + dir_ + "/meta.json: not valid JSON: " + e.what());
+  }
+  const bool ok = meta_.is_object() && meta_.value("format", "") == kShardedFormat && meta_.contains("entries") &&
+                  meta_["entries"].is_object() && meta_.contains("world_size") &&
+                  meta_["world_size"].is_number_integer() && meta_["world_size"].get<int64_t>() >= 1;
+  if (!ok)
+    throw IOError("sharded checkpoint " + dir_ + "/meta.json: not a sharded checkpoint description (expected "
+                  "format \"" + kShardedFormat + "\" with world_size and entries, found format \"" +
+                  (meta_.is_object() ? meta_.value("format", "") : std::string()) + "\")");
+  FABRIC_CHECK(meta_.value("version", 0) == kShardedVersion, IOError, "sharded checkpoint ", dir_,
+               "/meta.json: version ", meta_.value("version", 0), " (this build reads version ", kShardedVersion, ")");
+  world_size_ = meta_["world_size"].get<int>();
+}
+
+const json& ShardedReader::entry(const std::string& key) const {
+  const json& es = entries();
+  FABRIC_CHECK(es.contains(key), KeyError, "sharded checkpoint ", dir_, ": no entry '", key, "'");
+  return es[key];
+}
+
+std::string ShardedReader::stored_name(const std::string& key, const std::string& name) const {
+  const json& e = entry(key);
+  if (e.contains("tensors") && e["tensors"].contains(name)) return name;
+  if (e.contains("aliases"))
+    if (auto a = e["aliases"].find(name); a != e["aliases"].end() && a->is_string()) return a->get<std::string>();
+  return name;
+}
+
+const json* ShardedReader::tensor(const std::string& key, const std::string& name) const {
+  const json& e = entry(key);
+  if (!e.contains("tensors")) return nullptr;
+  const json& ts = e["tensors"];
+  const auto it = ts.find(stored_name(key, name));
+  return it == ts.end() ? nullptr : &*it;
+}
+
+std::vector<std::string> ShardedReader::names(const std::string& key) const {
+  const json& e = entry(key);
+  std::vector<std::string> out;
+  if (e.contains("tensors"))
+    for (const auto& [n, t] : e["tensors"].items()) out.push_back(n);
+  if (e.contains("aliases"))
+    for (const auto& [n, t] : e["aliases"].items()) out.push_back(n);
+  return out;
+}
+
+Shape ShardedReader::shape_of(const json& t) { return t.at("shape").get<Shape>(); }
+
+const SafetensorsFile& ShardedReader::rank_file(int rank, const std::string& entry) {
+  if (auto it = files_.find(rank); it != files_.end()) return it->second;
+  FABRIC_CHECK(rank >= 0 && rank < world_size_, IOError, "sharded checkpoint ", dir_, "/meta.json: entry '", entry,
+               "' lists a piece on rank ", rank, " but the checkpoint was written by ", world_size_, " ranks");
+  const std::string file = dir_ + "/" + rank_file_name(rank, world_size_);
+  FABRIC_CHECK(fs::exists(file), IOError, "sharded checkpoint ", dir_, ": the rank file ", rank_file_name(rank, world_size_),
+               " is missing (meta.json lists pieces of '", entry, "' there; the checkpoint was written by ",
+               world_size_, " ranks)");
+  return files_.emplace(rank, load_safetensors(file)).first->second;
+}
+
+Tensor ShardedReader::piece(const std::string& entry, const std::string& name, const json& t, int rank,
+                            int64_t offset, int64_t numel) {
+  const SafetensorsFile& f = rank_file(rank, entry);
+  const std::string key = piece_key(entry, name, offset);
+  const std::string file = rank_file_name(rank, world_size_);
+  auto it = f.tensors.find(key);
+  FABRIC_CHECK(it != f.tensors.end(), IOError, "sharded checkpoint ", dir_, ": ", file, " lacks the piece '", key,
+               "' that meta.json lists");
+  const Tensor& p = it->second;
+  const std::string dtype = t.at("dtype").get<std::string>();
+  FABRIC_CHECK(p.dim() == 1 && p.numel() == numel && dtype_name(p.dtype()) == dtype, IOError, "sharded checkpoint ",
+               dir_, ": ", file, " piece '", key, "' holds ", shape_str(p.sizes()), " ", dtype_name(p.dtype()),
+               " but meta.json says (", numel, ",) ", dtype);
+  return p;
+}
+
+Tensor ShardedReader::read(const std::string& entry, const std::string& name, int64_t offset, int64_t numel) {
+  const json* t = tensor(entry, name);
+  if (!t) return Tensor();
+  const Shape shape = shape_of(*t);
+  const int64_t total = numel_of(shape);
+  const DType dtype = dtype_from_name(t->at("dtype").get<std::string>());
+  FABRIC_CHECK(offset >= 0 && numel >= 0 && offset + numel <= total, ValueError, "sharded checkpoint ", dir_, ": '",
+               entry, "' tensor '", name, "' has shape ", shape_str(shape), " (", total, " elements); elements [",
+               offset, ", ", offset + numel, ") were asked for (does the model match the checkpoint?)");
+  if (numel == 0) return empty({0}, {.dtype = dtype});
+  const std::string stored = stored_name(entry, name);  // an alias's pieces are under the stored name
+  Tensor out;
+  int64_t covered = 0;
+  for (const json& p : t->at("pieces")) {
+    const int rank = p.at("rank").get<int>();
+    const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
+    const int64_t a = std::max(offset, po), e = std::min(offset + numel, po + pn);
+    if (a >= e) continue;
+    const Tensor src = piece(entry, stored, *t, rank, po, pn);
+    if (a == offset && e == offset + numel && covered == 0) return src.narrow(0, a - po, e - a);  // zero-copy
+    if (!out.defined()) out = empty({numel}, {.dtype = dtype});
+    out.narrow(0, a - offset, e - a).copy_(src.narrow(0, a - po, e - a));
+    covered += e - a;
+  }
+  FABRIC_CHECK(covered == numel, ValueError, "sharded checkpoint ", dir_, ": the pieces of '", entry, "' tensor '",
+               name, "' cover ", covered, " of elements [", offset, ", ", offset + numel,
+               ") (expected exactly ", numel, "): a piece is missing from meta.json, or listed twice");
+  return out;
+}
+
+Tensor ShardedReader::read_whole(const std::string& entry, const std::string& name) {
+  const json* t = tensor(entry, name);
+  if (!t) return Tensor();
+  const Shape shape = shape_of(*t);
+  return read(entry, name, 0, numel_of(shape)).reshape(shape);
+}
+
+nn::StateDict ShardedReader::module_state(const std::string& entry) {
+  nn::StateDict sd;
+  for (const std::string& n : names(entry)) sd.insert(n, read_whole(entry, n));
+  return sd;
+}
+
+std::string ShardedReader::optimizer_name(const std::string& key) const { return entry(key).value("optimizer", ""); }
+
+optim::OptimizerState ShardedReader::optimizer_groups(const std::string& key) const {
+  const json& e = entry(key);
+  optim::OptimizerState s;
+  FABRIC_CHECK(e.contains("param_groups") && e["param_groups"].is_array(), IOError, "sharded checkpoint ", dir_,
+               "/meta.json: optimizer entry '", key, "' has no param_groups");
+  for (size_t g = 0; g < e["param_groups"].size(); ++g) {
+    const json& gj = e["param_groups"][g];
+    const std::string where = "sharded checkpoint " + dir_ + "/meta.json: " + key + ".param_groups." + std::to_string(g);
+    FABRIC_CHECK(gj.contains("params") && gj["params"].is_array(), IOError, where, " has no params");
+    s.param_groups.push_back(
+        {hyper_params_from_json(gj.value("options", json::object()), where), gj["params"].get<std::vector<int64_t>>()});
+  }
+  return s;
+}
+
+optim::OptimizerState ShardedReader::optimizer_state(const std::string& key) {
+  optim::OptimizerState s = optimizer_groups(key);
+  for (const std::string& n : names(key)) {
+    int64_t index = 0;
+    std::string k;
+    FABRIC_CHECK(parse_state_name(n, index, k), IOError, "sharded checkpoint ", dir_, "/meta.json: optimizer entry '",
+                 key, "' holds '", n, "' (expected state.<index>.<name>)");
+    s.state[index][k] = read_whole(key, n);
+  }
+  return s;
+}
+
+distributed::FullyShardedModule::OptimizerPieces ShardedReader::optimizer_pieces(const std::string& key) {
+  distributed::FullyShardedModule::OptimizerPieces out;
+  out.scalars = optimizer_groups(key);
+  for (const std::string& n : names(key)) {
+    int64_t index = 0;
+    std::string k;
+    FABRIC_CHECK(parse_state_name(n, index, k), IOError, "sharded checkpoint ", dir_, "/meta.json: optimizer entry '",
+                 key, "' holds '", n, "' (expected state.<index>.<name>)");
+    if (tensor(key, n)->value("element", false)) {
+      out.element_keys[index].push_back(k);
+    } else {
+      out.scalars.state[index][k] = read_whole(key, n);
+    }
+  }
+  return out;
+}
+
+}  // namespace sharded_detail
+
+// ---- fabric-train consolidate -----------------------------------------------------------------
+
+void consolidate_checkpoint(const std::string& sharded_dir, const std::string& out_dir) {
+  using namespace checkpoint_detail;
+  using sharded_detail::json;
+  namespace fs = std::filesystem;
+  FABRIC_CHECK(!out_dir.empty(), ValueError, "consolidate: the output path is empty");
+  sharded_detail::ShardedReader reader(sharded_dir);
+  fs::path target = fs::absolute(out_dir).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();  // "dir/"
+  std::error_code same_ec;
+  FABRIC_CHECK(!fs::exists(target) || !fs::equivalent(target, reader.dir(), same_ec), ValueError,
+               "consolidate: the output ", out_dir, " is the sharded checkpoint itself; write the full checkpoint "
+               "elsewhere");
+  // state.json's entries: what a single-process save writes (kinds, plain values, precision).
+  json entries = json::object();
+  for (const auto& [key, e] : reader.entries().items()) {
+    json out = json::object();
+    for (const char* field : {"kind", "name", "state", "value"})
+      if (e.contains(field)) out[field] = e[field];
+    entries[key] = out;
+  }
+  const json meta = {{"format", kFormat}, {"version", kVersion}, {"entries", entries}};
+
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) io_fail(out_dir, "cannot create the parent directory: " + ec.message());
+  const std::string tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) io_fail(out_dir, "cannot create the temporary directory " + tmp + ": " + ec.message());
+  try {
+    for (const auto& [key, e] : reader.entries().items()) {
+      const std::string kind = e.value("kind", "");
+      if (kind == "module") {
+        const nn::StateDict sd = reader.module_state(key);
+        save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
+      } else if (kind == "optimizer") {
+        save_safetensors(tmp + "/" + key + ".safetensors", reader.optimizer_state(key).flatten(),
+                         {{"optimizer", reader.optimizer_name(key)}});
+      }
+    }
+    if (fs::exists(reader.dir() + "/tensors.safetensors")) {
+      fs::copy_file(reader.dir() + "/tensors.safetensors", tmp + "/tensors.safetensors");
+      fsync_path(tmp + "/tensors.safetensors", false);
+    }
+    {
+      std::ofstream out(tmp + "/state.json");
+      out << meta.dump(2) << "\n";
+      out.close();
+      if (!out) io_fail(out_dir, "cannot write state.json");
+    }
+    fsync_path(tmp + "/state.json", false);
+    fsync_path(tmp, true);
+    commit_directory(tmp, target.string());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace fabric
