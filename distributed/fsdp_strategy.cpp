@@ -2,14 +2,8 @@
 // sharding strategy needs, and routes Fabric's hooks (backward, clipping, checkpoints) to it.
 #include "distributed/fsdp_strategy.h"
 
-#include <cmath>
-
-#include "autograd/grad_mode.h"
-#include "optim/clip_grad.h"
+#include "distributed/sharded_clip.h"
 #include "tensor/error.h"
-#include "tensor/factory.h"
-#include "tensor/ops.h"
-#include "tensor/promotion.h"
 
 namespace fabric::distributed {
 
@@ -111,39 +105,11 @@ Tensor FSDPStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
                                     bool error_if_nonfinite) {
   FullyShardedModule* fsdp = sharded_module_for(optimizer);
   if (!fsdp) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
-  NoGradGuard no_grad;
-  const bool inf = std::isinf(norm_type) && norm_type > 0;
-  FABRIC_CHECK(inf || (std::isfinite(norm_type) && norm_type > 0), NotImplementedError, "FSDP (strategy '",
-               options_.name, "') clip_gradients: norm_type ", norm_type,
-               " is not supported over sharded gradients (a positive p-norm or inf is)");
-  // Shards are disjoint within the shard group; replicas and parameters FSDP does not own hold
-  // equal copies, so those are counted by one rank only.
-  double sharded = 0, replicated = 0;
-  std::vector<Tensor> grads;
-  DType dt = DType::float32;
-  bool first = true;
-  for (const Tensor& p : optimizer.parameters()) {
-    const Tensor grad = p.grad();
-    if (!grad.defined()) continue;
-    FABRIC_CHECK(is_floating(grad.dtype()), DTypeError, "clip_grad_norm_: a gradient has dtype ",
-                 dtype_name(grad.dtype()), " (expected a floating dtype)");
-    dt = first ? grad.dtype() : promote_types(dt, grad.dtype());
-    first = false;
-    grads.push_back(grad);
-    if (grad.numel() == 0) continue;
-    const double n = norm(grad.detach().to(DType::float64), norm_type).item<double>();
-    double& acc = fsdp->is_shard(p) ? sharded : replicated;
-    acc = inf ? std::max(acc, n) : acc + std::pow(n, norm_type);
-  }
-  const auto& group = fsdp->shard_group();
-  if (group) {
-    Tensor reduced = scalar_tensor(sharded, {.dtype = DType::float64});
-    group->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
-    sharded = reduced.item<double>();
-  }
-  const double total_p = inf ? std::max(sharded, replicated) : sharded + replicated;
-  const Tensor total = scalar_tensor(inf ? total_p : std::pow(total_p, 1.0 / norm_type), {.dtype = dt});
-  return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
+  // Shards are disjoint within the shard group; replicas (HYBRID_SHARD's other nodes) hold equal
+  // copies of them, so the reduction spans the shard group only.
+  return clip_sharded_grad_norm(
+      optimizer, [&](const Tensor& p) { return fsdp->is_shard(p); }, fsdp->shard_group().get(), max_norm, norm_type,
+      error_if_nonfinite, "FSDP (strategy '" + options_.name + "')");
 }
 
 optim::OptimizerState FSDPStrategy::optimizer_state_to_save(const optim::Optimizer& optimizer) {

@@ -15,6 +15,8 @@
 // gradient buffer that holds the module's gradients anyway, so it costs nothing there.
 #include "distributed/zero.h"
 
+#include "distributed/sharded_clip.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -439,37 +441,15 @@ Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
   const Sharded* sharded = find(optimizer);
   if (!pg_ || !sharded) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
   prepare_optimizer_gradients(optimizer);
-  NoGradGuard no_grad;
-  const bool inf = std::isinf(norm_type) && norm_type > 0;
-  FABRIC_CHECK(inf || (std::isfinite(norm_type) && norm_type > 0), NotImplementedError, "ZeRO (strategy '",
-               options_.name, "') clip_gradients: norm_type ", norm_type,
-               " is not supported over sharded gradients (a positive p-norm or inf is)");
   // The partitions are disjoint; anything else the optimizer holds (groups without trainable
-  // parameters) is replicated, so only rank 0 counts it.
-  std::vector<Tensor> shards;
-  for (const auto& g : sharded->groups) shards.push_back(g->shard);
-  std::vector<Tensor> grads;
-  double local = 0;
-  DType dt = DType::float32;
-  bool first = true;
-  for (const Tensor& p : optimizer.parameters()) {
-    const Tensor grad = p.grad();
-    if (!grad.defined()) continue;
-    FABRIC_CHECK(is_floating(grad.dtype()), DTypeError, "clip_grad_norm_: a gradient has dtype ",
-                 dtype_name(grad.dtype()), " (expected a floating dtype)");
-    dt = first ? grad.dtype() : promote_types(dt, grad.dtype());
-    first = false;
-    grads.push_back(grad);
-    const bool is_shard = std::any_of(shards.begin(), shards.end(), [&](const Tensor& s) { return s.is_same(p); });
-    if ((!is_shard && global_rank() != 0) || grad.numel() == 0) continue;
-    const double n = norm(grad.detach().to(DType::float64), norm_type).item<double>();
-    local = inf ? std::max(local, n) : local + std::pow(n, norm_type);
-  }
-  Tensor reduced = scalar_tensor(local, {.dtype = DType::float64});
-  pg_->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
-  const double r = reduced.item<double>();
-  const Tensor total = scalar_tensor(inf ? r : std::pow(r, 1.0 / norm_type), {.dtype = dt});
-  return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
+  // parameters) is replicated.
+  return clip_sharded_grad_norm(
+      optimizer,
+      [&](const Tensor& p) {
+        return std::any_of(sharded->groups.begin(), sharded->groups.end(),
+                           [&](const auto& g) { return g->shard.is_same(p); });
+      },
+      pg_.get(), max_norm, norm_type, error_if_nonfinite, "ZeRO (strategy '" + options_.name + "')");
 }
 
 }  // namespace fabric::distributed

@@ -1,0 +1,51 @@
+// See sharded_clip.h.
+#include "distributed/sharded_clip.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "optim/clip_grad.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/promotion.h"
+
+namespace fabric::distributed {
+
+Tensor clip_sharded_grad_norm(optim::Optimizer& optimizer, const std::function<bool(const Tensor&)>& is_shard,
+                              ProcessGroup* group, double max_norm, double norm_type, bool error_if_nonfinite,
+                              const std::string& who) {
+  NoGradGuard no_grad;
+  const bool inf = std::isinf(norm_type) && norm_type > 0;
+  FABRIC_CHECK(inf || (std::isfinite(norm_type) && norm_type > 0), NotImplementedError, who,
+               " clip_gradients: norm_type ", norm_type,
+               " is not supported over sharded gradients (a positive p-norm or inf is)");
+  double sharded = 0, replicated = 0;
+  std::vector<Tensor> grads;
+  DType dt = DType::float32;
+  bool first = true;
+  for (const Tensor& p : optimizer.parameters()) {
+    const Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    FABRIC_CHECK(is_floating(grad.dtype()), DTypeError, "clip_grad_norm_: a gradient has dtype ",
+                 dtype_name(grad.dtype()), " (expected a floating dtype)");
+    dt = first ? grad.dtype() : promote_types(dt, grad.dtype());
+    first = false;
+    grads.push_back(grad);
+    if (grad.numel() == 0) continue;
+    const double n = norm(grad.detach().to(DType::float64), norm_type).item<double>();
+    double& acc = is_shard(p) ? sharded : replicated;
+    acc = inf ? std::max(acc, n) : acc + std::pow(n, norm_type);
+  }
+  if (group) {
+    Tensor reduced = scalar_tensor(sharded, {.dtype = DType::float64});
+    group->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
+    sharded = reduced.item<double>();
+  }
+  const double total_p = inf ? std::max(sharded, replicated) : sharded + replicated;
+  const Tensor total = scalar_tensor(inf ? total_p : std::pow(total_p, 1.0 / norm_type), {.dtype = dt});
+  return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
+}
+
+}  // namespace fabric::distributed
