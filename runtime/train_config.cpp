@@ -117,7 +117,7 @@ const std::vector<Field>& fields() {
   static const std::vector<Field> f = [] {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
-    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, fsdp, fsdp_cpu_offload, deepspeed (ZeRO stage 2), deepspeed_stage_1 or deepspeed_stage_2 (auto: ddp when devices * num_nodes > 1)"));
+    v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, fsdp, fsdp_cpu_offload, deepspeed (ZeRO stage 2), deepspeed_stage_1, deepspeed_stage_2, deepspeed_stage_2_offload, deepspeed_stage_3 or deepspeed_stage_3_offload (auto: ddp when devices * num_nodes > 1)"));
     v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto; on cpu, the number of processes"));
     v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
@@ -235,7 +235,7 @@ const std::vector<std::string>& sections() {
 // The `deepspeed:` section's keys for the schema table (parsed by DeepSpeedConfig, not by fields()).
 const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
   static const std::vector<std::array<std::string, 4>> rows = {
-      {"zero_optimization.stage", "integer", "(strategy's)", "ZeRO stage (1 or 2); overrides the strategy name's"},
+      {"zero_optimization.stage", "integer", "(strategy's)", "ZeRO stage (1, 2 or 3); overrides the strategy name's"},
       {"fp16.enabled", "bool", "false", "16-mixed with DeepSpeed's dynamic loss scaler (sets fabric.precision when not given)"},
       {"fp16.loss_scale", "number", "0", "0: dynamic; > 0: a static loss scale"},
       {"fp16.initial_scale_power", "integer", "16", "initial scale 2^power (with none of these keys: 2^32, hysteresis 1)"},

@@ -1,0 +1,319 @@
+// CUDA layer_norm and rms_norm, forward and backward, over contiguous (rows, cols), with the
+// semantics of kernels/cpu/norm.cpp: float32 math for fp32/fp16/bf16 (float64 for float64),
+// population variance, rstd = 1 / sqrt(var + eps), mean/rstd saved in the accumulation dtype.
+// Forward: blockDim.x threads per row, Welford per thread merged across the row (Chan), then the
+// output pass. Backward: dx per row from two row sums; dweight/dbias as column sums over rows
+// split across blocks and folded in a fixed order.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/reduce_util.cuh"
+#include "tensor/reduce_kernels.h"
+
+namespace fabric::cuda {
+namespace {
+
+template <typename A>
+struct Welford {
+  A n, mean, m2;
+};
+template <typename A>
+__device__ __forceinline__ Welford<A> shfl_xor(Welford<A> w, int lane) {
+  return {cuda::shfl_xor(w.n, lane), cuda::shfl_xor(w.mean, lane), cuda::shfl_xor(w.m2, lane)};
+}
+template <typename A>
+struct WelfordCombine {
+  __device__ __forceinline__ Welford<A> operator()(Welford<A> a, Welford<A> b) const {
+    if (b.n == A(0)) return a;
+    if (a.n == A(0)) return b;
+    const A n = a.n + b.n, d = b.mean - a.mean, f = b.n / n;
+    return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
+  }
+};
+
+template <typename A>
+struct Sum2 {
+  A a, b;
+};
+template <typename A>
+__device__ __forceinline__ Sum2<A> shfl_xor(Sum2<A> s, int lane) {
+  return {cuda::shfl_xor(s.a, lane), cuda::shfl_xor(s.b, lane)};
+}
+template <typename A>
+struct Sum2Combine {
+  __device__ __forceinline__ Sum2<A> operator()(Sum2<A> x, Sum2<A> y) const {
+    return {x.a + y.a, x.b + y.b};
+  }
+};
+
+struct NormDev {
+  int64_t rows, cols;
+  const char* x;
+  const char* dy;
+  const char* weight;
+  DType weight_dtype;
+  int64_t wsz;
+  const char* bias;
+  DType bias_dtype;
+  int64_t bsz;
+  char* y;  // forward output, or backward dx
+  void* mean;
+  void* rstd;
+  double eps;
+  bool rms;
+};
+
+template <typename A>
+__device__ __forceinline__ A param_at(const char* p, DType dt, int64_t sz, int64_t j) {
+  return load_as<A>(p + j * sz, dt);
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+template <typename A, typename T, typename Load>
+__global__ void norm_forward_kernel(NormDev a, Load load) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = row < a.rows;
+  const int64_t N = a.cols, bx = blockDim.x, base = row * N;
+  A mean = 0, rstd;
+  if (a.rms) {
+    A ss = 0;
+    if (live) {
+#pragma unroll 4
+      for (int64_t j = threadIdx.x; j < N; j += bx) {
+        const A v = load(a.x, base + j);
+        ss += v * v;
+      }
+    }
+    ss = row_allreduce(ss, Plus<A>{});
+    rstd = A(1) / dev_sqrt(ss * (A(1) / static_cast<A>(N)) + static_cast<A>(a.eps));
+  } else {
+    Welford<A> w{0, 0, 0};
+    if (live) {
+      for (int64_t j = threadIdx.x; j < N; j += bx) {
+        const A v = load(a.x, base + j);
+        w.n += A(1);
+        const A d = v - w.mean;
+        w.mean += d / w.n;
+        w.m2 += d * (v - w.mean);
+      }
+    }
+    w = row_allreduce(w, WelfordCombine<A>{});
+    mean = w.mean;
+    rstd = A(1) / dev_sqrt(w.m2 * (A(1) / static_cast<A>(N)) + static_cast<A>(a.eps));
+  }
+  if (!live) return;
+  if (threadIdx.x == 0) {
+    if (a.mean) static_cast<A*>(a.mean)[row] = mean;
+    static_cast<A*>(a.rstd)[row] = rstd;
+  }
+  for (int64_t j = threadIdx.x; j < N; j += bx) {
+    A v = (load(a.x, base + j) - mean) * rstd;
+    if (a.weight) v = v * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
+    if (a.bias) v = v + param_at<A>(a.bias, a.bias_dtype, a.bsz, j);
+    store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)), cast_value<T>(v));
+  }
+}
+
+// Calls f(T{}, A{}, loader) for x's dtype: the storage type, the math type and its typed load.
+template <typename F>
+void visit_norm_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::float32:
+      return f(float{}, float{}, TypedLoad<float, float>{});
+    case DType::float16:
+      return f(Half{}, float{}, TypedLoad<Half, float>{});
+    case DType::bfloat16:
+      return f(BFloat16{}, float{}, TypedLoad<BFloat16, float>{});
+    case DType::float64:
+      return f(double{}, double{}, TypedLoad<double, double>{});
+    default:
+      break;
+  }
+  throw DTypeError(detail::cat("layer_norm/rms_norm: no CUDA kernel for ", dtype_name(dt),
+                               " input (expected float64/float32/float16/bfloat16)"));
+}
+
+void check_param(const char* what, const void* p, DType t) {
+  FABRIC_CHECK(!p || (is_floating(t) && !is_fp8(t)), DTypeError, "layer_norm/rms_norm: ", what,
+               " must be float64/float32/float16/bfloat16, got ", dtype_name(t));
+}
+
+void norm_kernel_cuda(const NormArgs& n) {
+  if (n.rows == 0 || n.cols == 0) return;
+  check_param("weight", n.weight, n.weight_dtype);
+  check_param("bias", n.rms ? nullptr : n.bias, n.bias_dtype);
+  NormDev a{};
+  a.rows = n.rows;
+  a.cols = n.cols;
+  a.x = static_cast<const char*>(n.x);
+  a.weight = static_cast<const char*>(n.weight);
+  a.weight_dtype = n.weight_dtype;
+  a.wsz = itemsize(n.weight_dtype);
+  a.bias = n.rms ? nullptr : static_cast<const char*>(n.bias);
+  a.bias_dtype = n.bias_dtype;
+  a.bsz = itemsize(n.bias_dtype);
+  a.y = static_cast<char*>(n.y);
+  a.mean = n.rms ? nullptr : n.mean;
+  a.rstd = n.rstd;
+  a.eps = n.eps;
+  a.rms = n.rms;
+  LaunchContext ctx(n.y);
+  const dim3 block = row_block(n.cols);
+  const int64_t blocks = (n.rows + block.y - 1) / block.y;
+  visit_norm_dtype(n.x_dtype, [&](auto t, auto acc, auto load) {
+    using T = decltype(t);
+    using A = decltype(acc);
+    norm_forward_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
+  });
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+// ---- backward: dx -----------------------------------------------------------------------------
+// g = dy * w, xhat = (x - mean) * rstd; dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+// (rms: without mean(g)).
+
+template <typename A, typename T, typename Load>
+__global__ void norm_backward_dx_kernel(NormDev a, Load load) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = row < a.rows;
+  const int64_t N = a.cols, bx = blockDim.x, base = row * N;
+  const A m = live && !a.rms ? static_cast<const A*>(a.mean)[row] : A(0);
+  const A rs = live ? static_cast<const A*>(a.rstd)[row] : A(0);
+  Sum2<A> s{0, 0};  // sum(g), sum(g * xhat)
+  if (live) {
+    for (int64_t j = threadIdx.x; j < N; j += bx) {
+      A g = load(a.dy, base + j);
+      if (a.weight) g = g * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
+      const A xhat = (load(a.x, base + j) - m) * rs;
+      s.a += g;
+      s.b += g * xhat;
+    }
+  }
+  s = row_allreduce(s, Sum2Combine<A>{});
+  if (!live) return;
+  const A inv_n = A(1) / static_cast<A>(N);
+  const A mg = a.rms ? A(0) : s.a * inv_n, mgx = s.b * inv_n;
+  for (int64_t j = threadIdx.x; j < N; j += bx) {
+    A g = load(a.dy, base + j);
+    if (a.weight) g = g * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
+    const A xhat = (load(a.x, base + j) - m) * rs;
+    store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)),
+          cast_value<T>(rs * (g - mg - xhat * mgx)));
+  }
+}
+
+// ---- backward: dweight = sum_rows dy * xhat, dbias = sum_rows dy
+// ---------------------------------
+
+constexpr int kColX = 32, kColY = 8;
+
+// Block (kColX, kColY): kColX consecutive columns, kColY threads down the rows of this block's
+// split. Partials go to part_w/part_b[split * cols + j] when there are several splits.
+template <typename A, typename Load>
+__global__ void norm_backward_params_kernel(NormDev a, Load load, int64_t rows_per_split,
+                                            char* dweight, DType dw_dtype, char* dbias,
+                                            DType db_dtype, A* part_w, A* part_b) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kColX + threadIdx.x;
+  const bool live = j < a.cols;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_split;
+  const int64_t r1 = r0 + rows_per_split < a.rows ? r0 + rows_per_split : a.rows;
+  Sum2<A> s{0, 0};  // dweight, dbias
+  if (live) {
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kColY) {
+      const int64_t off = r * a.cols + j;
+      const A dy = load(a.dy, off);
+      const A m = a.rms ? A(0) : static_cast<const A*>(a.mean)[r];
+      s.a += dy * ((load(a.x, off) - m) * static_cast<const A*>(a.rstd)[r]);
+      s.b += dy;
+    }
+  }
+  s = col_reduce(s, Sum2Combine<A>{});
+  if (threadIdx.y != 0 || !live) return;
+  if (gridDim.y == 1) {
+    if (dweight) store_as<A>(dweight + j * itemsize(dw_dtype), dw_dtype, s.a);
+    if (dbias) store_as<A>(dbias + j * itemsize(db_dtype), db_dtype, s.b);
+  } else {
+    part_w[static_cast<int64_t>(blockIdx.y) * a.cols + j] = s.a;
+    part_b[static_cast<int64_t>(blockIdx.y) * a.cols + j] = s.b;
+  }
+}
+
+template <typename A>
+__global__ void norm_backward_params_finish_kernel(int64_t cols, int64_t splits, const A* part_w,
+                                                   const A* part_b, char* dweight, DType dw_dtype,
+                                                   char* dbias, DType db_dtype) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  A w = 0, b = 0;
+  for (int64_t s = 0; s < splits; ++s) {
+    w += part_w[s * cols + j];
+    b += part_b[s * cols + j];
+  }
+  if (dweight) store_as<A>(dweight + j * itemsize(dw_dtype), dw_dtype, w);
+  if (dbias) store_as<A>(dbias + j * itemsize(db_dtype), db_dtype, b);
+}
+
+void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
+  if (n.rows == 0 || n.cols == 0) return;
+  check_param("weight", n.weight, n.weight_dtype);
+  char* dweight = static_cast<char*>(n.dweight);
+  char* dbias = n.rms ? nullptr : static_cast<char*>(n.dbias);
+  if (dbias) check_param("dbias", dbias, n.dbias_dtype);
+  if (!n.dx && !dweight && !dbias) return;
+  NormDev a{};
+  a.rows = n.rows;
+  a.cols = n.cols;
+  a.x = static_cast<const char*>(n.x);
+  a.dy = static_cast<const char*>(n.dy);
+  a.weight = static_cast<const char*>(n.weight);
+  a.weight_dtype = n.weight_dtype;
+  a.wsz = itemsize(n.weight_dtype);
+  a.y = static_cast<char*>(n.dx);
+  a.mean = n.rms ? nullptr : const_cast<void*>(n.mean);
+  a.rstd = const_cast<void*>(n.rstd);
+  a.rms = n.rms;
+  LaunchContext ctx(n.dx ? n.dx : dweight ? static_cast<void*>(dweight) : dbias);
+  visit_norm_dtype(n.x_dtype, [&](auto t, auto acc, auto load) {
+    using T = decltype(t);
+    using A = decltype(acc);
+    if (n.dx) {
+      const dim3 block = row_block(n.cols);
+      const int64_t blocks = (n.rows + block.y - 1) / block.y;
+      norm_backward_dx_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    }
+    if (!dweight && !dbias) return;
+    // Split the rows so that the grid covers the GPU a few times over, each split at least
+    // 32 rows per thread row.
+    const int64_t col_blocks = (n.cols + kColX - 1) / kColX;
+    const int64_t target = 4 * static_cast<int64_t>(multiprocessor_count(ctx.device));
+    int64_t splits = 1;
+    if (col_blocks < target)
+      splits = std::clamp<int64_t>(
+          std::min((target + col_blocks - 1) / col_blocks, n.rows / (kColY * 32)), 1, 1024);
+    const int64_t rows_per_split = (n.rows + splits - 1) / splits;
+    splits = (n.rows + rows_per_split - 1) / rows_per_split;
+    DeviceScratch part(ctx.device,
+                       splits > 1 ? static_cast<size_t>(2 * splits * n.cols) * sizeof(A) : 0);
+    A* pw = part.as<A>();
+    A* pb = splits > 1 ? pw + splits * n.cols : nullptr;
+    norm_backward_params_kernel<A>
+        <<<dim3(grid_dim(col_blocks), grid_dim(splits)), dim3(kColX, kColY), 0, ctx.stream>>>(
+            a, load, rows_per_split, dweight, n.weight_dtype, dbias, n.dbias_dtype, pw, pb);
+    FABRIC_CUDA_CHECK_LAUNCH();
+    if (splits > 1) {
+      norm_backward_params_finish_kernel<A><<<grid_dim((n.cols + 255) / 256), 256, 0, ctx.stream>>>(
+          n.cols, splits, pw, pb, dweight, n.weight_dtype, dbias, n.dbias_dtype);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    }
+  });
+}
+
+}  // namespace
+}  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(norm_stub, cuda, &cuda::norm_kernel_cuda);
+FABRIC_REGISTER_KERNEL(norm_backward_stub, cuda, &cuda::norm_backward_kernel_cuda);
+}  // namespace fabric

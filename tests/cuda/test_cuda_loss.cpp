@@ -1,0 +1,235 @@
+// The CUDA loss kernels against the CPU through the public ops and autograd: cross_entropy
+// (fused log-softmax; ignore_index, label smoothing, every reduction, (N, C) and (N, C, d...)
+// layouts, vocabulary-sized rows, int32/int64 targets, non-finite logits), its backward, nll_loss
+// and mse_loss, and the out-of-range target error. fp32 within ~1e-5 relative, fp16/bf16 two
+// rounding units of the dtype (losses are fp32 for them until the reduction's output).
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/ops_backward.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace fabric {
+namespace {
+
+using test::kGpu;
+using test::Tolerance;
+
+constexpr DType kFloatTypes[] = {DType::float32, DType::float16, DType::bfloat16, DType::float64};
+
+Tolerance tol_of(DType t, double abs_scale = 1) {
+  switch (t) {
+    case DType::float64:
+      return {1e-12 * abs_scale, 1e-12};
+    case DType::float16:
+      return {2e-3 * abs_scale, 2e-3};
+    case DType::bfloat16:
+      return {1.6e-2 * abs_scale, 1.6e-2};
+    default:
+      return {2e-5 * abs_scale, 2e-5};
+  }
+}
+
+void check_op(const std::string& what, const std::vector<Tensor>& inputs,
+              const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
+  std::vector<Tensor> gpu;
+  for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
+  const Tensor want = fn(inputs);
+  const Tensor got = fn(gpu);
+  EXPECT_EQ(got.device(), kGpu) << what;
+  test::expect_matches(want, got, tol, what);
+}
+
+// Class targets in [0, classes) with every `ignore_every`-th (from the second) set to
+// ignore_index.
+Tensor targets(const Shape& shape, int64_t classes, int64_t ignore_index, int ignore_every,
+               uint64_t seed, DType dt = DType::int64) {
+  Tensor t = test::random_ints(shape, DType::int64, 0, classes - 1, seed);
+  int64_t* p = t.data<int64_t>();
+  if (ignore_every > 0)
+    for (int64_t i = 1; i < t.numel(); i += ignore_every) p[i] = ignore_index;
+  return t.reshape(shape).to(dt);
+}
+
+struct CeCase {
+  Shape logits;
+  Shape target;
+};
+const std::vector<CeCase> kCases = {
+    {{7, 13}, {7}},      {{64, 1001}, {64}},        {{3, 50257}, {3}}, {{13}, {}},
+    {{3, 5, 7}, {3, 7}}, {{2, 4, 3, 5}, {2, 3, 5}}, {{300, 2}, {300}},
+};
+
+std::string case_name(const std::string& op, DType dt, const CeCase& c) {
+  return op + " " + std::string(dtype_name(dt)) + " " + shape_str(c.logits);
+}
+
+TEST(CudaLoss, CrossEntropyForward) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kFloatTypes) {
+    for (const CeCase& c : kCases) {
+      const int64_t classes = c.logits.size() == 1 ? c.logits[0] : c.logits[1];
+      const Tensor x = test::uniform_tensor(c.logits, dt, -6, 6, 3);
+      const Tensor t = targets(c.target, classes, -100, 5, 4);
+      for (const char* red : {"mean", "sum", "none"}) {
+        for (double smoothing : {0.0, 0.1}) {
+          check_op(
+              case_name(std::string("cross_entropy ") + red + " ls=" + std::to_string(smoothing),
+                        dt, c),
+              {x, t},
+              [&](const std::vector<Tensor>& v) {
+                return cross_entropy(v[0], v[1], -100, red, smoothing);
+              },
+              tol_of(dt, 10));
+        }
+      }
+      // A custom ignore_index that is also a valid class, and int32 targets.
+      const Tensor t2 = targets(c.target, classes, 1, 3, 5, DType::int32);
+      check_op(
+          case_name("cross_entropy ignore_index=1 int32", dt, c), {x, t2},
+          [](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1], 1, "mean"); },
+          tol_of(dt, 10));
+      check_op(
+          case_name("nll_loss", dt, c), {x, t},
+          [](const std::vector<Tensor>& v) {
+            return nll_loss(log_softmax(v[0], v[0].dim() == 1 ? 0 : 1), v[1]);
+          },
+          tol_of(dt, 10));
+      check_op(
+          case_name("nll_loss none", dt, c), {x, t2},
+          [](const std::vector<Tensor>& v) { return nll_loss(v[0], v[1], 1, "none"); }, tol_of(dt));
+    }
+  }
+}
+
+TEST(CudaLoss, CrossEntropyNonFiniteLogitsAndAllIgnored) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kFloatTypes) {
+    Tensor x = test::uniform_tensor({6, 40}, DType::float32, -3, 3, 6);
+    float* p = x.data<float>();
+    p[0 * 40 + 3] = NAN;
+    p[1 * 40 + 39] = INFINITY;
+    for (int j = 0; j < 40; ++j) p[2 * 40 + j] = -INFINITY;
+    p[3 * 40 + 7] = -INFINITY;  // the target of row 3 below: an infinite loss
+    const Tensor xs = x.to(dt);
+    const Tensor t = from_vector<int64_t>({1, 2, 3, 7, -100, 9}, {6});
+    for (const char* red : {"none", "sum"}) {
+      check_op(
+          std::string("cross_entropy specials ") + red + " " + std::string(dtype_name(dt)), {xs, t},
+          [&](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1], -100, red, 0.2); },
+          tol_of(dt, 10));
+    }
+    const Tensor none = from_vector<int64_t>({-100, -100}, {2});
+    check_op(std::string("cross_entropy all ignored ") + std::string(dtype_name(dt)),
+             {test::uniform_tensor({2, 5}, dt, -1, 1, 7), none},
+             [](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1]); }, {});
+  }
+}
+
+TEST(CudaLoss, CrossEntropyBackwardAndAutograd) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kFloatTypes) {
+    for (const CeCase& c : kCases) {
+      const int64_t classes = c.logits.size() == 1 ? c.logits[0] : c.logits[1];
+      const Tensor x = test::uniform_tensor(c.logits, dt, -6, 6, 8);
+      const Tensor t = targets(c.target, classes, -100, 4, 9);
+      const Tensor gpos = test::uniform_tensor(c.target, DType::float32, -1, 1, 10)
+                              .reshape(c.target)
+                              .to(dt == DType::float64 ? DType::float64 : DType::float32);
+      const Tensor gone =
+          full({}, 0.75, {.dtype = dt == DType::float64 ? DType::float64 : DType::float32});
+      for (double smoothing : {0.0, 0.1}) {
+        const std::string ls = " ls=" + std::to_string(smoothing);
+        check_op(
+            case_name("cross_entropy_backward none" + ls, dt, c), {gpos, x, t},
+            [&](const std::vector<Tensor>& v) {
+              return cross_entropy_backward(v[0], v[1], v[2], -100, "none", smoothing);
+            },
+            tol_of(dt, 0.01));
+        for (const char* red : {"mean", "sum"}) {
+          check_op(
+              case_name(std::string("cross_entropy_backward ") + red + ls, dt, c), {gone, x, t},
+              [&](const std::vector<Tensor>& v) {
+                return cross_entropy_backward(v[0], v[1], v[2], -100, red, smoothing);
+              },
+              tol_of(dt, 0.01));
+        }
+      }
+      // The whole chain through autograd: loss.backward() on each device.
+      Tensor grads[2];
+      Tensor losses[2];
+      const Device devs[2] = {Device::cpu(), kGpu};
+      for (int d = 0; d < 2; ++d) {
+        Tensor leaf = x.to(devs[d]).clone().detach();
+        leaf.set_requires_grad(true);
+        losses[d] = cross_entropy(leaf, t.to(devs[d]), -100, "mean", 0.1);
+        losses[d].backward();
+        grads[d] = leaf.grad();
+      }
+      ASSERT_TRUE(grads[1].defined());
+      EXPECT_EQ(grads[1].device(), kGpu);
+      test::expect_matches(losses[0], losses[1], tol_of(dt, 10), case_name("autograd loss", dt, c));
+      test::expect_matches(grads[0], grads[1], tol_of(dt, 0.01), case_name("autograd grad", dt, c));
+    }
+  }
+}
+
+TEST(CudaLoss, OutOfRangeTargetsRaiseTheCpuError) {
+  FABRIC_REQUIRE_CUDA();
+  const Tensor x = test::uniform_tensor({4, 10}, DType::float32, -1, 1, 11);
+  for (DType tdt : {DType::int64, DType::int32}) {
+    // Two bad targets: the lowest position's value (12) is the one named.
+    const Tensor t = from_vector<int64_t>({3, 12, -100, -7}, {4}).to(tdt);
+    std::string cpu_msg, gpu_msg;
+    try {
+      cross_entropy(x, t);
+    } catch (const IndexError& e) {
+      cpu_msg = e.what();
+    }
+    try {
+      cross_entropy(x.to(kGpu), t.to(kGpu));
+    } catch (const IndexError& e) {
+      gpu_msg = e.what();
+    }
+    EXPECT_NE(cpu_msg.find("target 12 is out of bounds"), std::string::npos) << cpu_msg;
+    EXPECT_EQ(cpu_msg, gpu_msg);
+    EXPECT_THROW(nll_loss(x.to(kGpu), t.to(kGpu)), IndexError);
+    EXPECT_THROW(cross_entropy_backward(full({}, 1.0, {.device = kGpu}), x.to(kGpu), t.to(kGpu),
+                                        -100, "mean", 0.0),
+                 IndexError);
+  }
+}
+
+TEST(CudaLoss, MseLoss) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kFloatTypes) {
+    const Tensor a = test::uniform_tensor({37, 129}, dt, -3, 3, 12);
+    const Tensor b = test::uniform_tensor({37, 129}, dt, -3, 3, 13);
+    for (const char* red : {"none", "mean", "sum"}) {
+      check_op(
+          std::string("mse_loss ") + red + " " + std::string(dtype_name(dt)), {a, b},
+          [&](const std::vector<Tensor>& v) { return mse_loss(v[0], v[1], red); }, tol_of(dt, 10));
+    }
+    check_op(
+        std::string("mse_loss broadcast strided ") + std::string(dtype_name(dt)), {a, b},
+        [](const std::vector<Tensor>& v) {
+          return mse_loss(v[0].slice(1, 1, 129, 2), v[1].slice(0, 0, 1, 1).slice(1, 0, 128, 2),
+                          "none");
+        },
+        tol_of(dt));
+  }
+  // Mixed dtypes promote (fp16 and fp32 -> fp32).
+  check_op(
+      "mse_loss fp16 vs fp32",
+      {test::uniform_tensor({9, 31}, DType::float16, -1, 1, 14),
+       test::uniform_tensor({9, 31}, DType::float32, -1, 1, 15)},
+      [](const std::vector<Tensor>& v) { return mse_loss(v[0], v[1], "mean"); },
+      tol_of(DType::float32));
+}
+
+}  // namespace
+}  // namespace fabric
