@@ -8,10 +8,12 @@
 
 #include "distributed/cluster_env.h"
 #include "distributed/fsdp.h"
+#include "distributed/fsdp_detail.h"
 #include "distributed/fsdp_strategy.h"
 #include "nn/gpt.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
+#include "precision/fsdp_precision.h"
 #include "precision/mixed_precision.h"
 #include "runtime/fabric.h"
 #include "tensor/allocator.h"
@@ -165,6 +167,17 @@ void expect_fsdp_matches_dp(const FabricOptions& options, const std::vector<Case
     // backward too. NO_SHARD keeps its (aliased) float32 parameters.
     if (sharded) EXPECT_EQ(run.gathered_between_steps, 0);
   }
+}
+
+// Spec §9's worked examples of FSDP1's gradient division: (pre, post) = (2, 1), (4, 1.5), (4, 2),
+// (4, 4) for N = 2, 6, 8, 16.
+TEST(FSDP, GradientPredivideFactorIsSpecSection9) {
+  const std::vector<std::tuple<int, double, double>> cases = {{2, 2, 1}, {6, 4, 1.5}, {8, 4, 2}, {16, 4, 4}};
+  for (const auto& [n, pre, post] : cases) {
+    EXPECT_EQ(distributed::gradient_predivide_factor(n), pre) << "N = " << n;
+    EXPECT_EQ(n / distributed::gradient_predivide_factor(n), post) << "N = " << n;
+  }
+  EXPECT_EQ(distributed::gradient_predivide_factor(1), 1);
 }
 
 TEST(FSDP, FullShardMatchesDataParallel) {
@@ -355,16 +368,9 @@ TEST(ZeroStage3, UnitsAreTheModulesHoldingParameters) {
   });
 }
 
-}  // namespace
-}  // namespace fabric
+// ---- FSDPPrecision's mixed modes over 2 ranks: against data parallelism with the same mixed
+// precision, and the sharded grad scaler's found_inf reduced across ranks. ----
 
-// FSDPPrecision's mixed modes over 2 ranks (appended by the FSDPPrecision work): FULL_SHARD in
-// bf16-mixed and 16-mixed against data parallelism with the same mixed precision, and the sharded
-// grad scaler's found_inf reduced across ranks.
-#include "precision/fsdp_precision.h"
-
-namespace fabric {
-namespace {
 
 // Tolerances (expect_fsdp_matches_dp prints the measured "max rel diff vs DP"): the DP reference
 // runs on the same half weights and sums the same halved half gradients, so bf16-mixed matches
@@ -376,6 +382,22 @@ TEST(FSDPMixedPrecision, Bf16MixedGPTMatchesDataParallelBf16Mixed) {
                          {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"},
                           {.model = "gpt", .optimizer = "sgd", .precision = "bf16-mixed"}},
                          1e-5);
+}
+
+// The other sharding strategies in bf16-mixed: the same bf16 casts, gathers and reductions.
+TEST(FSDPMixedPrecision, Bf16MixedShardGradOpMatchesDataParallelBf16Mixed) {
+  expect_fsdp_matches_dp(fsdp_options("SHARD_GRAD_OP", "bf16-mixed", {"Block"}),
+                         {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"}}, 1e-5);
+}
+
+TEST(FSDPMixedPrecision, Bf16MixedNoShardMatchesDataParallelBf16Mixed) {
+  expect_fsdp_matches_dp(fsdp_options("NO_SHARD", "bf16-mixed", {"Block"}),
+                         {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"}}, 1e-5);
+}
+
+TEST(FSDPMixedPrecision, Bf16MixedHybridShardMatchesDataParallelBf16Mixed) {
+  expect_fsdp_matches_dp(fsdp_options("HYBRID_SHARD", "bf16-mixed", {"Block"}),
+                         {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"}}, 1e-5);
 }
 
 TEST(FSDPMixedPrecision, Fp16MixedGPTMatchesDataParallelFp16Mixed) {
