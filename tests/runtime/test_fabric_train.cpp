@@ -21,30 +21,14 @@
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
 
-#ifndef FABRIC_TRAIN_EXE
-#define FABRIC_TRAIN_EXE ""  // built without tools/: the tests below skip
-#endif
+#include "tests/runtime/fabric_train_test_util.h"
 
 namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string("'") + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p)) r.output += buf;
-  const int rc = pclose(p);
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return r;
-}
+using train_test::Result;
+using train_test::run;
 
 std::vector<std::string> lines(const std::string& path) {
   std::ifstream in(path);

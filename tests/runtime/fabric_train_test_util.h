@@ -1,0 +1,32 @@
+// Shared by the tests that run the fabric-train binary (test_fabric_train*.cpp).
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#ifndef FABRIC_TRAIN_EXE
+#define FABRIC_TRAIN_EXE ""  // built without tools/: the tests skip
+#endif
+
+namespace fabric::train_test {
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `fabric-train ARGS` (a shell-quoted argument string) and collects its exit status and output.
+inline Result run(const std::string& args) {
+  const std::string cmd = std::string("'") + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p)) r.output += buf;
+  const int rc = pclose(p);
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
+}  // namespace fabric::train_test
