@@ -55,9 +55,9 @@ namespace detail {
 // The backends behind gemm(), called after validation with M, N, K, batch > 0.
 // gemm_onednn returns false when oneDNN has no primitive for the problem (the caller falls back).
 bool gemm_onednn(const GemmArgs& args);
-// f32 problems of at least this many multiply-adds (M*N*K per batch entry; default 1.5 * 2^30,
-// about 1170^3) run on dnnl_sgemm instead of the matmul primitive. Returns the previous value
-// (tests route every f32 problem there with 0).
+// f32 problems of at least this many multiply-adds (M*N*K per batch entry; default 2^30, 1024^3)
+// run on dnnl_sgemm instead of the matmul primitive. Returns the previous value (tests route every
+// f32 problem there with 0).
 int64_t set_sgemm_min_volume(int64_t volume);
 // float32 or float64 only (all operands the same dtype).
 void gemm_eigen(const GemmArgs& args);

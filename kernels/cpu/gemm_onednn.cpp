@@ -3,6 +3,7 @@
 // large f32 problems on dnnl_sgemm.
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
@@ -291,12 +292,13 @@ Bound& bind(const std::shared_ptr<Plan>& plan) {
 }
 
 // Large f32 GEMMs go to oneDNN's BLAS-like dnnl_sgemm (its gemm:jit driver) rather than the matmul
-// primitive. Measured on the project's CPU machine (AMD EPYC, AVX-512, oneDNN 2.6) when quiet, on 1
-// and 2 threads: brgemm falls 10-45 % behind sgemm from 1280^3 multiply-adds, and to half of it at
-// 3072^3; at 1024^3 sgemm won alone but lost 10-20 % when interleaved with other work, as in a
-// training step. Below that brgemm is as fast or faster, and it fuses the bias. (With other jobs
-// holding a core, sgemm's static split suffered more than brgemm on 2 threads.)
-std::atomic<int64_t> sgemm_min_volume{int64_t(3) << 29};
+// primitive. Measured on the project's CPU machine (AMD EPYC, AVX-512, oneDNN 2.6) when quiet:
+// brgemm falls 10-45 % behind sgemm from 1280^3 multiply-adds, and to half of it at 3072^3; at
+// 1024^3 sgemm gave 347-379 GFLOP/s on 2 threads against brgemm's 338-348 (1 thread: even, both
+// near the core's peak, within noise of OpenBLAS). Below that brgemm is as fast or faster, and it
+// fuses the bias. (An earlier session saw sgemm lose 10-20 % at 1024^3 while other jobs held a
+// core; no training step here has a problem that large.)
+std::atomic<int64_t> sgemm_min_volume{int64_t(1) << 30};
 
 // k: the problem after batch folding. Returns false to leave it to the matmul primitive.
 bool run_sgemm(const GemmArgs& g, const Key& k) {
@@ -336,6 +338,14 @@ bool run_sgemm(const GemmArgs& g, const Key& k) {
   return true;
 }
 
+// The matmul primitive (brgemm) loses speed on wide outputs: measured on the project's CPU machine
+// (AMD EPYC, AVX-512 BF16, oneDNN 2.6, quiet, medians of 7, 3 repeats), a bf16 2048^3 GEMM ran at
+// 329-357 GFLOP/s in one call and 367-385 as two 1024-column panels (1 thread; 668-706 vs 744-756 on
+// 2 threads), f32 brgemm likewise (165-179 vs 187-195); at N = 1024 splitting gained nothing. So a
+// problem wider than this runs as equal column panels no wider than it, each its own cached
+// primitive. (Large f32 problems never get here: they go to dnnl_sgemm first.)
+constexpr int64_t kMaxPanelColumns = 1024;
+
 }  // namespace
 
 GemmCacheStats gemm_cache_stats() { return plan_cache().stats(); }
@@ -344,6 +354,35 @@ int64_t detail::set_sgemm_min_volume(int64_t volume) { return sgemm_min_volume.e
 void gemm_cache_clear() { plan_cache().clear(); }
 
 namespace detail {
+namespace {
+
+// C[:, j0:j1] = op(A) * op(B)[:, j0:j1] (+ bias[j0:j1]) for equal panels of at most
+// kMaxPanelColumns columns. k is the folded (batch 1) problem, so g's batch is folded here too.
+bool run_column_panels(const GemmArgs& g, const Key& k) {
+  const int64_t panels = (k.N + kMaxPanelColumns - 1) / kMaxPanelColumns;
+  const int64_t width = (k.N + panels - 1) / panels;
+  const int64_t eb = itemsize(g.b_dtype), ec = itemsize(g.c_dtype);
+  for (int64_t j0 = 0; j0 < k.N; j0 += width) {
+    GemmArgs p = g;
+    p.batch = 1;
+    p.M = k.M;
+    p.N = std::min(width, k.N - j0);
+    p.stride_a = p.stride_b = p.stride_c = 0;
+    // op(B)'s column j is B's column j, or row j of a transposed B.
+    p.B = static_cast<const char*>(g.B) + (g.trans_b ? j0 * g.ldb : j0) * eb;
+    p.C = static_cast<char*>(g.C) + j0 * ec;
+    if (g.bias) p.bias = static_cast<const char*>(g.bias) + j0 * itemsize(g.bias_dtype);
+    if (gemm_onednn(p)) continue;
+    // Primitive availability depends on dtypes and layout, which every panel shares: only the
+    // first can be refused, before anything is written.
+    if (j0 == 0) return false;
+    throw ValueError(fabric::detail::cat("gemm: oneDNN refused column panel ", j0, " of M=", k.M,
+                                         " N=", k.N, " K=", k.K));
+  }
+  return true;
+}
+
+}  // namespace
 
 bool gemm_onednn(const GemmArgs& g) {
   const bool f32 =
@@ -383,6 +422,7 @@ bool gemm_onednn(const GemmArgs& g) {
   }
   if (k.batch == 1) k.stride_a = k.stride_b = k.stride_c = 0;
   if (run_sgemm(g, k)) return true;
+  if (k.batch == 1 && k.N > kMaxPanelColumns) return run_column_panels(g, k);
 
   std::shared_ptr<Plan> plan = plan_cache().get(k);
   if (!plan->usable) return false;

@@ -400,6 +400,19 @@ TEST_P(GemmCombo, LargerThanOneBlock) {
            502);
 }
 
+TEST_P(GemmCombo, WideOutputInColumnPanels) {
+  // N > 1024 runs as column panels (kMaxPanelColumns in gemm_onednn.cpp): B's columns, or a
+  // transposed B's rows, C's columns and the bias are offset per panel; 2050 gives two widths.
+  uint32_t seed = 600;
+  for (bool tb : {false, true}) {
+    run_case(combo(), {.M = 5, .N = 2050, .K = 24, .tb = tb, .pad = 3}, seed++);
+    run_case(combo(),
+             {.M = 6, .N = 1500, .K = 40, .ta = true, .tb = tb, .alpha = 0.5, .beta = 1,
+              .bias = true, .exact = false},
+             seed++);
+  }
+}
+
 std::vector<Route> routes(bool sgemm) {
   std::vector<Route> out;
   for (const Combo& c : kCombos)
@@ -483,6 +496,21 @@ void expect_error(const GemmArgs& g, const std::vector<std::string>& words) {
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type: " << e.what();
   }
+}
+
+TEST(Gemm, WideOutputPanelsShareOnePrimitivePerWidth) {
+  // 2050 columns = panels of 684, 684 and 682: two cached primitives, both reused on a repeat.
+  gemm_cache_clear();
+  std::vector<float> a(4 * 8, 1.f), b(8 * 2050, 0.5f), c(4 * 2050, NAN);
+  const GemmArgs g{.M = 4, .N = 2050, .K = 8, .A = a.data(), .lda = 8, .B = b.data(),
+                   .ldb = 2050, .C = c.data(), .ldc = 2050};
+  gemm(g);
+  gemm(g);
+  const GemmCacheStats s = gemm_cache_stats();
+  EXPECT_EQ(s.entries, 2u);
+  EXPECT_EQ(s.misses, 2u);
+  EXPECT_EQ(s.hits, 4u);
+  for (float v : c) ASSERT_EQ(v, 4.f);
 }
 
 TEST(Gemm, RejectsUnsupportedDtypes) {
