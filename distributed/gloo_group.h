@@ -19,6 +19,7 @@
 
 #include "distributed/gloo_process_group.h"
 #include "distributed/process_group.h"
+#include "distributed/shm_all_reduce.h"
 #include "distributed/store.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
@@ -139,6 +140,7 @@ class GlooProcessGroup : public ProcessGroup,
   std::shared_ptr<Store> store_;  // prefixed for this group
   std::shared_ptr<gloo::transport::Device> device_;
   std::shared_ptr<gloo::rendezvous::Context> context_;
+  std::unique_ptr<ShmAllReduce> shm_;  // null unless every rank is on this host
 
   std::mutex mu_;  // guards everything below up to the threads
   std::condition_variable cv_;

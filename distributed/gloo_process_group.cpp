@@ -120,6 +120,7 @@ GlooProcessGroup::GlooProcessGroup(std::shared_ptr<Store> store, int rank, int s
       throw TimeoutError(full);
     throw DistributedError(full);
   }
+  shm_ = ShmAllReduce::connect(*store_, rank_, size_, options.shared_memory);
   worker_ = std::thread([this] { worker_loop(); });
   waiter_ = std::thread([this] { waiter_loop(); });
 }
@@ -138,6 +139,9 @@ GlooProcessGroup::~GlooProcessGroup() {
   }
   p2p_cv_.notify_all();
   if (waiter_.joinable()) waiter_.join();
+  // Every collective this rank issued has finished, so no peer legitimately waits on it in the
+  // segment any more: one still waiting skipped a collective and may fail now, not at its timeout.
+  if (shm_) shm_->abort();
 }
 
 void GlooProcessGroup::check_tensor(const Tensor& t, const char* op, const char* arg) const {
@@ -203,6 +207,7 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_.empty()) broken_ = full;
   }
+  if (shm_) shm_->abort();  // peers waiting in the segment fail now, as over a closed connection
   if (timeout) return std::make_exception_ptr(TimeoutError(full));
   return std::make_exception_ptr(DistributedError(full));
 }

@@ -16,6 +16,10 @@ struct GlooOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
   // The address this rank listens on; peers must be able to reach it.
   std::string hostname = "127.0.0.1";
+  // When every rank of the group runs on this host, all_reduce goes through a shared-memory
+  // segment instead of TCP (distributed/shm_all_reduce.h); everything else stays on Gloo. Every
+  // rank must agree, or none uses it; FABRIC_GLOO_SHM=0 in a rank's environment also turns it off.
+  bool shared_memory = true;
 };
 
 // Connects `size` ranks through `store` (blocks until every rank has joined, or TimeoutError).

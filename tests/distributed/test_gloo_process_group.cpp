@@ -28,16 +28,18 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // Runs body(rank, group) for `size` ranks, each a thread with its own group over one HashStore.
-// A rank's exception becomes a test failure naming the rank.
+// A rank's exception becomes a test failure naming the rank. Ranks that are threads share the
+// host, so all_reduce takes the shared-memory segment unless shared_memory is false.
 void run_ranks(int size, const std::function<void(int, ProcessGroup&)>& body,
-               std::chrono::milliseconds timeout = 5s) {
+               std::chrono::milliseconds timeout = 5s, bool shared_memory = true) {
   auto store = std::make_shared<HashStore>();
   std::vector<std::string> errors(static_cast<size_t>(size));
   std::vector<std::thread> threads;
   for (int r = 0; r < size; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto pg = make_gloo_process_group(store, r, size, {.timeout = timeout});
+        auto pg = make_gloo_process_group(store, r, size,
+                                          {.timeout = timeout, .shared_memory = shared_memory});
         body(r, *pg);
       } catch (const std::exception& e) {
         errors[size_t(r)] = e.what();
@@ -99,7 +101,7 @@ std::vector<ReduceOp> ops_for(DType dtype) {
   return ops;
 }
 
-void check_all_reduce(int size) {
+void check_all_reduce(int size, bool shared_memory = true) {
   run_ranks(size, [&](int r, ProcessGroup& pg) {
     EXPECT_EQ(pg.rank(), r);
     EXPECT_EQ(pg.size(), size);
@@ -131,14 +133,17 @@ void check_all_reduce(int size) {
       EXPECT_EQ(got_any[i], a ? 1.0 : 0.0) << i;
       EXPECT_EQ(got_all[i], m ? 1.0 : 0.0) << i;
     }
-  });
+  }, 5s, shared_memory);
 }
 
 TEST(GlooProcessGroup, AllReduceEveryDTypeAndOpTwoRanks) { check_all_reduce(2); }
 TEST(GlooProcessGroup, AllReduceEveryDTypeAndOpThreeRanks) { check_all_reduce(3); }
+TEST(GlooProcessGroup, AllReduceEveryDTypeAndOpTwoRanksOverTcp) { check_all_reduce(2, false); }
+TEST(GlooProcessGroup, AllReduceEveryDTypeAndOpThreeRanksOverTcp) { check_all_reduce(3, false); }
 
-TEST(GlooProcessGroup, AllReduceLargeSpansManySegments) {
-  // 3M floats: Gloo's ring splits this into many 1 MiB segments.
+void check_large_all_reduce(bool shared_memory) {
+  // 3M floats: Gloo's ring splits this into many 1 MiB segments; the shared-memory path into
+  // three 4 MiB chunks.
   run_ranks(2, [](int r, ProcessGroup& pg) {
     const int64_t n = 3 << 20;
     Tensor t = empty({n}, {.dtype = DType::float32});
@@ -148,8 +153,10 @@ TEST(GlooProcessGroup, AllReduceLargeSpansManySegments) {
     int64_t bad = 0;
     for (int64_t i = 0; i < n; ++i) bad += p[i] != float(2 * (i % 1021) + 1);
     EXPECT_EQ(bad, 0);
-  });
+  }, 5s, shared_memory);
 }
+TEST(GlooProcessGroup, AllReduceLargeSpansManySegments) { check_large_all_reduce(true); }
+TEST(GlooProcessGroup, AllReduceLargeSpansManySegmentsOverTcp) { check_large_all_reduce(false); }
 
 void check_reduce_scatter(int size) {
   run_ranks(size, [&](int r, ProcessGroup& pg) {
@@ -461,7 +468,7 @@ TEST(GlooProcessGroup, MissingRankTimesOutTheRendezvous) {
   EXPECT_LT(Clock::now() - t0, 10s);
 }
 
-TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBroken) {
+void check_skipped_collective(bool shared_memory) {
   std::promise<void> rank0_done;
   std::shared_future<void> done = rank0_done.get_future().share();
   run_ranks(
@@ -471,7 +478,8 @@ TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBroken) {
           // Skips the collective but keeps its connections open until rank 0 has looked.
           done.wait();
           Tensor t = zeros({4});
-          // Rank 0's timeout closed the connections: this fails instead of hanging.
+          // Rank 0's timeout closed the connections (and marked the shared segment broken): this
+          // fails instead of hanging.
           EXPECT_THROW(pg.all_reduce(t)->wait(), DistributedError);
           return;
         }
@@ -494,7 +502,13 @@ TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBroken) {
         EXPECT_CONTAINS(again, "all_reduce");  // the original failure
         rank0_done.set_value();
       },
-      1s);
+      1s, shared_memory);
+}
+TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBroken) {
+  check_skipped_collective(true);
+}
+TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBrokenOverTcp) {
+  check_skipped_collective(false);
 }
 
 TEST(GlooProcessGroup, UnmatchedRecvTimesOut) {
@@ -517,8 +531,9 @@ TEST(GlooProcessGroup, UnmatchedRecvTimesOut) {
       1s);
 }
 
-// A peer process killed mid-run: the survivor's next collective fails within the timeout.
-TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
+// A peer process killed mid-run: the survivor's next collective fails within the timeout (over
+// the shared segment: as soon as it sees the peer's process gone).
+void check_killed_peer(bool shared_memory) {
   int port_pipe[2], ready_pipe[2];
   ASSERT_EQ(pipe(port_pipe), 0);
   ASSERT_EQ(pipe(ready_pipe), 0);
@@ -530,7 +545,8 @@ TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
       int port = 0;
       if (read(port_pipe[0], &port, sizeof port) != sizeof port) _exit(2);
       auto store = std::make_shared<TCPStore>(TCPStoreOptions{.port = port, .timeout = 10s});
-      auto pg = make_gloo_process_group(store, 1, 2, {.timeout = 3s});
+      auto pg =
+          make_gloo_process_group(store, 1, 2, {.timeout = 3s, .shared_memory = shared_memory});
       Tensor t = empty({1024}, {.dtype = DType::float32});
       float* p = t.data<float>();
       for (int i = 0; i < 1024; ++i) p[i] = float(i);
@@ -549,7 +565,7 @@ TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
       std::make_shared<TCPStore>(TCPStoreOptions{.port = 0, .is_server = true, .timeout = 10s});
   const int port = store->port();
   ASSERT_EQ(write(port_pipe[1], &port, sizeof port), ssize_t(sizeof port));
-  auto pg = make_gloo_process_group(store, 0, 2, {.timeout = 3s});
+  auto pg = make_gloo_process_group(store, 0, 2, {.timeout = 3s, .shared_memory = shared_memory});
   Tensor t = empty({1024}, {.dtype = DType::float32});
   float* p = t.data<float>();
   for (int i = 0; i < 1024; ++i) p[i] = float(i + 1);
@@ -567,6 +583,10 @@ TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) {
   EXPECT_CONTAINS(msg, "all_reduce");
   EXPECT_CONTAINS(msg, "rank 0 of 2");
   for (int fd : {port_pipe[0], port_pipe[1], ready_pipe[0], ready_pipe[1]}) close(fd);
+}
+TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollective) { check_killed_peer(true); }
+TEST(GlooProcessGroup, KilledPeerProcessFailsTheNextCollectiveOverTcp) {
+  check_killed_peer(false);
 }
 
 // traffic(): the bytes this rank put on the wire per the documented algorithm of each op, and

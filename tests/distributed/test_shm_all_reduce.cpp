@@ -1,0 +1,143 @@
+// The shared-memory all_reduce under the Gloo group, driven directly: rendezvous (on one host every
+// rank maps the segment, one rank opting out turns it off for all, nothing is left in /dev/shm),
+// chunking and per-rank shares (sizes around the chunk and below the rank count), rank-order
+// reduction, and failing fast instead of hanging (timeout naming the rank, a peer's abort). The
+// group-level tests (every dtype and op, killed peer process, skipped collective) are in
+// test_gloo_process_group.cpp.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "distributed/gloo_reduce.h"
+#include "distributed/shm_all_reduce.h"
+#include "distributed/store.h"
+#include "tensor/float_formats.h"
+#include "tests/common/expect_error.h"
+
+namespace fabric::distributed::gloo_detail {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+std::set<std::string> segments_in_dev_shm() {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/dev/shm", ec))
+    if (e.path().filename().string().rfind("fabric-gloo-", 0) == 0) out.insert(e.path().string());
+  return out;
+}
+
+// Connects `size` ranks (threads over one HashStore) and runs body(rank, segment-or-null).
+void with_ranks(int size, const std::function<bool(int)>& enabled,
+                const std::function<void(int, ShmAllReduce*)>& body) {
+  HashStore store;
+  std::vector<std::string> errors(static_cast<size_t>(size));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < size; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        auto shm = ShmAllReduce::connect(store, r, size, enabled(r));
+        body(r, shm.get());
+      } catch (const std::exception& e) {
+        errors[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < size; ++r) EXPECT_EQ(errors[size_t(r)], "") << "rank " << r;
+}
+
+const auto kAll = [](int) { return true; };
+
+TEST(ShmAllReduce, ConnectsOnOneHostAndLeavesNothingInDevShm) {
+  const auto before = segments_in_dev_shm();
+  with_ranks(3, kAll, [](int, ShmAllReduce* shm) { EXPECT_NE(shm, nullptr); });
+  EXPECT_EQ(segments_in_dev_shm(), before);
+}
+
+TEST(ShmAllReduce, OneRankOptingOutTurnsItOffForAll) {
+  with_ranks(3, [](int r) { return r != 1; },
+             [](int r, ShmAllReduce* shm) { EXPECT_EQ(shm, nullptr) << "rank " << r; });
+  with_ranks(1, kAll, [](int, ShmAllReduce* shm) { EXPECT_EQ(shm, nullptr); });  // nothing to share
+}
+
+// Sizes around the 4 MiB chunk (1M floats) and below the rank count (empty shares), exact sums.
+TEST(ShmAllReduce, ChunksAndSharesCoverEveryElement) {
+  const int size = 3;
+  const std::vector<size_t> sizes = {1, 2, 3, 1000, (size_t{1} << 20) - 1, size_t{1} << 20,
+                                     (size_t{5} << 19) + 7};
+  with_ranks(size, kAll, [&](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    const ReduceFn sum = reduce_function(DType::float32, ReduceOp::sum, "test");
+    for (size_t n : sizes) {
+      std::vector<float> x(n);
+      for (size_t i = 0; i < n; ++i) x[i] = float(i % 1009) + float(r) * 4096.f;
+      shm->run(x.data(), n, sizeof(float), sum, Clock::now() + 20s);
+      size_t bad = 0;
+      for (size_t i = 0; i < n; ++i) bad += x[i] != 3.f * float(i % 1009) + 3.f * 4096.f;
+      EXPECT_EQ(bad, 0u) << "n = " << n << ", rank " << r;
+    }
+  });
+}
+
+// Rounding of the reduced float formats happens per pairwise step in rank order, the same bits on
+// every rank: ((1 + 2^-8) + 2^-8) in bfloat16 is 1 (each step rounds back), not 1 + 2^-7.
+TEST(ShmAllReduce, ReducesInRankOrderWithTheSameBitsEverywhere) {
+  std::vector<float> got(3);
+  with_ranks(3, kAll, [&](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    std::vector<BFloat16> x(5, BFloat16(r == 0 ? 1.f : 0x1p-8f));
+    shm->run(x.data(), x.size(), sizeof(BFloat16),
+             reduce_function(DType::bfloat16, ReduceOp::sum, "test"), Clock::now() + 20s);
+    for (const BFloat16& v : x) EXPECT_EQ(float(v), float(x[0]));
+    got[size_t(r)] = float(x[0]);
+  });
+  EXPECT_EQ(got, std::vector<float>(3, 1.f));
+}
+
+TEST(ShmAllReduce, TimeoutNamesTheRankThatNeverCame) {
+  with_ranks(2, kAll, [](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    if (r == 1) return;  // skips the collective
+    std::vector<float> x(10, 1.f);
+    const auto t0 = Clock::now();
+    const std::string msg = thrown<TimeoutError>([&] {
+      shm->run(x.data(), x.size(), sizeof(float),
+               reduce_function(DType::float32, ReduceOp::sum, "test"), t0 + 300ms);
+    });
+    EXPECT_GE(Clock::now() - t0, 300ms);
+    EXPECT_LT(Clock::now() - t0, 3s);
+    EXPECT_CONTAINS(msg, "rank 1");
+    EXPECT_CONTAINS(msg, "timed out");
+  });
+}
+
+TEST(ShmAllReduce, APeersAbortFailsAWaitingRankAtOnce) {
+  with_ranks(2, kAll, [](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    if (r == 1) {
+      std::this_thread::sleep_for(100ms);
+      shm->abort();  // what a rank whose group broke does
+      return;
+    }
+    std::vector<float> x(10, 1.f);
+    const auto t0 = Clock::now();
+    const std::string msg = thrown<DistributedError>([&] {
+      shm->run(x.data(), x.size(), sizeof(float),
+               reduce_function(DType::float32, ReduceOp::sum, "test"), t0 + 30s);
+    });
+    EXPECT_LT(Clock::now() - t0, 3s);
+    EXPECT_CONTAINS(msg, "broke");
+  });
+}
+
+}  // namespace
+}  // namespace fabric::distributed::gloo_detail
