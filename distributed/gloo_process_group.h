@@ -1,6 +1,7 @@
-// The Gloo process group: collectives on CPU tensors over TCP, as PyTorch's ProcessGroupGloo.
-// Ranks rendezvous through a Store; operations run asynchronously, in issue order, on one worker
-// thread per group.
+// The Gloo process group: collectives on CPU tensors over TCP, as PyTorch's ProcessGroupGloo
+// (all_reduce through shared memory when every rank is on this host: shm_all_reduce.h). Ranks
+// rendezvous through a Store; operations run asynchronously, in issue order, on one worker thread
+// per group.
 #pragma once
 #include <chrono>
 #include <memory>
