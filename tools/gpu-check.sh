@@ -70,8 +70,8 @@ if [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
     tail -n 30 "$logs/configure.log" >&2
     die "configure failed (full log: $logs/configure.log). A missing package? tools/install-deps.sh lists fabric's dependencies"
   fi
-  say "building fabric_tests_cuda and bench_gpu with $jobs jobs [$(elapsed)]"
-  run_logged build 330 cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda bench_gpu
+  say "building fabric_tests_cuda, fabric_tests_ops (its OpHarnessCuda.* tests) and bench_gpu with $jobs jobs [$(elapsed)]"
+  run_logged build 330 cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda fabric_tests_ops bench_gpu
 fi
 bench=$build_dir/tools/bench_gpu
 [ -x "$bench" ] || die "$bench is missing: build the bench_gpu target"

@@ -44,7 +44,7 @@ double gelu_tanh_ref(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
-TEST(OpHarness, Elementwise) {
+std::vector<OpCase> elementwise_cases() {
   std::vector<OpCase> c;
 
   // ---- arithmetic -----------------------------------------------------------------------------
@@ -382,8 +382,11 @@ TEST(OpHarness, Elementwise) {
                [](const V& x) { return x[0] * sigmoid(x[0]) + 1; },
                ref_unary([](double a) { return a / (1 + std::exp(-a)) + 1; })});
 
-  run_cases(c);
+  return c;
 }
+
+TEST(OpHarness, Elementwise) { run_cases(elementwise_cases()); }
+TEST(OpHarnessCuda, Elementwise) { run_cases_on_cuda(elementwise_cases()); }
 
 }  // namespace
 }  // namespace fabric::harness

@@ -133,7 +133,7 @@ RefTensor ref_one_hot(const RefTensor& idx, int64_t nc) {
 
 }  // namespace
 
-TEST(OpHarness, Index) {
+std::vector<OpCase> index_op_cases() {
   std::vector<OpCase> c;
   // ---- embedding / index_select (copies: exact in every dtype) ----
   auto emb = [](const std::vector<Tensor>& t) { return embedding(t[0], t[1]); };
@@ -337,7 +337,10 @@ TEST(OpHarness, Index) {
     for (const InputSpec& in : oc.inputs)
       if (in.kind == InputSpec::Kind::floating) oc.exact = false;
   }
-  run_cases(c);
+  return c;
 }
+
+TEST(OpHarness, Index) { run_cases(index_op_cases()); }
+TEST(OpHarnessCuda, Index) { run_cases_on_cuda(index_op_cases()); }
 
 }  // namespace fabric::harness

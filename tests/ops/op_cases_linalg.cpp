@@ -175,7 +175,7 @@ OpCase pool_case(bool max, std::string name, Shape x, std::vector<int64_t> k,
 
 }  // namespace
 
-TEST(OpHarness, Linalg) {
+std::vector<OpCase> linalg_cases() {
   std::vector<OpCase> cases = {
       matmul_case("1d_1d", {5}, {5}),
       matmul_case("1d_2d", {4}, {4, 3}),
@@ -228,10 +228,13 @@ TEST(OpHarness, Linalg) {
                    {DType::float64, DType::float32, DType::bfloat16, DType::float16},
                    3.0});
   cases.push_back({"linear/K0_bias_only", {F({3, 0}), F({2, 0}), F({2})}, linear_run, linear_ref});
-  run_cases(cases);
+  return cases;
 }
 
-TEST(OpHarness, Conv) {
+TEST(OpHarness, Linalg) { run_cases(linalg_cases()); }
+TEST(OpHarnessCuda, Linalg) { run_cases_on_cuda(linalg_cases()); }
+
+std::vector<OpCase> conv_cases() {
   std::vector<OpCase> cases = {
       conv_case("basic_bias", {2, 3, 7, 7}, {4, 3, 3, 3}, true, {}),
       conv_case("stride2_pad1", {2, 3, 8, 8}, {4, 3, 3, 3}, false, {{2, 2}, {1, 1}, {1, 1}, 1}),
@@ -255,7 +258,10 @@ TEST(OpHarness, Conv) {
       pool_case(false, "rect", {1, 3, 5, 6}, {3, 2}, {1, 2}, {1, 0}),
       pool_case(false, "unbatched", {3, 5, 5}, {2}, {1}, {1}),
   };
-  run_cases(cases);
+  return cases;
 }
+
+TEST(OpHarness, Conv) { run_cases(conv_cases()); }
+TEST(OpHarnessCuda, Conv) { run_cases_on_cuda(conv_cases()); }
 
 }  // namespace fabric::harness

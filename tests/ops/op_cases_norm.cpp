@@ -296,12 +296,15 @@ std::vector<OpCase> loss_cases() {
 
 }  // namespace
 
-TEST(OpHarness, Norm) {
+std::vector<OpCase> softmax_and_norm_cases() {
   std::vector<OpCase> cases = softmax_cases();
   for (auto& c : norm_cases()) cases.push_back(std::move(c));
-  run_cases(cases);
+  return cases;
 }
 
+TEST(OpHarness, Norm) { run_cases(softmax_and_norm_cases()); }
+TEST(OpHarnessCuda, Norm) { run_cases_on_cuda(softmax_and_norm_cases()); }
 TEST(OpHarness, Loss) { run_cases(loss_cases()); }
+TEST(OpHarnessCuda, Loss) { run_cases_on_cuda(loss_cases()); }
 
 }  // namespace fabric::harness

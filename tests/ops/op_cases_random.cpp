@@ -31,7 +31,7 @@ RefFn ref_dropout(double p, uint64_t seed) {
   };
 }
 
-TEST(OpHarness, Random) {
+std::vector<OpCase> random_cases() {
   std::vector<OpCase> cases;
   const std::vector<std::pair<std::string, Shape>> shapes = {
       {"1d", {7}}, {"2d", {5, 6}}, {"3d", {2, 3, 9}}, {"size0", {0, 3}}, {"size1", {1, 1}}, {"0dim", {}},
@@ -50,8 +50,11 @@ TEST(OpHarness, Random) {
                    .inputs = {F({4, 5})},
                    .run = [](const std::vector<Tensor>& in) { return dropout(in[0], 0.5, false); },
                    .reference = ref_unary([](double x) { return x; })});
-  run_cases(cases);
+  return cases;
 }
+
+TEST(OpHarness, Random) { run_cases(random_cases()); }
+TEST(OpHarnessCuda, Random) { run_cases_on_cuda(random_cases()); }
 
 }  // namespace
 }  // namespace fabric::harness

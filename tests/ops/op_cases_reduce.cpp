@@ -392,11 +392,14 @@ std::vector<OpCase> cumsum_cases() {
 
 }  // namespace
 
-TEST(OpHarness, Reduce) {
+std::vector<OpCase> reduce_index_cumsum_cases() {
   std::vector<OpCase> cases = reduce_cases();
   for (auto& c : index_cases()) cases.push_back(std::move(c));
   for (auto& c : cumsum_cases()) cases.push_back(std::move(c));
-  run_cases(cases);
+  return cases;
 }
+
+TEST(OpHarness, Reduce) { run_cases(reduce_index_cumsum_cases()); }
+TEST(OpHarnessCuda, Reduce) { run_cases_on_cuda(reduce_index_cumsum_cases()); }
 
 }  // namespace fabric::harness

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "autograd/autograd.h"
+#include "tests/cuda/cuda_test_util.h"
 
 namespace fabric::harness {
 
@@ -50,10 +51,12 @@ std::vector<double> random_values(const InputSpec& s, std::mt19937_64& rng) {
 
 // Makes a tensor of `dtype` holding `vals` with the requested layout: 0 contiguous, 1 the
 // transpose of a contiguous buffer (last two dims), 2 a stride-2 slice of a larger buffer.
-Tensor make_input(const std::vector<double>& vals, const Shape& shape, DType dtype, int layout) {
+// Every layout is made on `device` itself, so a device's kernels see its own strided views.
+Tensor make_input(const std::vector<double>& vals, const Shape& shape, DType dtype, int layout,
+                  Device device = Device::cpu()) {
   Tensor dense = from_vector(vals, shape.empty() ? Shape{} : shape, {.dtype = DType::float64});
   if (shape.empty()) dense = scalar_tensor(vals[0], {.dtype = DType::float64});
-  dense = dense.to(dtype);
+  dense = dense.to(dtype).to(device);
   if (layout == 0 || shape.empty()) return dense;
   if (layout == 1 && shape.size() >= 2) {
     const int64_t a = static_cast<int64_t>(shape.size()) - 2, b = a + 1;
@@ -62,7 +65,7 @@ Tensor make_input(const std::vector<double>& vals, const Shape& shape, DType dty
   if (layout == 2) {
     Shape big = shape;
     big.back() *= 2;
-    Tensor buf = zeros(big, {.dtype = dtype});
+    Tensor buf = zeros(big, {.dtype = dtype, .device = device});
     Tensor view = buf.slice(-1, 0, big.back(), 2);
     view.copy_(dense);
     return view;
@@ -79,10 +82,13 @@ std::vector<double> round_to(const std::vector<double>& v, DType t) {
 
 std::string layout_name(int l) { return l == 0 ? "contiguous" : l == 1 ? "transposed" : "strided"; }
 
-void compare(const OpCase& c, DType dt, int layout, const Tensor& got, const RefTensor& want, bool against_naive) {
-  SCOPED_TRACE(::testing::Message() << c.name << " dtype=" << dtype_name(dt) << " layout=" << layout_name(layout)
+void compare(const OpCase& c, DType dt, int layout, const Tensor& result, const RefTensor& want,
+             bool against_naive) {
+  SCOPED_TRACE(::testing::Message() << c.name << " device=" << (result.defined() ? result.device().str() : "?")
+                                    << " dtype=" << dtype_name(dt) << " layout=" << layout_name(layout)
                                     << (against_naive ? " vs naive reference" : " vs float64 run"));
-  ASSERT_TRUE(got.defined());
+  ASSERT_TRUE(result.defined());
+  const Tensor got = result.to(Device::cpu());
   ASSERT_EQ(got.sizes(), want.shape) << "result shape " << shape_str(got.sizes()) << " expected "
                                      << shape_str(want.shape);
   std::vector<double> g = got.to_vector<double>();
@@ -105,15 +111,16 @@ void compare(const OpCase& c, DType dt, int layout, const Tensor& got, const Ref
 
 // Central differences of sum(run(x) * w) against autograd's gradient, in float64. Large inputs
 // are checked on a random subset of elements.
-void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, std::mt19937_64& rng) {
-  SCOPED_TRACE(::testing::Message() << c.name << " gradient check");
+void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, std::mt19937_64& rng,
+                Device device) {
+  SCOPED_TRACE(::testing::Message() << c.name << " gradient check on " << device.str());
   std::vector<Tensor> in;
   std::vector<size_t> float_inputs;
   for (size_t i = 0; i < vals.size(); ++i) {
     const bool fl = c.inputs[i].kind == InputSpec::Kind::floating || c.inputs[i].kind == InputSpec::Kind::positive;
     DType dt = fl ? DType::float64
                   : c.inputs[i].kind == InputSpec::Kind::boolean ? DType::bool_ : c.inputs[i].int_dtype;
-    Tensor t = make_input(vals[i], c.inputs[i].shape, dt, 0);
+    Tensor t = make_input(vals[i], c.inputs[i].shape, dt, 0, device);
     if (fl && t.numel() > 0) {
       t.set_requires_grad(true);
       float_inputs.push_back(i);
@@ -128,6 +135,7 @@ void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, s
   for (double& x : wv) x = u(rng);
   Tensor w = from_vector(wv, out.sizes(), {.dtype = DType::float64});
   if (out.dim() == 0) w = scalar_tensor(wv[0], {.dtype = DType::float64});
+  w = w.to(device);
   std::vector<Tensor> wrt;
   for (size_t i : float_inputs) wrt.push_back(in[i]);
   std::vector<Tensor> analytic;
@@ -158,7 +166,7 @@ void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, s
       auto eval_at = [&](double delta) {
         std::vector<double> v = vals[i];
         v[e] += delta;
-        probe[i] = make_input(v, c.inputs[i].shape, DType::float64, 0);
+        probe[i] = make_input(v, c.inputs[i].shape, DType::float64, 0, device);
         return objective(probe);
       };
       const double numeric = (eval_at(h) - eval_at(-h)) / (2 * h);
@@ -171,7 +179,7 @@ void grad_check(const OpCase& c, const std::vector<std::vector<double>>& vals, s
 
 }  // namespace
 
-void run_cases(const std::vector<OpCase>& cases) {
+void run_cases(const std::vector<OpCase>& cases, Device device) {
   std::mt19937_64 rng(1234);
   for (const OpCase& c : cases) {
     std::vector<std::vector<double>> base;
@@ -208,21 +216,27 @@ void run_cases(const std::vector<OpCase>& cases) {
         ADD_FAILURE() << c.name << ": reference threw: " << e.what();
         continue;
       }
-      if (dt == DType::float64 && c.grad_check && !c.exact) grad_check(c, vals, rng);
+      if (dt == DType::float64 && c.grad_check && !c.exact) grad_check(c, vals, rng, device);
       const int nlayouts = c.layouts ? 3 : 1;
       for (int layout = 0; layout < nlayouts; ++layout) {
         std::vector<Tensor> in;
         for (size_t i = 0; i < vals.size(); ++i)
-          in.push_back(make_input(vals[i], c.inputs[i].shape, input_dtype(i, dt), layout));
+          in.push_back(make_input(vals[i], c.inputs[i].shape, input_dtype(i, dt), layout, device));
         try {
           compare(c, dt, layout, c.run(in), want, naive);
         } catch (const std::exception& e) {
-          ADD_FAILURE() << c.name << " dtype=" << dtype_name(dt) << " layout=" << layout_name(layout)
-                        << ": threw " << e.what();
+          ADD_FAILURE() << c.name << " device=" << device.str() << " dtype=" << dtype_name(dt)
+                        << " layout=" << layout_name(layout) << ": threw " << e.what();
         }
       }
     }
   }
+}
+
+void run_cases_on_cuda(const std::vector<OpCase>& cases) {
+  std::string why;
+  if (test::cuda_devices(&why) == 0) GTEST_SKIP() << "no usable GPU: " << why;
+  run_cases(cases, Device::cuda(0));
 }
 
 RefFn ref_unary(std::function<double(double)> f) {

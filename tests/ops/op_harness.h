@@ -1,7 +1,8 @@
 // The one table-driven op harness: every op case runs in each of its dtypes on random inputs
 // (contiguous and non-contiguous layouts) and is compared against a float64 reference, either
 // an independent naive implementation (RefTensor lambdas) or the op itself run in float64 on the
-// same values. Family files (op_cases_*.cpp) hold the tables; each has one TEST calling run_cases.
+// CPU on the same values. Family files (op_cases_*.cpp) hold the tables; each family has one TEST
+// on the CPU (OpHarness.*) and one on the CUDA backend (OpHarnessCuda.*, skipped without a GPU).
 #pragma once
 #include <functional>
 #include <string>
@@ -61,8 +62,12 @@ struct OpCase {
   bool grad_check = true;
 };
 
-// Runs every case; records gtest failures naming case, dtype, layout and the worst element.
-void run_cases(const std::vector<OpCase>& cases);
+// Runs every case on `device` (inputs made there in every layout, gradients checked there) against
+// the float64 reference computed on the CPU; records gtest failures naming case, device, dtype,
+// layout and the worst element.
+void run_cases(const std::vector<OpCase>& cases, Device device = Device::cpu());
+// run_cases on cuda:0, or the calling test skipped (naming why) when no GPU is usable.
+void run_cases_on_cuda(const std::vector<OpCase>& cases);
 
 // Element-wise reference helpers for the common shapes of cases.
 RefFn ref_unary(std::function<double(double)> f);
