@@ -1,5 +1,6 @@
-// FP8 scaled casts and the emulated FP8 GEMM, built on the tensor ops and the copy kernel's
-// saturating fp8 mode (so each device's kernels do the work).
+// FP8 scaled casts and the FP8 GEMM (the device's tensor-core kernel when it has one, else an
+// exact emulation), built on the tensor ops and the copy kernel's saturating fp8 mode (so each
+// device's kernels do the work).
 #include "precision/fp8_ops.h"
 
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "tensor/copy_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/quant_kernels.h"
 #include "tensor/strided_loop.h"
 
 namespace fabric::precision {
@@ -85,6 +87,32 @@ Tensor fp8_dequantize(const Tensor& q, float scale_inv, DType out_dtype) {
   return r.to(out_dtype);
 }
 
+namespace {
+
+// A (..., K) @ B (K, N) through the device's FP8 GEMM kernel (fp8_gemm_stub), or undefined when
+// the device has none or declines the problem. The kernel takes B as (N, K) with K contiguous,
+// as a Linear's weight is stored: wq.t() is viewed back for free, other layouts are copied (one
+// byte per element). The two dequantizing scales go to the device with the operands, so that the
+// kernel reads them there.
+Tensor fp8_gemm_on_tensor_cores(const Tensor& a_q, float scale_inv_a, const Tensor& b_q,
+                                float scale_inv_b, DType out_dtype) {
+  const Fp8GemmFn kernel = fp8_gemm_stub.find(a_q.device());
+  if (!kernel || b_q.dim() != 2 || a_q.numel() == 0 || b_q.numel() == 0) return Tensor();
+  const int64_t K = a_q.size(-1), N = b_q.size(1), M = a_q.numel() / K;
+  const Tensor a = a_q.detach().contiguous();
+  const Tensor bt = b_q.detach().t().contiguous();  // (N, K)
+  const Tensor scales = from_vector<float>({scale_inv_a, scale_inv_b}).to(a_q.device());
+  Shape out_shape = a_q.sizes();
+  out_shape.back() = N;
+  Tensor c = empty(out_shape, {.dtype = out_dtype, .device = a_q.device()});
+  if (!kernel(M, N, K, a.dtype(), a.data_ptr(), bt.dtype(), bt.data_ptr(), scales.data<float>(),
+              out_dtype, c.data_ptr()))
+    return Tensor();
+  return c;
+}
+
+}  // namespace
+
 Tensor fp8_gemm(const Tensor& a_q, float scale_inv_a, const Tensor& b_q, float scale_inv_b,
                 DType out_dtype) {
   check_fp8_operand("fp8_gemm", "A", a_q);
@@ -103,6 +131,9 @@ Tensor fp8_gemm(const Tensor& a_q, float scale_inv_a, const Tensor& b_q, float s
                "fp8_gemm: operands on different devices");
   NoGradGuard no_grad;
   ContextGuard no_autocast = autocast_off(a_q.device());
+  if (Tensor c = fp8_gemm_on_tensor_cores(a_q, scale_inv_a, b_q, scale_inv_b, out_dtype);
+      c.defined())
+    return c;
   // fp8 -> fp32 is exact, so the fp32 GEMM sees exactly the tensor-core inputs.
   Tensor acc = matmul(a_q.detach().to(DType::float32), b_q.detach().to(DType::float32));
   acc = mul(mul(acc, static_cast<double>(scale_inv_a)), static_cast<double>(scale_inv_b));

@@ -37,6 +37,9 @@ Tensor fp8_dequantize(const Tensor& q, float scale_inv, DType out_dtype = DType:
 // multiplies), rounded once to out_dtype. a_q and b_q are fp8 (either format, so E4M3 x E5M2
 // works as in the backward); matmul's broadcasting rules apply. Autocast is off inside (the
 // emulated tensor cores accumulate in fp32 whatever region the caller is in). No autograd.
+// On a device with an FP8 GEMM kernel (cuBLASLt on sm_89+) a 2-D b_q whose sizes it takes runs
+// there: the same product with both scales applied in the kernel's epilogue (summation order and
+// that one rounding may differ from the emulation).
 Tensor fp8_gemm(const Tensor& a_q, float scale_inv_a, const Tensor& b_q, float scale_inv_b,
                 DType out_dtype = DType::float32);
 

@@ -21,6 +21,8 @@ struct DispatchStub {
     }
     return f;
   }
+  // The kernel for `d`, or null when that device has none (for ops with a fallback of their own).
+  Fn find(Device d) const { return d.is_cpu() ? cpu : cuda; }
 };
 
 // Stubs are constant-initialised, so kernels may register from any translation unit's static

@@ -7,5 +7,6 @@ namespace fabric {
 FABRIC_DEFINE_STUB(quantize_4bit_stub, Quantize4bitFn);
 FABRIC_DEFINE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
 FABRIC_DEFINE_STUB(int8_gemm_stub, Int8GemmFn);
+FABRIC_DEFINE_STUB(fp8_gemm_stub, Fp8GemmFn);
 
 }  // namespace fabric

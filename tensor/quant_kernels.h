@@ -71,8 +71,18 @@ using Dequantize4bitFn = void (*)(const uint8_t* packed, const float* absmax, in
 using Int8GemmFn = void (*)(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* B,
                             int32_t* C);
 
+// C (M, N) = scales[0] * scales[1] * A (M, K) · B (N, K)ᵀ on FP8 tensor cores with fp32
+// accumulation, rounded once to c_dtype (float32, bfloat16 or float16). A and B are row-major
+// contiguous float8_e4m3fn / float8_e5m2 (not both E5M2); `scales` is two floats in the device's
+// memory. Returns false, having written nothing, when the device cannot take the problem (no FP8
+// tensor cores, sizes or dtypes its kernels do not take): the op then runs its exact emulation.
+using Fp8GemmFn = bool (*)(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* A,
+                           DType b_dtype, const void* B, const float* scales, DType c_dtype,
+                           void* C);
+
 FABRIC_DECLARE_STUB(quantize_4bit_stub, Quantize4bitFn);
 FABRIC_DECLARE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
 FABRIC_DECLARE_STUB(int8_gemm_stub, Int8GemmFn);
+FABRIC_DECLARE_STUB(fp8_gemm_stub, Fp8GemmFn);
 
 }  // namespace fabric

@@ -14,6 +14,8 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/stream.h"
+#include "tensor/dispatch_stub.h"
+#include "tensor/quant_kernels.h"
 
 namespace fabric::cuda {
 namespace {
@@ -231,5 +233,44 @@ void gemm_fp8(const Fp8GemmDesc& g) {
     throw_cublas_error(st, cat("cublasLtMatmul (FP8) for ", describe(g)).c_str(), __FILE__,
                        __LINE__);
 }
+
+namespace {
+
+// The op layer's entry (fp8_gemm_stub): the contiguous TN problem when this GPU and these sizes
+// take it, false otherwise (the op emulates), so that no op has to know the FP8 kernels' rules.
+bool fp8_gemm_entry(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* A, DType b_dtype,
+                    const void* B, const float* scales, DType c_dtype, void* C) {
+  const auto fp8 = [](DType t) { return t == DType::float8_e4m3fn || t == DType::float8_e5m2; };
+  if (!fp8(a_dtype) || !fp8(b_dtype) || (a_dtype == DType::float8_e5m2 && b_dtype == a_dtype))
+    return false;
+  if (c_dtype != DType::float32 && c_dtype != DType::bfloat16 && c_dtype != DType::float16)
+    return false;
+  if (M <= 0 || K % 16 != 0 || N % 16 != 0 || K == 0 || (N * itemsize(c_dtype)) % 16 != 0)
+    return false;
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (!aligned(A) || !aligned(B) || !aligned(C)) return false;
+  if (!fp8_gemm_supported(device_of_pointer(C))) return false;
+  Fp8GemmDesc d;
+  d.M = M;
+  d.N = N;
+  d.K = K;
+  d.a_dtype = a_dtype;
+  d.b_dtype = b_dtype;
+  d.A = A;
+  d.lda = K;
+  d.B = B;
+  d.ldb = K;
+  d.c_dtype = c_dtype;
+  d.C = C;
+  d.ldc = N;
+  d.scale_a = scales;
+  d.scale_b = scales + 1;
+  gemm_fp8(d);
+  return true;
+}
+
+}  // namespace
+
+FABRIC_REGISTER_KERNEL(fp8_gemm_stub, cuda, &fp8_gemm_entry);
 
 }  // namespace fabric::cuda

@@ -408,6 +408,36 @@ TEST(CudaGemm, Fp8GemmMatchesTheCpuEmulation) {
   EXPECT_THROW(cuda::gemm_fp8(bad), ValueError);
 }
 
+// The op layer's fp8_gemm on CUDA tensors: the tensor-core kernel through fp8_gemm_stub where it
+// takes the problem (a Linear's W^T view, a batched x, and a B that must be copied to (N, K)), the
+// emulation on the device where it does not (N = 40 is not a multiple of 16; float64 output);
+// every result within the summation-order tolerance of the CPU emulation.
+TEST(CudaGemm, Fp8GemmOpUsesTheTensorCoresOrEmulates) {
+  FABRIC_REQUIRE_CUDA();
+  const Tensor x = test::uniform_tensor({2, 24, 64}, DType::float32, -3, 3, 31);
+  for (int64_t N : {int64_t{32}, int64_t{40}}) {
+    const Tensor w = test::uniform_tensor({N, 64}, DType::float32, -0.2f, 0.2f, 32);
+    const precision::Fp8Quantized xq =
+        precision::fp8_quantize(x, 448.f / 3.f, precision::Fp8Format::E4M3);
+    const precision::Fp8Quantized wq =
+        precision::fp8_quantize(w, 448.f / 0.2f, precision::Fp8Format::E4M3);
+    const Tensor gx = xq.q.to(kGpu), gw = wq.q.to(kGpu);
+    for (DType out : {DType::float32, DType::bfloat16, DType::float64}) {
+      const std::string what = detail::cat("fp8_gemm op N=", N, " -> ", dtype_name(out));
+      const double tol = out == DType::bfloat16 ? 1e-2 : 1e-5;
+      const Tensor want = precision::fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, out);
+      const Tensor got = precision::fp8_gemm(gx, xq.scale_inv, gw.t(), wq.scale_inv, out);
+      EXPECT_EQ(got.device(), kGpu) << what;
+      EXPECT_EQ(got.sizes(), want.sizes()) << what;
+      expect_close(want, got, tol, what);
+      // B (K, N) contiguous: copied to (N, K) for the kernel.
+      const Tensor got_b = precision::fp8_gemm(gx, xq.scale_inv, gw.t().contiguous(),
+                                               wq.scale_inv, out);
+      expect_close(want, got_b, tol, what + " (contiguous B)");
+    }
+  }
+}
+
 #endif  // FABRIC_WITH_CUDA
 
 }  // namespace
