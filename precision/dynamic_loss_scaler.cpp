@@ -146,9 +146,10 @@ double DynamicLossScaler::combined_scale(double total_norm, double clip_grad) co
 void DynamicLossScaler::unscale_and_clip_(const std::vector<Tensor>& grads, double total_norm,
                                           double clip_grad) const {
   const float inv = static_cast<float>(1.0 / combined_scale(total_norm, clip_grad));
-  for (const Tensor& g : grads) {
-    if (g.defined()) amp_unscale_and_check_(g, inv, "DynamicLossScaler.unscale_and_clip_");
-  }
+  std::vector<Tensor> defined;
+  for (const Tensor& g : grads)
+    if (g.defined()) defined.push_back(g);
+  amp_unscale_and_check_all_(defined, inv, "DynamicLossScaler.unscale_and_clip_");
 }
 
 PrecisionState DynamicLossScaler::state_dict() const {
@@ -328,9 +329,12 @@ FusedLossScaler make_fused_loss_scaler(const DeepSpeedFp16Config& c) {
 }
 
 bool has_overflow(const std::vector<Tensor>& grads) {
-  for (const Tensor& g : grads) {
-    if (g.defined() && amp_has_non_finite(g, "has_overflow")) return true;
-  }
+  std::vector<Tensor> defined;
+  for (const Tensor& g : grads)
+    if (g.defined()) defined.push_back(g);
+  // One pass over every gradient and one wait per device, rather than one per tensor.
+  for (const auto& [device, found] : amp_unscale_and_check_all_(defined, 1.0f, "has_overflow"))
+    if (found) return true;
   return false;
 }
 

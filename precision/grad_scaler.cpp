@@ -137,17 +137,10 @@ void GradScaler::unscale_(optim::Optimizer& opt) {
 
   // The inverse is taken in double and rounded once to float.
   const float inv = static_cast<float>(1.0 / static_cast<double>(scale_));
+  // One fused pass per gradient, one wait per device (found_inf per device, as PyTorch keeps).
   std::vector<std::pair<Device, float>> found;
-  for (const Tensor& g : grads) {
-    const bool bad = amp_unscale_and_check_(g, inv, "GradScaler.unscale_");
-    auto it = std::find_if(found.begin(), found.end(),
-                           [&](const auto& e) { return e.first == g.device(); });
-    if (it == found.end()) {
-      found.emplace_back(g.device(), bad ? 1.0f : 0.0f);
-    } else if (bad) {
-      it->second = 1.0f;
-    }
-  }
+  for (const auto& [device, bad] : amp_unscale_and_check_all_(grads, inv, "GradScaler.unscale_"))
+    found.emplace_back(device, bad ? 1.0f : 0.0f);
   if (reducer_) {
     for (auto& [dev, value] : found) {
       Tensor t = scalar_tensor(value, {.dtype = DType::float32, .device = dev});

@@ -2,20 +2,24 @@
 // argument checks here, the element loop in each device's kernel.
 #include "tensor/amp_kernels.h"
 
+#include <algorithm>
+
+#include "tensor/factory.h"
 #include "tensor/shape.h"
 
 namespace fabric {
 
 FABRIC_DEFINE_STUB(amp_unscale_stub, AmpUnscaleFn);
 
-bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller) {
+namespace {
+
+void check_unscalable(const Tensor& t, float inv_scale, const char* caller) {
   FABRIC_CHECK(t.defined(), ValueError, caller, ": got an undefined tensor");
   const DType dt = t.dtype();
   FABRIC_CHECK(
       dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
       DTypeError, caller, ": a ", dtype_name(dt), " tensor of shape ", shape_str(t.sizes()),
       " cannot be checked/unscaled (expected float64, float32, bfloat16 or float16)");
-  if (t.numel() == 0) return false;
   // An in-place write through a stride-0 dim would scale the shared element several times.
   if (inv_scale != 1.0f) {
     for (int64_t d = 0; d < t.dim(); ++d) {
@@ -24,8 +28,34 @@ bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller
                    " (an expanded tensor): elements share memory and cannot be unscaled in place");
     }
   }
-  const StridedLoop loop = make_strided_loop(caller, t, {});
-  return amp_unscale_stub(t.device())(loop, inv_scale);
+}
+
+}  // namespace
+
+std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vector<Tensor>& ts,
+                                                                float inv_scale,
+                                                                const char* caller) {
+  for (const Tensor& t : ts) check_unscalable(t, inv_scale, caller);
+  std::vector<std::pair<Device, Tensor>> flags;  // one int32 per device, in its memory
+  for (const Tensor& t : ts) {
+    auto it = std::find_if(flags.begin(), flags.end(),
+                           [&](const auto& f) { return f.first == t.device(); });
+    if (it == flags.end()) {
+      flags.emplace_back(t.device(), zeros({1}, {.dtype = DType::int32, .device = t.device()}));
+      it = flags.end() - 1;
+    }
+    if (t.numel() == 0) continue;
+    const StridedLoop loop = make_strided_loop(caller, t, {});
+    amp_unscale_stub(t.device())(loop, inv_scale, it->second.data<int32_t>());
+  }
+  std::vector<std::pair<Device, bool>> found;
+  for (const auto& [device, flag] : flags) found.emplace_back(device, flag.item<int32_t>() != 0);
+  return found;
+}
+
+bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller) {
+  const auto found = amp_unscale_and_check_all_({t}, inv_scale, caller);
+  return found.front().second;
 }
 
 bool amp_has_non_finite(const Tensor& t, const char* caller) {

@@ -5,19 +5,32 @@
 #include "tensor/strided_loop.h"
 #include "tensor/tensor.h"
 
+#include <cstdint>
+#include <utility>
+#include <vector>
+
 namespace fabric {
 
 // `loop` has one operand (the gradient, read and written in place; float64, float32, bfloat16 or
 // float16; no two elements share memory). Each element is read in its opmath type (float32 for
-// the 16-bit types, float64 for float64); if it is not finite the result is true. Unless
-// inv_scale == 1 the element is then written back as value * inv_scale, rounded once to the
-// tensor's dtype (float64 multiplies by inv_scale widened to double). inv_scale == 1 reads only.
-using AmpUnscaleFn = bool (*)(const StridedLoop& loop, float inv_scale);
+// the 16-bit types, float64 for float64); if it is not finite, *found (one int32 in the memory of
+// the tensor's device) is set to 1 — never cleared, so one flag serves many tensors, and the
+// kernel need not wait for the device. Unless inv_scale == 1 the element is then written back as
+// value * inv_scale, rounded once to the tensor's dtype (float64 multiplies by inv_scale widened
+// to double). inv_scale == 1 reads only.
+using AmpUnscaleFn = void (*)(const StridedLoop& loop, float inv_scale, int32_t* found);
 FABRIC_DECLARE_STUB(amp_unscale_stub, AmpUnscaleFn);
 
-// The op-level entry: checks `t` (defined; float64/float32/bfloat16/float16; no overlapping
-// elements, e.g. from expand), then runs the kernel in place on its storage whatever its
-// strides. Returns whether any element was inf or NaN. `caller` names the op in errors.
+// The op-level entry (torch._amp_foreach_non_finite_check_and_unscale_): checks every tensor
+// (defined; float64/float32/bfloat16/float16; no overlapping elements, e.g. from expand) before
+// touching any, then runs the kernel in place on each, whatever its strides, with one flag per
+// device. Returns, per device in order of first appearance, whether any element there was inf or
+// NaN: each device is waited for once, not once per tensor. `caller` names the op in errors.
+std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vector<Tensor>& ts,
+                                                                float inv_scale,
+                                                                const char* caller = "unscale");
+
+// One tensor: whether any of its elements was inf or NaN.
 bool amp_unscale_and_check_(const Tensor& t, float inv_scale, const char* caller = "unscale");
 
 // Whether any element of `t` is inf or NaN (the same kernel, reading only).

@@ -71,7 +71,7 @@ bool unscale_strided(char* p, int64_t n, int64_t stride, float inv, bool write) 
 }
 
 template <class T>
-bool unscale_loop(const StridedLoop& loop, float inv) {
+void unscale_loop(const StridedLoop& loop, float inv, int32_t* found_flag) {
   const bool write = inv != 1.0f;
   std::atomic<bool> found{false};
   for_each_row(loop, [&](char* const* ptrs, int64_t n, const int64_t* strides) {
@@ -80,21 +80,21 @@ bool unscale_loop(const StridedLoop& loop, float inv) {
                          : unscale_strided<T>(ptrs[0], n, strides[0], inv, write);
     if (bad) found.store(true, std::memory_order_relaxed);
   });
-  return found.load(std::memory_order_relaxed);
+  if (found.load(std::memory_order_relaxed)) *found_flag = 1;
 }
 
-bool amp_unscale_kernel(const StridedLoop& loop, float inv_scale) {
+void amp_unscale_kernel(const StridedLoop& loop, float inv_scale, int32_t* found) {
   FABRIC_CHECK(loop.num_operands == 1, ValueError, "amp_unscale: expected one operand, got ",
                loop.num_operands);
   switch (loop.ops[0].dtype) {
     case DType::float32:
-      return unscale_loop<float>(loop, inv_scale);
+      return unscale_loop<float>(loop, inv_scale, found);
     case DType::bfloat16:
-      return unscale_loop<BFloat16>(loop, inv_scale);
+      return unscale_loop<BFloat16>(loop, inv_scale, found);
     case DType::float16:
-      return unscale_loop<Half>(loop, inv_scale);
+      return unscale_loop<Half>(loop, inv_scale, found);
     case DType::float64:
-      return unscale_loop<double>(loop, inv_scale);
+      return unscale_loop<double>(loop, inv_scale, found);
     default:
       throw DTypeError(
           detail::cat("amp_unscale: ", dtype_name(loop.ops[0].dtype),

@@ -1,9 +1,8 @@
 // The fused GradScaler unscale + inf/NaN check on CUDA: one pass reads each gradient element,
-// raises a flag in device memory when it is not finite, and writes it back times inv_scale.
-// The flag is read back at the end (the stub returns a bool, so this call waits for the device).
+// raises the caller's flag in device memory when it is not finite, and writes it back times
+// inv_scale. Nothing here waits for the device.
 #include <cuda_runtime.h>
 
-#include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "tensor/amp_kernels.h"
@@ -27,57 +26,29 @@ struct Unscale {
   }
 };
 
-// Device memory for the flag, given back to the caching allocator on every path out.
-class FlagLease {
- public:
-  explicit FlagLease(int device) : device_(device) {
-    ptr_ = static_cast<unsigned int*>(cuda_allocator(device).allocate(sizeof(unsigned int)));
-  }
-  ~FlagLease() {
-    try {
-      cuda_allocator(device_).deallocate(ptr_, sizeof(unsigned int));
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  FlagLease(const FlagLease&) = delete;
-  FlagLease& operator=(const FlagLease&) = delete;
-  unsigned int* get() const { return ptr_; }
-
- private:
-  int device_;
-  unsigned int* ptr_ = nullptr;
-};
-
+// Queued on the device's compute stream; nothing waits here (the op reads the flag once for all
+// of a step's gradients).
 template <typename T>
-bool unscale(const StridedLoop& loop, float inv_scale) {
-  if (loop.numel() == 0) return false;
-  const int device = loop_device(loop);
-  DeviceGuard guard(device);
-  cudaStream_t stream = compute_stream(device);
-  FlagLease flag(device);
-  FABRIC_CUDA_CHECK(cudaMemsetAsync(flag.get(), 0, sizeof(unsigned int), stream));
+void unscale(const StridedLoop& loop, float inv_scale, int32_t* found) {
+  if (loop.numel() == 0) return;
+  DeviceGuard guard(loop_device(loop));
   using Op = typename Unscale<T>::Op;
-  launch_loop<1>(loop, Unscale<T>{static_cast<Op>(inv_scale), inv_scale != 1.0f, flag.get()});
-  unsigned int found = 0;
-  FABRIC_CUDA_CHECK(
-      cudaMemcpyAsync(&found, flag.get(), sizeof(found), cudaMemcpyDeviceToHost, stream));
-  FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return found != 0;
+  launch_loop<1>(loop, Unscale<T>{static_cast<Op>(inv_scale), inv_scale != 1.0f,
+                                  reinterpret_cast<unsigned int*>(found)});
 }
 
-bool amp_unscale_kernel(const StridedLoop& loop, float inv_scale) {
+void amp_unscale_kernel(const StridedLoop& loop, float inv_scale, int32_t* found) {
   FABRIC_CHECK(loop.num_operands == 1, ValueError, "amp_unscale: expected one operand, got ",
                loop.num_operands);
   switch (loop.ops[0].dtype) {
     case DType::float32:
-      return unscale<float>(loop, inv_scale);
+      return unscale<float>(loop, inv_scale, found);
     case DType::bfloat16:
-      return unscale<BFloat16>(loop, inv_scale);
+      return unscale<BFloat16>(loop, inv_scale, found);
     case DType::float16:
-      return unscale<Half>(loop, inv_scale);
+      return unscale<Half>(loop, inv_scale, found);
     case DType::float64:
-      return unscale<double>(loop, inv_scale);
+      return unscale<double>(loop, inv_scale, found);
     default:
       throw DTypeError(fabric::detail::cat(
           "amp_unscale: ", dtype_name(loop.ops[0].dtype),

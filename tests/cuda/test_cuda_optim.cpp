@@ -165,6 +165,22 @@ TEST(CudaAmpUnscale, FiniteGradientsAreUnscaledAsOnTheCpu) {
   }
 }
 
+// Gradients on two devices in one call: one entry per device in order of first appearance, each
+// device's flag raised only by its own tensors.
+TEST(CudaAmpUnscale, ListReportsEachDeviceOnce) {
+  FABRIC_REQUIRE_CUDA();
+  Tensor g1 = from_vector<float>({1.f, 2.f}).to(kGpu), g2 = from_vector<float>({NAN, 4.f}).to(kGpu);
+  Tensor c1 = from_vector<float>({8.f});
+  const auto found = amp_unscale_and_check_all_({g1, c1, g2}, 0.5f);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].first, kGpu);
+  EXPECT_TRUE(found[0].second);
+  EXPECT_EQ(found[1].first, Device::cpu());
+  EXPECT_FALSE(found[1].second);
+  EXPECT_EQ(g1.to(Device::cpu()).to_vector<float>(), (std::vector<float>{0.5f, 1.f}));
+  EXPECT_EQ(c1.to_vector<float>(), std::vector<float>{4.f});
+}
+
 TEST(CudaAmpUnscale, InfAndNanAreFoundWhereverTheyAre) {
   FABRIC_REQUIRE_CUDA();
   const double specials[] = {std::numeric_limits<double>::infinity(),

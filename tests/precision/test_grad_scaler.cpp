@@ -545,5 +545,21 @@ TEST(AmpUnscaleKernel, StridedAndReadOnlyPaths) {
   EXPECT_FALSE(amp_unscale_and_check_(empty({0}), 0.5f));
 }
 
+// Many tensors, one flag per device: an inf in one tensor is reported once for the device and
+// every tensor is still unscaled; a bad tensor anywhere in the list leaves all of them untouched.
+TEST(AmpUnscaleKernel, ListSharesOneFlagPerDeviceAndChecksBeforeTouching) {
+  Tensor a = from_vector<float>({2.f, 4.f}), b = from_vector<float>({8.f, kInf, 6.f});
+  Tensor c = empty({0});
+  const auto found = amp_unscale_and_check_all_({a, c, b}, 0.5f);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].first, Device::cpu());
+  EXPECT_TRUE(found[0].second);
+  EXPECT_EQ(a.to_vector<float>(), (std::vector<float>{1.f, 2.f}));
+  EXPECT_EQ(b.to_vector<float>()[0], 4.f);
+  EXPECT_TRUE(amp_unscale_and_check_all_({}, 0.5f).empty());
+  EXPECT_THROW(amp_unscale_and_check_all_({a, from_vector<int64_t>({1})}, 0.5f), DTypeError);
+  EXPECT_EQ(a.to_vector<float>(), (std::vector<float>{1.f, 2.f})) << "touched before the check";
+}
+
 }  // namespace
 }  // namespace fabric::precision
