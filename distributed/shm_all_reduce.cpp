@@ -121,7 +121,11 @@ std::unique_ptr<ShmAllReduce> ShmAllReduce::connect(Store& store, int rank, int 
     os << "/fabric-gloo-" << getpid() << "-" << std::hex << rd() << rd();
     name = os.str();
     fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd >= 0 && ftruncate(fd, off_t(bytes)) != 0) {
+    // Reserve every page now: a sparse segment on a small /dev/shm (64 MB in a default Docker
+    // container) would pass ftruncate and then kill the process with SIGBUS at the first write
+    // past the limit. posix_fallocate fails cleanly instead, and the group keeps to TCP.
+    if (fd >= 0 &&
+        (ftruncate(fd, off_t(bytes)) != 0 || posix_fallocate(fd, 0, off_t(bytes)) != 0)) {
       close(fd);
       shm_unlink(name.c_str());
       fd = -1;
