@@ -6,12 +6,10 @@
 // gets the same bits (each element is reduced once, by one rank). NCCL's SHM transport plays the
 // same part between GPUs of one host. Gloo still does everything else, and all of it across hosts.
 #pragma once
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 
 #include "distributed/gloo_reduce.h"
 #include "distributed/store.h"

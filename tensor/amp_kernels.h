@@ -1,13 +1,13 @@
 // The fused loss-scaler kernel (spec §4): one pass that checks a gradient for inf/NaN and
 // multiplies it by the inverse scale (torch._amp_foreach_non_finite_check_and_unscale_).
 #pragma once
-#include "tensor/dispatch_stub.h"
-#include "tensor/strided_loop.h"
-#include "tensor/tensor.h"
-
 #include <cstdint>
 #include <utility>
 #include <vector>
+
+#include "tensor/dispatch_stub.h"
+#include "tensor/strided_loop.h"
+#include "tensor/tensor.h"
 
 namespace fabric {
 
