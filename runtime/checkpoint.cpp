@@ -33,6 +33,19 @@ void fsync_path(const std::string& path, bool directory) {
   if (rc != 0 && err != EINVAL && err != EROFS) io_fail(path, std::string("fsync failed: ") + std::strerror(err));
 }
 
+void finish_directory(const std::string& tmp, const std::string& file, const json& meta, int indent,
+                      const std::string& path) {
+  {
+    std::ofstream out(tmp + "/" + file);
+    out << meta.dump(indent) << "\n";
+    out.close();
+    if (!out) io_fail(path, "cannot write " + file);
+  }
+  fsync_path(tmp + "/" + file, false);
+  fsync_path(tmp, true);
+  commit_directory(tmp, path);
+}
+
 void check_key(const std::string& key) {
   FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..", ValueError,
                "Fabric.save: state key '", key, "' is not usable as a file name (empty, '.', '..' or holds '/')");
@@ -214,15 +227,7 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
       }
     }
     if (!tensors.empty()) save_safetensors(tmp + "/tensors.safetensors", tensors);
-    {
-      std::ofstream out(tmp + "/state.json");
-      out << meta.dump(2) << "\n";
-      out.close();
-      if (!out) io_fail(path, "cannot write state.json");
-    }
-    fsync_path(tmp + "/state.json", false);
-    fsync_path(tmp, true);
-    commit_directory(tmp, target.string());
+    finish_directory(tmp, "state.json", meta, 2, target.string());
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

@@ -45,5 +45,9 @@ void add_plain_remainder(State& remainder, const std::string& key, const json& e
 // Replaces `path` by the complete directory `tmp` in one step where the file system allows it
 // (else through `path`.old, which load falls back to).
 void commit_directory(const std::string& tmp, const std::string& path);
+// The last step of every checkpoint write: `meta` as tmp/<file> (indented by `indent`), synced
+// with the directory, then tmp committed as `path` (commit_directory). IOError names `path`.
+void finish_directory(const std::string& tmp, const std::string& file, const json& meta, int indent,
+                      const std::string& path);
 
 }  // namespace fabric::checkpoint_detail

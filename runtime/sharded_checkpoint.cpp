@@ -304,15 +304,7 @@ void write_and_commit(const std::string& path, const State& state, distributed::
                          {"version", sharded_detail::kShardedVersion},
                          {"world_size", world},
                          {"entries", entries}};
-      {
-        std::ofstream out(tmp + "/meta.json");
-        out << meta.dump(1) << "\n";
-        out.close();
-        if (!out) io_fail(path, "cannot write meta.json");
-      }
-      fsync_path(tmp + "/meta.json", false);
-      fsync_path(tmp, true);
-      commit_directory(tmp, target.string());
+      finish_directory(tmp, "meta.json", meta, 1, target.string());
     } catch (const std::exception& e) {
       std::error_code ec;
       fs::remove_all(tmp, ec);

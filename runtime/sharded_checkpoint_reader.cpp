@@ -317,15 +317,7 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
       fs::copy_file(reader.dir() + "/tensors.safetensors", tmp + "/tensors.safetensors");
       fsync_path(tmp + "/tensors.safetensors", false);
     }
-    {
-      std::ofstream out(tmp + "/state.json");
-      out << meta.dump(2) << "\n";
-      out.close();
-      if (!out) io_fail(out_dir, "cannot write state.json");
-    }
-    fsync_path(tmp + "/state.json", false);
-    fsync_path(tmp, true);
-    commit_directory(tmp, target.string());
+    finish_directory(tmp, "state.json", meta, 2, target.string());
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;
