@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -135,6 +136,33 @@ inline Tolerance transcendental_tolerance(DType t) {
       return {1e-14, 1e-13};
     default:
       return {1e-6, 1e-5};
+  }
+}
+
+// Runs `fn` on CPU inputs and on the same inputs moved to cuda:0; the result must be on the GPU and
+// match the CPU's within `tol`.
+inline void check_op(const std::string& what, const std::vector<Tensor>& inputs,
+                     const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
+  std::vector<Tensor> gpu;
+  for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
+  const Tensor want = fn(inputs);
+  const Tensor got = fn(gpu);
+  EXPECT_EQ(got.device(), kGpu) << what;
+  expect_matches(want, got, tol, what);
+}
+
+// A few rounding units of `t`'s output (relative), with the same amount times `abs_scale` as an
+// absolute floor for results that cancel towards zero (folded sums, losses).
+inline Tolerance rounding_tolerance(DType t, double abs_scale = 1) {
+  switch (t) {
+    case DType::float64:
+      return {1e-12 * abs_scale, 1e-12};
+    case DType::float16:
+      return {2e-3 * abs_scale, 2e-3};
+    case DType::bfloat16:
+      return {1.6e-2 * abs_scale, 1.6e-2};
+    default:
+      return {2e-5 * abs_scale, 2e-5};
   }
 }
 

@@ -19,16 +19,7 @@ using test::Tolerance;
 constexpr DType kFloatTypes[] = {DType::float32, DType::float16, DType::bfloat16};
 constexpr DType kIntTypes[] = {DType::int64, DType::int32, DType::int8, DType::uint8};
 
-// Runs `fn` on CPU inputs and on the same inputs moved to the GPU; compares the results.
-void check_op(const std::string& what, const std::vector<Tensor>& inputs,
-              const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
-  std::vector<Tensor> gpu;
-  for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
-  const Tensor want = fn(inputs);
-  const Tensor got = fn(gpu);
-  EXPECT_EQ(got.device(), kGpu) << what;
-  test::expect_matches(want, got, tol, what);
-}
+using test::check_op;
 
 std::string name_of(const char* op, DType t) {
   return std::string(op) + " " + std::string(dtype_name(t));

@@ -21,28 +21,8 @@ using test::Tolerance;
 
 constexpr DType kFloatTypes[] = {DType::float32, DType::float16, DType::bfloat16, DType::float64};
 
-Tolerance tol_of(DType t, double abs_scale = 1) {
-  switch (t) {
-    case DType::float64:
-      return {1e-12 * abs_scale, 1e-12};
-    case DType::float16:
-      return {2e-3 * abs_scale, 2e-3};
-    case DType::bfloat16:
-      return {1.6e-2 * abs_scale, 1.6e-2};
-    default:
-      return {2e-5 * abs_scale, 2e-5};
-  }
-}
-
-void check_op(const std::string& what, const std::vector<Tensor>& inputs,
-              const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
-  std::vector<Tensor> gpu;
-  for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
-  const Tensor want = fn(inputs);
-  const Tensor got = fn(gpu);
-  EXPECT_EQ(got.device(), kGpu) << what;
-  test::expect_matches(want, got, tol, what);
-}
+Tolerance tol_of(DType t, double abs_scale = 1) { return test::rounding_tolerance(t, abs_scale); }
+using test::check_op;
 
 // Class targets in [0, classes) with every `ignore_every`-th (from the second) set to
 // ignore_index.

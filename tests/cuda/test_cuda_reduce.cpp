@@ -19,35 +19,15 @@ using test::Tolerance;
 
 constexpr DType kFloatTypes[] = {DType::float32, DType::float16, DType::bfloat16, DType::float64};
 
-// Runs `fn` on CPU inputs and on the same inputs moved to the GPU; compares the results.
-void check_op(const std::string& what, const std::vector<Tensor>& inputs,
-              const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
-  std::vector<Tensor> gpu;
-  for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
-  const Tensor want = fn(inputs);
-  const Tensor got = fn(gpu);
-  EXPECT_EQ(got.device(), kGpu) << what;
-  test::expect_matches(want, got, tol, what);
-}
+using test::check_op;
 
 std::string name_of(const std::string& op, DType t) {
   return op + " " + std::string(dtype_name(t));
 }
 
-// Folded sums: a few rounding units of the output dtype (relative), plus `scale` times that
-// for results that cancel towards zero.
-Tolerance sum_tolerance(DType t, double scale = 1) {
-  switch (t) {
-    case DType::float64:
-      return {1e-12 * scale, 1e-12};
-    case DType::float16:
-      return {2e-3 * scale, 2e-3};
-    case DType::bfloat16:
-      return {1.6e-2 * scale, 1.6e-2};
-    default:
-      return {2e-5 * scale, 2e-5};
-  }
-}
+// Folded sums: a few rounding units of the output dtype, with an absolute floor `scale` times
+// that for results that cancel towards zero.
+Tolerance sum_tolerance(DType t, double scale = 1) { return test::rounding_tolerance(t, scale); }
 
 // Extremes are exact; a tiny atol only lets -0.0 and +0.0 compare equal (the order of equal
 // zeros is not part of the contract).
