@@ -1,8 +1,10 @@
-// Derivatives of matmul, mm, bmm and linear: each gradient is one GEMM on (transposed) views,
-// computed only for the inputs that need it.
+// Derivatives of matmul, mm, bmm and linear (each gradient is one GEMM on (transposed) views,
+// computed only for the inputs that need it) and of fused attention.
 #include "autograd/derivatives.h"
 #include "autograd/saved.h"
+#include "tensor/op_attrs.h"
 #include "tensor/ops.h"
+#include "tensor/ops_backward.h"
 
 namespace fabric {
 namespace {
@@ -65,6 +67,18 @@ FABRIC_DERIVATIVE(linear) {
     if (x.defined()) gw = mm(g2.t(), x.reshape({-1, x.size(-1)}));      // (out, in)
     if (need_b) gb = sum(g2, {0});
     return Grads{gx, gw, gb};
+  };
+}
+
+FABRIC_DERIVATIVE(scaled_dot_product_attention) {
+  const AttentionAttrs a = attrs_of<AttentionAttrs>(rec);
+  Tensor q = saved(rec.inputs[0]), k = saved(rec.inputs[1]), v = saved(rec.inputs[2]);
+  Tensor out = saved(rec.outputs[0]), lse = saved(rec.outputs[1]);
+  return [a, q, k, v, out, lse](const Grads& g) {
+    if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    auto [dq, dk, dv] =
+        scaled_dot_product_attention_backward(g[0], q, k, v, out, lse, a.scale, a.causal);
+    return Grads{dq, dk, dv};
   };
 }
 

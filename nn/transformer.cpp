@@ -17,7 +17,6 @@ CausalSelfAttention::CausalSelfAttention(const BlockOptions& o) : options_(o) {
       "c_proj", {.in_features = o.n_embd, .out_features = o.n_embd, .bias = o.bias});
   attn_dropout = register_module<Dropout>("attn_dropout", {.p = o.dropout});
   resid_dropout = register_module<Dropout>("resid_dropout", {.p = o.dropout});
-  mask_ = register_buffer("mask", causal_mask(o.block_size, o.block_size), /*persistent=*/false);
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) {
@@ -30,15 +29,13 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
                " exceeds block_size ", options_.block_size);
   Tensor qkv = child("c_attn")(x);  // (B, T, 3C); the registered layer (it may be replaced)
   // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
-  // each head's (T, hs) matrix has row stride 3C, which the batched GEMM reads directly.
+  // each head's (T, hs) matrix has row stride 3C, which the attention kernels read directly.
   auto heads = [&](int64_t i) {
     return qkv.narrow(2, i * C, C).view({B, T, nh, hs}).transpose(1, 2);
   };
-  // The mask buffer follows the module's device; its (T, T) corner is a view.
-  Tensor mask = mask_.narrow(0, 0, T).narrow(1, 0, T);
   const double p = is_training() ? options_.dropout : 0.0;
   Tensor y = functional::scaled_dot_product_attention(
-      heads(0), heads(1), heads(2), mask, p, false, std::nullopt,
+      heads(0), heads(1), heads(2), Tensor(), p, /*is_causal=*/true, std::nullopt,
       attn_dropout->options().generator);              // (B, nh, T, hs)
   y = y.transpose(1, 2).contiguous().view({B, T, C});  // re-assemble the heads side by side
   return (*resid_dropout)(child("c_proj")(y));

@@ -36,7 +36,6 @@ class CausalSelfAttention : public Module {
 
  private:
   BlockOptions options_;
-  Tensor mask_;  // (block_size, block_size) bool, true on and below the diagonal
 };
 
 // c_fc (4C, C) -> GELU -> c_proj (C, 4C) -> dropout. nanoGPT's class is called MLP; here it is

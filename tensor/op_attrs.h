@@ -33,6 +33,7 @@ struct TriAttrs { int64_t diagonal; };
 struct DropoutAttrs { double p; };
 struct Conv2dAttrs { std::vector<int64_t> stride, padding, dilation; int64_t groups; };
 struct Pool2dAttrs { std::vector<int64_t> kernel, stride, padding; };
+struct AttentionAttrs { double scale; bool causal; };
 struct LossAttrs { int64_t ignore_index; std::string reduction; double label_smoothing; };
 
 }  // namespace fabric

@@ -71,6 +71,7 @@
   X(mm, lower, lower)                       \
   X(bmm, lower, lower)                      \
   X(linear, lower, lower)                   \
+  X(scaled_dot_product_attention, lower, lower) \
   /* normalisation and activations over a dim */ \
   X(softmax, none, fp32_out)                \
   X(log_softmax, none, fp32_out)            \

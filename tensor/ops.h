@@ -105,6 +105,22 @@ Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) x (B, K, N)
 // x (..., in) , weight (out, in), bias (out) -> (..., out)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+// A causal mask (L, S): true where key j may be attended from query i (j <= i), as the
+// lower-left triangle torch builds for is_causal.
+Tensor causal_mask(int64_t L, int64_t S, Device device = Device::cpu());
+// torch.nn.functional.scaled_dot_product_attention: q (..., L, E), k (..., S, E), v (..., S, Ev)
+// -> (..., L, Ev). attn_mask: bool (true = attend) or additive float, broadcast to (..., L, S).
+// is_causal adds causal_mask(L, S). scale defaults to 1/sqrt(E). q, k, v may be strided views
+// (e.g. heads split out of a fused QKV projection): they are read in place. Without a mask or
+// dropout, with one floating dtype and the same leading dims, a fused kernel computes it without
+// an (L, S) score tensor in memory (tensor/attention_kernels.h); otherwise the composition of
+// matmul, softmax and dropout does.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
+                                    bool is_causal = false,
+                                    std::optional<double> scale = std::nullopt,
+                                    Generator* gen = nullptr);
+
 // ---- softmax and normalisation ----------------------------------------------------------------
 Tensor softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor log_softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);

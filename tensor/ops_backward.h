@@ -1,4 +1,5 @@
-// Backward computations of softmax, log_softmax, layer_norm, rms_norm and cross_entropy, for the
+// Backward computations of softmax, log_softmax, layer_norm, rms_norm, cross_entropy and fused
+// attention, for the
 // autograd derivative rules. Plain functions: they do not record for autograd or apply autocast.
 // Float16/bfloat16 compute in float32; results take the dtype noted on each function.
 #pragma once
@@ -47,5 +48,12 @@ std::tuple<Tensor, Tensor> rms_norm_backward(const Tensor& grad_out, const Tenso
 Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& target,
                               int64_t ignore_index = -100, std::string_view reduction = "mean",
                               double label_smoothing = 0.0);
+
+// The fused scaled_dot_product_attention's gradients (dq, dk, dv) in q's dtype, from its saved
+// output and row log-sum-exp (the op's second output); recomputes the attention probabilities
+// instead of storing them.
+std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
+    const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+    const Tensor& lse, double scale, bool is_causal);
 
 }  // namespace fabric

@@ -264,7 +264,7 @@ TEST(Attention, CausalSelfAttentionModule) {
   EXPECT_EQ(attn.c_attn->weight.sizes(), (Shape{36, 12}));
   EXPECT_EQ(attn.state_dict().keys(), (std::vector<std::string>{"c_attn.weight", "c_attn.bias",
                                                                 "c_proj.weight", "c_proj.bias"}));
-  EXPECT_EQ(attn.named_buffers().size(), 1u);  // the mask, not persistent
+  EXPECT_TRUE(attn.named_buffers().empty());  // is_causal: no mask buffer
   NoGradGuard no_grad;
   Tensor x = randn({2, 6, 12});
   Tensor y = attn(x);

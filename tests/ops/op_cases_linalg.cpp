@@ -1,5 +1,6 @@
-// Harness cases for the linear-algebra ops (matmul, mm, bmm, linear) and convolution/pooling
-// (conv2d, max_pool2d, avg_pool2d), each against a naive float64 reference written here.
+// Harness cases for the linear-algebra ops (matmul, mm, bmm, linear, scaled_dot_product_attention)
+// and convolution/pooling (conv2d, max_pool2d, avg_pool2d), each against a naive float64 reference
+// written here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -163,6 +164,57 @@ OpCase conv_case(std::string name, Shape x, Shape w, bool bias, ConvArgs a) {
           std::max(1.0, k / 32)};
 }
 
+// softmax(q k^T * scale [+ causal mask]) v for q (..., L, E), k (..., S, E), v (..., S, Ev) with
+// equal leading dims, one (L, S) matrix at a time.
+RefTensor ref_attention(const RefTensor& q, const RefTensor& k, const RefTensor& v, bool causal) {
+  const size_t d = q.shape.size();
+  const int64_t L = q.shape[d - 2], E = q.shape[d - 1], S = k.shape[d - 2], Ev = v.shape[d - 1];
+  const int64_t heads = q.numel() / (L * E);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(E));
+  Shape out_shape = q.shape;
+  out_shape.back() = Ev;
+  RefTensor out{out_shape, std::vector<double>(numel_of(out_shape))};
+  std::vector<double> w(S);
+  for (int64_t h = 0; h < heads; ++h) {
+    const double* qh = &q.v[h * L * E];
+    const double* kh = &k.v[h * S * E];
+    const double* vh = &v.v[h * S * Ev];
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t keys = causal ? std::min(S, i + 1) : S;
+      double m = -std::numeric_limits<double>::infinity(), sum = 0;
+      for (int64_t j = 0; j < keys; ++j) {
+        double s = 0;
+        for (int64_t e = 0; e < E; ++e) s += qh[i * E + e] * kh[j * E + e];
+        w[j] = s * scale;
+        m = std::max(m, w[j]);
+      }
+      for (int64_t j = 0; j < keys; ++j) sum += (w[j] = std::exp(w[j] - m));
+      for (int64_t c = 0; c < Ev; ++c) {
+        double acc = 0;
+        for (int64_t j = 0; j < keys; ++j) acc += w[j] * vh[j * Ev + c];
+        out.v[(h * L + i) * Ev + c] = acc / sum;
+      }
+    }
+  }
+  return out;
+}
+
+// Fused where nothing stops it (causal or no mask); `via_mask` passes the causal mask explicitly,
+// which takes the composition of matmul/softmax instead.
+OpCase attention_case(std::string name, Shape q, Shape k, Shape v, bool causal,
+                      bool via_mask = false) {
+  return {"scaled_dot_product_attention/" + name,
+          {F(std::move(q)), F(std::move(k)), F(std::move(v))},
+          [=](const std::vector<Tensor>& t) {
+            const int64_t L = t[0].size(-2), S = t[1].size(-2);
+            if (via_mask) return scaled_dot_product_attention(t[0], t[1], t[2], causal_mask(L, S, t[0].device()));
+            return scaled_dot_product_attention(t[0], t[1], t[2], Tensor(), 0.0, causal);
+          },
+          [=](const std::vector<RefTensor>& t) { return ref_attention(t[0], t[1], t[2], causal); },
+          {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+          2.0};
+}
+
 OpCase pool_case(bool max, std::string name, Shape x, std::vector<int64_t> k,
                  std::vector<int64_t> s, std::vector<int64_t> p) {
   return {std::string(max ? "max_pool2d/" : "avg_pool2d/") + name,
@@ -227,6 +279,14 @@ std::vector<OpCase> linalg_cases() {
                    linear_ref,
                    {DType::float64, DType::float32, DType::bfloat16, DType::float16},
                    3.0});
+  cases.push_back(attention_case("causal", {2, 3, 5, 4}, {2, 3, 5, 4}, {2, 3, 5, 6}, true));
+  cases.push_back(attention_case("cross_L_lt_S", {2, 4, 3}, {2, 7, 3}, {2, 7, 5}, false));
+  cases.push_back(attention_case("causal_L_gt_S", {1, 2, 7, 3}, {1, 2, 4, 3}, {1, 2, 4, 2}, true));
+  cases.push_back(attention_case("2d_no_mask", {6, 4}, {5, 4}, {5, 3}, false));
+  cases.push_back(attention_case("5d", {2, 1, 2, 3, 2}, {2, 1, 2, 4, 2}, {2, 1, 2, 4, 3}, false));
+  // More query rows than the CPU kernel's block (64): blocks end inside the causal triangle.
+  cases.push_back(attention_case("causal_two_blocks", {1, 1, 70, 2}, {1, 1, 70, 2}, {1, 1, 70, 2}, true));
+  cases.push_back(attention_case("causal_mask_composed", {2, 5, 3}, {2, 5, 3}, {2, 5, 4}, true, true));
   cases.push_back({"linear/K0_bias_only", {F({3, 0}), F({2, 0}), F({2})}, linear_run, linear_ref});
   return cases;
 }

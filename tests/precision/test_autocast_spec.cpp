@@ -83,6 +83,7 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"cat", cpu_promote}, {"stack", cpu_promote},
       // Lower precision on both.
       {"matmul", lower}, {"mm", lower}, {"bmm", lower}, {"linear", lower}, {"conv2d", lower},
+      {"scaled_dot_product_attention", lower},
       // Losses: FP32 on both (CUDA's cross_entropy is log_softmax + nll_loss: fp32 too).
       {"cross_entropy", fp32}, {"nll_loss", fp32}, {"mse_loss", fp32},
   };
@@ -130,6 +131,8 @@ TEST(AutocastSpec, CpuBf16Cases) {
   EXPECT_EQ(bmm(rnd({2, 4, 8}), rnd({2, 8, 3})).dtype(), DType::bfloat16);
   EXPECT_EQ(linear(rnd({4, 8}), rnd({3, 8}), rnd({3})).dtype(), DType::bfloat16);
   EXPECT_EQ(conv2d(rnd({1, 2, 5, 5}), rnd({3, 2, 3, 3})).dtype(), DType::bfloat16);
+  EXPECT_EQ(scaled_dot_product_attention(rnd({2, 4, 8}), rnd({2, 5, 8}), rnd({2, 5, 3})).dtype(),
+            DType::bfloat16);
   EXPECT_EQ(mse_loss(rnd({4}, DType::bfloat16), rnd({4}, DType::bfloat16)).dtype(), DType::float32);
   EXPECT_EQ(cross_entropy(rnd({4, 5}, DType::bfloat16), from_vector<int64_t>({0, 1, 2, 3})).dtype(),
             DType::float32);

@@ -1,0 +1,237 @@
+// CPU fused scaled-dot-product attention (tensor/attention_kernels.h).
+//
+// Forward, per (batch, head) and block of kBlock query rows: the raw scores Q_blk K^T go through
+// the GEMM kernel into a per-thread float buffer, each row is scaled, exponentiated against its max
+// and normalised in place (its log-sum-exp saved), and P V is the output block. Only one block's
+// (kBlock x S) scores exist at a time, so they stay in cache where the composed op streams whole
+// (L x S) tensors per head through memory four or five times; keys past the diagonal of a causal
+// problem are neither computed nor read, which halves the work.
+//
+// Backward recomputes P from the saved log-sum-exp (the flash-attention scheme) per (batch, head),
+// block by block: dV += P^T dO, dP = dO V^T, dS = scale * P * (dP - D) with D = rowsum(dO * O),
+// dQ = dS K (each query block written once), dK += dS^T Q. dK and dV accumulate over query blocks,
+// so a (batch, head) is one task.
+//
+// Precision: float32 and float64 problems compute in their dtype throughout. bfloat16/float16
+// problems multiply in their dtype with float32 accumulation; the softmax math is float32, and P and
+// dS are rounded to the dtype before the GEMMs that read them (as the flash-attention GPU kernels
+// do, so those GEMMs run on the bf16 units). The scale is applied in the compute type rather than as
+// the GEMM's float alpha, so float64 keeps full precision.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/reduce_math.h"
+#include "tensor/attention_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+constexpr int64_t kBlock = 64;  // query rows per block: 64 x S float scores stay in L2 to S ~ 2K
+
+// Per-thread scratch slots of scratch<A>() and scratch<uint16_t>() (the bf16/f16 copies).
+enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kRowDot = 4 };
+
+// One operand of one (batch, head), in bytes.
+struct Mat {
+  const char* p = nullptr;
+  int64_t ld = 0;  // elements between rows
+};
+
+Mat head_of(const AttentionOperand& o, int64_t b, int64_t h, int64_t isz) {
+  return {static_cast<const char*>(o.data) + (b * o.batch_stride + h * o.head_stride) * isz,
+          o.row_stride};
+}
+
+// Keys attended from query row i, and from every row of a block ending (exclusively) at `end`.
+int64_t keys_of_row(const AttentionArgs& a, int64_t i) {
+  return a.causal ? std::min(a.S, i + 1) : a.S;
+}
+int64_t keys_of_block(const AttentionArgs& a, int64_t end) {
+  return a.causal ? std::min(a.S, end) : a.S;
+}
+
+// C (M x N, ldc) = op(A) op(B) [+ C when accumulate]; A is (M x K) or, transposed, stored (K x M).
+void mm(int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, bool trans_a, DType ab_dtype,
+        const void* B, int64_t ldb, bool trans_b, void* C, int64_t ldc, DType c_dtype,
+        bool accumulate = false) {
+  GemmArgs g;
+  g.M = M, g.N = N, g.K = K;
+  g.a_dtype = g.b_dtype = ab_dtype;
+  g.c_dtype = c_dtype;
+  g.A = A, g.lda = lda, g.trans_a = trans_a;
+  g.B = B, g.ldb = ldb, g.trans_b = trans_b;
+  g.C = C, g.ldc = ldc;
+  g.beta = accumulate ? 1.f : 0.f;
+  gemm(g);
+}
+
+// `n` compute-type values as an operand of dtype dt: themselves, or rounded into a 2-byte scratch.
+template <typename A>
+const void* as_operand(const A* x, DType dt, int64_t n, int slot) {
+  if (dt == dtype_v<A>) return x;
+  void* low = scratch<uint16_t>(slot, n);
+  convert(dtype_v<A>, x, dt, low, n);
+  return low;
+}
+
+// Runs task(t) for t in [0, tasks) over the OpenMP threads (serially inside a parallel region).
+template <typename Fn>
+void for_each_task(int64_t tasks, const Fn& task) {
+  if (tasks > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) task(t);
+  } else {
+    for (int64_t t = 0; t < tasks; ++t) task(t);
+  }
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+
+template <typename A>
+void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, char* out, A* lse) {
+  const DType dt = a.dtype;
+  const int64_t isz = itemsize(dt);
+  const int64_t i0 = blk * kBlock, rows = std::min(kBlock, a.L - i0);
+  const int64_t n = keys_of_block(a, i0 + rows);
+  const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  A* s = scratch<A>(kScores, rows * n);
+  mm(rows, n, a.E, q.p + i0 * q.ld * isz, q.ld, false, dt, k.p, k.ld, true, s, n, dtype_v<A>);
+  const A scale = static_cast<A>(a.scale);
+  const int64_t bh = b * a.heads + h;
+  for (int64_t r = 0; r < rows; ++r) {
+    A* x = s + r * n;
+    const int64_t valid = keys_of_row(a, i0 + r);
+    for (int64_t j = 0; j < valid; ++j) x[j] *= scale;
+    const A m = row_max(x, valid);
+    const A l = exp_shift_sum(x, x, valid, m);
+    const A inv = A(1) / l;
+    for (int64_t j = 0; j < valid; ++j) x[j] *= inv;
+    std::fill(x + valid, x + n, A(0));  // masked keys (causal rows of this block end early)
+    lse[bh * a.L + i0 + r] = m + std::log(l);
+  }
+  const void* p = as_operand(s, dt, rows * n, kScores);
+  mm(rows, a.Ev, n, p, n, false, dt, v.p, v.ld, false, out + (bh * a.L + i0) * a.Ev * isz, a.Ev,
+     dt);
+}
+
+template <typename A>
+void forward(const AttentionArgs& a, void* out, void* lse) {
+  const int64_t blocks = (a.L + kBlock - 1) / kBlock, heads = a.batch * a.heads;
+  for_each_task(heads * blocks, [&](int64_t t) {
+    const int64_t bh = t / blocks;
+    forward_block<A>(a, bh / a.heads, bh % a.heads, t % blocks, static_cast<char*>(out),
+                     static_cast<A*>(lse));
+  });
+}
+
+bool attention_kernel(const AttentionArgs& a, void* out, void* lse) {
+  switch (a.dtype) {
+    case DType::float64:
+      forward<double>(a, out, lse);
+      return true;
+    case DType::float32:
+    case DType::bfloat16:
+    case DType::float16:
+      forward<float>(a, out, lse);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- backward -----------------------------------------------------------------------------------
+
+template <typename A>
+void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
+  const AttentionArgs& a = g.fwd;
+  const DType dt = a.dtype;
+  const int64_t isz = itemsize(dt), bh = b * a.heads + h;
+  const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  const char* o = static_cast<const char*>(g.out) + bh * a.L * a.Ev * isz;
+  const char* dout = static_cast<const char*>(g.grad_out) + bh * a.L * a.Ev * isz;
+  const A* lse = static_cast<const A*>(g.lse) + bh * a.L;
+  char* dq = static_cast<char*>(g.grad_q) + bh * a.L * a.E * isz;
+  char* dk = static_cast<char*>(g.grad_k) + bh * a.S * a.E * isz;
+  char* dv = static_cast<char*>(g.grad_v) + bh * a.S * a.Ev * isz;
+  const bool direct = dt == dtype_v<A>;  // accumulate dK, dV in the outputs themselves
+
+  // D_i = dO_i . O_i, in the compute type.
+  A* row_dot_buf = scratch<A>(kRowDot, a.L);
+  {
+    A* ob = scratch<A>(kScores, a.Ev);
+    A* gb = scratch<A>(kGradScores, a.Ev);
+    for (int64_t i = 0; i < a.L; ++i) {
+      const A* oi = load_row<A>(o + i * a.Ev * isz, dt, a.Ev, ob);
+      const A* gi = load_row<A>(dout + i * a.Ev * isz, dt, a.Ev, gb);
+      row_dot_buf[i] = row_dot(oi, gi, a.Ev);
+    }
+  }
+  // Zeroed first: keys a causal problem never attends (S > L) are reached by no block.
+  A* gk = direct ? reinterpret_cast<A*>(dk) : scratch<A>(kGradK, a.S * a.E);
+  A* gv = direct ? reinterpret_cast<A*>(dv) : scratch<A>(kGradV, a.S * a.Ev);
+  std::fill(gk, gk + a.S * a.E, A(0));
+  std::fill(gv, gv + a.S * a.Ev, A(0));
+  const A scale = static_cast<A>(a.scale);
+
+  for (int64_t i0 = 0; i0 < a.L; i0 += kBlock) {
+    const int64_t rows = std::min(kBlock, a.L - i0), n = keys_of_block(a, i0 + rows);
+    const char* q_blk = q.p + i0 * q.ld * isz;
+    const char* do_blk = dout + i0 * a.Ev * isz;
+    // P, recomputed from the saved log-sum-exp.
+    A* p = scratch<A>(kScores, rows * n);
+    mm(rows, n, a.E, q_blk, q.ld, false, dt, k.p, k.ld, true, p, n, dtype_v<A>);
+    for (int64_t r = 0; r < rows; ++r) {
+      A* x = p + r * n;
+      const int64_t valid = keys_of_row(a, i0 + r);
+      const A shift = lse[i0 + r];
+      for (int64_t j = 0; j < valid; ++j) x[j] = x[j] * scale - shift;
+      exp_inplace(x, valid);
+      std::fill(x + valid, x + n, A(0));
+    }
+    const void* p_op = as_operand(p, dt, rows * n, kScores);
+    mm(n, a.Ev, rows, p_op, n, true, dt, do_blk, a.Ev, false, gv, a.Ev, dtype_v<A>, true);
+    // dS = scale * P * (dO V^T - D), zero where P is.
+    A* ds = scratch<A>(kGradScores, rows * n);
+    mm(rows, n, a.Ev, do_blk, a.Ev, false, dt, v.p, v.ld, true, ds, n, dtype_v<A>);
+    for (int64_t r = 0; r < rows; ++r) {
+      A* x = ds + r * n;
+      const A* pr = p + r * n;
+      const A d = row_dot_buf[i0 + r];
+      for (int64_t j = 0; j < n; ++j) x[j] = scale * pr[j] * (x[j] - d);
+    }
+    const void* ds_op = as_operand(ds, dt, rows * n, kGradScores);
+    mm(rows, a.E, n, ds_op, n, false, dt, k.p, k.ld, false, dq + i0 * a.E * isz, a.E, dt);
+    mm(n, a.E, rows, ds_op, n, true, dt, q_blk, q.ld, false, gk, a.E, dtype_v<A>, true);
+  }
+  if (!direct) {
+    convert(dtype_v<A>, gk, dt, dk, a.S * a.E);
+    convert(dtype_v<A>, gv, dt, dv, a.S * a.Ev);
+  }
+}
+
+template <typename A>
+void backward(const AttentionBackwardArgs& g) {
+  const AttentionArgs& a = g.fwd;
+  for_each_task(a.batch * a.heads,
+                [&](int64_t t) { backward_head<A>(g, t / a.heads, t % a.heads); });
+}
+
+void attention_backward_kernel(const AttentionBackwardArgs& g) {
+  if (g.fwd.dtype == DType::float64)
+    backward<double>(g);
+  else
+    backward<float>(g);
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(attention_stub, cpu, &cpu::attention_kernel);
+FABRIC_REGISTER_KERNEL(attention_backward_stub, cpu, &cpu::attention_backward_kernel);
+}  // namespace fabric

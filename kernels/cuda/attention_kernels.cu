@@ -1,0 +1,526 @@
+// CUDA fused scaled-dot-product attention (tensor/attention_kernels.h), the FlashAttention-2
+// scheme on CUDA cores: fp32 FMA from shared-memory tiles, no tensor-core fragments. Nothing in
+// the development loop could run these kernels, so the layout is chosen to be easy to check by
+// reading rather than to be fastest: one mapping of threads to rows everywhere, one tile shape,
+// every index guarded, and every float computed in a fixed order (the results do not depend on
+// timing, and the backward uses no atomics).
+//
+// Thread layout (all three main kernels): a block of kThreads = 256 threads owns kRows = 32 rows
+// of one (batch, head) (query rows in the forward and dQ kernels, key rows in the dK/dV kernel).
+// Each row belongs to a group of kGroup = 8 consecutive lanes; lane g of a group holds the row's
+// columns g, g + 8, g + 16, ... (kD / 8 of them) in registers. A dot product of the row with a row
+// of the other operand is 8 partial sums folded by a butterfly of shuffles inside the group, which
+// leaves the same bits in all 8 lanes, so every lane of a group sees identical scores and softmax
+// statistics without shared memory. The other operand streams through shared memory kTile = 32
+// rows at a time as float32: lanes of a group read 8 consecutive words of one tile row, and the 4
+// groups of a warp read the same words (a broadcast), so the reads are free of bank conflicts.
+// Tiles are zero-filled past L, S, E and Ev, and every score past them (or above the causal
+// diagonal) is masked explicitly, so sizes need not be multiples of anything. kD (the head size
+// rounded up to 64 or 128) is a template parameter so that the per-lane register arrays have
+// compile-time sizes; two float tiles of kTile x kD are 32 KB at kD = 128, under the 48 KB of
+// static shared memory.
+//
+// Forward, one block per (batch, head, 32 query rows): loop over key tiles (stopping at the last
+// tile that the block's diagonal reaches when causal), scores for the 32 keys of the tile in
+// registers, online softmax (running max m and sum l, the accumulator rescaled by exp(m_old -
+// m_new)), out = acc / l and lse = m + log(l).
+// Backward: (1) D_i = sum_c dO[i,c] O[i,c] into scratch; (2) one block per (batch, head, 32 keys)
+// loops over query tiles, recomputes P = exp(scale q k^T - lse) and accumulates dV += P^T dO and
+// dK += dS^T Q with dS = P (dO v^T - D), scaled once at the end; (3) one block per (batch, head, 32
+// query rows) loops over key tiles and accumulates dQ = scale dS K. Each output row is written by
+// exactly one block, which is what makes the backward deterministic without atomics.
+//
+// Blocks are numbered tile-major (all heads of one tile, then the next tile), and the forward and
+// dQ kernels take query tiles from the last one down: under a causal mask those tiles (and the
+// first key tiles of the dK/dV kernel) have the most work, and starting them first keeps the tail
+// of the grid short.
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda/reduce_util.cuh"
+#include "tensor/attention_kernels.h"
+
+namespace fabric::cuda {
+namespace {
+
+constexpr int kGroup = 8;                  // lanes per row
+constexpr int kRows = 32;                  // rows owned by a block
+constexpr int kThreads = kRows * kGroup;   // 256
+constexpr int kTile = 32;                  // rows of the streamed operand per shared-memory tile
+constexpr int64_t kMaxHead = 128;          // larger E or Ev: declined
+constexpr int64_t kMaxGrid = 2147483647;   // gridDim.x limit
+
+static_assert(32 % kGroup == 0, "a row's lanes must sit inside one warp for the shuffles");
+
+template <typename T>
+__device__ __forceinline__ float to_f32(const T* p) {
+  return cast_value<float>(*p);
+}
+template <typename T>
+__device__ __forceinline__ void store_f32(T* p, float v) {
+  *p = cast_value<T>(v);
+}
+
+// The sum of v over the kGroup lanes of a row. XOR butterflies add the same pairs in every lane
+// (float addition is commutative), so all lanes of the group get bit-identical results. Every
+// lane of the warp must call it.
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int m = kGroup / 2; m > 0; m /= 2) v += shfl_xor(v, m);
+  return v;
+}
+
+// One operand of the problem: element strides between batches, heads and rows, last dim
+// contiguous. Also used for the contiguous (batch, heads, rows, cols) tensors of the backward.
+template <typename T>
+struct Operand {
+  const T* p;
+  int64_t bs, hs, rs;
+  __device__ __forceinline__ const T* row(int64_t b, int64_t h, int64_t r) const {
+    return p + b * bs + h * hs + r * rs;
+  }
+};
+
+template <typename T>
+Operand<T> operand_of(const AttentionOperand& o) {
+  return {static_cast<const T*>(o.data), o.batch_stride, o.head_stride, o.row_stride};
+}
+template <typename T>
+Operand<T> contiguous_operand(const void* p, int64_t heads, int64_t rows, int64_t cols) {
+  return {static_cast<const T*>(p), heads * rows * cols, rows * cols, cols};
+}
+
+// Stages rows [row0, row0 + kTile) x cols [0, kD) of `src` as float, zero past `rows` and `cols`
+// (zero keys and zero columns add nothing to the dot products; masked scores are handled
+// separately). Consecutive threads read consecutive columns of a row: coalesced.
+template <typename T, int kD>
+__device__ __forceinline__ void load_tile(float (&dst)[kTile][kD], const Operand<T>& src,
+                                          int64_t b, int64_t h, int64_t row0, int64_t rows,
+                                          int cols) {
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTile * kD; idx += kThreads) {
+    const int r = idx / kD, c = idx % kD;
+    const int64_t row = row0 + r;
+    dst[r][c] = (row < rows && c < cols) ? to_f32(src.row(b, h, row) + c) : 0.0f;
+  }
+}
+
+// Lane g's columns (g, g + kGroup, ...) of one row, zero past `cols` or when the row is absent.
+template <typename T, int kSlice>
+__device__ __forceinline__ void load_slice(float (&dst)[kSlice], const T* row, bool present,
+                                           int cols, int g) {
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) {
+    const int col = g + c * kGroup;
+    dst[c] = (present && col < cols) ? to_f32(row + col) : 0.0f;
+  }
+}
+
+template <typename T, int kSlice>
+__device__ __forceinline__ void store_slice(T* row, const float (&src)[kSlice], float mul,
+                                            int cols, int g) {
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) {
+    const int col = g + c * kGroup;
+    if (col < cols) store_f32(row + col, src[c] * mul);
+  }
+}
+
+// The dot product of lane g's register slice with row r of a shared tile, partial (not folded).
+template <int kD, int kSlice>
+__device__ __forceinline__ float slice_dot(const float (&x)[kSlice], const float (&tile)[kTile][kD],
+                                           int r, int g) {
+  float acc = 0.0f;
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) acc = fmaf(x[c], tile[r][g + c * kGroup], acc);
+  return acc;
+}
+
+// Block numbering (see the header): tile-major, so one tile index spans all (batch, head)s.
+struct BlockPos {
+  int64_t tile, b, h, bh;
+};
+__device__ __forceinline__ BlockPos block_pos(int64_t bh_count, int64_t heads, int64_t tiles,
+                                              bool last_tile_first) {
+  const int64_t id = static_cast<int64_t>(blockIdx.x);
+  BlockPos p;
+  const int64_t t = id / bh_count;
+  p.tile = last_tile_first ? tiles - 1 - t : t;
+  p.bh = id - t * bh_count;
+  p.b = p.bh / heads;
+  p.h = p.bh - p.b * heads;
+  return p;
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+template <typename T>
+struct ForwardParams {
+  Operand<T> q, k, v;
+  T* out;      // contiguous (batch, heads, L, Ev)
+  float* lse;  // contiguous (batch, heads, L)
+  int64_t bh, heads, L, S;
+  int E, Ev;
+  int64_t q_tiles;
+  float scale;
+  bool causal;
+};
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardParams<T> a) {
+  constexpr int kSlice = kD / kGroup;
+  __shared__ float ks[kTile][kD];
+  __shared__ float vs[kTile][kD];
+
+  const int g = static_cast<int>(threadIdx.x) % kGroup;
+  const int r = static_cast<int>(threadIdx.x) / kGroup;
+  const BlockPos pos = block_pos(a.bh, a.heads, a.q_tiles, true);
+  const int64_t q0 = pos.tile * kRows, i = q0 + r;
+  const bool row_ok = i < a.L;
+
+  float q[kSlice];
+  load_slice<T, kSlice>(q, a.q.row(pos.b, pos.h, row_ok ? i : 0), row_ok, a.E, g);
+  float acc[kSlice];
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) acc[c] = 0.0f;
+  float m = -dev_inf<float>(), l = 0.0f;
+
+  // Keys at or past q0 + kRows are above the diagonal for every row of the block. The loop
+  // bounds are block-uniform, so the __syncthreads inside are reached by all threads. Rows past L
+  // run along on zero q (their results are never stored) to keep the block in step.
+  const int64_t k_end = a.causal ? (a.S < q0 + kRows ? a.S : q0 + kRows) : a.S;
+  for (int64_t k0 = 0; k0 < k_end; k0 += kTile) {
+    __syncthreads();  // the previous tile's readers are done
+    load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
+    load_tile<T, kD>(vs, a.v, pos.b, pos.h, k0, a.S, a.Ev);
+    __syncthreads();
+
+    float s[kTile];
+#pragma unroll
+    for (int j = 0; j < kTile; ++j) s[j] = slice_dot<kD, kSlice>(q, ks, j, g);
+    float tile_max = -dev_inf<float>();
+#pragma unroll
+    for (int j = 0; j < kTile; ++j) {
+      const int64_t key = k0 + j;
+      const bool ok = key < a.S && (!a.causal || key <= i);
+      const float dot = group_sum(s[j]);  // outside the select: every lane must shuffle
+      s[j] = ok ? dot * a.scale : -dev_inf<float>();
+      tile_max = fmaxf(tile_max, s[j]);
+    }
+    // The first tile holds key 0, which every row attends (causal keeps j = 0 <= i), so m_new is
+    // finite from the first tile on: exp(m - m_new) is 0 there (m = -inf) and exp(-inf) = 0
+    // removes the masked keys, without a special case.
+    const float m_new = fmaxf(m, tile_max);
+    const float alpha = dev_exp(m - m_new);
+    float p_sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kTile; ++j) {
+      s[j] = dev_exp(s[j] - m_new);
+      p_sum += s[j];
+    }
+    l = l * alpha + p_sum;
+#pragma unroll
+    for (int c = 0; c < kSlice; ++c) acc[c] *= alpha;
+#pragma unroll
+    for (int j = 0; j < kTile; ++j) {
+#pragma unroll
+      for (int c = 0; c < kSlice; ++c) acc[c] = fmaf(s[j], vs[j][g + c * kGroup], acc[c]);
+    }
+    m = m_new;
+  }
+
+  if (!row_ok) return;  // no barrier follows
+  const int64_t row = pos.bh * a.L + i;
+  store_slice<T, kSlice>(a.out + row * a.Ev, acc, 1.0f / l, a.Ev, g);
+  if (g == 0) a.lse[row] = m + dev_log(l);
+}
+
+// ---- backward ---------------------------------------------------------------------------------
+
+// D_i = sum_c dO[i, c] O[i, c] over rows of the contiguous (batch, heads, L, Ev) out/grad_out: one
+// warp per row, grid-stride (the row is warp-uniform, so the shuffles see full warps).
+template <typename T>
+__global__ void attention_row_dot_kernel(const T* out, const T* grad_out, float* d, int64_t rows,
+                                         int64_t Ev) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
+  for (int64_t row = warp; row < rows; row += warps) {
+    const T* o = out + row * Ev;
+    const T* go = grad_out + row * Ev;
+    float acc = 0.0f;
+    for (int64_t c = lane; c < Ev; c += 32) acc = fmaf(to_f32(go + c), to_f32(o + c), acc);
+#pragma unroll
+    for (int m = 16; m > 0; m /= 2) acc += shfl_xor(acc, m);
+    if (lane == 0) d[row] = acc;
+  }
+}
+
+template <typename T>
+struct BackwardParams {
+  Operand<T> q, k, v;
+  Operand<T> grad_out;   // contiguous (batch, heads, L, Ev)
+  const float* lse;      // (batch, heads, L)
+  const float* d;        // (batch, heads, L), from attention_row_dot_kernel
+  T *grad_q, *grad_k, *grad_v;  // contiguous (batch, heads, L|S, E|Ev)
+  int64_t bh, heads, L, S;
+  int E, Ev;
+  int64_t q_tiles, k_tiles;
+  float scale;
+  bool causal;
+};
+
+// dK, dV for 32 keys of one (batch, head): query tiles stream through shared memory with their
+// dO rows, lse and D.
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(BackwardParams<T> a) {
+  constexpr int kSlice = kD / kGroup;
+  __shared__ float qs[kTile][kD];
+  __shared__ float dos[kTile][kD];
+  __shared__ float lse_s[kTile];
+  __shared__ float d_s[kTile];
+
+  const int g = static_cast<int>(threadIdx.x) % kGroup;
+  const int r = static_cast<int>(threadIdx.x) / kGroup;
+  const BlockPos pos = block_pos(a.bh, a.heads, a.k_tiles, false);
+  const int64_t k0 = pos.tile * kRows, j = k0 + r;
+  const bool key_ok = j < a.S;
+
+  float kr[kSlice], vr[kSlice], dk[kSlice], dv[kSlice];
+  load_slice<T, kSlice>(kr, a.k.row(pos.b, pos.h, key_ok ? j : 0), key_ok, a.E, g);
+  load_slice<T, kSlice>(vr, a.v.row(pos.b, pos.h, key_ok ? j : 0), key_ok, a.Ev, g);
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) dk[c] = dv[c] = 0.0f;
+
+  // Queries before k0 attend none of these keys under the causal mask. When the first such
+  // tile is already past L (keys beyond the last query when L < S), the loop does not run and
+  // the zero gradients are written.
+  const int64_t q_begin = a.causal ? (k0 / kTile) * kTile : 0;
+  const int64_t stat_base = pos.bh * a.L;
+  for (int64_t q0 = q_begin; q0 < a.L; q0 += kTile) {
+    __syncthreads();  // the previous tile's readers are done
+    load_tile<T, kD>(qs, a.q, pos.b, pos.h, q0, a.L, a.E);
+    load_tile<T, kD>(dos, a.grad_out, pos.b, pos.h, q0, a.L, a.Ev);
+    const int t = static_cast<int>(threadIdx.x);
+    if (t < kTile) {
+      const int64_t i = q0 + t;
+      lse_s[t] = i < a.L ? a.lse[stat_base + i] : 0.0f;
+      d_s[t] = i < a.L ? a.d[stat_base + i] : 0.0f;
+    }
+    __syncthreads();
+
+#pragma unroll 2
+    for (int ii = 0; ii < kTile; ++ii) {
+      const int64_t i = q0 + ii;
+      // Same products in the same order as the forward's score, so P matches the forward's.
+      const float s = group_sum(slice_dot<kD, kSlice>(kr, qs, ii, g));
+      const float dp = group_sum(slice_dot<kD, kSlice>(vr, dos, ii, g));
+      const bool ok = key_ok && i < a.L && (!a.causal || j <= i);
+      // A select, not a multiply by 0: absent rows have lse = 0 and would give exp(s) otherwise.
+      const float p = ok ? dev_exp(s * a.scale - lse_s[ii]) : 0.0f;
+      const float ds = p * (dp - d_s[ii]);
+#pragma unroll
+      for (int c = 0; c < kSlice; ++c) {
+        dv[c] = fmaf(p, dos[ii][g + c * kGroup], dv[c]);
+        dk[c] = fmaf(ds, qs[ii][g + c * kGroup], dk[c]);
+      }
+    }
+  }
+
+  if (!key_ok) return;  // no barrier follows
+  const int64_t row = pos.bh * a.S + j;
+  store_slice<T, kSlice>(a.grad_k + row * a.E, dk, a.scale, a.E, g);
+  store_slice<T, kSlice>(a.grad_v + row * a.Ev, dv, 1.0f, a.Ev, g);
+}
+
+// dQ for 32 query rows of one (batch, head): key tiles stream through shared memory with their
+// value rows.
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(BackwardParams<T> a) {
+  constexpr int kSlice = kD / kGroup;
+  __shared__ float ks[kTile][kD];
+  __shared__ float vs[kTile][kD];
+
+  const int g = static_cast<int>(threadIdx.x) % kGroup;
+  const int r = static_cast<int>(threadIdx.x) / kGroup;
+  const BlockPos pos = block_pos(a.bh, a.heads, a.q_tiles, true);
+  const int64_t q0 = pos.tile * kRows, i = q0 + r;
+  const bool row_ok = i < a.L;
+
+  float qr[kSlice], dor[kSlice], dq[kSlice];
+  load_slice<T, kSlice>(qr, a.q.row(pos.b, pos.h, row_ok ? i : 0), row_ok, a.E, g);
+  load_slice<T, kSlice>(dor, a.grad_out.row(pos.b, pos.h, row_ok ? i : 0), row_ok, a.Ev, g);
+#pragma unroll
+  for (int c = 0; c < kSlice; ++c) dq[c] = 0.0f;
+  const int64_t stat = pos.bh * a.L + i;
+  const float lse_i = row_ok ? a.lse[stat] : 0.0f;
+  const float d_i = row_ok ? a.d[stat] : 0.0f;
+
+  const int64_t k_end = a.causal ? (a.S < q0 + kRows ? a.S : q0 + kRows) : a.S;
+  for (int64_t k0 = 0; k0 < k_end; k0 += kTile) {
+    __syncthreads();  // the previous tile's readers are done
+    load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
+    load_tile<T, kD>(vs, a.v, pos.b, pos.h, k0, a.S, a.Ev);
+    __syncthreads();
+
+#pragma unroll 2
+    for (int jj = 0; jj < kTile; ++jj) {
+      const int64_t j = k0 + jj;
+      const float s = group_sum(slice_dot<kD, kSlice>(qr, ks, jj, g));
+      const float dp = group_sum(slice_dot<kD, kSlice>(dor, vs, jj, g));
+      const bool ok = row_ok && j < a.S && (!a.causal || j <= i);
+      const float p = ok ? dev_exp(s * a.scale - lse_i) : 0.0f;
+      const float ds = p * (dp - d_i);
+#pragma unroll
+      for (int c = 0; c < kSlice; ++c) dq[c] = fmaf(ds, ks[jj][g + c * kGroup], dq[c]);
+    }
+  }
+
+  if (!row_ok) return;
+  store_slice<T, kSlice>(a.grad_q + stat * a.E, dq, a.scale, a.E, g);
+}
+
+// ---- host side --------------------------------------------------------------------------------
+
+// The register width for head sizes E and Ev: 64 or 128, 0 when they do not fit.
+int head_width(int64_t E, int64_t Ev) {
+  const int64_t e = E > Ev ? E : Ev;
+  if (E < 1 || Ev < 1 || e > kMaxHead) return 0;
+  return e <= 64 ? 64 : 128;
+}
+
+bool takes_dtype(DType t) {
+  return t == DType::float32 || t == DType::bfloat16 || t == DType::float16;
+}
+
+int64_t tiles_of(int64_t n) { return (n + kRows - 1) / kRows; }
+
+// Whether every grid of the forward and the backward fits gridDim.x. Checked by the forward only,
+// since the backward must take every problem the forward took.
+bool grids_fit(const AttentionArgs& a) {
+  if (a.batch < 0 || a.heads < 0 || a.batch > kMaxGrid || a.heads > kMaxGrid) return false;
+  const int64_t bh = a.batch * a.heads;  // < 2^62: no overflow
+  if (bh > kMaxGrid) return false;
+  if (bh == 0) return true;
+  return tiles_of(a.L) <= kMaxGrid / bh && tiles_of(a.S) <= kMaxGrid / bh;
+}
+
+// Calls f(T{}, width) with the element type of dtype t and the head width as a compile-time
+// constant. Only for problems takes_dtype and head_width accepted.
+template <typename F>
+void visit_problem(DType t, int width, F&& f) {
+  auto with_width = [&](auto tag) {
+    if (width == 64) {
+      f(tag, std::integral_constant<int, 64>{});
+    } else {
+      f(tag, std::integral_constant<int, 128>{});
+    }
+  };
+  switch (t) {
+    case DType::float32:
+      return with_width(float{});
+    case DType::bfloat16:
+      return with_width(BFloat16{});
+    case DType::float16:
+      return with_width(Half{});
+    default:
+      break;
+  }
+  throw DTypeError(detail::cat("attention CUDA kernel: no kernel for ", dtype_name(t)));
+}
+
+bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
+  if (!takes_dtype(a.dtype)) return false;
+  const int width = head_width(a.E, a.Ev);
+  if (width == 0 || a.L < 1 || a.S < 1 || !grids_fit(a)) return false;
+  const int64_t bh = a.batch * a.heads;
+  if (bh == 0) return true;  // nothing to write
+
+  LaunchContext ctx(out);
+  const int64_t q_tiles = tiles_of(a.L);
+  visit_problem(a.dtype, width, [&](auto tag, auto w) {
+    using T = decltype(tag);
+    constexpr int kD = decltype(w)::value;
+    ForwardParams<T> p;
+    p.q = operand_of<T>(a.q);
+    p.k = operand_of<T>(a.k);
+    p.v = operand_of<T>(a.v);
+    p.out = static_cast<T*>(out);
+    p.lse = static_cast<float*>(lse);
+    p.bh = bh;
+    p.heads = a.heads;
+    p.L = a.L;
+    p.S = a.S;
+    p.E = static_cast<int>(a.E);
+    p.Ev = static_cast<int>(a.Ev);
+    p.q_tiles = q_tiles;
+    p.scale = static_cast<float>(a.scale);
+    p.causal = a.causal;
+    attention_forward_kernel<T, kD>
+        <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  });
+  return true;
+}
+
+void attention_backward_cuda(const AttentionBackwardArgs& args) {
+  const AttentionArgs& a = args.fwd;
+  const int width = head_width(a.E, a.Ev);
+  FABRIC_CHECK(takes_dtype(a.dtype) && width != 0 && grids_fit(a), ValueError,
+               "attention backward (CUDA): a problem the forward kernel declines (dtype ",
+               dtype_name(a.dtype), ", E ", a.E, ", Ev ", a.Ev, ")");
+  const int64_t bh = a.batch * a.heads;
+  if (bh == 0) return;
+
+  LaunchContext ctx(args.grad_q);
+  const int64_t rows = bh * a.L;
+  // D lives only for the three launches below: the caching allocator orders its reuse on the
+  // compute stream they run on, so releasing it when this function returns is safe.
+  DeviceScratch d(ctx.device, static_cast<size_t>(rows) * sizeof(float));
+  const int64_t q_tiles = tiles_of(a.L), k_tiles = tiles_of(a.S);
+  visit_problem(a.dtype, width, [&](auto tag, auto w) {
+    using T = decltype(tag);
+    constexpr int kD = decltype(w)::value;
+    constexpr int kDotThreads = 256;  // 8 rows (warps) per block
+    const int64_t dot_blocks = (rows + kDotThreads / 32 - 1) / (kDotThreads / 32);
+    attention_row_dot_kernel<T>
+        <<<grid_dim(dot_blocks < 65535 ? dot_blocks : 65535), kDotThreads, 0, ctx.stream>>>(
+            static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out), d.as<float>(),
+            rows, a.Ev);
+    FABRIC_CUDA_CHECK_LAUNCH();
+
+    BackwardParams<T> p;
+    p.q = operand_of<T>(a.q);
+    p.k = operand_of<T>(a.k);
+    p.v = operand_of<T>(a.v);
+    p.grad_out = contiguous_operand<T>(args.grad_out, a.heads, a.L, a.Ev);
+    p.lse = static_cast<const float*>(args.lse);
+    p.d = d.as<float>();
+    p.grad_q = static_cast<T*>(args.grad_q);
+    p.grad_k = static_cast<T*>(args.grad_k);
+    p.grad_v = static_cast<T*>(args.grad_v);
+    p.bh = bh;
+    p.heads = a.heads;
+    p.L = a.L;
+    p.S = a.S;
+    p.E = static_cast<int>(a.E);
+    p.Ev = static_cast<int>(a.Ev);
+    p.q_tiles = q_tiles;
+    p.k_tiles = k_tiles;
+    p.scale = static_cast<float>(a.scale);
+    p.causal = a.causal;
+    attention_backward_kv_kernel<T, kD>
+        <<<grid_dim(k_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+    FABRIC_CUDA_CHECK_LAUNCH();
+    attention_backward_q_kernel<T, kD>
+        <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace
+}  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(attention_stub, cuda, &cuda::attention_forward_cuda);
+FABRIC_REGISTER_KERNEL(attention_backward_stub, cuda, &cuda::attention_backward_cuda);
+}  // namespace fabric

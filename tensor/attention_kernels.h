@@ -1,0 +1,52 @@
+// Dispatch stubs for fused scaled-dot-product attention: softmax(scale * q k^T [causal]) v per
+// (batch, head) without a (L, S) score tensor in memory, and its backward recomputing the scores
+// from the saved row log-sum-exp (the flash-attention scheme). The op (tensor/ops_attention.cpp)
+// falls back to the composition of matmul/softmax when a device has no kernel or its kernel
+// declines a problem (returns false), so kernels may take only the cases they are fast at.
+#pragma once
+#include <cstdint>
+
+#include "tensor/dispatch_stub.h"
+#include "tensor/dtype.h"
+
+namespace fabric {
+
+// One operand: element strides between batches, heads and rows; its last dim is contiguous.
+struct AttentionOperand {
+  const void* data = nullptr;
+  int64_t batch_stride = 0, head_stride = 0, row_stride = 0;
+};
+
+struct AttentionArgs {
+  int64_t batch = 1, heads = 1;
+  int64_t L = 0, S = 0;  // query and key/value lengths (both > 0)
+  int64_t E = 0, Ev = 0;  // q/k and v head sizes (both > 0)
+  DType dtype = DType::float32;  // of q, k, v, out, grad_out and the gradients
+  AttentionOperand q, k, v;  // q (L, E), k (S, E), v (S, Ev) per (batch, head)
+  double scale = 1.0;        // multiplies q k^T
+  // Key j is attended from query i iff j <= i (torch's is_causal, top-left aligned); every row
+  // keeps at least key 0.
+  bool causal = false;
+};
+
+// out: contiguous (batch, heads, L, Ev) in dtype. lse: contiguous (batch, heads, L), the natural
+// log of each row's sum of exp(score), in float64 for float64 problems and float32 otherwise.
+// Returns false, writing nothing, when the kernel does not take this problem.
+using AttentionFn = bool (*)(const AttentionArgs& a, void* out, void* lse);
+FABRIC_DECLARE_STUB(attention_stub, AttentionFn);
+
+struct AttentionBackwardArgs {
+  AttentionArgs fwd;           // the forward problem (same q, k, v)
+  const void* out = nullptr;   // the forward output, contiguous (batch, heads, L, Ev)
+  const void* grad_out = nullptr;  // contiguous like out
+  const void* lse = nullptr;   // the forward's lse
+  // Outputs, contiguous (batch, heads, L|S, E|Ev) in dtype; every element is written.
+  void* grad_q = nullptr;
+  void* grad_k = nullptr;
+  void* grad_v = nullptr;
+};
+// Takes every problem the same device's forward kernel took.
+using AttentionBackwardFn = void (*)(const AttentionBackwardArgs& a);
+FABRIC_DECLARE_STUB(attention_backward_stub, AttentionBackwardFn);
+
+}  // namespace fabric

@@ -1,0 +1,154 @@
+// scaled_dot_product_attention (torch.nn.functional's) and its backward. The fused kernel behind
+// attention_stub runs when the device has one and takes the problem: no explicit mask, no dropout,
+// q/k/v of one floating dtype with the same leading dims. Everything else is the composition
+// softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
+#include <cmath>
+#include <limits>
+
+#include "tensor/attention_kernels.h"
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/op_attrs.h"
+#include "tensor/op_record.h"
+#include "tensor/ops.h"
+#include "tensor/ops_backward.h"
+
+namespace fabric {
+
+FABRIC_DEFINE_STUB(attention_stub, AttentionFn);
+FABRIC_DEFINE_STUB(attention_backward_stub, AttentionBackwardFn);
+
+namespace {
+
+// t's data as (batch, heads, R, D) with the last dim contiguous: a 2-D/3-D tensor gains unit
+// dims, leading dims beyond two fold into batch (a view when their strides allow).
+Tensor as_4d(const Tensor& t) {
+  Tensor x = t.detach();
+  if (x.dim() == 2) x = x.unsqueeze(0).unsqueeze(0);
+  if (x.dim() == 3) x = x.unsqueeze(1);
+  if (x.dim() > 4) x = x.reshape({-1, x.size(-3), x.size(-2), x.size(-1)});
+  if (x.stride(3) != 1 && x.size(3) > 1) x = x.contiguous();
+  return x;
+}
+
+AttentionOperand operand(const Tensor& x4) {
+  return {x4.data_ptr(), x4.stride(0), x4.stride(1), x4.stride(2)};
+}
+
+// The kernel's view of q/k/v (as_4d'd: the tensors must outlive the call).
+AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v4, double scale,
+                             bool causal) {
+  AttentionArgs a;
+  a.batch = q4.size(0), a.heads = q4.size(1);
+  a.L = q4.size(2), a.S = k4.size(2), a.E = q4.size(3), a.Ev = v4.size(3);
+  a.dtype = q4.dtype();
+  a.q = operand(q4), a.k = operand(k4), a.v = operand(v4);
+  a.scale = scale;
+  a.causal = causal;
+  return a;
+}
+
+bool fusable(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+             double dropout_p) {
+  if (mask.defined() || dropout_p > 0.0) return false;
+  if (!is_floating(q.dtype()) || is_fp8(q.dtype())) return false;
+  if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) return false;
+  if (k.device() != q.device() || v.device() != q.device()) return false;
+  if (k.dim() != q.dim() || v.dim() != q.dim()) return false;
+  for (int64_t d = 0; d + 2 < q.dim(); ++d)
+    if (k.size(d) != q.size(d) || v.size(d) != q.size(d)) return false;
+  return q.numel() > 0 && k.numel() > 0 && v.numel() > 0;
+}
+
+// The fused forward, or undefined when the device's kernel is missing or declines.
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                       bool causal) {
+  const AttentionFn kernel = attention_stub.find(q.device());
+  if (!kernel) return Tensor();
+  const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
+  Shape out_shape = q.sizes();
+  out_shape.back() = v.size(-1);
+  const Shape lse_shape(q.sizes().begin(), q.sizes().end() - 1);
+  const DType lse_dt = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  Tensor out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
+  Tensor lse = empty(lse_shape, {.dtype = lse_dt, .device = q.device()});
+  if (!kernel(attention_args(q4, k4, v4, scale, causal), out.data_ptr(), lse.data_ptr()))
+    return Tensor();
+  AttentionAttrs attrs{scale, causal};
+  record_op(OpId::scaled_dot_product_attention, {q, k, v}, {&out, &lse}, &attrs);
+  return out;
+}
+
+}  // namespace
+
+Tensor causal_mask(int64_t L, int64_t S, Device device) {
+  FABRIC_CHECK(L >= 0 && S >= 0, ValueError, "causal_mask: sizes must be >= 0, got L=", L,
+               ", S=", S);
+  Tensor i = arange(L, DType::int64, device).unsqueeze(1);  // (L, 1)
+  Tensor j = arange(S, DType::int64, device).unsqueeze(0);  // (1, S)
+  return ge(i, j);                                          // (L, S) bool
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                    const Tensor& attn_mask, double dropout_p, bool is_causal,
+                                    std::optional<double> scale, Generator* gen) {
+  Tensor q = q_in, k = k_in, v = v_in;
+  apply_autocast(OpId::scaled_dot_product_attention, {&q, &k, &v});
+  FABRIC_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2, ShapeError,
+               "scaled_dot_product_attention: q, k, v need at least 2 dims, got ",
+               shape_str(q.sizes()), ", ", shape_str(k.sizes()), ", ", shape_str(v.sizes()));
+  const int64_t L = q.size(-2), E = q.size(-1), S = k.size(-2);
+  FABRIC_CHECK(
+      k.size(-1) == E && v.size(-2) == S, ShapeError,
+      "scaled_dot_product_attention: expected q (..., L, E), k (..., S, E), v (..., S, Ev), got q ",
+      shape_str(q.sizes()), ", k ", shape_str(k.sizes()), ", v ", shape_str(v.sizes()));
+  FABRIC_CHECK(!(is_causal && attn_mask.defined()), ValueError,
+               "scaled_dot_product_attention: pass either attn_mask or is_causal, not both");
+  FABRIC_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, ValueError,
+               "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);
+  const double s = scale.value_or(E > 0 ? 1.0 / std::sqrt(static_cast<double>(E)) : 1.0);
+  if (fusable(q, k, v, attn_mask, dropout_p)) {
+    Tensor out = fused_attention(q, k, v, s, is_causal);
+    if (out.defined()) return out;
+  }
+  // Scaling q (L x E values) is cheaper than scaling the scores (L x S per head).
+  Tensor att = matmul(mul(q, Scalar(s)), k.transpose(-2, -1));  // (..., L, S)
+  Tensor mask = is_causal ? causal_mask(L, S, q.device()) : attn_mask;
+  if (mask.defined()) {
+    if (mask.dtype() == DType::bool_) {
+      att = where(mask, att, Scalar(-std::numeric_limits<double>::infinity()));
+    } else {
+      att = add(att, mask);
+    }
+  }
+  att = softmax(att, -1);
+  if (dropout_p > 0.0) att = dropout(att, dropout_p, true, gen);
+  return matmul(att, v);  // (..., L, Ev)
+}
+
+std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
+    const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+    const Tensor& lse, double scale, bool is_causal) {
+  FABRIC_CHECK(grad_out.sizes() == out.sizes(), ShapeError,
+               "scaled_dot_product_attention_backward: grad_out shape ",
+               shape_str(grad_out.sizes()), " does not match the output shape ",
+               shape_str(out.sizes()));
+  const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
+  const Tensor g = grad_out.detach().to(q.dtype()).contiguous();
+  const Tensor o = out.detach().contiguous(), l = lse.detach().contiguous();
+  Tensor dq = empty(q.sizes(), {.dtype = q.dtype(), .device = q.device()});
+  Tensor dk = empty(k.sizes(), {.dtype = k.dtype(), .device = k.device()});
+  Tensor dv = empty(v.sizes(), {.dtype = v.dtype(), .device = v.device()});
+  AttentionBackwardArgs a;
+  a.fwd = attention_args(q4, k4, v4, scale, is_causal);
+  a.out = o.data_ptr();
+  a.grad_out = g.data_ptr();
+  a.lse = l.data_ptr();
+  a.grad_q = dq.data_ptr();
+  a.grad_k = dk.data_ptr();
+  a.grad_v = dv.data_ptr();
+  attention_backward_stub(q.device())(a);
+  return {dq, dk, dv};
+}
+
+}  // namespace fabric

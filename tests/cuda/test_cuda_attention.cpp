@@ -1,0 +1,330 @@
+// The CUDA fused attention (kernels/cuda/attention_kernels.cu) against the float64 composition
+// of matmul/softmax on the CPU: outputs and q/k/v gradients through autograd, for float32,
+// bfloat16 and float16, causal or not, L < S and L > S, E != Ev, sizes that are no multiple of
+// the kernel's 32-row tiles, heads split as strided views out of a fused QKV tensor, and 3-D
+// inputs. The CPU side gets an explicit mask (all true, or causal_mask) instead of is_causal,
+// which keeps it on the composition path, and its inputs are the test dtype's values widened to
+// float64, so it is the exact answer for the GPU's inputs. A direct call of the stubs makes sure
+// the fused kernel (not the op's fallback) takes these problems, and declines the ones it should.
+//
+// Tolerances are a fraction of the largest reference value (at least 0.1; absolute) plus a
+// fraction of each value (relative): float32 1e-5 (out) and 1e-4 (gradients: dS = P (dP - D) cancels); float16
+// and bfloat16 a few rounding units of the dtype, gradients more, since D is formed from the
+// output rounded to the dtype and each gradient is rounded again.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "nn/functional.h"
+#include "tensor/attention_kernels.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace fabric {
+namespace {
+
+namespace F = nn::functional;
+using test::kGpu;
+
+constexpr DType kTypes[] = {DType::float32, DType::bfloat16, DType::float16};
+
+struct Tol {
+  double abs;  // times the largest |reference| value
+  double rel;  // times each |reference| value
+};
+
+Tol out_tol(DType t) {
+  switch (t) {
+    case DType::bfloat16:
+      return {1.2e-2, 1.2e-2};
+    case DType::float16:
+      return {2e-3, 2e-3};
+    default:
+      return {2e-5, 2e-5};
+  }
+}
+
+Tol grad_tol(DType t) {
+  switch (t) {
+    case DType::bfloat16:
+      return {4e-2, 4e-2};
+    case DType::float16:
+      return {6e-3, 6e-3};
+    default:
+      return {1e-4, 1e-4};
+  }
+}
+
+// `got` (any device and dtype) against the float64 CPU `want`; reports the worst element. The
+// absolute part scales with max(largest |want|, 0.1): a gradient that is exactly zero in float64
+// (one key: dS = P (dP - D) = 0) comes out as rounding noise of dP - D on the GPU.
+void expect_close(const Tensor& want, const Tensor& got, Tol tol, const std::string& what) {
+  ASSERT_TRUE(got.defined()) << what;
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const std::vector<double> w = want.to(DType::float64).contiguous().to_vector<double>();
+  const std::vector<double> h =
+      got.to(Device::cpu()).to(DType::float64).contiguous().to_vector<double>();
+  double scale = 0.1;
+  for (double x : w) scale = std::max(scale, std::fabs(x));
+  size_t worst = 0, bad = 0;
+  double worst_excess = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double err = std::fabs(w[i] - h[i]);
+    const double excess = std::isnan(err) ? std::numeric_limits<double>::infinity()
+                                          : err - (tol.abs * scale + tol.rel * std::fabs(w[i]));
+    if (excess > 0) ++bad;
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << w.size()
+                     << " elements off; worst at " << worst << ": CPU " << w[worst] << ", CUDA "
+                     << h[worst] << " (tolerance scale " << scale << ")";
+}
+
+// The fused op on the GPU (is_causal, no mask); on the CPU the composition with an explicit
+// (L, S) bool mask that means the same.
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, bool reference) {
+  if (!reference) return F::scaled_dot_product_attention(q, k, v, Tensor(), 0.0, causal);
+  const int64_t L = q.size(-2), S = k.size(-2);
+  const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
+  return F::scaled_dot_product_attention(q, k, v, mask);
+}
+
+// Builds the output from autograd leaves; `reference` selects the CPU composition.
+using Build = std::function<Tensor(const std::vector<Tensor>& leaves, bool reference)>;
+
+// Leaves of `inputs` (CPU values of the test dtype) as `dtype` on `device`, the output of
+// `build`, and the gradients of sum(out * probe), probe being seeded values of `test_dtype` (so
+// both devices see the same grad_out). Returns out followed by the leaves' gradients.
+std::vector<Tensor> forward_backward(const std::vector<Tensor>& inputs, DType test_dtype,
+                                     DType dtype, Device device, bool reference,
+                                     const Build& build) {
+  std::vector<Tensor> leaves;
+  for (const Tensor& t : inputs) {
+    Tensor l = t.to(dtype).to(device).clone().detach();
+    l.set_requires_grad(true);
+    leaves.push_back(l);
+  }
+  const Tensor out = build(leaves, reference);
+  const Tensor probe =
+      test::uniform_tensor(out.sizes(), test_dtype, -1, 1, 5).to(dtype).to(device);
+  sum(mul(out, probe)).backward();
+  std::vector<Tensor> r{out.detach()};
+  for (const Tensor& l : leaves) r.push_back(l.grad());
+  return r;
+}
+
+// Runs `build` on the GPU in `dt` and on the CPU in float64; compares out and every gradient.
+void check(const std::string& what, const std::vector<Tensor>& inputs, DType dt,
+           const Build& build) {
+  const std::vector<Tensor> want =
+      forward_backward(inputs, dt, DType::float64, Device::cpu(), true, build);
+  const std::vector<Tensor> got = forward_backward(inputs, dt, dt, kGpu, false, build);
+  ASSERT_EQ(want.size(), got.size()) << what;
+  EXPECT_EQ(got[0].device(), kGpu) << what;
+  EXPECT_EQ(got[0].dtype(), dt) << what;
+  expect_close(want[0], got[0], out_tol(dt), what + " out");
+  for (size_t i = 1; i < want.size(); ++i) {
+    ASSERT_TRUE(got[i].defined()) << what << " grad " << i - 1;
+    EXPECT_EQ(got[i].dtype(), dt) << what;
+    expect_close(want[i], got[i], grad_tol(dt), what + " grad " + std::to_string(i - 1));
+  }
+}
+
+std::string describe(const std::string& shape, DType dt, bool causal) {
+  return shape + " " + std::string(dtype_name(dt)) + (causal ? " causal" : "");
+}
+
+// q in [-2, 2) and k in [-2, 2) give scores of a few units: softmax rows far from uniform.
+std::vector<Tensor> qkv_inputs(const Shape& qs, const Shape& ks, const Shape& vs, DType dt) {
+  return {test::uniform_tensor(qs, dt, -2, 2, 1), test::uniform_tensor(ks, dt, -2, 2, 2),
+          test::uniform_tensor(vs, dt, -1, 1, 3)};
+}
+
+// ---- the stubs, directly --------------------------------------------------------------------
+
+AttentionOperand operand(const Tensor& t) {
+  return {t.data_ptr(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+AttentionArgs args_of(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  AttentionArgs a;
+  a.batch = q.size(0), a.heads = q.size(1);
+  a.L = q.size(2), a.S = k.size(2), a.E = q.size(3), a.Ev = v.size(3);
+  a.dtype = q.dtype();
+  a.q = operand(q), a.k = operand(k), a.v = operand(v);
+  a.scale = 1.0 / std::sqrt(static_cast<double>(a.E));
+  a.causal = causal;
+  return a;
+}
+
+TEST(CudaAttention, KernelTakesSmallProblemsAndDeclinesOthers) {
+  FABRIC_REQUIRE_CUDA();
+  const AttentionFn forward = attention_stub.find(kGpu);
+  const AttentionBackwardFn backward = attention_backward_stub.find(kGpu);
+  ASSERT_NE(forward, nullptr);
+  ASSERT_NE(backward, nullptr);
+  const int64_t B = 1, H = 2, L = 9, S = 11, E = 16, Ev = 8;
+  const TensorOptions f32{.dtype = DType::float32, .device = kGpu};
+
+  for (bool causal : {false, true}) {
+    const std::string what = causal ? "direct causal" : "direct";
+    const std::vector<Tensor> in =
+        qkv_inputs({B, H, L, E}, {B, H, S, E}, {B, H, S, Ev}, DType::float32);
+    const Tensor q = in[0].to(kGpu), k = in[1].to(kGpu), v = in[2].to(kGpu);
+    Tensor out = empty({B, H, L, Ev}, f32), lse = empty({B, H, L}, f32);
+    ASSERT_TRUE(forward(args_of(q, k, v, causal), out.data_ptr(), lse.data_ptr())) << what;
+
+    // The float64 reference: out and its gradients by autograd, lse from the masked scores.
+    std::vector<Tensor> ref;
+    for (const Tensor& t : in) {
+      Tensor l = t.to(DType::float64).clone().detach();
+      l.set_requires_grad(true);
+      ref.push_back(l);
+    }
+    const Tensor want = attend(ref[0], ref[1], ref[2], causal, true);
+    const Tensor probe = test::uniform_tensor({B, H, L, Ev}, DType::float32, -1, 1, 5);
+    want.backward(probe.to(DType::float64));
+    const Tensor scores = mul(matmul(ref[0].detach(), ref[1].detach().transpose(-2, -1)),
+                              Scalar(1.0 / std::sqrt(static_cast<double>(E))));
+    const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
+    const Tensor want_lse =
+        logsumexp(where(mask, scores, Scalar(-std::numeric_limits<double>::infinity())), {-1});
+    expect_close(want.detach(), out, out_tol(DType::float32), what + " out");
+    expect_close(want_lse, lse, out_tol(DType::float32), what + " lse");
+
+    AttentionBackwardArgs b;
+    b.fwd = args_of(q, k, v, causal);
+    const Tensor grad_out = probe.to(kGpu);
+    Tensor dq = empty({B, H, L, E}, f32), dk = empty({B, H, S, E}, f32),
+           dv = empty({B, H, S, Ev}, f32);
+    b.out = out.data_ptr();
+    b.grad_out = grad_out.data_ptr();
+    b.lse = lse.data_ptr();
+    b.grad_q = dq.data_ptr();
+    b.grad_k = dk.data_ptr();
+    b.grad_v = dv.data_ptr();
+    backward(b);
+    expect_close(ref[0].grad(), dq, grad_tol(DType::float32), what + " grad q");
+    expect_close(ref[1].grad(), dk, grad_tol(DType::float32), what + " grad k");
+    expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
+  }
+
+  // Declined problems leave out and lse as they were.
+  struct Declined {
+    std::string what;
+    DType dtype;
+    int64_t E, Ev;
+  };
+  for (const Declined& d : {Declined{"float64", DType::float64, 16, 8},
+                            Declined{"E = 512", DType::float32, 512, 64},
+                            Declined{"Ev = 512", DType::float32, 64, 512},
+                            Declined{"E = 136", DType::bfloat16, 136, 64}}) {
+    const TensorOptions opts{.dtype = d.dtype, .device = kGpu};
+    const Tensor q = zeros({B, H, L, d.E}, opts), k = zeros({B, H, S, d.E}, opts),
+                 v = zeros({B, H, S, d.Ev}, opts);
+    const DType lse_dt = d.dtype == DType::float64 ? DType::float64 : DType::float32;
+    Tensor out = full({B, H, L, d.Ev}, 7, opts);
+    Tensor lse = full({B, H, L}, 7, {.dtype = lse_dt, .device = kGpu});
+    EXPECT_FALSE(forward(args_of(q, k, v, false), out.data_ptr(), lse.data_ptr())) << d.what;
+    EXPECT_FALSE(forward(args_of(q, k, v, true), out.data_ptr(), lse.data_ptr())) << d.what;
+    expect_close(full({B, H, L, d.Ev}, 7, {.dtype = DType::float64}), out, {0, 0},
+                 d.what + " out untouched");
+    expect_close(full({B, H, L}, 7, {.dtype = DType::float64}), lse, {0, 0},
+                 d.what + " lse untouched");
+  }
+}
+
+// ---- through the op and autograd ------------------------------------------------------------
+
+struct Case {
+  int64_t B, H, L, S, E, Ev;
+  const char* why;
+};
+const std::vector<Case> kCases = {
+    {2, 3, 37, 53, 24, 40, "L < S, E != Ev, no size a multiple of a tile"},
+    {2, 2, 70, 29, 64, 32, "L > S: causal rows past S attend every key"},
+    {1, 2, 64, 64, 64, 64, "whole tiles, GPT-2's head size"},
+    {1, 1, 129, 100, 128, 96, "the 128-wide kernels, a last query tile of one row"},
+    {1, 2, 20, 90, 16, 16, "causal keys past every query get zero gradients"},
+    {3, 1, 1, 1, 8, 8, "one query, one key"},
+    {1, 1, 5, 300, 72, 8, "many key tiles, E in the 128 width and Ev small"},
+};
+
+TEST(CudaAttention, ForwardAndGradientsMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  const AttentionFn forward = attention_stub.find(kGpu);
+  ASSERT_NE(forward, nullptr);
+  for (DType dt : kTypes) {
+    for (const Case& c : kCases) {
+      const std::vector<Tensor> in =
+          qkv_inputs({c.B, c.H, c.L, c.E}, {c.B, c.H, c.S, c.E}, {c.B, c.H, c.S, c.Ev}, dt);
+      for (bool causal : {false, true}) {
+        const std::string shape = "B" + std::to_string(c.B) + " H" + std::to_string(c.H) +
+                                  " L" + std::to_string(c.L) + " S" + std::to_string(c.S) +
+                                  " E" + std::to_string(c.E) + " Ev" + std::to_string(c.Ev) +
+                                  " (" + c.why + ")";
+        {  // the fused kernel takes this problem: the op below does not fall back
+          const Tensor q = in[0].to(kGpu), k = in[1].to(kGpu), v = in[2].to(kGpu);
+          Tensor out = empty({c.B, c.H, c.L, c.Ev}, {.dtype = dt, .device = kGpu});
+          Tensor lse = empty({c.B, c.H, c.L}, {.dtype = DType::float32, .device = kGpu});
+          EXPECT_TRUE(forward(args_of(q, k, v, causal), out.data_ptr(), lse.data_ptr()))
+              << describe(shape, dt, causal);
+        }
+        check(describe(shape, dt, causal), in, dt,
+              [&](const std::vector<Tensor>& x, bool reference) {
+                return attend(x[0], x[1], x[2], causal, reference);
+              });
+      }
+    }
+  }
+}
+
+// q, k, v as nn/transformer.cpp makes them: heads split out of one (B, T, 3C) projection, so each
+// is a strided view (head stride hs, row stride 3C); the gradient lands in the fused tensor.
+TEST(CudaAttention, HeadsSplitFromAFusedQkvTensor) {
+  FABRIC_REQUIRE_CUDA();
+  struct Fused {
+    int64_t B, T, nh, hs;
+  };
+  for (const Fused& f : {Fused{2, 45, 3, 20}, Fused{1, 70, 2, 64}}) {
+    const int64_t C = f.nh * f.hs;
+    for (DType dt : kTypes) {
+      const Tensor qkv = test::uniform_tensor({f.B, f.T, 3 * C}, dt, -2, 2, 21);
+      for (bool causal : {false, true}) {
+        const std::string shape = "fused qkv B" + std::to_string(f.B) + " T" +
+                                  std::to_string(f.T) + " nh" + std::to_string(f.nh) + " hs" +
+                                  std::to_string(f.hs);
+        check(describe(shape, dt, causal), {qkv}, dt,
+              [&](const std::vector<Tensor>& x, bool reference) {
+                auto head_split = [&](int64_t i) {
+                  return x[0].narrow(2, i * C, C).view({f.B, f.T, f.nh, f.hs}).transpose(1, 2);
+                };
+                return attend(head_split(0), head_split(1), head_split(2), causal, reference);
+              });
+      }
+    }
+  }
+}
+
+// (batch, L, E) inputs without a heads dim.
+TEST(CudaAttention, ThreeDimensionalInputs) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kTypes) {
+    const std::vector<Tensor> in = qkv_inputs({3, 33, 16}, {3, 47, 16}, {3, 47, 20}, dt);
+    for (bool causal : {false, true}) {
+      check(describe("3-D B3 L33 S47 E16 Ev20", dt, causal), in, dt,
+            [&](const std::vector<Tensor>& x, bool reference) {
+              return attend(x[0], x[1], x[2], causal, reference);
+            });
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fabric
