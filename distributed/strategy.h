@@ -86,6 +86,10 @@ class Strategy {
   // Called after every optimizer step through Fabric, `stepped` false when a loss scaler skipped
   // it (ZeRO: all-gather the updated parameter shards).
   virtual void post_optimizer_step(optim::Optimizer& optimizer, bool stepped) { (void)optimizer, (void)stepped; }
+  // Called by FabricOptimizer.zero_grad after the optimizer's own zero_grad: a strategy that keeps
+  // gradients outside the optimizer's parameters until the step (ZeRO-1's module gradients) drops
+  // them too, so that a discarded backward cannot reach the next step.
+  virtual void discard_gradients(optim::Optimizer& optimizer) { (void)optimizer; }
   // Called before anything reads the gradients `optimizer` steps (Fabric.clip_gradients, and
   // FabricOptimizer.step before the precision plugin's step): a strategy that keeps them in
   // another form until then makes them the optimizer's .grad here (ZeRO-1/2 in a half mode cast

@@ -420,6 +420,15 @@ void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped
   }
 }
 
+void ZeroStrategy::discard_gradients(optim::Optimizer& optimizer) {
+  const Sharded* sharded = find(optimizer);
+  if (!sharded) return;
+  for (auto& g : sharded->groups) {
+    for (const Tensor& p : g->params) zero_grad(p, /*set_to_none=*/true);
+    g->flat_grad = Tensor();
+  }
+}
+
 bool ZeroStrategy::owns(const Sharded& s, const optim::Optimizer& optimizer) {
   if (s.optimizer != &optimizer || s.by_group.size() != optimizer.num_param_groups()) return false;
   for (size_t gi = 0; gi < s.by_group.size(); ++gi) {

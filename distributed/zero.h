@@ -70,6 +70,9 @@ class ZeroStrategy : public Strategy {
   // master is first cast into this rank's slice, so the half values travel), and frees the
   // stage-1 module gradients.
   void post_optimizer_step(optim::Optimizer& optimizer, bool stepped) override;
+  // Drops the module gradients of the optimizer's groups (stage 1 keeps them until the step, and
+  // either stage while no_backward_sync accumulates) and the half flat gradient buffer.
+  void discard_gradients(optim::Optimizer& optimizer) override;
   // Checkpoints hold the single-process layout (any world size, or one process, loads them).
   bool supports_checkpoints() const override { return true; }
   bool supports_clip_gradients() const override { return true; }

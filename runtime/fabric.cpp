@@ -62,6 +62,8 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
       [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->prepare_optimizer_gradients(opt); });
   ctx_->after_optimizer_step.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
+  ctx_->after_zero_grad.push_back(
+      [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->discard_gradients(opt); });
   if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
   if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get())) {
     // The clip norm over every rank's shard: the strategy's clip_grad_norm with an infinite

@@ -57,6 +57,11 @@ FabricOptimizer::FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn
                                  std::shared_ptr<FabricContext> ctx)
     : optimizer_(&optimizer), module_(std::move(module)), ctx_(std::move(ctx)) {}
 
+void FabricOptimizer::zero_grad(bool set_to_none) {
+  optimizer_->zero_grad(set_to_none);
+  for (auto& fn : ctx_->after_zero_grad) fn(*optimizer_);
+}
+
 bool FabricOptimizer::step(const std::function<Tensor()>& closure) {
   // Every plugin runs a closure (forward + Fabric.backward) before its step (Precision's
   // contract); it runs here so that the strategy prepares the gradients it produced before the

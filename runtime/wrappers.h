@@ -26,6 +26,8 @@ struct FabricContext {
   std::vector<std::function<void(optim::Optimizer&)>> before_optimizer_step;
   // Called after every optimizer step (the on_after_optimizer_step callback).
   std::vector<std::function<void(optim::Optimizer&, bool stepped)>> after_optimizer_step;
+  // Called after every FabricOptimizer.zero_grad (the strategy's discard_gradients).
+  std::vector<std::function<void(optim::Optimizer&)>> after_zero_grad;
 };
 
 class FabricModule {
@@ -77,7 +79,8 @@ class FabricOptimizer {
   // The plugin's optimizer_step (a loss scaler may skip it), then the after-step callbacks.
   // Returns whether the parameters were updated.
   bool step(const std::function<Tensor()>& closure = nullptr);
-  void zero_grad(bool set_to_none = true) { optimizer_->zero_grad(set_to_none); }
+  // The optimizer's zero_grad, and whatever gradients the strategy keeps elsewhere for it.
+  void zero_grad(bool set_to_none = true);
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::Optimizer& optimizer() const { return *optimizer_; }
   optim::OptimizerState state_dict() const { return optimizer_->state_dict(); }
