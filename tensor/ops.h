@@ -120,6 +120,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     bool is_causal = false,
                                     std::optional<double> scale = std::nullopt,
                                     Generator* gen = nullptr);
+// Whether scaled_dot_product_attention may use the fused kernels: true unless the environment
+// says FABRIC_ATTENTION=composed (read once) or set_fused_attention(false) was called. The
+// composition is the same function computed through matmul/softmax; which is faster depends on
+// the device (bench_attention on the CPU, bench_gpu on a GPU measure both).
+bool fused_attention_enabled();
+void set_fused_attention(bool enabled);
 
 // ---- softmax and normalisation ----------------------------------------------------------------
 Tensor softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);

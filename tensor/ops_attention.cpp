@@ -2,7 +2,10 @@
 // attention_stub runs when the device has one and takes the problem: no explicit mask, no dropout,
 // q/k/v of one floating dtype with the same leading dims. Everything else is the composition
 // softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "tensor/attention_kernels.h"
@@ -19,6 +22,9 @@ FABRIC_DEFINE_STUB(attention_stub, AttentionFn);
 FABRIC_DEFINE_STUB(attention_backward_stub, AttentionBackwardFn);
 
 namespace {
+
+// -1 until the first call reads FABRIC_ATTENTION.
+std::atomic<int> g_fused_attention{-1};
 
 // t's data as (batch, heads, R, D) with the last dim contiguous: a 2-D/3-D tensor gains unit
 // dims, leading dims beyond two fold into batch (a view when their strides allow).
@@ -81,6 +87,22 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
 
 }  // namespace
 
+bool fused_attention_enabled() {
+  int on = g_fused_attention.load(std::memory_order_relaxed);
+  if (on < 0) {
+    const char* env = std::getenv("FABRIC_ATTENTION");
+    FABRIC_CHECK(!env || !*env || std::strcmp(env, "fused") == 0 || std::strcmp(env, "composed") == 0,
+                 ValueError, "FABRIC_ATTENTION must be 'fused' or 'composed', got '", env, "'");
+    on = env && std::strcmp(env, "composed") == 0 ? 0 : 1;
+    int unset = -1;
+    g_fused_attention.compare_exchange_strong(unset, on);  // a concurrent set_ wins
+    on = g_fused_attention.load(std::memory_order_relaxed);
+  }
+  return on == 1;
+}
+
+void set_fused_attention(bool enabled) { g_fused_attention.store(enabled ? 1 : 0); }
+
 Tensor causal_mask(int64_t L, int64_t S, Device device) {
   FABRIC_CHECK(L >= 0 && S >= 0, ValueError, "causal_mask: sizes must be >= 0, got L=", L,
                ", S=", S);
@@ -107,7 +129,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   FABRIC_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, ValueError,
                "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);
   const double s = scale.value_or(E > 0 ? 1.0 / std::sqrt(static_cast<double>(E)) : 1.0);
-  if (fusable(q, k, v, attn_mask, dropout_p)) {
+  if (fusable(q, k, v, attn_mask, dropout_p) && fused_attention_enabled()) {
     Tensor out = fused_attention(q, k, v, s, is_causal);
     if (out.defined()) return out;
   }

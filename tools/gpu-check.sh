@@ -2,7 +2,7 @@
 # The GPU check of issue #8, for a machine with an NVIDIA GPU: configures and builds fabric
 # (Release, this GPU's architecture only, just the CUDA tests and bench_gpu), runs the CUDA test
 # label, then prints one compact table (GEMM bf16/fp8 TFLOP/s vs cuBLASLt and the datasheet, D2D
-# copy bandwidth, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
+# copy bandwidth, fused vs composed attention, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
 # 16-core host with one H100/H200.
 #   usage: bash tools/gpu-check.sh
 #   env:   OUT (full logs go there when set), FABRIC_GPU_BUILD_DIR (default build-gpu),

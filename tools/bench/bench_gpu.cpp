@@ -1,6 +1,7 @@
 // The GPU benchmark of issue #8 (run by tools/gpu-check.sh), one compact table:
 //   GEMM 4096^3 bf16 (and fp8 on sm_89+) through fabric's GEMM vs cuBLASLt called directly vs the
-//   datasheet peak; device-to-device copy bandwidth vs the datasheet; GPT-2 124M training
+//   datasheet peak; device-to-device copy bandwidth vs the datasheet; causal attention forward +
+//   backward at GPT-2's shape, fused kernel vs composition (the faster one trains); GPT-2 124M training
 //   (12 layers, 12 heads, C=768, T=1024, batch 8, bf16-mixed, AdamW) tokens/s and MFU the way
 //   llm.c counts it (6N + 6*L*C*T FLOPs per token against 989 TFLOP/s dense bf16).
 // Device work is timed on the host between two synchronisations (a one-element copy back to the
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/autograd.h"
 #include "nn/gpt.h"
 #include "optim/optim.h"
 #include "runtime/connector.h"
@@ -260,6 +262,30 @@ Row copy_row(const Datasheet& ds) {
   return r;
 }
 
+// Causal attention at GPT-2 124M's shape (B=8, 12 heads, T=1024, hs=64), bf16, forward+backward:
+// the fused kernel against the composition (cuBLASLt batched GEMMs and the softmax kernels). The
+// faster one stays switched on for the GPT row: the benchmark decides which the training uses.
+Row attention_row() {
+  const Device gpu = Device::cuda(0);
+  const Shape shape{8, 12, 1024, 64};
+  auto leaf = [&] { return randn(shape).to(DType::bfloat16).to(gpu).set_requires_grad(true); };
+  Tensor q = leaf(), k = leaf(), v = leaf();
+  const Tensor g = randn(shape).to(DType::bfloat16).to(gpu);
+  auto pass = [&] {
+    scaled_dot_product_attention(q, k, v, Tensor(), 0.0, /*is_causal=*/true).backward(g);
+    for (const Tensor* t : {&q, &k, &v}) zero_grad(*t);
+  };
+  set_fused_attention(true);
+  const double fused = time_per_call(pass, [&] { sync_on(q); }, 10);
+  set_fused_attention(false);
+  const double composed = time_per_call(pass, [&] { sync_on(q); }, 10);
+  set_fused_attention(fused <= composed);
+  std::printf("attention: fused %.2f ms, composed %.2f ms per fwd+bwd: the GPT row runs %s\n",
+              fused * 1e3, composed * 1e3, fused <= composed ? "fused" : "composed");
+  return {"attn bf16 fwd+bwd ms (fused|composed)", fmt(fused * 1e3, "%.2f"),
+          fmt(composed * 1e3, "%.2f"), "-", ratio(composed, fused), "-"};
+}
+
 // GPT-2 124M as llm.c trains it: 12 layers, 12 heads, C=768, T=1024, batch 8, vocab 50304.
 Row gpt_row(double budget_s, double& mfu) {
   const nn::GPTConfig c{.vocab_size = 50304,
@@ -364,6 +390,7 @@ int main(int argc, char** argv) {
   rows.push_back(guarded("GEMM bf16 4096^3 (TFLOP/s)", [&] { return gemm_bf16_row(ds); }));
   rows.push_back(guarded("GEMM fp8 e4m3 4096^3 (TFLOP/s)", [&] { return gemm_fp8_row(ds); }));
   rows.push_back(guarded("D2D copy 1 GiB (GB/s, read+write)", [&] { return copy_row(ds); }));
+  rows.push_back(guarded("attn bf16 fwd+bwd ms (fused|composed)", [&] { return attention_row(); }));
   double mfu = 0;
   rows.push_back(
       guarded("GPT-2 124M bf16-mixed train (tok/s)", [&] { return gpt_row(gpt_budget, mfu); }));
