@@ -259,6 +259,38 @@ TEST(Attention, SdpaMatchesNaiveAndMasksTheFuture) {
   EXPECT_THROW(scaled_dot_product_attention(q, k.narrow(3, 0, 3), v), ShapeError);
 }
 
+// Fused where it may be, the composition where a mask or dropout asks for it or the switch is off;
+// both give the same values and gradients.
+TEST(Attention, FusedWhereAllowedAndTheSwitchTurnsItOff) {
+  Tensor q = randn({2, 3, 6, 4}, {.dtype = DType::float64}).set_requires_grad(true);
+  Tensor k = randn({2, 3, 7, 4}, {.dtype = DType::float64}).set_requires_grad(true);
+  Tensor v = randn({2, 3, 7, 5}, {.dtype = DType::float64}).set_requires_grad(true);
+  const Tensor g = randn({2, 3, 6, 5}, {.dtype = DType::float64});
+  auto run = [&] {
+    Tensor y = scaled_dot_product_attention(q, k, v, Tensor(), 0.0, true);
+    const std::string fn = grad_fn_name(y);
+    y.backward(g);
+    std::vector<std::vector<double>> r{y.to_vector<double>()};
+    for (const Tensor* t : {&q, &k, &v}) {
+      r.push_back(t->grad().to_vector<double>());
+      zero_grad(*t);
+    }
+    return std::make_pair(fn, r);
+  };
+  ASSERT_TRUE(fused_attention_enabled());
+  const auto [fused_fn, fused] = run();
+  EXPECT_EQ(fused_fn, "scaled_dot_product_attentionBackward");
+  set_fused_attention(false);
+  const auto [composed_fn, composed] = run();
+  set_fused_attention(true);
+  EXPECT_EQ(composed_fn, "matmulBackward");
+  for (size_t i = 0; i < fused.size(); ++i)
+    for (size_t j = 0; j < fused[i].size(); ++j) EXPECT_NEAR(fused[i][j], composed[i][j], 1e-12);
+  // A mask or dropout takes the composition.
+  EXPECT_EQ(grad_fn_name(scaled_dot_product_attention(q, k, v, causal_mask(6, 7))), "matmulBackward");
+  EXPECT_EQ(grad_fn_name(scaled_dot_product_attention(q, k, v, Tensor(), 0.5)), "matmulBackward");
+}
+
 TEST(Attention, CausalSelfAttentionModule) {
   CausalSelfAttention attn({.n_embd = 12, .n_head = 3, .block_size = 8});
   EXPECT_EQ(attn.c_attn->weight.sizes(), (Shape{36, 12}));
