@@ -404,6 +404,24 @@ bool grids_fit(const AttentionArgs& a) {
   return tiles_of(a.L) <= kMaxGrid / bh && tiles_of(a.S) <= kMaxGrid / bh;
 }
 
+// The fields ForwardParams and BackwardParams share, from the op's arguments.
+template <typename P>
+void set_problem(P& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(p.q.p)>>;
+  p.q = operand_of<T>(a.q);
+  p.k = operand_of<T>(a.k);
+  p.v = operand_of<T>(a.v);
+  p.bh = bh;
+  p.heads = a.heads;
+  p.L = a.L;
+  p.S = a.S;
+  p.E = static_cast<int>(a.E);
+  p.Ev = static_cast<int>(a.Ev);
+  p.q_tiles = q_tiles;
+  p.scale = static_cast<float>(a.scale);
+  p.causal = a.causal;
+}
+
 // Calls f(T{}, width) with the element type of dtype t and the head width as a compile-time
 // constant. Only for problems takes_dtype and head_width accepted.
 template <typename F>
@@ -441,20 +459,9 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
     using T = decltype(tag);
     constexpr int kD = decltype(w)::value;
     ForwardParams<T> p;
-    p.q = operand_of<T>(a.q);
-    p.k = operand_of<T>(a.k);
-    p.v = operand_of<T>(a.v);
+    set_problem(p, a, bh, q_tiles);
     p.out = static_cast<T*>(out);
     p.lse = static_cast<float*>(lse);
-    p.bh = bh;
-    p.heads = a.heads;
-    p.L = a.L;
-    p.S = a.S;
-    p.E = static_cast<int>(a.E);
-    p.Ev = static_cast<int>(a.Ev);
-    p.q_tiles = q_tiles;
-    p.scale = static_cast<float>(a.scale);
-    p.causal = a.causal;
     attention_forward_kernel<T, kD>
         <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
     FABRIC_CUDA_CHECK_LAUNCH();
@@ -489,25 +496,14 @@ void attention_backward_cuda(const AttentionBackwardArgs& args) {
     FABRIC_CUDA_CHECK_LAUNCH();
 
     BackwardParams<T> p;
-    p.q = operand_of<T>(a.q);
-    p.k = operand_of<T>(a.k);
-    p.v = operand_of<T>(a.v);
+    set_problem(p, a, bh, q_tiles);
     p.grad_out = contiguous_operand<T>(args.grad_out, a.heads, a.L, a.Ev);
     p.lse = static_cast<const float*>(args.lse);
     p.d = d.as<float>();
     p.grad_q = static_cast<T*>(args.grad_q);
     p.grad_k = static_cast<T*>(args.grad_k);
     p.grad_v = static_cast<T*>(args.grad_v);
-    p.bh = bh;
-    p.heads = a.heads;
-    p.L = a.L;
-    p.S = a.S;
-    p.E = static_cast<int>(a.E);
-    p.Ev = static_cast<int>(a.Ev);
-    p.q_tiles = q_tiles;
     p.k_tiles = k_tiles;
-    p.scale = static_cast<float>(a.scale);
-    p.causal = a.causal;
     attention_backward_kv_kernel<T, kD>
         <<<grid_dim(k_tiles * bh), kThreads, 0, ctx.stream>>>(p);
     FABRIC_CUDA_CHECK_LAUNCH();
