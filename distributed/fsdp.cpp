@@ -514,6 +514,9 @@ void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
     // Every rank takes the same branch (same module, same optimizer): the gathers line up.
     if (regroup) build_flats(*u, group_of);
   }
+  auto& original = original_params_[&optimizer];
+  original.clear();
+  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) original.push_back(optimizer.group_params(gi));
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
     std::vector<Tensor> replacement;
     for (const Tensor& p : optimizer.group_params(gi)) {
@@ -534,6 +537,13 @@ void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
     optimizer.replace_group_params(gi, std::move(replacement));
   }
   optimizers_.push_back(&optimizer);
+}
+
+const std::vector<std::vector<Tensor>>& FullyShardedModule::original_params(const optim::Optimizer& optimizer) const {
+  const auto it = original_params_.find(&optimizer);
+  FABRIC_CHECK(it != original_params_.end() && owns_optimizer(optimizer), ValueError, "FSDP: this ", optimizer.name(),
+               " optimizer was not set up with this module");
+  return it->second;
 }
 
 bool FullyShardedModule::owns_optimizer(const optim::Optimizer& optimizer) const {

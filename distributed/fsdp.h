@@ -175,6 +175,11 @@ class FullyShardedModule {
   bool sync_ = true;
   bool in_backward_ = false;
   std::vector<const optim::Optimizer*> optimizers_;
+  // Each set-up optimizer's parameters, group by group, as they were before sharding: the
+  // numbering of the single-process optimizer-state layout.
+  std::map<const optim::Optimizer*, std::vector<std::vector<Tensor>>> original_params_;
+  // original_params_ of an optimizer this module set up (ValueError otherwise).
+  const std::vector<std::vector<Tensor>>& original_params(const optim::Optimizer& optimizer) const;
   std::shared_ptr<bool> alive_;
 };
 

@@ -184,7 +184,7 @@ nn::LoadResult FullyShardedModule::load_state_pieces(
 //
 // The single-process layout numbers the optimizer's parameters as they were before sharding:
 // group by group, each group's original parameters in order. `original_slots` rebuilds that order
-// from the flat parameters (ours) and the group's remaining parameters (not ours).
+// from the parameters shard_optimizer recorded, mapping those FSDP owns to their flat parameters.
 
 namespace {
 
@@ -196,36 +196,30 @@ struct Slot {
 
 }  // namespace
 
-// Per group, the original parameters in order. A group holds its own parameters first (those FSDP
-// does not own), then one shard per flat parameter. The flat parameters go unit by unit (children
-// before the root), so FSDP's parameters are put back in the module's traversal order
-// (root.parameters()), the order of an optimizer built from model.parameters() in one process.
+// Per group, the parameters in the order the optimizer held them before sharding: each one FSDP
+// owns as its slot in a flat parameter, the others as themselves. Parameters of a frozen flat
+// (not in the optimizer since sharding) are left out; groups added after setup count as they are.
 static std::vector<std::vector<Slot>> original_slots(
-    const optim::Optimizer& optimizer, const nn::Module& root,
+    const optim::Optimizer& optimizer, const std::vector<std::vector<Tensor>>& original,
     const std::vector<std::unique_ptr<FullyShardedModule::Unit>>& units) {
-  std::map<const TensorImpl*, size_t> position;
-  for (const Tensor& p : root.parameters()) position.emplace(p.impl(), position.size());
-  auto position_of = [&](const Slot& s) {
-    const auto it = position.find(s.flat->params[s.param].impl());
-    return it == position.end() ? position.size() : it->second;
-  };
   std::vector<std::vector<Slot>> out(optimizer.num_param_groups());
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    std::vector<Slot> ours;
-    for (const Tensor& p : optimizer.group_params(gi)) {
-      FullyShardedModule::Flat* flat = nullptr;
+    if (gi >= original.size()) {
+      for (const Tensor& p : optimizer.group_params(gi)) out[gi].push_back({nullptr, 0, p});
+      continue;
+    }
+    for (const Tensor& p : original[gi]) {
+      Slot slot{nullptr, 0, p};
+      bool frozen = false;
       for (const auto& u : units)
         for (const auto& f : u->flats)
-          if (f->shard.is_same(p)) flat = f.get();
-      if (!flat) {
-        out[gi].push_back({nullptr, 0, p});
-        continue;
-      }
-      for (size_t i = 0; i < flat->params.size(); ++i) ours.push_back({flat, i, Tensor()});
+          for (size_t i = 0; i < f->params.size(); ++i)
+            if (f->params[i].is_same(p)) {
+              slot = {f.get(), i, Tensor()};
+              frozen = !f->trainable;
+            }
+      if (!frozen) out[gi].push_back(slot);
     }
-    std::stable_sort(ours.begin(), ours.end(),
-                     [&](const Slot& a, const Slot& b) { return position_of(a) < position_of(b); });
-    out[gi].insert(out[gi].end(), ours.begin(), ours.end());
   }
   return out;
 }
@@ -244,7 +238,7 @@ static int64_t live_index(const optim::Optimizer& optimizer, const Tensor& t) {
 optim::OptimizerState FullyShardedModule::full_optimizer_state(const optim::Optimizer& optimizer) {
   NoGradGuard no_grad;
   const optim::OptimizerState live = optimizer.state_dict();
-  const auto slots = original_slots(optimizer, root_, units_);
+  const auto slots = original_slots(optimizer, original_params(optimizer), units_);
   // Gathered per-element state of each flat parameter, in one fixed order on every rank.
   std::map<const Flat*, std::map<std::string, std::pair<Tensor, bool>>> whole;
   for (const auto& u : units_) {
@@ -289,7 +283,7 @@ optim::OptimizerState FullyShardedModule::full_optimizer_state(const optim::Opti
 void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& sd) {
   NoGradGuard no_grad;
   const char* who = optimizer.name();
-  const auto slots = original_slots(optimizer, root_, units_);
+  const auto slots = original_slots(optimizer, original_params(optimizer), units_);
   FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, ".load_state_dict: the state dict has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());
   optim::OptimizerState mine;
@@ -342,7 +336,7 @@ void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, 
 FullyShardedModule::OptimizerPieces FullyShardedModule::local_optimizer_pieces(const optim::Optimizer& optimizer) const {
   NoGradGuard no_grad;
   const optim::OptimizerState live = optimizer.state_dict();
-  const auto slots = original_slots(optimizer, root_, units_);
+  const auto slots = original_slots(optimizer, original_params(optimizer), units_);
   const bool writer = !replicate_pg_ || replicate_pg_->rank() == 0;
   OptimizerPieces out;
   int64_t index = 0;
@@ -381,7 +375,7 @@ void FullyShardedModule::load_optimizer_pieces(
     const std::function<Tensor(const std::string&, int64_t, int64_t)>& read) {
   NoGradGuard no_grad;
   const char* who = optimizer.name();
-  const auto slots = original_slots(optimizer, root_, units_);
+  const auto slots = original_slots(optimizer, original_params(optimizer), units_);
   const auto& sd = saved.scalars;
   FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, " load: the checkpoint has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());

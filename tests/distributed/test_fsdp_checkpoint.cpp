@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -402,6 +403,46 @@ TEST(FSDPCheckpoint, NoShardWritesFromRankZeroOnly) {
   EXPECT_LE(diff, 1e-5);
   std::printf("[fsdp ckpt] NO_SHARD on 2 ranks, resumed in one process: max rel diff vs uninterrupted %.3g\n", diff);
   fs::remove_all(run.dir);
+}
+
+// The full layout numbers the optimizer state the way the optimizer held its parameters before
+// sharding, whatever that order (here the module's parameters reversed: not its traversal order),
+// so the checkpoint loads into the same optimizer in a run without FSDP and holds that run's state.
+TEST(FSDPCheckpoint, FullOptimizerStateKeepsTheOptimizersOwnParameterOrder) {
+  const std::string dir = ::testing::TempDir() + "/fsdp_ckpt_order_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  const Problem p = make_problem("gpt");
+  auto reversed = [](std::vector<Tensor> v) {
+    std::reverse(v.begin(), v.end());
+    return v;
+  };
+  auto trained = [&](Fabric& f, std::shared_ptr<nn::Module> module, int64_t steps) {
+    auto opt = make_optimizer("adamw", reversed(module->parameters()));
+    auto [model, fopt] = f.setup(module, *opt);
+    gpt_steps(f, model, fopt, p, 0, steps);
+    return std::make_tuple(std::move(opt), model, fopt);
+  };
+  {
+    Fabric fsdp(fsdp_options(1, "full"));
+    auto [opt, model, fopt] = trained(fsdp, make_model("gpt", 7), 2);
+    fsdp.save(dir, {{"optimizer", fopt}});
+  }
+  Fabric plain(FabricOptions{.accelerator = "cpu", .devices = 1});
+  auto [reference, model_a, fopt_a] = trained(plain, make_model("gpt", 7), 2);
+  Fabric other(FabricOptions{.accelerator = "cpu", .devices = 1});
+  auto [loaded, model_b, fopt_b] = trained(other, make_model("gpt", 7), 0);
+  other.load(dir, {{"optimizer", fopt_b}});
+  const optim::OptimizerState want = reference->state_dict(), got = loaded->state_dict();
+  ASSERT_EQ(got.state.size(), want.state.size());
+  for (const auto& [index, st] : want.state) {
+    ASSERT_TRUE(got.state.count(index)) << "no state for parameter " << index;
+    for (const auto& [key, t] : st) {
+      const Tensor& g = got.state.at(index).at(key);
+      ASSERT_EQ(g.sizes(), t.sizes()) << "parameter " << index << " " << key;
+      EXPECT_LE(zero_test::max_rel_diff(std::vector<Tensor>{g}, std::vector<Tensor>{t}), 1e-6) << "parameter " << index << " " << key;
+    }
+  }
+  fs::remove_all(dir);
 }
 
 // ---- one process: resume, interrupted commit, errors -----------------------------------------------
