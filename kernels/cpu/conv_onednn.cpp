@@ -4,9 +4,7 @@
 #include <omp.h>
 
 #include <cstdlib>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
@@ -15,6 +13,7 @@
 
 #include "kernels/cpu/conv_im2col.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/plan_cache.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/error.h"
 
@@ -206,46 +205,16 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
   return plan;
 }
 
-// LRU cache of plans; creation (JIT) runs outside the lock.
-class PlanCache {
- public:
-  std::shared_ptr<Plan> get(const Key& k) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = map_.find(k);
-      if (it != map_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->second;
-      }
-    }
-    std::shared_ptr<Plan> plan = make_plan(k);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(k);
-    if (it != map_.end()) return it->second->second;
-    lru_.emplace_front(k, plan);
-    map_.emplace(k, lru_.begin());
-    while (lru_.size() > kCapacity) {
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-    return plan;
-  }
+using ConvPlanCache = PlanCache<Key, Plan, KeyHash>;
 
- private:
-  static constexpr size_t kCapacity = 1024;
-  std::mutex mu_;
-  std::list<std::pair<Key, std::shared_ptr<Plan>>> lru_;
-  std::unordered_map<Key, std::list<std::pair<Key, std::shared_ptr<Plan>>>::iterator, KeyHash> map_;
-};
-
-PlanCache& plan_cache() {
-  static PlanCache* cache = new PlanCache;  // leaked: kernels may run during static destruction
+ConvPlanCache& plan_cache() {
+  static ConvPlanCache* cache = new ConvPlanCache(1024);  // leaked: kernels may run during static destruction
   return *cache;
 }
 
 // Runs the cached oneDNN primitive (with its reorders); false when there is none.
 bool run_onednn(const Key& k, const std::unordered_map<int, void*>& ptrs) {
-  std::shared_ptr<Plan> plan = plan_cache().get(k);
+  std::shared_ptr<Plan> plan = plan_cache().get(k, make_plan);
   if (!plan->usable) return false;
   const dnnl::engine& eng = engine();
   dnnl::stream& s = thread_stream();

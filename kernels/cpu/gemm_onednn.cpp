@@ -8,14 +8,13 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/plan_cache.h"
 #include "tensor/error.h"
 
 namespace fabric::cpu {
@@ -198,56 +197,12 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
   return plan;
 }
 
-// LRU cache of plans. Creation (JIT compilation) happens outside the lock; if two threads race on
-// the same key, the first inserted plan wins and both count as misses.
-class PlanCache {
- public:
-  std::shared_ptr<Plan> get(const Key& k) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = map_.find(k);
-      if (it != map_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second);
-        ++hits_;
-        return it->second->second;
-      }
-      ++misses_;
-    }
-    std::shared_ptr<Plan> plan = make_plan(k);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(k);
-    if (it != map_.end()) return it->second->second;
-    lru_.emplace_front(k, plan);
-    map_.emplace(k, lru_.begin());
-    while (lru_.size() > kCapacity) {
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-    return plan;
-  }
-  GemmCacheStats stats() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return {hits_, misses_, static_cast<uint64_t>(map_.size())};
-  }
-  void clear() {
-    std::lock_guard<std::mutex> lock(mu_);
-    map_.clear();
-    lru_.clear();
-    hits_ = misses_ = 0;
-  }
+using GemmPlanCache = PlanCache<Key, Plan, KeyHash>;
 
- private:
-  // Enough for every distinct GEMM of a training step of a large model, small enough that a shape
-  // sweep cannot hold JIT code without bound.
-  static constexpr size_t kCapacity = 2048;
-  std::mutex mu_;
-  std::list<std::pair<Key, std::shared_ptr<Plan>>> lru_;
-  std::unordered_map<Key, std::list<std::pair<Key, std::shared_ptr<Plan>>>::iterator, KeyHash> map_;
-  uint64_t hits_ = 0, misses_ = 0;
-};
-
-PlanCache& plan_cache() {
-  static PlanCache* cache = new PlanCache;  // leaked: gemm may run during static destruction
+GemmPlanCache& plan_cache() {
+  // Enough for every distinct GEMM of a training step of a large model. Leaked: gemm may run
+  // during static destruction.
+  static GemmPlanCache* cache = new GemmPlanCache(2048);
   return *cache;
 }
 
@@ -348,7 +303,10 @@ constexpr int64_t kMaxPanelColumns = 1024;
 
 }  // namespace
 
-GemmCacheStats gemm_cache_stats() { return plan_cache().stats(); }
+GemmCacheStats gemm_cache_stats() {
+  const PlanCacheStats s = plan_cache().stats();
+  return {s.hits, s.misses, s.entries};
+}
 
 int64_t detail::set_sgemm_min_volume(int64_t volume) { return sgemm_min_volume.exchange(volume); }
 void gemm_cache_clear() { plan_cache().clear(); }
@@ -424,7 +382,7 @@ bool gemm_onednn(const GemmArgs& g) {
   if (run_sgemm(g, k)) return true;
   if (k.batch == 1 && k.N > kMaxPanelColumns) return run_column_panels(g, k);
 
-  std::shared_ptr<Plan> plan = plan_cache().get(k);
+  std::shared_ptr<Plan> plan = plan_cache().get(k, make_plan);
   if (!plan->usable) return false;
 
   Bound& bound = bind(plan);
