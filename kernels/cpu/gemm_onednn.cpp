@@ -11,7 +11,6 @@
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
-#include <unordered_map>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/plan_cache.h"
