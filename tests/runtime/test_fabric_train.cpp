@@ -38,6 +38,31 @@ std::vector<std::string> lines(const std::string& path) {
   return out;
 }
 
+// Two runs' metrics.csv (a header and `steps` rows of "step,loss"): the same losses, step by step,
+// within `rel`.
+void expect_same_losses(const std::string& a_csv, const std::string& b_csv, size_t steps, double rel) {
+  const auto la = lines(a_csv), lb = lines(b_csv);
+  ASSERT_EQ(la.size(), steps + 1) << a_csv;
+  ASSERT_EQ(lb.size(), steps + 1) << b_csv;
+  for (size_t i = 1; i < la.size(); ++i) {
+    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
+    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
+    EXPECT_NEAR(x, y, rel * std::abs(x)) << "step " << i;
+  }
+}
+
+// A finished run restarted from its step-`step` checkpoint (copied over last/) writes exactly the
+// metrics of the uninterrupted run.
+void expect_resume_reproduces(const std::string& run_dir, int step) {
+  const auto full = lines(run_dir + "/metrics.csv");
+  fs::remove_all(run_dir + "/checkpoints/last");
+  fs::copy(run_dir + "/checkpoints/step-" + std::to_string(step), run_dir + "/checkpoints/last",
+           fs::copy_options::recursive);
+  const Result res = run("resume " + run_dir);
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_EQ(lines(run_dir + "/metrics.csv"), full);
+}
+
 class FabricTrain : public testing::Test {
  protected:
   void SetUp() override {
@@ -210,24 +235,9 @@ TEST_F(FabricTrain, DDPOverTwoProcessesMatchesOneAndResumes) {
     const double diff = amax(abs(t - c.tensors.at(k))).item<double>();
     EXPECT_LE(diff, 1e-5 * std::max(1.0, amax(abs(t)).item<double>())) << k << " (accumulation)";
   }
-  const auto la = lines((dir_ / "one/metrics.csv").string());
-  const auto lb = lines((dir_ / "two/metrics.csv").string());
-  ASSERT_EQ(la.size(), 7u);
-  ASSERT_EQ(lb.size(), 7u);
-  for (size_t i = 1; i < la.size(); ++i) {
-    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
-    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
-    EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "step " << i;
-  }
-
+  expect_same_losses((dir_ / "one/metrics.csv").string(), (dir_ / "two/metrics.csv").string(), 6, 1e-5);
   // Resume the 2-process run from its step-3 checkpoint: bit-identical metrics.
-  const std::string two_dir = (dir_ / "two").string();
-  const auto full = lines(two_dir + "/metrics.csv");
-  fs::remove_all(two_dir + "/checkpoints/last");
-  fs::copy(two_dir + "/checkpoints/step-3", two_dir + "/checkpoints/last", fs::copy_options::recursive);
-  const Result res = run("resume " + two_dir);
-  ASSERT_EQ(res.status, 0) << res.output;
-  EXPECT_EQ(lines(two_dir + "/metrics.csv"), full);
+  expect_resume_reproduces((dir_ / "two").string(), 3);
 }
 
 // fabric-train --set fabric.devices=2 fabric.strategy=deepspeed_stage_2: ZeRO-2 over two processes
@@ -270,24 +280,9 @@ TEST_F(FabricTrain, ZeroStage2OverTwoProcessesMatchesOneAndResumes) {
       EXPECT_LE(diff, 1e-5 * std::max(1.0, amax(abs(x)).item<double>())) << file << ": " << k;
     }
   }
-  const auto la = lines((dir_ / "one/metrics.csv").string());
-  const auto lb = lines((dir_ / "two/metrics.csv").string());
-  ASSERT_EQ(la.size(), 7u);
-  ASSERT_EQ(lb.size(), 7u);
-  for (size_t i = 1; i < la.size(); ++i) {
-    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
-    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
-    EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "step " << i;
-  }
-
+  expect_same_losses((dir_ / "one/metrics.csv").string(), (dir_ / "two/metrics.csv").string(), 6, 1e-5);
   // Resume the 2-process run from its step-3 checkpoint: bit-identical metrics.
-  const std::string two_dir = (dir_ / "two").string();
-  const auto full = lines(two_dir + "/metrics.csv");
-  fs::remove_all(two_dir + "/checkpoints/last");
-  fs::copy(two_dir + "/checkpoints/step-3", two_dir + "/checkpoints/last", fs::copy_options::recursive);
-  const Result res = run("resume " + two_dir);
-  ASSERT_EQ(res.status, 0) << res.output;
-  EXPECT_EQ(lines(two_dir + "/metrics.csv"), full);
+  expect_resume_reproduces((dir_ / "two").string(), 3);
 }
 
 TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
@@ -522,23 +517,11 @@ TEST_F(FabricTrain, FsdpBf16MixedGptOverTwoProcessesMatchesDDPAndResumes) {
     EXPECT_LE(diff, kTol * std::max(1.0, amax(abs(t)).item<double>())) << k;
   }
   std::printf("[fsdp e2e] bf16-mixed gpt: max abs weight diff vs ddp %.3g\n", worst);
-  const auto la = lines((dir_ / "ddp/metrics.csv").string());
-  const auto lb = lines(fsdp_dir + "/metrics.csv");
-  ASSERT_EQ(la.size(), 7u);
-  ASSERT_EQ(lb.size(), 7u);
-  for (size_t i = 1; i < la.size(); ++i) {
-    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
-    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
-    EXPECT_NEAR(x, y, 2e-3 * std::abs(x)) << "step " << i;
-  }
+  expect_same_losses((dir_ / "ddp/metrics.csv").string(), fsdp_dir + "/metrics.csv", 6, 2e-3);
 
   // Resume the FSDP run from its step-3 checkpoint: bit-identical metrics.
   const auto full = lines(fsdp_dir + "/metrics.csv");
-  fs::remove_all(fsdp_dir + "/checkpoints/last");
-  fs::copy(fsdp_dir + "/checkpoints/step-3", fsdp_dir + "/checkpoints/last", fs::copy_options::recursive);
-  const Result res = run("resume " + fsdp_dir);
-  ASSERT_EQ(res.status, 0) << res.output;
-  EXPECT_EQ(lines(fsdp_dir + "/metrics.csv"), full);
+  expect_resume_reproduces(fsdp_dir, 3);
 
   // The default layout, sharded (one file per rank): export consolidates it into the weights of the
   // full-layout run, and the run resumes from it exactly.
@@ -554,13 +537,8 @@ TEST_F(FabricTrain, FsdpBf16MixedGptOverTwoProcessesMatchesDDPAndResumes) {
     ASSERT_TRUE(e.tensors.count(k)) << k;
     EXPECT_EQ(amax(abs(t - e.tensors.at(k))).item<double>(), 0.0) << k;
   }
-  const auto sharded_full = lines(sharded_dir + "/metrics.csv");
-  EXPECT_EQ(sharded_full, full);
-  fs::remove_all(sharded_dir + "/checkpoints/last");
-  fs::copy(sharded_dir + "/checkpoints/step-3", sharded_dir + "/checkpoints/last", fs::copy_options::recursive);
-  const Result sharded_res = run("resume " + sharded_dir);
-  ASSERT_EQ(sharded_res.status, 0) << sharded_res.output;
   EXPECT_EQ(lines(sharded_dir + "/metrics.csv"), full);
+  expect_resume_reproduces(sharded_dir, 3);
 
   // A policy naming no module type of the model is a config error naming the key; so is an fsdp
   // section without an fsdp strategy. The schema lists the keys.
