@@ -2,7 +2,8 @@
 // (batch, head) without a (L, S) score tensor in memory, and its backward recomputing the scores
 // from the saved row log-sum-exp (the flash-attention scheme). The op (tensor/ops_attention.cpp)
 // falls back to the composition of matmul/softmax when a device has no kernel or its kernel
-// declines a problem (returns false), so kernels may take only the cases they are fast at.
+// declines a problem (returns false), so kernels may take only the cases they are fast at (a
+// kernel without dropout declines dropout_p > 0).
 #pragma once
 #include <cstdint>
 
@@ -27,6 +28,14 @@ struct AttentionArgs {
   // Key j is attended from query i iff j <= i (torch's is_causal, top-left aligned); every row
   // keeps at least key 0.
   bool causal = false;
+  // Dropout on the probabilities, 0 <= dropout_p < 1 (0: none). Probability (b, h, i, j) is
+  // multiplied by 1/(1 - dropout_p) rounded to `dtype` when kept, by 0 when dropped; it is kept
+  // iff the dropout contract of tensor/random_kernels.h keeps element
+  // ((b * heads + h) * L + i) * S + j of a draw at Philox counter `offset` under `seed`: the mask
+  // the dropout op would draw over the contiguous (batch, heads, L, S) probabilities. The backward
+  // regenerates the same mask. lse stays that of the probabilities before dropout.
+  double dropout_p = 0.0;
+  uint64_t seed = 0, offset = 0;
 };
 
 // out: contiguous (batch, heads, L, Ev) in dtype. lse: contiguous (batch, heads, L), the natural
