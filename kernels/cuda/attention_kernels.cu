@@ -447,7 +447,7 @@ void visit_problem(DType t, int width, F&& f) {
 }
 
 bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
-  if (!takes_dtype(a.dtype)) return false;
+  if (!takes_dtype(a.dtype) || a.dropout_p != 0.0) return false;  // no dropout in these kernels
   const int width = head_width(a.E, a.Ev);
   if (width == 0 || a.L < 1 || a.S < 1 || !grids_fit(a)) return false;
   const int64_t bh = a.batch * a.heads;
