@@ -77,7 +77,7 @@ FABRIC_DERIVATIVE(scaled_dot_product_attention) {
   return [a, q, k, v, out, lse](const Grads& g) {
     if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
     auto [dq, dk, dv] =
-        scaled_dot_product_attention_backward(g[0], q, k, v, out, lse, a.scale, a.causal);
+        scaled_dot_product_attention_backward(g[0], q, k, v, out, lse, a.scale, a.causal, a.dropout);
     return Grads{dq, dk, dv};
   };
 }

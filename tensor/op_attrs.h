@@ -33,7 +33,9 @@ struct TriAttrs { int64_t diagonal; };
 struct DropoutAttrs { double p; };
 struct Conv2dAttrs { std::vector<int64_t> stride, padding, dilation; int64_t groups; };
 struct Pool2dAttrs { std::vector<int64_t> kernel, stride, padding; };
-struct AttentionAttrs { double scale; bool causal; };
+// The fused attention's dropout draw: probability and the Philox (seed, offset) of its mask.
+struct AttentionDropout { double p = 0.0; uint64_t seed = 0, offset = 0; };
+struct AttentionAttrs { double scale; bool causal; AttentionDropout dropout; };
 struct LossAttrs { int64_t ignore_index; std::string reduction; double label_smoothing; };
 
 }  // namespace fabric

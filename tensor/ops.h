@@ -111,10 +111,11 @@ Tensor causal_mask(int64_t L, int64_t S, Device device = Device::cpu());
 // torch.nn.functional.scaled_dot_product_attention: q (..., L, E), k (..., S, E), v (..., S, Ev)
 // -> (..., L, Ev). attn_mask: bool (true = attend) or additive float, broadcast to (..., L, S).
 // is_causal adds causal_mask(L, S). scale defaults to 1/sqrt(E). q, k, v may be strided views
-// (e.g. heads split out of a fused QKV projection): they are read in place. Without a mask or
-// dropout, with one floating dtype and the same leading dims, a fused kernel computes it without
-// an (L, S) score tensor in memory (tensor/attention_kernels.h); otherwise the composition of
-// matmul, softmax and dropout does.
+// (e.g. heads split out of a fused QKV projection): they are read in place. Without a mask, with
+// one floating dtype, the same leading dims and dropout_p < 1, a fused kernel computes it without
+// an (L, S) score tensor in memory (tensor/attention_kernels.h; its dropout mask is the one the
+// dropout op would draw from `gen` over the probabilities); otherwise the composition of matmul,
+// softmax and dropout does.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
                                     bool is_causal = false,

@@ -1,6 +1,7 @@
 // scaled_dot_product_attention (torch.nn.functional's) and its backward. The fused kernel behind
-// attention_stub runs when the device has one and takes the problem: no explicit mask, no dropout,
-// q/k/v of one floating dtype with the same leading dims. Everything else is the composition
+// attention_stub runs when the device has one and takes the problem: no explicit mask, q/k/v of
+// one floating dtype with the same leading dims, dropout below 1 (drawn from the generator as the
+// dropout op would draw it over the probabilities). Everything else is the composition
 // softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
 #include <atomic>
 #include <cmath>
@@ -15,6 +16,8 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tensor/random.h"
+#include "tensor/random_kernels.h"
 
 namespace fabric {
 
@@ -43,7 +46,7 @@ AttentionOperand operand(const Tensor& x4) {
 
 // The kernel's view of q/k/v (as_4d'd: the tensors must outlive the call).
 AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v4, double scale,
-                             bool causal) {
+                             bool causal, const AttentionDropout& dropout) {
   AttentionArgs a;
   a.batch = q4.size(0), a.heads = q4.size(1);
   a.L = q4.size(2), a.S = k4.size(2), a.E = q4.size(3), a.Ev = v4.size(3);
@@ -51,12 +54,15 @@ AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v
   a.q = operand(q4), a.k = operand(k4), a.v = operand(v4);
   a.scale = scale;
   a.causal = causal;
+  a.dropout_p = dropout.p;
+  a.seed = dropout.seed;
+  a.offset = dropout.offset;
   return a;
 }
 
 bool fusable(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
              double dropout_p) {
-  if (mask.defined() || dropout_p > 0.0) return false;
+  if (mask.defined() || dropout_p >= 1.0) return false;
   if (!is_floating(q.dtype()) || is_fp8(q.dtype())) return false;
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) return false;
   if (k.device() != q.device() || v.device() != q.device()) return false;
@@ -66,21 +72,29 @@ bool fusable(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& ma
   return q.numel() > 0 && k.numel() > 0 && v.numel() > 0;
 }
 
-// The fused forward, or undefined when the device's kernel is missing or declines.
+// The fused forward, or undefined when the device's kernel is missing or declines (a declined
+// problem with dropout has consumed its draw; the composition then draws its own).
 Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
-                       bool causal) {
+                       bool causal, double dropout_p, Generator* gen) {
   const AttentionFn kernel = attention_stub.find(q.device());
   if (!kernel) return Tensor();
   const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
+  AttentionDropout dropout;
+  if (dropout_p > 0.0) {
+    // The draw of the (batch, heads, L, S) probabilities' dropout op.
+    Generator& g = gen ? *gen : default_generator();
+    const int64_t n = q4.size(0) * q4.size(1) * q4.size(2) * k4.size(2);
+    dropout = {dropout_p, g.seed(), g.reserve(random_blocks_for(n, kDropoutValuesPerBlock))};
+  }
   Shape out_shape = q.sizes();
   out_shape.back() = v.size(-1);
   const Shape lse_shape(q.sizes().begin(), q.sizes().end() - 1);
   const DType lse_dt = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
   Tensor out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
   Tensor lse = empty(lse_shape, {.dtype = lse_dt, .device = q.device()});
-  if (!kernel(attention_args(q4, k4, v4, scale, causal), out.data_ptr(), lse.data_ptr()))
+  if (!kernel(attention_args(q4, k4, v4, scale, causal, dropout), out.data_ptr(), lse.data_ptr()))
     return Tensor();
-  AttentionAttrs attrs{scale, causal};
+  AttentionAttrs attrs{scale, causal, dropout};
   record_op(OpId::scaled_dot_product_attention, {q, k, v}, {&out, &lse}, &attrs);
   return out;
 }
@@ -130,7 +144,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);
   const double s = scale.value_or(E > 0 ? 1.0 / std::sqrt(static_cast<double>(E)) : 1.0);
   if (fusable(q, k, v, attn_mask, dropout_p) && fused_attention_enabled()) {
-    Tensor out = fused_attention(q, k, v, s, is_causal);
+    Tensor out = fused_attention(q, k, v, s, is_causal, dropout_p, gen);
     if (out.defined()) return out;
   }
   // Scaling q (L x E values) is cheaper than scaling the scores (L x S per head).
@@ -150,7 +164,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
 
 std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
     const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-    const Tensor& lse, double scale, bool is_causal) {
+    const Tensor& lse, double scale, bool is_causal, const AttentionDropout& dropout) {
   FABRIC_CHECK(grad_out.sizes() == out.sizes(), ShapeError,
                "scaled_dot_product_attention_backward: grad_out shape ",
                shape_str(grad_out.sizes()), " does not match the output shape ",
@@ -162,7 +176,7 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   Tensor dk = empty(k.sizes(), {.dtype = k.dtype(), .device = k.device()});
   Tensor dv = empty(v.sizes(), {.dtype = v.dtype(), .device = v.device()});
   AttentionBackwardArgs a;
-  a.fwd = attention_args(q4, k4, v4, scale, is_causal);
+  a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);
   a.out = o.data_ptr();
   a.grad_out = g.data_ptr();
   a.lse = l.data_ptr();

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "tensor/op_attrs.h"
 #include "tensor/tensor.h"
 
 namespace fabric {
@@ -51,9 +52,9 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
 
 // The fused scaled_dot_product_attention's gradients (dq, dk, dv) in q's dtype, from its saved
 // output and row log-sum-exp (the op's second output); recomputes the attention probabilities
-// instead of storing them.
+// (and the dropout mask of the forward's draw) instead of storing them.
 std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
     const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-    const Tensor& lse, double scale, bool is_causal);
+    const Tensor& lse, double scale, bool is_causal, const AttentionDropout& dropout = {});
 
 }  // namespace fabric

@@ -12,6 +12,13 @@
 // dQ = dS K (each query block written once), dK += dS^T Q. dK and dV accumulate over query blocks,
 // so a (batch, head) is one task.
 //
+// Dropout (training) multiplies each kept probability by 1/(1-p) and zeroes the others after the
+// softmax, with the keep decisions of the dropout op's contract on the element's index in the
+// (batch, heads, L, S) probabilities (tensor/attention_kernels.h): the same mask the composition
+// would draw, regenerated block by block in the backward from the Philox counter. With Z that
+// mask, the backward's dV takes P * Z and dS = scale * P * (Z * dP - D); D = rowsum(dO * O) is
+// unchanged because O already holds the dropout.
+//
 // Precision: float32 and float64 problems compute in their dtype throughout. bfloat16/float16
 // problems multiply in their dtype with float32 accumulation; the softmax math is float32, and P and
 // dS are rounded to the dtype before the GEMMs that read them (as the flash-attention GPU kernels
@@ -25,7 +32,9 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/philox.h"
 #include "kernels/cpu/reduce_math.h"
+#include "tensor/random_kernels.h"
 #include "tensor/attention_kernels.h"
 
 namespace fabric::cpu {
@@ -34,7 +43,7 @@ namespace {
 constexpr int64_t kBlock = 64;  // query rows per block: 64 x S float scores stay in L2 to S ~ 2K
 
 // Per-thread scratch slots of scratch<A>() and scratch<uint16_t>() (the bf16/f16 copies).
-enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kRowDot = 4 };
+enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kRowDot = 4, kDropped = 5 };
 
 // One operand of one (batch, head), in bytes.
 struct Mat {
@@ -53,6 +62,40 @@ int64_t keys_of_row(const AttentionArgs& a, int64_t i) {
 }
 int64_t keys_of_block(const AttentionArgs& a, int64_t end) {
   return a.causal ? std::min(a.S, end) : a.S;
+}
+
+// The dropout mask of a block of rows [i0, i0 + rows) x keys [0, n) of one (batch, head), as one
+// keep flag per element (rows x n, row-major): the dropout op's rule on the element's index in
+// the (batch, heads, L, S) probabilities. Null without dropout.
+const uint8_t* keep_flags(const AttentionArgs& a, int64_t bh, int64_t i0, int64_t rows, int64_t n) {
+  if (a.dropout_p <= 0.0) return nullptr;
+  const int32_t threshold = static_cast<int32_t>(std::ceil((1.0 - a.dropout_p) * 16777216.0));
+  uint8_t* keep = scratch<uint8_t>(0, rows * n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t first = static_cast<uint64_t>((bh * a.L + i0 + r) * a.S);  // element (i, 0)
+    const uint64_t b0 = first / kDropoutValuesPerBlock;
+    const uint64_t b1 = (first + static_cast<uint64_t>(n) + kDropoutValuesPerBlock - 1) / kDropoutValuesPerBlock;
+    uint32_t* words = scratch<uint32_t>(0, static_cast<int64_t>(b1 - b0) * kDropoutValuesPerBlock);
+    philox_blocks(a.seed, a.offset + b0, static_cast<int64_t>(b1 - b0), words);
+    const uint32_t* w = words + (first - b0 * kDropoutValuesPerBlock);
+    for (int64_t j = 0; j < n; ++j)
+      keep[r * n + j] = static_cast<int32_t>(w[j] >> 8) < threshold ? 1 : 0;
+  }
+  return keep;
+}
+
+// 1/(1 - p) rounded to the problem's dtype, as the dropout op's mask holds it.
+template <typename A>
+A dropout_scale(const AttentionArgs& a) {
+  const double s = 1.0 / (1.0 - a.dropout_p);
+  switch (a.dtype) {
+    case DType::bfloat16:
+      return static_cast<A>(static_cast<float>(scalar_cast<BFloat16>(s)));
+    case DType::float16:
+      return static_cast<A>(static_cast<float>(scalar_cast<Half>(s)));
+    default:
+      return static_cast<A>(s);
+  }
 }
 
 // C (M x N, ldc) = op(A) op(B) [+ C when accumulate]; A is (M x K) or, transposed, stored (K x M).
@@ -103,6 +146,8 @@ void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, ch
   mm(rows, n, a.E, q.p + i0 * q.ld * isz, q.ld, false, dt, k.p, k.ld, true, s, n, dtype_v<A>);
   const A scale = static_cast<A>(a.scale);
   const int64_t bh = b * a.heads + h;
+  const uint8_t* keep = keep_flags(a, bh, i0, rows, n);
+  const A kept = keep ? dropout_scale<A>(a) : A(1);
   for (int64_t r = 0; r < rows; ++r) {
     A* x = s + r * n;
     const int64_t valid = keys_of_row(a, i0 + r);
@@ -111,6 +156,8 @@ void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, ch
     const A l = exp_shift_sum(x, x, valid, m);
     const A inv = A(1) / l;
     for (int64_t j = 0; j < valid; ++j) x[j] *= inv;
+    if (keep)
+      for (int64_t j = 0; j < valid; ++j) x[j] *= keep[r * n + j] ? kept : A(0);
     std::fill(x + valid, x + n, A(0));  // masked keys (causal rows of this block end early)
     lse[bh * a.L + i0 + r] = m + std::log(l);
   }
@@ -177,6 +224,7 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
   std::fill(gk, gk + a.S * a.E, A(0));
   std::fill(gv, gv + a.S * a.Ev, A(0));
   const A scale = static_cast<A>(a.scale);
+  const A kept = a.dropout_p > 0.0 ? dropout_scale<A>(a) : A(1);
 
   for (int64_t i0 = 0; i0 < a.L; i0 += kBlock) {
     const int64_t rows = std::min(kBlock, a.L - i0), n = keys_of_block(a, i0 + rows);
@@ -193,16 +241,29 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
       exp_inplace(x, valid);
       std::fill(x + valid, x + n, A(0));
     }
-    const void* p_op = as_operand(p, dt, rows * n, kScores);
+    // dV += (P * Z)^T dO.
+    const uint8_t* keep = keep_flags(a, bh, i0, rows, n);
+    const A* p_kept = p;
+    if (keep) {
+      A* pz = scratch<A>(kDropped, rows * n);
+      for (int64_t e = 0; e < rows * n; ++e) pz[e] = keep[e] ? p[e] * kept : A(0);
+      p_kept = pz;
+    }
+    const void* p_op = as_operand(p_kept, dt, rows * n, kScores);
     mm(n, a.Ev, rows, p_op, n, true, dt, do_blk, a.Ev, false, gv, a.Ev, dtype_v<A>, true);
-    // dS = scale * P * (dO V^T - D), zero where P is.
+    // dS = scale * P * (Z * dO V^T - D), zero where P is.
     A* ds = scratch<A>(kGradScores, rows * n);
     mm(rows, n, a.Ev, do_blk, a.Ev, false, dt, v.p, v.ld, true, ds, n, dtype_v<A>);
     for (int64_t r = 0; r < rows; ++r) {
       A* x = ds + r * n;
       const A* pr = p + r * n;
       const A d = row_dot_buf[i0 + r];
-      for (int64_t j = 0; j < n; ++j) x[j] = scale * pr[j] * (x[j] - d);
+      if (keep) {
+        const uint8_t* kr = keep + r * n;
+        for (int64_t j = 0; j < n; ++j) x[j] = scale * pr[j] * ((kr[j] ? x[j] * kept : A(0)) - d);
+      } else {
+        for (int64_t j = 0; j < n; ++j) x[j] = scale * pr[j] * (x[j] - d);
+      }
     }
     const void* ds_op = as_operand(ds, dt, rows * n, kGradScores);
     mm(rows, a.E, n, ds_op, n, false, dt, k.p, k.ld, false, dq + i0 * a.E * isz, a.E, dt);

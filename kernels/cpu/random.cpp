@@ -13,6 +13,7 @@
 #include <numbers>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/philox.h"
 #include "tensor/random_kernels.h"
 
 #if defined(__AVX512F__)
@@ -73,7 +74,8 @@ inline void philox16(uint32_t key0, uint32_t key1, uint64_t first, uint32_t* wor
 }
 #endif
 
-// Words of blocks [first, first + count) (counter hi = 0) into words[4 * count].
+}  // namespace
+
 void philox_blocks(uint64_t seed, uint64_t first, int64_t count, uint32_t* words) {
   const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
   int64_t base = 0;
@@ -115,6 +117,8 @@ void philox_blocks(uint64_t seed, uint64_t first, int64_t count, uint32_t* words
     }
   }
 }
+
+namespace {
 
 // ln(x) for normal floats in (0, 1] and sin/cos(2*pi*u) for u in [0, 1): branch-free (so the
 // Box-Muller loop vectorises) Cephes polynomials, within a few ulp of libm.

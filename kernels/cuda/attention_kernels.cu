@@ -30,15 +30,27 @@
 // query rows) loops over key tiles and accumulates dQ = scale dS K. Each output row is written by
 // exactly one block, which is what makes the backward deterministic without atomics.
 //
+// Dropout (0 < p < 1): the mask is the dropout op's (tensor/random_kernels.h) over the (batch,
+// heads, L, S) probabilities, so a run matches the composition softmax -> dropout -> matmul drawn
+// from the same generator state, and the backward regenerates the mask instead of storing L x S
+// bits. Before each 32 x 32 tile of (query, key) pairs is used, the block draws its keep bits into
+// shared memory: each query's 32 keys are 32 consecutive elements, which lie in at most 9 Philox
+// blocks, so the block runs 32 x 9 block draws (about one per thread) rather than one per element
+// per lane. The forward's softmax statistics (m, l, lse) stay those of the undropped scores; only
+// the accumulator takes Z p v, Z = kept ? (float)(T)(1/(1-p)) : 0. The backward uses the
+// undropped P: dV += Z P dO, dS = P (Z dP - D), with D = rowsum(dO O) of the dropped output.
+//
 // Blocks are numbered tile-major (all heads of one tile, then the next tile), and the forward and
 // dQ kernels take query tiles from the last one down: under a causal mask those tiles (and the
 // first key tiles of the dK/dV kernel) have the most work, and starting them first keeps the tail
 // of the grid short.
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/attention_kernels.h"
+#include "tensor/random_kernels.h"
 
 namespace fabric::cuda {
 namespace {
@@ -51,6 +63,7 @@ constexpr int64_t kMaxHead = 128;          // larger E or Ev: declined
 constexpr int64_t kMaxGrid = 2147483647;   // gridDim.x limit
 
 static_assert(32 % kGroup == 0, "a row's lanes must sit inside one warp for the shuffles");
+static_assert(kRows == kTile, "a dropout tile is kRows x kTile in every kernel");
 
 template <typename T>
 __device__ __forceinline__ float to_f32(const T* p) {
@@ -135,6 +148,49 @@ __device__ __forceinline__ float slice_dot(const float (&x)[kSlice], const float
   return acc;
 }
 
+// ---- dropout -----------------------------------------------------------------------------------
+
+struct DropoutParams {
+  bool on;             // dropout_p > 0: the host launches the kernels with kDrop = true
+  uint32_t threshold;  // keep iff (word >> 8) < threshold, threshold = ceil((1-p) 2^24)
+  float scale;         // 1/(1-p) rounded to the element type
+  uint64_t seed, offset;
+};
+
+// The 32 keys of one query span at most 9 Philox blocks (4 elements each).
+constexpr int kDropBlocksPerRow = (kTile + 3) / 4 + 1;
+
+// keep[qi][kj] = whether element (query q0 + qi, key k0 + kj) of head bh is kept, 0 for queries
+// past L or keys past S. Row qi's elements have the consecutive indices base + kj, base = (bh L +
+// q0 + qi) S + k0; task (qi, c) draws Philox block base / 4 + c and writes the elements of its 4
+// words that fall in [0, kTile): each element is written by exactly one task. Called by all
+// threads of the block; a barrier must follow before keep is read.
+__device__ __forceinline__ void draw_keep_tile(uint8_t (&keep)[kTile][kTile],
+                                               const DropoutParams& d, int64_t bh, int64_t L,
+                                               int64_t S, int64_t q0, int64_t k0) {
+  const int64_t kw = S - k0 < kTile ? S - k0 : kTile;  // keys present in the tile
+  for (int t = static_cast<int>(threadIdx.x); t < kTile * kDropBlocksPerRow; t += kThreads) {
+    const int qi = t / kDropBlocksPerRow, c = t % kDropBlocksPerRow;
+    const int64_t i = q0 + qi;
+    const int64_t base = (bh * L + i) * S + k0;
+    const int64_t block = base / 4 + c;
+    const int e0 = static_cast<int>(block * 4 - base);  // tile column of word 0, in [-3, 32]
+    const bool used = i < L && e0 + 3 >= 0 && e0 < kw;
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (used) {
+      const uint64_t counter = d.offset + static_cast<uint64_t>(block);
+      const uint32_t ctr[4] = {static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
+                               0u, 0u};
+      philox4x32_10(ctr, static_cast<uint32_t>(d.seed), static_cast<uint32_t>(d.seed >> 32), w);
+    }
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      const int e = e0 + x;
+      if (e >= 0 && e < kTile) keep[qi][e] = used && e < kw && (w[x] >> 8) < d.threshold;
+    }
+  }
+}
+
 // Block numbering (see the header): tile-major, so one tile index spans all (batch, head)s.
 struct BlockPos {
   int64_t tile, b, h, bh;
@@ -163,13 +219,15 @@ struct ForwardParams {
   int64_t q_tiles;
   float scale;
   bool causal;
+  DropoutParams drop;
 };
 
-template <typename T, int kD>
+template <typename T, int kD, bool kDrop>
 __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardParams<T> a) {
   constexpr int kSlice = kD / kGroup;
   __shared__ float ks[kTile][kD];
   __shared__ float vs[kTile][kD];
+  __shared__ uint8_t keep[kRows][kTile];  // [query][key], when dropout is on
 
   const int g = static_cast<int>(threadIdx.x) % kGroup;
   const int r = static_cast<int>(threadIdx.x) / kGroup;
@@ -192,6 +250,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
     __syncthreads();  // the previous tile's readers are done
     load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
     load_tile<T, kD>(vs, a.v, pos.b, pos.h, k0, a.S, a.Ev);
+    if constexpr (kDrop) draw_keep_tile(keep, a.drop, pos.bh, a.L, a.S, q0, k0);
     __syncthreads();
 
     float s[kTile];
@@ -220,6 +279,11 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
     l = l * alpha + p_sum;
 #pragma unroll
     for (int c = 0; c < kSlice; ++c) acc[c] *= alpha;
+    // l sums the undropped p; the accumulator takes Z p (Z = 0 or the scale).
+    if constexpr (kDrop) {
+#pragma unroll
+      for (int j = 0; j < kTile; ++j) s[j] = keep[r][j] ? s[j] * a.drop.scale : 0.0f;
+    }
 #pragma unroll
     for (int j = 0; j < kTile; ++j) {
 #pragma unroll
@@ -267,17 +331,19 @@ struct BackwardParams {
   int64_t q_tiles, k_tiles;
   float scale;
   bool causal;
+  DropoutParams drop;
 };
 
 // dK, dV for 32 keys of one (batch, head): query tiles stream through shared memory with their
 // dO rows, lse and D.
-template <typename T, int kD>
+template <typename T, int kD, bool kDrop>
 __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(BackwardParams<T> a) {
   constexpr int kSlice = kD / kGroup;
   __shared__ float qs[kTile][kD];
   __shared__ float dos[kTile][kD];
   __shared__ float lse_s[kTile];
   __shared__ float d_s[kTile];
+  __shared__ uint8_t keep[kTile][kRows];  // [query][key], when dropout is on
 
   const int g = static_cast<int>(threadIdx.x) % kGroup;
   const int r = static_cast<int>(threadIdx.x) / kGroup;
@@ -306,6 +372,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
       lse_s[t] = i < a.L ? a.lse[stat_base + i] : 0.0f;
       d_s[t] = i < a.L ? a.d[stat_base + i] : 0.0f;
     }
+    if constexpr (kDrop) draw_keep_tile(keep, a.drop, pos.bh, a.L, a.S, q0, k0);
     __syncthreads();
 
 #pragma unroll 2
@@ -317,10 +384,17 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
       const bool ok = key_ok && i < a.L && (!a.causal || j <= i);
       // A select, not a multiply by 0: absent rows have lse = 0 and would give exp(s) otherwise.
       const float p = ok ? dev_exp(s * a.scale - lse_s[ii]) : 0.0f;
-      const float ds = p * (dp - d_s[ii]);
+      // Dropout: dV takes Z P, dS = P (Z dP - D).
+      float zp = p, zdp = dp;
+      if constexpr (kDrop) {
+        const float z = keep[ii][r] ? a.drop.scale : 0.0f;
+        zp = z * p;
+        zdp = z * dp;
+      }
+      const float ds = p * (zdp - d_s[ii]);
 #pragma unroll
       for (int c = 0; c < kSlice; ++c) {
-        dv[c] = fmaf(p, dos[ii][g + c * kGroup], dv[c]);
+        dv[c] = fmaf(zp, dos[ii][g + c * kGroup], dv[c]);
         dk[c] = fmaf(ds, qs[ii][g + c * kGroup], dk[c]);
       }
     }
@@ -334,11 +408,12 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
 
 // dQ for 32 query rows of one (batch, head): key tiles stream through shared memory with their
 // value rows.
-template <typename T, int kD>
+template <typename T, int kD, bool kDrop>
 __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(BackwardParams<T> a) {
   constexpr int kSlice = kD / kGroup;
   __shared__ float ks[kTile][kD];
   __shared__ float vs[kTile][kD];
+  __shared__ uint8_t keep[kRows][kTile];  // [query][key], when dropout is on
 
   const int g = static_cast<int>(threadIdx.x) % kGroup;
   const int r = static_cast<int>(threadIdx.x) / kGroup;
@@ -360,6 +435,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(Backward
     __syncthreads();  // the previous tile's readers are done
     load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
     load_tile<T, kD>(vs, a.v, pos.b, pos.h, k0, a.S, a.Ev);
+    if constexpr (kDrop) draw_keep_tile(keep, a.drop, pos.bh, a.L, a.S, q0, k0);
     __syncthreads();
 
 #pragma unroll 2
@@ -369,7 +445,9 @@ __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(Backward
       const float dp = group_sum(slice_dot<kD, kSlice>(dor, vs, jj, g));
       const bool ok = row_ok && j < a.S && (!a.causal || j <= i);
       const float p = ok ? dev_exp(s * a.scale - lse_i) : 0.0f;
-      const float ds = p * (dp - d_i);
+      float zdp = dp;
+      if constexpr (kDrop) zdp = (keep[r][jj] ? a.drop.scale : 0.0f) * dp;
+      const float ds = p * (zdp - d_i);
 #pragma unroll
       for (int c = 0; c < kSlice; ++c) dq[c] = fmaf(ds, ks[jj][g + c * kGroup], dq[c]);
     }
@@ -420,6 +498,17 @@ void set_problem(P& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
   p.q_tiles = q_tiles;
   p.scale = static_cast<float>(a.scale);
   p.causal = a.causal;
+  p.drop.on = a.dropout_p > 0.0;
+  p.drop.threshold = 0;
+  p.drop.scale = 1.0f;
+  p.drop.seed = a.seed;
+  p.drop.offset = a.offset;
+  if (p.drop.on) {
+    // The dropout op's rule (kernels/cpu/random.cpp dropout_typed): the same threshold, and the
+    // scale 1/(1-p) rounded to the element type first.
+    p.drop.threshold = static_cast<uint32_t>(std::ceil((1.0 - a.dropout_p) * 16777216.0));
+    p.drop.scale = static_cast<float>(static_cast<T>(1.0 / (1.0 - a.dropout_p)));
+  }
 }
 
 // Calls f(T{}, width) with the element type of dtype t and the head width as a compile-time
@@ -446,8 +535,20 @@ void visit_problem(DType t, int width, F&& f) {
   throw DTypeError(detail::cat("attention CUDA kernel: no kernel for ", dtype_name(t)));
 }
 
+// Calls f(std::bool_constant<on>{}): the kernels with and without dropout are separate
+// instantiations, so the mask code costs the kernels without it nothing (registers included).
+template <typename F>
+void with_dropout(bool on, F&& f) {
+  if (on) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
 bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
-  if (!takes_dtype(a.dtype) || a.dropout_p != 0.0) return false;  // no dropout in these kernels
+  // dropout_p = 1 (everything dropped) is left to the composition; NaN fails both tests.
+  if (!takes_dtype(a.dtype) || !(a.dropout_p >= 0.0 && a.dropout_p < 1.0)) return false;
   const int width = head_width(a.E, a.Ev);
   if (width == 0 || a.L < 1 || a.S < 1 || !grids_fit(a)) return false;
   const int64_t bh = a.batch * a.heads;
@@ -462,9 +563,11 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
     set_problem(p, a, bh, q_tiles);
     p.out = static_cast<T*>(out);
     p.lse = static_cast<float*>(lse);
-    attention_forward_kernel<T, kD>
-        <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
-    FABRIC_CUDA_CHECK_LAUNCH();
+    with_dropout(p.drop.on, [&](auto drop) {
+      attention_forward_kernel<T, kD, decltype(drop)::value>
+          <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    });
   });
   return true;
 }
@@ -472,9 +575,10 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
 void attention_backward_cuda(const AttentionBackwardArgs& args) {
   const AttentionArgs& a = args.fwd;
   const int width = head_width(a.E, a.Ev);
-  FABRIC_CHECK(takes_dtype(a.dtype) && width != 0 && grids_fit(a), ValueError,
-               "attention backward (CUDA): a problem the forward kernel declines (dtype ",
-               dtype_name(a.dtype), ", E ", a.E, ", Ev ", a.Ev, ")");
+  FABRIC_CHECK(takes_dtype(a.dtype) && width != 0 && grids_fit(a) && a.dropout_p >= 0.0 &&
+                   a.dropout_p < 1.0,
+               ValueError, "attention backward (CUDA): a problem the forward kernel declines (dtype ",
+               dtype_name(a.dtype), ", E ", a.E, ", Ev ", a.Ev, ", dropout_p ", a.dropout_p, ")");
   const int64_t bh = a.batch * a.heads;
   if (bh == 0) return;
 
@@ -504,12 +608,14 @@ void attention_backward_cuda(const AttentionBackwardArgs& args) {
     p.grad_k = static_cast<T*>(args.grad_k);
     p.grad_v = static_cast<T*>(args.grad_v);
     p.k_tiles = k_tiles;
-    attention_backward_kv_kernel<T, kD>
-        <<<grid_dim(k_tiles * bh), kThreads, 0, ctx.stream>>>(p);
-    FABRIC_CUDA_CHECK_LAUNCH();
-    attention_backward_q_kernel<T, kD>
-        <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
-    FABRIC_CUDA_CHECK_LAUNCH();
+    with_dropout(p.drop.on, [&](auto drop) {
+      attention_backward_kv_kernel<T, kD, decltype(drop)::value>
+          <<<grid_dim(k_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+      FABRIC_CUDA_CHECK_LAUNCH();
+      attention_backward_q_kernel<T, kD, decltype(drop)::value>
+          <<<grid_dim(q_tiles * bh), kThreads, 0, ctx.stream>>>(p);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    });
   });
 }
 

@@ -286,9 +286,52 @@ TEST(Attention, FusedWhereAllowedAndTheSwitchTurnsItOff) {
   EXPECT_EQ(composed_fn, "matmulBackward");
   for (size_t i = 0; i < fused.size(); ++i)
     for (size_t j = 0; j < fused[i].size(); ++j) EXPECT_NEAR(fused[i][j], composed[i][j], 1e-12);
-  // A mask or dropout takes the composition.
+  // A mask takes the composition; so does dropout_p = 1 (everything dropped).
   EXPECT_EQ(grad_fn_name(scaled_dot_product_attention(q, k, v, causal_mask(6, 7))), "matmulBackward");
-  EXPECT_EQ(grad_fn_name(scaled_dot_product_attention(q, k, v, Tensor(), 0.5)), "matmulBackward");
+  EXPECT_EQ(grad_fn_name(scaled_dot_product_attention(q, k, v, Tensor(), 1.0)), "matmulBackward");
+}
+
+// Dropout inside the fused kernel draws the mask the composition's dropout op draws from the same
+// generator state (tensor/attention_kernels.h), so the two agree to rounding, gradients included,
+// in float64 and float32, causal or not, across the kernel's 64-row blocks and with S not a
+// multiple of the 4 values of a Philox block; the generator advances by the same draw.
+TEST(Attention, FusedDropoutDrawsTheCompositionsMask) {
+  for (const DType dt : {DType::float64, DType::float32}) {
+    for (const bool causal : {true, false}) {
+      const int64_t L = 70, S = causal ? 70 : 45;
+      Tensor q = randn({2, 3, L, 8}, {.dtype = dt}).set_requires_grad(true);
+      Tensor k = randn({2, 3, S, 8}, {.dtype = dt}).set_requires_grad(true);
+      Tensor v = randn({2, 3, S, 5}, {.dtype = dt}).set_requires_grad(true);
+      const Tensor g = randn({2, 3, L, 5}, {.dtype = dt});
+      auto run = [&](bool fused) {
+        Generator gen(1234);
+        const Tensor mask = fused ? Tensor() : (causal ? causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_}));
+        Tensor y = scaled_dot_product_attention(q, k, v, mask, 0.3, fused && causal, std::nullopt, &gen);
+        EXPECT_EQ(grad_fn_name(y), fused ? "scaled_dot_product_attentionBackward" : "matmulBackward");
+        y.backward(g);
+        std::vector<std::vector<double>> r{y.to_vector<double>()};
+        for (const Tensor* t : {&q, &k, &v}) {
+          r.push_back(t->grad().to_vector<double>());
+          zero_grad(*t);
+        }
+        return std::make_pair(gen.offset(), r);
+      };
+      const auto [fused_offset, fused] = run(true);
+      const auto [composed_offset, composed] = run(false);
+      EXPECT_EQ(fused_offset, composed_offset);
+      const double tol = dt == DType::float64 ? 1e-12 : 2e-5;
+      for (size_t i = 0; i < fused.size(); ++i)
+        for (size_t j = 0; j < fused[i].size(); ++j)
+          ASSERT_NEAR(fused[i][j], composed[i][j], tol * std::max(1.0, std::abs(composed[i][j])))
+              << dtype_name(dt) << (causal ? " causal" : "") << " tensor " << i << " element " << j;
+      // Something was dropped: the output is not the dropout-free one.
+      NoGradGuard no_grad;
+      const std::vector<double> plain = scaled_dot_product_attention(q, k, v, Tensor(), 0.0, causal).to_vector<double>();
+      double moved = 0;
+      for (size_t j = 0; j < plain.size(); ++j) moved = std::max(moved, std::abs(plain[j] - fused[0][j]));
+      EXPECT_GT(moved, 0.1);
+    }
+  }
 }
 
 TEST(Attention, CausalSelfAttentionModule) {
