@@ -39,6 +39,8 @@
 // per lane. The forward's softmax statistics (m, l, lse) stay those of the undropped scores; only
 // the accumulator takes Z p v, Z = kept ? (float)(T)(1/(1-p)) : 0. The backward uses the
 // undropped P: dV += Z P dO, dS = P (Z dP - D), with D = rowsum(dO O) of the dropped output.
+// Dropout is a template flag of the three kernels: the kernels without it are the code they were
+// before it existed (same registers, no mask tile).
 //
 // Blocks are numbered tile-major (all heads of one tile, then the next tile), and the forward and
 // dQ kernels take query tiles from the last one down: under a causal mask those tiles (and the

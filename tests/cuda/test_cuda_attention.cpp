@@ -6,6 +6,8 @@
 // which keeps it on the composition path, and its inputs are the test dtype's values widened to
 // float64, so it is the exact answer for the GPU's inputs. A direct call of the stubs makes sure
 // the fused kernel (not the op's fallback) takes these problems, and declines the ones it should.
+// With dropout, the GPU and the CPU draw from generators in the same state: the fused kernel
+// regenerates the mask the dropout op of the composition draws, so the two still agree.
 //
 // Tolerances are a fraction of the largest reference value (at least 0.1; absolute) plus a
 // fraction of each value (relative): float32 1e-5 (out) and 1e-4 (gradients: dS = P (dP - D) cancels); float16
@@ -24,6 +26,7 @@
 #include "tensor/attention_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/random.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fabric {
@@ -308,6 +311,153 @@ TEST(CudaAttention, HeadsSplitFromAFusedQkvTensor) {
                 return attend(head_split(0), head_split(1), head_split(2), causal, reference);
               });
       }
+    }
+  }
+}
+
+// ---- dropout --------------------------------------------------------------------------------
+
+// attend() with dropout drawn from `gen`: the fused op on the GPU, the composition (explicit mask)
+// on the CPU. Both draw the mask of the dropout op over the (..., L, S) probabilities.
+Tensor attend_dropout(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                      bool reference, double p, Generator* gen) {
+  if (!reference)
+    return F::scaled_dot_product_attention(q, k, v, Tensor(), p, causal, std::nullopt, gen);
+  const int64_t L = q.size(-2), S = k.size(-2);
+  const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
+  return F::scaled_dot_product_attention(q, k, v, mask, p, false, std::nullopt, gen);
+}
+
+// The kernel directly (as in KernelTakesSmallProblemsAndDeclinesOthers) with dropout, against the
+// float64 composition drawing from a generator at the kernel's (seed, offset); and it declines
+// dropout_p = 1, leaving out and lse untouched.
+TEST(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
+  FABRIC_REQUIRE_CUDA();
+  const AttentionFn forward = attention_stub.find(kGpu);
+  const AttentionBackwardFn backward = attention_backward_stub.find(kGpu);
+  ASSERT_NE(forward, nullptr);
+  ASSERT_NE(backward, nullptr);
+  const int64_t B = 2, H = 2, L = 37, S = 45, E = 16, Ev = 24;
+  const TensorOptions f32{.dtype = DType::float32, .device = kGpu};
+  const std::vector<Tensor> in =
+      qkv_inputs({B, H, L, E}, {B, H, S, E}, {B, H, S, Ev}, DType::float32);
+  const Tensor q = in[0].to(kGpu), k = in[1].to(kGpu), v = in[2].to(kGpu);
+  const uint64_t seed = 0x9E3779B97F4A7C15ull;
+  for (bool causal : {false, true}) {
+    for (double p : {0.1, 0.5}) {
+      // An offset just below 2^32: the draw's counters cross into the counter's high word.
+      const uint64_t offset = 0xFFFFFF00ull;
+      const std::string what =
+          std::string("direct dropout ") + std::to_string(p) + (causal ? " causal" : "");
+      AttentionArgs a = args_of(q, k, v, causal);
+      a.dropout_p = p;
+      a.seed = seed;
+      a.offset = offset;
+      Tensor out = empty({B, H, L, Ev}, f32), lse = empty({B, H, L}, f32);
+      ASSERT_TRUE(forward(a, out.data_ptr(), lse.data_ptr())) << what;
+
+      std::vector<Tensor> ref;
+      for (const Tensor& t : in) {
+        Tensor l = t.to(DType::float64).clone().detach();
+        l.set_requires_grad(true);
+        ref.push_back(l);
+      }
+      Generator gen(seed);
+      gen.set_offset(offset);
+      const Tensor want = attend_dropout(ref[0], ref[1], ref[2], causal, true, p, &gen);
+      const Tensor probe = test::uniform_tensor({B, H, L, Ev}, DType::float32, -1, 1, 5);
+      want.backward(probe.to(DType::float64));
+      expect_close(want.detach(), out, out_tol(DType::float32), what + " out");
+
+      AttentionBackwardArgs b;
+      b.fwd = a;
+      const Tensor grad_out = probe.to(kGpu);
+      Tensor dq = empty({B, H, L, E}, f32), dk = empty({B, H, S, E}, f32),
+             dv = empty({B, H, S, Ev}, f32);
+      b.out = out.data_ptr();
+      b.grad_out = grad_out.data_ptr();
+      b.lse = lse.data_ptr();
+      b.grad_q = dq.data_ptr();
+      b.grad_k = dk.data_ptr();
+      b.grad_v = dv.data_ptr();
+      backward(b);
+      expect_close(ref[0].grad(), dq, grad_tol(DType::float32), what + " grad q");
+      expect_close(ref[1].grad(), dk, grad_tol(DType::float32), what + " grad k");
+      expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
+    }
+    // dropout_p = 1 drops everything: left to the composition.
+    AttentionArgs a = args_of(q, k, v, causal);
+    a.dropout_p = 1.0;
+    a.seed = seed;
+    Tensor out = full({B, H, L, Ev}, 7, f32), lse = full({B, H, L}, 7, f32);
+    EXPECT_FALSE(forward(a, out.data_ptr(), lse.data_ptr())) << "dropout_p = 1";
+    expect_close(full({B, H, L, Ev}, 7, {.dtype = DType::float64}), out, {0, 0},
+                 "dropout_p = 1 out untouched");
+    expect_close(full({B, H, L}, 7, {.dtype = DType::float64}), lse, {0, 0},
+                 "dropout_p = 1 lse untouched");
+  }
+}
+
+// Through the op and autograd: the GPU's fused op and the CPU's float64 composition, each with
+// its own generator in the same state, agree on the output and every gradient, and leave their
+// generators in the same state. The float64 side scales kept values by 1/(1-p) in float64, the
+// GPU by 1/(1-p) rounded to the dtype (as the dropout op does): within the dtype's tolerance.
+TEST(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
+  FABRIC_REQUIRE_CUDA();
+  const AttentionFn forward = attention_stub.find(kGpu);
+  ASSERT_NE(forward, nullptr);
+  const std::vector<Case> cases = {kCases[0], kCases[1], kCases[3], kCases[6]};
+  uint64_t seed = 0x243F6A8885A308D3ull;
+  for (DType dt : kTypes) {
+    for (const Case& c : cases) {
+      const std::vector<Tensor> in =
+          qkv_inputs({c.B, c.H, c.L, c.E}, {c.B, c.H, c.S, c.E}, {c.B, c.H, c.S, c.Ev}, dt);
+      for (bool causal : {false, true}) {
+        for (double p : {0.1, 0.5}) {
+          const std::string what =
+              describe("dropout " + std::to_string(p) + " B" + std::to_string(c.B) + " H" +
+                           std::to_string(c.H) + " L" + std::to_string(c.L) + " S" +
+                           std::to_string(c.S) + " E" + std::to_string(c.E) + " Ev" +
+                           std::to_string(c.Ev),
+                       dt, causal);
+          ++seed;
+          {  // the fused kernel takes this problem
+            const Tensor q = in[0].to(kGpu), k = in[1].to(kGpu), v = in[2].to(kGpu);
+            AttentionArgs a = args_of(q, k, v, causal);
+            a.dropout_p = p;
+            a.seed = seed;
+            Tensor out = empty({c.B, c.H, c.L, c.Ev}, {.dtype = dt, .device = kGpu});
+            Tensor lse = empty({c.B, c.H, c.L}, {.dtype = DType::float32, .device = kGpu});
+            EXPECT_TRUE(forward(a, out.data_ptr(), lse.data_ptr())) << what;
+          }
+          Generator cpu_gen(seed), gpu_gen(seed);
+          cpu_gen.set_offset(12345);
+          gpu_gen.set_offset(12345);
+          check(what, in, dt, [&](const std::vector<Tensor>& x, bool reference) {
+            return attend_dropout(x[0], x[1], x[2], causal, reference, p,
+                                  reference ? &cpu_gen : &gpu_gen);
+          });
+          EXPECT_EQ(cpu_gen.state(), gpu_gen.state()) << what;
+        }
+      }
+    }
+  }
+  // Heads split out of a fused QKV projection (strided q, k, v), as nn/transformer.cpp does.
+  const int64_t Bf = 2, T = 45, nh = 3, hs = 20, C = nh * hs;
+  for (DType dt : kTypes) {
+    const Tensor qkv = test::uniform_tensor({Bf, T, 3 * C}, dt, -2, 2, 21);
+    for (bool causal : {false, true}) {
+      ++seed;
+      Generator cpu_gen(seed), gpu_gen(seed);
+      check(describe("dropout 0.2 fused qkv B2 T45 nh3 hs20", dt, causal), {qkv}, dt,
+            [&](const std::vector<Tensor>& x, bool reference) {
+              auto head_split = [&](int64_t i) {
+                return x[0].narrow(2, i * C, C).view({Bf, T, nh, hs}).transpose(1, 2);
+              };
+              return attend_dropout(head_split(0), head_split(1), head_split(2), causal,
+                                    reference, 0.2, reference ? &cpu_gen : &gpu_gen);
+            });
+      EXPECT_EQ(cpu_gen.state(), gpu_gen.state());
     }
   }
 }
