@@ -2,6 +2,7 @@
 // a draw is bit-identical on any device and thread count: which Philox block and which words
 // produce element i, and how words become values.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "tensor/dispatch_stub.h"
@@ -65,6 +66,11 @@ constexpr int64_t random_values_per_block(const RandomParams& p, DType dtype) {
   return dtype == DType::float64 ? 2 : 4;
 }
 inline constexpr int64_t kDropoutValuesPerBlock = 4;
+// Dropout keeps an element iff its word's top 24 bits (w >> 8) are below this: probability
+// ceil((1-p) 2^24) / 2^24.
+inline int32_t dropout_keep_threshold(double p) {
+  return static_cast<int32_t>(std::ceil((1.0 - p) * 16777216.0));
+}
 
 constexpr uint64_t random_blocks_for(int64_t n, int64_t per_block) {
   return static_cast<uint64_t>((n + per_block - 1) / per_block);

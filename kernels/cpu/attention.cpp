@@ -34,15 +34,16 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/philox.h"
 #include "kernels/cpu/reduce_math.h"
-#include "tensor/random_kernels.h"
 #include "tensor/attention_kernels.h"
+#include "tensor/random_kernels.h"
 
 namespace fabric::cpu {
 namespace {
 
 constexpr int64_t kBlock = 64;  // query rows per block: 64 x S float scores stay in L2 to S ~ 2K
 
-// Per-thread scratch slots of scratch<A>() and scratch<uint16_t>() (the bf16/f16 copies).
+// Per-thread scratch slots of scratch<A>() and scratch<uint16_t>() (the bf16/f16 copies); the
+// dropout mask uses slot 0 of scratch<uint8_t>() (keep flags) and scratch<uint32_t>() (words).
 enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kRowDot = 4, kDropped = 5 };
 
 // One operand of one (batch, head), in bytes.
@@ -69,7 +70,7 @@ int64_t keys_of_block(const AttentionArgs& a, int64_t end) {
 // the (batch, heads, L, S) probabilities. Null without dropout.
 const uint8_t* keep_flags(const AttentionArgs& a, int64_t bh, int64_t i0, int64_t rows, int64_t n) {
   if (a.dropout_p <= 0.0) return nullptr;
-  const int32_t threshold = static_cast<int32_t>(std::ceil((1.0 - a.dropout_p) * 16777216.0));
+  const int32_t threshold = dropout_keep_threshold(a.dropout_p);
   uint8_t* keep = scratch<uint8_t>(0, rows * n);
   for (int64_t r = 0; r < rows; ++r) {
     const uint64_t first = static_cast<uint64_t>((bh * a.L + i0 + r) * a.S);  // element (i, 0)

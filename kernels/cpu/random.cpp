@@ -318,7 +318,7 @@ void random_fill_kernel(void* out, DType dtype, int64_t n, uint64_t seed, uint64
 template <typename T>
 void dropout_typed(const T* in, T* out, T* mask, int64_t n, double p, uint64_t seed, uint64_t offset) {
   // keep iff k < threshold for the 24-bit k = w >> 8: probability ceil((1-p) 2^24) / 2^24.
-  const int32_t threshold = static_cast<int32_t>(std::ceil((1.0 - p) * 16777216.0));
+  const int32_t threshold = dropout_keep_threshold(p);
   // The mask holds 1/(1-p) rounded to T, and the product uses that rounded scale, as PyTorch's
   // input * mask does.
   const T scale_t = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : static_cast<T>(0.0f);

@@ -508,7 +508,7 @@ void set_problem(P& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
   if (p.drop.on) {
     // The dropout op's rule (kernels/cpu/random.cpp dropout_typed): the same threshold, and the
     // scale 1/(1-p) rounded to the element type first.
-    p.drop.threshold = static_cast<uint32_t>(std::ceil((1.0 - a.dropout_p) * 16777216.0));
+    p.drop.threshold = static_cast<uint32_t>(dropout_keep_threshold(a.dropout_p));
     p.drop.scale = static_cast<float>(static_cast<T>(1.0 / (1.0 - a.dropout_p)));
   }
 }
