@@ -1,7 +1,7 @@
 // Backward computations of softmax, log_softmax, layer_norm, rms_norm, cross_entropy and fused
-// attention, for the
-// autograd derivative rules. Plain functions: they do not record for autograd or apply autocast.
-// Float16/bfloat16 compute in float32; results take the dtype noted on each function.
+// attention, for the autograd derivative rules. Plain functions: they do not record for autograd
+// or apply autocast. Float16/bfloat16 compute in float32 (attention: its GEMMs multiply in the
+// dtype and accumulate in float32); results take the dtype noted on each function.
 #pragma once
 #include <optional>
 #include <string_view>
