@@ -2,8 +2,10 @@
 // scaled_dot_product_attention (is_causal), the same op made to take its composition of
 // matmul/softmax (an explicit causal bool mask), and PyTorch's composition
 // (tools/bench/torch_attention.py, the way nanoGPT writes it without flash attention) measured in
-// the same run on the same shapes, float32 and bfloat16.
-//   bench_attention [--shapes BxHxTxhs,...] [--runs N] [--threads N] [--no-torch]
+// the same run on the same shapes, float32 and bfloat16. With --dropout P both of ours drop
+// attention probabilities with p = P (the fused kernel draws the composition's mask); PyTorch's
+// column is then left out (its script has no dropout).
+//   bench_attention [--shapes BxHxTxhs,...] [--runs N] [--threads N] [--dropout P] [--no-torch]
 #include <omp.h>
 
 #include <algorithm>
@@ -72,14 +74,14 @@ std::map<Key, std::pair<double, double>> run_torch(const std::string& shapes, in
 }
 
 // Forward and forward+backward ms of one attention call on fresh leaves.
-std::pair<double, double> time_ours(const Shape4& s, DType dt, bool fused, int runs) {
+std::pair<double, double> time_ours(const Shape4& s, DType dt, bool fused, double dropout, int runs) {
   const Shape shape{s.B, s.H, s.T, s.hs};
   Tensor q = randn(shape).to(dt).set_requires_grad(true);
   Tensor k = randn(shape).to(dt).set_requires_grad(true);
   Tensor v = randn(shape).to(dt).set_requires_grad(true);
   const Tensor g = randn(shape).to(dt);
   const Tensor mask = fused ? Tensor() : causal_mask(s.T, s.T);
-  auto attend = [&] { return scaled_dot_product_attention(q, k, v, mask, 0.0, fused); };
+  auto attend = [&] { return scaled_dot_product_attention(q, k, v, mask, dropout, fused); };
   const double fwd = median_ms(runs, [&] {
     NoGradGuard no_grad;
     attend();
@@ -96,16 +98,18 @@ std::pair<double, double> time_ours(const Shape4& s, DType dt, bool fused, int r
 int main(int argc, char** argv) {
   std::string shapes = "4x12x256x64,1x12x1024x64";
   int runs = 7, threads = 2;
+  double dropout = 0.0;
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--shapes" && i + 1 < argc) shapes = argv[++i];
     else if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--dropout" && i + 1 < argc) dropout = std::atof(argv[++i]);
     else if (a == "--no-torch") torch = false;
     else {
       std::fprintf(stderr, "usage: bench_attention [--shapes BxHxTxhs,...] [--runs N] [--threads N] "
-                   "[--no-torch]\n");
+                   "[--dropout P] [--no-torch]\n");
       return 2;
     }
   }
@@ -126,15 +130,16 @@ int main(int argc, char** argv) {
   omp_set_num_threads(threads);
   std::string status = "torch: skipped (--no-torch)";
   std::map<Key, std::pair<double, double>> ref;
-  if (torch) ref = run_torch(shapes, runs, threads, status);
-  std::printf("causal attention, %d threads, median of %d runs, ms; ratios are the other's time / "
-              "fused's\n%s\n\n", threads, runs, status.c_str());
+  if (dropout > 0) status = "torch: left out (--dropout)";
+  else if (torch) ref = run_torch(shapes, runs, threads, status);
+  std::printf("causal attention, dropout %.2f, %d threads, median of %d runs, ms; ratios are the "
+              "other's time / fused's\n%s\n\n", dropout, threads, runs, status.c_str());
   std::printf("%-17s %-9s %-8s %9s %9s %9s %9s %9s\n", "B x H x T x hs", "dtype", "pass", "fused",
               "composed", "torch", "vs comp", "vs torch");
   for (const Shape4& s : list) {
     for (DType dt : {DType::float32, DType::bfloat16}) {
-      const auto fused = time_ours(s, dt, true, runs);
-      const auto composed = time_ours(s, dt, false, runs);
+      const auto fused = time_ours(s, dt, true, dropout, runs);
+      const auto composed = time_ours(s, dt, false, dropout, runs);
       const std::string dn(dtype_name(dt));
       const auto it = ref.find({s.B, s.H, s.T, s.hs, dn});
       char name[64];
