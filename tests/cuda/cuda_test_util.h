@@ -151,9 +151,9 @@ inline void check_op(const std::string& what, const std::vector<Tensor>& inputs,
   expect_matches(want, got, tol, what);
 }
 
-// A few rounding units of `t`'s output (relative), with the same amount times `abs_scale` as an
-// absolute floor for results that cancel towards zero (folded sums, losses).
-inline Tolerance rounding_tolerance(DType t, double abs_scale = 1) {
+// A few rounding units of `t`'s output (relative; float32's is `fp32_rel`), with the same amount
+// times `abs_scale` as an absolute floor for results that cancel towards zero (folded sums, losses).
+inline Tolerance rounding_tolerance(DType t, double abs_scale = 1, double fp32_rel = 2e-5) {
   switch (t) {
     case DType::float64:
       return {1e-12 * abs_scale, 1e-12};
@@ -162,7 +162,7 @@ inline Tolerance rounding_tolerance(DType t, double abs_scale = 1) {
     case DType::bfloat16:
       return {1.6e-2 * abs_scale, 1.6e-2};
     default:
-      return {2e-5 * abs_scale, 2e-5};
+      return {fp32_rel * abs_scale, fp32_rel};
   }
 }
 

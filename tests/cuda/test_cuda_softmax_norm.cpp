@@ -28,16 +28,7 @@ std::string name_of(const std::string& op, DType t, const Shape& s) {
 
 // Rounding units of `t` (relative), with the same absolute floor scaled.
 Tolerance tol_of(DType t, double fp32_rel = 1e-5, double abs_scale = 1) {
-  switch (t) {
-    case DType::float64:
-      return {1e-12 * abs_scale, 1e-12};
-    case DType::float16:
-      return {2e-3 * abs_scale, 2e-3};
-    case DType::bfloat16:
-      return {1.6e-2 * abs_scale, 1.6e-2};
-    default:
-      return {fp32_rel * abs_scale, fp32_rel};
-  }
+  return test::rounding_tolerance(t, abs_scale, fp32_rel);
 }
 
 // Runs `fn` on CPU inputs and on the same inputs on the GPU; compares every output.
