@@ -166,6 +166,29 @@ AttentionArgs args_of(const Tensor& q, const Tensor& k, const Tensor& v, bool ca
   return a;
 }
 
+// The backward stub on a float32 problem the forward took (its out and lse on the GPU), with
+// grad_out = probe, against the gradients of the float64 reference leaves `ref` (q, k, v).
+void expect_stub_gradients(const AttentionArgs& a, const Tensor& out, const Tensor& lse,
+                           const Tensor& probe, const std::vector<Tensor>& ref,
+                           const std::string& what) {
+  const TensorOptions f32{.dtype = DType::float32, .device = kGpu};
+  AttentionBackwardArgs b;
+  b.fwd = a;
+  const Tensor grad_out = probe.to(kGpu);
+  Tensor dq = empty({a.batch, a.heads, a.L, a.E}, f32), dk = empty({a.batch, a.heads, a.S, a.E}, f32),
+         dv = empty({a.batch, a.heads, a.S, a.Ev}, f32);
+  b.out = out.data_ptr();
+  b.grad_out = grad_out.data_ptr();
+  b.lse = lse.data_ptr();
+  b.grad_q = dq.data_ptr();
+  b.grad_k = dk.data_ptr();
+  b.grad_v = dv.data_ptr();
+  attention_backward_stub.find(kGpu)(b);
+  expect_close(ref[0].grad(), dq, grad_tol(DType::float32), what + " grad q");
+  expect_close(ref[1].grad(), dk, grad_tol(DType::float32), what + " grad k");
+  expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
+}
+
 TEST(CudaAttention, KernelTakesSmallProblemsAndDeclinesOthers) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
@@ -201,21 +224,7 @@ TEST(CudaAttention, KernelTakesSmallProblemsAndDeclinesOthers) {
     expect_close(want.detach(), out, out_tol(DType::float32), what + " out");
     expect_close(want_lse, lse, out_tol(DType::float32), what + " lse");
 
-    AttentionBackwardArgs b;
-    b.fwd = args_of(q, k, v, causal);
-    const Tensor grad_out = probe.to(kGpu);
-    Tensor dq = empty({B, H, L, E}, f32), dk = empty({B, H, S, E}, f32),
-           dv = empty({B, H, S, Ev}, f32);
-    b.out = out.data_ptr();
-    b.grad_out = grad_out.data_ptr();
-    b.lse = lse.data_ptr();
-    b.grad_q = dq.data_ptr();
-    b.grad_k = dk.data_ptr();
-    b.grad_v = dv.data_ptr();
-    backward(b);
-    expect_close(ref[0].grad(), dq, grad_tol(DType::float32), what + " grad q");
-    expect_close(ref[1].grad(), dk, grad_tol(DType::float32), what + " grad k");
-    expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
+    expect_stub_gradients(args_of(q, k, v, causal), out, lse, probe, ref, what);
   }
 
   // Declined problems leave out and lse as they were.
@@ -369,21 +378,7 @@ TEST(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
       want.backward(probe.to(DType::float64));
       expect_close(want.detach(), out, out_tol(DType::float32), what + " out");
 
-      AttentionBackwardArgs b;
-      b.fwd = a;
-      const Tensor grad_out = probe.to(kGpu);
-      Tensor dq = empty({B, H, L, E}, f32), dk = empty({B, H, S, E}, f32),
-             dv = empty({B, H, S, Ev}, f32);
-      b.out = out.data_ptr();
-      b.grad_out = grad_out.data_ptr();
-      b.lse = lse.data_ptr();
-      b.grad_q = dq.data_ptr();
-      b.grad_k = dk.data_ptr();
-      b.grad_v = dv.data_ptr();
-      backward(b);
-      expect_close(ref[0].grad(), dq, grad_tol(DType::float32), what + " grad q");
-      expect_close(ref[1].grad(), dk, grad_tol(DType::float32), what + " grad k");
-      expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
+      expect_stub_gradients(a, out, lse, probe, ref, what);
     }
     // dropout_p = 1 drops everything: left to the composition.
     AttentionArgs a = args_of(q, k, v, causal);
