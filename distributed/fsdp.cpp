@@ -79,7 +79,8 @@ FullyShardedModule::FullyShardedModule(nn::Module& root, std::shared_ptr<Process
       replicate_pg_(std::move(replicate_pg)),
       world_size_(world_size),
       options_(std::move(options)),
-      alive_(std::make_shared<bool>(true)) {
+      alive_(std::make_shared<bool>(true)),
+      root_lifetime_(root.lifetime()) {
   FABRIC_CHECK(options_.state_dict_type == "sharded" || options_.state_dict_type == "full", ValueError,
                "FSDP: state_dict_type must be 'sharded' or 'full', got '", options_.state_dict_type, "'");
   FABRIC_CHECK(world_size_ >= 1, ValueError, "FSDP: world_size must be positive, got ", world_size_);
@@ -166,7 +167,7 @@ void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)
 }
 
 bool FullyShardedModule::wraps(const nn::Module& module) const {
-  if (&module != &root_) return false;
+  if (!root_alive() || &module != &root_) return false;
   const std::vector<Tensor> params = module.parameters();  // `module` is alive: the caller holds it
   if (!params.empty()) return holds(params.front());
   for (const auto& u : units_)

@@ -76,9 +76,9 @@ class FullyShardedModule {
   FullyShardedModule& operator=(const FullyShardedModule&) = delete;
 
   nn::Module& root() const { return root_; }
-  // Whether this wraps `module`, alive now: same address and the same parameter handles (a module
-  // destroyed after setup may have its address reused by a new one; root() is then dangling and
-  // must not be used).
+  // Whether the module this wraps still exists (root() must not be used once it is destroyed).
+  bool root_alive() const { return !root_lifetime_.expired(); }
+  // Whether this wraps `module`: alive, same address and the same parameter handles.
   bool wraps(const nn::Module& module) const;
   // Whether `param` is one of the module's parameters (a handle this sharded module manages).
   bool holds(const Tensor& param) const;
@@ -181,6 +181,7 @@ class FullyShardedModule {
   // original_params_ of an optimizer this module set up (ValueError otherwise).
   const std::vector<std::vector<Tensor>>& original_params(const optim::Optimizer& optimizer) const;
   std::shared_ptr<bool> alive_;
+  std::weak_ptr<const void> root_lifetime_;
 };
 
 }  // namespace fabric::distributed

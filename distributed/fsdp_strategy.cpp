@@ -25,8 +25,15 @@ FSDPStrategy::FSDPStrategy(StrategyOptions options) : Strategy(std::move(options
 
 FSDPStrategy::~FSDPStrategy() = default;
 
+void FSDPStrategy::forget_destroyed_modules() {
+  // Every rank destroys its module at the same point of the program, so every rank drops the entry
+  // (and the collectives it would take part in) at the same call.
+  std::erase_if(modules_, [](const auto& m) { return !m->root_alive(); });
+}
+
 void FSDPStrategy::set_mixed_precision(std::optional<DType> param, std::optional<DType> reduce,
                                        std::optional<DType> buffer) {
+  forget_destroyed_modules();
   FABRIC_CHECK(modules_.empty(), ValueError, "FSDP: mixed precision must be set before the first module is set up");
   options_.fsdp.param_dtype = param;
   options_.fsdp.reduce_dtype = reduce;
@@ -34,9 +41,8 @@ void FSDPStrategy::set_mixed_precision(std::optional<DType> param, std::optional
 }
 
 void FSDPStrategy::setup_module(nn::Module& module) {
+  forget_destroyed_modules();
   for (const auto& m : modules_) FABRIC_CHECK(!m->wraps(module), ValueError, "FSDP: this module is already set up");
-  // An entry whose module died and whose address came back is stale.
-  std::erase_if(modules_, [&](const auto& m) { return &m->root() == &module; });
   if (pg_) broadcast_module_states(module, *pg_, 0);
   const int n = world_size();
   if (pg_ && !shard_group_ && !replicate_group_) {
@@ -72,6 +78,7 @@ void FSDPStrategy::setup_module(nn::Module& module) {
 }
 
 void FSDPStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
+  forget_destroyed_modules();
   for (auto& m : modules_) {
     if (module && !m->wraps(*module)) continue;
     bool any = false;
@@ -81,10 +88,12 @@ void FSDPStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
 }
 
 void FSDPStrategy::post_backward() {
+  forget_destroyed_modules();
   for (auto& m : modules_) m->finish_backward();
 }
 
 void FSDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
+  forget_destroyed_modules();
   for (auto& m : modules_)
     if (m->wraps(module)) m->set_gradient_sync(enabled);
 }

@@ -43,6 +43,9 @@ class FSDPStrategy : public Strategy {
   FullyShardedModule* sharded_module_for(const optim::Optimizer& optimizer) const override;
 
  private:
+  // Drops the entries of modules destroyed since they were set up, with their shards.
+  void forget_destroyed_modules();
+
   std::shared_ptr<ProcessGroup> shard_group_, replicate_group_;
   std::vector<std::unique_ptr<FullyShardedModule>> modules_;
 };

@@ -229,18 +229,26 @@ void Strategy::barrier() const {
 
 DDPStrategy::DDPStrategy(StrategyOptions options) : Strategy(std::move(options)) {}
 
+void DDPStrategy::forget_destroyed_modules() {
+  // SPMD: every rank destroys its module at the same point, so all drop the reducer together.
+  std::erase_if(reducers_, [](const Reducer& r) { return r.lifetime.expired(); });
+}
+
 void DDPStrategy::setup_module(nn::Module& module) {
   if (!pg_) return;
-  reducers_.emplace_back(&module, std::make_unique<GradientReducer>(module, pg_, options_.ddp));
+  forget_destroyed_modules();
+  reducers_.push_back({&module, module.lifetime(), std::make_unique<GradientReducer>(module, pg_, options_.ddp)});
 }
 
 void DDPStrategy::post_backward() {
-  for (auto& [m, r] : reducers_) r->finalize();
+  forget_destroyed_modules();
+  for (auto& r : reducers_) r.reducer->finalize();
 }
 
 void DDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
-  for (auto& [m, r] : reducers_)
-    if (m == &module) r->set_sync(enabled);
+  forget_destroyed_modules();
+  for (auto& r : reducers_)
+    if (r.module == &module) r.reducer->set_sync(enabled);
 }
 
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {

@@ -169,7 +169,14 @@ class DDPStrategy : public Strategy {
   void set_backward_sync(nn::Module& module, bool enabled) override;
 
  private:
-  std::vector<std::pair<const nn::Module*, std::unique_ptr<GradientReducer>>> reducers_;
+  struct Reducer {
+    const nn::Module* module;          // identity only: never dereferenced
+    std::weak_ptr<const void> lifetime;  // the module's: expired once it is destroyed
+    std::unique_ptr<GradientReducer> reducer;
+  };
+  // Drops the reducers of modules destroyed since setup (their parameters and buckets).
+  void forget_destroyed_modules();
+  std::vector<Reducer> reducers_;
 };
 
 // "single_device" -> Strategy, "ddp" -> DDPStrategy, "deepspeed" -> ZeroStrategy (zero.h; stage 3:

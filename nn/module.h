@@ -159,6 +159,11 @@ class Module {
   void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
   bool activation_checkpointing() const { return checkpointing_; }
 
+  // Expires when this module is destroyed. Holders of a plain reference (a strategy's DDP reducer
+  // or FSDP wrapper) check it, so that they can let go of what they keep for a dead module and
+  // never mistake a new module at the same address for it.
+  std::weak_ptr<const void> lifetime() const { return lifetime_; }
+
  protected:
   // The stored handle of a parameter or buffer registered by this module (undefined if None).
   Tensor own_tensor(const std::string& name) const;
@@ -199,6 +204,7 @@ class Module {
   bool checkpointing_ = false;
   std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks_;
   std::vector<std::pair<int64_t, ForwardHook>> post_hooks_;
+  std::shared_ptr<const bool> lifetime_ = std::make_shared<const bool>(true);
 };
 
 // Builds a module from its options: nn::make<nn::Linear>({.in_features = 4, .out_features = 3}).

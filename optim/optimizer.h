@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -25,6 +26,9 @@ class Optimizer {
 
   // "SGD", "Adam", "AdamW": used in error messages.
   const char* name() const { return name_; }
+  // Expires when this optimizer is destroyed or another is move-assigned into it: lets Fabric tell a
+  // new optimizer at a reused address from one it set up, without holding on to anything of it.
+  std::weak_ptr<const void> lifetime() const { return lifetime_.token; }
 
   // Updates every parameter that has a gradient (parameters without one are skipped), without
   // recording autograd history.
@@ -89,6 +93,17 @@ class Optimizer {
  private:
   const char* name_;
   std::unordered_map<const TensorImpl*, ParamState> state_;
+  // Every object keeps its own token: moves carry the contents, not the identity.
+  struct Lifetime {
+    std::shared_ptr<const bool> token = std::make_shared<const bool>(true);
+    Lifetime() = default;
+    Lifetime(Lifetime&&) : Lifetime() {}
+    Lifetime& operator=(Lifetime&&) {
+      token = std::make_shared<const bool>(true);
+      return *this;
+    }
+  };
+  Lifetime lifetime_;
 };
 
 // A group: its parameters and its hyper-parameters. Edit `options` freely (e.g. the lr); add

@@ -153,15 +153,14 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
 }
 
 FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module) {
-  // An optimizer is identified by its address and its first parameter (an address alone may be
-  // reused by a new optimizer once the old one is gone).
-  const Tensor first = opt.parameters().empty() ? Tensor() : opt.parameters().front();
+  // Entries of destroyed optimizers go first: a live one at this address is this optimizer.
+  std::erase_if(set_up_optimizers_, [](const auto& o) { return o.second.expired(); });
   FABRIC_CHECK(std::none_of(set_up_optimizers_.begin(), set_up_optimizers_.end(),
-                            [&](const auto& o) { return o.first == &opt && o.second.is_same(first); }),
+                            [&](const auto& o) { return o.first == &opt; }),
                ValueError, "Fabric.setup: this ", opt.name(), " optimizer has already been set up");
   FABRIC_CHECK(!opt.parameters().empty(), ValueError, "Fabric.setup: the ", opt.name(),
                " optimizer has no parameters");
-  set_up_optimizers_.emplace_back(&opt, first);
+  set_up_optimizers_.emplace_back(&opt, opt.lifetime());
   strategy_->setup_optimizer(opt, module.get());
   return FabricOptimizer(opt, module, ctx_);
 }

@@ -238,7 +238,8 @@ class Fabric {
   std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::vector<std::weak_ptr<nn::Module>> set_up_modules_;
-  std::vector<std::pair<const optim::Optimizer*, Tensor>> set_up_optimizers_;
+  // Each optimizer set up, by address and lifetime (an address alone may come back with a new one).
+  std::vector<std::pair<const optim::Optimizer*, std::weak_ptr<const void>>> set_up_optimizers_;
 };
 
 }  // namespace fabric

@@ -7,6 +7,7 @@
 
 #include "autograd/autograd.h"
 #include "tests/common/expect_error.h"
+#include "tests/common/destroyed_module.h"
 #include "tests/distributed/dist_test_util.h"
 #include "nn/linear.h"
 #include "nn/mlp.h"
@@ -120,6 +121,12 @@ TEST(DDP, TwoRanksMatchOneProcessWithTheGlobalBatch) {
   });
   EXPECT_LE(max_rel_diff(sgd, ref_sgd), 1e-6) << "rank " << fab.global_rank();
   EXPECT_LE(max_rel_diff(adam, ref_adam), 1e-6) << "rank " << fab.global_rank();
+}
+
+TEST(DDP, DestroyedModuleTakesItsReducerAlong) {
+  Fabric fab(ddp_options());
+  const int64_t left = fab.launch([](Fabric& f) { return test_util::bytes_left_by_destroyed_module(f); });
+  EXPECT_LT(left, 64 * 1024) << "rank " << fab.global_rank();
 }
 
 TEST(DDP, GradientAccumulationWithNoBackwardSync) {

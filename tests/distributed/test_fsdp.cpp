@@ -21,6 +21,7 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tests/common/expect_error.h"
+#include "tests/common/destroyed_module.h"
 #include "tests/distributed/dist_test_util.h"
 #include "tests/distributed/zero_test_util.h"
 
@@ -244,6 +245,12 @@ TEST(FSDP, NoBackwardSyncKeepsNoUnshardedGradients) {
     }
     EXPECT_EQ(f.strategy_object().sharded_module(*module)->gathered_bytes(), 0);
   });
+}
+
+TEST(FSDP, DestroyedModuleTakesItsShardsAlong) {
+  Fabric fab(fsdp_options("FULL_SHARD", "32-true", {"Linear"}));
+  const int64_t left = fab.launch([](Fabric& f) { return test_util::bytes_left_by_destroyed_module(f); });
+  EXPECT_LT(left, 64 * 1024) << "rank " << fab.global_rank();
 }
 
 TEST(FSDP, NoShardNoBackwardSyncAccumulationMatchesDataParallel) {
