@@ -449,7 +449,12 @@ void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
     detail::gemm_scale_add_bias(device, p.g);
     return;
   }
-  if (p.g.batch <= kMaxBatch && try_matmul(device, p)) return;
+  // cublasLt.h: outside the IMMA and FP8 kernels the bias has D's type, so a bias of another
+  // dtype goes to the fallback below rather than to a heuristic that might accept what
+  // cublasLtMatmul then rejects.
+  const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
+  if (p.g.batch <= kMaxBatch && (bias_in_c_dtype || p.epi != Epilogue::bias) && try_matmul(device, p))
+    return;
   if (p.epi != Epilogue::none && p.epi != Epilogue::bias) no_algorithm(p);
   // cuBLASLt has no kernel for this layout, alignment or bias dtype: the product through cuBLASLt
   // without the epilogue, else through cuBLAS, and the bias in float32 after it (one more rounding

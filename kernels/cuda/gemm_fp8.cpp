@@ -133,9 +133,13 @@ bool fp8_gemm_supported(int device) {
   return major * 10 + minor >= 89;
 }
 
-void gemm_fp8(const Fp8GemmDesc& g) {
+namespace {
+
+// gemm_fp8 without the last check: false (nothing queued) when cuBLASLt has no FP8 algorithm for
+// the problem, so that fp8_gemm_entry can decline it (its contract) instead of throwing.
+bool try_gemm_fp8(const Fp8GemmDesc& g) {
   check(g);
-  if (g.M == 0 || g.N == 0) return;
+  if (g.M == 0 || g.N == 0) return true;
   const int device = device_of_pointer(g.C);
   FABRIC_CHECK(fp8_gemm_supported(device), DeviceError, "gemm_fp8: CUDA device ", device,
                " has no FP8 tensor cores (needs compute capability 8.9 or newer)");
@@ -223,8 +227,7 @@ void gemm_fp8(const Fp8GemmDesc& g) {
     std::lock_guard<std::mutex> lock(g_mu);
     g_plans.emplace(key, plan);
   }
-  FABRIC_CHECK(plan.found, DeviceError, "gemm_fp8: cuBLASLt has no FP8 algorithm for ",
-               describe(g));
+  if (!plan.found) return false;
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t st =
       cublasLtMatmul(handle, op.d, &alpha, g.B, a.l, g.A, b.l, &beta, g.C, c.l, g.C, c.l,
@@ -232,6 +235,14 @@ void gemm_fp8(const Fp8GemmDesc& g) {
   if (st != CUBLAS_STATUS_SUCCESS)
     throw_cublas_error(st, cat("cublasLtMatmul (FP8) for ", describe(g)).c_str(), __FILE__,
                        __LINE__);
+  return true;
+}
+
+}  // namespace
+
+void gemm_fp8(const Fp8GemmDesc& g) {
+  FABRIC_CHECK(try_gemm_fp8(g), DeviceError, "gemm_fp8: cuBLASLt has no FP8 algorithm for ",
+               describe(g));
 }
 
 namespace {
@@ -265,8 +276,7 @@ bool fp8_gemm_entry(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* 
   d.ldc = N;
   d.scale_a = scales;
   d.scale_b = scales + 1;
-  gemm_fp8(d);
-  return true;
+  return try_gemm_fp8(d);  // false: cuBLASLt has no algorithm, the op emulates
 }
 
 }  // namespace
