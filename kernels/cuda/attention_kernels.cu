@@ -1,5 +1,8 @@
 // CUDA fused scaled-dot-product attention (tensor/attention_kernels.h), the FlashAttention-2
-// scheme on CUDA cores: fp32 FMA from shared-memory tiles, no tensor-core fragments. Nothing in
+// scheme on CUDA cores: fp32 FMA from shared-memory tiles, no tensor-core fragments. The dispatch
+// functions at the bottom first offer each problem to the tensor-core kernels of
+// attention_mma_kernels.cu (bf16/f16 without dropout on sm_80+; FABRIC_ATTENTION_MMA=0 turns them
+// off); these kernels take float32, dropout and whatever those decline. Nothing in
 // the development loop could run these kernels, so the layout is chosen to be easy to check by
 // reading rather than to be fastest: one mapping of threads to rows everywhere, one tile shape,
 // every index guarded, and every float computed in a fixed order (the results do not depend on
@@ -50,6 +53,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/attention_kernels.h"
 #include "tensor/random_kernels.h"
@@ -549,6 +553,8 @@ void with_dropout(bool on, F&& f) {
 }
 
 bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
+  // The tensor-core kernels (attention_mma_kernels.cu) first; what they decline runs here.
+  if (attention_forward_mma(a, out, lse)) return true;
   // dropout_p = 1 (everything dropped) is left to the composition; NaN fails both tests.
   if (!takes_dtype(a.dtype) || !(a.dropout_p >= 0.0 && a.dropout_p < 1.0)) return false;
   const int width = head_width(a.E, a.Ev);
@@ -575,6 +581,8 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
 }
 
 void attention_backward_cuda(const AttentionBackwardArgs& args) {
+  // Takes exactly what attention_forward_mma took.
+  if (attention_backward_mma(args)) return;
   const AttentionArgs& a = args.fwd;
   const int width = head_width(a.E, a.Ev);
   FABRIC_CHECK(takes_dtype(a.dtype) && width != 0 && grids_fit(a) && a.dropout_p >= 0.0 &&

@@ -8,6 +8,8 @@
 // the fused kernel (not the op's fallback) takes these problems, and declines the ones it should.
 // With dropout, the GPU and the CPU draw from generators in the same state: the fused kernel
 // regenerates the mask the dropout op of the composition draws, so the two still agree.
+// bf16/f16 problems without dropout go to the tensor-core kernels (attention_mma_kernels.cu) on
+// sm_80+; TensorCoreKernel* call that path directly to make sure it is the one taking them.
 //
 // Tolerances are a fraction of the largest reference value (at least 0.1; absolute) plus a
 // fraction of each value (relative): float32 1e-5 (out) and 1e-4 (gradients: dS = P (dP - D) cancels); float16
@@ -28,6 +30,14 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tests/cuda/cuda_test_util.h"
+
+#ifdef FABRIC_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <cstdlib>
+
+#include "kernels/cuda/attention_mma.h"
+#endif
 
 namespace fabric {
 namespace {
@@ -323,6 +333,117 @@ TEST(CudaAttention, HeadsSplitFromAFusedQkvTensor) {
     }
   }
 }
+
+// ---- the tensor-core kernels ------------------------------------------------------------------
+
+#ifdef FABRIC_WITH_CUDA
+// Whether the mma path should take bf16/f16 problems here: an sm_80+ device and
+// FABRIC_ATTENTION_MMA not "0".
+bool mma_expected() {
+  const char* env = std::getenv("FABRIC_ATTENTION_MMA");
+  if (env != nullptr && std::string(env) == "0") return false;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) != cudaSuccess)
+    return false;
+  return major >= 8;
+}
+
+// The mma forward on q, k, v (GPU tensors, possibly strided views): whether it took the problem.
+bool mma_takes(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  Tensor out =
+      empty({q.size(0), q.size(1), q.size(2), v.size(3)}, {.dtype = q.dtype(), .device = kGpu});
+  Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, {.dtype = DType::float32, .device = kGpu});
+  return cuda::attention_forward_mma(args_of(q, k, v, causal), out.data_ptr(), lse.data_ptr());
+}
+
+// Head sizes 64 and 128 (and smaller ones padded), L != S, lengths that are no multiple of the
+// 64-row blocks or the 32-row backward tiles, causal or not: the mma path takes them (checked
+// directly) and the op + autograd match the float64 composition.
+TEST(CudaAttention, TensorCoreKernelMatchesTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  const bool expect_mma = mma_expected();
+  const std::vector<Case> cases = {
+      {1, 2, 130, 70, 64, 64, "L > S, three query blocks, a partial key tile"},
+      {1, 1, 50, 200, 128, 128, "L < S, head size 128, four key tiles"},
+      {2, 1, 65, 65, 64, 64, "one row past a block"},
+      {1, 1, 1, 1, 128, 128, "one query, one key"},
+      {1, 2, 100, 37, 40, 48, "E != Ev, both padded to 64, unaligned rows"},
+  };
+  for (DType dt : {DType::bfloat16, DType::float16}) {
+    for (const Case& c : cases) {
+      const std::vector<Tensor> in =
+          qkv_inputs({c.B, c.H, c.L, c.E}, {c.B, c.H, c.S, c.E}, {c.B, c.H, c.S, c.Ev}, dt);
+      for (bool causal : {false, true}) {
+        const std::string what =
+            describe("mma B" + std::to_string(c.B) + " H" + std::to_string(c.H) + " L" +
+                         std::to_string(c.L) + " S" + std::to_string(c.S) + " E" +
+                         std::to_string(c.E) + " Ev" + std::to_string(c.Ev) + " (" + c.why + ")",
+                     dt, causal);
+        EXPECT_EQ(mma_takes(in[0].to(kGpu), in[1].to(kGpu), in[2].to(kGpu), causal), expect_mma)
+            << what;
+        check(what, in, dt, [&](const std::vector<Tensor>& x, bool reference) {
+          return attend(x[0], x[1], x[2], causal, reference);
+        });
+      }
+    }
+  }
+}
+
+// Heads split out of one fused (B, T, 3C) projection with head sizes 64 and 128: 16-byte aligned
+// strided rows, the mma kernels' vector loads.
+TEST(CudaAttention, TensorCoreKernelTakesFusedQkvHeads) {
+  FABRIC_REQUIRE_CUDA();
+  const bool expect_mma = mma_expected();
+  struct Fused {
+    int64_t B, T, nh, hs;
+  };
+  for (const Fused& f : {Fused{2, 100, 2, 64}, Fused{1, 67, 2, 128}}) {
+    const int64_t C = f.nh * f.hs;
+    for (DType dt : {DType::bfloat16, DType::float16}) {
+      const Tensor qkv = test::uniform_tensor({f.B, f.T, 3 * C}, dt, -2, 2, 31);
+      for (bool causal : {false, true}) {
+        const std::string what =
+            describe("mma fused qkv B" + std::to_string(f.B) + " T" + std::to_string(f.T) + " nh" +
+                         std::to_string(f.nh) + " hs" + std::to_string(f.hs),
+                     dt, causal);
+        auto split = [&](const Tensor& t, int64_t i) {
+          return t.narrow(2, i * C, C).view({f.B, f.T, f.nh, f.hs}).transpose(1, 2);
+        };
+        const Tensor g = qkv.to(kGpu);
+        EXPECT_EQ(mma_takes(split(g, 0), split(g, 1), split(g, 2), causal), expect_mma) << what;
+        check(what, {qkv}, dt, [&](const std::vector<Tensor>& x, bool reference) {
+          return attend(split(x[0], 0), split(x[0], 1), split(x[0], 2), causal, reference);
+        });
+      }
+    }
+  }
+}
+
+// What the mma path declines goes to the CUDA-core kernels: float32, dropout, head sizes past 128.
+TEST(CudaAttention, TensorCoreKernelDeclines) {
+  FABRIC_REQUIRE_CUDA();
+  const int64_t B = 1, H = 1, L = 9, S = 11;
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const TensorOptions opts{.dtype = dt, .device = kGpu};
+    const Tensor q = zeros({B, H, L, 16}, opts), k = zeros({B, H, S, 16}, opts),
+                 v = zeros({B, H, S, 16}, opts);
+    Tensor out = full({B, H, L, 16}, 7, opts),
+           lse = full({B, H, L}, 7, {.dtype = DType::float32, .device = kGpu});
+    AttentionArgs a = args_of(q, k, v, false);
+    if (dt == DType::bfloat16) a.dropout_p = 0.1;
+    EXPECT_FALSE(cuda::attention_forward_mma(a, out.data_ptr(), lse.data_ptr())) << dtype_name(dt);
+    expect_close(full({B, H, L, 16}, 7, {.dtype = DType::float64}), out, {0, 0}, "out untouched");
+    expect_close(full({B, H, L}, 7, {.dtype = DType::float64}), lse, {0, 0}, "lse untouched");
+  }
+  const TensorOptions bf{.dtype = DType::bfloat16, .device = kGpu};
+  const Tensor q = zeros({B, H, L, 136}, bf), k = zeros({B, H, S, 136}, bf),
+               v = zeros({B, H, S, 64}, bf);
+  Tensor out = empty({B, H, L, 64}, bf),
+         lse = empty({B, H, L}, {.dtype = DType::float32, .device = kGpu});
+  EXPECT_FALSE(
+      cuda::attention_forward_mma(args_of(q, k, v, false), out.data_ptr(), lse.data_ptr()));
+}
+#endif
 
 // ---- dropout --------------------------------------------------------------------------------
 
