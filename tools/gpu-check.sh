@@ -4,9 +4,15 @@
 # label, then prints one compact table (GEMM bf16/fp8 TFLOP/s vs cuBLASLt and the datasheet, D2D
 # copy bandwidth, fused vs composed attention, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
 # 16-core host with one H100/H200.
+# On a GPU machine that cannot build fabric (no Debian packages for oneDNN, Gloo, yaml-cpp and
+# GoogleTest, nothing to fetch them from), it runs the binaries of a bundle made elsewhere by
+# tools/gpu-bundle.sh instead of building: same tests (the binaries behind the cuda label), same
+# table; CUDA's libraries are then the GPU machine's own (toolkit, and Python's nvidia-* packages
+# for cuDNN and NCCL).
 #   usage: bash tools/gpu-check.sh
 #   env:   OUT (full logs go there when set), FABRIC_GPU_BUILD_DIR (default build-gpu),
-#          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build)
+#          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build),
+#          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build)
 # Exits 1 with a message when there is no GPU, the build fails or a CUDA test fails.
 set -euo pipefail
 
@@ -49,12 +55,65 @@ say "$gpu_name, compute capability $compute_cap (sm_$arch), driver $driver, $mem
 mkdir -p "$logs"
 nvidia-smi >"$logs/nvidia-smi.log" 2>&1 || true
 
+bundle=${FABRIC_GPU_BUNDLE:-}
+if [ -n "$bundle" ]; then
+  case $bundle in /*) ;; *) bundle=$root/$bundle ;; esac
+  [ -f "$bundle" ] || die "FABRIC_GPU_BUNDLE=$bundle: no such file (make it with tools/gpu-bundle.sh)"
+fi
+
+# The directories holding CUDA's shared libraries on this machine: the toolkit's, then those of
+# Python's nvidia-* wheels (cuDNN and NCCL often come only from there), deduplicated.
+cuda_library_path() {
+  local dirs=() d lib
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && dirs+=("$d")
+  done
+  while IFS= read -r lib; do dirs+=("$(dirname "$lib")"); done < <(
+    find /usr/local /opt /usr/lib -xdev \( -name libcudnn.so.9 -o -name libnccl.so.2 -o \
+      -name libcublasLt.so.13 -o -name libcudart.so.13 \) 2>/dev/null | sort)
+  printf '%s\n' "${dirs[@]}" | awk '!seen[$0]++' | paste -sd: -
+}
+
+# Unpacks the bundle, checks that it was built for this GPU and that every library resolves; sets
+# bundle_dir and LD_LIBRARY_PATH.
+use_bundle() {
+  bundle_dir=$build_dir/bundle
+  rm -rf "$bundle_dir"
+  mkdir -p "$bundle_dir"
+  tar -C "$bundle_dir" -xJf "$bundle" || die "could not unpack $bundle"
+  bundle_dir=$bundle_dir/fabric-gpu
+  [ -f "$bundle_dir/MANIFEST" ] || die "$bundle has no fabric-gpu/MANIFEST: not made by tools/gpu-bundle.sh"
+  cp "$bundle_dir/MANIFEST" "$logs/bundle-manifest.txt"
+  # Runs here if built for this architecture, or (through the newest one's PTX) for an older one.
+  local built_for newest
+  built_for=$(sed -n 's/^archs=//p' "$bundle_dir/MANIFEST")
+  newest=$(tr ';' '\n' <<<"$built_for" | sort -n | tail -n 1)
+  [[ ";$built_for;" == *";$arch;"* ]] || [ "$arch" -gt "${newest:-0}" ] ||
+    die "$bundle was built for sm $built_for, this GPU is sm_$arch: run tools/gpu-bundle.sh '$built_for;$arch'"
+  export LD_LIBRARY_PATH=$bundle_dir/lib:$(cuda_library_path)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # This machine's C++ runtime when it is new enough, else the bundle's.
+  if ! "$bundle_dir/bin/bench_gpu" --help >/dev/null 2>"$logs/bundle-load.log" &&
+    grep -q 'GLIBCXX\|CXXABI\|GCC_' "$logs/bundle-load.log"; then
+    export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle_dir/lib/compat
+    say "this machine's libstdc++ is older than the bundle's: using the bundle's"
+  fi
+  local b missing=""
+  for b in "$bundle_dir"/bin/*; do
+    missing+=$(ldd "$b" | grep 'not found' || true)
+  done
+  [ -z "$missing" ] || die "the bundle's binaries miss libraries here (LD_LIBRARY_PATH=$LD_LIBRARY_PATH):"$'\n'"$missing"
+  ldd "$bundle_dir/bin/bench_gpu" >"$logs/bundle-ldd.log" 2>&1 || true
+  say "bundle $(sed -n 's/^commit=//p' "$bundle_dir/MANIFEST") (sm $built_for) unpacked in $bundle_dir"
+}
+
 nvcc=$(command -v nvcc || true)
 [ -n "$nvcc" ] || nvcc=/usr/local/cuda/bin/nvcc
-[ -x "$nvcc" ] || die "no nvcc on PATH or at /usr/local/cuda/bin/nvcc: the CUDA toolkit is needed to build"
+[ -n "$bundle" ] || [ -x "$nvcc" ] || die "no nvcc on PATH or at /usr/local/cuda/bin/nvcc: the CUDA toolkit is needed to build"
 
 # ---- build ---------------------------------------------------------------------------------------
-if [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
+if [ -n "$bundle" ]; then
+  use_bundle
+elif [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   generator=()
   command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
   # A cache made with another generator cannot be reused.
@@ -73,19 +132,39 @@ if [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   say "building fabric_tests_cuda, fabric_tests_ops (its OpHarnessCuda.* tests) and bench_gpu with $jobs jobs [$(elapsed)]"
   run_logged build 330 cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda fabric_tests_ops bench_gpu
 fi
-bench=$build_dir/tools/bench_gpu
+if [ -n "$bundle" ]; then
+  bench=$bundle_dir/bin/bench_gpu
+else
+  bench=$build_dir/tools/bench_gpu
+fi
 [ -x "$bench" ] || die "$bench is missing: build the bench_gpu target"
 
 # ---- CUDA tests ----------------------------------------------------------------------------------
-say "running ctest -L cuda [$(elapsed)]"
 tests_ok=1
-if ! timeout 180 ctest --test-dir "$build_dir" -L cuda --output-on-failure --no-tests=error -j 4 --timeout 120 \
-  >"$logs/ctest.log" 2>&1; then
-  tests_ok=0
+if [ -n "$bundle" ]; then
+  # The cuda label's tests, straight from the two binaries that hold them (no ctest files here).
+  say "running the bundle's CUDA tests [$(elapsed)]"
+  : >"$logs/ctest.log"
+  for spec in "fabric_tests_cuda:-CachingAllocatorLogic.*" "fabric_tests_ops:OpHarnessCuda.*"; do
+    if ! timeout 180 "$bundle_dir/bin/${spec%%:*}" --gtest_filter="${spec#*:}" >>"$logs/ctest.log" 2>&1; then
+      tests_ok=0
+    fi
+  done
+  # gtest's summary lines ("[  PASSED  ] 12 tests.", "[  SKIPPED ] 3 tests, listed below:"), summed.
+  count() { { grep -E "^\[  $1 *\] [0-9]+ tests?" "$logs/ctest.log" || true; } | awk '{s += $4} END {print s + 0}'; }
+  test_summary="$(count PASSED) passed, $(count FAILED) failed (gtest, two binaries)"
+  skipped=$(count SKIPPED)
+  failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/ctest.log" | sed 's/ (.*//' | sort -u || true)
+else
+  say "running ctest -L cuda [$(elapsed)]"
+  if ! timeout 180 ctest --test-dir "$build_dir" -L cuda --output-on-failure --no-tests=error -j 4 --timeout 120 \
+    >"$logs/ctest.log" 2>&1; then
+    tests_ok=0
+  fi
+  test_summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1 || true)
+  skipped=$(grep -c '\*\*\*Skipped' "$logs/ctest.log" || true)
+  failed=$(sed -n '/The following tests FAILED/,$p' "$logs/ctest.log" | grep -E '^\s+[0-9]+ - ' || true)
 fi
-test_summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1 || true)
-skipped=$(grep -c '\*\*\*Skipped' "$logs/ctest.log" || true)
-failed=$(sed -n '/The following tests FAILED/,$p' "$logs/ctest.log" | grep -E '^\s+[0-9]+ - ' || true)
 
 # ---- benchmark -----------------------------------------------------------------------------------
 say "running bench_gpu [$(elapsed)]"
