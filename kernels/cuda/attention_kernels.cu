@@ -54,6 +54,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/attention_row_dot.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/attention_kernels.h"
 #include "tensor/random_kernels.h"
@@ -306,31 +307,12 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
 
 // ---- backward ---------------------------------------------------------------------------------
 
-// D_i = sum_c dO[i, c] O[i, c] over rows of the contiguous (batch, heads, L, Ev) out/grad_out: one
-// warp per row, grid-stride (the row is warp-uniform, so the shuffles see full warps).
-template <typename T>
-__global__ void attention_row_dot_kernel(const T* out, const T* grad_out, float* d, int64_t rows,
-                                         int64_t Ev) {
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
-  for (int64_t row = warp; row < rows; row += warps) {
-    const T* o = out + row * Ev;
-    const T* go = grad_out + row * Ev;
-    float acc = 0.0f;
-    for (int64_t c = lane; c < Ev; c += 32) acc = fmaf(to_f32(go + c), to_f32(o + c), acc);
-#pragma unroll
-    for (int m = 16; m > 0; m /= 2) acc += shfl_xor(acc, m);
-    if (lane == 0) d[row] = acc;
-  }
-}
-
 template <typename T>
 struct BackwardParams {
   Operand<T> q, k, v;
   Operand<T> grad_out;   // contiguous (batch, heads, L, Ev)
   const float* lse;      // (batch, heads, L)
-  const float* d;        // (batch, heads, L), from attention_row_dot_kernel
+  const float* d;        // (batch, heads, L), from attention_row_dot.cuh
   T *grad_q, *grad_k, *grad_v;  // contiguous (batch, heads, L|S, E|Ev)
   int64_t bh, heads, L, S;
   int E, Ev;
@@ -601,13 +583,8 @@ void attention_backward_cuda(const AttentionBackwardArgs& args) {
   visit_problem(a.dtype, width, [&](auto tag, auto w) {
     using T = decltype(tag);
     constexpr int kD = decltype(w)::value;
-    constexpr int kDotThreads = 256;  // 8 rows (warps) per block
-    const int64_t dot_blocks = (rows + kDotThreads / 32 - 1) / (kDotThreads / 32);
-    attention_row_dot_kernel<T>
-        <<<grid_dim(dot_blocks < 65535 ? dot_blocks : 65535), kDotThreads, 0, ctx.stream>>>(
-            static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out), d.as<float>(),
-            rows, a.Ev);
-    FABRIC_CUDA_CHECK_LAUNCH();
+    launch_attention_row_dot(static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out),
+                             d.as<float>(), rows, a.Ev, ctx.stream);
 
     BackwardParams<T> p;
     set_problem(p, a, bh, q_tiles);

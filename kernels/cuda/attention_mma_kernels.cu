@@ -53,6 +53,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/attention_row_dot.cuh"
 #include "kernels/cuda/mma_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 
@@ -347,26 +348,6 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
 }
 
 // ---- backward ---------------------------------------------------------------------------------
-
-// D_i = sum_c dO[i, c] O[i, c] over the contiguous (batch, heads, L, Ev) rows: one warp per row,
-// grid-stride (the row is warp-uniform, so the shuffles see full warps).
-template <typename T>
-__global__ void attention_mma_row_dot_kernel(const T* out, const T* grad_out, float* d,
-                                             int64_t rows, int64_t Ev) {
-  const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
-  for (int64_t r = warp; r < rows; r += warps) {
-    const T* o = out + r * Ev;
-    const T* go = grad_out + r * Ev;
-    float acc = 0.0f;
-    for (int64_t c = lane; c < Ev; c += 32)
-      acc = fmaf(cast_value<float>(go[c]), cast_value<float>(o[c]), acc);
-#pragma unroll
-    for (int m = 16; m > 0; m /= 2) acc += shfl_xor(acc, m);
-    if (lane == 0) d[r] = acc;
-  }
-}
 
 template <int kD>
 constexpr size_t backward_smem() {
@@ -712,13 +693,8 @@ bool backward(const AttentionBackwardArgs& args) {
   visit(a, [&](auto tag, auto w) {
     using T = decltype(tag);
     constexpr int kD = decltype(w)::value;
-    constexpr int kDotThreads = 256;  // 8 rows (warps) per block
-    const int64_t dot_blocks = (rows + kDotThreads / 32 - 1) / (kDotThreads / 32);
-    auto* dot = &attention_mma_row_dot_kernel<T>;
-    dot<<<grid_dim(dot_blocks < 65535 ? dot_blocks : 65535), kDotThreads, 0, ctx.stream>>>(
-        static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out), d.as<float>(), rows,
-        a.Ev);
-    FABRIC_CUDA_CHECK_LAUNCH();
+    launch_attention_row_dot(static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out),
+                             d.as<float>(), rows, a.Ev, ctx.stream);
 
     constexpr size_t smem = backward_smem<kD>();
     auto* kv = &attention_mma_backward_kv_kernel<T, kD>;
