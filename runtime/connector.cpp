@@ -120,7 +120,10 @@ void apply_env_overrides(ConnectorFlags& f) {
 
 Devices::Devices(const std::vector<int>& ids) {
   spec.clear();
-  for (int i : ids) spec += (spec.empty() ? "" : ",") + std::to_string(i);
+  for (int i : ids) {
+    if (!spec.empty()) spec += ',';
+    spec += std::to_string(i);
+  }
   if (ids.size() == 1) spec += ",";  // a one-element list names device ids[0], not a count
 }
 
