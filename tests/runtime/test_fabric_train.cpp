@@ -288,19 +288,35 @@ TEST_F(FabricTrain, ZeroStage2OverTwoProcessesMatchesOneAndResumes) {
 TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
   const std::string cfg = write_contract(", checkpoint_every: 1");
   const std::string run_dir = (dir_ / "run").string();
+  const fs::path last = fs::path(run_dir) / "checkpoints/last";
+  // Whether this run has committed a checkpoint since `t0` (as last/ or, mid-save, last.old/).
+  auto saved_since = [&](fs::file_time_type t0) {
+    for (const fs::path& d : {last, fs::path(last.string() + ".old")}) {
+      std::error_code ec;
+      const auto t = fs::last_write_time(d / "state.json", ec);
+      if (!ec && t >= t0) return true;
+    }
+    return false;
+  };
   for (int attempt = 0; attempt < 4; ++attempt) {
+    const auto t0 = fs::file_time_type::clock::now();
     const pid_t pid = fork();
     if (pid == 0) {
       execl(FABRIC_TRAIN_EXE, FABRIC_TRAIN_EXE, "fit", cfg.c_str(), "--set", "trainer.max_steps=100000",
             "model.sizes=[784,512,512,10]", static_cast<char*>(nullptr));
       _exit(127);
     }
-    // Let it write a few checkpoints, then kill it at an arbitrary moment.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + 170 * attempt));
+    // Let it write its first checkpoints (however long a loaded machine takes to start it), then
+    // kill it at an arbitrary moment of the saves that follow.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!saved_since(t0) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const bool started = saved_since(t0);
+    if (started) std::this_thread::sleep_for(std::chrono::milliseconds(200 + 170 * attempt));
     ::kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
-    const fs::path last = fs::path(run_dir) / "checkpoints/last";
+    ASSERT_TRUE(started) << "attempt " << attempt << ": fabric-train saved no checkpoint within 60 s";
     const fs::path usable = fs::exists(last / "state.json") ? last : fs::path(last.string() + ".old");
     ASSERT_TRUE(fs::exists(usable / "state.json")) << "attempt " << attempt;
     EXPECT_NO_THROW(load_safetensors((usable / "model.safetensors").string())) << "attempt " << attempt;
