@@ -25,7 +25,8 @@
 // keys in the dK/dV kernel), so a thread holds 2 rows (g and g+8) of every accumulator and its
 // row statistics are folded over the 4 lanes of a quad with two xor shuffles.
 // Forward, one block per (batch, head, 64 queries): Q fragments stay in registers; K and V tiles of
-// 64 keys stream through shared memory (stopping after the diagonal tile when causal); S = Q K^T,
+// 64 keys stream through two shared-memory buffers (stopping after the diagonal tile when causal;
+// Q is staged in the second buffer before tile 1 needs it); S = Q K^T,
 // online softmax in the log2 domain (scale * log2(e) folded into one multiply, exp2), O += P V,
 // then out = O / l and lse = ln 2 * m + ln l (natural log, as the contract).
 // Backward: (1) D = rowsum(dO * O); (2) one block per (batch, head, 64 keys), each warp 16 keys,
@@ -36,15 +37,27 @@
 // accumulators (64 + 64 registers at head size 128) next to the score tiles without spilling.
 //
 // Global loads: 16-byte vectors when every operand's base and strides are multiples of 8 elements
-// (and E, Ev too), else one element at a time; both zero-fill past the problem.
+// (and E, Ev too), else one element at a time; both zero-fill past the problem. The streamed tiles
+// (K, V in the forward and dQ kernels, Q, dO in the dK/dV kernel) are double buffered: each
+// iteration waits for its tile, passes one barrier (the tile is visible, the other buffer's
+// readers are done), issues the next tile into the other buffer and computes. On the vector path
+// the loads are cp.async 16-byte copies (sm_80; src-size 0 zero-fills chunks outside the problem),
+// one commit group per tile, so the next tile's latency hides behind this tile's math; on the
+// element path they stay synchronous loads in the same schedule (correct, not overlapped). The
+// tiles loaded once per block (Q, or K and V, or Q and dO) are cp.async copies too. lse and D
+// rows of the dK/dV kernel are plain loads into the same double buffer.
 // Blocks are numbered tile-major; the forward and dQ kernels take their query tiles from the last
 // one down (the most work under a causal mask first), as the CUDA-core kernels do.
 //
-// Not done yet (performance, not correctness): tiles are loaded synchronously (no cp.async double
-// buffering), so load latency is hidden only by the other resident blocks, and at head size 128 the
-// forward and dK/dV kernels use 255 registers (no spills; 2 blocks of 4 warps per SM). P and dS are
-// rounded to the element type before their second mma, as in FlashAttention-2; the row sums l use
-// the unrounded fp32 probabilities.
+// Shared memory (head size 128 / 64): forward 68 / 36 KB (2 x (K, V) tiles of 64 rows of 136 / 72
+// elements), dQ 68 / 36 KB (Q, dO, 2 x (K, V) of 32 rows), dK/dV 68.5 / 36.5 KB (K, V, 2 x (Q,
+// dO) of 32 rows, 2 x lse, D). ptxas (CUDA 13, sm_80 / sm_90, no spills): forward 182 / 169
+// registers at 128 and 132 / 128 at 64; dK/dV 242 / 246 and 165 / 160; dQ 197 / 198 and 150 / 152.
+// So at head size 128 2 blocks of 4 warps fit per SM (registers; shared memory allows 2 on sm_80,
+// 3 on sm_90), and at 64 3 (the forward 4 on sm_90).
+// Not done yet (performance, not correctness): the element path (unaligned or odd strides) loads
+// synchronously. P and dS are rounded to the element type before their second mma, as in
+// FlashAttention-2; the row sums l use the unrounded fp32 probabilities.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -115,22 +128,37 @@ __device__ __forceinline__ BlockPos block_pos(const Params& p, bool last_tile_fi
   return r;
 }
 
-// Rows [row0, row0 + kRows) x cols [0, kD) of one head of an operand into a padded shared tile,
-// zero past `rows` and `cols`. Consecutive threads take consecutive 16-byte chunks (or elements)
-// of a row: coalesced.
-template <int kRows, int kD>
+// Rows [row0, row0 + kRows) x cols [0, kD) of one head of an operand (src = its row 0) into a
+// padded shared tile, zero past `rows` and `cols`. Consecutive threads take consecutive 16-byte
+// chunks (or elements) of a row: coalesced. With kAsync and vec, the chunks are cp.async copies
+// joining this thread's open group (chunks outside the problem: src-size 0, from row 0), so the
+// tile is there only after the group is committed and waited for and then a barrier; otherwise
+// the loads are synchronous and the tile is there after a barrier.
+template <int kRows, int kD, bool kAsync = false>
 __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t rs,
                                           int64_t row0, int64_t rows, int cols, bool vec) {
   constexpr int kStride = kD + kPad;
   const int tid = static_cast<int>(threadIdx.x);
   if (vec) {  // cols % 8 == 0 here, so a chunk is wholly inside or wholly outside
     constexpr int kChunks = kD / 8;
-    for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
-      const int r = idx / kChunks, c = (idx % kChunks) * 8;
-      const int64_t row = row0 + r;
-      uint4 x = make_uint4(0u, 0u, 0u, 0u);
-      if (row < rows && c < cols) x = *reinterpret_cast<const uint4*>(src + row * rs + c);
-      *reinterpret_cast<uint4*>(dst + r * kStride + c) = x;
+    if constexpr (kAsync) {
+      // Not unrolled: the forward kernel issues these between two tiles' math, and unrolled
+      // copies keep their addresses live across the loop (registers the accumulators need).
+#pragma unroll 1
+      for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = (idx % kChunks) * 8;
+        const int64_t row = row0 + r;
+        const bool in = row < rows && c < cols;
+        mma::cp_async_16(dst + r * kStride + c, in ? src + row * rs + c : src, in ? 16 : 0);
+      }
+    } else {
+      for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = (idx % kChunks) * 8;
+        const int64_t row = row0 + r;
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (row < rows && c < cols) x = *reinterpret_cast<const uint4*>(src + row * rs + c);
+        *reinterpret_cast<uint4*>(dst + r * kStride + c) = x;
+      }
     }
   } else {
     for (int idx = tid; idx < kRows * kD; idx += kThreads) {
@@ -223,10 +251,13 @@ __device__ __forceinline__ void store_rows(T* base, const float (&acc)[kN][4], i
 
 // ---- forward ----------------------------------------------------------------------------------
 
+// Two buffers, each a K tile and a V tile of kFwdKeys rows; Q is staged in buffer 1 until it is in
+// registers (tile 1 overwrites it).
 template <int kD>
 constexpr size_t forward_smem() {
-  return static_cast<size_t>(kBlockRows + 2 * kFwdKeys) * (kD + kPad) * sizeof(uint16_t);
+  return static_cast<size_t>(2 * 2 * kFwdKeys) * (kD + kPad) * sizeof(uint16_t);
 }
+static_assert(kBlockRows <= 2 * kFwdKeys, "Q is staged in one K, V buffer");
 
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params p) {
@@ -235,17 +266,31 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   constexpr int kK = kD / 16;       // k-steps over the head dim
   constexpr int kN = kFwdKeys / 8;  // score n-tiles per key tile
   constexpr int kO = kD / 8;        // output n-tiles
-  uint16_t* qs = reinterpret_cast<uint16_t*>(mma::dynamic_smem());
-  uint16_t* ks = qs + kBlockRows * kStride;
-  uint16_t* vs = ks + kFwdKeys * kStride;
+  constexpr int kBuf = 2 * kFwdKeys * kStride;  // elements of one K, V buffer
+  uint16_t* smem = reinterpret_cast<uint16_t*>(mma::dynamic_smem());
+  uint16_t* qs = smem + kBuf;
 
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, true);
   const int64_t q0 = pos.tile * kBlockRows;
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const uint16_t* kh = head_of(p.k, pos.b, pos.h);
+  const uint16_t* vh = head_of(p.v, pos.b, pos.h);
+  // The K and V tile at key k0 into buffer `buf`, as one cp.async group (synchronous loads, and an
+  // empty group, on the scalar path).
+  auto fetch_kv = [&](int buf, int64_t k0) {
+    uint16_t* ks = smem + buf * kBuf;
+    load_tile<kFwdKeys, kD, true>(ks, kh, p.k.rs, k0, p.S, p.E, p.vec_qkv);
+    load_tile<kFwdKeys, kD, true>(ks + kFwdKeys * kStride, vh, p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+    mma::cp_async_commit();
+  };
 
-  load_tile<kBlockRows, kD>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E, p.vec_qkv);
+  load_tile<kBlockRows, kD, true>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E,
+                                  p.vec_qkv);
+  mma::cp_async_commit();
+  fetch_kv(0, 0);  // tile 0 flies while Q goes to registers
+  mma::cp_async_wait<1>();  // this thread's Q chunks
   __syncthreads();
   uint32_t qf[kK][4];
 #pragma unroll
@@ -258,12 +303,17 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   float l[2] = {0.0f, 0.0f};  // this thread's part of the running sum (quad-summed at the end)
   const float sl2 = p.scale * kLog2e;
 
+  // Tile j is in buffer j % 2. One barrier per tile: after it, tile j is visible to every thread
+  // and every warp is done with buffer (j + 1) % 2 (tile j - 1, or Q), so tile j + 1 is issued
+  // into it right away and flies during tile j's math.
   const int64_t k_end = p.causal ? (p.S < q0 + kBlockRows ? p.S : q0 + kBlockRows) : p.S;
-  for (int64_t k0 = 0; k0 < k_end; k0 += kFwdKeys) {
-    __syncthreads();  // the previous tile's readers are done
-    load_tile<kFwdKeys, kD>(ks, head_of(p.k, pos.b, pos.h), p.k.rs, k0, p.S, p.E, p.vec_qkv);
-    load_tile<kFwdKeys, kD>(vs, head_of(p.v, pos.b, pos.h), p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+  int buf = 0;
+  for (int64_t k0 = 0; k0 < k_end; k0 += kFwdKeys, buf ^= 1) {
+    mma::cp_async_wait<0>();  // this thread's copies of tile j (the only group pending)
     __syncthreads();
+    if (k0 + kFwdKeys < k_end) fetch_kv(buf ^ 1, k0 + kFwdKeys);
+    const uint16_t* ks = smem + buf * kBuf;
+    const uint16_t* vs = ks + kFwdKeys * kStride;
 
     float s[kN][4];
 #pragma unroll
@@ -349,11 +399,17 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
 
 // ---- backward ---------------------------------------------------------------------------------
 
+// dK/dV kernel: K and V (kBlockRows rows each), then two buffers of a Q and a dO tile (kBwdTile
+// rows), then two buffers of the tile's lse and D.
 template <int kD>
-constexpr size_t backward_smem() {
-  // Two tiles of kBlockRows rows, two of kBwdTile rows, and the dK/dV kernel's lse and D.
-  return static_cast<size_t>(2 * kBlockRows + 2 * kBwdTile) * (kD + kPad) * sizeof(uint16_t) +
-         2 * kBwdTile * sizeof(float);
+constexpr size_t backward_kv_smem() {
+  return static_cast<size_t>(2 * kBlockRows + 2 * 2 * kBwdTile) * (kD + kPad) * sizeof(uint16_t) +
+         2 * 2 * kBwdTile * sizeof(float);
+}
+// dQ kernel: Q and dO (kBlockRows rows each) and two buffers of a K and a V tile (kBwdTile rows).
+template <int kD>
+constexpr size_t backward_q_smem() {
+  return static_cast<size_t>(2 * kBlockRows + 2 * 2 * kBwdTile) * (kD + kPad) * sizeof(uint16_t);
 }
 
 // dK, dV for 64 keys of one (batch, head); warp w owns keys k0 + 16 w ... + 15.
@@ -364,21 +420,46 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
   constexpr int kK = kD / 16;
   constexpr int kN = kBwdTile / 8;  // query n-tiles of S^T
   constexpr int kO = kD / 8;
+  constexpr int kBuf = 2 * kBwdTile * kStride;  // elements of one Q, dO buffer
   uint16_t* ks = reinterpret_cast<uint16_t*>(mma::dynamic_smem());
   uint16_t* vs = ks + kBlockRows * kStride;
-  uint16_t* qs = vs + kBlockRows * kStride;
-  uint16_t* dos = qs + kBwdTile * kStride;
-  float* lse_s = reinterpret_cast<float*>(dos + kBwdTile * kStride);  // log2 units
-  float* d_s = lse_s + kBwdTile;
+  uint16_t* qdos = vs + kBlockRows * kStride;  // two Q, dO buffers
+  float* stats = reinterpret_cast<float*>(qdos + 2 * kBuf);  // two (lse in log2 units, D) buffers
 
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, false);
   const int64_t k0 = pos.tile * kBlockRows;
   const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+  const int64_t stat = pos.bh * p.L;
+  const uint16_t* qh = head_of(p.q, pos.b, pos.h);
+  const uint16_t* doh = head_of(p.dout, pos.b, pos.h);
+  // The Q and dO tile at query q0 into buffer `buf` as one cp.async group, with its lse and D
+  // (plain loads and stores: they are read after the same barrier as the tile).
+  auto fetch_qdo = [&](int buf, int64_t q0) {
+    uint16_t* qs = qdos + buf * kBuf;
+    load_tile<kBwdTile, kD, true>(qs, qh, p.q.rs, q0, p.L, p.E, p.vec_qkv);
+    load_tile<kBwdTile, kD, true>(qs + kBwdTile * kStride, doh, p.dout.rs, q0, p.L, p.Ev,
+                                  p.vec_dout);
+    mma::cp_async_commit();
+    if (tid < kBwdTile) {
+      float* st = stats + buf * 2 * kBwdTile;
+      const int64_t i = q0 + tid;
+      st[tid] = i < p.L ? p.lse[stat + i] * kLog2e : 0.0f;
+      st[kBwdTile + tid] = i < p.L ? p.d[stat + i] : 0.0f;
+    }
+  };
 
-  load_tile<kBlockRows, kD>(ks, head_of(p.k, pos.b, pos.h), p.k.rs, k0, p.S, p.E, p.vec_qkv);
-  load_tile<kBlockRows, kD>(vs, head_of(p.v, pos.b, pos.h), p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+  load_tile<kBlockRows, kD, true>(ks, head_of(p.k, pos.b, pos.h), p.k.rs, k0, p.S, p.E,
+                                  p.vec_qkv);
+  load_tile<kBlockRows, kD, true>(vs, head_of(p.v, pos.b, pos.h), p.v.rs, k0, p.S, p.Ev,
+                                  p.vec_qkv);
+  mma::cp_async_commit();
+  // Queries before k0 attend none of these keys under the causal mask (k0 is a multiple of the
+  // query tile). When that is already past L the loop does not run and zeros are written.
+  const int64_t q_begin = p.causal ? k0 : 0;
+  if (q_begin < p.L) fetch_qdo(0, q_begin);
 
   float dk[kO][4], dv[kO][4];
 #pragma unroll
@@ -387,22 +468,18 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
     for (int i = 0; i < 4; ++i) dk[n][i] = dv[n][i] = 0.0f;
   }
   const float sl2 = p.scale * kLog2e;
-  const int64_t stat = pos.bh * p.L;
 
-  // Queries before k0 attend none of these keys under the causal mask (k0 is a multiple of the
-  // query tile). When that is already past L the loop does not run and zeros are written.
-  for (int64_t q0 = p.causal ? k0 : 0; q0 < p.L; q0 += kBwdTile) {
-    __syncthreads();  // the previous tile's readers are done (and K, V are visible below)
-    load_tile<kBwdTile, kD>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E, p.vec_qkv);
-    load_tile<kBwdTile, kD>(dos, head_of(p.dout, pos.b, pos.h), p.dout.rs, q0, p.L, p.Ev,
-                            p.vec_dout);
-    const int tid = static_cast<int>(threadIdx.x);
-    if (tid < kBwdTile) {
-      const int64_t i = q0 + tid;
-      lse_s[tid] = i < p.L ? p.lse[stat + i] * kLog2e : 0.0f;
-      d_s[tid] = i < p.L ? p.d[stat + i] : 0.0f;
-    }
+  // Query tile j is in buffer j % 2, pipelined as in the forward: after the wait and the barrier,
+  // tile j (and, the first time, K and V) is visible and buffer (j + 1) % 2 is free for tile j + 1.
+  int buf = 0;
+  for (int64_t q0 = q_begin; q0 < p.L; q0 += kBwdTile, buf ^= 1) {
+    mma::cp_async_wait<0>();
     __syncthreads();
+    if (q0 + kBwdTile < p.L) fetch_qdo(buf ^ 1, q0 + kBwdTile);
+    const uint16_t* qs = qdos + buf * kBuf;
+    const uint16_t* dos = qs + kBwdTile * kStride;
+    const float* lse_s = stats + buf * 2 * kBwdTile;
+    const float* d_s = lse_s + kBwdTile;
 
     float st[kN][4], dpt[kN][4];  // S^T and dP^T: rows = this warp's keys, cols = queries
 #pragma unroll
@@ -456,6 +533,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
     }
   }
 
+  mma::cp_async_wait<0>();  // K and V, when the loop did not run: no copies left in flight at exit
   const float kmul[2] = {p.scale, p.scale}, one[2] = {1.0f, 1.0f};
   store_rows<T, kO>(static_cast<T*>(p.dk) + pos.bh * p.S * p.E, dk, k0 + warp * 16, p.S, p.E, kmul,
                     lane);
@@ -465,27 +543,42 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
 }
 
 // dQ for 64 queries of one (batch, head); warp w owns queries q0 + 16 w ... + 15.
+// The minimum of 3 (2) blocks per SM caps registers where they already fall: without it ptxas
+// chose 128 registers at head size 64 for bf16 on sm_80, spilling.
 template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads) attention_mma_backward_q_kernel(Params p) {
+__global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
+    attention_mma_backward_q_kernel(Params p) {
 #if FABRIC_MMA_ARCH_OK
   constexpr int kStride = kD + kPad;
   constexpr int kK = kD / 16;
   constexpr int kN = kBwdTile / 8;  // key n-tiles of S
   constexpr int kO = kD / 8;
+  constexpr int kBuf = 2 * kBwdTile * kStride;  // elements of one K, V buffer
   uint16_t* qs = reinterpret_cast<uint16_t*>(mma::dynamic_smem());
   uint16_t* dos = qs + kBlockRows * kStride;
-  uint16_t* ks = dos + kBlockRows * kStride;
-  uint16_t* vs = ks + kBwdTile * kStride;
+  uint16_t* kvs = dos + kBlockRows * kStride;  // two K, V buffers
 
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, true);
   const int64_t q0 = pos.tile * kBlockRows;
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const uint16_t* kh = head_of(p.k, pos.b, pos.h);
+  const uint16_t* vh = head_of(p.v, pos.b, pos.h);
+  // The K and V tile at key k0 into buffer `buf`, as one cp.async group (as in the forward).
+  auto fetch_kv = [&](int buf, int64_t k0) {
+    uint16_t* ks = kvs + buf * kBuf;
+    load_tile<kBwdTile, kD, true>(ks, kh, p.k.rs, k0, p.S, p.E, p.vec_qkv);
+    load_tile<kBwdTile, kD, true>(ks + kBwdTile * kStride, vh, p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+    mma::cp_async_commit();
+  };
 
-  load_tile<kBlockRows, kD>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E, p.vec_qkv);
-  load_tile<kBlockRows, kD>(dos, head_of(p.dout, pos.b, pos.h), p.dout.rs, q0, p.L, p.Ev,
-                            p.vec_dout);
+  load_tile<kBlockRows, kD, true>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E,
+                                  p.vec_qkv);
+  load_tile<kBlockRows, kD, true>(dos, head_of(p.dout, pos.b, pos.h), p.dout.rs, q0, p.L, p.Ev,
+                                  p.vec_dout);
+  mma::cp_async_commit();
+  fetch_kv(0, 0);
   float lse2[2], dd[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -499,11 +592,15 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_q_kernel(Para
   const float sl2 = p.scale * kLog2e;
 
   const int64_t k_end = p.causal ? (p.S < q0 + kBlockRows ? p.S : q0 + kBlockRows) : p.S;
-  for (int64_t k0 = 0; k0 < k_end; k0 += kBwdTile) {
-    __syncthreads();  // the previous tile's readers are done (and Q, dO are visible below)
-    load_tile<kBwdTile, kD>(ks, head_of(p.k, pos.b, pos.h), p.k.rs, k0, p.S, p.E, p.vec_qkv);
-    load_tile<kBwdTile, kD>(vs, head_of(p.v, pos.b, pos.h), p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+  // Tile j is in buffer j % 2, pipelined as in the forward: after the wait and the barrier, tile j
+  // (and, the first time, Q and dO) is visible and buffer (j + 1) % 2 is free for tile j + 1.
+  int buf = 0;
+  for (int64_t k0 = 0; k0 < k_end; k0 += kBwdTile, buf ^= 1) {
+    mma::cp_async_wait<0>();
     __syncthreads();
+    if (k0 + kBwdTile < k_end) fetch_kv(buf ^ 1, k0 + kBwdTile);
+    const uint16_t* ks = kvs + buf * kBuf;
+    const uint16_t* vs = ks + kBwdTile * kStride;
 
     float s[kN][4], dp[kN][4];
 #pragma unroll
@@ -696,17 +793,18 @@ bool backward(const AttentionBackwardArgs& args) {
     launch_attention_row_dot(static_cast<const T*>(args.out), static_cast<const T*>(args.grad_out),
                              d.as<float>(), rows, a.Ev, ctx.stream);
 
-    constexpr size_t smem = backward_smem<kD>();
+    constexpr size_t kv_smem = backward_kv_smem<kD>();
     auto* kv = &attention_mma_backward_kv_kernel<T, kD>;
-    allow_smem(kv, smem);
+    allow_smem(kv, kv_smem);
     p.tiles = tiles_of(a.S);
-    kv<<<grid_dim(p.tiles * p.bh), kThreads, smem, ctx.stream>>>(p);
+    kv<<<grid_dim(p.tiles * p.bh), kThreads, kv_smem, ctx.stream>>>(p);
     FABRIC_CUDA_CHECK_LAUNCH();
 
+    constexpr size_t q_smem = backward_q_smem<kD>();
     auto* dq = &attention_mma_backward_q_kernel<T, kD>;
-    allow_smem(dq, smem);
+    allow_smem(dq, q_smem);
     p.tiles = tiles_of(a.L);
-    dq<<<grid_dim(p.tiles * p.bh), kThreads, smem, ctx.stream>>>(p);
+    dq<<<grid_dim(p.tiles * p.bh), kThreads, q_smem, ctx.stream>>>(p);
     FABRIC_CUDA_CHECK_LAUNCH();
   });
   return true;

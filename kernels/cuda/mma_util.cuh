@@ -4,7 +4,8 @@
 // mma.m16n8k16 with floating point type"; "Warp-level matrix load instruction: ldmatrix"); the
 // kernel file's header comment restates the parts it relies on.
 //
-// mma.sync and ldmatrix are warp-collective: every lane of the warp must execute the same call.
+// mma.sync and ldmatrix are warp-collective: every lane of the warp must execute the same call;
+// the cp.async wrappers are per thread.
 // The bf16 mma needs sm_80; built for an older architecture, the wrappers trap (the host side never
 // launches the kernels there, see attention_mma_kernels.cu).
 #pragma once
@@ -93,6 +94,42 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   __trap();
 #endif
   return r;
+}
+
+// cp.async (sm_80, PTX ISA "Data Movement and Conversion Instructions: cp.async"): 16 bytes from
+// global to shared memory, asynchronously and bypassing L1 (.cg). The first src_bytes bytes (0 to
+// 16) are read from src and the rest of the 16 are zero-filled; src must still be a valid global
+// address when src_bytes is 0. dst and src are 16-byte aligned. The copy joins this thread's open
+// cp.async group; cp_async_commit closes the group, and cp_async_wait<N> blocks until at most the
+// N most recently committed groups of this thread are pending (every older one is complete). A
+// completed copy is visible to the issuing thread; other threads see it only after a barrier that
+// follows the issuing thread's wait.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
+#if FABRIC_MMA_ARCH_OK
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const size_t s = __cvta_generic_to_global(src);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(s), "r"(src_bytes)
+               : "memory");
+#else
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if FABRIC_MMA_ARCH_OK
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if FABRIC_MMA_ARCH_OK
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#else
+  __trap();
+#endif
 }
 
 // The block's dynamic shared memory (the size is the launch's third parameter).
