@@ -16,7 +16,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 archs=${1:-80;90}
-[[ $archs =~ ^[0-9]+(;[0-9]+)*$ ]] || { echo "gpu-bundle: ARCHS must look like 90 or 80;90, got '$archs'" >&2; exit 2; }
+if ! [[ $archs =~ ^[0-9]+(;[0-9]+)*$ ]]; then
+  echo "gpu-bundle: ARCHS must look like 90 or 80;90, got '$archs'" >&2
+  exit 2
+fi
 build_dir=${FABRIC_GPU_BUNDLE_BUILD_DIR:-build}
 case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
 out=${FABRIC_GPU_BUNDLE_OUT:-$root/.gpu-bundle/fabric-gpu.tar.xz}
@@ -54,7 +57,9 @@ missing=$(ldd "${bins[@]}" | grep 'not found' || true)
 
 {
   echo "archs=$archs"
-  echo "commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo '+changes')"
+  commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+  git -C "$root" diff --quiet HEAD 2>/dev/null || commit+=+changes  # uncommitted edits built in
+  echo "commit=$commit"
   echo "built=$(date -u +%Y-%m-%dT%H:%MZ) on $(uname -n)"
   echo "nvcc=$("$nvcc" --version | tail -n 1)"
   echo "cuda_libs=$(ldd "${bins[@]}" | awk '{print $1}' | grep -E "$cuda_lib" | sort -u | tr '\n' ' ')"

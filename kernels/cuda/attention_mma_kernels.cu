@@ -247,6 +247,17 @@ __device__ __forceinline__ void store_rows(T* base, const float (&acc)[kN][4], i
   }
 }
 
+// The K and V tiles of kRows keys from key k0 into dst (K's rows, then V's) as one cp.async group
+// (synchronous loads, and an empty group, on the element path): the streamed tile of the forward
+// and dQ kernels.
+template <int kRows, int kD>
+__device__ __forceinline__ void fetch_kv(uint16_t* dst, const Params& p, const uint16_t* kh,
+                                         const uint16_t* vh, int64_t k0) {
+  load_tile<kRows, kD, true>(dst, kh, p.k.rs, k0, p.S, p.E, p.vec_qkv);
+  load_tile<kRows, kD, true>(dst + kRows * (kD + kPad), vh, p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
+  mma::cp_async_commit();
+}
+
 #endif  // FABRIC_MMA_ARCH_OK
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -277,19 +288,11 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   const uint16_t* kh = head_of(p.k, pos.b, pos.h);
   const uint16_t* vh = head_of(p.v, pos.b, pos.h);
-  // The K and V tile at key k0 into buffer `buf`, as one cp.async group (synchronous loads, and an
-  // empty group, on the scalar path).
-  auto fetch_kv = [&](int buf, int64_t k0) {
-    uint16_t* ks = smem + buf * kBuf;
-    load_tile<kFwdKeys, kD, true>(ks, kh, p.k.rs, k0, p.S, p.E, p.vec_qkv);
-    load_tile<kFwdKeys, kD, true>(ks + kFwdKeys * kStride, vh, p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
-    mma::cp_async_commit();
-  };
 
   load_tile<kBlockRows, kD, true>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E,
                                   p.vec_qkv);
   mma::cp_async_commit();
-  fetch_kv(0, 0);  // tile 0 flies while Q goes to registers
+  fetch_kv<kFwdKeys, kD>(smem, p, kh, vh, 0);  // tile 0 flies while Q goes to registers
   mma::cp_async_wait<1>();  // this thread's Q chunks
   __syncthreads();
   uint32_t qf[kK][4];
@@ -311,7 +314,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   for (int64_t k0 = 0; k0 < k_end; k0 += kFwdKeys, buf ^= 1) {
     mma::cp_async_wait<0>();  // this thread's copies of tile j (the only group pending)
     __syncthreads();
-    if (k0 + kFwdKeys < k_end) fetch_kv(buf ^ 1, k0 + kFwdKeys);
+    if (k0 + kFwdKeys < k_end)
+      fetch_kv<kFwdKeys, kD>(smem + (buf ^ 1) * kBuf, p, kh, vh, k0 + kFwdKeys);
     const uint16_t* ks = smem + buf * kBuf;
     const uint16_t* vs = ks + kFwdKeys * kStride;
 
@@ -565,20 +569,13 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   const uint16_t* kh = head_of(p.k, pos.b, pos.h);
   const uint16_t* vh = head_of(p.v, pos.b, pos.h);
-  // The K and V tile at key k0 into buffer `buf`, as one cp.async group (as in the forward).
-  auto fetch_kv = [&](int buf, int64_t k0) {
-    uint16_t* ks = kvs + buf * kBuf;
-    load_tile<kBwdTile, kD, true>(ks, kh, p.k.rs, k0, p.S, p.E, p.vec_qkv);
-    load_tile<kBwdTile, kD, true>(ks + kBwdTile * kStride, vh, p.v.rs, k0, p.S, p.Ev, p.vec_qkv);
-    mma::cp_async_commit();
-  };
 
   load_tile<kBlockRows, kD, true>(qs, head_of(p.q, pos.b, pos.h), p.q.rs, q0, p.L, p.E,
                                   p.vec_qkv);
   load_tile<kBlockRows, kD, true>(dos, head_of(p.dout, pos.b, pos.h), p.dout.rs, q0, p.L, p.Ev,
                                   p.vec_dout);
   mma::cp_async_commit();
-  fetch_kv(0, 0);
+  fetch_kv<kBwdTile, kD>(kvs, p, kh, vh, 0);
   float lse2[2], dd[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -598,7 +595,8 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
   for (int64_t k0 = 0; k0 < k_end; k0 += kBwdTile, buf ^= 1) {
     mma::cp_async_wait<0>();
     __syncthreads();
-    if (k0 + kBwdTile < k_end) fetch_kv(buf ^ 1, k0 + kBwdTile);
+    if (k0 + kBwdTile < k_end)
+      fetch_kv<kBwdTile, kD>(kvs + (buf ^ 1) * kBuf, p, kh, vh, k0 + kBwdTile);
     const uint16_t* ks = kvs + buf * kBuf;
     const uint16_t* vs = ks + kBwdTile * kStride;
 
