@@ -258,6 +258,37 @@ __device__ __forceinline__ void fetch_kv(uint16_t* dst, const Params& p, const u
   mma::cp_async_commit();
 }
 
+// c1 = A1 B1^T and c2 = A2 B2^T for this warp's 16 rows of the row-major tiles a1 and a2 against
+// the kN * 8 rows of b1 and b2 (tiles stored [n][k]), over the head dimension in k-steps of 16:
+// the two score-shaped products of every backward tile (S and dP in the dQ kernel, their
+// transposes in the dK/dV kernel). kUnrollK is the k loop's unroll count.
+template <typename T, int kD, int kN, int kUnrollK>
+__device__ __forceinline__ void paired_products(float (&c1)[kN][4], float (&c2)[kN][4],
+                                                const uint16_t* a1, const uint16_t* a2,
+                                                const uint16_t* b1, const uint16_t* b2, int warp,
+                                                int lane) {
+  constexpr int kStride = kD + kPad;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c1[n][i] = c2[n][i] = 0.0f;
+  }
+#pragma unroll kUnrollK
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    uint32_t x1[4], x2[4];
+    load_a(x1, a1, kStride, warp * 16, kk * 16, lane);
+    load_a(x2, a2, kStride, warp * 16, kk * 16, lane);
+#pragma unroll
+    for (int np = 0; np < kN / 2; ++np) {
+      uint32_t b[4];
+      load_b_nk(b, b1, kStride, np * 16, kk * 16, lane);
+      mma_pair<T>(c1[2 * np], c1[2 * np + 1], x1, b);
+      load_b_nk(b, b2, kStride, np * 16, kk * 16, lane);
+      mma_pair<T>(c2[2 * np], c2[2 * np + 1], x2, b);
+    }
+  }
+}
+
 #endif  // FABRIC_MMA_ARCH_OK
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -421,7 +452,6 @@ template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Params p) {
 #if FABRIC_MMA_ARCH_OK
   constexpr int kStride = kD + kPad;
-  constexpr int kK = kD / 16;
   constexpr int kN = kBwdTile / 8;  // query n-tiles of S^T
   constexpr int kO = kD / 8;
   constexpr int kBuf = 2 * kBwdTile * kStride;  // elements of one Q, dO buffer
@@ -486,27 +516,9 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
     const float* d_s = lse_s + kBwdTile;
 
     float st[kN][4], dpt[kN][4];  // S^T and dP^T: rows = this warp's keys, cols = queries
-#pragma unroll
-    for (int n = 0; n < kN; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) st[n][i] = dpt[n][i] = 0.0f;
-    }
-    // Not unrolled: kk only moves addresses, and unrolling would let the compiler hoist loads of
-    // later k-steps into registers the dK and dV accumulators need.
-#pragma unroll 1
-    for (int kk = 0; kk < kK; ++kk) {
-      uint32_t ka[4], va[4];
-      load_a(ka, ks, kStride, warp * 16, kk * 16, lane);
-      load_a(va, vs, kStride, warp * 16, kk * 16, lane);
-#pragma unroll
-      for (int np = 0; np < kN / 2; ++np) {
-        uint32_t b[4];
-        load_b_nk(b, qs, kStride, np * 16, kk * 16, lane);
-        mma_pair<T>(st[2 * np], st[2 * np + 1], ka, b);
-        load_b_nk(b, dos, kStride, np * 16, kk * 16, lane);
-        mma_pair<T>(dpt[2 * np], dpt[2 * np + 1], va, b);
-      }
-    }
+    // k loop not unrolled: kk only moves addresses, and unrolling would let the compiler hoist
+    // loads of later k-steps into registers the dK and dV accumulators need.
+    paired_products<T, kD, kN, 1>(st, dpt, ks, vs, qs, dos, warp, lane);
     // P^T = exp(S^T - lse) (a select keeps absent pairs at 0), dS^T = P^T (dP^T - D).
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
@@ -601,25 +613,7 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
     const uint16_t* vs = ks + kBwdTile * kStride;
 
     float s[kN][4], dp[kN][4];
-#pragma unroll
-    for (int n = 0; n < kN; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) s[n][i] = dp[n][i] = 0.0f;
-    }
-#pragma unroll
-    for (int kk = 0; kk < kK; ++kk) {
-      uint32_t qa[4], da[4];
-      load_a(qa, qs, kStride, warp * 16, kk * 16, lane);
-      load_a(da, dos, kStride, warp * 16, kk * 16, lane);
-#pragma unroll
-      for (int np = 0; np < kN / 2; ++np) {
-        uint32_t b[4];
-        load_b_nk(b, ks, kStride, np * 16, kk * 16, lane);
-        mma_pair<T>(s[2 * np], s[2 * np + 1], qa, b);
-        load_b_nk(b, vs, kStride, np * 16, kk * 16, lane);
-        mma_pair<T>(dp[2 * np], dp[2 * np + 1], da, b);
-      }
-    }
+    paired_products<T, kD, kN, kK>(s, dp, qs, dos, ks, vs, warp, lane);
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
 #pragma unroll
