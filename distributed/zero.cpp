@@ -64,7 +64,24 @@ void ZeroStrategy::set_half_dtype(DType dtype) {
 }
 
 void ZeroStrategy::setup_module(nn::Module& module) {
+  forget_destroyed_optimizers();
   if (pg_) broadcast_module_states(module, *pg_, 0);
+}
+
+void ZeroStrategy::forget_destroyed_optimizers() {
+  if (any_ready_ || next_ != 0) return;  // inside a backward: its collectives are under way
+  const size_t before = sharded_.size();
+  std::erase_if(sharded_, [](const auto& s) { return s->lifetime.expired(); });
+  if (sharded_.size() == before) return;
+  rebuild_order();
+  reset_backward();
+}
+
+void ZeroStrategy::rebuild_order() {
+  order_.clear();
+  for (auto s = sharded_.rbegin(); s != sharded_.rend(); ++s)
+    for (auto g = (*s)->groups.rbegin(); g != (*s)->groups.rend(); ++g)
+      for (size_t k = (*g)->buckets.size(); k-- > 0;) order_.emplace_back(g->get(), k);
 }
 
 void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
@@ -72,15 +89,18 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
   if (!pg_) return;  // one process: nothing to shard
   NoGradGuard no_grad;
   const int64_t n = world_size(), rank = global_rank();
+  // A destroyed optimizer's entry goes first: its parameters may be sharded again by a new one,
+  // which may also have its address.
+  forget_destroyed_optimizers();
   for (auto& s : sharded_) {
-    // An optimizer that died leaves its entry (its groups still take part in every backward's
-    // collectives, as zeros); a new one may reuse its address.
+    // The same optimizer whose groups were replaced since (not by us) is not sharded any more.
     if (s->optimizer == &optimizer && !owns(*s, optimizer)) s->optimizer = nullptr;
     FABRIC_CHECK(s->optimizer != &optimizer, ValueError, "ZeRO: this ", optimizer.name(),
                  " optimizer is already sharded");
   }
   auto sharded = std::make_unique<Sharded>();
   sharded->optimizer = &optimizer;
+  sharded->lifetime = optimizer.lifetime();
   std::vector<std::vector<Tensor>> replacement(optimizer.num_param_groups());
   sharded->by_group.assign(optimizer.num_param_groups(), nullptr);
   sharded->slots.resize(optimizer.num_param_groups());
@@ -173,19 +193,17 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
     std::weak_ptr<bool> alive = alive_;
     for (auto& g : sharded->groups) {
       Group* gp = g.get();
+      const std::weak_ptr<const bool> group = g->token;
       for (size_t i = 0; i < gp->params.size(); ++i) {
-        register_post_accumulate_grad_hook(gp->params[i], [this, alive, gp, i](Tensor&) {
+        register_post_accumulate_grad_hook(gp->params[i], [this, alive, group, gp, i](Tensor&) {
           const auto a = alive.lock();
-          if (a && *a) on_grad_ready(*gp, i);
+          if (a && *a) on_grad_ready(group, gp, i);
         });
       }
     }
   }
   sharded_.push_back(std::move(sharded));
-  order_.clear();
-  for (auto s = sharded_.rbegin(); s != sharded_.rend(); ++s)
-    for (auto g = (*s)->groups.rbegin(); g != (*s)->groups.rend(); ++g)
-      for (size_t k = (*g)->buckets.size(); k-- > 0;) order_.emplace_back(g->get(), k);
+  rebuild_order();
   reset_backward();
 }
 
@@ -213,8 +231,13 @@ void ZeroStrategy::reset_backward() {
   any_ready_ = false;
 }
 
-void ZeroStrategy::on_grad_ready(Group& g, size_t i) {
+void ZeroStrategy::on_grad_ready(const std::weak_ptr<const bool>& group, Group* gp, size_t i) {
   if (!sync_) return;
+  // The first gradient of a backward: the point between backwards where dead entries can go, and
+  // this parameter's group may be one of them.
+  forget_destroyed_optimizers();
+  if (group.expired()) return;
+  Group& g = *gp;
   any_ready_ = true;
   if (g.ready[i]) return;
   g.ready[i] = 1;
@@ -270,6 +293,7 @@ void ZeroStrategy::launch(size_t index) {
 }
 
 void ZeroStrategy::post_backward() {
+  forget_destroyed_optimizers();  // stage 1 (or a stage-2 backward that reached no hook)
   if (!pg_ || sharded_.empty()) return;
   if (!sync_ || (options_.zero_stage == 2 && !any_ready_)) {
     reset_backward();
@@ -430,7 +454,8 @@ void ZeroStrategy::discard_gradients(optim::Optimizer& optimizer) {
 }
 
 bool ZeroStrategy::owns(const Sharded& s, const optim::Optimizer& optimizer) {
-  if (s.optimizer != &optimizer || s.by_group.size() != optimizer.num_param_groups()) return false;
+  if (s.optimizer != &optimizer || s.lifetime.expired() || s.by_group.size() != optimizer.num_param_groups())
+    return false;
   for (size_t gi = 0; gi < s.by_group.size(); ++gi) {
     if (!s.by_group[gi]) continue;
     const auto& params = optimizer.group_params(gi);

@@ -112,14 +112,21 @@ class ZeroStrategy : public Strategy {
  private:
   struct Group;
   struct Sharded;
-  void on_grad_ready(Group& g, size_t param);
+  // `group` is the Group's token: the hook's parameter may outlive it.
+  void on_grad_ready(const std::weak_ptr<const bool>& group, Group* g, size_t param);
   void launch_ready();
   void launch(size_t bucket);
   void reset_backward();
   void gather_module_grads(Group& g);
   void finish_reduction(Group& g);
-  // The entry sharding `optimizer` (null if none): its address and its groups' shards match (an
-  // address alone may be reused by a new optimizer once the old one is gone).
+  // Every bucket of every group, in the order all ranks issue their reduce-scatters.
+  void rebuild_order();
+  // Drops the entries of destroyed optimizers, only between backwards (no bucket of this backward
+  // launched yet): every rank destroys at the same program point, so every rank drops the same
+  // collectives from the same backward on.
+  void forget_destroyed_optimizers();
+  // The entry sharding `optimizer` (null if none): a live entry whose address and groups' shards
+  // match (an address alone may be reused by a new optimizer once the old one is gone).
   const Sharded* find(const optim::Optimizer& optimizer) const;
   static bool owns(const Sharded& s, const optim::Optimizer& optimizer);
 

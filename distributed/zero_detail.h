@@ -35,12 +35,18 @@ struct ZeroStrategy::Group {
   Tensor flat_grad;
   std::vector<Bucket> buckets;
   int64_t numel = 0, padded = 0, partition = 0;
+  // Stage 2's hooks stay on the parameters, which may outlive the group (a module outlives the
+  // optimizer that sharded it): they hold this weakly and do nothing once the group is gone.
+  std::shared_ptr<const bool> token = std::make_shared<const bool>(true);
 
   bool half() const { return dtype != DType::float32; }
 };
 
 struct ZeroStrategy::Sharded {
   const optim::Optimizer* optimizer = nullptr;
+  // The optimizer's: once it expires, the entry (its flat buffers, master partitions and buckets)
+  // goes at the next point between backwards (forget_destroyed_optimizers).
+  std::weak_ptr<const void> lifetime;
   std::vector<std::unique_ptr<Group>> groups;
   // Per optimizer group: the Group sharding it (null when it had nothing trainable and was left
   // as it was), and per original parameter its index in Group::params (-1: not trainable). The

@@ -26,6 +26,7 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
+#include "tests/common/destroyed_module.h"
 #include "tests/common/expect_error.h"
 #include "tests/distributed/dist_test_util.h"
 #include "tests/distributed/zero_test_util.h"
@@ -220,6 +221,28 @@ TEST(ZeroStage1, Fp16MixedStepWithClosureAndConfigClippingMatchesDataParallel) {
                     {{.model = "mlp", .optimizer = "adamw", .precision = "16-mixed", .micro = 2, .closure = true,
                       .ds_clip = 0.05}},
                     kHalfTol);
+}
+
+// A destroyed optimizer's flat buffers, master partitions and buckets go with it: a new optimizer
+// may shard the same module again, and trains as if it had been the first.
+TEST(ZeroStage1, ANewOptimizerOfTheSameModuleMatchesDataParallel) {
+  expect_matches_dp(1, {{.model = "mlp", .optimizer = "sgd", .replaced_optimizer = true}}, 1e-5);
+}
+
+TEST(ZeroStage2, ANewOptimizerOfTheSameModuleMatchesDataParallel) {
+  expect_matches_dp(2, {{.model = "gpt", .optimizer = "adamw", .replaced_optimizer = true}}, 1e-5);
+}
+
+TEST(ZeroStage1, DestroyedOptimizerTakesItsPartitionsAlong) {
+  Fabric fab(zero_options(1));
+  const int64_t left = fab.launch([](Fabric& f) { return test_util::bytes_left_by_destroyed_module(f); });
+  EXPECT_LT(left, 64 * 1024) << "rank " << fab.global_rank();
+}
+
+TEST(ZeroStage2, DestroyedOptimizerTakesItsPartitionsAlong) {
+  Fabric fab(zero_options(2, "bf16-mixed"));
+  const int64_t left = fab.launch([](Fabric& f) { return test_util::bytes_left_by_destroyed_module(f); });
+  EXPECT_LT(left, 64 * 1024) << "rank " << fab.global_rank();
 }
 
 TEST(ZeroStage1, NoBackwardSyncAccumulationMatchesDataParallel) {

@@ -55,6 +55,10 @@ struct Case {
   // > 0: the DeepSpeed config's gradient_clipping (the plugin clips inside its step); shared by
   // the cases of one launch (half modes).
   double ds_clip = 0;
+  // Before training, another optimizer shards the module, runs a synchronised backward and is
+  // destroyed without a step: the optimizer that trains shards the same parameters again (float32:
+  // a half mode's first master would have taken the float32 values that the second cannot see).
+  bool replaced_optimizer = false;
 };
 
 struct Problem {
@@ -136,12 +140,19 @@ inline ZeroRun train_zero(Fabric& f, const Problem& p, const Case& c, int64_t bu
   zero.set_reduce_bucket_elements(bucket_elements);
   // A different seed per rank: setup must broadcast rank 0's weights.
   auto module = make_model(c.model, 7 + 100 * uint64_t(f.global_rank()));
+  const int64_t r = f.global_rank(), rows = kB / c.micro;
+  FabricModule model = f.setup_module(module);
+  if (c.replaced_optimizer) {
+    auto first = make_optimizer(c.optimizer, module->parameters());
+    FabricOptimizer first_fopt = f.setup_optimizers(*first);
+    f.backward(loss_of(c.model, model(p.x[1].narrow(0, r * kB, kB)), p.y[1].narrow(0, r * kB, kB)));
+    first_fopt.zero_grad();
+  }
   auto opt = make_optimizer(c.optimizer, module->parameters());
-  auto [model, fopt] = f.setup(module, *opt);
+  FabricOptimizer fopt = f.setup_optimizers(*opt);
   ZeroRun run;
   run.layout = zero.layout(*opt);
   for (const Tensor& q : opt->parameters()) run.shard_numel.push_back(q.numel());
-  const int64_t r = f.global_rank(), rows = kB / c.micro;
   for (int64_t s = 0; s < kSteps; ++s) {
     if (c.discarded_backward) {
       const int64_t other = (s + 1) % kSteps;
