@@ -180,6 +180,17 @@ void Module::set_state_key(const std::string& name, const std::string& key) {
   throw ValueError(type_name() + ".set_state_key: no parameter or buffer named '" + name + "'");
 }
 
+void Module::set_state_resizable(const std::string& name) {
+  for (auto& e : buffers_) {
+    if (e.name != name) continue;
+    FABRIC_CHECK(e.tensor.defined() && e.tensor.dim() == 1, ValueError, type_name(),
+                 ".set_state_resizable: '", name, "' must be a 1-D buffer");
+    e.resizable = true;
+    return;
+  }
+  throw ValueError(type_name() + ".set_state_resizable: no buffer named '" + name + "'");
+}
+
 Module& Module::child(const std::string& name) const {
   for (const auto& [n, m] : children_)
     if (n == name) return *m;
@@ -365,31 +376,35 @@ StateDict Module::state_dict() const {
 }
 
 LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
-  // The live handles under their state_dict names (undetached, so copy_ writes into the module).
-  std::vector<std::pair<std::string, Tensor>> own;
-  std::function<void(const Module&, const std::string&)> walk = [&](const Module& m,
-                                                                    const std::string& prefix) {
-    for (const auto& e : m.params_) {
-      if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), e.tensor);
+  // The live entries under their state_dict names (their handles are undetached, so copy_ writes
+  // into the module).
+  std::vector<std::pair<std::string, Entry*>> own;
+  std::function<void(Module&, const std::string&)> walk = [&](Module& m, const std::string& prefix) {
+    for (auto& e : m.params_) {
+      if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), &e);
     }
-    for (const auto& e : m.buffers_) {
-      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.state_key(), e.tensor);
+    for (auto& e : m.buffers_) {
+      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.state_key(), &e);
     }
     for (const auto& [n, c] : m.children_) walk(*c, prefix + n + ".");
   };
   walk(*this, "");
+  const auto replaced = [](const Entry& e, const Tensor& src) {
+    return e.resizable && src.dim() == 1 && src.sizes() != e.tensor.sizes();
+  };
 
   LoadResult result;
   std::vector<std::string> mismatched;
   std::unordered_set<std::string> own_names;
-  for (const auto& [name, t] : own) {
+  for (const auto& [name, e] : own) {
     own_names.insert(name);
+    const Tensor& t = e->tensor;
     const Tensor* src = state.find(name);
     if (src == nullptr || !src->defined()) {
       result.missing_keys.push_back(name);
       continue;
     }
-    if (src->sizes() != t.sizes()) {
+    if (src->sizes() != t.sizes() && !replaced(*e, *src)) {
       mismatched.push_back(detail::cat(name, ": expected shape ", shape_str(t.sizes()),
                                        " (in the model), got ", shape_str(src->sizes()),
                                        " (in the state_dict)"));
@@ -420,9 +435,14 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
 
   // Validated: only now copy, so a failed load leaves the module untouched.
   NoGradGuard no_grad;
-  for (auto& [name, t] : own) {
+  for (auto& [name, e] : own) {
+    Tensor& t = e->tensor;
     const Tensor* src = state.find(name);
     if (src == nullptr || !src->defined() || src->is_same(t)) continue;
+    if (replaced(*e, *src)) {
+      t = src->to(t.dtype()).to(t.device()).clone();
+      continue;
+    }
     if (src->storage().get() == t.storage().get() && src->storage_offset() == t.storage_offset() &&
         src->strides() == t.strides() && src->dtype() == t.dtype()) {
       continue;  // the module's own state_dict: same memory, nothing to copy

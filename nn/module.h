@@ -172,6 +172,10 @@ class Module {
   // bitsandbytes' Linear4bit stores `weight.absmax`, `weight.quant_state.bitsandbytes__nf4`, ...
   // ValueError when `name` is not registered here.
   void set_state_key(const std::string& name, const std::string& key);
+  // A 1-D buffer whose length follows the checkpoint (another library's JSON blob, whose length
+  // varies): load_state_dict replaces it with a copy of the checkpoint's tensor when the lengths
+  // differ, instead of reporting a size mismatch. ValueError when `name` is not a buffer here.
+  void set_state_resizable(const std::string& name);
   // Called after register_module replaced the child `name` by `now` (a quantized, LoRA or FP8
   // layer): modules that keep typed handles to their children update them here, so the replaced
   // layer (and its weights) is released rather than kept alive by a stale member.
@@ -186,6 +190,7 @@ class Module {
     Tensor tensor;
     bool persistent = true;  // buffers only
     std::string key;         // its state_dict name when not `name` (set_state_key)
+    bool resizable = false;  // 1-D buffer replaced on load when the lengths differ
     const std::string& state_key() const { return key.empty() ? name : key; }
   };
   void check_new_name(const std::string& name, const char* what) const;

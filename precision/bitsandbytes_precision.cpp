@@ -111,33 +111,10 @@ nn::StateDict bnb_state_dict(const nn::Module& module) {
 }
 
 nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict) {
-  const auto layers = linear4bit_layers(module);
-  // A blob longer than the padded buffer (written by bitsandbytes itself, unpadded JSON is
-  // shorter) replaces the buffer instead of being copied into it; malformed JSON fails first.
-  for (const auto& [prefix, l] : layers) {
-    const std::string qt = l->options().quant_type;
-    if (const Tensor* blob = state.find(prefix + "weight.quant_state.bitsandbytes__" + qt)) {
-      parse_quant_state_json(*blob);
-      Tensor padded = size_t(blob->numel()) < kQuantStateJsonBytes
-                          ? cat({blob->to(DType::uint8), full({int64_t(kQuantStateJsonBytes) - blob->numel()}, 32,
-                                                              {.dtype = DType::uint8})},
-                                0)
-                          : blob->clone();
-      l->register_buffer("weight_quant_state_bitsandbytes__" + qt, padded);
-    }
-  }
-  nn::StateDict own;
-  for (const auto& [k, v] : state) {
-    bool is_blob = false;
-    for (const auto& [prefix, l] : layers)
-      is_blob = is_blob || k == prefix + "weight.quant_state.bitsandbytes__" + l->options().quant_type;
-    if (!is_blob) own.insert(k, v);
-  }
-  // The blobs are in place already; strict loading must not miss them.
-  for (const auto& [k, v] : module.state_dict())
-    if (!own.contains(k) && state.contains(k)) own.insert(k, v);
-  nn::LoadResult r = module.load_state_dict(own, strict);
-  for (const auto& [prefix, l] : layers) l->sync_quant_state();
+  // A plain load takes a quant_state blob of any length (bitsandbytes' own is unpadded); the
+  // layers then re-read it now, so that a malformed or mismatched one fails here, not in forward.
+  nn::LoadResult r = module.load_state_dict(state, strict);
+  for (const auto& [prefix, l] : linear4bit_layers(module)) l->sync_quant_state();
   return r;
 }
 

@@ -45,8 +45,9 @@ class BitsandbytesPrecision : public Precision {
 // (`p.weight.absmax`, `p.weight.quant_map`, `p.weight.nested_absmax`, `p.weight.nested_quant_map`,
 // `p.weight.quant_state.bitsandbytes__nf4`), interchangeable in layout with Linear4bit's.
 nn::StateDict bnb_state_dict(const nn::Module& module);
-// The inverse: loads a bnb-layout state dict (as bnb_state_dict writes it) and refreshes each
-// quantized layer's quant state from it.
+// The inverse: loads a bnb-layout state dict (ours or bitsandbytes' own, whose quant_state JSON is
+// unpadded; module.load_state_dict takes both too) and re-reads each quantized layer's quant state
+// at once, so that a malformed one fails here rather than at the next forward.
 nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict = true);
 
 // Bytes held by the quantized weights of `module` (packed codes + statistics) and the number of

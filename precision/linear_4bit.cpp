@@ -43,8 +43,8 @@ Tensor quant_state_json_tensor(const QuantState4bit& s) {
     j["nested_offset"] = s.nested_offset;
   }
   std::string text = j.dump();
-  // Padded with spaces (valid JSON whitespace) to a fixed length, so that a checkpoint's blob
-  // always fits the buffer a plain load_state_dict copies it into.
+  // Padded with spaces (valid JSON whitespace) to a fixed length, so that loading one of our
+  // checkpoints copies in place (a blob of another length replaces the buffer).
   if (text.size() < kQuantStateJsonBytes) text.resize(kQuantStateJsonBytes, ' ');
   std::vector<uint8_t> bytes(text.begin(), text.end());
   return from_vector(bytes, {static_cast<int64_t>(bytes.size())});
@@ -128,7 +128,14 @@ void Linear4bit::set_quantized(Quantized4bit q) {
     set_state_key("weight_nested_quant_map", "weight.nested_quant_map");
   }
   set_state_key(json_key(state_.quant_type), "weight.quant_state.bitsandbytes__" + state_.quant_type);
-  synced_version_ = own_tensor(json_key(state_.quant_type)).storage()->version();
+  set_state_resizable(json_key(state_.quant_type));
+  synced_blob_ = own_tensor(json_key(state_.quant_type));
+  synced_version_ = synced_blob_.storage()->version();
+}
+
+bool Linear4bit::quant_state_changed() const {
+  const Tensor blob = own_tensor(json_key(options_.quant_type));
+  return blob.storage().get() != synced_blob_.storage().get() || blob.storage()->version() != synced_version_;
 }
 
 void Linear4bit::sync_quant_state() {
@@ -145,7 +152,8 @@ void Linear4bit::sync_quant_state() {
   if (s.nested) s.nested_absmax = own_tensor("weight_nested_absmax");
   weight = own_tensor("weight");
   state_ = std::move(s);
-  synced_version_ = own_tensor(json_key(options_.quant_type)).storage()->version();
+  synced_blob_ = own_tensor(json_key(options_.quant_type));
+  synced_version_ = synced_blob_.storage()->version();
 }
 
 Tensor Linear4bit::dequantized_weight() const {
@@ -158,9 +166,9 @@ Tensor Linear4bit::forward(const Tensor& x) {
                "Linear4bit.forward: expected input (..., ", options_.in_features, "), got ",
                shape_str(x.sizes()));
   const DType in_dtype = x.dtype();
-  // A load_state_dict that wrote a new quant_state blob (the nested offset lives only there)
-  // bumped its storage version: re-read it before using the weights.
-  if (own_tensor(json_key(options_.quant_type)).storage()->version() != synced_version_) sync_quant_state();
+  // A load_state_dict brought a new quant_state blob (the nested offset lives only there): re-read
+  // it before using the weights.
+  if (quant_state_changed()) sync_quant_state();
   // The weight carries no autograd history: only the input (and the bias) get gradients.
   const Tensor w = dequantized_weight();
   const Tensor b = bias.defined() ? bias.to(options_.compute_dtype) : Tensor();

@@ -55,10 +55,15 @@ class Linear4bit : public nn::Module {
 
   Linear4bitOptions options_;
   QuantState4bit state_;
-  uint64_t synced_version_ = 0;  // storage version of the quant_state blob state_ was read from
+  // The quant_state blob state_ was read from, and its storage version then: a load_state_dict
+  // writes into it (a new version) or, for a blob of another length, replaces it (a new tensor).
+  bool quant_state_changed() const;
+  Tensor synced_blob_;
+  uint64_t synced_version_ = 0;
 };
 
-// The quant_state JSON blob is padded to this many bytes.
+// The quant_state JSON blob we write is padded to this many bytes (bitsandbytes writes it
+// unpadded; a load of either replaces a blob of another length).
 inline constexpr size_t kQuantStateJsonBytes = 256;
 
 // The JSON blob bitsandbytes stores under `weight.quant_state.bitsandbytes__{nf4|fp4}`, as uint8.

@@ -51,8 +51,11 @@ void Linear8bitLt::set_weight_fp16(const Tensor& w16) {
   } else {
     weight = register_parameter("weight", q.CA, false);
   }
-  SCB = register_buffer("SCB", q.SCA);
-  register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}));
+  // bitsandbytes saves SCB and weight_format only with frozen int8 weights; its trainable layer
+  // (has_fp16_weights) saves weight and bias alone and refuses a checkpoint that has an SCB.
+  const bool persistent = !options_.has_fp16_weights;
+  SCB = register_buffer("SCB", q.SCA, persistent);
+  register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}), persistent);
 }
 
 Tensor Linear8bitLt::dequantized_weight() const {

@@ -16,8 +16,9 @@ struct Linear8bitLtOptions {
   double threshold = 6.0;
 };
 
-// Keys: weight (int8 (out, in), or fp16 when has_fp16_weights), bias, SCB (fp32 (out)),
-// weight_format (uint8 scalar, 0 = row-major). Computes in fp16; returns x's dtype.
+// Keys (bitsandbytes'): weight (int8 (out, in)), bias, SCB (fp32 (out)), weight_format (uint8
+// scalar, 0 = row-major); with has_fp16_weights weight (fp16) and bias only. Computes in fp16;
+// returns x's dtype.
 class Linear8bitLt : public nn::Module {
  public:
   using Options = Linear8bitLtOptions;

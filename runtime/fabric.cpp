@@ -15,6 +15,7 @@
 #include "precision/fp8_linear.h"
 #include "precision/fsdp_precision.h"
 #include "precision/mixed_precision.h"
+#include "precision/transformer_engine_precision.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
@@ -145,6 +146,12 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
                " has already been set up; set up each module once");
   check_launched("setup");
   ctx_->precision->convert_module(*module);
+  // The reference warns (rank zero) for each Linear that TransformerEngine leaves unconverted.
+  if (auto* te = dynamic_cast<precision::TransformerEnginePrecision*>(ctx_->precision.get()))
+    for (const auto& w : te->warnings()) {
+      resolved_.warnings.push_back(w);
+      if (global_rank() == 0) std::cerr << "fabric: warning: " << w << "\n";
+    }
   if (move_to_device) module->to(device());
   strategy_->setup_module(*module);
   if (strategy_->is_distributed()) connect_reductions(*module);

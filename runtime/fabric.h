@@ -82,7 +82,8 @@ class Fabric {
   bool is_global_zero() const { return global_rank() == 0; }
   precision::Precision& precision() { return *ctx_->precision; }
   const std::string& precision_name() const { return resolved_.precision; }
-  // Warnings the resolution produced (legacy precision values, strategy fall-backs).
+  // Warnings the resolution produced (legacy precision values, strategy fall-backs) and those of
+  // setting modules up (a Linear TransformerEngine leaves unconverted); rank 0 prints each.
   const std::vector<std::string>& warnings() const { return resolved_.warnings; }
   const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
   // Loggers created after construction (e.g. only on rank 0, once the ranks are known).

@@ -17,6 +17,7 @@
 #include "precision/linear_4bit.h"
 #include "precision/linear_8bit.h"
 #include "runtime/fabric.h"
+#include "tensor/safetensors.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -130,6 +131,59 @@ TEST(Linear4bitTest, PlainStateDictAndFabricCheckpointUseBitsandbytesKeys) {
   fab.load(dir, {{"model", b}});
   EXPECT_EQ(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
   std::filesystem::remove_all(dir);
+}
+
+// bitsandbytes writes the quant_state JSON unpadded (its length varies with the shape and the
+// offsets): a plain load_state_dict and Fabric::load take such a checkpoint too, and the layer
+// re-reads the new blob; a later load of our padded one goes back to the padded length.
+TEST(Linear4bitTest, LoadsBitsandbytesUnpaddedQuantState) {
+  manual_seed(3);
+  auto a = nn::make<nn::MLP>({.sizes = {64, 48, 10}, .activation = "relu"});
+  BitsandbytesPrecision("nf4-dq").convert_module(*a);
+  nn::StateDict bnb = a->state_dict();
+  for (const std::string key : {"layers.0.weight.quant_state.bitsandbytes__nf4",
+                                "layers.1.weight.quant_state.bitsandbytes__nf4"}) {
+    const auto bytes = bnb.at(key).to_vector<uint8_t>();
+    std::string json(bytes.begin(), bytes.end());
+    json.erase(json.find_last_not_of(' ') + 1);
+    ASSERT_LT(json.size(), precision::kQuantStateJsonBytes);
+    bnb.insert(key, from_vector(std::vector<uint8_t>(json.begin(), json.end()), {int64_t(json.size())}));
+  }
+  Generator gen(5);
+  const Tensor x = randn({3, 64}, {.dtype = DType::float32}, &gen);
+  auto fresh = [] {
+    manual_seed(4);
+    auto b = nn::make<nn::MLP>({.sizes = {64, 48, 10}, .activation = "relu"});
+    BitsandbytesPrecision("nf4-dq").convert_module(*b);
+    return b;
+  };
+  auto b = fresh();
+  ASSERT_NE(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
+  b->load_state_dict(bnb);
+  EXPECT_EQ(b->state_dict().at("layers.0.weight.quant_state.bitsandbytes__nf4").numel(),
+            bnb.at("layers.0.weight.quant_state.bitsandbytes__nf4").numel());
+  EXPECT_EQ(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
+  b->load_state_dict(a->state_dict());
+  EXPECT_EQ(b->state_dict().at("layers.0.weight.quant_state.bitsandbytes__nf4").numel(),
+            int64_t(precision::kQuantStateJsonBytes));
+  EXPECT_EQ(a->forward(x).to_vector<float>(), b->forward(x).to_vector<float>());
+
+  // A Fabric checkpoint whose model file bitsandbytes wrote.
+  const std::string dir = testing::TempDir() + "bnb_unpadded_" + std::to_string(::getpid());
+  Fabric fab;
+  fab.save(dir, {{"model", a}});
+  save_safetensors(dir + "/model.safetensors", {bnb.begin(), bnb.end()});
+  auto c = fresh();
+  fab.load(dir, {{"model", c}});
+  EXPECT_EQ(a->forward(x).to_vector<float>(), c->forward(x).to_vector<float>());
+  std::filesystem::remove_all(dir);
+
+  // A malformed blob of another length fails at the load through load_bnb_state_dict.
+  nn::StateDict bad = bnb;
+  const std::string junk = "{\"quant_type\": 7}";
+  bad.insert("layers.0.weight.quant_state.bitsandbytes__nf4",
+             from_vector(std::vector<uint8_t>(junk.begin(), junk.end()), {int64_t(junk.size())}));
+  EXPECT_THROW(precision::load_bnb_state_dict(*fresh(), bad), ValueError);
 }
 
 TEST(BitsandbytesPrecisionTest, ConvertModuleIgnoreModulesAndErrors) {
@@ -303,6 +357,8 @@ TEST(Linear8bitTest, Int8TrainingUpdatesTheFp16Weight) {
     if (auto* l = dynamic_cast<precision::Linear8bitLt*>(m.get())) {
       EXPECT_EQ(l->weight.dtype(), DType::float16) << n;
       EXPECT_TRUE(l->weight.requires_grad()) << n;
+      // bitsandbytes' has_fp16_weights layer saves weight and bias only (it refuses an SCB).
+      EXPECT_EQ(l->state_dict().keys(), std::vector<std::string>({"weight", "bias"})) << n;
     }
   Generator gen(42);
   const Tensor x = randn({32, 16}, {.dtype = DType::float32}, &gen);

@@ -222,6 +222,19 @@ TEST(TransformerEnginePrecision, SpecSixStepTableThroughThePlugin) {
   }
 }
 
+// Fabric passes the plugin's warning for each Linear it leaves unconverted on (printed by rank
+// 0, and in fab.warnings()), as the reference's rank_zero_warn.
+TEST(TransformerEnginePrecision, FabricWarnsAboutUnconvertedLayers) {
+  Fabric fab({.accelerator = "cpu", .plugins = {std::make_shared<TransformerEnginePrecision>()}});
+  auto mlp = nn::make<nn::MLP>({.sizes = {16, 32, 10}});
+  testing::internal::CaptureStderr();
+  fab.setup(mlp);
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_EQ(fab.warnings().size(), 1u);
+  EXPECT_NE(fab.warnings()[0].find("layers.1"), std::string::npos) << fab.warnings()[0];
+  EXPECT_NE(err.find("fabric: warning: " + fab.warnings()[0]), std::string::npos) << err;
+}
+
 TEST(TransformerEnginePrecision, MetaStateRoundTripsThroughStateDictAndFabricCheckpoints) {
   const DelayedScaling recipe{.margin = 1, .amax_history_len = 8};
   auto run = [&](const std::string& load_dir, const std::string& save_dir, int steps) {
