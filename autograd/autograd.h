@@ -33,7 +33,7 @@ void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tens
 void retain_grad(const Tensor& t);
 
 bool is_leaf(const Tensor& t);
-// The name of the node that produced t ("MulBackward", ...), or "" for leaves.
+// The name of the node that produced t, as PyTorch names it ("MulBackward0", ...), or "" for leaves.
 std::string grad_fn_name(const Tensor& t);
 
 }  // namespace fabric

@@ -2,6 +2,7 @@
 #include "autograd/node.h"
 
 #include <atomic>
+#include <cctype>
 
 #include "tensor/error.h"
 
@@ -12,9 +13,30 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 
+std::string FunctionNode::name() const {
+  std::string out;
+  bool upper = true;
+  for (char c : name_) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  return out + "Backward0";
+}
+
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
   FABRIC_CHECK(backward_ != nullptr, Error, "backward through ", name(),
                " a second time: its saved tensors were freed after the first backward (pass retain_graph = true)");
+  for (const SavedVersion& s : saved_) {
+    FABRIC_CHECK(s.storage->version() == s.version, Error, "backward through ", name(),
+                 ": one of the variables needed for gradient computation has been modified by an inplace "
+                 "operation: [", dtype_name(s.dtype), " ", shape_str(s.sizes), "] is at version ",
+                 s.storage->version(), "; expected version ", s.version,
+                 " instead (clone() it before the in-place op, or use the out-of-place op)");
+  }
   return backward_(grad_outputs);
 }
 

@@ -49,19 +49,36 @@ class Node : public std::enable_shared_from_this<Node> {
   uint64_t sequence_nr_;
 };
 
+// A tensor a derivative rule saved, and its storage's version then: an in-place write into it
+// before backward makes the gradient wrong, which backward refuses (as PyTorch does).
+struct SavedVersion {
+  Storage storage;
+  uint64_t version = 0;
+  Shape sizes;
+  DType dtype = DType::float32;
+};
+
 // A node whose backward is a closure built by the op's derivative rule; the closure owns the
 // saved tensors, so releasing it frees them.
 class FunctionNode final : public Node {
  public:
   using Backward = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
   FunctionNode(std::string name, Backward backward) : name_(std::move(name)), backward_(std::move(backward)) {}
+  // Checked before each apply: Error when a saved tensor was modified in place since.
+  void set_saved_versions(std::vector<SavedVersion> saved) { saved_ = std::move(saved); }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
-  std::string name() const override { return name_ + "Backward"; }
-  void release_saved() override { backward_ = nullptr; }
+  // PyTorch's naming: the op in CamelCase, then "Backward0" (mul -> MulBackward0,
+  // scaled_dot_product_attention -> ScaledDotProductAttentionBackward0).
+  std::string name() const override;
+  void release_saved() override {
+    backward_ = nullptr;
+    saved_.clear();
+  }
 
  private:
   std::string name_;
   Backward backward_;
+  std::vector<SavedVersion> saved_;
 };
 
 // Back-propagates `grads` from `roots` from inside a running backward pass: activation

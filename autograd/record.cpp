@@ -6,6 +6,8 @@
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
+#include "autograd/saved.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 
@@ -27,7 +29,20 @@ void record(const OpRecord& rec) {
   DerivativeRule rule = derivative_rule(rec.op);
   FABRIC_CHECK(rule != nullptr, NotImplementedError, "autograd: the op '", op_name(rec.op),
                "' has no derivative rule; call it under NoGradGuard or on tensors that don't require grad");
-  auto node = std::make_shared<FunctionNode>(std::string(op_name(rec.op)), rule(rec));
+  std::vector<SavedVersion> saved_versions;
+  std::vector<SavedVersion>*& collector = saved_versions_collector();
+  std::vector<SavedVersion>* outer = collector;  // a rule may run ops that record (nested)
+  collector = &saved_versions;
+  FunctionNode::Backward backward;
+  try {
+    backward = rule(rec);
+  } catch (...) {
+    collector = outer;
+    throw;
+  }
+  collector = outer;
+  auto node = std::make_shared<FunctionNode>(std::string(op_name(rec.op)), std::move(backward));
+  node->set_saved_versions(std::move(saved_versions));
   node->num_outputs = static_cast<int>(rec.num_outputs);
   node->next_edges.reserve(rec.num_inputs);
   node->input_meta.reserve(rec.num_inputs);
@@ -55,13 +70,40 @@ void tensor_backward(const Tensor& root, const Tensor& gradient, bool retain_gra
   backward(root, gradient, retain_graph);
 }
 
+// PyTorch's rules for an in-place write that autograd must see (op_record.h).
+bool inplace_joins_graph(const char* op, const Tensor& self) {
+  if (!grad_enabled()) return false;
+  FABRIC_CHECK(!(self.requires_grad() && is_leaf(self)), Error, op,
+               ": a leaf Variable that requires grad is being used in an in-place operation (write it under "
+               "NoGradGuard, or use the out-of-place op)");
+  FABRIC_CHECK(!self.impl()->is_view, NotImplementedError, op,
+               ": an in-place write into a view, with autograd recording, is not supported here (PyTorch's "
+               "CopySlices); use the out-of-place op on the whole tensor, or write under NoGradGuard");
+  return true;
+}
+
+void rebase(const Tensor& self, const Tensor& result) {
+  const AutogradMeta* r = autograd_meta_if(result);
+  if (r == nullptr || r->grad_fn == nullptr) return;
+  AutogradMeta& m = autograd_meta(self);
+  m.grad_fn = r->grad_fn;
+  m.output_nr = r->output_nr;
+  self.impl()->requires_grad = true;
+}
+
 [[maybe_unused]] const bool g_installed = [] {
   set_autograd_recorder(&record);
   set_backward_entry(&tensor_backward);
+  set_inplace_hooks({.joins_graph = &inplace_joins_graph, .rebase = &rebase});
   return true;
 }();
 
 }  // namespace
+
+std::vector<SavedVersion>*& saved_versions_collector() {
+  thread_local std::vector<SavedVersion>* collector = nullptr;
+  return collector;
+}
 
 void register_derivative(OpId op, DerivativeRule rule) { rules()[static_cast<size_t>(op)] = rule; }
 DerivativeRule derivative_rule(OpId op) { return rules()[static_cast<size_t>(op)]; }

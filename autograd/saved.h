@@ -1,12 +1,23 @@
 // Helpers derivative rules share: saving tensors without their autograd history (a saved output
-// holding its own grad_fn would be a reference cycle), and reading an op's attribute struct.
+// holding its own grad_fn would be a reference cycle) and with their version (an in-place write
+// before backward is refused), and reading an op's attribute struct.
 #pragma once
+#include <vector>
+
+#include "autograd/node.h"
 #include "tensor/op_record.h"
 #include "tensor/tensor.h"
 
 namespace fabric {
 
-inline Tensor saved(const Tensor& t) { return t.defined() ? t.detach() : t; }
+// While a derivative rule builds its node, the tensors it saves are noted here (null otherwise).
+std::vector<SavedVersion>*& saved_versions_collector();
+
+inline Tensor saved(const Tensor& t) {
+  if (!t.defined()) return t;
+  if (auto* c = saved_versions_collector()) c->push_back({t.storage(), t.storage()->version(), t.sizes(), t.dtype()});
+  return t.detach();
+}
 
 template <typename A>
 const A& attrs_of(const OpRecord& rec) {

@@ -8,6 +8,7 @@ namespace fabric {
 namespace {
 AutogradRecorder g_recorder = nullptr;
 BackwardEntry g_backward = nullptr;
+InplaceHooks g_inplace;
 
 constexpr std::array<std::string_view, static_cast<size_t>(OpId::num_ops)> kOpNames = {
 #define FABRIC_OP_NAME(name, cpu, cuda) #name,
@@ -22,6 +23,18 @@ void set_autograd_recorder(AutogradRecorder recorder) { g_recorder = recorder; }
 AutogradRecorder autograd_recorder() { return g_recorder; }
 void set_backward_entry(BackwardEntry entry) { g_backward = entry; }
 BackwardEntry backward_entry() { return g_backward; }
+void set_inplace_hooks(const InplaceHooks& hooks) { g_inplace = hooks; }
+
+bool inplace_joins_graph(const char* op, const Tensor& self, std::initializer_list<const Tensor*> operands) {
+  if (!g_inplace.joins_graph) return false;
+  bool any = self.requires_grad();
+  for (const Tensor* t : operands) any = any || (t && t->defined() && t->requires_grad());
+  return any && g_inplace.joins_graph(op, self);
+}
+
+void rebase_history(const Tensor& self, const Tensor& result) {
+  if (g_inplace.rebase) g_inplace.rebase(self, result);
+}
 
 bool needs_record(std::initializer_list<const Tensor*> inputs) {
   if (!g_recorder) return false;

@@ -43,6 +43,21 @@ BackwardEntry backward_entry();
 // True when any defined input requires grad and a recorder is installed.
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 
+// In-place ops under autograd, with PyTorch's rules. An in-place op whose self or operand
+// requires grad asks inplace_joins_graph() before writing: autograd raises for a leaf that
+// requires grad (in grad mode) and for a view (no CopySlices here), and answers whether the write
+// must join the graph. One that must computes the out-of-place op (on a copy of self's old value
+// when its rule needs it), writes that result into self without recording, and then
+// rebase_history(self, result) makes the result's history self's.
+struct InplaceHooks {
+  bool (*joins_graph)(const char* op, const Tensor& self) = nullptr;
+  void (*rebase)(const Tensor& self, const Tensor& result) = nullptr;
+};
+void set_inplace_hooks(const InplaceHooks& hooks);
+// False without hooks, when neither self nor an operand requires grad, or in no-grad mode.
+bool inplace_joins_graph(const char* op, const Tensor& self, std::initializer_list<const Tensor*> operands);
+void rebase_history(const Tensor& self, const Tensor& result);
+
 // Records when needed. Inputs/outputs are copied into spans by the caller.
 void record_op(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor*> outputs,
                const void* attrs = nullptr);

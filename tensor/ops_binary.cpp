@@ -3,6 +3,7 @@
 #include "tensor/autocast.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/factory.h"
+#include "tensor/inplace_graph.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -115,8 +116,28 @@ Tensor binary_ts(OpId id, const char* name, BinaryOp op, const Tensor& a_in, con
   return out;
 }
 
+// The out-of-place op an in-place one stands for when autograd must see it (a's rule may save
+// its first operand, so it gets a copy of a's old value).
+Tensor out_of_place(BinaryOp op, const Tensor& a, const Tensor* b, const Scalar* bs, const Scalar& alpha) {
+  const Tensor old = op == BinaryOp::add || op == BinaryOp::sub ? a : a.clone();
+  switch (op) {
+    case BinaryOp::add:
+      return b ? add(old, *b, alpha) : add(old, *bs);
+    case BinaryOp::sub:
+      return b ? sub(old, *b, alpha) : sub(old, *bs);
+    case BinaryOp::mul:
+      return b ? mul(old, *b) : mul(old, *bs);
+    case BinaryOp::div:
+      return b ? div(old, *b) : div(old, *bs);
+    default:
+      throw NotImplementedError("in-place binary op without an autograd form");
+  }
+}
+
 // In place: computes in the promoted dtype, which must be castable to a's dtype; b broadcasts
-// to a's shape, never the other way. Not recorded for autograd yet.
+// to a's shape, never the other way. Under autograd (a or b requires grad, grad mode on) the
+// out-of-place op computes the values and its history becomes a's (PyTorch's in-place rules; a
+// leaf that requires grad raises).
 Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b, const Scalar* bs,
                        const Scalar& alpha) {
   check_operand(name, a);
@@ -139,6 +160,12 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
         ") has several elements at one memory location (an expanded view); clone() it first");
   }
   if (a.numel() == 0) return a;
+  if (inplace_joins_graph(name, a, {b})) {
+    const Tensor result = out_of_place(op, a, b, bs, alpha).to(a.dtype());
+    write_values(a, result);
+    rebase_history(a, result);
+    return a;
+  }
   if (a.dtype() != ct) {
     // e.g. a bf16 tensor += an fp32 tensor: compute in fp32, round once into a.
     Tensor r = b ? run_binary(name, op, a, *b, ct, alpha) : run_binary_scalar(name, op, a, *bs, ct);

@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "tensor/factory.h"
+#include "tensor/inplace_graph.h"
+#include "tensor/op_record.h"
 #include "tensor/random_kernels.h"
 
 namespace fabric {
@@ -46,7 +48,7 @@ void fill_random(Tensor& t, const RandomParams& params, Generator* gen) {
   } else {
     Tensor tmp = empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()});
     random_fill_stub(t.device())(tmp.data_ptr(), t.dtype(), n, g.seed(), offset, params);
-    t.copy_(tmp);
+    write_values(t, tmp);
   }
 }
 
@@ -62,7 +64,9 @@ Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
   check_random_float_dtype("uniform_", t.dtype());
   FABRIC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
                "uniform_: expects a finite range [from, to) with from <= to, got from=", low, ", to=", high);
+  const Tensor history = inplace_joins_graph("uniform_", t, {}) ? overwritten_history(t) : Tensor();
   fill_random(t, {.dist = RandomDist::uniform, .a = low, .b = high}, gen);
+  if (history.defined()) rebase_history(t, history);
   return t;
 }
 
@@ -70,7 +74,9 @@ Tensor& normal_(Tensor& t, double mean, double std, Generator* gen) {
   check_random_float_dtype("normal_", t.dtype());
   FABRIC_CHECK(std::isfinite(mean), ValueError, "normal_: mean must be finite, got ", mean);
   FABRIC_CHECK(std::isfinite(std) && std >= 0, ValueError, "normal_: expects std >= 0.0 and finite, got std=", std);
+  const Tensor history = inplace_joins_graph("normal_", t, {}) ? overwritten_history(t) : Tensor();
   fill_random(t, {.dist = RandomDist::normal, .a = mean, .b = std}, gen);
+  if (history.defined()) rebase_history(t, history);
   return t;
 }
 

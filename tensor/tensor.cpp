@@ -8,6 +8,8 @@
 
 #include "tensor/copy_kernels.h"
 #include "tensor/factory.h"
+#include "tensor/inplace_graph.h"
+#include "tensor/ops.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/strided_loop.h"
@@ -375,23 +377,27 @@ Tensor Tensor::to(Device d) const {
 Tensor& Tensor::copy_(const Tensor& src) {
   FABRIC_CHECK(defined() && src.defined(), ValueError, "copy_: undefined tensor");
   if (numel() == 0) return *this;
-  if (src.device() == device()) {
-    StridedLoop loop = make_strided_loop("copy_", *this, {&src});
-    copy_stub(device())(loop, false);
-  } else {
-    Tensor staged = src.to(device());
-    StridedLoop loop = make_strided_loop("copy_", *this, {&staged});
-    copy_stub(device())(loop, false);
+  if (inplace_joins_graph("copy_", *this, {&src})) {
+    // The new values are src's (broadcast, converted): its gradient flows back through them
+    // (summed to its shape, cast to its dtype); self's old value gets none. The sum makes the
+    // history a node even when src is a leaf.
+    Tensor history = overwritten_history(*this);
+    if (src.requires_grad()) history = add(history, src.to(device())).to(dtype());
+    write_values(*this, src);
+    rebase_history(*this, history);
+    return *this;
   }
-  storage()->bump_version();
+  write_values(*this, src);
   return *this;
 }
 
 Tensor& Tensor::fill_(const Scalar& value) {
   if (numel() == 0) return *this;
+  const Tensor history = inplace_joins_graph("fill_", *this, {}) ? overwritten_history(*this) : Tensor();
   StridedLoop loop = make_strided_loop("fill_", *this, {});
   fill_stub(device())(loop, value);
   storage()->bump_version();
+  if (history.defined()) rebase_history(*this, history);
   return *this;
 }
 
