@@ -575,6 +575,10 @@ void cumsum_acc(const ScanGeometry& g) {
 
 void cumsum_kernel(const ScanGeometry& g) {
   if (g.outer * g.len * g.inner == 0) return;
+  // PyTorch's CPU scans accumulate float32 in double (acc_type<float, is_cuda=false>); a running
+  // sum of many float32 terms drifts by whole percents otherwise. The half types accumulate in
+  // float32, integers in int64.
+  if (g.out_dtype == DType::float32) return cumsum_acc<double>(g);
   switch (reduce_acc_dtype(g.out_dtype)) {
     case DType::float64:
       return cumsum_acc<double>(g);

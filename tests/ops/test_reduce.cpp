@@ -221,6 +221,17 @@ TEST(Reduce, LongFloat32SumsStayAccurate) {
   EXPECT_EQ(sum(ones({4096}, {.dtype = DType::bfloat16})).item<double>(), 4096.0);
 }
 
+// torch 1.13 CPU, torch.full(..., 0.1).cumsum(0): float32 scans accumulate in double there, so the
+// millionth running sum is still 0.1f * n rounded once (float accumulation drifts to ~1.09x).
+TEST(Reduce, Float32CumsumAccumulatesInDoubleAsTorchCpu) {
+  const Tensor rows = cumsum(full({1 << 20}, 0.1), 0);
+  EXPECT_EQ(rows[(1 << 20) - 1].item<float>(), 104857.6015625f);
+  EXPECT_EQ(rows[(1 << 19) - 1].item<float>(), 52428.80078125f);
+  const Tensor cols = cumsum(full({1 << 18, 3}, 0.1), 0);  // the running-rows (inner > 1) path
+  EXPECT_EQ(cols[(1 << 18) - 1][0].item<float>(), 26214.400390625f);
+  EXPECT_EQ(cols[(1 << 18) - 1][2].item<float>(), 26214.400390625f);
+}
+
 TEST(Reduce, LayerNormAndRmsNormValues) {
   Tensor x = vec({1, 2, 3, 4}, {1, 4}, DType::float64);
   std::vector<double> y = layer_norm(x, {4}).to_vector<double>();
