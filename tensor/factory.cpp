@@ -26,6 +26,11 @@ Tensor full(const Shape& shape, const Scalar& value, const TensorOptions& opts) 
   return t;
 }
 
+Tensor full(const Shape& shape, const Scalar& value) {
+  const DType dt = value.is_floating() ? default_float_dtype() : value.natural_dtype();
+  return full(shape, value, {.dtype = dt});
+}
+
 Tensor zeros(const Shape& shape, const TensorOptions& opts) { return full(shape, 0, opts); }
 Tensor ones(const Shape& shape, const TensorOptions& opts) { return full(shape, 1, opts); }
 Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }

@@ -14,7 +14,10 @@ class Generator;
 Tensor empty(const Shape& shape, const TensorOptions& opts = {});
 Tensor zeros(const Shape& shape, const TensorOptions& opts = {});
 Tensor ones(const Shape& shape, const TensorOptions& opts = {});
-Tensor full(const Shape& shape, const Scalar& value, const TensorOptions& opts = {});
+Tensor full(const Shape& shape, const Scalar& value, const TensorOptions& opts);
+// torch.full without a dtype: the fill value's kind picks it (a bool gives bool, an integer int64,
+// a float the default float dtype).
+Tensor full(const Shape& shape, const Scalar& value);
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);

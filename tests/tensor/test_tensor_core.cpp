@@ -23,6 +23,11 @@ TEST(TensorCore, FactoriesFillAndShape) {
   for (float v : vals<float>(z)) EXPECT_EQ(v, 0.f);
   Tensor f = full({4}, 2.5, {.dtype = DType::bfloat16});
   for (double v : vals<double>(f)) EXPECT_EQ(v, 2.5);
+  // torch.full without a dtype infers it from the fill value.
+  EXPECT_EQ(full({2}, 3).dtype(), DType::int64);
+  EXPECT_EQ(full({2}, true).dtype(), DType::bool_);
+  EXPECT_EQ(full({2}, 0.5).dtype(), DType::float32);
+  EXPECT_EQ(full({2}, 3, {.dtype = DType::float64}).dtype(), DType::float64);
   Tensor s = scalar_tensor(7, {.dtype = DType::int64});
   EXPECT_EQ(s.dim(), 0);
   EXPECT_EQ(s.item<int64_t>(), 7);
