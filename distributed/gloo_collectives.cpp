@@ -1,12 +1,15 @@
-// The Gloo process group's operations: all_reduce, reduce_scatter (our ring), all_gather(_v),
-// broadcast and barrier run by Gloo on the tensors' own memory, and the posting of sends/recvs.
+// The Gloo process group's operations: all_reduce, reduce_scatter (our ring), all_gather(_v) and
+// broadcast run by Gloo on the tensors' own memory, the barrier (ours, on Gloo's buffers, to name
+// the ranks that never came), and the posting of sends/recvs.
 #include <gloo/allgather.h>
 #include <gloo/allgatherv.h>
 #include <gloo/allreduce.h>
-#include <gloo/barrier.h>
 #include <gloo/broadcast.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "distributed/gloo_group.h"
 #include "distributed/gloo_reduce.h"
@@ -33,6 +36,57 @@ void set_allreduce_output(gloo::AllreduceOptions& o, void* p, size_t n, int64_t 
       o.setOutput(static_cast<uint64_t*>(p), n);
       break;
   }
+}
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
+// Every rank sends an empty token to every other and waits for one from each: once all N-1 are
+// in, every rank has entered. Gloo's own barrier (dissemination: one peer per round) cannot tell
+// which rank never came when it times out, only that its current round's peer did not answer,
+// which may be a rank that is itself stuck; here each rank knows whose token is missing and names
+// it. N-1 empty messages per rank, in Gloo's transport, as Gloo's barrier sends log2(N).
+void token_barrier(gloo::Context& context, uint32_t tag, Clock::time_point deadline) {
+  const int P = context.size, me = context.rank;
+  const uint64_t slot = make_slot(kBarrierSlotPrefix, tag);
+  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> from(static_cast<size_t>(P));
+  for (int q = 0; q < P; ++q) {
+    if (q == me) continue;
+    from[size_t(q)] = context.createUnboundBuffer(nullptr, 0);
+    from[size_t(q)]->recv(q, slot);  // every receive is posted before any send: none can be missed
+  }
+  auto token = context.createUnboundBuffer(nullptr, 0);
+  for (int q = 0; q < P; ++q)
+    if (q != me) token->send(q, slot);
+  auto left = [&] {
+    return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
+  };
+  std::vector<int> missing, arrived;
+  for (int q = 0; q < P; ++q) {
+    if (q == me) continue;
+    try {
+      // After a first timeout Gloo closes every connection of the context: a token already in
+      // returns at once, one still missing throws.
+      if (!from[size_t(q)]->waitRecv(missing.empty() ? left() : milliseconds(1)))
+        throw DistributedError("the transfer was aborted");
+      arrived.push_back(q);
+    } catch (const std::exception& e) {
+      const bool timed_out = std::string(e.what()).find("Timed out") != std::string::npos;
+      if (!timed_out && missing.empty())
+        throw DistributedError("waiting for rank " + std::to_string(q) +
+                               "'s barrier token: " + e.what());
+      missing.push_back(q);
+    }
+  }
+  if (!missing.empty())
+    throw TimeoutError(rank_list(missing) + " did not enter the barrier" +
+                       (arrived.empty() ? std::string() : " (" + rank_list(arrived) + " did)"));
+  for (int q = 0; q < P; ++q)
+    if (q != me && !token->waitSend(left()))
+      throw DistributedError("the barrier's token send was aborted");
 }
 
 }  // namespace
@@ -193,12 +247,9 @@ WorkPtr GlooProcessGroup::broadcast(Tensor& tensor, int root) {
 
 WorkPtr GlooProcessGroup::barrier() {
   const uint32_t tag = next_tag();
-  return enqueue("barrier", "all ranks", [this, tag](Clock::time_point, const auto&) {
+  return enqueue("barrier", "all ranks", [this, tag](Clock::time_point deadline, const auto&) {
     if (size_ == 1) return true;
-    gloo::BarrierOptions opts(context_);
-    opts.setTag(tag);
-    opts.setTimeout(timeout_);
-    gloo::barrier(opts);
+    token_barrier(*context_, tag, deadline);
     return true;
   });
 }

@@ -3,6 +3,7 @@
 #include "distributed/launcher.h"
 
 #include <netdb.h>
+#include <omp.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -194,6 +195,17 @@ struct SubprocessLauncher::State {
   std::thread watchdog;
   // What launch() changed in this process's environment, with the previous values.
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_env;
+  // This thread's OpenMP thread count before launch() chose one (none when it did not choose).
+  std::optional<int> saved_omp_threads;
+
+  // The OpenMP runtime read OMP_NUM_THREADS when the process started, long before launch()
+  // exported it: without this, rank 0 (this process) alone would keep every core and
+  // oversubscribe the CPUs its sibling ranks were given. Only ever lowered: a count the program
+  // already set lower itself (fabric-train's deterministic mode runs one thread) stays.
+  void apply_omp_threads(int n) {
+    saved_omp_threads = omp_get_max_threads();
+    if (n < *saved_omp_threads) omp_set_num_threads(n);
+  }
 
   void export_var(const std::string& key, const char* value) {
     const char* old = std::getenv(key.c_str());
@@ -216,6 +228,8 @@ struct SubprocessLauncher::State {
     // LOCAL_RANK is no longer ours: one found from now on was set by someone else.
     if (!saved_env.empty()) g_exported_local_rank = false;
     saved_env.clear();
+    if (saved_omp_threads) omp_set_num_threads(*saved_omp_threads);
+    saved_omp_threads.reset();
   }
 
   void watch() {
@@ -282,6 +296,8 @@ void SubprocessLauncher::launch() {
   const auto shared = shared_vars(o, s.port);
 
   for (const auto& [k, v] : shared) s.export_var(k, v.c_str());
+  if (const auto chosen = shared.find("OMP_NUM_THREADS"); chosen != shared.end())
+    s.apply_omp_threads(std::stoi(chosen->second));  // chosen only when the user had not set it
   s.export_var("LOCAL_RANK", "0");
   s.export_var(kStaleVar, nullptr);
   g_exported_local_rank = true;

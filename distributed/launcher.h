@@ -3,10 +3,12 @@
 //
 // Call launch() EARLY, from the main thread, before any OpenMP/oneDNN use and before other threads
 // read the environment: it setenv()s MASTER_ADDR, MASTER_PORT, NODE_RANK, WORLD_SIZE, LOCAL_RANK=0
-// and (when unset) OMP_NUM_THREADS in this process, and setenv is not thread-safe; the
-// OpenMP runtime reads OMP_NUM_THREADS once, at its first use. The children are tied to the thread
-// that called launch() (PR_SET_PDEATHSIG fires when that thread ends), so it must live as long as
-// the run — the main thread does.
+// and (when unset) OMP_NUM_THREADS in this process, and setenv is not thread-safe. The OpenMP
+// runtime read OMP_NUM_THREADS when the process started, so when launch() chooses the count it
+// also lowers this process's to it with omp_set_num_threads, which holds for the calling thread
+// (and the parallel regions it starts); join()/kill_all() put the previous count back. The children
+// are tied to the thread that called launch() (PR_SET_PDEATHSIG fires when that thread ends), so it
+// must live as long as the run — the main thread does.
 #pragma once
 #include <sys/types.h>
 

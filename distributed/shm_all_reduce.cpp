@@ -1,13 +1,16 @@
 // Shared-memory all_reduce: the segment, its rendezvous through the store, and the chunk protocol.
 //
 // Segment layout (every counter on its own cache line, so ranks never write a shared line):
-//   [arrived counter of rank 0..N-1][reduced counter of rank 0..N-1][pid of rank 0..N-1][aborted]
+//   [arrived counter of rank 0..N-1][reduced counter of rank 0..N-1][pid of rank 0..N-1][broken]
 //   [slot 0]...[slot N-1][result]                       each slot kSlotBytes, page-aligned
 // Per chunk (generation g): copy the chunk into my slot, arrived[me] = g, wait arrived[*] >= g;
 // reduce my share [m*me/N, m*(me+1)/N) of the slots into result, reduced[me] = g, wait
 // reduced[*] >= g; copy result back. A rank overwrites its slot for g+1 only after every rank has
 // published reduced = g (all are done reading slots), and its result share only after every rank
 // has published arrived = g+1 (all are done copying result out of g): two barriers per chunk.
+// `broken` holds the first reason the segment broke: a rank's timeout (which rank gave up on
+// which), so that the other ranks waiting for the same missing rank report a timeout too, or a
+// group that broke otherwise.
 #include "distributed/shm_all_reduce.h"
 
 #include <fcntl.h>
@@ -38,6 +41,16 @@ constexpr size_t kSlotBytes = size_t{4} << 20;
 constexpr int kSpins = 4000;
 // Longest futex sleep: how often a waiter looks at the deadline and at its peers' processes.
 constexpr auto kSleepSlice = std::chrono::milliseconds(2);
+
+// The broken word: 0 while usable; kGroupBroke for a group that failed or went away; or
+// kTimedOut | by << 32 | awaited when rank `by` reached its deadline waiting for rank `awaited`.
+constexpr uint64_t kGroupBroke = 1;
+constexpr uint64_t kTimedOut = uint64_t{1} << 63;
+uint64_t timed_out_cause(int by, int awaited) {
+  return kTimedOut | (uint64_t(uint32_t(by)) << 32) | uint32_t(awaited);
+}
+int cause_by(uint64_t cause) { return int((cause & ~kTimedOut) >> 32); }
+int cause_awaited(uint64_t cause) { return int(uint32_t(cause)); }
 
 size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
@@ -165,8 +178,8 @@ uint32_t* ShmAllReduce::reduced(int r) const {
 int32_t* ShmAllReduce::pid(int r) const {
   return reinterpret_cast<int32_t*>(static_cast<char*>(base_) + size_t(2 * size_ + r) * kLine);
 }
-uint32_t* ShmAllReduce::aborted() const {
-  return reinterpret_cast<uint32_t*>(static_cast<char*>(base_) + size_t(3 * size_) * kLine);
+uint64_t* ShmAllReduce::broken() const {
+  return reinterpret_cast<uint64_t*>(static_cast<char*>(base_) + size_t(3 * size_) * kLine);
 }
 char* ShmAllReduce::slot(int r) const {
   return static_cast<char*>(base_) + header_bytes(size_) + size_t(r) * kSlotBytes;
@@ -177,12 +190,35 @@ void ShmAllReduce::publish(uint32_t* word, uint32_t value) {
   futex_wake_all(word);
 }
 
-void ShmAllReduce::abort() {
-  __atomic_store_n(aborted(), 1u, __ATOMIC_RELEASE);
+void ShmAllReduce::abort() { mark_broken(kGroupBroke); }
+
+void ShmAllReduce::mark_broken(uint64_t cause) {
+  // The first cause stays: the timeout that started a failure, not the aborts that follow it.
+  uint64_t none = 0;
+  __atomic_compare_exchange_n(broken(), &none, cause, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
   for (int q = 0; q < size_; ++q) {
     futex_wake_all(arrived(q));
     futex_wake_all(reduced(q));
   }
+}
+
+void ShmAllReduce::throw_broken(uint64_t cause, int awaited, const char* stage) const {
+  const std::string waiting = "rank " + std::to_string(awaited) + " was awaited " + stage;
+  if (cause & kTimedOut) {
+    const int by = cause_by(cause), missing = cause_awaited(cause);
+    if (missing != rank_)
+      // Waiting for the same missing rank, this rank would have timed out too: say so, not
+      // "broken", whichever of the waiting ranks reached its deadline first.
+      throw TimeoutError("shared-memory all_reduce timed out waiting for rank " +
+                         std::to_string(missing) + ": rank " + std::to_string(by) +
+                         " reached its timeout waiting for it first (on this rank, " + waiting +
+                         ")");
+    // This rank is the one that came late: it did not time out, its peer left without it.
+    throw DistributedError("shared-memory all_reduce: rank " + std::to_string(by) +
+                           " timed out waiting for this rank (rank " + std::to_string(rank_) +
+                           ") and left the collective before it arrived (" + waiting + ")");
+  }
+  throw DistributedError("shared-memory all_reduce: a peer's process group broke while " + waiting);
 }
 
 bool ShmAllReduce::peer_alive(int r) const {
@@ -204,18 +240,19 @@ void ShmAllReduce::wait_all(uint32_t* (ShmAllReduce::*counter)(int) const, uint3
     for (;;) {
       const uint32_t seen = load_acquire(word);
       if (int32_t(seen - value) >= 0) break;  // generations wrap around
-      if (load_acquire(aborted()) != 0)
-        throw DistributedError("shared-memory all_reduce: a peer's process group broke while rank " +
-                               std::to_string(q) + " was awaited " + stage);
+      const uint64_t cause = __atomic_load_n(broken(), __ATOMIC_ACQUIRE);
+      if (cause != 0) throw_broken(cause, q, stage);
       if (spins < kSpins) {
         ++spins;
         cpu_relax();
         continue;
       }
       futex_wait(word, seen, kSleepSlice);
-      if (Clock::now() > deadline)
+      if (Clock::now() > deadline) {
+        mark_broken(timed_out_cause(rank_, q));  // the other waiters learn why, and for whom
         throw TimeoutError("shared-memory all_reduce timed out waiting for rank " +
                            std::to_string(q) + " " + stage);
+      }
       if (!peer_alive(q))
         throw DistributedError("shared-memory all_reduce: rank " + std::to_string(q) + " (pid " +
                                std::to_string(*pid(q)) + ") exited while awaited " + stage);

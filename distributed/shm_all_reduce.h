@@ -31,12 +31,16 @@ class ShmAllReduce {
   ShmAllReduce& operator=(const ShmAllReduce&) = delete;
 
   // Reduces n elements of itemsize bytes at data in place over all ranks with fn (c = a op b,
-  // applied in rank order). TimeoutError after `deadline`; DistributedError when a peer process
-  // has died or a peer's group broke (see abort()). Not thread-safe: one caller per group.
+  // applied in rank order). TimeoutError after `deadline`, naming the rank that did not come; the
+  // same TimeoutError, naming that same rank, when a peer gave up waiting for it first (every
+  // rank left waiting for a missing one sees a timeout, whichever deadline passes first);
+  // DistributedError when a peer process has died or a peer's group broke otherwise (see
+  // abort()). Not thread-safe: one caller per group.
   void run(void* data, size_t n, size_t itemsize, ReduceFn fn, Clock::time_point deadline);
 
   // Marks the segment broken, so that peers waiting in run() fail at once instead of at their
-  // timeout (the TCP equivalent: a closed connection).
+  // timeout (the TCP equivalent: a closed connection). The first mark wins: a later abort() keeps
+  // the cause of an earlier timeout.
   void abort();
 
  private:
@@ -44,7 +48,9 @@ class ShmAllReduce {
   uint32_t* arrived(int r) const;
   uint32_t* reduced(int r) const;
   int32_t* pid(int r) const;
-  uint32_t* aborted() const;
+  uint64_t* broken() const;  // 0, or why the segment broke (encoded by shm_all_reduce.cpp)
+  void mark_broken(uint64_t cause);
+  [[noreturn]] void throw_broken(uint64_t cause, int awaited, const char* stage) const;
   char* slot(int r) const;  // slot(size_) is the reduced chunk
   void publish(uint32_t* word, uint32_t value);
   void wait_all(uint32_t* (ShmAllReduce::*counter)(int) const, uint32_t value,

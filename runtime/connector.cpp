@@ -42,7 +42,8 @@ bool available_strategy(const std::string& s) {
   return s == "single_device" || s == "ddp" || s == "deepspeed" || s == "fsdp";
 }
 
-// Parses the devices flag into explicit indices; `available` is the accelerator's device count.
+}  // namespace
+
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator) {
   const std::string s = lower(spec);
   auto bad = [&](const std::string& why) {
@@ -84,6 +85,8 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
   for (int i = 0; i < int(n); ++i) ids[size_t(i)] = i;
   return ids;
 }
+
+namespace {
 
 // LT_* variables replace the constructor flags (the CLI sets them). Under LT_CLI_USED=1, a flag
 // the code set to a non-default value that disagrees with the environment is an error.
@@ -137,9 +140,11 @@ const std::vector<std::string>& known_strategies() {
       "auto",          "single_device",     "dp",           "ddp",
       "ddp_spawn",     "ddp_fork",          "ddp_notebook", "ddp_find_unused_parameters_true",
       "fsdp",          "fsdp_cpu_offload",
-      "deepspeed",     "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+      "deepspeed",     "deepspeed_stage_1", "deepspeed_stage_1_offload",
+      "deepspeed_stage_2", "deepspeed_stage_2_offload",
       "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
-      "model_parallel", "xla",              "xla_fsdp"};
+      "model_parallel", "xla",              "xla_fsdp",     "single_xla",
+      "single_tpu"};
   return v;
 }
 

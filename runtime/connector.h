@@ -57,6 +57,10 @@ struct Resolved {
 // strategies or precisions that this build does not provide yet.
 Resolved resolve_connector(ConnectorFlags flags);
 
+// The devices flag as explicit indices; `available` is the accelerator's device count (what -1
+// means). ValueError naming the spec and what is allowed. fabric-train's config check uses it too.
+std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator);
+
 // Strategy names the reference registers (lower-cased).
 const std::vector<std::string>& known_strategies();
 

@@ -27,19 +27,22 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Runs body(rank, group) for `size` ranks, each a thread with its own group over one HashStore.
-// A rank's exception becomes a test failure naming the rank. Ranks that are threads share the
-// host, so all_reduce takes the shared-memory segment unless shared_memory is false.
-void run_ranks(int size, const std::function<void(int, ProcessGroup&)>& body,
-               std::chrono::milliseconds timeout = 5s, bool shared_memory = true) {
+// Runs body(rank, group) for timeouts.size() ranks, each a thread with its own group (rank r's
+// timeout timeouts[r]) over one HashStore. A rank's exception becomes a test failure naming the
+// rank. Ranks that are threads share the host, so all_reduce takes the shared-memory segment
+// unless shared_memory is false.
+void run_ranks_with_timeouts(const std::vector<std::chrono::milliseconds>& timeouts,
+                             bool shared_memory,
+                             const std::function<void(int, ProcessGroup&)>& body) {
+  const int size = int(timeouts.size());
   auto store = std::make_shared<HashStore>();
   std::vector<std::string> errors(static_cast<size_t>(size));
   std::vector<std::thread> threads;
   for (int r = 0; r < size; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto pg = make_gloo_process_group(store, r, size,
-                                          {.timeout = timeout, .shared_memory = shared_memory});
+        auto pg = make_gloo_process_group(
+            store, r, size, {.timeout = timeouts[size_t(r)], .shared_memory = shared_memory});
         body(r, *pg);
       } catch (const std::exception& e) {
         errors[size_t(r)] = e.what();
@@ -48,6 +51,12 @@ void run_ranks(int size, const std::function<void(int, ProcessGroup&)>& body,
   }
   for (auto& t : threads) t.join();
   for (int r = 0; r < size; ++r) EXPECT_EQ(errors[size_t(r)], "") << "rank " << r;
+}
+
+void run_ranks(int size, const std::function<void(int, ProcessGroup&)>& body,
+               std::chrono::milliseconds timeout = 5s, bool shared_memory = true) {
+  run_ranks_with_timeouts(std::vector<std::chrono::milliseconds>(size_t(size), timeout),
+                          shared_memory, body);
 }
 
 Tensor make(const std::vector<double>& v, DType dtype) {
@@ -509,6 +518,67 @@ TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBroken) {
 }
 TEST(GlooProcessGroup, SkippedCollectiveTimesOutThenTheGroupIsBrokenOverTcp) {
   check_skipped_collective(false);
+}
+
+// 3 ranks, rank 2 never calls all_reduce: both waiting ranks fail with TimeoutError naming the
+// operation, their rank and rank 2, whichever of them reaches its timeout first (over the shared
+// segment, the first one's timeout used to reach the other as "a peer's process group broke").
+// Rank 2 keeps its group open until both have failed.
+void check_all_reduce_skipped_by_one_of_three(const std::vector<std::chrono::milliseconds>& timeouts,
+                                             bool shared_memory) {
+  std::atomic<int> failed{0};
+  run_ranks_with_timeouts(timeouts, shared_memory, [&](int r, ProcessGroup& pg) {
+    if (r == 2) {
+      const auto t0 = Clock::now();
+      while (failed.load() < 2 && Clock::now() - t0 < 30s) std::this_thread::sleep_for(1ms);
+      return;
+    }
+    Tensor t = zeros({1000});
+    const auto t0 = Clock::now();
+    const std::string msg = thrown<TimeoutError>([&] { pg.all_reduce(t)->wait(); });
+    ++failed;
+    EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;  // never sits out a much longer timeout
+    EXPECT_CONTAINS(msg, "all_reduce");
+    EXPECT_CONTAINS(msg, "rank " + std::to_string(r) + " of 3");
+    // Over TCP, Gloo's ring names no rank beyond the ring peers that the head already lists.
+    if (shared_memory) EXPECT_CONTAINS(msg, "waiting for rank 2");
+  });
+}
+TEST(GlooProcessGroup, SkippedAllReduceTimesOutOnEveryWaitingRank) {
+  // Rank 0's timeout comes long before rank 1's: rank 1 must still report a timeout.
+  check_all_reduce_skipped_by_one_of_three({300ms, 20s, 20s}, true);
+  for (int round = 0; round < 5; ++round)  // equal timeouts: either may be first
+    check_all_reduce_skipped_by_one_of_three({300ms, 300ms, 300ms}, true);
+}
+TEST(GlooProcessGroup, SkippedAllReduceTimesOutOnEveryWaitingRankOverTcp) {
+  for (int round = 0; round < 3; ++round)
+    check_all_reduce_skipped_by_one_of_three({300ms, 300ms, 300ms}, false);
+}
+
+// A rank that never enters the barrier is named by every rank that waited for it, along with the
+// ranks that did come.
+TEST(GlooProcessGroup, SkippedBarrierNamesTheMissingRank) {
+  for (int size : {2, 3}) {
+    std::atomic<int> failed{0};
+    const int missing = size - 1;
+    run_ranks(
+        size,
+        [&](int r, ProcessGroup& pg) {
+          if (r == missing) {
+            const auto t0 = Clock::now();
+            while (failed.load() < size - 1 && Clock::now() - t0 < 30s)
+              std::this_thread::sleep_for(1ms);
+            return;
+          }
+          const std::string msg = thrown<TimeoutError>([&] { pg.barrier()->wait(); });
+          ++failed;
+          EXPECT_CONTAINS(msg, "barrier");
+          EXPECT_CONTAINS(msg, "rank " + std::to_string(r) + " of " + std::to_string(size));
+          EXPECT_CONTAINS(msg, "rank " + std::to_string(missing) + " did not enter the barrier");
+          if (size == 3) EXPECT_CONTAINS(msg, "(rank " + std::to_string(1 - r) + " did)");
+        },
+        500ms);
+  }
 }
 
 TEST(GlooProcessGroup, UnmatchedRecvTimesOut) {

@@ -1,6 +1,7 @@
 // Tests of the local subprocess launcher. Ranks are `/bin/sh -c` scripts (no helper binary); every
 // test that calls launch() runs it in a forked child, because launch() rewrites the environment and
 // its watchdog may _exit the whole process.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +31,20 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kChildDirVar = "FABRIC_LAUNCHER_TEST_CHILD_DIR";
+constexpr const char* kOmpDirVar = "FABRIC_LAUNCHER_TEST_OMP_DIR";
+
+// The test binary does not link OpenMP itself; the runtime library does, so its symbols are
+// reachable at run time (and its runtime has read the environment before any of this code runs).
+int omp_max_threads() {
+  using Fn = int (*)();
+  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  return fn ? fn() : -1;
+}
+void omp_set_threads(int n) {
+  using Fn = void (*)(int);
+  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (fn) fn(n);
+}
 
 std::string read_fd_all(int fd) {
   std::string s;
@@ -65,6 +81,16 @@ std::string self_link(const char* path) {
       << (lr ? lr : "-") << ' ' << (ws ? ws : "-") << '\n'
       << self_link("/proc/self/exe") << '\n'
       << cmdline;
+  std::_Exit(0);
+}();
+
+// When EveryRankRunsWithTheChosenOmpThreadCount re-executes this test binary, the re-run writes
+// the thread count its OpenMP runtime took from the environment and exits before main().
+[[maybe_unused]] const bool g_omp_rerun_hook = [] {
+  const char* dir = std::getenv(kOmpDirVar);
+  if (!dir) return false;
+  const char* lr = std::getenv("LOCAL_RANK");
+  std::ofstream(std::string(dir) + "/omp_" + (lr ? lr : "unset")) << omp_max_threads() << '\n';
   std::_Exit(0);
 }();
 
@@ -313,22 +339,84 @@ TEST(LauncherJoin, KeepsAnOmpNumThreadsThatIsAlreadySet) {
   const Forked r = run_forked(
       [&](int out) {
         ::setenv("OMP_NUM_THREADS", "7", 1);
+        omp_set_threads(5);  // the user's own choice in code: not the launcher's to change
         LaunchOptions o;
         o.nprocs = 2;
         o.argv = env_dump_argv(dir);
         SubprocessLauncher l(o);
         l.launch();
-        put(out, "self_omp=" + env_or_dash("OMP_NUM_THREADS") +
-                     "\njoin=" + std::to_string(l.join(5s)) + "\n");
+        put(out, "self_omp=" + env_or_dash("OMP_NUM_THREADS") + "\n");
+        put(out, "self_threads=" + std::to_string(omp_max_threads()) + "\n");
+        put(out, "join=" + std::to_string(l.join(5s)) + "\n");
       },
       10s);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.kv.at("self_omp"), "7");
+  EXPECT_EQ(r.kv.at("self_threads"), "5");
   EXPECT_EQ(r.kv.at("join"), "0");
   std::istringstream fields(slurp(dir.file("env_1")));
   std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
   ASSERT_EQ(f.size(), 8u);
   EXPECT_EQ(f[6], "7");
+}
+
+// The launcher chooses OMP_NUM_THREADS = cpus / nprocs; rank 0 is this process, whose OpenMP
+// runtime had read its (unset) environment long before, so launch() must set its count too.
+TEST(LauncherJoin, EveryRankRunsWithTheChosenOmpThreadCount) {
+  ASSERT_GT(omp_max_threads(), 0) << "OpenMP runtime not loaded";
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  const int cpus = CPU_COUNT(&set);
+  const int chosen = std::max(1, cpus / 2);
+  TempDir dir;
+  const Forked r = run_forked(
+      [&](int out) {
+        ::unsetenv("OMP_NUM_THREADS");
+        // What the runtime took at start without OMP_NUM_THREADS is every core; more here, so
+        // that the count differs from the chosen one on any machine.
+        omp_set_threads(cpus + 3);
+        LaunchOptions o;
+        o.nprocs = 2;
+        o.extra_env = {{kOmpDirVar, dir.path()}};  // the re-run stops in g_omp_rerun_hook
+        SubprocessLauncher l(o);
+        l.launch();
+        put(out, "rank0=" + std::to_string(omp_max_threads()) + "\n");
+        put(out, "join=" + std::to_string(l.join(20s)) + "\n");
+        put(out, "after=" + std::to_string(omp_max_threads()) + "\n");
+      },
+      30s);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.kv.at("join"), "0");
+  EXPECT_EQ(r.kv.at("rank0"), std::to_string(chosen));
+  EXPECT_EQ(trimmed(slurp(dir.file("omp_1"))), std::to_string(chosen));
+  EXPECT_EQ(r.kv.at("after"), std::to_string(cpus + 3));  // the run is over: the count is back
+}
+
+// A count the program already lowered itself (fabric-train's deterministic mode: one thread) is
+// not raised to the launcher's choice.
+TEST(LauncherJoin, LeavesALowerOmpThreadCountAlone) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  if (CPU_COUNT(&set) < 2) GTEST_SKIP() << "one CPU: the launcher's choice is 1 thread anyway";
+  const Forked r = run_forked(
+      [&](int out) {
+        ::unsetenv("OMP_NUM_THREADS");
+        omp_set_threads(1);
+        LaunchOptions o;
+        o.nprocs = 1;  // chooses every CPU
+        o.argv = {"/bin/true"};
+        SubprocessLauncher l(o);
+        l.launch();
+        put(out, "env=" + env_or_dash("OMP_NUM_THREADS") + "\n");
+        put(out, "threads=" + std::to_string(omp_max_threads()) + "\n");
+        put(out, "join=" + std::to_string(l.join(5s)) + "\n");
+      },
+      10s);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.kv.at("env"), std::to_string(CPU_COUNT(&set)));
+  EXPECT_EQ(r.kv.at("threads"), "1");
 }
 
 // rank 1 fails a second after start (after join() has taken over from the watchdog); rank 2 sleeps.

@@ -1,11 +1,13 @@
 // The shared-memory all_reduce under the Gloo group, driven directly: rendezvous (on one host every
 // rank maps the segment, one rank opting out turns it off for all, nothing is left in /dev/shm),
 // chunking and per-rank shares (sizes around the chunk and below the rank count), rank-order
-// reduction, and failing fast instead of hanging (timeout naming the rank, a peer's abort). The
+// reduction, and failing fast instead of hanging (timeout naming the rank, on every rank that
+// waited for it, a peer's abort). The
 // group-level tests (every dtype and op, killed peer process, skipped collective) are in
 // test_gloo_process_group.cpp.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -117,6 +119,32 @@ TEST(ShmAllReduce, TimeoutNamesTheRankThatNeverCame) {
     EXPECT_LT(Clock::now() - t0, 3s);
     EXPECT_CONTAINS(msg, "rank 1");
     EXPECT_CONTAINS(msg, "timed out");
+  });
+}
+
+// Ranks 0 and 1 wait for rank 2, which never comes. Rank 0's deadline passes first; rank 1, whose
+// deadline is far off, must learn from the segment that this was a timeout waiting for rank 2 and
+// say so (not "a peer's group broke"). Rank 2, arriving after both gave up, is told who left.
+TEST(ShmAllReduce, EveryRankWaitingForAMissingRankTimesOutNamingIt) {
+  std::atomic<int> failed{0};
+  with_ranks(3, kAll, [&](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    std::vector<float> x(10, 1.f);
+    const ReduceFn sum = reduce_function(DType::float32, ReduceOp::sum, "test");
+    const auto t0 = Clock::now();
+    if (r == 2) {
+      while (failed.load() < 2 && Clock::now() - t0 < 10s) std::this_thread::sleep_for(1ms);
+      const std::string msg = thrown<DistributedError>(
+          [&] { shm->run(x.data(), x.size(), sizeof(float), sum, Clock::now() + 20s); });
+      EXPECT_CONTAINS(msg, "rank 0 timed out waiting for this rank (rank 2)");
+      return;
+    }
+    const std::string msg = thrown<TimeoutError>(
+        [&] { shm->run(x.data(), x.size(), sizeof(float), sum, t0 + (r == 0 ? 200ms : 20s)); });
+    ++failed;
+    EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;  // rank 1 did not sit out its own 20 s
+    EXPECT_CONTAINS(msg, "timed out waiting for rank 2");
+    if (r == 1) EXPECT_CONTAINS(msg, "rank 0 reached its timeout waiting for it first");
   });
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,49 @@ TEST(FabricConnector, BadFlagsNameTheFlag) {
   EXPECT_EQ(Fabric({.precision = "transformer-engine"}).precision().name(), "transformer-engine");
   EXPECT_EQ(Fabric({.precision = "transformer-engine-float16"}).precision().name(), "transformer-engine-float16");
   EXPECT_EQ(Fabric({.precision = "nf4-dq"}).precision().name(), "nf4-dq");
+}
+
+// Every name fabric-api.md §4 registers is known: the ones this runtime runs resolve to their
+// strategy with its options; the XLA/TPU ones are NotImplementedError, never "invalid name".
+TEST(FabricConnector, EveryReferenceStrategyNameIsRegistered) {
+  struct Case {
+    const char* name;
+    const char* strategy;
+    int zero_stage;
+    bool offload;
+    bool find_unused;
+  };
+  const Case runs[] = {
+      {"ddp", "ddp", 0, false, false},
+      {"ddp_spawn", "ddp", 0, false, false},
+      {"ddp_fork", "ddp", 0, false, false},
+      {"ddp_notebook", "ddp", 0, false, false},
+      {"ddp_find_unused_parameters_true", "ddp", 0, false, true},
+      {"dp", "ddp", 0, false, false},  // dp on cpu becomes ddp, as in the reference
+      {"fsdp", "fsdp", 0, false, false},
+      {"fsdp_cpu_offload", "fsdp", 0, true, false},
+      {"deepspeed", "deepspeed", 2, false, false},
+      {"deepspeed_stage_1", "deepspeed", 1, false, false},
+      {"deepspeed_stage_2", "deepspeed", 2, false, false},
+      {"deepspeed_stage_3", "deepspeed", 3, false, false},
+      {"deepspeed_stage_1_offload", "deepspeed", 1, true, false},
+      {"deepspeed_stage_2_offload", "deepspeed", 2, true, false},
+      {"deepspeed_stage_3_offload", "deepspeed", 3, true, false},
+  };
+  for (const Case& c : runs) {
+    const Resolved r = resolve_connector({.accelerator = "cpu", .strategy = c.name, .devices = 2});
+    EXPECT_EQ(r.strategy, c.strategy) << c.name;
+    EXPECT_EQ(r.zero_stage, c.zero_stage) << c.name;
+    EXPECT_EQ(r.offload, c.offload) << c.name;
+    EXPECT_EQ(r.find_unused_parameters, c.find_unused) << c.name;
+  }
+  Fabric zero1_offload({.accelerator = "cpu", .strategy = "deepspeed_stage_1_offload", .devices = 1});
+  EXPECT_EQ(zero1_offload.strategy(), "deepspeed");
+  for (const char* name : {"deepspeed_stage_3_offload_nvme", "xla", "single_xla", "xla_fsdp", "single_tpu"}) {
+    EXPECT_THROW(resolve_connector({.accelerator = "cpu", .strategy = name}), NotImplementedError) << name;
+    const auto& known = known_strategies();
+    EXPECT_NE(std::find(known.begin(), known.end(), name), known.end()) << name;
+  }
 }
 
 TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {
