@@ -10,9 +10,11 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <set>
@@ -20,6 +22,7 @@
 
 #include "precision/deepspeed_precision.h"
 #include "precision/registry.h"
+#include "runtime/connector.h"
 #include "runtime/train_config_fields.h"
 
 namespace fabric {
@@ -38,33 +41,11 @@ bool is_fsdp_strategy(const std::string& s) {
   return l == "fsdp" || l == "fsdp_cpu_offload";
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string suggestion(const std::string& key, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = std::numeric_limits<size_t>::max();
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(key, c);
-    if (d < best_d) best_d = d, best = c;
-  }
-  if (best.empty() || best_d > std::max<size_t>(2, key.size() / 3)) return "";
-  return "; did you mean '" + best + "'?";
-}
-
 // Where a value came from: "file:line:col" or "--set key".
 struct Located {
   YAML::Node node;
   std::string where;
+  bool from_command_line() const { return where.rfind("--set ", 0) == 0; }
 };
 
 class Parser {
@@ -130,10 +111,24 @@ class Parser {
       case Kind::string:
         if (!n.IsScalar()) type_error(scalar_text(n));
         out.s = n.Scalar();
-        if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), out.s) == f.choices.end()) {
-          std::string list;
-          for (const auto& c : f.choices) list += (list.empty() ? "" : ", ") + c;
-          fail(v.where, key, "'" + out.s + "' is not one of: " + list + suggestion(out.s, f.choices));
+        if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), out.s) == f.choices.end())
+          fail(v.where, key, "'" + out.s + "' is not one of: " + join(f.choices) + suggestion(out.s, f.choices));
+        break;
+      case Kind::devices:
+        // A list of indices, as FabricOptions' Devices takes it; the string forms as they are.
+        if (n.IsSequence()) {
+          std::vector<int> ids;
+          for (const auto& e : n) {
+            const int64_t id = as_int(e);
+            if (id < 0 || id > std::numeric_limits<int>::max())
+              fail(v.where, key, "'" + e.Scalar() + "' is not a device index (expected an integer >= 0)");
+            ids.push_back(int(id));
+          }
+          if (ids.empty()) fail(v.where, key, "the list of device indices is empty");
+          out.s = Devices(ids).spec;
+        } else {
+          if (!n.IsScalar()) type_error(scalar_text(n));
+          out.s = n.Scalar();
         }
         break;
       case Kind::string_list:
@@ -170,21 +165,19 @@ class Parser {
     }
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) fail(at(root), "", "the config must be a mapping of sections (fabric, model, data, ...)");
-    // Collect every value with its location, then apply overrides on top.
+    // Collect every value with its location, then apply overrides on top. A null value stays in
+    // `values` until its key is checked: it means "the default".
     std::map<std::string, Located> values;
     for (const auto& top : root) {
       const std::string sec = top.first.as<std::string>();
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
-        fail(at(top.first), sec, "unknown section" + suggestion(sec, sections()) +
-                                     " (sections: fabric, model, data, loss, optimizer, scheduler, trainer, logger, lora, fsdp, deepspeed)");
+        fail(at(top.first), sec, "unknown section" + did_you_mean(sec, sections(), "sections"));
       if (sec == "deepspeed") {
         deepspeed_where_ = at(top.first);
         if (top.second.IsNull()) continue;
-        try {
-          deepspeed_ = precision::DeepSpeedConfig::from_yaml(top.second);
-        } catch (const ValueError& e) {
-          fail(at(top.second), "deepspeed", e.what());
-        }
+        if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
+        deepspeed_given_ = true;
+        collect_deepspeed(top.second, "", "");
         continue;
       }
       if (sec == "loss") {
@@ -200,24 +193,28 @@ class Parser {
       const size_t eq = o.find('=');
       if (eq == std::string::npos || eq == 0)
         throw ConfigError("--set " + o + ": expected key.path=value, e.g. trainer.max_steps=10");
-      const std::string key = o.substr(0, eq);
+      const std::string key = o.substr(0, eq), text_value = o.substr(eq + 1);
       YAML::Node v;
       try {
-        v = YAML::Load(o.substr(eq + 1));
+        // `key=` is an empty string; `key=null` (or ~) the default.
+        v = text_value.empty() ? YAML::Node(std::string()) : YAML::Load(text_value);
       } catch (const YAML::Exception& e) {
         throw ConfigError("--set " + key + ": the value is not valid YAML: " + e.msg);
       }
-      if (key.rfind("deepspeed.", 0) == 0)
-        throw ConfigError("--set " + key + ": the deepspeed section cannot be overridden key by key; edit the file");
+      if (key.rfind("deepspeed.", 0) == 0) {
+        override_deepspeed(key.substr(10), v, "--set " + key);
+        continue;
+      }
       if (key.find('.') == std::string::npos && key != "loss")
         throw ConfigError("--set " + key + ": expected section.key (e.g. trainer.max_steps)");
-      values[key] = {v.IsNull() ? YAML::Node(std::string()) : v, "--set " + key};
+      values[key] = {v, "--set " + key};
     }
     // The model's name decides which model keys apply.
     TrainConfig cfg;
     std::map<std::string, const Field*> by_path;
     for (const Field& f : fields()) by_path[f.path()] = &f;
-    if (auto it = values.find("model.name"); it != values.end()) by_path["model.name"]->set(cfg, convert(*by_path["model.name"], it->second));
+    if (auto it = values.find("model.name"); it != values.end() && !it->second.node.IsNull())
+      by_path["model.name"]->set(cfg, convert(*by_path["model.name"], it->second));
     for (const auto& [path, loc] : values) {
       auto it = by_path.find(path);
       const size_t dot = path.find('.');
@@ -226,22 +223,69 @@ class Parser {
       if (it == by_path.end() ||
           (!it->second->models.empty() &&
            std::find(it->second->models.begin(), it->second->models.end(), cfg.model.name) == it->second->models.end())) {
-        std::vector<std::string> keys;
-        for (const Field& f : fields())
-          if (f.section == sec && (f.models.empty() || std::find(f.models.begin(), f.models.end(), cfg.model.name) != f.models.end()))
-            keys.push_back(f.key);
-        const bool other_model = it != by_path.end();
-        fail(loc.where, path,
-             other_model ? "does not apply to model '" + cfg.model.name + "'"
-                         : "unknown key" + suggestion(key, keys) +
-                               (std::find(sections().begin(), sections().end(), sec) == sections().end()
-                                    ? " (unknown section '" + sec + "')"
-                                    : ""));
+        if (it != by_path.end()) fail(loc.where, path, "does not apply to model '" + cfg.model.name + "'");
+        if (std::find(sections().begin(), sections().end(), sec) == sections().end())
+          fail(loc.where, path, "unknown section '" + sec + "'" + did_you_mean(sec, sections(), "sections"));
+        std::vector<std::string> keys, elsewhere;
+        for (const Field& f : fields()) {
+          const bool applies = f.models.empty() || std::find(f.models.begin(), f.models.end(), cfg.model.name) != f.models.end();
+          if (f.section == sec && applies) keys.push_back(f.key);
+          else if (f.section != sec && applies) elsewhere.push_back(f.path());
+        }
+        fail(loc.where, path, "unknown key" + did_you_mean(key, keys, "keys of " + sec, elsewhere));
       }
-      it->second->set(cfg, convert(*it->second, loc));
+      if (!loc.node.IsNull()) it->second->set(cfg, convert(*it->second, loc));
     }
+    std::erase_if(values, [](const auto& kv) { return kv.second.node.IsNull(); });
     check(cfg, values);
     return cfg;
+  }
+
+  // Records the deepspeed keys under `node` (a mapping at `prefix`) with their locations (`where`:
+  // all of them at a --set, or "" for each its own place in the file). Nulls mean the default.
+  void collect_deepspeed(const YAML::Node& node, const std::string& prefix, const std::string& where) {
+    for (const auto& kv : node) {
+      const std::string name = kv.first.as<std::string>();
+      const std::string path = prefix.empty() ? name : prefix + "." + name;
+      const std::string here = where.empty() ? at(kv.first) : where;
+      if (!is_deepspeed_key(path) && !is_deepspeed_block(path))
+        fail(here, "deepspeed." + path,
+             "unknown key" + did_you_mean(name, deepspeed_children(prefix),
+                                          "keys of deepspeed" + (prefix.empty() ? "" : "." + prefix)));
+      if (is_deepspeed_block(path) && kv.second.IsMap()) {
+        collect_deepspeed(kv.second, path, where);
+      } else if (!kv.second.IsNull()) {
+        deepspeed_values_[path] = {kv.second, here};
+      }
+    }
+  }
+
+  // --set deepspeed.<path>=v: replaces that key (or block) of the file's section.
+  void override_deepspeed(const std::string& path, const YAML::Node& v, const std::string& where) {
+    // The first unknown component names the error.
+    std::string prefix;
+    for (size_t start = 0;;) {
+      const size_t dot = path.find('.', start);
+      const std::string name = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      const std::string here = prefix.empty() ? name : prefix + "." + name;
+      if (!is_deepspeed_key(here) && !is_deepspeed_block(here))
+        fail(where, "deepspeed." + here,
+             "unknown key" + did_you_mean(name, deepspeed_children(prefix),
+                                          "keys of deepspeed" + (prefix.empty() ? "" : "." + prefix)));
+      if (dot == std::string::npos) break;
+      prefix = here;
+      start = dot + 1;
+    }
+    // The key, what is under it, and a scalar given where a block of it belongs all go.
+    std::erase_if(deepspeed_values_, [&](const auto& kv) {
+      const std::string& p = kv.first;
+      return p == path || p.rfind(path + ".", 0) == 0 || path.rfind(p + ".", 0) == 0;
+    });
+    if (v.IsNull()) return;
+    deepspeed_given_ = true;
+    if (deepspeed_where_.empty()) deepspeed_where_ = where;
+    if (is_deepspeed_block(path) && v.IsMap()) collect_deepspeed(v, path, where);
+    else deepspeed_values_[path] = {v, where};
   }
 
   void check(TrainConfig& c, const std::map<std::string, Located>& values) const {
@@ -253,6 +297,19 @@ class Parser {
       c.fabric.precision = precision::canonical_precision(c.fabric.precision);
     } catch (const ValueError& e) {
       fail(where("fabric.precision"), "fabric.precision", e.what());
+    }
+    // The connector's own registry and devices parser, so that a bad name stops here (exit 2, at
+    // the key) rather than when Fabric is built. How many devices exist is the connector's
+    // business at run time: -1 passes here.
+    const auto& strategies = known_strategies();
+    if (std::find(strategies.begin(), strategies.end(), to_case(c.fabric.strategy, ::tolower)) == strategies.end())
+      fail(where("fabric.strategy"), "fabric.strategy",
+           "'" + c.fabric.strategy + "' is not a strategy name" +
+               suggestion(to_case(c.fabric.strategy, ::tolower), strategies) + " (one of: " + join(strategies) + ")");
+    try {
+      (void)parse_devices(c.fabric.devices, 1, c.fabric.accelerator);
+    } catch (const ValueError& e) {
+      fail(where("fabric.devices"), "fabric.devices", e.what());
     }
     if (c.trainer.max_steps < 0 && c.trainer.max_epochs < 0)
       fail(where("trainer"), "trainer.max_steps", "set trainer.max_steps or trainer.max_epochs (both are -1)");
@@ -276,8 +333,21 @@ class Parser {
       fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
-    if (deepspeed_) check_deepspeed(c, values);
+    check_deepspeed(c, values);
     check_fsdp(c, values);
+  }
+
+  // A strategy section the file has but the command line's fabric.strategy cannot use (resuming an
+  // FSDP run under ddp, say): dropped with a warning rather than refused, because the command line
+  // is the newer word. Keys of that section given on the command line as well stay an error.
+  bool drop_for_command_line_strategy(TrainConfig& c, const std::map<std::string, Located>& values,
+                                      const std::string& section, const std::string& section_at,
+                                      bool section_on_command_line) const {
+    auto it = values.find("fabric.strategy");
+    if (it == values.end() || !it->second.from_command_line() || section_on_command_line) return false;
+    c.warnings.push_back(section_at + ": the " + section + " section is ignored: fabric.strategy '" + c.fabric.strategy +
+                         "' (from the command line) does not use it");
+    return true;
   }
 
   void check_fsdp(TrainConfig& c, const std::map<std::string, Located>& values) const {
@@ -286,13 +356,20 @@ class Parser {
       return it == values.end() ? name_ : it->second.where;
     };
     std::string given_at = fsdp_where_;
-    for (const auto& [path, loc] : values)
-      if (given_at.empty() && path.rfind("fsdp.", 0) == 0) given_at = loc.where;
+    bool on_command_line = false;
+    for (const auto& [path, loc] : values) {
+      if (path.rfind("fsdp.", 0) != 0) continue;
+      if (given_at.empty()) given_at = loc.where;
+      on_command_line = on_command_line || loc.from_command_line();
+    }
     if (!is_fsdp_strategy(c.fabric.strategy)) {
-      if (!given_at.empty())
-        fail(given_at, "fsdp", "an fsdp section needs fabric.strategy fsdp or fsdp_cpu_offload, got '" +
-                                   c.fabric.strategy + "'");
-      return;
+      if (given_at.empty()) return;
+      if (drop_for_command_line_strategy(c, values, "fsdp", given_at, on_command_line)) {
+        c.fsdp = TrainConfig::Fsdp{};
+        return;
+      }
+      fail(given_at, "fsdp", "an fsdp section needs fabric.strategy fsdp or fsdp_cpu_offload, got '" +
+                                 c.fabric.strategy + "'");
     }
     TrainConfig::Fsdp& f = c.fsdp;
     static const std::vector<std::string> strategies = {"FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"};
@@ -324,10 +401,47 @@ class Parser {
   }
 
   void check_deepspeed(TrainConfig& c, const std::map<std::string, Located>& values) const {
-    const precision::DeepSpeedConfig& d = *deepspeed_;
-    if (c.fabric.strategy.rfind("deepspeed", 0) != 0)
+    if (!deepspeed_given_) return;
+    if (to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) != 0) {
+      const bool on_command_line = std::any_of(deepspeed_values_.begin(), deepspeed_values_.end(),
+                                               [](const auto& kv) { return kv.second.from_command_line(); });
+      if (drop_for_command_line_strategy(c, values, "deepspeed", deepspeed_where_, on_command_line)) return;
       fail(deepspeed_where_, "deepspeed", "a deepspeed section needs fabric.strategy deepspeed or deepspeed_stage_N, got '" +
                                               c.fabric.strategy + "'");
+    }
+    // Each key on its own first (DeepSpeedConfig's checks), so that a bad value is reported where
+    // it was written; then the whole section for what involves several keys.
+    YAML::Node all(YAML::NodeType::Map);
+    for (const auto& [path, loc] : deepspeed_values_) {
+      YAML::Node one(YAML::NodeType::Map);
+      const size_t dot = path.find('.');
+      if (dot == std::string::npos) {
+        one[path] = loc.node;
+        all[path] = loc.node;
+      } else {
+        one[path.substr(0, dot)][path.substr(dot + 1)] = loc.node;
+        all[path.substr(0, dot)][path.substr(dot + 1)] = loc.node;
+      }
+      try {
+        const precision::DeepSpeedConfig d = precision::DeepSpeedConfig::from_yaml(one);
+        // DeepSpeed's stage 0 (no sharding) has no strategy here: make_strategy runs ZeroStrategy
+        // for 1 and 2 and FSDPStrategy for 3.
+        if (d.stage && *d.stage == 0)
+          fail(loc.where, "deepspeed." + path,
+               "stage 0 (no sharding) is not supported; use 1 (optimizer state), 2 (and gradients) or 3 (and "
+               "parameters), or fabric.strategy ddp for plain data parallelism");
+      } catch (const ValueError& e) {
+        if (dynamic_cast<const ConfigError*>(&e)) throw;
+        fail(loc.where, "deepspeed." + path, e.what());
+      }
+    }
+    std::optional<precision::DeepSpeedConfig> parsed;
+    try {
+      parsed = precision::DeepSpeedConfig::from_yaml(all);
+    } catch (const ValueError& e) {
+      fail(deepspeed_where_, "deepspeed", e.what());
+    }
+    const precision::DeepSpeedConfig& d = *parsed;
     if (const auto p = d.precision()) {
       if (!values.count("fabric.precision")) {
         c.fabric.precision = *p;
@@ -355,10 +469,27 @@ class Parser {
 
  private:
   std::string name_;
-  std::optional<precision::DeepSpeedConfig> deepspeed_;
-  std::string deepspeed_where_;
-  std::string fsdp_where_;  // where the fsdp: section starts; empty when the file has none
+  bool deepspeed_given_ = false;  // a non-null section in the file, or a --set deepspeed.* value
+  std::map<std::string, Located> deepspeed_values_;  // by path under deepspeed. (fp16.enabled)
+  std::string deepspeed_where_;  // the section's start in the file, or its first --set
+  std::string fsdp_where_;       // where the fsdp: section starts; empty when the file has none
 };
+
+// The deepspeed section (JSON text) as YAML, its numbers written as format_number writes the
+// other sections' (nlohmann writes 1e-08, which PyYAML reads as a string).
+YAML::Node deepspeed_yaml(const YAML::Node& n) {
+  if (n.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& kv : n) out[kv.first.as<std::string>()] = deepspeed_yaml(kv.second);
+    return out;
+  }
+  if (!n.IsScalar()) return n;
+  const std::string s = n.Scalar();
+  char* end = nullptr;
+  const double x = std::strtod(s.c_str(), &end);
+  const bool is_float = !s.empty() && *end == '\0' && s.find_first_of(".eE") != std::string::npos;
+  return is_float ? number_node(x) : n;
+}
 
 }  // namespace
 
@@ -371,7 +502,12 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   if (!in) throw ConfigError(path + ": cannot read the config file (missing or not readable)");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_train_config(ss.str(), path, overrides);
+  TrainConfig c = parse_train_config(ss.str(), path, overrides);
+  // Once per node: the ranks the launcher starts re-read the config with LOCAL_RANK >= 1.
+  const char* local_rank = std::getenv("LOCAL_RANK");
+  if (!local_rank || std::string(local_rank) == "0")
+    for (const auto& w : c.warnings) std::cerr << "fabric-train: warning: " << w << "\n";
+  return c;
 }
 
 std::string dump_train_config(const TrainConfig& c) {
@@ -386,7 +522,7 @@ std::string dump_train_config(const TrainConfig& c) {
     if (sec == "fsdp" && !is_fsdp_strategy(c.fabric.strategy)) continue;
     if (sec == "deepspeed") {
       // JSON is YAML: the section reads back as written.
-      if (!c.deepspeed.empty()) out << YAML::Key << "deepspeed" << YAML::Value << YAML::Load(c.deepspeed);
+      if (!c.deepspeed.empty()) out << YAML::Key << "deepspeed" << YAML::Value << deepspeed_yaml(YAML::Load(c.deepspeed));
       continue;
     }
     out << YAML::Key << sec << YAML::Value << YAML::BeginMap;

@@ -21,7 +21,7 @@ struct TrainConfig {
   struct Fabric {
     std::string accelerator = "cpu";
     std::string strategy = "auto";
-    std::string devices = "1";
+    std::string devices = "1";  // the connector's Devices spec ("2", "0,1", "-1", "auto")
     int64_t num_nodes = 1;
     std::string precision = "32-true";
   } fabric;
@@ -122,16 +122,23 @@ struct TrainConfig {
   // train_micro_batch_size_per_gpu / gradient_accumulation_steps set trainer.batch_size /
   // trainer.accumulate_grad_batches when those are not given, and must equal them otherwise.
   std::string deepspeed;
+  // What the parser did on its own and reports (load_train_config prints them): e.g. the file's
+  // fsdp or deepspeed section dropped because fabric.strategy, set on the command line, does not
+  // use it (resuming an FSDP run under ddp). Not part of the config: never dumped.
+  std::vector<std::string> warnings;
 };
 
-// Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10") on top.
+// Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10",
+// "deepspeed.zero_optimization.stage=2") on top, and prints the config's warnings to stderr.
 // ConfigError on any problem: unknown keys ("did you mean ..."), wrong types, out-of-range values,
-// unknown choices, a missing file.
+// unknown choices (strategy names and devices too), a missing file. An explicit null (`init: null`,
+// `--set trainer.max_epochs=null`) means the key's default.
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // The same from YAML text; `name` stands for the file in messages.
 TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
                                const std::vector<std::string>& overrides = {});
-// The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config.
+// The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config
+// and by YAML 1.1 readers such as PyYAML (numbers always carry a '.': 1.0e-08, not 1e-08).
 std::string dump_train_config(const TrainConfig& config);
 // Every key with its type, default and meaning, as a Markdown table (fabric-train --help, README).
 std::string train_config_schema();

@@ -1,6 +1,14 @@
 // The fabric-train config's key table: every key of every section with its type, bounds, choices
-// and help, bound to its TrainConfig member (see train_config_fields.h).
+// and help, bound to its TrainConfig member (see train_config_fields.h), and the lookups that
+// suggest a key for a misspelt one.
 #include "runtime/train_config_fields.h"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <sstream>
+
+#include "runtime/connector.h"
 
 namespace fabric::train_config_detail {
 
@@ -13,9 +21,24 @@ const char* kind_name(Kind k) {
     case Kind::int_list: return "list of integers";
     case Kind::number_list: return "list of numbers";
     case Kind::string_list: return "list of strings";
+    case Kind::devices: return "integer, list of integers or string";
   }
   return "?";
 }
+
+std::string format_number(double x) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);
+  std::string s(buf, ec == std::errc() ? end : buf);
+  if (s.find_first_of("ni") != std::string::npos) return s;  // inf / nan: the checks refuse them
+  const size_t e = s.find('e');
+  std::string mantissa = s.substr(0, e), exponent = e == std::string::npos ? "" : s.substr(e + 1);
+  if (mantissa.find('.') == std::string::npos) mantissa += ".0";
+  if (!exponent.empty() && exponent[0] != '-' && exponent[0] != '+') exponent.insert(0, "+");
+  return exponent.empty() ? mantissa : mantissa + "e" + exponent;
+}
+
+YAML::Node number_node(double x) { return YAML::Node(format_number(x)); }
 
 namespace {
 
@@ -24,7 +47,7 @@ namespace {
         [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }, lo}
 #define FIELD_NUM(sec, mem, lo, help) \
   Field{#sec, #mem, Kind::number, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.d; }, \
-        [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }, lo}
+        [](const TrainConfig& c) { return number_node(c.sec.mem); }, lo}
 #define FIELD_BOOL(sec, mem, help) \
   Field{#sec, #mem, Kind::boolean, help, [](TrainConfig& c, const Value& v) { c.sec.mem = v.b; }, \
         [](const TrainConfig& c) { return YAML::Node(c.sec.mem); }}
@@ -58,6 +81,80 @@ Field fsdp_policy_field(const char* key, std::vector<std::string> TrainConfig::F
                }};
 }
 
+// A list spec ("0,1", "0," or "[0, 1]") dumps as a YAML list, anything else as it was given.
+YAML::Node devices_node(const TrainConfig& c) {
+  const std::string& spec = c.fabric.devices;
+  if (spec.find_first_of(",[") == std::string::npos) return YAML::Node(spec);
+  try {
+    YAML::Node n(YAML::NodeType::Sequence);
+    for (int id : parse_devices(spec, 1, c.fabric.accelerator)) n.push_back(id);
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  } catch (const ValueError&) {
+    return YAML::Node(spec);  // not checked (a TrainConfig built in code): as given
+  }
+}
+
+// Levenshtein distance with adjacent transpositions counting one edit (optimal string alignment).
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// The candidate nearest in spelling; among equals, the one of the closest length (dpp: ddp, not dp).
+std::string nearest(const std::string& key, const std::vector<std::string>& candidates, size_t* distance = nullptr) {
+  std::string best;
+  std::pair<size_t, size_t> best_rank{std::numeric_limits<size_t>::max(), 0};
+  for (const auto& c : candidates) {
+    const std::pair<size_t, size_t> rank{edit_distance(key, c), c.size() > key.size() ? c.size() - key.size() : key.size() - c.size()};
+    if (rank < best_rank) best_rank = rank, best = c;
+  }
+  if (distance) *distance = best_rank.first;
+  return best;
+}
+
+// The words of a snake_case key (of two letters or more).
+std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string w; std::getline(ss, w, '_');)
+    if (w.size() >= 2) out.push_back(w);
+  return out;
+}
+
+// The candidate an unknown key most likely meant, or "" when none is reasonably close: the
+// PyTorch name's counterpart (learning_rate -> lr), a typo's correction, else a key that contains
+// it or shares a word with it (epochs -> max_epochs, grad_clip -> clip_grad_norm).
+std::string near_key(const std::string& key, const std::vector<std::string>& candidates) {
+  auto has = [&](const std::string& c) { return std::find(candidates.begin(), candidates.end(), c) != candidates.end(); };
+  static const std::vector<std::pair<std::string, std::string>> synonyms = {
+      {"learning_rate", "lr"}, {"type", "name"}, {"type", "kind"}, {"file", "path"}, {"filename", "path"}};
+  for (const auto& [from, to] : synonyms)
+    if (key == from && has(to)) return to;
+  size_t best_d = 0;
+  std::string best = nearest(key, candidates, &best_d);
+  if (!best.empty() && best_d <= std::max<size_t>(2, key.size() / 3)) return best;
+  // By shared content, ties to the nearer spelling.
+  best.clear();
+  std::pair<size_t, size_t> best_rank{0, 0};  // (score, max - distance)
+  const auto key_words = words(key);
+  for (const auto& c : candidates) {
+    size_t score = key.size() >= 3 && (c.find(key) != std::string::npos || key.find(c) != std::string::npos) ? 100 : 0;
+    const auto cw = words(c);
+    for (const auto& w : key_words) score += std::count(cw.begin(), cw.end(), w);
+    const std::pair<size_t, size_t> rank{score, std::numeric_limits<size_t>::max() - edit_distance(key, c)};
+    if (score > 0 && rank > best_rank) best_rank = rank, best = c;
+  }
+  return best;
+}
+
 }  // namespace
 
 const std::vector<Field>& fields() {
@@ -65,9 +162,11 @@ const std::vector<Field>& fields() {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
     v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, fsdp, fsdp_cpu_offload, deepspeed (ZeRO stage 2), deepspeed_stage_1, deepspeed_stage_2, deepspeed_stage_2_offload, deepspeed_stage_3 or deepspeed_stage_3_offload (auto: ddp when devices * num_nodes > 1)"));
-    v.push_back(FIELD_STR(fabric, devices, "devices per node: a count, a list '0,1', -1 (all) or auto; on cpu, the number of processes"));
+    v.push_back(Field{"fabric", "devices", Kind::devices,
+                      "devices per node: a count, a list of indices ([0, 1] or '0,1'), -1 (all) or auto; on cpu, the number of processes",
+                      [](TrainConfig& c, const Value& x) { c.fabric.devices = x.s; }, devices_node});
     v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
-    v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16)"));
+    v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16); transformer-engine, transformer-engine-float16 (FP8); nf4, nf4-dq, fp4, fp4-dq, int8, int8-training (bitsandbytes, e.g. with lora)"));
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
     v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys)"));
     {
@@ -119,7 +218,7 @@ const std::vector<Field>& fields() {
                       [](TrainConfig& c, const Value& x) { c.optimizer.betas = x.dl; },
                       [](const TrainConfig& c) {
                         YAML::Node n;
-                        for (double b : c.optimizer.betas) n.push_back(b);
+                        for (double b : c.optimizer.betas) n.push_back(number_node(b));
                         n.SetStyle(YAML::EmitterStyle::Flow);
                         return n;
                       },
@@ -195,6 +294,51 @@ const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
       {"train_micro_batch_size_per_gpu", "integer", "(none)", "sets trainer.batch_size when not given; must equal it otherwise"},
       {"gradient_accumulation_steps", "integer", "(none)", "sets trainer.accumulate_grad_batches when not given; must equal it otherwise"}};
   return rows;
+}
+
+std::string suggestion(const std::string& key, const std::vector<std::string>& candidates) {
+  size_t d = 0;
+  const std::string best = nearest(key, candidates, &d);
+  if (best.empty() || d > std::max<size_t>(2, key.size() / 3)) return "";
+  return "; did you mean '" + best + "'?";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string did_you_mean(const std::string& key, const std::vector<std::string>& candidates, const std::string& label,
+                         const std::vector<std::string>& elsewhere) {
+  if (candidates.empty()) return "";
+  auto say = [](const std::string& c) { return "; did you mean '" + c + "'?"; };
+  if (const std::string near = near_key(key, candidates); !near.empty()) return say(near);
+  for (const auto& p : elsewhere)
+    if (p.size() > key.size() && p.compare(p.size() - key.size(), key.size(), key) == 0 && p[p.size() - key.size() - 1] == '.')
+      return say(p);
+  return say(nearest(key, candidates)) + " (" + label + ": " + join(candidates) + ")";
+}
+
+bool is_deepspeed_key(const std::string& path) {
+  for (const auto& row : deepspeed_schema())
+    if (row[0] == path) return true;
+  return false;
+}
+bool is_deepspeed_block(const std::string& path) {
+  for (const auto& row : deepspeed_schema())
+    if (row[0].rfind(path + ".", 0) == 0) return true;
+  return false;
+}
+std::vector<std::string> deepspeed_children(const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& row : deepspeed_schema()) {
+    if (!prefix.empty() && row[0].rfind(prefix + ".", 0) != 0) continue;
+    const std::string rest = prefix.empty() ? row[0] : row[0].substr(prefix.size() + 1);
+    const std::string name = rest.substr(0, rest.find('.'));
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
 }
 
 }  // namespace fabric::train_config_detail

@@ -1,6 +1,7 @@
 // The fabric-train config's key table, private to runtime/: each Field binds one YAML key to a
 // TrainConfig member with its type, bounds, choices and help. train_config.cpp parses, checks,
-// dumps and documents through it; train_config_fields.cpp holds the table itself.
+// dumps and documents through it; train_config_fields.cpp holds the table itself and the lookups
+// that suggest a key for a misspelt one.
 #pragma once
 #include <yaml-cpp/yaml.h>
 
@@ -15,9 +16,18 @@
 
 namespace fabric::train_config_detail {
 
-enum class Kind { integer, number, boolean, string, int_list, number_list, string_list };
+// devices: a string, a count or a list of indices (stored as the connector's Devices spec).
+enum class Kind { integer, number, boolean, string, int_list, number_list, string_list, devices };
 
 const char* kind_name(Kind k);
+
+// A number as YAML 1.1 readers (PyYAML) and ours read it back to the same double: the shortest
+// round-trip decimal (std::to_chars), always with a '.', and a signed exponent when it has one:
+// 0.1, 16.0, 3.0e-04, 1.0e-08. PyYAML reads 1e-08 (no '.') as a string, and yaml-cpp's own
+// 17-digit output gives 0.10000000000000001.
+std::string format_number(double x);
+// format_number as a YAML scalar node.
+YAML::Node number_node(double x);
 
 // A parsed value before it lands in the struct.
 struct Value {
@@ -51,5 +61,24 @@ const std::vector<std::string>& sections();
 // The `deepspeed:` section's keys for the schema table (parsed by DeepSpeedConfig, not by
 // fields()): key, type, default, meaning.
 const std::vector<std::array<std::string, 4>>& deepspeed_schema();
+
+// The deepspeed section's keys as paths under `deepspeed.` (fp16.enabled), and the blocks that
+// hold them (fp16, bf16, zero_optimization), from deepspeed_schema().
+bool is_deepspeed_key(const std::string& path);
+bool is_deepspeed_block(const std::string& path);
+// The names one level under `prefix` ("" = the section itself).
+std::vector<std::string> deepspeed_children(const std::string& prefix);
+
+// "; did you mean 'X'?" when a value is only a typo away from one of `candidates`, else "".
+std::string suggestion(const std::string& key, const std::vector<std::string>& candidates);
+// "; did you mean 'X'?" for an unknown key, always naming a real one: a typo's correction, a key
+// that contains it or shares a word with it (epochs -> max_epochs), the PyTorch name's counterpart
+// (learning_rate -> lr); else the same key in another section (`elsewhere`: full paths, trainer.lr
+// -> optimizer.lr); else the nearest spelling followed by every candidate (`label`: "keys of
+// trainer").
+std::string did_you_mean(const std::string& key, const std::vector<std::string>& candidates,
+                         const std::string& label, const std::vector<std::string>& elsewhere = {});
+// "a, b, c"
+std::string join(const std::vector<std::string>& v);
 
 }  // namespace fabric::train_config_detail

@@ -3,15 +3,38 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <bit>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "runtime/train_config.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
 namespace fs = std::filesystem;
+
+// The text of `section.key` (or section.block.key) in a dumped config, as written (block style).
+std::string dumped_value(const std::string& yaml, const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream ps(path);
+  for (std::string p; std::getline(ps, p, '.');) parts.push_back(p);
+  std::stringstream in(yaml);
+  size_t depth = 0;
+  for (std::string line; std::getline(in, line);) {
+    const size_t indent = line.find_first_not_of(' ');
+    if (indent == std::string::npos || indent / 2 > depth) continue;
+    if (indent / 2 < depth) return "(not found)";
+    const std::string head = parts[depth] + ":";
+    if (line.compare(indent, head.size(), head) != 0) continue;
+    if (++depth == parts.size()) return line.substr(indent + head.size() + 1);
+  }
+  return "(not found)";
+}
 
 class TrainConfigTest : public testing::Test {
  protected:
@@ -122,6 +145,237 @@ TEST_F(TrainConfigTest, GptKeysApplyToGpt) {
   EXPECT_NE(error_of("model: {name: gpt, n_embd: 10, n_head: 4}\ndata: {path: " + data_ + "}\ntrainer: {max_steps: 1}\n")
                 .find("multiple of model.n_head"),
             std::string::npos);
+}
+
+// fabric.strategy and fabric.devices are checked with the config (exit 2 at the key), by the
+// connector's own strategy registry and devices parser, not first when Fabric is built.
+TEST_F(TrainConfigTest, StrategyAndDevicesAreCheckedAtTheKey) {
+  std::string e = error_of(contract(), {"fabric.strategy=dpp"});
+  EXPECT_CONTAINS(e, "--set fabric.strategy: fabric.strategy: 'dpp' is not a strategy name");
+  EXPECT_CONTAINS(e, "did you mean 'ddp'");
+  EXPECT_CONTAINS(e, "deepspeed_stage_3_offload");  // lists the registry
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.strategy=deepspeed_stage_9"}), "did you mean 'deepspeed_stage_1'");
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: fdsp");
+  e = error_of(yaml);
+  EXPECT_CONTAINS(e, "cfg.yaml:1:");
+  EXPECT_CONTAINS(e, "fabric.strategy");
+  EXPECT_CONTAINS(e, "did you mean 'fsdp'");
+  for (const char* bad : {"fabric.devices=abc", "fabric.devices=0", "fabric.devices=1,x", "fabric.devices=0,0"}) {
+    e = error_of(contract(), {bad});
+    EXPECT_CONTAINS(e, "--set fabric.devices: fabric.devices: devices=");
+    EXPECT_CONTAINS(e, "Expected a positive number of devices");
+  }
+  yaml = contract();
+  yaml.replace(yaml.find("devices: 1"), 10, "devices: 0");
+  EXPECT_CONTAINS(error_of(yaml), "cfg.yaml:1:" + std::to_string(yaml.find("devices") + 1) +
+                                      ": fabric.devices: devices='0' is invalid: zero devices");
+  // What the connector takes passes (case-insensitive names, -1 whatever is there, auto).
+  for (const char* good : {"fabric.strategy=DDP", "fabric.devices=-1", "fabric.devices=auto", "fabric.devices=0,1",
+                           "fabric.strategy=deepspeed_stage_3_offload"})
+    EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {good})) << good;
+}
+
+// A list of device indices, as FabricOptions' Devices takes it, in the file or on --set; it dumps
+// as a list and reads back.
+TEST_F(TrainConfigTest, DevicesAsAListOfIndices) {
+  EXPECT_EQ(parse_train_config(contract(), "cfg.yaml", {"fabric.devices=[0]"}).fabric.devices, "0,");
+  std::string yaml = contract();
+  yaml.replace(yaml.find("devices: 1"), 10, "devices: [0, 1]");
+  const TrainConfig c = parse_train_config(yaml, "cfg.yaml");
+  EXPECT_EQ(c.fabric.devices, "0,1");
+  const std::string dumped = dump_train_config(c);
+  EXPECT_CONTAINS(dumped, "devices: [0, 1]");
+  EXPECT_EQ(parse_train_config(dumped, "dumped.yaml").fabric.devices, "0,1");
+  EXPECT_EQ(parse_train_config(dump_train_config(parse_train_config(contract(), "c", {"fabric.devices=[2]"})), "d")
+                .fabric.devices,
+            "2,")
+      << "a one-element list stays device 2, not a count of 2";
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[-1]"}), "not a device index");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[]"}), "the list of device indices is empty");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[0, 0]"}), "repeated");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices={a: 1}"}), "fabric.devices: expected integer, list of integers or string");
+}
+
+// Every unknown key gets "did you mean" with a real key: a typo's correction, the key that
+// contains it, the PyTorch spelling's counterpart, the same key in another section, or the nearest
+// one followed by the list.
+TEST_F(TrainConfigTest, UnknownKeysAlwaysSuggestARealKey) {
+  const std::string schema = train_config_schema();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"trainer.max_step=3", "'max_steps'"},       {"trainer.epochs=3", "'max_epochs'"},
+      {"optimizer.learning_rate=1", "'lr'"},       {"data.file=x", "'path'"},
+      {"trainer.lr=1", "'optimizer.lr'"},          {"trainer.grad_clip=1", "'clip_grad_"},
+      {"trainer.foo=1", "(keys of trainer: max_steps, "},
+      {"foo.bar=1", "unknown section 'foo'"},      {"trainer2.max_steps=1", "'trainer'"}};
+  for (const auto& [override_, expected] : cases) {
+    const std::string e = error_of(contract(), {override_});
+    EXPECT_CONTAINS(e, expected);
+    const size_t at = e.find("did you mean '");
+    ASSERT_NE(at, std::string::npos) << e;
+    const size_t from = at + 14;
+    const std::string named = e.substr(from, e.find('\'', from) - from);
+    const std::string section = override_.substr(0, override_.find('.'));
+    const bool is_key = schema.find("`" + named + "`") != std::string::npos ||
+                        schema.find("`" + section + "." + named + "`") != std::string::npos;
+    const bool is_section = schema.find("`" + named + ".") != std::string::npos;
+    EXPECT_TRUE(is_key || is_section) << "'" << named << "' is not a real key: " << e;
+  }
+  // The same in the file, at the key.
+  std::string yaml = contract();
+  yaml.replace(yaml.find("max_steps: 5"), 12, "epochs: 5");
+  const std::string e = error_of(yaml);
+  EXPECT_CONTAINS(e, "cfg.yaml:7:");
+  EXPECT_CONTAINS(e, "trainer.epochs: unknown key; did you mean 'max_epochs'?");
+}
+
+// An explicit null is the key's default, in the file and on --set; an unknown key stays an error.
+TEST_F(TrainConfigTest, NullMeansTheDefault) {
+  const TrainConfig c = parse_train_config(
+      "model: {name: mlp, sizes: [4, 2], init: null}\ndata: {path: " + data_ +
+          "}\nloss: ~\ntrainer: {max_steps: 3, max_epochs: null, seed: ~}\nfsdp:\nlogger:\n",
+      "cfg.yaml", {"fabric.strategy=fsdp"});
+  const TrainConfig defaults;
+  EXPECT_EQ(c.model.init, "");
+  EXPECT_EQ(c.loss, defaults.loss);
+  EXPECT_EQ(c.trainer.max_epochs, -1);
+  EXPECT_EQ(c.trainer.seed, defaults.trainer.seed);
+  const TrainConfig o = parse_train_config(contract(), "cfg.yaml",
+                                           {"trainer.max_steps=null", "trainer.max_epochs=2", "optimizer.momentum=~"});
+  EXPECT_EQ(o.trainer.max_steps, -1) << "null puts back the default over the file's 5";
+  EXPECT_EQ(o.optimizer.momentum, defaults.optimizer.momentum);
+  EXPECT_CONTAINS(error_of(contract(), {"trainer.foo=null"}), "trainer.foo: unknown key");
+  EXPECT_CONTAINS(error_of("model: {name: mlp, nonsense: null}\n"), "model.nonsense: unknown key");
+  EXPECT_CONTAINS(error_of(contract(), {"trainer.max_steps=null"}), "set trainer.max_steps or trainer.max_epochs");
+}
+
+// Numbers dump as YAML 1.1 floats (PyYAML reads 1e-08 as a string) in the shortest text that
+// reads back to the same double, through our reader too.
+TEST_F(TrainConfigTest, NumbersDumpAsFloatsThatReadBackExactly) {
+  const std::regex yaml11_float(R"(^[-+]?([0-9][0-9_]*)?\.[0-9.]*([eE][-+][0-9]+)?$)");
+  const std::regex yaml11_int(R"(^[-+]?(0|[1-9][0-9_]*)$)");
+  const std::vector<std::pair<std::string, double>> numbers = {
+      {"optimizer.lr", 0.1},          {"optimizer.eps", 1e-8},
+      {"optimizer.weight_decay", 3e-4}, {"optimizer.momentum", 0.30000000000000004},
+      {"scheduler.min_lr", 5e-324},   {"trainer.clip_grad_norm", 123456789.125},
+      {"lora.alpha", 1e22},           {"scheduler.gamma", 2.0},
+      {"lora.dropout", 0.0}};
+  std::vector<std::string> overrides = {"optimizer.betas=[0.9, 0.999]"};
+  for (const auto& [key, x] : numbers) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", x);
+    overrides.push_back(key + "=" + text);
+  }
+  const std::string dumped = dump_train_config(parse_train_config(contract(), "cfg.yaml", overrides));
+  const TrainConfig back = parse_train_config(dumped, "dumped.yaml");
+  const std::map<std::string, double> read_back = {
+      {"optimizer.lr", back.optimizer.lr},          {"optimizer.eps", back.optimizer.eps},
+      {"optimizer.weight_decay", back.optimizer.weight_decay}, {"optimizer.momentum", back.optimizer.momentum},
+      {"scheduler.min_lr", back.scheduler.min_lr},  {"trainer.clip_grad_norm", back.trainer.clip_grad_norm},
+      {"lora.alpha", back.lora.alpha},              {"scheduler.gamma", back.scheduler.gamma},
+      {"lora.dropout", back.lora.dropout}};
+  for (const auto& [key, x] : numbers) {
+    const std::string text = dumped_value(dumped, key);
+    EXPECT_TRUE(std::regex_match(text, yaml11_float)) << key << ": " << text;
+    EXPECT_EQ(std::bit_cast<uint64_t>(read_back.at(key)), std::bit_cast<uint64_t>(x)) << key << ": " << text;
+  }
+  EXPECT_EQ(dumped_value(dumped, "optimizer.eps"), "1.0e-08");
+  EXPECT_EQ(dumped_value(dumped, "optimizer.lr"), "0.1");
+  EXPECT_EQ(dumped_value(dumped, "optimizer.betas"), "[0.9, 0.999]");
+  EXPECT_EQ(back.optimizer.betas, (std::vector<double>{0.9, 0.999}));
+  for (const char* key : {"max_steps", "max_epochs", "batch_size"})
+    EXPECT_TRUE(std::regex_match(dumped_value(dumped, std::string("trainer.") + key), yaml11_int)) << key;
+  // The deepspeed section's numbers too.
+  const std::string ds = dump_train_config(parse_train_config(
+      contract(), "cfg.yaml",
+      {"fabric.strategy=deepspeed", "fabric.precision=null", "deepspeed.fp16.enabled=true",
+       "deepspeed.fp16.min_loss_scale=1e-5", "deepspeed.gradient_clipping=0.5"}));
+  EXPECT_EQ(dumped_value(ds, "deepspeed.fp16.min_loss_scale"), "1.0e-05") << ds;
+  EXPECT_EQ(dumped_value(ds, "deepspeed.gradient_clipping"), "0.5") << ds;
+  EXPECT_EQ(dump_train_config(parse_train_config(ds, "dumped.yaml")), ds);
+}
+
+// --set deepspeed.<key>=value merges into the section before it is parsed, with the file's checks,
+// and names the --set in errors.
+TEST_F(TrainConfigTest, DeepSpeedKeysCanBeOverridden) {
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  yaml.replace(yaml.find(", precision: 32-true"), 20, "");
+  const TrainConfig c = parse_train_config(yaml, "cfg.yaml",
+                                           {"deepspeed.zero_optimization.stage=2", "deepspeed.bf16.enabled=true",
+                                            "deepspeed.train_micro_batch_size_per_gpu=8", "trainer.batch_size=null"});
+  EXPECT_CONTAINS(c.deepspeed, "\"stage\":2");
+  EXPECT_EQ(c.fabric.precision, "bf16-mixed");
+  EXPECT_EQ(c.trainer.batch_size, 8);
+  // Over the file's section: the key is replaced, the rest kept; null removes a key or block.
+  const std::string with_section = yaml + "deepspeed:\n  zero_optimization: {stage: 1}\n  fp16: {enabled: true}\n  gradient_clipping: 0.5\n";
+  const TrainConfig o = parse_train_config(with_section, "cfg.yaml", {"deepspeed.zero_optimization.stage=3", "deepspeed.fp16=null"});
+  EXPECT_CONTAINS(o.deepspeed, "\"stage\":3");
+  EXPECT_CONTAINS(o.deepspeed, "gradient_clipping");
+  EXPECT_EQ(o.deepspeed.find("fp16"), std::string::npos) << o.deepspeed;
+  EXPECT_EQ(o.fabric.precision, "32-true");
+  EXPECT_CONTAINS(parse_train_config(with_section, "cfg.yaml", {"deepspeed.fp16={enabled: true, initial_scale_power: 8}"}).deepspeed,
+                  "\"initial_scale_power\":8");
+  // Errors name the --set and the key.
+  std::string e = error_of(yaml, {"deepspeed.fp16.enabled=maybe"});
+  EXPECT_CONTAINS(e, "--set deepspeed.fp16.enabled: deepspeed.fp16.enabled:");
+  EXPECT_CONTAINS(e, "must be true or false");
+  e = error_of(yaml, {"deepspeed.zero_optimization.stag=2"});
+  EXPECT_CONTAINS(e, "deepspeed.zero_optimization.stag: unknown key; did you mean 'stage'?");
+  EXPECT_CONTAINS(error_of(yaml, {"deepspeed.fp17.enabled=true"}), "deepspeed.fp17: unknown key; did you mean 'fp16'?");
+  EXPECT_CONTAINS(error_of(contract(), {"deepspeed.bf16.enabled=true"}), "a deepspeed section needs fabric.strategy deepspeed");
+  EXPECT_CONTAINS(error_of(with_section, {"deepspeed.bf16.enabled=true"}), "fp16 and bf16 are both enabled");
+  // A bad value in the file is reported at its place.
+  e = error_of(yaml + "deepspeed:\n  fp16: {enabled: true, hysteresis: x}\n");
+  EXPECT_CONTAINS(e, "cfg.yaml:10:");
+  EXPECT_CONTAINS(e, "deepspeed.fp16.hysteresis:");
+}
+
+// DeepSpeed's stage 0 (no sharding) has no strategy here (ZeroStrategy runs 1 and 2, FSDPStrategy
+// 3): refused with the config, not when the strategy is built.
+TEST_F(TrainConfigTest, DeepSpeedStageZeroIsRefusedAtTheKey) {
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  std::string e = error_of(yaml + "deepspeed:\n  zero_optimization: {stage: 0}\n");
+  EXPECT_CONTAINS(e, "cfg.yaml:10:23: deepspeed.zero_optimization.stage: stage 0");
+  EXPECT_CONTAINS(e, "1 (optimizer state), 2 (and gradients) or 3");
+  EXPECT_CONTAINS(error_of(yaml, {"deepspeed.zero_optimization.stage=0"}), "--set deepspeed.zero_optimization.stage");
+  for (const char* stage : {"1", "2", "3"})
+    EXPECT_NO_THROW(parse_train_config(yaml, "cfg.yaml", {std::string("deepspeed.zero_optimization.stage=") + stage}));
+}
+
+// A deepspeed section in the file with fabric.strategy changed on the command line (resuming a
+// ZeRO run under ddp): the section is dropped with a warning, not refused.
+TEST_F(TrainConfigTest, CommandLineStrategyDropsTheFilesDeepSpeedSection) {
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  yaml += "deepspeed:\n  zero_optimization: {stage: 2}\n";
+  const TrainConfig c = parse_train_config(yaml, "cfg.yaml", {"fabric.strategy=ddp"});
+  EXPECT_TRUE(c.deepspeed.empty());
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_CONTAINS(c.warnings[0], "cfg.yaml:9:1: the deepspeed section is ignored: fabric.strategy 'ddp'");
+  EXPECT_EQ(dump_train_config(c).find("deepspeed:"), std::string::npos);
+  // Written in the same file, or set on the command line too: still a contradiction.
+  std::string ddp = yaml;
+  ddp.replace(ddp.find("strategy: deepspeed"), 19, "strategy: ddp");
+  EXPECT_CONTAINS(error_of(ddp), "a deepspeed section needs fabric.strategy deepspeed");
+  EXPECT_CONTAINS(error_of(yaml, {"fabric.strategy=ddp", "deepspeed.bf16.enabled=true"}),
+                  "a deepspeed section needs fabric.strategy deepspeed");
+  EXPECT_TRUE(parse_train_config(yaml, "cfg.yaml").warnings.empty());
+}
+
+// README's key table is `fabric-train schema`'s, row for row.
+TEST_F(TrainConfigTest, ReadmeKeyTableIsTheSchema) {
+  std::ifstream in(std::string(FABRIC_TEST_DATA_DIR) + "/../../../README.md");
+  ASSERT_TRUE(in) << "README.md not found from " << FABRIC_TEST_DATA_DIR;
+  std::string table, line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line == "| key | type | default | meaning |") inside = true;
+    if (inside && line.empty()) break;
+    if (inside) table += line + "\n";
+  }
+  EXPECT_EQ(table, train_config_schema());
 }
 
 }  // namespace

@@ -147,6 +147,31 @@ TEST_F(FsdpConfigTest, SectionNeedsAnFsdpStrategy) {
                   "--set fsdp.state_dict_type");
 }
 
+// The saved config of an FSDP run carries its fsdp section; resuming it under another strategy
+// given on the command line (`resume RUN --set fabric.strategy=auto fabric.devices=1`) drops the
+// section with a warning instead of refusing the run.
+TEST_F(FsdpConfigTest, CommandLineStrategyDropsTheFilesSection) {
+  const std::string saved = dump_train_config(
+      parse_train_config(config("fsdp", "fsdp: {cpu_offload: true}\n"), "cfg.yaml"));
+  ASSERT_NE(saved.find("\nfsdp:"), std::string::npos);
+  const TrainConfig c =
+      parse_train_config(saved, "run/config.yaml", {"fabric.strategy=auto", "fabric.devices=1"});
+  EXPECT_EQ(c.fabric.strategy, "auto");
+  EXPECT_FALSE(c.fsdp.cpu_offload) << "the section's values are gone";
+  EXPECT_TRUE(c.fsdp.auto_wrap_policy.empty());
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_CONTAINS(c.warnings[0], "run/config.yaml:");
+  EXPECT_CONTAINS(c.warnings[0], "the fsdp section is ignored: fabric.strategy 'auto'");
+  EXPECT_EQ(dump_train_config(c).find("\nfsdp:"), std::string::npos);
+  // Back under fsdp the saved section applies, with no warning.
+  const TrainConfig again = parse_train_config(saved, "run/config.yaml", {"fabric.strategy=fsdp"});
+  EXPECT_TRUE(again.fsdp.cpu_offload);
+  EXPECT_TRUE(again.warnings.empty());
+  // An fsdp key on the same command line contradicts the strategy: still an error.
+  EXPECT_CONTAINS(error_of(saved, {"fabric.strategy=ddp", "fsdp.cpu_offload=true"}),
+                  "an fsdp section needs fabric.strategy fsdp");
+}
+
 TEST_F(FsdpConfigTest, SchemaListsTheKeys) {
   const std::string s = train_config_schema();
   for (const char* key :
