@@ -31,10 +31,11 @@ std::string format_value(double v) {
 
 }  // namespace
 
-CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every)
+CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every, const std::vector<std::string>& columns)
     : path_(std::move(path)), flush_every_(std::max<int64_t>(1, flush_every)) {
   columns_.push_back("step");
   namespace fs = std::filesystem;
+  bool kept = false;
   if (append && fs::exists(path_)) {
     std::ifstream in(path_);
     std::string line;
@@ -52,10 +53,16 @@ CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every)
       }
       written_ = rows_.size();
       header_dirty_ = false;
+      kept = true;
     }
   } else {
     const auto parent = fs::path(path_).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
+  }
+  if (!kept && !columns.empty()) {
+    for (const auto& c : columns)
+      if (std::find(columns_.begin(), columns_.end(), c) == columns_.end()) columns_.push_back(c);
+    rewrite();
   }
 }
 

@@ -28,8 +28,11 @@ class Logger {
 class CSVLogger : public Logger {
  public:
   // Writes to `path` (a metrics.csv); with append = true an existing file's rows and columns are
-  // kept and new rows go after them (resuming a run).
-  explicit CSVLogger(std::string path, bool append = false, int64_t flush_every = 1);
+  // kept and new rows go after them (resuming a run). Without `columns` the file appears with the
+  // first logged row, as Lightning's; with them (metric names, after `step`) a file that is not
+  // kept is written with that header at once, so that it exists before the first row.
+  explicit CSVLogger(std::string path, bool append = false, int64_t flush_every = 1,
+                     const std::vector<std::string>& columns = {});
   ~CSVLogger() override;
   std::string name() const override { return "csv"; }
   const std::string& path() const { return path_; }

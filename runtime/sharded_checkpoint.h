@@ -47,7 +47,15 @@ State load_sharded_checkpoint(const std::string& path, State& state, precision::
                               distributed::Strategy& strategy);
 
 // fabric-train consolidate DIR OUT: one process turns the sharded checkpoint DIR into a full one at
-// OUT (the layout Fabric.save writes for a single process, loadable by any run).
+// OUT (the layout Fabric.save writes for a single process, loadable by any run). OUT, when it
+// exists, must be a previous checkpoint or an empty directory (ValueError otherwise, nothing
+// changed): the atomic commit replaces it.
 void consolidate_checkpoint(const std::string& sharded_dir, const std::string& out_dir);
+
+// fabric-train consolidate DIR OUT.safetensors: the full state_dict of the checkpoint's module
+// (its "model" entry, or its only module) as one safetensors file, written atomically — what a
+// single-process model loads with load_state_dict. ValueError when OUT is a directory or the
+// module is ambiguous.
+void consolidate_model_weights(const std::string& sharded_dir, const std::string& out_file);
 
 }  // namespace fabric

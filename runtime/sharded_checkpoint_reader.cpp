@@ -285,6 +285,15 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
   FABRIC_CHECK(!fs::exists(target) || !fs::equivalent(target, reader.dir(), same_ec), ValueError,
                "consolidate: the output ", out_dir, " is the sharded checkpoint itself; write the full checkpoint "
                "elsewhere");
+  // The commit replaces what is at `target`: only ever a previous checkpoint (or an empty folder),
+  // never a file or a folder of something else.
+  FABRIC_CHECK(!fs::exists(target) || fs::is_directory(target), ValueError, "consolidate: ", out_dir,
+               " exists and is not a directory; the full checkpoint is a directory (name the output *.safetensors "
+               "for the model weights alone in one file)");
+  FABRIC_CHECK(!fs::is_directory(target) || fs::is_empty(target) || fs::exists(target / "state.json") ||
+                   fs::exists(target / "meta.json"),
+               ValueError, "consolidate: ", out_dir,
+               " is a directory that holds no checkpoint (no state.json); choose a new path or an earlier output");
   // state.json's entries: what a single-process save writes (kinds, plain values, precision).
   json entries = json::object();
   for (const auto& [key, e] : reader.entries().items()) {
@@ -322,6 +331,37 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
     fs::remove_all(tmp, ec);
     throw;
   }
+}
+
+}  // namespace fabric
+
+namespace fabric {
+
+void consolidate_model_weights(const std::string& sharded_dir, const std::string& out_file) {
+  namespace fs = std::filesystem;
+  FABRIC_CHECK(!out_file.empty(), ValueError, "consolidate: the output path is empty");
+  FABRIC_CHECK(!fs::is_directory(out_file), ValueError, "consolidate: ", out_file,
+               " is a directory; the model weights go to one .safetensors file");
+  sharded_detail::ShardedReader reader(sharded_dir);
+  // The module to write: fabric-train's "model", or the checkpoint's only module.
+  std::vector<std::string> modules;
+  for (const auto& [key, e] : reader.entries().items())
+    if (e.value("kind", "") == "module") modules.push_back(key);
+  std::string key;
+  if (std::find(modules.begin(), modules.end(), "model") != modules.end()) {
+    key = "model";
+  } else if (modules.size() == 1) {
+    key = modules.front();
+  } else {
+    std::string names;
+    for (const auto& m : modules) names += (names.empty() ? "'" : ", '") + m + "'";
+    throw ValueError("consolidate: " + sharded_dir + " holds " +
+                     (modules.empty() ? std::string("no module") : "the modules " + names + " but none named 'model'") +
+                     "; write the full checkpoint directory instead (an OUT not ending in .safetensors)");
+  }
+  const nn::StateDict sd = reader.module_state(key);
+  // save_safetensors writes a temporary file, fsyncs it and renames it over out_file.
+  save_safetensors(out_file, {sd.begin(), sd.end()}, {{"format", "pt"}});
 }
 
 }  // namespace fabric

@@ -14,7 +14,7 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
+#include <span>
 
 #include "autograd/grad_mode.h"
 #include "nn/gpt.h"
@@ -22,6 +22,7 @@
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
 #include "runtime/progress.h"
+#include "runtime/run_directory.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
@@ -36,14 +37,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IOError("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -55,15 +48,16 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 }
 
 // The datasets of a run: the training split, an optional validation split, and the vocabulary
-// size a GPT takes from them.
+// size a GPT takes from them. Reading them writes nothing: the run directory is created only once
+// everything that depends on the user's config has been set up.
 struct RunData {
   std::shared_ptr<const data::Dataset> train, val;
   int64_t vocab_size = 0;
-  std::string vocab_json;  // text data: vocab.json's content
+  std::optional<data::CharVocab> vocab;  // text data: saved as vocab.json
+  std::string vocab_json;                // and its content, stored in every checkpoint
 };
 
-// Only the writer (rank 0) saves vocab.json; the other ranks derive the same vocabulary from the text.
-RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming, bool writer) {
+RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
   const auto& d = cfg.data;
   RunData r;
   const bool with_val = d.val_fraction > 0;
@@ -75,15 +69,15 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     auto train = std::make_shared<data::TextDataset>(d.path, o);
     if (with_val) r.val = std::make_shared<data::TextDataset>(train->with_split(data::Split::val));
     r.vocab_size = train->vocab().size();
-    if (writer && (!resuming || !fs::exists(vocab_path))) train->vocab().save(vocab_path);
-    r.vocab_json = writer ? read_file(vocab_path) : train->vocab().to_json();
+    r.vocab = train->vocab();
+    r.vocab_json = train->vocab().to_json();
     r.train = train;
   } else if (d.kind == "tokens") {
-    if (cfg.model.vocab_size <= 0) throw ConfigError("model.vocab_size: token data needs an explicit vocabulary size");
     auto train = std::make_shared<data::TokenDataset>(
         d.path, data::TokenDatasetOptions{.block_size = block, .val_fraction = d.val_fraction, .vocab_size = cfg.model.vocab_size});
     if (with_val) r.val = std::make_shared<data::TokenDataset>(train->with_split(data::Split::val));
-    r.vocab_size = cfg.model.vocab_size;
+    // As for tensors data, vocab_size 0 takes the largest id in the file + 1 (one pass over it).
+    r.vocab_size = cfg.model.vocab_size > 0 || cfg.model.name != "gpt" ? cfg.model.vocab_size : train->max_token_id() + 1;
     r.train = train;
   } else if (d.kind == "tensors") {
     auto train = std::make_shared<data::TensorDataset>(d.path, data::TensorDatasetOptions{.val_fraction = d.val_fraction});
@@ -95,18 +89,51 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   } else {  // images
     auto [images, labels] = d.labels.empty() ? data::IdxImageDataset::resolve_paths(d.path)
                                              : std::pair<std::string, std::string>{d.path, d.labels};
+    // An MLP takes flat vectors: the images are flattened for it whatever data.flatten says.
+    const bool flatten = d.flatten || cfg.model.name == "mlp";
     auto train = std::make_shared<data::IdxImageDataset>(
-        images, labels, data::IdxImageDatasetOptions{.flatten = d.flatten, .val_fraction = d.val_fraction});
+        images, labels, data::IdxImageDatasetOptions{.flatten = flatten, .val_fraction = d.val_fraction});
     if (with_val) r.val = std::make_shared<data::IdxImageDataset>(train->with_split(data::Split::val));
     r.train = train;
   }
   return r;
 }
 
+// A data file that does not suit the config (too short for block_size, ids beyond vocab_size, the
+// wrong tensors) is the config's fault.
+RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
+  try {
+    return read_data(cfg, run_dir, resuming);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ConfigError("data.path: " + std::string(e.what()));
+  }
+}
+
+// Optimizer steps of the run: max_steps, max_epochs worth of steps, or whichever ends first when
+// both are set (Lightning's Trainer stops at the first limit reached).
 int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
-  if (cfg.trainer.max_steps >= 0) return cfg.trainer.max_steps;
   const int64_t per_epoch = std::max<int64_t>(1, batches_per_epoch / cfg.trainer.accumulate_grad_batches);
-  return cfg.trainer.max_epochs * per_epoch;
+  const int64_t max_steps = cfg.trainer.max_steps, max_epochs = cfg.trainer.max_epochs;
+  if (max_epochs < 0) return max_steps;
+  if (max_steps < 0) return max_epochs * per_epoch;
+  return std::min(max_steps, max_epochs * per_epoch);
+}
+
+// The model with its init weights; weights that do not fit the model are the config's fault.
+std::shared_ptr<nn::Module> build_model_from_config(const TrainConfig& cfg, int64_t vocab_size) {
+  try {
+    return build_model(cfg, vocab_size);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    if (!cfg.model.init.empty()) throw ConfigError("model.init: " + cfg.model.init + ": " + e.what());
+    // Hyper-parameters the model refuses, or a gpt whose vocabulary neither the config nor the
+    // data gives (that message names model.vocab_size already).
+    const std::string what = e.what();
+    throw ConfigError(what.rfind("model.", 0) == 0 ? what : "model (" + cfg.model.name + "): " + what);
+  }
 }
 
 // Where the ranks other than 0 write what rank 0 prints.
@@ -142,6 +169,8 @@ void check_fsdp_policies(const TrainConfig& cfg, const nn::Module& net) {
   check("activation_checkpointing_policy", cfg.fsdp.activation_checkpointing_policy);
 }
 
+std::string describe(const Tensor& t) { return shape_str(t.sizes()) + " " + std::string(dtype_name(t.dtype())); }
+
 bool is_fsdp(const Fabric& fab) { return fab.strategy() == "fsdp"; }
 
 double peak_rss_mib() {
@@ -176,29 +205,16 @@ class Run {
     fab.launch();
     const bool rank0 = fab.global_rank() == 0;
     std::ostream& out = rank0 ? out_ : null_stream();
-    if (rank0) {
-      fs::create_directories(run_dir_ + "/checkpoints");
-      if (!resuming_) {
-        fs::remove(run_dir_ + "/metrics.csv");
-        fs::remove_all(run_dir_ + "/tensorboard");
-      }
-      write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
-    }
-    Fabric::seed_everything(uint64_t(t.seed));
-    RunData data = load_data(cfg_, run_dir_, resuming_, /*writer=*/rank0);
-    if (rank0) {
-      if (cfg_.logger.csv) {
-        csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_);
-        fab.add_logger(csv_);
-      }
-      if (cfg_.logger.tensorboard) fab.add_logger(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
-    }
-    fab.barrier("run directory");
 
+    // Everything that can fail on the user's config comes first (data, model with its init
+    // weights, precision conversion, LoRA, optimizer, one example through model and loss), so
+    // that a bad config leaves nothing written.
+    Fabric::seed_everything(uint64_t(t.seed));
+    RunData data = load_data(cfg_, run_dir_, resuming_);
     std::shared_ptr<nn::Module> net;
     {
       auto guard = fab.init_module();
-      net = build_model(cfg_, data.vocab_size);
+      net = build_model_from_config(cfg_, data.vocab_size);
     }
     if (is_fsdp(fab)) check_fsdp_policies(cfg_, *net);
     // The precision plugin converts the module first (quantized layers replace Linear ones), then
@@ -217,9 +233,18 @@ class Run {
                                          .rank = fab.global_rank(), .world_size = fab.world_size(), .prefetch = 2});
     const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
+    check_model_fits_data(model, *data.train);
+
+    const bool validating = t.val_every > 0 && data.val;
+    if (rank0) create_run_directory(data, validating);
+    fab.barrier("run directory");
+    if (rank0) {
+      if (csv_) fab.add_logger(csv_);
+      if (cfg_.logger.tensorboard) fab.add_logger(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
+    }
 
     int64_t step = 0;
-    if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader);
+    if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader, rank0);
     if (csv_ && resuming_) csv_->truncate_after(step);
 
     const bool tokens = data.train->access() == data::Access::windows || cfg_.model.name == "gpt";
@@ -232,12 +257,16 @@ class Run {
     Progress progress(out, step, total, t.log_every, interactive_ && rank0, unit);
     cpu_allocator().reset_peak();
 
-    double last_loss = std::nan("");
+    double last_loss = std::nan(""), last_val_loss = std::nan("");
+    int64_t last_val_step = 0;
     for (; step < total; ++step) {
       opt.zero_grad();
       double loss_sum = 0;
-      int64_t items = 0;
+      int64_t items = 0, epoch = 0;
       for (int64_t micro = 0; micro < t.accumulate_grad_batches; ++micro) {
+        // The epoch this batch belongs to: after an epoch's last batch the loader already counts
+        // the next one.
+        epoch = loader.epoch();
         data::Batch b = loader.next();
         // Gradient accumulation: only the last micro-batch's backward communicates.
         auto no_sync = fab.no_backward_sync(model, micro + 1 < t.accumulate_grad_batches);
@@ -258,12 +287,13 @@ class Run {
       // of the global batch.
       last_loss = fab.world_size() > 1 ? fab.all_reduce(loss_sum, "mean") : loss_sum;
       const int64_t done = step + 1;
-      progress.update(done, loader.epoch(), last_loss, lr, items);
+      progress.update(done, epoch, last_loss, lr, items);
       if (done % t.log_every == 0 || done == total) fab.log_dict({{"train_loss", last_loss}, {"lr", lr}}, done);
-      if (t.val_every > 0 && data.val && done % t.val_every == 0) {
-        const double v = validate(model, *data.val);
-        fab.log("val_loss", v, done);
-        progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(v));
+      if (validating && done % t.val_every == 0) {
+        last_val_loss = validate(model, *data.val);
+        last_val_step = done;
+        fab.log("val_loss", last_val_loss, done);
+        progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(last_val_loss));
       }
       if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < total) {
         save(fab, model, opt, scheduler.get(), loader, done, data, "step-" + std::to_string(done));
@@ -276,18 +306,14 @@ class Run {
     FitResult r;
     r.step = step;
     r.last_loss = last_loss;
+    r.last_val_loss = last_val_loss;
     r.run_dir = run_dir_;
     r.last_checkpoint = save(fab, model, opt, scheduler.get(), loader, step, data, "last");
     if (t.checkpoint_every > 0 && step > 0 && step % t.checkpoint_every == 0) {
       save(fab, model, opt, scheduler.get(), loader, step, data, "step-" + std::to_string(step));
       if (rank0) prune();
     }
-    const double secs = progress.elapsed_seconds();
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s, final train_loss %.4f, peak memory %.0f MiB "
-                  "(tensors %.0f MiB)", (long long)step, secs, progress.items_per_second(), unit.c_str(), last_loss,
-                  peak_rss_mib(), double(cpu_allocator().stats().peak_allocated_bytes) / (1 << 20));
-    out << buf << "\n";
+    out << summary(step, progress, unit, last_loss, last_val_loss, last_val_step) << "\n";
     if (rank0 && cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
       r.sample = sample_checkpoint(r.last_checkpoint, t.sample_prompt, t.sample_tokens, 0.8, 0, uint64_t(t.seed));
       out << "--- sample ---\n" << r.sample << "\n--------------\n";
@@ -297,6 +323,68 @@ class Run {
   }
 
  private:
+  // Rank 0, once the run is set up: config.yaml, vocab.json, checkpoints/ (without the leftovers
+  // of a process killed while saving) and metrics.csv with its header, so that it exists from the
+  // start (a max_steps 0 run has only the header).
+  void create_run_directory(const RunData& data, bool validating) {
+    fs::create_directories(run_dir_ + "/checkpoints");
+    remove_stale_temporaries(run_dir_ + "/checkpoints");
+    if (!resuming_) {
+      fs::remove(run_dir_ + "/metrics.csv");
+      fs::remove_all(run_dir_ + "/tensorboard");
+    }
+    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
+    const std::string vocab_path = run_dir_ + "/vocab.json";
+    if (data.vocab && (!resuming_ || !fs::exists(vocab_path))) data.vocab->save(vocab_path);
+    if (cfg_.logger.csv) {
+      std::vector<std::string> columns = {"train_loss", "lr"};
+      if (validating) columns.push_back("val_loss");
+      csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_, /*flush_every=*/1, columns);
+    }
+  }
+
+  // One example through the model and the loss, before anything is written: a model that does not
+  // fit the data (an mlp on text, model.sizes[0] unlike the features, a cnn on flat vectors) is a
+  // config error here instead of a shape error after the run directory exists. Evaluation mode
+  // without gradients, as validate(): no state of the run changes.
+  void check_model_fits_data(FabricModule& model, const data::Dataset& train) {
+    if (train.size() <= 0) return;
+    const int64_t first = 0;
+    const data::Batch b = train.get(std::span<const int64_t>(&first, 1));
+    struct TrainAgain {
+      FabricModule& m;
+      ~TrainAgain() { m.train(); }
+    } train_again{model};
+    try {
+      NoGradGuard no_grad;
+      model.eval();
+      double value = 0;
+      model.run([&] { return step_loss(model, b, value); });
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      throw ConfigError("model.name: " + cfg_.model.name + " does not fit data.kind " + cfg_.data.kind +
+                        " (an example's inputs " + describe(b.inputs) + ", targets " + describe(b.targets) +
+                        ", loss " + cfg_.loss + "): " + e.what());
+    }
+  }
+
+  std::string summary(int64_t step, const Progress& progress, const std::string& unit, double train_loss,
+                      double val_loss, int64_t val_step) const {
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s, final train_loss %.4f", (long long)step,
+                  progress.elapsed_seconds(), progress.items_per_second(), unit.c_str(), train_loss);
+    std::string s = buf;
+    if (!std::isnan(val_loss)) {
+      std::snprintf(buf, sizeof buf, ", val_loss %.4f", val_loss);
+      s += buf;
+      if (val_step != step) s += " (step " + std::to_string(val_step) + ")";
+    }
+    std::snprintf(buf, sizeof buf, ", peak memory %.0f MiB (tensors %.0f MiB)", peak_rss_mib(),
+                  double(cpu_allocator().stats().peak_allocated_bytes) / (1 << 20));
+    return s + buf;
+  }
+
   // The loss of one batch, computed inside the precision context on the module's own output: a
   // 64-true run keeps float64 through the loss (the reference converts outputs to float32 first,
   // which would round every gradient), while half outputs are widened to float32 so that the loss
@@ -343,10 +431,8 @@ class Run {
   }
 
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
-                  data::DataLoader& loader) {
-    const std::string dir = run_dir_ + "/checkpoints/last";
-    if (!fs::exists(dir + "/state.json") && !is_sharded_checkpoint(dir))
-      throw IOError("resume: no checkpoint at " + dir);
+                  data::DataLoader& loader, bool rank0) {
+    const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/rank0);
     State state{{"model", model}, {"optimizer", opt}, {"step", int64_t(0)}, {"rng.seed", int64_t(0)},
                 {"rng.offset", int64_t(0)}};
     State rest = fab.load(dir, state);
@@ -363,18 +449,7 @@ class Run {
     return std::get<int64_t>(state.at("step").value());
   }
 
-  // Keeps the keep_last newest step-N checkpoints.
-  void prune() {
-    if (cfg_.trainer.keep_last <= 0) return;
-    std::vector<std::pair<int64_t, fs::path>> steps;
-    for (const auto& e : fs::directory_iterator(run_dir_ + "/checkpoints")) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("step-", 0) == 0 && e.is_directory() && n.find('.') == std::string::npos)
-        steps.emplace_back(std::stoll(n.substr(5)), e.path());
-    }
-    std::sort(steps.begin(), steps.end());
-    for (size_t i = 0; i + size_t(cfg_.trainer.keep_last) < steps.size(); ++i) fs::remove_all(steps[i].second);
-  }
+  void prune() { prune_step_checkpoints(run_dir_ + "/checkpoints", cfg_.trainer.keep_last); }
 
   TrainConfig cfg_;
   std::ostream& out_;

@@ -3,11 +3,15 @@
 //
 // A run directory holds:
 //   config.yaml                the resolved configuration
-//   metrics.csv                step, train_loss, lr (and val_loss when validating), CSVLogger layout
+//   metrics.csv                step, train_loss, lr (and val_loss when validating), CSVLogger layout;
+//                              the header is written when the run starts (max_steps 0 leaves only it)
 //   vocab.json                 text data: the character vocabulary
 //   tensorboard/               event files (logger.tensorboard)
 //   checkpoints/step-N/        every trainer.checkpoint_every steps (keep_last newest kept)
 //   checkpoints/last/          the latest state (always written at the end, also for max_steps 0)
+// Nothing is written before the data, the model (init weights, precision conversion, LoRA), the
+// optimizer and one example through model and loss have been set up: a config that fails there is
+// a ConfigError (fabric-train exits 2) and leaves no run directory behind.
 // A checkpoint directory (Fabric::save) holds model.safetensors (the model's state_dict),
 // optimizer.safetensors, tensors.safetensors (scheduler) and state.json (step, RNG and data
 // loader positions, the scaler state, the config and the vocabulary).
@@ -30,6 +34,7 @@ struct FitOptions {
 struct FitResult {
   int64_t step = 0;  // optimizer steps done in total
   double last_loss = 0;
+  double last_val_loss = 0;  // NaN when no validation ran
   std::string run_dir;
   std::string last_checkpoint;  // run_dir/checkpoints/last
   std::string sample;           // generated text, when asked for
@@ -39,7 +44,8 @@ struct FitResult {
 FitResult fit(const TrainConfig& cfg, const FitOptions& options = {});
 // Continues the run in `run_dir` from checkpoints/last with its config.yaml plus `overrides`
 // (e.g. trainer.max_steps=N to extend it), appending to its metrics.csv. Resumed float32 runs on
-// one process give bit-identical losses to an uninterrupted run.
+// one process give bit-identical losses to an uninterrupted run. When a kill left checkpoints/last
+// missing or incomplete, the newest complete checkpoints/step-N is used instead (said on stderr).
 FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options = {});
 
 // A GPT checkpoint trained on text: `tokens` characters generated after `prompt`.

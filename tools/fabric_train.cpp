@@ -6,6 +6,7 @@
 //   fabric-train sample CHECKPOINT --prompt TEXT --tokens N
 //   fabric-train export CHECKPOINT OUT.safetensors
 //   fabric-train consolidate DIR OUT                a sharded (FSDP) checkpoint -> a full one
+//                                                  (OUT.safetensors: the model's state_dict alone)
 //   fabric-train schema                            the config keys as a Markdown table
 // Launch options (before or after the command), as the reference's `fabric run`:
 //   --devices N  --num-nodes N  --node-rank R  --main-address HOST  --main-port PORT
@@ -83,7 +84,10 @@ int main(int argc, char** argv) {
   exp->add_option("out", out_file, "the output .safetensors file")->required();
   auto* con = app.add_subcommand("consolidate", "turn a sharded FSDP checkpoint into a full one, loadable by any run");
   con->add_option("dir", checkpoint, "the sharded checkpoint directory (it holds meta.json)")->required();
-  con->add_option("out", out_file, "the full checkpoint directory to write")->required();
+  con->add_option("out", out_file,
+                  "OUT.safetensors: the model's full state_dict in one file (what a single-process model loads); "
+                  "any other name: the full checkpoint directory (model, optimizer and the rest of the state)")
+      ->required();
   auto* sch = app.add_subcommand("schema", "print every config key with its type, default and meaning (Markdown)");
   std::string devices;
   int64_t num_nodes = 0, node_rank = -1, main_port = 0;
@@ -135,7 +139,11 @@ int main(int argc, char** argv) {
       export_checkpoint(checkpoint, out_file);
       std::cout << "wrote " << out_file << "\n";
     } else if (*con) {
-      consolidate_checkpoint(checkpoint, out_file);
+      if (out_file.ends_with(".safetensors")) {
+        consolidate_model_weights(checkpoint, out_file);
+      } else {
+        consolidate_checkpoint(checkpoint, out_file);
+      }
       std::cout << "wrote " << out_file << "\n";
     } else {
       fabric::fit(default_config(sets));

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -61,6 +62,22 @@ void expect_resume_reproduces(const std::string& run_dir, int step) {
   const Result res = run("resume " + run_dir);
   ASSERT_EQ(res.status, 0) << res.output;
   EXPECT_EQ(lines(run_dir + "/metrics.csv"), full);
+}
+
+// IDX images + labels (MNIST's format): n images of 28x28 and labels 0..9, as
+// `dir`/train-images-idx3-ubyte and train-labels-idx1-ubyte.
+void write_idx_images(const fs::path& dir, int n) {
+  auto be32 = [](std::ofstream& f, uint32_t v) {
+    const unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    f.write(reinterpret_cast<const char*>(b), 4);
+  };
+  std::ofstream img(dir / "train-images-idx3-ubyte", std::ios::binary), lab(dir / "train-labels-idx1-ubyte", std::ios::binary);
+  be32(img, 0x803), be32(img, uint32_t(n)), be32(img, 28), be32(img, 28);
+  be32(lab, 0x801), be32(lab, uint32_t(n));
+  for (int i = 0; i < n; ++i) {
+    for (int p = 0; p < 28 * 28; ++p) img.put(char((i * 7 + p * 13) % 256));
+    lab.put(char(i % 10));
+  }
 }
 
 class FabricTrain : public testing::Test {
@@ -124,7 +141,11 @@ TEST_F(FabricTrain, OverridesAndMaxStepsZero) {
   ASSERT_EQ(r.status, 0) << r.output;
   SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
   EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{10, 784}));
-  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 0u);
+  // metrics.csv exists from the start: its header alone (val_loss too when validation is set up).
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"step,train_loss,lr"});
+  const Result v = run("fit " + write_contract() + " --set trainer.max_steps=0 data.val_fraction=0.25 trainer.val_every=2");
+  ASSERT_EQ(v.status, 0) << v.output;
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"step,train_loss,lr,val_loss"});
 }
 
 TEST_F(FabricTrain, BadConfigsExit2AndWriteNothing) {
@@ -150,6 +171,132 @@ TEST_F(FabricTrain, BadConfigsExit2AndWriteNothing) {
   EXPECT_EQ(run("fit " + (dir_ / "absent.yaml").string()).status, 2);
   EXPECT_EQ(run("fit").status, 2);  // missing CONFIG
   EXPECT_EQ(run("frobnicate").status, 2);
+}
+
+// Errors that only building the run finds (the data, the model with its init weights, LoRA, one
+// example through model and loss) are config errors too: exit 2, the key named, nothing written.
+TEST_F(FabricTrain, ConfigErrorsFoundWhileSettingUpExit2AndWriteNothing) {
+  std::ofstream(dir_ / "short.txt") << "It is a truth universally acknowledged, that a single man in possession. ";
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += "It is a truth universally acknowledged, that a single man in possession. ";
+  std::ofstream(dir_ / "text.txt") << text;
+  save_safetensors((dir_ / "wrong_keys.safetensors").string(), {{"encoder.weight", zeros({256, 784})}});
+  const std::string good = write_contract();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set data.kind=text data.path=" + (dir_ / "text.txt").string(), "model.name: mlp does not fit data.kind text"},
+      {"--set model.sizes=[100,10]", "model.name: mlp does not fit data.kind tensors"},
+      {"--set data.kind=text data.path=" + (dir_ / "short.txt").string(), "data.path: TextDataset: "},
+      {"--set model.init=" + (dir_ / "wrong_keys.safetensors").string(), "model.init: "},
+      {"--set lora.rank=4 lora.target=[nothing]", "lora: "},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = run("fit " + good + " " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("config error: " + message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
+  }
+  // Resuming with a bad override leaves the run as it was.
+  ASSERT_EQ(run("fit " + good + " --set trainer.max_steps=2").status, 0);
+  const auto before = lines((dir_ / "run/config.yaml").string());
+  const Result r = run("resume " + (dir_ / "run").string() + " --set model.init=" + (dir_ / "wrong_keys.safetensors").string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(lines((dir_ / "run/config.yaml").string()), before);
+}
+
+// A GPT on a tokens file without model.vocab_size takes the largest id + 1, as on tensors data.
+TEST_F(FabricTrain, GptOnTokensInfersTheVocabularySize) {
+  std::vector<uint16_t> ids(600);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = uint16_t((i * 7) % 23);  // ids 0..22
+  std::ofstream(dir_ / "train.bin", std::ios::binary).write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 2));
+  const std::string cfg = (dir_ / "gpt.yaml").string();
+  std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                        "data: {kind: tokens, path: " << (dir_ / "train.bin").string() << "}\n"
+                        "optimizer: {name: adamw, lr: 0.01}\n"
+                        "trainer: {max_steps: 2, batch_size: 4, run_dir: " << (dir_ / "run").string() << "}\n";
+  const Result r = run("fit " + cfg);
+  ASSERT_EQ(r.status, 0) << r.output;
+  SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
+  EXPECT_EQ(m.tensors.at("transformer.wte.weight").size(0), 23);
+}
+
+// max_steps and max_epochs together: the run stops at whichever comes first, as Lightning's Trainer.
+TEST_F(FabricTrain, MaxStepsAndMaxEpochsStopAtTheFirstLimit) {
+  // 64 examples in batches of 32: 2 batches per epoch.
+  struct Case {
+    std::string sets;
+    size_t steps;
+  };
+  for (const Case& c : {Case{"trainer.max_steps=5 trainer.max_epochs=1", 2}, Case{"trainer.max_steps=3 trainer.max_epochs=4", 3},
+                        Case{"trainer.max_steps=-1 trainer.max_epochs=2", 4},
+                        Case{"trainer.max_steps=5 trainer.max_epochs=2 trainer.accumulate_grad_batches=2", 2}}) {
+    const Result r = run("fit " + write_contract() + " --set " + c.sets);
+    ASSERT_EQ(r.status, 0) << c.sets << "\n" << r.output;
+    EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 1 + c.steps) << c.sets;
+    EXPECT_NE(r.output.find("done: " + std::to_string(c.steps) + " steps"), std::string::npos) << c.sets << "\n" << r.output;
+  }
+}
+
+// Images feed the MLP as the configs do: flattened without data.flatten (which still works).
+TEST_F(FabricTrain, MlpOnImagesFlattensThem) {
+  write_idx_images(dir_, 16);
+  const std::string images = " data.kind=images data.path=" + (dir_ / "train-images-idx3-ubyte").string();
+  for (const std::string flatten : {"", " data.flatten=true"}) {
+    const Result r = run("fit " + write_contract() + " --set trainer.max_steps=2 trainer.batch_size=8" + images + flatten);
+    EXPECT_EQ(r.status, 0) << flatten << "\n" << r.output;
+    EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 3u) << flatten;
+  }
+}
+
+// The progress line's epoch is the epoch of the step's batch, and the summary ends with the final
+// validation loss.
+TEST_F(FabricTrain, ProgressEpochAndFinalSummary) {
+  // 48 training examples (val_fraction 0.25 of 64) in batches of 16: 3 batches per epoch.
+  const Result r = run("fit " + write_contract() + " --set trainer.batch_size=16 trainer.max_steps=4 data.val_fraction=0.25 "
+                       "trainer.val_every=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* expected : {"step 1/4  epoch 0 ", "step 3/4  epoch 0 ", "step 4/4  epoch 1 "})
+    EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+  const auto csv = lines((dir_ / "run/metrics.csv").string());
+  ASSERT_EQ(csv.back().rfind("4,,,", 0), 0u) << csv.back();
+  const std::string val = csv.back().substr(4);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, ", val_loss %.4f, ", std::stod(val));
+  EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+  // The last validation before the end is named with its step.
+  const Result three = run("fit " + write_contract() + " --set trainer.max_steps=4 data.val_fraction=0.25 trainer.val_every=3");
+  ASSERT_EQ(three.status, 0) << three.output;
+  EXPECT_NE(three.output.find(" (step 3), peak memory"), std::string::npos) << three.output;
+}
+
+// A kill can leave `<name>.tmp-<pid>` directories (removed when a run starts) and, during the first
+// save of `last`, no `last` at all: resume then takes the newest complete step-N, and still
+// reproduces the uninterrupted run.
+TEST_F(FabricTrain, ResumeRemovesLeftoversAndFallsBackToTheNewestStep) {
+  const Result full = run("fit " + write_contract(", checkpoint_every: 2") + " --set trainer.max_steps=4 data.shuffle=true");
+  ASSERT_EQ(full.status, 0) << full.output;
+  const fs::path ck = dir_ / "run/checkpoints";
+  const auto expected = lines((dir_ / "run/metrics.csv").string());
+  ASSERT_EQ(expected.size(), 5u);
+  // As if killed while saving step 4: step-4 and last half written (last never committed).
+  fs::remove_all(ck / "last");
+  fs::rename(ck / "step-4", ck / "step-4.tmp-999999");
+  fs::create_directories(ck / "last.tmp-999999");
+  std::ofstream(ck / "last.tmp-999999/model.safetensors") << "partial";
+  const Result res = run("resume " + (dir_ / "run").string());
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("resuming from " + (ck / "step-2").string()), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("(resuming at step 2)"), std::string::npos) << res.output;
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), expected);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(ck)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"last", "step-2", "step-4"}));
+  // Nothing complete to resume from: an error naming last, the step-N checkpoints untouched.
+  fs::remove_all(ck);
+  fs::create_directories(ck / "step-2.tmp-1");
+  const Result none = run("resume " + (dir_ / "run").string());
+  EXPECT_EQ(none.status, 1) << none.output;
+  EXPECT_NE(none.output.find("no checkpoint at " + (ck / "last").string()), std::string::npos) << none.output;
 }
 
 TEST_F(FabricTrain, ReproducesPyTorchFixtureIn64True) {
@@ -333,19 +480,7 @@ TEST_F(FabricTrain, EveryBundledConfigTrainsAFewSteps) {
   std::string text;
   for (int i = 0; i < 200; ++i) text += "It is a truth universally acknowledged, that a single man. ";
   std::ofstream(dir_ / "text.txt") << text;
-  auto be32 = [](std::ofstream& f, uint32_t v) {
-    const unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
-    f.write(reinterpret_cast<const char*>(b), 4);
-  };
-  {
-    std::ofstream img(dir_ / "train-images-idx3-ubyte", std::ios::binary), lab(dir_ / "train-labels-idx1-ubyte", std::ios::binary);
-    be32(img, 0x803), be32(img, 64), be32(img, 28), be32(img, 28);
-    be32(lab, 0x801), be32(lab, 64);
-    for (int n = 0; n < 64; ++n) {
-      for (int p = 0; p < 28 * 28; ++p) img.put(char((n * 7 + p * 13) % 256));
-      lab.put(char(n % 10));
-    }
-  }
+  write_idx_images(dir_, 64);
   int configs = 0;
   for (const auto& e : fs::directory_iterator(FABRIC_CONFIG_DIR)) {
     if (e.path().extension() != ".yaml") continue;

@@ -1,12 +1,16 @@
 // `fabric-train consolidate DIR OUT` end to end, through the binary: a sharded FSDP checkpoint
-// becomes a full one that a single-device run loads; bad usage exits 2, a failure 1.
+// becomes a full one that a single-device run loads (OUT.safetensors: the model's weights in one
+// file); bad usage exits 2, a failure 1, and an output of another kind is never replaced.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "nn/mlp.h"
 #include "optim/adam.h"
@@ -15,6 +19,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/safetensors.h"
 
 #include "tests/runtime/fabric_train_test_util.h"
 
@@ -43,29 +48,39 @@ std::shared_ptr<nn::MLP> mlp(uint64_t seed) {
   return std::make_shared<nn::MLP>(nn::MLPConfig{.sizes = {6, 10, 3}, .activation = "tanh"});
 }
 
-TEST_F(FabricTrainConsolidate, ShardedCheckpointBecomesAFullOneThatOneDeviceLoads) {
-  const std::string sharded = (dir_ / "sharded").string(), full = (dir_ / "full").string();
+// What three AdamW steps of an MLP under FSDP (one process) leave: the sharded checkpoint at `path`
+// and the gathered weights and optimizer state it must hold.
+struct Trained {
+  nn::StateDict weights;
+  optim::OptimizerState optimizer;
+};
+Trained save_sharded_checkpoint_of_three_steps(const std::string& path) {
   Generator gen(11);
   const Tensor x = randn({4, 6}, {}, &gen), y = randn({4, 3}, {}, &gen);
-  nn::StateDict trained;
-  optim::OptimizerState trained_opt;
-  {
-    FabricOptions o{.accelerator = "cpu", .strategy = "fsdp", .devices = 1};
-    o.fsdp.auto_wrap_policy = {"Linear"};
-    Fabric fab(o);
-    auto module = mlp(1);
-    optim::AdamW opt(module->parameters(), {.lr = 0.05});
-    auto [model, fopt] = fab.setup(module, opt);
-    for (int s = 0; s < 3; ++s) {
-      fopt.zero_grad();
-      fab.backward(mse_loss(model(x), y));
-      fopt.step();
-    }
-    fab.save(sharded, {{"model", model}, {"optimizer", fopt}, {"step", int64_t(3)}, {"note", "three"}});
-    ASSERT_TRUE(is_sharded_checkpoint(sharded));
-    trained = fab.strategy_object().module_state_to_save(*module);
-    trained_opt = fab.strategy_object().optimizer_state_to_save(opt);
+  FabricOptions o{.accelerator = "cpu", .strategy = "fsdp", .devices = 1};
+  o.fsdp.auto_wrap_policy = {"Linear"};
+  Fabric fab(o);
+  auto module = mlp(1);
+  optim::AdamW opt(module->parameters(), {.lr = 0.05});
+  auto [model, fopt] = fab.setup(module, opt);
+  for (int s = 0; s < 3; ++s) {
+    fopt.zero_grad();
+    fab.backward(mse_loss(model(x), y));
+    fopt.step();
   }
+  fab.save(path, {{"model", model}, {"optimizer", fopt}, {"step", int64_t(3)}, {"note", "three"}});
+  EXPECT_TRUE(is_sharded_checkpoint(path));
+  return {fab.strategy_object().module_state_to_save(*module), fab.strategy_object().optimizer_state_to_save(opt)};
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST_F(FabricTrainConsolidate, ShardedCheckpointBecomesAFullOneThatOneDeviceLoads) {
+  const std::string sharded = (dir_ / "sharded").string(), full = (dir_ / "full").string();
+  const auto [trained, trained_opt] = save_sharded_checkpoint_of_three_steps(sharded);
 
   const Result r = run("consolidate " + sharded + " " + full);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -94,6 +109,61 @@ TEST_F(FabricTrainConsolidate, ShardedCheckpointBecomesAFullOneThatOneDeviceLoad
     EXPECT_EQ(s->at("exp_avg").to_vector<float>(), trained_opt.state.at(int64_t(i)).at("exp_avg").to_vector<float>())
         << i;
   }
+}
+
+// OUT named *.safetensors: one file holding the model's full state_dict, which a single-process
+// model loads as it is; written atomically over an earlier one.
+TEST_F(FabricTrainConsolidate, SafetensorsOutputIsTheModelsStateDictInOneFile) {
+  const std::string sharded = (dir_ / "sharded").string();
+  const fs::path out = dir_ / "weights.safetensors";
+  const Trained trained = save_sharded_checkpoint_of_three_steps(sharded);
+  std::ofstream(out) << "an earlier output";
+  const Result r = run("consolidate " + sharded + " " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote " + out.string()), std::string::npos) << r.output;
+  ASSERT_TRUE(fs::is_regular_file(out));
+  SafetensorsFile f = load_safetensors(out.string());
+  EXPECT_EQ(f.tensors.size(), trained.weights.size());
+  nn::StateDict sd;
+  for (const auto& [k, t] : f.tensors) sd.insert(k, t);
+  auto module = mlp(2);
+  module->load_state_dict(sd, /*strict=*/true);
+  for (const auto& [k, t] : module->state_dict())
+    EXPECT_EQ(t.to_vector<float>(), trained.weights.at(k).to_vector<float>()) << k;
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << ": a temporary left behind";
+}
+
+// consolidate never replaces what is not its kind of output: a file where a checkpoint directory
+// goes, a directory where the .safetensors file goes, a directory holding something else. Exit 1,
+// nothing changed.
+TEST_F(FabricTrainConsolidate, AnOutputOfAnotherKindIsAnErrorAndStaysAsItWas) {
+  const std::string sharded = (dir_ / "sharded").string();
+  save_sharded_checkpoint_of_three_steps(sharded);
+  const fs::path file = dir_ / "notes.txt", folder = dir_ / "w.safetensors", other = dir_ / "photos";
+  std::ofstream(file) << "my notes";
+  fs::create_directories(folder);
+  fs::create_directories(other);
+  std::ofstream(other / "a.jpg") << "jpeg";
+  const std::vector<std::pair<fs::path, std::string>> cases = {
+      {file, "exists and is not a directory"}, {folder, "is a directory"}, {other, "holds no checkpoint"}};
+  for (const auto& [out, message] : cases) {
+    const Result r = run("consolidate " + sharded + " " + out.string());
+    EXPECT_EQ(r.status, 1) << out << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << out << "\n" << r.output;
+  }
+  EXPECT_EQ(read_all(file), "my notes");
+  EXPECT_TRUE(fs::is_directory(folder) && fs::is_empty(folder));
+  EXPECT_EQ(read_all(other / "a.jpg"), "jpeg");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"notes.txt", "photos", "sharded", "w.safetensors"}));
+  // A previous full checkpoint at OUT is replaced.
+  const Result first = run("consolidate " + sharded + " " + (dir_ / "full").string());
+  ASSERT_EQ(first.status, 0) << first.output;
+  const Result again = run("consolidate " + sharded + " " + (dir_ / "full").string());
+  EXPECT_EQ(again.status, 0) << again.output;
 }
 
 TEST_F(FabricTrainConsolidate, BadUsageExits2AndFailureExits1) {
