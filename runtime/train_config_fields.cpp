@@ -203,7 +203,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_BOOL(data, shuffle, "shuffle examples each epoch (tensors, images)"));
     v.push_back(FIELD_BOOL(data, drop_last, "drop each epoch's last incomplete batch (tensors, images)"));
     v.push_back(with_max(FIELD_NUM(data, val_fraction, 0, "fraction held out for validation"), 0.9));
-    v.push_back(FIELD_BOOL(data, flatten, "images: flatten to (N, 784) for an MLP"));
+    v.push_back(FIELD_BOOL(data, flatten, "images: flatten to (N, H*W) (an mlp always gets them flattened)"));
     v.push_back(with_choices(Field{"", "loss", Kind::string, "cross_entropy or mse",
                                    [](TrainConfig& c, const Value& x) { c.loss = x.s; },
                                    [](const TrainConfig& c) { return YAML::Node(c.loss); }},
