@@ -54,6 +54,13 @@ void LRScheduler::step() {
   for (size_t g = 0; g < last_lr_.size(); ++g) optimizer_->set_lr(g, last_lr_[g]);
 }
 
+bool LRScheduler::reapply() {
+  if (!closed_form()) return false;
+  last_lr_ = get_lr();
+  for (size_t g = 0; g < last_lr_.size(); ++g) optimizer_->set_lr(g, last_lr_[g]);
+  return true;
+}
+
 void LRScheduler::load_state_dict(const SchedulerState& s) {
   const size_t groups = optimizer_->num_param_groups();
   FABRIC_CHECK(s.base_lrs.size() == groups, ValueError, name_, ".load_state_dict: the state has ",

@@ -41,11 +41,18 @@ class LRScheduler {
   // Restores last_epoch, base_lrs and the last lrs (the optimizer's own state restores its group
   // lrs, as in PyTorch). ValueError when the group count differs.
   void load_state_dict(const SchedulerState& s);
+  // A closed-form schedule (its lr a function of last_epoch alone) sets every group's lr to its
+  // value for last_epoch and returns true; a chainable one (it scales the groups' current lrs)
+  // changes nothing and returns false. For a schedule loaded into a different shape than it was
+  // saved with (fabric-train resumed with a larger max_steps: the cosine's length): the restored
+  // lrs belong to the old shape. With the same shape it sets exactly the restored values.
+  bool reapply();
 
  protected:
   LRScheduler(Optimizer& optimizer, const char* name);
   // The lrs for last_epoch_; chainable schedules read the groups' current lrs.
   virtual std::vector<double> get_lr() const = 0;
+  virtual bool closed_form() const { return false; }
   std::vector<double> current_lrs() const;
 
   Optimizer* optimizer_;
@@ -64,6 +71,7 @@ class LambdaLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() const override;
+  bool closed_form() const override { return true; }
 
  private:
   std::vector<Lambda> lambdas_;
@@ -103,6 +111,7 @@ class LinearWarmup : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() const override;
+  bool closed_form() const override { return true; }
 
  private:
   int64_t warmup_steps_;
@@ -119,6 +128,7 @@ class CosineWithWarmup : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() const override;
+  bool closed_form() const override { return true; }
 
  private:
   int64_t warmup_steps_, max_steps_;

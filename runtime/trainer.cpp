@@ -372,9 +372,13 @@ class Run {
   std::string summary(int64_t step, const Progress& progress, const std::string& unit, double train_loss,
                       double val_loss, int64_t val_step) const {
     char buf[320];
-    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s, final train_loss %.4f", (long long)step,
-                  progress.elapsed_seconds(), progress.items_per_second(), unit.c_str(), train_loss);
+    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s", (long long)step,
+                  progress.elapsed_seconds(), progress.items_per_second(), unit.c_str());
     std::string s = buf;
+    if (!std::isnan(train_loss)) {  // no step ran (max_steps: 0, or a resume of a finished run)
+      std::snprintf(buf, sizeof buf, ", final train_loss %.4f", train_loss);
+      s += buf;
+    }
     if (!std::isnan(val_loss)) {
       std::snprintf(buf, sizeof buf, ", val_loss %.4f", val_loss);
       s += buf;
@@ -445,7 +449,12 @@ class Run {
       if (k.rfind("scheduler.", 0) == 0) sched_items.emplace_back(k, std::get<Tensor>(v.value()));
     }
     loader.set_state(data::DataLoaderState::from_map(ds));
-    if (sched) sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
+    if (sched) {
+      sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
+      // A resume may lengthen the run (--set trainer.max_steps): the cosine then continues on the
+      // new length's curve from the next step, not from the old one's last lr.
+      sched->reapply();
+    }
     return std::get<int64_t>(state.at("step").value());
   }
 

@@ -360,14 +360,19 @@ TEST(LauncherJoin, KeepsAnOmpNumThreadsThatIsAlreadySet) {
   EXPECT_EQ(f[6], "7");
 }
 
+// The CPUs this process may run on: what the launcher divides among the ranks.
+int affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  return CPU_COUNT(&set);
+}
+
 // The launcher chooses OMP_NUM_THREADS = cpus / nprocs; rank 0 is this process, whose OpenMP
 // runtime had read its (unset) environment long before, so launch() must set its count too.
 TEST(LauncherJoin, EveryRankRunsWithTheChosenOmpThreadCount) {
   ASSERT_GT(omp_max_threads(), 0) << "OpenMP runtime not loaded";
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
-  const int cpus = CPU_COUNT(&set);
+  const int cpus = affinity_cpus();
   const int chosen = std::max(1, cpus / 2);
   TempDir dir;
   const Forked r = run_forked(
@@ -396,10 +401,8 @@ TEST(LauncherJoin, EveryRankRunsWithTheChosenOmpThreadCount) {
 // A count the program already lowered itself (fabric-train's deterministic mode: one thread) is
 // not raised to the launcher's choice.
 TEST(LauncherJoin, LeavesALowerOmpThreadCountAlone) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
-  if (CPU_COUNT(&set) < 2) GTEST_SKIP() << "one CPU: the launcher's choice is 1 thread anyway";
+  const int cpus = affinity_cpus();
+  if (cpus < 2) GTEST_SKIP() << "one CPU: the launcher's choice is 1 thread anyway";
   const Forked r = run_forked(
       [&](int out) {
         ::unsetenv("OMP_NUM_THREADS");
@@ -415,7 +418,7 @@ TEST(LauncherJoin, LeavesALowerOmpThreadCountAlone) {
       },
       10s);
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(r.kv.at("env"), std::to_string(CPU_COUNT(&set)));
+  EXPECT_EQ(r.kv.at("env"), std::to_string(cpus));
   EXPECT_EQ(r.kv.at("threads"), "1");
 }
 

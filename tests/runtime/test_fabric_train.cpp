@@ -141,6 +141,7 @@ TEST_F(FabricTrain, OverridesAndMaxStepsZero) {
   ASSERT_EQ(r.status, 0) << r.output;
   SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
   EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{10, 784}));
+  EXPECT_EQ(r.output.find("nan"), std::string::npos) << "no step ran: no final loss to report\n" << r.output;
   // metrics.csv exists from the start: its header alone (val_loss too when validation is set up).
   EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"step,train_loss,lr"});
   const Result v = run("fit " + write_contract() + " --set trainer.max_steps=0 data.val_fraction=0.25 trainer.val_every=2");
@@ -347,10 +348,18 @@ TEST_F(FabricTrain, InterruptedAndResumedEqualsUninterrupted) {
   const auto b = lines(part_dir + "/metrics.csv");
   ASSERT_EQ(a.size(), 9u);
   EXPECT_EQ(a, b) << "resumed metrics must equal the uninterrupted run's, bit for bit";
-  // Extending a finished run.
+  // Extending a finished run: the cosine continues on the 10-step curve (a run of 10 from the
+  // start has the same lr at steps 9 and 10), not from the 8-step curve's last lr.
   const Result ext = run("resume " + part_dir + " --set trainer.max_steps=10");
   ASSERT_EQ(ext.status, 0) << ext.output;
-  EXPECT_EQ(lines(part_dir + "/metrics.csv").size(), 11u);
+  const auto extended = lines(part_dir + "/metrics.csv");
+  ASSERT_EQ(extended.size(), 11u);
+  const Result ten = run("fit " + cfg + common + " trainer.max_steps=10 trainer.run_dir=" + (dir_ / "ten").string());
+  ASSERT_EQ(ten.status, 0) << ten.output;
+  const auto lr_of = [](const std::string& row) { return row.substr(row.rfind(',') + 1); };
+  const auto straight = lines((dir_ / "ten/metrics.csv").string());
+  ASSERT_EQ(straight.size(), 11u);
+  for (size_t row = 9; row <= 10; ++row) EXPECT_EQ(lr_of(extended[row]), lr_of(straight[row])) << "step " << row;
 }
 
 // fabric-train --set fabric.devices=2 fabric.strategy=ddp: two processes with batch 16 each train
