@@ -510,6 +510,16 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   return c;
 }
 
+// Whether a YAML 1.1 reader (PyYAML) would take this plain scalar for something other than a
+// string: a bool (yes, off, ...), null, or a number. Such string values are written quoted.
+bool yaml11_reads_as_non_string(const std::string& s) {
+  static const std::set<std::string> words = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"};
+  if (s.empty() || words.count(to_case(s, ::tolower))) return true;
+  char* end = nullptr;
+  (void)std::strtod(s.c_str(), &end);
+  return *end == '\0';  // the whole text is a number (ints, floats, .inf, hex...)
+}
+
 std::string dump_train_config(const TrainConfig& c) {
   YAML::Emitter out;
   out << YAML::BeginMap;
@@ -529,7 +539,13 @@ std::string dump_train_config(const TrainConfig& c) {
     for (const Field& f : fields()) {
       if (f.section != sec) continue;
       if (!f.models.empty() && std::find(f.models.begin(), f.models.end(), c.model.name) == f.models.end()) continue;
-      out << YAML::Key << f.key << YAML::Value << f.get(c);
+      const YAML::Node v = f.get(c);
+      out << YAML::Key << f.key << YAML::Value;
+      if (f.kind == Kind::string && v.IsScalar() && yaml11_reads_as_non_string(v.Scalar())) {
+        out << YAML::DoubleQuoted << v.Scalar();
+      } else {
+        out << v;
+      }
     }
     out << YAML::EndMap;
   }

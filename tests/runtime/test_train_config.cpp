@@ -297,6 +297,22 @@ TEST_F(TrainConfigTest, NumbersDumpAsFloatsThatReadBackExactly) {
 
 // --set deepspeed.<key>=value merges into the section before it is parsed, with the file's checks,
 // and names the --set in errors.
+// String values a YAML 1.1 reader (PyYAML) would take for a bool, null or number are written
+// quoted, so that config.yaml reads back as strings there too; ours reads them back unchanged.
+TEST_F(TrainConfigTest, StringsThatLookLikeOtherTypesDumpQuoted) {
+  const std::string dumped = dump_train_config(parse_train_config(
+      contract(), "cfg.yaml", {"trainer.run_dir='123'", "trainer.sample_prompt='Yes'"}));
+  EXPECT_EQ(dumped_value(dumped, "trainer.run_dir"), "\"123\"");
+  EXPECT_EQ(dumped_value(dumped, "trainer.sample_prompt"), "\"Yes\"");
+  EXPECT_EQ(dumped_value(dumped, "fabric.precision"), "32-true");  // plain strings stay plain
+  const TrainConfig back = parse_train_config(dumped, "dumped.yaml");
+  EXPECT_EQ(back.trainer.run_dir, "123");
+  const std::string off = dump_train_config(parse_train_config(contract(), "cfg.yaml", {"trainer.run_dir='off'"}));
+  EXPECT_EQ(dumped_value(off, "trainer.run_dir"), "\"off\"");
+  EXPECT_EQ(parse_train_config(off, "dumped.yaml").trainer.run_dir, "off");
+  EXPECT_EQ(back.trainer.sample_prompt, "Yes");
+}
+
 TEST_F(TrainConfigTest, DeepSpeedKeysCanBeOverridden) {
   std::string yaml = contract();
   yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
