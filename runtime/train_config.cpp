@@ -294,7 +294,10 @@ class Parser {
       return it == values.end() ? name_ : it->second.where;
     };
     try {
-      c.fabric.precision = precision::canonical_precision(c.fabric.precision);
+      // The legacy values (16, bf16) resolve with the reference's warning, said once at load.
+      std::string warning;
+      c.fabric.precision = precision::canonical_precision(c.fabric.precision, &warning);
+      if (!warning.empty()) c.warnings.push_back(where("fabric.precision") + ": " + warning);
     } catch (const ValueError& e) {
       fail(where("fabric.precision"), "fabric.precision", e.what());
     }
