@@ -333,10 +333,6 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
   }
 }
 
-}  // namespace fabric
-
-namespace fabric {
-
 void consolidate_model_weights(const std::string& sharded_dir, const std::string& out_file) {
   namespace fs = std::filesystem;
   FABRIC_CHECK(!out_file.empty(), ValueError, "consolidate: the output path is empty");
