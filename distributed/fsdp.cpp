@@ -87,10 +87,7 @@ FullyShardedModule::FullyShardedModule(nn::Module& root, std::shared_ptr<Process
   shard_rank_ = shard_pg_ ? shard_pg_->rank() : 0;
   shard_size_ = shard_pg_ ? shard_pg_->size() : 1;
   NoGradGuard no_grad;
-  if (options_.buffer_dtype) {
-    for (auto& [name, b] : root_.named_buffers())
-      if (is_floating(b.dtype())) b.set_data(b.to(*options_.buffer_dtype));
-  }
+  // Buffers keep their dtype until the first forward (cast_buffers_for_compute).
   if (!options_.activation_checkpointing_policy.empty()) {
     root_.apply([&](nn::Module& m) {
       if (in_list(options_.activation_checkpointing_policy, m.type_name())) m.set_activation_checkpointing(true);
@@ -357,7 +354,22 @@ int64_t FullyShardedModule::gathered_bytes() const {
 
 // ---- forward and backward hooks -------------------------------------------------------------
 
+void FullyShardedModule::cast_buffers_for_compute() {
+  if (!options_.buffer_dtype || buffers_cast_) return;
+  NoGradGuard no_grad;
+  // As PyTorch's FSDP at its lazy init: the module then holds only the cast copy; a buffer the
+  // forward updates (running statistics) is updated in buffer_dtype, and checkpoints hold it cast
+  // back. Buffers already in buffer_dtype (or restored to it by a load) keep their first dtype.
+  for (auto& [name, b] : root_.named_buffers()) {
+    if (!b.defined() || !is_floating(b.dtype()) || b.dtype() == *options_.buffer_dtype) continue;
+    buffer_dtypes_.emplace(name, b.dtype());
+    b.set_data(b.to(*options_.buffer_dtype));
+  }
+  buffers_cast_ = true;
+}
+
 Tensor FullyShardedModule::pre_forward(Unit& u, const Tensor& input) {
+  cast_buffers_for_compute();
   if (!order_recorded_ && !in_backward_ &&
       std::find(forward_order_.begin(), forward_order_.end(), &u) == forward_order_.end())
     forward_order_.push_back(&u);

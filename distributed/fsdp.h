@@ -41,7 +41,9 @@ struct FSDPOptions {
   // "full" (gathered to rank 0, the single-process layout).
   std::string state_dict_type = "sharded";
   // Mixed precision (FSDPPrecision fills these): the dtype of the all-gather and of compute, of the
-  // gradient reduction, and of the buffers. Unset: the parameters' own dtype.
+  // gradient reduction, and of the buffers. Unset: the parameters' own dtype. Floating buffers
+  // are cast to buffer_dtype at the first forward (not at setup) and checkpoints hold them in
+  // their original dtype, as PyTorch's FSDP does (spec §9).
   std::optional<DType> param_dtype, reduce_dtype, buffer_dtype;
   // Issue the next unit's all-gather while the current one computes (forward and backward).
   bool forward_prefetch = true;
@@ -108,11 +110,15 @@ class FullyShardedModule {
 
   // ---- state (collective: every rank of the shard group calls these in the same order) ----------
   // The module's state_dict in the single-process layout (parameters gathered, in their original
-  // dtype: float32 master values for mixed precision), on every rank.
+  // dtype: float32 master values for mixed precision), on every rank. Buffers are in their
+  // original dtype too: exact before the first forward; after it, the compute copy (buffer_dtype)
+  // cast back, as PyTorch's FULL_STATE_DICT holds them.
   nn::StateDict full_state_dict();
-  // Each rank keeps its shard of `state` (the single-process layout); buffers are copied whole.
+  // Each rank keeps its shard of `state` (the single-process layout); buffers are copied whole,
+  // in their original dtype (cast again for compute at the next forward).
   nn::LoadResult load_full_state_dict(const nn::StateDict& state, bool strict);
-  // This rank's pieces of every parameter (master dtype) and, on shard rank 0, the whole buffers.
+  // This rank's pieces of every parameter (master dtype) and, on shard rank 0, the whole buffers
+  // (original dtype, as full_state_dict).
   std::vector<ShardPiece> local_state_pieces() const;
   // Loads a checkpoint cut into pieces by any world size: `read(name, offset, numel)` returns
   // elements [offset, offset + numel) of the flattened parameter or buffer `name` (or an undefined
@@ -164,6 +170,12 @@ class FullyShardedModule {
   void prefetch_after(const Unit& u, bool backward);
   void reset_backward();
   bool reshard_after_forward(const Unit& u) const;
+  // buffer_dtype: casts the floating buffers for compute (once, until a load restores them).
+  void cast_buffers_for_compute();
+  // A buffer as checkpoints hold it: in the dtype it had before cast_buffers_for_compute.
+  Tensor buffer_to_save(const std::string& name, const Tensor& buffer) const;
+  // Loads `src` into buffer `name`, in its original dtype (the next forward casts it again).
+  void load_buffer(const std::string& name, Tensor& buffer, const Tensor& src);
 
   nn::Module& root_;
   std::shared_ptr<ProcessGroup> shard_pg_, replicate_pg_;
@@ -174,6 +186,9 @@ class FullyShardedModule {
   bool order_recorded_ = false;
   bool sync_ = true;
   bool in_backward_ = false;
+  // buffer_dtype: whether the buffers hold their compute copies, and each cast buffer's dtype before.
+  bool buffers_cast_ = false;
+  std::map<std::string, DType> buffer_dtypes_;
   std::vector<const optim::Optimizer*> optimizers_;
   // Each set-up optimizer's parameters, group by group, as they were before sharding: the
   // numbering of the single-process optimizer-state layout.

@@ -40,6 +40,25 @@ bool is_element_state(const std::string& key, const Tensor& t, int64_t shard_num
 
 // ---- module state ---------------------------------------------------------------------------------
 
+Tensor FullyShardedModule::buffer_to_save(const std::string& name, const Tensor& buffer) const {
+  const auto it = buffer_dtypes_.find(name);
+  const Tensor b = buffer.detach();
+  return it == buffer_dtypes_.end() ? b.clone() : b.to(it->second).clone();
+}
+
+void FullyShardedModule::load_buffer(const std::string& name, Tensor& buffer, const Tensor& src) {
+  const Tensor value = src.detach().reshape(buffer.sizes());
+  const auto it = buffer_dtypes_.find(name);
+  if (it == buffer_dtypes_.end() || buffer.dtype() == it->second) {
+    buffer.copy_(value);
+    return;
+  }
+  // A compute copy: the checkpoint's full-precision value goes back in the original dtype (a copy
+  // into the cast buffer would round it), and the next forward casts it again.
+  buffer.set_data(value.to(buffer.device()).to(it->second).contiguous().clone());
+  buffers_cast_ = false;
+}
+
 nn::StateDict FullyShardedModule::full_state_dict() {
   NoGradGuard no_grad;
   std::map<const TensorImpl*, Tensor> values;
@@ -59,10 +78,19 @@ nn::StateDict FullyShardedModule::full_state_dict() {
   for (auto& [impl, names] : parameter_names(root_))
     if (auto it = values.find(impl); it != values.end())
       for (const auto& n : names) by_name[n] = it->second;
+  // Buffers by storage: a state_dict entry is a detached handle of it, under its state key.
+  std::map<const void*, std::string> buffer_names;
+  for (auto& [name, b] : root_.named_buffers())
+    if (b.defined()) buffer_names.emplace(b.storage().get(), name);
   nn::StateDict out;
   for (const auto& [key, t] : root_.state_dict()) {
-    auto it = by_name.find(key);
-    out.insert(key, it != by_name.end() ? it->second : t.clone());
+    if (auto it = by_name.find(key); it != by_name.end()) {
+      out.insert(key, it->second);
+    } else if (auto b = buffer_names.find(t.storage().get()); b != buffer_names.end()) {
+      out.insert(key, buffer_to_save(b->second, t));
+    } else {
+      out.insert(key, t.clone());
+    }
   }
   return out;
 }
@@ -109,7 +137,7 @@ nn::LoadResult FullyShardedModule::load_full_state_dict(const nn::StateDict& sta
     reshard(*u);  // the next forward gathers the new values
   }
   for (auto& [key, b] : root_.named_buffers())
-    if (const Tensor* src = state.find(key)) b.copy_(*src);
+    if (const Tensor* src = state.find(key)) load_buffer(key, b, *src);
   return result;
 }
 
@@ -131,7 +159,7 @@ std::vector<ShardPiece> FullyShardedModule::local_state_pieces() const {
   if (shard_rank_ == 0) {
     const nn::StateDict sd = root_.state_dict();
     for (auto& [name, b] : root_.named_buffers())
-      if (sd.contains(name)) out.push_back({name, b.sizes(), 0, b.detach().reshape({-1}).clone()});
+      if (sd.contains(name)) out.push_back({name, b.sizes(), 0, buffer_to_save(name, b).reshape({-1})});
   }
   return out;
 }
@@ -170,7 +198,7 @@ nn::LoadResult FullyShardedModule::load_state_pieces(
       missing(name);
       continue;
     }
-    b.copy_(src.reshape(b.sizes()));
+    load_buffer(name, b, src);
   }
   if (strict && !result.missing_keys.empty()) {
     std::string msg = "FSDP load: the checkpoint lacks ";
