@@ -113,10 +113,10 @@ void Linear4bit::set_quantized(Quantized4bit q) {
   register_buffer("weight_quant_map", state_.quant_map());
   if (state_.nested) {
     register_buffer("weight_nested_absmax", state_.nested_absmax);
-    register_buffer("weight_nested_quant_map",
-                    from_vector(std::vector<float>(dynamic_code_8bit().begin(),
-                                                   dynamic_code_8bit().end()),
-                                {256}));
+    // The state dequantizes with this buffer, so a checkpoint's nested_quant_map is the code used.
+    state_.nested_code = register_buffer(
+        "weight_nested_quant_map",
+        from_vector(std::vector<float>(dynamic_code_8bit().begin(), dynamic_code_8bit().end()), {256}));
   }
   register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
   // bitsandbytes' Linear4bit checkpoint keys (spec §6), so state_dict() and Fabric::save write
@@ -149,7 +149,10 @@ void Linear4bit::sync_quant_state() {
                "Linear4bit: the checkpoint's double quantization (", s.nested,
                ") differs from this layer's (", state_.nested, ")");
   s.absmax = own_tensor("weight_absmax");
-  if (s.nested) s.nested_absmax = own_tensor("weight_nested_absmax");
+  if (s.nested) {
+    s.nested_absmax = own_tensor("weight_nested_absmax");
+    s.nested_code = own_tensor("weight_nested_quant_map");
+  }
   weight = own_tensor("weight");
   state_ = std::move(s);
   synced_blob_ = own_tensor(json_key(options_.quant_type));

@@ -9,6 +9,42 @@
 #include "tensor/factory.h"
 
 namespace fabric::precision {
+
+// As torch 1.13's CPU kernel computes it (AVX2 build: the reference torch's capability; an AVX-512
+// build's 16 lanes round some values differently). The kernel is two-sided: index i below
+// steps / 2 is start + step * i, the others end - step * (steps - i - 1). Whole chunks of 2 x 8
+// elements go through Vectorized<float>::arange(base, step), whose lane j is base + j * step with
+// the product rounded first; base itself, and every element of the scalar tail, are one fused
+// multiply-add (the kernel file is built with -mfma, and g++ contracts its a + b * c). Here each
+// rounding is written out (std::fma, and a product rounded to float from an exact double product),
+// so that no compiler flag (-march=native, -ffp-contract) can change the values.
+std::vector<float> torch_linspace_f32(float start, float end, int64_t steps) {
+  FABRIC_CHECK(steps >= 2, ValueError, "torch_linspace_f32: steps ", steps, " (expected >= 2)");
+  constexpr int64_t kLanes = 8;  // Vectorized<float>::size() under AVX2
+  const float step = (end - start) / static_cast<float>(steps - 1);
+  const int64_t halfway = steps / 2;
+  auto two_sided = [&](int64_t i) {
+    return i < halfway ? std::fma(step, static_cast<float>(i), start)
+                       : std::fma(-step, static_cast<float>(steps - i - 1), end);
+  };
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(steps));
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= steps; i += 2 * kLanes) {
+    for (int64_t v = i; v < i + 2 * kLanes; v += kLanes) {
+      const float base = two_sided(v);
+      out.push_back(base);
+      for (int64_t j = 1; j < kLanes; ++j) {
+        // j * step is exact in double (24 + 3 bits): its float cast is torch's rounded product.
+        out.push_back(base +
+                      static_cast<float>(static_cast<double>(j) * static_cast<double>(step)));
+      }
+    }
+  }
+  for (; i < steps; ++i) out.push_back(two_sided(i));
+  return out;
+}
+
 namespace {
 
 bool is_4bit_input_dtype(DType d) {
@@ -18,23 +54,16 @@ bool is_4bit_input_dtype(DType d) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), with the
-// fp32 arithmetic of its torch ops: torch.linspace(0.1, 1, 2^k + 1) (the CPU kernel's two-sided
-// formula), pairwise means in fp32, times 10^(k-6) rounded to fp32; then 0 and 1, sorted.
+// fp32 arithmetic of its torch ops: torch.linspace(0.1, 1, 2^k + 1), pairwise means in fp32,
+// times 10^(k-6) rounded to fp32; then 0 and 1, sorted. tests/precision/data holds torch's table
+// (tools/fixtures/make_dynamic_code_fixture.py).
 std::array<float, 256> make_dynamic_code() {
   std::vector<float> data;
   for (int k = 0; k < 7; ++k) {
-    const int64_t steps = (int64_t{1} << k) + 1;
-    const float start = 0.1f, end = 1.0f;
-    const float step = (end - start) / static_cast<float>(steps - 1);
-    const int64_t halfway = steps / 2;
-    std::vector<float> b(static_cast<size_t>(steps));
-    for (int64_t i = 0; i < steps; ++i) {
-      b[i] = i < halfway ? start + step * static_cast<float>(i)
-                         : end - step * static_cast<float>(steps - i - 1);
-    }
+    const std::vector<float> b = torch_linspace_f32(0.1f, 1.0f, (int64_t{1} << k) + 1);
     const float scale = static_cast<float>(std::pow(10.0, k - 6));
     std::vector<float> means;
-    for (int64_t i = 0; i + 1 < steps; ++i) means.push_back((b[i] + b[i + 1]) / 2.0f);
+    for (size_t i = 0; i + 1 < b.size(); ++i) means.push_back((b[i] + b[i + 1]) / 2.0f);
     for (float m : means) data.push_back(scale * m);
     for (float m : means) data.push_back(-scale * m);
   }
@@ -119,7 +148,8 @@ Quantized8bit quantize_blockwise_8bit(const Tensor& A, int64_t blocksize) {
   return out;
 }
 
-Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize) {
+Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
+                                 const Tensor& code) {
   const char* op = "dequantize_blockwise_8bit";
   FABRIC_CHECK(codes.defined() && absmax.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(codes.dtype() == DType::uint8, DTypeError, op, ": codes are ",
@@ -131,11 +161,17 @@ Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int6
   FABRIC_CHECK(absmax.numel() == ceil_div(n, blocksize), ShapeError, op, ": ", n,
                " codes in blocks of ", blocksize, " need ", ceil_div(n, blocksize),
                " absmax values, got ", absmax.numel());
+  if (code.defined()) {
+    FABRIC_CHECK(code.dtype() == DType::float32 && code.numel() == 256, ValueError, op,
+                 ": the code is a ", dtype_name(code.dtype()), " tensor of shape ",
+                 shape_str(code.sizes()), " (expected 256 float32 values)");
+  }
   const std::vector<uint8_t> q = codes.to_vector<uint8_t>();
   const std::vector<float> a = absmax.to_vector<float>();
-  const auto& dyn = dynamic_code_8bit();
+  std::vector<float> table(dynamic_code_8bit().begin(), dynamic_code_8bit().end());
+  if (code.defined()) table = code.contiguous().to_vector<float>();
   std::vector<float> out(q.size());
-  for (int64_t i = 0; i < n; ++i) out[i] = dyn[q[i]] * a[i / blocksize];
+  for (int64_t i = 0; i < n; ++i) out[i] = table[q[i]] * a[i / blocksize];
   return from_vector(out, codes.sizes(), {.dtype = DType::float32}).to(codes.device());
 }
 
@@ -196,8 +232,10 @@ Tensor absmax_of(const QuantState4bit& st) {
   }
   FABRIC_CHECK(st.nested_absmax.defined(), ValueError, op,
                ": a nested quant state has no nested_absmax");
+  // The code the statistics were quantized with (a loaded checkpoint's nested_quant_map), as
+  // bitsandbytes dequantizes with state2.code: a torch of other CPU kernels builds another table.
   const Tensor centred =
-      dequantize_blockwise_8bit(st.absmax, st.nested_absmax, st.nested_blocksize);
+      dequantize_blockwise_8bit(st.absmax, st.nested_absmax, st.nested_blocksize, st.nested_code);
   std::vector<float> a = centred.to_vector<float>();
   for (float& v : a) v = v + st.nested_offset;
   return from_vector(a, {nblocks}, {.dtype = DType::float32}).to(st.absmax.device());

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tensor/quant_kernels.h"
 #include "tensor/tensor.h"
@@ -23,6 +24,9 @@ struct QuantState4bit {
   Tensor nested_absmax;        // float32 (ceil(nblocks / 256)), when nested
   float nested_offset = 0.0f;  // mean of the original absmax, when nested
   int64_t nested_blocksize = 256;
+  // float32 (256): the 8-bit code the nested statistics were quantized with (bitsandbytes'
+  // state2.code, a checkpoint's `nested_quant_map`); undefined: dynamic_code_8bit().
+  Tensor nested_code;
 
   int64_t numel() const { return numel_of(shape); }
   // The 16 code values (bitsandbytes' quant_map), float32.
@@ -47,14 +51,19 @@ Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize = 64,
 // packed + state -> a tensor of state.dtype and state.shape.
 Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& state);
 
-// The per-block fp32 absmax of a state (dequantizing the nested statistics when needed:
-// absmax[j] = f32(f32(dyn[q_j] · absmax2[j / 256]) + offset)).
+// The per-block fp32 absmax of a state (dequantizing the nested statistics with the state's
+// nested code when needed: absmax[j] = f32(f32(code[q_j] · absmax2[j / 256]) + offset)).
 Tensor absmax_of(const QuantState4bit& state);
 
 Quant4Type parse_quant4_type(const std::string& quant_type, const char* op);
 void check_blocksize_4bit(int64_t blocksize, const char* op);
 
-// The signed 8-bit dynamic code of bitsandbytes (256 sorted fp32 values, -1.0 not included).
+// torch.linspace(start, end, steps) in float32, bit for bit as torch computes it on the CPU (steps
+// >= 2): the values bitsandbytes builds the dynamic code from.
+std::vector<float> torch_linspace_f32(float start, float end, int64_t steps);
+
+// The signed 8-bit dynamic code of bitsandbytes (256 sorted fp32 values, -1.0 not included), as
+// create_dynamic_map() gives it with torch's float32 linspace.
 const std::array<float, 256>& dynamic_code_8bit();
 // Midpoints between consecutive dynamic-code values, f32 of the exact midpoint.
 const std::array<float, 255>& dynamic_code_8bit_midpoints();
@@ -68,8 +77,9 @@ struct Quantized8bit {
 // index), as used for double quantization. A: float32, any shape. An all-zero block gets absmax
 // 0 and code 127 (the value 0).
 Quantized8bit quantize_blockwise_8bit(const Tensor& A, int64_t blocksize = 256);
-// codes (uint8) and absmax -> float32 of codes' shape: dyn[q] · absmax[i / blocksize].
-Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax,
-                                 int64_t blocksize = 256);
+// codes (uint8) and absmax -> float32 of codes' shape: code[q] · absmax[i / blocksize], where
+// `code` is float32 (256) or undefined (dynamic_code_8bit()).
+Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize = 256,
+                                 const Tensor& code = Tensor());
 
 }  // namespace fabric::precision

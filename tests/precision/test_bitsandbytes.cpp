@@ -186,6 +186,36 @@ TEST(Linear4bitTest, LoadsBitsandbytesUnpaddedQuantState) {
   EXPECT_THROW(precision::load_bnb_state_dict(*fresh(), bad), ValueError);
 }
 
+// A checkpoint's nested_quant_map is the code its statistics dequantize with (bitsandbytes'
+// state2.code; a torch with other CPU kernels builds another dynamic table), through
+// load_bnb_state_dict and through a plain load_state_dict (what Fabric.load does).
+TEST(Linear4bitTest, LoadedNestedQuantMapIsTheCodeUsed) {
+  manual_seed(6);
+  auto layer = [] {
+    return Linear4bit::from_linear(nn::Linear({.in_features = 64, .out_features = 64, .bias = false}), "nf4", true,
+                                   DType::float32);
+  };
+  const auto q = layer();
+  nn::StateDict halved;
+  for (const auto& [k, t] : precision::bnb_state_dict(*q))
+    halved.insert(k, k == "weight.nested_quant_map" ? mul(t, 0.5) : t.clone());
+  precision::QuantState4bit st = q->quant_state();
+  st.nested_code = halved.at("weight.nested_quant_map");
+  const std::vector<float> want = precision::dequantize_4bit(q->weight, st).to_vector<float>();
+  ASSERT_NE(want, q->dequantized_weight().to_vector<float>());
+
+  const auto a = layer();
+  precision::load_bnb_state_dict(*a, halved);
+  EXPECT_EQ(a->dequantized_weight().to_vector<float>(), want);
+  EXPECT_EQ(precision::bnb_state_dict(*a).at("weight.nested_quant_map").to_vector<float>(),
+            halved.at("weight.nested_quant_map").to_vector<float>());
+  const auto b = layer();
+  b->load_state_dict(halved);
+  Generator gen(7);
+  const Tensor x = randn({3, 64}, {.dtype = DType::float32}, &gen);
+  EXPECT_EQ(b->forward(x).to_vector<float>(), a->forward(x).to_vector<float>());
+}
+
 TEST(BitsandbytesPrecisionTest, ConvertModuleIgnoreModulesAndErrors) {
   manual_seed(11);
   auto gpt = nn::make<nn::GPT>({.vocab_size = 16, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 32});

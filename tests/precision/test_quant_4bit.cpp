@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "precision/quant_4bit.h"
@@ -92,6 +95,74 @@ TEST(Quant8bitDynamic, CodeMatchesSpecKeyEntries) {
   for (int i = 0; i + 1 < 256; ++i) EXPECT_LT(c[i], c[i + 1]) << i;
   EXPECT_EQ(c[47], -0.33203125f);
   EXPECT_EQ(c[207], 0.33203125f);
+}
+
+// tools/fixtures/make_dynamic_code_fixture.py: bitsandbytes' create_dynamic_map() under torch.
+const nlohmann::json& dynamic_code_fixture() {
+  static const nlohmann::json doc = [] {
+    const std::string path = FABRIC_TEST_DATA_DIR "/dynamic_code_fixture.json";
+    std::ifstream in(path);
+    if (!in)
+      throw IOError("cannot open " + path +
+                    " (made by tools/fixtures/make_dynamic_code_fixture.py)");
+    return nlohmann::json::parse(in);
+  }();
+  return doc;
+}
+
+// Bit for bit, whatever the compiler contracts: the entries where a + b * c rounds once or twice
+// differ (42 of them when every product-sum is an FMA, as g++ -march=native made them).
+TEST(Quant8bitDynamic, CodeEqualsTorchCreateDynamicMapBitForBit) {
+  const auto& want = dynamic_code_fixture().at("code");
+  const auto& c = dynamic_code_8bit();
+  ASSERT_EQ(want.size(), c.size());
+  int differ = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const uint32_t w = want[i].get<uint32_t>();
+    if (std::bit_cast<uint32_t>(c[i]) == w) continue;
+    if (++differ <= 5)
+      ADD_FAILURE() << "dynamic code [" << i << "] = " << std::hexfloat << c[i] << ", torch "
+                    << std::bit_cast<float>(w);
+  }
+  EXPECT_EQ(differ, 0) << "entries differing from torch";
+}
+
+TEST(Quant8bitDynamic, LinspaceEqualsTorchBitForBit) {
+  for (const auto& c : dynamic_code_fixture().at("linspace")) {
+    const int64_t steps = c.at("steps").get<int64_t>();
+    const std::vector<float> got = torch_linspace_f32(0.1f, 1.0f, steps);
+    ASSERT_EQ(got.size(), c.at("bits").size()) << steps;
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_EQ(std::bit_cast<uint32_t>(got[i]), c.at("bits")[i].get<uint32_t>())
+          << "steps " << steps << " [" << i << "]";
+  }
+  EXPECT_THROW(torch_linspace_f32(0.0f, 1.0f, 1), ValueError);
+}
+
+// The nested statistics dequantize with the state's own code when it has one (a checkpoint's
+// nested_quant_map), as bitsandbytes does with state2.code.
+TEST(Quant4bitNF4, DoubleQuantUsesTheStatesNestedCode) {
+  const std::vector<float> a = {0.5f, 0.25f, 1.0f, 0.75f};  // spec example 4's absmax
+  std::vector<float> x;
+  for (float m : a) {
+    for (int i = 0; i < 64; ++i) x.push_back(i == 0 ? m : 0.0f);
+  }
+  auto [packed, st] = quantize_4bit(f32(x), 64, "nf4", true);
+  EXPECT_EQ(floats_of(absmax_of(st)),
+            (std::vector<float>{0.50048828125f, 0.25263673067092896f, 1.0f, 0.74951171875f}));
+  std::vector<float> halved(dynamic_code_8bit().begin(), dynamic_code_8bit().end());
+  for (float& v : halved) v *= 0.5f;
+  st.nested_code = f32(halved);
+  // codes [47, 0, 255, 207], absmax2 0.375, offset 0.625: f32(f32(code/2 * 0.375) + 0.625).
+  std::vector<float> want;
+  for (int q : {47, 0, 255, 207}) {  // the product rounded on its own (no contraction into an FMA)
+    want.push_back(static_cast<float>(double(halved[q]) * 0.375) + 0.625f);
+  }
+  EXPECT_EQ(floats_of(absmax_of(st)), want);
+  // Block 1's max |x| has the NF4 code 1.0: it dequantizes to the block's absmax.
+  EXPECT_EQ(floats_of(dequantize_4bit(packed, st))[64], want[1]);
+  st.nested_code = f32({1.0f, 2.0f});
+  EXPECT_THROW(absmax_of(st), ValueError);
 }
 
 TEST(Quant4bitNF4, SpecExample1) {
