@@ -54,18 +54,17 @@ FABRIC_DERIVATIVE(div) {
   };
 }
 
-// maximum/minimum: the gradient goes to the selected input, split evenly on ties (PyTorch).
+// maximum/minimum: the gradient goes to the selected input, split evenly on ties. As PyTorch, an
+// input is refused the gradient only where the other one strictly wins: where either is NaN (no
+// comparison holds) both get all of it.
 FunctionNode::Backward minmax_rule(const OpRecord& rec, bool is_max) {
   Tensor a = saved(rec.inputs[0]), b = saved(rec.inputs[1]);
   return [a, b, is_max](const Grads& g) {
-    Tensor half = mul(g[0], 0.5);
-    Tensor eqm = eq(a, b);
-    Tensor a_wins = is_max ? gt(a, b) : lt(a, b);
-    Tensor b_wins = is_max ? lt(a, b) : gt(a, b);
     Tensor zero = zeros_like(g[0]);
-    Tensor ga = where(a_wins, g[0], where(eqm, half, zero));
-    Tensor gb = where(b_wins, g[0], where(eqm, half, zero));
-    return Grads{ga, gb};
+    Tensor shared = where(eq(a, b), mul(g[0], 0.5), g[0]);
+    Tensor b_wins = is_max ? lt(a, b) : gt(a, b);
+    Tensor a_wins = is_max ? gt(a, b) : lt(a, b);
+    return Grads{where(b_wins, zero, shared), where(a_wins, zero, shared)};
   };
 }
 FABRIC_DERIVATIVE(maximum) { return minmax_rule(rec, true); }

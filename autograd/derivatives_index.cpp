@@ -50,11 +50,18 @@ FABRIC_DERIVATIVE(scatter_add) {
 
 FABRIC_DERIVATIVE(cat) {
   CatAttrs a = attrs_of<CatAttrs>(rec);
-  return [a](const Grads& g) {
+  // An input with nothing along dim (or a skipped legacy-empty one) still gets a gradient, empty
+  // and of its own shape, as in PyTorch: a leaf's .grad is then defined.
+  std::vector<Shape> shapes(rec.num_inputs);
+  for (size_t i = 0; i < rec.num_inputs; ++i) shapes[i] = rec.inputs[i].sizes();
+  return [a, shapes](const Grads& g) {
     Grads out(a.sizes.size());
     int64_t offset = 0;
     for (size_t i = 0; i < a.sizes.size(); ++i) {
-      if (a.sizes[i] == 0) continue;  // skipped legacy-empty input: no gradient
+      if (a.sizes[i] == 0) {
+        out[i] = empty(shapes[i], {.dtype = g[0].dtype(), .device = g[0].device()});
+        continue;
+      }
       out[i] = g[0].narrow(a.dim, offset, a.sizes[i]);
       offset += a.sizes[i];
     }

@@ -68,13 +68,20 @@ FunctionNode::Backward indexed_extreme_rule(const OpRecord& rec) {
 FABRIC_DERIVATIVE(max) { return indexed_extreme_rule(rec); }
 FABRIC_DERIVATIVE(min) { return indexed_extreme_rule(rec); }
 
+// var, and std recorded as var with take_sqrt (tensor/op_attrs.h).
 FABRIC_DERIVATIVE(var) {
   VarAttrs a = attrs_of<VarAttrs>(rec);
   Tensor x = saved(rec.inputs[0]);
+  Tensor std_out = a.take_sqrt ? saved(rec.outputs[0]) : Tensor();
   const double n = static_cast<double>(reduced_count(x.sizes(), a.dims));
-  return [a, x, n](const Grads& g) {
+  return [a, x, std_out, n](const Grads& g) {
+    Tensor gv = g[0];
+    // std: d std / d var = 1 / (2 std), taken as 0 where std is 0 (PyTorch's std_backward): a
+    // constant input gets a zero gradient, not 0 * inf = NaN.
+    if (std_out.defined())
+      gv = where(eq(std_out, 0.0), zeros_like(gv), div(gv, mul(std_out, 2.0)));
     Tensor centered = sub(x, mean(x, a.dims, true));
-    return Grads{mul(centered, div(unreduce(g[0], a.dims, a.keepdim), (n - a.correction) / 2.0))};
+    return Grads{mul(centered, div(unreduce(gv, a.dims, a.keepdim), (n - a.correction) / 2.0))};
   };
 }
 

@@ -9,14 +9,11 @@
 namespace fabric {
 namespace {
 std::atomic<uint64_t> g_next_sequence_nr{0};
-}
 
-Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
-
-std::string FunctionNode::name() const {
+std::string torch_node_name(std::string_view op) {
   std::string out;
   bool upper = true;
-  for (char c : name_) {
+  for (char c : op) {
     if (c == '_') {
       upper = true;
       continue;
@@ -26,6 +23,13 @@ std::string FunctionNode::name() const {
   }
   return out + "Backward0";
 }
+}  // namespace
+
+Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
+
+FunctionNode::FunctionNode(std::string_view op, Backward backward, const char* node_name)
+    : name_(node_name ? std::string(node_name) : torch_node_name(op)),
+      backward_(std::move(backward)) {}
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
   FABRIC_CHECK(backward_ != nullptr, Error, "backward through ", name(),

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -63,14 +64,23 @@ struct SavedVersion {
 class FunctionNode final : public Node {
  public:
   using Backward = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
-  FunctionNode(std::string name, Backward backward) : name_(std::move(name)), backward_(std::move(backward)) {}
-  // Checked before each apply: Error when a saved tensor was modified in place since.
-  void set_saved_versions(std::vector<SavedVersion> saved) { saved_ = std::move(saved); }
+  // Named as PyTorch names the node of `op`: the op in CamelCase, then "Backward0" (mul ->
+  // MulBackward0, scaled_dot_product_attention -> ScaledDotProductAttentionBackward0), unless
+  // `node_name` gives PyTorch's name outright (t() is a transpose that torch calls TBackward0).
+  FunctionNode(std::string_view op, Backward backward, const char* node_name = nullptr);
+  // The tensors the rule saved, checked before each apply: Error when one was modified in place
+  // since. Also tells the node whether its closure holds any (see release_saved).
+  void set_saved_versions(std::vector<SavedVersion> saved) {
+    holds_saved_ = !saved.empty();
+    saved_ = std::move(saved);
+  }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
-  // PyTorch's naming: the op in CamelCase, then "Backward0" (mul -> MulBackward0,
-  // scaled_dot_product_attention -> ScaledDotProductAttentionBackward0).
-  std::string name() const override;
+  std::string name() const override { return name_; }
+  // Frees the saved tensors by dropping the closure. A node whose rule saved none keeps it: a
+  // second backward through it needs nothing that was freed, and PyTorch runs it (only a freed
+  // saved tensor that is needed raises).
   void release_saved() override {
+    if (!holds_saved_) return;
     backward_ = nullptr;
     saved_.clear();
   }
@@ -79,6 +89,9 @@ class FunctionNode final : public Node {
   std::string name_;
   Backward backward_;
   std::vector<SavedVersion> saved_;
+  // Nodes built outside the recorder (checkpointing, the FP8 and int8 layers) never report what
+  // they saved: they count as holding tensors, freed after the first backward.
+  bool holds_saved_ = true;
 };
 
 // Back-propagates `grads` from `roots` from inside a running backward pass: activation

@@ -41,7 +41,7 @@ void record(const OpRecord& rec) {
     throw;
   }
   collector = outer;
-  auto node = std::make_shared<FunctionNode>(std::string(op_name(rec.op)), std::move(backward));
+  auto node = std::make_shared<FunctionNode>(op_name(rec.op), std::move(backward), rec.node_name);
   node->set_saved_versions(std::move(saved_versions));
   node->num_outputs = static_cast<int>(rec.num_outputs);
   node->next_edges.reserve(rec.num_inputs);

@@ -82,6 +82,7 @@ Tensor linspace(double start, double end, int64_t steps, const TensorOptions& op
   const int64_t half = steps / 2;
   for (int64_t i = 0; i < steps; ++i)
     p[i] = i < half ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - i - 1);
+  if (steps == 1) p[0] = start;  // torch.linspace(a, b, 1) is [a] (the formula above would give b)
   Tensor out = t.to(opts.dtype).to(opts.device);
   if (opts.requires_grad) out.set_requires_grad(true);
   return out;

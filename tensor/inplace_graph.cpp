@@ -7,6 +7,18 @@
 
 namespace fabric {
 
+void check_no_internal_overlap(const char* op, const Tensor& self) {
+  if (self.numel() == 0) return;  // nothing is written (PyTorch allows it too)
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    FABRIC_CHECK(
+        self.sizes()[d] <= 1 || self.strides()[d] != 0, ValueError, op,
+        ": unsupported operation: more than one element of the written-to tensor (shape ",
+        shape_str(self.sizes()), ", strides ", shape_str(self.strides()),
+        ", an expanded view) refers to a single memory location. Please clone() the tensor before "
+        "performing the operation");
+  }
+}
+
 void write_values(Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   const Tensor staged = src.device() == dst.device() ? src : src.detach().to(dst.device());

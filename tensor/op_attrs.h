@@ -23,7 +23,8 @@ struct ScalarAttrs { Scalar value; };                            // ops with a s
 struct ClampAttrs { std::optional<Scalar> min, max; };
 struct GeluAttrs { bool tanh_approx; };
 struct ReduceAttrs { std::vector<int64_t> dims; bool keepdim; Shape input_shape; };
-struct VarAttrs { std::vector<int64_t> dims; bool keepdim; double correction; };
+// var, and std (recorded as var with take_sqrt: the op list has one entry for both).
+struct VarAttrs { std::vector<int64_t> dims; bool keepdim; double correction; bool take_sqrt = false; };
 struct NormAttrs { std::vector<int64_t> dims; bool keepdim; double p; };
 struct DimAttrs { int64_t dim; bool keepdim = false; };          // max/min with indices, softmax, cumsum
 struct NormalizeAttrs { Shape normalized_shape; double eps; };   // layer_norm, rms_norm

@@ -43,8 +43,8 @@ bool needs_record(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-void record_op(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor*> outputs,
-               const void* attrs) {
+void record_op(OpId op, std::initializer_list<Tensor> inputs,
+               std::initializer_list<Tensor*> outputs, const void* attrs, const char* node_name) {
   if (!g_recorder) return;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -52,7 +52,7 @@ void record_op(OpId op, std::initializer_list<Tensor> inputs, std::initializer_l
   std::vector<Tensor> outs;
   outs.reserve(outputs.size());
   for (Tensor* t : outputs) outs.push_back(*t);
-  OpRecord rec{op, inputs.begin(), inputs.size(), outs.data(), outs.size(), attrs};
+  OpRecord rec{op, inputs.begin(), inputs.size(), outs.data(), outs.size(), attrs, node_name};
   g_recorder(rec);
 }
 

@@ -29,6 +29,9 @@ struct OpRecord {
   Tensor* outputs;        // autograd attaches grad_fn to these
   size_t num_outputs;
   const void* attrs;      // op-specific struct from op_attrs.h, or nullptr
+  // PyTorch's name for the op's backward node where it is not the op's own (t() records a
+  // transpose that torch calls TBackward0; sum over given dims is SumBackward1). Null: the op's.
+  const char* node_name = nullptr;
 };
 
 using AutogradRecorder = void (*)(const OpRecord&);
@@ -59,7 +62,8 @@ bool inplace_joins_graph(const char* op, const Tensor& self, std::initializer_li
 void rebase_history(const Tensor& self, const Tensor& result);
 
 // Records when needed. Inputs/outputs are copied into spans by the caller.
-void record_op(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor*> outputs,
-               const void* attrs = nullptr);
+void record_op(OpId op, std::initializer_list<Tensor> inputs,
+               std::initializer_list<Tensor*> outputs, const void* attrs = nullptr,
+               const char* node_name = nullptr);
 
 }  // namespace fabric

@@ -38,11 +38,21 @@ bool can_cast(DType from, DType to) {
   return true;
 }
 
-// add/sub: PyTorch's alpha_check, and sub's refusal of bool.
-void check_alpha(const char* op, BinaryOp bop, DType ct, const Scalar& alpha) {
-  FABRIC_CHECK(!(bop == BinaryOp::sub && ct == DType::bool_), DTypeError, op,
-               ": subtraction, the `-` operator, with bool tensors is not supported; use "
-               "logical_xor() or `^`");
+// add/sub: PyTorch's alpha_check, and sub's refusal of bool operands (a bool scalar counts as
+// a bool operand, as in PyTorch, where it becomes a bool tensor).
+void check_alpha(const char* op, BinaryOp bop, DType ct, const Scalar& alpha, DType a_dt,
+                 DType b_dt) {
+  if (bop == BinaryOp::sub) {
+    FABRIC_CHECK(
+        a_dt != DType::bool_ || b_dt != DType::bool_, DTypeError, op,
+        ": subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+        "`logical_xor()` operator instead");
+    FABRIC_CHECK(a_dt != DType::bool_ && b_dt != DType::bool_, DTypeError, op,
+                 ": subtraction, the `-` operator, with a bool tensor is not supported (got ",
+                 dtype_name(a_dt), " - ", dtype_name(b_dt),
+                 "). If you are trying to invert a mask, use the `~` or `logical_not()` "
+                 "operator instead");
+  }
   FABRIC_CHECK(!(alpha.is_bool() && ct != DType::bool_), ValueError, op,
                ": a bool alpha is only supported for bool results, got a ", dtype_name(ct),
                " result");
@@ -91,14 +101,16 @@ Tensor binary_tt(OpId id, const char* name, BinaryOp op, const Tensor& a_in, con
   apply_autocast(id, {&a, &b});
   check_pair(name, a, b);
   const DType ct = binary_result(op, result_type({&a, &b}));
-  if (op == BinaryOp::add || op == BinaryOp::sub) check_alpha(name, op, ct, alpha);
+  if (op == BinaryOp::add || op == BinaryOp::sub)
+    check_alpha(name, op, ct, alpha, a.dtype(), b.dtype());
   if (op == BinaryOp::pow) check_pow(ct, nullptr);
   Tensor out = run_binary(name, op, a, b, ct, alpha);
   if (op == BinaryOp::add || op == BinaryOp::sub) {
     AlphaAttrs attrs{alpha};
     record_op(id, {a, b}, {&out}, &attrs);
   } else {
-    record_op(id, {a, b}, {&out});
+    // torch's pow(Tensor, Tensor) is its second overload (pow(Tensor, Scalar) is the first).
+    record_op(id, {a, b}, {&out}, nullptr, op == BinaryOp::pow ? "PowBackward1" : nullptr);
   }
   return out;
 }
@@ -108,7 +120,7 @@ Tensor binary_ts(OpId id, const char* name, BinaryOp op, const Tensor& a_in, con
   apply_autocast(id, {&a});
   check_operand(name, a);
   const DType ct = binary_result(op, result_type({&a}, {&b}));
-  if (op == BinaryOp::sub) check_alpha(name, op, ct, 1);
+  if (op == BinaryOp::sub) check_alpha(name, op, ct, 1, a.dtype(), b.natural_dtype());
   if (op == BinaryOp::pow) check_pow(ct, &b);
   Tensor out = run_binary_scalar(name, op, a, b, ct);
   ScalarAttrs attrs{b};
@@ -146,19 +158,15 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
   FABRIC_CHECK(can_cast(ct, a.dtype()), DTypeError, name, ": result type ", dtype_name(ct),
                " can't be cast to the desired output type ", dtype_name(a.dtype()),
                " of the in-place tensor");
-  if (op == BinaryOp::add || op == BinaryOp::sub) check_alpha(name, op, ct, alpha);
+  if (op == BinaryOp::add || op == BinaryOp::sub)
+    check_alpha(name, op, ct, alpha, a.dtype(), b ? b->dtype() : bs->natural_dtype());
   if (b) {
     const Shape shape = broadcast_shapes(a.sizes(), b->sizes(), name);
     FABRIC_CHECK(shape == a.sizes(), ShapeError, name, ": output with shape ", shape_str(a.sizes()),
                  " doesn't match the broadcast shape ", shape_str(shape), " (other has shape ",
                  shape_str(b->sizes()), ")");
   }
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    FABRIC_CHECK(
-        a.sizes()[d] <= 1 || a.strides()[d] != 0, ValueError, name, ": the in-place tensor (shape ",
-        shape_str(a.sizes()), ", strides ", shape_str(a.strides()),
-        ") has several elements at one memory location (an expanded view); clone() it first");
-  }
+  check_no_internal_overlap(name, a);
   if (a.numel() == 0) return a;
   if (inplace_joins_graph(name, a, {b})) {
     const Tensor result = out_of_place(op, a, b, bs, alpha).to(a.dtype());
@@ -332,7 +340,9 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Scalar& b) {
   apply_autocast(OpId::where, {&a});
   check_operand("where", a);
   const DType ct = result_type({&a}, {&b});
-  // The scalar becomes a 0-dim tensor of the result dtype (exact: the result holds it anyway).
+  // The scalar becomes a 0-dim tensor of the result dtype (exact: the result holds it anyway,
+  // and one it cannot hold is refused, as in PyTorch: where(c, uint8 tensor, 1000)).
+  check_scalar_fits("where", b, ct);
   const Tensor bt = scalar_tensor(b, {.dtype = ct, .device = a.device()});
   FABRIC_CHECK(cond.defined(), ValueError, "where: got an undefined condition");
   FABRIC_CHECK(cond.dtype() == DType::bool_, DTypeError,

@@ -178,7 +178,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
     conv2d_forward_stub(x.device())(d, x4.data_ptr(), wc.data_ptr(),
                                     bc.defined() ? bc.data_ptr() : nullptr, out.data_ptr());
   }
-  record_op(OpId::conv2d, {x, w, bias}, {&out}, &attrs);
+  record_op(OpId::conv2d, {x, w, bias}, {&out}, &attrs, "ConvolutionBackward0");
   return out;
 }
 
@@ -191,7 +191,7 @@ Tensor max_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
     Tensor xc = x.detach().contiguous();
     max_pool2d_forward_stub(x.device())(s.desc, xc.data_ptr(), out.data_ptr());
   }
-  record_op(OpId::max_pool2d, {x}, {&out}, &s.attrs);
+  record_op(OpId::max_pool2d, {x}, {&out}, &s.attrs, "MaxPool2DWithIndicesBackward0");
   return out;
 }
 
@@ -204,7 +204,7 @@ Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
     Tensor xc = x.detach().contiguous();
     avg_pool2d_forward_stub(x.device())(s.desc, xc.data_ptr(), out.data_ptr());
   }
-  record_op(OpId::avg_pool2d, {x}, {&out}, &s.attrs);
+  record_op(OpId::avg_pool2d, {x}, {&out}, &s.attrs, "AvgPool2DBackward0");
   return out;
 }
 

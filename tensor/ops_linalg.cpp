@@ -174,6 +174,18 @@ void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias, const
 
 Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
 
+// The last op torch 1.13's matmul runs for these operand ranks, which names its node: dot, mv,
+// mm, a squeeze after (1, K) @ (K, N), a contiguous() after its transposed fold of (M, K) @ a
+// batch, else an _unsafe_view of a bmm.
+const char* matmul_node_name(int64_t da, int64_t db) {
+  if (da == 1 && db == 1) return "DotBackward0";
+  if (da == 2 && db == 1) return "MvBackward0";
+  if (da == 1 && db == 2) return "SqueezeBackward3";
+  if (da == 2 && db == 2) return "MmBackward0";
+  if (da == 2) return "CloneBackward0";
+  return "UnsafeViewBackward0";
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
@@ -202,7 +214,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (db > 1) out_shape.push_back(b.size(-1));
   Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
   gemm_into(a2, b2, Tensor(), out, batch);
-  record_op(OpId::matmul, {a, b}, {&out});
+  record_op(OpId::matmul, {a, b}, {&out}, nullptr, matmul_node_name(da, db));
   return out;
 }
 

@@ -99,6 +99,15 @@ const char* reduction_name(Reduction r) {
   return r == Reduction::none ? "none" : r == Reduction::sum ? "sum" : "mean";
 }
 
+// The node torch 1.13's nll_loss (cross_entropy's last op) ends with, which names the backward
+// node: nll_loss2d past (N, C), viewed back to the target's shape for reduction "none" unless
+// the input is 4-D.
+const char* nll_node_name(int64_t input_dim, Reduction r) {
+  if (input_dim <= 2) return "NllLossBackward0";
+  if (r == Reduction::none && input_dim != 4) return "ViewBackward0";
+  return "NllLoss2DBackward0";
+}
+
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t ignore_index,
@@ -121,7 +130,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
   }
   Tensor out = apply_reduction(losses, red, st.valid, logits.dtype());
   LossAttrs attrs{ignore_index, reduction_name(red), label_smoothing};
-  record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs);
+  // torch composes cross_entropy: log_softmax, nll_loss, and with smoothing a final add.
+  record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs,
+            label_smoothing > 0.0 ? "AddBackward0" : nll_node_name(logits.dim(), red));
   return out;
 }
 
@@ -168,7 +179,8 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore
   }
   Tensor out = apply_reduction(losses, red, st.valid, log_probs.dtype());
   LossAttrs attrs{ignore_index, reduction_name(red), 0.0};
-  record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs);
+  record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs,
+            nll_node_name(log_probs.dim(), red));
   return out;
 }
 

@@ -257,7 +257,8 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
   apply_autocast(OpId::layer_norm, {&x, &weight, &bias});
   auto [out, mean, rstd] = norm_forward(false, x, normalized_shape, weight, bias, eps);
   NormalizeAttrs attrs{normalized_shape, eps};
-  record_op(OpId::layer_norm, {x, weight, bias}, {&out, &mean, &rstd}, &attrs);
+  record_op(OpId::layer_norm, {x, weight, bias}, {&out, &mean, &rstd}, &attrs,
+            "NativeLayerNormBackward0");
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <string_view>
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
@@ -199,7 +200,10 @@ Tensor amax_amin(bool is_max, const char* op, const Tensor& a, const std::vector
   check_nonempty_reduction(op, a, mask);
   Tensor out = run_reduce(op, is_max ? ReduceOp::max : ReduceOp::min, a, mask, keepdim, a.dtype());
   ReduceAttrs attrs = reduce_attrs(a, mask, keepdim);
-  record_op(is_max ? OpId::amax : OpId::amin, {a}, {&out}, &attrs);
+  // max()/min() over everything record as amax/amin, under torch's name for their node.
+  const std::string_view name = op;
+  const char* node_name = name == "max" ? "MaxBackward1" : name == "min" ? "MinBackward1" : nullptr;
+  record_op(is_max ? OpId::amax : OpId::amin, {a}, {&out}, &attrs, node_name);
   return out;
 }
 
@@ -266,7 +270,8 @@ Tensor sum(const Tensor& a_in, const std::vector<int64_t>& dims, bool keepdim,
   const std::vector<bool> mask = reduce_mask("sum", a, dims);
   Tensor out = run_reduce("sum", ReduceOp::sum, a, mask, keepdim, out_dt);
   ReduceAttrs attrs = reduce_attrs(a, mask, keepdim);
-  record_op(OpId::sum, {a}, {&out}, &attrs);
+  // torch's overloads: sum() is SumBackward0, sum over given dims SumBackward1.
+  record_op(OpId::sum, {a}, {&out}, &attrs, dims.empty() && !keepdim ? nullptr : "SumBackward1");
   return out;
 }
 
@@ -293,7 +298,7 @@ Tensor mean(const Tensor& a_in, const std::vector<int64_t>& dims, bool keepdim,
   p.divisor = static_cast<double>(reduced_numel(a, mask));
   Tensor out = run_reduce("mean", ReduceOp::sum, a, mask, keepdim, out_dt, p);
   ReduceAttrs attrs = reduce_attrs(a, mask, keepdim);
-  record_op(OpId::mean, {a}, {&out}, &attrs);
+  record_op(OpId::mean, {a}, {&out}, &attrs, dims.empty() && !keepdim ? nullptr : "MeanBackward1");
   return out;
 }
 
@@ -343,10 +348,12 @@ Tensor var(const Tensor& a_in, const std::vector<int64_t>& dims, double correcti
 Tensor std(const Tensor& a_in, const std::vector<int64_t>& dims, double correction, bool keepdim) {
   Tensor a = a_in;
   apply_autocast(OpId::var, {&a});
-  // The op list has no std entry: when autograd is watching, record it as sqrt(var) so the chain
-  // rule composes; otherwise one fused pass.
-  if (needs_record({&a})) return sqrt(var(a, dims, correction, keepdim));
-  return var_impl("std", a, dims, correction, keepdim, true);
+  Tensor out = var_impl("std", a, dims, correction, keepdim, true);
+  // The op list has no std entry: it records as var taking the square root, whose rule chains
+  // d std / d var = 1 / (2 std) into var's, with PyTorch's name for the node.
+  VarAttrs attrs{mask_dims(reduce_mask("std", a, dims)), keepdim, correction, /*take_sqrt=*/true};
+  record_op(OpId::var, {a}, {&out}, &attrs, "StdBackward0");
+  return out;
 }
 
 Tensor norm(const Tensor& a_in, double p, const std::vector<int64_t>& dims, bool keepdim) {
@@ -378,7 +385,8 @@ Tensor norm(const Tensor& a_in, double p, const std::vector<int64_t>& dims, bool
   }
   Tensor out = run_reduce("norm", rop, a, mask, keepdim, out_dt, prm);
   NormAttrs attrs{mask_dims(mask), keepdim, p};
-  record_op(OpId::norm, {a}, {&out}, &attrs);
+  // torch.norm, which this mirrors, gives NormBackward1 for every p and dims in torch 1.13.
+  record_op(OpId::norm, {a}, {&out}, &attrs, "NormBackward1");
   return out;
 }
 

@@ -125,6 +125,14 @@ Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar
   const DType ct = min && max ? result_type({&a}, {&*min, &*max})
                    : min      ? result_type({&a}, {&*min})
                               : result_type({&a}, {&*max});
+  // Each bound is converted into the result dtype as PyTorch converts it: refused when out of its
+  // range, and a negative integer wraps for uint8 (clamp(uint8, -1, 5) has the lower bound 255).
+  for (std::optional<Scalar>* bound : {&min, &max}) {
+    if (!*bound) continue;
+    check_scalar_fits("clamp", **bound, ct);
+    if (ct == DType::uint8 && (*bound)->is_integral())
+      *bound = Scalar(static_cast<uint8_t>((*bound)->to_int()));
+  }
   Tensor out = empty(a.sizes(), {.dtype = ct, .device = a.device()});
   if (out.numel() > 0) {
     const Tensor ac = cast_for_kernel(a, ct);
@@ -132,7 +140,8 @@ Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar
     clamp_stub(out.device())(loop, min ? &*min : nullptr, max ? &*max : nullptr);
   }
   ClampAttrs attrs{min, max};
-  record_op(OpId::clamp, {a}, {&out}, &attrs);
+  // Torch's node for clamp with Scalar bounds (its second overload).
+  record_op(OpId::clamp, {a}, {&out}, &attrs, "ClampBackward1");
   return out;
 }
 

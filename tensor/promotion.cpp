@@ -2,6 +2,12 @@
 // each only winning across a category boundary).
 #include "tensor/promotion.h"
 
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <utility>
+
 #include "tensor/error.h"
 
 namespace fabric {
@@ -95,5 +101,62 @@ DType result_type(std::initializer_list<const Tensor*> tensors, std::initializer
 }
 
 DType float_result_dtype(DType t) { return is_floating(t) ? t : g_default_float; }
+
+namespace {
+// The largest finite value of each float dtype, and whether it holds infinities.
+double max_finite(DType t) {
+  switch (t) {
+    case DType::float64: return DBL_MAX;
+    case DType::float32: return FLT_MAX;
+    case DType::float16: return 65504.0;
+    case DType::bfloat16: return 3.3895313892515355e38;
+    case DType::float8_e4m3fn: return 448.0;
+    case DType::float8_e5m2: return 57344.0;
+    default: return 0.0;
+  }
+}
+bool has_infinity(DType t) { return is_floating(t) && t != DType::float8_e4m3fn; }
+
+// [lowest, max] of an integer dtype.
+std::pair<int64_t, int64_t> int_range(DType t) {
+  switch (t) {
+    case DType::int32: return {INT32_MIN, INT32_MAX};
+    case DType::int8: return {INT8_MIN, INT8_MAX};
+    case DType::uint8: return {0, UINT8_MAX};
+    default: return {INT64_MIN, INT64_MAX};
+  }
+}
+
+bool overflows(const Scalar& v, DType t) {
+  if (v.is_bool() || t == DType::bool_) return false;
+  if (is_floating(t)) {
+    const double d = v.to_double();
+    if (std::isinf(d)) return !has_infinity(t);
+    return std::abs(d) > max_finite(t);  // false for NaN: every float dtype holds it
+  }
+  const auto [lo, hi] = int_range(t);
+  if (v.is_floating()) {
+    const double d = v.to_double();
+    return std::isnan(d) || std::isinf(d) || d < static_cast<double>(lo) ||
+           d > static_cast<double>(hi);
+  }
+  const int64_t i = v.to_int();
+  if (lo == 0) return i > hi || (i < 0 && i < -hi);  // unsigned: negatives wrap (two's complement)
+  return i < lo || i > hi;
+}
+}  // namespace
+
+void check_scalar_fits(const char* op, const Scalar& value, DType dtype) {
+  if (!overflows(value, dtype)) return;
+  std::ostringstream v;
+  if (value.is_floating()) {
+    v.precision(17);
+    v << value.to_double();
+  } else {
+    v << value.to_int();
+  }
+  throw ValueError(detail::cat(op, ": value ", v.str(), " cannot be converted to type ",
+                               dtype_name(dtype), " without overflow"));
+}
 
 }  // namespace fabric

@@ -21,4 +21,12 @@ DType result_type(std::initializer_list<const Tensor*> tensors,
 // integers and bool go to the default float dtype.
 DType float_result_dtype(DType t);
 
+// PyTorch's checked conversion of a scalar argument into the dtype an op writes it in (fill_ and
+// so full, where, clamp): ValueError when the value lies outside the dtype's range (1000 for
+// uint8, 1e39 for float32, NaN or infinity for an integer dtype). As c10's `overflows`: an
+// unsigned dtype also takes negative integers down to -max (they wrap, -1 is 255), floats are
+// compared in double (1.5 fits uint8 and truncates), infinities and NaN pass into the float
+// dtypes that hold them, and nothing overflows into bool.
+void check_scalar_fits(const char* op, const Scalar& value, DType dtype);
+
 }  // namespace fabric

@@ -9,9 +9,10 @@
 #include "tensor/copy_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
-#include "tensor/ops.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
+#include "tensor/ops.h"
+#include "tensor/promotion.h"
 #include "tensor/strided_loop.h"
 
 namespace fabric {
@@ -144,6 +145,15 @@ Tensor& Tensor::set_requires_grad(bool r) {
     FABRIC_CHECK(is_floating(dtype()), DTypeError, "only floating-point tensors can require gradients, not ",
                  dtype_name(dtype()));
   }
+  // As in PyTorch: a non-leaf requires grad because its producer does; turning that off would cut
+  // it from its graph behind autograd's back (turning it on is a no-op).
+  const AutogradMetaBase* meta = impl_->autograd.get();
+  FABRIC_CHECK(r || meta == nullptr || meta->is_leaf(), Error,
+               "set_requires_grad(false): you can only change requires_grad flags of leaf "
+               "variables, and this ", dtype_name(dtype()), " tensor of shape ", shape_str(sizes()),
+               " was computed by an op that requires grad. If you want to use a computed "
+               "variable in a subgraph that doesn't require differentiation use var_no_grad = "
+               "var.detach()");
   impl_->requires_grad = r;
   return *this;
 }
@@ -161,41 +171,54 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 // ---- views ------------------------------------------------------------------------------------
 
-Tensor Tensor::view(const Shape& shape) const {
-  Shape new_sizes = infer_shape(shape, numel(), sizes(), "view");
-  auto st = view_strides(sizes(), strides(), new_sizes);
-  FABRIC_CHECK(st.has_value(), ShapeError, "view: cannot view a tensor of shape ", shape_str(sizes()),
-               " with strides ", shape_str(strides()), " as ", shape_str(new_sizes),
-               " without a copy; call reshape() or contiguous() first");
-  Tensor out = make_view(*this, new_sizes, *st, storage_offset());
-  ShapeAttrs attrs{sizes()};
-  record_op(OpId::view, {*this}, {&out}, &attrs);
+namespace {
+// view() and transpose() under the name PyTorch gives their node when another method stands
+// behind them (unsqueeze -> UnsqueezeBackward0, t() -> TBackward0); null keeps the op's own.
+Tensor view_named(const Tensor& self, const Shape& shape, const char* node_name) {
+  Shape new_sizes = infer_shape(shape, self.numel(), self.sizes(), "view");
+  auto st = view_strides(self.sizes(), self.strides(), new_sizes);
+  FABRIC_CHECK(st.has_value(), ShapeError, "view: cannot view a tensor of shape ",
+               shape_str(self.sizes()), " with strides ", shape_str(self.strides()), " as ",
+               shape_str(new_sizes), " without a copy; call reshape() or contiguous() first");
+  Tensor out = make_view(self, new_sizes, *st, self.storage_offset());
+  ShapeAttrs attrs{self.sizes()};
+  record_op(OpId::view, {self}, {&out}, &attrs, node_name);
   return out;
 }
 
+Tensor transpose_named(const Tensor& self, int64_t d0, int64_t d1, const char* node_name) {
+  d0 = wrap_dim(d0, self.dim(), "transpose");
+  d1 = wrap_dim(d1, self.dim(), "transpose");
+  if (self.dim() == 0) return self;
+  Shape s = self.sizes();
+  Strides st = self.strides();
+  std::swap(s[d0], s[d1]);
+  std::swap(st[d0], st[d1]);
+  Tensor out = make_view(self, s, st, self.storage_offset());
+  TransposeAttrs attrs{d0, d1};
+  record_op(OpId::transpose, {self}, {&out}, &attrs, node_name);
+  return out;
+}
+}  // namespace
+
+Tensor Tensor::view(const Shape& shape) const { return view_named(*this, shape, nullptr); }
+
+// torch 1.13 names reshape's node ReshapeAliasBackward0 when it is a view and UnsafeViewBackward0
+// when it had to copy first.
 Tensor Tensor::reshape(const Shape& shape) const {
   Shape new_sizes = infer_shape(shape, numel(), sizes(), "reshape");
-  if (view_strides(sizes(), strides(), new_sizes)) return view(new_sizes);
-  return clone().view(new_sizes);
+  if (view_strides(sizes(), strides(), new_sizes))
+    return view_named(*this, new_sizes, "ReshapeAliasBackward0");
+  return view_named(clone(), new_sizes, "UnsafeViewBackward0");
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
-  d0 = wrap_dim(d0, dim(), "transpose");
-  d1 = wrap_dim(d1, dim(), "transpose");
-  if (dim() == 0) return *this;
-  Shape s = sizes();
-  Strides st = strides();
-  std::swap(s[d0], s[d1]);
-  std::swap(st[d0], st[d1]);
-  Tensor out = make_view(*this, s, st, storage_offset());
-  TransposeAttrs attrs{d0, d1};
-  record_op(OpId::transpose, {*this}, {&out}, &attrs);
-  return out;
+  return transpose_named(*this, d0, d1, nullptr);
 }
 
 Tensor Tensor::t() const {
   FABRIC_CHECK(dim() <= 2, ShapeError, "t: expects a tensor with <= 2 dims, got ", shape_str(sizes()));
-  return dim() < 2 ? *this : transpose(0, 1);
+  return dim() < 2 ? *this : transpose_named(*this, 0, 1, "TBackward0");
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
@@ -298,7 +321,7 @@ Tensor Tensor::squeeze() const {
   Shape s;
   for (int64_t v : sizes())
     if (v != 1) s.push_back(v);
-  return s.size() == sizes().size() ? *this : view(s);
+  return s.size() == sizes().size() ? *this : view_named(*this, s, "SqueezeBackward0");
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
@@ -307,7 +330,7 @@ Tensor Tensor::squeeze(int64_t d) const {
   if (sizes()[d] != 1) return *this;
   Shape s = sizes();
   s.erase(s.begin() + d);
-  return view(s);
+  return view_named(*this, s, "SqueezeBackward1");
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
@@ -315,7 +338,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   Shape s = sizes();
   s.insert(s.begin() + d, 1);
   // Inserting a size-1 dim is always a valid view: give it the stride its neighbour implies.
-  return view(s);
+  return view_named(*this, s, "UnsqueezeBackward0");
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
@@ -363,19 +386,20 @@ Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
   Tensor out = copy_into_new(*this, t, device());
   ToDTypeAttrs attrs{dtype()};
-  record_op(OpId::to_dtype, {*this}, {&out}, &attrs);
+  record_op(OpId::to_dtype, {*this}, {&out}, &attrs, "ToCopyBackward0");
   return out;
 }
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   Tensor out = copy_into_new(*this, dtype(), d);
-  record_op(OpId::to_device, {*this}, {&out});
+  record_op(OpId::to_device, {*this}, {&out}, nullptr, "ToCopyBackward0");
   return out;
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   FABRIC_CHECK(defined() && src.defined(), ValueError, "copy_: undefined tensor");
+  check_no_internal_overlap("copy_", *this);
   if (numel() == 0) return *this;
   if (inplace_joins_graph("copy_", *this, {&src})) {
     // The new values are src's (broadcast, converted): its gradient flows back through them
@@ -392,6 +416,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 }
 
 Tensor& Tensor::fill_(const Scalar& value) {
+  check_scalar_fits("fill_", value, dtype());
   if (numel() == 0) return *this;
   const Tensor history = inplace_joins_graph("fill_", *this, {}) ? overwritten_history(*this) : Tensor();
   StridedLoop loop = make_strided_loop("fill_", *this, {});

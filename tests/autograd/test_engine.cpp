@@ -1,10 +1,16 @@
 // The backward engine: accumulation, graph sharing, retain_graph, autograd::grad, hooks and
-// their order, leaf/non-leaf semantics and grad mode.
+// their order, leaf/non-leaf semantics and grad mode; and, against torch 1.13, the derivative
+// rules at their special points and the names of the nodes.
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <limits>
+#include <memory>
 
 #include "autograd/autograd.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -115,6 +121,186 @@ TEST(Autograd, NoGradAndDetach) {
   Tensor big = leaf({1, 2});
   EXPECT_THROW(mul(big, 2.0).backward(), ValueError);  // non-scalar root needs a gradient
   EXPECT_THROW(zeros({2}, {.dtype = DType::int64}).set_requires_grad(true), DTypeError);
+}
+
+// torch 1.13: y = (x + 1).mul(2).sum(); y.backward(); y.backward() gives x.grad = [4, 4, 4]: no
+// node saved a tensor, so the first backward freed nothing the second needs. A node that saved
+// one frees it after the first backward and refuses a second.
+TEST(Autograd, SecondBackwardRunsNodesThatSavedNothing) {
+  Tensor x = leaf({1, 1, 1});
+  Tensor y = sum(mul(add(x, 1.0), 2.0));
+  y.backward();
+  y.backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{4, 4, 4}));
+
+  Tensor x2 = leaf({1, 2});
+  Tensor y2;
+  std::weak_ptr<StorageImpl> held;
+  {
+    Tensor e = exp(x2);  // exp saves its result
+    held = e.storage();
+    y2 = sum(e);
+  }
+  EXPECT_FALSE(held.expired()) << "exp's node holds its result until backward";
+  y2.backward();
+  EXPECT_TRUE(held.expired()) << "backward frees what exp's node saved";
+  EXPECT_CONTAINS(thrown<Error>([&] { y2.backward(); }), "ExpBackward0 a second time");
+}
+
+// torch 1.13: (x * 2).requires_grad_(False) raises "you can only change requires_grad flags of
+// leaf variables"; requires_grad_(True) on it is a no-op.
+TEST(Autograd, RequiresGradOfANonLeafCannotBeTurnedOff) {
+  Tensor x = leaf({1, 2});
+  Tensor h = mul(x, 2.0);
+  EXPECT_CONTAINS(thrown<Error>([&] { h.set_requires_grad(false); }), "leaf variables");
+  EXPECT_TRUE(h.requires_grad());
+  h.set_requires_grad(true);
+  EXPECT_EQ(grad_fn_name(h), "MulBackward0");
+  sum(h).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 2}));
+  x.set_requires_grad(false);  // a leaf's flag is its own
+  EXPECT_FALSE(x.requires_grad());
+}
+
+// torch 1.13: std's gradient is 0 where std is 0 (std(ones(3)).backward() gives [0, 0, 0], not
+// NaN); elsewhere the chain through var: std(x, dim 1) of [[1, 1], [1, 2]] gives
+// [[0, 0], [-0.7071, 0.7071]].
+TEST(Autograd, StdGradientIsZeroWhereStdIsZero) {
+  Tensor x = leaf({1, 1, 1});
+  fabric::std(x).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 0, 0}));
+  Tensor m = leaf({1, 1, 1, 2}, {2, 2});
+  sum(fabric::std(m, {1})).backward();
+  const std::vector<double> g = m.grad().to_vector<double>();
+  const std::vector<double> want{0, 0, -0.7071067811865476, 0.7071067811865476};
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-12) << i;
+}
+
+// torch 1.13, a = [1, nan, 3, 2], b = [2, 1, nan, 2]: maximum gives a.grad = [0, 1, 1, 0.5],
+// b.grad = [1, 1, 1, 0.5] (where either is NaN both get the gradient); minimum [1, 1, 1, 0.5]
+// and [0, 1, 1, 0.5].
+TEST(Autograd, MaximumMinimumGiveBothInputsTheGradientAtNaN) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  using Op = std::function<Tensor(const Tensor&, const Tensor&)>;
+  const struct {
+    const char* what;
+    Op op;
+    std::vector<double> ga, gb;
+  } cases[] = {
+      {"maximum",
+       [](const Tensor& a, const Tensor& b) { return maximum(a, b); },
+       {0, 1, 1, 0.5},
+       {1, 1, 1, 0.5}},
+      {"minimum",
+       [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
+       {1, 1, 1, 0.5},
+       {0, 1, 1, 0.5}},
+  };
+  for (const auto& c : cases) {
+    Tensor a = leaf({1, nan, 3, 2}), b = leaf({2, 1, nan, 2});
+    sum(c.op(a, b)).backward();
+    EXPECT_EQ(a.grad().to_vector<double>(), c.ga) << c.what;
+    EXPECT_EQ(b.grad().to_vector<double>(), c.gb) << c.what;
+  }
+}
+
+// torch 1.13: cat([zeros(0, 3), z]).sum().backward() leaves the empty leaf a defined (0, 3)
+// gradient; so does a legacy-empty (0,) piece, which cat skips.
+TEST(Autograd, CatGivesEmptyPiecesAnEmptyGradient) {
+  for (const Shape& empty_shape : {Shape{0, 3}, Shape{0}}) {
+    Tensor e = zeros(empty_shape, {.dtype = DType::float64, .requires_grad = true});
+    Tensor z = leaf({1, 2, 3, 4, 5, 6}, {2, 3});
+    sum(cat({e, z, e})).backward();
+    ASSERT_TRUE(e.grad().defined()) << shape_str(empty_shape);
+    EXPECT_EQ(e.grad().sizes(), empty_shape);
+    EXPECT_EQ(z.grad().to_vector<double>(), (std::vector<double>(6, 1.0)));
+  }
+}
+
+// The node names torch 1.13 gives (type(t.grad_fn).__name__), where they are not the op's own
+// name: an op standing for another (t() for transpose), torch's overload number, or the last op
+// of torch's composition (matmul, cross_entropy).
+TEST(Autograd, GradFnNamesMatchPyTorch) {
+  Tensor x = randn({3, 4}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor v = randn({4}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor b3 = randn({2, 4, 3}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor img = randn({1, 2, 4, 4}, {.dtype = DType::float64, .requires_grad = true});
+  const Tensor target = from_vector<int64_t>({0, 1, 3}, {3});
+  const Tensor target_3d = zeros({2, 4}, {.dtype = DType::int64});
+  const struct {
+    const char* what;
+    std::function<Tensor()> make;
+    const char* name;
+  } cases[] = {
+      {"x.t()", [&] { return x.t(); }, "TBackward0"},
+      {"x.transpose(0, 1)", [&] { return x.transpose(0, 1); }, "TransposeBackward0"},
+      {"x.unsqueeze(0)", [&] { return x.unsqueeze(0); }, "UnsqueezeBackward0"},
+      {"squeeze(0)", [&] { return x.unsqueeze(0).squeeze(0); }, "SqueezeBackward1"},
+      {"squeeze()", [&] { return x.unsqueeze(0).squeeze(); }, "SqueezeBackward0"},
+      {"x.view",
+       [&] {
+         return x.view({4, 3});
+       },
+       "ViewBackward0"},
+      {"x.reshape (a view)",
+       [&] {
+         return x.reshape({4, 3});
+       },
+       "ReshapeAliasBackward0"},
+      {"x.t().reshape (a copy)", [&] { return x.t().reshape({12}); }, "UnsafeViewBackward0"},
+      {"x.flatten()", [&] { return x.flatten(); }, "ReshapeAliasBackward0"},
+      {"x.to(float32)", [&] { return x.to(DType::float32); }, "ToCopyBackward0"},
+      {"matmul 2-D 2-D", [&] { return matmul(x, x.t()); }, "MmBackward0"},
+      {"matmul 1-D 1-D", [&] { return matmul(v, v); }, "DotBackward0"},
+      {"matmul 2-D 1-D", [&] { return matmul(x, v); }, "MvBackward0"},
+      {"matmul 1-D 2-D", [&] { return matmul(v, x.t()); }, "SqueezeBackward3"},
+      {"matmul 2-D 3-D", [&] { return matmul(x, b3); }, "CloneBackward0"},
+      {"matmul 3-D 2-D", [&] { return matmul(b3, x); }, "UnsafeViewBackward0"},
+      {"mm", [&] { return mm(x, x.t()); }, "MmBackward0"},
+      {"sum()", [&] { return sum(x); }, "SumBackward0"},
+      {"sum(dim)", [&] { return sum(x, {1}); }, "SumBackward1"},
+      {"mean()", [&] { return mean(x); }, "MeanBackward0"},
+      {"mean(dim)",
+       [&] {
+         return mean(x, {0, 1});
+       },
+       "MeanBackward1"},
+      {"var", [&] { return var(x, {1}); }, "VarBackward0"},
+      {"std", [&] { return fabric::std(x); }, "StdBackward0"},
+      {"norm", [&] { return norm(x); }, "NormBackward1"},
+      {"norm(p, dim)", [&] { return norm(x, 1, {1}); }, "NormBackward1"},
+      {"max()", [&] { return max(x); }, "MaxBackward1"},
+      {"max(dim)", [&] { return std::get<0>(max(x, 1)); }, "MaxBackward0"},
+      {"amax", [&] { return amax(x, {1}); }, "AmaxBackward0"},
+      {"clamp(min, max)", [&] { return clamp(x, 0.0, 1.0); }, "ClampBackward1"},
+      {"clamp(min)", [&] { return clamp(x, 0.0, std::nullopt); }, "ClampBackward1"},
+      {"pow(x, 2)", [&] { return pow(x, 2.0); }, "PowBackward0"},
+      {"pow(x, x)", [&] { return pow(x, x); }, "PowBackward1"},
+      {"layer_norm", [&] { return layer_norm(x, {4}); }, "NativeLayerNormBackward0"},
+      {"cross_entropy", [&] { return cross_entropy(x, target); }, "NllLossBackward0"},
+      {"cross_entropy smoothed", [&] { return cross_entropy(x, target, -100, "mean", 0.1); },
+       "AddBackward0"},
+      {"cross_entropy (N, C, d)", [&] { return cross_entropy(b3.transpose(1, 2), target_3d); },
+       "NllLoss2DBackward0"},
+      {"nll_loss", [&] { return nll_loss(log_softmax(x, 1), target); }, "NllLossBackward0"},
+      {"conv2d",
+       [&] {
+         return conv2d(img, ones({2, 2, 1, 1}, {.dtype = DType::float64}));
+       },
+       "ConvolutionBackward0"},
+      {"max_pool2d",
+       [&] {
+         return max_pool2d(img, {2, 2});
+       },
+       "MaxPool2DWithIndicesBackward0"},
+      {"avg_pool2d",
+       [&] {
+         return avg_pool2d(img, {2, 2});
+       },
+       "AvgPool2DBackward0"},
+      {"mul", [&] { return mul(x, 2.0); }, "MulBackward0"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(grad_fn_name(c.make()), c.name) << c.what;
 }
 
 }  // namespace

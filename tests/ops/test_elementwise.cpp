@@ -164,6 +164,52 @@ TEST(Elementwise, ErrorsNameOpShapesAndDtypes) {
   expect_error<ValueError>([&] { add(Tensor(), a); }, {"add", "undefined"});
 }
 
+// torch 1.13 refuses subtraction with any bool operand, a bool scalar included (float - bool,
+// bool - 1, f.sub_(True)): "with a bool tensor is not supported"; two bools: "with two bool
+// tensors", pointing at logical_xor.
+TEST(Elementwise, SubRefusesBoolOperands) {
+  const Tensor f = ones({3}), bools = ones({3}, {.dtype = DType::bool_});
+  const std::vector<std::string> one{"sub", "with a bool tensor is not supported", "logical_not()"};
+  expect_error<DTypeError>([&] { sub(f, bools); }, one);
+  expect_error<DTypeError>([&] { sub(bools, f); }, one);
+  expect_error<DTypeError>([&] { sub(bools, 1); }, one);
+  expect_error<DTypeError>([&] { sub(f, true); }, one);
+  expect_error<DTypeError>([&] { sub(ivec({1, 2}), bools.narrow(0, 0, 2)); }, one);
+  Tensor g = zeros({3});
+  expect_error<DTypeError>([&] { sub_(g, bools); }, {"sub_", "with a bool tensor"});
+  expect_error<DTypeError>([&] { sub(bools, bools); },
+                           {"sub", "two bool tensors", "logical_xor()"});
+  expect_error<DTypeError>([&] { sub(bools, false); }, {"sub", "two bool tensors"});
+  EXPECT_EQ(sub(f, 1).to_vector<double>(), (std::vector<double>{0, 0, 0}));
+  EXPECT_EQ(add(f, bools).to_vector<double>(), (std::vector<double>{2, 2, 2}));  // add takes bools
+}
+
+// torch 1.13 converts a scalar into the dtype where/clamp write it in with c10's overflow check:
+// where(c, uint8, 1000) raises "value cannot be converted to type uint8_t without overflow"
+// (it does not wrap to 232), as do 1e39 into float32 and 70000 into float16; -1 into uint8 wraps
+// to 255 (two's complement is allowed), -256 raises, infinities pass into float dtypes. add/mul
+// with such a scalar wrap in torch too, so they are left alone.
+TEST(Elementwise, ScalarsTheResultDtypeCannotHoldAreRefused) {
+  const Tensor c = ne(ivec({1, 0, 1}), 0);
+  const Tensor u = ivec({1, 2, 3}, DType::uint8);
+  expect_error<ValueError>([&] { where(c, u, 1000); }, {"where", "1000", "uint8", "overflow"});
+  expect_error<ValueError>([&] { where(c, u, -256); }, {"where", "-256", "uint8"});
+  expect_error<ValueError>([&] { where(c, ivec({1, 2, 3}, DType::int8), 200); }, {"where", "int8"});
+  expect_error<ValueError>([&] { where(c, vec({1, 2, 3}), 1e39); }, {"where", "float32"});
+  expect_error<ValueError>(
+      [&] {
+        where(c, vec({1, 2, 3}, DType::float16), 70000);
+      },
+      {"where", "float16"});
+  expect_error<ValueError>([&] { clamp(u, 0, 1000); }, {"clamp", "1000", "uint8"});
+  expect_error<ValueError>([&] { clamp(vec({1}), std::nullopt, -1e39); }, {"clamp", "float32"});
+  EXPECT_EQ(where(c, u, -1).to_vector<int64_t>(), (std::vector<int64_t>{1, 255, 3}));
+  EXPECT_EQ(where(c, u, 1000.0).dtype(), DType::float32);  // a float scalar promotes instead
+  EXPECT_TRUE(std::isinf(where(c, vec({1, 2, 3}, DType::float16), kInf).to_vector<double>()[1]));
+  EXPECT_EQ(clamp(u, -1, 5).to_vector<int64_t>(), (std::vector<int64_t>{5, 5, 5}));  // -1 is 255
+  EXPECT_EQ(add(u, 1000).to_vector<int64_t>(), (std::vector<int64_t>{233, 234, 235}));
+}
+
 // ---- in place
 // ------------------------------------------------------------------------------------
 TEST(Elementwise, InPlaceWritesIntoSelfAndBumpsVersion) {
@@ -332,9 +378,12 @@ TEST(Elementwise, IntegerSemantics) {
   EXPECT_EQ(pow(ivec({3}), 39).item<int64_t>(), 4052555153018976267LL);
   EXPECT_EQ(pow(ivec({2, 1, -1, -1, 0}), ivec({-1, -3, -3, -2, -1})).to_vector<int64_t>(),
             (std::vector<int64_t>{0, 1, -1, 1, 0}));
-  // uint8 clamp with a negative bound: the bound saturates, it does not wrap to 251.
+  // uint8 clamp with a negative bound: torch 1.13 converts the bound into uint8, so -5 wraps to
+  // 251, above max = 100, and everything becomes 100 (clamp(min=-5) alone gives 251).
   EXPECT_EQ(clamp(ivec({3, 200}, DType::uint8), -5, 100).to_vector<uint8_t>(),
-            (std::vector<uint8_t>{3, 100}));
+            (std::vector<uint8_t>{100, 100}));
+  EXPECT_EQ(clamp(ivec({3, 200}, DType::uint8), -5, std::nullopt).to_vector<uint8_t>(),
+            (std::vector<uint8_t>{251, 251}));
   // bool arithmetic: + is or, * is and, maximum/minimum too.
   const Tensor t = ivec({1, 1, 0, 0}, DType::bool_), f = ivec({1, 0, 1, 0}, DType::bool_);
   EXPECT_EQ((t + f).to_vector<bool>(), (std::vector<bool>{true, true, true, false}));

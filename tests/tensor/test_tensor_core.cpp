@@ -46,6 +46,10 @@ TEST(TensorCore, ArangeAndLinspaceMatchTorch) {
   EXPECT_THROW(arange(0, 5, 0), ValueError);
   Tensor l = linspace(0, 1, 5, {.dtype = DType::float64});
   EXPECT_EQ(vals<double>(l), (std::vector<double>{0, 0.25, 0.5, 0.75, 1.0}));
+  // One step is the start, as torch.linspace(2, 7, 1) == [2.]; none is empty.
+  EXPECT_EQ(vals<double>(linspace(2, 7, 1, {.dtype = DType::float64})), (std::vector<double>{2.0}));
+  EXPECT_EQ(vals<int64_t>(linspace(-3, 10, 1, {.dtype = DType::int64})), (std::vector<int64_t>{-3}));
+  EXPECT_EQ(linspace(2, 7, 0).numel(), 0);
 }
 
 TEST(TensorCore, ViewsShareStorage) {
@@ -141,6 +145,69 @@ TEST(TensorCore, CopyConvertsAndBroadcasts) {
   // fp8 casts via the tensor API use PyTorch's non-saturating semantics.
   Tensor big = full({1}, 500.0).to(DType::float8_e4m3fn);
   EXPECT_TRUE(std::isnan(big.item<float>()));
+}
+
+// torch 1.13: copy_ into an expanded view (several elements at one address) raises "unsupported
+// operation: more than one element of the written-to tensor refers to a single memory location";
+// fill_ and zero_ write one value everywhere and are allowed; an empty or size-1 expand is fine.
+TEST(TensorCore, CopyIntoAnExpandedViewIsRefused) {
+  Tensor base = zeros({1, 3});
+  Tensor expanded = base.expand({4, 3});
+  for (const Tensor& src : {ones({4, 3}), ones({1, 3}), full({}, 2.0)}) {
+    try {
+      expanded.copy_(src);
+      ADD_FAILURE() << "copy_ from " << shape_str(src.sizes())
+                    << " into an expanded view was accepted";
+    } catch (const ValueError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("copy_"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("more than one element of the written-to tensor"), std::string::npos)
+          << msg;
+      EXPECT_NE(msg.find("(4, 3)"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_EQ(vals<double>(base), (std::vector<double>{0, 0, 0})) << "a refused copy writes nothing";
+  expanded.fill_(2.0);
+  EXPECT_EQ(vals<double>(base), (std::vector<double>{2, 2, 2}));
+  EXPECT_NO_THROW(base.expand({1, 3}).copy_(ones({1, 3})));
+  EXPECT_NO_THROW(zeros({0, 1}).expand({0, 4}).copy_(ones({0, 4})));
+}
+
+// torch 1.13 fills through c10's checked conversion: full((2,), 1000, dtype=uint8) and
+// fill_(1e39) on float32 raise "value cannot be converted to type ... without overflow"; -1 into
+// uint8 wraps to 255, 1.5 truncates to 1, infinities and NaN fill float dtypes, NaN or -1.0 into
+// uint8 raise, and any value fills bool. The fp8 dtypes are checked the same way against their
+// finite range (e4m3fn holds no infinity).
+TEST(TensorCore, FillRefusesValuesTheDtypeCannotHold) {
+  const struct {
+    Scalar value;
+    DType dtype;
+  } refused[] = {
+      {1000, DType::uint8},         {-256, DType::uint8},          {-1.0, DType::uint8},
+      {std::nan(""), DType::uint8}, {-129, DType::int8},           {int64_t{1} << 40, DType::int32},
+      {HUGE_VAL, DType::int64},     {1e39, DType::float32},        {70000, DType::float16},
+      {1e39, DType::bfloat16},      {500.0, DType::float8_e4m3fn}, {HUGE_VAL, DType::float8_e4m3fn},
+  };
+  for (const auto& c : refused) {
+    EXPECT_THROW(full({2}, c.value, {.dtype = c.dtype}), ValueError) << dtype_name(c.dtype);
+    Tensor t = zeros({2}, {.dtype = c.dtype});
+    try {
+      t.fill_(c.value);
+      ADD_FAILURE() << "fill_ into " << dtype_name(c.dtype) << " accepted";
+    } catch (const ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("without overflow"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(vals<int64_t>(full({2}, -1, {.dtype = DType::uint8})),
+            (std::vector<int64_t>{255, 255}));
+  EXPECT_EQ(vals<int64_t>(full({2}, 1.5, {.dtype = DType::uint8})), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(vals<int64_t>(full({1}, -2147483648LL, {.dtype = DType::int32})),
+            (std::vector<int64_t>{-2147483648LL}));
+  EXPECT_TRUE(std::isinf(full({1}, -HUGE_VAL, {.dtype = DType::float16}).item<float>()));
+  EXPECT_TRUE(std::isnan(full({1}, std::nan(""), {.dtype = DType::bfloat16}).item<float>()));
+  EXPECT_EQ(vals<bool>(full({1}, 5, {.dtype = DType::bool_})), (std::vector<bool>{true}));
+  EXPECT_EQ(vals<double>(full({1}, 65504.0, {.dtype = DType::float16})),
+            (std::vector<double>{65504}));
 }
 
 TEST(TensorCore, CudaTensorsFailClearlyWithoutBackend) {
