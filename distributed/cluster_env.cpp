@@ -251,10 +251,10 @@ ClusterEnvironment lightning(int devices, int num_nodes, const Env& env) {
   c.main_address = str_or(env, "MASTER_ADDR", kDefaultAddress);
   const auto port = port_var(env, "MASTER_PORT");
   // Without MASTER_PORT, ranks would each pick a different free port and never meet.
-  FABRIC_CHECK(
-      num_nodes == 1 || (port && has(env, "MASTER_ADDR")), ValueError, "num_nodes=", num_nodes,
-      ": set MASTER_ADDR (the address of node 0) and MASTER_PORT to the same values on every node "
-      "(fabric run --main-address/--main-port)");
+  if (num_nodes > 1 && !(port && has(env, "MASTER_ADDR")))
+    c.rendezvous_problem = "num_nodes=" + std::to_string(num_nodes) +
+                           ": set MASTER_ADDR (the address of node 0) and MASTER_PORT to the same values on every "
+                           "node (fabric-train --main-address/--main-port)";
   FABRIC_CHECK(port || !c.creates_processes_externally || c.world_size == 1, ValueError,
                "LOCAL_RANK=", c.local_rank,
                " is set (this process was started by a launcher) but MASTER_PORT is not; the "

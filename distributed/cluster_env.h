@@ -12,6 +12,9 @@ struct ClusterEnvironment {
   std::string main_address;                   // MASTER_ADDR
   int main_port = 0;                          // MASTER_PORT
   int world_size = 1, global_rank = 0, local_rank = 0, node_rank = 0;
+  // Why the ranks could not meet (several nodes without MASTER_ADDR/MASTER_PORT): empty when they
+  // can. Reported when launching rather than at detection, as the reference constructs Fabric then.
+  std::string rendezvous_problem;
 };
 
 // devices = processes per node requested, num_nodes = nodes requested. Detection order:

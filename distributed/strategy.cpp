@@ -62,6 +62,7 @@ Strategy::~Strategy() {
 
 void Strategy::launch() {
   if (launched_) return;
+  FABRIC_CHECK(env_.rendezvous_problem.empty(), ValueError, "launch: ", env_.rendezvous_problem);
   if (is_distributed()) {
     const bool server = env_.global_rank == 0;
     auto store_options = [&] {

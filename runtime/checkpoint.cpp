@@ -46,6 +46,12 @@ void finish_directory(const std::string& tmp, const std::string& file, const jso
   commit_directory(tmp, path);
 }
 
+std::string without_trailing_separators(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
 void check_key(const std::string& key) {
   FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..", ValueError,
                "Fabric.save: state key '", key, "' is not usable as a file name (empty, '.', '..' or holds '/')");
@@ -129,14 +135,14 @@ void check_kind(const StateEntry& target, const std::string& key, const std::str
 }
 
 void restore_plain(StateEntry& target, const std::string& key, const json& e, const SafetensorsFile& tensor_file,
-                   const std::string& path) {
+                   const std::string& path, std::vector<std::string>* warnings) {
   std::visit(
       [&](auto& v) {
         using V = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<V, nn::Module*> || std::is_same_v<V, optim::Optimizer*>) {
           throw ValueError("Fabric.load: '" + key + "' is a " + target.kind() + ", not a plain value");
         } else if constexpr (std::is_same_v<V, precision::Precision*>) {
-          v->load_state_dict(precision_state_from(e));
+          restore_precision_state(*v, e, path, warnings);
         } else if constexpr (std::is_same_v<V, Tensor>) {
           auto t = tensor_file.tensors.find(key);
           if (t == tensor_file.tensors.end()) io_fail(path, "tensors.safetensors lacks '" + key + "'");
@@ -192,16 +198,9 @@ std::vector<std::pair<std::string, Tensor>> items_of(const SafetensorsFile& f) {
   return {f.tensors.begin(), f.tensors.end()};
 }
 
-}  // namespace
-
-std::string StateEntry::kind() const {
-  static const char* names[] = {"module", "optimizer", "precision", "tensor", "int", "float", "bool", "string"};
-  return names[value_.index()];
-}
-
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
-  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+// The directory write itself; save_checkpoint adds the path clean-up and the error translation.
+void write_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                      const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
   json meta = {{"format", kFormat}, {"version", kVersion}};
   std::vector<std::pair<std::string, Tensor>> tensors;
   const json entries = describe_entries(state, precision, tensors);
@@ -234,8 +233,9 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
   }
 }
 
-State load_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
-                      const OptimizerStateSink& load_optimizer, const ModuleStateSink& load_module) {
+State read_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
+                      const OptimizerStateSink& load_optimizer, const ModuleStateSink& load_module,
+                      std::vector<std::string>* warnings) {
   std::string path = path_in;
   if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json")) path = path + ".old";
   std::ifstream in(path + "/state.json");
@@ -258,7 +258,7 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
     const std::string kind = e.value("kind", "");
     auto it = state.find(key);
     if (it == state.end() && kind == "precision" && precision) {
-      precision->load_state_dict(precision_state_from(e));  // the plugin's state, restored by default
+      restore_precision_state(*precision, e, path_in, warnings);  // the plugin's state, restored by default
       continue;
     }
     if (it == state.end()) {
@@ -291,12 +291,42 @@ State load_checkpoint(const std::string& path_in, State& state, precision::Preci
               v->load_state_dict(sd);
             }
           } else {
-            restore_plain(target, key, e, tensor_file, path);
+            restore_plain(target, key, e, tensor_file, path, warnings);
           }
         },
         target.value());
   }
   return remainder;
+}
+
+}  // namespace
+
+std::string StateEntry::kind() const {
+  static const char* names[] = {"module", "optimizer", "precision", "tensor", "int", "float", "bool", "string"};
+  return names[value_.index()];
+}
+
+void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
+  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+  // "ckpt/" is the directory ckpt: its temporary sibling must not land inside it.
+  const std::string dir = without_trailing_separators(path);
+  try {
+    write_checkpoint(dir, state, precision, optimizer_state, module_state);
+  } catch (const fs::filesystem_error& e) {
+    io_fail(dir, e.what());
+  }
+}
+
+State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,
+                      const OptimizerStateSink& load_optimizer, const ModuleStateSink& load_module,
+                      std::vector<std::string>* warnings) {
+  const std::string dir = without_trailing_separators(path);
+  try {
+    return read_checkpoint(dir, state, precision, strict, load_optimizer, load_module, warnings);
+  } catch (const fs::filesystem_error& e) {
+    io_fail(dir, e.what());
+  }
 }
 
 }  // namespace fabric

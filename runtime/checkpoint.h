@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "nn/module.h"
 #include "optim/optimizer.h"
@@ -76,7 +77,9 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
 
 // Loads the directory `path` into `state`: modules and optimizers in place (modules honour
 // `strict`), plain values and tensors written back into the map, the precision plugin's state
-// into `precision` (when saved and precision is non-null). With strict, a key of `state` missing
+// into `precision` (when saved and precision is non-null; a state saved by another kind of plugin
+// or scaler does not fail the load: its loss scale is carried over where the two scalers have one,
+// else it is skipped, and either way a warning is added to `warnings`). With strict, a key of `state` missing
 // from the checkpoint is a KeyError naming it; a missing or unreadable checkpoint an IOError. Returns the checkpoint's entries that `state`
 // did not ask for, as plain values and tensors (modules and optimizers come back as their tensors
 // under "<key>.<name>").
@@ -86,6 +89,7 @@ void save_checkpoint(const std::string& path, const State& state, const precisio
 using OptimizerStateSink = std::function<void(optim::Optimizer&, const optim::OptimizerState&)>;
 using ModuleStateSink = std::function<void(nn::Module&, const nn::StateDict&, bool strict)>;
 State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict = true,
-                      const OptimizerStateSink& load_optimizer = {}, const ModuleStateSink& load_module = {});
+                      const OptimizerStateSink& load_optimizer = {}, const ModuleStateSink& load_module = {},
+                      std::vector<std::string>* warnings = nullptr);
 
 }  // namespace fabric

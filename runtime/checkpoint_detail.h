@@ -30,6 +30,14 @@ void check_key(const std::string& key);
 json describe_entries(const State& state, const precision::Precision* precision,
                       std::vector<std::pair<std::string, Tensor>>& tensors);
 precision::PrecisionState precision_state_from(const json& entry);
+// Restores the checkpoint's precision entry into `target` (checkpoint_precision.cpp): as saved when
+// it is the same kind of state; a loss scale translated between GradScaler ("scale") and DeepSpeed's
+// scaler ("cur_scale"); otherwise (another kind, or none saved) nothing, with a warning naming
+// `path` appended to `warnings` (when set) for every case but the first.
+void restore_precision_state(precision::Precision& target, const json& entry, const std::string& path,
+                             std::vector<std::string>* warnings);
+// `path` without trailing separators ("ckpt/" names the directory "ckpt"; "/" stays).
+std::string without_trailing_separators(const std::string& path);
 
 // With strict, KeyError for a key of `state` (other than a precision plugin) not in `entries`.
 void check_strict_keys(const State& state, const json& entries, bool strict, const std::string& path);
@@ -37,7 +45,7 @@ void check_strict_keys(const State& state, const json& entries, bool strict, con
 void check_kind(const StateEntry& target, const std::string& key, const std::string& kind);
 // Restores a plain entry (tensor, number, flag, string) or a precision plugin into `target`.
 void restore_plain(StateEntry& target, const std::string& key, const json& entry, const SafetensorsFile& tensors,
-                   const std::string& path);
+                   const std::string& path, std::vector<std::string>* warnings = nullptr);
 // Adds a plain entry the caller did not ask for (tensor or value) to `remainder`.
 void add_plain_remainder(State& remainder, const std::string& key, const json& entry,
                          const SafetensorsFile& tensors);

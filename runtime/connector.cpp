@@ -51,7 +51,13 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
                       ". Expected a positive number of devices, a list of indices ('0,1'), '-1' for all, "
                       "or 'auto'");
   };
-  if (s == "auto") return std::vector<int>{0};
+  // fabric-api.md §1.3: auto is auto_device_count(), i.e. every visible GPU on cuda, 1 on cpu.
+  if (s == "auto") {
+    if (accelerator != "cuda" || available < 1) return std::vector<int>{0};
+    std::vector<int> ids(static_cast<size_t>(available));
+    for (int i = 0; i < available; ++i) ids[size_t(i)] = i;
+    return ids;
+  }
   if (s.empty()) throw bad("it is empty");
   if (s.find(',') != std::string::npos || s.front() == '[') {
     std::vector<int> ids;

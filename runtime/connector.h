@@ -58,7 +58,7 @@ struct Resolved {
 Resolved resolve_connector(ConnectorFlags flags);
 
 // The devices flag as explicit indices; `available` is the accelerator's device count (what -1
-// means). ValueError naming the spec and what is allowed. fabric-train's config check uses it too.
+// means, and what 'auto' means on cuda; 'auto' on cpu is one device). ValueError naming the spec and what is allowed. fabric-train's config check uses it too.
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator);
 
 // Strategy names the reference registers (lower-cased).

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "autograd/grad_mode.h"
 #include "nn/module.h"
 #include "optim/clip_grad.h"
 #include "distributed/fsdp_strategy.h"
@@ -17,6 +18,7 @@
 #include "precision/mixed_precision.h"
 #include "precision/transformer_engine_precision.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tensor/random.h"
 
 namespace fabric {
@@ -231,6 +233,7 @@ void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
 void Fabric::save(const std::string& path, const State& state) const {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.save: strategy '",
                strategy_->name(), "' cannot write checkpoints in this build yet");
+  check_launched("save");  // before anything is written: every rank takes part
   // Every rank first asks the strategy for each optimizer's single-process state (a sharding
   // strategy gathers its partitions: collective, in the state's key order on every rank).
   if (strategy_->checkpoint_layout() == "sharded" && holds_sharded_module(state, *strategy_)) {
@@ -258,20 +261,29 @@ void Fabric::save(const std::string& path, const State& state) const {
 State Fabric::load(const std::string& path, State& state, bool strict) {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.load: strategy '",
                strategy_->name(), "' cannot read checkpoints in this build yet");
-  if (is_sharded_checkpoint(path)) {
-    State rest = load_sharded_checkpoint(path, state, ctx_->precision.get(), strict, *strategy_);
-    barrier("load");
-    return rest;
+  check_launched("load");
+  // A precision state saved by another kind of plugin is carried over or skipped, with a warning.
+  std::vector<std::string> warnings;
+  State rest =
+      is_sharded_checkpoint(path)
+          ? load_sharded_checkpoint(path, state, ctx_->precision.get(), strict, *strategy_, &warnings)
+          : load_checkpoint(
+                path, state, ctx_->precision.get(), strict,
+                [this](optim::Optimizer& o, const optim::OptimizerState& sd) { strategy_->load_optimizer_state(o, sd); },
+                [this](nn::Module& m, const nn::StateDict& sd, bool strict) {
+                  strategy_->load_module_state(m, sd, strict);
+                },
+                &warnings);
+  for (const auto& w : warnings) {
+    resolved_.warnings.push_back(w);
+    if (global_rank() == 0) std::cerr << "fabric: warning: " << w << "\n";
   }
-  State rest = load_checkpoint(
-      path, state, ctx_->precision.get(), strict,
-      [this](optim::Optimizer& o, const optim::OptimizerState& sd) { strategy_->load_optimizer_state(o, sd); },
-      [this](nn::Module& m, const nn::StateDict& sd, bool strict) { strategy_->load_module_state(m, sd, strict); });
   barrier("load");
   return rest;
 }
 
 void Fabric::barrier(const std::string& name) const {
+  check_launched("barrier");
   try {
     strategy_->barrier();
   } catch (const TimeoutError& e) {
@@ -283,30 +295,54 @@ void Fabric::barrier(const std::string& name) const {
 // ---- collectives ---------------------------------------------------------------------------------
 
 Tensor Fabric::all_reduce(const Tensor& t, const std::string& reduce_op) const {
-  return strategy_->all_reduce(t, distributed::parse_reduce_op(reduce_op));
+  check_launched("all_reduce");
+  FABRIC_CHECK(t.defined(), ValueError, "Fabric.all_reduce: the tensor is undefined");
+  const distributed::ReduceOp op = distributed::parse_reduce_op(reduce_op);
+  if (!strategy_->is_distributed()) return t;  // one process: the tensor itself, unchanged
+  // In place, as the reference (torch.distributed.all_reduce): the caller's tensor holds the
+  // result. An integer mean is the sum divided by the world size, truncated toward zero back into
+  // the integer dtype (the reference's result.copy_(result / world_size)).
+  const bool integer_mean = op == distributed::ReduceOp::avg && !is_floating(t.dtype());
+  Tensor reduced = strategy_->all_reduce(t, integer_mean ? distributed::ReduceOp::sum : op);
+  if (integer_mean) reduced = div(reduced, Scalar(world_size()));
+  NoGradGuard no_grad;
+  Tensor out = t;
+  out.copy_(reduced);
+  return out;
 }
 
 double Fabric::all_reduce(double value, const std::string& reduce_op) const {
   return all_reduce(scalar_tensor(value, {.dtype = DType::float64}), reduce_op).item<double>();
 }
 
-Tensor Fabric::all_gather(const Tensor& t) const { return strategy_->all_gather(t); }
+Tensor Fabric::all_gather(const Tensor& t) const {
+  check_launched("all_gather");
+  return strategy_->all_gather(t);
+}
 
 Tensor Fabric::all_gather(double value) const {
   return all_gather(scalar_tensor(value, {.dtype = DType::float64}));
 }
 
-Tensor Fabric::all_gather_uneven(const Tensor& t) const { return strategy_->all_gather_uneven(t); }
+Tensor Fabric::all_gather_uneven(const Tensor& t) const {
+  check_launched("all_gather_uneven");
+  return strategy_->all_gather_uneven(t);
+}
 
-Tensor Fabric::broadcast(const Tensor& t, int src) const { return strategy_->broadcast(t, src); }
+Tensor Fabric::broadcast(const Tensor& t, int src) const {
+  check_launched("broadcast");
+  return strategy_->broadcast(t, src);
+}
 
 std::string Fabric::broadcast(const std::string& bytes, int src) const {
+  check_launched("broadcast");
   const distributed::Bytes b = strategy_->broadcast(distributed::Bytes(bytes.begin(), bytes.end()), src);
   return std::string(b.begin(), b.end());
 }
 
 Fabric::RankZeroFirst::RankZeroFirst(const Fabric& f, bool local)
     : f_(f), first_((local ? f.local_rank() : f.global_rank()) == 0) {
+  f_.check_launched("rank_zero_first");
   if (!first_) f_.barrier("rank_zero_first");
 }
 

@@ -83,7 +83,8 @@ class Fabric {
   precision::Precision& precision() { return *ctx_->precision; }
   const std::string& precision_name() const { return resolved_.precision; }
   // Warnings the resolution produced (legacy precision values, strategy fall-backs) and those of
-  // setting modules up (a Linear TransformerEngine leaves unconverted); rank 0 prints each.
+  // setting modules up (a Linear TransformerEngine leaves unconverted) or loading a checkpoint (a
+  // precision state that does not fit the plugin); rank 0 prints each.
   const std::vector<std::string>& warnings() const { return resolved_.warnings; }
   const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
   // Loggers created after construction (e.g. only on rank 0, once the ranks are known).
@@ -169,7 +170,10 @@ class Fabric {
   // seed in PL_GLOBAL_SEED, as the reference. Returns the seed.
   static uint64_t seed_everything(uint64_t seed);
   // ---- collectives (fabric-api.md §2; identities on one process) ---------------------------------
-  // reduce_op: "mean" (default), "sum", "max", "min", "product". Returns the reduced tensor.
+  // With several processes each needs launch() first (Error otherwise), as do barrier,
+  // rank_zero_first, save and load.
+  // reduce_op: "mean" (default), "sum", "max", "min", "product". In place, as the reference: `t`
+  // receives the result (same dtype; an integer mean truncates toward zero) and is returned.
   Tensor all_reduce(const Tensor& t, const std::string& reduce_op = "mean") const;
   double all_reduce(double value, const std::string& reduce_op = "mean") const;
   // (world_size, *t.shape) on every rank, also on one process (shapes must agree across ranks).
@@ -222,7 +226,10 @@ class Fabric {
 
   // ---- checkpoints (checkpoint.h) ----------------------------------------------------------------
   // Unlike the reference, the precision plugin's state (the loss scaler) is saved and restored by
-  // default, under "precision". Rank 0 writes, every rank waits for it; every rank loads.
+  // default, under "precision". Rank 0 writes, every rank waits for it; every rank loads. A
+  // precision state saved by another kind of plugin (32-true into 16-mixed, GradScaler into
+  // DeepSpeed) never fails the load: the loss scale is carried over where both have one, else the
+  // state is skipped; either way a warning is printed on rank 0 and added to warnings().
   void save(const std::string& path, const State& state) const;
   // Restores `state` in place and returns what the checkpoint holds beyond it.
   State load(const std::string& path, State& state, bool strict = true);

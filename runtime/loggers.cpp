@@ -2,10 +2,12 @@
 #include "runtime/loggers.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "tensor/error.h"
@@ -29,9 +31,53 @@ std::string format_value(double v) {
   return std::string(buf, r.ptr);
 }
 
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// Lightning's _get_next_version: one past the largest version_N directory under `dir`, else 0.
+int64_t next_version(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  int64_t next = 0;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_directory(ec) || n.rfind("version_", 0) != 0) continue;
+    const std::string digits = n.substr(8);
+    if (all_digits(digits) && digits.size() < 18) next = std::max<int64_t>(next, std::stoll(digits) + 1);
+  }
+  return next;
+}
+
+// root_dir/name/version/metrics.csv, an earlier file there removed (Lightning warns and deletes it).
+std::string lightning_metrics_path(const CSVLoggerOptions& o) {
+  namespace fs = std::filesystem;
+  FABRIC_CHECK(!o.root_dir.empty(), ValueError, "CSVLogger: root_dir is empty");
+  fs::path dir = fs::path(o.root_dir);
+  if (!o.name.empty()) dir /= o.name;
+  const std::string version = o.version.empty()       ? "version_" + std::to_string(next_version(dir))
+                              : all_digits(o.version) ? "version_" + o.version
+                                                      : o.version;
+  const fs::path file = dir / version / "metrics.csv";
+  if (fs::exists(file)) {
+    std::cerr << "fabric: warning: CSVLogger: " << file.parent_path().string()
+              << " already holds a metrics.csv; it is replaced by this run's\n";
+    fs::remove(file);
+  }
+  return file.string();
+}
+
 }  // namespace
 
-CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every, const std::vector<std::string>& columns)
+CSVLogger::CSVLogger(const CSVLoggerOptions& o)
+    : CSVLogger(FromPath{}, lightning_metrics_path(o), /*append=*/false, o.flush_logs_every_n_steps, {}) {
+  version_ = std::filesystem::path(path_).parent_path().filename().string();
+  prefix_ = o.prefix;
+}
+
+CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_every,
+                     const std::vector<std::string>& columns)
     : path_(std::move(path)), flush_every_(std::max<int64_t>(1, flush_every)) {
   columns_.push_back("step");
   namespace fs = std::filesystem;
@@ -41,8 +87,8 @@ CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every, const s
     std::string line;
     if (std::getline(in, line)) {
       columns_ = split_csv_line(line);
-      FABRIC_CHECK(!columns_.empty() && columns_.front() == "step", IOError, "CSVLogger: ", path_,
-                   " does not start with a 'step' column");
+      FABRIC_CHECK(std::find(columns_.begin(), columns_.end(), "step") != columns_.end(), IOError, "CSVLogger: ",
+                   path_, " has no 'step' column (header: ", line, ")");
       while (std::getline(in, line)) {
         if (line.empty()) continue;
         const auto cells = split_csv_line(line);
@@ -52,7 +98,10 @@ CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every, const s
         rows_.push_back(std::move(row));
       }
       written_ = rows_.size();
-      header_dirty_ = false;
+      // A file from before the header was sorted (step first): rewritten in Lightning's order at
+      // the next flush, its rows under the same column names.
+      header_dirty_ = !std::is_sorted(columns_.begin(), columns_.end());
+      std::sort(columns_.begin(), columns_.end());
       kept = true;
     }
   } else {
@@ -60,10 +109,18 @@ CSVLogger::CSVLogger(std::string path, bool append, int64_t flush_every, const s
     if (!parent.empty()) fs::create_directories(parent);
   }
   if (!kept && !columns.empty()) {
-    for (const auto& c : columns)
-      if (std::find(columns_.begin(), columns_.end(), c) == columns_.end()) columns_.push_back(c);
+    for (const auto& c : columns) add_column(c);
     rewrite();
   }
+}
+
+std::string CSVLogger::log_dir() const { return std::filesystem::path(path_).parent_path().string(); }
+
+void CSVLogger::add_column(const std::string& name) {
+  auto at = std::lower_bound(columns_.begin(), columns_.end(), name);
+  if (at != columns_.end() && *at == name) return;
+  columns_.insert(at, name);
+  header_dirty_ = true;
 }
 
 CSVLogger::~CSVLogger() {
@@ -75,14 +132,13 @@ CSVLogger::~CSVLogger() {
 
 void CSVLogger::log_metrics(const Metrics& metrics, std::optional<int64_t> step) {
   Row row;
-  if (step) row["step"] = std::to_string(*step);
   for (const auto& [k, v] : metrics) {
-    if (std::find(columns_.begin(), columns_.end(), k) == columns_.end()) {
-      columns_.push_back(k);
-      header_dirty_ = true;
-    }
-    row[k] = format_value(v);
+    const std::string key = prefix_.empty() ? k : prefix_ + "-" + k;
+    add_column(key);
+    row[key] = format_value(v);
   }
+  // Set last, as Lightning: a metric named "step" does not replace it.
+  row["step"] = std::to_string(step ? *step : int64_t(rows_.size()));
   rows_.push_back(std::move(row));
   if (int64_t(rows_.size() - written_) >= flush_every_) flush();
 }

@@ -1,7 +1,9 @@
-// Loggers that Fabric::log / log_dict write to. CSVLogger keeps Lightning's CSVLogger layout: one
-// `step` column then one column per metric name (in order of first appearance); when a new name
-// shows up the file is rewritten with the wider header, as Lightning does.
+// Loggers that Fabric::log / log_dict write to. CSVLogger keeps Lightning's CSVLogger layout: a
+// `step` column and one column per metric name, sorted by name (`step` among them, e.g.
+// lr,step,train_loss); when a new name shows up the file is rewritten with the wider header, as
+// Lightning does.
 #pragma once
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -25,17 +27,44 @@ class Logger {
   virtual void finalize() { flush(); }
 };
 
+// Lightning's CSVLogger(root_dir, name, version, prefix, flush_logs_every_n_steps): the file is
+// root_dir/name/version/metrics.csv.
+struct CSVLoggerOptions {
+  std::string root_dir;
+  std::string name = "lightning_logs";  // empty: no such level
+  // Empty: version_N with N one past the largest existing version_N (0 for the first); all digits:
+  // version_<that number>; anything else: the directory name itself.
+  std::string version;
+  std::string prefix;  // metric names become "<prefix>-<name>"
+  // Lightning buffers 100 rows; here each row reaches the file at once by default.
+  int64_t flush_logs_every_n_steps = 1;
+};
+
 class CSVLogger : public Logger {
  public:
+  // Lightning's layout. An existing metrics.csv in that directory (an explicit version) is
+  // replaced, with a warning on stderr, as Lightning does.
+  explicit CSVLogger(const CSVLoggerOptions& options);
   // Writes to `path` (a metrics.csv); with append = true an existing file's rows and columns are
-  // kept and new rows go after them (resuming a run). Without `columns` the file appears with the
-  // first logged row, as Lightning's; with them (metric names, after `step`) a file that is not
-  // kept is written with that header at once, so that it exists before the first row.
-  explicit CSVLogger(std::string path, bool append = false, int64_t flush_every = 1,
-                     const std::vector<std::string>& columns = {});
+  // kept and new rows go after them (resuming a run; a file whose header is not sorted, as this
+  // logger wrote it before, is rewritten sorted at the next flush). Without `columns` the file
+  // appears with the first logged row, as Lightning's; with them (metric names besides `step`) a
+  // file that is not kept is written with that header at once, so that it exists before the first
+  // row.
+  // (A template only so that CSVLogger({.root_dir = ...}) picks the options: g++ 12 also tries a
+  // designated list against a std::string parameter.)
+  template <class Path>
+    requires std::convertible_to<Path, std::string>
+  explicit CSVLogger(Path&& path, bool append = false, int64_t flush_every = 1,
+                     const std::vector<std::string>& columns = {})
+      : CSVLogger(FromPath{}, std::string(std::forward<Path>(path)), append, flush_every, columns) {}
   ~CSVLogger() override;
   std::string name() const override { return "csv"; }
   const std::string& path() const { return path_; }
+  // The directory metrics.csv is in; the version directory's name ("" with the path constructor).
+  std::string log_dir() const;
+  const std::string& version() const { return version_; }
+  // A row per call; without `step` its step is the number of rows logged before it, as Lightning.
   void log_metrics(const Metrics& metrics, std::optional<int64_t> step) override;
   void flush() override;
   // Drops the rows whose step is after `step` (a resumed run repeats the steps after its last
@@ -43,12 +72,17 @@ class CSVLogger : public Logger {
   void truncate_after(int64_t step);
 
  private:
+  struct FromPath {};
+  CSVLogger(FromPath, std::string path, bool append, int64_t flush_every, const std::vector<std::string>& columns);
   using Row = std::map<std::string, std::string>;
   void rewrite();
   void append_rows(size_t from);
+  void add_column(const std::string& name);
   std::string path_;
+  std::string version_;
+  std::string prefix_;
   int64_t flush_every_;
-  std::vector<std::string> columns_;  // "step" first
+  std::vector<std::string> columns_;  // sorted, "step" among them
   std::vector<Row> rows_;
   size_t written_ = 0;     // rows already in the file
   bool header_dirty_ = true;

@@ -315,6 +315,46 @@ void write_and_commit(const std::string& path, const State& state, distributed::
   if (committed[0] != '+') throw_encoded(committed, rank == 0 ? "" : "rank 0: ");
 }
 
+State read_sharded_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,
+                              distributed::Strategy& strategy, std::vector<std::string>* warnings) {
+  ShardedReader reader(path);
+  const json& entries = reader.entries();
+  check_strict_keys(state, entries, strict, path);
+  SafetensorsFile tensor_file;
+  if (fs::exists(reader.dir() + "/tensors.safetensors"))
+    tensor_file = load_safetensors(reader.dir() + "/tensors.safetensors");
+  State remainder;
+  for (const auto& [key, e] : entries.items()) {
+    const std::string kind = e.value("kind", "");
+    auto it = state.find(key);
+    if (it == state.end() && kind == "precision" && precision) {
+      restore_precision_state(*precision, e, path, warnings);  // the plugin's state, restored by default
+      continue;
+    }
+    if (it == state.end()) {
+      // As from a full checkpoint: modules and optimizers as their tensors under "<key>.<name>".
+      if (kind == "module") {
+        for (const auto& name : reader.names(key)) remainder.emplace(key + "." + name, reader.read_whole(key, name));
+      } else if (kind == "optimizer") {
+        for (const auto& [name, t] : reader.optimizer_state(key).flatten()) remainder.emplace(key + "." + name, t);
+      } else {
+        add_plain_remainder(remainder, key, e, tensor_file);
+      }
+      continue;
+    }
+    StateEntry& target = it->second;
+    check_kind(target, key, kind);
+    if (auto* m = std::get_if<nn::Module*>(&target.value())) {
+      load_module(reader, key, **m, strict, strategy);
+    } else if (auto* o = std::get_if<optim::Optimizer*>(&target.value())) {
+      load_optimizer(reader, key, **o, strategy);
+    } else {
+      restore_plain(target, key, e, tensor_file, reader.dir(), warnings);
+    }
+  }
+  return remainder;
+}
+
 }  // namespace
 
 bool holds_sharded_module(const State& state, const distributed::Strategy& strategy) {
@@ -324,15 +364,20 @@ bool holds_sharded_module(const State& state, const distributed::Strategy& strat
   return false;
 }
 
-bool is_sharded_checkpoint(const std::string& path) {
-  if (fs::exists(path + "/meta.json")) return true;
+bool is_sharded_checkpoint(const std::string& path_in) {
+  const std::string path = without_trailing_separators(path_in);
+  std::error_code ec;  // an unreadable path is no sharded checkpoint: the full loader reports it
+  if (fs::exists(path + "/meta.json", ec)) return true;
   // An interrupted commit (no atomic exchange) leaves only the previous checkpoint, at path.old.
-  return !fs::exists(path + "/state.json") && fs::exists(path + ".old/meta.json");
+  return !fs::exists(path + "/state.json", ec) && fs::exists(path + ".old/meta.json", ec);
 }
 
-void save_sharded_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
+void save_sharded_checkpoint(const std::string& path_in, const State& state, const precision::Precision* precision,
                              distributed::Strategy& strategy) {
-  FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+  FABRIC_CHECK(!path_in.empty(), ValueError, "Fabric.save: the path is empty");
+  // "ckpt/" is the directory ckpt: its temporary sibling must not land inside it. (File system
+  // errors below are caught per step and reach every rank as IOErrors.)
+  const std::string path = without_trailing_separators(path_in);
   const int rank = strategy.global_rank();
   const fs::path target = fs::absolute(path);
   json entries;
@@ -370,44 +415,14 @@ void save_sharded_checkpoint(const std::string& path, const State& state, const 
   }
 }
 
-State load_sharded_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,
-                              distributed::Strategy& strategy) {
-  ShardedReader reader(path);
-  const json& entries = reader.entries();
-  check_strict_keys(state, entries, strict, path);
-  SafetensorsFile tensor_file;
-  if (fs::exists(reader.dir() + "/tensors.safetensors"))
-    tensor_file = load_safetensors(reader.dir() + "/tensors.safetensors");
-  State remainder;
-  for (const auto& [key, e] : entries.items()) {
-    const std::string kind = e.value("kind", "");
-    auto it = state.find(key);
-    if (it == state.end() && kind == "precision" && precision) {
-      precision->load_state_dict(precision_state_from(e));  // the plugin's state, restored by default
-      continue;
-    }
-    if (it == state.end()) {
-      // As from a full checkpoint: modules and optimizers as their tensors under "<key>.<name>".
-      if (kind == "module") {
-        for (const auto& name : reader.names(key)) remainder.emplace(key + "." + name, reader.read_whole(key, name));
-      } else if (kind == "optimizer") {
-        for (const auto& [name, t] : reader.optimizer_state(key).flatten()) remainder.emplace(key + "." + name, t);
-      } else {
-        add_plain_remainder(remainder, key, e, tensor_file);
-      }
-      continue;
-    }
-    StateEntry& target = it->second;
-    check_kind(target, key, kind);
-    if (auto* m = std::get_if<nn::Module*>(&target.value())) {
-      load_module(reader, key, **m, strict, strategy);
-    } else if (auto* o = std::get_if<optim::Optimizer*>(&target.value())) {
-      load_optimizer(reader, key, **o, strategy);
-    } else {
-      restore_plain(target, key, e, tensor_file, reader.dir());
-    }
+State load_sharded_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
+                              distributed::Strategy& strategy, std::vector<std::string>* warnings) {
+  const std::string path = without_trailing_separators(path_in);
+  try {
+    return read_sharded_checkpoint(path, state, precision, strict, strategy, warnings);
+  } catch (const fs::filesystem_error& e) {
+    io_fail(path, e.what());
   }
-  return remainder;
 }
 
 }  // namespace fabric

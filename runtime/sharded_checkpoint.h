@@ -23,6 +23,7 @@
 // directory that replaces `path` once every rank has finished.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "distributed/strategy.h"
 #include "runtime/checkpoint.h"
@@ -42,9 +43,10 @@ bool is_sharded_checkpoint(const std::string& path);
 // Collective. Like load_checkpoint: modules and optimizers restored in place (each rank reads only
 // the pieces overlapping its shards, from whichever rank files hold them: the world size may
 // differ from the one that saved), plain values written back, the remainder returned. Modules and
-// optimizers the strategy does not shard are assembled whole and loaded as usual.
+// optimizers the strategy does not shard are assembled whole and loaded as usual. The precision
+// state as load_checkpoint restores it (warnings likewise).
 State load_sharded_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,
-                              distributed::Strategy& strategy);
+                              distributed::Strategy& strategy, std::vector<std::string>* warnings = nullptr);
 
 // fabric-train consolidate DIR OUT: one process turns the sharded checkpoint DIR into a full one at
 // OUT (the layout Fabric.save writes for a single process, loadable by any run). OUT, when it

@@ -289,8 +289,12 @@ TEST(ClusterEnv, DefaultErrors) {
   EXPECT_TRUE(contains(m, "LOCAL_RANK=2") && contains(m, "devices=2")) << m;
   m = value_error(2, 1, {{"LOCAL_RANK", "1"}});
   EXPECT_TRUE(contains(m, "MASTER_PORT is not")) << m;
-  m = value_error(2, 2, {});
+  // Several nodes without the rendezvous variables: detected (the reference constructs Fabric),
+  // the problem reported by launch().
+  EXPECT_EQ(value_error(2, 2, {}), "");
+  m = fd::detect_cluster_environment(2, 2, {}).rendezvous_problem;
   EXPECT_TRUE(contains(m, "MASTER_ADDR") && contains(m, "MASTER_PORT")) << m;
+  EXPECT_EQ(fd::detect_cluster_environment(2, 2, {{"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}}).rendezvous_problem, "");
   m = value_error(2, 2, {{"NODE_RANK", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1234"}});
   EXPECT_TRUE(contains(m, "NODE_RANK/GROUP_RANK=2")) << m;
   m = value_error(2, 1, {{"NODE_RANK", "zero"}});

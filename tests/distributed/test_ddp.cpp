@@ -188,14 +188,22 @@ TEST(DDP, FabricCollectives) {
   fab.launch([](Fabric& f) {
     const int64_t r = f.global_rank();
     const Tensor t = full({2, 3}, double(r + 1));
-    EXPECT_EQ(sum(f.all_reduce(t, "sum")).item<double>(), 6 * 3.0);
-    EXPECT_EQ(sum(f.all_reduce(t, "mean")).item<double>(), 6 * 1.5);
-    EXPECT_EQ(sum(f.all_reduce(t, "max")).item<double>(), 6 * 2.0);
+    EXPECT_EQ(sum(f.all_reduce(full({2, 3}, double(r + 1)), "sum")).item<double>(), 6 * 3.0);
+    EXPECT_EQ(sum(f.all_reduce(full({2, 3}, double(r + 1)), "mean")).item<double>(), 6 * 1.5);
+    EXPECT_EQ(sum(f.all_reduce(full({2, 3}, double(r + 1)), "max")).item<double>(), 6 * 2.0);
     EXPECT_EQ(f.all_reduce(double(r), "sum"), 1.0);
-    // Integer mean: sum / world size, as float32.
-    const Tensor im = f.all_reduce(from_vector<int64_t>({r + 2}), "mean");
-    EXPECT_EQ(im.dtype(), DType::float32);
-    EXPECT_EQ(im.item<double>(), 2.5);
+    // In place, as torch.distributed.all_reduce: the caller's tensor holds the result.
+    Tensor in_place = full({2, 3}, double(r + 1));
+    const Tensor returned = f.all_reduce(in_place, "sum");
+    EXPECT_EQ(returned.data<float>(), in_place.data<float>());
+    EXPECT_EQ(sum(in_place).item<double>(), 6 * 3.0);
+    // Integer mean: the sum divided by the world size, truncated toward zero in the same dtype
+    // (the reference's result.copy_(result / world_size)).
+    Tensor im = from_vector<int64_t>({r + 2, -(r + 2), 7});
+    const Tensor im_out = f.all_reduce(im, "mean");
+    EXPECT_EQ(im_out.dtype(), DType::int64);
+    EXPECT_EQ(im.to_vector<int64_t>(), (std::vector<int64_t>{2, -2, 7}));
+    EXPECT_EQ(im_out.to_vector<int64_t>(), (std::vector<int64_t>{2, -2, 7}));
 
     const Tensor g = f.all_gather(t);
     EXPECT_EQ(g.sizes(), (Shape{2, 2, 3}));
@@ -222,6 +230,12 @@ TEST(DDP, FabricCollectives) {
 TEST(DDP, CollectivesOnOneProcessHaveTheDistributedShapes) {
   Fabric fab({.accelerator = "cpu"});
   const Tensor t = ones({2, 3});
+  // all_reduce on one process: the tensor itself, unchanged (an integer mean stays integer).
+  const Tensor i = from_vector<int64_t>({3, -3});
+  const Tensor i_out = fab.all_reduce(i, "mean");
+  EXPECT_EQ(i_out.dtype(), DType::int64);
+  EXPECT_EQ(i_out.data<int64_t>(), i.data<int64_t>());
+  EXPECT_EQ(i_out.to_vector<int64_t>(), (std::vector<int64_t>{3, -3}));
   EXPECT_EQ(fab.all_gather(t).sizes(), (Shape{1, 2, 3}));
   EXPECT_EQ(fab.all_gather(1.5).sizes(), (Shape{1}));
   EXPECT_EQ(sum(fab.all_reduce(t, "sum")).item<double>(), 6.0);
@@ -232,6 +246,41 @@ TEST(DDP, CollectivesOnOneProcessHaveTheDistributedShapes) {
 TEST(DDP, SetupBeforeLaunchIsAnError) {
   Fabric fab(ddp_options());
   EXPECT_CONTAINS(thrown<Error>([&] { fab.setup_module(make_mlp(1)); }), "launch");
+}
+
+// The reference's barrier/broadcast/all_reduce/all_gather call _validate_launched(): with several
+// processes, before launch() they are errors rather than one process's identities.
+TEST(DDP, CollectivesBeforeLaunchAreAnError) {
+  Fabric fab(ddp_options());
+  const Tensor t = ones({2});
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.all_reduce(t); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.all_reduce(1.0, "sum"); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.all_gather(t); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.all_gather(1.0); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.all_gather_uneven(t); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.broadcast(t); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.broadcast(std::string("x")); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.barrier(); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.rank_zero_first(); }), "launch");
+  EXPECT_CONTAINS(thrown<Error>([&] { fab.save(::testing::TempDir() + "/never_written", {{"step", 1}}); }), "launch");
+  EXPECT_FALSE(std::filesystem::exists(::testing::TempDir() + "/never_written"));
+  // One device needs no launch.
+  Fabric one({.accelerator = "cpu", .strategy = "ddp", .devices = 1});
+  EXPECT_EQ(sum(one.all_reduce(t, "sum")).item<double>(), 2.0);
+  one.barrier();
+}
+
+// Several nodes: Fabric is built as the reference builds it (ddp over devices x nodes); without the
+// rendezvous variables, launch() says what to set instead of waiting for nodes that never come.
+TEST(DDP, SeveralNodesWithoutRendezvousFailAtLaunch) {
+  if (std::getenv("MASTER_ADDR") || std::getenv("MASTER_PORT") || dist_test::is_launched_rank())
+    GTEST_SKIP() << "the test runs inside a launcher's environment";
+  Fabric fab({.accelerator = "cpu", .num_nodes = 2, .timeout = 5s});
+  EXPECT_EQ(fab.strategy(), "ddp");
+  EXPECT_EQ(fab.world_size(), 2);
+  const std::string msg = thrown<ValueError>([&] { fab.launch(); });
+  EXPECT_CONTAINS(msg, "MASTER_ADDR");
+  EXPECT_CONTAINS(msg, "MASTER_PORT");
 }
 
 // 16-mixed: rank 1's gradient overflows; both ranks must skip the step and back off together.

@@ -605,6 +605,32 @@ TEST_F(FSDPCheckpointOneProcess, SavesAnOptimizerWithoutStateYet) {
   fs::remove_all(full);
 }
 
+// A sharded 32-true checkpoint (no scaler state) into an FSDP 16-mixed run: the weights load, the
+// scaler keeps its initial state, and a warning says so (the reference never fails here).
+TEST_F(FSDPCheckpointOneProcess, SixteenMixedRunLoadsA32TrueCheckpointWithAWarning) {
+  FabricOptions o = fsdp_options(1);
+  o.precision = "16-mixed";
+  Fabric f(o);
+  auto module = make_model("gpt", 5);
+  auto opt = make_optimizer("adamw", module->parameters());
+  auto [model, fopt] = f.setup(module, *opt);
+  f.load(dir_, {{"model", model}, {"optimizer", fopt}});
+  EXPECT_EQ(max_rel_diff(gathered(f, *module), w3_), 0.0);
+  ASSERT_FALSE(f.warnings().empty());
+  EXPECT_CONTAINS(f.warnings().back(), "not restored");
+}
+
+// "dir/" names the directory dir: the temporary directory and the commit stay beside it.
+TEST_F(FSDPCheckpointOneProcess, TrailingSeparatorNamesTheSameDirectory) {
+  fab_.save(dir_ + "/", {{"model", module_}, {"optimizer", *opt_}, {"step", int64_t(4)}});
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << "left inside: " << e.path();
+  EXPECT_FALSE(fs::exists(dir_ + "/.old"));
+  EXPECT_TRUE(is_sharded_checkpoint(dir_ + "/"));
+  load_into_fresh(dir_ + "/");
+  EXPECT_EQ(max_rel_diff(loaded_->state_dict(), w3_), 0.0);
+}
+
 TEST_F(FSDPCheckpointOneProcess, ConsolidateRefusesToOverwriteItsInput) {
   EXPECT_CONTAINS(thrown<ValueError>([&] { consolidate_checkpoint(dir_, dir_ + "/"); }), "is the sharded checkpoint");
   EXPECT_TRUE(is_sharded_checkpoint(dir_));

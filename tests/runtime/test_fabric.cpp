@@ -13,10 +13,12 @@
 #include "nn/linear.h"
 #include "nn/mlp.h"
 #include "optim/optim.h"
+#include "precision/deepspeed_precision.h"
 #include "precision/mixed_precision.h"
 #include "precision/registry.h"
 #include "precision/true_precision.h"
 #include "runtime_test_util.h"
+#include "tests/common/expect_error.h"
 #include "tests/common/destroyed_module.h"
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
@@ -129,6 +131,15 @@ TEST(FabricConnector, EveryReferenceStrategyNameIsRegistered) {
     const auto& known = known_strategies();
     EXPECT_NE(std::find(known.begin(), known.end(), name), known.end()) << name;
   }
+}
+
+// fabric-api.md §1.3: devices 'auto' is auto_device_count(): every visible GPU on cuda, 1 on cpu.
+TEST(FabricConnector, AutoDevicesAreEveryGpuOnCudaAndOneOnCpu) {
+  EXPECT_EQ(parse_devices("auto", 4, "cuda"), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(parse_devices("auto", 1, "cuda"), (std::vector<int>{0}));
+  EXPECT_EQ(parse_devices("auto", 4, "cpu"), (std::vector<int>{0}));
+  EXPECT_EQ(parse_devices("AUTO", 2, "cuda"), (std::vector<int>{0, 1}));
+  EXPECT_EQ(parse_devices("-1", 4, "cuda"), (std::vector<int>{0, 1, 2, 3}));
 }
 
 TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {
@@ -263,6 +274,15 @@ TEST(FabricClip, UnscalesFirstAndReturnsTheTotalNorm) {
   EXPECT_THROW(fab.clip_gradients(model, opt, {.clip_val = 1.0, .max_norm = 1.0}), ValueError);
 }
 
+std::vector<std::string> file_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// Lightning's _ExperimentWriter: the header is the sorted keys, `step` among them, rewritten when a
+// key appears; a row without a step gets the number of rows logged before it.
 TEST(FabricLog, WritesLightningStyleCsv) {
   const std::string path = temp_path("fabric_metrics") + ".csv";
   auto csv = std::make_shared<CSVLogger>(path);
@@ -271,14 +291,66 @@ TEST(FabricLog, WritesLightningStyleCsv) {
   fab.log_dict({{"train_loss", 2.0}, {"lr", 0.1}}, 1);
   fab.log("train_loss", scalar_tensor(1.5), 2);
   EXPECT_THROW(fab.log("bad", ones({2}), 3), ValueError);
+  fab.log("val_loss", 3.0);  // no step: the 4th row, step 3
+  fab.log_dict({{"a_first", 1.0}, {"step", 99.0}});  // the logger's step wins, as Lightning's
   csv->flush();
-  std::ifstream in(path);
-  std::string header, r0, r1, r2;
-  std::getline(in, header), std::getline(in, r0), std::getline(in, r1), std::getline(in, r2);
-  EXPECT_EQ(header, "step,train_loss,lr");
-  EXPECT_EQ(r0, "0,2.5,");
-  EXPECT_EQ(r1, "1,2,0.1");
-  EXPECT_EQ(r2, "2,1.5,");
+  EXPECT_EQ(file_lines(path), (std::vector<std::string>{"a_first,lr,step,train_loss,val_loss", ",,0,2.5,",
+                                                         ",0.1,1,2,", ",,2,1.5,", ",,3,,3", "1,,4,,"}));
+  fs::remove(path);
+}
+
+// Lightning's layout: root_dir/name/version_N/metrics.csv, N the next free version.
+TEST(FabricLog, CsvLoggerInLightningsVersionDirectories) {
+  const std::string root = temp_path("fabric_csv_root");
+  fs::remove_all(root);
+  {
+    CSVLogger first({.root_dir = root});
+    EXPECT_EQ(first.version(), "version_0");
+    EXPECT_EQ(first.log_dir(), root + "/lightning_logs/version_0");
+    first.log_metrics({{"loss", 1.0}}, std::nullopt);
+  }
+  EXPECT_EQ(file_lines(root + "/lightning_logs/version_0/metrics.csv"),
+            (std::vector<std::string>{"loss,step", "1,0"}));
+  fs::create_directories(root + "/lightning_logs/version_4");
+  {
+    CSVLogger next({.root_dir = root, .prefix = "train"});
+    EXPECT_EQ(next.version(), "version_5");
+    next.log_metrics({{"loss", 2.0}}, 7);
+  }
+  EXPECT_EQ(file_lines(root + "/lightning_logs/version_5/metrics.csv"),
+            (std::vector<std::string>{"step,train-loss", "7,2"}));
+  // An explicit version (a number: version_<n>; a name: itself) replaces an earlier file there.
+  {
+    CSVLogger again({.root_dir = root, .version = "5"});
+    again.log_metrics({{"x", 3.0}}, 0);
+  }
+  EXPECT_EQ(file_lines(root + "/lightning_logs/version_5/metrics.csv"), (std::vector<std::string>{"step,x", "0,3"}));
+  CSVLogger named({.root_dir = root, .name = "exp", .version = "run-a"});
+  EXPECT_EQ(named.log_dir(), root + "/exp/run-a");
+  CSVLogger flat({.root_dir = root, .name = ""});
+  EXPECT_EQ(flat.log_dir(), root + "/version_0");
+  fs::remove_all(root);
+}
+
+// Resuming a metrics.csv written before the header was sorted (step first): its rows stay under
+// their columns and the file comes back in Lightning's order.
+TEST(FabricLog, CsvAppendRewritesAnOldHeaderOrder) {
+  const std::string path = temp_path("fabric_metrics_old") + ".csv";
+  std::ofstream(path) << "step,train_loss,lr\n1,2.5,0.1\n2,2,0.1\n";
+  {
+    CSVLogger csv(path, /*append=*/true);
+    csv.truncate_after(1);
+    csv.log_metrics({{"train_loss", 1.5}, {"lr", 0.05}}, 2);
+  }
+  EXPECT_EQ(file_lines(path), (std::vector<std::string>{"lr,step,train_loss", "0.1,1,2.5", "0.05,2,1.5"}));
+  {
+    CSVLogger csv(path, /*append=*/true);
+    csv.log_metrics({{"val_loss", 4.0}}, 2);
+  }
+  EXPECT_EQ(file_lines(path),
+            (std::vector<std::string>{"lr,step,train_loss,val_loss", "0.1,1,2.5,", "0.05,2,1.5,", ",2,,4"}));
+  std::ofstream(path) << "train_loss,lr\n1,2\n";
+  EXPECT_CONTAINS(thrown<IOError>([&] { CSVLogger bad(path, /*append=*/true); }), "'step'");
   fs::remove(path);
 }
 
@@ -326,6 +398,105 @@ TEST(FabricCheckpoint, SaveLoadRoundTripWithPlainValuesAndRemainder) {
   fab2.load(dir, again);
   EXPECT_EQ(std::get<int64_t>(again.at("step").value()), 8);
   EXPECT_FALSE(fs::exists(dir + "/optimizer.safetensors"));
+  fs::remove_all(dir);
+}
+
+std::shared_ptr<precision::MixedPrecision> scaled_plugin(double init_scale) {
+  auto scaler = std::make_shared<precision::GradScaler>(precision::GradScalerOptions{.init_scale = init_scale});
+  return std::make_shared<precision::MixedPrecision>("16-mixed", DeviceType::cpu, scaler);
+}
+
+// A checkpoint of `fab`'s run: an MLP and its AdamW after one step.
+void save_small_run(Fabric& fab, const std::string& dir) {
+  manual_seed(0);
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::AdamW adamw(mlp->parameters(), {.lr = 1e-3});
+  auto [model, opt] = fab.setup(mlp, adamw);
+  fab.backward(sum(model(ones({3, 4}))) * 1e-3);
+  opt.step();
+  fab.save(dir, {{"model", model}, {"optimizer", opt}, {"step", 1}});
+}
+
+// Loads `dir` into a fresh MLP and AdamW set up by `fab`.
+void load_small_run(Fabric& fab, const std::string& dir) {
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::AdamW adamw(mlp->parameters(), {.lr = 1e-3});
+  auto [model, opt] = fab.setup(mlp, adamw);
+  State state{{"model", model}, {"optimizer", opt}, {"step", 0}};
+  fab.load(dir, state);
+  EXPECT_EQ(std::get<int64_t>(state.at("step").value()), 1);
+}
+
+bool has_warning(const Fabric& fab, const std::string& part) {
+  for (const auto& w : fab.warnings())
+    if (w.find(part) != std::string::npos) return true;
+  return false;
+}
+
+// The reference never saves the scaler by default, so a precision state that does not fit the
+// current plugin must not fail a load: same kind restored, a loss scale carried between GradScaler
+// and DeepSpeed's scaler, anything else skipped, with a warning.
+TEST(FabricCheckpoint, PrecisionStateOfAnotherPluginLoadsWithAWarning) {
+  const std::string dir = temp_path("fabric_ckpt_precision");
+  {  // 32-true (no scaler state) into 16-mixed: the scaler keeps its initial scale.
+    Fabric f32({.precision = "32-true"});
+    save_small_run(f32, dir + "/f32");
+    Fabric f16({.plugins = {small_scale_plugin()}});
+    load_small_run(f16, dir + "/f32");
+    EXPECT_EQ(dynamic_cast<precision::MixedPrecision&>(f16.precision()).scaler()->get_scale(), 1024.0);
+    EXPECT_TRUE(has_warning(f16, "not restored")) << (f16.warnings().empty() ? "" : f16.warnings().back());
+    // Also when the plugin is an explicit entry of the state.
+    State explicit_plugin{{"precision", f16.precision()}};
+    EXPECT_NO_THROW(f16.load(dir + "/f32", explicit_plugin));
+    EXPECT_TRUE(f32.warnings().empty());
+  }
+  {  // 16-mixed (GradScaler scale 512) into DeepSpeed 16-mixed: cur_scale takes it.
+    Fabric f16({.plugins = {scaled_plugin(512.0)}});
+    save_small_run(f16, dir + "/f16");
+    Fabric ds({.accelerator = "cpu", .strategy = "deepspeed", .devices = 1, .precision = "16-mixed"});
+    load_small_run(ds, dir + "/f16");
+    EXPECT_EQ(dynamic_cast<precision::DeepSpeedPrecision&>(ds.precision()).loss_scaler().cur_scale(), 512.0);
+    EXPECT_TRUE(has_warning(ds, "cur_scale"));
+    // The same kind loads as saved, without a warning.
+    Fabric same({.precision = "16-mixed"});
+    load_small_run(same, dir + "/f16");
+    EXPECT_EQ(dynamic_cast<precision::MixedPrecision&>(same.precision()).scaler()->get_scale(), 512.0);
+    EXPECT_TRUE(same.warnings().empty()) << same.warnings().front();
+  }
+  {  // Back: DeepSpeed's cur_scale into a GradScaler's scale; into 32-true it is skipped.
+    Fabric ds({.accelerator = "cpu", .strategy = "deepspeed", .devices = 1, .precision = "16-mixed"});
+    save_small_run(ds, dir + "/ds");
+    const double ds_scale = dynamic_cast<precision::DeepSpeedPrecision&>(ds.precision()).loss_scaler().cur_scale();
+    ASSERT_NE(ds_scale, 1024.0);
+    Fabric f16({.plugins = {small_scale_plugin()}});
+    load_small_run(f16, dir + "/ds");
+    EXPECT_EQ(dynamic_cast<precision::MixedPrecision&>(f16.precision()).scaler()->get_scale(), ds_scale);
+    EXPECT_TRUE(has_warning(f16, "as 'scale'"));
+    Fabric f32({.precision = "32-true"});
+    load_small_run(f32, dir + "/ds");
+    EXPECT_TRUE(has_warning(f32, "not restored"));
+  }
+  fs::remove_all(dir);
+}
+
+// "dir/" names the directory dir (its temporary sibling must not land inside it); file system
+// errors surface as IOErrors naming the path.
+TEST(FabricCheckpoint, TrailingSeparatorNamesTheSameDirectory) {
+  const std::string dir = temp_path("fabric_ckpt_slash");
+  fs::remove_all(dir);
+  Fabric fab;
+  fab.save(dir + "/", {{"step", 1}});
+  fab.save(dir + "//", {{"step", 2}});
+  EXPECT_TRUE(fs::exists(dir + "/state.json"));
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  EXPECT_FALSE(fs::exists(dir + ".old"));
+  State state{{"step", 0}};
+  fab.load(dir + "/", state);
+  EXPECT_EQ(std::get<int64_t>(state.at("step").value()), 2);
+  const std::string too_long = dir + "/" + std::string(300, 'x');  // ENAMETOOLONG
+  EXPECT_CONTAINS(thrown<IOError>([&] { fab.load(too_long, state); }), dir);
+  EXPECT_CONTAINS(thrown<IOError>([&] { fab.save(too_long, {{"step", 1}}); }), dir);
   fs::remove_all(dir);
 }
 
