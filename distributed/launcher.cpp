@@ -36,6 +36,11 @@ constexpr const char* kOwnedVars[] = {"LOCAL_RANK", "RANK",        "WORLD_SIZE",
 // and every rank would then claim the same global rank.
 constexpr const char* kStaleVar = "RANK";
 
+// How long kill_all() waits for a child whose failure may have caused rank 0's: a rank killed
+// (SIGKILL) breaks its connections a moment before it can be reaped; one that failed with an error
+// breaks them while it unwinds, before it exits.
+constexpr std::chrono::milliseconds kChildFailureGrace{1000};
+
 // True once this process exported LOCAL_RANK itself. A LOCAL_RANK found without it was set by a
 // launcher (ours, torchrun, SLURM): launching from such a rank would multiply the processes.
 std::atomic<bool> g_exported_local_rank{false};
@@ -232,6 +237,16 @@ struct SubprocessLauncher::State {
     saved_omp_threads.reset();
   }
 
+  // Child i failed: the run is over. Kills the others, says which rank failed and how, and ends
+  // this process with that rank's status.
+  [[noreturn]] void exit_for_failed_child(size_t i, const char* note) {
+    const int code = status_code(kids[i].wstatus);
+    kill_and_reap(kids, std::chrono::seconds(2));
+    write_stderr(detail::cat("fabric launcher: ", describe(kids[i]), note,
+                             "; killed the other local ranks, exiting with status ", code, "\n"));
+    ::_exit(code);
+  }
+
   void watch() {
     for (;;) {
       wait_for_event(kids, wake_fd, Clock::time_point::max());
@@ -239,17 +254,28 @@ struct SubprocessLauncher::State {
       if (stop) return;
       std::vector<size_t> newly;
       reap_ended(kids, newly);
-      for (size_t i : newly) {
-        if (!failed(kids[i])) continue;
+      for (size_t i : newly)
         // Holding mu: join()/kill_all() cannot slip in between this decision and _exit.
-        const int code = status_code(kids[i].wstatus);
-        kill_and_reap(kids, std::chrono::seconds(2));
-        write_stderr(detail::cat("fabric launcher: ", describe(kids[i]),
-                                 "; killed the other local ranks, exiting with status ", code,
-                                 "\n"));
-        ::_exit(code);
-      }
+        if (failed(kids[i])) exit_for_failed_child(i, "");
       if (all_done(kids)) return;
+    }
+  }
+
+  // Rank 0 failed, with the watchdog stopped. Its error may be the consequence of a child's
+  // failure (a collective with a rank that died breaks at once), and can reach kill_all() before
+  // the child's end reaches the watchdog: a child that has failed on its own, or fails within
+  // `grace`, is the run's failure, and this process ends as the watchdog would have ended it.
+  // Returns when no child failed (the children still running are blocked on rank 0).
+  void exit_if_a_child_failed(std::chrono::milliseconds grace) {
+    const auto deadline = Clock::now() + grace;
+    std::vector<size_t> newly;
+    for (;;) {
+      newly.clear();
+      reap_ended(kids, newly);
+      for (size_t i : newly)
+        if (failed(kids[i])) exit_for_failed_child(i, " (local rank 0 failed too, after it)");
+      if (all_done(kids) || Clock::now() >= deadline) return;
+      wait_for_event(kids, -1, deadline);
     }
   }
 
@@ -346,6 +372,7 @@ void SubprocessLauncher::kill_all() {
   if (!s.launched || s.finished) return;
   s.stop_watchdog();
   s.finished = true;
+  s.exit_if_a_child_failed(kChildFailureGrace);
   s.restore_env();
   if (!kill_and_reap(s.kids))
     write_stderr(

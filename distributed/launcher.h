@@ -41,7 +41,7 @@ struct LaunchOptions {
 // rank 0 is still working, the watchdog SIGKILLs the other children, says on stderr which local
 // rank failed and how, and ends this process with _exit(status) (the child's exit code, or
 // 128+signal): rank 0 may be blocked inside a collective with the dead rank and could never return
-// on its own.
+// on its own. When rank 0 fails instead (kill_all()), a child that failed first still decides.
 class SubprocessLauncher {
  public:
   explicit SubprocessLauncher(LaunchOptions options);
@@ -63,7 +63,11 @@ class SubprocessLauncher {
   // changed: the run is over, and a Fabric created later in this process must not take itself for
   // a launched rank (LOCAL_RANK set) and wait for peers that never come.
   int join(std::chrono::milliseconds timeout = std::chrono::minutes(5));
-  // Rank 0 failed: stops the watchdog, SIGKILLs every child and reaps them.
+  // Rank 0 failed: stops the watchdog, SIGKILLs every child and reaps them. Rank 0's failure may
+  // be a child's consequence (a collective with a rank that died breaks at once, before the
+  // watchdog sees the death): a child that has failed, or fails within a second, ends this process
+  // as the watchdog would (its status, the others killed), so the run's status does not depend on
+  // which of the two noticed first.
   void kill_all();
   // The pids of local ranks 1..nprocs-1, in rank order (empty before launch()).
   std::vector<pid_t> child_pids() const;

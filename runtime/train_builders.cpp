@@ -84,7 +84,15 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
 }
 
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target) {
-  if (cfg.loss == "mse") return mse_loss(output, target.to(output.dtype()));
+  if (cfg.loss == "mse") {
+    // mse_loss broadcasts as PyTorch's does: class indices (N,) against outputs (N, C) would train
+    // on a meaningless number. One target per output value, in any shape ((N,) for (N, 1) too).
+    if (target.numel() != output.numel())
+      throw ConfigError("loss: mse needs one target per output value, got targets " + shape_str(target.sizes()) +
+                        " for the model's output " + shape_str(output.sizes()) +
+                        " (class indices need loss: cross_entropy)");
+    return mse_loss(output, target.reshape(output.sizes()).to(output.dtype()));
+  }
   const int64_t classes = output.size(-1);
   return cross_entropy(output.reshape({-1, classes}), target.reshape({-1}).to(DType::int64), /*ignore_index=*/-1);
 }

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -50,7 +51,8 @@ struct Located {
 
 class Parser {
  public:
-  Parser(std::string name) : name_(std::move(name)) {}
+  Parser(std::string name, std::vector<std::string> search_dirs)
+      : name_(std::move(name)), search_dirs_(std::move(search_dirs)) {}
 
   [[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& what) const {
     throw ConfigError(where + ": " + (key.empty() ? "" : key + ": ") + what);
@@ -317,10 +319,13 @@ class Parser {
     if (c.trainer.max_steps < 0 && c.trainer.max_epochs < 0)
       fail(where("trainer"), "trainer.max_steps", "set trainer.max_steps or trainer.max_epochs (both are -1)");
     if (c.data.path.empty()) fail(where("data.path"), "data.path", "the data file is required");
-    if (!std::filesystem::exists(c.data.path))
-      fail(where("data.path"), "data.path", "no such file '" + c.data.path + "'");
-    if (!c.model.init.empty() && !std::filesystem::exists(c.model.init))
-      fail(where("model.init"), "model.init", "no such file '" + c.model.init + "'");
+    for (auto [key, path] : {std::pair{"data.path", &c.data.path}, std::pair{"data.labels", &c.data.labels},
+                             std::pair{"model.init", &c.model.init}}) {
+      if (path->empty()) continue;
+      const std::optional<std::string> found = find_file(*path);
+      if (!found) fail(where(key), key, "no such file '" + *path + "'" + looked_in(*path));
+      *path = *found;
+    }
     if (c.model.name == "mlp" && c.model.sizes.size() < 2)
       fail(where("model.sizes"), "model.sizes", "needs at least 2 entries {in, out}");
     if (c.model.name == "gpt" && c.model.n_embd % c.model.n_head != 0)
@@ -328,6 +333,14 @@ class Parser {
     if (c.model.name == "cnn" && c.model.image_size % 4 != 0)
       fail(where("model.image_size"), "model.image_size", "must be divisible by 4");
     if (c.optimizer.betas.size() != 2) fail(where("optimizer.betas"), "optimizer.betas", "expected two numbers [beta1, beta2]");
+    for (double b : c.optimizer.betas)  // the key table's range is closed; Adam's is [0, 1)
+      if (b >= 1)
+        fail(where("optimizer.betas"), "optimizer.betas",
+             "each beta must be in [0, 1) (1 would never forget the first gradient), got " + format_number(b));
+    if (c.optimizer.name == "sgd" && c.optimizer.nesterov && (c.optimizer.momentum <= 0 || c.optimizer.dampening != 0))
+      fail(where("optimizer.nesterov"), "optimizer.nesterov",
+           "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening 0, got momentum " +
+               format_number(c.optimizer.momentum) + " and dampening " + format_number(c.optimizer.dampening));
     if (c.trainer.clip_grad_norm > 0 && c.trainer.clip_grad_val > 0)
       fail(where("trainer.clip_grad_val"), "trainer.clip_grad_val", "set at most one of clip_grad_norm and clip_grad_val");
     if (c.model.name == "gpt" && (c.data.kind == "images"))
@@ -338,6 +351,24 @@ class Parser {
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     check_deepspeed(c, values);
     check_fsdp(c, values);
+  }
+
+  // A relative path as it is when it exists from the current directory (the first rule, so that
+  // what worked keeps working), else joined to the first search directory (the config file's own,
+  // then fabric's home) that has it.
+  std::optional<std::string> find_file(const std::string& path) const {
+    namespace fs = std::filesystem;
+    if (fs::exists(path)) return path;
+    if (fs::path(path).is_absolute()) return std::nullopt;
+    for (const auto& dir : search_dirs_) {
+      const fs::path p = fs::path(dir) / path;
+      if (fs::exists(p)) return p.lexically_normal().string();
+    }
+    return std::nullopt;
+  }
+  std::string looked_in(const std::string& path) const {
+    if (std::filesystem::path(path).is_absolute() || search_dirs_.empty()) return "";
+    return " (relative paths are looked up in the current directory, then in " + join(search_dirs_) + ")";
   }
 
   // A strategy section the file has but the command line's fabric.strategy cannot use (resuming an
@@ -472,6 +503,7 @@ class Parser {
 
  private:
   std::string name_;
+  std::vector<std::string> search_dirs_;  // where relative paths are looked up after the current directory
   bool deepspeed_given_ = false;  // a non-null section in the file, or a --set deepspeed.* value
   std::map<std::string, Located> deepspeed_values_;  // by path under deepspeed. (fp16.enabled)
   std::string deepspeed_where_;  // the section's start in the file, or its first --set
@@ -496,16 +528,23 @@ YAML::Node deepspeed_yaml(const YAML::Node& n) {
 
 }  // namespace
 
-TrainConfig parse_train_config(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
-  return Parser(name).parse(yaml, overrides);
+TrainConfig parse_train_config(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides,
+                               const std::vector<std::string>& search_dirs) {
+  return Parser(name, search_dirs).parse(yaml, overrides);
 }
 
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides,
+                              const std::vector<std::string>& search_dirs) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot read the config file (missing or not readable)");
   std::stringstream ss;
   ss << in.rdbuf();
-  TrainConfig c = parse_train_config(ss.str(), path, overrides);
+  // The config file's own directory comes first: a bundled config finds the files beside it.
+  std::vector<std::string> dirs;
+  const std::string own = std::filesystem::path(path).parent_path().string();
+  if (!own.empty() && own != ".") dirs.push_back(own);
+  dirs.insert(dirs.end(), search_dirs.begin(), search_dirs.end());
+  TrainConfig c = parse_train_config(ss.str(), path, overrides, dirs);
   // Once per node: the ranks the launcher starts re-read the config with LOCAL_RANK >= 1.
   const char* local_rank = std::getenv("LOCAL_RANK");
   if (!local_rank || std::string(local_rank) == "0")

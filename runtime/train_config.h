@@ -133,10 +133,17 @@ struct TrainConfig {
 // ConfigError on any problem: unknown keys ("did you mean ..."), wrong types, out-of-range values,
 // unknown choices (strategy names and devices too), a missing file. An explicit null (`init: null`,
 // `--set trainer.max_epochs=null`) means the key's default.
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
-// The same from YAML text; `name` stands for the file in messages.
+// A relative path in it (data.path, data.labels, model.init) is used as it is when it exists from
+// the current directory; otherwise it is looked up in the config file's directory, then in
+// `search_dirs` in order (fabric-train passes fabric's home), and the path found is the one the
+// resolved config holds.
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                              const std::vector<std::string>& search_dirs = {});
+// The same from YAML text; `name` stands for the file in messages; relative paths are looked up
+// in the current directory, then in `search_dirs`.
 TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
-                               const std::vector<std::string>& overrides = {});
+                               const std::vector<std::string>& overrides = {},
+                               const std::vector<std::string>& search_dirs = {});
 // The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config
 // and by YAML 1.1 readers such as PyYAML (numbers always carry a '.': 1.0e-08, not 1e-08).
 std::string dump_train_config(const TrainConfig& config);

@@ -1,11 +1,10 @@
 // The fit loop of fabric-train: data, model, optimizer and schedule from the config, training
 // through Fabric (precision plugins, clipping, accumulation), validation, logging, atomic
-// checkpoints and exact resume; plus sample and export of a finished checkpoint.
+// checkpoints and exact resume (sample and export: trainer_inference.cpp).
 #include "runtime/trainer.h"
 
 #include <omp.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -17,20 +16,18 @@
 #include <span>
 
 #include "autograd/grad_mode.h"
-#include "nn/gpt.h"
 #include "optim/lr_scheduler.h"
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
 #include "runtime/progress.h"
+#include "runtime/prompt.h"
 #include "runtime/run_directory.h"
-#include "runtime/sharded_checkpoint.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
 #include "tensor/allocator.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "tensor/safetensors.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
@@ -57,6 +54,16 @@ struct RunData {
   std::string vocab_json;                // and its content, stored in every checkpoint
 };
 
+// An id the GPT cannot embed would fail only at the first batch that holds one, maybe long after
+// the run directory was written: the whole file is checked before anything is.
+void check_token_ids(const TrainConfig& cfg, int64_t max_id, const char* what) {
+  const int64_t vocab = cfg.model.vocab_size;
+  if (vocab > 0 && max_id >= vocab)
+    throw ConfigError("model.vocab_size: " + std::to_string(vocab) + " is too small for data.path '" + cfg.data.path +
+                      "', which holds " + what + " " + std::to_string(max_id) + " (ids must be < vocab_size; 0 takes " +
+                      "the largest id + 1)");
+}
+
 RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
   const auto& d = cfg.data;
   RunData r;
@@ -76,14 +83,22 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     auto train = std::make_shared<data::TokenDataset>(
         d.path, data::TokenDatasetOptions{.block_size = block, .val_fraction = d.val_fraction, .vocab_size = cfg.model.vocab_size});
     if (with_val) r.val = std::make_shared<data::TokenDataset>(train->with_split(data::Split::val));
-    // As for tensors data, vocab_size 0 takes the largest id in the file + 1 (one pass over it).
-    r.vocab_size = cfg.model.vocab_size > 0 || cfg.model.name != "gpt" ? cfg.model.vocab_size : train->max_token_id() + 1;
+    r.vocab_size = cfg.model.vocab_size;
+    if (cfg.model.name == "gpt") {
+      // As for tensors data, vocab_size 0 takes the largest id in the file + 1 (one pass over it).
+      const int64_t max_id = train->max_token_id();
+      check_token_ids(cfg, max_id, "token id");
+      if (r.vocab_size <= 0) r.vocab_size = max_id + 1;
+    }
     r.train = train;
   } else if (d.kind == "tensors") {
     auto train = std::make_shared<data::TensorDataset>(d.path, data::TensorDatasetOptions{.val_fraction = d.val_fraction});
     if (with_val) r.val = std::make_shared<data::TensorDataset>(train->with_split(data::Split::val));
-    if (cfg.model.name == "gpt" && cfg.model.vocab_size <= 0) {
-      r.vocab_size = amax(train->inputs().to(DType::int64)).item<int64_t>() + 1;
+    if (cfg.model.name == "gpt") {
+      const int64_t max_input = amax(train->inputs().to(DType::int64)).item<int64_t>();
+      check_token_ids(cfg, max_input, "an input id");
+      check_token_ids(cfg, amax(train->targets().to(DType::int64)).item<int64_t>(), "a target id");
+      if (cfg.model.vocab_size <= 0) r.vocab_size = max_input + 1;
     }
     r.train = train;
   } else {  // images
@@ -112,9 +127,11 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
 }
 
 // Optimizer steps of the run: max_steps, max_epochs worth of steps, or whichever ends first when
-// both are set (Lightning's Trainer stops at the first limit reached).
+// both are set (Lightning's Trainer stops at the first limit reached). As in Lightning, an epoch
+// ends with an optimizer step: its last accumulation window may hold fewer micro-batches.
 int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
-  const int64_t per_epoch = std::max<int64_t>(1, batches_per_epoch / cfg.trainer.accumulate_grad_batches);
+  const int64_t acc = cfg.trainer.accumulate_grad_batches;
+  const int64_t per_epoch = (batches_per_epoch + acc - 1) / acc;
   const int64_t max_steps = cfg.trainer.max_steps, max_epochs = cfg.trainer.max_epochs;
   if (max_epochs < 0) return max_steps;
   if (max_steps < 0) return max_epochs * per_epoch;
@@ -133,6 +150,17 @@ std::shared_ptr<nn::Module> build_model_from_config(const TrainConfig& cfg, int6
     // data gives (that message names model.vocab_size already).
     const std::string what = e.what();
     throw ConfigError(what.rfind("model.", 0) == 0 ? what : "model (" + cfg.model.name + "): " + what);
+  }
+}
+
+// The optimizer; options it refuses (nesterov without momentum, say) are the config's fault.
+std::shared_ptr<optim::Optimizer> build_optimizer_from_config(const TrainConfig& cfg, const std::vector<Tensor>& params) {
+  try {
+    return build_optimizer(cfg, params);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ConfigError("optimizer (" + cfg.optimizer.name + "): " + e.what());
   }
 }
 
@@ -173,6 +201,12 @@ std::string describe(const Tensor& t) { return shape_str(t.sizes()) + " " + std:
 
 bool is_fsdp(const Fabric& fab) { return fab.strategy() == "fsdp"; }
 
+bool is_fsdp_strategy(const TrainConfig& cfg) {
+  std::string s = cfg.fabric.strategy;
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s == "fsdp" || s == "fsdp_cpu_offload";
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -198,43 +232,29 @@ class Run {
                           .precision = cfg_.fabric.precision,
                           .deepspeed_config = cfg_.deepspeed};
     // The config resolved the fsdp section only under an fsdp strategy; ZeRO-3 keeps its own.
-    std::string strategy = cfg_.fabric.strategy;
-    std::transform(strategy.begin(), strategy.end(), strategy.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (strategy == "fsdp" || strategy == "fsdp_cpu_offload") options.fsdp = fsdp_options(cfg_);
+    if (is_fsdp_strategy(cfg_)) options.fsdp = fsdp_options(cfg_);
     Fabric fab(options);
     fab.launch();
     const bool rank0 = fab.global_rank() == 0;
     std::ostream& out = rank0 ? out_ : null_stream();
 
-    // Everything that can fail on the user's config comes first (data, model with its init
-    // weights, precision conversion, LoRA, optimizer, one example through model and loss), so
-    // that a bad config leaves nothing written.
+    // Everything that can fail on the user's config comes first, so that a bad config leaves
+    // nothing written.
     Fabric::seed_everything(uint64_t(t.seed));
-    RunData data = load_data(cfg_, run_dir_, resuming_);
-    std::shared_ptr<nn::Module> net;
-    {
-      auto guard = fab.init_module();
-      net = build_model_from_config(cfg_, data.vocab_size);
-    }
-    if (is_fsdp(fab)) check_fsdp_policies(cfg_, *net);
-    // The precision plugin converts the module first (quantized layers replace Linear ones), then
-    // LoRA adapters go on top, and the optimizer sees only what is left trainable.
-    FabricModule model = fab.setup_module(net);
-    if (cfg_.lora.rank > 0) add_lora(*net, cfg_);
-    std::vector<Tensor> trainable;
-    for (const Tensor& p : net->parameters())
-      if (p.requires_grad()) trainable.push_back(p);
-    auto optimizer = build_optimizer(cfg_, trainable);
-    FabricOptimizer opt = fab.setup_optimizer(*optimizer);
-
-    // trainer.batch_size is per process, as in Lightning; each rank reads its share of the data.
-    data::DataLoader loader(data.train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
-                                         .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed),
-                                         .rank = fab.global_rank(), .world_size = fab.world_size(), .prefetch = 2});
+    Parts parts = set_up(fab, is_fsdp(fab));
+    RunData& data = parts.data;
+    FabricModule& model = parts.model;
+    FabricOptimizer& opt = parts.opt;
+    optim::Optimizer* optimizer = parts.optimizer.get();
+    const std::shared_ptr<nn::Module>& net = parts.net;
+    data::DataLoader loader = make_loader(data.train, fab);
     const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
-    check_model_fits_data(model, *data.train);
 
+    // A resume reads its checkpoint before the run directory changes: a checkpoint that does not
+    // fit the config (a --set that changed the model) leaves the run resumable as it was.
+    int64_t step = 0;
+    if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader, rank0);
     const bool validating = t.val_every > 0 && data.val;
     if (rank0) create_run_directory(data, validating);
     fab.barrier("run directory");
@@ -242,10 +262,8 @@ class Run {
       if (csv_) fab.add_logger(csv_);
       if (cfg_.logger.tensorboard) fab.add_logger(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
     }
-
-    int64_t step = 0;
-    if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader, rank0);
     if (csv_ && resuming_) csv_->truncate_after(step);
+    const int64_t first_step = step;
 
     const bool tokens = data.train->access() == data::Access::windows || cfg_.model.name == "gpt";
     const std::string unit = tokens ? "tokens" : "samples";
@@ -262,22 +280,28 @@ class Run {
     for (; step < total; ++step) {
       opt.zero_grad();
       double loss_sum = 0;
-      int64_t items = 0, epoch = 0;
-      for (int64_t micro = 0; micro < t.accumulate_grad_batches; ++micro) {
-        // The epoch this batch belongs to: after an epoch's last batch the loader already counts
-        // the next one.
-        epoch = loader.epoch();
+      int64_t items = 0;
+      // The epoch of this step's batches: after an epoch's last batch the loader already counts
+      // the next one.
+      const int64_t epoch = loader.epoch();
+      // The accumulation window: accumulate_grad_batches micro-batches, fewer at the end of an
+      // epoch, which ends with an optimizer step as in Lightning (the ranks' loaders agree on it).
+      const int64_t window = std::min(t.accumulate_grad_batches, loader.batches_per_epoch() - loader.state().batch_in_epoch);
+      for (int64_t micro = 0; micro < window; ++micro) {
         data::Batch b = loader.next();
         // Gradient accumulation: only the last micro-batch's backward communicates.
-        auto no_sync = fab.no_backward_sync(model, micro + 1 < t.accumulate_grad_batches);
+        auto no_sync = fab.no_backward_sync(model, micro + 1 < window);
         // Throughput counts every rank's items (the ranks draw equal batches).
         items += (tokens ? b.targets.numel() : b.inputs.size(0)) * fab.world_size();
         double value = 0;
         Tensor loss = model.run([&] { return step_loss(model, b, value); });
+        // Divided by accumulate_grad_batches also in a shorter window, as Lightning's automatic
+        // optimization does: each micro-batch's gradient weighs the same in every step.
         if (t.accumulate_grad_batches > 1) loss = loss * (1.0 / double(t.accumulate_grad_batches));
         fab.backward(loss);
-        loss_sum += value / double(t.accumulate_grad_batches);
+        loss_sum += value;
       }
+      loss_sum /= double(window);  // the logged loss: the mean over the window's micro-batches
       if (t.clip_grad_norm > 0) fab.clip_gradients(model, opt, {.max_norm = t.clip_grad_norm, .error_if_nonfinite = false});
       if (t.clip_grad_val > 0) fab.clip_gradients(model, opt, {.clip_val = t.clip_grad_val});
       const double lr = optimizer->lr(0);
@@ -290,7 +314,7 @@ class Run {
       progress.update(done, epoch, last_loss, lr, items);
       if (done % t.log_every == 0 || done == total) fab.log_dict({{"train_loss", last_loss}, {"lr", lr}}, done);
       if (validating && done % t.val_every == 0) {
-        last_val_loss = validate(model, *data.val);
+        last_val_loss = validate(fab, model, *data.val);
         last_val_step = done;
         fab.log("val_loss", last_val_loss, done);
         progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(last_val_loss));
@@ -313,7 +337,7 @@ class Run {
       save(fab, model, opt, scheduler.get(), loader, step, data, "step-" + std::to_string(step));
       if (rank0) prune();
     }
-    out << summary(step, progress, unit, last_loss, last_val_loss, last_val_step) << "\n";
+    out << summary(first_step, step, progress, unit, last_loss, last_val_loss, last_val_step) << "\n";
     if (rank0 && cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
       r.sample = sample_checkpoint(r.last_checkpoint, t.sample_prompt, t.sample_tokens, 0.8, 0, uint64_t(t.seed));
       out << "--- sample ---\n" << r.sample << "\n--------------\n";
@@ -322,7 +346,69 @@ class Run {
     return r;
   }
 
+  // What fit checks before it writes anything, on one CPU process with the config's precision
+  // (fabric-train validate and fit --print-config): ConfigError on a problem, nothing written.
+  void check() {
+    std::optional<Fabric> fab;
+    try {
+      fab.emplace(FabricOptions{.accelerator = "cpu", .precision = cfg_.fabric.precision});
+    } catch (const Error& e) {
+      throw ConfigError("fabric.precision: " + std::string(e.what()));
+    }
+    Fabric::seed_everything(uint64_t(cfg_.trainer.seed));
+    Parts parts = set_up(*fab, is_fsdp_strategy(cfg_));
+    (void)make_loader(parts.data.train, *fab);
+  }
+
  private:
+  // What a run trains: its data, the model as Fabric set it up and the optimizer.
+  struct Parts {
+    RunData data;
+    std::shared_ptr<nn::Module> net;
+    FabricModule model;
+    std::shared_ptr<optim::Optimizer> optimizer;
+    FabricOptimizer opt;
+  };
+
+  // Everything that depends on the user's config, in the order fit needs it: data, model with its
+  // init weights, precision conversion, LoRA, optimizer, one example through model and loss. A
+  // problem is a ConfigError, found before anything is written.
+  Parts set_up(Fabric& fab, bool fsdp) {
+    RunData data = load_data(cfg_, run_dir_, resuming_);
+    std::shared_ptr<nn::Module> net;
+    {
+      auto guard = fab.init_module();
+      net = build_model_from_config(cfg_, data.vocab_size);
+    }
+    if (fsdp) check_fsdp_policies(cfg_, *net);
+    // The precision plugin converts the module first (quantized layers replace Linear ones), then
+    // LoRA adapters go on top, and the optimizer sees only what is left trainable.
+    FabricModule model = fab.setup_module(net);
+    if (cfg_.lora.rank > 0) add_lora(*net, cfg_);
+    std::vector<Tensor> trainable;
+    for (const Tensor& p : net->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    auto optimizer = build_optimizer_from_config(cfg_, trainable);
+    FabricOptimizer opt = fab.setup_optimizer(*optimizer);
+    check_model_fits_data(model, *data.train);
+    // The prompt of the sample at the end of a text GPT run.
+    if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
+      (void)encode_prompt(*data.vocab, cfg_.trainer.sample_prompt, "trainer.sample_prompt");
+    return Parts{std::move(data), net, model, optimizer, opt};
+  }
+
+  // trainer.batch_size is per process, as in Lightning; each rank reads its share of the data.
+  data::DataLoader make_loader(const std::shared_ptr<const data::Dataset>& train, const Fabric& fab) const {
+    const auto& t = cfg_.trainer;
+    try {
+      return data::DataLoader(train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
+                                      .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed),
+                                      .rank = fab.global_rank(), .world_size = fab.world_size(), .prefetch = 2});
+    } catch (const ValueError& e) {  // drop_last with fewer examples than a batch
+      throw ConfigError("trainer.batch_size: " + std::string(e.what()));
+    }
+  }
+
   // Rank 0, once the run is set up: config.yaml, vocab.json, checkpoints/ (without the leftovers
   // of a process killed while saving) and metrics.csv with its header, so that it exists from the
   // start (a max_steps 0 run has only the header).
@@ -369,12 +455,14 @@ class Run {
     }
   }
 
-  std::string summary(int64_t step, const Progress& progress, const std::string& unit, double train_loss,
-                      double val_loss, int64_t val_step) const {
+  // The steps and time of this invocation (a resume says where the run now stands).
+  std::string summary(int64_t first_step, int64_t step, const Progress& progress, const std::string& unit,
+                      double train_loss, double val_loss, int64_t val_step) const {
     char buf[320];
-    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s", (long long)step,
+    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s", (long long)(step - first_step),
                   progress.elapsed_seconds(), progress.items_per_second(), unit.c_str());
     std::string s = buf;
+    if (resuming_) s += " (resumed at step " + std::to_string(first_step) + ", now at step " + std::to_string(step) + ")";
     if (!std::isnan(train_loss)) {  // no step ran (max_steps: 0, or a resume of a finished run)
       std::snprintf(buf, sizeof buf, ", final train_loss %.4f", train_loss);
       s += buf;
@@ -401,22 +489,39 @@ class Run {
     return loss;
   }
 
-  double validate(FabricModule& model, const data::Dataset& val) {
+  // The mean loss over the validation examples (over the targets counted, for token models),
+  // whatever the batch size and the number of processes: each batch's mean is weighted by what it
+  // averaged over, each process validates its DistributedSampler share (val_batches batches of
+  // batch_size), and the sums are all-reduced. 1 process with batches of 2B and 2 with B agree.
+  double validate(Fabric& fab, FabricModule& model, const data::Dataset& val) {
     NoGradGuard no_grad;
     model.eval();
     // A fixed seed: every validation sees the same batches.
     data::DataLoader vl(std::shared_ptr<const data::Dataset>(&val, [](const data::Dataset*) {}),
-                        {.batch_size = cfg_.trainer.batch_size, .seed = 1234, .prefetch = 0});
+                        {.batch_size = cfg_.trainer.batch_size, .seed = 1234, .rank = fab.global_rank(),
+                         .world_size = fab.world_size(), .prefetch = 0});
     const int64_t n = std::min<int64_t>(cfg_.trainer.val_batches, vl.batches_per_epoch());
-    double sum = 0;
+    double sum = 0, count = 0;
     for (int64_t i = 0; i < n; ++i) {
       data::Batch b = vl.next();
       double value = 0;
       model.run([&] { return step_loss(model, b, value); });
-      sum += value;
+      const double c = double(terms_of_loss(b.targets));
+      if (c > 0) sum += value * c, count += c;
     }
     model.train();
-    return n > 0 ? sum / double(n) : std::nan("");
+    if (fab.world_size() > 1) {
+      const std::vector<double> both = fab.all_reduce(from_vector<double>({sum, count}, {2}), "sum").to_vector<double>();
+      sum = both[0], count = both[1];
+    }
+    return count > 0 ? sum / count : std::nan("");
+  }
+
+  // What the configured loss's mean divides by for these targets: the elements (mse), or the
+  // targets cross_entropy counts (ignore_index -1 left out).
+  int64_t terms_of_loss(const Tensor& targets) const {
+    if (cfg_.loss == "mse") return targets.numel();
+    return sum(ne(targets, Scalar(-1))).to(DType::int64).item<int64_t>();
   }
 
   std::string save(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
@@ -439,7 +544,15 @@ class Run {
     const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/rank0);
     State state{{"model", model}, {"optimizer", opt}, {"step", int64_t(0)}, {"rng.seed", int64_t(0)},
                 {"rng.offset", int64_t(0)}};
-    State rest = fab.load(dir, state);
+    State rest;
+    try {
+      rest = fab.load(dir, state);
+    } catch (const IOError&) {
+      throw;  // unreadable or incomplete files: not the config's fault
+    } catch (const Error& e) {
+      throw ConfigError("resume: " + dir + " does not fit the config (did a --set change model.* or optimizer.*?): " +
+                        e.what());
+    }
     default_generator().set_state({uint64_t(std::get<int64_t>(state.at("rng.seed").value())),
                                    uint64_t(std::get<int64_t>(state.at("rng.offset").value()))});
     std::map<std::string, int64_t> ds;
@@ -448,7 +561,12 @@ class Run {
       if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = std::get<int64_t>(v.value());
       if (k.rfind("scheduler.", 0) == 0) sched_items.emplace_back(k, std::get<Tensor>(v.value()));
     }
-    loader.set_state(data::DataLoaderState::from_map(ds));
+    try {
+      loader.set_state(data::DataLoaderState::from_map(ds));
+    } catch (const ValueError& e) {
+      throw ConfigError("resume: the data position in " + dir + " does not fit the config (did a --set change " +
+                        "trainer.batch_size or data.*?): " + e.what());
+    }
     if (sched) {
       sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
       // A resume may lengthen the run (--set trainer.max_steps): the cosine then continues on the
@@ -472,115 +590,14 @@ class Run {
 
 FitResult fit(const TrainConfig& cfg, const FitOptions& options) { return Run(cfg, options, false).go(); }
 
+void check_fit_config(const TrainConfig& cfg) { Run(cfg, {}, false).check(); }
+
 FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options) {
   const std::string path = run_dir + "/config.yaml";
   if (!fs::exists(path)) throw ConfigError(path + ": not a run directory (no config.yaml)");
   std::vector<std::string> o = overrides;
   o.push_back("trainer.run_dir=" + run_dir);
   return Run(load_train_config(path, o), options, true).go();
-}
-
-namespace {
-
-data::CharVocab vocab_from_json(const std::string& text) { return data::CharVocab::from_json(text, "the checkpoint's vocab"); }
-
-// The model and config a checkpoint directory describes.
-struct LoadedCheckpoint {
-  TrainConfig cfg;
-  std::shared_ptr<nn::Module> model;
-  std::string vocab_json;
-};
-
-// A sharded checkpoint (FSDP's default layout), consolidated into a temporary full one for the
-// commands that read a single process's files; a full checkpoint is used where it is.
-class FullCheckpoint {
- public:
-  explicit FullCheckpoint(const std::string& dir) : dir_(dir) {
-    if (!is_sharded_checkpoint(dir)) return;
-    static int counter = 0;
-    tmp_ = fs::temp_directory_path() /
-           ("fabric-consolidated-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(tmp_);
-    consolidate_checkpoint(dir, tmp_.string());
-    dir_ = tmp_.string();
-  }
-  ~FullCheckpoint() {
-    std::error_code ec;
-    if (!tmp_.empty()) fs::remove_all(tmp_, ec);
-  }
-  FullCheckpoint(const FullCheckpoint&) = delete;
-  FullCheckpoint& operator=(const FullCheckpoint&) = delete;
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-  fs::path tmp_;
-};
-
-LoadedCheckpoint load_for_inference(const std::string& checkpoint_dir) {
-  const FullCheckpoint full(checkpoint_dir);
-  const std::string& dir = full.dir();
-  if (!fs::exists(dir + "/state.json")) throw IOError(dir + ": not a checkpoint directory (no state.json)");
-  Fabric fab;
-  State state{{"config", std::string()}};
-  State rest = fab.load(dir, state, /*strict=*/true);
-  LoadedCheckpoint c;
-  const std::string config_text = std::get<std::string>(state.at("config").value());
-  // The data file need not exist any more: check the config without it.
-  c.cfg = parse_train_config(config_text, dir + "/state.json:config", {"data.path=" + dir + "/state.json"});
-  if (auto it = rest.find("vocab"); it != rest.end()) c.vocab_json = std::get<std::string>(it->second.value());
-  const int64_t vocab = c.vocab_json.empty() ? 0 : vocab_from_json(c.vocab_json).size();
-  TrainConfig no_init = c.cfg;
-  no_init.model.init.clear();
-  c.model = build_model(no_init, vocab);
-  SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
-  nn::StateDict sd;
-  for (auto& [k, t] : f.tensors) sd.insert(k, t);
-  c.model->to(sd.begin()->second.dtype());
-  c.model->load_state_dict(sd);
-  return c;
-}
-
-}  // namespace
-
-std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
-                              double temperature, int64_t top_k, uint64_t seed) {
-  LoadedCheckpoint c = load_for_inference(checkpoint_dir);
-  auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
-  if (!gpt || c.vocab_json.empty())
-    throw ValueError("sample: " + checkpoint_dir + " is not a GPT trained on text (no character vocabulary)");
-  const data::CharVocab vocab = vocab_from_json(c.vocab_json);
-  // Characters the model never saw are dropped from the prompt (one UTF-8 sequence at a time);
-  // an empty result starts from the vocabulary's first character.
-  std::vector<int64_t> ids;
-  for (size_t i = 0; i < prompt.size();) {
-    size_t n = 1;
-    const auto lead = static_cast<unsigned char>(prompt[i]);
-    if (lead >= 0xF0) n = 4;
-    else if (lead >= 0xE0) n = 3;
-    else if (lead >= 0xC0) n = 2;
-    try {
-      for (int64_t id : vocab.encode(std::string_view(prompt).substr(i, n))) ids.push_back(id);
-    } catch (const ValueError&) {
-    }
-    i += n;
-  }
-  if (ids.empty()) ids.push_back(0);
-  gpt->eval();
-  gpt->to(DType::float32);
-  Generator gen(seed);
-  Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
-                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen);
-  return vocab.decode(out);
-}
-
-void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
-  const FullCheckpoint full(checkpoint_dir);
-  if (!fs::exists(full.dir() + "/model.safetensors"))
-    throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
-  SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");
-  std::vector<std::pair<std::string, Tensor>> items(f.tensors.begin(), f.tensors.end());
-  save_safetensors(out_file, items, {{"format", "pt"}});
 }
 
 }  // namespace fabric

@@ -3,7 +3,8 @@
 //
 // A run directory holds:
 //   config.yaml                the resolved configuration
-//   metrics.csv                step, train_loss, lr (and val_loss when validating), CSVLogger layout;
+//   metrics.csv                lr, step, train_loss (and val_loss when validating): CSVLogger's
+//                              layout, columns sorted as Lightning's;
 //                              the header is written when the run starts (max_steps 0 leaves only it)
 //   vocab.json                 text data: the character vocabulary
 //   tensorboard/               event files (logger.tensorboard)
@@ -11,7 +12,8 @@
 //   checkpoints/last/          the latest state (always written at the end, also for max_steps 0)
 // Nothing is written before the data, the model (init weights, precision conversion, LoRA), the
 // optimizer and one example through model and loss have been set up: a config that fails there is
-// a ConfigError (fabric-train exits 2) and leaves no run directory behind.
+// a ConfigError (fabric-train exits 2) and leaves no run directory behind. A resume also reads its
+// checkpoint first: one that does not fit the config is a ConfigError and leaves the run as it was.
 // A checkpoint directory (Fabric::save) holds model.safetensors (the model's state_dict),
 // optimizer.safetensors, tensors.safetensors (scheduler) and state.json (step, RNG and data
 // loader positions, the scaler state, the config and the vocabulary).
@@ -42,6 +44,10 @@ struct FitResult {
 
 // Trains from scratch into cfg.trainer.run_dir (created; an existing run there is replaced).
 FitResult fit(const TrainConfig& cfg, const FitOptions& options = {});
+// What fit checks before it writes anything (the data, the model with its init weights, the
+// precision conversion, LoRA, the optimizer, one example through model and loss), on one CPU
+// process: ConfigError on a problem. Writes nothing; `fabric-train validate` runs it.
+void check_fit_config(const TrainConfig& cfg);
 // Continues the run in `run_dir` from checkpoints/last with its config.yaml plus `overrides`
 // (e.g. trainer.max_steps=N to extend it), appending to its metrics.csv. Resumed float32 runs on
 // one process give bit-identical losses to an uninterrupted run. When a kill left checkpoints/last

@@ -11,7 +11,8 @@
 // Launch options (before or after the command), as the reference's `fabric run`:
 //   --devices N  --num-nodes N  --node-rank R  --main-address HOST  --main-port PORT
 // --devices and --num-nodes set fabric.devices / fabric.num_nodes; the address and port are
-// exported as MASTER_ADDR / MASTER_PORT and the node rank as NODE_RANK for the launcher.
+// exported as MASTER_ADDR / MASTER_PORT and the node rank as NODE_RANK for the launcher (with
+// `fabric run`'s defaults 127.0.0.1, 29400 and 0 once any multi-node option is given).
 // Exit status: 0 done, 2 a bad config or command line (nothing written), 1 any other error.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -120,11 +121,20 @@ int main(int argc, char** argv) {
   if (node_rank >= 0) ::setenv("NODE_RANK", std::to_string(node_rank).c_str(), 1);
   if (!main_address.empty()) ::setenv("MASTER_ADDR", main_address.c_str(), 1);
   if (main_port > 0) ::setenv("MASTER_PORT", std::to_string(main_port).c_str(), 1);
+  // A multi-node launch takes the reference's `fabric run` defaults for what neither a flag nor
+  // the environment gives: node rank 0, main address 127.0.0.1, main port 29400.
+  if (num_nodes > 1 || node_rank >= 0 || !main_address.empty() || main_port > 0) {
+    ::setenv("NODE_RANK", "0", /*overwrite=*/0);
+    ::setenv("MASTER_ADDR", "127.0.0.1", 0);
+    ::setenv("MASTER_PORT", "29400", 0);
+  }
 
   try {
     if (*fit || *val) {
-      const TrainConfig cfg = load_train_config(config_path, sets);
+      // Relative paths: the current directory, the config's, then fabric's home (bundled data).
+      const TrainConfig cfg = load_train_config(config_path, sets, {fabric_home().string()});
       if (*val || print_config) {
+        check_fit_config(cfg);  // what fit checks before writing anything
         std::cout << dump_train_config(cfg);
         return 0;
       }

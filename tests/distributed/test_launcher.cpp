@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -649,6 +650,39 @@ TEST(LauncherWatchdog, ReportsARankKilledBySignal) {
       err.find("local rank 1 (pid " + r.kv.at("failing") + ") was killed by signal 9 (SIGKILL)"),
       std::string::npos)
       << err;
+}
+
+// Rank 0 fails because a child died (its collective with the child broke) and calls kill_all()
+// before the watchdog has seen the death: the child's status still ends the process. Rank 0 here
+// notices at once, through a FIFO the child holds open; several runs, since the order of the two
+// is a race (before the fix kill_all() often won it and rank 0 went on as if nothing had failed).
+TEST(LauncherWatchdog, KillAllAfterAChildDiedExitsWithTheChildsStatus) {
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (int run = 0; run < 6; ++run) {
+    const Forked r = run_forked(
+        [&](int out) {
+          LaunchOptions o;
+          o.nprocs = 2;
+          o.argv = {"/bin/sh", "-c", "exec 3>" + fifo + "; kill -9 $$"};
+          SubprocessLauncher l(o);
+          l.launch();
+          const int fd = ::open(fifo.c_str(), O_RDONLY);  // until the child opens it
+          char byte;
+          while (::read(fd, &byte, 1) < 0 && errno == EINTR) {  // EOF: the child is dying
+          }
+          l.kill_all();  // what rank 0 unwinding from its broken collective does
+          put(out, "survived=1\n");
+        },
+        10s, dir.file("stderr"));
+    ASSERT_FALSE(r.timed_out) << "run " << run << ": " << r.out;
+    EXPECT_EQ(r.code, 137) << "run " << run << ": " << r.out;
+    EXPECT_EQ(r.kv.count("survived"), 0u) << "run " << run;
+    const std::string err = slurp(dir.file("stderr"));
+    EXPECT_NE(err.find("was killed by signal 9 (SIGKILL)"), std::string::npos)
+        << "run " << run << ": " << err;
+  }
 }
 
 TEST(LauncherWatchdog, ChildrenDieWithAHardKilledRankZero) {

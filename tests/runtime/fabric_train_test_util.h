@@ -17,8 +17,9 @@ struct Result {
 };
 
 // Runs `fabric-train ARGS` (a shell-quoted argument string) and collects its exit status and output.
-inline Result run(const std::string& args) {
-  const std::string cmd = std::string("'") + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
+// `prefix` goes before the program (e.g. "env -u MASTER_PORT timeout 60").
+inline Result run(const std::string& args, const std::string& prefix = "") {
+  const std::string cmd = prefix + " '" + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;

@@ -39,15 +39,37 @@ std::vector<std::string> lines(const std::string& path) {
   return out;
 }
 
-// Two runs' metrics.csv (a header and `steps` rows of "step,loss"): the same losses, step by step,
-// within `rel`.
+std::vector<std::string> split_cells(const std::string& line) {
+  std::vector<std::string> out(1);
+  for (char c : line) {
+    if (c == ',') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(c);
+    }
+  }
+  return out;
+}
+
+// The cell of column `name` in line `row` of a metrics.csv read by lines() (line 0: the header,
+// whose sorted order puts lr before step and train_loss).
+std::string cell(const std::vector<std::string>& csv, size_t row, const std::string& name) {
+  const auto header = split_cells(csv.at(0));
+  const auto at = std::find(header.begin(), header.end(), name);
+  EXPECT_NE(at, header.end()) << "no column " << name << " in " << csv.at(0);
+  if (at == header.end()) return "";
+  return split_cells(csv.at(row)).at(size_t(at - header.begin()));
+}
+
+double train_loss(const std::vector<std::string>& csv, size_t row) { return std::stod(cell(csv, row, "train_loss")); }
+
+// Two runs' metrics.csv (a header and `steps` rows): the same losses, step by step, within `rel`.
 void expect_same_losses(const std::string& a_csv, const std::string& b_csv, size_t steps, double rel) {
   const auto la = lines(a_csv), lb = lines(b_csv);
   ASSERT_EQ(la.size(), steps + 1) << a_csv;
   ASSERT_EQ(lb.size(), steps + 1) << b_csv;
   for (size_t i = 1; i < la.size(); ++i) {
-    const double x = std::stod(la[i].substr(la[i].find(',') + 1));
-    const double y = std::stod(lb[i].substr(lb[i].find(',') + 1));
+    const double x = train_loss(la, i), y = train_loss(lb, i);
     EXPECT_NEAR(x, y, rel * std::abs(x)) << "step " << i;
   }
 }
@@ -126,8 +148,8 @@ TEST_F(FabricTrain, ContractRunWritesTheRunDirectory) {
   EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{256, 784}));
   const auto csv = lines((run_dir / "metrics.csv").string());
   ASSERT_EQ(csv.size(), 6u);  // header + 5 steps
-  EXPECT_EQ(csv[0].rfind("step,train_loss", 0), 0u) << csv[0];
-  EXPECT_EQ(csv[5].rfind("5,", 0), 0u) << csv[5];
+  EXPECT_EQ(csv[0], "lr,step,train_loss");  // Lightning's CSVLogger sorts the keys
+  EXPECT_EQ(cell(csv, 5, "step"), "5") << csv[5];
   // The resolved config reads back and validates.
   EXPECT_EQ(run("validate " + (run_dir / "config.yaml").string()).status, 0);
   // Export writes the weights alone.
@@ -143,10 +165,10 @@ TEST_F(FabricTrain, OverridesAndMaxStepsZero) {
   EXPECT_EQ(m.tensors.at("layers.0.weight").sizes(), (Shape{10, 784}));
   EXPECT_EQ(r.output.find("nan"), std::string::npos) << "no step ran: no final loss to report\n" << r.output;
   // metrics.csv exists from the start: its header alone (val_loss too when validation is set up).
-  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"step,train_loss,lr"});
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"lr,step,train_loss"});
   const Result v = run("fit " + write_contract() + " --set trainer.max_steps=0 data.val_fraction=0.25 trainer.val_every=2");
   ASSERT_EQ(v.status, 0) << v.output;
-  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"step,train_loss,lr,val_loss"});
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()), std::vector<std::string>{"lr,step,train_loss,val_loss"});
 }
 
 TEST_F(FabricTrain, BadConfigsExit2AndWriteNothing) {
@@ -258,8 +280,8 @@ TEST_F(FabricTrain, ProgressEpochAndFinalSummary) {
   for (const char* expected : {"step 1/4  epoch 0 ", "step 3/4  epoch 0 ", "step 4/4  epoch 1 "})
     EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
   const auto csv = lines((dir_ / "run/metrics.csv").string());
-  ASSERT_EQ(csv.back().rfind("4,,,", 0), 0u) << csv.back();
-  const std::string val = csv.back().substr(4);
+  ASSERT_EQ(csv.back(), ",4,," + cell(csv, csv.size() - 1, "val_loss")) << "the validation row: step and val_loss";
+  const std::string val = cell(csv, csv.size() - 1, "val_loss");
   char expected[64];
   std::snprintf(expected, sizeof expected, ", val_loss %.4f, ", std::stod(val));
   EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
@@ -323,7 +345,7 @@ TEST_F(FabricTrain, ReproducesPyTorchFixtureIn64True) {
   const auto losses = torch.tensors.at("losses").to_vector<double>();
   ASSERT_EQ(csv.size(), 5u);
   for (size_t i = 0; i < 4; ++i) {
-    const double got = std::stod(csv[i + 1].substr(csv[i + 1].find(',') + 1));
+    const double got = train_loss(csv, i + 1);
     EXPECT_NEAR(got, losses[i], 1e-12) << "step " << i + 1;
   }
 }
@@ -356,10 +378,9 @@ TEST_F(FabricTrain, InterruptedAndResumedEqualsUninterrupted) {
   ASSERT_EQ(extended.size(), 11u);
   const Result ten = run("fit " + cfg + common + " trainer.max_steps=10 trainer.run_dir=" + (dir_ / "ten").string());
   ASSERT_EQ(ten.status, 0) << ten.output;
-  const auto lr_of = [](const std::string& row) { return row.substr(row.rfind(',') + 1); };
   const auto straight = lines((dir_ / "ten/metrics.csv").string());
   ASSERT_EQ(straight.size(), 11u);
-  for (size_t row = 9; row <= 10; ++row) EXPECT_EQ(lr_of(extended[row]), lr_of(straight[row])) << "step " << row;
+  for (size_t row = 9; row <= 10; ++row) EXPECT_EQ(cell(extended, row, "lr"), cell(straight, row, "lr")) << "step " << row;
 }
 
 // fabric-train --set fabric.devices=2 fabric.strategy=ddp: two processes with batch 16 each train
@@ -548,8 +569,8 @@ TEST_F(FabricTrain, QLoRAAndFp8Precisions) {
   EXPECT_TRUE(m.tensors.count("transformer.h.0.attn.c_attn.lora_A.weight")) << "LoRA adapters are saved";
   const auto csv = lines((dir_ / "q/metrics.csv").string());
   ASSERT_EQ(csv.size(), 4u);
-  const double first = std::stod(csv[1].substr(csv[1].find(',') + 1));
-  const double last = std::stod(csv[3].substr(csv[3].find(',') + 1));
+  const double first = train_loss(csv, 1);
+  const double last = train_loss(csv, 3);
   EXPECT_LT(last, first) << "QLoRA lowers the loss";
   const Result bad = run("fit " + cfg + " --set fabric.precision=nf4 lora.rank=4 lora.target=[nothing]");
   EXPECT_EQ(bad.status, 2) << bad.output;
@@ -606,7 +627,7 @@ TEST_F(FabricTrain, DeepSpeedSectionTrainsOverTwoProcesses) {
   const auto csv = lines((dir_ / "ds/metrics.csv").string());
   ASSERT_EQ(csv.size(), 5u);
   for (size_t i = 1; i < csv.size(); ++i) {
-    const double loss = std::stod(csv[i].substr(csv[i].find(',') + 1));
+    const double loss = train_loss(csv, i);
     EXPECT_TRUE(std::isfinite(loss) && loss > 0) << csv[i];
   }
   // The section set fabric.precision and trainer.batch_size, and is written back.
@@ -710,6 +731,60 @@ TEST_F(FabricTrain, FsdpBf16MixedGptOverTwoProcessesMatchesDDPAndResumes) {
   EXPECT_EQ(wrong.status, 2) << wrong.output;
   EXPECT_NE(wrong.output.find("fabric.strategy fsdp"), std::string::npos) << wrong.output;
   EXPECT_NE(run("schema").output.find("fsdp.activation_checkpointing_policy"), std::string::npos);
+}
+
+// A run directory from before metrics.csv was sorted (step first) resumes: the earlier rows stay
+// under their columns and the file comes back in Lightning's order, equal to a fresh run's.
+TEST_F(FabricTrain, ResumeOfAMetricsFileInTheOldColumnOrder) {
+  const std::string cfg = write_contract(", checkpoint_every: 2");
+  const Result full = run("fit " + cfg + " --set trainer.max_steps=4");
+  ASSERT_EQ(full.status, 0) << full.output;
+  const std::string csv_path = (dir_ / "run/metrics.csv").string();
+  const auto expected = lines(csv_path);
+  ASSERT_EQ(expected.size(), 5u);
+  {  // The same rows as the old logger wrote them: step,train_loss,lr.
+    std::ofstream old(csv_path);
+    old << "step,train_loss,lr\n";
+    for (size_t row = 1; row < expected.size(); ++row)
+      old << cell(expected, row, "step") << "," << cell(expected, row, "train_loss") << "," << cell(expected, row, "lr")
+          << "\n";
+  }
+  fs::remove_all(dir_ / "run/checkpoints/last");
+  fs::copy(dir_ / "run/checkpoints/step-2", dir_ / "run/checkpoints/last", fs::copy_options::recursive);
+  const Result res = run("resume " + (dir_ / "run").string());
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_EQ(lines(csv_path), expected);
+}
+
+// Resuming under another precision: the 32-true run's checkpoint has no scaler state for 16-mixed's
+// GradScaler; the run continues with a warning instead of failing (the reference never saves it).
+TEST_F(FabricTrain, ResumeUnderAnotherPrecisionWarnsAboutTheScalerState) {
+  const Result fit = run("fit " + write_contract() + " --set trainer.max_steps=2 model.sizes=[784,16,10]");
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  const Result res =
+      run("resume " + (dir_ / "run").string() + " --set trainer.max_steps=3 fabric.precision=16-mixed");
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("not restored"), std::string::npos) << res.output;
+  EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 4u);
+}
+
+// `--num-nodes 2 --node-rank R` without MASTER_ADDR/MASTER_PORT: the reference's `fabric run`
+// defaults (127.0.0.1, port 29400) let the two nodes meet.
+TEST_F(FabricTrain, MultiNodeFlagsTakeTheReferencesDefaults) {
+  const std::string cfg = write_contract();
+  std::vector<Result> nodes(2);
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node)
+    threads.emplace_back([&, node] {
+      const std::string address = node == 1 ? " --main-address 127.0.0.1" : "";
+      nodes[size_t(node)] =
+          run("fit " + cfg + " --num-nodes 2 --node-rank " + std::to_string(node) + address +
+              " --set trainer.max_steps=2 model.sizes=[784,16,10] trainer.run_dir=" + (dir_ / "nodes").string() +
+              " < /dev/null", "env -u MASTER_ADDR -u MASTER_PORT -u NODE_RANK -u LOCAL_RANK timeout 120");
+    });
+  for (auto& t : threads) t.join();
+  for (int node = 0; node < 2; ++node) EXPECT_EQ(nodes[size_t(node)].status, 0) << "node " << node << "\n" << nodes[size_t(node)].output;
+  EXPECT_NE(nodes[0].output.find("over 2 processes"), std::string::npos) << nodes[0].output;
 }
 
 }  // namespace

@@ -1,0 +1,113 @@
+// fabric-train's sample and export of a finished checkpoint (a sharded one is consolidated first).
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "nn/gpt.h"
+#include "runtime/fabric.h"
+#include "runtime/prompt.h"
+#include "runtime/sharded_checkpoint.h"
+#include "runtime/train_builders.h"
+#include "runtime/trainer.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+
+namespace fabric {
+namespace fs = std::filesystem;
+
+namespace {
+
+data::CharVocab vocab_from_json(const std::string& text) { return data::CharVocab::from_json(text, "the checkpoint's vocab"); }
+
+// The model and config a checkpoint directory describes.
+struct LoadedCheckpoint {
+  TrainConfig cfg;
+  std::shared_ptr<nn::Module> model;
+  std::string vocab_json;
+};
+
+// A sharded checkpoint (FSDP's default layout), consolidated into a temporary full one for the
+// commands that read a single process's files; a full checkpoint is used where it is.
+class FullCheckpoint {
+ public:
+  explicit FullCheckpoint(const std::string& dir) : dir_(dir) {
+    if (!is_sharded_checkpoint(dir)) return;
+    static int counter = 0;
+    tmp_ = fs::temp_directory_path() /
+           ("fabric-consolidated-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(tmp_);
+    consolidate_checkpoint(dir, tmp_.string());
+    dir_ = tmp_.string();
+  }
+  ~FullCheckpoint() {
+    std::error_code ec;
+    if (!tmp_.empty()) fs::remove_all(tmp_, ec);
+  }
+  FullCheckpoint(const FullCheckpoint&) = delete;
+  FullCheckpoint& operator=(const FullCheckpoint&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  fs::path tmp_;
+};
+
+// A GPT checkpoint trained on text, ready to sample from; anything else is refused with what it
+// is instead.
+LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
+  const FullCheckpoint full(checkpoint_dir);
+  const std::string& dir = full.dir();
+  if (!fs::exists(dir + "/state.json")) throw IOError(dir + ": not a checkpoint directory (no state.json)");
+  Fabric fab;
+  State state{{"config", std::string()}};
+  State rest = fab.load(dir, state, /*strict=*/true);
+  LoadedCheckpoint c;
+  const std::string config_text = std::get<std::string>(state.at("config").value());
+  // The data and init files need not exist any more: check the config without them.
+  c.cfg = parse_train_config(config_text, dir + "/state.json:config",
+                             {"data.path=" + dir + "/state.json", "data.labels=", "model.init="});
+  if (auto it = rest.find("vocab"); it != rest.end()) c.vocab_json = std::get<std::string>(it->second.value());
+  if (c.cfg.model.name != "gpt")
+    throw ValueError("sample: " + checkpoint_dir + " holds a " + c.cfg.model.name +
+                     " model; sample generates text with a GPT trained on text data (data.kind: text)");
+  if (c.vocab_json.empty())
+    throw ValueError("sample: " + checkpoint_dir + " holds a GPT trained on " + c.cfg.data.kind +
+                     " data, whose token ids have no character vocabulary to read a prompt with or print the output "
+                     "in; sample needs a GPT trained on text data (data.kind: text)");
+  c.model = build_model(c.cfg, vocab_from_json(c.vocab_json).size());
+  SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
+  nn::StateDict sd;
+  for (auto& [k, t] : f.tensors) sd.insert(k, t);
+  c.model->to(sd.begin()->second.dtype());
+  c.model->load_state_dict(sd);
+  return c;
+}
+
+}  // namespace
+
+std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
+                              double temperature, int64_t top_k, uint64_t seed) {
+  LoadedCheckpoint c = load_for_sampling(checkpoint_dir);
+  auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
+  const data::CharVocab vocab = vocab_from_json(c.vocab_json);
+  const std::vector<int64_t> ids = encode_prompt(vocab, prompt, "sample --prompt");
+  gpt->eval();
+  gpt->to(DType::float32);
+  Generator gen(seed);
+  Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
+                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen);
+  return vocab.decode(out);
+}
+
+void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
+  const FullCheckpoint full(checkpoint_dir);
+  if (!fs::exists(full.dir() + "/model.safetensors"))
+    throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
+  SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> items(f.tensors.begin(), f.tensors.end());
+  save_safetensors(out_file, items, {{"format", "pt"}});
+}
+
+}  // namespace fabric
