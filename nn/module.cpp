@@ -375,11 +375,14 @@ StateDict Module::state_dict() const {
   return out;
 }
 
-LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
+LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
+  // Each module may first rewrite its own entries (prepare_loaded_state), in a copy of the handles.
+  StateDict state = given;
   // The live entries under their state_dict names (their handles are undetached, so copy_ writes
   // into the module).
   std::vector<std::pair<std::string, Entry*>> own;
   std::function<void(Module&, const std::string&)> walk = [&](Module& m, const std::string& prefix) {
+    m.prepare_loaded_state(prefix, state);
     for (auto& e : m.params_) {
       if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), &e);
     }

@@ -176,6 +176,14 @@ class Module {
   // varies): load_state_dict replaces it with a copy of the checkpoint's tensor when the lengths
   // differ, instead of reporting a size mismatch. ValueError when `name` is not a buffer here.
   void set_state_resizable(const std::string& name);
+  // Called by load_state_dict on this module, before anything is checked or copied, with the
+  // module's key prefix ("transformer.h.0.attn.c_attn.") and the state being loaded (a copy): a
+  // layer may rewrite its own entries there, as torch's load_state_dict pre-hooks do. A quantized
+  // linear quantizes a float weight of the unconverted layer this way.
+  virtual void prepare_loaded_state(const std::string& prefix, StateDict& state) const {
+    (void)prefix;
+    (void)state;
+  }
   // Called after register_module replaced the child `name` by `now` (a quantized, LoRA or FP8
   // layer): modules that keep typed handles to their children update them here, so the replaced
   // layer (and its weights) is released rather than kept alive by a stale member.

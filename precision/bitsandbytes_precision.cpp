@@ -75,7 +75,9 @@ void BitsandbytesPrecision::convert_module(nn::Module& module) {
                                      [&](const std::string& p) { return path.rfind(p, 0) == 0; });
     if (!ignored) hits.push_back({path, m});
   }
-  FABRIC_CHECK(any_linear, ValueError, "BitsandbytesPrecision(", mode_,
+  // A TypeError in the reference: the model's type is what is wrong (a DTypeError here, as the
+  // connector's plugin-type errors).
+  FABRIC_CHECK(any_linear, DTypeError, "BitsandbytesPrecision(", mode_,
                ").convert_module: this ", module.type_name(),
                " has no Linear layer to quantize (expected at least one nn::Linear)");
   const bool dq = mode_.size() > 3 && mode_.substr(3) == "-dq";
@@ -104,6 +106,22 @@ Tensor BitsandbytesPrecision::convert_output(const Tensor& output) const {
 }
 ContextGuard BitsandbytesPrecision::forward_context() { return default_dtype_context(dtype_); }
 ContextGuard BitsandbytesPrecision::tensor_init_context() { return default_dtype_context(dtype_); }
+
+ContextGuard BitsandbytesPrecision::module_init_context() {
+  // The reference's context replaces the Linear class, which cannot leave some layers out: it
+  // refuses ignore_modules (a RuntimeError there; fabric::Error, as Fabric's other RuntimeErrors).
+  if (!ignore_modules_.empty()) {
+    std::string names;
+    for (const auto& m : ignore_modules_) names += (names.empty() ? "'" : ", '") + m + "'";
+    throw Error(detail::cat(
+        "Instantiating your model under the `init_module` context manager is not supported when used with "
+        "`BitsandbytesPrecision(..., ignore_modules={",
+        names,
+        "})` as this may initialize the layers on-device, defeating the purpose of quantization. You can remove "
+        "`ignore_modules` or remove the `init_module` context manager."));
+  }
+  return tensor_init_context();
+}
 
 nn::StateDict bnb_state_dict(const nn::Module& module) {
   // Linear4bit registers its quant state under bitsandbytes' keys (Module::set_state_key).

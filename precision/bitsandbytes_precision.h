@@ -25,8 +25,9 @@ class BitsandbytesPrecision : public Precision {
 
   // Replaces every nn::Linear descendant (not the root itself, not ignored ones, not the
   // adapters of a LoRALinear) with its quantized counterpart; the weight is cast to float16
-  // before 4-bit quantization. Does nothing when quantized layers are already present.
-  // ValueError when the model holds no nn::Linear at all.
+  // before 4-bit quantization. Does nothing when quantized layers are already present (a model
+  // converted, then given LoRA adapters, before Fabric::setup converts it again).
+  // DTypeError (the reference's TypeError) when the model holds no nn::Linear at all.
   void convert_module(nn::Module& module) override;
   // Floating inputs to the compute dtype; outputs back to float32.
   Tensor convert_input(const Tensor& input) const override;
@@ -34,6 +35,8 @@ class BitsandbytesPrecision : public Precision {
   // The default-dtype context of the compute dtype.
   ContextGuard forward_context() override;
   ContextGuard tensor_init_context() override;
+  // tensor_init_context(); fabric::Error (the reference's RuntimeError) when ignore_modules is set.
+  ContextGuard module_init_context() override;
 
  private:
   std::string mode_;

@@ -29,6 +29,11 @@ void check_options(const Linear4bitOptions& o) {
                dtype_name(o.compute_dtype));
 }
 
+// The 8-bit dynamic code double quantization uses, as the float32 (256) tensor bitsandbytes saves.
+Tensor nested_code_tensor() {
+  return from_vector(std::vector<float>(dynamic_code_8bit().begin(), dynamic_code_8bit().end()), {256});
+}
+
 }  // namespace
 
 Tensor quant_state_json_tensor(const QuantState4bit& s) {
@@ -114,9 +119,7 @@ void Linear4bit::set_quantized(Quantized4bit q) {
   if (state_.nested) {
     register_buffer("weight_nested_absmax", state_.nested_absmax);
     // The state dequantizes with this buffer, so a checkpoint's nested_quant_map is the code used.
-    state_.nested_code = register_buffer(
-        "weight_nested_quant_map",
-        from_vector(std::vector<float>(dynamic_code_8bit().begin(), dynamic_code_8bit().end()), {256}));
+    state_.nested_code = register_buffer("weight_nested_quant_map", nested_code_tensor());
   }
   register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
   // bitsandbytes' Linear4bit checkpoint keys (spec §6), so state_dict() and Fabric::save write
@@ -157,6 +160,28 @@ void Linear4bit::sync_quant_state() {
   state_ = std::move(s);
   synced_blob_ = own_tensor(json_key(options_.quant_type));
   synced_version_ = synced_blob_.storage()->version();
+}
+
+void Linear4bit::prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const {
+  // Quantize on load, as the reference's bitsandbytes layers do: a floating (out, in) weight is
+  // the unconverted Linear's, quantized here as from_linear quantizes it (cast to float16 first);
+  // its packed codes and quant state then load in place of ours.
+  const Tensor* w = state.find(prefix + "weight");
+  if (w == nullptr || !w->defined() || !is_floating(w->dtype()) ||
+      w->sizes() != Shape({options_.out_features, options_.in_features})) {
+    return;
+  }
+  NoGradGuard no_grad;
+  Quantized4bit q = quantize_4bit(w->detach().to(DType::float16).contiguous(), options_.blocksize,
+                                  options_.quant_type, options_.compress_statistics);
+  state.insert(prefix + "weight", q.packed);
+  state.insert(prefix + "weight.absmax", q.state.absmax);
+  state.insert(prefix + "weight.quant_map", q.state.quant_map());
+  if (q.state.nested) {
+    state.insert(prefix + "weight.nested_absmax", q.state.nested_absmax);
+    state.insert(prefix + "weight.nested_quant_map", nested_code_tensor());
+  }
+  state.insert(prefix + "weight.quant_state.bitsandbytes__" + options_.quant_type, quant_state_json_tensor(q.state));
 }
 
 Tensor Linear4bit::dequantized_weight() const {

@@ -50,6 +50,9 @@ class Linear4bit : public nn::Module {
   Tensor bias;    // (out_features) float32, undefined when bias = false
 
  private:
+  // A float weight of the original (out_features, in_features) shape in a loaded state dict (the
+  // unconverted model's checkpoint) is quantized, as at conversion, before it loads.
+  void prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const override;
   Linear4bit(const Linear4bitOptions& options, int);  // an empty shell for from_linear
   void set_quantized(Quantized4bit q);
 

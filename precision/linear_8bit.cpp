@@ -24,7 +24,7 @@ Linear8bitLt::Linear8bitLt(const Linear8bitLtOptions& options) : Linear8bitLt(op
   nn::Linear init({.in_features = options.in_features, .out_features = options.out_features,
                    .bias = options.bias});
   NoGradGuard no_grad;
-  set_weight_fp16(init.weight.detach().to(DType::float16));
+  set_weight_fp16(init.weight.detach().to(DType::float16), /*requires_grad=*/true);
   if (options.bias) bias = register_parameter("bias", init.bias.detach().clone());
 }
 
@@ -36,7 +36,9 @@ std::shared_ptr<Linear8bitLt> Linear8bitLt::from_linear(const nn::Linear& linear
        .has_fp16_weights = has_fp16_weights, .threshold = threshold},
       0));
   NoGradGuard no_grad;
-  m->set_weight_fp16(linear.weight.detach().to(DType::float16).contiguous());
+  // A weight frozen before conversion (LoRA's apply_lora, a user's requires_grad_(false)) stays
+  // frozen: int8-training trains only what was trainable.
+  m->set_weight_fp16(linear.weight.detach().to(DType::float16).contiguous(), linear.weight.requires_grad());
   if (lo.bias) {
     m->bias = m->register_parameter("bias", linear.bias.detach().to(DType::float32).clone(),
                                     linear.bias.requires_grad());
@@ -44,10 +46,10 @@ std::shared_ptr<Linear8bitLt> Linear8bitLt::from_linear(const nn::Linear& linear
   return m;
 }
 
-void Linear8bitLt::set_weight_fp16(const Tensor& w16) {
+void Linear8bitLt::set_weight_fp16(const Tensor& w16, bool requires_grad) {
   Int8RowQuant q = int8_vectorwise_quant(w16, 0.0);
   if (options_.has_fp16_weights) {
-    weight = register_parameter("weight", w16.clone(), true);
+    weight = register_parameter("weight", w16.clone(), requires_grad);
   } else {
     weight = register_parameter("weight", q.CA, false);
   }
@@ -56,6 +58,23 @@ void Linear8bitLt::set_weight_fp16(const Tensor& w16) {
   const bool persistent = !options_.has_fp16_weights;
   SCB = register_buffer("SCB", q.SCA, persistent);
   register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}), persistent);
+}
+
+void Linear8bitLt::prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const {
+  // Quantize on load, as the reference's bitsandbytes layers do. The trainable fp16 weight of
+  // int8-training takes a float one by a plain (dtype-converting) copy; the frozen int8 weight has
+  // the float one's shape, so its dtype tells a float checkpoint from a quantized one.
+  if (options_.has_fp16_weights) return;
+  const Tensor* w = state.find(prefix + "weight");
+  if (w == nullptr || !w->defined() || !is_floating(w->dtype()) ||
+      w->sizes() != Shape({options_.out_features, options_.in_features})) {
+    return;
+  }
+  NoGradGuard no_grad;
+  Int8RowQuant q = int8_vectorwise_quant(w->detach().to(DType::float16).contiguous(), 0.0);
+  state.insert(prefix + "weight", q.CA);
+  state.insert(prefix + "SCB", q.SCA);
+  state.insert(prefix + "weight_format", zeros({}, {.dtype = DType::uint8}));
 }
 
 Tensor Linear8bitLt::dequantized_weight() const {

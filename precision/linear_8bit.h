@@ -41,8 +41,12 @@ class Linear8bitLt : public nn::Module {
   Tensor SCB;     // float32 (out): per-row absmax of the fp16 weight
 
  private:
+  // Frozen int8 mode: a float weight in a loaded state dict (the unconverted model's checkpoint)
+  // is quantized row-wise, as at conversion, into weight, SCB and weight_format before it loads.
+  void prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const override;
   Linear8bitLt(const Linear8bitLtOptions& options, int);
-  void set_weight_fp16(const Tensor& w16);
+  // requires_grad: of the trainable fp16 weight (has_fp16_weights); the int8 one is always frozen.
+  void set_weight_fp16(const Tensor& w16, bool requires_grad);
   Linear8bitLtOptions options_;
 };
 

@@ -34,9 +34,14 @@ std::string TransformerEnginePrecision::name() const {
 }
 
 void TransformerEnginePrecision::convert_module(nn::Module& module) {
-  warnings_.clear();
+  // As the reference, layers are replaced only while none is an FP8 layer yet: a module converted
+  // and then given LoRA adapters before Fabric::setup converts it again keeps its adapters (and
+  // the first conversion's warnings); the cast to weights_dtype happens every time.
+  bool converted = false;
+  for (const auto& [path, m] : module.named_modules()) converted |= dynamic_cast<FP8Linear*>(m.get()) != nullptr;
   layers_.clear();
-  if (replace_layers_) {
+  if (replace_layers_ && !converted) {
+    warnings_.clear();
     FABRIC_CHECK(dynamic_cast<nn::Linear*>(&module) == nullptr, ValueError,
                  "TransformerEnginePrecision.convert_module: the module itself is a Linear, which "
                  "cannot be replaced in place; wrap it in a parent module");

@@ -33,7 +33,8 @@ class TransformerEnginePrecision : public Precision {
   // With replace_layers: every Linear descendant with in_features % 8 == 0 and
   // out_features % 16 == 0 is replaced in its parent by an FP8Linear holding the same parameter
   // tensors; the others stay (one warning each, see warnings()). LayerNorm stays. Then floating
-  // parameters and buffers become weights_dtype (the FP8 metas stay float32).
+  // parameters and buffers become weights_dtype (the FP8 metas stay float32). A module that holds
+  // FP8Linear layers already is only cast (converting again leaves e.g. LoRA adapters alone).
   void convert_module(nn::Module& module) override;
   // Why layers were left out of FP8 by the last convert_module.
   const std::vector<std::string>& warnings() const { return warnings_; }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 
@@ -207,6 +208,51 @@ bool is_fsdp_strategy(const TrainConfig& cfg) {
   return s == "fsdp" || s == "fsdp_cpu_offload";
 }
 
+// Fabric refuses a fabric section it cannot run (a precision the strategy does not take, say):
+// the config's fault, named by its keys.
+ConfigError fabric_section_error(const TrainConfig& cfg, const Error& e) {
+  return ConfigError("fabric.precision '" + cfg.fabric.precision + "' with fabric.strategy '" + cfg.fabric.strategy +
+                     "': " + e.what());
+}
+
+// The Fabric of a run; ConfigError when it refuses the config's fabric section.
+void make_fabric(std::optional<Fabric>& fab, const TrainConfig& cfg, const FabricOptions& options) {
+  try {
+    fab.emplace(options);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const ValueError& e) {
+    throw fabric_section_error(cfg, e);
+  } catch (const DTypeError& e) {
+    throw fabric_section_error(cfg, e);
+  } catch (const NotImplementedError& e) {
+    throw fabric_section_error(cfg, e);
+  }
+}
+
+// What the Fabric of fit would resolve from the fabric section (fabric-train validate): the
+// connector's resolution only, so that a multi-device strategy is checked on one process without
+// starting the others. The accelerator is left out: a GPU config validates on a machine without one.
+void check_fabric_section(const TrainConfig& cfg) {
+  try {
+    ConnectorFlags flags{.accelerator = "cpu",
+                         .strategy = cfg.fabric.strategy,
+                         .devices = cfg.fabric.devices,
+                         .num_nodes = cfg.fabric.num_nodes,
+                         .precision = cfg.fabric.precision};
+    if (!cfg.deepspeed.empty()) flags.deepspeed = precision::DeepSpeedConfig::from_json_or_path(cfg.deepspeed);
+    (void)resolve_connector(flags);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const ValueError& e) {
+    throw fabric_section_error(cfg, e);
+  } catch (const DTypeError& e) {
+    throw fabric_section_error(cfg, e);
+  } catch (const NotImplementedError& e) {
+    throw fabric_section_error(cfg, e);
+  }
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -233,7 +279,9 @@ class Run {
                           .deepspeed_config = cfg_.deepspeed};
     // The config resolved the fsdp section only under an fsdp strategy; ZeRO-3 keeps its own.
     if (is_fsdp_strategy(cfg_)) options.fsdp = fsdp_options(cfg_);
-    Fabric fab(options);
+    std::optional<Fabric> made;
+    make_fabric(made, cfg_, options);
+    Fabric& fab = *made;
     fab.launch();
     const bool rank0 = fab.global_rank() == 0;
     std::ostream& out = rank0 ? out_ : null_stream();
@@ -349,6 +397,7 @@ class Run {
   // What fit checks before it writes anything, on one CPU process with the config's precision
   // (fabric-train validate and fit --print-config): ConfigError on a problem, nothing written.
   void check() {
+    check_fabric_section(cfg_);
     std::optional<Fabric> fab;
     try {
       fab.emplace(FabricOptions{.accelerator = "cpu", .precision = cfg_.fabric.precision});
@@ -381,10 +430,14 @@ class Run {
       net = build_model_from_config(cfg_, data.vocab_size);
     }
     if (fsdp) check_fsdp_policies(cfg_, *net);
-    // The precision plugin converts the module first (quantized layers replace Linear ones), then
-    // LoRA adapters go on top, and the optimizer sees only what is left trainable.
-    FabricModule model = fab.setup_module(net);
+    // The precision plugin converts the module first (quantized or FP8 layers replace Linear ones),
+    // then LoRA adapters go on top, and only then is the module set up: the strategy (DDP's reducer,
+    // FSDP's shards) must see the adapters as they will train. setup_module converts again, which
+    // leaves converted layers (and the adapters) as they are. The optimizer sees only what is left
+    // trainable.
+    convert_for_precision(fab.precision(), *net);
     if (cfg_.lora.rank > 0) add_lora(*net, cfg_);
+    FabricModule model = fab.setup_module(net);
     std::vector<Tensor> trainable;
     for (const Tensor& p : net->parameters())
       if (p.requires_grad()) trainable.push_back(p);
@@ -395,6 +448,17 @@ class Run {
     if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
       (void)encode_prompt(*data.vocab, cfg_.trainer.sample_prompt, "trainer.sample_prompt");
     return Parts{std::move(data), net, model, optimizer, opt};
+  }
+
+  // A model the precision plugin cannot convert (bitsandbytes on a model without Linear layers)
+  // is the config's fault.
+  void convert_for_precision(precision::Precision& plugin, nn::Module& net) const {
+    try {
+      plugin.convert_module(net);
+    } catch (const Error& e) {
+      throw ConfigError("fabric.precision: " + cfg_.fabric.precision + " cannot convert the " + cfg_.model.name +
+                        " model: " + e.what());
+    }
   }
 
   // trainer.batch_size is per process, as in Lightning; each rank reads its share of the data.

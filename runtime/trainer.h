@@ -54,10 +54,13 @@ void check_fit_config(const TrainConfig& cfg);
 // missing or incomplete, the newest complete checkpoints/step-N is used instead (said on stderr).
 FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options = {});
 
-// A GPT checkpoint trained on text: `tokens` characters generated after `prompt`.
+// A GPT checkpoint trained on text: `tokens` characters generated after `prompt`. The model is built
+// as fit builds it (the config's precision plugin converts it, LoRA adapters when lora.rank > 0),
+// on one CPU process, and generates under the plugin's forward context.
 std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
                               double temperature = 1.0, int64_t top_k = 0, uint64_t seed = 0);
-// Writes the model weights alone (the model's state_dict) to out_file.
+// Writes the model weights alone (the model's state_dict, with the keys stored: quantized layouts,
+// FP8 metas, LoRA adapters) to out_file.
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file);
 
 }  // namespace fabric

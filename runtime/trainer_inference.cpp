@@ -5,7 +5,9 @@
 #include <optional>
 
 #include "nn/gpt.h"
-#include "runtime/fabric.h"
+#include "precision/bitsandbytes_precision.h"
+#include "precision/registry.h"
+#include "runtime/checkpoint.h"
 #include "runtime/prompt.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_builders.h"
@@ -21,12 +23,32 @@ namespace {
 
 data::CharVocab vocab_from_json(const std::string& text) { return data::CharVocab::from_json(text, "the checkpoint's vocab"); }
 
-// The model and config a checkpoint directory describes.
+// The model and config a checkpoint directory describes, and the precision plugin the model was
+// converted with (its forward context is where the model runs).
 struct LoadedCheckpoint {
   TrainConfig cfg;
   std::shared_ptr<nn::Module> model;
+  std::shared_ptr<precision::Precision> plugin;
   std::string vocab_json;
 };
+
+// The model of a run as fit's set-up builds it, on one CPU process: built under the precision
+// plugin's init context, converted by the plugin (quantized or FP8 layers, a true dtype), LoRA
+// adapters when the config has them, converted again as Fabric::setup does (which casts the
+// adapters under a true precision and leaves converted layers alone). The weights are the
+// checkpoint's, loaded next; the init ones only give the layers their shapes.
+std::shared_ptr<nn::Module> build_model_as_fit_does(const TrainConfig& cfg, int64_t vocab_size,
+                                                    precision::Precision& plugin) {
+  std::shared_ptr<nn::Module> model;
+  {
+    precision::ContextGuard guard = plugin.module_init_context();
+    model = build_model(cfg, vocab_size);
+  }
+  plugin.convert_module(*model);
+  if (cfg.lora.rank > 0) add_lora(*model, cfg);
+  plugin.convert_module(*model);
+  return model;
+}
 
 // A sharded checkpoint (FSDP's default layout), consolidated into a temporary full one for the
 // commands that read a single process's files; a full checkpoint is used where it is.
@@ -60,9 +82,10 @@ LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
   const FullCheckpoint full(checkpoint_dir);
   const std::string& dir = full.dir();
   if (!fs::exists(dir + "/state.json")) throw IOError(dir + ": not a checkpoint directory (no state.json)");
-  Fabric fab;
+  // The config and vocabulary only: the precision plugin's state (a loss scale, FP8 recipe) is not
+  // restored, nor warned about.
   State state{{"config", std::string()}};
-  State rest = fab.load(dir, state, /*strict=*/true);
+  State rest = load_checkpoint(dir, state, /*precision=*/nullptr, /*strict=*/true);
   LoadedCheckpoint c;
   const std::string config_text = std::get<std::string>(state.at("config").value());
   // The data and init files need not exist any more: check the config without them.
@@ -76,12 +99,13 @@ LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
     throw ValueError("sample: " + checkpoint_dir + " holds a GPT trained on " + c.cfg.data.kind +
                      " data, whose token ids have no character vocabulary to read a prompt with or print the output "
                      "in; sample needs a GPT trained on text data (data.kind: text)");
-  c.model = build_model(c.cfg, vocab_from_json(c.vocab_json).size());
+  c.plugin = precision::make_precision(precision::canonical_precision(c.cfg.fabric.precision), DeviceType::cpu);
+  c.model = build_model_as_fit_does(c.cfg, vocab_from_json(c.vocab_json).size(), *c.plugin);
   SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
   nn::StateDict sd;
   for (auto& [k, t] : f.tensors) sd.insert(k, t);
-  c.model->to(sd.begin()->second.dtype());
-  c.model->load_state_dict(sd);
+  // Bitsandbytes' layers re-read their quant state from what was loaded (load_bnb_state_dict).
+  precision::load_bnb_state_dict(*c.model, sd);
   return c;
 }
 
@@ -94,8 +118,10 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
   const data::CharVocab vocab = vocab_from_json(c.vocab_json);
   const std::vector<int64_t> ids = encode_prompt(vocab, prompt, "sample --prompt");
   gpt->eval();
-  gpt->to(DType::float32);
   Generator gen(seed);
+  // As the model ran in training: inside the plugin's forward context (an autocast region, the
+  // compute dtype of quantized layers, FP8).
+  precision::ContextGuard guard = c.plugin->forward_context();
   Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
                              top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen);
   return vocab.decode(out);

@@ -231,7 +231,7 @@ TEST(BitsandbytesPrecisionTest, ConvertModuleIgnoreModulesAndErrors) {
   EXPECT_EQ(gpt->forward(idx).sizes(), Shape({1, 6, 16}));
 
   auto no_linear = nn::make<nn::Embedding>({.num_embeddings = 4, .embedding_dim = 3});
-  EXPECT_THROW(BitsandbytesPrecision("nf4").convert_module(*no_linear), ValueError);
+  EXPECT_THROW(BitsandbytesPrecision("nf4").convert_module(*no_linear), DTypeError);
   EXPECT_THROW(BitsandbytesPrecision("nf5"), ValueError);
   EXPECT_THROW(BitsandbytesPrecision("int8", DType::bfloat16), ValueError);
   EXPECT_THROW(BitsandbytesPrecision("int8-training", DType::float32), ValueError);
