@@ -431,6 +431,7 @@ void FullyShardedModule::reduce(Unit& u, Flat& f) {
   for (size_t i = 0; i < f.params.size(); ++i) {
     const Tensor& p = f.params[i];
     const Tensor g = p.grad();
+    f.local_grad = f.local_grad || g.defined();
     if (g.defined()) in.narrow(0, f.offsets[i], p.numel()).copy_(g.reshape({-1}));
     zero_grad(p, /*set_to_none=*/true);  // the unsharded gradient goes as soon as it is packed
   }
@@ -445,10 +446,29 @@ void FullyShardedModule::reduce(Unit& u, Flat& f) {
   }
 }
 
+Tensor FullyShardedModule::local_gradient_flags() const {
+  if (!options_.skip_flats_without_gradient) return Tensor();
+  std::vector<uint8_t> flags;
+  Device dev = Device::cpu();
+  for (const auto& u : units_)
+    for (const auto& f : u->flats)
+      if (f->reduce_in.defined()) {
+        flags.push_back(f->local_grad ? 1 : 0);
+        dev = f->reduce_in.device();
+      }
+  if (flags.empty()) return Tensor();
+  return from_vector<uint8_t>(flags).to(dev);
+}
+
 void FullyShardedModule::finish_backward() {
   NoGradGuard no_grad;
   for (auto& u : units_)
     for (auto& f : u->flats) reduce(*u, *f);
+  // Which flat parameters got a gradient on any rank: the MAX of every rank's flags, queued behind
+  // the reductions (and across the replicas below). The same flats are reduced on every rank.
+  Tensor got = local_gradient_flags();
+  WorkPtr got_work;
+  if (got.defined() && shard_size_ > 1) got_work = shard_pg_->all_reduce(got, ReduceOp::max);
   std::exception_ptr error;
   auto wait = [&](WorkPtr& w) {
     try {
@@ -460,6 +480,7 @@ void FullyShardedModule::finish_backward() {
   };
   for (auto& u : units_)
     for (auto& f : u->flats) wait(f->reduce_work);
+  wait(got_work);
   // HYBRID_SHARD: the shard gradients are then averaged across the replicas (same shard rank).
   if (!error && replicate_pg_ && shard_size_ > 1) {
     for (auto& u : units_)
@@ -468,11 +489,21 @@ void FullyShardedModule::finish_backward() {
     for (auto& u : units_)
       for (auto& f : u->flats) wait(f->reduce_work);
   }
+  if (!error && got.defined() && replicate_pg_) {
+    got_work = replicate_pg_->all_reduce(got, ReduceOp::max);
+    wait(got_work);
+  }
   if (!error) {
     const double post = options_.divide_before_reduce ? 1.0 : world_size_ / gradient_predivide_factor(world_size_);
+    std::vector<uint8_t> anywhere;
+    if (got.defined()) anywhere = got.to(Device::cpu()).to_vector<uint8_t>();
+    size_t next_flag = 0;
     for (auto& u : units_) {
       for (auto& f : u->flats) {
         if (!f->reduce_out.defined()) continue;
+        // No rank had a gradient for any of its parameters: the shard keeps what it had (none
+        // since zero_grad), so the optimizer skips it.
+        if (got.defined() && !anywhere[next_flag++]) continue;
         Tensor g = f->reduce_out;
         if (post != 1.0) div_(g, post);
         g = g.to(f->shard.device()).to(f->dtype);
@@ -500,6 +531,7 @@ void FullyShardedModule::reset_backward() {
       f->ready.assign(f->params.size(), 0);
       f->pending = f->trainable ? static_cast<int64_t>(f->params.size()) : 0;
       f->reduced = false;
+      f->local_grad = false;
       f->reduce_in = Tensor();
       f->reduce_out = Tensor();
       f->reduce_work.reset();

@@ -51,6 +51,13 @@ struct FSDPOptions {
   // Divide gradients by the world size before the sum, as DeepSpeed does (ZeRO-3), instead of
   // FSDP's pre/post split (spec §9).
   bool divide_before_reduce = false;
+  // A flat parameter none of whose parameters got a gradient on any rank in a backward keeps no
+  // gradient, so the optimizer skips its shard (no weight decay, no state), as PyTorch's FSDP
+  // leaves such a FlatParameter's grad None. (A parameter unused beside used ones in the same flat
+  // parameter is stepped with a zero gradient, as in PyTorch's FSDP, whose _reset_is_grad_none
+  // gives every parameter of a flat parameter that got a gradient one.) Off for ZeRO-3: DeepSpeed
+  // steps its fp32 partitions whole.
+  bool skip_flats_without_gradient = true;
 };
 
 // What a rank holds of one original parameter (sharded checkpoints): elements
@@ -93,7 +100,8 @@ class FullyShardedModule {
   bool owns_optimizer(const optim::Optimizer& optimizer) const;
 
   // Waits for the gradient reductions backward launched, reduces what backward left (parameters
-  // without a gradient count as zeros), adds the results to the shards' gradients and reshards.
+  // without a gradient count as zeros), adds the results to the shards' gradients (not to those of
+  // flat parameters no rank gave a gradient: see skip_flats_without_gradient) and reshards.
   void finish_backward();
   // While disabled, NO_SHARD accumulates unreduced gradients locally (as DDP); the sharded
   // strategies keep reduce-scattering every backward into the shard gradients, so no unsharded
@@ -167,6 +175,9 @@ class FullyShardedModule {
   void wait_gather(Unit& u);
   void reshard(Unit& u);
   void reduce(Unit& u, Flat& f);
+  // Per flat parameter reduced in this backward (in unit order), 1 where this rank had a gradient
+  // for one of its parameters: MAX-reduced by finish_backward. Undefined when nothing needs it.
+  Tensor local_gradient_flags() const;
   void prefetch_after(const Unit& u, bool backward);
   void reset_backward();
   bool reshard_after_forward(const Unit& u) const;

@@ -29,6 +29,7 @@ struct FullyShardedModule::Flat {
   std::vector<uint8_t> ready;       // per parameter: its gradient arrived in this backward
   int64_t pending = 0;              // parameters still waiting for their gradient
   bool reduced = false;
+  bool local_grad = false;          // a parameter had a gradient when this rank packed them
   Tensor reduce_in, reduce_out;
   WorkPtr reduce_work;
 };

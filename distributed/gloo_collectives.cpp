@@ -100,7 +100,7 @@ WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
                    const size_t n = static_cast<size_t>(t.numel());
                    if (n == 0 || size_ == 1) return true;
                    if (shm_) {
-                     shm_->run(t.data_ptr(), n, size_t(t.element_size()), fn, deadline);
+                     shm_->run(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
                    } else {
                      gloo::AllreduceOptions o(context_);
                      set_allreduce_output(o, t.data_ptr(), n, t.element_size());

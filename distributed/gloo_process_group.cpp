@@ -188,11 +188,23 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
                                                std::exception_ptr error) {
   std::string msg;
   bool timeout = false;
+  // A mismatch the ranks found together (the shared-memory all_reduce compares what each passed)
+  // keeps its type: it is the caller's mistake. The group is broken all the same.
+  enum { other, shape, dtype, value } kind = other;
   try {
     std::rethrow_exception(error);
   } catch (const TimeoutError& e) {
     msg = e.what();
     timeout = true;
+  } catch (const ShapeError& e) {
+    msg = e.what();
+    kind = shape;
+  } catch (const DTypeError& e) {
+    msg = e.what();
+    kind = dtype;
+  } catch (const ValueError& e) {
+    msg = e.what();
+    kind = value;
   } catch (const std::exception& e) {
     msg = e.what();
   } catch (...) {
@@ -209,6 +221,9 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
   }
   if (shm_) shm_->abort();  // peers waiting in the segment fail now, as over a closed connection
   if (timeout) return std::make_exception_ptr(TimeoutError(full));
+  if (kind == shape) return std::make_exception_ptr(ShapeError(full));
+  if (kind == dtype) return std::make_exception_ptr(DTypeError(full));
+  if (kind == value) return std::make_exception_ptr(ValueError(full));
   return std::make_exception_ptr(DistributedError(full));
 }
 

@@ -1,11 +1,14 @@
 // Shared-memory all_reduce: the segment, its rendezvous through the store, and the chunk protocol.
 //
 // Segment layout (every counter on its own cache line, so ranks never write a shared line):
-//   [arrived counter of rank 0..N-1][reduced counter of rank 0..N-1][pid of rank 0..N-1][broken]
+//   [arrived counter of rank 0..N-1][reduced counter of rank 0..N-1][pid of rank 0..N-1]
+//   [call record of rank 0..N-1 (two lines each)][broken]
 //   [slot 0]...[slot N-1][result]                       each slot kSlotBytes, page-aligned
 // Per chunk (generation g): copy the chunk into my slot, arrived[me] = g, wait arrived[*] >= g;
-// reduce my share [m*me/N, m*(me+1)/N) of the slots into result, reduced[me] = g, wait
-// reduced[*] >= g; copy result back. A rank overwrites its slot for g+1 only after every rank has
+// on a call's first chunk, compare every rank's call record (written before its arrival, read
+// before anyone can start the next call: that needs reduced[*] >= g from all); reduce my share
+// [m*me/N, m*(me+1)/N) of the slots into result, reduced[me] = g, wait reduced[*] >= g; copy
+// result back. A rank overwrites its slot for g+1 only after every rank has
 // published reduced = g (all are done reading slots), and its result share only after every rank
 // has published arrived = g+1 (all are done copying result out of g): two barriers per chunk.
 // `broken` holds the first reason the segment broke: a rank's timeout (which rank gave up on
@@ -54,7 +57,10 @@ int cause_awaited(uint64_t cause) { return int(uint32_t(cause)); }
 
 size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
-size_t header_bytes(int size) { return round_up((3 * size_t(size) + 1) * kLine, 4096); }
+// What a rank brings to an all_reduce (two cache lines): enough to name its tensor in an error.
+constexpr int kRecordDims = 13;
+
+size_t header_bytes(int size) { return round_up((5 * size_t(size) + 1) * kLine, 4096); }
 
 size_t segment_bytes(int size) { return header_bytes(size) + (size_t(size) + 1) * kSlotBytes; }
 
@@ -178,8 +184,18 @@ uint32_t* ShmAllReduce::reduced(int r) const {
 int32_t* ShmAllReduce::pid(int r) const {
   return reinterpret_cast<int32_t*>(static_cast<char*>(base_) + size_t(2 * size_ + r) * kLine);
 }
+struct ShmAllReduce::CallRecord {
+  uint64_t numel;
+  int32_t dtype, op, ndim, unused;
+  int64_t sizes[kRecordDims];  // the first kRecordDims sizes of the shape
+};
+
+ShmAllReduce::CallRecord* ShmAllReduce::call_record(int r) const {
+  static_assert(sizeof(CallRecord) == 2 * kLine);
+  return reinterpret_cast<CallRecord*>(static_cast<char*>(base_) + size_t(3 * size_ + 2 * r) * kLine);
+}
 uint64_t* ShmAllReduce::broken() const {
-  return reinterpret_cast<uint64_t*>(static_cast<char*>(base_) + size_t(3 * size_) * kLine);
+  return reinterpret_cast<uint64_t*>(static_cast<char*>(base_) + size_t(5 * size_) * kLine);
 }
 char* ShmAllReduce::slot(int r) const {
   return static_cast<char*>(base_) + header_bytes(size_) + size_t(r) * kSlotBytes;
@@ -203,7 +219,9 @@ void ShmAllReduce::mark_broken(uint64_t cause) {
 }
 
 void ShmAllReduce::throw_broken(uint64_t cause, int awaited, const char* stage) const {
-  const std::string waiting = "rank " + std::to_string(awaited) + " was awaited " + stage;
+  // awaited < 0: the segment was broken already when this call began.
+  const std::string waiting = awaited < 0 ? std::string("at the start of this call")
+                                           : "rank " + std::to_string(awaited) + " was awaited " + stage;
   if (cause & kTimedOut) {
     const int by = cause_by(cause), missing = cause_awaited(cause);
     if (missing != rank_)
@@ -218,7 +236,7 @@ void ShmAllReduce::throw_broken(uint64_t cause, int awaited, const char* stage) 
                            " timed out waiting for this rank (rank " + std::to_string(rank_) +
                            ") and left the collective before it arrived (" + waiting + ")");
   }
-  throw DistributedError("shared-memory all_reduce: a peer's process group broke while " + waiting);
+  throw DistributedError("shared-memory all_reduce: a peer's process group broke (" + waiting + ")");
 }
 
 bool ShmAllReduce::peer_alive(int r) const {
@@ -260,8 +278,40 @@ void ShmAllReduce::wait_all(uint32_t* (ShmAllReduce::*counter)(int) const, uint3
   }
 }
 
-void ShmAllReduce::run(void* data, size_t n, size_t itemsize, ReduceFn fn,
-                       Clock::time_point deadline) {
+void ShmAllReduce::check_calls() const {
+  auto shape_of = [](const CallRecord& c) {
+    if (c.ndim > kRecordDims) return std::to_string(c.ndim) + "-dim shape";
+    return "shape " + shape_str(Shape(c.sizes, c.sizes + c.ndim));
+  };
+  const CallRecord& first = *call_record(0);
+  for (int q = 1; q < size_; ++q) {
+    const CallRecord& c = *call_record(q);
+    const std::string ranks = "shared-memory all_reduce: rank 0 passes ";
+    const std::string other = " but rank " + std::to_string(q) + " passes ";
+    FABRIC_CHECK(c.dtype == first.dtype, DTypeError, ranks, dtype_name(DType(first.dtype)), " (", shape_of(first), ")",
+                 other, dtype_name(DType(c.dtype)), " (", shape_of(c), "); every rank must pass the same dtype");
+    auto elements = [](uint64_t n) { return std::to_string(n) + (n == 1 ? " element" : " elements"); };
+    FABRIC_CHECK(c.numel == first.numel, ShapeError, ranks, shape_of(first), " (", elements(first.numel), ")", other,
+                 shape_of(c), " (", elements(c.numel), "); every rank must pass the same number of elements");
+    FABRIC_CHECK(c.op == first.op, ValueError, "shared-memory all_reduce: rank 0 reduces with ",
+                 to_string(ReduceOp(first.op)), " but rank ", q, " with ", to_string(ReduceOp(c.op)),
+                 "; every rank must pass the same op");
+  }
+}
+
+void ShmAllReduce::run(void* data, const ShmAllReduceCall& call, ReduceFn fn, Clock::time_point deadline) {
+  // A broken segment stays broken: the counters no longer line up, even if every peer came. (A
+  // rank that failed a call marked it itself, so it never rewrites its call record below while a
+  // slower peer may still be comparing the records of that call.)
+  if (const uint64_t cause = __atomic_load_n(broken(), __ATOMIC_ACQUIRE); cause != 0)
+    throw_broken(cause, -1, "");
+  size_t n = 1;
+  for (const int64_t d : call.shape) n *= size_t(d);
+  const size_t itemsize = size_t(fabric::itemsize(call.dtype));
+  CallRecord& mine_call = *call_record(rank_);
+  mine_call = CallRecord{.numel = n, .dtype = int32_t(call.dtype), .op = int32_t(call.op),
+                         .ndim = int32_t(call.shape.size()), .unused = 0, .sizes = {}};
+  std::copy_n(call.shape.begin(), std::min<size_t>(call.shape.size(), kRecordDims), mine_call.sizes);
   const size_t per_chunk = kSlotBytes / itemsize;
   char* const base = static_cast<char*>(data);
   try {
@@ -272,6 +322,9 @@ void ShmAllReduce::run(void* data, size_t n, size_t itemsize, ReduceFn fn,
       std::memcpy(slot(rank_), mine, m * itemsize);
       publish(arrived(rank_), generation_);
       wait_all(&ShmAllReduce::arrived, generation_, deadline, "to copy in its chunk");
+      // Every rank sees the same records, so a mismatch fails all of them here, before any rank
+      // reads another's slot (whose bytes would mean something else, or run past its end).
+      if (off == 0) check_calls();
       const size_t lo = m * size_t(rank_) / size_t(size_);
       const size_t hi = m * size_t(rank_ + 1) / size_t(size_);
       if (hi > lo) {

@@ -10,11 +10,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "distributed/gloo_reduce.h"
 #include "distributed/store.h"
 
 namespace fabric::distributed::gloo_detail {
+
+// What a rank passes to ShmAllReduce::run, compared with every peer's before anything is reduced:
+// ranks that disagree get an error instead of each other's bytes.
+struct ShmAllReduceCall {
+  // Its elements are reduced; the shape itself only names them in errors. A view: nothing is
+  // allocated per call.
+  std::span<const int64_t> shape;
+  DType dtype;
+  ReduceOp op;
+};
 
 class ShmAllReduce {
  public:
@@ -30,13 +41,16 @@ class ShmAllReduce {
   ShmAllReduce(const ShmAllReduce&) = delete;
   ShmAllReduce& operator=(const ShmAllReduce&) = delete;
 
-  // Reduces n elements of itemsize bytes at data in place over all ranks with fn (c = a op b,
-  // applied in rank order). TimeoutError after `deadline`, naming the rank that did not come; the
-  // same TimeoutError, naming that same rank, when a peer gave up waiting for it first (every
-  // rank left waiting for a missing one sees a timeout, whichever deadline passes first);
-  // DistributedError when a peer process has died or a peer's group broke otherwise (see
+  // Reduces the numel(call.shape) elements of call.dtype at data in place over all ranks with fn
+  // (c = a op b, applied in rank order). Each rank publishes `call` with its arrival; when the
+  // ranks disagree on the number of elements, the dtype or the op, every rank throws (ShapeError,
+  // DTypeError, ValueError: naming rank 0's call and the first rank that differs from it) and the
+  // segment is broken, as after abort(). TimeoutError after `deadline`, naming the rank that did
+  // not come; the same TimeoutError, naming that same rank, when a peer gave up waiting for it
+  // first (every rank left waiting for a missing one sees a timeout, whichever deadline passes
+  // first); DistributedError when a peer process has died or a peer's group broke otherwise (see
   // abort()). Not thread-safe: one caller per group.
-  void run(void* data, size_t n, size_t itemsize, ReduceFn fn, Clock::time_point deadline);
+  void run(void* data, const ShmAllReduceCall& call, ReduceFn fn, Clock::time_point deadline);
 
   // Marks the segment broken, so that peers waiting in run() fail at once instead of at their
   // timeout (the TCP equivalent: a closed connection). The first mark wins: a later abort() keeps
@@ -48,6 +62,10 @@ class ShmAllReduce {
   uint32_t* arrived(int r) const;
   uint32_t* reduced(int r) const;
   int32_t* pid(int r) const;
+  struct CallRecord;
+  CallRecord* call_record(int r) const;  // what rank r passed to its current run()
+  // Every rank's call against rank 0's; throws on the first difference (every rank alike).
+  void check_calls() const;
   uint64_t* broken() const;  // 0, or why the segment broke (encoded by shm_all_reduce.cpp)
   void mark_broken(uint64_t cause);
   [[noreturn]] void throw_broken(uint64_t cause, int awaited, const char* stage) const;

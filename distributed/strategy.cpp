@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <thread>
@@ -34,6 +35,21 @@ Shape with_leading(int64_t n, const Shape& rest) {
   Shape s{n};
   s.insert(s.end(), rest.begin(), rest.end());
   return s;
+}
+
+// A tensor's dtype and shape as one small int64 record, [dtype, ndim, size 0, ..., size 7], for
+// the collectives that must know other ranks' tensors before moving any data. ndim is recorded as
+// it is (so that every rank can refuse a tensor of more dims alike); only the first sizes fit.
+constexpr int64_t kMaxDims = 8;
+constexpr int64_t kRecordLength = kMaxDims + 2;
+
+Tensor shape_record(const Tensor& t) {
+  Tensor meta = zeros({kRecordLength}, {.dtype = DType::int64});
+  int64_t* m = meta.data<int64_t>();
+  m[0] = int64_t(t.dtype());
+  m[1] = t.dim();
+  for (int64_t d = 0; d < std::min(t.dim(), kMaxDims); ++d) m[2 + d] = t.size(d);
+  return meta;
 }
 
 }  // namespace
@@ -144,18 +160,13 @@ Tensor Strategy::all_reduce(const Tensor& t, ReduceOp op) const {
 
 // Every rank's dtype and shape, so that mismatches become clear errors instead of garbage.
 std::vector<std::pair<int64_t, Shape>> Strategy::gather_shapes(const Tensor& t, const char* op) const {
-  constexpr int64_t kMaxDims = 8;
   FABRIC_CHECK(t.dim() <= kMaxDims, ValueError, op, ": tensors of more than ", kMaxDims, " dims are not supported");
-  Tensor meta = zeros({kMaxDims + 2}, {.dtype = DType::int64});
-  int64_t* m = meta.data<int64_t>();
-  m[0] = int64_t(t.dtype());
-  m[1] = t.dim();
-  for (int64_t d = 0; d < t.dim(); ++d) m[2 + d] = t.size(d);
-  Tensor all = empty({world_size() * (kMaxDims + 2)}, {.dtype = DType::int64});
+  const Tensor meta = shape_record(t);
+  Tensor all = empty({world_size() * kRecordLength}, {.dtype = DType::int64});
   pg_->all_gather(all, meta)->wait();
   std::vector<std::pair<int64_t, Shape>> out;
   for (int r = 0; r < world_size(); ++r) {
-    const int64_t* a = all.data<int64_t>() + r * (kMaxDims + 2);
+    const int64_t* a = all.data<int64_t>() + r * kRecordLength;
     FABRIC_CHECK(a[0] == int64_t(t.dtype()), DTypeError, op, ": rank ", r, " sent a different dtype than rank ",
                  global_rank(), " (", dtype_name(t.dtype()), ")");
     out.emplace_back(a[0], Shape(a + 2, a + 2 + a[1]));
@@ -206,11 +217,22 @@ Tensor Strategy::all_gather_uneven(const Tensor& t) const {
 Tensor Strategy::broadcast(const Tensor& t, int src) const {
   FABRIC_CHECK(t.defined(), ValueError, "broadcast: the tensor is undefined");
   NoGradGuard no_grad;
-  Tensor buf = t.contiguous().clone();
-  if (!pg_) return buf;
+  if (!pg_) return t.contiguous().clone();
   FABRIC_CHECK(src >= 0 && src < world_size(), ValueError, "broadcast: src ", src, " is not a rank in [0, ",
                world_size(), ")");
-  pg_->broadcast(buf, src)->wait();
+  // src's dtype and shape first (one small broadcast), so that the other ranks receive into a
+  // buffer of src's kind instead of reinterpreting src's bytes in their own placeholder (or
+  // overrunning a smaller one: Gloo aborts the process on a size mismatch).
+  const bool sending = global_rank() == src;
+  Tensor meta = shape_record(t).to(t.device());
+  pg_->broadcast(meta, src)->wait();
+  meta = meta.to(Device::cpu());
+  const int64_t* m = meta.data<int64_t>();
+  FABRIC_CHECK(m[1] <= kMaxDims, ValueError, "broadcast: rank ", src, "'s tensor has ", m[1], " dims; at most ",
+               kMaxDims, " are supported");
+  Tensor buf = sending ? t.contiguous().clone()
+                       : empty(Shape(m + 2, m + 2 + m[1]), {.dtype = DType(m[0]), .device = t.device()});
+  if (buf.numel() > 0) pg_->broadcast(buf, src)->wait();
   return buf;
 }
 

@@ -143,6 +143,8 @@ class Strategy {
   // Concatenation along dim 0 of every rank's tensor; the ranks' dim-0 sizes may differ (the
   // other dims must agree: ShapeError naming the ranks otherwise).
   Tensor all_gather_uneven(const Tensor& t) const;
+  // src's tensor on every rank, whatever the others pass (the reference broadcasts an object): its
+  // dtype and shape go first, so a placeholder of another dtype, shape or size is fine.
   Tensor broadcast(const Tensor& t, int src = 0) const;
   Bytes broadcast(const Bytes& bytes, int src = 0) const;
   void barrier() const;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "precision/bitsandbytes_precision.h"
 #include "precision/fsdp_precision.h"
 #include "precision/registry.h"
 #include "tensor/error.h"
@@ -300,7 +301,17 @@ Resolved resolve_connector(ConnectorFlags f) {
       FABRIC_CHECK(dynamic_cast<precision::FSDPPrecision*>(r.plugin.get()), DTypeError,
                    "strategy='fsdp' can only work with an FSDPPrecision plugin, but the registered precision '",
                    r.precision, "' builds another plugin");
-    } else if (s == "deepspeed" && std::find(ds_modes.begin(), ds_modes.end(), r.precision) != ds_modes.end()) {
+    } else if (s == "deepspeed" && std::find(ds_modes.begin(), ds_modes.end(), r.precision) == ds_modes.end()) {
+      // As the reference: DeepSpeed -> DeepSpeedPrecision, which takes its 5 modes only (a ValueError
+      // there): 64-true and the transformer-engine modes are refused. The bitsandbytes modes stay,
+      // this runtime's extension (frozen quantized weights beside sharded trainable ones: QLoRA
+      // under ZeRO), and so does a registered custom name, which builds its own plugin.
+      const auto& bnb = precision::bitsandbytes_modes();
+      FABRIC_CHECK(std::find(bnb.begin(), bnb.end(), r.precision) != bnb.end() || !is_builtin_precision(r.precision),
+                   ValueError, "precision='", r.precision, "' is not supported with strategy='", strategy,
+                   "': DeepSpeedPrecision takes ", join(ds_modes));
+      r.plugin = precision::make_precision(r.precision, dev);
+    } else if (s == "deepspeed") {
       // As the reference: DeepSpeed -> DeepSpeedPrecision (loss scaling and clipping from the config).
       std::optional<precision::DeepSpeedFp16Config> fp16;
       if (f.deepspeed && f.deepspeed->fp16 && f.deepspeed->fp16->enabled) fp16 = f.deepspeed->fp16;
@@ -310,6 +321,13 @@ Resolved resolve_connector(ConnectorFlags f) {
       r.plugin = precision::make_precision(r.precision, dev);
     }
   }
+  // ZeRO-3 shards every parameter as floating point; quantized weights (packed uint8, int8) cannot
+  // be sharded that way, as FSDP refuses the bitsandbytes precisions.
+  FABRIC_CHECK(!(s == "deepspeed" && r.zero_stage == 3 &&
+                 dynamic_cast<precision::BitsandbytesPrecision*>(r.plugin.get())),
+               ValueError, "precision='", r.precision, "' is not supported with strategy='", f.strategy,
+               "' (ZeRO stage 3 shards the parameters, and quantized weights cannot be sharded); use "
+               "deepspeed_stage_1, deepspeed_stage_2 or ddp, or a precision without quantized weights");
   return r;
 }
 

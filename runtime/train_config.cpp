@@ -290,7 +290,7 @@ class Parser {
     else deepspeed_values_[path] = {v, where};
   }
 
-  void check(TrainConfig& c, const std::map<std::string, Located>& values) const {
+  void check(TrainConfig& c, const std::map<std::string, Located>& values) {
     auto where = [&](const std::string& path) {
       auto it = values.find(path);
       return it == values.end() ? name_ : it->second.where;
@@ -349,8 +349,79 @@ class Parser {
       fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
+    resolve_stage(c, values);
     check_deepspeed(c, values);
     check_fsdp(c, values);
+  }
+
+  // fabric.stage and deepspeed.stage (Lightning's DeepSpeedStrategy(stage=...)): 1, 2 or 3, with a
+  // deepspeed* strategy only. The stage becomes the deepspeed section's zero_optimization.stage,
+  // which the strategy reads; every other place that names a stage must agree with it.
+  void resolve_stage(TrainConfig& c, const std::map<std::string, Located>& values) {
+    const auto fabric_it = values.find("fabric.stage");
+    const auto ds_it = deepspeed_values_.find("stage");
+    if (fabric_it == values.end() && ds_it == deepspeed_values_.end()) return;
+    const std::string strategy = to_case(c.fabric.strategy, ::tolower);
+    if (strategy.rfind("deepspeed", 0) != 0) {
+      if (fabric_it == values.end()) return;  // deepspeed.stage: check_deepspeed refuses (or drops) the section
+      // As a strategy section: a file's stage gives way to a strategy set on the command line.
+      const auto s = values.find("fabric.strategy");
+      if (s != values.end() && s->second.from_command_line() && !fabric_it->second.from_command_line()) {
+        c.warnings.push_back(fabric_it->second.where + ": fabric.stage is ignored: fabric.strategy '" +
+                             c.fabric.strategy + "' (from the command line) does not use it");
+        c.fabric.stage = 0;
+        return;
+      }
+      fail(fabric_it->second.where, "fabric.stage",
+           "the ZeRO stage needs fabric.strategy deepspeed or deepspeed_stage_N, got '" + c.fabric.strategy + "'");
+    }
+    // deepspeed.stage's value: DeepSpeedConfig does not know the key.
+    std::optional<int64_t> ds_stage;
+    if (ds_it != deepspeed_values_.end()) {
+      const YAML::Node& n = ds_it->second.node;
+      char* end = nullptr;
+      const std::string text = n.IsScalar() ? n.Scalar() : std::string();
+      const long long x = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0') {
+        const std::string got = n.IsScalar() ? "'" + text + "'" : n.IsMap() ? "a mapping" : "a list";
+        fail(ds_it->second.where, "deepspeed.stage", "expected integer, got " + got);
+      }
+      if (x < 1 || x > 3)
+        fail(ds_it->second.where, "deepspeed.stage", "must be between 1 and 3, got " + std::to_string(x));
+      ds_stage = x;
+    }
+    // The places that name a stage, as the user wrote them, with the stage they name.
+    struct Named {
+      std::string key;
+      int64_t stage;
+      std::string where;
+    };
+    std::vector<Named> given;
+    if (fabric_it != values.end()) given.push_back({"fabric.stage", c.fabric.stage, fabric_it->second.where});
+    if (ds_stage) given.push_back({"deepspeed.stage", *ds_stage, ds_it->second.where});
+    std::vector<Named> others;
+    if (const auto z = deepspeed_values_.find("zero_optimization.stage"); z != deepspeed_values_.end()) {
+      try {
+        others.push_back({"deepspeed.zero_optimization.stage", z->second.node.as<int64_t>(), z->second.where});
+      } catch (const YAML::Exception&) {  // not an integer: check_deepspeed says so at the key
+      }
+    }
+    if (const size_t at = strategy.find("_stage_"); at != std::string::npos)
+      others.push_back({"fabric.strategy '" + c.fabric.strategy + "'", strategy[at + 7] - '0', ""});
+    std::vector<Named> all = given;
+    all.insert(all.end(), others.begin(), others.end());
+    for (size_t i = 0; i < given.size(); ++i)
+      for (size_t j = i + 1; j < all.size(); ++j)
+        if (all[j].stage != given[i].stage)
+          fail(given[i].where, given[i].key,
+               std::to_string(given[i].stage) + " disagrees with " + all[j].key + " (stage " +
+                   std::to_string(all[j].stage) + "); give one of them, or the same stage");
+    const Named& chosen = given.front();
+    c.fabric.stage = chosen.stage;
+    deepspeed_values_.erase("stage");
+    deepspeed_values_["zero_optimization.stage"] = {YAML::Node(chosen.stage), chosen.where};
+    deepspeed_given_ = true;
+    if (deepspeed_where_.empty()) deepspeed_where_ = chosen.where;
   }
 
   // A relative path as it is when it exists from the current directory (the first rule, so that
@@ -582,6 +653,7 @@ std::string dump_train_config(const TrainConfig& c) {
       if (f.section != sec) continue;
       if (!f.models.empty() && std::find(f.models.begin(), f.models.end(), c.model.name) == f.models.end()) continue;
       const YAML::Node v = f.get(c);
+      if (v.IsNull()) continue;  // a key that was not given and has no default value (fabric.stage)
       out << YAML::Key << f.key << YAML::Value;
       if (f.kind == Kind::string && v.IsScalar() && yaml11_reads_as_non_string(v.Scalar())) {
         out << YAML::DoubleQuoted << v.Scalar();
@@ -605,6 +677,7 @@ std::string train_config_schema() {
     std::string def = e.c_str();
     if (def.empty() || def == "\"\"" || def == "~") def = "(none)";
     if (f.key == "sample_prompt") def = "\"\\n\"";
+    if (f.path() == "fabric.stage") def = "(strategy's)";
     os << "| `" << f.path() << "` | " << kind_name(f.kind) << " | `" << def << "` | " << f.help;
     if (!f.models.empty()) {
       // already says which model in the help text

@@ -24,6 +24,11 @@ struct TrainConfig {
     std::string devices = "1";  // the connector's Devices spec ("2", "0,1", "-1", "auto")
     int64_t num_nodes = 1;
     std::string precision = "32-true";
+    // The ZeRO stage (1, 2 or 3) under a deepspeed* strategy, as Lightning's
+    // DeepSpeedStrategy(stage=...); also `deepspeed.stage`. 0: not given (the strategy name's, or
+    // deepspeed.zero_optimization.stage). The parser puts it in `deepspeed` as
+    // zero_optimization.stage, which is what the strategy reads.
+    int64_t stage = 0;
   } fabric;
   struct Model {
     std::string name = "mlp";  // mlp | gpt | cnn

@@ -162,6 +162,18 @@ const std::vector<Field>& fields() {
     std::vector<Field> v;
     v.push_back(with_choices(FIELD_STR(fabric, accelerator, "cpu, cuda, gpu or auto"), {"cpu", "cuda", "gpu", "auto", "mps", "tpu"}));
     v.push_back(FIELD_STR(fabric, strategy, "auto, single_device, ddp, ddp_find_unused_parameters_true, fsdp, fsdp_cpu_offload, deepspeed (ZeRO stage 2), deepspeed_stage_1, deepspeed_stage_2, deepspeed_stage_2_offload, deepspeed_stage_3 or deepspeed_stage_3_offload (auto: ddp when devices * num_nodes > 1)"));
+    {
+      // Not given: null, which the dump leaves out and the schema shows as (none).
+      Field stage{"fabric", "stage", Kind::integer,
+                  "ZeRO stage with fabric.strategy deepspeed*, as Lightning's DeepSpeedStrategy(stage=...): 1 (optimizer "
+                  "state), 2 (and gradients) or 3 (and parameters); not given: the strategy name's (deepspeed: 2). "
+                  "deepspeed.stage is the same key; deepspeed.zero_optimization.stage and a deepspeed_stage_N name must "
+                  "agree with it",
+                  [](TrainConfig& c, const Value& x) { c.fabric.stage = x.i; },
+                  [](const TrainConfig& c) { return c.fabric.stage == 0 ? YAML::Node() : YAML::Node(c.fabric.stage); },
+                  1, 3};
+      v.push_back(stage);
+    }
     v.push_back(Field{"fabric", "devices", Kind::devices,
                       "devices per node: a count, a list of indices ([0, 1] or '0,1'), -1 (all) or auto; on cpu, the number of processes",
                       [](TrainConfig& c, const Value& x) { c.fabric.devices = x.s; }, devices_node});
@@ -281,6 +293,8 @@ const std::vector<std::string>& sections() {
 // The `deepspeed:` section's keys for the schema table (parsed by DeepSpeedConfig, not by fields()).
 const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
   static const std::vector<std::array<std::string, 4>> rows = {
+      {"stage", "integer", "(strategy's)",
+       "ZeRO stage (1, 2 or 3), as Lightning's DeepSpeedStrategy(stage=...): the same key as fabric.stage"},
       {"zero_optimization.stage", "integer", "(strategy's)", "ZeRO stage (1, 2 or 3); overrides the strategy name's"},
       {"fp16.enabled", "bool", "false", "16-mixed with DeepSpeed's dynamic loss scaler (sets fabric.precision when not given)"},
       {"fp16.loss_scale", "number", "0", "0: dynamic; > 0: a static loss scale"},

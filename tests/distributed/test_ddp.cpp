@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "autograd/autograd.h"
 #include "tests/common/expect_error.h"
@@ -225,6 +226,60 @@ TEST(DDP, FabricCollectives) {
     }
     f.barrier("end");
   });
+}
+
+// As the reference's broadcast (src's object, whatever the others pass): every rank gets src's
+// dtype, shape and values. A placeholder of another dtype used to come back with src's bytes
+// reinterpreted, another shape kept its own, and a smaller one aborted the job inside Gloo.
+TEST(DDP, BroadcastGivesEveryRankTheSourcesTensorWhateverThePlaceholder) {
+  Fabric fab(ddp_options());
+  fab.launch([](Fabric& f) {
+    const int64_t r = f.global_rank();
+    const Tensor src = from_vector<float>({1.5f, 2.5f, 3.5f}).view({3, 1});
+    for (const Tensor& placeholder : {zeros({3, 1}, {.dtype = DType::float64}), zeros({3}, {.dtype = DType::int32}),
+                                      zeros({1, 3}), zeros({8}), zeros({1}), zeros({0})}) {
+      const Tensor got = f.broadcast(r == 1 ? src : placeholder, 1);
+      EXPECT_EQ(got.dtype(), DType::float32) << "rank " << r;
+      EXPECT_EQ(got.sizes(), (Shape{3, 1})) << "rank " << r;
+      EXPECT_EQ(got.contiguous().to_vector<float>(), (std::vector<float>{1.5f, 2.5f, 3.5f})) << "rank " << r;
+    }
+    const Tensor scalar = f.broadcast(r == 0 ? scalar_tensor(7.0, {.dtype = DType::int64}) : zeros({2}), 0);
+    EXPECT_EQ(scalar.dim(), 0);
+    EXPECT_EQ(scalar.item<int64_t>(), 7);
+    EXPECT_EQ(f.broadcast(r == 0 ? zeros({0, 4}) : ones({3}), 0).sizes(), (Shape{0, 4}));
+    f.barrier("end");
+  });
+}
+
+// all_reduce with a different element count or dtype on one rank: an error on every rank naming
+// both (it used to return a sum over mismatched bytes through the shared-memory path), nothing
+// written into the tensors, and the group fails at once afterwards instead of hanging.
+template <class E>
+void expect_mismatched_all_reduce_fails(const std::function<Tensor(int64_t)>& tensor_of_rank, const std::string& msg) {
+  Fabric fab(ddp_options());
+  fab.launch([&](Fabric& f) {
+    const int64_t r = f.global_rank();
+    Tensor t = tensor_of_rank(r);
+    const std::vector<double> before = t.to(DType::float64).to_vector<double>();
+    EXPECT_CONTAINS(thrown<E>([&] { f.all_reduce(t, "sum"); }), msg);
+    EXPECT_EQ(t.to(DType::float64).to_vector<double>(), before) << "rank " << r;
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor next = ones({2});
+    EXPECT_CONTAINS(thrown<DistributedError>([&] { f.all_reduce(next, "sum"); }), "all_reduce");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "rank " << r;
+  });
+}
+
+TEST(DDP, AllReduceOfDifferentSizesFailsOnEveryRank) {
+  expect_mismatched_all_reduce_fails<ShapeError>(
+      [](int64_t r) { return full({r == 0 ? 4 : 8}, double(r + 1)); },
+      "rank 0 passes shape (4,) (4 elements) but rank 1 passes shape (8,) (8 elements)");
+}
+
+TEST(DDP, AllReduceOfDifferentDTypesFailsOnEveryRank) {
+  expect_mismatched_all_reduce_fails<DTypeError>(
+      [](int64_t r) { return full({4}, double(r + 1), {.dtype = r == 0 ? DType::float32 : DType::float64}); },
+      "rank 0 passes float32 (shape (4,)) but rank 1 passes float64 (shape (4,))");
 }
 
 TEST(DDP, CollectivesOnOneProcessHaveTheDistributedShapes) {

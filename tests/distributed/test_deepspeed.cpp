@@ -57,6 +57,25 @@ TEST(DeepSpeedFabric, StrategyDeepSpeedSelectsDeepSpeedPrecision) {
   EXPECT_EQ(dynamic_cast<precision::DeepSpeedPrecision*>(&g.precision()), nullptr);
 }
 
+// As the reference's DeepSpeedPrecision (its 5 modes; a ValueError otherwise), under every
+// deepspeed* name: 64-true and the TransformerEngine modes are refused (64-true used to run as a
+// DoublePrecision). The bitsandbytes modes stay (frozen quantized weights beside the sharded
+// trainable ones: this runtime's QLoRA under ZeRO).
+TEST(DeepSpeedFabric, PrecisionsOutsideDeepSpeedPrecisionsModesAreValueErrors) {
+  for (const std::string strategy : {"deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+                                     "deepspeed_stage_3", "deepspeed_stage_3_offload"}) {
+    for (const std::string bad : {"64-true", "64", "transformer-engine", "transformer-engine-float16"}) {
+      const std::string msg =
+          thrown<ValueError>([&] { Fabric f({.accelerator = "cpu", .strategy = strategy, .precision = bad}); });
+      EXPECT_CONTAINS(msg, "precision='" + (bad == "64" ? std::string("64-true") : bad) +
+                               "' is not supported with strategy='" + strategy + "'");
+      EXPECT_CONTAINS(msg, "DeepSpeedPrecision takes '32-true', '16-mixed', 'bf16-mixed', '16-true', 'bf16-true'");
+    }
+  }
+  Fabric qlora({.accelerator = "cpu", .strategy = "deepspeed_stage_2", .precision = "nf4-dq"});
+  EXPECT_EQ(qlora.precision_name(), "nf4-dq");
+}
+
 TEST(DeepSpeedFabric, ConfigSelectsStagePrecisionAndScaler) {
   Fabric f({.accelerator = "cpu",
             .strategy = "deepspeed_stage_2",

@@ -82,7 +82,7 @@ TEST(ShmAllReduce, ChunksAndSharesCoverEveryElement) {
     for (size_t n : sizes) {
       std::vector<float> x(n);
       for (size_t i = 0; i < n; ++i) x[i] = float(i % 1009) + float(r) * 4096.f;
-      shm->run(x.data(), n, sizeof(float), sum, Clock::now() + 20s);
+      shm->run(x.data(), {Shape{int64_t(n)}, DType::float32, ReduceOp::sum}, sum, Clock::now() + 20s);
       size_t bad = 0;
       for (size_t i = 0; i < n; ++i) bad += x[i] != 3.f * float(i % 1009) + 3.f * 4096.f;
       EXPECT_EQ(bad, 0u) << "n = " << n << ", rank " << r;
@@ -97,7 +97,7 @@ TEST(ShmAllReduce, ReducesInRankOrderWithTheSameBitsEverywhere) {
   with_ranks(3, kAll, [&](int r, ShmAllReduce* shm) {
     ASSERT_NE(shm, nullptr);
     std::vector<BFloat16> x(5, BFloat16(r == 0 ? 1.f : 0x1p-8f));
-    shm->run(x.data(), x.size(), sizeof(BFloat16),
+    shm->run(x.data(), {Shape{5}, DType::bfloat16, ReduceOp::sum},
              reduce_function(DType::bfloat16, ReduceOp::sum, "test"), Clock::now() + 20s);
     for (const BFloat16& v : x) EXPECT_EQ(float(v), float(x[0]));
     got[size_t(r)] = float(x[0]);
@@ -112,7 +112,7 @@ TEST(ShmAllReduce, TimeoutNamesTheRankThatNeverCame) {
     std::vector<float> x(10, 1.f);
     const auto t0 = Clock::now();
     const std::string msg = thrown<TimeoutError>([&] {
-      shm->run(x.data(), x.size(), sizeof(float),
+      shm->run(x.data(), {Shape{10}, DType::float32, ReduceOp::sum},
                reduce_function(DType::float32, ReduceOp::sum, "test"), t0 + 300ms);
     });
     EXPECT_GE(Clock::now() - t0, 300ms);
@@ -135,17 +135,57 @@ TEST(ShmAllReduce, EveryRankWaitingForAMissingRankTimesOutNamingIt) {
     if (r == 2) {
       while (failed.load() < 2 && Clock::now() - t0 < 10s) std::this_thread::sleep_for(1ms);
       const std::string msg = thrown<DistributedError>(
-          [&] { shm->run(x.data(), x.size(), sizeof(float), sum, Clock::now() + 20s); });
+          [&] { shm->run(x.data(), {Shape{10}, DType::float32, ReduceOp::sum}, sum, Clock::now() + 20s); });
       EXPECT_CONTAINS(msg, "rank 0 timed out waiting for this rank (rank 2)");
       return;
     }
     const std::string msg = thrown<TimeoutError>(
-        [&] { shm->run(x.data(), x.size(), sizeof(float), sum, t0 + (r == 0 ? 200ms : 20s)); });
+        [&] { shm->run(x.data(), {Shape{10}, DType::float32, ReduceOp::sum}, sum, t0 + (r == 0 ? 200ms : 20s)); });
     ++failed;
     EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;  // rank 1 did not sit out its own 20 s
     EXPECT_CONTAINS(msg, "timed out waiting for rank 2");
     if (r == 1) EXPECT_CONTAINS(msg, "rank 0 reached its timeout waiting for it first");
   });
+}
+
+// Ranks that pass different element counts, dtypes or ops all fail, naming rank 0's call and the
+// first rank that differs, instead of reducing each other's bytes (4 floats were summed with the
+// first 4 of 8; float32 bytes with float64 ones); nothing is written into their tensors, and the
+// segment is broken afterwards, so a next call fails at once rather than waiting for its timeout.
+TEST(ShmAllReduce, RanksThatDisagreeOnTheCallAllFail) {
+  struct Case {
+    std::function<ShmAllReduceCall(int)> call;
+    std::vector<std::string> expected;
+    bool shape, dtype;  // the error's type (else ValueError)
+  };
+  static const Shape s4{4}, s8{2, 4}, s1{1};
+  const std::vector<Case> cases = {
+      {[](int r) { return ShmAllReduceCall{r == 2 ? s8 : s4, DType::float32, ReduceOp::sum}; },
+       {"rank 0 passes shape (4,) (4 elements) but rank 2 passes shape (2, 4) (8 elements)"}, true, false},
+      {[](int r) { return ShmAllReduceCall{s4, r == 2 ? DType::float64 : DType::float32, ReduceOp::sum}; },
+       {"rank 0 passes float32 (shape (4,)) but rank 2 passes float64 (shape (4,))", "same dtype"}, false, true},
+      {[](int r) { return ShmAllReduceCall{r == 1 ? s1 : s4, DType::float32, ReduceOp::sum}; },
+       {"rank 0 passes shape (4,) (4 elements) but rank 1 passes shape (1,) (1 element)"}, true, false},
+      {[](int r) { return ShmAllReduceCall{s4, DType::float32, r == 1 ? ReduceOp::max : ReduceOp::sum}; },
+       {"rank 0 reduces with sum but rank 1 with max"}, false, false},
+  };
+  for (const Case& c : cases) {
+    with_ranks(3, kAll, [&](int r, ShmAllReduce* shm) {
+      ASSERT_NE(shm, nullptr);
+      const ShmAllReduceCall call = c.call(r);
+      std::vector<double> x(8, double(r + 1));  // room for the largest call of any dtype
+      const ReduceFn fn = reduce_function(call.dtype, call.op, "test");
+      const auto t0 = Clock::now();
+      auto run = [&] { shm->run(x.data(), call, fn, t0 + 20s); };
+      const std::string msg = c.shape   ? thrown<ShapeError>(run)
+                              : c.dtype ? thrown<DTypeError>(run)
+                                        : thrown<ValueError>(run);
+      for (const auto& e : c.expected) EXPECT_CONTAINS(msg, e) << "rank " << r;
+      EXPECT_EQ(x, std::vector<double>(8, double(r + 1))) << "rank " << r;
+      EXPECT_CONTAINS(thrown<DistributedError>(run), "broke");
+      EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;
+    });
+  }
 }
 
 TEST(ShmAllReduce, APeersAbortFailsAWaitingRankAtOnce) {
@@ -159,7 +199,7 @@ TEST(ShmAllReduce, APeersAbortFailsAWaitingRankAtOnce) {
     std::vector<float> x(10, 1.f);
     const auto t0 = Clock::now();
     const std::string msg = thrown<DistributedError>([&] {
-      shm->run(x.data(), x.size(), sizeof(float),
+      shm->run(x.data(), {Shape{10}, DType::float32, ReduceOp::sum},
                reduce_function(DType::float32, ReduceOp::sum, "test"), t0 + 30s);
     });
     EXPECT_LT(Clock::now() - t0, 3s);
