@@ -341,6 +341,9 @@ class Parser {
       fail(where("optimizer.nesterov"), "optimizer.nesterov",
            "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening 0, got momentum " +
                format_number(c.optimizer.momentum) + " and dampening " + format_number(c.optimizer.dampening));
+    // An empty run directory would put config.yaml and checkpoints/ at the filesystem root.
+    if (c.trainer.run_dir.empty())
+      fail(where("trainer.run_dir"), "trainer.run_dir", "must not be empty (a directory for config.yaml, metrics.csv and checkpoints/)");
     if (c.trainer.clip_grad_norm > 0 && c.trainer.clip_grad_val > 0)
       fail(where("trainer.clip_grad_val"), "trainer.clip_grad_val", "set at most one of clip_grad_norm and clip_grad_val");
     if (c.model.name == "gpt" && (c.data.kind == "images"))

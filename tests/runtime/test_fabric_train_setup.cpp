@@ -109,6 +109,7 @@ TEST_F(FabricTrainSetup, OptimizerTokenAndLossProblemsExit2AndWriteNothing) {
       {gpt, "data.kind=tensors model.vocab_size=10 data.path=" + (dir_ / "tok.safetensors").string(),
        "model.vocab_size: 10 is too small for data.path"},
       {good, "loss=mse", "loss: mse needs one target per output value, got targets (1,) for the model's output (1, 3)"},
+      {good, "trainer.run_dir=", "trainer.run_dir: must not be empty"},  // was: the run went into /
   };
   for (const auto& [config, sets, message] : cases) {
     const Result r = run("fit " + config + " --set " + sets);
