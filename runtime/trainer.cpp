@@ -215,10 +215,11 @@ ConfigError fabric_section_error(const TrainConfig& cfg, const Error& e) {
                      "': " + e.what());
 }
 
-// The Fabric of a run; ConfigError when it refuses the config's fabric section.
-void make_fabric(std::optional<Fabric>& fab, const TrainConfig& cfg, const FabricOptions& options) {
+// Runs `resolve`; the errors with which Fabric refuses a fabric section become ConfigErrors.
+template <typename F>
+void as_fabric_section_check(const TrainConfig& cfg, F&& resolve) {
   try {
-    fab.emplace(options);
+    resolve();
   } catch (const ConfigError&) {
     throw;
   } catch (const ValueError& e) {
@@ -230,11 +231,16 @@ void make_fabric(std::optional<Fabric>& fab, const TrainConfig& cfg, const Fabri
   }
 }
 
+// The Fabric of a run; ConfigError when it refuses the config's fabric section.
+void make_fabric(std::optional<Fabric>& fab, const TrainConfig& cfg, const FabricOptions& options) {
+  as_fabric_section_check(cfg, [&] { fab.emplace(options); });
+}
+
 // What the Fabric of fit would resolve from the fabric section (fabric-train validate): the
 // connector's resolution only, so that a multi-device strategy is checked on one process without
 // starting the others. The accelerator is left out: a GPU config validates on a machine without one.
 void check_fabric_section(const TrainConfig& cfg) {
-  try {
+  as_fabric_section_check(cfg, [&] {
     ConnectorFlags flags{.accelerator = "cpu",
                          .strategy = cfg.fabric.strategy,
                          .devices = cfg.fabric.devices,
@@ -242,15 +248,7 @@ void check_fabric_section(const TrainConfig& cfg) {
                          .precision = cfg.fabric.precision};
     if (!cfg.deepspeed.empty()) flags.deepspeed = precision::DeepSpeedConfig::from_json_or_path(cfg.deepspeed);
     (void)resolve_connector(flags);
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const ValueError& e) {
-    throw fabric_section_error(cfg, e);
-  } catch (const DTypeError& e) {
-    throw fabric_section_error(cfg, e);
-  } catch (const NotImplementedError& e) {
-    throw fabric_section_error(cfg, e);
-  }
+  });
 }
 
 double peak_rss_mib() {
