@@ -2,7 +2,11 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #ifndef FABRIC_TRAIN_EXE
@@ -28,6 +32,16 @@ inline Result run(const std::string& args, const std::string& prefix = "") {
   const int rc = pclose(p);
   r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   return r;
+}
+
+// An empty directory of its own for the running test (`stem`_PID_TEST under the temp directory).
+inline std::filesystem::path fresh_test_dir(const std::string& stem) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / (stem + "_" + std::to_string(::getpid()) + "_" +
+                                                    testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
 }
 
 }  // namespace fabric::train_test

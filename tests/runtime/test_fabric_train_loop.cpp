@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 
 using train_test::Result;
 using train_test::run;
+using train_test::fresh_test_dir;
 
 std::vector<std::string> lines(const fs::path& path) {
   std::ifstream in(path);
@@ -71,10 +72,7 @@ class FabricTrainLoop : public testing::Test {
  protected:
   void SetUp() override {
     if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fs::temp_directory_path() / ("fabric_train_loop_" + std::to_string(::getpid()) + "_" +
-                                        testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = fresh_test_dir("fabric_train_loop");
     // 120 examples of 8 features, 3 classes.
     Generator gen(11);
     save_safetensors((dir_ / "cls.safetensors").string(),

@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 
 using train_test::Result;
 using train_test::run;
+using train_test::fresh_test_dir;
 
 std::vector<std::string> lines(const fs::path& path) {
   std::ifstream in(path);
@@ -51,10 +52,7 @@ class FabricTrainQuantized : public testing::Test {
  protected:
   void SetUp() override {
     if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fs::temp_directory_path() / ("fabric_train_quantized_" + std::to_string(::getpid()) + "_" +
-                                        testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = fresh_test_dir("fabric_train_quantized");
     std::string text;
     for (int i = 0; i < 40; ++i)
       text += "It is a truth universally acknowledged, that a single man in possession of a good fortune, "

@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 
 using train_test::Result;
 using train_test::run;
+using train_test::fresh_test_dir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -37,10 +38,7 @@ class FabricTrainSetup : public testing::Test {
  protected:
   void SetUp() override {
     if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fs::temp_directory_path() / ("fabric_train_setup_" + std::to_string(::getpid()) + "_" +
-                                        testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = fresh_test_dir("fabric_train_setup");
     // 100 examples of 8 features, 3 classes.
     Generator gen(7);
     save_safetensors((dir_ / "cls.safetensors").string(),
