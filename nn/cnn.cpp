@@ -26,8 +26,9 @@ CNN::CNN(const CNNConfig& c) : config_(c) {
                                                make<ReLU>(), make<MaxPool2d>({.kernel_size = 2})});
   flatten = register_module("flatten", make<Flatten>());
   const int64_t side = c.image_size / 4;
-  classifier = register_module<Linear>(
-      "classifier", {.in_features = c.channels2 * side * side, .out_features = c.num_classes});
+  const int64_t flat = checked_size_mul(checked_size_mul(c.channels2, side, "CNN"), side, "CNN");
+  classifier =
+      register_module<Linear>("classifier", {.in_features = flat, .out_features = c.num_classes});
 }
 
 Tensor CNN::forward(const Tensor& x) {

@@ -12,7 +12,9 @@ CausalSelfAttention::CausalSelfAttention(const BlockOptions& o) : options_(o) {
   FABRIC_CHECK(o.block_size > 0, ValueError,
                "CausalSelfAttention: block_size must be positive, got ", o.block_size);
   c_attn = register_module<Linear>(
-      "c_attn", {.in_features = o.n_embd, .out_features = 3 * o.n_embd, .bias = o.bias});
+      "c_attn", {.in_features = o.n_embd,
+                 .out_features = checked_size_mul(3, o.n_embd, "CausalSelfAttention"),
+                 .bias = o.bias});
   c_proj = register_module<Linear>(
       "c_proj", {.in_features = o.n_embd, .out_features = o.n_embd, .bias = o.bias});
   attn_dropout = register_module<Dropout>("attn_dropout", {.p = o.dropout});
@@ -57,11 +59,12 @@ std::string CausalSelfAttention::extra_repr() const {
 }
 
 BlockMLP::BlockMLP(const BlockOptions& o) {
-  c_fc = register_module<Linear>(
-      "c_fc", {.in_features = o.n_embd, .out_features = 4 * o.n_embd, .bias = o.bias});
+  const int64_t hidden = checked_size_mul(4, o.n_embd, "BlockMLP");  // a wrapped width would pass
+  c_fc = register_module<Linear>("c_fc",
+                                 {.in_features = o.n_embd, .out_features = hidden, .bias = o.bias});
   gelu = register_module<GELU>("gelu", {.approximate = o.gelu});
   c_proj = register_module<Linear>(
-      "c_proj", {.in_features = 4 * o.n_embd, .out_features = o.n_embd, .bias = o.bias});
+      "c_proj", {.in_features = hidden, .out_features = o.n_embd, .bias = o.bias});
   dropout = register_module<Dropout>("dropout", {.p = o.dropout});
 }
 

@@ -16,6 +16,9 @@ namespace fabric {
 namespace {
 
 constexpr size_t kAlignment = 64;
+// Above this no machine has the memory, and size_class's rounding would wrap past 2^64 for
+// requests near it (handing out a tiny block): such requests are refused before rounding.
+constexpr size_t kMaxRequest = size_t{1} << 62;
 
 // Rounds to 8 classes per power of two above 512 bytes, 64-byte multiples below.
 size_t size_class(size_t n) {
@@ -28,6 +31,9 @@ size_t size_class(size_t n) {
 class CachingCpuAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
+    if (nbytes > kMaxRequest) [[unlikely]]
+      throw Error(detail::cat("out of CPU memory allocating ", nbytes,
+                              " bytes (more than any machine holds)"));
     const size_t cls = size_class(nbytes);
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -10,8 +10,14 @@ namespace fabric {
 Tensor empty(const Shape& shape, const TensorOptions& opts) {
   for (int64_t d : shape)
     FABRIC_CHECK(d >= 0, ShapeError, "empty: negative dimension ", d, " in shape ", shape_str(shape));
-  const int64_t n = numel_of(shape);
-  auto storage = std::make_shared<StorageImpl>(static_cast<size_t>(n * itemsize(opts.dtype)), opts.device);
+  const int64_t n = numel_of(shape);  // throws when the element count overflows
+  // The byte count must fit int64 too (nbytes() and every offset are int64), as PyTorch's storage
+  // size check; a request that fits but no machine holds is the allocator's to refuse.
+  int64_t nbytes;
+  FABRIC_CHECK(!__builtin_mul_overflow(n, itemsize(opts.dtype), &nbytes), ShapeError, "empty: a ",
+               dtype_name(opts.dtype), " tensor of shape ", shape_str(shape), " (", n,
+               " elements) needs more bytes than int64 can count (the storage size overflows)");
+  auto storage = std::make_shared<StorageImpl>(static_cast<size_t>(nbytes), opts.device);
   Tensor t = Tensor::from_storage(std::move(storage), opts.dtype, shape, contiguous_strides(shape), 0);
   if (opts.requires_grad) t.set_requires_grad(true);
   return t;
@@ -47,23 +53,38 @@ Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::o
   const DType dt = dtype.value_or(all_int ? DType::int64 : default_float_dtype());
   const double s = start.to_double(), e = end.to_double(), st = step.to_double();
   FABRIC_CHECK(st != 0, ValueError, "arange: step must be non-zero");
+  FABRIC_CHECK(std::isfinite(s) && std::isfinite(e), ValueError, "arange: unsupported range: ", s,
+               " -> ", e, " (start and end must be finite)");
   FABRIC_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError, "arange: upper bound ", e,
                " and lower bound ", s, " inconsistent with step sign ", st);
   int64_t n;
   if (all_int) {
-    const int64_t a = start.to_int(), b = end.to_int(), c = step.to_int();
-    n = c > 0 ? (b - a + c - 1) / c : (a - b - c - 1) / -c;
+    // The span in 128 bits: end - start overflows int64 for ranges like (-2, INT64_MAX).
+    const __int128 a = start.to_int(), b = end.to_int(), c = step.to_int();
+    const __int128 count = c > 0 ? (b - a + c - 1) / c : (a - b - c - 1) / -c;
+    FABRIC_CHECK(count <= INT64_MAX, ShapeError, "arange: the range ", start.to_int(), " -> ",
+                 end.to_int(), " with step ", step.to_int(),
+                 " has more elements than int64 can count");
+    n = static_cast<int64_t>(count);
   } else {
-    n = static_cast<int64_t>(std::ceil((e - s) / st));
+    // Checked in double: converting a count past int64 (or NaN) to int64 is undefined.
+    const double count = std::ceil((e - s) / st);
+    FABRIC_CHECK(count < 0x1p63, ShapeError, "arange: the range ", s, " -> ", e, " with step ", st,
+                 " has ", count, " elements, more than int64 can count");
+    n = static_cast<int64_t>(count);
   }
-  Tensor cpu_t = empty({n}, {.dtype = DType::float64});
   // Computed in double and converted once, so large int64 ranges stay exact via the int path.
   if (all_int && dt == DType::int64) {
     Tensor r = empty({n}, {.dtype = DType::int64});
     int64_t* p = r.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) p[i] = start.to_int() + i * step.to_int();
+    // In uint64, which wraps instead of overflowing: i * step can exceed int64 on the way (e.g.
+    // INT64_MIN -> INT64_MAX by INT64_MAX) while every start + i * step fits.
+    const uint64_t a = static_cast<uint64_t>(start.to_int()),
+                   c = static_cast<uint64_t>(step.to_int());
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(a + static_cast<uint64_t>(i) * c);
     return r.to(device);
   }
+  Tensor cpu_t = empty({n}, {.dtype = DType::float64});
   double* p = cpu_t.data<double>();
   for (int64_t i = 0; i < n; ++i) p[i] = s + static_cast<double>(i) * st;
   return cpu_t.to(dt).to(device);

@@ -73,13 +73,17 @@ Conv2dDesc conv_desc(const Tensor& x4, const Tensor& w, const Conv2dAttrs& a,
   FABRIC_CHECK(w.size(1) > 0 && d.C == w.size(1) * d.groups, ShapeError, op, ": input ",
                shape_str(x_orig.sizes()), " has ", d.C, " channels but weight ",
                shape_str(w.sizes()), " with groups=", d.groups, " expects ", w.size(1) * d.groups);
-  const int64_t eh = d.dil_h * (d.KH - 1) + 1, ew = d.dil_w * (d.KW - 1) + 1;
-  FABRIC_CHECK(d.KH > 0 && d.KW > 0 && eh <= d.H + 2 * d.pad_h && ew <= d.W + 2 * d.pad_w,
-               ShapeError, op, ": the padded input (", d.H + 2 * d.pad_h, " x ", d.W + 2 * d.pad_w,
-               ") of ", shape_str(x_orig.sizes()), " is smaller than the dilated kernel (", eh,
-               " x ", ew, ") of weight ", shape_str(w.sizes()));
-  d.OH = (d.H + 2 * d.pad_h - eh) / d.stride_h + 1;
-  d.OW = (d.W + 2 * d.pad_w - ew) / d.stride_w + 1;
+  // Checked: a huge padding or dilation would otherwise wrap into a plausible output size.
+  const int64_t eh = checked_size_add(checked_size_mul(d.dil_h, d.KH - 1, op), 1, op);
+  const int64_t ew = checked_size_add(checked_size_mul(d.dil_w, d.KW - 1, op), 1, op);
+  const int64_t ph = checked_size_add(d.H, checked_size_mul(2, d.pad_h, op), op);
+  const int64_t pw = checked_size_add(d.W, checked_size_mul(2, d.pad_w, op), op);
+  FABRIC_CHECK(d.KH > 0 && d.KW > 0 && eh <= ph && ew <= pw, ShapeError, op, ": the padded input (",
+               ph, " x ", pw, ") of ", shape_str(x_orig.sizes()),
+               " is smaller than the dilated kernel (", eh, " x ", ew, ") of weight ",
+               shape_str(w.sizes()));
+  d.OH = (ph - eh) / d.stride_h + 1;
+  d.OW = (pw - ew) / d.stride_w + 1;
   return d;
 }
 
@@ -129,10 +133,12 @@ PoolSetup pool_setup(const char* op, const Shape& shape, DType dtype,
                ": pad should be at most half of the kernel size, but got padding ", shape_str(p),
                " for kernel_size ", shape_str(k));
   const int64_t H = shape[nd - 2], W = shape[nd - 1];
-  FABRIC_CHECK(H + 2 * p[0] >= k[0] && W + 2 * p[1] >= k[1], ShapeError, op,
-               ": output size is too small: input ", shape_str(shape), " with kernel_size ",
-               shape_str(k), ", stride ", shape_str(st), ", padding ", shape_str(p));
-  const int64_t OH = (H + 2 * p[0] - k[0]) / st[0] + 1, OW = (W + 2 * p[1] - k[1]) / st[1] + 1;
+  // 2 * p <= kernel_size fits; adding it to a huge H may not.
+  const int64_t ph = checked_size_add(H, 2 * p[0], op), pw = checked_size_add(W, 2 * p[1], op);
+  FABRIC_CHECK(ph >= k[0] && pw >= k[1], ShapeError, op, ": output size is too small: input ",
+               shape_str(shape), " with kernel_size ", shape_str(k), ", stride ", shape_str(st),
+               ", padding ", shape_str(p));
+  const int64_t OH = (ph - k[0]) / st[0] + 1, OW = (pw - k[1]) / st[1] + 1;
   const int64_t planes = nd == 4 ? shape[0] * shape[1] : shape[0];
   s.desc = {planes, H, W, OH, OW, k[0], k[1], st[0], st[1], p[0], p[1], dtype};
   s.out_shape = shape;

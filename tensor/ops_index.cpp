@@ -331,7 +331,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                    i, " ", shape_str(t.sizes()));
     }
     sizes[i] = t.size(dim);
-    out_shape[dim] += sizes[i];
+    // Inputs can be huge stride-0 views (expand) whose sizes sum past int64.
+    out_shape[dim] = checked_size_add(out_shape[dim], sizes[i], "cat");
   }
   Tensor out = empty(out_shape, {.dtype = out_dt, .device = ref->device()});
   int64_t offset = 0;
@@ -385,7 +386,8 @@ std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim) {
                split_size);
   FABRIC_CHECK(split_size > 0 || n == 0, ValueError, "split: split_size can only be 0 if dim ", dim,
                " has size 0, but got size ", n, " (shape ", shape_str(a.sizes()), ")");
-  const int64_t num = split_size == 0 ? 1 : std::max<int64_t>((n + split_size - 1) / split_size, 1);
+  // (n - 1) / size + 1, not (n + size - 1) / size: that wraps for a split_size near INT64_MAX.
+  const int64_t num = split_size == 0 || n == 0 ? 1 : (n - 1) / split_size + 1;
   std::vector<int64_t> sizes(num, split_size);
   sizes.back() = n - split_size * (num - 1);  // the last chunk is the smaller one
   return split_sizes_impl(a, sizes, dim);
@@ -399,7 +401,7 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, in
   for (int64_t s : sizes) {
     FABRIC_CHECK(s >= 0, ValueError, "split: split sizes must be non-negative, got ",
                  shape_str(sizes));
-    total += s;
+    total = checked_size_add(total, s, "split");
   }
   FABRIC_CHECK(total == a.size(dim), ShapeError, "split: split sizes ", shape_str(sizes),
                " sum to ", total, " but dim ", dim, " of ", shape_str(a.sizes()), " has size ",
@@ -415,7 +417,7 @@ std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim) {
   const int64_t n = a.size(dim);
   if (n == 0)
     return split(a, std::vector<int64_t>(chunks, 0), dim);  // torch: `chunks` empty pieces
-  return split(a, (n + chunks - 1) / chunks, dim);
+  return split(a, (n - 1) / chunks + 1, dim);  // ceil(n / chunks) without wrapping for huge chunks
 }
 
 Tensor tril(const Tensor& a, int64_t diagonal) {
@@ -435,7 +437,7 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
     auto [lo, hi] = index_minmax_stub(idx.device())(idx.data_ptr(), idx.dtype(), n);
     FABRIC_CHECK(lo >= 0, IndexError, "one_hot: class values must be non-negative, got ", lo,
                  " in indices ", describe(indices));
-    if (num_classes == -1) num_classes = hi + 1;
+    if (num_classes == -1) num_classes = checked_size_add(hi, 1, "one_hot");
     FABRIC_CHECK(hi < num_classes, IndexError, "one_hot: class value ", hi,
                  " is out of range for num_classes=", num_classes, " (indices ", describe(indices),
                  ")");

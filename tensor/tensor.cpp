@@ -34,14 +34,23 @@ Shape infer_shape(const Shape& requested, int64_t numel, const Shape& from, cons
   Shape out = requested;
   int64_t known = 1;
   int infer = -1;
+  bool overflow = false, has_zero = false;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] == -1) {
       FABRIC_CHECK(infer < 0, ShapeError, op, ": only one dimension can be -1 in ", shape_str(requested));
       infer = static_cast<int>(i);
     } else {
       FABRIC_CHECK(out[i] >= 0, ShapeError, op, ": invalid size ", out[i], " in ", shape_str(requested));
-      known *= out[i];
+      has_zero |= out[i] == 0;
+      overflow |= __builtin_mul_overflow(known, out[i], &known);
     }
+  }
+  // A product past int64 can match no tensor's numel (a wrapped one could), unless a 0 makes it 0.
+  if (overflow) {
+    FABRIC_CHECK(has_zero, ShapeError, op, ": shape ", shape_str(requested),
+                 " is invalid for input of shape ", shape_str(from), " (", numel,
+                 " elements): its element count overflows int64");
+    known = 0;
   }
   if (infer >= 0) {
     FABRIC_CHECK(known != 0 && numel % known == 0, ShapeError, op, ": shape ", shape_str(requested),
@@ -93,18 +102,27 @@ Tensor Tensor::from_storage(Storage storage, DType dtype, Shape sizes, Strides s
   FABRIC_CHECK(sizes.size() == strides.size(), ShapeError, "from_storage: ", sizes.size(), " sizes but ",
                strides.size(), " strides");
   int64_t max_index = offset;
-  bool empty = false;
+  bool empty = false, overflow = false;
   for (size_t i = 0; i < sizes.size(); ++i) {
     FABRIC_CHECK(sizes[i] >= 0 && strides[i] >= 0, ShapeError, "from_storage: negative size or stride in ",
                  shape_str(sizes));
     if (sizes[i] == 0) empty = true;
-    max_index += (sizes[i] - 1) * strides[i];
+    // Overflow-checked: a wrapped extent would pass the storage-size check below.
+    int64_t span;
+    overflow |= __builtin_mul_overflow(sizes[i] - 1, strides[i], &span);
+    overflow |= __builtin_add_overflow(max_index, span, &max_index);
   }
   FABRIC_CHECK(offset >= 0, ShapeError, "from_storage: negative offset ", offset);
   if (!empty) {
-    FABRIC_CHECK((max_index + 1) * itemsize(dtype) <= static_cast<int64_t>(storage->nbytes()), ShapeError,
-                 "from_storage: a ", dtype_name(dtype), " view of shape ", shape_str(sizes), " at offset ", offset,
-                 " needs ", (max_index + 1) * itemsize(dtype), " bytes but the storage has ", storage->nbytes());
+    int64_t need;
+    overflow |= __builtin_add_overflow(max_index, 1, &need);
+    overflow |= __builtin_mul_overflow(need, itemsize(dtype), &need);
+    FABRIC_CHECK(!overflow, ShapeError, "from_storage: a ", dtype_name(dtype), " view of shape ",
+                 shape_str(sizes), " with strides ", shape_str(strides), " at offset ", offset,
+                 " reaches past what int64 can address (its byte extent overflows)");
+    FABRIC_CHECK(need <= static_cast<int64_t>(storage->nbytes()), ShapeError, "from_storage: a ",
+                 dtype_name(dtype), " view of shape ", shape_str(sizes), " at offset ", offset,
+                 " needs ", need, " bytes but the storage has ", storage->nbytes());
   }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(storage);
@@ -254,8 +272,15 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   end = std::clamp<int64_t>(end, start, n);
   Shape s = sizes();
   Strides st = strides();
-  s[d] = (end - start + step - 1) / step;
-  st[d] *= step;
+  // Not (end - start + step - 1) / step: that wraps for a step near INT64_MAX.
+  s[d] = end == start ? 0 : (end - start - 1) / step + 1;
+  // stride * step can only overflow when the slice keeps at most one element (a larger step
+  // would reach past the dim); that element is never stepped over, so its stride stays.
+  int64_t stepped;
+  if (!__builtin_mul_overflow(st[d], step, &stepped))
+    st[d] = stepped;
+  else if (s[d] > 1)
+    throw_size_overflow("slice", st[d], '*', step);
   Tensor out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
   SliceAttrs attrs{sizes(), d, start, end, step};
   record_op(OpId::slice, {*this}, {&out}, &attrs);
@@ -266,9 +291,16 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   FABRIC_CHECK(dim() > 0, IndexError, "narrow: cannot narrow a 0-dim tensor");
   d = wrap_dim(d, dim(), "narrow");
   const int64_t n = sizes()[d];
+  // As PyTorch, in this order; the last check is `length <= n - start`, not `start + length <= n`,
+  // which wraps for a start or length near INT64_MAX.
+  FABRIC_CHECK(length >= 0, IndexError, "narrow: length must be non-negative, got ", length);
+  FABRIC_CHECK(start >= -n && start <= n, IndexError,
+               "narrow: start out of range (expected to be in range of [", -n, ", ", n,
+               "], but got ", start, ") for dim ", d, " of shape ", shape_str(sizes()));
   if (start < 0) start += n;
-  FABRIC_CHECK(start >= 0 && length >= 0 && start + length <= n, IndexError, "narrow: start ", start, " + length ",
-               length, " exceeds size ", n, " of dim ", d, " (shape ", shape_str(sizes()), ")");
+  FABRIC_CHECK(length <= n - start, IndexError, "narrow: start (", start, ") + length (", length,
+               ") exceeds dimension size (", n, ") of dim ", d, " (shape ", shape_str(sizes()),
+               ")");
   return slice(d, start, start + length);
 }
 
@@ -311,6 +343,14 @@ Tensor Tensor::expand(const Shape& shape) const {
       st[i] = 0;
     }
   }
+  // A stride-0 view allocates nothing, so nothing else would notice that its element count
+  // overflows (PyTorch refuses such a view too).
+  int64_t count = 1;
+  bool overflow = false;
+  for (int64_t v : s) overflow |= __builtin_mul_overflow(count, v, &count);
+  FABRIC_CHECK(!overflow || std::find(s.begin(), s.end(), 0) != s.end(), ShapeError,
+               "expand: cannot expand ", shape_str(sizes()), " to ", shape_str(shape),
+               ": its element count overflows int64");
   Tensor out = make_view(*this, s, st, storage_offset());
   ShapeAttrs attrs{sizes()};
   record_op(OpId::expand, {*this}, {&out}, &attrs);

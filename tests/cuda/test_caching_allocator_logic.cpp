@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -113,6 +114,16 @@ TEST(CachingAllocatorLogic, RoundingAndSegmentSizes) {
   EXPECT_EQ(Core::segment_size(10 * MiB - 512), 20 * MiB);
   EXPECT_EQ(Core::segment_size(10 * MiB), 10 * MiB);
   EXPECT_EQ(Core::segment_size(10 * MiB + 512), 12 * MiB);
+}
+
+TEST(CachingAllocatorLogic, ImpossibleRequestsAreRefusedBeforeRounding) {
+  // round_size and segment_size would wrap past 2^64 for these and hand out a small block.
+  FakeDevice dev;
+  Core core("fake:0", dev.ops());
+  EXPECT_CONTAINS(thrown<DeviceError>([&] { core.allocate(std::numeric_limits<size_t>::max() - 10); }),
+                  "more than any device holds");
+  EXPECT_THROW(core.allocate((size_t{1} << 60) + 1), DeviceError);
+  EXPECT_EQ(dev.allocs, 0);
 }
 
 TEST(CachingAllocatorLogic, SmallRequestsShareOneSegment) {
