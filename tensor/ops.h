@@ -50,6 +50,7 @@ Tensor addcmul(const Tensor& self, const Tensor& t1, const Tensor& t2, const Sca
 Tensor& add_(Tensor& a, const Tensor& b, const Scalar& alpha = 1);
 Tensor& add_(Tensor& a, const Scalar& b);
 Tensor& sub_(Tensor& a, const Tensor& b, const Scalar& alpha = 1);
+Tensor& sub_(Tensor& a, const Scalar& b);
 Tensor& mul_(Tensor& a, const Tensor& b);
 Tensor& mul_(Tensor& a, const Scalar& b);
 Tensor& div_(Tensor& a, const Tensor& b);

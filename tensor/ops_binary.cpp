@@ -277,6 +277,9 @@ Tensor& add_(Tensor& a, const Scalar& b) {
 Tensor& sub_(Tensor& a, const Tensor& b, const Scalar& alpha) {
   return binary_inplace("sub_", BinaryOp::sub, a, &b, nullptr, alpha);
 }
+Tensor& sub_(Tensor& a, const Scalar& b) {
+  return binary_inplace("sub_", BinaryOp::sub, a, nullptr, &b, 1);
+}
 Tensor& mul_(Tensor& a, const Tensor& b) {
   return binary_inplace("mul_", BinaryOp::mul, a, &b, nullptr, 1);
 }

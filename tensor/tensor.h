@@ -20,6 +20,7 @@ namespace fabric {
 // What autograd keeps on a tensor (grad, grad_fn, hooks). Defined by the autograd layer; the
 // tensor layer only holds it and asks the two questions it needs for autocast and views.
 class Tensor;
+class Generator;
 class AutogradMetaBase {
  public:
   virtual ~AutogradMetaBase() = default;
@@ -120,6 +121,18 @@ class Tensor {
   Tensor& copy_(const Tensor& src);            // broadcasting, converting copy into self
   Tensor& fill_(const Scalar& value);
   Tensor& zero_() { return fill_(0); }
+  // PyTorch's in-place methods: the free functions of tensor/ops.h and tensor/factory.h
+  // (tensor_inplace_methods.cpp), with their autograd rules.
+  Tensor& add_(const Tensor& other, const Scalar& alpha = 1);
+  Tensor& add_(const Scalar& other);
+  Tensor& sub_(const Tensor& other, const Scalar& alpha = 1);
+  Tensor& sub_(const Scalar& other);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(const Scalar& other);
+  Tensor& div_(const Tensor& other);
+  Tensor& div_(const Scalar& other);
+  Tensor& uniform_(double low = 0, double high = 1, Generator* gen = nullptr);
+  Tensor& normal_(double mean = 0, double std = 1, Generator* gen = nullptr);
   Tensor detach() const;                       // shares storage, no autograd history
   // Makes this handle (and every other handle to the same tensor) hold `src`'s storage, geometry
   // and dtype, keeping its identity and autograd flags: how Module::to() and sharding swap a

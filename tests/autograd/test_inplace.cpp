@@ -55,6 +55,27 @@ TEST(Inplace, NonLeafTakesTheHistoryOfTheOp) {
   EXPECT_EQ(w.grad().to_vector<double>(), V({6, 6}));
 }
 
+// The README's form: the in-place methods are the free functions (y.mul_(3) is mul_(y, 3)).
+TEST(Inplace, MethodsForwardToTheFreeFunctions) {
+  Tensor w = leaf({1, 2});
+  Tensor y = mul(w, 2.0);
+  y.mul_(3);
+  y.add_(plain({1, 1}), 2).sub_(1.0).div_(2.0).add_(0.5);
+  EXPECT_EQ(y.to_vector<double>(), V({4, 7}));  // ((6 + 2 - 1) / 2 + 0.5, (12 + 2 - 1) / 2 + 0.5)
+  sum(y).backward();
+  EXPECT_EQ(w.grad().to_vector<double>(), V({3, 3}));
+  Tensor z = zeros({1000}, {.dtype = DType::float64});
+  z.sub_(plain(V(1000, 1.0)), 2).mul_(plain(V(1000, 0.5))).div_(plain(V(1000, 4.0)));
+  EXPECT_EQ(z.to_vector<double>()[0], -0.25);
+  Generator g(7), h(7);
+  Tensor u = empty({1000}, {.dtype = DType::float64});
+  u.uniform_(-1, 1, &g);
+  EXPECT_EQ(u.to_vector<double>(), uniform_(z, -1, 1, &h).to_vector<double>());
+  u.normal_(5, 0.1, &g);
+  EXPECT_NEAR(mean(u).item<double>(), 5.0, 0.02);
+  EXPECT_CONTAINS(thrown<Error>([&] { w.mul_(2); }), "a leaf Variable that requires grad");
+}
+
 // y = x * 1; y.div_(w); y.add_(w, alpha=2); y.sub_(b): both operands and the old value get
 // their gradients. dy/dx = 1/w, dy/dw = -x/w^2 + 2, dy/db = -1.
 TEST(Inplace, OperandsThatRequireGradJoinTheGraph) {
