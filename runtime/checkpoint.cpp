@@ -35,9 +35,16 @@ void fsync_path(const std::string& path, bool directory) {
 
 void finish_directory(const std::string& tmp, const std::string& file, const json& meta, int indent,
                       const std::string& path) {
+  std::string text;
+  try {
+    text = meta.dump(indent);
+  } catch (const json::exception& e) {  // describe_entries checks every string: a bug if reached
+    throw ValueError("Fabric.save: the checkpoint description cannot be written as JSON (" + std::string(e.what()) +
+                     "); nothing was written to " + path);
+  }
   {
     std::ofstream out(tmp + "/" + file);
-    out << meta.dump(indent) << "\n";
+    out << text << "\n";
     out.close();
     if (!out) io_fail(path, "cannot write " + file);
   }
@@ -53,6 +60,7 @@ std::string without_trailing_separators(const std::string& path) {
 }
 
 void check_key(const std::string& key) {
+  check_utf8(key, "state key '" + printable(key) + "'");
   FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos && key != "." && key != "..", ValueError,
                "Fabric.save: state key '", key, "' is not usable as a file name (empty, '.', '..' or holds '/')");
   FABRIC_CHECK(key != "tensors" && key != "state", ValueError, "Fabric.save: state key '", key,
@@ -61,16 +69,17 @@ void check_key(const std::string& key) {
 
 namespace {
 
-json to_json(const precision::StateValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
-
-precision::StateValue from_json(const json& j, const std::string& where) {
-  if (j.is_boolean()) return j.get<bool>();
-  if (j.is_number_integer()) return j.get<int64_t>();
-  if (j.is_number_float()) return j.get<double>();
-  if (j.is_string()) return j.get<std::string>();
-  throw IOError("checkpoint: " + where + " holds a value that is not a number, flag or string");
+// A precision plugin's state under `key`: its name and fields, each checked as text.
+json describe_precision(const precision::Precision& p, const std::string& key) {
+  const std::string name = p.name();
+  check_utf8(name, "the name of the precision plugin in state['" + key + "']");
+  json s = json::object();
+  for (const auto& [k, sv] : p.state_dict()) {
+    const std::string field = "state['" + key + "'] (the precision plugin's state) field '" + printable(k) + "'";
+    check_utf8(k, field);
+    s[k] = value_to_json(sv, field);
+  }
+  return {{"kind", "precision"}, {"name", name}, {"state", s}};
 }
 
 }  // namespace
@@ -89,30 +98,26 @@ json describe_entries(const State& state, const precision::Precision* precision,
             FABRIC_CHECK(v.defined(), ValueError, "Fabric.save: state['", key, "'] is an undefined tensor");
             tensors.emplace_back(key, v);
           } else if constexpr (std::is_same_v<V, precision::Precision*>) {
-            json s = json::object();
-            for (const auto& [k, sv] : v->state_dict()) s[k] = to_json(sv);
-            e["name"] = v->name();
-            e["state"] = s;
+            e = describe_precision(*v, key);
             has_precision = true;
           } else if constexpr (!std::is_pointer_v<V>) {
-            e["value"] = v;
+            e["value"] = value_to_json(precision::StateValue(v), "state['" + key + "']");
           }
         },
         entry.value());
     entries[key] = e;
   }
-  if (precision && !has_precision && !state.count("precision")) {
-    json s = json::object();
-    for (const auto& [k, sv] : precision->state_dict()) s[k] = to_json(sv);
-    entries["precision"] = {{"kind", "precision"}, {"name", precision->name()}, {"state", s}};
-  }
+  if (precision && !has_precision && !state.count("precision"))
+    entries["precision"] = describe_precision(*precision, "precision");
   return entries;
 }
 
-precision::PrecisionState precision_state_from(const json& e) {
+precision::PrecisionState precision_state_from(const json& e, const std::string& path) {
   precision::PrecisionState s;
-  const json fields = e.value("state", json::object());  // named: items() must not outlive it
-  for (const auto& [k, v] : fields.items()) s[k] = from_json(v, "state.json entry '" + k + "'");
+  auto fields = e.find("state");
+  if (fields == e.end()) return s;
+  if (!fields->is_object()) io_fail(path, "the precision entry's \"state\" is not an object of named values");
+  for (const auto& [k, v] : fields->items()) s[k] = value_from_json(v, "the precision state's '" + k + "'", path);
   return s;
 }
 
@@ -147,21 +152,29 @@ void restore_plain(StateEntry& target, const std::string& key, const json& e, co
           auto t = tensor_file.tensors.find(key);
           if (t == tensor_file.tensors.end()) io_fail(path, "tensors.safetensors lacks '" + key + "'");
           v = t->second.clone();
-        } else if constexpr (std::is_same_v<V, double>) {
-          v = e.at("value").get<double>();
         } else {
-          v = e.at("value").get<V>();
+          // check_kind let only an int into a float besides the same kind.
+          const precision::StateValue sv = plain_value(e, key, entry_kind(e, key, path), path);
+          if constexpr (std::is_same_v<V, double>) {
+            v = std::holds_alternative<int64_t>(sv) ? double(std::get<int64_t>(sv)) : std::get<double>(sv);
+          } else {
+            v = std::get<V>(sv);
+          }
         }
       },
       target.value());
 }
 
-void add_plain_remainder(State& remainder, const std::string& key, const json& e, const SafetensorsFile& tensor_file) {
-  const std::string kind = e.value("kind", "");
+void add_plain_remainder(State& remainder, const std::string& key, const json& e, const SafetensorsFile& tensor_file,
+                         const std::string& path) {
+  const std::string kind = entry_kind(e, key, path);
   if (kind == "tensor") {
-    remainder.emplace(key, tensor_file.tensors.at(key));
-  } else if (e.contains("value")) {
-    const precision::StateValue v = from_json(e["value"], "entry '" + key + "'");
+    auto t = tensor_file.tensors.find(key);
+    if (t == tensor_file.tensors.end())
+      io_fail(path, "tensors.safetensors lacks '" + key + "' (the description lists it as a tensor)");
+    remainder.emplace(key, t->second);
+  } else if (kind == "int" || kind == "float" || kind == "bool" || kind == "string") {
+    const precision::StateValue v = plain_value(e, key, kind, path);
     std::visit([&](const auto& x) { remainder.emplace(key, x); }, v);
   }
 }
@@ -246,8 +259,12 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
   } catch (const std::exception& e) {
     io_fail(path, std::string("state.json is not valid JSON: ") + e.what());
   }
-  if (meta.value("format", "") != kFormat || !meta.contains("entries") || !meta["entries"].is_object())
-    io_fail(path, "state.json is not a fabric checkpoint description");
+  // Compared as JSON values: a field of another type (or a top-level array) is no description,
+  // not a JSON type error.
+  if (!meta.is_object() || !meta.contains("format") || meta["format"] != kFormat || !meta.contains("entries") ||
+      !meta["entries"].is_object())
+    io_fail(path, std::string("state.json is not a fabric checkpoint description (expected an object with format \"") +
+                      kFormat + "\" and an object of entries)");
   const json& entries = meta["entries"];
   check_strict_keys(state, entries, strict, path_in);
   SafetensorsFile tensor_file;
@@ -255,7 +272,7 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
   auto file_of = [&](const std::string& key) { return load_safetensors(path + "/" + key + ".safetensors"); };
   State remainder;
   for (const auto& [key, e] : entries.items()) {
-    const std::string kind = e.value("kind", "");
+    const std::string kind = entry_kind(e, key, path);
     auto it = state.find(key);
     if (it == state.end() && kind == "precision" && precision) {
       restore_precision_state(*precision, e, path_in, warnings);  // the plugin's state, restored by default
@@ -265,7 +282,7 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
       if (kind == "module" || kind == "optimizer") {
         for (auto& [name, t] : file_of(key).tensors) remainder.emplace(key + "." + name, t);
       } else {
-        add_plain_remainder(remainder, key, e, tensor_file);
+        add_plain_remainder(remainder, key, e, tensor_file, path);
       }
       continue;
     }
@@ -326,6 +343,9 @@ State load_checkpoint(const std::string& path, State& state, precision::Precisio
     return read_checkpoint(dir, state, precision, strict, load_optimizer, load_module, warnings);
   } catch (const fs::filesystem_error& e) {
     io_fail(dir, e.what());
+  } catch (const json::exception& e) {
+    // What the targeted checks above missed: still a malformed file, never a JSON library error.
+    io_fail(dir, std::string("state.json is malformed: ") + e.what());
   }
 }
 

@@ -4,7 +4,15 @@
 //                       weights) and one per optimizer (OptimizerState::flatten keys)
 //   tensors.safetensors plain tensors of the state, under their keys (when there are any)
 //   state.json          what each key is, the plain values (numbers, flags, strings) and the
-//                       precision plugin's state (a loss scaler's), which is saved by default
+//                       precision plugin's state (a loss scaler's), which is saved by default:
+//                       {"format": "fabric-checkpoint", "version": 1, "entries": {<key>: {"kind":
+//                       "int" | "float" | "bool" | "string", "value": v} | {"kind": "tensor" |
+//                       "module" | "optimizer"} | {"kind": "precision", "name": s, "state": {...}}}}
+// Plain values are JSON's numbers, flags and strings, except a non-finite float (JSON has none):
+// {"float": "inf"}, {"float": "-inf"} or {"float": "nan"}, in an entry's "value" and in a
+// precision state alike. (Finite floats stay numbers, so earlier checkpoints read unchanged.)
+// Strings must be valid UTF-8, as JSON's are: save raises ValueError naming the key otherwise.
+// A malformed state.json is an IOError "checkpoint <path>: ..." on load.
 // Writing is atomic: everything goes to a temporary sibling directory, is fsynced, and replaces
 // `path` only when complete, so an interrupted save leaves the previous checkpoint loadable.
 #pragma once

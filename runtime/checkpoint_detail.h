@@ -29,7 +29,8 @@ void check_key(const std::string& key);
 // state holds a plugin already or holds that key. Checks every key.
 json describe_entries(const State& state, const precision::Precision* precision,
                       std::vector<std::pair<std::string, Tensor>>& tensors);
-precision::PrecisionState precision_state_from(const json& entry);
+// The precision plugin's state of a checkpoint entry; IOError naming `path` when it is malformed.
+precision::PrecisionState precision_state_from(const json& entry, const std::string& path);
 // Restores the checkpoint's precision entry into `target` (checkpoint_precision.cpp): as saved when
 // it is the same kind of state; a loss scale translated between GradScaler ("scale") and DeepSpeed's
 // scaler ("cur_scale"); otherwise (another kind, or none saved) nothing, with a warning naming
@@ -48,7 +49,27 @@ void restore_plain(StateEntry& target, const std::string& key, const json& entry
                    const std::string& path, std::vector<std::string>* warnings = nullptr);
 // Adds a plain entry the caller did not ask for (tensor or value) to `remainder`.
 void add_plain_remainder(State& remainder, const std::string& key, const json& entry,
-                         const SafetensorsFile& tensors);
+                         const SafetensorsFile& tensors, const std::string& path);
+
+// ---- plain values (checkpoint_values.cpp; the encoding is described in checkpoint.h) ----------
+// `s` with bytes outside printable ASCII as \xNN (for messages about keys that may not be text).
+std::string printable(const std::string& s);
+// ValueError "Fabric.save: <what> is not valid UTF-8 ..." when JSON cannot hold `s`.
+void check_utf8(const std::string& s, const std::string& what);
+// A float as JSON: a number, or {"float": "inf" | "-inf" | "nan"}.
+json float_to_json(double v);
+// A plain value as JSON (floats as float_to_json); check_utf8 on strings, naming `what`.
+json value_to_json(const precision::StateValue& v, const std::string& what);
+// Back from JSON: a flag, int64, float (numbers and the non-finite form) or string; IOError
+// "checkpoint <path>: <what> holds ..." for anything else.
+precision::StateValue value_from_json(const json& j, const std::string& what, const std::string& path);
+// The "kind" of entry `key`; IOError when the entry is not an object or its kind is missing, not a
+// string or unknown.
+std::string entry_kind(const json& entry, const std::string& key, const std::string& path);
+// The "value" of a plain entry of `kind` (int, float, bool, string), of that type (a float's may be
+// saved as an integral number; it comes back as a double); IOError when missing or of another type.
+precision::StateValue plain_value(const json& entry, const std::string& key, const std::string& kind,
+                                  const std::string& path);
 
 // Replaces `path` by the complete directory `tmp` in one step where the file system allows it
 // (else through `path`.old, which load falls back to).

@@ -73,9 +73,10 @@ std::string format(double v) {
 
 void restore_precision_state(precision::Precision& target, const json& entry,
                              const std::string& path, std::vector<std::string>* warnings) {
-  const PrecisionState saved = precision_state_from(entry);
+  const PrecisionState saved = precision_state_from(entry, path);
   const PrecisionState current = target.state_dict();
-  const std::string saved_by = entry.value("name", "");
+  const auto name = entry.find("name");  // only for messages: a missing or odd name is no error
+  const std::string saved_by = name != entry.end() && name->is_string() ? name->get<std::string>() : "";
   const ScalerKind from = kind_of(saved), to = kind_of(current);
   if (from == ScalerKind::none && to == ScalerKind::none) return;
   if (from == to && same_keys(saved, current)) {

@@ -31,6 +31,14 @@ std::string format_value(double v) {
   return std::string(buf, r.ptr);
 }
 
+// A step cell as this logger writes it: an integer, nothing around it.
+std::optional<int64_t> parse_step(const std::string& s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
 bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
@@ -85,16 +93,30 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
   if (append && fs::exists(path_)) {
     std::ifstream in(path_);
     std::string line;
-    if (std::getline(in, line)) {
+    // Lines as written here, or by an editor that ended them with "\r\n".
+    auto next_line = [&] {
+      if (!std::getline(in, line)) return false;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return true;
+    };
+    if (next_line()) {
       columns_ = split_csv_line(line);
       FABRIC_CHECK(std::find(columns_.begin(), columns_.end(), "step") != columns_.end(), IOError, "CSVLogger: ",
                    path_, " has no 'step' column (header: ", line, ")");
-      while (std::getline(in, line)) {
+      // Every row this logger writes has a cell per column and an integer step; anything else is
+      // not its file (or was edited), and rows under the wrong columns would go on silently.
+      for (int64_t number = 2; next_line(); ++number) {
         if (line.empty()) continue;
         const auto cells = split_csv_line(line);
+        FABRIC_CHECK(cells.size() == columns_.size(), IOError, "CSVLogger: ", path_, " line ", number, ": ",
+                     cells.size(), " cells but the header has ", columns_.size(), " columns (",
+                     line.substr(0, 80), ")");
         Row row;
-        for (size_t i = 0; i < cells.size() && i < columns_.size(); ++i)
+        for (size_t i = 0; i < cells.size(); ++i)
           if (!cells[i].empty()) row[columns_[i]] = cells[i];
+        const auto step = row.find("step");
+        FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", path_, " line ", number,
+                     ": step '", step == row.end() ? "" : step->second.substr(0, 40), "' is not an integer");
         rows_.push_back(std::move(row));
       }
       written_ = rows_.size();
@@ -155,8 +177,8 @@ void CSVLogger::flush() {
 void CSVLogger::truncate_after(int64_t step) {
   std::vector<Row> kept;
   for (Row& row : rows_) {
-    auto it = row.find("step");
-    if (it != row.end() && !it->second.empty() && std::stoll(it->second) > step) continue;
+    auto it = row.find("step");  // every row has an integer step (checked when read, set when logged)
+    if (it != row.end() && parse_step(it->second).value_or(step) > step) continue;
     kept.push_back(std::move(row));
   }
   rows_ = std::move(kept);

@@ -325,7 +325,7 @@ State read_sharded_checkpoint(const std::string& path, State& state, precision::
     tensor_file = load_safetensors(reader.dir() + "/tensors.safetensors");
   State remainder;
   for (const auto& [key, e] : entries.items()) {
-    const std::string kind = e.value("kind", "");
+    const std::string kind = entry_kind(e, key, reader.dir());
     auto it = state.find(key);
     if (it == state.end() && kind == "precision" && precision) {
       restore_precision_state(*precision, e, path, warnings);  // the plugin's state, restored by default
@@ -338,7 +338,7 @@ State read_sharded_checkpoint(const std::string& path, State& state, precision::
       } else if (kind == "optimizer") {
         for (const auto& [name, t] : reader.optimizer_state(key).flatten()) remainder.emplace(key + "." + name, t);
       } else {
-        add_plain_remainder(remainder, key, e, tensor_file);
+        add_plain_remainder(remainder, key, e, tensor_file, reader.dir());
       }
       continue;
     }
@@ -422,6 +422,9 @@ State load_sharded_checkpoint(const std::string& path_in, State& state, precisio
     return read_sharded_checkpoint(path, state, precision, strict, strategy, warnings);
   } catch (const fs::filesystem_error& e) {
     io_fail(path, e.what());
+  } catch (const json::exception& e) {
+    // What the targeted checks missed: still a malformed file, never a JSON library error.
+    io_fail(path, std::string("meta.json is malformed: ") + e.what());
   }
 }
 

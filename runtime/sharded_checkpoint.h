@@ -6,7 +6,8 @@
 //   meta.json                      rank 0: {"format": "fabric-sharded", "version": 1,
 //                                  "world_size": N, "entries": {...}} where entries are those of a
 //                                  full checkpoint's state.json (kinds, plain values, the
-//                                  precision plugin's state) plus, for each module and optimizer
+//                                  precision plugin's state; plain values encoded as there)
+//                                  plus, for each module and optimizer
 //                                  entry, its tensors: name -> {shape, dtype, pieces: [{rank,
 //                                  offset, numel}]} (offset/numel: elements of the tensor
 //                                  flattened in row-major order), and for optimizers the

@@ -107,15 +107,21 @@ ShardedReader::ShardedReader(const std::string& path) : path_(path), dir_(path) 
   } catch (const std::exception& e) {
     throw IOError("sharded checkpoint " + dir_ + "/meta.json: not valid JSON: " + e.what());
   }
-  const bool ok = meta_.is_object() && meta_.value("format", "") == kShardedFormat && meta_.contains("entries") &&
-                  meta_["entries"].is_object() && meta_.contains("world_size") &&
-                  meta_["world_size"].is_number_integer() && meta_["world_size"].get<int64_t>() >= 1;
+  // Fields compared as JSON values: one of another type (or a top-level array) makes no
+  // description, not a JSON type error.
+  const bool is_object = meta_.is_object();
+  const json format = is_object && meta_.contains("format") ? meta_["format"] : json();
+  const bool ok = is_object && format == kShardedFormat && meta_.contains("entries") && meta_["entries"].is_object() &&
+                  meta_.contains("world_size") && meta_["world_size"].is_number_integer() &&
+                  meta_["world_size"].get<int64_t>() >= 1 &&
+                  meta_["world_size"].get<int64_t>() <= std::numeric_limits<int>::max();
   if (!ok)
     throw IOError("sharded checkpoint " + dir_ + "/meta.json: not a sharded checkpoint description (expected "
-                  "format \"" + kShardedFormat + "\" with world_size and entries, found format \"" +
-                  (meta_.is_object() ? meta_.value("format", "") : std::string()) + "\")");
-  FABRIC_CHECK(meta_.value("version", 0) == kShardedVersion, IOError, "sharded checkpoint ", dir_,
-               "/meta.json: version ", meta_.value("version", 0), " (this build reads version ", kShardedVersion, ")");
+                  "format \"" + kShardedFormat + "\" with world_size and entries, found format " +
+                  (format.is_null() ? std::string("none") : format.dump()) + ")");
+  const json version = meta_.contains("version") ? meta_["version"] : json();
+  FABRIC_CHECK(version == kShardedVersion, IOError, "sharded checkpoint ", dir_, "/meta.json: version ",
+               version.dump(), " (this build reads version ", kShardedVersion, ")");
   world_size_ = meta_["world_size"].get<int>();
 }
 
@@ -273,7 +279,20 @@ distributed::FullyShardedModule::OptimizerPieces ShardedReader::optimizer_pieces
 
 // ---- fabric-train consolidate -----------------------------------------------------------------
 
-void consolidate_checkpoint(const std::string& sharded_dir, const std::string& out_dir) {
+namespace {
+
+// `write` (a consolidation of `sharded_dir`), with what targeted checks of meta.json missed an
+// IOError naming the checkpoint, never a JSON library error.
+template <class Fn>
+void reading_meta(const std::string& sharded_dir, Fn&& write) {
+  try {
+    write();
+  } catch (const nlohmann::json::exception& e) {
+    throw IOError("sharded checkpoint " + sharded_dir + ": meta.json is malformed: " + e.what());
+  }
+}
+
+void write_consolidated_checkpoint(const std::string& sharded_dir, const std::string& out_dir) {
   using namespace checkpoint_detail;
   using sharded_detail::json;
   namespace fs = std::filesystem;
@@ -297,6 +316,7 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
   // state.json's entries: what a single-process save writes (kinds, plain values, precision).
   json entries = json::object();
   for (const auto& [key, e] : reader.entries().items()) {
+    (void)entry_kind(e, key, reader.dir());
     json out = json::object();
     for (const char* field : {"kind", "name", "state", "value"})
       if (e.contains(field)) out[field] = e[field];
@@ -313,7 +333,7 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
   if (ec) io_fail(out_dir, "cannot create the temporary directory " + tmp + ": " + ec.message());
   try {
     for (const auto& [key, e] : reader.entries().items()) {
-      const std::string kind = e.value("kind", "");
+      const std::string kind = entry_kind(e, key, reader.dir());
       if (kind == "module") {
         const nn::StateDict sd = reader.module_state(key);
         save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
@@ -333,7 +353,7 @@ void consolidate_checkpoint(const std::string& sharded_dir, const std::string& o
   }
 }
 
-void consolidate_model_weights(const std::string& sharded_dir, const std::string& out_file) {
+void write_consolidated_weights(const std::string& sharded_dir, const std::string& out_file) {
   namespace fs = std::filesystem;
   FABRIC_CHECK(!out_file.empty(), ValueError, "consolidate: the output path is empty");
   FABRIC_CHECK(!fs::is_directory(out_file), ValueError, "consolidate: ", out_file,
@@ -342,7 +362,7 @@ void consolidate_model_weights(const std::string& sharded_dir, const std::string
   // The module to write: fabric-train's "model", or the checkpoint's only module.
   std::vector<std::string> modules;
   for (const auto& [key, e] : reader.entries().items())
-    if (e.value("kind", "") == "module") modules.push_back(key);
+    if (checkpoint_detail::entry_kind(e, key, reader.dir()) == "module") modules.push_back(key);
   std::string key;
   if (std::find(modules.begin(), modules.end(), "model") != modules.end()) {
     key = "model";
@@ -358,6 +378,16 @@ void consolidate_model_weights(const std::string& sharded_dir, const std::string
   const nn::StateDict sd = reader.module_state(key);
   // save_safetensors writes a temporary file, fsyncs it and renames it over out_file.
   save_safetensors(out_file, {sd.begin(), sd.end()}, {{"format", "pt"}});
+}
+
+}  // namespace
+
+void consolidate_checkpoint(const std::string& sharded_dir, const std::string& out_dir) {
+  reading_meta(sharded_dir, [&] { write_consolidated_checkpoint(sharded_dir, out_dir); });
+}
+
+void consolidate_model_weights(const std::string& sharded_dir, const std::string& out_file) {
+  reading_meta(sharded_dir, [&] { write_consolidated_weights(sharded_dir, out_file); });
 }
 
 }  // namespace fabric

@@ -481,14 +481,16 @@ class Run {
       fs::remove(run_dir_ + "/metrics.csv");
       fs::remove_all(run_dir_ + "/tensorboard");
     }
-    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
-    const std::string vocab_path = run_dir_ + "/vocab.json";
-    if (data.vocab && (!resuming_ || !fs::exists(vocab_path))) data.vocab->save(vocab_path);
+    // Before config.yaml: a resume's metrics.csv that cannot be read (an IOError naming its line)
+    // leaves the run directory as it was.
     if (cfg_.logger.csv) {
       std::vector<std::string> columns = {"train_loss", "lr"};
       if (validating) columns.push_back("val_loss");
       csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_, /*flush_every=*/1, columns);
     }
+    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
+    const std::string vocab_path = run_dir_ + "/vocab.json";
+    if (data.vocab && (!resuming_ || !fs::exists(vocab_path))) data.vocab->save(vocab_path);
   }
 
   // One example through the model and the loss, before anything is written: a model that does not
@@ -604,8 +606,8 @@ class Run {
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
                   data::DataLoader& loader, bool rank0) {
     const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/rank0);
-    State state{{"model", model}, {"optimizer", opt}, {"step", int64_t(0)}, {"rng.seed", int64_t(0)},
-                {"rng.offset", int64_t(0)}};
+    // The counters (step, rng.*, data.*) come back in `rest`, checked by counter() below.
+    State state{{"model", model}, {"optimizer", opt}};
     State rest;
     try {
       rest = fab.load(dir, state);
@@ -615,16 +617,26 @@ class Run {
       throw ConfigError("resume: " + dir + " does not fit the config (did a --set change model.* or optimizer.*?): " +
                         e.what());
     }
-    default_generator().set_state({uint64_t(std::get<int64_t>(state.at("rng.seed").value())),
-                                   uint64_t(std::get<int64_t>(state.at("rng.offset").value()))});
+    const int64_t step = counter(rest, "step", dir, /*count=*/true);
+    const int64_t rng_seed = counter(rest, "rng.seed", dir, /*count=*/false);  // a uint64 seed, stored as int64
+    const int64_t rng_offset = counter(rest, "rng.offset", dir, /*count=*/true);
     std::map<std::string, int64_t> ds;
     std::vector<std::pair<std::string, Tensor>> sched_items;
     for (auto& [k, v] : rest) {
-      if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = std::get<int64_t>(v.value());
-      if (k.rfind("scheduler.", 0) == 0) sched_items.emplace_back(k, std::get<Tensor>(v.value()));
+      if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = counter(rest, k, dir, /*count=*/k != "data.generator_seed");
+      if (k.rfind("scheduler.", 0) == 0) {
+        if (!std::holds_alternative<Tensor>(v.value()))
+          throw ConfigError("resume: " + dir + ": '" + k + "' is a " + v.kind() +
+                            ", not the tensor fabric-train saves there (the checkpoint is damaged or was edited)");
+        sched_items.emplace_back(k, std::get<Tensor>(v.value()));
+      }
     }
+    default_generator().set_state({uint64_t(rng_seed), uint64_t(rng_offset)});
     try {
       loader.set_state(data::DataLoaderState::from_map(ds));
+    } catch (const KeyError& e) {
+      throw ConfigError("resume: " + dir + " holds no data position (not a checkpoint fabric-train wrote?): " +
+                        e.what());
     } catch (const ValueError& e) {
       throw ConfigError("resume: the data position in " + dir + " does not fit the config (did a --set change " +
                         "trainer.batch_size or data.*?): " + e.what());
@@ -635,7 +647,24 @@ class Run {
       // new length's curve from the next step, not from the old one's last lr.
       sched->reapply();
     }
-    return std::get<int64_t>(state.at("step").value());
+    return step;
+  }
+
+  // A counter of the checkpoint's state: an integer, and for a count (all but seeds) not negative.
+  // Anything else is a damaged or hand-edited checkpoint, refused as a ConfigError like any state
+  // that does not fit the run (exit 2, nothing written) instead of a loop from a negative step.
+  static int64_t counter(const State& rest, const std::string& key, const std::string& dir, bool count) {
+    auto it = rest.find(key);
+    if (it == rest.end())
+      throw ConfigError("resume: " + dir + " holds no '" + key + "' (not a checkpoint fabric-train wrote?)");
+    const int64_t* v = std::get_if<int64_t>(&it->second.value());
+    if (!v)
+      throw ConfigError("resume: " + dir + ": '" + key + "' is a " + it->second.kind() +
+                        ", not an integer (the checkpoint is damaged or was edited)");
+    if (count && *v < 0)
+      throw ConfigError("resume: " + dir + ": '" + key + "' is " + std::to_string(*v) +
+                        ", a count that must be >= 0 (the checkpoint is damaged or was edited)");
+    return *v;
   }
 
   void prune() { prune_step_checkpoints(run_dir_ + "/checkpoints", cfg_.trainer.keep_last); }
