@@ -97,7 +97,7 @@ Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
 }
 
 Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temperature,
-                     std::optional<int64_t> top_k, Generator* gen) {
+                     std::optional<int64_t> top_k, Generator* gen, int64_t allowed_ids) {
   FABRIC_CHECK(max_new_tokens >= 0, ValueError, "GPT.generate: max_new_tokens must be >= 0, got ",
                max_new_tokens);
   FABRIC_CHECK(temperature >= 0.0 && std::isfinite(temperature), ValueError,
@@ -107,10 +107,15 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
   FABRIC_CHECK(idx_in.dim() == 2 && idx_in.size(1) > 0, ShapeError,
                "GPT.generate: expected a non-empty context of shape (B, T), got ",
                shape_str(idx_in.sizes()));
+  FABRIC_CHECK(allowed_ids >= 0 && allowed_ids <= config_.vocab_size, ValueError,
+               "GPT.generate: allowed_ids must be in [0, vocab_size ", config_.vocab_size, "] (0: all), got ",
+               allowed_ids);
   NoGradGuard no_grad;
   const int64_t B = idx_in.size(0), V = config_.vocab_size;
+  // Ids at or past `drawn` are never picked: the logits of [0, drawn) alone are sampled from.
+  const int64_t drawn = allowed_ids > 0 ? allowed_ids : V;
   Tensor idx = idx_in.to(DType::int64);
-  std::vector<double> row(static_cast<size_t>(V));
+  std::vector<double> row(static_cast<size_t>(drawn));
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     const int64_t T = idx.size(1);
     Tensor cond =
@@ -123,12 +128,12 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
     for (int64_t b = 0; b < B; ++b) {
       const float* l = logits.data() + b * V;
       if (temperature == 0.0) {
-        next[static_cast<size_t>(b)] = std::max_element(l, l + V) - l;
+        next[static_cast<size_t>(b)] = std::max_element(l, l + drawn) - l;
         continue;
       }
-      for (int64_t v = 0; v < V; ++v)
+      for (int64_t v = 0; v < drawn; ++v)
         row[static_cast<size_t>(v)] = static_cast<double>(l[v]) / temperature;
-      if (top_k && *top_k < V) {
+      if (top_k && *top_k < drawn) {
         // nanoGPT: logits below the k-th largest become -inf (ties with it survive).
         std::vector<double> sorted = row;
         std::nth_element(sorted.begin(), sorted.begin() + (*top_k - 1), sorted.end(),
@@ -147,7 +152,7 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
       const double target = u[static_cast<size_t>(b)] * total;
       double acc = 0.0;
       int64_t pick = -1;
-      for (int64_t v = 0; v < V; ++v) {
+      for (int64_t v = 0; v < drawn; ++v) {
         acc += row[static_cast<size_t>(v)];
         if (row[static_cast<size_t>(v)] > 0.0) pick = v;  // fallback: last token with mass
         if (acc > target) break;

@@ -40,9 +40,12 @@ class GPT : public Module {
   // nanoGPT's generate: the context is cropped to the last block_size tokens, logits of the last
   // position are divided by temperature, only the top_k largest are kept, and one token is drawn
   // from the softmax. temperature == 0 picks the argmax (greedy). Runs without autograd; call
-  // eval() first to switch dropout off.
+  // eval() first to switch dropout off. allowed_ids > 0 draws only ids below it (their logits
+  // alone count, top_k among them): a model whose vocab_size exceeds its tokenizer's vocabulary
+  // would otherwise emit ids that name nothing.
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0,
-                  std::optional<int64_t> top_k = std::nullopt, Generator* gen = nullptr);
+                  std::optional<int64_t> top_k = std::nullopt, Generator* gen = nullptr,
+                  int64_t allowed_ids = 0);
   // nanoGPT's get_num_params: every parameter once (the tied lm_head is wte), minus the position
   // embeddings when non_embedding. num_parameters() (Module) counts all.
   int64_t get_num_params(bool non_embedding = true) const;

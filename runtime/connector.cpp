@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -49,8 +50,8 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
   const std::string s = lower(spec);
   auto bad = [&](const std::string& why) {
     return ValueError("devices='" + spec + "' is invalid: " + why +
-                      ". Expected a positive number of devices, a list of indices ('0,1'), '-1' for all, "
-                      "or 'auto'");
+                      ". Expected a positive number of devices (at most " + std::to_string(kMaxDevicesPerNode) +
+                      "), a list of indices ('0,1'), '-1' for all, or 'auto'");
   };
   // fabric-api.md §1.3: auto is auto_device_count(), i.e. every visible GPU on cuda, 1 on cpu.
   if (s == "auto") {
@@ -70,8 +71,12 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
     while (std::getline(ss, item, ',')) {
       if (item.empty()) continue;
       char* end = nullptr;
+      errno = 0;
       const long v = std::strtol(item.c_str(), &end, 10);
       if (*end != '\0' || v < 0) throw bad("'" + item + "' is not a device index");
+      // Checked before the narrowing to int, which would wrap 4294967296 to device 0.
+      if (errno == ERANGE || v >= kMaxDevicesPerNode)
+        throw bad("index " + item + " is too large (indices are below " + std::to_string(kMaxDevicesPerNode) + ")");
       if (std::find(ids.begin(), ids.end(), int(v)) != ids.end()) throw bad("index " + item + " is repeated");
       ids.push_back(int(v));
     }
@@ -79,8 +84,11 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
     return ids;
   }
   char* end = nullptr;
+  errno = 0;
   const long n = std::strtol(s.c_str(), &end, 10);
   if (*end != '\0') throw bad("not a number");
+  // Before the list of ids is built: 10^12 would not fit in memory, 2^32 + 1 would take 17 GB.
+  if (errno == ERANGE || n > kMaxDevicesPerNode) throw bad("too many devices");
   if (n == -1) {
     if (available < 1) throw bad("no " + accelerator + " device is available");
     std::vector<int> ids(static_cast<size_t>(available));
@@ -186,7 +194,9 @@ Resolved resolve_connector(ConnectorFlags f) {
   FABRIC_CHECK(std::find(strategies.begin(), strategies.end(), strategy) != strategies.end(), ValueError,
                "You selected an invalid strategy name: `strategy='", f.strategy,
                "'`. It must be one of: ", join(strategies), ".");
-  FABRIC_CHECK(f.num_nodes >= 1, ValueError, "`num_nodes` must be a positive integer, got ", f.num_nodes);
+  // Bounded: Fabric narrows it to int for the strategy, where a huge count would wrap.
+  FABRIC_CHECK(f.num_nodes >= 1 && f.num_nodes <= kMaxNumNodes, ValueError,
+               "`num_nodes` must be a positive integer of at most ", kMaxNumNodes, ", got ", f.num_nodes);
   FABRIC_CHECK(!(f.precision_plugin && !f.precision.empty()), ValueError,
                "Received both `precision='", f.precision,
                "'` and a precision plugin in `plugins`. Choose one.");

@@ -57,8 +57,15 @@ struct Resolved {
 // strategies or precisions that this build does not provide yet.
 Resolved resolve_connector(ConnectorFlags flags);
 
+// Bounds of the devices and num_nodes flags: far above any machine or cluster, low enough that a
+// mistyped count is refused instead of allocating a list of ids per device (or wrapping when
+// narrowed to int). The launcher's world size bound (2^20 processes) is the product's.
+inline constexpr int64_t kMaxDevicesPerNode = 1 << 16;  // counts up to it, indices below it
+inline constexpr int64_t kMaxNumNodes = 1 << 20;
+
 // The devices flag as explicit indices; `available` is the accelerator's device count (what -1
-// means, and what 'auto' means on cuda; 'auto' on cpu is one device). ValueError naming the spec and what is allowed. fabric-train's config check uses it too.
+// means, and what 'auto' means on cuda; 'auto' on cpu is one device). ValueError naming the spec and what is allowed
+// (a count above kMaxDevicesPerNode or an index at or past it too). fabric-train's config check uses it too.
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator);
 
 // Strategy names the reference registers (lower-cased).

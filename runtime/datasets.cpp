@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "runtime/regular_file.h"
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
 
@@ -106,9 +107,14 @@ std::string bad_utf8(std::string_view what, std::string_view s, size_t i) {
                      hex(static_cast<unsigned char>(s[i])), "); expected a UTF-8 encoded text");
 }
 
+// Refused before opening: a FIFO would block the open, /dev/zero never end, a directory read empty.
+void check_regular_file(const std::string& path, const char* what) {
+  const std::string kind = non_regular_file_kind(path);
+  FABRIC_CHECK(kind.empty(), IOError, what, ": ", path, " is ", kind, ", expected a regular file");
+}
+
 std::vector<uint8_t> read_bytes(const std::string& path, const char* what) {
-  FABRIC_CHECK(!fs::is_directory(path), IOError, what, ": ", path,
-               " is a directory, expected a file");
+  check_regular_file(path, what);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(detail::cat(what, ": cannot open ", path, ": ", errno_str()));
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
@@ -392,8 +398,7 @@ TokenDataset::TokenDataset(const std::string& path, TokenDatasetOptions opts)
   FABRIC_CHECK(vocab_size_ >= 0 && vocab_size_ <= 65536, ValueError,
                "TokenDataset: vocab_size must be in [0, 65536] ",
                "(0: unchecked) for uint16 tokens, got ", vocab_size_);
-  FABRIC_CHECK(!fs::is_directory(path), IOError, "TokenDataset: ", path,
-               " is a directory, expected a file");
+  check_regular_file(path, "TokenDataset");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IOError(detail::cat("TokenDataset: cannot open ", path, ": ", errno_str()));
   struct stat st {};
@@ -467,6 +472,7 @@ std::string TokenDataset::describe() const {
 // -------------------------------------------------------------------------------
 
 TensorDataset::TensorDataset(const std::string& path, TensorDatasetOptions opts) {
+  check_regular_file(path, "TensorDataset");  // load_safetensors' open would block on a FIFO
   SafetensorsFile file = load_safetensors(path);
   auto take = [&](const std::string& key) {
     auto it = file.tensors.find(key);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/datasets.h"
+#include "runtime/regular_file.h"
 #include "tensor/factory.h"
 
 #ifdef FABRIC_HAVE_ZLIB
@@ -29,7 +30,9 @@ std::string hex(uint64_t v, int width) {
 }
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
-  FABRIC_CHECK(!fs::is_directory(path), IOError, "IDX: ", path, " is a directory, expected a file");
+  // Before opening: a FIFO would block the open, a character device (/dev/zero) never end.
+  const std::string kind = non_regular_file_kind(path);
+  FABRIC_CHECK(kind.empty(), IOError, "IDX: ", path, " is ", kind, ", expected a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(detail::cat("IDX: cannot open ", path, ": ", std::strerror(errno)));
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),

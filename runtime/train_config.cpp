@@ -24,6 +24,7 @@
 #include "precision/deepspeed_precision.h"
 #include "precision/registry.h"
 #include "runtime/connector.h"
+#include "runtime/regular_file.h"
 #include "runtime/train_config_fields.h"
 
 namespace fabric {
@@ -62,6 +63,16 @@ class Parser {
     if (m.line < 0) return name_;
     return name_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
   }
+  // A mapping key as text. YAML allows a list or a mapping as a key (`? [a, b]`, `{a: 1}: x`),
+  // which no config key is: refused at the key (or at `where`, a --set) naming the mapping it is in
+  // (`within`), rather than let yaml-cpp's conversion throw. A null key reads "null", as yaml-cpp
+  // converts it.
+  std::string key_text(const YAML::Node& key, const std::string& within, const std::string& where = "") const {
+    if (key.IsScalar()) return key.Scalar();
+    if (key.IsNull()) return "null";
+    fail(where.empty() ? at(key) : where, within,
+         std::string("a key must be a name, got a ") + (key.IsMap() ? "mapping" : "list"));
+  }
 
   Value convert(const Field& f, const Located& v) const {
     const std::string key = f.path();
@@ -86,22 +97,30 @@ class Parser {
       if (s.empty() || *end != '\0' || !std::isfinite(x)) type_error(scalar_text(n));
       return x;
     };
-    auto range = [&](double x) {
+    // Whole numbers in full (1048576, not 1.04858e+06); others as the stream writes them (0.9).
+    auto num = [](double d) {
+      std::ostringstream o;
+      if (std::abs(d) < 9007199254740992.0 && d == std::floor(d)) o << int64_t(d);
+      else o << d;
+      return o.str();
+    };
+    // `got`: the value as the message shows it (an integer exactly, past 2^53 too).
+    auto range = [&](double x, const std::string& got) {
       if (x < f.min || x > f.max) {
         std::ostringstream os;
         os << "must be ";
-        if (std::isfinite(f.min) && std::isfinite(f.max)) os << "between " << f.min << " and " << f.max;
-        else if (std::isfinite(f.min)) os << ">= " << f.min;
-        else os << "<= " << f.max;
-        os << ", got " << x;
+        if (std::isfinite(f.min) && std::isfinite(f.max)) os << "between " << num(f.min) << " and " << num(f.max);
+        else if (std::isfinite(f.min)) os << ">= " << num(f.min);
+        else os << "<= " << num(f.max);
+        os << ", got " << got;
         fail(v.where, key, os.str());
       }
     };
     Value out;
     const YAML::Node& n = v.node;
     switch (f.kind) {
-      case Kind::integer: out.i = as_int(n); range(double(out.i)); break;
-      case Kind::number: out.d = as_num(n); range(out.d); break;
+      case Kind::integer: out.i = as_int(n); range(double(out.i), std::to_string(out.i)); break;
+      case Kind::number: out.d = as_num(n); range(out.d, num(out.d)); break;
       case Kind::boolean: {
         if (!n.IsScalar()) type_error(scalar_text(n));
         const std::string s = n.Scalar();
@@ -146,10 +165,10 @@ class Parser {
         for (const auto& e : n) {
           if (f.kind == Kind::int_list) {
             out.il.push_back(as_int(e));
-            range(double(out.il.back()));
+            range(double(out.il.back()), std::to_string(out.il.back()));
           } else {
             out.dl.push_back(as_num(e));
-            range(out.dl.back());
+            range(out.dl.back(), num(out.dl.back()));
           }
         }
         break;
@@ -171,7 +190,7 @@ class Parser {
     // `values` until its key is checked: it means "the default".
     std::map<std::string, Located> values;
     for (const auto& top : root) {
-      const std::string sec = top.first.as<std::string>();
+      const std::string sec = key_text(top.first, "");
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
         fail(at(top.first), sec, "unknown section" + did_you_mean(sec, sections(), "sections"));
       if (sec == "deepspeed") {
@@ -189,7 +208,7 @@ class Parser {
       if (sec == "fsdp") fsdp_where_ = at(top.first);
       if (top.second.IsNull()) continue;
       if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
-      for (const auto& kv : top.second) values[sec + "." + kv.first.as<std::string>()] = {kv.second, at(kv.first)};
+      for (const auto& kv : top.second) values[sec + "." + key_text(kv.first, sec)] = {kv.second, at(kv.first)};
     }
     for (const std::string& o : overrides) {
       const size_t eq = o.find('=');
@@ -247,7 +266,7 @@ class Parser {
   // all of them at a --set, or "" for each its own place in the file). Nulls mean the default.
   void collect_deepspeed(const YAML::Node& node, const std::string& prefix, const std::string& where) {
     for (const auto& kv : node) {
-      const std::string name = kv.first.as<std::string>();
+      const std::string name = key_text(kv.first, prefix.empty() ? "deepspeed" : "deepspeed." + prefix, where);
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const std::string here = where.empty() ? at(kv.first) : where;
       if (!is_deepspeed_key(path) && !is_deepspeed_block(path))
@@ -257,8 +276,19 @@ class Parser {
       if (is_deepspeed_block(path) && kv.second.IsMap()) {
         collect_deepspeed(kv.second, path, where);
       } else if (!kv.second.IsNull()) {
+        check_nested_keys(kv.second, "deepspeed." + path, where);
         deepspeed_values_[path] = {kv.second, here};
       }
+    }
+  }
+
+  // The keys inside a deepspeed value (a mapping or list under a key, which DeepSpeedConfig reads
+  // as JSON, whose keys are strings): names too, refused where they stand (or at `where`, a --set).
+  void check_nested_keys(const YAML::Node& n, const std::string& path, const std::string& where) const {
+    if (n.IsMap()) {
+      for (const auto& kv : n) check_nested_keys(kv.second, path + "." + key_text(kv.first, path, where), where);
+    } else if (n.IsSequence()) {
+      for (const auto& e : n) check_nested_keys(e, path, where);
     }
   }
 
@@ -286,8 +316,12 @@ class Parser {
     if (v.IsNull()) return;
     deepspeed_given_ = true;
     if (deepspeed_where_.empty()) deepspeed_where_ = where;
-    if (is_deepspeed_block(path) && v.IsMap()) collect_deepspeed(v, path, where);
-    else deepspeed_values_[path] = {v, where};
+    if (is_deepspeed_block(path) && v.IsMap()) {
+      collect_deepspeed(v, path, where);
+    } else {
+      check_nested_keys(v, "deepspeed." + path, where);
+      deepspeed_values_[path] = {v, where};
+    }
   }
 
   void check(TrainConfig& c, const std::map<std::string, Located>& values) {
@@ -324,6 +358,11 @@ class Parser {
       if (path->empty()) continue;
       const std::optional<std::string> found = find_file(*path);
       if (!found) fail(where(key), key, "no such file '" + *path + "'" + looked_in(*path));
+      // Images data may be a directory of IDX files; nothing else reads a directory, and a FIFO or
+      // device would block or never end when the data is read.
+      const std::string kind = non_regular_file_kind(*found);
+      if (!kind.empty() && !(key == std::string("data.path") && c.data.kind == "images" && kind == "a directory"))
+        fail(where(key), key, "'" + *found + "' is " + kind + ", expected a regular file");
       *path = *found;
     }
     if (c.model.name == "mlp" && c.model.sizes.size() < 2)
@@ -589,7 +628,8 @@ class Parser {
 YAML::Node deepspeed_yaml(const YAML::Node& n) {
   if (n.IsMap()) {
     YAML::Node out(YAML::NodeType::Map);
-    for (const auto& kv : n) out[kv.first.as<std::string>()] = deepspeed_yaml(kv.second);
+    // to_json_text's keys are strings; Scalar() cannot throw for a TrainConfig built in code either.
+    for (const auto& kv : n) out[kv.first.Scalar()] = deepspeed_yaml(kv.second);
     return out;
   }
   if (!n.IsScalar()) return n;
@@ -609,6 +649,9 @@ TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides,
                               const std::vector<std::string>& search_dirs) {
+  // Before opening: a FIFO would block here, /dev/zero read forever, a directory read as empty.
+  if (const std::string kind = non_regular_file_kind(path); !kind.empty())
+    throw ConfigError(path + ": cannot read the config file: it is " + kind + ", expected a regular file");
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot read the config file (missing or not readable)");
   std::stringstream ss;

@@ -177,7 +177,8 @@ const std::vector<Field>& fields() {
     v.push_back(Field{"fabric", "devices", Kind::devices,
                       "devices per node: a count, a list of indices ([0, 1] or '0,1'), -1 (all) or auto; on cpu, the number of processes",
                       [](TrainConfig& c, const Value& x) { c.fabric.devices = x.s; }, devices_node});
-    v.push_back(FIELD_INT(fabric, num_nodes, 1, "number of nodes"));
+    // Bounded as the connector bounds it (a huge count wrapped when narrowed to int).
+    v.push_back(with_max(FIELD_INT(fabric, num_nodes, 1, "number of nodes"), double(kMaxNumNodes)));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16); transformer-engine, transformer-engine-float16 (FP8); nf4, nf4-dq, fp4, fp4-dq, int8, int8-training (bitsandbytes, e.g. with lora)"));
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
     v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys)"));

@@ -1,6 +1,7 @@
 // fabric-train's sample and export of a finished checkpoint (a sharded one is consolidated first).
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
@@ -122,8 +123,11 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
   // As the model ran in training: inside the plugin's forward context (an autocast region, the
   // compute dtype of quantized layers, FP8).
   precision::ContextGuard guard = c.plugin->forward_context();
+  // model.vocab_size may exceed the text's characters: the ids past them name no character and
+  // are never drawn.
+  const int64_t chars = std::min<int64_t>(vocab.size(), gpt->config().vocab_size);
   Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
-                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen);
+                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen, chars);
   return vocab.decode(out);
 }
 

@@ -171,6 +171,33 @@ TEST(GPT, GenerateSamplesAndIsReproducible) {
   EXPECT_THROW(gpt.generate(ctx, 1, -1.0), ValueError);
 }
 
+// allowed_ids: a model whose vocab_size exceeds its tokenizer's draws only ids below it, greedy,
+// top_k and full sampling alike, and draws them as the logits of those ids alone give them.
+TEST(GPT, GenerateDrawsOnlyAllowedIds) {
+  GPT gpt(tiny_gpt());
+  gpt.eval();
+  Tensor ctx = from_vector<int64_t>({1, 2, 3, 4, 5, 6}, {2, 3});
+  for (const std::optional<int64_t> top_k : {std::optional<int64_t>(), std::optional<int64_t>(2), std::optional<int64_t>(8)})
+    for (double temperature : {0.0, 1.0, 5.0}) {
+      Generator g(7);
+      const std::vector<int64_t> out = gpt.generate(ctx, 40, temperature, top_k, &g, 3).to_vector<int64_t>();
+      for (size_t i = 0; i < out.size(); ++i) {
+        if (i % 43 < 3) continue;  // the context
+        EXPECT_LT(out[i], 3) << "temperature " << temperature << ", top_k " << top_k.value_or(0);
+      }
+    }
+  // Greedy: the argmax over the allowed ids' logits.
+  NoGradGuard no_grad;
+  Tensor want = argmax(gpt(ctx).select(1, 2).narrow(1, 0, 3), -1);
+  EXPECT_EQ(gpt.generate(ctx, 1, 0.0, std::nullopt, nullptr, 3).select(1, 3).to_vector<int64_t>(), want.to_vector<int64_t>());
+  // Every id allowed (the vocabulary's size) draws as without the argument.
+  Generator g1(5), g2(5);
+  EXPECT_EQ(gpt.generate(ctx, 10, 1.0, std::nullopt, &g1, gpt.config().vocab_size).to_vector<int64_t>(),
+            gpt.generate(ctx, 10, 1.0, std::nullopt, &g2).to_vector<int64_t>());
+  EXPECT_THROW(gpt.generate(ctx, 1, 1.0, std::nullopt, nullptr, gpt.config().vocab_size + 1), ValueError);
+  EXPECT_THROW(gpt.generate(ctx, 1, 1.0, std::nullopt, nullptr, -1), ValueError);
+}
+
 TEST(GPT, TrainingReducesLossAndTiedGradientsAreShared) {
   manual_seed(3);
   GPT gpt({.vocab_size = 7, .block_size = 8, .n_layer = 1, .n_head = 2, .n_embd = 16});

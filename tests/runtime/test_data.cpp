@@ -435,6 +435,26 @@ TEST_F(DataFixture, IdxImageDatasetRejectsMalformedFiles) {
   EXPECT_NE(msg.find("absent"), std::string::npos) << msg;
 }
 
+// A data file that is not a regular file is refused before it is opened: a FIFO blocked the open
+// and /dev/zero read until memory ran out. /dev/null (a character device, but one that ends) stands
+// for them here; fabric-train's tests run a FIFO and /dev/zero under a timeout.
+TEST_F(DataFixture, DataFilesMustBeRegularFiles) {
+  const IdxFixture f = make_idx(4, 2, 2);
+  const std::string labels = write("l", f.labels_file);
+  const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> readers = {
+      {"TextDataset", [](const std::string& p) { (void)TextDataset(p, {.block_size = 1}); }},
+      {"TokenDataset", [](const std::string& p) { (void)TokenDataset(p, {.block_size = 1}); }},
+      {"TensorDataset", [](const std::string& p) { (void)TensorDataset{p}; }},
+      {"IDX", [&](const std::string& p) { (void)IdxImageDataset(p, labels); }}};
+  for (const auto& [name, read] : readers) {
+    std::string msg = error_of<IOError>([&] { read("/dev/null"); });
+    EXPECT_NE(msg.find(name + ": /dev/null is a character device, expected a regular file"), std::string::npos) << msg;
+    msg = error_of<IOError>([&] { read(dir_.string()); });
+    EXPECT_NE(msg.find(name + ": " + dir_.string() + " is a directory, expected a regular file"), std::string::npos)
+        << msg;
+  }
+}
+
 TEST_F(DataFixture, IdxImageDatasetReadsGzipOrSaysHowToDecompress) {
   const IdxFixture f = make_idx(300, 16, 16);  // 76,800 pixel bytes: two stored deflate blocks
   const std::string images = write("train-images-idx3-ubyte.gz", gzip_stored(f.images_file));

@@ -142,6 +142,25 @@ TEST(FabricConnector, AutoDevicesAreEveryGpuOnCudaAndOneOnCpu) {
   EXPECT_EQ(parse_devices("-1", 4, "cuda"), (std::vector<int>{0, 1, 2, 3}));
 }
 
+// A count or index far past any machine is refused before a list of ids is built (10^12 ids did
+// not fit in memory; 2^32 + 1 took 17 GB) or narrowed to int (2^32 wrapped to device 0), and a
+// num_nodes that would wrap when Fabric narrows it is refused too.
+TEST(FabricConnector, HugeDeviceAndNodeCountsAreValueErrors) {
+  auto devices_error = [](const std::string& spec) {
+    return thrown<ValueError>([&] { (void)parse_devices(spec, 1, "cpu"); });
+  };
+  for (const char* spec : {"1000000000000", "4294967297", "65537", "99999999999999999999999"})
+    EXPECT_CONTAINS(devices_error(spec), "is invalid: too many devices. Expected a positive number of devices (at most 65536)");
+  EXPECT_CONTAINS(devices_error("0,4294967296"), "index 4294967296 is too large (indices are below 65536)");
+  EXPECT_CONTAINS(devices_error("[65536]"), "index 65536 is too large");
+  EXPECT_CONTAINS(devices_error("0,99999999999999999999999"), "is too large");
+  EXPECT_EQ(parse_devices(std::to_string(kMaxDevicesPerNode), 1, "cpu").size(), size_t(kMaxDevicesPerNode));
+  EXPECT_EQ(parse_devices("0,65535", 1, "cpu"), (std::vector<int>{0, 65535}));
+  EXPECT_CONTAINS(thrown<ValueError>([] { (void)resolve_connector({.accelerator = "cpu", .num_nodes = 4294967297}); }),
+                  "`num_nodes` must be a positive integer of at most 1048576, got 4294967297");
+  EXPECT_THROW(resolve_connector({.accelerator = "cpu", .num_nodes = kMaxNumNodes + 1}), ValueError);
+}
+
 TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {
   ::setenv("LT_PRECISION", "bf16-mixed", 1);
   EXPECT_EQ(Fabric().precision_name(), "bf16-mixed");

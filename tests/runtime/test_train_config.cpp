@@ -202,6 +202,62 @@ TEST_F(TrainConfigTest, DevicesAsAListOfIndices) {
   EXPECT_CONTAINS(error_of(contract(), {"fabric.devices={a: 1}"}), "fabric.devices: expected integer, list of integers or string");
 }
 
+// YAML allows a list or a mapping as a key; no config key is one. yaml-cpp's conversion threw (exit
+// 1 from fabric-train): now a config error at the key, naming the mapping it is in.
+TEST_F(TrainConfigTest, KeysThatAreListsOrMappingsAreErrorsAtTheKey) {
+  EXPECT_CONTAINS(error_of("{a: 1}: x\n"), "cfg.yaml:1:1: a key must be a name, got a mapping");
+  EXPECT_CONTAINS(error_of("? [a, b]\n: 1\n"), "cfg.yaml:1:3: a key must be a name, got a list");
+  EXPECT_CONTAINS(error_of("trainer:\n  max_steps: 1\n  ? [a, b]\n  : 1\n"),
+                  "cfg.yaml:3:5: trainer: a key must be a name, got a list");
+  EXPECT_CONTAINS(error_of("model: {name: mlp, {a: 1}: 2}\n"), "cfg.yaml:1:20: model: a key must be a name, got a mapping");
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  EXPECT_CONTAINS(error_of(yaml + "deepspeed:\n  ? [x]\n  : 1\n"), "cfg.yaml:10:5: deepspeed: a key must be a name, got a list");
+  EXPECT_CONTAINS(error_of(yaml + "deepspeed:\n  fp16:\n    {a: 1}: 2\n"),
+                  "cfg.yaml:11:5: deepspeed.fp16: a key must be a name, got a mapping");
+  EXPECT_CONTAINS(error_of(yaml, {"deepspeed.fp16={[a]: 1}"}),
+                  "--set deepspeed.fp16: deepspeed.fp16: a key must be a name, got a list");
+  // Inside a value DeepSpeed's config reads as JSON too.
+  EXPECT_CONTAINS(error_of(yaml + "deepspeed:\n  fp16: {enabled: true, loss_scale: {? [a]: 1}}\n"),
+                  "cfg.yaml:10:40: deepspeed.fp16.loss_scale: a key must be a name, got a list");
+  EXPECT_CONTAINS(error_of(yaml + "deepspeed:\n  gradient_clipping: [1, {{a: 1}: 2}]\n"),
+                  "cfg.yaml:10:27: deepspeed.gradient_clipping: a key must be a name, got a mapping");
+  EXPECT_CONTAINS(error_of(yaml, {"deepspeed.gradient_clipping={x: {[a]: 1}}"}),
+                  "--set deepspeed.gradient_clipping: deepspeed.gradient_clipping.x: a key must be a name, got a list");
+}
+
+// A device or node count far past any machine is refused at the key (a huge count allocated a
+// list of ids, 10^12 of them did not fit in memory; num_nodes wrapped when narrowed to int).
+TEST_F(TrainConfigTest, HugeDeviceAndNodeCountsAreRefusedAtTheKey) {
+  for (const char* bad : {"fabric.devices=1000000000000", "fabric.devices=4294967297", "fabric.devices=65537"})
+    EXPECT_CONTAINS(error_of(contract(), {bad}), "--set fabric.devices: fabric.devices: devices='") << bad;
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=1000000000000"}), "too many devices");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=0,4294967296"}), "index 4294967296 is too large");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[0, 65536]"}), "index 65536 is too large");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[4294967296]"}), "'4294967296' is not a device index");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.num_nodes=4294967297"}),
+                  "--set fabric.num_nodes: fabric.num_nodes: must be between 1 and 1048576, got 4294967297");
+  EXPECT_EQ(parse_train_config(contract(), "cfg.yaml", {"fabric.num_nodes=1048576"}).fabric.num_nodes, 1048576);
+  EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {"fabric.devices=[0, 65535]"}));
+}
+
+// A config file that is not a regular file: a FIFO blocked the read, /dev/zero read forever, a
+// directory read as an empty config. Refused before it is opened, as a missing file is.
+TEST_F(TrainConfigTest, AConfigFileMustBeARegularFile) {
+  EXPECT_CONTAINS(thrown<ConfigError>([&] { (void)load_train_config(dir_.string()); }),
+                  dir_.string() + ": cannot read the config file: it is a directory, expected a regular file");
+  EXPECT_CONTAINS(thrown<ConfigError>([] { (void)load_train_config("/dev/null"); }),
+                  "/dev/null: cannot read the config file: it is a character device, expected a regular file");
+  // A data file likewise (a directory only for images, a directory of IDX files).
+  EXPECT_CONTAINS(error_of(contract(), {"data.path=" + dir_.string()}),
+                  "--set data.path: data.path: '" + dir_.string() + "' is a directory, expected a regular file");
+  EXPECT_CONTAINS(error_of(contract(), {"data.path=/dev/null"}), "data.path: '/dev/null' is a character device");
+  EXPECT_CONTAINS(error_of(contract(), {"model.init=/dev/null"}), "model.init: '/dev/null' is a character device");
+  EXPECT_NO_THROW(parse_train_config("model: {name: mlp, sizes: [784, 10]}\ndata: {kind: images, path: " + dir_.string() +
+                                         "}\ntrainer: {max_steps: 1}\n",
+                                     "cfg.yaml"));
+}
+
 // Every unknown key gets "did you mean" with a real key: a typo's correction, the key that
 // contains it, the PyTorch spelling's counterpart, the same key in another section, or the nearest
 // one followed by the list.
