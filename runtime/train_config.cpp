@@ -244,6 +244,9 @@ class Parser {
       if (it == by_path.end() ||
           (!it->second->models.empty() &&
            std::find(it->second->models.begin(), it->second->models.end(), cfg.model.name) == it->second->models.end())) {
+        // An explicit null is "the default", so it is no value for another model either: a bundled
+        // mlp config turns into a gpt with --set model.name=gpt model.sizes=null.
+        if (it != by_path.end() && loc.node.IsNull()) continue;
         if (it != by_path.end()) fail(loc.where, path, "does not apply to model '" + cfg.model.name + "'");
         if (std::find(sections().begin(), sections().end(), sec) == sections().end())
           fail(loc.where, path, "unknown section '" + sec + "'" + did_you_mean(sec, sections(), "sections"));

@@ -262,6 +262,11 @@ class Run {
   Run(const TrainConfig& cfg, const FitOptions& opt, bool resuming)
       : cfg_(cfg), out_(*opt.out), resuming_(resuming), run_dir_(cfg.trainer.run_dir) {
     interactive_ = opt.interactive.value_or(stdout_is_terminal() && opt.out == &std::cout);
+    // The files the config names are recorded absolute in config.yaml and the checkpoints: a
+    // `resume` or `sample` started from another directory must read the same files (a relative
+    // path would name nothing there, or another file).
+    for (std::string* path : {&cfg_.data.path, &cfg_.data.labels, &cfg_.model.init})
+      if (!path->empty()) *path = fs::absolute(*path).lexically_normal().string();
   }
 
   FitResult go() {

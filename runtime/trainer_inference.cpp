@@ -88,16 +88,23 @@ LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
   State state{{"config", std::string()}};
   State rest = load_checkpoint(dir, state, /*precision=*/nullptr, /*strict=*/true);
   LoadedCheckpoint c;
-  const std::string config_text = std::get<std::string>(state.at("config").value());
+  const std::string* config_entry = std::get_if<std::string>(&state.at("config").value());
+  if (!config_entry) throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
+  const std::string config_text = *config_entry;
   // The data and init files need not exist any more: check the config without them.
   c.cfg = parse_train_config(config_text, dir + "/state.json:config",
                              {"data.path=" + dir + "/state.json", "data.labels=", "model.init="});
-  if (auto it = rest.find("vocab"); it != rest.end()) c.vocab_json = std::get<std::string>(it->second.value());
+  if (auto it = rest.find("vocab"); it != rest.end()) {
+    const std::string* vocab = std::get_if<std::string>(&it->second.value());
+    if (!vocab) throw IOError(dir + ": the state's 'vocab' is not the text fabric-train saves there");
+    c.vocab_json = *vocab;
+  }
+  // A checkpoint sample cannot read is a wrong command line (exit 2), like a prompt it cannot read.
   if (c.cfg.model.name != "gpt")
-    throw ValueError("sample: " + checkpoint_dir + " holds a " + c.cfg.model.name +
+    throw ConfigError("sample: " + checkpoint_dir + " holds a " + c.cfg.model.name +
                      " model; sample generates text with a GPT trained on text data (data.kind: text)");
   if (c.vocab_json.empty())
-    throw ValueError("sample: " + checkpoint_dir + " holds a GPT trained on " + c.cfg.data.kind +
+    throw ConfigError("sample: " + checkpoint_dir + " holds a GPT trained on " + c.cfg.data.kind +
                      " data, whose token ids have no character vocabulary to read a prompt with or print the output "
                      "in; sample needs a GPT trained on text data (data.kind: text)");
   c.plugin = precision::make_precision(precision::canonical_precision(c.cfg.fabric.precision), DeviceType::cpu);

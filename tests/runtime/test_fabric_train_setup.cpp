@@ -188,7 +188,7 @@ TEST_F(FabricTrainSetup, RelativePathsResolveFromTheConfigsDirectoryAndFabricHom
 }
 
 // sample: a prompt with characters the text never had is an error listing them (exit 2), and a GPT
-// trained on token ids (no character vocabulary) is refused saying so.
+// trained on token ids (no character vocabulary) is refused saying so (exit 2 too).
 TEST_F(FabricTrainSetup, SampleRefusesUnknownCharactersAndTokenModels) {
   std::string text;
   for (int i = 0; i < 20; ++i) text += "the cat sat on the mat. ";
@@ -226,7 +226,7 @@ TEST_F(FabricTrainSetup, SampleRefusesUnknownCharactersAndTokenModels) {
                 .status,
             0);
   const Result tokens = run("sample " + (dir_ / "tokens/checkpoints/last").string() + " --prompt the");
-  EXPECT_EQ(tokens.status, 1) << tokens.output;
+  EXPECT_EQ(tokens.status, 2) << tokens.output;  // a command line naming the wrong kind of checkpoint
   EXPECT_NE(tokens.output.find("holds a GPT trained on tokens data"), std::string::npos) << tokens.output;
   EXPECT_NE(tokens.output.find("sample needs a GPT trained on text data"), std::string::npos) << tokens.output;
 }

@@ -131,6 +131,12 @@ TEST_F(TrainConfigTest, ErrorsNameFileLineColumnAndKey) {
   EXPECT_NE(e.find("bf16-mixed"), std::string::npos) << e;  // lists the allowed values
   e = error_of(contract(), {"model.n_layer=2"});
   EXPECT_NE(e.find("does not apply to model 'mlp'"), std::string::npos) << e;
+  // An explicit null is the default, so it is no value for another model either: the contract's
+  // mlp turns into a gpt with its mlp keys nulled.
+  EXPECT_EQ(error_of(contract(), {"model.n_layer=null"}), "(no error)");
+  const TrainConfig gpt = parse_train_config(
+      contract(), "cfg.yaml", {"model.name=gpt", "model.sizes=null", "model.activation=null", "model.vocab_size=10"});
+  EXPECT_EQ(gpt.model.name, "gpt");
   e = error_of(contract(), {"data.path=/nonexistent/file"});
   EXPECT_NE(e.find("no such file"), std::string::npos) << e;
   e = error_of("fabric: [1, 2\n");
