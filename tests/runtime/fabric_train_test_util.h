@@ -7,6 +7,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #ifndef FABRIC_TRAIN_EXE
@@ -42,6 +44,12 @@ inline std::filesystem::path fresh_test_dir(const std::string& stem) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
+}
+
+// A file's whole content ("" when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 }  // namespace fabric::train_test

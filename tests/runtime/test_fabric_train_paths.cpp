@@ -20,11 +20,8 @@ namespace fs = std::filesystem;
 using train_test::fresh_test_dir;
 using train_test::Result;
 using train_test::run;
+using train_test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 TEST(FabricTrainPaths, ResumeFromAnotherDirectoryReadsTheFilesTheFitRead) {
   if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";

@@ -22,11 +22,8 @@ using nlohmann::json;
 using train_test::fresh_test_dir;
 using train_test::Result;
 using train_test::run;
+using train_test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 class FabricTrainResumeErrors : public testing::Test {
  protected:

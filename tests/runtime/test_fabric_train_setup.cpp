@@ -27,12 +27,9 @@ namespace fs = std::filesystem;
 
 using train_test::Result;
 using train_test::run;
+using train_test::slurp;
 using train_test::fresh_test_dir;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 class FabricTrainSetup : public testing::Test {
  protected:
