@@ -177,7 +177,10 @@ void DynamicLossScaler::load_state_dict(const PrecisionState& s) {
   const int64_t cur_hysteresis = r.integer("cur_hysteresis");
   const bool consecutive = r.boolean("consecutive_hysteresis");
   const bool dynamic = r.has("dynamic_loss_scale") ? r.boolean("dynamic_loss_scale") : dynamic_;
-  check_positive_scale("DynamicLossScaler.load_state_dict", "cur_scale", cur_scale);
+  // DeepSpeed's scale grows without a cap (to inf after enough clean steps) and backs off no lower
+  // than min_scale: every such state loads back.
+  FABRIC_CHECK(!std::isnan(cur_scale) && cur_scale > 0.0, ValueError,
+               "DynamicLossScaler.load_state_dict: cur_scale must be > 0, got ", cur_scale);
   check_positive_scale("DynamicLossScaler.load_state_dict", "min_scale", min_scale);
   FABRIC_CHECK(scale_factor > 1.0 && std::isfinite(scale_factor), ValueError,
                "DynamicLossScaler.load_state_dict: scale_factor must be > 1, got ", scale_factor);
@@ -248,7 +251,9 @@ void FusedLossScaler::load_state_dict(const PrecisionState& s) {
   const bool dynamic = r.boolean("dynamic_loss_scale");
   const double cur_scale = r.number("cur_scale");
   const int64_t cur_iter = r.integer("cur_iter");
-  check_positive_scale("FusedLossScaler.load_state_dict", "cur_scale", cur_scale);
+  // As DynamicLossScaler's: a scale grown to inf is a state this scaler reaches.
+  FABRIC_CHECK(!std::isnan(cur_scale) && cur_scale > 0.0, ValueError,
+               "FusedLossScaler.load_state_dict: cur_scale must be > 0, got ", cur_scale);
   FABRIC_CHECK(cur_iter >= 0, ValueError,
                "FusedLossScaler.load_state_dict: cur_iter must be >= 0, got ", cur_iter);
   int64_t last = last_overflow_iter_, window = scale_window_;

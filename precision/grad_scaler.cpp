@@ -126,7 +126,7 @@ void GradScaler::unscale_(optim::Optimizer& opt) {
     if (!g.defined()) continue;
     const DType dt = g.dtype();
     if (dt == DType::float16 && !allow_fp16_)
-      throw DTypeError("Attempting to unscale FP16 gradients.");
+      throw ValueError("Attempting to unscale FP16 gradients.");  // torch: ValueError
     FABRIC_CHECK(dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16 ||
                      dt == DType::float64,
                  DTypeError, "GradScaler.unscale_: parameter ", i, " of ", opt.name(), " has a ",
@@ -269,7 +269,10 @@ void GradScaler::load_state_dict(const PrecisionState& s) {
   const double backoff = number_at(s, "backoff_factor");
   const int64_t interval = integer_at(s, "growth_interval");
   const int64_t tracker = integer_at(s, "_growth_tracker");
-  check_scale_value("the loaded scale", scale);
+  // Any scale this scaler can reach loads back, as torch's load_state_dict takes any value: repeated
+  // overflows back it off to 0 (spec §4 has no lower bound), so only NaN and negatives are refused.
+  FABRIC_CHECK(!std::isnan(scale) && scale >= 0.0, ValueError,
+               "GradScaler.load_state_dict: the loaded scale must be >= 0, got ", scale);
   check_growth_factor(growth);
   check_backoff_factor(backoff);
   check_growth_interval(interval);

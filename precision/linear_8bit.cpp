@@ -60,10 +60,31 @@ void Linear8bitLt::set_weight_fp16(const Tensor& w16, bool requires_grad) {
   register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}), persistent);
 }
 
+namespace {
+
+// bitsandbytes' weight_format: 0 row-major (what this layer computes with); 1-3 its tiled GPU
+// layouts (col32, col_turing, col_ampere), which it un-tiles on load; anything else it refuses.
+void check_weight_format(const std::string& prefix, const nn::StateDict& state) {
+  const Tensor* f = state.find(prefix + "weight_format");
+  if (f == nullptr || !f->defined()) return;
+  FABRIC_CHECK(f->numel() == 1 && !is_floating(f->dtype()), ValueError, "Linear8bitLt: ", prefix,
+               "weight_format must be one integer, got a ", dtype_name(f->dtype()), " tensor of shape ",
+               shape_str(f->sizes()));
+  const int64_t format = f->to(DType::int64).item<int64_t>();
+  FABRIC_CHECK(format < 1 || format > 3, NotImplementedError, "Linear8bitLt: ", prefix, "weight_format ", format,
+               " is one of bitsandbytes' tiled GPU layouts (1 col32, 2 col_turing, 3 col_ampere), which this layer "
+               "does not un-tile; save the weight in row-major layout (weight_format 0)");
+  FABRIC_CHECK(format == 0, ValueError, "Linear8bitLt: expected a supported weight format for ", prefix,
+               "weight_format - got ", format, " (0 row-major; bitsandbytes' 1-3 are tiled layouts)");
+}
+
+}  // namespace
+
 void Linear8bitLt::prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const {
   // Quantize on load, as the reference's bitsandbytes layers do. The trainable fp16 weight of
   // int8-training takes a float one by a plain (dtype-converting) copy; the frozen int8 weight has
   // the float one's shape, so its dtype tells a float checkpoint from a quantized one.
+  check_weight_format(prefix, state);
   if (options_.has_fp16_weights) return;
   const Tensor* w = state.find(prefix + "weight");
   if (w == nullptr || !w->defined() || !is_floating(w->dtype()) ||

@@ -21,6 +21,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -373,6 +374,24 @@ TEST(Linear8bitTest, SpecExampleForwardAndInputGradient) {
       const float want_g = wdq[size_t(k)] + wdq[size_t(4 + k)] + wdq[size_t(8 + k)];
       EXPECT_NEAR(g[size_t(r * 4 + k)], want_g, 2e-3) << r << "," << k;
     }
+}
+
+// weight_format as bitsandbytes reads it: 0 (row-major) loads; its tiled GPU layouts 1-3 are not
+// un-tiled here (NotImplementedError), anything else is refused (ValueError), before any load.
+TEST(Linear8bitTest, WeightFormatOtherThanRowMajorIsRefused) {
+  nn::Linear lin({.in_features = 4, .out_features = 3, .bias = false});
+  auto q = precision::Linear8bitLt::from_linear(lin, false);
+  const std::vector<int64_t> before = q->weight.to_vector<int64_t>();
+  nn::StateDict sd = q->state_dict();
+  sd.insert("weight", zeros({3, 4}, {.dtype = DType::int8}));
+  sd.insert("weight_format", full({}, 1, {.dtype = DType::uint8}));
+  EXPECT_CONTAINS(thrown<NotImplementedError>([&] { q->load_state_dict(sd); }), "col32");
+  sd.insert("weight_format", full({}, 7, {.dtype = DType::uint8}));
+  EXPECT_CONTAINS(thrown<ValueError>([&] { q->load_state_dict(sd); }), "weight_format - got 7");
+  EXPECT_EQ(q->weight.to_vector<int64_t>(), before) << "a refused load changes nothing";
+  sd.insert("weight_format", zeros({}, {.dtype = DType::uint8}));
+  q->load_state_dict(sd);
+  EXPECT_EQ(q->weight.to_vector<int64_t>(), std::vector<int64_t>(12, 0));
 }
 
 TEST(Linear8bitTest, Int8TrainingUpdatesTheFp16Weight) {

@@ -233,6 +233,22 @@ TEST(DynamicLossScaler, StateDictRoundTripContinuesIdentically) {
   EXPECT_EQ(b.state_dict(), a.state_dict());  // untouched by the failed loads
 }
 
+// DeepSpeed's scale has no upper cap: a scale grown to inf is a state the scaler reaches, and it
+// loads back. NaN and non-positive scales are refused.
+TEST(DynamicLossScaler, AScaleGrownToInfinityLoadsBack) {
+  DynamicLossScaler a;
+  PrecisionState sd = a.state_dict();
+  sd["cur_scale"] = std::numeric_limits<double>::infinity();
+  DynamicLossScaler b;
+  b.load_state_dict(sd);
+  EXPECT_EQ(b.cur_scale(), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(b.state_dict(), sd);
+  for (double bad : {0.0, -2.0, std::nan("")}) {
+    sd["cur_scale"] = bad;
+    EXPECT_THROW(b.load_state_dict(sd), ValueError) << bad;
+  }
+}
+
 TEST(DynamicLossScaler, ScaleLossAndCombinedUnscaleClip) {
   DynamicLossScaler s({.init_scale = 1024.0});
   Tensor loss = scalar_tensor(1.5, {.dtype = DType::bfloat16});

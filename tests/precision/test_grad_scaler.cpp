@@ -199,7 +199,7 @@ TEST(GradScaler, Fp16GradientsAreAnErrorUnlessSharded) {
     scaler.scale(sum(w32));
     fabric::set_grad(w32, from_vector<float>({8.0f, 8.0f}));
     fabric::set_grad(w16, from_vector<float>({8.0f, 8.0f}).to(DType::float16));
-    EXPECT_EQ(thrown<DTypeError>([&] { scaler.unscale_(opt); }),
+    EXPECT_EQ(thrown<ValueError>([&] { scaler.unscale_(opt); }),
               "Attempting to unscale FP16 gradients.");
     // Checked before any gradient is touched.
     EXPECT_EQ(w32.grad().to_vector<float>(), (std::vector<float>{8.0f, 8.0f}));
@@ -371,6 +371,32 @@ TEST(GradScaler, StateDictRoundTrip) {
   wrong["scale"] = std::string("big");
   EXPECT_CONTAINS(thrown<ValueError>([&] { c.load_state_dict(wrong); }), "scale");
   EXPECT_EQ(c.get_scale(), number(sd, "scale"));  // unchanged by the failed loads
+}
+
+// Every state the scaler reaches loads back (torch loads any value): repeated overflows back the
+// scale off to exactly 0. NaN and negative scales are refused.
+TEST(GradScaler, AScaleBackedOffToZeroLoadsBack) {
+  GradScaler a({.init_scale = 65536.0});
+  Tensor w = leaf({1.0f, 2.0f, 3.0f});
+  optim::SGD opt({w}, {.lr = 0.1});
+  int overflows = 0;
+  while (a.get_scale() > 0 && overflows < 400) {
+    a.scale(ones({}));
+    fabric::set_grad(w, full({3}, kInf));
+    a.step(opt);
+    a.update();
+    ++overflows;
+  }
+  ASSERT_EQ(a.get_scale(), 0.0) << "after " << overflows << " overflows";
+  GradScaler b;
+  b.load_state_dict(a.state_dict());
+  EXPECT_EQ(b.get_scale(), 0.0);
+  EXPECT_EQ(b.state_dict(), a.state_dict());
+  PrecisionState bad = a.state_dict();
+  bad["scale"] = -1.0;
+  EXPECT_CONTAINS(thrown<ValueError>([&] { b.load_state_dict(bad); }), "must be >= 0");
+  bad["scale"] = std::nan("");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { b.load_state_dict(bad); }), "must be >= 0");
 }
 
 TEST(GradScaler, LoadingAnEmptyStateIntoAnEnabledScalerFails) {
