@@ -5,10 +5,12 @@
 #include <stdio.h>  // renameat2
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint_detail.h"
@@ -270,9 +272,15 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
   SafetensorsFile tensor_file;
   if (fs::exists(path + "/tensors.safetensors")) tensor_file = load_safetensors(path + "/tensors.safetensors");
   auto file_of = [&](const std::string& key) { return load_safetensors(path + "/" + key + ".safetensors"); };
+  // Every entry's kind is checked before anything is restored, and the precision state (a scaler,
+  // whose load validates its values) goes first: a checkpoint refused there leaves the model and
+  // optimizer as they were.
+  std::vector<std::tuple<std::string, std::string, const json*>> order;
+  for (const auto& [key, e] : entries.items()) order.emplace_back(key, entry_kind(e, key, path), &e);
+  std::stable_partition(order.begin(), order.end(), [](const auto& o) { return std::get<1>(o) == "precision"; });
   State remainder;
-  for (const auto& [key, e] : entries.items()) {
-    const std::string kind = entry_kind(e, key, path);
+  for (const auto& [key, kind, entry] : order) {
+    const json& e = *entry;
     auto it = state.find(key);
     if (it == state.end() && kind == "precision" && precision) {
       restore_precision_state(*precision, e, path_in, warnings);  // the plugin's state, restored by default

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "nn/mlp.h"
 #include "optim/optim.h"
 #include "runtime/fabric.h"
@@ -294,6 +295,27 @@ TEST_F(CheckpointRobustness, MalformedStateJsonIsAnIOErrorNamingTheCheckpoint) {
     EXPECT_CONTAINS(msg, "checkpoint " + copy + ": ") << c.what;
     EXPECT_CONTAINS(msg, c.message) << c.what;
   }
+}
+
+// The precision state is restored before the model and optimizer: a scaler state its plugin
+// refuses (a negative scale, hand-edited) leaves the model's weights as they were.
+TEST_F(CheckpointRobustness, ARefusedScalerStateLeavesTheModelUntouched) {
+  Fabric fab({.precision = "16-mixed"});
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::SGD sgd(mlp->parameters(), {.lr = 0.1});
+  auto [model, opt] = fab.setup(mlp, sgd);
+  fab.save(dir_, {{"model", model}, {"optimizer", opt}});
+  const std::string bad = edited("state.json", [](json& m) { m["entries"]["precision"]["state"]["scale"] = -1.0; });
+  {
+    NoGradGuard no_grad;
+    for (Tensor& p : mlp->parameters()) p.fill_(3.0);
+  }
+  State state{{"model", model}, {"optimizer", opt}};
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.load(bad, state); }), "scale");
+  for (const Tensor& p : mlp->parameters())
+    EXPECT_EQ(max(p.to(DType::float64)).item<double>(), 3.0) << "the failed load changed the weights";
+  fab.load(dir_, state);  // the good checkpoint loads
+  EXPECT_NE(max(mlp->parameters()[0].to(DType::float64)).item<double>(), 3.0);
 }
 
 TEST_F(CheckpointRobustness, MalformedShardedMetaJsonIsAnIOError) {
