@@ -211,6 +211,9 @@ Tensor Fabric::clip_gradients(FabricModule& module, FabricOptimizer& optimizer, 
 uint64_t Fabric::seed_everything(uint64_t seed) {
   manual_seed(seed);
   ::setenv("PL_GLOBAL_SEED", std::to_string(seed).c_str(), 1);
+  // Fabric's seed_everything seeds data-loader workers by default (workers=True): the flag the
+  // launched ranks and loaders read, as the reference sets it.
+  ::setenv("PL_SEED_WORKERS", "1", 1);
   return seed;
 }
 

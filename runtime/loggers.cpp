@@ -165,6 +165,11 @@ void CSVLogger::log_metrics(const Metrics& metrics, std::optional<int64_t> step)
   if (int64_t(rows_.size() - written_) >= flush_every_) flush();
 }
 
+void CSVLogger::log_hyperparams(const std::map<std::string, std::string>& params) {
+  (void)params;
+  throw NotImplementedError("The `CSVLogger` does not yet support logging hyperparameters.");
+}
+
 void CSVLogger::flush() {
   if (rows_.empty() && written_ == 0 && !std::filesystem::exists(path_)) return;  // nothing logged: no file
   if (header_dirty_) {

@@ -66,6 +66,8 @@ class CSVLogger : public Logger {
   const std::string& version() const { return version_; }
   // A row per call; without `step` its step is the number of rows logged before it, as Lightning.
   void log_metrics(const Metrics& metrics, std::optional<int64_t> step) override;
+  // Lightning Fabric's CSVLogger has no hyperparameter file: NotImplementedError, as there.
+  void log_hyperparams(const std::map<std::string, std::string>& params) override;
   void flush() override;
   // Drops the rows whose step is after `step` (a resumed run repeats the steps after its last
   // checkpoint) and rewrites the file.

@@ -318,6 +318,28 @@ TEST(FabricLog, WritesLightningStyleCsv) {
   fs::remove(path);
 }
 
+// fabric-api.md: CSVLogger.log_hyperparams raises NotImplementedError (Lightning Fabric's has no
+// hyperparameter file); the TensorBoard logger is the one that takes them.
+TEST(FabricLog, CsvLoggerRefusesHyperparameters) {
+  const std::string path = temp_path("fabric_hparams") + ".csv";
+  CSVLogger csv(path);
+  EXPECT_CONTAINS(thrown<NotImplementedError>([&] { csv.log_hyperparams({{"lr", "0.1"}}); }),
+                  "does not yet support logging hyperparameters");
+  fs::remove(path);
+}
+
+// fabric-api.md: seed_everything seeds the generators and sets PL_GLOBAL_SEED and PL_SEED_WORKERS
+// (workers=True is Fabric's default).
+TEST(FabricSeed, SeedEverythingSetsTheGlobalSeedAndWorkerFlag) {
+  ::unsetenv("PL_SEED_WORKERS");
+  EXPECT_EQ(Fabric::seed_everything(42), 42u);
+  EXPECT_STREQ(std::getenv("PL_GLOBAL_SEED"), "42");
+  EXPECT_STREQ(std::getenv("PL_SEED_WORKERS"), "1");
+  const std::vector<float> a = randn({8}).to_vector<float>();
+  Fabric::seed_everything(42);
+  EXPECT_EQ(randn({8}).to_vector<float>(), a);
+}
+
 // Lightning's layout: root_dir/name/version_N/metrics.csv, N the next free version.
 TEST(FabricLog, CsvLoggerInLightningsVersionDirectories) {
   const std::string root = temp_path("fabric_csv_root");
