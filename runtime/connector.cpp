@@ -61,6 +61,11 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
     return ids;
   }
   if (s.empty()) throw bad("it is empty");
+  // fabric-api.md (Lightning's CPUAccelerator): on the cpu, devices is a number of processes, an
+  // int > 0; indices and -1 ("all") name GPUs.
+  if (accelerator == "cpu" && (s.find(',') != std::string::npos || s.front() == '[' || s == "-1"))
+    throw bad("on the cpu accelerator devices is the number of processes, an int > 0 (device indices and '-1' "
+              "are for cuda)");
   if (s.find(',') != std::string::npos || s.front() == '[') {
     std::vector<int> ids;
     std::string body = s;

@@ -65,7 +65,8 @@ inline constexpr int64_t kMaxNumNodes = 1 << 20;
 
 // The devices flag as explicit indices; `available` is the accelerator's device count (what -1
 // means, and what 'auto' means on cuda; 'auto' on cpu is one device). ValueError naming the spec and what is allowed
-// (a count above kMaxDevicesPerNode or an index at or past it too). fabric-train's config check uses it too.
+// (a count above kMaxDevicesPerNode or an index at or past it too; on the cpu, anything but a count,
+// as Lightning's CPUAccelerator). fabric-train's config check uses it too.
 std::vector<int> parse_devices(const std::string& spec, int available, const std::string& accelerator);
 
 // Strategy names the reference registers (lower-cased).

@@ -175,7 +175,7 @@ const std::vector<Field>& fields() {
       v.push_back(stage);
     }
     v.push_back(Field{"fabric", "devices", Kind::devices,
-                      "devices per node: a count, a list of indices ([0, 1] or '0,1'), -1 (all) or auto; on cpu, the number of processes",
+                      "devices per node: a count, a list of indices ([0, 1] or '0,1'), -1 (all) or auto; on cpu, the number of processes (a count only)",
                       [](TrainConfig& c, const Value& x) { c.fabric.devices = x.s; }, devices_node});
     // Bounded as the connector bounds it (a huge count wrapped when narrowed to int).
     v.push_back(with_max(FIELD_INT(fabric, num_nodes, 1, "number of nodes"), double(kMaxNumNodes)));

@@ -145,9 +145,22 @@ TEST(FabricConnector, AutoDevicesAreEveryGpuOnCudaAndOneOnCpu) {
 // A count or index far past any machine is refused before a list of ids is built (10^12 ids did
 // not fit in memory; 2^32 + 1 took 17 GB) or narrowed to int (2^32 wrapped to device 0), and a
 // num_nodes that would wrap when Fabric narrows it is refused too.
+// fabric-api.md: "CPU: devices must be an int > 0" (Lightning's CPUAccelerator); indices and -1
+// name GPUs.
+TEST(FabricConnector, CpuDevicesAreACount) {
+  EXPECT_EQ(parse_devices("2", 1, "cpu"), (std::vector<int>{0, 1}));
+  for (const char* spec : {"-1", "0,1", "[0]", "0,"})
+    EXPECT_CONTAINS(thrown<ValueError>([&] { (void)parse_devices(spec, 1, "cpu"); }),
+                    "on the cpu accelerator devices is the number of processes")
+        << spec;
+  EXPECT_CONTAINS(thrown<ValueError>([] { Fabric({.accelerator = "cpu", .devices = std::vector<int>{0, 1}}); }),
+                  "number of processes");
+  EXPECT_CONTAINS(thrown<ValueError>([] { Fabric({.accelerator = "cpu", .devices = "-1"}); }), "number of processes");
+}
+
 TEST(FabricConnector, HugeDeviceAndNodeCountsAreValueErrors) {
   auto devices_error = [](const std::string& spec) {
-    return thrown<ValueError>([&] { (void)parse_devices(spec, 1, "cpu"); });
+    return thrown<ValueError>([&] { (void)parse_devices(spec, 1, "cuda"); });
   };
   for (const char* spec : {"1000000000000", "4294967297", "65537", "99999999999999999999999"})
     EXPECT_CONTAINS(devices_error(spec), "is invalid: too many devices. Expected a positive number of devices (at most 65536)");
@@ -155,7 +168,7 @@ TEST(FabricConnector, HugeDeviceAndNodeCountsAreValueErrors) {
   EXPECT_CONTAINS(devices_error("[65536]"), "index 65536 is too large");
   EXPECT_CONTAINS(devices_error("0,99999999999999999999999"), "is too large");
   EXPECT_EQ(parse_devices(std::to_string(kMaxDevicesPerNode), 1, "cpu").size(), size_t(kMaxDevicesPerNode));
-  EXPECT_EQ(parse_devices("0,65535", 1, "cpu"), (std::vector<int>{0, 65535}));
+  EXPECT_EQ(parse_devices("0,65535", 1, "cuda"), (std::vector<int>{0, 65535}));
   EXPECT_CONTAINS(thrown<ValueError>([] { (void)resolve_connector({.accelerator = "cpu", .num_nodes = 4294967297}); }),
                   "`num_nodes` must be a positive integer of at most 1048576, got 4294967297");
   EXPECT_THROW(resolve_connector({.accelerator = "cpu", .num_nodes = kMaxNumNodes + 1}), ValueError);

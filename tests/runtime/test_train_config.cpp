@@ -181,30 +181,36 @@ TEST_F(TrainConfigTest, StrategyAndDevicesAreCheckedAtTheKey) {
   yaml.replace(yaml.find("devices: 1"), 10, "devices: 0");
   EXPECT_CONTAINS(error_of(yaml), "cfg.yaml:1:" + std::to_string(yaml.find("devices") + 1) +
                                       ": fabric.devices: devices='0' is invalid: zero devices");
-  // What the connector takes passes (case-insensitive names, -1 whatever is there, auto).
-  for (const char* good : {"fabric.strategy=DDP", "fabric.devices=-1", "fabric.devices=auto", "fabric.devices=0,1",
-                           "fabric.strategy=deepspeed_stage_3_offload"})
+  // What the connector takes passes (case-insensitive names, -1 whatever is there, auto); on the
+  // cpu devices is a count (Lightning's CPUAccelerator), indices and -1 name GPUs.
+  for (const char* good : {"fabric.strategy=DDP", "fabric.devices=auto", "fabric.strategy=deepspeed_stage_3_offload"})
     EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {good})) << good;
+  for (const char* gpu_only : {"fabric.devices=-1", "fabric.devices=0,1"}) {
+    EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {"fabric.accelerator=cuda", gpu_only})) << gpu_only;
+    EXPECT_CONTAINS(error_of(contract(), {gpu_only}), "on the cpu accelerator devices is the number of processes");
+  }
 }
 
 // A list of device indices, as FabricOptions' Devices takes it, in the file or on --set; it dumps
 // as a list and reads back.
 TEST_F(TrainConfigTest, DevicesAsAListOfIndices) {
-  EXPECT_EQ(parse_train_config(contract(), "cfg.yaml", {"fabric.devices=[0]"}).fabric.devices, "0,");
+  const std::string cuda = "fabric.accelerator=cuda";  // indices name GPUs (on the cpu: a count)
+  EXPECT_EQ(parse_train_config(contract(), "cfg.yaml", {cuda, "fabric.devices=[0]"}).fabric.devices, "0,");
   std::string yaml = contract();
+  yaml.replace(yaml.find("accelerator: cpu"), 16, "accelerator: cuda");
   yaml.replace(yaml.find("devices: 1"), 10, "devices: [0, 1]");
   const TrainConfig c = parse_train_config(yaml, "cfg.yaml");
   EXPECT_EQ(c.fabric.devices, "0,1");
   const std::string dumped = dump_train_config(c);
   EXPECT_CONTAINS(dumped, "devices: [0, 1]");
   EXPECT_EQ(parse_train_config(dumped, "dumped.yaml").fabric.devices, "0,1");
-  EXPECT_EQ(parse_train_config(dump_train_config(parse_train_config(contract(), "c", {"fabric.devices=[2]"})), "d")
+  EXPECT_EQ(parse_train_config(dump_train_config(parse_train_config(contract(), "c", {cuda, "fabric.devices=[2]"})), "d")
                 .fabric.devices,
             "2,")
       << "a one-element list stays device 2, not a count of 2";
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[-1]"}), "not a device index");
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[]"}), "the list of device indices is empty");
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[0, 0]"}), "repeated");
+  EXPECT_CONTAINS(error_of(contract(), {cuda, "fabric.devices=[-1]"}), "not a device index");
+  EXPECT_CONTAINS(error_of(contract(), {cuda, "fabric.devices=[]"}), "the list of device indices is empty");
+  EXPECT_CONTAINS(error_of(contract(), {cuda, "fabric.devices=[0, 0]"}), "repeated");
   EXPECT_CONTAINS(error_of(contract(), {"fabric.devices={a: 1}"}), "fabric.devices: expected integer, list of integers or string");
 }
 
@@ -238,13 +244,13 @@ TEST_F(TrainConfigTest, HugeDeviceAndNodeCountsAreRefusedAtTheKey) {
   for (const char* bad : {"fabric.devices=1000000000000", "fabric.devices=4294967297", "fabric.devices=65537"})
     EXPECT_CONTAINS(error_of(contract(), {bad}), "--set fabric.devices: fabric.devices: devices='") << bad;
   EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=1000000000000"}), "too many devices");
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=0,4294967296"}), "index 4294967296 is too large");
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[0, 65536]"}), "index 65536 is too large");
-  EXPECT_CONTAINS(error_of(contract(), {"fabric.devices=[4294967296]"}), "'4294967296' is not a device index");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.accelerator=cuda", "fabric.devices=0,4294967296"}), "index 4294967296 is too large");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.accelerator=cuda", "fabric.devices=[0, 65536]"}), "index 65536 is too large");
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.accelerator=cuda", "fabric.devices=[4294967296]"}), "'4294967296' is not a device index");
   EXPECT_CONTAINS(error_of(contract(), {"fabric.num_nodes=4294967297"}),
                   "--set fabric.num_nodes: fabric.num_nodes: must be between 1 and 1048576, got 4294967297");
   EXPECT_EQ(parse_train_config(contract(), "cfg.yaml", {"fabric.num_nodes=1048576"}).fabric.num_nodes, 1048576);
-  EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {"fabric.devices=[0, 65535]"}));
+  EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {"fabric.accelerator=cuda", "fabric.devices=[0, 65535]"}));
 }
 
 // A config file that is not a regular file: a FIFO blocked the read, /dev/zero read forever, a
