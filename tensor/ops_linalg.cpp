@@ -248,6 +248,15 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
+// torch 1.13's node for F.linear, which it builds from other ops: addmm (or mm) for a matrix, a
+// contiguous 3-D input folded into one addmm and viewed back, otherwise matmul then add. Ours is
+// one fused node under that name.
+static const char* linear_node_name(const Tensor& x, bool bias) {
+  if (x.dim() == 2) return bias ? "AddmmBackward0" : "MmBackward0";
+  if (!bias) return x.dim() == 1 ? "SqueezeBackward3" : "UnsafeViewBackward0";
+  return x.dim() == 3 && x.is_contiguous() ? "ViewBackward0" : "AddBackward0";
+}
+
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor x = x_in, w = w_in, bias = bias_in;
   apply_autocast(OpId::linear, {&x, &w, &bias});
@@ -276,7 +285,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   Tensor b1 = bias.defined() && bias.dim() == 0 ? raw_view(bias, {1}, {1}) : bias;
   gemm_into(x2, wt, b1, out, batch_of(x2));
-  record_op(OpId::linear, {x, w, bias}, {&out});
+  record_op(OpId::linear, {x, w, bias}, {&out}, nullptr, linear_node_name(x, bias.defined()));
   return out;
 }
 

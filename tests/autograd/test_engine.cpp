@@ -224,6 +224,8 @@ TEST(Autograd, GradFnNamesMatchPyTorch) {
   Tensor x = randn({3, 4}, {.dtype = DType::float64, .requires_grad = true});
   Tensor v = randn({4}, {.dtype = DType::float64, .requires_grad = true});
   Tensor b3 = randn({2, 4, 3}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor w5 = randn({5, 4}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor bias5 = randn({5}, {.dtype = DType::float64, .requires_grad = true});
   Tensor img = randn({1, 2, 4, 4}, {.dtype = DType::float64, .requires_grad = true});
   const Tensor target = from_vector<int64_t>({0, 1, 3}, {3});
   const Tensor target_3d = zeros({2, 4}, {.dtype = DType::int64});
@@ -257,6 +259,15 @@ TEST(Autograd, GradFnNamesMatchPyTorch) {
       {"matmul 2-D 3-D", [&] { return matmul(x, b3); }, "CloneBackward0"},
       {"matmul 3-D 2-D", [&] { return matmul(b3, x); }, "UnsafeViewBackward0"},
       {"mm", [&] { return mm(x, x.t()); }, "MmBackward0"},
+      // F.linear (weight (5, 4)): addmm/mm for a matrix, a contiguous 3-D input folded and viewed
+      // back, otherwise matmul then add.
+      {"linear 2-D", [&] { return linear(x, w5, bias5); }, "AddmmBackward0"},
+      {"linear 2-D no bias", [&] { return linear(x, w5); }, "MmBackward0"},
+      {"linear 3-D", [&] { return linear(b3.transpose(1, 2).contiguous(), w5, bias5); }, "ViewBackward0"},
+      {"linear 3-D strided", [&] { return linear(b3.transpose(1, 2), w5, bias5); }, "AddBackward0"},
+      {"linear 3-D no bias", [&] { return linear(b3.transpose(1, 2), w5); }, "UnsafeViewBackward0"},
+      {"linear 1-D", [&] { return linear(v, w5, bias5); }, "AddBackward0"},
+      {"linear 1-D no bias", [&] { return linear(v, w5); }, "SqueezeBackward3"},
       {"sum()", [&] { return sum(x); }, "SumBackward0"},
       {"sum(dim)", [&] { return sum(x, {1}); }, "SumBackward1"},
       {"mean()", [&] { return mean(x); }, "MeanBackward0"},
