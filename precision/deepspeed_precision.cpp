@@ -209,8 +209,12 @@ DeepSpeedFp16Config lightning_fp16_block(double loss_scale, int64_t initial_scal
 // ---- DeepSpeedPrecision ------------------------------------------------------------------------
 
 namespace {
+// fp16, mixed or true, runs on DeepSpeed's loss scaler (Lightning adds the fp16 block for "16-*"):
+// without it a float16 gradient underflows or overflows with nothing to skip the step.
+bool uses_fp16_scaler(const std::string& precision) { return precision == "16-mixed" || precision == "16-true"; }
+
 DynamicLossScaler scaler_for(const std::string& precision, const std::optional<DeepSpeedFp16Config>& fp16) {
-  if (precision != "16-mixed") return DynamicLossScaler::static_scale(1.0);
+  if (!uses_fp16_scaler(precision)) return DynamicLossScaler::static_scale(1.0);
   DeepSpeedFp16Config b = fp16.value_or(lightning_fp16_block());
   b.enabled = true;  // the precision asks for it even if the block said otherwise (checked by Fabric)
   return make_zero_loss_scaler(b);
@@ -226,7 +230,7 @@ DeepSpeedPrecision::DeepSpeedPrecision(const std::string& precision, DeviceType 
                "'16-true', 'bf16-true', got '", precision, "'");
   FABRIC_CHECK(gradient_clipping >= 0 && std::isfinite(gradient_clipping), ValueError,
                "DeepSpeedPrecision: gradient_clipping must be finite and >= 0, got ", gradient_clipping);
-  fp16_ = precision == "16-mixed";
+  fp16_ = uses_fp16_scaler(precision);
   mixed_ = precision.find("-mixed") != std::string::npos;
   dtype_ = precision.rfind("16", 0) == 0 ? DType::float16
            : precision.rfind("bf16", 0) == 0 ? DType::bfloat16

@@ -283,7 +283,11 @@ Resolved resolve_connector(ConnectorFlags f) {
       f.precision = from_config;
     } else {
       const std::string given = f.precision_plugin ? f.precision_plugin->name() : precision::canonical_precision(f.precision);
-      FABRIC_CHECK(given == from_config, ValueError, "precision='", given, "' disagrees with the DeepSpeed config, whose ",
+      // The block names a half type, which its mixed or true mode both use (Lightning writes the
+      // fp16 block for "16-*" and the bf16 block for "bf16-*").
+      const std::string half = from_config.substr(0, from_config.find('-'));
+      FABRIC_CHECK(given == from_config || given == half + "-true", ValueError, "precision='", given,
+                   "' disagrees with the DeepSpeed config, whose ",
                    from_config == "16-mixed" ? "fp16" : "bf16", " block selects '", from_config,
                    "'; drop one of them or make them agree");
     }

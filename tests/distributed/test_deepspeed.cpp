@@ -103,6 +103,19 @@ TEST(DeepSpeedFabric, ConfigSelectsStagePrecisionAndScaler) {
                             .deepspeed_config = R"({"fp16": {"enabled": true}})"});
                   }),
                   "disagrees");
+  // A block names a half type, which its true mode uses as well (Lightning writes the fp16 block for
+  // "16-*"): 16-true with an fp16 block runs on that block's scaler.
+  Fabric ft({.accelerator = "cpu", .strategy = "deepspeed", .precision = "16-true",
+             .deepspeed_config = R"({"fp16": {"enabled": true, "initial_scale_power": 8, "hysteresis": 2}})"});
+  EXPECT_EQ(dynamic_cast<precision::DeepSpeedPrecision&>(ft.precision()).loss_scaler().cur_scale(), 256.0);
+  Fabric bt({.accelerator = "cpu", .strategy = "deepspeed", .precision = "bf16-true",
+             .deepspeed_config = R"({"bf16": {"enabled": true}})"});
+  EXPECT_EQ(bt.precision_name(), "bf16-true");
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    Fabric({.accelerator = "cpu", .strategy = "deepspeed", .precision = "16-true",
+                            .deepspeed_config = R"({"bf16": {"enabled": true}})"});
+                  }),
+                  "disagrees");
   EXPECT_CONTAINS(thrown<ValueError>([] {
                     Fabric({.accelerator = "cpu", .strategy = "ddp", .deepspeed_config = R"({"bf16": {"enabled": true}})"});
                   }),

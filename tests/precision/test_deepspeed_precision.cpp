@@ -104,6 +104,24 @@ void expect_fused_clip_matches(bool unscale_first) {
 TEST(DeepSpeedPrecision, ClippingFusedIntoUnscaleEqualsUnscaleThenClipGradNorm) { expect_fused_clip_matches(false); }
 TEST(DeepSpeedPrecision, UnscaleGradientsThenStepOnlyClips) { expect_fused_clip_matches(true); }
 
+// 16-true runs on DeepSpeed's loss scaler as 16-mixed does (Lightning adds the fp16 block for
+// "16-*"): the loss is scaled, an overflow skips the step and backs the scale off.
+TEST(DeepSpeedPrecision, Fp16TrueScalesTheLossAndSkipsOverflows) {
+  DeepSpeedPrecision p("16-true", DeviceType::cpu, lightning_fp16_block(0, 4, 2, 1, 1));
+  EXPECT_TRUE(p.loss_scaler().is_dynamic());
+  EXPECT_EQ(p.loss_scaler().cur_scale(), 16.0);
+  Tensor w = param({1.f});
+  optim::SGD opt({w}, {.lr = 1.0});
+  p.backward(loss_of(w, {kInf}), nullptr);
+  EXPECT_FALSE(p.optimizer_step(opt, nullptr)) << "an overflow skips the step";
+  EXPECT_EQ(values(w)[0], 1.f);
+  EXPECT_EQ(p.loss_scaler().cur_scale(), 8.0);
+  p.backward(loss_of(w, {0.5f}), nullptr);
+  EXPECT_EQ(values(w.grad())[0], 4.f) << "the gradient of the scaled loss";
+  EXPECT_TRUE(p.optimizer_step(opt, nullptr));
+  EXPECT_EQ(values(w)[0], 0.5f) << "unscaled before the step";
+}
+
 TEST(DeepSpeedPrecision, Bf16AndFp32UseAStaticScaleOfOne) {
   for (const char* mode : {"bf16-mixed", "32-true"}) {
     DeepSpeedPrecision p(mode, DeviceType::cpu);
