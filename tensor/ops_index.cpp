@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/index_kernels.h"
 #include "tensor/op_attrs.h"
@@ -263,8 +264,11 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
   return out;
 }
 
-Tensor scatter_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src) {
-  FABRIC_CHECK(a.defined() && src.defined(), ValueError, "scatter_add: undefined input or src");
+Tensor scatter_add(const Tensor& a_in, int64_t dim, const Tensor& index, const Tensor& src_in) {
+  FABRIC_CHECK(a_in.defined() && src_in.defined(), ValueError, "scatter_add: undefined input or src");
+  // Spec §3: PROMOTE on CUDA (self and src to the widest float type); no policy on the CPU.
+  Tensor a = a_in, src = src_in;
+  apply_autocast(OpId::scatter_add, {&a, &src});
   check_index_dtype("scatter_add", index, false);
   FABRIC_CHECK(a.dtype() == src.dtype(), DTypeError,
                "scatter_add: expected self and src to have the same dtype, got ", describe(a),
