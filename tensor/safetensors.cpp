@@ -370,7 +370,9 @@ SafetensorsFile parse_safetensors(std::shared_ptr<std::vector<uint8_t>> bytes, c
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO returns at once (and is refused below as not a regular file) instead
+  // of waiting for a writer; reads of a regular file ignore the flag.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, "cannot open: ", errno_str());
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -407,6 +411,23 @@ TEST_F(Safetensors, LoadErrorsNameThePath) {
     EXPECT_NE(std::string(e.what()).find("missing.safetensors: cannot open"), std::string::npos) << e.what();
   }
   EXPECT_THROW(load_safetensors(dir_.string()), IOError);  // a directory
+  // A FIFO is refused without waiting for a writer (the open blocked before). Should it block, a
+  // writer's open and close release it, so the test fails instead of hanging.
+  const std::string fifo = path("fifo.safetensors");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto load = std::async(std::launch::async, [&] {
+    try {
+      load_safetensors(fifo);
+    } catch (const IOError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(loaded)");
+  });
+  if (load.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << "load_safetensors blocked on a FIFO";
+    ::close(::open(fifo.c_str(), O_WRONLY));
+  }
+  EXPECT_NE(load.get().find("not a regular file"), std::string::npos);
   write_file(path("short.safetensors"), {1, 2, 3});
   try {
     load_safetensors(path("short.safetensors"));
