@@ -52,4 +52,24 @@ inline std::string slurp(const std::filesystem::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// A test that runs fabric-train on files of its own: skipped when the binary was not built, an
+// empty directory `dir_` (fresh_test_dir) removed afterwards, and the config `cfg_` the subclass
+// writes there. Subclasses begin their SetUp with `start(stem); if (IsSkipped()) return;`.
+class RunDirTest : public testing::Test {
+ protected:
+  void start(const std::string& stem) {
+    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
+    dir_ = fresh_test_dir(stem);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  // `fit cfg_ --set <sets> trainer.run_dir=dir_/<run_dir>`.
+  Result fit(const std::string& sets, const std::string& run_dir) {
+    return run("fit " + cfg_ + " --set " + sets + " trainer.run_dir=" + (dir_ / run_dir).string());
+  }
+  std::filesystem::path dir_;
+  std::string cfg_;
+};
+
 }  // namespace fabric::train_test

@@ -68,11 +68,11 @@ std::string last_of(const fs::path& csv, const std::string& name) {
   return last;
 }
 
-class FabricTrainLoop : public testing::Test {
+class FabricTrainLoop : public train_test::RunDirTest {
  protected:
   void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fresh_test_dir("fabric_train_loop");
+    start("fabric_train_loop");
+    if (IsSkipped()) return;
     // 120 examples of 8 features, 3 classes.
     Generator gen(11);
     save_safetensors((dir_ / "cls.safetensors").string(),
@@ -84,13 +84,6 @@ class FabricTrainLoop : public testing::Test {
                            "optimizer: {name: adamw, lr: 0.01}\n"
                            "trainer:   {max_steps: 4, batch_size: 16, run_dir: run}\n";
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Result fit(const std::string& sets, const std::string& run_dir) {
-    return run("fit " + cfg_ + " --set " + sets + " trainer.run_dir=" + (dir_ / run_dir).string());
-  }
-  fs::path dir_;
-  std::string cfg_;
 };
 
 // 20 validation examples: batches of 4, 8 (8 + 8 + 4) and 20 on one process, and of 4 on each of two

@@ -48,11 +48,11 @@ std::vector<std::string> keys_of(const fs::path& file) {
   return keys;
 }
 
-class FabricTrainQuantized : public testing::Test {
+class FabricTrainQuantized : public train_test::RunDirTest {
  protected:
   void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fresh_test_dir("fabric_train_quantized");
+    start("fabric_train_quantized");
+    if (IsSkipped()) return;
     std::string text;
     for (int i = 0; i < 40; ++i)
       text += "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
@@ -64,13 +64,6 @@ class FabricTrainQuantized : public testing::Test {
                            "optimizer: {name: adamw, lr: 0.01}\n"
                            "trainer: {max_steps: 2, batch_size: 8, seed: 1}\n";
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Result fit(const std::string& sets, const std::string& run_dir) {
-    return run("fit " + cfg_ + " --set " + sets + " trainer.run_dir=" + (dir_ / run_dir).string());
-  }
-  fs::path dir_;
-  std::string cfg_;
 };
 
 // The QLoRA example: the bundled gpt-austen config (smaller, on a generated text) under

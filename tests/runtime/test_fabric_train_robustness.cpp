@@ -26,11 +26,11 @@ using train_test::run;
 // for the runs that train: CUDA's initialisation may reserve more address space than that.
 const std::string kGuard = "ulimit -v 16000000; timeout 60";
 
-class FabricTrainRobustness : public testing::Test {
+class FabricTrainRobustness : public train_test::RunDirTest {
  protected:
   void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fresh_test_dir("fabric_train_robustness");
+    start("fabric_train_robustness");
+    if (IsSkipped()) return;
     std::string text;
     for (int i = 0; i < 20; ++i) text += "the cat sat on the mat. ";
     std::ofstream(dir_ / "t.txt") << text;
@@ -40,9 +40,6 @@ class FabricTrainRobustness : public testing::Test {
                            "optimizer: {name: adamw, lr: 0.01}\n"
                            "trainer: {max_steps: 2, batch_size: 4, run_dir: " << (dir_ / "run").string() << "}\n";
   }
-  void TearDown() override {
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
 
   // `args` exits 2 with `message` in its output and writes no run directory.
   void expect_config_error(const std::string& args, const std::string& message) {
@@ -51,9 +48,6 @@ class FabricTrainRobustness : public testing::Test {
     EXPECT_NE(r.output.find("fabric-train: config error: " + message), std::string::npos) << args << "\n" << r.output;
     EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
   }
-
-  fs::path dir_;
-  std::string cfg_;
 };
 
 TEST_F(FabricTrainRobustness, KeysThatAreListsOrMappingsAreConfigErrors) {
