@@ -15,6 +15,7 @@
 // gradient buffer that holds the module's gradients anyway, so it costs nothing there.
 #include "distributed/zero.h"
 
+#include "distributed/self_process_group.h"
 #include "distributed/sharded_clip.h"
 
 #include <algorithm>
@@ -86,7 +87,10 @@ void ZeroStrategy::rebuild_order() {
 
 void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
   (void)module;  // the optimizer's parameters are the module's: set_data reaches both
-  if (!pg_) return;  // one process: nothing to shard
+  // One process shards too when parameters become half: its one partition is the fp32 master of
+  // the whole model, as DeepSpeed keeps on one GPU (else updates below a half step would be lost).
+  // Float32 on one process has nothing to gain from a flat copy of itself.
+  if (!pg_ && !has_half_parameters(optimizer)) return;
   NoGradGuard no_grad;
   const int64_t n = world_size(), rank = global_rank();
   // A destroyed optimizer's entry goes first: its parameters may be sharded again by a new one,
@@ -287,14 +291,14 @@ void ZeroStrategy::launch(size_t index) {
     }
   }
   // DeepSpeed pre-divides by the data-parallel size and sums (spec §10), in the gradients' dtype.
-  div_(input, static_cast<double>(n));
+  if (n > 1) div_(input, static_cast<double>(n));
   Tensor out = g.pending_grad.narrow(0, b.start, b.len);
-  b.work = pg_->reduce_scatter(out, input, ReduceOp::sum);
+  b.work = group().reduce_scatter(out, input, ReduceOp::sum);
 }
 
 void ZeroStrategy::post_backward() {
   forget_destroyed_optimizers();  // stage 1 (or a stage-2 backward that reached no hook)
-  if (!pg_ || sharded_.empty()) return;
+  if (sharded_.empty()) return;
   if (!sync_ || (options_.zero_stage == 2 && !any_ready_)) {
     reset_backward();
     return;
@@ -395,7 +399,6 @@ void ZeroStrategy::finish_reduction(Group& g) {
 }
 
 void ZeroStrategy::prepare_optimizer_gradients(optim::Optimizer& optimizer) {
-  if (!pg_) return;
   const Sharded* sharded = find(optimizer);
   if (!sharded) return;
   NoGradGuard no_grad;
@@ -415,7 +418,6 @@ void ZeroStrategy::set_backward_sync(nn::Module& module, bool enabled) {
 }
 
 void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped) {
-  if (!pg_) return;
   const Sharded* sharded = find(optimizer);
   if (!sharded) return;
   NoGradGuard no_grad;
@@ -428,9 +430,9 @@ void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped
       if (g->half()) {
         Tensor mine = g->flat.narrow(0, rank * g->partition, g->partition);
         mine.copy_(g->shard);
-        works.push_back(pg_->all_gather(g->flat, mine));
+        works.push_back(group().all_gather(g->flat, mine));
       } else {
-        works.push_back(pg_->all_gather(g->flat, g->shard));
+        works.push_back(group().all_gather(g->flat, g->shard));
       }
     }
     for (auto& w : works) w->wait();
@@ -453,6 +455,19 @@ void ZeroStrategy::discard_gradients(optim::Optimizer& optimizer) {
   }
 }
 
+ProcessGroup& ZeroStrategy::group() {
+  if (pg_) return *pg_;
+  if (!self_group_) self_group_ = std::make_shared<SelfProcessGroup>();
+  return *self_group_;
+}
+
+bool ZeroStrategy::has_half_parameters(const optim::Optimizer& optimizer) const {
+  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi)
+    for (const Tensor& p : optimizer.group_params(gi))
+      if (p.requires_grad() && (half_dtype_ != DType::float32 || p.dtype() != DType::float32)) return true;
+  return false;
+}
+
 bool ZeroStrategy::owns(const Sharded& s, const optim::Optimizer& optimizer) {
   if (s.optimizer != &optimizer || s.lifetime.expired() || s.by_group.size() != optimizer.num_param_groups())
     return false;
@@ -473,7 +488,7 @@ const ZeroStrategy::Sharded* ZeroStrategy::find(const optim::Optimizer& optimize
 Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm, double norm_type,
                                     bool error_if_nonfinite) {
   const Sharded* sharded = find(optimizer);
-  if (!pg_ || !sharded) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
+  if (!sharded) return Strategy::clip_grad_norm(optimizer, max_norm, norm_type, error_if_nonfinite);
   prepare_optimizer_gradients(optimizer);
   // The partitions are disjoint; anything else the optimizer holds (groups without trainable
   // parameters) is replicated.
@@ -483,7 +498,7 @@ Tensor ZeroStrategy::clip_grad_norm(optim::Optimizer& optimizer, double max_norm
         return std::any_of(sharded->groups.begin(), sharded->groups.end(),
                            [&](const auto& g) { return g->shard.is_same(p); });
       },
-      pg_.get(), max_norm, norm_type, error_if_nonfinite, "ZeRO (strategy '" + options_.name + "')");
+      &group(), max_norm, norm_type, error_if_nonfinite, "ZeRO (strategy '" + options_.name + "')");
 }
 
 }  // namespace fabric::distributed

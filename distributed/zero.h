@@ -12,7 +12,9 @@
 // optimizer.step() neither removes a 16-mixed loss scale nor all-gathers the updated partitions
 // into the module's parameters. Checkpoints and clip_gradients see the unsharded picture: the
 // optimizer state is gathered into PyTorch's single-process layout, module state holds the fp32
-// master values, and gradient norms are reduced across ranks.
+// master values, and gradient norms are reduced across ranks. On one process, a half mode runs
+// the same way over a group of one rank (the fp32 master is the whole model, as DeepSpeed's on one
+// GPU); float32 on one process is left unsharded.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -106,7 +108,7 @@ class ZeroStrategy : public Strategy {
     int64_t num_buckets = 0;
     DType dtype = DType::float32;  // of the flat buffer (the module's parameters, the collectives)
   };
-  // The sharded groups of `optimizer` (empty when it is not sharded, e.g. on one process).
+  // The sharded groups of `optimizer` (empty when it is not sharded, e.g. float32 on one process).
   std::vector<GroupLayout> layout(const optim::Optimizer& optimizer) const;
 
  private:
@@ -129,6 +131,11 @@ class ZeroStrategy : public Strategy {
   // match (an address alone may be reused by a new optimizer once the old one is gone).
   const Sharded* find(const optim::Optimizer& optimizer) const;
   static bool owns(const Sharded& s, const optim::Optimizer& optimizer);
+  // The strategy's process group, or on one process a group of one rank (its collectives copy).
+  ProcessGroup& group();
+  // Whether setup_optimizer would give `optimizer` a half flat buffer (the half dtype is set, or
+  // a trainable parameter is half already): on one process only these are sharded.
+  bool has_half_parameters(const optim::Optimizer& optimizer) const;
 
   int64_t bucket_elements_ = 200'000'000;
   DType half_dtype_ = DType::float32;
@@ -138,6 +145,7 @@ class ZeroStrategy : public Strategy {
   size_t next_ = 0;
   bool sync_ = true;
   bool any_ready_ = false;
+  std::shared_ptr<ProcessGroup> self_group_;  // group() on one process
   std::shared_ptr<bool> alive_;  // hooks outlive the strategy: they check this first
 };
 

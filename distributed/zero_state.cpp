@@ -25,7 +25,7 @@ bool same_view(const Tensor& t, const Tensor& p) {
 
 optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimizer& optimizer) {
   const Sharded* sharded = find(optimizer);
-  if (!pg_ || !sharded) return optimizer.state_dict();
+  if (!sharded) return optimizer.state_dict();
   NoGradGuard no_grad;
   const optim::OptimizerState live = optimizer.state_dict();  // indices of the shards
   optim::OptimizerState out;
@@ -46,7 +46,7 @@ optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimiz
         for (const auto& [key, t] : it->second) {
           if (key != "step" && t.dim() == 1 && t.numel() == g->partition) {
             Tensor flat = empty({g->padded}, {.dtype = t.dtype(), .device = t.device()});
-            pg_->all_gather(flat, t.contiguous())->wait();
+            group().all_gather(flat, t.contiguous())->wait();
             whole[key] = {flat, true};
           } else {
             whole[key] = {t, false};
@@ -74,7 +74,7 @@ optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimiz
 
 void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim::OptimizerState& sd) {
   const Sharded* sharded = find(optimizer);
-  if (!pg_ || !sharded) return optimizer.load_state_dict(sd);
+  if (!sharded) return optimizer.load_state_dict(sd);
   NoGradGuard no_grad;
   const char* who = optimizer.name();
   FABRIC_CHECK(sd.param_groups.size() == optimizer.num_param_groups(), ValueError, "ZeRO: ", who,
@@ -133,7 +133,6 @@ void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim
 
 nn::StateDict ZeroStrategy::module_state_to_save(nn::Module& module) {
   nn::StateDict sd = module.state_dict();
-  if (!pg_) return sd;
   NoGradGuard no_grad;
   // Every rank holds the same modules and optimizers, so the same groups match here and the
   // gathers line up. Float32 groups need nothing: their parameters are what the optimizer steps.
@@ -146,7 +145,7 @@ nn::StateDict ZeroStrategy::module_state_to_save(nn::Module& module) {
           if (same_view(t, g->params[i])) hits.emplace_back(name, i);
       if (hits.empty()) continue;
       Tensor whole = empty({g->padded}, {.dtype = DType::float32, .device = g->shard.device()});
-      pg_->all_gather(whole, g->shard.detach())->wait();
+      group().all_gather(whole, g->shard.detach())->wait();
       for (const auto& [name, i] : hits) {
         const Tensor& p = g->params[i];
         sd.insert(name, whole.narrow(0, g->offsets[i], p.numel()).view(p.sizes()).clone());
@@ -159,7 +158,6 @@ nn::StateDict ZeroStrategy::module_state_to_save(nn::Module& module) {
 nn::LoadResult ZeroStrategy::load_module_state(nn::Module& module, const nn::StateDict& state, bool strict) {
   // Validates everything before it copies: on an error neither the module nor a master changed.
   nn::LoadResult result = module.load_state_dict(state, strict);
-  if (!pg_) return result;
   NoGradGuard no_grad;
   const int64_t rank = global_rank();
   for (const auto& [name, t] : module.state_dict()) {

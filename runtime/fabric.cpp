@@ -67,7 +67,10 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
   ctx_->after_zero_grad.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->discard_gradients(opt); });
-  if (strategy_->is_distributed()) ctx_->strategy_needing_fabric_backward = resolved_.strategy;
+  // DeepSpeed's backward is its own on any number of processes (fabric-api.md: the grad hook raises
+  // under DeepSpeed); one-process ZeRO reduces its half gradients into the master there.
+  if (strategy_->is_distributed() || resolved_.strategy == "deepspeed")
+    ctx_->strategy_needing_fabric_backward = resolved_.strategy;
   if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get())) {
     // The clip norm over every rank's shard: the strategy's clip_grad_norm with an infinite
     // max_norm (coefficient 1) reduces it the way clip_gradients does.
