@@ -121,15 +121,24 @@ void FP8Linear::ensure_meta_float32() {
 
 void FP8Linear::set_recipe(const DelayedScaling& recipe) {
   recipe.validate();
-  FABRIC_CHECK(recipe.amax_history_len == meta_->recipe().amax_history_len, ValueError,
-               "FP8Linear.set_recipe: amax_history_len ", recipe.amax_history_len,
-               " differs from the layer's ", meta_->recipe().amax_history_len,
-               "; the existing amax histories would not fit (rebuild the layer instead)");
   ensure_meta_float32();
-  FP8MetaState st = meta_->state_dict();
-  for (auto& [k, v] : recipe.to_state()) st.extra[k] = v;
-  load_fp8_state(st);
+  // The meta swaps resized histories into the same handles, which the buffers alias.
+  meta_->set_recipe(recipe);
   options_.recipe = recipe;
+}
+
+void FP8Linear::prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const {
+  const int64_t len = meta_->recipe().amax_history_len;
+  for (Fp8Direction d : {Fp8Direction::forward, Fp8Direction::backward}) {
+    const std::string key = prefix + "_extra_state." +
+                            (d == Fp8Direction::forward ? "amax_history_fwd" : "amax_history_bwd");
+    const Tensor* h = state.find(key);
+    if (h == nullptr || !h->defined() || h->dim() != 2 || h->size(0) < 1 || h->size(0) == len ||
+        h->size(1) != meta_->num_slots(d)) {
+      continue;
+    }
+    state.insert(key, resize_amax_history(*h, len));
+  }
 }
 
 void FP8Linear::load_fp8_state(const FP8MetaState& state) {

@@ -55,8 +55,8 @@ class FP8Linear : public nn::Module {
 
   FP8Meta& fp8_meta() { return *meta_; }
   const FP8Meta& fp8_meta() const { return *meta_; }
-  // Replaces the recipe, keeping the scales and histories. ValueError when amax_history_len
-  // differs from the current one (the saved histories would not fit) or the recipe is invalid.
+  // Replaces the recipe, keeping the scales; a different amax_history_len cuts or zero-pads the
+  // histories as Transformer Engine does (FP8Meta::set_recipe). ValueError for an invalid recipe.
   void set_recipe(const DelayedScaling& recipe);
   // Restores a meta checkpoint (FP8Meta::load_state_dict) and rebinds the buffers to it.
   void load_fp8_state(const FP8MetaState& state);
@@ -65,6 +65,14 @@ class FP8Linear : public nn::Module {
 
   Tensor weight;  // (out_features, in_features)
   Tensor bias;    // (out_features), undefined when bias = false
+
+ protected:
+  // A checkpoint's amax histories of another length (rows) are cut or zero-padded to this
+  // layer's amax_history_len. Transformer Engine adopts the checkpoint's recipe and then resizes
+  // the histories to the fp8_autocast recipe at the next forward; here the layer's own recipe is
+  // the one its forward uses, and a module state_dict carries no recipe, so resizing on load
+  // gives the state TE reaches. Other shape mismatches are left for load_state_dict to report.
+  void prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const override;
 
  private:
   struct AdoptTag {};

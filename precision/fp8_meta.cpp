@@ -2,6 +2,7 @@
 // the checkpoint state (spec §8).
 #include "precision/fp8_meta.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -21,6 +22,24 @@ const char* suffix(Fp8Direction d) { return d == Fp8Direction::forward ? "fwd" :
 float nan_max(float a, float b) { return std::fmax(a, b); }
 
 }  // namespace
+
+Tensor resize_amax_history(const Tensor& history, int64_t len) {
+  FABRIC_CHECK(len >= 1, ValueError, "resize_amax_history: len must be >= 1, got ", len);
+  FABRIC_CHECK(history.defined() && history.dim() == 2, ShapeError,
+               "resize_amax_history: expected a (len, K) history, got ",
+               history.defined() ? shape_str(history.shape()) : std::string("an undefined tensor"));
+  NoGradGuard no_grad;
+  const Tensor src = history.detach().to(Device::cpu()).to(DType::float32).contiguous();
+  const int64_t kept = std::min(len, src.size(0));
+  const int64_t k = src.size(1);
+  Tensor out = zeros({len, k}, {.dtype = DType::float32});
+  // Row-major (len, K): the kept rows are one leading block of both tensors.
+  if (kept * k > 0) {
+    std::memcpy(out.data<float>(), src.data<float>(),
+                static_cast<size_t>(kept * k) * sizeof(float));
+  }
+  return out;
+}
 
 FP8Meta::FP8Meta(int64_t num_gemms, const DelayedScaling& recipe)
     : num_gemms_(num_gemms), recipe_(recipe) {
@@ -129,6 +148,20 @@ void FP8Meta::update(Fp8Direction d) {
     s[j] = scale;
   }
   used_ = true;
+}
+
+void FP8Meta::set_recipe(const DelayedScaling& recipe) {
+  recipe.validate();
+  if (recipe.amax_history_len != recipe_.amax_history_len) {
+    // Both resized before either is swapped in, so a failure leaves the meta as it was.
+    Tensor resized[2];
+    for (int i = 0; i < 2; ++i)
+      resized[i] = resize_amax_history(history_[i], recipe.amax_history_len);
+    NoGradGuard no_grad;
+    // set_data, not a new handle: FP8Linear's _extra_state buffers alias these tensors.
+    for (int i = 0; i < 2; ++i) history_[i].set_data(resized[i]);
+  }
+  recipe_ = recipe;
 }
 
 FP8MetaState FP8Meta::state_dict() const {

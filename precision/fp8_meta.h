@@ -24,6 +24,13 @@ struct FP8MetaState {
   PrecisionState extra;                   // margin, fp8_format, ..., num_gemms
 };
 
+// `history` ((len0, K) float32) cut or zero-padded to `len` rows, as Transformer Engine's
+// adjust_amax_history_length does: a shorter history keeps rows 0..len-1 (row 0 is the current
+// step; after rolls the dropped last rows are the newest, which TE drops all the same), a longer
+// one gets zero rows appended at the end. A fresh contiguous CPU tensor. ValueError: len < 1;
+// ShapeError: history not 2-D.
+Tensor resize_amax_history(const Tensor& history, int64_t len);
+
 class FP8Meta {
  public:
   static constexpr int64_t kForwardSlotsPerGemm = 3;
@@ -78,6 +85,12 @@ class FP8Meta {
   // Whether any amax was recorded or any update ran (the reference saves an empty state for
   // a module that never used FP8).
   bool used() const { return used_; }
+
+  // Replaces the recipe, keeping the scales. A different amax_history_len resizes both histories
+  // with resize_amax_history, as Transformer Engine does when a module meets a recipe of another
+  // history length; the amax_history() handles keep their identity and take the new data.
+  // ValueError for a recipe that fails validate(); nothing is changed then.
+  void set_recipe(const DelayedScaling& recipe);
 
   FP8MetaState state_dict() const;
   // Restores recipe, scales and histories. ValueError / KeyError / ShapeError / DTypeError name

@@ -118,13 +118,9 @@ void TransformerEnginePrecision::backward(const Tensor& loss, nn::Module* module
 PrecisionState TransformerEnginePrecision::state_dict() const { return recipe_.to_state(); }
 
 void TransformerEnginePrecision::load_state_dict(const PrecisionState& state) {
-  const DelayedScaling recipe = DelayedScaling::from_map(state);
-  for (const auto& l : layers_) {
-    FABRIC_CHECK(l->fp8_meta().recipe().amax_history_len == recipe.amax_history_len, ValueError,
-                 "TransformerEnginePrecision.load_state_dict: the state has amax_history_len ",
-                 recipe.amax_history_len, " but the converted layers have ",
-                 l->fp8_meta().recipe().amax_history_len);
-  }
+  const DelayedScaling recipe = DelayedScaling::from_map(state);  // validated
+  // Fabric::load restores this before the module, so the layers' histories already have the
+  // checkpoint's length when its _extra_state tensors are copied in.
   for (const auto& l : layers_) l->set_recipe(recipe);
   recipe_ = recipe;
 }

@@ -56,8 +56,8 @@ class TransformerEnginePrecision : public Precision {
   // The recipe fields (margin, fp8_format, amax_history_len, amax_compute_algo, reduce_amax).
   // The per-layer scales and histories are in the module's state_dict (_extra_state buffers).
   PrecisionState state_dict() const override;
-  // Restores the recipe and hands it to the converted layers (their scales and histories kept).
-  // ValueError for an invalid recipe or one whose amax_history_len differs from the layers'.
+  // Restores the recipe and hands it to the converted layers (FP8Linear::set_recipe: scales
+  // kept, histories cut or zero-padded to its amax_history_len). ValueError for an invalid recipe.
   void load_state_dict(const PrecisionState& state) override;
 
  private:

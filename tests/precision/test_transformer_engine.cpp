@@ -1,7 +1,8 @@
 // TransformerEnginePrecision and FP8Linear: layer replacement, the FP8 forward under the plugin,
 // the delayed-scaling update points (spec §8, its 6-step table through the plugin), the recipe
-// checks, meta state round trips (module state_dict and Fabric save/load), and a GPT run under
-// HYBRID FP8 tracking bf16-mixed.
+// checks, meta state round trips (module state_dict and Fabric save/load), amax histories resized
+// to another amax_history_len as Transformer Engine does, and a GPT run under HYBRID FP8 tracking
+// bf16-mixed.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -292,10 +293,128 @@ TEST(TransformerEnginePrecision, MetaStateRoundTripsThroughStateDictAndFabricChe
   EXPECT_EQ(mb.recipe(), recipe);
   EXPECT_EQ(mb.scale_at(Fp8Direction::forward, kIn), 224.0f) << "448 * 2^-1 / 1";
   EXPECT_EQ(mb.scale_at(Fp8Direction::forward, kW), ma.scale_at(Fp8Direction::forward, kW));
+  // A plugin state of another history length resizes the layers' histories (as Transformer
+  // Engine does), so the module state saved with it loads after it, as Fabric::load orders them.
   TransformerEnginePrecision tc(DType::bfloat16, DelayedScaling{.amax_history_len = 16});
   auto c = std::make_shared<One>();
   tc.convert_module(*c);
-  EXPECT_THROW(tc.load_state_dict(ta.state_dict()), ValueError);
+  tc.load_state_dict(ta.state_dict());
+  FP8Meta& mc = std::dynamic_pointer_cast<FP8Linear>(c->get_submodule("fc"))->fp8_meta();
+  EXPECT_EQ(mc.recipe(), recipe);
+  EXPECT_EQ(mc.amax_history(Fp8Direction::backward).shape(), (Shape{8, 2}));
+  c->load_state_dict(a->state_dict());
+  EXPECT_EQ(mc.amax_history(Fp8Direction::forward).to_vector<float>(),
+            ma.amax_history(Fp8Direction::forward).to_vector<float>());
+  EXPECT_EQ(mc.scale_at(Fp8Direction::forward, kW), ma.scale_at(Fp8Direction::forward, kW));
+}
+
+// Transformer Engine's adjust_amax_history_length: a recipe with another amax_history_len keeps
+// the scales and cuts the histories to their first rows or pads them with zero rows at the end;
+// the next update then runs on the resized history. Rows are top (row 0, the current step) down.
+TEST(FP8Linear, SetRecipeCutsOrZeroPadsTheAmaxHistories) {
+  struct Case {
+    int64_t len;
+    std::vector<float> input_rows, weight_rows;  // right after set_recipe
+    float input_scale, weight_scale;             // after the next update (E4M3: 448 / amax)
+    std::vector<float> input_rows_updated;       // rolled, row 0 zeroed
+  };
+  const std::vector<Case> cases = {
+      {2, {3, 2}, {1, 2}, 448.0f / 3, 448.0f / 2, {0, 3}},
+      {3, {3, 2, 1}, {1, 2, 4}, 448.0f / 3, 448.0f / 4, {0, 1, 3}},
+      {5, {3, 2, 1, 0, 0}, {1, 2, 4, 0, 0}, 448.0f / 3, 448.0f / 4, {0, 1, 0, 0, 3}},
+  };
+  const auto column = [](const FP8Meta& m, int64_t slot) {
+    std::vector<float> rows;
+    for (int64_t r = 0; r < m.recipe().amax_history_len; ++r)
+      rows.push_back(m.amax_at(Fp8Direction::forward, r, slot));
+    return rows;
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("amax_history_len 3 -> " + std::to_string(c.len));
+    const DelayedScaling len3{.fp8_format = Fp8Format::E4M3, .amax_history_len = 3};
+    FP8Linear layer({.in_features = 16, .out_features = 16, .recipe = len3});
+    FP8Meta& meta = layer.fp8_meta();
+    // Two updated steps and a recorded third: input rows [3, 2, 1], weight rows [1, 2, 4].
+    const float input_amax[3] = {2, 1, 3}, weight_amax[3] = {2, 4, 1};
+    for (int step = 0; step < 3; ++step) {
+      meta.record_amax_value(Fp8Direction::forward, kIn, input_amax[step]);
+      meta.record_amax_value(Fp8Direction::forward, kW, weight_amax[step]);
+      if (step < 2) meta.update(Fp8Direction::forward);
+    }
+    meta.record_amax_value(Fp8Direction::backward, kGradOut, 5.0f);
+    ASSERT_EQ(column(meta, kIn), (std::vector<float>{3, 2, 1}));
+    const std::vector<float> scales = meta.scale(Fp8Direction::forward).to_vector<float>();
+
+    DelayedScaling resized = len3;
+    resized.amax_history_len = c.len;
+    layer.set_recipe(resized);
+    EXPECT_EQ(meta.recipe(), resized);
+    EXPECT_EQ(layer.options().recipe, resized);
+    EXPECT_EQ(column(meta, kIn), c.input_rows);
+    EXPECT_EQ(column(meta, kW), c.weight_rows);
+    EXPECT_EQ(meta.amax_history(Fp8Direction::backward).shape(), (Shape{c.len, 2}));
+    EXPECT_EQ(meta.amax_at(Fp8Direction::backward, 0, kGradOut), 5.0f);
+    EXPECT_EQ(meta.scale(Fp8Direction::forward).to_vector<float>(), scales) << "scales kept";
+    // The module state still aliases the live (resized) history.
+    const nn::StateDict sd = layer.state_dict();
+    EXPECT_EQ(sd.at("_extra_state.amax_history_fwd").shape(), (Shape{c.len, 3}));
+    EXPECT_EQ(sd.at("_extra_state.amax_history_fwd").to_vector<float>(),
+              meta.amax_history(Fp8Direction::forward).to_vector<float>());
+
+    meta.update(Fp8Direction::forward);
+    EXPECT_EQ(meta.scale_at(Fp8Direction::forward, kIn), c.input_scale);
+    EXPECT_EQ(meta.scale_at(Fp8Direction::forward, kW), c.weight_scale);
+    EXPECT_EQ(column(meta, kIn), c.input_rows_updated);
+  }
+  // Every other recipe check stays.
+  FP8Linear layer({.in_features = 16, .out_features = 16});
+  EXPECT_THROW(layer.set_recipe({.amax_history_len = 0}), ValueError);
+  EXPECT_THROW(layer.set_recipe({.fp8_format = Fp8Format::E5M2}), ValueError);
+  EXPECT_EQ(layer.fp8_meta().amax_history(Fp8Direction::forward).shape(), (Shape{1024, 3}));
+}
+
+// A module state_dict carries no recipe: histories of another length are cut or zero-padded to
+// the layer's own amax_history_len on load (the state Transformer Engine reaches at the next
+// forward under the layer's recipe); scales load as they are.
+TEST(FP8Linear, LoadStateDictResizesHistoriesOfAnotherLength) {
+  FP8Linear src({.in_features = 16,
+                 .out_features = 16,
+                 .recipe = {.fp8_format = Fp8Format::E4M3, .amax_history_len = 4}});
+  const float input_amax[4] = {2, 4, 1, 8};  // rows after three updates: [8, 2, 4, 1]
+  for (int step = 0; step < 4; ++step) {
+    src.fp8_meta().record_amax_value(Fp8Direction::forward, kIn, input_amax[step]);
+    if (step < 3) src.fp8_meta().update(Fp8Direction::forward);
+  }
+  const nn::StateDict saved = src.state_dict();
+  struct Case {
+    int64_t len;
+    std::vector<float> input_rows;
+  };
+  const std::vector<Case> cases = {{2, {8, 2}}, {4, {8, 2, 4, 1}}, {6, {8, 2, 4, 1, 0, 0}}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE("saved 4 rows, layer amax_history_len " + std::to_string(c.len));
+    FP8Linear dst({.in_features = 16,
+                   .out_features = 16,
+                   .recipe = {.fp8_format = Fp8Format::E4M3, .amax_history_len = c.len}});
+    dst.load_state_dict(saved);
+    const FP8Meta& meta = dst.fp8_meta();
+    EXPECT_EQ(meta.recipe().amax_history_len, c.len);
+    std::vector<float> rows;
+    for (int64_t r = 0; r < c.len; ++r) rows.push_back(meta.amax_at(Fp8Direction::forward, r, kIn));
+    EXPECT_EQ(rows, c.input_rows);
+    EXPECT_EQ(meta.amax_history(Fp8Direction::backward).shape(), (Shape{c.len, 2}));
+    EXPECT_EQ(meta.scale_at(Fp8Direction::forward, kIn),
+              src.fp8_meta().scale_at(Fp8Direction::forward, kIn));
+    EXPECT_EQ(dst.state_dict().at("_extra_state.amax_history_fwd").to_vector<float>(),
+              meta.amax_history(Fp8Direction::forward).to_vector<float>());
+  }
+  // A history with another number of slots is still a size mismatch.
+  nn::StateDict wrong = saved;
+  wrong.insert("_extra_state.amax_history_fwd", zeros({4, 5}));
+  FP8Linear dst({.in_features = 16,
+                 .out_features = 16,
+                 .recipe = {.fp8_format = Fp8Format::E4M3, .amax_history_len = 4}});
+  EXPECT_THROW(dst.load_state_dict(wrong), ValueError);
 }
 
 // A small GPT (2 layers, C = 64, T = 32) on a learnable token stream, AdamW.
