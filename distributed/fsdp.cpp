@@ -236,6 +236,9 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
     u.flats.clear();
     u.gathered = false;
   }
+  if (options_.master_dtype)
+    for (Tensor& v : values)
+      if (is_floating(v.dtype()) && v.dtype() != *options_.master_dtype) v = v.to(*options_.master_dtype);
   // One flat parameter per (optimizer group, trainability), in first-appearance order.
   std::vector<std::pair<int64_t, bool>> keys;
   for (const Tensor& p : u.params) {

@@ -45,6 +45,11 @@ struct FSDPOptions {
   // are cast to buffer_dtype at the first forward (not at setup) and checkpoints hold them in
   // their original dtype, as PyTorch's FSDP does (spec §9).
   std::optional<DType> param_dtype, reduce_dtype, buffer_dtype;
+  // The shards' dtype (what the optimizer steps, what checkpoints hold): floating parameters are
+  // cast to it when they are flattened. Unset: the parameters' own dtype. ZeRO-3 under a true half
+  // mode sets float32 with param_dtype the half dtype: DeepSpeed's fp32 master partitions beside
+  // a half module.
+  std::optional<DType> master_dtype;
   // Issue the next unit's all-gather while the current one computes (forward and backward).
   bool forward_prefetch = true;
   bool backward_prefetch = true;

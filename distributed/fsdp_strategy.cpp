@@ -41,6 +41,14 @@ void FSDPStrategy::set_mixed_precision(std::optional<DType> param, std::optional
   options_.fsdp.buffer_dtype = buffer;
 }
 
+void FSDPStrategy::set_master_dtype(std::optional<DType> dtype) {
+  forget_destroyed_modules();
+  FABRIC_CHECK(modules_.empty(), ValueError, "FSDP: the master dtype must be set before the first module is set up");
+  FABRIC_CHECK(!dtype || is_floating(*dtype), DTypeError, "FSDP: the master dtype must be floating-point, got ",
+               dtype_name(*dtype));
+  options_.fsdp.master_dtype = dtype;
+}
+
 void FSDPStrategy::setup_module(nn::Module& module) {
   forget_destroyed_modules();
   for (const auto& m : modules_) FABRIC_CHECK(!m->wraps(module), ValueError, "FSDP: this module is already set up");

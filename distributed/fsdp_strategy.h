@@ -21,6 +21,8 @@ class FSDPStrategy : public Strategy {
   // Mixed precision from the precision plugin (FSDPPrecision / DeepSpeedPrecision): call before
   // setup_module.
   void set_mixed_precision(std::optional<DType> param, std::optional<DType> reduce, std::optional<DType> buffer);
+  // The shards' dtype (FSDPOptions::master_dtype): call before setup_module.
+  void set_master_dtype(std::optional<DType> dtype);
 
   // Broadcasts rank 0's parameters and buffers, then shards the module (its parameters become
   // views of released unsharded buffers, gathered by the units' forward hooks).

@@ -99,11 +99,17 @@ void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
     return;
   }
   // ZeRO-3 (DeepSpeedPrecision, or a user's plugin): a mixed mode gathers and reduces in its half
-  // dtype; true modes cast the module instead (the shards keep the module's dtype).
+  // dtype from float32 shards. A true mode has cast the module already; its shards are float32
+  // masters all the same (DeepSpeed keeps fp32 partitions for a half model, else updates below one
+  // half step would be lost), gathered and reduced in the module's half dtype.
   const std::string p = ctx_->precision->name();
   if (p == "16-mixed" || p == "bf16-mixed") {
     const DType half = p == "16-mixed" ? DType::float16 : DType::bfloat16;
     fsdp.set_mixed_precision(half, half, half);
+  } else if (fsdp.is_zero3() && (p == "16-true" || p == "bf16-true")) {
+    const DType half = p == "16-true" ? DType::float16 : DType::bfloat16;
+    fsdp.set_mixed_precision(half, half, std::nullopt);
+    fsdp.set_master_dtype(DType::float32);
   }
 }
 

@@ -141,9 +141,11 @@ void expect_fsdp_matches_dp(const FabricOptions& options, const std::vector<Case
     std::vector<std::pair<std::vector<Tensor>, FsdpRun>> out;
     for (size_t i = 0; i < cases.size(); ++i) {
       const std::string& prec = options.precision;
-      auto ref = prec == "bf16-mixed" || prec == "16-mixed"
-                     ? train_dp_half_params(f, problems[i], cases[i], prec)
-                     : train_dp(f, problems[i], cases[i]);
+      const bool zero3_half_true = options.strategy.rfind("deepspeed", 0) == 0 && prec.find("-true") != std::string::npos &&
+                                   prec != "32-true";
+      auto ref = prec == "bf16-mixed" || prec == "16-mixed" ? train_dp_half_params(f, problems[i], cases[i], prec)
+                 : zero3_half_true                          ? train_dp_half_weights(f, problems[i], cases[i])
+                                                            : train_dp(f, problems[i], cases[i]);
       auto run = train_fsdp(f, problems[i], cases[i]);
       out.emplace_back(std::move(ref), std::move(run));
     }
@@ -349,6 +351,21 @@ TEST(ZeroStage3, MatchesDataParallel) {
 TEST(ZeroStage3, GPTMatchesDataParallelBf16Mixed) {
   expect_fsdp_matches_dp(zero3_options("bf16-mixed"), {{.model = "gpt", .optimizer = "adamw", .precision = "bf16-mixed"}},
                          1e-4);
+}
+
+// bf16-true: the module runs in bfloat16 and ZeRO-3 keeps float32 shards of its bf16-rounded
+// initial weights (DeepSpeed's master partitions), as ZeRO-1/2 do: against data parallelism with
+// DeepSpeed's half weights written out (train_dp_half_weights).
+TEST(ZeroStage3, MatchesDataParallelBf16True) {
+  expect_fsdp_matches_dp(zero3_options("bf16-true"),
+                         {{.model = "mlp", .optimizer = "adamw", .precision = "bf16-true"},
+                          {.model = "gpt", .optimizer = "adamw", .precision = "bf16-true"}},
+                         1e-6);
+}
+
+// 16-true: the same with float16 weights under DeepSpeed's dynamic loss scaler.
+TEST(ZeroStage3, MatchesDataParallel16True) {
+  expect_fsdp_matches_dp(zero3_options("16-true"), {{.model = "mlp", .optimizer = "sgd", .precision = "16-true"}}, 1e-6);
 }
 
 TEST(ZeroStage3, OffloadStrategyNameMatchesDataParallel) {
