@@ -5,11 +5,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
 
 #ifndef FABRIC_TRAIN_EXE
 #define FABRIC_TRAIN_EXE ""  // built without tools/: the tests skip
@@ -50,6 +55,15 @@ inline std::filesystem::path fresh_test_dir(const std::string& stem) {
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A classification data set for the `tensors` kind at `file`: `n` examples of `features`
+// standard-normal values and `n` targets in [0, classes), drawn from `gen` in that order.
+inline void save_classification_data(const std::filesystem::path& file, int64_t n, int64_t features,
+                                     int64_t classes, Generator& gen) {
+  save_safetensors(file.string(),
+                   {{"inputs", randn({n, features}, {}, &gen)},
+                    {"targets", randint(0, classes, {n}, {.dtype = DType::int64}, &gen)}});
 }
 
 // A test that runs fabric-train on files of its own: skipped when the binary was not built, an

@@ -2,11 +2,8 @@
 // becomes a full one that a single-device run loads (OUT.safetensors: the model's weights in one
 // file); bad usage exits 2, a failure 1, and an output of another kind is never replaced.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -27,20 +24,11 @@ namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-using train_test::Result;
-using train_test::run;
+using namespace train_test;
 
-class FabricTrainConsolidate : public testing::Test {
+class FabricTrainConsolidate : public train_test::RunDirTest {
  protected:
-  void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fs::temp_directory_path() / ("fabric_train_consolidate_" + std::to_string(::getpid()) + "_" +
-                                        testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  void SetUp() override { start("fabric_train_consolidate"); }
 };
 
 std::shared_ptr<nn::MLP> mlp(uint64_t seed) {
@@ -71,11 +59,6 @@ Trained save_sharded_checkpoint_of_three_steps(const std::string& path) {
   fab.save(path, {{"model", model}, {"optimizer", fopt}, {"step", int64_t(3)}, {"note", "three"}});
   EXPECT_TRUE(is_sharded_checkpoint(path));
   return {fab.strategy_object().module_state_to_save(*module), fab.strategy_object().optimizer_state_to_save(opt)};
-}
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 TEST_F(FabricTrainConsolidate, ShardedCheckpointBecomesAFullOneThatOneDeviceLoads) {
@@ -152,9 +135,9 @@ TEST_F(FabricTrainConsolidate, AnOutputOfAnotherKindIsAnErrorAndStaysAsItWas) {
     EXPECT_EQ(r.status, 1) << out << "\n" << r.output;
     EXPECT_NE(r.output.find(message), std::string::npos) << out << "\n" << r.output;
   }
-  EXPECT_EQ(read_all(file), "my notes");
+  EXPECT_EQ(slurp(file), "my notes");
   EXPECT_TRUE(fs::is_directory(folder) && fs::is_empty(folder));
-  EXPECT_EQ(read_all(other / "a.jpg"), "jpeg");
+  EXPECT_EQ(slurp(other / "a.jpg"), "jpeg");
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());

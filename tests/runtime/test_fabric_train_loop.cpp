@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -16,49 +15,18 @@
 #include <thread>
 #include <vector>
 
-#include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
 
+#include "tests/runtime/fabric_train_metrics.h"
 #include "tests/runtime/fabric_train_test_util.h"
 
 namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-using train_test::Result;
-using train_test::run;
-using train_test::fresh_test_dir;
-
-std::vector<std::string> lines(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-std::vector<std::string> split_cells(const std::string& line) {
-  std::vector<std::string> out(1);
-  for (char c : line) {
-    if (c == ',') out.emplace_back();
-    else out.back().push_back(c);
-  }
-  return out;
-}
-
-// The cells of column `name` in a metrics.csv, one per row (empty where the row has none).
-std::vector<std::string> column(const fs::path& csv, const std::string& name) {
-  const auto rows = lines(csv);
-  std::vector<std::string> out;
-  if (rows.empty()) return out;
-  const auto header = split_cells(rows[0]);
-  const auto at = std::find(header.begin(), header.end(), name);
-  EXPECT_NE(at, header.end()) << "no column " << name << " in " << rows[0];
-  if (at == header.end()) return out;
-  for (size_t r = 1; r < rows.size(); ++r) out.push_back(split_cells(rows[r]).at(size_t(at - header.begin())));
-  return out;
-}
+using namespace train_test;
 
 // The last non-empty cell of a column.
 std::string last_of(const fs::path& csv, const std::string& name) {
@@ -75,9 +43,7 @@ class FabricTrainLoop : public train_test::RunDirTest {
     if (IsSkipped()) return;
     // 120 examples of 8 features, 3 classes.
     Generator gen(11);
-    save_safetensors((dir_ / "cls.safetensors").string(),
-                     {{"inputs", randn({120, 8}, {}, &gen)},
-                      {"targets", randint(0, 3, {120}, {.dtype = DType::int64}, &gen)}});
+    save_classification_data(dir_ / "cls.safetensors", 120, 8, 3, gen);
     cfg_ = (dir_ / "c.yaml").string();
     std::ofstream(cfg_) << "model:     {name: mlp, sizes: [8, 16, 3]}\n"
                            "data:      {kind: tensors, path: " << (dir_ / "cls.safetensors").string() << "}\n"
@@ -93,9 +59,7 @@ TEST_F(FabricTrainLoop, ValidationLossIsTheMeanOverTheExamples) {
   const std::string common = "optimizer.lr=0 trainer.max_steps=1 data.val_fraction=0.2 trainer.val_every=1 "
                              "data.path=" + (dir_ / "val.safetensors").string();
   Generator gen(2);
-  save_safetensors((dir_ / "val.safetensors").string(),
-                   {{"inputs", randn({100, 8}, {}, &gen)},
-                    {"targets", randint(0, 3, {100}, {.dtype = DType::int64}, &gen)}});
+  save_classification_data(dir_ / "val.safetensors", 100, 8, 3, gen);
   std::vector<double> losses;
   for (const std::string sets : {"trainer.batch_size=4", "trainer.batch_size=8", "trainer.batch_size=20",
                                  "trainer.batch_size=4 fabric.devices=2"}) {

@@ -15,31 +15,14 @@
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 
+#include "tests/runtime/fabric_train_metrics.h"
 #include "tests/runtime/fabric_train_test_util.h"
 
 namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-using train_test::Result;
-using train_test::run;
-using train_test::fresh_test_dir;
-
-std::vector<std::string> lines(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
-
-// The train_loss column of a metrics.csv (columns sorted: lr, step, train_loss).
-std::vector<double> train_losses(const fs::path& csv) {
-  std::vector<double> out;
-  const auto ls = lines(csv);
-  for (size_t i = 1; i < ls.size(); ++i) out.push_back(std::stod(ls[i].substr(ls[i].rfind(',') + 1)));
-  return out;
-}
+using namespace train_test;
 
 std::vector<std::string> keys_of(const fs::path& file) {
   std::vector<std::string> keys;
@@ -165,12 +148,7 @@ TEST_F(FabricTrainQuantized, FSDPWithLoRASavesAndResumes) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * a[i]) << "step " << i + 1;
 
   const fs::path run_dir = dir_ / "fsdp";
-  const auto full = lines(run_dir / "metrics.csv");
-  fs::remove_all(run_dir / "checkpoints/last");
-  fs::copy(run_dir / "checkpoints/step-2", run_dir / "checkpoints/last", fs::copy_options::recursive);
-  const Result res = run("resume " + run_dir.string());
-  ASSERT_EQ(res.status, 0) << res.output;
-  EXPECT_EQ(lines(run_dir / "metrics.csv"), full);
+  ASSERT_NO_FATAL_FAILURE(expect_resume_reproduces(run_dir.string(), 2));
   const Result s = run("sample " + (run_dir / "checkpoints/last").string() + " --prompt It --tokens 5");
   EXPECT_EQ(s.status, 0) << s.output;
 }

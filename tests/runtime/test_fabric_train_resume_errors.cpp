@@ -10,30 +10,22 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tensor/factory.h"
 #include "tensor/random.h"
-#include "tensor/safetensors.h"
 #include "tests/runtime/fabric_train_test_util.h"
 
 namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using train_test::fresh_test_dir;
-using train_test::Result;
-using train_test::run;
-using train_test::slurp;
+using namespace train_test;
 
-
-class FabricTrainResumeErrors : public testing::Test {
+class FabricTrainResumeErrors : public train_test::RunDirTest {
  protected:
   void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fresh_test_dir("fabric_train_resume_errors");
+    start("fabric_train_resume_errors");
+    if (IsSkipped()) return;
     Generator gen(7);  // 100 examples of 8 features, 3 classes
-    save_safetensors((dir_ / "cls.safetensors").string(),
-                     {{"inputs", randn({100, 8}, {}, &gen)},
-                      {"targets", randint(0, 3, {100}, {.dtype = DType::int64}, &gen)}});
+    save_classification_data(dir_ / "cls.safetensors", 100, 8, 3, gen);
     const std::string cfg = (dir_ / "base.yaml").string();
     std::ofstream(cfg) << "model:     {name: mlp, sizes: [8, 16, 3]}\n"
                           "data:      {kind: tensors, path: "
@@ -48,7 +40,6 @@ class FabricTrainResumeErrors : public testing::Test {
     config_ = slurp(run_dir() / "config.yaml");
     metrics_ = slurp(run_dir() / "metrics.csv");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   fs::path run_dir() const { return dir_ / "run"; }
   fs::path state_json() const { return run_dir() / "checkpoints/last/state.json"; }
@@ -69,7 +60,6 @@ class FabricTrainResumeErrors : public testing::Test {
     EXPECT_EQ(slurp(run_dir() / "metrics.csv"), expected_metrics);
   }
 
-  fs::path dir_;
   std::string saved_state_, config_, metrics_;
 };
 

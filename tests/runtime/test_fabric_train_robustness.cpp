@@ -17,9 +17,7 @@ namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-using train_test::fresh_test_dir;
-using train_test::Result;
-using train_test::run;
+using namespace train_test;
 
 // What the config errors run under: a hang (a FIFO read) ends at the timeout (exit 124), an endless
 // or huge allocation (/dev/zero read whole, 2^32 device ids) fails at the address-space limit. Not

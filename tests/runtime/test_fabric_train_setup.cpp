@@ -25,24 +25,17 @@ namespace fabric {
 namespace {
 namespace fs = std::filesystem;
 
-using train_test::Result;
-using train_test::run;
-using train_test::slurp;
-using train_test::fresh_test_dir;
+using namespace train_test;
 
-
-class FabricTrainSetup : public testing::Test {
+class FabricTrainSetup : public train_test::RunDirTest {
  protected:
   void SetUp() override {
-    if (std::string(FABRIC_TRAIN_EXE).empty()) GTEST_SKIP() << "fabric-train was not built";
-    dir_ = fresh_test_dir("fabric_train_setup");
+    start("fabric_train_setup");
+    if (IsSkipped()) return;
     // 100 examples of 8 features, 3 classes.
     Generator gen(7);
-    save_safetensors((dir_ / "cls.safetensors").string(),
-                     {{"inputs", randn({100, 8}, {}, &gen)},
-                      {"targets", randint(0, 3, {100}, {.dtype = DType::int64}, &gen)}});
+    save_classification_data(dir_ / "cls.safetensors", 100, 8, 3, gen);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // An MLP on cls.safetensors, AdamW, checkpoints every 2 steps.
   std::string write_config(const std::string& name = "base.yaml") {
@@ -54,7 +47,6 @@ class FabricTrainSetup : public testing::Test {
                        << (dir_ / "run").string() << "}\n";
     return cfg;
   }
-  fs::path dir_;
 };
 
 // A --set that changes the model makes the checkpoint unloadable: exit 2 naming the tensor, and the
@@ -155,8 +147,7 @@ TEST_F(FabricTrainSetup, RelativePathsResolveFromTheConfigsDirectoryAndFabricHom
   // The current directory comes first: its own file of that name wins (an MLP of 5 features does
   // not fit the 8 beside the config, so the check shows which file was read).
   Generator gen(1);
-  save_safetensors((dir_ / "elsewhere/beside.safetensors").string(),
-                   {{"inputs", randn({20, 5}, {}, &gen)}, {"targets", randint(0, 3, {20}, {.dtype = DType::int64}, &gen)}});
+  save_classification_data(dir_ / "elsewhere/beside.safetensors", 20, 5, 3, gen);
   const Result own = run("fit ../configs/c.yaml --set model.sizes=[5,4,3]", in_elsewhere);
   EXPECT_EQ(own.status, 0) << own.output;
   EXPECT_TRUE(fs::exists(dir_ / "elsewhere/run/checkpoints/last"));

@@ -1,0 +1,80 @@
+// fabric-train end to end, through the binary: bad configs, whether found while reading them or
+// only while building the run, exit 2 naming the key and write nothing (a resume leaves its run as
+// it was).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tensor/factory.h"
+#include "tensor/safetensors.h"
+
+#include "tests/runtime/fabric_train_contract.h"
+#include "tests/runtime/fabric_train_metrics.h"
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+
+using namespace train_test;
+
+TEST_F(FabricTrain, BadConfigsExit2AndWriteNothing) {
+  const std::string good = write_contract();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set trainer.max_step=3", "did you mean 'max_steps'"},
+      {"--set trainer.max_steps=abc", "expected integer"},
+      {"--set optimizer.name=adamm", "did you mean"},
+      {"--set fabric.precision=fp8", "Allowed precision values"},
+      {"--set data.path=/nonexistent.safetensors", "no such file"},
+      {"--set optimizer.lr=-0.1", ">= 0"},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = run("fit " + good + " " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
+  }
+  std::ofstream(dir_ / "typo.yaml") << "trainer:\n  max_steps: 5\n  batchsize: 3\n";
+  const Result r = run("fit " + (dir_ / "typo.yaml").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("typo.yaml:3:3: trainer.batchsize"), std::string::npos) << r.output;
+  EXPECT_EQ(run("fit " + (dir_ / "absent.yaml").string()).status, 2);
+  EXPECT_EQ(run("fit").status, 2);  // missing CONFIG
+  EXPECT_EQ(run("frobnicate").status, 2);
+}
+
+// Errors that only building the run finds (the data, the model with its init weights, LoRA, one
+// example through model and loss) are config errors too: exit 2, the key named, nothing written.
+TEST_F(FabricTrain, ConfigErrorsFoundWhileSettingUpExit2AndWriteNothing) {
+  std::ofstream(dir_ / "short.txt") << "It is a truth universally acknowledged, that a single man in possession. ";
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += "It is a truth universally acknowledged, that a single man in possession. ";
+  std::ofstream(dir_ / "text.txt") << text;
+  save_safetensors((dir_ / "wrong_keys.safetensors").string(), {{"encoder.weight", zeros({256, 784})}});
+  const std::string good = write_contract();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set data.kind=text data.path=" + (dir_ / "text.txt").string(), "model.name: mlp does not fit data.kind text"},
+      {"--set model.sizes=[100,10]", "model.name: mlp does not fit data.kind tensors"},
+      {"--set data.kind=text data.path=" + (dir_ / "short.txt").string(), "data.path: TextDataset: "},
+      {"--set model.init=" + (dir_ / "wrong_keys.safetensors").string(), "model.init: "},
+      {"--set lora.rank=4 lora.target=[nothing]", "lora: "},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = run("fit " + good + " " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("config error: " + message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
+  }
+  // Resuming with a bad override leaves the run as it was.
+  ASSERT_EQ(run("fit " + good + " --set trainer.max_steps=2").status, 0);
+  const auto before = lines((dir_ / "run/config.yaml").string());
+  const Result r = run("resume " + (dir_ / "run").string() + " --set model.init=" + (dir_ / "wrong_keys.safetensors").string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_EQ(lines((dir_ / "run/config.yaml").string()), before);
+}
+
+}  // namespace
+}  // namespace fabric
