@@ -3,6 +3,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
+#include "autograd/view_history.h"
 #include "tensor/ops.h"
 
 namespace fabric {
@@ -74,6 +75,7 @@ void zero_grad(const Tensor& t, bool set_to_none) {
 
 void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
   FABRIC_CHECK(t.requires_grad(), ValueError, "register_hook: cannot register a hook on a tensor that doesn't require grad");
+  sync_view_history(t);
   AutogradMeta& m = autograd_meta(t);
   if (m.grad_fn) {
     m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(fn));
@@ -90,6 +92,7 @@ void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tens
 
 void retain_grad(const Tensor& t) {
   FABRIC_CHECK(t.requires_grad(), ValueError, "retain_grad: the tensor doesn't require grad");
+  sync_view_history(t);
   AutogradMeta& m = autograd_meta(t);
   if (!m.grad_fn || m.retains_grad) return;
   m.retains_grad = true;
@@ -104,11 +107,13 @@ void retain_grad(const Tensor& t) {
 }
 
 bool is_leaf(const Tensor& t) {
+  sync_view_history(t);
   AutogradMeta* m = autograd_meta_if(t);
   return !m || !m->grad_fn;
 }
 
 std::string grad_fn_name(const Tensor& t) {
+  sync_view_history(t);
   AutogradMeta* m = autograd_meta_if(t);
   return m && m->grad_fn ? m->grad_fn->name() : "";
 }

@@ -22,6 +22,10 @@ class AutogradMeta final : public AutogradMetaBase {
   int output_nr = 0;
   std::weak_ptr<AccumulateGrad> accumulator;
   bool retains_grad = false;
+  // A view made in no-grad mode from a tensor that requires grad (PyTorch's
+  // CreationMeta::NO_GRAD_MODE): whether a later in-place write through it, or through its base,
+  // should be followed is ambiguous, so autograd refuses both.
+  bool view_made_without_grad = false;
   // Hooks on the gradient flowing into this tensor: may return a replacement (defined) tensor.
   std::vector<std::function<Tensor(const Tensor&)>> grad_hooks;
   // Leaf only: run after the gradient was accumulated into .grad (DDP/FSDP hang communication here).

@@ -8,19 +8,13 @@
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
 #include "autograd/derivatives.h"
+#include "autograd/view_history.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
 namespace fabric {
-namespace {
 
-struct NodeTask {
-  std::vector<Tensor> buffer;  // gradient per node output
-  int pending = 0;             // edges still to deliver
-};
-
-// Brings a computed gradient to the shape/dtype the node's input had in the forward pass.
-Tensor conform(Tensor g, const InputMeta& meta, const Node& node, size_t i) {
+Tensor conform_gradient(Tensor g, const InputMeta& meta, const Node& node, size_t i) {
   if (!g.defined()) return g;
   if (g.sizes() != meta.shape) {
     FABRIC_CHECK(numel_of(meta.shape) == g.numel() || g.dim() >= static_cast<int64_t>(meta.shape.size()), ShapeError,
@@ -31,6 +25,13 @@ Tensor conform(Tensor g, const InputMeta& meta, const Node& node, size_t i) {
   if (g.dtype() != meta.dtype) g = g.to(meta.dtype);
   return g;
 }
+
+namespace {
+
+struct NodeTask {
+  std::vector<Tensor> buffer;  // gradient per node output
+  int pending = 0;             // edges still to deliver
+};
 
 void accumulate_into(std::vector<Tensor>& buffer, int slot, Tensor g) {
   if (!g.defined()) return;
@@ -55,6 +56,7 @@ struct GradCaptureScope {
 }  // namespace
 
 Edge gradient_edge(const Tensor& t) {
+  sync_view_history(t);
   AutogradMeta* m = autograd_meta_if(t);
   if (m && m->grad_fn) return {m->grad_fn, m->output_nr};
   if (t.requires_grad()) return {grad_accumulator(t), 0};
@@ -161,7 +163,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       if (!e.valid()) continue;
       NodeTask& next = tasks[e.fn.get()];
       if (next.buffer.empty()) next.buffer.resize(e.fn->num_outputs);
-      if (!skip) accumulate_into(next.buffer, e.input_nr, conform(std::move(out[i]), node->input_meta[i], *node, i));
+      if (!skip)
+        accumulate_into(next.buffer, e.input_nr,
+                        conform_gradient(std::move(out[i]), node->input_meta[i], *node, i));
       if (--next.pending == 0) ready.push(e.fn);
     }
   }

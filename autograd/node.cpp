@@ -27,6 +27,8 @@ std::string torch_node_name(std::string_view op) {
 
 Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 
+uint64_t Node::next_sequence_nr() { return g_next_sequence_nr.load(std::memory_order_relaxed); }
+
 FunctionNode::FunctionNode(std::string_view op, Backward backward, const char* node_name)
     : name_(node_name ? std::string(node_name) : torch_node_name(op)),
       backward_(std::move(backward)) {}

@@ -40,6 +40,8 @@ class Node : public std::enable_shared_from_this<Node> {
   virtual void release_saved() {}
 
   uint64_t sequence_nr() const { return sequence_nr_; }
+  // The number the next node will get: nodes numbered from here on were made after this call.
+  static uint64_t next_sequence_nr();
   std::vector<Edge> next_edges;
   std::vector<InputMeta> input_meta;  // parallel to next_edges
   int num_outputs = 1;
@@ -49,6 +51,10 @@ class Node : public std::enable_shared_from_this<Node> {
  private:
   uint64_t sequence_nr_;
 };
+
+// Brings a gradient that `node` computed for its input `i` to that input's shape and dtype (what
+// the engine does with every gradient a node returns).
+Tensor conform_gradient(Tensor g, const InputMeta& meta, const Node& node, size_t i);
 
 // A tensor a derivative rule saved, and its storage's version then: an in-place write into it
 // before backward makes the gradient wrong, which backward refuses (as PyTorch does).

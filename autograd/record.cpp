@@ -8,6 +8,7 @@
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
+#include "autograd/view_history.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 
@@ -20,6 +21,7 @@ std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)>& rules() {
 }
 
 void record(const OpRecord& rec) {
+  note_view_outputs(rec);
   if (!grad_enabled()) return;
   // Ops with only integer/bool outputs (comparisons, argmax) start no graph.
   bool any_float = false;
@@ -70,21 +72,28 @@ void tensor_backward(const Tensor& root, const Tensor& gradient, bool retain_gra
   backward(root, gradient, retain_graph);
 }
 
-// PyTorch's rules for an in-place write that autograd must see (op_record.h).
+// PyTorch's rules for an in-place write that autograd must see (op_record.h); a write into a
+// view goes through its base's history (view_history.h).
 bool inplace_joins_graph(const char* op, const Tensor& self) {
   if (!grad_enabled()) return false;
-  FABRIC_CHECK(!(self.requires_grad() && is_leaf(self)), Error, op,
-               ": a leaf Variable that requires grad is being used in an in-place operation (write it under "
-               "NoGradGuard, or use the out-of-place op)");
-  FABRIC_CHECK(!self.impl()->is_view, NotImplementedError, op,
-               ": an in-place write into a view, with autograd recording, is not supported here (PyTorch's "
-               "CopySlices); use the out-of-place op on the whole tensor, or write under NoGradGuard");
+  if (differentiable_base(self).defined()) {
+    check_inplace_view(op, self);
+    return true;
+  }
+  FABRIC_CHECK(
+      !(self.requires_grad() && is_leaf(self)), Error, op,
+      ": a leaf Variable that requires grad is being used in an in-place operation (write it under "
+      "NoGradGuard, or use the out-of-place op)");
   return true;
 }
 
 void rebase(const Tensor& self, const Tensor& result) {
   const AutogradMeta* r = autograd_meta_if(result);
   if (r == nullptr || r->grad_fn == nullptr) return;
+  if (differentiable_base(self).defined()) {
+    rebase_view(self, result);
+    return;
+  }
   AutogradMeta& m = autograd_meta(self);
   m.grad_fn = r->grad_fn;
   m.output_nr = r->output_nr;

@@ -48,10 +48,10 @@ bool needs_record(std::initializer_list<const Tensor*> inputs);
 
 // In-place ops under autograd, with PyTorch's rules. An in-place op whose self or operand
 // requires grad asks inplace_joins_graph() before writing: autograd raises for a leaf that
-// requires grad (in grad mode) and for a view (no CopySlices here), and answers whether the write
-// must join the graph. One that must computes the out-of-place op (on a copy of self's old value
-// when its rule needs it), writes that result into self without recording, and then
-// rebase_history(self, result) makes the result's history self's.
+// requires grad (in grad mode) or a view of one, and answers whether the write must join the
+// graph. One that must computes the out-of-place op (on a copy of self's old value when its rule
+// needs it), writes that result into self without recording, and then rebase_history(self,
+// result) makes the result's history self's (for a view: its base's, PyTorch's CopySlices).
 struct InplaceHooks {
   bool (*joins_graph)(const char* op, const Tensor& self) = nullptr;
   void (*rebase)(const Tensor& self, const Tensor& result) = nullptr;

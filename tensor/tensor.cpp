@@ -26,6 +26,9 @@ Tensor make_view(const Tensor& base, Shape sizes, Strides strides, int64_t offse
   impl->strides = std::move(strides);
   impl->dtype = base.dtype();
   impl->is_view = true;
+  const TensorImpl& b = *base.impl();
+  impl->view_base = b.view_base ? b.view_base : base.impl_ptr();
+  impl->view_version = b.storage->version();
   return Tensor(std::move(impl));
 }
 
@@ -227,7 +230,12 @@ Tensor Tensor::reshape(const Shape& shape) const {
   Shape new_sizes = infer_shape(shape, numel(), sizes(), "reshape");
   if (view_strides(sizes(), strides(), new_sizes))
     return view_named(*this, new_sizes, "ReshapeAliasBackward0");
-  return view_named(clone(), new_sizes, "UnsafeViewBackward0");
+  Tensor out = view_named(clone(), new_sizes, "UnsafeViewBackward0");
+  // PyTorch's _unsafe_view: nothing else sees the copy, so the result is no view (an in-place
+  // write into it is an ordinary one).
+  out.impl()->is_view = false;
+  out.impl()->view_base = nullptr;
+  return out;
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
@@ -469,6 +477,7 @@ Tensor& Tensor::fill_(const Scalar& value) {
 Tensor Tensor::detach() const {
   Tensor out = make_view(*this, sizes(), strides(), storage_offset());
   out.impl()->is_view = impl_->is_view;
+  out.impl()->view_base = nullptr;  // PyTorch's detach(): a view autograd does not follow
   return out;
 }
 
@@ -482,6 +491,7 @@ void Tensor::set_data(const Tensor& src) const {
   dst.strides = s.strides;
   dst.dtype = s.dtype;
   dst.is_view = s.is_view;
+  dst.view_base = nullptr;  // the new data is not a view autograd follows (PyTorch's `.data =`)
 }
 
 // ---- reading values ---------------------------------------------------------------------------

@@ -36,6 +36,13 @@ struct TensorImpl {
   DType dtype = DType::float32;
   bool requires_grad = false;
   bool is_view = false;  // shares storage with a tensor it was derived from
+  // For a view autograd follows: the root tensor it was derived from (a view of a view has the
+  // root's base) and the storage's version when autograd last matched the view's history to the
+  // base's. An in-place write into the view then becomes part of the base's history (PyTorch's
+  // CopySlices), and a view whose storage was written through another alias gets its history
+  // rebuilt. Null for non-views and for detach() (a view autograd does not follow).
+  std::shared_ptr<TensorImpl> view_base;
+  uint64_t view_version = 0;
   std::shared_ptr<AutogradMetaBase> autograd;
 };
 
@@ -90,7 +97,13 @@ class Tensor {
   std::vector<T> to_vector() const;
 
   // ---- autograd flags (the autograd layer gives them meaning) -------------------------------
-  bool requires_grad() const { return checked().requires_grad; }
+  // As in PyTorch, a view of a base that requires grad requires grad too, even one made under
+  // no-grad or before its base required grad.
+  bool requires_grad() const {
+    const TensorImpl& t = checked();
+    return t.requires_grad || (t.view_base != nullptr && t.view_base->requires_grad &&
+                               t.view_base->storage == t.storage);
+  }
   Tensor& set_requires_grad(bool r);
   // The accumulated gradient of a leaf (undefined when none), kept by autograd/.
   Tensor grad() const;
