@@ -1,6 +1,7 @@
 // The Gloo process group's operations: all_reduce, reduce_scatter (our ring), all_gather(_v) and
-// broadcast run by Gloo on the tensors' own memory, the barrier (ours, on Gloo's buffers, to name
-// the ranks that never came), and the posting of sends/recvs.
+// broadcast run by Gloo on the tensors' own memory, each after the ranks agreed on the call over
+// TCP (gloo_call_check.h: a mismatch reaching Gloo would end the process), the barrier (that same
+// exchange alone), and the posting of sends/recvs.
 #include <gloo/allgather.h>
 #include <gloo/allgatherv.h>
 #include <gloo/allreduce.h>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/gloo_call_check.h"
 #include "distributed/gloo_group.h"
 #include "distributed/gloo_reduce.h"
 #include "tensor/error.h"
@@ -38,58 +40,13 @@ void set_allreduce_output(gloo::AllreduceOptions& o, void* p, size_t n, int64_t 
   }
 }
 
-std::string rank_list(const std::vector<int>& ranks) {
-  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
-  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  return s;
-}
-
-// Every rank sends an empty token to every other and waits for one from each: once all N-1 are
-// in, every rank has entered. Gloo's own barrier (dissemination: one peer per round) cannot tell
-// which rank never came when it times out, only that its current round's peer did not answer,
-// which may be a rank that is itself stuck; here each rank knows whose token is missing and names
-// it. N-1 empty messages per rank, in Gloo's transport, as Gloo's barrier sends log2(N).
-void token_barrier(gloo::Context& context, uint32_t tag, Clock::time_point deadline) {
-  const int P = context.size, me = context.rank;
-  const uint64_t slot = make_slot(kBarrierSlotPrefix, tag);
-  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> from(static_cast<size_t>(P));
-  for (int q = 0; q < P; ++q) {
-    if (q == me) continue;
-    from[size_t(q)] = context.createUnboundBuffer(nullptr, 0);
-    from[size_t(q)]->recv(q, slot);  // every receive is posted before any send: none can be missed
-  }
-  auto token = context.createUnboundBuffer(nullptr, 0);
-  for (int q = 0; q < P; ++q)
-    if (q != me) token->send(q, slot);
-  auto left = [&] {
-    return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
-  };
-  std::vector<int> missing, arrived;
-  for (int q = 0; q < P; ++q) {
-    if (q == me) continue;
-    try {
-      // After a first timeout Gloo closes every connection of the context: a token already in
-      // returns at once, one still missing throws.
-      if (!from[size_t(q)]->waitRecv(missing.empty() ? left() : milliseconds(1)))
-        throw DistributedError("the transfer was aborted");
-      arrived.push_back(q);
-    } catch (const std::exception& e) {
-      const bool timed_out = std::string(e.what()).find("Timed out") != std::string::npos;
-      if (!timed_out && missing.empty())
-        throw DistributedError("waiting for rank " + std::to_string(q) +
-                               "'s barrier token: " + e.what());
-      missing.push_back(q);
-    }
-  }
-  if (!missing.empty())
-    throw TimeoutError(rank_list(missing) + " did not enter the barrier" +
-                       (arrived.empty() ? std::string() : " (" + rank_list(arrived) + " did)"));
-  for (int q = 0; q < P; ++q)
-    if (q != me && !token->waitSend(left()))
-      throw DistributedError("the barrier's token send was aborted");
-}
-
 }  // namespace
+
+void GlooProcessGroup::agree_on_call(const CallRecord& mine, uint32_t tag,
+                                     Clock::time_point deadline,
+                                     const std::vector<int64_t>* counts) {
+  check_call_records(exchange_call_records(*context_, tag, mine, deadline), rank_, counts);
+}
 
 WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
   check_tensor(tensor, "all_reduce", "tensor");
@@ -98,7 +55,11 @@ WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
   return enqueue("all_reduce", ring_peers(),
                  [this, t = tensor, op, fn, tag](Clock::time_point deadline, const auto&) {
                    const size_t n = static_cast<size_t>(t.numel());
-                   if (n == 0 || size_ == 1) return true;
+                   if (size_ == 1) return true;
+                   // The segment compares the calls itself (an empty tensor moves nothing there).
+                   if (!shm_)
+                     agree_on_call(make_call_record(Collective::all_reduce, t, op), tag, deadline);
+                   if (n == 0) return true;
                    if (shm_) {
                      shm_->run(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
                    } else {
@@ -107,7 +68,7 @@ WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
                      o.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
                      o.setReduceFunction(fn);
                      o.setTag(tag);
-                     o.setTimeout(timeout_);
+                     o.setTimeout(time_left(deadline));
                      gloo::allreduce(o);
                    }
                    // Ring: reduce-scatter then all-gather, each sends (N-1)/N of the tensor. The
@@ -135,11 +96,13 @@ WorkPtr GlooProcessGroup::reduce_scatter(Tensor& output, const Tensor& input, Re
       [this, out = output, in = input, op, fn, tag](Clock::time_point deadline, const auto&) {
         const size_t n = static_cast<size_t>(out.numel());
         const size_t bytes = n * static_cast<size_t>(out.element_size());
-        if (n == 0) return true;
         if (size_ == 1) {
-          if (out.data_ptr() != in.data_ptr()) std::memmove(out.data_ptr(), in.data_ptr(), bytes);
+          if (n > 0 && out.data_ptr() != in.data_ptr())
+            std::memmove(out.data_ptr(), in.data_ptr(), bytes);
           return true;
         }
+        agree_on_call(make_call_record(Collective::reduce_scatter, in, op), tag, deadline);
+        if (n == 0) return true;
         gloo_detail::ring_reduce_scatter(*context_, out.data_ptr(), in.data_ptr(), bytes, n, fn,
                                          tag, deadline, scratch_);
         op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);  // ring: (N-1)/N of the input
@@ -159,21 +122,22 @@ WorkPtr GlooProcessGroup::all_gather(Tensor& output, const Tensor& input) {
                shape_str(output.shape()), " and input shape ", shape_str(input.shape()));
   const uint32_t tag = next_tag();
   return enqueue("all_gather", ring_peers(),
-                 [this, out = output, in = input, tag](Clock::time_point, const auto&) {
+                 [this, out = output, in = input, tag](Clock::time_point deadline, const auto&) {
                    const size_t bytes = static_cast<size_t>(in.nbytes());
                    uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
                    uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
-                   if (bytes == 0) return true;
                    if (size_ == 1) {
-                     if (o != i) std::memmove(o, i, bytes);
+                     if (bytes > 0 && o != i) std::memmove(o, i, bytes);
                      return true;
                    }
+                   agree_on_call(make_call_record(Collective::all_gather, in), tag, deadline);
+                   if (bytes == 0) return true;
                    gloo::AllgatherOptions opts(context_);
                    // In place (input already at this rank's slot): Gloo takes no input.
                    if (i != o + bytes * size_t(rank_)) opts.setInput(i, bytes);
                    opts.setOutput(o, bytes * size_t(size_));
                    opts.setTag(tag);
-                   opts.setTimeout(timeout_);
+                   opts.setTimeout(time_left(deadline));
                    gloo::allgather(opts);
                    op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);  // ring: (N-1)/N of output
                    return true;
@@ -200,29 +164,32 @@ WorkPtr GlooProcessGroup::all_gather_v(Tensor& output, const Tensor& input,
                "): the counts sum to ", total, " but output has ", output.numel(),
                " elements (shape ", shape_str(output.shape()), ")");
   const uint32_t tag = next_tag();
-  return enqueue(
-      "all_gather_v", ring_peers(),
-      [this, out = output, in = input, counts, total, tag](Clock::time_point, const auto&) {
-        const size_t isz = static_cast<size_t>(in.element_size());
-        uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
-        uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
-        if (total == 0) return true;
-        if (size_ == 1) {
-          if (o != i) std::memmove(o, i, size_t(total) * isz);
-          return true;
-        }
-        std::vector<size_t> bytes(counts.size());
-        for (size_t k = 0; k < counts.size(); ++k) bytes[k] = size_t(counts[k]) * isz;
-        gloo::AllgathervOptions opts(context_);
-        opts.setInput(i, bytes[size_t(rank_)]);
-        opts.setOutput(o, bytes);
-        opts.setTag(tag);
-        opts.setTimeout(timeout_);
-        gloo::allgatherv(opts);
-        // Ring: this rank forwards every chunk but the one of its send peer (rank + 1).
-        op_bytes_ = (total - counts[size_t((rank_ + 1) % size_)]) * int64_t(isz);
-        return true;
-      });
+  return enqueue("all_gather_v", ring_peers(),
+                 [this, out = output, in = input, counts, total, tag](Clock::time_point deadline,
+                                                                      const auto&) {
+                   const size_t isz = static_cast<size_t>(in.element_size());
+                   uint8_t* o = static_cast<uint8_t*>(out.data_ptr());
+                   uint8_t* i = static_cast<uint8_t*>(in.data_ptr());
+                   if (size_ == 1) {
+                     if (total > 0 && o != i) std::memmove(o, i, size_t(total) * isz);
+                     return true;
+                   }
+                   agree_on_call(
+                       make_call_record(Collective::all_gather_v, in, ReduceOp::sum, -1, &counts),
+                       tag, deadline, &counts);
+                   if (total == 0) return true;
+                   std::vector<size_t> bytes(counts.size());
+                   for (size_t k = 0; k < counts.size(); ++k) bytes[k] = size_t(counts[k]) * isz;
+                   gloo::AllgathervOptions opts(context_);
+                   opts.setInput(i, bytes[size_t(rank_)]);
+                   opts.setOutput(o, bytes);
+                   opts.setTag(tag);
+                   opts.setTimeout(time_left(deadline));
+                   gloo::allgatherv(opts);
+                   // Ring: this rank forwards every chunk but the one of its send peer (rank + 1).
+                   op_bytes_ = (total - counts[size_t((rank_ + 1) % size_)]) * int64_t(isz);
+                   return true;
+                 });
 }
 
 WorkPtr GlooProcessGroup::broadcast(Tensor& tensor, int root) {
@@ -230,14 +197,17 @@ WorkPtr GlooProcessGroup::broadcast(Tensor& tensor, int root) {
   check_peer(root, "broadcast", "root");
   const uint32_t tag = next_tag();
   return enqueue("broadcast", "root rank " + std::to_string(root),
-                 [this, t = tensor, root, tag](Clock::time_point, const auto&) {
+                 [this, t = tensor, root, tag](Clock::time_point deadline, const auto&) {
                    const size_t bytes = static_cast<size_t>(t.nbytes());
-                   if (bytes == 0 || size_ == 1) return true;
+                   if (size_ == 1) return true;
+                   agree_on_call(make_call_record(Collective::broadcast, t, ReduceOp::sum, root),
+                                 tag, deadline);
+                   if (bytes == 0) return true;
                    gloo::BroadcastOptions opts(context_);
                    opts.setOutput(static_cast<uint8_t*>(t.data_ptr()), bytes);
                    opts.setRoot(root);
                    opts.setTag(tag);
-                   opts.setTimeout(timeout_);
+                   opts.setTimeout(time_left(deadline));
                    gloo::broadcast(opts);
                    // Gloo's broadcast is one-to-all: the root sends N-1 copies, others nothing.
                    if (rank_ == root) op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);
@@ -249,7 +219,7 @@ WorkPtr GlooProcessGroup::barrier() {
   const uint32_t tag = next_tag();
   return enqueue("barrier", "all ranks", [this, tag](Clock::time_point deadline, const auto&) {
     if (size_ == 1) return true;
-    token_barrier(*context_, tag, deadline);
+    agree_on_call(make_call_record(Collective::barrier, Tensor()), tag, deadline);
     return true;
   });
 }

@@ -5,6 +5,7 @@
 #include <gloo/transport/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "distributed/gloo_call_check.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/process_group.h"
 #include "distributed/shm_all_reduce.h"
@@ -123,6 +125,14 @@ class GlooProcessGroup : public ProcessGroup,
                  "; expected the same dtype");
   }
   void check_peer(int peer, const char* op, const char* what) const;
+  // Exchanges `mine` with every rank under `tag` and throws when any rank's call differs
+  // (gloo_call_check.h): on the worker, before a collective's payload goes to Gloo.
+  void agree_on_call(const CallRecord& mine, uint32_t tag, Clock::time_point deadline,
+                     const std::vector<int64_t>* counts = nullptr);
+  // What is left of an op's timeout after the call records were exchanged, for Gloo's own timeout.
+  static milliseconds time_left(Clock::time_point deadline) {
+    return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
+  }
   uint32_t next_tag();
   using RunFn = std::function<bool(Clock::time_point, const std::shared_ptr<GlooWork>&)>;
   WorkPtr enqueue(const char* name, std::string peers, RunFn run);

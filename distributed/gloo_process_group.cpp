@@ -188,8 +188,8 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
                                                std::exception_ptr error) {
   std::string msg;
   bool timeout = false;
-  // A mismatch the ranks found together (the shared-memory all_reduce compares what each passed)
-  // keeps its type: it is the caller's mistake. The group is broken all the same.
+  // A mismatch the ranks found together (the call records of gloo_call_check.h, the shared-memory
+  // all_reduce's own) keeps its type: it is the caller's mistake. The group is broken all the same.
   enum { other, shape, dtype, value } kind = other;
   try {
     std::rethrow_exception(error);
@@ -220,11 +220,15 @@ std::exception_ptr GlooProcessGroup::translate(const char* name, const std::stri
     if (broken_.empty()) broken_ = full;
   }
   if (shm_) shm_->abort();  // peers waiting in the segment fail now, as over a closed connection
-  if (timeout) return std::make_exception_ptr(TimeoutError(full));
-  if (kind == shape) return std::make_exception_ptr(ShapeError(full));
-  if (kind == dtype) return std::make_exception_ptr(DTypeError(full));
-  if (kind == value) return std::make_exception_ptr(ValueError(full));
-  return std::make_exception_ptr(DistributedError(full));
+  // As PyTorch's Gloo group: after a failure the ranks' connections (and, after a mismatch, their
+  // sequence of collectives) are in no state to trust, so nothing more runs on the group.
+  const std::string told =
+      full + "; the process group cannot be used again (every later operation on it fails)";
+  if (timeout) return std::make_exception_ptr(TimeoutError(told));
+  if (kind == shape) return std::make_exception_ptr(ShapeError(told));
+  if (kind == dtype) return std::make_exception_ptr(DTypeError(told));
+  if (kind == value) return std::make_exception_ptr(ValueError(told));
+  return std::make_exception_ptr(DistributedError(told));
 }
 
 void GlooProcessGroup::execute(Op& op) {

@@ -1,7 +1,9 @@
 // The Gloo process group: collectives on CPU tensors over TCP, as PyTorch's ProcessGroupGloo
 // (all_reduce through shared memory when every rank is on this host: shm_all_reduce.h). Ranks
 // rendezvous through a Store; operations run asynchronously, in issue order, on one worker thread
-// per group.
+// per group. Ranks whose collectives disagree (another collective, dtype, element count, op, root
+// or counts) get ShapeError / DTypeError / ValueError / DistributedError on every rank, and the
+// group is broken from then on (gloo_call_check.h).
 #pragma once
 #include <chrono>
 #include <memory>
