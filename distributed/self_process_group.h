@@ -14,7 +14,9 @@ class SelfProcessGroup : public ProcessGroup {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string backend() const override { return "self"; }
-  std::chrono::milliseconds timeout() const override { return std::chrono::milliseconds::max(); }
+  // Nothing ever waits on a peer; a finite value all the same, so that a caller's now() + timeout()
+  // cannot overflow.
+  std::chrono::milliseconds timeout() const override { return std::chrono::hours(24); }
 
   // Nothing to combine: the tensor is the result (avg over one rank is the value itself).
   WorkPtr all_reduce(Tensor& tensor, ReduceOp op = ReduceOp::sum) override;
