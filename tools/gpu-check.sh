@@ -63,6 +63,7 @@ fi
 
 # The directories holding CUDA's shared libraries on this machine: the toolkit's, then those of
 # Python's nvidia-* wheels (cuDNN and NCCL often come only from there), deduplicated.
+# cuBLAS(Lt) is opened at run time (dlopen), so ldd cannot vouch for it: its folder must be here.
 cuda_library_path() {
   local dirs=() d lib
   for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -70,7 +71,7 @@ cuda_library_path() {
   done
   while IFS= read -r lib; do dirs+=("$(dirname "$lib")"); done < <(
     find /usr/local /opt /usr/lib -xdev \( -name libcudnn.so.9 -o -name libnccl.so.2 -o \
-      -name libcublasLt.so.13 -o -name libcudart.so.13 \) 2>/dev/null | sort)
+      -name libcublasLt.so.13 -o -name libcublas.so.13 -o -name libcudart.so.13 \) 2>/dev/null | sort)
   printf '%s\n' "${dirs[@]}" | awk '!seen[$0]++' | paste -sd: -
 }
 
