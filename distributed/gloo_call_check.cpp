@@ -118,22 +118,34 @@ const char* collective_name(Collective c) {
       return "broadcast";
     case Collective::barrier:
       return "barrier";
+    case Collective::send:
+      return "send";
+    case Collective::recv:
+      return "recv";
   }
   return "unknown collective";
+}
+
+CallRecord make_call_record(Collective collective, std::span<const int64_t> shape, DType dtype,
+                            ReduceOp op) {
+  CallRecord r;
+  r.collective = uint8_t(collective);
+  r.op = uint8_t(op);
+  r.dtype = uint8_t(dtype);
+  r.numel = 1;
+  for (const int64_t d : shape) r.numel *= d;
+  r.ndim = int32_t(shape.size());
+  std::copy_n(shape.begin(), std::min<size_t>(shape.size(), kCallDims), r.sizes);
+  return r;
 }
 
 CallRecord make_call_record(Collective collective, const Tensor& sent, ReduceOp op, int root,
                             const std::vector<int64_t>* counts) {
   CallRecord r;
+  if (sent.defined()) r = make_call_record(collective, sent.sizes(), sent.dtype(), op);
   r.collective = uint8_t(collective);
   r.op = uint8_t(op);
   r.root = root;
-  if (sent.defined()) {
-    r.dtype = uint8_t(sent.dtype());
-    r.numel = sent.numel();
-    r.ndim = int32_t(sent.dim());
-    std::copy_n(sent.sizes().begin(), std::min<int64_t>(sent.dim(), kCallDims), r.sizes);
-  }
   if (counts) r.counts_hash = fingerprint(*counts);
   return r;
 }
@@ -200,6 +212,34 @@ void check_call_records(const std::vector<CallRecord>& records, int rank,
     if (c.root != first.root) mismatch<ValueError>(records, rank, q, kRootField);
   }
   if (gather_v && counts) check_counts(records, *counts);
+}
+
+uint64_t p2p_record_slot(uint32_t tag, int src, int dst) {
+  return make_slot(kP2PRecordSlotPrefix, tag, src < dst ? 0 : 1);
+}
+
+uint64_t p2p_payload_slot(uint32_t tag, const CallRecord& record) {
+  return make_slot(kSendRecvSlotPrefix, tag,
+                   uint32_t(fingerprint({record.numel, int64_t(record.dtype)})));
+}
+
+void check_p2p_records(const CallRecord& mine, const CallRecord& peer, int rank, int peer_rank,
+                       uint32_t tag) {
+  const std::string with_tag = " with tag " + std::to_string(tag);
+  // Named sender first, so that both ranks say the same.
+  const bool i_send = Collective(mine.collective) == Collective::send;
+  const CallRecord& sent = i_send ? mine : peer;
+  const CallRecord& received = i_send ? peer : mine;
+  const std::string src = std::to_string(i_send ? rank : peer_rank);
+  const std::string dst = std::to_string(i_send ? peer_rank : rank);
+  auto differ = [&](std::string (*show)(const CallRecord&), const char* rule) {
+    return "rank " + src + " sends " + show(sent) + " to rank " + dst + " but rank " + dst +
+           " receives into " + show(received) + with_tag + "; a send and its recv must pass " +
+           rule;
+  };
+  if (sent.dtype != received.dtype) throw DTypeError(differ(kDTypeField.show, "the same dtype"));
+  if (sent.numel != received.numel)
+    throw ShapeError(differ(kNumelField.show, "the same number of elements"));
 }
 
 }  // namespace fabric::distributed::gloo_detail

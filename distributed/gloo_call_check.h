@@ -13,9 +13,18 @@
 // disagreement, also a rank whose ring peers agree with it. The barrier is this same exchange with
 // nothing to compare but the collective: an all_reduce on one rank against a barrier on another is
 // an error at once, not a timeout.
+//
+// A send and its recv exchange records too, one each way on a slot of their tag and direction,
+// and the payload travels on a slot that also carries a fingerprint of its dtype and element count:
+// a payload that
+// would not fit the receive (or would be read as another dtype) is never matched with it, so
+// Gloo never delivers it, and both ranks learn from the records what the other passed. Everything
+// is posted at once, in the worker, as before: no step waits for another rank's record to post
+// the next, so no order of sends and recvs that worked before can deadlock now.
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "distributed/process_group.h"
@@ -33,7 +42,9 @@ enum class Collective : uint8_t {
   all_gather,
   all_gather_v,
   broadcast,
-  barrier
+  barrier,
+  send,  // a send and its recv: one record each way between the two ranks
+  recv
 };
 const char* collective_name(Collective c);
 
@@ -56,6 +67,9 @@ struct CallRecord {
 // The record of `collective` on `sent` (undefined for the barrier); `counts` for all_gather_v.
 CallRecord make_call_record(Collective collective, const Tensor& sent, ReduceOp op = ReduceOp::sum,
                             int root = -1, const std::vector<int64_t>* counts = nullptr);
+// The same from the parts of a tensor (the shared-memory all_reduce takes no Tensor).
+CallRecord make_call_record(Collective collective, std::span<const int64_t> shape, DType dtype,
+                            ReduceOp op = ReduceOp::sum);
 
 // Sends `mine` to every other rank of `context` and returns every rank's record (index = rank),
 // under `tag`. TimeoutError at `deadline` naming the ranks whose record never came ("rank 2 did
@@ -71,5 +85,19 @@ std::vector<CallRecord> exchange_call_records(gloo::Context& context, uint32_t t
 // and this rank's when it is neither. Every rank, holding the same records, throws alike.
 void check_call_records(const std::vector<CallRecord>& records, int rank,
                         const std::vector<int64_t>* counts = nullptr);
+
+// Slots of a send from rank `src` to rank `dst` with `tag`, and of its recv: the records' (both
+// ways; apart from those of a send the other way with the same tag), and the payload's, which
+// carries a 24-bit fingerprint of the record's dtype and element count (records that differ there
+// give different slots, all but surely: one pair in 16 million would share one).
+uint64_t p2p_record_slot(uint32_t tag, int src, int dst);
+uint64_t p2p_payload_slot(uint32_t tag, const CallRecord& record);
+
+// Throws when this rank's send/recv record `mine` and the peer's do not make a pair: DTypeError,
+// ShapeError (element count). The message names the sender first ("rank 0 sends shape (8,) (8
+// elements) to rank 1 but rank 1 receives into shape (4,) (4 elements) with tag 7"): both ranks
+// throw alike. (A send meets a recv: the slots keep apart sends, and recvs, of the two ways.)
+void check_p2p_records(const CallRecord& mine, const CallRecord& peer, int rank, int peer_rank,
+                       uint32_t tag);
 
 }  // namespace fabric::distributed::gloo_detail

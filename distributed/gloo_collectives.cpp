@@ -45,6 +45,9 @@ void set_allreduce_output(gloo::AllreduceOptions& o, void* p, size_t n, int64_t 
 void GlooProcessGroup::agree_on_call(const CallRecord& mine, uint32_t tag,
                                      Clock::time_point deadline,
                                      const std::vector<int64_t>* counts) {
+  // On one host a peer may be in the shared-memory all_reduce at this point: it learns of this
+  // call from the segment, and answers over TCP.
+  if (shm_) shm_->announce(mine);
   check_call_records(exchange_call_records(*context_, tag, mine, deadline), rank_, counts);
 }
 
@@ -56,13 +59,21 @@ WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
                  [this, t = tensor, op, fn, tag](Clock::time_point deadline, const auto&) {
                    const size_t n = static_cast<size_t>(t.numel());
                    if (size_ == 1) return true;
-                   // The segment compares the calls itself (an empty tensor moves nothing there).
-                   if (!shm_)
-                     agree_on_call(make_call_record(Collective::all_reduce, t, op), tag, deadline);
-                   if (n == 0) return true;
+                   const CallRecord mine = make_call_record(Collective::all_reduce, t, op);
                    if (shm_) {
-                     shm_->run(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
+                     // The segment compares the calls itself, an empty tensor's too.
+                     try {
+                       shm_->run(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
+                     } catch (const ShmOtherCollective&) {
+                       // A peer issued another collective and awaits this rank's call over TCP:
+                       // there every rank finds the same mismatch.
+                       check_call_records(exchange_call_records(*context_, tag, mine, deadline),
+                                          rank_);
+                       throw;
+                     }
                    } else {
+                     agree_on_call(mine, tag, deadline);
+                     if (n == 0) return true;
                      gloo::AllreduceOptions o(context_);
                      set_allreduce_output(o, t.data_ptr(), n, t.element_size());
                      o.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
@@ -226,7 +237,10 @@ WorkPtr GlooProcessGroup::barrier() {
 
 // Sends and receives are posted from the worker, in issue order, but do not hold it: a send
 // completes only once the peer posts the matching receive, so waiting on the worker would
-// deadlock a ring of send-then-recv. The waiter thread reports their completion.
+// deadlock a ring of send-then-recv. The waiter thread reports their completion. Each posts its
+// call record's exchange with the peer along with its payload (gloo_call_check.h): the payload's
+// slot differs unless the records agree, so a mismatched pair never hands Gloo a payload that
+// does not fit, and the waiter reports the mismatch on both ranks.
 WorkPtr GlooProcessGroup::post_p2p(const char* name, const Tensor& tensor, int peer, uint32_t tag,
                                    bool is_send) {
   check_tensor(tensor, name, "tensor");
@@ -239,17 +253,31 @@ WorkPtr GlooProcessGroup::post_p2p(const char* name, const Tensor& tensor, int p
       name, peers,
       [this, name, t = tensor, peer, tag, is_send, peers](Clock::time_point deadline,
                                                           const std::shared_ptr<GlooWork>& work) {
+        auto records = std::make_unique<P2PRecords>();
+        records->mine = make_call_record(is_send ? Collective::send : Collective::recv, t);
+        records->from_peer = context_->createUnboundBuffer(&records->peer, sizeof(CallRecord));
+        records->to_peer = context_->createUnboundBuffer(&records->mine, sizeof(CallRecord));
+        // Receive before send, on both ranks: a rank that has its peer's record knows that its
+        // own is awaited, so sending it completes without delay, even after a mismatch.
+        const uint64_t record_slot =
+            is_send ? p2p_record_slot(tag, rank_, peer) : p2p_record_slot(tag, peer, rank_);
+        records->from_peer->recv(peer, record_slot);
+        records->to_peer->send(peer, record_slot);
         PendingP2P p{name,
                      peers,
                      is_send,
+                     peer,
+                     tag,
                      t,
                      context_->createUnboundBuffer(t.data_ptr(), size_t(t.nbytes())),
+                     std::move(records),
                      deadline,
                      work};
+        const uint64_t slot = p2p_payload_slot(tag, p.records->mine);
         if (is_send)
-          p.buffer->send(peer, gloo_detail::make_slot(gloo_detail::kSendRecvSlotPrefix, tag));
+          p.buffer->send(peer, slot);
         else
-          p.buffer->recv(peer, gloo_detail::make_slot(gloo_detail::kSendRecvSlotPrefix, tag));
+          p.buffer->recv(peer, slot);
         {
           std::lock_guard<std::mutex> lock(mu_);
           p2p_.push_back(std::move(p));

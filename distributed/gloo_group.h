@@ -67,13 +67,23 @@ struct Op {
   std::shared_ptr<GlooWork> work;
 };
 
+// The records a send and its recv exchange (gloo_call_check.h), on the heap: Gloo holds their
+// addresses while PendingP2P moves. The records are declared first, to outlive their buffers.
+struct P2PRecords {
+  CallRecord mine, peer;
+  std::unique_ptr<gloo::transport::UnboundBuffer> to_peer, from_peer;
+};
+
 // A posted send/recv whose completion the waiter thread reports.
 struct PendingP2P {
   const char* name;
   std::string peers;
   bool is_send;
+  int peer;
+  uint32_t tag;
   Tensor tensor;  // kept alive until the transfer is done; declared first so it outlives `buffer`
   std::unique_ptr<gloo::transport::UnboundBuffer> buffer;
+  std::unique_ptr<P2PRecords> records;
   Clock::time_point deadline;
   std::shared_ptr<GlooWork> work;
 };

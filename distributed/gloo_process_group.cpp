@@ -303,15 +303,23 @@ void GlooProcessGroup::waiter_loop() {
     }
     std::exception_ptr error;
     try {
-      const auto left = std::max(
-          milliseconds(1), std::chrono::duration_cast<milliseconds>(p.deadline - Clock::now()));
-      const bool ok = p.is_send ? p.buffer->waitSend(left) : p.buffer->waitRecv(left);
+      auto left = [&] { return time_left(p.deadline); };
+      // The records first: a mismatched payload never arrives (its slot differs), and this
+      // rank's record must be sent before its buffer goes, or Gloo's event loop would stall on
+      // it. All three are posted already, so these waits hold up no transfer; but a send now
+      // completes only once its peer's record is in, one small message after the recv's posting.
+      P2PRecords& records = *p.records;
+      if (!records.from_peer->waitRecv(left()) || !records.to_peer->waitSend(left()))
+        throw DistributedError("the exchange of call records was aborted");
+      check_p2p_records(records.mine, records.peer, rank_, p.peer, p.tag);
+      const bool ok = p.is_send ? p.buffer->waitSend(left()) : p.buffer->waitRecv(left());
       if (!ok) throw DistributedError("the transfer was aborted");
     } catch (...) {
       error = translate(p.name, p.peers, std::current_exception());
     }
     if (!error) add_traffic(p.is_send ? p.tensor.nbytes() : 0);  // send: its bytes
     p.buffer.reset();
+    p.records.reset();
     p.tensor = Tensor();
     p.work->finish(error);
   }

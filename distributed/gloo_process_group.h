@@ -3,7 +3,8 @@
 // rendezvous through a Store; operations run asynchronously, in issue order, on one worker thread
 // per group. Ranks whose collectives disagree (another collective, dtype, element count, op, root
 // or counts) get ShapeError / DTypeError / ValueError / DistributedError on every rank, and the
-// group is broken from then on (gloo_call_check.h).
+// group is broken from then on (gloo_call_check.h); so do a send and its recv that disagree on
+// the dtype or the element count, on both ranks.
 #pragma once
 #include <chrono>
 #include <memory>

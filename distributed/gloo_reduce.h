@@ -31,6 +31,7 @@ void divide_in_place(void* data, DType dtype, size_t n, int divisor);
 inline constexpr uint64_t kReduceScatterSlotPrefix = 0x20;
 inline constexpr uint64_t kSendRecvSlotPrefix = 0x21;
 inline constexpr uint64_t kCallSlotPrefix = 0x22;  // call records (gloo_call_check.h), barrier
+inline constexpr uint64_t kP2PRecordSlotPrefix = 0x23;  // a send's and its recv's records
 constexpr uint64_t make_slot(uint64_t prefix, uint32_t tag, uint32_t step = 0) {
   return (prefix << 56) | (static_cast<uint64_t>(tag) << 24) | (step & 0xFFFFFFu);
 }

@@ -14,6 +14,12 @@
 // `broken` holds the first reason the segment broke: a rank's timeout (which rank gave up on
 // which), so that the other ranks waiting for the same missing rank report a timeout too, or a
 // group that broke otherwise.
+// A collective of the group that does not come here (it runs over TCP) is announced: the rank
+// writes its record and publishes arrived = g (one generation), and goes on to TCP, where it
+// waits for every rank. A rank in run() at g then finds it at its check. The announcing rank
+// rewrites its record only at a later generation, after every rank's record reached it over TCP:
+// after all are done reading the records of g. Ranks whose calls agree stay in step generation
+// for generation, so a rank in run() meets announced records only when the calls differ.
 #include "distributed/shm_all_reduce.h"
 
 #include <fcntl.h>
@@ -31,7 +37,9 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
+#include "distributed/gloo_call_check.h"
 #include "tensor/error.h"
 
 namespace fabric::distributed::gloo_detail {
@@ -56,9 +64,6 @@ int cause_by(uint64_t cause) { return int((cause & ~kTimedOut) >> 32); }
 int cause_awaited(uint64_t cause) { return int(uint32_t(cause)); }
 
 size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
-
-// What a rank brings to an all_reduce (two cache lines): enough to name its tensor in an error.
-constexpr int kRecordDims = 13;
 
 size_t header_bytes(int size) { return round_up((5 * size_t(size) + 1) * kLine, 4096); }
 
@@ -171,7 +176,7 @@ std::unique_ptr<ShmAllReduce> ShmAllReduce::connect(Store& store, int rank, int 
 }
 
 ShmAllReduce::ShmAllReduce(int rank, int size, void* base, size_t bytes)
-    : rank_(rank), size_(size), base_(base), bytes_(bytes) {}
+    : rank_(rank), size_(size), base_(base), bytes_(bytes), calls_(static_cast<size_t>(size)) {}
 
 ShmAllReduce::~ShmAllReduce() { munmap(base_, bytes_); }
 
@@ -184,14 +189,8 @@ uint32_t* ShmAllReduce::reduced(int r) const {
 int32_t* ShmAllReduce::pid(int r) const {
   return reinterpret_cast<int32_t*>(static_cast<char*>(base_) + size_t(2 * size_ + r) * kLine);
 }
-struct ShmAllReduce::CallRecord {
-  uint64_t numel;
-  int32_t dtype, op, ndim, unused;
-  int64_t sizes[kRecordDims];  // the first kRecordDims sizes of the shape
-};
-
-ShmAllReduce::CallRecord* ShmAllReduce::call_record(int r) const {
-  static_assert(sizeof(CallRecord) == 2 * kLine);
+CallRecord* ShmAllReduce::call_record(int r) const {
+  static_assert(sizeof(CallRecord) <= 2 * kLine, "a rank's record has two cache lines");
   return reinterpret_cast<CallRecord*>(static_cast<char*>(base_) + size_t(3 * size_ + 2 * r) * kLine);
 }
 uint64_t* ShmAllReduce::broken() const {
@@ -278,25 +277,23 @@ void ShmAllReduce::wait_all(uint32_t* (ShmAllReduce::*counter)(int) const, uint3
   }
 }
 
-void ShmAllReduce::check_calls() const {
-  auto shape_of = [](const CallRecord& c) {
-    if (c.ndim > kRecordDims) return std::to_string(c.ndim) + "-dim shape";
-    return "shape " + shape_str(Shape(c.sizes, c.sizes + c.ndim));
-  };
-  const CallRecord& first = *call_record(0);
-  for (int q = 1; q < size_; ++q) {
-    const CallRecord& c = *call_record(q);
-    const std::string ranks = "shared-memory all_reduce: rank 0 passes ";
-    const std::string other = " but rank " + std::to_string(q) + " passes ";
-    FABRIC_CHECK(c.dtype == first.dtype, DTypeError, ranks, dtype_name(DType(first.dtype)), " (", shape_of(first), ")",
-                 other, dtype_name(DType(c.dtype)), " (", shape_of(c), "); every rank must pass the same dtype");
-    auto elements = [](uint64_t n) { return std::to_string(n) + (n == 1 ? " element" : " elements"); };
-    FABRIC_CHECK(c.numel == first.numel, ShapeError, ranks, shape_of(first), " (", elements(first.numel), ")", other,
-                 shape_of(c), " (", elements(c.numel), "); every rank must pass the same number of elements");
-    FABRIC_CHECK(c.op == first.op, ValueError, "shared-memory all_reduce: rank 0 reduces with ",
-                 to_string(ReduceOp(first.op)), " but rank ", q, " with ", to_string(ReduceOp(c.op)),
-                 "; every rank must pass the same op");
-  }
+void ShmAllReduce::check_calls() {
+  for (int q = 0; q < size_; ++q) calls_[size_t(q)] = *call_record(q);
+  for (int q = 0; q < size_; ++q)
+    if (Collective(calls_[size_t(q)].collective) != Collective::all_reduce)
+      throw ShmOtherCollective(
+          "shared-memory all_reduce: rank " + std::to_string(q) + " issues " +
+          collective_name(Collective(calls_[size_t(q)].collective)) +
+          " where this rank issues all_reduce; every rank must issue the same collectives in the "
+          "same order");
+  // The same comparisons, and messages, as over TCP.
+  check_call_records(calls_, rank_);
+}
+
+void ShmAllReduce::announce(const CallRecord& record) {
+  if (__atomic_load_n(broken(), __ATOMIC_ACQUIRE) != 0) return;
+  *call_record(rank_) = record;
+  publish(arrived(rank_), ++generation_);
 }
 
 void ShmAllReduce::run(void* data, const ShmAllReduceCall& call, ReduceFn fn, Clock::time_point deadline) {
@@ -305,21 +302,19 @@ void ShmAllReduce::run(void* data, const ShmAllReduceCall& call, ReduceFn fn, Cl
   // slower peer may still be comparing the records of that call.)
   if (const uint64_t cause = __atomic_load_n(broken(), __ATOMIC_ACQUIRE); cause != 0)
     throw_broken(cause, -1, "");
-  size_t n = 1;
-  for (const int64_t d : call.shape) n *= size_t(d);
+  *call_record(rank_) = make_call_record(Collective::all_reduce, call.shape, call.dtype, call.op);
+  const size_t n = size_t(call_record(rank_)->numel);
   const size_t itemsize = size_t(fabric::itemsize(call.dtype));
-  CallRecord& mine_call = *call_record(rank_);
-  mine_call = CallRecord{.numel = n, .dtype = int32_t(call.dtype), .op = int32_t(call.op),
-                         .ndim = int32_t(call.shape.size()), .unused = 0, .sizes = {}};
-  std::copy_n(call.shape.begin(), std::min<size_t>(call.shape.size(), kRecordDims), mine_call.sizes);
   const size_t per_chunk = kSlotBytes / itemsize;
   char* const base = static_cast<char*>(data);
   try {
-    for (size_t off = 0; off < n; off += per_chunk) {
+    // An empty tensor takes one (empty) chunk too: its record must meet the others, and the
+    // second barrier keeps it in place until every rank has compared it.
+    for (size_t off = 0; off == 0 || off < n; off += per_chunk) {
       const size_t m = std::min(per_chunk, n - off);
       char* const mine = base + off * itemsize;
       ++generation_;
-      std::memcpy(slot(rank_), mine, m * itemsize);
+      if (m > 0) std::memcpy(slot(rank_), mine, m * itemsize);
       publish(arrived(rank_), generation_);
       wait_all(&ShmAllReduce::arrived, generation_, deadline, "to copy in its chunk");
       // Every rank sees the same records, so a mismatch fails all of them here, before any rank
@@ -334,7 +329,7 @@ void ShmAllReduce::run(void* data, const ShmAllReduceCall& call, ReduceFn fn, Cl
       }
       publish(reduced(rank_), generation_);
       wait_all(&ShmAllReduce::reduced, generation_, deadline, "to reduce its share");
-      std::memcpy(mine, slot(size_), m * itemsize);
+      if (m > 0) std::memcpy(mine, slot(size_), m * itemsize);
     }
   } catch (...) {
     abort();  // the peers' counters no longer line up with ours: fail them too

@@ -2,7 +2,7 @@
 // rank maps the segment, one rank opting out turns it off for all, nothing is left in /dev/shm),
 // chunking and per-rank shares (sizes around the chunk and below the rank count), rank-order
 // reduction, and failing fast instead of hanging (timeout naming the rank, on every rank that
-// waited for it, a peer's abort). The
+// waited for it, a peer's abort, calls that differ, a peer that announced another collective). The
 // group-level tests (every dtype and op, killed peer process, skipped collective) are in
 // test_gloo_process_group.cpp.
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "distributed/gloo_call_check.h"
 #include "distributed/gloo_reduce.h"
 #include "distributed/shm_all_reduce.h"
 #include "distributed/store.h"
@@ -150,15 +151,16 @@ TEST(ShmAllReduce, EveryRankWaitingForAMissingRankTimesOutNamingIt) {
 
 // Ranks that pass different element counts, dtypes or ops all fail, naming rank 0's call and the
 // first rank that differs, instead of reducing each other's bytes (4 floats were summed with the
-// first 4 of 8; float32 bytes with float64 ones); nothing is written into their tensors, and the
-// segment is broken afterwards, so a next call fails at once rather than waiting for its timeout.
+// first 4 of 8; float32 bytes with float64 ones; a rank with an empty tensor left at once while
+// the others waited for their timeout); nothing is written into their tensors, and the segment is
+// broken afterwards, so a next call fails at once rather than waiting for its timeout.
 TEST(ShmAllReduce, RanksThatDisagreeOnTheCallAllFail) {
   struct Case {
     std::function<ShmAllReduceCall(int)> call;
     std::vector<std::string> expected;
     bool shape, dtype;  // the error's type (else ValueError)
   };
-  static const Shape s4{4}, s8{2, 4}, s1{1};
+  static const Shape s4{4}, s8{2, 4}, s1{1}, s0{0};
   const std::vector<Case> cases = {
       {[](int r) { return ShmAllReduceCall{r == 2 ? s8 : s4, DType::float32, ReduceOp::sum}; },
        {"rank 0 passes shape (4,) (4 elements) but rank 2 passes shape (2, 4) (8 elements)"}, true, false},
@@ -168,6 +170,8 @@ TEST(ShmAllReduce, RanksThatDisagreeOnTheCallAllFail) {
        {"rank 0 passes shape (4,) (4 elements) but rank 1 passes shape (1,) (1 element)"}, true, false},
       {[](int r) { return ShmAllReduceCall{s4, DType::float32, r == 1 ? ReduceOp::max : ReduceOp::sum}; },
        {"rank 0 reduces with sum but rank 1 with max"}, false, false},
+      {[](int r) { return ShmAllReduceCall{r == 1 ? s0 : s4, DType::float32, ReduceOp::sum}; },
+       {"rank 0 passes shape (4,) (4 elements) but rank 1 passes shape (0,) (0 elements)"}, true, false},
   };
   for (const Case& c : cases) {
     with_ranks(3, kAll, [&](int r, ShmAllReduce* shm) {
@@ -186,6 +190,28 @@ TEST(ShmAllReduce, RanksThatDisagreeOnTheCallAllFail) {
       EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;
     });
   }
+}
+
+// Rank 2 issues a barrier (over TCP, announced here) where ranks 0 and 1 call all_reduce: they
+// fail at once, naming it, instead of waiting for rank 2 until their timeout.
+TEST(ShmAllReduce, APeerThatAnnouncedAnotherCollectiveFailsTheRanksInRunAtOnce) {
+  with_ranks(3, kAll, [](int r, ShmAllReduce* shm) {
+    ASSERT_NE(shm, nullptr);
+    if (r == 2) {
+      shm->announce(make_call_record(Collective::barrier, Tensor()));
+      return;
+    }
+    std::vector<float> x(10, 1.f);
+    const auto t0 = Clock::now();
+    auto run = [&] {
+      shm->run(x.data(), {Shape{10}, DType::float32, ReduceOp::sum},
+               reduce_function(DType::float32, ReduceOp::sum, "test"), t0 + 20s);
+    };
+    EXPECT_CONTAINS(thrown<ShmOtherCollective>(run), "rank 2 issues barrier");
+    EXPECT_LT(Clock::now() - t0, 5s) << "rank " << r;
+    EXPECT_EQ(x, std::vector<float>(10, 1.f));
+    EXPECT_CONTAINS(thrown<DistributedError>(run), "broke");
+  });
 }
 
 TEST(ShmAllReduce, APeersAbortFailsAWaitingRankAtOnce) {
