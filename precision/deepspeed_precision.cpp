@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "autograd/grad_mode.h"
+#include "precision/deepspeed_config_keys.h"
 #include "precision/true_precision.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -19,15 +20,27 @@ namespace {
 
 using Json = nlohmann::json;
 
-void reject_unknown(const Json& obj, const std::string& where, std::initializer_list<const char*> known) {
-  FABRIC_CHECK(obj.is_object(), ValueError, "DeepSpeed config: '", where, "' must be a mapping, got ", obj.dump());
+// Every key, at every level, classified by DeepSpeed's documentation: a typo is refused where it
+// stands; documented keys this runtime does not use are collected in `ignored`.
+void check_keys(const Json& obj, const std::string& prefix, std::vector<std::string>& ignored) {
+  FABRIC_CHECK(obj.is_object(), ValueError, "DeepSpeed config: '", prefix,
+               "' must be a mapping, got ", obj.dump());
   for (const auto& [key, value] : obj.items()) {
-    bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
-    FABRIC_CHECK(ok, ValueError, "DeepSpeed config: unknown key '", where.empty() ? key : where + "." + key,
-                 "' (this runtime understands zero_optimization.stage, fp16.{enabled, loss_scale, "
-                 "initial_scale_power, loss_scale_window, hysteresis, consecutive_hysteresis, min_loss_scale}, "
-                 "bf16.enabled, gradient_clipping, train_micro_batch_size_per_gpu, gradient_accumulation_steps)");
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    switch (deepspeed_key_use(path)) {
+      case DeepSpeedKeyUse::unknown:
+        throw ValueError(
+            "DeepSpeed config: unknown key '" + path + "'" + deepspeed_did_you_mean(key, prefix) +
+            " (not a key of DeepSpeed's config, https://www.deepspeed.ai/docs/config-json/)");
+      case DeepSpeedKeyUse::ignored:
+        ignored.push_back(path);
+        break;
+      case DeepSpeedKeyUse::block:
+        check_keys(value, path, ignored);
+        break;
+      case DeepSpeedKeyUse::honoured:
+        break;
+    }
   }
 }
 
@@ -48,22 +61,39 @@ bool get_bool(const Json& v, const std::string& key) {
 }
 
 DeepSpeedConfig from_json(const Json& j) {
-  reject_unknown(j, "", {"zero_optimization", "fp16", "bf16", "gradient_clipping", "train_micro_batch_size_per_gpu",
-                         "gradient_accumulation_steps"});
   DeepSpeedConfig c;
+  check_keys(j, "", c.ignored);
   if (j.contains("zero_optimization")) {
     const Json& z = j["zero_optimization"];
-    reject_unknown(z, "zero_optimization", {"stage"});
     if (z.contains("stage")) {
       const int64_t s = get_int(z["stage"], "zero_optimization.stage");
       FABRIC_CHECK(s >= 0 && s <= 3, ValueError, "DeepSpeed config: zero_optimization.stage must be 0..3, got ", s);
       c.stage = static_cast<int>(s);
     }
+    // An offload block without "device" offloads nothing (DeepSpeed's default device is none).
+    auto device = [&](const char* block, std::optional<std::string>& out) {
+      if (!z.contains(block) || !z[block].contains("device")) return;
+      const std::string key = std::string("zero_optimization.") + block + ".device";
+      const Json& v = z[block]["device"];
+      FABRIC_CHECK(v.is_string() || v.is_null(), ValueError, "DeepSpeed config: '", key,
+                   "' must be \"cpu\" or \"none\", got ", v.dump());
+      const std::string d = v.is_null() ? "none" : v.get<std::string>();
+      FABRIC_CHECK(d == "cpu" || d == "none", ValueError, "DeepSpeed config: '", key,
+                   "' must be \"cpu\" or \"none\", got \"", d, "\"",
+                   d == "nvme" ? " (NVMe offload is not available in this build)" : "");
+      out = d;
+    };
+    device("offload_optimizer", c.offload_optimizer_device);
+    device("offload_param", c.offload_param_device);
+    if (z.contains("cpu_offload") && get_bool(z["cpu_offload"], "zero_optimization.cpu_offload")) {
+      FABRIC_CHECK(c.offload_optimizer_device.value_or("cpu") == "cpu", ValueError,
+                   "DeepSpeed config: zero_optimization.cpu_offload (deprecated) is true but "
+                   "zero_optimization.offload_optimizer.device is \"none\"; keep one of them");
+      c.offload_optimizer_device = "cpu";
+    }
   }
   if (j.contains("fp16")) {
     const Json& f = j["fp16"];
-    reject_unknown(f, "fp16", {"enabled", "loss_scale", "initial_scale_power", "loss_scale_window", "hysteresis",
-                               "consecutive_hysteresis", "min_loss_scale"});
     DeepSpeedFp16Config b;
     // DeepSpeed: a present block without "enabled" is disabled.
     if (f.contains("enabled")) b.enabled = get_bool(f["enabled"], "fp16.enabled");
@@ -78,7 +108,6 @@ DeepSpeedConfig from_json(const Json& j) {
   }
   if (j.contains("bf16")) {
     const Json& b = j["bf16"];
-    reject_unknown(b, "bf16", {"enabled"});
     c.bf16_enabled = b.contains("enabled") ? get_bool(b["enabled"], "bf16.enabled") : false;
   }
   if (j.contains("gradient_clipping")) {
@@ -91,6 +120,7 @@ DeepSpeedConfig from_json(const Json& j) {
     out = get_int(j[key], key);
     FABRIC_CHECK(*out >= 1, ValueError, "DeepSpeed config: ", key, " must be >= 1, got ", *out);
   };
+  positive("train_batch_size", c.train_batch_size);
   positive("train_micro_batch_size_per_gpu", c.train_micro_batch_size_per_gpu);
   positive("gradient_accumulation_steps", c.gradient_accumulation_steps);
   FABRIC_CHECK(!(c.fp16 && c.fp16->enabled && c.bf16_enabled.value_or(false)), ValueError,
@@ -152,6 +182,11 @@ DeepSpeedConfig DeepSpeedConfig::from_json_or_path(const std::string& text_or_pa
                "' is neither a JSON text (starting with '{') nor a readable file");
   std::stringstream ss;
   ss << in.rdbuf();
+  const auto ends_with = [&](const std::string& ext) {
+    return text_or_path.size() >= ext.size() &&
+           text_or_path.compare(text_or_path.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  if (ends_with(".yaml") || ends_with(".yml")) return from_yaml_text(ss.str());
   return from_json_text(ss.str());
 }
 
@@ -183,6 +218,11 @@ std::string DeepSpeedConfig::to_json_text() const {
   }
   if (bf16_enabled) j["bf16"]["enabled"] = *bf16_enabled;
   if (gradient_clipping > 0) j["gradient_clipping"] = gradient_clipping;
+  if (offload_optimizer_device)
+    j["zero_optimization"]["offload_optimizer"]["device"] = *offload_optimizer_device;
+  if (offload_param_device)
+    j["zero_optimization"]["offload_param"]["device"] = *offload_param_device;
+  if (train_batch_size) j["train_batch_size"] = *train_batch_size;
   if (train_micro_batch_size_per_gpu) j["train_micro_batch_size_per_gpu"] = *train_micro_batch_size_per_gpu;
   if (gradient_accumulation_steps) j["gradient_accumulation_steps"] = *gradient_accumulation_steps;
   return j.dump();
@@ -192,6 +232,49 @@ std::optional<std::string> DeepSpeedConfig::precision() const {
   if (fp16 && fp16->enabled) return std::string("16-mixed");
   if (bf16_enabled.value_or(false)) return std::string("bf16-mixed");
   return std::nullopt;
+}
+
+std::optional<bool> DeepSpeedConfig::offload(int at_stage) const {
+  const bool param_counts = at_stage == 3 && offload_param_device;
+  if (!offload_optimizer_device && !param_counts) return std::nullopt;
+  return offload_optimizer_device.value_or("none") == "cpu" ||
+         (param_counts && *offload_param_device == "cpu");
+}
+
+DeepSpeedConfig::Batch DeepSpeedConfig::batch_sizes(int64_t world_size) const {
+  FABRIC_CHECK(world_size >= 1, ValueError, "DeepSpeed config: the world size must be >= 1, got ",
+               world_size);
+  FABRIC_CHECK(train_batch_size || train_micro_batch_size_per_gpu, ValueError,
+               "DeepSpeed config: give train_batch_size or train_micro_batch_size_per_gpu");
+  Batch b{train_batch_size.value_or(0), train_micro_batch_size_per_gpu.value_or(0),
+          gradient_accumulation_steps.value_or(0)};
+  // DeepSpeed's derivations use floor division; the check below refuses what does not divide.
+  if (!train_batch_size) {
+    if (!b.accumulation_steps) b.accumulation_steps = 1;
+    b.train_batch_size = b.micro_batch_size * b.accumulation_steps * world_size;
+  } else if (!train_micro_batch_size_per_gpu) {
+    if (!b.accumulation_steps) b.accumulation_steps = 1;
+    b.micro_batch_size = b.train_batch_size / world_size / b.accumulation_steps;
+  } else if (!gradient_accumulation_steps) {
+    b.accumulation_steps = b.train_batch_size / b.micro_batch_size / world_size;
+  }
+  FABRIC_CHECK(b.micro_batch_size >= 1 && b.accumulation_steps >= 1 &&
+                   b.train_batch_size == b.micro_batch_size * b.accumulation_steps * world_size,
+               ValueError, "DeepSpeed config: train_batch_size (", b.train_batch_size,
+               ") must equal train_micro_batch_size_per_gpu x gradient_accumulation_steps x world "
+               "size, got ",
+               train_micro_batch_size_per_gpu ? "" : "(derived) ", b.micro_batch_size, " x ",
+               gradient_accumulation_steps ? "" : "(derived) ", b.accumulation_steps, " x ",
+               world_size, " = ", b.micro_batch_size * b.accumulation_steps * world_size);
+  return b;
+}
+
+std::string DeepSpeedConfig::ignored_warning() const {
+  if (ignored.empty()) return "";
+  std::string keys;
+  for (const auto& k : ignored) keys += (keys.empty() ? "" : ", ") + k;
+  return "DeepSpeed config: ignored: " + keys +
+         " (documented DeepSpeed keys that this runtime does not use)";
 }
 
 DeepSpeedFp16Config lightning_fp16_block(double loss_scale, int64_t initial_scale_power, int64_t loss_scale_window,

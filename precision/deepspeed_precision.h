@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "precision/dynamic_loss_scaler.h"
 #include "precision/precision.h"
@@ -16,21 +17,34 @@ class Node;
 
 namespace fabric::precision {
 
-// The keys this runtime understands: zero_optimization.stage, fp16 {enabled, loss_scale,
-// initial_scale_power, loss_scale_window, hysteresis, consecutive_hysteresis, min_loss_scale},
-// bf16 {enabled}, gradient_clipping, train_micro_batch_size_per_gpu, gradient_accumulation_steps.
+// The keys this runtime acts on: zero_optimization.{stage, offload_optimizer.device,
+// offload_param.device, cpu_offload}, fp16 {enabled, loss_scale, initial_scale_power,
+// loss_scale_window, hysteresis, consecutive_hysteresis, min_loss_scale}, bf16 {enabled},
+// gradient_clipping, train_batch_size, train_micro_batch_size_per_gpu, gradient_accumulation_steps.
+// DeepSpeed's other documented keys (precision/deepspeed_config_keys.h) are accepted and listed
+// in `ignored`.
 struct DeepSpeedConfig {
   std::optional<int> stage;                  // zero_optimization.stage
   std::optional<DeepSpeedFp16Config> fp16;   // present when the config has an "fp16" block
   std::optional<bool> bf16_enabled;          // present when the config has a "bf16" block
   double gradient_clipping = 0;              // 0: no clipping
+  std::optional<int64_t> train_batch_size;
   std::optional<int64_t> train_micro_batch_size_per_gpu;
   std::optional<int64_t> gradient_accumulation_steps;
+  // zero_optimization.offload_optimizer.device / offload_param.device: "cpu" or "none" (DeepSpeed's
+  // "nvme" is refused: this build has no NVMe offload). cpu_offload: true reads as
+  // offload_optimizer.device cpu, as DeepSpeed reads the deprecated key.
+  std::optional<std::string> offload_optimizer_device;
+  std::optional<std::string> offload_param_device;
+  // The documented keys given that this runtime does not use, as dotted paths (sorted).
+  std::vector<std::string> ignored;
 
-  // Any other key (at any level) is a ValueError naming it; so are values of the wrong kind,
-  // fp16 and bf16 both enabled, and negative clipping or non-positive sizes.
+  // A key DeepSpeed does not document (at any level) is a ValueError naming it, with "did you
+  // mean" when it is a typo of one; so are values of the wrong kind, fp16 and bf16 both enabled,
+  // and negative clipping or non-positive sizes.
   static DeepSpeedConfig from_json_text(const std::string& json);
-  // A JSON text (starts with '{') or the path of a .json file (IOError when unreadable).
+  // A JSON text (starts with '{') or the path of a .json file, or of a .yaml/.yml file (IOError
+  // when unreadable).
   static DeepSpeedConfig from_json_or_path(const std::string& text_or_path);
   static DeepSpeedConfig from_yaml(const YAML::Node& node);
   static DeepSpeedConfig from_yaml_text(const std::string& yaml);
@@ -40,6 +54,24 @@ struct DeepSpeedConfig {
 
   // The precision the fp16/bf16 blocks select: "16-mixed", "bf16-mixed", or none (fp32 or no block).
   std::optional<std::string> precision() const;
+
+  // Whether ZeRO at `stage` keeps state in host memory, when the config says (an offload device
+  // given): offload_optimizer.device cpu at any stage, offload_param.device cpu at stage 3
+  // (DeepSpeed offloads parameters at stage 3 only). This runtime's offload is one switch: at stage
+  // 3 it moves the parameter shards and the optimizer state together.
+  std::optional<bool> offload(int stage) const;
+
+  // DeepSpeed's batch rule (its _set_batch_related_parameters and _batch_assertion):
+  // train_batch_size = micro batch x accumulation steps x world size; of the three, one that is
+  // not given is derived from the others (accumulation 1 when only train_batch_size is given).
+  // ValueError naming the values when they disagree or do not divide.
+  struct Batch {
+    int64_t train_batch_size, micro_batch_size, accumulation_steps;
+  };
+  Batch batch_sizes(int64_t world_size) const;
+
+  // One line naming the `ignored` keys ("" when there are none).
+  std::string ignored_warning() const;
 };
 
 // The fp16 block Lightning writes at setup (every loss-scale key, so DeepSpeed's config defaults

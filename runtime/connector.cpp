@@ -263,6 +263,13 @@ Resolved resolve_connector(ConnectorFlags f) {
       r.zero_stage = *f.deepspeed->stage;
       s = "deepspeed";
     }
+    // So does its offload device, when it names one.
+    if (const std::optional<bool> offload = f.deepspeed->offload(r.zero_stage))
+      r.offload = *offload;
+    // DeepSpeed checks train_batch_size against micro batch x accumulation x world size at setup.
+    if (f.deepspeed->train_batch_size)
+      (void)f.deepspeed->batch_sizes(static_cast<int64_t>(r.device_ids.size()) * r.num_nodes);
+    if (!f.deepspeed->ignored.empty()) r.warnings.push_back(f.deepspeed->ignored_warning());
   }
   if (s == "ddp_spawn" || s == "ddp_fork" || s == "ddp_notebook") {
     // Python's start methods have no C++ counterpart: processes re-run the command line.

@@ -55,10 +55,53 @@ std::string checkpoint_to_resume(const std::string& run_dir, bool say) {
                 " (and no complete checkpoints/step-N to fall back on)");
 }
 
-void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last) {
+void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last,
+                            const std::set<int64_t>& own_steps) {
   if (keep_last <= 0) return;
-  const auto steps = step_checkpoints(checkpoints_dir);
+  auto steps = step_checkpoints(checkpoints_dir);
+  std::erase_if(steps, [&](const auto& s) { return !own_steps.count(s.first); });
   for (size_t i = 0; i + size_t(keep_last) < steps.size(); ++i) fs::remove_all(steps[i].second);
+}
+
+std::vector<std::string> committed_checkpoints(const std::string& checkpoints_dir) {
+  std::vector<std::string> names;
+  const std::string last = checkpoints_dir + "/last";
+  if (fs::exists(last) || fs::exists(last + ".old")) names.push_back("last");
+  for (const auto& [step, path] : step_checkpoints(checkpoints_dir))
+    names.push_back(path.filename().string());
+  return names;
+}
+
+std::string checkpoint_named_by(const std::string& path, const std::string& command) {
+  const fs::path p(path);
+  std::error_code ec;
+  const auto is_checkpoint = [](const fs::path& dir) {
+    return fs::exists(dir / "state.json") || is_sharded_checkpoint(dir.string());
+  };
+  const std::string expected =
+      "; " + command +
+      " takes a checkpoint directory (RUN_DIR/checkpoints/last or step-N: state.json, or "
+      "meta.json when sharded), a run directory (RUN_DIR: its checkpoints/last) or a "
+      "checkpoint's model.safetensors";
+  if (fs::is_regular_file(p, ec)) {
+    // Only a checkpoint's own weights file: it lies beside the config and vocabulary that build
+    // the model. A weights file elsewhere (export's output) holds the weights alone.
+    const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    if (p.filename() == "model.safetensors" && is_checkpoint(dir)) return dir.string();
+    throw IOError(command + ": " + path +
+                  " is a file but not a checkpoint's model.safetensors (no state.json beside it)" +
+                  expected);
+  }
+  if (is_checkpoint(p)) return path;
+  if (fs::is_directory(p / "checkpoints", ec) || fs::exists(p / "config.yaml", ec)) {
+    const fs::path last = p / "checkpoints" / "last";
+    if (is_checkpoint(last)) return last.string();
+    throw IOError(command + ": " + path +
+                  " is a run directory without a complete checkpoints/last (its fit failed or " +
+                  "was killed before the first save?); give one of its checkpoints/step-N "
+                  "directories instead");
+  }
+  throw IOError(command + ": " + path + ": not a checkpoint directory (no state.json)" + expected);
 }
 
 }  // namespace fabric

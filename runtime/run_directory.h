@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,8 +13,14 @@ namespace fabric {
 // checkpoints/step-N directories, oldest first (temporaries and `.old` leftovers excluded).
 std::vector<std::pair<int64_t, std::filesystem::path>> step_checkpoints(
     const std::string& checkpoints_dir);
-// Removes all but the keep_last newest step-N checkpoints (keep_last <= 0: keeps all).
-void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last);
+// Removes all but the keep_last newest of the run's own step-N checkpoints, those whose N is in
+// `own_steps` (keep_last <= 0: keeps all). Any other step-N (an earlier run's, left in a run
+// directory that a new fit reuses) is never removed: it is the user's, not the run's.
+void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last,
+                            const std::set<int64_t>& own_steps);
+// The committed checkpoints in `checkpoints_dir` (`last`, then step-N oldest first; temporaries
+// excluded): what a new fit into a used run directory would mix with its own.
+std::vector<std::string> committed_checkpoints(const std::string& checkpoints_dir);
 
 // What a process killed while saving leaves beside the checkpoints: `<name>.tmp-<pid>`
 // directories (and files). To be called when a run starts, before any save of its own, so that
@@ -29,5 +36,11 @@ bool complete_checkpoint(const std::string& dir);
 // incomplete), the newest complete checkpoints/step-N, said on stderr when `say`. IOError when
 // there is neither.
 std::string checkpoint_to_resume(const std::string& run_dir, bool say);
+
+// The checkpoint directory that a `sample` or `export` argument names: a checkpoint directory
+// (full or sharded) as it is, a run directory as its checkpoints/last, a full checkpoint's
+// model.safetensors as its directory. IOError naming those three forms for anything else
+// (`command` starts the message); the path must exist (fabric-train checks that first).
+std::string checkpoint_named_by(const std::string& path, const std::string& command);
 
 }  // namespace fabric

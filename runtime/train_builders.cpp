@@ -7,8 +7,8 @@
 #include "nn/mlp.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "runtime/model_init.h"
 #include "tensor/ops.h"
-#include "tensor/safetensors.h"
 
 namespace fabric {
 
@@ -37,12 +37,7 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_si
   } else {
     throw ConfigError("model.name: unknown model '" + m.name + "'");
   }
-  if (!m.init.empty()) {
-    SafetensorsFile f = load_safetensors(m.init);
-    nn::StateDict sd;
-    for (auto& [k, t] : f.tensors) sd.insert(k, t);
-    model->load_state_dict(sd, /*strict=*/true);
-  }
+  if (!m.init.empty()) load_model_init(*model, m.init);
   return model;
 }
 

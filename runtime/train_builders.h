@@ -11,7 +11,8 @@
 namespace fabric {
 
 // mlp | gpt | cnn with the config's hyper-parameters; `vocab_size` is used when the config's is 0
-// (gpt). Loads model.init weights (strict) when set.
+// (gpt). Loads model.init weights (strict; a tied tensor may be given under any one of its names,
+// runtime/model_init.h) when set.
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size);
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
 // Null for "constant". total_steps: the run's optimizer steps (cosine decays over them).

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "precision/deepspeed_precision.h"
 #include "precision/registry.h"
@@ -196,7 +197,13 @@ class Parser {
       if (sec == "deepspeed") {
         deepspeed_where_ = at(top.first);
         if (top.second.IsNull()) continue;
-        if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
+        if (top.second.IsScalar()) {
+          collect_deepspeed_file(top.second.Scalar(), at(top.second));
+          continue;
+        }
+        if (!top.second.IsMap())
+          fail(at(top.second), sec,
+               "expected a mapping of keys, or the path of a DeepSpeed config file (.json or .yaml)");
         deepspeed_given_ = true;
         collect_deepspeed(top.second, "", "");
         continue;
@@ -272,7 +279,7 @@ class Parser {
       const std::string name = key_text(kv.first, prefix.empty() ? "deepspeed" : "deepspeed." + prefix, where);
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const std::string here = where.empty() ? at(kv.first) : where;
-      if (!is_deepspeed_key(path) && !is_deepspeed_block(path))
+      if (!is_deepspeed_key(path) && !is_deepspeed_block(path) && !is_deepspeed_ignored(path))
         fail(here, "deepspeed." + path,
              "unknown key" + did_you_mean(name, deepspeed_children(prefix),
                                           "keys of deepspeed" + (prefix.empty() ? "" : "." + prefix)));
@@ -283,6 +290,46 @@ class Parser {
         deepspeed_values_[path] = {kv.second, here};
       }
     }
+  }
+
+  // `deepspeed: ds_config.json`: a DeepSpeed config file (JSON or YAML), found as the other file
+  // keys are (find_file), read as if its keys were written in the section; its errors name the
+  // file.
+  void collect_deepspeed_file(const std::string& path, const std::string& where) {
+    const std::optional<std::string> found = find_file(path);
+    if (!found) fail(where, "deepspeed", "no such file '" + path + "'" + looked_in(path));
+    const std::string kind = non_regular_file_kind(*found);
+    if (!kind.empty())
+      fail(where, "deepspeed", "'" + *found + "' is " + kind + ", expected a regular file");
+    std::ifstream in(*found);
+    if (!in) fail(where, "deepspeed", "cannot read '" + *found + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    // A JSON file is YAML, but for the tabs JSON files are often indented with, which YAML refuses
+    // there; a JSON string holds no raw tab, so they are all whitespace.
+    const bool yaml = found->size() > 5 && (found->ends_with(".yaml") || found->ends_with(".yml"));
+    if (!yaml) std::replace(text.begin(), text.end(), '\t', ' ');
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(*found + ":" + std::to_string(e.mark.line + 1) + ":" +
+                        std::to_string(e.mark.column + 1) + ": not valid " +
+                        (yaml ? "YAML" : "JSON") + ": " + e.msg);
+    }
+    if (!root.IsMap())
+      fail(where, "deepspeed", "'" + *found + "' holds no mapping of DeepSpeed keys");
+    deepspeed_given_ = true;
+    // Locations inside it are the file's own.
+    const std::string config_name = std::exchange(name_, *found);
+    try {
+      collect_deepspeed(root, "", "");
+    } catch (...) {
+      name_ = config_name;
+      throw;
+    }
+    name_ = config_name;
   }
 
   // The keys inside a deepspeed value (a mapping or list under a key, which DeepSpeedConfig reads
@@ -303,6 +350,7 @@ class Parser {
       const size_t dot = path.find('.', start);
       const std::string name = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       const std::string here = prefix.empty() ? name : prefix + "." + name;
+      if (is_deepspeed_ignored(here)) break;  // anything may be under it
       if (!is_deepspeed_key(here) && !is_deepspeed_block(here))
         fail(where, "deepspeed." + here,
              "unknown key" + did_you_mean(name, deepspeed_children(prefix),
@@ -353,8 +401,21 @@ class Parser {
     } catch (const ValueError& e) {
       fail(where("fabric.devices"), "fabric.devices", e.what());
     }
-    if (c.trainer.max_steps < 0 && c.trainer.max_epochs < 0)
-      fail(where("trainer"), "trainer.max_steps", "set trainer.max_steps or trainer.max_epochs (both are -1)");
+    if (c.trainer.max_steps < 0 && c.trainer.max_epochs < 0) {
+      // Lightning's Trainer: max_epochs not set (an explicit null is not set either) and no
+      // max_steps train 1000 epochs, said once. An explicit -1 there means no epoch limit, which
+      // a run of a known number of steps (the schedule's length, the progress) cannot take.
+      const auto epochs = values.find("trainer.max_epochs");
+      if (epochs != values.end() && !epochs->second.node.IsNull())
+        fail(where("trainer.max_epochs"), "trainer.max_epochs",
+             "-1 (no epoch limit) needs trainer.max_steps >= 0; leave max_epochs out for "
+             "1000 epochs, as Lightning's Trainer");
+      c.trainer.max_epochs = 1000;
+      c.warnings.push_back(
+          name_ +
+          ": `trainer.max_epochs` was not set. Setting it to 1000 epochs. To train for a "
+          "number of optimizer steps instead, set `trainer.max_steps`.");
+    }
     if (c.data.path.empty()) fail(where("data.path"), "data.path", "the data file is required");
     for (auto [key, path] : {std::pair{"data.path", &c.data.path}, std::pair{"data.labels", &c.data.labels},
                              std::pair{"model.init", &c.model.init}}) {
@@ -564,14 +625,8 @@ class Parser {
     YAML::Node all(YAML::NodeType::Map);
     for (const auto& [path, loc] : deepspeed_values_) {
       YAML::Node one(YAML::NodeType::Map);
-      const size_t dot = path.find('.');
-      if (dot == std::string::npos) {
-        one[path] = loc.node;
-        all[path] = loc.node;
-      } else {
-        one[path.substr(0, dot)][path.substr(dot + 1)] = loc.node;
-        all[path.substr(0, dot)][path.substr(dot + 1)] = loc.node;
-      }
+      set_path(one, path, loc.node);
+      set_path(all, path, loc.node);
       try {
         const precision::DeepSpeedConfig d = precision::DeepSpeedConfig::from_yaml(one);
         // DeepSpeed's stage 0 (no sharding) has no strategy here: make_strategy runs ZeroStrategy
@@ -591,7 +646,8 @@ class Parser {
     } catch (const ValueError& e) {
       fail(deepspeed_where_, "deepspeed", e.what());
     }
-    const precision::DeepSpeedConfig& d = *parsed;
+    precision::DeepSpeedConfig& d = *parsed;
+    if (!d.ignored.empty()) c.warnings.push_back(deepspeed_where_ + ": " + d.ignored_warning());
     if (const auto p = d.precision()) {
       if (!values.count("fabric.precision")) {
         c.fabric.precision = *p;
@@ -614,7 +670,67 @@ class Parser {
     match(d.train_micro_batch_size_per_gpu, "train_micro_batch_size_per_gpu", "trainer.batch_size", c.trainer.batch_size);
     match(d.gradient_accumulation_steps, "gradient_accumulation_steps", "trainer.accumulate_grad_batches",
           c.trainer.accumulate_grad_batches);
+    if (d.train_batch_size) check_train_batch_size(c, values, d);
     c.deepspeed = d.to_json_text();
+  }
+
+  // deepspeed.train_batch_size against trainer.batch_size x accumulate_grad_batches x world size,
+  // as DeepSpeed checks it; a trainer value not given is derived from it. Once the world size is
+  // known (devices a count or a list; 'auto' on the cpu: one), here, at the key; else the
+  // connector checks it when the run starts.
+  void check_train_batch_size(TrainConfig& c, const std::map<std::string, Located>& values,
+                              precision::DeepSpeedConfig& d) const {
+    const std::string where = deepspeed_values_.at("train_batch_size").where;
+    precision::DeepSpeedConfig given = d;
+    if (values.count("trainer.batch_size"))
+      given.train_micro_batch_size_per_gpu = c.trainer.batch_size;
+    if (values.count("trainer.accumulate_grad_batches"))
+      given.gradient_accumulation_steps = c.trainer.accumulate_grad_batches;
+    std::optional<int64_t> devices;
+    const std::string spec = to_case(c.fabric.devices, ::tolower);
+    if (spec == "auto") {
+      if (to_case(c.fabric.accelerator, ::tolower) == "cpu") devices = 1;
+    } else if (spec != "-1") {
+      const auto ids = parse_devices(c.fabric.devices, 1, c.fabric.accelerator);
+      devices = static_cast<int64_t>(ids.size());
+    }
+    if (!devices) {
+      if (!given.train_micro_batch_size_per_gpu || !given.gradient_accumulation_steps)
+        fail(where, "deepspeed.train_batch_size",
+             "deriving trainer.batch_size or trainer.accumulate_grad_batches from it needs the "
+             "world size, but fabric.devices is '" + c.fabric.devices +
+                 "'; give fabric.devices as a number, or give both trainer keys");
+    } else {
+      const int64_t world = *devices * c.fabric.num_nodes;
+      try {
+        const auto b = given.batch_sizes(world);
+        given.train_micro_batch_size_per_gpu = b.micro_batch_size;
+        given.gradient_accumulation_steps = b.accumulation_steps;
+      } catch (const ValueError& e) {
+        fail(where, "deepspeed.train_batch_size",
+             std::string(e.what()) +
+                 " (trainer.batch_size is the micro batch, trainer.accumulate_grad_batches the "
+                 "accumulation steps; world size " + std::to_string(world) +
+                 " = fabric.devices x fabric.num_nodes)");
+      }
+    }
+    c.trainer.batch_size = *given.train_micro_batch_size_per_gpu;
+    c.trainer.accumulate_grad_batches = *given.gradient_accumulation_steps;
+    // What runs, so that the connector's check (the same rule) agrees.
+    d.train_micro_batch_size_per_gpu = c.trainer.batch_size;
+    d.gradient_accumulation_steps = c.trainer.accumulate_grad_batches;
+  }
+
+  // node[a][b][c] = value for path "a.b.c".
+  static void set_path(YAML::Node node, const std::string& path, const YAML::Node& value) {
+    const size_t dot = path.find('.');
+    if (dot == std::string::npos) {
+      node[path] = value;
+      return;
+    }
+    const std::string head = path.substr(0, dot);
+    if (!node[head].IsMap()) node[head] = YAML::Node(YAML::NodeType::Map);
+    set_path(node[head], path.substr(dot + 1), value);
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 
+#include "precision/deepspeed_config_keys.h"
 #include "runtime/connector.h"
 
 namespace fabric::train_config_detail {
@@ -181,7 +182,7 @@ const std::vector<Field>& fields() {
     v.push_back(with_max(FIELD_INT(fabric, num_nodes, 1, "number of nodes"), double(kMaxNumNodes)));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16); transformer-engine, transformer-engine-float16 (FP8); nf4, nf4-dq, fp4, fp4-dq, int8, int8-training (bitsandbytes, e.g. with lora)"));
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
-    v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys)"));
+    v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys; a tied tensor, as the gpt's lm_head.weight = transformer.wte.weight, under any one of its names, as safetensors' save_model writes it)"));
     {
       Field sizes{"model", "sizes", Kind::int_list, "mlp: layer widths {in, hidden..., out}",
                   [](TrainConfig& c, const Value& x) { c.model.sizes = x.il; },
@@ -244,7 +245,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_INT(scheduler, step_size, 1, "step: steps between decays"));
     v.push_back(FIELD_NUM(scheduler, gamma, 0, "step: decay factor"));
     v.push_back(FIELD_INT(trainer, max_steps, -1, "optimizer steps to run (-1: use max_epochs; 0: only set up and write checkpoints/last)"));
-    v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps)"));
+    v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps; neither set: 1000, as Lightning's Trainer)"));
     v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch and process (with several processes the global batch is this times their number)"));
     v.push_back(FIELD_INT(trainer, accumulate_grad_batches, 1, "batches per optimizer step"));
     v.push_back(FIELD_NUM(trainer, clip_grad_norm, 0, "clip gradients to this total 2-norm (0: off)"));
@@ -306,6 +307,13 @@ const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
       {"fp16.min_loss_scale", "number", "1", "lowest scale"},
       {"bf16.enabled", "bool", "false", "bf16-mixed (sets fabric.precision when not given)"},
       {"gradient_clipping", "number", "0", "clip to this global 2-norm, fused into unscaling (0: off)"},
+      {"zero_optimization.offload_optimizer.device", "string", "none",
+       "cpu: keep the optimizer state in host memory (as the *_offload strategies); none: on the device"},
+      {"zero_optimization.offload_param.device", "string", "none",
+       "cpu at stage 3: keep the parameter shards (and the optimizer state) in host memory"},
+      {"train_batch_size", "integer", "(none)",
+       "must equal trainer.batch_size x trainer.accumulate_grad_batches x devices x num_nodes, as DeepSpeed checks; "
+       "derives whichever of the first two is not given"},
       {"train_micro_batch_size_per_gpu", "integer", "(none)", "sets trainer.batch_size when not given; must equal it otherwise"},
       {"gradient_accumulation_steps", "integer", "(none)", "sets trainer.accumulate_grad_batches when not given; must equal it otherwise"}};
   return rows;
@@ -338,14 +346,19 @@ std::string did_you_mean(const std::string& key, const std::vector<std::string>&
 bool is_deepspeed_key(const std::string& path) {
   for (const auto& row : deepspeed_schema())
     if (row[0] == path) return true;
-  return false;
+  return precision::deepspeed_key_use(path) == precision::DeepSpeedKeyUse::honoured;
 }
 bool is_deepspeed_block(const std::string& path) {
   for (const auto& row : deepspeed_schema())
     if (row[0].rfind(path + ".", 0) == 0) return true;
-  return false;
+  return precision::deepspeed_key_use(path) == precision::DeepSpeedKeyUse::block;
+}
+bool is_deepspeed_ignored(const std::string& path) {
+  return precision::deepspeed_key_use(path) == precision::DeepSpeedKeyUse::ignored;
 }
 std::vector<std::string> deepspeed_children(const std::string& prefix) {
+  // This runtime's keys first, then DeepSpeed's other documented ones (a typo of those is a
+  // typo too).
   std::vector<std::string> out;
   for (const auto& row : deepspeed_schema()) {
     if (!prefix.empty() && row[0].rfind(prefix + ".", 0) != 0) continue;
@@ -353,6 +366,8 @@ std::vector<std::string> deepspeed_children(const std::string& prefix) {
     const std::string name = rest.substr(0, rest.find('.'));
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
+  for (const std::string& name : precision::deepspeed_documented_children(prefix))
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   return out;
 }
 

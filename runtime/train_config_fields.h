@@ -63,9 +63,13 @@ const std::vector<std::string>& sections();
 const std::vector<std::array<std::string, 4>>& deepspeed_schema();
 
 // The deepspeed section's keys as paths under `deepspeed.` (fp16.enabled), and the blocks that
-// hold them (fp16, bf16, zero_optimization), from deepspeed_schema().
+// hold them (fp16, bf16, zero_optimization), from deepspeed_schema() and the keys DeepSpeedConfig
+// acts on (precision/deepspeed_config_keys.h).
 bool is_deepspeed_key(const std::string& path);
 bool is_deepspeed_block(const std::string& path);
+// A documented DeepSpeed key this runtime does not use, or a key under one (optimizer.params.lr):
+// accepted whatever its value, and named in one warning.
+bool is_deepspeed_ignored(const std::string& path);
 // The names one level under `prefix` ("" = the section itself).
 std::vector<std::string> deepspeed_children(const std::string& prefix);
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -22,6 +23,7 @@
 #include "runtime/fabric.h"
 #include "runtime/progress.h"
 #include "runtime/prompt.h"
+#include "runtime/resume_overrides.h"
 #include "runtime/run_directory.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
@@ -249,6 +251,13 @@ void check_fabric_section(const TrainConfig& cfg) {
     if (!cfg.deepspeed.empty()) flags.deepspeed = precision::DeepSpeedConfig::from_json_or_path(cfg.deepspeed);
     (void)resolve_connector(flags);
   });
+}
+
+// Once per node, as load_train_config prints the config's warnings: the ranks the launcher starts
+// re-run the command line with LOCAL_RANK >= 1.
+bool first_process_of_node() {
+  const char* local_rank = std::getenv("LOCAL_RANK");
+  return !local_rank || std::string(local_rank) == "0";
 }
 
 double peak_rss_mib() {
@@ -482,6 +491,7 @@ class Run {
   void create_run_directory(const RunData& data, bool validating) {
     fs::create_directories(run_dir_ + "/checkpoints");
     remove_stale_temporaries(run_dir_ + "/checkpoints");
+    if (!resuming_) warn_of_earlier_checkpoints();
     if (!resuming_) {
       fs::remove(run_dir_ + "/metrics.csv");
       fs::remove_all(run_dir_ + "/tensorboard");
@@ -496,6 +506,23 @@ class Run {
     write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
     const std::string vocab_path = run_dir_ + "/vocab.json";
     if (data.vocab && (!resuming_ || !fs::exists(vocab_path))) data.vocab->save(vocab_path);
+  }
+
+  // A fit into a run directory that holds an earlier run's checkpoints would mix them with its own
+  // (Lightning's ModelCheckpoint warns "Checkpoint directory ... exists and is not empty"). They
+  // are the user's: said once, never deleted, and keep_last prunes only this run's.
+  void warn_of_earlier_checkpoints() const {
+    const std::vector<std::string> earlier = committed_checkpoints(run_dir_ + "/checkpoints");
+    if (earlier.empty()) return;
+    std::string names;
+    for (const auto& n : earlier) names += (names.empty() ? "" : ", ") + n;
+    std::cerr << "fabric-train: warning: checkpoint directory " << run_dir_
+              << "/checkpoints exists and is not empty: it holds an earlier run's checkpoints ("
+              << names
+              << "). This fit replaces those it writes under the same names and leaves the others "
+                 "(nothing is deleted; keep_last prunes only this run's), and metrics.csv starts "
+                 "anew. To continue the earlier run use `fabric-train resume "
+              << run_dir_ << "`; to keep the runs apart set another trainer.run_dir.\n";
   }
 
   // One example through the model and the loss, before anything is written: a model that does not
@@ -605,6 +632,7 @@ class Run {
       for (const auto& [k, v] : sched->state_dict().flatten("scheduler.")) state.emplace(k, v);
     const std::string dir = run_dir_ + "/checkpoints/" + name;
     fab.save(dir, state);
+    if (name != "last") own_steps_.insert(step);
     return dir;
   }
 
@@ -623,6 +651,9 @@ class Run {
                         e.what());
     }
     const int64_t step = counter(rest, "step", dir, /*count=*/true);
+    // The run's own step-N checkpoints so far, which keep_last goes on pruning.
+    for (const auto& [n, path] : step_checkpoints(run_dir_ + "/checkpoints"))
+      if (n <= step) own_steps_.insert(n);
     const int64_t rng_seed = counter(rest, "rng.seed", dir, /*count=*/false);  // a uint64 seed, stored as int64
     const int64_t rng_offset = counter(rest, "rng.offset", dir, /*count=*/true);
     std::map<std::string, int64_t> ds;
@@ -672,7 +703,9 @@ class Run {
     return *v;
   }
 
-  void prune() { prune_step_checkpoints(run_dir_ + "/checkpoints", cfg_.trainer.keep_last); }
+  void prune() {
+    prune_step_checkpoints(run_dir_ + "/checkpoints", cfg_.trainer.keep_last, own_steps_);
+  }
 
   TrainConfig cfg_;
   std::ostream& out_;
@@ -680,6 +713,9 @@ class Run {
   std::string run_dir_;
   bool interactive_ = false;
   std::shared_ptr<CSVLogger> csv_;
+  // The step-N checkpoints this run wrote (a resume: and those of the run it continues): the only
+  // ones keep_last may remove.
+  std::set<int64_t> own_steps_;
 };
 
 }  // namespace
@@ -690,10 +726,15 @@ void check_fit_config(const TrainConfig& cfg) { Run(cfg, {}, false).check(); }
 
 FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options) {
   const std::string path = run_dir + "/config.yaml";
-  if (!fs::exists(path)) throw ConfigError(path + ": not a run directory (no config.yaml)");
-  std::vector<std::string> o = overrides;
-  o.push_back("trainer.run_dir=" + run_dir);
-  return Run(load_train_config(path, o), options, true).go();
+  // A directory that exists but is no run is not what resume reads (exit 1, as sample and export
+  // say of a directory that is no checkpoint); fabric-train refuses a RUN_DIR that does not exist
+  // before calling this (exit 2).
+  if (!fs::exists(path)) throw IOError(path + ": not a run directory (no config.yaml)");
+  ResumeOverrides o = split_resume_overrides(path, run_dir, overrides);
+  if (!o.ignored.empty() && first_process_of_node())
+    std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
+  o.effective.push_back("trainer.run_dir=" + run_dir);
+  return Run(load_train_config(path, o.effective), options, true).go();
 }
 
 }  // namespace fabric

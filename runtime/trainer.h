@@ -42,7 +42,9 @@ struct FitResult {
   std::string sample;           // generated text, when asked for
 };
 
-// Trains from scratch into cfg.trainer.run_dir (created; an existing run there is replaced).
+// Trains from scratch into cfg.trainer.run_dir (created). An earlier run's checkpoints there are
+// named in a warning on stderr and kept (only those of the same names are replaced; keep_last
+// prunes only this run's); its metrics.csv starts anew.
 FitResult fit(const TrainConfig& cfg, const FitOptions& options = {});
 // What fit checks before it writes anything (the data, the model with its init weights, the
 // precision conversion, LoRA, the optimizer, one example through model and loss), on one CPU
@@ -52,8 +54,13 @@ void check_fit_config(const TrainConfig& cfg);
 // (e.g. trainer.max_steps=N to extend it), appending to its metrics.csv. Resumed float32 runs on
 // one process give bit-identical losses to an uninterrupted run. When a kill left checkpoints/last
 // missing or incomplete, the newest complete checkpoints/step-N is used instead (said on stderr).
+// An override of a key the checkpoint restores (the optimizer's, trainer.seed, model.init:
+// resume_overrides.h) is left out, with a warning on stderr. IOError when run_dir holds no
+// config.yaml.
 FitResult resume(const std::string& run_dir, const std::vector<std::string>& overrides, const FitOptions& options = {});
 
+// `checkpoint` (sample and export): a checkpoint directory, a run directory (its checkpoints/last)
+// or a full checkpoint's model.safetensors (checkpoint_named_by in run_directory.h).
 // A GPT checkpoint trained on text: `tokens` characters generated after `prompt`. The model is built
 // as fit builds it (the config's precision plugin converts it, LoRA adapters when lora.rank > 0),
 // on one CPU process, and generates under the plugin's forward context.

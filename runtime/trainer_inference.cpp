@@ -10,6 +10,7 @@
 #include "precision/registry.h"
 #include "runtime/checkpoint.h"
 #include "runtime/prompt.h"
+#include "runtime/run_directory.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_builders.h"
 #include "runtime/trainer.h"
@@ -121,7 +122,7 @@ LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
 
 std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
                               double temperature, int64_t top_k, uint64_t seed) {
-  LoadedCheckpoint c = load_for_sampling(checkpoint_dir);
+  LoadedCheckpoint c = load_for_sampling(checkpoint_named_by(checkpoint_dir, "sample"));
   auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
   const data::CharVocab vocab = vocab_from_json(c.vocab_json);
   const std::vector<int64_t> ids = encode_prompt(vocab, prompt, "sample --prompt");
@@ -139,7 +140,7 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
-  const FullCheckpoint full(checkpoint_dir);
+  const FullCheckpoint full(checkpoint_named_by(checkpoint_dir, "export"));
   if (!fs::exists(full.dir() + "/model.safetensors"))
     throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
   SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");

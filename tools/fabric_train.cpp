@@ -5,6 +5,9 @@
 //   fabric-train validate CONFIG.yaml [--set k=v ...]
 //   fabric-train sample CHECKPOINT --prompt TEXT --tokens N
 //   fabric-train export CHECKPOINT OUT.safetensors
+//                                                  CHECKPOINT: RUN_DIR/checkpoints/last (or
+//                                                  step-N), RUN_DIR itself, or a checkpoint's
+//                                                  model.safetensors
 //   fabric-train consolidate DIR OUT                a sharded (FSDP) checkpoint -> a full one
 //                                                  (OUT.safetensors: the model's state_dict alone)
 //   fabric-train schema                            the config keys as a Markdown table
@@ -13,7 +16,9 @@
 // --devices and --num-nodes set fabric.devices / fabric.num_nodes; the address and port are
 // exported as MASTER_ADDR / MASTER_PORT and the node rank as NODE_RANK for the launcher (with
 // `fabric run`'s defaults 127.0.0.1, 29400 and 0 once any multi-node option is given).
-// Exit status: 0 done, 2 a bad config or command line (nothing written), 1 any other error.
+// Exit status: 0 done, 2 a bad config or command line (nothing written), 1 any other error. A path
+// argument that does not exist is a bad command line (2); one that exists but cannot be read as
+// what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -48,6 +53,19 @@ TrainConfig default_config(const std::vector<std::string>& overrides) {
   return load_train_config(fs::exists(cfg) ? cfg.string() : (home / "configs/gpt-austen.yaml").string(), o);
 }
 
+// A path argument that names nothing is a wrong command line (exit 2), told with what the command
+// expected there. One that cannot be looked at (a directory without permission) passes: the command
+// itself says why it cannot read it.
+CLI::Validator existing(const std::string& expected) {
+  return CLI::Validator(
+      [expected](std::string& path) {
+        std::error_code ec;
+        if (fs::status(path, ec).type() != fs::file_type::not_found) return std::string();
+        return "'" + path + "' does not exist (expected " + expected + ")";
+      },
+      "PATH(existing)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,23 +86,34 @@ int main(int argc, char** argv) {
   fit->add_option("--set", sets, "override a key: --set trainer.max_steps=10 fabric.precision=bf16-mixed");
   fit->add_flag("--print-config,--print_config", print_config, "print the resolved config and exit");
   auto* res = app.add_subcommand("resume", "continue a run from its last checkpoint");
-  res->add_option("run_dir", run_dir, "the run directory")->required();
+  res->add_option("run_dir", run_dir, "the run directory")
+      ->required()
+      ->check(existing("a run directory: the trainer.run_dir of a fit"));
   res->add_option("--set", sets, "override a key, e.g. --set trainer.max_steps=200 to extend the run");
   auto* val = app.add_subcommand("validate", "check a config and print it resolved (defaults filled in)");
   val->add_option("config", config_path, "the YAML config")->required();
   val->add_option("--set", sets, "override a key");
   auto* smp = app.add_subcommand("sample", "generate text from a GPT checkpoint trained on text");
-  smp->add_option("checkpoint", checkpoint, "a checkpoint directory (RUN_DIR/checkpoints/last)")->required();
+  const std::string a_checkpoint =
+      "a checkpoint: RUN_DIR/checkpoints/last (or step-N), RUN_DIR, or a checkpoint's "
+      "model.safetensors";
+  smp->add_option("checkpoint", checkpoint, a_checkpoint)
+      ->required()
+      ->check(existing(a_checkpoint));
   smp->add_option("--prompt", prompt, "the text to continue");
   smp->add_option("--tokens", tokens, "characters to generate")->check(CLI::NonNegativeNumber);
   smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
   smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)");
   smp->add_option("--seed", seed, "sampling seed");
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
-  exp->add_option("checkpoint", checkpoint, "a checkpoint directory")->required();
+  exp->add_option("checkpoint", checkpoint, a_checkpoint)
+      ->required()
+      ->check(existing(a_checkpoint));
   exp->add_option("out", out_file, "the output .safetensors file")->required();
   auto* con = app.add_subcommand("consolidate", "turn a sharded FSDP checkpoint into a full one, loadable by any run");
-  con->add_option("dir", checkpoint, "the sharded checkpoint directory (it holds meta.json)")->required();
+  con->add_option("dir", checkpoint, "the sharded checkpoint directory (it holds meta.json)")
+      ->required()
+      ->check(existing("a sharded checkpoint directory (it holds meta.json)"));
   con->add_option("out", out_file,
                   "OUT.safetensors: the model's full state_dict in one file (what a single-process model loads); "
                   "any other name: the full checkpoint directory (model, optimizer and the rest of the state)")

@@ -1,0 +1,117 @@
+// The --set values of a resume: those that take effect, and those a checkpoint overrules.
+#include "runtime/resume_overrides.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/train_config.h"
+
+namespace fabric {
+
+const std::vector<RestoredKey>& keys_restored_on_resume() {
+  // The optimizer's param_groups hold these under PyTorch's names; load_state_dict puts them back
+  // (and the scheduler's base lrs come from the checkpoint too). Its kind goes with its state:
+  // SGD's momentum buffers are no Adam state (a resume under another name failed at its first
+  // step, after config.yaml had been rewritten).
+  static const std::string optimizer =
+      "the optimizer, its state and its hyper-parameters are restored from the checkpoint, as by "
+      "PyTorch's Optimizer.load_state_dict";
+  static const std::vector<RestoredKey> keys = {
+      {"optimizer.name", optimizer},
+      {"optimizer.lr", optimizer},
+      {"optimizer.momentum", optimizer},
+      {"optimizer.dampening", optimizer},
+      {"optimizer.nesterov", optimizer},
+      {"optimizer.weight_decay", optimizer},
+      {"optimizer.betas", optimizer},
+      {"optimizer.eps", optimizer},
+      {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
+      {"model.init", "the weights are the checkpoint's"},
+      {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},
+  };
+  return keys;
+}
+
+namespace {
+
+const RestoredKey* restored(const std::string& key) {
+  const auto& keys = keys_restored_on_resume();
+  auto it =
+      std::find_if(keys.begin(), keys.end(), [&](const RestoredKey& k) { return k.key == key; });
+  return it == keys.end() ? nullptr : &*it;
+}
+
+// A key's value in the resolved config, as config.yaml writes it.
+std::string value_text(const TrainConfig& c, const std::string& key) {
+  const YAML::Node all = YAML::Load(dump_train_config(c));
+  const size_t dot = key.find('.');
+  const YAML::Node section = all[key.substr(0, dot)];
+  const YAML::Node value = section.IsMap() ? section[key.substr(dot + 1)] : YAML::Node();
+  // model.init not set, as the schema says it.
+  if (!value.IsDefined() || value.IsNull() || (value.IsScalar() && value.Scalar().empty()))
+    return "(none)";
+  YAML::Emitter out;
+  out << YAML::Flow << value;
+  return out.c_str();
+}
+
+}  // namespace
+
+ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
+                                       const std::vector<std::string>& overrides) {
+  ResumeOverrides r;
+  std::vector<std::pair<std::string, const RestoredKey*>> candidates;
+  for (const std::string& o : overrides) {
+    if (const RestoredKey* k = restored(o.substr(0, o.find('='))))
+      candidates.emplace_back(o, k);
+    else
+      r.effective.push_back(o);
+  }
+  if (candidates.empty()) return r;
+  std::ifstream in(config_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string dir = std::filesystem::path(config_path).parent_path().string();
+  // The run as it resumes (without the candidates), and with each candidate on top of it.
+  std::vector<std::string> base = r.effective;
+  base.push_back("trainer.run_dir=" + run_dir);
+  const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
+  for (const auto& [o, k] : candidates) {
+    std::vector<std::string> with = base;
+    with.push_back(o);
+    const std::string in_effect = value_text(run, k->key);
+    if (value_text(parse_train_config(text.str(), config_path, with, {dir}), k->key) == in_effect)
+      continue;
+    r.ignored.push_back({o, in_effect, k});
+  }
+  return r;
+}
+
+std::string ResumeOverrides::warning(const std::string& run_dir) const {
+  if (ignored.empty()) return "";
+  // Grouped by reason, in the order of keys_restored_on_resume().
+  std::string text;
+  std::string why;
+  for (const RestoredKey& k : keys_restored_on_resume()) {
+    if (k.why == why) continue;
+    why = k.why;
+    std::string settings;
+    for (const IgnoredSetting& i : ignored)
+      if (i.key->why == why)
+        settings +=
+            (settings.empty() ? "" : ", ") + i.setting + " (in effect: " + i.in_effect + ")";
+    if (!settings.empty()) text += (text.empty() ? "" : "; ") + settings + ": " + why;
+  }
+  return "resume: --set " + text +
+         ". These have no effect on a resume and are left out of config.yaml, which keeps the "
+         "values in effect. "
+         "To train with other values, start a new run from the weights: fabric-train fit " +
+         run_dir + "/config.yaml --set model.init=" + run_dir +
+         "/checkpoints/last/model.safetensors trainer.run_dir=NEW_RUN_DIR ...";
+}
+
+}  // namespace fabric

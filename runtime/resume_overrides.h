@@ -1,0 +1,41 @@
+// What a --set means on `fabric-train resume`. Most keys take effect from the resumed step on
+// (trainer.max_steps lengthens the run); a few are restored from the checkpoint instead, as
+// PyTorch's Optimizer.load_state_dict and Lightning's resume restore them, and a --set of one of
+// them would change config.yaml but not the run: those are left out, and said.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace fabric {
+
+// The keys a resume takes from its checkpoint, each with why: the optimizer's name and
+// hyper-parameters (its param_groups), trainer.seed (the RNG and data order continue), model.init
+// (the weights are the checkpoint's) and trainer.run_dir (resume's own argument).
+struct RestoredKey {
+  std::string key;
+  std::string why;
+};
+const std::vector<RestoredKey>& keys_restored_on_resume();
+
+// A --set of a restored key that differs from the run's value.
+struct IgnoredSetting {
+  std::string setting;    // as given: optimizer.lr=0.5
+  std::string in_effect;  // the run's value, as config.yaml writes it: 0.1
+  const RestoredKey* key;
+};
+
+struct ResumeOverrides {
+  std::vector<std::string> effective;  // the --set values the resumed run uses
+  // The --set values that would change nothing but config.yaml. One that repeats the run's value
+  // is dropped without a word.
+  std::vector<IgnoredSetting> ignored;
+  // One warning naming each ignored setting, the value in effect and why ("" when none).
+  std::string warning(const std::string& run_dir) const;
+};
+
+// Splits the `overrides` of a resume of `run_dir` (whose config.yaml is `config_path`). A value a
+// key cannot take is a ConfigError, as on any other command line.
+ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
+                                       const std::vector<std::string>& overrides);
+
+}  // namespace fabric

@@ -1,0 +1,260 @@
+// fabric-train's command line at its edges, end to end through the binary: what `sample` and
+// `export` accept as CHECKPOINT, the exit status of a path that does not exist (2) and of one that
+// is no run or checkpoint (1), a fit into a run directory that holds an earlier run's checkpoints,
+// the --set values a resume cannot honour, and the max_epochs default of a config with no limit.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tensor/random.h"
+#include "tests/runtime/fabric_train_contract.h"
+#include "tests/runtime/fabric_train_metrics.h"
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+using namespace train_test;
+
+class FabricTrainCliEdges : public FabricTrain {
+ protected:
+  // A character GPT on a short text, fitted into dir_/gpt: what `sample` reads.
+  fs::path fit_text_gpt() {
+    std::ofstream(dir_ / "tiny.txt")
+        << "hello world, hello fabric. the quick brown fox jumps over the lazy dog. "
+           "it is a truth universally acknowledged.";
+    const std::string cfg = (dir_ / "gpt.yaml").string();
+    std::ofstream(cfg) << "model: {name: gpt, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                          "data: {kind: text, path: "
+                       << (dir_ / "tiny.txt").string()
+                       << "}\n"
+                          "optimizer: {name: adamw, lr: 0.01}\n"
+                          "trainer: {max_steps: 2, batch_size: 4, run_dir: "
+                       << (dir_ / "gpt").string() << "}\n";
+    const Result r = run("fit " + cfg);
+    EXPECT_EQ(r.status, 0) << r.output;
+    return dir_ / "gpt";
+  }
+
+  // The names in dir/checkpoints, sorted.
+  static std::vector<std::string> checkpoints(const fs::path& run_dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(run_dir / "checkpoints"))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+};
+
+// sample and export take the checkpoint directory, the run directory (its checkpoints/last) or
+// the checkpoint's model.safetensors, and give the same result for all three.
+TEST_F(FabricTrainCliEdges, SampleAndExportTakeARunDirectoryOrACheckpointsModelFile) {
+  const fs::path run_dir = fit_text_gpt();
+  const fs::path last = run_dir / "checkpoints/last";
+  const Result expected_sample =
+      run("sample " + last.string() + " --prompt hello --tokens 12 --temperature 0");
+  ASSERT_EQ(expected_sample.status, 0) << expected_sample.output;
+  ASSERT_EQ(run("export " + last.string() + " " + (dir_ / "expected.safetensors").string()).status,
+            0);
+  for (const fs::path& checkpoint : {run_dir, last / "model.safetensors"}) {
+    const Result s =
+        run("sample " + checkpoint.string() + " --prompt hello --tokens 12 --temperature 0");
+    EXPECT_EQ(s.status, 0) << checkpoint << "\n" << s.output;
+    EXPECT_EQ(s.output, expected_sample.output) << checkpoint;
+    const fs::path out = dir_ / "w.safetensors";
+    const Result e = run("export " + checkpoint.string() + " " + out.string());
+    EXPECT_EQ(e.status, 0) << checkpoint << "\n" << e.output;
+    EXPECT_EQ(slurp(out), slurp(dir_ / "expected.safetensors")) << checkpoint;
+  }
+}
+
+// A path that does not exist is a command-line error (exit 2) naming what was expected; one that
+// exists but is no run or checkpoint is an error of the files (exit 1). Nothing is written.
+TEST_F(FabricTrainCliEdges, MissingPathExits2AndAPathOfAnotherKindExits1) {
+  const fs::path run_dir = fit_text_gpt();
+  const fs::path missing = dir_ / "nothing", empty = dir_ / "empty", out = dir_ / "out.safetensors";
+  fs::create_directories(empty);
+  // export's output: a weights file with no checkpoint beside it.
+  ASSERT_EQ(
+      run("export " + run_dir.string() + " " + (dir_ / "weights.safetensors").string()).status, 0);
+  struct Case {
+    std::string command;  // PATH stands for the path argument
+    fs::path path;
+    int status;
+    std::string message;
+  };
+  const std::string sample = "sample PATH --prompt hello --tokens 2",
+                    exp = "export PATH " + out.string(),
+                    consolidate = "consolidate PATH " + (dir_ / "full").string();
+  const std::vector<Case> cases = {
+      {"resume PATH", missing, 2,
+       "'" + missing.string() + "' does not exist (expected a run directory"},
+      {sample, missing, 2,
+       "'" + missing.string() +
+           "' does not exist (expected a checkpoint: RUN_DIR/checkpoints/last"},
+      {exp, missing, 2,
+       "'" + missing.string() +
+           "' does not exist (expected a checkpoint: RUN_DIR/checkpoints/last"},
+      {consolidate, missing, 2,
+       "does not exist (expected a sharded checkpoint directory (it holds meta.json))"},
+      {"resume PATH", empty, 1,
+       "fabric-train: error: " + (empty / "config.yaml").string() + ": not a run directory"},
+      {sample, empty, 1,
+       "fabric-train: error: sample: " + empty.string() +
+           ": not a checkpoint directory (no state.json)"},
+      {exp, empty, 1,
+       "fabric-train: error: export: " + empty.string() +
+           ": not a checkpoint directory (no state.json)"},
+      {consolidate, empty, 1,
+       "fabric-train: error: sharded checkpoint " + empty.string() + ": no meta.json"},
+      {exp, dir_ / "weights.safetensors", 1, "is a file but not a checkpoint's model.safetensors"},
+  };
+  for (const Case& c : cases) {
+    std::string command = c.command;
+    command.replace(command.find("PATH"), 4, c.path.string());
+    const Result r = run(command);
+    EXPECT_EQ(r.status, c.status) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos)
+        << command << "\nexpected: " << c.message << "\n"
+        << r.output;
+    EXPECT_FALSE(fs::exists(out) || fs::exists(dir_ / "full") || fs::exists(empty / "config.yaml"))
+        << command;
+  }
+}
+
+// A fit into a run directory that holds an earlier run's checkpoints says so once, naming them and
+// suggesting resume, and deletes none of them: keep_last prunes only the checkpoints this run
+// wrote (a resume's: those of the run it continues, too).
+TEST_F(FabricTrainCliEdges, FitIntoAUsedRunDirectoryWarnsAndKeepsTheEarlierCheckpoints) {
+  const std::string cfg = write_contract();
+  const fs::path run_dir = dir_ / "run";
+  const Result first = run("fit " + cfg + " --set trainer.max_steps=4 trainer.checkpoint_every=2");
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_EQ(first.output.find("warning"), std::string::npos)
+      << "a new run directory: nothing to say\n"
+      << first.output;
+  ASSERT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-2", "step-4"}));
+
+  // The second run writes step-1..3; keep_last 1 leaves its step-3 and the earlier run's step-4.
+  const Result second = run(
+      "fit " + cfg + " --set trainer.max_steps=3 trainer.checkpoint_every=1 trainer.keep_last=1");
+  ASSERT_EQ(second.status, 0) << second.output;
+  const std::string warning =
+      "fabric-train: warning: checkpoint directory " + run_dir.string() +
+      "/checkpoints exists and is not empty: it holds an earlier run's checkpoints "
+      "(last, step-2, step-4)";
+  EXPECT_NE(second.output.find(warning), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("fabric-train resume " + run_dir.string()), std::string::npos)
+      << second.output;
+  EXPECT_EQ(second.output.find("warning", second.output.find(warning) + warning.size()),
+            std::string::npos)
+      << "said once\n"
+      << second.output;
+  EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-3", "step-4"}));
+
+  // A resume continues its own run: no warning, and keep_last prunes the run's earlier step-N too.
+  fs::remove_all(run_dir);
+  ASSERT_EQ(run("fit " + cfg +
+                " --set trainer.max_steps=4 trainer.checkpoint_every=1 trainer.keep_last=2")
+                .status,
+            0);
+  const Result resumed = run("resume " + run_dir.string() + " --set trainer.max_steps=6");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(resumed.output.find("warning"), std::string::npos) << resumed.output;
+  EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-5", "step-6"}));
+}
+
+// A resume restores the optimizer (kind, state, hyper-parameters), the RNG and data order and the
+// weights from its checkpoint: a --set of those keys would change config.yaml but not the run. It
+// is left out with a warning naming the value in effect, which config.yaml keeps; the keys that do
+// take effect (trainer.max_steps) still do.
+TEST_F(FabricTrainCliEdges, ResumeLeavesOutTheSetsItsCheckpointOverrules) {
+  const std::string cfg = write_contract();  // sgd, lr 0.1, momentum 0.9, seed 0
+  struct Case {
+    std::string set;
+    std::string config_line;  // as config.yaml keeps it
+  };
+  const std::string optimizer =
+      "the optimizer, its state and its hyper-parameters are restored from the checkpoint";
+  // Weights the model could not even load: a resume does not read them.
+  save_safetensors((dir_ / "other.safetensors").string(), {{"encoder.weight", zeros({2, 2})}});
+  for (const Case& c :
+       {Case{"optimizer.lr=0.5", "\n  lr: 0.1\n"},
+        Case{"optimizer.momentum=0", "\n  momentum: 0.9\n"},
+        Case{"optimizer.name=adam", "\n  name: sgd\n"}, Case{"trainer.seed=7", "\n  seed: 0\n"},
+        Case{"model.init=" + (dir_ / "other.safetensors").string(), "\n  init: \"\"\n"}}) {
+    const fs::path run_dir = dir_ / "run";
+    fs::remove_all(run_dir);
+    ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=2").status, 0);
+    const Result r = run("resume " + run_dir.string() + " --set " + c.set + " trainer.max_steps=3");
+    ASSERT_EQ(r.status, 0) << c.set << "\n" << r.output;
+    EXPECT_NE(r.output.find("fabric-train: warning: resume: --set " + c.set + " (in effect: "),
+              std::string::npos)
+        << c.set << "\n"
+        << r.output;
+    EXPECT_NE(r.output.find("no effect on a resume"), std::string::npos) << r.output;
+    const std::string config = slurp(run_dir / "config.yaml");
+    EXPECT_NE(config.find(c.config_line), std::string::npos) << c.set << "\n" << config;
+    EXPECT_NE(config.find("\n  max_steps: 3\n"), std::string::npos) << config;
+    EXPECT_EQ(column(run_dir / "metrics.csv", "lr"),
+              (std::vector<std::string>{"0.1", "0.1", "0.1"}))
+        << c.set;
+  }
+  EXPECT_NE(run("resume " + (dir_ / "run").string() + " --set optimizer.lr=0.5 trainer.max_steps=4")
+                .output.find(optimizer),
+            std::string::npos);
+  // The run's own value changes nothing: nothing to say.
+  const Result same =
+      run("resume " + (dir_ / "run").string() + " --set optimizer.lr=0.1 trainer.max_steps=5");
+  ASSERT_EQ(same.status, 0) << same.output;
+  EXPECT_EQ(same.output.find("warning"), std::string::npos) << same.output;
+}
+
+// With neither trainer.max_steps nor trainer.max_epochs a run takes 1000 epochs, said on stderr
+// in Lightning's words; max_steps alone keeps max_epochs -1, and an explicit max_epochs -1 (no
+// epoch limit) needs max_steps.
+TEST_F(FabricTrainCliEdges, WithoutAnyLimitTheRunTakes1000Epochs) {
+  Generator gen(2);
+  save_classification_data(dir_ / "small.safetensors", 8, 4, 2, gen);
+  const std::string cfg = (dir_ / "no_limit.yaml").string();
+  std::ofstream(cfg) << "model: {name: mlp, sizes: [4, 2]}\n"
+                        "data: {kind: tensors, path: "
+                     << (dir_ / "small.safetensors").string()
+                     << "}\ntrainer: {batch_size: 8, log_every: 500, run_dir: "
+                     << (dir_ / "run").string() << "}\n";
+  const std::string warning =
+      "fabric-train: warning: " + cfg +
+      ": `trainer.max_epochs` was not set. Setting it to 1000 epochs. To train for a "
+      "number of optimizer steps instead, set `trainer.max_steps`.";
+  struct Case {
+    std::string args;
+    int status;
+    std::string expected;  // in the output
+    bool warns;
+  };
+  for (const Case& c :
+       {Case{"validate " + cfg, 0, "\n  max_steps: -1\n  max_epochs: 1000\n", true},
+        Case{"fit " + cfg + " --print-config", 0, "\n  max_epochs: 1000\n", true},
+        Case{"validate " + cfg + " --set trainer.max_steps=3", 0,
+             "\n  max_steps: 3\n  max_epochs: -1\n", false},
+        Case{"validate " + cfg + " --set trainer.max_epochs=2", 0, "\n  max_epochs: 2\n", false},
+        Case{"validate " + cfg + " --set trainer.max_epochs=-1", 2,
+             "trainer.max_epochs: -1 (no epoch limit) needs trainer.max_steps >= 0", false},
+        Case{"fit " + cfg, 0, "done: 1000 steps", true}}) {
+    const Result r = run(c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.expected), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_EQ(r.output.find(warning) != std::string::npos, c.warns) << c.args << "\n" << r.output;
+  }
+  // The run records its 1000 epochs: a resume says nothing more.
+  EXPECT_NE(slurp(dir_ / "run/config.yaml").find("\n  max_epochs: 1000\n"), std::string::npos);
+  const Result resumed = run("resume " + (dir_ / "run").string());
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(resumed.output.find("warning"), std::string::npos) << resumed.output;
+}
+
+}  // namespace
+}  // namespace fabric
