@@ -4,7 +4,9 @@
 // Collective order: every rank runs the same forward and backward, so the hooks below issue the
 // same collectives in the same order everywhere; prefetches follow the forward order recorded in
 // the first forward, the same on every rank. Reductions that backward did not launch (parameters
-// without a gradient) are launched by finish_backward in unit order.
+// without a gradient) are launched by finish_backward in unit order. Ranks whose forward or
+// backward differ (data-dependent control flow) are told so at the end of backward, where the
+// ranks compare the collectives they issued (fsdp_call_order.h), or by the collectives themselves.
 #include "distributed/fsdp.h"
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 #include "tensor/ops.h"
 
 namespace fabric::distributed {
+
+using fsdp_detail::Call;
 
 ShardingStrategy parse_sharding_strategy(const std::string& name) {
   std::string s;
@@ -161,6 +165,7 @@ void FullyShardedModule::build_units(const std::function<bool(const nn::Module&)
   };
   walk(root_, "", *root);
   units_.push_back(std::move(root));
+  for (size_t i = 0; i < units_.size(); ++i) units_[i]->index = static_cast<int64_t>(i);
 }
 
 bool FullyShardedModule::wraps(const nn::Module& module) const {
@@ -290,20 +295,24 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
     if (!f->aliased) f->full.storage()->release();
     f->ready.assign(f->params.size(), 0);
     f->pending = f->trainable ? static_cast<int64_t>(f->params.size()) : 0;
+    f->index = static_cast<int64_t>(u.flats.size());
     u.flats.push_back(std::move(f));
   }
 }
 
 // ---- gather / reshard ---------------------------------------------------------------------------
 
-void FullyShardedModule::gather(Unit& u, bool wait) {
+void FullyShardedModule::gather(Unit& u, bool wait, int64_t why) {
   if (!u.gathered && !u.gathering) {
     NoGradGuard no_grad;
+    bool logged = false;
     for (auto& f : u.flats) {
       if (f->aliased) continue;
       f->full.storage()->reallocate();
       Tensor send = f->shard.detach().to(f->full.device()).to(f->compute).contiguous();
       if (shard_size_ > 1) {
+        if (!logged) calls_.record(u.gather_call = {Call::all_gather, u.index, -1, why});
+        logged = true;
         f->send = send;
         f->gather_work = shard_pg_->all_gather(f->full, f->send);
       } else {
@@ -318,7 +327,13 @@ void FullyShardedModule::gather(Unit& u, bool wait) {
 void FullyShardedModule::wait_gather(Unit& u) {
   if (!u.gathering) return;
   for (auto& f : u.flats) {
-    if (f->gather_work) f->gather_work->wait();
+    try {
+      if (f->gather_work) f->gather_work->wait();
+    } catch (const Error&) {
+      f->gather_work.reset();
+      rethrow_with_context("which " +
+                           fsdp_detail::describe(u.gather_call, unit_namer(), reduction_name()));
+    }
     f->gather_work.reset();
     f->send = Tensor();
   }
@@ -341,9 +356,10 @@ void FullyShardedModule::prefetch_after(const Unit& u, bool backward) {
   if (backward) {
     // Not a unit whose backward already began: it may be done and resharded (the root, first in
     // forward order, finishes when the embedding's gradient arrives).
-    if (it != forward_order_.begin() && !(*(it - 1))->backward_started) gather(**(it - 1), /*wait=*/false);
+    if (it != forward_order_.begin() && !(*(it - 1))->backward_started)
+      gather(**(it - 1), /*wait=*/false, Call::backward_prefetch);
   } else if (it + 1 != forward_order_.end()) {
-    gather(**(it + 1), /*wait=*/false);
+    gather(**(it + 1), /*wait=*/false, Call::forward_prefetch);
   }
 }
 
@@ -372,11 +388,12 @@ void FullyShardedModule::cast_buffers_for_compute() {
 }
 
 Tensor FullyShardedModule::pre_forward(Unit& u, const Tensor& input) {
+  throw_if_broken();
   cast_buffers_for_compute();
   if (!order_recorded_ && !in_backward_ &&
       std::find(forward_order_.begin(), forward_order_.end(), &u) == forward_order_.end())
     forward_order_.push_back(&u);
-  gather(u, /*wait=*/true);
+  gather(u, /*wait=*/true, Call::forward);
   prefetch_after(u, /*backward=*/false);
   // cast_root_forward_inputs: the root casts floating inputs to param_dtype.
   if (u.is_root && options_.param_dtype && input.defined() && is_floating(input.dtype()))
@@ -396,13 +413,17 @@ Tensor FullyShardedModule::post_forward(Unit& u, const Tensor& output) {
     });
   }
   if (reshard_after_forward(u)) reshard(u);
+  // No backward follows (evaluation): the ranks compare this forward's collectives here, before
+  // the output leaves, as the end of backward does after training.
+  if (u.is_root && !grad_enabled()) compare_calls({}, call_device(), "the end of the forward");
   return output;
 }
 
 void FullyShardedModule::pre_backward(Unit& u) {
+  throw_if_broken();
   in_backward_ = true;
   u.backward_started = true;
-  gather(u, /*wait=*/true);
+  gather(u, /*wait=*/true, Call::backward);
   prefetch_after(u, /*backward=*/true);
 }
 
@@ -411,7 +432,7 @@ void FullyShardedModule::on_grad_ready(Unit& u, size_t fi, size_t i) {
   if (f.ready[i]) return;
   f.ready[i] = 1;
   if (--f.pending > 0) return;
-  reduce(u, f);
+  reduce(u, f, Call::backward);
   // The unit's backward is over once every trainable flat parameter has its gradients; frozen
   // ones may still be read by the backward of the unit's first layer, so those wait for
   // finish_backward.
@@ -421,11 +442,11 @@ void FullyShardedModule::on_grad_ready(Unit& u, size_t fi, size_t i) {
   reshard(u);
 }
 
-void FullyShardedModule::reduce(Unit& u, Flat& f) {
-  (void)u;
+void FullyShardedModule::reduce(Unit& u, Flat& f, int64_t why) {
   if (f.reduced || !f.trainable) return;
   // NO_SHARD without sync: as DDP's no_sync, gradients stay (and accumulate) on the parameters.
   if (!sync_ && shard_size_ == 1) return;
+  throw_if_broken();
   f.reduced = true;
   NoGradGuard no_grad;
   const DType rdt = options_.reduce_dtype ? *options_.reduce_dtype : f.compute;
@@ -440,6 +461,7 @@ void FullyShardedModule::reduce(Unit& u, Flat& f) {
   }
   div_(in, options_.divide_before_reduce ? world_size_ : gradient_predivide_factor(world_size_));
   f.reduce_in = in;
+  if (call_group()) calls_.record(f.reduce_call = {Call::reduce, u.index, f.index, why});
   if (shard_size_ > 1) {
     f.reduce_out = empty({f.shard_numel}, {.dtype = rdt, .device = dev});
     f.reduce_work = shard_pg_->reduce_scatter(f.reduce_out, f.reduce_in, ReduceOp::sum);
@@ -449,29 +471,54 @@ void FullyShardedModule::reduce(Unit& u, Flat& f) {
   }
 }
 
-Tensor FullyShardedModule::local_gradient_flags() const {
-  if (!options_.skip_flats_without_gradient) return Tensor();
-  std::vector<uint8_t> flags;
-  Device dev = Device::cpu();
+std::vector<int64_t> FullyShardedModule::local_gradient_flags() const {
+  std::vector<int64_t> flags;
+  if (!options_.skip_flats_without_gradient) return flags;
   for (const auto& u : units_)
-    for (const auto& f : u->flats)
-      if (f->reduce_in.defined()) {
-        flags.push_back(f->local_grad ? 1 : 0);
-        dev = f->reduce_in.device();
-      }
-  if (flags.empty()) return Tensor();
-  return from_vector<uint8_t>(flags).to(dev);
+    for (const auto& f : u->flats) {
+      // The flats reduce() reduces by the end of backward (reduced already, or about to be).
+      if (!f->reduced && (!f->trainable || (!sync_ && shard_size_ == 1))) continue;
+      bool local = f->local_grad;
+      if (!f->reduced)
+        for (const Tensor& p : f->params) local = local || p.grad().defined();
+      flags.push_back(local ? 1 : 0);
+    }
+  return flags;
+}
+
+Device FullyShardedModule::call_device() const {
+  for (const auto& u : units_)
+    if (!u->flats.empty()) return u->flats.front()->full.device();
+  return Device::cpu();
 }
 
 void FullyShardedModule::finish_backward() {
+  throw_if_broken();
   NoGradGuard no_grad;
+  // Which flat parameters got a gradient on any rank (the MAX of every rank's flags, across the
+  // replicas below too), reduced with the comparison of the ranks' collectives: before the
+  // reductions backward left, which follow one fixed order and would only deepen a disagreement.
+  std::vector<int64_t> anywhere;
+  try {
+    anywhere = compare_calls(local_gradient_flags(), call_device(), "the end of backward");
+  } catch (const Error&) {
+    if (!broken_.empty()) throw;
+    // The group failed under a collective of this backward: that one says more.
+    for (auto& u : units_)
+      for (auto& f : u->flats) {
+        try {
+          if (f->reduce_work) f->reduce_work->wait();
+        } catch (const Error&) {
+          f->reduce_work.reset();
+          rethrow_with_context(
+              "which " + fsdp_detail::describe(f->reduce_call, unit_namer(), reduction_name()));
+        }
+      }
+    rethrow_with_context("comparing the ranks' FSDP collectives at the end of backward");
+  }
   for (auto& u : units_)
-    for (auto& f : u->flats) reduce(*u, *f);
-  // Which flat parameters got a gradient on any rank: the MAX of every rank's flags, queued behind
-  // the reductions (and across the replicas below). The same flats are reduced on every rank.
-  Tensor got = local_gradient_flags();
-  WorkPtr got_work;
-  if (got.defined() && shard_size_ > 1) got_work = shard_pg_->all_reduce(got, ReduceOp::max);
+    for (auto& f : u->flats) reduce(*u, *f, Call::end_of_backward);
+  const bool use_flags = !anywhere.empty();
   std::exception_ptr error;
   auto wait = [&](WorkPtr& w) {
     try {
@@ -483,7 +530,6 @@ void FullyShardedModule::finish_backward() {
   };
   for (auto& u : units_)
     for (auto& f : u->flats) wait(f->reduce_work);
-  wait(got_work);
   // HYBRID_SHARD: the shard gradients are then averaged across the replicas (same shard rank).
   if (!error && replicate_pg_ && shard_size_ > 1) {
     for (auto& u : units_)
@@ -492,21 +538,21 @@ void FullyShardedModule::finish_backward() {
     for (auto& u : units_)
       for (auto& f : u->flats) wait(f->reduce_work);
   }
-  if (!error && got.defined() && replicate_pg_) {
-    got_work = replicate_pg_->all_reduce(got, ReduceOp::max);
+  if (!error && use_flags && replicate_pg_ && call_group() != replicate_pg_.get()) {
+    Tensor got = from_vector<int64_t>(anywhere).to(call_device());
+    WorkPtr got_work = replicate_pg_->all_reduce(got, ReduceOp::max);
     wait(got_work);
+    if (!error) anywhere = got.to(Device::cpu()).to_vector<int64_t>();
   }
   if (!error) {
     const double post = options_.divide_before_reduce ? 1.0 : world_size_ / gradient_predivide_factor(world_size_);
-    std::vector<uint8_t> anywhere;
-    if (got.defined()) anywhere = got.to(Device::cpu()).to_vector<uint8_t>();
     size_t next_flag = 0;
     for (auto& u : units_) {
       for (auto& f : u->flats) {
         if (!f->reduce_out.defined()) continue;
         // No rank had a gradient for any of its parameters: the shard keeps what it had (none
         // since zero_grad), so the optimizer skips it.
-        if (got.defined() && !anywhere[next_flag++]) continue;
+        if (use_flags && !anywhere[next_flag++]) continue;
         Tensor g = f->reduce_out;
         if (post != 1.0) div_(g, post);
         g = g.to(f->shard.device()).to(f->dtype);
@@ -541,65 +587,6 @@ void FullyShardedModule::reset_backward() {
     }
   }
   in_backward_ = false;
-}
-
-// ---- optimizer --------------------------------------------------------------------------------
-
-void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
-  NoGradGuard no_grad;
-  FABRIC_CHECK(!owns_optimizer(optimizer), ValueError, "FSDP: this ", optimizer.name(), " optimizer is already set up");
-  auto group_of = [&](const Tensor& p) -> int64_t {
-    for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi)
-      for (const Tensor& q : optimizer.group_params(gi))
-        if (q.is_same(p)) return static_cast<int64_t>(gi);
-    return -1;
-  };
-  for (auto& u : units_) {
-    bool regroup = false;
-    for (auto& f : u->flats) {
-      for (const Tensor& p : f->params) regroup = regroup || (p.requires_grad() && group_of(p) != f->group);
-    }
-    // Every rank takes the same branch (same module, same optimizer): the gathers line up.
-    if (regroup) build_flats(*u, group_of);
-  }
-  auto& original = original_params_[&optimizer];
-  original.clear();
-  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) original.push_back(optimizer.group_params(gi));
-  for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    std::vector<Tensor> replacement;
-    for (const Tensor& p : optimizer.group_params(gi)) {
-      bool ours = false;
-      for (auto& u : units_)
-        for (auto& f : u->flats)
-          for (const Tensor& q : f->params) ours = ours || q.is_same(p);
-      if (!ours) replacement.push_back(p);
-    }
-    for (auto& u : units_) {
-      for (auto& f : u->flats) {
-        if (f->group != static_cast<int64_t>(gi) || !f->trainable) continue;
-        for (const Tensor& s : replacement)
-          FABRIC_CHECK(!s.is_same(f->shard), ValueError, "FSDP: a shard is already in ", optimizer.name(), " group ", gi);
-        replacement.push_back(f->shard);
-      }
-    }
-    optimizer.replace_group_params(gi, std::move(replacement));
-  }
-  optimizers_.push_back(&optimizer);
-}
-
-const std::vector<std::vector<Tensor>>& FullyShardedModule::original_params(const optim::Optimizer& optimizer) const {
-  const auto it = original_params_.find(&optimizer);
-  FABRIC_CHECK(it != original_params_.end() && owns_optimizer(optimizer), ValueError, "FSDP: this ", optimizer.name(),
-               " optimizer was not set up with this module");
-  return it->second;
-}
-
-bool FullyShardedModule::owns_optimizer(const optim::Optimizer& optimizer) const {
-  if (std::find(optimizers_.begin(), optimizers_.end(), &optimizer) == optimizers_.end()) return false;
-  // The same address may be a new optimizer: it is ours only while it steps our shards.
-  for (const Tensor& p : optimizer.parameters())
-    if (is_shard(p)) return true;
-  return false;
 }
 
 bool FullyShardedModule::is_shard(const Tensor& t) const {

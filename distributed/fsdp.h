@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/fsdp_call_order.h"
 #include "distributed/process_group.h"
 #include "nn/module.h"
 #include "optim/optimizer.h"
@@ -75,7 +76,9 @@ struct ShardPiece {
 };
 
 // The units, flat parameters and collectives of one FSDP-wrapped module. Built by FSDPStrategy
-// (and by ZeRO-3) at setup; usable on its own with any process group.
+// (and by ZeRO-3) at setup; usable on its own with any process group. Every rank must run the same
+// units in the same order each step (and each unit's backward on every rank or on none): ranks
+// that do not get an error on every rank naming the units they ran (fsdp_call_order.h).
 class FullyShardedModule {
  public:
   // shard_pg: the ranks a flat parameter is split across; replicate_pg (HYBRID_SHARD only, else
@@ -176,13 +179,35 @@ class FullyShardedModule {
   Tensor post_forward(Unit& u, const Tensor& output);
   void pre_backward(Unit& u);
   void on_grad_ready(Unit& u, size_t flat, size_t param);
-  void gather(Unit& u, bool wait);  // all-gathers every flat of u (no-op if already gathered)
+  // All-gathers every flat of u (no-op if already gathered); `why` (a fsdp_detail::Call::Reason)
+  // goes into the announcement.
+  void gather(Unit& u, bool wait, int64_t why);
   void wait_gather(Unit& u);
   void reshard(Unit& u);
-  void reduce(Unit& u, Flat& f);
-  // Per flat parameter reduced in this backward (in unit order), 1 where this rank had a gradient
-  // for one of its parameters: MAX-reduced by finish_backward. Undefined when nothing needs it.
-  Tensor local_gradient_flags() const;
+  void reduce(Unit& u, Flat& f, int64_t why);
+  // ---- the ranks' collectives compared (fsdp_call_order.cpp) ----
+  // The group the collectives of forward and backward go on (null: they make none), and the device
+  // its tensors are on.
+  ProcessGroup* call_group() const;
+  Device call_device() const;
+  fsdp_detail::UnitNamer unit_namer() const;
+  const char* reduction_name() const;  // "reduce-scatters" or "all-reduces"
+  // Compares this rank's collectives since the last check with the other ranks' inside one MAX
+  // all-reduce over call_group(), on `device`, that reduces `extra` too (returned reduced). When
+  // they differ: breaks the group and throws DistributedError on every rank, naming the first
+  // collective where the ranks part (`end` names this point: "the end of backward"); the module
+  // cannot be used again.
+  std::vector<int64_t> compare_calls(std::vector<int64_t> extra, const Device& device,
+                                     const char* end);
+  // Inside a catch block for the error of an FSDP collective: rethrows it (the same type) with
+  // what this rank was doing ("which all-gathers ..."), its last collectives and what every rank
+  // must do added.
+  [[noreturn]] void rethrow_with_context(const std::string& doing) const;
+  // DistributedError after compare_calls failed.
+  void throw_if_broken() const;
+  // Per flat parameter finish_backward reduces (in unit order), 1 where this rank had a gradient
+  // for one of its parameters. Empty when nothing needs it.
+  std::vector<int64_t> local_gradient_flags() const;
   void prefetch_after(const Unit& u, bool backward);
   void reset_backward();
   bool reshard_after_forward(const Unit& u) const;
@@ -202,6 +227,8 @@ class FullyShardedModule {
   bool order_recorded_ = false;
   bool sync_ = true;
   bool in_backward_ = false;
+  fsdp_detail::CallLog calls_;  // this rank's collectives since compare_calls
+  std::string broken_;          // why the ranks cannot go on (compare_calls), or empty
   // buffer_dtype: whether the buffers hold their compute copies, and each cast buffer's dtype before.
   bool buffers_cast_ = false;
   std::map<std::string, DType> buffer_dtypes_;

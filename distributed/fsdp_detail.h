@@ -12,6 +12,7 @@ namespace fabric::distributed {
 // laid out back to back in `full` (padded to a multiple of the shard-group size S). Shard rank r
 // holds elements [r * shard_numel, (r + 1) * shard_numel).
 struct FullyShardedModule::Flat {
+  int64_t index = 0;                // in its unit's flats
   std::vector<Tensor> params;       // the module's parameter handles (their identity is kept)
   std::vector<std::string> names;   // state_dict names, relative to the root
   std::vector<int64_t> offsets;     // element offset of each parameter in the flat parameter
@@ -32,9 +33,11 @@ struct FullyShardedModule::Flat {
   bool local_grad = false;          // a parameter had a gradient when this rank packed them
   Tensor reduce_in, reduce_out;
   WorkPtr reduce_work;
+  fsdp_detail::Call reduce_call;  // of reduce_work (errors name it)
 };
 
 struct FullyShardedModule::Unit {
+  int64_t index = 0;  // in units_
   nn::Module* module = nullptr;
   std::string name;                 // dotted path from the root ("" for the root)
   bool is_root = false;
@@ -42,6 +45,7 @@ struct FullyShardedModule::Unit {
   std::vector<std::string> names;
   std::vector<std::unique_ptr<Flat>> flats;
   bool gathered = false, gathering = false;
+  fsdp_detail::Call gather_call;    // of the all-gathers in flight (errors name it)
   bool backward_started = false;    // its pre-backward hook ran in this backward
   std::vector<int64_t> hook_handles;
 };
