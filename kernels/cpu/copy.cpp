@@ -46,8 +46,15 @@ void fill_kernel(const StridedLoop& loop, const Scalar& value) {
   visit_dtype(loop.ops[0].dtype, [&](auto tag) {
     using T = decltype(tag);
     const T v = value.is_floating() ? scalar_cast<T>(value.to_double()) : scalar_cast<T>(value.to_int());
+    // All-zero bytes (zeros_like, gradient buffers; not -0.0) take memset: the element loop over
+    // the 16-bit float classes does not vectorise.
+    T zero{};
+    std::memset(&zero, 0, sizeof(T));
+    const bool zero_bytes = std::memcmp(&v, &zero, sizeof(T)) == 0;
     for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
-      if (s[0] == static_cast<int64_t>(sizeof(T))) {
+      if (zero_bytes && s[0] == static_cast<int64_t>(sizeof(T))) {
+        std::memset(p[0], 0, size_t(n) * sizeof(T));
+      } else if (s[0] == static_cast<int64_t>(sizeof(T))) {
         T* out = reinterpret_cast<T*>(p[0]);
         for (int64_t i = 0; i < n; ++i) out[i] = v;
       } else {

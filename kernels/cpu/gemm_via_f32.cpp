@@ -96,18 +96,32 @@ void narrow_row(const float* src, DType t, void* dst, int64_t n) {
   }
 }
 
-void widen(DType t, const void* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+// Below this many elements a conversion runs on the calling thread: waking the pool costs more.
+constexpr int64_t kParallelElements = int64_t(1) << 16;
+
+// `batches` matrices (rows x cols, leading dim `ld`, `stride` elements apart) <-> one dense f32
+// buffer. All batches' rows share one parallel loop: attention's products are many small matrices,
+// each under the threshold alone, which left one thread converting while the other waited.
+void widen(DType t, const void* src, int64_t batches, int64_t stride, int64_t rows, int64_t cols,
+           int64_t ld, float* dst) {
   const char* s = static_cast<const char*>(src);
-  const int64_t es = itemsize(t);
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16) && !omp_in_parallel())
-  for (int64_t i = 0; i < rows; ++i) widen_row(t, s + i * ld * es, dst + i * cols, cols);
+  const int64_t es = itemsize(t), total = batches * rows;
+#pragma omp parallel for schedule(static) if (total * cols > kParallelElements && !omp_in_parallel())
+  for (int64_t r = 0; r < total; ++r) {
+    const int64_t b = r / rows, i = r % rows;
+    widen_row(t, s + (b * stride + i * ld) * es, dst + r * cols, cols);
+  }
 }
 
-void narrow(const float* src, int64_t rows, int64_t cols, DType t, void* dst, int64_t ld) {
+void narrow(const float* src, int64_t batches, int64_t rows, int64_t cols, DType t, void* dst,
+            int64_t stride, int64_t ld) {
   char* d = static_cast<char*>(dst);
-  const int64_t es = itemsize(t);
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16) && !omp_in_parallel())
-  for (int64_t i = 0; i < rows; ++i) narrow_row(src + i * cols, t, d + i * ld * es, cols);
+  const int64_t es = itemsize(t), total = batches * rows;
+#pragma omp parallel for schedule(static) if (total * cols > kParallelElements && !omp_in_parallel())
+  for (int64_t r = 0; r < total; ++r) {
+    const int64_t b = r / rows, i = r % rows;
+    narrow_row(src + r * cols, t, d + (b * stride + i * ld) * es, cols);
+  }
 }
 
 // Grow-only per-thread buffers, so that a steady training step does not allocate.
@@ -122,9 +136,7 @@ const float* widen_operand(DType t, const void* p, int64_t batch, int64_t rows, 
                            int64_t& dense_stride) {
   const int64_t nb = stride == 0 ? 1 : batch;
   float* out = scratch(buf, nb * rows * cols);
-  for (int64_t b = 0; b < nb; ++b)
-    widen(t, static_cast<const char*>(p) + b * stride * itemsize(t), rows, cols, ld,
-          out + b * rows * cols);
+  widen(t, p, nb, stride, rows, cols, ld, out);
   dense_stride = nb == 1 ? 0 : rows * cols;
   return out;
 }
@@ -151,19 +163,14 @@ void gemm_via_f32(const GemmArgs& g) {
   if (narrow_c) {
     f.c_dtype = DType::float32;
     float* c = scratch(buf_c, g.batch * g.M * g.N);
-    if (g.beta != 0.f)
-      for (int64_t b = 0; b < g.batch; ++b)
-        widen(g.c_dtype, static_cast<const char*>(g.C) + b * g.stride_c * itemsize(g.c_dtype), g.M,
-              g.N, g.ldc, c + b * g.M * g.N);
+    if (g.beta != 0.f) widen(g.c_dtype, g.C, g.batch, g.stride_c, g.M, g.N, g.ldc, c);
     f.C = c;
     f.ldc = g.N;
     f.stride_c = g.M * g.N;
   }
   if (f.K == 0 || !gemm_onednn(f)) gemm_eigen(f);
   if (narrow_c)
-    for (int64_t b = 0; b < g.batch; ++b)
-      narrow(static_cast<const float*>(f.C) + b * g.M * g.N, g.M, g.N, g.c_dtype,
-             static_cast<char*>(g.C) + b * g.stride_c * itemsize(g.c_dtype), g.ldc);
+    narrow(static_cast<const float*>(f.C), g.batch, g.M, g.N, g.c_dtype, g.C, g.stride_c, g.ldc);
 }
 
 }  // namespace fabric::cpu::detail
