@@ -64,6 +64,9 @@ struct FSDPOptions {
   // gives every parameter of a flat parameter that got a gradient one.) Off for ZeRO-3: DeepSpeed
   // steps its fp32 partitions whole.
   bool skip_flats_without_gradient = true;
+  // What the messages call this machinery ("ZeRO-3" when deepspeed_stage_3 runs on it), so that
+  // an error names the strategy the user chose.
+  std::string label = "FSDP";
 };
 
 // What a rank holds of one original parameter (sharded checkpoints): elements

@@ -110,7 +110,7 @@ std::string describe_disagreement(const std::vector<Call>& calls, const UnitName
   while (r < calls.size() && calls[r].same_collective(calls[0])) ++r;
   if (r == calls.size()) return "the ranks' collectives differ";
   auto one = [&](const Call& c) {
-    return c.kind == Call::none ? detail::cat("issues no more FSDP collectives before ", end)
+    return c.kind == Call::none ? detail::cat("issues no more collectives before ", end)
                                 : describe(c, name, reduction);
   };
   return detail::cat("rank 0 ", one(calls[0]), ", but rank ", r, " ", one(calls[r]));
@@ -131,12 +131,14 @@ using fsdp_detail::Call;
 
 namespace {
 
-const char* kRule =
-    "Every rank must run the same FSDP units in the same order each step, call each as often, and "
-    "use each unit's output in the loss on every rank or on none: a unit that data-dependent "
-    "control flow runs, or leaves out of the loss, on some ranks only makes the ranks issue "
-    "different collectives. Run it on every rank (multiplying its output by 0 where it should not "
-    "count)";
+std::string rule(const std::string& label) {
+  return detail::cat(
+      "Every rank must run the same ", label,
+      " units in the same order each step, call each as often, and use each unit's output in the "
+      "loss on every rank or on none: a unit that data-dependent control flow runs, or leaves out "
+      "of the loss, on some ranks only makes the ranks issue different collectives. Run it on "
+      "every rank (multiplying its output by 0 where it should not count)");
+}
 
 }  // namespace
 
@@ -180,9 +182,10 @@ std::vector<int64_t> FullyShardedModule::compare_calls(std::vector<int64_t> extr
   if (!fsdp_detail::CallLog::agrees(reduced.data())) {
     const std::vector<Call> calls = calls_.first_disagreement(*group, device);
     broken_ =
-        detail::cat("FSDP: the ranks do not run the same units: ",
+        detail::cat(options_.label, ": the ranks do not run the same units: ",
                     fsdp_detail::describe_disagreement(calls, unit_namer(), reduction_name(), end),
-                    ". ", kRule, ". This module and its process group cannot be used again");
+                    ". ", rule(options_.label),
+                    ". This module and its process group cannot be used again");
     fsdp_detail::break_group(*group);
     throw DistributedError(broken_);
   }
@@ -192,10 +195,12 @@ std::vector<int64_t> FullyShardedModule::compare_calls(std::vector<int64_t> extr
 
 void FullyShardedModule::rethrow_with_context(const std::string& doing) const {
   const std::string context =
-      detail::cat("FSDP, rank ", call_group() ? call_group()->rank() : 0, " (", doing, "): ");
+      detail::cat(options_.label, ", rank ", call_group() ? call_group()->rank() : 0, " (", doing,
+                  "): ");
   const std::string after = detail::cat(
-      ". FSDP's collectives line up across ranks only while they run the same units: ", kRule,
-      ". This rank's FSDP collectives since the last check, the last ones: ",
+      ". ", options_.label, "'s collectives line up across ranks only while they run the same units: ",
+      rule(options_.label), ". This rank's ", options_.label,
+      " collectives since the last check, the last ones: ",
       calls_.last(4, unit_namer(), reduction_name()));
   try {
     throw;

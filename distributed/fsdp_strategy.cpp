@@ -13,6 +13,7 @@ FSDPStrategy::FSDPStrategy(StrategyOptions options) : Strategy(std::move(options
     options_.fsdp.sharding_strategy = ShardingStrategy::full_shard;
     options_.fsdp.divide_before_reduce = true;
     options_.fsdp.skip_flats_without_gradient = false;  // DeepSpeed steps its partitions whole
+    options_.fsdp.label = "ZeRO-3";
     options_.fsdp.cpu_offload = options_.fsdp.cpu_offload || options_.offload;
     // Like ZeRO-1/2 here, ZeRO-3 checkpoints hold the single-process layout.
     options_.fsdp.state_dict_type = "full";
