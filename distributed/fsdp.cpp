@@ -86,8 +86,8 @@ FullyShardedModule::FullyShardedModule(nn::Module& root, std::shared_ptr<Process
       alive_(std::make_shared<bool>(true)),
       root_lifetime_(root.lifetime()) {
   FABRIC_CHECK(options_.state_dict_type == "sharded" || options_.state_dict_type == "full", ValueError,
-               "FSDP: state_dict_type must be 'sharded' or 'full', got '", options_.state_dict_type, "'");
-  FABRIC_CHECK(world_size_ >= 1, ValueError, "FSDP: world_size must be positive, got ", world_size_);
+               options_.label, ": state_dict_type must be 'sharded' or 'full', got '", options_.state_dict_type, "'");
+  FABRIC_CHECK(world_size_ >= 1, ValueError, options_.label, ": world_size must be positive, got ", world_size_);
   shard_rank_ = shard_pg_ ? shard_pg_->rank() : 0;
   shard_size_ = shard_pg_ ? shard_pg_->size() : 1;
   NoGradGuard no_grad;
@@ -257,11 +257,11 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
     for (size_t i = 0; i < u.params.size(); ++i) {
       const Tensor& p = u.params[i];
       if (group_of(p) != key.first || p.requires_grad() != key.second) continue;
-      FABRIC_CHECK(is_floating(values[i].dtype()), DTypeError, "FSDP: parameter '", u.names[i], "' has dtype ",
+      FABRIC_CHECK(is_floating(values[i].dtype()), DTypeError, options_.label, ": parameter '", u.names[i], "' has dtype ",
                    dtype_name(values[i].dtype()), "; only floating-point parameters are sharded");
       if (!f->params.empty()) {
         FABRIC_CHECK(values[i].dtype() == f->dtype && values[i].device() == f->params.front().device(), DTypeError,
-                     "FSDP: parameter '", u.names[i], "' is ", dtype_name(values[i].dtype()), " on ",
+                     options_.label, ": parameter '", u.names[i], "' is ", dtype_name(values[i].dtype()), " on ",
                      values[i].device().str(), " but '", f->names.front(), "' of the same unit is ",
                      dtype_name(f->dtype), " on ", f->params.front().device().str(),
                      "; a flat parameter needs one dtype and device");

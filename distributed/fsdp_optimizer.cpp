@@ -11,7 +11,7 @@ namespace fabric::distributed {
 
 void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
   NoGradGuard no_grad;
-  FABRIC_CHECK(!owns_optimizer(optimizer), ValueError, "FSDP: this ", optimizer.name(), " optimizer is already set up");
+  FABRIC_CHECK(!owns_optimizer(optimizer), ValueError, options_.label, ": this ", optimizer.name(), " optimizer is already set up");
   auto group_of = [&](const Tensor& p) -> int64_t {
     for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi)
       for (const Tensor& q : optimizer.group_params(gi))
@@ -42,7 +42,7 @@ void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
       for (auto& f : u->flats) {
         if (f->group != static_cast<int64_t>(gi) || !f->trainable) continue;
         for (const Tensor& s : replacement)
-          FABRIC_CHECK(!s.is_same(f->shard), ValueError, "FSDP: a shard is already in ", optimizer.name(), " group ", gi);
+          FABRIC_CHECK(!s.is_same(f->shard), ValueError, options_.label, ": a shard is already in ", optimizer.name(), " group ", gi);
         replacement.push_back(f->shard);
       }
     }
@@ -53,7 +53,7 @@ void FullyShardedModule::shard_optimizer(optim::Optimizer& optimizer) {
 
 const std::vector<std::vector<Tensor>>& FullyShardedModule::original_params(const optim::Optimizer& optimizer) const {
   const auto it = original_params_.find(&optimizer);
-  FABRIC_CHECK(it != original_params_.end() && owns_optimizer(optimizer), ValueError, "FSDP: this ", optimizer.name(),
+  FABRIC_CHECK(it != original_params_.end() && owns_optimizer(optimizer), ValueError, options_.label, ": this ", optimizer.name(),
                " optimizer was not set up with this module");
   return it->second;
 }

@@ -109,7 +109,7 @@ nn::LoadResult FullyShardedModule::load_full_state_dict(const nn::StateDict& sta
       mis_shaped.push_back(key + ": checkpoint " + shape_str(t.sizes()) + ", model " + shape_str(m->sizes()));
   const bool fail = !mis_shaped.empty() || (strict && (!result.missing_keys.empty() || !result.unexpected_keys.empty()));
   if (fail) {
-    std::string msg = "FSDP load_state_dict: ";
+    std::string msg = options_.label + " load_state_dict: ";
     auto list = [&](const char* what, const std::vector<std::string>& keys) {
       if (keys.empty()) return;
       msg += std::string(what) + ": ";
@@ -201,7 +201,7 @@ nn::LoadResult FullyShardedModule::load_state_pieces(
     load_buffer(name, b, src);
   }
   if (strict && !result.missing_keys.empty()) {
-    std::string msg = "FSDP load: the checkpoint lacks ";
+    std::string msg = options_.label + " load: the checkpoint lacks ";
     for (size_t i = 0; i < result.missing_keys.size(); ++i) msg += (i ? ", " : "") + result.missing_keys[i];
     throw ValueError(msg);
   }
@@ -312,12 +312,12 @@ void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, 
   NoGradGuard no_grad;
   const char* who = optimizer.name();
   const auto slots = original_slots(optimizer, original_params(optimizer), units_);
-  FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, ".load_state_dict: the state dict has ",
+  FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, options_.label, ": ", who, ".load_state_dict: the state dict has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());
   optim::OptimizerState mine;
   for (size_t gi = 0; gi < slots.size(); ++gi) {
     const auto& ids = sd.param_groups[gi].params;
-    FABRIC_CHECK(ids.size() == slots[gi].size(), ValueError, "FSDP: ", who, ".load_state_dict: parameter group ", gi,
+    FABRIC_CHECK(ids.size() == slots[gi].size(), ValueError, options_.label, ": ", who, ".load_state_dict: parameter group ", gi,
                  " holds ", ids.size(), " parameters in the state dict but ", slots[gi].size(),
                  " in the optimizer (before sharding)");
     optim::GroupState gs{sd.param_groups[gi].options, {}};
@@ -335,9 +335,9 @@ void FullyShardedModule::load_full_optimizer_state(optim::Optimizer& optimizer, 
       if (it == sd.state.end()) continue;
       const Tensor& p = s.flat->params[s.param];
       for (const auto& [key, t] : it->second) {
-        FABRIC_CHECK(t.defined(), ValueError, "FSDP: ", who, ".load_state_dict: state.", ids[j], ".", key, " is undefined");
+        FABRIC_CHECK(t.defined(), ValueError, options_.label, ": ", who, ".load_state_dict: state.", ids[j], ".", key, " is undefined");
         if (key == "step" || !is_floating(t.dtype()) || t.sizes() != p.sizes()) {
-          FABRIC_CHECK(key == "step" || t.dim() == 0, ValueError, "FSDP: ", who, ".load_state_dict: state.", ids[j], ".",
+          FABRIC_CHECK(key == "step" || t.dim() == 0, ValueError, options_.label, ": ", who, ".load_state_dict: state.", ids[j], ".",
                        key, " has shape ", shape_str(t.sizes()), " but the parameter has shape ", shape_str(p.sizes()));
           if (!scalars.count(key)) scalars[key] = t;
           continue;
@@ -405,12 +405,12 @@ void FullyShardedModule::load_optimizer_pieces(
   const char* who = optimizer.name();
   const auto slots = original_slots(optimizer, original_params(optimizer), units_);
   const auto& sd = saved.scalars;
-  FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, "FSDP: ", who, " load: the checkpoint has ",
+  FABRIC_CHECK(sd.param_groups.size() == slots.size(), ValueError, options_.label, ": ", who, " load: the checkpoint has ",
                sd.param_groups.size(), " parameter groups but the optimizer has ", slots.size());
   optim::OptimizerState mine;
   for (size_t gi = 0; gi < slots.size(); ++gi) {
     const auto& ids = sd.param_groups[gi].params;
-    FABRIC_CHECK(ids.size() == slots[gi].size(), ValueError, "FSDP: ", who, " load: parameter group ", gi, " holds ",
+    FABRIC_CHECK(ids.size() == slots[gi].size(), ValueError, options_.label, ": ", who, " load: parameter group ", gi, " holds ",
                  ids.size(), " parameters in the checkpoint but ", slots[gi].size(), " in the optimizer (before sharding)");
     std::map<const Flat*, optim::ParamState> flats;
     for (size_t j = 0; j < ids.size(); ++j) {
@@ -435,7 +435,7 @@ void FullyShardedModule::load_optimizer_pieces(
           dst = zeros({s.flat->shard_numel}, {.dtype = s.flat->dtype, .device = s.flat->shard.device()});
         if (a >= e) continue;
         const Tensor src = read(std::to_string(ids[j]) + "." + key, a - lo, e - a);
-        FABRIC_CHECK(src.defined(), ValueError, "FSDP: ", who, " load: the checkpoint lacks state.", ids[j], ".", key);
+        FABRIC_CHECK(src.defined(), ValueError, options_.label, ": ", who, " load: the checkpoint lacks state.", ids[j], ".", key);
         dst.narrow(0, a - base, e - a).copy_(src.reshape({-1}));
       }
     }

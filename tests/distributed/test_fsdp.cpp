@@ -183,6 +183,18 @@ TEST(FSDP, GradientPredivideFactorIsSpecSection9) {
   EXPECT_EQ(distributed::gradient_predivide_factor(1), 1);
 }
 
+// Errors name the strategy the user chose: ZeRO-3 (deepspeed_stage_3) runs on this machinery.
+TEST(FSDP, ErrorsNameTheLabelOfTheStrategy) {
+  for (const std::string label : {"FSDP", "ZeRO-3"}) {
+    nn::MLP net({.sizes = {4, 3}});
+    distributed::FSDPOptions o;
+    o.label = label;
+    o.state_dict_type = "everything";
+    EXPECT_CONTAINS(thrown<ValueError>([&] { distributed::FullyShardedModule(net, nullptr, nullptr, 1, o); }),
+                    label + ": state_dict_type must be 'sharded' or 'full', got 'everything'");
+  }
+}
+
 TEST(FSDP, FullShardMatchesDataParallel) {
   expect_fsdp_matches_dp(fsdp_options("FULL_SHARD", "32-true", {"Linear"}),
                          {{.model = "mlp", .optimizer = "sgd"}, {.model = "mlp", .optimizer = "adamw"}}, 1e-5);
