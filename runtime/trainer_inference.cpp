@@ -145,6 +145,13 @@ void export_checkpoint(const std::string& checkpoint_dir, const std::string& out
     throw IOError(checkpoint_dir + ": no model.safetensors (not a fabric-train checkpoint)");
   SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");
   std::vector<std::pair<std::string, Tensor>> items(f.tensors.begin(), f.tensors.end());
+  // OUT's folders are made as needed (as fit makes its run directory); one that is a file is an
+  // IOError naming it.
+  const fs::path parent = fs::path(out_file).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent) && !fs::create_directories(parent, ec))
+    throw IOError("export: cannot create the folder '" + parent.string() + "' for " + out_file +
+                  (ec ? ": " + ec.message() : std::string()));
   save_safetensors(out_file, items, {{"format", "pt"}});
 }
 

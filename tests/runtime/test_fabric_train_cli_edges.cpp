@@ -71,6 +71,24 @@ TEST_F(FabricTrainCliEdges, SampleAndExportTakeARunDirectoryOrACheckpointsModelF
   }
 }
 
+// export makes OUT's folders as needed; a folder that is a file is an error of the files (exit 1).
+TEST_F(FabricTrainCliEdges, ExportMakesTheFoldersOfItsOutput) {
+  const fs::path run_dir = fit_text_gpt();
+  const fs::path nested = dir_ / "exports/a/b/weights.safetensors";
+  const Result made = run("export " + run_dir.string() + " " + nested.string());
+  ASSERT_EQ(made.status, 0) << made.output;
+  ASSERT_EQ(run("export " + run_dir.string() + " " + (dir_ / "flat.safetensors").string()).status,
+            0);
+  EXPECT_EQ(slurp(nested), slurp(dir_ / "flat.safetensors"));
+  std::ofstream(dir_ / "a_file") << "x";
+  const Result under_file =
+      run("export " + run_dir.string() + " " + (dir_ / "a_file/w.safetensors").string());
+  EXPECT_EQ(under_file.status, 1) << under_file.output;
+  EXPECT_NE(under_file.output.find("export: cannot create the folder '" + (dir_ / "a_file").string()),
+            std::string::npos)
+      << under_file.output;
+}
+
 // A path that does not exist is a command-line error (exit 2) naming what was expected; one that
 // exists but is no run or checkpoint is an error of the files (exit 1). Nothing is written.
 TEST_F(FabricTrainCliEdges, MissingPathExits2AndAPathOfAnotherKindExits1) {
