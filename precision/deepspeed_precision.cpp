@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -60,9 +61,27 @@ bool get_bool(const Json& v, const std::string& key) {
   return v.get<bool>();
 }
 
-DeepSpeedConfig from_json(const Json& j) {
+// `obj` without its honoured keys whose value is "auto" (at every level), which are listed in
+// `autos`: they read as not given.
+Json without_auto(const Json& obj, const std::string& prefix, std::vector<std::string>& autos) {
+  Json out = Json::object();
+  for (const auto& [key, value] : obj.items()) {
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    const DeepSpeedKeyUse use = deepspeed_key_use(path);
+    if (use == DeepSpeedKeyUse::honoured && value.is_string() && value.get<std::string>() == "auto") {
+      autos.push_back(path);
+    } else {
+      out[key] = use == DeepSpeedKeyUse::block ? without_auto(value, path, autos) : value;
+    }
+  }
+  return out;
+}
+
+DeepSpeedConfig from_json(const Json& given) {
   DeepSpeedConfig c;
-  check_keys(j, "", c.ignored);
+  check_keys(given, "", c.ignored);
+  const Json j = without_auto(given, "", c.auto_keys);
+  c.fp16_enabled_auto = std::find(c.auto_keys.begin(), c.auto_keys.end(), "fp16.enabled") != c.auto_keys.end();
   if (j.contains("zero_optimization")) {
     const Json& z = j["zero_optimization"];
     if (z.contains("stage")) {
@@ -126,7 +145,8 @@ DeepSpeedConfig from_json(const Json& j) {
   FABRIC_CHECK(!(c.fp16 && c.fp16->enabled && c.bf16_enabled.value_or(false)), ValueError,
                "DeepSpeed config: fp16 and bf16 are both enabled; enable at most one");
   // Build the scaler once here so that bad loss-scale values fail at parse time.
-  if (c.fp16 && c.fp16->enabled) (void)make_zero_loss_scaler(*c.fp16);
+  // (An "auto" block is checked as the 16-mixed run that enables it would build it.)
+  if (const auto fp16 = c.fp16_for("16-mixed")) (void)make_zero_loss_scaler(*fp16);
   return c;
 }
 
@@ -207,7 +227,10 @@ std::string DeepSpeedConfig::to_json_text() const {
   if (stage) j["zero_optimization"]["stage"] = *stage;
   if (fp16) {
     Json f = Json::object();
-    f["enabled"] = fp16->enabled;
+    if (fp16_enabled_auto)
+      f["enabled"] = "auto";
+    else
+      f["enabled"] = fp16->enabled;
     if (fp16->loss_scale) f["loss_scale"] = *fp16->loss_scale;
     if (fp16->initial_scale_power) f["initial_scale_power"] = *fp16->initial_scale_power;
     if (fp16->loss_scale_window) f["loss_scale_window"] = *fp16->loss_scale_window;
@@ -232,6 +255,13 @@ std::optional<std::string> DeepSpeedConfig::precision() const {
   if (fp16 && fp16->enabled) return std::string("16-mixed");
   if (bf16_enabled.value_or(false)) return std::string("bf16-mixed");
   return std::nullopt;
+}
+
+std::optional<DeepSpeedFp16Config> DeepSpeedConfig::fp16_for(const std::string& run_precision) const {
+  if (!fp16 || !(fp16->enabled || (fp16_enabled_auto && run_precision == "16-mixed"))) return std::nullopt;
+  DeepSpeedFp16Config b = *fp16;
+  b.enabled = true;
+  return b;
 }
 
 std::optional<bool> DeepSpeedConfig::offload(int at_stage) const {

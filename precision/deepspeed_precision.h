@@ -38,6 +38,13 @@ struct DeepSpeedConfig {
   std::optional<std::string> offload_param_device;
   // The documented keys given that this runtime does not use, as dotted paths (sorted).
   std::vector<std::string> ignored;
+  // Honoured keys given as "auto" (Hugging Face's configs: its Trainer fills them in from its own
+  // arguments). Here the runtime's settings play that part: such a key reads as not given (batch
+  // sizes from the trainer, the stage from the strategy name, no DeepSpeed clipping), except
+  // fp16.enabled "auto", which follows the precision: the fp16 block's loss-scale keys apply when
+  // the run is 16-mixed (fp16_enabled_auto).
+  std::vector<std::string> auto_keys;
+  bool fp16_enabled_auto = false;
 
   // A key DeepSpeed does not document (at any level) is a ValueError naming it, with "did you
   // mean" when it is a typo of one; so are values of the wrong kind, fp16 and bf16 both enabled,
@@ -52,8 +59,13 @@ struct DeepSpeedConfig {
   // The keys that were given, as JSON (from_json_text reads it back to an equal config).
   std::string to_json_text() const;
 
-  // The precision the fp16/bf16 blocks select: "16-mixed", "bf16-mixed", or none (fp32 or no block).
+  // The precision the fp16/bf16 blocks select: "16-mixed", "bf16-mixed", or none (fp32, no block,
+  // or "auto").
   std::optional<std::string> precision() const;
+
+  // The fp16 block that applies to a run at `run_precision`: the block when it is enabled, or when
+  // its enabled is "auto" and the run is 16-mixed (then marked enabled); none otherwise.
+  std::optional<DeepSpeedFp16Config> fp16_for(const std::string& run_precision) const;
 
   // Whether ZeRO at `stage` keeps state in host memory, when the config says (an offload device
   // given): offload_optimizer.device cpu at any stage, offload_param.device cpu at stage 3

@@ -340,7 +340,7 @@ Resolved resolve_connector(ConnectorFlags f) {
     } else if (s == "deepspeed") {
       // As the reference: DeepSpeed -> DeepSpeedPrecision (loss scaling and clipping from the config).
       std::optional<precision::DeepSpeedFp16Config> fp16;
-      if (f.deepspeed && f.deepspeed->fp16 && f.deepspeed->fp16->enabled) fp16 = f.deepspeed->fp16;
+      if (f.deepspeed) fp16 = f.deepspeed->fp16_for(r.precision);
       r.plugin = std::make_shared<precision::DeepSpeedPrecision>(r.precision, dev, fp16,
                                                                  f.deepspeed ? f.deepspeed->gradient_clipping : 0.0);
     } else {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -182,6 +183,49 @@ TEST(DeepSpeedConfigKeys, APathMayNameAJsonOrAYamlFile) {
     EXPECT_EQ(d.ignored, Strings{"zero_optimization.overlap_comm"}) << name;
   }
   std::filesystem::remove_all(dir);
+}
+
+// Hugging Face's configs give "auto" for what its Trainer fills in; here an "auto" honoured key
+// reads as not given, and fp16.enabled "auto" follows the run's precision. Any other string is
+// still a type error.
+TEST(DeepSpeedConfigKeys, AutoValuesReadAsNotGivenAndFp16FollowsThePrecision) {
+  const DeepSpeedConfig d = DeepSpeedConfig::from_json_text(
+      R"({"fp16": {"enabled": "auto", "loss_scale": 0, "initial_scale_power": 12, "loss_scale_window": 500,
+           "hysteresis": 2, "min_loss_scale": 1},
+          "bf16": {"enabled": "auto"},
+          "optimizer": {"type": "AdamW", "params": {"lr": "auto", "weight_decay": "auto"}},
+          "zero_optimization": {"stage": "auto", "offload_optimizer": {"device": "auto"},
+                                "reduce_bucket_size": "auto"},
+          "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "train_batch_size": "auto",
+          "train_micro_batch_size_per_gpu": "auto"})");
+  Strings autos = d.auto_keys;
+  std::sort(autos.begin(), autos.end());
+  EXPECT_EQ(autos, (Strings{"bf16.enabled", "fp16.enabled", "gradient_accumulation_steps", "gradient_clipping",
+                            "train_batch_size", "train_micro_batch_size_per_gpu",
+                            "zero_optimization.offload_optimizer.device", "zero_optimization.stage"}));
+  EXPECT_EQ(d.ignored, (Strings{"optimizer", "zero_optimization.reduce_bucket_size"}));
+  EXPECT_FALSE(d.stage || d.train_batch_size || d.train_micro_batch_size_per_gpu ||
+               d.gradient_accumulation_steps || d.offload_optimizer_device || d.bf16_enabled.value_or(false));
+  EXPECT_EQ(d.gradient_clipping, 0.0);
+  EXPECT_TRUE(d.fp16_enabled_auto);
+  EXPECT_EQ(d.precision(), std::nullopt) << "auto selects no precision";
+  const std::optional<DeepSpeedFp16Config> fp16 = d.fp16_for("16-mixed");
+  ASSERT_TRUE(fp16);
+  EXPECT_TRUE(fp16->enabled);
+  EXPECT_EQ(fp16->initial_scale_power, 12);
+  EXPECT_EQ(fp16->loss_scale_window, 500);
+  EXPECT_FALSE(d.fp16_for("bf16-mixed") || d.fp16_for("32-true"));
+  // The round trip keeps the auto of fp16.enabled.
+  const DeepSpeedConfig back = DeepSpeedConfig::from_json_text(d.to_json_text());
+  EXPECT_TRUE(back.fp16_enabled_auto);
+  EXPECT_EQ(back.fp16_for("16-mixed")->initial_scale_power, 12);
+  // A plain enabled block applies whatever the run's precision (the connector checks the pair).
+  EXPECT_TRUE(DeepSpeedConfig::from_json_text(R"({"fp16": {"enabled": true}})").fp16_for("32-true"));
+  for (const char* bad : {R"({"train_batch_size": "Auto"})", R"({"fp16": {"enabled": "yes"}})",
+                          R"({"gradient_clipping": "automatic"})"})
+    EXPECT_THROW(DeepSpeedConfig::from_json_text(bad), ValueError) << bad;
+  // Bad loss-scale values under an auto block still fail at parse time.
+  EXPECT_THROW(DeepSpeedConfig::from_json_text(R"({"fp16": {"enabled": "auto", "hysteresis": 0}})"), ValueError);
 }
 
 }  // namespace

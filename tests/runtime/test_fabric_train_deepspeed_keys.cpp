@@ -65,6 +65,22 @@ TEST(DeepSpeedConfigConnector, OffloadBatchRuleAndIgnoredKeys) {
   }
 }
 
+// fp16.enabled "auto" follows the run's precision: under 16-mixed the block's loss-scale keys
+// apply, under any other precision the block does nothing.
+TEST(DeepSpeedConfigConnector, AutoFp16BlockFollowsThePrecision) {
+  for (const std::string precision : {"16-mixed", "bf16-mixed", ""}) {
+    ConnectorFlags flags{.accelerator = "cpu", .strategy = "deepspeed", .devices = 1};
+    flags.precision = precision;
+    flags.deepspeed = precision::DeepSpeedConfig::from_json_text(
+        R"({"fp16": {"enabled": "auto", "initial_scale_power": 12}, "train_micro_batch_size_per_gpu": "auto"})");
+    const Resolved r = resolve_connector(flags);
+    EXPECT_EQ(r.precision, precision.empty() ? "32-true" : precision);
+    const auto* ds = dynamic_cast<const precision::DeepSpeedPrecision*>(r.plugin.get());
+    ASSERT_NE(ds, nullptr) << precision;
+    EXPECT_EQ(ds->loss_scaler().cur_scale(), precision == "16-mixed" ? 4096.0 : 1.0) << precision;
+  }
+}
+
 // A config of the test's own: the contract's MLP under `strategy` on 2 cpu processes, `trainer`
 // extra keys, and the `deepspeed` section's text (after "deepspeed:").
 std::string write_ds(const fs::path& dir, const std::string& name, const std::string& deepspeed,
@@ -167,6 +183,14 @@ TEST_F(FabricTrain, DeepSpeedSectionsOfRealConfigsValidate) {
        "seed: 0",
        0,
        {"batch_size: 8", "accumulate_grad_batches: 4"}},
+      // Hugging Face's "auto" values: taken from the trainer and the strategy; fp16 follows
+      // fabric.precision (32-true here, so no loss scaling).
+      {"hf_auto.yaml",
+       "\n  fp16: {enabled: auto, initial_scale_power: 12}\n  train_micro_batch_size_per_gpu: auto\n"
+       "  gradient_accumulation_steps: auto\n  gradient_clipping: auto\n  zero_optimization: {stage: auto}",
+       "batch_size: 16",
+       0,
+       {"batch_size: 16", "precision: 32-true", "enabled: auto", "strategy: deepspeed"}},
       {"offload.yaml",
        "\n  zero_optimization: {stage: 2, offload_optimizer: {device: cpu, pin_memory: true}}",
        "batch_size: 16",
