@@ -417,6 +417,9 @@ void blas_matmul(int device, const Problem& p) {
   const void* beta = f64 ? static_cast<const void*>(&beta64) : &beta32;
   std::lock_guard<std::mutex> lock(ctx.blas_mu);
   FABRIC_CUBLAS_CHECK(cublasSetStream_v2(ctx.blas, compute_stream(device)));
+  // cublasSetStream resets the handle to cuBLAS's own default workspace pool: set ours again.
+  FABRIC_CUBLAS_CHECK(
+      cublasSetWorkspace_v2(ctx.blas, ctx.workspace, static_cast<size_t>(kGemmWorkspaceBytes)));
   const cublasStatus_t st = cublasGemmStridedBatchedEx_64(
       ctx.blas, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.N,
       g.M, g.K, alpha, g.B, cuda_type(g.b_dtype), g.ldb, g.stride_b, g.A, cuda_type(g.a_dtype),
