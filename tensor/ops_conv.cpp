@@ -1,5 +1,6 @@
 // Convolution and pooling ops (NCHW, PyTorch's semantics and argument checks) and their gradient
 // helpers for autograd. Kernels see contiguous tensors and a geometry struct (conv_kernels.h).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ Conv2dDesc conv_desc(const Tensor& x4, const Tensor& w, const Conv2dAttrs& a,
   d.dil_w = a.dilation[1];
   d.groups = a.groups;
   d.dtype = x4.dtype();
+  // As PyTorch: an empty batch passes, an empty image does not (padding would otherwise make an
+  // output out of no pixels).
+  FABRIC_CHECK(d.H > 0 && d.W > 0, ShapeError, op,
+               ": only zero batch or zero channel inputs are supported, got input ",
+               shape_str(x_orig.sizes()));
   FABRIC_CHECK(d.stride_h > 0 && d.stride_w > 0, ValueError, op, ": stride must be positive, got ",
                shape_str(a.stride));
   FABRIC_CHECK(d.pad_h >= 0 && d.pad_w >= 0, ValueError, op, ": padding must be non-negative, got ",
@@ -118,6 +124,11 @@ PoolSetup pool_setup(const char* op, const Shape& shape, DType dtype,
   FABRIC_CHECK(nd == 3 || nd == 4, ShapeError, op,
                ": expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got ", shape_str(shape), " ",
                dtype_name(dtype));
+  // As PyTorch: every size but a 4-D input's batch must be non-zero.
+  FABRIC_CHECK(std::all_of(shape.begin() + (nd == 4 ? 1 : 0), shape.end(), [](int64_t n) { return n > 0; }),
+               ShapeError, op,
+               ": expected a 3-D or 4-D (batch mode) input with non-zero sizes but an optional zero batch, "
+               "got ", shape_str(shape));
   PoolSetup s;
   s.attrs.kernel = pair_arg(op, "kernel_size", kernel);
   s.attrs.stride = stride.empty() ? s.attrs.kernel : pair_arg(op, "stride", stride);

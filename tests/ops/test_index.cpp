@@ -246,6 +246,19 @@ TEST(ConvOps, Errors) {
         max_pool2d(zeros({1, 1, 4, 4}, {.dtype = DType::int64}), {2});
       },
       {"max_pool2d", "int64"});
+  // As PyTorch: an empty batch is fine, an empty image is an error even where padding would make
+  // an output of it.
+  EXPECT_EQ(conv2d(zeros({0, 1, 3, 4}), zeros({2, 1, 1, 1}), Tensor(), {1}, {1}).sizes(),
+            (Shape{0, 2, 5, 6}));
+  EXPECT_EQ(max_pool2d(zeros({0, 1, 3, 4}), {2}, {}, {1}).sizes(), (Shape{0, 1, 2, 3}));
+  expect_error<ShapeError>([&] { conv2d(zeros({1, 1, 0, 4}), zeros({2, 1, 1, 1}), Tensor(), {1}, {1}); },
+                           {"conv2d", "zero batch", "(1, 1, 0, 4)"});
+  expect_error<ShapeError>([&] { conv2d(zeros({1, 3, 0}), zeros({2, 1, 1, 1}), Tensor(), {1}, {1}); },
+                           {"conv2d", "(1, 3, 0)"});
+  for (const Shape& shape : {Shape{1, 1, 0, 4}, Shape{1, 0, 3, 4}, Shape{0, 3, 4}, Shape{2, 0, 4}}) {
+    expect_error<ShapeError>([&] { max_pool2d(zeros(shape), {2}, {}, {1}); }, {"max_pool2d", shape_str(shape)});
+    expect_error<ShapeError>([&] { avg_pool2d(zeros(shape), {2}, {}, {1}); }, {"avg_pool2d", shape_str(shape)});
+  }
 }
 
 // ---- semantics --------------------------------------------------------------------------------
