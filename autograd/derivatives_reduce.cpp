@@ -2,6 +2,7 @@
 // re-expanded over the reduced dims; the fused ones call the op layer's backward helpers.
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "autograd/derivatives.h"
 #include "autograd/saved.h"
@@ -40,12 +41,20 @@ FABRIC_DERIVATIVE(mean) {
   return [a, n](const Grads& g) { return Grads{div(unreduce(g[0], a.dims, a.keepdim), n).expand(a.input_shape)}; };
 }
 
-// amax/amin: the gradient is shared evenly among the elements equal to the extreme.
+// amax/amin: the gradient is shared evenly among the elements equal to the extreme. max()/min()
+// over everything record as amax/amin under torch's MaxBackward1/MinBackward1, whose rule
+// (evenly_distribute_backward) also counts NaN as equal to a NaN result: the NaNs share the
+// gradient. amax/amin keep torch's plain equality there, which makes every gradient NaN.
 FunctionNode::Backward extreme_rule(const OpRecord& rec) {
   ReduceAttrs a = attrs_of<ReduceAttrs>(rec);
   Tensor x = saved(rec.inputs[0]), out = saved(rec.outputs[0]);
-  return [a, x, out](const Grads& g) {
-    Tensor hit = eq(x, unreduce(out, a.dims, a.keepdim)).to(g[0].dtype());
+  const std::string_view node = rec.node_name ? rec.node_name : "";
+  const bool nan_is_a_tie = node == "MaxBackward1" || node == "MinBackward1";
+  return [a, x, out, nan_is_a_tie](const Grads& g) {
+    Tensor extreme = unreduce(out, a.dims, a.keepdim);
+    Tensor hit = eq(x, extreme);
+    if (nan_is_a_tie) hit = logical_or(hit, logical_and(ne(x, x), ne(extreme, extreme)));
+    hit = hit.to(g[0].dtype());
     Tensor count = sum(hit, a.dims, true);
     return Grads{div(mul(hit, unreduce(g[0], a.dims, a.keepdim)), count)};
   };
@@ -99,8 +108,10 @@ FABRIC_DERIVATIVE(norm) {
     }
     Tensor safe = where(eq(nk, 0.0), ones_like(nk), nk);
     if (a.p == 2.0) return Grads{where(eq(nk, 0.0), zeros_like(x), mul(x, div(gk, safe)))};
-    // x |x|^(p-2) / ||x||^(p-1)
+    // x |x|^(p-2) / ||x||^(p-1); for p < 1, |x|^(p-1) is infinite at x = 0, where torch's
+    // norm_backward takes the gradient as 0 (not sign(0) * inf = NaN).
     Tensor num = mul(sign, pow(abs(x), a.p - 1.0));
+    if (a.p < 1.0) num = where(eq(x, 0.0), zeros_like(num), num);
     return Grads{where(eq(nk, 0.0), zeros_like(x), mul(num, div(gk, pow(safe, a.p - 1.0))))};
   };
 }
@@ -183,7 +194,8 @@ FABRIC_DERIVATIVE(nll_loss) {
       w = mul(w, unbatched ? g[0].reshape({1}) : g[0]);
     } else {
       w = mul(w, g[0]);
-      if (a.reduction == "mean") w = div(w, sum(valid.to(lp.dtype())));
+      // Every target ignored: the mean is 0/0 = NaN, but torch writes no gradient (0), not NaN.
+      if (a.reduction == "mean") w = div(w, clamp(sum(valid.to(lp.dtype())), 1.0, std::nullopt));
     }
     Shape full = unbatched ? Shape{1, lp.size(0)} : lp.sizes();
     Tensor grad = scatter_add(zeros(full, {.dtype = lp.dtype(), .device = lp.device()}), 1, safe_t.unsqueeze(1),

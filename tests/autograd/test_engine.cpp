@@ -3,6 +3,7 @@
 // rules at their special points and the names of the nodes.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -201,6 +202,79 @@ TEST(Autograd, MaximumMinimumGiveBothInputsTheGradientAtNaN) {
     sum(c.op(a, b)).backward();
     EXPECT_EQ(a.grad().to_vector<double>(), c.ga) << c.what;
     EXPECT_EQ(b.grad().to_vector<double>(), c.gb) << c.what;
+  }
+}
+
+// torch 1.13, the gradient of sum(op(x)) where the rule meets a NaN, a zero or an empty mean:
+// max()/min() share it among the NaNs when the result is NaN (evenly_distribute_backward), amax
+// does not (every gradient is NaN); a norm of order p < 1 gives 0 at zero elements (not
+// 0 * inf); nll_loss with every target ignored gives 0 (its mean is NaN, its gradient is not).
+TEST(Autograd, DerivativesAtNaNZeroAndEmptyMeanMatchTorch) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor ignored = from_vector<int64_t>({-100, -100}, {2});
+  const Tensor ignored_unbatched = scalar_tensor(int64_t{-100}, {.dtype = DType::int64});
+  const struct {
+    const char* what;
+    std::function<Tensor(const Tensor&)> op;
+    std::vector<double> x;
+    Shape shape;
+    std::vector<double> want;
+  } cases[] = {
+      {"max() over NaNs",
+       [](const Tensor& x) { return max(x); },
+       {1, nan, 3, nan},
+       {4},
+       {0, 0.5, 0, 0.5}},
+      {"min() over NaNs",
+       [](const Tensor& x) { return min(x); },
+       {1, nan, 3, nan},
+       {4},
+       {0, 0.5, 0, 0.5}},
+      {"max() one NaN", [](const Tensor& x) { return max(x); }, {nan, 2}, {2}, {1, 0}},
+      {"amax over NaNs",
+       [](const Tensor& x) { return amax(x); },
+       {1, nan, 3, nan},
+       {4},
+       {nan, nan, nan, nan}},
+      {"max() ties", [](const Tensor& x) { return max(x); }, {1, 3, 3, 2}, {4}, {0, 0.5, 0.5, 0}},
+      {"norm(0.5) with zeros",
+       [](const Tensor& x) { return norm(x, 0.5); },
+       {0, 1, 4},
+       {3},
+       {0, 3, 1.5}},
+      {"norm(0.5, dim 1) zero row",
+       [](const Tensor& x) { return norm(x, 0.5, {1}); },
+       {0, 0, 0, 1},
+       {2, 2},
+       {0, 0, 0, 1}},
+      {"norm(-1) with a zero",
+       [](const Tensor& x) { return norm(x, -1); },
+       {0, 1, 4},
+       {3},
+       {0, 0, 0}},
+      {"nll_loss all ignored",
+       [&](const Tensor& x) { return nll_loss(x, ignored); },
+       {1, 2, 3, 4},
+       {2, 2},
+       {0, 0, 0, 0}},
+      {"nll_loss unbatched ignored",
+       [&](const Tensor& x) { return nll_loss(x, ignored_unbatched); },
+       {1, 2},
+       {2},
+       {0, 0}},
+  };
+  for (const auto& c : cases) {
+    Tensor x = leaf(c.x, c.shape);
+    sum(c.op(x)).backward();
+    const std::vector<double> g = x.grad().to_vector<double>();
+    ASSERT_EQ(g.size(), c.want.size()) << c.what;
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (std::isnan(c.want[i])) {
+        EXPECT_TRUE(std::isnan(g[i])) << c.what << " [" << i << "] = " << g[i];
+      } else {
+        EXPECT_EQ(g[i], c.want[i]) << c.what << " [" << i << "]";
+      }
+    }
   }
 }
 
