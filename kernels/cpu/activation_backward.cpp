@@ -29,7 +29,7 @@ double derivative(ActGrad k, double s) {
     }
     case ActGrad::sigmoid: return s * (1.0 - s);
     case ActGrad::tanh: return 1.0 - s * s;
-    case ActGrad::relu: return s > 0 ? 1.0 : 0.0;
+    case ActGrad::relu: return s <= 0 ? 0.0 : 1.0;  // NaN passes the gradient, as torch's threshold_backward
   }
   return 0;
 }
@@ -59,7 +59,8 @@ inline __m512 derivative_ps(ActGrad k, __m512 s) {
     case ActGrad::sigmoid: return _mm512_mul_ps(s, _mm512_sub_ps(splat(1.0f), s));
     case ActGrad::tanh: return _mm512_fnmadd_ps(s, s, splat(1.0f));
     case ActGrad::relu:
-      return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_GT_OQ), splat(1.0f));
+      // Not (s <= 0), unordered true: NaN passes the gradient, as torch's threshold_backward.
+      return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NLE_UQ), splat(1.0f));
   }
   return s;
 }

@@ -35,7 +35,7 @@ __device__ __forceinline__ float derivative_f32(ActGrad k, float s) {
     case ActGrad::tanh:
       return fmaf(-s, s, 1.0f);
     case ActGrad::relu:
-      return s > 0.0f ? 1.0f : 0.0f;
+      return s <= 0.0f ? 0.0f : 1.0f;  // NaN passes the gradient, as torch's threshold_backward
   }
   return s;
 }
@@ -62,7 +62,7 @@ __device__ __forceinline__ double derivative_f64(ActGrad k, double s) {
     case ActGrad::tanh:
       return 1.0 - s * s;
     case ActGrad::relu:
-      return s > 0 ? 1.0 : 0.0;
+      return s <= 0 ? 0.0 : 1.0;
   }
   return 0;
 }

@@ -262,6 +262,13 @@ TEST(Autograd, DerivativesAtNaNZeroAndEmptyMeanMatchTorch) {
        {1, 2},
        {2},
        {0, 0}},
+      // threshold_backward: grad where !(relu(x) <= 0), so NaN passes it. float32 too (16 lanes).
+      {"relu at NaN", [](const Tensor& x) { return relu(x); }, {nan, -1, 0, 2}, {4}, {1, 0, 0, 1}},
+      {"relu at NaN, float32",
+       [](const Tensor& x) { return relu(x.to(DType::float32)); },
+       {nan, -1, 0, 2, nan, -1, 0, 2, nan, -1, 0, 2, nan, -1, 0, 2, nan},
+       {17},
+       {1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1}},
   };
   for (const auto& c : cases) {
     Tensor x = leaf(c.x, c.shape);
