@@ -6,6 +6,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
+#include "distributed/collective_staging.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
 
@@ -135,12 +136,13 @@ void GradientReducer::finalize() {
 
   Tensor used;
   if (options_.find_unused_parameters) {
-    // Whether any rank used each parameter (a parameter no rank used keeps an undefined .grad).
+    // Whether any rank used each parameter (a parameter no rank used keeps an undefined .grad):
+    // host flags, staged through the group's device under NCCL.
     used = zeros({static_cast<int64_t>(params_.size())}, {.dtype = DType::int32});
     auto* u = used.data<int32_t>();
     for (size_t i = 0; i < params_.size(); ++i) u[i] = 1;
     for (int64_t i : unused) u[i] = 0;
-    pg_->all_reduce(used, ReduceOp::max)->wait();
+    staged_all_reduce(*pg_, used, ReduceOp::max);
   }
   std::exception_ptr error;
   for (Bucket& b : buckets_) {
@@ -199,7 +201,8 @@ void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
       flat.narrow(0, off, t.numel()).copy_(t.reshape({-1}));
       off += t.numel();
     }
-    pg.broadcast(flat, root)->wait();
+    // A module may hold tensors off the group's device (a buffer left on the host): staged.
+    staged_broadcast(pg, flat, root);
     off = 0;
     for (const Tensor& t : tensors) {
       Tensor dst = t;

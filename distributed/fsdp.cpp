@@ -17,6 +17,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
+#include "distributed/collective_staging.h"
 #include "distributed/fsdp_detail.h"
 #include "tensor/copy_kernels.h"
 #include "tensor/error.h"
@@ -225,8 +226,9 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
     for (auto& f : u.flats) {
       Tensor whole = f->shard;
       if (shard_size_ > 1) {
+        // The shard is on the host under cpu_offload: staged through the group's device.
         whole = empty({f->padded}, {.dtype = f->dtype, .device = f->shard.device()});
-        shard_pg_->all_gather(whole, f->shard)->wait();
+        staged_all_gather(*shard_pg_, whole, f->shard);
       }
       for (size_t i = 0; i < f->params.size(); ++i) {
         const auto it = std::find_if(u.params.begin(), u.params.end(),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "distributed/collective_staging.h"
 #include "distributed/fsdp.h"
 #include "distributed/fsdp_detail.h"
 #include "tensor/error.h"
@@ -69,12 +70,12 @@ std::vector<Call> CallLog::first_disagreement(ProcessGroup& group, const Device&
   mine.insert(mine.end(), {Call::none, -1, -1, 0});
   Tensor count = from_vector<int64_t>({static_cast<int64_t>(mine.size())}).to(device);
   Tensor counts = empty({size}, {.dtype = DType::int64, .device = device});
-  group.all_gather(counts, count)->wait();
+  staged_all_gather(group, counts, count);
   const std::vector<int64_t> n = counts.to(Device::cpu()).to_vector<int64_t>();
   int64_t total = 0;
   for (int64_t c : n) total += c;
   Tensor all = empty({total}, {.dtype = DType::int64, .device = device});
-  group.all_gather_v(all, from_vector<int64_t>(mine).to(device), n)->wait();
+  staged_all_gather_v(group, all, from_vector<int64_t>(mine).to(device), n);
   const std::vector<int64_t> v = all.to(Device::cpu()).to_vector<int64_t>();
   std::vector<std::vector<Call>> logs(static_cast<size_t>(size));
   for (int r = 0, at = 0; r < size; at += static_cast<int>(n[size_t(r)]), ++r)
@@ -176,8 +177,10 @@ std::vector<int64_t> FullyShardedModule::compare_calls(std::vector<int64_t> extr
   }
   std::vector<int64_t> fields = calls_.fingerprint();
   fields.insert(fields.end(), extra.begin(), extra.end());
+  // `device` is the flat parameters' (the group's); a module without any leaves it on the host,
+  // which the staging takes to the group's device.
   Tensor t = from_vector<int64_t>(fields).to(device);
-  group->all_reduce(t, ReduceOp::max)->wait();
+  staged_all_reduce(*group, t, ReduceOp::max);
   const std::vector<int64_t> reduced = t.to(Device::cpu()).to_vector<int64_t>();
   if (!fsdp_detail::CallLog::agrees(reduced.data())) {
     const std::vector<Call> calls = calls_.first_disagreement(*group, device);

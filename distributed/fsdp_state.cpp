@@ -5,6 +5,7 @@
 #include <map>
 
 #include "autograd/grad_mode.h"
+#include "distributed/collective_staging.h"
 #include "distributed/fsdp.h"
 #include "distributed/fsdp_detail.h"
 #include "tensor/error.h"
@@ -66,8 +67,9 @@ nn::StateDict FullyShardedModule::full_state_dict() {
     for (auto& f : u->flats) {
       Tensor whole = f->shard.detach();
       if (shard_size_ > 1) {
+        // On the host under cpu_offload: staged through the group's device.
         whole = empty({f->padded}, {.dtype = f->dtype, .device = f->shard.device()});
-        shard_pg_->all_gather(whole, f->shard.detach().contiguous())->wait();
+        staged_all_gather(*shard_pg_, whole, f->shard.detach());
       }
       for (size_t i = 0; i < f->params.size(); ++i)
         values[f->params[i].impl()] =
@@ -276,8 +278,9 @@ optim::OptimizerState FullyShardedModule::full_optimizer_state(const optim::Opti
       auto& w = whole[f.get()];
       for (const auto& [key, t] : it->second) {
         if (shard_size_ > 1 && is_element_state(key, t, f->shard_numel)) {
+          // The state lives beside its shard: on the host under cpu_offload (staged).
           Tensor g = empty({f->padded}, {.dtype = t.dtype(), .device = t.device()});
-          shard_pg_->all_gather(g, t.contiguous())->wait();
+          staged_all_gather(*shard_pg_, g, t);
           w[key] = {g, true};
         } else {
           w[key] = {t, is_element_state(key, t, f->shard_numel)};

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -98,6 +99,7 @@ class GlooProcessGroup : public ProcessGroup,
   int size() const override { return size_; }
   std::string backend() const override { return "gloo"; }
   milliseconds timeout() const override { return timeout_; }
+  std::optional<Device> device() const override { return Device::cpu(); }
 
   WorkPtr all_reduce(Tensor& tensor, ReduceOp op) override;
   WorkPtr reduce_scatter(Tensor& output, const Tensor& input, ReduceOp op) override;

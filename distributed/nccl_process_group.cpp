@@ -83,6 +83,7 @@ class NcclProcessGroup : public ProcessGroup {
   int size() const override { return state_->size(); }
   std::string backend() const override { return "nccl"; }
   milliseconds timeout() const override { return state_->timeout(); }
+  std::optional<Device> device() const override { return Device::cuda(state_->device()); }
 
   WorkPtr all_reduce(Tensor& tensor, ReduceOp op) override;
   WorkPtr reduce_scatter(Tensor& output, const Tensor& input, ReduceOp op) override;
@@ -145,6 +146,9 @@ ncclDataType_t NcclProcessGroup::data_type(DType dtype, const char* op) const {
       return ncclInt8;
     case DType::uint8:
       return ncclUint8;
+    case DType::bool_:
+      // One byte 0/1, as PyTorch maps it: moved as uint8 (reductions: reduce_type).
+      return ncclUint8;
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 24, 0)
     case DType::float8_e4m3fn:
       return ncclFloat8e4m3;
@@ -163,7 +167,8 @@ ncclDataType_t NcclProcessGroup::data_type(DType dtype, const char* op) const {
   throw DTypeError(
       "nccl " + std::string(op) + " (" + where() + "): NCCL does not take " +
       std::string(dtype_name(dtype)) +
-      " tensors; expected float64, float32, float16, bfloat16, int64, int32, int8 or uint8" + fp8);
+      " tensors; expected float64, float32, float16, bfloat16, int64, int32, int8, uint8 or bool" +
+      fp8);
 }
 
 ncclDataType_t NcclProcessGroup::reduce_type(DType dtype, ReduceOp rop, const char* op) const {
@@ -173,6 +178,11 @@ ncclDataType_t NcclProcessGroup::reduce_type(DType dtype, ReduceOp rop, const ch
       rop != ReduceOp::avg || is_floating(dtype), DTypeError, "nccl ", op, " (", where(),
       "): ReduceOp avg needs a floating tensor (float64, float32, float16, bfloat16), got ",
       dtype_name(dtype), "; use sum and divide");
+  // As the Gloo group too: uint8 max/min of 0/1 bytes is logical or/and; a sum or product would
+  // leave values other than 0/1 in a bool.
+  FABRIC_CHECK(dtype != DType::bool_ || rop == ReduceOp::max || rop == ReduceOp::min, DTypeError,
+               "nccl ", op, " (", where(), "): cannot reduce a bool tensor with ReduceOp ",
+               to_string(rop), "; bool reduces with max or min only (as on Gloo)");
   FABRIC_CHECK(!is_fp8(dtype) || state_->fp8_reductions(), DTypeError, "nccl ", op, " (", where(),
                "): NCCL reduces ", dtype_name(dtype),
                " only on compute capability 9.0 or newer; cuda:", state_->device(),

@@ -17,8 +17,10 @@ struct NcclOptions {
 
 // Connects `size` ranks through `store` (rank 0 publishes the NCCL unique id; blocks until every
 // rank has joined, or TimeoutError). This rank runs on CUDA device `device` and takes contiguous
-// cuda:<device> tensors: float64/32/16, bfloat16, int64/32/8, uint8, and fp8 when built with
-// NCCL 2.24 or newer (fp8 reductions need compute capability 9.0).
+// cuda:<device> tensors: float64/32/16, bfloat16, int64/32/8, uint8, bool (moved as uint8; reduced
+// with max or min only, as on Gloo), and fp8 when built with NCCL 2.24 or newer (fp8 reductions
+// need compute capability 9.0). CPU tensors are refused (DeviceError): collective_staging.h moves
+// them. device() is cuda:<device>.
 // An op is queued on the group's own stream after the work already issued on the device's
 // default stream; the call returns once NCCL has enqueued it (NCCL sets up connections on the
 // first op of a kind, which waits for the peers, bounded by the timeout). Work::wait() blocks

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,13 @@ class ProcessGroup {
   virtual std::string backend() const = 0;  // "gloo" | "nccl"
   virtual std::chrono::milliseconds timeout() const = 0;
 
-  // Tensors must be contiguous and on the backend's device; the ops keep them alive until done.
+  // The device every tensor handed to this group must be on: cpu (Gloo), cuda:N (NCCL), or
+  // nullopt for a group that takes any device (the single-process group, which only copies). A
+  // caller whose tensors may live elsewhere (host-side shapes, flags, counts) goes through
+  // collective_staging.h instead of moving them itself.
+  virtual std::optional<Device> device() const = 0;
+
+  // Tensors must be contiguous and on device(); the ops keep them alive until done.
   // In place.
   virtual WorkPtr all_reduce(Tensor& tensor, ReduceOp op = ReduceOp::sum) = 0;
   // input holds size() equal chunks in rank order; output (numel = input.numel() / size()) receives

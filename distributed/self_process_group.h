@@ -17,6 +17,8 @@ class SelfProcessGroup : public ProcessGroup {
   // Nothing ever waits on a peer; a finite value all the same, so that a caller's now() + timeout()
   // cannot overflow.
   std::chrono::milliseconds timeout() const override { return std::chrono::hours(24); }
+  // Its collectives are local copies (or nothing), on whatever device the tensors are.
+  std::optional<Device> device() const override { return std::nullopt; }
 
   // Nothing to combine: the tensor is the result (avg over one rank is the value itself).
   WorkPtr all_reduce(Tensor& tensor, ReduceOp op = ReduceOp::sum) override;

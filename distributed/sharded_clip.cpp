@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "distributed/collective_staging.h"
 #include "optim/clip_grad.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -39,8 +40,9 @@ Tensor clip_sharded_grad_norm(optim::Optimizer& optimizer, const std::function<b
     acc = inf ? std::max(acc, n) : acc + std::pow(n, norm_type);
   }
   if (group) {
+    // A host scalar (the norm terms were summed in double here): staged under NCCL.
     Tensor reduced = scalar_tensor(sharded, {.dtype = DType::float64});
-    group->all_reduce(reduced, inf ? ReduceOp::max : ReduceOp::sum)->wait();
+    staged_all_reduce(*group, reduced, inf ? ReduceOp::max : ReduceOp::sum);
     sharded = reduced.item<double>();
   }
   const double total_p = inf ? std::max(sharded, replicated) : sharded + replicated;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "autograd/grad_mode.h"
+#include "distributed/collective_staging.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/launcher.h"
 #include "distributed/nccl_process_group.h"
@@ -151,10 +152,10 @@ Tensor Strategy::all_reduce(const Tensor& t, ReduceOp op) const {
   if (!pg_) return op == ReduceOp::avg && !is_floating(buf.dtype()) ? buf.to(DType::float32) : buf;
   if (op == ReduceOp::avg && !is_floating(buf.dtype())) {
     // Gloo has no integer average: sum, then divide in float32 (what the reference does on gloo).
-    pg_->all_reduce(buf, ReduceOp::sum)->wait();
+    staged_all_reduce(*pg_, buf, ReduceOp::sum);
     return buf.to(DType::float32) * (1.0 / double(world_size()));
   }
-  pg_->all_reduce(buf, op)->wait();
+  staged_all_reduce(*pg_, buf, op);
   return buf;
 }
 
@@ -163,7 +164,7 @@ std::vector<std::pair<int64_t, Shape>> Strategy::gather_shapes(const Tensor& t, 
   FABRIC_CHECK(t.dim() <= kMaxDims, ValueError, op, ": tensors of more than ", kMaxDims, " dims are not supported");
   const Tensor meta = shape_record(t);
   Tensor all = empty({world_size() * kRecordLength}, {.dtype = DType::int64});
-  pg_->all_gather(all, meta)->wait();
+  staged_all_gather(*pg_, all, meta);
   std::vector<std::pair<int64_t, Shape>> out;
   for (int r = 0; r < world_size(); ++r) {
     const int64_t* a = all.data<int64_t>() + r * kRecordLength;
@@ -184,9 +185,10 @@ Tensor Strategy::all_gather(const Tensor& t) const {
     FABRIC_CHECK(shapes[size_t(r)].second == t.sizes(), ShapeError, "all_gather: rank ", r, " has shape ",
                  shape_str(shapes[size_t(r)].second), " but rank ", global_rank(), " has ", shape_str(t.sizes()),
                  "; shapes must agree (all_gather_uneven takes different dim-0 sizes)");
-  Tensor out = empty(with_leading(world_size(), t.sizes()), {.dtype = t.dtype()});
+  Tensor out =
+      empty(with_leading(world_size(), t.sizes()), {.dtype = t.dtype(), .device = t.device()});
   Tensor flat = out.view({-1});
-  pg_->all_gather(flat, in.reshape({-1}))->wait();
+  staged_all_gather(*pg_, flat, in.reshape({-1}));
   return out;
 }
 
@@ -208,9 +210,9 @@ Tensor Strategy::all_gather_uneven(const Tensor& t) const {
     counts.push_back(numel_of(s));
     rows += s[0];
   }
-  Tensor out = empty(with_leading(rows, rest), {.dtype = t.dtype()});
+  Tensor out = empty(with_leading(rows, rest), {.dtype = t.dtype(), .device = t.device()});
   Tensor flat = out.view({-1});
-  pg_->all_gather_v(flat, in.reshape({-1}), counts)->wait();
+  staged_all_gather_v(*pg_, flat, in.reshape({-1}), counts);
   return out;
 }
 
@@ -224,25 +226,24 @@ Tensor Strategy::broadcast(const Tensor& t, int src) const {
   // buffer of src's kind instead of reinterpreting src's bytes in their own placeholder (or
   // overrunning a smaller one: Gloo aborts the process on a size mismatch).
   const bool sending = global_rank() == src;
-  Tensor meta = shape_record(t).to(t.device());
-  pg_->broadcast(meta, src)->wait();
-  meta = meta.to(Device::cpu());
+  Tensor meta = shape_record(t);
+  staged_broadcast(*pg_, meta, src);
   const int64_t* m = meta.data<int64_t>();
   FABRIC_CHECK(m[1] <= kMaxDims, ValueError, "broadcast: rank ", src, "'s tensor has ", m[1], " dims; at most ",
                kMaxDims, " are supported");
   Tensor buf = sending ? t.contiguous().clone()
                        : empty(Shape(m + 2, m + 2 + m[1]), {.dtype = DType(m[0]), .device = t.device()});
-  if (buf.numel() > 0) pg_->broadcast(buf, src)->wait();
+  if (buf.numel() > 0) staged_broadcast(*pg_, buf, src);
   return buf;
 }
 
 Bytes Strategy::broadcast(const Bytes& bytes, int src) const {
   if (!pg_) return bytes;
   Tensor n = from_vector<int64_t>({int64_t(bytes.size())});
-  pg_->broadcast(n, src)->wait();
+  staged_broadcast(*pg_, n, src);
   Tensor buf = empty({n.data<int64_t>()[0]}, {.dtype = DType::uint8});
   if (global_rank() == src && !bytes.empty()) std::copy(bytes.begin(), bytes.end(), buf.data<uint8_t>());
-  if (buf.numel() > 0) pg_->broadcast(buf, src)->wait();
+  if (buf.numel() > 0) staged_broadcast(*pg_, buf, src);
   return Bytes(buf.data<uint8_t>(), buf.data<uint8_t>() + buf.numel());
 }
 

@@ -135,6 +135,8 @@ class Strategy {
   }
 
   // ---- collectives (identity on one process) -----------------------------------------------------
+  // `t` may be on any device: what the process group does not take (a CPU tensor under NCCL) goes
+  // through its device (collective_staging.h), and results are on t's device.
   // Returns the reduced tensor (a new one; `t` is not modified). "avg" of an integer tensor is the
   // sum divided by the world size, as float32.
   Tensor all_reduce(const Tensor& t, ReduceOp op) const;

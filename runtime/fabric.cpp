@@ -9,6 +9,7 @@
 #include "autograd/grad_mode.h"
 #include "nn/module.h"
 #include "optim/clip_grad.h"
+#include "distributed/collective_staging.h"
 #include "distributed/fsdp_strategy.h"
 #include "distributed/zero.h"
 #include "precision/deepspeed_precision.h"
@@ -93,7 +94,9 @@ void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
     // address, for as long as this Fabric lives.
     if (precision::GradScaler* scaler = p->scaler()) {
       scaler->set_found_inf_reducer([&fsdp](Tensor& found) {
-        if (const auto& pg = fsdp.process_group()) pg->all_reduce(found, distributed::ReduceOp::max)->wait();
+        // On the host when the shards are (cpu_offload): staged through the group's device.
+        if (const auto& pg = fsdp.process_group())
+          distributed::staged_all_reduce(*pg, found, distributed::ReduceOp::max);
       });
     }
     return;
@@ -372,22 +375,31 @@ Fabric::NoBackwardSync::~NoBackwardSync() {
 }
 
 // Reductions the precision plugin needs across ranks: the loss scaler's found_inf (every rank
-// skips the step together) and the FP8 amaxes (one scale for all ranks).
+// skips the step together) and the FP8 amaxes (one scale for all ranks). The plugins build these
+// on the host (DeepSpeed's overflow flag, the FP8 amax row) or on the gradients' device: staged
+// through the group's device, which costs nothing where they are there already.
 void Fabric::connect_reductions(nn::Module& module) {
   const auto pg = strategy_->process_group();
   if (!pg) return;
   if (auto* mixed = dynamic_cast<precision::MixedPrecision*>(ctx_->precision.get())) {
     if (precision::GradScaler* scaler = mixed->scaler())
-      scaler->set_found_inf_reducer([pg](Tensor& found) { pg->all_reduce(found, distributed::ReduceOp::max)->wait(); });
+      scaler->set_found_inf_reducer([pg](Tensor& found) {
+        distributed::staged_all_reduce(*pg, found, distributed::ReduceOp::max);
+      });
   }
   if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get()))
-    ds->set_overflow_reducer([pg](Tensor& flag) { pg->all_reduce(flag, distributed::ReduceOp::max)->wait(); });
+    ds->set_overflow_reducer([pg](Tensor& flag) {
+      distributed::staged_all_reduce(*pg, flag, distributed::ReduceOp::max);
+    });
   std::vector<nn::Module*> all{&module};
   for (auto& [name, child] : module.named_modules()) all.push_back(child.get());
   for (nn::Module* m : all) {
     if (auto* fp8 = dynamic_cast<precision::FP8Linear*>(m))
-      fp8->fp8_meta().set_amax_reducer([pg](Tensor& amax) { pg->all_reduce(amax, distributed::ReduceOp::max)->wait(); },
-                                       pg->size());
+      fp8->fp8_meta().set_amax_reducer(
+          [pg](Tensor& amax) {
+            distributed::staged_all_reduce(*pg, amax, distributed::ReduceOp::max);
+          },
+          pg->size());
   }
 }
 

@@ -308,14 +308,20 @@ TEST(NcclProcessGroup, ValidatesInputs) {
                   "does not exist");
 
   auto pg = single_rank_group();
+  EXPECT_TRUE(pg->device() == Device::cuda(0));
   Tensor cpu = from_vector<float>({1, 2, 3});
   EXPECT_CONTAINS(thrown<DeviceError>([&] { pg->all_reduce(cpu); }),
                   "NCCL process group takes cuda:0 tensors; got cpu");
   Tensor f = make({1, 2, 3, 4, 5, 6}, DType::float32, 0);
   Tensor transposed = Tensor::from_storage(f.storage(), DType::float32, {2, 3}, {1, 2}, 0);
   EXPECT_CONTAINS(thrown<ValueError>([&] { pg->all_reduce(transposed); }), "must be contiguous");
+  // bool moves as uint8 (PyTorch's ncclUint8) and reduces with max/min only, as on Gloo.
   Tensor flags = to_cuda(from_vector<bool>({true, false}), 0);
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { pg->broadcast(flags, 0); }), "does not take bool");
+  pg->broadcast(flags, 0)->wait();
+  pg->all_reduce(flags, ReduceOp::max)->wait();
+  EXPECT_EQ(values(flags), (std::vector<double>{1, 0}));
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { pg->all_reduce(flags, ReduceOp::sum); }),
+                  "cannot reduce a bool tensor with ReduceOp sum");
   Tensor ints = make({1, 2, 3}, DType::int32, 0);
   EXPECT_CONTAINS(thrown<DTypeError>([&] { pg->all_reduce(ints, ReduceOp::avg); }),
                   "avg needs a floating tensor");
