@@ -37,7 +37,8 @@ inline int64_t avg_divisor(const Pool2dDesc& d, int64_t oh, int64_t ow) {
   return (he - hs) * (we - ws);
 }
 
-// Offset (in the plane) of the first maximum of a window; NaN wins, as in PyTorch.
+// Offset (in the plane) of the first maximum of a window; NaN wins, and of several NaNs the last,
+// as in PyTorch (its kernels take every NaN they meet).
 template <typename T>
 inline int64_t argmax_in(const Pool2dDesc& d, const T* x, const Window& w) {
   acc_t<T> best = -std::numeric_limits<acc_t<T>>::infinity();
@@ -48,7 +49,6 @@ inline int64_t argmax_in(const Pool2dDesc& d, const T* x, const Window& w) {
       if (at < 0 || v > best || std::isnan(v)) {
         best = v;
         at = h * d.W + c;
-        if (std::isnan(v)) return at;
       }
     }
   }

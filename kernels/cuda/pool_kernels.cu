@@ -92,7 +92,8 @@ __global__ void avg_forward_kernel(Pool2dDesc d, const T* x, T* y, int64_t total
   }
 }
 
-// Offset in its plane of each window's first maximum (NaN wins), as the CPU's argmax_in.
+// Offset in its plane of each window's first maximum (NaN wins, the last of several), as the
+// CPU's argmax_in.
 template <typename T>
 __global__ void argmax_kernel(Pool2dDesc d, const T* x, int64_t* arg, int64_t total) {
   using A = acc_t<T>;
@@ -103,17 +104,12 @@ __global__ void argmax_kernel(Pool2dDesc d, const T* x, int64_t* arg, int64_t to
     const Window w = window(d, oh, ow);
     A best = -std::numeric_limits<A>::infinity();
     int64_t at = -1;
-    bool done = false;
-    for (int64_t h = w.h0; h < w.h1 && !done; ++h)
+    for (int64_t h = w.h0; h < w.h1; ++h)
       for (int64_t c = w.w0; c < w.w1; ++c) {
         const A v = static_cast<A>(xp[h * d.W + c]);
         if (at < 0 || v > best || v != v) {
           best = v;
           at = h * d.W + c;
-          if (v != v) {
-            done = true;
-            break;
-          }
         }
       }
     arg[i] = at;

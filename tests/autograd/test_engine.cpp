@@ -264,6 +264,12 @@ TEST(Autograd, DerivativesAtNaNZeroAndEmptyMeanMatchTorch) {
        {0, 0}},
       // threshold_backward: grad where !(relu(x) <= 0), so NaN passes it. float32 too (16 lanes).
       {"relu at NaN", [](const Tensor& x) { return relu(x); }, {nan, -1, 0, 2}, {4}, {1, 0, 0, 1}},
+      // torch's pooling kernels take every NaN they meet: the last of a window's NaNs wins.
+      {"max_pool2d two NaNs",
+       [](const Tensor& x) { return max_pool2d(x, {2}); },
+       {1, nan, nan, 2},
+       {1, 1, 2, 2},
+       {0, 0, 1, 0}},
       {"relu at NaN, float32",
        [](const Tensor& x) { return relu(x.to(DType::float32)); },
        {nan, -1, 0, 2, nan, -1, 0, 2, nan, -1, 0, 2, nan, -1, 0, 2, nan},
