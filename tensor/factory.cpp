@@ -48,42 +48,74 @@ Tensor full_like(const Tensor& t, const Scalar& v) {
 
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts) { return full({}, value, opts); }
 
+namespace {
+
+// torch's Scalar::to<int64_t>(): a float bound truncates toward zero; one int64 cannot hold is
+// refused, as c10's checked conversion refuses it.
+int64_t truncated_bound(const char* what, const Scalar& v, DType dt) {
+  if (!v.is_floating()) return v.to_int();
+  const double d = v.to_double();
+  FABRIC_CHECK(std::isfinite(d) && d >= -0x1p63 && d < 0x1p63, ValueError, "arange: ", what, " ", d,
+               " cannot be converted to an integer for a ", dtype_name(dt), " range");
+  return static_cast<int64_t>(d);
+}
+
+// An integer dtype, as torch computes it: start, end and step are first truncated to integers
+// (its accumulate type, int64), so arange(0, 2.5, 1, int64) is [0, 1] and a step of 0.5 is a
+// zero step. The count comes from the truncated bounds for int64 and from the bounds as given
+// for the narrower dtypes (torch's two branches); values are start + i * step in int64,
+// converted (wrapping) to the dtype.
+Tensor arange_integral(const Scalar& start, const Scalar& end, const Scalar& step, DType dt,
+                       Device device) {
+  const int64_t a = truncated_bound("start", start, dt), b = truncated_bound("end", end, dt),
+                c = truncated_bound("step", step, dt);
+  FABRIC_CHECK(c != 0, ValueError, "arange: step must be non-zero",
+               step.is_floating() ? detail::cat(" (step ", step.to_double(),
+                                                " truncates to 0 for a ", dtype_name(dt), " range)")
+                                  : std::string());
+  FABRIC_CHECK((c > 0 && b >= a) || (c < 0 && b <= a), ValueError, "arange: upper bound ", b,
+               " and lower bound ", a, " inconsistent with step sign ", c);
+  const bool any_float = start.is_floating() || end.is_floating() || step.is_floating();
+  int64_t n;
+  if (dt == DType::int64 || !any_float) {
+    // The span in 128 bits: end - start overflows int64 for ranges like (-2, INT64_MAX).
+    const __int128 count = c > 0 ? (__int128(b) - a + c - 1) / c : (__int128(a) - b - c - 1) / -c;
+    FABRIC_CHECK(count <= INT64_MAX, ShapeError, "arange: the range ", a, " -> ", b, " with step ",
+                 c, " has more elements than int64 can count");
+    n = static_cast<int64_t>(count);
+  } else {
+    const double count = std::ceil((end.to_double() - start.to_double()) / step.to_double());
+    FABRIC_CHECK(count >= 0 && count < 0x1p63, ValueError, "arange: the range ", start.to_double(),
+                 " -> ", end.to_double(), " with step ", step.to_double(), " gives ", count,
+                 " elements for a ", dtype_name(dt), " range");
+    n = static_cast<int64_t>(count);
+  }
+  Tensor r = empty({n}, {.dtype = DType::int64});
+  int64_t* p = r.data<int64_t>();
+  // In uint64, which wraps instead of overflowing: i * step can exceed int64 on the way (e.g.
+  // INT64_MIN -> INT64_MAX by INT64_MAX) while every start + i * step fits.
+  const uint64_t ua = static_cast<uint64_t>(a), uc = static_cast<uint64_t>(c);
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(ua + static_cast<uint64_t>(i) * uc);
+  return r.to(dt).to(device);
+}
+
+}  // namespace
+
 Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::optional<DType> dtype, Device device) {
   const bool all_int = !start.is_floating() && !end.is_floating() && !step.is_floating();
   const DType dt = dtype.value_or(all_int ? DType::int64 : default_float_dtype());
+  if (is_integral(dt)) return arange_integral(start, end, step, dt, device);
   const double s = start.to_double(), e = end.to_double(), st = step.to_double();
   FABRIC_CHECK(st != 0, ValueError, "arange: step must be non-zero");
   FABRIC_CHECK(std::isfinite(s) && std::isfinite(e), ValueError, "arange: unsupported range: ", s,
                " -> ", e, " (start and end must be finite)");
   FABRIC_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError, "arange: upper bound ", e,
                " and lower bound ", s, " inconsistent with step sign ", st);
-  int64_t n;
-  if (all_int) {
-    // The span in 128 bits: end - start overflows int64 for ranges like (-2, INT64_MAX).
-    const __int128 a = start.to_int(), b = end.to_int(), c = step.to_int();
-    const __int128 count = c > 0 ? (b - a + c - 1) / c : (a - b - c - 1) / -c;
-    FABRIC_CHECK(count <= INT64_MAX, ShapeError, "arange: the range ", start.to_int(), " -> ",
-                 end.to_int(), " with step ", step.to_int(),
-                 " has more elements than int64 can count");
-    n = static_cast<int64_t>(count);
-  } else {
-    // Checked in double: converting a count past int64 (or NaN) to int64 is undefined.
-    const double count = std::ceil((e - s) / st);
-    FABRIC_CHECK(count < 0x1p63, ShapeError, "arange: the range ", s, " -> ", e, " with step ", st,
-                 " has ", count, " elements, more than int64 can count");
-    n = static_cast<int64_t>(count);
-  }
-  // Computed in double and converted once, so large int64 ranges stay exact via the int path.
-  if (all_int && dt == DType::int64) {
-    Tensor r = empty({n}, {.dtype = DType::int64});
-    int64_t* p = r.data<int64_t>();
-    // In uint64, which wraps instead of overflowing: i * step can exceed int64 on the way (e.g.
-    // INT64_MIN -> INT64_MAX by INT64_MAX) while every start + i * step fits.
-    const uint64_t a = static_cast<uint64_t>(start.to_int()),
-                   c = static_cast<uint64_t>(step.to_int());
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(a + static_cast<uint64_t>(i) * c);
-    return r.to(device);
-  }
+  // Checked in double: converting a count past int64 (or NaN) to int64 is undefined.
+  const double count = std::ceil((e - s) / st);
+  FABRIC_CHECK(count < 0x1p63, ShapeError, "arange: the range ", s, " -> ", e, " with step ", st,
+               " has ", count, " elements, more than int64 can count");
+  const int64_t n = static_cast<int64_t>(count);
   Tensor cpu_t = empty({n}, {.dtype = DType::float64});
   double* p = cpu_t.data<double>();
   for (int64_t i = 0; i < n; ++i) p[i] = s + static_cast<double>(i) * st;

@@ -59,6 +59,9 @@ void check_alpha(const char* op, BinaryOp bop, DType ct, const Scalar& alpha, DT
   FABRIC_CHECK(!(is_integral(ct, true) && alpha.is_floating()), ValueError, op,
                ": for integral input tensors (", dtype_name(ct),
                "), argument alpha must not be a floating point number, got ", alpha.to_double());
+  // torch's kernel converts alpha into the result dtype with c10's overflow check (add(int8, int8,
+  // alpha=300) raises rather than wrapping alpha to 44).
+  check_scalar_fits(op, alpha, ct);
 }
 
 void check_pow(DType ct, const Scalar* exponent) {
@@ -68,6 +71,11 @@ void check_pow(DType ct, const Scalar* exponent) {
                  "pow: integers to negative integer powers are not allowed (", dtype_name(ct),
                  " tensor to the power ", exponent->to_int(), ")");
   }
+  // torch's kernel converts the exponent into the result dtype with c10's overflow check, except
+  // for float32/float64, which compute in double (pow(int8, 300) and pow(float16, 70000) raise,
+  // pow(float32, 1e39) is inf).
+  if (exponent && ct != DType::float32 && ct != DType::float64)
+    check_scalar_fits("pow", *exponent, ct);
 }
 
 DType binary_result(BinaryOp op, DType ct) {

@@ -217,7 +217,10 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
                              cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
   Shape out_shape = a.sizes();
   if (a.dim() == 0) {
-    if (index.dim() == 1) out_shape = {index.numel()};
+    // As torch: a 0-dim input gives a 0-dim result, so the index names its one element once.
+    FABRIC_CHECK(index.numel() == 1, IndexError,
+                 "index_select: a 0-dim input takes an index of exactly one value, got ",
+                 describe(index));
   } else {
     out_shape[dim] = index.numel();
   }

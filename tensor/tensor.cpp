@@ -373,8 +373,8 @@ Tensor Tensor::squeeze() const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
+  d = wrap_dim(d, dim(), "squeeze");  // a 0-dim tensor takes dims -1 and 0, as in PyTorch
   if (dim() == 0) return *this;
-  d = wrap_dim(d, dim(), "squeeze");
   if (sizes()[d] != 1) return *this;
   Shape s = sizes();
   s.erase(s.begin() + d);
@@ -390,9 +390,10 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
-  if (dim() == 0) return reshape({1});
+  // Wrapped first: a 0-dim tensor takes dims -1 and 0 (as one dim of size 1), as in PyTorch.
   start_dim = wrap_dim(start_dim, dim(), "flatten");
   end_dim = wrap_dim(end_dim, dim(), "flatten");
+  if (dim() == 0) return reshape({1});
   FABRIC_CHECK(start_dim <= end_dim, ShapeError, "flatten: start_dim ", start_dim, " > end_dim ", end_dim);
   Shape s(sizes().begin(), sizes().begin() + start_dim);
   int64_t m = 1;

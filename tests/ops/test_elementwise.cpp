@@ -210,6 +210,46 @@ TEST(Elementwise, ScalarsTheResultDtypeCannotHoldAreRefused) {
   EXPECT_EQ(add(u, 1000).to_vector<int64_t>(), (std::vector<int64_t>{233, 234, 235}));
 }
 
+// add/sub convert alpha, and pow a scalar exponent, into the result dtype with the same check
+// (torch 1.13: add(int8, int8, alpha=300) and pow(int8, 300) raise "value cannot be converted to
+// type int8_t without overflow"); pow in float32/float64 computes in double and does not.
+TEST(Elementwise, AlphaAndExponentTheResultDtypeCannotHoldAreRefused) {
+  struct Row {
+    DType dt;
+    Scalar alpha;
+    const char* shown;
+  };
+  const Row refused[] = {{DType::int8, 300, "300"},
+                         {DType::uint8, 300, "300"},
+                         {DType::uint8, -256, "-256"},
+                         {DType::int32, int64_t{1} << 40, "1099511627776"},
+                         {DType::float16, 70000.0, "float16"},
+                         {DType::bfloat16, 1e39, "bfloat16"},
+                         {DType::float32, 1e39, "float32"}};
+  for (const Row& r : refused) {
+    const Tensor a = vec({1, 2}, r.dt);
+    expect_error<ValueError>([&] { add(a, a, r.alpha); }, {"add", r.shown, "overflow"});
+    expect_error<ValueError>([&] { sub(a, a, r.alpha); }, {"sub", r.shown, "overflow"});
+    Tensor b = vec({1, 2}, r.dt);
+    expect_error<ValueError>([&] { add_(b, a, r.alpha); }, {"add_", r.shown});
+    // (a negative integer exponent of an integer tensor is refused first, as in torch)
+    if (r.dt != DType::float32 && !(r.alpha.is_integral() && r.alpha.to_int() < 0))
+      expect_error<ValueError>([&] { pow(a, r.alpha); }, {"pow", r.shown, "overflow"});
+  }
+  EXPECT_TRUE(std::isinf(pow(vec({2}), 1e39).to_vector<double>()[0]));
+  EXPECT_EQ(pow(ivec({2}, DType::int8), 6).to_vector<int64_t>(), (std::vector<int64_t>{64}));
+  EXPECT_EQ(pow(ivec({2}, DType::int8), 2.5).dtype(), DType::float32);  // a float exponent promotes
+  // In range (an unsigned dtype takes -1 as 255, as c10's check does), and float64 takes 1e39.
+  EXPECT_EQ(add(ivec({1, 2}, DType::uint8), ivec({1, 1}, DType::uint8), -1).to_vector<int64_t>(),
+            (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(add(ivec({1}, DType::int8), ivec({1}, DType::int8), 100).to_vector<int64_t>(),
+            (std::vector<int64_t>{101}));
+  EXPECT_TRUE(std::isinf(
+      add(vec({1}, DType::float64), vec({1}, DType::float64), kInf).to_vector<double>()[0]));
+  EXPECT_EQ(add(vec({1}, DType::float64), vec({1}, DType::float64), 1e39).to_vector<double>()[0],
+            1e39 + 1);
+}
+
 // ---- in place
 // ------------------------------------------------------------------------------------
 TEST(Elementwise, InPlaceWritesIntoSelfAndBumpsVersion) {

@@ -348,6 +348,30 @@ TEST(IndexOps, SplitAndChunkAreViews) {
   EXPECT_EQ(cols[1].to_vector<float>(), (std::vector<float>{1, 3, 5, 7, -1, -1}));
 }
 
+// torch: a 0-dim input gives a 0-dim result whether the index is 0-D or 1-D, and (torch >= 2.0;
+// 1.13 silently used the first) an index of other than one value is an error.
+TEST(IndexOps, IndexSelectOfZeroDimInputIsZeroDim) {
+  const Tensor z = scalar_tensor(5.0, {.dtype = DType::float32});
+  const Tensor indices[] = {idx64({0}, {1}), scalar_tensor(int64_t{0}, {.dtype = DType::int64})};
+  for (const Tensor& idx : indices) {
+    const Tensor r = index_select(z, 0, idx);
+    EXPECT_EQ(r.dim(), 0) << idx.str();
+    EXPECT_EQ(r.item<float>(), 5.f) << idx.str();
+    EXPECT_EQ(index_select(z, -1, idx).dim(), 0) << idx.str();
+  }
+  expect_error<IndexError>(
+      [&] {
+        index_select(z, 0, idx64({0, 0}, {2}));
+      },
+      {"index_select", "0-dim input", "exactly one value", "(2,)"});
+  expect_error<IndexError>([&] { index_select(z, 0, idx64({1}, {1})); }, {"index_select", "1"});
+  expect_error<IndexError>([&] { index_select(z, 0, idx64({-1}, {1})); }, {"index_select", "-1"});
+  expect_error<IndexError>([&] { index_select(z, 1, idx64({0}, {1})); }, {"index_select"});
+  const Tensor g = index_select_backward(scalar_tensor(2.0), {}, 0, idx64({0}, {1}));
+  EXPECT_EQ(g.dim(), 0);
+  EXPECT_EQ(g.item<double>(), 2.0);
+}
+
 TEST(IndexOps, MasksAndOneHot) {
   Tensor m = tril(ones({2, 3, 3}), -1);
   EXPECT_EQ(m.to_vector<float>(),

@@ -7,6 +7,7 @@
 #include "tensor/allocator.h"
 #include "tensor/factory.h"
 #include "tensor/tensor.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -52,6 +53,44 @@ TEST(TensorCore, ArangeAndLinspaceMatchTorch) {
   EXPECT_EQ(linspace(2, 7, 0).numel(), 0);
 }
 
+// For an integer dtype torch first truncates start, end and step to integers (its int64
+// accumulate type): int64 counts from the truncated bounds, the narrower dtypes from the bounds as
+// given, values are start + i * step wrapped into the dtype. Expected values from torch 1.13.
+TEST(TensorCore, ArangeIntegerDtypeTruncatesBoundsAsTorch) {
+  struct Row {
+    double start, end, step;
+    DType dt;
+    std::vector<int64_t> want;
+  };
+  const Row rows[] = {
+      {0, 2.5, 1, DType::int64, {0, 1}},
+      {0, 2.5, 1, DType::int32, {0, 1, 2}},
+      {-0.5, 2, 1, DType::int64, {0, 1}},
+      {-0.5, 2, 1, DType::uint8, {0, 1, 2}},
+      {0, 5, 1.5, DType::int64, {0, 1, 2, 3, 4}},
+      {0, 5, 1.5, DType::int32, {0, 1, 2, 3}},
+      {2.9, -3.5, -1.5, DType::int64, {2, 1, 0, -1, -2}},
+      {2.9, -3.5, -1.5, DType::int8, {2, 1, 0, -1, -2}},
+      {0, 3, 1, DType::int64, {0, 1, 2}},
+  };
+  for (const Row& r : rows)
+    EXPECT_EQ(vals<int64_t>(arange(r.start, r.end, r.step, r.dt)), r.want)
+        << "arange(" << r.start << ", " << r.end << ", " << r.step << ", " << r.dt << ")";
+  // 43 values 0, 7, ..., 294 for int64 (end and step truncated first); 39 for int8, wrapping.
+  EXPECT_EQ(arange(0.0, 300.0, 7.7, DType::int64).numel(), 43);
+  EXPECT_EQ(vals<int64_t>(arange(0.0, 300.0, 7.7, DType::int64))[42], 294);
+  const std::vector<int64_t> i8 = vals<int64_t>(arange(0.0, 300.0, 7.7, DType::int8));
+  EXPECT_EQ(std::vector<int64_t>(i8.end() - 3, i8.end()), (std::vector<int64_t>{-4, 3, 10}));
+  // A step that truncates to 0 is a zero step; a float dtype keeps the fractions.
+  EXPECT_CONTAINS(thrown<ValueError>([] { arange(0.0, 2.5, 0.5, DType::int64); }),
+                  "step 0.5 truncates to 0");
+  EXPECT_THROW(arange(0.0, 1.0, 0.1, DType::int32), ValueError);
+  EXPECT_THROW(arange(0.9, -0.9, 1.0, DType::int32), ValueError);  // ceil(-1.8) elements
+  EXPECT_THROW(arange(0.0, std::nan(""), 1.0, DType::int64), ValueError);
+  EXPECT_EQ(vals<double>(arange(0.0, 2.5, 0.5, DType::float32)),
+            (std::vector<double>{0, 0.5, 1, 1.5, 2}));
+}
+
 TEST(TensorCore, ViewsShareStorage) {
   Tensor a = arange(0, 24, 1, DType::float32).view({2, 3, 4});
   Tensor t = a.transpose(0, 2);  // (4, 3, 2)
@@ -92,6 +131,21 @@ TEST(TensorCore, ExpandSqueezeUnsqueezeFlatten) {
   Tensor b = zeros({2, 3, 4});
   EXPECT_EQ(b.flatten(1).sizes(), (Shape{2, 12}));
   EXPECT_EQ(b.flatten().sizes(), (Shape{24}));
+}
+
+// A 0-dim tensor takes dims -1 and 0 in squeeze and flatten (as one dim of size 1), and any
+// other dim is an IndexError, as torch's "Dimension out of range (expected to be in range of
+// [-1, 0], but got 1)".
+TEST(TensorCore, ZeroDimTensorsWrapDimsAsOneDim) {
+  const Tensor z = scalar_tensor(3.0);
+  EXPECT_EQ(z.squeeze(0).dim(), 0);
+  EXPECT_EQ(z.squeeze(-1).dim(), 0);
+  EXPECT_EQ(z.flatten().sizes(), (Shape{1}));
+  EXPECT_EQ(z.flatten(-1, 0).sizes(), (Shape{1}));
+  EXPECT_CONTAINS(thrown<IndexError>([&] { z.squeeze(1); }), "squeeze: dim 1 out of range");
+  EXPECT_THROW(z.squeeze(-2), IndexError);
+  EXPECT_CONTAINS(thrown<IndexError>([&] { z.flatten(0, 1); }), "flatten: dim 1 out of range");
+  EXPECT_THROW(z.flatten(-2), IndexError);
 }
 
 TEST(TensorCore, ViewNeedsCompatibleStridesReshapeCopies) {
