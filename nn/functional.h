@@ -9,11 +9,16 @@ namespace fabric::nn {
 inline namespace functional {
 
 using fabric::avg_pool2d;
+using fabric::binary_cross_entropy;
+using fabric::binary_cross_entropy_with_logits;
 using fabric::conv2d;
 using fabric::cross_entropy;
 using fabric::dropout;
 using fabric::embedding;
 using fabric::gelu;
+using fabric::huber_loss;
+using fabric::kl_div;
+using fabric::l1_loss;
 using fabric::layer_norm;
 using fabric::linear;
 using fabric::log_softmax;
@@ -25,6 +30,7 @@ using fabric::relu;
 using fabric::rms_norm;
 using fabric::sigmoid;
 using fabric::silu;
+using fabric::smooth_l1_loss;
 using fabric::softmax;
 using fabric::tanh;
 

@@ -164,13 +164,40 @@ Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
                   std::vector<int64_t> padding = {0, 0});
 
 // ---- losses (reduction: "mean" | "sum" | "none") ----------------------------------------------
-// logits (N, C) or (N, C, d...) / (C); target int64 class indices; PyTorch's semantics for
-// ignore_index, label_smoothing and the mean over non-ignored targets.
+// logits (N, C) or (N, C, d...) / (C); target int64 class indices, or (cross_entropy) class
+// probabilities of the logits' shape; PyTorch's semantics for ignore_index, label_smoothing, the
+// optional per-class weight (C) and the mean (over the non-ignored targets' total weight; over
+// positions for probabilities). A weight or probabilities take a composition of differentiable
+// ops (ops_loss_weighted.cpp), the unweighted class-index case the fused kernels.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
-                     std::string_view reduction = "mean", double label_smoothing = 0.0);
+                     std::string_view reduction = "mean", double label_smoothing = 0.0,
+                     const Tensor& weight = Tensor());
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_index = -100,
-                std::string_view reduction = "mean");
+                std::string_view reduction = "mean", const Tensor& weight = Tensor());
 Tensor mse_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean");
+// torch.nn.functional's elementwise losses (ops_loss_elementwise.cpp). Floating input and target;
+// l1/smooth_l1/huber/kl_div broadcast them against each other, the BCEs need equal shapes and
+// take weight (and pos_weight, over the last dim) broadcast to the input's shape.
+Tensor l1_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean");
+// beta == 0 is l1_loss; beta < 0 raises.
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target,
+                      std::string_view reduction = "mean", double beta = 1.0);
+// delta must be > 0; the result has the input's dtype.
+Tensor huber_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean",
+                  double delta = 1.0);
+// input: probabilities in [0, 1] (else ValueError); target of the input's dtype; logs clamped
+// to >= -100. Refused under CUDA autocast, as torch does.
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& target,
+                            const Tensor& weight = Tensor(), std::string_view reduction = "mean");
+// Numerically stable for any logit; the result has the target's dtype.
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
+                                        const Tensor& weight = Tensor(),
+                                        const Tensor& pos_weight = Tensor(),
+                                        std::string_view reduction = "mean");
+// input: log-probabilities. reduction also "batchmean" (the sum over input.size(0)); "mean"
+// averages over every element, as torch's does (torch also warns that it is not the KL value).
+Tensor kl_div(const Tensor& input, const Tensor& target, std::string_view reduction = "mean",
+              bool log_target = false);
 
 // ---- operators ------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -1,5 +1,6 @@
 // The losses: cross_entropy (fused log-softmax + pick, PyTorch's ignore_index, label smoothing and
 // mean over non-ignored targets), nll_loss, mse_loss, and cross_entropy_backward (ops_backward.h).
+// A class weight or probability targets go to ops_loss_weighted.cpp's composition instead.
 #include <cmath>
 #include <limits>
 
@@ -9,6 +10,7 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tensor/ops_loss_weighted.h"
 #include "tensor/promotion.h"
 #include "tensor/reduce_kernels.h"
 
@@ -111,7 +113,10 @@ const char* nll_node_name(int64_t input_dim, Reduction r) {
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t ignore_index,
-                     std::string_view reduction, double label_smoothing) {
+                     std::string_view reduction, double label_smoothing, const Tensor& weight) {
+  if (detail::cross_entropy_is_composed(target, weight))
+    return detail::cross_entropy_composed(logits_in, target, ignore_index, reduction,
+                                          label_smoothing, weight);
   Tensor logits = logits_in;
   apply_autocast(OpId::cross_entropy, {&logits});
   const Reduction red = parse_reduction("cross_entropy", reduction);
@@ -163,7 +168,9 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
 }
 
 Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore_index,
-                std::string_view reduction) {
+                std::string_view reduction, const Tensor& weight) {
+  if (weight.defined())
+    return detail::nll_loss_weighted(log_probs_in, target, ignore_index, reduction, weight);
   Tensor log_probs = log_probs_in;
   apply_autocast(OpId::nll_loss, {&log_probs});
   const Reduction red = parse_reduction("nll_loss", reduction);

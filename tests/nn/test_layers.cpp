@@ -225,6 +225,62 @@ TEST(Losses, ModulesMatchOps) {
                   nn::functional::cross_entropy(logits, target).item<float>());
 }
 
+// The elementwise loss modules: forward is the functional with the module's options (a BCE
+// weight is a buffer, as in torch), the printout names the options, bad options raise.
+TEST(Losses, ElementwiseModulesMatchOpsAndPrint) {
+  const Tensor x = randn({4, 3}), y = randn({4, 3});
+  const Tensor p = sigmoid(x), q = sigmoid(y), w = rand({3}), pw = rand({3});
+  const Tensor lp = log_softmax(x, 1), lq = log_softmax(y, 1);
+  auto same = [](const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.sizes(), b.sizes());
+    EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
+  };
+  struct Row {
+    std::shared_ptr<LossModule> module;
+    Tensor got_input, got_target;
+    Tensor want;
+    std::string repr;
+  };
+  const std::vector<Row> rows = {
+      {std::make_shared<L1Loss>(), x, y, l1_loss(x, y), "L1Loss(reduction='mean')"},
+      {std::make_shared<L1Loss>(L1LossOptions{.reduction = "none"}), x, y, l1_loss(x, y, "none"),
+       "L1Loss(reduction='none')"},
+      {std::make_shared<SmoothL1Loss>(SmoothL1LossOptions{.reduction = "sum", .beta = 0.5}), x, y,
+       smooth_l1_loss(x, y, "sum", 0.5), "SmoothL1Loss(reduction='sum', beta=0.5)"},
+      {std::make_shared<HuberLoss>(HuberLossOptions{.delta = 2.5}), x, y,
+       huber_loss(x, y, "mean", 2.5), "HuberLoss(reduction='mean', delta=2.5)"},
+      {std::make_shared<BCELoss>(BCELossOptions{.weight = w, .reduction = "sum"}), p, q,
+       binary_cross_entropy(p, q, w, "sum"), "BCELoss(reduction='sum')"},
+      {std::make_shared<BCEWithLogitsLoss>(
+           BCEWithLogitsLossOptions{.weight = w, .reduction = "none", .pos_weight = pw}),
+       x, q, binary_cross_entropy_with_logits(x, q, w, pw, "none"),
+       "BCEWithLogitsLoss(reduction='none')"},
+      {std::make_shared<KLDivLoss>(KLDivLossOptions{.reduction = "batchmean"}), lp, q,
+       kl_div(lp, q, "batchmean"), "KLDivLoss(reduction='batchmean', log_target=False)"},
+      {std::make_shared<KLDivLoss>(KLDivLossOptions{.reduction = "sum", .log_target = true}), lp,
+       lq, kl_div(lp, lq, "sum", true), "KLDivLoss(reduction='sum', log_target=True)"},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.repr);
+    same((*r.module)(r.got_input, r.got_target), r.want);
+    EXPECT_EQ(r.module->str(), r.repr);
+  }
+  // nn::functional exposes the ops.
+  same(nn::functional::kl_div(lp, q, "batchmean"), kl_div(lp, q, "batchmean"));
+  same(nn::binary_cross_entropy_with_logits(x, q), binary_cross_entropy_with_logits(x, q));
+  // Weights are buffers (so they follow to()); without one there is none.
+  BCEWithLogitsLoss weighted({.weight = w, .pos_weight = pw});
+  EXPECT_EQ(weighted.named_buffers().size(), 2u);
+  EXPECT_EQ(BCELoss().named_buffers().size(), 0u);
+  EXPECT_THROW(L1Loss({.reduction = "avg"}), ValueError);
+  EXPECT_THROW(SmoothL1Loss({.beta = -1}), ValueError);
+  EXPECT_THROW(HuberLoss({.delta = 0}), ValueError);
+  EXPECT_THROW(BCELoss({.reduction = "batchmean"}), ValueError);
+  EXPECT_THROW(BCELoss({.weight = ones({3}, {.dtype = DType::int64})}), DTypeError);
+  EXPECT_THROW(KLDivLoss({.reduction = "avg"}), ValueError);
+  EXPECT_NO_THROW(KLDivLoss({.reduction = "batchmean"}));
+}
+
 TEST(Attention, SdpaMatchesNaiveAndMasksTheFuture) {
   const int64_t B = 2, H = 3, T = 5, E = 4;
   Tensor q = randn({B, H, T, E}, {.dtype = DType::float64});

@@ -33,6 +33,9 @@ struct InputSpec {
   double lo = -2, hi = 2;   // floating/positive/integer range; index: [0, hi)
   // The dtype for non-floating kinds (integer: int64 unless set; index: int64; boolean: bool).
   DType int_dtype = DType::int64;
+  // Fixed row-major values instead of random ones (points a random draw would miss: a branch
+  // boundary, a domain edge).
+  std::vector<double> values = {};
 };
 inline InputSpec F(Shape s, double lo = -2, double hi = 2) { return {std::move(s), InputSpec::Kind::floating, lo, hi}; }
 inline InputSpec P(Shape s, double lo = 0.1, double hi = 3) { return {std::move(s), InputSpec::Kind::positive, lo, hi}; }
@@ -40,6 +43,10 @@ inline InputSpec I(Shape s, double lo, double hi, DType dt = DType::int64) {
   return {std::move(s), InputSpec::Kind::integer, lo, hi, dt};
 }
 inline InputSpec B(Shape s) { return {std::move(s), InputSpec::Kind::boolean}; }
+// A floating input holding exactly `values` (rounded to the case dtype like any other input).
+inline InputSpec V(Shape s, std::vector<double> values) {
+  return {std::move(s), InputSpec::Kind::floating, -2, 2, DType::int64, std::move(values)};
+}
 inline InputSpec Idx(Shape s, int64_t n, DType dt = DType::int64) {
   return {std::move(s), InputSpec::Kind::index, 0, static_cast<double>(n), dt};
 }

@@ -86,6 +86,11 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"scaled_dot_product_attention", lower},
       // Losses: FP32 on both (CUDA's cross_entropy is log_softmax + nll_loss: fp32 too).
       {"cross_entropy", fp32}, {"nll_loss", fp32}, {"mse_loss", fp32},
+      {"l1_loss", fp32}, {"huber_loss", fp32}, {"kl_div", fp32},
+      {"binary_cross_entropy_with_logits", fp32},
+      // smooth_l1_loss is on CUDA's FP32 list only; binary_cross_entropy on CPU's, and banned
+      // under CUDA autocast (the op raises: tests/ops/test_loss_elementwise.cpp).
+      {"smooth_l1_loss", cuda_fp32}, {"binary_cross_entropy", {P::fp32, P::none}},
   };
   // clang-format on
   return t;

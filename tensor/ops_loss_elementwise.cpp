@@ -1,0 +1,218 @@
+// torch.nn.functional's elementwise losses: l1, smooth_l1, huber, binary_cross_entropy (+ with
+// logits) and kl_div, as compositions of differentiable ops written in torch 1.13's own formulas
+// (so autograd, autocast and the CUDA backend come from those ops). binary_cross_entropy alone
+// records itself: its gradient is torch's clamped closed form (autograd/derivatives_loss.cpp),
+// which stays finite at probabilities 0 and 1 where the composition's would be 0 * inf = NaN.
+#include <cmath>
+
+#include "tensor/autocast.h"
+#include "tensor/op_attrs.h"
+#include "tensor/op_record.h"
+#include "tensor/ops.h"
+#include "tensor/promotion.h"
+
+namespace fabric {
+namespace {
+
+enum class Reduction { none, mean, sum, batchmean };
+
+Reduction parse_reduction(const char* op, std::string_view r, bool batchmean_allowed = false) {
+  if (r == "mean") return Reduction::mean;
+  if (r == "sum") return Reduction::sum;
+  if (r == "none") return Reduction::none;
+  if (batchmean_allowed && r == "batchmean") return Reduction::batchmean;
+  throw ValueError(detail::cat(op, ": reduction must be ",
+                               batchmean_allowed ? "\"mean\", \"sum\", \"none\" or \"batchmean\""
+                                                 : "\"mean\", \"sum\" or \"none\"",
+                               ", got \"", r, "\""));
+}
+
+Tensor reduce(const Tensor& losses, Reduction r) {
+  switch (r) {
+    case Reduction::none:
+      return losses;
+    case Reduction::sum:
+      return sum(losses);
+    case Reduction::mean:
+      return mean(losses);  // an empty input gives NaN, as torch
+    case Reduction::batchmean:
+      break;  // kl_div divides the sum itself
+  }
+  return losses;
+}
+
+void check_floating(const char* op, const char* what, const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError, op, ": ", what, " is undefined");
+  FABRIC_CHECK(is_floating(t.dtype()) && !is_fp8(t.dtype()), DTypeError, op, ": expected a ", what,
+               " of a floating dtype (float64/float32/float16/bfloat16), got ",
+               dtype_name(t.dtype()), " of shape ", shape_str(t.sizes()));
+}
+
+// The checks of the losses whose target broadcasts against the input (torch broadcasts both
+// ways there, with a warning when the shapes differ): both floating, shapes broadcastable.
+void check_pair(const char* op, const Tensor& input, const Tensor& target) {
+  check_floating(op, "input", input);
+  check_floating(op, "target", target);
+  broadcast_shapes(input.sizes(), target.sizes(), op);  // raises ShapeError naming both
+}
+
+// weight / pos_weight multiply the loss in place in torch, so they broadcast one way only: to
+// the input's shape, never growing it.
+void check_broadcasts_to_input(const char* op, const char* what, const Tensor& t,
+                               const Tensor& input) {
+  if (!t.defined()) return;
+  check_floating(op, what, t);
+  const Shape &ts = t.sizes(), &is = input.sizes();
+  bool fits = ts.size() <= is.size();
+  for (size_t d = 1; fits && d <= ts.size(); ++d)
+    fits = ts[ts.size() - d] == 1 || ts[ts.size() - d] == is[is.size() - d];
+  FABRIC_CHECK(fits, ShapeError, op, ": ", what, " of shape ", shape_str(ts),
+               " must broadcast to the input's shape ", shape_str(is));
+}
+
+// 1 - t, exactly; +0 at t == 1 (-(t - 1) would give -0, and 1 / -0 = -inf).
+Tensor one_minus(const Tensor& t) { return add(neg(t), 1); }
+
+// (input - target).abs(), torch's z.
+Tensor abs_diff(const Tensor& input, const Tensor& target) { return abs(sub(input, target)); }
+
+}  // namespace
+
+Tensor l1_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction) {
+  Tensor input = input_in, target = target_in;
+  apply_autocast(OpId::l1_loss, {&input, &target});
+  const Reduction red = parse_reduction("l1_loss", reduction);
+  check_pair("l1_loss", input, target);
+  return reduce(abs_diff(input, target), red);
+}
+
+Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,
+                      double beta) {
+  Tensor input = input_in, target = target_in;
+  apply_autocast(OpId::smooth_l1_loss, {&input, &target});
+  const Reduction red = parse_reduction("smooth_l1_loss", reduction);
+  FABRIC_CHECK(beta >= 0, ValueError, "smooth_l1_loss: beta must be >= 0, got ", beta);
+  check_pair("smooth_l1_loss", input, target);
+  // beta == 0 is l1 (the quadratic branch would divide by zero, and its NaN gradient would leak
+  // through where's backward), with torch's subgradient -1 at x == y (its kernel tests
+  // x <= -beta first) where abs's is 0.
+  if (beta == 0) {
+    const Tensor d = sub(input, target);
+    return reduce(where(le(d, 0), neg(d), d), red);
+  }
+  const Tensor z = abs_diff(input, target);
+  // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta
+  const Tensor losses = where(lt(z, beta), div(mul(mul(z, 0.5), z), beta), sub(z, 0.5 * beta));
+  return reduce(losses, red);
+}
+
+Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,
+                  double delta) {
+  Tensor input = input_in, target = target_in;
+  apply_autocast(OpId::huber_loss, {&input, &target});
+  const Reduction red = parse_reduction("huber_loss", reduction);
+  FABRIC_CHECK(delta > 0, ValueError, "huber_loss: delta must be > 0, got ", delta);
+  check_pair("huber_loss", input, target);
+  const Tensor z = abs_diff(input, target);
+  // z < delta ? 0.5 * z * z : delta * (z - 0.5 * delta), written into a tensor of the input's
+  // dtype (torch's loss is empty_like(input)) before the reduction.
+  const Tensor losses =
+      where(lt(z, delta), mul(mul(z, 0.5), z), mul(sub(z, 0.5 * delta), delta)).to(input.dtype());
+  return reduce(losses, red);
+}
+
+Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in,
+                            const Tensor& weight_in, std::string_view reduction) {
+  const char* op = "binary_cross_entropy";
+  Tensor input = input_in, target = target_in, weight = weight_in;
+  // torch refuses it under CUDA autocast: in fp16 it saturates (spec §3, "CUDA ban").
+  FABRIC_CHECK(!(input.defined() && input.device().is_cuda() && autocast_enabled(DeviceType::cuda)),
+               NotImplementedError, op,
+               ": unsafe to autocast on CUDA; a sigmoid before it and this loss should be "
+               "combined into binary_cross_entropy_with_logits, which is safe to autocast");
+  apply_autocast(OpId::binary_cross_entropy, {&input, &target, &weight});
+  const Reduction red = parse_reduction(op, reduction);
+  check_floating(op, "input", input);
+  check_floating(op, "target", target);
+  FABRIC_CHECK(target.dtype() == input.dtype(), DTypeError, op,
+               ": expected a target of the input's dtype ", dtype_name(input.dtype()), ", got ",
+               dtype_name(target.dtype()));
+  FABRIC_CHECK(target.sizes() == input.sizes(), ShapeError, op, ": target of shape ",
+               shape_str(target.sizes()), " must have the input's shape ", shape_str(input.sizes()),
+               " (binary_cross_entropy does not broadcast them)");
+  check_broadcasts_to_input(op, "weight", weight, input);
+  const Tensor x = input.detach(), t = target.detach();
+  const Tensor w = weight.defined() ? weight.detach().to(input.dtype()) : Tensor();
+  // NaN fails the test too, as in torch's kernel check. (A host sync on CUDA, as torch's assert.)
+  const int64_t outside = sum(logical_not(logical_and(ge(x, 0), le(x, 1)))).item<int64_t>();
+  FABRIC_CHECK(outside == 0, ValueError, op, ": all elements of input should be between 0 and 1; ",
+               outside, " of ", x.numel(), " in the input of shape ", shape_str(x.sizes()),
+               " are not");
+  // (t - 1) * max(log(1 - x), -100) - t * max(log(x), -100), times weight: computed on detached
+  // tensors, so only the op itself records.
+  const Tensor log_x = clamp(log(x), -100, std::nullopt);
+  const Tensor log_1mx = clamp(log(one_minus(x)), -100, std::nullopt);
+  Tensor losses = sub(mul(sub(t, 1), log_1mx), mul(t, log_x));
+  if (w.defined()) losses = mul(losses, w);
+  Tensor out = reduce(losses, red);
+  LossAttrs attrs{0, red == Reduction::none ? "none" : red == Reduction::sum ? "sum" : "mean", 0.0};
+  record_op(OpId::binary_cross_entropy, {input, target, weight}, {&out}, &attrs,
+            "BinaryCrossEntropyBackward0");
+  return out;
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& target_in,
+                                        const Tensor& weight_in, const Tensor& pos_weight_in,
+                                        std::string_view reduction) {
+  const char* op = "binary_cross_entropy_with_logits";
+  Tensor input = input_in, target = target_in, weight = weight_in, pos_weight = pos_weight_in;
+  apply_autocast(OpId::binary_cross_entropy_with_logits, {&input, &target, &weight, &pos_weight});
+  const Reduction red = parse_reduction(op, reduction);
+  check_floating(op, "input", input);
+  check_floating(op, "target", target);
+  FABRIC_CHECK(target.sizes() == input.sizes(), ShapeError, op, ": target size ",
+               shape_str(target.sizes()), " must be the same as input size ",
+               shape_str(input.sizes()));
+  check_broadcasts_to_input(op, "weight", weight, input);
+  check_broadcasts_to_input(op, "pos_weight", pos_weight, input);
+  const Tensor& x = input;
+  const Tensor& t = target;
+  // torch's stable form: with m = max(-x, 0), log(1 + exp(-x)) = m + log(exp(-m) + exp(-x - m)),
+  // whose log argument lies in [1, 2]: nothing overflows for any x, and autograd's gradient is
+  // sigmoid(x) - t to rounding (the clamp's step cancels between m and the log).
+  const Tensor m = clamp(neg(x), 0, std::nullopt);
+  const Tensor log_term = log(add(exp(neg(m)), exp(sub(neg(x), m))));
+  Tensor losses;
+  if (pos_weight.defined()) {
+    // (1 - t) * x + (1 + (pos_weight - 1) * t) * (log_term + m)
+    const Tensor log_weight = add(mul(sub(pos_weight, 1), t), 1);
+    losses = add(mul(one_minus(t), x), mul(log_weight, add(log_term, m)));
+  } else {
+    losses = add(add(mul(one_minus(t), x), m), log_term);
+  }
+  if (weight.defined()) losses = mul(losses, weight);
+  // torch builds the loss in place on (1 - target): its dtype is the target's.
+  return reduce(losses.to(target.dtype()), red);
+}
+
+Tensor kl_div(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,
+              bool log_target) {
+  Tensor input = input_in, target = target_in;
+  apply_autocast(OpId::kl_div, {&input, &target});
+  const Reduction red = parse_reduction("kl_div", reduction, /*batchmean_allowed=*/true);
+  check_pair("kl_div", input, target);
+  Tensor losses;
+  if (log_target) {
+    losses = mul(exp(target), sub(target, input));  // exp(t) * (t - x)
+  } else {
+    // xlogy(t, t) - t * x; xlogy is 0 where t == 0 (a zero target contributes nothing).
+    const Tensor xlogy = where(ne(target, 0), mul(target, log(target)), 0);
+    losses = sub(xlogy, mul(target, input));
+  }
+  if (red != Reduction::batchmean) return reduce(losses, red);
+  // torch.nn.functional.kl_div: the sum over the batch size (a 0-dim input is not divided).
+  const Tensor total = sum(losses);
+  return input.dim() == 0 ? total : div(total, static_cast<double>(input.size(0)));
+}
+
+}  // namespace fabric

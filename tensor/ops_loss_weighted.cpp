@@ -1,0 +1,237 @@
+// cross_entropy and nll_loss with a per-class weight, and cross_entropy with class-probability
+// targets, as compositions of differentiable ops (log_softmax, gather, index_select, where, mul,
+// sum, div) in the order torch 1.13's aten composes them (LossNLL.cpp): autograd, autocast and
+// the CUDA backend come from those ops. They run in the accumulation dtype (float32 for
+// half-precision inputs, as the fused kernels do) and return the dtype torch returns.
+#include "tensor/ops_loss_weighted.h"
+
+#include <vector>
+
+#include "tensor/autocast.h"
+#include "tensor/ops.h"
+#include "tensor/promotion.h"
+#include "tensor/reduce_kernels.h"
+
+namespace fabric::detail {
+namespace {
+
+enum class Reduction { none, mean, sum };
+
+Reduction parse_reduction(const char* op, std::string_view r) {
+  if (r == "mean") return Reduction::mean;
+  if (r == "sum") return Reduction::sum;
+  if (r == "none") return Reduction::none;
+  throw ValueError(cat(op, ": reduction must be \"mean\", \"sum\" or \"none\", got \"", r, "\""));
+}
+
+bool is_float_dtype(DType d) { return is_floating(d) && !is_fp8(d); }
+
+// The class dim: 0 for an unbatched (C) input, else 1 of (N, C, d...).
+int64_t class_dim(const Tensor& input) { return input.dim() == 1 ? 0 : 1; }
+
+void check_input(const char* op, const Tensor& input) {
+  FABRIC_CHECK(input.defined(), ValueError, op, ": input is undefined");
+  FABRIC_CHECK(is_float_dtype(input.dtype()), DTypeError, op,
+               ": expected floating-point input (float64/float32/float16/bfloat16), got ",
+               dtype_name(input.dtype()), " of shape ", shape_str(input.sizes()));
+  FABRIC_CHECK(input.dim() >= 1, ShapeError, op,
+               ": expected input of shape (C), (N, C) or (N, C, d...), got ",
+               shape_str(input.sizes()));
+}
+
+// One weight per class, on the input's device. Class-index targets need the input's dtype
+// (torch's nll_loss raises otherwise); probability targets promote with it, as torch's product.
+void check_weight(const char* op, const Tensor& weight, const Tensor& input, bool same_dtype) {
+  if (!weight.defined()) return;
+  const int64_t classes = input.size(class_dim(input));
+  FABRIC_CHECK(weight.dim() == 1 && weight.numel() == classes, ShapeError, op,
+               ": weight must hold one value per class: expected shape ", shape_str(Shape{classes}),
+               " for input of shape ", shape_str(input.sizes()), ", got weight of shape ",
+               shape_str(weight.sizes()));
+  FABRIC_CHECK(is_float_dtype(weight.dtype()), DTypeError, op,
+               ": expected a floating-point weight, got ", dtype_name(weight.dtype()));
+  FABRIC_CHECK(!same_dtype || weight.dtype() == input.dtype(), DTypeError, op,
+               ": expected weight of the input's dtype ", dtype_name(input.dtype()), ", got ",
+               dtype_name(weight.dtype()));
+  FABRIC_CHECK(weight.device() == input.device(), DeviceError, op, ": weight on ", weight.device(),
+               ", input on ", input.device());
+}
+
+// The weight viewed to broadcast along the class dim of `input`: (C) or (1, C, 1...).
+Tensor weight_along_classes(const Tensor& weight, const Tensor& input) {
+  if (input.dim() == 1) return weight;
+  Shape s(static_cast<size_t>(input.dim()), 1);
+  s[1] = weight.numel();
+  return weight.reshape(s);
+}
+
+// The shape of class-index targets: the input's without the class dim.
+Shape class_target_shape(const Tensor& input) {
+  Shape s;
+  for (int64_t d = 0; d < input.dim(); ++d)
+    if (d != class_dim(input)) s.push_back(input.sizes()[d]);
+  return s;
+}
+
+// Class-index targets: int64/int32, the input's shape without the class dim, each in [0, C) or
+// ignore_index. The bounds are read on the host (one sync on CUDA, as the fused kernels' target
+// count), so an out-of-range class names itself instead of failing inside gather.
+Tensor checked_class_targets(const char* op, const Tensor& input, const Tensor& target,
+                             int64_t ignore_index) {
+  FABRIC_CHECK(target.defined(), ValueError, op, ": target is undefined");
+  FABRIC_CHECK(target.dtype() == DType::int64 || target.dtype() == DType::int32, DTypeError, op,
+               ": expected a target of class indices with dtype int64 (or int32), got ",
+               dtype_name(target.dtype()), " of shape ", shape_str(target.sizes()));
+  const Shape want = class_target_shape(input);
+  FABRIC_CHECK(target.sizes() == want, ShapeError, op, ": expected target of shape ",
+               shape_str(want), " for input of shape ", shape_str(input.sizes()),
+               ", got target of shape ", shape_str(target.sizes()));
+  FABRIC_CHECK(target.device() == input.device(), DeviceError, op, ": target on ", target.device(),
+               ", input on ", input.device());
+  const Tensor t = target.detach().to(DType::int64);
+  const int64_t classes = input.size(class_dim(input));
+  for (int64_t v : t.to(Device::cpu()).to_vector<int64_t>())
+    FABRIC_CHECK(v == ignore_index || (v >= 0 && v < classes), IndexError, op, ": target ", v,
+                 " is out of bounds for ", classes, " classes (expected a value in [0, ", classes,
+                 ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
+                 ", target shape ", shape_str(target.sizes()));
+  return t;
+}
+
+// Class targets: loss_i = -w[t_i] * logp[i, t_i], 0 where t_i == ignore_index; with smoothing ls,
+// (1 - ls) * that + ls / C * (-sum_c w_c * logp[i, c]) (0 where ignored). "mean" divides both
+// sums by the sum of w[t_i] over the targets not ignored (nll_loss's total weight; torch divides
+// the smoothing term by the same, LossNLL.cpp's #61309 note): NaN when that is 0, and then a zero
+// gradient where every target is ignored (the masks below are where()s, not products, so the
+// infinite 1/0 never reaches a gradient).
+Tensor class_target_loss(const Tensor& log_probs, const Tensor& t, const Tensor& weight,
+                         int64_t ignore_index, Reduction red, double ls) {
+  const int64_t cd = class_dim(log_probs);
+  const int64_t classes = log_probs.size(cd);
+  const Tensor valid = ne(t, ignore_index);
+  const Tensor safe = where(valid, t, 0);  // an ignored target still needs an index in range
+  const Tensor picked = gather(log_probs, cd, safe.unsqueeze(cd)).squeeze(cd);    // logp[i, t_i]
+  const Tensor w_t = index_select(weight, 0, safe.flatten()).reshape(t.sizes());  // w[t_i]
+  const Tensor nll = where(valid, neg(mul(w_t, picked)), 0.0);
+  Tensor smooth;
+  if (ls > 0.0)
+    smooth =
+        where(valid, neg(sum(mul(log_probs, weight_along_classes(weight, log_probs)), {cd})), 0.0);
+  auto combine = [&](const Tensor& n, const Tensor& s) {
+    return ls > 0.0 ? add(mul(n, 1.0 - ls), mul(s, ls / static_cast<double>(classes))) : n;
+  };
+  switch (red) {
+    case Reduction::none:
+      return combine(nll, smooth);
+    case Reduction::sum:
+      return combine(sum(nll), ls > 0.0 ? sum(smooth) : Tensor());
+    case Reduction::mean: {
+      const Tensor total_weight = sum(where(valid, w_t, 0.0));
+      return combine(div(sum(nll), total_weight),
+                     ls > 0.0 ? div(sum(smooth), total_weight) : Tensor());
+    }
+  }
+  return nll;
+}
+
+// Probability targets (the input's shape): loss_i = -sum_c w_c * p[i, c] * logp[i, c], with
+// smoothing p = p * (1 - ls) + ls / C; "mean" divides by the number of positions (N * d...), not
+// by weights, as torch's cross_entropy_loss_prob_target.
+Tensor probability_target_loss(const Tensor& log_probs, const Tensor& probs, const Tensor& weight,
+                               Reduction red, double ls) {
+  const int64_t cd = class_dim(log_probs);
+  const int64_t classes = log_probs.size(cd);
+  const Tensor p = ls > 0.0 ? add(mul(probs, 1.0 - ls), ls / static_cast<double>(classes)) : probs;
+  Tensor prod = mul(log_probs, p);
+  if (weight.defined()) prod = mul(prod, weight_along_classes(weight, log_probs));
+  switch (red) {
+    case Reduction::none:
+      return neg(sum(prod, {cd}));
+    case Reduction::sum:
+      return neg(sum(prod));
+    case Reduction::mean: {
+      int64_t positions = 1;  // numel / C, without dividing by a C of 0
+      for (int64_t d = 0; d < log_probs.dim(); ++d)
+        if (d != cd) positions *= log_probs.size(d);
+      return div(neg(sum(prod)), static_cast<double>(positions));  // 0 positions: NaN, as torch
+    }
+  }
+  return prod;
+}
+
+Tensor probability_cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                 Reduction red, double ls, const Tensor& weight) {
+  const char* op = "cross_entropy";
+  // A floating target shaped as class indices is a dtype mistake (torch: "expected scalar type
+  // Long"); any other shape is a probability target of the wrong shape.
+  FABRIC_CHECK(target.sizes() != class_target_shape(logits), DTypeError, op,
+               ": expected a target of class indices with dtype int64 (or int32), got ",
+               dtype_name(target.dtype()), " of shape ", shape_str(target.sizes()),
+               " (class probabilities need the input's shape ", shape_str(logits.sizes()), ")");
+  FABRIC_CHECK(target.sizes() == logits.sizes(), ShapeError, op,
+               ": a floating target holds class probabilities and must have the input's shape ",
+               shape_str(logits.sizes()), ", got ", shape_str(target.sizes()),
+               " (class indices are an int64 target without the class dim)");
+  FABRIC_CHECK(is_float_dtype(target.dtype()), DTypeError, op,
+               ": expected class probabilities of a floating dtype, got ",
+               dtype_name(target.dtype()));
+  FABRIC_CHECK(target.device() == logits.device(), DeviceError, op, ": target on ", target.device(),
+               ", input on ", logits.device());
+  FABRIC_CHECK(ignore_index < 0, ValueError, op,
+               ": ignore_index is not supported for class-probability targets, got ignore_index=",
+               ignore_index, " (pass a negative value, e.g. the default -100)");
+  check_weight(op, weight, logits, false);
+  // torch's result is the product's dtype: input, target and weight promoted.
+  DType out_dt = promote_types(logits.dtype(), target.dtype());
+  if (weight.defined()) out_dt = promote_types(out_dt, weight.dtype());
+  const DType acc = promote_types(reduce_acc_dtype(logits.dtype()), out_dt);
+  const Tensor lp = log_softmax(logits, class_dim(logits), acc);
+  const Tensor w = weight.defined() ? weight.to(acc) : Tensor();
+  return probability_target_loss(lp, target.to(acc), w, red, ls).to(out_dt);
+}
+
+}  // namespace
+
+bool cross_entropy_is_composed(const Tensor& target, const Tensor& weight) {
+  return weight.defined() || (target.defined() && is_floating(target.dtype()));
+}
+
+Tensor cross_entropy_composed(const Tensor& logits_in, const Tensor& target_in,
+                              int64_t ignore_index, std::string_view reduction,
+                              double label_smoothing, const Tensor& weight_in) {
+  const char* op = "cross_entropy";
+  // The float32 class of cross_entropy (op_list.h) covers every floating argument, as torch's
+  // autocast casts each tensor argument of a float32 op (the weight, probability targets).
+  Tensor logits = logits_in, target = target_in, weight = weight_in;
+  apply_autocast(OpId::cross_entropy, {&logits, &target, &weight});
+  const Reduction red = parse_reduction(op, reduction);
+  FABRIC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, op,
+               ": label_smoothing must be in [0, 1], got ", label_smoothing);
+  check_input(op, logits);
+  FABRIC_CHECK(target.defined(), ValueError, op, ": target is undefined");
+  if (is_floating(target.dtype()))
+    return probability_cross_entropy(logits, target, ignore_index, red, label_smoothing, weight);
+  // Class indices come here only with a weight (cross_entropy_is_composed).
+  const Tensor t = checked_class_targets(op, logits, target, ignore_index);
+  check_weight(op, weight, logits, true);
+  const DType acc = reduce_acc_dtype(logits.dtype());
+  const Tensor lp = log_softmax(logits, class_dim(logits), acc);
+  return class_target_loss(lp, t, weight.to(acc), ignore_index, red, label_smoothing)
+      .to(logits.dtype());
+}
+
+Tensor nll_loss_weighted(const Tensor& log_probs_in, const Tensor& target, int64_t ignore_index,
+                         std::string_view reduction, const Tensor& weight_in) {
+  const char* op = "nll_loss";
+  Tensor log_probs = log_probs_in, weight = weight_in;
+  apply_autocast(OpId::nll_loss, {&log_probs, &weight});
+  const Reduction red = parse_reduction(op, reduction);
+  check_input(op, log_probs);
+  const Tensor t = checked_class_targets(op, log_probs, target, ignore_index);
+  check_weight(op, weight, log_probs, true);
+  const DType acc = reduce_acc_dtype(log_probs.dtype());
+  return class_target_loss(log_probs.to(acc), t, weight.to(acc), ignore_index, red, 0.0)
+      .to(log_probs.dtype());
+}
+
+}  // namespace fabric::detail
