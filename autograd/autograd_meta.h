@@ -16,6 +16,10 @@ class AutogradMeta final : public AutogradMetaBase {
  public:
   bool is_leaf() const override { return grad_fn == nullptr; }
   Tensor grad() const override { return grad_; }
+  void clear_grad_fn() override {
+    grad_fn.reset();
+    output_nr = 0;
+  }
 
   Tensor grad_;
   std::shared_ptr<Node> grad_fn;

@@ -7,12 +7,23 @@
 
 #include "tensor/factory.h"
 
+// PyTorch computes each formula in Python, one rounding per operation: no fused multiply-adds,
+// or the float64 lrs drift from torch's by an ulp.
+#pragma GCC optimize("fp-contract=off")
+
 namespace fabric::optim {
 
 std::vector<std::pair<std::string, Tensor>> SchedulerState::flatten(const std::string& prefix) const {
-  return {{prefix + "last_epoch", scalar_tensor(last_epoch, {.dtype = DType::int64})},
-          {prefix + "base_lrs", from_vector<double>(base_lrs, {static_cast<int64_t>(base_lrs.size())})},
-          {prefix + "_last_lr", from_vector<double>(last_lr, {static_cast<int64_t>(last_lr.size())})}};
+  std::vector<std::pair<std::string, Tensor>> items = {
+      {prefix + "last_epoch", scalar_tensor(last_epoch, {.dtype = DType::int64})},
+      {prefix + "base_lrs", from_vector<double>(base_lrs, {static_cast<int64_t>(base_lrs.size())})},
+      {prefix + "_last_lr", from_vector<double>(last_lr, {static_cast<int64_t>(last_lr.size())})}};
+  for (size_t i = 0; i < schedulers.size(); ++i) {
+    for (auto& item : schedulers[i].flatten(prefix + "_schedulers." + std::to_string(i) + ".")) {
+      items.push_back(std::move(item));
+    }
+  }
+  return items;
 }
 
 SchedulerState SchedulerState::unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
@@ -33,11 +44,35 @@ SchedulerState SchedulerState::unflatten(const std::vector<std::pair<std::string
   s.last_epoch = e.item<int64_t>();
   s.base_lrs = find("base_lrs").to_vector<double>();
   s.last_lr = find("_last_lr").to_vector<double>();
+  // Composed schedulers: "<prefix>_schedulers.<i>.<key>", i counting from 0 without gaps.
+  const std::string nested = prefix + "_schedulers.";
+  size_t count = 0;
+  for (const auto& [k, t] : items) {
+    if (k.rfind(nested, 0) != 0) continue;
+    const std::string rest = k.substr(nested.size());
+    const size_t dot = rest.find('.');
+    const std::string index = rest.substr(0, dot);
+    FABRIC_CHECK(
+        dot != std::string::npos && !index.empty() &&
+            index.find_first_not_of("0123456789") == std::string::npos && index.size() < 10,
+        ValueError, "SchedulerState::unflatten: '", k, "' is not '", nested, "<index>.<key>'");
+    count = std::max<size_t>(count, std::stoul(index) + 1);
+  }
+  for (size_t i = 0; i < count; ++i)
+    s.schedulers.push_back(unflatten(items, nested + std::to_string(i) + "."));
   return s;
 }
 
-LRScheduler::LRScheduler(Optimizer& optimizer, const char* name) : optimizer_(&optimizer), name_(name) {
-  base_lrs_ = current_lrs();
+LRScheduler::LRScheduler(Optimizer& optimizer, const char* name)
+    : optimizer_(&optimizer), name_(name) {}
+
+void LRScheduler::initial_step() {
+  base_lrs_.clear();
+  for (size_t g = 0; g < optimizer_->num_param_groups(); ++g) {
+    if (!optimizer_->initial_lr(g)) optimizer_->set_initial_lr(g, optimizer_->lr(g));
+    base_lrs_.push_back(*optimizer_->initial_lr(g));
+  }
+  step();
 }
 
 std::vector<double> LRScheduler::current_lrs() const {
@@ -46,29 +81,52 @@ std::vector<double> LRScheduler::current_lrs() const {
   return lrs;
 }
 
-void LRScheduler::step() {
-  FABRIC_CHECK(optimizer_->num_param_groups() == base_lrs_.size(), ValueError, name_, ".step: the optimizer has ",
-               optimizer_->num_param_groups(), " parameter groups but the scheduler was built for ", base_lrs_.size());
-  ++last_epoch_;
-  last_lr_ = get_lr();
+void LRScheduler::set_lrs(const std::vector<double>& lrs) {
+  last_lr_ = lrs;
   for (size_t g = 0; g < last_lr_.size(); ++g) optimizer_->set_lr(g, last_lr_[g]);
+}
+
+void LRScheduler::check_groups(const char* what) const {
+  FABRIC_CHECK(optimizer_->num_param_groups() == base_lrs_.size(), ValueError, name_, what,
+               ": the optimizer has ", optimizer_->num_param_groups(),
+               " parameter groups but the scheduler was built for ", base_lrs_.size());
+}
+
+void LRScheduler::step() {
+  check_groups(".step");
+  ++last_epoch_;
+  set_lrs(get_lr());
+}
+
+void LRScheduler::step_to(int64_t epoch) {
+  check_groups(".step");
+  last_epoch_ = epoch;
+  set_lrs(closed_form_lr());
 }
 
 bool LRScheduler::reapply() {
   if (!closed_form()) return false;
-  last_lr_ = get_lr();
-  for (size_t g = 0; g < last_lr_.size(); ++g) optimizer_->set_lr(g, last_lr_[g]);
+  set_lrs(get_lr());
   return true;
 }
 
 void LRScheduler::load_state_dict(const SchedulerState& s) {
+  FABRIC_CHECK(s.schedulers.empty(), ValueError, name_, ".load_state_dict: the state holds ",
+               s.schedulers.size(),
+               " composed schedulers' states (a SequentialLR's or ChainedScheduler's), but ", name_,
+               " composes none");
+  load_own_state(s);
+}
+
+void LRScheduler::load_own_state(const SchedulerState& s) {
   const size_t groups = optimizer_->num_param_groups();
   FABRIC_CHECK(s.base_lrs.size() == groups, ValueError, name_, ".load_state_dict: the state has ",
                s.base_lrs.size(), " base lrs but the optimizer has ", groups, " parameter groups");
   FABRIC_CHECK(s.last_lr.size() == groups, ValueError, name_, ".load_state_dict: the state has ", s.last_lr.size(),
                " last lrs but the optimizer has ", groups, " parameter groups");
-  FABRIC_CHECK(s.last_epoch >= 0, ValueError, name_, ".load_state_dict: last_epoch ", s.last_epoch,
-               " is negative");
+  // -1: a scheduler of a SequentialLR whose milestone has not come yet.
+  FABRIC_CHECK(s.last_epoch >= -1, ValueError, name_, ".load_state_dict: last_epoch ", s.last_epoch,
+               " is below -1");
   last_epoch_ = s.last_epoch;
   base_lrs_ = s.base_lrs;
   last_lr_ = s.last_lr;
@@ -78,18 +136,19 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
 
 LambdaLR::LambdaLR(Optimizer& optimizer, Lambda lr_lambda) : LRScheduler(optimizer, "LambdaLR") {
   FABRIC_CHECK(lr_lambda != nullptr, ValueError, "LambdaLR: the lr lambda is empty");
-  lambdas_.assign(base_lrs_.size(), lr_lambda);
-  step();
+  lambdas_.assign(optimizer.num_param_groups(), lr_lambda);
+  initial_step();
 }
 
 LambdaLR::LambdaLR(Optimizer& optimizer, std::vector<Lambda> lr_lambdas)
     : LRScheduler(optimizer, "LambdaLR"), lambdas_(std::move(lr_lambdas)) {
-  FABRIC_CHECK(lambdas_.size() == base_lrs_.size(), ValueError, "LambdaLR: expected ", base_lrs_.size(),
-               " lr lambdas (one per parameter group), got ", lambdas_.size());
+  FABRIC_CHECK(lambdas_.size() == optimizer.num_param_groups(), ValueError, "LambdaLR: expected ",
+               optimizer.num_param_groups(), " lr lambdas (one per parameter group), got ",
+               lambdas_.size());
   for (size_t g = 0; g < lambdas_.size(); ++g) {
     FABRIC_CHECK(lambdas_[g] != nullptr, ValueError, "LambdaLR: the lr lambda of group ", g, " is empty");
   }
-  step();
+  initial_step();
 }
 
 std::vector<double> LambdaLR::get_lr() const {
@@ -103,7 +162,7 @@ std::vector<double> LambdaLR::get_lr() const {
 StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
     : LRScheduler(optimizer, "StepLR"), step_size_(step_size), gamma_(gamma) {
   FABRIC_CHECK(step_size >= 1, ValueError, "StepLR: step_size must be >= 1, got ", step_size);
-  step();
+  initial_step();
 }
 
 std::vector<double> StepLR::get_lr() const {
@@ -113,13 +172,21 @@ std::vector<double> StepLR::get_lr() const {
   return lrs;
 }
 
+std::vector<double> StepLR::closed_form_lr() const {
+  std::vector<double> lrs;
+  for (double base : base_lrs_) {
+    lrs.push_back(base * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_)));
+  }
+  return lrs;
+}
+
 // ---- ConstantLR -------------------------------------------------------------------------------
 
 ConstantLR::ConstantLR(Optimizer& optimizer, double factor, int64_t total_iters)
     : LRScheduler(optimizer, "ConstantLR"), factor_(factor), total_iters_(total_iters) {
   FABRIC_CHECK(factor > 0 && factor <= 1, ValueError, "ConstantLR: the factor must be in (0, 1], got ", factor);
   FABRIC_CHECK(total_iters >= 0, ValueError, "ConstantLR: total_iters must be >= 0, got ", total_iters);
-  step();
+  initial_step();
 }
 
 std::vector<double> ConstantLR::get_lr() const {
@@ -132,12 +199,19 @@ std::vector<double> ConstantLR::get_lr() const {
   return lrs;
 }
 
+std::vector<double> ConstantLR::closed_form_lr() const {
+  std::vector<double> lrs;
+  const double reached = last_epoch_ >= total_iters_ ? 1.0 : 0.0;
+  for (double base : base_lrs_) lrs.push_back(base * (factor_ + reached * (1 - factor_)));
+  return lrs;
+}
+
 // ---- LinearWarmup -----------------------------------------------------------------------------
 
 LinearWarmup::LinearWarmup(Optimizer& optimizer, int64_t warmup_steps)
     : LRScheduler(optimizer, "LinearWarmup"), warmup_steps_(warmup_steps) {
   FABRIC_CHECK(warmup_steps >= 0, ValueError, "LinearWarmup: warmup_steps must be >= 0, got ", warmup_steps);
-  step();
+  initial_step();
 }
 
 std::vector<double> LinearWarmup::get_lr() const {
@@ -157,7 +231,7 @@ CosineWithWarmup::CosineWithWarmup(Optimizer& optimizer, int64_t warmup_steps, i
   FABRIC_CHECK(max_steps >= warmup_steps, ValueError, "CosineWithWarmup: max_steps (", max_steps,
                ") must be >= warmup_steps (", warmup_steps, ")");
   FABRIC_CHECK(min_lr >= 0, ValueError, "CosineWithWarmup: min_lr must be >= 0, got ", min_lr);
-  step();
+  initial_step();
 }
 
 std::vector<double> CosineWithWarmup::get_lr() const {

@@ -16,50 +16,76 @@ struct SchedulerState {
   int64_t last_epoch = 0;
   std::vector<double> base_lrs;  // one per parameter group
   std::vector<double> last_lr;
+  // SequentialLR, ChainedScheduler: the composed schedulers' states, in order (empty otherwise).
+  std::vector<SchedulerState> schedulers;
 
-  // Keys under `prefix`: "last_epoch" (0-dim int64), "base_lrs" and "_last_lr" (1-D float64).
+  // Keys under `prefix`: "last_epoch" (0-dim int64), "base_lrs" and "_last_lr" (1-D float64), and
+  // each composed scheduler's keys under "<prefix>_schedulers.<i>.".
   std::vector<std::pair<std::string, Tensor>> flatten(const std::string& prefix = "") const;
   // Keys not starting with `prefix` are ignored; a missing key raises ValueError.
   static SchedulerState unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
                                   const std::string& prefix = "");
 };
 
+class SequentialLR;
+
 class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
 
   // last_epoch += 1, then every group's lr = the schedule's value for last_epoch.
-  void step();
+  virtual void step();
   // The lrs set by the last step (or by construction), one per group.
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   int64_t last_epoch() const { return last_epoch_; }
-  // The groups' lrs when the scheduler was built: what closed-form schedules scale.
+  // The groups' initial lrs (Optimizer::initial_lr: the lrs when the first scheduler was built on
+  // the optimizer): what closed-form schedules scale.
   const std::vector<double>& base_lrs() const { return base_lrs_; }
   Optimizer& optimizer() const { return *optimizer_; }
+  const char* name() const { return name_; }
 
-  SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_}; }
+  virtual SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_, {}}; }
   // Restores last_epoch, base_lrs and the last lrs (the optimizer's own state restores its group
   // lrs, as in PyTorch). ValueError when the group count differs.
-  void load_state_dict(const SchedulerState& s);
+  virtual void load_state_dict(const SchedulerState& s);
   // A closed-form schedule (its lr a function of last_epoch alone) sets every group's lr to its
   // value for last_epoch and returns true; a chainable one (it scales the groups' current lrs)
   // changes nothing and returns false. For a schedule loaded into a different shape than it was
   // saved with (fabric-train resumed with a larger max_steps: the cosine's length): the restored
   // lrs belong to the old shape. With the same shape it sets exactly the restored values.
-  bool reapply();
+  virtual bool reapply();
 
  protected:
+  // Records nothing: a subclass checks its arguments, then calls initial_step(), as PyTorch's
+  // constructors check theirs before touching the optimizer.
   LRScheduler(Optimizer& optimizer, const char* name);
+  // PyTorch's _LRScheduler.__init__ with last_epoch -1: each group's initial_lr defaults to its lr,
+  // base_lrs are the initial lrs, then the first step (last_epoch 0).
+  void initial_step();
   // The lrs for last_epoch_; chainable schedules read the groups' current lrs.
   virtual std::vector<double> get_lr() const = 0;
+  // PyTorch's _get_closed_form_lr (what step(epoch) uses, as SequentialLR does at a milestone);
+  // get_lr() for schedules that have none.
+  virtual std::vector<double> closed_form_lr() const { return get_lr(); }
   virtual bool closed_form() const { return false; }
   std::vector<double> current_lrs() const;
+  void set_lrs(const std::vector<double>& lrs);
+  // load_state_dict's checks and restore of this scheduler's own fields (not composed ones').
+  void load_own_state(const SchedulerState& s);
+  // The group count the scheduler was built for, checked against the optimizer's before a step.
+  void check_groups(const char* what) const;
 
   Optimizer* optimizer_;
   const char* name_;
   std::vector<double> base_lrs_;
   std::vector<double> last_lr_;
   int64_t last_epoch_ = -1;
+
+ private:
+  friend class SequentialLR;
+  // PyTorch's step(epoch) (deprecated there, used by SequentialLR at a milestone): last_epoch =
+  // epoch, and the closed form's lrs.
+  void step_to(int64_t epoch);
 };
 
 // lr = base_lr * lr_lambda(last_epoch): one lambda for every group, or one per group.
@@ -84,6 +110,7 @@ class StepLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() const override;
+  std::vector<double> closed_form_lr() const override;
 
  private:
   int64_t step_size_;
@@ -98,6 +125,7 @@ class ConstantLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() const override;
+  std::vector<double> closed_form_lr() const override;
 
  private:
   double factor_;

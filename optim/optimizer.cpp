@@ -53,6 +53,19 @@ const ParamState* Optimizer::state(const Tensor& param) const {
   return it == state_.end() ? nullptr : &it->second;
 }
 
+std::optional<double> Optimizer::initial_lr(size_t group) const {
+  FABRIC_CHECK(group < num_param_groups(), IndexError, name(), ": parameter group ", group,
+               " out of range (", num_param_groups(), " groups)");
+  return group < initial_lrs_.size() ? initial_lrs_[group] : std::nullopt;
+}
+
+void Optimizer::set_initial_lr(size_t group, double lr) {
+  FABRIC_CHECK(group < num_param_groups(), IndexError, name(), ": parameter group ", group,
+               " out of range (", num_param_groups(), " groups)");
+  if (initial_lrs_.size() <= group) initial_lrs_.resize(group + 1);
+  initial_lrs_[group] = lr;
+}
+
 void Optimizer::replace_group_params(size_t group, std::vector<Tensor> params) {
   (void)params;
   throw NotImplementedError(std::string(name()) + ".replace_group_params (group " + std::to_string(group) +

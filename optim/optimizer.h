@@ -2,10 +2,11 @@
 // zero_grad/step, and state_dict/load_state_dict in PyTorch's layout. Updates happen in place on
 // the parameters' storage: the optimizer and the module share the same tensors.
 #pragma once
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -46,6 +47,16 @@ class Optimizer {
   virtual void set_lr(size_t group, double lr) = 0;
   // The group's hyper-parameters under PyTorch's names (lr, betas, eps, weight_decay, ...).
   virtual HyperParams group_hyper_params(size_t group) const = 0;
+  // Sets the keys `changes` names (PyTorch's names, as group_hyper_params gives them), leaving the
+  // rest: how OneCycleLR cycles SGD's momentum or Adam's beta1. The group's options are checked as
+  // a new group's are (ValueError, nothing changed when a value is bad).
+  virtual void set_group_hyper_params(size_t group, const HyperParams& changes) = 0;
+  // PyTorch's param_group['initial_lr']: the first scheduler built on this optimizer records each
+  // group's lr here (OneCycleLR its own start), and every scheduler takes it as its base lr, so
+  // that schedulers composed on one optimizer (SequentialLR, ChainedScheduler) scale the same lrs.
+  // Empty until a scheduler sets it; not part of state_dict (schedulers save their base lrs).
+  std::optional<double> initial_lr(size_t group) const;
+  void set_initial_lr(size_t group, double lr);
   // Every parameter of every group, in param_groups order (the indices of state_dict).
   std::vector<Tensor> parameters() const;
   // Makes group `group` update `params` instead of its current parameters, keeping its
@@ -93,6 +104,7 @@ class Optimizer {
  private:
   const char* name_;
   std::unordered_map<const TensorImpl*, ParamState> state_;
+  std::vector<std::optional<double>> initial_lrs_;  // by group; shorter when later groups have none
   // Every object keeps its own token: moves carry the contents, not the identity.
   struct Lifetime {
     std::shared_ptr<const bool> token = std::make_shared<const bool>(true);
@@ -140,6 +152,12 @@ class GroupedOptimizer : public Optimizer {
   double lr(size_t g) const override { return group(g).options.lr; }
   void set_lr(size_t g, double lr) override { group_mut(g).options.lr = lr; }
   HyperParams group_hyper_params(size_t g) const override { return to_hyper_params(group(g).options); }
+  void set_group_hyper_params(size_t g, const HyperParams& changes) override {
+    Options o = group(g).options;
+    from_hyper_params(changes, o);
+    validate_options(o);
+    group_mut(g).options = o;
+  }
   void replace_group_params(size_t g, std::vector<Tensor> params) override {
     Group& grp = group_mut(g);
     check_new_params(params, g);

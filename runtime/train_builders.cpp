@@ -6,6 +6,8 @@
 #include "nn/lora.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
+#include "optim/lr_decay.h"
+#include "optim/one_cycle_lr.h"
 #include "optim/sgd.h"
 #include "runtime/model_init.h"
 #include "tensor/ops.h"
@@ -57,12 +59,49 @@ std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const 
                                                                     .weight_decay = o.weight_decay});
 }
 
+namespace {
+
+// PyTorch's schedulers by the config's names; null for the names build_scheduler handles itself.
+std::unique_ptr<optim::LRScheduler> build_torch_scheduler(const TrainConfig::Scheduler& s,
+                                                          optim::Optimizer& opt, int64_t total) {
+  if (s.name == "multistep")
+    return std::make_unique<optim::MultiStepLR>(opt, s.milestones, s.gamma);
+  if (s.name == "exponential") return std::make_unique<optim::ExponentialLR>(opt, s.gamma);
+  if (s.name == "linear")
+    return std::make_unique<optim::LinearLR>(opt, s.start_factor, s.end_factor, s.total_iters);
+  if (s.name == "polynomial")
+    return std::make_unique<optim::PolynomialLR>(opt, s.total_iters, s.power);
+  if (s.name == "onecycle") {
+    const double max_lr = s.max_lr > 0 ? s.max_lr : opt.lr(0);
+    return std::make_unique<optim::OneCycleLR>(
+        opt, optim::OneCycleOptions{.max_lr = {max_lr},
+                                    .total_steps = total,
+                                    .pct_start = s.pct_start,
+                                    .anneal_strategy = s.anneal_strategy,
+                                    .cycle_momentum = s.cycle_momentum,
+                                    .base_momentum = {s.base_momentum},
+                                    .max_momentum = {s.max_momentum},
+                                    .div_factor = s.div_factor,
+                                    .final_div_factor = s.final_div_factor,
+                                    .three_phase = s.three_phase});
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps) {
   const auto& s = cfg.scheduler;
   if (s.name == "step") return std::make_unique<optim::StepLR>(opt, s.step_size, s.gamma);
   // A run shorter than the warm-up (a quick `--set trainer.max_steps=2` of a long config) warms up
   // over the whole run instead.
   const int64_t total = std::max<int64_t>(total_steps, 1);
+  try {
+    // What the config's checks cannot know before the run's length is (OneCycleLR's phases).
+    if (auto torch_scheduler = build_torch_scheduler(s, opt, total)) return torch_scheduler;
+  } catch (const ValueError& e) {
+    throw ConfigError("scheduler: " + std::string(e.what()));
+  }
   const int64_t warmup = std::min(s.warmup_steps, total);
   if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
   if (warmup > 0) return std::make_unique<optim::LinearWarmup>(opt, warmup);

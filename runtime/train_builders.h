@@ -15,7 +15,8 @@ namespace fabric {
 // runtime/model_init.h) when set.
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size);
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
-// Null for "constant". total_steps: the run's optimizer steps (cosine decays over them).
+// Null for "constant" without warm-up. total_steps: the run's optimizer steps (cosine decays over
+// them, onecycle cycles over them). ConfigError for arguments only the run's length makes bad.
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps);
 // LoRA adapters on the layers named in cfg.lora.target (everything else frozen). ConfigError when
 // no layer matches.

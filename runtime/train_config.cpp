@@ -455,9 +455,30 @@ class Parser {
       fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
+    check_scheduler(c, where);
     resolve_stage(c, values);
     check_deepspeed(c, values);
     check_fsdp(c, values);
+  }
+
+  // What the scheduler keys' ranges cannot say: open bounds, ordered milestones, and the keys a
+  // name needs. (OneCycleLR's phases depend on the run's length: build_scheduler checks them.)
+  template <class Where>
+  void check_scheduler(const TrainConfig& c, const Where& where) {
+    const auto& s = c.scheduler;
+    if (s.start_factor <= 0)
+      fail(where("scheduler.start_factor"), "scheduler.start_factor",
+           "must be in (0, 1] (the lr factor at step 0; 0 would never let the lr grow), got " +
+               format_number(s.start_factor));
+    for (const auto& [key, value] : {std::pair{"scheduler.div_factor", s.div_factor},
+                                     std::pair{"scheduler.final_div_factor", s.final_div_factor}})
+      if (value <= 0)
+        fail(where(key), key, "must be > 0 (a divisor of the lr), got " + format_number(value));
+    if (!std::is_sorted(s.milestones.begin(), s.milestones.end()))
+      fail(where("scheduler.milestones"), "scheduler.milestones", "must be non-decreasing steps");
+    if (s.name == "multistep" && s.milestones.empty())
+      fail(where("scheduler.milestones"), "scheduler.milestones",
+           "scheduler.name multistep needs the steps at which the lr decays, e.g. [100, 200]");
   }
 
   // fabric.stage and deepspeed.stage (Lightning's DeepSpeedStrategy(stage=...)): 1, 2 or 3, with a

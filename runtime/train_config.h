@@ -73,11 +73,27 @@ struct TrainConfig {
     double eps = 1e-8;
   } optimizer;
   struct Scheduler {
-    std::string name = "constant";  // constant | step | cosine
+    // constant | step | cosine | multistep | exponential | linear | polynomial | onecycle
+    std::string name = "constant";
     int64_t warmup_steps = 0;
     double min_lr = 0.0;
-    int64_t step_size = 1000;  // step
-    double gamma = 0.1;        // step
+    int64_t step_size = 1000;         // step
+    double gamma = 0.1;               // step, multistep, exponential
+    std::vector<int64_t> milestones;  // multistep
+    double start_factor = 1.0 / 3;    // linear
+    double end_factor = 1.0;          // linear
+    int64_t total_iters = 5;          // linear, polynomial
+    double power = 1.0;               // polynomial
+    // onecycle (PyTorch's OneCycleLR over the run's steps)
+    double max_lr = 0.0;  // 0: optimizer.lr
+    double pct_start = 0.3;
+    std::string anneal_strategy = "cos";  // cos | linear
+    double div_factor = 25.0;
+    double final_div_factor = 1e4;
+    bool three_phase = false;
+    bool cycle_momentum = true;  // SGD's momentum or Adam's beta1, between the two below
+    double base_momentum = 0.85;
+    double max_momentum = 0.95;
   } scheduler;
   struct Trainer {
     int64_t max_steps = -1;   // -1: use max_epochs; 0: set up and write checkpoints/last only

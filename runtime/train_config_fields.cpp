@@ -238,12 +238,34 @@ const std::vector<Field>& fields() {
                       },
                       0, 1});
     v.push_back(FIELD_NUM(optimizer, eps, 0, "adam, adamw: epsilon"));
-    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step or cosine (linear warm-up, then cosine to min_lr)"),
-                             {"constant", "step", "cosine"}));
-    v.push_back(FIELD_INT(scheduler, warmup_steps, 0, "cosine: linear warm-up steps"));
+    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial (PolynomialLR), onecycle (OneCycleLR over the run's steps)"),
+                             {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial", "onecycle"}));
+    v.push_back(FIELD_INT(scheduler, warmup_steps, 0, "cosine (and constant): linear warm-up steps"));
     v.push_back(FIELD_NUM(scheduler, min_lr, 0, "cosine: final learning rate"));
     v.push_back(FIELD_INT(scheduler, step_size, 1, "step: steps between decays"));
-    v.push_back(FIELD_NUM(scheduler, gamma, 0, "step: decay factor"));
+    v.push_back(FIELD_NUM(scheduler, gamma, 0, "step, multistep, exponential: decay factor"));
+    v.push_back(Field{"scheduler", "milestones", Kind::int_list, "multistep: the steps at which the lr is multiplied by gamma (non-decreasing)",
+                      [](TrainConfig& c, const Value& x) { c.scheduler.milestones = x.il; },
+                      [](const TrainConfig& c) {
+                        YAML::Node n(YAML::NodeType::Sequence);
+                        for (int64_t m : c.scheduler.milestones) n.push_back(m);
+                        n.SetStyle(YAML::EmitterStyle::Flow);
+                        return n;
+                      },
+                      1});
+    v.push_back(with_max(FIELD_NUM(scheduler, start_factor, 0, "linear: the lr factor at step 0, in (0, 1]"), 1));
+    v.push_back(with_max(FIELD_NUM(scheduler, end_factor, 0, "linear: the lr factor from total_iters on, in [0, 1]"), 1));
+    v.push_back(FIELD_INT(scheduler, total_iters, 1, "linear, polynomial: steps until the final factor"));
+    v.push_back(FIELD_NUM(scheduler, power, 0, "polynomial: the power of the decay to 0"));
+    v.push_back(FIELD_NUM(scheduler, max_lr, 0, "onecycle: the peak learning rate (0: optimizer.lr)"));
+    v.push_back(with_max(FIELD_NUM(scheduler, pct_start, 0, "onecycle: the fraction of the steps spent raising the lr"), 1));
+    v.push_back(with_choices(FIELD_STR(scheduler, anneal_strategy, "onecycle: cos or linear annealing"), {"cos", "linear"}));
+    v.push_back(FIELD_NUM(scheduler, div_factor, 0, "onecycle: the first lr is max_lr / div_factor (> 0)"));
+    v.push_back(FIELD_NUM(scheduler, final_div_factor, 0, "onecycle: the last lr is the first / final_div_factor (> 0)"));
+    v.push_back(FIELD_BOOL(scheduler, three_phase, "onecycle: back down to the first lr before annealing to the last"));
+    v.push_back(FIELD_BOOL(scheduler, cycle_momentum, "onecycle: cycle sgd's momentum (adam's beta1) between max_momentum and base_momentum, inversely to the lr"));
+    v.push_back(with_max(FIELD_NUM(scheduler, base_momentum, 0, "onecycle: the momentum at the peak lr"), 0.999999));
+    v.push_back(with_max(FIELD_NUM(scheduler, max_momentum, 0, "onecycle: the momentum at the lowest lrs"), 0.999999));
     v.push_back(FIELD_INT(trainer, max_steps, -1, "optimizer steps to run (-1: use max_epochs; 0: only set up and write checkpoints/last)"));
     v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps; neither set: 1000, as Lightning's Trainer)"));
     v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch and process (with several processes the global batch is this times their number)"));

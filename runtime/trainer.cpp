@@ -680,8 +680,13 @@ class Run {
     if (sched) {
       sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
       // A resume may lengthen the run (--set trainer.max_steps): the cosine then continues on the
-      // new length's curve from the next step, not from the old one's last lr.
-      sched->reapply();
+      // new length's curve from the next step, not from the old one's last lr. (A onecycle
+      // shortened below the saved step has no lr there: a config error.)
+      try {
+        sched->reapply();
+      } catch (const ValueError& e) {
+        throw ConfigError("resume: scheduler: " + std::string(e.what()));
+      }
     }
     return step;
   }

@@ -482,6 +482,20 @@ Tensor Tensor::detach() const {
   return out;
 }
 
+Tensor& Tensor::detach_() {
+  (void)checked();  // undefined: ValueError
+  TensorImpl& t = *impl_;
+  // A view's requires_grad and history follow its base's (and in-place writes through it join the
+  // base's graph), so cutting the view alone would leave them disagreeing.
+  FABRIC_CHECK(t.view_base == nullptr, Error,
+               "detach_: Can't detach views in-place. Use detach() instead (this ",
+               dtype_name(t.dtype), " tensor of shape ", shape_str(t.sizes),
+               " is a view of a tensor of shape ", shape_str(t.view_base->sizes), ")");
+  t.requires_grad = false;
+  if (t.autograd) t.autograd->clear_grad_fn();
+  return *this;
+}
+
 void Tensor::set_data(const Tensor& src) const {
   FABRIC_CHECK(defined() && src.defined(), ValueError, "set_data: undefined tensor");
   TensorImpl& dst = *impl_;

@@ -26,6 +26,8 @@ class AutogradMetaBase {
   virtual ~AutogradMetaBase() = default;
   virtual bool is_leaf() const = 0;
   virtual Tensor grad() const = 0;
+  // Tensor::detach_(): forget the node that produced the tensor (it becomes a leaf).
+  virtual void clear_grad_fn() = 0;
 };
 
 struct TensorImpl {
@@ -147,6 +149,11 @@ class Tensor {
   Tensor& uniform_(double low = 0, double high = 1, Generator* gen = nullptr);
   Tensor& normal_(double mean = 0, double std = 1, Generator* gen = nullptr);
   Tensor detach() const;                       // shares storage, no autograd history
+  // PyTorch's detach_(): this tensor itself stops requiring grad and loses its grad_fn (a leaf
+  // from now on; graphs already built through it keep working). Hooks and .grad stay, as in
+  // PyTorch. A view autograd follows (made by a view op, whatever its requires_grad) raises
+  // Error, as torch 1.13 does for any view: detach() it instead.
+  Tensor& detach_();
   // Makes this handle (and every other handle to the same tensor) hold `src`'s storage, geometry
   // and dtype, keeping its identity and autograd flags: how Module::to() and sharding swap a
   // parameter's data without invalidating references to it (PyTorch's `param.data = ...`).

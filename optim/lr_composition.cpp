@@ -1,0 +1,140 @@
+// SequentialLR and ChainedScheduler: PyTorch's construction, stepping and state of composed
+// schedulers.
+#include "optim/lr_composition.h"
+
+#include <algorithm>
+#include <string>
+
+namespace fabric::optim {
+namespace {
+
+void check_present(const std::vector<std::shared_ptr<LRScheduler>>& schedulers, const char* who) {
+  for (size_t i = 0; i < schedulers.size(); ++i) {
+    FABRIC_CHECK(schedulers[i] != nullptr, ValueError, who, ": scheduler ", i, " is null");
+  }
+}
+
+// The composed states after the composite's own fields, for state_dict.
+SchedulerState with_children(SchedulerState own,
+                             const std::vector<std::shared_ptr<LRScheduler>>& schedulers) {
+  for (const auto& s : schedulers) own.schedulers.push_back(s->state_dict());
+  return own;
+}
+
+void check_children(const SchedulerState& s, size_t expected, const char* who) {
+  FABRIC_CHECK(s.schedulers.size() == expected, ValueError, who,
+               ".load_state_dict: the state holds ", s.schedulers.size(),
+               " schedulers' states but this ", who, " composes ", expected);
+}
+
+// "[5, 3]"
+std::string listed(const std::vector<int64_t>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+  return out + "]";
+}
+
+Optimizer& first_optimizer(const std::vector<std::shared_ptr<LRScheduler>>& schedulers) {
+  FABRIC_CHECK(!schedulers.empty(), ValueError,
+               "ChainedScheduler: expected at least one scheduler, got none");
+  check_present(schedulers, "ChainedScheduler");
+  return schedulers[0]->optimizer();
+}
+
+}  // namespace
+
+// ---- SequentialLR -----------------------------------------------------------------------------
+
+SequentialLR::SequentialLR(Optimizer& optimizer,
+                           std::vector<std::shared_ptr<LRScheduler>> schedulers,
+                           std::vector<int64_t> milestones)
+    : LRScheduler(optimizer, "SequentialLR"),
+      schedulers_(std::move(schedulers)),
+      milestones_(std::move(milestones)) {
+  check_present(schedulers_, "SequentialLR");
+  for (size_t i = 0; i < schedulers_.size(); ++i) {
+    FABRIC_CHECK(&schedulers_[i]->optimizer() == &optimizer, ValueError,
+                 "SequentialLR expects all schedulers to belong to the same optimizer, but got "
+                 "schedulers at index ",
+                 i, " to be different than the optimizer passed in");
+  }
+  FABRIC_CHECK(!schedulers_.empty() && milestones_.size() == schedulers_.size() - 1, ValueError,
+               "SequentialLR expects number of schedulers provided to be one more than the number "
+               "of milestone "
+               "points, but got number of schedulers ",
+               schedulers_.size(), " and the number of milestones to be equal to ",
+               milestones_.size());
+  FABRIC_CHECK(std::is_sorted(milestones_.begin(), milestones_.end()), ValueError,
+               "SequentialLR: the milestones must be non-decreasing, got ", listed(milestones_));
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) {
+    const std::optional<double> initial = optimizer.initial_lr(g);
+    FABRIC_CHECK(initial.has_value(), ValueError, "SequentialLR: parameter group ", g,
+                 " has no initial lr (it was added after the schedulers were built)");
+    optimizer.set_lr(g, *initial);
+  }
+  for (const auto& s : schedulers_) s->last_epoch_ -= 1;
+  schedulers_[0]->step();
+  last_epoch_ = 0;
+  base_lrs_ = schedulers_[0]->base_lrs();
+  last_lr_ = schedulers_[0]->get_last_lr();
+}
+
+void SequentialLR::step() {
+  check_groups(".step");
+  ++last_epoch_;
+  const size_t idx =
+      std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
+  LRScheduler& s = *schedulers_[idx];
+  if (idx > 0 && milestones_[idx - 1] == last_epoch_) {
+    s.step_to(0);
+  } else {
+    s.step();
+  }
+  last_lr_ = s.get_last_lr();
+}
+
+SchedulerState SequentialLR::state_dict() const {
+  return with_children({last_epoch_, base_lrs_, last_lr_, {}}, schedulers_);
+}
+
+void SequentialLR::load_state_dict(const SchedulerState& s) {
+  check_children(s, schedulers_.size(), "SequentialLR");
+  load_own_state(s);
+  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s.schedulers[i]);
+}
+
+// ---- ChainedScheduler -------------------------------------------------------------------------
+
+ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers)
+    : LRScheduler(first_optimizer(schedulers), "ChainedScheduler"),
+      schedulers_(std::move(schedulers)) {
+  for (size_t i = 1; i < schedulers_.size(); ++i) {
+    FABRIC_CHECK(&schedulers_[i]->optimizer() == optimizer_, ValueError,
+                 "ChainedScheduler expects all schedulers to belong to the same optimizer, but got "
+                 "schedulers at "
+                 "index 0 and ",
+                 i, " to be different");
+  }
+  last_epoch_ = 0;
+  base_lrs_ = schedulers_[0]->base_lrs();
+  last_lr_ = current_lrs();
+}
+
+void ChainedScheduler::step() {
+  check_groups(".step");
+  ++last_epoch_;
+  for (const auto& s : schedulers_) s->step();
+  last_lr_ = current_lrs();
+}
+
+SchedulerState ChainedScheduler::state_dict() const {
+  return with_children({last_epoch_, base_lrs_, last_lr_, {}}, schedulers_);
+}
+
+void ChainedScheduler::load_state_dict(const SchedulerState& s) {
+  check_children(s, schedulers_.size(), "ChainedScheduler");
+  load_own_state(s);
+  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s.schedulers[i]);
+}
+
+}  // namespace fabric::optim

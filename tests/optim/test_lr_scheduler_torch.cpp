@@ -1,0 +1,305 @@
+// PyTorch's LR schedulers against torch 1.13 itself: each scheduler's get_last_lr() sequence (after
+// construction, then after every step) equals the one torch's step() gives
+// (lr_scheduler_torch_cases.cpp), a scheduler state saved mid-run continues identically, OneCycleLR
+// cycles SGD's momentum and Adam's beta1 as torch does, and bad arguments raise ValueError naming
+// them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+
+#include "lr_scheduler_torch_cases.h"
+#include "optim/adam.h"
+#include "optim/lr_composition.h"
+#include "optim/lr_decay.h"
+#include "optim/one_cycle_lr.h"
+#include "optim/sgd.h"
+#include "optim_test_util.h"
+
+namespace fabric::optim {
+namespace {
+using namespace testing;
+
+std::unique_ptr<SGD> sgd_for(const std::vector<double>& lrs) {
+  std::vector<SGD::Group> groups;
+  for (double lr : lrs)
+    groups.push_back({.params = {param({0.0})}, .options = {.lr = lr, .momentum = 0.9}});
+  return std::make_unique<SGD>(std::move(groups));
+}
+
+// Steps `s` from step `from` (its number of steps so far) to `to`, appending get_last_lr() after
+// each step; the optimizer's lrs must equal it.
+void run(const TorchCase& c, LRScheduler& s, int from, int to, std::vector<double>& out) {
+  for (int i = from; i < to; ++i) {
+    if (c.poke.step == i) s.optimizer().set_lr(0, c.poke.lr);
+    s.step();
+    for (size_t g = 0; g < c.lrs.size(); ++g)
+      EXPECT_EQ(s.optimizer().lr(g), s.get_last_lr()[g]) << c.name << " " << i;
+    out.insert(out.end(), s.get_last_lr().begin(), s.get_last_lr().end());
+  }
+}
+
+double max_abs_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  double d = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, std::abs(a[i] - b[i]));
+  return d;
+}
+
+TEST(LRSchedulerTorch, SequencesMatchTorch) {
+  double worst = 0;
+  for (const TorchCase& c : torch_lr_cases()) {
+    auto opt = sgd_for(c.lrs);
+    Sched s = c.make(*opt);
+    std::vector<double> got = s->get_last_lr();
+    run(c, *s, 0, c.steps, got);
+    expect_close(got, c.expected, 1e-15, c.name);
+    worst = std::max(worst, max_abs_difference(got, c.expected));
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g", worst);
+  RecordProperty("max_abs_difference", text);  // in the --gtest_output=xml report
+}
+
+TEST(LRSchedulerTorch, StateRoundTripContinuesIdentically) {
+  for (const TorchCase& c : torch_lr_cases()) {
+    const int half = c.steps / 2 + 1;
+    auto opt = sgd_for(c.lrs);
+    Sched s = c.make(*opt);
+    std::vector<double> first;
+    run(c, *s, 0, half, first);
+    const auto sched_items = s->state_dict().flatten("scheduler.");
+    const auto opt_items = opt->state_dict().flatten("optimizer.");
+    std::vector<double> rest_a;
+    run(c, *s, half, c.steps, rest_a);
+
+    // A fresh optimizer and scheduler, as a resumed run builds them, then the saved state.
+    auto opt2 = sgd_for(c.lrs);
+    Sched s2 = c.make(*opt2);
+    opt2->load_state_dict(OptimizerState::unflatten(opt_items, "optimizer."));
+    s2->load_state_dict(SchedulerState::unflatten(sched_items, "scheduler."));
+    EXPECT_EQ(s2->last_epoch(), half) << c.name;
+    std::vector<double> rest_b;
+    run(c, *s2, half, c.steps, rest_b);
+    EXPECT_EQ(rest_b, rest_a) << c.name;
+    const std::vector<double> torch_rest(
+        c.expected.begin() + static_cast<std::ptrdiff_t>((half + 1) * c.lrs.size()),
+        c.expected.end());
+    expect_close(rest_b, torch_rest, 1e-15, c.name);
+  }
+}
+
+TEST(LRSchedulerTorch, CompositeStateMustHoldItsSchedulers) {
+  auto opt = sgd_for({0.1});
+  SequentialLR seq(
+      *opt,
+      {std::make_shared<ConstantLR>(*opt, 0.5, 2), std::make_shared<ExponentialLR>(*opt, 0.9)},
+      {3});
+  SchedulerState st = seq.state_dict();
+  ASSERT_EQ(st.schedulers.size(), 2u);
+  EXPECT_EQ(st.schedulers[1].last_epoch, -1);  // its milestone has not come
+  SchedulerState one = st;
+  one.schedulers.pop_back();
+  EXPECT_CONTAINS(thrown<ValueError>([&] { seq.load_state_dict(one); }),
+                  "holds 1 schedulers' states but this SequentialLR composes 2");
+  ExponentialLR plain(*opt, 0.5);
+  EXPECT_CONTAINS(thrown<ValueError>([&] { plain.load_state_dict(st); }),
+                  "ExponentialLR composes none");
+  // The nested keys: the composite's own under the prefix, each scheduler's under _schedulers.<i>.
+  const auto items = st.flatten("s.");
+  EXPECT_EQ(items.size(), 9u);
+  EXPECT_EQ(items[3].first, "s._schedulers.0.last_epoch");
+  EXPECT_EQ(items[8].first, "s._schedulers.1._last_lr");
+  EXPECT_EQ(SchedulerState::unflatten(items, "s.").schedulers.size(), 2u);
+}
+
+// OneCycleLR sets the momentum of each step (torch 1.13, max_lr 0.1, total_steps 20, steps 0..20).
+TEST(LRSchedulerTorch, OneCycleCyclesMomentumAndBeta1) {
+  struct Case {
+    const char* name;
+    OneCycleOptions options;
+    std::vector<double> expected;
+  };
+  const std::vector<Case> cases = {
+      {"two-phase cos",
+       {.max_lr = {0.1}, .total_steps = 20},
+       {0.94999999999999996, 0.94045084971874737, 0.91545084971874735, 0.88454915028125258,
+        0.85954915028125256, 0.84999999999999998, 0.8512536043909088,  0.85495155660487898,
+        0.86090842587659844, 0.86882550990706331, 0.87830581304412203, 0.88887395330218422,
+        0.89999999999999991, 0.91112604669781572, 0.9216941869558779,  0.93117449009293662,
+        0.9390915741234015,  0.94504844339512095, 0.94874639560909113, 0.94999999999999996,
+        0.94874639560909113}},
+      {"three-phase linear, momentum 0.8 to 0.9",
+       {.max_lr = {0.1},
+        .total_steps = 20,
+        .anneal_strategy = "linear",
+        .base_momentum = {0.8},
+        .max_momentum = {0.9},
+        .three_phase = true},
+       {0.90000000000000002, 0.88,
+        0.85999999999999999, 0.84000000000000008,
+        0.82000000000000006, 0.80000000000000004,
+        0.82000000000000006, 0.84000000000000008,
+        0.85999999999999999, 0.88,
+        0.90000000000000002, 0.90000000000000002,
+        0.90000000000000002, 0.90000000000000002,
+        0.90000000000000002, 0.90000000000000002,
+        0.90000000000000002, 0.90000000000000002,
+        0.90000000000000002, 0.90000000000000002,
+        0.90000000000000002}},
+  };
+  for (const Case& c : cases) {
+    Tensor a = param({0.0}), b = param({0.0});
+    SGD sgd({a}, {.lr = 0.1, .momentum = 0.9});
+    Adam adam({b}, {.lr = 0.1, .betas = {0.9, 0.999}});
+    OneCycleLR s1(sgd, c.options), s2(adam, c.options);
+    std::vector<double> momentum, beta1;
+    for (int i = 0; i <= 20; ++i) {
+      if (i > 0) s1.step(), s2.step();
+      momentum.push_back(std::get<double>(sgd.group_hyper_params(0).at("momentum")));
+      beta1.push_back(adam.param_groups()[0].options.betas[0]);
+      EXPECT_EQ(adam.param_groups()[0].options.betas[1], 0.999) << c.name;
+    }
+    expect_close(momentum, c.expected, 1e-15, c.name);
+    expect_close(beta1, c.expected, 1e-15, c.name);
+  }
+  // Without cycle_momentum the momentum is left alone.
+  Tensor p = param({0.0});
+  SGD sgd({p}, {.lr = 0.1, .momentum = 0.5});
+  OneCycleLR s(sgd, {.max_lr = {0.1}, .total_steps = 10, .cycle_momentum = false});
+  s.step();
+  EXPECT_EQ(sgd.param_groups()[0].options.momentum, 0.5);
+}
+
+TEST(LRSchedulerTorch, OneCycleStopsAtTotalSteps) {
+  Tensor p = param({0.0});
+  SGD sgd({p}, {.lr = 0.1, .momentum = 0.9});
+  OneCycleLR s(sgd, {.max_lr = {0.1}, .epochs = 2, .steps_per_epoch = 3});
+  EXPECT_EQ(s.total_steps(), 6);
+  for (int i = 0; i < 6; ++i) s.step();  // step 6 == total_steps is still allowed, as in torch
+  EXPECT_CONTAINS(thrown<ValueError>([&] { s.step(); }),
+                  "tried to step 8 times. The specified number of total steps is 6");
+}
+
+// A later scheduler on the same optimizer takes the first one's initial lr as its base (torch's
+// param_group['initial_lr']), not the lr the first one has set since.
+TEST(LRSchedulerTorch, SchedulersShareTheInitialLr) {
+  Tensor p = param({0.0});
+  SGD sgd({p}, {.lr = 1.0});
+  LinearLR warmup(sgd, 0.1, 1.0, 5);
+  EXPECT_EQ(sgd.lr(0), 0.1);
+  CosineAnnealingLR cosine(sgd, 10);
+  EXPECT_EQ(cosine.base_lrs(), std::vector<double>{1.0});
+  EXPECT_EQ(sgd.initial_lr(0), 1.0);
+  // OneCycleLR sets it to max_lr / div_factor.
+  OneCycleLR one(sgd, {.max_lr = {2.0}, .total_steps = 10, .cycle_momentum = false});
+  EXPECT_EQ(sgd.initial_lr(0), 0.08);
+  EXPECT_EQ(one.base_lrs(), std::vector<double>{0.08});
+}
+
+// Bad arguments: ValueError naming the argument and what it must be (PyTorch's checks, messages
+// after torch's; nothing is written into the optimizer).
+TEST(LRSchedulerTorch, ArgumentErrors) {
+  Tensor a = param({0.0}), b = param({0.0});
+  SGD opt(std::vector<SGD::Group>{{.params = {a}, .options = {.lr = 0.1, .momentum = 0.9}},
+                                  {.params = {b}, .options = {.lr = 0.2, .momentum = 0.9}}});
+  SGD other({param({0.0})}, {.lr = 0.1});
+  const std::vector<std::pair<std::function<void()>, const char*>> cases = {
+      {[&] { LinearLR(opt, 0.0); },
+       "LinearLR: start_factor (the starting multiplicative factor) must be in "
+       "(0, 1], got 0"},
+      {[&] { LinearLR(opt, 1.5); },
+       "start_factor (the starting multiplicative "
+       "factor) must be in (0, 1], got 1.5"},
+      {[&] { LinearLR(opt, 0.5, -0.1); },
+       "LinearLR: end_factor (the ending multiplicative factor) must be in [0, "
+       "1], got -0.1"},
+      {[&] { LinearLR(opt, 0.5, 1.0, 0); }, "LinearLR: total_iters must be >= 1, got 0"},
+      {[&] { CosineAnnealingLR(opt, 0); },
+       "CosineAnnealingLR: T_max (the steps to eta_min) must be >= 1, got 0"},
+      {[&] { PolynomialLR(opt, 0); }, "PolynomialLR: total_iters must be >= 1, got 0"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 0}); },
+       "OneCycleLR: expected positive integer total_steps, but got 0"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}}); },
+       "you must define either total_steps OR (epochs AND steps_per_epoch)"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .epochs = 2}); },
+       "you must define either total_steps OR (epochs AND steps_per_epoch)"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .epochs = -1, .steps_per_epoch = 3}); },
+       "expected positive integer epochs, but got -1"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .epochs = 2, .steps_per_epoch = 0}); },
+       "expected positive integer steps_per_epoch, but got 0"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .pct_start = 1.5}); },
+       "expected float between 0 and 1 pct_start, but got 1.5"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .pct_start = -0.1}); },
+       "expected float between 0 and 1 pct_start, but got -0.1"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .anneal_strategy = "cosine"}); },
+       "anneal_strategy must be one of 'cos' or 'linear', instead got "
+       "'cosine'"},
+      {[&] {
+         OneCycleLR(opt, {.max_lr = {0.1, 0.2, 0.3}, .total_steps = 10});
+       },
+       "OneCycleLR: expected 2 values for max_lr (one per parameter group) or "
+       "one for all, got 3"},
+      {[&] { OneCycleLR(opt, {.max_lr = {}, .total_steps = 10}); },
+       "OneCycleLR: max_lr is required"},
+      {[&] {
+         OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .max_momentum = {0.9, 0.9, 0.9}});
+       },
+       "expected 2 values for max_momentum"},
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .base_momentum = {}}); },
+       "expected 2 values for base_momentum"},
+      // pct_start * total_steps == 1: the warm-up phase spans no steps (torch: ZeroDivisionError).
+      {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .pct_start = 0.1}); },
+       "OneCycleLR: phase 1 spans no steps (it starts and ends at step 0)"},
+      {[&] { SequentialLR(opt, {std::make_shared<ExponentialLR>(opt, 0.9)}, {2}); },
+       "SequentialLR expects number of schedulers provided to be one more than "
+       "the number of milestone points, but got number of schedulers 1 and the "
+       "number of milestones to be equal to 1"},
+      {[&] { SequentialLR(opt, {}, {}); },
+       "but got number of schedulers 0 and the number of milestones to be "
+       "equal to 0"},
+      {[&] {
+         SequentialLR(opt,
+                      {std::make_shared<ExponentialLR>(opt, 0.9),
+                       std::make_shared<ExponentialLR>(other, 0.9)},
+                      {2});
+       },
+       "SequentialLR expects all schedulers to belong to the same optimizer, "
+       "but got schedulers at index 1 to be different than the optimizer "
+       "passed in"},
+      {[&] {
+         SequentialLR(
+             opt,
+             {std::make_shared<ExponentialLR>(opt, 0.9), std::make_shared<ExponentialLR>(opt, 0.9),
+              std::make_shared<ExponentialLR>(opt, 0.9)},
+             {5, 3});
+       },
+       "SequentialLR: the milestones must be non-decreasing, got [5, 3]"},
+      {[&] { SequentialLR(opt, {nullptr}, {}); }, "SequentialLR: scheduler 0 is null"},
+      {[&] { ChainedScheduler({}); },
+       "ChainedScheduler: expected at least one scheduler, got none"},
+      {[&] {
+         ChainedScheduler({std::make_shared<ExponentialLR>(opt, 0.9),
+                           std::make_shared<ExponentialLR>(other, 0.9)});
+       },
+       "ChainedScheduler expects all schedulers to belong to the same "
+       "optimizer, but got schedulers at index 0 and 1 to be different"},
+  };
+  for (const auto& [fn, message] : cases) {
+    opt.set_lr(0, 0.1);
+    const std::string got = thrown<ValueError>(fn);
+    EXPECT_NE(got.find(message), std::string::npos) << "expected: " << message << "\ngot: " << got;
+  }
+  // A failed OneCycleLR leaves the momentum and the initial lr as they were.
+  Tensor c = param({0.0});
+  SGD fresh({c}, {.lr = 0.3, .momentum = 0.5});
+  EXPECT_THROW(OneCycleLR(fresh, {.max_lr = {0.1}, .total_steps = 10, .pct_start = 2.0}),
+               ValueError);
+  EXPECT_EQ(fresh.param_groups()[0].options.momentum, 0.5);
+  EXPECT_FALSE(fresh.initial_lr(0).has_value());
+}
+
+}  // namespace
+}  // namespace fabric::optim
