@@ -6,6 +6,7 @@
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/loss_reduction.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -17,15 +18,8 @@
 namespace fabric {
 namespace {
 
-enum class Reduction { none, mean, sum };
-
-Reduction parse_reduction(const char* op, std::string_view r) {
-  if (r == "mean") return Reduction::mean;
-  if (r == "sum") return Reduction::sum;
-  if (r == "none") return Reduction::none;
-  throw ValueError(
-      detail::cat(op, ": reduction must be \"mean\", \"sum\" or \"none\", got \"", r, "\""));
-}
+using Reduction = detail::LossReduction;
+constexpr auto parse_reduction = detail::parse_loss_reduction;
 
 // The class layout of a (C) / (N, C) / (N, C, d...) input against its target, checked.
 ClassGeometry class_geometry(const char* op, const Tensor& input, const Tensor& target) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/loss_reduction.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 #include "tensor/reduce_kernels.h"
@@ -15,14 +16,8 @@
 namespace fabric::detail {
 namespace {
 
-enum class Reduction { none, mean, sum };
-
-Reduction parse_reduction(const char* op, std::string_view r) {
-  if (r == "mean") return Reduction::mean;
-  if (r == "sum") return Reduction::sum;
-  if (r == "none") return Reduction::none;
-  throw ValueError(cat(op, ": reduction must be \"mean\", \"sum\" or \"none\", got \"", r, "\""));
-}
+using Reduction = LossReduction;
+constexpr auto parse_reduction = parse_loss_reduction;
 
 bool is_float_dtype(DType d) { return is_floating(d) && !is_fp8(d); }
 
