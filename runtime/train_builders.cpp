@@ -118,17 +118,25 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
 }
 
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target) {
-  if (cfg.loss == "mse") {
-    // mse_loss broadcasts as PyTorch's does: class indices (N,) against outputs (N, C) would train
-    // on a meaningless number. One target per output value, in any shape ((N,) for (N, 1) too).
-    if (target.numel() != output.numel())
-      throw ConfigError("loss: mse needs one target per output value, got targets " + shape_str(target.sizes()) +
-                        " for the model's output " + shape_str(output.sizes()) +
-                        " (class indices need loss: cross_entropy)");
-    return mse_loss(output, target.reshape(output.sizes()).to(output.dtype()));
+  if (cfg.loss == "cross_entropy") {
+    const int64_t classes = output.size(-1);
+    return cross_entropy(output.reshape({-1, classes}), target.reshape({-1}).to(DType::int64),
+                         /*ignore_index=*/-1);
   }
-  const int64_t classes = output.size(-1);
-  return cross_entropy(output.reshape({-1, classes}), target.reshape({-1}).to(DType::int64), /*ignore_index=*/-1);
+  // The element-wise losses broadcast as PyTorch's do: class indices (N,) against outputs (N, C)
+  // would train on a meaningless number. One target per output value, in any shape ((N,) for
+  // (N, 1) too); bce_with_logits' multi-label 0/1 targets as well.
+  if (target.numel() != output.numel())
+    throw ConfigError("loss: " + cfg.loss + " needs one target per output value, got targets " +
+                      shape_str(target.sizes()) + " for the model's output " +
+                      shape_str(output.sizes()) + " (class indices need loss: cross_entropy)");
+  const Tensor t = target.reshape(output.sizes()).to(output.dtype());
+  if (cfg.loss == "mse") return mse_loss(output, t);
+  if (cfg.loss == "l1") return l1_loss(output, t);
+  if (cfg.loss == "smooth_l1") return smooth_l1_loss(output, t);  // PyTorch's default beta 1
+  if (cfg.loss == "huber") return huber_loss(output, t);          // PyTorch's default delta 1
+  if (cfg.loss == "bce_with_logits") return binary_cross_entropy_with_logits(output, t);
+  throw ConfigError("loss: unknown loss '" + cfg.loss + "'");  // the key's choices keep this out
 }
 
 }  // namespace fabric

@@ -21,7 +21,8 @@ std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, opti
 // LoRA adapters on the layers named in cfg.lora.target (everything else frozen). ConfigError when
 // no layer matches.
 void add_lora(nn::Module& model, const TrainConfig& cfg);
-// cross_entropy over the last dim (logits (..., C), integer targets (...)) or mse.
+// cross_entropy over the last dim (logits (..., C), integer targets (...)), or an element-wise loss
+// (mse, l1, smooth_l1, huber, bce_with_logits) of one target per output value.
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target);
 
 }  // namespace fabric

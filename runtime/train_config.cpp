@@ -453,6 +453,15 @@ class Parser {
       fail(where("data.kind"), "data.kind", "the gpt model needs text, tokens or tensors data");
     if (c.model.name == "cnn" && c.data.kind != "images" && c.data.kind != "tensors")
       fail(where("data.kind"), "data.kind", "the cnn model needs images or tensors data");
+    // A GPT and text/tokens data train on token ids, class indices that only cross_entropy takes;
+    // the element-wise losses would fail (or broadcast) on the first batch instead.
+    if (c.loss != "cross_entropy" &&
+        (c.model.name == "gpt" || c.data.kind == "text" || c.data.kind == "tokens")) {
+      const std::string why = c.model.name == "gpt" ? "model.name gpt" : "data.kind " + c.data.kind;
+      fail(where("loss"), "loss",
+           c.loss + " needs float targets shaped like the model's output, but " + why +
+               " trains on token ids (class indices): use loss: cross_entropy");
+    }
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     check_scheduler(c, where);

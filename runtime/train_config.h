@@ -61,7 +61,7 @@ struct TrainConfig {
     double val_fraction = 0.0;
     bool flatten = false;  // images: (N, 784) for an MLP instead of (N, 1, 28, 28)
   } data;
-  std::string loss = "cross_entropy";  // cross_entropy | mse
+  std::string loss = "cross_entropy";  // cross_entropy, mse, l1, smooth_l1, huber, bce_with_logits
   struct Optimizer {
     std::string name = "sgd";  // sgd | adam | adamw
     double lr = 0.1;

@@ -218,10 +218,13 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_BOOL(data, drop_last, "drop each epoch's last incomplete batch (tensors, images)"));
     v.push_back(with_max(FIELD_NUM(data, val_fraction, 0, "fraction held out for validation"), 0.9));
     v.push_back(FIELD_BOOL(data, flatten, "images: flatten to (N, H*W) (an mlp always gets them flattened)"));
-    v.push_back(with_choices(Field{"", "loss", Kind::string, "cross_entropy or mse",
-                                   [](TrainConfig& c, const Value& x) { c.loss = x.s; },
-                                   [](const TrainConfig& c) { return YAML::Node(c.loss); }},
-                             {"cross_entropy", "mse"}));
+    v.push_back(with_choices(
+        Field{"", "loss", Kind::string,
+              "cross_entropy (class indices), or with float targets shaped like the output: "
+              "mse, l1, smooth_l1 (beta 1), huber (delta 1), bce_with_logits (0/1 labels)",
+              [](TrainConfig& c, const Value& x) { c.loss = x.s; },
+              [](const TrainConfig& c) { return YAML::Node(c.loss); }},
+        {"cross_entropy", "mse", "l1", "smooth_l1", "huber", "bce_with_logits"}));
     v.push_back(with_choices(FIELD_STR(optimizer, name, "sgd, adam or adamw"), {"sgd", "adam", "adamw"}));
     v.push_back(FIELD_NUM(optimizer, lr, 0, "learning rate"));
     v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd: momentum"));

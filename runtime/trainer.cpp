@@ -613,10 +613,10 @@ class Run {
     return count > 0 ? sum / count : std::nan("");
   }
 
-  // What the configured loss's mean divides by for these targets: the elements (mse), or the
-  // targets cross_entropy counts (ignore_index -1 left out).
+  // What the configured loss's mean divides by for these targets: the elements (the element-wise
+  // losses: mse, l1, ...), or the targets cross_entropy counts (ignore_index -1 left out).
   int64_t terms_of_loss(const Tensor& targets) const {
-    if (cfg_.loss == "mse") return targets.numel();
+    if (cfg_.loss != "cross_entropy") return targets.numel();
     return sum(ne(targets, Scalar(-1))).to(DType::int64).item<int64_t>();
   }
 
