@@ -13,6 +13,7 @@
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/cpu_autocast.h"
 #include "tests/common/expect_error.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -281,11 +282,6 @@ TEST(LossElementwise, ResultDtypesFollowTorch) {
   // binary_cross_entropy takes a weight of another dtype (cast to the input's).
   EXPECT_EQ(binary_cross_entropy(f32, f32, f64).dtype(), DType::float32);
 }
-
-struct CpuAutocast {
-  explicit CpuAutocast(DType dt) { autocast_enter(DeviceType::cpu, true, dt, true); }
-  ~CpuAutocast() { autocast_exit(DeviceType::cpu); }
-};
 
 // Spec §3's CPU lists: all but smooth_l1_loss compute in float32 under CPU autocast.
 TEST(LossElementwise, CpuAutocastClasses) {

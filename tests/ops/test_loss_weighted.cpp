@@ -16,6 +16,7 @@
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/cpu_autocast.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -310,11 +311,6 @@ TEST(LossWeighted, ResultDtypesFollowTorch) {
   EXPECT_EQ(nll_loss(xh, t, -100, "none", wh).dtype(), DType::bfloat16);
   EXPECT_EQ(cross_entropy(xh, p64.to(DType::bfloat16)).dtype(), DType::bfloat16);
 }
-
-struct CpuAutocast {
-  explicit CpuAutocast(DType dt) { autocast_enter(DeviceType::cpu, true, dt, true); }
-  ~CpuAutocast() { autocast_exit(DeviceType::cpu); }
-};
 
 // cross_entropy and nll_loss are float32 ops under autocast (spec §3): the weight and the
 // probabilities are cast with the input, so a float32 weight with bfloat16 logits is fine there.
