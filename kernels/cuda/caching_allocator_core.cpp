@@ -105,15 +105,22 @@ void CachingAllocatorCore::deallocate(void* ptr) {
   FABRIC_CHECK(it != active_.end(), ValueError, name_, ": deallocate(", ptr,
                ") of a pointer this allocator did not hand out, or freed twice");
   Block* b = it->second;
+  PendingFree pf{b, {}};
+  pf.events.reserve(b->stream_uses.size());
+  try {
+    for (void* s : b->stream_uses) pf.events.push_back(ops_.record_event(s));
+  } catch (...) {
+    // Without a fence on every stream that used it the block cannot be reused safely: it stays
+    // allocated (and counted), and the events already recorded are not left behind.
+    for (void* e : pf.events) ops_.destroy_event(e);
+    throw;
+  }
   active_.erase(it);
   stats_.allocated_bytes -= static_cast<int64_t>(b->size);
-  if (b->stream_uses.empty()) {
+  if (pf.events.empty()) {
     free_block(b);
     return;
   }
-  PendingFree pf{b, {}};
-  pf.events.reserve(b->stream_uses.size());
-  for (void* s : b->stream_uses) pf.events.push_back(ops_.record_event(s));
   b->stream_uses.clear();
   pending_.push_back(std::move(pf));
 }

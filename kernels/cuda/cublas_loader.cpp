@@ -129,6 +129,14 @@ cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout,
   return FABRIC_CUBLASLT_CALL(cublasLtMatrixLayoutSetAttribute, layout, attr, buf, bytes);
 }
 
+const char* cublasLtGetStatusName(cublasStatus_t status) {
+  return FABRIC_CUBLASLT_CALL(cublasLtGetStatusName, status);
+}
+
+const char* cublasLtGetStatusString(cublasStatus_t status) {
+  return FABRIC_CUBLASLT_CALL(cublasLtGetStatusString, status);
+}
+
 // ---- cuBLAS ------------------------------------------------------------------------------------
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {

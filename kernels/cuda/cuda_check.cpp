@@ -2,6 +2,7 @@
 // state here: device_count() says 0 and everything that needs a device throws DeviceError.
 #include "kernels/cuda/cuda_check.h"
 
+#include <cublasLt.h>
 #include <cublas_api.h>
 #include <cudnn.h>
 
@@ -55,6 +56,13 @@ void throw_cublas_error(int status, const char* call, const char* file, int line
   const auto s = static_cast<cublasStatus_t>(status);
   throw DeviceError(detail::cat(call, " failed: ", cublasGetStatusName(s), " (code ", status,
                                 "): ", cublasGetStatusString(s), where(file, line)));
+}
+
+// cuBLASLt names its own codes: asking cuBLAS would open libcublas just for an error message.
+void throw_cublaslt_error(int status, const char* call, const char* file, int line) {
+  const auto s = static_cast<cublasStatus_t>(status);
+  throw DeviceError(detail::cat(call, " failed: ", cublasLtGetStatusName(s), " (code ", status,
+                                "): ", cublasLtGetStatusString(s), where(file, line)));
 }
 
 void throw_cudnn_error(int status, const char* call, const char* file, int line) {

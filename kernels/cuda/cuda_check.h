@@ -16,6 +16,7 @@ std::string cuda_error_message(cudaError_t err, const char* call, const char* fi
 // Status codes of cuBLAS/cuBLASLt (cublasStatus_t) and cuDNN (cudnnStatus_t), passed as int so
 // that this header needs neither library's headers.
 [[noreturn]] void throw_cublas_error(int status, const char* call, const char* file, int line);
+[[noreturn]] void throw_cublaslt_error(int status, const char* call, const char* file, int line);
 [[noreturn]] void throw_cudnn_error(int status, const char* call, const char* file, int line);
 
 }  // namespace fabric::cuda
@@ -37,8 +38,14 @@ std::string cuda_error_message(cudaError_t err, const char* call, const char* fi
       ::fabric::cuda::throw_cublas_error(fabric_cublas_status_, #expr, __FILE__, __LINE__); \
     }                                                                                       \
   } while (0)
-// cuBLASLt reports through cublasStatus_t as well.
-#define FABRIC_CUBLASLT_CHECK(expr) FABRIC_CUBLAS_CHECK(expr)
+// cuBLASLt reports through cublasStatus_t as well, named by cuBLASLt itself.
+#define FABRIC_CUBLASLT_CHECK(expr)                                                           \
+  do {                                                                                        \
+    const int fabric_cublaslt_status_ = static_cast<int>(expr);                               \
+    if (fabric_cublaslt_status_ != 0) {                                                       \
+      ::fabric::cuda::throw_cublaslt_error(fabric_cublaslt_status_, #expr, __FILE__, __LINE__); \
+    }                                                                                         \
+  } while (0)
 
 #define FABRIC_CUDNN_CHECK(expr)                                                          \
   do {                                                                                    \

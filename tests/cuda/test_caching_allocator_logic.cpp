@@ -31,6 +31,7 @@ struct FakeDevice {
   std::map<void*, bool> events;
   int next_event = 1;
   std::vector<void*> recorded_on;
+  int fail_record_after = -1;  // >= 0: that many more events record, then recording throws
 
   RawMemoryOps ops() {
     RawMemoryOps o;
@@ -55,6 +56,8 @@ struct FakeDevice {
       ++frees;
     };
     o.record_event = [this](void* stream) -> void* {
+      if (fail_record_after == 0) throw DeviceError("fake cudaEventRecord failed");
+      if (fail_record_after > 0) --fail_record_after;
       recorded_on.push_back(stream);
       void* e = reinterpret_cast<void*>(static_cast<uintptr_t>(next_event++));
       events[e] = false;
@@ -382,6 +385,21 @@ TEST(CachingAllocatorLogic, RecordStreamDefersReuseUntilTheEventsComplete) {
   EXPECT_THROW(core.record_stream(reinterpret_cast<char*>(c) + 512, side_stream), ValueError);
   core.deallocate(b);
   core.deallocate(c);
+  check_invariants(core, dev);
+}
+
+TEST(CachingAllocatorLogic, AFailedEventRecordKeepsTheBlockAllocatedAndLeavesNoEvent) {
+  FakeDevice dev;
+  Core core("fake:0", dev.ops());
+  void* a = core.allocate(8 * KiB);
+  core.record_stream(a, reinterpret_cast<void*>(0x5));
+  core.record_stream(a, reinterpret_cast<void*>(0x6));
+  dev.fail_record_after = 1;  // the first stream's event records, the second's fails
+  EXPECT_THROW(core.deallocate(a), DeviceError);
+  EXPECT_TRUE(dev.events.empty());                          // the recorded one was destroyed
+  EXPECT_EQ(core.stats().allocated_bytes, int64_t{8 * KiB});  // still counted: not reusable
+  EXPECT_EQ(core.pending_blocks(), 0u);
+  EXPECT_NE(core.allocate(8 * KiB), a);  // never handed out again while it may be in use
   check_invariants(core, dev);
 }
 

@@ -25,6 +25,16 @@ TEST(CudaLazyLoading, LoadingTheLibraryDoesNotMapCublas) {
   EXPECT_FALSE(kCublasMappedAtStart);
 }
 
+TEST(CudaLazyLoading, CublasLtErrorsAreNamedWithoutOpeningCublas) {
+  // Needs no device. Asking libcublas for a cuBLASLt status name would map it (~210 MiB) for
+  // nothing; cuBLASLt names its own codes.
+  const bool cublas_loaded_before = cuda::cublas_library().is_loaded();
+  EXPECT_CONTAINS(thrown<DeviceError>([] { FABRIC_CUBLASLT_CHECK(1); }),
+                  "CUBLAS_STATUS_NOT_INITIALIZED");
+  EXPECT_TRUE(cuda::cublaslt_library().is_loaded());
+  EXPECT_EQ(cuda::cublas_library().is_loaded(), cublas_loaded_before);
+}
+
 TEST(CudaLazyLoading, FirstCallOpensTheLibrary) {
   // A status name needs no device: the call opens libcublas (which maps libcublasLt with it).
   EXPECT_CONTAINS(thrown<DeviceError>([] { FABRIC_CUBLAS_CHECK(1); }),
