@@ -56,12 +56,25 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
 }
 
 void set_grad(const Tensor& t, const Tensor& grad) {
+  // torch's `.grad =` checks, in its order: an optimizer or a later accumulation would otherwise
+  // mix dtypes or devices, or broadcast, without a word.
   if (grad.defined()) {
-    FABRIC_CHECK(grad.sizes() == t.sizes(), ShapeError, "set_grad: gradient of shape ", shape_str(grad.sizes()),
-                 " for a tensor of shape ", shape_str(t.sizes()));
+    FABRIC_CHECK(t.defined(), ValueError, "set_grad: undefined tensor");
+    FABRIC_CHECK(grad.dtype() == t.dtype(), DTypeError,
+                 "set_grad: assigned grad has data of a different type: a ",
+                 dtype_name(grad.dtype()), " gradient for a ", dtype_name(t.dtype()),
+                 " tensor (expected ", dtype_name(t.dtype()), ")");
+    FABRIC_CHECK(grad.device() == t.device(), DeviceError,
+                 "set_grad: assigned grad has data located on a different device: a gradient on ",
+                 grad.device(), " for a tensor on ", t.device());
+    FABRIC_CHECK(grad.sizes() == t.sizes(), ShapeError,
+                 "set_grad: assigned grad has data of a different size: a gradient of shape ",
+                 shape_str(grad.sizes()), " for a tensor of shape ", shape_str(t.sizes()));
   }
-  autograd_meta(t).grad_ = grad;
+  set_grad_unchecked(t, grad);
 }
+
+void set_grad_unchecked(const Tensor& t, const Tensor& grad) { autograd_meta(t).grad_ = grad; }
 
 void zero_grad(const Tensor& t, bool set_to_none) {
   AutogradMeta* m = autograd_meta_if(t);

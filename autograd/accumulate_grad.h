@@ -11,6 +11,8 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(Tensor variable);
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
+  // With create_graph the accumulated .grad keeps the gradient's history, as in PyTorch.
+  bool supports_double_backward() const override { return true; }
   std::string name() const override { return "AccumulateGrad"; }
   const Tensor& variable() const { return variable_; }
 

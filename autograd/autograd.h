@@ -2,6 +2,7 @@
 // .grad, gradient accumulation and the hooks DDP/FSDP build on.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,18 +12,29 @@
 namespace fabric {
 
 // Accumulates d(roots)/d(leaf) into every leaf's .grad. A root without a gradient must have one
-// element (its gradient is 1). With retain_graph = false the graph's saved tensors are freed.
-void backward(const Tensor& root, const Tensor& gradient = Tensor(), bool retain_graph = false);
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients, bool retain_graph = false);
+// element (its gradient is 1). With retain_graph = false the graph's saved tensors are freed;
+// unset, it is create_graph (as in PyTorch). create_graph = true records the backward pass itself,
+// so the gradients have a history and can be differentiated again (gradient penalties,
+// Hessian-vector products); ops whose derivative is a fused kernel raise NotImplementedError when
+// such a gradient is differentiated again (README, "Higher-order gradients").
+void backward(const Tensor& root, const Tensor& gradient = Tensor(),
+              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false);
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
+              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false);
 
-// Returns d(outputs)/d(inputs) without accumulating into .grad (torch.autograd.grad).
-// allow_unused = false raises when an input is not reachable from the outputs.
+// Returns d(outputs)/d(inputs) without accumulating into .grad (torch.autograd.grad), arguments
+// in torch's order. allow_unused = false raises when an input is not reachable from the outputs.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs = {}, bool retain_graph = false,
+                         const std::vector<Tensor>& grad_outputs = {},
+                         std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,
                          bool allow_unused = false);
 
-// .grad management (optimizers, zero_grad, gradient scaling).
+// .grad management (optimizers, zero_grad, gradient scaling). set_grad checks, as torch's
+// `.grad =`, that a defined gradient has t's dtype, device and shape (an undefined one clears it).
 void set_grad(const Tensor& t, const Tensor& grad);
+// Without those checks, as torch's C++ mutable_grad(): for a strategy that keeps a gradient in
+// another dtype than its parameter until the optimizer step (ZeRO's half partition gradients).
+void set_grad_unchecked(const Tensor& t, const Tensor& grad);
 void zero_grad(const Tensor& t, bool set_to_none = true);
 
 // Registers fn to run on the gradient flowing into t; a defined return value replaces it.

@@ -11,6 +11,9 @@ using DerivativeRule = FunctionNode::Backward (*)(const OpRecord& rec);
 
 void register_derivative(OpId op, DerivativeRule rule);
 DerivativeRule derivative_rule(OpId op);
+// Whether op's rule builds its gradient from differentiable ops (double_backward.cpp), so that a
+// gradient taken with create_graph can be differentiated again.
+bool double_backward_supported(OpId op);
 
 #define FABRIC_DERIVATIVE(op_name)                                                              \
   static FunctionNode::Backward derivative_##op_name(const OpRecord& rec);                     \

@@ -2,7 +2,10 @@
 // the engine sums them back to each input's shape and casts to its dtype.
 #include <cmath>
 
+#include "autograd/accumulate_grad.h"
+#include "autograd/autograd_meta.h"
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/activation_backward.h"
 #include "tensor/factory.h"
@@ -149,26 +152,94 @@ FABRIC_DERIVATIVE(cos) {
   Tensor a = saved(rec.inputs[0]);
   return [a](const Grads& g) { return Grads{neg(mul(g[0], sin(a)))}; };
 }
+// The activations' gradients are fused kernels (tensor/activation_backward.h), which record
+// nothing; in grad mode (create_graph) they are composed of recorded ops instead, so that the
+// gradient can be differentiated again.
+Tensor one_minus(const Tensor& t) { return add(neg(t), 1.0); }
+
 FABRIC_DERIVATIVE(tanh) {
   Tensor out = saved(rec.outputs[0]);
-  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::tanh, g[0], out)}; };
+  return [out](const Grads& g) {
+    if (grad_enabled()) return Grads{mul(g[0], one_minus(mul(out, out)))};
+    return Grads{activation_backward(ActGrad::tanh, g[0], out)};
+  };
 }
 FABRIC_DERIVATIVE(sigmoid) {
   Tensor out = saved(rec.outputs[0]);
-  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::sigmoid, g[0], out)}; };
+  return [out](const Grads& g) {
+    if (grad_enabled()) return Grads{mul(g[0], mul(out, one_minus(out)))};
+    return Grads{activation_backward(ActGrad::sigmoid, g[0], out)};
+  };
 }
 FABRIC_DERIVATIVE(relu) {
   Tensor out = saved(rec.outputs[0]);
-  return [out](const Grads& g) { return Grads{activation_backward(ActGrad::relu, g[0], out)}; };
+  return [out](const Grads& g) {
+    if (grad_enabled()) return Grads{where(gt(out, 0.0), g[0], zeros_like(g[0]))};
+    return Grads{activation_backward(ActGrad::relu, g[0], out)};
+  };
 }
 FABRIC_DERIVATIVE(silu) {
   Tensor a = saved(rec.inputs[0]);
-  return [a](const Grads& g) { return Grads{activation_backward(ActGrad::silu, g[0], a)}; };
+  return [a](const Grads& g) {
+    if (grad_enabled()) {  // s (1 + a (1 - s)), s = sigmoid(a)
+      Tensor s = sigmoid(a);
+      return Grads{mul(g[0], mul(s, add(mul(a, one_minus(s)), 1.0)))};
+    }
+    return Grads{activation_backward(ActGrad::silu, g[0], a)};
+  };
 }
+
+// d/dx of x/2 (1 + tanh(k (x + c x^3))), as torch's GeluBackward with approximate='tanh'.
+Tensor gelu_tanh_derivative(const Tensor& x) {
+  const double beta = std::sqrt(2.0 / M_PI), kappa = 0.044715;
+  Tensor x_sq = mul(x, x);
+  Tensor t = tanh(mul(add(x, mul(mul(x_sq, x), kappa)), beta));
+  Tensor left_derivative = mul(add(t, 1.0), 0.5);
+  Tensor right_derivative =
+      mul(mul(mul(x, 0.5), one_minus(mul(t, t))), add(mul(x_sq, 3.0 * kappa), 1.0));
+  return add(left_derivative, mul(right_derivative, beta));
+}
+
+// The standard normal density exp(-x^2/2) / sqrt(2 pi), of recorded ops.
+Tensor normal_pdf(const Tensor& x) {
+  return mul(exp(mul(mul(x, x), -0.5)), 1.0 / std::sqrt(2.0 * M_PI));
+}
+
+// The standard normal CDF Phi(x), recorded with its derivative phi(x). No op computes it (there
+// is no erf op): its value comes from gelu's fused gradient (Phi(x) + x phi(x)), its history is a
+// node of its own whose gradient, g phi(x), is of recorded ops (so it differentiates again).
+Tensor normal_cdf(const Tensor& x) {
+  Tensor value;
+  {
+    NoGradGuard no_grad;
+    value = sub(activation_backward(ActGrad::gelu_erf, ones_like(x), x), mul(x, normal_pdf(x)));
+  }
+  if (!x.requires_grad()) return value;
+  Tensor xs = x.detach();
+  auto node = std::make_shared<FunctionNode>(
+      "normal_cdf", [xs](const Grads& g) { return Grads{mul(g[0], normal_pdf(xs))}; });
+  SavedVersion s{x.storage(), x.storage()->version(), x.sizes(), x.dtype(), xs};
+  s.input_nr = 0;
+  node->set_saved_versions({s});
+  node->set_supports_double_backward(true);
+  node->next_edges = {gradient_edge(x)};
+  node->input_meta = {{x.sizes(), x.dtype(), x.device()}};
+  value.impl()->requires_grad = true;
+  AutogradMeta& m = autograd_meta(value);
+  m.grad_fn = std::move(node);
+  m.output_nr = 0;
+  return value;
+}
+
 FABRIC_DERIVATIVE(gelu) {
   Tensor a = saved(rec.inputs[0]);
-  const ActGrad kind = attrs_of<GeluAttrs>(rec).tanh_approx ? ActGrad::gelu_tanh : ActGrad::gelu_erf;
-  return [a, kind](const Grads& g) { return Grads{activation_backward(kind, g[0], a)}; };
+  const ActGrad kind =
+      attrs_of<GeluAttrs>(rec).tanh_approx ? ActGrad::gelu_tanh : ActGrad::gelu_erf;
+  return [a, kind](const Grads& g) {
+    if (!grad_enabled()) return Grads{activation_backward(kind, g[0], a)};
+    if (kind == ActGrad::gelu_tanh) return Grads{mul(g[0], gelu_tanh_derivative(a))};
+    return Grads{mul(g[0], add(normal_cdf(a), mul(a, normal_pdf(a))))};  // Phi + x phi
+  };
 }
 FABRIC_DERIVATIVE(clamp) {
   Tensor a = saved(rec.inputs[0]);

@@ -15,10 +15,10 @@ FABRIC_DERIVATIVE(binary_cross_entropy) {
   const LossAttrs& a = attrs_of<LossAttrs>(rec);
   const Tensor x = saved(rec.inputs[0]), t = saved(rec.inputs[1]), w = saved(rec.inputs[2]);
   const bool need_t = rec.inputs[1].requires_grad();
-  const bool need_w = w.defined() && rec.inputs[2].requires_grad();
+  // No weight gradient: the op refuses a weight that requires grad while recording, as torch.
   const double divisor =
       a.reduction == "mean" ? static_cast<double>(std::max<int64_t>(1, x.numel())) : 1.0;
-  return [x, t, w, need_t, need_w, divisor](const Grads& g) {
+  return [x, t, w, need_t, divisor](const Grads& g) {
     const Tensor wx = w.defined() ? w.to(x.dtype()) : Tensor();
     // Weighted and averaged as torch does, in its order (bitwise-equal rounding).
     auto finish = [&](Tensor d) {
@@ -31,18 +31,10 @@ FABRIC_DERIVATIVE(binary_cross_entropy) {
     const double eps = static_cast<double>(1e-12f);
     const Tensor gx =
         finish(div(mul(g[0], sub(x, t)), clamp(mul(one_minus_x, x), eps, std::nullopt)));
-    Tensor gt, gw;
+    Tensor gt;
     // -logit(x) * grad, unclamped as torch's (infinite at 0 and 1).
     if (need_t) gt = finish(mul(neg(log(div(x, one_minus_x))), g[0]));
-    if (need_w) {
-      // torch refuses a weight that requires grad; here it gets the unweighted loss.
-      const Tensor l = sub(mul(sub(t, 1), clamp(log(one_minus_x), -100, std::nullopt)),
-                           mul(t, clamp(log(x), -100, std::nullopt)));
-      Tensor d = mul(l, g[0]);
-      if (divisor != 1.0) d = div(d, divisor);
-      gw = sum_to(d, w.sizes()).to(w.dtype());
-    }
-    return Grads{gx, gt, gw};
+    return Grads{gx, gt, Tensor()};
   };
 }
 

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
@@ -138,14 +139,23 @@ FABRIC_DERIVATIVE(softmax) {
   int64_t dim = attrs_of<DimAttrs>(rec).dim;
   Tensor out = saved(rec.outputs[0]);
   DType in_dt = rec.inputs[0].dtype();
-  return [dim, out, in_dt](const Grads& g) { return Grads{softmax_backward(g[0], out, dim, in_dt)}; };
+  return [dim, out, in_dt](const Grads& g) {
+    // The fused kernel records nothing: with create_graph, y (g - sum(g y)) of recorded ops.
+    if (grad_enabled())
+      return Grads{mul(out, sub(g[0], sum(mul(g[0], out), {dim}, true))).to(in_dt)};
+    return Grads{softmax_backward(g[0], out, dim, in_dt)};
+  };
 }
 
 FABRIC_DERIVATIVE(log_softmax) {
   int64_t dim = attrs_of<DimAttrs>(rec).dim;
   Tensor out = saved(rec.outputs[0]);
   DType in_dt = rec.inputs[0].dtype();
-  return [dim, out, in_dt](const Grads& g) { return Grads{log_softmax_backward(g[0], out, dim, in_dt)}; };
+  return [dim, out, in_dt](const Grads& g) {
+    // With create_graph: g - exp(y) sum(g), of recorded ops.
+    if (grad_enabled()) return Grads{sub(g[0], mul(exp(out), sum(g[0], {dim}, true))).to(in_dt)};
+    return Grads{log_softmax_backward(g[0], out, dim, in_dt)};
+  };
 }
 
 FABRIC_DERIVATIVE(layer_norm) {

@@ -67,9 +67,43 @@ Edge gradient_edge(const Tensor& t) {
 // stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
 // (a nested backward under backward()), only the captured leaves are skipped; the others still
 // accumulate into .grad.
-void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
-                  const std::vector<Edge>& capture, std::vector<Tensor>* captured, bool into_leaves = false) {
-  NoGradGuard no_grad;  // backward itself is not recorded (no create_graph)
+// Runs a node that does not support double backward under create_graph: without recording, its
+// results then taking a NoDoubleBackward history over the edges the gradient really depends on
+// (the node's inputs and the incoming gradients), so that differentiating them again raises.
+std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer) {
+  std::vector<Edge> depends_on;
+  for (const Edge& e : node.next_edges)
+    if (e.valid()) depends_on.push_back(e);
+  for (const Tensor& g : buffer)
+    if (g.defined() && g.requires_grad()) depends_on.push_back(gradient_edge(g));
+  std::vector<Tensor> out;
+  {
+    NoGradGuard no_grad;
+    out = node.apply(std::move(buffer));
+  }
+  if (depends_on.empty()) return out;
+  auto* fn = dynamic_cast<FunctionNode*>(&node);
+  auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : node.name(), node.name());
+  stand_in->next_edges = std::move(depends_on);
+  stand_in->input_meta.resize(stand_in->next_edges.size());
+  stand_in->num_outputs = static_cast<int>(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].defined() || !is_floating(out[i].dtype())) continue;
+    out[i] = out[i].detach();  // may be an incoming gradient itself (identity rules)
+    AutogradMeta& m = autograd_meta(out[i]);
+    m.grad_fn = stand_in;
+    m.output_nr = static_cast<int>(i);
+    out[i].impl()->requires_grad = true;
+  }
+  return out;
+}
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                  bool retain_graph, const std::vector<Edge>& capture,
+                  std::vector<Tensor>* captured, bool into_leaves = false,
+                  bool create_graph = false) {
+  // Backward itself is recorded only with create_graph (the gradient then has a history).
+  GradModeGuard grad_mode(create_graph);
   GradCapture capture_ctx{&capture, captured};
   GradCaptureScope capture_scope(captured && !into_leaves ? &capture_ctx : nullptr);
   std::unordered_map<Node*, NodeTask> tasks;
@@ -153,7 +187,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     }
     std::vector<Tensor> out;
     if (!skip) {
-      out = node->apply(std::move(buffer));
+      out = create_graph && !node->supports_double_backward()
+                ? apply_without_graph(*node, std::move(buffer))
+                : node->apply(std::move(buffer));
       FABRIC_CHECK(out.size() == node->next_edges.size(), Error, "backward: ", node->name(), " returned ",
                    out.size(), " gradients for ", node->next_edges.size(), " inputs");
       if (!retain_graph) node->release_saved();
@@ -202,16 +238,21 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
   return result;
 }
 
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients, bool retain_graph) {
-  run_backward(roots, gradients, retain_graph, {}, nullptr);
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
+              std::optional<bool> retain_graph, bool create_graph) {
+  run_backward(roots, gradients, retain_graph.value_or(create_graph), {}, nullptr, false,
+               create_graph);
 }
 
-void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
-  run_backward({root}, {gradient}, retain_graph, {}, nullptr);
+void backward(const Tensor& root, const Tensor& gradient, std::optional<bool> retain_graph,
+              bool create_graph) {
+  run_backward({root}, {gradient}, retain_graph.value_or(create_graph), {}, nullptr, false,
+               create_graph);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool retain_graph, bool allow_unused) {
+                         const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
+                         bool create_graph, bool allow_unused) {
   std::vector<Edge> capture;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Edge e = gradient_edge(inputs[i]);
@@ -219,7 +260,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     capture.push_back(e);
   }
   std::vector<Tensor> result(inputs.size());
-  run_backward(outputs, grad_outputs, retain_graph, capture, &result);
+  run_backward(outputs, grad_outputs, retain_graph.value_or(create_graph), capture, &result, false,
+               create_graph);
+  GradModeGuard grad_mode(create_graph);  // the reduction below is part of the gradient's graph
   for (size_t i = 0; i < result.size(); ++i) {
     FABRIC_CHECK(result[i].defined() || allow_unused, ValueError, "grad: input ", i,
                  " was not used in the graph of the outputs (pass allow_unused = true)");

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cctype>
 
+#include "autograd/autograd_meta.h"
+#include "autograd/grad_mode.h"
 #include "tensor/error.h"
 
 namespace fabric {
@@ -31,7 +33,44 @@ uint64_t Node::next_sequence_nr() { return g_next_sequence_nr.load(std::memory_o
 
 FunctionNode::FunctionNode(std::string_view op, Backward backward, const char* node_name)
     : name_(node_name ? std::string(node_name) : torch_node_name(op)),
+      op_(op),
       backward_(std::move(backward)) {}
+
+namespace {
+
+// For the time of a closure run with create_graph: the saved aliases carry the history their
+// tensors had when saved, so the ops of the closure record against the forward graph. Taken off
+// after, so that no alias keeps the node alive (an output's alias points at the node itself).
+class SavedHistoryScope {
+ public:
+  SavedHistoryScope(FunctionNode& node, const std::vector<SavedVersion>& saved) : saved_(saved) {
+    for (const SavedVersion& s : saved_) {
+      if (!s.alias.defined() || !is_floating(s.alias.dtype())) continue;
+      Edge e;
+      if (s.input_nr >= 0) e = node.next_edges[s.input_nr];
+      if (s.output_nr >= 0) e = {node.shared_from_this(), s.output_nr};
+      if (!e.valid()) continue;
+      AutogradMeta& m = autograd_meta(s.alias);
+      m.grad_fn = std::move(e.fn);
+      m.output_nr = e.input_nr;
+      s.alias.impl()->requires_grad = true;
+    }
+  }
+  ~SavedHistoryScope() {
+    for (const SavedVersion& s : saved_) {
+      if (!s.alias.defined()) continue;
+      s.alias.impl()->autograd.reset();
+      s.alias.impl()->requires_grad = false;
+    }
+  }
+  SavedHistoryScope(const SavedHistoryScope&) = delete;
+  SavedHistoryScope& operator=(const SavedHistoryScope&) = delete;
+
+ private:
+  const std::vector<SavedVersion>& saved_;
+};
+
+}  // namespace
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
   FABRIC_CHECK(backward_ != nullptr, Error, "backward through ", name(),
@@ -43,7 +82,17 @@ std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
                  s.storage->version(), "; expected version ", s.version,
                  " instead (clone() it before the in-place op, or use the out-of-place op)");
   }
+  if (!grad_enabled()) return backward_(grad_outputs);
+  SavedHistoryScope history(*this, saved_);  // create_graph
   return backward_(grad_outputs);
+}
+
+std::vector<Tensor> NoDoubleBackward::apply(std::vector<Tensor>&&) {
+  throw NotImplementedError(detail::cat(
+      "double backward of ", op_, " is not supported: ", node_name_,
+      " computes its gradient without recording a graph (a fused kernel, or a node built outside "
+      "the op recorder), so the gradient taken with create_graph = true cannot be differentiated "
+      "again"));
 }
 
 }  // namespace fabric

@@ -38,6 +38,10 @@ class Node : public std::enable_shared_from_this<Node> {
   virtual std::string name() const = 0;
   // Drops saved tensors once backward has used them (unless retain_graph).
   virtual void release_saved() {}
+  // Whether apply() run in grad mode (create_graph) records a graph of the gradient computation
+  // that is correct to differentiate again. The engine runs a node that says no without recording
+  // and gives its results a history that raises when a further backward reaches it.
+  virtual bool supports_double_backward() const { return false; }
 
   uint64_t sequence_nr() const { return sequence_nr_; }
   // The number the next node will get: nodes numbered from here on were made after this call.
@@ -58,11 +62,18 @@ Tensor conform_gradient(Tensor g, const InputMeta& meta, const Node& node, size_
 
 // A tensor a derivative rule saved, and its storage's version then: an in-place write into it
 // before backward makes the gradient wrong, which backward refuses (as PyTorch does).
+// With create_graph, the detached alias the rule's closure holds gets back, for the time of the
+// closure, the history the tensor had when saved: that of the node's input `input_nr`, or, for the
+// node's own output `output_nr`, the node itself (kept as an index, not as a pointer to the node,
+// which would be a reference cycle; PyTorch's SavedVariable does the same).
 struct SavedVersion {
   Storage storage;
   uint64_t version = 0;
   Shape sizes;
   DType dtype = DType::float32;
+  Tensor alias;        // the tensor the closure uses (undefined for entries made outside record())
+  int input_nr = -1;   // >= 0: alias is the node's forward input input_nr
+  int output_nr = -1;  // >= 0: alias is the node's forward output output_nr
 };
 
 // A node whose backward is a closure built by the op's derivative rule; the closure owns the
@@ -82,6 +93,12 @@ class FunctionNode final : public Node {
   }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   std::string name() const override { return name_; }
+  // The op this node differentiates ("mul"), for messages.
+  const std::string& op() const { return op_; }
+  // Set by the recorder for rules whose closure is made of differentiable ops and whose saved
+  // tensors all have a known history; false for nodes built elsewhere (checkpointing, FP8, int8).
+  void set_supports_double_backward(bool v) { double_backward_ = v; }
+  bool supports_double_backward() const override { return double_backward_; }
   // Frees the saved tensors by dropping the closure. A node whose rule saved none keeps it: a
   // second backward through it needs nothing that was freed, and PyTorch runs it (only a freed
   // saved tensor that is needed raises).
@@ -93,11 +110,27 @@ class FunctionNode final : public Node {
 
  private:
   std::string name_;
+  std::string op_;
   Backward backward_;
   std::vector<SavedVersion> saved_;
   // Nodes built outside the recorder (checkpointing, the FP8 and int8 layers) never report what
   // they saved: they count as holding tensors, freed after the first backward.
   bool holds_saved_ = true;
+  bool double_backward_ = false;
+};
+
+// A node standing for the gradient computation of a node that does not support double backward
+// (create_graph): its results get this history, and a backward that reaches it raises
+// NotImplementedError naming the op (never a silently zero second derivative).
+class NoDoubleBackward final : public Node {
+ public:
+  NoDoubleBackward(std::string op, std::string node_name)
+      : op_(std::move(op)), node_name_(std::move(node_name)) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
+  std::string name() const override { return "NotImplemented"; }
+
+ private:
+  std::string op_, node_name_;
 };
 
 // Back-propagates `grads` from `roots` from inside a running backward pass: activation

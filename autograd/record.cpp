@@ -15,6 +15,15 @@
 namespace fabric {
 namespace {
 
+// The op whose rule is building its closure on this thread, and whether the closure, run with
+// create_graph, records a correct graph (false once it saved a tensor that is none of the op's
+// inputs and outputs: that tensor's history would be unknown).
+struct RuleContext {
+  const OpRecord* rec = nullptr;
+  bool double_backward = true;
+};
+thread_local RuleContext t_rule;
+
 std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)>& rules() {
   static std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)> table{};
   return table;
@@ -34,16 +43,22 @@ void record(const OpRecord& rec) {
   std::vector<SavedVersion> saved_versions;
   std::vector<SavedVersion>*& collector = saved_versions_collector();
   std::vector<SavedVersion>* outer = collector;  // a rule may run ops that record (nested)
+  const RuleContext outer_ctx = t_rule;
   collector = &saved_versions;
+  t_rule = {&rec, true};
   FunctionNode::Backward backward;
   try {
     backward = rule(rec);
   } catch (...) {
     collector = outer;
+    t_rule = outer_ctx;
     throw;
   }
   collector = outer;
+  const bool double_backward = t_rule.double_backward && double_backward_supported(rec.op);
+  t_rule = outer_ctx;
   auto node = std::make_shared<FunctionNode>(op_name(rec.op), std::move(backward), rec.node_name);
+  node->set_supports_double_backward(double_backward);
   node->set_saved_versions(std::move(saved_versions));
   node->num_outputs = static_cast<int>(rec.num_outputs);
   node->next_edges.reserve(rec.num_inputs);
@@ -68,8 +83,9 @@ void record(const OpRecord& rec) {
   }
 }
 
-void tensor_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
-  backward(root, gradient, retain_graph);
+void tensor_backward(const Tensor& root, const Tensor& gradient, std::optional<bool> retain_graph,
+                     bool create_graph) {
+  backward(root, gradient, retain_graph, create_graph);
 }
 
 // PyTorch's rules for an in-place write that autograd must see (op_record.h); a write into a
@@ -112,6 +128,19 @@ void rebase(const Tensor& self, const Tensor& result) {
 std::vector<SavedVersion>*& saved_versions_collector() {
   thread_local std::vector<SavedVersion>* collector = nullptr;
   return collector;
+}
+
+SavedVersion saved_entry(const Tensor& t, const Tensor& alias) {
+  SavedVersion s{t.storage(), t.storage()->version(), t.sizes(), t.dtype(), alias};
+  if (const OpRecord* rec = t_rule.rec) {
+    const TensorImpl* impl = t.impl();
+    for (size_t i = 0; i < rec->num_inputs && s.input_nr < 0; ++i)
+      if (rec->inputs[i].impl() == impl) s.input_nr = static_cast<int>(i);
+    for (size_t o = 0; o < rec->num_outputs && s.input_nr < 0 && s.output_nr < 0; ++o)
+      if (rec->outputs[o].impl() == impl) s.output_nr = static_cast<int>(o);
+    if (s.input_nr < 0 && s.output_nr < 0 && t.requires_grad()) t_rule.double_backward = false;
+  }
+  return s;
 }
 
 void register_derivative(OpId op, DerivativeRule rule) { rules()[static_cast<size_t>(op)] = rule; }

@@ -12,11 +12,15 @@ namespace fabric {
 
 // While a derivative rule builds its node, the tensors it saves are noted here (null otherwise).
 std::vector<SavedVersion>*& saved_versions_collector();
+// The entry for `t`, saved as `alias` by the rule now running: its version, and which forward
+// input or output of the op it is (the history create_graph gives the alias back).
+SavedVersion saved_entry(const Tensor& t, const Tensor& alias);
 
 inline Tensor saved(const Tensor& t) {
   if (!t.defined()) return t;
-  if (auto* c = saved_versions_collector()) c->push_back({t.storage(), t.storage()->version(), t.sizes(), t.dtype()});
-  return t.detach();
+  Tensor alias = t.detach();
+  if (auto* c = saved_versions_collector()) c->push_back(saved_entry(t, alias));
+  return alias;
 }
 
 template <typename A>

@@ -342,7 +342,7 @@ void ZeroStrategy::gather_module_grads(Group& g) {
   // buffer, which this reduction overwrites: it moves out first (only then does it cost 2Ψ/N).
   const Tensor current = g.shard.grad();
   if (current.defined() && g.flat_grad.defined() && current.storage().get() == g.flat_grad.storage().get())
-    set_grad(g.shard, current.clone());
+    set_grad_unchecked(g.shard, current.clone());  // may be the half gradient of a float32 shard
   // Zeros: the padding must reduce to zeros; every parameter's slot is written below.
   if (!g.flat_grad.defined()) g.flat_grad = zeros({g.padded}, {.dtype = g.dtype, .device = g.flat.device()});
   for (size_t i = 0; i < g.params.size(); ++i) {
@@ -384,7 +384,7 @@ void ZeroStrategy::finish_reduction(Group& g) {
   }
   g.pending_grad = Tensor();
   if (!current.defined()) {
-    set_grad(g.shard, reduced);
+    set_grad_unchecked(g.shard, reduced);  // half, on the float32 shard, as DeepSpeed keeps it
   } else if (current.dtype() == DType::float32) {
     // Prepared already (clip_gradients ran before this backward): added to it, as PyTorch's
     // accumulation adds to whatever .grad holds.

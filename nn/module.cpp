@@ -395,6 +395,12 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
   const auto replaced = [](const Entry& e, const Tensor& src) {
     return e.resizable && src.dim() == 1 && src.sizes() != e.tensor.sizes();
   };
+  // torch's backward compatibility with checkpoints from before 0-dim tensors (0.3): a (1,)
+  // tensor loads into a 0-dim parameter or buffer. (torch takes element 0 of any 1-dim tensor;
+  // a longer one is a size mismatch here, rather than losing the rest silently.)
+  const auto legacy_scalar = [](const Entry& e, const Tensor& src) {
+    return e.tensor.dim() == 0 && src.dim() == 1 && src.numel() == 1;
+  };
 
   LoadResult result;
   std::vector<std::string> mismatched;
@@ -407,7 +413,7 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
       result.missing_keys.push_back(name);
       continue;
     }
-    if (src->sizes() != t.sizes() && !replaced(*e, *src)) {
+    if (src->sizes() != t.sizes() && !replaced(*e, *src) && !legacy_scalar(*e, *src)) {
       mismatched.push_back(detail::cat(name, ": expected shape ", shape_str(t.sizes()),
                                        " (in the model), got ", shape_str(src->sizes()),
                                        " (in the state_dict)"));
@@ -450,7 +456,7 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
         src->strides() == t.strides() && src->dtype() == t.dtype()) {
       continue;  // the module's own state_dict: same memory, nothing to copy
     }
-    t.copy_(*src);
+    t.copy_(legacy_scalar(*e, *src) ? src->reshape({}) : *src);
   }
   return result;
 }

@@ -372,8 +372,9 @@ ContextGuard DeepSpeedPrecision::tensor_init_context() {
 }
 
 void DeepSpeedPrecision::backward(const Tensor& loss, nn::Module* module, const Tensor& gradient,
-                                  bool retain_graph) {
-  Precision::backward(fp16_ ? scaler_.scale_loss(loss) : loss, module, gradient, retain_graph);
+                                  std::optional<bool> retain_graph, bool create_graph) {
+  Precision::backward(fp16_ ? scaler_.scale_loss(loss) : loss, module, gradient, retain_graph,
+                      create_graph);
 }
 
 void DeepSpeedPrecision::unscale_gradients(optim::Optimizer& optimizer) {

@@ -123,7 +123,7 @@ class DeepSpeedPrecision : public Precision {
   ContextGuard tensor_init_context() override;
 
   void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
-                bool retain_graph = false) override;
+                std::optional<bool> retain_graph = std::nullopt, bool create_graph = false) override;
   bool requires_fabric_backward() const override { return fp16_; }
   bool optimizer_step(optim::Optimizer& optimizer, nn::Module* module,
                       const std::function<Tensor()>& closure = nullptr) override;

@@ -62,8 +62,8 @@ class FSDPPrecision : public Precision {
     return impl_->pre_backward(loss, module);
   }
   void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
-                bool retain_graph = false) override {
-    impl_->backward(loss, module, gradient, retain_graph);
+                std::optional<bool> retain_graph = std::nullopt, bool create_graph = false) override {
+    impl_->backward(loss, module, gradient, retain_graph, create_graph);
   }
   Tensor post_backward(const Tensor& loss, nn::Module* module) override {
     return impl_->post_backward(loss, module);

@@ -25,9 +25,9 @@ Tensor MixedPrecision::convert_output(const Tensor& output) const {
 ContextGuard MixedPrecision::forward_context() { return autocast_context(device_, dtype_); }
 
 void MixedPrecision::backward(const Tensor& loss, nn::Module* module, const Tensor& gradient,
-                              bool retain_graph) {
+                              std::optional<bool> retain_graph, bool create_graph) {
   const Tensor scaled = scaler_ ? scaler_->scale(loss) : loss;
-  Precision::backward(scaled, module, gradient, retain_graph);
+  Precision::backward(scaled, module, gradient, retain_graph, create_graph);
 }
 
 bool MixedPrecision::optimizer_step(optim::Optimizer& optimizer, nn::Module* module,

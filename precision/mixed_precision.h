@@ -32,7 +32,7 @@ class MixedPrecision : public Precision {
 
   // Scales the loss (16-mixed) before backward.
   void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
-                bool retain_graph = false) override;
+                std::optional<bool> retain_graph = std::nullopt, bool create_graph = false) override;
   bool requires_fabric_backward() const override { return true; }
   // With a scaler: scaler.step (skipped on inf/NaN gradients) then scaler.update().
   bool optimizer_step(optim::Optimizer& optimizer, nn::Module* module,

@@ -4,6 +4,7 @@
 // subclass it and pass the instance to Fabric, or register it under a name (registry.h).
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "nn/module.h"
@@ -40,9 +41,9 @@ class Precision {
     return loss;
   }
   virtual void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
-                        bool retain_graph = false) {
+                        std::optional<bool> retain_graph = std::nullopt, bool create_graph = false) {
     (void)module;
-    loss.backward(gradient, retain_graph);
+    loss.backward(gradient, retain_graph, create_graph);
   }
   virtual Tensor post_backward(const Tensor& loss, nn::Module* module) {
     (void)module;

@@ -110,8 +110,9 @@ ContextGuard TransformerEnginePrecision::tensor_init_context() {
 }
 
 void TransformerEnginePrecision::backward(const Tensor& loss, nn::Module* module,
-                                          const Tensor& gradient, bool retain_graph) {
-  Precision::backward(loss, module, gradient, retain_graph);
+                                          const Tensor& gradient,
+                                          std::optional<bool> retain_graph, bool create_graph) {
+  Precision::backward(loss, module, gradient, retain_graph, create_graph);
   fp8_update_backward_metas();
 }
 

@@ -50,7 +50,7 @@ class TransformerEnginePrecision : public Precision {
 
   // Backward, then the delayed-scaling update of the backward metas (spec §8).
   void backward(const Tensor& loss, nn::Module* module, const Tensor& gradient = Tensor(),
-                bool retain_graph = false) override;
+                std::optional<bool> retain_graph = std::nullopt, bool create_graph = false) override;
   bool requires_fabric_backward() const override { return true; }
 
   // The recipe fields (margin, fp8_format, amax_history_len, amax_compute_algo, reduce_amax).

@@ -188,13 +188,14 @@ FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_
 
 FabricOptimizer Fabric::setup_optimizer(optim::Optimizer& optimizer) { return wrap_optimizer(optimizer, nullptr); }
 
-void Fabric::backward(const Tensor& loss, const Tensor& gradient, bool retain_graph) {
+void Fabric::backward(const Tensor& loss, const Tensor& gradient, std::optional<bool> retain_graph,
+                      bool create_graph) {
   FABRIC_CHECK(loss.defined(), ValueError, "Fabric.backward: the loss is undefined");
   precision::Precision& p = *ctx_->precision;
   ctx_->in_fabric_backward = true;
   try {
     const Tensor l = p.pre_backward(loss, nullptr);
-    p.backward(l, nullptr, gradient, retain_graph);
+    p.backward(l, nullptr, gradient, retain_graph, create_graph);
     p.post_backward(l, nullptr);
     strategy_->post_backward();
   } catch (...) {

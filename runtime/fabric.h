@@ -153,7 +153,9 @@ class Fabric {
 
   // ---- training verbs ----------------------------------------------------------------------------
   // precision.pre_backward -> backward (scales the loss under 16-mixed) -> post_backward.
-  void backward(const Tensor& loss, const Tensor& gradient = Tensor(), bool retain_graph = false);
+  // retain_graph and create_graph as Tensor::backward's (the reference passes them through).
+  void backward(const Tensor& loss, const Tensor& gradient = Tensor(),
+                std::optional<bool> retain_graph = std::nullopt, bool create_graph = false);
   // Unscales the optimizer's gradients first, then clips by value or by total norm over the
   // optimizer's parameters. Returns the total norm before clipping (undefined for clip_val).
   Tensor clip_gradients(FabricModule& module, FabricOptimizer& optimizer, const ClipOptions& options);

@@ -9,6 +9,7 @@ namespace {
 AutogradRecorder g_recorder = nullptr;
 BackwardEntry g_backward = nullptr;
 InplaceHooks g_inplace;
+GradModeQuery g_grad_mode = nullptr;
 
 constexpr std::array<std::string_view, static_cast<size_t>(OpId::num_ops)> kOpNames = {
 #define FABRIC_OP_NAME(name, cpu, cuda) #name,
@@ -24,6 +25,8 @@ AutogradRecorder autograd_recorder() { return g_recorder; }
 void set_backward_entry(BackwardEntry entry) { g_backward = entry; }
 BackwardEntry backward_entry() { return g_backward; }
 void set_inplace_hooks(const InplaceHooks& hooks) { g_inplace = hooks; }
+void set_grad_mode_query(GradModeQuery query) { g_grad_mode = query; }
+bool grad_mode_enabled() { return g_grad_mode != nullptr && g_grad_mode(); }
 
 bool inplace_joins_graph(const char* op, const Tensor& self, std::initializer_list<const Tensor*> operands) {
   if (!g_inplace.joins_graph) return false;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string_view>
 
 #include "tensor/op_list.h"
@@ -39,12 +40,20 @@ void set_autograd_recorder(AutogradRecorder recorder);
 AutogradRecorder autograd_recorder();
 
 // Tensor::backward() forwards here; the autograd layer installs the engine.
-using BackwardEntry = void (*)(const Tensor& root, const Tensor& gradient, bool retain_graph);
+using BackwardEntry = void (*)(const Tensor& root, const Tensor& gradient,
+                               std::optional<bool> retain_graph, bool create_graph);
 void set_backward_entry(BackwardEntry entry);
 BackwardEntry backward_entry();
 
 // True when any defined input requires grad and a recorder is installed.
 bool needs_record(std::initializer_list<const Tensor*> inputs);
+
+// Whether autograd records ops on this thread now (its grad mode; false without autograd). The
+// autograd layer installs the query. For ops that, as torch, refuse an argument they have no
+// derivative for only when a graph would be built (no_grad lets it through).
+using GradModeQuery = bool (*)();
+void set_grad_mode_query(GradModeQuery query);
+bool grad_mode_enabled();
 
 // In-place ops under autograd, with PyTorch's rules. An in-place op whose self or operand
 // requires grad asks inplace_joins_graph() before writing: autograd raises for a leaf that

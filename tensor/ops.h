@@ -176,8 +176,10 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_in
                 std::string_view reduction = "mean", const Tensor& weight = Tensor());
 Tensor mse_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean");
 // torch.nn.functional's elementwise losses (ops_loss_elementwise.cpp). Floating input and target;
-// l1/smooth_l1/huber/kl_div broadcast them against each other, the BCEs need equal shapes and
-// take weight (and pos_weight, over the last dim) broadcast to the input's shape.
+// l1/smooth_l1/huber/kl_div broadcast them against each other (mse/l1/smooth_l1/huber warn when
+// the sizes differ, as torch), the BCEs need equal shapes and take weight (and pos_weight, over
+// the last dim) broadcast to the input's shape; a weight that requires grad raises while autograd
+// records (torch has no derivative for it).
 Tensor l1_loss(const Tensor& input, const Tensor& target, std::string_view reduction = "mean");
 // beta == 0 is l1_loss; beta < 0 raises.
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target,
@@ -195,7 +197,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
                                         const Tensor& pos_weight = Tensor(),
                                         std::string_view reduction = "mean");
 // input: log-probabilities. reduction also "batchmean" (the sum over input.size(0)); "mean"
-// averages over every element, as torch's does (torch also warns that it is not the KL value).
+// averages over every element, as torch's does, and warns (as torch) that it is not the KL value.
 Tensor kl_div(const Tensor& input, const Tensor& target, std::string_view reduction = "mean",
               bool log_target = false);
 

@@ -6,6 +6,7 @@
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/loss_argument_checks.h"
 #include "tensor/loss_reduction.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
@@ -196,6 +197,7 @@ Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, std::string_vie
                  dtype_name(target.dtype()), " ", shape_str(target.sizes()));
   const DType dt = promote_types(input.dtype(), target.dtype());
   const Shape shape = broadcast_shapes(input.sizes(), target.sizes(), "mse_loss");
+  detail::warn_if_target_size_differs("mse_loss", input, target);
   Tensor a = input.detach().to(dt), b = target.detach().to(dt);
   Tensor out;
   if (red == Reduction::none) {

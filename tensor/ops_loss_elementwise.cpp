@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tensor/autocast.h"
+#include "tensor/loss_argument_checks.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -49,7 +50,7 @@ void check_floating(const char* op, const char* what, const Tensor& t) {
 }
 
 // The checks of the losses whose target broadcasts against the input (torch broadcasts both
-// ways there, with a warning when the shapes differ): both floating, shapes broadcastable.
+// ways there): both floating, shapes broadcastable.
 void check_pair(const char* op, const Tensor& input, const Tensor& target) {
   check_floating(op, "input", input);
   check_floating(op, "target", target);
@@ -83,6 +84,7 @@ Tensor l1_loss(const Tensor& input_in, const Tensor& target_in, std::string_view
   apply_autocast(OpId::l1_loss, {&input, &target});
   const Reduction red = parse_reduction("l1_loss", reduction);
   check_pair("l1_loss", input, target);
+  detail::warn_if_target_size_differs("l1_loss", input, target);
   return reduce(abs_diff(input, target), red);
 }
 
@@ -93,12 +95,16 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
   const Reduction red = parse_reduction("smooth_l1_loss", reduction);
   FABRIC_CHECK(beta >= 0, ValueError, "smooth_l1_loss: beta must be >= 0, got ", beta);
   check_pair("smooth_l1_loss", input, target);
+  detail::warn_if_target_size_differs("smooth_l1_loss", input, target);
   // beta == 0 is l1 (the quadratic branch would divide by zero, and its NaN gradient would leak
-  // through where's backward), with torch's subgradient -1 at x == y (its kernel tests
-  // x <= -beta first) where abs's is 0.
+  // through where's backward), with torch's subgradients at x == y where abs's are 0: -1 for the
+  // input (its kernel tests x <= -beta first) and -1 for the target too, as torch differentiates
+  // the target by the same kernel with input and target swapped. The tie branch is 0 with
+  // exactly those gradients; elsewhere |d| has sign(d) and -sign(d).
   if (beta == 0) {
     const Tensor d = sub(input, target);
-    return reduce(where(le(d, 0), neg(d), d), red);
+    const Tensor tie = sub(sub(input.detach(), input), sub(target, target.detach()));
+    return reduce(where(eq(d, 0), tie, where(lt(d, 0), neg(d), d)), red);
   }
   const Tensor z = abs_diff(input, target);
   // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta
@@ -113,6 +119,7 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_v
   const Reduction red = parse_reduction("huber_loss", reduction);
   FABRIC_CHECK(delta > 0, ValueError, "huber_loss: delta must be > 0, got ", delta);
   check_pair("huber_loss", input, target);
+  detail::warn_if_target_size_differs("huber_loss", input, target);
   const Tensor z = abs_diff(input, target);
   // z < delta ? 0.5 * z * z : delta * (z - 0.5 * delta), written into a tensor of the input's
   // dtype (torch's loss is empty_like(input)) before the reduction.
@@ -141,6 +148,7 @@ Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in,
                shape_str(target.sizes()), " must have the input's shape ", shape_str(input.sizes()),
                " (binary_cross_entropy does not broadcast them)");
   check_broadcasts_to_input(op, "weight", weight, input);
+  detail::check_no_derivative_needed(op, "weight", weight);
   const Tensor x = input.detach(), t = target.detach();
   const Tensor w = weight.defined() ? weight.detach().to(input.dtype()) : Tensor();
   // NaN fails the test too, as in torch's kernel check. (A host sync on CUDA, as torch's assert.)
@@ -175,6 +183,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& ta
                shape_str(input.sizes()));
   check_broadcasts_to_input(op, "weight", weight, input);
   check_broadcasts_to_input(op, "pos_weight", pos_weight, input);
+  detail::check_no_derivative_needed(op, "weight", weight);
+  detail::check_no_derivative_needed(op, "pos_weight", pos_weight);
   const Tensor& x = input;
   const Tensor& t = target;
   // torch's stable form: with m = max(-x, 0), log(1 + exp(-x)) = m + log(exp(-m) + exp(-x - m)),
@@ -201,6 +211,11 @@ Tensor kl_div(const Tensor& input_in, const Tensor& target_in, std::string_view 
   apply_autocast(OpId::kl_div, {&input, &target});
   const Reduction red = parse_reduction("kl_div", reduction, /*batchmean_allowed=*/true);
   check_pair("kl_div", input, target);
+  if (red == Reduction::mean)
+    warn(
+        "kl_div: reduction \"mean\" divides the total loss by both the batch size and the support "
+        "size; \"batchmean\" divides only by the batch size, and aligns with the KL div math "
+        "definition");
   Tensor losses;
   if (log_target) {
     losses = mul(exp(target), sub(target, input));  // exp(t) * (t - x)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/loss_argument_checks.h"
 #include "tensor/loss_reduction.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
@@ -209,6 +210,7 @@ Tensor cross_entropy_composed(const Tensor& logits_in, const Tensor& target_in,
   // Class indices come here only with a weight (cross_entropy_is_composed).
   const Tensor t = checked_class_targets(op, logits, target, ignore_index);
   check_weight(op, weight, logits, true);
+  check_no_derivative_needed(op, "weight", weight);  // probability targets take its derivative
   const DType acc = reduce_acc_dtype(logits.dtype());
   const Tensor lp = log_softmax(logits, class_dim(logits), acc);
   return class_target_loss(lp, t, weight.to(acc), ignore_index, red, label_smoothing)
@@ -224,6 +226,7 @@ Tensor nll_loss_weighted(const Tensor& log_probs_in, const Tensor& target, int64
   check_input(op, log_probs);
   const Tensor t = checked_class_targets(op, log_probs, target, ignore_index);
   check_weight(op, weight, log_probs, true);
+  check_no_derivative_needed(op, "weight", weight);
   const DType acc = reduce_acc_dtype(log_probs.dtype());
   return class_target_loss(log_probs.to(acc), t, weight.to(acc), ignore_index, red, 0.0)
       .to(log_probs.dtype());

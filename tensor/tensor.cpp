@@ -184,10 +184,11 @@ Tensor Tensor::grad() const {
   return t.autograd ? t.autograd->grad() : Tensor();
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
+                      bool create_graph) const {
   BackwardEntry entry = backward_entry();
   FABRIC_CHECK(entry != nullptr, Error, "backward: the autograd engine is not linked");
-  entry(*this, gradient, retain_graph);
+  entry(*this, gradient, retain_graph, create_graph);
 }
 
 // ---- views ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -109,8 +110,10 @@ class Tensor {
   Tensor& set_requires_grad(bool r);
   // The accumulated gradient of a leaf (undefined when none), kept by autograd/.
   Tensor grad() const;
-  // Backpropagates from this tensor (autograd's backward(); see autograd/autograd.h).
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // Backpropagates from this tensor (autograd's backward(); see autograd/autograd.h): unset,
+  // retain_graph is create_graph, as in PyTorch.
+  void backward(const Tensor& gradient = Tensor(), std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
 
   // ---- views (share storage) ------------------------------------------------------------------
   Tensor view(const Shape& shape) const;       // -1 allowed once; requires compatible strides

@@ -278,6 +278,67 @@ TEST(Module, LoadStateDictListsEveryProblem) {
   EXPECT_THROW(m.load_state_dict(wrong, false), ValueError);
 }
 
+// A 0-dim parameter and buffer, and a (1,) one, for torch's rule on checkpoints from before
+// 0-dim tensors.
+class Scalars : public Module {
+ public:
+  Scalars() {
+    scale = register_parameter("scale", full({}, 1.0));
+    register_buffer("step", full({}, 2.0));
+    register_parameter("vec", full({1}, 3.0));
+  }
+  Tensor scale;
+};
+
+// torch 1.13's Module._load_from_state_dict loads a 1-dim tensor into a 0-dim one; here only one
+// of a single element (torch would take element 0 of any length and drop the rest).
+TEST(Module, OneElementTensorsLoadIntoZeroDimParametersAndBuffers) {
+  struct Row {
+    const char* what;
+    Tensor scale, step, vec;
+    std::string mismatch;  // empty: loads
+  };
+  const std::vector<Row> rows = {
+      {"(1,) into 0-dim", full({1}, 5.0), full({1}, 6.0), full({1}, 7.0), ""},
+      {"(1,) float64 into 0-dim float32", full({1}, 5.0, {.dtype = DType::float64}), full({1}, 6.0),
+       full({1}, 7.0), ""},
+      {"0-dim as it is", full({}, 5.0), full({}, 6.0), full({1}, 7.0), ""},
+      {"(3,)", full({3}, 5.0), full({1}, 6.0), full({1}, 7.0),
+       "scale: expected shape () (in the model), got (3,)"},
+      {"(0,)", zeros({0}), full({1}, 6.0), full({1}, 7.0),
+       "scale: expected shape () (in the model), got (0,)"},
+      {"(1, 1)", full({1, 1}, 5.0), full({1}, 6.0), full({1}, 7.0),
+       "scale: expected shape () (in the model), got (1, 1)"},
+      {"0-dim into (1,): no rule", full({1}, 5.0), full({1}, 6.0), full({}, 7.0),
+       "vec: expected shape (1,) (in the model), got ()"},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.what);
+    Scalars m;
+    StateDict sd;
+    sd.insert("scale", r.scale);
+    sd.insert("step", r.step);
+    sd.insert("vec", r.vec);
+    if (!r.mismatch.empty()) {
+      try {
+        m.load_state_dict(sd);
+        ADD_FAILURE() << "expected a size mismatch";
+      } catch (const ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find(r.mismatch), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(m.scale.item<float>(), 1.0f);  // nothing loaded
+      continue;
+    }
+    m.load_state_dict(sd);
+    EXPECT_EQ(m.scale.dim(), 0);
+    EXPECT_EQ(m.scale.dtype(), DType::float32);
+    EXPECT_EQ(m.scale.item<float>(), 5.0f);
+    EXPECT_EQ(m.named_buffers()[0].second.dim(), 0);
+    EXPECT_EQ(m.named_buffers()[0].second.item<float>(), 6.0f);
+    EXPECT_EQ(m.state_dict().at("vec").item<float>(), 7.0f);
+  }
+}
+
 TEST(Module, StateDictContainer) {
   StateDict sd;
   sd.insert("a", zeros({1}));

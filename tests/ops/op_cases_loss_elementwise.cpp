@@ -184,7 +184,7 @@ std::vector<OpCase> bce_cases() {
     for (const Shape& ws : {Shape{4}, Shape{3, 1}}) {
       cases.push_back(
           {.name = "binary_cross_entropy/weight" + shape_str(ws) + "_" + red,
-           .inputs = {P({3, 4}, 0.02, 0.98), F({3, 4}, 0, 1), F(ws, 0.5, 2)},
+           .inputs = {P({3, 4}, 0.02, 0.98), F({3, 4}, 0, 1), NoGrad(F(ws, 0.5, 2))},
            .run =
                [red](const std::vector<Tensor>& in) {
                  return binary_cross_entropy(in[0], in[1], in[2], red);
@@ -204,7 +204,8 @@ std::vector<OpCase> bce_cases() {
     // weight per row, pos_weight per class (the last dim).
     cases.push_back(
         {.name = "binary_cross_entropy_with_logits/weight_pos_weight_" + red,
-         .inputs = {F({2, 3, 4}, -4, 4), F({2, 3, 4}, 0, 1), F({3, 1}, 0.5, 2), P({4}, 0.2, 4)},
+         .inputs = {F({2, 3, 4}, -4, 4), F({2, 3, 4}, 0, 1), NoGrad(F({3, 1}, 0.5, 2)),
+                    NoGrad(P({4}, 0.2, 4))},
          .run =
              [red](const std::vector<Tensor>& in) {
                return binary_cross_entropy_with_logits(in[0], in[1], in[2], in[3], red);
@@ -215,7 +216,7 @@ std::vector<OpCase> bce_cases() {
   }
   cases.push_back(
       {.name = "binary_cross_entropy_with_logits/pos_weight_only",
-       .inputs = {F({5, 3}, -4, 4), F({5, 3}, 0, 1), P({3}, 0.2, 4)},
+       .inputs = {F({5, 3}, -4, 4), F({5, 3}, 0, 1), NoGrad(P({3}, 0.2, 4))},
        .run =
            [](const std::vector<Tensor>& in) {
              return binary_cross_entropy_with_logits(in[0], in[1], Tensor(), in[2], "mean");
@@ -228,7 +229,8 @@ std::vector<OpCase> bce_cases() {
     cases.push_back(
         {.name = "binary_cross_entropy_with_logits/extreme_" + red,
          .inputs = {V({2, 4}, {50, -50, 50, -50, 0, 100, -100, 20}),
-                    V({2, 4}, {1, 0, 0, 1, 0.5, 0.25, 0.75, 0.875}), V({4}, {1, 2, 0.5, 3})},
+                    V({2, 4}, {1, 0, 0, 1, 0.5, 0.25, 0.75, 0.875}),
+                    NoGrad(V({4}, {1, 2, 0.5, 3}))},
          .run =
              [red](const std::vector<Tensor>& in) {
                return binary_cross_entropy_with_logits(in[0], in[1], Tensor(), in[2], red);

@@ -1,7 +1,8 @@
 // Harness cases for cross_entropy / nll_loss with a per-class weight and cross_entropy with
 // class-probability targets (the composed path of ops_loss_weighted.cpp), against naive float64
-// references written from torch's definitions; the weight and the probabilities are inputs too,
-// so their gradients are checked by finite differences as well.
+// references written from torch's definitions; the probabilities and their weight are inputs too,
+// so their gradients are checked by finite differences as well (a class-index weight has no
+// derivative: torch refuses one that requires grad).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -115,7 +116,7 @@ std::vector<OpCase> class_weight_cases() {
   for (const ClassRow& d : rows) {
     const int64_t c = d.classes;
     cases.push_back({.name = "cross_entropy/weight_" + d.name,
-                     .inputs = {F(d.x, -3, 3), Idx(d.t, c), P({c}, 0.2, 2)},
+                     .inputs = {F(d.x, -3, 3), Idx(d.t, c), NoGrad(P({c}, 0.2, 2))},
                      .run =
                          [d](const std::vector<Tensor>& in) {
                            return cross_entropy(in[0], in[1], d.ignore, d.red, d.smoothing, in[2]);
@@ -128,7 +129,7 @@ std::vector<OpCase> class_weight_cases() {
                      .tol_scale = 2});
     if (d.smoothing != 0.0) continue;
     cases.push_back({.name = "nll_loss/weight_" + d.name,
-                     .inputs = {F(d.x, -5, 0), Idx(d.t, c), P({c}, 0.2, 2)},
+                     .inputs = {F(d.x, -5, 0), Idx(d.t, c), NoGrad(P({c}, 0.2, 2))},
                      .run =
                          [d](const std::vector<Tensor>& in) {
                            return nll_loss(in[0], in[1], d.ignore, d.red, in[2]);
@@ -139,7 +140,7 @@ std::vector<OpCase> class_weight_cases() {
                          }});
   }
   cases.push_back({.name = "cross_entropy/weight_int32_target",
-                   .inputs = {F({6, 4}), Idx({6}, 4, DType::int32), P({4}, 0.2, 2)},
+                   .inputs = {F({6, 4}), Idx({6}, 4, DType::int32), NoGrad(P({4}, 0.2, 2))},
                    .run =
                        [](const std::vector<Tensor>& in) {
                          return cross_entropy(in[0], in[1], -100, "mean", 0.0, in[2]);

@@ -36,6 +36,9 @@ struct InputSpec {
   // Fixed row-major values instead of random ones (points a random draw would miss: a branch
   // boundary, a domain edge).
   std::vector<double> values = {};
+  // False for a floating argument the op has no derivative for (a loss weight: torch refuses one
+  // that requires grad): the gradient check leaves it constant.
+  bool differentiable = true;
 };
 inline InputSpec F(Shape s, double lo = -2, double hi = 2) { return {std::move(s), InputSpec::Kind::floating, lo, hi}; }
 inline InputSpec P(Shape s, double lo = 0.1, double hi = 3) { return {std::move(s), InputSpec::Kind::positive, lo, hi}; }
@@ -46,6 +49,11 @@ inline InputSpec B(Shape s) { return {std::move(s), InputSpec::Kind::boolean}; }
 // A floating input holding exactly `values` (rounded to the case dtype like any other input).
 inline InputSpec V(Shape s, std::vector<double> values) {
   return {std::move(s), InputSpec::Kind::floating, -2, 2, DType::int64, std::move(values)};
+}
+// `s` as an argument without a derivative (see InputSpec::differentiable).
+inline InputSpec NoGrad(InputSpec s) {
+  s.differentiable = false;
+  return s;
 }
 inline InputSpec Idx(Shape s, int64_t n, DType dt = DType::int64) {
   return {std::move(s), InputSpec::Kind::index, 0, static_cast<double>(n), dt};

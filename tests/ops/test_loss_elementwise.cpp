@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/capture_warnings.h"
 #include "tests/common/cpu_autocast.h"
 #include "tests/common/expect_error.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -112,6 +114,31 @@ const std::vector<TorchRow>& torch_rows() {
       {"kl_div/log_target_sum", DType::float64, {2, 3}, {-1.6094379124341003, -1.2039728043259361, -0.69314718055994529, -0.35667494393873245, -2.3025850929940455, -1.6094379124341003}, {-0.51082562376599072, -3.0, 0.0, -0.25, -10.0, -2.9957322735539909}, {}, {}, {}, {},
        [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return kl_div(x, t, "sum", true); },
        1.2763099747007012, {-0.59999999999999998, -0.049787068367863944, -1.0, -0.77880078307140488, -4.5399929762484854e-05, -0.05000000000000001}, {1.2591673732008657, -0.039631860413703625, 1.6931471805599454, 0.86187931294498799, -0.00030406216636828939, -0.01931471805599453}},
+      // Ties (x == y), x < y and x > y: tools/fixtures/make_loss_tie_rows.py.
+      {"smooth_l1_loss/beta0_ties_sum", DType::float64, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return smooth_l1_loss(x, t, "sum", 0.0); },
+       2.0, {-1.0, -1.0, 1.0, -1.0, -1.0, 1.0}, {-1.0, 1.0, -1.0, -1.0, -1.0, -1.0}},
+      {"smooth_l1_loss/beta0_ties_sum", DType::float32, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return smooth_l1_loss(x, t, "sum", 0.0); },
+       2.0, {-1.0, -1.0, 1.0, -1.0, -1.0, 1.0}, {-1.0, 1.0, -1.0, -1.0, -1.0, -1.0}},
+      {"smooth_l1_loss/beta1_ties_sum", DType::float64, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return smooth_l1_loss(x, t, "sum", 1.0); },
+       0.75, {0.0, -0.49999999999999994, 0.49999999999999994, 0.0, 0.0, 1.0}, {0.0, 0.49999999999999994, -0.49999999999999994, 0.0, 0.0, -1.0}},
+      {"smooth_l1_loss/beta1_ties_sum", DType::float32, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return smooth_l1_loss(x, t, "sum", 1.0); },
+       0.75, {0.0, -0.5, 0.5, 0.0, 0.0, 1.0}, {0.0, 0.5, -0.5, 0.0, 0.0, -1.0}},
+      {"huber_loss/delta0.5_ties_sum", DType::float64, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return huber_loss(x, t, "sum", 0.5); },
+       0.625, {0.0, -0.49999999999999994, 0.49999999999999994, 0.0, 0.0, 0.5}, {0.0, 0.49999999999999994, -0.49999999999999994, 0.0, 0.0, -0.5}},
+      {"huber_loss/delta0.5_ties_sum", DType::float32, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return huber_loss(x, t, "sum", 0.5); },
+       0.625, {0.0, -0.5, 0.5, 0.0, 0.0, 0.5}, {0.0, 0.5, -0.5, 0.0, 0.0, -0.5}},
+      {"l1_loss/ties_sum", DType::float64, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return l1_loss(x, t, "sum"); },
+       2.0, {0.0, -1.0, 1.0, 0.0, 0.0, 1.0}, {-0.0, 1.0, -1.0, -0.0, -0.0, -1.0}},
+      {"l1_loss/ties_sum", DType::float32, {2, 3}, {0.5, 0.2, 0.7, 0.0, -1.5, 2.0}, {0.5, 0.7, 0.2, 0.0, -1.5, 1.0}, {}, {}, {}, {},
+       [](const Tensor& x, const Tensor& t, const Tensor& w, const Tensor& pw) { return l1_loss(x, t, "sum"); },
+       2.0, {0.0, -1.0, 1.0, 0.0, 0.0, 1.0}, {-0.0, 1.0, -1.0, -0.0, -0.0, -1.0}},
   };
   return rows;
 }
@@ -161,21 +188,6 @@ TEST(LossElementwise, ValuesAndGradientsMatchTorch113) {
   }
   std::cout << "[ parity  ] worst relative difference vs torch 1.13: float64 " << worst64
             << ", float32 " << worst32 << "\n";
-}
-
-// smooth_l1_loss with beta 0 is l1_loss, but at x == y torch 1.13's kernel answers the input's
-// gradient from its first branch (x - y <= -beta): -1 where abs's subgradient is 0. The input's
-// gradient follows torch; the target's is +1 there (torch: -1 as well, its backward swaps the
-// arguments, which one composition of x - y cannot reproduce).
-TEST(LossElementwise, SmoothL1WithBetaZeroHasTorchsSubgradientAtZero) {
-  const Tensor x = make({1.0, 2.0}, {2}, DType::float64, true);
-  const Tensor t = make({1.0, 3.0}, {2}, DType::float64, true);
-  Tensor loss = smooth_l1_loss(x, t, "sum", 0.0);
-  EXPECT_EQ(loss.item<double>(), 1.0);
-  loss.backward();
-  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{-1.0, -1.0}));  // torch: -1, -1
-  EXPECT_EQ(t.grad().to_vector<double>(), (std::vector<double>{1.0, 1.0}));
-  EXPECT_EQ(l1_loss(x, t, "sum").item<double>(), 1.0);
 }
 
 // ---- errors
@@ -266,6 +278,85 @@ TEST(LossElementwise, BadArgumentsRaiseNamingTheOpAndWhatWasExpected) {
                            {"binary_cross_entropy_with_logits", "target", "int64"});
   expect_error<DTypeError>([&] { binary_cross_entropy(a, b.to(DType::float64)); },
                            {"binary_cross_entropy", "input's dtype float32", "got float64"});
+}
+
+// torch 1.13 has no derivative for binary_cross_entropy's weight nor for the logits form's weight
+// and pos_weight, and refuses one that requires grad while autograd records, whatever else
+// requires grad; under no-grad it is only read.
+TEST(LossElementwise, WeightsWithoutADerivativeAreRefusedWhileRecording) {
+  const Tensor x = full({2, 3}, 0.25, {.requires_grad = true}), t = full({2, 3}, 1.0);
+  const Tensor w = full({3}, 2.0, {.requires_grad = true});
+  struct Row {
+    const char* op;
+    const char* arg;
+    std::function<Tensor(const Tensor& x)> call;
+  };
+  const std::vector<Row> rows = {
+      {"binary_cross_entropy", "weight",
+       [&](const Tensor& in) { return binary_cross_entropy(in, t, w); }},
+      {"binary_cross_entropy_with_logits", "weight",
+       [&](const Tensor& in) { return binary_cross_entropy_with_logits(in, t, w); }},
+      {"binary_cross_entropy_with_logits", "pos_weight",
+       [&](const Tensor& in) { return binary_cross_entropy_with_logits(in, t, Tensor(), w); }},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(::testing::Message() << r.op << " " << r.arg);
+    for (const Tensor& in : {x, x.detach()})
+      expect_error<NotImplementedError>(
+          [&] { r.call(in); },
+          {r.op, std::string("derivative for '") + r.arg + "' is not implemented",
+           std::string(r.arg) + ".detach()"});
+    NoGradGuard no_grad;
+    EXPECT_FALSE(r.call(x).requires_grad());
+  }
+}
+
+// torch 1.13 warns when mse/l1/smooth_l1/huber broadcast a target of another size, and when
+// kl_div averages with "mean"; nowhere else among these losses.
+TEST(LossElementwise, TargetSizeAndKlDivMeanWarnAsTorch) {
+  const Tensor x = full({3, 2}, 0.5), y = full({2}, 0.25), same = full({3, 2}, 0.25);
+  const std::string broadcast =
+      "using a target size (2,) that is different to the input size "
+      "(3, 2). This will likely lead to incorrect results due to "
+      "broadcasting. Please ensure they have the same size.";
+  struct Row {
+    const char* what;
+    std::function<void()> call;
+    std::string warning;  // empty: none
+  };
+  const std::vector<Row> rows = {
+      {"mse_loss", [&] { mse_loss(x, y); }, "mse_loss: " + broadcast},
+      {"l1_loss", [&] { l1_loss(x, y, "none"); }, "l1_loss: " + broadcast},
+      {"smooth_l1_loss", [&] { smooth_l1_loss(x, y, "sum", 0.0); }, "smooth_l1_loss: " + broadcast},
+      {"huber_loss", [&] { huber_loss(x, y); }, "huber_loss: " + broadcast},
+      {"a 0-dim target", [&] { l1_loss(x, full({}, 0.5)); },
+       "l1_loss: using a target size () that is different to the input size (3, 2)"},
+      {"a larger target", [&] { mse_loss(y, x); },
+       "mse_loss: using a target size (3, 2) that is different to the input size (2,)"},
+      {"kl_div mean", [&] { kl_div(x, same); },
+       "kl_div: reduction \"mean\" divides the total loss by both the batch size and the support "
+       "size; \"batchmean\" divides only by the batch size"},
+      {"mse_loss same size", [&] { mse_loss(x, same); }, ""},
+      {"l1_loss same size", [&] { l1_loss(x, same); }, ""},
+      {"smooth_l1_loss same size", [&] { smooth_l1_loss(x, same); }, ""},
+      {"huber_loss same size", [&] { huber_loss(x, same); }, ""},
+      {"kl_div batchmean", [&] { kl_div(x, same, "batchmean"); }, ""},
+      {"kl_div sum of another size", [&] { kl_div(x, y, "sum"); }, ""},
+      {"binary_cross_entropy", [&] { binary_cross_entropy(x, same); }, ""},
+      {"binary_cross_entropy_with_logits", [&] { binary_cross_entropy_with_logits(x, same); }, ""},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.what);
+    test::CapturedWarnings warnings;
+    r.call();
+    const std::vector<std::string> got = warnings.messages();
+    if (r.warning.empty()) {
+      EXPECT_TRUE(got.empty()) << got.front();
+    } else {
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_CONTAINS(got[0], r.warning);
+    }
+  }
 }
 
 // ---- dtypes and autocast

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -292,6 +293,44 @@ TEST(LossWeighted, BadArgumentsRaiseNamingWhatWasExpected) {
   expect_error<DTypeError>([&] { nll_loss(x, p, -100, "mean", w); },
                            {"nll_loss", "class indices", "float32"});
   expect_error<ValueError>([&] { nll_loss(x, t, -100, "avg", w); }, {"nll_loss", "\"avg\""});
+}
+
+// torch 1.13's nll_loss has no derivative for the weight and refuses one that requires grad while
+// autograd records (class indices, with or without smoothing); probabilities do differentiate it.
+TEST(LossWeighted, AClassIndexWeightThatRequiresGradIsRefusedWhileRecording) {
+  const Tensor x = full({4, 3}, 0.5, {.requires_grad = true});
+  const Tensor t = from_vector<int64_t>({0, 1, 2, 1}), p = full({4, 3}, 1.0 / 3);
+  const Tensor w = full({3}, 2.0, {.requires_grad = true});
+  struct Row {
+    const char* what;
+    const char* op;
+    std::function<Tensor(const Tensor& x)> call;
+    bool refused;
+  };
+  const std::vector<Row> rows = {
+      {"cross_entropy", "cross_entropy",
+       [&](const Tensor& in) { return cross_entropy(in, t, -100, "mean", 0.0, w); }, true},
+      {"cross_entropy smoothed", "cross_entropy",
+       [&](const Tensor& in) { return cross_entropy(in, t, -100, "none", 0.1, w); }, true},
+      {"nll_loss", "nll_loss", [&](const Tensor& in) { return nll_loss(in, t, -100, "sum", w); },
+       true},
+      {"cross_entropy probabilities", "cross_entropy",
+       [&](const Tensor& in) { return cross_entropy(in, p, -100, "mean", 0.0, w); }, false},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.what);
+    for (const Tensor& in : {x, x.detach()}) {
+      if (r.refused) {
+        expect_error<NotImplementedError>(
+            [&] { r.call(in); },
+            {r.op, "derivative for 'weight' is not implemented", "weight.detach()"});
+      } else {
+        EXPECT_TRUE(r.call(in).requires_grad());
+      }
+    }
+    NoGradGuard no_grad;
+    EXPECT_FALSE(r.call(x).requires_grad());
+  }
 }
 
 // ---- dtypes and autocast -----------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "autograd/autograd.h"
 #include "nn/linear.h"
 #include "nn/mlp.h"
 #include "optim/optim.h"
@@ -188,9 +189,10 @@ TEST(FabricConnector, EnvironmentOverridesAndCliConflicts) {
 class CountingPrecision : public precision::Precision {
  public:
   std::string name() const override { return "counting"; }
-  void backward(const Tensor& loss, nn::Module* m, const Tensor& g, bool retain) override {
+  void backward(const Tensor& loss, nn::Module* m, const Tensor& g, std::optional<bool> retain,
+                bool create_graph) override {
     ++backward_calls;
-    Precision::backward(loss, m, g, retain);
+    Precision::backward(loss, m, g, retain, create_graph);
   }
   int backward_calls = 0;
 };
@@ -210,6 +212,46 @@ TEST(FabricPlugins, CustomPluginByInstanceAndByName) {
   EXPECT_THROW(precision::register_precision("16-mixed", [](DeviceType) { return nullptr; }), ValueError);
   EXPECT_TRUE(precision::unregister_precision("counting"));
   EXPECT_THROW(Fabric({.precision = "counting"}), ValueError);
+}
+
+// create_graph passes through the plugin: .grad keeps a history and differentiates again, as
+// autograd's own backward. Under 16-mixed the gradient is of the scaled loss, and (as in the
+// reference, whose output hook raises) a second differentiation through the model's output must
+// go through Fabric::backward too, so only the first one is checked there.
+TEST(FabricBackward, CreateGraphGivesGradientsThatDifferentiateAgain) {
+  for (const char* prec : {"64-true", "32-true", "16-mixed"}) {
+    SCOPED_TRACE(prec);
+    const std::string p = prec;
+    manual_seed(3);
+    Fabric fab({.precision = prec});
+    auto lin = nn::make<nn::Linear>({.in_features = 3, .out_features = 1, .bias = false});
+    auto model = fab.setup(lin);
+    // Small inputs: the scaled (x 65536) float16 gradients of 16-mixed stay finite.
+    const Tensor x = from_vector<double>({0.05, -0.1, 0.2, 0.15, 0.025, -0.075}, {2, 3});
+    const Tensor y = model(x.to(DType::float32));
+    fab.backward(sum(y * y * y), Tensor(), std::nullopt, /*create_graph=*/true);
+    const Tensor g = lin->weight.grad();
+    ASSERT_TRUE(g.requires_grad()) << "the gradient has no history";
+
+    // By hand, y = x w^T: d/dw sum(y^3) = sum_i 3 y_i^2 x_i; that summed over w's entries and
+    // differentiated again: sum_i 6 y_i x_i (sum_j x_ij).
+    const Tensor w = lin->weight.detach().to(DType::float64);
+    const Tensor yd = matmul(x, w.transpose(0, 1));                    // (2, 1)
+    const Tensor first = sum(yd * yd * x * 3.0, {0}, /*keepdim=*/true);  // (1, 3)
+    const Tensor second = sum(yd * sum(x, {1}, /*keepdim=*/true) * x * 6.0, {0}, true);
+    const double scale = p == "16-mixed" ? 65536.0 : 1.0;  // GradScaler's initial scale
+    // The module's output comes back in the default dtype (float32) under 64-true too, as the
+    // reference's convert_output: the loss is float32 in the true modes.
+    const double tol = p == "16-mixed" ? 2e-2 : 1e-5;
+    const Tensor gd = g.detach().to(DType::float64) / scale;
+    Tensor gg;
+    if (p != "16-mixed") gg = grad({sum(g)}, {lin->weight})[0].to(DType::float64);
+    for (int64_t k = 0; k < 3; ++k) {
+      const double f = first[0][k].item<double>(), s2 = second[0][k].item<double>();
+      EXPECT_NEAR(gd[0][k].item<double>(), f, tol * std::abs(f));
+      if (gg.defined()) EXPECT_NEAR(gg[0][k].item<double>(), s2, tol * std::abs(s2));
+    }
+  }
 }
 
 TEST(FabricSetup, ConvertsModuleInputsAndOutputs) {

@@ -1,0 +1,43 @@
+// Which derivative rules support double backward: those whose closure is made of recorded,
+// differentiable ops (run in grad mode with create_graph, it records the gradient's own graph).
+// The rest call fused backward kernels that record nothing; a gradient taken through them with
+// create_graph raises when differentiated again (NoDoubleBackward, node.h). An op missing here
+// is refused, never silently given a zero second derivative.
+#include <array>
+
+#include "autograd/derivatives.h"
+
+namespace fabric {
+namespace {
+
+constexpr OpId kSupported[] = {
+    // views, copies, casts
+    OpId::view, OpId::expand, OpId::transpose, OpId::permute, OpId::slice, OpId::select,
+    OpId::clone, OpId::to_dtype, OpId::to_device,
+    // elementwise (tanh, sigmoid, relu, silu and gelu switch to a composition in grad mode)
+    OpId::add, OpId::sub, OpId::mul, OpId::div, OpId::maximum, OpId::minimum, OpId::pow,
+    OpId::where, OpId::addcmul, OpId::neg, OpId::abs, OpId::exp, OpId::log, OpId::sqrt, OpId::rsqrt,
+    OpId::reciprocal, OpId::sin, OpId::cos, OpId::tanh, OpId::sigmoid, OpId::relu, OpId::silu,
+    OpId::gelu, OpId::clamp,
+    // reductions (softmax and log_softmax switch to a composition in grad mode)
+    OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
+    OpId::cumsum, OpId::softmax, OpId::log_softmax,
+    // linear algebra
+    OpId::matmul, OpId::mm, OpId::bmm, OpId::linear,
+    // indexing and joining
+    OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
+    // losses
+    OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy};
+
+}  // namespace
+
+bool double_backward_supported(OpId op) {
+  static const auto table = [] {
+    std::array<bool, static_cast<size_t>(OpId::num_ops)> t{};
+    for (OpId s : kSupported) t[static_cast<size_t>(s)] = true;
+    return t;
+  }();
+  return table[static_cast<size_t>(op)];
+}
+
+}  // namespace fabric

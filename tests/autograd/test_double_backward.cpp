@@ -1,0 +1,389 @@
+// Double backward (create_graph = true): every op whose derivative supports it, its second
+// derivative against central differences of its first derivative in float64; a Hessian-vector
+// product of a small MLP and a WGAN-GP critic step against torch 1.13; the error of an op whose
+// derivative is a fused kernel; and the default (create_graph = false) gradients, which keep no
+// history.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tests/autograd/double_backward_fixture.h"
+#include "tests/common/expect_error.h"
+
+namespace fabric {
+namespace {
+
+using V = std::vector<Tensor>;
+using Fn = std::function<Tensor(const V&)>;
+
+// An input: its shape and the range its random values are drawn from (lo > 0 keeps log, sqrt,
+// division and pow's base in their domain).
+struct In {
+  Shape shape;
+  double lo = -2, hi = 2;
+};
+In Pos(Shape s) { return {std::move(s), 0.3, 2.0}; }
+
+struct SecondOrderCase {
+  std::string name;
+  std::vector<In> inputs;
+  Fn f;
+};
+
+Tensor f64(const std::vector<double>& v, const Shape& shape) {
+  if (shape.empty()) return scalar_tensor(v[0], {.dtype = DType::float64});
+  return from_vector(v, shape, {.dtype = DType::float64});
+}
+
+std::vector<double> random_values(const In& in, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(in.lo, in.hi);
+  std::vector<double> v(numel_of(in.shape));
+  for (double& x : v) x = u(rng);
+  return v;
+}
+
+// s(inputs, w) = sum_k <d sum(f(inputs) w) / d input_k, v_k>: its gradient is a Hessian-vector
+// product (in the inputs) and a Jacobian-vector product (in w), both taken by double backward.
+// With create_graph = false it is the finite-difference objective (first derivatives only).
+Tensor first_order_objective(const Fn& f, const V& inputs, const Tensor& w, const V& vs,
+                             bool create_graph) {
+  Tensor out = f(inputs);
+  V g = grad({sum(mul(out, w))}, inputs, {}, std::nullopt, create_graph, /*allow_unused=*/true);
+  Tensor s = scalar_tensor(0.0, {.dtype = DType::float64});
+  for (size_t k = 0; k < g.size(); ++k)
+    if (g[k].defined()) s = add(s, sum(mul(g[k], vs[k])));
+  return s;
+}
+
+void check_second_order(const SecondOrderCase& c, std::mt19937_64& rng) {
+  SCOPED_TRACE(c.name);
+  std::vector<std::vector<double>> vals;
+  V inputs, vs;
+  for (const In& in : c.inputs) {
+    vals.push_back(random_values(in, rng));
+    inputs.push_back(f64(vals.back(), in.shape).set_requires_grad(true));
+    vs.push_back(f64(random_values({in.shape, -1, 1}, rng), in.shape));
+  }
+  Shape out_shape;
+  {
+    NoGradGuard ng;
+    out_shape = c.f(inputs).sizes();
+  }
+  const In w_in{out_shape, -1, 1};
+  vals.push_back(random_values(w_in, rng));
+  Tensor w = f64(vals.back(), out_shape).set_requires_grad(true);
+
+  V wrt = inputs;
+  wrt.push_back(w);
+  Tensor s = first_order_objective(c.f, inputs, w, vs, /*create_graph=*/true);
+  ASSERT_TRUE(s.requires_grad()) << "the gradient taken with create_graph has no history";
+  V analytic = grad({s}, wrt, {}, std::nullopt, false, /*allow_unused=*/true);
+
+  const double h = 1e-6;
+  for (size_t k = 0; k < wrt.size(); ++k) {
+    const Shape& shape = k < inputs.size() ? c.inputs[k].shape : out_shape;
+    std::vector<double> ga = analytic[k].defined() ? analytic[k].to_vector<double>()
+                                                   : std::vector<double>(numel_of(shape), 0.0);
+    for (int64_t e = 0; e < numel_of(shape); ++e) {
+      auto at = [&](double delta) {
+        V probe;
+        for (size_t i = 0; i < inputs.size(); ++i) {
+          std::vector<double> v = vals[i];
+          if (i == k) v[e] += delta;
+          probe.push_back(f64(v, c.inputs[i].shape).set_requires_grad(true));
+        }
+        std::vector<double> wv = vals.back();
+        if (k == inputs.size()) wv[e] += delta;
+        return first_order_objective(c.f, probe, f64(wv, out_shape), vs, false).item<double>();
+      };
+      const double numeric = (at(h) - at(-h)) / (2 * h);
+      EXPECT_NEAR(ga[e], numeric, 1e-5 * std::max(1.0, std::abs(numeric)))
+          << c.name << ": d/d "
+          << (k < inputs.size() ? "input " + std::to_string(k) : std::string("w")) << " element "
+          << e;
+    }
+  }
+}
+
+std::vector<SecondOrderCase> second_order_cases() {
+  const Shape s34{3, 4};
+  return {
+      // ---- elementwise arithmetic (with broadcasting) ----
+      {"add", {{s34}, {{4}}}, [](const V& x) { return add(x[0], x[1], 2.5); }},
+      {"sub", {{s34}, {{3, 1}}}, [](const V& x) { return sub(x[0], x[1]); }},
+      {"mul", {{s34}, {{4}}}, [](const V& x) { return mul(x[0], x[1]); }},
+      {"mul_self", {{s34}}, [](const V& x) { return mul(x[0], x[0]); }},
+      {"mul_scalar", {{s34}}, [](const V& x) { return mul(mul(x[0], x[0]), -1.5); }},
+      {"div", {{s34}, Pos({4})}, [](const V& x) { return div(x[0], x[1]); }},
+      {"div_scalar", {{s34}}, [](const V& x) { return div(mul(x[0], x[0]), 3.0); }},
+      {"pow_scalar", {Pos(s34)}, [](const V& x) { return pow(x[0], 2.5); }},
+      {"pow_cube", {{s34}}, [](const V& x) { return pow(x[0], 3.0); }},
+      {"pow_tensor", {Pos(s34), {s34}}, [](const V& x) { return pow(x[0], x[1]); }},
+      {"maximum", {{s34}, {s34}}, [](const V& x) { return mul(maximum(x[0], x[1]), x[0]); }},
+      {"minimum", {{s34}, {s34}}, [](const V& x) { return mul(minimum(x[0], x[1]), x[1]); }},
+      {"where",
+       {{s34}, {s34}},
+       [](const V& x) { return where(gt(x[0], 0.0), mul(x[0], x[1]), exp(x[1])); }},
+      {"addcmul", {{s34}, {s34}, {s34}}, [](const V& x) { return addcmul(x[0], x[1], x[2], 0.5); }},
+      // ---- unary ----
+      {"neg", {{s34}}, [](const V& x) { return neg(mul(x[0], x[0])); }},
+      {"abs", {{s34}}, [](const V& x) { return mul(abs(x[0]), x[0]); }},
+      {"exp", {{s34}}, [](const V& x) { return exp(x[0]); }},
+      {"log", {Pos(s34)}, [](const V& x) { return log(x[0]); }},
+      {"sqrt", {Pos(s34)}, [](const V& x) { return sqrt(x[0]); }},
+      {"rsqrt", {Pos(s34)}, [](const V& x) { return rsqrt(x[0]); }},
+      {"reciprocal", {Pos(s34)}, [](const V& x) { return reciprocal(x[0]); }},
+      {"sin", {{s34}}, [](const V& x) { return sin(x[0]); }},
+      {"cos", {{s34}}, [](const V& x) { return cos(x[0]); }},
+      {"tanh", {{s34}}, [](const V& x) { return tanh(x[0]); }},
+      {"sigmoid", {{s34}}, [](const V& x) { return sigmoid(x[0]); }},
+      {"relu", {{s34}}, [](const V& x) { return mul(relu(x[0]), x[0]); }},
+      {"silu", {{s34}}, [](const V& x) { return silu(x[0]); }},
+      {"gelu", {{s34}}, [](const V& x) { return gelu(x[0]); }},
+      {"gelu_tanh", {{s34}}, [](const V& x) { return gelu(x[0], "tanh"); }},
+      {"clamp", {{s34}}, [](const V& x) { return mul(clamp(x[0], -1.0, 1.0), x[0]); }},
+      // ---- linear algebra ----
+      {"matmul", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return matmul(x[0], x[1]); }},
+      {"matmul_batched",
+       {{{2, 3, 4}}, {{4, 2}}},
+       [](const V& x) { return tanh(matmul(x[0], x[1])); }},
+      {"matmul_vector", {{{4}}, {{4, 3}}}, [](const V& x) { return sin(matmul(x[0], x[1])); }},
+      {"matmul_dot", {{{4}}, {{4}}}, [](const V& x) { return exp(matmul(x[0], x[1])); }},
+      {"mm", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return mm(x[0], x[1]); }},
+      {"bmm", {{{2, 3, 4}}, {{2, 4, 2}}}, [](const V& x) { return bmm(x[0], x[1]); }},
+      {"linear",
+       {{{5, 3}}, {{4, 3}}, {{4}}},
+       [](const V& x) { return tanh(linear(x[0], x[1], x[2])); }},
+      {"linear_3d",
+       {{{2, 2, 3}}, {{4, 3}}},
+       [](const V& x) { return sigmoid(linear(x[0], x[1])); }},
+      // ---- reductions ----
+      {"sum", {{s34}}, [](const V& x) { return mul(sum(x[0], {1}, true), x[0]); }},
+      {"sum_all", {{s34}}, [](const V& x) { return mul(sum(mul(x[0], x[0])), sum(x[0])); }},
+      {"mean", {{s34}}, [](const V& x) { return exp(mean(x[0], {0})); }},
+      {"norm", {{s34}}, [](const V& x) { return norm(x[0], 2, {1}); }},
+      {"norm_all", {{s34}}, [](const V& x) { return norm(x[0]); }},
+      {"norm_p3", {Pos(s34)}, [](const V& x) { return norm(x[0], 3, {0}); }},
+      {"var", {{s34}}, [](const V& x) { return var(x[0], {1}); }},
+      {"std", {{s34}}, [](const V& x) { return std(x[0], {1}); }},
+      {"logsumexp", {{s34}}, [](const V& x) { return logsumexp(x[0], {1}); }},
+      {"amax", {{s34}}, [](const V& x) { return mul(amax(x[0], {1}, true), x[0]); }},
+      {"cumsum", {{s34}}, [](const V& x) { return sin(cumsum(x[0], 1)); }},
+      {"softmax", {{s34}}, [](const V& x) { return softmax(x[0], 1); }},
+      {"log_softmax", {{s34}}, [](const V& x) { return log_softmax(x[0], -1); }},
+      // ---- views, indexing, joining ----
+      {"reshape",
+       {{s34}},
+       [](const V& x) {
+         return sin(mul(x[0].reshape({2, 6}), x[0].reshape({2, 6})));
+       }},
+      {"transpose", {{s34}}, [](const V& x) { return mul(x[0].t(), x[0].transpose(0, 1)); }},
+      {"permute",
+       {{{2, 3, 2}}},
+       [](const V& x) {
+         return exp(x[0].permute({2, 0, 1}));
+       }},
+      {"expand",
+       {{{3, 1}}},
+       [](const V& x) {
+         return mul(x[0].expand({3, 4}), x[0]);
+       }},
+      {"slice", {{s34}}, [](const V& x) { return exp(x[0].slice(1, 1, 3)); }},
+      {"select", {{s34}}, [](const V& x) { return exp(x[0].select(0, 1)); }},
+      {"narrow_step", {{s34}}, [](const V& x) { return sin(x[0].slice(1, 0, 4, 2)); }},
+      {"cat",
+       {{s34}, {{2, 4}}},
+       [](const V& x) {
+         return exp(cat({x[0], x[1]}, 0));
+       }},
+      {"stack",
+       {{s34}, {s34}},
+       [](const V& x) {
+         return mul(stack({x[0], x[1]}, 1), stack({x[1], x[0]}, 1));
+       }},
+      {"tril", {{{4, 4}}}, [](const V& x) { return exp(tril(x[0])); }},
+      // ---- losses ----
+      {"mse_loss", {{s34}, {s34}}, [](const V& x) { return mse_loss(tanh(x[0]), x[1]); }},
+      {"mse_loss_sum", {{s34}, {s34}}, [](const V& x) { return mse_loss(x[0], x[1], "sum"); }},
+      {"nll_loss",
+       {{s34}},
+       [](const V& x) {
+         return nll_loss(log_softmax(x[0], 1), from_vector<int64_t>({0, 3, 1}, {3}));
+       }},
+      {"binary_cross_entropy",
+       {{s34, 0.1, 0.9}, {s34, 0.0, 1.0}},
+       [](const V& x) { return binary_cross_entropy(x[0], x[1]); }},
+      {"bce_with_logits",
+       {{s34}, {s34, 0.0, 1.0}},
+       [](const V& x) { return binary_cross_entropy_with_logits(x[0], x[1]); }},
+      {"smooth_l1_loss",
+       {{s34}, {s34}},
+       [](const V& x) { return smooth_l1_loss(mul(x[0], x[0]), x[1]); }},
+  };
+}
+
+TEST(DoubleBackward, SecondDerivativesMatchFiniteDifferences) {
+  std::mt19937_64 rng(7);
+  for (const SecondOrderCase& c : second_order_cases()) check_second_order(c, rng);
+}
+
+TEST(DoubleBackward, ThirdDerivativeOfElementwise) {
+  Tensor x =
+      from_vector<double>({0.5, -1.25, 2.0}, {3}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor y = sum(add(pow(x, 4.0), sin(x)));
+  Tensor d1 = grad({y}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];        // 4x^3 + cos x
+  Tensor d2 = grad({sum(d1)}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];  // 12x^2 - sin x
+  Tensor d3 = grad({sum(d2)}, {x})[0];                                           // 24x - cos x
+  const std::vector<double> xs = {0.5, -1.25, 2.0};
+  for (size_t i = 0; i < xs.size(); ++i) {
+    EXPECT_NEAR(d2.to_vector<double>()[i], 12 * xs[i] * xs[i] - std::sin(xs[i]), 1e-12);
+    EXPECT_NEAR(d3.to_vector<double>()[i], 24 * xs[i] - std::cos(xs[i]), 1e-12);
+  }
+}
+
+// gelu's erf form: its gradient's Phi(x) has a recorded node of its own (no erf op).
+TEST(DoubleBackward, ThirdDerivativeOfGelu) {
+  const std::vector<double> xs = {0.5, -1.25, 2.0, 0.0};
+  Tensor x = from_vector<double>(xs, {4}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor d1 = grad({sum(gelu(x))}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+  Tensor d2 = grad({sum(d1)}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+  Tensor d3 = grad({sum(d2)}, {x})[0];
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = xs[i], pdf = std::exp(-v * v / 2) / std::sqrt(2 * M_PI);
+    EXPECT_NEAR(d1.to_vector<double>()[i], 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * pdf,
+                1e-12);
+    EXPECT_NEAR(d2.to_vector<double>()[i], pdf * (2 - v * v), 1e-12);
+    EXPECT_NEAR(d3.to_vector<double>()[i], v * pdf * (v * v - 4), 1e-12);
+  }
+}
+
+TEST(DoubleBackward, BackwardWithCreateGraphKeepsHistoryInDotGrad) {
+  Tensor x =
+      from_vector<double>({1.5, -2.0}, {2}, {.dtype = DType::float64, .requires_grad = true});
+  backward(sum(mul(mul(x, x), x)), Tensor(), std::nullopt, /*create_graph=*/true);  // .grad = 3x^2
+  Tensor g = x.grad();
+  ASSERT_TRUE(g.requires_grad());
+  zero_grad(x);
+  backward(sum(g));  // d/dx sum(3x^2) = 6x
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{9.0, -12.0}));
+}
+
+TEST(DoubleBackward, RetainGraphDefaultsToCreateGraph) {
+  Tensor x = from_vector<double>({3.0}, {1}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor y = sum(exp(x));
+  grad({y}, {x}, {}, std::nullopt, /*create_graph=*/true);
+  EXPECT_NO_THROW(grad({y}, {x}));      // the graph was retained
+  EXPECT_THROW(grad({y}, {x}), Error);  // ...and freed by the default (retain_graph = false) call
+}
+
+TEST(DoubleBackward, DefaultGradientsKeepNoHistory) {
+  Tensor x =
+      from_vector<double>({0.3, -0.7}, {2}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor g = grad({sum(tanh(mul(x, x)))}, {x})[0];
+  EXPECT_FALSE(g.requires_grad());
+  backward(sum(sigmoid(x)));
+  EXPECT_FALSE(x.grad().requires_grad());
+}
+
+// The ops whose derivative is a fused kernel: the first-order gradient taken with create_graph is
+// right, differentiating it again raises, naming the op.
+TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
+  struct Unsupported {
+    std::string op;
+    Fn f;
+  };
+  const std::vector<Unsupported> cases = {
+      {"layer_norm", [](const V& x) { return layer_norm(x[0], {4}); }},
+      {"rms_norm", [](const V& x) { return rms_norm(x[0], {4}); }},
+      {"cross_entropy",
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({1, 0, 3}, {3}));
+       }},
+      {"gather",
+       [](const V& x) {
+         return gather(x[0], 1, from_vector<int64_t>({1, 0, 3}, {3, 1}));
+       }},
+  };
+  for (const Unsupported& c : cases) {
+    SCOPED_TRACE(c.op);
+    Tensor x = from_vector<double>({0.1, -0.4, 0.9, 1.3, -1.1, 0.2, 0.5, -0.8, 0.7, 0.0, -0.3, 1.6},
+                                   {3, 4}, {.dtype = DType::float64, .requires_grad = true});
+    Tensor out = sum(mul(c.f({x}), c.f({x})));
+    Tensor g_plain = grad({out}, {x}, {}, /*retain_graph=*/true)[0];
+    Tensor g = grad({out}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+    EXPECT_EQ(g.to_vector<double>(), g_plain.to_vector<double>());
+    ASSERT_TRUE(g.requires_grad());
+    const std::string msg = thrown<NotImplementedError>([&] { grad({sum(g)}, {x}); });
+    EXPECT_CONTAINS(msg, "double backward of " + c.op + " is not supported");
+  }
+}
+
+namespace fx = double_backward_fixture;
+
+Tensor fixture(const std::vector<double>& v, Shape shape, bool requires_grad = false) {
+  return from_vector(v, std::move(shape),
+                     {.dtype = DType::float64, .requires_grad = requires_grad});
+}
+
+void expect_close(const Tensor& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_TRUE(got.defined()) << what;
+  std::vector<double> g = got.to_vector<double>();
+  ASSERT_EQ(g.size(), want.size()) << what;
+  for (size_t i = 0; i < g.size(); ++i)
+    EXPECT_NEAR(g[i], want[i], 1e-12 * std::max(1.0, std::abs(want[i]))) << what << "[" << i << "]";
+}
+
+TEST(DoubleBackward, MlpHessianVectorProductMatchesTorch) {
+  Tensor x = fixture(fx::mlp_x, {5, 3}), y = fixture(fx::mlp_y, {5, 2});
+  V params = {fixture(fx::mlp_w1, {4, 3}, true), fixture(fx::mlp_b1, {4}, true),
+              fixture(fx::mlp_w2, {2, 4}, true), fixture(fx::mlp_b2, {2}, true)};
+  V vs = {fixture(fx::mlp_v0, {4, 3}), fixture(fx::mlp_v1, {4}), fixture(fx::mlp_v2, {2, 4}),
+          fixture(fx::mlp_v3, {2})};
+  Tensor loss = mse_loss(linear(tanh(linear(x, params[0], params[1])), params[2], params[3]), y);
+  expect_close(loss, fx::mlp_loss, "loss");
+  V g = grad({loss}, params, {}, std::nullopt, /*create_graph=*/true);
+  Tensor gv = scalar_tensor(0.0, {.dtype = DType::float64});
+  for (size_t i = 0; i < g.size(); ++i) gv = add(gv, sum(mul(g[i], vs[i])));
+  V hv = grad({gv}, params);
+  const std::vector<const std::vector<double>*> want = {&fx::mlp_hv0, &fx::mlp_hv1, &fx::mlp_hv2,
+                                                        &fx::mlp_hv3};
+  for (size_t i = 0; i < hv.size(); ++i)
+    expect_close(hv[i], *want[i], "Hv[" + std::to_string(i) + "]");
+}
+
+TEST(DoubleBackward, WganGpCriticStepMatchesTorch) {
+  Tensor real = fixture(fx::gp_real, {6, 3}), fake = fixture(fx::gp_fake, {6, 3}),
+         eps = fixture(fx::gp_eps, {6, 1});
+  V p = {fixture(fx::gp_w1, {5, 3}, true), fixture(fx::gp_b1, {5}, true),
+         fixture(fx::gp_w2, {4, 5}, true), fixture(fx::gp_b2, {4}, true),
+         fixture(fx::gp_w3, {1, 4}, true), fixture(fx::gp_b3, {1}, true)};
+  auto critic = [&](const Tensor& in) {
+    Tensor h = relu(linear(in, p[0], p[1]));
+    return linear(tanh(linear(h, p[2], p[3])), p[4], p[5]);
+  };
+  Tensor x_hat =
+      add(mul(eps, real), mul(add(neg(eps), 1.0), fake)).detach().set_requires_grad(true);
+  Tensor d_hat = critic(x_hat);
+  Tensor gx = grad({d_hat}, {x_hat}, {ones_like(d_hat)}, std::nullopt, /*create_graph=*/true)[0];
+  Tensor gp = mean(pow(sub(norm(gx, 2, {1}), 1.0), 2.0));
+  expect_close(gp, fx::gp_penalty, "gradient penalty");
+  Tensor loss = add(sub(mean(critic(fake)), mean(critic(real))), mul(gp, 10.0));
+  expect_close(loss, fx::gp_loss, "critic loss");
+  backward(loss);
+  const std::vector<const std::vector<double>*> want = {&fx::gp_grad_w1, &fx::gp_grad_b1,
+                                                        &fx::gp_grad_w2, &fx::gp_grad_b2,
+                                                        &fx::gp_grad_w3, &fx::gp_grad_b3};
+  for (size_t i = 0; i < p.size(); ++i)
+    expect_close(p[i].grad(), *want[i], "grad of critic parameter " + std::to_string(i));
+}
+
+}  // namespace
+}  // namespace fabric
