@@ -80,22 +80,21 @@ void AdamFamily<Options, kDecoupled>::step_impl() {
       if (!grad.defined()) continue;
       ParamState& st = this->state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
-      if (fresh) st["step"] = scalar_tensor(0.0, {.dtype = DType::float64});
-      auto step_it = st.find("step");
-      FABRIC_CHECK(step_it != st.end() && step_it->second.defined() && step_it->second.numel() == 1 &&
-                       step_it->second.dtype() == DType::float64 && step_it->second.device().is_cpu(),
-                   ValueError, this->name(), ": parameter ", idx,
-                   " has state without a 0-dim float64 'step' on the CPU (was it loaded from another optimizer?)");
+      double& step = this->step_count(st, idx, fresh);
       const Tensor exp_avg = this->state_buffer(st, "exp_avg", p, idx, fresh);
       const Tensor exp_avg_sq = this->state_buffer(st, "exp_avg_sq", p, idx, fresh);
       Tensor max_exp_avg_sq;
       if (o.amsgrad) max_exp_avg_sq = this->state_buffer(st, "max_exp_avg_sq", p, idx, fresh);
       const AdamStepFn kernel = adam_step_stub(p.device());
-      double* step = step_it->second.template data<double>();
-      *step += 1;
-      const AdamKernelArgs args{.lr = o.lr, .beta1 = o.betas[0], .beta2 = o.betas[1], .eps = o.eps,
-                                .weight_decay = o.weight_decay, .step = *step,
-                                .decoupled_weight_decay = kDecoupled, .amsgrad = o.amsgrad,
+      step += 1;
+      const AdamKernelArgs args{.lr = o.lr,
+                                .beta1 = o.betas[0],
+                                .beta2 = o.betas[1],
+                                .eps = o.eps,
+                                .weight_decay = o.weight_decay,
+                                .step = step,
+                                .decoupled_weight_decay = kDecoupled,
+                                .amsgrad = o.amsgrad,
                                 .maximize = o.maximize};
       this->update_in_place(p, [&](const Tensor& target) {
         kernel(p.dtype(), p.numel(), target.data_ptr(), grad.data_ptr(), exp_avg.data_ptr(), exp_avg_sq.data_ptr(),

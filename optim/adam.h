@@ -36,9 +36,12 @@ void from_hyper_params(const HyperParams& h, AdamWOptions& o);
 // One step, per element (g negated when maximize), in this order:
 //   step += 1
 //   AdamW: p *= 1 - lr * wd            Adam: g = g + wd * p
-//   m = lerp(m, g, 1 - beta1)
-//   v = beta2 * v + (1 - beta2) * g * g            (amsgrad: vmax = max(vmax, v), used below)
+//   m = beta1 * m + (1 - beta1) * g                (m.mul_(beta1).add_(g, alpha=1 - beta1))
+//   v = beta2 * v + (1 - beta2) * g * g            (v.mul_(beta2).addcmul_(g, g, value=1 - beta2);
+//                                                   amsgrad: vmax = max(vmax, v), used below)
 //   p -= (lr / (1 - beta1^step)) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+// rounded as torch 1.13's CPU ops round them (bit for bit in float64 and float32; see
+// kernels/cpu/optim_fused.cpp).
 // State per parameter: "step" (0-dim float64), "exp_avg", "exp_avg_sq", and "max_exp_avg_sq"
 // with amsgrad, in the parameter's dtype.
 template <class Options, bool kDecoupled>

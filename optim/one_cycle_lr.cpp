@@ -129,8 +129,13 @@ std::vector<double> OneCycleLR::get_lr() const {
                      "); choose another pct_start or total_steps");
         const double pct = (step - start_step) / (phase.end_step - start_step);
         lrs.push_back(anneal(v[phase.start_lr], v[phase.end_lr], pct));
-        if (cycle_momentum_)
-          set_momentum(g, anneal(v[phase.start_momentum], v[phase.end_momentum], pct));
+        if (cycle_momentum_) {
+          const double momentum = anneal(v[phase.start_momentum], v[phase.end_momentum], pct);
+          // The step after the last (step_num == total_steps, which torch allows) extrapolates a
+          // linear anneal: Adam's beta1 may reach 1 there, which torch writes unchecked and no
+          // step uses, but Adam refuses. It keeps the last step's beta1 then.
+          if (!(use_beta1_ && step_num == total_steps_ && momentum >= 1)) set_momentum(g, momentum);
+        }
         break;
       }
       start_step = phase.end_step;

@@ -108,6 +108,18 @@ Tensor Optimizer::prepared_grad(const Tensor& param, int64_t index) const {
   return g.to(param.dtype()).contiguous();
 }
 
+double& Optimizer::step_count(ParamState& st, int64_t index, bool create_if_missing) const {
+  if (create_if_missing && !st.count("step"))
+    st["step"] = scalar_tensor(0.0, {.dtype = DType::float64});
+  auto it = st.find("step");
+  FABRIC_CHECK(it != st.end() && it->second.defined() && it->second.numel() == 1 &&
+                   it->second.dtype() == DType::float64 && it->second.device().is_cpu(),
+               ValueError, name(), ": parameter ", index,
+               " has state without a 0-dim float64 'step' on the CPU (was it loaded from another "
+               "optimizer?)");
+  return *it->second.data<double>();
+}
+
 Tensor Optimizer::state_buffer(ParamState& st, const std::string& key, const Tensor& param, int64_t index,
                                bool create_if_missing) const {
   auto it = st.find(key);

@@ -2,6 +2,7 @@
 // zero_grad/step, and state_dict/load_state_dict in PyTorch's layout. Updates happen in place on
 // the parameters' storage: the optimizer and the module share the same tensors.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -97,6 +98,10 @@ class Optimizer {
   // contiguity); created zero-filled (`create` true) when absent, else ValueError.
   Tensor state_buffer(ParamState& st, const std::string& key, const Tensor& param, int64_t index,
                       bool create_if_missing) const;
+  // The parameter's step count (a 0-dim float64 CPU tensor, PyTorch's state['step']), created at 0
+  // when `create_if_missing`; ValueError when it is absent or of another kind (state loaded from
+  // another optimizer).
+  double& step_count(ParamState& st, int64_t index, bool create_if_missing) const;
   // Runs `update(target)` on the parameter's storage: the parameter itself when contiguous, else
   // a contiguous copy that is written back afterwards.
   static void update_in_place(const Tensor& param, const std::function<void(const Tensor&)>& update);
@@ -155,7 +160,7 @@ class GroupedOptimizer : public Optimizer {
   void set_group_hyper_params(size_t g, const HyperParams& changes) override {
     Options o = group(g).options;
     from_hyper_params(changes, o);
-    validate_options(o);
+    validate_changed_options(o, g, ".set_group_hyper_params");
     group_mut(g).options = o;
   }
   void replace_group_params(size_t g, std::vector<Tensor> params) override {
@@ -175,10 +180,24 @@ class GroupedOptimizer : public Optimizer {
     for (size_t g = 0; g < groups_.size(); ++g) {
       Options o = groups_[g].options;
       from_hyper_params(saved.at(g), o);
-      validate_options(o);
+      validate_changed_options(o, g, ".load_state_dict");
       next.push_back(o);
     }
     for (size_t g = 0; g < groups_.size(); ++g) groups_[g].options = next[g];
+  }
+
+  // The checks of a group's changed options (set_group_hyper_params, load_state_dict): the
+  // constructor's, except that the lr may be any finite value, as a scheduler left it. set_lr
+  // takes any lr (as torch's param_group['lr'] = ...), and torch's OneCycleLR with linear
+  // annealing steps once past a run's end to one below 0, which a finished run's checkpoint holds
+  // and a resume reloads (torch's load_state_dict checks nothing) before OneCycleLR sets the
+  // momentum again. Only a non-finite lr is a damaged state.
+  void validate_changed_options(const Options& o, size_t g, const char* what) const {
+    FABRIC_CHECK(std::isfinite(o.lr), ValueError, name(), what, ": parameter group ", g, " has lr ",
+                 o.lr, " (expected a finite number)");
+    Options checked = o;
+    checked.lr = std::abs(o.lr);
+    validate_options(checked);
   }
 
   const Group& group(size_t g) const {

@@ -5,9 +5,13 @@
 #include "nn/gpt.h"
 #include "nn/lora.h"
 #include "nn/mlp.h"
+#include "optim/adagrad.h"
 #include "optim/adam.h"
 #include "optim/lr_decay.h"
+#include "optim/lr_warm_restarts.h"
 #include "optim/one_cycle_lr.h"
+#include "optim/plateau.h"
+#include "optim/rmsprop.h"
 #include "optim/sgd.h"
 #include "runtime/model_init.h"
 #include "tensor/ops.h"
@@ -51,12 +55,30 @@ std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const 
                                                                   .dampening = o.dampening,
                                                                   .weight_decay = o.weight_decay,
                                                                   .nesterov = o.nesterov});
+  if (o.name == "rmsprop")
+    return std::make_shared<optim::RMSprop>(
+        params, optim::RMSpropOptions{.lr = o.lr,
+                                      .alpha = o.alpha,
+                                      .eps = o.eps.value_or(optim::RMSpropOptions{}.eps),
+                                      .weight_decay = o.weight_decay,
+                                      .momentum = o.momentum,
+                                      .centered = o.centered});
+  if (o.name == "adagrad")
+    return std::make_shared<optim::Adagrad>(
+        params, optim::AdagradOptions{.lr = o.lr,
+                                      .lr_decay = o.lr_decay,
+                                      .weight_decay = o.weight_decay,
+                                      .initial_accumulator_value = o.initial_accumulator_value,
+                                      .eps = o.eps.value_or(optim::AdagradOptions{}.eps)});
   const std::array<double, 2> betas = {o.betas.at(0), o.betas.at(1)};
+  const double eps = o.eps.value_or(optim::AdamOptions{}.eps);  // AdamW's is the same
   if (o.name == "adam")
-    return std::make_shared<optim::Adam>(params, optim::AdamOptions{.lr = o.lr, .betas = betas, .eps = o.eps,
-                                                                    .weight_decay = o.weight_decay});
-  return std::make_shared<optim::AdamW>(params, optim::AdamWOptions{.lr = o.lr, .betas = betas, .eps = o.eps,
-                                                                    .weight_decay = o.weight_decay});
+    return std::make_shared<optim::Adam>(
+        params,
+        optim::AdamOptions{.lr = o.lr, .betas = betas, .eps = eps, .weight_decay = o.weight_decay});
+  return std::make_shared<optim::AdamW>(
+      params,
+      optim::AdamWOptions{.lr = o.lr, .betas = betas, .eps = eps, .weight_decay = o.weight_decay});
 }
 
 namespace {
@@ -71,6 +93,8 @@ std::unique_ptr<optim::LRScheduler> build_torch_scheduler(const TrainConfig::Sch
     return std::make_unique<optim::LinearLR>(opt, s.start_factor, s.end_factor, s.total_iters);
   if (s.name == "polynomial")
     return std::make_unique<optim::PolynomialLR>(opt, s.total_iters, s.power);
+  if (s.name == "cosine_warm_restarts")
+    return std::make_unique<optim::CosineAnnealingWarmRestarts>(opt, s.t_0, s.t_mult, s.min_lr);
   if (s.name == "onecycle") {
     const double max_lr = s.max_lr > 0 ? s.max_lr : opt.lr(0);
     return std::make_unique<optim::OneCycleLR>(
@@ -106,6 +130,24 @@ std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, opti
   if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
   if (warmup > 0) return std::make_unique<optim::LinearWarmup>(opt, warmup);
   return nullptr;
+}
+
+std::unique_ptr<optim::ReduceLROnPlateau> build_plateau_scheduler(const TrainConfig& cfg,
+                                                                  optim::Optimizer& opt) {
+  const auto& s = cfg.scheduler;
+  if (s.name != "plateau") return nullptr;
+  try {
+    return std::make_unique<optim::ReduceLROnPlateau>(
+        opt, optim::PlateauOptions{.mode = s.mode,
+                                   .factor = s.factor,
+                                   .patience = s.patience,
+                                   .threshold = s.threshold,
+                                   .threshold_mode = s.threshold_mode,
+                                   .cooldown = s.cooldown,
+                                   .min_lr = {s.min_lr}});
+  } catch (const ValueError& e) {
+    throw ConfigError("scheduler: " + std::string(e.what()));
+  }
 }
 
 void add_lora(nn::Module& model, const TrainConfig& cfg) {

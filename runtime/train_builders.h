@@ -6,6 +6,7 @@
 #include "nn/module.h"
 #include "optim/lr_scheduler.h"
 #include "optim/optimizer.h"
+#include "optim/plateau.h"
 #include "runtime/train_config.h"
 
 namespace fabric {
@@ -15,9 +16,13 @@ namespace fabric {
 // runtime/model_init.h) when set.
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size);
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
-// Null for "constant" without warm-up. total_steps: the run's optimizer steps (cosine decays over
-// them, onecycle cycles over them). ConfigError for arguments only the run's length makes bad.
+// Null for "constant" without warm-up and for "plateau", which build_plateau_scheduler builds.
+// total_steps: the run's optimizer steps (cosine decays over them, onecycle cycles over them).
+// ConfigError for arguments only the run's length makes bad.
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps);
+// "plateau": ReduceLROnPlateau, stepped with each validation's val_loss (null for other names).
+std::unique_ptr<optim::ReduceLROnPlateau> build_plateau_scheduler(const TrainConfig& cfg,
+                                                                  optim::Optimizer& opt);
 // LoRA adapters on the layers named in cfg.lora.target (everything else frozen). ConfigError when
 // no layer matches.
 void add_lora(nn::Module& model, const TrainConfig& cfg);

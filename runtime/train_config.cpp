@@ -462,6 +462,7 @@ class Parser {
            c.loss + " needs float targets shaped like the model's output, but " + why +
                " trains on token ids (class indices): use loss: cross_entropy");
     }
+    check_plateau_validates(c, where);  // before the check below: says why validation is needed
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     check_scheduler(c, where);
@@ -488,6 +489,21 @@ class Parser {
     if (s.name == "multistep" && s.milestones.empty())
       fail(where("scheduler.milestones"), "scheduler.milestones",
            "scheduler.name multistep needs the steps at which the lr decays, e.g. [100, 200]");
+    if (s.factor >= 1)
+      fail(where("scheduler.factor"), "scheduler.factor",
+           "must be in [0, 1) (the lr's multiplier at a plateau), got " + format_number(s.factor));
+  }
+
+  // ReduceLROnPlateau steps on each validation's val_loss (Lightning's monitor: val_loss): a run
+  // that never validates would never change its lr.
+  template <class Where>
+  void check_plateau_validates(const TrainConfig& c, const Where& where) {
+    if (c.scheduler.name != "plateau" || (c.trainer.val_every > 0 && c.data.val_fraction > 0))
+      return;
+    const std::string off = c.trainer.val_every <= 0 ? "trainer.val_every" : "data.val_fraction";
+    fail(where("scheduler.name"), "scheduler.name",
+         "plateau reduces the lr when val_loss stops improving, but validation is off (" + off +
+             " is 0): set trainer.val_every > 0 and data.val_fraction > 0");
   }
 
   // fabric.stage and deepspeed.stage (Lightning's DeepSpeedStrategy(stage=...)): 1, 2 or 3, with a
@@ -873,6 +889,7 @@ std::string train_config_schema() {
     if (def.empty() || def == "\"\"" || def == "~") def = "(none)";
     if (f.key == "sample_prompt") def = "\"\\n\"";
     if (f.path() == "fabric.stage") def = "(strategy's)";
+    if (f.path() == "optimizer.eps") def = "(optimizer's)";
     os << "| `" << f.path() << "` | " << kind_name(f.kind) << " | `" << def << "` | " << f.help;
     if (!f.models.empty()) {
       // already says which model in the help text

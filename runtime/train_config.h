@@ -4,6 +4,7 @@
 // file, line, column and key, and suggest the closest key for a misspelt one.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,20 +64,26 @@ struct TrainConfig {
   } data;
   std::string loss = "cross_entropy";  // cross_entropy, mse, l1, smooth_l1, huber, bce_with_logits
   struct Optimizer {
-    std::string name = "sgd";  // sgd | adam | adamw
+    std::string name = "sgd";  // sgd | adam | adamw | rmsprop | adagrad
     double lr = 0.1;
-    double momentum = 0.0;
+    double momentum = 0.0;  // sgd, rmsprop
     double dampening = 0.0;
     bool nesterov = false;
     double weight_decay = 0.0;
     std::vector<double> betas = {0.9, 0.999};
-    double eps = 1e-8;
+    // Not given: the optimizer's own default, as in PyTorch (1e-8; adagrad 1e-10).
+    std::optional<double> eps;
+    double alpha = 0.99;                     // rmsprop
+    bool centered = false;                   // rmsprop
+    double lr_decay = 0.0;                   // adagrad
+    double initial_accumulator_value = 0.0;  // adagrad
   } optimizer;
   struct Scheduler {
-    // constant | step | cosine | multistep | exponential | linear | polynomial | onecycle
+    // constant | step | cosine | multistep | exponential | linear | polynomial | onecycle |
+    // cosine_warm_restarts | plateau
     std::string name = "constant";
     int64_t warmup_steps = 0;
-    double min_lr = 0.0;
+    double min_lr = 0.0;              // cosine; cosine_warm_restarts' eta_min; plateau's floor
     int64_t step_size = 1000;         // step
     double gamma = 0.1;               // step, multistep, exponential
     std::vector<int64_t> milestones;  // multistep
@@ -94,6 +101,15 @@ struct TrainConfig {
     bool cycle_momentum = true;  // SGD's momentum or Adam's beta1, between the two below
     double base_momentum = 0.85;
     double max_momentum = 0.95;
+    int64_t t_0 = 1000;  // cosine_warm_restarts: the first cycle's steps
+    int64_t t_mult = 1;  // cosine_warm_restarts: each cycle's length over the last one's
+    // plateau (PyTorch's ReduceLROnPlateau on each validation's val_loss)
+    std::string mode = "min";  // min | max
+    double factor = 0.1;
+    int64_t patience = 10;  // validations
+    double threshold = 1e-4;
+    std::string threshold_mode = "rel";  // rel | abs
+    int64_t cooldown = 0;                // validations
   } scheduler;
   struct Trainer {
     int64_t max_steps = -1;   // -1: use max_epochs; 0: set up and write checkpoints/last only

@@ -225,9 +225,10 @@ const std::vector<Field>& fields() {
               [](TrainConfig& c, const Value& x) { c.loss = x.s; },
               [](const TrainConfig& c) { return YAML::Node(c.loss); }},
         {"cross_entropy", "mse", "l1", "smooth_l1", "huber", "bce_with_logits"}));
-    v.push_back(with_choices(FIELD_STR(optimizer, name, "sgd, adam or adamw"), {"sgd", "adam", "adamw"}));
+    v.push_back(with_choices(FIELD_STR(optimizer, name, "sgd, adam, adamw, rmsprop or adagrad (PyTorch's SGD, Adam, AdamW, RMSprop, Adagrad)"),
+                             {"sgd", "adam", "adamw", "rmsprop", "adagrad"}));
     v.push_back(FIELD_NUM(optimizer, lr, 0, "learning rate"));
-    v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd: momentum"));
+    v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd, rmsprop: momentum"));
     v.push_back(FIELD_NUM(optimizer, dampening, 0, "sgd: dampening"));
     v.push_back(FIELD_BOOL(optimizer, nesterov, "sgd: Nesterov momentum"));
     v.push_back(FIELD_NUM(optimizer, weight_decay, 0, "weight decay (decoupled for adamw)"));
@@ -240,11 +241,21 @@ const std::vector<Field>& fields() {
                         return n;
                       },
                       0, 1});
-    v.push_back(FIELD_NUM(optimizer, eps, 0, "adam, adamw: epsilon"));
-    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial (PolynomialLR), onecycle (OneCycleLR over the run's steps)"),
-                             {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial", "onecycle"}));
+    // Not given, each optimizer takes PyTorch's default: config.yaml leaves it out then.
+    v.push_back(Field{"optimizer", "eps", Kind::number,
+                      "adam, adamw, rmsprop, adagrad: epsilon (default: the optimizer's, 1e-8; adagrad 1e-10)",
+                      [](TrainConfig& c, const Value& x) { c.optimizer.eps = x.d; },
+                      [](const TrainConfig& c) { return c.optimizer.eps ? number_node(*c.optimizer.eps) : YAML::Node(); },
+                      0});
+    v.push_back(FIELD_NUM(optimizer, alpha, 0, "rmsprop: smoothing constant of the squared-gradient average"));
+    v.push_back(FIELD_BOOL(optimizer, centered, "rmsprop: normalise by the gradient's estimated variance"));
+    v.push_back(FIELD_NUM(optimizer, lr_decay, 0, "adagrad: lr / (1 + (step - 1) * lr_decay)"));
+    v.push_back(FIELD_NUM(optimizer, initial_accumulator_value, 0, "adagrad: starting value of the squared-gradient sum"));
+    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial (PolynomialLR), onecycle (OneCycleLR over the run's steps), cosine_warm_restarts (CosineAnnealingWarmRestarts), plateau (ReduceLROnPlateau on each validation's val_loss)"),
+                             {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial", "onecycle",
+                              "cosine_warm_restarts", "plateau"}));
     v.push_back(FIELD_INT(scheduler, warmup_steps, 0, "cosine (and constant): linear warm-up steps"));
-    v.push_back(FIELD_NUM(scheduler, min_lr, 0, "cosine: final learning rate"));
+    v.push_back(FIELD_NUM(scheduler, min_lr, 0, "cosine: final learning rate; cosine_warm_restarts: eta_min; plateau: the lr's floor"));
     v.push_back(FIELD_INT(scheduler, step_size, 1, "step: steps between decays"));
     v.push_back(FIELD_NUM(scheduler, gamma, 0, "step, multistep, exponential: decay factor"));
     v.push_back(Field{"scheduler", "milestones", Kind::int_list, "multistep: the steps at which the lr is multiplied by gamma (non-decreasing)",
@@ -269,6 +280,14 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_BOOL(scheduler, cycle_momentum, "onecycle: cycle sgd's momentum (adam's beta1) between max_momentum and base_momentum, inversely to the lr"));
     v.push_back(with_max(FIELD_NUM(scheduler, base_momentum, 0, "onecycle: the momentum at the peak lr"), 0.999999));
     v.push_back(with_max(FIELD_NUM(scheduler, max_momentum, 0, "onecycle: the momentum at the lowest lrs"), 0.999999));
+    v.push_back(FIELD_INT(scheduler, t_0, 1, "cosine_warm_restarts: the steps of the first cycle"));
+    v.push_back(FIELD_INT(scheduler, t_mult, 1, "cosine_warm_restarts: each cycle's length over the last one's"));
+    v.push_back(with_choices(FIELD_STR(scheduler, mode, "plateau: min (val_loss should fall) or max"), {"min", "max"}));
+    v.push_back(FIELD_NUM(scheduler, factor, 0, "plateau: the lr's multiplier at a reduction, in [0, 1)"));
+    v.push_back(FIELD_INT(scheduler, patience, 0, "plateau: validations without improvement before the lr is reduced"));
+    v.push_back(FIELD_NUM(scheduler, threshold, 0, "plateau: the least improvement that counts (see threshold_mode)"));
+    v.push_back(with_choices(FIELD_STR(scheduler, threshold_mode, "plateau: rel (better than best * (1 -+ threshold)) or abs (best -+ threshold)"), {"rel", "abs"}));
+    v.push_back(FIELD_INT(scheduler, cooldown, 0, "plateau: validations after a reduction in which none is counted as bad"));
     v.push_back(FIELD_INT(trainer, max_steps, -1, "optimizer steps to run (-1: use max_epochs; 0: only set up and write checkpoints/last)"));
     v.push_back(FIELD_INT(trainer, max_epochs, -1, "epochs to run (-1: use max_steps; neither set: 1000, as Lightning's Trainer)"));
     v.push_back(FIELD_INT(trainer, batch_size, 1, "examples per batch and process (with several processes the global batch is this times their number)"));

@@ -310,12 +310,19 @@ class Run {
     data::DataLoader loader = make_loader(data.train, fab);
     const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
+    plateau_ = build_plateau_scheduler(cfg_, *optimizer);
 
     // A resume reads its checkpoint before the run directory changes: a checkpoint that does not
     // fit the config (a --set that changed the model) leaves the run resumable as it was.
     int64_t step = 0;
     if (resuming_) step = restore(fab, model, opt, scheduler.get(), loader, rank0);
     const bool validating = t.val_every > 0 && data.val;
+    // The config's checks need val_every and val_fraction for plateau; a split too small to hold
+    // a validation example is known only now.
+    if (plateau_ && !validating)
+      throw ConfigError(
+          "scheduler.name: plateau steps on val_loss, but data.val_fraction leaves no validation "
+          "example");
     if (rank0) create_run_directory(data, validating);
     fab.barrier("run directory");
     if (rank0) {
@@ -377,6 +384,7 @@ class Run {
         last_val_loss = validate(fab, model, *data.val);
         last_val_step = done;
         fab.log("val_loss", last_val_loss, done);
+        if (plateau_) plateau_->step(last_val_loss);  // the lr of the next step on
         progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(last_val_loss));
       }
       if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < total) {
@@ -630,6 +638,8 @@ class Run {
     for (const auto& [k, v] : loader.state().to_map()) state.emplace("data." + k, v);
     if (sched)
       for (const auto& [k, v] : sched->state_dict().flatten("scheduler.")) state.emplace(k, v);
+    if (plateau_)
+      for (const auto& [k, v] : plateau_->state_dict().flatten("scheduler.")) state.emplace(k, v);
     const std::string dir = run_dir_ + "/checkpoints/" + name;
     fab.save(dir, state);
     if (name != "last") own_steps_.insert(step);
@@ -677,6 +687,13 @@ class Run {
       throw ConfigError("resume: the data position in " + dir + " does not fit the config (did a --set change " +
                         "trainer.batch_size or data.*?): " + e.what());
     }
+    if (plateau_) {
+      try {
+        plateau_->load_state_dict(optim::PlateauState::unflatten(sched_items, "scheduler."));
+      } catch (const ValueError& e) {
+        throw ConfigError("resume: scheduler: " + std::string(e.what()));
+      }
+    }
     if (sched) {
       sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
       // A resume may lengthen the run (--set trainer.max_steps): the cosine then continues on the
@@ -721,6 +738,9 @@ class Run {
   // The step-N checkpoints this run wrote (a resume: and those of the run it continues): the only
   // ones keep_last may remove.
   std::set<int64_t> own_steps_;
+  // scheduler.name plateau: stepped with each validation's val_loss; its state is saved and
+  // restored with the checkpoints under "scheduler." as a per-step scheduler's is.
+  std::unique_ptr<optim::ReduceLROnPlateau> plateau_;
 };
 
 }  // namespace

@@ -47,4 +47,39 @@ using SgdStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad
                            const SgdKernelArgs& args);
 FABRIC_DECLARE_STUB(sgd_step_stub, SgdStepFn);
 
+// RMSprop hyper-parameters for one step of one tensor (torch.optim.RMSprop's names).
+struct RmspropKernelArgs {
+  double lr = 1e-2;
+  double alpha = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  double momentum = 0;
+  bool centered = false;
+  bool maximize = false;
+};
+
+// grad_avg is null unless centered, momentum_buffer null unless momentum > 0. Same dtype rules as
+// AdamStepFn, except that float64 and float32 both follow PyTorch 1.13's single-tensor RMSprop op
+// by op (in that dtype, with its CPU kernels' fused multiply-adds), so both match it bit for bit.
+using RmspropStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad,
+                               void* square_avg, void* grad_avg, void* momentum_buffer,
+                               const RmspropKernelArgs& args);
+FABRIC_DECLARE_STUB(rmsprop_step_stub, RmspropStepFn);
+
+// Adagrad hyper-parameters for one step of one tensor. `step` is the count after this step's
+// increment; the decayed lr, lr / (1 + (step - 1) * lr_decay), is computed in float64.
+struct AdagradKernelArgs {
+  double lr = 1e-2;
+  double lr_decay = 0;
+  double eps = 1e-10;
+  double weight_decay = 0;
+  double step = 1;
+  bool maximize = false;
+};
+
+// `sum` is the squared-gradient accumulator. Same dtype rules as RmspropStepFn.
+using AdagradStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad, void* sum,
+                               const AdagradKernelArgs& args);
+FABRIC_DECLARE_STUB(adagrad_step_stub, AdagradStepFn);
+
 }  // namespace fabric

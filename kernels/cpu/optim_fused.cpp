@@ -1,40 +1,32 @@
 // Fused CPU optimizer updates (SGD, Adam/AdamW): each element's parameter, gradient and state are
-// loaded once, updated in registers and stored once, over OpenMP chunks. float64 is scalar code
-// that follows PyTorch's single-tensor implementation op by op; the float32 family is AVX-512.
-#include <omp.h>
-
+// loaded once, updated in registers and stored once, over OpenMP chunks. Both float64 (scalar code)
+// and float32 (AVX-512) follow PyTorch 1.13's single-tensor implementations op by op and match them
+// bit for bit: each PyTorch op rounds once, and its CPU kernels fuse exactly these multiply-adds
+// (measured against torch 1.13, tools/fixtures/make_optim_fixtures.py):
+//   a.add(b, alpha=s)          fma(b, s, a)
+//   a.addcmul(b, c, value=s)   fma(s * b, c, a)
+//   a.addcdiv(b, c, value=s)   a + (s * b) / c       (no fusion)
+//   a.mul(s), a / s, a.sqrt(), a + s  one rounding each
+// bfloat16/float16 parameters compute in float32 and round each stored tensor once.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cpu/optim_loop.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/error.h"
 #include "tensor/optim_kernels.h"
 
+// Every fusion below is written out; the compiler must not add any (g++ contracts a * b + c into
+// an fma by default, which would fuse exp_avg_sq.mul_(beta2) into the addcmul_ that follows it).
+#pragma GCC optimize("fp-contract=off")
+
 namespace fabric::cpu {
 namespace {
 
-// Work items are multiples of 16 lanes so only the last one has a partial vector.
-constexpr int64_t kChunk = int64_t{1} << 14;
-constexpr int64_t kParallelMin = int64_t{1} << 15;
-
-template <class F>
-void parallel_chunks(int64_t n, const F& f) {
-  if (n < kParallelMin || omp_get_max_threads() == 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
-}
-
-void check_dtype(DType dt, const char* kernel) {
-  FABRIC_CHECK(dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
-               DTypeError, kernel, ": parameters of dtype ", dtype_name(dt),
-               " are not supported (expected float64, float32, bfloat16 or float16)");
-}
+using optim_loop::check_dtype;
+using optim_loop::parallel_chunks;
 
 // torch.maximum: NaN in either operand gives NaN.
 inline double maximum_nan(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? a + b : std::max(a, b); }
@@ -46,8 +38,7 @@ inline __m512 negate(__m512 x) { return _mm512_xor_ps(x, _mm512_set1_ps(-0.0f));
 
 // The step's scalars, computed in float64 as PyTorch computes them in Python.
 struct AdamScalars {
-  double step_size, bc2_sqrt, lerp_coeff, decay;
-  bool lerp_small;  // exp_avg.lerp_(g, w): m + w*(g-m) for |w| < 0.5, else g + (w-1)*(g-m)
+  double step_size, bc2_sqrt, decay;
 };
 AdamScalars adam_scalars(const AdamKernelArgs& a) {
   AdamScalars s{};
@@ -55,46 +46,49 @@ AdamScalars adam_scalars(const AdamKernelArgs& a) {
   const double bias_correction2 = 1 - std::pow(a.beta2, a.step);
   s.step_size = a.lr / bias_correction1;
   s.bc2_sqrt = std::sqrt(bias_correction2);
-  const double w = 1 - a.beta1;
-  s.lerp_small = std::abs(w) < 0.5;
-  s.lerp_coeff = s.lerp_small ? w : w - 1;
   s.decay = 1 - a.lr * a.weight_decay;
   return s;
 }
 
 void adam_f64(int64_t b, int64_t e, double* p, const double* g, double* m, double* v, double* mx,
               const AdamKernelArgs& a, const AdamScalars& s) {
-  const double wd = a.weight_decay, beta2 = a.beta2, c2 = 1 - a.beta2, neg_step = -s.step_size;
+  const double wd = a.weight_decay, beta1 = a.beta1, c1 = 1 - a.beta1, beta2 = a.beta2,
+               c2 = 1 - a.beta2, bc2s = s.bc2_sqrt, eps = a.eps, decay = s.decay,
+               neg_step = -s.step_size;
+  const bool has_wd = wd != 0, decoupled = a.decoupled_weight_decay, maximize = a.maximize,
+             amsgrad = a.amsgrad;
   for (int64_t i = b; i < e; ++i) {
-    double gi = a.maximize ? -g[i] : g[i];
+    double gi = maximize ? -g[i] : g[i];
     double pi = p[i];
-    if (wd != 0) {
-      if (a.decoupled_weight_decay) {
-        pi = pi * s.decay;                 // param.mul_(1 - lr * weight_decay)
+    if (has_wd) {
+      if (decoupled) {
+        pi = pi * decay;  // param.mul_(1 - lr * weight_decay)
       } else {
-        gi = std::fma(pi, wd, gi);         // grad.add(param, alpha=weight_decay)
+        gi = std::fma(pi, wd, gi);  // grad.add(param, alpha=weight_decay)
       }
     }
-    m[i] = std::fma(s.lerp_coeff, gi - m[i], s.lerp_small ? m[i] : gi);  // lerp_(grad, 1 - beta1)
-    double vi = v[i] * beta2;              // exp_avg_sq.mul_(beta2)
-    vi = vi + c2 * gi * gi;                // .addcmul_(grad, grad, value=1 - beta2)
+    // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    const double mi = std::fma(gi, c1, m[i] * beta1);
+    m[i] = mi;
+    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    double vi = std::fma(c2 * gi, gi, v[i] * beta2);
     v[i] = vi;
-    if (a.amsgrad) {
+    if (amsgrad) {
       mx[i] = maximum_nan(mx[i], vi);
       vi = mx[i];
     }
-    const double denom = std::sqrt(vi) / s.bc2_sqrt + a.eps;
-    p[i] = pi + neg_step * m[i] / denom;   // param.addcdiv_(exp_avg, denom, value=-step_size)
+    const double denom = std::sqrt(vi) / bc2s + eps;  // (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+    p[i] = pi + (neg_step * mi) / denom;  // param.addcdiv_(exp_avg, denom, value=-step_size)
   }
 }
 
-// float32 arithmetic on 16 lanes; T is float, BFloat16 or Half (stored values rounded once).
+// The same ops in float32 on 16 lanes, with the scalars rounded to float as PyTorch's float32
+// kernels take them. T is float, BFloat16 or Half (stored values rounded once).
 template <class T>
 void adam_vec(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* mx, const AdamKernelArgs& a,
               const AdamScalars& s) {
-  const float wf = static_cast<float>(1 - a.beta1);
-  const bool small = std::abs(wf) < 0.5f;
-  const __m512 coeff = vec::splat(small ? wf : wf - 1.0f);
+  const __m512 beta1 = vec::splat(static_cast<float>(a.beta1));
+  const __m512 c1 = vec::splat(static_cast<float>(1 - a.beta1));
   const __m512 wd = vec::splat(static_cast<float>(a.weight_decay));
   const __m512 decay = vec::splat(static_cast<float>(s.decay));
   const __m512 beta2 = vec::splat(static_cast<float>(a.beta2));
@@ -103,8 +97,8 @@ void adam_vec(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* mx, const A
   const __m512 eps = vec::splat(static_cast<float>(a.eps));
   const __m512 neg_step = vec::splat(static_cast<float>(-s.step_size));
   // Flags in locals: the intrinsic stores may alias anything, which would force reloads of `a`.
-  const bool has_wd = a.weight_decay != 0, decoupled = a.decoupled_weight_decay, maximize = a.maximize,
-             amsgrad = a.amsgrad;
+  const bool has_wd = a.weight_decay != 0, decoupled = a.decoupled_weight_decay,
+             maximize = a.maximize, amsgrad = a.amsgrad;
   for (int64_t i = b; i < e; i += 16) {
     const __mmask16 k = vec::tail_mask(e - i);
     __m512 gi = vec::load(g + i, k);
@@ -117,10 +111,9 @@ void adam_vec(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* mx, const A
         gi = _mm512_fmadd_ps(pi, wd, gi);
       }
     }
-    __m512 mi = vec::load(m + i, k);
-    mi = _mm512_fmadd_ps(coeff, _mm512_sub_ps(gi, mi), small ? mi : gi);
-    __m512 vi = _mm512_mul_ps(vec::load(v + i, k), beta2);
-    vi = _mm512_add_ps(vi, _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
+    const __m512 mi = _mm512_fmadd_ps(gi, c1, _mm512_mul_ps(vec::load(m + i, k), beta1));
+    __m512 vi =
+        _mm512_fmadd_ps(_mm512_mul_ps(c2, gi), gi, _mm512_mul_ps(vec::load(v + i, k), beta2));
     vec::store(m + i, mi, k);
     vec::store(v + i, vi, k);
     if (amsgrad) {

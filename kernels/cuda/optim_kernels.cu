@@ -1,10 +1,11 @@
-// Fused CUDA optimizer updates (Adam/AdamW, SGD with momentum/nesterov/weight decay): one pass
-// per tensor reads parameter, gradient and state once and writes them once. The arithmetic is
-// kernels/cpu/optim_fused.cpp's as g++ 12 -O3 compiles it, operation for operation, with explicit
-// round-to-nearest intrinsics so that nvcc contracts nothing the CPU build does not: results
-// match the CPU bit for bit. g++ contracts one pair there (exp_avg_sq * beta2 + ..., in both the
-// float32 and float64 paths; checked on its assembly); a CPU build with -ffp-contract=off would
-// round that step differently. Step scalars (bias corrections) are computed on the host in float64.
+// Fused CUDA optimizer updates (Adam/AdamW, SGD with momentum/nesterov/weight decay, RMSprop,
+// Adagrad): one pass per tensor reads parameter, gradient and state once and writes them once. The
+// arithmetic is kernels/cpu/optim_fused.cpp's and optim_adaptive.cpp's, operation for operation:
+// PyTorch 1.13's single-tensor steps, where add(alpha) and addcmul fuse their last multiply-add and
+// every other op rounds once. Both CPU files are built with fp-contract=off and spell out each
+// fusion; here explicit round-to-nearest intrinsics keep nvcc from contracting anything else, so
+// results match the CPU (and torch 1.13's CPU) bit for bit. Step scalars (bias corrections,
+// Adagrad's decayed lr) are computed on the host in float64.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -41,8 +42,7 @@ Launch launch_for(int64_t n, int device) {
 
 // The CPU's AdamScalars, in float64.
 struct AdamScalars {
-  double step_size, bc2_sqrt, lerp_coeff, decay;
-  bool lerp_small;
+  double step_size, bc2_sqrt, decay;
 };
 AdamScalars adam_scalars(const AdamKernelArgs& a) {
   AdamScalars s{};
@@ -50,17 +50,14 @@ AdamScalars adam_scalars(const AdamKernelArgs& a) {
   const double bias_correction2 = 1 - std::pow(a.beta2, a.step);
   s.step_size = a.lr / bias_correction1;
   s.bc2_sqrt = std::sqrt(bias_correction2);
-  const double w = 1 - a.beta1;
-  s.lerp_small = std::abs(w) < 0.5;
-  s.lerp_coeff = s.lerp_small ? w : w - 1;
   s.decay = 1 - a.lr * a.weight_decay;
   return s;
 }
 
 // The per-step constants of the float32 family, rounded to float as the CPU's splats are.
 struct AdamF32 {
-  float coeff, wd, decay, beta2, c2, bc2s, eps, neg_step;
-  bool small, has_wd, decoupled, maximize, amsgrad;
+  float beta1, c1, wd, decay, beta2, c2, bc2s, eps, neg_step;
+  bool has_wd, decoupled, maximize, amsgrad;
 };
 
 // vmaxps(a, b) then a where a is NaN: a when a is NaN, else (a > b ? a : b), which is b when b
@@ -89,11 +86,10 @@ __global__ void adam_f32_kernel(int64_t n, T* __restrict__ p, const T* __restric
         gi = __fmaf_rn(pi, c.wd, gi);
       }
     }
-    float mi = static_cast<float>(m[i]);
-    mi = __fmaf_rn(c.coeff, __fsub_rn(gi, mi), c.small ? mi : gi);
-    // exp_avg_sq * beta2 + (1 - beta2) * g * g with the first product fused into the add: what
-    // g++ -O3 makes of the CPU kernel's mul/add (it contracts them; see the file comment).
-    float vi = __fmaf_rn(static_cast<float>(v[i]), c.beta2, __fmul_rn(__fmul_rn(c.c2, gi), gi));
+    // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    const float mi = __fmaf_rn(gi, c.c1, __fmul_rn(static_cast<float>(m[i]), c.beta1));
+    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    float vi = __fmaf_rn(__fmul_rn(c.c2, gi), gi, __fmul_rn(static_cast<float>(v[i]), c.beta2));
     m[i] = T(mi);
     v[i] = T(vi);
     if (c.amsgrad) {
@@ -108,8 +104,8 @@ __global__ void adam_f32_kernel(int64_t n, T* __restrict__ p, const T* __restric
 }
 
 struct AdamF64 {
-  double wd, decay, lerp_coeff, beta2, c2, bc2_sqrt, eps, neg_step;
-  bool lerp_small, decoupled, maximize, amsgrad;
+  double wd, decay, beta1, c1, beta2, c2, bc2_sqrt, eps, neg_step;
+  bool decoupled, maximize, amsgrad;
 };
 
 __global__ void adam_f64_kernel(int64_t n, double* __restrict__ p, const double* __restrict__ g,
@@ -126,10 +122,9 @@ __global__ void adam_f64_kernel(int64_t n, double* __restrict__ p, const double*
         gi = __fma_rn(pi, c.wd, gi);
       }
     }
-    const double mi = __fma_rn(c.lerp_coeff, __dsub_rn(gi, m[i]), c.lerp_small ? m[i] : gi);
+    const double mi = __fma_rn(gi, c.c1, __dmul_rn(m[i], c.beta1));
     m[i] = mi;
-    double vi =
-        __fma_rn(v[i], c.beta2, __dmul_rn(__dmul_rn(c.c2, gi), gi));  // contracted, as on the CPU
+    double vi = __fma_rn(__dmul_rn(c.c2, gi), gi, __dmul_rn(v[i], c.beta2));
     v[i] = vi;
     if (c.amsgrad) {
       mx[i] = maximum_nan_f64(mx[i], vi);
@@ -151,8 +146,8 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
   DeviceGuard guard(device);
   const Launch l = launch_for(n, device);
   if (dt == DType::float64) {
-    const AdamF64 c{a.weight_decay, s.decay,  s.lerp_coeff, a.beta2,      1 - a.beta2,
-                    s.bc2_sqrt,     a.eps,    -s.step_size, s.lerp_small, a.decoupled_weight_decay,
+    const AdamF64 c{a.weight_decay, s.decay,    a.beta1, 1 - a.beta1,  a.beta2,
+                    1 - a.beta2,    s.bc2_sqrt, a.eps,   -s.step_size, a.decoupled_weight_decay,
                     a.maximize,     a.amsgrad};
     adam_f64_kernel<<<l.blocks, kThreads, 0, l.stream>>>(
         n, static_cast<double*>(param), static_cast<const double*>(grad),
@@ -161,10 +156,9 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
     FABRIC_CUDA_CHECK_LAUNCH();
     return;
   }
-  // The CPU's adam_vec: float(1 - beta1) decides lerp's form in float, the rest are splats.
-  const float wf = static_cast<float>(1 - a.beta1);
-  const bool small = std::abs(wf) < 0.5f;
-  const AdamF32 c{small ? wf : wf - 1.0f,
+  // The CPU's adam_vec splats: each scalar computed in float64, then rounded to float.
+  const AdamF32 c{static_cast<float>(a.beta1),
+                  static_cast<float>(1 - a.beta1),
                   static_cast<float>(a.weight_decay),
                   static_cast<float>(s.decay),
                   static_cast<float>(a.beta2),
@@ -172,7 +166,6 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
                   static_cast<float>(s.bc2_sqrt),
                   static_cast<float>(a.eps),
                   static_cast<float>(-s.step_size),
-                  small,
                   a.weight_decay != 0,
                   a.decoupled_weight_decay,
                   a.maximize,
@@ -283,10 +276,212 @@ void sgd_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* m
   }
 }
 
+
+// ---- RMSprop -----------------------------------------------------------------------------------
+// kernels/cpu/optim_adaptive.cpp's ops (PyTorch 1.13's, with its CPU kernels' fused multiply-adds)
+// in the same order, every rounding explicit: bit for bit the CPU's, and so torch's.
+
+struct RmspropF32 {
+  float alpha, c1, wd, eps, mom, neg_lr;
+  bool has_wd, centered, has_mom, maximize;
+};
+
+template <typename T>
+__global__ void rmsprop_f32_kernel(int64_t n, T* __restrict__ p, const T* __restrict__ g,
+                                   T* __restrict__ sq, T* __restrict__ ga, T* __restrict__ buf,
+                                   RmspropF32 c) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    float gi = static_cast<float>(g[i]);
+    if (c.maximize) gi = -gi;
+    float pi = static_cast<float>(p[i]);
+    if (c.has_wd) gi = __fmaf_rn(pi, c.wd, gi);
+    const float si =
+        __fmaf_rn(__fmul_rn(c.c1, gi), gi, __fmul_rn(static_cast<float>(sq[i]), c.alpha));
+    sq[i] = T(si);
+    float avg;
+    if (c.centered) {
+      const float gai = __fmaf_rn(gi, c.c1, __fmul_rn(static_cast<float>(ga[i]), c.alpha));
+      ga[i] = T(gai);
+      avg = __fsqrt_rn(__fmaf_rn(-gai, gai, si));
+    } else {
+      avg = __fsqrt_rn(si);
+    }
+    avg = __fadd_rn(avg, c.eps);
+    if (c.has_mom) {
+      const float bi = __fadd_rn(__fmul_rn(static_cast<float>(buf[i]), c.mom), __fdiv_rn(gi, avg));
+      buf[i] = T(bi);
+      pi = __fmaf_rn(bi, c.neg_lr, pi);
+    } else {
+      pi = __fadd_rn(pi, __fdiv_rn(__fmul_rn(c.neg_lr, gi), avg));
+    }
+    p[i] = T(pi);
+  }
+}
+
+struct RmspropF64 {
+  double alpha, c1, wd, eps, mom, neg_lr;
+  bool has_wd, centered, has_mom, maximize;
+};
+
+__global__ void rmsprop_f64_kernel(int64_t n, double* __restrict__ p, const double* __restrict__ g,
+                                   double* __restrict__ sq, double* __restrict__ ga,
+                                   double* __restrict__ buf, RmspropF64 c) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    double gi = c.maximize ? -g[i] : g[i];
+    if (c.has_wd) gi = __fma_rn(p[i], c.wd, gi);
+    const double si = __fma_rn(__dmul_rn(c.c1, gi), gi, __dmul_rn(sq[i], c.alpha));
+    sq[i] = si;
+    double avg;
+    if (c.centered) {
+      const double gai = __fma_rn(gi, c.c1, __dmul_rn(ga[i], c.alpha));
+      ga[i] = gai;
+      avg = __dsqrt_rn(__fma_rn(-gai, gai, si));
+    } else {
+      avg = __dsqrt_rn(si);
+    }
+    avg = __dadd_rn(avg, c.eps);
+    if (c.has_mom) {
+      const double bi = __dadd_rn(__dmul_rn(buf[i], c.mom), __ddiv_rn(gi, avg));
+      buf[i] = bi;
+      p[i] = __fma_rn(bi, c.neg_lr, p[i]);
+    } else {
+      p[i] = __dadd_rn(p[i], __ddiv_rn(__dmul_rn(c.neg_lr, gi), avg));
+    }
+  }
+}
+
+void rmsprop_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* square_avg,
+                         void* grad_avg, void* momentum_buffer, const RmspropKernelArgs& a) {
+  check_dtype(dt, "rmsprop_step");
+  FABRIC_CHECK(!a.centered || grad_avg != nullptr, ValueError,
+               "rmsprop_step: centered needs a grad_avg buffer");
+  FABRIC_CHECK(!(a.momentum > 0) || momentum_buffer != nullptr, ValueError,
+               "rmsprop_step: momentum ", a.momentum, " needs a momentum buffer");
+  if (n <= 0) return;
+  const int device = device_of_pointer(param);
+  DeviceGuard guard(device);
+  const Launch l = launch_for(n, device);
+  if (dt == DType::float64) {
+    const RmspropF64 c{a.alpha,  1 - a.alpha,        a.weight_decay, a.eps,
+                       a.momentum, -a.lr,            a.weight_decay != 0, a.centered,
+                       a.momentum > 0, a.maximize};
+    rmsprop_f64_kernel<<<l.blocks, kThreads, 0, l.stream>>>(
+        n, static_cast<double*>(param), static_cast<const double*>(grad),
+        static_cast<double*>(square_avg), static_cast<double*>(grad_avg),
+        static_cast<double*>(momentum_buffer), c);
+    FABRIC_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const RmspropF32 c{static_cast<float>(a.alpha),
+                     static_cast<float>(1 - a.alpha),
+                     static_cast<float>(a.weight_decay),
+                     static_cast<float>(a.eps),
+                     static_cast<float>(a.momentum),
+                     static_cast<float>(-a.lr),
+                     a.weight_decay != 0,
+                     a.centered,
+                     a.momentum > 0,
+                     a.maximize};
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    rmsprop_f32_kernel<T><<<l.blocks, kThreads, 0, l.stream>>>(
+        n, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(square_avg),
+        static_cast<T*>(grad_avg), static_cast<T*>(momentum_buffer), c);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  };
+  if (dt == DType::float32) {
+    run(float{});
+  } else if (dt == DType::bfloat16) {
+    run(BFloat16{});
+  } else {
+    run(Half{});
+  }
+}
+
+// ---- Adagrad -----------------------------------------------------------------------------------
+
+struct AdagradF32 {
+  float wd, eps, neg_clr;
+  bool has_wd, maximize;
+};
+
+template <typename T>
+__global__ void adagrad_f32_kernel(int64_t n, T* __restrict__ p, const T* __restrict__ g,
+                                   T* __restrict__ sum, AdagradF32 c) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    float gi = static_cast<float>(g[i]);
+    if (c.maximize) gi = -gi;
+    const float pi = static_cast<float>(p[i]);
+    if (c.has_wd) gi = __fmaf_rn(pi, c.wd, gi);
+    const float si = __fmaf_rn(gi, gi, static_cast<float>(sum[i]));
+    sum[i] = T(si);
+    const float std_i = __fadd_rn(__fsqrt_rn(si), c.eps);
+    p[i] = T(__fadd_rn(pi, __fdiv_rn(__fmul_rn(c.neg_clr, gi), std_i)));
+  }
+}
+
+struct AdagradF64 {
+  double wd, eps, neg_clr;
+  bool has_wd, maximize;
+};
+
+__global__ void adagrad_f64_kernel(int64_t n, double* __restrict__ p, const double* __restrict__ g,
+                                   double* __restrict__ sum, AdagradF64 c) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    double gi = c.maximize ? -g[i] : g[i];
+    if (c.has_wd) gi = __fma_rn(p[i], c.wd, gi);
+    const double si = __fma_rn(gi, gi, sum[i]);
+    sum[i] = si;
+    const double std_i = __dadd_rn(__dsqrt_rn(si), c.eps);
+    p[i] = __dadd_rn(p[i], __ddiv_rn(__dmul_rn(c.neg_clr, gi), std_i));
+  }
+}
+
+void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* sum,
+                         const AdagradKernelArgs& a) {
+  check_dtype(dt, "adagrad_step");
+  FABRIC_CHECK(sum != nullptr, ValueError, "adagrad_step: needs a sum buffer");
+  if (n <= 0) return;
+  // PyTorch's clr, in float64 on the host as Python computes it.
+  const double neg_clr = -(a.lr / (1 + (a.step - 1) * a.lr_decay));
+  const int device = device_of_pointer(param);
+  DeviceGuard guard(device);
+  const Launch l = launch_for(n, device);
+  if (dt == DType::float64) {
+    const AdagradF64 c{a.weight_decay, a.eps, neg_clr, a.weight_decay != 0, a.maximize};
+    adagrad_f64_kernel<<<l.blocks, kThreads, 0, l.stream>>>(n, static_cast<double*>(param),
+                                                            static_cast<const double*>(grad),
+                                                            static_cast<double*>(sum), c);
+    FABRIC_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const AdagradF32 c{static_cast<float>(a.weight_decay), static_cast<float>(a.eps),
+                     static_cast<float>(neg_clr), a.weight_decay != 0, a.maximize};
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    adagrad_f32_kernel<T><<<l.blocks, kThreads, 0, l.stream>>>(
+        n, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(sum), c);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  };
+  if (dt == DType::float32) {
+    run(float{});
+  } else if (dt == DType::bfloat16) {
+    run(BFloat16{});
+  } else {
+    run(Half{});
+  }
+}
+
 }  // namespace
 }  // namespace fabric::cuda
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(adam_step_stub, cuda, &cuda::adam_step_kernel);
 FABRIC_REGISTER_KERNEL(sgd_step_stub, cuda, &cuda::sgd_step_kernel);
+FABRIC_REGISTER_KERNEL(rmsprop_step_stub, cuda, &cuda::rmsprop_step_kernel);
+FABRIC_REGISTER_KERNEL(adagrad_step_stub, cuda, &cuda::adagrad_step_kernel);
 }  // namespace fabric

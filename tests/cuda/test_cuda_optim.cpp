@@ -1,8 +1,9 @@
 // The fused CUDA optimizer and loss-scaler kernels against the CPU kernels on the same inputs:
 // Adam/AdamW (weight decay both ways, amsgrad, maximize) and SGD (momentum, dampening, nesterov,
-// weight decay, maximize, first step) over several steps in float64/float32/bfloat16/float16,
-// bit for bit; the fused unscale + inf/NaN check with and without non-finite values, read-only,
-// strided and large.
+// weight decay, maximize, first step), RMSprop (momentum, centered, weight decay, maximize) and
+// Adagrad (lr decay, weight decay, maximize) over several steps in
+// float64/float32/bfloat16/float16, bit for bit; the fused unscale + inf/NaN check with and without
+// non-finite values, read-only, strided and large.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -68,7 +69,7 @@ TEST(CudaOptim, AdamStepsMatchTheCpuBitForBit) {
         .decoupled_weight_decay = true,
         .amsgrad = true,
         .maximize = true}},
-      // 1 - beta1 >= 0.5 takes lerp's other form.
+      // A small beta1: 1 - beta1 >= 0.5.
       {"adam beta1 0.3", {.lr = 1e-3, .beta1 = 0.3, .beta2 = 0.9, .eps = 1e-8}},
   };
   const char* names[] = {"param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
@@ -131,6 +132,84 @@ TEST(CudaOptim, SgdStepsMatchTheCpuBitForBit) {
   }
 }
 
+TEST(CudaOptim, RmspropStepsMatchTheCpuBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  const struct {
+    const char* name;
+    RmspropKernelArgs args;
+  } cases[] = {
+      {"plain", {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8}},
+      {"weight decay maximize",
+       {.lr = 3e-3, .alpha = 0.9, .eps = 1e-6, .weight_decay = 0.05, .maximize = true}},
+      {"momentum", {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8, .momentum = 0.9}},
+      {"centered", {.lr = 1e-2, .alpha = 0.95, .eps = 1e-8, .centered = true}},
+      {"centered momentum decay",
+       {.lr = 2e-2,
+        .alpha = 0.9,
+        .eps = 1e-8,
+        .weight_decay = 1e-2,
+        .momentum = 0.5,
+        .centered = true}},
+  };
+  const char* names[] = {"param", "square_avg", "grad_avg", "momentum_buffer"};
+  uint64_t seed = 11;
+  for (DType dt : kDTypes) {
+    for (const auto& c : cases) {
+      Buffers b(dt, 1, -1.f, 1.f, seed);
+      Buffers sq(dt, 1, 1e-3f, 1e-2f, seed + 10);  // above grad_avg^2, and it stays so: no NaN
+      Buffers rest(dt, 2, -1e-3f, 1e-3f, seed + 20);
+      for (Buffers* x : {&sq, &rest}) {
+        b.cpu.insert(b.cpu.end(), x->cpu.begin(), x->cpu.end());
+        b.gpu.insert(b.gpu.end(), x->gpu.begin(), x->gpu.end());
+      }
+      for (int step = 1; step <= 3; ++step) {
+        const Tensor grad = test::uniform_tensor({kN}, dt, -2.f, 2.f, seed + 100 + step);
+        const Tensor ggrad = grad.to(kGpu);
+        const RmspropKernelArgs& a = c.args;
+        const bool mom = a.momentum > 0;
+        rmsprop_step_stub(Device::cpu())(dt, kN, b.c(0), grad.data_ptr(), b.c(1),
+                                         a.centered ? b.c(2) : nullptr, mom ? b.c(3) : nullptr, a);
+        rmsprop_step_stub(kGpu)(dt, kN, b.g(0), ggrad.data_ptr(), b.g(1),
+                                a.centered ? b.g(2) : nullptr, mom ? b.g(3) : nullptr, a);
+        expect_bitwise(b, names, 4, detail::cat(c.name, " ", dtype_name(dt), " step ", step));
+      }
+      seed += 1000;
+    }
+  }
+}
+
+TEST(CudaOptim, AdagradStepsMatchTheCpuBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  const struct {
+    const char* name;
+    AdagradKernelArgs args;
+  } cases[] = {
+      {"plain", {.lr = 1e-2, .eps = 1e-10}},
+      {"lr decay weight decay", {.lr = 0.1, .lr_decay = 0.05, .eps = 1e-10, .weight_decay = 1e-2}},
+      {"maximize eps", {.lr = 0.05, .eps = 1e-3, .maximize = true}},
+  };
+  const char* names[] = {"param", "sum"};
+  uint64_t seed = 13;
+  for (DType dt : kDTypes) {
+    for (const auto& c : cases) {
+      Buffers b(dt, 1, -1.f, 1.f, seed);
+      Buffers sum(dt, 1, 0.f, 1.f, seed + 10);
+      b.cpu.push_back(sum.cpu[0]);
+      b.gpu.push_back(sum.gpu[0]);
+      for (int step = 1; step <= 3; ++step) {
+        const Tensor grad = test::uniform_tensor({kN}, dt, -2.f, 2.f, seed + 100 + step);
+        const Tensor ggrad = grad.to(kGpu);
+        AdagradKernelArgs a = c.args;
+        a.step = step;
+        adagrad_step_stub(Device::cpu())(dt, kN, b.c(0), grad.data_ptr(), b.c(1), a);
+        adagrad_step_stub(kGpu)(dt, kN, b.g(0), ggrad.data_ptr(), b.g(1), a);
+        expect_bitwise(b, names, 2, detail::cat(c.name, " ", dtype_name(dt), " step ", step));
+      }
+      seed += 1000;
+    }
+  }
+}
+
 TEST(CudaOptim, BadArgumentsAreErrors) {
   FABRIC_REQUIRE_CUDA();
   Tensor p = zeros({4}, {.dtype = DType::int32, .device = kGpu});
@@ -147,6 +226,14 @@ TEST(CudaOptim, BadArgumentsAreErrors) {
   mom.momentum = 0.9;
   EXPECT_THROW(sgd_step_stub(kGpu)(DType::float32, 4, f.data_ptr(), f.data_ptr(), nullptr, mom),
                ValueError);
+  RmspropKernelArgs centered;
+  centered.centered = true;
+  EXPECT_THROW(rmsprop_step_stub(kGpu)(DType::float32, 4, f.data_ptr(), f.data_ptr(), f.data_ptr(),
+                                       nullptr, nullptr, centered),
+               ValueError);
+  EXPECT_THROW(
+      adagrad_step_stub(kGpu)(DType::int32, 4, p.data_ptr(), p.data_ptr(), p.data_ptr(), {}),
+      DTypeError);
 }
 
 // ---- the fused unscale + inf/NaN check --------------------------------------------------------

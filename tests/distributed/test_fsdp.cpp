@@ -200,6 +200,12 @@ TEST(FSDP, FullShardMatchesDataParallel) {
                          {{.model = "mlp", .optimizer = "sgd"}, {.model = "mlp", .optimizer = "adamw"}}, 1e-5);
 }
 
+TEST(FSDP, FullShardRmspropAndAdagradMatchDataParallel) {
+  expect_fsdp_matches_dp(
+      fsdp_options("FULL_SHARD", "32-true", {"Linear"}),
+      {{.model = "mlp", .optimizer = "rmsprop"}, {.model = "mlp", .optimizer = "adagrad"}}, 1e-5);
+}
+
 TEST(FSDP, FullShardGPTMatchesDataParallel) {
   expect_fsdp_matches_dp(fsdp_options("FULL_SHARD", "32-true", {"Block"}),
                          {{.model = "gpt", .optimizer = "adamw"}, {.model = "gpt", .optimizer = "sgd"}}, 1e-5);

@@ -121,6 +121,14 @@ TEST(ZeroStage2, MatchesDataParallel) {
                     1e-5);
 }
 
+// The optimizers whose state is not Adam's: RMSprop's three buffers, Adagrad's accumulator that
+// exists from construction (the sharding replaces the parameters it was made for).
+TEST(ZeroStage2, RmspropAndAdagradMatchDataParallel) {
+  expect_matches_dp(
+      2, {{.model = "mlp", .optimizer = "rmsprop"}, {.model = "mlp", .optimizer = "adagrad"}},
+      1e-5);
+}
+
 // The half modes: against data parallelism with the same half weights, half gradients summed in
 // half and float32 masters. Only the order of float32 operations could differ; in fact both sides
 // compute the same values, so the tolerance stays tight.
@@ -208,19 +216,27 @@ TEST(ZeroStage2, Bf16MixedHalfPartitionGradientAccumulatesAndIsDiscardedLikeData
 // step(closure): the closure's backward runs before the strategy prepares the gradients, so the
 // plugin's overflow check and its one unscale-and-clip multiply (the config's gradient_clipping, a
 // factor that is no power of two) act on the float32 gradients the optimizer then steps.
+// Here the two sides are not bit-identical: the clip factor comes from a norm summed per partition
+// on one side and over the whole gradient on the other (float32 sums in another order, ~1e-7).
+// Once a master weight differs by an ulp, its float16 copy can round the other way, and the
+// next micro-batch's gradients differ by a float16 ulp, which AdamW turns into up to ~3e-5 of
+// relative weight difference after the steps (measured; SGD stays at 7e-8). A wrong clip or
+// unscale factor moves the weights by far more than this.
+constexpr double kHalfClipTol = 1e-4;
+
 TEST(ZeroStage2, Fp16MixedStepWithClosureAndConfigClippingMatchesDataParallel) {
   expect_matches_dp(2,
                     {{.model = "mlp", .optimizer = "sgd", .precision = "16-mixed", .closure = true, .ds_clip = 0.05},
                      {.model = "mlp", .optimizer = "adamw", .precision = "16-mixed", .micro = 2,
                       .sync_each_micro = true, .closure = true, .ds_clip = 0.05}},
-                    kHalfTol);
+                    kHalfClipTol);
 }
 
 TEST(ZeroStage1, Fp16MixedStepWithClosureAndConfigClippingMatchesDataParallel) {
   expect_matches_dp(1,
                     {{.model = "mlp", .optimizer = "adamw", .precision = "16-mixed", .micro = 2, .closure = true,
                       .ds_clip = 0.05}},
-                    kHalfTol);
+                    kHalfClipTol);
 }
 
 // A destroyed optimizer's flat buffers, master partitions and buckets go with it: a new optimizer

@@ -14,13 +14,15 @@
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
 #include "distributed/zero.h"
-#include "optim/clip_grad.h"
-#include "precision/deepspeed_precision.h"
-#include "precision/mixed_precision.h"
 #include "nn/gpt.h"
 #include "nn/mlp.h"
+#include "optim/adagrad.h"
 #include "optim/adam.h"
+#include "optim/clip_grad.h"
+#include "optim/rmsprop.h"
 #include "optim/sgd.h"
+#include "precision/deepspeed_precision.h"
+#include "precision/mixed_precision.h"
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -38,7 +40,7 @@ inline const nn::GPTConfig kGPT{.vocab_size = 32, .block_size = 16, .n_layer = 2
 
 struct Case {
   std::string model = "mlp";      // "mlp" | "gpt"
-  std::string optimizer = "sgd";  // "sgd" (momentum, two groups) | "adamw"
+  std::string optimizer = "sgd";  // "sgd" (momentum, two groups) | "adamw" | "rmsprop" | "adagrad"
   std::string precision = "32-true";
   int micro = 1;                  // micro-batches per step, all but the last in no_backward_sync
   double max_norm = 0;            // > 0: clip by norm before every step
@@ -82,8 +84,16 @@ inline std::shared_ptr<nn::Module> make_model(const std::string& model, uint64_t
 }
 
 // SGD gets two groups (the first parameter alone, with another lr) so that every group is sharded
-// on its own; AdamW one group.
+// on its own; AdamW, RMSprop (momentum, centered) and Adagrad (lr decay, a non-zero initial
+// accumulator: its state exists before the sharding replaces the parameters) one group.
 inline std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name, const std::vector<Tensor>& params) {
+  if (name == "rmsprop")
+    return std::make_unique<optim::RMSprop>(
+        params, optim::RMSpropOptions{.lr = 1e-3, .momentum = 0.9, .centered = true});
+  if (name == "adagrad")
+    return std::make_unique<optim::Adagrad>(
+        params,
+        optim::AdagradOptions{.lr = 5e-2, .lr_decay = 0.01, .initial_accumulator_value = 0.1});
   if (name == "sgd") {
     auto opt = std::make_unique<optim::SGD>(std::vector<Tensor>{params.front()},
                                             optim::SGDOptions{.lr = 0.05, .momentum = 0.9});

@@ -99,7 +99,7 @@ TEST(FusedAdam, Float32MatchesScalarReference) {
   check_adam<float>(DType::float32, 1e-6, {.lr = 1e-2, .weight_decay = 0.01, .decoupled_weight_decay = true}, 4);
   check_adam<float>(DType::float32, 1e-6, {.lr = 3e-3, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6,
                                            .weight_decay = 0.1, .amsgrad = true, .maximize = true}, 3);
-  check_adam<float>(DType::float32, 1e-6, {.lr = 1e-3, .beta1 = 0.2}, 3);  // the other lerp branch
+  check_adam<float>(DType::float32, 1e-6, {.lr = 1e-3, .beta1 = 0.2}, 3);  // 1 - beta1 >= 0.5
 }
 
 TEST(FusedAdam, Float64MatchesDoubleReference) {

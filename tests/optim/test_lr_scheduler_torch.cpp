@@ -15,6 +15,7 @@
 #include "optim/adam.h"
 #include "optim/lr_composition.h"
 #include "optim/lr_decay.h"
+#include "optim/lr_warm_restarts.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/sgd.h"
 #include "optim_test_util.h"
@@ -183,6 +184,37 @@ TEST(LRSchedulerTorch, OneCycleStopsAtTotalSteps) {
                   "tried to step 8 times. The specified number of total steps is 6");
 }
 
+// torch's T_i and T_cur after each step (T_0 2, T_mult 3: cycles of 2, 6, 18 steps), also after a
+// load, which restores only last_epoch.
+TEST(LRSchedulerTorch, WarmRestartsCycles) {
+  Tensor p = param({0.0});
+  SGD sgd({p}, {.lr = 1.0});
+  CosineAnnealingWarmRestarts s(sgd, 2, 3);
+  std::vector<int64_t> t_i, t_cur;
+  for (int i = 0; i < 10; ++i, s.step()) t_i.push_back(s.T_i()), t_cur.push_back(s.T_cur());
+  EXPECT_EQ(t_i, (std::vector<int64_t>{2, 2, 6, 6, 6, 6, 6, 6, 18, 18}));
+  EXPECT_EQ(t_cur, (std::vector<int64_t>{0, 1, 0, 1, 2, 3, 4, 5, 0, 1}));
+  Tensor q = param({0.0});
+  SGD sgd2({q}, {.lr = 1.0});
+  CosineAnnealingWarmRestarts s2(sgd2, 2, 3);
+  s2.load_state_dict(s.state_dict());
+  EXPECT_EQ(s2.T_i(), 18);
+  EXPECT_EQ(s2.T_cur(), 2);
+}
+
+// The step after the last extrapolates a linear anneal as torch's does: the lr goes below 0 and
+// Adam's beta1 to 1 (torch 1.13: max_lr 0.01, 4 steps, pct_start 0.5). Adam refuses a beta1 of 1,
+// so it keeps the last step's; the step must not throw (a 4-step fabric-train run did).
+TEST(LRSchedulerTorch, OneCycleLinearStepsPastTheEnd) {
+  Tensor p = param({0.0});
+  Adam adam({p}, {.lr = 0.01});
+  OneCycleLR s(adam,
+               {.max_lr = {0.01}, .total_steps = 4, .pct_start = 0.5, .anneal_strategy = "linear"});
+  for (int i = 0; i < 4; ++i) s.step();
+  EXPECT_EQ(adam.lr(0), -0.0049999399999999996);
+  EXPECT_EQ(adam.param_groups()[0].options.betas[0], 0.94999999999999996);  // torch: 1
+}
+
 // A later scheduler on the same optimizer takes the first one's initial lr as its base (torch's
 // param_group['initial_lr']), not the lr the first one has set since.
 TEST(LRSchedulerTorch, SchedulersShareTheInitialLr) {
@@ -220,6 +252,12 @@ TEST(LRSchedulerTorch, ArgumentErrors) {
       {[&] { CosineAnnealingLR(opt, 0); },
        "CosineAnnealingLR: T_max (the steps to eta_min) must be >= 1, got 0"},
       {[&] { PolynomialLR(opt, 0); }, "PolynomialLR: total_iters must be >= 1, got 0"},
+      {[&] { CosineAnnealingWarmRestarts(opt, 0); },
+       "CosineAnnealingWarmRestarts: expected positive integer T_0 (the first cycle's steps), but "
+       "got 0"},
+      {[&] { CosineAnnealingWarmRestarts(opt, 3, 0); },
+       "CosineAnnealingWarmRestarts: expected integer T_mult >= 1 (each cycle's length over the "
+       "last one's), but got 0"},
       {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 0}); },
        "OneCycleLR: expected positive integer total_steps, but got 0"},
       {[&] { OneCycleLR(opt, {.max_lr = {0.1}}); },

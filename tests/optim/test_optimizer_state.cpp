@@ -2,7 +2,9 @@
 // (through safetensors bytes) that continue exactly like an uninterrupted run, and load errors.
 #include <gtest/gtest.h>
 
+#include "optim/adagrad.h"
 #include "optim/adam.h"
+#include "optim/rmsprop.h"
 #include "optim/sgd.h"
 #include "optim_test_util.h"
 #include "tensor/safetensors.h"
@@ -134,6 +136,35 @@ TEST(Optimizer, SGDResumeMatchesUninterruptedRun) {
       "SGD");
 }
 
+TEST(Optimizer, RMSpropResumeMatchesUninterruptedRun) {
+  check_resume_matches_uninterrupted(
+      [](Tensor a, Tensor b) {
+        return std::make_unique<RMSprop>(std::vector<RMSprop::Group>{
+            {.params = {a}, .options = {.lr = 0.05, .momentum = 0.9, .centered = true}},
+            {.params = {b}, .options = {.lr = 0.01, .weight_decay = 0.1}}});
+      },
+      "RMSprop");
+}
+
+// Adagrad's state exists before the first step (torch creates it in the constructor): the saved
+// state of a parameter never stepped is loaded too.
+TEST(Optimizer, AdagradResumeMatchesUninterruptedRun) {
+  check_resume_matches_uninterrupted(
+      [](Tensor a, Tensor b) {
+        return std::make_unique<Adagrad>(
+            std::vector<Tensor>{a, b},
+            AdagradOptions{.lr = 0.1, .lr_decay = 0.05, .initial_accumulator_value = 0.1});
+      },
+      "Adagrad");
+  Tensor a = param({1.0}), b = param({2.0});
+  Adagrad src({a, b}, {.initial_accumulator_value = 0.5});
+  Tensor a2 = param({1.0}), b2 = param({2.0});
+  Adagrad dst({a2, b2}, {.initial_accumulator_value = 3.0});
+  dst.load_state_dict(through_safetensors(src.state_dict()));
+  EXPECT_EQ(values(dst.state(b2)->at("sum")), std::vector<double>{0.5});
+  EXPECT_EQ(dst.param_groups()[0].options.initial_accumulator_value, 0.5);
+}
+
 TEST(Optimizer, LoadTakesHyperParametersAndConvertsStateDtype) {
   Tensor a = param({1.0, 2.0});
   Adam src({a}, {.lr = 0.25, .betas = {0.8, 0.9}});
@@ -187,8 +218,35 @@ TEST(Optimizer, LoadErrors) {
   EXPECT_CONTAINS(thrown<ValueError>([&] { target.load_state_dict(orphan); }), "state.7 belongs to no parameter");
 
   OptimizerState invalid = sd;
-  invalid.param_groups[0].options["lr"] = -1.0;
-  EXPECT_CONTAINS(thrown<ValueError>([&] { target.load_state_dict(invalid); }), "invalid learning rate -1");
+  invalid.param_groups[0].options["weight_decay"] = -1.0;
+  EXPECT_CONTAINS(thrown<ValueError>([&] { target.load_state_dict(invalid); }),
+                  "invalid weight_decay -1");
+  invalid = sd;
+  invalid.param_groups[0].options["lr"] = std::nan("");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { target.load_state_dict(invalid); }),
+                  "Adam.load_state_dict: parameter group 0 has lr nan (expected a finite number)");
+  EXPECT_EQ(target.param_groups()[0].options.lr, 0.5);
+}
+
+// An lr below 0 loads as saved, as in torch: a scheduler may leave one (OneCycleLR with linear
+// annealing one step past its end), and a finished run's checkpoint holds it. The constructor
+// still refuses it.
+TEST(Optimizer, LoadsTheLrASchedulerLeftBelowZero) {
+  Tensor a = param({1.0}), b = param({1.0});
+  SGD source({a}, {.lr = 0.1, .momentum = 0.9});
+  source.set_lr(0, -0.004);
+  SGD target({b}, {.lr = 0.1, .momentum = 0.9});
+  target.load_state_dict(source.state_dict());
+  EXPECT_EQ(target.lr(0), -0.004);
+  // OneCycleLR then sets the momentum of the resumed step: the lr is not checked again.
+  target.set_group_hyper_params(0, {{"momentum", 0.85}});
+  EXPECT_EQ(target.param_groups()[0].options.momentum, 0.85);
+  EXPECT_CONTAINS(thrown<ValueError>([&] {
+                    target.set_group_hyper_params(0, {{"momentum", -1.0}});
+                  }),
+                  "invalid momentum -1");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { SGD({param({1.0})}, {.lr = -0.004}); }),
+                  "invalid learning rate -0.004");
 }
 
 TEST(Optimizer, UnflattenErrors) {

@@ -1,5 +1,5 @@
 // fabric-train end to end, through the binary: the scheduler names after PyTorch's schedulers
-// (multistep, exponential, linear, polynomial, onecycle) train with torch 1.13's lr sequence (the
+// (multistep, exponential, linear, polynomial, onecycle, cosine_warm_restarts) train with torch 1.13's lr sequence (the
 // numbers in the table), their bad values exit 2 naming the file, line and key, and a resumed run
 // continues each one's sequence bit for bit.
 #include <gtest/gtest.h>
@@ -46,6 +46,15 @@ const std::vector<SchedulerCase>& scheduler_cases() {
        "scheduler.three_phase=true "
        "scheduler.cycle_momentum=false",
        {0.0040000000000000001, 0.10000000000000001, 0.0040000000000000036, 4.0000000000022656e-07}},
+      // After the last of 4 steps, Adam's beta1 extrapolates to 1 (torch writes it unchecked).
+      {"onecycle linear with adam",
+       "scheduler.name=onecycle scheduler.pct_start=0.5 scheduler.anneal_strategy=linear "
+       "optimizer.name=adam",
+       {0.0040000000000000001, 0.10000000000000001, 0.050000200000000002, 3.9999999999762448e-07}},
+      {"cosine_warm_restarts",
+       "scheduler.name=cosine_warm_restarts scheduler.t_0=2 scheduler.t_mult=2 "
+       "scheduler.min_lr=0.01",
+       {0.10000000000000001, 0.055000000000000007, 0.10000000000000001, 0.086819805153394644}},
   };
   return cases;
 }
@@ -95,6 +104,16 @@ TEST_F(FabricTrain, BadSchedulerValuesExit2AtTheirKey) {
       {"name: onecycle, final_div_factor: 0", "must be > 0 (a divisor of the lr), got 0.0"},
       {"name: onecycle, max_momentum: 1.0", "must be between 0 and 0.999999, got 1"},
       {"name: cyclic", "'cyclic' is not one of: constant, step, cosine, multistep"},
+      {"name: cosine_warm_restarts, t_0: 0", "must be >= 1, got 0"},
+      {"name: cosine_warm_restarts, t_mult: 0", "must be >= 1, got 0"},
+      {"name: plateau",
+       "plateau reduces the lr when val_loss stops improving, but validation is off "
+       "(trainer.val_every is 0): set trainer.val_every > 0 and data.val_fraction > 0"},
+      {"name: step, factor: 1.0", "must be in [0, 1) (the lr's multiplier at a plateau), got 1.0"},
+      {"name: step, mode: maximum", "'maximum' is not one of: min, max"},
+      {"name: step, threshold_mode: relative", "'relative' is not one of: rel, abs"},
+      {"name: step, patience: -1", "must be >= 0, got -1"},
+      {"name: step, cooldown: -1", "must be >= 0, got -1"},
   };
   for (const auto& [scheduler, message] : cases) {
     const fs::path cfg = dir_ / "bad.yaml";
@@ -125,6 +144,10 @@ TEST_F(FabricTrain, BadSchedulerValuesExit2AtTheirKey) {
   const std::vector<std::pair<std::string, std::string>> unlocated = {
       {"scheduler.name=multistep",
        "scheduler.milestones: scheduler.name multistep needs the steps"},
+      // Validation on without a split to validate on: plateau says why it needs one.
+      {"scheduler.name=plateau trainer.val_every=2",
+       "scheduler.name: plateau reduces the lr when val_loss stops improving, but validation is "
+       "off (data.val_fraction is 0)"},
       // Only the run's length tells: 0.25 * 4 steps puts the warm-up phase at no steps.
       {"scheduler.name=onecycle scheduler.pct_start=0.25",
        "config error: scheduler: OneCycleLR: phase 1 spans no steps (it starts and ends at step "
@@ -162,8 +185,6 @@ TEST_F(FabricTrain, ResumeContinuesEachSchedulersLrs) {
         << c.name << ": resumed metrics must equal the uninterrupted run's";
   }
   // A onecycle resumed with fewer steps than it has taken has no lr there: a config error.
-  // (Not the linear one above: its extra step past the last, which torch extrapolates, gives a
-  // negative lr that checkpoints/last holds and the optimizer refuses to load.)
   const std::string one = (dir_ / "one").string();
   ASSERT_EQ(run("fit " + cfg +
                 " --set trainer.max_steps=6 scheduler.name=onecycle trainer.run_dir=" + one)
@@ -176,6 +197,34 @@ TEST_F(FabricTrain, ResumeContinuesEachSchedulersLrs) {
                           "specified number of total steps is 2"),
       std::string::npos)
       << shorter.output;
+}
+
+// A finished run resumes as Lightning's does: nothing left to train, exit 0, metrics and the
+// checkpoint's step as they were; a longer max_steps continues it. The scheduler has stepped once
+// past the run's last step there (a linear onecycle's lr is then below 0, as torch's:
+// checkpoints/last holds it), and loading that state must not be refused.
+TEST_F(FabricTrain, ResumeOfAFinishedRunWorksForEachScheduler) {
+  const std::string cfg = write_contract();
+  for (const SchedulerCase& c : scheduler_cases()) {
+    const std::string run_dir = (dir_ / "done").string();
+    fs::remove_all(run_dir);
+    ASSERT_EQ(
+        run("fit " + cfg + " --set trainer.max_steps=4 " + c.set + " trainer.run_dir=" + run_dir)
+            .status,
+        0)
+        << c.name;
+    const auto before = lines(run_dir + "/metrics.csv");
+    const Result r = run("resume " + run_dir);
+    ASSERT_EQ(r.status, 0) << c.name << "\n" << r.output;
+    EXPECT_NE(r.output.find("(resumed at step 4, now at step 4)"), std::string::npos)
+        << c.name << "\n"
+        << r.output;
+    EXPECT_EQ(lines(run_dir + "/metrics.csv"), before) << c.name;
+    // And it can be lengthened (onecycle: on the longer run's curve from step 5 on).
+    const Result longer = run("resume " + run_dir + " --set trainer.max_steps=6");
+    ASSERT_EQ(longer.status, 0) << c.name << "\n" << longer.output;
+    EXPECT_EQ(lines(run_dir + "/metrics.csv").size(), 7u) << c.name;
+  }
 }
 
 }  // namespace

@@ -345,7 +345,7 @@ TEST_F(TrainConfigTest, NumbersDumpAsFloatsThatReadBackExactly) {
   const std::string dumped = dump_train_config(parse_train_config(contract(), "cfg.yaml", overrides));
   const TrainConfig back = parse_train_config(dumped, "dumped.yaml");
   const std::map<std::string, double> read_back = {
-      {"optimizer.lr", back.optimizer.lr},          {"optimizer.eps", back.optimizer.eps},
+      {"optimizer.lr", back.optimizer.lr},          {"optimizer.eps", back.optimizer.eps.value()},
       {"optimizer.weight_decay", back.optimizer.weight_decay}, {"optimizer.momentum", back.optimizer.momentum},
       {"scheduler.min_lr", back.scheduler.min_lr},  {"trainer.clip_grad_norm", back.trainer.clip_grad_norm},
       {"lora.alpha", back.lora.alpha},              {"scheduler.gamma", back.scheduler.gamma},

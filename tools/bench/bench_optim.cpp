@@ -1,7 +1,9 @@
 // AdamW step bandwidth: the fused kernel and the AdamW optimizer on 10M parameters (float32 and
 // bfloat16) at 1 and 2 threads, in GB/s of the 7 streams a step must move (reads p, g, m, v;
 // writes p, m, v), next to a memcpy of the same bytes and PyTorch's AdamW (for-loop and foreach,
-// tools/bench/torch_optim.py) measured in the same run.
+// tools/bench/torch_optim.py) measured in the same run; then RMSprop's and Adagrad's steps
+// (torch's defaults: 5 streams, reads p, g and one state, writes p and the state) on 10M float32
+// parameters against PyTorch's for-loop.
 #include <omp.h>
 
 #include <algorithm>
@@ -11,12 +13,15 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "optim/adagrad.h"
 #include "optim/adam.h"
+#include "optim/rmsprop.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/optim_kernels.h"
@@ -55,7 +60,7 @@ double memcpy_gbps(int64_t total_bytes) {
   return total_bytes / s / 1e9;
 }
 
-// "impl threads" -> seconds per step, from the PyTorch script.
+// "optimizer impl", threads -> seconds per step, from the PyTorch script.
 std::map<std::pair<std::string, int>, double> run_torch(int64_t n, std::string& status) {
   std::map<std::pair<std::string, int>, double> res;
   std::string script = __FILE__;
@@ -71,11 +76,11 @@ std::map<std::pair<std::string, int>, double> run_torch(int64_t n, std::string& 
   }
   char line[512];
   while (std::fgets(line, sizeof line, f)) {
-    char impl[64];
+    char opt[32], impl[64];
     int thr;
     double sec;
-    if (std::sscanf(line, "adamw %63s %d %lf", impl, &thr, &sec) == 3) {
-      res[{impl, thr}] = sec;
+    if (std::sscanf(line, "%31s %63s %d %lf", opt, impl, &thr, &sec) == 4) {
+      res[{std::string(opt) + " " + impl, thr}] = sec;
     } else if (std::strncmp(line, "torch:", 6) == 0) {
       status = line;
       if (!status.empty() && status.back() == '\n') status.pop_back();
@@ -126,11 +131,40 @@ int main(int argc, char** argv) {
       row("AdamW.step()", ours);
       if (dt != DType::float32) continue;
       for (const char* impl : {"foreach=False", "foreach=True"}) {
-        auto it = torch.find({impl, thr});
+        auto it = torch.find({std::string("adamw ") + impl, thr});
         if (it == torch.end()) continue;
         row((std::string("torch ") + impl).c_str(), it->second);
         std::printf("%-9s %3d %-16s %9s  ours/torch speed-up %.2fx\n", "", thr, "", "", it->second / ours);
       }
+    }
+  }
+
+  std::printf(
+      "\nRMSprop and Adagrad (torch's defaults), float32; GB/s counts 5 streams per parameter\n");
+  for (const char* name : {"rmsprop", "adagrad"}) {
+    const int64_t bytes = 5 * n * itemsize(DType::float32);
+    Tensor p = randn({n});
+    p.set_requires_grad(true);
+    set_grad(p, randn({n}) * 1e-3);
+    std::unique_ptr<optim::Optimizer> opt;
+    if (std::string(name) == "rmsprop") {
+      opt = std::make_unique<optim::RMSprop>(std::vector<Tensor>{p});
+    } else {
+      opt = std::make_unique<optim::Adagrad>(std::vector<Tensor>{p});
+    }
+    for (int thr : {1, 2}) {
+      omp_set_num_threads(thr);
+      const double mc = memcpy_gbps(bytes);
+      const double ours = median_seconds([&] { opt->step(); });
+      const double gbps = bytes / ours / 1e9;
+      std::printf("%-9s %3d %-16s %9.3f %8.2f %9.2f %7.2f\n", "float32", thr,
+                  (std::string(name) + ".step()").c_str(), ours * 1e3, gbps, mc, gbps / mc);
+      auto it = torch.find({std::string(name) + " foreach=False", thr});
+      if (it != torch.end()) {
+        std::printf("%-9s %3d %-16s %9.3f  ours/torch speed-up %.2fx\n", "float32", thr,
+                    "torch for-loop", it->second * 1e3, it->second / ours);
+      }
+      std::fflush(stdout);
     }
   }
   return 0;

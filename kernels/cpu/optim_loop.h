@@ -1,0 +1,36 @@
+// What the fused CPU optimizer kernels share: the OpenMP chunking of one tensor's elements and the
+// dtype check of their entry points.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "tensor/dtype.h"
+#include "tensor/error.h"
+
+namespace fabric::cpu::optim_loop {
+
+// Work items are multiples of 16 lanes so only the last one has a partial vector.
+constexpr int64_t kChunk = int64_t{1} << 14;
+constexpr int64_t kParallelMin = int64_t{1} << 15;
+
+template <class F>
+void parallel_chunks(int64_t n, const F& f) {
+  if (n < kParallelMin || omp_get_max_threads() == 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+inline void check_dtype(DType dt, const char* kernel) {
+  FABRIC_CHECK(
+      dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
+      DTypeError, kernel, ": parameters of dtype ", dtype_name(dt),
+      " are not supported (expected float64, float32, bfloat16 or float16)");
+}
+
+}  // namespace fabric::cpu::optim_loop

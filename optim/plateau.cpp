@@ -1,0 +1,188 @@
+// ReduceLROnPlateau: torch 1.13's step(), is_better() and _reduce_lr() with its arithmetic, and
+// argument checks that name what is wrong.
+#include "optim/plateau.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "tensor/factory.h"
+
+// PyTorch computes each formula in Python, one rounding per operation: no fused multiply-adds.
+#pragma GCC optimize("fp-contract=off")
+
+namespace fabric::optim {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::vector<double> min_lrs_for(const std::vector<double>& min_lr, size_t groups) {
+  if (min_lr.size() == 1) return std::vector<double>(groups, min_lr[0]);
+  FABRIC_CHECK(min_lr.size() == groups, ValueError, "ReduceLROnPlateau: expected ", groups,
+               " min_lrs (one per parameter group) or one for all, got ", min_lr.size());
+  return min_lr;
+}
+
+}  // namespace
+
+ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const PlateauOptions& o)
+    : optimizer_(&optimizer), options_(o) {
+  FABRIC_CHECK(
+      o.mode == "min" || o.mode == "max", ValueError,
+      "ReduceLROnPlateau: mode must be 'min' (the metric should fall) or 'max' (rise), got '",
+      o.mode, "'");
+  FABRIC_CHECK(o.threshold_mode == "rel" || o.threshold_mode == "abs", ValueError,
+               "ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got '", o.threshold_mode,
+               "'");
+  // torch: 'Factor should be < 1.0.' (a factor below 0 would make the lrs negative).
+  FABRIC_CHECK(
+      o.factor >= 0 && o.factor < 1, ValueError,
+      "ReduceLROnPlateau: factor (the lr's multiplier at a reduction) must be in [0, 1), got ",
+      o.factor);
+  FABRIC_CHECK(o.patience >= 0, ValueError, "ReduceLROnPlateau: patience must be >= 0, got ",
+               o.patience);
+  FABRIC_CHECK(o.cooldown >= 0, ValueError, "ReduceLROnPlateau: cooldown must be >= 0, got ",
+               o.cooldown);
+  FABRIC_CHECK(o.threshold >= 0, ValueError, "ReduceLROnPlateau: threshold must be >= 0, got ",
+               o.threshold);
+  FABRIC_CHECK(o.eps >= 0, ValueError, "ReduceLROnPlateau: eps must be >= 0, got ", o.eps);
+  min_lrs_ = min_lrs_for(o.min_lr, optimizer.num_param_groups());
+  for (size_t g = 0; g < min_lrs_.size(); ++g) {
+    FABRIC_CHECK(min_lrs_[g] >= 0, ValueError, "ReduceLROnPlateau: min_lr of group ", g,
+                 " must be >= 0, got ", min_lrs_[g]);
+  }
+  mode_worse_ = o.mode == "min" ? kInf : -kInf;
+  best_ = mode_worse_;
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) last_lr_.push_back(optimizer.lr(g));
+}
+
+bool ReduceLROnPlateau::is_better(double a, double best) const {
+  const double t = options_.threshold;
+  if (options_.mode == "min") {
+    if (options_.threshold_mode == "rel") return a < best * (1. - t);
+    return a < best - t;
+  }
+  if (options_.threshold_mode == "rel") return a > best * (t + 1.);
+  return a > best + t;
+}
+
+void ReduceLROnPlateau::step(double metric) {
+  const size_t groups = optimizer_->num_param_groups();
+  FABRIC_CHECK(groups == min_lrs_.size(), ValueError, "ReduceLROnPlateau.step: the optimizer has ",
+               groups, " parameter groups but the scheduler was built for ", min_lrs_.size());
+  ++last_epoch_;
+  if (is_better(metric, best_)) {
+    best_ = metric;
+    num_bad_epochs_ = 0;
+  } else {
+    ++num_bad_epochs_;
+  }
+  if (in_cooldown()) {
+    --cooldown_counter_;
+    num_bad_epochs_ = 0;  // bad steps in a cooldown do not count
+  }
+  if (num_bad_epochs_ > options_.patience) {
+    for (size_t g = 0; g < groups; ++g) {
+      const double old_lr = optimizer_->lr(g);
+      const double new_lr = std::max(old_lr * options_.factor, min_lrs_[g]);
+      if (old_lr - new_lr > options_.eps) optimizer_->set_lr(g, new_lr);
+    }
+    cooldown_counter_ = options_.cooldown;
+    num_bad_epochs_ = 0;
+  }
+  last_lr_.clear();
+  for (size_t g = 0; g < groups; ++g) last_lr_.push_back(optimizer_->lr(g));
+}
+
+PlateauState ReduceLROnPlateau::state_dict() const {
+  return {.factor = options_.factor,
+          .threshold = options_.threshold,
+          .eps = options_.eps,
+          .patience = options_.patience,
+          .cooldown = options_.cooldown,
+          .min_lrs = min_lrs_,
+          .best = best_,
+          .mode_worse = mode_worse_,
+          .num_bad_epochs = num_bad_epochs_,
+          .cooldown_counter = cooldown_counter_,
+          .last_epoch = last_epoch_,
+          .last_lr = last_lr_};
+}
+
+void ReduceLROnPlateau::load_state_dict(const PlateauState& s) {
+  const size_t groups = optimizer_->num_param_groups();
+  FABRIC_CHECK(s.mode_worse == mode_worse_, ValueError,
+               "ReduceLROnPlateau.load_state_dict: the state was saved in mode '",
+               s.mode_worse > 0 ? "min" : "max", "' (mode_worse ", s.mode_worse,
+               ") but this scheduler's mode is '", options_.mode, "'");
+  FABRIC_CHECK(s.last_lr.size() == groups, ValueError,
+               "ReduceLROnPlateau.load_state_dict: the state has ", s.last_lr.size(),
+               " last lrs but the optimizer has ", groups, " parameter groups");
+  FABRIC_CHECK(s.num_bad_epochs >= 0 && s.cooldown_counter >= 0 && s.last_epoch >= 0, ValueError,
+               "ReduceLROnPlateau.load_state_dict: num_bad_epochs (", s.num_bad_epochs,
+               "), cooldown_counter (", s.cooldown_counter, ") and last_epoch (", s.last_epoch,
+               ") must be >= 0");
+  best_ = s.best;
+  num_bad_epochs_ = s.num_bad_epochs;
+  cooldown_counter_ = s.cooldown_counter;
+  last_epoch_ = s.last_epoch;
+  last_lr_ = s.last_lr;
+}
+
+// ---- PlateauState -----------------------------------------------------------------------------
+
+std::vector<std::pair<std::string, Tensor>> PlateauState::flatten(const std::string& prefix) const {
+  auto real = [](double x) { return scalar_tensor(x, {.dtype = DType::float64}); };
+  auto count = [](int64_t x) { return scalar_tensor(x, {.dtype = DType::int64}); };
+  auto list = [](const std::vector<double>& v) {
+    return from_vector<double>(v, {static_cast<int64_t>(v.size())});
+  };
+  return {{prefix + "factor", real(factor)},
+          {prefix + "min_lrs", list(min_lrs)},
+          {prefix + "patience", count(patience)},
+          {prefix + "cooldown", count(cooldown)},
+          {prefix + "cooldown_counter", count(cooldown_counter)},
+          {prefix + "threshold", real(threshold)},
+          {prefix + "best", real(best)},
+          {prefix + "num_bad_epochs", count(num_bad_epochs)},
+          {prefix + "mode_worse", real(mode_worse)},
+          {prefix + "eps", real(eps)},
+          {prefix + "last_epoch", count(last_epoch)},
+          {prefix + "_last_lr", list(last_lr)}};
+}
+
+PlateauState PlateauState::unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
+                                     const std::string& prefix) {
+  auto find = [&](const char* name) -> const Tensor& {
+    for (const auto& [k, t] : items) {
+      if (k == prefix + name) {
+        FABRIC_CHECK(t.defined(), ValueError, "PlateauState::unflatten: '", k, "' is undefined");
+        return t;
+      }
+    }
+    throw ValueError(detail::cat("PlateauState::unflatten: key '", prefix, name,
+                                 "' is missing (not a ReduceLROnPlateau's state?)"));
+  };
+  auto one = [&](const char* name) -> const Tensor& {
+    const Tensor& t = find(name);
+    FABRIC_CHECK(t.numel() == 1, ValueError, "PlateauState::unflatten: '", prefix, name,
+                 "' must hold one number, got shape ", shape_str(t.sizes()));
+    return t;
+  };
+  PlateauState s;
+  s.factor = one("factor").item<double>();
+  s.min_lrs = find("min_lrs").to_vector<double>();
+  s.patience = one("patience").item<int64_t>();
+  s.cooldown = one("cooldown").item<int64_t>();
+  s.cooldown_counter = one("cooldown_counter").item<int64_t>();
+  s.threshold = one("threshold").item<double>();
+  s.best = one("best").item<double>();
+  s.num_bad_epochs = one("num_bad_epochs").item<int64_t>();
+  s.mode_worse = one("mode_worse").item<double>();
+  s.eps = one("eps").item<double>();
+  s.last_epoch = one("last_epoch").item<int64_t>();
+  s.last_lr = find("_last_lr").to_vector<double>();
+  return s;
+}
+
+}  // namespace fabric::optim

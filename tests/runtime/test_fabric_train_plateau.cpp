@@ -1,0 +1,89 @@
+// fabric-train end to end with scheduler.name plateau (PyTorch's ReduceLROnPlateau on the
+// validation loss, as Lightning's monitor: val_loss): it steps once per validation, and a resumed
+// run continues its patience and cooldown counts as the uninterrupted run does.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/runtime/fabric_train_contract.h"
+#include "tests/runtime/fabric_train_metrics.h"
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+
+using namespace train_test;
+
+// The non-empty cells of a metrics.csv column (val_loss is logged in rows of its own).
+std::vector<std::string> logged(const fs::path& csv, const std::string& name) {
+  std::vector<std::string> out;
+  for (const std::string& c : column(csv, name))
+    if (!c.empty()) out.push_back(c);
+  return out;
+}
+
+// Validation after every step on a quarter of the data. The abs threshold 10 makes every
+// validation after the first a bad one whatever the losses: the lr sequence follows from patience
+// 1 and cooldown 1 alone.
+const std::string kPlateau =
+    " --set data.val_fraction=0.25 trainer.val_every=1 trainer.max_steps=8 scheduler.name=plateau "
+    "scheduler.patience=1 scheduler.cooldown=1 scheduler.factor=0.5 scheduler.threshold=10 "
+    "scheduler.threshold_mode=abs scheduler.min_lr=0.03";
+
+TEST_F(FabricTrain, PlateauReducesTheLrOnValidationLoss) {
+  const std::string cfg = write_contract();
+  const Result r = run("fit " + cfg + kPlateau);
+  ASSERT_EQ(r.status, 0) << r.output;
+  // Validation 1 sets best; 2 is bad; 3 is the second bad one (> patience): 0.1 * 0.5; 4 falls in
+  // the cooldown; 5 and 6 are bad: 0.05 * 0.5 floored at min_lr; 7 cooldown, 8 bad.
+  const std::vector<double> expected = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03};
+  const std::vector<std::string> got = logged(dir_ / "run/metrics.csv", "lr");
+  ASSERT_EQ(got.size(), expected.size()) << r.output;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(std::stod(got[i]), expected[i], 1e-15) << "step " << i + 1;
+  EXPECT_EQ(logged(dir_ / "run/metrics.csv", "val_loss").size(), 8u);
+}
+
+// Stopped after step 5 (bad-validation count 1, which a fresh scheduler would not have: its
+// validation 6 would set best and keep the lr) and resumed to 8: the same metrics as the
+// uninterrupted run. Then a finished run resumes with nothing to do.
+TEST_F(FabricTrain, PlateauResumeContinuesItsCounts) {
+  const std::string cfg = write_contract(", checkpoint_every: 5");
+  const std::string full_dir = (dir_ / "full").string(), part_dir = (dir_ / "part").string();
+  ASSERT_EQ(run("fit " + cfg + kPlateau + " trainer.run_dir=" + full_dir).status, 0);
+  ASSERT_EQ(run("fit " + cfg + kPlateau + " trainer.run_dir=" + part_dir).status, 0);
+  fs::remove_all(part_dir + "/checkpoints/last");
+  fs::copy(part_dir + "/checkpoints/step-5", part_dir + "/checkpoints/last",
+           fs::copy_options::recursive);
+  const Result res = run("resume " + part_dir);
+  ASSERT_EQ(res.status, 0) << res.output;
+  const auto a = lines(full_dir + "/metrics.csv");
+  ASSERT_EQ(a.size(), 17u);  // the header, 8 steps' and 8 validations' rows
+  EXPECT_EQ(a, lines(part_dir + "/metrics.csv"))
+      << "resumed metrics must equal the uninterrupted run's";
+
+  const Result again = run("resume " + full_dir);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_EQ(lines(full_dir + "/metrics.csv"), a);
+}
+
+// A checkpoint of another scheduler holds no plateau state: the resume says so (exit 2) and
+// leaves the run as it was.
+TEST_F(FabricTrain, PlateauResumeOfAnotherSchedulersRunIsAConfigError) {
+  const std::string cfg = write_contract();
+  ASSERT_EQ(
+      run("fit " + cfg + " --set data.val_fraction=0.25 trainer.val_every=1 trainer.max_steps=2")
+          .status,
+      0);
+  const Result r = run("resume " + (dir_ / "run").string() + " --set scheduler.name=plateau");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("config error: resume: scheduler: PlateauState::unflatten: key "
+                          "'scheduler.factor' is missing (not a ReduceLROnPlateau's state?)"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace fabric
