@@ -23,6 +23,7 @@ namespace fabric::cpu {
 namespace {
 
 using optim_loop::check_dtype;
+using optim_loop::for_param_dtype;
 using optim_loop::parallel_chunks;
 
 inline __m512 negate(__m512 x) { return _mm512_xor_ps(x, _mm512_set1_ps(-0.0f)); }
@@ -128,20 +129,7 @@ void rmsprop_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
       }
     });
   };
-  switch (dt) {
-    case DType::float64:
-      run(static_cast<double*>(nullptr));
-      break;
-    case DType::float32:
-      run(static_cast<float*>(nullptr));
-      break;
-    case DType::bfloat16:
-      run(static_cast<BFloat16*>(nullptr));
-      break;
-    default:
-      run(static_cast<Half*>(nullptr));
-      break;
-  }
+  for_param_dtype(dt, run);
 }
 
 // ---- Adagrad ------------------------------------------------------------------------------------
@@ -202,20 +190,7 @@ void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
       }
     });
   };
-  switch (dt) {
-    case DType::float64:
-      run(static_cast<double*>(nullptr));
-      break;
-    case DType::float32:
-      run(static_cast<float*>(nullptr));
-      break;
-    case DType::bfloat16:
-      run(static_cast<BFloat16*>(nullptr));
-      break;
-    default:
-      run(static_cast<Half*>(nullptr));
-      break;
-  }
+  for_param_dtype(dt, run);
 }
 
 }  // namespace

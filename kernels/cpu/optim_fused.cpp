@@ -26,6 +26,7 @@ namespace fabric::cpu {
 namespace {
 
 using optim_loop::check_dtype;
+using optim_loop::for_param_dtype;
 using optim_loop::parallel_chunks;
 
 // torch.maximum: NaN in either operand gives NaN.
@@ -150,12 +151,7 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
       }
     });
   };
-  switch (dt) {
-    case DType::float64: run(static_cast<double*>(nullptr)); break;
-    case DType::float32: run(static_cast<float*>(nullptr)); break;
-    case DType::bfloat16: run(static_cast<BFloat16*>(nullptr)); break;
-    default: run(static_cast<Half*>(nullptr)); break;
-  }
+  for_param_dtype(dt, run);
 }
 
 void sgd_f64(int64_t b, int64_t e, double* p, const double* g, double* buf, const SgdKernelArgs& a) {
@@ -215,12 +211,7 @@ void sgd_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* m
       }
     });
   };
-  switch (dt) {
-    case DType::float64: run(static_cast<double*>(nullptr)); break;
-    case DType::float32: run(static_cast<float*>(nullptr)); break;
-    case DType::bfloat16: run(static_cast<BFloat16*>(nullptr)); break;
-    default: run(static_cast<Half*>(nullptr)); break;
-  }
+  for_param_dtype(dt, run);
 }
 
 }  // namespace

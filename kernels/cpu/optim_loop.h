@@ -1,5 +1,5 @@
-// What the fused CPU optimizer kernels share: the OpenMP chunking of one tensor's elements and the
-// dtype check of their entry points.
+// What the fused CPU optimizer kernels share: the OpenMP chunking of one tensor's elements, the
+// dtype check of their entry points and the dispatch on that dtype.
 #pragma once
 #include <omp.h>
 
@@ -8,6 +8,7 @@
 
 #include "tensor/dtype.h"
 #include "tensor/error.h"
+#include "tensor/float_formats.h"
 
 namespace fabric::cpu::optim_loop {
 
@@ -31,6 +32,18 @@ inline void check_dtype(DType dt, const char* kernel) {
       dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
       DTypeError, kernel, ": parameters of dtype ", dtype_name(dt),
       " are not supported (expected float64, float32, bfloat16 or float16)");
+}
+
+// Calls run(static_cast<T*>(nullptr)), T the element type of `dt`, one of the four check_dtype
+// lets through.
+template <class F>
+void for_param_dtype(DType dt, const F& run) {
+  switch (dt) {
+    case DType::float64: run(static_cast<double*>(nullptr)); break;
+    case DType::float32: run(static_cast<float*>(nullptr)); break;
+    case DType::bfloat16: run(static_cast<BFloat16*>(nullptr)); break;
+    default: run(static_cast<Half*>(nullptr)); break;
+  }
 }
 
 }  // namespace fabric::cpu::optim_loop
