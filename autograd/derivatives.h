@@ -24,4 +24,9 @@ bool double_backward_supported(OpId op);
 // Sums a broadcast gradient back down to `shape` (the reverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 
+// gather's gradient of recorded ops: src scattered (added) at index into zeros of `shape`. The
+// index rules use it in grad mode (create_graph), where the fused kernels would record nothing.
+Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index,
+                              const Tensor& src);
+
 }  // namespace fabric

@@ -1,6 +1,7 @@
 // Derivatives of indexing, joining, masking, dropout, convolution and pooling. The heavy ones
 // call the backward helpers of the op layer (ops_backward_linalg.h), which own their kernels.
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
@@ -8,6 +9,13 @@
 #include "tensor/ops_backward_linalg.h"
 
 namespace fabric {
+
+Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index,
+                              const Tensor& src) {
+  Tensor base = zeros(shape, {.dtype = src.dtype(), .device = src.device()});
+  return scatter_add(base, dim, index.contiguous(), src);
+}
+
 namespace {
 
 FABRIC_DERIVATIVE(tril) {
@@ -19,24 +27,43 @@ FABRIC_DERIVATIVE(triu) {
   return [d](const Grads& g) { return Grads{triu(g[0], d)}; };
 }
 
+// The index ops' gradients are fused kernels (ops_backward_linalg.h), which record nothing; in
+// grad mode (create_graph) they are scatter_adds into zeros instead, which differentiate again.
 FABRIC_DERIVATIVE(embedding) {
   Tensor idx = saved(rec.inputs[1]);
   const int64_t n = rec.inputs[0].size(0);
-  return [idx, n](const Grads& g) { return Grads{embedding_backward(g[0], idx, n), Tensor()}; };
+  return [idx, n](const Grads& g) {
+    if (!grad_enabled()) return Grads{embedding_backward(g[0], idx, n), Tensor()};
+    // Row idx[i] of the (n, C) weight gets row i of the gradient.
+    const int64_t rows = idx.numel(), c = g[0].size(-1);
+    Tensor at = idx.to(DType::int64).reshape({rows, 1}).expand({rows, c});
+    return Grads{scatter_add_into_zeros({n, c}, 0, at, g[0].reshape({rows, c})), Tensor()};
+  };
 }
 
 FABRIC_DERIVATIVE(index_select) {
   Tensor idx = saved(rec.inputs[1]);
   Shape shape = rec.inputs[0].sizes();
   int64_t dim = attrs_of<IndexAttrs>(rec).dim;
-  return [idx, shape, dim](const Grads& g) { return Grads{index_select_backward(g[0], shape, dim, idx), Tensor()}; };
+  return [idx, shape, dim](const Grads& g) {
+    if (!grad_enabled() || shape.empty())
+      return Grads{index_select_backward(g[0], shape, dim, idx), Tensor()};
+    // The 1-D index along dim, broadcast over the gradient's other dims.
+    Shape along(g[0].dim(), 1);
+    along[dim] = idx.numel();
+    Tensor at = idx.to(DType::int64).reshape(along).expand(g[0].sizes());
+    return Grads{scatter_add_into_zeros(shape, dim, at, g[0]), Tensor()};
+  };
 }
 
 FABRIC_DERIVATIVE(gather) {
   Tensor idx = saved(rec.inputs[1]);
   Shape shape = rec.inputs[0].sizes();
   int64_t dim = attrs_of<IndexAttrs>(rec).dim;
-  return [idx, shape, dim](const Grads& g) { return Grads{gather_backward(g[0], shape, dim, idx), Tensor()}; };
+  return [idx, shape, dim](const Grads& g) {
+    if (!grad_enabled()) return Grads{gather_backward(g[0], shape, dim, idx), Tensor()};
+    return Grads{scatter_add_into_zeros(shape, dim, idx, g[0]), Tensor()};
+  };
 }
 
 FABRIC_DERIVATIVE(scatter_add) {

@@ -1,6 +1,9 @@
 // Derivatives of matmul, mm, bmm and linear (each gradient is one GEMM on (transposed) views,
 // computed only for the inputs that need it) and of fused attention.
+#include <limits>
+
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
@@ -70,12 +73,34 @@ FABRIC_DERIVATIVE(linear) {
   };
 }
 
+// Attention's gradient of recorded ops, for create_graph (the fused kernel records nothing):
+// P = softmax(q k^T scale) (causally masked), dv = P^T g, dS = P (g v^T - rowsum(P g v^T)),
+// dq = dS k scale, dk = dS^T q scale. The scores are recomputed from q and k: the saved lse is
+// an output of the node itself, whose gradient the rule would drop.
+Grads attention_derivative(const Tensor& g_in, const Tensor& q_in, const Tensor& k_in,
+                           const Tensor& v_in, const AttentionAttrs& a) {
+  const DType acc = q_in.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  const Tensor q = q_in.to(acc), k = k_in.to(acc), v = v_in.to(acc), g = g_in.to(acc);
+  Tensor scores = mul(matmul(q, mT(k)), a.scale);
+  if (a.causal)
+    scores = where(causal_mask(q.size(-2), k.size(-2), q.device()), scores,
+                   -std::numeric_limits<double>::infinity());
+  const Tensor p = softmax(scores, -1);
+  const Tensor dp = matmul(g, mT(v));
+  const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, true)));
+  return Grads{mul(matmul(ds, k), a.scale).to(q_in.dtype()),
+               mul(matmul(mT(ds), q), a.scale).to(k_in.dtype()), matmul(mT(p), g).to(v_in.dtype())};
+}
+
 FABRIC_DERIVATIVE(scaled_dot_product_attention) {
   const AttentionAttrs a = attrs_of<AttentionAttrs>(rec);
   Tensor q = saved(rec.inputs[0]), k = saved(rec.inputs[1]), v = saved(rec.inputs[2]);
   Tensor out = saved(rec.outputs[0]), lse = saved(rec.outputs[1]);
+  // The composition cannot redraw the fused kernel's dropout mask: that case stays refused.
+  if (a.dropout.p > 0.0) refuse_double_backward();
   return [a, q, k, v, out, lse](const Grads& g) {
     if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    if (grad_enabled() && a.dropout.p == 0.0) return attention_derivative(g[0], q, k, v, a);
     auto [dq, dk, dv] =
         scaled_dot_product_attention_backward(g[0], q, k, v, out, lse, a.scale, a.causal, a.dropout);
     return Grads{dq, dk, dv};

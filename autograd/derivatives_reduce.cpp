@@ -72,6 +72,7 @@ FunctionNode::Backward indexed_extreme_rule(const OpRecord& rec) {
     if (shape.empty()) return Grads{g[0].reshape({})};
     Tensor gk = unreduce(g[0], {a.dim}, a.keepdim);
     Tensor ik = unreduce(idx, {a.dim}, a.keepdim);
+    if (grad_enabled()) return Grads{scatter_add_into_zeros(shape, a.dim, ik, gk)};  // create_graph
     return Grads{gather_backward(gk, shape, a.dim, ik)};
   };
 }
@@ -158,6 +159,41 @@ FABRIC_DERIVATIVE(log_softmax) {
   };
 }
 
+// The normalisations' and cross_entropy's gradients are fused kernels, which record nothing; in
+// grad mode (create_graph) they are compositions of recorded ops, computed in the forward's
+// accumulation dtype (float32 for half inputs). The statistics are recomputed from x there: the
+// saved mean/rstd are outputs of the node itself, whose gradient the rule would drop.
+DType accumulation_dtype(const Tensor& x) {
+  return x.dtype() == DType::float64 ? DType::float64 : DType::float32;
+}
+
+std::vector<int64_t> trailing_dims(const Tensor& x, const Shape& normalized_shape) {
+  std::vector<int64_t> dims;
+  for (int64_t d = x.dim() - static_cast<int64_t>(normalized_shape.size()); d < x.dim(); ++d)
+    dims.push_back(d);
+  return dims;
+}
+
+// x_hat = (x - mean) rstd (layer_norm) or x rstd (rms_norm), gradient g: with gw = g w,
+// dx = rstd (gw - mean(gw) - x_hat mean(gw x_hat)) (no mean(gw) term for rms_norm),
+// dw = sum over the leading dims of g x_hat, db = the same of g.
+Grads normalization_derivative(bool rms, const Tensor& g_in, const Tensor& x_in, const Tensor& w_in,
+                               const NormalizeAttrs& a) {
+  const DType acc = accumulation_dtype(x_in);
+  const std::vector<int64_t> dims = trailing_dims(x_in, a.normalized_shape);
+  const Tensor x = x_in.to(acc), g = g_in.to(acc);
+  const Tensor centered = rms ? x : sub(x, mean(x, dims, true));
+  const Tensor rstd = rsqrt(add(mean(mul(centered, centered), dims, true), a.eps));
+  const Tensor x_hat = mul(centered, rstd);
+  const Tensor gw = w_in.defined() ? mul(g, w_in.to(acc)) : g;
+  Tensor inner = sub(gw, mul(x_hat, mean(mul(gw, x_hat), dims, true)));
+  if (!rms) inner = sub(inner, mean(gw, dims, true));
+  Grads out{mul(inner, rstd).to(x_in.dtype()), Tensor(), Tensor()};
+  if (w_in.defined()) out[1] = sum_to(mul(g, x_hat), a.normalized_shape).to(w_in.dtype());
+  if (!rms) out[2] = sum_to(g, a.normalized_shape).to(w_in.defined() ? w_in.dtype() : x_in.dtype());
+  return out;
+}
+
 FABRIC_DERIVATIVE(layer_norm) {
   NormalizeAttrs a = attrs_of<NormalizeAttrs>(rec);
   Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
@@ -165,6 +201,11 @@ FABRIC_DERIVATIVE(layer_norm) {
   const bool has_bias = rec.num_inputs > 2 && rec.inputs[2].defined();
   return [a, x, w, mean, rstd, has_bias](const Grads& g) {
     if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    if (grad_enabled()) {
+      Grads d = normalization_derivative(false, g[0], x, w, a);
+      if (!has_bias) d[2] = Tensor();
+      return d;
+    }
     auto [dx, dw, db] = layer_norm_backward(g[0], x, a.normalized_shape, w, mean, rstd);
     return Grads{dx, dw, has_bias ? db : Tensor()};
   };
@@ -176,15 +217,46 @@ FABRIC_DERIVATIVE(rms_norm) {
   Tensor rstd = saved(rec.outputs[1]);
   return [a, x, w, rstd](const Grads& g) {
     if (!g[0].defined()) return Grads{Tensor(), Tensor()};
+    if (grad_enabled()) {
+      Grads d = normalization_derivative(true, g[0], x, w, a);
+      return Grads{d[0], d[1]};
+    }
     auto [dx, dw] = rms_norm_backward(g[0], x, a.normalized_shape, w, rstd);
     return Grads{dx, dw};
   };
+}
+
+// Class-index cross_entropy's gradient of recorded ops: (softmax(z) - q) per non-ignored
+// position, q = (1 - label_smoothing) one_hot(t) + label_smoothing / C, times the incoming
+// gradient (divided by the number of non-ignored positions for "mean").
+Tensor cross_entropy_derivative(const Tensor& g, const Tensor& logits, const Tensor& target,
+                                const LossAttrs& a) {
+  const int64_t class_dim = logits.dim() == 1 ? 0 : 1;
+  const int64_t classes = logits.size(class_dim);
+  const DType acc = accumulation_dtype(logits);
+  const Tensor valid = ne(target, a.ignore_index);
+  const Tensor safe_target = where(valid, target, Scalar(int64_t{0}));
+  Tensor picked = one_hot(safe_target, classes).to(acc);  // (..., C): the class dim last
+  if (class_dim == 1 && logits.dim() > 2) picked = picked.unsqueeze(1).transpose(1, -1).squeeze(-1);
+  const Tensor q = add(mul(picked, 1.0 - a.label_smoothing), a.label_smoothing / classes);
+  const Tensor valid_f = valid.to(acc);
+  Tensor scale = g.to(acc);
+  if (a.reduction == "none") {
+    scale = mul(scale, valid_f);
+  } else {
+    scale = mul(valid_f, scale);
+    // Every target ignored: torch's mean is NaN, its gradient 0 (as nll_loss's rule).
+    if (a.reduction == "mean") scale = div(scale, clamp(sum(valid_f), 1.0, std::nullopt));
+  }
+  const Tensor d = mul(sub(softmax(logits.to(acc), class_dim), q), scale.unsqueeze(class_dim));
+  return d.to(logits.dtype());
 }
 
 FABRIC_DERIVATIVE(cross_entropy) {
   LossAttrs a = attrs_of<LossAttrs>(rec);
   Tensor logits = saved(rec.inputs[0]), target = saved(rec.inputs[1]);
   return [a, logits, target](const Grads& g) {
+    if (grad_enabled()) return Grads{cross_entropy_derivative(g[0], logits, target, a), Tensor()};
     return Grads{cross_entropy_backward(g[0], logits, target, a.ignore_index, a.reduction, a.label_smoothing),
                  Tensor()};
   };

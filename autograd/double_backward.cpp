@@ -22,12 +22,17 @@ constexpr OpId kSupported[] = {
     // reductions (softmax and log_softmax switch to a composition in grad mode)
     OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
     OpId::cumsum, OpId::softmax, OpId::log_softmax,
-    // linear algebra
-    OpId::matmul, OpId::mm, OpId::bmm, OpId::linear,
-    // indexing and joining
+    // normalisations (switch to a composition in grad mode)
+    OpId::layer_norm, OpId::rms_norm,
+    // linear algebra (scaled_dot_product_attention switches to a composition in grad mode; its
+    // fused dropout is refused by its rule)
+    OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::scaled_dot_product_attention,
+    // indexing and joining (embedding, index_select, gather and max/min along a dim switch to a
+    // scatter_add in grad mode)
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
-    // losses
-    OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy};
+    OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min,
+    // losses (cross_entropy switches to a composition in grad mode)
+    OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy, OpId::cross_entropy};
 
 }  // namespace
 

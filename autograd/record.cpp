@@ -143,6 +143,8 @@ SavedVersion saved_entry(const Tensor& t, const Tensor& alias) {
   return s;
 }
 
+void refuse_double_backward() { t_rule.double_backward = false; }
+
 void register_derivative(OpId op, DerivativeRule rule) { rules()[static_cast<size_t>(op)] = rule; }
 DerivativeRule derivative_rule(OpId op) { return rules()[static_cast<size_t>(op)]; }
 

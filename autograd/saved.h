@@ -16,6 +16,10 @@ std::vector<SavedVersion>*& saved_versions_collector();
 // input or output of the op it is (the history create_graph gives the alias back).
 SavedVersion saved_entry(const Tensor& t, const Tensor& alias);
 
+// Marks the node the rule now running builds as not supporting double backward, for a case its
+// grad-mode composition does not cover (the gradient then gets a history that raises).
+void refuse_double_backward();
+
 inline Tensor saved(const Tensor& t) {
   if (!t.defined()) return t;
   Tensor alias = t.detach();

@@ -81,6 +81,23 @@ void check_second_order(const SecondOrderCase& c, std::mt19937_64& rng) {
   vals.push_back(random_values(w_in, rng));
   Tensor w = f64(vals.back(), out_shape).set_requires_grad(true);
 
+  // The first derivative taken with create_graph (a composition for the fused ops) is the
+  // default one (the fused kernel), which keeps no history.
+  {
+    const V plain = grad({sum(mul(c.f(inputs), w))}, inputs, {}, std::nullopt, false, true);
+    const V graphed = grad({sum(mul(c.f(inputs), w))}, inputs, {}, std::nullopt, true, true);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      ASSERT_EQ(plain[k].defined(), graphed[k].defined()) << c.name << ": input " << k;
+      if (!plain[k].defined()) continue;
+      EXPECT_FALSE(plain[k].requires_grad()) << c.name << ": input " << k;
+      const std::vector<double> want = plain[k].to_vector<double>();
+      const std::vector<double> got = graphed[k].to_vector<double>();
+      for (size_t e = 0; e < want.size(); ++e)
+        EXPECT_NEAR(got[e], want[e], 1e-12 * std::max(1.0, std::abs(want[e])))
+            << c.name << ": first derivative, input " << k << " element " << e;
+    }
+  }
+
   V wrt = inputs;
   wrt.push_back(w);
   Tensor s = first_order_objective(c.f, inputs, w, vs, /*create_graph=*/true);
@@ -179,6 +196,26 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"cumsum", {{s34}}, [](const V& x) { return sin(cumsum(x[0], 1)); }},
       {"softmax", {{s34}}, [](const V& x) { return softmax(x[0], 1); }},
       {"log_softmax", {{s34}}, [](const V& x) { return log_softmax(x[0], -1); }},
+      {"max_dim", {{s34}}, [](const V& x) { return exp(std::get<0>(max(x[0], 1))); }},
+      {"min_dim_keepdim",
+       {{s34}},
+       [](const V& x) { return mul(std::get<0>(min(x[0], 0, true)), x[0]); }},
+      // ---- normalisations ----
+      {"layer_norm",
+       {{s34}, {{4}}, {{4}}},
+       [](const V& x) { return layer_norm(x[0], {4}, x[1], x[2]); }},
+      {"layer_norm_weight_only",
+       {{{2, 3, 4}}, {{3, 4}}},
+       [](const V& x) {
+         return layer_norm(x[0], {3, 4}, x[1], Tensor(), 1e-3);
+       }},
+      {"layer_norm_no_affine", {{s34}}, [](const V& x) { return layer_norm(x[0], {4}); }},
+      {"rms_norm", {{s34}, {{4}}}, [](const V& x) { return rms_norm(x[0], {4}, x[1]); }},
+      {"rms_norm_no_weight",
+       {{{2, 3, 4}}},
+       [](const V& x) {
+         return rms_norm(x[0], {3, 4}, Tensor(), 1e-2);
+       }},
       // ---- views, indexing, joining ----
       {"reshape",
        {{s34}},
@@ -210,6 +247,30 @@ std::vector<SecondOrderCase> second_order_cases() {
          return mul(stack({x[0], x[1]}, 1), stack({x[1], x[0]}, 1));
        }},
       {"tril", {{{4, 4}}}, [](const V& x) { return exp(tril(x[0])); }},
+      {"embedding",
+       {{{5, 3}}},
+       [](const V& x) {
+         return sin(embedding(x[0], from_vector<int64_t>({0, 4, 4, 2}, {2, 2})));
+       }},
+      {"index_select",
+       {{s34}},
+       [](const V& x) {
+         return sin(index_select(x[0], 1, from_vector<int64_t>({3, 0, 3}, {3})));
+       }},
+      {"gather",
+       {{s34}},
+       [](const V& x) {
+         return exp(gather(x[0], 1, from_vector<int64_t>({1, 1, 0, 3, 2, 0}, {3, 2})));
+       }},
+      // ---- attention (the fused kernel without dropout) ----
+      {"attention",
+       {{{2, 3, 4}}, {{2, 5, 4}}, {{2, 5, 2}}},
+       [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
+      {"attention_causal",
+       {{{1, 2, 4, 3}}, {{1, 2, 4, 3}}, {{1, 2, 4, 3}}},
+       [](const V& x) {
+         return scaled_dot_product_attention(x[0], x[1], x[2], Tensor(), 0.0, true, 0.7);
+       }},
       // ---- losses ----
       {"mse_loss", {{s34}, {s34}}, [](const V& x) { return mse_loss(tanh(x[0]), x[1]); }},
       {"mse_loss_sum", {{s34}, {s34}}, [](const V& x) { return mse_loss(x[0], x[1], "sum"); }},
@@ -218,6 +279,44 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return nll_loss(log_softmax(x[0], 1), from_vector<int64_t>({0, 3, 1}, {3}));
        }},
+      {"cross_entropy",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({0, 3, 1}, {3}));
+       }},
+      {"cross_entropy_ignore_smoothing",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({2, -1, 1}, {3}), -1, "mean", 0.2);
+       }},
+      {"cross_entropy_sum",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({2, 2, -100}, {3}), -100, "sum", 0.1);
+       }},
+      {"cross_entropy_none",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({3, -100, 0}, {3}), -100, "none", 0.3);
+       }},
+      {"cross_entropy_spatial",
+       {{{2, 3, 2}}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int64_t>({0, 2, 1, -100}, {2, 2}));
+       }},
+      {"cross_entropy_unbatched",
+       {{{4}}},
+       [](const V& x) { return cross_entropy(x[0], scalar_tensor(2, {.dtype = DType::int64})); }},
+      {"cross_entropy_class_weights",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(
+             x[0], from_vector<int64_t>({0, 3, 3}, {3}), -100, "mean", 0.1,
+             from_vector<double>({0.5, 1.0, 2.0, 1.5}, {4}, {.dtype = DType::float64}));
+       }},
+      {"cross_entropy_probabilities",
+       {{s34}, {s34}},
+       [](const V& x) { return cross_entropy(x[0], softmax(x[1], 1), -100, "mean", 0.1); }},
       {"binary_cross_entropy",
        {{s34, 0.1, 0.9}, {s34, 0.0, 1.0}},
        [](const V& x) { return binary_cross_entropy(x[0], x[1]); }},
@@ -301,15 +400,24 @@ TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
     Fn f;
   };
   const std::vector<Unsupported> cases = {
-      {"layer_norm", [](const V& x) { return layer_norm(x[0], {4}); }},
-      {"rms_norm", [](const V& x) { return rms_norm(x[0], {4}); }},
-      {"cross_entropy",
+      {"conv2d",
        [](const V& x) {
-         return cross_entropy(x[0], from_vector<int64_t>({1, 0, 3}, {3}));
+         return conv2d(x[0].reshape({1, 1, 3, 4}),
+                       full({1, 1, 2, 2}, 0.5, {.dtype = DType::float64}));
        }},
-      {"gather",
+      {"max_pool2d",
        [](const V& x) {
-         return gather(x[0], 1, from_vector<int64_t>({1, 0, 3}, {3, 1}));
+         return max_pool2d(x[0].reshape({1, 1, 3, 4}), {2, 2});
+       }},
+      {"avg_pool2d",
+       [](const V& x) {
+         return avg_pool2d(x[0].reshape({1, 1, 3, 4}), {2, 2});
+       }},
+      // The fused kernel's dropout mask cannot be redrawn by a composition.
+      {"scaled_dot_product_attention",
+       [](const V& x) {
+         const Tensor q = x[0].reshape({1, 3, 4});
+         return scaled_dot_product_attention(q, q, q, Tensor(), 0.25);
        }},
   };
   for (const Unsupported& c : cases) {
@@ -323,6 +431,46 @@ TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
     ASSERT_TRUE(g.requires_grad());
     const std::string msg = thrown<NotImplementedError>([&] { grad({sum(g)}, {x}); });
     EXPECT_CONTAINS(msg, "double backward of " + c.op + " is not supported");
+  }
+}
+
+// A tiny GPT-shaped block, embedding -> layer_norm -> linear -> cross_entropy: the gradient
+// penalty sum_k |d loss / d param_k|^2 differentiated again (every op on the path switches from
+// its fused gradient to a composition) against central differences of the penalty.
+TEST(DoubleBackward, GptBlockGradientPenaltyMatchesFiniteDifferences) {
+  const Shape shapes[] = {{6, 4}, {4}, {4}, {6, 4}, {6}};  // wte, ln w, ln b, head w, head b
+  std::mt19937_64 rng(11);
+  std::vector<std::vector<double>> vals;
+  for (const Shape& shape : shapes) vals.push_back(random_values({shape, -1, 1}, rng));
+  const Tensor tokens = from_vector<int64_t>({0, 5, 2, 5, 3}, {5});
+  const Tensor targets = from_vector<int64_t>({5, 2, -100, 3, 1}, {5});
+  auto penalty = [&](const std::vector<std::vector<double>>& v, bool create_graph, V* params) {
+    V p;
+    for (size_t i = 0; i < v.size(); ++i) p.push_back(f64(v[i], shapes[i]).set_requires_grad(true));
+    Tensor h = layer_norm(embedding(p[0], tokens), {4}, p[1], p[2]);
+    Tensor loss = cross_entropy(linear(h, p[3], p[4]), targets, -100, "mean", 0.1);
+    V g = grad({loss}, p, {}, std::nullopt, create_graph);
+    Tensor total = scalar_tensor(0.0, {.dtype = DType::float64});
+    for (const Tensor& gk : g) total = add(total, sum(mul(gk, gk)));
+    if (params) *params = p;
+    return total;
+  };
+  V params;
+  Tensor gp = penalty(vals, /*create_graph=*/true, &params);
+  V analytic = grad({gp}, params);
+  const double h = 1e-6;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const std::vector<double> ga = analytic[k].to_vector<double>();
+    for (size_t e = 0; e < ga.size(); ++e) {
+      auto at = [&](double delta) {
+        std::vector<std::vector<double>> v = vals;
+        v[k][e] += delta;
+        return penalty(v, false, nullptr).item<double>();
+      };
+      const double numeric = (at(h) - at(-h)) / (2 * h);
+      EXPECT_NEAR(ga[e], numeric, 1e-5 * std::max(1.0, std::abs(numeric)))
+          << "d penalty / d param " << k << " element " << e;
+    }
   }
 }
 
