@@ -21,6 +21,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/warning.h"
 
 namespace fabric {
 
@@ -80,7 +81,7 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
     });
   }
   if (global_rank() == 0)
-    for (const auto& w : resolved_.warnings) std::cerr << "fabric: warning: " << w << "\n";
+    for (const auto& w : resolved_.warnings) warn(w);
 }
 
 void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
@@ -164,7 +165,7 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
   if (auto* te = dynamic_cast<precision::TransformerEnginePrecision*>(ctx_->precision.get()))
     for (const auto& w : te->warnings()) {
       resolved_.warnings.push_back(w);
-      if (global_rank() == 0) std::cerr << "fabric: warning: " << w << "\n";
+      if (global_rank() == 0) warn(w);
     }
   if (move_to_device) module->to(device());
   strategy_->setup_module(*module);
@@ -292,7 +293,7 @@ State Fabric::load(const std::string& path, State& state, bool strict) {
                 &warnings);
   for (const auto& w : warnings) {
     resolved_.warnings.push_back(w);
-    if (global_rank() == 0) std::cerr << "fabric: warning: " << w << "\n";
+    if (global_rank() == 0) warn(w);
   }
   barrier("load");
   return rest;

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "tensor/error.h"
+#include "tensor/warning.h"
 
 namespace fabric {
 namespace {
@@ -69,8 +69,8 @@ std::string lightning_metrics_path(const CSVLoggerOptions& o) {
                                                       : o.version;
   const fs::path file = dir / version / "metrics.csv";
   if (fs::exists(file)) {
-    std::cerr << "fabric: warning: CSVLogger: " << file.parent_path().string()
-              << " already holds a metrics.csv; it is replaced by this run's\n";
+    warn("CSVLogger: " + file.parent_path().string() +
+         " already holds a metrics.csv; it is replaced by this run's");
     fs::remove(file);
   }
   return file.string();

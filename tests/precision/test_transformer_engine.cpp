@@ -24,6 +24,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/capture_warnings.h"
 
 namespace fabric {
 namespace {
@@ -223,17 +224,16 @@ TEST(TransformerEnginePrecision, SpecSixStepTableThroughThePlugin) {
   }
 }
 
-// Fabric passes the plugin's warning for each Linear it leaves unconverted on (printed by rank
-// 0, and in fab.warnings()), as the reference's rank_zero_warn.
+// Fabric passes the plugin's warning for each Linear it leaves unconverted on (warned by rank 0
+// through fabric::warn, and in fab.warnings()), as the reference's rank_zero_warn.
 TEST(TransformerEnginePrecision, FabricWarnsAboutUnconvertedLayers) {
   Fabric fab({.accelerator = "cpu", .plugins = {std::make_shared<TransformerEnginePrecision>()}});
   auto mlp = nn::make<nn::MLP>({.sizes = {16, 32, 10}});
-  testing::internal::CaptureStderr();
+  test::CapturedWarnings warned;
   fab.setup(mlp);
-  const std::string err = testing::internal::GetCapturedStderr();
   ASSERT_EQ(fab.warnings().size(), 1u);
   EXPECT_NE(fab.warnings()[0].find("layers.1"), std::string::npos) << fab.warnings()[0];
-  EXPECT_NE(err.find("fabric: warning: " + fab.warnings()[0]), std::string::npos) << err;
+  EXPECT_EQ(warned.messages(), fab.warnings());
 }
 
 TEST(TransformerEnginePrecision, MetaStateRoundTripsThroughStateDictAndFabricCheckpoints) {
