@@ -258,7 +258,14 @@ void ShmAllReduce::wait_all(uint32_t* (ShmAllReduce::*counter)(int) const, uint3
       const uint32_t seen = load_acquire(word);
       if (int32_t(seen - value) >= 0) break;  // generations wrap around
       const uint64_t cause = __atomic_load_n(broken(), __ATOMIC_ACQUIRE);
-      if (cause != 0) throw_broken(cause, q, stage);
+      if (cause != 0) {
+        // The peer may have arrived between the two loads and then broken the segment itself (or
+        // another rank that saw it arrive did), after finding the calls mismatched: this rank
+        // must then go on to compare the calls too, and fail with the mismatch, not "broken". The
+        // arrival was published before the break, so the acquire load above makes it visible.
+        if (int32_t(load_acquire(word) - value) >= 0) break;
+        throw_broken(cause, q, stage);
+      }
       if (spins < kSpins) {
         ++spins;
         cpu_relax();
