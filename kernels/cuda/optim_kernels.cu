@@ -19,6 +19,19 @@
 namespace fabric::cuda {
 namespace {
 
+// Calls run(T{}) with T the element type of `dt` for the float32/bfloat16/float16 launches (a
+// float64 step has its own kernel).
+template <typename F>
+void for_float_param_dtype(DType dt, const F& run) {
+  if (dt == DType::float32) {
+    run(float{});
+  } else if (dt == DType::bfloat16) {
+    run(BFloat16{});
+  } else {
+    run(Half{});
+  }
+}
+
 void check_dtype(DType dt, const char* kernel) {
   FABRIC_CHECK(
       dt == DType::float64 || dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16,
@@ -177,13 +190,7 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
         static_cast<T*>(exp_avg_sq), static_cast<T*>(max_exp_avg_sq), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  if (dt == DType::float32) {
-    run(float{});
-  } else if (dt == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
+  for_float_param_dtype(dt, run);
 }
 
 // ---- SGD ---------------------------------------------------------------------------------------
@@ -267,13 +274,7 @@ void sgd_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* m
                                                            static_cast<T*>(momentum_buffer), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  if (dt == DType::float32) {
-    run(float{});
-  } else if (dt == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
+  for_float_param_dtype(dt, run);
 }
 
 
@@ -391,13 +392,7 @@ void rmsprop_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
         static_cast<T*>(grad_avg), static_cast<T*>(momentum_buffer), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  if (dt == DType::float32) {
-    run(float{});
-  } else if (dt == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
+  for_float_param_dtype(dt, run);
 }
 
 // ---- Adagrad -----------------------------------------------------------------------------------
@@ -467,13 +462,7 @@ void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
         n, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(sum), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  if (dt == DType::float32) {
-    run(float{});
-  } else if (dt == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
+  for_float_param_dtype(dt, run);
 }
 
 }  // namespace
