@@ -1,6 +1,6 @@
 // Dispatch stubs for the indexing kernels (embedding, index_select, gather, scatter_add, tril/triu,
 // one_hot) and the index-accumulating kernels their gradients use. Value types only; the op layer
-// validates shapes, dtypes and index ranges before calling.
+// validates shapes and dtypes before calling, and index ranges too unless `check` is set.
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -18,12 +18,17 @@ using IndexMinMaxFn = std::pair<int64_t, int64_t> (*)(const void* index, DType i
                                                       int64_t n);
 FABRIC_DECLARE_STUB(index_minmax_stub, IndexMinMaxFn);
 
+// `check` in the descs below: 0 when the op has validated the indices (the CPU); otherwise the id
+// from arm_range_check_stub, and the kernel checks each index against [0, the indexed size)
+// itself, leaves a bad one's element untouched (zero in a gathered output) and reports it.
+
 // out (outer, num_index, inner), contiguous <- src[o, index[i], :]. src's inner block of `inner`
 // elements is contiguous; its outer and indexed dims step by the given element strides. Indices
-// (contiguous, int64 or int32) are already known to lie in [0, src_size). Any dtype (bytes copied).
+// (contiguous, int64 or int32) lie in [0, src_size) or are checked. Any dtype (bytes copied).
 struct IndexSelectDesc {
   const void* src = nullptr;
-  int64_t src_stride_outer = 0, src_stride_dim = 0;
+  int64_t src_stride_outer = 0, src_stride_dim = 0, src_size = 0;
+  uint64_t check = 0;
   void* out = nullptr;
   const void* index = nullptr;
   DType index_dtype = DType::int64;
@@ -34,8 +39,9 @@ FABRIC_DECLARE_STUB(index_select_stub, IndexSelectFn);
 
 // out (outer, out_size, inner) += src (outer, num_index, inner) scattered along the middle dim:
 // out[o, index[i], :] += src[o, i, :]. Both contiguous, of one dtype (float32/float64, or an
-// integer dtype); repeated indices accumulate. Indices already validated.
+// integer dtype); repeated indices accumulate. Indices lie in [0, out_size) or are checked.
 struct IndexAddDesc {
+  uint64_t check = 0;
   void* out = nullptr;
   const void* src = nullptr;
   const void* index = nullptr;
@@ -49,9 +55,12 @@ FABRIC_DECLARE_STUB(index_add_stub, IndexAddFn);
 // gather / scatter_add over the iteration shape `sizes` (the index's shape), along `dim`:
 //   gather:      other[p] = data[p with p[dim] = index[p]]
 //   scatter_add: data[p with p[dim] = index[p]] += other[p]
-// Strides are in elements; data and other share one dtype; index is int64 and validated.
+// Strides are in elements; data and other share one dtype; index is int64 and lies in
+// [0, dim_size) (data's size along dim) or is checked.
 struct ScatterGatherDesc {
   int ndim = 0, dim = 0;
+  int64_t dim_size = 0;
+  uint64_t check = 0;
   int64_t sizes[kMaxIndexDims] = {};
   int64_t data_strides[kMaxIndexDims] = {}, other_strides[kMaxIndexDims] = {},
           index_strides[kMaxIndexDims] = {};

@@ -1,12 +1,14 @@
 // Indexing, joining and mask ops (embedding, index_select, gather, scatter_add, cat, stack,
 // split, chunk, tril, triu, one_hot) and the gradient helpers of the indexing ones. Index
-// ranges are checked here, once, before a kernel reads through the indices.
+// ranges are checked here, once, before a kernel reads through the indices, or by the kernels of
+// a device that checks as it runs (CUDA: tensor/deferred_check.h).
 #include <algorithm>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/deferred_check.h"
 #include "tensor/factory.h"
 #include "tensor/index_kernels.h"
 #include "tensor/op_attrs.h"
@@ -42,16 +44,31 @@ void check_index_dtype(const char* op, const Tensor& index, bool allow_int32) {
                describe(index));
 }
 
-// The contiguous index, after checking every entry lies in [0, size); `what` names the range.
-Tensor checked_index(const char* op, const Tensor& index, int64_t size, const std::string& what) {
+// The op's IndexError for an index out of [0, size) of `what`, around the offending value.
+RangeErrorText index_error_text(const char* op, const std::string& what, int64_t size) {
+  return {cat(op, ": index "), cat(" is out of range for ", what, " (valid: 0 to ", size - 1, ")")};
+}
+
+// The contiguous index with its range [0, size) checked, and the kernel descs' `check`. Where
+// the device's kernels check as they run (CUDA), they do (`check` is the armed id; a bad index
+// surfaces at the device's next synchronisation), so the op never waits for the device; elsewhere
+// (the CPU, `check` 0) every entry is checked here, before any kernel reads through it.
+struct CheckedIndex {
+  Tensor index;
+  uint64_t check = 0;
+};
+CheckedIndex checked_index(const char* op, const Tensor& index, int64_t size,
+                           const std::string& what) {
   Tensor idx = index.contiguous();
-  if (idx.numel() == 0) return idx;
+  if (idx.numel() == 0) return {idx, 0};
+  if (ArmRangeCheckFn arm = arm_range_check_stub.find(idx.device()))
+    return {idx, arm(idx.device().index, index_error_text(op, what, size))};
   auto [lo, hi] = index_minmax_stub(idx.device())(idx.data_ptr(), idx.dtype(), idx.numel());
   if (lo < 0 || hi >= size) {
-    throw IndexError(cat(op, ": index ", lo < 0 ? lo : hi, " is out of range for ", what,
-                         " (valid: 0 to ", size - 1, ")"));
+    const RangeErrorText text = index_error_text(op, what, size);
+    throw IndexError(cat(text.head, lo < 0 ? lo : hi, text.tail));
   }
-  return idx;
+  return {idx, 0};
 }
 
 // float32 accumulation for the reduced-precision floats, as PyTorch's opmath does.
@@ -66,6 +83,8 @@ Tensor scratch_copy(const Tensor& t, DType dtype) {
   out.copy_(t.detach());
   return out;
 }
+
+int64_t dim_or_one(const Tensor& t, int64_t d) { return t.dim() == 0 ? 1 : t.size(d); }
 
 // Fills a ScatterGatherDesc over the index's shape (0-dim tensors count as 1-D of size 1).
 ScatterGatherDesc sg_desc(const char* op, const Tensor& data, const Tensor& other,
@@ -82,6 +101,7 @@ ScatterGatherDesc sg_desc(const char* op, const Tensor& data, const Tensor& othe
     d.data_strides[k] = data.dim() == 0 ? 1 : data.stride(k);
     d.other_strides[k] = other.dim() == 0 ? 1 : other.stride(k);
   }
+  d.dim_size = dim_or_one(data, dim);
   d.data = static_cast<char*>(data.data_ptr());
   d.other = static_cast<char*>(other.data_ptr());
   d.index = static_cast<const int64_t*>(index.data_ptr());
@@ -89,12 +109,13 @@ ScatterGatherDesc sg_desc(const char* op, const Tensor& data, const Tensor& othe
   return d;
 }
 
-int64_t dim_or_one(const Tensor& t, int64_t d) { return t.dim() == 0 ? 1 : t.size(d); }
-
-// scatter_add of `other` into the contiguous `acc` along dim (shapes and ranges already checked).
-void scatter_add_into(const Tensor& acc, int64_t dim, const Tensor& index, const Tensor& other) {
+// scatter_add of `other` into the contiguous `acc` along dim (shapes checked; ranges checked, or
+// by the kernel when `check` is set).
+void scatter_add_into(const Tensor& acc, int64_t dim, const Tensor& index, const Tensor& other,
+                      uint64_t check) {
   if (index.numel() == 0) return;
   ScatterGatherDesc d = sg_desc("scatter_add", acc, other, index, dim);
+  d.check = check;
   scatter_add_stub(acc.device())(d);
 }
 
@@ -104,9 +125,11 @@ Tensor index_add_zeros(const char* op, const Tensor& src, const Shape& shape, in
   const DType acc = acc_dtype(src.dtype());
   Tensor out = zeros(shape, {.dtype = acc, .device = src.device()});
   const int64_t size = shape.empty() ? 1 : shape[dim];
-  Tensor idx = checked_index(op, index, size, cat("dim ", dim, " of size ", size));
+  const CheckedIndex ci = checked_index(op, index, size, cat("dim ", dim, " of size ", size));
+  const Tensor& idx = ci.index;
   Tensor s = scratch_copy(src, acc);
   IndexAddDesc d;
+  d.check = ci.check;
   d.out = out.data_ptr();
   d.src = s.data_ptr();
   d.index = idx.data_ptr();
@@ -179,9 +202,11 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   FABRIC_CHECK(weight.device() == indices.device(), DeviceError, "embedding: weight on ",
                weight.device(), ", indices on ", indices.device());
   const int64_t V = weight.size(0), C = weight.size(1);
-  Tensor idx = checked_index("embedding", indices, V,
-                             cat("an embedding table of ", V, " rows (weight ", describe(weight),
-                                 ", indices ", describe(indices), ")"));
+  const CheckedIndex ci =
+      checked_index("embedding", indices, V,
+                    cat("an embedding table of ", V, " rows (weight ", describe(weight),
+                        ", indices ", describe(indices), ")"));
+  const Tensor& idx = ci.index;
   Shape out_shape = indices.sizes();
   out_shape.push_back(C);
   Tensor out = empty(out_shape, {.dtype = weight.dtype(), .device = weight.device()});
@@ -191,6 +216,8 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
     IndexSelectDesc d;
     d.src = w.data_ptr();
     d.src_stride_dim = w.stride(0);
+    d.src_size = V;
+    d.check = ci.check;
     d.out = out.data_ptr();
     d.index = idx.data_ptr();
     d.index_dtype = idx.dtype();
@@ -213,8 +240,10 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
                ", index on ", index.device());
   dim = wrap_dim(dim, std::max<int64_t>(a.dim(), 1), "index_select");
   const int64_t size = dim_or_one(a, dim);
-  Tensor idx = checked_index("index_select", index, size,
-                             cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
+  const CheckedIndex ci =
+      checked_index("index_select", index, size,
+                    cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
+  const Tensor& idx = ci.index;
   Shape out_shape = a.sizes();
   if (a.dim() == 0) {
     // As torch: a 0-dim input gives a 0-dim result, so the index names its one element once.
@@ -235,6 +264,8 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
     d.src = src.data_ptr();
     d.src_stride_dim = rows_in_place ? src.stride(0) : d.inner;
     d.src_stride_outer = size * d.inner;
+    d.src_size = size;
+    d.check = ci.check;
     d.out = out.data_ptr();
     d.index = idx.data_ptr();
     d.index_dtype = idx.dtype();
@@ -257,9 +288,10 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
   const int64_t size = dim_or_one(a, dim);
   Tensor out = empty(index.sizes(), {.dtype = a.dtype(), .device = a.device()});
   if (out.numel() > 0) {
-    checked_index("gather", index, size,
-                  cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
+    const CheckedIndex ci = checked_index(
+        "gather", index, size, cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
     ScatterGatherDesc d = sg_desc("gather", a, out, index, dim);
+    d.check = ci.check;
     gather_stub(a.device())(d);
   }
   IndexAttrs attrs{dim};
@@ -294,9 +326,10 @@ Tensor scatter_add(const Tensor& a_in, int64_t dim, const Tensor& index, const T
   Tensor out = empty(a.sizes(), {.dtype = acc, .device = a.device()});
   out.copy_(a.detach());
   if (index.numel() > 0) {
-    checked_index("scatter_add", index, size,
-                  cat("dim ", dim, " of size ", size, " (self ", describe(a), ")"));
-    scatter_add_into(out, dim, index, acc == src.dtype() ? src : scratch_copy(src, acc));
+    const CheckedIndex ci =
+        checked_index("scatter_add", index, size,
+                      cat("dim ", dim, " of size ", size, " (self ", describe(a), ")"));
+    scatter_add_into(out, dim, index, acc == src.dtype() ? src : scratch_copy(src, acc), ci.check);
   }
   if (acc != a.dtype()) out = scratch_copy(out, a.dtype());
   IndexAttrs attrs{dim};
@@ -511,9 +544,10 @@ Tensor gather_backward(const Tensor& grad, const Shape& input_shape, int64_t dim
   check_gather_shapes("gather_backward", out, index, dim);
   const int64_t size = dim_or_one(out, dim);
   if (index.numel() > 0) {
-    checked_index("gather_backward", index, size, cat("dim ", dim, " of size ", size));
-    scatter_add_into(out, dim, index,
-                     acc == grad.dtype() ? grad.detach() : scratch_copy(grad, acc));
+    const CheckedIndex ci =
+        checked_index("gather_backward", index, size, cat("dim ", dim, " of size ", size));
+    scatter_add_into(out, dim, index, acc == grad.dtype() ? grad.detach() : scratch_copy(grad, acc),
+                     ci.check);
   }
   return acc == grad.dtype() ? out : scratch_copy(out, grad.dtype());
 }

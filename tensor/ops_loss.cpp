@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tensor/autocast.h"
+#include "tensor/deferred_check.h"
 #include "tensor/factory.h"
 #include "tensor/loss_argument_checks.h"
 #include "tensor/loss_reduction.h"
@@ -19,6 +20,7 @@
 namespace fabric {
 namespace {
 
+using detail::cat;
 using Reduction = detail::LossReduction;
 constexpr auto parse_reduction = detail::parse_loss_reduction;
 
@@ -53,12 +55,38 @@ ClassGeometry class_geometry(const char* op, const Tensor& input, const Tensor& 
   return g;
 }
 
+// The op's IndexError for a target out of [0, classes) that is not ignore_index, around the value.
+RangeErrorText target_error_text(const char* op, const ClassGeometry& g, int64_t ignore_index,
+                                 const Tensor& input, const Tensor& target) {
+  return {cat(op, ": target "),
+          cat(" is out of bounds for ", g.classes, " classes (expected a value in [0, ", g.classes,
+              ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
+              ", target shape ", shape_str(target.sizes()))};
+}
+
+// How the targets are checked: on a device whose kernels check them as they run (CUDA), an armed
+// check (a bad target surfaces at the device's next synchronisation) and, for the forward kernels
+// (`valid_count` given), a device count of the valid targets that the mean divides by there, so
+// the op never waits for the device; elsewhere (the CPU) nothing: the kernel returns TargetStats
+// and the op checks them at once.
+TargetCheck arm_target_check(const char* op, const ClassGeometry& g, int64_t ignore_index,
+                             const Tensor& input, const Tensor& target, Tensor* valid_count) {
+  TargetCheck check;
+  ArmRangeCheckFn arm = arm_range_check_stub.find(input.device());
+  if (!arm) return check;
+  check.id = arm(input.device().index, target_error_text(op, g, ignore_index, input, target));
+  if (valid_count) {
+    *valid_count = empty({}, {.dtype = DType::int64, .device = input.device()});
+    check.valid_count = static_cast<int64_t*>(valid_count->data_ptr());
+  }
+  return check;
+}
+
 void check_targets(const char* op, const TargetStats& st, const ClassGeometry& g,
                    int64_t ignore_index, const Tensor& input, const Tensor& target) {
-  FABRIC_CHECK(!st.bad, IndexError, op, ": target ", st.bad_value, " is out of bounds for ",
-               g.classes, " classes (expected a value in [0, ", g.classes,
-               ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
-               ", target shape ", shape_str(target.sizes()));
+  if (!st.bad) return;
+  const RangeErrorText text = target_error_text(op, g, ignore_index, input, target);
+  throw IndexError(cat(text.head, st.bad_value, text.tail));
 }
 
 // Sums a contiguous tensor into a 0-dim tensor of out_dt, dividing by `divisor` (0/0 gives NaN,
@@ -79,14 +107,18 @@ Tensor full_sum(const Tensor& losses, DType out_dt, double divisor) {
   return out;
 }
 
-// Per-position losses (acc dtype) -> the reduced result in out_dt.
-Tensor apply_reduction(const Tensor& losses, Reduction r, int64_t valid, DType out_dt) {
+// Per-position losses (acc dtype) -> the reduced result in out_dt. The mean divides by `valid`, or
+// by `device_valid` where the kernels counted on the device (divided there: no wait for it).
+Tensor apply_reduction(const Tensor& losses, Reduction r, int64_t valid, const Tensor& device_valid,
+                       DType out_dt) {
   switch (r) {
     case Reduction::none:
       return losses.to(out_dt);
     case Reduction::sum:
       return full_sum(losses, out_dt, 1.0);
     case Reduction::mean:
+      if (device_valid.defined())
+        return div(full_sum(losses, losses.dtype(), 1.0), device_valid).to(out_dt);
       return full_sum(losses, out_dt, static_cast<double>(valid));
   }
   return losses;
@@ -121,14 +153,17 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
   Tensor losses =
       empty(target.sizes(), {.dtype = reduce_acc_dtype(logits.dtype()), .device = logits.device()});
   TargetStats st;
+  Tensor device_valid;
   if (losses.numel() > 0) {
     Tensor lc = logits.detach().contiguous(), tc = target.detach().contiguous();
-    st =
-        cross_entropy_stub(logits.device())(g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(),
-                                            ignore_index, label_smoothing, losses.data_ptr());
-    check_targets("cross_entropy", st, g, ignore_index, logits, target);
+    const TargetCheck check =
+        arm_target_check("cross_entropy", g, ignore_index, logits, target, &device_valid);
+    st = cross_entropy_stub(logits.device())(g, lc.data_ptr(), lc.dtype(), tc.data_ptr(),
+                                             tc.dtype(), ignore_index, label_smoothing,
+                                             losses.data_ptr(), check);
+    if (!check.id) check_targets("cross_entropy", st, g, ignore_index, logits, target);
   }
-  Tensor out = apply_reduction(losses, red, st.valid, logits.dtype());
+  Tensor out = apply_reduction(losses, red, st.valid, device_valid, logits.dtype());
   LossAttrs attrs{ignore_index, reduction_name(red), label_smoothing};
   // torch composes cross_entropy: log_softmax, nll_loss, and with smoothing a final add.
   record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs,
@@ -155,10 +190,11 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
   if (dlogits.numel() == 0) return dlogits;
   Tensor lc = logits.detach().contiguous(), tc = target.detach().contiguous();
   Tensor gc = grad_loss.detach().to(acc).contiguous();
+  const TargetCheck check = arm_target_check(op, g, ignore_index, logits, target, nullptr);
   TargetStats st = cross_entropy_backward_stub(logits.device())(
       g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(), ignore_index, label_smoothing,
-      gc.data_ptr(), red != Reduction::none, red == Reduction::mean, dlogits.data_ptr());
-  check_targets(op, st, g, ignore_index, logits, target);
+      gc.data_ptr(), red != Reduction::none, red == Reduction::mean, dlogits.data_ptr(), check);
+  if (!check.id) check_targets(op, st, g, ignore_index, logits, target);
   return dlogits;
 }
 
@@ -173,13 +209,16 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore
   Tensor losses = empty(
       target.sizes(), {.dtype = reduce_acc_dtype(log_probs.dtype()), .device = log_probs.device()});
   TargetStats st;
+  Tensor device_valid;
   if (losses.numel() > 0) {
     Tensor lc = log_probs.detach().contiguous(), tc = target.detach().contiguous();
+    const TargetCheck check =
+        arm_target_check("nll_loss", g, ignore_index, log_probs, target, &device_valid);
     st = nll_loss_stub(log_probs.device())(g, lc.data_ptr(), lc.dtype(), tc.data_ptr(), tc.dtype(),
-                                           ignore_index, losses.data_ptr());
-    check_targets("nll_loss", st, g, ignore_index, log_probs, target);
+                                           ignore_index, losses.data_ptr(), check);
+    if (!check.id) check_targets("nll_loss", st, g, ignore_index, log_probs, target);
   }
-  Tensor out = apply_reduction(losses, red, st.valid, log_probs.dtype());
+  Tensor out = apply_reduction(losses, red, st.valid, device_valid, log_probs.dtype());
   LossAttrs attrs{ignore_index, reduction_name(red), 0.0};
   record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs,
             nll_node_name(log_probs.dim(), red));

@@ -169,11 +169,20 @@ struct TargetStats {
   bool bad = false;
   int64_t bad_value = 0;
 };
+// Devices that check targets inside their kernels (CUDA; see tensor/deferred_check.h) return no
+// TargetStats: `id` is the armed check an out-of-range target is reported under, and the forward
+// kernels leave the valid count in `valid_count` (a 0-dim int64 on the device) for the mean. Both
+// are unset on the CPU, whose kernels return the statistics and the op checks them at once.
+struct TargetCheck {
+  uint64_t id = 0;
+  int64_t* valid_count = nullptr;
+};
 // loss[pos] = (1 - s) * (lse - x[t]) + s / C * sum_c (lse - x[c]), 0 where ignored; loss is in
 // reduce_acc_dtype(logits). One pass of log-sum-exp per row, fused with the pick.
 using CrossEntropyFn = TargetStats (*)(const ClassGeometry& g, const void* logits, DType dtype,
                                        const void* target, DType target_dtype, int64_t ignore_index,
-                                       double label_smoothing, void* loss);
+                                       double label_smoothing, void* loss,
+                                       const TargetCheck& check);
 FABRIC_DECLARE_STUB(cross_entropy_stub, CrossEntropyFn);
 // dlogits = g_pos * (softmax - (1 - s) onehot(t) - s / C), 0 on ignored rows; dlogits has the
 // logits' dtype. grad is in reduce_acc_dtype(logits): one value per position, or one value for
@@ -182,12 +191,12 @@ using CrossEntropyBackwardFn = TargetStats (*)(const ClassGeometry& g, const voi
                                                DType dtype, const void* target, DType target_dtype,
                                                int64_t ignore_index, double label_smoothing,
                                                const void* grad, bool grad_is_scalar, bool mean,
-                                               void* dlogits);
+                                               void* dlogits, const TargetCheck& check);
 FABRIC_DECLARE_STUB(cross_entropy_backward_stub, CrossEntropyBackwardFn);
 // loss[pos] = -log_probs[t], 0 where ignored; loss in reduce_acc_dtype(log_probs).
 using NllLossFn = TargetStats (*)(const ClassGeometry& g, const void* log_probs, DType dtype,
                                   const void* target, DType target_dtype, int64_t ignore_index,
-                                  void* loss);
+                                  void* loss, const TargetCheck& check);
 FABRIC_DECLARE_STUB(nll_loss_stub, NllLossFn);
 
 // mse_loss: out = (a - b)^2 over a loop (a and b share a dtype; out may be wider).

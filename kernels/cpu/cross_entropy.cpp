@@ -102,7 +102,7 @@ TargetStats cross_entropy_acc(const ClassGeometry& g, const char* x, DType dt, c
 
 TargetStats cross_entropy_kernel(const ClassGeometry& g, const void* logits, DType dt,
                                  const void* target, DType tdt, int64_t ignore_index,
-                                 double smoothing, void* loss) {
+                                 double smoothing, void* loss, const TargetCheck&) {
   const char* x = static_cast<const char*>(logits);
   if (dt == DType::float64)
     return cross_entropy_acc<double>(g, x, dt, target, tdt, ignore_index, smoothing,
@@ -156,7 +156,7 @@ TargetStats cross_entropy_backward_acc(const ClassGeometry& g, const char* x, DT
 TargetStats cross_entropy_backward_kernel(const ClassGeometry& g, const void* logits, DType dt,
                                           const void* target, DType tdt, int64_t ignore_index,
                                           double smoothing, const void* grad, bool grad_is_scalar,
-                                          bool mean, void* dlogits) {
+                                          bool mean, void* dlogits, const TargetCheck&) {
   const char* x = static_cast<const char*>(logits);
   char* d = static_cast<char*>(dlogits);
   if (dt == DType::float64)
@@ -185,7 +185,8 @@ TargetStats nll_loss_acc(const ClassGeometry& g, const char* x, DType dt, const 
 }
 
 TargetStats nll_loss_kernel(const ClassGeometry& g, const void* log_probs, DType dt,
-                            const void* target, DType tdt, int64_t ignore_index, void* loss) {
+                            const void* target, DType tdt, int64_t ignore_index, void* loss,
+                            const TargetCheck&) {
   const char* x = static_cast<const char*>(log_probs);
   if (dt == DType::float64)
     return nll_loss_acc<double>(g, x, dt, target, tdt, ignore_index, static_cast<double*>(loss));

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/deferred_check.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/copy_kernels.h"
 
@@ -64,12 +65,15 @@ void host_to_device(char* dst, int device, const char* src, size_t n) {
 }
 
 // Pageable destinations: cudaMemcpyAsync is synchronous for them, but only the stream sync
-// also covers the kernels queued before it, so the bytes read are final.
+// also covers the kernels queued before it, so the bytes read are final. The wait also reports
+// the range checks of the kernels before it (an earlier op's bad index raises here).
 void device_to_host(char* dst, int device, const char* src, size_t n) {
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   FABRIC_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream));
+  DeferredCheckRead checks(device, stream);
   FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
+  checks.finish();
 }
 
 void device_to_device(char* dst, int dst_dev, const char* src, int src_dev, size_t n) {

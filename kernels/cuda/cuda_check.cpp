@@ -8,6 +8,9 @@
 
 #include <mutex>
 
+#include "kernels/cuda/deferred_check.h"
+#include "kernels/cuda/stream.h"
+
 namespace fabric::cuda {
 namespace {
 
@@ -106,6 +109,11 @@ void synchronize(int index) {
   check_device(index, "synchronize");
   DeviceGuard guard(index);
   FABRIC_CUDA_CHECK(cudaDeviceSynchronize());
+  // Range checks that failed in the kernels just waited for surface here (deferred_check.h).
+  cudaStream_t stream = compute_stream(index);
+  DeferredCheckRead checks(index, stream);
+  FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
+  checks.finish();
 }
 
 DeviceGuard::DeviceGuard(int index) {

@@ -2,7 +2,8 @@
 // (embedding backward), gather / scatter_add along a dim, tril/triu and one_hot. The accumulating
 // kernels use no atomics: index_add sorts the indices (stable radix sort) and sums each
 // destination row's sources in index order, scatter_add walks each line in order, so both give
-// the CPU's sums bit for bit and are deterministic.
+// the CPU's sums bit for bit and are deterministic. Where the op armed a range check, the kernels
+// check each index themselves (deferred_check.cuh) instead of the op waiting for a range scan.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/index_kernels.h"
 
@@ -109,8 +111,8 @@ __global__ void minmax_final_kernel(const int64_t* part, int nparts, int64_t* ou
   }
 }
 
-// The op validates indices with this before any kernel reads through them, so it waits for the
-// device (the stub returns host values).
+// one_hot validates (and sizes by) its indices with this, so it waits for the device (the stub
+// returns host values); the other index ops check inside their kernels instead.
 std::pair<int64_t, int64_t> index_minmax(const void* index, DType t, int64_t n) {
   if (n <= 0) {
     return {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()};
@@ -148,27 +150,34 @@ unsigned row_grid(int64_t rows) {
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y; r < (rows); \
        r += static_cast<int64_t>(gridDim.x) * kRowsPerBlock)
 
+// A row whose index is out of range is zeroed (and reported once, by its first lane).
 template <typename U>
 __global__ void select_kernel(const U* src, int64_t stride_outer, int64_t stride_dim, U* out,
                               const void* index, bool i64, int64_t num_index, int64_t inner,
-                              int64_t rows) {
+                              int64_t rows, DeviceRangeCheck check) {
   FABRIC_ROW_STRIDE(r, rows) {
     const int64_t o = r / num_index, k = r - o * num_index;
-    const U* s = src + o * stride_outer + load_index(index, i64, k) * stride_dim;
+    const int64_t row = load_index(index, i64, k);
     U* d = out + r * inner;
+    if (row < 0 || row >= check.bound) {
+      if (threadIdx.x == 0) report_out_of_range(check, row, k);
+      for (int64_t c = threadIdx.x; c < inner; c += kRowLanes) d[c] = U{};
+      continue;
+    }
+    const U* s = src + o * stride_outer + row * stride_dim;
     for (int64_t c = threadIdx.x; c < inner; c += kRowLanes) d[c] = s[c];
   }
 }
 
 template <typename U>
-void launch_select(const IndexSelectDesc& d, cudaStream_t stream) {
+void launch_select(const IndexSelectDesc& d, const DeviceRangeCheck& check, cudaStream_t stream) {
   const int64_t es = d.itemsize;
   const auto units = [&](int64_t elems) { return elems * es / static_cast<int64_t>(sizeof(U)); };
   const int64_t rows = d.outer * d.num_index;
   select_kernel<U><<<row_grid(rows), dim3(kRowLanes, kRowsPerBlock), 0, stream>>>(
       static_cast<const U*>(d.src), units(d.src_stride_outer), units(d.src_stride_dim),
       static_cast<U*>(d.out), d.index, d.index_dtype == DType::int64, d.num_index, units(d.inner),
-      rows);
+      rows, check);
 }
 
 void index_select(const IndexSelectDesc& d) {
@@ -176,6 +185,7 @@ void index_select(const IndexSelectDesc& d) {
   const int device = device_of_pointer(d.out);
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
+  const DeviceRangeCheck check = device_range_check(device, d.check, d.src_size);
   const uint64_t es = static_cast<uint64_t>(d.itemsize);
   uint64_t bits = 16 | reinterpret_cast<uintptr_t>(d.src) | reinterpret_cast<uintptr_t>(d.out) |
                   es * static_cast<uint64_t>(d.inner) |
@@ -183,19 +193,19 @@ void index_select(const IndexSelectDesc& d) {
                   (d.outer > 1 ? es * static_cast<uint64_t>(d.src_stride_outer) : 0);
   switch (bits & (~bits + 1)) {  // the lowest set bit
     case 16:
-      launch_select<uint4>(d, stream);
+      launch_select<uint4>(d, check, stream);
       break;
     case 8:
-      launch_select<uint64_t>(d, stream);
+      launch_select<uint64_t>(d, check, stream);
       break;
     case 4:
-      launch_select<uint32_t>(d, stream);
+      launch_select<uint32_t>(d, check, stream);
       break;
     case 2:
-      launch_select<uint16_t>(d, stream);
+      launch_select<uint16_t>(d, check, stream);
       break;
     default:
-      launch_select<uint8_t>(d, stream);
+      launch_select<uint8_t>(d, check, stream);
       break;
   }
   FABRIC_CUDA_CHECK_LAUNCH();
@@ -203,10 +213,12 @@ void index_select(const IndexSelectDesc& d) {
 
 // ---- index_add: sort (index, position) pairs, then one thread per (segment start, column) -----
 
+// An index out of [0, out_size) gets the key out_size: it sorts last and adds nowhere.
 __global__ void keys_kernel(const void* index, bool i64, int64_t n, uint64_t* keys,
-                            int64_t* positions) {
+                            int64_t* positions, DeviceRangeCheck check) {
   FABRIC_GRID_STRIDE(i, n) {
-    keys[i] = static_cast<uint64_t>(load_index(index, i64, i));
+    const int64_t v = load_index(index, i64, i);
+    keys[i] = static_cast<uint64_t>(in_range(check, v, i) ? v : check.bound);
     positions[i] = i;
   }
 }
@@ -232,7 +244,8 @@ __global__ void segment_add_kernel(T* out, const T* src, const uint64_t* keys,
   FABRIC_ROW_STRIDE(r, rows) {
     const int64_t o = r / n, j = r - o * n;
     const uint64_t row = keys[j];
-    if (j > 0 && keys[j - 1] == row) continue;  // not the first of its segment
+    if (row >= static_cast<uint64_t>(out_size)) continue;  // the out-of-range indices' segment
+    if (j > 0 && keys[j - 1] == row) continue;             // not the first of its segment
     int64_t end = j + 1;
     while (end < n && keys[end] == row) ++end;
     T* dst = out + (o * out_size + static_cast<int64_t>(row)) * inner;
@@ -258,10 +271,10 @@ void index_add(const IndexAddDesc& d) {
   const int device = device_of_pointer(d.out);
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
-  // Keys lie in [0, out_size): only their low bits need sorting.
-  const int end_bit =
-      std::max(1, static_cast<int>(
-                      std::bit_width(static_cast<uint64_t>(std::max<int64_t>(d.out_size - 1, 1)))));
+  // Keys lie in [0, out_size] (out_size: out of range): only their low bits need sorting.
+  const int end_bit = std::max(
+      1, static_cast<int>(std::bit_width(static_cast<uint64_t>(std::max<int64_t>(d.out_size, 1)))));
+  const DeviceRangeCheck check = device_range_check(device, d.check, d.out_size);
   size_t sort_bytes = 0;
   FABRIC_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
       nullptr, sort_bytes, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
@@ -274,7 +287,7 @@ void index_add(const IndexAddDesc& d) {
   int64_t* pos_in = reinterpret_cast<int64_t*>(keys + n);
   int64_t* pos = pos_in + n;
   keys_kernel<<<grid_for(n), kThreads, 0, stream>>>(d.index, d.index_dtype == DType::int64, n,
-                                                    keys_in, pos_in);
+                                                    keys_in, pos_in, check);
   FABRIC_CUDA_CHECK_LAUNCH();
   FABRIC_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(scratch.as<char>() + sort_off, sort_bytes,
                                                     keys_in, keys, pos_in, pos, n, 0, end_bit,
@@ -313,15 +326,23 @@ void index_add(const IndexAddDesc& d) {
 
 // Element offsets of position `flat`, row-major over d.sizes with dim `skip` left out when
 // skip >= 0 (a line's first element); with skip < 0, data's offset leaves out dim d.dim and `pos`
-// is the position along it.
+// is the position along it. `element` is the position's row-major number in d.sizes (what a range
+// error names); `after` the number of elements one step along `skip` moves it.
 struct Offsets {
-  int64_t data = 0, other = 0, index = 0, pos = 0;
+  int64_t data = 0, other = 0, index = 0, pos = 0, element = 0, after = 1;
 };
 __device__ __forceinline__ Offsets offsets_of(const ScatterGatherDesc& d, int64_t flat, int skip) {
   Offsets o;
+  int64_t step = 1;
   for (int k = d.ndim - 1; k >= 0; --k) {
-    if (k == skip) continue;
+    if (k == skip) {
+      o.after = step;
+      step *= d.sizes[k];
+      continue;
+    }
     const int64_t q = flat / d.sizes[k], idx = flat - q * d.sizes[k];
+    o.element += idx * step;
+    step *= d.sizes[k];
     flat = q;
     if (k == d.dim) {
       o.pos = idx;
@@ -335,21 +356,23 @@ __device__ __forceinline__ Offsets offsets_of(const ScatterGatherDesc& d, int64_
 }
 
 // Bytes move unchanged: T is an unsigned type of the element size.
+// An out-of-range index gathers a zero.
 template <typename T>
-__global__ void gather_kernel(ScatterGatherDesc d, int64_t total) {
+__global__ void gather_kernel(ScatterGatherDesc d, int64_t total, DeviceRangeCheck check) {
   const T* data = reinterpret_cast<const T*>(d.data);
   T* other = reinterpret_cast<T*>(d.other);
   const int64_t sd = d.data_strides[d.dim];
   FABRIC_GRID_STRIDE(i, total) {
     const Offsets o = offsets_of(d, i, -1);
-    other[o.other] = data[o.data + d.index[o.index] * sd];
+    const int64_t k = d.index[o.index];
+    other[o.other] = in_range(check, k, i) ? data[o.data + k * sd] : T{};
   }
 }
 
 // One thread per line (every position but along dim); lines write disjoint destinations, and
-// each adds its elements in order, as the CPU does.
+// each adds its elements in order, as the CPU does. An out-of-range index adds nothing.
 template <typename T>
-__global__ void scatter_add_kernel(ScatterGatherDesc d, int64_t lines) {
+__global__ void scatter_add_kernel(ScatterGatherDesc d, int64_t lines, DeviceRangeCheck check) {
   T* data = reinterpret_cast<T*>(d.data);
   const T* other = reinterpret_cast<const T*>(d.other);
   const int64_t len = d.sizes[d.dim], sd = d.data_strides[d.dim], so = d.other_strides[d.dim],
@@ -357,7 +380,9 @@ __global__ void scatter_add_kernel(ScatterGatherDesc d, int64_t lines) {
   FABRIC_GRID_STRIDE(l, lines) {
     const Offsets o = offsets_of(d, l, d.dim);
     for (int64_t i = 0; i < len; ++i) {
-      T& dst = data[o.data + d.index[o.index + i * si] * sd];
+      const int64_t k = d.index[o.index + i * si];
+      if (!in_range(check, k, o.element + i * o.after)) continue;
+      T& dst = data[o.data + k * sd];
       const T v = other[o.other + i * so];
       if constexpr (std::is_same_v<T, bool>) {
         dst = dst || v;
@@ -382,18 +407,19 @@ void gather(const ScatterGatherDesc& d) {
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   const unsigned grid = grid_for(total);
+  const DeviceRangeCheck check = device_range_check(device, d.check, d.dim_size);
   switch (itemsize(d.dtype)) {
     case 8:
-      gather_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(d, total);
+      gather_kernel<uint64_t><<<grid, kThreads, 0, stream>>>(d, total, check);
       break;
     case 4:
-      gather_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(d, total);
+      gather_kernel<uint32_t><<<grid, kThreads, 0, stream>>>(d, total, check);
       break;
     case 2:
-      gather_kernel<uint16_t><<<grid, kThreads, 0, stream>>>(d, total);
+      gather_kernel<uint16_t><<<grid, kThreads, 0, stream>>>(d, total, check);
       break;
     default:
-      gather_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(d, total);
+      gather_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(d, total, check);
       break;
   }
   FABRIC_CUDA_CHECK_LAUNCH();
@@ -406,27 +432,28 @@ void scatter_add(const ScatterGatherDesc& d) {
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   const unsigned grid = grid_for(lines);
+  const DeviceRangeCheck check = device_range_check(device, d.check, d.dim_size);
   switch (d.dtype) {
     case DType::float64:
-      scatter_add_kernel<double><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<double><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::float32:
-      scatter_add_kernel<float><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<float><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::int64:
-      scatter_add_kernel<int64_t><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<int64_t><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::int32:
-      scatter_add_kernel<int32_t><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<int32_t><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::int8:
-      scatter_add_kernel<int8_t><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<int8_t><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::uint8:
-      scatter_add_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<uint8_t><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     case DType::bool_:
-      scatter_add_kernel<bool><<<grid, kThreads, 0, stream>>>(d, lines);
+      scatter_add_kernel<bool><<<grid, kThreads, 0, stream>>>(d, lines, check);
       break;
     default:
       throw DTypeError(cat("scatter_add (CUDA): unsupported dtype ", dtype_name(d.dtype),

@@ -1,12 +1,13 @@
 // CUDA loss kernels with the semantics of kernels/cpu/cross_entropy.cpp: cross-entropy fused with
 // log-softmax (one pass of running max and rescaled sum per row, then the pick and the
 // label-smoothing term; the probabilities are never stored), its backward, nll_loss and
-// mse_loss's squared difference. The target statistics (valid count, first bad target) are kept
-// in device memory and read back at the end, since the stubs return them: each call waits for
-// the device.
+// mse_loss's squared difference. Nothing is read back: the valid count stays on the device (the
+// op divides the mean by it there) and an out-of-range target goes to the device's deferred check
+// record (deferred_check.cuh), which the next synchronisation reports, so no call waits.
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
@@ -23,10 +24,10 @@ struct ClassDev {
   int64_t outer, classes, inner, positions;
   int64_t ignore_index;
   double smoothing;
+  DeviceRangeCheck check;  // over [0, classes); set at the launch
 };
 
-// Device counters: [0] targets that were not ignore_index and in range, [1] the lowest position of
-// a target out of [0, classes) that is not ignore_index (ULLONG_MAX: none).
+// The device count of targets that were not ignore_index and in range.
 using Counter = unsigned long long;
 
 __device__ __forceinline__ int64_t read_target(const ClassDev& g, int64_t pos) {
@@ -40,16 +41,27 @@ __device__ __forceinline__ int classify(const ClassDev& g, int64_t t) {
   return t >= 0 && t < g.classes ? 1 : 2;
 }
 
-__device__ __forceinline__ void count_target(Counter* stats, int kind, int64_t pos) {
-  if (kind == 1) atomicAdd(&stats[0], Counter(1));
-  if (kind == 2) atomicMin(&stats[1], static_cast<Counter>(pos));
+__device__ __forceinline__ void count_target(const ClassDev& g, Counter* valid, int kind,
+                                             int64_t t, int64_t pos) {
+  if (kind == 1) atomicAdd(valid, Counter(1));
+  if (kind == 2) report_out_of_range(g.check, t, pos);
+}
+
+// The CPU's error names the bad target at the lowest position, which the atomics of the record do
+// not pair with its value: once the reporting kernels are done, this names it.
+__global__ void name_lowest_bad_target_kernel(ClassDev g) {
+  DeferredCheckRecord* r = g.check.record;
+  if (!r || r->site != g.check.site) return;
+  const int64_t t = read_target(g, static_cast<int64_t>(r->position));
+  r->lowest = t;
+  r->highest = t;
 }
 
 // ---- cross-entropy forward --------------------------------------------------------------------
 // loss = (1 - s) * (lse - x[t]) + s / C * sum_c (lse - x[c]), 0 where ignored or out of range.
 
 template <typename A, typename Load>
-__global__ void cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counter* stats) {
+__global__ void cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counter* valid) {
   const int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = pos < g.positions;
   const int64_t t = live ? read_target(g, pos) : g.ignore_index;
@@ -70,7 +82,7 @@ __global__ void cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counte
     smooth = row_allreduce(smooth, Plus<A>{});
   }
   if (threadIdx.x != 0 || !live) return;
-  count_target(stats, kind, pos);
+  count_target(g, valid, kind, t, pos);
   if (kind != 1) {
     loss[pos] = A(0);
     return;
@@ -82,12 +94,12 @@ __global__ void cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counte
 
 // (outer, classes, inner) with inner > 1: one thread per position, classes `inner` apart.
 template <typename A>
-__global__ void cross_entropy_cols_kernel(ClassDev g, AnyLoad<A> load, A* loss, Counter* stats) {
+__global__ void cross_entropy_cols_kernel(ClassDev g, AnyLoad<A> load, A* loss, Counter* valid) {
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < g.positions;
        pos += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = read_target(g, pos);
     const int kind = classify(g, t);
-    count_target(stats, kind, pos);
+    count_target(g, valid, kind, t, pos);
     if (kind != 1) {
       loss[pos] = A(0);
       continue;
@@ -131,86 +143,85 @@ ClassDev make_class_dev(const ClassGeometry& g, const void* x, DType dt, const v
   return d;
 }
 
-// Zeroed valid count, "none" bad position.
-void reset_stats(Counter* stats, cudaStream_t stream) {
-  FABRIC_CUDA_CHECK(cudaMemsetAsync(stats, 0, sizeof(Counter), stream));
-  FABRIC_CUDA_CHECK(cudaMemsetAsync(stats + 1, 0xff, sizeof(Counter), stream));
+// The check of a launch on `device` (the op armed check.id), and a zeroed valid count.
+ClassDev armed(ClassDev g, int device, const TargetCheck& check, Counter* valid,
+               cudaStream_t stream) {
+  g.check = device_range_check(device, check.id, g.classes);
+  FABRIC_CUDA_CHECK(cudaMemsetAsync(valid, 0, sizeof(Counter), stream));
+  return g;
 }
 
-// Waits for the stream and reads the statistics back (and the offending target, if any).
-TargetStats read_stats(const Counter* stats, const ClassDev& g, cudaStream_t stream) {
-  Counter h[2] = {0, 0};
-  FABRIC_CUDA_CHECK(cudaMemcpyAsync(h, stats, sizeof(h), cudaMemcpyDeviceToHost, stream));
-  FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
-  TargetStats st;
-  st.valid = static_cast<int64_t>(h[0]);
-  if (h[1] != ~Counter(0)) {
-    st.bad = true;
-    const int64_t tsz = itemsize(g.tdt);
-    int64_t v64 = 0;
-    int32_t v32 = 0;
-    void* dst = g.tdt == DType::int32 ? static_cast<void*>(&v32) : static_cast<void*>(&v64);
-    FABRIC_CUDA_CHECK(cudaMemcpyAsync(dst, g.target + static_cast<int64_t>(h[1]) * tsz,
-                                      static_cast<size_t>(tsz), cudaMemcpyDeviceToHost, stream));
-    FABRIC_CUDA_CHECK(cudaStreamSynchronize(stream));
-    st.bad_value = g.tdt == DType::int32 ? v32 : v64;
-  }
-  return st;
+// After the kernels that reported: the record names the lowest position's target.
+void name_lowest_bad_target(const ClassDev& g, cudaStream_t stream) {
+  if (!g.check.record) return;
+  name_lowest_bad_target_kernel<<<1, 1, 0, stream>>>(g);
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+// The forward kernels leave the valid count where the op asked (it divides the mean by it).
+Counter* valid_count_of(const TargetCheck& check, const char* op) {
+  FABRIC_CHECK(check.valid_count, ValueError, op,
+               " (CUDA): no device valid count given (TargetCheck::valid_count); the CUDA kernels "
+               "do not return target statistics");
+  return reinterpret_cast<Counter*>(check.valid_count);
 }
 
 template <typename A>
-TargetStats cross_entropy_acc(const ClassDev& g, A* loss) {
+TargetStats cross_entropy_acc(const ClassDev& g0, A* loss, const TargetCheck& check) {
   LaunchContext ctx(loss);
-  DeviceScratch stats(ctx.device, 2 * sizeof(Counter));
-  reset_stats(stats.as<Counter>(), ctx.stream);
+  Counter* valid = valid_count_of(check, "cross_entropy");
+  const ClassDev g = armed(g0, ctx.device, check, valid, ctx.stream);
   if (g.inner == 1) {
     const dim3 block = row_block(g.classes);
     const int64_t blocks = (g.positions + block.y - 1) / block.y;
     visit_loader<A>(g.dt, [&](auto load) {
       cross_entropy_rows_kernel<A>
-          <<<grid_dim(blocks), block, 0, ctx.stream>>>(g, load, loss, stats.as<Counter>());
+          <<<grid_dim(blocks), block, 0, ctx.stream>>>(g, load, loss, valid);
     });
   } else {
     cross_entropy_cols_kernel<A><<<grid_dim(flat_blocks(g.positions)), 256, 0, ctx.stream>>>(
-        g, AnyLoad<A>{g.dt, g.isz}, loss, stats.as<Counter>());
+        g, AnyLoad<A>{g.dt, g.isz}, loss, valid);
   }
   FABRIC_CUDA_CHECK_LAUNCH();
-  return read_stats(stats.as<Counter>(), g, ctx.stream);
+  name_lowest_bad_target(g, ctx.stream);
+  return {};
 }
 
 TargetStats cross_entropy_kernel_cuda(const ClassGeometry& geo, const void* logits, DType dt,
                                       const void* target, DType tdt, int64_t ignore_index,
-                                      double smoothing, void* loss) {
+                                      double smoothing, void* loss, const TargetCheck& check) {
   const ClassDev g = make_class_dev(geo, logits, dt, target, tdt, ignore_index, smoothing);
   if (g.positions == 0) return {};
-  if (dt == DType::float64) return cross_entropy_acc<double>(g, static_cast<double*>(loss));
-  return cross_entropy_acc<float>(g, static_cast<float*>(loss));
+  if (dt == DType::float64) return cross_entropy_acc<double>(g, static_cast<double*>(loss), check);
+  return cross_entropy_acc<float>(g, static_cast<float*>(loss), check);
 }
 
 // ---- cross-entropy backward -------------------------------------------------------------------
 // dlogits = g_pos * (softmax - (1 - s) onehot(t) - s / C), 0 on ignored and out-of-range rows.
 
-__global__ void count_targets_kernel(ClassDev g, Counter* stats) {
+__global__ void count_targets_kernel(ClassDev g, Counter* valid) {
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < g.positions;
-       pos += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    count_target(stats, classify(g, read_target(g, pos)), pos);
+       pos += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = read_target(g, pos);
+    count_target(g, valid, classify(g, t), t, pos);
+  }
 }
 
 // The gradient of position pos: grad[pos], or the scalar grad (divided by the valid count for
 // a mean).
 template <typename A>
 __device__ __forceinline__ A position_grad(const A* grad, bool grad_is_scalar, bool mean,
-                                           const Counter* stats, int64_t pos) {
+                                           const Counter* valid, int64_t pos) {
   if (!grad_is_scalar) return grad[pos];
   A scale = grad[0];
-  if (mean) scale /= static_cast<A>(static_cast<int64_t>(stats[0]));
+  if (mean) scale /= static_cast<A>(static_cast<int64_t>(*valid));
   return scale;
 }
 
 template <typename A, typename T, typename Load>
 __global__ void cross_entropy_backward_rows_kernel(ClassDev g, Load load, const A* grad,
                                                    bool grad_is_scalar, bool mean,
-                                                   const Counter* stats, char* dx) {
+                                                   const Counter* valid, char* dx) {
   const int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = pos < g.positions;
   const int64_t t = live ? read_target(g, pos) : g.ignore_index;
@@ -228,7 +239,7 @@ __global__ void cross_entropy_backward_rows_kernel(ClassDev g, Load load, const 
     for (int64_t c = threadIdx.x; c < C; c += bx) out[c] = cast_value<T>(A(0));
     return;
   }
-  const A gp = position_grad(grad, grad_is_scalar, mean, stats, pos);
+  const A gp = position_grad(grad, grad_is_scalar, mean, valid, pos);
   const A s = static_cast<A>(g.smoothing), off = s / static_cast<A>(C);
   const A inv = nan_row(st) ? dev_nan<A>() : A(1) / st.s;
   for (int64_t c = threadIdx.x; c < C; c += bx) {
@@ -241,7 +252,7 @@ __global__ void cross_entropy_backward_rows_kernel(ClassDev g, Load load, const 
 template <typename A>
 __global__ void cross_entropy_backward_cols_kernel(ClassDev g, AnyLoad<A> load, const A* grad,
                                                    bool grad_is_scalar, bool mean,
-                                                   const Counter* stats, char* dx) {
+                                                   const Counter* valid, char* dx) {
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < g.positions;
        pos += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = read_target(g, pos);
@@ -253,7 +264,7 @@ __global__ void cross_entropy_backward_cols_kernel(ClassDev g, AnyLoad<A> load, 
     }
     MaxSum<A> st = max_sum_init<A>();
     for (int64_t c = 0; c < g.classes; ++c) max_sum_add(st, load(g.x, base + c * g.inner));
-    const A gp = position_grad(grad, grad_is_scalar, mean, stats, pos);
+    const A gp = position_grad(grad, grad_is_scalar, mean, valid, pos);
     const A s = static_cast<A>(g.smoothing), off = s / static_cast<A>(g.classes);
     const A inv = nan_row(st) ? dev_nan<A>() : A(1) / st.s;
     for (int64_t c = 0; c < g.classes; ++c) {
@@ -266,12 +277,12 @@ __global__ void cross_entropy_backward_cols_kernel(ClassDev g, AnyLoad<A> load, 
 }
 
 template <typename A>
-TargetStats cross_entropy_backward_acc(const ClassDev& g, const A* grad, bool grad_is_scalar,
-                                       bool mean, char* dx) {
+TargetStats cross_entropy_backward_acc(const ClassDev& g0, const A* grad, bool grad_is_scalar,
+                                       bool mean, char* dx, const TargetCheck& check) {
   LaunchContext ctx(dx);
-  DeviceScratch stats(ctx.device, 2 * sizeof(Counter));
-  Counter* st = stats.as<Counter>();
-  reset_stats(st, ctx.stream);
+  DeviceScratch count(ctx.device, sizeof(Counter));
+  Counter* st = count.as<Counter>();
+  const ClassDev g = armed(g0, ctx.device, check, st, ctx.stream);
   count_targets_kernel<<<grid_dim(flat_blocks(g.positions)), 256, 0, ctx.stream>>>(g, st);
   FABRIC_CUDA_CHECK_LAUNCH();
   if (g.inner == 1) {
@@ -297,33 +308,34 @@ TargetStats cross_entropy_backward_acc(const ClassDev& g, const A* grad, bool gr
             g, AnyLoad<A>{g.dt, g.isz}, grad, grad_is_scalar, mean, st, dx);
   }
   FABRIC_CUDA_CHECK_LAUNCH();
-  return read_stats(st, g, ctx.stream);
+  name_lowest_bad_target(g, ctx.stream);
+  return {};
 }
 
 TargetStats cross_entropy_backward_kernel_cuda(const ClassGeometry& geo, const void* logits,
                                                DType dt, const void* target, DType tdt,
                                                int64_t ignore_index, double smoothing,
                                                const void* grad, bool grad_is_scalar, bool mean,
-                                               void* dlogits) {
+                                               void* dlogits, const TargetCheck& check) {
   const ClassDev g = make_class_dev(geo, logits, dt, target, tdt, ignore_index, smoothing);
   if (g.positions == 0 || g.classes == 0) return {};
   char* d = static_cast<char*>(dlogits);
   if (dt == DType::float64)
     return cross_entropy_backward_acc<double>(g, static_cast<const double*>(grad), grad_is_scalar,
-                                              mean, d);
+                                              mean, d, check);
   return cross_entropy_backward_acc<float>(g, static_cast<const float*>(grad), grad_is_scalar, mean,
-                                           d);
+                                           d, check);
 }
 
 // ---- nll_loss ---------------------------------------------------------------------------------
 
 template <typename A>
-__global__ void nll_loss_kernel(ClassDev g, A* loss, Counter* stats) {
+__global__ void nll_loss_kernel(ClassDev g, A* loss, Counter* valid) {
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < g.positions;
        pos += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = read_target(g, pos);
     const int kind = classify(g, t);
-    count_target(stats, kind, pos);
+    count_target(g, valid, kind, t, pos);
     if (kind != 1) {
       loss[pos] = A(0);
       continue;
@@ -334,22 +346,22 @@ __global__ void nll_loss_kernel(ClassDev g, A* loss, Counter* stats) {
 }
 
 TargetStats nll_loss_kernel_cuda(const ClassGeometry& geo, const void* log_probs, DType dt,
-                                 const void* target, DType tdt, int64_t ignore_index, void* loss) {
-  const ClassDev g = make_class_dev(geo, log_probs, dt, target, tdt, ignore_index, 0.0);
-  if (g.positions == 0) return {};
+                                 const void* target, DType tdt, int64_t ignore_index, void* loss,
+                                 const TargetCheck& check) {
+  const ClassDev g0 = make_class_dev(geo, log_probs, dt, target, tdt, ignore_index, 0.0);
+  if (g0.positions == 0) return {};
   LaunchContext ctx(loss);
-  DeviceScratch stats(ctx.device, 2 * sizeof(Counter));
-  reset_stats(stats.as<Counter>(), ctx.stream);
+  Counter* valid = valid_count_of(check, "nll_loss");
+  const ClassDev g = armed(g0, ctx.device, check, valid, ctx.stream);
   const unsigned blocks = grid_dim(flat_blocks(g.positions));
   if (dt == DType::float64) {
-    nll_loss_kernel<double>
-        <<<blocks, 256, 0, ctx.stream>>>(g, static_cast<double*>(loss), stats.as<Counter>());
+    nll_loss_kernel<double><<<blocks, 256, 0, ctx.stream>>>(g, static_cast<double*>(loss), valid);
   } else {
-    nll_loss_kernel<float>
-        <<<blocks, 256, 0, ctx.stream>>>(g, static_cast<float*>(loss), stats.as<Counter>());
+    nll_loss_kernel<float><<<blocks, 256, 0, ctx.stream>>>(g, static_cast<float*>(loss), valid);
   }
   FABRIC_CUDA_CHECK_LAUNCH();
-  return read_stats(stats.as<Counter>(), g, ctx.stream);
+  name_lowest_bad_target(g, ctx.stream);
+  return {};
 }
 
 // ---- mse_loss: out = (a - b)^2 ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The CUDA indexing kernels against the CPU through the public ops and autograd: embedding (int64
 // and int32 indices, strided tables, odd row widths, a hot row) and its backward, index_select on
-// every dim, gather/scatter_add and their gradients, tril/triu, one_hot and the index-range errors.
+// every dim, gather/scatter_add and their gradients, tril/triu, one_hot and the index-range errors
+// (raised at the next synchronisation: the kernels check as they run).
 // Everything is bit-exact: the kernels move bytes, and the accumulating ones (index_add,
 // scatter_add) add each destination's sources in index order, as the CPU does.
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
 #include "tensor/ops_backward_linalg.h"
+#include "tests/common/expect_error.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fabric {
@@ -228,33 +230,98 @@ TEST(CudaIndex, OneHot) {
               [](const std::vector<Tensor>& v) { return one_hot(v[0], 6); });
 }
 
-// The range scan runs on the device (over several blocks here); its extremes name the bad index
-// in the same error as on the CPU.
-TEST(CudaIndex, OutOfRangeIndicesRaiseTheCpuError) {
+// A copy of the GPU tensor to the CPU raises the deferred range error of an earlier op; it reads as
+// the CPU's error for the same inputs, then says where it came from. Returns the GPU's message.
+std::string expect_deferred_cpu_error(const std::string& what, const std::string& cpu_msg,
+                                      const std::function<void()>& synchronise) {
+  const std::string gpu_msg = thrown<IndexError>(synchronise);
+  EXPECT_NE(cpu_msg.find("out of range"), std::string::npos) << what << ": " << cpu_msg;
+  EXPECT_EQ(gpu_msg.substr(0, cpu_msg.size()), cpu_msg) << what;
+  EXPECT_NE(gpu_msg.find("reported at this synchronisation"), std::string::npos) << gpu_msg;
+  return gpu_msg;
+}
+
+// The kernels check every index as they run (over several blocks here) instead of the op waiting
+// for a range scan: the call returns, and the next synchronisation raises the CPU's error with the
+// same extreme index named. The record is cleared then: the same copy again, and later valid ops,
+// run normally; the bad index's element was never read (zero in a gathered output).
+TEST(CudaIndex, OutOfRangeIndicesRaiseTheCpuErrorAtTheNextSynchronisation) {
   FABRIC_REQUIRE_CUDA();
   const Tensor w = test::uniform_tensor({100, 4}, DType::float32, -1, 1, 81);
+  const Tensor g = test::uniform_tensor({300001, 4}, DType::float32, -1, 1, 83);
+  struct Case {
+    std::string what;
+    Fn fn;  // on (w, indices, g)
+  };
+  const std::vector<Case> cases = {
+      {"embedding", [](const std::vector<Tensor>& v) { return embedding(v[0], v[1]); }},
+      {"index_select", [](const std::vector<Tensor>& v) { return index_select(v[0], 0, v[1]); }},
+      {"embedding_backward",
+       [](const std::vector<Tensor>& v) { return embedding_backward(v[2], v[1], 100); }},
+      {"index_select_backward",
+       [](const std::vector<Tensor>& v) {
+         return index_select_backward(v[2], {100, 4}, 0, v[1]);
+       }},
+  };
   for (DType it : {DType::int64, DType::int32}) {
     for (int64_t bad : {int64_t{100}, int64_t{-1}, int64_t{1} << 20}) {
       Tensor idx = test::random_ints({300001}, DType::int64, 0, 99, 82);
       idx.data<int64_t>()[300000] = bad;
-      const Tensor i = idx.to(it);
-      std::string cpu_msg, gpu_msg;
-      try {
-        embedding(w, i);
-      } catch (const IndexError& e) {
-        cpu_msg = e.what();
+      idx.data<int64_t>()[7] = bad;
+      const std::vector<Tensor> cpu = {w, idx.to(it), g};
+      std::vector<Tensor> gpu;
+      for (const Tensor& t : cpu) gpu.push_back(t.to(kGpu));
+      for (const Case& c : cases) {
+        const std::string what = name_of(c.what, it, "bad " + std::to_string(bad));
+        const std::string cpu_msg = thrown<IndexError>([&] { c.fn(cpu); });
+        Tensor out;
+        EXPECT_NO_THROW(out = c.fn(gpu)) << what << ": the op must not wait for the device";
+        const std::string msg =
+            expect_deferred_cpu_error(what, cpu_msg, [&] { out.to(Device::cpu()); });
+        EXPECT_NE(msg.find("element 7 of its indices"), std::string::npos) << msg;
+        EXPECT_NO_THROW(out.to(Device::cpu())) << what << ": reported once";
+        if (c.what == "embedding") {
+          const Tensor rows = out.to(Device::cpu());
+          EXPECT_EQ(sum(abs(rows.select(0, 7))).item<float>(), 0.0f) << what;
+        }
       }
-      try {
-        embedding(w.to(kGpu), i.to(kGpu));
-      } catch (const IndexError& e) {
-        gpu_msg = e.what();
-      }
-      EXPECT_NE(cpu_msg.find("out of range"), std::string::npos) << cpu_msg;
-      EXPECT_EQ(cpu_msg, gpu_msg);
     }
   }
-  EXPECT_THROW(gather(w.to(kGpu), 1, full({100, 2}, 4, {.dtype = DType::int64, .device = kGpu})),
-               IndexError);
+  // gather, scatter_add and gather's gradient; the sync points item() and synchronize.
+  const Tensor bad_cols = full({100, 2}, 4, {.dtype = DType::int64});
+  const Tensor src = test::uniform_tensor({100, 2}, DType::float32, -1, 1, 84);
+  struct Sync {
+    std::string what;
+    std::function<Tensor(const Tensor&, const Tensor&)> fn;  // on (w, bad_cols) of one device
+  };
+  const std::vector<Sync> more = {
+      {"gather", [](const Tensor& a, const Tensor& i) { return gather(a, 1, i); }},
+      {"scatter_add",
+       [&](const Tensor& a, const Tensor& i) { return scatter_add(a, 1, i, src.to(a.device())); }},
+      {"gather_backward",
+       [&](const Tensor& a, const Tensor& i) {
+         return gather_backward(src.to(a.device()), {100, 4}, 1, i);
+       }},
+  };
+  for (const Sync& c : more) {
+    const std::string cpu_msg = thrown<IndexError>([&] { c.fn(w, bad_cols); });
+    Tensor out;
+    EXPECT_NO_THROW(out = c.fn(w.to(kGpu), bad_cols.to(kGpu))) << c.what;
+    expect_deferred_cpu_error(c.what, cpu_msg, [&] { sum(out).item<float>(); });
+  }
+#ifdef FABRIC_WITH_CUDA
+  [[maybe_unused]] const Tensor out =
+      embedding(w.to(kGpu), full({3}, 100, {.dtype = DType::int64, .device = kGpu}));
+  expect_deferred_cpu_error("synchronize", thrown<IndexError>([&] {
+                              embedding(w, full({3}, 100, {.dtype = DType::int64}));
+                            }),
+                            [] { cuda::synchronize(0); });
+#endif
+  // Later, valid ops run as before.
+  const Tensor ok = test::random_ints({4, 33}, DType::int64, 0, 99, 85);
+  check_exact("embedding after the errors", {w, ok},
+              [](const std::vector<Tensor>& v) { return embedding(v[0], v[1]); });
+  // one_hot sizes its output by the indices, so it still checks them at the call.
   EXPECT_THROW(one_hot(full({3}, -1, {.dtype = DType::int64, .device = kGpu}), 4), IndexError);
   EXPECT_THROW(one_hot(full({3}, 4, {.dtype = DType::int64, .device = kGpu}), 4), IndexError);
 }

@@ -1,16 +1,19 @@
 // The CUDA loss kernels against the CPU through the public ops and autograd: cross_entropy
 // (fused log-softmax; ignore_index, label smoothing, every reduction, (N, C) and (N, C, d...)
 // layouts, vocabulary-sized rows, int32/int64 targets, non-finite logits), its backward, nll_loss
-// and mse_loss, and the out-of-range target error. fp32 within ~1e-5 relative, fp16/bf16 two
-// rounding units of the dtype (losses are fp32 for them until the reduction's output).
+// and mse_loss, and the out-of-range target error (raised at the next synchronisation). fp32
+// within ~1e-5 relative, fp16/bf16 two rounding units of the dtype (losses are fp32 for them until
+// the reduction's output).
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tests/common/expect_error.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fabric {
@@ -158,30 +161,57 @@ TEST(CudaLoss, CrossEntropyBackwardAndAutograd) {
   }
 }
 
-TEST(CudaLoss, OutOfRangeTargetsRaiseTheCpuError) {
+// The kernels check the targets as they run and the mean divides by the valid count on the
+// device, so no call waits for it: the next synchronisation (item(), a copy to the CPU) raises the
+// CPU's error, naming the lowest position's bad target, then says where it came from. The record
+// is cleared then, and a later valid loss matches the CPU again.
+TEST(CudaLoss, OutOfRangeTargetsRaiseTheCpuErrorAtTheNextSynchronisation) {
   FABRIC_REQUIRE_CUDA();
   const Tensor x = test::uniform_tensor({4, 10}, DType::float32, -1, 1, 11);
+  const Tensor one = full({}, 1.0);
+  struct Case {
+    std::string what;
+    std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)> fn;  // (x, t, grad)
+  };
+  const std::vector<Case> cases = {
+      {"cross_entropy",
+       [](const Tensor& a, const Tensor& t, const Tensor&) { return cross_entropy(a, t); }},
+      {"cross_entropy sum", [](const Tensor& a, const Tensor& t,
+                               const Tensor&) { return cross_entropy(a, t, -100, "sum"); }},
+      {"nll_loss", [](const Tensor& a, const Tensor& t, const Tensor&) { return nll_loss(a, t); }},
+      {"cross_entropy_backward",
+       [](const Tensor& a, const Tensor& t, const Tensor& g) {
+         return cross_entropy_backward(g, a, t, -100, "mean", 0.0);
+       }},
+  };
   for (DType tdt : {DType::int64, DType::int32}) {
     // Two bad targets: the lowest position's value (12) is the one named.
     const Tensor t = from_vector<int64_t>({3, 12, -100, -7}, {4}).to(tdt);
-    std::string cpu_msg, gpu_msg;
-    try {
-      cross_entropy(x, t);
-    } catch (const IndexError& e) {
-      cpu_msg = e.what();
+    for (const Case& c : cases) {
+      const std::string what = c.what + " " + std::string(dtype_name(tdt));
+      const std::string cpu_msg = thrown<IndexError>([&] { c.fn(x, t, one); });
+      EXPECT_NE(cpu_msg.find("target 12 is out of bounds"), std::string::npos) << cpu_msg;
+      Tensor out;
+      EXPECT_NO_THROW(out = c.fn(x.to(kGpu), t.to(kGpu), one.to(kGpu)))
+          << what << ": the op must not wait for the device";
+      const std::string gpu_msg = thrown<IndexError>([&] { out.to(Device::cpu()); });
+      EXPECT_EQ(gpu_msg.substr(0, cpu_msg.size()), cpu_msg) << what;
+      EXPECT_NE(gpu_msg.find("element 1 of its indices"), std::string::npos) << gpu_msg;
+      EXPECT_NO_THROW(out.to(Device::cpu())) << what << ": reported once";
     }
-    try {
-      cross_entropy(x.to(kGpu), t.to(kGpu));
-    } catch (const IndexError& e) {
-      gpu_msg = e.what();
-    }
-    EXPECT_NE(cpu_msg.find("target 12 is out of bounds"), std::string::npos) << cpu_msg;
-    EXPECT_EQ(cpu_msg, gpu_msg);
-    EXPECT_THROW(nll_loss(x.to(kGpu), t.to(kGpu)), IndexError);
-    EXPECT_THROW(cross_entropy_backward(full({}, 1.0, {.device = kGpu}), x.to(kGpu), t.to(kGpu),
-                                        -100, "mean", 0.0),
-                 IndexError);
   }
+  // item() is a synchronisation too; then valid targets give the CPU's loss (mean over the valid).
+  const Tensor bad = from_vector<int64_t>({3, 10, -100, 0}, {4});
+  const Tensor loss = cross_entropy(x.to(kGpu), bad.to(kGpu));
+  EXPECT_NE(thrown<IndexError>([&] { loss.item<float>(); }).find("target 10 is out of bounds"),
+            std::string::npos);
+  const Tensor good = from_vector<int64_t>({3, 9, -100, 0}, {4});
+  check_op(
+      "cross_entropy after the error", {x, good},
+      [](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1]); },
+      tol_of(DType::float32, 10));
+  check_op("cross_entropy all ignored (0/0)", {x, full({4}, -100, {.dtype = DType::int64})},
+           [](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1]); }, {});
 }
 
 TEST(CudaLoss, MseLoss) {
