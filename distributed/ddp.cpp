@@ -11,6 +11,23 @@
 #include "tensor/factory.h"
 
 namespace fabric::distributed {
+namespace {
+
+void broadcast_tensors(const std::vector<Tensor>& tensors, ProcessGroup& pg, int root);
+
+// The buffers broadcast_buffers covers: those of every module that lets DDP broadcast them.
+std::vector<Tensor> broadcast_buffers_of(const nn::Module& module) {
+  std::vector<Tensor> out;
+  auto add_own = [&](const nn::Module& m) {
+    if (!m.ddp_broadcasts_buffers()) return;
+    for (const Tensor& b : m.buffers(/*recurse=*/false)) out.push_back(b);
+  };
+  add_own(module);
+  for (const auto& [name, m] : module.named_modules()) add_own(*m);
+  return out;
+}
+
+}  // namespace
 
 GradientReducer::GradientReducer(nn::Module& module, std::shared_ptr<ProcessGroup> pg, const DDPOptions& options)
     : pg_(std::move(pg)), options_(options), alive_(std::make_shared<bool>(true)) {
@@ -19,6 +36,19 @@ GradientReducer::GradientReducer(nn::Module& module, std::shared_ptr<ProcessGrou
                "DDP: bucket_cap_mb and first_bucket_mb must be positive, got ", options_.bucket_cap_mb, " and ",
                options_.first_bucket_mb);
   if (options_.broadcast_at_init) broadcast_module_states(module, *pg_, 0);
+  // torch DDP's broadcast_buffers (its default): rank 0's buffers (BatchNorm's running statistics
+  // and batch count) are broadcast before every forward, so all ranks compute with, and save, the
+  // same ones. The buffers are looked up at each forward (a load or a layer swap may replace
+  // them). The hook outlives the reducer; it does nothing once the reducer or group is gone.
+  if (options_.broadcast_buffers && !broadcast_buffers_of(module).empty()) {
+    module.register_forward_pre_hook(
+        [alive = std::weak_ptr<bool>(alive_), group = std::weak_ptr<ProcessGroup>(pg_)](
+            nn::Module& m, const Tensor& input) {
+          const std::shared_ptr<ProcessGroup> pg = group.lock();
+          if (!alive.expired() && pg) broadcast_tensors(broadcast_buffers_of(m), *pg, 0);
+          return input;
+        });
+  }
 
   for (auto& [name, p] : module.named_parameters()) {
     if (!p.requires_grad()) continue;
@@ -183,15 +213,16 @@ void GradientReducer::finalize() {
   }
 }
 
-void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
+namespace {
+
+// Overwrites `tensors` with root's.
+void broadcast_tensors(const std::vector<Tensor>& tensors_in, ProcessGroup& pg, int root) {
   NoGradGuard no_grad;
   // One flat buffer per (dtype, device): a few large messages instead of one per tensor.
   std::map<std::pair<int, std::string>, std::vector<Tensor>> groups;
-  auto add = [&](const Tensor& t) {
+  for (const Tensor& t : tensors_in) {
     if (t.defined() && t.numel() > 0) groups[{static_cast<int>(t.dtype()), t.device().str()}].push_back(t);
-  };
-  for (auto& [name, p] : module.named_parameters()) add(p);
-  for (auto& [name, b] : module.named_buffers()) add(b);
+  }
   for (auto& [key, tensors] : groups) {
     int64_t total = 0;
     for (const Tensor& t : tensors) total += t.numel();
@@ -210,6 +241,14 @@ void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
       off += t.numel();
     }
   }
+}
+
+}  // namespace
+
+void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
+  std::vector<Tensor> states = module.parameters();
+  for (const Tensor& b : module.buffers()) states.push_back(b);
+  broadcast_tensors(states, pg, root);
 }
 
 }  // namespace fabric::distributed

@@ -28,6 +28,10 @@ struct DDPOptions {
   bool find_unused_parameters = false;
   // Broadcast rank 0's parameters and buffers at construction.
   bool broadcast_at_init = true;
+  // torch DDP's broadcast_buffers: before every forward, rank 0's buffers (BatchNorm's running
+  // statistics) replace the other ranks', so all compute with and save the same ones. Modules
+  // whose ddp_broadcasts_buffers() is false keep their own (FP8 metadata, quantization state).
+  bool broadcast_buffers = true;
 };
 
 class GradientReducer {

@@ -134,6 +134,11 @@ class Module {
 
   // ---- calling -----------------------------------------------------------------------------
   virtual std::string type_name() const { return "Module"; }
+  // Whether DDP's per-forward buffer broadcast (DDPOptions::broadcast_buffers) covers this
+  // module's own buffers. False for state each rank keeps by design (FP8 scaling metadata, reduced
+  // across ranks only when its recipe says so) or that never changes after construction
+  // (quantized weights' statistics), where a broadcast would overwrite or only cost.
+  virtual bool ddp_broadcasts_buffers() const { return true; }
   // The part of the printout between the parentheses, e.g. "in_features=4, out_features=3".
   virtual std::string extra_repr() const { return ""; }
   // A PyTorch-style multi-line printout of the module tree.

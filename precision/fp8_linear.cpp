@@ -17,6 +17,8 @@ namespace {
 class FP8ExtraState : public nn::Module {
  public:
   std::string type_name() const override { return "FP8ExtraState"; }
+  // Per-rank delayed-scaling state: TE reduces amaxes (reduce_amax), DDP never broadcasts them.
+  bool ddp_broadcasts_buffers() const override { return false; }
 };
 
 // The fp8 region of this thread. Metas are held by shared_ptr so a layer destroyed mid-region

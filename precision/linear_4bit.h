@@ -38,6 +38,7 @@ class Linear4bit : public nn::Module {
   // The weight as the layer sees it: dequantized, (out_features, in_features), compute dtype.
   Tensor dequantized_weight() const;
   std::string type_name() const override { return "Linear4bit"; }
+  bool ddp_broadcasts_buffers() const override { return false; }  // fixed by the quantization
   std::string extra_repr() const override;
   const Linear4bitOptions& options() const { return options_; }
   const QuantState4bit& quant_state() const { return state_; }

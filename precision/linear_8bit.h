@@ -32,6 +32,7 @@ class Linear8bitLt : public nn::Module {
   // CB · SCB / 127 as float32 (out, in): the weight the int8 GEMM stands for.
   Tensor dequantized_weight() const;
   std::string type_name() const override { return "Linear8bitLt"; }
+  bool ddp_broadcasts_buffers() const override { return false; }  // fixed by the quantization
   std::string extra_repr() const override;
   const Linear8bitLtOptions& options() const { return options_; }
   int64_t quantized_weight_bytes() const;

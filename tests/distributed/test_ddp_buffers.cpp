@@ -1,0 +1,124 @@
+// DDP keeps module buffers as torch DDP (broadcast_buffers=True) does: rank 0's buffers are
+// broadcast before every forward. Two Gloo ranks train a conv + BatchNorm2d model on different
+// data; after a following forward every rank holds rank 0's running statistics and batch count.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "nn/nn.h"
+#include "optim/optim.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tests/distributed/dist_test_util.h"
+
+namespace fabric {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ConvBnNet : public nn::Module {
+ public:
+  ConvBnNet() {
+    register_module<nn::Conv2d>("conv", {.in_channels = 2, .out_channels = 3, .kernel_size = 3});
+    register_module<nn::BatchNorm2d>("bn", {.num_features = 3});
+    register_module<nn::Linear>("fc", {.in_features = 3, .out_features = 1});
+  }
+  Tensor forward(const Tensor& x) override {
+    return child("fc")(mean(relu(child("bn")(child("conv")(x))), {2, 3}));
+  }
+};
+
+TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
+  Fabric fab({.accelerator = "cpu",
+              .strategy = "ddp",
+              .devices = 2,
+              .timeout = 60s,
+              .launch_argv = dist_test::self_argv()});
+  fab.launch([](Fabric& f) {
+    manual_seed(3);
+    auto net = std::make_shared<ConvBnNet>();
+    optim::SGD sgd(net->parameters(), {.lr = 0.05});
+    auto [model, opt] = f.setup(net, sgd);
+    auto& bn = dynamic_cast<nn::BatchNorm2d&>(net->child("bn"));
+    // Each rank its own data (a different mean per rank): local statistics differ.
+    Generator g(100 + static_cast<uint64_t>(f.global_rank()));
+    for (int s = 0; s < 3; ++s) {
+      const Tensor x = add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank()));
+      opt.zero_grad();
+      f.backward(sum(model(x)));
+      opt.step();
+    }
+    // The last training forward updated each rank's copy with its own batch.
+    const Tensor trained = f.all_gather(bn.running_mean.clone());  // (2, 3)
+    EXPECT_NE(trained[0].to_vector<float>(), trained[1].to_vector<float>());
+    net->eval();
+    model(randn({2, 2, 5, 5}, {}, &g));  // broadcasts rank 0's buffers first
+    for (const Tensor& b : {bn.running_mean, bn.running_var}) {
+      const Tensor all = f.all_gather(b.clone());
+      EXPECT_EQ(all[1].to_vector<float>(), all[0].to_vector<float>()) << "rank " << f.global_rank();
+    }
+    EXPECT_EQ(bn.running_mean.to_vector<float>(), trained[0].to_vector<float>());
+    EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 3);
+    return 0;
+  });
+}
+
+// A buffer each rank keeps as its own (as FP8 metadata): the module opts out of the broadcast.
+class RankLocalState : public nn::Module {
+ public:
+  RankLocalState() { state = register_buffer("state", zeros({2})); }
+  bool ddp_broadcasts_buffers() const override { return false; }
+  Tensor forward(const Tensor& x) override { return x; }
+  Tensor state;
+};
+
+class NetWithLocalState : public ConvBnNet {
+ public:
+  NetWithLocalState() { register_module("local", std::make_shared<RankLocalState>()); }
+};
+
+// BatchNorm's statistics follow rank 0 only with broadcast_buffers on, and an opted-out module's
+// buffer never does. One launch per test: the launcher re-runs the test for the other rank.
+void check_buffer_broadcast(bool broadcast) {
+  {
+    Fabric fab({.accelerator = "cpu",
+                .strategy = "ddp",
+                .devices = 2,
+                .timeout = 60s,
+                .ddp = {.broadcast_buffers = broadcast},
+                .launch_argv = dist_test::self_argv()});
+    fab.launch([broadcast](Fabric& f) {
+      manual_seed(3);
+      auto net = std::make_shared<NetWithLocalState>();
+      optim::SGD sgd(net->parameters(), {.lr = 0.1});
+      auto [model, opt] = f.setup(net, sgd);
+      auto& bn = dynamic_cast<nn::BatchNorm2d&>(net->child("bn"));
+      auto& local = dynamic_cast<RankLocalState&>(net->child("local"));
+      local.state.fill_(static_cast<double>(f.global_rank()));
+      Generator g(7 + static_cast<uint64_t>(f.global_rank()));
+      model(add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank())));
+      net->eval();
+      model(randn({2, 2, 5, 5}, {}, &g));
+      const Tensor stats = f.all_gather(bn.running_mean.clone());
+      if (broadcast) {
+        EXPECT_EQ(stats[1].to_vector<float>(), stats[0].to_vector<float>());
+      } else {
+        EXPECT_NE(stats[1].to_vector<float>(), stats[0].to_vector<float>());
+      }
+      EXPECT_EQ(local.state.to_vector<float>(),
+                std::vector<float>(2, static_cast<float>(f.global_rank())));
+      return 0;
+    });
+  }
+}
+
+TEST(DDPBuffers, BroadcastBuffersOnFollowsRankZeroButNotAModuleThatOptsOut) {
+  check_buffer_broadcast(true);
+}
+
+TEST(DDPBuffers, BroadcastBuffersOffKeepsEveryRanksOwn) { check_buffer_broadcast(false); }
+
+}  // namespace
+}  // namespace fabric
