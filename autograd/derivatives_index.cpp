@@ -1,5 +1,6 @@
-// Derivatives of indexing, joining, masking, dropout, convolution and pooling. The heavy ones
-// call the backward helpers of the op layer (ops_backward_linalg.h), which own their kernels.
+// Derivatives of indexing, joining, masking and dropout (convolution and pooling:
+// derivatives_conv.cpp). The heavy ones call the backward helpers of the op layer
+// (ops_backward_linalg.h), which own their kernels.
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
@@ -108,29 +109,6 @@ FABRIC_DERIVATIVE(stack) {
 FABRIC_DERIVATIVE(dropout) {
   Tensor mask = saved(rec.inputs[1]);
   return [mask](const Grads& g) { return Grads{mul(g[0], mask), Tensor()}; };
-}
-
-FABRIC_DERIVATIVE(conv2d) {
-  Conv2dAttrs a = attrs_of<Conv2dAttrs>(rec);
-  const bool need_x = rec.inputs[0].requires_grad(), need_w = rec.inputs[1].requires_grad();
-  const bool need_b = rec.num_inputs > 2 && rec.inputs[2].defined() && rec.inputs[2].requires_grad();
-  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
-  return [a, x, w, need_x, need_w, need_b](const Grads& g) {
-    Conv2dGrads r = conv2d_backward(g[0], x, w, a, need_x, need_w, need_b);
-    return Grads{r.grad_input, r.grad_weight, r.grad_bias};
-  };
-}
-
-FABRIC_DERIVATIVE(max_pool2d) {
-  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
-  Tensor x = saved(rec.inputs[0]);
-  return [a, x](const Grads& g) { return Grads{max_pool2d_backward(g[0], x, a)}; };
-}
-
-FABRIC_DERIVATIVE(avg_pool2d) {
-  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
-  Shape shape = rec.inputs[0].sizes();
-  return [a, shape](const Grads& g) { return Grads{avg_pool2d_backward(g[0], shape, a)}; };
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
 #include "tensor/ops_backward_linalg.h"
+#include "tensor/ops_backward_norm.h"
 
 namespace fabric {
 namespace {
@@ -223,6 +224,107 @@ FABRIC_DERIVATIVE(rms_norm) {
     }
     auto [dx, dw] = rms_norm_backward(g[0], x, a.normalized_shape, w, rstd);
     return Grads{dx, dw};
+  };
+}
+
+// Every dim of an (N, C, ...) input but the channel dim, and the shape (1, C, 1, ...) that
+// broadcasts a per-channel vector against it.
+std::vector<int64_t> non_channel_dims(const Tensor& x) {
+  std::vector<int64_t> dims = {0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+Shape channel_shape(const Tensor& x) {
+  Shape s(static_cast<size_t>(x.dim()), 1);
+  s[1] = x.size(1);
+  return s;
+}
+
+// batch_norm's gradient of recorded ops (create_graph). Training: layer_norm's formula over every
+// dim but the channel dim (the batch statistics depend on x); eval: the saved running statistics
+// are constants, dx = g w invstd.
+Grads batch_norm_derivative(const Tensor& g_in, const Tensor& x_in, const Tensor& w_in,
+                            const Tensor& save_mean, const Tensor& save_invstd,
+                            const BatchNormAttrs& a) {
+  const DType acc = accumulation_dtype(x_in);
+  const std::vector<int64_t> dims = non_channel_dims(x_in);
+  const Shape cs = channel_shape(x_in);
+  const Tensor x = x_in.to(acc), g = g_in.to(acc);
+  Tensor centered, rstd;
+  if (a.training) {
+    centered = sub(x, mean(x, dims, true));
+    rstd = rsqrt(add(mean(mul(centered, centered), dims, true), a.eps));
+  } else {
+    centered = sub(x, save_mean.to(acc).reshape(cs));
+    rstd = save_invstd.to(acc).reshape(cs);
+  }
+  const Tensor x_hat = mul(centered, rstd);
+  const Tensor gw = w_in.defined() ? mul(g, w_in.to(acc).reshape(cs)) : g;
+  Tensor inner = gw;
+  if (a.training)
+    inner = sub(sub(gw, mean(gw, dims, true)), mul(x_hat, mean(mul(gw, x_hat), dims, true)));
+  const DType p_dt = w_in.defined() ? w_in.dtype() : x_in.dtype();
+  return {mul(inner, rstd).to(x_in.dtype()),
+          w_in.defined() ? sum(mul(g, x_hat), dims).to(p_dt) : Tensor(), sum(g, dims).to(p_dt)};
+}
+
+FABRIC_DERIVATIVE(batch_norm) {
+  BatchNormAttrs a = attrs_of<BatchNormAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
+  Tensor save_mean = saved(rec.outputs[1]), save_invstd = saved(rec.outputs[2]);
+  const bool has_bias = rec.num_inputs > 2 && rec.inputs[2].defined();
+  return [a, x, w, save_mean, save_invstd, has_bias](const Grads& g) {
+    if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    Grads d;
+    if (grad_enabled()) {
+      d = batch_norm_derivative(g[0], x, w, save_mean, save_invstd, a);
+    } else {
+      auto [dx, dw, db] = batch_norm_backward(g[0], x, w, save_mean, save_invstd, a.training);
+      d = {dx, dw, db};
+    }
+    if (!has_bias) d[2] = Tensor();
+    return d;
+  };
+}
+
+// group_norm's gradient of recorded ops (create_graph): layer_norm's formula per (n, group).
+Grads group_norm_derivative(const Tensor& g_in, const Tensor& x_in, const Tensor& w_in,
+                            const GroupNormAttrs& a) {
+  const DType acc = accumulation_dtype(x_in);
+  const int64_t N = x_in.size(0), G = a.num_groups;
+  const Shape grouped = {N, G, N * G == 0 ? 0 : x_in.numel() / (N * G)};
+  const Shape cs = channel_shape(x_in);
+  const std::vector<int64_t> dims = non_channel_dims(x_in);
+  const Tensor x = x_in.to(acc).reshape(grouped), g = g_in.to(acc);
+  const Tensor centered = sub(x, mean(x, {2}, true));
+  const Tensor rstd = rsqrt(add(mean(mul(centered, centered), {2}, true), a.eps));
+  const Tensor x_hat = mul(centered, rstd);
+  const Tensor gw = (w_in.defined() ? mul(g, w_in.to(acc).reshape(cs)) : g).reshape(grouped);
+  const Tensor inner =
+      sub(sub(gw, mean(gw, {2}, true)), mul(x_hat, mean(mul(gw, x_hat), {2}, true)));
+  const DType p_dt = w_in.defined() ? w_in.dtype() : x_in.dtype();
+  const Tensor x_hat_full = x_hat.reshape(x_in.sizes());
+  return {mul(inner, rstd).reshape(x_in.sizes()).to(x_in.dtype()),
+          w_in.defined() ? sum(mul(g, x_hat_full), dims).to(p_dt) : Tensor(),
+          sum(g, dims).to(p_dt)};
+}
+
+FABRIC_DERIVATIVE(group_norm) {
+  GroupNormAttrs a = attrs_of<GroupNormAttrs>(rec);
+  Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
+  Tensor mean = saved(rec.outputs[1]), rstd = saved(rec.outputs[2]);
+  const bool has_bias = rec.num_inputs > 2 && rec.inputs[2].defined();
+  return [a, x, w, mean, rstd, has_bias](const Grads& g) {
+    if (!g[0].defined()) return Grads{Tensor(), Tensor(), Tensor()};
+    Grads d;
+    if (grad_enabled()) {
+      d = group_norm_derivative(g[0], x, w, a);
+    } else {
+      auto [dx, dw, db] = group_norm_backward(g[0], x, a.num_groups, w, mean, rstd);
+      d = {dx, dw, db};
+    }
+    if (!has_bias) d[2] = Tensor();
+    return d;
   };
 }
 

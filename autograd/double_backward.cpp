@@ -19,11 +19,14 @@ constexpr OpId kSupported[] = {
     OpId::where, OpId::addcmul, OpId::neg, OpId::abs, OpId::exp, OpId::log, OpId::sqrt, OpId::rsqrt,
     OpId::reciprocal, OpId::sin, OpId::cos, OpId::tanh, OpId::sigmoid, OpId::relu, OpId::silu,
     OpId::gelu, OpId::clamp,
+    // parameterised activations (all switch to a composition in grad mode)
+    OpId::leaky_relu, OpId::elu, OpId::softplus, OpId::hardtanh, OpId::mish, OpId::hardswish,
+    OpId::hardsigmoid,
     // reductions (softmax and log_softmax switch to a composition in grad mode)
     OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
     OpId::cumsum, OpId::softmax, OpId::log_softmax,
     // normalisations (switch to a composition in grad mode)
-    OpId::layer_norm, OpId::rms_norm,
+    OpId::layer_norm, OpId::rms_norm, OpId::batch_norm, OpId::group_norm,
     // linear algebra (scaled_dot_product_attention switches to a composition in grad mode; its
     // fused dropout is refused by its rule)
     OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::scaled_dot_product_attention,
@@ -31,6 +34,10 @@ constexpr OpId kSupported[] = {
     // scatter_add in grad mode)
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
     OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min,
+    // convolution and pooling (conv2d's gradients are recorded ops in grad mode, the pool
+    // gradients record themselves; all four are linear in the upstream gradient)
+    OpId::conv2d, OpId::max_pool2d, OpId::avg_pool2d, OpId::conv2d_backward_input,
+    OpId::conv2d_backward_weight, OpId::max_pool2d_backward, OpId::avg_pool2d_backward,
     // losses (cross_entropy switches to a composition in grad mode)
     OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy, OpId::cross_entropy};
 

@@ -1,5 +1,8 @@
-// Activations, Dropout, Flatten.
+// Activations (torch.nn's, with their reprs), Dropout, Flatten.
 #include "nn/activation.h"
+
+#include <charconv>
+#include <cmath>
 
 #include "tensor/ops.h"
 
@@ -18,6 +21,63 @@ GELU::GELU(const GELUOptions& options) : options_(options) {
 Tensor GELU::forward(const Tensor& x) { return gelu(x, options_.approximate); }
 
 std::string GELU::extra_repr() const { return "approximate='" + options_.approximate + "'"; }
+
+namespace {
+// A double as Python's repr prints a float (torch's extra_repr): shortest round trip, "1.0" for
+// integral values.
+std::string py_float(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, end);
+  if (std::isfinite(v) && s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+// torch.nn.Softplus's defaults are Python ints (beta=1, threshold=20): integral values print so.
+std::string py_number(double v) {
+  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<int64_t>(v));
+  return py_float(v);
+}
+}  // namespace
+
+Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, options_.negative_slope); }
+std::string LeakyReLU::extra_repr() const {
+  return "negative_slope=" + py_float(options_.negative_slope);
+}
+
+Tensor ELU::forward(const Tensor& x) { return elu(x, options_.alpha); }
+std::string ELU::extra_repr() const { return "alpha=" + py_float(options_.alpha); }
+
+Tensor SELU::forward(const Tensor& x) { return selu(x); }
+
+CELU::CELU(const CELUOptions& options) : options_(options) {
+  FABRIC_CHECK(options.alpha != 0.0, ValueError,
+               "CELU: alpha cannot be 0 (celu divides by it), got ", options.alpha);
+}
+Tensor CELU::forward(const Tensor& x) { return celu(x, options_.alpha); }
+std::string CELU::extra_repr() const { return "alpha=" + py_float(options_.alpha); }
+
+Tensor Softplus::forward(const Tensor& x) { return softplus(x, options_.beta, options_.threshold); }
+std::string Softplus::extra_repr() const {
+  return "beta=" + py_number(options_.beta) + ", threshold=" + py_number(options_.threshold);
+}
+
+Hardtanh::Hardtanh(const HardtanhOptions& options) : options_(options) {
+  FABRIC_CHECK(options.max_val > options.min_val, ValueError,
+               "Hardtanh: max_val must be greater than min_val, got min_val=", options.min_val,
+               ", max_val=", options.max_val);
+}
+Tensor Hardtanh::forward(const Tensor& x) {
+  return hardtanh(x, options_.min_val, options_.max_val);
+}
+std::string Hardtanh::extra_repr() const {
+  return "min_val=" + py_float(options_.min_val) + ", max_val=" + py_float(options_.max_val);
+}
+
+Tensor ReLU6::forward(const Tensor& x) { return relu6(x); }
+Tensor Mish::forward(const Tensor& x) { return mish(x); }
+Tensor Hardswish::forward(const Tensor& x) { return hardswish(x); }
+Tensor Hardsigmoid::forward(const Tensor& x) { return hardsigmoid(x); }
 
 Dropout::Dropout(const DropoutOptions& options) : options_(options) {
   FABRIC_CHECK(options.p >= 0.0 && options.p <= 1.0, ValueError,
@@ -46,8 +106,19 @@ std::shared_ptr<Module> make_activation(const std::string& name) {
   if (name == "silu") return std::make_shared<SiLU>();
   if (name == "sigmoid") return std::make_shared<Sigmoid>();
   if (name == "identity") return std::make_shared<Identity>();
+  if (name == "leaky_relu") return std::make_shared<LeakyReLU>();
+  if (name == "elu") return std::make_shared<ELU>();
+  if (name == "selu") return std::make_shared<SELU>();
+  if (name == "celu") return std::make_shared<CELU>();
+  if (name == "softplus") return std::make_shared<Softplus>();
+  if (name == "hardtanh") return std::make_shared<Hardtanh>();
+  if (name == "relu6") return std::make_shared<ReLU6>();
+  if (name == "mish") return std::make_shared<Mish>();
+  if (name == "hardswish") return std::make_shared<Hardswish>();
+  if (name == "hardsigmoid") return std::make_shared<Hardsigmoid>();
   throw ValueError("unknown activation \"" + name +
-                   "\" (expected relu, gelu, gelu_tanh, tanh, silu, sigmoid or identity)");
+                   "\" (expected relu, gelu, gelu_tanh, tanh, silu, sigmoid, identity, leaky_relu, "
+                   "elu, selu, celu, softplus, hardtanh, relu6, mish, hardswish or hardsigmoid)");
 }
 
 }  // namespace fabric::nn

@@ -9,29 +9,41 @@ namespace fabric::nn {
 inline namespace functional {
 
 using fabric::avg_pool2d;
+using fabric::batch_norm;
 using fabric::binary_cross_entropy;
 using fabric::binary_cross_entropy_with_logits;
+using fabric::celu;
 using fabric::conv2d;
 using fabric::cross_entropy;
 using fabric::dropout;
+using fabric::elu;
 using fabric::embedding;
 using fabric::gelu;
+using fabric::group_norm;
+using fabric::hardsigmoid;
+using fabric::hardswish;
+using fabric::hardtanh;
 using fabric::huber_loss;
 using fabric::kl_div;
 using fabric::l1_loss;
 using fabric::layer_norm;
+using fabric::leaky_relu;
 using fabric::linear;
 using fabric::log_softmax;
 using fabric::max_pool2d;
+using fabric::mish;
 using fabric::mse_loss;
 using fabric::nll_loss;
 using fabric::one_hot;
 using fabric::relu;
+using fabric::relu6;
 using fabric::rms_norm;
+using fabric::selu;
 using fabric::sigmoid;
 using fabric::silu;
 using fabric::smooth_l1_loss;
 using fabric::softmax;
+using fabric::softplus;
 using fabric::tanh;
 
 // Attention lives in the op layer (tensor/ops.h): the fused kernel where one takes the problem.

@@ -11,7 +11,7 @@ namespace fabric::nn {
 
 struct MLPConfig {
   std::vector<int64_t> sizes;       // {in, hidden..., out}: at least 2 entries
-  std::string activation = "relu";  // "relu" | "gelu" | "gelu_tanh" | "tanh" | "silu" | "sigmoid"
+  std::string activation = "relu";  // a make_activation name (nn/activation.h): "relu", "gelu", ...
   bool bias = true;
 };
 

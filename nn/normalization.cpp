@@ -1,4 +1,4 @@
-// LayerNorm and RMSNorm.
+// LayerNorm, RMSNorm, BatchNorm1d/2d and GroupNorm.
 #include "nn/normalization.h"
 
 #include "nn/init.h"
@@ -63,6 +63,95 @@ std::string RMSNorm::extra_repr() const {
   std::string s = shape_str(options_.normalized_shape);
   if (options_.eps) s += detail::cat(", eps=", *options_.eps);
   return s + ", elementwise_affine=" + (options_.elementwise_affine ? "true" : "false");
+}
+
+BatchNorm::BatchNorm(const BatchNormOptions& options) : options_(options) {
+  FABRIC_CHECK(options.num_features > 0, ValueError, "BatchNorm: num_features must be > 0, got ",
+               options.num_features);
+  FABRIC_CHECK(options.eps >= 0, ValueError, "BatchNorm: eps must be >= 0, got ", options.eps);
+  const Shape c = {options.num_features};
+  if (options.affine) {
+    weight = register_parameter("weight", empty(c));
+    bias = register_parameter("bias", empty(c));
+  }
+  if (options.track_running_stats) {
+    running_mean = register_buffer("running_mean", zeros(c));
+    running_var = register_buffer("running_var", ones(c));
+    num_batches_tracked =
+        register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::int64}));
+  }
+  reset_parameters();
+}
+
+void BatchNorm::reset_running_stats() {
+  if (!options_.track_running_stats) return;
+  running_mean.zero_();
+  running_var.fill_(1);
+  num_batches_tracked.zero_();
+}
+
+void BatchNorm::reset_parameters() {
+  reset_running_stats();
+  if (weight.defined()) init::ones_(weight);
+  if (bias.defined()) init::zeros_(bias);
+}
+
+// torch's _BatchNorm.forward: the batch count and the averaging factor are updated before the
+// op, which then updates the running statistics with that factor.
+Tensor BatchNorm::forward(const Tensor& x) {
+  check_input_dim(x);
+  double factor = options_.momentum.value_or(0.0);
+  if (is_training() && options_.track_running_stats) {
+    num_batches_tracked.add_(1);
+    if (!options_.momentum) factor = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
+  }
+  const bool use_batch_stats = is_training() || !options_.track_running_stats;
+  return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, factor,
+                    options_.eps);
+}
+
+std::string BatchNorm::extra_repr() const {
+  return detail::cat(options_.num_features, ", eps=", options_.eps,
+                     ", momentum=", options_.momentum ? detail::cat(*options_.momentum) : "None",
+                     ", affine=", options_.affine ? "True" : "False",
+                     ", track_running_stats=", options_.track_running_stats ? "True" : "False");
+}
+
+void BatchNorm1d::check_input_dim(const Tensor& x) const {
+  FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ValueError,
+               "BatchNorm1d: expected 2D or 3D input (got ", x.dim(), "D input of shape ",
+               shape_str(x.sizes()), ")");
+}
+
+void BatchNorm2d::check_input_dim(const Tensor& x) const {
+  FABRIC_CHECK(x.dim() == 4, ValueError, "BatchNorm2d: expected 4D input (got ", x.dim(),
+               "D input of shape ", shape_str(x.sizes()), ")");
+}
+
+GroupNorm::GroupNorm(const GroupNormOptions& options) : options_(options) {
+  FABRIC_CHECK(options.num_groups > 0 && options.num_channels % options.num_groups == 0, ValueError,
+               "GroupNorm: num_channels must be divisible by num_groups, got ",
+               options.num_channels, " channels and ", options.num_groups, " groups");
+  FABRIC_CHECK(options.eps >= 0, ValueError, "GroupNorm: eps must be >= 0, got ", options.eps);
+  if (options.affine) {
+    weight = register_parameter("weight", empty({options.num_channels}));
+    bias = register_parameter("bias", empty({options.num_channels}));
+  }
+  reset_parameters();
+}
+
+void GroupNorm::reset_parameters() {
+  if (weight.defined()) init::ones_(weight);
+  if (bias.defined()) init::zeros_(bias);
+}
+
+Tensor GroupNorm::forward(const Tensor& x) {
+  return group_norm(x, options_.num_groups, weight, bias, options_.eps);
+}
+
+std::string GroupNorm::extra_repr() const {
+  return detail::cat(options_.num_groups, ", ", options_.num_channels, ", eps=", options_.eps,
+                     ", affine=", options_.affine ? "True" : "False");
 }
 
 }  // namespace fabric::nn

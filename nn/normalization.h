@@ -1,4 +1,5 @@
-// LayerNorm and RMSNorm over the trailing `normalized_shape` dims, as torch.nn.
+// LayerNorm and RMSNorm over the trailing `normalized_shape` dims; BatchNorm1d/2d over the
+// channel dim with running statistics; GroupNorm over channel groups. As torch.nn.
 #pragma once
 #include <optional>
 
@@ -52,6 +53,86 @@ class RMSNorm : public Module {
 
  private:
   RMSNormOptions options_;
+};
+
+struct BatchNormOptions {
+  int64_t num_features = 0;
+  double eps = 1e-5;
+  // nullopt: a cumulative moving average (factor 1 / num_batches_tracked), torch's momentum=None.
+  std::optional<double> momentum = 0.1;
+  bool affine = true;
+  bool track_running_stats = true;
+};
+
+// torch's _BatchNorm: train() normalises with the batch statistics and updates running_mean and
+// running_var (unbiased) in place; eval() normalises with them (with the batch statistics when
+// they are not tracked). Keys as torch's state_dict: weight (ones), bias (zeros) when affine;
+// running_mean (zeros), running_var (ones), num_batches_tracked (int64, 0-dim) when
+// track_running_stats.
+class BatchNorm : public Module {
+ public:
+  using Options = BatchNormOptions;
+  Tensor forward(const Tensor& x) override;
+  void reset_running_stats();
+  void reset_parameters();
+  std::string extra_repr() const override;
+  const BatchNormOptions& options() const { return options_; }
+
+  Tensor weight, bias;                                    // (C), or undefined
+  Tensor running_mean, running_var, num_batches_tracked;  // or undefined
+
+ protected:
+  explicit BatchNorm(const BatchNormOptions& options);
+  // ValueError unless x has a dim count this layer takes (torch's _check_input_dim).
+  virtual void check_input_dim(const Tensor& x) const = 0;
+
+ private:
+  BatchNormOptions options_;
+};
+
+// Input (N, C) or (N, C, L).
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(const BatchNormOptions& options) : BatchNorm(options) {}
+  std::string type_name() const override { return "BatchNorm1d"; }
+
+ protected:
+  void check_input_dim(const Tensor& x) const override;
+};
+
+// Input (N, C, H, W).
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(const BatchNormOptions& options) : BatchNorm(options) {}
+  std::string type_name() const override { return "BatchNorm2d"; }
+
+ protected:
+  void check_input_dim(const Tensor& x) const override;
+};
+
+struct GroupNormOptions {
+  int64_t num_groups = 0;
+  int64_t num_channels = 0;
+  double eps = 1e-5;
+  bool affine = true;
+};
+
+// Input (N, C, ...), normalised per (sample, group of C / num_groups channels), then scaled per
+// channel. Keys: weight (ones), bias (zeros) when affine.
+class GroupNorm : public Module {
+ public:
+  using Options = GroupNormOptions;
+  explicit GroupNorm(const GroupNormOptions& options);
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters();
+  std::string type_name() const override { return "GroupNorm"; }
+  std::string extra_repr() const override;
+  const GroupNormOptions& options() const { return options_; }
+
+  Tensor weight, bias;
+
+ private:
+  GroupNormOptions options_;
 };
 
 }  // namespace fabric::nn

@@ -195,8 +195,12 @@ const std::vector<Field>& fields() {
                   1};
       v.push_back(for_models(sizes, {"mlp"}));
     }
-    v.push_back(for_models(with_choices(FIELD_STR(model, activation, "mlp: relu, gelu, gelu_tanh, tanh, silu or sigmoid"),
-                                        {"relu", "gelu", "gelu_tanh", "tanh", "silu", "sigmoid"}),
+    v.push_back(for_models(with_choices(FIELD_STR(model, activation,
+                                                  "mlp: relu, gelu, gelu_tanh, tanh, silu, sigmoid, leaky_relu, elu, selu, "
+                                                  "celu, softplus, hardtanh, relu6, mish, hardswish or hardsigmoid"),
+                                        {"relu", "gelu", "gelu_tanh", "tanh", "silu", "sigmoid", "leaky_relu", "elu",
+                                         "selu", "celu", "softplus", "hardtanh", "relu6", "mish", "hardswish",
+                                         "hardsigmoid"}),
                            {"mlp"}));
     v.push_back(for_models(FIELD_BOOL(model, bias, "mlp, gpt: biases in Linear (and LayerNorm for gpt)"), {"mlp", "gpt"}));
     v.push_back(for_models(FIELD_INT(model, vocab_size, 0, "gpt: vocabulary size; 0 = from the data"), {"gpt"}));

@@ -7,14 +7,15 @@ namespace fabric {
 
 FABRIC_DEFINE_STUB(activation_backward_stub, ActivationBackwardFn);
 
-Tensor activation_backward(ActGrad kind, const Tensor& grad, const Tensor& saved) {
+Tensor activation_backward(ActGrad kind, const Tensor& grad, const Tensor& saved,
+                           const ActivationParams& params) {
   FABRIC_CHECK(is_floating(saved.dtype()) && !is_fp8(saved.dtype()), DTypeError,
                "activation_backward: expects a floating tensor, got ", dtype_name(saved.dtype()));
   const Tensor g = grad.dtype() == saved.dtype() ? grad : grad.to(saved.dtype());
   Tensor out = empty(saved.sizes(), {.dtype = saved.dtype(), .device = saved.device()});
   if (out.numel() == 0) return out;
   const StridedLoop loop = make_strided_loop("activation_backward", out, {&g, &saved});
-  activation_backward_stub(out.device())(kind, loop);
+  activation_backward_stub(out.device())(kind, params, loop);
   return out;
 }
 

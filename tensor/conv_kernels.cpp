@@ -9,4 +9,5 @@ FABRIC_DEFINE_STUB(max_pool2d_forward_stub, Pool2dForwardFn);
 FABRIC_DEFINE_STUB(avg_pool2d_forward_stub, Pool2dForwardFn);
 FABRIC_DEFINE_STUB(max_pool2d_backward_stub, MaxPool2dBackwardFn);
 FABRIC_DEFINE_STUB(avg_pool2d_backward_stub, AvgPool2dBackwardFn);
+FABRIC_DEFINE_STUB(max_pool2d_indices_stub, MaxPool2dIndicesFn);
 }  // namespace fabric

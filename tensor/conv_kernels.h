@@ -42,5 +42,9 @@ FABRIC_DECLARE_STUB(max_pool2d_forward_stub, Pool2dForwardFn);
 FABRIC_DECLARE_STUB(avg_pool2d_forward_stub, Pool2dForwardFn);
 FABRIC_DECLARE_STUB(max_pool2d_backward_stub, MaxPool2dBackwardFn);
 FABRIC_DECLARE_STUB(avg_pool2d_backward_stub, AvgPool2dBackwardFn);
+// The offset in its plane of each window's first maximum (planes * OH * OW int64), as the max
+// backward picks it: for max pool's double backward, which gathers at these positions.
+using MaxPool2dIndicesFn = void (*)(const Pool2dDesc& d, const void* x, int64_t* indices);
+FABRIC_DECLARE_STUB(max_pool2d_indices_stub, MaxPool2dIndicesFn);
 
 }  // namespace fabric

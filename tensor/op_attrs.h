@@ -22,12 +22,19 @@ struct AlphaAttrs { Scalar alpha; };                             // add, sub
 struct ScalarAttrs { Scalar value; };                            // ops with a scalar operand
 struct ClampAttrs { std::optional<Scalar> min, max; };
 struct GeluAttrs { bool tanh_approx; };
+struct LeakyReluAttrs { Scalar negative_slope; };
+// elu(x) = scale * (x > 0 ? x : alpha * (exp(input_scale * x) - 1)): selu and celu are elus.
+struct EluAttrs { Scalar alpha, scale, input_scale; };
+struct SoftplusAttrs { Scalar beta, threshold; };
+struct HardtanhAttrs { Scalar min_val, max_val; };
 struct ReduceAttrs { std::vector<int64_t> dims; bool keepdim; Shape input_shape; };
 // var, and std (recorded as var with take_sqrt: the op list has one entry for both).
 struct VarAttrs { std::vector<int64_t> dims; bool keepdim; double correction; bool take_sqrt = false; };
 struct NormAttrs { std::vector<int64_t> dims; bool keepdim; double p; };
 struct DimAttrs { int64_t dim; bool keepdim = false; };          // max/min with indices, softmax, cumsum
 struct NormalizeAttrs { Shape normalized_shape; double eps; };   // layer_norm, rms_norm
+struct BatchNormAttrs { bool training; double momentum; double eps; };
+struct GroupNormAttrs { int64_t num_groups; double eps; };
 struct IndexAttrs { int64_t dim; };                              // index_select, gather, scatter_add
 struct CatAttrs { int64_t dim; std::vector<int64_t> sizes; };   // cat, stack
 struct TriAttrs { int64_t diagonal; };

@@ -53,6 +53,14 @@
   X(reciprocal, none, fp32)                 \
   X(logical_not, none, none)                \
   X(clamp, none, none)                      \
+  /* parameterised activations (ops_activation.cpp); softplus is on CUDA's fp32 list */ \
+  X(leaky_relu, none, none)                 \
+  X(elu, none, none)   /* also selu, celu */ \
+  X(softplus, none, fp32)                   \
+  X(hardtanh, none, none) /* also relu6 */  \
+  X(mish, none, none)                       \
+  X(hardswish, none, none)                  \
+  X(hardsigmoid, none, none)                \
   /* reductions and scans */                \
   X(sum, none, fp32_out)                    \
   X(mean, none, none)                       \
@@ -77,6 +85,8 @@
   X(log_softmax, none, fp32_out)            \
   X(layer_norm, none, fp32)   /* CPU list has no layer_norm */ \
   X(rms_norm, none, none)     /* in neither list */     \
+  X(batch_norm, none, none)   /* in neither list */     \
+  X(group_norm, none, fp32)   /* CPU list has no group_norm */ \
   /* indexing and joining */                \
   X(embedding, none, none)                  \
   X(index_select, none, none)               \
@@ -92,6 +102,11 @@
   X(conv2d, lower, lower)                   \
   X(max_pool2d, none, none)                 \
   X(avg_pool2d, none, none)                 \
+  /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \
+  X(conv2d_backward_input, none, none)      \
+  X(conv2d_backward_weight, none, none)     \
+  X(max_pool2d_backward, none, none)        \
+  X(avg_pool2d_backward, none, none)        \
   /* losses */                              \
   X(cross_entropy, fp32, fp32)              \
   X(nll_loss, fp32, fp32)                   \

@@ -74,6 +74,19 @@ Tensor cos(const Tensor& a);
 Tensor reciprocal(const Tensor& a);
 Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> max);
 
+// ---- parameterised activations, as torch.nn.functional (floating tensors only) --------------
+Tensor leaky_relu(const Tensor& a, const Scalar& negative_slope = 0.01);
+Tensor elu(const Tensor& a, const Scalar& alpha = 1.0);
+Tensor selu(const Tensor& a);
+Tensor celu(const Tensor& a, const Scalar& alpha = 1.0);
+// beta * x > threshold: x itself (torch's linear region).
+Tensor softplus(const Tensor& a, const Scalar& beta = 1.0, const Scalar& threshold = 20.0);
+Tensor hardtanh(const Tensor& a, const Scalar& min_val = -1.0, const Scalar& max_val = 1.0);
+Tensor relu6(const Tensor& a);  // hardtanh(a, 0, 6)
+Tensor mish(const Tensor& a);
+Tensor hardswish(const Tensor& a);
+Tensor hardsigmoid(const Tensor& a);
+
 // ---- reductions (dims empty = all dims; negative dims wrap) ---------------------------------
 // sum/mean of bool and integers accumulate in int64 (sum) as PyTorch does; `dtype` overrides.
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false,
@@ -137,6 +150,16 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 // eps unset = torch's default (finfo(dtype).eps).
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                 std::optional<double> eps = std::nullopt);
+// x: (N, C, ...). training: normalise with the batch statistics over every dim but 1 and, when
+// running_mean/running_var are given, update them in place (not recorded by autograd):
+// running = (1 - momentum) * running + momentum * batch stat, the variance unbiased, as torch.
+// Not training: normalise with running_mean/running_var (then required).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  bool training = false, double momentum = 0.1, double eps = 1e-5);
+// x: (N, C, ...), C divisible by num_groups; weight/bias (C).
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
 
 // ---- indexing, joining, masks -----------------------------------------------------------------
 Tensor embedding(const Tensor& weight, const Tensor& indices);  // (V, C), (...) int -> (..., C)

@@ -1,5 +1,6 @@
 // Convolution and pooling ops (NCHW, PyTorch's semantics and argument checks) and their gradient
-// helpers for autograd. Kernels see contiguous tensors and a geometry struct (conv_kernels.h).
+// helpers for autograd, fused (the default backward) or one recorded op per gradient (double
+// backward). Kernels see contiguous tensors and a geometry struct (conv_kernels.h).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -42,18 +43,25 @@ Tensor raw_view(const Tensor& t, Shape sizes) {
                               t.storage_offset());
 }
 
-// The conv geometry from x (N, C, H, W), w and attrs, with every argument check of conv2d.
-Conv2dDesc conv_desc(const Tensor& x4, const Tensor& w, const Conv2dAttrs& a,
-                     const Tensor& x_orig) {
-  const char* op = "conv2d";
+// The conv geometry of an input of shape x ((N, C, H, W), or (C, H, W) with N = 1), a weight of
+// shape w and attrs, with every argument check of conv2d. Shapes, not tensors: the gradient ops
+// know the shape of the operand they compute the gradient of, not its values.
+Conv2dDesc conv_desc(const char* op, const Shape& x, const Shape& w, DType dtype,
+                     const Conv2dAttrs& a) {
+  FABRIC_CHECK(x.size() == 3 || x.size() == 4, ShapeError, op,
+               ": expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got ", shape_str(x));
+  FABRIC_CHECK(w.size() == 4, ShapeError, op,
+               ": weight must be 4-D (out_channels, in_channels/groups, kH, kW), got ",
+               shape_str(w));
+  const size_t b = x.size() - 3;  // where C is
   Conv2dDesc d;
-  d.N = x4.size(0);
-  d.C = x4.size(1);
-  d.H = x4.size(2);
-  d.W = x4.size(3);
-  d.OC = w.size(0);
-  d.KH = w.size(2);
-  d.KW = w.size(3);
+  d.N = b == 1 ? x[0] : 1;
+  d.C = x[b];
+  d.H = x[b + 1];
+  d.W = x[b + 2];
+  d.OC = w[0];
+  d.KH = w[2];
+  d.KW = w[3];
   d.stride_h = a.stride[0];
   d.stride_w = a.stride[1];
   d.pad_h = a.padding[0];
@@ -61,12 +69,11 @@ Conv2dDesc conv_desc(const Tensor& x4, const Tensor& w, const Conv2dAttrs& a,
   d.dil_h = a.dilation[0];
   d.dil_w = a.dilation[1];
   d.groups = a.groups;
-  d.dtype = x4.dtype();
+  d.dtype = dtype;
   // As PyTorch: an empty batch passes, an empty image does not (padding would otherwise make an
   // output out of no pixels).
   FABRIC_CHECK(d.H > 0 && d.W > 0, ShapeError, op,
-               ": only zero batch or zero channel inputs are supported, got input ",
-               shape_str(x_orig.sizes()));
+               ": only zero batch or zero channel inputs are supported, got input ", shape_str(x));
   FABRIC_CHECK(d.stride_h > 0 && d.stride_w > 0, ValueError, op, ": stride must be positive, got ",
                shape_str(a.stride));
   FABRIC_CHECK(d.pad_h >= 0 && d.pad_w >= 0, ValueError, op, ": padding must be non-negative, got ",
@@ -74,23 +81,28 @@ Conv2dDesc conv_desc(const Tensor& x4, const Tensor& w, const Conv2dAttrs& a,
   FABRIC_CHECK(d.dil_h > 0 && d.dil_w > 0, ValueError, op, ": dilation must be positive, got ",
                shape_str(a.dilation));
   FABRIC_CHECK(d.groups > 0, ValueError, op, ": groups must be positive, got ", d.groups);
-  FABRIC_CHECK(d.OC % d.groups == 0, ShapeError, op, ": weight ", shape_str(w.sizes()), " has ",
-               d.OC, " output channels, not divisible by groups=", d.groups);
-  FABRIC_CHECK(w.size(1) > 0 && d.C == w.size(1) * d.groups, ShapeError, op, ": input ",
-               shape_str(x_orig.sizes()), " has ", d.C, " channels but weight ",
-               shape_str(w.sizes()), " with groups=", d.groups, " expects ", w.size(1) * d.groups);
+  FABRIC_CHECK(d.OC % d.groups == 0, ShapeError, op, ": weight ", shape_str(w), " has ", d.OC,
+               " output channels, not divisible by groups=", d.groups);
+  FABRIC_CHECK(w[1] > 0 && d.C == w[1] * d.groups, ShapeError, op, ": input ", shape_str(x),
+               " has ", d.C, " channels but weight ", shape_str(w), " with groups=", d.groups,
+               " expects ", w[1] * d.groups);
   // Checked: a huge padding or dilation would otherwise wrap into a plausible output size.
   const int64_t eh = checked_size_add(checked_size_mul(d.dil_h, d.KH - 1, op), 1, op);
   const int64_t ew = checked_size_add(checked_size_mul(d.dil_w, d.KW - 1, op), 1, op);
   const int64_t ph = checked_size_add(d.H, checked_size_mul(2, d.pad_h, op), op);
   const int64_t pw = checked_size_add(d.W, checked_size_mul(2, d.pad_w, op), op);
   FABRIC_CHECK(d.KH > 0 && d.KW > 0 && eh <= ph && ew <= pw, ShapeError, op, ": the padded input (",
-               ph, " x ", pw, ") of ", shape_str(x_orig.sizes()),
-               " is smaller than the dilated kernel (", eh, " x ", ew, ") of weight ",
-               shape_str(w.sizes()));
+               ph, " x ", pw, ") of ", shape_str(x), " is smaller than the dilated kernel (", eh,
+               " x ", ew, ") of weight ", shape_str(w));
   d.OH = (ph - eh) / d.stride_h + 1;
   d.OW = (pw - ew) / d.stride_w + 1;
   return d;
+}
+
+// conv2d's output shape for d: unbatched when the input was.
+Shape conv_out_shape(const Conv2dDesc& d, bool unbatched) {
+  if (unbatched) return {d.OC, d.OH, d.OW};
+  return {d.N, d.OC, d.OH, d.OW};
 }
 
 Conv2dAttrs conv_attrs(const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
@@ -185,10 +197,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
   }
   const Conv2dAttrs attrs = conv_attrs(stride, padding, dilation, groups);
   Tensor x4 = batched("conv2d", x);
-  const Conv2dDesc d = conv_desc(x4, w, attrs, x);
-  Shape out_shape = {d.N, d.OC, d.OH, d.OW};
-  if (x.dim() == 3) out_shape.erase(out_shape.begin());
-  Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
+  const Conv2dDesc d = conv_desc("conv2d", x.sizes(), w.sizes(), x.dtype(), attrs);
+  Tensor out = empty(conv_out_shape(d, x.dim() == 3), {.dtype = x.dtype(), .device = x.device()});
   if (out.numel() > 0) {
     Tensor wc = w.detach().contiguous();
     Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
@@ -227,6 +237,34 @@ Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
 
 // ---- gradient helpers ---------------------------------------------------------------------
 
+namespace {
+
+// The geometry of a conv2d gradient: the forward's checks on the shapes, and grad_out must have
+// the forward's output shape.
+Conv2dDesc conv_grad_desc(const char* op, const Tensor& grad_out, const Shape& x_shape,
+                          const Shape& w_shape, DType dtype, const Conv2dAttrs& a) {
+  const Conv2dDesc d = conv_desc(op, x_shape, w_shape, dtype, a);
+  const Shape out_shape = conv_out_shape(d, x_shape.size() == 3);
+  FABRIC_CHECK(grad_out.sizes() == out_shape, ShapeError, op, ": grad_out ",
+               shape_str(grad_out.sizes()), " does not match the forward's output shape ",
+               shape_str(out_shape));
+  return d;
+}
+
+// The two operands of a conv2d gradient: defined, one floating dtype, one device.
+void check_grad_operands(const char* op, const Tensor& grad_out, const Tensor& other,
+                         const char* other_name) {
+  FABRIC_CHECK(grad_out.defined() && other.defined(), ValueError, op, ": undefined grad_out or ",
+               other_name);
+  check_float(op, other, other_name);
+  FABRIC_CHECK(grad_out.dtype() == other.dtype(), DTypeError, op, ": grad_out ", describe(grad_out),
+               " and ", other_name, " ", describe(other), " must share one dtype");
+  FABRIC_CHECK(grad_out.device() == other.device(), DeviceError, op, ": grad_out on ",
+               grad_out.device(), ", ", other_name, " on ", other.device());
+}
+
+}  // namespace
+
 Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
                             const Conv2dAttrs& attrs, bool need_input, bool need_weight,
                             bool need_bias) {
@@ -237,15 +275,9 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tenso
   FABRIC_CHECK(grad_out.dtype() == x.dtype() && weight.dtype() == x.dtype(), DTypeError, op,
                ": grad_out ", describe(grad_out), ", input ", describe(x), " and weight ",
                describe(weight), " must share one dtype");
-  FABRIC_CHECK(weight.dim() == 4, ShapeError, op, ": weight must be 4-D, got ", describe(weight));
   const Conv2dAttrs a = conv_attrs(attrs.stride, attrs.padding, attrs.dilation, attrs.groups);
   Tensor x4 = batched(op, x);
-  const Conv2dDesc d = conv_desc(x4, weight, a, x);
-  Shape out_shape = {d.N, d.OC, d.OH, d.OW};
-  if (x.dim() == 3) out_shape.erase(out_shape.begin());
-  FABRIC_CHECK(grad_out.sizes() == out_shape, ShapeError, op, ": grad_out ",
-               shape_str(grad_out.sizes()), " does not match the forward's output shape ",
-               shape_str(out_shape));
+  const Conv2dDesc d = conv_grad_desc(op, grad_out, x.sizes(), weight.sizes(), x.dtype(), a);
   const TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
   Conv2dGrads g;
   Tensor dy = grad_out.detach().contiguous();
@@ -270,6 +302,46 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tenso
   return g;
 }
 
+// The same kernels as conv2d_backward, one gradient per op, so that each records its own node.
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dAttrs& attrs) {
+  const char* op = "conv2d_backward_input";
+  check_grad_operands(op, grad_out, weight, "weight");
+  const Conv2dAttrs a = conv_attrs(attrs.stride, attrs.padding, attrs.dilation, attrs.groups);
+  const Conv2dDesc d = conv_grad_desc(op, grad_out, input_shape, weight.sizes(), weight.dtype(), a);
+  const TensorOptions opts{.dtype = weight.dtype(), .device = weight.device()};
+  Tensor dx;
+  if (grad_out.numel() == 0 || numel_of(input_shape) == 0) {
+    dx = zeros(input_shape, opts);
+  } else {
+    dx = empty(input_shape, opts);
+    Tensor dy = grad_out.detach().contiguous(), wc = weight.detach().contiguous();
+    conv2d_backward_data_stub(dx.device())(d, dy.data_ptr(), wc.data_ptr(), dx.data_ptr());
+  }
+  record_op(OpId::conv2d_backward_input, {grad_out, weight}, {&dx}, &a);
+  return dx;
+}
+
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              const Conv2dAttrs& attrs) {
+  const char* op = "conv2d_backward_weight";
+  check_grad_operands(op, grad_out, x, "input");
+  const Conv2dAttrs a = conv_attrs(attrs.stride, attrs.padding, attrs.dilation, attrs.groups);
+  const Conv2dDesc d = conv_grad_desc(op, grad_out, x.sizes(), weight_shape, x.dtype(), a);
+  const TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
+  Tensor dw;
+  if (grad_out.numel() == 0) {
+    dw = zeros(weight_shape, opts);
+  } else {
+    dw = empty(weight_shape, opts);
+    Tensor dy = grad_out.detach().contiguous(), x4 = batched(op, x);
+    conv2d_backward_weights_stub(dw.device())(d, dy.data_ptr(), x4.data_ptr(), dw.data_ptr(),
+                                              nullptr);
+  }
+  record_op(OpId::conv2d_backward_weight, {grad_out, x}, {&dw}, &a);
+  return dw;
+}
+
 Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& x, const Pool2dAttrs& attrs) {
   FABRIC_CHECK(x.defined(), ValueError, "max_pool2d_backward: undefined input");
   PoolSetup s = pool_setup("max_pool2d_backward", x.sizes(), x.dtype(), attrs.kernel, attrs.stride,
@@ -284,7 +356,22 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& x, const Pool2d
     Tensor dy = grad_out.detach().contiguous(), xc = x.detach().contiguous();
     max_pool2d_backward_stub(x.device())(s.desc, dy.data_ptr(), xc.data_ptr(), dx.data_ptr());
   }
+  // Recorded (a no-op outside grad mode): under create_graph the gradient differentiates again.
+  record_op(OpId::max_pool2d_backward, {grad_out, x}, {&dx}, &s.attrs);
   return dx;
+}
+
+Tensor max_pool2d_indices(const Tensor& x, const Pool2dAttrs& attrs) {
+  FABRIC_CHECK(x.defined(), ValueError, "max_pool2d_indices: undefined input");
+  PoolSetup s = pool_setup("max_pool2d_indices", x.sizes(), x.dtype(), attrs.kernel, attrs.stride,
+                           attrs.padding);
+  Tensor indices = empty(s.out_shape, {.dtype = DType::int64, .device = x.device()});
+  if (indices.numel() > 0) {
+    Tensor xc = x.detach().contiguous();
+    max_pool2d_indices_stub(x.device())(s.desc, xc.data_ptr(),
+                                        static_cast<int64_t*>(indices.data_ptr()));
+  }
+  return indices;
 }
 
 Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape,
@@ -300,6 +387,7 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape,
     Tensor dy = grad_out.detach().contiguous();
     avg_pool2d_backward_stub(dx.device())(s.desc, dy.data_ptr(), dx.data_ptr());
   }
+  record_op(OpId::avg_pool2d_backward, {grad_out}, {&dx}, &s.attrs);
   return dx;
 }
 

@@ -1,5 +1,6 @@
 // CPU kernels for the fused activation backward: AVX-512 over contiguous fp32/bf16/fp16 rows
 // (computed in fp32), scalar double math for float64 and strided rows.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/convert.h"
@@ -30,6 +31,7 @@ double derivative(ActGrad k, double s) {
     case ActGrad::sigmoid: return s * (1.0 - s);
     case ActGrad::tanh: return 1.0 - s * s;
     case ActGrad::relu: return s <= 0 ? 0.0 : 1.0;  // NaN passes the gradient, as torch's threshold_backward
+    default: break;  // the parameterised kinds: grad_of
   }
   return 0;
 }
@@ -61,22 +63,108 @@ inline __m512 derivative_ps(ActGrad k, __m512 s) {
     case ActGrad::relu:
       // Not (s <= 0), unordered true: NaN passes the gradient, as torch's threshold_backward.
       return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NLE_UQ), splat(1.0f));
+    default: break;  // the parameterised kinds: grad_ps
   }
   return s;
 }
 
-template <typename T>
-void row_vec(ActGrad k, T* out, const T* g, const T* s, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    vec::store(out + i, _mm512_mul_ps(vec::load(g + i), derivative_ps(k, vec::load(s + i))));
-  if (i < n) {
-    const __mmask16 m = vec::tail_mask(n - i);
-    vec::store(out + i, _mm512_mul_ps(vec::load(g + i, m), derivative_ps(k, vec::load(s + i, m))), m);
+// ---- the parameterised activations (saved: input x), torch's formulas at the kinks -------------
+// Regions where torch's gradient is 0 are selected, not multiplied: 0, not g * 0 (NaN for g = inf).
+
+// sigmoid(t) in double, overflow-free for either sign of t.
+double sigmoid(double t) {
+  if (t >= 0) return 1.0 / (1.0 + std::exp(-t));
+  const double e = std::exp(t);
+  return e / (1.0 + e);
+}
+
+double grad_of(ActGrad k, const ActivationParams& p, double g, double x) {
+  switch (k) {
+    case ActGrad::leaky_relu:
+      return x > 0 ? g : g * p.negative_slope;
+    case ActGrad::elu:
+      return x <= 0 ? g * p.input_scale * (p.alpha * p.scale) * std::exp(x * p.input_scale)
+                    : g * p.scale;
+    case ActGrad::softplus: {
+      const double t = x * p.beta;
+      return t > p.threshold ? g : g * sigmoid(t);
+    }
+    case ActGrad::hardtanh:
+      return x <= p.min_val || x >= p.max_val ? 0.0 : g;
+    case ActGrad::mish: {
+      const double tsp = std::tanh(std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))));
+      return g * (tsp + x * sigmoid(x) * (1.0 - tsp * tsp));
+    }
+    case ActGrad::hardswish:
+      return x < -3.0 ? 0.0 : x <= 3.0 ? g * (x / 3.0 + 0.5) : g;
+    case ActGrad::hardsigmoid:
+      return x > -3.0 && x < 3.0 ? g * static_cast<double>(1.0f / 6.0f) : 0.0;
+    default:
+      return g * derivative(k, x);
   }
 }
 
-void activation_backward_kernel(ActGrad k, const StridedLoop& loop) {
+inline __m512 grad_ps(ActGrad k, const ActivationParams& p, __m512 g, __m512 x) {
+  using namespace vec;
+  const __m512 zero = _mm512_setzero_ps();
+  switch (k) {
+    case ActGrad::leaky_relu:
+      return _mm512_mask_mov_ps(_mm512_mul_ps(g, splat(static_cast<float>(p.negative_slope))),
+                                _mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), g);
+    case ActGrad::elu: {
+      const float in_scale = static_cast<float>(p.input_scale);
+      const __m512 neg = _mm512_mul_ps(
+          _mm512_mul_ps(g, splat(static_cast<float>(p.input_scale * p.alpha * p.scale))),
+          exp_ps(_mm512_mul_ps(x, splat(in_scale))));
+      return _mm512_mask_mov_ps(_mm512_mul_ps(g, splat(static_cast<float>(p.scale))),
+                                _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), neg);
+    }
+    case ActGrad::softplus: {
+      const __m512 t = _mm512_mul_ps(x, splat(static_cast<float>(p.beta)));
+      return _mm512_mask_mov_ps(
+          _mm512_mul_ps(g, sigmoid_ps(t)),
+          _mm512_cmp_ps_mask(t, splat(static_cast<float>(p.threshold)), _CMP_GT_OQ), g);
+    }
+    case ActGrad::hardtanh: {
+      const __mmask16 out =
+          _mm512_cmp_ps_mask(x, splat(static_cast<float>(p.min_val)), _CMP_LE_OQ) |
+          _mm512_cmp_ps_mask(x, splat(static_cast<float>(p.max_val)), _CMP_GE_OQ);
+      return _mm512_mask_mov_ps(g, out, zero);
+    }
+    case ActGrad::mish: {
+      const __m512 tsp = tanh_softplus_ps(x);
+      const __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(x, sigmoid_ps(x)),
+                                       _mm512_fnmadd_ps(tsp, tsp, splat(1.0f)), tsp);
+      return _mm512_mul_ps(g, d);
+    }
+    case ActGrad::hardswish: {
+      const __m512 mid =
+          _mm512_mul_ps(g, _mm512_add_ps(_mm512_div_ps(x, splat(3.0f)), splat(0.5f)));
+      __m512 r = _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(x, splat(3.0f), _CMP_LE_OQ), mid);
+      return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, splat(-3.0f), _CMP_LT_OQ), zero);
+    }
+    case ActGrad::hardsigmoid: {
+      const __mmask16 in = _mm512_cmp_ps_mask(x, splat(-3.0f), _CMP_GT_OQ) &
+                           _mm512_cmp_ps_mask(x, splat(3.0f), _CMP_LT_OQ);
+      return _mm512_maskz_mov_ps(in, _mm512_mul_ps(g, splat(1.0f / 6.0f)));
+    }
+    default:
+      return _mm512_mul_ps(g, derivative_ps(k, x));
+  }
+}
+
+template <typename T>
+void row_vec(ActGrad k, const ActivationParams& p, T* out, const T* g, const T* s, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    vec::store(out + i, grad_ps(k, p, vec::load(g + i), vec::load(s + i)));
+  if (i < n) {
+    const __mmask16 m = vec::tail_mask(n - i);
+    vec::store(out + i, grad_ps(k, p, vec::load(g + i, m), vec::load(s + i, m)), m);
+  }
+}
+
+void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   visit_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
@@ -86,7 +174,7 @@ void activation_backward_kernel(ActGrad k, const StridedLoop& loop) {
         constexpr int64_t sz = sizeof(T);
         if constexpr (!std::is_same_v<T, double>) {
           if (st[0] == sz && st[1] == sz && st[2] == sz) {
-            row_vec(k, reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
+            row_vec(k, prm, reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
                     reinterpret_cast<const T*>(p[2]), n);
             return;
           }
@@ -94,7 +182,7 @@ void activation_backward_kernel(ActGrad k, const StridedLoop& loop) {
         for (int64_t i = 0; i < n; ++i) {
           const double g = scalar_cast<double>(*reinterpret_cast<const T*>(p[1] + i * st[1]));
           const double s = scalar_cast<double>(*reinterpret_cast<const T*>(p[2] + i * st[2]));
-          *reinterpret_cast<T*>(p[0] + i * st[0]) = scalar_cast<T>(g * derivative(k, s));
+          *reinterpret_cast<T*>(p[0] + i * st[0]) = scalar_cast<T>(grad_of(k, prm, g, s));
         }
       });
     }

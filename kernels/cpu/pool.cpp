@@ -1,5 +1,6 @@
-// CPU 2-D max/avg pooling, forward and backward, over contiguous NCHW planes (parallel over the
-// N*C planes, so the backward scatters never race). Reduced precision computes in float32.
+// CPU 2-D max/avg pooling, forward and backward (and max pool's argmax positions), over contiguous
+// NCHW planes (parallel over the N*C planes, so the backward scatters never race). Reduced
+// precision computes in float32.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -158,6 +159,18 @@ void avg_backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   });
 }
 
+template <typename T>
+void max_indices(const Pool2dDesc& d, const void* xv, int64_t* indices) {
+  const T* x = static_cast<const T*>(xv);
+  for_planes(d, [&](int64_t p) {
+    const T* xp = x + p * d.H * d.W;
+    int64_t* ip = indices + p * d.OH * d.OW;
+    for (int64_t oh = 0; oh < d.OH; ++oh)
+      for (int64_t ow = 0; ow < d.OW; ++ow)
+        ip[oh * d.OW + ow] = argmax_in(d, xp, window(d, oh, ow));
+  });
+}
+
 // Calls f(T{}) for the floating dtypes pooling supports.
 template <typename F>
 void visit_pool_dtype(DType t, const char* what, F&& f) {
@@ -193,6 +206,10 @@ void avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
   visit_pool_dtype(d.dtype, "avg_pool2d_backward",
                    [&](auto t) { avg_backward<decltype(t)>(d, dy, dx); });
 }
+void max_pool2d_indices(const Pool2dDesc& d, const void* x, int64_t* indices) {
+  visit_pool_dtype(d.dtype, "max_pool2d_indices",
+                   [&](auto t) { max_indices<decltype(t)>(d, x, indices); });
+}
 
 }  // namespace
 }  // namespace fabric::cpu
@@ -202,4 +219,5 @@ FABRIC_REGISTER_KERNEL(max_pool2d_forward_stub, cpu, &cpu::max_pool2d_forward);
 FABRIC_REGISTER_KERNEL(avg_pool2d_forward_stub, cpu, &cpu::avg_pool2d_forward);
 FABRIC_REGISTER_KERNEL(max_pool2d_backward_stub, cpu, &cpu::max_pool2d_backward);
 FABRIC_REGISTER_KERNEL(avg_pool2d_backward_stub, cpu, &cpu::avg_pool2d_backward);
+FABRIC_REGISTER_KERNEL(max_pool2d_indices_stub, cpu, &cpu::max_pool2d_indices);
 }  // namespace fabric

@@ -212,6 +212,14 @@ FABRIC_VEC_INLINE __m512 silu_ps(__m512 x) {
   const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
   return _mm512_div_ps(x, _mm512_add_ps(splat(1.0f), e));
 }
+// mish's tanh(softplus(x)) = tanh(log1p(exp(x))) = n / (n + 2), n = e^x (e^x + 2): one exp and
+// one division instead of exp, log and tanh. Past x = 20 it is 1 in float (and n would overflow).
+FABRIC_VEC_INLINE __m512 tanh_softplus_ps(__m512 x) {
+  const __m512 e = exp_ps(_mm512_min_ps(splat(20.0f), x));
+  const __m512 n = _mm512_mul_ps(e, _mm512_add_ps(e, splat(2.0f)));
+  const __m512 r = _mm512_div_ps(n, _mm512_add_ps(n, splat(2.0f)));
+  return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, splat(20.0f), _CMP_GT_OQ), splat(1.0f));
+}
 
 // gelu(x) = x/2 * (1 + erf(x/sqrt2)), in two halves so a kernel can run the expensive one only on
 // the lanes that need it (see the GELU driver in elementwise_unary.cpp): gelu_erf_is_large picks

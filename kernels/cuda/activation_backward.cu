@@ -2,6 +2,7 @@
 // formulas of kernels/cpu/activation_backward.cpp (its fp32 vector forms for fp32/bf16/fp16, its
 // double reference forms for float64).
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
@@ -36,6 +37,8 @@ __device__ __forceinline__ float derivative_f32(ActGrad k, float s) {
       return fmaf(-s, s, 1.0f);
     case ActGrad::relu:
       return s <= 0.0f ? 0.0f : 1.0f;  // NaN passes the gradient, as torch's threshold_backward
+    default:
+      break;  // the parameterised kinds: grad_of
   }
   return s;
 }
@@ -63,28 +66,81 @@ __device__ __forceinline__ double derivative_f64(ActGrad k, double s) {
       return 1.0 - s * s;
     case ActGrad::relu:
       return s <= 0 ? 0.0 : 1.0;
+    default:
+      break;  // the parameterised kinds: grad_of
   }
   return 0;
+}
+
+// The parameterised activations (saved: input x), the formulas of the CPU kernel; regions where
+// torch's gradient is 0 are selected, not multiplied. M: float (fp32/bf16/fp16) or double.
+__device__ __forceinline__ float exp_m(float v) { return expf(v); }
+__device__ __forceinline__ double exp_m(double v) { return exp(v); }
+__device__ __forceinline__ float log1p_m(float v) { return log1pf(v); }
+__device__ __forceinline__ double log1p_m(double v) { return log1p(v); }
+__device__ __forceinline__ float tanh_m(float v) { return tanhf(v); }
+__device__ __forceinline__ double tanh_m(double v) { return tanh(v); }
+
+template <typename M>
+__device__ __forceinline__ M sigmoid_m(M t) {  // overflow-free for either sign
+  if (t >= M(0)) return M(1) / (M(1) + exp_m(-t));
+  const M e = exp_m(t);
+  return e / (M(1) + e);
+}
+
+template <typename M>
+__device__ __forceinline__ M grad_of(ActGrad k, const ActivationParams& p, M g, M x) {
+  switch (k) {
+    case ActGrad::leaky_relu:
+      return x > M(0) ? g : g * M(p.negative_slope);
+    case ActGrad::elu:
+      return x <= M(0) ? g * M(p.input_scale * p.alpha * p.scale) * exp_m(x * M(p.input_scale))
+                       : g * M(p.scale);
+    case ActGrad::softplus: {
+      const M t = x * M(p.beta);
+      return t > M(p.threshold) ? g : g * sigmoid_m(t);
+    }
+    case ActGrad::hardtanh:
+      return x <= M(p.min_val) || x >= M(p.max_val) ? M(0) : g;
+    case ActGrad::mish: {
+      const M ax = x < M(0) ? -x : x;
+      const M tsp = tanh_m((x > M(0) ? x : M(0)) + log1p_m(exp_m(-ax)));
+      return g * (tsp + x * sigmoid_m(x) * (M(1) - tsp * tsp));
+    }
+    case ActGrad::hardswish:
+      return x < M(-3) ? M(0) : x <= M(3) ? g * (x / M(3) + M(0.5)) : g;
+    case ActGrad::hardsigmoid:
+      return x > M(-3) && x < M(3) ? g * M(1.0f / 6.0f) : M(0);
+    default:
+      break;
+  }
+  if constexpr (std::is_same_v<M, float>)
+    return g * derivative_f32(k, x);
+  else
+    return g * derivative_f64(k, x);
 }
 
 template <typename T>  // float, Half, BFloat16
 struct FloatActGrad {
   ActGrad kind;
+  ActivationParams params;
   __device__ void operator()(char* (&p)[3]) const {
     const float g = static_cast<float>(load<T>(p[1]));
     const float s = static_cast<float>(load<T>(p[2]));
-    store<T>(p[0], T(g * derivative_f32(kind, s)));
+    store<T>(p[0], T(grad_of<float>(kind, params, g, s)));
   }
 };
 
 struct DoubleActGrad {
   ActGrad kind;
+  ActivationParams params;
   __device__ void operator()(char* (&p)[3]) const {
-    store<double>(p[0], load<double>(p[1]) * derivative_f64(kind, load<double>(p[2])));
+    store<double>(p[0], grad_of<double>(kind, params, load<double>(p[1]), load<double>(p[2])));
   }
 };
 
-void activation_backward_kernel_cuda(ActGrad kind, const StridedLoop& loop) {
+void activation_backward_kernel_cuda(ActGrad kind, const ActivationParams& params,
+                                     const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   FABRIC_CHECK(loop.num_operands == 3 && loop.ops[1].dtype == dt && loop.ops[2].dtype == dt,
                DTypeError,
@@ -93,13 +149,13 @@ void activation_backward_kernel_cuda(ActGrad kind, const StridedLoop& loop) {
                dtype_name(dt), ")");
   switch (dt) {
     case DType::float32:
-      return launch_loop<3>(loop, FloatActGrad<float>{kind});
+      return launch_loop<3>(loop, FloatActGrad<float>{kind, params});
     case DType::bfloat16:
-      return launch_loop<3>(loop, FloatActGrad<BFloat16>{kind});
+      return launch_loop<3>(loop, FloatActGrad<BFloat16>{kind, params});
     case DType::float16:
-      return launch_loop<3>(loop, FloatActGrad<Half>{kind});
+      return launch_loop<3>(loop, FloatActGrad<Half>{kind, params});
     case DType::float64:
-      return launch_loop<3>(loop, DoubleActGrad{kind});
+      return launch_loop<3>(loop, DoubleActGrad{kind, params});
     default:
       break;
   }

@@ -1,8 +1,9 @@
-// CUDA 2-D max/avg pooling over contiguous NCHW planes, forward and backward, with
-// kernels/cpu/pool.cpp's semantics and arithmetic: windows summed in row-major order, the first
-// maximum (NaN wins), count_include_pad divisors, float32 accumulation for 16-bit dtypes. The
-// backward kernels gather (one thread per input element, windows in (oh, ow) order) instead of
-// scattering, so they need no atomics and add in the CPU's order: results match it bit for bit.
+// CUDA 2-D max/avg pooling over contiguous NCHW planes, forward and backward (and max pool's
+// argmax positions), with kernels/cpu/pool.cpp's semantics and arithmetic: windows summed in
+// row-major order, the first maximum (NaN wins), count_include_pad divisors, float32
+// accumulation for 16-bit dtypes. The backward kernels gather (one thread per input element,
+// windows in (oh, ow) order) instead of scattering, so they need no atomics and add in the CPU's
+// order: results match it bit for bit.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -236,6 +237,19 @@ void max_pool2d_backward(const Pool2dDesc& d, const void* dy, const void* x, voi
   alloc.deallocate(arg, bytes);
 }
 
+void max_pool2d_indices(const Pool2dDesc& d, const void* x, int64_t* indices) {
+  const int64_t outs = d.planes * d.OH * d.OW;
+  if (outs == 0) return;
+  const Launch l = launch_on(indices);
+  DeviceGuard guard(l.device);
+  visit_pool_dtype(d.dtype, "max_pool2d_indices", [&](auto tag) {
+    using T = decltype(tag);
+    argmax_kernel<T>
+        <<<grid_for(outs), kThreads, 0, l.stream>>>(d, static_cast<const T*>(x), indices, outs);
+  });
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
 void avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
   const int64_t ins = d.planes * d.H * d.W;
   if (ins == 0) return;
@@ -257,4 +271,5 @@ FABRIC_REGISTER_KERNEL(max_pool2d_forward_stub, cuda, &cuda::max_pool2d_forward)
 FABRIC_REGISTER_KERNEL(avg_pool2d_forward_stub, cuda, &cuda::avg_pool2d_forward);
 FABRIC_REGISTER_KERNEL(max_pool2d_backward_stub, cuda, &cuda::max_pool2d_backward);
 FABRIC_REGISTER_KERNEL(avg_pool2d_backward_stub, cuda, &cuda::avg_pool2d_backward);
+FABRIC_REGISTER_KERNEL(max_pool2d_indices_stub, cuda, &cuda::max_pool2d_indices);
 }  // namespace fabric

@@ -1,8 +1,8 @@
 // Double backward (create_graph = true): every op whose derivative supports it, its second
 // derivative against central differences of its first derivative in float64; a Hessian-vector
-// product of a small MLP and a WGAN-GP critic step against torch 1.13; the error of an op whose
-// derivative is a fused kernel; and the default (create_graph = false) gradients, which keep no
-// history.
+// product of a small MLP and WGAN-GP critic steps (MLP and CNN critics) against torch 1.13; the
+// error of an op whose derivative is a fused kernel; and the default (create_graph = false)
+// gradients, which keep no history.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -167,6 +167,17 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"gelu", {{s34}}, [](const V& x) { return gelu(x[0]); }},
       {"gelu_tanh", {{s34}}, [](const V& x) { return gelu(x[0], "tanh"); }},
       {"clamp", {{s34}}, [](const V& x) { return mul(clamp(x[0], -1.0, 1.0), x[0]); }},
+      // parameterised activations (the piecewise-linear ones times x, for a second derivative)
+      {"leaky_relu", {{s34}}, [](const V& x) { return mul(leaky_relu(x[0], 0.2), x[0]); }},
+      {"elu", {{s34}}, [](const V& x) { return elu(x[0], 0.5); }},
+      {"selu", {{s34}}, [](const V& x) { return selu(x[0]); }},
+      {"celu", {{s34}}, [](const V& x) { return celu(x[0], 2.0); }},
+      {"softplus", {{s34}}, [](const V& x) { return softplus(x[0], 2.0); }},
+      {"hardtanh", {{s34}}, [](const V& x) { return mul(hardtanh(x[0], -0.5, 1.0), x[0]); }},
+      {"relu6", {{{3, 4}, -2, 8}}, [](const V& x) { return mul(relu6(x[0]), x[0]); }},
+      {"mish", {{s34}}, [](const V& x) { return mish(x[0]); }},
+      {"hardswish", {{s34}}, [](const V& x) { return hardswish(x[0]); }},
+      {"hardsigmoid", {{{3, 4}, -4, 4}}, [](const V& x) { return mul(hardsigmoid(x[0]), x[0]); }},
       // ---- linear algebra ----
       {"matmul", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return matmul(x[0], x[1]); }},
       {"matmul_batched",
@@ -216,6 +227,27 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return rms_norm(x[0], {3, 4}, Tensor(), 1e-2);
        }},
+      {"batch_norm_train",
+       {{{3, 2, 4}}, {{2}}, {{2}}},
+       [](const V& x) {
+         return batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], /*training=*/true);
+       }},
+      {"batch_norm_train_no_affine",
+       {{{4, 3}}},
+       [](const V& x) { return batch_norm(x[0], Tensor(), Tensor(), {}, {}, true, 0.1, 1e-3); }},
+      {"batch_norm_eval",
+       {{{3, 2, 2, 2}}, {{2}}, {{2}}},
+       [](const V& x) {
+         const Tensor rm = from_vector<double>({0.3, -0.2}, {2});
+         const Tensor rv = from_vector<double>({1.5, 0.7}, {2});
+         return mul(batch_norm(x[0], rm, rv, x[1], x[2], /*training=*/false), x[0]);
+       }},
+      {"group_norm",
+       {{{2, 4, 3}}, {{4}}, {{4}}},
+       [](const V& x) { return group_norm(x[0], 2, x[1], x[2]); }},
+      {"group_norm_no_affine",
+       {{{2, 3, 2, 2}}},
+       [](const V& x) { return group_norm(x[0], 3, Tensor(), Tensor(), 1e-3); }},
       // ---- views, indexing, joining ----
       {"reshape",
        {{s34}},
@@ -261,6 +293,40 @@ std::vector<SecondOrderCase> second_order_cases() {
        {{s34}},
        [](const V& x) {
          return exp(gather(x[0], 1, from_vector<int64_t>({1, 1, 0, 3, 2, 0}, {3, 2})));
+       }},
+      // ---- convolution and pooling (random float64 inputs: no ties in a max pool's window) ----
+      {"conv2d",
+       {{{2, 2, 5, 5}}, {{3, 2, 3, 3}}, {{3}}},
+       [](const V& x) { return tanh(conv2d(x[0], x[1], x[2], {1}, {1})); }},
+      // Row 5 of the input reaches no output window (its gradient is zero).
+      {"conv2d_stride_padding_dilation_groups",
+       {{{2, 4, 6, 7}}, {{4, 2, 2, 3}}, {{4}}},
+       [](const V& x) { return tanh(conv2d(x[0], x[1], x[2], {2}, {1}, {2}, 2)); }},
+      {"conv2d_leftover_rows_and_columns",
+       {{{1, 2, 6, 6}}, {{2, 2, 3, 2}}},
+       [](const V& x) {
+         return sin(conv2d(x[0], x[1], Tensor(), {2, 3}));
+       }},
+      {"conv2d_unbatched",
+       {{{2, 4, 4}}, {{3, 2, 2, 2}}},
+       [](const V& x) { return conv2d(x[0], x[1]); }},
+      {"max_pool2d_overlapping",
+       {{{2, 2, 5, 5}}},
+       [](const V& x) { return exp(max_pool2d(x[0], {3}, {2}, {1})); }},
+      {"max_pool2d_leftover_row",
+       {{{1, 3, 7, 6}}},
+       [](const V& x) { return mul(max_pool2d(x[0], {2}), max_pool2d(x[0], {2})); }},
+      {"max_pool2d_unbatched",
+       {{{2, 4, 5}}},
+       [](const V& x) { return sin(max_pool2d(x[0], {2}, {1})); }},
+      {"avg_pool2d_padding",
+       {{{2, 2, 5, 6}}},
+       [](const V& x) { return exp(avg_pool2d(x[0], {3}, {2}, {1})); }},
+      {"conv_pool_chain",
+       {{{1, 2, 6, 6}}, {{3, 2, 3, 3}}, {{3}}},
+       [](const V& x) {
+         Tensor h = max_pool2d(tanh(conv2d(x[0], x[1], x[2], {1}, {1})), {2});
+         return avg_pool2d(mul(h, h), {2}, {1}, {1});
        }},
       // ---- attention (the fused kernel without dropout) ----
       {"attention",
@@ -392,7 +458,7 @@ TEST(DoubleBackward, DefaultGradientsKeepNoHistory) {
   EXPECT_FALSE(x.grad().requires_grad());
 }
 
-// The ops whose derivative is a fused kernel: the first-order gradient taken with create_graph is
+// An op whose derivative is a fused kernel: the first-order gradient taken with create_graph is
 // right, differentiating it again raises, naming the op.
 TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
   struct Unsupported {
@@ -400,19 +466,6 @@ TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
     Fn f;
   };
   const std::vector<Unsupported> cases = {
-      {"conv2d",
-       [](const V& x) {
-         return conv2d(x[0].reshape({1, 1, 3, 4}),
-                       full({1, 1, 2, 2}, 0.5, {.dtype = DType::float64}));
-       }},
-      {"max_pool2d",
-       [](const V& x) {
-         return max_pool2d(x[0].reshape({1, 1, 3, 4}), {2, 2});
-       }},
-      {"avg_pool2d",
-       [](const V& x) {
-         return avg_pool2d(x[0].reshape({1, 1, 3, 4}), {2, 2});
-       }},
       // The fused kernel's dropout mask cannot be redrawn by a composition.
       {"scaled_dot_product_attention",
        [](const V& x) {
@@ -531,6 +584,38 @@ TEST(DoubleBackward, WganGpCriticStepMatchesTorch) {
                                                         &fx::gp_grad_w3, &fx::gp_grad_b3};
   for (size_t i = 0; i < p.size(); ++i)
     expect_close(p[i].grad(), *want[i], "grad of critic parameter " + std::to_string(i));
+}
+
+// The critic step on a CNN critic: the penalty differentiates conv2d's and both pools'
+// gradients again (with stride, padding, dilation, groups and rows no window reaches).
+TEST(DoubleBackward, WganGpCnnCriticStepMatchesTorch) {
+  const Shape image{3, 2, 7, 7};
+  Tensor real = fixture(fx::cnn_real, image), fake = fixture(fx::cnn_fake, image),
+         eps = fixture(fx::cnn_eps, {3, 1, 1, 1});
+  V p = {fixture(fx::cnn_w1, {4, 1, 3, 3}, true), fixture(fx::cnn_b1, {4}, true),
+         fixture(fx::cnn_w2, {6, 4, 2, 2}, true), fixture(fx::cnn_b2, {6}, true),
+         fixture(fx::cnn_w3, {1, 54}, true),      fixture(fx::cnn_b3, {1}, true)};
+  auto critic = [&](const Tensor& in) {
+    Tensor h = relu(conv2d(in, p[0], p[1], {1}, {2}, {2}, 2));  // (3, 4, 7, 7)
+    h = max_pool2d(h, {2});                                     // (3, 4, 3, 3)
+    h = relu(conv2d(h, p[2], p[3], {2}, {1}));                  // (3, 6, 2, 2)
+    h = avg_pool2d(h, {2}, {1}, {1});                           // (3, 6, 3, 3)
+    return linear(h.reshape({3, 54}), p[4], p[5]);
+  };
+  Tensor x_hat =
+      add(mul(eps, real), mul(add(neg(eps), 1.0), fake)).detach().set_requires_grad(true);
+  Tensor d_hat = critic(x_hat);
+  Tensor gx = grad({d_hat}, {x_hat}, {ones_like(d_hat)}, std::nullopt, /*create_graph=*/true)[0];
+  Tensor gp = mean(pow(sub(norm(gx.reshape({3, 98}), 2, {1}), 1.0), 2.0));
+  expect_close(gp, fx::cnn_penalty, "gradient penalty");
+  Tensor loss = add(sub(mean(critic(fake)), mean(critic(real))), mul(gp, 10.0));
+  expect_close(loss, fx::cnn_loss, "critic loss");
+  backward(loss);
+  const std::vector<const std::vector<double>*> want = {&fx::cnn_grad_w1, &fx::cnn_grad_b1,
+                                                        &fx::cnn_grad_w2, &fx::cnn_grad_b2,
+                                                        &fx::cnn_grad_w3, &fx::cnn_grad_b3};
+  for (size_t i = 0; i < p.size(); ++i)
+    expect_close(p[i].grad(), *want[i], "grad of CNN critic parameter " + std::to_string(i));
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // The CUDA convolution (cuDNN) and pooling kernels against the CPU through the public ops and
 // autograd: conv2d forward and gradients of input, weight and bias over strides, padding,
 // dilation, groups, unbatched inputs and every floating dtype; max/avg pooling forward and
-// backward, with ties and NaN. Convolution sums in another order than oneDNN: tolerances are a few
-// rounding units of the dtype scaled by sqrt(terms summed); pooling is bit-exact.
+// backward, with ties and NaN; double backward through all three (a gradient penalty's parameter
+// gradients). Convolution sums in another order than oneDNN: tolerances are a few rounding units
+// of the dtype scaled by sqrt(terms summed); pooling is bit-exact.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/autograd.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -180,6 +182,39 @@ TEST(CudaPool, MaxAndAvgForwardBackwardBitExact) {
       }
     }
   }
+}
+
+// The gradients recorded for double backward (conv2d_backward_input/_weight, the pool gradients,
+// max pool's argmax positions) run on the same kernels as the fused ones: a gradient penalty's
+// parameter gradients on the GPU against the CPU's, in float64. Windows of relu's zeros are max
+// pool ties whose first position gets the second-order gradient, so the argmax positions must
+// agree too. Several convolutions deep: a looser tolerance than a single one's.
+TEST(CudaConv, DoubleBackwardThroughConvAndPoolsMatchesTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  const DType dt = DType::float64;
+  const std::vector<Tensor> cpu_leaves = {
+      test::uniform_tensor({2, 2, 7, 7}, dt, -1, 1, 300),  // x
+      test::uniform_tensor({4, 1, 3, 3}, dt, -1, 1, 301),  // w1 (groups 2)
+      test::uniform_tensor({4}, dt, -1, 1, 302),           // b1
+      test::uniform_tensor({6, 4, 2, 2}, dt, -1, 1, 303),  // w2
+      test::uniform_tensor({6}, dt, -1, 1, 304)};          // b2
+  auto penalty_grads = [&](const Device& device) {
+    std::vector<Tensor> v;
+    for (const Tensor& t : cpu_leaves)
+      v.push_back(t.to(device).clone().detach().set_requires_grad(true));
+    Tensor h = relu(conv2d(v[0], v[1], v[2], {1}, {2}, {2}, 2));  // (2, 4, 7, 7)
+    h = max_pool2d(h, {2});                                       // (2, 4, 3, 3)
+    h = conv2d(h, v[3], v[4], {2}, {1});                          // (2, 6, 2, 2)
+    Tensor out = sum(tanh(avg_pool2d(h, {2}, {1}, {1})));
+    Tensor gx = grad({out}, {v[0]}, {}, std::nullopt, /*create_graph=*/true)[0];
+    return grad({sum(mul(gx, gx))}, {v[1], v[2], v[3], v[4]});
+  };
+  const std::vector<Tensor> want = penalty_grads(Device::cpu());
+  const std::vector<Tensor> got = penalty_grads(kGpu);
+  const char* names[] = {"w1", "b1", "w2", "b2"};
+  for (size_t i = 0; i < want.size(); ++i)
+    test::expect_matches(want[i], got[i], {1e-10, 1e-10},
+                         std::string("penalty gradient of ") + names[i]);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The CUDA elementwise kernels against the CPU through the public ops: every unary and binary
-// op in fp32/fp16/bf16 (and the integer, bool and fp64 forms), comparisons, where, clamp and
-// addcmul, with broadcasting, non-contiguous inputs, in-place forms and large tensors.
+// op in fp32/fp16/bf16 (and the integer, bool and fp64 forms), the parameterised activations,
+// comparisons, where, clamp and addcmul, with broadcasting, non-contiguous inputs, in-place
+// forms and large tensors.
 // Exact where both devices round the same IEEE operations; a few ulp for libm-style functions.
 #include <gtest/gtest.h>
 
@@ -66,6 +67,18 @@ TEST(CudaElementwise, TranscendentalUnaryOpsOnFloats) {
       {"gelu_tanh", [](const Tensor& x) { return gelu(x, "tanh"); }, -8, 8},
       {"sin", [](const Tensor& x) { return sin(x); }, -10, 10},
       {"cos", [](const Tensor& x) { return cos(x); }, -10, 10},
+      // parameterised activations (tensor/activation_kernels.h)
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }, -5, 5},
+      {"elu", [](const Tensor& x) { return elu(x, 0.5); }, -10, 5},
+      {"selu", [](const Tensor& x) { return selu(x); }, -10, 5},
+      {"celu", [](const Tensor& x) { return celu(x, 2.0); }, -10, 5},
+      {"softplus", [](const Tensor& x) { return softplus(x); }, -30, 30},
+      {"softplus_beta2_threshold3", [](const Tensor& x) { return softplus(x, 2.0, 3.0); }, -5, 5},
+      {"hardtanh", [](const Tensor& x) { return hardtanh(x, -0.5, 2.0); }, -4, 4},
+      {"relu6", [](const Tensor& x) { return relu6(x); }, -3, 9},
+      {"mish", [](const Tensor& x) { return mish(x); }, -20, 20},
+      {"hardswish", [](const Tensor& x) { return hardswish(x); }, -5, 5},
+      {"hardsigmoid", [](const Tensor& x) { return hardsigmoid(x); }, -5, 5},
   };
   for (DType dt : {DType::float32, DType::float16, DType::bfloat16, DType::float64}) {
     for (const Case& c : cases) {

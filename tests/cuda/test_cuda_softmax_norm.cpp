@@ -1,6 +1,7 @@
-// The CUDA softmax/log_softmax, layer_norm/rms_norm and fused activation backward against the
-// CPU through the public ops and autograd: last and inner dims, odd sizes, rows longer than a
-// block, non-contiguous inputs, the NaN/inf rows, fp32/fp16/bf16/fp64 and widened outputs.
+// The CUDA softmax/log_softmax, layer_norm/rms_norm, batch_norm/group_norm and fused activation
+// backward against the CPU through the public ops and autograd: last and inner dims, odd sizes,
+// rows longer than a block, non-contiguous inputs, the NaN/inf rows, fp32/fp16/bf16/fp64 and
+// widened outputs.
 // Tolerances: fp32 ~1e-5 relative (exp and the sums' order differ), fp16/bf16 two rounding units
 // of the dtype, fp64 ~1e-12.
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tensor/ops_backward_norm.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fabric {
@@ -298,13 +300,96 @@ TEST(CudaNorm, BackwardMatchesTheCpu) {
   }
 }
 
+// ---- batch_norm / group_norm -----------------------------------------------------------------
+
+struct ChannelCase {
+  Shape shape;  // (N, C, ...)
+  int64_t groups;
+};
+// Planes longer than a block, many one-value planes (BatchNorm1d on (N, C)), a sequence, 1x1.
+const std::vector<ChannelCase> kChannelCases = {
+    {{8, 16, 33, 33}, 4}, {{4096, 6}, 3}, {{5, 12, 1000}, 6}, {{2, 3, 1, 1}, 1}};
+
+TEST(CudaNorm, BatchNormAndGroupNormMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : kFloatTypes) {
+    // Half inputs keep float32 running statistics (torch's native batch_norm under autocast).
+    const DType stat_dt = dt == DType::float64 ? DType::float64 : DType::float32;
+    for (const ChannelCase& c : kChannelCases) {
+      const Shape cs = {c.shape[1]};
+      const Tensor x = test::uniform_tensor(c.shape, dt, 2, 6, 31);  // an offset mean
+      const Tensor w = test::uniform_tensor(cs, dt, 0.5f, 1.5f, 32);
+      const Tensor b = test::uniform_tensor(cs, dt, -1, 1, 33);
+      const Tensor rm = test::uniform_tensor(cs, stat_dt, -1, 1, 34);
+      const Tensor rv = test::uniform_tensor(cs, stat_dt, 0.5f, 2, 35);
+      const Tolerance tol = tol_of(dt, 2e-5, 4);
+      check_outputs(
+          name_of("batch_norm train", dt, c.shape), {x, w, b, rm.clone(), rv.clone()},
+          [](const std::vector<Tensor>& v) {
+            auto [y, mean, invstd] =
+                batch_norm_with_stats(v[0], v[3], v[4], v[1], v[2], true, 0.1, 1e-5);
+            return std::vector<Tensor>{y, mean, invstd, v[3], v[4]};  // updated running stats
+          },
+          tol);
+      check_outputs(
+          name_of("batch_norm eval", dt, c.shape), {x, w, b, rm, rv},
+          [](const std::vector<Tensor>& v) {
+            return std::vector<Tensor>{batch_norm(v[0], v[3], v[4], v[1], v[2], false)};
+          },
+          tol);
+      check_outputs(
+          name_of("group_norm stats", dt, c.shape), {x, w, b},
+          [&](const std::vector<Tensor>& v) {
+            auto [y, mean, rstd] = group_norm_with_stats(v[0], c.groups, v[1], v[2], 1e-5);
+            return std::vector<Tensor>{y, mean, rstd};
+          },
+          tol);
+      // Parameter gradients are sums over up to 8 * 33 * 33 values per channel.
+      const Tolerance grad_tol = tol_of(dt, 1e-4, 10);
+      const Tensor xg = test::uniform_tensor(c.shape, dt, -2, 2, 36);
+      check_grads(
+          name_of("batch_norm train autograd", dt, c.shape), {xg, w, b},
+          [](const std::vector<Tensor>& v) {
+            return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], true);
+          },
+          grad_tol);
+      check_grads(
+          name_of("batch_norm eval autograd", dt, c.shape), {xg, w, b},
+          [&](const std::vector<Tensor>& v) {
+            const Device d = v[0].device();
+            return batch_norm(v[0], rm.to(d), rv.to(d), v[1], v[2], false);
+          },
+          grad_tol);
+      check_grads(
+          name_of("group_norm autograd", dt, c.shape), {xg, w, b},
+          [&](const std::vector<Tensor>& v) { return group_norm(v[0], c.groups, v[1], v[2]); },
+          grad_tol);
+    }
+  }
+  // Mixed: bf16 activations with float32 weight, bias and running statistics.
+  const Tensor x = test::uniform_tensor({16, 8, 7, 7}, DType::bfloat16, -3, 3, 37);
+  const Tensor w = test::uniform_tensor({8}, DType::float32, 0.5f, 1.5f, 38);
+  const Tensor b = test::uniform_tensor({8}, DType::float32, -1, 1, 39);
+  check_outputs(
+      "batch_norm bf16 x fp32 params and stats", {x, w, b, zeros({8}), ones({8})},
+      [](const std::vector<Tensor>& v) {
+        Tensor y = batch_norm(v[0], v[3], v[4], v[1], v[2], true);
+        return std::vector<Tensor>{y, v[3], v[4]};
+      },
+      tol_of(DType::bfloat16));
+}
+
 // ---- fused activation backward ---------------------------------------------------------------
 
 TEST(CudaActivationBackward, EveryKindMatchesTheCpu) {
   FABRIC_REQUIRE_CUDA();
   const std::pair<ActGrad, const char*> kinds[] = {
       {ActGrad::gelu_erf, "gelu_erf"}, {ActGrad::gelu_tanh, "gelu_tanh"}, {ActGrad::silu, "silu"},
-      {ActGrad::sigmoid, "sigmoid"},   {ActGrad::tanh, "tanh"},           {ActGrad::relu, "relu"}};
+      {ActGrad::sigmoid, "sigmoid"},   {ActGrad::tanh, "tanh"},           {ActGrad::relu, "relu"},
+      // the parameterised kinds, with their default parameters (tensor/activation_kernels.h)
+      {ActGrad::leaky_relu, "leaky_relu"}, {ActGrad::elu, "elu"}, {ActGrad::softplus, "softplus"},
+      {ActGrad::hardtanh, "hardtanh"}, {ActGrad::mish, "mish"}, {ActGrad::hardswish, "hardswish"},
+      {ActGrad::hardsigmoid, "hardsigmoid"}};
   for (DType dt : kFloatTypes) {
     const Tensor s = test::uniform_tensor({77, 131}, dt, -6, 6, 31);
     const Tensor g = test::uniform_tensor({77, 131}, dt, -2, 2, 32);

@@ -235,7 +235,7 @@ TEST(MLP, KeysShapesAndActivations) {
   MLP nob({.sizes = {2, 3}, .activation = "tanh", .bias = false});
   EXPECT_EQ(names_of(nob.named_parameters()), (std::vector<std::string>{"layers.0.weight"}));
   EXPECT_THROW(MLP({.sizes = {4}}), ValueError);
-  EXPECT_THROW(MLP({.sizes = {4, 2}, .activation = "softplus"}), ValueError);
+  EXPECT_THROW(MLP({.sizes = {4, 2}, .activation = "swish"}), ValueError);
 }
 
 TEST(MLP, TrainingOnSeparableDataReducesLoss) {

@@ -356,6 +356,56 @@ std::vector<OpCase> elementwise_cases() {
   add_unary(
       c, "silu", [](const V& x) { return silu(x[0]); },
       [](double a) { return a / (1 + std::exp(-a)); }, -8, 8);
+  // Parameterised activations: random inputs rarely land within a finite-difference step of a
+  // kink; tests/ops/test_activation_torch.cpp holds the kinks themselves against torch.
+  add_unary(
+      c, "leaky_relu", [](const V& x) { return leaky_relu(x[0]); },
+      [](double a) { return a > 0 ? a : 0.01 * a; });
+  add_unary(
+      c, "leaky_relu_slope0.2", [](const V& x) { return leaky_relu(x[0], 0.2); },
+      [](double a) { return a > 0 ? a : 0.2 * a; });
+  add_unary(
+      c, "elu", [](const V& x) { return elu(x[0]); },
+      [](double a) { return a > 0 ? a : std::expm1(a); }, -5, 3);
+  add_unary(
+      c, "elu_alpha0.5", [](const V& x) { return elu(x[0], 0.5); },
+      [](double a) { return a > 0 ? a : 0.5 * std::expm1(a); }, -5, 3);
+  add_unary(
+      c, "selu", [](const V& x) { return selu(x[0]); },
+      [](double a) {
+        const double alpha = 1.6732632423543772848170429916717;
+        const double scale = 1.0507009873554804934193349852946;
+        return scale * (a > 0 ? a : alpha * std::expm1(a));
+      },
+      -5, 3);
+  add_unary(
+      c, "celu_alpha2", [](const V& x) { return celu(x[0], 2.0); },
+      [](double a) { return a > 0 ? a : 2.0 * std::expm1(a / 2.0); }, -5, 3);
+  add_unary(
+      c, "softplus", [](const V& x) { return softplus(x[0]); },
+      [](double a) { return std::log1p(std::exp(a)); }, -8, 8);
+  // beta * x past the threshold (x > 1) is x itself.
+  add_unary(
+      c, "softplus_beta2_threshold2", [](const V& x) { return softplus(x[0], 2.0, 2.0); },
+      [](double a) { return 2 * a > 2 ? a : std::log1p(std::exp(2 * a)) / 2; });
+  add_unary(
+      c, "hardtanh", [](const V& x) { return hardtanh(x[0]); },
+      [](double a) { return std::min(std::max(a, -1.0), 1.0); });
+  add_unary(
+      c, "hardtanh_-0.5_2", [](const V& x) { return hardtanh(x[0], -0.5, 2.0); },
+      [](double a) { return std::min(std::max(a, -0.5), 2.0); });
+  add_unary(
+      c, "relu6", [](const V& x) { return relu6(x[0]); },
+      [](double a) { return std::min(std::max(a, 0.0), 6.0); }, -3, 9);
+  add_unary(
+      c, "mish", [](const V& x) { return mish(x[0]); },
+      [](double a) { return a * std::tanh(std::log1p(std::exp(a))); }, -6, 6);
+  add_unary(
+      c, "hardswish", [](const V& x) { return hardswish(x[0]); },
+      [](double a) { return a * std::min(std::max(a + 3, 0.0), 6.0) / 6; }, -5, 5);
+  add_unary(
+      c, "hardsigmoid", [](const V& x) { return hardsigmoid(x[0]); },
+      [](double a) { return std::min(std::max(a + 3, 0.0), 6.0) / 6; }, -5, 5);
   add_unary(
       c, "sin", [](const V& x) { return sin(x[0]); }, [](double a) { return std::sin(a); }, -6, 6);
   add_unary(

@@ -1,7 +1,8 @@
-// Harness cases for softmax, log_softmax, layer_norm, rms_norm and the losses (cross_entropy,
-// nll_loss, mse_loss), each against a naive float64 reference.
+// Harness cases for softmax, log_softmax, layer_norm, rms_norm, batch_norm, group_norm and the
+// losses (cross_entropy, nll_loss, mse_loss), each against a naive float64 reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -206,6 +207,119 @@ std::vector<OpCase> norm_cases() {
   return cases;
 }
 
+// batch_norm (per channel over N and the trailing dims) or group_norm (per (n, group)) of
+// x (N, C, ...) with optional weight/bias; eval batch_norm reads running_mean/var from the inputs
+// after them.
+RefTensor ref_channel_norm(const std::vector<RefTensor>& in, int64_t groups, bool batch,
+                           bool training, bool has_w, bool has_b, double eps) {
+  const RefTensor& x = in[0];
+  const int64_t N = x.shape[0], C = x.shape[1], L = x.numel() / std::max<int64_t>(N * C, 1);
+  const size_t stats = 1 + (has_w ? 1 : 0) + (has_b ? 1 : 0);
+  RefTensor out = x;
+  auto at = [&](int64_t n, int64_t c, int64_t l) { return (n * C + c) * L + l; };
+  // The (n, c) planes each statistic covers: one channel over every n, or one group of one n.
+  const int64_t sets = batch ? C : N * groups;
+  for (int64_t s = 0; s < sets; ++s) {
+    std::vector<int64_t> idx;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        const bool mine = batch ? c == s : n == s / groups && c / (C / groups) == s % groups;
+        if (mine)
+          for (int64_t l = 0; l < L; ++l) idx.push_back(at(n, c, l));
+      }
+    double mean = 0, var = 0;
+    if (batch && !training) {
+      mean = in[stats].v[s];
+      var = in[stats + 1].v[s];
+    } else {
+      for (int64_t i : idx) mean += x.v[i];
+      mean /= static_cast<double>(idx.size());
+      for (int64_t i : idx) var += (x.v[i] - mean) * (x.v[i] - mean);
+      var /= static_cast<double>(idx.size());
+    }
+    for (int64_t i : idx) {
+      const int64_t c = (i / L) % C;
+      double y = (x.v[i] - mean) / std::sqrt(var + eps);
+      if (has_w) y *= in[1].v[c];
+      if (has_b) y += in[has_w ? 2 : 1].v[c];
+      out.v[i] = y;
+    }
+  }
+  return out;
+}
+
+std::vector<OpCase> channel_norm_cases() {
+  std::vector<OpCase> cases;
+  struct D {
+    std::string name;
+    Shape shape;
+    bool w, b;
+    int64_t groups;
+  };
+  for (const D& d : std::vector<D>{{"1d_affine", {6, 4}, true, true, 2},
+                                   {"1d_plain", {5, 3}, false, false, 3},
+                                   {"1d_seq", {3, 4, 5}, true, true, 2},
+                                   {"2d_affine", {2, 6, 3, 4}, true, true, 3},
+                                   {"2d_weight_only", {3, 4, 2, 3}, true, false, 1},
+                                   {"2d_bias_only", {2, 4, 3, 3}, false, true, 4},
+                                   {"2d_wide", {2, 3, 40, 40}, true, true, 3},
+                                   {"long_1d", {3000, 5}, true, true, 5},
+                                   // past the CPU kernels' ~32K elements per thread task
+                                   {"threaded_1d", {8200, 4}, true, true, 2},
+                                   {"threaded_2d", {40, 6, 12, 12}, true, true, 3},
+                                   {"empty_batch", {0, 4, 3}, true, true, 2}}) {
+    const int64_t C = d.shape[1];
+    std::vector<InputSpec> ins = {F(d.shape)};
+    if (d.w) ins.push_back(F({C}, 0.5, 1.5));
+    if (d.b) ins.push_back(F({C}));
+    auto wb = [d](const std::vector<Tensor>& in) {
+      return std::pair{d.w ? in[1] : Tensor(), d.b ? in[d.w ? 2 : 1] : Tensor()};
+    };
+    cases.push_back({.name = "batch_norm/train_" + d.name,
+                     .inputs = ins,
+                     .run =
+                         [wb](const std::vector<Tensor>& in) {
+                           auto [w, b] = wb(in);
+                           return batch_norm(in[0], Tensor(), Tensor(), w, b, true, 0.1, 1e-5);
+                         },
+                     .reference =
+                         [d](const std::vector<RefTensor>& in) {
+                           return ref_channel_norm(in, 0, true, true, d.w, d.b, 1e-5);
+                         },
+                     .tol_scale = 2});
+    std::vector<InputSpec> eval_ins = ins;
+    eval_ins.push_back(NoGrad(F({C}, -0.5, 0.5)));
+    eval_ins.push_back(NoGrad(P({C}, 0.5, 2)));
+    const size_t stats = ins.size();
+    cases.push_back({.name = "batch_norm/eval_" + d.name,
+                     .inputs = eval_ins,
+                     .run =
+                         [wb, stats](const std::vector<Tensor>& in) {
+                           auto [w, b] = wb(in);
+                           return batch_norm(in[0], in[stats], in[stats + 1], w, b, false, 0.1,
+                                             1e-5);
+                         },
+                     .reference =
+                         [d](const std::vector<RefTensor>& in) {
+                           return ref_channel_norm(in, 0, true, false, d.w, d.b, 1e-5);
+                         },
+                     .tol_scale = 2});
+    cases.push_back({.name = "group_norm/" + d.name,
+                     .inputs = ins,
+                     .run =
+                         [wb, d](const std::vector<Tensor>& in) {
+                           auto [w, b] = wb(in);
+                           return group_norm(in[0], d.groups, w, b, 1e-5);
+                         },
+                     .reference =
+                         [d](const std::vector<RefTensor>& in) {
+                           return ref_channel_norm(in, d.groups, false, true, d.w, d.b, 1e-5);
+                         },
+                     .tol_scale = 2});
+  }
+  return cases;
+}
+
 std::vector<OpCase> loss_cases() {
   std::vector<OpCase> cases;
   struct D {
@@ -299,6 +413,7 @@ std::vector<OpCase> loss_cases() {
 std::vector<OpCase> softmax_and_norm_cases() {
   std::vector<OpCase> cases = softmax_cases();
   for (auto& c : norm_cases()) cases.push_back(std::move(c));
+  for (auto& c : channel_norm_cases()) cases.push_back(std::move(c));
   return cases;
 }
 

@@ -67,14 +67,22 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"tanh", none}, {"sigmoid", none}, {"relu", none}, {"gelu", none}, {"silu", none},
       {"sin", none}, {"cos", none}, {"logical_not", none}, {"clamp", none}, {"mean", none},
       {"max", none}, {"min", none}, {"amax", none}, {"amin", none}, {"argmax", none},
-      {"argmin", none}, {"var", none}, {"rms_norm", none}, {"embedding", none},
+      {"argmin", none}, {"var", none}, {"rms_norm", none}, {"batch_norm", none},
+      {"embedding", none},
       {"index_select", none}, {"gather", none}, {"tril", none}, {"triu", none},
       {"one_hot", none}, {"dropout", none},
       // max_pool3d is on the CPU list, max_pool2d/avg_pool2d on neither.
       {"max_pool2d", none}, {"avg_pool2d", none},
+      // The parameterised activations other than softplus are on neither list.
+      {"leaky_relu", none}, {"elu", none}, {"hardtanh", none}, {"mish", none},
+      {"hardswish", none}, {"hardsigmoid", none},
+      // Gradients recorded for double backward: autograd's, never entered by a user under autocast.
+      {"conv2d_backward_input", none}, {"conv2d_backward_weight", none},
+      {"max_pool2d_backward", none}, {"avg_pool2d_backward", none},
       // CUDA FP32 list only.
       {"pow", cuda_fp32}, {"exp", cuda_fp32}, {"log", cuda_fp32}, {"rsqrt", cuda_fp32},
       {"reciprocal", cuda_fp32}, {"logsumexp", cuda_fp32}, {"layer_norm", cuda_fp32},
+      {"softplus", cuda_fp32}, {"group_norm", cuda_fp32},
       // CUDA FP32_SET_OPT_DTYPE / FP32_APPEND_DTYPE only.
       {"sum", cuda_fp32_out}, {"cumsum", cuda_fp32_out}, {"norm", cuda_fp32_out},
       {"softmax", cuda_fp32_out}, {"log_softmax", cuda_fp32_out},

@@ -457,6 +457,19 @@ TEST_F(TrainConfigTest, CommandLineStrategyDropsTheFilesDeepSpeedSection) {
 }
 
 // README's key table is `fabric-train schema`'s, row for row.
+// model.activation takes every name nn::make_activation knows (torch's lower-case ones too).
+TEST_F(TrainConfigTest, ModelActivationTakesEveryActivationName) {
+  for (const char* name :
+       {"relu", "gelu", "gelu_tanh", "tanh", "silu", "sigmoid", "leaky_relu", "elu", "selu", "celu",
+        "softplus", "hardtanh", "relu6", "mish", "hardswish", "hardsigmoid"}) {
+    const TrainConfig c =
+        parse_train_config(contract(), "cfg.yaml", {std::string("model.activation=") + name});
+    EXPECT_EQ(c.model.activation, name);
+  }
+  EXPECT_NE(error_of(contract(), {"model.activation=swish"}).find("model.activation"),
+            std::string::npos);
+}
+
 TEST_F(TrainConfigTest, ReadmeKeyTableIsTheSchema) {
   std::ifstream in(std::string(FABRIC_TEST_DATA_DIR) + "/../../../README.md");
   ASSERT_TRUE(in) << "README.md not found from " << FABRIC_TEST_DATA_DIR;

@@ -1,0 +1,155 @@
+// CUDA kernels of batch_norm/group_norm (tensor/channel_norm_kernels.h), with the semantics of
+// kernels/cpu/channel_norm.cpp: float32 math for fp32/fp16/bf16 (float64 for float64). Plane
+// sums: blockDim.x threads per plane (row_block), folded in a fixed order; the affine map: one
+// thread per element.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/reduce_util.cuh"
+#include "tensor/channel_norm_kernels.h"
+
+namespace fabric::cuda {
+namespace {
+
+template <typename A>
+struct Sum2 {
+  A a, b;
+};
+template <typename A>
+__device__ __forceinline__ Sum2<A> shfl_xor(Sum2<A> s, int lane) {
+  return {cuda::shfl_xor(s.a, lane), cuda::shfl_xor(s.b, lane)};
+}
+template <typename A>
+struct Sum2Combine {
+  __device__ __forceinline__ Sum2<A> operator()(Sum2<A> x, Sum2<A> y) const {
+    return {x.a + y.a, x.b + y.b};
+  }
+};
+
+template <typename A, typename Load>
+__global__ void plane_sums_kernel(PlaneSumsArgs p, Load load) {
+  const int64_t plane = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = plane < p.planes;
+  const int64_t L = p.len, base = plane * L;
+  const int64_t k = p.period ? plane % p.period : plane;
+  const A c = live && p.center ? static_cast<const A*>(p.center)[k] : A(0);
+  const char* u = static_cast<const char*>(p.u);
+  const char* v = static_cast<const char*>(p.v);
+  Sum2<A> s{0, 0};
+  if (live) {
+    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
+      const A d = load(v, base + i) - c;
+      const A w = u ? load(u, base + i) : d;
+      s.a += w;
+      s.b += w * d;
+    }
+  }
+  s = row_allreduce(s, Sum2Combine<A>{});
+  if (!live || threadIdx.x != 0) return;
+  static_cast<A*>(p.sum_w)[plane] = s.a;
+  if (p.sum_wd) static_cast<A*>(p.sum_wd)[plane] = s.b;
+}
+
+template <typename A, typename T, typename Load>
+__global__ void plane_affine_kernel(PlaneAffineArgs p, Load load) {
+  const int64_t total = p.planes * p.len;
+  const char* u = static_cast<const char*>(p.u);
+  const char* v = static_cast<const char*>(p.v);
+  const A* ca = static_cast<const A*>(p.a);
+  const A* cb = static_cast<const A*>(p.b);
+  const A* cc = static_cast<const A*>(p.c);
+  const A* center = static_cast<const A*>(p.center);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t plane = i / p.len, k = p.period ? plane % p.period : plane;
+    A y = cc ? cc[k] : A(0);
+    if (ca && u) y += ca[k] * (load(u, i) - (center ? center[k] : A(0)));
+    if (cb && v) y += cb[k] * load(v, i);
+    store(static_cast<char*>(p.out) + i * static_cast<int64_t>(sizeof(T)), cast_value<T>(y));
+  }
+}
+
+// Calls f(T{}, A{}, loader) for the dtype: the storage type, the math type and its typed load.
+template <typename F>
+void visit_channel_norm_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::float32:
+      return f(float{}, float{}, TypedLoad<float, float>{});
+    case DType::float16:
+      return f(Half{}, float{}, TypedLoad<Half, float>{});
+    case DType::bfloat16:
+      return f(BFloat16{}, float{}, TypedLoad<BFloat16, float>{});
+    case DType::float64:
+      return f(double{}, double{}, TypedLoad<double, double>{});
+    default:
+      break;
+  }
+  throw DTypeError(detail::cat("batch_norm/group_norm: no CUDA kernel for ", dtype_name(dt),
+                               " input (expected float64/float32/float16/bfloat16)"));
+}
+
+// sum_w[k] (and sum_wd[k]) = the sums of the per-plane values part_w[n * period + k] over n, in
+// n order.
+template <typename A>
+__global__ void fold_planes_kernel(int64_t period, int64_t fold, const A* part_w, const A* part_wd,
+                                   A* sum_w, A* sum_wd) {
+  const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= period) return;
+  A w = 0, wd = 0;
+  for (int64_t n = 0; n < fold; ++n) {
+    w += part_w[n * period + k];
+    wd += part_wd[n * period + k];
+  }
+  sum_w[k] = w;
+  if (sum_wd) sum_wd[k] = wd;
+}
+
+void plane_sums_cuda(const PlaneSumsArgs& p) {
+  const bool fold = p.fold && p.period > 0;
+  if (p.planes == 0 && !fold) return;
+  LaunchContext ctx(p.sum_w);
+  const dim3 block = row_block(p.len);
+  const int64_t blocks = (p.planes + block.y - 1) / block.y;
+  visit_channel_norm_dtype(p.dtype, [&](auto, auto acc, auto load) {
+    using A = decltype(acc);
+    // A fold sums per plane into scratch first, then over the planes of each k.
+    DeviceScratch part(ctx.device, fold ? static_cast<size_t>(2 * p.planes) * sizeof(A) : 0);
+    PlaneSumsArgs q = p;
+    if (fold) {
+      q.sum_w = part.as<A>();
+      q.sum_wd = part.as<A>() + p.planes;
+    }
+    if (p.planes > 0) {
+      plane_sums_kernel<A><<<grid_dim(blocks), block, 0, ctx.stream>>>(q, load);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    }
+    if (fold) {
+      fold_planes_kernel<A><<<grid_dim((p.period + 255) / 256), 256, 0, ctx.stream>>>(
+          p.period, p.planes / p.period, static_cast<const A*>(q.sum_w),
+          static_cast<const A*>(q.sum_wd), static_cast<A*>(p.sum_w), static_cast<A*>(p.sum_wd));
+      FABRIC_CUDA_CHECK_LAUNCH();
+    }
+  });
+}
+
+void plane_affine_cuda(const PlaneAffineArgs& p) {
+  const int64_t total = p.planes * p.len;
+  if (total == 0) return;
+  LaunchContext ctx(p.out);
+  const int64_t blocks = std::min<int64_t>(
+      (total + 255) / 256, 16 * static_cast<int64_t>(multiprocessor_count(ctx.device)));
+  visit_channel_norm_dtype(p.dtype, [&](auto t, auto acc, auto load) {
+    using T = decltype(t);
+    using A = decltype(acc);
+    plane_affine_kernel<A, T><<<grid_dim(blocks), 256, 0, ctx.stream>>>(p, load);
+  });
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+}  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(plane_sums_stub, cuda, &cuda::plane_sums_cuda);
+FABRIC_REGISTER_KERNEL(plane_affine_stub, cuda, &cuda::plane_affine_cuda);
+}  // namespace fabric
