@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/float_dtype_visit.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/channel_norm_kernels.h"
 
@@ -69,25 +70,6 @@ __global__ void plane_affine_kernel(PlaneAffineArgs p, Load load) {
   }
 }
 
-// Calls f(T{}, A{}, loader) for the dtype: the storage type, the math type and its typed load.
-template <typename F>
-void visit_channel_norm_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::float32:
-      return f(float{}, float{}, TypedLoad<float, float>{});
-    case DType::float16:
-      return f(Half{}, float{}, TypedLoad<Half, float>{});
-    case DType::bfloat16:
-      return f(BFloat16{}, float{}, TypedLoad<BFloat16, float>{});
-    case DType::float64:
-      return f(double{}, double{}, TypedLoad<double, double>{});
-    default:
-      break;
-  }
-  throw DTypeError(detail::cat("batch_norm/group_norm: no CUDA kernel for ", dtype_name(dt),
-                               " input (expected float64/float32/float16/bfloat16)"));
-}
-
 // sum_w[k] (and sum_wd[k]) = the sums of the per-plane values part_w[n * period + k] over n, in
 // n order.
 template <typename A>
@@ -110,7 +92,7 @@ void plane_sums_cuda(const PlaneSumsArgs& p) {
   LaunchContext ctx(p.sum_w);
   const dim3 block = row_block(p.len);
   const int64_t blocks = (p.planes + block.y - 1) / block.y;
-  visit_channel_norm_dtype(p.dtype, [&](auto, auto acc, auto load) {
+  visit_float_dtype("batch_norm/group_norm", p.dtype, [&](auto, auto acc, auto load) {
     using A = decltype(acc);
     // A fold sums per plane into scratch first, then over the planes of each k.
     DeviceScratch part(ctx.device, fold ? static_cast<size_t>(2 * p.planes) * sizeof(A) : 0);
@@ -138,7 +120,7 @@ void plane_affine_cuda(const PlaneAffineArgs& p) {
   LaunchContext ctx(p.out);
   const int64_t blocks = std::min<int64_t>(
       (total + 255) / 256, 16 * static_cast<int64_t>(multiprocessor_count(ctx.device)));
-  visit_channel_norm_dtype(p.dtype, [&](auto t, auto acc, auto load) {
+  visit_float_dtype("batch_norm/group_norm", p.dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
     plane_affine_kernel<A, T><<<grid_dim(blocks), 256, 0, ctx.stream>>>(p, load);

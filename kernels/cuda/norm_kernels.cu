@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/float_dtype_visit.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
 
@@ -115,25 +116,6 @@ __global__ void norm_forward_kernel(NormDev a, Load load) {
   }
 }
 
-// Calls f(T{}, A{}, loader) for x's dtype: the storage type, the math type and its typed load.
-template <typename F>
-void visit_norm_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::float32:
-      return f(float{}, float{}, TypedLoad<float, float>{});
-    case DType::float16:
-      return f(Half{}, float{}, TypedLoad<Half, float>{});
-    case DType::bfloat16:
-      return f(BFloat16{}, float{}, TypedLoad<BFloat16, float>{});
-    case DType::float64:
-      return f(double{}, double{}, TypedLoad<double, double>{});
-    default:
-      break;
-  }
-  throw DTypeError(detail::cat("layer_norm/rms_norm: no CUDA kernel for ", dtype_name(dt),
-                               " input (expected float64/float32/float16/bfloat16)"));
-}
-
 void check_param(const char* what, const void* p, DType t) {
   FABRIC_CHECK(!p || (is_floating(t) && !is_fp8(t)), DTypeError, "layer_norm/rms_norm: ", what,
                " must be float64/float32/float16/bfloat16, got ", dtype_name(t));
@@ -161,7 +143,7 @@ void norm_kernel_cuda(const NormArgs& n) {
   LaunchContext ctx(n.y);
   const dim3 block = row_block(n.cols);
   const int64_t blocks = (n.rows + block.y - 1) / block.y;
-  visit_norm_dtype(n.x_dtype, [&](auto t, auto acc, auto load) {
+  visit_float_dtype("layer_norm/rms_norm", n.x_dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
     norm_forward_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
@@ -274,7 +256,7 @@ void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
   a.rstd = const_cast<void*>(n.rstd);
   a.rms = n.rms;
   LaunchContext ctx(n.dx ? n.dx : dweight ? static_cast<void*>(dweight) : dbias);
-  visit_norm_dtype(n.x_dtype, [&](auto t, auto acc, auto load) {
+  visit_float_dtype("layer_norm/rms_norm", n.x_dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
     if (n.dx) {

@@ -1,4 +1,5 @@
-// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp and relu on 16M-element
+// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp, relu and the parameterised
+// activations (leaky_relu, elu, softplus, mish, hardswish; default parameters) on 16M-element
 // float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next to a memcpy
 // of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the same run.
 //   bench_elementwise [n] [reps]
@@ -20,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tensor/activation_kernels.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -140,6 +142,12 @@ int main(int argc, char** argv) {
       unary_stub(Device::cpu())(u, loop);
     };
   };
+  auto activation_into = [](ActivationOp op) {
+    return [op](const Tensor& a, const Tensor&, Tensor& out) {
+      const StridedLoop loop = make_strided_loop("bench", out, {&a});
+      activation_stub(Device::cpu())(op, ActivationParams{}, loop);
+    };
+  };
   const std::vector<Case> cases = {
       {"add", 3, [](const Tensor& a, const Tensor& b) { return a + b; },
        [](const Tensor& a, const Tensor& b, Tensor& out) {
@@ -159,6 +167,16 @@ int main(int argc, char** argv) {
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
       {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); },
        unary_into(UnaryOp::relu)},
+      {"leaky_relu", 2, [](const Tensor& a, const Tensor&) { return leaky_relu(a); },
+       activation_into(ActivationOp::leaky_relu)},
+      {"elu", 2, [](const Tensor& a, const Tensor&) { return elu(a); },
+       activation_into(ActivationOp::elu)},
+      {"softplus", 2, [](const Tensor& a, const Tensor&) { return softplus(a); },
+       activation_into(ActivationOp::softplus)},
+      {"mish", 2, [](const Tensor& a, const Tensor&) { return mish(a); },
+       activation_into(ActivationOp::mish)},
+      {"hardswish", 2, [](const Tensor& a, const Tensor&) { return hardswish(a); },
+       activation_into(ActivationOp::hardswish)},
   };
 
   std::string torch_status;

@@ -1,0 +1,136 @@
+// Normalisations on the CPU: batch_norm in training mode (BatchNorm2d's (32, 64, 56, 56) and
+// BatchNorm1d's (4096, 1024)), group_norm (32 groups) and layer_norm for scale, float32, forward
+// and forward + backward (a given output gradient), at 1 and 2 threads, in ms, next to PyTorch
+// (tools/bench/torch_norm.py) measured in the same run.
+//   bench_norm [reps]
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "autograd/grad_mode.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+using namespace fabric;
+
+namespace {
+
+int g_reps = 7;
+
+double median_ms(const std::function<void()>& fn) {
+  fn();
+  fn();
+  std::vector<double> ts;
+  for (int r = 0; r < g_reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+// "case threads" -> (forward ms, forward + backward ms) from the PyTorch script.
+std::map<std::pair<std::string, int>, std::pair<double, double>> run_torch(std::string& status) {
+  std::map<std::pair<std::string, int>, std::pair<double, double>> res;
+  std::string script = __FILE__;
+  script = script.substr(0, script.find_last_of('/') + 1) + "torch_norm.py";
+  const char* py = std::getenv("FABRIC_TORCH_PYTHON");
+  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
+                          std::to_string(g_reps) + " 1,2 2>&1";
+  status = "torch: not available (no output from " + script + ")";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return res;
+  char line[512];
+  while (std::fgets(line, sizeof line, f)) {
+    char name[64];
+    int thr;
+    double fwd, both;
+    // The version line first: "torch: 1.13..." would also scan as a row.
+    if (std::strncmp(line, "torch:", 6) == 0) {
+      status = line;
+      if (!status.empty() && status.back() == '\n') status.pop_back();
+    } else if (std::sscanf(line, "%63s %d %lf %lf", name, &thr, &fwd, &both) == 4) {
+      res[{name, thr}] = {fwd, both};
+    }
+  }
+  pclose(f);
+  return res;
+}
+
+struct Case {
+  const char* name;
+  Shape shape;
+  int64_t channels;
+  std::function<Tensor(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& rm,
+                       const Tensor& rv)>
+      fn;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1) g_reps = std::max(1, std::atoi(argv[1]));
+  std::string torch_status;
+  const auto torch = run_torch(torch_status);
+  std::printf("bench_norm: float32, medians of %d runs after 2 warm-up runs, ms\n%s\n\n", g_reps,
+              torch_status.c_str());
+  const std::vector<Case> cases = {
+      {"batch_norm2d", {32, 64, 56, 56}, 64,
+       [](auto& x, auto& w, auto& b, auto& rm, auto& rv) {
+         return batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5);
+       }},
+      {"batch_norm1d", {4096, 1024}, 1024,
+       [](auto& x, auto& w, auto& b, auto& rm, auto& rv) {
+         return batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5);
+       }},
+      {"group_norm", {32, 64, 56, 56}, 64,
+       [](auto& x, auto& w, auto& b, auto&, auto&) { return group_norm(x, 32, w, b, 1e-5); }},
+      {"layer_norm", {4096, 1024}, 1024,
+       [](auto& x, auto& w, auto& b, auto&, auto&) { return layer_norm(x, {1024}, w, b, 1e-5); }},
+  };
+  std::printf("%-13s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
+              "fwd+bwd", "torch", "/torch");
+  manual_seed(0);
+  for (const Case& c : cases) {
+    Tensor x = randn(c.shape).set_requires_grad(true);
+    Tensor w = randn({c.channels}).set_requires_grad(true);
+    Tensor b = randn({c.channels}).set_requires_grad(true);
+    const Tensor rm = zeros({c.channels}), rv = ones({c.channels}), g = randn(c.shape);
+    for (int thr : {1, 2}) {
+      omp_set_num_threads(thr);
+      const double fwd = median_ms([&] {
+        NoGradGuard no_grad;
+        Tensor y = c.fn(x, w, b, rm, rv);
+      });
+      const double both = median_ms([&] {
+        for (const Tensor* t : {&x, &w, &b}) zero_grad(*t);
+        c.fn(x, w, b, rm, rv).backward(g);
+      });
+      std::printf("%-13s %3d %9.3f", c.name, thr, fwd);
+      auto it = torch.find({c.name, thr});
+      if (it == torch.end()) {
+        std::printf(" %9s %7s %9.3f %9s %7s\n", "-", "-", both, "-", "-");
+      } else {
+        const auto [tf, tb] = it->second;
+        // /torch > 1: we are faster.
+        std::printf(" %9.3f %7.2f %9.3f %9.3f %7.2f\n", tf, tf / fwd, both, tb, tb / both);
+      }
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n/torch: PyTorch's time over ours (above 1: ours is faster).\n");
+  return 0;
+}

@@ -1,0 +1,55 @@
+# PyTorch's side of bench_norm: the same normalisations on the same shapes, printed as
+# "case threads fwd_ms fwdbwd_ms" lines (medians).
+import sys
+import time
+
+
+def main():
+    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    threads = [int(t) for t in (sys.argv[2] if len(sys.argv) > 2 else "1,2").split(",")]
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        print(f"torch: not available ({type(e).__name__}: {e})")
+        return
+    print(f"torch: {torch.__version__}")
+
+    def median_ms(fn):
+        for _ in range(2):
+            fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        ts.sort()
+        return ts[len(ts) // 2] * 1e3
+
+    torch.manual_seed(0)
+    cases = {
+        "batch_norm2d": ((32, 64, 56, 56), 64,
+                         lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)),
+        "batch_norm1d": ((4096, 1024), 1024,
+                         lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)),
+        "group_norm": ((32, 64, 56, 56), 64, lambda x, w, b, rm, rv: F.group_norm(x, 32, w, b, 1e-5)),
+        "layer_norm": ((4096, 1024), 1024, lambda x, w, b, rm, rv: F.layer_norm(x, (1024,), w, b, 1e-5)),
+    }
+    for name, (shape, c, fn) in cases.items():
+        x = torch.randn(*shape, requires_grad=True)
+        w = torch.randn(c, requires_grad=True)
+        b = torch.randn(c, requires_grad=True)
+        rm, rv = torch.zeros(c), torch.ones(c)
+        g = torch.randn(*shape)
+        for t in threads:
+            torch.set_num_threads(t)
+            fwd = median_ms(lambda: fn(x.detach(), w.detach(), b.detach(), rm, rv))
+
+            def fwd_bwd():
+                x.grad = w.grad = b.grad = None
+                fn(x, w, b, rm, rv).backward(g)
+
+            print(f"{name} {t} {fwd:.4f} {median_ms(fwd_bwd):.4f}")
+
+
+main()
