@@ -3,6 +3,7 @@
 
 #include "nn/activation.h"
 #include "nn/conv.h"
+#include "nn/normalization.h"
 
 namespace fabric::nn {
 
@@ -13,17 +14,16 @@ CNN::CNN(const CNNConfig& c) : config_(c) {
   FABRIC_CHECK(c.image_size >= 4 && c.image_size % 4 == 0, ValueError,
                "CNN: image_size must be a positive multiple of 4 (two 2x2 poolings), got ",
                c.image_size);
-  features =
-      register_module<Sequential>("features", {make<Conv2d>({.in_channels = c.in_channels,
-                                                             .out_channels = c.channels1,
-                                                             .kernel_size = 5,
-                                                             .padding = 2}),
-                                               make<ReLU>(), make<MaxPool2d>({.kernel_size = 2}),
-                                               make<Conv2d>({.in_channels = c.channels1,
-                                                             .out_channels = c.channels2,
-                                                             .kernel_size = 5,
-                                                             .padding = 2}),
-                                               make<ReLU>(), make<MaxPool2d>({.kernel_size = 2})});
+  std::vector<std::shared_ptr<Module>> layers;
+  for (const auto& [in, out] :
+       {std::pair{c.in_channels, c.channels1}, {c.channels1, c.channels2}}) {
+    layers.push_back(
+        make<Conv2d>({.in_channels = in, .out_channels = out, .kernel_size = 5, .padding = 2}));
+    if (c.batch_norm) layers.push_back(make<BatchNorm2d>({.num_features = out}));
+    layers.push_back(make<ReLU>());
+    layers.push_back(make<MaxPool2d>({.kernel_size = 2}));
+  }
+  features = register_module("features", std::make_shared<Sequential>(layers));
   flatten = register_module("flatten", make<Flatten>());
   const int64_t side = c.image_size / 4;
   const int64_t flat = checked_size_mul(checked_size_mul(c.channels2, side, "CNN"), side, "CNN");

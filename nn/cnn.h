@@ -4,6 +4,9 @@
 //   flatten:    Flatten
 //   classifier: Linear(c2 * (H/4) * (W/4), num_classes)
 // Keys: features.0.weight/bias, features.3.weight/bias, classifier.weight/bias.
+// With batch_norm each stage is Conv2d → BatchNorm2d → ReLU → MaxPool2d (as torchvision's VGG
+// _bn models): features.0 and features.4 are the convs, features.1 and features.5 the
+// BatchNorm2d layers (weight, bias, running_mean, running_var, num_batches_tracked).
 #pragma once
 #include <string>
 
@@ -18,6 +21,7 @@ struct CNNConfig {
   int64_t num_classes = 10;
   int64_t channels1 = 16;
   int64_t channels2 = 32;
+  bool batch_norm = false;
 };
 
 class CNN : public Module {

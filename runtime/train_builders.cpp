@@ -39,7 +39,8 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_si
                                .image_size = m.image_size,
                                .num_classes = m.num_classes,
                                .channels1 = m.channels1,
-                               .channels2 = m.channels2});
+                               .channels2 = m.channels2,
+                               .batch_norm = m.batch_norm});
   } else {
     throw ConfigError("model.name: unknown model '" + m.name + "'");
   }

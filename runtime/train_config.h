@@ -52,6 +52,7 @@ struct TrainConfig {
     int64_t num_classes = 10;
     int64_t channels1 = 16;
     int64_t channels2 = 32;
+    bool batch_norm = false;
   } model;
   struct Data {
     std::string kind = "tensors";  // text | tokens | tensors | images

@@ -215,6 +215,7 @@ const std::vector<Field>& fields() {
     v.push_back(for_models(FIELD_INT(model, num_classes, 1, "cnn: classes"), {"cnn"}));
     v.push_back(for_models(FIELD_INT(model, channels1, 1, "cnn: channels of the first conv"), {"cnn"}));
     v.push_back(for_models(FIELD_INT(model, channels2, 1, "cnn: channels of the second conv"), {"cnn"}));
+    v.push_back(for_models(FIELD_BOOL(model, batch_norm, "cnn: a BatchNorm2d after each conv (running statistics in the checkpoint)"), {"cnn"}));
     v.push_back(with_choices(FIELD_STR(data, kind, "text, tokens, tensors or images"), {"text", "tokens", "tensors", "images"}));
     v.push_back(FIELD_STR(data, path, "the data file (text: UTF-8; tokens: uint16 ids; tensors: safetensors with inputs/targets; images: IDX images)"));
     v.push_back(FIELD_STR(data, labels, "images: the IDX labels file (default: path with images -> labels)"));

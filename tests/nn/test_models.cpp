@@ -281,5 +281,30 @@ TEST(CNN, KeysAndOutputShape) {
   EXPECT_THROW(CNN({.image_size = 30}), ValueError);
 }
 
+// batch_norm: Conv2d → BatchNorm2d → ReLU → MaxPool2d per stage, torchvision's _bn key layout;
+// train() updates the running statistics, eval() uses them.
+TEST(CNN, BatchNormStagesKeysAndModes) {
+  CNN cnn({.batch_norm = true});
+  EXPECT_EQ(cnn.state_dict().keys(),
+            (std::vector<std::string>{
+                "features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
+                "features.1.running_mean", "features.1.running_var",
+                "features.1.num_batches_tracked", "features.4.weight", "features.4.bias",
+                "features.5.weight", "features.5.bias", "features.5.running_mean",
+                "features.5.running_var", "features.5.num_batches_tracked", "classifier.weight",
+                "classifier.bias"}));
+  EXPECT_EQ(cnn.get_parameter("features.4.weight").sizes(), (Shape{32, 16, 5, 5}));
+  const Tensor x = randn({4, 1, 28, 28});
+  EXPECT_EQ(cnn(x).sizes(), (Shape{4, 10}));
+  const Tensor stats = cnn.state_dict().at("features.1.running_mean").clone();
+  EXPECT_EQ(cnn.state_dict().at("features.1.num_batches_tracked").item<int64_t>(), 1);
+  EXPECT_NE(stats.to_vector<float>(), std::vector<float>(16, 0.0f));
+  cnn.eval();
+  const Tensor a = cnn(x), b = cnn(x);
+  EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
+  EXPECT_EQ(cnn.state_dict().at("features.1.running_mean").to_vector<float>(),
+            stats.to_vector<float>());
+}
+
 }  // namespace
 }  // namespace fabric::nn

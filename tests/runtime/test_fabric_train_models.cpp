@@ -67,6 +67,26 @@ TEST_F(FabricTrain, MlpOnImagesFlattensThem) {
   }
 }
 
+// model.batch_norm: the CNN's BatchNorm2d running statistics are trained, saved with the model
+// and carried through a resume.
+TEST_F(FabricTrain, CnnWithBatchNormSavesAndResumesItsRunningStatistics) {
+  write_idx_images(dir_, 16);
+  const std::string cfg = (dir_ / "cnn.yaml").string();
+  std::ofstream(cfg) << "model: {name: cnn, batch_norm: true, channels1: 4, channels2: 8}\n"
+                        "data: {kind: images, path: " << (dir_ / "train-images-idx3-ubyte").string() << "}\n"
+                        "optimizer: {name: sgd, lr: 0.01}\n"
+                        "trainer: {max_steps: 3, batch_size: 8, checkpoint_every: 1, run_dir: " << (dir_ / "run").string() << "}\n";
+  Result r = run("fit " + cfg);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string last = (dir_ / "run/checkpoints/last/model.safetensors").string();
+  SafetensorsFile m = load_safetensors(last);
+  EXPECT_EQ(m.tensors.at("features.1.num_batches_tracked").item<int64_t>(), 3);
+  EXPECT_EQ(m.tensors.at("features.5.running_var").sizes(), (Shape{8}));
+  r = run("resume " + (dir_ / "run").string() + " --set trainer.max_steps=5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(load_safetensors(last).tensors.at("features.1.num_batches_tracked").item<int64_t>(), 5);
+}
+
 TEST_F(FabricTrain, ReproducesPyTorchFixtureIn64True) {
   const std::string data = std::string(FABRIC_TEST_DATA_DIR);
   const std::string cfg = (dir_ / "fixture.yaml").string();
