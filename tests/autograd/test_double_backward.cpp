@@ -5,6 +5,7 @@
 // gradients, which keep no history.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -13,8 +14,10 @@
 
 #include "autograd/autograd.h"
 #include "tensor/error.h"
+#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/random.h"
 #include "tests/autograd/double_backward_fixture.h"
 #include "tests/common/expect_error.h"
 
@@ -616,6 +619,36 @@ TEST(DoubleBackward, WganGpCnnCriticStepMatchesTorch) {
                                                         &fx::cnn_grad_w3, &fx::cnn_grad_b3};
   for (size_t i = 0; i < p.size(); ++i)
     expect_close(p[i].grad(), *want[i], "grad of CNN critic parameter " + std::to_string(i));
+}
+// A gradient penalty taken with create_graph inside a CPU bf16 autocast region (linear runs in
+// bfloat16 there, its casts recorded): the penalty and the float32 parameters' gradients follow the
+// float32 computation to bfloat16's precision, and the gradients stay float32 as their leaves.
+TEST(DoubleBackward, GradientPenaltyUnderCpuAutocastFollowsFloat32) {
+  Generator gen(11);
+  const Tensor x0 = randn({3, 4}, {}, &gen), w10 = randn({8, 4}, {}, &gen),
+               w20 = randn({1, 8}, {}, &gen);
+  std::vector<std::vector<float>> results;  // per run: penalty, then both gradients
+  for (const bool autocast : {false, true}) {
+    Tensor x = x0.clone().set_requires_grad(true), w1 = w10.clone().set_requires_grad(true),
+           w2 = w20.clone().set_requires_grad(true);
+    if (autocast) autocast_enter(DeviceType::cpu, true, DType::bfloat16, true);
+    const Tensor y = sum(linear(gelu(linear(x, w1)), w2));
+    const Tensor gx = grad({y}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+    const Tensor penalty = sum(mul(gx, gx));
+    if (autocast) autocast_exit(DeviceType::cpu);
+    penalty.backward();
+    for (const Tensor& w : {w1, w2}) ASSERT_EQ(w.grad().dtype(), DType::float32);
+    std::vector<float> r = {penalty.to(DType::float32).item<float>()};
+    for (const Tensor& w : {w1, w2})
+      for (float v : w.grad().to_vector<float>()) r.push_back(v);
+    results.push_back(r);
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  EXPECT_NE(results[1], results[0]) << "the autocast region did not run linear in bfloat16";
+  float scale = 0;
+  for (float v : results[0]) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < results[0].size(); ++i)
+    EXPECT_NEAR(results[1][i], results[0][i], 0.03f * scale) << "entry " << i;
 }
 
 }  // namespace
