@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "autograd/autograd.h"
-#include "tensor/error.h"
 #include "tensor/autocast.h"
+#include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
