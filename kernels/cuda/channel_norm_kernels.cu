@@ -5,27 +5,12 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "kernels/cuda/float_dtype_visit.cuh"
+#include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/channel_norm_kernels.h"
 
 namespace fabric::cuda {
 namespace {
-
-template <typename A>
-struct Sum2 {
-  A a, b;
-};
-template <typename A>
-__device__ __forceinline__ Sum2<A> shfl_xor(Sum2<A> s, int lane) {
-  return {cuda::shfl_xor(s.a, lane), cuda::shfl_xor(s.b, lane)};
-}
-template <typename A>
-struct Sum2Combine {
-  __device__ __forceinline__ Sum2<A> operator()(Sum2<A> x, Sum2<A> y) const {
-    return {x.a + y.a, x.b + y.b};
-  }
-};
 
 template <typename A, typename Load>
 __global__ void plane_sums_kernel(PlaneSumsArgs p, Load load) {

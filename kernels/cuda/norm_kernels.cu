@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "kernels/cuda/float_dtype_visit.cuh"
+#include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
 
@@ -29,21 +29,6 @@ struct WelfordCombine {
     if (a.n == A(0)) return b;
     const A n = a.n + b.n, d = b.mean - a.mean, f = b.n / n;
     return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
-  }
-};
-
-template <typename A>
-struct Sum2 {
-  A a, b;
-};
-template <typename A>
-__device__ __forceinline__ Sum2<A> shfl_xor(Sum2<A> s, int lane) {
-  return {cuda::shfl_xor(s.a, lane), cuda::shfl_xor(s.b, lane)};
-}
-template <typename A>
-struct Sum2Combine {
-  __device__ __forceinline__ Sum2<A> operator()(Sum2<A> x, Sum2<A> y) const {
-    return {x.a + y.a, x.b + y.b};
   }
 };
 
