@@ -10,12 +10,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "tensor/error.h"
 
 namespace fabric {
 namespace {
 
 constexpr size_t kAlignment = 64;
+// Blocks of at least this size start on a huge-page boundary and are offered to the kernel as
+// transparent huge pages (see allocate).
+constexpr size_t kHugePage = size_t{2} << 20;
 // Above this no machine has the memory, and size_class's rounding would wrap past 2^64 for
 // requests near it (handing out a tiny block): such requests are refused before rounding.
 constexpr size_t kMaxRequest = size_t{1} << 62;
@@ -46,11 +51,17 @@ class CachingCpuAllocator final : public Allocator {
         return p;
       }
     }
-    void* p = std::aligned_alloc(kAlignment, cls);
+    const size_t align = cls >= kHugePage ? kHugePage : kAlignment;
+    void* p = std::aligned_alloc(align, cls);
     if (!p) {
       empty_cache();
-      p = std::aligned_alloc(kAlignment, cls);
+      p = std::aligned_alloc(align, cls);
     }
+    // Debian's kernels back anonymous memory with huge pages only where asked (THP "madvise"):
+    // a 16 MiB tensor on 4 KiB pages costs a TLB miss every 4 KiB of each stream, which took
+    // single-thread elementwise and layer_norm passes 15-30 % below what huge pages give here.
+    // A refusal (THP "never", an old kernel) leaves ordinary pages; nothing else changes.
+    if (p && align == kHugePage) madvise(p, cls & ~(kHugePage - 1), MADV_HUGEPAGE);
     if (!p) throw Error(detail::cat("out of CPU memory allocating ", nbytes, " bytes"));
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.num_system_allocs;

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "tensor/allocator.h"
 #include "tensor/factory.h"
@@ -282,6 +286,40 @@ TEST(TensorCore, CachingAllocatorReusesBlocks) {
   EXPECT_EQ(after.num_system_allocs, before.num_system_allocs);
   EXPECT_GE(after.num_cache_hits, before.num_cache_hits + 10);
   EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+}
+
+// The VmFlags line of the /proc/self/smaps mapping that holds `addr` ("" when not found).
+std::string vm_flags_of(const void* addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = lo <= a && a < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(TensorCore, LargeBlocksStartOnAHugePageAndAskForHugePages) {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled") ||
+      !std::ifstream("/proc/self/smaps"))
+    GTEST_SKIP() << "no transparent huge pages or no /proc/self/smaps here";
+  Tensor big = empty({1024, 1024});  // float32: 4 MiB
+  const auto addr = reinterpret_cast<uintptr_t>(big.data_ptr());
+  EXPECT_EQ(addr % (uintptr_t{2} << 20), 0u);
+  // "hg": the mapping was madvise(MADV_HUGEPAGE)d, which Debian's THP default ("madvise") needs.
+  const std::string flags = vm_flags_of(big.data_ptr());
+  ASSERT_FALSE(flags.empty());
+  EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+  // Small blocks keep the 64-byte alignment and are left alone.
+  Tensor small = empty({256});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data_ptr()) % 64, 0u);
 }
 
 TEST(TensorCore, FromStorageChecksBounds) {
