@@ -410,6 +410,49 @@ TEST(ConvOps, PoolingSpecialValues) {
   EXPECT_EQ(max_pool2d(zeros({2, 3, 7, 7}), {3}, {2}, {1}).sizes(), (Shape{2, 3, 4, 4}));
 }
 
+// 2x2/stride-2 max pooling in float32/bfloat16/float16 has an AVX-512 path of its own (16
+// windows a step, a scalar tail); float64 takes the generic loops. On values exact in every dtype,
+// with many ties, NaNs (one to four in a window) and odd sizes (uncovered rows and columns),
+// outputs and the gradient's routing must agree exactly.
+TEST(ConvOps, MaxPool2x2VectorPathMatchesTheGenericPathExactly) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Shape& shape : std::vector<Shape>{{2, 3, 8, 64}, {1, 2, 9, 71}, {2, 1, 4, 38}, {1, 1, 3, 5}}) {
+    SCOPED_TRACE(shape_str(shape));
+    const int64_t n = numel_of(shape);
+    std::vector<float> v(static_cast<size_t>(n));
+    uint32_t state = 12345;
+    for (int64_t i = 0; i < n; ++i) {
+      state = state * 1664525u + 1013904223u;
+      const uint32_t r = state >> 24;
+      v[i] = r < 8 ? nan : static_cast<float>(static_cast<int>(r % 5) - 2);  // ties and NaNs
+    }
+    for (int64_t i = 0; i < std::min<int64_t>(n, 8); ++i) v[i] = nan;  // windows with 2+ NaNs
+    const Tensor x64 = from_vector<float>(v, shape).to(DType::float64);
+    const Tensor y64 = max_pool2d(x64, {2});
+    std::vector<float> gv(static_cast<size_t>(y64.numel()));
+    for (size_t i = 0; i < gv.size(); ++i) gv[i] = static_cast<float>(i % 97) + 1.f;
+    const Tensor g64 = from_vector<float>(gv, y64.sizes()).to(DType::float64);
+    const Pool2dAttrs attrs{{2, 2}, {2, 2}, {0, 0}};
+    const auto b = y64.to_vector<double>();
+    const auto d64 = max_pool2d_backward(g64, x64, attrs).to_vector<double>();
+    // Every value here (small integers, NaN) is exact in each dtype.
+    for (DType dt : {DType::float32, DType::bfloat16, DType::float16}) {
+      SCOPED_TRACE(dtype_name(dt));
+      const Tensor x = x64.to(dt);
+      const Tensor y = max_pool2d(x, {2});
+      ASSERT_EQ(y.sizes(), y64.sizes());
+      const auto a = y.to(DType::float64).to_vector<double>();
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(std::isnan(a[i]), std::isnan(b[i])) << i;
+        if (!std::isnan(a[i])) ASSERT_EQ(a[i], b[i]) << i;
+      }
+      const auto d = max_pool2d_backward(g64.to(dt), x, attrs).to(DType::float64).to_vector<double>();
+      ASSERT_EQ(d.size(), d64.size());
+      for (size_t i = 0; i < d.size(); ++i) ASSERT_EQ(d[i], d64[i]) << i;
+    }
+  }
+}
+
 // ---- gradients against central finite differences (float64) ---------------------------------
 
 struct ConvConfig {
