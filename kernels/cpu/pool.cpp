@@ -74,7 +74,7 @@ void max_forward(const Pool2dDesc& d, const void* xv, void* yv) {
   T* y = static_cast<T*>(yv);
   using A = acc_t<T>;
   if constexpr (!std::is_same_v<T, double>) {
-    if (is_max_pool_2x2(d)) {
+    if (is_pool_2x2(d)) {
       for_planes(d, [&](int64_t p) {
         max_pool_2x2_forward_plane<T>(d, x + p * d.H * d.W, y + p * d.OH * d.OW);
       });
@@ -108,6 +108,14 @@ template <typename T>
 void avg_forward(const Pool2dDesc& d, const void* xv, void* yv) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
+  if constexpr (!std::is_same_v<T, double>) {
+    if (is_pool_2x2(d)) {
+      for_planes(d, [&](int64_t p) {
+        avg_pool_2x2_forward_plane<T>(d, x + p * d.H * d.W, y + p * d.OH * d.OW);
+      });
+      return;
+    }
+  }
   for_planes(d, [&](int64_t p) {
     const T* xp = x + p * d.H * d.W;
     T* yp = y + p * d.OH * d.OW;
@@ -129,7 +137,7 @@ void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dx
   const T* x = static_cast<const T*>(xv);
   T* dx = static_cast<T*>(dxv);
   if constexpr (!std::is_same_v<T, double>) {
-    if (is_max_pool_2x2(d)) {
+    if (is_pool_2x2(d)) {
       for_planes(d, [&](int64_t p) {
         max_pool_2x2_backward_plane<T>(d, dy + p * d.OH * d.OW, x + p * d.H * d.W, dx + p * d.H * d.W);
       });
@@ -165,6 +173,14 @@ template <typename T>
 void avg_backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   const T* dy = static_cast<const T*>(dyv);
   T* dx = static_cast<T*>(dxv);
+  if constexpr (!std::is_same_v<T, double>) {
+    if (is_pool_2x2(d)) {
+      for_planes(d, [&](int64_t p) {
+        avg_pool_2x2_backward_plane<T>(d, dy + p * d.OH * d.OW, dx + p * d.H * d.W);
+      });
+      return;
+    }
+  }
   for_planes(d, [&](int64_t p) {
     const T* gp = dy + p * d.OH * d.OW;
     T* dp = dx + p * d.H * d.W;

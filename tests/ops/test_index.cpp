@@ -410,13 +410,15 @@ TEST(ConvOps, PoolingSpecialValues) {
   EXPECT_EQ(max_pool2d(zeros({2, 3, 7, 7}), {3}, {2}, {1}).sizes(), (Shape{2, 3, 4, 4}));
 }
 
-// 2x2/stride-2 max pooling in float32/bfloat16/float16 has an AVX-512 path of its own (16
-// windows a step, a scalar tail); float64 takes the generic loops. On values exact in every dtype,
-// with many ties, NaNs (one to four in a window) and odd sizes (uncovered rows and columns),
-// outputs and the gradient's routing must agree exactly.
-TEST(ConvOps, MaxPool2x2VectorPathMatchesTheGenericPathExactly) {
+// 2x2/stride-2 max and avg pooling in float32/bfloat16/float16 have an AVX-512 path of their own
+// (16 windows a step, a masked shorter step); float64 takes the generic loops. On values exact in
+// every dtype, with many ties, NaNs (one to four in a window), odd sizes (uncovered rows and
+// columns) and rows of 16+ and fewer windows, outputs and gradients must agree exactly.
+TEST(ConvOps, Pool2x2VectorPathMatchesTheGenericPathExactly) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (const Shape& shape : std::vector<Shape>{{2, 3, 8, 64}, {1, 2, 9, 71}, {2, 1, 4, 38}, {1, 1, 3, 5}}) {
+  const Pool2dAttrs attrs{{2, 2}, {2, 2}, {0, 0}};
+  for (const Shape& shape :
+       std::vector<Shape>{{2, 3, 8, 64}, {1, 2, 9, 71}, {2, 1, 4, 38}, {1, 1, 3, 5}, {2, 2, 6, 16}}) {
     SCOPED_TRACE(shape_str(shape));
     const int64_t n = numel_of(shape);
     std::vector<float> v(static_cast<size_t>(n));
@@ -428,27 +430,33 @@ TEST(ConvOps, MaxPool2x2VectorPathMatchesTheGenericPathExactly) {
     }
     for (int64_t i = 0; i < std::min<int64_t>(n, 8); ++i) v[i] = nan;  // windows with 2+ NaNs
     const Tensor x64 = from_vector<float>(v, shape).to(DType::float64);
-    const Tensor y64 = max_pool2d(x64, {2});
-    std::vector<float> gv(static_cast<size_t>(y64.numel()));
-    for (size_t i = 0; i < gv.size(); ++i) gv[i] = static_cast<float>(i % 97) + 1.f;
-    const Tensor g64 = from_vector<float>(gv, y64.sizes()).to(DType::float64);
-    const Pool2dAttrs attrs{{2, 2}, {2, 2}, {0, 0}};
-    const auto b = y64.to_vector<double>();
-    const auto d64 = max_pool2d_backward(g64, x64, attrs).to_vector<double>();
-    // Every value here (small integers, NaN) is exact in each dtype.
-    for (DType dt : {DType::float32, DType::bfloat16, DType::float16}) {
-      SCOPED_TRACE(dtype_name(dt));
-      const Tensor x = x64.to(dt);
-      const Tensor y = max_pool2d(x, {2});
-      ASSERT_EQ(y.sizes(), y64.sizes());
-      const auto a = y.to(DType::float64).to_vector<double>();
-      for (size_t i = 0; i < a.size(); ++i) {
-        ASSERT_EQ(std::isnan(a[i]), std::isnan(b[i])) << i;
-        if (!std::isnan(a[i])) ASSERT_EQ(a[i], b[i]) << i;
+    for (const bool max : {true, false}) {
+      SCOPED_TRACE(max ? "max" : "avg");
+      auto pool = [&](const Tensor& x) { return max ? max_pool2d(x, {2}) : avg_pool2d(x, {2}); };
+      auto pool_backward = [&](const Tensor& g, const Tensor& x) {
+        return max ? max_pool2d_backward(g, x, attrs) : avg_pool2d_backward(g, x.sizes(), attrs);
+      };
+      const Tensor y64 = pool(x64);
+      std::vector<float> gv(static_cast<size_t>(y64.numel()));
+      for (size_t i = 0; i < gv.size(); ++i) gv[i] = static_cast<float>(i % 97) + 1.f;
+      const Tensor g64 = from_vector<float>(gv, y64.sizes()).to(DType::float64);
+      const auto want_y = y64.to_vector<double>();
+      const auto want_dx = pool_backward(g64, x64).to_vector<double>();
+      // Every value here (small integers, their quarters, NaN) is exact in each dtype.
+      for (DType dt : {DType::float32, DType::bfloat16, DType::float16}) {
+        SCOPED_TRACE(dtype_name(dt));
+        const Tensor x = x64.to(dt);
+        const Tensor y = pool(x);
+        ASSERT_EQ(y.sizes(), y64.sizes());
+        const auto got_y = y.to(DType::float64).to_vector<double>();
+        for (size_t i = 0; i < got_y.size(); ++i) {
+          ASSERT_EQ(std::isnan(got_y[i]), std::isnan(want_y[i])) << i;
+          if (!std::isnan(got_y[i])) ASSERT_EQ(got_y[i], want_y[i]) << i;
+        }
+        const auto got_dx = pool_backward(g64.to(dt), x).to(DType::float64).to_vector<double>();
+        ASSERT_EQ(got_dx.size(), want_dx.size());
+        for (size_t i = 0; i < got_dx.size(); ++i) ASSERT_EQ(got_dx[i], want_dx[i]) << i;
       }
-      const auto d = max_pool2d_backward(g64.to(dt), x, attrs).to(DType::float64).to_vector<double>();
-      ASSERT_EQ(d.size(), d64.size());
-      for (size_t i = 0; i < d.size(); ++i) ASSERT_EQ(d[i], d64[i]) << i;
     }
   }
 }

@@ -1,5 +1,7 @@
 // Training throughput against PyTorch, measured in the same run (issue #3's benchmark):
 //   mlp       the MLP 784-1024-1024-10, batch 256, SGD momentum 0.9, float32
+//   cnn       the CNN (nn/cnn.h) with BatchNorm on CIFAR-shaped images: (64, 3, 32, 32), channels
+//             32 and 64, 10 classes, SGD momentum 0.9, float32
 //   gpt       GPT (nanoGPT architecture) 4 layers, 4 heads, C=256, T=128, batch 16, a character
 //             vocabulary of 65, AdamW, float32
 //   gpt-<precision>  the same GPT through Fabric under bf16-mixed, bf16-true or 16-mixed (the
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/cnn.h"
 #include "nn/gpt.h"
 #include "nn/mlp.h"
 #include "optim/optim.h"
@@ -82,6 +85,19 @@ int run_worker(const std::string& model, int steps, int warmup) {
     step_fn = [sgd] { sgd->step(); };
     zero_fn = [sgd] { sgd->zero_grad(); };
     net = mlp;
+  } else if (model == "cnn") {
+    auto cnn = nn::make<nn::CNN>(nn::CNNConfig{
+        .in_channels = 3, .image_size = 32, .num_classes = 10, .channels1 = 32, .channels2 = 64,
+        .batch_norm = true});
+    auto sgd = std::make_shared<optim::SGD>(cnn->parameters(), optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    opt_holder = sgd;
+    x = randn({64, 3, 32, 32});
+    y = randint(0, 10, {64}, {.dtype = DType::int64});
+    loss_fn = [cnn, &x, &y] { return cross_entropy((*cnn)(x), y); };
+    backward_fn = [](const Tensor& l) { l.backward(); };
+    step_fn = [sgd] { sgd->step(); };
+    zero_fn = [sgd] { sgd->zero_grad(); };
+    net = cnn;
   } else {
     const nn::GPTConfig c{.vocab_size = 65, .block_size = 128, .n_layer = 4, .n_head = 4, .n_embd = 256,
                           .dropout = 0.0};
@@ -197,6 +213,7 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
     torch = false;
   }
   const std::vector<ModelSpec> specs = {{"mlp", "--model mlp", 30, 0},
+                                        {"cnn", "--model cnn", 10, 0},
                                         {"gpt", "--model gpt", 6, 16 * 128},
                                         {"gpt-bf16-mixed", "--model gpt --dtype bf16", 10, 16 * 128},
                                         {"gpt-bf16-true", "--model gpt --dtype bf16", 10, 16 * 128},
@@ -255,7 +272,7 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> models = {"mlp", "gpt", "gpt-bf16-mixed", "gpt-bf16-true", "gpt-16-mixed"};
+  std::vector<std::string> models = {"mlp", "cnn", "gpt", "gpt-bf16-mixed", "gpt-bf16-true", "gpt-16-mixed"};
   std::string worker;
   int runs = 5, threads = 2, steps = 10, warmup = 3;
   bool torch = true;
@@ -289,8 +306,8 @@ int main(int argc, char** argv) {
     } else if (a == "--no-torch") {
       torch = false;
     } else {
-      std::printf("usage: bench_train [--models mlp,gpt,gpt-bf16-mixed,gpt-bf16-true,gpt-16-mixed] [--runs 5] [--threads 2] [--no-torch]\n"
-                  "       bench_train --worker mlp|gpt|gpt-<precision> [--steps 10] [--warmup 3]\n");
+      std::printf("usage: bench_train [--models mlp,cnn,gpt,gpt-bf16-mixed,gpt-bf16-true,gpt-16-mixed] [--runs 5] [--threads 2] [--no-torch]\n"
+                  "       bench_train --worker mlp|cnn|gpt|gpt-<precision> [--steps 10] [--warmup 3]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }

@@ -1,7 +1,8 @@
 # PyTorch's side of bench_train: trains one model on random data and prints one line
 #   result <steps/s> <rss before training, KiB> <peak rss, KiB>
 # (steps/s over --steps steps after --warmup steps). The models are the ones fabric trains in the
-# same run: the MLP 784-1024-1024-10 with SGD momentum, and nanoGPT's GPT with AdamW.
+# same run: the MLP 784-1024-1024-10 and the CNN with BatchNorm with SGD momentum, and nanoGPT's
+# GPT with AdamW.
 # bench_train runs it under tools/bench/torch_env.sh (OpenBLAS, COOPERLAKE) and GLIBC_TUNABLES.
 import argparse
 import math
@@ -19,7 +20,7 @@ def rss_kib():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=["mlp", "gpt"], required=True)
+    ap.add_argument("--model", choices=["mlp", "cnn", "gpt"], required=True)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
@@ -40,6 +41,16 @@ def main():
                               nn.Linear(1024, 10))
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
+
+        def loss_fn():
+            return F.cross_entropy(model(x), y)
+    elif a.model == "cnn":
+        # fabric's nn::CNN with batch_norm: Conv·BN·ReLU·Pool twice, then a linear classifier.
+        model = nn.Sequential(nn.Conv2d(3, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(32, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
 
         def loss_fn():
             return F.cross_entropy(model(x), y)
