@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/pool_2x2.h"
+#include "kernels/cpu/pool_max_any.h"
 #include "tensor/conv_kernels.h"
 
 namespace fabric::cpu {
@@ -140,6 +141,14 @@ void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dx
     if (is_pool_2x2(d)) {
       for_planes(d, [&](int64_t p) {
         max_pool_2x2_backward_plane<T>(d, dy + p * d.OH * d.OW, x + p * d.H * d.W, dx + p * d.H * d.W);
+      });
+      return;
+    }
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (fits_max_pool_any(d)) {
+      for_planes(d, [&](int64_t p) {
+        max_pool_any_backward_plane(d, dy + p * d.OH * d.OW, x + p * d.H * d.W, dx + p * d.H * d.W);
       });
       return;
     }

@@ -461,6 +461,45 @@ TEST(ConvOps, Pool2x2VectorPathMatchesTheGenericPathExactly) {
   }
 }
 
+// float32 max pooling with any other window has a gather-based AVX-512 path (16 windows a step,
+// padding and row ends masked); float64 takes the generic loops. Overlapping windows (shared
+// inputs whose gradients add up), padding, asymmetric windows and strides, NaNs and ties: outputs
+// and gradients must agree exactly.
+TEST(ConvOps, MaxPoolAnyWindowFloat32MatchesTheGenericPathExactly) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Shape shape{2, 3, 11, 45};
+  std::vector<float> v(static_cast<size_t>(numel_of(shape)));
+  uint32_t state = 777;
+  for (float& e : v) {
+    state = state * 1664525u + 1013904223u;
+    const uint32_t r = state >> 24;
+    e = r < 6 ? nan : static_cast<float>(static_cast<int>(r % 7) - 3);
+  }
+  const Tensor x64 = from_vector<float>(v, shape).to(DType::float64), x32 = x64.to(DType::float32);
+  for (const auto& [k, s, p] :
+       std::vector<std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>>>{
+           {{3}, {2}, {1}}, {{3}, {1}, {1}}, {{3, 2}, {1, 2}, {1, 0}}, {{2}, {1}, {0}},
+           {{5}, {3}, {2}}, {{1}, {1}, {0}}}) {
+    SCOPED_TRACE(shape_str(k) + " " + shape_str(s) + " " + shape_str(p));
+    const Tensor y64 = max_pool2d(x64, k, s, p);
+    const auto want_y = y64.to_vector<double>();
+    const auto got_y = max_pool2d(x32, k, s, p).to(DType::float64).to_vector<double>();
+    ASSERT_EQ(got_y.size(), want_y.size());
+    for (size_t i = 0; i < got_y.size(); ++i) {
+      ASSERT_EQ(std::isnan(got_y[i]), std::isnan(want_y[i])) << i;
+      if (!std::isnan(got_y[i])) ASSERT_EQ(got_y[i], want_y[i]) << i;
+    }
+    std::vector<float> gv(static_cast<size_t>(y64.numel()));
+    for (size_t i = 0; i < gv.size(); ++i) gv[i] = static_cast<float>(i % 89) + 1.f;
+    const Tensor g64 = from_vector<float>(gv, y64.sizes()).to(DType::float64);
+    const Pool2dAttrs attrs{k, s, p};
+    const auto want_dx = max_pool2d_backward(g64, x64, attrs).to_vector<double>();
+    const auto got_dx =
+        max_pool2d_backward(g64.to(DType::float32), x32, attrs).to(DType::float64).to_vector<double>();
+    for (size_t i = 0; i < got_dx.size(); ++i) ASSERT_EQ(got_dx[i], want_dx[i]) << i;
+  }
+}
+
 // ---- gradients against central finite differences (float64) ---------------------------------
 
 struct ConvConfig {
