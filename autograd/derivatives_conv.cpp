@@ -106,5 +106,18 @@ FABRIC_DERIVATIVE(avg_pool2d_backward) {
   return [a](const Grads& u) { return Grads{avg_pool2d(u[0], a.kernel, a.stride, a.padding)}; };
 }
 
+FABRIC_DERIVATIVE(adaptive_avg_pool2d) {
+  Shape shape = rec.inputs[0].sizes();
+  return [shape](const Grads& g) { return Grads{adaptive_avg_pool2d_backward(g[0], shape)}; };
+}
+
+// adaptive_avg_pool2d_backward(g) is linear in g and adaptive_avg_pool2d's adjoint (each window
+// shares its gradient by the divisor it averaged with): d/dg = adaptive_avg_pool2d(u) to g's size.
+FABRIC_DERIVATIVE(adaptive_avg_pool2d_backward) {
+  const Shape& g = rec.inputs[0].sizes();
+  std::vector<int64_t> out_size{g.end()[-2], g.end()[-1]};
+  return [out_size](const Grads& u) { return Grads{adaptive_avg_pool2d(u[0], out_size)}; };
+}
+
 }  // namespace
 }  // namespace fabric

@@ -35,9 +35,10 @@ constexpr OpId kSupported[] = {
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
     OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min,
     // convolution and pooling (conv2d's gradients are recorded ops in grad mode, the pool
-    // gradients record themselves; all four are linear in the upstream gradient)
+    // gradients record themselves; all of them are linear in the upstream gradient)
     OpId::conv2d, OpId::max_pool2d, OpId::avg_pool2d, OpId::conv2d_backward_input,
     OpId::conv2d_backward_weight, OpId::max_pool2d_backward, OpId::avg_pool2d_backward,
+    OpId::adaptive_avg_pool2d, OpId::adaptive_avg_pool2d_backward,
     // losses (cross_entropy switches to a composition in grad mode)
     OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy, OpId::cross_entropy};
 

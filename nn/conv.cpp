@@ -1,6 +1,7 @@
-// Conv2d and MaxPool2d.
+// Conv2d, MaxPool2d and AdaptiveAvgPool2d.
 #include "nn/conv.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "nn/init.h"
@@ -78,6 +79,24 @@ std::string MaxPool2d::extra_repr() const {
   return detail::cat("kernel_size=", int2_str(options_.kernel_size),
                      ", stride=", int2_str(options_.stride.value_or(options_.kernel_size)),
                      ", padding=", int2_str(options_.padding));
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(const AdaptiveAvgPool2dOptions& o) : options_(o) {
+  const auto& s = o.output_size;
+  FABRIC_CHECK((s.size() == 1 || s.size() == 2) &&
+                   std::all_of(s.begin(), s.end(), [](int64_t v) { return v >= 0; }),
+               ValueError, "AdaptiveAvgPool2d: output_size must be 1 or 2 sizes >= 0, got ",
+               shape_str(s));
+}
+
+Tensor AdaptiveAvgPool2d::forward(const Tensor& x) {
+  return adaptive_avg_pool2d(x, options_.output_size);
+}
+
+std::string AdaptiveAvgPool2d::extra_repr() const {
+  const auto& s = options_.output_size;
+  return s.size() == 1 ? detail::cat("output_size=", s[0])
+                       : "output_size=" + int2_str({s[0], s[1]});
 }
 
 }  // namespace fabric::nn

@@ -1,4 +1,5 @@
-// Conv2d and MaxPool2d over NCHW input, with torch.nn's defaults and initialisation.
+// Conv2d, MaxPool2d and AdaptiveAvgPool2d over NCHW input, with torch.nn's defaults and
+// initialisation.
 #pragma once
 #include <optional>
 #include <vector>
@@ -65,6 +66,25 @@ class MaxPool2d : public Module {
 
  private:
   MaxPool2dOptions options_;
+};
+
+struct AdaptiveAvgPool2dOptions {
+  // {oh, ow}, or {s} for s x s (the repr shows which, as torch's: output_size=(1, 1) / =5).
+  std::vector<int64_t> output_size;
+};
+
+// torch.nn.AdaptiveAvgPool2d: (N, C, H, W) or (C, H, W) -> (..., oh, ow) for any H and W, e.g.
+// the global pool of a ResNet head: make<AdaptiveAvgPool2d>({.output_size = {1, 1}}).
+class AdaptiveAvgPool2d : public Module {
+ public:
+  using Options = AdaptiveAvgPool2dOptions;
+  explicit AdaptiveAvgPool2d(const AdaptiveAvgPool2dOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  std::string extra_repr() const override;
+
+ private:
+  AdaptiveAvgPool2dOptions options_;
 };
 
 }  // namespace fabric::nn

@@ -8,6 +8,7 @@ namespace fabric::nn {
 // Inline: fabric::nn::cross_entropy and fabric::nn::functional::cross_entropy both work.
 inline namespace functional {
 
+using fabric::adaptive_avg_pool2d;
 using fabric::avg_pool2d;
 using fabric::batch_norm;
 using fabric::binary_cross_entropy;

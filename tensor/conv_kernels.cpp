@@ -10,4 +10,6 @@ FABRIC_DEFINE_STUB(avg_pool2d_forward_stub, Pool2dForwardFn);
 FABRIC_DEFINE_STUB(max_pool2d_backward_stub, MaxPool2dBackwardFn);
 FABRIC_DEFINE_STUB(avg_pool2d_backward_stub, AvgPool2dBackwardFn);
 FABRIC_DEFINE_STUB(max_pool2d_indices_stub, MaxPool2dIndicesFn);
+FABRIC_DEFINE_STUB(adaptive_avg_pool2d_forward_stub, Pool2dForwardFn);
+FABRIC_DEFINE_STUB(adaptive_avg_pool2d_backward_stub, AvgPool2dBackwardFn);
 }  // namespace fabric

@@ -46,5 +46,10 @@ FABRIC_DECLARE_STUB(avg_pool2d_backward_stub, AvgPool2dBackwardFn);
 // backward picks it: for max pool's double backward, which gathers at these positions.
 using MaxPool2dIndicesFn = void (*)(const Pool2dDesc& d, const void* x, int64_t* indices);
 FABRIC_DECLARE_STUB(max_pool2d_indices_stub, MaxPool2dIndicesFn);
+// Adaptive average pooling: (H, W) -> (OH, OW) planes with torch's windows, rows
+// [floor(i*H/OH), ceil((i+1)*H/OH)) and likewise for columns (K*, S*, P* unused). The backward
+// writes all of dx: each dy spread evenly over its window, summed where windows overlap.
+FABRIC_DECLARE_STUB(adaptive_avg_pool2d_forward_stub, Pool2dForwardFn);
+FABRIC_DECLARE_STUB(adaptive_avg_pool2d_backward_stub, AvgPool2dBackwardFn);
 
 }  // namespace fabric

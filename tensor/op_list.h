@@ -97,16 +97,19 @@
   X(tril, none, none)                       \
   X(triu, none, none)                       \
   X(one_hot, none, none)                    \
+  X(masked_fill, none, none) /* a composition (where), listed for its autocast class */ \
   X(dropout, none, none)                    \
   /* convolution and pooling */             \
   X(conv2d, lower, lower)                   \
   X(max_pool2d, none, none)                 \
   X(avg_pool2d, none, none)                 \
+  X(adaptive_avg_pool2d, none, none)  /* CPU's fp32 list has the 3-d one only */ \
   /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \
   X(conv2d_backward_input, none, none)      \
   X(conv2d_backward_weight, none, none)     \
   X(max_pool2d_backward, none, none)        \
   X(avg_pool2d_backward, none, none)        \
+  X(adaptive_avg_pool2d_backward, none, none) \
   /* losses */                              \
   X(cross_entropy, fp32, fp32)              \
   X(nll_loss, fp32, fp32)                   \

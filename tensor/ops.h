@@ -174,6 +174,11 @@ std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
 Tensor tril(const Tensor& a, int64_t diagonal = 0);
 Tensor triu(const Tensor& a, int64_t diagonal = 0);
 Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);  // int64 output
+// torch.masked_fill: x where mask is false, value where it is true; the bool mask and x broadcast
+// against each other, the result keeps x's dtype. A value tensor must be 0-dim; it gets the
+// gradient summed over the filled positions (x gets none there, the mask never any).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const Scalar& value);
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value);
 // Inverted dropout (scale kept by 1/(1-p)); the identity when !train or p == 0.
 Tensor dropout(const Tensor& a, double p, bool train, Generator* gen = nullptr);
 
@@ -185,6 +190,10 @@ Tensor max_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
                   std::vector<int64_t> padding = {0, 0});
 Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
                   std::vector<int64_t> padding = {0, 0});
+// torch's adaptive_avg_pool2d: x (N, C, H, W) or (C, H, W) -> (..., oh, ow); output_size {oh, ow}
+// or {s} for s x s. Output row i averages input rows [floor(i*H/oh), ceil((i+1)*H/oh)) (windows
+// overlap when oh does not divide H; oh > H repeats rows), and likewise for columns.
+Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size);
 
 // ---- losses (reduction: "mean" | "sum" | "none") ----------------------------------------------
 // logits (N, C) or (N, C, d...) / (C); target int64 class indices, or (cross_entropy) class

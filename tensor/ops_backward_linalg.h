@@ -40,6 +40,9 @@ Tensor max_pool2d_indices(const Tensor& x, const Pool2dAttrs& attrs);
 // Records for autograd (linear in grad_out).
 Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape,
                            const Pool2dAttrs& attrs);
+// The gradient w.r.t. the input (of shape input_shape) of adaptive_avg_pool2d, whose output size
+// is grad_out's last two sizes. Records for autograd (linear in grad_out).
+Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape);
 
 // (num_weights, C): rows of grad_out (..., C) summed into the rows their indices (...) name.
 Tensor embedding_backward(const Tensor& grad_out, const Tensor& indices, int64_t num_weights);

@@ -325,6 +325,24 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"avg_pool2d_padding",
        {{{2, 2, 5, 6}}},
        [](const V& x) { return exp(avg_pool2d(x[0], {3}, {2}, {1})); }},
+      // Overlapping windows (7 -> 3 rows, 5 -> 4 columns), then more outputs than inputs.
+      {"adaptive_avg_pool2d_overlapping",
+       {{{2, 2, 7, 5}}},
+       [](const V& x) {
+         return exp(adaptive_avg_pool2d(x[0], {3, 4}));
+       }},
+      {"adaptive_avg_pool2d_upsampling_unbatched",
+       {{{2, 3, 4}}},
+       [](const V& x) {
+         Tensor p = adaptive_avg_pool2d(x[0], {5, 7});
+         return mul(p, p);
+       }},
+      // masked_fill (a where) with a 0-dim value tensor: second derivatives through both.
+      {"masked_fill_value_tensor",
+       {{{4, 4}}, {{}}},
+       [](const V& x) {
+         return mul(masked_fill(x[0], logical_not(causal_mask(4, 4)), x[1]), x[0]);
+       }},
       {"conv_pool_chain",
        {{{1, 2, 6, 6}}, {{3, 2, 3, 3}}, {{3}}},
        [](const V& x) {

@@ -136,6 +136,35 @@ TEST(Conv2d, TorchInitAndShapes) {
   EXPECT_EQ(pool3(randn({1, 1, 5, 5})).sizes(), (Shape{1, 1, 5, 5}));
 }
 
+// Reprs as torch 1.13 prints them (one size stays one number); any input size pools to the output
+// size; the module is the functional op.
+TEST(AdaptiveAvgPool2d, ReprShapesAndFunctional) {
+  struct Row {
+    std::vector<int64_t> output_size;
+    Shape x, want;
+    std::string repr;
+  };
+  const std::vector<Row> rows = {
+      {{1, 1}, {2, 8, 7, 5}, {2, 8, 1, 1}, "AdaptiveAvgPool2d(output_size=(1, 1))"},
+      {{5}, {2, 3, 9, 4}, {2, 3, 5, 5}, "AdaptiveAvgPool2d(output_size=5)"},
+      {{2, 3}, {4, 7, 7}, {4, 2, 3}, "AdaptiveAvgPool2d(output_size=(2, 3))"},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.repr);
+    auto pool = make<AdaptiveAvgPool2d>({.output_size = r.output_size});
+    EXPECT_EQ(pool->str(), r.repr);
+    Tensor x = randn(r.x);
+    Tensor y = (*pool)(x);
+    EXPECT_EQ(y.sizes(), r.want);
+    EXPECT_EQ(y.to_vector<float>(),
+              nn::functional::adaptive_avg_pool2d(x, r.output_size).to_vector<float>());
+    EXPECT_TRUE(pool->named_parameters().empty());
+  }
+  EXPECT_THROW(AdaptiveAvgPool2d({.output_size = {1, 1, 1}}), ValueError);
+  EXPECT_THROW(AdaptiveAvgPool2d({.output_size = {-1}}), ValueError);
+  EXPECT_THROW(AdaptiveAvgPool2d({.output_size = {}}), ValueError);
+}
+
 TEST(Embedding, LookupInitAndPadding) {
   Embedding emb({.num_embeddings = 1000, .embedding_dim = 16});
   Stats s = stats_of(emb.weight);

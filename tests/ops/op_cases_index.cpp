@@ -1,8 +1,11 @@
 // Harness cases for the indexing, joining and mask ops (embedding, index_select, gather,
-// scatter_add, cat, stack, split, chunk, tril, triu, one_hot) against naive float64 references.
+// scatter_add, cat, stack, split, chunk, tril, triu, one_hot, masked_fill) against naive float64
+// references.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "tests/ops/op_harness.h"
 
@@ -129,6 +132,32 @@ RefTensor ref_one_hot(const RefTensor& idx, int64_t nc) {
   RefTensor out{os, std::vector<double>(numel_of(os), 0.0)};
   for (int64_t i = 0; i < idx.numel(); ++i) out.v[i * nc + static_cast<int64_t>(idx.v[i])] = 1;
   return out;
+}
+
+// The element of `t` that broadcasting to `idx`'s shape puts there (dims aligned on the right,
+// size-1 dims repeated).
+double broadcast_at(const RefTensor& t, const std::vector<int64_t>& idx) {
+  std::vector<int64_t> i(t.shape.size());
+  const size_t lead = idx.size() - t.shape.size();
+  for (size_t d = 0; d < t.shape.size(); ++d) i[d] = t.shape[d] == 1 ? 0 : idx[lead + d];
+  return t.at(i);
+}
+
+// x and mask broadcast together; `value` (or the 0-dim value tensor) where the mask is set.
+RefTensor ref_masked_fill(const RefTensor& x, const RefTensor& mask, double value) {
+  const Shape s = broadcast_shapes(x.shape, mask.shape, "ref_masked_fill");
+  RefTensor out{s, {}};
+  for_each_index(s, [&](const std::vector<int64_t>& i) {
+    out.v.push_back(broadcast_at(mask, i) != 0 ? value : broadcast_at(x, i));
+  });
+  return out;
+}
+
+// A bool input of one fixed value everywhere (all-true / all-false masks).
+InputSpec BoolFilled(Shape s, bool v) {
+  InputSpec spec = B(std::move(s));
+  spec.values.assign(static_cast<size_t>(numel_of(spec.shape)), v ? 1.0 : 0.0);
+  return spec;
 }
 
 }  // namespace
@@ -327,6 +356,71 @@ std::vector<OpCase> index_op_cases() {
                {Idx({}, 4)},
                [](const std::vector<Tensor>& t) { return one_hot(t[0], 4); },
                [](const std::vector<RefTensor>& t) { return ref_one_hot(t[0], 4); },
+               kOne,
+               1,
+               true,
+               true});
+  // ---- masked_fill ----
+  using V = std::vector<Tensor>;
+  using R = std::vector<RefTensor>;
+  auto fill_case = [&](std::string nm, std::vector<InputSpec> in, double value) {
+    c.push_back({"masked_fill/" + nm, std::move(in),
+                 [value](const V& t) { return masked_fill(t[0], t[1], value); },
+                 [value](const R& t) { return ref_masked_fill(t[0], t[1], value); }});
+  };
+  fill_case("same", {F({3, 4}), B({3, 4})}, 0.5);
+  fill_case("mask_row_broadcast", {F({2, 3, 4}), B({4})}, -1.25);
+  fill_case("key_padding_mask", {F({2, 2, 3, 5}), B({2, 1, 1, 5})}, -1e4);
+  fill_case("mask_broadcasts_x", {F({1, 3}), B({2, 3})}, 3.0);
+  fill_case("all_true", {F({3, 4}), BoolFilled({3, 4}, true)}, 2.0);
+  fill_case("all_false", {F({3, 4}), BoolFilled({3, 4}, false)}, 2.0);
+  fill_case("empty", {F({0, 3}), B({3})}, 1.0);
+  // -inf makes the finite-difference objective -inf; the next row checks the gradient through it.
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  fill_case("neg_inf", {F({3, 4}), B({3, 4})}, -inf);
+  c.back().grad_check = false;
+  // Causal attention scores: -inf above the diagonal, then softmax over the keys.
+  c.push_back({"masked_fill/neg_inf_then_softmax",
+               {F({2, 4, 4})},
+               [](const V& t) {
+                 Tensor above = logical_not(causal_mask(4, 4, t[0].device()));
+                 return softmax(masked_fill(t[0], above, -inf), -1);
+               },
+               [](const R& t) {
+                 RefTensor out = t[0];
+                 for (int64_t r = 0; r < 8; ++r) {
+                   const int64_t i = r % 4;
+                   double m = -inf, s = 0;
+                   for (int64_t j = 0; j <= i; ++j) m = std::max(m, t[0].v[r * 4 + j]);
+                   for (int64_t j = 0; j <= i; ++j) s += std::exp(t[0].v[r * 4 + j] - m);
+                   for (int64_t j = 0; j < 4; ++j)
+                     out.v[r * 4 + j] = j <= i ? std::exp(t[0].v[r * 4 + j] - m) / s : 0.0;
+                 }
+                 return out;
+               }});
+  // A 0-dim value tensor: its gradient is the sum over the filled positions.
+  auto value_tensor_run = [](const V& t) { return masked_fill(t[0], t[1], t[2]); };
+  auto value_tensor_ref = [](const R& t) { return ref_masked_fill(t[0], t[1], t[2].v[0]); };
+  c.push_back({"masked_fill/value_tensor",
+               {F({3, 4}), B({3, 4}), F({})},
+               value_tensor_run,
+               value_tensor_ref});
+  c.push_back({"masked_fill/value_tensor_broadcast",
+               {F({2, 3, 4}), B({3, 1}), F({})},
+               value_tensor_run,
+               value_tensor_ref});
+  c.push_back({"masked_fill/int",
+               {I({3, 4}, -9, 9), B({4})},
+               [](const V& t) { return masked_fill(t[0], t[1], 7); },
+               [](const R& t) { return ref_masked_fill(t[0], t[1], 7); },
+               kOne,
+               1,
+               true,
+               true});
+  c.push_back({"masked_fill/bool",
+               {B({3, 4}), B({3, 1})},
+               [](const V& t) { return masked_fill(t[0], t[1], true); },
+               [](const R& t) { return ref_masked_fill(t[0], t[1], 1); },
                kOne,
                1,
                true,

@@ -1,6 +1,6 @@
 // Harness cases for the linear-algebra ops (matmul, mm, bmm, linear, scaled_dot_product_attention)
-// and convolution/pooling (conv2d, max_pool2d, avg_pool2d), each against a naive float64 reference
-// written here.
+// and convolution/pooling (conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d), each against a
+// naive float64 reference written here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -215,6 +215,43 @@ OpCase attention_case(std::string name, Shape q, Shape k, Shape v, bool causal,
           2.0};
 }
 
+// torch's adaptive windows, written with floating floor/ceil: output i of `out` averages inputs
+// [floor(i * in / out), ceil((i + 1) * in / out)).
+RefTensor ref_adaptive_pool(const RefTensor& x, std::vector<int64_t> output_size) {
+  if (output_size.size() == 1) output_size.push_back(output_size[0]);
+  const size_t nd = x.shape.size();
+  const int64_t H = x.shape[nd - 2], W = x.shape[nd - 1], OH = output_size[0], OW = output_size[1];
+  const int64_t planes = x.numel() / (H * W);
+  Shape os = x.shape;
+  os[nd - 2] = OH;
+  os[nd - 1] = OW;
+  RefTensor out{os, std::vector<double>(numel_of(os))};
+  auto lo = [](int64_t i, int64_t in, int64_t o) {
+    return static_cast<int64_t>(std::floor(static_cast<double>(i) * in / o));
+  };
+  auto hi = [](int64_t i, int64_t in, int64_t o) {
+    return static_cast<int64_t>(std::ceil(static_cast<double>(i + 1) * in / o));
+  };
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        double acc = 0;
+        int64_t n = 0;
+        for (int64_t h = lo(oh, H, OH); h < hi(oh, H, OH); ++h)
+          for (int64_t w = lo(ow, W, OW); w < hi(ow, W, OW); ++w, ++n)
+            acc += x.v[(pl * H + h) * W + w];
+        out.v[(pl * OH + oh) * OW + ow] = acc / static_cast<double>(n);
+      }
+  return out;
+}
+
+OpCase adaptive_pool_case(std::string name, Shape x, std::vector<int64_t> output_size) {
+  return {"adaptive_avg_pool2d/" + name,
+          {F(std::move(x))},
+          [=](const std::vector<Tensor>& t) { return adaptive_avg_pool2d(t[0], output_size); },
+          [=](const std::vector<RefTensor>& t) { return ref_adaptive_pool(t[0], output_size); }};
+}
+
 OpCase pool_case(bool max, std::string name, Shape x, std::vector<int64_t> k,
                  std::vector<int64_t> s, std::vector<int64_t> p) {
   return {std::string(max ? "max_pool2d/" : "avg_pool2d/") + name,
@@ -317,6 +354,17 @@ std::vector<OpCase> conv_cases() {
       pool_case(false, "k2_default_stride", {2, 2, 6, 5}, {2}, {}, {0}),
       pool_case(false, "rect", {1, 3, 5, 6}, {3, 2}, {1, 2}, {1, 0}),
       pool_case(false, "unbatched", {3, 5, 5}, {2}, {1}, {1}),
+      adaptive_pool_case("divisible", {2, 3, 8, 6}, {4, 3}),
+      adaptive_pool_case("non_divisible_overlapping", {2, 2, 7, 5}, {3, 4}),
+      adaptive_pool_case("global_1x1", {2, 4, 5, 7}, {1}),
+      adaptive_pool_case("square_int", {1, 3, 9, 9}, {4}),
+      adaptive_pool_case("larger_than_input", {1, 2, 3, 4}, {5, 7}),
+      adaptive_pool_case("identity", {2, 2, 4, 5}, {4, 5}),
+      adaptive_pool_case("unbatched", {3, 5, 6}, {2, 4}),
+      adaptive_pool_case("empty_batch", {0, 3, 5, 5}, {2}),
+      adaptive_pool_case("zero_output_rows", {1, 2, 4, 4}, {0, 3}),
+      // 17 x 13 windows: long sums in each dtype's accumulator.
+      adaptive_pool_case("large_windows", {1, 2, 33, 26}, {2, 2}),
   };
   return cases;
 }

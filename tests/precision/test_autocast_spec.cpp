@@ -70,15 +70,16 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"argmin", none}, {"var", none}, {"rms_norm", none}, {"batch_norm", none},
       {"embedding", none},
       {"index_select", none}, {"gather", none}, {"tril", none}, {"triu", none},
-      {"one_hot", none}, {"dropout", none},
-      // max_pool3d is on the CPU list, max_pool2d/avg_pool2d on neither.
-      {"max_pool2d", none}, {"avg_pool2d", none},
+      {"one_hot", none}, {"dropout", none}, {"masked_fill", none},
+      // max_pool3d and adaptive_avg_pool3d are on the CPU list, the 2-d pools on neither.
+      {"max_pool2d", none}, {"avg_pool2d", none}, {"adaptive_avg_pool2d", none},
       // The parameterised activations other than softplus are on neither list.
       {"leaky_relu", none}, {"elu", none}, {"hardtanh", none}, {"mish", none},
       {"hardswish", none}, {"hardsigmoid", none},
       // Gradients recorded for double backward: autograd's, never entered by a user under autocast.
       {"conv2d_backward_input", none}, {"conv2d_backward_weight", none},
       {"max_pool2d_backward", none}, {"avg_pool2d_backward", none},
+      {"adaptive_avg_pool2d_backward", none},
       // CUDA FP32 list only.
       {"pow", cuda_fp32}, {"exp", cuda_fp32}, {"log", cuda_fp32}, {"rsqrt", cuda_fp32},
       {"reciprocal", cuda_fp32}, {"logsumexp", cuda_fp32}, {"layer_norm", cuda_fp32},

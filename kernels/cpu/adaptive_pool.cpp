@@ -1,0 +1,127 @@
+// CPU adaptive average pooling over contiguous NCHW planes, forward and backward, with torch's
+// windows (conv_kernels.h). The backward gathers (each input element sums the outputs whose
+// windows hold it, in (oh, ow) order) rather than scattering, as the CUDA kernel does, so both
+// add in one order and need no accumulation buffer. Reduced precision computes in float32.
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/conv_kernels.h"
+#include "tensor/error.h"
+#include "tensor/float_formats.h"
+
+namespace fabric::cpu {
+namespace {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// Output i of `out` averages inputs [start[i], end[i]) of `in`: floor(i*in/out) and
+// ceil((i+1)*in/out). Computed once per call: per element, the divisions cost more than the sums.
+struct Windows {
+  std::vector<int64_t> start, end;
+};
+Windows windows(int64_t in, int64_t out) {
+  Windows w{std::vector<int64_t>(static_cast<size_t>(out)),
+            std::vector<int64_t>(static_cast<size_t>(out))};
+  for (int64_t i = 0; i < out; ++i) {
+    w.start[i] = i * in / out;
+    w.end[i] = ((i + 1) * in + out - 1) / out;
+  }
+  return w;
+}
+
+template <typename F>
+void for_planes(const Pool2dDesc& d, F&& f) {
+  const int64_t work = d.planes * (d.H * d.W + d.OH * d.OW);
+#pragma omp parallel for schedule(static) if (work > 32768 && d.planes > 1)
+  for (int64_t p = 0; p < d.planes; ++p) f(p);
+}
+
+template <typename T>
+void forward(const Pool2dDesc& d, const void* xv, void* yv) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(xv);
+  T* y = static_cast<T*>(yv);
+  const Windows rows = windows(d.H, d.OH), cols = windows(d.W, d.OW);
+  for_planes(d, [&](int64_t p) {
+    const T* xp = x + p * d.H * d.W;
+    T* yp = y + p * d.OH * d.OW;
+    for (int64_t oh = 0; oh < d.OH; ++oh) {
+      const int64_t h0 = rows.start[oh], h1 = rows.end[oh];
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const int64_t w0 = cols.start[ow], w1 = cols.end[ow];
+        A s = 0;
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t c = w0; c < w1; ++c) s += static_cast<A>(xp[h * d.W + c]);
+        yp[oh * d.OW + ow] = static_cast<T>(s / static_cast<A>((h1 - h0) * (w1 - w0)));
+      }
+    }
+  });
+}
+
+// Input row h lies in the windows of outputs [start, end) of windows(OH, H): the same formulas
+// with the sizes swapped (floor(oh*H/OH) <= h  <=>  oh < ceil((h+1)*OH/H), and likewise above).
+// Each output's share dy / area is computed once (the CUDA kernel divides per term: the same
+// quotients, added in the same order).
+template <typename T>
+void backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
+  using A = acc_t<T>;
+  const T* dy = static_cast<const T*>(dyv);
+  T* dx = static_cast<T*>(dxv);
+  const Windows rows = windows(d.H, d.OH), cols = windows(d.W, d.OW);
+  const Windows row_cover = windows(d.OH, d.H), col_cover = windows(d.OW, d.W);
+  for_planes(d, [&](int64_t p) {
+    const T* gp = dy + p * d.OH * d.OW;
+    T* dp = dx + p * d.H * d.W;
+    std::vector<A> share(static_cast<size_t>(d.OH * d.OW));
+    for (int64_t oh = 0; oh < d.OH; ++oh)
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const int64_t area = (rows.end[oh] - rows.start[oh]) * (cols.end[ow] - cols.start[ow]);
+        share[oh * d.OW + ow] = static_cast<A>(gp[oh * d.OW + ow]) / static_cast<A>(area);
+      }
+    for (int64_t h = 0; h < d.H; ++h) {
+      const int64_t oh0 = row_cover.start[h], oh1 = row_cover.end[h];
+      for (int64_t c = 0; c < d.W; ++c) {
+        const int64_t ow0 = col_cover.start[c], ow1 = col_cover.end[c];
+        A acc = 0;
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          for (int64_t ow = ow0; ow < ow1; ++ow) acc += share[oh * d.OW + ow];
+        dp[h * d.W + c] = static_cast<T>(acc);
+      }
+    }
+  });
+}
+
+// Calls f(T{}) for the floating dtypes pooling supports.
+template <typename F>
+void visit_pool_dtype(DType t, const char* what, F&& f) {
+  switch (t) {
+    case DType::float64:
+      return f(double{});
+    case DType::float32:
+      return f(float{});
+    case DType::bfloat16:
+      return f(BFloat16{});
+    case DType::float16:
+      return f(Half{});
+    default:
+      throw DTypeError(fabric::detail::cat(what, " kernel: unsupported dtype ", dtype_name(t)));
+  }
+}
+
+void adaptive_avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
+  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
+}
+void adaptive_avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
+  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d_backward",
+                   [&](auto t) { backward<decltype(t)>(d, dy, dx); });
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(adaptive_avg_pool2d_forward_stub, cpu, &cpu::adaptive_avg_pool2d_forward);
+FABRIC_REGISTER_KERNEL(adaptive_avg_pool2d_backward_stub, cpu, &cpu::adaptive_avg_pool2d_backward);
+}  // namespace fabric
