@@ -10,6 +10,7 @@
 
 #include "autograd/grad_mode.h"
 #include "distributed/collective_staging.h"
+#include "distributed/default_group.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/launcher.h"
 #include "distributed/nccl_process_group.h"
@@ -117,6 +118,7 @@ void Strategy::launch() {
                                     GlooOptions{.timeout = options_.timeout,
                                                 .hostname = local_address(env_.main_address)});
     }
+    set_default_process_group(pg_);  // what SyncBatchNorm without a group of its own uses
   }
   launched_ = true;
 }

@@ -14,6 +14,12 @@ void ModuleSequence::push_back(ModulePtr m) {
   items_.push_back(std::move(m));
 }
 
+void ModuleSequence::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (std::to_string(i) == name) items_[i] = now;
+  }
+}
+
 const ModulePtr& ModuleSequence::operator[](int64_t i) const {
   const auto n = static_cast<int64_t>(items_.size());
   FABRIC_CHECK(i >= -n && i < n, IndexError, type_name(), ": index ", i, " is out of range for ", n,

@@ -34,6 +34,11 @@ class ModuleSequence : public Module {
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }
 
+ protected:
+  // Keeps the indexed list (what forward and operator[] use) on the registered child when
+  // register_module replaces one (convert_sync_batchnorm, quantized or LoRA layers).
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
+
  private:
   [[noreturn]] void throw_wrong_type(int64_t i) const;
   std::vector<ModulePtr> items_;

@@ -126,6 +126,9 @@ struct TrainConfig {
     int64_t keep_last = 0;         // step-N checkpoints kept; 0: all
     int64_t seed = 0;
     bool deterministic = false;
+    // Lightning Trainer's sync_batchnorm: BatchNorm layers become SyncBatchNorm before setup when
+    // several processes train (a no-op on one).
+    bool sync_batchnorm = false;
     std::string run_dir = "runs/example";
     int64_t sample_tokens = 0;  // text GPT: characters generated at the end (0: none)
     std::string sample_prompt = "\n";

@@ -306,6 +306,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_INT(trainer, keep_last, 0, "step-N checkpoints to keep (0: all)"));
     v.push_back(FIELD_INT(trainer, seed, 0, "seed of initialisation, data order and dropout"));
     v.push_back(FIELD_BOOL(trainer, deterministic, "single-threaded reductions for bit-reproducible runs"));
+    v.push_back(FIELD_BOOL(trainer, sync_batchnorm, "BatchNorm layers normalise with the statistics of the global batch over all processes (SyncBatchNorm); a no-op with one process"));
     v.push_back(FIELD_STR(trainer, run_dir, "the run directory (config.yaml, metrics.csv, checkpoints/)"));
     v.push_back(FIELD_INT(trainer, sample_tokens, 0, "gpt on text: characters to generate at the end"));
     v.push_back(FIELD_STR(trainer, sample_prompt, "gpt on text: the prompt of that sample"));

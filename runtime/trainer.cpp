@@ -18,6 +18,7 @@
 #include <span>
 
 #include "autograd/grad_mode.h"
+#include "distributed/sync_batch_norm.h"
 #include "optim/lr_scheduler.h"
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
@@ -449,6 +450,10 @@ class Run {
       auto guard = fab.init_module();
       net = build_model_from_config(cfg_, data.vocab_size);
     }
+    // As Lightning's Trainer(sync_batchnorm=True): before the precision plugin and the strategy
+    // see the model; with one process there is no other batch to synchronise with.
+    if (cfg_.trainer.sync_batchnorm && fab.world_size() > 1)
+      net = distributed::convert_sync_batchnorm(net);
     if (fsdp) check_fsdp_policies(cfg_, *net);
     // The precision plugin converts the module first (quantized or FP8 layers replace Linear ones),
     // then LoRA adapters go on top, and only then is the module set up: the strategy (DDP's reducer,
