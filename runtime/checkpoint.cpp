@@ -55,6 +55,28 @@ void finish_directory(const std::string& tmp, const std::string& file, const jso
   commit_directory(tmp, path);
 }
 
+json read_description(const std::string& path_in, std::string& path) {
+  path = path_in;
+  if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json"))
+    path = path + ".old";
+  std::ifstream in(path + "/state.json");
+  if (!in) io_fail(path_in, "no state.json there (not a Fabric checkpoint directory, or missing)");
+  json meta;
+  try {
+    meta = json::parse(in);
+  } catch (const std::exception& e) {
+    io_fail(path, std::string("state.json is not valid JSON: ") + e.what());
+  }
+  // Compared as JSON values: a field of another type (or a top-level array) is no description,
+  // not a JSON type error.
+  if (!meta.is_object() || !meta.contains("format") || meta["format"] != kFormat ||
+      !meta.contains("entries") || !meta["entries"].is_object())
+    io_fail(path, std::string("state.json is not a fabric checkpoint description (expected an "
+                              "object with format \"") +
+                      kFormat + "\" and an object of entries)");
+  return meta;
+}
+
 std::string without_trailing_separators(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -214,12 +236,13 @@ std::vector<std::pair<std::string, Tensor>> items_of(const SafetensorsFile& f) {
 }
 
 // The directory write itself; save_checkpoint adds the path clean-up and the error translation.
-void write_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                      const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
+void write_checkpoint(const std::string& path, const State& state,
+                      const precision::Precision* precision,
+                      const OptimizerStateSource& optimizer_state,
+                      const ModuleStateSource& module_state, const SaveFilters& filters) {
   json meta = {{"format", kFormat}, {"version", kVersion}};
   std::vector<std::pair<std::string, Tensor>> tensors;
-  const json entries = describe_entries(state, precision, tensors);
-  meta["entries"] = entries;
+  json entries = describe_entries(state, precision, tensors);
 
   const fs::path target = fs::absolute(path);
   std::error_code ec;
@@ -231,15 +254,27 @@ void write_checkpoint(const std::string& path, const State& state, const precisi
   if (ec) io_fail(path, "cannot create the temporary directory " + tmp + ": " + ec.message());
   try {
     for (const auto& [key, entry] : state) {
+      std::vector<std::pair<std::string, Tensor>> items;
+      std::map<std::string, std::string> file_metadata;
       if (auto* m = std::get_if<nn::Module*>(&entry.value())) {
         const nn::StateDict sd = module_state ? module_state(**m) : (*m)->state_dict();
-        save_safetensors(tmp + "/" + key + ".safetensors", {sd.begin(), sd.end()});
+        items.assign(sd.begin(), sd.end());
       } else if (auto* o = std::get_if<optim::Optimizer*>(&entry.value())) {
         const optim::OptimizerState sd = optimizer_state ? optimizer_state(**o) : (*o)->state_dict();
-        save_safetensors(tmp + "/" + key + ".safetensors", sd.flatten(),
-                         {{"optimizer", (*o)->name()}});
+        items = sd.flatten();
+        file_metadata = {{"optimizer", (*o)->name()}};
+      } else {
+        continue;
       }
+      items = apply_save_filter(key, std::move(items), filters);
+      // A filter that keeps nothing leaves the entry out, as the reference's _apply_filter does.
+      if (items.empty() && filters.count(key)) {
+        entries.erase(key);
+        continue;
+      }
+      save_safetensors(tmp + "/" + key + ".safetensors", items, file_metadata);
     }
+    meta["entries"] = entries;
     if (!tensors.empty()) save_safetensors(tmp + "/tensors.safetensors", tensors);
     finish_directory(tmp, "state.json", meta, 2, target.string());
   } catch (...) {
@@ -251,22 +286,8 @@ void write_checkpoint(const std::string& path, const State& state, const precisi
 State read_checkpoint(const std::string& path_in, State& state, precision::Precision* precision, bool strict,
                       const OptimizerStateSink& load_optimizer, const ModuleStateSink& load_module,
                       std::vector<std::string>* warnings) {
-  std::string path = path_in;
-  if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json")) path = path + ".old";
-  std::ifstream in(path + "/state.json");
-  if (!in) io_fail(path_in, "no state.json there (not a Fabric checkpoint directory, or missing)");
-  json meta;
-  try {
-    meta = json::parse(in);
-  } catch (const std::exception& e) {
-    io_fail(path, std::string("state.json is not valid JSON: ") + e.what());
-  }
-  // Compared as JSON values: a field of another type (or a top-level array) is no description,
-  // not a JSON type error.
-  if (!meta.is_object() || !meta.contains("format") || meta["format"] != kFormat || !meta.contains("entries") ||
-      !meta["entries"].is_object())
-    io_fail(path, std::string("state.json is not a fabric checkpoint description (expected an object with format \"") +
-                      kFormat + "\" and an object of entries)");
+  std::string path;
+  const json meta = read_description(path_in, path);
   const json& entries = meta["entries"];
   check_strict_keys(state, entries, strict, path_in);
   SafetensorsFile tensor_file;
@@ -331,13 +352,16 @@ std::string StateEntry::kind() const {
   return names[value_.index()];
 }
 
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state, const ModuleStateSource& module_state) {
+void save_checkpoint(const std::string& path, const State& state,
+                     const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state,
+                     const ModuleStateSource& module_state, const SaveFilters& filters) {
   FABRIC_CHECK(!path.empty(), ValueError, "Fabric.save: the path is empty");
+  check_save_filters(state, filters);
   // "ckpt/" is the directory ckpt: its temporary sibling must not land inside it.
   const std::string dir = without_trailing_separators(path);
   try {
-    write_checkpoint(dir, state, precision, optimizer_state, module_state);
+    write_checkpoint(dir, state, precision, optimizer_state, module_state, filters);
   } catch (const fs::filesystem_error& e) {
     io_fail(dir, e.what());
   }

@@ -12,6 +12,8 @@
 // {"float": "inf"}, {"float": "-inf"} or {"float": "nan"}, in an entry's "value" and in a
 // precision state alike. (Finite floats stay numbers, so earlier checkpoints read unchanged.)
 // Strings must be valid UTF-8, as JSON's are: save raises ValueError naming the key otherwise.
+// A filtered save (SaveFilter) writes only the kept tensors of an entry's file, and leaves out an
+// entry that kept none.
 // A malformed state.json is an IOError "checkpoint <path>: ..." on load.
 // Writing is atomic: everything goes to a temporary sibling directory, is fsynced, and replaces
 // `path` only when complete, so an interrupted save leaves the previous checkpoint loadable.
@@ -20,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -71,6 +74,46 @@ class StateEntry {
 
 using State = std::map<std::string, StateEntry>;
 
+// Fabric.save's filter (the reference's `filter`): per state key of a module or optimizer, which of
+// its tensors to write. Called with each tensor's name — a state_dict name for a module, an
+// OptimizerState::flatten name ("state.0.exp_avg", "param_groups.0.lr") for an optimizer — and the
+// tensor; true keeps it. An entry whose filter keeps nothing is left out of the checkpoint, as in
+// the reference. E.g. only the LoRA weights:
+//   {{"model", [](const std::string& n, const Tensor&) { return n.find("lora_") != n.npos; }}}
+using SaveFilter = std::function<bool(const std::string& name, const Tensor& value)>;
+using SaveFilters = std::map<std::string, SaveFilter>;
+// ValueError when a key of `filters` is not in `state` (naming it and listing the state's keys),
+// holds an empty function, or names an entry that is not a module or an optimizer (nothing to
+// select from: a plain value or a precision plugin is saved whole or not at all).
+void check_save_filters(const State& state, const SaveFilters& filters);
+
+// One entry of a checkpoint as Fabric.load(path) returns it (no state given: nothing restored).
+struct CheckpointEntry {
+  // As StateEntry::kind(): "module", "optimizer", "precision", "tensor", "int", "float", ...
+  std::string kind;
+  // module: its state_dict; optimizer: its state under OptimizerState::flatten's names (unflatten
+  // turns them back into an OptimizerState). A filtered save's subset in either case.
+  std::map<std::string, Tensor> tensors;
+  std::optional<StateEntry> value;  // tensor, int, float, bool, string
+  std::string name;                 // precision: the plugin's name; optimizer: its type ("AdamW")
+  precision::PrecisionState precision_state;  // precision: the plugin's saved state
+};
+using Checkpoint = std::map<std::string, CheckpointEntry>;
+
+// Every entry of the checkpoint `path` (full or sharded layout), restoring nothing. IOError as
+// load_checkpoint for a missing or malformed checkpoint.
+Checkpoint read_checkpoint_contents(const std::string& path);
+
+// Fabric.load_raw's files: a plain state-dict file, not a checkpoint directory. A module's is one
+// safetensors file of its state_dict (what torch's safetensors save_file(model.state_dict())
+// writes, or a checkpoint's <key>.safetensors); an optimizer's is the file a checkpoint writes for
+// one optimizer (OptimizerState::flatten names; ValueError when its "optimizer" metadata names
+// another type than `expected_type`). IOError naming `path` when it is missing, a directory or not
+// safetensors.
+nn::StateDict read_raw_module_state(const std::string& path);
+optim::OptimizerState read_raw_optimizer_state(const std::string& path,
+                                               const std::string& expected_type);
+
 // Writes `state` (plus `precision`'s state under "precision" unless the state holds a plugin
 // already or precision is null) to the directory `path`. ValueError for keys that are empty or
 // hold '/', or that collide with the reserved file names.
@@ -80,8 +123,11 @@ using State = std::map<std::string, StateEntry>;
 // gathered parameters).
 using OptimizerStateSource = std::function<optim::OptimizerState(const optim::Optimizer&)>;
 using ModuleStateSource = std::function<nn::StateDict(const nn::Module&)>;
-void save_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                     const OptimizerStateSource& optimizer_state = {}, const ModuleStateSource& module_state = {});
+// `filters` (check_save_filters) select the tensors written for module and optimizer entries.
+void save_checkpoint(const std::string& path, const State& state,
+                     const precision::Precision* precision,
+                     const OptimizerStateSource& optimizer_state = {},
+                     const ModuleStateSource& module_state = {}, const SaveFilters& filters = {});
 
 // Loads the directory `path` into `state`: modules and optimizers in place (modules honour
 // `strict`), plain values and tensors written back into the map, the precision plugin's state

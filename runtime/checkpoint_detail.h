@@ -40,6 +40,16 @@ void restore_precision_state(precision::Precision& target, const json& entry, co
 // `path` without trailing separators ("ckpt/" names the directory "ckpt"; "/" stays).
 std::string without_trailing_separators(const std::string& path);
 
+// A full checkpoint's state.json, validated: the object holding "format" and "entries". Reads
+// `path`.old when an interrupted commit left only the previous checkpoint there; `dir` receives the
+// directory actually read. IOError naming `path` when it is missing or malformed.
+json read_description(const std::string& path, std::string& dir);
+
+// The items of `key`'s entry that its filter keeps (all of them when `filters` has no such key).
+std::vector<std::pair<std::string, Tensor>> apply_save_filter(
+    const std::string& key, std::vector<std::pair<std::string, Tensor>> items,
+    const SaveFilters& filters);
+
 // With strict, KeyError for a key of `state` (other than a precision plugin) not in `entries`.
 void check_strict_keys(const State& state, const json& entries, bool strict, const std::string& path);
 // ValueError when the checkpoint's `kind` for `key` does not fit `target` (an int loads into a float).

@@ -25,7 +25,8 @@
 
 namespace fabric {
 
-Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
+Fabric::Fabric(const FabricOptions& options)
+    : loggers_(options.loggers), callbacks_(options.callbacks) {
   ConnectorFlags flags{.accelerator = options.accelerator,
                        .strategy = options.strategy,
                        .devices = options.devices,
@@ -41,6 +42,8 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
     flags.precision_plugin = p;
   }
   for (const auto& l : loggers_) FABRIC_CHECK(l != nullptr, ValueError, "Fabric: `loggers` holds a null logger");
+  for (const auto& c : callbacks_)
+    FABRIC_CHECK(c != nullptr, ValueError, "Fabric: `callbacks` holds a null callback");
   resolved_ = resolve_connector(flags);
   ctx_ = std::make_shared<FabricContext>();
   ctx_->precision = resolved_.plugin;
@@ -67,6 +70,13 @@ Fabric::Fabric(const FabricOptions& options) : loggers_(options.loggers) {
       [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->prepare_optimizer_gradients(opt); });
   ctx_->after_optimizer_step.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt, bool stepped) { strategy->post_optimizer_step(opt, stepped); });
+  // After the strategy has finished the step (Lightning: after strategy.optimizer_step), skipped
+  // steps included. The callbacks are fixed at construction, so the wrappers hold a copy.
+  if (!callbacks_.empty())
+    ctx_->after_optimizer_step.push_back(
+        [strategy = strategy_.get(), callbacks = callbacks_](optim::Optimizer& opt, bool) {
+          for (const auto& c : callbacks) c->on_after_optimizer_step(*strategy, opt);
+        });
   ctx_->after_zero_grad.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->discard_gradients(opt); });
   // DeepSpeed's backward is its own on any number of processes (fabric-api.md: the grad hook raises
@@ -231,6 +241,15 @@ uint64_t Fabric::seed_everything(uint64_t seed) {
   return seed;
 }
 
+void Fabric::fire_after_setup(nn::Module& module) {
+  for (const auto& c : callbacks_) c->on_after_setup(*this, module);
+}
+
+void Fabric::call(const std::string& hook_name, const HookArgs& args) {
+  for (const auto& c : callbacks_)
+    if (c->has_hook(hook_name)) c->run_hook(hook_name, args);
+}
+
 void Fabric::log(const std::string& name, double value, std::optional<int64_t> step) {
   log_dict({{name, value}}, step);
 }
@@ -247,14 +266,15 @@ void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
   for (const auto& l : loggers_) l->log_metrics(metrics, step);
 }
 
-void Fabric::save(const std::string& path, const State& state) const {
+void Fabric::save(const std::string& path, const State& state, const SaveFilters& filter) const {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.save: strategy '",
                strategy_->name(), "' cannot write checkpoints in this build yet");
   check_launched("save");  // before anything is written: every rank takes part
+  check_save_filters(state, filter);  // on every rank: none enters a collective for a bad filter
   // Every rank first asks the strategy for each optimizer's single-process state (a sharding
   // strategy gathers its partitions: collective, in the state's key order on every rank).
   if (strategy_->checkpoint_layout() == "sharded" && holds_sharded_module(state, *strategy_)) {
-    save_sharded_checkpoint(path, state, ctx_->precision.get(), *strategy_);
+    save_sharded_checkpoint(path, state, ctx_->precision.get(), *strategy_, filter);
     barrier("save");
     return;
   }
@@ -271,8 +291,40 @@ void Fabric::save(const std::string& path, const State& state) const {
   if (global_rank() == 0)
     save_checkpoint(
         path, state, ctx_->precision.get(), [&](const optim::Optimizer& o) { return optimizer_states.at(&o); },
-        [&](const nn::Module& m) { return module_states.at(&m); });
+        [&](const nn::Module& m) { return module_states.at(&m); }, filter);
   barrier("save");
+}
+
+Checkpoint Fabric::load(const std::string& path) {
+  FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.load: strategy '",
+               strategy_->name(), "' cannot read checkpoints in this build yet");
+  // As the reference's FSDPStrategy / DeepSpeedStrategy.load_checkpoint: their checkpoints are
+  // restored into a model, not returned.
+  const std::string& name = strategy_->name();
+  FABRIC_CHECK(name != "fsdp" && name != "deepspeed", ValueError,
+               "Fabric.load(path) got no state, but strategy '", name,
+               "' needs a state with at least a model instance to reload. Pass it in like so: ",
+               "fabric.load(path, {{\"model\", model}, ...})");
+  check_launched("load");
+  Checkpoint contents = read_checkpoint_contents(path);
+  barrier("load");
+  return contents;
+}
+
+void Fabric::load_raw(const std::string& path, StateEntry target, bool strict) {
+  check_launched("load_raw");
+  if (auto* m = std::get_if<nn::Module*>(&target.value())) {
+    strategy_->load_module_state(**m, read_raw_module_state(path), strict);
+  } else if (auto* o = std::get_if<optim::Optimizer*>(&target.value())) {
+    FABRIC_CHECK(strategy_->name() != "fsdp", NotImplementedError,
+                 "Fabric.load_raw: loading a single optimizer object from a checkpoint is not "
+                 "supported yet with the FSDP strategy");
+    strategy_->load_optimizer_state(**o, read_raw_optimizer_state(path, (*o)->name()));
+  } else {
+    throw ValueError("Fabric.load_raw: loads into a module or an optimizer, not a " +
+                     target.kind() + " (" + path +
+                     "); a checkpoint's plain values load with Fabric.load");
+  }
 }
 
 State Fabric::load(const std::string& path, State& state, bool strict) {

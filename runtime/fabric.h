@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "distributed/strategy.h"
+#include "runtime/callbacks.h"
 #include "runtime/checkpoint.h"
 #include "runtime/connector.h"
 #include "runtime/loggers.h"
@@ -44,6 +45,8 @@ struct FabricOptions {
   std::string precision;  // empty = None: "32-true"
   // At most one precision plugin (instead of `precision`).
   std::vector<std::shared_ptr<precision::Precision>> plugins;
+  // Notified after setup() and after each optimizer step, and run by call() (callbacks.h).
+  std::vector<std::shared_ptr<Callback>> callbacks;
   std::vector<std::shared_ptr<Logger>> loggers;
   // Several processes: the limit on every collective and on the rendezvous (30 min, as PyTorch).
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
@@ -87,6 +90,7 @@ class Fabric {
   // precision state that does not fit the plugin); rank 0 prints each.
   const std::vector<std::string>& warnings() const { return resolved_.warnings; }
   const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
+  const std::vector<std::shared_ptr<Callback>>& callbacks() const { return callbacks_; }
   // Loggers created after construction (e.g. only on rank 0, once the ranks are known).
   void add_logger(std::shared_ptr<Logger> logger);
   distributed::Strategy& strategy_object() { return *strategy_; }
@@ -144,10 +148,13 @@ class Fabric {
   auto setup(const std::shared_ptr<M>& module, Opts&... optimizers) {
     FabricModule m = setup_module(module);
     if constexpr (sizeof...(Opts) == 0) {
+      fire_after_setup(*module);
       return m;
     } else {
-      return std::tuple<FabricModule, decltype(wrap_optimizer(optimizers, module))...>(
+      auto wrapped = std::tuple<FabricModule, decltype(wrap_optimizer(optimizers, module))...>(
           m, wrap_optimizer(optimizers, module)...);
+      fire_after_setup(*module);  // once everything is wrapped, as Lightning (not by setup_module)
+      return wrapped;
     }
   }
 
@@ -225,6 +232,10 @@ class Fabric {
   void log_dict(const Metrics& metrics, std::optional<int64_t> step = std::nullopt);
   // Waits for every rank (no-op on one process). `name` appears in a timeout's message.
   void barrier(const std::string& name = "") const;
+  // Runs the hook `hook_name` of every callback that defines it, in the order of
+  // FabricOptions::callbacks; callbacks without it are skipped. Each hook reads the arguments it
+  // needs from `args` by name; an error a hook raises propagates (SpikeDetection's, for one).
+  void call(const std::string& hook_name, const HookArgs& args = {});
 
   // ---- checkpoints (checkpoint.h) ----------------------------------------------------------------
   // Unlike the reference, the precision plugin's state (the loss scaler) is saved and restored by
@@ -232,13 +243,25 @@ class Fabric {
   // precision state saved by another kind of plugin (32-true into 16-mixed, GradScaler into
   // DeepSpeed) never fails the load: the loss scale is carried over where both have one, else the
   // state is skipped; either way a warning is printed on rank 0 and added to warnings().
-  void save(const std::string& path, const State& state) const;
+  // `filter` (checkpoint.h SaveFilter): per module or optimizer key, which tensors to write, e.g.
+  // only the LoRA weights; ValueError for a key not in `state`. Every strategy filters (FSDP's
+  // sharded layout by name: sharded_checkpoint.h).
+  void save(const std::string& path, const State& state, const SaveFilters& filter = {}) const;
   // Restores `state` in place and returns what the checkpoint holds beyond it.
   State load(const std::string& path, State& state, bool strict = true);
   State load(const std::string& path, State&& state, bool strict = true) { return load(path, state, strict); }
+  // No state: the whole checkpoint (every entry, modules and optimizers as their tensors),
+  // restoring nothing. FSDP and DeepSpeed need a state (ValueError, as the reference).
+  Checkpoint load(const std::string& path);
+  // Loads a plain state-dict file (checkpoint.h read_raw_module_state / read_raw_optimizer_state)
+  // into one module or optimizer, as obj.load_state_dict(file) would. strict: missing or
+  // unexpected module keys fail as in load (not used for optimizers). Under FSDP a module loads the
+  // full file into its shards; an optimizer alone is a NotImplementedError, as in the reference.
+  void load_raw(const std::string& path, StateEntry module_or_optimizer, bool strict = true);
 
  private:
   void finish_launch();
+  void fire_after_setup(nn::Module& module);
   void connect_reductions(nn::Module& module);
   void check_launched(const char* what) const;
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
@@ -247,6 +270,7 @@ class Fabric {
   void configure_fsdp_precision(distributed::FSDPStrategy& fsdp);
   std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
   std::vector<std::weak_ptr<nn::Module>> set_up_modules_;
   // Each optimizer set up, by address and lifetime (an address alone may come back with a new one).
   std::vector<std::pair<const optim::Optimizer*, std::weak_ptr<const void>>> set_up_optimizers_;

@@ -88,26 +88,38 @@ struct Pieces {
   }
 };
 
-// This rank's pieces of every module and optimizer of `state`; rank 0 also describes the optimizers'
-// groups in `entries`.
-Pieces collect_pieces(const State& state, const distributed::Strategy& strategy, json& entries) {
+// This rank's pieces of every module and optimizer of `state` that `filters` keep; rank 0 also
+// describes the optimizers' groups in `entries`.
+Pieces collect_pieces(const State& state, const distributed::Strategy& strategy, json& entries,
+                      const SaveFilters& filters) {
   const bool rank0 = strategy.global_rank() == 0;
   Pieces out;
   for (const auto& [key, entry] : state) {
+    auto filter = filters.find(key);
+    auto keep = [&](const std::string& name, const Tensor& t) {
+      return filter == filters.end() || filter->second(name, t);
+    };
     if (auto* m = std::get_if<nn::Module*>(&entry.value())) {
       if (auto* fsdp = strategy.sharded_module(**m)) {
-        for (const auto& p : fsdp->local_state_pieces()) out.add(key, p.name, p.shape, p.offset, p.data, false);
+        for (const auto& p : fsdp->local_state_pieces())
+          if (keep(p.name, p.data)) out.add(key, p.name, p.shape, p.offset, p.data, false);
       } else if (rank0) {
-        for (const auto& [name, t] : (*m)->state_dict()) out.add_whole(key, name, t, false);
+        for (const auto& [name, t] : (*m)->state_dict())
+          if (keep(name, t)) out.add_whole(key, name, t, false);
       }
     } else if (auto* o = std::get_if<optim::Optimizer*>(&entry.value())) {
       optim::OptimizerState groups;
       if (auto* fsdp = strategy.sharded_module_for(**o)) {
         auto op = fsdp->local_optimizer_pieces(**o);
-        for (const auto& p : op.pieces) out.add(key, "state." + p.name, p.shape, p.offset, p.data, true);
+        for (const auto& p : op.pieces)
+          if (keep("state." + p.name, p.data))
+            out.add(key, "state." + p.name, p.shape, p.offset, p.data, true);
         if (rank0)
           for (const auto& [index, st] : op.scalars.state)
-            for (const auto& [k, t] : st) out.add_whole(key, "state." + std::to_string(index) + "." + k, t, false);
+            for (const auto& [k, t] : st) {
+              const std::string name = "state." + std::to_string(index) + "." + k;
+              if (keep(name, t)) out.add_whole(key, name, t, false);
+            }
         groups.param_groups = std::move(op.scalars.param_groups);
       } else if (rank0) {
         // Whole, from rank 0; per-element tensors (shaped like their parameter) are marked so that a
@@ -117,7 +129,8 @@ Pieces collect_pieces(const State& state, const distributed::Strategy& strategy,
         for (const auto& [index, st] : sd.state)
           for (const auto& [k, t] : st) {
             const bool element = k != "step" && index < int64_t(params.size()) && t.sizes() == params[size_t(index)].sizes();
-            out.add_whole(key, "state." + std::to_string(index) + "." + k, t, element);
+            const std::string name = "state." + std::to_string(index) + "." + k;
+            if (keep(name, t)) out.add_whole(key, name, t, element);
           }
         groups.param_groups = std::move(sd.param_groups);
       }
@@ -152,12 +165,37 @@ void merge_pieces(json& entries, const std::vector<std::string>& described) {
   }
 }
 
+// Rank 0, for the filtered entries: every kept tensor must be whole (each rank decides on its own
+// pieces: a filter that does not decide by name alone may keep a tensor on some ranks only), and
+// an entry that kept nothing is left out, as from a full checkpoint.
+void check_filtered_entries(json& entries, const SaveFilters& filters) {
+  for (const auto& [key, fn] : filters) {
+    if (!entries.contains(key)) continue;
+    json& e = entries[key];
+    if (!e.contains("tensors") || e["tensors"].empty()) {
+      entries.erase(key);
+      continue;
+    }
+    for (const auto& [name, t] : e["tensors"].items()) {
+      int64_t stored = 0;
+      for (const json& p : t["pieces"]) stored += p["numel"].get<int64_t>();
+      const int64_t total = numel_of(t["shape"].get<Shape>());
+      FABRIC_CHECK(stored == total, ValueError, "Fabric.save (sharded): the filter for '", key,
+                   "' kept ", stored, " of the ", total, " elements of '", name,
+                   "': each rank calls it with its own piece of a sharded tensor, so it must "
+                   "decide alike on every rank (by the name)");
+    }
+  }
+}
+
 // Rank 0: the state_dict names of each module that no piece is stored under are tied to one that
-// is (GPT's lm_head.weight is transformer.wte.weight): record them as aliases.
-void add_aliases(json& entries, const State& state) {
+// is (GPT's lm_head.weight is transformer.wte.weight): record them as aliases. Under a filter, a
+// name with neither was filtered out.
+void add_aliases(json& entries, const State& state, const SaveFilters& filters) {
   for (const auto& [key, entry] : state) {
     auto* m = std::get_if<nn::Module*>(&entry.value());
-    if (!m) continue;
+    if (!m || !entries.contains(key)) continue;
+    const bool filtered = filters.count(key) > 0;
     json& e = entries[key];
     if (!e.contains("tensors")) e["tensors"] = json::object();
     std::map<const TensorImpl*, std::vector<std::string>> names;
@@ -177,6 +215,7 @@ void add_aliases(json& entries, const State& state) {
       if (auto it = impl_of.find(name); it != impl_of.end())
         for (const auto& other : names[it->second])
           if (e["tensors"].contains(other)) stored = other;
+      if (stored.empty() && filtered) continue;
       FABRIC_CHECK(!stored.empty(), ValueError, "Fabric.save (sharded): '", key, "' state_dict key '", name,
                    "' was written by no rank and is tied to no written parameter");
       aliases[name] = stored;
@@ -247,8 +286,10 @@ void load_optimizer(ShardedReader& reader, const std::string& key, optim::Optimi
 // ---- save ---------------------------------------------------------------------------------------
 
 // Steps 2-4 of save_sharded_checkpoint, once the temporary directory `tmp` exists.
-void write_and_commit(const std::string& path, const State& state, distributed::Strategy& strategy, json& entries,
-                      const std::vector<std::pair<std::string, Tensor>>& plain_tensors, const std::string& tmp) {
+void write_and_commit(const std::string& path, const State& state, distributed::Strategy& strategy,
+                      json& entries,
+                      const std::vector<std::pair<std::string, Tensor>>& plain_tensors,
+                      const std::string& tmp, const SaveFilters& filters) {
   const int rank = strategy.global_rank(), world = strategy.world_size();
   const fs::path target = fs::absolute(path);
   auto fail_all = [&](const std::vector<std::string>& errors) {
@@ -266,7 +307,7 @@ void write_and_commit(const std::string& path, const State& state, distributed::
   Pieces pieces;
   std::string described;
   try {
-    pieces = collect_pieces(state, strategy, entries);
+    pieces = collect_pieces(state, strategy, entries, filters);
     described = json{{"pieces", pieces.described}}.dump();
     described.insert(described.begin(), '+');
   } catch (const std::exception& e) {
@@ -283,7 +324,8 @@ void write_and_commit(const std::string& path, const State& state, distributed::
     if (rank == 0) {
       for (auto& d : all) d = d.substr(1);
       merge_pieces(entries, all);
-      add_aliases(entries, state);
+      check_filtered_entries(entries, filters);
+      add_aliases(entries, state, filters);
       if (!plain_tensors.empty()) save_safetensors(tmp + "/tensors.safetensors", plain_tensors);
     }
     save_safetensors(tmp + "/" + sharded_detail::rank_file_name(rank, world), pieces.items,
@@ -372,9 +414,11 @@ bool is_sharded_checkpoint(const std::string& path_in) {
   return !fs::exists(path + "/state.json", ec) && fs::exists(path + ".old/meta.json", ec);
 }
 
-void save_sharded_checkpoint(const std::string& path_in, const State& state, const precision::Precision* precision,
-                             distributed::Strategy& strategy) {
+void save_sharded_checkpoint(const std::string& path_in, const State& state,
+                             const precision::Precision* precision, distributed::Strategy& strategy,
+                             const SaveFilters& filters) {
   FABRIC_CHECK(!path_in.empty(), ValueError, "Fabric.save: the path is empty");
+  check_save_filters(state, filters);  // on every rank, before any collective
   // "ckpt/" is the directory ckpt: its temporary sibling must not land inside it. (File system
   // errors below are caught per step and reach every rank as IOErrors.)
   const std::string path = without_trailing_separators(path_in);
@@ -405,7 +449,7 @@ void save_sharded_checkpoint(const std::string& path_in, const State& state, con
   tmp = tmp.substr(1);
 
   try {
-    write_and_commit(path, state, strategy, entries, plain_tensors, tmp);
+    write_and_commit(path, state, strategy, entries, plain_tensors, tmp, filters);
   } catch (...) {
     if (rank == 0) {  // a collective failed (a peer died): leave no temporary directory behind
       std::error_code ec;

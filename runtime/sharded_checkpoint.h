@@ -35,8 +35,13 @@ namespace fabric {
 bool holds_sharded_module(const State& state, const distributed::Strategy& strategy);
 
 // Collective: every rank of the strategy calls it with the same state.
-void save_sharded_checkpoint(const std::string& path, const State& state, const precision::Precision* precision,
-                             distributed::Strategy& strategy);
+// `filters` (check_save_filters) select tensors by name: each rank calls a filter with its own
+// pieces of a tensor (1-D, this rank's elements), so a filter must decide alike on every rank —
+// by the name, as a LoRA filter does. A tensor kept by some ranks only is a ValueError (nothing
+// written). An optimizer's param_groups (in meta.json) are always kept.
+void save_sharded_checkpoint(const std::string& path, const State& state,
+                             const precision::Precision* precision, distributed::Strategy& strategy,
+                             const SaveFilters& filters = {});
 
 // Whether `path` is a directory holding a sharded checkpoint's meta.json.
 bool is_sharded_checkpoint(const std::string& path);
