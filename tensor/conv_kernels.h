@@ -6,6 +6,7 @@
 
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
+#include "tensor/error.h"
 
 namespace fabric {
 
@@ -33,6 +34,24 @@ struct Pool2dDesc {
   int64_t planes = 0, H = 0, W = 0, OH = 0, OW = 0, KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0;
   DType dtype = DType::float32;
 };
+// Calls f(T{}) for the floating dtypes the pooling kernels take (each device's), DTypeError naming
+// `what` and the dtype otherwise (the op layer checks first; this guards a kernel called directly).
+template <typename F>
+void visit_pool_dtype(DType t, const char* what, F&& f) {
+  switch (t) {
+    case DType::float64:
+      return f(double{});
+    case DType::float32:
+      return f(float{});
+    case DType::bfloat16:
+      return f(BFloat16{});
+    case DType::float16:
+      return f(Half{});
+    default:
+      throw DTypeError(detail::cat(what, " kernel: unsupported dtype ", dtype_name(t),
+                                   " (expected float64, float32, bfloat16 or float16)"));
+  }
+}
 // max pool pads with -inf and propagates NaN; avg pool counts the padding (count_include_pad).
 using Pool2dForwardFn = void (*)(const Pool2dDesc& d, const void* x, void* y);
 // dx (all written) from dy; max pool recomputes each window's first maximum from x.

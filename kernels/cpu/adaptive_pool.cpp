@@ -93,23 +93,6 @@ void backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   });
 }
 
-// Calls f(T{}) for the floating dtypes pooling supports.
-template <typename F>
-void visit_pool_dtype(DType t, const char* what, F&& f) {
-  switch (t) {
-    case DType::float64:
-      return f(double{});
-    case DType::float32:
-      return f(float{});
-    case DType::bfloat16:
-      return f(BFloat16{});
-    case DType::float16:
-      return f(Half{});
-    default:
-      throw DTypeError(fabric::detail::cat(what, " kernel: unsupported dtype ", dtype_name(t)));
-  }
-}
-
 void adaptive_avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
   visit_pool_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
 }

@@ -217,27 +217,6 @@ void max_indices(const Pool2dDesc& d, const void* xv, int64_t* indices) {
   });
 }
 
-// Calls f(T{}) for the floating dtypes pooling supports.
-template <typename F>
-void visit_pool_dtype(DType t, const char* what, F&& f) {
-  switch (t) {
-    case DType::float64:
-      f(double{});
-      break;
-    case DType::float32:
-      f(float{});
-      break;
-    case DType::bfloat16:
-      f(BFloat16{});
-      break;
-    case DType::float16:
-      f(Half{});
-      break;
-    default:
-      throw DTypeError(fabric::detail::cat(what, " kernel: unsupported dtype ", dtype_name(t)));
-  }
-}
-
 void max_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
   visit_pool_dtype(d.dtype, "max_pool2d", [&](auto t) { max_forward<decltype(t)>(d, x, y); });
 }

@@ -156,24 +156,6 @@ __global__ void avg_backward_kernel(Pool2dDesc d, const T* dy, T* dx, int64_t to
   }
 }
 
-// Calls f(T{}) for the floating dtypes pooling supports.
-template <typename F>
-void visit_pool_dtype(DType t, const char* what, F&& f) {
-  switch (t) {
-    case DType::float64:
-      return f(double{});
-    case DType::float32:
-      return f(float{});
-    case DType::bfloat16:
-      return f(BFloat16{});
-    case DType::float16:
-      return f(Half{});
-    default:
-      throw DTypeError(detail::cat(what, " (CUDA): unsupported dtype ", dtype_name(t),
-                                   " (expected float64, float32, bfloat16 or float16)"));
-  }
-}
-
 struct Launch {
   int device;
   cudaStream_t stream;

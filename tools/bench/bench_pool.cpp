@@ -6,14 +6,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
-#include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -21,53 +17,13 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tools/bench/torch_rows.h"
 
 using namespace fabric;
 
 namespace {
 
 int g_reps = 11;
-
-double median_ms(const std::function<void()>& fn) {
-  fn();
-  fn();
-  std::vector<double> ts;
-  for (int r = 0; r < g_reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
-  }
-  std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
-}
-
-// "case threads" -> (forward ms, forward + backward ms) from the PyTorch script.
-std::map<std::pair<std::string, int>, std::pair<double, double>> run_torch(std::string& status) {
-  std::map<std::pair<std::string, int>, std::pair<double, double>> res;
-  std::string script = __FILE__;
-  script = script.substr(0, script.find_last_of('/') + 1) + "torch_pool.py";
-  const char* py = std::getenv("FABRIC_TORCH_PYTHON");
-  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
-                          std::to_string(g_reps) + " 1,2 2>&1";
-  status = "torch: not available (no output from " + script + ")";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return res;
-  char line[512];
-  while (std::fgets(line, sizeof line, f)) {
-    char name[64];
-    int thr;
-    double fwd, both;
-    if (std::strncmp(line, "torch:", 6) == 0) {  // the version line, before the rows
-      status = line;
-      if (!status.empty() && status.back() == '\n') status.pop_back();
-    } else if (std::sscanf(line, "%63s %d %lf %lf", name, &thr, &fwd, &both) == 4) {
-      res[{name, thr}] = {fwd, both};
-    }
-  }
-  pclose(f);
-  return res;
-}
 
 struct Case {
   const char* name;
@@ -81,7 +37,7 @@ struct Case {
 int main(int argc, char** argv) {
   if (argc > 1) g_reps = std::max(1, std::atoi(argv[1]));
   std::string torch_status;
-  const auto torch = run_torch(torch_status);
+  const auto torch = bench::run_torch_rows(__FILE__, "torch_pool.py", g_reps, torch_status);
   std::printf("bench_pool: medians of %d runs after 2 warm-up runs, ms\n%s\n\n", g_reps,
               torch_status.c_str());
   auto max2 = [](const Tensor& x) { return max_pool2d(x, {2}); };
@@ -106,14 +62,14 @@ int main(int argc, char** argv) {
     }
     for (int thr : {1, 2}) {
       omp_set_num_threads(thr);
-      const double fwd = median_ms([&] {
+      const double fwd = bench::median_ms([&] {
         NoGradGuard no_grad;
         Tensor y = c.fn(x);
-      });
-      const double both = median_ms([&] {
+      }, g_reps);
+      const double both = bench::median_ms([&] {
         zero_grad(x);
         c.fn(x).backward(g);
-      });
+      }, g_reps);
       std::printf("%-13s %3d %9.3f", c.name, thr, fwd);
       auto it = torch.find({c.name, thr});
       if (it == torch.end()) {

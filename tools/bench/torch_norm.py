@@ -1,7 +1,8 @@
 # PyTorch's side of bench_norm: the same normalisations on the same shapes, printed as
 # "case threads fwd_ms fwdbwd_ms" lines (medians).
 import sys
-import time
+
+from torch_timing import median_ms
 
 
 def main():
@@ -14,17 +15,6 @@ def main():
         print(f"torch: not available ({type(e).__name__}: {e})")
         return
     print(f"torch: {torch.__version__}")
-
-    def median_ms(fn):
-        for _ in range(2):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        ts.sort()
-        return ts[len(ts) // 2] * 1e3
 
     torch.manual_seed(0)
     cases = {
@@ -43,13 +33,13 @@ def main():
         g = torch.randn(*shape)
         for t in threads:
             torch.set_num_threads(t)
-            fwd = median_ms(lambda: fn(x.detach(), w.detach(), b.detach(), rm, rv))
+            fwd = median_ms(lambda: fn(x.detach(), w.detach(), b.detach(), rm, rv), reps)
 
             def fwd_bwd():
                 x.grad = w.grad = b.grad = None
                 fn(x, w, b, rm, rv).backward(g)
 
-            print(f"{name} {t} {fwd:.4f} {median_ms(fwd_bwd):.4f}")
+            print(f"{name} {t} {fwd:.4f} {median_ms(fwd_bwd, reps):.4f}")
 
 
 main()

@@ -1,7 +1,8 @@
 # PyTorch's side of bench_pool: the same poolings on the same shapes, printed as
 # "case threads fwd_ms fwdbwd_ms" lines (medians).
 import sys
-import time
+
+from torch_timing import median_ms
 
 
 def main():
@@ -14,17 +15,6 @@ def main():
         print(f"torch: not available ({type(e).__name__}: {e})")
         return
     print(f"torch: {torch.__version__}")
-
-    def median_ms(fn):
-        for _ in range(2):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        ts.sort()
-        return ts[len(ts) // 2] * 1e3
 
     torch.manual_seed(0)
     max2 = lambda x: F.max_pool2d(x, 2)  # noqa: E731
@@ -51,7 +41,7 @@ def main():
                 fn(x).backward(g)
 
             try:
-                print(f"{name} {t} {median_ms(fwd):.4f} {median_ms(fwd_bwd):.4f}", flush=True)
+                print(f"{name} {t} {median_ms(fwd, reps):.4f} {median_ms(fwd_bwd, reps):.4f}", flush=True)
             except RuntimeError as e:  # e.g. a dtype torch 1.13 has no CPU kernel for
                 print(f"# {name}: {e}", flush=True)
 
