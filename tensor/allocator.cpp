@@ -52,10 +52,15 @@ class CachingCpuAllocator final : public Allocator {
       }
     }
     const size_t align = cls >= kHugePage ? kHugePage : kAlignment;
-    void* p = std::aligned_alloc(align, cls);
+    // posix_memalign: unlike aligned_alloc, no rule that the size be a multiple of the alignment.
+    auto system_alloc = [&]() -> void* {
+      void* q = nullptr;
+      return posix_memalign(&q, align, cls) == 0 ? q : nullptr;
+    };
+    void* p = system_alloc();
     if (!p) {
       empty_cache();
-      p = std::aligned_alloc(align, cls);
+      p = system_alloc();
     }
     // Debian's kernels back anonymous memory with huge pages only where asked (THP "madvise"):
     // a 16 MiB tensor on 4 KiB pages costs a TLB miss every 4 KiB of each stream, which took
