@@ -18,7 +18,8 @@ constexpr OpId kSupported[] = {
     OpId::add, OpId::sub, OpId::mul, OpId::div, OpId::maximum, OpId::minimum, OpId::pow,
     OpId::where, OpId::addcmul, OpId::neg, OpId::abs, OpId::exp, OpId::log, OpId::sqrt, OpId::rsqrt,
     OpId::reciprocal, OpId::sin, OpId::cos, OpId::tanh, OpId::sigmoid, OpId::relu, OpId::silu,
-    OpId::gelu, OpId::clamp,
+    OpId::gelu, OpId::clamp, OpId::log1p, OpId::expm1, OpId::erf, OpId::floor, OpId::ceil,
+    OpId::round, OpId::trunc, OpId::sign,
     // parameterised activations (all switch to a composition in grad mode)
     OpId::leaky_relu, OpId::elu, OpId::softplus, OpId::hardtanh, OpId::mish, OpId::hardswish,
     OpId::hardsigmoid,

@@ -1,4 +1,4 @@
-// Conv2d, MaxPool2d and AdaptiveAvgPool2d.
+// Conv2d, Conv1d, ConvTranspose2d, MaxPool2d and AdaptiveAvgPool2d.
 #include "nn/conv.h"
 
 #include <algorithm>
@@ -12,6 +12,28 @@ namespace fabric::nn {
 
 namespace {
 std::string int2_str(const Int2& v) { return detail::cat("(", v.h, ", ", v.w, ")"); }
+// torch prints a 1-tuple with its trailing comma: kernel_size=(3,).
+std::string int1_str(int64_t v) { return detail::cat("(", v, ",)"); }
+
+// torch's _ConvNd.reset_parameters: the weight by kaiming_uniform_(a = sqrt(5)), the bias by
+// U(+-1/sqrt(fan_in)) with the weight's fan_in (dim 1 times the kernel: for a transposed conv's
+// (in, out/groups, ...) weight that is out/groups * kernel, as torch computes it).
+void reset_conv_parameters(const Tensor& weight, const Tensor& bias, Generator* gen) {
+  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, "leaky_relu", gen);
+  if (bias.defined()) {
+    const int64_t fan_in = init::calculate_fan_in_and_fan_out(weight).first;
+    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+    init::uniform_(bias, -bound, bound, gen);
+  }
+}
+
+void check_channels(const char* layer, int64_t in, int64_t out, int64_t groups) {
+  FABRIC_CHECK(in > 0 && out > 0, ValueError, layer,
+               ": in_channels and out_channels must be positive, got ", in, " and ", out);
+  FABRIC_CHECK(groups > 0 && in % groups == 0 && out % groups == 0, ValueError, layer,
+               ": in_channels (", in, ") and out_channels (", out,
+               ") must both be divisible by groups (", groups, ")");
+}
 }  // namespace
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
@@ -34,14 +56,7 @@ Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
   reset_parameters();
 }
 
-void Conv2d::reset_parameters(Generator* gen) {
-  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, "leaky_relu", gen);
-  if (bias.defined()) {
-    const int64_t fan_in = init::calculate_fan_in_and_fan_out(weight).first;
-    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
-    init::uniform_(bias, -bound, bound, gen);
-  }
-}
+void Conv2d::reset_parameters(Generator* gen) { reset_conv_parameters(weight, bias, gen); }
 
 Tensor Conv2d::forward(const Tensor& x) {
   return conv2d(x, weight, bias, options_.stride.vec(), options_.padding.vec(),
@@ -55,6 +70,78 @@ std::string Conv2d::extra_repr() const {
   if (options_.padding != Int2(0)) s += ", padding=" + int2_str(options_.padding);
   if (options_.dilation != Int2(1)) s += ", dilation=" + int2_str(options_.dilation);
   if (options_.groups != 1) s += detail::cat(", groups=", options_.groups);
+  if (!bias.defined()) s += ", bias=false";
+  return s;
+}
+
+Conv1d::Conv1d(const Conv1dOptions& o) : options_(o) {
+  check_channels("Conv1d", o.in_channels, o.out_channels, o.groups);
+  FABRIC_CHECK(o.kernel_size > 0 && o.stride > 0 && o.dilation > 0 && o.padding >= 0, ValueError,
+               "Conv1d: kernel_size (", o.kernel_size, "), stride (", o.stride, ") and dilation (",
+               o.dilation, ") must be positive and padding (", o.padding, ") non-negative");
+  weight = register_parameter("weight",
+                              empty({o.out_channels, o.in_channels / o.groups, o.kernel_size}));
+  if (o.bias) bias = register_parameter("bias", empty({o.out_channels}));
+  reset_parameters();
+}
+
+void Conv1d::reset_parameters(Generator* gen) { reset_conv_parameters(weight, bias, gen); }
+
+Tensor Conv1d::forward(const Tensor& x) {
+  return conv1d(x, weight, bias, options_.stride, options_.padding, options_.dilation,
+                options_.groups);
+}
+
+std::string Conv1d::extra_repr() const {
+  std::string s = detail::cat(options_.in_channels, ", ", options_.out_channels,
+                              ", kernel_size=", int1_str(options_.kernel_size),
+                              ", stride=", int1_str(options_.stride));
+  if (options_.padding != 0) s += ", padding=" + int1_str(options_.padding);
+  if (options_.dilation != 1) s += ", dilation=" + int1_str(options_.dilation);
+  if (options_.groups != 1) s += detail::cat(", groups=", options_.groups);
+  if (!bias.defined()) s += ", bias=false";
+  return s;
+}
+
+ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {
+  check_channels("ConvTranspose2d", o.in_channels, o.out_channels, o.groups);
+  FABRIC_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, ValueError,
+               "ConvTranspose2d: kernel_size must be positive, got ", int2_str(o.kernel_size));
+  FABRIC_CHECK(o.stride.h > 0 && o.stride.w > 0 && o.dilation.h > 0 && o.dilation.w > 0 &&
+                   o.padding.h >= 0 && o.padding.w >= 0,
+               ValueError, "ConvTranspose2d: stride ", int2_str(o.stride), " and dilation ",
+               int2_str(o.dilation), " must be positive and padding ", int2_str(o.padding),
+               " non-negative");
+  // torch only finds this in forward; a layer that can never run is refused when it is made.
+  auto fits = [](int64_t op, int64_t s, int64_t d) { return op >= 0 && (op < s || op < d); };
+  FABRIC_CHECK(fits(o.output_padding.h, o.stride.h, o.dilation.h) &&
+                   fits(o.output_padding.w, o.stride.w, o.dilation.w),
+               ValueError, "ConvTranspose2d: output_padding ", int2_str(o.output_padding),
+               " must be smaller than either stride ", int2_str(o.stride), " or dilation ",
+               int2_str(o.dilation), " on each side");
+  weight = register_parameter("weight", empty({o.in_channels, o.out_channels / o.groups,
+                                               o.kernel_size.h, o.kernel_size.w}));
+  if (o.bias) bias = register_parameter("bias", empty({o.out_channels}));
+  reset_parameters();
+}
+
+void ConvTranspose2d::reset_parameters(Generator* gen) { reset_conv_parameters(weight, bias, gen); }
+
+Tensor ConvTranspose2d::forward(const Tensor& x) {
+  return conv_transpose2d(x, weight, bias, options_.stride.vec(), options_.padding.vec(),
+                          options_.output_padding.vec(), options_.groups, options_.dilation.vec());
+}
+
+// torch's order: padding, dilation, output_padding, groups, bias.
+std::string ConvTranspose2d::extra_repr() const {
+  const auto& o = options_;
+  std::string s =
+      detail::cat(o.in_channels, ", ", o.out_channels, ", kernel_size=", int2_str(o.kernel_size),
+                  ", stride=", int2_str(o.stride));
+  if (o.padding != Int2(0)) s += ", padding=" + int2_str(o.padding);
+  if (o.dilation != Int2(1)) s += ", dilation=" + int2_str(o.dilation);
+  if (o.output_padding != Int2(0)) s += ", output_padding=" + int2_str(o.output_padding);
+  if (o.groups != 1) s += detail::cat(", groups=", o.groups);
   if (!bias.defined()) s += ", bias=false";
   return s;
 }

@@ -1,5 +1,5 @@
-// Conv2d, MaxPool2d and AdaptiveAvgPool2d over NCHW input, with torch.nn's defaults and
-// initialisation.
+// Conv2d, Conv1d, ConvTranspose2d, MaxPool2d and AdaptiveAvgPool2d over NCHW (NCL) input, with
+// torch.nn's defaults and initialisation.
 #pragma once
 #include <optional>
 #include <vector>
@@ -48,6 +48,71 @@ class Conv2d : public Module {
 
  private:
   Conv2dOptions options_;
+};
+
+struct Conv1dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t kernel_size = 0;
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+// torch.nn.Conv1d: weight (out, in/groups, k) ~ kaiming_uniform_(a = sqrt(5)); bias ~
+// U(+-1/sqrt(fan_in)), fan_in = in/groups * k. Keys: weight, bias.
+class Conv1d : public Module {
+ public:
+  using Options = Conv1dOptions;
+  explicit Conv1d(const Conv1dOptions& options);
+  // (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out)
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters(Generator* gen = nullptr);
+  std::string type_name() const override { return "Conv1d"; }
+  std::string extra_repr() const override;
+  const Conv1dOptions& options() const { return options_; }
+
+  Tensor weight;
+  Tensor bias;
+
+ private:
+  Conv1dOptions options_;
+};
+
+struct ConvTranspose2dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  Int2 kernel_size;
+  Int2 stride = 1;
+  Int2 padding = 0;
+  Int2 output_padding = 0;  // < stride or < dilation, per side
+  int64_t groups = 1;
+  bool bias = true;
+  Int2 dilation = 1;
+};
+
+// torch.nn.ConvTranspose2d: weight (in, out/groups, kh, kw) ~ kaiming_uniform_(a = sqrt(5)) with
+// torch's fan_in of that tensor, out/groups * kh * kw; bias (out) ~ U(+-1/sqrt(fan_in)). Keys:
+// weight, bias. Output size (H - 1) * stride - 2 * padding + dilation * (kh - 1) +
+// output_padding + 1 per side.
+class ConvTranspose2d : public Module {
+ public:
+  using Options = ConvTranspose2dOptions;
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
+  // (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters(Generator* gen = nullptr);
+  std::string type_name() const override { return "ConvTranspose2d"; }
+  std::string extra_repr() const override;
+  const ConvTranspose2dOptions& options() const { return options_; }
+
+  Tensor weight;
+  Tensor bias;
+
+ private:
+  ConvTranspose2dOptions options_;
 };
 
 struct MaxPool2dOptions {

@@ -14,3 +14,4 @@
 #include "nn/module.h"
 #include "nn/normalization.h"
 #include "nn/transformer.h"
+#include "nn/upsample.h"

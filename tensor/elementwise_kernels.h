@@ -39,7 +39,9 @@ using CompareFn = void (*)(CompareOp op, const StridedLoop& loop, const Scalar* 
 FABRIC_DECLARE_STUB(compare_stub, CompareFn);
 
 // out = f(a), out and a of one dtype. gelu_erf/gelu_tanh are GELU's two forms; logical_not runs
-// on bool. Floating-only ops (exp ... reciprocal) see floating dtypes; neg/abs/relu also integers.
+// on bool. Floating-only ops (exp ... reciprocal, log1p/expm1/erf) see floating dtypes;
+// neg/abs/relu and floor/ceil/round (half to even)/trunc/sign also integers (identity for the
+// rounding ops; sign(NaN) = 0 and sign(-0) = +0, as torch's (0 < x) - (x < 0)).
 enum class UnaryOp : uint8_t {
   neg,
   abs,
@@ -56,6 +58,14 @@ enum class UnaryOp : uint8_t {
   sin,
   cos,
   reciprocal,
+  log1p,
+  expm1,
+  erf,
+  floor,
+  ceil,
+  round,
+  trunc,
+  sign,
   logical_not
 };
 using UnaryFn = void (*)(UnaryOp op, const StridedLoop& loop);

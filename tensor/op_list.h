@@ -53,6 +53,14 @@
   X(reciprocal, none, fp32)                 \
   X(logical_not, none, none)                \
   X(clamp, none, none)                      \
+  X(log1p, none, fp32)                      \
+  X(expm1, none, fp32)                      \
+  X(erf, none, none)                        \
+  X(floor, none, none)                      \
+  X(ceil, none, none)                       \
+  X(round, none, none)                      \
+  X(trunc, none, none)                      \
+  X(sign, none, none)                       \
   /* parameterised activations (ops_activation.cpp); softplus is on CUDA's fp32 list */ \
   X(leaky_relu, none, none)                 \
   X(elu, none, none)   /* also selu, celu */ \
@@ -74,6 +82,8 @@
   X(norm, none, fp32_out)                   \
   X(logsumexp, none, fp32)                  \
   X(cumsum, none, fp32_out)                 \
+  X(sort, none, none)                       \
+  X(topk, none, none)                       \
   /* linear algebra */                      \
   X(matmul, lower, lower)                   \
   X(mm, lower, lower)                       \
@@ -98,12 +108,22 @@
   X(triu, none, none)                       \
   X(one_hot, none, none)                    \
   X(masked_fill, none, none) /* a composition (where), listed for its autocast class */ \
+  X(flip, none, none)                       \
+  X(roll, none, none)                       \
+  X(repeat, none, none)                     \
+  X(pad, none, none)          /* constant mode */ \
+  X(reflection_pad, fp32, none)             \
+  X(replication_pad, fp32, none)            \
   X(dropout, none, none)                    \
   /* convolution and pooling */             \
   X(conv2d, lower, lower)                   \
   X(max_pool2d, none, none)                 \
   X(avg_pool2d, none, none)                 \
   X(adaptive_avg_pool2d, none, none)  /* CPU's fp32 list has the 3-d one only */ \
+  X(conv1d, lower, lower)                   \
+  X(conv_transpose2d, lower, lower)         \
+  X(upsample_nearest2d, none, fp32)         \
+  X(upsample_bilinear2d, none, fp32)        \
   /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \
   X(conv2d_backward_input, none, none)      \
   X(conv2d_backward_weight, none, none)     \

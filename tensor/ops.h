@@ -73,6 +73,16 @@ Tensor sin(const Tensor& a);
 Tensor cos(const Tensor& a);
 Tensor reciprocal(const Tensor& a);
 Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> max);
+// torch.log1p expm1 erf; floor ceil round (half to even) trunc sign: integer inputs as torch
+// (floor/ceil/round/trunc/sign keep the dtype, log1p/expm1/erf give the default float dtype).
+Tensor log1p(const Tensor& a);
+Tensor expm1(const Tensor& a);
+Tensor erf(const Tensor& a);
+Tensor floor(const Tensor& a);
+Tensor ceil(const Tensor& a);
+Tensor round(const Tensor& a);
+Tensor trunc(const Tensor& a);
+Tensor sign(const Tensor& a);
 
 // ---- parameterised activations, as torch.nn.functional (floating tensors only) --------------
 Tensor leaky_relu(const Tensor& a, const Scalar& negative_slope = 0.01);
@@ -101,6 +111,13 @@ Tensor min(const Tensor& a);
 Tensor amax(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor amin(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+// torch.sort / argsort / topk along `dim`: (values, int64 indices). NaN sorts as the largest
+// value (torch); `stable` keeps equal elements in input order (sort is always stable here).
+std::tuple<Tensor, Tensor> sort(const Tensor& a, int64_t dim = -1, bool descending = false,
+                                bool stable = false);
+Tensor argsort(const Tensor& a, int64_t dim = -1, bool descending = false);
+std::tuple<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim = -1, bool largest = true,
+                                bool sorted = true);
 Tensor argmin(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
 // correction = 1 is Bessel's (torch.var default).
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims = {}, double correction = 1,
@@ -179,6 +196,15 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);  // int64 outpu
 // gradient summed over the filled positions (x gets none there, the mask never any).
 Tensor masked_fill(const Tensor& x, const Tensor& mask, const Scalar& value);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value);
+// torch.flip / roll / Tensor.repeat. roll with no dims rolls the flattened tensor (one shift).
+Tensor flip(const Tensor& x, std::vector<int64_t> dims);
+Tensor roll(const Tensor& x, std::vector<int64_t> shifts, std::vector<int64_t> dims = {});
+Tensor repeat(const Tensor& x, std::vector<int64_t> repeats);
+// torch.nn.functional.pad: `pad` = (last dim's left, right, the dim before's left, right, ...);
+// mode "constant" (any rank, negative pads crop), "reflect" or "replicate" (the last 1 or 2 dims
+// of a 2-D/3-D or 3-D/4-D input).
+Tensor pad(const Tensor& x, std::vector<int64_t> pad, std::string_view mode = "constant",
+           double value = 0.0);
 // Inverted dropout (scale kept by 1/(1-p)); the identity when !train or p == 0.
 Tensor dropout(const Tensor& a, double p, bool train, Generator* gen = nullptr);
 
@@ -194,6 +220,18 @@ Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
 // or {s} for s x s. Output row i averages input rows [floor(i*H/oh), ceil((i+1)*H/oh)) (windows
 // overlap when oh does not divide H; oh > H repeats rows), and likewise for columns.
 Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> output_size);
+// torch.nn.functional.conv1d: x (N, C, L) or (C, L), weight (O, C/groups, K).
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+// torch.nn.functional.conv_transpose2d: x (N, C, H, W) or (C, H, W), weight (C, O/groups, kH, kW).
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0},
+                        std::vector<int64_t> output_padding = {0, 0}, int64_t groups = 1,
+                        std::vector<int64_t> dilation = {1, 1});
+// torch.nn.functional.interpolate on (N, C, H, W): exactly one of `size` ({oh, ow}) and
+// `scale_factor` ({sh, sw}); mode "nearest" or "bilinear" (align_corners, default false).
+Tensor interpolate(const Tensor& x, std::vector<int64_t> size, std::vector<double> scale_factor = {},
+                   std::string_view mode = "nearest", std::optional<bool> align_corners = std::nullopt);
 
 // ---- losses (reduction: "mean" | "sum" | "none") ----------------------------------------------
 // logits (N, C) or (N, C, d...) / (C); target int64 class indices, or (cross_entropy) class

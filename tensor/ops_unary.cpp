@@ -1,5 +1,6 @@
 // Unary elementwise ops: the transcendental ones promote integers to the default float dtype,
-// neg/abs/relu keep integer dtypes, gelu/silu take floating tensors only (as in PyTorch).
+// neg/abs/relu and the rounding ops (floor ... sign) keep integer dtypes, gelu/silu take floating
+// tensors only (as in PyTorch).
 #include "tensor/autocast.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/factory.h"
@@ -94,6 +95,33 @@ Tensor cos(const Tensor& a) {
 }
 Tensor reciprocal(const Tensor& a) {
   return unary(OpId::reciprocal, "reciprocal", UnaryOp::reciprocal, Kind::promote_float, a);
+}
+Tensor log1p(const Tensor& a) {
+  return unary(OpId::log1p, "log1p", UnaryOp::log1p, Kind::promote_float, a);
+}
+Tensor expm1(const Tensor& a) {
+  return unary(OpId::expm1, "expm1", UnaryOp::expm1, Kind::promote_float, a);
+}
+Tensor erf(const Tensor& a) {
+  return unary(OpId::erf, "erf", UnaryOp::erf, Kind::promote_float, a);
+}
+// The rounding ops keep integer dtypes (a copy: the values are whole) and refuse bool, as torch.
+Tensor floor(const Tensor& a) {
+  return unary(OpId::floor, "floor", UnaryOp::floor, Kind::keep_numeric, a);
+}
+Tensor ceil(const Tensor& a) {
+  return unary(OpId::ceil, "ceil", UnaryOp::ceil, Kind::keep_numeric, a);
+}
+Tensor round(const Tensor& a) {
+  return unary(OpId::round, "round", UnaryOp::round, Kind::keep_numeric, a);
+}
+Tensor trunc(const Tensor& a) {
+  return unary(OpId::trunc, "trunc", UnaryOp::trunc, Kind::keep_numeric, a);
+}
+Tensor sign(const Tensor& a) {
+  // torch.sign of a bool tensor is the tensor itself (a copy): true is +1, false 0.
+  if (a.defined() && a.dtype() == DType::bool_) return a.detach().clone();
+  return unary(OpId::sign, "sign", UnaryOp::sign, Kind::keep_numeric, a);
 }
 Tensor silu(const Tensor& a) {
   return unary(OpId::silu, "silu", UnaryOp::silu, Kind::floating_only, a);

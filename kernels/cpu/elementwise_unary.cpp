@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/vec_log1p_expm1.h"
 #include "tensor/elementwise_kernels.h"
 
 namespace fabric::cpu {
@@ -123,6 +124,40 @@ void vec_unary(UnaryOp op, const StridedLoop& loop) {
           loop, [](__m512 x) { return per_lane(x, [](float v) { return std::cos(v); }); }, true);
     case UnaryOp::reciprocal:
       return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), x); });
+    case UnaryOp::log1p:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::log1p_ps(x); }, true);
+    case UnaryOp::expm1:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::expm1_ps(x); }, true);
+    case UnaryOp::erf:
+      return unary_f32_loop<T>(
+          loop, [](__m512 x) { return vec::erf_ps(x); }, true);
+    // vrndscaleps: NaN and infinities pass, -0.5 rounds to -0 (as torch); round is half to even.
+    case UnaryOp::floor:
+      return unary_f32_loop<T>(loop, [](__m512 x) {
+        return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      });
+    case UnaryOp::ceil:
+      return unary_f32_loop<T>(loop, [](__m512 x) {
+        return _mm512_roundscale_ps(x, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+      });
+    case UnaryOp::round:
+      return unary_f32_loop<T>(loop, [](__m512 x) {
+        return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      });
+    case UnaryOp::trunc:
+      return unary_f32_loop<T>(loop, [](__m512 x) {
+        return _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      });
+    // (0 < x) - (x < 0): both compares are false for NaN and zeros, giving +0 (torch).
+    case UnaryOp::sign:
+      return unary_f32_loop<T>(loop, [](__m512 x) {
+        const __m512 zero = _mm512_setzero_ps();
+        const __m512 pos =
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(zero, x, _CMP_LT_OQ), splat(1.0f));
+        return _mm512_mask_mov_ps(pos, _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), splat(-1.0f));
+      });
     case UnaryOp::logical_not:
       break;
   }
@@ -183,6 +218,22 @@ void f64_unary(UnaryOp op, const StridedLoop& loop) {
       return scalar_unary_loop<D>(loop, [](D x) { return std::cos(x); });
     case UnaryOp::reciprocal:
       return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / x; });
+    case UnaryOp::log1p:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::log1p(x); });
+    case UnaryOp::expm1:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::expm1(x); });
+    case UnaryOp::erf:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::erf(x); });
+    case UnaryOp::floor:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::floor(x); });
+    case UnaryOp::ceil:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::ceil(x); });
+    case UnaryOp::round:  // the default rounding mode: half to even
+      return scalar_unary_loop<D>(loop, [](D x) { return std::nearbyint(x); });
+    case UnaryOp::trunc:
+      return scalar_unary_loop<D>(loop, [](D x) { return std::trunc(x); });
+    case UnaryOp::sign:
+      return scalar_unary_loop<D>(loop, [](D x) { return D((0.0 < x) - (x < 0.0)); });
     case UnaryOp::logical_not:
       break;
   }
@@ -202,6 +253,15 @@ void int_unary(UnaryOp op, const StridedLoop& loop) {
           loop, [](T x) { return x < T(0) ? static_cast<T>(U(0) - static_cast<U>(x)) : x; });
     case UnaryOp::relu:
       return scalar_unary_loop<T>(loop, [](T x) { return x > T(0) ? x : T(0); });
+    // Integers are already whole: the rounding ops copy.
+    case UnaryOp::floor:
+    case UnaryOp::ceil:
+    case UnaryOp::round:
+    case UnaryOp::trunc:
+      return scalar_unary_loop<T>(loop, [](T x) { return x; });
+    case UnaryOp::sign:
+      return scalar_unary_loop<T>(loop,
+                                  [](T x) { return static_cast<T>((T(0) < x) - (x < T(0))); });
     default:
       break;
   }

@@ -52,6 +52,22 @@ __device__ __forceinline__ float unary_f32(UnaryOp op, float x) {
       return cosf(x);
     case UnaryOp::reciprocal:
       return 1.0f / x;
+    case UnaryOp::log1p:
+      return log1pf(x);
+    case UnaryOp::expm1:
+      return expm1f(x);
+    case UnaryOp::erf:
+      return erff(x);
+    case UnaryOp::floor:
+      return floorf(x);
+    case UnaryOp::ceil:
+      return ceilf(x);
+    case UnaryOp::round:
+      return rintf(x);  // half to even
+    case UnaryOp::trunc:
+      return truncf(x);
+    case UnaryOp::sign:  // NaN and -0 give +0, as on the CPU
+      return static_cast<float>((0.0f < x) - (x < 0.0f));
     case UnaryOp::logical_not:
       break;  // rejected on the host
   }
@@ -92,6 +108,22 @@ __device__ __forceinline__ double unary_f64(UnaryOp op, double x) {
       return cos(x);
     case UnaryOp::reciprocal:
       return 1.0 / x;
+    case UnaryOp::log1p:
+      return log1p(x);
+    case UnaryOp::expm1:
+      return expm1(x);
+    case UnaryOp::erf:
+      return erf(x);
+    case UnaryOp::floor:
+      return floor(x);
+    case UnaryOp::ceil:
+      return ceil(x);
+    case UnaryOp::round:
+      return rint(x);
+    case UnaryOp::trunc:
+      return trunc(x);
+    case UnaryOp::sign:
+      return static_cast<double>((0.0 < x) - (x < 0.0));
     case UnaryOp::logical_not:
       break;
   }
@@ -132,8 +164,11 @@ struct IntUnary {
       case UnaryOp::relu:
         r = x > T(0) ? x : T(0);
         break;
-      default:
-        break;  // rejected on the host
+      case UnaryOp::sign:
+        r = static_cast<T>((T(0) < x) - (x < T(0)));
+        break;
+      default:  // floor/ceil/round/trunc: integers are whole already (others: refused on the host)
+        break;
     }
     store<T>(p[0], r);
   }
@@ -155,7 +190,10 @@ void unary_kernel(UnaryOp op, const StridedLoop& loop) {
   FABRIC_CHECK(op != UnaryOp::logical_not, DTypeError,
                "unary kernel: logical_not runs on bool tensors only, got ", dtype_name(dt));
   if (is_integral(dt)) {
-    FABRIC_CHECK(op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu, DTypeError,
+    FABRIC_CHECK(op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu ||
+                     op == UnaryOp::floor || op == UnaryOp::ceil || op == UnaryOp::round ||
+                     op == UnaryOp::trunc || op == UnaryOp::sign,
+                 DTypeError,
                  "unary kernel: op ", static_cast<int>(op), " needs a floating dtype, got ",
                  dtype_name(dt));
   }

@@ -163,6 +163,11 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"reciprocal", {Pos(s34)}, [](const V& x) { return reciprocal(x[0]); }},
       {"sin", {{s34}}, [](const V& x) { return sin(x[0]); }},
       {"cos", {{s34}}, [](const V& x) { return cos(x[0]); }},
+      {"log1p", {Pos(s34)}, [](const V& x) { return log1p(x[0]); }},
+      {"expm1", {{s34}}, [](const V& x) { return expm1(x[0]); }},
+      {"erf", {{s34}}, [](const V& x) { return erf(x[0]); }},
+      // sign's zero gradient inside a product: d2/dx2 of sign(x) x^2 = 2 sign(x) off zero.
+      {"sign_times_square", {{s34}}, [](const V& x) { return mul(sign(x[0]), mul(x[0], x[0])); }},
       {"tanh", {{s34}}, [](const V& x) { return tanh(x[0]); }},
       {"sigmoid", {{s34}}, [](const V& x) { return sigmoid(x[0]); }},
       {"relu", {{s34}}, [](const V& x) { return mul(relu(x[0]), x[0]); }},
@@ -313,6 +318,30 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"conv2d_unbatched",
        {{{2, 4, 4}}, {{3, 2, 2, 2}}},
        [](const V& x) { return conv2d(x[0], x[1]); }},
+      // conv1d: conv2d over a unit height (views around it).
+      {"conv1d_stride_padding_dilation_groups",
+       {{{2, 4, 9}}, {{4, 2, 3}}, {{4}}},
+       [](const V& x) { return tanh(conv1d(x[0], x[1], x[2], 2, 1, 2, 2)); }},
+      // conv_transpose2d: conv2d_backward_input with x as the gradient, then a bias add.
+      {"conv_transpose2d_stride_output_padding_groups",
+       {{{2, 4, 3, 3}}, {{4, 1, 3, 2}}, {{2}}},
+       [](const V& x) { return tanh(conv_transpose2d(x[0], x[1], x[2], {2}, {1}, {1}, 2)); }},
+      // output_padding >= stride (< dilation): the result is cut from a larger gradient and
+      // zero-extended (narrow and cat).
+      {"conv_transpose2d_output_padding_below_dilation",
+       {{{1, 2, 3, 3}}, {{2, 2, 2, 2}}},
+       [](const V& x) {
+         return sin(conv_transpose2d(x[0], x[1], Tensor(), {1}, {1, 0}, {1, 2}, 1, {2, 3}));
+       }},
+      // pad: compositions of slice, cat and index_select (constant; reflect, replicate).
+      {"pad_constant_crop_and_pad",
+       {{{2, 3, 4}}},
+       [](const V& x) { return exp(pad(x[0], {1, -1, 2, 0}, "constant", 0.5)); }},
+      {"pad_reflect_times_replicate",
+       {{{1, 2, 3, 4}}},
+       [](const V& x) {
+         return mul(pad(x[0], {1, 2, 2, 1}, "reflect"), pad(x[0], {2, 1, 1, 2}, "replicate"));
+       }},
       {"max_pool2d_overlapping",
        {{{2, 2, 5, 5}}},
        [](const V& x) { return exp(max_pool2d(x[0], {3}, {2}, {1})); }},

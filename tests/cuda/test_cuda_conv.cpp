@@ -120,6 +120,73 @@ TEST(CudaConv, ForwardAndGradientsMatchTheCpu) {
   }
 }
 
+// conv1d and conv_transpose2d are compositions over conv2d and its recorded input gradient: the
+// same cuDNN kernels, checked through the ops (output and the three gradients) against the CPU.
+TEST(CudaConv, Conv1dAndConvTranspose2dMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  struct Row {
+    std::string name;
+    Shape x, w;
+    int64_t out_channels;
+    Fn fn;
+    int64_t taps;  // the most products one output or gradient element sums
+  };
+  const std::vector<Row> rows = {
+      {"conv1d stride 2 padding 1 groups 2",
+       {4, 8, 33},
+       {12, 4, 5},
+       12,
+       [](const std::vector<Tensor>& v) { return conv1d(v[0], v[1], v[2], 2, 1, 1, 2); },
+       4 * 33},
+      {"conv1d unbatched dilated",
+       {6, 40},
+       {4, 6, 3},
+       4,
+       [](const std::vector<Tensor>& v) { return conv1d(v[0], v[1], v[2], 1, 2, 3); },
+       40},
+      {"conv_transpose2d stride 2 output_padding 1",
+       {2, 8, 7, 6},
+       {8, 4, 3, 3},
+       4,
+       [](const std::vector<Tensor>& v) {
+         return conv_transpose2d(v[0], v[1], v[2], {2}, {1}, {1});
+       },
+       2 * 15 * 13},
+      {"conv_transpose2d grouped dilated, output_padding past the stride",
+       {2, 6, 5, 5},
+       {6, 2, 3, 2},
+       6,
+       [](const std::vector<Tensor>& v) {
+         return conv_transpose2d(v[0], v[1], v[2], {1}, {1, 0}, {1, 2}, 3, {2, 3});
+       },
+       2 * 9 * 11},
+      {"conv_transpose2d unbatched",
+       {4, 6, 6},
+       {4, 3, 2, 2},
+       3,
+       [](const std::vector<Tensor>& v) { return conv_transpose2d(v[0], v[1], v[2], {2}); },
+       12 * 12},
+  };
+  uint64_t seed = 900;
+  for (const Row& r : rows) {
+    for (DType dt : kFloatTypes) {
+      const std::string what = r.name + " " + std::string(dtype_name(dt));
+      const Tensor x = test::uniform_tensor(r.x, dt, -1, 1, seed++);
+      const Tensor w = test::uniform_tensor(r.w, dt, -1, 1, seed++);
+      const Tensor b = test::uniform_tensor({r.out_channels}, dt, -1, 1, seed++);
+      const Tensor probe_shape = r.fn({x, w, b});
+      const Tensor probe = test::uniform_tensor(probe_shape.sizes(), DType::float32, -1, 1, seed++);
+      const std::vector<Tensor> want =
+          run({x, w, b}, {true, true, true}, Device::cpu(), r.fn, probe);
+      const std::vector<Tensor> got = run({x, w, b}, {true, true, true}, kGpu, r.fn, probe);
+      ASSERT_EQ(want.size(), got.size()) << what;
+      const char* parts[] = {" output", " grad input", " grad weight", " grad bias"};
+      for (size_t i = 0; i < want.size(); ++i)
+        test::expect_matches(want[i], got[i], conv_tol(dt, r.taps), what + parts[i]);
+    }
+  }
+}
+
 // A repeated problem reuses its cached plan and gives the same bits (deterministic algorithms).
 TEST(CudaConv, RepeatedCallsAreDeterministic) {
   FABRIC_REQUIRE_CUDA();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
@@ -134,6 +135,121 @@ TEST(Conv2d, TorchInitAndShapes) {
   EXPECT_EQ(pool(randn({2, 3, 8, 6})).sizes(), (Shape{2, 3, 4, 3}));
   MaxPool2d pool3({.kernel_size = 3, .stride = 1, .padding = 1});
   EXPECT_EQ(pool3(randn({1, 1, 5, 5})).sizes(), (Shape{1, 1, 5, 5}));
+}
+
+// Conv1d and ConvTranspose2d as torch 1.13 makes them: weight layout, init bounds from torch's
+// fan_in of the stored weight (dim 1 times the kernel: out/groups * k for a transposed conv),
+// reprs, state_dict keys, output shapes (batched and unbatched), and the functional op's values.
+TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
+  struct Row {
+    std::shared_ptr<Module> layer;
+    std::string repr;
+    Shape weight;
+    int64_t fan_in;
+    std::vector<std::string> keys;
+    Shape x, want;
+    std::function<Tensor(const Tensor& x, const Tensor& w, const Tensor& b)> functional;
+  };
+  const std::vector<Row> rows = {
+      {make<Conv1d>({.in_channels = 4,
+                     .out_channels = 6,
+                     .kernel_size = 3,
+                     .stride = 2,
+                     .padding = 1,
+                     .groups = 2,
+                     .bias = false}),
+       "Conv1d(4, 6, kernel_size=(3,), stride=(2,), padding=(1,), groups=2, bias=false)",
+       {6, 2, 3},
+       6,
+       {"weight"},
+       {2, 4, 9},
+       {2, 6, 5},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv1d(x, w, b, 2, 1, 1, 2);
+       }},
+      {make<Conv1d>({.in_channels = 3, .out_channels = 8, .kernel_size = 5, .dilation = 2}),
+       "Conv1d(3, 8, kernel_size=(5,), stride=(1,), dilation=(2,))",
+       {8, 3, 5},
+       15,
+       {"weight", "bias"},
+       {3, 20},
+       {8, 12},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv1d(x, w, b, 1, 0, 2); }},
+      {make<ConvTranspose2d>({.in_channels = 4,
+                              .out_channels = 6,
+                              .kernel_size = {3, 5},
+                              .stride = 2,
+                              .padding = {1, 2},
+                              .output_padding = 1,
+                              .groups = 2}),
+       "ConvTranspose2d(4, 6, kernel_size=(3, 5), stride=(2, 2), padding=(1, 2), "
+       "output_padding=(1, 1), groups=2)",
+       {4, 3, 3, 5},
+       45,
+       {"weight", "bias"},
+       {2, 4, 5, 6},
+       {2, 6, 10, 12},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose2d(x, w, b, {2}, {1, 2}, {1}, 2);
+       }},
+      {make<ConvTranspose2d>(
+           {.in_channels = 3, .out_channels = 2, .kernel_size = 2, .stride = 2, .bias = false}),
+       "ConvTranspose2d(3, 2, kernel_size=(2, 2), stride=(2, 2), bias=false)",
+       {3, 2, 2, 2},
+       8,
+       {"weight"},
+       {3, 4, 4},
+       {2, 8, 8},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose2d(x, w, b, {2});
+       }},
+      {make<ConvTranspose2d>({.in_channels = 2,
+                              .out_channels = 4,
+                              .kernel_size = 3,
+                              .output_padding = 1,
+                              .dilation = 2}),
+       "ConvTranspose2d(2, 4, kernel_size=(3, 3), stride=(1, 1), dilation=(2, 2), "
+       "output_padding=(1, 1))",
+       {2, 4, 3, 3},
+       36,
+       {"weight", "bias"},
+       {1, 2, 5, 5},
+       {1, 4, 10, 10},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose2d(x, w, b, {1}, {0}, {1}, 1, {2});
+       }},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.repr);
+    EXPECT_EQ(r.layer->str(), r.repr);
+    const StateDict state = r.layer->state_dict();
+    EXPECT_EQ(state.keys(), r.keys);
+    const Tensor& w = state.at("weight");
+    EXPECT_EQ(w.sizes(), r.weight);
+    // kaiming_uniform_(a = sqrt(5)) and the bias both give U(+-1/sqrt(fan_in)).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(r.fan_in));
+    EXPECT_LE(stats_of(w).max_abs, bound);
+    EXPECT_GT(stats_of(w).max_abs, 0.5 * bound);
+    const Tensor b = state.contains("bias") ? state.at("bias") : Tensor();
+    if (b.defined()) EXPECT_LE(stats_of(b).max_abs, bound);
+    Tensor x = randn(r.x);
+    Tensor y = (*r.layer)(x);
+    EXPECT_EQ(y.sizes(), r.want);
+    EXPECT_EQ(y.to_vector<float>(), r.functional(x, w, b).to_vector<float>());
+  }
+  EXPECT_THROW(Conv1d({.in_channels = 3, .out_channels = 6, .kernel_size = 3, .groups = 2}),
+               ValueError);
+  EXPECT_THROW(Conv1d({.in_channels = 3, .out_channels = 6, .kernel_size = 0}), ValueError);
+  // output_padding must be below stride or dilation (torch finds this only in forward).
+  EXPECT_THROW(ConvTranspose2d({.in_channels = 2,
+                                .out_channels = 2,
+                                .kernel_size = 3,
+                                .stride = 2,
+                                .output_padding = {0, 2}}),
+               ValueError);
+  EXPECT_THROW(
+      ConvTranspose2d({.in_channels = 4, .out_channels = 3, .kernel_size = 3, .groups = 2}),
+      ValueError);
 }
 
 // Reprs as torch 1.13 prints them (one size stays one number); any input size pools to the output

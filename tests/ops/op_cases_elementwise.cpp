@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "tests/ops/op_harness.h"
 
@@ -38,6 +39,28 @@ void add_unary(std::vector<OpCase>& cases, const std::string& name,
         {name + "/" + shape_str(s), {positive ? P(s, lo, hi) : F(s, lo, hi)}, run, ref_unary(ref)});
   }
 }
+
+// Inputs for the piecewise-constant ops (floor ... sign): values in [-3, 3] at least 0.05 from
+// every multiple of 0.5 (a jump of floor/ceil/trunc or round, or sign's 0), so the central
+// differences never straddle one and low-precision rounding never moves a value across one.
+InputSpec away_from_jumps(const Shape& s) {
+  std::vector<double> v(numel_of(s));
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double frac = std::fmod(0.6180339887 * static_cast<double>(i + 1), 1.0);  // in [0, 1)
+    const double half_steps = std::floor(frac * 12);                                // 0 .. 11
+    v[i] = -3 + 0.5 * half_steps + 0.05 + 0.4 * std::fmod(frac * 12, 1.0);
+  }
+  return harness::V(s, std::move(v));  // the input helper, not this file's V alias
+}
+
+void add_piecewise_constant(std::vector<OpCase>& cases, const std::string& name,
+                            std::function<Tensor(const V&)> run,
+                            std::function<double(double)> ref) {
+  for (const Shape& s : std::vector<Shape>{{7, 9}, {2, 3, 17}, {0, 4}, {1}, {}, {40, 33}})
+    cases.push_back({name + "/" + shape_str(s), {away_from_jumps(s)}, run, ref_unary(ref)});
+}
+
+double sign_ref(double x) { return (0 < x) - (x < 0); }
 
 double gelu_erf_ref(double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }
 double gelu_tanh_ref(double x) {
@@ -166,6 +189,23 @@ std::vector<OpCase> elementwise_cases() {
   exact_int(
       "clamp/int64", {I({4, 6}, -50, 50)}, [](const V& x) { return clamp(x[0], -7, 9); },
       ref_unary([](double a) { return std::min(std::max(a, -7.0), 9.0); }));
+  // The rounding ops keep integer dtypes (values unchanged); sign keeps them too, and bool.
+  for (DType dt : {DType::int64, DType::int32, DType::int8, DType::uint8}) {
+    const double lo = dt == DType::uint8 ? 0 : -50;
+    const std::string d(dtype_name(dt));
+    for (auto [name, op] : std::vector<std::pair<std::string, Tensor (*)(const Tensor&)>>{
+             {"floor", floor}, {"ceil", ceil}, {"round", round}, {"trunc", trunc}}) {
+      exact_int(
+          name + "/" + d, {I({4, 6}, lo, 50, dt)}, [op](const V& x) { return op(x[0]); },
+          ref_unary([](double a) { return a; }));
+    }
+    exact_int(
+        "sign/" + d, {I({4, 6}, lo, 50, dt)}, [](const V& x) { return sign(x[0]); },
+        ref_unary(sign_ref));
+  }
+  exact_int(
+      "sign/bool", {B({4, 5})}, [](const V& x) { return sign(x[0]); },
+      ref_unary([](double a) { return a; }));
 
   // True division and transcendental ops take integers to float32.
   auto int_to_float = [&](const std::string& name, std::vector<InputSpec> in, OpFn run, RefFn ref) {
@@ -185,6 +225,21 @@ std::vector<OpCase> elementwise_cases() {
   int_to_float(
       "sigmoid/int64", {I({3, 5}, -4, 4)}, [](const V& x) { return sigmoid(x[0]); },
       ref_unary([](double a) { return 1 / (1 + std::exp(-a)); }));
+  int_to_float(
+      "log1p/int64", {I({3, 5}, -1, 9)}, [](const V& x) { return log1p(x[0]); },
+      ref_unary([](double a) { return std::log1p(a); }));
+  int_to_float(
+      "log1p/uint8", {I({3, 5}, 0, 200, DType::uint8)}, [](const V& x) { return log1p(x[0]); },
+      ref_unary([](double a) { return std::log1p(a); }));
+  int_to_float(
+      "expm1/int8", {I({3, 5}, -9, 9, DType::int8)}, [](const V& x) { return expm1(x[0]); },
+      ref_unary([](double a) { return std::expm1(a); }));
+  int_to_float(
+      "erf/int32", {I({3, 5}, -3, 3, DType::int32)}, [](const V& x) { return erf(x[0]); },
+      ref_unary([](double a) { return std::erf(a); }));
+  int_to_float(
+      "erf/bool", {B({3, 5})}, [](const V& x) { return erf(x[0]); },
+      ref_unary([](double a) { return std::erf(a); }));
   int_to_float(
       "clamp/int64_float_bound", {I({3, 5}, -4, 4)},
       [](const V& x) { return clamp(x[0], 0.5, std::nullopt); },
@@ -413,6 +468,66 @@ std::vector<OpCase> elementwise_cases() {
   add_unary(
       c, "reciprocal", [](const V& x) { return reciprocal(x[0]); }, [](double a) { return 1 / a; },
       0.2, 5, true);
+  add_unary(
+      c, "log1p", [](const V& x) { return log1p(x[0]); }, [](double a) { return std::log1p(a); },
+      -0.9, 20);
+  add_unary(
+      c, "log1p_near0", [](const V& x) { return log1p(x[0]); },
+      [](double a) { return std::log1p(a); }, -1e-3, 1e-3);
+  add_unary(
+      c, "expm1", [](const V& x) { return expm1(x[0]); }, [](double a) { return std::expm1(a); },
+      -8, 8);
+  add_unary(
+      c, "expm1_near0", [](const V& x) { return expm1(x[0]); },
+      [](double a) { return std::expm1(a); }, -1e-3, 1e-3);
+  add_unary(
+      c, "erf", [](const V& x) { return erf(x[0]); }, [](double a) { return std::erf(a); }, -4, 4);
+  add_piecewise_constant(
+      c, "floor", [](const V& x) { return floor(x[0]); }, [](double a) { return std::floor(a); });
+  add_piecewise_constant(
+      c, "ceil", [](const V& x) { return ceil(x[0]); }, [](double a) { return std::ceil(a); });
+  add_piecewise_constant(
+      c, "round", [](const V& x) { return round(x[0]); },
+      [](double a) { return std::nearbyint(a); });
+  add_piecewise_constant(
+      c, "trunc", [](const V& x) { return trunc(x[0]); }, [](double a) { return std::trunc(a); });
+  add_piecewise_constant(
+      c, "sign", [](const V& x) { return sign(x[0]); }, sign_ref);
+  // The jumps and special values themselves (no derivative there; signed zeros are checked in
+  // tests/ops/test_elementwise.cpp, which this comparison cannot see).
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  auto special = [&](const std::string& name, std::vector<double> v, OpFn run,
+                     std::function<double(double)> ref) {
+    OpCase k{
+        name, {harness::V({static_cast<int64_t>(v.size())}, v)}, std::move(run), ref_unary(ref)};
+    k.grad_check = false;
+    c.push_back(k);
+  };
+  const std::vector<double> jumps = {0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 3.5,  -3.5,
+                                     0.0, -0.0, 1.0, -1.0, 2.0, inf,  -inf, nan};
+  special(
+      "floor/jumps", jumps, [](const V& x) { return floor(x[0]); },
+      [](double a) { return std::floor(a); });
+  special(
+      "ceil/jumps", jumps, [](const V& x) { return ceil(x[0]); },
+      [](double a) { return std::ceil(a); });
+  special(
+      "round/half_to_even", jumps, [](const V& x) { return round(x[0]); },
+      [](double a) { return std::nearbyint(a); });
+  special(
+      "trunc/jumps", jumps, [](const V& x) { return trunc(x[0]); },
+      [](double a) { return std::trunc(a); });
+  special(
+      "sign/zeros_nan_inf", jumps, [](const V& x) { return sign(x[0]); }, sign_ref);
+  special(
+      "log1p/domain_edges", {-1.0, -2.0, -1.5, 1e-10, -1e-10, 0.0, inf, -inf, nan, 1e4},
+      [](const V& x) { return log1p(x[0]); }, [](double a) { return std::log1p(a); });
+  special(
+      "expm1/tails", {1e-10, -1e-10, 0.0, inf, -inf, nan, -100.0, 10.0, -20.0},
+      [](const V& x) { return expm1(x[0]); }, [](double a) { return std::expm1(a); });
+  special(
+      "erf/tails", {inf, -inf, nan, 0.0, 1e-10, 6.0, -6.0, 3.0, -3.0},
+      [](const V& x) { return erf(x[0]); }, [](double a) { return std::erf(a); });
   add_unary(
       c, "clamp", [](const V& x) { return clamp(x[0], -0.5, 0.7); },
       [](double a) { return std::min(std::max(a, -0.5), 0.7); });

@@ -1,6 +1,6 @@
 // Harness cases for the linear-algebra ops (matmul, mm, bmm, linear, scaled_dot_product_attention)
-// and convolution/pooling (conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d), each against a
-// naive float64 reference written here.
+// and convolution/pooling (conv2d, conv1d, conv_transpose2d, max_pool2d, avg_pool2d,
+// adaptive_avg_pool2d), each against a naive float64 reference written here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -159,6 +159,92 @@ OpCase conv_case(std::string name, Shape x, Shape w, bool bias, ConvArgs a) {
           },
           [a](const std::vector<RefTensor>& t) {
             return ref_conv(t[0], t[1], t.size() > 2 ? &t[2] : nullptr, a);
+          },
+          {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+          std::max(1.0, k / 32)};
+}
+
+// conv1d as the 2-D reference over a unit height: x (N, C, L) or (C, L), w (O, C/groups, K).
+OpCase conv1d_case(std::string name, Shape x, Shape w, bool bias, int64_t stride = 1,
+                   int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1) {
+  std::vector<InputSpec> in{F(std::move(x)), F(std::move(w))};
+  if (bias) in.push_back(F({in[1].shape[0]}));
+  const double k = static_cast<double>(in[1].shape[1] * in[1].shape[2]);
+  const ConvArgs a{{1, stride}, {0, padding}, {1, dilation}, groups};
+  return {"conv1d/" + name,
+          in,
+          [=](const std::vector<Tensor>& t) {
+            return conv1d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), stride, padding, dilation,
+                          groups);
+          },
+          [a](const std::vector<RefTensor>& t) {
+            RefTensor x = t[0], w = t[1];
+            x.shape.insert(x.shape.end() - 1, 1);
+            w.shape.insert(w.shape.end() - 1, 1);
+            RefTensor out = ref_conv(x, w, t.size() > 2 ? &t[2] : nullptr, a);
+            out.shape.erase(out.shape.end() - 2);
+            return out;
+          },
+          {DType::float64, DType::float32, DType::bfloat16, DType::float16},
+          std::max(1.0, k / 32)};
+}
+
+struct ConvTransposeArgs {
+  std::vector<int64_t> stride{1, 1}, padding{0, 0}, output_padding{0, 0};
+  int64_t groups = 1;
+  std::vector<int64_t> dilation{1, 1};
+};
+
+// Transposed convolution written as its definition, a scatter: input pixel (ih, iw) of channel c
+// adds x * w[c, oc, kh, kw] to output (ih * stride - padding + kh * dilation, ...) of channel
+// group(c) * O/groups + oc; output rows no pixel reaches (output_padding) stay at the bias.
+RefTensor ref_conv_transpose(const RefTensor& x_in, const RefTensor& w, const RefTensor* bias,
+                             const ConvTransposeArgs& a) {
+  const bool unbatched = x_in.shape.size() == 3;
+  RefTensor x = x_in;
+  if (unbatched) x.shape.insert(x.shape.begin(), 1);
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OCg = w.shape[1], KH = w.shape[2], KW = w.shape[3], G = a.groups, Cg = C / G,
+                OC = OCg * G;
+  const int64_t OH =
+      (H - 1) * a.stride[0] - 2 * a.padding[0] + a.dilation[0] * (KH - 1) + a.output_padding[0] + 1;
+  const int64_t OW =
+      (W - 1) * a.stride[1] - 2 * a.padding[1] + a.dilation[1] * (KW - 1) + a.output_padding[1] + 1;
+  RefTensor out{{N, OC, OH, OW}, std::vector<double>(N * OC * OH * OW)};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < OC; ++oc)
+      for (int64_t i = 0; i < OH * OW; ++i)
+        out.v[(n * OC + oc) * OH * OW + i] = bias ? bias->v[oc] : 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ih = 0; ih < H; ++ih)
+        for (int64_t iw = 0; iw < W; ++iw)
+          for (int64_t oc = 0; oc < OCg; ++oc)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const int64_t oh = ih * a.stride[0] - a.padding[0] + kh * a.dilation[0];
+                const int64_t ow = iw * a.stride[1] - a.padding[1] + kw * a.dilation[1];
+                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                out.v[((n * OC + (c / Cg) * OCg + oc) * OH + oh) * OW + ow] +=
+                    x.at({n, c, ih, iw}) * w.at({c, oc, kh, kw});
+              }
+  if (unbatched) out.shape.erase(out.shape.begin());
+  return out;
+}
+
+OpCase conv_transpose_case(std::string name, Shape x, Shape w, bool bias, ConvTransposeArgs a) {
+  std::vector<InputSpec> in{F(std::move(x)), F(std::move(w))};
+  if (bias) in.push_back(F({in[1].shape[1] * a.groups}));
+  // Terms per output: at most in/groups * kh * kw.
+  const double k = static_cast<double>(in[1].shape[0] / a.groups * in[1].shape[2] * in[1].shape[3]);
+  return {"conv_transpose2d/" + name,
+          in,
+          [a](const std::vector<Tensor>& t) {
+            return conv_transpose2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), a.stride, a.padding,
+                                    a.output_padding, a.groups, a.dilation);
+          },
+          [a](const std::vector<RefTensor>& t) {
+            return ref_conv_transpose(t[0], t[1], t.size() > 2 ? &t[2] : nullptr, a);
           },
           {DType::float64, DType::float32, DType::bfloat16, DType::float16},
           std::max(1.0, k / 32)};
@@ -345,6 +431,36 @@ std::vector<OpCase> conv_cases() {
       conv_case("all_params", {2, 4, 10, 9}, {4, 2, 3, 3}, true, {{2, 2}, {1, 2}, {2, 1}, 2}),
       conv_case("empty_batch", {0, 3, 5, 5}, {2, 3, 3, 3}, true, {}),
       conv_case("wide", {1, 16, 6, 6}, {8, 16, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}),
+      conv1d_case("basic_bias", {2, 3, 10}, {4, 3, 3}, true),
+      conv1d_case("stride2_pad1", {2, 3, 9}, {4, 3, 3}, false, 2, 1),
+      conv1d_case("dilation_groups", {2, 4, 11}, {6, 2, 3}, true, 1, 2, 2, 2),
+      conv1d_case("depthwise", {1, 4, 7}, {4, 1, 5}, false, 1, 2, 1, 4),
+      conv1d_case("unbatched", {3, 8}, {2, 3, 3}, true, 1, 1),
+      conv1d_case("empty_batch", {0, 3, 5}, {2, 3, 3}, true),
+      conv1d_case("kernel_equals_length", {2, 3, 4}, {5, 3, 4}, true),
+      conv_transpose_case("basic_bias", {2, 3, 5, 5}, {3, 4, 3, 3}, true, {}),
+      conv_transpose_case("stride2_pad1_output_padding1", {2, 3, 4, 4}, {3, 2, 3, 3}, false,
+                          {{2, 2}, {1, 1}, {1, 1}}),
+      conv_transpose_case("dilation2", {1, 2, 4, 4}, {2, 3, 3, 3}, true,
+                          {{1, 1}, {1, 1}, {0, 0}, 1, {2, 2}}),
+      // output_padding >= stride, allowed because < dilation: the rows past the kernel's reach.
+      conv_transpose_case("output_padding_below_dilation", {1, 2, 4, 5}, {2, 2, 3, 3}, true,
+                          {{1, 1}, {1, 1}, {1, 1}, 1, {2, 2}}),
+      conv_transpose_case("output_padding_below_dilation_unpadded", {2, 2, 3, 4}, {2, 3, 2, 3},
+                          false, {{1, 2}, {0, 0}, {2, 1}, 1, {3, 2}}),
+      // padding 1 crops the only row the kernel reaches: the output is output_padding's row.
+      conv_transpose_case("only_output_padding_rows", {1, 2, 1, 3}, {2, 2, 1, 1}, true,
+                          {{1, 1}, {1, 0}, {2, 0}, 1, {3, 1}}),
+      conv_transpose_case("groups2", {2, 4, 4, 4}, {4, 3, 3, 3}, true, {{2, 2}, {1, 1}, {1, 1}, 2}),
+      conv_transpose_case("depthwise", {1, 3, 4, 4}, {3, 1, 3, 3}, false,
+                          {{1, 1}, {1, 1}, {0, 0}, 3}),
+      conv_transpose_case("unbatched", {3, 4, 4}, {3, 2, 3, 3}, true, {{2, 2}}),
+      conv_transpose_case("all_params_rect", {2, 4, 3, 5}, {4, 2, 2, 3}, true,
+                          {{2, 3}, {1, 0}, {1, 2}, 2, {1, 2}}),
+      conv_transpose_case("padding_crops", {1, 2, 5, 5}, {2, 2, 3, 3}, false, {{1, 1}, {2, 2}}),
+      conv_transpose_case("pointwise_upsample", {1, 2, 3, 3}, {2, 3, 1, 1}, true,
+                          {{2, 2}, {0, 0}, {1, 1}}),
+      conv_transpose_case("empty_batch", {0, 3, 4, 4}, {3, 2, 3, 3}, true, {}),
       pool_case(true, "k3_s2_p1", {2, 3, 7, 7}, {3}, {2}, {1}),
       pool_case(true, "k2_default_stride", {2, 2, 6, 5}, {2}, {}, {0}),
       pool_case(true, "rect", {1, 3, 5, 6}, {3, 2}, {1, 2}, {1, 0}),

@@ -399,6 +399,64 @@ TEST(Elementwise, NaNPropagationAndLimits) {
   }
 }
 
+// torch 1.13's values (identical in float32, float64 and bfloat16) with the sign of zero: round
+// is half to even, sign(NaN) and sign(-0) are +0, ceil/round/trunc of small negatives are -0.
+TEST(Elementwise, UnaryMathSpecialValuesAsTorch) {
+  const std::vector<double> jumps = {0.5,  -0.5, 1.5,  -1.5, 2.5,   -2.5,
+                                     -0.0, 0,    kNaN, kInf, -kInf, -0.25};
+  struct Case {
+    const char* name;
+    Tensor (*op)(const Tensor&);
+    std::vector<double> in, want;
+  };
+  const std::vector<Case> cases = {
+      {"floor", floor, jumps, {0, -1, 1, -2, 2, -3, -0.0, 0, kNaN, kInf, -kInf, -1}},
+      {"ceil", ceil, jumps, {1, -0.0, 2, -1, 3, -2, -0.0, 0, kNaN, kInf, -kInf, -0.0}},
+      {"round", round, jumps, {0, -0.0, 2, -2, 2, -2, -0.0, 0, kNaN, kInf, -kInf, -0.0}},
+      {"trunc", trunc, jumps, {0, -0.0, 1, -1, 2, -2, -0.0, 0, kNaN, kInf, -kInf, -0.0}},
+      {"sign", sign, jumps, {1, -1, 1, -1, 1, -1, 0, 0, 0, 1, -1, -1}},
+      {"log1p", log1p, {-1, -2, -0.0, kInf, -kInf, kNaN}, {-kInf, kNaN, -0.0, kInf, kNaN, kNaN}},
+      {"expm1", expm1, {-0.0, kInf, -kInf, kNaN, -100}, {-0.0, kInf, -1, kNaN, -1}},
+      {"erf", erf, {kInf, -kInf, -0.0, kNaN, 10}, {1, -1, -0.0, kNaN, 1}},
+  };
+  for (DType dt : {DType::float32, DType::float64, DType::bfloat16, DType::float16}) {
+    for (const Case& c : cases) {
+      const auto got = v64(c.op(vec(c.in, dt)));
+      for (size_t i = 0; i < c.in.size(); ++i) {
+        const bool same =
+            std::isnan(c.want[i])
+                ? std::isnan(got[i])
+                : got[i] == c.want[i] && std::signbit(got[i]) == std::signbit(c.want[i]);
+        EXPECT_TRUE(same) << c.name << "(" << c.in[i] << ") in " << dtype_name(dt) << ": got "
+                          << got[i] << ", torch gives " << c.want[i];
+      }
+    }
+  }
+}
+
+// Integer and bool inputs as torch: the rounding ops and sign keep integer dtypes, sign keeps
+// bool, log1p/expm1/erf give the default float dtype, and the rounding ops refuse bool.
+TEST(Elementwise, UnaryMathIntegerAndBoolDtypes) {
+  const Tensor i8 = ivec({-3, 0, 5}, DType::int8);
+  for (auto op : {floor, ceil, round, trunc}) {
+    EXPECT_EQ(op(i8).dtype(), DType::int8);
+    EXPECT_EQ(v64(op(i8)), (std::vector<double>{-3, 0, 5}));
+  }
+  EXPECT_EQ(sign(i8).dtype(), DType::int8);
+  EXPECT_EQ(v64(sign(i8)), (std::vector<double>{-1, 0, 1}));
+  EXPECT_EQ(v64(sign(ivec({0, 7}, DType::uint8))), (std::vector<double>{0, 1}));
+  const Tensor b = ivec({0, 1}, DType::bool_);
+  EXPECT_EQ(sign(b).dtype(), DType::bool_);
+  EXPECT_EQ(v64(sign(b)), (std::vector<double>{0, 1}));
+  for (auto op : {log1p, expm1, erf}) {
+    EXPECT_EQ(op(ivec({1, 2}, DType::int32)).dtype(), DType::float32);
+    EXPECT_EQ(op(b).dtype(), DType::float32);
+  }
+  EXPECT_EQ(v64(log1p(ivec({-1}))), (std::vector<double>{-kInf}));
+  expect_error<DTypeError>([&] { floor(b); }, {"floor", "bool"});
+  expect_error<DTypeError>([&] { round(b); }, {"round", "bool"});
+}
+
 TEST(Elementwise, IntegerSemantics) {
   // Integer true division by zero goes to float: inf/nan, no crash.
   auto d = v64(ivec({1, -1, 0}) / ivec({0, 0, 0}));
@@ -535,6 +593,21 @@ TEST(Elementwise, VectorMathAccuracyUlps) {
         return v / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
       },
       -12, 12, 4, std::ldexp(1.0, -26));
+  // log1p and expm1 near 0, where log(1 + x) and exp(x) - 1 would lose every digit.
+  check_ulps(
+      "log1p", log1p, [](double v) { return std::log1p(v); }, -0.999f, 1e6f, 2);
+  check_ulps(
+      "log1p near 0", log1p, [](double v) { return std::log1p(v); }, -1e-3f, 1e-3f, 2);
+  check_ulps(
+      "log1p tiny", log1p, [](double v) { return std::log1p(v); }, -1e-7f, 1e-7f, 2);
+  check_ulps(
+      "expm1", expm1, [](double v) { return std::expm1(v); }, -30, 88.7f, 2);
+  check_ulps(
+      "expm1 near 0", expm1, [](double v) { return std::expm1(v); }, -1e-3f, 1e-3f, 2);
+  check_ulps(
+      "expm1 tiny", expm1, [](double v) { return std::expm1(v); }, -1e-7f, 1e-7f, 2);
+  check_ulps(
+      "erf", erf, [](double v) { return std::erf(v); }, -5, 5, 2);
   // Subnormal inputs and outputs.
   check_ulps(
       "log subnormal", log, [](double v) { return std::log(v); }, 1e-44f, 1e-38f, 1.5);

@@ -66,13 +66,21 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"logical_or", none}, {"where", none}, {"neg", none}, {"abs", none}, {"sqrt", none},
       {"tanh", none}, {"sigmoid", none}, {"relu", none}, {"gelu", none}, {"silu", none},
       {"sin", none}, {"cos", none}, {"logical_not", none}, {"clamp", none}, {"mean", none},
+      {"erf", none}, {"floor", none}, {"ceil", none}, {"round", none}, {"trunc", none},
+      {"sign", none},
       {"max", none}, {"min", none}, {"amax", none}, {"amin", none}, {"argmax", none},
       {"argmin", none}, {"var", none}, {"rms_norm", none}, {"batch_norm", none},
       {"embedding", none},
       {"index_select", none}, {"gather", none}, {"tril", none}, {"triu", none},
       {"one_hot", none}, {"dropout", none}, {"masked_fill", none},
+      {"sort", none}, {"topk", none}, {"flip", none}, {"roll", none}, {"repeat", none},
       // max_pool3d and adaptive_avg_pool3d are on the CPU list, the 2-d pools on neither.
       {"max_pool2d", none}, {"avg_pool2d", none}, {"adaptive_avg_pool2d", none},
+      // Constant pad is on neither list; reflection/replication padding on CPU's FP32 list only,
+      // upsampling (nearest, bilinear) on CUDA's.
+      {"pad", none}, {"reflection_pad", {P::fp32, P::none}},
+      {"replication_pad", {P::fp32, P::none}},
+      {"upsample_nearest2d", cuda_fp32}, {"upsample_bilinear2d", cuda_fp32},
       // The parameterised activations other than softplus are on neither list.
       {"leaky_relu", none}, {"elu", none}, {"hardtanh", none}, {"mish", none},
       {"hardswish", none}, {"hardsigmoid", none},
@@ -83,7 +91,8 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       // CUDA FP32 list only.
       {"pow", cuda_fp32}, {"exp", cuda_fp32}, {"log", cuda_fp32}, {"rsqrt", cuda_fp32},
       {"reciprocal", cuda_fp32}, {"logsumexp", cuda_fp32}, {"layer_norm", cuda_fp32},
-      {"softplus", cuda_fp32}, {"group_norm", cuda_fp32},
+      {"softplus", cuda_fp32}, {"group_norm", cuda_fp32}, {"log1p", cuda_fp32},
+      {"expm1", cuda_fp32},
       // CUDA FP32_SET_OPT_DTYPE / FP32_APPEND_DTYPE only.
       {"sum", cuda_fp32_out}, {"cumsum", cuda_fp32_out}, {"norm", cuda_fp32_out},
       {"softmax", cuda_fp32_out}, {"log_softmax", cuda_fp32_out},
@@ -92,7 +101,7 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"cat", cpu_promote}, {"stack", cpu_promote},
       // Lower precision on both.
       {"matmul", lower}, {"mm", lower}, {"bmm", lower}, {"linear", lower}, {"conv2d", lower},
-      {"scaled_dot_product_attention", lower},
+      {"scaled_dot_product_attention", lower}, {"conv1d", lower}, {"conv_transpose2d", lower},
       // Losses: FP32 on both (CUDA's cross_entropy is log_softmax + nll_loss: fp32 too).
       {"cross_entropy", fp32}, {"nll_loss", fp32}, {"mse_loss", fp32},
       {"l1_loss", fp32}, {"huber_loss", fp32}, {"kl_div", fp32},
@@ -145,6 +154,8 @@ TEST(AutocastSpec, CpuBf16Cases) {
   EXPECT_EQ(bmm(rnd({2, 4, 8}), rnd({2, 8, 3})).dtype(), DType::bfloat16);
   EXPECT_EQ(linear(rnd({4, 8}), rnd({3, 8}), rnd({3})).dtype(), DType::bfloat16);
   EXPECT_EQ(conv2d(rnd({1, 2, 5, 5}), rnd({3, 2, 3, 3})).dtype(), DType::bfloat16);
+  EXPECT_EQ(conv1d(rnd({1, 2, 7}), rnd({3, 2, 3})).dtype(), DType::bfloat16);
+  EXPECT_EQ(conv_transpose2d(rnd({1, 2, 4, 4}), rnd({2, 3, 3, 3})).dtype(), DType::bfloat16);
   EXPECT_EQ(scaled_dot_product_attention(rnd({2, 4, 8}), rnd({2, 5, 8}), rnd({2, 5, 3})).dtype(),
             DType::bfloat16);
   EXPECT_EQ(mse_loss(rnd({4}, DType::bfloat16), rnd({4}, DType::bfloat16)).dtype(), DType::float32);

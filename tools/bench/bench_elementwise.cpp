@@ -1,7 +1,8 @@
-// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp, relu and the parameterised
-// activations (leaky_relu, elu, softplus, mish, hardswish; default parameters) on 16M-element
-// float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next to a memcpy
-// of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the same run.
+// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp, log1p, erf, relu and the
+// parameterised activations (leaky_relu, elu, softplus, mish, hardswish; default parameters) on
+// 16M-element float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next
+// to a memcpy of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the
+// same run.
 //   bench_elementwise [n] [reps]
 // g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -165,6 +166,9 @@ int main(int argc, char** argv) {
       {"gelu_tanh", 2, [](const Tensor& a, const Tensor&) { return gelu(a, "tanh"); },
        unary_into(UnaryOp::gelu_tanh)},
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
+      {"log1p", 2, [](const Tensor& a, const Tensor&) { return log1p(a); },
+       unary_into(UnaryOp::log1p)},
+      {"erf", 2, [](const Tensor& a, const Tensor&) { return erf(a); }, unary_into(UnaryOp::erf)},
       {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); },
        unary_into(UnaryOp::relu)},
       {"leaky_relu", 2, [](const Tensor& a, const Tensor&) { return leaky_relu(a); },

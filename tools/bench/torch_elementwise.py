@@ -40,6 +40,8 @@ def main():
             "gelu_tanh": (2, lambda: F.gelu(a, approximate="tanh"),
                           lambda: torch._C._nn.gelu(a, approximate="tanh", out=c)),
             "exp": (2, lambda: torch.exp(a), lambda: torch.exp(a, out=c)),
+            "log1p": (2, lambda: torch.log1p(a), lambda: torch.log1p(a, out=c)),
+            "erf": (2, lambda: torch.erf(a), lambda: torch.erf(a, out=c)),
             "relu": (2, lambda: torch.relu(a), lambda: torch.clamp_min(a, 0, out=c)),
             "leaky_relu": (2, lambda: F.leaky_relu(a), lambda: torch._C._nn.leaky_relu(a, 0.01, out=c)),
             "elu": (2, lambda: F.elu(a), lambda: torch._C._nn.elu(a, out=c)),

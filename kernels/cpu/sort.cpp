@@ -1,0 +1,89 @@
+// CPU sort kernel behind sort, argsort and topk: each row sorts its positions by (value, position)
+// with torch's order (NaN largest, -0.0 == 0.0), so equal values keep their input order; a full
+// sort is a stable sort, a top-k a partial sort of the first k. Rows run in parallel.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/sort_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+// The type values compare in: 16-bit floats widen to float (exactly), the rest compare as stored.
+template <typename T>
+using KeyOf = std::conditional_t<std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>, float, T>;
+
+template <typename K>
+bool is_nan_key(K v) {
+  if constexpr (std::is_floating_point_v<K>) {
+    return std::isnan(v);
+  } else {
+    return false;
+  }
+}
+
+// a before b in ascending order: NaN is the largest value and NaNs are all equal.
+template <typename K>
+bool less_nan_last(K a, K b) {
+  return !is_nan_key(a) && (is_nan_key(b) || a < b);
+}
+
+template <typename T>
+void sort_rows(const SortDesc& d) {
+  using K = KeyOf<T>;
+  const T* src = static_cast<const T*>(d.src);
+  T* values = static_cast<T*>(d.values);
+  const int64_t n = d.n, k = d.k;
+#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
+  {
+    std::vector<K> keys(static_cast<size_t>(n));
+    std::vector<int64_t> order(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < d.slices; ++s) {
+      const T* row = src + s * n;
+      for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<K>(row[i]);
+      std::iota(order.begin(), order.end(), int64_t{0});
+      // The position breaks ties, which makes partial_sort's order stable too.
+      auto before = [&](int64_t i, int64_t j) {
+        const K a = keys[i], b = keys[j];
+        if (d.descending ? less_nan_last(b, a) : less_nan_last(a, b)) return true;
+        if (d.descending ? less_nan_last(a, b) : less_nan_last(b, a)) return false;
+        return i < j;
+      };
+      if (k == n) {
+        std::sort(order.begin(), order.end(), before);
+      } else {
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+      }
+      for (int64_t j = 0; j < k; ++j) {
+        values[s * k + j] = row[order[j]];
+        d.indices[s * k + j] = order[j];
+      }
+    }
+  }
+}
+
+void sort(const SortDesc& d) {
+  if (d.slices * d.k == 0) return;
+  visit_dtype(d.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2>) {
+      throw DTypeError(detail::cat("sort (CPU): unsupported dtype ", dtype_name(d.dtype),
+                                   " (the op converts fp8 inputs first)"));
+    } else {
+      sort_rows<T>(d);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(sort_stub, cpu, &cpu::sort);
+}  // namespace fabric

@@ -1,0 +1,107 @@
+// CUDA 2-D upsampling (nearest, bilinear) over contiguous NCHW planes, forward and backward, with
+// kernels/cpu/upsample.cpp's indices and arithmetic (tensor/upsample_kernels.h; float32
+// accumulation for 16-bit dtypes). The backward gathers, one thread per input element summing the
+// outputs that read it in (oh, ow) order: no atomics, and the CPU's order of additions.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "kernels/cuda/cast.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/stream.h"
+#include "tensor/conv_kernels.h"
+#include "tensor/upsample_kernels.h"
+
+namespace fabric::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+#define FABRIC_GRID_STRIDE(i, n)                                                         \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+unsigned grid_for(int64_t work) {
+  return static_cast<unsigned>(std::clamp<int64_t>((work + kThreads - 1) / kThreads, 1, 65536));
+}
+
+template <typename T>
+__global__ void forward_kernel(UpsampleDesc d, const T* x, T* y, int64_t total) {
+  using A = acc_t<T>;
+  const int64_t per_plane = d.OH * d.OW;
+  FABRIC_GRID_STRIDE(i, total) {
+    const int64_t p = i / per_plane, r = i - p * per_plane, oh = r / d.OW, ow = r - oh * d.OW;
+    const T* xp = x + p * d.H * d.W;
+    const UpsampleTaps<A> rt = upsample_taps<A>(d, true, oh), ct = upsample_taps<A>(d, false, ow);
+    const T* x0 = xp + rt.i0 * d.W;
+    if (!d.bilinear) {
+      y[i] = x0[ct.i0];
+      continue;
+    }
+    const T* x1 = xp + rt.i1 * d.W;
+    const A top = ct.l0 * static_cast<A>(x0[ct.i0]) + ct.l1 * static_cast<A>(x0[ct.i1]);
+    const A bottom = ct.l0 * static_cast<A>(x1[ct.i0]) + ct.l1 * static_cast<A>(x1[ct.i1]);
+    y[i] = static_cast<T>(rt.l0 * top + rt.l1 * bottom);
+  }
+}
+
+template <typename T>
+__global__ void backward_kernel(UpsampleDesc d, const T* dy, T* dx, int64_t total) {
+  using A = acc_t<T>;
+  const int64_t per_plane = d.H * d.W;
+  FABRIC_GRID_STRIDE(i, total) {
+    const int64_t p = i / per_plane, pos = i - p * per_plane, h = pos / d.W, c = pos - h * d.W;
+    int64_t oh0, oh1, ow0, ow1;
+    upsample_readers<A>(d, true, h, oh0, oh1);
+    upsample_readers<A>(d, false, c, ow0, ow1);
+    const T* gp = dy + p * d.OH * d.OW;
+    A acc = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const A wh = upsample_weight(upsample_taps<A>(d, true, oh), h);
+      for (int64_t ow = ow0; ow < ow1; ++ow)
+        acc += wh * upsample_weight(upsample_taps<A>(d, false, ow), c) *
+               static_cast<A>(gp[oh * d.OW + ow]);
+    }
+    dx[i] = static_cast<T>(acc);
+  }
+}
+
+void upsample2d_forward(const UpsampleDesc& d, const void* x, void* y) {
+  const int64_t total = d.planes * d.OH * d.OW;
+  if (total == 0) return;
+  const int device = device_of_pointer(y);
+  DeviceGuard guard(device);
+  const cudaStream_t stream = compute_stream(device);
+  visit_pool_dtype(d.dtype, "upsample2d", [&](auto tag) {
+    using T = decltype(tag);
+    forward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(x),
+                                                                static_cast<T*>(y), total);
+  });
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+void upsample2d_backward(const UpsampleDesc& d, const void* dy, void* dx) {
+  const int64_t total = d.planes * d.H * d.W;
+  if (total == 0) return;
+  const int device = device_of_pointer(dx);
+  DeviceGuard guard(device);
+  const cudaStream_t stream = compute_stream(device);
+  visit_pool_dtype(d.dtype, "upsample2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    backward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(dy),
+                                                                 static_cast<T*>(dx), total);
+  });
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+}  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(upsample2d_forward_stub, cuda, &cuda::upsample2d_forward);
+FABRIC_REGISTER_KERNEL(upsample2d_backward_stub, cuda, &cuda::upsample2d_backward);
+}  // namespace fabric

@@ -1,0 +1,136 @@
+// pad (torch.nn.functional.pad, torch 1.13's checks) as compositions of recorded ops, so its
+// gradient and double backward come from theirs: "constant" crops negative pads with slices and
+// concatenates value-filled blocks; "reflect" and "replicate" index_select each padded dimension
+// with source indices computed here (one gather per dimension: no new kernels, and the gradient
+// is index_select's scatter-add).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+std::string list_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// pad = (last dim's left, right, the dim before's left, right, ...): dimension i of the pairs.
+int64_t padded_dim(const Tensor& x, size_t pair) {
+  return x.dim() - 1 - static_cast<int64_t>(pair);
+}
+
+Tensor constant_pad(Tensor x, const std::vector<int64_t>& pad, double value) {
+  const size_t pairs = pad.size() / 2;
+  for (size_t i = 0; i < pairs; ++i) {
+    const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
+    FABRIC_CHECK(in + l + r >= 0, ShapeError, "pad: The input size ", in,
+                 ", plus negative padding ", l, " and ", r,
+                 " resulted in a negative output size, which is invalid. Check dimension ", d,
+                 " of your input ", shape_str(x.sizes()), ".");
+  }
+  bool copied = false;
+  for (size_t i = 0; i < pairs; ++i) {
+    const int64_t d = padded_dim(x, i), l = pad[2 * i], r = pad[2 * i + 1];
+    if (l < 0 || r < 0) {
+      const int64_t start = std::max<int64_t>(-l, 0);
+      const int64_t end = std::max(start, x.size(d) - std::max<int64_t>(-r, 0));
+      x = x.slice(d, start, end);
+    }
+    if (l <= 0 && r <= 0) continue;
+    auto block = [&](int64_t n) {
+      Shape s = x.sizes();
+      s[d] = n;
+      return full(s, value, {.dtype = x.dtype(), .device = x.device()});
+    };
+    std::vector<Tensor> parts;
+    if (l > 0) parts.push_back(block(l));
+    parts.push_back(x);
+    if (r > 0) parts.push_back(block(r));
+    x = cat(parts, d);
+    copied = true;
+  }
+  // As torch, the result never aliases the input (crop-only and zero pads copy too).
+  return copied ? x : x.clone();
+}
+
+// Source index of output j along a dimension of `in` elements padded by (l, r): reflect mirrors
+// about the edge elements (not repeating them), replicate repeats them.
+int64_t source_index(int64_t j, int64_t in, int64_t l, bool reflect) {
+  const int64_t s = j - l;
+  if (reflect) return s < 0 ? -s : (s >= in ? 2 * (in - 1) - s : s);
+  return std::clamp<int64_t>(s, 0, in - 1);
+}
+
+Tensor index_pad(const Tensor& x, std::string_view mode, const std::vector<int64_t>& pad) {
+  const bool reflect = mode == "reflect";
+  const size_t pairs = pad.size() / 2;
+  const bool batched = x.dim() == static_cast<int64_t>(pairs) + 2;
+  for (int64_t i = batched ? 1 : 0; i < x.dim(); ++i)
+    FABRIC_CHECK(x.size(i) > 0, ShapeError, "pad: Expected ", pairs + 1, "D or ", pairs + 2,
+                 "D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions "
+                 "for input, but got: ",
+                 list_str(x.sizes()));
+  const char* names[] = {"W", "H"};
+  for (size_t i = 0; i < pairs; ++i) {
+    const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
+    FABRIC_CHECK(!reflect || (l < in && r < in), ValueError,
+                 "pad: Padding size should be less than the corresponding input dimension, but "
+                 "got: padding (",
+                 l, ", ", r, ") at dimension ", d, " of input ", shape_str(x.sizes()),
+                 " (reflect mirrors inside the input)");
+    FABRIC_CHECK(in + l + r >= 1, ShapeError, "pad: input (", names[i], ": ", in,
+                 ") is too small. Calculated output ", names[i], ": ", in + l + r);
+  }
+  Tensor y = x;
+  for (size_t i = 0; i < pairs; ++i) {
+    const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
+    std::vector<int64_t> idx(static_cast<size_t>(in + l + r));
+    for (int64_t j = 0; j < in + l + r; ++j) idx[j] = source_index(j, in, l, reflect);
+    const Tensor index =
+        from_vector(idx, {static_cast<int64_t>(idx.size())}, {.dtype = DType::int64})
+            .to(x.device());
+    y = index_select(y, d, index);
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor pad(const Tensor& x_in, std::vector<int64_t> pad, std::string_view mode, double value) {
+  FABRIC_CHECK(x_in.defined(), ValueError, "pad: undefined input");
+  FABRIC_CHECK(pad.size() % 2 == 0, ValueError, "pad: Padding length must be divisible by 2, got ",
+               pad.size(), " values ", shape_str(pad));
+  FABRIC_CHECK(static_cast<int64_t>(pad.size() / 2) <= x_in.dim(), ValueError,
+               "pad: Padding length too large: ", pad.size(), " values pad ", pad.size() / 2,
+               " dimensions of a ", x_in.dim(), "-D input ", shape_str(x_in.sizes()));
+  Tensor x = x_in;
+  if (mode == "constant") {
+    apply_autocast(OpId::pad, {&x});
+    return constant_pad(x, pad, value);
+  }
+  FABRIC_CHECK(mode == "reflect" || mode == "replicate" || mode == "circular", NotImplementedError,
+               "pad: Unrecognised padding mode ", mode,
+               " (expected constant, reflect or replicate)");
+  FABRIC_CHECK(value == 0, ValueError, "pad: Padding mode \"", mode,
+               "\" doesn't take in value argument (got value ", value, ")");
+  FABRIC_CHECK(mode != "circular", NotImplementedError,
+               "pad: mode \"circular\" is not implemented here (constant, reflect, replicate are)");
+  const size_t pairs = pad.size() / 2;
+  const int64_t nd = x.dim();
+  FABRIC_CHECK((pairs == 1 && (nd == 2 || nd == 3)) || (pairs == 2 && (nd == 3 || nd == 4)),
+               NotImplementedError,
+               "pad: Only 2D, 3D, 4D, 5D padding with non-constant padding are supported for now; "
+               "got ",
+               pad.size(), " pad values for a ", nd, "-D input ", shape_str(x.sizes()),
+               " (fabric: 2 values for a 2-D/3-D input, 4 for a 3-D/4-D one)");
+  apply_autocast(mode == "reflect" ? OpId::reflection_pad : OpId::replication_pad, {&x});
+  return index_pad(x, mode, pad);
+}
+
+}  // namespace fabric

@@ -1,0 +1,121 @@
+// Dispatch stubs for 2-D upsampling (interpolate's nearest and bilinear modes) and the source
+// index arithmetic both devices share, written from torch 1.13's UpSample.h so that the CPU and
+// CUDA kernels pick the same input pixels and weights.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "tensor/dispatch_stub.h"
+#include "tensor/dtype.h"
+#include "tensor/float_formats.h"
+
+namespace fabric {
+
+// planes = N * C contiguous (H, W) -> (OH, OW) planes. scale_h/scale_w are interpolate's
+// scale_factor when one was given (torch passes it on to the kernel), <= 0 when the output size
+// was: the source index then uses in/out, otherwise 1/scale_factor.
+struct UpsampleDesc {
+  int64_t planes = 0, H = 0, W = 0, OH = 0, OW = 0;
+  bool bilinear = false, align_corners = false;
+  double scale_h = 0, scale_w = 0;
+  DType dtype = DType::float32;
+};
+
+using UpsampleForwardFn = void (*)(const UpsampleDesc& d, const void* x, void* y);
+// dx (all of it written) from dy: each input element gathers the outputs that read it, in
+// (oh, ow) order, so the sums have one order on every device and need no atomics.
+using UpsampleBackwardFn = void (*)(const UpsampleDesc& d, const void* dy, void* dx);
+FABRIC_DECLARE_STUB(upsample2d_forward_stub, UpsampleForwardFn);
+FABRIC_DECLARE_STUB(upsample2d_backward_stub, UpsampleBackwardFn);
+
+// ---- torch's source indices (UpSample.h), along one dimension of `in` -> `out` elements -------
+
+// The two inputs output o reads and their weights: nearest reads i0 with weight 1 (i1 = i0, l1 =
+// 0).
+template <typename A>
+struct UpsampleTaps {
+  int64_t i0, i1;
+  A l0, l1;
+};
+
+// torch's nearest_idx: floor(o * scale) with a float scale (1/scale_factor, or in/out), exact for
+// the identity and for doubling.
+FABRIC_HD inline int64_t upsample_nearest_index(int64_t o, int64_t in, int64_t out, double scale) {
+  if (out == in) return o;
+  if (out == 2 * in) return o >> 1;
+  const float s = scale > 0 ? static_cast<float>(1.0 / scale)
+                            : static_cast<float>(in) / static_cast<float>(out);
+  const int64_t i = static_cast<int64_t>(floorf(static_cast<float>(o) * s));
+  return i < in - 1 ? i : in - 1;
+}
+
+// torch's area_pixel_compute_scale in the accumulation type A.
+template <typename A>
+FABRIC_HD inline A upsample_linear_ratio(int64_t in, int64_t out, bool align_corners,
+                                         double scale) {
+  if (align_corners) return out > 1 ? static_cast<A>(in - 1) / static_cast<A>(out - 1) : A(0);
+  return scale > 0 ? static_cast<A>(1.0 / scale) : static_cast<A>(in) / static_cast<A>(out);
+}
+
+// torch's compute_source_index_and_lambda: align_corners maps corner to corner (ratio * o),
+// otherwise pixel centres ((o + 0.5) * ratio - 0.5, clamped at 0); the last input repeats.
+template <typename A>
+FABRIC_HD inline UpsampleTaps<A> upsample_linear_taps(int64_t o, int64_t in, int64_t out,
+                                                      bool align_corners, A ratio) {
+  if (out == in) return {o, o, A(1), A(0)};
+  A real =
+      align_corners ? ratio * static_cast<A>(o) : ratio * (static_cast<A>(o) + A(0.5)) - A(0.5);
+  if (!align_corners && real < A(0)) real = A(0);
+  int64_t i0 = static_cast<int64_t>(real);
+  if (i0 > in - 1) i0 = in - 1;
+  A l1 = real - static_cast<A>(i0);
+  l1 = l1 < A(0) ? A(0) : (l1 > A(1) ? A(1) : l1);
+  return {i0, i0 + (i0 < in - 1 ? 1 : 0), A(1) - l1, l1};
+}
+
+template <typename A>
+FABRIC_HD inline UpsampleTaps<A> upsample_taps(const UpsampleDesc& d, bool rows, int64_t o) {
+  const int64_t in = rows ? d.H : d.W, out = rows ? d.OH : d.OW;
+  const double scale = rows ? d.scale_h : d.scale_w;
+  if (!d.bilinear) {
+    const int64_t i = upsample_nearest_index(o, in, out, scale);
+    return {i, i, A(1), A(0)};
+  }
+  return upsample_linear_taps<A>(o, in, out, d.align_corners,
+                                 upsample_linear_ratio<A>(in, out, d.align_corners, scale));
+}
+
+// The weight input i has in output o's value (0 when o does not read i).
+template <typename A>
+FABRIC_HD inline A upsample_weight(const UpsampleTaps<A>& t, int64_t i) {
+  return (t.i0 == i ? t.l0 : A(0)) + (t.i1 == i ? t.l1 : A(0));
+}
+
+// The outputs [lo, hi) that read input i: both taps are non-decreasing in o, so these are the
+// outputs from the first whose i1 reaches i to the last whose i0 has not passed it.
+template <typename A>
+FABRIC_HD inline void upsample_readers(const UpsampleDesc& d, bool rows, int64_t i, int64_t& lo,
+                                       int64_t& hi) {
+  const int64_t out = rows ? d.OH : d.OW;
+  int64_t a = 0, b = out;  // first o with i1(o) >= i
+  while (a < b) {
+    const int64_t m = a + (b - a) / 2;
+    if (upsample_taps<A>(d, rows, m).i1 < i)
+      a = m + 1;
+    else
+      b = m;
+  }
+  lo = a;
+  b = out;  // first o with i0(o) > i
+  while (a < b) {
+    const int64_t m = a + (b - a) / 2;
+    if (upsample_taps<A>(d, rows, m).i0 <= i)
+      a = m + 1;
+    else
+      b = m;
+  }
+  hi = a;
+}
+
+}  // namespace fabric
