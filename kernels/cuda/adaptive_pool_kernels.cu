@@ -9,24 +9,15 @@
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/conv_kernels.h"
 
 namespace fabric::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-#define FABRIC_GRID_STRIDE(i, n)                                                         \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
-
-unsigned grid_for(int64_t work) {
-  return static_cast<unsigned>(std::clamp<int64_t>((work + kThreads - 1) / kThreads, 1, 65536));
-}
 
 // Output i of `out` averages inputs [start, end) of `in`: floor(i*in/out), ceil((i+1)*in/out).
 // With the sizes swapped they give the outputs whose windows hold input i.

@@ -15,6 +15,7 @@
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/deferred_check.cuh"
+#include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/index_kernels.h"
 
@@ -23,16 +24,7 @@ namespace {
 
 using fabric::detail::cat;
 
-constexpr int kThreads = 256;
 constexpr int64_t kMaxGrid = 65536;
-
-unsigned grid_for(int64_t work) {
-  return static_cast<unsigned>(std::clamp<int64_t>((work + kThreads - 1) / kThreads, 1, kMaxGrid));
-}
-
-#define FABRIC_GRID_STRIDE(i, n)                                                         \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 __device__ __forceinline__ int64_t load_index(const void* p, bool i64, int64_t i) {
   return i64 ? static_cast<const int64_t*>(p)[i] : static_cast<const int32_t*>(p)[i];

@@ -12,13 +12,13 @@
 
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/sort_kernels.h"
 
 namespace fabric::cuda {
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kBlockSortMax = 2048;  // 2048 * (8 + 4) bytes of shared memory per block
 
 // Device scratch from the caching allocator, returned on every path out.
@@ -173,11 +173,6 @@ __global__ void take_prefix_kernel(SortDesc d, const int* pos, int itemsize) {
     d.indices[t] = p;
     copy_element(d.values, t, d.src, s * d.n + p, itemsize);
   }
-}
-
-unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
 }
 
 void segmented_sort(const SortDesc& d, int itemsize, int device, cudaStream_t stream) {
