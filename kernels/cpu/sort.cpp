@@ -74,7 +74,7 @@ void sort(const SortDesc& d) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2>) {
       throw DTypeError(detail::cat("sort (CPU): unsupported dtype ", dtype_name(d.dtype),
-                                   " (the op converts fp8 inputs first)"));
+                                   " (the op refuses fp8 inputs before this)"));
     } else {
       sort_rows<T>(d);
     }
