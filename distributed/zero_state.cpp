@@ -97,7 +97,7 @@ void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim
         if (auto it = sd.state.find(ids[j]); it != sd.state.end()) mine.state[live_index] = it->second;
       }
     } else {
-      // Per key: a flat buffer laid out like the parameters, or the scalar (step) of the first.
+      // Per key: a flat buffer laid out like the parameters, or the scalar of the first.
       std::map<std::string, Tensor> flat, scalar;
       for (size_t j = 0; j < ids.size(); ++j) {
         auto it = sd.state.find(ids[j]);
@@ -106,7 +106,9 @@ void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim
         for (const auto& [key, t] : it->second) {
           FABRIC_CHECK(t.defined(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".", key,
                        " is undefined");
-          if (key == "step" || !is_floating(t.dtype())) {
+          // Scalars of the flat group: the step, integer state, and 0-dim float state of a
+          // parameter that is not itself 0-dim (NAdam's mu_product, the same for every parameter).
+          if (key == "step" || !is_floating(t.dtype()) || (t.dim() == 0 && p.dim() != 0)) {
             if (!scalar.count(key)) scalar[key] = t;
             continue;
           }

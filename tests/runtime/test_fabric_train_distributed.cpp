@@ -105,6 +105,18 @@ TEST_F(FabricTrain, ZeroStage2OverTwoProcessesMatchesOneAndResumes) {
   expect_resume_reproduces((dir_ / "two").string(), 3);
 }
 
+// NAdam keeps a 0-dim float state per parameter (mu_product): ZeRO-2's resume must take it as the
+// one scalar of its flat group, not as a buffer laid out like the parameter.
+TEST_F(FabricTrain, ZeroStage2ResumesAnOptimizerWithAScalarFloatState) {
+  const std::string cfg = write_contract(", checkpoint_every: 3");
+  const Result two = run("fit " + cfg +
+                         " --set model.sizes=[784,32,10] trainer.max_steps=5 optimizer.name=nadam"
+                         " optimizer.lr=0.001 fabric.devices=2 fabric.strategy=deepspeed_stage_2"
+                         " trainer.batch_size=16 trainer.run_dir=" + (dir_ / "nadam").string());
+  ASSERT_EQ(two.status, 0) << two.output;
+  expect_resume_reproduces((dir_ / "nadam").string(), 3);
+}
+
 // A `deepspeed:` section (DeepSpeed's key names) with fabric.strategy deepspeed over two processes:
 // its stage, fp16 block and micro-batch size land in the resolved config, and the run trains.
 TEST_F(FabricTrain, DeepSpeedSectionTrainsOverTwoProcesses) {
