@@ -200,6 +200,11 @@ void Optimizer::load_state_dict(const OptimizerState& sd) {
         FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
                      ".step must hold one number, got shape ", shape_str(t.sizes()));
         st[key] = scalar_tensor(t.item<double>(), {.dtype = DType::float64});
+      } else if (key == "mu_product") {
+        // NAdam's running product of momentum coefficients: a float32 CPU scalar, as torch's.
+        FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
+                     ".mu_product must hold one number, got shape ", shape_str(t.sizes()));
+        st[key] = scalar_tensor(t.item<double>(), {.dtype = DType::float32});
       } else if (is_floating(t.dtype())) {
         FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, who, ".load_state_dict: state.", index, ".", key,
                      " has shape ", shape_str(t.sizes()), " but parameter ", index, " has shape ",

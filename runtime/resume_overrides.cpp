@@ -33,6 +33,8 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       {"optimizer.centered", optimizer},
       {"optimizer.lr_decay", optimizer},
       {"optimizer.initial_accumulator_value", optimizer},
+      {"optimizer.momentum_decay", optimizer},
+      {"optimizer.rho", optimizer},
       {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
       {"model.init", "the weights are the checkpoint's"},
       {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},

@@ -5,12 +5,16 @@
 #include "nn/gpt.h"
 #include "nn/lora.h"
 #include "nn/mlp.h"
+#include "optim/adadelta.h"
 #include "optim/adagrad.h"
 #include "optim/adam.h"
+#include "optim/adamax.h"
 #include "optim/lr_decay.h"
 #include "optim/lr_warm_restarts.h"
+#include "optim/nadam.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/plateau.h"
+#include "optim/radam.h"
 #include "optim/rmsprop.h"
 #include "optim/sgd.h"
 #include "runtime/model_init.h"
@@ -71,8 +75,30 @@ std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const 
                                       .weight_decay = o.weight_decay,
                                       .initial_accumulator_value = o.initial_accumulator_value,
                                       .eps = o.eps.value_or(optim::AdagradOptions{}.eps)});
+  if (o.name == "adadelta")
+    return std::make_shared<optim::Adadelta>(
+        params, optim::AdadeltaOptions{.lr = o.lr,
+                                       .rho = o.rho,
+                                       .eps = o.eps.value_or(optim::AdadeltaOptions{}.eps),
+                                       .weight_decay = o.weight_decay});
   const std::array<double, 2> betas = {o.betas.at(0), o.betas.at(1)};
-  const double eps = o.eps.value_or(optim::AdamOptions{}.eps);  // AdamW's is the same
+  // AdamW's, NAdam's, RAdam's and Adamax's are the same.
+  const double eps = o.eps.value_or(optim::AdamOptions{}.eps);
+  if (o.name == "nadam")
+    return std::make_shared<optim::NAdam>(params,
+                                          optim::NAdamOptions{.lr = o.lr,
+                                                              .betas = betas,
+                                                              .eps = eps,
+                                                              .weight_decay = o.weight_decay,
+                                                              .momentum_decay = o.momentum_decay});
+  if (o.name == "radam")
+    return std::make_shared<optim::RAdam>(
+        params, optim::RAdamOptions{
+                    .lr = o.lr, .betas = betas, .eps = eps, .weight_decay = o.weight_decay});
+  if (o.name == "adamax")
+    return std::make_shared<optim::Adamax>(
+        params, optim::AdamaxOptions{
+                    .lr = o.lr, .betas = betas, .eps = eps, .weight_decay = o.weight_decay});
   if (o.name == "adam")
     return std::make_shared<optim::Adam>(
         params,

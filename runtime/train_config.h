@@ -65,19 +65,22 @@ struct TrainConfig {
   } data;
   std::string loss = "cross_entropy";  // cross_entropy, mse, l1, smooth_l1, huber, bce_with_logits
   struct Optimizer {
-    std::string name = "sgd";  // sgd | adam | adamw | rmsprop | adagrad
+    // sgd | adam | adamw | rmsprop | adagrad | nadam | radam | adamax | adadelta
+    std::string name = "sgd";
     double lr = 0.1;
     double momentum = 0.0;  // sgd, rmsprop
     double dampening = 0.0;
     bool nesterov = false;
     double weight_decay = 0.0;
     std::vector<double> betas = {0.9, 0.999};
-    // Not given: the optimizer's own default, as in PyTorch (1e-8; adagrad 1e-10).
+    // Not given: the optimizer's own default, as in PyTorch (1e-8; adagrad 1e-10, adadelta 1e-6).
     std::optional<double> eps;
     double alpha = 0.99;                     // rmsprop
     bool centered = false;                   // rmsprop
     double lr_decay = 0.0;                   // adagrad
     double initial_accumulator_value = 0.0;  // adagrad
+    double momentum_decay = 4e-3;            // nadam
+    double rho = 0.9;                        // adadelta
   } optimizer;
   struct Scheduler {
     // constant | step | cosine | multistep | exponential | linear | polynomial | onecycle |

@@ -230,14 +230,18 @@ const std::vector<Field>& fields() {
               [](TrainConfig& c, const Value& x) { c.loss = x.s; },
               [](const TrainConfig& c) { return YAML::Node(c.loss); }},
         {"cross_entropy", "mse", "l1", "smooth_l1", "huber", "bce_with_logits"}));
-    v.push_back(with_choices(FIELD_STR(optimizer, name, "sgd, adam, adamw, rmsprop or adagrad (PyTorch's SGD, Adam, AdamW, RMSprop, Adagrad)"),
-                             {"sgd", "adam", "adamw", "rmsprop", "adagrad"}));
+    v.push_back(with_choices(
+        FIELD_STR(optimizer, name,
+                  "sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax or adadelta (PyTorch's "
+                  "SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta)"),
+        {"sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta"}));
     v.push_back(FIELD_NUM(optimizer, lr, 0, "learning rate"));
     v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd, rmsprop: momentum"));
     v.push_back(FIELD_NUM(optimizer, dampening, 0, "sgd: dampening"));
     v.push_back(FIELD_BOOL(optimizer, nesterov, "sgd: Nesterov momentum"));
     v.push_back(FIELD_NUM(optimizer, weight_decay, 0, "weight decay (decoupled for adamw)"));
-    v.push_back(Field{"optimizer", "betas", Kind::number_list, "adam, adamw: [beta1, beta2]",
+    v.push_back(Field{"optimizer", "betas", Kind::number_list,
+                      "adam, adamw, nadam, radam, adamax: [beta1, beta2]",
                       [](TrainConfig& c, const Value& x) { c.optimizer.betas = x.dl; },
                       [](const TrainConfig& c) {
                         YAML::Node n;
@@ -248,14 +252,23 @@ const std::vector<Field>& fields() {
                       0, 1});
     // Not given, each optimizer takes PyTorch's default: config.yaml leaves it out then.
     v.push_back(Field{"optimizer", "eps", Kind::number,
-                      "adam, adamw, rmsprop, adagrad: epsilon (default: the optimizer's, 1e-8; adagrad 1e-10)",
+                      "adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta: epsilon "
+                      "(default: the optimizer's, 1e-8; adagrad 1e-10, adadelta 1e-6)",
                       [](TrainConfig& c, const Value& x) { c.optimizer.eps = x.d; },
-                      [](const TrainConfig& c) { return c.optimizer.eps ? number_node(*c.optimizer.eps) : YAML::Node(); },
+                      [](const TrainConfig& c) {
+                        return c.optimizer.eps ? number_node(*c.optimizer.eps) : YAML::Node();
+                      },
                       0});
     v.push_back(FIELD_NUM(optimizer, alpha, 0, "rmsprop: smoothing constant of the squared-gradient average"));
     v.push_back(FIELD_BOOL(optimizer, centered, "rmsprop: normalise by the gradient's estimated variance"));
     v.push_back(FIELD_NUM(optimizer, lr_decay, 0, "adagrad: lr / (1 + (step - 1) * lr_decay)"));
     v.push_back(FIELD_NUM(optimizer, initial_accumulator_value, 0, "adagrad: starting value of the squared-gradient sum"));
+    v.push_back(FIELD_NUM(
+        optimizer, momentum_decay, 0,
+        "nadam: momentum schedule, mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))"));
+    v.push_back(with_max(
+        FIELD_NUM(optimizer, rho, 0, "adadelta: smoothing constant of both running averages"),
+        1.0));
     v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial (PolynomialLR), onecycle (OneCycleLR over the run's steps), cosine_warm_restarts (CosineAnnealingWarmRestarts), plateau (ReduceLROnPlateau on each validation's val_loss)"),
                              {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial", "onecycle",
                               "cosine_warm_restarts", "plateau"}));

@@ -1,6 +1,7 @@
-// fabric-train's rmsprop and adagrad: each trains with its keys, writes them to config.yaml, and a
-// run resumed from a checkpoint continues exactly as the uninterrupted run; optimizer.eps not given
-// is each optimizer's PyTorch default; their bad values exit 2 at their key.
+// fabric-train's rmsprop, adagrad, nadam, radam, adamax and adadelta: each trains with its keys,
+// writes them to config.yaml, and a run resumed from a checkpoint continues exactly as the
+// uninterrupted run; optimizer.eps not given is each optimizer's PyTorch default; their bad values
+// exit 2 at their key.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -41,6 +42,19 @@ const std::vector<OptimizerCase>& optimizer_cases() {
        "optimizer.name=adagrad optimizer.lr=0.05 optimizer.lr_decay=0.1 "
        "optimizer.initial_accumulator_value=0.1",
        {"lr_decay: 0.1", "initial_accumulator_value: 0.1"}},
+      {"nadam", "optimizer.name=nadam optimizer.lr=0.01", {"name: nadam", "momentum_decay: 0.004"}},
+      {"nadam momentum decay, weight decay",
+       "optimizer.name=nadam optimizer.lr=0.01 optimizer.momentum_decay=0.01 "
+       "optimizer.weight_decay=0.01",
+       {"momentum_decay: 0.01"}},
+      {"radam", "optimizer.name=radam optimizer.lr=0.01", {"name: radam"}},
+      {"adamax",
+       "optimizer.name=adamax optimizer.lr=0.01 optimizer.betas=[0.8,0.99]",
+       {"name: adamax"}},
+      {"adadelta", "optimizer.name=adadelta optimizer.lr=1", {"name: adadelta", "rho: 0.9"}},
+      {"adadelta rho, eps",
+       "optimizer.name=adadelta optimizer.lr=1 optimizer.rho=0.5 optimizer.eps=1e-4",
+       {"rho: 0.5", "eps: 1.0e-04"}},
   };
   return cases;
 }
@@ -53,7 +67,7 @@ bool has_line(const std::vector<std::string>& text, const std::string& line) {
 
 // Stopped after step 3 (its checkpoint) and resumed to 6: the same metrics as the uninterrupted
 // run, which trained (its loss fell).
-TEST_F(FabricTrain, RmspropAndAdagradTrainAndResumeExactly) {
+TEST_F(FabricTrain, AdaptiveOptimizersTrainAndResumeExactly) {
   const std::string cfg = write_contract(", checkpoint_every: 3");
   for (const OptimizerCase& c : optimizer_cases()) {
     const std::string common = " --set trainer.max_steps=6 " + c.set;
@@ -122,7 +136,7 @@ TEST_F(FabricTrain, RmspropAndAdagradUnderZeroStage2MatchOneProcessAndResume) {
   }
 }
 
-TEST_F(FabricTrain, BadRmspropAndAdagradValuesExit2AtTheirKey) {
+TEST_F(FabricTrain, BadAdaptiveOptimizerValuesExit2AtTheirKey) {
   const std::string cfg = write_contract();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"optimizer.name=rmsprop optimizer.alpha=-0.5", "optimizer.alpha: must be >= 0, got -0.5"},
@@ -130,7 +144,12 @@ TEST_F(FabricTrain, BadRmspropAndAdagradValuesExit2AtTheirKey) {
       {"optimizer.name=adagrad optimizer.initial_accumulator_value=-1",
        "optimizer.initial_accumulator_value: must be >= 0, got -1"},
       {"optimizer.name=rmsprop optimizer.centered=maybe", "optimizer.centered"},
-      {"optimizer.name=adadelta", "'adadelta' is not one of: sgd, adam, adamw, rmsprop, adagrad"},
+      {"optimizer.name=adadelta optimizer.rho=1.5",
+       "optimizer.rho: must be between 0 and 1, got 1.5"},
+      {"optimizer.name=nadam optimizer.momentum_decay=-1",
+       "optimizer.momentum_decay: must be >= 0, got -1"},
+      {"optimizer.name=lbfgs",
+       "'lbfgs' is not one of: sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta"},
   };
   for (const auto& [set, message] : cases) {
     const Result r = run("fit " + cfg + " --set " + set);
@@ -147,7 +166,9 @@ TEST_F(FabricTrain, EpsNotGivenIsEachOptimizersDefault) {
   const struct {
     const char* name;
     double eps;
-  } cases[] = {{"sgd", 0}, {"adam", 1e-8}, {"adamw", 1e-8}, {"rmsprop", 1e-8}, {"adagrad", 1e-10}};
+  } cases[] = {{"sgd", 0},        {"adam", 1e-8},     {"adamw", 1e-8},
+               {"rmsprop", 1e-8}, {"adagrad", 1e-10}, {"nadam", 1e-8},
+               {"radam", 1e-8},   {"adamax", 1e-8},   {"adadelta", 1e-6}};
   Tensor w = zeros({2});
   w.set_requires_grad(true);
   for (const auto& c : cases) {

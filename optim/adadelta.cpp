@@ -1,0 +1,100 @@
+// Adadelta: option checks, hyper-parameter (de)serialisation and the per-element step.
+#include "optim/adadelta.h"
+
+#include <cmath>
+
+#include "optim/cpu_param_loop.h"
+
+// Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
+#pragma GCC optimize("fp-contract=off")
+
+namespace fabric::optim {
+
+// PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
+void validate_options(const AdadeltaOptions& o) {
+  FABRIC_CHECK(o.lr >= 0, ValueError, "Adadelta: invalid learning rate ", o.lr,
+               " (expected lr >= 0)");
+  FABRIC_CHECK(o.rho >= 0 && o.rho <= 1, ValueError, "Adadelta: invalid rho ", o.rho,
+               " (expected 0 <= rho <= 1)");
+  FABRIC_CHECK(o.eps >= 0, ValueError, "Adadelta: invalid epsilon ", o.eps, " (expected eps >= 0)");
+  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "Adadelta: invalid weight_decay ", o.weight_decay,
+               " (expected weight_decay >= 0)");
+}
+
+HyperParams to_hyper_params(const AdadeltaOptions& o) {
+  return {{"lr", o.lr},
+          {"rho", o.rho},
+          {"eps", o.eps},
+          {"weight_decay", o.weight_decay},
+          {"maximize", o.maximize}};
+}
+
+void from_hyper_params(const HyperParams& h, AdadeltaOptions& o) {
+  read_hyper_param(h, "lr", o.lr, "Adadelta");
+  read_hyper_param(h, "rho", o.rho, "Adadelta");
+  read_hyper_param(h, "eps", o.eps, "Adadelta");
+  read_hyper_param(h, "weight_decay", o.weight_decay, "Adadelta");
+  read_hyper_param(h, "maximize", o.maximize, "Adadelta");
+}
+
+Adadelta::Adadelta(std::vector<Tensor> params, const AdadeltaOptions& options)
+    : GroupedOptimizer("Adadelta", options) {
+  FABRIC_CHECK(!params.empty(), ValueError, "Adadelta: got an empty parameter list");
+  add_param_group(std::move(params));
+}
+
+Adadelta::Adadelta(std::vector<Group> groups, const AdadeltaOptions& defaults)
+    : GroupedOptimizer("Adadelta", defaults) {
+  FABRIC_CHECK(!groups.empty(), ValueError, "Adadelta: got an empty list of parameter groups");
+  for (Group& g : groups) add_param_group(std::move(g));
+}
+
+namespace {
+
+// torch's scalars reach its kernels rounded to the tensor's dtype; T(...) marks each rounding.
+template <class T>
+void adadelta_elements(int64_t n, T* p, const T* grad, T* v, T* acc, const AdadeltaOptions& o) {
+  const T wd = static_cast<T>(o.weight_decay), rho = static_cast<T>(o.rho);
+  const T keep = static_cast<T>(1 - o.rho), eps = static_cast<T>(o.eps);
+  const T neg_lr = static_cast<T>(-o.lr);
+  for (int64_t i = 0; i < n; ++i) {
+    T g = o.maximize ? -grad[i] : grad[i];
+    if (o.weight_decay != 0) g = std::fma(p[i], wd, g);
+    v[i] = std::fma(T(keep * g), g, T(v[i] * rho));  // addcmul: fma(value * t1, t2, self)
+    const T std_dev = std::sqrt(T(v[i] + eps));
+    const T delta = T(T(std::sqrt(T(acc[i] + eps)) / std_dev) * g);
+    acc[i] = std::fma(T(keep * delta), delta, T(acc[i] * rho));
+    p[i] = std::fma(delta, neg_lr, p[i]);
+  }
+}
+
+}  // namespace
+
+void Adadelta::step_impl() {
+  int64_t index = 0;
+  for (Group& group : groups_) {
+    const AdadeltaOptions& o = group.options;
+    for (const Tensor& p : group.params) {
+      const int64_t idx = index++;
+      const Tensor grad = prepared_grad(p, idx);
+      if (!grad.defined()) continue;
+      param_loop::dispatch_float_cpu("Adadelta", p, [](auto) {});  // before any state changes
+      ParamState& st = state_for(p);
+      const bool fresh = st.empty();  // PyTorch's lazy state initialisation
+      double& step = step_count(st, idx, fresh);
+      const Tensor square_avg = state_buffer(st, "square_avg", p, idx, fresh);
+      const Tensor acc_delta = state_buffer(st, "acc_delta", p, idx, fresh);
+      step += 1;
+      update_in_place(p, [&](const Tensor& target) {
+        param_loop::dispatch_float_cpu("Adadelta", p, [&](auto zero) {
+          using T = decltype(zero);
+          adadelta_elements<T>(
+              p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),
+              static_cast<T*>(square_avg.data_ptr()), static_cast<T*>(acc_delta.data_ptr()), o);
+        });
+      });
+    }
+  }
+}
+
+}  // namespace fabric::optim

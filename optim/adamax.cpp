@@ -1,0 +1,113 @@
+// Adamax: option checks, hyper-parameter (de)serialisation and the per-element step.
+#include "optim/adamax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "optim/cpu_param_loop.h"
+
+// Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
+#pragma GCC optimize("fp-contract=off")
+
+namespace fabric::optim {
+
+// PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
+void validate_options(const AdamaxOptions& o) {
+  FABRIC_CHECK(o.lr >= 0, ValueError, "Adamax: invalid learning rate ", o.lr,
+               " (expected lr >= 0)");
+  FABRIC_CHECK(o.eps >= 0, ValueError, "Adamax: invalid epsilon ", o.eps, " (expected eps >= 0)");
+  for (int i = 0; i < 2; ++i) {
+    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError,
+                 "Adamax: invalid beta parameter at index ", i, ": ", o.betas[i],
+                 " (expected 0 <= beta < 1)");
+  }
+  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "Adamax: invalid weight_decay ", o.weight_decay,
+               " (expected weight_decay >= 0)");
+}
+
+HyperParams to_hyper_params(const AdamaxOptions& o) {
+  return {{"lr", o.lr},
+          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
+          {"eps", o.eps},
+          {"weight_decay", o.weight_decay},
+          {"maximize", o.maximize}};
+}
+
+void from_hyper_params(const HyperParams& h, AdamaxOptions& o) {
+  read_hyper_param(h, "lr", o.lr, "Adamax");
+  std::vector<double> betas{o.betas[0], o.betas[1]};
+  read_hyper_param(h, "betas", betas, 2, "Adamax");
+  o.betas = {betas[0], betas[1]};
+  read_hyper_param(h, "eps", o.eps, "Adamax");
+  read_hyper_param(h, "weight_decay", o.weight_decay, "Adamax");
+  read_hyper_param(h, "maximize", o.maximize, "Adamax");
+}
+
+Adamax::Adamax(std::vector<Tensor> params, const AdamaxOptions& options)
+    : GroupedOptimizer("Adamax", options) {
+  FABRIC_CHECK(!params.empty(), ValueError, "Adamax: got an empty parameter list");
+  add_param_group(std::move(params));
+}
+
+Adamax::Adamax(std::vector<Group> groups, const AdamaxOptions& defaults)
+    : GroupedOptimizer("Adamax", defaults) {
+  FABRIC_CHECK(!groups.empty(), ValueError, "Adamax: got an empty list of parameter groups");
+  for (Group& g : groups) add_param_group(std::move(g));
+}
+
+namespace {
+
+// torch's scalars reach its kernels rounded to the tensor's dtype.
+template <class T>
+void adamax_elements(int64_t n, T* p, const T* grad, T* m, T* u, const AdamaxOptions& o,
+                     double step) {
+  const T wd = static_cast<T>(o.weight_decay);
+  const T beta1 = static_cast<T>(o.betas[0]), keep1 = static_cast<T>(1 - o.betas[0]);
+  const T beta2 = static_cast<T>(o.betas[1]), eps = static_cast<T>(o.eps);
+  const double clr = o.lr / (1 - std::pow(o.betas[0], step));  // Python float arithmetic
+  const T neg_clr = static_cast<T>(-clr);
+  for (int64_t i = 0; i < n; ++i) {
+    T g = o.maximize ? -grad[i] : grad[i];
+    if (o.weight_decay != 0) g = std::fma(p[i], wd, g);
+    m[i] = std::fma(g, keep1, T(m[i] * beta1));
+    const T decayed = u[i] * beta2;
+    const T bound = std::abs(g) + eps;
+    // amax propagates NaN from either side.
+    u[i] = std::isnan(decayed) || std::isnan(bound) ? std::numeric_limits<T>::quiet_NaN()
+                                                    : std::max(decayed, bound);
+    const T scaled = neg_clr * m[i];
+    p[i] = p[i] + T(scaled / u[i]);
+  }
+}
+
+}  // namespace
+
+void Adamax::step_impl() {
+  int64_t index = 0;
+  for (Group& group : groups_) {
+    const AdamaxOptions& o = group.options;
+    for (const Tensor& p : group.params) {
+      const int64_t idx = index++;
+      const Tensor grad = prepared_grad(p, idx);
+      if (!grad.defined()) continue;
+      param_loop::dispatch_float_cpu("Adamax", p, [](auto) {});  // before any state changes
+      ParamState& st = state_for(p);
+      const bool fresh = st.empty();  // PyTorch's lazy state initialisation
+      double& step = step_count(st, idx, fresh);
+      const Tensor exp_avg = state_buffer(st, "exp_avg", p, idx, fresh);
+      const Tensor exp_inf = state_buffer(st, "exp_inf", p, idx, fresh);
+      step += 1;
+      update_in_place(p, [&](const Tensor& target) {
+        param_loop::dispatch_float_cpu("Adamax", p, [&](auto zero) {
+          using T = decltype(zero);
+          adamax_elements<T>(
+              p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),
+              static_cast<T*>(exp_avg.data_ptr()), static_cast<T*>(exp_inf.data_ptr()), o, step);
+        });
+      });
+    }
+  }
+}
+
+}  // namespace fabric::optim

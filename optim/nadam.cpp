@@ -1,0 +1,141 @@
+// NAdam: option checks, hyper-parameter (de)serialisation, the momentum schedule and the
+// per-element step.
+#include "optim/nadam.h"
+
+#include <cmath>
+
+#include "optim/cpu_param_loop.h"
+#include "tensor/factory.h"
+
+// Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
+#pragma GCC optimize("fp-contract=off")
+
+namespace fabric::optim {
+
+// PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
+void validate_options(const NAdamOptions& o) {
+  FABRIC_CHECK(o.lr >= 0, ValueError, "NAdam: invalid learning rate ", o.lr, " (expected lr >= 0)");
+  FABRIC_CHECK(o.eps >= 0, ValueError, "NAdam: invalid epsilon ", o.eps, " (expected eps >= 0)");
+  for (int i = 0; i < 2; ++i) {
+    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError,
+                 "NAdam: invalid beta parameter at index ", i, ": ", o.betas[i],
+                 " (expected 0 <= beta < 1)");
+  }
+  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "NAdam: invalid weight_decay ", o.weight_decay,
+               " (expected weight_decay >= 0)");
+  FABRIC_CHECK(o.momentum_decay >= 0, ValueError, "NAdam: invalid momentum_decay ",
+               o.momentum_decay, " (expected momentum_decay >= 0)");
+}
+
+HyperParams to_hyper_params(const NAdamOptions& o) {
+  return {{"lr", o.lr},
+          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
+          {"eps", o.eps},
+          {"weight_decay", o.weight_decay},
+          {"momentum_decay", o.momentum_decay}};
+}
+
+void from_hyper_params(const HyperParams& h, NAdamOptions& o) {
+  read_hyper_param(h, "lr", o.lr, "NAdam");
+  std::vector<double> betas{o.betas[0], o.betas[1]};
+  read_hyper_param(h, "betas", betas, 2, "NAdam");
+  o.betas = {betas[0], betas[1]};
+  read_hyper_param(h, "eps", o.eps, "NAdam");
+  read_hyper_param(h, "weight_decay", o.weight_decay, "NAdam");
+  read_hyper_param(h, "momentum_decay", o.momentum_decay, "NAdam");
+}
+
+NAdam::NAdam(std::vector<Tensor> params, const NAdamOptions& options)
+    : GroupedOptimizer("NAdam", options) {
+  FABRIC_CHECK(!params.empty(), ValueError, "NAdam: got an empty parameter list");
+  add_param_group(std::move(params));
+}
+
+NAdam::NAdam(std::vector<Group> groups, const NAdamOptions& defaults)
+    : GroupedOptimizer("NAdam", defaults) {
+  FABRIC_CHECK(!groups.empty(), ValueError, "NAdam: got an empty list of parameter groups");
+  for (Group& g : groups) add_param_group(std::move(g));
+}
+
+namespace {
+
+// The step's scalars, computed as torch's Python code and float32 scalar tensor compute them.
+struct NAdamScalars {
+  double bias_correction2, grad_scale, avg_scale;
+  float mu_product;  // the new state value
+};
+
+NAdamScalars nadam_scalars(const NAdamOptions& o, double step, float mu_product) {
+  const double beta1 = o.betas[0];
+  const double mu = beta1 * (1. - 0.5 * std::pow(0.96, step * o.momentum_decay));
+  const double mu_next = beta1 * (1. - 0.5 * std::pow(0.96, (step + 1) * o.momentum_decay));
+  // mu_product is a float32 tensor: each product with a Python float rounds to float32.
+  const float product = mu_product * static_cast<float>(mu);
+  const float product_next =
+      static_cast<float>(product * static_cast<float>(mu)) * static_cast<float>(mu_next);
+  return {.bias_correction2 = 1 - std::pow(o.betas[1], step),
+          .grad_scale = -o.lr * (1. - mu) / (1. - static_cast<double>(product)),
+          .avg_scale = -o.lr * mu_next / (1. - static_cast<double>(product_next)),
+          .mu_product = product};
+}
+
+// torch's scalars reach its kernels rounded to the tensor's dtype; T(...) marks each rounding.
+template <class T>
+void nadam_elements(int64_t n, T* p, const T* grad, T* m, T* v, const NAdamOptions& o,
+                    const NAdamScalars& s) {
+  const T wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
+  const T beta1 = static_cast<T>(o.betas[0]), keep1 = static_cast<T>(1 - o.betas[0]);
+  const T beta2 = static_cast<T>(o.betas[1]), keep2 = static_cast<T>(1 - o.betas[1]);
+  const T bc2 = static_cast<T>(s.bias_correction2);
+  const T grad_scale = static_cast<T>(s.grad_scale), avg_scale = static_cast<T>(s.avg_scale);
+  for (int64_t i = 0; i < n; ++i) {
+    T g = grad[i];
+    if (o.weight_decay != 0) g = std::fma(p[i], wd, g);
+    m[i] = std::fma(g, keep1, T(m[i] * beta1));
+    v[i] = std::fma(T(keep2 * g), g, T(v[i] * beta2));
+    const T denom = T(std::sqrt(T(v[i] / bc2)) + eps);
+    T pi = T(p[i] + T(T(grad_scale * g) / denom));  // param.addcdiv_(grad, denom, value=...)
+    p[i] = T(pi + T(T(avg_scale * m[i]) / denom));  // param.addcdiv_(exp_avg, denom, value=...)
+  }
+}
+
+}  // namespace
+
+void NAdam::step_impl() {
+  int64_t index = 0;
+  for (Group& group : groups_) {
+    const NAdamOptions& o = group.options;
+    for (const Tensor& p : group.params) {
+      const int64_t idx = index++;
+      const Tensor grad = prepared_grad(p, idx);
+      if (!grad.defined()) continue;
+      param_loop::dispatch_float_cpu("NAdam", p, [](auto) {});  // before any state changes
+      ParamState& st = state_for(p);
+      const bool fresh = st.empty();  // PyTorch's lazy state initialisation
+      if (fresh) st["mu_product"] = scalar_tensor(1.0, {.dtype = DType::float32});
+      double& step = step_count(st, idx, fresh);
+      auto mu_it = st.find("mu_product");
+      FABRIC_CHECK(mu_it != st.end() && mu_it->second.defined() && mu_it->second.numel() == 1 &&
+                       mu_it->second.dtype() == DType::float32 && mu_it->second.device().is_cpu(),
+                   ValueError, "NAdam: parameter ", idx,
+                   " has state without a 0-dim float32 'mu_product' on the CPU (was it loaded "
+                   "from another optimizer?)");
+      const Tensor exp_avg = state_buffer(st, "exp_avg", p, idx, fresh);
+      const Tensor exp_avg_sq = state_buffer(st, "exp_avg_sq", p, idx, fresh);
+      step += 1;
+      float* mu_product = static_cast<float*>(mu_it->second.data_ptr());
+      const NAdamScalars s = nadam_scalars(o, step, *mu_product);
+      *mu_product = s.mu_product;
+      update_in_place(p, [&](const Tensor& target) {
+        param_loop::dispatch_float_cpu("NAdam", p, [&](auto zero) {
+          using T = decltype(zero);
+          nadam_elements<T>(
+              p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),
+              static_cast<T*>(exp_avg.data_ptr()), static_cast<T*>(exp_avg_sq.data_ptr()), o, s);
+        });
+      });
+    }
+  }
+}
+
+}  // namespace fabric::optim
