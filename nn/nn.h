@@ -12,6 +12,8 @@
 #include "nn/loss.h"
 #include "nn/mlp.h"
 #include "nn/module.h"
+#include "nn/multihead_attention.h"
 #include "nn/normalization.h"
 #include "nn/transformer.h"
+#include "nn/transformer_encoder.h"
 #include "nn/upsample.h"

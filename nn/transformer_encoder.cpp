@@ -1,0 +1,101 @@
+// TransformerEncoderLayer and TransformerEncoder, as torch 1.13's non-fast path computes them.
+#include "nn/transformer_encoder.h"
+
+#include "tensor/ops.h"
+
+namespace fabric::nn {
+
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o)
+    : options_(o) {
+  FABRIC_CHECK(o.activation == "relu" || o.activation == "gelu", ValueError,
+               "TransformerEncoderLayer: activation should be relu or gelu, not ", o.activation);
+  FABRIC_CHECK(o.dim_feedforward > 0, ValueError,
+               "TransformerEncoderLayer: dim_feedforward must be positive, got ",
+               o.dim_feedforward);
+  // torch's registration order, which is the printout's and the state_dict's order.
+  self_attn = register_module<MultiheadAttention>("self_attn", {.embed_dim = o.d_model,
+                                                                .num_heads = o.nhead,
+                                                                .dropout = o.dropout,
+                                                                .batch_first = o.batch_first,
+                                                                .generator = o.generator});
+  linear1 = register_module<Linear>("linear1",
+                                    {.in_features = o.d_model, .out_features = o.dim_feedforward});
+  dropout = register_module<Dropout>("dropout", {.p = o.dropout, .generator = o.generator});
+  linear2 = register_module<Linear>("linear2",
+                                    {.in_features = o.dim_feedforward, .out_features = o.d_model});
+  norm1 = register_module<LayerNorm>("norm1",
+                                     {.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps});
+  norm2 = register_module<LayerNorm>("norm2",
+                                     {.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps});
+  dropout1 = register_module<Dropout>("dropout1", {.p = o.dropout, .generator = o.generator});
+  dropout2 = register_module<Dropout>("dropout2", {.p = o.dropout, .generator = o.generator});
+}
+
+Tensor TransformerEncoderLayer::self_attention_block(const Tensor& x, const Tensor& mask,
+                                                     const Tensor& padding) {
+  // The weights are not needed, which lets the attention run through scaled_dot_product_attention.
+  Tensor y = self_attn->forward(x, x, x, padding, /*need_weights=*/false, mask).first;
+  return (*dropout1)(y);
+}
+
+Tensor TransformerEncoderLayer::feed_forward_block(const Tensor& x) {
+  Tensor h = (*linear1)(x);
+  h = options_.activation == "relu" ? relu(h) : gelu(h);
+  return (*dropout2)((*linear2)((*dropout)(h)));
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask,
+                                        const Tensor& src_key_padding_mask) {
+  Tensor x = src;
+  if (options_.norm_first) {
+    x = add(x, self_attention_block((*norm1)(x), src_mask, src_key_padding_mask));
+    return add(x, feed_forward_block((*norm2)(x)));
+  }
+  x = (*norm1)(add(x, self_attention_block(x, src_mask, src_key_padding_mask)));
+  return (*norm2)(add(x, feed_forward_block(x)));
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src) { return forward(src, Tensor()); }
+
+TransformerEncoder::TransformerEncoder(const TransformerEncoderOptions& o) : options_(o) {
+  FABRIC_CHECK(o.num_layers > 0, ValueError,
+               "TransformerEncoder: num_layers must be positive, got ", o.num_layers);
+  layers = register_module("layers", std::make_shared<ModuleList>());
+  auto first = std::make_shared<TransformerEncoderLayer>(o.layer);
+  layers->push_back(first);
+  for (int64_t i = 1; i < o.num_layers; ++i) {
+    // torch deep-copies the one layer it is given: same starting values, separate tensors.
+    auto copy = std::make_shared<TransformerEncoderLayer>(o.layer);
+    copy->load_state_dict(first->state_dict());
+    layers->push_back(copy);
+  }
+  if (o.norm) register_module("norm", o.norm);
+}
+
+Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask,
+                                   const Tensor& src_key_padding_mask) {
+  FABRIC_CHECK(!src_key_padding_mask.defined() || src_key_padding_mask.dtype() == DType::bool_ ||
+                   src_key_padding_mask.is_floating_point(),
+               DTypeError,
+               "TransformerEncoder: src_key_padding_mask must be bool or floating, got ",
+               dtype_name(src_key_padding_mask.dtype()));
+  const bool masked = mask.defined() || src_key_padding_mask.defined();
+  Tensor x = src;
+  for (const ModulePtr& m : *layers) {
+    auto layer = std::dynamic_pointer_cast<TransformerEncoderLayer>(m);
+    // Without masks a layer is called through operator(), so its forward hooks run.
+    if (masked && layer) {
+      x = layer->forward(x, mask, src_key_padding_mask);
+    } else {
+      FABRIC_CHECK(!masked, ValueError, "TransformerEncoder: layer ", m->type_name(),
+                   " is not a TransformerEncoderLayer and takes no masks");
+      x = (*m)(x);
+    }
+  }
+  if (options_.norm) x = child("norm")(x);
+  return x;
+}
+
+Tensor TransformerEncoder::forward(const Tensor& src) { return forward(src, Tensor()); }
+
+}  // namespace fabric::nn
