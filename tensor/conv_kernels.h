@@ -34,10 +34,11 @@ struct Pool2dDesc {
   int64_t planes = 0, H = 0, W = 0, OH = 0, OW = 0, KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0;
   DType dtype = DType::float32;
 };
-// Calls f(T{}) for the floating dtypes the pooling kernels take (each device's), DTypeError naming
-// `what` and the dtype otherwise (the op layer checks first; this guards a kernel called directly).
+// Calls f(T{}) for the floating dtypes the convolution, pooling and resampling kernels take (each
+// device's), DTypeError naming `what` and the dtype otherwise (the op layer checks first; this
+// guards a kernel called directly).
 template <typename F>
-void visit_pool_dtype(DType t, const char* what, F&& f) {
+void visit_conv_dtype(DType t, const char* what, F&& f) {
   switch (t) {
     case DType::float64:
       return f(double{});

@@ -94,10 +94,10 @@ void backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
 }
 
 void adaptive_avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
-  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
+  visit_conv_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
 }
 void adaptive_avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
-  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d_backward",
+  visit_conv_dtype(d.dtype, "adaptive_avg_pool2d_backward",
                    [&](auto t) { backward<decltype(t)>(d, dy, dx); });
 }
 

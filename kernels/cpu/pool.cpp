@@ -218,21 +218,21 @@ void max_indices(const Pool2dDesc& d, const void* xv, int64_t* indices) {
 }
 
 void max_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
-  visit_pool_dtype(d.dtype, "max_pool2d", [&](auto t) { max_forward<decltype(t)>(d, x, y); });
+  visit_conv_dtype(d.dtype, "max_pool2d", [&](auto t) { max_forward<decltype(t)>(d, x, y); });
 }
 void avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
-  visit_pool_dtype(d.dtype, "avg_pool2d", [&](auto t) { avg_forward<decltype(t)>(d, x, y); });
+  visit_conv_dtype(d.dtype, "avg_pool2d", [&](auto t) { avg_forward<decltype(t)>(d, x, y); });
 }
 void max_pool2d_backward(const Pool2dDesc& d, const void* dy, const void* x, void* dx) {
-  visit_pool_dtype(d.dtype, "max_pool2d_backward",
+  visit_conv_dtype(d.dtype, "max_pool2d_backward",
                    [&](auto t) { max_backward<decltype(t)>(d, dy, x, dx); });
 }
 void avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
-  visit_pool_dtype(d.dtype, "avg_pool2d_backward",
+  visit_conv_dtype(d.dtype, "avg_pool2d_backward",
                    [&](auto t) { avg_backward<decltype(t)>(d, dy, dx); });
 }
 void max_pool2d_indices(const Pool2dDesc& d, const void* x, int64_t* indices) {
-  visit_pool_dtype(d.dtype, "max_pool2d_indices",
+  visit_conv_dtype(d.dtype, "max_pool2d_indices",
                    [&](auto t) { max_indices<decltype(t)>(d, x, indices); });
 }
 

@@ -91,10 +91,10 @@ void backward(const UpsampleDesc& d, const void* dyv, void* dxv) {
 }
 
 void upsample2d_forward(const UpsampleDesc& d, const void* x, void* y) {
-  visit_pool_dtype(d.dtype, "upsample2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
+  visit_conv_dtype(d.dtype, "upsample2d", [&](auto t) { forward<decltype(t)>(d, x, y); });
 }
 void upsample2d_backward(const UpsampleDesc& d, const void* dy, void* dx) {
-  visit_pool_dtype(d.dtype, "upsample2d_backward",
+  visit_conv_dtype(d.dtype, "upsample2d_backward",
                    [&](auto t) { backward<decltype(t)>(d, dy, dx); });
 }
 

@@ -71,7 +71,7 @@ void adaptive_avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
   const int device = device_of_pointer(y);
   DeviceGuard guard(device);
   const cudaStream_t stream = compute_stream(device);
-  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "adaptive_avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
     forward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(x),
                                                                 static_cast<T*>(y), total);
@@ -85,7 +85,7 @@ void adaptive_avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx)
   const int device = device_of_pointer(dx);
   DeviceGuard guard(device);
   const cudaStream_t stream = compute_stream(device);
-  visit_pool_dtype(d.dtype, "adaptive_avg_pool2d_backward", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "adaptive_avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     backward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(dy),
                                                                  static_cast<T*>(dx), total);

@@ -9,6 +9,7 @@
 #include "kernels/cuda/conv_bias.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/stream.h"
+#include "tensor/conv_kernels.h"
 
 namespace fabric::cuda {
 namespace {
@@ -47,23 +48,6 @@ __global__ void bias_grad_kernel(const T* dy, T* db, int64_t N, int64_t C, int64
     }
     if (threadIdx.x == 0) db[c] = static_cast<T>(partial[0]);
     __syncthreads();  // partial is refilled for the next channel
-  }
-}
-
-template <typename F>
-void visit_conv_dtype(DType t, const char* what, F&& f) {
-  switch (t) {
-    case DType::float64:
-      return f(double{});
-    case DType::float32:
-      return f(float{});
-    case DType::bfloat16:
-      return f(BFloat16{});
-    case DType::float16:
-      return f(Half{});
-    default:
-      throw DTypeError(detail::cat(what, " (CUDA): unsupported dtype ", dtype_name(t),
-                                   " (expected float64, float32, bfloat16 or float16)"));
   }
 }
 

@@ -161,7 +161,7 @@ void max_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
   if (total == 0) return;
   const Launch l = launch_on(y);
   DeviceGuard guard(l.device);
-  visit_pool_dtype(d.dtype, "max_pool2d", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     max_forward_kernel<T><<<grid_for(total), kThreads, 0, l.stream>>>(d, static_cast<const T*>(x),
                                                                       static_cast<T*>(y), total);
@@ -174,7 +174,7 @@ void avg_pool2d_forward(const Pool2dDesc& d, const void* x, void* y) {
   if (total == 0) return;
   const Launch l = launch_on(y);
   DeviceGuard guard(l.device);
-  visit_pool_dtype(d.dtype, "avg_pool2d", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
     avg_forward_kernel<T><<<grid_for(total), kThreads, 0, l.stream>>>(d, static_cast<const T*>(x),
                                                                       static_cast<T*>(y), total);
@@ -192,7 +192,7 @@ void max_pool2d_backward(const Pool2dDesc& d, const void* dy, const void* x, voi
   Allocator& alloc = cuda_allocator(l.device);
   int64_t* arg = static_cast<int64_t*>(alloc.allocate(bytes));
   try {
-    visit_pool_dtype(d.dtype, "max_pool2d_backward", [&](auto tag) {
+    visit_conv_dtype(d.dtype, "max_pool2d_backward", [&](auto tag) {
       using T = decltype(tag);
       if (outs > 0) {
         argmax_kernel<T>
@@ -215,7 +215,7 @@ void max_pool2d_indices(const Pool2dDesc& d, const void* x, int64_t* indices) {
   if (outs == 0) return;
   const Launch l = launch_on(indices);
   DeviceGuard guard(l.device);
-  visit_pool_dtype(d.dtype, "max_pool2d_indices", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "max_pool2d_indices", [&](auto tag) {
     using T = decltype(tag);
     argmax_kernel<T>
         <<<grid_for(outs), kThreads, 0, l.stream>>>(d, static_cast<const T*>(x), indices, outs);
@@ -228,7 +228,7 @@ void avg_pool2d_backward(const Pool2dDesc& d, const void* dy, void* dx) {
   if (ins == 0) return;
   const Launch l = launch_on(dx);
   DeviceGuard guard(l.device);
-  visit_pool_dtype(d.dtype, "avg_pool2d_backward", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     avg_backward_kernel<T><<<grid_for(ins), kThreads, 0, l.stream>>>(d, static_cast<const T*>(dy),
                                                                      static_cast<T*>(dx), ins);

@@ -67,7 +67,7 @@ void upsample2d_forward(const UpsampleDesc& d, const void* x, void* y) {
   const int device = device_of_pointer(y);
   DeviceGuard guard(device);
   const cudaStream_t stream = compute_stream(device);
-  visit_pool_dtype(d.dtype, "upsample2d", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "upsample2d", [&](auto tag) {
     using T = decltype(tag);
     forward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(x),
                                                                 static_cast<T*>(y), total);
@@ -81,7 +81,7 @@ void upsample2d_backward(const UpsampleDesc& d, const void* dy, void* dx) {
   const int device = device_of_pointer(dx);
   DeviceGuard guard(device);
   const cudaStream_t stream = compute_stream(device);
-  visit_pool_dtype(d.dtype, "upsample2d_backward", [&](auto tag) {
+  visit_conv_dtype(d.dtype, "upsample2d_backward", [&](auto tag) {
     using T = decltype(tag);
     backward_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(d, static_cast<const T*>(dy),
                                                                  static_cast<T*>(dx), total);
