@@ -36,6 +36,10 @@
   X(logical_or, none, none)                 \
   X(where, none, none)                      \
   X(addcmul, none, promote)                 \
+  X(atan2, none, promote)                   \
+  X(fmod, none, none)                       \
+  X(remainder, none, none)                  \
+  X(logical_xor, none, none)                \
   /* unary elementwise */                   \
   X(neg, none, none)                        \
   X(abs, none, none)                        \
@@ -61,6 +65,22 @@
   X(round, none, none)                      \
   X(trunc, none, none)                      \
   X(sign, none, none)                       \
+  X(tan, none, fp32)                        \
+  X(asin, none, fp32)                       \
+  X(acos, none, fp32)                       \
+  X(atan, none, none)                       \
+  X(sinh, none, fp32)                       \
+  X(cosh, none, fp32)                       \
+  X(asinh, none, none)                      \
+  X(acosh, none, none)                      \
+  X(atanh, none, none)                      \
+  X(log2, none, fp32)                       \
+  X(log10, none, fp32)                      \
+  X(erfinv, none, fp32)                     \
+  X(isnan, none, none)                      \
+  X(isinf, none, none)                      \
+  X(isfinite, none, none)                   \
+  X(nan_to_num, none, none)                 \
   /* parameterised activations (ops_activation.cpp); softplus is on CUDA's fp32 list */ \
   X(leaky_relu, none, none)                 \
   X(elu, none, none)   /* also selu, celu */ \
@@ -82,6 +102,10 @@
   X(norm, none, fp32_out)                   \
   X(logsumexp, none, fp32)                  \
   X(cumsum, none, fp32_out)                 \
+  X(prod, fp32, fp32_out)                   \
+  X(cumprod, none, fp32_out)                \
+  X(all, none, none)                        \
+  X(any, none, none)                        \
   X(sort, none, none)                       \
   X(topk, none, none)                       \
   /* linear algebra */                      \
@@ -90,6 +114,11 @@
   X(bmm, lower, lower)                      \
   X(linear, lower, lower)                   \
   X(scaled_dot_product_attention, lower, lower) \
+  /* recurrent cells (ops_rnn.cpp): compositions; CUDA's lower list has the cells */ \
+  X(lstm_cell, none, lower)                 \
+  X(gru_cell, none, lower)                  \
+  X(rnn_tanh_cell, none, lower)             \
+  X(rnn_relu_cell, none, lower)             \
   /* normalisation and activations over a dim */ \
   X(softmax, none, fp32_out)                \
   X(log_softmax, none, fp32_out)            \
@@ -124,6 +153,11 @@
   X(conv_transpose2d, lower, lower)         \
   X(upsample_nearest2d, none, fp32)         \
   X(upsample_bilinear2d, none, fp32)        \
+  X(upsample_nearest1d, none, fp32)         \
+  X(upsample_linear1d, none, fp32)          \
+  X(upsample_bicubic2d, none, fp32)         \
+  X(pixel_shuffle, none, none)              \
+  X(pixel_unshuffle, none, none)            \
   /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \
   X(conv2d_backward_input, none, none)      \
   X(conv2d_backward_weight, none, none)     \
@@ -142,4 +176,17 @@
   X(huber_loss, fp32, fp32)                 \
   X(binary_cross_entropy, fp32, none)       \
   X(binary_cross_entropy_with_logits, fp32, fp32) \
-  X(kl_div, fp32, fp32)
+  X(kl_div, fp32, fp32)                     \
+  /* more losses and distances (ops_loss_margin.cpp): compositions, listed for their autocast class */ \
+  X(margin_ranking_loss, fp32, fp32)        \
+  X(hinge_embedding_loss, fp32, fp32)       \
+  X(soft_margin_loss, fp32, fp32)           \
+  X(multilabel_soft_margin_loss, none, none) \
+  X(cosine_embedding_loss, fp32, fp32)      \
+  X(triplet_margin_loss, fp32, fp32)        \
+  X(poisson_nll_loss, fp32, fp32)           \
+  X(gaussian_nll_loss, none, none)          \
+  X(multi_margin_loss, fp32, fp32)          \
+  X(multilabel_margin_loss, fp32, fp32)     \
+  X(cosine_similarity, none, fp32)          \
+  X(pairwise_distance, none, none)

@@ -45,6 +45,15 @@ Tensor logical_not(const Tensor& a);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Scalar& b);
 Tensor addcmul(const Tensor& self, const Tensor& t1, const Tensor& t2, const Scalar& value = 1);
+// torch.atan2 (integers promote to the default float dtype); fmod (C's fmod: the sign of a) and
+// remainder (Python's %: the sign of b), integer division by zero raising ValueError;
+// logical_xor returns bool.
+Tensor atan2(const Tensor& a, const Tensor& b);
+Tensor fmod(const Tensor& a, const Tensor& b);
+Tensor fmod(const Tensor& a, const Scalar& b);
+Tensor remainder(const Tensor& a, const Tensor& b);
+Tensor remainder(const Tensor& a, const Scalar& b);
+Tensor logical_xor(const Tensor& a, const Tensor& b);
 
 // In-place variants write into `a` (its dtype must hold the result; no broadcasting of `a`).
 Tensor& add_(Tensor& a, const Tensor& b, const Scalar& alpha = 1);
@@ -83,6 +92,27 @@ Tensor ceil(const Tensor& a);
 Tensor round(const Tensor& a);
 Tensor trunc(const Tensor& a);
 Tensor sign(const Tensor& a);
+// torch's trigonometric, hyperbolic and logarithm family and erfinv (integers promote to the
+// default float dtype, as torch).
+Tensor tan(const Tensor& a);
+Tensor asin(const Tensor& a);
+Tensor acos(const Tensor& a);
+Tensor atan(const Tensor& a);
+Tensor sinh(const Tensor& a);
+Tensor cosh(const Tensor& a);
+Tensor asinh(const Tensor& a);
+Tensor acosh(const Tensor& a);
+Tensor atanh(const Tensor& a);
+Tensor log2(const Tensor& a);
+Tensor log10(const Tensor& a);
+Tensor erfinv(const Tensor& a);
+// Bool masks (integers: all false, or true for isfinite), as torch.
+Tensor isnan(const Tensor& a);
+Tensor isinf(const Tensor& a);
+Tensor isfinite(const Tensor& a);
+// torch.nan_to_num: NaN -> nan, +inf/-inf -> posinf/neginf (default: the dtype's max/lowest).
+Tensor nan_to_num(const Tensor& a, double nan = 0.0, std::optional<double> posinf = std::nullopt,
+                  std::optional<double> neginf = std::nullopt);
 
 // ---- parameterised activations, as torch.nn.functional (floating tensors only) --------------
 Tensor leaky_relu(const Tensor& a, const Scalar& negative_slope = 0.01);
@@ -128,6 +158,14 @@ Tensor std(const Tensor& a, const std::vector<int64_t>& dims = {}, double correc
 Tensor norm(const Tensor& a, double p = 2, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor cumsum(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+// torch.prod over every element (dim unset) or one dim; bool/integers accumulate in int64.
+// The gradient handles zeros as torch does (no division by the product).
+Tensor prod(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool keepdim = false,
+            std::optional<DType> dtype = std::nullopt);
+Tensor cumprod(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+// torch.all / torch.any (dims empty = all dims): bool results.
+Tensor all(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor any(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 
 // ---- linear algebra ---------------------------------------------------------------------------
 Tensor matmul(const Tensor& a, const Tensor& b);  // torch.matmul's broadcasting rules
@@ -152,6 +190,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     bool is_causal = false,
                                     std::optional<double> scale = std::nullopt,
                                     Generator* gen = nullptr);
+// torch's recurrent cells (torch._VF.lstm_cell etc.): input (N, I) or (I), hidden (N, H) or (H);
+// w_ih (G*H, I), w_hh (G*H, H), biases (G*H) optional; gates in torch's order (LSTM i, f, g, o;
+// GRU r, z, n). lstm_cell returns (h', c').
+std::tuple<Tensor, Tensor> lstm_cell(const Tensor& input, const Tensor& hx, const Tensor& cx,
+                                     const Tensor& w_ih, const Tensor& w_hh,
+                                     const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
+Tensor gru_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
+                const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
+Tensor rnn_tanh_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
+                     const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
+Tensor rnn_relu_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
+                     const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
 // Whether scaled_dot_product_attention may use the fused kernels: true unless the environment
 // says FABRIC_ATTENTION=composed (read once) or set_fused_attention(false) was called. The
 // composition is the same function computed through matmul/softmax; which is faster depends on
@@ -201,8 +251,8 @@ Tensor flip(const Tensor& x, std::vector<int64_t> dims);
 Tensor roll(const Tensor& x, std::vector<int64_t> shifts, std::vector<int64_t> dims = {});
 Tensor repeat(const Tensor& x, std::vector<int64_t> repeats);
 // torch.nn.functional.pad: `pad` = (last dim's left, right, the dim before's left, right, ...);
-// mode "constant" (any rank, negative pads crop), "reflect" or "replicate" (the last 1 or 2 dims
-// of a 2-D/3-D or 3-D/4-D input).
+// mode "constant" (any rank, negative pads crop), "reflect", "replicate" or "circular" (the last
+// 1, 2 or 3 dims of a 2-D/3-D, 3-D/4-D or 4-D/5-D input, as torch).
 Tensor pad(const Tensor& x, std::vector<int64_t> pad, std::string_view mode = "constant",
            double value = 0.0);
 // Inverted dropout (scale kept by 1/(1-p)); the identity when !train or p == 0.
@@ -228,10 +278,15 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                         std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0},
                         std::vector<int64_t> output_padding = {0, 0}, int64_t groups = 1,
                         std::vector<int64_t> dilation = {1, 1});
-// torch.nn.functional.interpolate on (N, C, H, W): exactly one of `size` ({oh, ow}) and
-// `scale_factor` ({sh, sw}); mode "nearest" or "bilinear" (align_corners, default false).
+// torch.nn.functional.interpolate: exactly one of `size` (one entry per spatial dim) and
+// `scale_factor`; on (N, C, L) modes "nearest", "nearest-exact", "linear", "area"; on
+// (N, C, H, W) "nearest", "nearest-exact", "bilinear", "bicubic", "area" (align_corners for the
+// linear/cubic modes, default false).
 Tensor interpolate(const Tensor& x, std::vector<int64_t> size, std::vector<double> scale_factor = {},
                    std::string_view mode = "nearest", std::optional<bool> align_corners = std::nullopt);
+// torch.nn.functional.pixel_shuffle / pixel_unshuffle: (*, C*r*r, H, W) <-> (*, C, H*r, W*r).
+Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor);
+Tensor pixel_unshuffle(const Tensor& x, int64_t downscale_factor);
 
 // ---- losses (reduction: "mean" | "sum" | "none") ----------------------------------------------
 // logits (N, C) or (N, C, d...) / (C); target int64 class indices, or (cross_entropy) class
@@ -270,6 +325,35 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 // averages over every element, as torch's does, and warns (as torch) that it is not the KL value.
 Tensor kl_div(const Tensor& input, const Tensor& target, std::string_view reduction = "mean",
               bool log_target = false);
+// torch.nn.functional's margin, embedding and likelihood losses and distances
+// (ops_loss_margin.cpp), torch's semantics and argument order; target values as torch requires
+// (1/-1 for the ranking/embedding losses, class indices for multi_margin/multilabel_margin).
+Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Tensor& target,
+                           double margin = 0.0, std::string_view reduction = "mean");
+Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double margin = 1.0,
+                            std::string_view reduction = "mean");
+Tensor soft_margin_loss(const Tensor& input, const Tensor& target,
+                        std::string_view reduction = "mean");
+Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
+                                   const Tensor& weight = Tensor(),
+                                   std::string_view reduction = "mean");
+Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target,
+                             double margin = 0.0, std::string_view reduction = "mean");
+Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative,
+                           double margin = 1.0, double p = 2.0, double eps = 1e-6,
+                           bool swap = false, std::string_view reduction = "mean");
+Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input = true,
+                        bool full = false, double eps = 1e-8, std::string_view reduction = "mean");
+Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor& var,
+                         bool full = false, double eps = 1e-6, std::string_view reduction = "mean");
+Tensor multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p = 1,
+                         double margin = 1.0, const Tensor& weight = Tensor(),
+                         std::string_view reduction = "mean");
+Tensor multilabel_margin_loss(const Tensor& input, const Tensor& target,
+                              std::string_view reduction = "mean");
+Tensor cosine_similarity(const Tensor& x1, const Tensor& x2, int64_t dim = 1, double eps = 1e-8);
+Tensor pairwise_distance(const Tensor& x1, const Tensor& x2, double p = 2.0, double eps = 1e-6,
+                         bool keepdim = false);
 
 // ---- operators ------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

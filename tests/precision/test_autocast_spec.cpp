@@ -109,6 +109,30 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       // smooth_l1_loss is on CUDA's FP32 list only; binary_cross_entropy on CPU's, and banned
       // under CUDA autocast (the op raises: tests/ops/test_loss_elementwise.cpp).
       {"smooth_l1_loss", cuda_fp32}, {"binary_cross_entropy", {P::fp32, P::none}},
+      // Elementwise math, masks and reductions added with the trigonometric family: CUDA's FP32
+      // list has tan asin acos sinh cosh log2 log10 erfinv; atan2 is on its PROMOTE list, cumprod
+      // on its FP32_SET_OPT_DTYPE list, prod there and on CPU's FP32 list; the rest on neither.
+      {"tan", cuda_fp32}, {"asin", cuda_fp32}, {"acos", cuda_fp32}, {"sinh", cuda_fp32},
+      {"cosh", cuda_fp32}, {"log2", cuda_fp32}, {"log10", cuda_fp32}, {"erfinv", cuda_fp32},
+      {"atan", none}, {"asinh", none}, {"acosh", none}, {"atanh", none},
+      {"isnan", none}, {"isinf", none}, {"isfinite", none}, {"nan_to_num", none},
+      {"atan2", cuda_promote}, {"fmod", none}, {"remainder", none}, {"logical_xor", none},
+      {"prod", {P::fp32, P::fp32_out}}, {"cumprod", cuda_fp32_out}, {"all", none}, {"any", none},
+      // Upsampling in 1-d and bicubic: CUDA's FP32 list; pixel (un)shuffle on neither.
+      {"upsample_nearest1d", cuda_fp32}, {"upsample_linear1d", cuda_fp32},
+      {"upsample_bicubic2d", cuda_fp32}, {"pixel_shuffle", none}, {"pixel_unshuffle", none},
+      // Recurrent cells: CUDA's lower-precision list (lstm_cell, gru_cell, rnn_*_cell); on the
+      // CPU their linear parts lower themselves.
+      {"lstm_cell", {P::none, P::lower}}, {"gru_cell", {P::none, P::lower}},
+      {"rnn_tanh_cell", {P::none, P::lower}}, {"rnn_relu_cell", {P::none, P::lower}},
+      // Margin/embedding/likelihood losses: FP32 on both lists; cosine_similarity on CUDA's only;
+      // multilabel_soft_margin_loss, gaussian_nll_loss and pairwise_distance on neither (Python
+      // compositions in torch).
+      {"margin_ranking_loss", fp32}, {"hinge_embedding_loss", fp32}, {"soft_margin_loss", fp32},
+      {"cosine_embedding_loss", fp32}, {"triplet_margin_loss", fp32}, {"poisson_nll_loss", fp32},
+      {"multi_margin_loss", fp32}, {"multilabel_margin_loss", fp32},
+      {"cosine_similarity", cuda_fp32}, {"multilabel_soft_margin_loss", none},
+      {"gaussian_nll_loss", none}, {"pairwise_distance", none},
   };
   // clang-format on
   return t;
