@@ -1,5 +1,5 @@
 // sort, argsort and topk as torch: the kernel orders each slice along the dim (stable, NaN as the
-// largest value); the values' gradient comes from re-reading them with a recorded gather at the
+// largest value; topk by torch's own selection, for its order among equal values); the values' gradient comes from re-reading them with a recorded gather at the
 // sorted indices, whose backward (a scatter_add into zeros) scatters it back and differentiates
 // again. The indices carry no gradient.
 #include <tuple>
@@ -22,10 +22,17 @@ void check_sortable(const char* op, const Tensor& a) {
                dtype_name(a.dtype()), " (convert the input to a wider float first)");
 }
 
+// How a slice's first k are chosen: a stable sort (sort, argsort) or torch's top-k selection,
+// sorted or not (topk).
+struct Selection {
+  bool topk = false;
+  bool sorted = true;
+};
+
 // (values, indices) of the first k elements of each slice along `dim` (wrapped, a.dim() >= 1) in
 // sorted order; `record` makes the values differentiable.
 std::tuple<Tensor, Tensor> sorted_prefix(const Tensor& a, int64_t dim, int64_t k, bool descending,
-                                         bool record) {
+                                         bool record, Selection how) {
   const int64_t last = a.dim() - 1;
   // (slices, n) rows: the sorted dim moved last, contiguous.
   const Tensor src = a.detach().transpose(dim, last).contiguous();
@@ -43,6 +50,8 @@ std::tuple<Tensor, Tensor> sorted_prefix(const Tensor& a, int64_t dim, int64_t k
     d.slices = src.numel() / d.n;
     d.k = k;
     d.descending = descending;
+    d.topk_selection = how.topk;
+    d.sorted = how.sorted;
     sort_stub(a.device())(d);
   }
   values = values.transpose(dim, last).contiguous();
@@ -53,9 +62,9 @@ std::tuple<Tensor, Tensor> sorted_prefix(const Tensor& a, int64_t dim, int64_t k
 
 // A 0-dim input sorts as one element and keeps its 0-dim shape (torch).
 std::tuple<Tensor, Tensor> sort_any_rank(const Tensor& a, int64_t dim, int64_t k, bool descending,
-                                         bool record) {
-  if (a.dim() > 0) return sorted_prefix(a, dim, k, descending, record);
-  auto [values, indices] = sorted_prefix(a.reshape({1}), 0, 1, descending, record);
+                                         bool record, Selection how = {}) {
+  if (a.dim() > 0) return sorted_prefix(a, dim, k, descending, record, how);
+  auto [values, indices] = sorted_prefix(a.reshape({1}), 0, 1, descending, record, how);
   return {values.reshape(Shape{}), indices.reshape(Shape{})};
 }
 
@@ -79,7 +88,7 @@ Tensor argsort(const Tensor& a_in, int64_t dim, bool descending) {
 }
 
 std::tuple<Tensor, Tensor> topk(const Tensor& a_in, int64_t k, int64_t dim, bool largest,
-                                bool /*sorted: the result is always sorted*/) {
+                                bool sorted) {
   Tensor a = a_in;
   apply_autocast(OpId::topk, {&a});
   check_sortable("topk", a);
@@ -89,7 +98,8 @@ std::tuple<Tensor, Tensor> topk(const Tensor& a_in, int64_t k, int64_t dim, bool
                " of size ", size, " (input ", shape_str(a.sizes()), "; expected 0 <= k <= ", size,
                ")");
   // torch gives a 0-dim input back whole for k = 0 as for k = 1.
-  return sort_any_rank(a, dim, a.dim() == 0 ? 1 : k, largest, true);
+  return sort_any_rank(a, dim, a.dim() == 0 ? 1 : k, largest, true,
+                       Selection{.topk = true, .sorted = sorted});
 }
 
 }  // namespace fabric

@@ -1,12 +1,14 @@
 // CPU sort kernel behind sort, argsort and topk: each row sorts its positions by (value, position)
 // with torch's order (NaN largest, -0.0 == 0.0), so equal values keep their input order; a full
-// sort is a stable sort, a top-k a partial sort of the first k. Rows run in parallel.
+// sort is a stable sort. topk runs torch's own selection instead (torch_topk_row), so that its
+// order among equal values is torch's. Rows run in parallel.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tensor/sort_kernels.h"
@@ -31,6 +33,50 @@ bool is_nan_key(K v) {
 template <typename K>
 bool less_nan_last(K a, K b) {
   return !is_nan_key(a) && (is_nan_key(b) || a < b);
+}
+
+// torch's CPU top-k (aten's topk_impl_loop), whose order among equal values users see: each row
+// becomes (value, position) pairs compared by value alone (NaN largest); k * 64 <= n takes
+// std::partial_sort of the first k, otherwise std::nth_element at k - 1 and, when sorted, a
+// std::sort of the k - 1 before it. The same libstdc++ algorithms on the same comparisons move
+// equal elements exactly as torch's do (tests/ops/topk_torch_rows.h, from torch 1.13).
+template <typename K>
+void torch_topk_row(std::vector<std::pair<K, int64_t>>& queue, int64_t k, bool largest,
+                    bool sorted) {
+  using Elem = std::pair<K, int64_t>;
+  auto first = [largest](const Elem& x, const Elem& y) {
+    return largest ? (is_nan_key(x.first) && !is_nan_key(y.first)) || x.first > y.first
+                   : (!is_nan_key(x.first) && is_nan_key(y.first)) || x.first < y.first;
+  };
+  const int64_t n = static_cast<int64_t>(queue.size());
+  if (k * 64 <= n) {
+    std::partial_sort(queue.begin(), queue.begin() + k, queue.end(), first);
+    return;
+  }
+  std::nth_element(queue.begin(), queue.begin() + k - 1, queue.end(), first);
+  if (sorted) std::sort(queue.begin(), queue.begin() + k - 1, first);
+}
+
+template <typename T>
+void topk_rows(const SortDesc& d) {
+  using K = KeyOf<T>;
+  const T* src = static_cast<const T*>(d.src);
+  T* values = static_cast<T*>(d.values);
+  const int64_t n = d.n, k = d.k;
+#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
+  {
+    std::vector<std::pair<K, int64_t>> queue(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < d.slices; ++s) {
+      const T* row = src + s * n;
+      for (int64_t i = 0; i < n; ++i) queue[i] = {static_cast<K>(row[i]), i};
+      torch_topk_row(queue, k, d.descending, d.sorted);
+      for (int64_t j = 0; j < k; ++j) {
+        values[s * k + j] = row[queue[j].second];
+        d.indices[s * k + j] = queue[j].second;
+      }
+    }
+  }
 }
 
 template <typename T>
@@ -75,6 +121,8 @@ void sort(const SortDesc& d) {
     if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2>) {
       throw DTypeError(detail::cat("sort (CPU): unsupported dtype ", dtype_name(d.dtype),
                                    " (the op refuses fp8 inputs before this)"));
+    } else if (d.topk_selection) {
+      topk_rows<T>(d);
     } else {
       sort_rows<T>(d);
     }

@@ -4,6 +4,7 @@
 // this family (flip, roll and repeat too).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -14,6 +15,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/common/expect_error.h"
+#include "tests/ops/topk_torch_rows.h"
 
 namespace fabric {
 namespace {
@@ -96,9 +98,8 @@ TEST(Sort, IntegerAndBoolDtypes) {
   }
 }
 
-// topk as a prefix of the stable sort. torch 1.13's CPU topk orders ties by its selection
-// algorithm instead: topk(b, 4) gives indices [5, 9, 0, 2] there, [0, 2, 5, 9] here (documented
-// in the README); the values always agree.
+// topk orders equal values as torch 1.13's CPU selection does (not as a stable sort would:
+// topk(b, 4) is [5, 9, 0, 2], the stable order [0, 2, 5, 9]).
 TEST(TopK, ValuesIndicesAndKBounds) {
   const std::vector<double> b = {3, 1, 3, 1, 2, 3, 1, 2, 2, 3};
   struct Row {
@@ -109,10 +110,10 @@ TEST(TopK, ValuesIndicesAndKBounds) {
     std::vector<int64_t> indices;
   };
   const std::vector<Row> rows = {
-      {b, 4, true, {3, 3, 3, 3}, {0, 2, 5, 9}},
-      {b, 4, false, {1, 1, 1, 2}, {1, 3, 6, 4}},
+      {b, 4, true, {3, 3, 3, 3}, {5, 9, 0, 2}},
+      {b, 4, false, {1, 1, 1, 2}, {1, 3, 6, 7}},
       {b, 0, true, {}, {}},
-      {b, 10, true, {3, 3, 3, 3, 2, 2, 2, 1, 1, 1}, {0, 2, 5, 9, 4, 7, 8, 1, 3, 6}},
+      {b, 10, true, {3, 3, 3, 3, 2, 2, 2, 1, 1, 1}, {5, 9, 0, 2, 4, 7, 8, 1, 3, 6}},
       {{1, kNaN, 2, -1}, 2, true, {kNaN, 2}, {1, 2}},
       {{1, kNaN, 2, -1}, 2, false, {-1, 1}, {3, 0}},
   };
@@ -124,6 +125,30 @@ TEST(TopK, ValuesIndicesAndKBounds) {
       EXPECT_EQ(values.sizes(), (Shape{r.k}));
       expect_same_values(values.to_vector<double>(), r.values);
       EXPECT_EQ(idx(indices), r.indices);
+    }
+  }
+}
+
+// torch 1.13's CPU topk indices on rows of many ties and NaNs, on both sides of its
+// partial_sort / nth_element switch (k * 64 <= n), largest or smallest, sorted or not
+// (tools/fixtures/make_topk_rows.py). The values are small integers, so every dtype orders them
+// alike (torch 1.13 has no float16 CPU topk: those rows hold us to the same rule).
+TEST(TopK, OrdersEqualValuesAsTorchsSelection) {
+  const auto& rows = topk_torch_rows();
+  ASSERT_EQ(rows.size(), 72u);
+  for (DType dt : {DType::float64, DType::float32, DType::bfloat16, DType::float16, DType::int64}) {
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const TopkTorchRow& row = rows[r];
+      const bool has_nan = std::any_of(row.input.begin(), row.input.end(),
+                                       [](double v) { return std::isnan(v); });
+      if (dt == DType::int64 && has_nan) continue;
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " row " + std::to_string(r));
+      const Tensor x = of(row.input, dt);
+      auto [values, indices] = topk(x, row.k, -1, row.largest, row.sorted);
+      EXPECT_EQ(idx(indices), row.indices);
+      std::vector<double> want;
+      for (int64_t i : row.indices) want.push_back(row.input[static_cast<size_t>(i)]);
+      expect_same_values(values.to_vector<double>(), want);
     }
   }
 }
