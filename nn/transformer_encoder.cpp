@@ -31,28 +31,45 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOp
   dropout2 = register_module<Dropout>("dropout2", {.p = o.dropout, .generator = o.generator});
 }
 
+void TransformerEncoderLayer::child_replaced(const std::string& name,
+                                             const std::shared_ptr<Module>& now) {
+  auto update = [&](const char* child_name, auto& handle) {
+    if (name == child_name)
+      handle =
+          std::dynamic_pointer_cast<typename std::decay_t<decltype(handle)>::element_type>(now);
+  };
+  update("self_attn", self_attn), update("linear1", linear1), update("dropout", dropout);
+  update("linear2", linear2), update("norm1", norm1), update("norm2", norm2);
+  update("dropout1", dropout1), update("dropout2", dropout2);
+}
+
 Tensor TransformerEncoderLayer::self_attention_block(const Tensor& x, const Tensor& mask,
                                                      const Tensor& padding) {
+  auto* attention = dynamic_cast<MultiheadAttention*>(&child("self_attn"));
+  FABRIC_CHECK(attention != nullptr, ValueError, "TransformerEncoderLayer: child self_attn is a ",
+               child("self_attn").type_name(),
+               ", expected a MultiheadAttention (it takes key, value and masks)");
   // The weights are not needed, which lets the attention run through scaled_dot_product_attention.
-  Tensor y = self_attn->forward(x, x, x, padding, /*need_weights=*/false, mask).first;
-  return (*dropout1)(y);
+  Tensor y = attention->forward(x, x, x, padding, /*need_weights=*/false, mask).first;
+  return child("dropout1")(y);
 }
 
 Tensor TransformerEncoderLayer::feed_forward_block(const Tensor& x) {
-  Tensor h = (*linear1)(x);
+  Tensor h = child("linear1")(x);
   h = options_.activation == "relu" ? relu(h) : gelu(h);
-  return (*dropout2)((*linear2)((*dropout)(h)));
+  return child("dropout2")(child("linear2")(child("dropout")(h)));
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask,
                                         const Tensor& src_key_padding_mask) {
+  Module &norm_1 = child("norm1"), &norm_2 = child("norm2");
   Tensor x = src;
   if (options_.norm_first) {
-    x = add(x, self_attention_block((*norm1)(x), src_mask, src_key_padding_mask));
-    return add(x, feed_forward_block((*norm2)(x)));
+    x = add(x, self_attention_block(norm_1(x), src_mask, src_key_padding_mask));
+    return add(x, feed_forward_block(norm_2(x)));
   }
-  x = (*norm1)(add(x, self_attention_block(x, src_mask, src_key_padding_mask)));
-  return (*norm2)(add(x, feed_forward_block(x)));
+  x = norm_1(add(x, self_attention_block(x, src_mask, src_key_padding_mask)));
+  return norm_2(add(x, feed_forward_block(x)));
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src) { return forward(src, Tensor()); }

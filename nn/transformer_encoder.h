@@ -42,12 +42,17 @@ class TransformerEncoderLayer : public Module {
   std::string type_name() const override { return "TransformerEncoderLayer"; }
   const TransformerEncoderLayerOptions& options() const { return options_; }
 
+  // Typed handles on the children; forward calls the registered children by name, so a layer a
+  // conversion swapped in (register_module under the same name) is the one that runs, and the
+  // handle follows it (null when the new child is of another type).
   std::shared_ptr<MultiheadAttention> self_attn;
   std::shared_ptr<Linear> linear1;
   std::shared_ptr<Dropout> dropout;
   std::shared_ptr<Linear> linear2;
   std::shared_ptr<LayerNorm> norm1, norm2;
   std::shared_ptr<Dropout> dropout1, dropout2;
+
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
 
  private:
   Tensor self_attention_block(const Tensor& x, const Tensor& mask, const Tensor& padding);

@@ -112,6 +112,24 @@ TEST(TransformerEncoderLayer, KeysShapesAndRepr) {
   }
 }
 
+// A child replaced under its name (as precision and LoRA conversions do) is the one forward
+// runs, and the typed handle follows it.
+TEST(TransformerEncoderLayer, ForwardCallsReplacedChildren) {
+  auto layer = make<TransformerEncoderLayer>({.d_model = 4, .nhead = 2, .dim_feedforward = 8});
+  auto linear1 = layer->register_module<Linear>("linear1", {.in_features = 4, .out_features = 8});
+  auto norm2 = layer->register_module<LayerNorm>("norm2", {.normalized_shape = {4}});
+  EXPECT_EQ(layer->linear1, linear1);
+  EXPECT_EQ(layer->norm2, norm2);
+  backward(sum(layer->forward(randn({3, 2, 4}), Tensor())));
+  EXPECT_TRUE(linear1->weight.grad().defined());
+  EXPECT_TRUE(norm2->weight.grad().defined());
+  layer->register_module("linear2", std::make_shared<Identity>());
+  EXPECT_EQ(layer->linear2, nullptr);
+  layer->register_module("self_attn", std::make_shared<Identity>());
+  EXPECT_CONTAINS(thrown<ValueError>([&] { layer->forward(randn({3, 2, 4})); }),
+                  "child self_attn is a Identity, expected a MultiheadAttention");
+}
+
 TEST(TransformerEncoder, KeysAndIndependentCopies) {
   auto encoder =
       make<TransformerEncoder>({.layer = {.d_model = 4, .nhead = 2, .dim_feedforward = 8},
