@@ -1,7 +1,7 @@
 // A device's peak FLOP/s for the MFU of Throughput (Lightning's get_available_flops and
 // _plugin_to_compute_dtype), for the CUDA devices this runtime targets: H100 (SXM, PCIe, NVL),
-// H200 and A100. The CPU has no entry (none, as Lightning). Lightning's measure_flops (an
-// op-level FLOP counter) has no counterpart here: pass your own FLOPs per batch.
+// H200 and A100. The CPU has no entry (none, as Lightning). The FLOPs per batch come from
+// measure_flops (runtime/measure_flops.h), as in Lightning, or from your own formula.
 #pragma once
 #include <optional>
 #include <string>

@@ -12,6 +12,7 @@
 #include "tensor/attention_kernels.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/flop_counter.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -60,6 +61,15 @@ AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v
   return a;
 }
 
+// torch's sdpa_flop_count (q·kᵀ and p·v as bmm's; causal masking not discounted) and
+// sdpa_backward_flop_count (scores recomputed, then dp = g·vᵀ, dv = pᵀ·g, dq = ds·k, dk = dsᵀ·q).
+int64_t attention_flops(const AttentionArgs& a) {
+  return 2 * a.batch * a.heads * a.L * a.S * (a.E + a.Ev);
+}
+int64_t attention_backward_flops(const AttentionArgs& a) {
+  return 2 * a.batch * a.heads * a.L * a.S * (3 * a.E + 2 * a.Ev);
+}
+
 bool fusable(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
              double dropout_p) {
   if (mask.defined() || dropout_p >= 1.0) return false;
@@ -92,8 +102,10 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   const DType lse_dt = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
   Tensor out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
   Tensor lse = empty(lse_shape, {.dtype = lse_dt, .device = q.device()});
-  if (!kernel(attention_args(q4, k4, v4, scale, causal, dropout), out.data_ptr(), lse.data_ptr()))
-    return Tensor();
+  const AttentionArgs args = attention_args(q4, k4, v4, scale, causal, dropout);
+  if (!kernel(args, out.data_ptr(), lse.data_ptr())) return Tensor();
+  // Our fused kernel is flash-style (it keeps the row log-sum-exp): torch's flash op name.
+  if (counting_flops()) report_flops("_scaled_dot_product_flash_attention", attention_flops(args));
   AttentionAttrs attrs{scale, causal, dropout};
   record_op(OpId::scaled_dot_product_attention, {q, k, v}, {&out, &lse}, &attrs);
   return out;
@@ -184,6 +196,8 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   a.grad_k = dk.data_ptr();
   a.grad_v = dv.data_ptr();
   attention_backward_stub(q.device())(a);
+  if (counting_flops())
+    report_flops("_scaled_dot_product_flash_attention_backward", attention_backward_flops(a.fwd));
   return {dq, dk, dv};
 }
 

@@ -8,6 +8,7 @@
 #include "tensor/autocast.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/factory.h"
+#include "tensor/flop_counter.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward_linalg.h"
@@ -97,6 +98,18 @@ Conv2dDesc conv_desc(const char* op, const Shape& x, const Shape& w, DType dtype
   d.OH = (ph - eh) / d.stride_h + 1;
   d.OW = (pw - ew) / d.stride_w + 1;
   return d;
+}
+
+// torch's conv_flop_count: 2 · (output numel) · (C_in/groups) · prod(kernel), for the forward and
+// for the input gradient (a transposed convolution of grad_out: the same products).
+int64_t conv_flops(const Conv2dDesc& d) {
+  return 2 * d.N * d.OC * d.OH * d.OW * (d.C / d.groups) * d.KH * d.KW;
+}
+
+// torch's count for the weight gradient, conv(xᵀ, grad_outᵀ): its formula takes the product of
+// all input and output channels, so with groups it is `groups` times the forward's.
+int64_t conv_weight_grad_flops(const Conv2dDesc& d) {
+  return 2 * d.N * d.OC * d.OH * d.OW * d.C * d.KH * d.KW;
 }
 
 // conv2d's output shape for d: unbatched when the input was.
@@ -205,6 +218,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
     conv2d_forward_stub(x.device())(d, x4.data_ptr(), wc.data_ptr(),
                                     bc.defined() ? bc.data_ptr() : nullptr, out.data_ptr());
   }
+  if (counting_flops()) report_flops("convolution", conv_flops(d));
   record_op(OpId::conv2d, {x, w, bias}, {&out}, &attrs, "ConvolutionBackward0");
   return out;
 }
@@ -299,6 +313,10 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tenso
                                                need_bias ? g.grad_bias.data_ptr() : nullptr);
     }
   }
+  // torch's convolution_backward: each gradient counts when its output_mask entry is set.
+  if (counting_flops())
+    report_flops("convolution_backward",
+                 (need_input ? conv_flops(d) : 0) + (need_weight ? conv_weight_grad_flops(d) : 0));
   return g;
 }
 
@@ -318,6 +336,7 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
     Tensor dy = grad_out.detach().contiguous(), wc = weight.detach().contiguous();
     conv2d_backward_data_stub(dx.device())(d, dy.data_ptr(), wc.data_ptr(), dx.data_ptr());
   }
+  if (counting_flops()) report_flops("convolution_backward", conv_flops(d));
   record_op(OpId::conv2d_backward_input, {grad_out, weight}, {&dx}, &a);
   return dx;
 }
@@ -338,6 +357,7 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
     conv2d_backward_weights_stub(dw.device())(d, dy.data_ptr(), x4.data_ptr(), dw.data_ptr(),
                                               nullptr);
   }
+  if (counting_flops()) report_flops("convolution_backward", conv_weight_grad_flops(d));
   record_op(OpId::conv2d_backward_weight, {grad_out, x}, {&dw}, &a);
   return dw;
 }

@@ -11,6 +11,7 @@
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/flop_counter.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -153,7 +154,12 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
   canvas[static_cast<size_t>(b + 1)] = ph.canvas;
   canvas[static_cast<size_t>(b + 2)] = pw.canvas;
   const Conv2dAttrs attrs{s, {ph.padding, pw.padding}, d, groups};
-  Tensor y = conv2d_backward_input(x, w, canvas, attrs);
+  Tensor y;
+  {
+    // torch counts a transposed convolution as a "convolution" (same FLOPs as this gradient).
+    FlopOpName as_convolution("convolution");
+    y = conv2d_backward_input(x, w, canvas, attrs);
+  }
   y = window(window(y, b + 1, ph.start, dh.out), b + 2, pw.start, dw.out);
   if (!bias.defined()) return y;
   return add(y, bias.reshape(x.dim() == 4 ? Shape{1, OC, 1, 1} : Shape{OC, 1, 1}));

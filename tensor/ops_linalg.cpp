@@ -7,6 +7,7 @@
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/flop_counter.h"
 #include "tensor/linalg_kernels.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -186,6 +187,42 @@ const char* matmul_node_name(int64_t da, int64_t db) {
   return "UnsafeViewBackward0";
 }
 
+// torch.matmul's should_fold (ATen's LinearAlgebra.cpp): a >= 3-D operand times a <= 2-D one is
+// folded into one matrix (mm, or mv for a vector operand) when the smaller operand requires grad
+// or the fold needs no copy; otherwise the operands are broadcast and multiplied by bmm. Only the
+// name and the mv case (0 FLOPs) depend on it: the FLOPs of mm and bmm are the same.
+bool torch_folds(const Tensor& a, const Tensor& b) {
+  const bool a_larger = a.dim() >= b.dim();
+  const Tensor& big = a_larger ? a : b;  // torch folds a, or b's transpose
+  const int64_t dim_big = big.dim(), dim_small = a_larger ? b.dim() : a.dim();
+  if (!(dim_big >= 3 && dim_small <= 2)) return false;
+  if ((a_larger ? b : a).requires_grad()) return true;
+  if (a.dim() == 2) return false;
+  if (big.numel() == 0) return true;
+  Shape sizes = big.sizes();
+  Strides strides = big.strides();
+  if (!a_larger) {  // b.mT()
+    std::swap(sizes[dim_big - 1], sizes[dim_big - 2]);
+    std::swap(strides[dim_big - 1], strides[dim_big - 2]);
+  }
+  for (int64_t i = 0; i < dim_big - 2; ++i)
+    if (strides[i] != strides[i + 1] * sizes[i + 1]) return false;
+  return true;
+}
+
+// The FLOPs of matmul(a, b) (batch: the broadcast batch dims) under the name of the ATen op torch's
+// matmul runs: dot and mv count 0 (torch's counter has no rule for them), mm and bmm 2·M·N·K per
+// batch entry.
+void report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch) {
+  const int64_t da = a.dim(), db = b.dim();
+  const bool folds = torch_folds(a, b);
+  if (db == 1 && (da <= 2 || folds)) return;  // dot, mv
+  if (da == 1 && folds) return;               // mv of b's folded transpose
+  const int64_t M = da > 1 ? a.size(-2) : 1, K = a.size(-1), N = db > 1 ? b.size(-1) : 1;
+  const bool is_mm = (da <= 2 && db == 2) || folds;
+  report_flops(is_mm ? "mm" : "bmm", 2 * numel_of(batch) * M * N * K);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
@@ -214,6 +251,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (db > 1) out_shape.push_back(b.size(-1));
   Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
   gemm_into(a2, b2, Tensor(), out, batch);
+  if (counting_flops()) report_matmul_flops(a, b, batch);
   record_op(OpId::matmul, {a, b}, {&out}, nullptr, matmul_node_name(da, db));
   return out;
 }
@@ -227,6 +265,7 @@ Tensor mm(const Tensor& a_in, const Tensor& b_in) {
   if (a.size(1) != b.size(0)) throw_mismatch("mm", a, b, a.size(1), b.size(0));
   Tensor out = empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
   gemm_into(a, b, Tensor(), out, {});
+  if (counting_flops()) report_flops("mm", 2 * a.size(0) * a.size(1) * b.size(1));
   record_op(OpId::mm, {a, b}, {&out});
   return out;
 }
@@ -244,6 +283,7 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
   if (a.size(2) != b.size(1)) throw_mismatch("bmm", a, b, a.size(2), b.size(1));
   Tensor out = empty({a.size(0), a.size(1), b.size(2)}, {.dtype = a.dtype(), .device = a.device()});
   gemm_into(a, b, Tensor(), out, {a.size(0)});
+  if (counting_flops()) report_flops("bmm", 2 * a.size(0) * a.size(1) * a.size(2) * b.size(2));
   record_op(OpId::bmm, {a, b}, {&out});
   return out;
 }
@@ -255,6 +295,19 @@ static const char* linear_node_name(const Tensor& x, bool bias) {
   if (x.dim() == 2) return bias ? "AddmmBackward0" : "MmBackward0";
   if (!bias) return x.dim() == 1 ? "SqueezeBackward3" : "UnsafeViewBackward0";
   return x.dim() == 3 && x.is_contiguous() ? "ViewBackward0" : "AddBackward0";
+}
+
+// torch's F.linear is addmm on the input folded to a matrix when there is a bias and the input is
+// a matrix or contiguous, else matmul(x, Wᵀ) (+ bias), whose fold makes it mm for a weight that
+// requires grad or an input whose leading dims fold: 2·rows·in·out either way.
+static void report_linear_flops(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  const int64_t in = w.size(1), outf = w.size(0), rows = in > 0 ? x.numel() / in : 0;
+  const bool addmm = bias.defined() && (x.dim() == 2 || x.is_contiguous());
+  // Wᵀ as a raw view has no requires_grad flag: the weight's is the one torch looks at.
+  const Tensor wt = raw_view(w, {in, outf}, {w.stride(1), w.stride(0)});
+  const bool folds = x.dim() <= 2 || w.requires_grad() || torch_folds(x, wt);
+  const char* name = addmm ? "addmm" : folds ? "mm" : "bmm";
+  report_flops(name, 2 * rows * in * outf);
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
@@ -285,6 +338,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   Tensor b1 = bias.defined() && bias.dim() == 0 ? raw_view(bias, {1}, {1}) : bias;
   gemm_into(x2, wt, b1, out, batch_of(x2));
+  if (counting_flops()) report_linear_flops(x, w, bias);
   record_op(OpId::linear, {x, w, bias}, {&out}, nullptr, linear_node_name(x, bias.defined()));
   return out;
 }

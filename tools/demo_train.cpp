@@ -15,6 +15,7 @@
 #include "nn/gpt.h"
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
+#include "runtime/measure_flops.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
@@ -53,6 +54,14 @@ int main(int argc, char** argv) {
               path.c_str(), text.size(), char_of.size(), static_cast<long long>(model->get_num_params()), steps,
               static_cast<long long>(B), static_cast<long long>(T));
 
+  // The FLOPs of one training step (forward and backward), as Lightning's measure_flops counts
+  // them: they depend on the shapes only, so a batch of zeros measures them.
+  const Tensor zero_batch = zeros({B, T}, {.dtype = DType::int64});
+  const int64_t step_flops = measure_flops(
+      *model, [&] { return model->loss(zero_batch, zero_batch); },
+      [](const Tensor& loss) { return loss; });
+  std::printf("demo-train: %.3f GFLOP per step (forward and backward)\n", step_flops / 1e9);
+
   Generator gen(42);
   const auto start = std::chrono::steady_clock::now();
   for (int step = 1; step <= steps; ++step) {
@@ -73,7 +82,8 @@ int main(int argc, char** argv) {
     opt.step();
     if (step == 1 || step % 25 == 0 || step == steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("step %4d  loss %.4f  %.0f tokens/s\n", step, loss.item<double>(), step * B * T / secs);
+      std::printf("step %4d  loss %.4f  %.0f tokens/s  %.2f GFLOP/s\n", step, loss.item<double>(),
+                  step * B * T / secs, step * (step_flops / 1e9) / secs);
       std::fflush(stdout);
     }
   }
