@@ -19,13 +19,15 @@ constexpr OpId kSupported[] = {
     OpId::where, OpId::addcmul, OpId::neg, OpId::abs, OpId::exp, OpId::log, OpId::sqrt, OpId::rsqrt,
     OpId::reciprocal, OpId::sin, OpId::cos, OpId::tanh, OpId::sigmoid, OpId::relu, OpId::silu,
     OpId::gelu, OpId::clamp, OpId::log1p, OpId::expm1, OpId::erf, OpId::floor, OpId::ceil,
-    OpId::round, OpId::trunc, OpId::sign,
+    OpId::round, OpId::trunc, OpId::sign, OpId::tan, OpId::asin, OpId::acos, OpId::atan,
+    OpId::sinh, OpId::cosh, OpId::asinh, OpId::acosh, OpId::atanh, OpId::log2, OpId::log10,
+    OpId::erfinv, OpId::nan_to_num, OpId::atan2, OpId::fmod, OpId::remainder,
     // parameterised activations (all switch to a composition in grad mode)
     OpId::leaky_relu, OpId::elu, OpId::softplus, OpId::hardtanh, OpId::mish, OpId::hardswish,
     OpId::hardsigmoid,
     // reductions (softmax and log_softmax switch to a composition in grad mode)
     OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
-    OpId::cumsum, OpId::softmax, OpId::log_softmax,
+    OpId::cumsum, OpId::softmax, OpId::log_softmax, OpId::prod, OpId::cumprod,
     // normalisations (switch to a composition in grad mode)
     OpId::layer_norm, OpId::rms_norm, OpId::batch_norm, OpId::group_norm,
     // linear algebra (scaled_dot_product_attention switches to a composition in grad mode; its

@@ -1,0 +1,196 @@
+// CPU kernels for the math family of math_kernels.h: the trigonometric, hyperbolic and logarithm
+// ops and erfinv (float32 and float64 through libm in their own precision, bf16/fp16 through
+// float, as torch's CPU kernels), and atan2/fmod/remainder (integers exactly).
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/erfinv.h"
+#include "tensor/math_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+using namespace ew;
+
+template <typename M>
+M unary_value(MathUnaryOp op, M x) {
+  switch (op) {
+    case MathUnaryOp::tan:
+      return std::tan(x);
+    case MathUnaryOp::asin:
+      return std::asin(x);
+    case MathUnaryOp::acos:
+      return std::acos(x);
+    case MathUnaryOp::atan:
+      return std::atan(x);
+    case MathUnaryOp::sinh:
+      return std::sinh(x);
+    case MathUnaryOp::cosh:
+      return std::cosh(x);
+    case MathUnaryOp::asinh:
+      return std::asinh(x);
+    case MathUnaryOp::acosh:
+      return std::acosh(x);
+    case MathUnaryOp::atanh:
+      return std::atanh(x);
+    case MathUnaryOp::log2:
+      return std::log2(x);
+    case MathUnaryOp::log10:
+      return std::log10(x);
+    case MathUnaryOp::erfinv:
+      return erfinv_value(x);
+  }
+  return x;
+}
+
+// One switch per row, not per element, so the element loop is a plain call the compiler can keep
+// tight.
+template <typename T, typename F>
+void map_rows(const StridedLoop& loop, const F& f) {
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    for (int64_t i = 0; i < n; ++i)
+      store_elem<T>(p[0] + i * s[0], T(f(static_cast<opmath_t<T>>(load_elem<T>(p[1] + i * s[1])))));
+  });
+}
+
+template <typename T>
+void unary_typed(MathUnaryOp op, const StridedLoop& loop) {
+  using M = opmath_t<T>;
+  switch (op) {
+#define FABRIC_MATH_CASE(name) \
+  case MathUnaryOp::name:      \
+    return map_rows<T>(loop, [](M x) { return unary_value(MathUnaryOp::name, x); });
+    FABRIC_MATH_CASE(tan)
+    FABRIC_MATH_CASE(asin)
+    FABRIC_MATH_CASE(acos)
+    FABRIC_MATH_CASE(atan)
+    FABRIC_MATH_CASE(sinh)
+    FABRIC_MATH_CASE(cosh)
+    FABRIC_MATH_CASE(asinh)
+    FABRIC_MATH_CASE(acosh)
+    FABRIC_MATH_CASE(atanh)
+    FABRIC_MATH_CASE(log2)
+    FABRIC_MATH_CASE(log10)
+    FABRIC_MATH_CASE(erfinv)
+#undef FABRIC_MATH_CASE
+  }
+}
+
+void math_unary_kernel(MathUnaryOp op, const StridedLoop& loop) {
+  const DType dt = loop.ops[0].dtype;
+  switch (dt) {
+    case DType::float32:
+      return unary_typed<float>(op, loop);
+    case DType::float64:
+      return unary_typed<double>(op, loop);
+    case DType::bfloat16:
+      return unary_typed<BFloat16>(op, loop);
+    case DType::float16:
+      return unary_typed<Half>(op, loop);
+    default:
+      break;
+  }
+  throw DTypeError(::fabric::detail::cat("math unary kernel: op ", static_cast<int>(op),
+                                         " needs a floating dtype, got ", dtype_name(dt)));
+}
+
+// ---- binary -----------------------------------------------------------------------------------
+
+// torch's remainder for floats: fmod, moved by one divisor when its sign differs from the
+// divisor's (so -0.0 stays -0.0 and a zero divisor gives NaN).
+template <typename M>
+M float_remainder(M a, M b) {
+  M r = std::fmod(a, b);
+  if (r != 0 && ((b < 0) != (r < 0))) r += b;
+  return r;
+}
+
+// Integer fmod/remainder; b != 0 (checked by the op). b == -1 is special-cased: INT_MIN % -1
+// overflows in C++ though its value is 0.
+template <typename T>
+T int_fmod(T a, T b) {
+  if constexpr (std::is_signed_v<T>)
+    if (b == T(-1)) return T(0);
+  return static_cast<T>(a % b);
+}
+template <typename T>
+T int_remainder(T a, T b) {
+  const T r = int_fmod(a, b);
+  if constexpr (std::is_signed_v<T>)
+    if (r != 0 && ((r < 0) != (b < 0))) return static_cast<T>(r + b);
+  return r;
+}
+
+template <typename T, typename F>
+void map2_rows(const StridedLoop& loop, const F& f) {
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    for (int64_t i = 0; i < n; ++i) {
+      using M = opmath_t<T>;
+      const M a = static_cast<M>(load_elem<T>(p[1] + i * s[1]));
+      const M b = static_cast<M>(load_elem<T>(p[2] + i * s[2]));
+      store_elem<T>(p[0] + i * s[0], T(f(a, b)));
+    }
+  });
+}
+
+template <typename T>
+void binary_typed(MathBinaryOp op, const StridedLoop& loop) {
+  using M = opmath_t<T>;
+  if constexpr (std::is_floating_point_v<M>) {
+    switch (op) {
+      case MathBinaryOp::atan2:
+        return map2_rows<T>(loop, [](M a, M b) { return std::atan2(a, b); });
+      case MathBinaryOp::fmod:
+        return map2_rows<T>(loop, [](M a, M b) { return std::fmod(a, b); });
+      case MathBinaryOp::remainder:
+        return map2_rows<T>(loop, [](M a, M b) { return float_remainder(a, b); });
+    }
+  } else {
+    switch (op) {
+      case MathBinaryOp::atan2:
+        break;
+      case MathBinaryOp::fmod:
+        return map2_rows<T>(loop, [](T a, T b) { return int_fmod(a, b); });
+      case MathBinaryOp::remainder:
+        return map2_rows<T>(loop, [](T a, T b) { return int_remainder(a, b); });
+    }
+    throw DTypeError(::fabric::detail::cat("atan2 kernel: needs a floating dtype, got ",
+                                           dtype_name(dtype_v<T>)));
+  }
+}
+
+void math_binary_kernel(MathBinaryOp op, const StridedLoop& loop) {
+  const DType dt = loop.ops[0].dtype;
+  switch (dt) {
+    case DType::float32:
+      return binary_typed<float>(op, loop);
+    case DType::float64:
+      return binary_typed<double>(op, loop);
+    case DType::bfloat16:
+      return binary_typed<BFloat16>(op, loop);
+    case DType::float16:
+      return binary_typed<Half>(op, loop);
+    case DType::int64:
+      return binary_typed<int64_t>(op, loop);
+    case DType::int32:
+      return binary_typed<int32_t>(op, loop);
+    case DType::int8:
+      return binary_typed<int8_t>(op, loop);
+    case DType::uint8:
+      return binary_typed<uint8_t>(op, loop);
+    default:
+      break;
+  }
+  throw DTypeError(::fabric::detail::cat("math binary kernel: op ", static_cast<int>(op),
+                                         " has no CPU kernel for ", dtype_name(dt)));
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(math_unary_stub, cpu, &cpu::math_unary_kernel);
+FABRIC_REGISTER_KERNEL(math_binary_stub, cpu, &cpu::math_binary_kernel);
+}  // namespace fabric
