@@ -1,4 +1,4 @@
-// torch.nn.Upsample: interpolate as a layer (nearest or bilinear over (N, C, H, W)).
+// torch.nn.Upsample, UpsamplingNearest2d and UpsamplingBilinear2d: interpolate as a layer.
 #pragma once
 #include <optional>
 #include <string>
@@ -12,11 +12,13 @@ struct UpsampleOptions {
   // Exactly one of size ({oh, ow}, or {s} for s x s) and scale_factor ({sh, sw}, or {s}).
   std::vector<int64_t> size;
   std::vector<double> scale_factor;
-  std::string mode = "nearest";       // "nearest" | "bilinear"
-  std::optional<bool> align_corners;  // bilinear only (torch's default: false)
+  // (N, C, L): "nearest" | "nearest-exact" | "linear" | "area";
+  // (N, C, H, W): "nearest" | "nearest-exact" | "bilinear" | "bicubic" | "area".
+  std::string mode = "nearest";
+  std::optional<bool> align_corners;  // linear, bilinear, bicubic only (torch's default: false)
 };
 
-// make<Upsample>({.scale_factor = {2}}) doubles H and W; ({.size = {32, 48}, .mode = "bilinear"})
+// make<Upsample>({.scale_factor = {2}}) doubles H and W; ({.size = {32, 48}, .mode = "bicubic"})
 // resizes to 32 x 48. The arguments are checked on the first forward, as torch does.
 class Upsample : public Module {
  public:
@@ -28,6 +30,32 @@ class Upsample : public Module {
 
  private:
   UpsampleOptions options_;
+};
+
+struct UpsamplingOptions {
+  std::vector<int64_t> size;  // exactly one of size and scale_factor, as Upsample's
+  std::vector<double> scale_factor;
+};
+
+// torch's deprecated fixed-mode forms: Upsample with mode nearest, and with mode bilinear and
+// align_corners=True (not Upsample's default false).
+class UpsamplingNearest2d : public Upsample {
+ public:
+  using Options = UpsamplingOptions;
+  explicit UpsamplingNearest2d(const UpsamplingOptions& options)
+      : Upsample({.size = options.size, .scale_factor = options.scale_factor}) {}
+  std::string type_name() const override { return "UpsamplingNearest2d"; }
+};
+
+class UpsamplingBilinear2d : public Upsample {
+ public:
+  using Options = UpsamplingOptions;
+  explicit UpsamplingBilinear2d(const UpsamplingOptions& options)
+      : Upsample({.size = options.size,
+                  .scale_factor = options.scale_factor,
+                  .mode = "bilinear",
+                  .align_corners = true}) {}
+  std::string type_name() const override { return "UpsamplingBilinear2d"; }
 };
 
 }  // namespace fabric::nn

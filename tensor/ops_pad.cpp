@@ -1,8 +1,8 @@
 // pad (torch.nn.functional.pad, torch 1.13's checks) as compositions of recorded ops, so its
 // gradient and double backward come from theirs: "constant" crops negative pads with slices and
-// concatenates value-filled blocks; "reflect" and "replicate" index_select each padded dimension
-// with source indices computed here (one gather per dimension: no new kernels, and the gradient
-// is index_select's scatter-add).
+// concatenates value-filled blocks; "reflect", "replicate" and "circular" index_select each padded
+// dimension with source indices computed here (one gather per dimension: no new kernels, and the
+// gradient is index_select's scatter-add).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -60,38 +60,75 @@ Tensor constant_pad(Tensor x, const std::vector<int64_t>& pad, double value) {
 }
 
 // Source index of output j along a dimension of `in` elements padded by (l, r): reflect mirrors
-// about the edge elements (not repeating them), replicate repeats them.
-int64_t source_index(int64_t j, int64_t in, int64_t l, bool reflect) {
+// about the edge elements (not repeating them), replicate repeats them, circular wraps around the
+// input left after the negative pads' crop (torch's _pad_circular crops first, then copies the
+// cropped input's ends around it).
+int64_t source_index(int64_t j, int64_t in, int64_t l, int64_t r, std::string_view mode) {
   const int64_t s = j - l;
-  if (reflect) return s < 0 ? -s : (s >= in ? 2 * (in - 1) - s : s);
-  return std::clamp<int64_t>(s, 0, in - 1);
+  if (mode == "reflect") return s < 0 ? -s : (s >= in ? 2 * (in - 1) - s : s);
+  if (mode == "replicate") return std::clamp<int64_t>(s, 0, in - 1);
+  const int64_t first = std::max<int64_t>(-l, 0);
+  const int64_t kept = in - first - std::max<int64_t>(-r, 0);
+  const int64_t k = (j - std::max<int64_t>(l, 0)) % kept;
+  return first + (k < 0 ? k + kept : k);
+}
+
+// torch's _pad_circular checks: it pads the spatial dims of an (N, C, ...) input only.
+void check_circular(const Tensor& x, const std::vector<int64_t>& pad) {
+  const size_t pairs = pad.size() / 2;
+  FABRIC_CHECK(x.dim() == static_cast<int64_t>(pairs) + 2, ShapeError,
+               "pad: Invalid padding size, expected ", 2 * (x.dim() - 2), " but got ", pad.size(),
+               " (circular pads the last dims of an (N, C, ...) input ", shape_str(x.sizes()),
+               ", all but N and C)");
+  for (size_t i = 0; i < pairs; ++i) {
+    const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
+    FABRIC_CHECK(l <= in && r <= in, ValueError,
+                 "pad: Padding value causes wrapping around more than once. (padding (", l, ", ", r,
+                 ") at dimension ", d, " of input ", shape_str(x.sizes()),
+                 " must be at most its size ", in, ")");
+    FABRIC_CHECK(in + l + r >= 0, ShapeError,
+                 "pad: Negative padding value is resulting in an empty dimension (padding (", l,
+                 ", ", r, ") at dimension ", d, " of input ", shape_str(x.sizes()), ")");
+    // torch reads memory it has not written when the crop leaves nothing to wrap around.
+    const int64_t kept = in - std::max<int64_t>(-l, 0) - std::max<int64_t>(-r, 0);
+    FABRIC_CHECK(in + l + r == 0 || (kept > 0 && std::max(l, r) <= kept), ValueError,
+                 "pad: circular padding (", l, ", ", r, ") at dimension ", d, " of input ",
+                 shape_str(x.sizes()), " wraps around the ", kept,
+                 " elements left after the negative pads' crop more than once");
+  }
 }
 
 Tensor index_pad(const Tensor& x, std::string_view mode, const std::vector<int64_t>& pad) {
   const bool reflect = mode == "reflect";
   const size_t pairs = pad.size() / 2;
   const bool batched = x.dim() == static_cast<int64_t>(pairs) + 2;
-  for (int64_t i = batched ? 1 : 0; i < x.dim(); ++i)
-    FABRIC_CHECK(x.size(i) > 0, ShapeError, "pad: Expected ", pairs + 1, "D or ", pairs + 2,
-                 "D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions "
-                 "for input, but got: ",
-                 list_str(x.sizes()));
-  const char* names[] = {"W", "H"};
-  for (size_t i = 0; i < pairs; ++i) {
+  if (mode == "circular") {
+    check_circular(x, pad);
+  } else {
+    for (int64_t i = batched ? 1 : 0; i < x.dim(); ++i)
+      FABRIC_CHECK(x.size(i) > 0, ShapeError, "pad: Expected ", pairs + 1, "D or ", pairs + 2,
+                   "D (batch mode) tensor with possibly 0 batch size and other non-zero "
+                   "dimensions for input, but got: ",
+                   list_str(x.sizes()));
+  }
+  const char* names[] = {"W", "H", "D"};
+  for (size_t i = 0; i < pairs && mode != "circular"; ++i) {
     const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
     FABRIC_CHECK(!reflect || (l < in && r < in), ValueError,
                  "pad: Padding size should be less than the corresponding input dimension, but "
                  "got: padding (",
                  l, ", ", r, ") at dimension ", d, " of input ", shape_str(x.sizes()),
                  " (reflect mirrors inside the input)");
-    FABRIC_CHECK(in + l + r >= 1, ShapeError, "pad: input (", names[i], ": ", in,
+    // torch's 3-d pads allow an empty output dimension, its 1-d and 2-d ones do not.
+    const int64_t least = pairs == 3 ? 0 : 1;
+    FABRIC_CHECK(in + l + r >= least, ShapeError, "pad: input (", names[i], ": ", in,
                  ") is too small. Calculated output ", names[i], ": ", in + l + r);
   }
   Tensor y = x;
   for (size_t i = 0; i < pairs; ++i) {
     const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
     std::vector<int64_t> idx(static_cast<size_t>(in + l + r));
-    for (int64_t j = 0; j < in + l + r; ++j) idx[j] = source_index(j, in, l, reflect);
+    for (int64_t j = 0; j < in + l + r; ++j) idx[j] = source_index(j, in, l, r, mode);
     const Tensor index =
         from_vector(idx, {static_cast<int64_t>(idx.size())}, {.dtype = DType::int64})
             .to(x.device());
@@ -116,20 +153,21 @@ Tensor pad(const Tensor& x_in, std::vector<int64_t> pad, std::string_view mode, 
   }
   FABRIC_CHECK(mode == "reflect" || mode == "replicate" || mode == "circular", NotImplementedError,
                "pad: Unrecognised padding mode ", mode,
-               " (expected constant, reflect or replicate)");
+               " (expected constant, reflect, replicate or circular)");
   FABRIC_CHECK(value == 0, ValueError, "pad: Padding mode \"", mode,
                "\" doesn't take in value argument (got value ", value, ")");
-  FABRIC_CHECK(mode != "circular", NotImplementedError,
-               "pad: mode \"circular\" is not implemented here (constant, reflect, replicate are)");
-  const size_t pairs = pad.size() / 2;
+  const int64_t pairs = static_cast<int64_t>(pad.size() / 2);
   const int64_t nd = x.dim();
-  FABRIC_CHECK((pairs == 1 && (nd == 2 || nd == 3)) || (pairs == 2 && (nd == 3 || nd == 4)),
+  FABRIC_CHECK(pairs >= 1 && pairs <= 3 && (nd == pairs + 1 || nd == pairs + 2),
                NotImplementedError,
                "pad: Only 2D, 3D, 4D, 5D padding with non-constant padding are supported for now; "
                "got ",
                pad.size(), " pad values for a ", nd, "-D input ", shape_str(x.sizes()),
-               " (fabric: 2 values for a 2-D/3-D input, 4 for a 3-D/4-D one)");
-  apply_autocast(mode == "reflect" ? OpId::reflection_pad : OpId::replication_pad, {&x});
+               " (expected 2 values for a 2-D/3-D input, 4 for a 3-D/4-D one, 6 for a 4-D/5-D "
+               "one)");
+  // Circular pad is torch's _pad_circular, a composition of copies on no autocast list.
+  if (mode != "circular")
+    apply_autocast(mode == "reflect" ? OpId::reflection_pad : OpId::replication_pad, {&x});
   return index_pad(x, mode, pad);
 }
 

@@ -1,8 +1,11 @@
-// interpolate (torch.nn.functional.interpolate, modes nearest and bilinear on (N, C, H, W)) with
-// torch 1.13's argument checks in its order, and its gradient. With scale_factor (and no
-// recompute_scale_factor, torch's default) the output size is floor(in * scale) and the kernels
-// read input o / scale, as torch's; with size they read o * in / out.
+// interpolate (torch.nn.functional.interpolate) with torch 1.13's argument checks in its order,
+// and its gradient. nearest, linear and bilinear run the upsampling kernels (a 1-d input is a
+// plane of height 1); nearest-exact, bicubic and area are compositions (upsample_modes.h). With
+// scale_factor (and no recompute_scale_factor, torch's default) the output size is
+// floor(in * scale) and the kernels read input o / scale, as torch's; with size they read
+// o * in / out. area, as torch, turns a scale_factor into the output size it gives.
 #include <cmath>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward_upsample.h"
+#include "tensor/upsample_modes.h"
 
 namespace fabric {
 
@@ -41,12 +45,20 @@ std::string spatial_str(const Shape& shape) {
   return s + "]";
 }
 
+bool is_one_of(std::string_view mode, std::initializer_list<std::string_view> modes) {
+  for (std::string_view m : modes)
+    if (mode == m) return true;
+  return false;
+}
+
 // torch's functional checks: mode vs align_corners, then size/scale_factor, then mode vs rank.
-// A 1-element size or scale_factor stands for torch's scalar (the same for both dims).
-UpsampleAttrs interpolate_setup(const Tensor& x, std::vector<int64_t>& size,
-                                std::vector<double>& scale, std::string_view mode,
-                                std::optional<bool> align_corners) {
-  const bool nearest = mode == "nearest" || mode == "area" || mode == "nearest-exact";
+// A 1-element size or scale_factor stands for torch's scalar (the same for every spatial dim).
+// Returns one Axis per spatial dimension.
+std::vector<upsample_modes::Axis> interpolate_setup(const Tensor& x, std::vector<int64_t>& size,
+                                                    std::vector<double>& scale,
+                                                    std::string_view mode,
+                                                    std::optional<bool> align_corners) {
+  const bool nearest = is_one_of(mode, {"nearest", "area", "nearest-exact"});
   FABRIC_CHECK(!(nearest && align_corners.has_value()), ValueError,
                "interpolate: align_corners option can only be set with the interpolating modes: "
                "linear | bilinear | bicubic | trilinear (got mode '",
@@ -70,41 +82,50 @@ UpsampleAttrs interpolate_setup(const Tensor& x, std::vector<int64_t>& size,
                spatial_str(x.sizes()), " and scale_factor of shape ", floats_str(scale),
                ". Please provide input tensor in (N, C, d1, d2, ...,dK) format and scale_factor "
                "in (s1, s2, ...,sK) format.");
-  FABRIC_CHECK(mode != "bilinear" || x.dim() == 4, NotImplementedError, "interpolate: Got ",
-               x.dim(), "D input, but bilinear mode needs 4D input");
-  FABRIC_CHECK(mode == "nearest" || mode == "bilinear", NotImplementedError,
-               "interpolate: Input Error: Only 3D, 4D and 5D input Tensors supported (got ",
-               x.dim(),
+  // torch's mode-by-rank dispatch: the linear family names the rank it needs.
+  const int64_t nd = x.dim();
+  const bool linear_family = is_one_of(mode, {"linear", "bilinear", "trilinear"});
+  const int64_t needs = mode == "linear" ? 3 : mode == "bilinear" ? 4 : 5;
+  FABRIC_CHECK(!linear_family || nd < 3 || nd > 5 || nd == needs, NotImplementedError,
+               "interpolate: Got ", nd, "D input, but ", mode, " mode needs ", needs, "D input");
+  const bool torch_has =
+      (nd >= 3 && nd <= 5) && (is_one_of(mode, {"nearest", "nearest-exact", "area"}) ||
+                               linear_family || (mode == "bicubic" && nd == 4));
+  FABRIC_CHECK(torch_has, NotImplementedError,
+               "interpolate: Input Error: Only 3D, 4D and 5D input Tensors supported (got ", nd,
                "D) for the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
                "nearest-exact (got ",
-               mode, "); fabric implements nearest and bilinear");
-  FABRIC_CHECK(x.dim() == 4, NotImplementedError,
-               "interpolate: fabric implements nearest for 4-D (N, C, H, W) input, got ",
-               shape_str(x.sizes()));
-  UpsampleAttrs a;
-  a.input_shape = x.sizes();
-  UpsampleDesc& d = a.desc;
-  d.planes = x.size(0) * x.size(1);
-  d.H = x.size(2);
-  d.W = x.size(3);
-  if (!size.empty()) {
-    d.OH = size[0];
-    d.OW = size[1];
-  } else {
-    d.OH = static_cast<int64_t>(std::floor(static_cast<double>(d.H) * scale[0]));
-    d.OW = static_cast<int64_t>(std::floor(static_cast<double>(d.W) * scale[1]));
-    d.scale_h = scale[0];
-    d.scale_w = scale[1];
+               mode, ")");
+  FABRIC_CHECK(nd != 5, NotImplementedError, "interpolate: mode ", mode, " on the 5-D input ",
+               shape_str(x.sizes()),
+               " is not implemented in fabric (it implements 3-D (N, C, L) and 4-D (N, C, H, W) "
+               "input)");
+  std::vector<upsample_modes::Axis> axes(static_cast<size_t>(dim));
+  for (int64_t k = 0; k < dim; ++k) {
+    upsample_modes::Axis& a = axes[k];
+    a.in = x.size(k + 2);
+    if (!size.empty()) {
+      a.out = size[k];
+    } else {
+      a.out = static_cast<int64_t>(std::floor(static_cast<double>(a.in) * scale[k]));
+      // area recomputes the scale from the sizes (torch sets recompute_scale_factor for it).
+      a.scale = mode == "area" ? 0.0 : scale[k];
+    }
   }
-  d.bilinear = mode == "bilinear";
-  d.align_corners = align_corners.value_or(false);
-  FABRIC_CHECK(d.H > 0 && d.W > 0 && d.OH > 0 && d.OW > 0, ValueError,
-               "interpolate: Input and output sizes should be greater than 0, but got input (H: ",
-               d.H, ", W: ", d.W, ") output (H: ", d.OH, ", W: ", d.OW, ")");
-  FABRIC_CHECK(x.size(1) > 0, ShapeError,
-               "interpolate: Non-empty 4D data tensor expected but got a tensor with sizes ",
-               shape_str(x.sizes()));
-  return a;
+  bool positive = true;
+  for (const auto& a : axes) positive = positive && a.in > 0 && a.out > 0;
+  if (dim == 1)
+    FABRIC_CHECK(positive, ValueError,
+                 "interpolate: Input and output sizes should be greater than 0, but got input (W: ",
+                 axes[0].in, ") and output (W: ", axes[0].out, ")");
+  else
+    FABRIC_CHECK(positive, ValueError,
+                 "interpolate: Input and output sizes should be greater than 0, but got input (H: ",
+                 axes[0].in, ", W: ", axes[1].in, ") output (H: ", axes[0].out,
+                 ", W: ", axes[1].out, ")");
+  FABRIC_CHECK(x.size(1) > 0, ShapeError, "interpolate: Non-empty ", nd,
+               "D data tensor expected but got a tensor with sizes ", shape_str(x.sizes()));
+  return axes;
 }
 
 void check_float(const char* op, const Tensor& t) {
@@ -120,20 +141,50 @@ void check_float(const char* op, const Tensor& t) {
 Tensor interpolate(const Tensor& x_in, std::vector<int64_t> size, std::vector<double> scale_factor,
                    std::string_view mode, std::optional<bool> align_corners) {
   FABRIC_CHECK(x_in.defined(), ValueError, "interpolate: undefined input");
-  UpsampleAttrs a = interpolate_setup(x_in, size, scale_factor, mode, align_corners);
-  const OpId id = a.desc.bilinear ? OpId::upsample_bilinear2d : OpId::upsample_nearest2d;
+  const auto axes = interpolate_setup(x_in, size, scale_factor, mode, align_corners);
   Tensor x = x_in;
+  if (mode == "area") return upsample_modes::area(x, axes);
+  if (mode == "nearest-exact") {  // on no autocast list, as torch's _upsample_nearest_exact*
+    check_float("interpolate", x);
+    return upsample_modes::nearest_exact(x, axes);
+  }
+  if (mode == "bicubic") {
+    apply_autocast(OpId::upsample_bicubic2d, {&x});
+    check_float("interpolate", x);
+    return upsample_modes::bicubic(x, axes, align_corners.value_or(false));
+  }
+  // nearest, linear, bilinear: the kernels, a 1-d (N, C, L) input as planes of height 1.
+  const bool one_d = axes.size() == 1, linear = mode != "nearest";
+  const OpId id = one_d ? (linear ? OpId::upsample_linear1d : OpId::upsample_nearest1d)
+                        : (linear ? OpId::upsample_bilinear2d : OpId::upsample_nearest2d);
   apply_autocast(id, {&x});
   check_float("interpolate", x);
-  a.desc.dtype = x.dtype();
-  Tensor out = empty({x.size(0), x.size(1), a.desc.OH, a.desc.OW},
-                     {.dtype = x.dtype(), .device = x.device()});
+  UpsampleAttrs a;
+  UpsampleDesc& d = a.desc;
+  d.planes = x.size(0) * x.size(1);
+  const upsample_modes::Axis rows = one_d ? upsample_modes::Axis{1, 1, 0} : axes[0];
+  const upsample_modes::Axis& cols = axes.back();
+  d.H = rows.in;
+  d.OH = rows.out;
+  d.scale_h = rows.scale;
+  d.W = cols.in;
+  d.OW = cols.out;
+  d.scale_w = cols.scale;
+  d.bilinear = linear;
+  d.align_corners = align_corners.value_or(false);
+  d.dtype = x.dtype();
+  a.input_shape = {x.size(0), x.size(1), d.H, d.W};
+  const Shape out_shape =
+      one_d ? Shape{x.size(0), x.size(1), d.OW} : Shape{x.size(0), x.size(1), d.OH, d.OW};
+  Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   if (out.numel() > 0) {
     Tensor xc = x.detach().contiguous();
-    upsample2d_forward_stub(x.device())(a.desc, xc.data_ptr(), out.data_ptr());
+    upsample2d_forward_stub(x.device())(d, xc.data_ptr(), out.data_ptr());
   }
-  record_op(id, {x}, {&out}, &a,
-            a.desc.bilinear ? "UpsampleBilinear2DBackward1" : "UpsampleNearest2DBackward1");
+  const char* node = one_d
+                         ? (linear ? "UpsampleLinear1DBackward1" : "UpsampleNearest1DBackward1")
+                         : (linear ? "UpsampleBilinear2DBackward1" : "UpsampleNearest2DBackward1");
+  record_op(id, {x}, {&out}, &a, node);
   return out;
 }
 

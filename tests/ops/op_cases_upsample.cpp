@@ -1,12 +1,15 @@
-// Harness cases for interpolate (nearest, bilinear) and pad (constant, reflect, replicate), each
+// Harness cases for interpolate (every mode), pad (every mode) and pixel_shuffle/unshuffle, each
 // against a naive float64 reference written here from torch 1.13's formulas (UpSample.h's source
-// indices, F.pad's index maps), with finite-difference gradients.
+// indices and cubic convolution, adaptive pooling's windows, F.pad's index maps), with
+// finite-difference gradients.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/ops/op_harness.h"
 
@@ -56,8 +59,109 @@ RefTensor ref_interpolate(const RefTensor& x, std::vector<int64_t> size, std::ve
   return out;
 }
 
+// The (input, weight) pairs output o of one spatial dimension reads, from the definitions: nearest
+// as ref_taps, nearest-exact rounds the pixel centre (o + 0.5) * in / out down, bicubic weighs
+// the four inputs around the source position with Keys' kernel (a = -0.75, edges clamped), area
+// averages the window [floor(o * in / out), ceil((o + 1) * in / out)).
+std::vector<std::pair<int64_t, double>> ref_reads(const std::string& mode, bool align, int64_t o,
+                                                  int64_t in, int64_t out, double scale) {
+  const double ratio = align ? (out > 1 ? double(in - 1) / double(out - 1) : 0.0)
+                             : (scale > 0 ? 1.0 / scale : double(in) / double(out));
+  if (mode == "nearest" || mode == "linear" || mode == "bilinear") {
+    const Taps t = ref_taps(mode != "nearest", align, o, in, out, scale);
+    return {{t.i0, t.l0}, {t.i1, t.l1}};
+  }
+  if (mode == "nearest-exact")
+    return {{std::min<int64_t>(static_cast<int64_t>(std::floor((o + 0.5) * ratio)), in - 1), 1.0}};
+  if (mode == "bicubic") {
+    const double real = align ? ratio * o : ratio * (o + 0.5) - 0.5, a = -0.75;
+    const int64_t base = static_cast<int64_t>(std::floor(real));
+    std::vector<std::pair<int64_t, double>> reads;
+    for (int64_t i = base - 1; i <= base + 2; ++i) {
+      const double d = std::abs(real - static_cast<double>(i));
+      const double w =
+          d <= 1 ? ((a + 2) * d - (a + 3)) * d * d + 1 : ((a * d - 5 * a) * d + 8 * a) * d - 4 * a;
+      reads.push_back({std::clamp<int64_t>(i, 0, in - 1), w});
+    }
+    return reads;
+  }
+  const int64_t lo = (o * in) / out, hi = ((o + 1) * in + out - 1) / out;  // area
+  std::vector<std::pair<int64_t, double>> reads;
+  for (int64_t i = lo; i < hi; ++i) reads.push_back({i, 1.0 / static_cast<double>(hi - lo)});
+  return reads;
+}
+
+// interpolate on (N, C, L) or (N, C, H, W) in any mode: each output sums the products of its reads
+// along every spatial dimension (a 1-d input is one row).
+RefTensor ref_interpolate_mode(const RefTensor& x, std::vector<int64_t> size,
+                               std::vector<double> scale, const std::string& mode, bool align) {
+  const bool one_d = x.shape.size() == 3;
+  const int64_t P = x.shape[0] * x.shape[1], H = one_d ? 1 : x.shape[2], W = x.shape.back();
+  const size_t dims = one_d ? 1 : 2;
+  if (size.size() == 1) size.assign(dims, size[0]);
+  if (scale.size() == 1) scale.assign(dims, scale[0]);
+  auto out_of = [&](size_t k, int64_t in) {
+    return size.empty() ? static_cast<int64_t>(std::floor(static_cast<double>(in) * scale[k]))
+                        : size[k];
+  };
+  // area recomputes its scale from the sizes, as torch.
+  auto scale_of = [&](size_t k) { return scale.empty() || mode == "area" ? 0.0 : scale[k]; };
+  const int64_t OH = one_d ? 1 : out_of(0, H), OW = out_of(dims - 1, W);
+  Shape os = x.shape;
+  os.back() = OW;
+  if (!one_d) os[2] = OH;
+  RefTensor out{os, std::vector<double>(static_cast<size_t>(P * OH * OW))};
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const auto rows = one_d ? std::vector<std::pair<int64_t, double>>{{0, 1.0}}
+                              : ref_reads(mode, align, oh, H, OH, scale_of(0));
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        double acc = 0;
+        for (const auto& [h, wh] : rows)
+          for (const auto& [w, ww] : ref_reads(mode, align, ow, W, OW, scale_of(dims - 1)))
+            acc += wh * ww * x.v[(p * H + h) * W + w];
+        out.v[(p * OH + oh) * OW + ow] = acc;
+      }
+    }
+  return out;
+}
+
+// pixel_shuffle: output (c, h * r + i, w * r + j) is input (c * r * r + i * r + j, h, w);
+// pixel_unshuffle the reverse.
+RefTensor ref_pixel_shuffle(const RefTensor& x, int64_t r, bool shuffle) {
+  const size_t nd = x.shape.size();
+  Shape os = x.shape;
+  if (shuffle) {
+    os[nd - 3] /= r * r;
+    os[nd - 2] *= r;
+    os[nd - 1] *= r;
+  } else {
+    os[nd - 3] *= r * r;
+    os[nd - 2] /= r;
+    os[nd - 1] /= r;
+  }
+  const Shape& big = shuffle ? os : x.shape;  // the (C, H*r, W*r) side
+  RefTensor out{os, std::vector<double>(static_cast<size_t>(numel_of(os)))};
+  const int64_t batch = numel_of(os) / (os[nd - 3] * os[nd - 2] * os[nd - 1]);
+  const int64_t C = big[nd - 3], BH = big[nd - 2], BW = big[nd - 1];
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < BH; ++y)
+        for (int64_t z = 0; z < BW; ++z) {
+          const int64_t small_c = c * r * r + (y % r) * r + (z % r);
+          const int64_t big_i = ((b * C + c) * BH + y) * BW + z;
+          const int64_t small_i = ((b * C * r * r + small_c) * (BH / r) + y / r) * (BW / r) + z / r;
+          if (shuffle)
+            out.v[big_i] = x.v[small_i];
+          else
+            out.v[small_i] = x.v[big_i];
+        }
+  return out;
+}
+
 // F.pad: output index j of a padded dimension reads input j - left, reflected about the edges
-// (reflect), clamped to them (replicate), or is `value` outside the input (constant).
+// (reflect), clamped to them (replicate), wrapped around the input left after cropping the
+// negative pads (circular), or is `value` outside the input (constant).
 RefTensor ref_pad(const RefTensor& x, const std::vector<int64_t>& pad, const std::string& mode,
                   double value) {
   const size_t nd = x.shape.size(), pairs = pad.size() / 2;
@@ -75,7 +179,13 @@ RefTensor ref_pad(const RefTensor& x, const std::vector<int64_t>& pad, const std
     for (size_t d = 0; d < nd; ++d) {
       const size_t pair = nd - 1 - d;
       const int64_t in = x.shape[d];
-      int64_t s = idx[d] - (pair < pairs ? pad[2 * pair] : 0);
+      const int64_t l = pair < pairs ? pad[2 * pair] : 0, r = pair < pairs ? pad[2 * pair + 1] : 0;
+      int64_t s = idx[d] - l;
+      if (mode == "circular") {
+        const int64_t first = std::max<int64_t>(-l, 0);
+        const int64_t kept = in - first - std::max<int64_t>(-r, 0);
+        s = first + ((idx[d] - std::max<int64_t>(l, 0)) % kept + kept) % kept;
+      }
       if (mode == "reflect") s = s < 0 ? -s : (s >= in ? 2 * (in - 1) - s : s);
       if (mode == "replicate") s = std::clamp<int64_t>(s, 0, in - 1);
       inside = inside && s >= 0 && s < in;
@@ -94,6 +204,25 @@ OpCase interp_case(std::string name, Shape x, std::vector<int64_t> size, std::ve
           [=](const std::vector<RefTensor>& t) {
             return ref_interpolate(t[0], size, scale, mode == "bilinear", align.value_or(false));
           }};
+}
+
+OpCase mode_case(std::string name, Shape x, std::vector<int64_t> size, std::vector<double> scale,
+                 std::string mode, std::optional<bool> align = std::nullopt) {
+  return {"interpolate/" + name,
+          {F(std::move(x))},
+          [=](const std::vector<Tensor>& t) { return interpolate(t[0], size, scale, mode, align); },
+          [=](const std::vector<RefTensor>& t) {
+            return ref_interpolate_mode(t[0], size, scale, mode, align.value_or(false));
+          }};
+}
+
+OpCase shuffle_case(std::string name, Shape x, int64_t r, bool shuffle) {
+  return {(shuffle ? "pixel_shuffle/" : "pixel_unshuffle/") + name,
+          {F(std::move(x))},
+          [=](const std::vector<Tensor>& t) {
+            return shuffle ? pixel_shuffle(t[0], r) : pixel_unshuffle(t[0], r);
+          },
+          [=](const std::vector<RefTensor>& t) { return ref_pixel_shuffle(t[0], r, shuffle); }};
 }
 
 OpCase pad_case(std::string name, Shape x, std::vector<int64_t> pad, std::string mode,
@@ -125,6 +254,35 @@ std::vector<OpCase> upsample_op_cases() {
       pad_case("reflect_2d_unbatched_crop", {2, 3, 4}, {-1, 2, 1, -1}, "reflect"),
       pad_case("replicate_1d", {3, 4}, {2, 5}, "replicate"),
       pad_case("replicate_2d", {2, 1, 2, 3}, {3, 1, 0, 4}, "replicate"),
+      pad_case("reflect_3d", {1, 2, 3, 3, 4}, {1, 2, 2, 0, 1, 1}, "reflect"),
+      pad_case("reflect_3d_unbatched_crop", {2, 3, 3, 4}, {-1, 2, 1, -1, 2, 0}, "reflect"),
+      pad_case("replicate_3d", {2, 1, 2, 3, 2}, {3, 1, 0, 2, 1, 2}, "replicate"),
+      pad_case("circular_1d", {2, 3, 5}, {2, 4}, "circular"),
+      pad_case("circular_1d_crop_then_wrap", {1, 2, 4}, {-1, 2}, "circular"),
+      pad_case("circular_2d", {2, 2, 3, 4}, {1, 3, 3, 2}, "circular"),
+      pad_case("circular_2d_crop", {1, 2, 4, 4}, {2, -1, -2, 1}, "circular"),
+      pad_case("circular_3d", {1, 2, 2, 3, 4}, {1, 2, 0, 3, 2, 1}, "circular"),
+      mode_case("nearest_1d_up", {2, 3, 5}, {8}, {}, "nearest"),
+      mode_case("nearest_1d_scale_0.7", {1, 2, 7}, {}, {0.7}, "nearest"),
+      mode_case("linear_1d_up", {2, 2, 4}, {9}, {}, "linear"),
+      mode_case("linear_1d_down_align_corners", {1, 3, 9}, {4}, {}, "linear", true),
+      mode_case("linear_1d_scale_1.6", {1, 2, 5}, {}, {1.6}, "linear"),
+      mode_case("nearest_exact_1d", {2, 2, 5}, {7}, {}, "nearest-exact"),
+      mode_case("nearest_exact_up", {1, 2, 3, 4}, {5, 9}, {}, "nearest-exact"),
+      mode_case("nearest_exact_down", {1, 2, 7, 6}, {3, 4}, {}, "nearest-exact"),
+      mode_case("bicubic_up", {2, 1, 3, 4}, {5, 7}, {}, "bicubic"),
+      mode_case("bicubic_down", {1, 2, 6, 7}, {3, 4}, {}, "bicubic"),
+      mode_case("bicubic_align_corners", {1, 2, 3, 4}, {5, 6}, {}, "bicubic", true),
+      mode_case("bicubic_scale_1.7x0.6", {1, 1, 4, 5}, {}, {1.7, 0.6}, "bicubic"),
+      mode_case("area_down", {2, 2, 6, 7}, {3, 4}, {}, "area"),
+      mode_case("area_up", {1, 2, 3, 4}, {5, 6}, {}, "area"),
+      mode_case("area_1d", {2, 3, 7}, {3}, {}, "area"),
+      mode_case("area_scale_0.5", {1, 2, 4, 6}, {}, {0.5}, "area"),
+      shuffle_case("r2", {2, 8, 3, 2}, 2, true),
+      shuffle_case("r3_extra_batch_dims", {2, 1, 9, 2, 2}, 3, true),
+      shuffle_case("unbatched", {4, 2, 3}, 2, true),
+      shuffle_case("r2", {2, 2, 4, 6}, 2, false),
+      shuffle_case("r3_unbatched", {1, 3, 6}, 3, false),
   };
 }
 
