@@ -1,0 +1,141 @@
+// nn::RNN, nn::LSTM and nn::GRU: torch.nn's multi-layer recurrent layers (1.13) with their
+// state_dict keys (weight_ih_l0, ..., bias_hh_l1_reverse), init, shapes, dropout between layers
+// and printout, so sequence models written against torch port key by key. Each time step is one
+// recurrent cell op (tensor/ops.h: lstm_cell, gru_cell, rnn_tanh_cell, rnn_relu_cell).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace fabric::nn {
+
+struct RNNOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  std::string nonlinearity = "tanh";  // "tanh" or "relu"
+  bool bias = true;                   // bias_ih_l* and bias_hh_l*
+  bool batch_first = false;           // (N, L, H_in) input and output instead of (L, N, H_in)
+  double dropout = 0.0;               // on every layer's output but the last, while training
+  bool bidirectional = false;
+  Generator* generator = nullptr;  // the dropout's; null: the default generator
+};
+
+// torch's proj_size (LSTM with projections) is not offered: h has hidden_size features.
+struct LSTMOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  bool bias = true;
+  bool batch_first = false;
+  double dropout = 0.0;
+  bool bidirectional = false;
+  Generator* generator = nullptr;
+};
+
+struct GRUOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  bool bias = true;
+  bool batch_first = false;
+  double dropout = 0.0;
+  bool bidirectional = false;
+  Generator* generator = nullptr;
+};
+
+// What RNN and GRU return: output (L, N, D * H) ((N, L, D * H) with batch_first, (L, D * H)
+// unbatched) and h_n (num_layers * D, N, H) ((num_layers * D, H) unbatched), D = 2 when
+// bidirectional. `auto [output, h_n] = gru->forward_with_state(x);`
+struct RNNOutput {
+  Tensor output;
+  Tensor h_n;
+};
+// LSTM's, with the final cell state c_n shaped as h_n.
+struct LSTMOutput {
+  Tensor output;
+  Tensor h_n;
+  Tensor c_n;
+};
+
+// The layers' shared machinery (torch's RNNBase): parameters, checks and the time loop.
+class RecurrentBase : public Module {
+ public:
+  enum class Cell { rnn_tanh, rnn_relu, lstm, gru };
+  struct Config {
+    int64_t input_size, hidden_size, num_layers;
+    bool bias, batch_first;
+    double dropout;
+    bool bidirectional;
+    Generator* generator;
+  };
+  // Draws every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.
+  void reset_parameters(Generator* gen = nullptr);
+  std::string extra_repr() const override;
+  const Config& config() const { return config_; }
+
+ protected:
+  RecurrentBase(Cell cell, const Config& config);
+  // input (L, N, H_in) / (N, L, H_in) / (L, H_in); h0 and c0 (c0: LSTM only) optional (zeros).
+  LSTMOutput run(const Tensor& input, const Tensor& h0, const Tensor& c0);
+
+ private:
+  struct Weights {
+    Tensor w_ih, w_hh, b_ih, b_hh;  // biases undefined without bias
+  };
+  // h0 or c0 made (num_layers * D, N, H), checked against that shape.
+  Tensor initial_state(const char* what, const Tensor& given, bool batched, int64_t n,
+                       const Tensor& like) const;
+
+  Cell cell_;
+  Config config_;
+  std::vector<Weights> weights_;  // per layer, then per direction, as torch registers them
+};
+
+// Elman RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (or relu).
+class RNN : public RecurrentBase {
+ public:
+  using Options = RNNOptions;
+  explicit RNN(const RNNOptions& options);
+  // The output only (so the layer fits a Sequential), from zero initial states.
+  Tensor forward(const Tensor& input) override;
+  // h0: (num_layers * D, N, H) ((num_layers * D, H) unbatched), zeros when undefined.
+  RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
+  // Printed as torch prints it: without the nonlinearity.
+  std::string type_name() const override { return "RNN"; }
+  const RNNOptions& options() const { return options_; }
+
+ private:
+  RNNOptions options_;
+};
+
+class LSTM : public RecurrentBase {
+ public:
+  using Options = LSTMOptions;
+  explicit LSTM(const LSTMOptions& options);
+  Tensor forward(const Tensor& input) override;
+  // h0 and c0 shaped as h_n, each zeros when undefined.
+  LSTMOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor(),
+                                const Tensor& c0 = Tensor());
+  std::string type_name() const override { return "LSTM"; }
+  const LSTMOptions& options() const { return options_; }
+
+ private:
+  LSTMOptions options_;
+};
+
+class GRU : public RecurrentBase {
+ public:
+  using Options = GRUOptions;
+  explicit GRU(const GRUOptions& options);
+  Tensor forward(const Tensor& input) override;
+  RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
+  std::string type_name() const override { return "GRU"; }
+  const GRUOptions& options() const { return options_; }
+
+ private:
+  GRUOptions options_;
+};
+
+}  // namespace fabric::nn
