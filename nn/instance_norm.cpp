@@ -1,0 +1,73 @@
+// InstanceNorm1d/2d: torch 1.13's _InstanceNorm checks (input dims, num_features) and forward.
+#include "nn/instance_norm.h"
+
+#include "nn/functional_instance_norm.h"
+#include "nn/init.h"
+#include "tensor/factory.h"
+#include "tensor/warning.h"
+
+namespace fabric::nn {
+
+InstanceNorm::InstanceNorm(const InstanceNormOptions& options) : options_(options) {
+  FABRIC_CHECK(options.num_features > 0, ValueError, "InstanceNorm: num_features must be > 0, got ",
+               options.num_features);
+  FABRIC_CHECK(options.eps >= 0, ValueError, "InstanceNorm: eps must be >= 0, got ", options.eps);
+  const Shape c = {options.num_features};
+  if (options.affine) {
+    weight = register_parameter("weight", empty(c));
+    bias = register_parameter("bias", empty(c));
+  }
+  if (options.track_running_stats) {
+    running_mean = register_buffer("running_mean", zeros(c));
+    running_var = register_buffer("running_var", ones(c));
+    num_batches_tracked =
+        register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::int64}));
+  }
+  reset_parameters();
+}
+
+void InstanceNorm::reset_running_stats() {
+  if (!options_.track_running_stats) return;
+  running_mean.zero_();
+  running_var.fill_(1);
+  num_batches_tracked.zero_();
+}
+
+void InstanceNorm::reset_parameters() {
+  reset_running_stats();
+  if (weight.defined()) init::ones_(weight);
+  if (bias.defined()) init::zeros_(bias);
+}
+
+Tensor InstanceNorm::forward(const Tensor& x) {
+  const int64_t unbatched = no_batch_dim();
+  FABRIC_CHECK(x.defined(), ValueError, type_name(), ": undefined input");
+  FABRIC_CHECK(x.dim() == unbatched || x.dim() == unbatched + 1, ValueError, type_name(),
+               ": expected ", unbatched, "D or ", unbatched + 1, "D input (got ", x.dim(),
+               "D input of shape ", shape_str(x.sizes()), ")");
+  const int64_t feature_dim = x.dim() - unbatched;
+  const int64_t features = x.size(feature_dim);
+  if (features != options_.num_features) {
+    // Without affine parameters (or running statistics) num_features is not used: torch warns.
+    FABRIC_CHECK(!options_.affine, ValueError, type_name(),
+                 ": expected input's size at dim=", feature_dim, " to match num_features (",
+                 options_.num_features, "), but got: ", features, ".");
+    warn(detail::cat(type_name(), ": input's size at dim=", feature_dim,
+                     " does not match num_features. You can silence this warning by not passing "
+                     "in num_features, which is not used because affine=False"));
+  }
+  const bool use_input_stats = is_training() || !options_.track_running_stats;
+  const Tensor batched = x.dim() == unbatched ? x.unsqueeze(0) : x;
+  const Tensor y = instance_norm(batched, running_mean, running_var, weight, bias, use_input_stats,
+                                 options_.momentum, options_.eps);
+  return x.dim() == unbatched ? y.squeeze(0) : y;
+}
+
+std::string InstanceNorm::extra_repr() const {
+  return detail::cat(options_.num_features, ", eps=", options_.eps,
+                     ", momentum=", options_.momentum,
+                     ", affine=", options_.affine ? "True" : "False",
+                     ", track_running_stats=", options_.track_running_stats ? "True" : "False");
+}
+
+}  // namespace fabric::nn
