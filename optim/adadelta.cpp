@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "optim/cpu_param_loop.h"
+#include "optim/hyper_param_fields.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -12,42 +13,36 @@ namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const AdadeltaOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "Adadelta: invalid learning rate ", o.lr,
-               " (expected lr >= 0)");
+  hyper_fields::check_lr("Adadelta", o.lr);
   FABRIC_CHECK(o.rho >= 0 && o.rho <= 1, ValueError, "Adadelta: invalid rho ", o.rho,
                " (expected 0 <= rho <= 1)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "Adadelta: invalid epsilon ", o.eps, " (expected eps >= 0)");
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "Adadelta: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_eps("Adadelta", o.eps);
+  hyper_fields::check_weight_decay("Adadelta", o.weight_decay);
 }
 
+namespace {
+constexpr hyper_fields::Fields<AdadeltaOptions, 5> kAdadeltaFields = {{
+    {"lr", &AdadeltaOptions::lr},
+    {"rho", &AdadeltaOptions::rho},
+    {"eps", &AdadeltaOptions::eps},
+    {"weight_decay", &AdadeltaOptions::weight_decay},
+    {"maximize", &AdadeltaOptions::maximize},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const AdadeltaOptions& o) {
-  return {{"lr", o.lr},
-          {"rho", o.rho},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay},
-          {"maximize", o.maximize}};
+  return hyper_fields::to_hyper_params(kAdadeltaFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, AdadeltaOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "Adadelta");
-  read_hyper_param(h, "rho", o.rho, "Adadelta");
-  read_hyper_param(h, "eps", o.eps, "Adadelta");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "Adadelta");
-  read_hyper_param(h, "maximize", o.maximize, "Adadelta");
+  hyper_fields::from_hyper_params(kAdadeltaFields, h, o, "Adadelta");
 }
 
 Adadelta::Adadelta(std::vector<Tensor> params, const AdadeltaOptions& options)
-    : GroupedOptimizer("Adadelta", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "Adadelta: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+    : GroupedOptimizer("Adadelta", std::move(params), options) {}
 
 Adadelta::Adadelta(std::vector<Group> groups, const AdadeltaOptions& defaults)
-    : GroupedOptimizer("Adadelta", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "Adadelta: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+    : GroupedOptimizer("Adadelta", std::move(groups), defaults) {}
 
 namespace {
 

@@ -1,6 +1,7 @@
 // Adam/AdamW: option checks, hyper-parameter (de)serialisation and the step over the fused kernel.
 #include "optim/adam.h"
 
+#include "optim/hyper_param_fields.h"
 #include "tensor/factory.h"
 #include "tensor/optim_kernels.h"
 
@@ -9,37 +10,21 @@ namespace {
 
 template <class O>
 void validate_adam(const O& o, const char* who) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, who, ": invalid learning rate ", o.lr, " (expected lr >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, who, ": invalid epsilon ", o.eps, " (expected eps >= 0)");
-  for (int i = 0; i < 2; ++i) {
-    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError, who, ": invalid beta parameter at index ", i, ": ",
-                 o.betas[i], " (expected 0 <= beta < 1)");
-  }
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, who, ": invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_lr(who, o.lr);
+  hyper_fields::check_eps(who, o.eps);
+  hyper_fields::check_betas(who, o.betas);
+  hyper_fields::check_weight_decay(who, o.weight_decay);
 }
 
 template <class O>
-HyperParams adam_hyper(const O& o) {
-  return {{"lr", o.lr},
-          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay},
-          {"amsgrad", o.amsgrad},
-          {"maximize", o.maximize}};
-}
-
-template <class O>
-void adam_from_hyper(const HyperParams& h, O& o, const char* who) {
-  read_hyper_param(h, "lr", o.lr, who);
-  std::vector<double> betas{o.betas[0], o.betas[1]};
-  read_hyper_param(h, "betas", betas, 2, who);
-  o.betas = {betas[0], betas[1]};
-  read_hyper_param(h, "eps", o.eps, who);
-  read_hyper_param(h, "weight_decay", o.weight_decay, who);
-  read_hyper_param(h, "amsgrad", o.amsgrad, who);
-  read_hyper_param(h, "maximize", o.maximize, who);
-}
+constexpr hyper_fields::Fields<O, 6> kAdamFields = {{
+    {"lr", &O::lr},
+    {"betas", &O::betas},
+    {"eps", &O::eps},
+    {"weight_decay", &O::weight_decay},
+    {"amsgrad", &O::amsgrad},
+    {"maximize", &O::maximize},
+}};
 
 template <class O>
 constexpr const char* adam_name() {
@@ -50,24 +35,26 @@ constexpr const char* adam_name() {
 
 void validate_options(const AdamOptions& o) { validate_adam(o, "Adam"); }
 void validate_options(const AdamWOptions& o) { validate_adam(o, "AdamW"); }
-HyperParams to_hyper_params(const AdamOptions& o) { return adam_hyper(o); }
-HyperParams to_hyper_params(const AdamWOptions& o) { return adam_hyper(o); }
-void from_hyper_params(const HyperParams& h, AdamOptions& o) { adam_from_hyper(h, o, "Adam"); }
-void from_hyper_params(const HyperParams& h, AdamWOptions& o) { adam_from_hyper(h, o, "AdamW"); }
+HyperParams to_hyper_params(const AdamOptions& o) {
+  return hyper_fields::to_hyper_params(kAdamFields<AdamOptions>, o);
+}
+HyperParams to_hyper_params(const AdamWOptions& o) {
+  return hyper_fields::to_hyper_params(kAdamFields<AdamWOptions>, o);
+}
+void from_hyper_params(const HyperParams& h, AdamOptions& o) {
+  hyper_fields::from_hyper_params(kAdamFields<AdamOptions>, h, o, "Adam");
+}
+void from_hyper_params(const HyperParams& h, AdamWOptions& o) {
+  hyper_fields::from_hyper_params(kAdamFields<AdamWOptions>, h, o, "AdamW");
+}
 
 template <class Options, bool kDecoupled>
 AdamFamily<Options, kDecoupled>::AdamFamily(std::vector<Tensor> params, const Options& options)
-    : GroupedOptimizer<Options>(adam_name<Options>(), options) {
-  FABRIC_CHECK(!params.empty(), ValueError, this->name(), ": got an empty parameter list");
-  this->add_param_group(std::move(params));
-}
+    : GroupedOptimizer<Options>(adam_name<Options>(), std::move(params), options) {}
 
 template <class Options, bool kDecoupled>
 AdamFamily<Options, kDecoupled>::AdamFamily(std::vector<Group> groups, const Options& defaults)
-    : GroupedOptimizer<Options>(adam_name<Options>(), defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, this->name(), ": got an empty list of parameter groups");
-  for (Group& g : groups) this->add_param_group(std::move(g));
-}
+    : GroupedOptimizer<Options>(adam_name<Options>(), std::move(groups), defaults) {}
 
 template <class Options, bool kDecoupled>
 void AdamFamily<Options, kDecoupled>::step_impl() {

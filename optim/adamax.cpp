@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "optim/cpu_param_loop.h"
+#include "optim/hyper_param_fields.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -14,47 +15,35 @@ namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const AdamaxOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "Adamax: invalid learning rate ", o.lr,
-               " (expected lr >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "Adamax: invalid epsilon ", o.eps, " (expected eps >= 0)");
-  for (int i = 0; i < 2; ++i) {
-    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError,
-                 "Adamax: invalid beta parameter at index ", i, ": ", o.betas[i],
-                 " (expected 0 <= beta < 1)");
-  }
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "Adamax: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_lr("Adamax", o.lr);
+  hyper_fields::check_eps("Adamax", o.eps);
+  hyper_fields::check_betas("Adamax", o.betas);
+  hyper_fields::check_weight_decay("Adamax", o.weight_decay);
 }
 
+namespace {
+constexpr hyper_fields::Fields<AdamaxOptions, 5> kAdamaxFields = {{
+    {"lr", &AdamaxOptions::lr},
+    {"betas", &AdamaxOptions::betas},
+    {"eps", &AdamaxOptions::eps},
+    {"weight_decay", &AdamaxOptions::weight_decay},
+    {"maximize", &AdamaxOptions::maximize},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const AdamaxOptions& o) {
-  return {{"lr", o.lr},
-          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay},
-          {"maximize", o.maximize}};
+  return hyper_fields::to_hyper_params(kAdamaxFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, AdamaxOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "Adamax");
-  std::vector<double> betas{o.betas[0], o.betas[1]};
-  read_hyper_param(h, "betas", betas, 2, "Adamax");
-  o.betas = {betas[0], betas[1]};
-  read_hyper_param(h, "eps", o.eps, "Adamax");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "Adamax");
-  read_hyper_param(h, "maximize", o.maximize, "Adamax");
+  hyper_fields::from_hyper_params(kAdamaxFields, h, o, "Adamax");
 }
 
 Adamax::Adamax(std::vector<Tensor> params, const AdamaxOptions& options)
-    : GroupedOptimizer("Adamax", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "Adamax: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+    : GroupedOptimizer("Adamax", std::move(params), options) {}
 
 Adamax::Adamax(std::vector<Group> groups, const AdamaxOptions& defaults)
-    : GroupedOptimizer("Adamax", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "Adamax: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+    : GroupedOptimizer("Adamax", std::move(groups), defaults) {}
 
 namespace {
 

@@ -18,6 +18,8 @@ std::vector<std::pair<std::string, Tensor>> SchedulerState::flatten(const std::s
       {prefix + "last_epoch", scalar_tensor(last_epoch, {.dtype = DType::int64})},
       {prefix + "base_lrs", from_vector<double>(base_lrs, {static_cast<int64_t>(base_lrs.size())})},
       {prefix + "_last_lr", from_vector<double>(last_lr, {static_cast<int64_t>(last_lr.size())})}};
+  for (const auto& [name, value] : extra)
+    items.emplace_back(prefix + name, scalar_tensor(value, {.dtype = DType::float64}));
   for (size_t i = 0; i < schedulers.size(); ++i) {
     for (auto& item : schedulers[i].flatten(prefix + "_schedulers." + std::to_string(i) + ".")) {
       items.push_back(std::move(item));
@@ -44,6 +46,13 @@ SchedulerState SchedulerState::unflatten(const std::vector<std::pair<std::string
   s.last_epoch = e.item<int64_t>();
   s.base_lrs = find("base_lrs").to_vector<double>();
   s.last_lr = find("_last_lr").to_vector<double>();
+  // Extras: the other 0-dim keys directly under the prefix.
+  for (const auto& [k, t] : items) {
+    if (k.rfind(prefix, 0) != 0 || !t.defined() || t.dim() != 0) continue;
+    const std::string name = k.substr(prefix.size());
+    if (name == "last_epoch" || name.find('.') != std::string::npos) continue;
+    s.extra.emplace_back(name, t.item<double>());
+  }
   // Composed schedulers: "<prefix>_schedulers.<i>.<key>", i counting from 0 without gaps.
   const std::string nested = prefix + "_schedulers.";
   size_t count = 0;

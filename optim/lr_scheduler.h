@@ -18,11 +18,16 @@ struct SchedulerState {
   std::vector<double> last_lr;
   // SequentialLR, ChainedScheduler: the composed schedulers' states, in order (empty otherwise).
   std::vector<SchedulerState> schedulers;
+  // A scheduler's own progress beyond last_epoch, by torch's attribute name
+  // (CosineAnnealingWarmRestarts: T_i and T_cur, which a fractional step(epoch) leaves off
+  // last_epoch's values).
+  std::vector<std::pair<std::string, double>> extra;
 
-  // Keys under `prefix`: "last_epoch" (0-dim int64), "base_lrs" and "_last_lr" (1-D float64), and
-  // each composed scheduler's keys under "<prefix>_schedulers.<i>.".
+  // Keys under `prefix`: "last_epoch" (0-dim int64), "base_lrs" and "_last_lr" (1-D float64), each
+  // extra (0-dim float64), and each composed scheduler's keys under "<prefix>_schedulers.<i>.".
   std::vector<std::pair<std::string, Tensor>> flatten(const std::string& prefix = "") const;
-  // Keys not starting with `prefix` are ignored; a missing key raises ValueError.
+  // Keys not starting with `prefix` are ignored; a missing key raises ValueError. Any other
+  // one-number key directly under `prefix` is an extra.
   static SchedulerState unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
                                   const std::string& prefix = "");
 };
@@ -44,7 +49,7 @@ class LRScheduler {
   Optimizer& optimizer() const { return *optimizer_; }
   const char* name() const { return name_; }
 
-  virtual SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_, {}}; }
+  virtual SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_, {}, {}}; }
   // Restores last_epoch, base_lrs and the last lrs (the optimizer's own state restores its group
   // lrs, as in PyTorch). ValueError when the group count differs.
   virtual void load_state_dict(const SchedulerState& s);
@@ -72,6 +77,9 @@ class LRScheduler {
   void set_lrs(const std::vector<double>& lrs);
   // load_state_dict's checks and restore of this scheduler's own fields (not composed ones').
   void load_own_state(const SchedulerState& s);
+  // PyTorch's step(epoch) (deprecated there, used by SequentialLR at a milestone): last_epoch =
+  // epoch, and the closed form's lrs. Virtual for schedules with progress of their own to reset.
+  virtual void step_to(int64_t epoch);
   // The group count the scheduler was built for, checked against the optimizer's before a step.
   void check_groups(const char* what) const;
 
@@ -83,9 +91,6 @@ class LRScheduler {
 
  private:
   friend class SequentialLR;
-  // PyTorch's step(epoch) (deprecated there, used by SequentialLR at a milestone): last_epoch =
-  // epoch, and the closed form's lrs.
-  void step_to(int64_t epoch);
 };
 
 // lr = base_lr * lr_lambda(last_epoch): one lambda for every group, or one per group.

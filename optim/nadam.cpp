@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "optim/cpu_param_loop.h"
+#include "optim/hyper_param_fields.h"
 #include "tensor/factory.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
@@ -14,48 +15,37 @@ namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const NAdamOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "NAdam: invalid learning rate ", o.lr, " (expected lr >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "NAdam: invalid epsilon ", o.eps, " (expected eps >= 0)");
-  for (int i = 0; i < 2; ++i) {
-    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError,
-                 "NAdam: invalid beta parameter at index ", i, ": ", o.betas[i],
-                 " (expected 0 <= beta < 1)");
-  }
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "NAdam: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_lr("NAdam", o.lr);
+  hyper_fields::check_eps("NAdam", o.eps);
+  hyper_fields::check_betas("NAdam", o.betas);
+  hyper_fields::check_weight_decay("NAdam", o.weight_decay);
   FABRIC_CHECK(o.momentum_decay >= 0, ValueError, "NAdam: invalid momentum_decay ",
                o.momentum_decay, " (expected momentum_decay >= 0)");
 }
 
+namespace {
+constexpr hyper_fields::Fields<NAdamOptions, 5> kNAdamFields = {{
+    {"lr", &NAdamOptions::lr},
+    {"betas", &NAdamOptions::betas},
+    {"eps", &NAdamOptions::eps},
+    {"weight_decay", &NAdamOptions::weight_decay},
+    {"momentum_decay", &NAdamOptions::momentum_decay},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const NAdamOptions& o) {
-  return {{"lr", o.lr},
-          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay},
-          {"momentum_decay", o.momentum_decay}};
+  return hyper_fields::to_hyper_params(kNAdamFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, NAdamOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "NAdam");
-  std::vector<double> betas{o.betas[0], o.betas[1]};
-  read_hyper_param(h, "betas", betas, 2, "NAdam");
-  o.betas = {betas[0], betas[1]};
-  read_hyper_param(h, "eps", o.eps, "NAdam");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "NAdam");
-  read_hyper_param(h, "momentum_decay", o.momentum_decay, "NAdam");
+  hyper_fields::from_hyper_params(kNAdamFields, h, o, "NAdam");
 }
 
 NAdam::NAdam(std::vector<Tensor> params, const NAdamOptions& options)
-    : GroupedOptimizer("NAdam", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "NAdam: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+    : GroupedOptimizer("NAdam", std::move(params), options) {}
 
 NAdam::NAdam(std::vector<Group> groups, const NAdamOptions& defaults)
-    : GroupedOptimizer("NAdam", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "NAdam: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+    : GroupedOptimizer("NAdam", std::move(groups), defaults) {}
 
 namespace {
 

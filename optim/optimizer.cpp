@@ -156,6 +156,29 @@ void Optimizer::update_in_place(const Tensor& param, const std::function<void(co
   param.storage()->bump_version();
 }
 
+Tensor Optimizer::loaded_state_tensor(int64_t index, const std::string& key, const Tensor& t,
+                                      const Tensor& p) const {
+  const char* who = name();
+  if (key == "step") {
+    FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
+                 ".step must hold one number, got shape ", shape_str(t.sizes()));
+    return scalar_tensor(t.item<double>(), {.dtype = DType::float64});
+  }
+  if (key == "mu_product") {
+    // NAdam's running product of momentum coefficients: a float32 CPU scalar, as torch's.
+    FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
+                 ".mu_product must hold one number, got shape ", shape_str(t.sizes()));
+    return scalar_tensor(t.item<double>(), {.dtype = DType::float32});
+  }
+  if (!is_floating(t.dtype())) return t.detach().clone();
+  FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, who, ".load_state_dict: state.", index, ".", key,
+               " has shape ", shape_str(t.sizes()), " but parameter ", index, " has shape ",
+               shape_str(p.sizes()));
+  Tensor c = t.detach().to(p.device()).to(p.dtype());
+  if (c.storage() == t.storage()) c = c.clone();  // never alias the caller's tensors
+  return c;
+}
+
 OptimizerState Optimizer::state_dict() const {
   OptimizerState sd;
   int64_t index = 0;
@@ -196,25 +219,7 @@ void Optimizer::load_state_dict(const OptimizerState& sd) {
     ParamState st;
     for (const auto& [key, t] : saved) {
       FABRIC_CHECK(t.defined(), ValueError, who, ".load_state_dict: state.", index, ".", key, " is undefined");
-      if (key == "step") {
-        FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
-                     ".step must hold one number, got shape ", shape_str(t.sizes()));
-        st[key] = scalar_tensor(t.item<double>(), {.dtype = DType::float64});
-      } else if (key == "mu_product") {
-        // NAdam's running product of momentum coefficients: a float32 CPU scalar, as torch's.
-        FABRIC_CHECK(t.numel() == 1, ValueError, who, ".load_state_dict: state.", index,
-                     ".mu_product must hold one number, got shape ", shape_str(t.sizes()));
-        st[key] = scalar_tensor(t.item<double>(), {.dtype = DType::float32});
-      } else if (is_floating(t.dtype())) {
-        FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, who, ".load_state_dict: state.", index, ".", key,
-                     " has shape ", shape_str(t.sizes()), " but parameter ", index, " has shape ",
-                     shape_str(p.sizes()));
-        Tensor c = t.detach().to(p.device()).to(p.dtype());
-        if (c.storage() == t.storage()) c = c.clone();  // never alias the caller's tensors
-        st[key] = c;
-      } else {
-        st[key] = t.detach().clone();
-      }
+      st[key] = loaded_state_tensor(index, key, t, p);
     }
     next[p.impl()] = std::move(st);
   }

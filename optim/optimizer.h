@@ -36,8 +36,10 @@ class Optimizer {
   // recording autograd history.
   void step();
   // Runs `closure` with grad mode on (it re-evaluates the model and returns the loss), then
-  // steps; returns the closure's loss, as PyTorch's step(closure).
-  Tensor step(const std::function<Tensor()>& closure);
+  // steps; returns the closure's loss, as PyTorch's step(closure). Virtual because an optimizer
+  // such as LBFGS calls the closure itself, several times per step (Fabric's precision plugins
+  // reach it through this base).
+  virtual Tensor step(const std::function<Tensor()>& closure);
   // Clears every parameter's .grad: undefined (set_to_none, PyTorch's default) or zero-filled.
   void zero_grad(bool set_to_none = true);
 
@@ -82,6 +84,11 @@ class Optimizer {
   virtual void step_impl() = 0;
   // Validates and applies every group's saved hyper-parameters at once (all or nothing).
   virtual void load_group_hyper_params(const std::vector<HyperParams>& groups) = 0;
+  // load_state_dict's copy of the saved state tensor `key` of parameter `index` (`param`), checked
+  // and converted (ValueError when it does not fit). The default handles per-parameter state:
+  // "step", "mu_product" and tensors shaped like the parameter; LBFGS keeps flat, whole-model state.
+  virtual Tensor loaded_state_tensor(int64_t index, const std::string& key, const Tensor& saved,
+                                     const Tensor& param) const;
 
   // Checks parameters about to join a group: defined, floating point, leaves, not in any group yet
   // (ValueError/DTypeError naming the optimizer and the parameter's position).
@@ -173,6 +180,18 @@ class GroupedOptimizer : public Optimizer {
  protected:
   GroupedOptimizer(const char* name, const Options& defaults) : Optimizer(name), defaults_(defaults) {
     validate_options(defaults_);
+  }
+  // The two constructors every optimizer offers: one group of `params`, or `groups` (whose
+  // options start from `defaults`); ValueError naming the optimizer when there is nothing to add.
+  GroupedOptimizer(const char* name, std::vector<Tensor> params, const Options& defaults)
+      : GroupedOptimizer(name, defaults) {
+    FABRIC_CHECK(!params.empty(), ValueError, name, ": got an empty parameter list");
+    add_param_group(std::move(params));
+  }
+  GroupedOptimizer(const char* name, std::vector<Group> groups, const Options& defaults)
+      : GroupedOptimizer(name, defaults) {
+    FABRIC_CHECK(!groups.empty(), ValueError, name, ": got an empty list of parameter groups");
+    for (Group& g : groups) add_param_group(std::move(g));
   }
 
   void load_group_hyper_params(const std::vector<HyperParams>& saved) override {

@@ -16,42 +16,49 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-std::vector<double> min_lrs_for(const std::vector<double>& min_lr, size_t groups) {
+std::vector<double> min_lrs_for(const std::vector<double>& min_lr, size_t groups,
+                                const char* where) {
   if (min_lr.size() == 1) return std::vector<double>(groups, min_lr[0]);
-  FABRIC_CHECK(min_lr.size() == groups, ValueError, "ReduceLROnPlateau: expected ", groups,
+  FABRIC_CHECK(min_lr.size() == groups, ValueError, where, ": expected ", groups,
                " min_lrs (one per parameter group) or one for all, got ", min_lr.size());
   return min_lr;
+}
+
+// The constructor's checks, also run on a loaded state's arguments (`where` names which); returns
+// the per-group min_lrs.
+std::vector<double> checked_min_lrs(const PlateauOptions& o, size_t groups, const char* where) {
+  FABRIC_CHECK(o.mode == "min" || o.mode == "max", ValueError, where,
+               ": mode must be 'min' (the metric should fall) or 'max' (rise), got '", o.mode, "'");
+  FABRIC_CHECK(o.threshold_mode == "rel" || o.threshold_mode == "abs", ValueError, where,
+               ": threshold_mode must be 'rel' or 'abs', got '", o.threshold_mode, "'");
+  // torch: 'Factor should be < 1.0.' (a factor below 0 would make the lrs negative).
+  FABRIC_CHECK(o.factor >= 0 && o.factor < 1, ValueError, where,
+               ": factor (the lr's multiplier at a reduction) must be in [0, 1), got ", o.factor);
+  FABRIC_CHECK(o.patience >= 0, ValueError, where, ": patience must be >= 0, got ", o.patience);
+  FABRIC_CHECK(o.cooldown >= 0, ValueError, where, ": cooldown must be >= 0, got ", o.cooldown);
+  FABRIC_CHECK(o.threshold >= 0, ValueError, where, ": threshold must be >= 0, got ", o.threshold);
+  FABRIC_CHECK(o.eps >= 0, ValueError, where, ": eps must be >= 0, got ", o.eps);
+  std::vector<double> min_lrs = min_lrs_for(o.min_lr, groups, where);
+  for (size_t g = 0; g < min_lrs.size(); ++g) {
+    FABRIC_CHECK(min_lrs[g] >= 0, ValueError, where, ": min_lr of group ", g, " must be >= 0, got ",
+                 min_lrs[g]);
+  }
+  return min_lrs;
+}
+
+double mode_worse_of(const std::string& mode) { return mode == "min" ? kInf : -kInf; }
+
+Tensor characters(const std::string& s) {
+  return from_vector<uint8_t>(std::vector<uint8_t>(s.begin(), s.end()),
+                              {static_cast<int64_t>(s.size())});
 }
 
 }  // namespace
 
 ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const PlateauOptions& o)
     : optimizer_(&optimizer), options_(o) {
-  FABRIC_CHECK(
-      o.mode == "min" || o.mode == "max", ValueError,
-      "ReduceLROnPlateau: mode must be 'min' (the metric should fall) or 'max' (rise), got '",
-      o.mode, "'");
-  FABRIC_CHECK(o.threshold_mode == "rel" || o.threshold_mode == "abs", ValueError,
-               "ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got '", o.threshold_mode,
-               "'");
-  // torch: 'Factor should be < 1.0.' (a factor below 0 would make the lrs negative).
-  FABRIC_CHECK(
-      o.factor >= 0 && o.factor < 1, ValueError,
-      "ReduceLROnPlateau: factor (the lr's multiplier at a reduction) must be in [0, 1), got ",
-      o.factor);
-  FABRIC_CHECK(o.patience >= 0, ValueError, "ReduceLROnPlateau: patience must be >= 0, got ",
-               o.patience);
-  FABRIC_CHECK(o.cooldown >= 0, ValueError, "ReduceLROnPlateau: cooldown must be >= 0, got ",
-               o.cooldown);
-  FABRIC_CHECK(o.threshold >= 0, ValueError, "ReduceLROnPlateau: threshold must be >= 0, got ",
-               o.threshold);
-  FABRIC_CHECK(o.eps >= 0, ValueError, "ReduceLROnPlateau: eps must be >= 0, got ", o.eps);
-  min_lrs_ = min_lrs_for(o.min_lr, optimizer.num_param_groups());
-  for (size_t g = 0; g < min_lrs_.size(); ++g) {
-    FABRIC_CHECK(min_lrs_[g] >= 0, ValueError, "ReduceLROnPlateau: min_lr of group ", g,
-                 " must be >= 0, got ", min_lrs_[g]);
-  }
-  mode_worse_ = o.mode == "min" ? kInf : -kInf;
+  min_lrs_ = checked_min_lrs(o, optimizer.num_param_groups(), "ReduceLROnPlateau");
+  mode_worse_ = mode_worse_of(o.mode);
   best_ = mode_worse_;
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g) last_lr_.push_back(optimizer.lr(g));
 }
@@ -101,6 +108,8 @@ PlateauState ReduceLROnPlateau::state_dict() const {
           .patience = options_.patience,
           .cooldown = options_.cooldown,
           .min_lrs = min_lrs_,
+          .mode = options_.mode,
+          .threshold_mode = options_.threshold_mode,
           .best = best_,
           .mode_worse = mode_worse_,
           .num_bad_epochs = num_bad_epochs_,
@@ -110,18 +119,30 @@ PlateauState ReduceLROnPlateau::state_dict() const {
 }
 
 void ReduceLROnPlateau::load_state_dict(const PlateauState& s) {
+  const char* where = "ReduceLROnPlateau.load_state_dict";
   const size_t groups = optimizer_->num_param_groups();
-  FABRIC_CHECK(s.mode_worse == mode_worse_, ValueError,
-               "ReduceLROnPlateau.load_state_dict: the state was saved in mode '",
-               s.mode_worse > 0 ? "min" : "max", "' (mode_worse ", s.mode_worse,
-               ") but this scheduler's mode is '", options_.mode, "'");
-  FABRIC_CHECK(s.last_lr.size() == groups, ValueError,
-               "ReduceLROnPlateau.load_state_dict: the state has ", s.last_lr.size(),
+  FABRIC_CHECK(s.last_lr.size() == groups, ValueError, where, ": the state has ", s.last_lr.size(),
                " last lrs but the optimizer has ", groups, " parameter groups");
+  // A state without mode (saved before it was kept) has the one its mode_worse stands for.
+  PlateauOptions o{
+      .mode = s.mode.empty() ? (s.mode_worse > 0 ? "min" : "max") : s.mode,
+      .factor = s.factor,
+      .patience = s.patience,
+      .threshold = s.threshold,
+      .threshold_mode = s.threshold_mode.empty() ? options_.threshold_mode : s.threshold_mode,
+      .cooldown = s.cooldown,
+      .min_lr = s.min_lrs,
+      .eps = s.eps};
+  std::vector<double> min_lrs = checked_min_lrs(o, groups, where);
+  FABRIC_CHECK(s.mode_worse == mode_worse_of(o.mode), ValueError, where, ": mode_worse ",
+               s.mode_worse, " is not mode '", o.mode, "''s worst metric (", mode_worse_of(o.mode),
+               ")");
   FABRIC_CHECK(s.num_bad_epochs >= 0 && s.cooldown_counter >= 0 && s.last_epoch >= 0, ValueError,
-               "ReduceLROnPlateau.load_state_dict: num_bad_epochs (", s.num_bad_epochs,
-               "), cooldown_counter (", s.cooldown_counter, ") and last_epoch (", s.last_epoch,
-               ") must be >= 0");
+               where, ": num_bad_epochs (", s.num_bad_epochs, "), cooldown_counter (",
+               s.cooldown_counter, ") and last_epoch (", s.last_epoch, ") must be >= 0");
+  options_ = std::move(o);
+  min_lrs_ = std::move(min_lrs);
+  mode_worse_ = s.mode_worse;
   best_ = s.best;
   num_bad_epochs_ = s.num_bad_epochs;
   cooldown_counter_ = s.cooldown_counter;
@@ -142,7 +163,9 @@ std::vector<std::pair<std::string, Tensor>> PlateauState::flatten(const std::str
           {prefix + "patience", count(patience)},
           {prefix + "cooldown", count(cooldown)},
           {prefix + "cooldown_counter", count(cooldown_counter)},
+          {prefix + "mode", characters(mode)},
           {prefix + "threshold", real(threshold)},
+          {prefix + "threshold_mode", characters(threshold_mode)},
           {prefix + "best", real(best)},
           {prefix + "num_bad_epochs", count(num_bad_epochs)},
           {prefix + "mode_worse", real(mode_worse)},
@@ -169,7 +192,20 @@ PlateauState PlateauState::unflatten(const std::vector<std::pair<std::string, Te
                  "' must hold one number, got shape ", shape_str(t.sizes()));
     return t;
   };
+  // The strings: optional (states saved before they were kept lack them).
+  auto text = [&](const char* name) {
+    for (const auto& [k, t] : items) {
+      if (k != prefix + name) continue;
+      FABRIC_CHECK(t.defined() && t.dim() == 1 && t.dtype() == DType::uint8, ValueError,
+                   "PlateauState::unflatten: '", k, "' must be a 1-D uint8 tensor (a string)");
+      const auto chars = t.to_vector<uint8_t>();
+      return std::string(chars.begin(), chars.end());
+    }
+    return std::string();
+  };
   PlateauState s;
+  s.mode = text("mode");
+  s.threshold_mode = text("threshold_mode");
   s.factor = one("factor").item<double>();
   s.min_lrs = find("min_lrs").to_vector<double>();
   s.patience = one("patience").item<int64_t>();

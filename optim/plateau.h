@@ -26,17 +26,21 @@ struct PlateauOptions {
   double eps = 1e-8;                   // a reduction by no more than eps is skipped
 };
 
-// torch's state_dict() keys (torch 1.13), less the strings: "mode" is what mode_worse says (inf:
-// min, -inf: max) and threshold_mode is an argument, not progress.
+// torch's state_dict() keys (torch 1.13, less "verbose"): the arguments as well as the progress,
+// as torch's load_state_dict restores them all.
 struct PlateauState {
   double factor = 0.1, threshold = 1e-4, eps = 1e-8;
   int64_t patience = 10, cooldown = 0;
   std::vector<double> min_lrs;
+  // The strings, flattened as 1-D uint8 tensors of their characters. States saved before they were
+  // kept lack them: mode then follows mode_worse, threshold_mode stays empty (load keeps its own).
+  std::string mode, threshold_mode;
   double best = 0, mode_worse = 0;
   int64_t num_bad_epochs = 0, cooldown_counter = 0, last_epoch = 0;
   std::vector<double> last_lr;  // "_last_lr": the groups' lrs after the last step
 
-  // One tensor per key under `prefix`: 0-dim float64 or int64, min_lrs and _last_lr 1-D float64.
+  // One tensor per key under `prefix`: 0-dim float64 or int64, min_lrs and _last_lr 1-D float64,
+  // mode and threshold_mode 1-D uint8.
   std::vector<std::pair<std::string, Tensor>> flatten(const std::string& prefix = "") const;
   // Keys not starting with `prefix` are ignored; a missing one raises ValueError.
   static PlateauState unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
@@ -67,10 +71,12 @@ class ReduceLROnPlateau {
   Optimizer& optimizer() const { return *optimizer_; }
 
   PlateauState state_dict() const;
-  // Restores the progress (best, num_bad_epochs, cooldown_counter, last_epoch, the last lrs); the
-  // arguments stay this scheduler's own, as with the LRSchedulers (a resumed fabric-train run
-  // takes them from its config). The optimizer's state restores the lrs. ValueError when the
-  // state was saved in the other mode (its best would be the wrong extreme) or for other groups.
+  // Restores everything, as torch's does: the arguments (mode, factor, patience, threshold,
+  // threshold_mode, cooldown, min_lrs, eps) as well as the progress (best, num_bad_epochs,
+  // cooldown_counter, last_epoch, the last lrs), so the scheduler goes on as the saved one whatever
+  // it was built with (a resumed fabric-train run too: the checkpoint's arguments win over its
+  // config's). The optimizer's state restores the lrs. ValueError, changing nothing, for arguments
+  // the constructor would refuse, a mode_worse that is not the mode's, or other groups.
   void load_state_dict(const PlateauState& s);
 
  private:

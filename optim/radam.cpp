@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "optim/cpu_param_loop.h"
+#include "optim/hyper_param_fields.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -13,44 +14,34 @@ namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const RAdamOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "RAdam: invalid learning rate ", o.lr, " (expected lr >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "RAdam: invalid epsilon ", o.eps, " (expected eps >= 0)");
-  for (int i = 0; i < 2; ++i) {
-    FABRIC_CHECK(o.betas[i] >= 0 && o.betas[i] < 1, ValueError,
-                 "RAdam: invalid beta parameter at index ", i, ": ", o.betas[i],
-                 " (expected 0 <= beta < 1)");
-  }
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "RAdam: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_lr("RAdam", o.lr);
+  hyper_fields::check_eps("RAdam", o.eps);
+  hyper_fields::check_betas("RAdam", o.betas);
+  hyper_fields::check_weight_decay("RAdam", o.weight_decay);
 }
 
+namespace {
+constexpr hyper_fields::Fields<RAdamOptions, 4> kRAdamFields = {{
+    {"lr", &RAdamOptions::lr},
+    {"betas", &RAdamOptions::betas},
+    {"eps", &RAdamOptions::eps},
+    {"weight_decay", &RAdamOptions::weight_decay},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const RAdamOptions& o) {
-  return {{"lr", o.lr},
-          {"betas", std::vector<double>{o.betas[0], o.betas[1]}},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay}};
+  return hyper_fields::to_hyper_params(kRAdamFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, RAdamOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "RAdam");
-  std::vector<double> betas{o.betas[0], o.betas[1]};
-  read_hyper_param(h, "betas", betas, 2, "RAdam");
-  o.betas = {betas[0], betas[1]};
-  read_hyper_param(h, "eps", o.eps, "RAdam");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "RAdam");
+  hyper_fields::from_hyper_params(kRAdamFields, h, o, "RAdam");
 }
 
 RAdam::RAdam(std::vector<Tensor> params, const RAdamOptions& options)
-    : GroupedOptimizer("RAdam", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "RAdam: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+    : GroupedOptimizer("RAdam", std::move(params), options) {}
 
 RAdam::RAdam(std::vector<Group> groups, const RAdamOptions& defaults)
-    : GroupedOptimizer("RAdam", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "RAdam: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+    : GroupedOptimizer("RAdam", std::move(groups), defaults) {}
 
 namespace {
 

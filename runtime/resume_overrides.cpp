@@ -20,6 +20,9 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
   static const std::string optimizer =
       "the optimizer, its state and its hyper-parameters are restored from the checkpoint, as by "
       "PyTorch's Optimizer.load_state_dict";
+  static const std::string plateau =
+      "the plateau scheduler's arguments are restored from the checkpoint with its counts, as by "
+      "PyTorch's ReduceLROnPlateau.load_state_dict";
   static const std::vector<RestoredKey> keys = {
       {"optimizer.name", optimizer},
       {"optimizer.lr", optimizer},
@@ -35,6 +38,13 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       {"optimizer.initial_accumulator_value", optimizer},
       {"optimizer.momentum_decay", optimizer},
       {"optimizer.rho", optimizer},
+      // Only plateau reads these (scheduler.min_lr, which it restores too, is also cosine's).
+      {"scheduler.mode", plateau},
+      {"scheduler.factor", plateau},
+      {"scheduler.patience", plateau},
+      {"scheduler.threshold", plateau},
+      {"scheduler.threshold_mode", plateau},
+      {"scheduler.cooldown", plateau},
       {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
       {"model.init", "the weights are the checkpoint's"},
       {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},

@@ -1,7 +1,7 @@
-// torch 1.13's NAdam, RAdam, Adamax and Adadelta on two parameters in two parameter groups, for
-// test_nadam_radam_adamax_adadelta.cpp: the inputs of each dtype and, per row, the parameters
-// after every step and their final state, as tools/fixtures/make_optim2_rows.py wrote them
-// (optim2_torch_cases.cpp).
+// torch 1.13's NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD on two parameters in two parameter
+// groups, for test_nadam_radam_adamax_adadelta.cpp: the inputs of each dtype and, per row, the
+// parameters after every step and their final state, as tools/fixtures/make_optim2_rows.py wrote
+// them (optim2_torch_cases.cpp).
 #pragma once
 #include <functional>
 #include <map>
@@ -11,8 +11,10 @@
 
 #include "optim/adadelta.h"
 #include "optim/adamax.h"
+#include "optim/asgd.h"
 #include "optim/nadam.h"
 #include "optim/radam.h"
+#include "optim/rprop.h"
 
 namespace fabric::optim::testing {
 

@@ -12,13 +12,17 @@
 #include <memory>
 
 #include "lr_scheduler_torch_cases.h"
+#include "optim/adagrad.h"
 #include "optim/adam.h"
+#include "optim/cyclic_lr.h"
 #include "optim/lr_composition.h"
 #include "optim/lr_decay.h"
 #include "optim/lr_warm_restarts.h"
+#include "optim/multiplicative_lr.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/sgd.h"
 #include "optim_test_util.h"
+#include "warm_restarts_epoch_cases.h"
 
 namespace fabric::optim {
 namespace {
@@ -174,6 +178,62 @@ TEST(LRSchedulerTorch, OneCycleCyclesMomentumAndBeta1) {
   EXPECT_EQ(sgd.param_groups()[0].options.momentum, 0.5);
 }
 
+// CyclicLR sets the momentum of each step (torch 1.13: SGD with momentum 0.9 and lr 0.1, steps
+// 0..12; torch 1.13 takes no betas there, so Adam's beta1 is held to the same sequence, as
+// OneCycleLR's).
+TEST(LRSchedulerTorch, CyclicCyclesMomentumAndBeta1) {
+  struct Case {
+    const char* name;
+    CyclicOptions options;
+    std::vector<double> expected;
+  };
+  const std::vector<Case> cases = {
+      {"triangular2",
+       {.base_lr = {0.01},
+        .max_lr = {0.1},
+        .step_size_up = 2,
+        .step_size_down = 3,
+        .mode = "triangular2"},
+       {0.90000000000000002, 0.85000000000000009, 0.80000000000000004, 0.83333333333333337,
+        0.8666666666666667, 0.90000000000000002, 0.875, 0.85000000000000009, 0.8666666666666667,
+        0.8833333333333333, 0.90000000000000002, 0.88750000000000007, 0.875}},
+      {"exp_range, momentum 0.85 to 0.95",
+       {.base_lr = {0.01},
+        .max_lr = {0.1},
+        .step_size_up = 3,
+        .mode = "exp_range",
+        .gamma = 0.9,
+        .base_momentum = {0.85},
+        .max_momentum = {0.95}},
+       {0.94999999999999996, 0.91999999999999993, 0.89600000000000002, 0.87709999999999999,
+        0.90625999999999995, 0.93031699999999995, 0.94999999999999996, 0.93405676999999998,
+        0.92130218600000002, 0.91125795109999996, 0.92675477066, 0.93953964679699997,
+        0.94999999999999996}},
+  };
+  for (const Case& c : cases) {
+    Tensor a = param({0.0}), b = param({0.0});
+    SGD sgd({a}, {.lr = 0.1, .momentum = 0.9});
+    Adam adam({b}, {.lr = 0.1, .betas = {0.9, 0.999}});
+    CyclicLR s1(sgd, c.options), s2(adam, c.options);
+    std::vector<double> momentum, beta1;
+    for (int i = 0; i <= 12; ++i) {
+      if (i > 0) s1.step(), s2.step();
+      momentum.push_back(std::get<double>(sgd.group_hyper_params(0).at("momentum")));
+      beta1.push_back(adam.param_groups()[0].options.betas[0]);
+      EXPECT_EQ(adam.param_groups()[0].options.betas[1], 0.999) << c.name;
+    }
+    EXPECT_EQ(momentum, c.expected) << c.name;
+    EXPECT_EQ(beta1, c.expected) << c.name;
+  }
+  // Without cycle_momentum the momentum is left alone, and an optimizer without any is fine.
+  Tensor p = param({0.0});
+  SGD sgd({p}, {.lr = 0.1});
+  CyclicLR s(sgd, {.base_lr = {0.01}, .max_lr = {0.1}, .step_size_up = 2, .cycle_momentum = false});
+  s.step();
+  EXPECT_EQ(sgd.param_groups()[0].options.momentum, 0.0);
+  EXPECT_NEAR(sgd.lr(0), 0.055, 1e-15);
+}
+
 TEST(LRSchedulerTorch, OneCycleStopsAtTotalSteps) {
   Tensor p = param({0.0});
   SGD sgd({p}, {.lr = 0.1, .momentum = 0.9});
@@ -185,21 +245,68 @@ TEST(LRSchedulerTorch, OneCycleStopsAtTotalSteps) {
 }
 
 // torch's T_i and T_cur after each step (T_0 2, T_mult 3: cycles of 2, 6, 18 steps), also after a
-// load, which restores only last_epoch.
+// load.
 TEST(LRSchedulerTorch, WarmRestartsCycles) {
   Tensor p = param({0.0});
   SGD sgd({p}, {.lr = 1.0});
   CosineAnnealingWarmRestarts s(sgd, 2, 3);
-  std::vector<int64_t> t_i, t_cur;
+  std::vector<int64_t> t_i;
+  std::vector<double> t_cur;
   for (int i = 0; i < 10; ++i, s.step()) t_i.push_back(s.T_i()), t_cur.push_back(s.T_cur());
   EXPECT_EQ(t_i, (std::vector<int64_t>{2, 2, 6, 6, 6, 6, 6, 6, 18, 18}));
-  EXPECT_EQ(t_cur, (std::vector<int64_t>{0, 1, 0, 1, 2, 3, 4, 5, 0, 1}));
+  EXPECT_EQ(t_cur, (std::vector<double>{0, 1, 0, 1, 2, 3, 4, 5, 0, 1}));
   Tensor q = param({0.0});
   SGD sgd2({q}, {.lr = 1.0});
   CosineAnnealingWarmRestarts s2(sgd2, 2, 3);
   s2.load_state_dict(s.state_dict());
   EXPECT_EQ(s2.T_i(), 18);
   EXPECT_EQ(s2.T_cur(), 2);
+}
+
+// step(epoch) with fractional epochs between plain steps: the lrs, T_cur and T_i after each call
+// equal torch's (warm_restarts_epoch_cases.cpp), and a state saved after any call (a fractional
+// T_cur included) continues identically in a fresh scheduler built with the same arguments.
+TEST(LRSchedulerTorch, WarmRestartsFractionalEpochsMatchTorch) {
+  auto call = [](CosineAnnealingWarmRestarts& s, const std::optional<double>& epoch) {
+    if (epoch) {
+      s.step(*epoch);
+    } else {
+      s.step();
+    }
+  };
+  for (const WarmRestartsEpochCase& c : torch_warm_restarts_epoch_cases()) {
+    auto opt = sgd_for(c.lrs);
+    CosineAnnealingWarmRestarts s(*opt, c.t_0, c.t_mult, c.eta_min);
+    std::vector<double> got, t_cur;
+    std::vector<int64_t> t_i;
+    for (size_t i = 0; i < c.calls.size(); ++i) {
+      call(s, c.calls[i]);
+      got.insert(got.end(), s.get_last_lr().begin(), s.get_last_lr().end());
+      t_cur.push_back(s.T_cur());
+      t_i.push_back(s.T_i());
+      if (c.calls[i]) EXPECT_EQ(s.last_epoch(), static_cast<int64_t>(std::floor(*c.calls[i])));
+
+      // Saved here, resumed in a fresh scheduler: the rest of the calls give the same lrs.
+      auto opt2 = sgd_for(c.lrs);
+      CosineAnnealingWarmRestarts s2(*opt2, c.t_0, c.t_mult, c.eta_min);
+      s2.load_state_dict(SchedulerState::unflatten(s.state_dict().flatten("s."), "s."));
+      EXPECT_EQ(s2.T_cur(), s.T_cur()) << c.name << " " << i;
+      EXPECT_EQ(s2.T_i(), s.T_i()) << c.name << " " << i;
+      for (size_t j = i + 1; j < c.calls.size(); ++j) {
+        call(s2, c.calls[j]);
+        for (size_t g = 0; g < c.lrs.size(); ++g)
+          EXPECT_EQ(s2.get_last_lr()[g], c.expected[j * c.lrs.size() + g])
+              << c.name << " saved after " << i << ", call " << j;
+      }
+    }
+    EXPECT_EQ(got, c.expected) << c.name;
+    EXPECT_EQ(t_cur, c.t_cur) << c.name;
+    EXPECT_EQ(t_i, c.t_i) << c.name;
+  }
+  auto opt = sgd_for({0.1});
+  CosineAnnealingWarmRestarts s(*opt, 3);
+  EXPECT_CONTAINS(thrown<ValueError>([&] { s.step(-0.5); }),
+                  "CosineAnnealingWarmRestarts.step: expected non-negative epoch, but got -0.5");
 }
 
 // The step after the last extrapolates a linear anneal as torch's does: the lr goes below 0 and
@@ -291,6 +398,48 @@ TEST(LRSchedulerTorch, ArgumentErrors) {
       // pct_start * total_steps == 1: the warm-up phase spans no steps (torch: ZeroDivisionError).
       {[&] { OneCycleLR(opt, {.max_lr = {0.1}, .total_steps = 10, .pct_start = 0.1}); },
        "OneCycleLR: phase 1 spans no steps (it starts and ends at step 0)"},
+      {[&] { CyclicLR(opt, {.max_lr = {0.1}}); },
+       "CyclicLR: base_lr and max_lr are required (one value, or one per parameter group)"},
+      {[&] {
+         CyclicLR(opt, {.base_lr = {0.01, 0.01, 0.01}, .max_lr = {0.1}});
+       },
+       "CyclicLR: expected 2 values for base_lr (one per parameter group) or one for all, got 3"},
+      {[&] { CyclicLR(opt, {.base_lr = {0.01}, .max_lr = {0.1}, .step_size_up = 0}); },
+       "CyclicLR: step_size_up (the steps from base_lr to max_lr) must be > 0, got 0"},
+      {[&] { CyclicLR(opt, {.base_lr = {0.01}, .max_lr = {0.1}, .step_size_down = -1}); },
+       "CyclicLR: step_size_down (the steps from max_lr back to base_lr) must be >= 0, got -1"},
+      {[&] { CyclicLR(opt, {.base_lr = {0.01}, .max_lr = {0.1}, .mode = "triangle"}); },
+       "CyclicLR: mode is invalid and scale_fn is None (mode must be 'triangular', 'triangular2' "
+       "or 'exp_range' without a scale_fn), got 'triangle'"},
+      {[&] {
+         CyclicLR(opt, {.base_lr = {0.01},
+                        .max_lr = {0.1},
+                        .scale_fn = [](double) { return 1.0; },
+                        .scale_mode = "epochs"});
+       },
+       "CyclicLR: scale_mode must be 'cycle' or 'iterations', got 'epochs'"},
+      {[&] {
+         CyclicLR(opt, {.base_lr = {0.01}, .max_lr = {0.1}, .max_momentum = {0.9, 0.9, 0.9}});
+       },
+       "CyclicLR: expected 2 values for max_momentum"},
+      {[&] {
+         Tensor q = param({0.0});
+         Adagrad adagrad({q}, {.lr = 0.1});
+         CyclicLR(adagrad, {.base_lr = {0.01}, .max_lr = {0.1}});
+       },
+       "CyclicLR: optimizer Adagrad must support momentum (a 'momentum' or 'betas' "
+       "hyper-parameter) with cycle_momentum enabled"},
+      {[&] { MultiplicativeLR(opt, MultiplicativeLR::Lambda{}); },
+       "MultiplicativeLR: the lr lambda is empty"},
+      {[&] {
+         MultiplicativeLR(opt, std::vector<MultiplicativeLR::Lambda>{[](int64_t) { return 0.9; }});
+       },
+       "MultiplicativeLR: expected 2 lr_lambdas (one per parameter group), but got 1"},
+      {[&] {
+         MultiplicativeLR(
+             opt, std::vector<MultiplicativeLR::Lambda>{[](int64_t) { return 0.9; }, nullptr});
+       },
+       "MultiplicativeLR: the lr lambda of group 1 is empty"},
       {[&] { SequentialLR(opt, {std::make_shared<ExponentialLR>(opt, 0.9)}, {2}); },
        "SequentialLR expects number of schedulers provided to be one more than "
        "the number of milestone points, but got number of schedulers 1 and the "
@@ -330,6 +479,12 @@ TEST(LRSchedulerTorch, ArgumentErrors) {
     const std::string got = thrown<ValueError>(fn);
     EXPECT_NE(got.find(message), std::string::npos) << "expected: " << message << "\ngot: " << got;
   }
+  // A failed CyclicLR leaves the lr and the momentum as they were.
+  Tensor d = param({0.0});
+  SGD kept({d}, {.lr = 0.3, .momentum = 0.5});
+  EXPECT_THROW(CyclicLR(kept, {.base_lr = {0.01}, .max_lr = {0.1}, .mode = "x"}), ValueError);
+  EXPECT_EQ(kept.lr(0), 0.3);
+  EXPECT_EQ(kept.param_groups()[0].options.momentum, 0.5);
   // A failed OneCycleLR leaves the momentum and the initial lr as they were.
   Tensor c = param({0.0});
   SGD fresh({c}, {.lr = 0.3, .momentum = 0.5});

@@ -1,6 +1,7 @@
-// NAdam, RAdam, Adamax and Adadelta: torch 1.13's trajectories (optim2_torch_cases.*) bit for bit
-// in float64 and float32 over two parameter groups with their own options, a checkpoint round
-// trip that continues identically, torch's param_groups keys and defaults, and argument errors.
+// NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD: torch 1.13's trajectories (optim2_torch_cases.*)
+// bit for bit in float64 and float32 over two parameter groups with their own options, a checkpoint
+// round trip that continues identically, torch's param_groups keys and defaults, and argument
+// errors.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -44,7 +45,7 @@ void step_with(Optimizer& opt, const std::vector<Tensor>& ps, const Optim2Inputs
 }
 
 TEST(Optim2Torch, StepsMatchTorchBitForBit) {
-  ASSERT_EQ(optim2_rows().size(), 24u);
+  ASSERT_EQ(optim2_rows().size(), 36u);
   for (const Optim2Row& row : optim2_rows()) {
     const Optim2Inputs& in = inputs_for(row.dtype);
     const std::vector<Tensor> ps = fresh_params(in);
@@ -62,8 +63,10 @@ TEST(Optim2Torch, StepsMatchTorchBitForBit) {
       EXPECT_EQ(st->size(), row.state[k].size() + 1) << row.name << ": the state keys are torch's";
       for (const auto& [key, want] : row.state[k]) {
         ASSERT_TRUE(st->count(key)) << row.name << " has no state '" << key << "'";
-        // NAdam's mu_product is a float32 scalar whatever the parameter's dtype, as torch's.
-        EXPECT_EQ(st->at(key).dtype(), key == "mu_product" ? DType::float32 : row.dtype)
+        // NAdam's mu_product and ASGD's eta and mu are float32 scalars whatever the parameter's
+        // dtype, as torch's.
+        const bool scalar = key == "mu_product" || key == "eta" || key == "mu";
+        EXPECT_EQ(st->at(key).dtype(), scalar ? DType::float32 : row.dtype)
             << row.name << " " << key;
         expect_bitwise(values(st->at(key)), want, detail::cat(row.name, " state ", key));
       }
@@ -79,6 +82,8 @@ std::unique_ptr<Optimizer> with_defaults(const std::string& name, const std::vec
   if (kind == "radam") return two_groups<RAdam>(ps, RAdamOptions{}, RAdamOptions{});
   if (kind == "adamax") return two_groups<Adamax>(ps, AdamaxOptions{}, AdamaxOptions{});
   if (kind == "adadelta") return two_groups<Adadelta>(ps, AdadeltaOptions{}, AdadeltaOptions{});
+  if (kind == "rprop") return two_groups<Rprop>(ps, RpropOptions{}, RpropOptions{});
+  if (kind == "asgd") return two_groups<ASGD>(ps, ASGDOptions{}, ASGDOptions{});
   throw std::runtime_error("no optimizer named " + kind);
 }
 
@@ -139,6 +144,20 @@ TEST(Optim2Torch, ParamGroupKeysAndDefaultsAreTorchs) {
       {"Adadelta",
        [](Tensor p) { return std::make_unique<Adadelta>(std::vector<Tensor>{p}); },
        {{"eps", 1e-6}, {"lr", 1.0}, {"maximize", false}, {"rho", 0.9}, {"weight_decay", 0.0}}},
+      {"Rprop",
+       [](Tensor p) { return std::make_unique<Rprop>(std::vector<Tensor>{p}); },
+       {{"etas", std::vector<double>{0.5, 1.2}},
+        {"lr", 1e-2},
+        {"maximize", false},
+        {"step_sizes", std::vector<double>{1e-6, 50}}}},
+      {"ASGD",
+       [](Tensor p) { return std::make_unique<ASGD>(std::vector<Tensor>{p}); },
+       {{"alpha", 0.75},
+        {"lambd", 1e-4},
+        {"lr", 1e-2},
+        {"maximize", false},
+        {"t0", 1e6},
+        {"weight_decay", 0.0}}},
   };
   for (const auto& c : cases) {
     auto opt = c.make(param({1.0}));
@@ -184,6 +203,27 @@ TEST(Optim2Torch, OptionErrorsNameTheArgumentAndItsRange) {
        "Adadelta: got an empty parameter list"},
       {[](Tensor) { NAdam(std::vector<NAdam::Group>{}, {}); },
        "NAdam: got an empty list of parameter groups"},
+      {[](Tensor p) { Rprop({p}, {.lr = -0.1}); },
+       "Rprop: invalid learning rate -0.1 (expected lr >= 0)"},
+      {[](Tensor p) {
+         Rprop({p}, {.etas = {0.5, 1.0}});
+       },
+       "Rprop: invalid eta values: 0.5, 1 (expected 0 < etaminus < 1 < etaplus)"},
+      {[](Tensor p) {
+         Rprop({p}, {.etas = {0.0, 1.2}});
+       },
+       "Rprop: invalid eta values: 0, 1.2"},
+      {[](Tensor p) {
+         Rprop({p}, {.step_sizes = {1.0, 0.5}});
+       },
+       "Rprop: invalid step sizes: 1, 0.5 (expected 0 <= min <= max)"},
+      {[](Tensor) { Rprop(std::vector<Tensor>{}, {}); }, "Rprop: got an empty parameter list"},
+      {[](Tensor p) { ASGD({p}, {.lr = -1}); },
+       "ASGD: invalid learning rate -1 (expected lr >= 0)"},
+      {[](Tensor p) { ASGD({p}, {.weight_decay = -0.5}); },
+       "ASGD: invalid weight_decay -0.5 (expected weight_decay >= 0)"},
+      {[](Tensor) { ASGD(std::vector<ASGD::Group>{}, {}); },
+       "ASGD: got an empty list of parameter groups"},
   };
   for (const auto& c : cases) {
     EXPECT_CONTAINS(thrown<ValueError>([&] { c.make(param({1.0})); }), c.message);
@@ -213,6 +253,30 @@ TEST(Optim2Torch, NAdamMuProductMustBeOneNumber) {
   NAdam other({param({1.0, 2.0})});
   EXPECT_CONTAINS(thrown<ValueError>([&] { other.load_state_dict(sd); }),
                   "state.0.mu_product must hold one number");
+}
+
+// ASGD checkpoints whose eta or mu is not one number are refused on load, naming it; a state
+// without them (another optimizer's) is refused at the step.
+TEST(Optim2Torch, ASGDScalarsMustBeOneNumber) {
+  for (const char* key : {"eta", "mu"}) {
+    Tensor p = param({1.0, 2.0});
+    ASGD opt({p});
+    set_grad_values(p, {0.5, 0.5});
+    opt.step();
+    OptimizerState sd = opt.state_dict();
+    sd.state.at(0)[key] = from_vector<double>({1.0, 1.0});
+    ASGD other({param({1.0, 2.0})});
+    EXPECT_CONTAINS(thrown<ValueError>([&] { other.load_state_dict(sd); }),
+                    detail::cat("state.0.", key, " must hold one number"));
+  }
+  Tensor p = param({1.0, 2.0});
+  Adamax adamax({p});
+  set_grad_values(p, {0.5, 0.5});
+  adamax.step();
+  ASGD asgd({p});
+  asgd.load_state_dict(adamax.state_dict());
+  EXPECT_CONTAINS(thrown<ValueError>([&] { asgd.step(); }),
+                  "ASGD: parameter 0 has state without a 0-dim float32 'eta'");
 }
 
 }  // namespace

@@ -78,8 +78,55 @@ TEST(PlateauTorch, StateRoundTripContinuesIdentically) {
   }
 }
 
-// torch's state_dict() keys (less mode and threshold_mode, which mode_worse and the arguments
-// carry), one tensor each.
+// A scheduler built with other arguments takes the saved ones, as torch's load_state_dict (its
+// __dict__.update) does: it continues as the saved scheduler would have.
+TEST(PlateauTorch, LoadRestoresTheSavedArguments) {
+  for (const PlateauCase& c : torch_plateau_cases()) {
+    const size_t half = c.metrics.size() / 2;
+    auto opt = sgd_for(c.lrs);
+    ReduceLROnPlateau s(*opt, c.options);
+    std::vector<double> got;
+    run(c, s, 0, half, got);
+    const auto sched_items = s.state_dict().flatten("scheduler.");
+    const auto opt_items = opt->state_dict().flatten("optimizer.");
+
+    auto opt2 = sgd_for(c.lrs);
+    ReduceLROnPlateau s2(*opt2,
+                         {.mode = c.options.mode == "min" ? "max" : "min",
+                          .factor = 0.9,
+                          .patience = 50,
+                          .threshold = 0.3,
+                          .threshold_mode = c.options.threshold_mode == "rel" ? "abs" : "rel",
+                          .cooldown = 7,
+                          .min_lr = {0.5},
+                          .eps = 0.2});
+    opt2->load_state_dict(OptimizerState::unflatten(opt_items, "optimizer."));
+    s2.load_state_dict(PlateauState::unflatten(sched_items, "scheduler."));
+    const PlateauState back = s2.state_dict();
+    EXPECT_EQ(back.mode, c.options.mode) << c.name;
+    EXPECT_EQ(back.threshold_mode, c.options.threshold_mode) << c.name;
+    EXPECT_EQ(back.min_lrs, s.state_dict().min_lrs) << c.name;
+    run(c, s2, half, c.metrics.size(), got);
+    EXPECT_EQ(got, c.expected) << c.name;
+  }
+}
+
+// A state saved without the strings (before they were kept): mode follows mode_worse and the
+// threshold_mode stays the scheduler's own.
+TEST(PlateauTorch, LoadWithoutStringsFollowsModeWorse) {
+  auto opt = sgd_for({0.1});
+  ReduceLROnPlateau saved(*opt, {.mode = "max", .threshold_mode = "abs"});
+  std::vector<std::pair<std::string, Tensor>> items;
+  for (auto& [k, t] : saved.state_dict().flatten("s."))
+    if (k != "s.mode" && k != "s.threshold_mode") items.emplace_back(k, t);
+  ReduceLROnPlateau s(*opt, {.mode = "min"});
+  s.load_state_dict(PlateauState::unflatten(items, "s."));
+  EXPECT_EQ(s.state_dict().mode, "max");
+  EXPECT_EQ(s.state_dict().threshold_mode, "rel");
+  EXPECT_TRUE(s.is_better(2.0, 1.0));
+}
+
+// torch's state_dict() keys (less verbose), one tensor each.
 TEST(PlateauTorch, StateHoldsTorchKeys) {
   auto opt = sgd_for({0.1, 0.2});
   ReduceLROnPlateau s(*opt, {.mode = "max", .patience = 0, .min_lr = {0.05, 0.1}});
@@ -87,13 +134,15 @@ TEST(PlateauTorch, StateHoldsTorchKeys) {
   s.step(0.5);
   std::vector<std::string> keys;
   for (const auto& [k, t] : s.state_dict().flatten("s.")) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"s.factor", "s.min_lrs", "s.patience", "s.cooldown",
-                                            "s.cooldown_counter", "s.threshold", "s.best",
-                                            "s.num_bad_epochs", "s.mode_worse", "s.eps",
-                                            "s.last_epoch", "s._last_lr"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "s.factor", "s.min_lrs", "s.patience", "s.cooldown", "s.cooldown_counter",
+                      "s.mode", "s.threshold", "s.threshold_mode", "s.best", "s.num_bad_epochs",
+                      "s.mode_worse", "s.eps", "s.last_epoch", "s._last_lr"}));
   const PlateauState back = PlateauState::unflatten(s.state_dict().flatten("s."), "s.");
   EXPECT_EQ(back.best, 1.0);
   EXPECT_EQ(back.mode_worse, -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(back.mode, "max");
+  EXPECT_EQ(back.threshold_mode, "rel");
   EXPECT_EQ(back.min_lrs, (std::vector<double>{0.05, 0.1}));
   EXPECT_EQ(back.last_lr, (std::vector<double>{0.05, 0.1}));  // 0.1 * 0.1 and 0.2 * 0.1 floored
   EXPECT_EQ(back.last_epoch, 2);
@@ -132,9 +181,31 @@ TEST(PlateauTorch, ArgumentAndStateErrors) {
          ReduceLROnPlateau(*opt, {.min_lr = {0.0, -0.1}});
        },
        "ReduceLROnPlateau: min_lr of group 1 must be >= 0, got -0.1"},
-      {[&] { one_group.load_state_dict(min_mode.state_dict()); },
-       "ReduceLROnPlateau.load_state_dict: the state was saved in mode 'min' (mode_worse inf) but "
-       "this scheduler's mode is 'max'"},
+      {[&] {
+         PlateauState bad = one_group.state_dict();
+         bad.mode_worse = std::numeric_limits<double>::infinity();
+         one_group.load_state_dict(bad);
+       },
+       "ReduceLROnPlateau.load_state_dict: mode_worse inf is not mode 'max''s worst metric (-inf)"},
+      {[&] {
+         PlateauState bad = two_groups;
+         bad.factor = 2;
+         min_mode.load_state_dict(bad);
+       },
+       "ReduceLROnPlateau.load_state_dict: factor (the lr's multiplier at a reduction) must be in "
+       "[0, 1), got 2"},
+      {[&] {
+         PlateauState bad = two_groups;
+         bad.threshold_mode = "relative";
+         min_mode.load_state_dict(bad);
+       },
+       "ReduceLROnPlateau.load_state_dict: threshold_mode must be 'rel' or 'abs', got 'relative'"},
+      {[&] {
+         PlateauState bad = two_groups;
+         bad.min_lrs = {0.1, 0.2, 0.3};
+         min_mode.load_state_dict(bad);
+       },
+       "ReduceLROnPlateau.load_state_dict: expected 2 min_lrs (one per parameter group)"},
       {[&] {
          ReduceLROnPlateau max_one(*other, {});
          max_one.load_state_dict(two_groups);

@@ -48,7 +48,9 @@ TEST_F(FabricTrain, PlateauReducesTheLrOnValidationLoss) {
 
 // Stopped after step 5 (bad-validation count 1, which a fresh scheduler would not have: its
 // validation 6 would set best and keep the lr) and resumed to 8: the same metrics as the
-// uninterrupted run. Then a finished run resumes with nothing to do.
+// uninterrupted run, whatever a --set of the plateau's arguments says (the checkpoint's are
+// restored, as torch's load_state_dict does; the resume warns). Then a finished run resumes with
+// nothing to do.
 TEST_F(FabricTrain, PlateauResumeContinuesItsCounts) {
   const std::string cfg = write_contract(", checkpoint_every: 5");
   const std::string full_dir = (dir_ / "full").string(), part_dir = (dir_ / "part").string();
@@ -57,8 +59,13 @@ TEST_F(FabricTrain, PlateauResumeContinuesItsCounts) {
   fs::remove_all(part_dir + "/checkpoints/last");
   fs::copy(part_dir + "/checkpoints/step-5", part_dir + "/checkpoints/last",
            fs::copy_options::recursive);
-  const Result res = run("resume " + part_dir);
+  const Result res = run("resume " + part_dir + " --set scheduler.patience=4 scheduler.factor=0.9");
   ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("fabric-train: warning: resume: --set scheduler.patience=4 (in effect: "
+                            "1), scheduler.factor=0.9 (in effect: 0.5): the plateau scheduler's "
+                            "arguments are restored from the checkpoint"),
+            std::string::npos)
+      << res.output;
   const auto a = lines(full_dir + "/metrics.csv");
   ASSERT_EQ(a.size(), 17u);  // the header, 8 steps' and 8 validations' rows
   EXPECT_EQ(a, lines(part_dir + "/metrics.csv"))
