@@ -1,6 +1,8 @@
 // The functional API under fabric::nn (and fabric::nn::functional): the ops of tensor/ops.h that
 // layers are made of.
 #pragma once
+#include "nn/functional_instance_norm.h"
+#include "nn/functional_pool1d.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -17,15 +19,19 @@ using fabric::celu;
 using fabric::conv1d;
 using fabric::conv2d;
 using fabric::conv_transpose2d;
+using fabric::cosine_embedding_loss;
+using fabric::cosine_similarity;
 using fabric::cross_entropy;
 using fabric::dropout;
 using fabric::elu;
 using fabric::embedding;
+using fabric::gaussian_nll_loss;
 using fabric::gelu;
 using fabric::group_norm;
 using fabric::hardsigmoid;
 using fabric::hardswish;
 using fabric::hardtanh;
+using fabric::hinge_embedding_loss;
 using fabric::huber_loss;
 using fabric::interpolate;
 using fabric::kl_div;
@@ -34,12 +40,20 @@ using fabric::layer_norm;
 using fabric::leaky_relu;
 using fabric::linear;
 using fabric::log_softmax;
+using fabric::margin_ranking_loss;
 using fabric::max_pool2d;
 using fabric::mish;
 using fabric::mse_loss;
+using fabric::multi_margin_loss;
+using fabric::multilabel_margin_loss;
+using fabric::multilabel_soft_margin_loss;
 using fabric::nll_loss;
 using fabric::one_hot;
 using fabric::pad;
+using fabric::pairwise_distance;
+using fabric::pixel_shuffle;
+using fabric::pixel_unshuffle;
+using fabric::poisson_nll_loss;
 using fabric::relu;
 using fabric::relu6;
 using fabric::rms_norm;
@@ -47,9 +61,11 @@ using fabric::selu;
 using fabric::sigmoid;
 using fabric::silu;
 using fabric::smooth_l1_loss;
+using fabric::soft_margin_loss;
 using fabric::softmax;
 using fabric::softplus;
 using fabric::tanh;
+using fabric::triplet_margin_loss;
 
 // Attention lives in the op layer (tensor/ops.h): the fused kernel where one takes the problem.
 using fabric::causal_mask;

@@ -1,20 +1,25 @@
 // The optimizer layer in one include: optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam,
-// RAdam, Adamax, Adadelta), LR schedulers and gradient clipping.
+// RAdam, Adamax, Adadelta, LBFGS, Rprop, ASGD), LR schedulers and gradient clipping.
 #pragma once
 #include "optim/adadelta.h"
 #include "optim/adagrad.h"
 #include "optim/adam.h"
 #include "optim/adamax.h"
+#include "optim/asgd.h"
 #include "optim/clip_grad.h"
+#include "optim/cyclic_lr.h"
+#include "optim/lbfgs.h"
 #include "optim/lr_composition.h"
 #include "optim/lr_decay.h"
 #include "optim/lr_scheduler.h"
 #include "optim/lr_warm_restarts.h"
+#include "optim/multiplicative_lr.h"
 #include "optim/nadam.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/optimizer.h"
 #include "optim/plateau.h"
 #include "optim/radam.h"
 #include "optim/rmsprop.h"
+#include "optim/rprop.h"
 #include "optim/sgd.h"
 #include "optim/state_dict.h"

@@ -166,6 +166,23 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"log1p", {Pos(s34)}, [](const V& x) { return log1p(x[0]); }},
       {"expm1", {{s34}}, [](const V& x) { return expm1(x[0]); }},
       {"erf", {{s34}}, [](const V& x) { return erf(x[0]); }},
+      {"tan", {{s34, -1, 1}}, [](const V& x) { return tan(x[0]); }},
+      {"asin", {{s34, -0.8, 0.8}}, [](const V& x) { return asin(x[0]); }},
+      {"acos", {{s34, -0.8, 0.8}}, [](const V& x) { return acos(x[0]); }},
+      {"atan", {{s34}}, [](const V& x) { return atan(x[0]); }},
+      {"sinh", {{s34}}, [](const V& x) { return sinh(x[0]); }},
+      {"cosh", {{s34}}, [](const V& x) { return cosh(x[0]); }},
+      {"asinh", {{s34}}, [](const V& x) { return asinh(x[0]); }},
+      {"acosh", {{s34, 1.2, 3}}, [](const V& x) { return acosh(x[0]); }},
+      {"atanh", {{s34, -0.8, 0.8}}, [](const V& x) { return atanh(x[0]); }},
+      {"log2", {Pos(s34)}, [](const V& x) { return log2(x[0]); }},
+      {"log10", {Pos(s34)}, [](const V& x) { return log10(x[0]); }},
+      {"erfinv", {{s34, -0.8, 0.8}}, [](const V& x) { return erfinv(x[0]); }},
+      {"nan_to_num", {{s34}}, [](const V& x) { return mul(nan_to_num(x[0]), x[0]); }},
+      {"atan2", {{s34}, Pos({4})}, [](const V& x) { return atan2(x[0], x[1]); }},
+      // fmod/remainder are piecewise linear: their second derivatives come from the product.
+      {"fmod", {{s34}, Pos({4})}, [](const V& x) { return mul(fmod(x[0], x[1]), x[1]); }},
+      {"remainder", {{s34}, Pos({4})}, [](const V& x) { return mul(remainder(x[0], x[1]), x[0]); }},
       // sign's zero gradient inside a product: d2/dx2 of sign(x) x^2 = 2 sign(x) off zero.
       {"sign_times_square", {{s34}}, [](const V& x) { return mul(sign(x[0]), mul(x[0], x[0])); }},
       {"tanh", {{s34}}, [](const V& x) { return tanh(x[0]); }},
@@ -213,6 +230,9 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"logsumexp", {{s34}}, [](const V& x) { return logsumexp(x[0], {1}); }},
       {"amax", {{s34}}, [](const V& x) { return mul(amax(x[0], {1}, true), x[0]); }},
       {"cumsum", {{s34}}, [](const V& x) { return sin(cumsum(x[0], 1)); }},
+      {"prod_dim", {{s34}}, [](const V& x) { return prod(x[0], 1); }},
+      {"prod_all", {{{2, 3}}}, [](const V& x) { return prod(x[0]); }},
+      {"cumprod", {{s34}}, [](const V& x) { return cumprod(x[0], 0); }},
       {"softmax", {{s34}}, [](const V& x) { return softmax(x[0], 1); }},
       {"log_softmax", {{s34}}, [](const V& x) { return log_softmax(x[0], -1); }},
       {"max_dim", {{s34}}, [](const V& x) { return exp(std::get<0>(max(x[0], 1))); }},
@@ -342,6 +362,29 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return mul(pad(x[0], {1, 2, 2, 1}, "reflect"), pad(x[0], {2, 1, 1, 2}, "replicate"));
        }},
+      // circular and 3-d pads, pixel shuffles and interpolate's composed modes (index_select, mul,
+      // add, adaptive_avg_pool2d), squared so that their second derivatives are not zero.
+      {"pad_circular_3d_times_replicate_3d",
+       {{{1, 2, 2, 3, 3}}},
+       [](const V& x) {
+         return mul(pad(x[0], {1, -1, 2, 0, 1, 1}, "circular"),
+                    pad(x[0], {1, -1, 2, 0, 1, 1}, "replicate"));
+       }},
+      {"pixel_shuffle_unshuffle",
+       {{{1, 4, 2, 4}}},
+       [](const V& x) { return exp(pixel_unshuffle(pixel_shuffle(x[0], 2), 2)); }},
+      {"interpolate_bicubic_squared",
+       {{{1, 2, 3, 4}}},
+       [](const V& x) {
+         const Tensor y = interpolate(x[0], {5, 3}, {}, "bicubic", true);
+         return mul(y, y);
+       }},
+      {"interpolate_nearest_exact_and_area",
+       {{{1, 2, 5, 4}}},
+       [](const V& x) {
+         return mul(interpolate(x[0], {3, 7}, {}, "nearest-exact"),
+                    interpolate(x[0], {3, 7}, {}, "area"));
+       }},
       {"max_pool2d_overlapping",
        {{{2, 2, 5, 5}}},
        [](const V& x) { return exp(max_pool2d(x[0], {3}, {2}, {1})); }},
@@ -442,6 +485,19 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"smooth_l1_loss",
        {{s34}, {s34}},
        [](const V& x) { return smooth_l1_loss(mul(x[0], x[0]), x[1]); }},
+      // ---- recurrent cells (compositions: their second derivatives are their parts') ----
+      {"lstm_cell",
+       {{{2, 3}}, {{2, 4}}, {{2, 4}}, {{16, 3}, -1, 1}, {{16, 4}, -1, 1}, {{16}}, {{16}}},
+       [](const V& x) {
+         auto [h, c] = lstm_cell(x[0], x[1], x[2], x[3], x[4], x[5], x[6]);
+         return stack({h, c}, 0);
+       }},
+      {"gru_cell",
+       {{{2, 3}}, {{2, 4}}, {{12, 3}, -1, 1}, {{12, 4}, -1, 1}, {{12}}, {{12}}},
+       [](const V& x) { return gru_cell(x[0], x[1], x[2], x[3], x[4], x[5]); }},
+      {"rnn_tanh_cell",
+       {{{3}}, {{4}}, {{4, 3}, -1, 1}, {{4, 4}, -1, 1}},
+       [](const V& x) { return rnn_tanh_cell(x[0], x[1], x[2], x[3]); }},
   };
 }
 
