@@ -88,7 +88,7 @@ Tensor Dropout::forward(const Tensor& x) {
   return dropout(x, options_.p, is_training(), options_.generator);
 }
 
-std::string Dropout::extra_repr() const { return detail::cat("p=", options_.p); }
+std::string Dropout::extra_repr() const { return "p=" + py_float(options_.p) + ", inplace=False"; }
 
 Flatten::Flatten(const FlattenOptions& options) : options_(options) {}
 

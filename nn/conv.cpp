@@ -70,7 +70,7 @@ std::string Conv2d::extra_repr() const {
   if (options_.padding != Int2(0)) s += ", padding=" + int2_str(options_.padding);
   if (options_.dilation != Int2(1)) s += ", dilation=" + int2_str(options_.dilation);
   if (options_.groups != 1) s += detail::cat(", groups=", options_.groups);
-  if (!bias.defined()) s += ", bias=false";
+  if (!bias.defined()) s += ", bias=False";
   return s;
 }
 
@@ -99,7 +99,7 @@ std::string Conv1d::extra_repr() const {
   if (options_.padding != 0) s += ", padding=" + int1_str(options_.padding);
   if (options_.dilation != 1) s += ", dilation=" + int1_str(options_.dilation);
   if (options_.groups != 1) s += detail::cat(", groups=", options_.groups);
-  if (!bias.defined()) s += ", bias=false";
+  if (!bias.defined()) s += ", bias=False";
   return s;
 }
 
@@ -142,7 +142,7 @@ std::string ConvTranspose2d::extra_repr() const {
   if (o.dilation != Int2(1)) s += ", dilation=" + int2_str(o.dilation);
   if (o.output_padding != Int2(0)) s += ", output_padding=" + int2_str(o.output_padding);
   if (o.groups != 1) s += detail::cat(", groups=", o.groups);
-  if (!bias.defined()) s += ", bias=false";
+  if (!bias.defined()) s += ", bias=False";
   return s;
 }
 

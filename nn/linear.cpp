@@ -32,7 +32,7 @@ Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
 
 std::string Linear::extra_repr() const {
   return detail::cat("in_features=", options_.in_features, ", out_features=", options_.out_features,
-                     ", bias=", bias.defined() ? "true" : "false");
+                     ", bias=", bias.defined() ? "True" : "False");
 }
 
 Embedding::Embedding(const EmbeddingOptions& options) : options_(options) {

@@ -38,8 +38,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 
 std::string LayerNorm::extra_repr() const {
   return detail::cat(shape_str(options_.normalized_shape), ", eps=", options_.eps,
-                     ", elementwise_affine=", options_.elementwise_affine ? "true" : "false",
-                     ", bias=", bias.defined() ? "true" : "false");
+                     ", elementwise_affine=", options_.elementwise_affine ? "True" : "False");
 }
 
 RMSNorm::RMSNorm(const RMSNormOptions& options) : options_(options) {
@@ -62,7 +61,7 @@ Tensor RMSNorm::forward(const Tensor& x) {
 std::string RMSNorm::extra_repr() const {
   std::string s = shape_str(options_.normalized_shape);
   if (options_.eps) s += detail::cat(", eps=", *options_.eps);
-  return s + ", elementwise_affine=" + (options_.elementwise_affine ? "true" : "false");
+  return s + ", elementwise_affine=" + (options_.elementwise_affine ? "True" : "False");
 }
 
 BatchNorm::BatchNorm(const BatchNormOptions& options) : options_(options) {

@@ -158,7 +158,7 @@ TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
                      .padding = 1,
                      .groups = 2,
                      .bias = false}),
-       "Conv1d(4, 6, kernel_size=(3,), stride=(2,), padding=(1,), groups=2, bias=false)",
+       "Conv1d(4, 6, kernel_size=(3,), stride=(2,), padding=(1,), groups=2, bias=False)",
        {6, 2, 3},
        6,
        {"weight"},
@@ -194,7 +194,7 @@ TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
        }},
       {make<ConvTranspose2d>(
            {.in_channels = 3, .out_channels = 2, .kernel_size = 2, .stride = 2, .bias = false}),
-       "ConvTranspose2d(3, 2, kernel_size=(2, 2), stride=(2, 2), bias=false)",
+       "ConvTranspose2d(3, 2, kernel_size=(2, 2), stride=(2, 2), bias=False)",
        {3, 2, 2, 2},
        8,
        {"weight"},

@@ -75,7 +75,7 @@ TEST(Module, RegistrationOrderAndDottedNames) {
                                       "first.fc.bias", "second.scale", "second.steps",
                                       "second.fc.weight", "second.fc.bias"}));
   const std::string printed = m.str();
-  EXPECT_NE(printed.find("(fc): Linear(in_features=3, out_features=2, bias=true)"),
+  EXPECT_NE(printed.find("(fc): Linear(in_features=3, out_features=2, bias=True)"),
             std::string::npos)
       << printed;
 }

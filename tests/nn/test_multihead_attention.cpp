@@ -72,7 +72,7 @@ TEST(MultiheadAttention, KeysInitAndRepr) {
   EXPECT_EQ(mha->str(),
             "MultiheadAttention(\n"
             "  (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-            "bias=true)\n"
+            "bias=True)\n"
             ")");
   auto no_bias = make<MultiheadAttention>({.embed_dim = 4, .num_heads = 4, .bias = false});
   EXPECT_EQ(no_bias->state_dict().keys(),

@@ -113,27 +113,26 @@ TEST(TransformerDecoderLayer, KeysShapesAndRepr) {
           "multihead_attn.out_proj.weight", "multihead_attn.out_proj.bias", "linear1.weight",
           "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight", "norm1.bias",
           "norm2.weight", "norm2.bias", "norm3.weight", "norm3.bias"}));
-  // torch's printout, with fabric's own leaf layers (lower-case booleans, LayerNorm's bias, Dropout
-  // without inplace).
+  // torch 1.13's printout, character for character.
   EXPECT_EQ(layer->str(),
             "TransformerDecoderLayer(\n"
             "  (self_attn): MultiheadAttention(\n"
             "    (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-            "bias=true)\n"
+            "bias=True)\n"
             "  )\n"
             "  (multihead_attn): MultiheadAttention(\n"
             "    (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-            "bias=true)\n"
+            "bias=True)\n"
             "  )\n"
-            "  (linear1): Linear(in_features=8, out_features=16, bias=true)\n"
-            "  (dropout): Dropout(p=0.1)\n"
-            "  (linear2): Linear(in_features=16, out_features=8, bias=true)\n"
-            "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-            "  (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-            "  (norm3): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-            "  (dropout1): Dropout(p=0.1)\n"
-            "  (dropout2): Dropout(p=0.1)\n"
-            "  (dropout3): Dropout(p=0.1)\n"
+            "  (linear1): Linear(in_features=8, out_features=16, bias=True)\n"
+            "  (dropout): Dropout(p=0.1, inplace=False)\n"
+            "  (linear2): Linear(in_features=16, out_features=8, bias=True)\n"
+            "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+            "  (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+            "  (norm3): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+            "  (dropout1): Dropout(p=0.1, inplace=False)\n"
+            "  (dropout2): Dropout(p=0.1, inplace=False)\n"
+            "  (dropout3): Dropout(p=0.1, inplace=False)\n"
             ")");
   struct Row {
     const char* name;
@@ -197,8 +196,7 @@ TEST(TransformerDecoderLayer, ForwardCallsReplacedChildren) {
   EXPECT_EQ(layer->linear2, nullptr);
 }
 
-// The full printout of a 1 + 1 layer Transformer, as torch prints nn.Transformer(8, 2, 1, 1, 16)
-// (with fabric's leaf layers: lower-case booleans, LayerNorm's bias, Dropout without inplace).
+// The full printout of a 1 + 1 layer Transformer, as torch 1.13 prints nn.Transformer(8, 2, 1, 1, 16).
 const char* const kTransformerRepr =
     "Transformer(\n"
     "  (encoder): TransformerEncoder(\n"
@@ -206,42 +204,42 @@ const char* const kTransformerRepr =
     "      (0): TransformerEncoderLayer(\n"
     "        (self_attn): MultiheadAttention(\n"
     "          (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-    "bias=true)\n"
+    "bias=True)\n"
     "        )\n"
-    "        (linear1): Linear(in_features=8, out_features=16, bias=true)\n"
-    "        (dropout): Dropout(p=0.1)\n"
-    "        (linear2): Linear(in_features=16, out_features=8, bias=true)\n"
-    "        (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-    "        (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-    "        (dropout1): Dropout(p=0.1)\n"
-    "        (dropout2): Dropout(p=0.1)\n"
+    "        (linear1): Linear(in_features=8, out_features=16, bias=True)\n"
+    "        (dropout): Dropout(p=0.1, inplace=False)\n"
+    "        (linear2): Linear(in_features=16, out_features=8, bias=True)\n"
+    "        (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+    "        (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+    "        (dropout1): Dropout(p=0.1, inplace=False)\n"
+    "        (dropout2): Dropout(p=0.1, inplace=False)\n"
     "      )\n"
     "    )\n"
-    "    (norm): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
+    "    (norm): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
     "  )\n"
     "  (decoder): TransformerDecoder(\n"
     "    (layers): ModuleList(\n"
     "      (0): TransformerDecoderLayer(\n"
     "        (self_attn): MultiheadAttention(\n"
     "          (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-    "bias=true)\n"
+    "bias=True)\n"
     "        )\n"
     "        (multihead_attn): MultiheadAttention(\n"
     "          (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-    "bias=true)\n"
+    "bias=True)\n"
     "        )\n"
-    "        (linear1): Linear(in_features=8, out_features=16, bias=true)\n"
-    "        (dropout): Dropout(p=0.1)\n"
-    "        (linear2): Linear(in_features=16, out_features=8, bias=true)\n"
-    "        (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-    "        (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-    "        (norm3): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-    "        (dropout1): Dropout(p=0.1)\n"
-    "        (dropout2): Dropout(p=0.1)\n"
-    "        (dropout3): Dropout(p=0.1)\n"
+    "        (linear1): Linear(in_features=8, out_features=16, bias=True)\n"
+    "        (dropout): Dropout(p=0.1, inplace=False)\n"
+    "        (linear2): Linear(in_features=16, out_features=8, bias=True)\n"
+    "        (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+    "        (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+    "        (norm3): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+    "        (dropout1): Dropout(p=0.1, inplace=False)\n"
+    "        (dropout2): Dropout(p=0.1, inplace=False)\n"
+    "        (dropout3): Dropout(p=0.1, inplace=False)\n"
     "      )\n"
     "    )\n"
-    "    (norm): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
+    "    (norm): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
     "  )\n"
     ")";
 

@@ -77,21 +77,20 @@ TEST(TransformerEncoderLayer, KeysShapesAndRepr) {
                 "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
                 "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
                 "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"}));
-  // torch's printout, with fabric's own leaf layers (lower-case booleans, LayerNorm's bias, Dropout
-  // without inplace).
+  // torch 1.13's printout, character for character.
   EXPECT_EQ(layer->str(),
             "TransformerEncoderLayer(\n"
             "  (self_attn): MultiheadAttention(\n"
             "    (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, "
-            "bias=true)\n"
+            "bias=True)\n"
             "  )\n"
-            "  (linear1): Linear(in_features=8, out_features=16, bias=true)\n"
-            "  (dropout): Dropout(p=0.1)\n"
-            "  (linear2): Linear(in_features=16, out_features=8, bias=true)\n"
-            "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-            "  (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=true, bias=true)\n"
-            "  (dropout1): Dropout(p=0.1)\n"
-            "  (dropout2): Dropout(p=0.1)\n"
+            "  (linear1): Linear(in_features=8, out_features=16, bias=True)\n"
+            "  (dropout): Dropout(p=0.1, inplace=False)\n"
+            "  (linear2): Linear(in_features=16, out_features=8, bias=True)\n"
+            "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+            "  (norm2): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n"
+            "  (dropout1): Dropout(p=0.1, inplace=False)\n"
+            "  (dropout2): Dropout(p=0.1, inplace=False)\n"
             ")");
   struct Row {
     const char* name;
