@@ -3,22 +3,13 @@
 
 #include <cmath>
 
+#include "optim/momentum_cycling.h"
+
 // PyTorch computes each formula in Python, one rounding per operation: no fused multiply-adds,
 // or the float64 lrs drift from torch's by an ulp.
 #pragma GCC optimize("fp-contract=off")
 
 namespace fabric::optim {
-namespace {
-
-// One value per group: `values` holds one for all or one for each (PyTorch's _format_param).
-std::vector<double> per_group(const std::vector<double>& values, size_t groups, const char* name) {
-  if (values.size() == 1) return std::vector<double>(groups, values[0]);
-  FABRIC_CHECK(values.size() == groups, ValueError, "CyclicLR: expected ", groups, " values for ",
-               name, " (one per parameter group) or one for all, got ", values.size());
-  return values;
-}
-
-}  // namespace
 
 CyclicLR::CyclicLR(Optimizer& optimizer, const CyclicOptions& o)
     : LRScheduler(optimizer, "CyclicLR"),
@@ -29,8 +20,8 @@ CyclicLR::CyclicLR(Optimizer& optimizer, const CyclicOptions& o)
   const size_t n = optimizer.num_param_groups();
   FABRIC_CHECK(!o.base_lr.empty() && !o.max_lr.empty(), ValueError,
                "CyclicLR: base_lr and max_lr are required (one value, or one per parameter group)");
-  const std::vector<double> base_lrs = per_group(o.base_lr, n, "base_lr");
-  max_lrs_ = per_group(o.max_lr, n, "max_lr");
+  const std::vector<double> base_lrs = cycling::per_group(o.base_lr, n, "CyclicLR", "base_lr");
+  max_lrs_ = cycling::per_group(o.max_lr, n, "CyclicLR", "max_lr");
   // torch divides by step_size_up (0 / 0 at step 0) and by the total size without checking.
   FABRIC_CHECK(o.step_size_up > 0, ValueError,
                "CyclicLR: step_size_up (the steps from base_lr to max_lr) must be > 0, got ",
@@ -56,14 +47,9 @@ CyclicLR::CyclicLR(Optimizer& optimizer, const CyclicOptions& o)
   }
   std::vector<double> base_momentums;
   if (cycle_momentum_) {
-    const HyperParams h = optimizer.group_hyper_params(0);
-    FABRIC_CHECK(h.count("momentum") || h.count("betas"), ValueError, "CyclicLR: optimizer ",
-                 optimizer.name(),
-                 " must support momentum (a 'momentum' or 'betas' hyper-parameter) with "
-                 "cycle_momentum enabled");
-    use_beta1_ = h.count("betas") > 0;
-    base_momentums = per_group(o.base_momentum, n, "base_momentum");
-    max_momentums_ = per_group(o.max_momentum, n, "max_momentum");
+    use_beta1_ = cycling::momentum_is_beta1(optimizer, "CyclicLR");
+    base_momentums = cycling::per_group(o.base_momentum, n, "CyclicLR", "base_momentum");
+    max_momentums_ = cycling::per_group(o.max_momentum, n, "CyclicLR", "max_momentum");
   }
   // Only now that every argument is checked: PyTorch's writes into the param groups.
   for (size_t g = 0; g < n; ++g) {
@@ -85,13 +71,7 @@ double CyclicLR::scale(double x) const {
 }
 
 void CyclicLR::set_momentum(size_t group, double momentum) const {
-  if (use_beta1_) {
-    auto betas = std::get<std::vector<double>>(optimizer_->group_hyper_params(group).at("betas"));
-    betas.at(0) = momentum;
-    optimizer_->set_group_hyper_params(group, {{"betas", betas}});
-  } else {
-    optimizer_->set_group_hyper_params(group, {{"momentum", momentum}});
-  }
+  cycling::set_momentum(*optimizer_, group, momentum, use_beta1_);
 }
 
 std::vector<double> CyclicLR::get_lr() const {

@@ -4,20 +4,14 @@
 #include <cmath>
 #include <numbers>
 
+#include "optim/momentum_cycling.h"
+
 // PyTorch computes each formula in Python, one rounding per operation: no fused multiply-adds,
 // or the float64 lrs drift from torch's by an ulp.
 #pragma GCC optimize("fp-contract=off")
 
 namespace fabric::optim {
 namespace {
-
-// One value per group: `values` holds one for all or one for each (PyTorch's _format_param).
-std::vector<double> per_group(const std::vector<double>& values, size_t groups, const char* name) {
-  if (values.size() == 1) return std::vector<double>(groups, values[0]);
-  FABRIC_CHECK(values.size() == groups, ValueError, "OneCycleLR: expected ", groups, " values for ",
-               name, " (one per parameter group) or one for all, got ", values.size());
-  return values;
-}
 
 // The phases' end steps as torch computes them (floats: pct_start * total_steps need not be
 // whole). Out of line because GCC 12 still fused these in the constructor despite the pragma
@@ -67,18 +61,13 @@ OneCycleLR::OneCycleLR(Optimizer& optimizer, const OneCycleOptions& o)
   const size_t n = optimizer.num_param_groups();
   FABRIC_CHECK(!o.max_lr.empty(), ValueError,
                "OneCycleLR: max_lr is required (one value, or one per parameter group)");
-  const std::vector<double> max_lrs = per_group(o.max_lr, n, "max_lr");
+  const std::vector<double> max_lrs = cycling::per_group(o.max_lr, n, "OneCycleLR", "max_lr");
   cycle_momentum_ = o.cycle_momentum;
   std::vector<double> max_momentums(n), base_momentums(n);
   if (cycle_momentum_) {
-    const HyperParams h = optimizer.group_hyper_params(0);
-    FABRIC_CHECK(h.count("momentum") || h.count("betas"), ValueError, "OneCycleLR: optimizer ",
-                 optimizer.name(),
-                 " must support momentum (a 'momentum' or 'betas' hyper-parameter) with "
-                 "cycle_momentum enabled");
-    use_beta1_ = h.count("betas") > 0;
-    max_momentums = per_group(o.max_momentum, n, "max_momentum");
-    base_momentums = per_group(o.base_momentum, n, "base_momentum");
+    use_beta1_ = cycling::momentum_is_beta1(optimizer, "OneCycleLR");
+    max_momentums = cycling::per_group(o.max_momentum, n, "OneCycleLR", "max_momentum");
+    base_momentums = cycling::per_group(o.base_momentum, n, "OneCycleLR", "base_momentum");
   }
   for (size_t g = 0; g < n; ++g) {
     const double initial_lr = max_lrs[g] / o.div_factor;
@@ -102,13 +91,7 @@ double OneCycleLR::anneal(double start, double end, double pct) const {
 }
 
 void OneCycleLR::set_momentum(size_t group, double momentum) const {
-  if (use_beta1_) {
-    auto betas = std::get<std::vector<double>>(optimizer_->group_hyper_params(group).at("betas"));
-    betas.at(0) = momentum;
-    optimizer_->set_group_hyper_params(group, {{"betas", betas}});
-  } else {
-    optimizer_->set_group_hyper_params(group, {{"momentum", momentum}});
-  }
+  cycling::set_momentum(*optimizer_, group, momentum, use_beta1_);
 }
 
 std::vector<double> OneCycleLR::get_lr() const {
