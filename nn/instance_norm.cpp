@@ -2,42 +2,14 @@
 #include "nn/instance_norm.h"
 
 #include "nn/functional_instance_norm.h"
-#include "nn/init.h"
-#include "tensor/factory.h"
 #include "tensor/warning.h"
 
 namespace fabric::nn {
 
-InstanceNorm::InstanceNorm(const InstanceNormOptions& options) : options_(options) {
-  FABRIC_CHECK(options.num_features > 0, ValueError, "InstanceNorm: num_features must be > 0, got ",
-               options.num_features);
-  FABRIC_CHECK(options.eps >= 0, ValueError, "InstanceNorm: eps must be >= 0, got ", options.eps);
-  const Shape c = {options.num_features};
-  if (options.affine) {
-    weight = register_parameter("weight", empty(c));
-    bias = register_parameter("bias", empty(c));
-  }
-  if (options.track_running_stats) {
-    running_mean = register_buffer("running_mean", zeros(c));
-    running_var = register_buffer("running_var", ones(c));
-    num_batches_tracked =
-        register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::int64}));
-  }
-  reset_parameters();
-}
-
-void InstanceNorm::reset_running_stats() {
-  if (!options_.track_running_stats) return;
-  running_mean.zero_();
-  running_var.fill_(1);
-  num_batches_tracked.zero_();
-}
-
-void InstanceNorm::reset_parameters() {
-  reset_running_stats();
-  if (weight.defined()) init::ones_(weight);
-  if (bias.defined()) init::zeros_(bias);
-}
+InstanceNorm::InstanceNorm(const InstanceNormOptions& options)
+    : NormBase("InstanceNorm", options.num_features, options.eps, options.affine,
+               options.track_running_stats),
+      options_(options) {}
 
 Tensor InstanceNorm::forward(const Tensor& x) {
   const int64_t unbatched = no_batch_dim();

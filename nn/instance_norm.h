@@ -1,7 +1,7 @@
 // InstanceNorm1d / InstanceNorm2d: each (sample, channel) plane normalised by its own statistics,
 // as torch.nn (functional form: nn/functional_instance_norm.h).
 #pragma once
-#include "nn/module.h"
+#include "nn/norm_base.h"
 
 namespace fabric::nn {
 
@@ -19,17 +19,12 @@ struct InstanceNormOptions {
 // torch, never counts. Keys: weight (ones), bias (zeros) when affine; running_mean (zeros),
 // running_var (ones), num_batches_tracked (int64, 0-dim) when track_running_stats. Unbatched input
 // is normalised as a batch of one.
-class InstanceNorm : public Module {
+class InstanceNorm : public NormBase {
  public:
   using Options = InstanceNormOptions;
   Tensor forward(const Tensor& x) override;
-  void reset_running_stats();
-  void reset_parameters();
   std::string extra_repr() const override;
   const InstanceNormOptions& options() const { return options_; }
-
-  Tensor weight, bias;                                    // (C), or undefined
-  Tensor running_mean, running_var, num_batches_tracked;  // or undefined
 
  protected:
   explicit InstanceNorm(const InstanceNormOptions& options);

@@ -64,36 +64,10 @@ std::string RMSNorm::extra_repr() const {
   return s + ", elementwise_affine=" + (options_.elementwise_affine ? "True" : "False");
 }
 
-BatchNorm::BatchNorm(const BatchNormOptions& options) : options_(options) {
-  FABRIC_CHECK(options.num_features > 0, ValueError, "BatchNorm: num_features must be > 0, got ",
-               options.num_features);
-  FABRIC_CHECK(options.eps >= 0, ValueError, "BatchNorm: eps must be >= 0, got ", options.eps);
-  const Shape c = {options.num_features};
-  if (options.affine) {
-    weight = register_parameter("weight", empty(c));
-    bias = register_parameter("bias", empty(c));
-  }
-  if (options.track_running_stats) {
-    running_mean = register_buffer("running_mean", zeros(c));
-    running_var = register_buffer("running_var", ones(c));
-    num_batches_tracked =
-        register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::int64}));
-  }
-  reset_parameters();
-}
-
-void BatchNorm::reset_running_stats() {
-  if (!options_.track_running_stats) return;
-  running_mean.zero_();
-  running_var.fill_(1);
-  num_batches_tracked.zero_();
-}
-
-void BatchNorm::reset_parameters() {
-  reset_running_stats();
-  if (weight.defined()) init::ones_(weight);
-  if (bias.defined()) init::zeros_(bias);
-}
+BatchNorm::BatchNorm(const BatchNormOptions& options)
+    : NormBase("BatchNorm", options.num_features, options.eps, options.affine,
+               options.track_running_stats),
+      options_(options) {}
 
 // torch's _BatchNorm.forward: the batch count and the averaging factor are updated before the
 // op, which then updates the running statistics with that factor.

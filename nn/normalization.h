@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "nn/module.h"
+#include "nn/norm_base.h"
 
 namespace fabric::nn {
 
@@ -69,17 +70,12 @@ struct BatchNormOptions {
 // they are not tracked). Keys as torch's state_dict: weight (ones), bias (zeros) when affine;
 // running_mean (zeros), running_var (ones), num_batches_tracked (int64, 0-dim) when
 // track_running_stats.
-class BatchNorm : public Module {
+class BatchNorm : public NormBase {
  public:
   using Options = BatchNormOptions;
   Tensor forward(const Tensor& x) override;
-  void reset_running_stats();
-  void reset_parameters();
   std::string extra_repr() const override;
   const BatchNormOptions& options() const { return options_; }
-
-  Tensor weight, bias;                                    // (C), or undefined
-  Tensor running_mean, running_var, num_batches_tracked;  // or undefined
 
  protected:
   explicit BatchNorm(const BatchNormOptions& options);

@@ -1,0 +1,26 @@
+// What BatchNorm and InstanceNorm share (torch's _NormBase): the per-channel affine parameters and
+// the running statistics, their registration under torch's keys and their reset.
+#pragma once
+#include <cstdint>
+
+#include "nn/module.h"
+
+namespace fabric::nn {
+
+class NormBase : public Module {
+ public:
+  void reset_running_stats();
+  // Running statistics to their start, weight to ones and bias to zeros.
+  void reset_parameters();
+
+  Tensor weight, bias;                                    // (C), or undefined
+  Tensor running_mean, running_var, num_batches_tracked;  // or undefined
+
+ protected:
+  // Registers weight and bias (when affine) and running_mean, running_var and the int64 0-dim
+  // num_batches_tracked (when tracked); ValueError naming `layer` for num_features <= 0 or eps < 0.
+  NormBase(const char* layer, int64_t num_features, double eps, bool affine,
+           bool track_running_stats);
+};
+
+}  // namespace fabric::nn
