@@ -129,6 +129,9 @@ LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tenso
   FABRIC_CHECK(x.size(-1) == c.input_size, ShapeError, name,
                ": input.size(-1) must be equal to input_size. Expected ", c.input_size, ", got ",
                x.size(-1), " (input of shape ", shape_str(input.sizes()), ")");
+  FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError, name,
+               ": expected a floating input (float64/float32/float16/bfloat16), got ",
+               dtype_name(x.dtype()));
   const int64_t L = x.size(0), N = x.size(1), D = c.bidirectional ? 2 : 1;
   FABRIC_CHECK(L > 0, ShapeError, name, ": expected a sequence of at least one step, got input ",
                shape_str(input.sizes()));

@@ -382,6 +382,8 @@ TEST(Recurrent, Errors) {
                                   zeros({4, 3}), zeros({4, 4}));
                   }),
                   "rnn_relu_cell: expected an input of a floating dtype");
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { (*gru)(zeros({5, 2, 3}, {.dtype = DType::int64})); }),
+                  "GRU: expected a floating input");
 }
 
 }  // namespace
