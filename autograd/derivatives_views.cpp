@@ -49,6 +49,26 @@ FABRIC_DERIVATIVE(select) {
   };
 }
 
+// torch's UnbindBackward: the slices' gradients stacked along the dim, zeros for a slice that got
+// none (nothing when none did).
+FABRIC_DERIVATIVE(unbind) {
+  auto a = attrs_of<UnbindAttrs>(rec);
+  return [a](const std::vector<Tensor>& g) {
+    const Tensor* any = nullptr;
+    for (const Tensor& t : g)
+      if (t.defined()) any = &t;
+    if (!any) return std::vector<Tensor>{Tensor()};
+    Shape slice = a.input_shape;
+    slice.erase(slice.begin() + a.dim);
+    std::vector<Tensor> parts;
+    parts.reserve(g.size());
+    for (const Tensor& t : g)
+      parts.push_back(t.defined() ? t
+                                  : zeros(slice, {.dtype = any->dtype(), .device = any->device()}));
+    return std::vector<Tensor>{stack(parts, a.dim)};
+  };
+}
+
 FABRIC_DERIVATIVE(clone) {
   return [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; };
 }

@@ -13,6 +13,7 @@ namespace {
 constexpr OpId kSupported[] = {
     // views, copies, casts
     OpId::view, OpId::expand, OpId::transpose, OpId::permute, OpId::slice, OpId::select,
+    OpId::unbind,
     OpId::clone, OpId::to_dtype, OpId::to_device,
     // elementwise (tanh, sigmoid, relu, silu and gelu switch to a composition in grad mode)
     OpId::add, OpId::sub, OpId::mul, OpId::div, OpId::maximum, OpId::minimum, OpId::pow,

@@ -1,4 +1,5 @@
-// RNN, LSTM and GRU: torch.nn.RNNBase's parameters and checks, and the time loop over the cells.
+// RNN, LSTM and GRU: torch.nn.RNNBase's parameters and checks, and the time loop over the cells
+// (their input projections computed for the whole sequence first).
 #include "nn/recurrent.h"
 
 #include <cmath>
@@ -6,6 +7,7 @@
 #include "nn/init.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/rnn_steps.h"
 #include "tensor/shape.h"
 #include "tensor/warning.h"
 
@@ -147,23 +149,27 @@ LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tenso
       const Weights& w = weights_[static_cast<size_t>(k)];
       Tensor h = h_init.select(0, k), cs = lstm ? c_init.select(0, k) : Tensor();
       std::vector<Tensor> steps(static_cast<size_t>(L));
+      // The input projection of every time step in one GEMM, as torch's CPU layers do, split by
+      // unbind (one autograd node: its backward stacks, where per-step selects would each
+      // scatter into the whole sequence); only the hidden-state GEMM stays in the loop.
+      const std::vector<Tensor> x_gates = unbind(linear(layer_in, w.w_ih, w.b_ih), 0);
       // The reverse direction reads the sequence backwards and writes each step's h at its
       // own time position, as torch.
       for (int64_t s = 0; s < L; ++s) {
         const int64_t t = dir == 0 ? s : L - 1 - s;
-        const Tensor xt = layer_in.select(0, t);  // (N, H_in)
+        const Tensor& xt = x_gates[static_cast<size_t>(t)];  // (N, G*H)
         switch (cell_) {
           case Cell::lstm:
-            std::tie(h, cs) = lstm_cell(xt, h, cs, w.w_ih, w.w_hh, w.b_ih, w.b_hh);
+            std::tie(h, cs) = lstm_step(xt, h, cs, w.w_hh, w.b_hh);
             break;
           case Cell::gru:
-            h = gru_cell(xt, h, w.w_ih, w.w_hh, w.b_ih, w.b_hh);
+            h = gru_step(xt, h, w.w_hh, w.b_hh);
             break;
           case Cell::rnn_tanh:
-            h = rnn_tanh_cell(xt, h, w.w_ih, w.w_hh, w.b_ih, w.b_hh);
+            h = rnn_step(xt, h, w.w_hh, w.b_hh, true);
             break;
           case Cell::rnn_relu:
-            h = rnn_relu_cell(xt, h, w.w_ih, w.w_hh, w.b_ih, w.b_hh);
+            h = rnn_step(xt, h, w.w_hh, w.b_hh, false);
             break;
         }
         steps[static_cast<size_t>(t)] = h;

@@ -17,6 +17,7 @@ struct TransposeAttrs { int64_t dim0, dim1; };
 struct PermuteAttrs { std::vector<int64_t> dims; };
 struct SliceAttrs { Shape input_shape; int64_t dim, start, end, step; };
 struct SelectAttrs { Shape input_shape; int64_t dim, index; };
+struct UnbindAttrs { Shape input_shape; int64_t dim; };
 struct ToDTypeAttrs { DType from; };
 struct AlphaAttrs { Scalar alpha; };                             // add, sub
 struct ScalarAttrs { Scalar value; };                            // ops with a scalar operand

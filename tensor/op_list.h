@@ -140,6 +140,7 @@
   X(flip, none, none)                       \
   X(roll, none, none)                       \
   X(repeat, none, none)                     \
+  X(unbind, none, none)                     \
   X(pad, none, none)          /* constant mode */ \
   X(reflection_pad, fp32, none)             \
   X(replication_pad, fp32, none)            \

@@ -238,6 +238,11 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim = 0);        // views
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim = 0);
 std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
+// torch.unbind: the slices along `dim` as separate tensors (copies, not views). One autograd node
+// for all of them whose backward stacks their gradients (zeros for a slice that got none), where
+// per-slice select()s would each scatter into a zero tensor of the whole input: a time loop over
+// unbind(x) costs O(L) in backward, over select O(L^2).
+std::vector<Tensor> unbind(const Tensor& a, int64_t dim = 0);
 Tensor tril(const Tensor& a, int64_t diagonal = 0);
 Tensor triu(const Tensor& a, int64_t diagonal = 0);
 Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);  // int64 output

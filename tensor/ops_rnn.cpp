@@ -5,6 +5,7 @@
 #include "tensor/autocast.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
+#include "tensor/rnn_steps.h"
 #include "tensor/shape.h"
 
 namespace fabric {
@@ -55,21 +56,40 @@ void check_cell(const char* op, int64_t gates, const Tensor& input, const Tensor
   }
 }
 
-// W_ih x + b_ih + W_hh h + b_hh, the pre-activations of every gate (N, G*H).
-Tensor gates_of(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
-                const Tensor& b_ih, const Tensor& b_hh) {
-  return add(linear(x, w_ih, b_ih), linear(h, w_hh, b_hh));
-}
-
 Tensor simple_cell(OpId id, const char* op, bool use_tanh, Tensor input, Tensor hx, Tensor w_ih,
                    Tensor w_hh, Tensor b_ih, Tensor b_hh) {
   apply_autocast(id, {&input, &hx, &w_ih, &w_hh, &b_ih, &b_hh});
   check_cell(op, 1, input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh);
-  const Tensor pre = gates_of(input, hx, w_ih, w_hh, b_ih, b_hh);
-  return use_tanh ? tanh(pre) : relu(pre);
+  return rnn_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh, use_tanh);
 }
 
 }  // namespace
+
+std::tuple<Tensor, Tensor> lstm_step(const Tensor& x_gates, const Tensor& hx, const Tensor& cx,
+                                     const Tensor& w_hh, const Tensor& b_hh) {
+  const std::vector<Tensor> g = chunk(add(x_gates, linear(hx, w_hh, b_hh)), 4, -1);
+  const Tensor i = sigmoid(g[0]), f = sigmoid(g[1]), c_new = tanh(g[2]), o = sigmoid(g[3]);
+  Tensor cy = add(mul(f, cx), mul(i, c_new));
+  Tensor hy = mul(o, tanh(cy));
+  return {hy, cy};
+}
+
+Tensor gru_step(const Tensor& x_gates, const Tensor& hx, const Tensor& w_hh, const Tensor& b_hh) {
+  // b_hn stays inside the reset product, as torch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+  const std::vector<Tensor> gi = chunk(x_gates, 3, -1);
+  const std::vector<Tensor> gh = chunk(linear(hx, w_hh, b_hh), 3, -1);
+  const Tensor r = sigmoid(add(gi[0], gh[0]));
+  const Tensor z = sigmoid(add(gi[1], gh[1]));
+  const Tensor n = tanh(add(gi[2], mul(r, gh[2])));
+  // h' = (1 - z) * n + z * h, written as torch's n + z * (h - n).
+  return add(n, mul(z, sub(hx, n)));
+}
+
+Tensor rnn_step(const Tensor& x_gates, const Tensor& hx, const Tensor& w_hh, const Tensor& b_hh,
+                bool use_tanh) {
+  const Tensor pre = add(x_gates, linear(hx, w_hh, b_hh));
+  return use_tanh ? tanh(pre) : relu(pre);
+}
 
 std::tuple<Tensor, Tensor> lstm_cell(const Tensor& input_in, const Tensor& hx_in,
                                      const Tensor& cx_in, const Tensor& w_ih_in,
@@ -80,12 +100,7 @@ std::tuple<Tensor, Tensor> lstm_cell(const Tensor& input_in, const Tensor& hx_in
   apply_autocast(OpId::lstm_cell, {&input, &hx, &cx, &w_ih, &w_hh, &b_ih, &b_hh});
   FABRIC_CHECK(cx.defined(), ValueError, "lstm_cell: cx must be defined");
   check_cell("lstm_cell", 4, input, hx, cx, w_ih, w_hh, b_ih, b_hh);
-  // Gates in torch's order: input, forget, cell, output.
-  const std::vector<Tensor> g = chunk(gates_of(input, hx, w_ih, w_hh, b_ih, b_hh), 4, -1);
-  const Tensor i = sigmoid(g[0]), f = sigmoid(g[1]), c_new = tanh(g[2]), o = sigmoid(g[3]);
-  Tensor cy = add(mul(f, cx), mul(i, c_new));
-  Tensor hy = mul(o, tanh(cy));
-  return {hy, cy};
+  return lstm_step(linear(input, w_ih, b_ih), hx, cx, w_hh, b_hh);
 }
 
 Tensor gru_cell(const Tensor& input_in, const Tensor& hx_in, const Tensor& w_ih_in,
@@ -94,15 +109,7 @@ Tensor gru_cell(const Tensor& input_in, const Tensor& hx_in, const Tensor& w_ih_
          b_hh = b_hh_in;
   apply_autocast(OpId::gru_cell, {&input, &hx, &w_ih, &w_hh, &b_ih, &b_hh});
   check_cell("gru_cell", 3, input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh);
-  // Gates in torch's order: reset, update, new. b_hn stays inside the reset product, as torch:
-  // n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
-  const std::vector<Tensor> gi = chunk(linear(input, w_ih, b_ih), 3, -1);
-  const std::vector<Tensor> gh = chunk(linear(hx, w_hh, b_hh), 3, -1);
-  const Tensor r = sigmoid(add(gi[0], gh[0]));
-  const Tensor z = sigmoid(add(gi[1], gh[1]));
-  const Tensor n = tanh(add(gi[2], mul(r, gh[2])));
-  // h' = (1 - z) * n + z * h, written as torch's n + z * (h - n).
-  return add(n, mul(z, sub(hx, n)));
+  return gru_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh);
 }
 
 Tensor rnn_tanh_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,

@@ -1,6 +1,6 @@
 // Harness cases for sort, argsort and topk (values against a float64 reference sort, gradients by
 // finite differences on random inputs, which have no ties) and flip, roll and repeat (naive
-// index-mapping references).
+// index-mapping references), and unbind (stacked back reversed: a flip through its backward).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -163,6 +163,24 @@ std::vector<OpCase> sort_op_cases() {
                          i[d] = shape[d] - 1 - i[d];
                        }
                      }
+                     return i;
+                   });
+                 }});
+  }
+  // unbind, stacked back in reverse order: flip along that dim, through unbind's own backward.
+  for (auto [name, shape, dim] : std::vector<std::tuple<std::string, Shape, int64_t>>{
+           {"rows", {3, 4}, 0}, {"inner", {2, 3, 4}, 1}, {"last", {2, 5}, -1}}) {
+    c.push_back({"unbind/" + name,
+                 {F(shape)},
+                 [dim](const V& t) {
+                   std::vector<Tensor> s = unbind(t[0], dim);
+                   std::reverse(s.begin(), s.end());
+                   return stack(s, dim);
+                 },
+                 [dim, shape](const R& t) {
+                   return ref_remap(t[0], shape, [&](std::vector<int64_t> i) {
+                     const int64_t d = wrap(dim, shape.size());
+                     i[d] = shape[d] - 1 - i[d];
                      return i;
                    });
                  }});

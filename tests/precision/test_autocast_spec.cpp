@@ -74,6 +74,7 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"index_select", none}, {"gather", none}, {"tril", none}, {"triu", none},
       {"one_hot", none}, {"dropout", none}, {"masked_fill", none},
       {"sort", none}, {"topk", none}, {"flip", none}, {"roll", none}, {"repeat", none},
+      {"unbind", none},
       // max_pool3d and adaptive_avg_pool3d are on the CPU list, the 2-d pools on neither.
       {"max_pool2d", none}, {"avg_pool2d", none}, {"adaptive_avg_pool2d", none},
       // Constant pad is on neither list; reflection/replication padding on CPU's FP32 list only,
