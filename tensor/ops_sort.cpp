@@ -1,7 +1,8 @@
 // sort, argsort and topk as torch: the kernel orders each slice along the dim (stable, NaN as the
-// largest value; topk by torch's own selection, for its order among equal values); the values' gradient comes from re-reading them with a recorded gather at the
-// sorted indices, whose backward (a scatter_add into zeros) scatters it back and differentiates
-// again. The indices carry no gradient.
+// largest value; topk by torch's own selection, for its order among equal values); the values'
+// gradient comes from re-reading them with a recorded gather at the sorted indices, whose backward
+// (a scatter_add into zeros) scatters it back and differentiates again. The indices carry no
+// gradient.
 #include <tuple>
 
 #include "tensor/autocast.h"

@@ -44,11 +44,14 @@ int main(int argc, char** argv) {
               torch_status.c_str());
   manual_seed(0);
   const std::vector<Case> cases = {
-      {"lstm_L64_N32_H256", {64, 32, 256},
+      {"lstm_L64_N32_H256",
+       {64, 32, 256},
        nn::make<nn::LSTM>({.input_size = 256, .hidden_size = 256, .num_layers = 2})},
-      {"gru_L64_N32_H256", {64, 32, 256},
+      {"gru_L64_N32_H256",
+       {64, 32, 256},
        nn::make<nn::GRU>({.input_size = 256, .hidden_size = 256, .num_layers = 2})},
-      {"lstm_L128_N8_H128", {128, 8, 128},
+      {"lstm_L128_N8_H128",
+       {128, 8, 128},
        nn::make<nn::LSTM>({.input_size = 128, .hidden_size = 128, .num_layers = 2})},
   };
   std::printf("%-18s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
@@ -62,15 +65,19 @@ int main(int argc, char** argv) {
     }
     for (int thr : {1, 2}) {
       omp_set_num_threads(thr);
-      const double fwd = bench::median_ms([&] {
-        NoGradGuard no_grad;
-        Tensor y = c.layer->forward(x);
-      }, g_reps);
-      const double both = bench::median_ms([&] {
-        zero_grad(x);
-        c.layer->zero_grad();
-        c.layer->forward(x).backward(g);
-      }, g_reps);
+      const double fwd = bench::median_ms(
+          [&] {
+            NoGradGuard no_grad;
+            Tensor y = c.layer->forward(x);
+          },
+          g_reps);
+      const double both = bench::median_ms(
+          [&] {
+            zero_grad(x);
+            c.layer->zero_grad();
+            c.layer->forward(x).backward(g);
+          },
+          g_reps);
       std::printf("%-18s %3d %9.3f", c.name, thr, fwd);
       auto it = torch.find({c.name, thr});
       if (it == torch.end()) {
