@@ -12,7 +12,9 @@
 #   usage: bash tools/gpu-check.sh
 #   env:   OUT (full logs go there when set), FABRIC_GPU_BUILD_DIR (default build-gpu),
 #          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build),
-#          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build)
+#          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build),
+#          FABRIC_GPU_BUDGET_S (default 540: every step's time limit is cut so that the summary
+#          prints within this many seconds of the start)
 # Exits 1 with a message when there is no GPU, the build fails or a CUDA test fails.
 set -euo pipefail
 
@@ -22,6 +24,20 @@ case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
 jobs=${FABRIC_GPU_JOBS:-$(nproc)}
 logs=${OUT:-$build_dir/gpu-check-logs}
 start=$(date +%s)
+# The step limits below add up to nearly 14 minutes, past a lent GPU's 10-minute command limit,
+# which would kill the script before its summary: each step gets its own limit or what is left of
+# the budget, keeping `reserve` seconds for the steps after it, whichever is less. The default
+# leaves a minute of that command limit to spare.
+budget=${FABRIC_GPU_BUDGET_S:-540}
+[[ $budget =~ ^[0-9]+$ ]] || { echo "gpu-check: FABRIC_GPU_BUDGET_S=$budget is not a number of seconds" >&2; exit 1; }
+deadline=$((start + budget))
+limit_for() {
+  local want=$1 reserve=${2:-0} left
+  left=$((deadline - $(date +%s) - reserve))
+  [ "$left" -ge "$want" ] || want=$left
+  [ "$want" -ge 1 ] || want=1
+  echo "$want"
+}
 
 say() { echo "gpu-check: $*"; }
 die() {
@@ -124,14 +140,14 @@ elif [ "${FABRIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   launcher=()
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   say "configuring $build_dir (Release, CMAKE_CUDA_ARCHITECTURES=$arch) [$(elapsed)]"
-  if ! timeout 120 cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DFABRIC_CUDA=ON \
+  if ! timeout "$(limit_for 120)" cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DFABRIC_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DFABRIC_BUILD_TESTS=ON -DFABRIC_BUILD_BENCH=ON \
     "${launcher[@]}" >"$logs/configure.log" 2>&1; then
     tail -n 30 "$logs/configure.log" >&2
     die "configure failed (full log: $logs/configure.log). A missing package? tools/install-deps.sh lists fabric's dependencies"
   fi
   say "building fabric_tests_cuda, fabric_tests_ops (its OpHarnessCuda.* tests) and bench_gpu with $jobs jobs [$(elapsed)]"
-  run_logged build 330 cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda fabric_tests_ops bench_gpu
+  run_logged build "$(limit_for 330 120)" cmake --build "$build_dir" -j "$jobs" --target fabric_tests_cuda fabric_tests_ops bench_gpu
 fi
 if [ -n "$bundle" ]; then
   bench=$bundle_dir/bin/bench_gpu
@@ -142,13 +158,17 @@ fi
 
 # ---- CUDA tests ----------------------------------------------------------------------------------
 tests_ok=1
+tests_timed_out=""
 if [ -n "$bundle" ]; then
   # The cuda label's tests, straight from the two binaries that hold them (no ctest files here).
   say "running the bundle's CUDA tests [$(elapsed)]"
   : >"$logs/ctest.log"
   for spec in "fabric_tests_cuda:-CachingAllocatorLogic.*" "fabric_tests_ops:OpHarnessCuda.*"; do
-    if ! timeout 180 "$bundle_dir/bin/${spec%%:*}" --gtest_filter="${spec#*:}" >>"$logs/ctest.log" 2>&1; then
+    rc=0
+    timeout "$(limit_for 180 90)" "$bundle_dir/bin/${spec%%:*}" --gtest_filter="${spec#*:}" >>"$logs/ctest.log" 2>&1 || rc=$?
+    if [ "$rc" != 0 ]; then
       tests_ok=0
+      [ "$rc" != 124 ] || tests_timed_out="${spec%%:*} ran past its time limit (budget ${budget}s)"
     fi
   done
   # gtest's summary lines ("[  PASSED  ] 12 tests.", "[  SKIPPED ] 3 tests, listed below:"), summed.
@@ -158,9 +178,12 @@ if [ -n "$bundle" ]; then
   failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/ctest.log" | sed 's/ (.*//' | sort -u || true)
 else
   say "running ctest -L cuda [$(elapsed)]"
-  if ! timeout 180 ctest --test-dir "$build_dir" -L cuda --output-on-failure --no-tests=error -j 4 --timeout 120 \
-    >"$logs/ctest.log" 2>&1; then
+  rc=0
+  timeout "$(limit_for 180 90)" ctest --test-dir "$build_dir" -L cuda --output-on-failure --no-tests=error -j 4 \
+    --timeout 120 >"$logs/ctest.log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then
     tests_ok=0
+    [ "$rc" != 124 ] || tests_timed_out="ctest ran past its time limit (budget ${budget}s)"
   fi
   test_summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1 || true)
   skipped=$(grep -c '\*\*\*Skipped' "$logs/ctest.log" || true)
@@ -170,7 +193,11 @@ fi
 # ---- benchmark -----------------------------------------------------------------------------------
 say "running bench_gpu [$(elapsed)]"
 bench_ok=1
-if ! timeout 200 "$bench" --gpu-name "$gpu_name" --gpt-seconds 40 >"$logs/bench.log" 2>&1; then
+bench_limit=$(limit_for 200)
+# The GPT row trains for about this long after its warm-up; a short limit leaves it less.
+gpt_seconds=$((bench_limit / 5 < 40 ? bench_limit / 5 : 40))
+[ "$gpt_seconds" -ge 1 ] || gpt_seconds=1
+if ! timeout "$bench_limit" "$bench" --gpu-name "$gpu_name" --gpt-seconds "$gpt_seconds" >"$logs/bench.log" 2>&1; then
   bench_ok=0
 fi
 # nvidia-smi sees a GPU; a bench that does not is a broken setup, not a pass.
@@ -183,6 +210,7 @@ fi
   echo
   echo "==== gpu-check: $gpu_name (sm_$arch), $(date -u +%Y-%m-%dT%H:%MZ), $(elapsed) ===="
   echo "CUDA tests: ${test_summary:-no ctest summary (see $logs/ctest.log)}; skipped: $skipped"
+  [ -z "$tests_timed_out" ] || echo "note: $tests_timed_out; the tests it had not run are missing"
   if [ -n "$failed" ]; then
     echo "failed tests:"
     echo "$failed"
@@ -193,7 +221,7 @@ fi
   if [ "$bench_ok" = 1 ]; then
     cat "$logs/bench.log"
   else
-    echo "bench_gpu failed or ran past its limit; its output:"
+    echo "bench_gpu failed or ran past its ${bench_limit}s limit; its output (each row as it was measured):"
     tail -n 30 "$logs/bench.log"
   fi
   echo "full logs: $logs"

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -354,6 +355,10 @@ Row guarded(const char* metric, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a file, and every row printed once measured (the table repeats them at
+  // the end): when tools/gpu-check.sh's time limit kills the bench, or a row crashes it, the rows
+  // measured so far are in its log instead of lost in an unflushed buffer.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string gpu_name;
   double gpt_budget = 60;
   for (int i = 1; i < argc; ++i) {
@@ -387,13 +392,17 @@ int main(int argc, char** argv) {
               ds.bf16_tflops > 0 ? "from NVIDIA's dense figures" : "unknown for this GPU");
   std::fflush(stdout);
   std::vector<Row> rows;
-  rows.push_back(guarded("GEMM bf16 4096^3 (TFLOP/s)", [&] { return gemm_bf16_row(ds); }));
-  rows.push_back(guarded("GEMM fp8 e4m3 4096^3 (TFLOP/s)", [&] { return gemm_fp8_row(ds); }));
-  rows.push_back(guarded("D2D copy 1 GiB (GB/s, read+write)", [&] { return copy_row(ds); }));
-  rows.push_back(guarded("attn bf16 fwd+bwd ms (fused|composed)", [&] { return attention_row(); }));
+  auto add = [&rows](Row r) {
+    std::printf("measured: %s: %s (cuBLASLt/CUDA %s, datasheet %s)\n", r.metric.c_str(),
+                r.fabric.c_str(), r.direct.c_str(), r.peak.c_str());
+    rows.push_back(std::move(r));
+  };
+  add(guarded("GEMM bf16 4096^3 (TFLOP/s)", [&] { return gemm_bf16_row(ds); }));
+  add(guarded("GEMM fp8 e4m3 4096^3 (TFLOP/s)", [&] { return gemm_fp8_row(ds); }));
+  add(guarded("D2D copy 1 GiB (GB/s, read+write)", [&] { return copy_row(ds); }));
+  add(guarded("attn bf16 fwd+bwd ms (fused|composed)", [&] { return attention_row(); }));
   double mfu = 0;
-  rows.push_back(
-      guarded("GPT-2 124M bf16-mixed train (tok/s)", [&] { return gpt_row(gpt_budget, mfu); }));
+  add(guarded("GPT-2 124M bf16-mixed train (tok/s)", [&] { return gpt_row(gpt_budget, mfu); }));
   print_table(rows);
   std::printf(
       "\nfabric/direct: time of the direct call over fabric's (1.00 = no overhead). MFU: llm.c's "

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs tools/gpu-check.sh on this machine against fakes of nvidia-smi, nvcc, ctest and bench_gpu
+# (FABRIC_GPU_SKIP_BUILD=1, so nothing is built), one case per row of the table below, and checks
+# what a GPU session depends on: the summary prints within FABRIC_GPU_BUDGET_S even when the tests
+# or the bench hang, and a bench killed midway still shows the rows it had measured.
+# Usage: check_gpu_check.sh SOURCE_ROOT
+set -euo pipefail
+root=$(cd "$1" && pwd)
+work=$(mktemp -d /tmp/fabric-gpu-check-check.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# ---- the fakes -----------------------------------------------------------------------------------
+mkdir -p "$work/bin" "$work/build/tools"
+cat >"$work/bin/nvidia-smi" <<'EOF'
+#!/usr/bin/env bash
+echo "NVIDIA H200, 9.0, 570.86, 143771 MiB"
+EOF
+printf '#!/usr/bin/env bash\nexit 0\n' >"$work/bin/nvcc"
+# ctest: passes at once, or hangs past any budget (FAKE_CTEST=hang).
+cat >"$work/bin/ctest" <<'EOF'
+#!/usr/bin/env bash
+[ "${FAKE_CTEST:-pass}" = pass ] || exec sleep 1000
+echo "100% tests passed, 0 tests failed out of 3"
+EOF
+# bench_gpu: one row measured, then the rest of the table, or a hang after the first row.
+cat >"$work/build/tools/bench_gpu" <<'EOF'
+#!/usr/bin/env bash
+echo "measured: GEMM bf16 4096^3 (TFLOP/s): 700.0 (cuBLASLt/CUDA 710.0, datasheet 989)"
+[ "${FAKE_BENCH:-pass}" = pass ] || exec sleep 1000
+echo "metric fabric"
+echo "GEMM bf16 4096^3 (TFLOP/s) 700.0"
+EOF
+chmod +x "$work/bin/"* "$work/build/tools/bench_gpu"
+
+# ---- the cases: name | FAKE_CTEST | FAKE_BENCH | budget (s) | exit status | lines the output holds
+cases=(
+  "all pass|pass|pass|60|0|CUDA tests: 100% tests passed, 0 tests failed out of 3;GEMM bf16 4096^3 (TFLOP/s) 700.0"
+  "ctest hangs|hang|pass|12|1|note: ctest ran past its time limit;GEMM bf16 4096^3 (TFLOP/s) 700.0"
+  "bench hangs|pass|hang|12|1|bench_gpu failed or ran past its;measured: GEMM bf16 4096^3 (TFLOP/s): 700.0"
+  "both hang|hang|hang|12|1|note: ctest ran past its time limit;measured: GEMM bf16 4096^3 (TFLOP/s): 700.0"
+)
+failures=0
+for row in "${cases[@]}"; do
+  IFS='|' read -r name ctest_mode bench_mode budget want_rc want_lines <<<"$row"
+  rm -rf "$work/logs"
+  rc=0
+  start=$(date +%s)
+  # The outer limit only guards this check: a script that overruns its budget by 20 s has failed.
+  PATH="$work/bin:$PATH" FAKE_CTEST=$ctest_mode FAKE_BENCH=$bench_mode FABRIC_GPU_SKIP_BUILD=1 \
+    FABRIC_GPU_BUILD_DIR="$work/build" FABRIC_GPU_BUDGET_S=$budget OUT="$work/logs" \
+    timeout $((budget + 20)) bash "$root/tools/gpu-check.sh" >"$work/out.txt" 2>&1 || rc=$?
+  took=$(($(date +%s) - start))
+  problems=()
+  [ "$rc" = "$want_rc" ] || problems+=("exit status $rc, expected $want_rc")
+  [ "$took" -le $((budget + 5)) ] || problems+=("took ${took}s with a ${budget}s budget")
+  [ -f "$work/logs/summary.txt" ] || problems+=("no summary.txt in \$OUT")
+  IFS=';' read -r -a lines <<<"$want_lines"
+  for line in "${lines[@]}"; do
+    grep -qF -- "$line" "$work/out.txt" || problems+=("output lacks '$line'")
+  done
+  if [ ${#problems[@]} -gt 0 ]; then
+    failures=$((failures + 1))
+    echo "FAIL: $name: $(printf '%s; ' "${problems[@]}")"
+    sed 's/^/    /' "$work/out.txt"
+  else
+    echo "ok: $name (${took}s)"
+  fi
+done
+[ "$failures" = 0 ] || exit 1
+echo "gpu-check.sh against fakes: OK"
