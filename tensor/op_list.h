@@ -40,6 +40,7 @@
   X(fmod, none, none)                       \
   X(remainder, none, none)                  \
   X(logical_xor, none, none)                \
+  X(addcdiv, none, promote)                 \
   /* unary elementwise */                   \
   X(neg, none, none)                        \
   X(abs, none, none)                        \
@@ -89,6 +90,13 @@
   X(mish, none, none)                       \
   X(hardswish, none, none)                  \
   X(hardsigmoid, none, none)                \
+  X(prelu, lower, lower)                    \
+  X(glu, none, none)                        \
+  X(log_sigmoid, none, none)                \
+  X(hardshrink, none, none)                 \
+  X(softshrink, none, none)                 \
+  X(threshold, none, none)                  \
+  X(rrelu, none, none)                      \
   /* reductions and scans */                \
   X(sum, none, fp32_out)                    \
   X(mean, none, none)                       \
@@ -114,6 +122,19 @@
   X(bmm, lower, lower)                      \
   X(linear, lower, lower)                   \
   X(scaled_dot_product_attention, lower, lower) \
+  X(addmm, lower, lower)                    \
+  X(baddbmm, lower, lower)                  \
+  X(addbmm, lower, lower)                   \
+  X(dot, none, promote)                     \
+  X(einsum, none, lower)                    \
+  X(tensordot, none, promote)               \
+  X(diagonal, none, none)                   \
+  X(diag, none, none)                       \
+  X(trace, fp32, none)                      \
+  X(cdist, fp32, fp32)                      \
+  X(dist, none, fp32)                       \
+  X(cross, none, promote)                   \
+  X(bilinear, none, promote)                \
   /* recurrent cells (ops_rnn.cpp): compositions; CUDA's lower list has the cells */ \
   X(lstm_cell, none, lower)                 \
   X(gru_cell, none, lower)                  \
@@ -131,6 +152,17 @@
   X(index_select, none, none)               \
   X(gather, none, none)                     \
   X(scatter_add, none, promote)             \
+  X(index_add, none, none)                  \
+  X(index_copy, promote, none)              \
+  X(index_fill, none, none)                 \
+  X(scatter, none, none)                    \
+  X(scatter_reduce, none, none)             \
+  X(masked_select, none, none)              \
+  X(masked_scatter, none, none)             \
+  X(nonzero, none, none)                    \
+  X(index, none, none)                      \
+  X(index_put, none, promote)               \
+  X(split, none, none)                      \
   X(cat, promote, none)                     \
   X(stack, promote, none)                   \
   X(tril, none, none)                       \
@@ -159,12 +191,26 @@
   X(upsample_bicubic2d, none, fp32)         \
   X(pixel_shuffle, none, none)              \
   X(pixel_unshuffle, none, none)            \
+  X(conv3d, lower, lower)                   \
+  X(conv_transpose1d, lower, lower)         \
+  X(conv_transpose3d, lower, lower)         \
+  X(max_pool3d, fp32, none)                 \
+  X(avg_pool3d, fp32, none)                 \
+  X(adaptive_avg_pool3d, fp32, none)        \
+  X(adaptive_max_pool2d, none, none)        \
+  X(unfold, none, none)                     \
+  X(fold, none, none)                       \
   /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \
   X(conv2d_backward_input, none, none)      \
   X(conv2d_backward_weight, none, none)     \
   X(max_pool2d_backward, none, none)        \
   X(avg_pool2d_backward, none, none)        \
   X(adaptive_avg_pool2d_backward, none, none) \
+  X(conv3d_backward_input, none, none)      \
+  X(conv3d_backward_weight, none, none)     \
+  X(max_pool3d_backward, none, none)        \
+  X(avg_pool3d_backward, none, none)        \
+  X(adaptive_avg_pool3d_backward, none, none) \
   /* losses */                              \
   X(cross_entropy, fp32, fp32)              \
   X(nll_loss, fp32, fp32)                   \

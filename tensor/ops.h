@@ -45,6 +45,7 @@ Tensor logical_not(const Tensor& a);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Scalar& b);
 Tensor addcmul(const Tensor& self, const Tensor& t1, const Tensor& t2, const Scalar& value = 1);
+Tensor addcdiv(const Tensor& self, const Tensor& t1, const Tensor& t2, const Scalar& value = 1);
 // torch.atan2 (integers promote to the default float dtype); fmod (C's fmod: the sign of a) and
 // remainder (Python's %: the sign of b), integer division by zero raising ValueError;
 // logical_xor returns bool.
@@ -126,6 +127,26 @@ Tensor relu6(const Tensor& a);  // hardtanh(a, 0, 6)
 Tensor mish(const Tensor& a);
 Tensor hardswish(const Tensor& a);
 Tensor hardsigmoid(const Tensor& a);
+// torch.nn.functional.prelu: weight holds 1 or C slopes (C = x's dim 1, dim 0 of a 1-D x).
+Tensor prelu(const Tensor& x, const Tensor& weight);
+// torch.nn.functional.glu: a * sigmoid(b) for the two halves a, b of `dim` (even size).
+Tensor glu(const Tensor& x, int64_t dim = -1);
+Tensor log_sigmoid(const Tensor& a);  // F.logsigmoid: -softplus(-a), stable for large |a|
+Tensor hardshrink(const Tensor& a, const Scalar& lambd = 0.5);  // |a| > lambd ? a : 0
+Tensor softshrink(const Tensor& a, const Scalar& lambd = 0.5);  // a -/+ lambd outside [-lambd, lambd]
+Tensor softsign(const Tensor& a);                               // a / (1 + |a|)
+Tensor tanhshrink(const Tensor& a);                             // a - tanh(a)
+// torch.nn.functional.threshold: a > thresh ? a : value.
+Tensor threshold(const Tensor& a, const Scalar& thresh, const Scalar& value);
+// torch.nn.functional.rrelu: while training, each negative element's slope is drawn from
+// U(lower, upper); otherwise the slope is (lower + upper) / 2.
+Tensor rrelu(const Tensor& a, const Scalar& lower = 1.0 / 8, const Scalar& upper = 1.0 / 3,
+             bool training = false, Generator* gen = nullptr);
+// torch.nn.functional.normalize: x / max(||x||_p over dim, eps).
+Tensor normalize(const Tensor& x, double p = 2.0, int64_t dim = 1, double eps = 1e-12);
+// torch.nn.functional.local_response_norm over the channels (dim 1) of a 3-D or wider input.
+Tensor local_response_norm(const Tensor& x, int64_t size, double alpha = 1e-4, double beta = 0.75,
+                           double k = 1.0);
 
 // ---- reductions (dims empty = all dims; negative dims wrap) ---------------------------------
 // sum/mean of bool and integers accumulate in int64 (sum) as PyTorch does; `dtype` overrides.
@@ -173,6 +194,37 @@ Tensor mm(const Tensor& a, const Tensor& b);      // (M, K) x (K, N)
 Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) x (B, K, N)
 // x (..., in) , weight (out, in), bias (out) -> (..., out)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// torch.addmm / baddbmm / addbmm: beta * self + alpha * (a @ b), self broadcast to the product
+// (addbmm sums the batch of products); beta = 0 ignores self's NaNs, as torch.
+Tensor addmm(const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta = 1,
+             const Scalar& alpha = 1);
+Tensor baddbmm(const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta = 1,
+               const Scalar& alpha = 1);
+Tensor addbmm(const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta = 1,
+              const Scalar& alpha = 1);
+Tensor dot(const Tensor& a, const Tensor& b);    // 1-D . 1-D -> 0-dim
+Tensor outer(const Tensor& a, const Tensor& b);  // (n) x (m) -> (n, m)
+// torch.einsum: "ij,jk->ik", implicit output (sorted letters seen once), "..." broadcasting.
+Tensor einsum(std::string_view equation, const std::vector<Tensor>& operands);
+// torch.tensordot: contracts a's last `dims` dims with b's first `dims`, or the listed dims.
+Tensor tensordot(const Tensor& a, const Tensor& b, int64_t dims = 2);
+Tensor tensordot(const Tensor& a, const Tensor& b, const std::vector<int64_t>& dims_a,
+                 const std::vector<int64_t>& dims_b);
+// torch.diagonal: a view of the diagonal `offset` of the (dim1, dim2) planes, moved last.
+Tensor diagonal(const Tensor& a, int64_t offset = 0, int64_t dim1 = 0, int64_t dim2 = 1);
+// torch.diag: a 1-D input becomes a square matrix with it on diagonal `offset`; a 2-D input
+// gives a copy of that diagonal.
+Tensor diag(const Tensor& a, int64_t offset = 0);
+Tensor trace(const Tensor& a);  // sum of a 2-D input's main diagonal
+// torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M).
+Tensor cdist(const Tensor& x1, const Tensor& x2, double p = 2.0);
+Tensor dist(const Tensor& a, const Tensor& b, double p = 2.0);  // ||a - b||_p (broadcast)
+// torch.linalg.cross: the cross product along `dim` (size 3), broadcasting the other dims.
+Tensor cross(const Tensor& a, const Tensor& b, int64_t dim = -1);
+// torch.nn.functional.bilinear: y_k = x1^T W_k x2 + b_k; x1 (..., in1), x2 (..., in2),
+// weight (out, in1, in2), bias (out).
+Tensor bilinear(const Tensor& x1, const Tensor& x2, const Tensor& weight,
+                const Tensor& bias = Tensor());
 
 // A causal mask (L, S): true where key j may be attended from query i (j <= i), as the
 // lower-left triangle torch builds for is_causal.
@@ -233,6 +285,31 @@ Tensor embedding(const Tensor& weight, const Tensor& indices);  // (V, C), (...)
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index);
 Tensor gather(const Tensor& a, int64_t dim, const Tensor& index);
 Tensor scatter_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src);
+// The rest of torch's index-based writes, out of place (a copy of `a` with the writes done):
+// index_add/index_copy/index_fill along `dim` at the 1-D `index`; scatter at each element of
+// `index` (src's value or one scalar); scatter_reduce with reduce "sum" | "prod" | "mean" |
+// "amax" | "amin", `a`'s own values joining the reduction when include_self.
+Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& source,
+                 const Scalar& alpha = 1);
+Tensor index_copy(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& source);
+Tensor index_fill(const Tensor& a, int64_t dim, const Tensor& index, const Scalar& value);
+Tensor scatter(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src);
+Tensor scatter(const Tensor& a, int64_t dim, const Tensor& index, const Scalar& value);
+Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src,
+                      std::string_view reduce, bool include_self = true);
+// torch.masked_select: the elements where the (broadcast) bool mask is true, as a 1-D tensor.
+Tensor masked_select(const Tensor& a, const Tensor& mask);
+// torch.masked_scatter: a with its masked positions filled, in order, from source's elements.
+Tensor masked_scatter(const Tensor& a, const Tensor& mask, const Tensor& source);
+Tensor nonzero(const Tensor& a);  // (count, a.dim()) int64 coordinates, row-major order
+// Advanced indexing, torch's a[i0, i1, ...] with int64/bool tensor indices; an undefined Tensor
+// keeps that dim whole (":"). index_put writes values there (accumulate: adds, duplicates too).
+Tensor index(const Tensor& a, const std::vector<Tensor>& indices);
+Tensor index_put(const Tensor& a, const std::vector<Tensor>& indices, const Tensor& values,
+                 bool accumulate = false);
+// torch.take_along_dim: gather with indices broadcast against a (no dim: over the flattened a).
+Tensor take_along_dim(const Tensor& a, const Tensor& indices,
+                      std::optional<int64_t> dim = std::nullopt);
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim = 0);        // views
@@ -283,6 +360,39 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                         std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0},
                         std::vector<int64_t> output_padding = {0, 0}, int64_t groups = 1,
                         std::vector<int64_t> dilation = {1, 1});
+// The 3-d and 1-d siblings: x (N, C, D, H, W) or (C, D, H, W); weight (O, C/groups, kD, kH, kW)
+// (transposed: (C, O/groups, ...)); conv_transpose1d on (N, C, L) or (C, L).
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              std::vector<int64_t> stride = {1, 1, 1}, std::vector<int64_t> padding = {0, 0, 0},
+              std::vector<int64_t> dilation = {1, 1, 1}, int64_t groups = 1);
+Tensor conv_transpose1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        int64_t stride = 1, int64_t padding = 0, int64_t output_padding = 0,
+                        int64_t groups = 1, int64_t dilation = 1);
+Tensor conv_transpose3d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        std::vector<int64_t> stride = {1, 1, 1},
+                        std::vector<int64_t> padding = {0, 0, 0},
+                        std::vector<int64_t> output_padding = {0, 0, 0}, int64_t groups = 1,
+                        std::vector<int64_t> dilation = {1, 1, 1});
+// 3-d pooling on (N, C, D, H, W) or (C, D, H, W), as the 2-d ones.
+Tensor max_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
+                  std::vector<int64_t> padding = {0, 0, 0});
+Tensor avg_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
+                  std::vector<int64_t> padding = {0, 0, 0});
+Tensor adaptive_avg_pool3d(const Tensor& x, std::vector<int64_t> output_size);
+// torch's adaptive max pools: (values, int64 indices into each plane's flattened H*W or L).
+std::tuple<Tensor, Tensor> adaptive_max_pool2d(const Tensor& x, std::vector<int64_t> output_size);
+std::tuple<Tensor, Tensor> adaptive_max_pool1d(const Tensor& x, int64_t output_size);
+// torch.nn.functional.lp_pool1d / lp_pool2d: (sum over the window of x^p)^(1/p).
+Tensor lp_pool1d(const Tensor& x, double norm_type, int64_t kernel, std::optional<int64_t> stride = std::nullopt);
+Tensor lp_pool2d(const Tensor& x, double norm_type, std::vector<int64_t> kernel,
+                 std::vector<int64_t> stride = {});
+// torch.nn.functional.unfold (im2col): (N, C, H, W) -> (N, C*kH*kW, L) sliding blocks; fold
+// (col2im) sums them back into (N, C, output_size), overlapping blocks adding up.
+Tensor unfold(const Tensor& x, std::vector<int64_t> kernel_size, std::vector<int64_t> dilation = {1, 1},
+              std::vector<int64_t> padding = {0, 0}, std::vector<int64_t> stride = {1, 1});
+Tensor fold(const Tensor& x, std::vector<int64_t> output_size, std::vector<int64_t> kernel_size,
+            std::vector<int64_t> dilation = {1, 1}, std::vector<int64_t> padding = {0, 0},
+            std::vector<int64_t> stride = {1, 1});
 // torch.nn.functional.interpolate: exactly one of `size` (one entry per spatial dim) and
 // `scale_factor`; on (N, C, L) modes "nearest", "nearest-exact", "linear", "area"; on
 // (N, C, H, W) "nearest", "nearest-exact", "bilinear", "bicubic", "area" (align_corners for the

@@ -42,7 +42,7 @@ Tensor rand64(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
 
 Tensor idx64(const std::vector<int64_t>& v, Shape s) { return from_vector(v, std::move(s)); }
 
-double dot(const Tensor& a, const Tensor& b) {
+double dot_f64(const Tensor& a, const Tensor& b) {
   auto x = a.to_vector<double>(), y = b.to_vector<double>();
   EXPECT_EQ(x.size(), y.size());
   double s = 0;
@@ -58,9 +58,9 @@ std::vector<double> numeric_grad(Tensor x, const std::function<Tensor()>& f, con
   for (int64_t i = 0; i < x.numel(); ++i) {
     const double keep = p[i];
     p[i] = keep + h;
-    const double lp = dot(g, f());
+    const double lp = dot_f64(g, f());
     p[i] = keep - h;
-    const double lm = dot(g, f());
+    const double lm = dot_f64(g, f());
     p[i] = keep;
     out[i] = (lp - lm) / (2 * h);
   }

@@ -134,6 +134,30 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"multi_margin_loss", fp32}, {"multilabel_margin_loss", fp32},
       {"cosine_similarity", cuda_fp32}, {"multilabel_soft_margin_loss", none},
       {"gaussian_nll_loss", none}, {"pairwise_distance", none},
+      // Activations added with prelu: prelu is on both lower-precision lists, the rest on neither.
+      {"prelu", lower}, {"glu", none}, {"log_sigmoid", none}, {"hardshrink", none},
+      {"softshrink", none}, {"threshold", none}, {"rrelu", none},
+      // Products: addmm/baddbmm/addbmm lower on both lists, einsum on CUDA's only; dot, tensordot,
+      // cross, bilinear and addcdiv on CUDA's PROMOTE list; trace on CPU's FP32 list, cdist on
+      // both FP32 lists, dist on CUDA's; diagonal/diag on neither.
+      {"addmm", lower}, {"baddbmm", lower}, {"addbmm", lower}, {"einsum", {P::none, P::lower}},
+      {"dot", cuda_promote}, {"tensordot", cuda_promote}, {"cross", cuda_promote},
+      {"bilinear", cuda_promote}, {"addcdiv", cuda_promote}, {"trace", {P::fp32, P::none}},
+      {"cdist", fp32}, {"dist", cuda_fp32}, {"diagonal", none}, {"diag", none},
+      // Index writes: index_copy on CPU's PROMOTE list, index_put on CUDA's; the rest on neither
+      // (split is the one autograd node of split/chunk).
+      {"index_add", none}, {"index_copy", cpu_promote}, {"index_fill", none}, {"scatter", none},
+      {"scatter_reduce", none}, {"masked_select", none}, {"masked_scatter", none},
+      {"nonzero", none}, {"index", none}, {"index_put", cuda_promote}, {"split", none},
+      // 3-d convolutions and conv_transpose1d: lower on both; the 3-d pools on CPU's FP32 list;
+      // adaptive_max_pool2d, unfold (im2col) and fold (col2im) on neither.
+      {"conv3d", lower}, {"conv_transpose1d", lower}, {"conv_transpose3d", lower},
+      {"max_pool3d", {P::fp32, P::none}}, {"avg_pool3d", {P::fp32, P::none}},
+      {"adaptive_avg_pool3d", {P::fp32, P::none}}, {"adaptive_max_pool2d", none},
+      {"unfold", none}, {"fold", none},
+      {"conv3d_backward_input", none}, {"conv3d_backward_weight", none},
+      {"max_pool3d_backward", none}, {"avg_pool3d_backward", none},
+      {"adaptive_avg_pool3d_backward", none},
   };
   // clang-format on
   return t;
