@@ -2,6 +2,7 @@
 #include "tensor/inplace_graph.h"
 
 #include "tensor/copy_kernels.h"
+#include "tensor/memory_overlap.h"
 #include "tensor/ops.h"
 #include "tensor/strided_loop.h"
 
@@ -21,6 +22,12 @@ void check_no_internal_overlap(const char* op, const Tensor& self) {
 
 void write_values(Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
+  // dst's own values (x.copy_(x), or a second view of x's elements in the same order): already in
+  // place, and memcpy / cudaMemcpyAsync onto themselves are undefined.
+  if (dst.dtype() == src.dtype() && memory_overlap(dst, src) == MemOverlap::full) {
+    dst.storage()->bump_version();
+    return;
+  }
   const Tensor staged = src.device() == dst.device() ? src : src.detach().to(dst.device());
   StridedLoop loop = make_strided_loop("copy_", dst, {&staged});
   copy_stub(dst.device())(loop, false);

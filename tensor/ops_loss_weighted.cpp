@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/deferred_check.h"
+#include "tensor/factory.h"
 #include "tensor/loss_argument_checks.h"
 #include "tensor/loss_reduction.h"
 #include "tensor/ops.h"
@@ -69,9 +71,26 @@ Shape class_target_shape(const Tensor& input) {
   return s;
 }
 
+// The op's IndexError for a target out of [0, C) that is not ignore_index, around the value: the
+// fused path's text (ops_loss.cpp), so either path and either device read the same.
+RangeErrorText target_error_text(const char* op, const Tensor& input, const Tensor& target,
+                                 int64_t ignore_index) {
+  const int64_t classes = input.size(class_dim(input));
+  return {cat(op, ": target "),
+          cat(" is out of bounds for ", classes, " classes (expected a value in [0, ", classes,
+              ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
+              ", target shape ", shape_str(target.sizes()))};
+}
+
+// Whether the input's device checks class targets inside its kernels (CUDA): then the range check
+// is armed_target_check's, made by the device without a wait.
+bool device_checks_targets(const Tensor& input) {
+  return arm_range_check_stub.find(input.device()) != nullptr;
+}
+
 // Class-index targets: int64/int32, the input's shape without the class dim, each in [0, C) or
-// ignore_index. The bounds are read on the host (one sync on CUDA, as the fused kernels' target
-// count), so an out-of-range class names itself instead of failing inside gather.
+// ignore_index. On the CPU the bounds are read here, so an out-of-range class names itself
+// instead of failing inside gather; a device that checks in its kernels gets armed_target_check.
 Tensor checked_class_targets(const char* op, const Tensor& input, const Tensor& target,
                              int64_t ignore_index) {
   FABRIC_CHECK(target.defined(), ValueError, op, ": target is undefined");
@@ -85,13 +104,42 @@ Tensor checked_class_targets(const char* op, const Tensor& input, const Tensor& 
   FABRIC_CHECK(target.device() == input.device(), DeviceError, op, ": target on ", target.device(),
                ", input on ", input.device());
   const Tensor t = target.detach().to(DType::int64);
+  if (device_checks_targets(input)) return t;
   const int64_t classes = input.size(class_dim(input));
-  for (int64_t v : t.to(Device::cpu()).to_vector<int64_t>())
-    FABRIC_CHECK(v == ignore_index || (v >= 0 && v < classes), IndexError, op, ": target ", v,
-                 " is out of bounds for ", classes, " classes (expected a value in [0, ", classes,
-                 ") or ignore_index=", ignore_index, "); input shape ", shape_str(input.sizes()),
-                 ", target shape ", shape_str(target.sizes()));
+  for (int64_t v : t.to(Device::cpu()).to_vector<int64_t>()) {
+    if (v == ignore_index || (v >= 0 && v < classes)) continue;
+    const RangeErrorText text = target_error_text(op, input, target, ignore_index);
+    throw IndexError(cat(text.head, v, text.tail));
+  }
   return t;
+}
+
+// On a device that checks targets in its kernels (CUDA), the check of checked_class_targets
+// without reading the targets back (which waited for the device on every call): the fused
+// nll_loss kernel runs over the log-probabilities with an armed check, so an out-of-range target
+// surfaces at the device's next synchronisation with the CPU's text. Its per-position losses and
+// valid count are scratch: the composition computes the weighted loss. Queued before that
+// composition's gather, so the first failure the device records is this one. Elsewhere: nothing.
+void armed_target_check(const char* op, const Tensor& log_probs, const Tensor& t,
+                        const Tensor& target, int64_t ignore_index) {
+  ArmRangeCheckFn arm = arm_range_check_stub.find(log_probs.device());
+  if (!arm || t.numel() == 0) return;
+  ClassGeometry g;
+  if (log_probs.dim() == 1) {
+    g.classes = log_probs.size(0);
+  } else {
+    g.outer = log_probs.size(0);
+    g.classes = log_probs.size(1);
+    for (int64_t d = 2; d < log_probs.dim(); ++d) g.inner *= log_probs.size(d);
+  }
+  const Tensor lp = log_probs.detach().contiguous(), tc = t.contiguous();
+  Tensor valid = empty({}, {.dtype = DType::int64, .device = lp.device()});
+  Tensor losses = empty(t.sizes(), {.dtype = reduce_acc_dtype(lp.dtype()), .device = lp.device()});
+  TargetCheck check;
+  check.id = arm(lp.device().index, target_error_text(op, log_probs, target, ignore_index));
+  check.valid_count = static_cast<int64_t*>(valid.data_ptr());
+  nll_loss_stub(lp.device())(g, lp.data_ptr(), lp.dtype(), tc.data_ptr(), tc.dtype(), ignore_index,
+                             losses.data_ptr(), check);
 }
 
 // Class targets: loss_i = -w[t_i] * logp[i, t_i], 0 where t_i == ignore_index; with smoothing ls,
@@ -213,6 +261,7 @@ Tensor cross_entropy_composed(const Tensor& logits_in, const Tensor& target_in,
   check_no_derivative_needed(op, "weight", weight);  // probability targets take its derivative
   const DType acc = reduce_acc_dtype(logits.dtype());
   const Tensor lp = log_softmax(logits, class_dim(logits), acc);
+  armed_target_check(op, lp, t, target, ignore_index);
   return class_target_loss(lp, t, weight.to(acc), ignore_index, red, label_smoothing)
       .to(logits.dtype());
 }
@@ -228,8 +277,9 @@ Tensor nll_loss_weighted(const Tensor& log_probs_in, const Tensor& target, int64
   check_weight(op, weight, log_probs, true);
   check_no_derivative_needed(op, "weight", weight);
   const DType acc = reduce_acc_dtype(log_probs.dtype());
-  return class_target_loss(log_probs.to(acc), t, weight.to(acc), ignore_index, red, 0.0)
-      .to(log_probs.dtype());
+  const Tensor lp = log_probs.to(acc);
+  armed_target_check(op, lp, t, target, ignore_index);
+  return class_target_loss(lp, t, weight.to(acc), ignore_index, red, 0.0).to(log_probs.dtype());
 }
 
 }  // namespace fabric::detail

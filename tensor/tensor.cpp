@@ -9,6 +9,7 @@
 #include "tensor/copy_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
+#include "tensor/memory_overlap.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -450,6 +451,7 @@ Tensor Tensor::to(Device d) const {
 Tensor& Tensor::copy_(const Tensor& src) {
   FABRIC_CHECK(defined() && src.defined(), ValueError, "copy_: undefined tensor");
   check_no_internal_overlap("copy_", *this);
+  check_no_partial_overlap("copy_", *this, src);
   if (numel() == 0) return *this;
   if (inplace_joins_graph("copy_", *this, {&src})) {
     // The new values are src's (broadcast, converted): its gradient flows back through them

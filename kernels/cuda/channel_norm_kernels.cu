@@ -13,7 +13,8 @@ namespace fabric::cuda {
 namespace {
 
 template <typename A, typename Load>
-__global__ void plane_sums_kernel(PlaneSumsArgs p, Load load) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads)
+    plane_sums_kernel(PlaneSumsArgs p, Load load) {
   const int64_t plane = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = plane < p.planes;
   const int64_t L = p.len, base = plane * L;

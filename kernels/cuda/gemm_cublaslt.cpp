@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_gelu_fallback.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
@@ -396,14 +397,6 @@ bool try_matmul(int device, const Problem& p) {
   return true;
 }
 
-[[noreturn]] void no_algorithm(const Problem& p) {
-  static constexpr const char* kNames[] = {"none", "bias", "GELU", "GELU backward"};
-  throw DeviceError(
-      cat("gemm (CUDA): cuBLASLt has no algorithm for ", describe(p.g), " with the ",
-          kNames[static_cast<int>(p.epi)], " epilogue",
-          p.g.bias ? cat(" and a ", dtype_name(p.g.bias_dtype), " bias") : std::string()));
-}
-
 // The product (no epilogue) through plain cuBLAS, which takes every layout and alignment: the
 // last resort for what cuBLASLt declines. Same column-major mapping as the descriptors above.
 void blas_matmul(int device, const Problem& p) {
@@ -433,6 +426,52 @@ void blas_matmul(int device, const Problem& p) {
 // Batches cuBLASLt takes in one call (its batch count is an int32).
 constexpr int64_t kMaxBatch = int64_t{1} << 30;
 
+// The problem with its epilogue in one cuBLASLt call; false where cuBLASLt declines it. cublasLt.h:
+// outside the IMMA and FP8 kernels the bias has D's type, so a bias of another dtype goes to the
+// fallbacks rather than to a heuristic that might accept what cublasLtMatmul then rejects.
+bool try_fused(int device, const Problem& p) {
+  const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
+  return p.g.batch <= kMaxBatch && bias_in_c_dtype && try_matmul(device, p);
+}
+
+// A product with no epilogue or the bias one: cuBLASLt with the epilogue, else (a layout, an
+// alignment, a bias dtype, a batch count it declines) the product through cuBLASLt without the
+// epilogue, else through cuBLAS, and the bias in float32 after it (one more rounding for a 16-bit
+// C).
+void product(int device, const Problem& p) {
+  if (try_fused(device, p)) return;
+  Problem plain = p;
+  plain.epi = Epilogue::none;
+  plain.g.bias = nullptr;
+  if (!(p.epi == Epilogue::bias && p.g.batch <= kMaxBatch && try_matmul(device, plain)))
+    blas_matmul(device, plain);
+  if (p.g.bias) {
+    GemmDesc finish = p.g;
+    finish.beta = 1.f;
+    detail::gemm_scale_add_bias(device, finish);
+  }
+}
+
+// A GELU / DGELU epilogue cuBLASLt declined: the product (with the bias epilogue where taken,
+// else the bias added after it), then our elementwise GELU or GELU backward over C, so the caller
+// gets the same values (a 16-bit C is rounded once more, before the GELU, as in an unfused
+// layer). Reached when the heuristic returns no algorithm for the fused epilogue (its kernels
+// cover fewer alignments, aux leading dims, batch counts and dtype combinations than the plain
+// GEMM), for more than 2^30 batches, and for a bias not in C's dtype. The heuristic's "none" is
+// cached per problem like any plan (Plan::found == false), so a repeated shape comes straight
+// here without asking again.
+void gelu_fallback(int device, const Problem& p) {
+  Problem plain = p;
+  plain.aux = {};
+  plain.epi = p.g.bias ? Epilogue::bias : Epilogue::none;
+  product(device, plain);
+  if (p.epi == Epilogue::gelu) {
+    detail::gemm_gelu_after_product(device, p.g, p.aux);
+  } else {
+    detail::gemm_dgelu_after_product(device, p.g, p.aux);
+  }
+}
+
 void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
   check_dtypes(desc);
   check_layout(desc);
@@ -452,26 +491,11 @@ void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
     detail::gemm_scale_add_bias(device, p.g);
     return;
   }
-  // cublasLt.h: outside the IMMA and FP8 kernels the bias has D's type, so a bias of another
-  // dtype goes to the fallback below rather than to a heuristic that might accept what
-  // cublasLtMatmul then rejects.
-  const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
-  if (p.g.batch <= kMaxBatch && (bias_in_c_dtype || p.epi != Epilogue::bias) && try_matmul(device, p))
+  if (p.epi == Epilogue::gelu || p.epi == Epilogue::dgelu) {
+    if (!try_fused(device, p)) gelu_fallback(device, p);
     return;
-  if (p.epi != Epilogue::none && p.epi != Epilogue::bias) no_algorithm(p);
-  // cuBLASLt has no kernel for this layout, alignment or bias dtype: the product through cuBLASLt
-  // without the epilogue, else through cuBLAS, and the bias in float32 after it (one more rounding
-  // for a 16-bit C).
-  Problem plain = p;
-  plain.epi = Epilogue::none;
-  plain.g.bias = nullptr;
-  if (!(p.epi == Epilogue::bias && p.g.batch <= kMaxBatch && try_matmul(device, plain)))
-    blas_matmul(device, plain);
-  if (p.g.bias) {
-    GemmDesc finish = p.g;
-    finish.beta = 1.f;
-    detail::gemm_scale_add_bias(device, finish);
   }
+  product(device, p);
 }
 
 void check_aux(const char* what, const GemmDesc& d, const GeluAux& aux) {

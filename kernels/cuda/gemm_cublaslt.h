@@ -23,7 +23,9 @@ bool allow_tf32();
 void gemm(const GemmDesc& desc);
 
 // The fused epilogues for later use by fused layers (GPT-2's MLP: c_fc + GELU; its backward).
-// cuBLASLt's GELU is the tanh approximation (GPT-2's, nn.GELU(approximate="tanh")).
+// cuBLASLt's GELU is the tanh approximation (GPT-2's, nn.GELU(approximate="tanh")). Where
+// cuBLASLt has no algorithm for the fused epilogue, the plain GEMM and our elementwise GELU (or
+// GELU backward) give the same result, a 16-bit C rounded once more before the GELU.
 struct GeluAux {
   void* data = nullptr;  // (batch, M, N) row-major in C's dtype, leading dim ld; null: not kept
   int64_t ld = 0;        // >= N and a multiple of 8 (cuBLASLt's rule)

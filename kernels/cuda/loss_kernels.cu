@@ -6,6 +6,7 @@
 // record (deferred_check.cuh), which the next synchronisation reports, so no call waits.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
@@ -61,7 +62,8 @@ __global__ void name_lowest_bad_target_kernel(ClassDev g) {
 // loss = (1 - s) * (lse - x[t]) + s / C * sum_c (lse - x[c]), 0 where ignored or out of range.
 
 template <typename A, typename Load>
-__global__ void cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counter* valid) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads)
+    cross_entropy_rows_kernel(ClassDev g, Load load, A* loss, Counter* valid) {
   const int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = pos < g.positions;
   const int64_t t = live ? read_target(g, pos) : g.ignore_index;
@@ -218,10 +220,13 @@ __device__ __forceinline__ A position_grad(const A* grad, bool grad_is_scalar, b
   return scale;
 }
 
+// The bound's second argument (blocks per SM) as ptxas needs it here: with the thread count
+// alone it squeezed the float64 kernel to 32 registers on sm_80 and spilled; 1 lets it keep its
+// 37. float keeps 2 blocks of 1024 threads per SM (32 registers, what it used before the bound).
 template <typename A, typename T, typename Load>
-__global__ void cross_entropy_backward_rows_kernel(ClassDev g, Load load, const A* grad,
-                                                   bool grad_is_scalar, bool mean,
-                                                   const Counter* valid, char* dx) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, std::is_same_v<A, double> ? 1 : 2)
+    cross_entropy_backward_rows_kernel(ClassDev g, Load load, const A* grad, bool grad_is_scalar,
+                                       bool mean, const Counter* valid, char* dx) {
   const int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = pos < g.positions;
   const int64_t t = live ? read_target(g, pos) : g.ignore_index;

@@ -57,7 +57,7 @@ __device__ __forceinline__ A param_at(const char* p, DType dt, int64_t sz, int64
 // ---- forward ----------------------------------------------------------------------------------
 
 template <typename A, typename T, typename Load>
-__global__ void norm_forward_kernel(NormDev a, Load load) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormDev a, Load load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.rows;
   const int64_t N = a.cols, bx = blockDim.x, base = row * N;
@@ -141,7 +141,8 @@ void norm_kernel_cuda(const NormArgs& n) {
 // (rms: without mean(g)).
 
 template <typename A, typename T, typename Load>
-__global__ void norm_backward_dx_kernel(NormDev a, Load load) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads)
+    norm_backward_dx_kernel(NormDev a, Load load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.rows;
   const int64_t N = a.cols, bx = blockDim.x, base = row * N;

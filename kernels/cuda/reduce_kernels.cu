@@ -230,6 +230,11 @@ struct Config {
   int64_t splits, chunk;
 };
 
+// The most threads choose_config gives a block (row mode: 512 lanes on one output; column mode
+// stays within 256). reduce_kernel declares it in __launch_bounds__, so ptxas keeps its registers
+// within 64K / 512 = 128 a thread and a larger kernel cannot fail to launch on a GPU only.
+constexpr int kReduceMaxThreads = 512;
+
 Config choose_config(const Geo& g, int sms) {
   Config c{};
   const int64_t R = g.nred_total, nout = g.nout;
@@ -241,8 +246,8 @@ Config choose_config(const Geo& g, int sms) {
     c.blocks_x = (nout + c.bx - 1) / c.bx;
     lanes = c.by;
   } else {
-    c.bx =
-        R <= 32 ? pow2_ceil(std::max<int64_t>(R, 1)) : std::clamp(pow2_ceil((R + 3) / 4), 32, 512);
+    c.bx = R <= 32 ? pow2_ceil(std::max<int64_t>(R, 1))
+                   : std::clamp(pow2_ceil((R + 3) / 4), 32, kReduceMaxThreads);
     c.by = std::max(1, 256 / c.bx);
     c.blocks_x = (nout + c.by - 1) / c.by;
     lanes = c.bx;
@@ -288,8 +293,8 @@ __device__ __forceinline__ typename R::Acc fold_range(const Geo& g, const R& r, 
 }
 
 template <typename A, typename R, typename Load>
-__global__ void reduce_kernel(Geo g, R r, Load load, FinishParams fp, Config cfg,
-                              typename R::Acc* partial) {
+__global__ void __launch_bounds__(kReduceMaxThreads)
+    reduce_kernel(Geo g, R r, Load load, FinishParams fp, Config cfg, typename R::Acc* partial) {
   using Acc = typename R::Acc;
   const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
   const int64_t o = cfg.col ? static_cast<int64_t>(blockIdx.x) * cfg.bx + tx

@@ -25,7 +25,8 @@ struct SoftmaxArgs {
 // ---- forward ----------------------------------------------------------------------------------
 
 template <typename A, typename Load>
-__global__ void softmax_rows_kernel(SoftmaxArgs a, Load load) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads)
+    softmax_rows_kernel(SoftmaxArgs a, Load load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.outer;
   const int64_t n = a.n, bx = blockDim.x;
@@ -112,7 +113,8 @@ void softmax_kernel_cuda(const RowGeometry& g, const void* in, DType it, void* o
 // softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy).
 
 template <typename A, typename Load>
-__global__ void softmax_backward_rows_kernel(SoftmaxArgs a, Load load) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads)
+    softmax_backward_rows_kernel(SoftmaxArgs a, Load load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.outer;
   const int64_t n = a.n, bx = blockDim.x, base = row * n;

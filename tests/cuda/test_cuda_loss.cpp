@@ -179,6 +179,16 @@ TEST(CudaLoss, OutOfRangeTargetsRaiseTheCpuErrorAtTheNextSynchronisation) {
       {"cross_entropy sum", [](const Tensor& a, const Tensor& t,
                                const Tensor&) { return cross_entropy(a, t, -100, "sum"); }},
       {"nll_loss", [](const Tensor& a, const Tensor& t, const Tensor&) { return nll_loss(a, t); }},
+      // The class-weighted compositions check through the same armed kernel check (they used to
+      // read every target back on each call).
+      {"cross_entropy weighted",
+       [](const Tensor& a, const Tensor& t, const Tensor&) {
+         return cross_entropy(a, t, -100, "mean", 0.0, full({10}, 0.5, {.device = a.device()}));
+       }},
+      {"nll_loss weighted",
+       [](const Tensor& a, const Tensor& t, const Tensor&) {
+         return nll_loss(a, t, -100, "sum", full({10}, 0.5, {.device = a.device()}));
+       }},
       {"cross_entropy_backward",
        [](const Tensor& a, const Tensor& t, const Tensor& g) {
          return cross_entropy_backward(g, a, t, -100, "mean", 0.0);
