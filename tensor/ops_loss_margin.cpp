@@ -19,14 +19,6 @@ using detail::check_floating_arg;
 using detail::check_label_arg;
 using detail::parse_loss_reduction;
 
-// torch's log_sigmoid kernel, x < 0 ? x - log1p(exp(x)) : -log1p(exp(-x)), each branch fed a
-// clamped x so that the branch not taken stays finite (its exp would overflow, and 0 * inf in
-// where's backward is NaN); the gradient at 0 is 1/2, as torch's.
-Tensor log_sigmoid(const Tensor& x) {
-  const Tensor neg_part = clamp(x, std::nullopt, 0), pos_part = clamp(x, 0, std::nullopt);
-  return where(lt(x, 0), sub(neg_part, log1p(exp(neg_part))), neg(log1p(exp(neg(pos_part)))));
-}
-
 }  // namespace
 
 Tensor margin_ranking_loss(const Tensor& input1_in, const Tensor& input2_in,
