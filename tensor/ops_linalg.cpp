@@ -11,6 +11,7 @@
 #include "tensor/linalg_kernels.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
+#include "tensor/products_internal.h"
 
 namespace fabric {
 namespace {
@@ -69,11 +70,13 @@ struct BatchDim {
   int64_t size, sa, sb, sc;
 };
 
-// out (batch..., M, N) = a (batch_a..., M, K) @ b (batch_b..., K, N) [+ bias (N)], where batch_a
-// and batch_b broadcast (right-aligned) to `batch`, and `out` is contiguous with that many
-// elements.
-void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias, const Tensor& out,
-               const Shape& batch) {
+}  // namespace
+
+// out (batch..., M, N) = alpha * a (batch_a..., M, K) @ b (batch_b..., K, N) [+ bias (N)]
+// [+ beta * out], where batch_a and batch_b broadcast (right-aligned) to `batch`, and `out` is
+// contiguous with that many elements.
+void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias,
+                       const Tensor& out, const Shape& batch, float alpha, float beta) {
   const Tensor a = gemm_ready(a_in), b = gemm_ready(b_in);
   const int64_t na = a.dim(), nb = b.dim(), nbatch = static_cast<int64_t>(batch.size());
   const int64_t M = a.size(na - 2), K = a.size(na - 1), N = b.size(nb - 1);
@@ -107,6 +110,8 @@ void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias, const
   g.N = N;
   g.K = K;
   g.a_dtype = g.b_dtype = g.c_dtype = a.dtype();
+  g.alpha = alpha;
+  g.beta = beta;
   if (K > 0) {
     const MatLayout la = *mat_layout(M, K, a.stride(na - 2), a.stride(na - 1));
     const MatLayout lb = *mat_layout(K, N, b.stride(nb - 2), b.stride(nb - 1));
@@ -165,6 +170,10 @@ void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias, const
     if (j == nouter) break;
   }
 }
+
+namespace {
+
+using detail::gemm_into;
 
 [[noreturn]] void throw_mismatch(const char* op, const Tensor& a, const Tensor& b, int64_t ka,
                                  int64_t kb) {

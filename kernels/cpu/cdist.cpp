@@ -1,0 +1,207 @@
+// CPU cdist and its backward (cdist_kernels.h), parallel over the rows of x1 of every batch. x2
+// is first transposed to (M, R) per batch, so that the innermost loops run over contiguous x2
+// rows: the forward keeps one accumulator per x2 row (independent lanes, so it vectorizes) and
+// the backward sums over x2's rows as an omp simd reduction. Features add in order; 16-bit dtypes
+// compute in float32.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/cdist_kernels.h"
+#include "tensor/conv_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// torch's special cases of p, each its own loop (the general one calls pow per feature).
+enum class Norm { zero, one, two, inf, general };
+
+Norm norm_of(double p) {
+  if (p == 0) return Norm::zero;
+  if (p == 1) return Norm::one;
+  if (p == 2) return Norm::two;
+  if (std::isinf(p)) return Norm::inf;
+  return Norm::general;
+}
+
+template <typename A>
+A sign_of(A v) {
+  return static_cast<A>((v > 0) - (v < 0));
+}
+
+// Every batch's x2 (R, M) as (M, R) in the accumulation type.
+template <typename T, typename A = acc_t<T>>
+std::vector<A> transposed_x2(const CdistDesc& d, const T* x2) {
+  const int64_t R = d.rows2, M = d.features;
+  std::vector<A> t(static_cast<size_t>(d.batch * R * M));
+#pragma omp parallel for schedule(static) if (d.batch * R * M > 65536)
+  for (int64_t bj = 0; bj < d.batch * R; ++bj) {
+    const int64_t b = bj / R, j = bj % R;
+    A* tb = t.data() + b * M * R;
+    for (int64_t k = 0; k < M; ++k) tb[k * R + j] = static_cast<A>(x2[bj * M + k]);
+  }
+  return t;
+}
+
+// grad or dist stored (batch, R, P) (grad_transposed) as (batch, P, R) in the accumulation type,
+// in 32 x 32 tiles so that both sides stay in cache.
+template <typename T, typename A = acc_t<T>>
+std::vector<A> untransposed(const CdistDesc& d, const T* v) {
+  constexpr int64_t kTile = 32;
+  const int64_t P = d.rows1, R = d.rows2, tiles = (P + kTile - 1) / kTile;
+  std::vector<A> t(static_cast<size_t>(d.batch * P * R));
+#pragma omp parallel for schedule(static) if (d.batch * P * R > 65536)
+  for (int64_t bt = 0; bt < d.batch * tiles; ++bt) {
+    const int64_t b = bt / tiles, i0 = (bt % tiles) * kTile, i1 = std::min(P, i0 + kTile);
+    for (int64_t j0 = 0; j0 < R; j0 += kTile)
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < std::min(R, j0 + kTile); ++j)
+          t[(b * P + i) * R + j] = static_cast<A>(v[(b * R + j) * P + i]);
+  }
+  return t;
+}
+
+template <typename T, Norm N>
+void forward(const CdistDesc& d, const T* x1, const T* x2, T* out) {
+  using A = acc_t<T>;
+  const int64_t P = d.rows1, R = d.rows2, M = d.features;
+  const std::vector<A> x2t = transposed_x2(d, x2);
+  const A p = static_cast<A>(d.p), inv_p = static_cast<A>(1.0 / d.p);
+#pragma omp parallel if (d.batch * P * R * M > 65536)
+  {
+    std::vector<A> acc(static_cast<size_t>(R));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < d.batch * P; ++r) {
+      const T* a = x1 + r * M;
+      const A* t = x2t.data() + (r / P) * M * R;
+      std::fill(acc.begin(), acc.end(), A(0));
+      for (int64_t k = 0; k < M; ++k) {
+        const A ak = static_cast<A>(a[k]);
+        const A* tk = t + k * R;
+        for (int64_t j = 0; j < R; ++j) {
+          const A diff = std::abs(ak - tk[j]);
+          if constexpr (N == Norm::zero) acc[j] += diff != 0 ? (diff == diff ? A(1) : diff) : A(0);
+          if constexpr (N == Norm::one) acc[j] += diff;
+          if constexpr (N == Norm::two) acc[j] += diff * diff;
+          if constexpr (N == Norm::inf) acc[j] = diff > acc[j] || diff != diff ? diff : acc[j];
+          if constexpr (N == Norm::general) acc[j] += std::pow(diff, p);
+        }
+      }
+      T* o = out + r * R;
+      for (int64_t j = 0; j < R; ++j) {
+        A v = acc[j];
+        if constexpr (N == Norm::two) v = std::sqrt(v);
+        if constexpr (N == Norm::general) v = std::pow(v, inv_p);
+        o[j] = static_cast<T>(v);
+      }
+    }
+  }
+}
+
+// dx1[i,k] = sum_j scale[j] * h(x1[i,k] - x2[j,k]) with torch's _cdist_backward terms: the
+// per-pair factor (grad over a power of dist, zero where dist is zero) is computed once per row.
+template <typename T, Norm N>
+void backward(const CdistDesc& d, const T* grad, const T* x1, const T* x2, const T* dist, T* dx1) {
+  using A = acc_t<T>;
+  const int64_t P = d.rows1, R = d.rows2, M = d.features;
+  if constexpr (N == Norm::zero) {  // piecewise constant: no gradient
+    std::fill(dx1, dx1 + d.batch * P * M, static_cast<T>(A(0)));
+    return;
+  } else {
+    const std::vector<A> x2t = transposed_x2(d, x2);
+    std::vector<A> grad_t, dist_t;
+    if (d.grad_transposed) {
+      grad_t = untransposed(d, grad);
+      dist_t = untransposed(d, dist);
+    }
+    const A p = static_cast<A>(d.p);
+#pragma omp parallel if (d.batch * P * R * M > 65536)
+    {
+      std::vector<A> scale(static_cast<size_t>(R)), dj(static_cast<size_t>(R));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < d.batch * P; ++r) {
+        for (int64_t j = 0; j < R; ++j) {
+          const int64_t at = r * R + j;
+          const A gj = d.grad_transposed ? grad_t[at] : static_cast<A>(grad[at]);
+          const A dist_j = d.grad_transposed ? dist_t[at] : static_cast<A>(dist[at]);
+          dj[j] = dist_j;
+          if constexpr (N == Norm::one || N == Norm::inf) scale[j] = gj;
+          if constexpr (N == Norm::two) scale[j] = dist_j == 0 ? A(0) : gj / dist_j;
+          if constexpr (N == Norm::general)
+            scale[j] = dist_j == 0 ? A(0) : gj / std::pow(dist_j, p - 1);
+        }
+        const T* a = x1 + r * M;
+        const A* t = x2t.data() + (r / P) * M * R;
+        const A* s = scale.data();
+        const A* dd = dj.data();
+        for (int64_t k = 0; k < M; ++k) {
+          const A ak = static_cast<A>(a[k]);
+          const A* tk = t + k * R;
+          A sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < R; ++j) {
+            const A diff = ak - tk[j];
+            if constexpr (N == Norm::one) sum += s[j] * sign_of(diff);
+            if constexpr (N == Norm::two) sum += s[j] * diff;
+            if constexpr (N == Norm::inf)
+              sum += s[j] * sign_of(diff) * static_cast<A>(std::abs(diff) == dd[j]);
+            if constexpr (N == Norm::general)
+              sum += diff == 0 ? A(0) : s[j] * sign_of(diff) * std::pow(std::abs(diff), p - 1);
+          }
+          dx1[r * M + k] = static_cast<T>(sum);
+        }
+      }
+    }
+  }
+}
+
+template <typename F>
+void visit_norm(double p, F&& f) {
+  switch (norm_of(p)) {
+    case Norm::zero:
+      return f(std::integral_constant<Norm, Norm::zero>{});
+    case Norm::one:
+      return f(std::integral_constant<Norm, Norm::one>{});
+    case Norm::two:
+      return f(std::integral_constant<Norm, Norm::two>{});
+    case Norm::inf:
+      return f(std::integral_constant<Norm, Norm::inf>{});
+    case Norm::general:
+      return f(std::integral_constant<Norm, Norm::general>{});
+  }
+}
+
+void cdist_forward(const CdistDesc& d, const void* x1, const void* x2, void* out) {
+  visit_conv_dtype(d.dtype, "cdist", [&](auto t) {
+    using T = decltype(t);
+    visit_norm(d.p, [&](auto n) {
+      forward<T, decltype(n)::value>(d, static_cast<const T*>(x1), static_cast<const T*>(x2),
+                                     static_cast<T*>(out));
+    });
+  });
+}
+
+void cdist_backward(const CdistDesc& d, const void* grad, const void* x1, const void* x2,
+                    const void* dist, void* dx1) {
+  visit_conv_dtype(d.dtype, "cdist_backward", [&](auto t) {
+    using T = decltype(t);
+    visit_norm(d.p, [&](auto n) {
+      backward<T, decltype(n)::value>(d, static_cast<const T*>(grad), static_cast<const T*>(x1),
+                                      static_cast<const T*>(x2), static_cast<const T*>(dist),
+                                      static_cast<T*>(dx1));
+    });
+  });
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(cdist_stub, cpu, &cpu::cdist_forward);
+FABRIC_REGISTER_KERNEL(cdist_backward_stub, cpu, &cpu::cdist_backward);
+}  // namespace fabric

@@ -1,0 +1,53 @@
+// Internals shared by the product ops (ops_addmm.cpp, ops_products.cpp, ops_einsum.cpp,
+// ops_diagonal.cpp, ops_cdist.cpp): their autograd attributes, the GEMM entry of ops_linalg.cpp
+// with torch's beta/alpha, and the guard that keeps inner ops from re-applying autocast.
+#pragma once
+#include <cstdint>
+
+#include "tensor/autocast.h"
+#include "tensor/scalar.h"
+#include "tensor/shape.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+struct AddmmAttrs {
+  Scalar beta, alpha;
+};  // addmm, baddbmm, addbmm
+struct DiagonalAttrs {
+  Shape input_shape;
+  int64_t offset, dim1, dim2;
+};
+
+namespace detail {
+
+// out (batch..., M, N) = alpha * a (batch_a..., M, K) @ b (batch_b..., K, N) + bias (N) +
+// beta * out, the batch dims of a and b broadcast to `batch`; out is contiguous; beta == 0 never
+// reads out. Nothing is recorded.
+void gemm_into(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
+               const Shape& batch, float alpha = 1.f, float beta = 0.f);
+
+// While alive, autocast is off for `device`: a composite op applies its own autocast class once,
+// at its entry, and its inner ops run in the dtypes it chose (ATen excludes the Autocast key
+// inside an autocast wrapper the same way).
+class AutocastOff {
+ public:
+  explicit AutocastOff(Device device) : type_(device.type), active_(autocast_enabled(type_)) {
+    if (active_) {
+      const AutocastState& st = autocast_state(type_);
+      autocast_enter(type_, false, st.dtype, st.cache_enabled);
+    }
+  }
+  ~AutocastOff() {
+    if (active_) autocast_exit(type_);
+  }
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  DeviceType type_;
+  bool active_;
+};
+
+}  // namespace detail
+}  // namespace fabric

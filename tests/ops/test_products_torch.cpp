@@ -1,0 +1,277 @@
+// The products against torch 1.13 itself: float64 values and input gradients of einsum, cdist,
+// cross, bilinear, addmm/baddbmm/addbmm, tensordot, diagonal, trace and dist
+// (tools/fixtures/make_products_rows.py); then what the rows cannot show: beta = 0 ignoring a
+// NaN self, diagonal writing through to its base, the autocast classes and the errors. The
+// naive-reference and finite-difference checks are the harness rows of op_cases_products.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "tensor/autocast.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tests/common/expect_error.h"
+#include "tests/ops/products_torch_rows.h"
+
+namespace fabric {
+namespace {
+
+Tensor from_array(const ProductsTorchArray& a) {
+  // Made 1-D and then shaped: an empty shape is a 0-dim tensor here, not from_vector's default.
+  const int64_t n = static_cast<int64_t>(a.values.size());
+  return from_vector(a.values, {n}, {.dtype = DType::float64}).reshape(a.shape);
+}
+
+void expect_close(const Tensor& got, const ProductsTorchArray& want, double tol, const char* what) {
+  ASSERT_EQ(got.sizes(), Shape(want.shape.begin(), want.shape.end())) << what;
+  const std::vector<double> g = got.to_vector<double>();
+  for (size_t i = 0; i < g.size(); ++i)
+    EXPECT_LE(std::abs(g[i] - want.values[i]), std::max(tol, 1e-10 * std::abs(want.values[i])))
+        << what << " " << i << ": " << g[i] << " vs torch " << want.values[i];
+}
+
+using Op = std::function<Tensor(const ProductsTorchRow&, const std::vector<Tensor>&)>;
+const std::map<std::string, Op>& ops_by_name() {
+  static const std::map<std::string, Op> ops = {
+      {"einsum", [](const ProductsTorchRow& r,
+                    const std::vector<Tensor>& t) { return einsum(r.equation, t); }},
+      {"cdist", [](const ProductsTorchRow& r,
+                   const std::vector<Tensor>& t) { return cdist(t[0], t[1], r.p); }},
+      {"cross", [](const ProductsTorchRow& r,
+                   const std::vector<Tensor>& t) { return cross(t[0], t[1], r.dim); }},
+      {"bilinear",
+       [](const ProductsTorchRow&, const std::vector<Tensor>& t) {
+         return bilinear(t[0], t[1], t[2], t.size() > 3 ? t[3] : Tensor());
+       }},
+      {"addmm",
+       [](const ProductsTorchRow& r, const std::vector<Tensor>& t) {
+         return addmm(t[0], t[1], t[2], r.beta, r.alpha);
+       }},
+      {"baddbmm",
+       [](const ProductsTorchRow& r, const std::vector<Tensor>& t) {
+         return baddbmm(t[0], t[1], t[2], r.beta, r.alpha);
+       }},
+      {"addbmm",
+       [](const ProductsTorchRow& r, const std::vector<Tensor>& t) {
+         return addbmm(t[0], t[1], t[2], r.beta, r.alpha);
+       }},
+      {"tensordot", [](const ProductsTorchRow& r,
+                       const std::vector<Tensor>& t) { return tensordot(t[0], t[1], r.dim); }},
+      {"diagonal", [](const ProductsTorchRow& r,
+                      const std::vector<Tensor>& t) { return diagonal(t[0], r.offset, r.dim, 0); }},
+      {"trace", [](const ProductsTorchRow&, const std::vector<Tensor>& t) { return trace(t[0]); }},
+      {"dist", [](const ProductsTorchRow& r,
+                  const std::vector<Tensor>& t) { return dist(t[0], t[1], r.p); }},
+  };
+  return ops;
+}
+
+TEST(ProductsTorch, ValuesAndGradientsMatchTorch113) {
+  for (const ProductsTorchRow& r : products_torch_rows()) {
+    SCOPED_TRACE(r.name);
+    std::vector<Tensor> in;
+    for (const ProductsTorchArray& a : r.inputs)
+      in.push_back(from_array(a).set_requires_grad(true));
+    const Tensor y = ops_by_name().at(r.op)(r, in);
+    expect_close(y, r.out, r.tol, "output");
+    y.backward(from_array(r.grad_out));
+    for (size_t i = 0; i < in.size(); ++i) {
+      const Tensor g = in[i].grad().defined() ? in[i].grad() : zeros_like(in[i]);
+      expect_close(g, r.grads[i], r.tol, ("gradient of input " + std::to_string(i)).c_str());
+    }
+  }
+}
+
+// torch: beta = 0 never reads self, so its NaNs and infinities do not reach the result; in every
+// path (a row as the GEMM's bias, a full matrix, a batch).
+TEST(ProductsTorch, BetaZeroIgnoresNaNInSelf) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  struct Row {
+    const char* name;
+    std::function<Tensor(const Tensor&)> op;
+    Shape self;
+  };
+  const Tensor a2 = ones({2, 3}), b2 = ones({3, 4}), a3 = ones({2, 2, 3}), b3 = ones({2, 3, 4});
+  const std::vector<Row> rows = {
+      {"addmm full", [&](const Tensor& s) { return addmm(s, a2, b2, 0, 1); }, {2, 4}},
+      {"addmm row", [&](const Tensor& s) { return addmm(s, a2, b2, 0, 1); }, {4}},
+      {"baddbmm", [&](const Tensor& s) { return baddbmm(s, a3, b3, 0, 2); }, {2, 2, 4}},
+      {"addbmm", [&](const Tensor& s) { return addbmm(s, a3, b3, 0, 1); }, {2, 4}},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.name);
+    for (double v : r.op(full(r.self, nan)).to_vector<double>()) EXPECT_FALSE(std::isnan(v));
+  }
+}
+
+// diagonal is a view: a write into it lands on the base's diagonal.
+TEST(ProductsTorch, DiagonalIsAView) {
+  Tensor m = zeros({3, 4});
+  diagonal(m, 1).fill_(5.0);
+  EXPECT_EQ(m.to_vector<float>(), (std::vector<float>{0, 5, 0, 0, 0, 0, 5, 0, 0, 0, 0, 5}));
+}
+
+// Each op applies its own autocast class at its entry: under CPU autocast (bfloat16) the GEMM
+// products run in bfloat16, trace and cdist in float32 (CPU's FP32 list), the CUDA-only classes
+// (dot, einsum, cross, ...) leave CPU inputs as they are.
+TEST(ProductsTorch, CpuAutocastClasses) {
+  struct Row {
+    const char* name;
+    std::function<Tensor()> op;
+    DType want;
+  };
+  const Tensor m = randn({3, 3}), v = randn({3});
+  const Tensor bf = m.to(DType::bfloat16);
+  const std::vector<Row> rows = {
+      {"addmm", [&] { return addmm(m, m, m); }, DType::bfloat16},
+      {"baddbmm", [&] { return baddbmm(m, m.unsqueeze(0), m.unsqueeze(0)); }, DType::bfloat16},
+      {"addbmm", [&] { return addbmm(m, m.unsqueeze(0), m.unsqueeze(0)); }, DType::bfloat16},
+      {"trace of bfloat16", [&] { return trace(bf); }, DType::float32},
+      {"cdist of bfloat16", [&] { return cdist(bf, bf); }, DType::float32},
+      {"dot (CUDA's list only)", [&] { return dot(v, v); }, DType::float32},
+      {"einsum (CUDA's list only)",
+       [&] {
+         return einsum("ij,jk->ik", {m, m});
+       },
+       DType::float32},
+      {"diagonal", [&] { return diagonal(bf); }, DType::bfloat16},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.name);
+    autocast_enter(DeviceType::cpu, true, DType::bfloat16, true);
+    Tensor y;
+    try {
+      y = r.op();
+    } catch (...) {
+      autocast_exit(DeviceType::cpu);
+      throw;
+    }
+    autocast_exit(DeviceType::cpu);
+    EXPECT_EQ(y.dtype(), r.want);
+  }
+}
+
+// Errors name the op, the shapes or dtypes involved and what was expected.
+TEST(ProductsTorch, ErrorsNameTheProblem) {
+  struct Row {
+    std::string what;
+    std::function<void()> call;
+    std::vector<std::string> message;
+  };
+  const Tensor m = zeros({2, 3}), v3 = zeros({3});
+  const std::vector<Row> rows = {
+      {"addmm inner sizes",
+       [&] {
+         addmm(zeros({2, 2}), m, m);
+       },
+       {"addmm", "(2, 3)", "cannot be multiplied"}},
+      {"addmm self shape",
+       [&] {
+         addmm(zeros({3, 3}), m, zeros({3, 2}));
+       },
+       {"addmm", "self (3, 3)", "does not broadcast", "(2, 2)"}},
+      {"addmm dtypes",
+       [&] {
+         addmm(zeros({2, 2}), m, zeros({3, 2}, {.dtype = DType::float64}));
+       },
+       {"addmm", "float32", "float64"}},
+      {"baddbmm rank",
+       [&] {
+         baddbmm(zeros({2, 2}), m, m);
+       },
+       {"baddbmm", "batch1 to be 3-D", "(2, 3)"}},
+      {"dot sizes", [&] { dot(v3, zeros({4})); }, {"dot", "(3,)", "(4,)"}},
+      {"dot rank", [&] { dot(m, v3); }, {"dot", "1-D"}},
+      {"einsum operands",
+       [&] { einsum("ij,jk->ik", {m}); },
+       {"einsum(\"ij,jk->ik\")", "2 operand term(s)", "1 operand(s)"}},
+      {"einsum subscript",
+       [&] { einsum("i1->i", {m}); },
+       {"einsum(\"i1->i\")", "invalid subscript '1'"}},
+      {"einsum rank",
+       [&] { einsum("ijk->i", {m}); },
+       {"einsum(\"ijk->i\")", "operand 0 has shape (2, 3)", "3 subscript(s)"}},
+      {"einsum output subscript",
+       [&] { einsum("ij->k", {m}); },
+       {"einsum(\"ij->k\")", "output subscript k", "does not appear"}},
+      {"einsum repeated output",
+       [&] { einsum("ij->ii", {m}); },
+       {"einsum(\"ij->ii\")", "appears more than once"}},
+      {"einsum diagonal sizes",
+       [&] { einsum("ii->i", {m}); },
+       {"einsum(\"ii->i\")", "subscript i is repeated", "2 != 3"}},
+      {"einsum sizes",
+       [&] {
+         einsum("ij,jk->ik", {m, m});
+       },
+       {"einsum(\"ij,jk->ik\")", "size 2 for subscript j", "3"}},
+      {"tensordot sizes",
+       [&] { tensordot(m, m, 1); },
+       {"tensordot", "contracted dimensions need to match", "size 3", "size 2"}},
+      {"tensordot dims",
+       [&] { tensordot(m, v3, 2); },
+       {"tensordot", "dims must be in", "= [0, 1], got 2"}},
+      {"diagonal dims", [&] { diagonal(m, 0, 1, -1); }, {"diagonal", "dim1 and dim2 must differ"}},
+      {"diagonal rank", [&] { diagonal(v3); }, {"diagonal", "at least 2 dims", "(3,)"}},
+      {"diag rank",
+       [&] {
+         diag(zeros({2, 2, 2}));
+       },
+       {"diag", "1-D or 2-D", "(2, 2, 2)"}},
+      {"trace rank", [&] { trace(v3); }, {"trace", "2-D", "(3,)"}},
+      {"cdist p", [&] { cdist(m, m, -1); }, {"cdist", "non-negative p", "-1"}},
+      {"cdist features",
+       [&] {
+         cdist(m, zeros({2, 4}));
+       },
+       {"cdist", "same number of features"}},
+      {"cdist rank", [&] { cdist(v3, m); }, {"cdist", "at least 2-D"}},
+      {"cdist dtype",
+       [&] {
+         cdist(zeros({2, 3}, {.dtype = DType::int64}), m);
+       },
+       {"cdist", "floating", "int64"}},
+      {"cross length",
+       [&] {
+         cross(m, zeros({2, 3}), 0);
+       },
+       {"cross", "must have length 3"}},
+      {"cross ranks", [&] { cross(m, v3); }, {"cross", "same number of dimensions"}},
+      {"bilinear in1",
+       [&] {
+         bilinear(zeros({2, 4}), zeros({2, 3}), zeros({5, 3, 3}));
+       },
+       {"bilinear", "in1_features 3"}},
+      {"bilinear batch",
+       [&] {
+         bilinear(zeros({2, 3}), zeros({4, 3}), zeros({5, 3, 3}));
+       },
+       {"bilinear", "batch dimensions do not match"}},
+      {"addcdiv integers",
+       [&] {
+         const Tensor i = zeros({3}, {.dtype = DType::int64});
+         addcdiv(v3, i, i);
+       },
+       {"addcdiv", "integer division", "int64"}},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.what);
+    std::string msg;
+    try {
+      r.call();
+      ADD_FAILURE() << "no exception thrown";
+    } catch (const Error& e) {
+      msg = e.what();
+    }
+    for (const std::string& part : r.message) EXPECT_CONTAINS(msg, part);
+  }
+}
+
+}  // namespace
+}  // namespace fabric
