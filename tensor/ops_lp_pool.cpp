@@ -1,0 +1,41 @@
+// adaptive_max_pool1d and lp_pool1d/lp_pool2d: compositions (no kernels, no rules of their own),
+// so autograd, double backward and every device come from the ops they are made of.
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "tensor/ops.h"
+
+namespace fabric {
+
+// The 2-d pool on the input viewed with a unit height: H*W positions are then L positions.
+std::tuple<Tensor, Tensor> adaptive_max_pool1d(const Tensor& x, int64_t output_size) {
+  FABRIC_CHECK(x.defined(), ValueError, "adaptive_max_pool1d: undefined input");
+  FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError,
+               "adaptive_max_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got ",
+               shape_str(x.sizes()));
+  auto [values, indices] = adaptive_max_pool2d(x.unsqueeze(-2), {1, output_size});
+  return {values.squeeze(-2), indices.squeeze(-2)};
+}
+
+// torch's Python: avg_pool of x^p (no padding), sign(out) * relu(|out|) * kernel area, ^(1/p).
+Tensor lp_pool2d(const Tensor& x, double norm_type, std::vector<int64_t> kernel,
+                 std::vector<int64_t> stride) {
+  FABRIC_CHECK(x.defined(), ValueError, "lp_pool2d: undefined input");
+  FABRIC_CHECK(kernel.size() == 1 || kernel.size() == 2, ValueError,
+               "lp_pool2d: kernel_size must have 1 or 2 elements, got ", shape_str(kernel));
+  const int64_t area = kernel[0] * kernel.back();
+  Tensor out = avg_pool2d(pow(x, norm_type), kernel, stride, {0, 0});
+  return pow(mul(mul(sign(out), relu(abs(out))), static_cast<double>(area)), 1.0 / norm_type);
+}
+
+Tensor lp_pool1d(const Tensor& x, double norm_type, int64_t kernel, std::optional<int64_t> stride) {
+  FABRIC_CHECK(x.defined(), ValueError, "lp_pool1d: undefined input");
+  FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError,
+               "lp_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got ",
+               shape_str(x.sizes()));
+  return lp_pool2d(x.unsqueeze(-2), norm_type, {1, kernel}, {1, stride.value_or(kernel)})
+      .squeeze(-2);
+}
+
+}  // namespace fabric
