@@ -157,18 +157,6 @@ void check_gather_shapes(const char* op, const Tensor& a, const Tensor& index, i
   }
 }
 
-std::vector<Tensor> split_sizes_impl(const Tensor& a, const std::vector<int64_t>& sizes,
-                                     int64_t dim) {
-  std::vector<Tensor> out;
-  out.reserve(sizes.size());
-  int64_t start = 0;
-  for (int64_t s : sizes) {
-    out.push_back(a.narrow(dim, start, s));
-    start += s;
-  }
-  return out;
-}
-
 Tensor tri_impl(OpId op, const char* name, const Tensor& a, int64_t diagonal, bool lower) {
   FABRIC_CHECK(a.defined() && a.dim() >= 2, ShapeError, name,
                ": expected a tensor of at least 2 dims, got ",
@@ -417,48 +405,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return out;
 }
 
-std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim) {
-  FABRIC_CHECK(a.defined() && a.dim() > 0, ShapeError, "split: expects at least a 1-D tensor, got ",
-               a.defined() ? shape_str(a.sizes()) : "undefined");
-  dim = wrap_dim(dim, a.dim(), "split");
-  const int64_t n = a.size(dim);
-  FABRIC_CHECK(split_size >= 0, ValueError, "split: split_size must be non-negative, got ",
-               split_size);
-  FABRIC_CHECK(split_size > 0 || n == 0, ValueError, "split: split_size can only be 0 if dim ", dim,
-               " has size 0, but got size ", n, " (shape ", shape_str(a.sizes()), ")");
-  // (n - 1) / size + 1, not (n + size - 1) / size: that wraps for a split_size near INT64_MAX.
-  const int64_t num = split_size == 0 || n == 0 ? 1 : (n - 1) / split_size + 1;
-  std::vector<int64_t> sizes(num, split_size);
-  sizes.back() = n - split_size * (num - 1);  // the last chunk is the smaller one
-  return split_sizes_impl(a, sizes, dim);
-}
-
-std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim) {
-  FABRIC_CHECK(a.defined() && a.dim() > 0, ShapeError, "split: expects at least a 1-D tensor, got ",
-               a.defined() ? shape_str(a.sizes()) : "undefined");
-  dim = wrap_dim(dim, a.dim(), "split");
-  int64_t total = 0;
-  for (int64_t s : sizes) {
-    FABRIC_CHECK(s >= 0, ValueError, "split: split sizes must be non-negative, got ",
-                 shape_str(sizes));
-    total = checked_size_add(total, s, "split");
-  }
-  FABRIC_CHECK(total == a.size(dim), ShapeError, "split: split sizes ", shape_str(sizes),
-               " sum to ", total, " but dim ", dim, " of ", shape_str(a.sizes()), " has size ",
-               a.size(dim));
-  return split_sizes_impl(a, sizes, dim);
-}
-
-std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim) {
-  FABRIC_CHECK(chunks > 0, ValueError, "chunk: number of chunks must be positive, got ", chunks);
-  FABRIC_CHECK(a.defined() && a.dim() > 0, ShapeError, "chunk: expects at least a 1-D tensor, got ",
-               a.defined() ? shape_str(a.sizes()) : "undefined");
-  dim = wrap_dim(dim, a.dim(), "chunk");
-  const int64_t n = a.size(dim);
-  if (n == 0)
-    return split(a, std::vector<int64_t>(chunks, 0), dim);  // torch: `chunks` empty pieces
-  return split(a, (n - 1) / chunks + 1, dim);  // ceil(n / chunks) without wrapping for huge chunks
-}
+// split / chunk: tensor/ops_split.cpp
 
 Tensor tril(const Tensor& a, int64_t diagonal) {
   return tri_impl(OpId::tril, "tril", a, diagonal, true);
