@@ -41,6 +41,12 @@ RecurrentBase::Config config_of(const O& o) {
           o.batch_first, o.dropout,     o.bidirectional, o.generator};
 }
 
+RecurrentBase::Config lstm_config_of(const LSTMOptions& o) {
+  RecurrentBase::Config c = config_of(o);
+  c.proj_size = o.proj_size;
+  return c;
+}
+
 const char* py_bool(bool b) { return b ? "True" : "False"; }
 
 }  // namespace
@@ -57,23 +63,33 @@ RecurrentBase::RecurrentBase(Cell cell, const Config& c) : cell_(cell), config_(
                c.num_layers);
   FABRIC_CHECK(c.input_size >= 0, ValueError, name, ": input_size must be >= 0, got ",
                c.input_size);
+  FABRIC_CHECK(c.proj_size >= 0, ValueError, name,
+               ": proj_size should be a positive integer or zero to disable projections, got ",
+               c.proj_size);
+  FABRIC_CHECK(c.proj_size < c.hidden_size, ValueError, name,
+               ": proj_size has to be smaller than hidden_size (proj_size=", c.proj_size,
+               ", hidden_size=", c.hidden_size, ")");
   if (c.dropout > 0 && c.num_layers == 1)
     warn(
         detail::cat("dropout option adds dropout after all but last recurrent layer, so "
                     "non-zero dropout expects num_layers greater than 1, but got dropout=",
                     c.dropout, " and num_layers=", c.num_layers));
   const int64_t G = gate_count(cell), H = c.hidden_size, D = c.bidirectional ? 2 : 1;
+  const int64_t out_h = output_size();  // h's features: what W_hh reads and the next layer gets
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     for (int64_t dir = 0; dir < D; ++dir) {
       const std::string suffix = detail::cat("_l", layer, dir == 1 ? "_reverse" : "");
-      const int64_t in = layer == 0 ? c.input_size : D * H;
+      const int64_t in = layer == 0 ? c.input_size : D * out_h;
       Weights w;
       w.w_ih = register_parameter("weight_ih" + suffix, empty({G * H, in}));
-      w.w_hh = register_parameter("weight_hh" + suffix, empty({G * H, H}));
+      w.w_hh = register_parameter("weight_hh" + suffix, empty({G * H, out_h}));
       if (c.bias) {
         w.b_ih = register_parameter("bias_ih" + suffix, empty({G * H}));
         w.b_hh = register_parameter("bias_hh" + suffix, empty({G * H}));
       }
+      // Registered after the biases, as torch, so named_parameters() orders alike.
+      if (c.proj_size > 0)
+        w.w_hr = register_parameter("weight_hr" + suffix, empty({c.proj_size, H}));
       weights_.push_back(w);
     }
   }
@@ -88,6 +104,7 @@ void RecurrentBase::reset_parameters(Generator* gen) {
 std::string RecurrentBase::extra_repr() const {
   const Config& c = config_;
   std::string s = detail::cat(c.input_size, ", ", c.hidden_size);
+  if (c.proj_size != 0) s += detail::cat(", proj_size=", c.proj_size);
   if (c.num_layers != 1) s += detail::cat(", num_layers=", c.num_layers);
   if (!c.bias) s += ", bias=False";
   if (c.batch_first) s += detail::cat(", batch_first=", py_bool(true));
@@ -96,18 +113,39 @@ std::string RecurrentBase::extra_repr() const {
   return s;
 }
 
+int64_t RecurrentBase::output_size() const {
+  return config_.proj_size > 0 ? config_.proj_size : config_.hidden_size;
+}
+
 Tensor RecurrentBase::initial_state(const char* what, const Tensor& given, bool batched, int64_t n,
-                                    const Tensor& like) const {
+                                    int64_t features, const Tensor& like) const {
   const int64_t layers = config_.num_layers * (config_.bidirectional ? 2 : 1);
   if (!given.defined())
-    return zeros({layers, n, config_.hidden_size},
-                 {.dtype = like.dtype(), .device = like.device()});
-  const Shape expected =
-      batched ? Shape{layers, n, config_.hidden_size} : Shape{layers, config_.hidden_size};
+    return zeros({layers, n, features}, {.dtype = like.dtype(), .device = like.device()});
+  const Shape expected = batched ? Shape{layers, n, features} : Shape{layers, features};
+  const char* features_name = features == config_.hidden_size ? "hidden_size" : "proj_size";
   FABRIC_CHECK(given.sizes() == expected, ShapeError, cell_layer_name(cell_), ": expected ", what,
                " of shape ", shape_str(expected), " (num_layers * num_directions, ",
-               batched ? "N, " : "", "hidden_size), got ", shape_str(given.sizes()));
+               batched ? "N, " : "", features_name, "), got ", shape_str(given.sizes()));
   return batched ? given : given.unsqueeze(1);
+}
+
+void RecurrentBase::advance(const Weights& w, const Tensor& x_gates, Tensor& h, Tensor& c) const {
+  switch (cell_) {
+    case Cell::lstm:
+      std::tie(h, c) = lstm_step(x_gates, h, c, w.w_hh, w.b_hh);
+      if (w.w_hr.defined()) h = linear(h, w.w_hr, Tensor());  // h_t = W_hr (o * tanh(c_t))
+      break;
+    case Cell::gru:
+      h = gru_step(x_gates, h, w.w_hh, w.b_hh);
+      break;
+    case Cell::rnn_tanh:
+      h = rnn_step(x_gates, h, w.w_hh, w.b_hh, true);
+      break;
+    case Cell::rnn_relu:
+      h = rnn_step(x_gates, h, w.w_hh, w.b_hh, false);
+      break;
+  }
 }
 
 LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tensor& c0) {
@@ -137,8 +175,8 @@ LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tenso
   const int64_t L = x.size(0), N = x.size(1), D = c.bidirectional ? 2 : 1;
   FABRIC_CHECK(L > 0, ShapeError, name, ": expected a sequence of at least one step, got input ",
                shape_str(input.sizes()));
-  const Tensor h_init = initial_state("h0", h0, batched, N, x);
-  const Tensor c_init = lstm ? initial_state("c0", c0, batched, N, x) : Tensor();
+  const Tensor h_init = initial_state("h0", h0, batched, N, output_size(), x);
+  const Tensor c_init = lstm ? initial_state("c0", c0, batched, N, c.hidden_size, x) : Tensor();
 
   std::vector<Tensor> h_n, c_n;
   Tensor layer_in = x;
@@ -157,21 +195,7 @@ LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tenso
       // own time position, as torch.
       for (int64_t s = 0; s < L; ++s) {
         const int64_t t = dir == 0 ? s : L - 1 - s;
-        const Tensor& xt = x_gates[static_cast<size_t>(t)];  // (N, G*H)
-        switch (cell_) {
-          case Cell::lstm:
-            std::tie(h, cs) = lstm_step(xt, h, cs, w.w_hh, w.b_hh);
-            break;
-          case Cell::gru:
-            h = gru_step(xt, h, w.w_hh, w.b_hh);
-            break;
-          case Cell::rnn_tanh:
-            h = rnn_step(xt, h, w.w_hh, w.b_hh, true);
-            break;
-          case Cell::rnn_relu:
-            h = rnn_step(xt, h, w.w_hh, w.b_hh, false);
-            break;
-        }
+        advance(w, x_gates[static_cast<size_t>(t)], h, cs);  // x_gates[t]: (N, G*H)
         steps[static_cast<size_t>(t)] = h;
       }
       directions.push_back(stack(steps, 0));  // (L, N, H)
@@ -200,7 +224,7 @@ RNNOutput RNN::forward_with_state(const Tensor& input, const Tensor& h0) {
   return {r.output, r.h_n};
 }
 
-LSTM::LSTM(const LSTMOptions& o) : RecurrentBase(Cell::lstm, config_of(o)), options_(o) {}
+LSTM::LSTM(const LSTMOptions& o) : RecurrentBase(Cell::lstm, lstm_config_of(o)), options_(o) {}
 Tensor LSTM::forward(const Tensor& input) { return run(input, Tensor(), Tensor()).output; }
 LSTMOutput LSTM::forward_with_state(const Tensor& input, const Tensor& h0, const Tensor& c0) {
   return run(input, h0, c0);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nn/module.h"
+#include "nn/rnn_utils.h"
 
 namespace fabric::nn {
 
@@ -22,7 +23,6 @@ struct RNNOptions {
   Generator* generator = nullptr;  // the dropout's; null: the default generator
 };
 
-// torch's proj_size (LSTM with projections) is not offered: h has hidden_size features.
 struct LSTMOptions {
   int64_t input_size = 0;
   int64_t hidden_size = 0;
@@ -32,6 +32,10 @@ struct LSTMOptions {
   double dropout = 0.0;
   bool bidirectional = false;
   Generator* generator = nullptr;
+  // torch's LSTM with projections: 0 < proj_size < hidden_size projects each h_t down to
+  // proj_size features (weight_hr_l{k}, (proj_size, hidden_size)), so h0/h_n and the output have
+  // proj_size features per direction while c keeps hidden_size. 0: no projection.
+  int64_t proj_size = 0;
 };
 
 struct GRUOptions {
@@ -52,9 +56,23 @@ struct RNNOutput {
   Tensor output;
   Tensor h_n;
 };
-// LSTM's, with the final cell state c_n shaped as h_n.
+// LSTM's, with the final cell state c_n shaped as h_n (with proj_size: output and h_n have
+// proj_size features per direction, c_n hidden_size).
 struct LSTMOutput {
   Tensor output;
+  Tensor h_n;
+  Tensor c_n;
+};
+// What forward_packed returns: the output as a PackedSequence laid out as the input (same
+// batch_sizes and permutation, D * H features), and h_n (c_n: LSTM only) as from
+// forward_with_state, (num_layers * D, N, H), each sequence's state after its own last step, in
+// the batch's original order.
+struct PackedRNNOutput {
+  PackedSequence output;
+  Tensor h_n;
+};
+struct PackedLSTMOutput {
+  PackedSequence output;
   Tensor h_n;
   Tensor c_n;
 };
@@ -69,6 +87,7 @@ class RecurrentBase : public Module {
     double dropout;
     bool bidirectional;
     Generator* generator;
+    int64_t proj_size = 0;  // LSTM only; 0: h has hidden_size features
   };
   // Draws every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.
   void reset_parameters(Generator* gen = nullptr);
@@ -79,14 +98,22 @@ class RecurrentBase : public Module {
   RecurrentBase(Cell cell, const Config& config);
   // input (L, N, H_in) / (N, L, H_in) / (L, H_in); h0 and c0 (c0: LSTM only) optional (zeros).
   LSTMOutput run(const Tensor& input, const Tensor& h0, const Tensor& c0);
+  // The same over a PackedSequence (nn/recurrent_packed.cpp): at step t only the first
+  // batch_sizes[t] sequences advance; h0/c0 in the batch's original order.
+  PackedLSTMOutput run_packed(const PackedSequence& input, const Tensor& h0, const Tensor& c0);
 
  private:
   struct Weights {
     Tensor w_ih, w_hh, b_ih, b_hh;  // biases undefined without bias
+    Tensor w_hr;                    // LSTM's projection; undefined without proj_size
   };
-  // h0 or c0 made (num_layers * D, N, H), checked against that shape.
+  // h0 or c0 made (num_layers * D, N, features), checked against that shape.
   Tensor initial_state(const char* what, const Tensor& given, bool batched, int64_t n,
-                       const Tensor& like) const;
+                       int64_t features, const Tensor& like) const;
+  // h's features: proj_size when projecting, else hidden_size.
+  int64_t output_size() const;
+  // One time step of one direction: h (and LSTM's c) advanced by x_gates = W_ih x_t + b_ih.
+  void advance(const Weights& w, const Tensor& x_gates, Tensor& h, Tensor& c) const;
 
   Cell cell_;
   Config config_;
@@ -102,6 +129,8 @@ class RNN : public RecurrentBase {
   Tensor forward(const Tensor& input) override;
   // h0: (num_layers * D, N, H) ((num_layers * D, H) unbatched), zeros when undefined.
   RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
+  // torch's forward on a PackedSequence (nn/rnn_utils.h); h0 (num_layers * D, N, H).
+  PackedRNNOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor());
   // Printed as torch prints it: without the nonlinearity.
   std::string type_name() const override { return "RNN"; }
   const RNNOptions& options() const { return options_; }
@@ -118,6 +147,8 @@ class LSTM : public RecurrentBase {
   // h0 and c0 shaped as h_n, each zeros when undefined.
   LSTMOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor(),
                                 const Tensor& c0 = Tensor());
+  PackedLSTMOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor(),
+                                  const Tensor& c0 = Tensor());
   std::string type_name() const override { return "LSTM"; }
   const LSTMOptions& options() const { return options_; }
 
@@ -131,6 +162,7 @@ class GRU : public RecurrentBase {
   explicit GRU(const GRUOptions& options);
   Tensor forward(const Tensor& input) override;
   RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
+  PackedRNNOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor());
   std::string type_name() const override { return "GRU"; }
   const GRUOptions& options() const { return options_; }
 

@@ -51,7 +51,8 @@ Result run_fixture(const RnnFixture& f, const Tensor& x, const Tensor& h0, const
                          .num_layers = f.num_layers,
                          .bias = f.bias,
                          .batch_first = f.batch_first,
-                         .bidirectional = f.bidirectional});
+                         .bidirectional = f.bidirectional,
+                         .proj_size = f.proj_size});
     load(m);
     auto [out, h_n, c_n] = m->forward_with_state(x, h0, c0);
     return {m, out, h_n, c_n};
@@ -154,6 +155,14 @@ TEST(Recurrent, KeysInitAndRepr) {
        {80, 10},
        1 / std::sqrt(20.0),
        "LSTM(10, 20, num_layers=2, batch_first=True, bidirectional=True)"},
+      {"lstm_proj_bidirectional",
+       make<LSTM>({.input_size = 3, .hidden_size = 4, .bidirectional = true, .proj_size = 2}),
+       {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0",
+        "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+        "weight_hr_l0_reverse"},
+       {16, 3},
+       0.5,
+       "LSTM(3, 4, proj_size=2, bidirectional=True)"},
       {"gru_no_bias_dropout",
        make<GRU>(
            {.input_size = 3, .hidden_size = 4, .num_layers = 2, .bias = false, .dropout = 0.25}),
@@ -211,6 +220,8 @@ TEST(Recurrent, Shapes) {
   auto gru = make<GRU>({.input_size = 3, .hidden_size = 5, .num_layers = 3, .bidirectional = true});
   auto rnn = make<RNN>({.input_size = 3, .hidden_size = 2});
   auto cell = make<LSTMCell>({.input_size = 3, .hidden_size = 4});
+  auto lstm_proj = make<LSTM>(
+      {.input_size = 3, .hidden_size = 6, .num_layers = 2, .bidirectional = true, .proj_size = 2});
   auto vec = [](auto r) { return std::vector<Tensor>{r.output, r.h_n}; };
   const std::vector<Row> rows = {
       {"lstm_seq_first",
@@ -231,6 +242,19 @@ TEST(Recurrent, Shapes) {
          return std::vector<Tensor>{r.output, r.h_n, r.c_n};
        },
        {{6, 4}, {2, 4}, {2, 4}}},
+      {"lstm_proj_h_has_proj_size_c_hidden_size",
+       [&] {
+         auto r =
+             lstm_proj->forward_with_state(randn({7, 5, 3}), zeros({4, 5, 2}), zeros({4, 5, 6}));
+         return std::vector<Tensor>{r.output,
+                                    r.h_n,
+                                    r.c_n,
+                                    lstm_proj->parameters()[1],
+                                    lstm_proj->parameters()[4],
+                                    lstm_proj->parameters()[10]};
+       },
+       // output, h_n, c_n, weight_hh_l0 (4H, P), weight_hr_l0 (P, H), weight_ih_l1 (4H, 2P)
+       {{7, 5, 4}, {4, 5, 2}, {4, 5, 6}, {24, 2}, {2, 6}, {24, 4}}},
       {"gru_3_layers_bidirectional",
        [&] {
          return vec(gru->forward_with_state(randn({4, 3, 3})));
@@ -296,6 +320,10 @@ TEST(Recurrent, Errors) {
        "hidden_size must be greater than zero"},
       {"num_layers", [] { GRU m({.input_size = 3, .hidden_size = 2, .num_layers = 0}); },
        "num_layers must be greater than zero"},
+      {"proj_size_negative", [] { LSTM m({.input_size = 3, .hidden_size = 4, .proj_size = -1}); },
+       "proj_size should be a positive integer or zero to disable projections, got -1"},
+      {"proj_size_not_smaller", [] { LSTM m({.input_size = 3, .hidden_size = 4, .proj_size = 4}); },
+       "LSTM: proj_size has to be smaller than hidden_size (proj_size=4, hidden_size=4)"},
   };
   for (const Row& r : value_rows) {
     SCOPED_TRACE(r.name);
@@ -327,6 +355,13 @@ TEST(Recurrent, Errors) {
          lstm->forward_with_state(zeros({5, 2, 3}), zeros({2, 2, 4}), zeros({2, 3, 4}));
        },
        "expected c0 of shape (2, 2, 4)"},
+      {"h0_shape_with_proj",
+       [&] {
+         auto proj = make<LSTM>({.input_size = 3, .hidden_size = 4, .proj_size = 2});
+         proj->forward_with_state(zeros({5, 2, 3}), zeros({1, 2, 4}), zeros({1, 2, 4}));
+       },
+       "LSTM: expected h0 of shape (1, 2, 2) (num_layers * num_directions, N, proj_size), got "
+       "(1, 2, 4)"},
       {"batched_input_2d_h0",
        [&] {
          gru->forward_with_state(zeros({5, 2, 3}), zeros({1, 4}));
