@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "nn/householder_qr.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
@@ -167,6 +169,105 @@ Tensor trunc_normal_(const Tensor& t, double mean, double std, double a, double 
   NoGradGuard no_grad;
   Tensor h = t;
   h.copy_(from_vector(v, t.sizes(), {.dtype = DType::float64}));
+  return t;
+}
+
+Tensor orthogonal_(const Tensor& t, double gain, Generator* gen) {
+  check_floating("orthogonal_", t);
+  FABRIC_CHECK(t.dim() >= 2, ValueError,
+               "nn::init::orthogonal_: only tensors with 2 or more dimensions are supported, got "
+               "shape ",
+               shape_str(t.sizes()));
+  if (t.numel() == 0) return t;
+  const int64_t rows = t.size(0), cols = t.numel() / rows;
+  // torch: a standard normal (rows, cols) draw, transposed when wide so that QR sees a tall
+  // matrix; q's columns flipped by the signs of r's diagonal make the result unique (Haar).
+  Tensor draws = empty({rows, cols}, {.dtype = DType::float64});
+  fabric::normal_(draws, 0.0, 1.0, gen);
+  std::vector<double> a = draws.to_vector<double>();
+  const bool wide = rows < cols;
+  const int64_t m = wide ? cols : rows, n = wide ? rows : cols;
+  if (wide) a = draws.t().contiguous().to_vector<double>();
+  ThinQR qr = householder_qr(a, m, n);
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = qr.r[j * n + j];
+    const double sign = d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0);  // torch.sign: 0 stays 0
+    for (int64_t i = 0; i < m; ++i) qr.q[i * n + j] *= sign * gain;
+  }
+  Tensor q = from_vector(qr.q, {m, n}, {.dtype = DType::float64});
+  if (wide) q = q.t().contiguous();
+  NoGradGuard no_grad;
+  Tensor h = t;
+  h.copy_(q.reshape(t.sizes()));
+  return t;
+}
+
+Tensor eye_(const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError, "nn::init::eye_: undefined tensor");
+  FABRIC_CHECK(t.dim() == 2, ValueError,
+               "nn::init::eye_: only tensors with 2 dimensions are supported, got shape ",
+               shape_str(t.sizes()));
+  NoGradGuard no_grad;
+  Tensor h = t;
+  h.zero_();
+  for (int64_t i = 0; i < std::min(t.size(0), t.size(1)); ++i) h.select(0, i).select(0, i).fill_(1);
+  return t;
+}
+
+Tensor dirac_(const Tensor& t, int64_t groups) {
+  FABRIC_CHECK(t.defined(), ValueError, "nn::init::dirac_: undefined tensor");
+  FABRIC_CHECK(
+      t.dim() >= 3 && t.dim() <= 5, ValueError,
+      "nn::init::dirac_: only tensors with 3, 4, or 5 dimensions are supported, got shape ",
+      shape_str(t.sizes()));
+  FABRIC_CHECK(groups > 0 && t.size(0) % groups == 0, ValueError, "nn::init::dirac_: dim 0 (",
+               t.size(0), ") must be divisible by groups (", groups, ")");
+  const int64_t out_per_group = t.size(0) / groups;
+  const int64_t min_dim = std::min(out_per_group, t.size(1));
+  NoGradGuard no_grad;
+  Tensor h = t;
+  h.zero_();
+  // The centre tap of output channel g * out_per_group + d reads input channel d: an identity
+  // convolution per group.
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t d = 0; d < min_dim; ++d) {
+      Tensor tap = h.select(0, g * out_per_group + d).select(0, d);
+      for (int64_t k = 2; k < t.dim(); ++k) tap = tap.select(0, t.size(k) / 2);
+      tap.fill_(1);
+    }
+  }
+  return t;
+}
+
+Tensor sparse_(const Tensor& t, double sparsity, double std, Generator* gen) {
+  check_floating("sparse_", t);
+  FABRIC_CHECK(t.dim() == 2, ValueError,
+               "nn::init::sparse_: only tensors with 2 dimensions are supported, got shape ",
+               shape_str(t.sizes()));
+  FABRIC_CHECK(sparsity >= 0 && sparsity <= 1, ValueError,
+               "nn::init::sparse_: sparsity must be in [0, 1], got ", sparsity);
+  const int64_t rows = t.size(0), cols = t.size(1);
+  const auto num_zeros =
+      std::min(rows, static_cast<int64_t>(std::ceil(sparsity * static_cast<double>(rows))));
+  normal_(t, 0.0, std, gen);
+  if (num_zeros == 0 || t.numel() == 0) return t;
+  // torch zeroes the first num_zeros rows of a random permutation per column; the rows holding
+  // the num_zeros smallest of `rows` uniform keys are such a subset.
+  Tensor keys = empty({cols, rows}, {.dtype = DType::float64});
+  fabric::uniform_(keys, 0.0, 1.0, gen);
+  const std::vector<double> k = keys.to_vector<double>();
+  std::vector<double> mask(rows * cols, 1.0);
+  std::vector<int64_t> order(rows);
+  for (int64_t c = 0; c < cols; ++c) {
+    std::iota(order.begin(), order.end(), 0);
+    const double* key = k.data() + c * rows;
+    std::partial_sort(order.begin(), order.begin() + num_zeros, order.end(),
+                      [key](int64_t x, int64_t y) { return key[x] < key[y]; });
+    for (int64_t i = 0; i < num_zeros; ++i) mask[order[i] * cols + c] = 0.0;
+  }
+  NoGradGuard no_grad;
+  Tensor h = t;
+  h.mul_(from_vector(mask, {rows, cols}, {.dtype = DType::float64}).to(t.dtype()).to(t.device()));
   return t;
 }
 

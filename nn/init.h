@@ -41,5 +41,17 @@ Tensor xavier_normal_(const Tensor& t, double gain = 1.0, Generator* gen = nullp
 // N(mean, std^2) restricted to [a, b] by inverse-CDF sampling, as torch.nn.init.trunc_normal_.
 Tensor trunc_normal_(const Tensor& t, double mean = 0.0, double std = 1.0, double a = -2.0,
                      double b = 2.0, Generator* gen = nullptr);
+// A (semi-)orthogonal matrix times gain, as torch: a standard normal draw of the (rows, cols)
+// flattening (rows = dim 0), QR-decomposed (transposed when rows < cols) with q's columns
+// sign-corrected by r's diagonal. Not torch's values for a seed (fabric draws from Philox).
+// ValueError for fewer than 2 dims.
+Tensor orthogonal_(const Tensor& t, double gain = 1.0, Generator* gen = nullptr);
+// The identity (ones on the main diagonal of a 2-D tensor, rectangular allowed).
+Tensor eye_(const Tensor& t);
+// The identity convolution of a 3/4/5-D weight: per group, output channel d's centre tap reads
+// input channel d. ValueError unless dim 0 divides by groups.
+Tensor dirac_(const Tensor& t, int64_t groups = 1);
+// N(0, std^2) with ceil(sparsity * rows) randomly chosen rows of each column set to zero (2-D).
+Tensor sparse_(const Tensor& t, double sparsity, double std = 0.01, Generator* gen = nullptr);
 
 }  // namespace fabric::nn::init

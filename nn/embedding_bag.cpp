@@ -1,0 +1,239 @@
+// EmbeddingBag: the bags are laid out on the host (which looked-up row goes to which bag), then
+// sum/mean are one index_add of the rows into their bags, max a max over the bags padded to the
+// longest one.
+#include "nn/embedding_bag.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "nn/init.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/shape.h"
+
+namespace fabric::nn {
+namespace {
+
+// The looked-up entries that count (padding_idx left out): where they sit in the flattened input,
+// their index into the table, and their bag. int64 CPU tensors of one entry per kept lookup: the
+// caching CPU allocator serves them again on the next call, where growing std::vectors of that
+// size took fresh pages (page faults) every forward.
+struct BagLayout {
+  int64_t bags = 0, kept = 0;
+  Tensor position, row, bag;
+  std::vector<int64_t> count;  // per bag
+};
+
+std::vector<int64_t> host_int64(const Tensor& t) {
+  return t.detach().to(Device::cpu()).to(DType::int64).contiguous().to_vector<int64_t>();
+}
+
+// The start of every bag, as torch: a 2-D input's rows, or the given offsets (checked).
+std::vector<int64_t> bag_starts(const Tensor& input, const Tensor& offsets,
+                                bool include_last_offset) {
+  if (input.dim() == 2) {
+    std::vector<int64_t> starts(static_cast<size_t>(input.size(0)));
+    for (size_t b = 0; b < starts.size(); ++b) starts[b] = static_cast<int64_t>(b) * input.size(1);
+    return starts;
+  }
+  const std::vector<int64_t> starts = host_int64(offsets);
+  const int64_t n = input.numel();
+  FABRIC_CHECK(!include_last_offset || !starts.empty(), ValueError,
+               "embedding_bag: include_last_offset needs at least one offset (the end of the last "
+               "bag), got none");
+  if (starts.empty()) return starts;
+  FABRIC_CHECK(starts[0] == 0, ValueError,
+               "embedding_bag: offsets[0] has to be 0, i.e., the first sequence in the mini-batch "
+               "has to start from position 0. However, got ",
+               starts[0]);
+  for (size_t b = 1; b < starts.size(); ++b)
+    FABRIC_CHECK(starts[b] >= starts[b - 1], ValueError,
+                 "embedding_bag: offsets must not decrease, got offsets[", b - 1,
+                 "] = ", starts[b - 1], " and offsets[", b, "] = ", starts[b]);
+  FABRIC_CHECK(starts.back() <= n, ValueError,
+               "embedding_bag: offsets[-1] can not be greater than input's length ", n,
+               " but got offsets[-1] of ", starts.back());
+  return starts;
+}
+
+BagLayout layout_bags(const Tensor& input, const Tensor& offsets, bool include_last_offset,
+                      int64_t num_embeddings, std::optional<int64_t> padding_idx) {
+  const Tensor flat = input.detach().reshape({-1}).to(Device::cpu()).to(DType::int64).contiguous();
+  const int64_t n = flat.numel();
+  const int64_t* idx = flat.data<int64_t>();
+  const std::vector<int64_t> starts = bag_starts(input, offsets, include_last_offset);
+  BagLayout l;
+  l.bags = static_cast<int64_t>(starts.size()) - (include_last_offset ? 1 : 0);
+  l.count.assign(static_cast<size_t>(l.bags), 0);
+  l.position = empty({n}, {.dtype = DType::int64});
+  l.row = empty({n}, {.dtype = DType::int64});
+  l.bag = empty({n}, {.dtype = DType::int64});
+  int64_t* position = l.position.data<int64_t>();
+  int64_t* row = l.row.data<int64_t>();
+  int64_t* bag = l.bag.data<int64_t>();
+  int64_t k = 0;
+  for (int64_t b = 0; b < l.bags; ++b) {
+    const size_t next = static_cast<size_t>(b) + 1;
+    const int64_t end = next < starts.size() ? starts[next] : n;
+    for (int64_t i = starts[static_cast<size_t>(b)]; i < end; ++i) {
+      const int64_t r = idx[i];
+      FABRIC_CHECK(r >= 0 && r < num_embeddings, IndexError,
+                   "embedding_bag: Expected idx >= 0 && idx < num_embeddings (", num_embeddings,
+                   ") but found idx to be ", r, " at input position ", i);
+      if (padding_idx && r == *padding_idx) continue;
+      position[k] = i;
+      row[k] = r;
+      bag[k] = b;
+      ++k;
+      ++l.count[static_cast<size_t>(b)];
+    }
+  }
+  l.kept = k;
+  l.position = l.position.narrow(0, 0, k);
+  l.row = l.row.narrow(0, 0, k);
+  l.bag = l.bag.narrow(0, 0, k);
+  return l;
+}
+
+Tensor index_tensor(const std::vector<int64_t>& v, Device device) {
+  return from_vector(v, {static_cast<int64_t>(v.size())}).to(device);
+}
+
+// max over each bag: the rows padded to the longest bag with -inf, empty bags then zeroed.
+Tensor bag_max(const Tensor& rows, const BagLayout& l, int64_t dim, Device device) {
+  const int64_t longest = l.count.empty() ? 0 : *std::max_element(l.count.begin(), l.count.end());
+  std::vector<int64_t> slot(static_cast<size_t>(l.bags * longest), 0);
+  std::vector<uint8_t> filled(slot.size(), 0);
+  std::vector<int64_t> next(static_cast<size_t>(l.bags), 0);
+  const int64_t* bag = l.bag.data<int64_t>();
+  for (int64_t k = 0; k < l.kept; ++k) {
+    const size_t at = static_cast<size_t>(bag[k] * longest + next[static_cast<size_t>(bag[k])]++);
+    slot[at] = k;
+    filled[at] = 1;
+  }
+  const Tensor padded =
+      index_select(rows, 0, index_tensor(slot, device)).view({l.bags, longest, dim});
+  // Summing an empty dim keeps the graph to the weight (a zero gradient, as torch).
+  if (longest == 0) return sum(padded, {1});
+  const Tensor valid = from_vector(filled, {l.bags, longest, 1}).to(DType::bool_).to(device);
+  const Tensor best =
+      std::get<0>(max(where(valid, padded, -std::numeric_limits<double>::infinity()), 1));
+  std::vector<uint8_t> nonempty(static_cast<size_t>(l.bags));
+  for (size_t b = 0; b < nonempty.size(); ++b) nonempty[b] = l.count[b] > 0;
+  return where(from_vector(nonempty, {l.bags, 1}).to(DType::bool_).to(device), best, 0.0);
+}
+
+}  // namespace
+
+Tensor embedding_bag(const Tensor& weight, const Tensor& input, const Tensor& offsets,
+                     const std::string& mode, const Tensor& per_sample_weights,
+                     bool include_last_offset, std::optional<int64_t> padding_idx) {
+  FABRIC_CHECK(weight.defined() && weight.dim() == 2, ShapeError,
+               "embedding_bag: weight must be a 2-D table (num_embeddings, embedding_dim), got ",
+               weight.defined() ? shape_str(weight.sizes()) : "undefined");
+  FABRIC_CHECK(mode == "sum" || mode == "mean" || mode == "max", ValueError,
+               "embedding_bag: mode has to be one of sum, mean or max, got '", mode, "'");
+  FABRIC_CHECK(input.defined() && (input.dim() == 1 || input.dim() == 2), ShapeError,
+               "embedding_bag: input has to be 1D or 2D Tensor, but got ",
+               input.defined() ? shape_str(input.sizes()) : "undefined");
+  FABRIC_CHECK(input.dtype() == DType::int64 || input.dtype() == DType::int32, DTypeError,
+               "embedding_bag: expected int64 or int32 indices, got ", dtype_name(input.dtype()));
+  if (input.dim() == 2) {
+    FABRIC_CHECK(!offsets.defined(), ValueError,
+                 "embedding_bag: if input is 2D, then offsets has to be None, as input is treated "
+                 "is a mini-batch of fixed length sequences. However, found offsets of shape ",
+                 shape_str(offsets.sizes()));
+  } else {
+    FABRIC_CHECK(offsets.defined() && offsets.dim() == 1, ValueError,
+                 "embedding_bag: offsets has to be a 1D Tensor but got ",
+                 offsets.defined() ? shape_str(offsets.sizes()) : "None");
+    FABRIC_CHECK(offsets.dtype() == DType::int64 || offsets.dtype() == DType::int32, DTypeError,
+                 "embedding_bag: expected int64 or int32 offsets, got ",
+                 dtype_name(offsets.dtype()));
+  }
+  if (per_sample_weights.defined()) {
+    FABRIC_CHECK(per_sample_weights.sizes() == input.sizes(), ValueError,
+                 "embedding_bag: If per_sample_weights (", shape_str(per_sample_weights.sizes()),
+                 ") is not None, then it must have the same shape as the input (",
+                 shape_str(input.sizes()), ")");
+    FABRIC_CHECK(mode == "sum", NotImplementedError,
+                 "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                 "supported for mode='sum' (got mode='",
+                 mode, "')");
+  }
+  const int64_t num = weight.size(0), dim = weight.size(1);
+  if (padding_idx && *padding_idx < 0) *padding_idx += num;
+  const BagLayout l = layout_bags(input, offsets, include_last_offset, num, padding_idx);
+  const Device device = weight.device();
+  if (mode == "max") return bag_max(embedding(weight, l.row.to(device)), l, dim, device);
+
+  // Each looked-up row added into its bag's row: a gather and one row-wise index_add. Without a
+  // graph to record (inference), the rows are never needed whole: a block at a time, they stay in
+  // blocks the caching allocator hands out again, where all of them at once (tens of MiB) would
+  // take fresh pages on every call.
+  const bool recording =
+      grad_enabled() && (weight.requires_grad() ||
+                         (per_sample_weights.defined() && per_sample_weights.requires_grad()));
+  constexpr int64_t kLookupBlock = 8192;
+  const int64_t block = recording ? std::max<int64_t>(l.kept, 1) : kLookupBlock;
+  Tensor out;
+  for (int64_t start = 0; start == 0 || start < l.kept; start += block) {
+    const int64_t len = std::min(block, l.kept - start);
+    const Tensor rows = embedding(weight, l.row.narrow(0, start, len).to(device));
+    Tensor scaled = rows;
+    if (per_sample_weights.defined()) {
+      const Tensor w =
+          index_select(per_sample_weights.reshape({-1}), 0,
+                       l.position.narrow(0, start, len).to(per_sample_weights.device()));
+      scaled = mul(rows, w.to(device).unsqueeze(1));
+    }
+    if (!out.defined()) out = zeros({l.bags, dim}, {.dtype = scaled.dtype(), .device = device});
+    out = index_add(out, 0, l.bag.narrow(0, start, len).to(device), scaled);
+  }
+  if (mode == "sum") return out;
+  std::vector<double> divisor(l.count.begin(), l.count.end());
+  for (double& d : divisor) d = std::max(d, 1.0);  // an empty bag's zeros stay zeros
+  return div(out, from_vector(divisor, {l.bags, 1}).to(out.dtype()).to(device));
+}
+
+EmbeddingBag::EmbeddingBag(const EmbeddingBagOptions& options) : options_(options) {
+  FABRIC_CHECK(options.num_embeddings >= 0 && options.embedding_dim >= 0, ValueError,
+               "EmbeddingBag: num_embeddings and embedding_dim must be >= 0, got ",
+               options.num_embeddings, " and ", options.embedding_dim);
+  FABRIC_CHECK(options.mode == "sum" || options.mode == "mean" || options.mode == "max", ValueError,
+               "EmbeddingBag: mode has to be one of sum, mean or max, got '", options.mode, "'");
+  if (options.padding_idx) {
+    int64_t p = *options.padding_idx;
+    FABRIC_CHECK(p < options.num_embeddings && p >= -options.num_embeddings, IndexError,
+                 "EmbeddingBag: padding_idx ", p, " must be within num_embeddings ",
+                 options.num_embeddings);
+    if (p < 0) p += options.num_embeddings;
+    options_.padding_idx = p;
+  }
+  weight = register_parameter("weight", empty({options.num_embeddings, options.embedding_dim}));
+  reset_parameters();
+}
+
+void EmbeddingBag::reset_parameters(Generator* gen) {
+  init::normal_(weight, 0.0, 1.0, gen);
+  if (options_.padding_idx) init::zeros_(weight.select(0, *options_.padding_idx));
+}
+
+Tensor EmbeddingBag::forward(const Tensor& input) { return forward(input, Tensor(), Tensor()); }
+
+Tensor EmbeddingBag::forward(const Tensor& input, const Tensor& offsets,
+                             const Tensor& per_sample_weights) {
+  return embedding_bag(weight, input, offsets, options_.mode, per_sample_weights,
+                       options_.include_last_offset, options_.padding_idx);
+}
+
+std::string EmbeddingBag::extra_repr() const {
+  std::string s =
+      detail::cat(options_.num_embeddings, ", ", options_.embedding_dim, ", mode=", options_.mode);
+  if (options_.padding_idx) s += detail::cat(", padding_idx=", *options_.padding_idx);
+  return s;
+}
+
+}  // namespace fabric::nn
