@@ -76,6 +76,9 @@ class BatchNorm : public NormBase {
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
   const BatchNormOptions& options() const { return options_; }
+  // torch's `bn.momentum = ...`: swa_utils::update_bn switches to the cumulative average (nullopt)
+  // for its pass and restores the momentum afterwards.
+  void set_momentum(std::optional<double> momentum) { options_.momentum = momentum; }
 
  protected:
   explicit BatchNorm(const BatchNormOptions& options);

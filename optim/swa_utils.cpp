@@ -1,0 +1,173 @@
+// torch.optim.swa_utils: AveragedModel, update_bn and SWALR.
+#include "optim/swa_utils.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <optional>
+#include <utility>
+
+#include "autograd/grad_mode.h"
+#include "nn/normalization.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+// SWALR's formulas round as torch's Python does, one operation at a time (see lr_scheduler.cpp).
+#pragma GCC optimize("fp-contract=off")
+
+namespace fabric::optim {
+
+Tensor equal_average(const Tensor& averaged, const Tensor& current, int64_t num_averaged) {
+  const Tensor a = averaged.is_floating_point() ? averaged : averaged.to(DType::float64);
+  const Tensor c = current.is_floating_point() ? current : current.to(DType::float64);
+  return add(a, div(sub(c, a), Scalar(static_cast<double>(num_averaged + 1))));
+}
+
+AvgFn ema_avg_fn(double decay) {
+  FABRIC_CHECK(decay >= 0 && decay <= 1, ValueError, "ema_avg_fn: decay must be in [0, 1], got ",
+               decay);
+  return [decay](const Tensor& averaged, const Tensor& current, int64_t) {
+    const Tensor a = averaged.is_floating_point() ? averaged : averaged.to(DType::float64);
+    const Tensor c = current.is_floating_point() ? current : current.to(DType::float64);
+    return add(mul(a, Scalar(decay)), mul(c, Scalar(1.0 - decay)));
+  };
+}
+
+namespace {
+
+// Parameters, then buffers with use_buffers (torch's itertools.chain of the two).
+std::vector<Tensor> averaged_tensors(const nn::Module& m, bool use_buffers) {
+  std::vector<Tensor> out = m.parameters();
+  if (use_buffers) {
+    for (Tensor& b : m.buffers()) out.push_back(std::move(b));
+  }
+  return out;
+}
+
+}  // namespace
+
+AveragedModel::AveragedModel(const nn::Module& model, const Factory& make_copy, AvgFn avg_fn,
+                             bool use_buffers)
+    : avg_fn_(avg_fn ? std::move(avg_fn) : AvgFn(equal_average)), use_buffers_(use_buffers) {
+  FABRIC_CHECK(make_copy != nullptr, ValueError, "AveragedModel: make_copy is empty");
+  std::shared_ptr<nn::Module> copy = make_copy();
+  FABRIC_CHECK(copy != nullptr, ValueError, "AveragedModel: make_copy returned no module");
+  FABRIC_CHECK(copy.get() != &model, ValueError,
+               "AveragedModel: make_copy returned the model itself; it must build a new module");
+  // What deepcopy keeps: each tensor's dtype and device (taken from the first floating parameter),
+  // the values, the training mode and which parameters are frozen.
+  for (const Tensor& p : model.parameters()) {
+    if (!p.is_floating_point()) continue;
+    copy->to(p.dtype());
+    copy->to(p.device());
+    break;
+  }
+  copy->load_state_dict(model.state_dict());
+  copy->train(model.is_training());
+  const auto mine = copy->named_parameters();
+  const auto theirs = model.named_parameters();
+  for (size_t i = 0; i < mine.size() && i < theirs.size(); ++i)
+    Tensor(mine[i].second).set_requires_grad(theirs[i].second.requires_grad());
+  module_ = register_module("module", copy);
+  n_averaged_ = register_buffer("n_averaged", zeros({}, {.dtype = DType::int64}));
+}
+
+int64_t AveragedModel::n_averaged() const { return n_averaged_.item<int64_t>(); }
+
+void AveragedModel::update_parameters(const nn::Module& model) {
+  const std::vector<Tensor> mine = averaged_tensors(*module_, use_buffers_);
+  const std::vector<Tensor> theirs = averaged_tensors(model, use_buffers_);
+  // torch zips the two lists; a model of another architecture would be averaged into the wrong
+  // tensors, so the counts and shapes must match.
+  const char* what = use_buffers_ ? "parameters and buffers" : "parameters";
+  FABRIC_CHECK(mine.size() == theirs.size(), ValueError,
+               "AveragedModel.update_parameters: the model has ", theirs.size(), " ", what,
+               " but the averaged copy has ", mine.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    FABRIC_CHECK(mine[i].sizes() == theirs[i].sizes(), ValueError,
+                 "AveragedModel.update_parameters: tensor ", i, " of the model's ", what,
+                 " has shape ", shape_str(theirs[i].sizes()), " but the averaged copy's has ",
+                 shape_str(mine[i].sizes()));
+  }
+  NoGradGuard no_grad;
+  const int64_t n = n_averaged();
+  for (size_t i = 0; i < mine.size(); ++i) {
+    Tensor target = mine[i].detach();
+    const Tensor current = theirs[i].detach().to(target.device());
+    if (n == 0) {
+      target.copy_(current);
+    } else {
+      target.copy_(avg_fn_(target, current, n));
+    }
+  }
+  n_averaged_.add_(1);
+}
+
+Tensor AveragedModel::forward(const Tensor& x) { return (*module_)(x); }
+
+void update_bn(const std::vector<Tensor>& batches, nn::Module& model) {
+  std::vector<std::pair<nn::BatchNorm*, std::optional<double>>> momenta;
+  model.apply([&](nn::Module& m) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+      if (bn->running_mean.defined()) {
+        bn->running_mean.zero_();
+        bn->running_var.fill_(1);
+      }
+      momenta.emplace_back(bn, bn->options().momentum);
+    }
+  });
+  if (momenta.empty()) return;
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.train();
+  for (auto& [bn, momentum] : momenta) {
+    bn->set_momentum(std::nullopt);
+    if (bn->num_batches_tracked.defined()) bn->num_batches_tracked.zero_();
+  }
+  for (const Tensor& batch : batches) model(batch);
+  for (auto& [bn, momentum] : momenta) bn->set_momentum(momentum);
+  model.train(was_training);
+}
+
+SWALR::SWALR(Optimizer& optimizer, std::vector<double> swa_lrs, int64_t anneal_epochs,
+             const std::string& anneal_strategy)
+    : LRScheduler(optimizer, "SWALR"), anneal_epochs_(anneal_epochs) {
+  const size_t groups = optimizer.num_param_groups();
+  if (swa_lrs.size() == 1) swa_lrs.assign(groups, swa_lrs[0]);
+  FABRIC_CHECK(swa_lrs.size() == groups, ValueError,
+               "SWALR: swa_lr must have the same length as optimizer.param_groups: swa_lr has ",
+               swa_lrs.size(), ", optimizer.param_groups has ", groups);
+  FABRIC_CHECK(anneal_strategy == "cos" || anneal_strategy == "linear", ValueError,
+               "SWALR: anneal_strategy must be one of 'cos' or 'linear', instead got '",
+               anneal_strategy, "'");
+  FABRIC_CHECK(anneal_epochs >= 0, ValueError,
+               "SWALR: anneal_epochs must be equal or greater than 0, got ", anneal_epochs);
+  swa_lrs_ = std::move(swa_lrs);
+  cosine_ = anneal_strategy == "cos";
+  initial_step();
+}
+
+double SWALR::anneal(double t) const {
+  return cosine_ ? (1 - std::cos(std::numbers::pi * t)) / 2 : t;
+}
+
+// torch's SWALR.get_lr, with its _step_count - 1 being last_epoch: the lr the annealing started
+// from is recovered from the current lr and the previous step's alpha, then moved to this step's.
+std::vector<double> SWALR::get_lr() const {
+  int64_t step = last_epoch_;
+  if (anneal_epochs_ == 0) step = std::max<int64_t>(1, step);
+  const double span = static_cast<double>(std::max<int64_t>(1, anneal_epochs_));
+  const double prev_t = std::max(0.0, std::min(1.0, static_cast<double>(step - 1) / span));
+  const double prev_alpha = anneal(prev_t);
+  const double t = std::max(0.0, std::min(1.0, static_cast<double>(step) / span));
+  const double alpha = anneal(t);
+  std::vector<double> lrs = current_lrs();
+  for (size_t g = 0; g < lrs.size(); ++g) {
+    const double start =
+        prev_alpha == 1 ? swa_lrs_[g] : (lrs[g] - prev_alpha * swa_lrs_[g]) / (1 - prev_alpha);
+    lrs[g] = swa_lrs_[g] * alpha + start * (1 - alpha);
+  }
+  return lrs;
+}
+
+}  // namespace fabric::optim

@@ -1,0 +1,171 @@
+// torch.optim.swa_utils against torch 1.13 (swa_torch_rows.h, tools/fixtures/make_swa_rows.py):
+// SWALR's lr trajectories and state round trip, AveragedModel's averages and state_dict keys,
+// update_bn's recomputed statistics, and the errors naming bad arguments.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/activation.h"
+#include "nn/containers.h"
+#include "nn/linear.h"
+#include "nn/normalization.h"
+#include "optim/sgd.h"
+#include "optim/swa_utils.h"
+#include "optim_test_util.h"
+#include "swa_torch_rows.h"
+
+namespace fabric::optim {
+namespace {
+using namespace testing;
+
+std::unique_ptr<SGD> sgd_for(const std::vector<double>& lrs) {
+  std::vector<SGD::Group> groups;
+  for (double lr : lrs) groups.push_back({.params = {param({0.0})}, .options = {.lr = lr}});
+  return std::make_unique<SGD>(std::move(groups));
+}
+
+TEST(Swalr, MatchesTorchTrajectories) {
+  for (const SwalrRow& row : kSwalrRows) {
+    SCOPED_TRACE(row.name);
+    auto opt = sgd_for(row.lrs);
+    SWALR s(*opt, row.swa_lrs, row.anneal_epochs, row.strategy);
+    std::vector<double> got = s.get_last_lr();
+    for (int i = 0; i < 15; ++i) {
+      s.step();
+      for (double lr : s.get_last_lr()) got.push_back(lr);
+    }
+    expect_close(got, row.expected, 1e-15);
+    EXPECT_EQ(opt->lr(0), s.get_last_lr()[0]);
+  }
+}
+
+TEST(Swalr, StateRoundTripContinuesIdentically) {
+  const SwalrRow& row = kSwalrRows[0];
+  auto opt = sgd_for(row.lrs);
+  SWALR s(*opt, row.swa_lrs, row.anneal_epochs, row.strategy);
+  s.step();
+  s.step();
+  const auto saved = s.state_dict().flatten();
+  auto opt2 = sgd_for(row.lrs);
+  SWALR s2(*opt2, row.swa_lrs, row.anneal_epochs, row.strategy);
+  s2.load_state_dict(SchedulerState::unflatten(saved));
+  // torch restores the groups' lrs with the optimizer's own state_dict.
+  for (size_t g = 0; g < row.lrs.size(); ++g) opt2->set_lr(g, s2.get_last_lr()[g]);
+  std::vector<double> got = s2.get_last_lr();
+  for (int i = 2; i < 15; ++i) {
+    s2.step();
+    for (double lr : s2.get_last_lr()) got.push_back(lr);
+  }
+  const std::vector<double> want(row.expected.begin() + 2 * 2, row.expected.end());
+  expect_close(got, want, 1e-15);
+}
+
+TEST(Swalr, BadArgumentsRaise) {
+  auto opt = sgd_for({0.5, 0.1});
+  EXPECT_CONTAINS(thrown<ValueError>([&] { SWALR s(*opt, {0.1, 0.2, 0.3}); }), "swa_lr has 3");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { SWALR s(*opt, 0.1, 10, "step"); }), "'cos' or 'linear'");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { SWALR s(*opt, 0.1, -1); }),
+                  "anneal_epochs must be equal or greater than 0");
+}
+
+std::shared_ptr<nn::Module> make_linear_bn() {
+  return nn::make<nn::Sequential>({nn::make<nn::Linear>({.in_features = 3, .out_features = 2}),
+                                   nn::make<nn::BatchNorm1d>({.num_features = 2})});
+}
+
+// Copies `flat` (every state_dict value in key order) into the module's state.
+void set_state(const nn::Module& m, const std::vector<double>& flat) {
+  size_t at = 0;
+  for (const auto& [key, t] : m.state_dict()) {
+    const auto n = static_cast<size_t>(t.numel());
+    ASSERT_LE(at + n, flat.size()) << key;
+    std::vector<double> part(flat.begin() + at, flat.begin() + at + n);
+    Tensor(t).copy_(from_vector<double>(part).reshape(t.sizes()));
+    at += n;
+  }
+  ASSERT_EQ(at, flat.size());
+}
+
+std::vector<double> flat_state(const nn::Module& m) {
+  std::vector<double> out;
+  for (const auto& [key, t] : m.state_dict()) {
+    for (double v : t.to(DType::float64).to_vector<double>()) out.push_back(v);
+  }
+  return out;
+}
+
+TEST(AveragedModel, MatchesTorchAverages) {
+  for (const AveragedRow& row : kAveragedRows) {
+    SCOPED_TRACE(std::string(row.avg_fn) + (row.use_buffers ? " use_buffers" : ""));
+    auto model = make_linear_bn();
+    model->to(DType::float64);
+    set_state(*model, kAveragedSnapshots[0]);
+    AveragedModel swa(*model, make_linear_bn,
+                      std::string(row.avg_fn) == "ema" ? ema_avg_fn(0.9) : AvgFn{},
+                      row.use_buffers);
+    for (size_t i = 1; i < kAveragedSnapshots.size(); ++i) {
+      set_state(*model, kAveragedSnapshots[i]);
+      swa.update_parameters(*model);
+    }
+    expect_close(flat_state(swa.module()), row.expected, 1e-14);
+    EXPECT_EQ(swa.n_averaged(), 3);
+  }
+}
+
+TEST(AveragedModel, CopiesTheModelAndKeepsTorchKeys) {
+  auto model = make_linear_bn();
+  model->eval();
+  model->child("0").requires_grad_(false);
+  AveragedModel swa(*model, make_linear_bn);
+  EXPECT_EQ(swa.state_dict().keys(),
+            (std::vector<std::string>{"n_averaged", "module.0.weight", "module.0.bias",
+                                      "module.1.weight", "module.1.bias", "module.1.running_mean",
+                                      "module.1.running_var", "module.1.num_batches_tracked"}));
+  EXPECT_EQ(flat_state(swa.module()), flat_state(*model));
+  EXPECT_FALSE(swa.module().is_training());
+  EXPECT_FALSE(swa.module().get_parameter("0.weight").requires_grad());
+  EXPECT_TRUE(swa.module().get_parameter("1.weight").requires_grad());
+  // A copy, not the same storage, and forward delegates to it.
+  EXPECT_NE(swa.module().get_parameter("0.weight").impl(), model->get_parameter("0.weight").impl());
+  const Tensor x = from_vector<double>({1, 2, 3, -1, 0, 2}, {2, 3}).to(DType::float32);
+  EXPECT_EQ(swa(x).to_vector<float>(), (*model)(x).to_vector<float>());
+}
+
+TEST(AveragedModel, BadArgumentsRaise) {
+  auto model = make_linear_bn();
+  EXPECT_CONTAINS(thrown<ValueError>([&] { AveragedModel swa(*model, AveragedModel::Factory{}); }),
+                  "make_copy is empty");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { ema_avg_fn(1.5); }), "decay must be in [0, 1]");
+  AveragedModel swa(*model, make_linear_bn);
+  auto other = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  EXPECT_CONTAINS(thrown<ValueError>([&] { swa.update_parameters(*other); }),
+                  "the model has 2 parameters");
+  auto wider =
+      nn::make<nn::Sequential>({nn::make<nn::Linear>({.in_features = 4, .out_features = 2}),
+                                nn::make<nn::BatchNorm1d>({.num_features = 2})});
+  EXPECT_CONTAINS(thrown<ValueError>([&] { swa.update_parameters(*wider); }), "has shape (2, 4)");
+}
+
+TEST(UpdateBn, MatchesTorchStatistics) {
+  auto model = nn::make<nn::Sequential>(
+      {nn::make<nn::Linear>({.in_features = 3, .out_features = 4}),
+       nn::make<nn::BatchNorm1d>({.num_features = 4, .momentum = 0.3}), nn::make<nn::ReLU>(),
+       nn::make<nn::Linear>({.in_features = 4, .out_features = 2}),
+       nn::make<nn::BatchNorm1d>({.num_features = 2, .momentum = std::nullopt})});
+  model->to(DType::float64);
+  set_state(*model, kUpdateBnState);
+  model->eval();
+  std::vector<Tensor> batches;
+  for (size_t i = 0; i < kUpdateBnBatches.size(); ++i)
+    batches.push_back(from_vector<double>(kUpdateBnBatches[i], {kUpdateBnBatchRows[i], 3}));
+  update_bn(batches, *model);
+  expect_close(flat_state(*model), kUpdateBnExpected, 1e-13);
+  EXPECT_FALSE(model->is_training());
+  EXPECT_EQ(dynamic_cast<nn::BatchNorm&>(model->child("1")).options().momentum, 0.3);
+  EXPECT_EQ(dynamic_cast<nn::BatchNorm&>(model->child("4")).options().momentum, std::nullopt);
+}
+
+}  // namespace
+}  // namespace fabric::optim
