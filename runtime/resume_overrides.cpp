@@ -38,13 +38,19 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       {"optimizer.initial_accumulator_value", optimizer},
       {"optimizer.momentum_decay", optimizer},
       {"optimizer.rho", optimizer},
-      // Only plateau reads these (scheduler.min_lr, which it restores too, is also cosine's).
-      {"scheduler.mode", plateau},
-      {"scheduler.factor", plateau},
-      {"scheduler.patience", plateau},
-      {"scheduler.threshold", plateau},
-      {"scheduler.threshold_mode", plateau},
-      {"scheduler.cooldown", plateau},
+      {"optimizer.etas", optimizer},
+      {"optimizer.step_sizes", optimizer},
+      {"optimizer.lambd", optimizer},
+      {"optimizer.t0", optimizer},
+      // ReduceLROnPlateau's state holds these; other schedulers read some of them from the config
+      // (cosine's min_lr, cyclic's mode, multiplicative's factor), where a --set takes effect.
+      {"scheduler.mode", plateau, "plateau"},
+      {"scheduler.factor", plateau, "plateau"},
+      {"scheduler.patience", plateau, "plateau"},
+      {"scheduler.threshold", plateau, "plateau"},
+      {"scheduler.threshold_mode", plateau, "plateau"},
+      {"scheduler.cooldown", plateau, "plateau"},
+      {"scheduler.min_lr", plateau, "plateau"},
       {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
       {"model.init", "the weights are the checkpoint's"},
       {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},
@@ -97,6 +103,10 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
   base.push_back("trainer.run_dir=" + run_dir);
   const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
   for (const auto& [o, k] : candidates) {
+    if (!k->scheduler.empty() && run.scheduler.name != k->scheduler) {
+      r.effective.push_back(o);  // not restored by this run's scheduler: it takes effect
+      continue;
+    }
     std::vector<std::string> with = base;
     with.push_back(o);
     const std::string in_effect = value_text(run, k->key);

@@ -9,11 +9,15 @@
 namespace fabric {
 
 // The keys a resume takes from its checkpoint, each with why: the optimizer's name and
-// hyper-parameters (its param_groups), trainer.seed (the RNG and data order continue), model.init
-// (the weights are the checkpoint's) and trainer.run_dir (resume's own argument).
+// hyper-parameters (its param_groups), the plateau scheduler's arguments (a plateau run's only),
+// trainer.seed (the RNG and data order continue), model.init (the weights are the checkpoint's)
+// and trainer.run_dir (resume's own argument).
 struct RestoredKey {
   std::string key;
   std::string why;
+  // Restored only when the resumed run's scheduler.name is this ("": always). scheduler.min_lr is
+  // plateau's floor, restored with its state, and also cosine's final lr, which a --set changes.
+  std::string scheduler = "";
 };
 const std::vector<RestoredKey>& keys_restored_on_resume();
 

@@ -9,13 +9,17 @@
 #include "optim/adagrad.h"
 #include "optim/adam.h"
 #include "optim/adamax.h"
+#include "optim/asgd.h"
+#include "optim/cyclic_lr.h"
 #include "optim/lr_decay.h"
 #include "optim/lr_warm_restarts.h"
+#include "optim/multiplicative_lr.h"
 #include "optim/nadam.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/plateau.h"
 #include "optim/radam.h"
 #include "optim/rmsprop.h"
+#include "optim/rprop.h"
 #include "optim/sgd.h"
 #include "runtime/model_init.h"
 #include "tensor/ops.h"
@@ -81,6 +85,19 @@ std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const 
                                        .rho = o.rho,
                                        .eps = o.eps.value_or(optim::AdadeltaOptions{}.eps),
                                        .weight_decay = o.weight_decay});
+  // torch.optim.Rprop (1.13) takes no weight_decay.
+  if (o.name == "rprop")
+    return std::make_shared<optim::Rprop>(
+        params, optim::RpropOptions{.lr = o.lr,
+                                    .etas = {o.etas.at(0), o.etas.at(1)},
+                                    .step_sizes = {o.step_sizes.at(0), o.step_sizes.at(1)}});
+  if (o.name == "asgd")
+    return std::make_shared<optim::ASGD>(params,
+                                         optim::ASGDOptions{.lr = o.lr,
+                                                            .lambd = o.lambd,
+                                                            .alpha = o.alpha,
+                                                            .t0 = o.t0,
+                                                            .weight_decay = o.weight_decay});
   const std::array<double, 2> betas = {o.betas.at(0), o.betas.at(1)};
   // AdamW's, NAdam's, RAdam's and Adamax's are the same.
   const double eps = o.eps.value_or(optim::AdamOptions{}.eps);
@@ -120,6 +137,24 @@ std::unique_ptr<optim::LRScheduler> build_torch_scheduler(const TrainConfig::Sch
     return std::make_unique<optim::LinearLR>(opt, s.start_factor, s.end_factor, s.total_iters);
   if (s.name == "polynomial")
     return std::make_unique<optim::PolynomialLR>(opt, s.total_iters, s.power);
+  if (s.name == "multiplicative") {
+    const double factor = s.factor;
+    return std::make_unique<optim::MultiplicativeLR>(opt, [factor](int64_t) { return factor; });
+  }
+  if (s.name == "cyclic")
+    return std::make_unique<optim::CyclicLR>(
+        opt,
+        optim::CyclicOptions{
+            .base_lr = {s.base_lr.value_or(opt.lr(0))},
+            .max_lr = {s.max_lr},
+            .step_size_up = double(s.step_size_up),
+            .step_size_down =
+                s.step_size_down ? std::optional<double>(double(*s.step_size_down)) : std::nullopt,
+            .mode = s.mode,
+            .gamma = s.gamma,
+            .cycle_momentum = s.cycle_momentum,
+            .base_momentum = {s.base_momentum},
+            .max_momentum = {s.max_momentum}});
   if (s.name == "cosine_warm_restarts")
     return std::make_unique<optim::CosineAnnealingWarmRestarts>(opt, s.t_0, s.t_mult, s.min_lr);
   if (s.name == "onecycle") {

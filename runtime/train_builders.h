@@ -18,6 +18,7 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_si
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
 // Null for "constant" without warm-up and for "plateau", which build_plateau_scheduler builds.
 // total_steps: the run's optimizer steps (cosine decays over them, onecycle cycles over them).
+// Every scheduler steps once per optimizer step (cyclic's and multiplicative's too).
 // ConfigError for arguments only the run's length makes bad.
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps);
 // "plateau": ReduceLROnPlateau, stepped with each validation's val_loss (null for other names).

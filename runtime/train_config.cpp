@@ -133,6 +133,8 @@ class Parser {
       case Kind::string:
         if (!n.IsScalar()) type_error(scalar_text(n));
         out.s = n.Scalar();
+        if (const std::string why = refused_choice(f.path(), out.s); !why.empty())
+          fail(v.where, key, why);
         if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), out.s) == f.choices.end())
           fail(v.where, key, "'" + out.s + "' is not one of: " + join(f.choices) + suggestion(out.s, f.choices));
         break;
@@ -380,6 +382,7 @@ class Parser {
       auto it = values.find(path);
       return it == values.end() ? name_ : it->second.where;
     };
+    fill_named_defaults(c, values);
     try {
       // The legacy values (16, bf16) resolve with the reference's warning, said once at load.
       std::string warning;
@@ -440,6 +443,7 @@ class Parser {
       if (b >= 1)
         fail(where("optimizer.betas"), "optimizer.betas",
              "each beta must be in [0, 1) (1 would never forget the first gradient), got " + format_number(b));
+    check_rprop(c, where);
     if (c.optimizer.name == "sgd" && c.optimizer.nesterov && (c.optimizer.momentum <= 0 || c.optimizer.dampening != 0))
       fail(where("optimizer.nesterov"), "optimizer.nesterov",
            "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening 0, got momentum " +
@@ -471,6 +475,40 @@ class Parser {
     check_fsdp(c, values);
   }
 
+  // A key several optimizers or schedulers share, not given, takes the named one's PyTorch default
+  // where that differs from the key's (RMSprop's alpha 0.99, ASGD's 0.75): the resolved value is
+  // what config.yaml writes, so a resume reads the same.
+  static void fill_named_defaults(TrainConfig& c, const std::map<std::string, Located>& values) {
+    auto given = [&](const char* path) { return values.count(path) > 0; };
+    if (c.optimizer.name == "asgd" && !given("optimizer.alpha")) c.optimizer.alpha = 0.75;
+    if (c.scheduler.name == "cyclic") {
+      if (!given("scheduler.mode")) c.scheduler.mode = "triangular";
+      if (!given("scheduler.gamma")) c.scheduler.gamma = 1.0;
+      if (!given("scheduler.base_momentum")) c.scheduler.base_momentum = 0.8;
+      if (!given("scheduler.max_momentum")) c.scheduler.max_momentum = 0.9;
+    }
+  }
+
+  // Rprop's pairs, as torch.optim.Rprop checks them (the key table's ranges say >= 0 only).
+  template <class Where>
+  void check_rprop(const TrainConfig& c, const Where& where) {
+    const auto& o = c.optimizer;
+    for (const char* key : {"optimizer.etas", "optimizer.step_sizes"})
+      if ((key == std::string("optimizer.etas") ? o.etas : o.step_sizes).size() != 2)
+        fail(where(key), key,
+             std::string("expected two numbers ") +
+                 (key == std::string("optimizer.etas") ? "[etaminus, etaplus]" : "[min, max]"));
+    if (!(o.etas[0] > 0 && o.etas[0] < 1 && o.etas[1] > 1))
+      fail(where("optimizer.etas"), "optimizer.etas",
+           "expected 0 < etaminus < 1 < etaplus (the step shrinks when the gradient's sign flips "
+           "and grows while it keeps), got [" +
+               format_number(o.etas[0]) + ", " + format_number(o.etas[1]) + "]");
+    if (o.step_sizes[0] > o.step_sizes[1])
+      fail(where("optimizer.step_sizes"), "optimizer.step_sizes",
+           "expected min <= max, got [" + format_number(o.step_sizes[0]) + ", " +
+               format_number(o.step_sizes[1]) + "]");
+  }
+
   // What the scheduler keys' ranges cannot say: open bounds, ordered milestones, and the keys a
   // name needs. (OneCycleLR's phases depend on the run's length: build_scheduler checks them.)
   template <class Where>
@@ -489,9 +527,25 @@ class Parser {
     if (s.name == "multistep" && s.milestones.empty())
       fail(where("scheduler.milestones"), "scheduler.milestones",
            "scheduler.name multistep needs the steps at which the lr decays, e.g. [100, 200]");
-    if (s.factor >= 1)
+    if (s.name == "multiplicative") {
+      if (s.factor <= 0)
+        fail(where("scheduler.factor"), "scheduler.factor",
+             "must be > 0 (multiplicative: the lr's multiplier at every step), got " +
+                 format_number(s.factor));
+    } else if (s.factor >= 1) {
       fail(where("scheduler.factor"), "scheduler.factor",
            "must be in [0, 1) (the lr's multiplier at a plateau), got " + format_number(s.factor));
+    }
+    // scheduler.mode is plateau's and cyclic's, with choices of their own.
+    const bool plateau_mode = s.mode == "min" || s.mode == "max";
+    if ((s.name == "plateau" && !plateau_mode) || (s.name == "cyclic" && plateau_mode))
+      fail(where("scheduler.mode"), "scheduler.mode",
+           "'" + s.mode + "' is not a mode of " + s.name + " (" +
+               (s.name == "plateau" ? "min or max" : "triangular, triangular2 or exp_range") + ")");
+    if (s.name == "cyclic" && s.max_lr <= 0)
+      fail(where("scheduler.max_lr"), "scheduler.max_lr",
+           "scheduler.name cyclic needs the cycle's upper bound, e.g. max_lr: 0.1 (CyclicLR's "
+           "max_lr has no default)");
   }
 
   // ReduceLROnPlateau steps on each validation's val_loss (Lightning's monitor: val_loss): a run

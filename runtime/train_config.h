@@ -65,7 +65,7 @@ struct TrainConfig {
   } data;
   std::string loss = "cross_entropy";  // cross_entropy, mse, l1, smooth_l1, huber, bce_with_logits
   struct Optimizer {
-    // sgd | adam | adamw | rmsprop | adagrad | nadam | radam | adamax | adadelta
+    // sgd | adam | adamw | rmsprop | adagrad | nadam | radam | adamax | adadelta | rprop | asgd
     std::string name = "sgd";
     double lr = 0.1;
     double momentum = 0.0;  // sgd, rmsprop
@@ -75,41 +75,54 @@ struct TrainConfig {
     std::vector<double> betas = {0.9, 0.999};
     // Not given: the optimizer's own default, as in PyTorch (1e-8; adagrad 1e-10, adadelta 1e-6).
     std::optional<double> eps;
-    double alpha = 0.99;                     // rmsprop
+    // rmsprop's; asgd's when not given is 0.75 (the parser fills in the named optimizer's default).
+    double alpha = 0.99;
     bool centered = false;                   // rmsprop
     double lr_decay = 0.0;                   // adagrad
     double initial_accumulator_value = 0.0;  // adagrad
     double momentum_decay = 4e-3;            // nadam
     double rho = 0.9;                        // adadelta
+    std::vector<double> etas = {0.5, 1.2};   // rprop: (etaminus, etaplus)
+    std::vector<double> step_sizes = {1e-6, 50.0};  // rprop: (min, max) step size
+    double lambd = 1e-4;                            // asgd: decay term
+    double t0 = 1e6;                                // asgd: the step at which averaging starts
   } optimizer;
   struct Scheduler {
     // constant | step | cosine | multistep | exponential | linear | polynomial | onecycle |
-    // cosine_warm_restarts | plateau
+    // cosine_warm_restarts | plateau | cyclic | multiplicative
     std::string name = "constant";
     int64_t warmup_steps = 0;
     double min_lr = 0.0;              // cosine; cosine_warm_restarts' eta_min; plateau's floor
     int64_t step_size = 1000;         // step
-    double gamma = 0.1;               // step, multistep, exponential
+    double gamma = 0.1;               // step, multistep, exponential; cyclic's when not given: 1
     std::vector<int64_t> milestones;  // multistep
     double start_factor = 1.0 / 3;    // linear
     double end_factor = 1.0;          // linear
     int64_t total_iters = 5;          // linear, polynomial
     double power = 1.0;               // polynomial
     // onecycle (PyTorch's OneCycleLR over the run's steps)
-    double max_lr = 0.0;  // 0: optimizer.lr
+    double max_lr = 0.0;  // 0: optimizer.lr (cyclic: required)
     double pct_start = 0.3;
     std::string anneal_strategy = "cos";  // cos | linear
     double div_factor = 25.0;
     double final_div_factor = 1e4;
     bool three_phase = false;
-    bool cycle_momentum = true;  // SGD's momentum or Adam's beta1, between the two below
+    // onecycle and cyclic: SGD's momentum or Adam's beta1, between the two below. Not given with
+    // cyclic, the two are CyclicLR's defaults, 0.8 and 0.9 (the parser fills them in).
+    bool cycle_momentum = true;
     double base_momentum = 0.85;
     double max_momentum = 0.95;
+    // cyclic (PyTorch's CyclicLR, stepped per optimizer step); max_lr, gamma, cycle_momentum and
+    // the momenta above are its too.
+    std::optional<double> base_lr;  // not given: optimizer.lr
+    int64_t step_size_up = 2000;
+    std::optional<int64_t> step_size_down;  // not given: step_size_up
     int64_t t_0 = 1000;  // cosine_warm_restarts: the first cycle's steps
     int64_t t_mult = 1;  // cosine_warm_restarts: each cycle's length over the last one's
     // plateau (PyTorch's ReduceLROnPlateau on each validation's val_loss)
-    std::string mode = "min";  // min | max
-    double factor = 0.1;
+    // plateau: min | max; cyclic: triangular | triangular2 | exp_range (its default when not given)
+    std::string mode = "min";
+    double factor = 0.1;    // plateau's multiplier at a reduction; multiplicative's at every step
     int64_t patience = 10;  // validations
     double threshold = 1e-4;
     std::string threshold_mode = "rel";  // rel | abs

@@ -82,6 +82,23 @@ Field fsdp_policy_field(const char* key, std::vector<std::string> TrainConfig::F
                }};
 }
 
+// Two numbers (rprop's etas and step_sizes), flow style; the checks ask for exactly two.
+Field number_pair_field(const char* section, const char* key,
+                        std::vector<double> TrainConfig::Optimizer::*member, const char* help) {
+  return Field{section,
+               key,
+               Kind::number_list,
+               help,
+               [member](TrainConfig& c, const Value& x) { c.optimizer.*member = x.dl; },
+               [member](const TrainConfig& c) {
+                 YAML::Node n;
+                 for (double b : c.optimizer.*member) n.push_back(number_node(b));
+                 n.SetStyle(YAML::EmitterStyle::Flow);
+                 return n;
+               },
+               0};
+}
+
 // A list spec ("0,1", "0," or "[0, 1]") dumps as a YAML list, anything else as it was given.
 YAML::Node devices_node(const TrainConfig& c) {
   const std::string& spec = c.fabric.devices;
@@ -231,15 +248,19 @@ const std::vector<Field>& fields() {
               [](const TrainConfig& c) { return YAML::Node(c.loss); }},
         {"cross_entropy", "mse", "l1", "smooth_l1", "huber", "bce_with_logits"}));
     v.push_back(with_choices(
-        FIELD_STR(optimizer, name,
-                  "sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax or adadelta (PyTorch's "
-                  "SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta)"),
-        {"sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta"}));
+        FIELD_STR(
+            optimizer, name,
+            "sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta, rprop or asgd "
+            "(PyTorch's SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta, "
+            "Rprop, ASGD; not lbfgs, whose step re-runs forward and backward)"),
+        {"sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta",
+         "rprop", "asgd"}));
     v.push_back(FIELD_NUM(optimizer, lr, 0, "learning rate"));
     v.push_back(FIELD_NUM(optimizer, momentum, 0, "sgd, rmsprop: momentum"));
     v.push_back(FIELD_NUM(optimizer, dampening, 0, "sgd: dampening"));
     v.push_back(FIELD_BOOL(optimizer, nesterov, "sgd: Nesterov momentum"));
-    v.push_back(FIELD_NUM(optimizer, weight_decay, 0, "weight decay (decoupled for adamw)"));
+    v.push_back(FIELD_NUM(optimizer, weight_decay, 0,
+                          "weight decay (decoupled for adamw; rprop has none)"));
     v.push_back(Field{"optimizer", "betas", Kind::number_list,
                       "adam, adamw, nadam, radam, adamax: [beta1, beta2]",
                       [](TrainConfig& c, const Value& x) { c.optimizer.betas = x.dl; },
@@ -259,7 +280,10 @@ const std::vector<Field>& fields() {
                         return c.optimizer.eps ? number_node(*c.optimizer.eps) : YAML::Node();
                       },
                       0});
-    v.push_back(FIELD_NUM(optimizer, alpha, 0, "rmsprop: smoothing constant of the squared-gradient average"));
+    v.push_back(
+        FIELD_NUM(optimizer, alpha, 0,
+                  "rmsprop: smoothing constant of the squared-gradient average; asgd: the power of "
+                  "eta's decay (not given: 0.75, ASGD's default)"));
     v.push_back(FIELD_BOOL(optimizer, centered, "rmsprop: normalise by the gradient's estimated variance"));
     v.push_back(FIELD_NUM(optimizer, lr_decay, 0, "adagrad: lr / (1 + (step - 1) * lr_decay)"));
     v.push_back(FIELD_NUM(optimizer, initial_accumulator_value, 0, "adagrad: starting value of the squared-gradient sum"));
@@ -269,13 +293,33 @@ const std::vector<Field>& fields() {
     v.push_back(with_max(
         FIELD_NUM(optimizer, rho, 0, "adadelta: smoothing constant of both running averages"),
         1.0));
-    v.push_back(with_choices(FIELD_STR(scheduler, name, "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial (PolynomialLR), onecycle (OneCycleLR over the run's steps), cosine_warm_restarts (CosineAnnealingWarmRestarts), plateau (ReduceLROnPlateau on each validation's val_loss)"),
-                             {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial", "onecycle",
-                              "cosine_warm_restarts", "plateau"}));
+    v.push_back(number_pair_field(
+        "optimizer", "etas", &TrainConfig::Optimizer::etas,
+        "rprop: [etaminus, etaplus], the step size's multipliers when the gradient's "
+        "sign flips and when it keeps (0 < etaminus < 1 < etaplus)"));
+    v.push_back(number_pair_field("optimizer", "step_sizes", &TrainConfig::Optimizer::step_sizes,
+                                  "rprop: [min, max] step size (0 <= min <= max)"));
+    v.push_back(FIELD_NUM(optimizer, lambd, 0,
+                          "asgd: decay term, eta = lr / (1 + lambd * lr * step)^alpha"));
+    v.push_back(FIELD_NUM(optimizer, t0, 0, "asgd: the step at which averaging starts"));
+    v.push_back(with_choices(
+        FIELD_STR(
+            scheduler, name,
+            "constant, step, cosine (linear warm-up, then cosine to min_lr), or PyTorch's "
+            "multistep (MultiStepLR), exponential (ExponentialLR), linear (LinearLR), polynomial "
+            "(PolynomialLR), onecycle (OneCycleLR over the run's steps), cosine_warm_restarts "
+            "(CosineAnnealingWarmRestarts), plateau (ReduceLROnPlateau on each validation's "
+            "val_loss), cyclic (CyclicLR), multiplicative (MultiplicativeLR with a constant "
+            "factor); each but plateau steps once per optimizer step"),
+        {"constant", "step", "cosine", "multistep", "exponential", "linear", "polynomial",
+         "onecycle", "cosine_warm_restarts", "plateau", "cyclic", "multiplicative"}));
     v.push_back(FIELD_INT(scheduler, warmup_steps, 0, "cosine (and constant): linear warm-up steps"));
     v.push_back(FIELD_NUM(scheduler, min_lr, 0, "cosine: final learning rate; cosine_warm_restarts: eta_min; plateau: the lr's floor"));
     v.push_back(FIELD_INT(scheduler, step_size, 1, "step: steps between decays"));
-    v.push_back(FIELD_NUM(scheduler, gamma, 0, "step, multistep, exponential: decay factor"));
+    v.push_back(FIELD_NUM(
+        scheduler, gamma, 0,
+        "step, multistep, exponential: decay factor; cyclic: exp_range's scale gamma^step (not "
+        "given: 1)"));
     v.push_back(Field{"scheduler", "milestones", Kind::int_list, "multistep: the steps at which the lr is multiplied by gamma (non-decreasing)",
                       [](TrainConfig& c, const Value& x) { c.scheduler.milestones = x.il; },
                       [](const TrainConfig& c) {
@@ -289,19 +333,55 @@ const std::vector<Field>& fields() {
     v.push_back(with_max(FIELD_NUM(scheduler, end_factor, 0, "linear: the lr factor from total_iters on, in [0, 1]"), 1));
     v.push_back(FIELD_INT(scheduler, total_iters, 1, "linear, polynomial: steps until the final factor"));
     v.push_back(FIELD_NUM(scheduler, power, 0, "polynomial: the power of the decay to 0"));
-    v.push_back(FIELD_NUM(scheduler, max_lr, 0, "onecycle: the peak learning rate (0: optimizer.lr)"));
+    v.push_back(FIELD_NUM(
+        scheduler, max_lr, 0,
+        "onecycle: the peak learning rate (0: optimizer.lr); cyclic: the cycle's upper bound "
+        "(required)"));
     v.push_back(with_max(FIELD_NUM(scheduler, pct_start, 0, "onecycle: the fraction of the steps spent raising the lr"), 1));
     v.push_back(with_choices(FIELD_STR(scheduler, anneal_strategy, "onecycle: cos or linear annealing"), {"cos", "linear"}));
     v.push_back(FIELD_NUM(scheduler, div_factor, 0, "onecycle: the first lr is max_lr / div_factor (> 0)"));
     v.push_back(FIELD_NUM(scheduler, final_div_factor, 0, "onecycle: the last lr is the first / final_div_factor (> 0)"));
     v.push_back(FIELD_BOOL(scheduler, three_phase, "onecycle: back down to the first lr before annealing to the last"));
-    v.push_back(FIELD_BOOL(scheduler, cycle_momentum, "onecycle: cycle sgd's momentum (adam's beta1) between max_momentum and base_momentum, inversely to the lr"));
-    v.push_back(with_max(FIELD_NUM(scheduler, base_momentum, 0, "onecycle: the momentum at the peak lr"), 0.999999));
-    v.push_back(with_max(FIELD_NUM(scheduler, max_momentum, 0, "onecycle: the momentum at the lowest lrs"), 0.999999));
+    v.push_back(FIELD_BOOL(scheduler, cycle_momentum,
+                           "onecycle, cyclic: cycle sgd's momentum (adam's beta1) between "
+                           "max_momentum and base_momentum, inversely to the lr"));
+    v.push_back(with_max(
+        FIELD_NUM(scheduler, base_momentum, 0,
+                  "onecycle, cyclic: the momentum at the peak lr (not given with cyclic: 0.8)"),
+        0.999999));
+    v.push_back(with_max(
+        FIELD_NUM(scheduler, max_momentum, 0,
+                  "onecycle, cyclic: the momentum at the lowest lrs (not given with cyclic: 0.9)"),
+        0.999999));
+    v.push_back(Field{"scheduler", "base_lr", Kind::number,
+                      "cyclic: the cycle's lower bound and first lr (not given: optimizer.lr)",
+                      [](TrainConfig& c, const Value& x) { c.scheduler.base_lr = x.d; },
+                      [](const TrainConfig& c) {
+                        return c.scheduler.base_lr ? number_node(*c.scheduler.base_lr)
+                                                   : YAML::Node();
+                      },
+                      0});
+    v.push_back(FIELD_INT(scheduler, step_size_up, 1, "cyclic: steps from base_lr up to max_lr"));
+    v.push_back(Field{"scheduler", "step_size_down", Kind::integer,
+                      "cyclic: steps from max_lr back down to base_lr (not given: step_size_up)",
+                      [](TrainConfig& c, const Value& x) { c.scheduler.step_size_down = x.i; },
+                      [](const TrainConfig& c) {
+                        return c.scheduler.step_size_down ? YAML::Node(*c.scheduler.step_size_down)
+                                                          : YAML::Node();
+                      },
+                      0});
     v.push_back(FIELD_INT(scheduler, t_0, 1, "cosine_warm_restarts: the steps of the first cycle"));
     v.push_back(FIELD_INT(scheduler, t_mult, 1, "cosine_warm_restarts: each cycle's length over the last one's"));
-    v.push_back(with_choices(FIELD_STR(scheduler, mode, "plateau: min (val_loss should fall) or max"), {"min", "max"}));
-    v.push_back(FIELD_NUM(scheduler, factor, 0, "plateau: the lr's multiplier at a reduction, in [0, 1)"));
+    v.push_back(with_choices(
+        FIELD_STR(scheduler, mode,
+                  "plateau: min (val_loss should fall) or max; cyclic: triangular, triangular2 "
+                  "(amplitude halved every cycle) or exp_range (scaled by gamma^step) (not "
+                  "given: triangular)"),
+        {"min", "max", "triangular", "triangular2", "exp_range"}));
+    v.push_back(FIELD_NUM(
+        scheduler, factor, 0,
+        "plateau: the lr's multiplier at a reduction, in [0, 1); multiplicative: the lr's "
+        "multiplier at every step, > 0"));
     v.push_back(FIELD_INT(scheduler, patience, 0, "plateau: validations without improvement before the lr is reduced"));
     v.push_back(FIELD_NUM(scheduler, threshold, 0, "plateau: the least improvement that counts (see threshold_mode)"));
     v.push_back(with_choices(FIELD_STR(scheduler, threshold_mode, "plateau: rel (better than best * (1 -+ threshold)) or abs (best -+ threshold)"), {"rel", "abs"}));
@@ -380,6 +460,23 @@ const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
       {"train_micro_batch_size_per_gpu", "integer", "(none)", "sets trainer.batch_size when not given; must equal it otherwise"},
       {"gradient_accumulation_steps", "integer", "(none)", "sets trainer.accumulate_grad_batches when not given; must equal it otherwise"}};
   return rows;
+}
+
+std::string refused_choice(const std::string& path, const std::string& value) {
+  // LBFGS steps with a closure that re-runs forward and backward on the same batch several times
+  // per step; fabric-train's step runs each micro-batch's forward and backward once, then steps
+  // (gradient accumulation over batches it has moved past, 16-mixed's GradScaler and the sharded
+  // strategies all step without one).
+  if (path == "optimizer.name" && value == "lbfgs")
+    return "lbfgs is not supported by fabric-train: LBFGS re-evaluates the loss several times per "
+           "step through a "
+           "closure (forward and backward on the same batch), while fabric-train runs each batch's "
+           "forward and "
+           "backward once before the optimizer step (gradient accumulation, 16-mixed's loss scaler "
+           "and the sharded "
+           "strategies step without a closure). Use optim::LBFGS from the C++ API, with "
+           "FabricOptimizer::step(closure), or another optimizer.name";
+  return "";
 }
 
 std::string suggestion(const std::string& key, const std::vector<std::string>& candidates) {

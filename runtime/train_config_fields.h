@@ -73,6 +73,9 @@ bool is_deepspeed_ignored(const std::string& path);
 // The names one level under `prefix` ("" = the section itself).
 std::vector<std::string> deepspeed_children(const std::string& prefix);
 
+// Why a value the key knows of is refused ("" when it is not): optimizer.name lbfgs.
+std::string refused_choice(const std::string& path, const std::string& value);
+
 // "; did you mean 'X'?" when a value is only a typo away from one of `candidates`, else "".
 std::string suggestion(const std::string& key, const std::vector<std::string>& candidates);
 // "; did you mean 'X'?" for an unknown key, always naming a real one: a typo's correction, a key

@@ -568,8 +568,10 @@ class Run {
   std::string summary(int64_t first_step, int64_t step, const Progress& progress, const std::string& unit,
                       double train_loss, double val_loss, int64_t val_step) const {
     char buf[320];
-    std::snprintf(buf, sizeof buf, "done: %lld steps in %.1f s, %.0f %s/s", (long long)(step - first_step),
-                  progress.elapsed_seconds(), progress.items_per_second(), unit.c_str());
+    const long long steps = step - first_step;
+    std::snprintf(buf, sizeof buf, "done: %lld %s in %.1f s, %.0f %s/s", steps,
+                  steps == 1 ? "step" : "steps", progress.elapsed_seconds(),
+                  progress.items_per_second(), unit.c_str());
     std::string s = buf;
     if (resuming_) s += " (resumed at step " + std::to_string(first_step) + ", now at step " + std::to_string(step) + ")";
     if (!std::isnan(train_loss)) {  // no step ran (max_steps: 0, or a resume of a finished run)

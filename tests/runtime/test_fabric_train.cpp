@@ -61,13 +61,21 @@ TEST_F(FabricTrain, MaxStepsAndMaxEpochsStopAtTheFirstLimit) {
     std::string sets;
     size_t steps;
   };
-  for (const Case& c : {Case{"trainer.max_steps=5 trainer.max_epochs=1", 2}, Case{"trainer.max_steps=3 trainer.max_epochs=4", 3},
-                        Case{"trainer.max_steps=-1 trainer.max_epochs=2", 4},
-                        Case{"trainer.max_steps=5 trainer.max_epochs=2 trainer.accumulate_grad_batches=2", 2}}) {
+  for (const Case& c :
+       {Case{"trainer.max_steps=1 trainer.max_epochs=1", 1},
+        Case{"trainer.max_steps=5 trainer.max_epochs=1", 2},
+        Case{"trainer.max_steps=3 trainer.max_epochs=4", 3},
+        Case{"trainer.max_steps=-1 trainer.max_epochs=2", 4},
+        Case{"trainer.max_steps=5 trainer.max_epochs=2 trainer.accumulate_grad_batches=2", 2}}) {
     const Result r = run("fit " + write_contract() + " --set " + c.sets);
     ASSERT_EQ(r.status, 0) << c.sets << "\n" << r.output;
     EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 1 + c.steps) << c.sets;
-    EXPECT_NE(r.output.find("done: " + std::to_string(c.steps) + " steps"), std::string::npos) << c.sets << "\n" << r.output;
+    // "1 step", not "1 steps".
+    EXPECT_NE(r.output.find("done: " + std::to_string(c.steps) +
+                            (c.steps == 1 ? " step in " : " steps in ")),
+              std::string::npos)
+        << c.sets << "\n"
+        << r.output;
   }
 }
 

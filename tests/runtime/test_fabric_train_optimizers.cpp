@@ -1,7 +1,7 @@
-// fabric-train's rmsprop, adagrad, nadam, radam, adamax and adadelta: each trains with its keys,
-// writes them to config.yaml, and a run resumed from a checkpoint continues exactly as the
-// uninterrupted run; optimizer.eps not given is each optimizer's PyTorch default; their bad values
-// exit 2 at their key.
+// fabric-train's rmsprop, adagrad, nadam, radam, adamax, adadelta, rprop and asgd: each trains with
+// its keys, writes them to config.yaml, and a run resumed from a checkpoint continues exactly as
+// the uninterrupted run; optimizer.eps and optimizer.alpha not given are the named optimizer's
+// PyTorch default; their bad values exit 2 at their key, and lbfgs is refused saying why.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -55,6 +55,21 @@ const std::vector<OptimizerCase>& optimizer_cases() {
       {"adadelta rho, eps",
        "optimizer.name=adadelta optimizer.lr=1 optimizer.rho=0.5 optimizer.eps=1e-4",
        {"rho: 0.5", "eps: 1.0e-04"}},
+      {"rprop",
+       "optimizer.name=rprop optimizer.lr=0.001",
+       {"name: rprop", "etas: [0.5, 1.2]", "step_sizes: [1.0e-06, 50.0]"}},
+      {"rprop etas, step sizes",
+       "optimizer.name=rprop optimizer.lr=0.001 optimizer.etas=[0.4,1.5] "
+       "optimizer.step_sizes=[1e-5,0.01]",
+       {"etas: [0.4, 1.5]", "step_sizes: [1.0e-05, 0.01]"}},
+      {"asgd",
+       "optimizer.name=asgd optimizer.lr=0.05",
+       {"name: asgd", "alpha: 0.75", "lambd: 1.0e-04", "t0: 1.0e+06"}},
+      // Averaging from step 2 on: the resume must restore eta, mu and ax.
+      {"asgd averaging, lambd, alpha, weight decay",
+       "optimizer.name=asgd optimizer.lr=0.05 optimizer.t0=2 optimizer.lambd=0.01 "
+       "optimizer.alpha=0.5 optimizer.weight_decay=0.01",
+       {"alpha: 0.5", "t0: 2.0", "lambd: 0.01"}},
   };
   return cases;
 }
@@ -148,8 +163,21 @@ TEST_F(FabricTrain, BadAdaptiveOptimizerValuesExit2AtTheirKey) {
        "optimizer.rho: must be between 0 and 1, got 1.5"},
       {"optimizer.name=nadam optimizer.momentum_decay=-1",
        "optimizer.momentum_decay: must be >= 0, got -1"},
+      {"optimizer.name=rprop optimizer.etas=[0.5,0.9]",
+       "optimizer.etas: expected 0 < etaminus < 1 < etaplus"},
+      {"optimizer.name=rprop optimizer.etas=[0.5]",
+       "optimizer.etas: expected two numbers [etaminus, etaplus]"},
+      {"optimizer.name=rprop optimizer.step_sizes=[1,0.5]",
+       "optimizer.step_sizes: expected min <= max, got [1.0, 0.5]"},
+      {"optimizer.name=asgd optimizer.lambd=-1", "optimizer.lambd: must be >= 0, got -1"},
+      {"optimizer.name=asgd optimizer.t0=-1", "optimizer.t0: must be >= 0, got -1"},
       {"optimizer.name=lbfgs",
-       "'lbfgs' is not one of: sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta"},
+       "optimizer.name: lbfgs is not supported by fabric-train: LBFGS re-evaluates the loss "
+       "several "
+       "times per step through a closure"},
+      {"optimizer.name=lbgfs",
+       "'lbgfs' is not one of: sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta, "
+       "rprop, asgd"},
   };
   for (const auto& [set, message] : cases) {
     const Result r = run("fit " + cfg + " --set " + set);
@@ -166,9 +194,9 @@ TEST_F(FabricTrain, EpsNotGivenIsEachOptimizersDefault) {
   const struct {
     const char* name;
     double eps;
-  } cases[] = {{"sgd", 0},        {"adam", 1e-8},     {"adamw", 1e-8},
-               {"rmsprop", 1e-8}, {"adagrad", 1e-10}, {"nadam", 1e-8},
-               {"radam", 1e-8},   {"adamax", 1e-8},   {"adadelta", 1e-6}};
+  } cases[] = {{"sgd", 0},         {"adam", 1e-8},  {"adamw", 1e-8}, {"rmsprop", 1e-8},
+               {"adagrad", 1e-10}, {"nadam", 1e-8}, {"radam", 1e-8}, {"adamax", 1e-8},
+               {"adadelta", 1e-6}, {"rprop", 0},    {"asgd", 0}};
   Tensor w = zeros({2});
   w.set_requires_grad(true);
   for (const auto& c : cases) {
@@ -187,6 +215,36 @@ TEST_F(FabricTrain, EpsNotGivenIsEachOptimizersDefault) {
     EXPECT_EQ(std::get<double>(build_optimizer(given, {w})->group_hyper_params(0).at("eps")), 0.5)
         << c.name;
     EXPECT_NE(dump_train_config(given).find("\n  eps: 0.5"), std::string::npos) << c.name;
+  }
+}
+
+// optimizer.alpha is RMSprop's (0.99) and ASGD's (0.75): left out, each takes its own default,
+// which config.yaml then writes; given, both take it.
+TEST_F(FabricTrain, AlphaNotGivenIsTheNamedOptimizersDefault) {
+  const std::string cfg = write_contract();
+  const struct {
+    const char* name;
+    double alpha;
+  } cases[] = {{"rmsprop", 0.99}, {"asgd", 0.75}};
+  Tensor w = zeros({2});
+  w.set_requires_grad(true);
+  for (const auto& c : cases) {
+    const std::string name = std::string("optimizer.name=") + c.name;
+    const TrainConfig tc = load_train_config(cfg, {name});
+    EXPECT_EQ(std::get<double>(build_optimizer(tc, {w})->group_hyper_params(0).at("alpha")),
+              c.alpha)
+        << c.name;
+    const std::string dumped = dump_train_config(tc);
+    EXPECT_NE(dumped.find("\n  alpha: " + std::string(c.alpha == 0.75 ? "0.75" : "0.99")),
+              std::string::npos)
+        << c.name << "\n"
+        << dumped;
+    const TrainConfig given = load_train_config(cfg, {name, "optimizer.alpha=0.5"});
+    EXPECT_EQ(std::get<double>(build_optimizer(given, {w})->group_hyper_params(0).at("alpha")), 0.5)
+        << c.name;
+    // An explicit null is "not given".
+    EXPECT_EQ(load_train_config(cfg, {name, "optimizer.alpha=null"}).optimizer.alpha, c.alpha)
+        << c.name;
   }
 }
 

@@ -3,7 +3,9 @@
 // run continues its patience and cooldown counts as the uninterrupted run does.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -59,13 +61,19 @@ TEST_F(FabricTrain, PlateauResumeContinuesItsCounts) {
   fs::remove_all(part_dir + "/checkpoints/last");
   fs::copy(part_dir + "/checkpoints/step-5", part_dir + "/checkpoints/last",
            fs::copy_options::recursive);
-  const Result res = run("resume " + part_dir + " --set scheduler.patience=4 scheduler.factor=0.9");
+  const Result res = run("resume " + part_dir +
+                         " --set scheduler.patience=4 scheduler.factor=0.9 scheduler.min_lr=0.01");
   ASSERT_EQ(res.status, 0) << res.output;
   EXPECT_NE(res.output.find("fabric-train: warning: resume: --set scheduler.patience=4 (in effect: "
-                            "1), scheduler.factor=0.9 (in effect: 0.5): the plateau scheduler's "
-                            "arguments are restored from the checkpoint"),
+                            "1), scheduler.factor=0.9 (in effect: 0.5), scheduler.min_lr=0.01 (in "
+                            "effect: 0.03): the plateau scheduler's arguments are restored from "
+                            "the checkpoint"),
             std::string::npos)
       << res.output;
+  // config.yaml keeps the values in effect.
+  const auto config = lines(part_dir + "/config.yaml");
+  EXPECT_NE(std::find(config.begin(), config.end(), "  min_lr: 0.03"), config.end());
+  EXPECT_NE(std::find(config.begin(), config.end(), "  patience: 1"), config.end());
   const auto a = lines(full_dir + "/metrics.csv");
   ASSERT_EQ(a.size(), 17u);  // the header, 8 steps' and 8 validations' rows
   EXPECT_EQ(a, lines(part_dir + "/metrics.csv"))
@@ -74,6 +82,30 @@ TEST_F(FabricTrain, PlateauResumeContinuesItsCounts) {
   const Result again = run("resume " + full_dir);
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_EQ(lines(full_dir + "/metrics.csv"), a);
+}
+
+// scheduler.min_lr is also cosine's final lr, which no checkpoint holds: on a cosine run's resume
+// a --set of it takes effect (the curve from the resumed step on ends at it), without a warning.
+TEST_F(FabricTrain, MinLrSetOnACosineResumeTakesEffect) {
+  const std::string cfg = write_contract(", checkpoint_every: 3");
+  const std::string part_dir = (dir_ / "part").string();
+  ASSERT_EQ(run("fit " + cfg +
+                " --set trainer.max_steps=6 scheduler.name=cosine trainer.run_dir=" + part_dir)
+                .status,
+            0);
+  fs::remove_all(part_dir + "/checkpoints/last");
+  fs::copy(part_dir + "/checkpoints/step-3", part_dir + "/checkpoints/last",
+           fs::copy_options::recursive);
+  const Result res = run("resume " + part_dir + " --set scheduler.min_lr=0.05");
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_EQ(res.output.find("warning"), std::string::npos) << res.output;
+  const auto config = lines(part_dir + "/config.yaml");
+  EXPECT_NE(std::find(config.begin(), config.end(), "  min_lr: 0.05"), config.end());
+  // Step 6's lr (the cosine at step 5 of 6) on the curve down to 0.05.
+  const std::vector<std::string> lrs = logged(part_dir + "/metrics.csv", "lr");
+  ASSERT_EQ(lrs.size(), 6u);
+  EXPECT_NEAR(std::stod(lrs[5]), 0.05 + 0.05 * 0.5 * (1 + std::cos(std::numbers::pi * 5 / 6)),
+              1e-12);
 }
 
 // A checkpoint of another scheduler holds no plateau state: the resume says so (exit 2) and

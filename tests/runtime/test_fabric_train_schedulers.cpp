@@ -1,5 +1,6 @@
 // fabric-train end to end, through the binary: the scheduler names after PyTorch's schedulers
-// (multistep, exponential, linear, polynomial, onecycle, cosine_warm_restarts) train with torch 1.13's lr sequence (the
+// (multistep, exponential, linear, polynomial, onecycle, cosine_warm_restarts, cyclic,
+// multiplicative) train with torch 1.13's lr sequence (the
 // numbers in the table), their bad values exit 2 naming the file, line and key, and a resumed run
 // continues each one's sequence bit for bit.
 #include <gtest/gtest.h>
@@ -55,6 +56,24 @@ const std::vector<SchedulerCase>& scheduler_cases() {
        "scheduler.name=cosine_warm_restarts scheduler.t_0=2 scheduler.t_mult=2 "
        "scheduler.min_lr=0.01",
        {0.10000000000000001, 0.055000000000000007, 0.10000000000000001, 0.086819805153394644}},
+      // CyclicLR(base_lr=0.1 (optimizer.lr), max_lr=0.5, step_size_up=2), cycling sgd's momentum.
+      {"cyclic",
+       "scheduler.name=cyclic scheduler.max_lr=0.5 scheduler.step_size_up=2",
+       {0.1, 0.30000000000000004, 0.5, 0.30000000000000004}},
+      {"cyclic triangular2 with adam",
+       "scheduler.name=cyclic scheduler.mode=triangular2 scheduler.base_lr=0.01 "
+       "scheduler.max_lr=0.1 "
+       "scheduler.step_size_up=1 scheduler.step_size_down=2 scheduler.cycle_momentum=false "
+       "optimizer.name=adam",
+       {0.01, 0.09999999999999999, 0.055000000000000014, 0.01}},
+      {"cyclic exp_range",
+       "scheduler.name=cyclic scheduler.mode=exp_range scheduler.gamma=0.5 scheduler.max_lr=0.5 "
+       "scheduler.step_size_up=1 scheduler.cycle_momentum=false",
+       {0.1, 0.30000000000000004, 0.1, 0.15000000000000002}},
+      // MultiplicativeLR(lambda _: 0.5).
+      {"multiplicative",
+       "scheduler.name=multiplicative scheduler.factor=0.5",
+       {0.1, 0.05, 0.025, 0.0125}},
   };
   return cases;
 }
@@ -103,7 +122,14 @@ TEST_F(FabricTrain, BadSchedulerValuesExit2AtTheirKey) {
       {"name: onecycle, div_factor: 0", "must be > 0 (a divisor of the lr), got 0.0"},
       {"name: onecycle, final_div_factor: 0", "must be > 0 (a divisor of the lr), got 0.0"},
       {"name: onecycle, max_momentum: 1.0", "must be between 0 and 0.999999, got 1"},
-      {"name: cyclic", "'cyclic' is not one of: constant, step, cosine, multistep"},
+      {"name: cyclic, mode: min",
+       "'min' is not a mode of cyclic (triangular, triangular2 or exp_range)"},
+      {"name: cyclic, step_size_up: 0", "must be >= 1, got 0"},
+      {"name: cyclic, step_size_down: -1", "must be >= 0, got -1"},
+      {"name: cyclic, base_lr: -1", "must be >= 0, got -1"},
+      {"name: multiplicative, factor: 0",
+       "must be > 0 (multiplicative: the lr's multiplier at every step), got 0.0"},
+      {"name: cyclical", "'cyclical' is not one of: constant, step, cosine, multistep"},
       {"name: cosine_warm_restarts, t_0: 0", "must be >= 1, got 0"},
       {"name: cosine_warm_restarts, t_mult: 0", "must be >= 1, got 0"},
       {"name: plateau",
@@ -144,6 +170,11 @@ TEST_F(FabricTrain, BadSchedulerValuesExit2AtTheirKey) {
   const std::vector<std::pair<std::string, std::string>> unlocated = {
       {"scheduler.name=multistep",
        "scheduler.milestones: scheduler.name multistep needs the steps"},
+      {"scheduler.name=cyclic",
+       "scheduler.max_lr: scheduler.name cyclic needs the cycle's upper bound, e.g. max_lr: 0.1"},
+      {"scheduler.name=plateau trainer.val_every=1 data.val_fraction=0.25 "
+       "scheduler.mode=triangular",
+       "scheduler.mode: 'triangular' is not a mode of plateau (min or max)"},
       // Validation on without a split to validate on: plateau says why it needs one.
       {"scheduler.name=plateau trainer.val_every=2",
        "scheduler.name: plateau reduces the lr when val_loss stops improving, but validation is "

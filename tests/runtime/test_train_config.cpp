@@ -470,6 +470,47 @@ TEST_F(TrainConfigTest, ModelActivationTakesEveryActivationName) {
             std::string::npos);
 }
 
+// A key several optimizers or schedulers share takes, when not given, the named one's PyTorch
+// default (its own when the two agree), writes it to config.yaml, and a given value wins.
+TEST_F(TrainConfigTest, SharedKeysNotGivenTakeTheNamedOnesDefault) {
+  const struct {
+    std::vector<std::string> name;  // the overrides naming the optimizer or scheduler
+    const char* key;
+    std::string not_given, given;  // config.yaml's value: the default, and a given one's
+  } cases[] = {
+      {{"optimizer.name=rmsprop"}, "optimizer.alpha", "0.99", "0.5"},
+      {{"optimizer.name=asgd"}, "optimizer.alpha", "0.75", "0.5"},
+      {{"scheduler.name=exponential"}, "scheduler.gamma", "0.1", "0.5"},
+      {{"scheduler.name=cyclic", "scheduler.max_lr=1"}, "scheduler.gamma", "1.0", "0.5"},
+      {{"scheduler.name=onecycle"}, "scheduler.base_momentum", "0.85", "0.5"},
+      {{"scheduler.name=cyclic", "scheduler.max_lr=1"}, "scheduler.base_momentum", "0.8", "0.5"},
+      {{"scheduler.name=onecycle"}, "scheduler.max_momentum", "0.95", "0.5"},
+      {{"scheduler.name=cyclic", "scheduler.max_lr=1"}, "scheduler.max_momentum", "0.9", "0.5"},
+      {{"scheduler.name=constant"}, "scheduler.mode", "min", "max"},
+      {{"scheduler.name=cyclic", "scheduler.max_lr=1"},
+       "scheduler.mode",
+       "triangular",
+       "exp_range"},
+  };
+  for (const auto& c : cases) {
+    const std::string what = c.name[0] + " " + c.key;
+    EXPECT_EQ(
+        dumped_value(dump_train_config(parse_train_config(contract(), "cfg.yaml", c.name)), c.key),
+        c.not_given)
+        << what;
+    std::vector<std::string> with = c.name;
+    with.push_back(std::string(c.key) + "=" + c.given);
+    EXPECT_EQ(
+        dumped_value(dump_train_config(parse_train_config(contract(), "cfg.yaml", with)), c.key),
+        c.given)
+        << what;
+    // The dumped config reads back to itself.
+    const std::string dumped =
+        dump_train_config(parse_train_config(contract(), "cfg.yaml", c.name));
+    EXPECT_EQ(dump_train_config(parse_train_config(dumped, "config.yaml")), dumped) << what;
+  }
+}
+
 TEST_F(TrainConfigTest, ReadmeKeyTableIsTheSchema) {
   std::ifstream in(std::string(FABRIC_TEST_DATA_DIR) + "/../../../README.md");
   ASSERT_TRUE(in) << "README.md not found from " << FABRIC_TEST_DATA_DIR;
