@@ -1,9 +1,9 @@
 // Activations (torch.nn's, with their reprs), Dropout, Flatten.
 #include "nn/activation.h"
 
-#include <charconv>
 #include <cmath>
 
+#include "nn/py_repr.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -23,15 +23,6 @@ Tensor GELU::forward(const Tensor& x) { return gelu(x, options_.approximate); }
 std::string GELU::extra_repr() const { return "approximate='" + options_.approximate + "'"; }
 
 namespace {
-// A double as Python's repr prints a float (torch's extra_repr): shortest round trip, "1.0" for
-// integral values.
-std::string py_float(double v) {
-  char buf[32];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, end);
-  if (std::isfinite(v) && s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
 // torch.nn.Softplus's defaults are Python ints (beta=1, threshold=20): integral values print so.
 std::string py_number(double v) {
   if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15)

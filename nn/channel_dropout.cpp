@@ -1,6 +1,7 @@
 // Dropout1d/Dropout2d: torch's feature dropout (a Bernoulli mask per channel) and its input checks.
 #include "nn/channel_dropout.h"
 
+#include "nn/py_repr.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/warning.h"
@@ -14,7 +15,7 @@ ChannelDropout::ChannelDropout(const ChannelDropoutOptions& options) : options_(
 
 // torch prints inplace too; fabric has no in-place dropout, so it is always False.
 std::string ChannelDropout::extra_repr() const {
-  return detail::cat("p=", options_.p, ", inplace=False");
+  return "p=" + py_float(options_.p) + ", inplace=False";
 }
 
 Tensor ChannelDropout::drop_channels(const Tensor& x) const {

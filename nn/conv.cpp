@@ -162,10 +162,15 @@ Tensor MaxPool2d::forward(const Tensor& x) {
                     options_.stride.value_or(options_.kernel_size).vec(), options_.padding.vec());
 }
 
+// torch's MaxPool2d prints its arguments as given (MaxPool2d(2): kernel_size=2; (2, 3) as a
+// tuple) and always dilation and ceil_mode. Int2 keeps no trace of how it was given: a square
+// pair prints as the int that makes it, as torch's usual MaxPool2d(2) does. Dilation and
+// ceil_mode are torch's defaults, the only values this layer computes.
 std::string MaxPool2d::extra_repr() const {
-  return detail::cat("kernel_size=", int2_str(options_.kernel_size),
-                     ", stride=", int2_str(options_.stride.value_or(options_.kernel_size)),
-                     ", padding=", int2_str(options_.padding));
+  auto given = [](const Int2& v) { return v.h == v.w ? detail::cat(v.h) : int2_str(v); };
+  return detail::cat("kernel_size=", given(options_.kernel_size),
+                     ", stride=", given(options_.stride.value_or(options_.kernel_size)),
+                     ", padding=", given(options_.padding), ", dilation=1, ceil_mode=False");
 }
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(const AdaptiveAvgPool2dOptions& o) : options_(o) {

@@ -2,6 +2,7 @@
 #include "nn/instance_norm.h"
 
 #include "nn/functional_instance_norm.h"
+#include "nn/py_repr.h"
 #include "tensor/warning.h"
 
 namespace fabric::nn {
@@ -36,8 +37,8 @@ Tensor InstanceNorm::forward(const Tensor& x) {
 }
 
 std::string InstanceNorm::extra_repr() const {
-  return detail::cat(options_.num_features, ", eps=", options_.eps,
-                     ", momentum=", options_.momentum,
+  return detail::cat(options_.num_features, ", eps=", py_float(options_.eps),
+                     ", momentum=", py_float(options_.momentum),
                      ", affine=", options_.affine ? "True" : "False",
                      ", track_running_stats=", options_.track_running_stats ? "True" : "False");
 }

@@ -33,10 +33,9 @@ Tensor CrossEntropyLoss::forward(const Tensor& input, const Tensor& target) {
                        options_.label_smoothing, options_.weight);
 }
 
-std::string CrossEntropyLoss::extra_repr() const {
-  return detail::cat("ignore_index=", options_.ignore_index, ", reduction='", options_.reduction,
-                     "', label_smoothing=", options_.label_smoothing);
-}
+// The losses print nothing between the parentheses (CrossEntropyLoss()): torch's _Loss has no
+// extra_repr, whatever the options.
+std::string CrossEntropyLoss::extra_repr() const { return ""; }
 
 NLLLoss::NLLLoss(const NLLLossOptions& options) : options_(options) {
   check_reduction("NLLLoss", options.reduction);
@@ -47,10 +46,7 @@ Tensor NLLLoss::forward(const Tensor& log_probs, const Tensor& target) {
   return nll_loss(log_probs, target, options_.ignore_index, options_.reduction, options_.weight);
 }
 
-std::string NLLLoss::extra_repr() const {
-  return detail::cat("ignore_index=", options_.ignore_index, ", reduction='", options_.reduction,
-                     "'");
-}
+std::string NLLLoss::extra_repr() const { return ""; }
 
 MSELoss::MSELoss(const MSELossOptions& options) : options_(options) {
   check_reduction("MSELoss", options.reduction);
@@ -60,7 +56,7 @@ Tensor MSELoss::forward(const Tensor& input, const Tensor& target) {
   return mse_loss(input, target, options_.reduction);
 }
 
-std::string MSELoss::extra_repr() const { return "reduction='" + options_.reduction + "'"; }
+std::string MSELoss::extra_repr() const { return ""; }
 
 L1Loss::L1Loss(const L1LossOptions& options) : options_(options) {
   check_reduction("L1Loss", options.reduction);
@@ -70,7 +66,7 @@ Tensor L1Loss::forward(const Tensor& input, const Tensor& target) {
   return l1_loss(input, target, options_.reduction);
 }
 
-std::string L1Loss::extra_repr() const { return "reduction='" + options_.reduction + "'"; }
+std::string L1Loss::extra_repr() const { return ""; }
 
 SmoothL1Loss::SmoothL1Loss(const SmoothL1LossOptions& options) : options_(options) {
   check_reduction("SmoothL1Loss", options.reduction);
@@ -82,9 +78,7 @@ Tensor SmoothL1Loss::forward(const Tensor& input, const Tensor& target) {
   return smooth_l1_loss(input, target, options_.reduction, options_.beta);
 }
 
-std::string SmoothL1Loss::extra_repr() const {
-  return detail::cat("reduction='", options_.reduction, "', beta=", options_.beta);
-}
+std::string SmoothL1Loss::extra_repr() const { return ""; }
 
 HuberLoss::HuberLoss(const HuberLossOptions& options) : options_(options) {
   check_reduction("HuberLoss", options.reduction);
@@ -95,9 +89,7 @@ Tensor HuberLoss::forward(const Tensor& input, const Tensor& target) {
   return huber_loss(input, target, options_.reduction, options_.delta);
 }
 
-std::string HuberLoss::extra_repr() const {
-  return detail::cat("reduction='", options_.reduction, "', delta=", options_.delta);
-}
+std::string HuberLoss::extra_repr() const { return ""; }
 
 BCELoss::BCELoss(const BCELossOptions& options) : reduction_(options.reduction) {
   check_reduction("BCELoss", options.reduction);
@@ -108,7 +100,7 @@ Tensor BCELoss::forward(const Tensor& input, const Tensor& target) {
   return binary_cross_entropy(input, target, weight_, reduction_);
 }
 
-std::string BCELoss::extra_repr() const { return "reduction='" + reduction_ + "'"; }
+std::string BCELoss::extra_repr() const { return ""; }
 
 BCEWithLogitsLoss::BCEWithLogitsLoss(const BCEWithLogitsLossOptions& options)
     : reduction_(options.reduction) {
@@ -121,7 +113,7 @@ Tensor BCEWithLogitsLoss::forward(const Tensor& input, const Tensor& target) {
   return binary_cross_entropy_with_logits(input, target, weight_, pos_weight_, reduction_);
 }
 
-std::string BCEWithLogitsLoss::extra_repr() const { return "reduction='" + reduction_ + "'"; }
+std::string BCEWithLogitsLoss::extra_repr() const { return ""; }
 
 KLDivLoss::KLDivLoss(const KLDivLossOptions& options) : options_(options) {
   const std::string& r = options.reduction;
@@ -134,9 +126,6 @@ Tensor KLDivLoss::forward(const Tensor& input, const Tensor& target) {
   return kl_div(input, target, options_.reduction, options_.log_target);
 }
 
-std::string KLDivLoss::extra_repr() const {
-  return detail::cat("reduction='", options_.reduction,
-                     "', log_target=", options_.log_target ? "True" : "False");
-}
+std::string KLDivLoss::extra_repr() const { return ""; }
 
 }  // namespace fabric::nn

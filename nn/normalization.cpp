@@ -2,6 +2,7 @@
 #include "nn/normalization.h"
 
 #include "nn/init.h"
+#include "nn/py_repr.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
@@ -37,7 +38,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 }
 
 std::string LayerNorm::extra_repr() const {
-  return detail::cat(shape_str(options_.normalized_shape), ", eps=", options_.eps,
+  return detail::cat(shape_str(options_.normalized_shape), ", eps=", py_float(options_.eps),
                      ", elementwise_affine=", options_.elementwise_affine ? "True" : "False");
 }
 
@@ -60,7 +61,7 @@ Tensor RMSNorm::forward(const Tensor& x) {
 
 std::string RMSNorm::extra_repr() const {
   std::string s = shape_str(options_.normalized_shape);
-  if (options_.eps) s += detail::cat(", eps=", *options_.eps);
+  if (options_.eps) s += ", eps=" + py_float(*options_.eps);
   return s + ", elementwise_affine=" + (options_.elementwise_affine ? "True" : "False");
 }
 
@@ -84,8 +85,8 @@ Tensor BatchNorm::forward(const Tensor& x) {
 }
 
 std::string BatchNorm::extra_repr() const {
-  return detail::cat(options_.num_features, ", eps=", options_.eps,
-                     ", momentum=", options_.momentum ? detail::cat(*options_.momentum) : "None",
+  return detail::cat(options_.num_features, ", eps=", py_float(options_.eps),
+                     ", momentum=", options_.momentum ? py_float(*options_.momentum) : "None",
                      ", affine=", options_.affine ? "True" : "False",
                      ", track_running_stats=", options_.track_running_stats ? "True" : "False");
 }
@@ -123,7 +124,8 @@ Tensor GroupNorm::forward(const Tensor& x) {
 }
 
 std::string GroupNorm::extra_repr() const {
-  return detail::cat(options_.num_groups, ", ", options_.num_channels, ", eps=", options_.eps,
+  return detail::cat(options_.num_groups, ", ", options_.num_channels,
+                     ", eps=", py_float(options_.eps),
                      ", affine=", options_.affine ? "True" : "False");
 }
 

@@ -2,11 +2,11 @@
 // torch's reprs ("ReflectionPad2d((1, 1, 2, 0))", "ConstantPad1d(padding=(3, 3), value=-1.0)").
 #include "nn/padding.h"
 
-#include <charconv>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "nn/py_repr.h"
 #include "tensor/error.h"
 #include "tensor/ops.h"
 
@@ -17,16 +17,6 @@ std::string tuple_repr(const std::vector<int64_t>& v) {
   std::string s = "(";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + ")";
-}
-
-// Python's repr of a float ("-1.0", "0.5"): the value is a double here, so it prints as torch
-// prints a float value (an int value, which torch would print as "-1", has no C++ counterpart).
-std::string float_repr(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, end);
-  if (s.find_first_of(".einn") == std::string::npos) s += ".0";
-  return s;
 }
 
 }  // namespace
@@ -48,8 +38,7 @@ Tensor PadModule::forward(const Tensor& x) {
 }
 
 std::string PadModule::extra_repr() const {
-  if (mode_ == "constant")
-    return "padding=" + tuple_repr(padding_) + ", value=" + float_repr(value_);
+  if (mode_ == "constant") return "padding=" + tuple_repr(padding_) + ", value=" + py_float(value_);
   return tuple_repr(padding_);
 }
 

@@ -1,21 +1,11 @@
 // nn::Upsample, with torch's repr.
 #include "nn/upsample.h"
 
-#include <charconv>
-
+#include "nn/py_repr.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
 namespace {
-
-// Python's repr of a float: the shortest round-trip digits, "2.0" for an integral value.
-std::string float_repr(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, end);
-  if (s.find_first_of(".einn") == std::string::npos) s += ".0";
-  return s;
-}
 
 // A 1-element list prints as torch's scalar (size=5), a longer one as a tuple ((3, 4)).
 template <typename T, typename F>
@@ -37,8 +27,7 @@ Tensor Upsample::forward(const Tensor& x) {
 
 std::string Upsample::extra_repr() const {
   const std::string info =
-      !options_.scale_factor.empty()
-          ? "scale_factor=" + tuple_repr(options_.scale_factor, float_repr)
+      !options_.scale_factor.empty() ? "scale_factor=" + tuple_repr(options_.scale_factor, py_float)
       : options_.size.empty()
           ? "size=None"
           : "size=" + tuple_repr(options_.size, [](int64_t v) { return std::to_string(v); });

@@ -137,9 +137,10 @@ TEST(Conv2d, TorchInitAndShapes) {
   EXPECT_EQ(pool3(randn({1, 1, 5, 5})).sizes(), (Shape{1, 1, 5, 5}));
 }
 
-// Conv1d and ConvTranspose2d as torch 1.13 makes them: weight layout, init bounds from torch's
-// fan_in of the stored weight (dim 1 times the kernel: out/groups * k for a transposed conv),
-// reprs, state_dict keys, output shapes (batched and unbatched), and the functional op's values.
+// Conv1d, ConvTranspose2d, Conv3d, ConvTranspose1d and ConvTranspose3d as torch 1.13 makes them:
+// weight layout, init bounds from torch's fan_in of the stored weight (dim 1 times the kernel:
+// out/groups * k for a transposed conv), reprs, state_dict keys, output shapes (batched and
+// unbatched), and the functional op's values.
 TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
   struct Row {
     std::shared_ptr<Module> layer;
@@ -218,6 +219,88 @@ TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
        [](const Tensor& x, const Tensor& w, const Tensor& b) {
          return conv_transpose2d(x, w, b, {1}, {0}, {1}, 1, {2});
        }},
+      {make<Conv3d>({.in_channels = 2, .out_channels = 4, .kernel_size = 3}),
+       "Conv3d(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1))",
+       {4, 2, 3, 3, 3},
+       54,
+       {"weight", "bias"},
+       {2, 2, 5, 4, 6},
+       {2, 4, 3, 2, 4},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv3d(x, w, b); }},
+      {make<Conv3d>({.in_channels = 4,
+                     .out_channels = 6,
+                     .kernel_size = {1, 3, 2},
+                     .stride = {1, 2, 2},
+                     .padding = {0, 1, 1},
+                     .dilation = {2, 1, 1},
+                     .groups = 2,
+                     .bias = false}),
+       "Conv3d(4, 6, kernel_size=(1, 3, 2), stride=(1, 2, 2), padding=(0, 1, 1), "
+       "dilation=(2, 1, 1), groups=2, bias=False)",
+       {6, 2, 1, 3, 2},
+       12,
+       {"weight"},
+       {4, 3, 5, 5},
+       {6, 3, 3, 3},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv3d(x, w, b, {1, 2, 2}, {0, 1, 1}, {2, 1, 1}, 2);
+       }},
+      {make<ConvTranspose1d>({.in_channels = 2,
+                              .out_channels = 3,
+                              .kernel_size = 3,
+                              .stride = 2,
+                              .output_padding = 1}),
+       "ConvTranspose1d(2, 3, kernel_size=(3,), stride=(2,), output_padding=(1,))",
+       {2, 3, 3},
+       9,
+       {"weight", "bias"},
+       {2, 2, 5},
+       {2, 3, 12},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose1d(x, w, b, 2, 0, 1);
+       }},
+      {make<ConvTranspose1d>({.in_channels = 4,
+                              .out_channels = 2,
+                              .kernel_size = 2,
+                              .padding = 1,
+                              .groups = 2,
+                              .bias = false,
+                              .dilation = 3}),
+       "ConvTranspose1d(4, 2, kernel_size=(2,), stride=(1,), padding=(1,), dilation=(3,), "
+       "groups=2, bias=False)",
+       {4, 1, 2},
+       2,
+       {"weight"},
+       {4, 6},
+       {2, 7},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose1d(x, w, b, 1, 1, 0, 2, 3);
+       }},
+      {make<ConvTranspose3d>({.in_channels = 4,
+                              .out_channels = 6,
+                              .kernel_size = {2, 3, 3},
+                              .stride = 2,
+                              .padding = {0, 1, 1},
+                              .output_padding = {1, 0, 1},
+                              .groups = 2}),
+       "ConvTranspose3d(4, 6, kernel_size=(2, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1), "
+       "output_padding=(1, 0, 1), groups=2)",
+       {4, 3, 2, 3, 3},
+       54,
+       {"weight", "bias"},
+       {1, 4, 2, 3, 3},
+       {1, 6, 5, 5, 6},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose3d(x, w, b, {2}, {0, 1, 1}, {1, 0, 1}, 2);
+       }},
+      {make<ConvTranspose3d>({.in_channels = 2, .out_channels = 2, .kernel_size = 2}),
+       "ConvTranspose3d(2, 2, kernel_size=(2, 2, 2), stride=(1, 1, 1))",
+       {2, 2, 2, 2, 2},
+       16,
+       {"weight", "bias"},
+       {2, 3, 2, 2},
+       {2, 4, 3, 3},
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_transpose3d(x, w, b); }},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(r.repr);
@@ -250,6 +333,21 @@ TEST(ConvLayers, Conv1dAndConvTranspose2dInitShapesReprAndKeys) {
   EXPECT_THROW(
       ConvTranspose2d({.in_channels = 4, .out_channels = 3, .kernel_size = 3, .groups = 2}),
       ValueError);
+  EXPECT_THROW(Conv3d({.in_channels = 3, .out_channels = 4, .kernel_size = 3, .groups = 2}),
+               ValueError);
+  EXPECT_THROW(Conv3d({.in_channels = 2, .out_channels = 4, .kernel_size = {3, 0, 3}}), ValueError);
+  EXPECT_THROW(ConvTranspose1d({.in_channels = 2,
+                                .out_channels = 2,
+                                .kernel_size = 3,
+                                .stride = 2,
+                                .output_padding = 2}),
+               ValueError);
+  EXPECT_THROW(ConvTranspose3d({.in_channels = 2,
+                                .out_channels = 2,
+                                .kernel_size = 3,
+                                .stride = {2, 1, 2},
+                                .output_padding = {1, 1, 0}}),
+               ValueError);
 }
 
 // Reprs as torch 1.13 prints them (one size stays one number); any input size pools to the output
@@ -387,23 +485,22 @@ TEST(Losses, ElementwiseModulesMatchOpsAndPrint) {
     std::string repr;
   };
   const std::vector<Row> rows = {
-      {std::make_shared<L1Loss>(), x, y, l1_loss(x, y), "L1Loss(reduction='mean')"},
+      {std::make_shared<L1Loss>(), x, y, l1_loss(x, y), "L1Loss()"},
       {std::make_shared<L1Loss>(L1LossOptions{.reduction = "none"}), x, y, l1_loss(x, y, "none"),
-       "L1Loss(reduction='none')"},
+       "L1Loss()"},  // torch's losses print no options
       {std::make_shared<SmoothL1Loss>(SmoothL1LossOptions{.reduction = "sum", .beta = 0.5}), x, y,
-       smooth_l1_loss(x, y, "sum", 0.5), "SmoothL1Loss(reduction='sum', beta=0.5)"},
+       smooth_l1_loss(x, y, "sum", 0.5), "SmoothL1Loss()"},
       {std::make_shared<HuberLoss>(HuberLossOptions{.delta = 2.5}), x, y,
-       huber_loss(x, y, "mean", 2.5), "HuberLoss(reduction='mean', delta=2.5)"},
+       huber_loss(x, y, "mean", 2.5), "HuberLoss()"},
       {std::make_shared<BCELoss>(BCELossOptions{.weight = w, .reduction = "sum"}), p, q,
-       binary_cross_entropy(p, q, w, "sum"), "BCELoss(reduction='sum')"},
+       binary_cross_entropy(p, q, w, "sum"), "BCELoss()"},
       {std::make_shared<BCEWithLogitsLoss>(
            BCEWithLogitsLossOptions{.weight = w, .reduction = "none", .pos_weight = pw}),
-       x, q, binary_cross_entropy_with_logits(x, q, w, pw, "none"),
-       "BCEWithLogitsLoss(reduction='none')"},
+       x, q, binary_cross_entropy_with_logits(x, q, w, pw, "none"), "BCEWithLogitsLoss()"},
       {std::make_shared<KLDivLoss>(KLDivLossOptions{.reduction = "batchmean"}), lp, q,
-       kl_div(lp, q, "batchmean"), "KLDivLoss(reduction='batchmean', log_target=False)"},
+       kl_div(lp, q, "batchmean"), "KLDivLoss()"},
       {std::make_shared<KLDivLoss>(KLDivLossOptions{.reduction = "sum", .log_target = true}), lp,
-       lq, kl_div(lp, lq, "sum", true), "KLDivLoss(reduction='sum', log_target=True)"},
+       lq, kl_div(lp, lq, "sum", true), "KLDivLoss()"},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(r.repr);
