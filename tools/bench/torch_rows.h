@@ -31,17 +31,18 @@ inline double median_ms(const std::function<void()>& fn, int reps) {
 
 using TorchRows = std::map<std::pair<std::string, int>, std::pair<double, double>>;
 
-// Runs tools/bench/<script> (beside `bench_source`, the caller's __FILE__) with `reps` and threads
-// 1,2 under $FABRIC_TORCH_PYTHON (default /usr/bin/python3): (case, threads) -> (forward ms,
-// forward + backward ms). `status` gets the script's "torch: <version>" line, or why there is none.
+// Runs tools/bench/<script> (beside `bench_source`, the caller's __FILE__) with `reps` and
+// `threads` (a comma-separated list) under $FABRIC_TORCH_PYTHON (default /usr/bin/python3):
+// (case, threads) -> (forward ms, forward + backward ms). `status` gets the script's
+// "torch: <version>" line, or why there is none.
 inline TorchRows run_torch_rows(const std::string& bench_source, const char* script_name, int reps,
-                                std::string& status) {
+                                std::string& status, const std::string& threads = "1,2") {
   TorchRows res;
   const std::string script =
       bench_source.substr(0, bench_source.find_last_of('/') + 1) + script_name;
   const char* py = std::getenv("FABRIC_TORCH_PYTHON");
   const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
-                          std::to_string(reps) + " 1,2 2>&1";
+                          std::to_string(reps) + " " + threads + " 2>&1";
   status = "torch: not available (no output from " + script + ")";
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) return res;
