@@ -13,7 +13,7 @@ namespace {
 constexpr OpId kSupported[] = {
     // views, copies, casts
     OpId::view, OpId::expand, OpId::transpose, OpId::permute, OpId::slice, OpId::select,
-    OpId::unbind,
+    OpId::unbind, OpId::split,
     OpId::clone, OpId::to_dtype, OpId::to_device,
     // elementwise (tanh, sigmoid, relu, silu and gelu switch to a composition in grad mode)
     OpId::add, OpId::sub, OpId::mul, OpId::div, OpId::maximum, OpId::minimum, OpId::pow,
@@ -26,6 +26,9 @@ constexpr OpId kSupported[] = {
     // parameterised activations (all switch to a composition in grad mode)
     OpId::leaky_relu, OpId::elu, OpId::softplus, OpId::hardtanh, OpId::mish, OpId::hardswish,
     OpId::hardsigmoid,
+    OpId::log_sigmoid, OpId::hardshrink, OpId::softshrink, OpId::threshold,
+    // prelu, glu and training rrelu: gradients of recorded ops throughout
+    OpId::prelu, OpId::glu, OpId::rrelu,
     // reductions (softmax and log_softmax switch to a composition in grad mode)
     OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
     OpId::cumsum, OpId::softmax, OpId::log_softmax, OpId::prod, OpId::cumprod,
@@ -34,15 +37,23 @@ constexpr OpId kSupported[] = {
     // linear algebra (scaled_dot_product_attention switches to a composition in grad mode; its
     // fused dropout is refused by its rule)
     OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::scaled_dot_product_attention,
+    OpId::addmm, OpId::baddbmm, OpId::addbmm, OpId::diagonal,
     // indexing and joining (embedding, index_select, gather and max/min along a dim switch to a
     // scatter_add in grad mode)
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
     OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min,
+    // scatter, scatter_reduce and index_add: torch's rules, made of recorded ops
+    // (derivatives_index_write.cpp)
+    OpId::scatter, OpId::scatter_reduce, OpId::index_add,
     // convolution and pooling (conv2d's gradients are recorded ops in grad mode, the pool
     // gradients record themselves; all of them are linear in the upstream gradient)
     OpId::conv2d, OpId::max_pool2d, OpId::avg_pool2d, OpId::conv2d_backward_input,
     OpId::conv2d_backward_weight, OpId::max_pool2d_backward, OpId::avg_pool2d_backward,
     OpId::adaptive_avg_pool2d, OpId::adaptive_avg_pool2d_backward,
+    OpId::max_pool3d, OpId::avg_pool3d, OpId::adaptive_avg_pool3d, OpId::max_pool3d_backward,
+    OpId::avg_pool3d_backward, OpId::adaptive_avg_pool3d_backward, OpId::adaptive_max_pool2d,
+    OpId::unfold, OpId::fold,
+    OpId::conv3d, OpId::conv3d_backward_input, OpId::conv3d_backward_weight,
     // losses (cross_entropy switches to a composition in grad mode)
     OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy, OpId::cross_entropy};
 

@@ -1,5 +1,6 @@
 // The optimizer layer in one include: optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam,
-// RAdam, Adamax, Adadelta, LBFGS, Rprop, ASGD), LR schedulers and gradient clipping.
+// RAdam, Adamax, Adadelta, LBFGS, Rprop, ASGD), LR schedulers, gradient clipping, SWA and
+// parameters_to_vector.
 #pragma once
 #include "optim/adadelta.h"
 #include "optim/adagrad.h"
@@ -17,9 +18,11 @@
 #include "optim/nadam.h"
 #include "optim/one_cycle_lr.h"
 #include "optim/optimizer.h"
+#include "optim/parameter_vector.h"
 #include "optim/plateau.h"
 #include "optim/radam.h"
 #include "optim/rmsprop.h"
 #include "optim/rprop.h"
 #include "optim/sgd.h"
 #include "optim/state_dict.h"
+#include "optim/swa_utils.h"

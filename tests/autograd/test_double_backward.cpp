@@ -203,6 +203,16 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"mish", {{s34}}, [](const V& x) { return mish(x[0]); }},
       {"hardswish", {{s34}}, [](const V& x) { return hardswish(x[0]); }},
       {"hardsigmoid", {{{3, 4}, -4, 4}}, [](const V& x) { return mul(hardsigmoid(x[0]), x[0]); }},
+      {"log_sigmoid", {{s34}}, [](const V& x) { return log_sigmoid(x[0]); }},
+      {"hardshrink", {{s34}}, [](const V& x) { return mul(hardshrink(x[0], 0.3), x[0]); }},
+      {"softshrink", {{s34}}, [](const V& x) { return mul(softshrink(x[0], 0.3), x[0]); }},
+      {"threshold", {{s34}}, [](const V& x) { return mul(threshold(x[0], 0.1, 2.0), x[0]); }},
+      {"prelu", {{s34}, {{4}}}, [](const V& x) { return mul(prelu(x[0], x[1]), x[0]); }},
+      {"glu", {{s34}}, [](const V& x) { return glu(x[0]); }},
+      {"normalize", {{s34}}, [](const V& x) { return normalize(x[0]); }},
+      {"local_response_norm",
+       {{{2, 4, 3}}},
+       [](const V& x) { return local_response_norm(x[0], 3, 0.5, 0.75, 1.0); }},
       // ---- linear algebra ----
       {"matmul", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return matmul(x[0], x[1]); }},
       {"matmul_batched",
@@ -212,6 +222,15 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"matmul_dot", {{{4}}, {{4}}}, [](const V& x) { return exp(matmul(x[0], x[1])); }},
       {"mm", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return mm(x[0], x[1]); }},
       {"bmm", {{{2, 3, 4}}, {{2, 4, 2}}}, [](const V& x) { return bmm(x[0], x[1]); }},
+      {"addmm", {{{3, 5}}, {{3, 4}}, {{4, 5}}},
+       [](const V& x) { return sin(addmm(x[0], x[1], x[2], 0.5, -1.5)); }},
+      {"baddbmm", {{{5}}, {{2, 3, 4}}, {{2, 4, 5}}},
+       [](const V& x) { return sin(baddbmm(x[0], x[1], x[2], 2, 0.5)); }},
+      {"addbmm", {{{3, 5}}, {{2, 3, 4}}, {{2, 4, 5}}},
+       [](const V& x) { return sin(addbmm(x[0], x[1], x[2], -1, 0.7)); }},
+      {"diagonal", {{{3, 4}}}, [](const V& x) { return exp(diagonal(x[0], 1)); }},
+      {"einsum_diagonal_contraction", {{{3, 3, 2}}, {{2, 4}}},
+       [](const V& x) { return sin(einsum("iij,jk->ik", {x[0], x[1]})); }},
       {"linear",
        {{{5, 3}}, {{4, 3}}, {{4}}},
        [](const V& x) { return tanh(linear(x[0], x[1], x[2])); }},
@@ -322,6 +341,35 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return exp(gather(x[0], 1, from_vector<int64_t>({1, 1, 0, 3, 2, 0}, {3, 2})));
        }},
+      // The index writes: scatter and scatter_reduce's rules, and the compositions over them.
+      {"scatter",
+       {{s34}, {{3, 2}}},
+       [](const V& x) {
+         return exp(scatter(x[0], 1, from_vector<int64_t>({1, 3, 0, 2, 2, 0}, {3, 2}), x[1]));
+       }},
+      {"scatter_reduce_sum_mean",
+       {{s34}, {{3, 3}}},
+       [](const V& x) {
+         const Tensor at = from_vector<int64_t>({1, 1, 0, 3, 2, 3, 0, 0, 0}, {3, 3});
+         return mul(scatter_reduce(x[0], 1, at, x[1], "sum"),
+                    scatter_reduce(x[0], 1, at, x[1], "mean", false));
+       }},
+      {"scatter_reduce_amax_prod",
+       {{s34}, {{3, 3}}},
+       [](const V& x) {
+         const Tensor at = from_vector<int64_t>({1, 1, 0, 3, 2, 3, 0, 0, 0}, {3, 3});
+         return mul(exp(scatter_reduce(x[0], 1, at, x[1], "amax")),
+                    scatter_reduce(x[0], 1, at, x[1], "prod", false));
+       }},
+      {"index_put_accumulate_and_masked_scatter",
+       {{s34}, {{2, 4}}},
+       [](const V& x) {
+         const Tensor rows = from_vector<int64_t>({2, 2});
+         const Tensor mask = gt(x[0].detach(), Scalar(0));
+         return sin(
+             mul(index_put(x[0], {rows}, x[1], true),
+                 masked_scatter(x[0], mask, cat({x[1].reshape({-1}), x[1].reshape({-1})}, 0))));
+       }},
       // ---- convolution and pooling (random float64 inputs: no ties in a max pool's window) ----
       {"conv2d",
        {{{2, 2, 5, 5}}, {{3, 2, 3, 3}}, {{3}}},
@@ -353,10 +401,31 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return sin(conv_transpose2d(x[0], x[1], Tensor(), {1}, {1, 0}, {1, 2}, 1, {2, 3}));
        }},
+      // conv3d: its gradients are the recorded conv3d_backward_input / _weight ops.
+      {"conv3d_stride_padding_dilation_groups",
+       {{{2, 4, 4, 5, 4}}, {{4, 2, 2, 3, 2}}, {{4}}},
+       [](const V& x) {
+         return tanh(conv3d(x[0], x[1], x[2], {2, 1, 2}, {1}, {1, 2, 1}, 2));
+       }},
+      {"conv3d_unbatched",
+       {{{2, 3, 3, 3}}, {{2, 2, 2, 2, 2}}},
+       [](const V& x) { return sin(conv3d(x[0], x[1])); }},
+      // conv_transpose3d: conv3d_backward_input with x as the gradient, then a bias add.
+      {"conv_transpose3d_stride_output_padding_groups",
+       {{{1, 4, 2, 3, 2}}, {{4, 1, 2, 2, 3}}, {{2}}},
+       [](const V& x) {
+         return tanh(conv_transpose3d(x[0], x[1], x[2], {2, 1, 2}, {1, 0, 1}, {1, 0, 1}, 2));
+       }},
+      // conv_transpose1d: conv_transpose2d over a unit height (views around it).
+      {"conv_transpose1d_stride_output_padding_dilation",
+       {{{2, 2, 4}}, {{2, 3, 3}}, {{3}}},
+       [](const V& x) { return tanh(conv_transpose1d(x[0], x[1], x[2], 2, 1, 1, 1, 2)); }},
       // pad: compositions of slice, cat and index_select (constant; reflect, replicate).
       {"pad_constant_crop_and_pad",
        {{{2, 3, 4}}},
-       [](const V& x) { return exp(pad(x[0], {1, -1, 2, 0}, "constant", 0.5)); }},
+       [](const V& x) {
+         return exp(pad(x[0], {1, -1, 2, 0}, "constant", 0.5));
+       }},
       {"pad_reflect_times_replicate",
        {{{1, 2, 3, 4}}},
        [](const V& x) {
@@ -408,6 +477,32 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          Tensor p = adaptive_avg_pool2d(x[0], {5, 7});
          return mul(p, p);
+       }},
+      // 3-d pools, adaptive max pooling and unfold/fold (tensor/ops_pool3d.cpp, ops_fold.cpp).
+      {"max_pool3d_overlapping",
+       {{{1, 2, 4, 5, 5}}},
+       [](const V& x) { return exp(max_pool3d(x[0], {3}, {2}, {1})); }},
+      {"avg_pool3d_padding",
+       {{{1, 2, 4, 5, 4}}},
+       [](const V& x) {
+         return exp(avg_pool3d(x[0], {3, 2, 3}, {2, 1, 2}, {1, 1, 1}));
+       }},
+      {"adaptive_avg_pool3d_overlapping_unbatched",
+       {{{2, 5, 4, 3}}},
+       [](const V& x) {
+         Tensor p = adaptive_avg_pool3d(x[0], {3, 3, 2});
+         return mul(p, p);
+       }},
+      {"adaptive_max_pool2d_overlapping",
+       {{{2, 2, 7, 5}}},
+       [](const V& x) {
+         return exp(std::get<0>(adaptive_max_pool2d(x[0], {3, 4})));
+       }},
+      {"unfold_fold_overlapping",
+       {{{1, 2, 5, 6}}},
+       [](const V& x) {
+         Tensor c = unfold(x[0], {2, 3}, {1}, {1}, {1, 2});
+         return fold(mul(c, c), {5, 6}, {2, 3}, {1}, {1}, {1, 2});
        }},
       // masked_fill (a where) with a 0-dim value tensor: second derivatives through both.
       {"masked_fill_value_tensor",
@@ -578,6 +673,8 @@ TEST(DoubleBackward, UnsupportedOpRaisesWhenDifferentiatedAgain) {
          const Tensor q = x[0].reshape({1, 3, 4});
          return scaled_dot_product_attention(q, q, q, Tensor(), 0.25);
        }},
+      // cdist's own kernels (p != 2, or few rows): torch's _cdist_backward has no derivative.
+      {"cdist", [](const V& x) { return cdist(x[0], mul(x[0], 0.5), 1.0); }},
   };
   for (const Unsupported& c : cases) {
     SCOPED_TRACE(c.op);
