@@ -127,7 +127,7 @@ Tensor relu6(const Tensor& a);  // hardtanh(a, 0, 6)
 Tensor mish(const Tensor& a);
 Tensor hardswish(const Tensor& a);
 Tensor hardsigmoid(const Tensor& a);
-// torch.nn.functional.prelu: weight holds 1 or C slopes (C = x's dim 1, dim 0 of a 1-D x).
+// torch.nn.functional.prelu: weight holds 1 or C slopes (C = x's dim 1; a 1-D x is one channel).
 Tensor prelu(const Tensor& x, const Tensor& weight);
 // torch.nn.functional.glu: a * sigmoid(b) for the two halves a, b of `dim` (even size).
 Tensor glu(const Tensor& x, int64_t dim = -1);
@@ -312,7 +312,9 @@ Tensor take_along_dim(const Tensor& a, const Tensor& indices,
                       std::optional<int64_t> dim = std::nullopt);
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
-std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim = 0);        // views
+// split/chunk: views of `a`, all outputs of one autograd node whose backward concatenates the
+// pieces' gradients (torch's SplitBackward0): O(input) in backward however many pieces.
+std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim = 0);
 std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
 // torch.unbind: the slices along `dim` as separate tensors (copies, not views). One autograd node
