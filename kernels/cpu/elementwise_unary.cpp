@@ -338,8 +338,29 @@ void clamp_kernel(const StridedLoop& loop, const Scalar* lo, const Scalar* hi) {
         }
         return x;
       };
+      // Dense rows of float/double with non-NaN bounds: two selects per element that the compiler
+      // vectorises (f's per-element NaN tests and bound flags kept it scalar, ~13x slower than
+      // maximum). A NaN x passes both comparisons unchanged, so it still propagates; a missing
+      // bound is an infinite one.
+      bool dense_selects = false;
+      M lo_v{}, hi_v{};
+      if constexpr (std::is_same_v<T, M> && std::is_floating_point_v<M>) {
+        dense_selects = !(has_lo && std::isnan(l)) && !(has_hi && std::isnan(h));
+        lo_v = has_lo ? l : -std::numeric_limits<M>::infinity();
+        hi_v = has_hi ? h : std::numeric_limits<M>::infinity();
+      }
       for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
         if constexpr (std::is_same_v<T, M>) {
+          if (dense_selects && s[0] == sizeof(T) && s[1] == sizeof(T)) {
+            T* o = reinterpret_cast<T*>(p[0]);
+            const T* a = reinterpret_cast<const T*>(p[1]);
+            for (int64_t i = 0; i < n; ++i) {
+              T x = a[i];
+              x = x < lo_v ? lo_v : x;  // max first, so lo > hi gives hi everywhere (PyTorch)
+              o[i] = x > hi_v ? hi_v : x;
+            }
+            return;
+          }
           if (s[0] == sizeof(T) && s[1] == sizeof(T)) {
             T* o = reinterpret_cast<T*>(p[0]);
             const T* a = reinterpret_cast<const T*>(p[1]);
