@@ -8,7 +8,7 @@
 // configuration here) unless the environment sets them: without them every fresh tensor above
 // glibc's mmap threshold is a new mapping whose page faults dominate torch's times on this VM.
 // Tensors of 32 MiB and more are mapped afresh either way (copy_16M shows what that costs).
-//   bench_new_ops [reps] [threads, e.g. 1 or 1,2]
+//   bench_new_ops [reps] [threads, e.g. 1 or 1,2] [cases, e.g. copy_16M,transpose_copy_2048]
 #include <omp.h>
 
 #include <algorithm>
@@ -142,6 +142,10 @@ std::vector<Case> make_cases() {
        [](const Inputs& in) { return masked_select(in[0], in[1]); }},
       {"copy_16M", [] { return Inputs{leaf({k16M})}; },
        [](const Inputs& in) { return in[0].clone(); }},
+      // A transposed view made contiguous: the strided copy behind .contiguous(), permute-then-
+      // reshape and the backward of every transposed matmul operand.
+      {"transpose_copy_2048", [] { return Inputs{leaf({2048, 2048})}; },
+       [](const Inputs& in) { return in[0].t().contiguous(); }},
       {"log_sigmoid_16M", [] { return Inputs{leaf({k16M})}; },
        [](const Inputs& in) { return log_sigmoid(in[0]); }},
       {"glu_16M",
@@ -192,10 +196,14 @@ double memcpy_ms(int64_t n) {
 int main(int argc, char** argv) {
   if (argc > 1) g_reps = std::max(1, std::atoi(argv[1]));
   const std::string threads_arg = argc > 2 ? argv[2] : "1";
+  const std::string only = argc > 3 ? argv[3] : "";  // comma-separated case names; empty: all
+  const auto selected = [&](const std::string& name) {
+    return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos;
+  };
   setenv("GLIBC_TUNABLES", kGlibcTunables, /*overwrite=*/0);  // for the torch child only
   std::string torch_status;
-  const auto torch =
-      bench::run_torch_rows(__FILE__, "torch_new_ops.py", g_reps, torch_status, threads_arg);
+  const auto torch = bench::run_torch_rows(__FILE__, "torch_new_ops.py", g_reps, torch_status,
+                                           threads_arg, only);
   std::printf(
       "bench_new_ops: medians of %d runs after 2 warm-up runs, ms\n%s (GLIBC_TUNABLES=%s)\n",
       g_reps, torch_status.c_str(), std::getenv("GLIBC_TUNABLES"));
@@ -204,6 +212,7 @@ int main(int argc, char** argv) {
               "fwd+bwd", "torch", "/torch");
   manual_seed(0);
   for (const Case& c : make_cases()) {
+    if (!selected(c.name)) continue;
     try {
       const Inputs in = c.make();
       Tensor g;

@@ -10,6 +10,7 @@ M16 = 16 << 20
 def main():
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     threads = [int(t) for t in (sys.argv[2] if len(sys.argv) > 2 else "1").split(",")]
+    only = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None
     try:
         import torch
         import torch.nn.functional as F
@@ -59,6 +60,7 @@ def main():
         "masked_select_4M": (lambda: [leaf(4 << 20), torch.randn(4 << 20) > 0],
                              torch.masked_select, True),
         "copy_16M": (lambda: [leaf(M16)], torch.clone, True),
+        "transpose_copy_2048": (lambda: [leaf(2048, 2048)], lambda x: x.t().contiguous(), True),
         "log_sigmoid_16M": (lambda: [leaf(M16)], F.logsigmoid, True),
         "glu_16M": (lambda: [leaf(4096, 4096)], lambda x: F.glu(x, -1), True),
         "prelu_16M_c64": (lambda: [leaf(16, 64, 128, 128), torch.full((64,), 0.25).requires_grad_(True)],
@@ -69,6 +71,8 @@ def main():
     }
     torch.manual_seed(0)
     for name, (make, fn, has_bwd) in cases.items():
+        if only is not None and name not in only:
+            continue
         inputs = make()
         with torch.no_grad():
             g = torch.randn(fn(*inputs).shape)

@@ -36,13 +36,15 @@ using TorchRows = std::map<std::pair<std::string, int>, std::pair<double, double
 // (case, threads) -> (forward ms, forward + backward ms). `status` gets the script's
 // "torch: <version>" line, or why there is none.
 inline TorchRows run_torch_rows(const std::string& bench_source, const char* script_name, int reps,
-                                std::string& status, const std::string& threads = "1,2") {
+                                std::string& status, const std::string& threads = "1,2",
+                                const std::string& extra_args = "") {
   TorchRows res;
   const std::string script =
       bench_source.substr(0, bench_source.find_last_of('/') + 1) + script_name;
   const char* py = std::getenv("FABRIC_TORCH_PYTHON");
   const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
-                          std::to_string(reps) + " " + threads + " 2>&1";
+                          std::to_string(reps) + " " + threads +
+                          (extra_args.empty() ? "" : " " + extra_args) + " 2>&1";
   status = "torch: not available (no output from " + script + ")";
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) return res;
