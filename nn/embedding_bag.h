@@ -1,7 +1,8 @@
 // nn::EmbeddingBag and its functional form: torch.nn.EmbeddingBag (1.13) — sums, means or maxima of
 // bags of embeddings without materialising the (bags, bag length, dim) lookups of an Embedding.
-// A composition of embedding, index_select, scatter_add and max, so gradients (of the weight and
-// of per_sample_weights) come from those ops' rules and it runs wherever they do.
+// Where the weight's device has the fused kernel (the CPU), each bag's rows are reduced in one
+// pass and recorded as one node (EmbeddingBagBackward0); elsewhere a composition of embedding,
+// index_add and max, whose gradients come from those ops' rules.
 #pragma once
 #include <optional>
 #include <string>

@@ -1,0 +1,130 @@
+// CPU embedding_bag forward (embedding_bag_kernels.h): parallel over bags, each bag's table rows
+// read in order and reduced into one accumulator row, as torch's CPU kernel does, so that the
+// (lookups, dim) gather and the second pass adding it into bags are never made. The rows are
+// random reads from a table larger than the caches: the rows a few lookups ahead are prefetched.
+// Rows add in order (the same bits whatever the thread count); 16-bit dtypes accumulate in
+// float32 and round once, mean divides the sum by the kept count.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/embedding_bag_kernels.h"
+#include "tensor/float_formats.h"
+
+namespace fabric::cpu {
+namespace {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+constexpr int64_t kPrefetchAhead = 4;  // lookups; a row's lines arrive while 4 others are added
+
+inline void prefetch_row(const char* row, int64_t bytes) {
+  // Past 16 lines the hardware prefetcher follows the row on its own.
+  const int64_t end = std::min<int64_t>(bytes, 1024);
+  for (int64_t b = 0; b < end; b += 64) __builtin_prefetch(row + b);
+}
+
+template <typename T, typename A, typename I>
+void reduce_bags(const EmbeddingBagDesc& d) {
+  const T* weight = static_cast<const T*>(d.weight);
+  const I* indices = static_cast<const I*>(d.indices);
+  const T* psw = static_cast<const T*>(d.per_sample_weights);
+  T* out = static_cast<T*>(d.out);
+  const int64_t D = d.dim, stride = d.weight_stride0, pad = d.padding_idx;
+  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
+  const int64_t last = d.bag_begin[d.bags], lookups = last - d.bag_begin[0];
+  constexpr bool kSameAcc = std::is_same_v<T, A>;
+#pragma omp parallel if (lookups * D > 32768 && d.bags > 1)
+  {
+    // The accumulator row: the output row itself where it is the accumulation type.
+    std::vector<A> scratch(kSameAcc ? 0 : static_cast<size_t>(D));
+    std::vector<int64_t> arg_scratch(d.argmax ? 0 : static_cast<size_t>(D));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < d.bags; ++b) {
+      A* __restrict acc;
+      if constexpr (kSameAcc)
+        acc = out + b * D;
+      else
+        acc = scratch.data();
+      int64_t* __restrict arg = d.argmax ? d.argmax + b * D : arg_scratch.data();
+      const int64_t begin = d.bag_begin[b], end = d.bag_begin[b + 1];
+      std::fill(acc, acc + D, A(0));
+      int64_t kept = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        // Across bag ends too (the next bag's first rows): every index up to the last bag's end
+        // is a checked row of the table, whichever thread adds it.
+        if (i + kPrefetchAhead < last)
+          prefetch_row(reinterpret_cast<const char*>(
+                           weight + static_cast<int64_t>(indices[i + kPrefetchAhead]) * stride),
+                       row_bytes);
+        const int64_t r = static_cast<int64_t>(indices[i]);
+        if (r == pad) continue;
+        const T* __restrict w = weight + r * stride;
+        if (d.mode == EmbeddingBagMode::max) {
+          if (kept == 0) {
+            for (int64_t j = 0; j < D; ++j) {
+              acc[j] = static_cast<A>(w[j]);
+              arg[j] = r;
+            }
+          } else {
+            // Strictly greater: the first of equal maxima keeps its index, as torch's.
+            for (int64_t j = 0; j < D; ++j) {
+              const A v = static_cast<A>(w[j]);
+              const bool greater = v > acc[j];
+              acc[j] = greater ? v : acc[j];
+              arg[j] = greater ? r : arg[j];
+            }
+          }
+        } else if (psw) {
+          const A s = static_cast<A>(psw[i]);
+          for (int64_t j = 0; j < D; ++j) acc[j] += s * static_cast<A>(w[j]);
+        } else {
+          for (int64_t j = 0; j < D; ++j) acc[j] += static_cast<A>(w[j]);
+        }
+        ++kept;
+      }
+      if (d.mode == EmbeddingBagMode::mean && kept > 1) {
+        const A count = static_cast<A>(kept);
+        for (int64_t j = 0; j < D; ++j) acc[j] /= count;
+      }
+      if (kept == 0 && d.argmax) std::fill(arg, arg + D, int64_t{-1});
+      if constexpr (!kSameAcc) {
+        T* o = out + b * D;
+        for (int64_t j = 0; j < D; ++j) o[j] = T(acc[j]);
+      }
+      if (d.bag_size) d.bag_size[b] = kept;
+    }
+  }
+}
+
+template <typename T>
+void reduce_bags_of(const EmbeddingBagDesc& d) {
+  if (d.index_dtype == DType::int64)
+    reduce_bags<T, acc_t<T>, int64_t>(d);
+  else
+    reduce_bags<T, acc_t<T>, int32_t>(d);
+}
+
+void embedding_bag(const EmbeddingBagDesc& d) {
+  switch (d.dtype) {
+    case DType::float32:
+      return reduce_bags_of<float>(d);
+    case DType::float64:
+      return reduce_bags_of<double>(d);
+    case DType::bfloat16:
+      return reduce_bags_of<BFloat16>(d);
+    case DType::float16:
+      return reduce_bags_of<Half>(d);
+    default:
+      throw DTypeError(detail::cat("embedding_bag: no CPU kernel for ", dtype_name(d.dtype)));
+  }
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(embedding_bag_stub, cpu, &cpu::embedding_bag);
+}  // namespace fabric

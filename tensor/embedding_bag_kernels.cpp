@@ -1,0 +1,55 @@
+// The fused embedding_bag forward's stub and its op-layer entry (embedding_bag_kernels.h).
+#include "tensor/embedding_bag_kernels.h"
+
+#include "tensor/factory.h"
+
+namespace fabric {
+
+FABRIC_DEFINE_STUB(embedding_bag_stub, EmbeddingBagFn);
+
+bool embedding_bag_available(Device device) { return embedding_bag_stub.find(device) != nullptr; }
+
+EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indices,
+                                      const std::vector<int64_t>& bag_begin, EmbeddingBagMode mode,
+                                      const Tensor& per_sample_weights, int64_t padding_idx,
+                                      bool want_argmax) {
+  EmbeddingBagFused r;
+  const Device device = weight.device();
+  const EmbeddingBagFn kernel = embedding_bag_stub.find(device);
+  const DType t = weight.dtype();
+  const bool reducible =
+      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16;
+  // A per_sample_weights of another dtype would promote in the composition: leave it to that.
+  if (!kernel || !reducible || (per_sample_weights.defined() && per_sample_weights.dtype() != t))
+    return r;
+  const int64_t bags = static_cast<int64_t>(bag_begin.size()) - 1, dim = weight.size(1);
+  // Rows are read in place when their elements are adjacent (a slice of a table needs no copy).
+  const Tensor w = (weight.stride(1) == 1 || dim <= 1) ? weight : weight.detach().contiguous();
+  const Tensor psw =
+      per_sample_weights.defined() ? per_sample_weights.detach().contiguous() : Tensor();
+  r.out = empty({bags, dim}, {.dtype = t, .device = device});
+  if (want_argmax && mode == EmbeddingBagMode::max)
+    r.argmax = empty({bags, dim}, {.dtype = DType::int64, .device = device});
+  r.bag_size = empty({bags}, {.dtype = DType::int64, .device = device});
+  if (bags == 0) return r;
+  EmbeddingBagDesc d;
+  d.weight = w.data_ptr();
+  d.weight_stride0 = w.stride(0);
+  d.num_embeddings = w.size(0);
+  d.dim = dim;
+  d.dtype = t;
+  d.indices = indices.data_ptr();
+  d.index_dtype = indices.dtype();
+  d.bag_begin = bag_begin.data();
+  d.bags = bags;
+  d.padding_idx = padding_idx;
+  d.per_sample_weights = psw.defined() ? psw.data_ptr() : nullptr;
+  d.mode = mode;
+  d.out = r.out.data_ptr();
+  d.argmax = r.argmax.defined() ? r.argmax.data<int64_t>() : nullptr;
+  d.bag_size = r.bag_size.data<int64_t>();
+  kernel(d);
+  return r;
+}
+
+}  // namespace fabric
