@@ -1,70 +1,102 @@
-// Derivatives of convolution and pooling, and of their gradients as recorded ops (double
-// backward). The default backward calls the fused kernels (ops_backward_linalg.h), which record
-// nothing; in grad mode (create_graph) conv2d's gradients are recorded ops instead, and the pool
-// gradients record themselves, so the gradient differentiates again.
+// Derivatives of convolution (conv2d and conv3d, one set of rules) and 2-D pooling, and of their
+// gradients as recorded ops (double backward). The default backward calls the fused kernels
+// (ops_backward_linalg.h, ops_backward_conv3d.h), which record nothing; in grad mode
+// (create_graph) the convolution's gradients are recorded ops instead, and the pool gradients
+// record themselves, so the gradient differentiates again. conv_transpose*d is
+// conv*d_backward_input, so its rules come from here too.
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
+#include "tensor/ops_backward_conv3d.h"
 #include "tensor/ops_backward_linalg.h"
 
 namespace fabric {
 namespace {
 
-// conv2d without bias, with attrs' geometry.
-Tensor conv(const Tensor& x, const Tensor& w, const Conv2dAttrs& a) {
-  return conv2d(x, w, Tensor(), a.stride, a.padding, a.dilation, a.groups);
+// The ops of one convolution rank (conv2d or conv3d): the rules below serve both.
+struct ConvOps {
+  Tensor (*conv)(const Tensor&, const Tensor&, const Tensor&, std::vector<int64_t>,
+                 std::vector<int64_t>, std::vector<int64_t>, int64_t);
+  Conv2dGrads (*backward)(const Tensor&, const Tensor&, const Tensor&, const Conv2dAttrs&, bool,
+                          bool, bool);
+  Tensor (*backward_input)(const Tensor&, const Tensor&, const Shape&, const Conv2dAttrs&);
+  Tensor (*backward_weight)(const Tensor&, const Tensor&, const Shape&, const Conv2dAttrs&);
+
+  // The convolution without bias, with attrs' geometry.
+  Tensor operator()(const Tensor& x, const Tensor& w, const Conv2dAttrs& a) const {
+    return conv(x, w, Tensor(), a.stride, a.padding, a.dilation, a.groups);
+  }
+};
+
+constexpr ConvOps k2d{&conv2d, &conv2d_backward, &conv2d_backward_input, &conv2d_backward_weight};
+constexpr ConvOps k3d{&conv3d, &conv3d_backward, &conv3d_backward_input, &conv3d_backward_weight};
+
+// The bias gradient: g summed over every dim but the channels (N and the spatial dims; an
+// unbatched gradient has no N). w_dim = 2 + the number of spatial dims.
+Tensor bias_grad(const Tensor& g, int64_t w_dim) {
+  const int64_t channels = g.dim() - (w_dim - 2) - 1;
+  std::vector<int64_t> dims;
+  for (int64_t i = 0; i < g.dim(); ++i)
+    if (i != channels) dims.push_back(i);
+  return sum(g, dims);
 }
 
-FABRIC_DERIVATIVE(conv2d) {
+FunctionNode::Backward conv_rule(const ConvOps& f, const OpRecord& rec) {
   Conv2dAttrs a = attrs_of<Conv2dAttrs>(rec);
   const bool need_x = rec.inputs[0].requires_grad(), need_w = rec.inputs[1].requires_grad();
   const bool need_b =
       rec.num_inputs > 2 && rec.inputs[2].defined() && rec.inputs[2].requires_grad();
   Tensor x = saved(rec.inputs[0]), w = saved(rec.inputs[1]);
-  return [a, x, w, need_x, need_w, need_b](const Grads& g) {
+  return [f, a, x, w, need_x, need_w, need_b](const Grads& g) {
     if (!grad_enabled()) {
-      Conv2dGrads r = conv2d_backward(g[0], x, w, a, need_x, need_w, need_b);
+      Conv2dGrads r = f.backward(g[0], x, w, a, need_x, need_w, need_b);
       return Grads{r.grad_input, r.grad_weight, r.grad_bias};
     }
     Grads r(3);
-    if (need_x) r[0] = conv2d_backward_input(g[0], w, x.sizes(), a);
-    if (need_w) r[1] = conv2d_backward_weight(g[0], x, w.sizes(), a);
-    // Over N, OH, OW: an unbatched (OC, OH, OW) gradient has no N.
-    if (need_b) r[2] = g[0].dim() == 4 ? sum(g[0], {0, 2, 3}) : sum(g[0], {1, 2});
+    if (need_x) r[0] = f.backward_input(g[0], w, x.sizes(), a);
+    if (need_w) r[1] = f.backward_weight(g[0], x, w.sizes(), a);
+    if (need_b) r[2] = bias_grad(g[0], w.dim());
     return r;
   };
 }
 
-// gx = conv2d_backward_input(g, w) is bilinear, <gx, u> = <g, conv2d(u, w)>: for an upstream u
-// (x's shape) d/dg = conv2d(u, w) and d/dw = conv2d_backward_weight(g, u).
-FABRIC_DERIVATIVE(conv2d_backward_input) {
+// gx = backward_input(g, w) is bilinear, <gx, u> = <g, conv(u, w)>: for an upstream u (x's
+// shape) d/dg = conv(u, w) and d/dw = backward_weight(g, u).
+FunctionNode::Backward conv_backward_input_rule(const ConvOps& f, const OpRecord& rec) {
   Conv2dAttrs a = attrs_of<Conv2dAttrs>(rec);
   const bool need_g = rec.inputs[0].requires_grad(), need_w = rec.inputs[1].requires_grad();
   Tensor g = need_w ? saved(rec.inputs[0]) : Tensor();
   Tensor w = need_g ? saved(rec.inputs[1]) : Tensor();
   Shape w_shape = rec.inputs[1].sizes();
-  return [a, g, w, w_shape, need_g, need_w](const Grads& u) {
-    return Grads{need_g ? conv(u[0], w, a) : Tensor(),
-                 need_w ? conv2d_backward_weight(g, u[0], w_shape, a) : Tensor()};
+  return [f, a, g, w, w_shape, need_g, need_w](const Grads& u) {
+    return Grads{need_g ? f(u[0], w, a) : Tensor(),
+                 need_w ? f.backward_weight(g, u[0], w_shape, a) : Tensor()};
   };
 }
 
-// gw = conv2d_backward_weight(g, x), <gw, v> = <g, conv2d(x, v)>: for an upstream v (w's shape)
-// d/dg = conv2d(x, v) and d/dx = conv2d_backward_input(g, v).
-FABRIC_DERIVATIVE(conv2d_backward_weight) {
+// gw = backward_weight(g, x), <gw, v> = <g, conv(x, v)>: for an upstream v (w's shape) d/dg =
+// conv(x, v) and d/dx = backward_input(g, v).
+FunctionNode::Backward conv_backward_weight_rule(const ConvOps& f, const OpRecord& rec) {
   Conv2dAttrs a = attrs_of<Conv2dAttrs>(rec);
   const bool need_g = rec.inputs[0].requires_grad(), need_x = rec.inputs[1].requires_grad();
   Tensor g = need_x ? saved(rec.inputs[0]) : Tensor();
   Tensor x = need_g ? saved(rec.inputs[1]) : Tensor();
   Shape x_shape = rec.inputs[1].sizes();
-  return [a, g, x, x_shape, need_g, need_x](const Grads& v) {
-    return Grads{need_g ? conv(x, v[0], a) : Tensor(),
-                 need_x ? conv2d_backward_input(g, v[0], x_shape, a) : Tensor()};
+  return [f, a, g, x, x_shape, need_g, need_x](const Grads& v) {
+    return Grads{need_g ? f(x, v[0], a) : Tensor(),
+                 need_x ? f.backward_input(g, v[0], x_shape, a) : Tensor()};
   };
 }
+
+FABRIC_DERIVATIVE(conv2d) { return conv_rule(k2d, rec); }
+FABRIC_DERIVATIVE(conv3d) { return conv_rule(k3d, rec); }
+FABRIC_DERIVATIVE(conv2d_backward_input) { return conv_backward_input_rule(k2d, rec); }
+FABRIC_DERIVATIVE(conv3d_backward_input) { return conv_backward_input_rule(k3d, rec); }
+FABRIC_DERIVATIVE(conv2d_backward_weight) { return conv_backward_weight_rule(k2d, rec); }
+FABRIC_DERIVATIVE(conv3d_backward_weight) { return conv_backward_weight_rule(k3d, rec); }
 
 FABRIC_DERIVATIVE(max_pool2d) {
   Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);

@@ -1,11 +1,12 @@
 // Dispatch stubs for 3-D convolution (forward, backward data, backward weights). Tensors are
 // contiguous NCDHW (weights OIDHW, O = groups * O/groups) of one floating dtype; the op layer
-// (ops_conv3d.cpp) validates the geometry before calling. Spatial arrays are (depth, height,
+// (ops_conv.cpp) validates the geometry before calling. Spatial arrays are (depth, height,
 // width).
 #pragma once
 #include <array>
 #include <cstdint>
 
+#include "tensor/conv_kernels.h"
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
 
@@ -25,14 +26,10 @@ struct Conv3dDesc {
   int64_t y_numel() const { return N * OC * out_numel(); }
 };
 
-// y = conv(x, w) + bias (bias (OC) may be null).
-using Conv3dForwardFn = void (*)(const Conv3dDesc& d, const void* x, const void* w,
-                                 const void* bias, void* y);
-// dx = the gradient w.r.t. x for dy (all of dx is written).
-using Conv3dBackwardDataFn = void (*)(const Conv3dDesc& d, const void* dy, const void* w, void* dx);
-// dw and/or db (either may be null) for dy and x (all of each is written).
-using Conv3dBackwardWeightsFn = void (*)(const Conv3dDesc& d, const void* dy, const void* x,
-                                         void* dw, void* db);
+// The passes' signatures as conv2d's (conv_kernels.h).
+using Conv3dForwardFn = ConvForwardFn<Conv3dDesc>;
+using Conv3dBackwardDataFn = ConvBackwardDataFn<Conv3dDesc>;
+using Conv3dBackwardWeightsFn = ConvBackwardWeightsFn<Conv3dDesc>;
 FABRIC_DECLARE_STUB(conv3d_forward_stub, Conv3dForwardFn);
 FABRIC_DECLARE_STUB(conv3d_backward_data_stub, Conv3dBackwardDataFn);
 FABRIC_DECLARE_STUB(conv3d_backward_weights_stub, Conv3dBackwardWeightsFn);

@@ -17,14 +17,21 @@ struct Conv2dDesc {
   DType dtype = DType::float32;
 };
 
-// y = conv(x, w) + bias (bias (OC) may be null).
-using Conv2dForwardFn = void (*)(const Conv2dDesc& d, const void* x, const void* w,
-                                 const void* bias, void* y);
+// The three convolution passes, one signature per geometry struct (Conv2dDesc, Conv3dDesc in
+// conv3d_kernels.h). y = conv(x, w) + bias (bias (OC) may be null).
+template <class Desc>
+using ConvForwardFn = void (*)(const Desc& d, const void* x, const void* w, const void* bias,
+                               void* y);
 // dx = the gradient w.r.t. x for dy (all of dx is written).
-using Conv2dBackwardDataFn = void (*)(const Conv2dDesc& d, const void* dy, const void* w, void* dx);
+template <class Desc>
+using ConvBackwardDataFn = void (*)(const Desc& d, const void* dy, const void* w, void* dx);
 // dw and/or db (either may be null) for dy and x (all of each is written).
-using Conv2dBackwardWeightsFn = void (*)(const Conv2dDesc& d, const void* dy, const void* x,
-                                         void* dw, void* db);
+template <class Desc>
+using ConvBackwardWeightsFn = void (*)(const Desc& d, const void* dy, const void* x, void* dw,
+                                       void* db);
+using Conv2dForwardFn = ConvForwardFn<Conv2dDesc>;
+using Conv2dBackwardDataFn = ConvBackwardDataFn<Conv2dDesc>;
+using Conv2dBackwardWeightsFn = ConvBackwardWeightsFn<Conv2dDesc>;
 FABRIC_DECLARE_STUB(conv2d_forward_stub, Conv2dForwardFn);
 FABRIC_DECLARE_STUB(conv2d_backward_data_stub, Conv2dBackwardDataFn);
 FABRIC_DECLARE_STUB(conv2d_backward_weights_stub, Conv2dBackwardWeightsFn);
