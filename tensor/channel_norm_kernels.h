@@ -51,4 +51,18 @@ struct PlaneAffineArgs {
 using PlaneAffineFn = void (*)(const PlaneAffineArgs& a);
 FABRIC_DECLARE_STUB(plane_affine_stub, PlaneAffineFn);
 
+// batch_norm's per-channel statistics of a contiguous (rows, channels) input (BatchNorm1d on
+// (N, C)) in one read of it: mean[c] and sq_dev[c] = sum over rows of (x[n, c] - mean[c])^2, in
+// reduce_acc_dtype(dtype), with rows > 0. Optional (find()): without it the op makes two
+// plane_sums passes, the second centred on the first's mean.
+struct ChannelMomentsArgs {
+  int64_t rows = 0, channels = 0;
+  const void* x = nullptr;
+  DType dtype = DType::float32;
+  void* mean = nullptr;
+  void* sq_dev = nullptr;
+};
+using ChannelMomentsFn = void (*)(const ChannelMomentsArgs& a);
+FABRIC_DECLARE_STUB(channel_moments_stub, ChannelMomentsFn);
+
 }  // namespace fabric

@@ -16,6 +16,7 @@ namespace fabric {
 
 FABRIC_DEFINE_STUB(plane_sums_stub, PlaneSumsFn);
 FABRIC_DEFINE_STUB(plane_affine_stub, PlaneAffineFn);
+FABRIC_DEFINE_STUB(channel_moments_stub, ChannelMomentsFn);
 
 namespace {
 
@@ -128,6 +129,25 @@ std::pair<Tensor, Tensor> mean_and_sq_dev(const Tensor& xc, int64_t fold_n, int6
   return {mean, sub(sq, div(mul(dev, dev), static_cast<double>(count)))};
 }
 
+// batch_norm's {mean, sum of squared deviations} per channel. An (N, C) input with a
+// channel_moments kernel is read once (the two plane_sums passes would read it twice).
+std::pair<Tensor, Tensor> channel_stats(const Tensor& xc, const ChannelShape& s) {
+  const ChannelMomentsFn moments = channel_moments_stub.find(xc.device());
+  if (!moments || s.L != 1 || s.N == 0 || s.C == 0)
+    return mean_and_sq_dev(xc, s.N, s.C, s.L, s.N * s.L);
+  const TensorOptions o{.dtype = reduce_acc_dtype(xc.dtype()), .device = xc.device()};
+  Tensor mean = empty({s.C}, o), sq_dev = empty({s.C}, o);
+  ChannelMomentsArgs a;
+  a.rows = s.N;
+  a.channels = s.C;
+  a.x = xc.data_ptr();
+  a.dtype = xc.dtype();
+  a.mean = mean.data_ptr();
+  a.sq_dev = sq_dev.data_ptr();
+  moments(a);
+  return {mean, sq_dev};
+}
+
 }  // namespace
 
 std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
@@ -154,7 +174,7 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
   const Tensor xc = raw(x);
   Tensor mean, invstd;
   if (training) {
-    auto [m, sq_dev] = mean_and_sq_dev(xc, s.N, s.C, s.L, count);
+    auto [m, sq_dev] = channel_stats(xc, s);
     mean = m;
     invstd = rsqrt(add(div(sq_dev, static_cast<double>(count)), eps));
     // torch updates the running statistics outside autograd, with the unbiased variance; an
