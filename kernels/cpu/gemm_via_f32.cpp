@@ -1,5 +1,5 @@
 // f16 (and fallback bf16) GEMM through float32. oneDNN 2.6 creates no f16 matmul here (probed:
-// f16 x f16 -> f32/f16 has no primitive; the CPU has no AVX512-FP16), so the operands are widened
+// f16 x f16 -> f32/f16 has no primitive, even on a CPU with AVX512-FP16), so the operands are widened
 // exactly to f32 scratch (f16 -> f32 is lossless), the f32 path runs with f32 accumulation, and an
 // f16/bf16 output is rounded once (RNE). The widening is O(n^2) next to the O(n^3) product.
 // GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_*) as uninitialised once inlined.
