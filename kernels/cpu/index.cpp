@@ -1,6 +1,7 @@
 // CPU indexing kernels: index range scan, row gather (embedding/index_select), index_add,
 // gather/scatter_add along a dim, tril/triu and one_hot. Parallel over OpenMP where rows are
 // independent; accumulating kernels split the work so that no two threads write one element.
+// gather/scatter_add walk the index as kernels/cpu/index_line_walk.h does (shared with scatter).
 #include <omp.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/cpu/index_line_walk.h"
 #include "tensor/index_kernels.h"
 
 namespace fabric::cpu {
@@ -130,70 +132,26 @@ void index_add(const IndexAddDesc& d) {
   }
 }
 
-// Walks every position of `sizes` except along `dim` (the "lines"), parallel over lines, and
-// calls line(data_off, other_off, index_off) with element offsets of the line's first element.
-// Lines are disjoint in the destination of scatter_add, so the walk is race-free.
-template <typename LineFn>
-void for_each_line(const ScatterGatherDesc& d, LineFn&& line) {
-  int64_t lines = 1;
-  for (int k = 0; k < d.ndim; ++k)
-    if (k != d.dim) lines *= d.sizes[k];
-  const int64_t len = d.sizes[d.dim];
-  if (lines == 0 || len == 0) return;
-  const int64_t per_task = std::max<int64_t>(1, kGrain / std::max<int64_t>(len, 1));
-  const int64_t tasks = (lines + per_task - 1) / per_task;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t begin = t * per_task, end = std::min(lines, begin + per_task);
-    int64_t idx[kMaxIndexDims] = {};
-    int64_t r = begin;
-    for (int k = d.ndim - 1; k >= 0; --k) {
-      if (k == d.dim) continue;
-      idx[k] = r % d.sizes[k];
-      r /= d.sizes[k];
-    }
-    for (int64_t l = begin; l < end; ++l) {
-      int64_t od = 0, oo = 0, oi = 0;
-      for (int k = 0; k < d.ndim; ++k) {
-        od += idx[k] * d.data_strides[k];
-        oo += idx[k] * d.other_strides[k];
-        oi += idx[k] * d.index_strides[k];
-      }
-      line(od, oo, oi);
-      for (int k = d.ndim - 1; k >= 0; --k) {
-        if (k == d.dim) continue;
-        if (++idx[k] < d.sizes[k]) break;
-        idx[k] = 0;
-      }
-    }
-  }
-}
-
 template <typename T>
 void gather_typed(const ScatterGatherDesc& d) {
   const T* data = reinterpret_cast<const T*>(d.data);
   T* other = reinterpret_cast<T*>(d.other);
-  const int64_t len = d.sizes[d.dim], sd = d.data_strides[d.dim], so = d.other_strides[d.dim],
-                si = d.index_strides[d.dim];
-  for_each_line(d, [&](int64_t od, int64_t oo, int64_t oi) {
-    for (int64_t i = 0; i < len; ++i) other[oo + i * so] = data[od + d.index[oi + i * si] * sd];
-  });
+  index_walk::for_each_element(d, sizeof(T),
+                               [data, other](int64_t od, int64_t oo) { other[oo] = data[od]; });
 }
 
+// Each destination receives its elements in index order (index_line_walk.h), as torch's serial
+// CPU loop does, so sums are the same bits at any thread count.
 template <typename T>
 void scatter_add_typed(const ScatterGatherDesc& d) {
   T* data = reinterpret_cast<T*>(d.data);
   const T* other = reinterpret_cast<const T*>(d.other);
-  const int64_t len = d.sizes[d.dim], sd = d.data_strides[d.dim], so = d.other_strides[d.dim],
-                si = d.index_strides[d.dim];
-  for_each_line(d, [&](int64_t od, int64_t oo, int64_t oi) {
-    for (int64_t i = 0; i < len; ++i) {
-      T& dst = data[od + d.index[oi + i * si] * sd];
-      if constexpr (std::is_same_v<T, bool>)
-        dst = dst || other[oo + i * so];
-      else
-        dst = static_cast<T>(dst + other[oo + i * so]);
-    }
+  index_walk::for_each_element(d, sizeof(T), [data, other](int64_t od, int64_t oo) {
+    T& dst = data[od];
+    if constexpr (std::is_same_v<T, bool>)
+      dst = dst || other[oo];
+    else
+      dst = static_cast<T>(dst + other[oo]);
   });
 }
 

@@ -1,5 +1,5 @@
 // This session's new ops on the CPU (einsum, baddbmm, cdist, conv3d, max_pool3d, unfold/fold,
-// scatter_reduce, index_add, advanced indexing, index_put, masked_select, log_sigmoid, glu,
+// scatter_reduce, gather, index_add, advanced indexing, index_put, masked_select, log_sigmoid, glu,
 // prelu, chunk as one autograd node, embedding_bag), float32, forward and forward + backward of
 // sum(out * g), in ms, next to PyTorch (tools/bench/torch_new_ops.py) on the same shapes at the
 // same thread count, measured in the same run. copy_16M (clone) and a raw memcpy are the floor for
@@ -124,6 +124,12 @@ std::vector<Case> make_cases() {
          return Inputs{leaf({10000, 64}), rows(10000, {16384})};
        },
        [](const Inputs& in) { return index(in[0], {in[1]}); }},
+      // torch.gather along dim 0: 1M elements picked from 10k rows of 64.
+      {"gather_dim0_1M",
+       [] {
+         return Inputs{leaf({10000, 64}), rows(10000, {16384, 64})};
+       },
+       [](const Inputs& in) { return gather(in[0], 0, in[1]); }},
       {"index_put_acc_1M",
        [] {
          return Inputs{leaf({10000, 64}), rows(10000, {16384}), leaf({16384, 64})};

@@ -55,6 +55,8 @@ def main():
         "index_add_1M": (lambda: [leaf(10000, 64), rows(10000, 16384), leaf(16384, 64)],
                          lambda a, i, s: torch.index_add(a, 0, i, s), True),
         "index_gather_1M": (lambda: [leaf(10000, 64), rows(10000, 16384)], lambda a, i: a[i], True),
+        "gather_dim0_1M": (lambda: [leaf(10000, 64), rows(10000, 16384, 64)],
+                           lambda a, i: torch.gather(a, 0, i), True),
         "index_put_acc_1M": (lambda: [leaf(10000, 64), rows(10000, 16384), leaf(16384, 64)],
                              lambda a, i, v: torch.index_put(a, (i,), v, accumulate=True), True),
         "masked_select_4M": (lambda: [leaf(4 << 20), torch.randn(4 << 20) > 0],
