@@ -5,7 +5,6 @@
 // groups, single-row blocks (C wider than a block), C = 1, odd C, N below the thread count, and
 // a large offset (a one-pass E[x^2] - E[x]^2 would lose the variance there); half inputs; and the
 // same bits at every thread count.
-#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,29 +17,13 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/shape.h"
+#include "tests/common/omp_threads.h"
 
 namespace fabric {
 namespace {
 
-// The test binary does not link OpenMP itself; the runtime library does, so its symbols are
-// reachable at run time.
-void set_threads(int n) {
-  using Fn = void (*)(int);
-  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-  ASSERT_NE(fn, nullptr) << "OpenMP runtime not loaded";
-  fn(n);
-}
-int max_threads() {
-  using Fn = int (*)();
-  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-  return fn ? fn() : 1;
-}
-
-bool bits_equal(const Tensor& a, const Tensor& b) {
-  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
-  Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), static_cast<size_t>(ca.nbytes())) == 0;
-}
+void set_threads(int n) { OmpThreads::set(n); }  // tests/common/omp_threads.h
+int max_threads() { return OmpThreads::max_threads(); }
 
 struct Reference {
   std::vector<double> mean, var;  // biased var

@@ -5,7 +5,6 @@
 // every reduction, include_self both ways, NaN, repeated indices (assign: the last write wins),
 // strips of odd widths, index narrower than self, a strided src, a middle dim, and shapes large
 // enough to split into parallel strips.
-#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,23 +17,13 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/shape.h"
+#include "tests/common/omp_threads.h"
 
 namespace fabric {
 namespace {
 
-// The test binary does not link OpenMP itself; the runtime library does, so its symbols are
-// reachable at run time.
-void set_threads(int n) {
-  using Fn = void (*)(int);
-  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-  ASSERT_NE(fn, nullptr) << "OpenMP runtime not loaded";
-  fn(n);
-}
-int max_threads() {
-  using Fn = int (*)();
-  static Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-  return fn ? fn() : 1;
-}
+void set_threads(int n) { OmpThreads::set(n); }  // tests/common/omp_threads.h
+int max_threads() { return OmpThreads::max_threads(); }
 
 // Row-major offsets of `pos` in `shape`.
 int64_t offset_of(const std::vector<int64_t>& pos, const Shape& shape) {
