@@ -4,8 +4,7 @@
 
 #include <algorithm>
 
-#include "autograd/accumulate_grad.h"
-#include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "tensor/autocast.h"
@@ -198,27 +197,14 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
         return recompute_backward(*seg, grad_outputs);
       });
   node->num_outputs = static_cast<int>(outs.size());
-  node->next_edges.reserve(inputs.size());
-  node->input_meta.reserve(inputs.size());
-  for (const Tensor& x : inputs) {
-    if (x.defined() && x.requires_grad()) {
-      node->next_edges.push_back(gradient_edge(x));
-      node->input_meta.push_back({x.sizes(), x.dtype(), x.device()});
-    } else {
-      node->next_edges.push_back({});
-      node->input_meta.push_back({});
-    }
-  }
+  add_input_edges(*node, inputs);
   for (size_t k = 0; k < outs.size(); ++k) {
     Tensor& o = outs[k];
     if (!o.defined() || !is_floating(o.dtype())) continue;
     // A fresh handle: fn may have returned one of its inputs or a tensor it closes over, whose
     // own autograd identity must not change.
     o = o.detach();
-    o.impl()->requires_grad = true;
-    AutogradMeta& m = autograd_meta(o);
-    m.grad_fn = node;
-    m.output_nr = static_cast<int>(k);
+    set_grad_fn(o, node, static_cast<int>(k));
   }
   return outs;
 }

@@ -2,9 +2,9 @@
 // derivative rule, wires edges to the inputs' producers and marks the outputs.
 #include <array>
 
-#include "autograd/accumulate_grad.h"
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
@@ -61,25 +61,10 @@ void record(const OpRecord& rec) {
   node->set_supports_double_backward(double_backward);
   node->set_saved_versions(std::move(saved_versions));
   node->num_outputs = static_cast<int>(rec.num_outputs);
-  node->next_edges.reserve(rec.num_inputs);
-  node->input_meta.reserve(rec.num_inputs);
-  for (size_t i = 0; i < rec.num_inputs; ++i) {
-    const Tensor& in = rec.inputs[i];
-    if (in.defined() && in.requires_grad()) {
-      node->next_edges.push_back(gradient_edge(in));
-      node->input_meta.push_back({in.sizes(), in.dtype(), in.device()});
-    } else {
-      node->next_edges.push_back({});
-      node->input_meta.push_back({});
-    }
-  }
+  add_input_edges(*node, std::span<const Tensor>(rec.inputs, rec.num_inputs));
   for (size_t o = 0; o < rec.num_outputs; ++o) {
     Tensor& out = rec.outputs[o];
-    if (!out.defined() || !is_floating(out.dtype())) continue;
-    out.impl()->requires_grad = true;
-    AutogradMeta& m = autograd_meta(out);
-    m.grad_fn = node;
-    m.output_nr = static_cast<int>(o);
+    if (out.defined() && is_floating(out.dtype())) set_grad_fn(out, node, static_cast<int>(o));
   }
 }
 

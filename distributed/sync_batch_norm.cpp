@@ -3,8 +3,7 @@
 // differ in size, and combine them in float64 into the global batch's statistics.
 #include "distributed/sync_batch_norm.h"
 
-#include "autograd/accumulate_grad.h"
-#include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "distributed/collective_staging.h"
 #include "distributed/default_group.h"
@@ -157,20 +156,9 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
                         .group = group};
   auto node =
       std::make_shared<FunctionNode>("SyncBatchNorm", std::move(backward), "SyncBatchNormBackward");
-  for (const Tensor& t : {x, weight, bias}) {
-    if (needs(t)) {
-      node->next_edges.push_back(gradient_edge(t));
-      node->input_meta.push_back({t.sizes(), t.dtype(), t.device()});
-    } else {
-      node->next_edges.push_back({});
-      node->input_meta.push_back({});
-    }
-  }
+  add_input_edges(*node, {x, weight, bias});
   out = out.detach();
-  out.impl()->requires_grad = true;
-  AutogradMeta& meta = autograd_meta(out);
-  meta.grad_fn = node;
-  meta.output_nr = 0;
+  set_grad_fn(out, node, 0);
   return out;
 }
 

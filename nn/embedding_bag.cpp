@@ -10,8 +10,7 @@
 #include <limits>
 #include <vector>
 
-#include "autograd/accumulate_grad.h"
-#include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "nn/init.h"
@@ -260,19 +259,8 @@ Tensor record_fused(Tensor out, FusedBackward backward, const Tensor& weight,
   auto node = std::make_shared<FunctionNode>("embedding_bag", std::move(backward));
   node->set_saved_versions(std::move(saved));
   node->set_supports_double_backward(true);
-  for (const Tensor& t : {weight, per_sample_weights}) {
-    if (needs(t)) {
-      node->next_edges.push_back(gradient_edge(t));
-      node->input_meta.push_back({t.sizes(), t.dtype(), t.device()});
-    } else {
-      node->next_edges.push_back({});
-      node->input_meta.push_back({});
-    }
-  }
-  out.impl()->requires_grad = true;
-  AutogradMeta& m = autograd_meta(out);
-  m.grad_fn = std::move(node);
-  m.output_nr = 0;
+  add_input_edges(*node, {weight, per_sample_weights});
+  set_grad_fn(out, node, 0);
   return out;
 }
 

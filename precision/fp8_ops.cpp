@@ -7,8 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "autograd/accumulate_grad.h"
-#include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "precision/context_guard.h"
@@ -152,19 +151,8 @@ void check_linear_operand(const char* name, const Tensor& t) {
 void attach_node(Tensor& out, const std::vector<Tensor>& inputs, FunctionNode::Backward fn) {
   auto node = std::make_shared<FunctionNode>("Fp8Linear", std::move(fn));
   node->num_outputs = 1;
-  for (const Tensor& t : inputs) {
-    if (t.defined() && t.requires_grad()) {
-      node->next_edges.push_back(gradient_edge(t));
-      node->input_meta.push_back({t.sizes(), t.dtype(), t.device()});
-    } else {
-      node->next_edges.push_back({});
-      node->input_meta.push_back({});
-    }
-  }
-  out.impl()->requires_grad = true;
-  AutogradMeta& m = autograd_meta(out);
-  m.grad_fn = node;
-  m.output_nr = 0;
+  add_input_edges(*node, inputs);
+  set_grad_fn(out, node, 0);
 }
 
 }  // namespace

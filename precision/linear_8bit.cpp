@@ -4,8 +4,7 @@
 
 #include <sstream>
 
-#include "autograd/accumulate_grad.h"
-#include "autograd/autograd_meta.h"
+#include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "precision/quant_int8.h"
 #include "precision/true_precision.h"
@@ -152,21 +151,9 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
           if (xs.defined()) g[2] = matmul(dy.t(), xs.to(DType::float32).reshape({-1, K})).to(w_dtype);
           return g;
         });
-    const Tensor ins[3] = {x16, bias, w_grad ? weight : Tensor()};
-    for (const Tensor& t : ins) {
-      if (t.defined() && t.requires_grad()) {
-        node->next_edges.push_back(gradient_edge(t));
-        node->input_meta.push_back({t.sizes(), t.dtype(), t.device()});
-      } else {
-        node->next_edges.push_back({});
-        node->input_meta.push_back({});
-      }
-    }
+    add_input_edges(*node, {x16, bias, w_grad ? weight : Tensor()});
     out = out.detach();
-    out.impl()->requires_grad = true;
-    AutogradMeta& m = autograd_meta(out);
-    m.grad_fn = node;
-    m.output_nr = 0;
+    set_grad_fn(out, node, 0);
   }
   return cast_floating(out, in_dtype);
 }
