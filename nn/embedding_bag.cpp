@@ -1,9 +1,10 @@
 // EmbeddingBag: the bags are laid out on the host (where each bag starts and ends). Where the
 // weight's device has the fused kernel (embedding_bag_kernels.h: the CPU), each bag's rows are
 // read and reduced in one pass, and with a graph to record one node (torch's
-// EmbeddingBagBackward0) gives the gradients from the kernel's argmax and bag sizes. Elsewhere
-// sum/mean are one index_add of the gathered rows into their bags, max a max over the bags padded
-// to the longest one, and the gradients come from those ops' rules.
+// EmbeddingBagBackward0) gives the gradients from the kernel's argmax and bag sizes; its sum/mean
+// weight gradient is a fused kernel too unless that gradient is itself recorded (create_graph).
+// Elsewhere sum/mean are one index_add of the gathered rows into their bags, max a max over the
+// bags padded to the longest one, and the gradients come from those ops' rules.
 #include "nn/embedding_bag.h"
 
 #include <algorithm>
@@ -207,13 +208,24 @@ struct FusedBackward {
       r[0] = flat.narrow(0, 0, num * dim).view({num, dim});
       return r;
     }
+    // Without a graph to record (not create_graph), the weight's gradient is the fused kernel's:
+    // the same bits as the index_add below, without the (lookups, dim) gather.
+    const bool fuse_weight_grad = weight_grad && !grad_enabled();
+    if (fuse_weight_grad) {
+      r[0] = embedding_bag_backward_fused(g, indices, bounds, num, mode,
+                                          per_sample_weights.defined()
+                                              ? per_sample_weights.reshape({-1})
+                                              : Tensor(),
+                                          padding_idx.value_or(-1));
+      if (r[0].defined() && !psw_grad) return r;
+    }
     const BagLayout l = layout_bags(indices.data<int64_t>(), bounds, padding_idx);
     const Tensor bag = l.bag.to(device);
     const Tensor bag_grad =
         mode == EmbeddingBagMode::mean ? div(g, mean_divisor(l.count, g.dtype(), device)) : g;
     const Tensor rows_grad = index_select(bag_grad, 0, bag);  // (kept, D)
     const Tensor position = per_sample_weights.defined() ? l.position.to(device) : Tensor();
-    if (weight_grad) {
+    if (weight_grad && !r[0].defined()) {
       Tensor src = rows_grad;
       if (per_sample_weights.defined())
         src = mul(rows_grad,

@@ -1,4 +1,5 @@
-// The fused embedding_bag forward's stub and its op-layer entry (embedding_bag_kernels.h).
+// The fused embedding_bag forward's and weight gradient's stubs and their op-layer entries
+// (embedding_bag_kernels.h).
 #include "tensor/embedding_bag_kernels.h"
 
 #include "tensor/factory.h"
@@ -6,6 +7,7 @@
 namespace fabric {
 
 FABRIC_DEFINE_STUB(embedding_bag_stub, EmbeddingBagFn);
+FABRIC_DEFINE_STUB(embedding_bag_backward_stub, EmbeddingBagBackwardFn);
 
 bool embedding_bag_available(Device device) { return embedding_bag_stub.find(device) != nullptr; }
 
@@ -50,6 +52,44 @@ EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indice
   d.bag_size = r.bag_size.data<int64_t>();
   kernel(d);
   return r;
+}
+
+Tensor embedding_bag_backward_fused(const Tensor& grad_out, const Tensor& indices,
+                                    const std::vector<int64_t>& bag_begin, int64_t num_embeddings,
+                                    EmbeddingBagMode mode, const Tensor& per_sample_weights,
+                                    int64_t padding_idx) {
+  const Device device = grad_out.device();
+  const EmbeddingBagBackwardFn kernel = embedding_bag_backward_stub.find(device);
+  const DType t = grad_out.dtype();
+  const bool reducible =
+      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16;
+  if (!kernel || !reducible || mode == EmbeddingBagMode::max || grad_out.dim() != 2 ||
+      indices.device() != device ||
+      (per_sample_weights.defined() &&
+       (per_sample_weights.dtype() != t || per_sample_weights.device() != device)))
+    return Tensor();
+  const int64_t dim = grad_out.size(1);
+  const Tensor g = grad_out.detach().contiguous();
+  const Tensor idx = indices.detach().contiguous();
+  const Tensor psw =
+      per_sample_weights.defined() ? per_sample_weights.detach().contiguous() : Tensor();
+  // Written whole by the kernel (zeros first), so not zeroed here.
+  Tensor grad_weight = empty({num_embeddings, dim}, {.dtype = t, .device = device});
+  EmbeddingBagBackwardDesc d;
+  d.grad_out = g.data_ptr();
+  d.num_embeddings = num_embeddings;
+  d.dim = dim;
+  d.dtype = t;
+  d.indices = idx.data_ptr();
+  d.index_dtype = idx.dtype();
+  d.bag_begin = bag_begin.data();
+  d.bags = static_cast<int64_t>(bag_begin.size()) - 1;
+  d.padding_idx = padding_idx;
+  d.per_sample_weights = psw.defined() ? psw.data_ptr() : nullptr;
+  d.mode = mode;
+  d.grad_weight = grad_weight.data_ptr();
+  if (grad_weight.numel() > 0) kernel(d);
+  return grad_weight;
 }
 
 }  // namespace fabric

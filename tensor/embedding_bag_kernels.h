@@ -1,5 +1,6 @@
 // The fused embedding_bag forward (torch's _embedding_bag_forward_only / _embedding_bag): each
-// bag's rows of the table read and reduced in place, never gathered into a (lookups, dim) tensor.
+// bag's rows of the table read and reduced in place, never gathered into a (lookups, dim) tensor;
+// and the weight gradient of sum/mean, each lookup's bag gradient added straight into its row.
 // The stub takes value types only; embedding_bag_fused() is the op-layer entry that checks
 // nothing torch's nn layer has not checked already and records nothing (nn::embedding_bag
 // builds the autograd node). Devices without the kernel get an undefined result, and the caller
@@ -59,5 +60,37 @@ EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indice
                                       const std::vector<int64_t>& bag_begin, EmbeddingBagMode mode,
                                       const Tensor& per_sample_weights, int64_t padding_idx,
                                       bool want_argmax);
+
+// The weight gradient of sum/mean (torch's _embedding_bag_dense_backward), the same bits as
+// index_add(zeros(num, dim), 0, rows, g[bag] / count * per_sample_weights): grad_weight
+// (num_embeddings, dim), contiguous <- zeros, then for every kept lookup i in index order (padding
+// left out, as in the forward) row indices[i] += g[bag of i] (bags, dim, contiguous) divided by
+// the bag's kept count as the dtype holds it (mean), times per_sample_weights[i] (sum), each
+// product rounded to the dtype as the composed ops' intermediates are. The 16-bit dtypes
+// accumulate in float32 and round once, as index_add. Rows add in index order whatever the
+// thread count.
+struct EmbeddingBagBackwardDesc {
+  const void* grad_out = nullptr;
+  int64_t num_embeddings = 0, dim = 0;
+  DType dtype = DType::float32;
+  const void* indices = nullptr;
+  DType index_dtype = DType::int64;
+  const int64_t* bag_begin = nullptr;  // bags + 1 entries
+  int64_t bags = 0;
+  int64_t padding_idx = -1;
+  const void* per_sample_weights = nullptr;
+  EmbeddingBagMode mode = EmbeddingBagMode::mean;  // sum or mean
+  void* grad_weight = nullptr;
+};
+using EmbeddingBagBackwardFn = void (*)(const EmbeddingBagBackwardDesc& d);
+FABRIC_DECLARE_STUB(embedding_bag_backward_stub, EmbeddingBagBackwardFn);
+
+// The weight gradient above on grad_out's device, or undefined where that device has no kernel,
+// the mode is max, or the dtypes differ from grad_out's (the caller then composes it). grad_out
+// (bags, dim); indices and bag_begin as embedding_bag_fused's. Nothing is recorded for autograd.
+Tensor embedding_bag_backward_fused(const Tensor& grad_out, const Tensor& indices,
+                                    const std::vector<int64_t>& bag_begin, int64_t num_embeddings,
+                                    EmbeddingBagMode mode, const Tensor& per_sample_weights,
+                                    int64_t padding_idx);
 
 }  // namespace fabric

@@ -4,6 +4,13 @@
 // random reads from a table larger than the caches: the rows a few lookups ahead are prefetched.
 // Rows add in order (the same bits whatever the thread count); 16-bit dtypes accumulate in
 // float32 and round once, mean divides the sum by the kept count.
+// The weight gradient of sum/mean (add_bag_gradients) adds each lookup's bag gradient straight
+// into its table row, where the composition gathered a (lookups, dim) copy of the bag gradients
+// and index_added it: threads own ranges of destination rows and each walks every lookup in index
+// order taking its own rows, so every row adds in index order (index_add's bits at any thread
+// count).
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -107,6 +114,102 @@ void reduce_bags_of(const EmbeddingBagDesc& d) {
     reduce_bags<T, acc_t<T>, int32_t>(d);
 }
 
+// The composition multiplies (mul) and then adds (index_add), each rounding: a fused multiply-add
+// here would round once and differ in the last bit.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+template <typename T, typename A, typename I>
+void add_bag_gradients(const EmbeddingBagBackwardDesc& d) {
+  const T* g = static_cast<const T*>(d.grad_out);
+  const I* indices = static_cast<const I*>(d.indices);
+  const T* psw = static_cast<const T*>(d.per_sample_weights);
+  const int64_t D = d.dim, num = d.num_embeddings, pad = d.padding_idx;
+  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(A));
+  const int64_t last = d.bag_begin[d.bags], lookups = last - d.bag_begin[0];
+  constexpr bool kSameAcc = std::is_same_v<T, A>;
+  // The 16-bit dtypes add in a float32 copy of the gradient (index_add's scratch), rounded once.
+  std::vector<A> wide(kSameAcc ? 0 : static_cast<size_t>(num * D));
+  A* const acc = kSameAcc ? static_cast<A*>(d.grad_weight) : wide.data();
+#pragma omp parallel if (lookups * D > 32768 && num > 1)
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t lo = num * t / threads, hi = num * (t + 1) / threads;
+    std::fill(acc + lo * D, acc + hi * D, A(0));
+    // The bag's gradient row as the composition rounds it: g, or mean's g / count in T.
+    std::vector<A> bag_grad(static_cast<size_t>(D));
+    for (int64_t b = 0; b < d.bags; ++b) {
+      const int64_t begin = d.bag_begin[b], end = d.bag_begin[b + 1];
+      bool any_here = false;
+      int64_t kept = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t r = static_cast<int64_t>(indices[i]);
+        if (r == pad) continue;
+        ++kept;
+        any_here |= r >= lo && r < hi;
+      }
+      if (!any_here) continue;
+      const T* gb = g + b * D;
+      if (d.mode == EmbeddingBagMode::mean) {
+        // The divisor as the composition's tensor of the dtype holds it (bfloat16 rounds 257).
+        const A count = static_cast<A>(T(static_cast<double>(std::max<int64_t>(kept, 1))));
+        for (int64_t j = 0; j < D; ++j)
+          bag_grad[j] = static_cast<A>(T(static_cast<A>(gb[j]) / count));
+      } else {
+        for (int64_t j = 0; j < D; ++j) bag_grad[j] = static_cast<A>(gb[j]);
+      }
+      const A* __restrict src = bag_grad.data();
+      for (int64_t i = begin; i < end; ++i) {
+        // Destination rows are random writes into a table larger than the caches.
+        if (i + kPrefetchAhead < last) {
+          const int64_t ahead = static_cast<int64_t>(indices[i + kPrefetchAhead]);
+          if (ahead >= lo && ahead < hi)
+            prefetch_row(reinterpret_cast<const char*>(acc + ahead * D), row_bytes);
+        }
+        const int64_t r = static_cast<int64_t>(indices[i]);
+        if (r == pad || r < lo || r >= hi) continue;
+        A* __restrict dst = acc + r * D;
+        if (psw) {
+          // mul(rows_grad, psw) is a tensor of the dtype: the product rounds before it adds.
+          const A s = static_cast<A>(psw[i]);
+          for (int64_t j = 0; j < D; ++j) dst[j] += static_cast<A>(T(src[j] * s));
+        } else {
+          for (int64_t j = 0; j < D; ++j) dst[j] += src[j];
+        }
+      }
+    }
+    if constexpr (!kSameAcc) {
+      T* out = static_cast<T*>(d.grad_weight);
+      for (int64_t k = lo * D; k < hi * D; ++k) out[k] = T(acc[k]);
+    }
+  }
+}
+
+#pragma GCC pop_options
+
+template <typename T>
+void add_bag_gradients_of(const EmbeddingBagBackwardDesc& d) {
+  if (d.index_dtype == DType::int64)
+    add_bag_gradients<T, acc_t<T>, int64_t>(d);
+  else
+    add_bag_gradients<T, acc_t<T>, int32_t>(d);
+}
+
+void embedding_bag_backward(const EmbeddingBagBackwardDesc& d) {
+  switch (d.dtype) {
+    case DType::float32:
+      return add_bag_gradients_of<float>(d);
+    case DType::float64:
+      return add_bag_gradients_of<double>(d);
+    case DType::bfloat16:
+      return add_bag_gradients_of<BFloat16>(d);
+    case DType::float16:
+      return add_bag_gradients_of<Half>(d);
+    default:
+      throw DTypeError(
+          detail::cat("embedding_bag backward: no CPU kernel for ", dtype_name(d.dtype)));
+  }
+}
+
 void embedding_bag(const EmbeddingBagDesc& d) {
   switch (d.dtype) {
     case DType::float32:
@@ -127,4 +230,5 @@ void embedding_bag(const EmbeddingBagDesc& d) {
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(embedding_bag_stub, cpu, &cpu::embedding_bag);
+FABRIC_REGISTER_KERNEL(embedding_bag_backward_stub, cpu, &cpu::embedding_bag_backward);
 }  // namespace fabric

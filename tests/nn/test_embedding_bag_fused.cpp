@@ -2,7 +2,8 @@
 // padding_idx (in and out of the mean's count), per_sample_weights, include_last_offset, empty
 // bags, 1-D input with offsets, int32 and int64 indices, bags enough to run on several threads,
 // float64/float32/bfloat16/float16 tables, with and without a graph; the gradients of the weight
-// and of per_sample_weights, max's first-of-equal-maxima rule and a second derivative.
+// and of per_sample_weights, max's first-of-equal-maxima rule and a second derivative; the fused
+// sum/mean weight gradient (no graph to record) bit for bit against the recorded ops' one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,8 +16,10 @@
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
 #include "nn/embedding_bag.h"
+#include "tensor/embedding_bag_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/omp_threads.h"
 
 namespace fabric::nn {
 namespace {
@@ -272,6 +275,102 @@ TEST(EmbeddingBagFused, MatchesAFloat64Reference) {
       }
     }
   }
+}
+
+// The weight gradient of sum/mean without a graph to record is the fused kernel's; with
+// create_graph it is the recorded gather and index_add. Both are the same bits, at any thread
+// count: backward() (fused), the op-layer kernel called directly and grad(create_graph) (recorded).
+TEST(EmbeddingBagFused, FusedWeightGradientIsTheRecordedOnesBits) {
+  int checked = 0;
+  for (const BagCase& c : cases()) {
+    if (c.mode == "max") continue;
+    const std::vector<int64_t> bounds0 = [&] {
+      std::vector<int64_t> b;
+      if (c.input_shape.size() == 2) {
+        for (int64_t k = 0; k <= c.input_shape[0]; ++k) b.push_back(k * c.input_shape[1]);
+      } else {
+        b = c.offsets;
+        if (!c.include_last_offset) b.push_back(static_cast<int64_t>(c.input.size()));
+      }
+      return b;
+    }();
+    const int64_t bags = static_cast<int64_t>(bounds0.size()) - 1;
+    const std::vector<double> w = normal(static_cast<size_t>(c.num * c.dim), 31);
+    const std::vector<double> psw =
+        c.per_sample_weights ? normal(c.input.size(), 32) : std::vector<double>();
+    // Bag gradients of many magnitudes, so that rounding order shows in the low bits.
+    std::vector<double> g = normal(static_cast<size_t>(bags * c.dim), 33);
+    for (size_t k = 0; k < g.size(); ++k) g[k] *= std::ldexp(1.0, static_cast<int>(k % 23) - 11);
+    const std::optional<int64_t> padding =
+        c.padding < 0 ? std::nullopt : std::optional<int64_t>(c.padding);
+    for (DType dtype : {DType::float32, DType::float64, DType::bfloat16, DType::float16}) {
+      for (DType index_dtype : {DType::int64, DType::int32}) {
+        SCOPED_TRACE(std::string(c.name) + " " + std::string(dtype_name(dtype)) + " " +
+                     std::string(dtype_name(index_dtype)));
+        const Tensor input = from_vector(c.input, c.input_shape).to(index_dtype);
+        const Tensor offsets =
+            c.input_shape.size() == 2
+                ? Tensor()
+                : from_vector(c.offsets, {static_cast<int64_t>(c.offsets.size())}).to(index_dtype);
+        const Tensor grad_out = from_vector(g, {bags, c.dim}).to(dtype);
+        const auto weight_grad = [&](bool create_graph) {
+          const Tensor weight = from_vector(w, {c.num, c.dim}).to(dtype).set_requires_grad(true);
+          const Tensor per_sample =
+              psw.empty() ? Tensor()
+                          : from_vector(psw, c.input_shape).to(dtype).set_requires_grad(true);
+          const Tensor out = embedding_bag(weight, input, offsets, c.mode, per_sample,
+                                           c.include_last_offset, padding);
+          if (!create_graph) {
+            backward(out, grad_out);
+            return weight.grad();
+          }
+          return grad({out}, {weight}, {grad_out}, std::nullopt, /*create_graph=*/true)[0];
+        };
+        const Tensor recorded = weight_grad(true);
+        const Tensor direct = embedding_bag_backward_fused(
+            grad_out, from_vector(c.input, {static_cast<int64_t>(c.input.size())}), bounds0, c.num,
+            c.mode == "sum" ? EmbeddingBagMode::sum : EmbeddingBagMode::mean,
+            psw.empty() ? Tensor() : from_vector(psw, {static_cast<int64_t>(psw.size())}).to(dtype),
+            c.padding);
+        ASSERT_TRUE(direct.defined());
+        EXPECT_TRUE(bits_equal(direct, recorded));
+        for (int threads : {1, 2, 3}) {
+          OmpThreads scope(threads);
+          EXPECT_TRUE(bits_equal(weight_grad(false), recorded)) << threads << " threads";
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 9 * 4 * 2);
+}
+
+// A bag longer than bfloat16 counts exactly: the recorded mean divides by the count as the dtype
+// holds it (257 -> 256), and the fused gradient keeps those bits.
+TEST(EmbeddingBagFused, FusedMeanGradientDividesByTheCountAsTheDtypeHoldsIt) {
+  const Tensor input = from_vector(uniform_rows(257 * 2, 40, 41), {2, 257});
+  const Tensor g = from_vector(normal(2 * 8, 42), {2, 8}).to(DType::bfloat16);
+  const auto weight_grad = [&](bool create_graph) {
+    const Tensor weight =
+        from_vector(normal(40 * 8, 43), {40, 8}).to(DType::bfloat16).set_requires_grad(true);
+    const Tensor out = embedding_bag(weight, input, Tensor(), "mean");
+    if (create_graph) return grad({out}, {weight}, {g}, std::nullopt, true)[0];
+    backward(out, g);
+    return weight.grad();
+  };
+  EXPECT_TRUE(bits_equal(weight_grad(false), weight_grad(true)));
+}
+
+// The fused gradient stays the composition's on what it does not cover: max, and a dtype the
+// kernel has no loop for are left to it (undefined here).
+TEST(EmbeddingBagFused, FusedWeightGradientLeavesMaxToTheComposition) {
+  const Tensor g = from_vector<float>({1, 2}, {1, 2});
+  const Tensor idx = from_vector<int64_t>({0, 1}, {2});
+  EXPECT_FALSE(embedding_bag_backward_fused(g, idx, {0, 2}, 3, EmbeddingBagMode::max, Tensor(), -1)
+                   .defined());
+  EXPECT_FALSE(embedding_bag_backward_fused(g.to(DType::int64), idx, {0, 2}, 3,
+                                            EmbeddingBagMode::sum, Tensor(), -1)
+                   .defined());
 }
 
 // max keeps the first of equal maxima (torch's strict >), so the gradient goes to that row only.
