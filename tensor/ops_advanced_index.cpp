@@ -2,7 +2,8 @@
 // nonzero, masked_select and masked_scatter, all compositions of existing ops (so they run on
 // every device and differentiate through their parts). The indexed dims' linear offsets are
 // computed once (IndexPlan), then index gathers along them with index_select and index_put
-// writes along them with index_add (accumulate) or index_copy.
+// writes along them with index_add (accumulate) or index_copy. nonzero, and masked_select when
+// it records nothing, take direct kernels where the device has them (nonzero_kernels.h).
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -11,6 +12,7 @@
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/index_write_checks.h"
+#include "tensor/nonzero_kernels.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 
@@ -137,6 +139,9 @@ IndexPlan plan_index(const Tensor& a, const std::vector<Tensor>& indices) {
 
 Tensor nonzero(const Tensor& a) {
   FABRIC_CHECK(a.defined(), ValueError, "nonzero: undefined input");
+  // The direct kernel where the device has one (two passes, no temporaries of a's size); the
+  // composition below elsewhere (CUDA) and for the dtypes the kernel does not take.
+  if (Tensor direct = nonzero_direct(a); direct.defined()) return direct;
   const Tensor flag = (a.dtype() == DType::bool_ ? a.detach() : ne(a.detach(), Scalar(0)))
                           .contiguous()
                           .reshape({-1});
@@ -240,6 +245,13 @@ Tensor masked_select(const Tensor& a, const Tensor& mask) {
   FABRIC_CHECK(a.device() == mask.device(), DeviceError, "masked_select: input on ", a.device(),
                ", mask on ", mask.device());
   const Shape s = broadcast_shapes(a.sizes(), mask.sizes(), "masked_select");
+  // With nothing to record, the values are compacted straight from the mask (one counting pass
+  // and one copying pass), where index() would build the (count) int64 offsets and gather them.
+  // Recorded, it stays index()'s composition, so the graph (its result's node
+  // ReshapeAliasBackward0) is unchanged.
+  if (!(needs_record({&a}) && grad_mode_enabled()))
+    if (Tensor direct = masked_select_direct(a.expand(s), mask.expand(s)); direct.defined())
+      return direct;
   return index(a.expand(s).reshape({-1}), {mask.expand(s).reshape({-1})});
 }
 
