@@ -38,6 +38,8 @@ constexpr OpId kSupported[] = {
     // fused dropout is refused by its rule)
     OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::scaled_dot_product_attention,
     OpId::addmm, OpId::baddbmm, OpId::addbmm, OpId::diagonal,
+    // cdist's matmul formula (its kernels' nodes refuse, derivatives_cdist.cpp)
+    OpId::cdist,
     // indexing and joining (embedding, index_select, gather and max/min along a dim switch to a
     // scatter_add in grad mode)
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,

@@ -1,8 +1,9 @@
 // torch.cdist (p-norm distances between the rows of two batches of matrices) and torch.dist
 // (the p-norm of a difference). cdist takes torch's two ways: p = 2 between more than 25 rows
 // goes through one matmul (torch's use_mm_for_euclid_dist_if_necessary, a composition of
-// differentiable ops), otherwise its own kernel (torch's _cdist_forward, cdist_kernels.h),
-// recorded as one node whose backward is a kernel too and, as torch's, has no double backward.
+// differentiable ops; on the CPU one fused node with that composition's gradients), otherwise
+// its own kernel (torch's _cdist_forward, cdist_kernels.h), recorded as one node whose backward
+// is a kernel too and, as torch's, has no double backward.
 #include <cmath>
 
 #include "tensor/autocast.h"
@@ -17,15 +18,33 @@ namespace fabric {
 namespace {
 
 // torch's _euclidean_dist: ||x1||^2 - 2 x1.x2 + ||x2||^2 as one matmul of augmented rows
-// [-2 x1, ||x1||^2, 1] . [x2, 1, ||x2||^2], clamped at 1e-30 before the square root. The clamp is
-// maximum with a 0-d bound (the same values and NaNs, the gradient differing only at exactly
-// 1e-30): the CPU clamp kernel took 7 ms of 2048 x 2048, maximum 0.5 ms.
-Tensor euclidean_dist_mm(const Tensor& x1, const Tensor& x2) {
-  const Tensor n1 = sum(pow(x1, 2), {-1}, true), n2 = sum(pow(x2, 2), {-1}, true);
-  const Tensor a = cat({mul(x1, -2), n1, ones_like(n1)}, -1);
-  const Tensor b = cat({x2, ones_like(n2), n2}, -1);
+// [-2 x1, ||x1||^2, 1] . [x2, 1, ||x2||^2], clamped at 1e-30 before the square root.
+Tensor euclidean_dist_composed(const Tensor& x1, const Tensor& x2) {
+  const auto [a, b] = cdist_mm_rows(x1, x2);
   const Tensor floor = full({}, 1e-30, {.dtype = x1.dtype(), .device = x1.device()});
+  // maximum with a 0-d bound, not clamp: the same values and NaNs, the gradient differing only
+  // at exactly 1e-30 (the CPU clamp kernel took 7 ms of 2048 x 2048, maximum 0.5 ms).
   return sqrt(maximum(matmul(a, b.transpose(-1, -2)), floor));
+}
+
+// The same on the CPU as one node: the GEMM writes the output and one in-place pass clamps and
+// takes the root (the composition's maximum and sqrt were two more fresh (P, R) tensors, and
+// their page faults cost more than the passes). The backward is cdist_mm_backward.
+Tensor euclidean_dist_mm(const Tensor& x1, const Tensor& x2, const Shape& batch) {
+  const bool fused = x1.device().type == DeviceType::cpu &&
+                     (x1.dtype() == DType::float32 || x1.dtype() == DType::float64);
+  if (!fused) return euclidean_dist_composed(x1, x2);
+  const auto [a, b] = cdist_mm_rows(x1.detach(), x2.detach());
+  Shape shape = batch;
+  shape.insert(shape.end(), {x1.size(-2), x2.size(-2)});
+  Tensor out = empty(shape, {.dtype = x1.dtype(), .device = x1.device()});
+  if (out.numel() > 0) {
+    detail::gemm_into(a, b.transpose(-1, -2), Tensor(), out, batch);
+    cdist_mm_sqrt_stub(out.device())(out.numel(), out.dtype(), out.data_ptr());
+  }
+  const CdistAttrs attrs{.p = 2.0, .mm = true};
+  record_op(OpId::cdist, {x1, x2}, {&out}, &attrs, "SqrtBackward0");
+  return out;
 }
 
 // x1 (..., P, M) and x2 (..., R, M) of one batch shape as cdist_stub's problems.
@@ -53,6 +72,36 @@ Tensor cdist_direct(const Tensor& a, const Tensor& b, double p, Shape out_shape)
 }
 
 }  // namespace
+
+std::pair<Tensor, Tensor> cdist_mm_rows(const Tensor& x1, const Tensor& x2) {
+  const Tensor n1 = sum(pow(x1, 2), {-1}, true), n2 = sum(pow(x2, 2), {-1}, true);
+  return {cat({mul(x1, -2), n1, ones_like(n1)}, -1), cat({x2, ones_like(n2), n2}, -1)};
+}
+
+Tensor cdist_mm_input_grad(const Tensor& x, const Tensor& grad_rows, int64_t norm_col,
+                           double scale) {
+  const int64_t m = x.size(-1);
+  return add(mul(grad_rows.narrow(-1, 0, m), scale),
+             mul(x, mul(grad_rows.narrow(-1, norm_col, 1), 2)));
+}
+
+std::pair<Tensor, Tensor> cdist_mm_backward(const Tensor& grad, const Tensor& x1,
+                                            const Tensor& x2, const Tensor& dist) {
+  const auto [a, b] = cdist_mm_rows(x1, x2);
+  const Shape batch(dist.sizes().begin(), dist.sizes().end() - 2);
+  const Tensor g = grad.contiguous(), d = dist.contiguous();
+  Tensor scale = empty(d.sizes(), {.dtype = d.dtype(), .device = d.device()});
+  Tensor ga = zeros(a.sizes(), {.dtype = a.dtype(), .device = a.device()});
+  Tensor gb = zeros(b.sizes(), {.dtype = b.dtype(), .device = b.device()});
+  if (scale.numel() > 0) {
+    cdist_mm_scale_stub(d.device())(d.numel(), d.dtype(), g.data_ptr(), d.data_ptr(),
+                                    scale.data_ptr());
+    detail::gemm_into(scale, b, Tensor(), ga, batch);
+    detail::gemm_into(scale.transpose(-1, -2), a, Tensor(), gb, batch);
+  }
+  const int64_t m = x1.size(-1);
+  return {cdist_mm_input_grad(x1, ga, m, -2.0), cdist_mm_input_grad(x2, gb, m + 1, 1.0)};
+}
 
 Tensor cdist_backward(const Tensor& grad, const Tensor& x1, const Tensor& x2, double p,
                       const Tensor& dist, bool wrt_x2) {
@@ -102,7 +151,7 @@ Tensor cdist(const Tensor& x1_in, const Tensor& x2_in, double p) {
     return add(zeros(out, {.dtype = x1.dtype(), .device = x1.device()}),
                mul(sum(a, {-1}, true), sum(b, {-1}, true).transpose(-1, -2)));
   }
-  if (p == 2 && (rows1 > 25 || rows2 > 25)) return euclidean_dist_mm(a, b);
+  if (p == 2 && (rows1 > 25 || rows2 > 25)) return euclidean_dist_mm(a, b, batch);
   Shape out = batch;
   out.insert(out.end(), {rows1, rows2});
   return cdist_direct(a, b, p, out);
