@@ -7,6 +7,30 @@
 namespace fabric {
 
 FABRIC_DEFINE_STUB(embedding_bag_stub, EmbeddingBagFn);
+
+namespace {
+
+// The dtypes the kernels reduce; others are left to the caller's composition.
+bool reducible(DType t) {
+  return t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16;
+}
+
+void set_lookups(EmbeddingBagLookups& d, int64_t num_embeddings, int64_t dim, DType dtype,
+                 const Tensor& indices, const std::vector<int64_t>& bag_begin, int64_t padding_idx,
+                 const Tensor& per_sample_weights, EmbeddingBagMode mode) {
+  d.num_embeddings = num_embeddings;
+  d.dim = dim;
+  d.dtype = dtype;
+  d.indices = indices.data_ptr();
+  d.index_dtype = indices.dtype();
+  d.bag_begin = bag_begin.data();
+  d.bags = static_cast<int64_t>(bag_begin.size()) - 1;
+  d.padding_idx = padding_idx;
+  d.per_sample_weights = per_sample_weights.defined() ? per_sample_weights.data_ptr() : nullptr;
+  d.mode = mode;
+}
+
+}  // namespace
 FABRIC_DEFINE_STUB(embedding_bag_backward_stub, EmbeddingBagBackwardFn);
 
 bool embedding_bag_available(Device device) { return embedding_bag_stub.find(device) != nullptr; }
@@ -19,10 +43,8 @@ EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indice
   const Device device = weight.device();
   const EmbeddingBagFn kernel = embedding_bag_stub.find(device);
   const DType t = weight.dtype();
-  const bool reducible =
-      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16;
   // A per_sample_weights of another dtype would promote in the composition: leave it to that.
-  if (!kernel || !reducible || (per_sample_weights.defined() && per_sample_weights.dtype() != t))
+  if (!kernel || !reducible(t) || (per_sample_weights.defined() && per_sample_weights.dtype() != t))
     return r;
   const int64_t bags = static_cast<int64_t>(bag_begin.size()) - 1, dim = weight.size(1);
   // Rows are read in place when their elements are adjacent (a slice of a table needs no copy).
@@ -37,16 +59,7 @@ EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indice
   EmbeddingBagDesc d;
   d.weight = w.data_ptr();
   d.weight_stride0 = w.stride(0);
-  d.num_embeddings = w.size(0);
-  d.dim = dim;
-  d.dtype = t;
-  d.indices = indices.data_ptr();
-  d.index_dtype = indices.dtype();
-  d.bag_begin = bag_begin.data();
-  d.bags = bags;
-  d.padding_idx = padding_idx;
-  d.per_sample_weights = psw.defined() ? psw.data_ptr() : nullptr;
-  d.mode = mode;
+  set_lookups(d, w.size(0), dim, t, indices, bag_begin, padding_idx, psw, mode);
   d.out = r.out.data_ptr();
   d.argmax = r.argmax.defined() ? r.argmax.data<int64_t>() : nullptr;
   d.bag_size = r.bag_size.data<int64_t>();
@@ -61,9 +74,7 @@ Tensor embedding_bag_backward_fused(const Tensor& grad_out, const Tensor& indice
   const Device device = grad_out.device();
   const EmbeddingBagBackwardFn kernel = embedding_bag_backward_stub.find(device);
   const DType t = grad_out.dtype();
-  const bool reducible =
-      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16;
-  if (!kernel || !reducible || mode == EmbeddingBagMode::max || grad_out.dim() != 2 ||
+  if (!kernel || !reducible(t) || mode == EmbeddingBagMode::max || grad_out.dim() != 2 ||
       indices.device() != device ||
       (per_sample_weights.defined() &&
        (per_sample_weights.dtype() != t || per_sample_weights.device() != device)))
@@ -77,16 +88,7 @@ Tensor embedding_bag_backward_fused(const Tensor& grad_out, const Tensor& indice
   Tensor grad_weight = empty({num_embeddings, dim}, {.dtype = t, .device = device});
   EmbeddingBagBackwardDesc d;
   d.grad_out = g.data_ptr();
-  d.num_embeddings = num_embeddings;
-  d.dim = dim;
-  d.dtype = t;
-  d.indices = idx.data_ptr();
-  d.index_dtype = idx.dtype();
-  d.bag_begin = bag_begin.data();
-  d.bags = static_cast<int64_t>(bag_begin.size()) - 1;
-  d.padding_idx = padding_idx;
-  d.per_sample_weights = psw.defined() ? psw.data_ptr() : nullptr;
-  d.mode = mode;
+  set_lookups(d, num_embeddings, dim, t, idx, bag_begin, padding_idx, psw, mode);
   d.grad_weight = grad_weight.data_ptr();
   if (grad_weight.numel() > 0) kernel(d);
   return grad_weight;

@@ -17,17 +17,12 @@ namespace fabric {
 
 enum class EmbeddingBagMode : int8_t { sum, mean, max };
 
-// out (bags, dim), contiguous <- per bag b the reduction of weight[indices[i], :] over
-// i in [bag_begin[b], bag_begin[b + 1]), leaving out the entries equal to padding_idx (< 0: none).
-// weight rows are contiguous, stepping by weight_stride0 elements; indices (int64 or int32) lie
-// in [0, num_embeddings) (the op checked them). per_sample_weights (sum only, weight's dtype, one
-// per index) scale the rows. mean divides by the bag's kept count; an empty bag gives zeros.
-// max writes the first index of each element's maximum into argmax (bags, dim) when argmax is set
-// (-1 in an empty bag). bag_size, when set, gets each bag's kept count. Float32, float64,
-// bfloat16 and float16 (the 16-bit dtypes accumulate in float32 and round once).
-struct EmbeddingBagDesc {
-  const void* weight = nullptr;
-  int64_t weight_stride0 = 0, num_embeddings = 0, dim = 0;
+// What the forward and backward kernels share: the lookups, their bags and the table's shape.
+// Bag b is lookups [bag_begin[b], bag_begin[b + 1]); indices (int64 or int32) lie in
+// [0, num_embeddings) (the op checked them); entries equal to padding_idx (< 0: none) are left
+// out; per_sample_weights (sum only, the table's dtype, one per index) scale the rows.
+struct EmbeddingBagLookups {
+  int64_t num_embeddings = 0, dim = 0;
   DType dtype = DType::float32;
   const void* indices = nullptr;
   DType index_dtype = DType::int64;
@@ -36,6 +31,19 @@ struct EmbeddingBagDesc {
   int64_t padding_idx = -1;
   const void* per_sample_weights = nullptr;
   EmbeddingBagMode mode = EmbeddingBagMode::mean;
+};
+
+// out (bags, dim), contiguous <- per bag b the reduction of weight[indices[i], :] over
+// i in [bag_begin[b], bag_begin[b + 1]), leaving out the entries equal to padding_idx (< 0: none).
+// weight rows are contiguous, stepping by weight_stride0 elements; indices (int64 or int32) lie
+// in [0, num_embeddings) (the op checked them). per_sample_weights (sum only, weight's dtype, one
+// per index) scale the rows. mean divides by the bag's kept count; an empty bag gives zeros.
+// max writes the first index of each element's maximum into argmax (bags, dim) when argmax is set
+// (-1 in an empty bag). bag_size, when set, gets each bag's kept count. Float32, float64,
+// bfloat16 and float16 (the 16-bit dtypes accumulate in float32 and round once).
+struct EmbeddingBagDesc : EmbeddingBagLookups {
+  const void* weight = nullptr;
+  int64_t weight_stride0 = 0;
   void* out = nullptr;
   int64_t* argmax = nullptr;
   int64_t* bag_size = nullptr;
@@ -69,17 +77,8 @@ EmbeddingBagFused embedding_bag_fused(const Tensor& weight, const Tensor& indice
 // product rounded to the dtype as the composed ops' intermediates are. The 16-bit dtypes
 // accumulate in float32 and round once, as index_add. Rows add in index order whatever the
 // thread count.
-struct EmbeddingBagBackwardDesc {
+struct EmbeddingBagBackwardDesc : EmbeddingBagLookups {  // mode sum or mean
   const void* grad_out = nullptr;
-  int64_t num_embeddings = 0, dim = 0;
-  DType dtype = DType::float32;
-  const void* indices = nullptr;
-  DType index_dtype = DType::int64;
-  const int64_t* bag_begin = nullptr;  // bags + 1 entries
-  int64_t bags = 0;
-  int64_t padding_idx = -1;
-  const void* per_sample_weights = nullptr;
-  EmbeddingBagMode mode = EmbeddingBagMode::mean;  // sum or mean
   void* grad_weight = nullptr;
 };
 using EmbeddingBagBackwardFn = void (*)(const EmbeddingBagBackwardDesc& d);

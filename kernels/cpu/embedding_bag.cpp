@@ -194,35 +194,30 @@ void add_bag_gradients_of(const EmbeddingBagBackwardDesc& d) {
     add_bag_gradients<T, acc_t<T>, int32_t>(d);
 }
 
-void embedding_bag_backward(const EmbeddingBagBackwardDesc& d) {
-  switch (d.dtype) {
+// Calls fn(T{}) for the table dtypes the kernels take.
+template <typename Fn>
+void visit_table_dtype(DType t, const char* what, Fn&& fn) {
+  switch (t) {
     case DType::float32:
-      return add_bag_gradients_of<float>(d);
+      return fn(float{});
     case DType::float64:
-      return add_bag_gradients_of<double>(d);
+      return fn(double{});
     case DType::bfloat16:
-      return add_bag_gradients_of<BFloat16>(d);
+      return fn(BFloat16{});
     case DType::float16:
-      return add_bag_gradients_of<Half>(d);
+      return fn(Half{});
     default:
-      throw DTypeError(
-          detail::cat("embedding_bag backward: no CPU kernel for ", dtype_name(d.dtype)));
+      throw DTypeError(detail::cat(what, ": no CPU kernel for ", dtype_name(t)));
   }
 }
 
+void embedding_bag_backward(const EmbeddingBagBackwardDesc& d) {
+  visit_table_dtype(d.dtype, "embedding_bag backward",
+                    [&](auto t) { add_bag_gradients_of<decltype(t)>(d); });
+}
+
 void embedding_bag(const EmbeddingBagDesc& d) {
-  switch (d.dtype) {
-    case DType::float32:
-      return reduce_bags_of<float>(d);
-    case DType::float64:
-      return reduce_bags_of<double>(d);
-    case DType::bfloat16:
-      return reduce_bags_of<BFloat16>(d);
-    case DType::float16:
-      return reduce_bags_of<Half>(d);
-    default:
-      throw DTypeError(detail::cat("embedding_bag: no CPU kernel for ", dtype_name(d.dtype)));
-  }
+  visit_table_dtype(d.dtype, "embedding_bag", [&](auto t) { reduce_bags_of<decltype(t)>(d); });
 }
 
 }  // namespace
