@@ -1,6 +1,6 @@
 // The bias parts of the CUDA convolution (conv_bias.cu), next to cuDNN's convolution in
-// conv_cudnn.cpp: adding a per-channel bias to NCHW outputs, and the bias gradient. Free of CUDA
-// headers; both queue on the compute stream of `device`.
+// conv_cudnn.cpp: adding a per-channel bias to NC(D)HW outputs (the spatial dims flattened into
+// HW), and the bias gradient. Free of CUDA headers; both queue on the compute stream of `device`.
 #pragma once
 #include <cstdint>
 
