@@ -30,6 +30,20 @@ void check_rank(const char* op, const char* name, const Tensor& t, int64_t rank)
                shape_str(t.sizes()));
 }
 
+// baddbmm's and addbmm's operands: batch1 (B, M, K) and batch2 (B, K, N) of one float dtype and
+// device, self of the same.
+void check_batched_factors(const char* op, const Tensor& self, const Tensor& a, const Tensor& b) {
+  FABRIC_CHECK(a.defined(), ValueError, op, ": batch1 is undefined");
+  check_operand(op, "batch1", a, a);
+  check_operand(op, "batch2", b, a);
+  check_operand(op, "self", self, a);
+  check_rank(op, "batch1", a, 3);
+  check_rank(op, "batch2", b, 3);
+  FABRIC_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), ShapeError, op, ": batch1 ",
+               shape_str(a.sizes()), " and batch2 ", shape_str(b.sizes()),
+               " cannot be multiplied (expected (B, M, K) and (B, K, N))");
+}
+
 // The GEMM takes alpha and beta as float: a float64 product whose scalars float cannot hold
 // exactly scales after the GEMM instead, in float64.
 bool float_exact(const Scalar& s) {
@@ -108,15 +122,7 @@ Tensor baddbmm(const Tensor& self_in, const Tensor& a_in, const Tensor& b_in, co
   const char* op = "baddbmm";
   Tensor self = self_in, a = a_in, b = b_in;
   apply_autocast(OpId::baddbmm, {&self, &a, &b});
-  FABRIC_CHECK(a.defined(), ValueError, op, ": batch1 is undefined");
-  check_operand(op, "batch1", a, a);
-  check_operand(op, "batch2", b, a);
-  check_operand(op, "self", self, a);
-  check_rank(op, "batch1", a, 3);
-  check_rank(op, "batch2", b, 3);
-  FABRIC_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), ShapeError, op, ": batch1 ",
-               shape_str(a.sizes()), " and batch2 ", shape_str(b.sizes()),
-               " cannot be multiplied (expected (B, M, K) and (B, K, N))");
+  check_batched_factors(op, self, a, b);
   Tensor out =
       add_product(op, self, a, b, {a.size(0), a.size(1), b.size(2)}, {a.size(0)}, beta, alpha);
   if (counting_flops()) report_flops("baddbmm", 2 * a.size(0) * a.size(1) * a.size(2) * b.size(2));
@@ -129,15 +135,7 @@ Tensor addbmm(const Tensor& self_in, const Tensor& a_in, const Tensor& b_in, con
   const char* op = "addbmm";
   Tensor self = self_in, a = a_in, b = b_in;
   apply_autocast(OpId::addbmm, {&self, &a, &b});
-  FABRIC_CHECK(a.defined(), ValueError, op, ": batch1 is undefined");
-  check_operand(op, "batch1", a, a);
-  check_operand(op, "batch2", b, a);
-  check_operand(op, "self", self, a);
-  check_rank(op, "batch1", a, 3);
-  check_rank(op, "batch2", b, 3);
-  FABRIC_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), ShapeError, op, ": batch1 ",
-               shape_str(a.sizes()), " and batch2 ", shape_str(b.sizes()),
-               " cannot be multiplied (expected (B, M, K) and (B, K, N))");
+  check_batched_factors(op, self, a, b);
   const int64_t B = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
   // The sum over the batch is one GEMM over a contraction of B * K: (M, B*K) @ (B*K, N).
   const Tensor a2 = a.detach().permute({1, 0, 2}).reshape({M, B * K});
