@@ -1,7 +1,9 @@
 // The Gloo process group's operations: all_reduce, reduce_scatter (our ring), all_gather(_v) and
 // broadcast run by Gloo on the tensors' own memory, each after the ranks agreed on the call over
 // TCP (gloo_call_check.h: a mismatch reaching Gloo would end the process), the barrier (that same
-// exchange alone), and the posting of sends/recvs.
+// exchange alone), and the posting of sends/recvs. On one host all_reduce, reduce_scatter and
+// all_gather go through the shared-memory segment instead (shm_collectives.h), which compares the
+// calls itself.
 #include <gloo/allgather.h>
 #include <gloo/allgatherv.h>
 #include <gloo/allreduce.h>
@@ -42,6 +44,18 @@ void set_allreduce_output(gloo::AllreduceOptions& o, void* p, size_t n, int64_t 
 
 }  // namespace
 
+void GlooProcessGroup::on_segment(const CallRecord& mine, uint32_t tag, Clock::time_point deadline,
+                                  const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const ShmOtherCollective&) {
+    // A peer issued a collective that runs over TCP and awaits this rank's call there: there
+    // every rank finds the same mismatch.
+    check_call_records(exchange_call_records(*context_, tag, mine, deadline), rank_);
+    throw;
+  }
+}
+
 void GlooProcessGroup::agree_on_call(const CallRecord& mine, uint32_t tag,
                                      Clock::time_point deadline,
                                      const std::vector<int64_t>* counts) {
@@ -62,15 +76,9 @@ WorkPtr GlooProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
                    const CallRecord mine = make_call_record(Collective::all_reduce, t, op);
                    if (shm_) {
                      // The segment compares the calls itself, an empty tensor's too.
-                     try {
-                       shm_->run(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
-                     } catch (const ShmOtherCollective&) {
-                       // A peer issued another collective and awaits this rank's call over TCP:
-                       // there every rank finds the same mismatch.
-                       check_call_records(exchange_call_records(*context_, tag, mine, deadline),
-                                          rank_);
-                       throw;
-                     }
+                     on_segment(mine, tag, deadline, [&] {
+                       shm_->all_reduce(t.data_ptr(), {t.sizes(), t.dtype(), op}, fn, deadline);
+                     });
                    } else {
                      agree_on_call(mine, tag, deadline);
                      if (n == 0) return true;
@@ -112,11 +120,21 @@ WorkPtr GlooProcessGroup::reduce_scatter(Tensor& output, const Tensor& input, Re
             std::memmove(out.data_ptr(), in.data_ptr(), bytes);
           return true;
         }
-        agree_on_call(make_call_record(Collective::reduce_scatter, in, op), tag, deadline);
-        if (n == 0) return true;
-        gloo_detail::ring_reduce_scatter(*context_, out.data_ptr(), in.data_ptr(), bytes, n, fn,
-                                         tag, deadline, scratch_);
-        op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);  // ring: (N-1)/N of the input
+        const CallRecord mine = make_call_record(Collective::reduce_scatter, in, op);
+        if (shm_) {
+          // The ring's summation order, the same bits (shm_collectives.h).
+          on_segment(mine, tag, deadline, [&] {
+            shm_->reduce_scatter(out.data_ptr(), in.data_ptr(), {in.sizes(), in.dtype(), op}, fn,
+                                 deadline);
+          });
+        } else {
+          agree_on_call(mine, tag, deadline);
+          if (n == 0) return true;
+          gloo_detail::ring_reduce_scatter(*context_, out.data_ptr(), in.data_ptr(), bytes, n, fn,
+                                           tag, deadline, scratch_);
+        }
+        // Ring: (N-1)/N of the input. The segment moves as much and counts it alike.
+        op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);
         if (op == ReduceOp::avg)
           gloo_detail::divide_in_place(out.data_ptr(), out.dtype(), n, size_);
         return true;
@@ -141,16 +159,24 @@ WorkPtr GlooProcessGroup::all_gather(Tensor& output, const Tensor& input) {
                      if (bytes > 0 && o != i) std::memmove(o, i, bytes);
                      return true;
                    }
-                   agree_on_call(make_call_record(Collective::all_gather, in), tag, deadline);
-                   if (bytes == 0) return true;
-                   gloo::AllgatherOptions opts(context_);
-                   // In place (input already at this rank's slot): Gloo takes no input.
-                   if (i != o + bytes * size_t(rank_)) opts.setInput(i, bytes);
-                   opts.setOutput(o, bytes * size_t(size_));
-                   opts.setTag(tag);
-                   opts.setTimeout(time_left(deadline));
-                   gloo::allgather(opts);
-                   op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);  // ring: (N-1)/N of output
+                   const CallRecord mine = make_call_record(Collective::all_gather, in);
+                   if (shm_) {
+                     on_segment(mine, tag, deadline, [&] {
+                       shm_->all_gather(o, i, {in.sizes(), in.dtype()}, deadline);
+                     });
+                   } else {
+                     agree_on_call(mine, tag, deadline);
+                     if (bytes == 0) return true;
+                     gloo::AllgatherOptions opts(context_);
+                     // In place (input already at this rank's slot): Gloo takes no input.
+                     if (i != o + bytes * size_t(rank_)) opts.setInput(i, bytes);
+                     opts.setOutput(o, bytes * size_t(size_));
+                     opts.setTag(tag);
+                     opts.setTimeout(time_left(deadline));
+                     gloo::allgather(opts);
+                   }
+                   // Ring: (N-1)/N of the output. The segment moves as much and counts it alike.
+                   op_bytes_ = int64_t(size_ - 1) * int64_t(bytes);
                    return true;
                  });
 }

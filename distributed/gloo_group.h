@@ -22,7 +22,7 @@
 #include "distributed/gloo_call_check.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/process_group.h"
-#include "distributed/shm_all_reduce.h"
+#include "distributed/shm_collectives.h"
 #include "distributed/store.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
@@ -141,6 +141,10 @@ class GlooProcessGroup : public ProcessGroup,
   // (gloo_call_check.h): on the worker, before a collective's payload goes to Gloo.
   void agree_on_call(const CallRecord& mine, uint32_t tag, Clock::time_point deadline,
                      const std::vector<int64_t>* counts = nullptr);
+  // Runs a collective of the shared-memory segment; when a peer announced a TCP collective there
+  // instead, sends it `mine` over TCP (where every rank then fails alike) and rethrows.
+  void on_segment(const CallRecord& mine, uint32_t tag, Clock::time_point deadline,
+                  const std::function<void()>& run);
   // What is left of an op's timeout after the call records were exchanged, for Gloo's own timeout.
   static milliseconds time_left(Clock::time_point deadline) {
     return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
@@ -162,7 +166,7 @@ class GlooProcessGroup : public ProcessGroup,
   std::shared_ptr<Store> store_;  // prefixed for this group
   std::shared_ptr<gloo::transport::Device> device_;
   std::shared_ptr<gloo::rendezvous::Context> context_;
-  std::unique_ptr<ShmAllReduce> shm_;  // null unless every rank is on this host
+  std::unique_ptr<ShmCollectives> shm_;  // null unless every rank is on this host
 
   std::mutex mu_;  // guards everything below up to the threads
   std::condition_variable cv_;

@@ -120,7 +120,7 @@ GlooProcessGroup::GlooProcessGroup(std::shared_ptr<Store> store, int rank, int s
       throw TimeoutError(full);
     throw DistributedError(full);
   }
-  shm_ = ShmAllReduce::connect(*store_, rank_, size_, options.shared_memory);
+  shm_ = ShmCollectives::connect(*store_, rank_, size_, options.shared_memory);
   worker_ = std::thread([this] { worker_loop(); });
   waiter_ = std::thread([this] { waiter_loop(); });
 }

@@ -1,5 +1,6 @@
 // The Gloo process group: collectives on CPU tensors over TCP, as PyTorch's ProcessGroupGloo
-// (all_reduce through shared memory when every rank is on this host: shm_all_reduce.h). Ranks
+// (all_reduce, reduce_scatter and all_gather through shared memory when every rank is on this
+// host: shm_collectives.h). Ranks
 // rendezvous through a Store; operations run asynchronously, in issue order, on one worker thread
 // per group. Ranks whose collectives disagree (another collective, dtype, element count, op, root
 // or counts) get ShapeError / DTypeError / ValueError / DistributedError on every rank, and the
@@ -20,9 +21,10 @@ struct GlooOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
   // The address this rank listens on; peers must be able to reach it.
   std::string hostname = "127.0.0.1";
-  // When every rank of the group runs on this host, all_reduce goes through a shared-memory
-  // segment instead of TCP (distributed/shm_all_reduce.h); everything else stays on Gloo. Every
-  // rank must agree, or none uses it; FABRIC_GLOO_SHM=0 in a rank's environment also turns it off.
+  // When every rank of the group runs on this host, all_reduce, reduce_scatter and all_gather go
+  // through a shared-memory segment instead of TCP (distributed/shm_collectives.h); everything
+  // else stays on Gloo. Every rank must agree, or none uses it; FABRIC_GLOO_SHM=0 in a rank's
+  // environment also turns it off.
   bool shared_memory = true;
 };
 

@@ -1,7 +1,8 @@
 // Collective bandwidth on the CPU: all_reduce through fabric's Gloo process group (2 ranks as 2
 // processes on this host, so all_reduce takes the shared-memory segment), through the same group
 // with shared_memory off (Gloo's TCP ring), and gloo::allreduce called directly (same ring, plain
-// FileStore rendezvous), in the same run; plus reduce_scatter and all_gather through ours.
+// FileStore rendezvous), in the same run; plus reduce_scatter and all_gather through ours, with
+// and without the segment.
 // Prints median algbw (bytes / time) and the ratios to direct; never asserts anything.
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
@@ -38,7 +39,7 @@ using namespace fabric::distributed;
 struct Options {
   int runs = 20;  // samples per measurement; the median is reported
   std::vector<int64_t> sizes{1 << 20, 16 << 20};
-  bool extra = true;  // reduce_scatter and all_gather through ours
+  bool extra = true;  // reduce_scatter and all_gather through ours, with and without the segment
 };
 
 Options parse(int argc, char** argv) {
@@ -166,23 +167,34 @@ int run_rank(int rank, std::shared_ptr<Store> store, const std::string& file_sto
     }
   }
 
-  if (o.extra) {
-    const int64_t n = 16 << 20;
+  // A small size (latency: ZeRO-3 and FSDP issue many) and a large one (bandwidth).
+  for (const int64_t n : o.extra ? std::vector<int64_t>{1 << 16, 16 << 20} : std::vector<int64_t>{}) {
     const double bytes = double(n) * 4;
+    const int iters = int(std::max<int64_t>(1, (int64_t(8) << 20) / (n * 4)));
     Tensor in = empty({n}, {.dtype = DType::float32}),
            half = empty({n / 2}, {.dtype = DType::float32});
     auto refill = [&] {
       float* q = in.data<float>();
       for (int64_t i = 0; i < n; ++i) q[i] = float((i + rank) % 7);
     };
-    const auto rs = measure({[&] { pg->reduce_scatter(half, in)->wait(); }}, refill, bytes, 1);
-    const auto ag = measure(
-        {[&] { pg->all_gather(in, half)->wait(); }}, [] {}, bytes, 1);
+    // Through the segment (ours) and over TCP (ours-tcp: our ring reduce-scatter, Gloo's
+    // all-gather), sampled in turn; no direct Gloo peer (its reduce-scatter is broken here).
+    const auto rs = measure({[&] { pg->reduce_scatter(half, in)->wait(); },
+                             [&] { pg_tcp->reduce_scatter(half, in)->wait(); }},
+                            refill, bytes, iters);
+    const auto ag = measure({[&] { pg->all_gather(in, half)->wait(); },
+                             [&] { pg_tcp->all_gather(in, half)->wait(); }},
+                            [] {}, bytes, iters);
     if (rank == 0) {
-      std::printf("%-15s %9s %6d | %10.3f %10s %12s | %11s %10s   (algbw: input bytes / time)\n",
-                  "reduce_scatter", human(n).c_str(), 1, rs[0], "-", "-", "-", "-");
-      std::printf("%-15s %9s %6d | %10.3f %10s %12s | %11s %10s   (algbw: output bytes / time)\n",
-                  "all_gather", human(n).c_str(), 1, ag[0], "-", "-", "-", "-");
+      std::printf("%-15s %9s %6d | %10.3f %10.3f %12s | %11s %10s   (algbw: input bytes / time; "
+                  "ours/tcp %.2f)\n",
+                  "reduce_scatter", human(n).c_str(), iters, rs[0], rs[1], "-", "-", "-",
+                  rs[0] / rs[1]);
+      std::printf("%-15s %9s %6d | %10.3f %10.3f %12s | %11s %10s   (algbw: output bytes / time; "
+                  "ours/tcp %.2f)\n",
+                  "all_gather", human(n).c_str(), iters, ag[0], ag[1], "-", "-", "-",
+                  ag[0] / ag[1]);
+      std::fflush(stdout);
     }
   }
   direct_barrier();

@@ -32,6 +32,7 @@ struct Result {
   double peak_mib = 0;       // max over ranks of the allocator peak during the timed steps
   double steps_per_s = 0;
   double sent_per_step = 0;  // bytes, mean over ranks
+  double ops_per_step = 0;   // collectives per step (rank 0): latency, not volume, when many are small
   double psi = 0;            // parameters
   bool ok = false;
 };
@@ -64,12 +65,13 @@ int run_worker(const std::string& strategy, int steps) {
   for (int i = 0; i < steps; ++i) step();
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double sent = double(pg.traffic().bytes_sent) / steps;  // read before the reductions below
+  const double ops = double(pg.traffic().ops) / steps;
   const double peak = double(alloc.stats().peak_allocated_bytes) / (1 << 20);
   const double peak_max = fab.all_reduce(peak, "max");
   const double sent_mean = fab.all_reduce(sent, "mean");
   const double dt_max = fab.all_reduce(dt, "max");
   if (fab.global_rank() == 0)
-    std::printf("result %.6f %.6f %.1f %lld\n", peak_max, steps / dt_max, sent_mean, (long long)psi);
+    std::printf("result %.6f %.6f %.1f %lld %.2f\n", peak_max, steps / dt_max, sent_mean, (long long)psi, ops);
   return 0;
 }
 
@@ -82,7 +84,8 @@ Result run_config(const std::string& cmd, std::string& error) {
   while (std::fgets(line, sizeof line, p)) {
     all += line;
     long long psi = 0;
-    if (std::sscanf(line, "result %lf %lf %lf %lld", &r.peak_mib, &r.steps_per_s, &r.sent_per_step, &psi) == 4) {
+    if (std::sscanf(line, "result %lf %lf %lf %lld %lf", &r.peak_mib, &r.steps_per_s, &r.sent_per_step, &psi,
+                    &r.ops_per_step) == 5) {
       r.psi = double(psi);
       r.ok = true;
     }
@@ -133,8 +136,8 @@ int main(int argc, char** argv) {
                                        {"ZeRO-2", "deepspeed_stage_2", 2},
                                        {"ZeRO-3", "deepspeed_stage_3", 3},
                                        {"FSDP FULL_SHARD", "fsdp", 3}};
-  std::printf("\n%-16s %10s %9s %14s %14s %7s\n", "strategy", "peak MiB", "steps/s", "sent B/step",
-              "spec B/step", "ratio");
+  std::printf("\n%-16s %10s %9s %14s %14s %7s %9s\n", "strategy", "peak MiB", "steps/s", "sent B/step",
+              "spec B/step", "ratio", "ops/step");
   for (const Config& c : configs) {
     if (!c.strategy) {
       std::printf("%-16s not available yet\n", c.label);
@@ -151,12 +154,13 @@ int main(int argc, char** argv) {
     // Spec §10: DP, ZeRO-1 and ZeRO-2 move 2Ψ per step, ZeRO-3 and FULL_SHARD 3Ψ; a ring sends
     // (N-1)/N of it per rank; fp32.
     const double spec = double(kRanks - 1) / kRanks * c.volume * r.psi * 4.0;
-    std::printf("%-16s %10.2f %9.3f %14.0f %14.0f %7.3f\n", c.label, r.peak_mib, r.steps_per_s, r.sent_per_step,
-                spec, r.sent_per_step / spec);
+    std::printf("%-16s %10.2f %9.3f %14.0f %14.0f %7.3f %9.1f\n", c.label, r.peak_mib, r.steps_per_s,
+                r.sent_per_step, spec, r.sent_per_step / spec, r.ops_per_step);
   }
   std::printf("\npeak MiB: max over ranks of the CPU allocator's peak during the timed steps. sent B/step: bytes "
               "this rank put on the wire per step (ProcessGroup::traffic(), mean over ranks). spec: (N-1)/N x 2Psi "
               "(DP, ZeRO-1/2) or 3Psi (ZeRO-3, FULL_SHARD) x 4 bytes; sharded flat parameters are padded to a "
-              "multiple of N, so their volume is a few elements above.\n");
+              "multiple of N, so their volume is a few elements above. ops/step: collectives a rank issues per "
+              "step (rank 0).\n");
   return 0;
 }
