@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gelu_split.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/activation_backward.h"
 
@@ -40,11 +41,7 @@ double derivative(ActGrad k, double s) {
 inline __m512 derivative_ps(ActGrad k, __m512 s) {
   using namespace vec;
   switch (k) {
-    case ActGrad::gelu_erf: {
-      const __m512 cdf = _mm512_fmadd_ps(splat(0.5f), erf_ps(_mm512_mul_ps(s, splat(0.70710678f))), splat(0.5f));
-      const __m512 pdf = _mm512_mul_ps(exp_ps(_mm512_mul_ps(splat(-0.5f), _mm512_mul_ps(s, s))), splat(0.39894228f));
-      return _mm512_fmadd_ps(s, pdf, cdf);
-    }
+    case ActGrad::gelu_erf: return gelu_erf_grad_ps(s);  // rows take gelu_erf_row's split
     case ActGrad::gelu_tanh: {
       const __m512 s2 = _mm512_mul_ps(s, s);
       const __m512 u = _mm512_mul_ps(splat(0.7978845608f), _mm512_fmadd_ps(_mm512_mul_ps(splat(0.044715f), s2), s, s));
@@ -164,6 +161,29 @@ void row_vec(ActGrad k, const ActivationParams& p, T* out, const T* g, const T* 
   }
 }
 
+// GELU (erf): the lane-split driver of gelu_split.h over blocks, prefetching ahead of the three
+// streams (the derivative's exp-based half runs only on the x < -1 and x >= 1.31 lanes).
+template <typename T>
+void gelu_erf_row(T* out, const T* g, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += gelu::kBlock) {
+    const int64_t m = std::min(gelu::kBlock, n - i);
+    gelu::prefetch_ahead(g + i, m);
+    gelu::prefetch_ahead(x + i, m);
+    gelu::prefetchw_ahead(out + i, m);
+    gelu::split_block(
+        x + i, m, [](__m512 v) { return vec::gelu_erf_grad_is_large(v); },
+        [](__m512 v) { return vec::gelu_erf_grad_small_ps(v); },
+        [](__m512 v) { return vec::gelu_erf_grad_large_ps(v); },
+        [&](int64_t j, __m512 d, __mmask16 live) {
+          T* o = out + i + j;
+          if (live == 0xFFFF)
+            vec::store(o, _mm512_mul_ps(vec::load(g + i + j), d));
+          else
+            vec::store(o, _mm512_mul_ps(vec::load(g + i + j, live), d), live);
+        });
+  }
+}
+
 void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   visit_dtype(dt, [&](auto tag) {
@@ -173,6 +193,11 @@ void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const St
       for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* st) {
         constexpr int64_t sz = sizeof(T);
         if constexpr (!std::is_same_v<T, double>) {
+          if (st[0] == sz && st[1] == sz && st[2] == sz && k == ActGrad::gelu_erf) {
+            gelu_erf_row(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
+                         reinterpret_cast<const T*>(p[2]), n);
+            return;
+          }
           if (st[0] == sz && st[1] == sz && st[2] == sz) {
             row_vec(k, prm, reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
                     reinterpret_cast<const T*>(p[2]), n);

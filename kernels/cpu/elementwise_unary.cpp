@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/gelu_split.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
 #include "tensor/elementwise_kernels.h"
 
@@ -12,48 +13,22 @@ namespace {
 
 using namespace ew;
 
-// ---- GELU, erf form
-// -------------------------------------------------------------------------------- Every lane takes
-// the cheap |x| < 1.312 polynomial; the lanes past it (a fifth of a unit normal's) are packed 16 to
-// a vector with vcompressps for the exp-based half and expanded back, so the expensive half runs on
-// about a fifth of the vectors (1.45x overall on N(0,1) data). The per-lane math is gelu_erf_ps's,
-// so every path gives the same bits.
-constexpr int64_t kGeluBlock = 256;
-static_assert(kStage % kGeluBlock == 0, "the staged path runs whole GELU blocks inside its buffer");
-
-// m <= kGeluBlock elements; in == out allowed.
+// ---- GELU, erf form: the lane-split driver of gelu_split.h ------------------------------------
+// m <= gelu::kBlock elements; in == out allowed.
 template <typename T>
 void gelu_erf_block(const T* in, T* out, int64_t m) {
-  alignas(64) float packed_x[kGeluBlock + 16];
-  alignas(64) float packed_y[kGeluBlock + 16];
-  __mmask16 large[kGeluBlock / 16];
-  int cnt = 0;
-  for (int64_t j = 0; j < m; j += 16) {
-    const __mmask16 live = vec::tail_mask(m - j);
-    const __m512 x = j + 16 <= m ? vec::load(in + j) : vec::load(in + j, live);
-    const __mmask16 lg = vec::gelu_erf_is_large(x) & live;
-    large[j / 16] = lg;
-    _mm512_storeu_ps(packed_x + cnt, _mm512_maskz_compress_ps(lg, x));
-    cnt += __builtin_popcount(lg);
-  }
-  _mm512_storeu_ps(packed_x + cnt, _mm512_setzero_ps());  // defined lanes past the last packed one
-  for (int k = 0; k < cnt; k += 16)
-    _mm512_store_ps(packed_y + k, vec::gelu_erf_large_ps(_mm512_load_ps(packed_x + k)));
-  int pos = 0;
-  int64_t j = 0;
-  for (; j + 16 <= m; j += 16) {
-    const __mmask16 lg = large[j / 16];
-    vec::store(out + j, _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j)), lg,
-                                              _mm512_loadu_ps(packed_y + pos)));
-    pos += __builtin_popcount(lg);
-  }
-  if (j < m) {
-    const __mmask16 live = vec::tail_mask(m - j);
-    const __m512 y = _mm512_mask_expand_ps(vec::gelu_erf_small_ps(vec::load(in + j, live)),
-                                           large[j / 16], _mm512_loadu_ps(packed_y + pos));
-    vec::store(out + j, y, live);
-  }
+  gelu::split_block(
+      in, m, [](__m512 x) { return vec::gelu_erf_is_large(x); },
+      [](__m512 x) { return vec::gelu_erf_small_ps(x); },
+      [](__m512 x) { return vec::gelu_erf_large_ps(x); },
+      [&](int64_t j, __m512 y, __mmask16 live) {
+        if (live == 0xFFFF)
+          vec::store(out + j, y);
+        else
+          vec::store(out + j, y, live);
+      });
 }
+static_assert(kStage % gelu::kBlock == 0, "the staged path runs whole GELU blocks in its buffer");
 
 // Compute-bound: regular stores (see unary_f32_loop's `heavy`).
 template <typename T>
@@ -63,12 +38,16 @@ void gelu_erf_loop(const StridedLoop& loop) {
     if (s[0] == sz && s[1] == sz) {
       T* out = reinterpret_cast<T*>(p[0]);
       const T* in = reinterpret_cast<const T*>(p[1]);
-      for (int64_t i = 0; i < n; i += kGeluBlock)
-        gelu_erf_block(in + i, out + i, std::min(kGeluBlock, n - i));
+      for (int64_t i = 0; i < n; i += gelu::kBlock) {
+        const int64_t m = std::min(gelu::kBlock, n - i);
+        gelu::prefetch_ahead(in + i, m);
+        gelu::prefetchw_ahead(out + i, m);
+        gelu_erf_block(in + i, out + i, m);
+      }
     } else {
       unary_staged<T>(p[0], s[0], p[1], s[1], n, [](const float* in, float* out, int64_t m) {
-        for (int64_t b = 0; b < m; b += kGeluBlock)
-          gelu_erf_block(in + b, out + b, std::min(kGeluBlock, m - b));
+        for (int64_t b = 0; b < m; b += gelu::kBlock)
+          gelu_erf_block(in + b, out + b, std::min(gelu::kBlock, m - b));
       });
     }
   });

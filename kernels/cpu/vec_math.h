@@ -172,10 +172,8 @@ FABRIC_VEC_INLINE __m512 tanh_ps(__m512 x) {
 }
 
 // erf pieces (N. Juffa's erff, < 1 ulp): below |a| = 0.927734375 an odd polynomial; above,
-// erf(|a|) = 1 - exp(r(|a|)) with r a polynomial. erf_large_exp returns exp(r), so 1 + erf(a)
-// for negative a is exp(r) itself: GELU's left tail keeps ~1e-8 absolute accuracy instead of
-// collapsing to 0 through 1 + erf's cancellation (r is fitted for erf, not for erfc's relative
-// accuracy, so far-tail values are small but not ulp-exact).
+// erf(|a|) = 1 - exp(r(|a|)) with r a polynomial (fitted for erf, not for erfc's relative accuracy:
+// the GELU below has tail approximations of its own).
 constexpr float kErfSplit = 0.927734375f;
 FABRIC_VEC_INLINE __m512 erf_small(__m512 a) {
   const __m512 s = _mm512_mul_ps(a, a);
@@ -221,36 +219,122 @@ FABRIC_VEC_INLINE __m512 tanh_softplus_ps(__m512 x) {
   return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, splat(20.0f), _CMP_GT_OQ), splat(1.0f));
 }
 
-// gelu(x) = x/2 * (1 + erf(x/sqrt2)), in two halves so a kernel can run the expensive one only on
-// the lanes that need it (see the GELU driver in elementwise_unary.cpp): gelu_erf_is_large picks
-// the half, and gelu_erf_ps is exactly the per-lane selection of the two.
-constexpr float kInvSqrt2 = 0.70710678118654752f;
-constexpr float kGeluSplit = 1.31201458f;  // kErfSplit * sqrt(2): the split in terms of x
+// gelu(x) = x/2 * (1 + erf(x/sqrt2)) = x Phi(x) and its derivative Phi(x) + x phi(x), each in two
+// halves so a kernel can run the expensive one only on the lanes that need it (kernels/cpu/
+// gelu_split.h): gelu_erf_is_large / gelu_erf_grad_is_large pick the half, and gelu_erf_ps /
+// gelu_erf_grad_ps are exactly the per-lane selections. Where 1 + erf cancels (x < 0) both keep
+// their accuracy: against float64, gelu is within 1.75 ulp (2^-26 floor, as the accuracy tests
+// measure) and 4 plain ulp down to where it underflows, the derivative within 2.7 (2^-26 floor);
+// tests/ops/test_gelu_accuracy.cpp.
+constexpr float kGeluSplit = 1.31201458f;
+constexpr float kInvSqrt2Pi = 0.398942280401432678f;  // phi(0) = 1/sqrt(2 pi)
 FABRIC_VEC_INLINE __mmask16 gelu_erf_is_large(__m512 x) {
   return _mm512_cmp_ps_mask(abs_ps(x), splat(kGeluSplit), _CMP_GE_OQ);
 }
-// |x| < kGeluSplit: x * (1/2 + erf(a)/2) with the odd polynomial (NaN lands here).
+// |x| < kGeluSplit (NaN lands here): x Phi(x) = x/2 + x^2/sqrt(2 pi) + x^4 R(x^2), R a minimax fit
+// for the error relative to the result on the negative side, where the sum cancels to a quarter of
+// its terms: x/2 + hi(x^2/sqrt(2 pi)) is exact there (Sterbenz), so the rounding errors of x^2, of
+// the product (both recovered with fma) and of the constant go into the small correction instead.
 FABRIC_VEC_INLINE __m512 gelu_erf_small_ps(__m512 x) {
-  const __m512 a = _mm512_mul_ps(x, splat(kInvSqrt2));
-  const __m512 ha = _mm512_mul_ps(x, splat(0.5f * kInvSqrt2));
-  const __m512 s = _mm512_mul_ps(a, a);
-  __m512 r = _mm512_fmadd_ps(splat(-5.96761703e-4f), s, splat(4.99119423e-3f));
-  r = _mm512_fmadd_ps(r, s, splat(-2.67681349e-2f));
-  r = _mm512_fmadd_ps(r, s, splat(1.12819925e-1f));
-  r = _mm512_fmadd_ps(r, s, splat(-3.76125336e-1f));
-  r = _mm512_fmadd_ps(r, s, splat(1.28379166e-1f));
-  return _mm512_mul_ps(x, _mm512_add_ps(splat(0.5f), _mm512_fmadd_ps(r, ha, ha)));
+  constexpr float kLo = static_cast<float>(0.398942280401432678 - static_cast<double>(kInvSqrt2Pi));
+  const __m512 s = _mm512_mul_ps(x, x);
+  const __m512 s_lo = _mm512_fmsub_ps(x, x, s);
+  const __m512 p = _mm512_mul_ps(splat(kInvSqrt2Pi), s);
+  const __m512 p_lo = _mm512_fmsub_ps(splat(kInvSqrt2Pi), s, p);
+  __m512 r = _mm512_fmadd_ps(splat(4.443156172e-07f), s, splat(-8.900120520e-06f));
+  r = _mm512_fmadd_ps(r, s, splat(1.147329313e-04f));
+  r = _mm512_fmadd_ps(r, s, splat(-1.186845591e-03f));
+  r = _mm512_fmadd_ps(r, s, splat(9.973393753e-03f));
+  r = _mm512_fmadd_ps(r, s, splat(-6.649035960e-02f));
+  const __m512 lo = _mm512_fmadd_ps(splat(kLo), s, _mm512_fmadd_ps(splat(kInvSqrt2Pi), s_lo, p_lo));
+  const __m512 corr = _mm512_fmadd_ps(_mm512_mul_ps(s, r), s, lo);
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(x, splat(0.5f), p), corr);
+  return copysign_ps(y, x);  // gelu(-0) = -0 (the sum gives +0)
 }
-// |x| >= kGeluSplit: with e = exp(r(|a|)) = 1 - erf(|a|), (1 + erf(a))/2 is e/2 for negative
-// x and 1 - e/2 for positive x, free of 1 + erf's cancellation.
+// |x| >= 1: Phi(-|x|) = exp(-x^2/2) H(q) / (|x| + 3.125), q = (|x| - 3.125)/(|x| + 3.125) in
+// [-0.52, 0.64] up to where gelu underflows, H a degree-8 minimax fit (relative error 8e-9; the
+// factor |x| + 3.125 keeps its terms from cancelling). 1/(|x| + 3.125) is rcp14 and one Newton step
+// on the exact sum, q gets one correction from its exact residual. x^2 = s + s_lo exactly, and
+// exp(-x^2/2) = e (1 + c) with e = exp(-s/2), c = -s_lo/2: the far left tail keeps its accuracy.
+struct GeluTail {
+  __m512 e, c, g;  // Phi(-|x|) = e g (1 + c)
+};
+FABRIC_VEC_INLINE GeluTail gelu_tail(__m512 x) {
+  constexpr float k = 3.125f;
+  const __m512 t = _mm512_min_ps(abs_ps(x), splat(16.0f));
+  const __m512 s = _mm512_mul_ps(x, x);
+  const __m512 c = _mm512_mul_ps(splat(-0.5f), _mm512_fmsub_ps(x, x, s));
+  const __m512 e = exp_ps(_mm512_mul_ps(splat(-0.5f), s));
+  const __m512 r0 = _mm512_rcp14_ps(_mm512_add_ps(t, splat(k)));
+  const __m512 rd =
+      _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(r0, t, _mm512_fnmadd_ps(r0, splat(k), splat(1.0f))), r0);
+  const __m512 num = _mm512_sub_ps(t, splat(k));  // exact
+  __m512 q = _mm512_mul_ps(num, rd);
+  q = _mm512_fmadd_ps(rd, _mm512_fnmadd_ps(q, splat(k), _mm512_fnmadd_ps(q, t, num)), q);
+  __m512 h = _mm512_fmadd_ps(splat(9.377500828e-05f), q, splat(-1.063484815e-03f));
+  h = _mm512_fmadd_ps(h, q, splat(-1.115938721e-04f));
+  h = _mm512_fmadd_ps(h, q, splat(7.989387028e-03f));
+  h = _mm512_fmadd_ps(h, q, splat(-5.320814438e-03f));
+  h = _mm512_fmadd_ps(h, q, splat(-6.382616609e-02f));
+  h = _mm512_fmadd_ps(h, q, splat(2.526613176e-01f));
+  h = _mm512_fmadd_ps(h, q, splat(-5.249630213e-01f));
+  h = _mm512_fmadd_ps(h, q, splat(7.334536314e-01f));
+  return {e, c, _mm512_mul_ps(h, rd)};
+}
+// gelu = x Phi(-|x|) for x < 0, x - x Phi(-|x|) for x > 0 (x itself past 8, which also keeps inf).
 FABRIC_VEC_INLINE __m512 gelu_erf_large_ps(__m512 x) {
-  const __m512 e = erf_large_exp(abs_ps(_mm512_mul_ps(x, splat(kInvSqrt2))));
-  const __m512 he = _mm512_mul_ps(splat(0.5f), e);
+  const GeluTail tl = gelu_tail(x);
+  const __m512 xge = _mm512_mul_ps(_mm512_mul_ps(x, tl.g), tl.e);  // x g first: stays normal longer
+  const __m512 xphi = _mm512_fmadd_ps(xge, tl.c, xge);             // x Phi(-|x|)
   const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-  return _mm512_mul_ps(x, _mm512_mask_mov_ps(_mm512_sub_ps(splat(1.0f), he), neg, he));
+  const __m512 y = _mm512_mask_mov_ps(_mm512_sub_ps(x, xphi), neg, xphi);
+  return copysign_ps(_mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, splat(8.0f), _CMP_GT_OQ), x), x);
 }
 FABRIC_VEC_INLINE __m512 gelu_erf_ps(__m512 x) {
   return _mm512_mask_mov_ps(gelu_erf_small_ps(x), gelu_erf_is_large(x), gelu_erf_large_ps(x));
+}
+
+// The derivative, split at -1 and kGeluSplit: it cancels for x < 0 (it crosses 0 at -0.75), less in
+// gelu_tail's form than in the polynomial's.
+FABRIC_VEC_INLINE __mmask16 gelu_erf_grad_is_large(__m512 x) {
+  return _mm512_cmp_ps_mask(x, splat(-1.0f), _CMP_LT_OQ) |
+         _mm512_cmp_ps_mask(x, splat(kGeluSplit), _CMP_GE_OQ);
+}
+// -1 <= x < kGeluSplit (NaN lands here): Phi(x) + x phi(x) = 1/2 + x D(x^2), with
+// D = erf(x/sqrt2)/(2x) + phi(x) = 2/sqrt(2 pi) + x^2 D1(x^2), D1 a minimax polynomial (no exp).
+// Where it cancels, 1/2 + hi(x 2/sqrt(2 pi)) is exact, and the product's rounding error joins the
+// correction.
+FABRIC_VEC_INLINE __m512 gelu_erf_grad_small_ps(__m512 x) {
+  constexpr float kD0 = 2 * kInvSqrt2Pi;
+  constexpr float kD0Lo = static_cast<float>(0.797884560802865355 - static_cast<double>(kD0));
+  const __m512 s = _mm512_mul_ps(x, x);
+  __m512 d = _mm512_fmadd_ps(splat(5.990316822e-06f), s, splat(-1.055908433e-04f));
+  d = _mm512_fmadd_ps(d, s, splat(1.144913957e-03f));
+  d = _mm512_fmadd_ps(d, s, splat(-9.492509067e-03f));
+  d = _mm512_fmadd_ps(d, s, splat(5.983939394e-02f));
+  d = _mm512_fmadd_ps(d, s, splat(-2.659612894e-01f));
+  const __m512 hi = _mm512_mul_ps(x, splat(kD0));
+  const __m512 lo = _mm512_fmadd_ps(x, splat(kD0Lo), _mm512_fmsub_ps(x, splat(kD0), hi));
+  const __m512 corr = _mm512_fmadd_ps(_mm512_mul_ps(x, s), d, lo);
+  return _mm512_add_ps(_mm512_add_ps(splat(0.5f), hi), corr);
+}
+// The other lanes: with E = exp(-x^2/2), Phi(-|x|) = E g and x phi(x) = E x/sqrt(2 pi), so the
+// derivative is E (g + x/sqrt(2 pi)) for x < 0 and 1 + E (x/sqrt(2 pi) - g) for x > 0 (1 past 8;
+// NaN at +-inf, as PyTorch's Phi(x) + x phi(x) gives).
+FABRIC_VEC_INLINE __m512 gelu_erf_grad_large_ps(__m512 x) {
+  const GeluTail tl = gelu_tail(x);
+  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 gs = _mm512_mask_sub_ps(tl.g, ~neg, _mm512_setzero_ps(), tl.g);
+  const __m512 ew = _mm512_mul_ps(tl.e, _mm512_fmadd_ps(x, splat(kInvSqrt2Pi), gs));
+  const __m512 ewc = _mm512_fmadd_ps(ew, tl.c, ew);
+  const __m512 d = _mm512_mask_add_ps(ewc, ~neg, ewc, splat(1.0f));
+  const __mmask16 past =
+      _mm512_cmp_ps_mask(x, splat(8.0f), _CMP_GT_OQ) & ~_mm512_fpclass_ps_mask(x, 0x08);
+  return _mm512_mask_mov_ps(d, past, splat(1.0f));
+}
+FABRIC_VEC_INLINE __m512 gelu_erf_grad_ps(__m512 x) {
+  return _mm512_mask_mov_ps(gelu_erf_grad_small_ps(x), gelu_erf_grad_is_large(x),
+                            gelu_erf_grad_large_ps(x));
 }
 
 // gelu tanh form: x/2 * (1 + tanh(u)) == x * sigmoid(2u) == x / (1 + exp(-2u)),

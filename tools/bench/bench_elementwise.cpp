@@ -1,8 +1,8 @@
-// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh), exp, log1p, erf, relu and the
-// parameterised activations (leaky_relu, elu, softplus, mish, hardswish; default parameters) on
-// 16M-element float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read + written), next
-// to a memcpy of the same bytes and PyTorch (tools/bench/torch_elementwise.py) measured in the
-// same run.
+// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh; erf's backward), exp, log1p, erf,
+// relu and the parameterised activations (leaky_relu, elu, softplus, mish, hardswish; default
+// parameters) on 16M-element float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read +
+// written), next to a memcpy of the same bytes and PyTorch (tools/bench/torch_elementwise.py)
+// measured in the same run.
 //   bench_elementwise [n] [reps]
 // g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -22,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tensor/activation_backward.h"
 #include "tensor/activation_kernels.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/factory.h"
@@ -165,6 +166,15 @@ int main(int argc, char** argv) {
        unary_into(UnaryOp::gelu_erf)},
       {"gelu_tanh", 2, [](const Tensor& a, const Tensor&) { return gelu(a, "tanh"); },
        unary_into(UnaryOp::gelu_tanh)},
+      // GELU's backward (erf form): grad b at saved input a, as autograd calls it.
+      {"gelu_backward", 3,
+       [](const Tensor& a, const Tensor& b) {
+         return activation_backward(ActGrad::gelu_erf, b, a);
+       },
+       [](const Tensor& a, const Tensor& b, Tensor& out) {
+         const StridedLoop loop = make_strided_loop("bench", out, {&b, &a});
+         activation_backward_stub(Device::cpu())(ActGrad::gelu_erf, ActivationParams{}, loop);
+       }},
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
       {"log1p", 2, [](const Tensor& a, const Tensor&) { return log1p(a); },
        unary_into(UnaryOp::log1p)},

@@ -39,6 +39,9 @@ def main():
             "gelu": (2, lambda: F.gelu(a), lambda: torch._C._nn.gelu(a, out=c)),
             "gelu_tanh": (2, lambda: F.gelu(a, approximate="tanh"),
                           lambda: torch._C._nn.gelu(a, approximate="tanh", out=c)),
+            # autograd's GeluBackward: grad b at saved input a.
+            "gelu_backward": (3, lambda: torch.ops.aten.gelu_backward(b, a),
+                              lambda: torch.ops.aten.gelu_backward.grad_input(b, a, grad_input=c)),
             "exp": (2, lambda: torch.exp(a), lambda: torch.exp(a, out=c)),
             "log1p": (2, lambda: torch.log1p(a), lambda: torch.log1p(a, out=c)),
             "erf": (2, lambda: torch.erf(a), lambda: torch.erf(a, out=c)),
