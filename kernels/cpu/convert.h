@@ -63,7 +63,8 @@ constexpr D scalar_cast(S s) {
 // Converts n contiguous elements from src (dtype s) to dst (dtype d); src and dst must not
 // overlap unless they are the same pointer with the same dtype. fp8 destinations use the
 // saturating cast iff saturate_fp8. Bool sources accept any non-zero byte as true. Large n runs
-// on the OpenMP pool in chunks of at least 64K elements.
+// on the OpenMP pool in chunks of at least 64K elements; a destination of 4 MiB or more is
+// written with non-temporal stores (it bypasses the caches: the result is not cache-hot after).
 void convert(DType s, const void* src, DType d, void* dst, int64_t n, bool saturate_fp8 = false);
 
 }  // namespace fabric::cpu

@@ -67,16 +67,26 @@ void parallel_memcpy(char* dst, const char* src, int64_t bytes) {
 }  // namespace
 
 int main() {
+  // Each format has its own source buffer holding its rounding of the same normal(0, 10) values
+  // (fp8 saturating, as Transformer Engine stores them), and each destination width its own
+  // output buffer, so no case reads what another wrote in a different format.
   auto f32 = aligned_buffer<float>(kN);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 10.0f);
   for (int64_t i = 0; i < kN; ++i) f32[i] = nd(rng);
-  auto u16 = aligned_buffer<uint16_t>(kN);
-  auto u8 = aligned_buffer<uint8_t>(kN);
-  auto f32_out = aligned_buffer<float>(kN);
-  auto copy_src = aligned_buffer<char>(kN * 8);
-  auto copy_dst = aligned_buffer<char>(kN * 8);
-  fabric::cpu::convert(DType::float32, f32.get(), DType::bfloat16, u16.get(), kN);
+  auto bf16 = aligned_buffer<uint16_t>(kN);
+  auto f16 = aligned_buffer<uint16_t>(kN);
+  auto e4m3 = aligned_buffer<uint8_t>(kN);
+  auto e5m2 = aligned_buffer<uint8_t>(kN);
+  auto out32 = aligned_buffer<float>(kN);
+  auto out16 = aligned_buffer<uint16_t>(kN);
+  auto out8 = aligned_buffer<uint8_t>(kN);
+  auto copy_src = aligned_buffer<char>(kN * 4);
+  auto copy_dst = aligned_buffer<char>(kN * 4);
+  fabric::cpu::convert(DType::float32, f32.get(), DType::bfloat16, bf16.get(), kN);
+  fabric::cpu::convert(DType::float32, f32.get(), DType::float16, f16.get(), kN);
+  fabric::cpu::convert(DType::float32, f32.get(), DType::float8_e4m3fn, e4m3.get(), kN, true);
+  fabric::cpu::convert(DType::float32, f32.get(), DType::float8_e5m2, e5m2.get(), kN, true);
 
   struct Case {
     const char* name;
@@ -84,11 +94,19 @@ int main() {
     const void* src;
     void* dst;
   };
+  // The conversions of mixed-precision training: weights and activations to and from bf16/fp16,
+  // fp8 quantisation and dequantisation, and the bf16 <-> fp16 hand-over between the two.
   const Case cases[] = {
-      {"f32->bf16", DType::float32, DType::bfloat16, f32.get(), u16.get()},
-      {"bf16->f32", DType::bfloat16, DType::float32, u16.get(), f32_out.get()},
-      {"f32->f16", DType::float32, DType::float16, f32.get(), u16.get()},
-      {"f32->e4m3", DType::float32, DType::float8_e4m3fn, f32.get(), u8.get()},
+      {"f32->bf16", DType::float32, DType::bfloat16, f32.get(), out16.get()},
+      {"bf16->f32", DType::bfloat16, DType::float32, bf16.get(), out32.get()},
+      {"f32->f16", DType::float32, DType::float16, f32.get(), out16.get()},
+      {"f16->f32", DType::float16, DType::float32, f16.get(), out32.get()},
+      {"bf16->f16", DType::bfloat16, DType::float16, bf16.get(), out16.get()},
+      {"f16->bf16", DType::float16, DType::bfloat16, f16.get(), out16.get()},
+      {"f32->e4m3", DType::float32, DType::float8_e4m3fn, f32.get(), out8.get()},
+      {"f32->e5m2", DType::float32, DType::float8_e5m2, f32.get(), out8.get()},
+      {"e4m3->f32", DType::float8_e4m3fn, DType::float32, e4m3.get(), out32.get()},
+      {"e5m2->f32", DType::float8_e5m2, DType::float32, e5m2.get(), out32.get()},
   };
 
   std::printf(
