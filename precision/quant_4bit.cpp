@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tensor/factory.h"
+#include "tensor/quant_kernels.h"
 
 namespace fabric::precision {
 
@@ -119,32 +120,21 @@ Quantized8bit quantize_blockwise_8bit(const Tensor& A, int64_t blocksize) {
   FABRIC_CHECK(A.dtype() == DType::float32, DTypeError, op, ": a ", dtype_name(A.dtype()),
                " tensor of shape ", shape_str(A.sizes()), " (expected float32)");
   FABRIC_CHECK(blocksize >= 1, ValueError, op, ": blocksize ", blocksize, " (expected >= 1)");
-  const std::vector<float> x = A.to_vector<float>();
-  const int64_t n = static_cast<int64_t>(x.size());
+  // The statistics this quantizes are small (n / blocksize of a 4-bit tensor): the CPU kernel
+  // runs on them wherever A lives.
+  const Tensor x = A.to(Device::cpu()).contiguous();
+  const int64_t n = x.numel();
   const int64_t nblocks = ceil_div(n, blocksize);
-  std::vector<uint8_t> codes(x.size());
-  std::vector<float> absmax(static_cast<size_t>(nblocks));
-  const auto& mid = dynamic_code_8bit_midpoints();
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t s = b * blocksize, e = std::min(n, s + blocksize);
-    float m = 0.0f;
-    bool nan = false;
-    for (int64_t i = s; i < e; ++i) {
-      nan |= std::isnan(x[i]);
-      m = std::max(m, std::fabs(x[i]));
-    }
-    if (nan) m = std::nanf("");
-    absmax[b] = m;
-    const float r = m == 0.0f ? 0.0f : 1.0f / m;
-    for (int64_t i = s; i < e; ++i) {
-      const float v = x[i] * r;
-      // Number of midpoints strictly below v: ties and NaN go to the lower index.
-      codes[i] = static_cast<uint8_t>(std::lower_bound(mid.begin(), mid.end(), v) - mid.begin());
-    }
+  Tensor codes = empty(A.sizes(), {.dtype = DType::uint8});
+  Tensor absmax = empty({nblocks}, {.dtype = DType::float32});
+  if (n > 0) {
+    const Quantize8bitBlockwiseFn kernel = quantize_8bit_blockwise_stub(Device::cpu());
+    kernel(x.data<float>(), n, blocksize, dynamic_code_8bit_midpoints().data(),
+           codes.data<uint8_t>(), absmax.data<float>());
   }
   Quantized8bit out;
-  out.codes = from_vector(codes, A.sizes(), {.dtype = DType::uint8}).to(A.device());
-  out.absmax = from_vector(absmax, {nblocks}, {.dtype = DType::float32}).to(A.device());
+  out.codes = codes.to(A.device());
+  out.absmax = absmax.to(A.device());
   return out;
 }
 
@@ -202,14 +192,15 @@ Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize, const std::strin
   st.shape = A.sizes();
   st.absmax = absmax;
   if (compress_statistics) {
-    // The statistics are small (n / blocksize values): centred and quantized on the host.
-    std::vector<float> a = absmax.to_vector<float>();
+    // The statistics are small (n / blocksize values): centred and quantized on the CPU, in
+    // place (the fp32 absmax is not kept). The mean is summed in order, in double, as before.
+    Tensor a = absmax.device().is_cpu() ? absmax : absmax.to(Device::cpu());
+    float* av = a.data<float>();
     double sum = 0.0;
-    for (float v : a) sum += v;
-    st.nested_offset = a.empty() ? 0.0f : static_cast<float>(sum / static_cast<double>(a.size()));
-    for (float& v : a) v -= st.nested_offset;
-    const Quantized8bit q =
-        quantize_blockwise_8bit(from_vector(a, {nblocks}, {.dtype = DType::float32}), 256);
+    for (int64_t i = 0; i < nblocks; ++i) sum += av[i];
+    st.nested_offset = nblocks == 0 ? 0.0f : static_cast<float>(sum / static_cast<double>(nblocks));
+    for (int64_t i = 0; i < nblocks; ++i) av[i] -= st.nested_offset;
+    const Quantized8bit q = quantize_blockwise_8bit(a, 256);
     st.nested = true;
     st.nested_blocksize = 256;
     st.absmax = q.codes.to(A.device());

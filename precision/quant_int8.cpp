@@ -2,11 +2,7 @@
 // GEMM is the int8_gemm kernel (tensor/quant_kernels.h).
 #include "precision/quant_int8.h"
 
-#include <omp.h>
-
-#include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "tensor/factory.h"
 #include "tensor/quant_kernels.h"
@@ -14,82 +10,12 @@
 namespace fabric::precision {
 namespace {
 
-constexpr int64_t kParallelMinRows = 16;
 // bitsandbytes' default backend multiplies by this instead of dividing by 127.
 constexpr float kInv127 = static_cast<float>(7.874015718698502e-3);
 constexpr float kInv127Sq = static_cast<float>(1.0 / (127.0 * 127.0));
 
-float load_f32(const void* p, DType dt, int64_t i) {
-  switch (dt) {
-    case DType::float32:
-      return static_cast<const float*>(p)[i];
-    case DType::float16:
-      return static_cast<float>(static_cast<const Half*>(p)[i]);
-    default:
-      return static_cast<float>(static_cast<const BFloat16*>(p)[i]);
-  }
-}
-
-void store_from_f32(void* p, DType dt, int64_t i, float v) {
-  switch (dt) {
-    case DType::float32:
-      static_cast<float*>(p)[i] = v;
-      break;
-    case DType::float16:
-      static_cast<Half*>(p)[i] = Half(v);
-      break;
-    default:
-      static_cast<BFloat16*>(p)[i] = BFloat16(v);
-      break;
-  }
-}
-
 bool is_lp_or_f32(DType d) {
   return d == DType::float16 || d == DType::bfloat16 || d == DType::float32;
-}
-
-template <class T>
-void quant_row(const T* a, int64_t K, float thr, int8_t* q, float* stat, uint8_t* colmask) {
-  float m = 0.0f;
-  if (thr > 0.0f) {
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = std::fabs(static_cast<float>(a[k]));
-      const bool out = v >= thr;
-      colmask[k] |= static_cast<uint8_t>(out);
-      m = out ? m : std::max(m, v);
-    }
-  } else {
-    for (int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(static_cast<float>(a[k])));
-  }
-  *stat = m;
-  if (m == 0.0f) {  // 127/0 = inf; torch's NaN -> int8 cast is undefined, so emit 0
-    std::memset(q, 0, static_cast<size_t>(K));
-    return;
-  }
-  const float s = 127.0f / m;
-  for (int64_t k = 0; k < K; ++k) {
-    const float v = static_cast<float>(a[k]);
-    const float x = (thr > 0.0f && std::fabs(v) >= thr) ? 0.0f : v * s;
-    // NaN (a NaN input, or inf · 0 in a row whose absmax is inf) has no int8 value: emit 0.
-    const float y = std::isnan(x) ? 0.0f : std::clamp(x, -127.0f, 127.0f);
-    q[k] = static_cast<int8_t>(std::nearbyint(y));  // the default rounding mode is RNE
-  }
-}
-
-template <class T>
-void quant_rows(const T* a, int64_t rows, int64_t K, float thr, int8_t* q, float* stats,
-                std::vector<uint8_t>& colmask) {
-#pragma omp parallel if (rows >= kParallelMinRows)
-  {
-    std::vector<uint8_t> local(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      quant_row(a + r * K, K, thr, q + r * K, stats + r, local.data());
-    if (thr > 0.0f) {
-#pragma omp critical(fabric_int8_colmask)
-      for (int64_t k = 0; k < K; ++k) colmask[k] |= local[k];
-    }
-  }
 }
 
 }  // namespace
@@ -112,30 +38,15 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   out.SCA = empty({rows}, {.dtype = DType::float32});
   const float thr = threshold > 0.0 ? static_cast<float>(threshold) : 0.0f;
   std::vector<uint8_t> colmask(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
-  int8_t* q = out.CA.data<int8_t>();
-  float* st = out.SCA.data<float>();
   if (K > 0 && rows > 0) {
-    switch (x.dtype()) {
-      case DType::float32:
-        quant_rows(x.data<float>(), rows, K, thr, q, st, colmask);
-        break;
-      case DType::float16:
-        quant_rows(x.data<Half>(), rows, K, thr, q, st, colmask);
-        break;
-      default:
-        quant_rows(x.data<BFloat16>(), rows, K, thr, q, st, colmask);
-        break;
-    }
+    const Int8RowQuantFn kernel = int8_row_quant_stub(x.device());
+    kernel(x.data_ptr(), x.dtype(), rows, K, thr, out.CA.data<int8_t>(), out.SCA.data<float>(),
+           colmask.data());
   } else {
-    std::fill(st, st + rows, 0.0f);
+    out.SCA.fill_(0.0f);
   }
   for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
     if (colmask[k]) out.outlier_cols.push_back(k);
-  }
-  if (rows > 1) {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c : out.outlier_cols) q[r * K + c] = 0;
-    }
   }
   return out;
 }
@@ -172,8 +83,10 @@ Tensor int8_matmul(const Tensor& A, const Tensor& B) {
                " (expected A (M, K) and B (N, K))");
   FABRIC_CHECK(A.device() == B.device(), DeviceError, op, ": A and B are on different devices");
   const int64_t M = A.size(0), N = B.size(0), K = A.size(1);
-  Tensor C = zeros({M, N}, {.dtype = DType::int32, .device = A.device()});
-  if (M == 0 || N == 0 || K == 0) return C;
+  if (M == 0 || N == 0 || K == 0) {
+    return zeros({M, N}, {.dtype = DType::int32, .device = A.device()});
+  }
+  Tensor C = empty({M, N}, {.dtype = DType::int32, .device = A.device()});  // the GEMM's beta is 0
   const Tensor a = A.contiguous(), b = B.contiguous();
   const Int8GemmFn kernel = int8_gemm_stub(A.device());
   kernel(M, N, K, a.data<int8_t>(), b.data<int8_t>(), C.data<int32_t>());
@@ -201,55 +114,51 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   const Int8RowQuant xq = int8_vectorwise_quant(X, threshold);
   const int64_t M = K == 0 ? 0 : X.numel() / K;
   const Tensor C = int8_matmul(xq.CA.reshape({M, K}), CB);  // (M, N)
-  const std::vector<int32_t> c = C.to_vector<int32_t>();
-  const std::vector<float> sca = xq.SCA.to_vector<float>();
-  const std::vector<float> scb = SCB.to_vector<float>();
-  const std::vector<float> b =
-      bias.defined() ? bias.to_vector<float>() : std::vector<float>(N, 0.0f);
+  // The small per-column operands as contiguous fp32 on the CPU, whatever they came as.
+  const Tensor scb = SCB.detach().to(Device::cpu()).contiguous();
+  const Tensor b =
+      bias.defined() ? bias.detach().to(Device::cpu()).to(DType::float32).contiguous() : Tensor();
   Shape out_shape(X.sizes().begin(), X.sizes().end() - 1);
   out_shape.push_back(N);
   Tensor out = empty(out_shape, {.dtype = dt});
-  void* o = out.data_ptr();
+  if (M == 0 || N == 0) return out;
   const Tensor xc = X.contiguous();
-  const void* xp = xc.data_ptr();
   const std::vector<int64_t>& cols = xq.outlier_cols;
-  // The outlier weight columns, int8-dequantized and rounded to X's dtype: (N, ncols).
-  std::vector<float> sub_b;
-  if (!cols.empty()) {
+  const int64_t ncols = static_cast<int64_t>(cols.size());
+  // The outlier weight columns, int8-dequantized and rounded to X's dtype as .to(A.dtype) does,
+  // laid out (ncols, N) so that the epilogue reads them along the output row.
+  std::vector<float> w_cols(static_cast<size_t>(ncols * N));
+  if (ncols > 0) {
     const Tensor cbc = CB.contiguous();
     const int8_t* cb = cbc.data<int8_t>();
-    sub_b.resize(static_cast<size_t>(N) * cols.size());
+    const float* sb = scb.data<float>();
     for (int64_t n = 0; n < N; ++n) {
-      const float f = scb[n] * kInv127;
-      for (size_t j = 0; j < cols.size(); ++j) {
+      const float f = sb[n] * kInv127;
+      for (int64_t j = 0; j < ncols; ++j) {
         const float w = static_cast<float>(cb[n * K + cols[j]]) * f;
-        float r = w;  // rounded through X's dtype, as .to(A.dtype) does
+        float r = w;
         if (dt == DType::float16) r = static_cast<float>(Half(w));
         if (dt == DType::bfloat16) r = static_cast<float>(BFloat16(w));
-        sub_b[n * cols.size() + j] = r;
+        w_cols[j * N + n] = r;
       }
     }
   }
-  const bool has_bias = bias.defined();
-#pragma omp parallel for schedule(static) if (M * N >= 65536)
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t n = 0; n < N; ++n) {
-      const float scale = sca[m] * scb[n];
-      float v = static_cast<float>(c[m * N + n]) * scale * kInv127Sq;
-      if (has_bias) v = v + b[n];
-      if (cols.empty()) {
-        store_from_f32(o, dt, m * N + n, v);
-        continue;
-      }
-      // addmm in X's dtype: the stored partial result plus the fp32 sum, rounded once.
-      store_from_f32(o, dt, m * N + n, v);
-      float acc = load_f32(o, dt, m * N + n);
-      for (size_t j = 0; j < cols.size(); ++j) {
-        acc = acc + load_f32(xp, dt, m * K + cols[j]) * sub_b[n * cols.size() + j];
-      }
-      store_from_f32(o, dt, m * N + n, acc);
-    }
-  }
+  Int8LinearEpilogue e;
+  e.M = M;
+  e.N = N;
+  e.acc = C.data<int32_t>();
+  e.row_stats = xq.SCA.data<float>();
+  e.col_stats = scb.data<float>();
+  e.scale = kInv127Sq;
+  e.bias = b.defined() ? b.data<float>() : nullptr;
+  e.dtype = dt;
+  e.x = xc.data_ptr();
+  e.K = K;
+  e.cols = cols.data();
+  e.ncols = ncols;
+  e.w_cols = w_cols.data();
+  e.out = out.data_ptr();
+  int8_linear_epilogue_stub(out.device())(e);
   return out;
 }
 

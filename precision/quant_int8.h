@@ -31,7 +31,8 @@ Tensor int8_matmul(const Tensor& A, const Tensor& B);
 // CB (N, K) int8 and SCB (N) float32 from int8_vectorwise_quant(W, 0), bias (N) or undefined.
 // out = f32(int32 · f32(SCA[r] · SCB[c]) · f32(1/127²)) + bias, cast to X's dtype; then, for
 // the outlier columns of X, out += X[:, cols] · (CB[:, cols] · SCB / 127)ᵀ with the dequantized
-// weight columns in X's dtype, accumulated in fp32 and rounded once. Output (..., N), X's dtype.
+// weight columns in X's dtype, accumulated in fp32 (one fused multiply-add per column, in column
+// order) and rounded once. Output (..., N), X's dtype.
 Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
                            const Tensor& bias = Tensor(), double threshold = 6.0);
 

@@ -1,5 +1,6 @@
 // Dispatch stubs and constants of the bitsandbytes-style quantizers (spec §6, §7): the 4-bit
-// NF4/FP4 blockwise quantize/dequantize loops and the int8 x int8 -> int32 GEMM of LLM.int8.
+// NF4/FP4 blockwise quantize/dequantize loops, the 8-bit blockwise quantizer of their double
+// quantization, and LLM.int8's row-wise quantizer, int8 x int8 -> int32 GEMM and forward epilogue.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -67,6 +68,43 @@ using Quantize4bitFn = void (*)(const void* x, DType dtype, int64_t n, int64_t b
 using Dequantize4bitFn = void (*)(const uint8_t* packed, const float* absmax, int64_t n,
                                   int64_t blocksize, Quant4Type type, DType dtype, void* out);
 
+// 8-bit blockwise quantization of n contiguous float32 values against a sorted code: per block
+// of `blocksize` (>= 1), absmax[b] = max |x| over the block (NaN if the block holds a NaN);
+// r = f32(1/absmax) (0 for an all-zero block); codes[i] = the number of the 255 ascending
+// `midpoints` strictly below x·r (ties and NaN go to the lower index), as a bucketize would.
+using Quantize8bitBlockwiseFn = void (*)(const float* x, int64_t n, int64_t blocksize,
+                                         const float* midpoints, uint8_t* codes, float* absmax);
+
+// LLM.int8 row-wise quantization of A (rows, K) row-major contiguous, `dtype` float32, float16
+// or bfloat16, K >= 1. With threshold > 0, |a| >= threshold marks an outlier: it is left out of
+// its row's absmax, quantized as 0, and colmask[k] is set to 1 for its column (colmask: K bytes,
+// zeroed by the caller; untouched when threshold <= 0); when rows > 1 every outlier column is
+// then zeroed in all rows of q. stats[r] = max |a| over the row's non-outliers (NaN ignored);
+// q = RNE(clamp(a · f32(127 / stats[r]), ±127)), 0 where that is NaN or the row's stats is 0.
+using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
+                                float threshold, int8_t* q, float* stats, uint8_t* colmask);
+
+// The LLM.int8 forward after its int8 GEMM, per element (m, n) of the (M, N) output:
+//   v = f32(acc[m, n]) · f32(row_stats[m] · col_stats[n]) · scale  (+ bias[n] when bias),
+// rounded to `dtype`; then, when ncols > 0, out = round(v' + Σ_j x[m, cols[j]] · w_cols[j, n])
+// with v' the rounded v, one fused multiply-add per outlier column in the order of cols.
+struct Int8LinearEpilogue {
+  int64_t M = 0, N = 0;
+  const int32_t* acc = nullptr;        // (M, N), the int32 GEMM result
+  const float* row_stats = nullptr;    // (M)
+  const float* col_stats = nullptr;    // (N)
+  float scale = 0.0f;                  // 1/127², as the caller defines it
+  const float* bias = nullptr;         // (N) float32, or null
+  DType dtype = DType::float32;        // x's and out's dtype: float32, float16 or bfloat16
+  const void* x = nullptr;             // (M, K), read only at the outlier columns
+  int64_t K = 0;
+  const int64_t* cols = nullptr;       // ncols column indices into x
+  int64_t ncols = 0;
+  const float* w_cols = nullptr;       // (ncols, N) float32
+  void* out = nullptr;                 // (M, N)
+};
+using Int8LinearEpilogueFn = void (*)(const Int8LinearEpilogue& e);
+
 // C (M, N) = A (M, K) · B (N, K)ᵀ, all row-major contiguous, exact int32 accumulation.
 using Int8GemmFn = void (*)(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* B,
                             int32_t* C);
@@ -82,6 +120,9 @@ using Fp8GemmFn = bool (*)(int64_t M, int64_t N, int64_t K, DType a_dtype, const
 
 FABRIC_DECLARE_STUB(quantize_4bit_stub, Quantize4bitFn);
 FABRIC_DECLARE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
+FABRIC_DECLARE_STUB(quantize_8bit_blockwise_stub, Quantize8bitBlockwiseFn);
+FABRIC_DECLARE_STUB(int8_row_quant_stub, Int8RowQuantFn);
+FABRIC_DECLARE_STUB(int8_linear_epilogue_stub, Int8LinearEpilogueFn);
 FABRIC_DECLARE_STUB(int8_gemm_stub, Int8GemmFn);
 FABRIC_DECLARE_STUB(fp8_gemm_stub, Fp8GemmFn);
 

@@ -1,11 +1,14 @@
-// Quantizer throughput on 16M fp32 values at 1 thread: NF4/FP4 quantize and dequantize (bs 64)
-// and LLM.int8 row-wise quantization (4096 x 4096), in GB/s of fp32 data (the input of a
-// quantize, the output of a dequantize) next to a memcpy of the same 64 MB in the same run.
+// Quantizer throughput on 16M fp32 values: NF4/FP4 quantize and dequantize (bs 64) and LLM.int8
+// row-wise quantization (4096 x 4096), in GB/s of fp32 data (the input of a quantize, the output
+// of a dequantize) next to a memcpy of the same 64 MB in the same run; then the LLM.int8 linear
+// forward (M, K, N) = (2048, 1024, 1024) next to its int8 GEMM alone.
+// Usage: bench_quant [threads] (default 1).
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -56,20 +59,61 @@ void report_gpt_memory() {
   }
 }
 
+// The LLM.int8 forward of an fp16 (M, K) activation through frozen (N, K) int8 weights, with and
+// without outlier columns, next to the int8 GEMM alone (the part that is oneDNN's).
+void report_int8_linear() {
+  const int64_t M = 2048, K = 1024, N = 1024;
+  Generator gen(3);
+  const Tensor W = randn({N, K}, {.dtype = DType::float32}, &gen).to(DType::float16);
+  const Tensor bias = randn({N}, {.dtype = DType::float32}, &gen).to(DType::float16);
+  const Int8RowQuant wq = int8_vectorwise_quant(W, 0.0);
+  std::vector<float> xv = randn({M, K}, {.dtype = DType::float32}, &gen).to_vector<float>();
+  const Tensor X = from_vector(xv, {M, K}).to(DType::float16);
+  // LLM.int8's regime: a handful of feature columns carry |x| >= 6 in some rows.
+  for (int64_t c : {17, 300, 301, 777}) {
+    for (int64_t m = c % 5; m < M; m += 97) xv[m * K + c] = (m % 2 ? 8.0f : -9.5f);
+  }
+  const Tensor Xo = from_vector(xv, {M, K}).to(DType::float16);
+  const Int8RowQuant xq = int8_vectorwise_quant(X, 6.0);
+  const double t_gemm = median_seconds([&] { (void)int8_matmul(xq.CA, wq.CA); });
+  const double t_fwd = median_seconds([&] { (void)int8_linear_forward(X, wq.CA, wq.SCA, bias, 6.0); });
+  const double t_fwd_o = median_seconds([&] { (void)int8_linear_forward(Xo, wq.CA, wq.SCA, bias, 6.0); });
+  const double flop = 2.0 * M * N * K;
+  std::printf("\nLLM.int8 linear forward, fp16 X (M, K, N) = (%lld, %lld, %lld), threshold 6:\n",
+              (long long)M, (long long)K, (long long)N);
+  std::printf("  %-34s %8.2f ms %8.1f GOP/s\n", "int8_matmul alone (oneDNN s8s8s32)", t_gemm * 1e3,
+              flop / t_gemm / 1e9);
+  std::printf("  %-34s %8.2f ms (%.2f ms outside the GEMM)\n", "int8_linear_forward, no outliers",
+              t_fwd * 1e3, (t_fwd - t_gemm) * 1e3);
+  std::printf("  %-34s %8.2f ms (%.2f ms outside the GEMM)\n", "int8_linear_forward, 4 outlier cols",
+              t_fwd_o * 1e3, (t_fwd_o - t_gemm) * 1e3);
+}
+
 }  // namespace
 
-int main() {
-  omp_set_num_threads(1);
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  if (threads < 1) {
+    std::fprintf(stderr, "usage: bench_quant [threads >= 1]\n");
+    return 2;
+  }
+  omp_set_num_threads(threads);
   const int64_t rows = 4096, cols = 4096, n = rows * cols;
   const double bytes = static_cast<double>(n) * sizeof(float);
   Generator gen(1);
   const Tensor x = randn({rows, cols}, {.dtype = DType::float32}, &gen);
 
-  std::vector<char> src(static_cast<size_t>(bytes), 1), dst(static_cast<size_t>(bytes), 0);
-  const double t_memcpy = median_seconds([&] { std::memcpy(dst.data(), src.data(), src.size()); });
+  // The reference copies between two tensors of the same allocator as the quantizers' inputs and
+  // outputs (huge pages for blocks this size; a std::vector sits on 4 KiB pages and copies
+  // 15-30 % slower here), both touched before timing. memcpy is single-threaded whatever
+  // `threads` is.
+  const Tensor src = zeros({n * 4}, {.dtype = DType::uint8});
+  Tensor dst = zeros({n * 4}, {.dtype = DType::uint8});
+  const double t_memcpy =
+      median_seconds([&] { std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(bytes)); });
   const double memcpy_gbps = bytes / t_memcpy / 1e9;
-  std::printf("quantizers, 16M fp32 (64 MB), 1 thread; GB/s of fp32 data; memcpy %.2f GB/s\n",
-              memcpy_gbps);
+  std::printf("quantizers, 16M fp32 (64 MB), %d thread(s); GB/s of fp32 data; memcpy %.2f GB/s\n",
+              threads, memcpy_gbps);
   std::printf("%-24s %10s %10s %12s\n", "op", "ms", "GB/s", "vs memcpy");
   auto report = [&](const char* name, double s) {
     const double gbps = bytes / s / 1e9;
@@ -97,6 +141,7 @@ int main() {
   const double t8h = median_seconds([&] { (void)int8_vectorwise_quant(xh, 6.0); });
   std::printf("%-24s %10.2f %10.2f   (fp16 input, 32 MB; GB/s of the fp32-equivalent)\n",
               "int8_vectorwise_quant f16", t8h * 1e3, bytes / t8h / 1e9);
+  report_int8_linear();
   report_gpt_memory();
   return 0;
 }

@@ -1,0 +1,191 @@
+// CPU kernels of LLM.int8 (AVX-512, OpenMP over rows): the row-wise int8 quantizer with the
+// outlier threshold, and the forward epilogue that turns the int32 GEMM result into the output
+// (scales, bias, the cast to the activation dtype and the outlier columns' fp32 product), one
+// pass over the int32 result. The semantics are in tensor/quant_kernels.h.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/vec_math.h"
+#include "tensor/error.h"
+#include "tensor/quant_kernels.h"
+
+namespace fabric::cpu {
+namespace {
+
+// Below this many elements the OpenMP fork costs more than the loop.
+constexpr int64_t kParallelMin = 1 << 16;
+constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// ---- row-wise quantization --------------------------------------------------------------------
+
+// One row: the absmax of the non-outliers (outlier columns flagged in colmask), then the codes.
+// Lanes past K load as 0, which changes no maximum and is never an outlier (threshold > 0).
+template <bool kThreshold, class T>
+void quant_row(const T* a, int64_t K, float thr, int8_t* q, float* stat, uint8_t* colmask) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 thr_v = _mm512_set1_ps(thr);
+  __m512 mx = zero;
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 m = vec::tail_mask(K - k);
+    __m512 v = _mm512_abs_ps(vec::load(a + k, m));
+    if constexpr (kThreshold) {
+      const __mmask16 out = _mm512_cmp_ps_mask(v, thr_v, _CMP_GE_OQ);
+      if (out) {  // rare: outliers are what the threshold singles out
+        _mm_mask_storeu_epi8(colmask + k, out, _mm_set1_epi8(1));
+        v = _mm512_mask_mov_ps(v, out, zero);
+      }
+    }
+    mx = _mm512_max_ps(v, mx);  // a NaN lane of v keeps mx: vmaxps returns its second operand
+  }
+  const float absmax = _mm512_reduce_max_ps(mx);
+  *stat = absmax;
+  if (absmax == 0.0f) {  // 127/0 = inf; torch's NaN -> int8 cast is undefined, so emit 0
+    std::memset(q, 0, static_cast<size_t>(K));
+    return;
+  }
+  const __m512 s = _mm512_set1_ps(127.0f / absmax);
+  const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 m = vec::tail_mask(K - k);
+    const __m512 v = vec::load(a + k, m);
+    __m512 x = _mm512_mul_ps(v, s);
+    if constexpr (kThreshold) {
+      x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(_mm512_abs_ps(v), thr_v, _CMP_GE_OQ), zero);
+    }
+    // NaN (a NaN input, or inf · 0 in a row whose absmax is inf) has no int8 value: emit 0.
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const __m512 y = _mm512_mask_mov_ps(_mm512_max_ps(_mm512_min_ps(x, hi), lo), nan, zero);
+    _mm_mask_storeu_epi8(q + k, m, _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32(y, kRne)));
+  }
+}
+
+template <class T>
+void quant_rows(const T* a, int64_t rows, int64_t K, float thr, int8_t* q, float* stats,
+                uint8_t* colmask) {
+  const bool parallel = rows > 1 && rows * K >= kParallelMin;
+  std::vector<int64_t> outlier_cols;
+#pragma omp parallel if (parallel)
+  {
+    // Each thread flags its own outliers; the masks are OR-ed once at the end.
+    std::vector<uint8_t> local(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (thr > 0.0f) {
+        quant_row<true>(a + r * K, K, thr, q + r * K, stats + r, local.data());
+      } else {
+        quant_row<false>(a + r * K, K, thr, q + r * K, stats + r, nullptr);
+      }
+    }
+    if (thr > 0.0f) {
+#pragma omp critical(fabric_int8_colmask)
+      for (int64_t k = 0; k < K; ++k) colmask[k] |= local[k];
+#pragma omp barrier
+#pragma omp single
+      for (int64_t k = 0; k < K; ++k) {
+        if (colmask[k]) outlier_cols.push_back(k);
+      }
+      // With more than one row, an outlier column is dropped from every row of the int8 part.
+      if (rows > 1 && !outlier_cols.empty()) {
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c : outlier_cols) q[r * K + c] = 0;
+        }
+      }
+    }
+  }
+}
+
+void int8_row_quant_kernel(const void* A, DType dtype, int64_t rows, int64_t K, float threshold,
+                           int8_t* q, float* stats, uint8_t* colmask) {
+  FABRIC_CHECK(K >= 1, ValueError, "int8_row_quant kernel: K = ", K, " (expected >= 1)");
+  const float thr = threshold > 0.0f ? threshold : 0.0f;
+  switch (dtype) {
+    case DType::float32:
+      return quant_rows(static_cast<const float*>(A), rows, K, thr, q, stats, colmask);
+    case DType::float16:
+      return quant_rows(static_cast<const Half*>(A), rows, K, thr, q, stats, colmask);
+    case DType::bfloat16:
+      return quant_rows(static_cast<const BFloat16*>(A), rows, K, thr, q, stats, colmask);
+    default:
+      throw DTypeError(detail::cat("int8_row_quant kernel: ", dtype_name(dtype),
+                                   " input (expected float32, float16 or bfloat16)"));
+  }
+}
+
+// ---- forward epilogue -------------------------------------------------------------------------
+
+// v rounded to T and back (exact for float).
+template <class T>
+FABRIC_VEC_INLINE __m512 round_through(__m512 v) {
+  if constexpr (std::is_same_v<T, Half>) return _mm512_cvtph_ps(_mm512_cvtps_ph(v, vec::kHalfRound));
+  if constexpr (std::is_same_v<T, BFloat16>) return vec::bf16_widen(vec::bf16_round(v));
+  return v;
+}
+
+// The product is rounded before the bias is added, as the scalar forward always did: the empty asm
+// keeps the compiler (-ffp-contract=fast, the C++ default) from fusing the two into one fma.
+FABRIC_VEC_INLINE __m512 rounded(__m512 v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
+template <class T>
+void epilogue_typed(const Int8LinearEpilogue& e) {
+  const int64_t M = e.M, N = e.N, ncols = e.ncols;
+  const T* x = static_cast<const T*>(e.x);
+  T* out = static_cast<T*>(e.out);
+  const __m512 scale = _mm512_set1_ps(e.scale);
+#pragma omp parallel if (M * N >= kParallelMin)
+  {
+    std::vector<float> x_out(static_cast<size_t>(ncols));  // this row's outlier inputs
+#pragma omp for schedule(static)
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t j = 0; j < ncols; ++j) x_out[j] = static_cast<float>(x[m * e.K + e.cols[j]]);
+      const int32_t* acc = e.acc + m * N;
+      const __m512 row = _mm512_set1_ps(e.row_stats[m]);
+      T* o = out + m * N;
+      for (int64_t n = 0; n < N; n += 16) {
+        const __mmask16 k = vec::tail_mask(N - n);
+        const __m512 c = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + n));
+        const __m512 s = _mm512_mul_ps(row, _mm512_maskz_loadu_ps(k, e.col_stats + n));
+        __m512 v = rounded(_mm512_mul_ps(_mm512_mul_ps(c, s), scale));
+        if (e.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, e.bias + n));
+        if (ncols > 0) {
+          // addmm in the output dtype: the stored partial result plus the fp32 sum, rounded once.
+          v = round_through<T>(v);
+          for (int64_t j = 0; j < ncols; ++j) {
+            v = _mm512_fmadd_ps(_mm512_set1_ps(x_out[j]),
+                                _mm512_maskz_loadu_ps(k, e.w_cols + j * N + n), v);
+          }
+        }
+        vec::store(o + n, v, k);
+      }
+    }
+  }
+}
+
+void int8_linear_epilogue_kernel(const Int8LinearEpilogue& e) {
+  switch (e.dtype) {
+    case DType::float32:
+      return epilogue_typed<float>(e);
+    case DType::float16:
+      return epilogue_typed<Half>(e);
+    case DType::bfloat16:
+      return epilogue_typed<BFloat16>(e);
+    default:
+      throw DTypeError(detail::cat("int8_linear_epilogue kernel: ", dtype_name(e.dtype),
+                                   " output (expected float32, float16 or bfloat16)"));
+  }
+}
+
+}  // namespace
+}  // namespace fabric::cpu
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(int8_row_quant_stub, cpu, &cpu::int8_row_quant_kernel);
+FABRIC_REGISTER_KERNEL(int8_linear_epilogue_stub, cpu, &cpu::int8_linear_epilogue_kernel);
+}  // namespace fabric
