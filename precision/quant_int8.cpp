@@ -111,8 +111,16 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   FABRIC_CHECK(!bias.defined() || bias.numel() == N, ShapeError, op, ": bias of shape ",
                shape_str(bias.sizes()), " (expected (", N, "))");
   const DType dt = X.dtype();
+  if (K == 0) {
+    // An empty contraction: every output is the bias rounded to X's dtype (zero without one), as
+    // F.linear gives; the product below would have no rows to write.
+    Shape shape(X.sizes().begin(), X.sizes().end() - 1);
+    shape.push_back(N);
+    if (!bias.defined()) return zeros(shape, {.dtype = dt});
+    return bias.detach().to(Device::cpu()).to(dt).reshape({N}).expand(shape).contiguous();
+  }
   const Int8RowQuant xq = int8_vectorwise_quant(X, threshold);
-  const int64_t M = K == 0 ? 0 : X.numel() / K;
+  const int64_t M = X.numel() / K;
   const Tensor C = int8_matmul(xq.CA.reshape({M, K}), CB);  // (M, N)
   // The small per-column operands as contiguous fp32 on the CPU, whatever they came as.
   const Tensor scb = SCB.detach().to(Device::cpu()).contiguous();

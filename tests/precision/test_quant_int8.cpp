@@ -88,6 +88,18 @@ TEST(Int8Quant, ZeroRowAndSingleRowOutliers) {
   EXPECT_EQ(all.CA.to_vector<int8_t>(), (std::vector<int8_t>{0, 0, 0, 0}));
 }
 
+TEST(Int8Quant, EmptyContractionGivesTheBias) {
+  // X (3, 0) @ CB (2, 0)^T: no products, so every output is the bias (zero without one).
+  const Int8RowQuant wq = int8_vectorwise_quant(f16({}, {2, 0}), 0.0);
+  const Tensor X = f16({}, {3, 0});
+  const Tensor with_bias = int8_linear_forward(X, wq.CA, wq.SCA, f16({0.5f, -2.0f}, {2}), 6.0);
+  EXPECT_EQ(with_bias.sizes(), (Shape{3, 2}));
+  EXPECT_EQ(with_bias.dtype(), DType::float16);
+  EXPECT_EQ(with_bias.to_vector<float>(), (std::vector<float>{0.5f, -2, 0.5f, -2, 0.5f, -2}));
+  const Tensor no_bias = int8_linear_forward(X, wq.CA, wq.SCA, Tensor(), 6.0);
+  EXPECT_EQ(no_bias.to_vector<float>(), std::vector<float>(6, 0.0f));
+}
+
 TEST(Int8Quant, NonFiniteInputsGiveDefinedCodes) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
