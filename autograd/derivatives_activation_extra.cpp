@@ -1,13 +1,15 @@
 // Derivatives of the activations of tensor/ops_activation_extra.cpp, with torch's values at the
 // kinks (tensor/activation_extra_kernels.h). The fused ones take their kernel outside grad mode
 // and the same formula of recorded ops in grad mode (create_graph), so they differentiate again;
-// prelu, glu and rrelu are recorded ops throughout.
+// glu takes its fused kernel the same way (glu_kernels.h); prelu and rrelu are recorded ops
+// throughout.
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
 #include "tensor/activation_extra_attrs.h"
 #include "tensor/activation_extra_kernels.h"
 #include "tensor/factory.h"
+#include "tensor/glu_kernels.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 
@@ -67,16 +69,12 @@ FABRIC_DERIVATIVE(prelu) {
 }
 
 // out = a * sigmoid(b) for the halves a, b of `dim`: g sigmoid(b) for a, g a sigmoid(b)
-// (1 - sigmoid(b)) for b.
+// (1 - sigmoid(b)) for b; one fused pass outside grad mode, recorded ops in it (glu_kernels.h).
 FABRIC_DERIVATIVE(glu) {
   Tensor x = saved(rec.inputs[0]);
   const int64_t dim = attrs_of<DimAttrs>(rec).dim;
   return [x, dim](const Grads& g) {
-    const int64_t half = x.size(dim) / 2;
-    const Tensor a = x.narrow(dim, 0, half), sb = sigmoid(x.narrow(dim, half, half));
-    const Tensor ga = mul(g[0], sb);
-    const Tensor gb = mul(mul(ga, a), add(neg(sb), 1.0));
-    return Grads{cat({ga, gb}, dim)};
+    return Grads{grad_enabled() ? glu_backward_composed(g[0], x, dim) : glu_backward(g[0], x, dim)};
   };
 }
 

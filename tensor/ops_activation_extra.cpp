@@ -1,13 +1,15 @@
 // The activations of torch.nn.functional added beside ops_activation.cpp's: log_sigmoid,
-// hardshrink, softshrink and threshold (fused kernels, tensor/activation_extra_kernels.h), prelu
-// and glu (compositions on detached tensors, recorded as one node of their own so autocast and
-// autograd see torch's op), rrelu (a drawn slope per negative element while training; eval is
-// leaky_relu), and softsign/tanhshrink (compositions, as torch's Python writes them).
+// hardshrink, softshrink and threshold (fused kernels, tensor/activation_extra_kernels.h), glu
+// (one fused pass, tensor/glu_kernels.h) and prelu (a composition on detached tensors), each
+// recorded as one node of its own so autocast and autograd see torch's op, rrelu (a drawn slope
+// per negative element while training; eval is leaky_relu), and softsign/tanhshrink
+// (compositions, as torch's Python writes them).
 #include "tensor/activation_extra_attrs.h"
 #include "tensor/activation_extra_kernels.h"
 #include "tensor/activation_kernels.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/glu_kernels.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -139,8 +141,7 @@ Tensor glu(const Tensor& x_in, int64_t dim) {
   const int64_t n = x.size(dim);
   FABRIC_CHECK(n % 2 == 0, ShapeError, "glu: Halving dimension must be even, but dimension ", dim,
                " is size ", n, " (input shape ", shape_str(x.sizes()), ")");
-  const Tensor xd = x.detach();
-  Tensor out = mul(xd.narrow(dim, 0, n / 2), sigmoid(xd.narrow(dim, n / 2, n / 2)));
+  Tensor out = glu_halves(x.detach(), dim);
   const DimAttrs attrs{dim};
   record_op(OpId::glu, {x}, {&out}, &attrs, "GluBackward0");
   return out;
