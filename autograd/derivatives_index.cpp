@@ -67,6 +67,21 @@ FABRIC_DERIVATIVE(gather) {
   };
 }
 
+// torch's masked_select_backward: the gradient scattered back to the masked positions of the
+// broadcast shape (zeros elsewhere), summed down to the input's shape. index_add at the masked
+// offsets is a recorded, differentiable op, so double backward works.
+FABRIC_DERIVATIVE(masked_select) {
+  Tensor mask = saved(rec.inputs[1]);  // already broadcast
+  Shape shape = rec.inputs[0].sizes();
+  DType dtype = rec.inputs[0].dtype();
+  return [mask, shape, dtype](const Grads& g) {
+    const Tensor offsets = nonzero(mask.reshape({-1})).reshape({-1});
+    const Tensor zero = zeros({mask.numel()}, {.dtype = dtype, .device = g[0].device()});
+    const Tensor full = index_add(zero, 0, offsets, g[0].to(dtype)).reshape(mask.sizes());
+    return Grads{sum_to(full, shape), Tensor()};
+  };
+}
+
 FABRIC_DERIVATIVE(scatter_add) {
   Tensor idx = saved(rec.inputs[1]);
   int64_t dim = attrs_of<IndexAttrs>(rec).dim;

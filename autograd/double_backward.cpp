@@ -27,7 +27,8 @@ constexpr OpId kSupported[] = {
     OpId::leaky_relu, OpId::elu, OpId::softplus, OpId::hardtanh, OpId::mish, OpId::hardswish,
     OpId::hardsigmoid,
     OpId::log_sigmoid, OpId::hardshrink, OpId::softshrink, OpId::threshold,
-    // prelu, glu and training rrelu: gradients of recorded ops throughout
+    // prelu and training rrelu: gradients of recorded ops throughout; glu switches to a
+    // composition in grad mode
     OpId::prelu, OpId::glu, OpId::rrelu,
     // reductions (softmax and log_softmax switch to a composition in grad mode)
     OpId::sum, OpId::mean, OpId::amax, OpId::amin, OpId::var, OpId::norm, OpId::logsumexp,
@@ -43,7 +44,7 @@ constexpr OpId kSupported[] = {
     // indexing and joining (embedding, index_select, gather and max/min along a dim switch to a
     // scatter_add in grad mode)
     OpId::tril, OpId::triu, OpId::scatter_add, OpId::cat, OpId::stack, OpId::dropout,
-    OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min,
+    OpId::embedding, OpId::index_select, OpId::gather, OpId::max, OpId::min, OpId::masked_select,
     // scatter, scatter_reduce and index_add: torch's rules, made of recorded ops
     // (derivatives_index_write.cpp)
     OpId::scatter, OpId::scatter_reduce, OpId::index_add,

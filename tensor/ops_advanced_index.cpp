@@ -245,14 +245,15 @@ Tensor masked_select(const Tensor& a, const Tensor& mask) {
   FABRIC_CHECK(a.device() == mask.device(), DeviceError, "masked_select: input on ", a.device(),
                ", mask on ", mask.device());
   const Shape s = broadcast_shapes(a.sizes(), mask.sizes(), "masked_select");
-  // With nothing to record, the values are compacted straight from the mask (one counting pass
-  // and one copying pass), where index() would build the (count) int64 offsets and gather them.
-  // Recorded, it stays index()'s composition, so the graph (its result's node
-  // ReshapeAliasBackward0) is unchanged.
-  if (!(needs_record({&a}) && grad_mode_enabled()))
-    if (Tensor direct = masked_select_direct(a.expand(s), mask.expand(s)); direct.defined())
-      return direct;
-  return index(a.expand(s).reshape({-1}), {mask.expand(s).reshape({-1})});
+  // The values are compacted straight from the mask (one counting pass and one copying pass)
+  // where a kernel does that (the CPU); elsewhere index() builds the (count) int64 offsets and
+  // gathers them. Either way the result is one node, MaskedSelectBackward0 as torch's, whose
+  // recorded input is the broadcast mask (autograd/derivatives_index.cpp).
+  const Tensor values = a.detach().expand(s), m = mask.expand(s);
+  Tensor out = masked_select_direct(values, m);
+  if (!out.defined()) out = index(values.reshape({-1}), {m.reshape({-1})});
+  record_op(OpId::masked_select, {a, m}, {&out});
+  return out;
 }
 
 Tensor masked_scatter(const Tensor& a, const Tensor& mask, const Tensor& source) {

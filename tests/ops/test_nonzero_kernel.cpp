@@ -179,8 +179,7 @@ TEST(NonzeroKernel, MaskedSelectRecordsTheSameNodeAndGradient) {
   const Tensor mask = make_input({4, 6}, DType::bool_, Fill::mixed, 2);
   const Tensor out = masked_select(a, mask);
   ASSERT_TRUE(out.requires_grad());
-  // The node index()'s composition has always left (torch names its own MaskedSelectBackward0).
-  EXPECT_EQ(grad_fn_name(out), "ReshapeAliasBackward0");
+  EXPECT_EQ(grad_fn_name(out), "MaskedSelectBackward0");  // torch's node
   sum(out).backward();
   EXPECT_EQ(a.grad().to_vector<double>(), mask.to(DType::float64).to_vector<double>());
   {
@@ -189,6 +188,23 @@ TEST(NonzeroKernel, MaskedSelectRecordsTheSameNodeAndGradient) {
     EXPECT_FALSE(plain.requires_grad());
     EXPECT_TRUE(bits_equal(plain, out.detach()));
   }
+}
+
+TEST(NonzeroKernel, MaskedSelectGradientSumsOverTheBroadcastAndDifferentiatesAgain) {
+  // A row broadcast over the mask's rows: each element's gradient counts its selected copies.
+  Tensor row = from_vector(std::vector<double>{1, 2, 3}, {3}).set_requires_grad(true);
+  const Tensor mask = from_vector(std::vector<double>{1, 0, 1, 1, 0, 0}, {2, 3}).to(DType::bool_);
+  Tensor out = masked_select(row, mask);
+  EXPECT_EQ(out.to_vector<double>(), (std::vector<double>{1, 3, 1}));
+  sum(mul(out, from_vector(std::vector<double>{10, 20, 30}, {3}))).backward();
+  EXPECT_EQ(row.grad().to_vector<double>(), (std::vector<double>{40, 0, 20}));
+  // d/da sum(masked_select(a)^2) = 2 a on the mask, recorded; its sum's gradient is 2 on the mask.
+  Tensor a = from_vector(std::vector<double>{1, -2, 3, 4, 5, -6}, {2, 3}).set_requires_grad(true);
+  const std::vector<Tensor> g =
+      grad({sum(pow(masked_select(a, mask), 2.0))}, {a}, {}, std::nullopt, /*create_graph=*/true);
+  EXPECT_EQ(g[0].to_vector<double>(), (std::vector<double>{2, 0, 6, 8, 0, 0}));
+  sum(g[0]).backward();
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{2, 0, 2, 2, 0, 0}));
 }
 
 }  // namespace
