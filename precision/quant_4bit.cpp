@@ -1,5 +1,6 @@
 // 4-bit NF4/FP4 quantization state, argument checks and double quantization (spec §6); the
-// element loops are the quantize_4bit / dequantize_4bit kernels (tensor/quant_kernels.h).
+// element loops are the quantize_4bit / dequantize_4bit and 8-bit blockwise kernels
+// (tensor/quant_kernels.h).
 #include "precision/quant_4bit.h"
 
 #include <algorithm>
@@ -138,9 +139,10 @@ Quantized8bit quantize_blockwise_8bit(const Tensor& A, int64_t blocksize) {
   return out;
 }
 
-Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
-                                 const Tensor& code) {
-  const char* op = "dequantize_blockwise_8bit";
+namespace {
+
+void check_blockwise_8bit_args(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
+                               const Tensor& code, const char* op) {
   FABRIC_CHECK(codes.defined() && absmax.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(codes.dtype() == DType::uint8, DTypeError, op, ": codes are ",
                dtype_name(codes.dtype()), " (expected uint8)");
@@ -156,13 +158,35 @@ Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int6
                  ": the code is a ", dtype_name(code.dtype()), " tensor of shape ",
                  shape_str(code.sizes()), " (expected 256 float32 values)");
   }
-  const std::vector<uint8_t> q = codes.to_vector<uint8_t>();
-  const std::vector<float> a = absmax.to_vector<float>();
-  std::vector<float> table(dynamic_code_8bit().begin(), dynamic_code_8bit().end());
-  if (code.defined()) table = code.contiguous().to_vector<float>();
-  std::vector<float> out(q.size());
-  for (int64_t i = 0; i < n; ++i) out[i] = table[q[i]] * a[i / blocksize];
-  return from_vector(out, codes.sizes(), {.dtype = DType::float32}).to(codes.device());
+}
+
+// The 8-bit blockwise dequantization on the CPU (the statistics are small: n / blocksize of a
+// 4-bit tensor), into a flat float32 CPU tensor; the arguments are checked by the callers.
+// `offset`, when non-null, is added to every rounded product (see Dequantize8bitBlockwiseFn).
+Tensor dequantize_blockwise_8bit_cpu(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
+                                     const Tensor& code, const float* offset) {
+  const Tensor q = codes.to(Device::cpu()).contiguous();
+  const Tensor a = absmax.to(Device::cpu()).contiguous();
+  const Tensor table = code.defined() ? code.to(Device::cpu()).contiguous() : Tensor();
+  const int64_t n = q.numel();
+  Tensor out = empty({n}, {.dtype = DType::float32});
+  if (n > 0) {
+    dequantize_8bit_blockwise_stub(Device::cpu())(
+        q.data<uint8_t>(), a.data<float>(), n, blocksize,
+        table.defined() ? table.data<float>() : dynamic_code_8bit().data(), offset,
+        out.data<float>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
+                                 const Tensor& code) {
+  check_blockwise_8bit_args(codes, absmax, blocksize, code, "dequantize_blockwise_8bit");
+  return dequantize_blockwise_8bit_cpu(codes, absmax, blocksize, code, nullptr)
+      .view(codes.sizes())
+      .to(codes.device());
 }
 
 Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize, const std::string& quant_type,
@@ -225,11 +249,13 @@ Tensor absmax_of(const QuantState4bit& st) {
                ": a nested quant state has no nested_absmax");
   // The code the statistics were quantized with (a loaded checkpoint's nested_quant_map), as
   // bitsandbytes dequantizes with state2.code: a torch of other CPU kernels builds another table.
-  const Tensor centred =
-      dequantize_blockwise_8bit(st.absmax, st.nested_absmax, st.nested_blocksize, st.nested_code);
-  std::vector<float> a = centred.to_vector<float>();
-  for (float& v : a) v = v + st.nested_offset;
-  return from_vector(a, {nblocks}, {.dtype = DType::float32}).to(st.absmax.device());
+  // The centred statistic is rounded, then the offset added (two roundings, as bitsandbytes'
+  // dequantize_blockwise(...) + offset), in one pass.
+  check_blockwise_8bit_args(st.absmax, st.nested_absmax, st.nested_blocksize, st.nested_code,
+                            "dequantize_blockwise_8bit");
+  return dequantize_blockwise_8bit_cpu(st.absmax, st.nested_absmax, st.nested_blocksize,
+                                       st.nested_code, &st.nested_offset)
+      .to(st.absmax.device());
 }
 
 Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {

@@ -1,5 +1,5 @@
 // LLM.int8 row-wise quantization and the mixed int8/16-bit linear forward (spec §7); the int8
-// GEMM is the int8_gemm kernel (tensor/quant_kernels.h).
+// GEMM, the row quantizer and dequantizer are kernels (tensor/quant_kernels.h).
 #include "precision/quant_int8.h"
 
 #include <cmath>
@@ -63,14 +63,15 @@ Tensor int8_vectorwise_dequant(const Tensor& CA, const Tensor& SCA) {
   const int64_t rows = K == 0 ? 0 : CA.numel() / K;
   FABRIC_CHECK(K == 0 || SCA.numel() == rows, ShapeError, op, ": CA of shape ",
                shape_str(CA.sizes()), " has ", rows, " rows but SCA has ", SCA.numel(), " values");
-  const std::vector<int8_t> q = CA.to_vector<int8_t>();
-  const std::vector<float> s = SCA.to_vector<float>();
-  std::vector<float> out(q.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const float f = s[r] * kInv127;
-    for (int64_t k = 0; k < K; ++k) out[r * K + k] = static_cast<float>(q[r * K + k]) * f;
+  // The result is a CPU tensor wherever CA lives (as it always was).
+  const Tensor q = CA.to(Device::cpu()).contiguous();
+  const Tensor s = SCA.to(Device::cpu()).contiguous();
+  Tensor out = empty(CA.sizes(), {.dtype = DType::float32});
+  if (q.numel() > 0) {
+    int8_row_dequant_stub(Device::cpu())(q.data<int8_t>(), s.data<float>(), rows, K, kInv127,
+                                         out.data<float>());
   }
-  return from_vector(out, CA.sizes(), {.dtype = DType::float32});
+  return out;
 }
 
 Tensor int8_matmul(const Tensor& A, const Tensor& B) {

@@ -75,6 +75,14 @@ using Dequantize4bitFn = void (*)(const uint8_t* packed, const float* absmax, in
 using Quantize8bitBlockwiseFn = void (*)(const float* x, int64_t n, int64_t blocksize,
                                          const float* midpoints, uint8_t* codes, float* absmax);
 
+// 8-bit blockwise dequantization of n codes against a 256-entry `code` table, blocks of
+// `blocksize` (>= 1): out[i] = f32(code[codes[i]] · absmax[i / blocksize]); with `offset`
+// non-null, that product is rounded to fp32 first and *offset added in a second rounding (the
+// double-quantized absmax of a 4-bit state: the centred statistic, then its mean).
+using Dequantize8bitBlockwiseFn = void (*)(const uint8_t* codes, const float* absmax, int64_t n,
+                                           int64_t blocksize, const float* code,
+                                           const float* offset, float* out);
+
 // LLM.int8 row-wise quantization of A (rows, K) row-major contiguous, `dtype` float32, float16
 // or bfloat16, K >= 1. With threshold > 0, |a| >= threshold marks an outlier: it is left out of
 // its row's absmax, quantized as 0, and colmask[k] is set to 1 for its column (colmask: K bytes,
@@ -84,24 +92,29 @@ using Quantize8bitBlockwiseFn = void (*)(const float* x, int64_t n, int64_t bloc
 using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
                                 float threshold, int8_t* q, float* stats, uint8_t* colmask);
 
+// LLM.int8 row-wise dequantization of q (rows, K) row-major contiguous, K >= 1:
+// out[r, k] = f32(q[r, k]) · f32(stats[r] · scale), float32.
+using Int8RowDequantFn = void (*)(const int8_t* q, const float* stats, int64_t rows, int64_t K,
+                                  float scale, float* out);
+
 // The LLM.int8 forward after its int8 GEMM, per element (m, n) of the (M, N) output:
 //   v = f32(acc[m, n]) · f32(row_stats[m] · col_stats[n]) · scale  (+ bias[n] when bias),
 // rounded to `dtype`; then, when ncols > 0, out = round(v' + Σ_j x[m, cols[j]] · w_cols[j, n])
 // with v' the rounded v, one fused multiply-add per outlier column in the order of cols.
 struct Int8LinearEpilogue {
   int64_t M = 0, N = 0;
-  const int32_t* acc = nullptr;        // (M, N), the int32 GEMM result
-  const float* row_stats = nullptr;    // (M)
-  const float* col_stats = nullptr;    // (N)
-  float scale = 0.0f;                  // 1/127², as the caller defines it
-  const float* bias = nullptr;         // (N) float32, or null
-  DType dtype = DType::float32;        // x's and out's dtype: float32, float16 or bfloat16
-  const void* x = nullptr;             // (M, K), read only at the outlier columns
+  const int32_t* acc = nullptr;      // (M, N), the int32 GEMM result
+  const float* row_stats = nullptr;  // (M)
+  const float* col_stats = nullptr;  // (N)
+  float scale = 0.0f;                // 1/127², as the caller defines it
+  const float* bias = nullptr;       // (N) float32, or null
+  DType dtype = DType::float32;      // x's and out's dtype: float32, float16 or bfloat16
+  const void* x = nullptr;           // (M, K), read only at the outlier columns
   int64_t K = 0;
-  const int64_t* cols = nullptr;       // ncols column indices into x
+  const int64_t* cols = nullptr;  // ncols column indices into x
   int64_t ncols = 0;
-  const float* w_cols = nullptr;       // (ncols, N) float32
-  void* out = nullptr;                 // (M, N)
+  const float* w_cols = nullptr;  // (ncols, N) float32
+  void* out = nullptr;            // (M, N)
 };
 using Int8LinearEpilogueFn = void (*)(const Int8LinearEpilogue& e);
 
@@ -121,7 +134,9 @@ using Fp8GemmFn = bool (*)(int64_t M, int64_t N, int64_t K, DType a_dtype, const
 FABRIC_DECLARE_STUB(quantize_4bit_stub, Quantize4bitFn);
 FABRIC_DECLARE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
 FABRIC_DECLARE_STUB(quantize_8bit_blockwise_stub, Quantize8bitBlockwiseFn);
+FABRIC_DECLARE_STUB(dequantize_8bit_blockwise_stub, Dequantize8bitBlockwiseFn);
 FABRIC_DECLARE_STUB(int8_row_quant_stub, Int8RowQuantFn);
+FABRIC_DECLARE_STUB(int8_row_dequant_stub, Int8RowDequantFn);
 FABRIC_DECLARE_STUB(int8_linear_epilogue_stub, Int8LinearEpilogueFn);
 FABRIC_DECLARE_STUB(int8_gemm_stub, Int8GemmFn);
 FABRIC_DECLARE_STUB(fp8_gemm_stub, Fp8GemmFn);

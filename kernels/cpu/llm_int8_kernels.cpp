@@ -1,7 +1,7 @@
 // CPU kernels of LLM.int8 (AVX-512, OpenMP over rows): the row-wise int8 quantizer with the
-// outlier threshold, and the forward epilogue that turns the int32 GEMM result into the output
-// (scales, bias, the cast to the activation dtype and the outlier columns' fp32 product), one
-// pass over the int32 result. The semantics are in tensor/quant_kernels.h.
+// outlier threshold, its dequantizer, and the forward epilogue that turns the int32 GEMM result
+// into the output (scales, bias, the cast to the activation dtype and the outlier columns' fp32
+// product), one pass over the int32 result. The semantics are in tensor/quant_kernels.h.
 #include <omp.h>
 
 #include <algorithm>
@@ -121,7 +121,8 @@ void int8_row_quant_kernel(const void* A, DType dtype, int64_t rows, int64_t K, 
 // v rounded to T and back (exact for float).
 template <class T>
 FABRIC_VEC_INLINE __m512 round_through(__m512 v) {
-  if constexpr (std::is_same_v<T, Half>) return _mm512_cvtph_ps(_mm512_cvtps_ph(v, vec::kHalfRound));
+  if constexpr (std::is_same_v<T, Half>)
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, vec::kHalfRound));
   if constexpr (std::is_same_v<T, BFloat16>) return vec::bf16_widen(vec::bf16_round(v));
   return v;
 }
@@ -182,10 +183,44 @@ void int8_linear_epilogue_kernel(const Int8LinearEpilogue& e) {
   }
 }
 
+// ---- row-wise dequantization (the int8 weight of Linear8bitLt's backward) ---------------------
+
+// The flat element range in chunks of this many (about 16 KiB of int8 in, 64 KiB of fp32 out),
+// each walking the row segments it overlaps: rows of any length split evenly across threads.
+constexpr int64_t kDequantChunk = 1 << 14;
+
+void int8_row_dequant_kernel(const int8_t* q, const float* stats, int64_t rows, int64_t K,
+                             float scale, float* out) {
+  FABRIC_CHECK(K >= 1, ValueError, "int8_row_dequant kernel: K ", K, " (expected >= 1)");
+  const int64_t n = rows * K;
+  const int64_t nchunks = (n + kDequantChunk - 1) / kDequantChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t end = std::min(n, (c + 1) * kDequantChunk);
+    for (int64_t i = c * kDequantChunk; i < end;) {
+      const int64_t r = i / K;
+      const int64_t seg_end = std::min(end, (r + 1) * K);
+      const __m512 f = _mm512_set1_ps(stats[r] * scale);  // the row factor, rounded once
+      for (; i + 16 <= seg_end; i += 16) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), f));
+      }
+      if (i < seg_end) {
+        const __mmask16 m = vec::tail_mask(seg_end - i);
+        const __m128i b = _mm_maskz_loadu_epi8(m, q + i);
+        _mm512_mask_storeu_ps(out + i, m,
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), f));
+        i = seg_end;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fabric::cpu
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(int8_row_quant_stub, cpu, &cpu::int8_row_quant_kernel);
+FABRIC_REGISTER_KERNEL(int8_row_dequant_stub, cpu, &cpu::int8_row_dequant_kernel);
 FABRIC_REGISTER_KERNEL(int8_linear_epilogue_stub, cpu, &cpu::int8_linear_epilogue_kernel);
 }  // namespace fabric

@@ -119,10 +119,9 @@ struct Case {
   bool specials;
 };
 
-const std::vector<Case> kShapes = {
-    {{1, 1}, false},  {{1, 37}, true},   {{3, 15}, true},    {{7, 16}, true},
-    {{5, 17}, true},  {{33, 100}, true}, {{2, 3, 129}, true}, {{70, 1000}, true},
-    {{1, 70000}, true}};
+const std::vector<Case> kShapes = {{{1, 1}, false},     {{1, 37}, true},    {{3, 15}, true},
+                                   {{7, 16}, true},     {{5, 17}, true},    {{33, 100}, true},
+                                   {{2, 3, 129}, true}, {{70, 1000}, true}, {{1, 70000}, true}};
 
 TEST(QuantFastPaths, RowQuantMatchesScalarReference) {
   for (int threads : {1, 2}) {
@@ -131,21 +130,25 @@ TEST(QuantFastPaths, RowQuantMatchesScalarReference) {
       for (const Case& c : kShapes) {
         const int64_t K = c.shape.back();
         const int64_t rows = numel_of(c.shape) / K;
-        std::vector<float> a = make_input(rows, K, static_cast<uint32_t>(rows * 131 + K), c.specials);
+        std::vector<float> a =
+            make_input(rows, K, static_cast<uint32_t>(rows * 131 + K), c.specials);
         for (float& v : a) v = through(dt, v);
         const Tensor A = tensor_of(a, c.shape, dt);
         for (double thr : {0.0, -1.0, 6.0, 1.5}) {
           SCOPED_TRACE(testing::Message() << threads << " threads, " << dtype_name(dt) << ", shape "
                                           << shape_str(c.shape) << ", threshold " << thr);
-          const RefRowQuant want = ref_row_quant(a, rows, K, static_cast<float>(std::max(thr, 0.0)));
+          const RefRowQuant want =
+              ref_row_quant(a, rows, K, static_cast<float>(std::max(thr, 0.0)));
           const Int8RowQuant got = int8_vectorwise_quant(A, thr);
           ASSERT_EQ(got.CA.sizes(), c.shape);
           ASSERT_EQ(got.outlier_cols, want.cols);
           const std::vector<float> stats = got.SCA.to_vector<float>();
-          for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(bits(stats[r]), bits(want.stats[r])) << "row " << r;
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_EQ(bits(stats[r]), bits(want.stats[r])) << "row " << r;
           const std::vector<int8_t> q = got.CA.to_vector<int8_t>();
           for (size_t i = 0; i < q.size(); ++i) {
-            ASSERT_EQ(q[i], want.q[i]) << "row " << i / K << " column " << i % K << ": a = " << a[i];
+            ASSERT_EQ(q[i], want.q[i])
+                << "row " << i / K << " column " << i % K << ": a = " << a[i];
           }
         }
       }
@@ -171,7 +174,8 @@ std::vector<float> ref_linear(const std::vector<float>& x, int64_t M, int64_t K,
       v = through(dt, v);
       if (!xq.cols.empty()) {
         for (int64_t c : xq.cols) {
-          const float w = through(dt, mulf(static_cast<float>(cb[n * K + c]), mulf(scb[n], kInv127)));
+          const float w =
+              through(dt, mulf(static_cast<float>(cb[n * K + c]), mulf(scb[n], kInv127)));
           v = std::fma(x[m * K + c], w, v);
         }
         v = through(dt, v);
@@ -187,8 +191,11 @@ TEST(QuantFastPaths, LinearForwardMatchesScalarReference) {
     int64_t M, K, N;
     bool specials;
   };
-  const std::vector<LinCase> cases = {{1, 5, 1, false},   {1, 37, 19, true}, {6, 17, 33, true},
-                                      {9, 64, 16, true},   {70, 40, 1000, true}};
+  const std::vector<LinCase> cases = {{1, 5, 1, false},
+                                      {1, 37, 19, true},
+                                      {6, 17, 33, true},
+                                      {9, 64, 16, true},
+                                      {70, 40, 1000, true}};
   for (int threads : {1, 2}) {
     OmpThreads omp(threads);
     for (DType dt : {DType::float16, DType::bfloat16, DType::float32}) {
@@ -208,20 +215,20 @@ TEST(QuantFastPaths, LinearForwardMatchesScalarReference) {
         for (float& v : bias) v = through(dt, v);
         for (bool with_bias : {false, true}) {
           for (double thr : {6.0, 0.0}) {
-            SCOPED_TRACE(testing::Message() << threads << " threads, " << dtype_name(dt) << ", M "
-                                            << c.M << " K " << c.K << " N " << c.N << ", bias "
-                                            << with_bias << ", threshold " << thr);
+            SCOPED_TRACE(testing::Message()
+                         << threads << " threads, " << dtype_name(dt) << ", M " << c.M << " K "
+                         << c.K << " N " << c.N << ", bias " << with_bias << ", threshold " << thr);
             const std::vector<float> want =
                 ref_linear(x, c.M, c.K, dt, cb, scb, c.N, with_bias ? &bias : nullptr,
                            static_cast<float>(thr));
-            const Tensor out = int8_linear_forward(
-                tensor_of(x, {c.M, c.K}, dt), wq.CA, wq.SCA,
-                with_bias ? tensor_of(bias, {c.N}, dt) : Tensor(), thr);
+            const Tensor out =
+                int8_linear_forward(tensor_of(x, {c.M, c.K}, dt), wq.CA, wq.SCA,
+                                    with_bias ? tensor_of(bias, {c.N}, dt) : Tensor(), thr);
             ASSERT_EQ(out.dtype(), dt);
             const std::vector<float> got = out.to_vector<float>();
             for (size_t i = 0; i < got.size(); ++i) {
-              ASSERT_EQ(bits(got[i]), bits(want[i]))
-                  << "(" << i / c.N << ", " << i % c.N << "): got " << got[i] << ", want " << want[i];
+              ASSERT_EQ(bits(got[i]), bits(want[i])) << "(" << i / c.N << ", " << i % c.N
+                                                     << "): got " << got[i] << ", want " << want[i];
             }
           }
         }
@@ -234,7 +241,8 @@ TEST(QuantFastPaths, LinearForwardKeepsLeadingDims) {
   std::vector<float> x = make_input(6, 20, 3, false);
   x[7] = 8.0f;
   const Tensor X = tensor_of(x, {2, 3, 20}, DType::float16);
-  const Int8RowQuant wq = int8_vectorwise_quant(tensor_of(make_input(5, 20, 4, false), {5, 20}, DType::float16), 0.0);
+  const Int8RowQuant wq =
+      int8_vectorwise_quant(tensor_of(make_input(5, 20, 4, false), {5, 20}, DType::float16), 0.0);
   const Tensor out = int8_linear_forward(X, wq.CA, wq.SCA, Tensor(), 6.0);
   EXPECT_EQ(out.sizes(), (Shape{2, 3, 5}));
   EXPECT_TRUE(bits_equal(out.reshape({6, 5}),
@@ -272,15 +280,15 @@ TEST(QuantFastPaths, Blockwise8bitMatchesScalarReference) {
   const auto& mid = dynamic_code_8bit_midpoints();
   for (int threads : {1, 2}) {
     OmpThreads omp(threads);
-    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{255}, int64_t{256}, int64_t{1000},
-                      int64_t{70001}}) {
+    for (int64_t n :
+         {int64_t{1}, int64_t{7}, int64_t{255}, int64_t{256}, int64_t{1000}, int64_t{70001}}) {
       std::vector<float> x = make_input(1, n, static_cast<uint32_t>(n), false);
       if (n >= 1000) {
         // Block 0 (of 256): the midpoints themselves next to a 1, so x · r lands on each tie.
         x[0] = 1.0f;
         for (int i = 0; i < 255 && i + 1 < 256; ++i) x[i + 1] = mid[i];
-        x[300] = kNaN;                                     // block 1 absmax NaN
-        x[600] = kInf;                                     // block 2 absmax inf
+        x[300] = kNaN;                                       // block 1 absmax NaN
+        x[600] = kInf;                                       // block 2 absmax inf
         std::fill(x.begin() + 768, x.begin() + 1000, 0.0f);  // block 3 all zero
       }
       for (int64_t bs : {int64_t{1}, int64_t{7}, int64_t{256}, int64_t{300}}) {
@@ -326,7 +334,8 @@ TEST(QuantFastPaths, DoubleQuantizedStateMatchesScalarReference) {
       EXPECT_EQ(st.absmax.to_vector<uint8_t>(), want_codes);
       const std::vector<float> absmax2 = st.nested_absmax.to_vector<float>();
       ASSERT_EQ(absmax2.size(), want_absmax2.size());
-      for (size_t b = 0; b < absmax2.size(); ++b) EXPECT_EQ(bits(absmax2[b]), bits(want_absmax2[b]));
+      for (size_t b = 0; b < absmax2.size(); ++b)
+        EXPECT_EQ(bits(absmax2[b]), bits(want_absmax2[b]));
     }
   }
 }

@@ -1,7 +1,10 @@
 // Quantizer throughput on 16M fp32 values: NF4/FP4 quantize and dequantize (bs 64) and LLM.int8
 // row-wise quantization (4096 x 4096), in GB/s of fp32 data (the input of a quantize, the output
 // of a dequantize) next to a memcpy of the same 64 MB in the same run; then the LLM.int8 linear
-// forward (M, K, N) = (2048, 1024, 1024) next to its int8 GEMM alone.
+// forward (M, K, N) = (2048, 1024, 1024) next to its int8 GEMM alone. The per-step dequantizations
+// of training (nf4-dq/fp4-dq dequantize_4bit, int8_vectorwise_dequant, the 4-bit and 8-bit
+// linears' weights) and a forward+backward of those linears at (2048, 1024, 1024), whose frozen
+// weight is dequantized every step (QLoRA's base layers).
 // Usage: bench_quant [threads] (default 1).
 #include <omp.h>
 
@@ -13,9 +16,12 @@
 #include <functional>
 #include <vector>
 
+#include "autograd/autograd.h"
 #include "nn/gpt.h"
 #include "nn/linear.h"
 #include "precision/bitsandbytes_precision.h"
+#include "precision/linear_4bit.h"
+#include "precision/linear_8bit.h"
 #include "precision/quant_4bit.h"
 #include "precision/quant_int8.h"
 #include "tensor/allocator.h"
@@ -76,8 +82,10 @@ void report_int8_linear() {
   const Tensor Xo = from_vector(xv, {M, K}).to(DType::float16);
   const Int8RowQuant xq = int8_vectorwise_quant(X, 6.0);
   const double t_gemm = median_seconds([&] { (void)int8_matmul(xq.CA, wq.CA); });
-  const double t_fwd = median_seconds([&] { (void)int8_linear_forward(X, wq.CA, wq.SCA, bias, 6.0); });
-  const double t_fwd_o = median_seconds([&] { (void)int8_linear_forward(Xo, wq.CA, wq.SCA, bias, 6.0); });
+  const double t_fwd =
+      median_seconds([&] { (void)int8_linear_forward(X, wq.CA, wq.SCA, bias, 6.0); });
+  const double t_fwd_o =
+      median_seconds([&] { (void)int8_linear_forward(Xo, wq.CA, wq.SCA, bias, 6.0); });
   const double flop = 2.0 * M * N * K;
   std::printf("\nLLM.int8 linear forward, fp16 X (M, K, N) = (%lld, %lld, %lld), threshold 6:\n",
               (long long)M, (long long)K, (long long)N);
@@ -85,8 +93,39 @@ void report_int8_linear() {
               flop / t_gemm / 1e9);
   std::printf("  %-34s %8.2f ms (%.2f ms outside the GEMM)\n", "int8_linear_forward, no outliers",
               t_fwd * 1e3, (t_fwd - t_gemm) * 1e3);
-  std::printf("  %-34s %8.2f ms (%.2f ms outside the GEMM)\n", "int8_linear_forward, 4 outlier cols",
-              t_fwd_o * 1e3, (t_fwd_o - t_gemm) * 1e3);
+  std::printf("  %-34s %8.2f ms (%.2f ms outside the GEMM)\n",
+              "int8_linear_forward, 4 outlier cols", t_fwd_o * 1e3, (t_fwd_o - t_gemm) * 1e3);
+}
+
+// One training step's work in a frozen quantized linear (QLoRA's base layer: only the input
+// gets a gradient): forward of a bf16 activation (M, K) through an (N, K) weight, then backward
+// of a bf16 gradient; next to dequantized_weight() alone (done once per forward).
+void report_quantized_linear_step() {
+  const int64_t M = 2048, K = 1024, N = 1024;
+  std::printf("\nquantized linear, forward+backward, bf16 X (M, K, N) = (%lld, %lld, %lld):\n",
+              (long long)M, (long long)K, (long long)N);
+  Generator gen(5);
+  const Tensor g = randn({M, N}, {.dtype = DType::float32}, &gen).to(DType::bfloat16);
+  Tensor x =
+      randn({M, K}, {.dtype = DType::float32}, &gen).to(DType::bfloat16).set_requires_grad(true);
+  auto step = [&](nn::Module& layer) {
+    layer.forward(x).backward(g);
+    zero_grad(x);
+  };
+  manual_seed(0);
+  const nn::Linear lin({.in_features = K, .out_features = N});
+  for (const char* qt : {"nf4", "fp4"}) {
+    auto l4 = Linear4bit::from_linear(lin, qt, /*compress_statistics=*/true, DType::bfloat16);
+    const double td = median_seconds([&] { (void)l4->dequantized_weight(); });
+    const double ts = median_seconds([&] { step(*l4); });
+    std::printf("  Linear4bit %s-dq: dequantized_weight %7.2f ms, fwd+bwd %7.2f ms\n", qt, td * 1e3,
+                ts * 1e3);
+  }
+  auto l8 = Linear8bitLt::from_linear(lin, /*has_fp16_weights=*/false, 6.0);
+  const double td8 = median_seconds([&] { (void)l8->dequantized_weight(); });
+  const double ts8 = median_seconds([&] { step(*l8); });
+  std::printf("  Linear8bitLt int8:  dequantized_weight %7.2f ms, fwd+bwd %7.2f ms\n", td8 * 1e3,
+              ts8 * 1e3);
 }
 
 }  // namespace
@@ -109,8 +148,8 @@ int main(int argc, char** argv) {
   // `threads` is.
   const Tensor src = zeros({n * 4}, {.dtype = DType::uint8});
   Tensor dst = zeros({n * 4}, {.dtype = DType::uint8});
-  const double t_memcpy =
-      median_seconds([&] { std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(bytes)); });
+  const double t_memcpy = median_seconds(
+      [&] { std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(bytes)); });
   const double memcpy_gbps = bytes / t_memcpy / 1e9;
   std::printf("quantizers, 16M fp32 (64 MB), %d thread(s); GB/s of fp32 data; memcpy %.2f GB/s\n",
               threads, memcpy_gbps);
@@ -135,13 +174,33 @@ int main(int argc, char** argv) {
     const double tq = median_seconds([&] { q = quantize_4bit(x, 64, "nf4", true); });
     report("quantize_4bit nf4-dq", tq);
   }
+  for (const char* qt : {"nf4", "fp4"}) {
+    const Quantized4bit q = quantize_4bit(x, 64, qt, /*compress_statistics=*/true);
+    char name[64];
+    std::snprintf(name, sizeof name, "dequantize_4bit %s-dq", qt);
+    report(name, median_seconds([&] { (void)dequantize_4bit(q.packed, q.state); }));
+  }
+  {
+    // QLoRA's layer: the weight quantized from float16 (the state's dtype), read in bf16.
+    const Quantized4bit q = quantize_4bit(x.to(DType::float16), 64, "nf4", true);
+    const double t =
+        median_seconds([&] { (void)dequantize_4bit(q.packed, q.state).to(DType::bfloat16); });
+    std::printf("%-24s %10.2f %10.2f   (f16 state, .to(bf16) as Linear4bit; GB/s fp32-equiv.)\n",
+                "dequant nf4-dq f16->bf16", t * 1e3, bytes / t / 1e9);
+  }
   const double t8 = median_seconds([&] { (void)int8_vectorwise_quant(x, 6.0); });
   report("int8_vectorwise_quant", t8);
   const Tensor xh = x.to(DType::float16);
   const double t8h = median_seconds([&] { (void)int8_vectorwise_quant(xh, 6.0); });
   std::printf("%-24s %10.2f %10.2f   (fp16 input, 32 MB; GB/s of the fp32-equivalent)\n",
               "int8_vectorwise_quant f16", t8h * 1e3, bytes / t8h / 1e9);
+  {
+    const Int8RowQuant q = int8_vectorwise_quant(x, 0.0);
+    report("int8_vectorwise_dequant",
+           median_seconds([&] { (void)int8_vectorwise_dequant(q.CA, q.SCA); }));
+  }
   report_int8_linear();
+  report_quantized_linear_step();
   report_gpt_memory();
   return 0;
 }
