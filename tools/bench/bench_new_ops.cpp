@@ -4,58 +4,22 @@
 // sum(out * g), in ms, next to PyTorch (tools/bench/torch_new_ops.py) on the same shapes at the
 // same thread count, measured in the same run. copy_16M (clone) and a raw memcpy are the floor for
 // the 16M-element pointwise rows. Run it after `eval "$(tools/bench/torch_env.sh)"`, or torch's
-// matmuls run on the reference BLAS. PyTorch gets bench_train's GLIBC_TUNABLES (its best
-// configuration here) unless the environment sets them: without them every fresh tensor above
-// glibc's mmap threshold is a new mapping whose page faults dominate torch's times on this VM.
-// Tensors of 32 MiB and more are mapped afresh either way (copy_16M shows what that costs).
+// matmuls run on the reference BLAS. The driver, shared with
+// bench_core_ops, is tools/bench/op_case_bench.h.
 //   bench_new_ops [reps] [threads, e.g. 1 or 1,2] [cases, e.g. copy_16M,transpose_copy_2048]
-#include <omp.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
-#include <functional>
-#include <sstream>
-#include <string>
-#include <vector>
-
-#include "autograd/autograd.h"
-#include "autograd/grad_mode.h"
 #include "nn/embedding_bag.h"
-#include "tensor/factory.h"
 #include "tensor/ops.h"
-#include "tensor/random.h"
-#include "tools/bench/torch_rows.h"
+#include "tools/bench/op_case_bench.h"
 
 using namespace fabric;
+using bench::Inputs;
+using bench::k16M;
+using bench::leaf;
+using bench::rows;
 
 namespace {
 
-int g_reps = 5;
-
-constexpr const char* kGlibcTunables =
-    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824";
-
-using Inputs = std::vector<Tensor>;
-
-struct Case {
-  const char* name;
-  // Fresh inputs: the floating ones to differentiate come back with requires_grad set, index
-  // tensors without it. Made per case so that only one case's tensors are alive at a time.
-  std::function<Inputs()> make;
-  std::function<Tensor(const Inputs&)> fn;
-  bool backward = true;
-};
-
-Tensor leaf(const Shape& shape) { return randn(shape).set_requires_grad(true); }
-Tensor rows(int64_t high, const Shape& shape) { return randint(0, high, shape); }
-
-constexpr int64_t k16M = int64_t{16} << 20;
-
-std::vector<Case> make_cases() {
+std::vector<bench::OpCase> make_cases() {
   return {
       {"einsum_bhqd_bhkd",
        [] {
@@ -184,90 +148,9 @@ std::vector<Case> make_cases() {
   };
 }
 
-std::vector<int> parse_threads(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    out.push_back(std::max(1, std::atoi(item.c_str())));
-  return out;
-}
-
-double memcpy_ms(int64_t n) {
-  std::vector<float> src(n, 1.0f), dst(n);
-  return bench::median_ms([&] { std::memcpy(dst.data(), src.data(), n * sizeof(float)); }, g_reps);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) g_reps = std::max(1, std::atoi(argv[1]));
-  const std::string threads_arg = argc > 2 ? argv[2] : "1";
-  const std::string only = argc > 3 ? argv[3] : "";  // comma-separated case names; empty: all
-  const auto selected = [&](const std::string& name) {
-    return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos;
-  };
-  setenv("GLIBC_TUNABLES", kGlibcTunables, /*overwrite=*/0);  // for the torch child only
-  std::string torch_status;
-  const auto torch = bench::run_torch_rows(__FILE__, "torch_new_ops.py", g_reps, torch_status,
-                                           threads_arg, only);
-  std::printf(
-      "bench_new_ops: medians of %d runs after 2 warm-up runs, ms\n%s (GLIBC_TUNABLES=%s)\n",
-      g_reps, torch_status.c_str(), std::getenv("GLIBC_TUNABLES"));
-  std::printf("memcpy of 16M floats (64 MiB): %.3f ms\n\n", memcpy_ms(k16M));
-  std::printf("%-20s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
-              "fwd+bwd", "torch", "/torch");
-  manual_seed(0);
-  for (const Case& c : make_cases()) {
-    if (!selected(c.name)) continue;
-    try {
-      const Inputs in = c.make();
-      Tensor g;
-      {
-        NoGradGuard no_grad;
-        g = randn(c.fn(in).sizes());
-      }
-      for (int thr : parse_threads(threads_arg)) {
-        omp_set_num_threads(thr);
-        const double fwd = bench::median_ms(
-            [&] {
-              NoGradGuard no_grad;
-              Tensor y = c.fn(in);
-            },
-            g_reps);
-        double both = 0;
-        if (c.backward) {
-          both = bench::median_ms(
-              [&] {
-                for (const Tensor& t : in)
-                  if (t.requires_grad()) zero_grad(t);
-                c.fn(in).backward(g);
-              },
-              g_reps);
-        }
-        std::printf("%-20s %3d %9.3f", c.name, thr, fwd);
-        const auto it = torch.find({c.name, thr});
-        const double tf = it == torch.end() ? 0 : it->second.first;
-        const double tb = it == torch.end() ? 0 : it->second.second;
-        // /torch > 1: we are faster.
-        if (tf > 0)
-          std::printf(" %9.3f %7.2f", tf, tf / fwd);
-        else
-          std::printf(" %9s %7s", "-", "-");
-        if (!c.backward)
-          std::printf(" %9s", "-");
-        else
-          std::printf(" %9.3f", both);
-        if (c.backward && tb > 0)
-          std::printf(" %9.3f %7.2f\n", tb, tb / both);
-        else
-          std::printf(" %9s %7s\n", "-", "-");
-        std::fflush(stdout);
-      }
-    } catch (const std::exception& e) {
-      std::printf("%-20s error: %s\n", c.name, e.what());
-      std::fflush(stdout);
-    }
-  }
-  std::printf("\n/torch: PyTorch's time over ours (above 1: ours is faster).\n");
-  return 0;
+  return bench::run_op_cases(argc, argv, "bench_new_ops", __FILE__, "torch_new_ops.py",
+                             make_cases());
 }

@@ -1,24 +1,11 @@
 # PyTorch's side of bench_new_ops: the same ops on the same shapes, printed as
 # "case threads fwd_ms fwdbwd_ms" lines (medians; nan where a case has no backward row).
-import sys
-
-from torch_timing import median_ms
+from torch_op_cases import run_op_cases
 
 M16 = 16 << 20
 
 
-def main():
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    threads = [int(t) for t in (sys.argv[2] if len(sys.argv) > 2 else "1").split(",")]
-    only = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None
-    try:
-        import torch
-        import torch.nn.functional as F
-    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
-        print(f"torch: not available ({type(e).__name__}: {e})")
-        return
-    print(f"torch: {torch.__version__}")
-
+def make_cases(torch, F):
     def leaf(*shape):
         return torch.randn(*shape).requires_grad_(True)
 
@@ -71,31 +58,7 @@ def main():
         "embedding_bag_mean": (lambda: [leaf(50000, 128), rows(50000, 4096, 20)],
                                lambda w, i: F.embedding_bag(i, w, mode="mean"), True),
     }
-    torch.manual_seed(0)
-    for name, (make, fn, has_bwd) in cases.items():
-        if only is not None and name not in only:
-            continue
-        inputs = make()
-        with torch.no_grad():
-            g = torch.randn(fn(*inputs).shape)
-        for t in threads:
-            torch.set_num_threads(t)
-
-            def fwd():
-                with torch.no_grad():
-                    fn(*inputs)
-
-            def fwd_bwd():
-                for x in inputs:
-                    x.grad = None
-                fn(*inputs).backward(g)
-
-            try:
-                both = median_ms(fwd_bwd, reps) if has_bwd else float("nan")
-                print(f"{name} {t} {median_ms(fwd, reps):.4f} {both:.4f}", flush=True)
-            except RuntimeError as e:  # an op or backward torch 1.13 does not have on the CPU
-                print(f"# {name}: {e}", flush=True)
-        del inputs, g
+    return cases
 
 
-main()
+run_op_cases(make_cases)
