@@ -161,6 +161,7 @@ void scalar_binary(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_sca
   if constexpr (std::is_floating_point_v<T>) {
     if (op == BinaryOp::pow && b_scalar) {  // as in vec_binary
       const T e = *b_scalar;
+      if (e == T(1)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a; });
       if (e == T(2)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a; });
       if (e == T(3)) return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return a * a * a; });
       if (e == T(0.5))
@@ -222,8 +223,10 @@ void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* 
     case BinaryOp::pow:
       if (bs) {
         // PyTorch's special exponents (pow_tensor_scalar_optimized_kernel): x*x, sqrt, ... rather
-        // than libm's pow, for speed and to give the same values.
+        // than libm's pow, for speed and to give the same values. x^1 is x (torch's pow_out
+        // copies): libm's powf there made the backward of x^2 (2 * x^1 * g) 40x its forward.
         const float e = *bs;
+        if (e == 1.0f) return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return a; });
         if (e == 2.0f)
           return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512) { return _mm512_mul_ps(a, a); });
         if (e == 3.0f) {
