@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/cat_kernels.h"
 #include "tensor/deferred_check.h"
 #include "tensor/factory.h"
 #include "tensor/index_kernels.h"
@@ -363,12 +364,14 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     out_shape[dim] = checked_size_add(out_shape[dim], sizes[i], "cat");
   }
   Tensor out = empty(out_shape, {.dtype = out_dt, .device = ref->device()});
-  int64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (sizes[i] == 0) continue;
-    Tensor dst = out.narrow(dim, offset, sizes[i]);
-    dst.copy_(tensors[i].detach());
-    offset += sizes[i];
+  if (!cat_rows_direct(tensors, sizes, dim, out)) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (sizes[i] == 0) continue;
+      Tensor dst = out.narrow(dim, offset, sizes[i]);
+      dst.copy_(tensors[i].detach());
+      offset += sizes[i];
+    }
   }
   CatAttrs attrs{dim, sizes};  // 0 for skipped legacy-empty inputs
   record_many(OpId::cat, tensors, &out, &attrs);
@@ -394,13 +397,14 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   Shape out_shape = first.sizes();
   out_shape.insert(out_shape.begin() + dim, static_cast<int64_t>(tensors.size()));
   Tensor out = empty(out_shape, {.dtype = out_dt, .device = first.device()});
-  if (out.numel() > 0) {
+  const std::vector<int64_t> ones(tensors.size(), 1);
+  if (out.numel() > 0 && !cat_rows_direct(tensors, ones, dim, out)) {
     for (size_t i = 0; i < tensors.size(); ++i) {
       Tensor dst = out.select(dim, static_cast<int64_t>(i));
       dst.copy_(tensors[i].detach());
     }
   }
-  CatAttrs attrs{dim, std::vector<int64_t>(tensors.size(), 1)};
+  CatAttrs attrs{dim, ones};
   record_many(OpId::stack, tensors, &out, &attrs);
   return out;
 }
