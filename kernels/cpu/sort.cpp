@@ -1,11 +1,14 @@
 // CPU sort kernel behind sort, argsort and topk: each row sorts its positions by (value, position)
 // with torch's order (NaN largest, -0.0 == 0.0), so equal values keep their input order; a full
-// sort is a stable sort. topk runs torch's own selection instead (torch_topk_row), so that its
-// order among equal values is torch's. Rows run in parallel.
+// sort is a stable sort (by a radix sort of packed keys for dtypes whose keys fit 32 bits). topk
+// runs torch's own selection instead (torch_topk_row), so that its order among equal values is
+// torch's. Rows run in parallel.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 #include <utility>
@@ -79,9 +82,88 @@ void topk_rows(const SortDesc& d) {
   }
 }
 
+// Keys of 32 bits or fewer sort as one uint64 each, (order-preserving key << 32) | position, by a
+// least-significant-digit radix sort of the key (stable, so equal keys keep their positions'
+// order) instead of comparisons of positions through the keys with NaN tests at each step: a
+// (8192, 512) float32 sort took 280 ms that way (torch 1.13: 200-300 ms), std::sort of the packed
+// keys ~150 ms (mispredicted branches), the radix sort below ~40.
+template <typename K>
+constexpr bool kPackedKey = std::is_same_v<K, float> || (std::is_integral_v<K> && sizeof(K) <= 4);
+
+// Unsigned keys in torch's ascending order: NaN (any payload) the largest, -0.0 equal to 0.0.
+template <typename K>
+uint32_t packed_key(K v) {
+  if constexpr (std::is_same_v<K, float>) {
+    if (std::isnan(v)) return 0xFFFFFFFFu;  // no number maps there (0x7FFFFFFF is a NaN)
+    if (v == 0.0f) v = 0.0f;                // -0.0 ties with 0.0
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  } else if constexpr (std::is_signed_v<K>) {
+    return static_cast<uint32_t>(static_cast<int32_t>(v)) ^ 0x80000000u;
+  } else {
+    return static_cast<uint32_t>(v);
+  }
+}
+
+// Sorts packed[0, n) by its upper 32 bits, stably (tmp: n elements of scratch): four counting
+// passes over 8-bit digits, skipping a digit every element shares (bfloat16's low 16 bits). Short
+// rows compare instead, the position bits keeping the order stable.
+void radix_sort_packed(std::vector<uint64_t>& packed, std::vector<uint64_t>& tmp) {
+  const size_t n = packed.size();
+  if (n < 128) {
+    std::sort(packed.begin(), packed.end());
+    return;
+  }
+  for (int shift = 32; shift < 64; shift += 8) {
+    size_t count[256] = {};
+    for (uint64_t v : packed) ++count[(v >> shift) & 0xFF];
+    if (count[(packed[0] >> shift) & 0xFF] == n) continue;
+    size_t sum = 0;
+    for (size_t& c : count) {
+      const size_t here = c;
+      c = sum;
+      sum += here;
+    }
+    for (uint64_t v : packed) tmp[count[(v >> shift) & 0xFF]++] = v;
+    packed.swap(tmp);
+  }
+}
+
+template <typename T>
+void sort_rows_packed(const SortDesc& d) {
+  using K = KeyOf<T>;
+  const T* src = static_cast<const T*>(d.src);
+  T* values = static_cast<T*>(d.values);
+  const int64_t n = d.n;
+  // Descending: the complemented key, so the position still breaks ties upward (stable).
+  const uint32_t flip = d.descending ? 0xFFFFFFFFu : 0u;
+#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
+  {
+    std::vector<uint64_t> packed(static_cast<size_t>(n)), tmp(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < d.slices; ++s) {
+      const T* row = src + s * n;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint32_t key = packed_key(static_cast<K>(row[i])) ^ flip;
+        packed[i] = (uint64_t{key} << 32) | static_cast<uint64_t>(i);
+      }
+      radix_sort_packed(packed, tmp);
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t i = static_cast<int64_t>(packed[j] & 0xFFFFFFFFu);
+        values[s * n + j] = row[i];
+        d.indices[s * n + j] = i;
+      }
+    }
+  }
+}
+
 template <typename T>
 void sort_rows(const SortDesc& d) {
   using K = KeyOf<T>;
+  if constexpr (kPackedKey<K>) {
+    if (d.k == d.n && d.n <= int64_t{0xFFFFFFFF}) return sort_rows_packed<T>(d);
+  }
   const T* src = static_cast<const T*>(d.src);
   T* values = static_cast<T*>(d.values);
   const int64_t n = d.n, k = d.k;
