@@ -6,11 +6,13 @@
 #include <cmath>
 
 #include "tensor/autocast.h"
+#include "tensor/deferred_check.h"
 #include "tensor/loss_argument_checks.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
+#include "tensor/unit_interval_check.h"
 
 namespace fabric {
 namespace {
@@ -69,6 +71,32 @@ void check_broadcasts_to_input(const char* op, const char* what, const Tensor& t
     fits = ts[ts.size() - d] == 1 || ts[ts.size() - d] == is[is.size() - d];
   FABRIC_CHECK(fits, ShapeError, op, ": ", what, " of shape ", shape_str(ts),
                " must broadcast to the input's shape ", shape_str(is));
+}
+
+// binary_cross_entropy's input must lie in [0, 1]; NaN fails the test too, as in torch's kernel
+// check. The CPU counts the failures and raises at once; a device whose kernels check values as
+// they run (CUDA) counts them in a kernel under an armed check instead of reading the count back
+// (which waited for the device on every call): the same ValueError surfaces at its next
+// synchronisation.
+RangeErrorText unit_interval_error_text(const char* op, const Tensor& x) {
+  return {
+      detail::cat(op, ": all elements of input should be between 0 and 1; "),
+      detail::cat(" of ", x.numel(), " in the input of shape ", shape_str(x.sizes()), " are not"),
+      RangeErrorText::Kind::value_count};
+}
+
+void check_unit_interval_input(const char* op, const Tensor& x) {
+  if (ArmRangeCheckFn arm = arm_range_check_stub.find(x.device())) {
+    if (x.numel() == 0) return;
+    const Tensor xc = x.contiguous();
+    const uint64_t id = arm(x.device().index, unit_interval_error_text(op, x));
+    check_unit_interval_stub(x.device())(xc.data_ptr(), xc.dtype(), xc.numel(), id);
+    return;
+  }
+  const int64_t outside = sum(logical_not(logical_and(ge(x, 0), le(x, 1)))).item<int64_t>();
+  if (outside == 0) return;
+  const RangeErrorText text = unit_interval_error_text(op, x);
+  throw ValueError(detail::cat(text.head, outside, text.tail));
 }
 
 // 1 - t, exactly; +0 at t == 1 (-(t - 1) would give -0, and 1 / -0 = -inf).
@@ -151,11 +179,7 @@ Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in,
   detail::check_no_derivative_needed(op, "weight", weight);
   const Tensor x = input.detach(), t = target.detach();
   const Tensor w = weight.defined() ? weight.detach().to(input.dtype()) : Tensor();
-  // NaN fails the test too, as in torch's kernel check. (A host sync on CUDA, as torch's assert.)
-  const int64_t outside = sum(logical_not(logical_and(ge(x, 0), le(x, 1)))).item<int64_t>();
-  FABRIC_CHECK(outside == 0, ValueError, op, ": all elements of input should be between 0 and 1; ",
-               outside, " of ", x.numel(), " in the input of shape ", shape_str(x.sizes()),
-               " are not");
+  check_unit_interval_input(op, x);
   // (t - 1) * max(log(1 - x), -100) - t * max(log(x), -100), times weight: computed on detached
   // tensors, so only the op itself records.
   const Tensor log_x = clamp(log(x), -100, std::nullopt);

@@ -72,11 +72,13 @@ void DeferredCheckRead::finish() {
   if (!read_.needed) return;
   DeviceChecks& c = checks_of(device_);
   const DeferredCheckRecord r = *c.host;
-  std::optional<std::string> msg = c.sites.finish_read(read_, r);
+  RangeErrorText::Kind kind = RangeErrorText::Kind::index;
+  std::optional<std::string> msg = c.sites.finish_read(read_, r, &kind);
   if (!msg) return;
   // Cleared before raising, so the error is reported once and later ops check afresh.
   FABRIC_CUDA_CHECK(cudaMemcpyAsync(c.record, &kNoFailure, sizeof(DeferredCheckRecord),
                                     cudaMemcpyHostToDevice, stream_));
+  if (kind == RangeErrorText::Kind::value_count) throw ValueError(*msg);
   throw IndexError(*msg);
 }
 

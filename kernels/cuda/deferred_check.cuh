@@ -20,6 +20,18 @@ __device__ __forceinline__ void report_out_of_range(const DeviceRangeCheck& c, i
   atomicMin(&r->position, static_cast<unsigned long long>(position));
   atomicExch(reinterpret_cast<unsigned long long*>(&r->bound),
              static_cast<unsigned long long>(c.bound));
+  atomicAdd(&r->count, 1ull);
+}
+
+// A value check's failure (no index value to name): counted, with its lowest position, unless
+// another check failed first.
+__device__ __forceinline__ void report_failed_value(const DeviceRangeCheck& c, int64_t position) {
+  DeferredCheckRecord* r = c.record;
+  if (!r) return;
+  const unsigned long long first = atomicCAS(&r->site, 0ull, c.site);
+  if (first != 0ull && first != c.site) return;
+  atomicMin(&r->position, static_cast<unsigned long long>(position));
+  atomicAdd(&r->count, 1ull);
 }
 
 // True when `value` lies in [0, bound); otherwise reports it (at `position`) and returns false.

@@ -10,6 +10,12 @@ int64_t offending_value(const DeferredCheckRecord& r) {
 }
 
 std::string deferred_check_message(const DeferredCheckRecord& r, const RangeErrorText* text) {
+  if (text && text->kind == RangeErrorText::Kind::value_count)
+    return detail::cat(text->head, r.count, text->tail,
+                       ". Raised by an earlier CUDA op (first at element ", r.position,
+                       " of its input) and reported at this synchronisation: CUDA kernels "
+                       "check values as they run, as PyTorch's device-side asserts; later ops run "
+                       "normally");
   const int64_t v = offending_value(r);
   std::string msg =
       text ? detail::cat(text->head, v, text->tail)
@@ -36,12 +42,16 @@ DeferredCheckSites::Read DeferredCheckSites::begin_read() const {
 }
 
 std::optional<std::string> DeferredCheckSites::finish_read(const Read& read,
-                                                           const DeferredCheckRecord& r) {
+                                                           const DeferredCheckRecord& r,
+                                                           RangeErrorText::Kind* kind) {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<std::string> msg;
+  if (kind) *kind = RangeErrorText::Kind::index;
   if (r.site != 0) {
     const auto it = texts_.find(r.site);
-    msg = deferred_check_message(r, it == texts_.end() ? nullptr : &it->second);
+    const RangeErrorText* text = it == texts_.end() ? nullptr : &it->second;
+    msg = deferred_check_message(r, text);
+    if (kind && text) *kind = text->kind;
   }
   // Kernels armed before the previous read began were queued before this one: they are done.
   if (last_upto_ > covered_) covered_ = last_upto_;

@@ -20,17 +20,19 @@ namespace fabric::cuda {
 struct DeferredCheckRecord {
   unsigned long long site;      // 0: nothing failed; else the id of the check that failed first
   long long lowest, highest;    // its smallest and largest offending values
-  unsigned long long position;  // its lowest offending position (element of the index/target)
+  unsigned long long position;  // its lowest offending position (element of the index/input)
   long long bound;              // its valid values: 0 .. bound - 1
+  unsigned long long count;     // how many elements failed it
 };
-inline constexpr DeferredCheckRecord kNoFailure = {0, LLONG_MAX, LLONG_MIN, ULLONG_MAX, 0};
+inline constexpr DeferredCheckRecord kNoFailure = {0, LLONG_MAX, LLONG_MIN, ULLONG_MAX, 0, 0};
 
 // The value an error names: the most negative offending one if any, else the largest, which is
 // what the op's host-side check (by the indices' min and max) names.
 int64_t offending_value(const DeferredCheckRecord& r);
 
-// The error text of a failed record: the op's own (`text`), or a generic one naming the value and
-// bound when the check's text is no longer known; then where it came from.
+// The error text of a failed record: the op's own (`text`) around the value (an index check) or
+// the count of failed elements (a value check), or a generic one naming the value and bound when
+// the check's text is no longer known; then where it came from.
 std::string deferred_check_message(const DeferredCheckRecord& r, const RangeErrorText* text);
 
 // The armed checks of one device and their texts, and which of them a read of the record covers.
@@ -51,8 +53,11 @@ class DeferredCheckSites {
   };
   Read begin_read() const;
   // After the read of `r` (queued at `begin_read`) has completed: the error text if a check
-  // failed (the caller clears the record and raises it as IndexError), and the covered texts go.
-  std::optional<std::string> finish_read(const Read& read, const DeferredCheckRecord& r);
+  // failed (the caller clears the record and raises it as IndexError, or as ValueError where
+  // `kind` comes back value_count), and the covered texts go. A check whose text was dropped
+  // reads as an index check.
+  std::optional<std::string> finish_read(const Read& read, const DeferredCheckRecord& r,
+                                         RangeErrorText::Kind* kind = nullptr);
 
   size_t texts() const;
 

@@ -1,9 +1,10 @@
 // CUDA loss kernels with the semantics of kernels/cpu/cross_entropy.cpp: cross-entropy fused with
 // log-softmax (one pass of running max and rescaled sum per row, then the pick and the
-// label-smoothing term; the probabilities are never stored), its backward, nll_loss and
-// mse_loss's squared difference. Nothing is read back: the valid count stays on the device (the
-// op divides the mean by it there) and an out-of-range target goes to the device's deferred check
-// record (deferred_check.cuh), which the next synchronisation reports, so no call waits.
+// label-smoothing term; the probabilities are never stored), its backward, nll_loss, mse_loss's
+// squared difference and binary_cross_entropy's input check. Nothing is read back: the valid
+// count stays on the device (the op divides the mean by it there) and an out-of-range target or
+// input goes to the device's deferred check record (deferred_check.cuh), which the next
+// synchronisation reports, so no call waits.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -12,6 +13,7 @@
 #include "kernels/cuda/loop_kernel.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
+#include "tensor/unit_interval_check.h"
 
 namespace fabric::cuda {
 namespace {
@@ -392,10 +394,43 @@ void squared_diff_kernel_cuda(const StridedLoop& loop) {
   launch_loop<3>(loop, SquaredDiff<float>{ot, it});
 }
 
+// ---- binary_cross_entropy's input check: every element in [0, 1] -----------------------------
+
+template <typename A>
+__global__ void check_unit_interval_kernel(const char* x, DType dt, int64_t isz, int64_t n,
+                                           DeviceRangeCheck c) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const A v = load_as<A>(x + i * isz, dt);
+    if (!(v >= A(0) && v <= A(1))) report_failed_value(c, i);  // NaN fails too
+  }
+}
+
+void check_unit_interval_cuda(const void* x, DType dt, int64_t n, uint64_t check_id) {
+  FABRIC_CHECK(is_floating(dt) && !is_fp8(dt), DTypeError,
+               "binary_cross_entropy: no CUDA input check for ", dtype_name(dt),
+               " (expected float64/float32/float16/bfloat16)");
+  FABRIC_CHECK(check_id != 0, ValueError,
+               "binary_cross_entropy (CUDA): the input check needs an armed deferred check");
+  if (n == 0) return;
+  LaunchContext ctx(x);
+  const DeviceRangeCheck c = device_range_check(ctx.device, check_id, 0);
+  const char* p = static_cast<const char*>(x);
+  const unsigned blocks = grid_dim(flat_blocks(n));
+  // float16/bfloat16 widen to float exactly, so the test is the one on the stored value.
+  if (dt == DType::float64) {
+    check_unit_interval_kernel<double><<<blocks, 256, 0, ctx.stream>>>(p, dt, itemsize(dt), n, c);
+  } else {
+    check_unit_interval_kernel<float><<<blocks, 256, 0, ctx.stream>>>(p, dt, itemsize(dt), n, c);
+  }
+  FABRIC_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 }  // namespace fabric::cuda
 
 namespace fabric {
+FABRIC_REGISTER_KERNEL(check_unit_interval_stub, cuda, &cuda::check_unit_interval_cuda);
 FABRIC_REGISTER_KERNEL(cross_entropy_stub, cuda, &cuda::cross_entropy_kernel_cuda);
 FABRIC_REGISTER_KERNEL(cross_entropy_backward_stub, cuda,
                        &cuda::cross_entropy_backward_kernel_cuda);

@@ -1,12 +1,13 @@
 // The CUDA loss kernels against the CPU through the public ops and autograd: cross_entropy
 // (fused log-softmax; ignore_index, label smoothing, every reduction, (N, C) and (N, C, d...)
 // layouts, vocabulary-sized rows, int32/int64 targets, non-finite logits), its backward, nll_loss
-// and mse_loss, and the out-of-range target error (raised at the next synchronisation). fp32
-// within ~1e-5 relative, fp16/bf16 two rounding units of the dtype (losses are fp32 for them until
-// the reduction's output).
+// and mse_loss, the out-of-range target error and binary_cross_entropy's input check (raised at
+// the next synchronisation). fp32 within ~1e-5 relative, fp16/bf16 two rounding units of the dtype
+// (losses are fp32 for them until the reduction's output).
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -222,6 +223,49 @@ TEST(CudaLoss, OutOfRangeTargetsRaiseTheCpuErrorAtTheNextSynchronisation) {
       tol_of(DType::float32, 10));
   check_op("cross_entropy all ignored (0/0)", {x, full({4}, -100, {.dtype = DType::int64})},
            [](const std::vector<Tensor>& v) { return cross_entropy(v[0], v[1]); }, {});
+}
+
+// binary_cross_entropy's input check runs in a kernel too: the op never waits for the device, and
+// the next synchronisation raises the CPU's ValueError (the count of inputs outside [0, 1], NaN
+// among them) with the lowest offending position. Cleared once reported: a valid input then gives
+// the CPU's loss.
+TEST(CudaLoss, BceInputOutsideTheUnitIntervalRaisesTheCpuErrorAtTheNextSynchronisation) {
+  FABRIC_REQUIRE_CUDA();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor bad = from_vector<double>({0.25, 1.5, nan, -0.5, 0.75, 1.0, 0.0, 0.5}, {2, 4});
+  const Tensor target = from_vector<double>({0, 1, 1, 0, 1, 0, 1, 0}, {2, 4});
+  for (DType dt : kFloatTypes) {
+    const Tensor x = bad.to(dt), t = target.to(dt);
+    struct Case {
+      std::string what;
+      std::function<Tensor(const Tensor&)> layout;  // contiguous, or a transposed view
+      const char* position;
+    };
+    const std::vector<Case> cases = {
+        {"contiguous", [](const Tensor& a) { return a; }, "element 1 of its input"},
+        {"transposed", [](const Tensor& a) { return a.transpose(0, 1); }, "element 2 of its input"},
+    };
+    for (const Case& c : cases) {
+      const std::string what = c.what + " " + std::string(dtype_name(dt));
+      const std::string cpu_msg =
+          thrown<ValueError>([&] { binary_cross_entropy(c.layout(x), c.layout(t)); });
+      EXPECT_NE(cpu_msg.find("between 0 and 1; 3 of 8 in the input"), std::string::npos) << cpu_msg;
+      Tensor out;
+      EXPECT_NO_THROW(out = binary_cross_entropy(c.layout(x.to(kGpu)), c.layout(t.to(kGpu))))
+          << what << ": the op must not wait for the device";
+      const std::string gpu_msg = thrown<ValueError>([&] { out.to(Device::cpu()); });
+      EXPECT_EQ(gpu_msg.substr(0, cpu_msg.size()), cpu_msg) << what;
+      EXPECT_NE(gpu_msg.find(c.position), std::string::npos) << what << ": " << gpu_msg;
+      EXPECT_NE(gpu_msg.find("reported at this synchronisation"), std::string::npos) << gpu_msg;
+      EXPECT_NO_THROW(out.to(Device::cpu())) << what << ": reported once";
+    }
+  }
+  const Tensor good = test::uniform_tensor({37, 129}, DType::float32, 0, 1, 21);
+  const Tensor soft = test::uniform_tensor({37, 129}, DType::float32, 0, 1, 22);
+  check_op(
+      "binary_cross_entropy after the error", {good, soft},
+      [](const std::vector<Tensor>& v) { return binary_cross_entropy(v[0], v[1]); },
+      tol_of(DType::float32, 10));
 }
 
 TEST(CudaLoss, MseLoss) {

@@ -1,6 +1,7 @@
 // The host side of CUDA's deferred range checks, without a device: the error text a failed record
-// becomes (the op's own text, the value it names, where it came from), and the bookkeeping of
-// armed checks (when a synchronisation must read the record, which texts it may drop).
+// becomes (the op's own text, the value or count it names, where it came from, what it raises as),
+// and the bookkeeping of armed checks (when a synchronisation must read the record, which texts it
+// may drop).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -17,9 +18,24 @@ const RangeErrorText kEmbedding = {
     " is out of range for an embedding table of 5 rows (weight [5, 3] float32, indices [4] int64) "
     "(valid: 0 to 4)"};
 
+const RangeErrorText kBceInput = {
+    "binary_cross_entropy: all elements of input should be between 0 and 1; ",
+    " of 8 in the input of shape [2, 4] are not", RangeErrorText::Kind::value_count};
+
 DeferredCheckRecord failed(uint64_t site, long long lowest, long long highest,
-                           unsigned long long position, long long bound) {
-  return {site, lowest, highest, position, bound};
+                           unsigned long long position, long long bound,
+                           unsigned long long count = 1) {
+  return {site, lowest, highest, position, bound, count};
+}
+
+// A value check (failures counted, no value to name): as the kernel leaves it.
+DeferredCheckRecord failed_values(uint64_t site, unsigned long long position,
+                                  unsigned long long count) {
+  DeferredCheckRecord r = kNoFailure;
+  r.site = site;
+  r.position = position;
+  r.count = count;
+  return r;
 }
 
 // The value named is the one the op's own check (by the indices' min and max) names: the most
@@ -51,6 +67,46 @@ TEST(DeferredCheckLogic, AForgottenCheckStillNamesTheValueAndBound) {
   const std::string msg = deferred_check_message(failed(9, 12, 12, 4, 10), nullptr);
   EXPECT_CONTAINS(msg, "index 12 is out of range (valid: 0 to 9");
   EXPECT_CONTAINS(msg, "element 4 of its indices");
+}
+
+// A value check (binary_cross_entropy's input in [0, 1]) reads as the CPU's ValueError: the op's
+// text around how many elements failed, then the lowest failing position.
+TEST(DeferredCheckLogic, AValueCheckNamesTheCountOfFailuresAndTheirFirstPosition) {
+  const std::string msg = deferred_check_message(failed_values(1, 3, 5), &kBceInput);
+  const std::string op_text = kBceInput.head + "5" + kBceInput.tail;
+  EXPECT_EQ(msg.substr(0, op_text.size()), op_text);
+  EXPECT_CONTAINS(msg, "Raised by an earlier CUDA op (first at element 3 of its input)");
+  EXPECT_CONTAINS(msg, "reported at this synchronisation");
+  EXPECT_EQ(msg.find("indices"), std::string::npos) << msg;
+}
+
+// The read says what to raise: ValueError for a value check, IndexError for an index check and
+// for a check whose text was dropped (nothing left says it was a value check).
+TEST(DeferredCheckLogic, AReadReportsTheKindOfTheCheckThatFailed) {
+  DeferredCheckSites sites;
+  const uint64_t index_check = sites.arm(kEmbedding);
+  const uint64_t value_check = sites.arm(kBceInput);
+  RangeErrorText::Kind kind = RangeErrorText::Kind::index;
+  DeferredCheckSites::Read read = sites.begin_read();
+  std::optional<std::string> msg = sites.finish_read(read, failed_values(value_check, 0, 2), &kind);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(kind, RangeErrorText::Kind::value_count);
+  EXPECT_CONTAINS(*msg, "between 0 and 1; 2 of 8");
+
+  const uint64_t again = sites.arm(kEmbedding);
+  read = sites.begin_read();
+  msg = sites.finish_read(read, failed(again, 7, 7, 0, 5), &kind);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(kind, RangeErrorText::Kind::index);
+  EXPECT_CONTAINS(*msg, "embedding: index 7");
+  EXPECT_NE(index_check, again);
+
+  // Two reads have finished since the value check was armed: its text is gone.
+  read = sites.begin_read();
+  kind = RangeErrorText::Kind::value_count;
+  msg = sites.finish_read(read, failed_values(value_check, 0, 2), &kind);
+  ASSERT_TRUE(msg.has_value()) << "a failure under a dropped text still raises";
+  EXPECT_EQ(kind, RangeErrorText::Kind::index);
 }
 
 // A synchronisation reads the record only when a check may have failed since the last read; a
