@@ -10,6 +10,7 @@
 #include "nn/init.h"
 #include "nn/py_repr.h"
 #include "tensor/factory.h"
+#include "tensor/index_write_checks.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -89,19 +90,53 @@ void Embedding::reset_parameters(Generator* gen) {
   if (options_.padding_idx) init::zeros_(weight.select(0, *options_.padding_idx));
 }
 
+// torch's embedding_renorm_ as a few whole-tensor ops on the rows looked up, so nothing is read
+// back but the indices (their sort and unique run on the host: there is no device unique yet):
+// each unique row's norm along dim 1, the scale max_norm / (norm + 1e-7) in double where the norm
+// is above max_norm (1 elsewhere, which leaves a row's bits as they are), applied in the dtype's
+// compute type (float for float32/float16/bfloat16, double for float64) as `row *= scale` does,
+// in place through the scatter kernel. The same bits as scaling one row at a time.
 void Embedding::renorm_rows(const Tensor& indices) {
   NoGradGuard no_grad;
   std::vector<int64_t> rows = indices.to(Device::cpu()).to(DType::int64).to_vector<int64_t>();
   std::sort(rows.begin(), rows.end());
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-  const double max_norm = *options_.max_norm, p = options_.norm_type;
-  for (int64_t r : rows) {
-    FABRIC_CHECK(r >= 0 && r < options_.num_embeddings, IndexError, "Embedding: index ", r,
-                 " is out of range for num_embeddings ", options_.num_embeddings);
-    Tensor row = weight.select(0, r);
-    const double n = norm(row, p).item<double>();
-    if (n > max_norm) row.mul_(Scalar(max_norm / (n + 1e-7)));
+  if (rows.empty()) return;
+  // The first bad one in ascending order, as the row-by-row check named (before touching any row).
+  const auto bad = rows.front() < 0
+                       ? rows.begin()
+                       : std::lower_bound(rows.begin(), rows.end(), options_.num_embeddings);
+  FABRIC_CHECK(bad == rows.end(), IndexError, "Embedding: index ", bad == rows.end() ? 0 : *bad,
+               " is out of range for num_embeddings ", options_.num_embeddings);
+  const double max_norm = *options_.max_norm;
+  const int64_t k = static_cast<int64_t>(rows.size());
+  const Tensor ids = from_vector(rows, {k}, {.dtype = DType::int64}).to(weight.device());
+  const Tensor picked = index_select(weight.detach(), 0, ids);  // (k, embedding_dim), contiguous
+  const Tensor norms = norm(picked, options_.norm_type, {1}).to(DType::float64);
+  const Tensor scale =
+      where(gt(norms, max_norm),
+            div(full({k}, max_norm, {.dtype = DType::float64, .device = weight.device()}),
+                add(norms, 1e-7)),
+            1.0);
+  const DType compute = weight.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  const Tensor row_scale = scale.to(compute).unsqueeze(1).expand(picked.sizes());
+  const index_write::CheckedIndex at{ids.unsqueeze(1).expand(picked.sizes()), 0};
+  // float32/float64 rows are multiplied in place (the scatter's prod: one product per element, as
+  // `row *= scale`); the 16-bit floats compute in float32 (their scale must not round to the
+  // dtype), round once back and are written over the rows.
+  const bool in_place = compute == weight.dtype();
+  const Tensor values =
+      in_place ? row_scale : mul(picked.to(compute), row_scale).to(weight.dtype());
+  const ScatterReduceOp op = in_place ? ScatterReduceOp::prod : ScatterReduceOp::assign;
+  Tensor target = weight.detach();
+  if (target.is_contiguous()) {
+    index_write::run_scatter(target, 0, at, values, op);
+  } else {
+    Tensor dense = target.contiguous();
+    index_write::run_scatter(dense, 0, at, values, op);
+    target.copy_(dense);
   }
+  weight.storage()->bump_version();  // an in-place write, as torch's embedding_renorm_
 }
 
 Tensor Embedding::scale_grad_by_count(const Tensor& rows, const Tensor& indices) const {
