@@ -2,7 +2,11 @@
 // the source indices of tensor/upsample_kernels.h computed once per call into per-dimension
 // tables. The backward gathers (each input element sums the outputs that read it, in (oh, ow)
 // order) as the CUDA kernel does, so both devices add in one order and rows run in parallel
-// without atomics. Reduced precision computes in float32.
+// without atomics: each input-gradient row accumulates whole output-gradient rows at a time, its
+// columns side by side (vectorised where the columns double), from per-column reader tables.
+// Reduced precision computes in float32.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -66,28 +70,129 @@ void forward(const UpsampleDesc& d, const void* xv, void* yv) {
   });
 }
 
+// For each input column c, the outputs [first[c], first[c] + count[c]) that read it (contiguous:
+// both taps are non-decreasing in ow) and the weight each gives c, stored weight-major
+// (w[k * W + c], the k-th reader's) so a run of columns loads its k-th weights contiguously.
+template <typename A>
+struct ColumnReaders {
+  std::vector<int64_t> first, count;
+  std::vector<A> w;
+  int64_t max_count = 0;
+  // Columns [lo, hi) whose readers are `count[lo]` outputs from 2c + offset (doubling): there
+  // the gather runs with a fixed count and stride, which vectorises; empty (lo == hi) if none.
+  int64_t lo = 0, hi = 0, offset = 0;
+};
+
+template <typename A>
+ColumnReaders<A> column_readers(const UpsampleDesc& d) {
+  const auto cols = taps_table<A>(d, false);
+  const auto readers = readers_table<A>(d, false);
+  ColumnReaders<A> r;
+  if (d.W == 0) return r;
+  r.first.resize(static_cast<size_t>(d.W));
+  r.count.resize(static_cast<size_t>(d.W));
+  for (int64_t c = 0; c < d.W; ++c) {
+    r.first[c] = readers[c].first;
+    r.count[c] = readers[c].second - readers[c].first;
+    r.max_count = std::max(r.max_count, r.count[c]);
+  }
+  r.w.assign(static_cast<size_t>(r.max_count * d.W), A(0));
+  for (int64_t c = 0; c < d.W; ++c)
+    for (int64_t k = 0; k < r.count[c]; ++k)
+      r.w[k * d.W + c] = upsample_weight(cols[r.first[c] + k], c);
+  // The doubling run around the middle column, for the counts the gather has a fast path for.
+  const int64_t mid = d.W / 2, count = r.count[mid], offset = r.first[mid] - 2 * mid;
+  if (count != 2 && count != 4) return r;
+  auto regular = [&](int64_t c) { return r.count[c] == count && r.first[c] - 2 * c == offset; };
+  int64_t lo = mid, hi = mid + 1;
+  while (lo > 0 && regular(lo - 1)) --lo;
+  while (hi < d.W && regular(hi)) ++hi;
+  r.lo = lo;
+  r.hi = hi;
+  r.offset = offset;
+  return r;
+}
+
+// acc + p * g, rounded once where the CPU has FMA, as nvcc computes the CUDA kernel's
+// `acc += wh * wc * g`. Whether GCC fuses that line is its choice per loop (the plain gather
+// this replaced was fused for float, not for double), so the rounding is spelled out here.
+template <typename A>
+inline A mul_add(A p, A g, A acc) {
+#ifdef __FMA__
+  return std::fma(p, g, acc);
+#else
+  return acc + p * g;
+#endif
+}
+
+// acc[c] += (wh * w) * g[ow] over c's readers ow in increasing order: for each input element the
+// same terms, products and order as a gather over (oh, ow), so the sums are the same bits.
+template <typename A, typename T>
+void gather_columns(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* acc, int64_t lo,
+                    int64_t hi) {
+  for (int64_t c = lo; c < hi; ++c) {
+    A a = acc[c];
+    const T* gc = g + r.first[c];
+    for (int64_t k = 0; k < r.count[c]; ++k)
+      a = mul_add(wh * r.w[k * W + c], static_cast<A>(gc[k]), a);
+    acc[c] = a;
+  }
+}
+
+template <int kCount, typename A, typename T>
+void gather_doubling(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* acc) {
+  const T* g0 = g + r.offset;
+  const A* w = r.w.data();
+  for (int64_t c = r.lo; c < r.hi; ++c) {
+    A a = acc[c];
+    for (int k = 0; k < kCount; ++k)
+      a = mul_add(wh * w[k * W + c], static_cast<A>(g0[2 * c + k]), a);
+    acc[c] = a;
+  }
+}
+
+template <typename A, typename T>
+void gather_row(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* acc) {
+  gather_columns(r, W, wh, g, acc, 0, r.lo);
+  if (r.hi - r.lo > 0) {
+    if (r.count[r.lo] == 2)
+      gather_doubling<2>(r, W, wh, g, acc);
+    else
+      gather_doubling<4>(r, W, wh, g, acc);
+  }
+  gather_columns(r, W, wh, g, acc, r.hi, W);
+}
+
 template <typename T>
 void backward(const UpsampleDesc& d, const void* dyv, void* dxv) {
   using A = acc_t<T>;
   const T* dy = static_cast<const T*>(dyv);
   T* dx = static_cast<T*>(dxv);
-  const auto rows = taps_table<A>(d, true), cols = taps_table<A>(d, false);
-  const auto row_readers = readers_table<A>(d, true), col_readers = readers_table<A>(d, false);
-  for_rows(d.planes, d.H, d.W, [&](int64_t p, int64_t h) {
-    const T* gp = dy + p * d.OH * d.OW;
-    T* dr = dx + (p * d.H + h) * d.W;
-    const auto [oh0, oh1] = row_readers[h];
-    for (int64_t c = 0; c < d.W; ++c) {
-      const auto [ow0, ow1] = col_readers[c];
-      A acc = 0;
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
-        const A wh = upsample_weight(rows[oh], h);
-        for (int64_t ow = ow0; ow < ow1; ++ow)
-          acc += wh * upsample_weight(cols[ow], c) * static_cast<A>(gp[oh * d.OW + ow]);
-      }
-      dr[c] = static_cast<T>(acc);
+  const auto rows = taps_table<A>(d, true);
+  const auto row_readers = readers_table<A>(d, true);
+  const ColumnReaders<A> cols = column_readers<A>(d);
+  const int64_t total = d.planes * d.H;
+#pragma omp parallel if (total * d.W > 32768)
+  {
+    std::vector<A> buffer(std::is_same_v<T, A> ? 0 : static_cast<size_t>(d.W));
+#pragma omp for schedule(static)
+    for (int64_t ph = 0; ph < total; ++ph) {
+      const int64_t p = ph / d.H, h = ph % d.H;
+      const T* gp = dy + p * d.OH * d.OW;
+      T* dr = dx + ph * d.W;
+      A* acc;
+      if constexpr (std::is_same_v<T, A>)
+        acc = dr;
+      else
+        acc = buffer.data();
+      std::fill(acc, acc + d.W, A(0));
+      const auto [oh0, oh1] = row_readers[h];
+      for (int64_t oh = oh0; oh < oh1; ++oh)
+        gather_row(cols, d.W, upsample_weight(rows[oh], h), gp + oh * d.OW, acc);
+      if constexpr (!std::is_same_v<T, A>)
+        for (int64_t c = 0; c < d.W; ++c) dr[c] = static_cast<T>(acc[c]);
     }
-  });
+  }
 }
 
 void upsample2d_forward(const UpsampleDesc& d, const void* x, void* y) {
