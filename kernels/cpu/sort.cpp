@@ -60,20 +60,85 @@ void torch_topk_row(std::vector<std::pair<K, int64_t>>& queue, int64_t k, bool l
   if (sorted) std::sort(queue.begin(), queue.begin() + k - 1, first);
 }
 
+// Whether v might go before `top` in torch_topk_row's order: 1 whenever it does (the exact
+// test runs after), written to vectorise over a block. A NaN on either side lets v through.
+template <bool Largest, typename K>
+int may_go_before(K v, K top) {
+  if constexpr (std::is_floating_point_v<K>) {
+    return Largest ? !(v <= top) : !(v >= top);
+  } else {
+    return Largest ? v > top : v < top;
+  }
+}
+
+// torch_topk_row's partial_sort branch (k * 64 <= n) without the n pairs: libstdc++'s
+// std::partial_sort is __heap_select (make_heap of the first k, then for each later element that
+// goes before the heap's top, __pop_heap(first, first + k, it): the top leaves for that element)
+// followed by sort_heap of the k. heap[k] is the element's slot, so std::pop_heap over k + 1
+// makes exactly that __pop_heap call and the results are the same bits. A block of elements none
+// of which goes before the top at its start is skipped: the top only ever moves later in the
+// order, so none of them would go before a later top either.
+template <bool Largest, typename K, typename T>
+void torch_partial_sort_row(const T* row, int64_t n, int64_t k,
+                            std::vector<std::pair<K, int64_t>>& heap) {
+  using Elem = std::pair<K, int64_t>;
+  auto first = [](const Elem& x, const Elem& y) {
+    return Largest ? (is_nan_key(x.first) && !is_nan_key(y.first)) || x.first > y.first
+                   : (!is_nan_key(x.first) && is_nan_key(y.first)) || x.first < y.first;
+  };
+  heap.resize(static_cast<size_t>(k + 1));
+  for (int64_t i = 0; i < k; ++i) heap[i] = {static_cast<K>(row[i]), i};
+  std::make_heap(heap.begin(), heap.begin() + k, first);
+  constexpr int64_t kBlock = 32;
+  for (int64_t start = k; start < n; start += kBlock) {
+    const K top = heap[0].first;
+    // Nothing goes before a NaN when the largest come first.
+    if (Largest && is_nan_key(top)) break;
+    const int64_t end = std::min(n, start + kBlock);
+    if (end - start == kBlock) {
+      int hits = 0;
+      for (int64_t i = start; i < start + kBlock; ++i)
+        hits |= may_go_before<Largest>(static_cast<K>(row[i]), top);
+      if (!hits) continue;
+    }
+    for (int64_t i = start; i < end; ++i) {
+      const Elem e{static_cast<K>(row[i]), i};
+      if (first(e, heap[0])) {
+        heap[k] = e;
+        std::pop_heap(heap.begin(), heap.begin() + k + 1, first);
+      }
+    }
+  }
+  std::sort_heap(heap.begin(), heap.begin() + k, first);
+}
+
 template <typename T>
 void topk_rows(const SortDesc& d) {
   using K = KeyOf<T>;
   const T* src = static_cast<const T*>(d.src);
   T* values = static_cast<T*>(d.values);
   const int64_t n = d.n, k = d.k;
+#ifdef __GLIBCXX__
+  // The replay above is of libstdc++'s partial_sort; elsewhere the full queue runs it.
+  const bool replay = k * 64 <= n;
+#else
+  const bool replay = false;
+#endif
 #pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
   {
-    std::vector<std::pair<K, int64_t>> queue(static_cast<size_t>(n));
+    std::vector<std::pair<K, int64_t>> queue(static_cast<size_t>(replay ? k + 1 : n));
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < d.slices; ++s) {
       const T* row = src + s * n;
-      for (int64_t i = 0; i < n; ++i) queue[i] = {static_cast<K>(row[i]), i};
-      torch_topk_row(queue, k, d.descending, d.sorted);
+      if (replay) {
+        if (d.descending)
+          torch_partial_sort_row<true>(row, n, k, queue);
+        else
+          torch_partial_sort_row<false>(row, n, k, queue);
+      } else {
+        for (int64_t i = 0; i < n; ++i) queue[i] = {static_cast<K>(row[i]), i};
+        torch_topk_row(queue, k, d.descending, d.sorted);
+      }
       for (int64_t j = 0; j < k; ++j) {
         values[s * k + j] = row[queue[j].second];
         d.indices[s * k + j] = queue[j].second;
