@@ -3,14 +3,14 @@
 // in fresh pages). Size classes keep the rounding waste under 1/8 of a request.
 #include "tensor/allocator.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <mutex>
 #include <new>
-#include <unordered_map>
 #include <vector>
-
-#include <sys/mman.h>
 
 #include "tensor/error.h"
 
@@ -33,6 +33,19 @@ size_t size_class(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// The free lists are an array indexed by class, not a hash map: every op allocates and frees a
+// few blocks, and a map lookup (hash, bucket walk) on both paths is a fixed cost on each.
+// Classes 64..512 (step 64) take slots 0-7; the 8 classes in (2^p, 2^(p+1)] (p >= 9) the 8 after
+// those of 2^(p-1).
+size_t class_slot(size_t cls) {
+  if (cls <= 512) return cls / 64 - 1;
+  const int p = 63 - __builtin_clzll(cls - 1);  // cls in (2^p, 2^(p+1)]
+  const size_t step = size_t{1} << (p - 3);
+  return 8 + static_cast<size_t>(p - 9) * 8 + (cls / step - 9);
+}
+// kMaxRequest rounds to at most 2^62, whose slot is the last.
+constexpr size_t kNumSlots = 8 + (61 - 9) * 8 + 8;
+
 class CachingCpuAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
@@ -42,10 +55,11 @@ class CachingCpuAllocator final : public Allocator {
     const size_t cls = size_class(nbytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(cls);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
+      std::vector<void*>& blocks = free_[class_slot(cls)];
+      if (!blocks.empty()) {
+        void* p = blocks.back();
+        blocks.pop_back();
+        cached_bytes_ -= static_cast<int64_t>(cls);
         ++stats_.num_cache_hits;
         note_alloc(cls);
         return p;
@@ -80,7 +94,8 @@ class CachingCpuAllocator final : public Allocator {
     const size_t cls = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
     stats_.allocated_bytes -= static_cast<int64_t>(cls);
-    free_[cls].push_back(p);
+    free_[class_slot(cls)].push_back(p);
+    cached_bytes_ += static_cast<int64_t>(cls);
   }
 
   AllocatorStats stats() const override {
@@ -93,11 +108,12 @@ class CachingCpuAllocator final : public Allocator {
   }
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [cls, blocks] : free_) {
+    for (std::vector<void*>& blocks : free_) {
       for (void* p : blocks) std::free(p);
-      stats_.reserved_bytes -= static_cast<int64_t>(cls * blocks.size());
       blocks.clear();
     }
+    stats_.reserved_bytes -= cached_bytes_;
+    cached_bytes_ = 0;
   }
 
  private:
@@ -107,7 +123,8 @@ class CachingCpuAllocator final : public Allocator {
   }
 
   mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::array<std::vector<void*>, kNumSlots> free_;  // by class_slot
+  int64_t cached_bytes_ = 0;  // held in free_, for empty_cache's reserved_bytes
   AllocatorStats stats_;
 };
 
