@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <utility>
 
 #include "tensor/copy_kernels.h"
 #include "tensor/factory.h"
@@ -195,6 +196,15 @@ void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
 // ---- views ------------------------------------------------------------------------------------
 
 namespace {
+// The view op once its sizes (no -1 left) and strides are worked out: reshape has them already
+// and would otherwise work them out twice.
+Tensor record_view(const Tensor& self, Shape new_sizes, Strides strides, const char* node_name) {
+  Tensor out = make_view(self, std::move(new_sizes), std::move(strides), self.storage_offset());
+  ShapeAttrs attrs{self.sizes()};
+  record_op(OpId::view, {self}, {&out}, &attrs, node_name);
+  return out;
+}
+
 // view() and transpose() under the name PyTorch gives their node when another method stands
 // behind them (unsqueeze -> UnsqueezeBackward0, t() -> TBackward0); null keeps the op's own.
 Tensor view_named(const Tensor& self, const Shape& shape, const char* node_name) {
@@ -203,10 +213,7 @@ Tensor view_named(const Tensor& self, const Shape& shape, const char* node_name)
   FABRIC_CHECK(st.has_value(), ShapeError, "view: cannot view a tensor of shape ",
                shape_str(self.sizes()), " with strides ", shape_str(self.strides()), " as ",
                shape_str(new_sizes), " without a copy; call reshape() or contiguous() first");
-  Tensor out = make_view(self, new_sizes, *st, self.storage_offset());
-  ShapeAttrs attrs{self.sizes()};
-  record_op(OpId::view, {self}, {&out}, &attrs, node_name);
-  return out;
+  return record_view(self, std::move(new_sizes), std::move(*st), node_name);
 }
 
 Tensor transpose_named(const Tensor& self, int64_t d0, int64_t d1, const char* node_name) {
@@ -217,7 +224,7 @@ Tensor transpose_named(const Tensor& self, int64_t d0, int64_t d1, const char* n
   Strides st = self.strides();
   std::swap(s[d0], s[d1]);
   std::swap(st[d0], st[d1]);
-  Tensor out = make_view(self, s, st, self.storage_offset());
+  Tensor out = make_view(self, std::move(s), std::move(st), self.storage_offset());
   TransposeAttrs attrs{d0, d1};
   record_op(OpId::transpose, {self}, {&out}, &attrs, node_name);
   return out;
@@ -230,8 +237,8 @@ Tensor Tensor::view(const Shape& shape) const { return view_named(*this, shape, 
 // when it had to copy first.
 Tensor Tensor::reshape(const Shape& shape) const {
   Shape new_sizes = infer_shape(shape, numel(), sizes(), "reshape");
-  if (view_strides(sizes(), strides(), new_sizes))
-    return view_named(*this, new_sizes, "ReshapeAliasBackward0");
+  if (auto st = view_strides(sizes(), strides(), new_sizes))
+    return record_view(*this, std::move(new_sizes), std::move(*st), "ReshapeAliasBackward0");
   Tensor out = view_named(clone(), new_sizes, "UnsafeViewBackward0");
   // PyTorch's _unsafe_view: nothing else sees the copy, so the result is no view (an in-place
   // write into it is an ordinary one).
@@ -265,7 +272,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
     s[i] = sizes()[d];
     st[i] = strides()[d];
   }
-  Tensor out = make_view(*this, s, st, storage_offset());
+  Tensor out = make_view(*this, std::move(s), std::move(st), storage_offset());
   PermuteAttrs attrs{wrapped};
   record_op(OpId::permute, {*this}, {&out}, &attrs);
   return out;
@@ -291,7 +298,8 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
     st[d] = stepped;
   else if (s[d] > 1)
     throw_size_overflow("slice", st[d], '*', step);
-  Tensor out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
+  Tensor out =
+      make_view(*this, std::move(s), std::move(st), storage_offset() + start * strides()[d]);
   SliceAttrs attrs{sizes(), d, start, end, step};
   record_op(OpId::slice, {*this}, {&out}, &attrs);
   return out;
@@ -325,7 +333,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   Strides st = strides();
   s.erase(s.begin() + d);
   st.erase(st.begin() + d);
-  Tensor out = make_view(*this, s, st, storage_offset() + index * strides()[d]);
+  Tensor out =
+      make_view(*this, std::move(s), std::move(st), storage_offset() + index * strides()[d]);
   SelectAttrs attrs{sizes(), d, index};
   record_op(OpId::select, {*this}, {&out}, &attrs);
   return out;
@@ -361,7 +370,7 @@ Tensor Tensor::expand(const Shape& shape) const {
   FABRIC_CHECK(!overflow || std::find(s.begin(), s.end(), 0) != s.end(), ShapeError,
                "expand: cannot expand ", shape_str(sizes()), " to ", shape_str(shape),
                ": its element count overflows int64");
-  Tensor out = make_view(*this, s, st, storage_offset());
+  Tensor out = make_view(*this, std::move(s), std::move(st), storage_offset());
   ShapeAttrs attrs{sizes()};
   record_op(OpId::expand, {*this}, {&out}, &attrs);
   return out;
