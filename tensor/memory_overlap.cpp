@@ -9,6 +9,9 @@
 namespace fabric {
 
 bool is_non_overlapping_and_dense(const Tensor& t) {
+  // The common case, answered without sorting (which allocates): copy_ asks this of both operands
+  // on every call.
+  if (t.numel() > 0 && t.is_contiguous()) return true;
   const int64_t n = t.dim();
   // Dims by increasing stride (size-1 dims never move, so their stride is irrelevant); dense
   // means each stride is the product of the sizes of the dims before it in that order.
