@@ -128,17 +128,20 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query, const
                  ", got ", shape_str(key_padding_mask.sizes()));
 
   // ---- packed input projection: one GEMM for self-attention, slices of it otherwise ---------
-  auto bias_part = [&](int64_t i) {
-    return in_proj_bias.defined() ? in_proj_bias.narrow(0, i * E, E) : Tensor();
-  };
+  // Pieces by one split each, not three narrows: a split's backward is one cat of the pieces'
+  // gradients, three narrows' a zero-filled full-size buffer each, summed.
   Tensor qp, kp, vp;  // (L or S, N, E)
   if (query.is_same(key) && key.is_same(value)) {
     Tensor qkv = linear(q, in_proj_weight, in_proj_bias);  // (L, N, 3E)
-    qp = qkv.narrow(2, 0, E), kp = qkv.narrow(2, E, E), vp = qkv.narrow(2, 2 * E, E);
+    const std::vector<Tensor> parts = split(qkv, E, 2);
+    qp = parts[0], kp = parts[1], vp = parts[2];
   } else {
-    qp = linear(q, in_proj_weight.narrow(0, 0, E), bias_part(0));
-    kp = linear(k, in_proj_weight.narrow(0, E, E), bias_part(1));
-    vp = linear(v, in_proj_weight.narrow(0, 2 * E, E), bias_part(2));
+    const std::vector<Tensor> w = split(in_proj_weight, E, 0);
+    const std::vector<Tensor> b =
+        in_proj_bias.defined() ? split(in_proj_bias, E, 0) : std::vector<Tensor>(3);
+    qp = linear(q, w[0], b[0]);
+    kp = linear(k, w[1], b[1]);
+    vp = linear(v, w[2], b[2]);
   }
   // (T, N, E) -> (N, nh, T, hd)
   auto heads = [&](const Tensor& t, int64_t T) {

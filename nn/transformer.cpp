@@ -32,8 +32,11 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   Tensor qkv = child("c_attn")(x);  // (B, T, 3C); the registered layer (it may be replaced)
   // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
   // each head's (T, hs) matrix has row stride 3C, which the attention kernels read directly.
+  // One split (nanoGPT's qkv.split), not three narrows: its backward is one cat of dq, dk, dv,
+  // where each narrow's would be a zero-filled (B, T, 3C) buffer, summed three ways.
+  const std::vector<Tensor> qkv_parts = split(qkv, C, 2);
   auto heads = [&](int64_t i) {
-    return qkv.narrow(2, i * C, C).view({B, T, nh, hs}).transpose(1, 2);
+    return qkv_parts[static_cast<size_t>(i)].view({B, T, nh, hs}).transpose(1, 2);
   };
   const double p = is_training() ? options_.dropout : 0.0;
   Tensor y = functional::scaled_dot_product_attention(
