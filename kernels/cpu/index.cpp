@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/index_line_walk.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/index_kernels.h"
 
 namespace fabric::cpu {
@@ -24,11 +25,17 @@ inline int64_t load_index(const void* p, DType t, int64_t i) {
 std::pair<int64_t, int64_t> index_minmax(const void* index, DType t, int64_t n) {
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
   auto scan = [&](auto* p) {
-#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 4 * kGrain)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t v = p[i];
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
+    if (n > 4 * kGrain) {
+#pragma omp parallel for reduction(min : lo) reduction(max : hi)
+      for (int64_t i = 0; i < n; ++i) {
+        lo = std::min<int64_t>(lo, p[i]);
+        hi = std::max<int64_t>(hi, p[i]);
+      }
+    } else {  // no parallel region at all: entering one costs small calls more than the scan
+      for (int64_t i = 0; i < n; ++i) {
+        lo = std::min<int64_t>(lo, p[i]);
+        hi = std::max<int64_t>(hi, p[i]);
+      }
     }
   };
   if (t == DType::int64)
@@ -43,8 +50,7 @@ void select_rows(const IndexSelectDesc& d) {
   const T* src = static_cast<const T*>(d.src);
   T* out = static_cast<T*>(d.out);
   const int64_t rows = d.outer * d.num_index, inner = d.inner;
-#pragma omp parallel for schedule(static) if (rows * inner > kGrain && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  run_tasks(rows, rows * inner > kGrain, [&](int64_t r) {
     const int64_t o = r / d.num_index, i = r % d.num_index;
     const T* s =
         src + o * d.src_stride_outer + load_index(d.index, d.index_dtype, i) * d.src_stride_dim;
@@ -53,7 +59,7 @@ void select_rows(const IndexSelectDesc& d) {
       *dst = *s;
     else
       std::memcpy(dst, s, static_cast<size_t>(inner) * sizeof(T));
-  }
+  });
 }
 
 void index_select(const IndexSelectDesc& d) {

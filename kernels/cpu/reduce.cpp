@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels/cpu/reduce_math.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cpu {
@@ -17,17 +18,6 @@ namespace {
 constexpr int64_t kLeaf = 2048;      // reduced elements staged and folded at once
 constexpr int64_t kSplit = 1 << 16;  // reduced elements per parallel chunk of one output
 constexpr int64_t kColRows = 16;     // rows folded sequentially before pairwise combining
-
-// Runs task(t) for t in [0, tasks), on the OpenMP pool when `parallel`.
-template <typename Fn>
-void run_tasks(int64_t tasks, bool parallel, const Fn& task) {
-  if (parallel && tasks > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) task(t);
-  } else {
-    for (int64_t t = 0; t < tasks; ++t) task(t);
-  }
-}
 
 // The fold of one ReduceOp in accumulator type A: identity, per-element map (c is the output's
 // center) and the combine.
