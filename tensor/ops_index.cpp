@@ -58,15 +58,18 @@ struct CheckedIndex {
   Tensor index;
   uint64_t check = 0;
 };
-CheckedIndex checked_index(const char* op, const Tensor& index, int64_t size,
-                           const std::string& what) {
+// `what()` describes the indexed extent for the message; it runs only when a message is made
+// (an armed check, or a bad index here): building it (describe() of the tensors) cost more than a
+// small index_select itself.
+template <typename What>
+CheckedIndex checked_index(const char* op, const Tensor& index, int64_t size, const What& what) {
   Tensor idx = index.contiguous();
   if (idx.numel() == 0) return {idx, 0};
   if (ArmRangeCheckFn arm = arm_range_check_stub.find(idx.device()))
-    return {idx, arm(idx.device().index, index_error_text(op, what, size))};
+    return {idx, arm(idx.device().index, index_error_text(op, what(), size))};
   auto [lo, hi] = index_minmax_stub(idx.device())(idx.data_ptr(), idx.dtype(), idx.numel());
   if (lo < 0 || hi >= size) {
-    const RangeErrorText text = index_error_text(op, what, size);
+    const RangeErrorText text = index_error_text(op, what(), size);
     throw IndexError(cat(text.head, lo < 0 ? lo : hi, text.tail));
   }
   return {idx, 0};
@@ -126,7 +129,8 @@ Tensor index_add_zeros(const char* op, const Tensor& src, const Shape& shape, in
   const DType acc = acc_dtype(src.dtype());
   Tensor out = zeros(shape, {.dtype = acc, .device = src.device()});
   const int64_t size = shape.empty() ? 1 : shape[dim];
-  const CheckedIndex ci = checked_index(op, index, size, cat("dim ", dim, " of size ", size));
+  const CheckedIndex ci =
+      checked_index(op, index, size, [&] { return cat("dim ", dim, " of size ", size); });
   const Tensor& idx = ci.index;
   Tensor s = scratch_copy(src, acc);
   IndexAddDesc d;
@@ -192,9 +196,10 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
                weight.device(), ", indices on ", indices.device());
   const int64_t V = weight.size(0), C = weight.size(1);
   const CheckedIndex ci =
-      checked_index("embedding", indices, V,
-                    cat("an embedding table of ", V, " rows (weight ", describe(weight),
-                        ", indices ", describe(indices), ")"));
+      checked_index("embedding", indices, V, [&] {
+        return cat("an embedding table of ", V, " rows (weight ", describe(weight), ", indices ",
+                   describe(indices), ")");
+      });
   const Tensor& idx = ci.index;
   Shape out_shape = indices.sizes();
   out_shape.push_back(C);
@@ -230,8 +235,9 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
   dim = wrap_dim(dim, std::max<int64_t>(a.dim(), 1), "index_select");
   const int64_t size = dim_or_one(a, dim);
   const CheckedIndex ci =
-      checked_index("index_select", index, size,
-                    cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
+      checked_index("index_select", index, size, [&] {
+        return cat("dim ", dim, " of size ", size, " (input ", describe(a), ")");
+      });
   const Tensor& idx = ci.index;
   Shape out_shape = a.sizes();
   if (a.dim() == 0) {
@@ -277,8 +283,9 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
   const int64_t size = dim_or_one(a, dim);
   Tensor out = empty(index.sizes(), {.dtype = a.dtype(), .device = a.device()});
   if (out.numel() > 0) {
-    const CheckedIndex ci = checked_index(
-        "gather", index, size, cat("dim ", dim, " of size ", size, " (input ", describe(a), ")"));
+    const CheckedIndex ci = checked_index("gather", index, size, [&] {
+      return cat("dim ", dim, " of size ", size, " (input ", describe(a), ")");
+    });
     ScatterGatherDesc d = sg_desc("gather", a, out, index, dim);
     d.check = ci.check;
     gather_stub(a.device())(d);
@@ -316,8 +323,9 @@ Tensor scatter_add(const Tensor& a_in, int64_t dim, const Tensor& index, const T
   out.copy_(a.detach());
   if (index.numel() > 0) {
     const CheckedIndex ci =
-        checked_index("scatter_add", index, size,
-                      cat("dim ", dim, " of size ", size, " (self ", describe(a), ")"));
+        checked_index("scatter_add", index, size, [&] {
+          return cat("dim ", dim, " of size ", size, " (self ", describe(a), ")");
+        });
     scatter_add_into(out, dim, index, acc == src.dtype() ? src : scratch_copy(src, acc), ci.check);
   }
   if (acc != a.dtype()) out = scratch_copy(out, a.dtype());
@@ -496,7 +504,8 @@ Tensor gather_backward(const Tensor& grad, const Shape& input_shape, int64_t dim
   const int64_t size = dim_or_one(out, dim);
   if (index.numel() > 0) {
     const CheckedIndex ci =
-        checked_index("gather_backward", index, size, cat("dim ", dim, " of size ", size));
+        checked_index("gather_backward", index, size,
+                      [&] { return cat("dim ", dim, " of size ", size); });
     scatter_add_into(out, dim, index, acc == grad.dtype() ? grad.detach() : scratch_copy(grad, acc),
                      ci.check);
   }
