@@ -25,6 +25,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tools/bench/torch_rows.h"
 
 using namespace fabric;
 
@@ -104,26 +105,12 @@ std::vector<Case> make_cases() {
 std::map<std::string, std::vector<double>> run_torch(int reps, const std::string& only,
                                                      std::string& status) {
   std::map<std::string, std::vector<double>> rows;
-  std::string script = __FILE__;
-  script = script.substr(0, script.find_last_of('/') + 1) + "torch_op_overhead.py";
-  const char* py = std::getenv("FABRIC_TORCH_PYTHON");
-  const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
-                          std::to_string(reps) + (only.empty() ? "" : " " + only) + " 2>&1";
-  status = "torch: not available (no output from " + script + ")";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return rows;
-  char line[512];
-  while (std::fgets(line, sizeof line, f)) {
+  const std::string args = std::to_string(reps) + (only.empty() ? "" : " " + only);
+  bench::run_torch_script(__FILE__, "torch_op_overhead.py", args, status, [&](const char* line) {
     char name[64];
     double a, b, c;
-    if (std::strncmp(line, "torch:", 6) == 0) {
-      status = line;
-      if (!status.empty() && status.back() == '\n') status.pop_back();
-    } else if (std::sscanf(line, "%63s %lf %lf %lf", name, &a, &b, &c) == 4) {
-      rows[name] = {a, b, c};
-    }
-  }
-  pclose(f);
+    if (std::sscanf(line, "%63s %lf %lf %lf", name, &a, &b, &c) == 4) rows[name] = {a, b, c};
+  });
   return rows;
 }
 
