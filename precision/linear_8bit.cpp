@@ -128,27 +128,53 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
   Tensor out;
   {
     NoGradGuard no_grad;
+    // int8-training's outlier columns use the trainable fp16 weight itself (spec §7 step 4).
     out = int8_linear_forward(x16.detach(), CB, scb,
                               bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
-                              options_.threshold);
+                              options_.threshold,
+                              options_.has_fp16_weights ? weight.detach() : Tensor());
   }
   const bool w_grad = options_.has_fp16_weights && weight.requires_grad();
   const bool need = grad_enabled() && (x16.requires_grad() || (bias.defined() && bias.requires_grad()) || w_grad);
   if (need) {
     const int64_t K = options_.in_features, N = options_.out_features;
-    const Tensor xs = w_grad ? x16.detach() : Tensor();
+    // For dW, what bitsandbytes' MatMul8bitLt keeps of X: its column-wise quantization (outlier
+    // columns zeroed) and the outlier columns themselves in fp16.
+    Int8ColQuant xq;
+    Tensor cols, sub_x;
+    if (w_grad) {
+      NoGradGuard no_grad;
+      const Tensor x2 = x16.detach().reshape({-1, K});
+      xq = int8_colwise_quant(x2, options_.threshold);
+      if (!xq.outlier_cols.empty()) {
+        cols = from_vector(xq.outlier_cols, {static_cast<int64_t>(xq.outlier_cols.size())});
+        sub_x = index_select(x2, 1, cols);
+      }
+    }
     const Shape xshape = x16.sizes();
     const DType bias_dtype = bias.defined() ? bias.dtype() : DType::float32;
     const DType w_dtype = weight.dtype();
     auto node = std::make_shared<FunctionNode>(
-        "Linear8bitLt", [CB, scb, xs, xshape, K, N, bias_dtype, w_dtype](const std::vector<Tensor>& go) {
+        "Linear8bitLt", [CB, scb, w_grad, xq, cols, sub_x, xshape, N, bias_dtype,
+                         w_dtype](const std::vector<Tensor>& go) {
           std::vector<Tensor> g(3);
           if (!go[0].defined()) return g;
           const Tensor dy = go[0].to(DType::float32).reshape({-1, N});  // (M, N)
           // dX = dY · (CB · SCB / 127): the int8-dequantized weight, as bitsandbytes does.
           g[0] = matmul(dy, int8_vectorwise_dequant(CB, scb)).reshape(xshape).to(DType::float16);
           g[1] = sum(dy, {0}).to(bias_dtype);
-          if (xs.defined()) g[2] = matmul(dy.t(), xs.to(DType::float32).reshape({-1, K})).to(w_dtype);
+          if (w_grad) {
+            // dW = dYᵀ · X as MatMul8bitLt computes it: dY in fp16 quantized per output feature
+            // (no threshold), the int8 GEMM over the rows, mm_dequant with both column
+            // statistics; X's outlier columns (zero in the int8 product) get dYᵀ · X[:, cols].
+            const Int8ColQuant gq = int8_colwise_quant(go[0].to(DType::float16).reshape({-1, N}));
+            Tensor dw = int8_mm_dequant(int8_matmul(gq.CAt, xq.CAt), gq.SCAt, xq.SCAt, w_dtype);
+            if (cols.defined()) {
+              // dW's outlier columns are exactly 0 here, so the sum is the product rounded once.
+              dw = index_add(dw, 1, cols, matmul(dy.t(), sub_x.to(DType::float32)).to(w_dtype));
+            }
+            g[2] = dw;
+          }
           return g;
         });
     add_input_edges(*node, {x16, bias, w_grad ? weight : Tensor()});

@@ -27,7 +27,8 @@ class Linear8bitLt : public nn::Module {
   static std::shared_ptr<Linear8bitLt> from_linear(const nn::Linear& linear, bool has_fp16_weights,
                                                    double threshold = 6.0);
   // (..., in_features) -> (..., out_features). Gradients reach x and bias (and, with
-  // has_fp16_weights, the fp16 weight: dW = dYᵀ · X in fp32, rounded once).
+  // has_fp16_weights, the fp16 weight: dW = dYᵀ · X through bitsandbytes' int8 GEMM of the
+  // column-quantized dY and X, with X's outlier columns in 16-bit; spec §7 Backward).
   Tensor forward(const Tensor& x) override;
   // CB · SCB / 127 as float32 (out, in): the weight the int8 GEMM stands for.
   Tensor dequantized_weight() const;

@@ -1,10 +1,13 @@
-// LLM.int8 row-wise quantization and the mixed int8/16-bit linear forward (spec §7); the int8
-// GEMM, the row quantizer and dequantizer are kernels (tensor/quant_kernels.h).
+// LLM.int8 row- and column-wise quantization, the int8 GEMM's dequantization and the mixed
+// int8/16-bit linear forward (spec §7); the int8 GEMM, the quantizers and dequantizers are kernels
+// (tensor/quant_kernels.h).
 #include "precision/quant_int8.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tensor/quant_kernels.h"
 
 namespace fabric::precision {
@@ -48,6 +51,71 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
     if (colmask[k]) out.outlier_cols.push_back(k);
   }
+  return out;
+}
+
+Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold) {
+  const char* op = "int8_colwise_quant";
+  FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
+  FABRIC_CHECK(is_lp_or_f32(A.dtype()), DTypeError, op, ": a ", dtype_name(A.dtype()),
+               " tensor of shape ", shape_str(A.sizes()),
+               " (expected float16, bfloat16 or float32)");
+  FABRIC_CHECK(A.dim() >= 1, ShapeError, op, ": a 0-dim tensor (expected shape (..., K))");
+  FABRIC_CHECK(A.device().is_cpu(), DeviceError, op, ": only CPU tensors are supported here");
+  FABRIC_CHECK(!std::isnan(threshold), ValueError, op, ": threshold is NaN");
+  const Tensor x = A.contiguous();
+  const int64_t K = x.size(-1);
+  const int64_t rows = numel_of(Shape(x.sizes().begin(), x.sizes().end() - 1));
+  Int8ColQuant out;
+  out.CAt = empty({K, rows}, {.dtype = DType::int8});
+  out.SCAt = empty({K}, {.dtype = DType::float32});
+  const float thr = threshold > 0.0 ? static_cast<float>(threshold) : 0.0f;
+  std::vector<uint8_t> colmask(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
+  if (K > 0 && rows > 0) {
+    int8_col_quant_stub(x.device())(x.data_ptr(), x.dtype(), rows, K, thr, out.CAt.data<int8_t>(),
+                                    out.SCAt.data<float>(), colmask.data());
+  } else {
+    out.SCAt.fill_(0.0f);
+  }
+  for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
+    if (colmask[k]) out.outlier_cols.push_back(k);
+  }
+  return out;
+}
+
+Tensor int8_mm_dequant(const Tensor& C, const Tensor& row_stats, const Tensor& col_stats,
+                       DType dtype) {
+  const char* op = "int8_mm_dequant";
+  FABRIC_CHECK(C.defined() && row_stats.defined() && col_stats.defined(), ValueError, op,
+               ": got an undefined tensor");
+  FABRIC_CHECK(C.dtype() == DType::int32 && C.dim() == 2, DTypeError, op, ": C is ",
+               dtype_name(C.dtype()), " of shape ", shape_str(C.sizes()),
+               " (expected int32 (M, N))");
+  const int64_t M = C.size(0), N = C.size(1);
+  FABRIC_CHECK(row_stats.dtype() == DType::float32 && row_stats.numel() == M &&
+                   col_stats.dtype() == DType::float32 && col_stats.numel() == N,
+               ShapeError, op, ": row_stats ", dtype_name(row_stats.dtype()), " ",
+               shape_str(row_stats.sizes()), " and col_stats ", dtype_name(col_stats.dtype()), " ",
+               shape_str(col_stats.sizes()), " for C ", shape_str(C.sizes()),
+               " (expected float32 (", M, ") and (", N, "))");
+  FABRIC_CHECK(is_lp_or_f32(dtype), DTypeError, op, ": output dtype ", dtype_name(dtype),
+               " (expected float16, bfloat16 or float32)");
+  FABRIC_CHECK(C.device().is_cpu() && row_stats.device().is_cpu() && col_stats.device().is_cpu(),
+               DeviceError, op, ": only CPU tensors are supported here");
+  Tensor out = empty({M, N}, {.dtype = dtype});
+  if (M == 0 || N == 0) return out;
+  const Tensor c = C.contiguous(), rs = row_stats.contiguous(), cs = col_stats.contiguous();
+  // The forward's epilogue without bias or outlier columns is exactly this dequantization.
+  Int8LinearEpilogue e;
+  e.M = M;
+  e.N = N;
+  e.acc = c.data<int32_t>();
+  e.row_stats = rs.data<float>();
+  e.col_stats = cs.data<float>();
+  e.scale = kInv127Sq;
+  e.dtype = dtype;
+  e.out = out.data_ptr();
+  int8_linear_epilogue_stub(out.device())(e);
   return out;
 }
 
@@ -95,7 +163,7 @@ Tensor int8_matmul(const Tensor& A, const Tensor& B) {
 }
 
 Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB, const Tensor& bias,
-                           double threshold) {
+                           double threshold, const Tensor& fp16_weight) {
   const char* op = "int8_linear_forward";
   FABRIC_CHECK(X.defined() && CB.defined() && SCB.defined(), ValueError, op,
                ": X, CB and SCB must be defined");
@@ -111,6 +179,9 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
                " (expected float32 (", N, "))");
   FABRIC_CHECK(!bias.defined() || bias.numel() == N, ShapeError, op, ": bias of shape ",
                shape_str(bias.sizes()), " (expected (", N, "))");
+  FABRIC_CHECK(!fp16_weight.defined() || fp16_weight.sizes() == CB.sizes(), ShapeError, op,
+               ": fp16_weight of shape ", shape_str(fp16_weight.sizes()), " (expected CB's shape ",
+               shape_str(CB.sizes()), ")");
   const DType dt = X.dtype();
   if (K == 0) {
     // An empty contraction: every output is the bias rounded to X's dtype (zero without one), as
@@ -134,10 +205,19 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   const Tensor xc = X.contiguous();
   const std::vector<int64_t>& cols = xq.outlier_cols;
   const int64_t ncols = static_cast<int64_t>(cols.size());
-  // The outlier weight columns, int8-dequantized and rounded to X's dtype as .to(A.dtype) does,
-  // laid out (ncols, N) so that the epilogue reads them along the output row.
+  // The outlier weight columns rounded to X's dtype as .to(A.dtype) does — the trainable weight's
+  // own, else int8-dequantized —, laid out (ncols, N) so that the epilogue reads them along the
+  // output row.
   std::vector<float> w_cols(static_cast<size_t>(ncols * N));
-  if (ncols > 0) {
+  if (ncols > 0 && fp16_weight.defined()) {
+    const Tensor sub = index_select(fp16_weight.detach().to(Device::cpu()), 1,
+                                    from_vector(cols, {ncols}))
+                           .to(dt)
+                           .to(DType::float32)
+                           .t()
+                           .contiguous();  // (ncols, N)
+    std::memcpy(w_cols.data(), sub.data<float>(), w_cols.size() * sizeof(float));
+  } else if (ncols > 0) {
     const Tensor cbc = CB.contiguous();
     const int8_t* cb = cbc.data<int8_t>();
     const float* sb = scb.data<float>();

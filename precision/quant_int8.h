@@ -1,5 +1,6 @@
-// LLM.int8 (bitsandbytes Linear8bitLt, spec §7): row-wise int8 quantization with the outlier
-// threshold, the int8 x int8 -> int32 GEMM and the mixed int8/16-bit linear forward.
+// LLM.int8 (bitsandbytes Linear8bitLt, spec §7): row- and column-wise int8 quantization with the
+// outlier threshold, the int8 x int8 -> int32 GEMM and its dequantization, and the mixed
+// int8/16-bit linear forward.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,6 +21,27 @@ struct Int8RowQuant {
 // absmax is 0 quantizes to 0.
 Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold = 0.0);
 
+struct Int8ColQuant {
+  Tensor CAt;                         // int8 (K, rows): column k of A quantized, stored as row k
+  Tensor SCAt;                        // float32 (K): per-column absmax of the non-outliers
+  std::vector<int64_t> outlier_cols;  // ascending; empty when threshold <= 0 or no outliers
+};
+
+// bitsandbytes' column-wise statistics of double_quant (CAt, SCAt), as MatMul8bitLt keeps them for
+// the weight gradient. A (float16, bfloat16 or float32, CPU, shape (..., K); rows = numel / K):
+// q = RNE(a · f32(127 / absmax_k)) per column k; a column whose absmax is 0 quantizes to 0. With
+// threshold > 0, |a| >= threshold marks an outlier: it is left out of its column's absmax, and its
+// whole column is 0 in CAt even with one row (MatMul8bitLt zeroes CAt[:, idx] and computes those
+// columns in 16-bit). CAt is the transpose of bitsandbytes' layout, (K, rows), so that
+// int8_matmul(CGt, CAt) contracts over the rows.
+Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold = 0.0);
+
+// bitsandbytes' mm_dequant: C (M, N) int32 with row_stats (M) and col_stats (N) float32 ->
+// f32(C · f32(row_stats[m] · col_stats[n]) · f32(1/127²)) rounded once to `dtype` (float32,
+// float16 or bfloat16), the forward's operation order. CPU tensors.
+Tensor int8_mm_dequant(const Tensor& C, const Tensor& row_stats, const Tensor& col_stats,
+                       DType dtype);
+
 // CA (int8, (..., K)) and SCA (float32, rows) -> float32: q · (stats · 7.874015718698502e-3),
 // as bitsandbytes' default backend computes it.
 Tensor int8_vectorwise_dequant(const Tensor& CA, const Tensor& SCA);
@@ -33,7 +55,11 @@ Tensor int8_matmul(const Tensor& A, const Tensor& B);
 // the outlier columns of X, out += X[:, cols] · (CB[:, cols] · SCB / 127)ᵀ with the dequantized
 // weight columns in X's dtype, accumulated in fp32 (one fused multiply-add per column, in column
 // order) and rounded once. Output (..., N), X's dtype.
+// With trainable fp16 weights (bitsandbytes' has_fp16_weights), pass that weight (N, K) as
+// `fp16_weight`: the outlier columns then use its exact columns (MatMul8bitLt's state.subB =
+// B[:, idx]) instead of the int8-dequantized ones; CB and SCB still give the int8 product.
 Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
-                           const Tensor& bias = Tensor(), double threshold = 6.0);
+                           const Tensor& bias = Tensor(), double threshold = 6.0,
+                           const Tensor& fp16_weight = Tensor());
 
 }  // namespace fabric::precision

@@ -9,6 +9,7 @@ FABRIC_DEFINE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
 FABRIC_DEFINE_STUB(quantize_8bit_blockwise_stub, Quantize8bitBlockwiseFn);
 FABRIC_DEFINE_STUB(dequantize_8bit_blockwise_stub, Dequantize8bitBlockwiseFn);
 FABRIC_DEFINE_STUB(int8_row_quant_stub, Int8RowQuantFn);
+FABRIC_DEFINE_STUB(int8_col_quant_stub, Int8ColQuantFn);
 FABRIC_DEFINE_STUB(int8_row_dequant_stub, Int8RowDequantFn);
 FABRIC_DEFINE_STUB(int8_linear_epilogue_stub, Int8LinearEpilogueFn);
 FABRIC_DEFINE_STUB(int8_gemm_stub, Int8GemmFn);

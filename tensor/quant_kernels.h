@@ -1,6 +1,7 @@
 // Dispatch stubs and constants of the bitsandbytes-style quantizers (spec §6, §7): the 4-bit
 // NF4/FP4 blockwise quantize/dequantize loops, the 8-bit blockwise quantizer of their double
-// quantization, and LLM.int8's row-wise quantizer, int8 x int8 -> int32 GEMM and forward epilogue.
+// quantization, and LLM.int8's row- and column-wise quantizers, int8 x int8 -> int32 GEMM and
+// forward epilogue.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -92,6 +93,18 @@ using Dequantize8bitBlockwiseFn = void (*)(const uint8_t* codes, const float* ab
 using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
                                 float threshold, int8_t* q, float* stats, uint8_t* colmask);
 
+// LLM.int8 column-wise quantization (bitsandbytes' double_quant CAt/SCAt, as MatMul8bitLt keeps
+// them for the weight gradient) of A (rows, K) row-major contiguous, `dtype` float32, float16 or
+// bfloat16, rows >= 1, K >= 1, written transposed: qt (K, rows) holds column k of A as its row k
+// (the (N, K) operand layout of Int8GemmFn). stats[k] = max |a| over column k's non-outliers (NaN
+// ignored); qt[k, r] = RNE(clamp(a[r, k] · f32(127 / stats[k]), ±127)), 0 where that is NaN or
+// stats[k] is 0. With threshold > 0, |a| >= threshold marks an outlier: it is left out of its
+// column's stats, colmask[k] is set to 1 (K bytes zeroed by the caller; untouched when threshold
+// <= 0), and the whole outlier column is written 0 whatever the number of rows (MatMul8bitLt
+// zeroes CAt[:, idx]; that column's product is computed in 16-bit instead).
+using Int8ColQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
+                                float threshold, int8_t* qt, float* stats, uint8_t* colmask);
+
 // LLM.int8 row-wise dequantization of q (rows, K) row-major contiguous, K >= 1:
 // out[r, k] = f32(q[r, k]) · f32(stats[r] · scale), float32.
 using Int8RowDequantFn = void (*)(const int8_t* q, const float* stats, int64_t rows, int64_t K,
@@ -136,6 +149,7 @@ FABRIC_DECLARE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
 FABRIC_DECLARE_STUB(quantize_8bit_blockwise_stub, Quantize8bitBlockwiseFn);
 FABRIC_DECLARE_STUB(dequantize_8bit_blockwise_stub, Dequantize8bitBlockwiseFn);
 FABRIC_DECLARE_STUB(int8_row_quant_stub, Int8RowQuantFn);
+FABRIC_DECLARE_STUB(int8_col_quant_stub, Int8ColQuantFn);
 FABRIC_DECLARE_STUB(int8_row_dequant_stub, Int8RowDequantFn);
 FABRIC_DECLARE_STUB(int8_linear_epilogue_stub, Int8LinearEpilogueFn);
 FABRIC_DECLARE_STUB(int8_gemm_stub, Int8GemmFn);

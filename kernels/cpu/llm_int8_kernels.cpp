@@ -1,7 +1,8 @@
 // CPU kernels of LLM.int8 (AVX-512, OpenMP over rows): the row-wise int8 quantizer with the
-// outlier threshold, its dequantizer, and the forward epilogue that turns the int32 GEMM result
-// into the output (scales, bias, the cast to the activation dtype and the outlier columns' fp32
-// product), one pass over the int32 result. The semantics are in tensor/quant_kernels.h.
+// outlier threshold, its dequantizer, the column-wise quantizer of the weight gradient (written
+// transposed, as the int8 GEMM's operand), and the forward epilogue that turns the int32 GEMM
+// result into the output (scales, bias, the cast to the activation dtype and the outlier columns'
+// fp32 product), one pass over the int32 result. The semantics are in tensor/quant_kernels.h.
 #include <omp.h>
 
 #include <algorithm>
@@ -116,6 +117,143 @@ void int8_row_quant_kernel(const void* A, DType dtype, int64_t rows, int64_t K, 
   }
 }
 
+// ---- column-wise quantization, written transposed ---------------------------------------------
+
+// Pass 1: the column maxima of the non-outliers, each thread over its own rows, merged at the end.
+// Lanes past K load as 0, which changes no maximum and is never an outlier (threshold > 0).
+template <bool kThreshold, class T>
+void col_absmax(const T* a, int64_t rows, int64_t K, float thr, float* stats, uint8_t* colmask) {
+  std::fill(stats, stats + K, 0.0f);
+#pragma omp parallel if (rows > 1 && rows * K >= kParallelMin)
+  {
+    std::vector<float> mx(static_cast<size_t>(K), 0.0f);
+    std::vector<uint8_t> local(kThreshold ? static_cast<size_t>(K) : 0, 0);
+    const __m512 thr_v = _mm512_set1_ps(thr);
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = a + r * K;
+      for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 m = vec::tail_mask(K - k);
+        __m512 v = _mm512_abs_ps(vec::load(row + k, m));
+        if constexpr (kThreshold) {
+          const __mmask16 out = _mm512_cmp_ps_mask(v, thr_v, _CMP_GE_OQ);
+          if (out) {
+            _mm_mask_storeu_epi8(local.data() + k, out, _mm_set1_epi8(1));
+            v = _mm512_mask_mov_ps(v, out, _mm512_setzero_ps());
+          }
+        }
+        // A NaN lane of v keeps the running maximum: vmaxps returns its second operand.
+        _mm512_mask_storeu_ps(mx.data() + k, m,
+                              _mm512_max_ps(v, _mm512_maskz_loadu_ps(m, mx.data() + k)));
+      }
+    }
+#pragma omp critical(fabric_int8_colstats)
+    for (int64_t k = 0; k < K; ++k) {
+      stats[k] = std::max(stats[k], mx[k]);
+      if constexpr (kThreshold) colmask[k] |= local[k];
+    }
+  }
+}
+
+// Transposes 16 rows of 16 bytes, except that output row j is column bitrev4(j) of the input
+// (unpack stages of widths 1, 2, 4 and 8 bytes, each pairing rows 2i and 2i+1).
+FABRIC_VEC_INLINE void transpose16x16_bitrev(__m128i r[16]) {
+  __m128i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+    r[i + 8] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[i + 8] = _mm_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm_unpacklo_epi64(t[2 * i], t[2 * i + 1]);
+    r[i + 8] = _mm_unpackhi_epi64(t[2 * i], t[2 * i + 1]);
+  }
+}
+constexpr int kBitrev4[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+
+// Pass 2: tiles of 16 rows x 16 columns, quantized with the columns' scales (0 for an outlier or
+// all-zero column) and stored transposed. Threads take blocks of 64 rows, so that each writes
+// whole 64-byte runs of qt's rows.
+template <class T>
+void col_quant_t(const T* a, int64_t rows, int64_t K, const float* scale, int8_t* qt) {
+  constexpr int64_t kRowBlock = 64;
+  const int64_t nblocks = (rows + kRowBlock - 1) / kRowBlock;
+  const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * K >= kParallelMin)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t r_end = std::min(rows, (b + 1) * kRowBlock);
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 km = vec::tail_mask(K - k);
+      const __m512 s = _mm512_maskz_loadu_ps(km, scale + k);
+      for (int64_t r0 = b * kRowBlock; r0 < r_end; r0 += 16) {
+        const int64_t nr = std::min<int64_t>(16, r_end - r0);
+        __m128i t[16];
+        for (int64_t i = 0; i < 16; ++i) {
+          if (i >= nr) {
+            t[i] = _mm_setzero_si128();
+            continue;
+          }
+          const __m512 x = _mm512_mul_ps(vec::load(a + (r0 + i) * K + k, km), s);
+          // NaN (a NaN input, or inf · 0 in a zeroed column) has no int8 value: emit 0.
+          const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+          const __m512 y =
+              _mm512_mask_mov_ps(_mm512_max_ps(_mm512_min_ps(x, hi), lo), nan, _mm512_setzero_ps());
+          t[i] = _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32(y, kRne));
+        }
+        transpose16x16_bitrev(t);
+        const __mmask16 rm = vec::tail_mask(nr);
+        for (int j = 0; j < 16; ++j) {
+          const int64_t c = k + kBitrev4[j];
+          if (c < K) _mm_mask_storeu_epi8(qt + c * rows + r0, rm, t[j]);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void col_quant(const T* a, int64_t rows, int64_t K, float thr, int8_t* qt, float* stats,
+               uint8_t* colmask) {
+  if (thr > 0.0f) {
+    col_absmax<true>(a, rows, K, thr, stats, colmask);
+  } else {
+    col_absmax<false>(a, rows, K, thr, stats, colmask);
+  }
+  std::vector<float> scale(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) {
+    // 127/0 = inf; as in the row quantizer an all-zero column gives 0 (an inf absmax gives scale
+    // 0 by itself, and NaN codes for its infinities, emitted as 0).
+    const bool zeroed = stats[k] == 0.0f || (thr > 0.0f && colmask[k]);
+    scale[k] = zeroed ? 0.0f : 127.0f / stats[k];
+  }
+  col_quant_t(a, rows, K, scale.data(), qt);
+}
+
+void int8_col_quant_kernel(const void* A, DType dtype, int64_t rows, int64_t K, float threshold,
+                           int8_t* qt, float* stats, uint8_t* colmask) {
+  FABRIC_CHECK(rows >= 1 && K >= 1, ValueError, "int8_col_quant kernel: rows = ", rows, ", K = ", K,
+               " (expected both >= 1)");
+  const float thr = threshold > 0.0f ? threshold : 0.0f;
+  switch (dtype) {
+    case DType::float32:
+      return col_quant(static_cast<const float*>(A), rows, K, thr, qt, stats, colmask);
+    case DType::float16:
+      return col_quant(static_cast<const Half*>(A), rows, K, thr, qt, stats, colmask);
+    case DType::bfloat16:
+      return col_quant(static_cast<const BFloat16*>(A), rows, K, thr, qt, stats, colmask);
+    default:
+      throw DTypeError(detail::cat("int8_col_quant kernel: ", dtype_name(dtype),
+                                   " input (expected float32, float16 or bfloat16)"));
+  }
+}
+
 // ---- forward epilogue -------------------------------------------------------------------------
 
 // v rounded to T and back (exact for float).
@@ -221,6 +359,7 @@ void int8_row_dequant_kernel(const int8_t* q, const float* stats, int64_t rows, 
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(int8_row_quant_stub, cpu, &cpu::int8_row_quant_kernel);
+FABRIC_REGISTER_KERNEL(int8_col_quant_stub, cpu, &cpu::int8_col_quant_kernel);
 FABRIC_REGISTER_KERNEL(int8_row_dequant_stub, cpu, &cpu::int8_row_dequant_kernel);
 FABRIC_REGISTER_KERNEL(int8_linear_epilogue_stub, cpu, &cpu::int8_linear_epilogue_kernel);
 }  // namespace fabric

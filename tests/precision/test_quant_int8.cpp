@@ -30,6 +30,25 @@ TEST(Int8Quant, SpecExampleActivations) {
   EXPECT_EQ(q.CA.to_vector<int8_t>(), (std::vector<int8_t>{64, -127, 32, 0, 32, 127, -64, 0}));
 }
 
+// Spec §7 forward step 4: frozen weights use the int8-dequantized outlier columns; trainable fp16
+// weights (int8-training, bitsandbytes' subB = B[:, idx]) use the weight's own columns.
+TEST(Int8Quant, OutlierColumnsUseTheTrainableWeightWhenGiven) {
+  const Tensor X = f16({8, 1}, {1, 2});  // column 0 is an outlier at threshold 6
+  const Tensor W = f16({0.3f, 1.0f}, {1, 2});
+  const Int8RowQuant wq = int8_vectorwise_quant(W, 0.0);
+  ASSERT_EQ(wq.CA.to_vector<int8_t>(), (std::vector<int8_t>{38, 127}));  // 0.3 -> 38/127
+  // The int8 product covers column 1 exactly (1 · 1.0); column 0 is 8 · w in fp32, rounded once.
+  const float frozen = int8_linear_forward(X, wq.CA, wq.SCA, Tensor(), 6.0).to(DType::float32).item<float>();
+  const float trained =
+      int8_linear_forward(X, wq.CA, wq.SCA, Tensor(), 6.0, W).to(DType::float32).item<float>();
+  const float deq = static_cast<float>(Half(38.0f * (1.0f / 127.0f)));
+  EXPECT_EQ(frozen, static_cast<float>(Half(8.0f * deq + 1.0f)));
+  EXPECT_EQ(trained, static_cast<float>(Half(8.0f * static_cast<float>(Half(0.3f)) + 1.0f)));
+  EXPECT_NE(frozen, trained);
+  EXPECT_THROW(int8_linear_forward(X, wq.CA, wq.SCA, Tensor(), 6.0, f16({1, 2, 3}, {1, 3})),
+               ShapeError);
+}
+
 TEST(Int8Quant, SpecExampleWeights) {
   const Tensor W = f16({1, 0, -1, 0.5, 0.5, 0.5, 0.5, 0.5, -1, 2, 0, 1}, {3, 4});
   const Int8RowQuant q = int8_vectorwise_quant(W, 0.0);

@@ -4,7 +4,8 @@
 // forward (M, K, N) = (2048, 1024, 1024) next to its int8 GEMM alone. The per-step dequantizations
 // of training (nf4-dq/fp4-dq dequantize_4bit, int8_vectorwise_dequant, the 4-bit and 8-bit
 // linears' weights) and a forward+backward of those linears at (2048, 1024, 1024), whose frozen
-// weight is dequantized every step (QLoRA's base layers).
+// weight is dequantized every step (QLoRA's base layers), and of the int8-training Linear8bitLt,
+// whose fp16 weight gets its gradient too.
 // Usage: bench_quant [threads] (default 1).
 #include <omp.h>
 
@@ -126,6 +127,13 @@ void report_quantized_linear_step() {
   const double ts8 = median_seconds([&] { step(*l8); });
   std::printf("  Linear8bitLt int8:  dequantized_weight %7.2f ms, fwd+bwd %7.2f ms\n", td8 * 1e3,
               ts8 * 1e3);
+  // int8-training: the fp16 weight is trainable, re-quantized every forward, and gets dW too.
+  auto l8t = Linear8bitLt::from_linear(lin, /*has_fp16_weights=*/true, 6.0);
+  const double ts8t = median_seconds([&] {
+    step(*l8t);
+    zero_grad(l8t->weight);
+  });
+  std::printf("  Linear8bitLt int8-training (dX, db and dW): fwd+bwd %7.2f ms\n", ts8t * 1e3);
 }
 
 }  // namespace
