@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/error.h"
 #include "tensor/float_formats.h"
@@ -34,8 +35,7 @@ Windows windows(int64_t in, int64_t out) {
 template <typename F>
 void for_planes(const Pool2dDesc& d, F&& f) {
   const int64_t work = d.planes * (d.H * d.W + d.OH * d.OW);
-#pragma omp parallel for schedule(static) if (work > 32768 && d.planes > 1)
-  for (int64_t p = 0; p < d.planes; ++p) f(p);
+  run_tasks(d.planes, work > 32768, f);
 }
 
 template <typename T>

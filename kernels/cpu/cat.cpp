@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/cat_kernels.h"
 
 namespace fabric::cpu {
@@ -15,15 +16,14 @@ constexpr int64_t kParallelBytes = int64_t{128} << 10;
 void cat_rows(const CatRowsDesc& d) {
   char* out = static_cast<char*>(d.out);
   const bool parallel = d.outer * d.out_row_bytes >= kParallelBytes;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t r = 0; r < d.outer; ++r) {
+  run_tasks(d.outer, parallel, [&](int64_t r) {
     char* dst = out + r * d.out_row_bytes;
     for (int64_t p = 0; p < d.num_pieces; ++p) {
       const int64_t n = d.piece_row_bytes[p];
       std::memcpy(dst, static_cast<const char*>(d.pieces[p]) + r * n, static_cast<size_t>(n));
       dst += n;
     }
-  }
+  });
 }
 
 }  // namespace

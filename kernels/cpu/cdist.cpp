@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/cdist_kernels.h"
 #include "tensor/conv_kernels.h"
 
@@ -41,12 +42,11 @@ template <typename T, typename A = acc_t<T>>
 std::vector<A> transposed_x2(const CdistDesc& d, const T* x2) {
   const int64_t R = d.rows2, M = d.features;
   std::vector<A> t(static_cast<size_t>(d.batch * R * M));
-#pragma omp parallel for schedule(static) if (d.batch * R * M > 65536)
-  for (int64_t bj = 0; bj < d.batch * R; ++bj) {
+  run_tasks(d.batch * R, d.batch * R * M > 65536, [&](int64_t bj) {
     const int64_t b = bj / R, j = bj % R;
     A* tb = t.data() + b * M * R;
     for (int64_t k = 0; k < M; ++k) tb[k * R + j] = static_cast<A>(x2[bj * M + k]);
-  }
+  });
   return t;
 }
 
@@ -57,14 +57,13 @@ std::vector<A> untransposed(const CdistDesc& d, const T* v) {
   constexpr int64_t kTile = 32;
   const int64_t P = d.rows1, R = d.rows2, tiles = (P + kTile - 1) / kTile;
   std::vector<A> t(static_cast<size_t>(d.batch * P * R));
-#pragma omp parallel for schedule(static) if (d.batch * P * R > 65536)
-  for (int64_t bt = 0; bt < d.batch * tiles; ++bt) {
+  run_tasks(d.batch * tiles, d.batch * P * R > 65536, [&](int64_t bt) {
     const int64_t b = bt / tiles, i0 = (bt % tiles) * kTile, i1 = std::min(P, i0 + kTile);
     for (int64_t j0 = 0; j0 < R; j0 += kTile)
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j = j0; j < std::min(R, j0 + kTile); ++j)
           t[(b * P + i) * R + j] = static_cast<A>(v[(b * R + j) * P + i]);
-  }
+  });
   return t;
 }
 
@@ -74,35 +73,34 @@ void forward(const CdistDesc& d, const T* x1, const T* x2, T* out) {
   const int64_t P = d.rows1, R = d.rows2, M = d.features;
   const std::vector<A> x2t = transposed_x2(d, x2);
   const A p = static_cast<A>(d.p), inv_p = static_cast<A>(1.0 / d.p);
-#pragma omp parallel if (d.batch * P * R * M > 65536)
-  {
-    std::vector<A> acc(static_cast<size_t>(R));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < d.batch * P; ++r) {
-      const T* a = x1 + r * M;
-      const A* t = x2t.data() + (r / P) * M * R;
-      std::fill(acc.begin(), acc.end(), A(0));
-      for (int64_t k = 0; k < M; ++k) {
-        const A ak = static_cast<A>(a[k]);
-        const A* tk = t + k * R;
-        for (int64_t j = 0; j < R; ++j) {
-          const A diff = std::abs(ak - tk[j]);
-          if constexpr (N == Norm::zero) acc[j] += diff != 0 ? (diff == diff ? A(1) : diff) : A(0);
-          if constexpr (N == Norm::one) acc[j] += diff;
-          if constexpr (N == Norm::two) acc[j] += diff * diff;
-          if constexpr (N == Norm::inf) acc[j] = diff > acc[j] || diff != diff ? diff : acc[j];
-          if constexpr (N == Norm::general) acc[j] += std::pow(diff, p);
+  run_tasks_with_scratch(
+      d.batch * P, d.batch * P * R * M > 65536,
+      [&] { return std::vector<A>(static_cast<size_t>(R)); },
+      [&](int64_t r, std::vector<A>& acc) {
+        const T* a = x1 + r * M;
+        const A* t = x2t.data() + (r / P) * M * R;
+        std::fill(acc.begin(), acc.end(), A(0));
+        for (int64_t k = 0; k < M; ++k) {
+          const A ak = static_cast<A>(a[k]);
+          const A* tk = t + k * R;
+          for (int64_t j = 0; j < R; ++j) {
+            const A diff = std::abs(ak - tk[j]);
+            if constexpr (N == Norm::zero)
+              acc[j] += diff != 0 ? (diff == diff ? A(1) : diff) : A(0);
+            if constexpr (N == Norm::one) acc[j] += diff;
+            if constexpr (N == Norm::two) acc[j] += diff * diff;
+            if constexpr (N == Norm::inf) acc[j] = diff > acc[j] || diff != diff ? diff : acc[j];
+            if constexpr (N == Norm::general) acc[j] += std::pow(diff, p);
+          }
         }
-      }
-      T* o = out + r * R;
-      for (int64_t j = 0; j < R; ++j) {
-        A v = acc[j];
-        if constexpr (N == Norm::two) v = std::sqrt(v);
-        if constexpr (N == Norm::general) v = std::pow(v, inv_p);
-        o[j] = static_cast<T>(v);
-      }
-    }
-  }
+        T* o = out + r * R;
+        for (int64_t j = 0; j < R; ++j) {
+          A v = acc[j];
+          if constexpr (N == Norm::two) v = std::sqrt(v);
+          if constexpr (N == Norm::general) v = std::pow(v, inv_p);
+          o[j] = static_cast<T>(v);
+        }
+      });
 }
 
 // dx1[i,k] = sum_j scale[j] * h(x1[i,k] - x2[j,k]) with torch's _cdist_backward terms: the
@@ -122,43 +120,49 @@ void backward(const CdistDesc& d, const T* grad, const T* x1, const T* x2, const
       dist_t = untransposed(d, dist);
     }
     const A p = static_cast<A>(d.p);
-#pragma omp parallel if (d.batch * P * R * M > 65536)
-    {
-      std::vector<A> scale(static_cast<size_t>(R)), dj(static_cast<size_t>(R));
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < d.batch * P; ++r) {
-        for (int64_t j = 0; j < R; ++j) {
-          const int64_t at = r * R + j;
-          const A gj = d.grad_transposed ? grad_t[at] : static_cast<A>(grad[at]);
-          const A dist_j = d.grad_transposed ? dist_t[at] : static_cast<A>(dist[at]);
-          dj[j] = dist_j;
-          if constexpr (N == Norm::one || N == Norm::inf) scale[j] = gj;
-          if constexpr (N == Norm::two) scale[j] = dist_j == 0 ? A(0) : gj / dist_j;
-          if constexpr (N == Norm::general)
-            scale[j] = dist_j == 0 ? A(0) : gj / std::pow(dist_j, p - 1);
-        }
-        const T* a = x1 + r * M;
-        const A* t = x2t.data() + (r / P) * M * R;
-        const A* s = scale.data();
-        const A* dd = dj.data();
-        for (int64_t k = 0; k < M; ++k) {
-          const A ak = static_cast<A>(a[k]);
-          const A* tk = t + k * R;
-          A sum = 0;
-#pragma omp simd reduction(+ : sum)
+    struct RowScratch {
+      std::vector<A> scale, dj;  // per x2 row: the pair's factor and its distance
+    };
+    run_tasks_with_scratch(
+        d.batch * P, d.batch * P * R * M > 65536,
+        [&] {
+          return RowScratch{std::vector<A>(static_cast<size_t>(R)),
+                            std::vector<A>(static_cast<size_t>(R))};
+        },
+        [&](int64_t r, RowScratch& scratch) {
+          std::vector<A>& scale = scratch.scale;
+          std::vector<A>& dj = scratch.dj;
           for (int64_t j = 0; j < R; ++j) {
-            const A diff = ak - tk[j];
-            if constexpr (N == Norm::one) sum += s[j] * sign_of(diff);
-            if constexpr (N == Norm::two) sum += s[j] * diff;
-            if constexpr (N == Norm::inf)
-              sum += s[j] * sign_of(diff) * static_cast<A>(std::abs(diff) == dd[j]);
+            const int64_t at = r * R + j;
+            const A gj = d.grad_transposed ? grad_t[at] : static_cast<A>(grad[at]);
+            const A dist_j = d.grad_transposed ? dist_t[at] : static_cast<A>(dist[at]);
+            dj[j] = dist_j;
+            if constexpr (N == Norm::one || N == Norm::inf) scale[j] = gj;
+            if constexpr (N == Norm::two) scale[j] = dist_j == 0 ? A(0) : gj / dist_j;
             if constexpr (N == Norm::general)
-              sum += diff == 0 ? A(0) : s[j] * sign_of(diff) * std::pow(std::abs(diff), p - 1);
+              scale[j] = dist_j == 0 ? A(0) : gj / std::pow(dist_j, p - 1);
           }
-          dx1[r * M + k] = static_cast<T>(sum);
-        }
-      }
-    }
+          const T* a = x1 + r * M;
+          const A* t = x2t.data() + (r / P) * M * R;
+          const A* s = scale.data();
+          const A* dd = dj.data();
+          for (int64_t k = 0; k < M; ++k) {
+            const A ak = static_cast<A>(a[k]);
+            const A* tk = t + k * R;
+            A sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < R; ++j) {
+              const A diff = ak - tk[j];
+              if constexpr (N == Norm::one) sum += s[j] * sign_of(diff);
+              if constexpr (N == Norm::two) sum += s[j] * diff;
+              if constexpr (N == Norm::inf)
+                sum += s[j] * sign_of(diff) * static_cast<A>(std::abs(diff) == dd[j]);
+              if constexpr (N == Norm::general)
+                sum += diff == 0 ? A(0) : s[j] * sign_of(diff) * std::pow(std::abs(diff), p - 1);
+            }
+            dx1[r * M + k] = static_cast<T>(sum);
+          }
+        });
   }
 }
 
@@ -220,9 +224,8 @@ void cdist_mm_sqrt(int64_t n, DType dtype, void* r) {
     using T = decltype(t);
     constexpr int64_t kLanes = 64 / sizeof(T), kBlock = 16384;
     T* v = static_cast<T*>(r);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-      const int64_t b1 = std::min(n, b0 + kBlock);
+    run_tasks((n + kBlock - 1) / kBlock, n > 65536, [&](int64_t block) {
+      const int64_t b0 = block * kBlock, b1 = std::min(n, b0 + kBlock);
       for (int64_t i = b0; i < b1; i += kLanes) {
         const int64_t left = std::min(kLanes, b1 - i);
         if constexpr (std::is_same_v<T, float>) {
@@ -237,7 +240,7 @@ void cdist_mm_sqrt(int64_t n, DType dtype, void* r) {
           _mm512_mask_storeu_pd(v + i, m, _mm512_maskz_sqrt_pd(m, x));
         }
       }
-    }
+    });
   });
 }
 
@@ -248,8 +251,14 @@ void cdist_mm_scale(int64_t n, DType dtype, const void* grad, const void* dist, 
     const T* d = static_cast<const T*>(dist);
     T* s = static_cast<T*>(scale);
     const T at_floor = std::sqrt(kMmFloor<T>);
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) s[i] = d[i] > at_floor ? g[i] / (2 * d[i]) : T(0);
+    const auto scale_of = [&](int64_t i) { s[i] = d[i] > at_floor ? g[i] / (2 * d[i]) : T(0); };
+    if (n > 65536) {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) scale_of(i);
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) scale_of(i);
+    }
   });
 }
 

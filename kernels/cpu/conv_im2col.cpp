@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/run_tasks.h"
 
 namespace fabric::cpu {
 namespace {
@@ -23,8 +24,7 @@ bool is_pointwise(const Conv2dDesc& d) {
 template <typename T>
 void im2col(const Conv2dDesc& d, const T* x, T* col) {
   const int64_t rows = d.C * d.KH * d.KW, ohw = d.OH * d.OW;
-#pragma omp parallel for schedule(static) if (rows * ohw > kGrain)
-  for (int64_t r = 0; r < rows; ++r) {
+  run_tasks(rows, rows * ohw > kGrain, [&](int64_t r) {
     const int64_t c = r / (d.KH * d.KW), kh = (r / d.KW) % d.KH, kw = r % d.KW;
     T* out = col + r * ohw;
     for (int64_t oh = 0; oh < d.OH; ++oh) {
@@ -40,15 +40,15 @@ void im2col(const Conv2dDesc& d, const T* x, T* col) {
         o[ow] = (iw >= 0 && iw < d.W) ? row[iw] : T(0);
       }
     }
-  }
+  });
 }
 
 // dx (C, H, W) <- the columns summed back onto the pixels they came from (dx is overwritten).
 template <typename T>
 void col2im(const Conv2dDesc& d, const T* col, T* dx) {
   const int64_t ohw = d.OH * d.OW;
-#pragma omp parallel for schedule(static) if (d.C * d.KH * d.KW * ohw > kGrain)
-  for (int64_t c = 0; c < d.C; ++c) {  // a channel's rows write only that channel: no races
+  // A channel's rows write only that channel: no races.
+  run_tasks(d.C, d.C * d.KH * d.KW * ohw > kGrain, [&](int64_t c) {
     T* plane = dx + c * d.H * d.W;
     std::fill(plane, plane + d.H * d.W, T(0));
     for (int64_t kh = 0; kh < d.KH; ++kh) {
@@ -65,7 +65,7 @@ void col2im(const Conv2dDesc& d, const T* col, T* dx) {
         }
       }
     }
-  }
+  });
 }
 
 struct Dims {
@@ -108,12 +108,11 @@ void forward(const Conv2dDesc& d, const T* x, const T* w, const T* bias, T* y) {
     gemm(g);
   }
   if (bias) {
-#pragma omp parallel for schedule(static) if (d.N * d.OC * k.ohw > kGrain)
-    for (int64_t p = 0; p < d.N * d.OC; ++p) {
+    run_tasks(d.N * d.OC, d.N * d.OC * k.ohw > kGrain, [&](int64_t p) {
       T* plane = y + p * k.ohw;
       const T b = bias[p % d.OC];
       for (int64_t i = 0; i < k.ohw; ++i) plane[i] += b;
-    }
+    });
   }
 }
 
@@ -175,15 +174,14 @@ void backward_weights(const Conv2dDesc& d, const T* dy, const T* x, T* dw, T* db
     }
   }
   if (db) {
-#pragma omp parallel for schedule(static) if (d.N * d.OC * k.ohw > kGrain)
-    for (int64_t oc = 0; oc < d.OC; ++oc) {
+    run_tasks(d.OC, d.N * d.OC * k.ohw > kGrain, [&](int64_t oc) {
       double s = 0;  // the sum over N*OH*OW terms: accumulate in double even for float32
       for (int64_t n = 0; n < d.N; ++n) {
         const T* plane = dy + (n * d.OC + oc) * k.ohw;
         for (int64_t i = 0; i < k.ohw; ++i) s += plane[i];
       }
       db[oc] = static_cast<T>(s);
-    }
+    });
   }
 }
 

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/embedding_bag_kernels.h"
 #include "tensor/float_formats.h"
 
@@ -43,67 +44,72 @@ void reduce_bags(const EmbeddingBagDesc& d) {
   const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
   const int64_t last = d.bag_begin[d.bags], lookups = last - d.bag_begin[0];
   constexpr bool kSameAcc = std::is_same_v<T, A>;
-#pragma omp parallel if (lookups * D > 32768 && d.bags > 1)
-  {
-    // The accumulator row: the output row itself where it is the accumulation type.
-    std::vector<A> scratch(kSameAcc ? 0 : static_cast<size_t>(D));
-    std::vector<int64_t> arg_scratch(d.argmax ? 0 : static_cast<size_t>(D));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < d.bags; ++b) {
-      A* __restrict acc;
-      if constexpr (kSameAcc)
-        acc = out + b * D;
-      else
-        acc = scratch.data();
-      int64_t* __restrict arg = d.argmax ? d.argmax + b * D : arg_scratch.data();
-      const int64_t begin = d.bag_begin[b], end = d.bag_begin[b + 1];
-      std::fill(acc, acc + D, A(0));
-      int64_t kept = 0;
-      for (int64_t i = begin; i < end; ++i) {
-        // Across bag ends too (the next bag's first rows): every index up to the last bag's end
-        // is a checked row of the table, whichever thread adds it.
-        if (i + kPrefetchAhead < last)
-          prefetch_row(reinterpret_cast<const char*>(
-                           weight + static_cast<int64_t>(indices[i + kPrefetchAhead]) * stride),
-                       row_bytes);
-        const int64_t r = static_cast<int64_t>(indices[i]);
-        if (r == pad) continue;
-        const T* __restrict w = weight + r * stride;
-        if (d.mode == EmbeddingBagMode::max) {
-          if (kept == 0) {
-            for (int64_t j = 0; j < D; ++j) {
-              acc[j] = static_cast<A>(w[j]);
-              arg[j] = r;
+  // Per thread: the accumulator row (the output row itself where it is the accumulation type)
+  // and max's positions where the caller keeps none.
+  struct BagScratch {
+    std::vector<A> acc;
+    std::vector<int64_t> arg;
+  };
+  run_tasks_with_scratch(
+      d.bags, lookups * D > 32768,
+      [&] {
+        return BagScratch{std::vector<A>(kSameAcc ? 0 : static_cast<size_t>(D)),
+                          std::vector<int64_t>(d.argmax ? 0 : static_cast<size_t>(D))};
+      },
+      [&](int64_t b, BagScratch& scratch) {
+        A* __restrict acc;
+        if constexpr (kSameAcc)
+          acc = out + b * D;
+        else
+          acc = scratch.acc.data();
+        int64_t* __restrict arg = d.argmax ? d.argmax + b * D : scratch.arg.data();
+        const int64_t begin = d.bag_begin[b], end = d.bag_begin[b + 1];
+        std::fill(acc, acc + D, A(0));
+        int64_t kept = 0;
+        for (int64_t i = begin; i < end; ++i) {
+          // Across bag ends too (the next bag's first rows): every index up to the last bag's end
+          // is a checked row of the table, whichever thread adds it.
+          if (i + kPrefetchAhead < last)
+            prefetch_row(reinterpret_cast<const char*>(
+                             weight + static_cast<int64_t>(indices[i + kPrefetchAhead]) * stride),
+                         row_bytes);
+          const int64_t r = static_cast<int64_t>(indices[i]);
+          if (r == pad) continue;
+          const T* __restrict w = weight + r * stride;
+          if (d.mode == EmbeddingBagMode::max) {
+            if (kept == 0) {
+              for (int64_t j = 0; j < D; ++j) {
+                acc[j] = static_cast<A>(w[j]);
+                arg[j] = r;
+              }
+            } else {
+              // Strictly greater: the first of equal maxima keeps its index, as torch's.
+              for (int64_t j = 0; j < D; ++j) {
+                const A v = static_cast<A>(w[j]);
+                const bool greater = v > acc[j];
+                acc[j] = greater ? v : acc[j];
+                arg[j] = greater ? r : arg[j];
+              }
             }
+          } else if (psw) {
+            const A s = static_cast<A>(psw[i]);
+            for (int64_t j = 0; j < D; ++j) acc[j] += s * static_cast<A>(w[j]);
           } else {
-            // Strictly greater: the first of equal maxima keeps its index, as torch's.
-            for (int64_t j = 0; j < D; ++j) {
-              const A v = static_cast<A>(w[j]);
-              const bool greater = v > acc[j];
-              acc[j] = greater ? v : acc[j];
-              arg[j] = greater ? r : arg[j];
-            }
+            for (int64_t j = 0; j < D; ++j) acc[j] += static_cast<A>(w[j]);
           }
-        } else if (psw) {
-          const A s = static_cast<A>(psw[i]);
-          for (int64_t j = 0; j < D; ++j) acc[j] += s * static_cast<A>(w[j]);
-        } else {
-          for (int64_t j = 0; j < D; ++j) acc[j] += static_cast<A>(w[j]);
+          ++kept;
         }
-        ++kept;
-      }
-      if (d.mode == EmbeddingBagMode::mean && kept > 1) {
-        const A count = static_cast<A>(kept);
-        for (int64_t j = 0; j < D; ++j) acc[j] /= count;
-      }
-      if (kept == 0 && d.argmax) std::fill(arg, arg + D, int64_t{-1});
-      if constexpr (!kSameAcc) {
-        T* o = out + b * D;
-        for (int64_t j = 0; j < D; ++j) o[j] = T(acc[j]);
-      }
-      if (d.bag_size) d.bag_size[b] = kept;
-    }
-  }
+        if (d.mode == EmbeddingBagMode::mean && kept > 1) {
+          const A count = static_cast<A>(kept);
+          for (int64_t j = 0; j < D; ++j) acc[j] /= count;
+        }
+        if (kept == 0 && d.argmax) std::fill(arg, arg + D, int64_t{-1});
+        if constexpr (!kSameAcc) {
+          T* o = out + b * D;
+          for (int64_t j = 0; j < D; ++j) o[j] = T(acc[j]);
+        }
+        if (d.bag_size) d.bag_size[b] = kept;
+      });
 }
 
 template <typename T>
@@ -130,9 +136,8 @@ void add_bag_gradients(const EmbeddingBagBackwardDesc& d) {
   // The 16-bit dtypes add in a float32 copy of the gradient (index_add's scratch), rounded once.
   std::vector<A> wide(kSameAcc ? 0 : static_cast<size_t>(num * D));
   A* const acc = kSameAcc ? static_cast<A*>(d.grad_weight) : wide.data();
-#pragma omp parallel if (lookups * D > 32768 && num > 1)
-  {
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+  // The lambda is compiled under this function's fp-contract=off (checked: no FMA in the object).
+  run_parallel_region(lookups * D > 32768 && num > 1, [&](int64_t t, int64_t threads) {
     const int64_t lo = num * t / threads, hi = num * (t + 1) / threads;
     std::fill(acc + lo * D, acc + hi * D, A(0));
     // The bag's gradient row as the composition rounds it: g, or mean's g / count in T.
@@ -181,7 +186,7 @@ void add_bag_gradients(const EmbeddingBagBackwardDesc& d) {
       T* out = static_cast<T*>(d.grad_weight);
       for (int64_t k = lo * D; k < hi * D; ++k) out[k] = T(acc[k]);
     }
-  }
+  });
 }
 
 #pragma GCC pop_options

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/fold_kernels.h"
 
@@ -21,8 +22,7 @@ void unfold_rows(const FoldDesc& d, const void* imv, void* colv) {
   const T* im = static_cast<const T*>(imv);
   T* col = static_cast<T*>(colv);
   const int64_t kk = d.KH * d.KW, rows = d.N * d.C * kk, L = d.BH * d.BW;
-#pragma omp parallel for schedule(static) if (rows * L > 32768 && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  run_tasks(rows, rows * L > 32768, [&](int64_t r) {
     const int64_t plane = r / kk, ki = (r % kk) / d.KW, kj = r % d.KW;  // plane = n*C + c
     const T* ip = im + plane * d.H * d.W;
     T* out = col + r * L;
@@ -34,7 +34,7 @@ void unfold_rows(const FoldDesc& d, const void* imv, void* colv) {
         *out++ = inside ? ip[h * d.W + w] : T(0.0f);
       }
     }
-  }
+  });
 }
 
 // The blocks bw in [lo, hi) whose column w = bw*S + off lands inside [0, W).
@@ -59,41 +59,39 @@ void fold_planes(const FoldDesc& d, const void* colv, void* imv) {
   const T* col = static_cast<const T*>(colv);
   T* im = static_cast<T*>(imv);
   const int64_t kk = d.KH * d.KW, planes = d.N * d.C, L = d.BH * d.BW, hw = d.H * d.W;
-#pragma omp parallel if (planes * kk * L > 32768 && planes > 1)
-  {
-    std::vector<A> scratch(in_place ? 0 : static_cast<size_t>(hw));
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-      A* acc = in_place ? reinterpret_cast<A*>(im + p * hw) : scratch.data();
-      std::fill(acc, acc + hw, A(0));
-      const T* rows = col + p * kk * L;
-      for (int64_t ki = 0; ki < d.KH; ++ki) {
-        const BlockRange bh = inside_blocks(ki * d.DH - d.PH, d.SH, d.H, d.BH);
-        for (int64_t kj = 0; kj < d.KW; ++kj) {
-          const int64_t off_w = kj * d.DW - d.PW;
-          const BlockRange bw = inside_blocks(off_w, d.SW, d.W, d.BW);
-          const int64_t n = bw.hi - bw.lo;
-          if (n <= 0) continue;
-          const T* row = rows + (ki * d.KW + kj) * L;
-          for (int64_t b = bh.lo; b < bh.hi; ++b) {
-            const int64_t h = b * d.SH - d.PH + ki * d.DH;
-            A* __restrict dst = acc + h * d.W + off_w + bw.lo * d.SW;
-            const T* __restrict src = row + b * d.BW + bw.lo;
-            if (d.SW == 1) {
+  run_tasks_with_scratch(
+      planes, planes * kk * L > 32768,
+      [&] { return std::vector<A>(in_place ? 0 : static_cast<size_t>(hw)); },
+      [&](int64_t p, std::vector<A>& scratch) {
+        A* acc = in_place ? reinterpret_cast<A*>(im + p * hw) : scratch.data();
+        std::fill(acc, acc + hw, A(0));
+        const T* rows = col + p * kk * L;
+        for (int64_t ki = 0; ki < d.KH; ++ki) {
+          const BlockRange bh = inside_blocks(ki * d.DH - d.PH, d.SH, d.H, d.BH);
+          for (int64_t kj = 0; kj < d.KW; ++kj) {
+            const int64_t off_w = kj * d.DW - d.PW;
+            const BlockRange bw = inside_blocks(off_w, d.SW, d.W, d.BW);
+            const int64_t n = bw.hi - bw.lo;
+            if (n <= 0) continue;
+            const T* row = rows + (ki * d.KW + kj) * L;
+            for (int64_t b = bh.lo; b < bh.hi; ++b) {
+              const int64_t h = b * d.SH - d.PH + ki * d.DH;
+              A* __restrict dst = acc + h * d.W + off_w + bw.lo * d.SW;
+              const T* __restrict src = row + b * d.BW + bw.lo;
+              if (d.SW == 1) {
 #pragma omp simd
-              for (int64_t i = 0; i < n; ++i) dst[i] += static_cast<A>(src[i]);
-            } else {
-              for (int64_t i = 0; i < n; ++i) dst[i * d.SW] += static_cast<A>(src[i]);
+                for (int64_t i = 0; i < n; ++i) dst[i] += static_cast<A>(src[i]);
+              } else {
+                for (int64_t i = 0; i < n; ++i) dst[i * d.SW] += static_cast<A>(src[i]);
+              }
             }
           }
         }
-      }
-      if constexpr (!in_place) {
-        T* ip = im + p * hw;
-        for (int64_t i = 0; i < hw; ++i) ip[i] = static_cast<T>(acc[i]);
-      }
-    }
-  }
+        if constexpr (!in_place) {
+          T* ip = im + p * hw;
+          for (int64_t i = 0; i < hw; ++i) ip[i] = static_cast<T>(acc[i]);
+        }
+      });
 }
 
 void unfold(const FoldDesc& d, const void* image, void* cols) {

@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/plan_cache.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/error.h"
 
 namespace fabric::cpu {
@@ -269,14 +270,13 @@ bool run_sgemm(const GemmArgs& g, const Key& k) {
     if (bias) {
       // sgemm has no bias: C = beta * C + bias first (beta == 0 never reads C), then accumulate.
       const int64_t M = k.M, N = k.N, ldc = k.ldc;
-#pragma omp parallel for schedule(static) if (M * N > (1 << 16) && !omp_in_parallel())
-      for (int64_t i = 0; i < M; ++i) {
+      run_tasks(M, M * N > (1 << 16) && !omp_in_parallel(), [&](int64_t i) {
         float* row = c + i * ldc;
         if (beta == 0.f)
           for (int64_t j = 0; j < N; ++j) row[j] = bias[j];
         else
           for (int64_t j = 0; j < N; ++j) row[j] = beta * row[j] + bias[j];
-      }
+      });
       beta = 1.f;
     }
     const dnnl_status_t st =

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/error.h"
 
 namespace fabric::cpu::detail {
@@ -106,22 +107,20 @@ void widen(DType t, const void* src, int64_t batches, int64_t stride, int64_t ro
            int64_t ld, float* dst) {
   const char* s = static_cast<const char*>(src);
   const int64_t es = itemsize(t), total = batches * rows;
-#pragma omp parallel for schedule(static) if (total * cols > kParallelElements && !omp_in_parallel())
-  for (int64_t r = 0; r < total; ++r) {
+  run_tasks(total, total * cols > kParallelElements && !omp_in_parallel(), [&](int64_t r) {
     const int64_t b = r / rows, i = r % rows;
     widen_row(t, s + (b * stride + i * ld) * es, dst + r * cols, cols);
-  }
+  });
 }
 
 void narrow(const float* src, int64_t batches, int64_t rows, int64_t cols, DType t, void* dst,
             int64_t stride, int64_t ld) {
   char* d = static_cast<char*>(dst);
   const int64_t es = itemsize(t), total = batches * rows;
-#pragma omp parallel for schedule(static) if (total * cols > kParallelElements && !omp_in_parallel())
-  for (int64_t r = 0; r < total; ++r) {
+  run_tasks(total, total * cols > kParallelElements && !omp_in_parallel(), [&](int64_t r) {
     const int64_t b = r / rows, i = r % rows;
     narrow_row(src + r * cols, t, d + (b * stride + i * ld) * es, cols);
-  }
+  });
 }
 
 // Grow-only per-thread buffers, so that a steady training step does not allocate.

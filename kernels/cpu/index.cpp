@@ -212,8 +212,7 @@ void tri(const TriDesc& d) {
   const int64_t rows = d.batch * d.rows, cols = d.cols, es = d.itemsize;
   const char* src = static_cast<const char*>(d.src);
   char* dst = static_cast<char*>(d.dst);
-#pragma omp parallel for schedule(static) if (rows * cols > kGrain)
-  for (int64_t r = 0; r < rows; ++r) {
+  run_tasks(rows, rows * cols > kGrain, [&](int64_t r) {
     const int64_t i = r % d.rows;
     // tril keeps columns j <= i + diagonal; triu keeps j >= i + diagonal.
     const int64_t edge =
@@ -227,16 +226,15 @@ void tri(const TriDesc& d) {
       std::memset(o, 0, edge * es);
       std::memcpy(o + edge * es, s + edge * es, (cols - edge) * es);
     }
-  }
+  });
 }
 
 void one_hot(const int64_t* index, int64_t n, int64_t num_classes, int64_t* out) {
-#pragma omp parallel for schedule(static) if (n * num_classes > kGrain)
-  for (int64_t i = 0; i < n; ++i) {
+  run_tasks(n, n * num_classes > kGrain, [&](int64_t i) {
     int64_t* row = out + i * num_classes;
     std::memset(row, 0, num_classes * sizeof(int64_t));
     row[index[i]] = 1;
-  }
+  });
 }
 
 }  // namespace

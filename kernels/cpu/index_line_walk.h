@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/index_kernels.h"
 
 namespace fabric::cpu::index_walk {
@@ -66,15 +67,15 @@ void walk_lines(const ScatterGatherDesc& d, ElemFn& elem) {
                 si = d.index_strides[d.dim];
   const int64_t per_task = std::max<int64_t>(1, kGrain / len);
   const int64_t tasks = (lines + per_task - 1) / per_task;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  // A task holds ~kGrain elements: more than one is worth the threads.
+  run_tasks(tasks, /*parallel=*/true, [&](int64_t t) {
     const int64_t end = std::min(lines, (t + 1) * per_task);
     for (int64_t l = t * per_task; l < end; ++l) {
       const LineStart s = line_start(d, l, -1);
       for (int64_t i = 0; i < len; ++i)
         elem(s.data + index[s.index + i * si] * sd, s.other + i * so);
     }
-  }
+  });
 }
 
 // One strip: lines j0..j1 side by side, position i along dim outermost. Stride types are
@@ -110,8 +111,8 @@ void walk_strips(const ScatterGatherDesc& d, int sk, int64_t elem_bytes, ElemFn&
   int64_t w = std::max((kGrain + len - 1) / len, (width + want_strips - 1) / want_strips);
   w = std::min(width, (w + align - 1) / align * align);
   const int64_t strips = (width + w - 1) / w, tasks = outer * strips;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  // A strip holds at least ~kGrain elements: more than one task is worth the threads.
+  run_tasks(tasks, /*parallel=*/true, [&](int64_t t) {
     const LineStart s = line_start(d, t / strips, sk);
     const int64_t j0 = (t % strips) * w, j1 = std::min(width, j0 + w);
     if (ji == 1 && jo == 1 && jd == 1)
@@ -119,7 +120,7 @@ void walk_strips(const ScatterGatherDesc& d, int sk, int64_t elem_bytes, ElemFn&
                  std::integral_constant<int64_t, 1>{});
     else
       walk_strip(elem, d.index + s.index, si, so, sd, len, s.data, s.other, j0, j1, ji, jo, jd);
-  }
+  });
 }
 
 // Calls elem(data_offset, other_offset) (element offsets) once for every element of the index,

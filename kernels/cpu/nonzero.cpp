@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/nonzero_kernels.h"
 
 namespace fabric::cpu {
@@ -27,13 +28,12 @@ void count_chunks(const NonzeroDesc& d, int64_t* chunk_counts) {
   const T* src = static_cast<const T*>(d.src);
   const int64_t chunks = (d.numel + kNonzeroChunk - 1) / kNonzeroChunk;
   const P truthy;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
+  run_tasks(chunks, /*parallel=*/true, [&](int64_t c) {  // a chunk is worth a thread
     const int64_t lo = c * kNonzeroChunk, hi = std::min(d.numel, lo + kNonzeroChunk);
     int64_t n = 0;
     for (int64_t i = lo; i < hi; ++i) n += truthy(src[i]) ? 1 : 0;
     chunk_counts[c] = n;
-  }
+  });
 }
 
 template <typename T, typename P>
@@ -42,8 +42,7 @@ void write_chunks(const NonzeroDesc& d, const int64_t* chunk_begin, int64_t* out
   const int64_t chunks = (d.numel + kNonzeroChunk - 1) / kNonzeroChunk;
   const int64_t nd = d.ndim, last = d.sizes[nd - 1];
   const P truthy;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
+  run_tasks(chunks, /*parallel=*/true, [&](int64_t c) {  // a chunk is worth a thread
     const int64_t lo = c * kNonzeroChunk, hi = std::min(d.numel, lo + kNonzeroChunk);
     // Branch-free, as masked_compact: every element's coordinates are written at the cursor,
     // which moves on past the nonzero ones only, and the writes stop at the chunk's last row.
@@ -54,7 +53,7 @@ void write_chunks(const NonzeroDesc& d, const int64_t* chunk_begin, int64_t* out
         *row = i;
         row += truthy(src[i]) ? 1 : 0;
       }
-      continue;
+      return;
     }
     // The coordinates of lo, then walked along: the last dim in an inner loop, a carry at its end.
     int64_t coord[64];
@@ -78,7 +77,7 @@ void write_chunks(const NonzeroDesc& d, const int64_t* chunk_begin, int64_t* out
         ++coord[k - 1];
       }
     }
-  }
+  });
 }
 
 // Element copies of itemsize bytes as one integer type, so the compaction loop is a load and a
@@ -89,8 +88,7 @@ void compact_chunks(const NonzeroDesc& mask, const void* values, const int64_t* 
   const uint8_t* m = static_cast<const uint8_t*>(mask.src);
   const U* v = static_cast<const U*>(values);
   const int64_t chunks = (mask.numel + kNonzeroChunk - 1) / kNonzeroChunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
+  run_tasks(chunks, /*parallel=*/true, [&](int64_t c) {  // a chunk is worth a thread
     const int64_t lo = c * kNonzeroChunk, hi = std::min(mask.numel, lo + kNonzeroChunk);
     U* o = static_cast<U*>(out) + chunk_begin[c];
     // Branch-free (a half-set mask would mispredict a branch every other element): every
@@ -101,7 +99,7 @@ void compact_chunks(const NonzeroDesc& mask, const void* values, const int64_t* 
       *o = v[i];
       o += m[i] != 0 ? 1 : 0;
     }
-  }
+  });
 }
 
 void masked_compact(const NonzeroDesc& mask, const void* values, int64_t itemsize,

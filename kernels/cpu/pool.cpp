@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/pool_2x2.h"
 #include "kernels/cpu/pool_max_any.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 
 namespace fabric::cpu {
@@ -65,8 +66,7 @@ inline int64_t argmax_in(const Pool2dDesc& d, const T* x, const Window& w) {
 template <typename F>
 void for_planes(const Pool2dDesc& d, F&& f) {
   const int64_t work = d.planes * d.OH * d.OW * d.KH * d.KW;
-#pragma omp parallel for schedule(static) if (work > 32768 && d.planes > 1)
-  for (int64_t p = 0; p < d.planes; ++p) f(p);
+  run_tasks(d.planes, work > 32768, f);
 }
 
 template <typename T>

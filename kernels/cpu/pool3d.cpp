@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/max_pool3d_saved.h"
 #include "tensor/pool3d_kernels.h"
@@ -21,8 +22,7 @@ template <typename F>
 void for_planes(const Pool3dDesc& d, F&& f) {
   const int64_t in = d.in[0] * d.in[1] * d.in[2], out = d.out[0] * d.out[1] * d.out[2];
   const int64_t work = d.planes * (in + out);
-#pragma omp parallel for schedule(static) if (work > 32768 && d.planes > 1)
-  for (int64_t p = 0; p < d.planes; ++p) f(p, in, out);
+  run_tasks(d.planes, work > 32768, [&](int64_t p) { f(p, in, out); });
 }
 
 template <typename T>

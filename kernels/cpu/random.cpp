@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/philox.h"
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/random_kernels.h"
 
 #if defined(__AVX512F__)
@@ -182,8 +183,7 @@ void for_each_tile(int64_t n, int64_t per_block, uint64_t seed, uint64_t offset,
     const int64_t e0 = b0 * per_block;
     body(words, e0, std::min(n - e0, nb * per_block));
   };
-#pragma omp parallel for schedule(static) if (blocks >= kParallelMinBlocks)
-  for (int64_t t = 0; t < tiles; ++t) run(t);
+  run_tasks(tiles, blocks >= kParallelMinBlocks, run);
 }
 
 template <typename T>

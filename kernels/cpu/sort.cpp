@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/sort_kernels.h"
 
 namespace fabric::cpu {
@@ -124,27 +125,25 @@ void topk_rows(const SortDesc& d) {
 #else
   const bool replay = false;
 #endif
-#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
-  {
-    std::vector<std::pair<K, int64_t>> queue(static_cast<size_t>(replay ? k + 1 : n));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < d.slices; ++s) {
-      const T* row = src + s * n;
-      if (replay) {
-        if (d.descending)
-          torch_partial_sort_row<true>(row, n, k, queue);
-        else
-          torch_partial_sort_row<false>(row, n, k, queue);
-      } else {
-        for (int64_t i = 0; i < n; ++i) queue[i] = {static_cast<K>(row[i]), i};
-        torch_topk_row(queue, k, d.descending, d.sorted);
-      }
-      for (int64_t j = 0; j < k; ++j) {
-        values[s * k + j] = row[queue[j].second];
-        d.indices[s * k + j] = queue[j].second;
-      }
-    }
-  }
+  run_tasks_with_scratch(
+      d.slices, d.slices * n > 16384,
+      [&] { return std::vector<std::pair<K, int64_t>>(static_cast<size_t>(replay ? k + 1 : n)); },
+      [&](int64_t s, std::vector<std::pair<K, int64_t>>& queue) {
+        const T* row = src + s * n;
+        if (replay) {
+          if (d.descending)
+            torch_partial_sort_row<true>(row, n, k, queue);
+          else
+            torch_partial_sort_row<false>(row, n, k, queue);
+        } else {
+          for (int64_t i = 0; i < n; ++i) queue[i] = {static_cast<K>(row[i]), i};
+          torch_topk_row(queue, k, d.descending, d.sorted);
+        }
+        for (int64_t j = 0; j < k; ++j) {
+          values[s * k + j] = row[queue[j].second];
+          d.indices[s * k + j] = queue[j].second;
+        }
+      });
 }
 
 // Keys of 32 bits or fewer sort as one uint64 each, (order-preserving key << 32) | position, by a
@@ -203,24 +202,29 @@ void sort_rows_packed(const SortDesc& d) {
   const int64_t n = d.n;
   // Descending: the complemented key, so the position still breaks ties upward (stable).
   const uint32_t flip = d.descending ? 0xFFFFFFFFu : 0u;
-#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
-  {
-    std::vector<uint64_t> packed(static_cast<size_t>(n)), tmp(static_cast<size_t>(n));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < d.slices; ++s) {
-      const T* row = src + s * n;
-      for (int64_t i = 0; i < n; ++i) {
-        const uint32_t key = packed_key(static_cast<K>(row[i])) ^ flip;
-        packed[i] = (uint64_t{key} << 32) | static_cast<uint64_t>(i);
-      }
-      radix_sort_packed(packed, tmp);
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t i = static_cast<int64_t>(packed[j] & 0xFFFFFFFFu);
-        values[s * n + j] = row[i];
-        d.indices[s * n + j] = i;
-      }
-    }
-  }
+  struct RowScratch {
+    std::vector<uint64_t> packed, tmp;  // the row's (key, position) words and the radix buffer
+  };
+  run_tasks_with_scratch(
+      d.slices, d.slices * n > 16384,
+      [&] {
+        return RowScratch{std::vector<uint64_t>(static_cast<size_t>(n)),
+                          std::vector<uint64_t>(static_cast<size_t>(n))};
+      },
+      [&](int64_t s, RowScratch& scratch) {
+        std::vector<uint64_t>& packed = scratch.packed;
+        const T* row = src + s * n;
+        for (int64_t i = 0; i < n; ++i) {
+          const uint32_t key = packed_key(static_cast<K>(row[i])) ^ flip;
+          packed[i] = (uint64_t{key} << 32) | static_cast<uint64_t>(i);
+        }
+        radix_sort_packed(packed, scratch.tmp);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t i = static_cast<int64_t>(packed[j] & 0xFFFFFFFFu);
+          values[s * n + j] = row[i];
+          d.indices[s * n + j] = i;
+        }
+      });
 }
 
 template <typename T>
@@ -232,33 +236,39 @@ void sort_rows(const SortDesc& d) {
   const T* src = static_cast<const T*>(d.src);
   T* values = static_cast<T*>(d.values);
   const int64_t n = d.n, k = d.k;
-#pragma omp parallel if (d.slices > 1 && d.slices * n > 16384)
-  {
-    std::vector<K> keys(static_cast<size_t>(n));
-    std::vector<int64_t> order(static_cast<size_t>(n));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < d.slices; ++s) {
-      const T* row = src + s * n;
-      for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<K>(row[i]);
-      std::iota(order.begin(), order.end(), int64_t{0});
-      // The position breaks ties, which makes partial_sort's order stable too.
-      auto before = [&](int64_t i, int64_t j) {
-        const K a = keys[i], b = keys[j];
-        if (d.descending ? less_nan_last(b, a) : less_nan_last(a, b)) return true;
-        if (d.descending ? less_nan_last(a, b) : less_nan_last(b, a)) return false;
-        return i < j;
-      };
-      if (k == n) {
-        std::sort(order.begin(), order.end(), before);
-      } else {
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
-      }
-      for (int64_t j = 0; j < k; ++j) {
-        values[s * k + j] = row[order[j]];
-        d.indices[s * k + j] = order[j];
-      }
-    }
-  }
+  struct RowScratch {
+    std::vector<K> keys;         // the row's keys
+    std::vector<int64_t> order;  // its positions, sorted through the keys
+  };
+  run_tasks_with_scratch(
+      d.slices, d.slices * n > 16384,
+      [&] {
+        return RowScratch{std::vector<K>(static_cast<size_t>(n)),
+                          std::vector<int64_t>(static_cast<size_t>(n))};
+      },
+      [&](int64_t s, RowScratch& scratch) {
+        std::vector<K>& keys = scratch.keys;
+        std::vector<int64_t>& order = scratch.order;
+        const T* row = src + s * n;
+        for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<K>(row[i]);
+        std::iota(order.begin(), order.end(), int64_t{0});
+        // The position breaks ties, which makes partial_sort's order stable too.
+        auto before = [&](int64_t i, int64_t j) {
+          const K a = keys[i], b = keys[j];
+          if (d.descending ? less_nan_last(b, a) : less_nan_last(a, b)) return true;
+          if (d.descending ? less_nan_last(a, b) : less_nan_last(b, a)) return false;
+          return i < j;
+        };
+        if (k == n) {
+          std::sort(order.begin(), order.end(), before);
+        } else {
+          std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+        }
+        for (int64_t j = 0; j < k; ++j) {
+          values[s * k + j] = row[order[j]];
+          d.indices[s * k + j] = order[j];
+        }
+      });
 }
 
 void sort(const SortDesc& d) {

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/upsample_kernels.h"
 
@@ -41,8 +42,7 @@ std::vector<std::pair<int64_t, int64_t>> readers_table(const UpsampleDesc& d, bo
 template <typename F>
 void for_rows(int64_t planes, int64_t rows, int64_t row_work, F&& f) {
   const int64_t total = planes * rows;
-#pragma omp parallel for schedule(static) if (total * row_work > 32768)
-  for (int64_t pr = 0; pr < total; ++pr) f(pr / rows, pr % rows);
+  run_tasks(total, total * row_work > 32768, [&](int64_t pr) { f(pr / rows, pr % rows); });
 }
 
 template <typename T>
@@ -172,27 +172,25 @@ void backward(const UpsampleDesc& d, const void* dyv, void* dxv) {
   const auto row_readers = readers_table<A>(d, true);
   const ColumnReaders<A> cols = column_readers<A>(d);
   const int64_t total = d.planes * d.H;
-#pragma omp parallel if (total * d.W > 32768)
-  {
-    std::vector<A> buffer(std::is_same_v<T, A> ? 0 : static_cast<size_t>(d.W));
-#pragma omp for schedule(static)
-    for (int64_t ph = 0; ph < total; ++ph) {
-      const int64_t p = ph / d.H, h = ph % d.H;
-      const T* gp = dy + p * d.OH * d.OW;
-      T* dr = dx + ph * d.W;
-      A* acc;
-      if constexpr (std::is_same_v<T, A>)
-        acc = dr;
-      else
-        acc = buffer.data();
-      std::fill(acc, acc + d.W, A(0));
-      const auto [oh0, oh1] = row_readers[h];
-      for (int64_t oh = oh0; oh < oh1; ++oh)
-        gather_row(cols, d.W, upsample_weight(rows[oh], h), gp + oh * d.OW, acc);
-      if constexpr (!std::is_same_v<T, A>)
-        for (int64_t c = 0; c < d.W; ++c) dr[c] = static_cast<T>(acc[c]);
-    }
-  }
+  run_tasks_with_scratch(
+      total, total * d.W > 32768,
+      [&] { return std::vector<A>(std::is_same_v<T, A> ? 0 : static_cast<size_t>(d.W)); },
+      [&](int64_t ph, std::vector<A>& buffer) {
+        const int64_t p = ph / d.H, h = ph % d.H;
+        const T* gp = dy + p * d.OH * d.OW;
+        T* dr = dx + ph * d.W;
+        A* acc;
+        if constexpr (std::is_same_v<T, A>)
+          acc = dr;
+        else
+          acc = buffer.data();
+        std::fill(acc, acc + d.W, A(0));
+        const auto [oh0, oh1] = row_readers[h];
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          gather_row(cols, d.W, upsample_weight(rows[oh], h), gp + oh * d.OW, acc);
+        if constexpr (!std::is_same_v<T, A>)
+          for (int64_t c = 0; c < d.W; ++c) dr[c] = static_cast<T>(acc[c]);
+      });
 }
 
 void upsample2d_forward(const UpsampleDesc& d, const void* x, void* y) {
