@@ -1,6 +1,8 @@
 // Dispatch stubs for the elementwise kernels (binary, comparison, unary, where, clamp, addcmul).
 // Operand 0 of every loop is the output. The op layer has already promoted the inputs to one
-// compute dtype, so a kernel sees a single dtype per loop (bool outputs of comparisons aside).
+// compute dtype, so a kernel sees a single dtype per loop (bool outputs of comparisons aside) —
+// except that on the CPU an add/sub/mul/div loop may have one input of the float32/float64 output
+// dtype and one narrower float input, which the kernel widens (exactly) as it loads it.
 #pragma once
 #include <cstdint>
 
@@ -10,7 +12,7 @@
 
 namespace fabric {
 
-// out = a op b, all of one dtype. add/sub compute a +- alpha*b. logical_and/or run on bool.
+// out = a op b, of one dtype (but for the CPU's widened inputs above). add/sub compute a +- alpha*b. logical_and/or run on bool.
 // Integer dtypes wrap on overflow; div and float pow are for floating dtypes only (true
 // division promotes integers in the op layer).
 enum class BinaryOp : uint8_t {

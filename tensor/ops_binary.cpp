@@ -31,6 +31,21 @@ Tensor cast_for_kernel(const Tensor& t, DType dt) {
   return t.dtype() == dt ? t : t.detach().to(dt);
 }
 
+// add/sub/mul/div on the CPU read a float operand narrower than the other one, which has the
+// compute dtype (bf16/f16 beside f32; f16, bf16 or f32 beside f64), in its own dtype: the kernel
+// widens it as it loads it, exactly, so the values are those of the cast copy without writing and
+// re-reading one (the f32 residual + bf16 branch of mixed precision; PyTorch's TensorIterator
+// also casts in its loop). Narrowing casts (a 0-d f64 tensor beside an f32 one rounds first),
+// integers, bool, two narrower operands (bf16 + f16) and the CUDA kernel keep the cast.
+Tensor operand_for_kernel(BinaryOp op, const Tensor& t, const Tensor& other, DType ct) {
+  const bool arith =
+      op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
+  const bool half = t.dtype() == DType::float16 || t.dtype() == DType::bfloat16;
+  const bool widens = (ct == DType::float32 && half) ||
+                      (ct == DType::float64 && (half || t.dtype() == DType::float32));
+  return arith && widens && other.dtype() == ct && t.device().is_cpu() ? t : cast_for_kernel(t, ct);
+}
+
 // PyTorch's can_cast: no float -> integer and no number -> bool.
 bool can_cast(DType from, DType to) {
   if (is_floating(from) && is_integral(to)) return false;
@@ -87,7 +102,7 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
-  const Tensor ac = cast_for_kernel(a, ct), bc = cast_for_kernel(b, ct);
+  const Tensor ac = operand_for_kernel(op, a, b, ct), bc = operand_for_kernel(op, b, a, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac, &bc});
   binary_stub(out.device())(op, loop, alpha, nullptr);
   return out;
@@ -189,11 +204,11 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
     return a;
   }
   if (b) {
-    Tensor bc = cast_for_kernel(*b, ct);
+    Tensor bc = operand_for_kernel(op, *b, a, ct);
     // An operand aliasing a's memory other than as a itself would read values already written.
-    const bool alias =
-        bc.storage() == a.storage() && !(bc.sizes() == a.sizes() && bc.strides() == a.strides() &&
-                                         bc.storage_offset() == a.storage_offset());
+    const bool alias = bc.storage() == a.storage() &&
+                       !(bc.dtype() == a.dtype() && bc.sizes() == a.sizes() &&
+                         bc.strides() == a.strides() && bc.storage_offset() == a.storage_offset());
     if (alias) bc = bc.detach().clone();
     const StridedLoop loop = make_strided_loop(name, a, {&a, &bc});
     binary_stub(a.device())(op, loop, alpha, nullptr);

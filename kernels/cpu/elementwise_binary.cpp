@@ -127,32 +127,65 @@ struct ScalarBinary {
   }
 };
 
-// Scalar-type row loop with a contiguous fast path GCC vectorises for the simple cases.
-template <typename T, typename F>
+// An input element of type S as the compute type T (exact: S is T or narrower).
+template <typename T, typename S>
+inline T widen(S v) {
+  if constexpr (std::is_same_v<S, T>)
+    return v;
+  else
+    return static_cast<T>(static_cast<opmath_t<S>>(v));
+}
+
+// Scalar-type row loop with a contiguous fast path GCC vectorises for the simple cases. TA/TB:
+// the inputs' element types when narrower than T (float64 output only; see mixed_binary).
+template <typename T, typename TA = T, typename TB = T, typename F>
 void scalar_binary_loop(const StridedLoop& loop, const T* b_scalar, const F& f) {
+  constexpr bool one_type = std::is_same_v<TA, T> && std::is_same_v<TB, T>;
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
-    constexpr int64_t sz = sizeof(T);
-    if (b_scalar) {
+    constexpr int64_t sz = sizeof(T), asz = sizeof(TA), bsz = sizeof(TB);
+    if (one_type && b_scalar) {  // (mixed inputs come without a scalar)
       const T bv = *b_scalar;
-      if (s[0] == sz && s[1] == sz) {
+      if (s[0] == sz && s[1] == asz) {
         T* o = reinterpret_cast<T*>(p[0]);
-        const T* a = reinterpret_cast<const T*>(p[1]);
-        for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
+        const TA* a = reinterpret_cast<const TA*>(p[1]);
+        for (int64_t i = 0; i < n; ++i) o[i] = f(widen<T>(a[i]), bv);
       } else {
         for (int64_t i = 0; i < n; ++i)
-          store_elem<T>(p[0] + i * s[0], f(load_elem<T>(p[1] + i * s[1]), bv));
+          store_elem<T>(p[0] + i * s[0], f(widen<T>(load_elem<TA>(p[1] + i * s[1])), bv));
       }
-    } else if (s[0] == sz && s[1] == sz && s[2] == sz) {
+    } else if (s[0] == sz && s[1] == asz && s[2] == bsz) {
       T* o = reinterpret_cast<T*>(p[0]);
-      const T* a = reinterpret_cast<const T*>(p[1]);
-      const T* b = reinterpret_cast<const T*>(p[2]);
-      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
+      const TA* a = reinterpret_cast<const TA*>(p[1]);
+      const TB* b = reinterpret_cast<const TB*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) o[i] = f(widen<T>(a[i]), widen<T>(b[i]));
     } else {
       for (int64_t i = 0; i < n; ++i)
-        store_elem<T>(p[0] + i * s[0],
-                      f(load_elem<T>(p[1] + i * s[1]), load_elem<T>(p[2] + i * s[2])));
+        store_elem<T>(p[0] + i * s[0], f(widen<T>(load_elem<TA>(p[1] + i * s[1])),
+                                         widen<T>(load_elem<TB>(p[2] + i * s[2]))));
     }
   });
+}
+
+// add/sub/mul/div in a scalar type, inputs of types TA/TB as in scalar_binary_loop.
+template <typename T, typename TA = T, typename TB = T>
+void scalar_arith(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_scalar) {
+  switch (op) {
+    case BinaryOp::add:
+      if (alpha == T(1))
+        return scalar_binary_loop<T, TA, TB>(loop, b_scalar,
+                                             [](T a, T b) { return wrap_add(a, b); });
+      break;
+    case BinaryOp::mul:
+      if constexpr (!std::is_same_v<T, bool>) {
+        return scalar_binary_loop<T, TA, TB>(loop, b_scalar,
+                                             [](T a, T b) { return wrap_mul(a, b); });
+      }
+      break;
+    default:
+      break;
+  }
+  const ScalarBinary<T> f{op, alpha};
+  scalar_binary_loop<T, TA, TB>(loop, b_scalar, f);
 }
 
 // Specialised so the hot ones compile to a clean loop (the switch above would stay in it).
@@ -173,21 +206,7 @@ void scalar_binary(BinaryOp op, const StridedLoop& loop, T alpha, const T* b_sca
         return scalar_binary_loop<T>(loop, b_scalar, [](T a, T) { return T(1) / (a * a); });
     }
   }
-  switch (op) {
-    case BinaryOp::add:
-      if (alpha == T(1))
-        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_add(a, b); });
-      break;
-    case BinaryOp::mul:
-      if constexpr (!std::is_same_v<T, bool>) {
-        return scalar_binary_loop<T>(loop, b_scalar, [](T a, T b) { return wrap_mul(a, b); });
-      }
-      break;
-    default:
-      break;
-  }
-  const ScalarBinary<T> f{op, alpha};
-  scalar_binary_loop<T>(loop, b_scalar, f);
+  scalar_arith<T>(op, loop, alpha, b_scalar);
 }
 
 // ---- fp32-family vector functors ----------------------------------------------------------------
@@ -195,25 +214,43 @@ inline __m512 nan_fix(__m512 r, __m512 a, __m512 b) {
   return _mm512_mask_add_ps(r, _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q), a, b);
 }
 
+// add/sub/mul/div in fp32 vectors, inputs of types TA/TB as in binary_f32_loop.
+template <typename T, typename TA = T, typename TB = T>
+void vec_arith(BinaryOp op, const StridedLoop& loop, float alpha, const float* bs) {
+  const __m512 va = vec::splat(alpha);
+  switch (op) {
+    case BinaryOp::add:
+      if (alpha == 1.0f) {
+        return binary_f32_loop<T, TA, TB>(loop, bs,
+                                          [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+      }
+      return binary_f32_loop<T, TA, TB>(
+          loop, bs, [va](__m512 a, __m512 b) { return _mm512_fmadd_ps(va, b, a); });
+    case BinaryOp::sub:
+      if (alpha == 1.0f) {
+        return binary_f32_loop<T, TA, TB>(loop, bs,
+                                          [](__m512 a, __m512 b) { return _mm512_sub_ps(a, b); });
+      }
+      return binary_f32_loop<T, TA, TB>(
+          loop, bs, [va](__m512 a, __m512 b) { return _mm512_fnmadd_ps(va, b, a); });
+    case BinaryOp::mul:
+      return binary_f32_loop<T, TA, TB>(loop, bs,
+                                        [](__m512 a, __m512 b) { return _mm512_mul_ps(a, b); });
+    default:  // div (the callers pass add/sub/mul/div only)
+      return binary_f32_loop<T, TA, TB>(loop, bs,
+                                        [](__m512 a, __m512 b) { return _mm512_div_ps(a, b); });
+  }
+}
+
 template <typename T>
 void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* bs) {
   using vec::splat;
-  const __m512 va = splat(alpha);
   switch (op) {
     case BinaryOp::add:
-      if (alpha == 1.0f)
-        return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
-      return binary_f32_loop<T>(loop, bs,
-                                [va](__m512 a, __m512 b) { return _mm512_fmadd_ps(va, b, a); });
     case BinaryOp::sub:
-      if (alpha == 1.0f)
-        return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_sub_ps(a, b); });
-      return binary_f32_loop<T>(loop, bs,
-                                [va](__m512 a, __m512 b) { return _mm512_fnmadd_ps(va, b, a); });
     case BinaryOp::mul:
-      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_mul_ps(a, b); });
     case BinaryOp::div:
-      return binary_f32_loop<T>(loop, bs, [](__m512 a, __m512 b) { return _mm512_div_ps(a, b); });
+      return vec_arith<T>(op, loop, alpha, bs);
     case BinaryOp::maximum:
       return binary_f32_loop<T>(
           loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_max_ps(a, b), a, b); });
@@ -278,10 +315,79 @@ M scalar_as(const Scalar& s) {
   }
 }
 
+// The float dtypes that widen exactly to T: f(S{}) for S the C++ type of `t`, which must be one.
+template <typename T, typename F>
+void visit_narrower(DType t, F&& f) {
+  switch (t) {
+    case DType::float64:
+      if constexpr (std::is_same_v<T, double>) return f(double{});
+      break;
+    case DType::float32:
+      return f(float{});
+    case DType::float16:
+      return f(Half{});
+    case DType::bfloat16:
+      return f(BFloat16{});
+    default:
+      break;
+  }
+}
+
+bool widens_exactly(DType from, DType to) {
+  const bool half = from == DType::float16 || from == DType::bfloat16;
+  return from == to || (to == DType::float32 && half) ||
+         (to == DType::float64 && (half || from == DType::float32));
+}
+
+// The input pairs passed as they are (the op layer casts in every other case): one input of the
+// output dtype, fp32 or fp64, and one narrower float (bf16 or fp16; or fp32 beside fp64). Only
+// these are compiled: each pair is a set of loops.
+template <typename T, typename TA, typename TB>
+inline constexpr bool kMixedPair =
+    !std::is_same_v<TA, TB> && (std::is_same_v<TA, T> || std::is_same_v<TB, T>);
+
+bool is_mixed_pair(DType out, DType a, DType b) {
+  return a != b && widens_exactly(a, out) && widens_exactly(b, out) && (a == out || b == out);
+}
+
+// add/sub/mul/div with an input narrower than the output (f32 + bf16 in mixed precision): each
+// input is widened as it is loaded, which is exact, so the result is bit for bit that of the
+// kernel on copies cast to the output dtype, without writing and re-reading those copies.
+void mixed_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha) {
+  const DType dt = loop.ops[0].dtype, da = loop.ops[1].dtype, db = loop.ops[2].dtype;
+  const bool arith =
+      op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
+  FABRIC_CHECK(arith && is_mixed_pair(dt, da, db), DTypeError, "binary kernel: inputs ",
+               dtype_name(da), " and ", dtype_name(db), " for a ", dtype_name(dt),
+               " output (mixed inputs are for add/sub/mul/div: one input of the fp32 or fp64 "
+               "output dtype, one narrower float; cast them first)");
+  auto run = [&](auto out_tag) {
+    using T = decltype(out_tag);
+    visit_narrower<T>(da, [&](auto a_tag) {
+      visit_narrower<T>(db, [&](auto b_tag) {
+        using TA = decltype(a_tag);
+        using TB = decltype(b_tag);
+        if constexpr (!kMixedPair<T, TA, TB>)
+          return;  // refused above
+        else if constexpr (std::is_same_v<T, float>)
+          vec_arith<float, TA, TB>(op, loop, scalar_as<float>(alpha), nullptr);
+        else
+          scalar_arith<double, TA, TB>(op, loop, scalar_as<double>(alpha), nullptr);
+      });
+    });
+  };
+  if (dt == DType::float32)
+    run(float{});
+  else
+    run(double{});
+}
+
 void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
                    const Scalar* b_scalar) {
   const DType dt = loop.ops[0].dtype;
   reject_fp8(dt, "binary kernel");
+  if (!b_scalar && (loop.ops[1].dtype != dt || loop.ops[2].dtype != dt))
+    return mixed_binary(op, loop, alpha);
   FABRIC_CHECK(!(is_integral(dt, true) && op == BinaryOp::div), DTypeError,
                "binary kernel: div on ", dtype_name(dt),
                " (true division runs on floating dtypes)");

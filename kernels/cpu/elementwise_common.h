@@ -121,8 +121,10 @@ void unary_f32_loop(const StridedLoop& loop, const F& f, bool heavy = false) {
 
 // ---- binary fp32-family rows: F is __m512(__m512, __m512) ------------------------------------
 // A_BC / B_BC: that input is one value broadcast along the row (stride 0 or a scalar operand).
-template <bool A_BC, bool B_BC, typename T, typename F>
-inline void binary_contig(T* out, const T* a, const T* b, __m512 abc, __m512 bbc, int64_t n,
+// The inputs may be narrower than the output (TA/TB bf16 or fp16 beside an fp32 output): the
+// loads widen them exactly.
+template <bool A_BC, bool B_BC, typename T, typename TA, typename TB, typename F>
+inline void binary_contig(T* out, const TA* a, const TB* b, __m512 abc, __m512 bbc, int64_t n,
                           const F& f, bool stream) {
   auto va = [&](int64_t i) {
     if constexpr (A_BC)
@@ -171,7 +173,7 @@ inline void binary_contig(T* out, const T* a, const T* b, __m512 abc, __m512 bbc
   }
 }
 
-template <typename T, typename F>
+template <typename T, typename TA = T, typename TB = T, typename F>
 inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, const char* b,
                           int64_t bs, const float* b_scalar, int64_t n, const F& f) {
   alignas(64) float ba[kStage];
@@ -179,12 +181,12 @@ inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, cons
   for (int64_t base = 0; base < n; base += kStage) {
     const int64_t m = std::min(kStage, n - base);
     const char* pa = a + base * as;
-    for (int64_t j = 0; j < m; ++j) ba[j] = static_cast<float>(load_elem<T>(pa + j * as));
+    for (int64_t j = 0; j < m; ++j) ba[j] = static_cast<float>(load_elem<TA>(pa + j * as));
     if (b_scalar) {
       std::fill(bb, bb + m, *b_scalar);
     } else {
       const char* pb = b + base * bs;
-      for (int64_t j = 0; j < m; ++j) bb[j] = static_cast<float>(load_elem<T>(pb + j * bs));
+      for (int64_t j = 0; j < m; ++j) bb[j] = static_cast<float>(load_elem<TB>(pb + j * bs));
     }
     binary_contig<false, false>(ba, ba, bb, __m512{}, __m512{}, m, f, false);
     char* po = out + base * os;
@@ -192,33 +194,34 @@ inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, cons
   }
 }
 
-template <typename T, typename F>
+// TA/TB: the inputs' element types when narrower than the output's T (see binary_contig).
+template <typename T, typename TA = T, typename TB = T, typename F>
 void binary_f32_loop(const StridedLoop& loop, const float* b_scalar, const F& f,
                      bool heavy = false) {
   const bool stream = !heavy && use_streaming(loop);
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
-    constexpr int64_t sz = sizeof(T);
+    constexpr int64_t sz = sizeof(T), asz = sizeof(TA), bsz = sizeof(TB);
     const int64_t as = s[1], bs = b_scalar ? 0 : s[2];
     const char* bp = b_scalar ? nullptr : p[2];
-    if (s[0] == sz && (as == sz || as == 0) && (bs == sz || bs == 0)) {
+    if (s[0] == sz && (as == asz || as == 0) && (bs == bsz || bs == 0)) {
       T* o = reinterpret_cast<T*>(p[0]);
-      const T* a = reinterpret_cast<const T*>(p[1]);
-      const T* b = reinterpret_cast<const T*>(bp);
+      const TA* a = reinterpret_cast<const TA*>(p[1]);
+      const TB* b = reinterpret_cast<const TB*>(bp);
       const __m512 abc = as == 0 ? vec::splat(static_cast<float>(*a)) : __m512{};
       const __m512 bbc = b_scalar  ? vec::splat(*b_scalar)
                          : bs == 0 ? vec::splat(static_cast<float>(*b))
                                    : __m512{};
-      if (as == sz && (bs == sz)) {
+      if (as == asz && (bs == bsz)) {
         binary_contig<false, false>(o, a, b, abc, bbc, n, f, stream);
-      } else if (as == sz) {
+      } else if (as == asz) {
         binary_contig<false, true>(o, a, b, abc, bbc, n, f, stream);
-      } else if (bs == sz) {
+      } else if (bs == bsz) {
         binary_contig<true, false>(o, a, b, abc, bbc, n, f, stream);
       } else {
         binary_contig<true, true>(o, a, b, abc, bbc, n, f, stream);
       }
     } else {
-      binary_staged<T>(p[0], s[0], p[1], as, bp, bs, b_scalar, n, f);
+      binary_staged<T, TA, TB>(p[0], s[0], p[1], as, bp, bs, b_scalar, n, f);
     }
   });
 }
