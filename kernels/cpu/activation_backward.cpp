@@ -42,15 +42,8 @@ inline __m512 derivative_ps(ActGrad k, __m512 s) {
   using namespace vec;
   switch (k) {
     case ActGrad::gelu_erf: return gelu_erf_grad_ps(s);  // rows take gelu_erf_row's split
-    case ActGrad::gelu_tanh: {
-      const __m512 s2 = _mm512_mul_ps(s, s);
-      const __m512 u = _mm512_mul_ps(splat(0.7978845608f), _mm512_fmadd_ps(_mm512_mul_ps(splat(0.044715f), s2), s, s));
-      const __m512 t = tanh_ps(u);
-      const __m512 du = _mm512_mul_ps(splat(0.7978845608f), _mm512_fmadd_ps(splat(3.0f * 0.044715f), s2, splat(1.0f)));
-      const __m512 sech2 = _mm512_fnmadd_ps(t, t, splat(1.0f));
-      const __m512 left = _mm512_fmadd_ps(splat(0.5f), t, splat(0.5f));
-      return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(splat(0.5f), s), sech2), du, left);
-    }
+    case ActGrad::gelu_tanh:
+      return gelu_tanh_grad_ps(s);  // rows take gelu_tanh_row
     case ActGrad::silu: {
       const __m512 sg = sigmoid_ps(s);
       return _mm512_mul_ps(sg, _mm512_fmadd_ps(s, _mm512_sub_ps(splat(1.0f), sg), splat(1.0f)));
@@ -184,6 +177,30 @@ void gelu_erf_row(T* out, const T* g, const T* x, int64_t n) {
   }
 }
 
+// GELU (tanh): float32 rows take the float32-accurate derivative, bfloat16/float16 rows the cheaper
+// one their precision allows; software prefetch ahead of the three streams, as gelu_erf_row.
+template <typename T>
+void gelu_tanh_row(T* out, const T* g, const T* x, int64_t n) {
+  constexpr bool kFull = std::is_same_v<T, float>;
+  for (int64_t i = 0; i < n; i += gelu::kBlock) {
+    const int64_t m = std::min(gelu::kBlock, n - i);
+    gelu::prefetch_ahead(g + i, m);
+    gelu::prefetch_ahead(x + i, m);
+    gelu::prefetchw_ahead(out + i, m);
+    int64_t j = i;
+    for (; j + 16 <= i + m; j += 16)
+      vec::store(out + j,
+                 _mm512_mul_ps(vec::load(g + j), vec::gelu_tanh_grad_ps<kFull>(vec::load(x + j))));
+    if (j < i + m) {
+      const __mmask16 t = vec::tail_mask(i + m - j);
+      vec::store(
+          out + j,
+          _mm512_mul_ps(vec::load(g + j, t), vec::gelu_tanh_grad_ps<kFull>(vec::load(x + j, t))),
+          t);
+    }
+  }
+}
+
 void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   visit_dtype(dt, [&](auto tag) {
@@ -196,6 +213,11 @@ void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const St
           if (st[0] == sz && st[1] == sz && st[2] == sz && k == ActGrad::gelu_erf) {
             gelu_erf_row(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
                          reinterpret_cast<const T*>(p[2]), n);
+            return;
+          }
+          if (st[0] == sz && st[1] == sz && st[2] == sz && k == ActGrad::gelu_tanh) {
+            gelu_tanh_row(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
+                          reinterpret_cast<const T*>(p[2]), n);
             return;
           }
           if (st[0] == sz && st[1] == sz && st[2] == sz) {

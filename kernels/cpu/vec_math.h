@@ -34,15 +34,25 @@ FABRIC_VEC_INLINE __mmask16 tail_mask(int64_t k) {
 }
 
 // ---- loads and stores of 16 lanes as fp32 -------------------------------------------------------
-// bf16 rounds to nearest even with integer arithmetic (vcvtneps2bf16 would flush fp32 denormals
-// and keep NaN payloads; the scalar cast keeps subnormals and makes every NaN 0x7FC0).
-FABRIC_VEC_INLINE __m256i bf16_round(__m512 x) {
+// bf16 rounds to nearest even as the scalar cast: subnormals kept, every NaN 0x7FC0.
+// vcvtneps2bf16 is that rounding on every other input (fp32 and bf16 share the exponent range), but
+// flushes fp32 denormals and keeps NaN signs and payloads: vectors with such a lane (vfpclassps)
+// take the integer arithmetic instead, as kernels/cpu/convert.cpp's bf16_pack32.
+FABRIC_VEC_INLINE __m256i bf16_round_exact(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   __m512i r =
       _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
   r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
   return _mm512_cvtepi32_epi16(r);
+}
+FABRIC_VEC_INLINE __m256i bf16_round(__m512 x) {
+#ifdef __AVX512BF16__
+  constexpr int kNanOrDenormal = 0x01 | 0x20 | 0x80;
+  if (__builtin_expect(_mm512_fpclass_ps_mask(x, kNanOrDenormal) == 0, 1))
+    return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
+#endif
+  return bf16_round_exact(x);
 }
 FABRIC_VEC_INLINE __m512 bf16_widen(__m256i h) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -337,14 +347,112 @@ FABRIC_VEC_INLINE __m512 gelu_erf_grad_ps(__m512 x) {
                             gelu_erf_grad_large_ps(x));
 }
 
-// gelu tanh form: x/2 * (1 + tanh(u)) == x * sigmoid(2u) == x / (1 + exp(-2u)),
-// u = sqrt(2/pi) * (x + 0.044715 x^3): the same function without 1 + tanh's cancellation.
+// ---- GELU, tanh form -------------------------------------------------------------------------
+// gelu(x) = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + k x^3), k = 0.044715 (PyTorch's definition),
+// computed as x sigmoid(2u) from z = exp(-|2u|) <= 1: x / (1 + z) for x >= 0 and x z / (1 + z) for
+// x < 0, with no cancellation and no overflow (the left tail keeps its relative accuracy down to
+// where it underflows). The error of exp(-|2u|) is that of 2u times |2u| (up to 143), so float32
+// results take 2u as an unevaluated sum hi + lo (kFull); bfloat16/float16 results, 8/11 bits, take
+// it in plain float and a degree-4 exp (errors under 2^-15 relative, far below their rounding):
+// a third fewer operations.
+// Inputs are clamped to +-kGeluTanhClamp inside: past it exp(-|2u|) is 0 in float (x itself, or 0).
+// Against float64, in float32 (tests/ops/test_gelu_accuracy.cpp, GeluTanhAccuracy): gelu within
+// 3.1 ulp everywhere (2.0 floored at 2^-26, 1.1 ulp of 2^-149 on subnormal results), the derivative
+// within 4.7 floored; bfloat16 results are the float64 reference rounded but for one input each.
+constexpr float kGeluTanhClamp = 12.0f;
+// -min(|x|, kGeluTanhClamp) (vrangeps: the smaller magnitude, sign set; NaN gives a number): 2u is
+// odd in x, so exp(-|2u|) is exp(2u(-|x|)).
+FABRIC_VEC_INLINE __m512 gelu_tanh_neg_abs_clamp(__m512 x) {
+  return _mm512_range_ps(x, splat(kGeluTanhClamp), 0x0E);
+}
+// exp(2u) = p 2^q (p in [0.7, 1.42]) at x <= 0 (-143 <= 2u <= 0), 2u = A P, A = 2 sqrt(2/pi),
+// P = x (1 + k x^2): exp_ps's reduction and polynomial (no clamp needed: vscalefps underflows
+// gradually). kFull keeps P as P + P_lo (each rounding error recovered with an fma: x^2's,
+// 1 + k x^2's, where 1 - w is exact for w >= 1, and the product's; plus k's low part) and reduces
+// A P - q ln2 with A's low part, in the fma that takes the exact product A P.
+struct GeluTanhExp {
+  __m512 p, q;
+  __m512 s;  // x^2
+};
+template <bool kFull>
+FABRIC_VEC_INLINE GeluTanhExp gelu_tanh_exp(__m512 x) {
+  constexpr float kAh = 1.595769167e+00f, kAl = -4.534068054e-08f;  // A = kAh + kAl
+  constexpr float kKh = 4.471499845e-02f, kKl = 1.546144435e-09f;   // k = kKh + kKl
+  constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
+  const __m512 s = _mm512_mul_ps(x, x);
+  const __m512 w = _mm512_fmadd_ps(splat(kKh), s, splat(1.0f));
+  const __m512 pp = _mm512_mul_ps(x, w);
+  const __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(pp, splat(kAh * 1.442695040888963407f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r;
+  if constexpr (!kFull) {
+    r = _mm512_fnmadd_ps(q, splat(kLn2Hi), _mm512_mul_ps(splat(kAh), pp));
+  } else {
+    const __m512 s_lo = _mm512_fmsub_ps(x, x, s);
+    __m512 w_lo = _mm512_fmadd_ps(splat(kKh), s, _mm512_sub_ps(splat(1.0f), w));
+    w_lo = _mm512_fmadd_ps(splat(kKl), s, w_lo);
+    w_lo = _mm512_fmadd_ps(splat(kKh), s_lo, w_lo);
+    const __m512 pp_lo = _mm512_fmadd_ps(x, w_lo, _mm512_fmsub_ps(x, w, pp));
+    // q ln2_hi is exact (|q| < 2^9): one rounding, of a result under 0.35 + 2^-9.
+    r = _mm512_fmsub_ps(splat(kAh), pp, _mm512_mul_ps(q, splat(kLn2Hi)));
+    r = _mm512_fmadd_ps(splat(kAh), pp_lo, _mm512_fmadd_ps(splat(kAl), pp, r));
+  }
+  r = _mm512_fnmadd_ps(q, splat(kLn2Lo), r);
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  __m512 u;
+  if constexpr (kFull) {  // exp_ps's coefficients in Estrin's scheme: the chain is the latency
+    const __m512 c01 = _mm512_fmadd_ps(splat(0.166666671633720397949219f), r, splat(0.5f));
+    const __m512 c23 = _mm512_fmadd_ps(splat(0.00833336077630519866943359f), r,
+                                       splat(0.0416664853692054748535156f));
+    const __m512 c45 = _mm512_fmadd_ps(splat(0.000198527617612853646278381f), r,
+                                       splat(0.00139304355252534151077271f));
+    u = _mm512_fmadd_ps(_mm512_fmadd_ps(c45, r2, c23), r2, c01);
+  } else {  // degree 4, relative error 2^-17.5 (a fit of (e^r - 1 - r)/r^2)
+    u = _mm512_fmadd_ps(splat(4.127727449e-02f), r, splat(1.675345004e-01f));
+    u = _mm512_fmadd_ps(u, r, splat(5.000511408e-01f));
+  }
+  return {_mm512_add_ps(splat(1.0f), _mm512_fmadd_ps(r2, u, r)), q, s};
+}
+// NaN stays NaN, +inf gives inf and -inf NaN, as PyTorch's -inf/2 (1 + tanh(-inf)) = -inf * 0.
+template <bool kFull = true>
 FABRIC_VEC_INLINE __m512 gelu_tanh_ps(__m512 x) {
-  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-  const __m512 u =
-      _mm512_mul_ps(splat(0.7978845608028654f), _mm512_fmadd_ps(splat(0.044715f), x3, x));
-  const __m512 e = exp_ps(_mm512_mul_ps(splat(-2.0f), u));
-  return _mm512_div_ps(x, _mm512_add_ps(splat(1.0f), e));
+  const __m512 xn = gelu_tanh_neg_abs_clamp(x);
+  const GeluTanhExp e = gelu_tanh_exp<kFull>(xn);
+  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 z = _mm512_scalef_ps(e.p, e.q);
+  const __m512 d = _mm512_add_ps(splat(1.0f), z);
+  if constexpr (kFull) {
+    // x p / d, then 2^q: results near and below FLT_MIN round once, not after z's own rounding.
+    const __m512 y = _mm512_div_ps(_mm512_mask_mul_ps(x, neg, xn, e.p), d);
+    return _mm512_mask_mov_ps(_mm512_mask_scalef_ps(y, neg, y, e.q),
+                              _mm512_fpclass_ps_mask(x, 0x10), splat(__builtin_nanf("")));
+  } else {
+    return _mm512_div_ps(_mm512_mask_mul_ps(x, neg, x, z), d);  // -inf * 0 = NaN
+  }
+}
+// The derivative, as PyTorch's GeluBackward defines it: (1 + t)/2 + x/2 (1 - t^2) du/dx,
+// t = tanh(u). With z = exp(-|2u|), d = 1 + z and D = 2 du/dx = A (1 + 3k x^2): sigmoid(2u) is 1/d
+// or z/d and 1 - t^2 = 4z/d^2, so it is (d + D x z)/d^2 for x >= 0 and z (d + D x)/d^2 for x < 0,
+// where d + D x crosses 0 (at x = -0.7517) without cancelling more than its terms' rounding. NaN at
+// +-inf (x/2 (1 - t^2) is inf * 0 there, as in PyTorch).
+template <bool kFull = true>
+FABRIC_VEC_INLINE __m512 gelu_tanh_grad_ps(__m512 x) {
+  constexpr float k3K = 1.341450065e-01f;  // 3k
+  const __m512 xn = gelu_tanh_neg_abs_clamp(x);
+  const GeluTanhExp e = gelu_tanh_exp<kFull>(xn);
+  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 z = _mm512_scalef_ps(e.p, e.q);
+  const __m512 d = _mm512_add_ps(splat(1.0f), z);
+  // -D x (the argument is -|x|). x < 0: d + D x, exact where it cancels; x >= 0: d + D x z.
+  const __m512 ndx = _mm512_mul_ps(_mm512_mul_ps(splat(1.595769167e+00f), xn),
+                                   _mm512_fmadd_ps(splat(k3K), e.s, splat(1.0f)));
+  const __m512 sum = _mm512_mask_add_ps(_mm512_fnmadd_ps(ndx, z, d), neg, d, ndx);
+  const __m512 d2 = _mm512_mul_ps(d, d);
+  // z = p 2^q with 2^q applied last: subnormal results round once.
+  __m512 g = _mm512_div_ps(_mm512_mask_mul_ps(sum, neg, sum, e.p), d2);
+  g = _mm512_mask_scalef_ps(g, neg, g, e.q);
+  // NaN and +-inf.
+  return _mm512_mask_mov_ps(g, _mm512_fpclass_ps_mask(x, 0x99), splat(__builtin_nanf("")));
 }
 
 }  // namespace fabric::cpu::vec

@@ -1,9 +1,11 @@
-// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh; erf's backward), exp, log1p, erf,
+// Elementwise bandwidth: add, mul-by-scalar, GELU (erf, tanh; both backwards), exp, log1p, erf,
 // relu and the parameterised activations (leaky_relu, elu, softplus, mish, hardswish; default
 // parameters) on 16M-element float32/bfloat16 tensors at 1 and 2 threads, in GB/s (bytes read +
 // written), next to a memcpy of the same bytes and PyTorch (tools/bench/torch_elementwise.py)
 // measured in the same run.
-//   bench_elementwise [n] [reps]
+//   bench_elementwise [n] [reps] [ops]
+// ops: a comma-separated list of row names to run (e.g. gelu_tanh,gelu_tanh_backward); all if
+// absent.
 // g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -85,13 +87,15 @@ struct CopyBuffers {
 
 // "op dtype threads" -> (alloc GB/s, out= GB/s) from the PyTorch script.
 using TorchKey = std::tuple<std::string, std::string, int>;
-std::map<TorchKey, std::pair<double, double>> run_torch(int64_t n, std::string& status) {
+std::map<TorchKey, std::pair<double, double>> run_torch(int64_t n, const std::string& ops,
+                                                        std::string& status) {
   std::map<TorchKey, std::pair<double, double>> res;
   std::string script = __FILE__;
   script = script.substr(0, script.find_last_of('/') + 1) + "torch_elementwise.py";
   const char* py = std::getenv("FABRIC_TORCH_PYTHON");
   const std::string cmd = std::string(py ? py : "/usr/bin/python3") + " " + script + " " +
-                          std::to_string(n) + " " + std::to_string(g_reps) + " 1,2 2>&1";
+                          std::to_string(n) + " " + std::to_string(g_reps) + " 1,2" +
+                          (ops.empty() ? "" : " " + ops) + " 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) {
     status = "torch: not available (popen failed)";
@@ -128,6 +132,10 @@ int main(int argc, char** argv) {
   int64_t n = int64_t{16} << 20;
   if (argc > 1) n = std::atoll(argv[1]);
   if (argc > 2) g_reps = std::max(1, std::atoi(argv[2]));
+  const std::string ops = argc > 3 ? argv[3] : "";
+  auto selected = [&](const std::string& name) {
+    return ops.empty() || ("," + ops + ",").find("," + name + ",") != std::string::npos;
+  };
   std::printf(
       "bench_elementwise: n = %lld elements; GB/s = bytes read + written, median of %d rounds "
       "after a\n"
@@ -175,6 +183,14 @@ int main(int argc, char** argv) {
          const StridedLoop loop = make_strided_loop("bench", out, {&b, &a});
          activation_backward_stub(Device::cpu())(ActGrad::gelu_erf, ActivationParams{}, loop);
        }},
+      {"gelu_tanh_backward", 3,
+       [](const Tensor& a, const Tensor& b) {
+         return activation_backward(ActGrad::gelu_tanh, b, a);
+       },
+       [](const Tensor& a, const Tensor& b, Tensor& out) {
+         const StridedLoop loop = make_strided_loop("bench", out, {&b, &a});
+         activation_backward_stub(Device::cpu())(ActGrad::gelu_tanh, ActivationParams{}, loop);
+       }},
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
       {"log1p", 2, [](const Tensor& a, const Tensor&) { return log1p(a); },
        unary_into(UnaryOp::log1p)},
@@ -194,9 +210,9 @@ int main(int argc, char** argv) {
   };
 
   std::string torch_status;
-  const auto torch = run_torch(n, torch_status);
+  const auto torch = run_torch(n, ops, torch_status);
   std::printf("%s\n\n", torch_status.c_str());
-  std::printf("%-11s %-9s %3s %8s %8s %7s %8s %8s %8s %9s %7s %7s\n", "op", "dtype", "thr", "ours",
+  std::printf("%-18s %-9s %3s %8s %8s %7s %8s %8s %8s %9s %7s %7s\n", "op", "dtype", "thr", "ours",
               "memcpy", "/memcpy", "nt-copy", "ours-out", "torch", "torch-out", "/torch", "/t-out");
 
   for (DType dt : {DType::float32, DType::bfloat16}) {
@@ -206,6 +222,7 @@ int main(int argc, char** argv) {
     for (int thr : {1, 2}) {
       omp_set_num_threads(thr);
       for (const Case& c : cases) {
+        if (!selected(c.name)) continue;
         const int64_t bytes = c.streams * n * itemsize(dt);
         const CopyBuffers copy(bytes);
         auto op = [&] { Tensor r = c.op(a, b); };
@@ -223,7 +240,7 @@ int main(int argc, char** argv) {
         }
         const double gb = static_cast<double>(bytes) / 1e9, cb = 2.0 * copy.half / 1e9;
         const double ours = gb / median(t_op), ours_out = gb / median(t_into);
-        std::printf("%-11s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr,
+        std::printf("%-18s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8.2f", c.name.c_str(), dname, thr,
                     ours, cb / median(t_mc), median(ratio), cb / median(t_nt), ours_out);
         auto it = torch.find({c.name, dname, thr});
         if (it != torch.end()) {
@@ -236,6 +253,48 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // ---- mixed float dtypes: an f32 tensor with a bf16 one, as bf16-mixed training's residual
+  // adds (f32 + bf16) and gradient accumulation (f32 += bf16) meet them. GB/s count 4 + 2 bytes
+  // read and 4 written an element. No ours-out: the kernel's mixed-input loops are newer than
+  // the libraries this bench is A/B'd against.
+  {
+    const Tensor a = randn({n}), b = randn({n}).to(DType::bfloat16);
+    Tensor acc = randn({n});
+    const std::vector<std::pair<std::string, std::function<void()>>> mixed = {
+        {"add_f32_bf16", [&] { Tensor r = a + b; }},
+        {"add_inplace_f32_bf16", [&] { acc.add_(b); }},
+    };
+    for (int thr : {1, 2}) {
+      omp_set_num_threads(thr);
+      for (const auto& [name, op] : mixed) {
+        if (!selected(name)) continue;
+        const int64_t bytes = 10 * n;
+        const CopyBuffers copy(bytes);
+        auto mc = [&] { copy.memcpy_split(); };
+        auto nt = [&] { copy.stream_copy(); };
+        op(), mc(), nt();
+        std::vector<double> t_op, t_mc, t_nt, ratio;
+        for (int r = 0; r < g_reps; ++r) {
+          t_op.push_back(seconds(op));
+          t_mc.push_back(seconds(mc));
+          t_nt.push_back(seconds(nt));
+          ratio.push_back(t_mc.back() / t_op.back());
+        }
+        const double ours = static_cast<double>(bytes) / 1e9 / median(t_op),
+                     cb = 2.0 * copy.half / 1e9;
+        std::printf("%-18s %-9s %3d %8.2f %8.2f %7.2f %8.2f %8s", name.c_str(), "f32+bf16", thr,
+                    ours, cb / median(t_mc), median(ratio), cb / median(t_nt), "-");
+        auto it = torch.find({name, "f32+bf16", thr});
+        if (it != torch.end())
+          std::printf(" %8.2f %9.2f %7.2f %7s\n", it->second.first, it->second.second,
+                      ours / it->second.first, "-");
+        else
+          std::printf(" %8s %9s %7s %7s\n", "-", "-", "-", "-");
+        std::fflush(stdout);
+      }
+    }
+  }
+
   std::printf(
       "\nours: the op as users call it (allocating its output; the caching allocator reuses the "
       "block);\n"

@@ -1,5 +1,6 @@
 # PyTorch's side of bench_elementwise: the same ops on the same sizes, printed as
 # "op dtype threads alloc_gbps out_gbps" lines (GB/s counting bytes read + written).
+#   torch_elementwise.py [n] [reps] [threads, e.g. 1,2] [ops: comma-separated row names; all]
 import sys
 import time
 
@@ -8,6 +9,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 16 * 1024 * 1024
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     threads = [int(t) for t in (sys.argv[3] if len(sys.argv) > 3 else "1,2").split(",")]
+    only = set(sys.argv[4].split(",")) if len(sys.argv) > 4 else None  # row names; all if absent
     try:
         import torch
         import torch.nn.functional as F
@@ -61,6 +63,10 @@ def main():
             # autograd's GeluBackward: grad b at saved input a.
             "gelu_backward": (3, lambda: torch.ops.aten.gelu_backward(b, a),
                               lambda: torch.ops.aten.gelu_backward.grad_input(b, a, grad_input=c)),
+            "gelu_tanh_backward": (
+                3, lambda: torch.ops.aten.gelu_backward(b, a, approximate="tanh"),
+                lambda: torch.ops.aten.gelu_backward.grad_input(b, a, approximate="tanh",
+                                                                grad_input=c)),
             "exp": (2, lambda: torch.exp(a), lambda: torch.exp(a, out=c)),
             "log1p": (2, lambda: torch.log1p(a), lambda: torch.log1p(a, out=c)),
             "erf": (2, lambda: torch.erf(a), lambda: torch.erf(a, out=c)),
@@ -74,6 +80,8 @@ def main():
         for t in threads:
             torch.set_num_threads(t)
             for name, (streams, alloc, out) in ops.items():
+                if only is not None and name not in only:
+                    continue
                 nbytes = streams * n * item
                 try:
                     t_alloc, t_out = median_times(alloc, out, nbytes)
@@ -82,6 +90,24 @@ def main():
                 ga = nbytes / t_alloc / 1e9
                 go = nbytes / t_out / 1e9 if t_out else float("nan")
                 print(f"{name} {dt_name} {t} {ga:.3f} {go:.3f}", flush=True)
+
+    # bench_elementwise's mixed-dtype rows: f32 with bf16 (4 + 2 bytes read, 4 written).
+    a = torch.randn(n)
+    b = torch.randn(n).to(torch.bfloat16)
+    acc = torch.randn(n)
+    c = torch.empty(n)
+    mixed = {
+        "add_f32_bf16": (lambda: a + b, lambda: torch.add(a, b, out=c)),
+        "add_inplace_f32_bf16": (lambda: acc.add_(b), None),  # no out= form: None is skipped
+    }
+    for t in threads:
+        torch.set_num_threads(t)
+        for name, (alloc, out) in mixed.items():
+            if only is not None and name not in only:
+                continue
+            t_alloc, t_out = median_times(alloc, out, 10 * n)
+            go = 10 * n / t_out / 1e9 if t_out else float("nan")
+            print(f"{name} f32+bf16 {t} {10 * n / t_alloc / 1e9:.3f} {go:.3f}", flush=True)
 
 
 if __name__ == "__main__":
