@@ -186,7 +186,9 @@ void Linear4bit::prepare_loaded_state(const std::string& prefix, nn::StateDict& 
 
 Tensor Linear4bit::dequantized_weight() const {
   NoGradGuard no_grad;
-  return dequantize_4bit(weight, state_).to(options_.compute_dtype);
+  // Straight into the compute dtype, rounded through the state's dtype first as the reference's
+  // dequantize-then-cast is (float16 -> bfloat16 rounds twice), in one pass.
+  return dequantize_4bit(weight, state_, options_.compute_dtype);
 }
 
 Tensor Linear4bit::forward(const Tensor& x) {

@@ -258,7 +258,10 @@ Tensor absmax_of(const QuantState4bit& st) {
       .to(st.absmax.device());
 }
 
-Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
+namespace {
+
+// The checks of a dequantization's arguments; the state's quantization type.
+Quant4Type check_dequantize_4bit_args(const Tensor& packed, const QuantState4bit& st) {
   const char* op = "dequantize_4bit";
   FABRIC_CHECK(packed.defined(), ValueError, op, ": got an undefined packed tensor");
   FABRIC_CHECK(packed.dtype() == DType::uint8, DTypeError, op, ": packed is ",
@@ -275,12 +278,39 @@ Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
   FABRIC_CHECK(packed.numel() == (n + 1) / 2, ShapeError, op, ": a state of shape ",
                shape_str(st.shape), " needs ", (n + 1) / 2, " packed bytes, got ", packed.numel(),
                " (shape ", shape_str(packed.sizes()), ")");
+  return type;
+}
+
+}  // namespace
+
+Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
+  const Quant4Type type = check_dequantize_4bit_args(packed, st);
+  const int64_t n = st.numel();
   const Tensor absmax = absmax_of(st).to(packed.device());
   const Tensor p = packed.contiguous();
   Tensor out = empty(st.shape, {.dtype = st.dtype, .device = packed.device()});
   if (n > 0) {
     const Dequantize4bitFn kernel = dequantize_4bit_stub(packed.device());
     kernel(p.data<uint8_t>(), absmax.data<float>(), n, st.blocksize, type, st.dtype,
+           out.data_ptr());
+  }
+  return out;
+}
+
+Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st, DType dtype) {
+  FABRIC_CHECK(is_4bit_input_dtype(dtype), DTypeError, "dequantize_4bit: to ", dtype_name(dtype),
+               " (expected float32, float16 or bfloat16)");
+  const Dequantize4bitViaFn kernel = dequantize_4bit_via_stub.find(packed.device());
+  // Without a one-pass kernel (CUDA), or with nothing to round twice, the composition is one
+  // pass already or the only way.
+  if (kernel == nullptr || dtype == st.dtype) return dequantize_4bit(packed, st).to(dtype);
+  const Quant4Type type = check_dequantize_4bit_args(packed, st);
+  const int64_t n = st.numel();
+  const Tensor absmax = absmax_of(st).to(packed.device());
+  const Tensor p = packed.contiguous();
+  Tensor out = empty(st.shape, {.dtype = dtype, .device = packed.device()});
+  if (n > 0) {
+    kernel(p.data<uint8_t>(), absmax.data<float>(), n, st.blocksize, type, st.dtype, dtype,
            out.data_ptr());
   }
   return out;

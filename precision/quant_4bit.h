@@ -50,6 +50,10 @@ Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize = 64,
 
 // packed + state -> a tensor of state.dtype and state.shape.
 Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& state);
+// The same values read in `dtype` (float32, float16 or bfloat16): bit for bit
+// dequantize_4bit(packed, state).to(dtype), each value rounded to state.dtype and then to dtype,
+// in one pass where the device has the kernel (the CPU); elsewhere that composition.
+Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& state, DType dtype);
 
 // The per-block fp32 absmax of a state (dequantizing the nested statistics with the state's
 // nested code when needed: absmax[j] = f32(f32(code[q_j] · absmax2[j / 256]) + offset)).

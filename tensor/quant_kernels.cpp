@@ -6,6 +6,7 @@ namespace fabric {
 
 FABRIC_DEFINE_STUB(quantize_4bit_stub, Quantize4bitFn);
 FABRIC_DEFINE_STUB(dequantize_4bit_stub, Dequantize4bitFn);
+FABRIC_DEFINE_STUB(dequantize_4bit_via_stub, Dequantize4bitViaFn);
 FABRIC_DEFINE_STUB(quantize_8bit_blockwise_stub, Quantize8bitBlockwiseFn);
 FABRIC_DEFINE_STUB(dequantize_8bit_blockwise_stub, Dequantize8bitBlockwiseFn);
 FABRIC_DEFINE_STUB(int8_row_quant_stub, Int8RowQuantFn);

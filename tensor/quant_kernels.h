@@ -155,4 +155,12 @@ FABRIC_DECLARE_STUB(int8_linear_epilogue_stub, Int8LinearEpilogueFn);
 FABRIC_DECLARE_STUB(int8_gemm_stub, Int8GemmFn);
 FABRIC_DECLARE_STUB(fp8_gemm_stub, Fp8GemmFn);
 
+// As Dequantize4bitFn, with each product rounded first to `via` and that value then to `dtype`
+// (each float32, float16 or bfloat16): bit for bit a dequantization to `via` followed by a cast
+// to `dtype`, in one pass (a 4-bit state of float16 read in a bfloat16 compute dtype).
+using Dequantize4bitViaFn = void (*)(const uint8_t* packed, const float* absmax, int64_t n,
+                                     int64_t blocksize, Quant4Type type, DType via, DType dtype,
+                                     void* out);
+FABRIC_DECLARE_STUB(dequantize_4bit_via_stub, Dequantize4bitViaFn);
+
 }  // namespace fabric
