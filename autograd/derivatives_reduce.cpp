@@ -12,6 +12,7 @@
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
 #include "tensor/ops_backward_linalg.h"
+#include "tensor/ops_backward_loss.h"
 #include "tensor/ops_backward_norm.h"
 
 namespace fabric {
@@ -337,7 +338,8 @@ Tensor cross_entropy_derivative(const Tensor& g, const Tensor& logits, const Ten
   const int64_t classes = logits.size(class_dim);
   const DType acc = accumulation_dtype(logits);
   const Tensor valid = ne(target, a.ignore_index);
-  const Tensor safe_target = where(valid, target, Scalar(int64_t{0}));
+  // one_hot takes int64 indices; int32 targets are widened.
+  const Tensor safe_target = where(valid, target.to(DType::int64), Scalar(int64_t{0}));
   Tensor picked = one_hot(safe_target, classes).to(acc);  // (..., C): the class dim last
   if (class_dim == 1 && logits.dim() > 2) picked = picked.unsqueeze(1).transpose(1, -1).squeeze(-1);
   const Tensor q = add(mul(picked, 1.0 - a.label_smoothing), a.label_smoothing / classes);
@@ -368,9 +370,13 @@ FABRIC_DERIVATIVE(nll_loss) {
   LossAttrs a = attrs_of<LossAttrs>(rec);
   Tensor lp = saved(rec.inputs[0]), target = saved(rec.inputs[1]);
   return [a, lp, target](const Grads& g) {
+    // One fused kernel; with create_graph the same of recorded ops, below.
+    if (!grad_enabled())
+      return Grads{nll_loss_backward(g[0], lp, target, a.ignore_index, a.reduction), Tensor()};
     // d/d logp[n, t_n] = -g (÷ number of non-ignored targets for "mean"); zero elsewhere.
     const bool unbatched = lp.dim() == 1;
-    Tensor t = unbatched ? target.reshape({1}) : target;
+    // scatter_add takes int64 indices; int32 targets are widened.
+    Tensor t = (unbatched ? target.reshape({1}) : target).to(DType::int64);
     Tensor valid = ne(t, a.ignore_index);
     Tensor safe_t = where(valid, t, Scalar(int64_t{0}));
     Tensor w = valid.to(lp.dtype());

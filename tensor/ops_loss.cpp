@@ -1,5 +1,6 @@
 // The losses: cross_entropy (fused log-softmax + pick, PyTorch's ignore_index, label smoothing and
-// mean over non-ignored targets), nll_loss, mse_loss, and cross_entropy_backward (ops_backward.h).
+// mean over non-ignored targets), nll_loss, mse_loss, cross_entropy_backward (ops_backward.h) and
+// nll_loss_backward (ops_backward_loss.h).
 // A class weight or probability targets go to ops_loss_weighted.cpp's composition instead.
 #include <cmath>
 #include <limits>
@@ -13,6 +14,7 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tensor/ops_backward_loss.h"
 #include "tensor/ops_loss_weighted.h"
 #include "tensor/promotion.h"
 #include "tensor/reduce_kernels.h"
@@ -128,6 +130,19 @@ const char* reduction_name(Reduction r) {
   return r == Reduction::none ? "none" : r == Reduction::sum ? "sum" : "mean";
 }
 
+// A loss backward's incoming gradient: target-shaped for "none", one element otherwise.
+void check_grad_loss_shape(const char* op, Reduction r, const Tensor& grad_loss,
+                           const Tensor& target) {
+  if (r == Reduction::none) {
+    FABRIC_CHECK(grad_loss.sizes() == target.sizes(), ShapeError, op,
+                 ": with reduction \"none\" grad_loss must have ", "the target's shape ",
+                 shape_str(target.sizes()), ", got ", shape_str(grad_loss.sizes()));
+  } else {
+    FABRIC_CHECK(grad_loss.numel() == 1, ShapeError, op, ": with reduction \"", reduction_name(r),
+                 "\" grad_loss must have one element, got shape ", shape_str(grad_loss.sizes()));
+  }
+}
+
 // The node torch 1.13's nll_loss (cross_entropy's last op) ends with, which names the backward
 // node: nll_loss2d past (N, C), viewed back to the target's shape for reduction "none" unless
 // the input is 4-D.
@@ -178,14 +193,7 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
   const Reduction red = parse_reduction(op, reduction);
   const ClassGeometry g = class_geometry(op, logits, target);
   const DType acc = reduce_acc_dtype(logits.dtype());
-  if (red == Reduction::none) {
-    FABRIC_CHECK(grad_loss.sizes() == target.sizes(), ShapeError, op,
-                 ": with reduction \"none\" grad_loss must have ", "the target's shape ",
-                 shape_str(target.sizes()), ", got ", shape_str(grad_loss.sizes()));
-  } else {
-    FABRIC_CHECK(grad_loss.numel() == 1, ShapeError, op, ": with reduction \"", reduction_name(red),
-                 "\" grad_loss must have one element, got shape ", shape_str(grad_loss.sizes()));
-  }
+  check_grad_loss_shape(op, red, grad_loss, target);
   Tensor dlogits = empty(logits.sizes(), {.dtype = logits.dtype(), .device = logits.device()});
   if (dlogits.numel() == 0) return dlogits;
   Tensor lc = logits.detach().contiguous(), tc = target.detach().contiguous();
@@ -223,6 +231,26 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore
   record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs,
             nll_node_name(log_probs.dim(), red));
   return out;
+}
+
+Tensor nll_loss_backward(const Tensor& grad_loss, const Tensor& log_probs, const Tensor& target,
+                         int64_t ignore_index, std::string_view reduction) {
+  const char* op = "nll_loss_backward";
+  const Reduction red = parse_reduction(op, reduction);
+  const ClassGeometry g = class_geometry(op, log_probs, target);
+  check_grad_loss_shape(op, red, grad_loss, target);
+  Tensor dlog_probs =
+      empty(log_probs.sizes(), {.dtype = log_probs.dtype(), .device = log_probs.device()});
+  if (dlog_probs.numel() == 0) return dlog_probs;
+  // The gradient in the input's dtype: torch computes nll_loss's backward in it.
+  Tensor tc = target.detach().contiguous();
+  Tensor gc = grad_loss.detach().to(log_probs.dtype()).contiguous();
+  const TargetCheck check = arm_target_check(op, g, ignore_index, log_probs, target, nullptr);
+  const TargetStats st = nll_loss_backward_stub(log_probs.device())(
+      g, log_probs.dtype(), tc.data_ptr(), tc.dtype(), ignore_index, gc.data_ptr(),
+      red != Reduction::none, red == Reduction::mean, dlog_probs.data_ptr(), check);
+  if (!check.id) check_targets(op, st, g, ignore_index, log_probs, target);
+  return dlog_probs;
 }
 
 Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction) {

@@ -12,5 +12,6 @@ FABRIC_DEFINE_STUB(norm_backward_stub, NormBackwardFn);
 FABRIC_DEFINE_STUB(cross_entropy_stub, CrossEntropyFn);
 FABRIC_DEFINE_STUB(cross_entropy_backward_stub, CrossEntropyBackwardFn);
 FABRIC_DEFINE_STUB(nll_loss_stub, NllLossFn);
+FABRIC_DEFINE_STUB(nll_loss_backward_stub, NllLossBackwardFn);
 FABRIC_DEFINE_STUB(squared_diff_stub, SquaredDiffFn);
 }  // namespace fabric

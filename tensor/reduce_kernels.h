@@ -198,6 +198,15 @@ using NllLossFn = TargetStats (*)(const ClassGeometry& g, const void* log_probs,
                                   const void* target, DType target_dtype, int64_t ignore_index,
                                   void* loss, const TargetCheck& check);
 FABRIC_DECLARE_STUB(nll_loss_stub, NllLossFn);
+// dlog_probs = -grad at (n, target, i) of each position whose target is a class, 0 everywhere
+// else; dlog_probs and grad have the log_probs' dtype. grad is one value per position, or one
+// for all when grad_is_scalar, then divided by the valid count when `mean` (count and quotient
+// rounded to the dtype, as torch's total weight).
+using NllLossBackwardFn = TargetStats (*)(const ClassGeometry& g, DType dtype, const void* target,
+                                          DType target_dtype, int64_t ignore_index,
+                                          const void* grad, bool grad_is_scalar, bool mean,
+                                          void* dlog_probs, const TargetCheck& check);
+FABRIC_DECLARE_STUB(nll_loss_backward_stub, NllLossBackwardFn);
 
 // mse_loss: out = (a - b)^2 over a loop (a and b share a dtype; out may be wider).
 using SquaredDiffFn = void (*)(const StridedLoop& loop);

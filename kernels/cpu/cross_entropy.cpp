@@ -1,6 +1,7 @@
 // CPU loss kernels: cross-entropy fused with log-softmax (one log-sum-exp per row, then the pick
-// and the label-smoothing term, never materialising the probabilities), its backward, nll_loss
-// and mse_loss's squared difference. Rows are spread over OpenMP threads.
+// and the label-smoothing term, never materialising the probabilities), its backward and
+// mse_loss's squared difference (nll_loss is in nll_loss.cpp). Rows are spread over OpenMP
+// threads.
 #include <omp.h>
 
 #include <algorithm>
@@ -168,31 +169,6 @@ TargetStats cross_entropy_backward_kernel(const ClassGeometry& g, const void* lo
                                            d);
 }
 
-template <typename A>
-TargetStats nll_loss_acc(const ClassGeometry& g, const char* x, DType dt, const void* target,
-                         DType tdt, int64_t ignore_index, A* out) {
-  const int64_t isz = itemsize(dt);
-  return for_positions(g, target, tdt, ignore_index, [&](int64_t pos, int64_t t, bool valid) {
-    if (!valid) {
-      out[pos] = 0;
-      return;
-    }
-    const int64_t n = pos / g.inner, i = pos % g.inner;
-    A v;
-    convert(dt, x + ((n * g.classes + t) * g.inner + i) * isz, dtype_v<A>, &v, 1);
-    out[pos] = -v;
-  });
-}
-
-TargetStats nll_loss_kernel(const ClassGeometry& g, const void* log_probs, DType dt,
-                            const void* target, DType tdt, int64_t ignore_index, void* loss,
-                            const TargetCheck&) {
-  const char* x = static_cast<const char*>(log_probs);
-  if (dt == DType::float64)
-    return nll_loss_acc<double>(g, x, dt, target, tdt, ignore_index, static_cast<double*>(loss));
-  return nll_loss_acc<float>(g, x, dt, target, tdt, ignore_index, static_cast<float*>(loss));
-}
-
 // out = (a - b)^2, computed in float32 (float64 when any operand is float64).
 template <typename A>
 void squared_diff_acc(const StridedLoop& loop) {
@@ -235,6 +211,5 @@ void squared_diff_kernel(const StridedLoop& loop) {
 namespace fabric {
 FABRIC_REGISTER_KERNEL(cross_entropy_stub, cpu, &cpu::cross_entropy_kernel);
 FABRIC_REGISTER_KERNEL(cross_entropy_backward_stub, cpu, &cpu::cross_entropy_backward_kernel);
-FABRIC_REGISTER_KERNEL(nll_loss_stub, cpu, &cpu::nll_loss_kernel);
 FABRIC_REGISTER_KERNEL(squared_diff_stub, cpu, &cpu::squared_diff_kernel);
 }  // namespace fabric

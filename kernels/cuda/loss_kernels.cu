@@ -1,10 +1,10 @@
-// CUDA loss kernels with the semantics of kernels/cpu/cross_entropy.cpp: cross-entropy fused with
-// log-softmax (one pass of running max and rescaled sum per row, then the pick and the
-// label-smoothing term; the probabilities are never stored), its backward, nll_loss, mse_loss's
-// squared difference and binary_cross_entropy's input check. Nothing is read back: the valid
-// count stays on the device (the op divides the mean by it there) and an out-of-range target or
-// input goes to the device's deferred check record (deferred_check.cuh), which the next
-// synchronisation reports, so no call waits.
+// CUDA loss kernels with the semantics of kernels/cpu/cross_entropy.cpp and nll_loss.cpp:
+// cross-entropy fused with log-softmax (one pass of running max and rescaled sum per row, then the
+// pick and the label-smoothing term; the probabilities are never stored), its backward, nll_loss
+// and its backward, mse_loss's squared difference and binary_cross_entropy's input check. Nothing
+// is read back: the valid count stays on the device (the op divides the mean by it there) and an
+// out-of-range target or input goes to the device's deferred check record (deferred_check.cuh),
+// which the next synchronisation reports, so no call waits.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -371,6 +371,62 @@ TargetStats nll_loss_kernel_cuda(const ClassGeometry& geo, const void* log_probs
   return {};
 }
 
+// ---- nll_loss backward ------------------------------------------------------------------------
+// dlog_probs = -grad at each class target, 0 elsewhere (zeroed first), computed in the input's
+// dtype T as torch does: a mean's count and quotient are rounded to T (kernels/cpu/nll_loss.cpp).
+
+template <typename T>
+__global__ void nll_loss_backward_kernel(ClassDev g, const T* grad, bool grad_is_scalar, bool mean,
+                                         const Counter* valid, T* dx) {
+  using A = opmath_t<T>;
+  for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < g.positions;
+       pos += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = read_target(g, pos);
+    if (classify(g, t) != 1) continue;
+    A v = cast_value<A>(grad[grad_is_scalar ? 0 : pos]);
+    if (grad_is_scalar && mean)
+      v /= cast_value<A>(cast_value<T>(static_cast<A>(static_cast<int64_t>(*valid))));
+    const int64_t n = pos / g.inner, i = pos - n * g.inner;
+    dx[(n * g.classes + t) * g.inner + i] = cast_value<T>(-v);
+  }
+}
+
+template <typename T>
+TargetStats nll_loss_backward_typed(const ClassDev& g0, const T* grad, bool grad_is_scalar,
+                                    bool mean, T* dx, const TargetCheck& check) {
+  LaunchContext ctx(dx);
+  DeviceScratch count(ctx.device, sizeof(Counter));
+  Counter* valid = count.as<Counter>();
+  const ClassDev g = armed(g0, ctx.device, check, valid, ctx.stream);
+  const size_t bytes = static_cast<size_t>(g.outer * g.classes * g.inner) * sizeof(T);
+  FABRIC_CUDA_CHECK(cudaMemsetAsync(dx, 0, bytes, ctx.stream));  // all-zero bits: +0.0
+  const unsigned blocks = grid_dim(flat_blocks(g.positions));
+  count_targets_kernel<<<blocks, 256, 0, ctx.stream>>>(g, valid);
+  FABRIC_CUDA_CHECK_LAUNCH();
+  nll_loss_backward_kernel<T>
+      <<<blocks, 256, 0, ctx.stream>>>(g, grad, grad_is_scalar, mean, valid, dx);
+  FABRIC_CUDA_CHECK_LAUNCH();
+  name_lowest_bad_target(g, ctx.stream);
+  return {};
+}
+
+TargetStats nll_loss_backward_kernel_cuda(const ClassGeometry& geo, DType dt, const void* target,
+                                          DType tdt, int64_t ignore_index, const void* grad,
+                                          bool grad_is_scalar, bool mean, void* dlog_probs,
+                                          const TargetCheck& check) {
+  const ClassDev g = make_class_dev(geo, nullptr, dt, target, tdt, ignore_index, 0.0);
+  if (g.positions == 0 || g.classes == 0) return {};
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    return nll_loss_backward_typed<T>(g, static_cast<const T*>(grad), grad_is_scalar, mean,
+                                      static_cast<T*>(dlog_probs), check);
+  };
+  if (dt == DType::float64) return run(double{});
+  if (dt == DType::float16) return run(Half{});
+  if (dt == DType::bfloat16) return run(BFloat16{});
+  return run(float{});
+}
+
 // ---- mse_loss: out = (a - b)^2 ------------------------------------------------------------------
 
 template <typename A>
@@ -435,5 +491,6 @@ FABRIC_REGISTER_KERNEL(cross_entropy_stub, cuda, &cuda::cross_entropy_kernel_cud
 FABRIC_REGISTER_KERNEL(cross_entropy_backward_stub, cuda,
                        &cuda::cross_entropy_backward_kernel_cuda);
 FABRIC_REGISTER_KERNEL(nll_loss_stub, cuda, &cuda::nll_loss_kernel_cuda);
+FABRIC_REGISTER_KERNEL(nll_loss_backward_stub, cuda, &cuda::nll_loss_backward_kernel_cuda);
 FABRIC_REGISTER_KERNEL(squared_diff_stub, cuda, &cuda::squared_diff_kernel_cuda);
 }  // namespace fabric

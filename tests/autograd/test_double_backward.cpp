@@ -538,6 +538,17 @@ std::vector<SecondOrderCase> second_order_cases() {
        [](const V& x) {
          return cross_entropy(x[0], from_vector<int64_t>({0, 3, 1}, {3}));
        }},
+      // int32 targets: the recorded-op derivatives index with int64 (one_hot, scatter_add).
+      {"nll_loss_int32_target",
+       {{s34}},
+       [](const V& x) {
+         return nll_loss(log_softmax(x[0], 1), from_vector<int32_t>({0, 3, 1}, {3}));
+       }},
+      {"cross_entropy_int32_target",
+       {{s34}},
+       [](const V& x) {
+         return cross_entropy(x[0], from_vector<int32_t>({2, -100, 1}, {3}), -100, "mean", 0.1);
+       }},
       {"cross_entropy_ignore_smoothing",
        {{s34}},
        [](const V& x) {
