@@ -33,7 +33,9 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   // Heads as strided views into qkv: (B, T, C) slice -> (B, T, nh, hs) -> (B, nh, T, hs). No copy:
   // each head's (T, hs) matrix has row stride 3C, which the attention kernels read directly.
   // One split (nanoGPT's qkv.split), not three narrows: its backward is one cat of dq, dk, dv,
-  // where each narrow's would be a zero-filled (B, T, 3C) buffer, summed three ways.
+  // where each narrow's would be a zero-filled (B, T, 3C) buffer, summed three ways. On the CPU
+  // not even the cat: the attention backward writes dq, dk, dv into one (B, T, 3C) buffer, which
+  // the split's backward passes on as qkv's gradient (tensor/ops_attention.cpp).
   const std::vector<Tensor> qkv_parts = split(qkv, C, 2);
   auto heads = [&](int64_t i) {
     return qkv_parts[static_cast<size_t>(i)].view({B, T, nh, hs}).transpose(1, 2);

@@ -6,6 +6,7 @@
 // kernel without dropout declines dropout_p > 0).
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
@@ -44,15 +45,26 @@ struct AttentionArgs {
 using AttentionFn = bool (*)(const AttentionArgs& a, void* out, void* lse);
 FABRIC_DECLARE_STUB(attention_stub, AttentionFn);
 
+// Where grad_out or a gradient lies when it is not contiguous: element strides between batches,
+// heads and rows, its last dim contiguous.
+struct AttentionStrides {
+  int64_t batch = 0, head = 0, row = 0;
+};
+
 struct AttentionBackwardArgs {
   AttentionArgs fwd;           // the forward problem (same q, k, v)
   const void* out = nullptr;   // the forward output, contiguous (batch, heads, L, Ev)
-  const void* grad_out = nullptr;  // contiguous like out
+  const void* grad_out = nullptr;  // contiguous like out, unless grad_out_strides is set
   const void* lse = nullptr;   // the forward's lse
-  // Outputs, contiguous (batch, heads, L|S, E|Ev) in dtype; every element is written.
+  // Outputs, contiguous (batch, heads, L|S, E|Ev) in dtype unless their strides are set; every
+  // element is written. They must not overlap each other or the inputs.
   void* grad_q = nullptr;
   void* grad_k = nullptr;
   void* grad_v = nullptr;
+  // Strided layouts, so that the op needs no copy of a transposed grad_out and can write dq, dk
+  // and dv straight into the pieces of one (..., 3 * heads * E) gradient. Only the CPU kernel
+  // takes them; the op leaves them unset on other devices.
+  std::optional<AttentionStrides> grad_out_strides, grad_q_strides, grad_k_strides, grad_v_strides;
 };
 // Takes every problem the same device's forward kernel took.
 using AttentionBackwardFn = void (*)(const AttentionBackwardArgs& a);

@@ -3,16 +3,19 @@
 // one floating dtype with the same leading dims, dropout below 1 (drawn from the generator as the
 // dropout op would draw it over the probabilities). Everything else is the composition
 // softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "tensor/attention_kernels.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/flop_counter.h"
+#include "tensor/memory_overlap.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -43,6 +46,42 @@ Tensor as_4d(const Tensor& t) {
 
 AttentionOperand operand(const Tensor& x4) {
   return {x4.data_ptr(), x4.stride(0), x4.stride(1), x4.stride(2)};
+}
+
+AttentionStrides strides_of(const Tensor& x4) { return {x4.stride(0), x4.stride(1), x4.stride(2)}; }
+
+// dq, dk, dv as the three pieces of one fresh buffer laid out like the tensor q, k and v are
+// pieces of, when they are the three equal pieces of one tensor's last dim in order: (batch, heads,
+// R, E) views of a (..., 3 * heads * E) tensor at element offsets 0, heads * E and 2 * heads * E,
+// as nanoGPT's split of c_attn's output and MultiheadAttention's of its packed projection give
+// them. The kernel writes the gradients straight into the buffer, and the split's backward hands
+// it on as the packed tensor's gradient without a cat (autograd/derivatives_split.cpp). Empty
+// otherwise (other orders, gaps, separate tensors; sdpa(x, x, x)): contiguous gradients then.
+std::optional<std::array<Tensor, 3>> packed_gradients(const Tensor& q, const Tensor& k,
+                                                      const Tensor& v) {
+  if (q.dim() != 4 || k.sizes() != q.sizes() || v.sizes() != q.sizes()) return std::nullopt;
+  if (k.strides() != q.strides() || v.strides() != q.strides()) return std::nullopt;
+  if (k.storage() != q.storage() || v.storage() != q.storage()) return std::nullopt;
+  const int64_t heads = q.size(1), E = q.size(3);
+  if (q.stride(3) != 1 && E > 1) return std::nullopt;  // as_4d would copy: the kernel reads a copy
+  // Heads side by side in the last dim (a single head's stride is free: any value addresses it).
+  if (heads > 1 && q.stride(1) != E) return std::nullopt;
+  const int64_t width = heads * E, at = q.storage_offset();
+  if (k.storage_offset() != at + width || v.storage_offset() != at + 2 * width) return std::nullopt;
+  // q's heads, then k's, then v's as one (batch, 3 * heads, R, E) view: it must fill memory
+  // exactly once (it is the union of q, k and v, so it lies in their storage). The same geometry
+  // in the buffer then keeps the three gradients apart and leaves no element unwritten.
+  Strides strides = q.strides();
+  strides[1] = E;
+  const Shape whole_shape{q.size(0), 3 * heads, q.size(2), E};
+  if (!is_non_overlapping_and_dense(
+          Tensor::from_storage(q.storage(), q.dtype(), whole_shape, strides, at)))
+    return std::nullopt;
+  const Tensor buffer = empty({3 * q.numel()}, {.dtype = q.dtype(), .device = q.device()});
+  auto piece = [&](int64_t i) {
+    return Tensor::from_storage(buffer.storage(), q.dtype(), q.sizes(), strides, i * width);
+  };
+  return std::array<Tensor, 3>{piece(0), piece(1), piece(2)};
 }
 
 // The kernel's view of q/k/v (as_4d'd: the tensors must outlive the call).
@@ -182,16 +221,30 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
                shape_str(grad_out.sizes()), " does not match the output shape ",
                shape_str(out.sizes()));
   const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
-  const Tensor g = grad_out.detach().to(q.dtype()).contiguous();
   const Tensor o = out.detach().contiguous(), l = lse.detach().contiguous();
-  Tensor dq = empty(q.sizes(), {.dtype = q.dtype(), .device = q.device()});
-  Tensor dk = empty(k.sizes(), {.dtype = k.dtype(), .device = k.device()});
-  Tensor dv = empty(v.sizes(), {.dtype = v.dtype(), .device = v.device()});
+  // The CPU kernel reads grad_out and writes the gradients through strides; the CUDA kernels take
+  // them contiguous.
+  const bool strided = q.device().is_cpu();
   AttentionBackwardArgs a;
   a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);
   a.out = o.data_ptr();
-  a.grad_out = g.data_ptr();
   a.lse = l.data_ptr();
+  // grad_out usually arrives as the transpose of the next layer's input gradient.
+  const Tensor g = grad_out.detach().to(q.dtype());
+  const Tensor g4 = strided ? as_4d(g) : g.contiguous();
+  a.grad_out = g4.data_ptr();
+  if (strided) a.grad_out_strides = strides_of(g4);
+  Tensor dq, dk, dv;
+  if (auto packed = strided ? packed_gradients(q, k, v) : std::nullopt) {
+    dq = (*packed)[0], dk = (*packed)[1], dv = (*packed)[2];  // 4-D, last dim contiguous
+    a.grad_q_strides = strides_of(dq);
+    a.grad_k_strides = strides_of(dk);
+    a.grad_v_strides = strides_of(dv);
+  } else {
+    dq = empty(q.sizes(), {.dtype = q.dtype(), .device = q.device()});
+    dk = empty(k.sizes(), {.dtype = k.dtype(), .device = k.device()});
+    dv = empty(v.sizes(), {.dtype = v.dtype(), .device = v.device()});
+  }
   a.grad_q = dq.data_ptr();
   a.grad_k = dk.data_ptr();
   a.grad_v = dv.data_ptr();

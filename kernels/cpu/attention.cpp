@@ -10,7 +10,8 @@
 // Backward recomputes P from the saved log-sum-exp (the flash-attention scheme) per (batch, head),
 // block by block: dV += P^T dO, dP = dO V^T, dS = scale * P * (dP - D) with D = rowsum(dO * O),
 // dQ = dS K (each query block written once), dK += dS^T Q. dK and dV accumulate over query blocks,
-// so a (batch, head) is one task.
+// so a (batch, head) is one task. dO is read and dQ, dK, dV written through their strides (a
+// transposed dO, gradients that are the pieces of one (..., 3 * heads * E) buffer).
 //
 // Dropout (training) multiplies each kept probability by 1/(1-p) and zeroes the others after the
 // softmax, with the keep decisions of the dropout op's contract on the element's index in the
@@ -29,6 +30,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
@@ -55,6 +59,27 @@ struct Mat {
 Mat head_of(const AttentionOperand& o, int64_t b, int64_t h, int64_t isz) {
   return {static_cast<const char*>(o.data) + (b * o.batch_stride + h * o.head_stride) * isz,
           o.row_stride};
+}
+
+// The layout of grad_out or a gradient: its strides when set, else a contiguous
+// (batch, heads, rows, cols) block.
+AttentionStrides layout_of(const std::optional<AttentionStrides>& strides, const AttentionArgs& a,
+                           int64_t rows, int64_t cols) {
+  return strides ? *strides : AttentionStrides{a.heads * rows * cols, rows * cols, cols};
+}
+
+Mat head_of(const void* data, const AttentionStrides& s, int64_t b, int64_t h, int64_t isz) {
+  return {static_cast<const char*>(data) + (b * s.batch + h * s.head) * isz, s.row};
+}
+
+// One (batch, head) of a gradient being written.
+struct OutMat {
+  char* p = nullptr;
+  int64_t ld = 0;  // elements between rows
+};
+
+OutMat head_of(void* data, const AttentionStrides& s, int64_t b, int64_t h, int64_t isz) {
+  return {static_cast<char*>(data) + (b * s.batch + h * s.head) * isz, s.row};
 }
 
 // Keys attended from query row i, and from every row of a block ending (exclusively) at `end`.
@@ -121,6 +146,53 @@ const void* as_operand(const A* x, DType dt, int64_t n, int slot) {
   void* low = scratch<uint16_t>(slot, n);
   convert(dtype_v<A>, x, dt, low, n);
   return low;
+}
+
+// Per-thread byte buffers for the strided backward operands (slots as in Stage), 64-byte aligned
+// like the allocator's tensors.
+enum Stage { kStageGradOut = 0, kStageGradQ = 1, kStageGradKV = 2 };
+char* staging(Stage slot, int64_t bytes) {
+  struct alignas(64) Line {
+    char bytes[64];
+  };
+  thread_local std::vector<Line> bufs[3];
+  std::vector<Line>& b = bufs[slot];
+  const size_t lines = static_cast<size_t>((bytes + 63) / 64);
+  if (b.size() < lines) b.resize(lines);
+  return b.data()->bytes;
+}
+
+// Copies `rows` rows of `row_bytes` between buffers with the given byte strides between rows.
+void scatter_rows(const char* src, int64_t rows, int64_t row_bytes, char* dst, int64_t dst_stride) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * dst_stride, src + r * row_bytes, static_cast<size_t>(row_bytes));
+}
+
+// m's (rows x cols) block, contiguous: m itself when it is, else gathered into a per-thread block.
+Mat gathered(const Mat& m, int64_t rows, int64_t cols, int64_t isz) {
+  if (m.ld == cols) return m;
+  char* block = staging(kStageGradOut, rows * cols * isz);
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(block + r * cols * isz, m.p + r * m.ld * isz, static_cast<size_t>(cols * isz));
+  return {block, cols};
+}
+
+// Rounds a contiguous (rows x cols) compute-type block into `dst` of dtype dt: in one conversion
+// (a call per row costs more than its 64 values), then row by row into a strided dst.
+template <typename A>
+void store_rows(const A* src, int64_t rows, int64_t cols, DType dt, const OutMat& dst) {
+  if (dst.ld == cols) {
+    convert(dtype_v<A>, src, dt, dst.p, rows * cols);
+    return;
+  }
+  const int64_t isz = itemsize(dt);
+  const char* block = reinterpret_cast<const char*>(src);
+  if (dt != dtype_v<A>) {
+    char* rounded = staging(kStageGradKV, rows * cols * isz);
+    convert(dtype_v<A>, src, dt, rounded, rows * cols);
+    block = rounded;
+  }
+  scatter_rows(block, rows, cols * isz, dst.p, dst.ld * isz);
 }
 
 // Runs task(t) for t in [0, tasks) over the OpenMP threads (serially inside a parallel region).
@@ -201,12 +273,24 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
   const int64_t isz = itemsize(dt), bh = b * a.heads + h;
   const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
   const char* o = static_cast<const char*>(g.out) + bh * a.L * a.Ev * isz;
-  const char* dout = static_cast<const char*>(g.grad_out) + bh * a.L * a.Ev * isz;
+  // The GEMMs below see dO, dQ, dK and dV as contiguous (rows, cols) blocks whatever their layout:
+  // a strided dO is gathered into a per-thread block first, strided gradients are staged there and
+  // scattered after. oneDNN picks its matmul implementation by the leading dims (a non-dense one
+  // can move a bf16 or f32 problem from the AMX/AVX-512 brgemm to gemm:jit, which rounds
+  // differently), so this keeps the bits of contiguous tensors; the rows stay in cache, unlike a
+  // copy of the whole tensor before or after the kernel.
+  const Mat dout = gathered(
+      head_of(g.grad_out, layout_of(g.grad_out_strides, a, a.L, a.Ev), b, h, isz), a.L, a.Ev, isz);
   const A* lse = static_cast<const A*>(g.lse) + bh * a.L;
-  char* dq = static_cast<char*>(g.grad_q) + bh * a.L * a.E * isz;
-  char* dk = static_cast<char*>(g.grad_k) + bh * a.S * a.E * isz;
-  char* dv = static_cast<char*>(g.grad_v) + bh * a.S * a.Ev * isz;
-  const bool direct = dt == dtype_v<A>;  // accumulate dK, dV in the outputs themselves
+  const OutMat dq = head_of(g.grad_q, layout_of(g.grad_q_strides, a, a.L, a.E), b, h, isz);
+  const OutMat dk = head_of(g.grad_k, layout_of(g.grad_k_strides, a, a.S, a.E), b, h, isz);
+  const OutMat dv = head_of(g.grad_v, layout_of(g.grad_v_strides, a, a.S, a.Ev), b, h, isz);
+  // Accumulate dK, dV in the outputs themselves when they are contiguous blocks of the compute
+  // type.
+  const bool direct_k = dt == dtype_v<A> && dk.ld == a.E;
+  const bool direct_v = dt == dtype_v<A> && dv.ld == a.Ev;
+  // dQ blocks go straight to the output when it is contiguous, else through a staging block.
+  char* dq_stage = dq.ld == a.E ? nullptr : staging(kStageGradQ, kBlock * a.E * isz);
 
   // D_i = dO_i . O_i, in the compute type.
   A* row_dot_buf = scratch<A>(kRowDot, a.L);
@@ -215,13 +299,13 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
     A* gb = scratch<A>(kGradScores, a.Ev);
     for (int64_t i = 0; i < a.L; ++i) {
       const A* oi = load_row<A>(o + i * a.Ev * isz, dt, a.Ev, ob);
-      const A* gi = load_row<A>(dout + i * a.Ev * isz, dt, a.Ev, gb);
+      const A* gi = load_row<A>(dout.p + i * a.Ev * isz, dt, a.Ev, gb);
       row_dot_buf[i] = row_dot(oi, gi, a.Ev);
     }
   }
   // Zeroed first: keys a causal problem never attends (S > L) are reached by no block.
-  A* gk = direct ? reinterpret_cast<A*>(dk) : scratch<A>(kGradK, a.S * a.E);
-  A* gv = direct ? reinterpret_cast<A*>(dv) : scratch<A>(kGradV, a.S * a.Ev);
+  A* gk = direct_k ? reinterpret_cast<A*>(dk.p) : scratch<A>(kGradK, a.S * a.E);
+  A* gv = direct_v ? reinterpret_cast<A*>(dv.p) : scratch<A>(kGradV, a.S * a.Ev);
   std::fill(gk, gk + a.S * a.E, A(0));
   std::fill(gv, gv + a.S * a.Ev, A(0));
   const A scale = static_cast<A>(a.scale);
@@ -230,7 +314,7 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
   for (int64_t i0 = 0; i0 < a.L; i0 += kBlock) {
     const int64_t rows = std::min(kBlock, a.L - i0), n = keys_of_block(a, i0 + rows);
     const char* q_blk = q.p + i0 * q.ld * isz;
-    const char* do_blk = dout + i0 * a.Ev * isz;
+    const char* do_blk = dout.p + i0 * a.Ev * isz;
     // P, recomputed from the saved log-sum-exp.
     A* p = scratch<A>(kScores, rows * n);
     mm(rows, n, a.E, q_blk, q.ld, false, dt, k.p, k.ld, true, p, n, dtype_v<A>);
@@ -267,13 +351,13 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
       }
     }
     const void* ds_op = as_operand(ds, dt, rows * n, kGradScores);
-    mm(rows, a.E, n, ds_op, n, false, dt, k.p, k.ld, false, dq + i0 * a.E * isz, a.E, dt);
+    char* dq_blk = dq.p + i0 * dq.ld * isz;
+    mm(rows, a.E, n, ds_op, n, false, dt, k.p, k.ld, false, dq_stage ? dq_stage : dq_blk, a.E, dt);
+    if (dq_stage) scatter_rows(dq_stage, rows, a.E * isz, dq_blk, dq.ld * isz);
     mm(n, a.E, rows, ds_op, n, true, dt, q_blk, q.ld, false, gk, a.E, dtype_v<A>, true);
   }
-  if (!direct) {
-    convert(dtype_v<A>, gk, dt, dk, a.S * a.E);
-    convert(dtype_v<A>, gv, dt, dv, a.S * a.Ev);
-  }
+  if (!direct_k) store_rows(gk, a.S, a.E, dt, dk);
+  if (!direct_v) store_rows(gv, a.S, a.Ev, dt, dv);
 }
 
 template <typename A>

@@ -563,6 +563,11 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
 }
 
 void attention_backward_cuda(const AttentionBackwardArgs& args) {
+  FABRIC_CHECK(!args.grad_out_strides && !args.grad_q_strides && !args.grad_k_strides &&
+                   !args.grad_v_strides,
+               ValueError,
+               "attention backward (CUDA): grad_out and the gradients must be contiguous (batch, "
+               "heads, L|S, E|Ev), got strides for one of them");
   // Takes exactly what attention_forward_mma took.
   if (attention_backward_mma(args)) return;
   const AttentionArgs& a = args.fwd;
