@@ -5,13 +5,13 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gelu_split.h"
+#include "kernels/cpu/gelu_tanh_scalar.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/activation_backward.h"
 
 namespace fabric::cpu {
 namespace {
 
-constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
 
@@ -20,11 +20,8 @@ double derivative(ActGrad k, double s) {
   switch (k) {
     case ActGrad::gelu_erf:
       return 0.5 * (1.0 + std::erf(s * kInvSqrt2)) + s * std::exp(-0.5 * s * s) * kInvSqrt2Pi;
-    case ActGrad::gelu_tanh: {
-      const double u = kSqrt2OverPi * (s + 0.044715 * s * s * s);
-      const double t = std::tanh(u);
-      return 0.5 * (1.0 + t) + 0.5 * s * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * s * s);
-    }
+    case ActGrad::gelu_tanh:
+      return gelu_tanh::derivative(s);  // no 1 + tanh cancellation
     case ActGrad::silu: {
       const double sg = 1.0 / (1.0 + std::exp(-s));
       return sg * (1.0 + s * (1.0 - sg));

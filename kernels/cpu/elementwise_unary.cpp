@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/gelu_split.h"
+#include "kernels/cpu/gelu_tanh_scalar.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
 #include "tensor/elementwise_kernels.h"
 
@@ -211,15 +212,12 @@ void f64_unary(UnaryOp op, const StridedLoop& loop) {
       return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
     case UnaryOp::relu:
       return scalar_unary_loop<D>(loop, [](D x) { return std::isnan(x) ? x : (x > 0 ? x : 0.0); });
-    // The cancellation-free forms of vec_math.h (erfc; x * sigmoid(2u)).
+    // The cancellation-free forms of vec_math.h (erfc; x * sigmoid(2u) from exp(-|2u|)).
     case UnaryOp::gelu_erf:
       return scalar_unary_loop<D>(
           loop, [](D x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); });
     case UnaryOp::gelu_tanh:
-      return scalar_unary_loop<D>(loop, [](D x) {
-        const D u = 0.79788456080286535588 * (x + 0.044715 * x * x * x);
-        return x / (1.0 + std::exp(-2.0 * u));
-      });
+      return scalar_unary_loop<D>(loop, [](D x) { return gelu_tanh::forward(x); });
     case UnaryOp::silu:
       return scalar_unary_loop<D>(loop, [](D x) { return x / (1.0 + std::exp(-x)); });
     case UnaryOp::sin:

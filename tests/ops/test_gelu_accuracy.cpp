@@ -2,7 +2,8 @@
 // float32 inputs: every 97th bit pattern (about 22 million values in [-10, 10], plus the tails down
 // to where the results underflow and up to inf), through the ops users call (gelu,
 // activation_backward), so the CPU kernels' lane split and every vector path are covered; and the
-// tanh form in bfloat16 over all 65536 inputs.
+// tanh form in bfloat16 over all 65536 inputs; the tanh form's scalar paths (float64, strided
+// float32) against a long double reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -258,6 +259,149 @@ TEST(GeluTanhAccuracy, AllBFloat16Inputs) {
       "gelu tanh backward",
       [](const Tensor& x) { return activation_backward(ActGrad::gelu_tanh, ones_like(x), x); },
       gelu_tanh_grad_ref);
+}
+
+// ---- the tanh form's scalar paths: float64 tensors, strided float32 rows ------------------------
+// A long double reference (64-bit significand) of the same cancellation-free form: its own error
+// is under 0.1 double ulp but at the far left tail (|2u| up to 745 carries ~745 * 2^-64 absolute,
+// up to ~0.4 ulp there).
+constexpr long double kSqrt2OverPiL = 0.797884560802865355879892119868763737L;
+constexpr long double kKappaL = 0.044715L;
+long double gelu_tanh_ref_ld(long double x) {
+  const long double z = std::exp(-2.0L * std::fabs(kSqrt2OverPiL * (x + kKappaL * x * x * x)));
+  return x >= 0 ? x / (1.0L + z) : x * z / (1.0L + z);
+}
+long double gelu_tanh_grad_ref_ld(long double x) {
+  if (std::isinf(x)) return std::nanl("");
+  const long double z = std::exp(-2.0L * std::fabs(kSqrt2OverPiL * (x + kKappaL * x * x * x)));
+  const long double d = 1.0L + z, dd = 2.0L * kSqrt2OverPiL * (1.0L + 3.0L * kKappaL * x * x);
+  return x >= 0 ? (d + dd * x * z) / (d * d) : z * (d + dd * x) / (d * d);
+}
+
+// |got - want| in units of ulp(double(want)) (2^-1074 for subnormal results), or of
+// max(ulp, 2^-55) with `floor` (float32's 2^-26 floor moved to double: ulp(0.125)).
+double ulp_error64(double got, long double want, bool floor) {
+  const double wd = static_cast<double>(want);
+  if (std::isnan(want)) return std::isnan(got) ? 0 : 1e30;
+  if (std::isinf(wd) || std::isinf(got)) return got == wd ? 0 : 1e30;
+  double ulp = std::fabs(wd) < std::numeric_limits<double>::min()
+                   ? std::ldexp(1.0, -1074)
+                   : std::ldexp(1.0, std::ilogb(wd) - 52);
+  if (floor) ulp = std::max(ulp, std::ldexp(1.0, -55));
+  return static_cast<double>(std::fabs(static_cast<long double>(got) - want) / ulp);
+}
+
+// float64 inputs: a dense grid over [-25, 25] (the left tail underflows at x = -21.5), every
+// 2^43rd bit pattern (all magnitudes, both signs), and the special points.
+std::vector<double> float64_inputs() {
+  std::vector<double> xs;
+  constexpr int64_t kGrid = 3000017;
+  for (int64_t i = 0; i <= kGrid; ++i) xs.push_back(-25.0 + 50.0 * static_cast<double>(i) / kGrid);
+  for (uint64_t b = 0; b < (uint64_t{1} << 21); ++b) {
+    const uint64_t u = b << 43 | (b * 0x9E3779B97F4A7C15ull >> 21);  // varied low bits
+    double x;
+    std::memcpy(&x, &u, sizeof x);
+    if (!std::isnan(x)) xs.push_back(x);
+  }
+  for (double x :
+       {0.0, -0.0, 24.0, -24.0, std::nextafter(-24.0, 0.0), -21.5, -20.6, 1e-310, -1e-310, 1e300,
+        -1e300, std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest()})
+    xs.push_back(x);
+  return xs;
+}
+
+TEST(GeluTanhAccuracy, Float64) {
+  const std::vector<double> xs = float64_inputs();
+  const Tensor x = from_vector(xs);
+  const auto y = gelu(x, "tanh").to_vector<double>();
+  const auto d = activation_backward(ActGrad::gelu_tanh, ones_like(x), x).to_vector<double>();
+  Worst fwd, fwd_subnormal, grad_floored, grad_tail;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const long double want = gelu_tanh_ref_ld(xs[i]);
+    const bool subnormal =
+        std::fabs(static_cast<double>(want)) < std::numeric_limits<double>::min();
+    (subnormal ? fwd_subnormal : fwd).add(ulp_error64(y[i], want, false), xs[i]);
+    const long double dwant = gelu_tanh_grad_ref_ld(xs[i]);
+    grad_floored.add(ulp_error64(d[i], dwant, true), xs[i]);
+    // Plain ulps away from the derivative's zero at x = -0.7517, subnormal results included.
+    if (xs[i] >= 0 || xs[i] <= -2) grad_tail.add(ulp_error64(d[i], dwant, false), xs[i]);
+  }
+  std::printf(
+      "gelu tanh float64: max %.3f ulp (x = %.17g), subnormal results %.3f ulp (x = %.17g); "
+      "backward floored at 2^-55 %.3f (x = %.17g), plain off the zero %.3f (x = %.17g)\n",
+      fwd.err, fwd.at, fwd_subnormal.err, fwd_subnormal.at, grad_floored.err, grad_floored.at,
+      grad_tail.err, grad_tail.at);
+  // 1 + tanh(u) cancelled the left tail away (and exp(-2u) overflowed past x = -19.6): relative
+  // accuracy all the way down to where the results underflow.
+  // Measured: 3.3, 1.2 (the reference's own error included), 4.0 and 5.8 (exp's error plus five
+  // roundings of z (d + D x)/d^2 and D's two).
+  EXPECT_LE(fwd.err, 4.0) << "at x = " << fwd.at;
+  EXPECT_LE(fwd_subnormal.err, 1.5) << "at x = " << fwd_subnormal.at;
+  EXPECT_LE(grad_floored.err, 5.0) << "at x = " << grad_floored.at;
+  EXPECT_LE(grad_tail.err, 6.5) << "at x = " << grad_tail.at;
+}
+
+TEST(GeluTanhAccuracy, Float64SpecialValues) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const Tensor x = from_vector(std::vector<double>{-0.0, 0.0, kInf, -kInf, std::nan(""), -30.0,
+                                                   30.0, 1e300, -1e300, 1e-310});
+  const auto y = gelu(x, "tanh").to_vector<double>();
+  EXPECT_TRUE(std::signbit(y[0]) && y[0] == 0) << "gelu(-0) = -0";
+  EXPECT_TRUE(!std::signbit(y[1]) && y[1] == 0);
+  EXPECT_EQ(y[2], kInf);
+  EXPECT_TRUE(std::isnan(y[3])) << "-inf/2 (1 + tanh(-inf)) = -inf * 0, as PyTorch";
+  EXPECT_TRUE(std::isnan(y[4]));
+  EXPECT_TRUE(y[5] == 0 && std::signbit(y[5]));
+  EXPECT_EQ(y[6], 30.0);
+  EXPECT_EQ(y[7], 1e300) << "no overflow of x^3";
+  EXPECT_TRUE(y[8] == 0 && std::signbit(y[8]));
+  EXPECT_EQ(y[9], 0.5e-310) << "subnormal x: x/2";
+  const auto d = activation_backward(ActGrad::gelu_tanh, ones_like(x), x).to_vector<double>();
+  EXPECT_EQ(d[0], 0.5);
+  EXPECT_EQ(d[1], 0.5);
+  EXPECT_TRUE(std::isnan(d[2])) << "x/2 (1 - t^2) is inf * 0 at both infinities, as PyTorch";
+  EXPECT_TRUE(std::isnan(d[3]));
+  EXPECT_TRUE(std::isnan(d[4]));
+  EXPECT_EQ(d[5], 0.0);
+  EXPECT_EQ(d[6], 1.0);
+  EXPECT_EQ(d[7], 1.0) << "the limits where x^3 overflows";
+  EXPECT_EQ(d[8], 0.0);
+  EXPECT_EQ(d[9], 0.5);
+}
+
+// A strided float32 input takes the scalar derivative in double (the vector rows need unit
+// strides): it must keep the left tail as the contiguous rows do, and agree with them within the
+// vector path's bound.
+TEST(GeluTanhAccuracy, BackwardStridedFloat32MatchesContiguous) {
+  std::vector<float> xs;
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 997) {
+    const uint32_t u = static_cast<uint32_t>(b);
+    float v;
+    std::memcpy(&v, &u, sizeof v);
+    if (!std::isnan(v)) xs.push_back(v);
+  }
+  const Tensor x = from_vector(xs);
+  const Tensor strided = stack({x, x}, 1).select(1, 0);
+  ASSERT_FALSE(strided.is_contiguous());
+  const auto dc = activation_backward(ActGrad::gelu_tanh, ones_like(x), x).to_vector<float>();
+  const auto ds = activation_backward(ActGrad::gelu_tanh, ones_like(x), strided).to_vector<float>();
+  Worst vs_ref_floored, vs_ref_tail, vs_contiguous;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = gelu_tanh_grad_ref(xs[i]);
+    vs_ref_floored.add(ulp_error(ds[i], want, true), xs[i]);
+    if (xs[i] >= 0 || xs[i] <= -2) vs_ref_tail.add(ulp_error(ds[i], want, false), xs[i]);
+    vs_contiguous.add(ulp_error(dc[i], ds[i], true), xs[i]);
+  }
+  std::printf(
+      "gelu tanh backward, strided float32: floored %.3f ulp (x = %.9g), plain off the zero %.3f "
+      "(x = %.9g); from the contiguous rows %.3f floored (x = %.9g)\n",
+      vs_ref_floored.err, vs_ref_floored.at, vs_ref_tail.err, vs_ref_tail.at, vs_contiguous.err,
+      vs_contiguous.at);
+  // Computed in double and rounded once.
+  EXPECT_LE(vs_ref_floored.err, 0.51) << "at x = " << vs_ref_floored.at;
+  EXPECT_LE(vs_ref_tail.err, 0.51) << "at x = " << vs_ref_tail.at;
+  // The contiguous rows' bound (BackwardDenseSweepFloat32) plus this rounding.
+  EXPECT_LE(vs_contiguous.err, 5.5) << "at x = " << vs_contiguous.at;
 }
 
 }  // namespace
