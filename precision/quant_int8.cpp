@@ -21,10 +21,9 @@ bool is_lp_or_f32(DType d) {
   return d == DType::float16 || d == DType::bfloat16 || d == DType::float32;
 }
 
-}  // namespace
-
-Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
-  const char* op = "int8_vectorwise_quant";
+// The row- and column-wise quantizers' input: a CPU float16/bfloat16/float32 tensor (..., K) and a
+// threshold that is a number.
+void check_quant_input(const char* op, const Tensor& A, double threshold) {
   FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(is_lp_or_f32(A.dtype()), DTypeError, op, ": a ", dtype_name(A.dtype()),
                " tensor of shape ", shape_str(A.sizes()),
@@ -32,6 +31,22 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   FABRIC_CHECK(A.dim() >= 1, ShapeError, op, ": a 0-dim tensor (expected shape (..., K))");
   FABRIC_CHECK(A.device().is_cpu(), DeviceError, op, ": only CPU tensors are supported here");
   FABRIC_CHECK(!std::isnan(threshold), ValueError, op, ": threshold is NaN");
+}
+
+// The columns a quantizer marked as holding an outlier, ascending.
+std::vector<int64_t> marked_columns(const std::vector<uint8_t>& colmask) {
+  std::vector<int64_t> cols;
+  for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
+    if (colmask[k]) cols.push_back(k);
+  }
+  return cols;
+}
+
+}  // namespace
+
+Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
+  const char* op = "int8_vectorwise_quant";
+  check_quant_input(op, A, threshold);
   const Tensor x = A.contiguous();
   const int64_t K = x.size(-1);
   const int64_t rows =
@@ -48,21 +63,13 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   } else {
     out.SCA.fill_(0.0f);
   }
-  for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
-    if (colmask[k]) out.outlier_cols.push_back(k);
-  }
+  out.outlier_cols = marked_columns(colmask);
   return out;
 }
 
 Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold) {
   const char* op = "int8_colwise_quant";
-  FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(is_lp_or_f32(A.dtype()), DTypeError, op, ": a ", dtype_name(A.dtype()),
-               " tensor of shape ", shape_str(A.sizes()),
-               " (expected float16, bfloat16 or float32)");
-  FABRIC_CHECK(A.dim() >= 1, ShapeError, op, ": a 0-dim tensor (expected shape (..., K))");
-  FABRIC_CHECK(A.device().is_cpu(), DeviceError, op, ": only CPU tensors are supported here");
-  FABRIC_CHECK(!std::isnan(threshold), ValueError, op, ": threshold is NaN");
+  check_quant_input(op, A, threshold);
   const Tensor x = A.contiguous();
   const int64_t K = x.size(-1);
   const int64_t rows = numel_of(Shape(x.sizes().begin(), x.sizes().end() - 1));
@@ -77,9 +84,7 @@ Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold) {
   } else {
     out.SCAt.fill_(0.0f);
   }
-  for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
-    if (colmask[k]) out.outlier_cols.push_back(k);
-  }
+  out.outlier_cols = marked_columns(colmask);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/common/omp_threads.h"
+#include "tests/common/same_bits.h"
 
 namespace fabric {
 namespace {
@@ -37,24 +38,6 @@ Tensor values(const Shape& shape, DType dt, uint64_t salt) {
     out[i] = k < static_cast<int64_t>(v.size()) ? v[k] : r[i] * std::ldexp(1.0, (i % 21) - 10);
   }
   return from_vector(out, shape, {.dtype = DType::float64}).to(dt);
-}
-
-// Same dtype, shape and bytes element by element (NaN payloads, -0 vs +0 count).
-void expect_same_bits(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const Tensor g = got.contiguous(), w = want.contiguous();
-  const auto* gp = static_cast<const unsigned char*>(g.data_ptr());
-  const auto* wp = static_cast<const unsigned char*>(w.data_ptr());
-  const int64_t es = g.element_size();
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    if (std::memcmp(gp + i * es, wp + i * es, static_cast<size_t>(es)) != 0) {
-      const auto gv = g.reshape({-1}).to(DType::float64).to_vector<double>();
-      const auto wv = w.reshape({-1}).to(DType::float64).to_vector<double>();
-      ADD_FAILURE() << what << ": element " << i << " is " << gv[i] << ", want " << wv[i];
-      return;
-    }
-  }
 }
 
 struct OpCase {

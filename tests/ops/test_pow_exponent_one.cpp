@@ -12,6 +12,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/common/omp_threads.h"
+#include "tests/common/same_bits.h"
 #include "tests/ops/op_harness.h"
 
 namespace fabric {
@@ -28,24 +29,6 @@ Tensor values_with_specials(int64_t n, DType dt) {
   for (int64_t i = static_cast<int64_t>(v.size()); i < n; ++i) v.push_back(r[i] * 100);
   v.resize(n);
   return from_vector(v, {n}, {.dtype = DType::float64}).to(dt);
-}
-
-// Same bytes, element by element (NaN == NaN, -0 != +0): the tensors are contiguous.
-void expect_same_bits(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const Tensor g = got.contiguous(), w = want.contiguous();
-  const auto* gp = static_cast<const unsigned char*>(g.data_ptr());
-  const auto* wp = static_cast<const unsigned char*>(w.data_ptr());
-  const int64_t es = g.element_size();
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    if (std::memcmp(gp + i * es, wp + i * es, es) != 0) {
-      ADD_FAILURE() << what << ": element " << i
-                    << " differs: " << g.reshape({-1}).to(DType::float64).to_vector<double>()[i]
-                    << " vs " << w.reshape({-1}).to(DType::float64).to_vector<double>()[i];
-      return;
-    }
-  }
 }
 
 // Odd sizes (vector tails, a single element, one large enough to be split across threads).

@@ -1,0 +1,30 @@
+// A gtest check that two tensors hold the same bits: dtype, shape and bytes element by element
+// (NaN payloads and -0 vs +0 count), naming the first element that differs.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+inline void expect_same_bits(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const Tensor g = got.contiguous(), w = want.contiguous();
+  const auto* gp = static_cast<const unsigned char*>(g.data_ptr());
+  const auto* wp = static_cast<const unsigned char*>(w.data_ptr());
+  const int64_t es = g.element_size();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    if (std::memcmp(gp + i * es, wp + i * es, static_cast<size_t>(es)) != 0) {
+      const auto gv = g.reshape({-1}).to(DType::float64).to_vector<double>();
+      const auto wv = w.reshape({-1}).to(DType::float64).to_vector<double>();
+      ADD_FAILURE() << what << ": element " << i << " is " << gv[i] << ", want " << wv[i];
+      return;
+    }
+  }
+}
+
+}  // namespace fabric
