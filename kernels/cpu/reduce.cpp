@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels/cpu/reduce_math.h"
+#include "kernels/cpu/reduce_sum_f32.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
 
@@ -93,7 +94,10 @@ A fold_run(const Fold<OP, A>& f, const A* x, int64_t n, A c) {
       for (int64_t i = 0; i < n; ++i) r += f.map(x[i], c);
       return r;
     }
-    return sum_range<A>(0, n, [&f, x, c](int64_t i) { return f.map(x[i], c); });
+    if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>)
+      return row_sum_f32(x, n);  // sum_range's bits, in registers
+    else
+      return sum_range<A>(0, n, [&f, x, c](int64_t i) { return f.map(x[i], c); });
   }
 }
 
