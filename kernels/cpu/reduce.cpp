@@ -19,6 +19,11 @@ namespace {
 constexpr int64_t kLeaf = 2048;      // reduced elements staged and folded at once
 constexpr int64_t kSplit = 1 << 16;  // reduced elements per parallel chunk of one output
 constexpr int64_t kColRows = 16;     // rows folded sequentially before pairwise combining
+// Below this many outputs (row mode) or column tiles (column mode) long reductions are split into
+// fixed chunks combined pairwise, so that a few outputs still use every thread. The rule must not
+// depend on the thread count: the chunks fix the summation order, and the same input then gives
+// the same bits on any number of threads.
+constexpr int64_t kFewOutputs = 16;
 
 // The fold of one ReduceOp in accumulator type A: identity, per-element map (c is the output's
 // center) and the combine.
@@ -276,9 +281,9 @@ struct Reducer {
         store(od.off1, finish(F::init(), center_at(od.off1)));
       return;
     }
-    if (nout < threads && nred >= 2 * kSplit) {
+    if (nout < kFewOutputs && nred >= 2 * kSplit) {
       // Few long rows: split each row into fixed chunks (the result does not depend on the thread
-      // count).
+      // count: neither does the choice of this path).
       const int64_t chunks = (nred + kSplit - 1) / kSplit;
       std::vector<A> part(static_cast<size_t>(chunks));
       Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
@@ -317,7 +322,7 @@ struct Reducer {
     for (int d = 0; d < ko; ++d) outer *= g.keep_sizes[d];
     const int64_t tasks = outer * tiles;
     // Few tiles but many rows: split the rows into fixed chunks and combine the partials.
-    const int64_t chunks = (tasks < threads && nred >= 4 * kColRows * 64)
+    const int64_t chunks = (tasks < kFewOutputs && nred >= 4 * kColRows * 64)
                                ? std::min<int64_t>(64, (nred + 4095) / 4096)
                                : 1;
     const int64_t rows_per = (nred + chunks - 1) / chunks;

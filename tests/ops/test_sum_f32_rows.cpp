@@ -70,8 +70,8 @@ TEST(SumF32Rows, SumAndMeanAreTheCascadeBitForBit) {
 }
 
 TEST(SumF32Rows, FewLongRows) {
-  // 1 row of 200000. One thread: one cascade over the row. More threads than rows: chunks of
-  // 65536, each a cascade, combined pairwise (so the bits depend on the thread count here).
+  // 1 row of 200000: chunks of 65536, each a cascade, combined pairwise — on any number of
+  // threads (the split is chosen by the shape alone, so the bits do not depend on the threads).
   const int64_t n = 200000, chunk = 1 << 16;
   const std::vector<float> v = values(n);
   std::vector<float> part;
@@ -80,12 +80,24 @@ TEST(SumF32Rows, FewLongRows) {
   for (size_t w = 1; w < part.size(); w *= 2)
     for (size_t k = 0; k + w < part.size(); k += 2 * w) part[k] = part[k] + part[k + w];
   const Tensor x = from_vector(v, {1, n}, {.dtype = DType::float32});
+  for (int threads : {1, 2, 3}) {
+    OmpThreads scope(threads);
+    expect_bits(sum(x, {-1}), {part[0]},
+                "sum of one long row in chunks, " + std::to_string(threads) + " threads");
+  }
+  // Columns: a (200000, 8) sum over dim 0 is one tile of few columns, split into row chunks the
+  // same way at any thread count.
+  const Tensor c = from_vector(values(n * 8), {n, 8}, {.dtype = DType::float32});
+  Tensor one;
   {
     OmpThreads scope(1);
-    expect_bits(sum(x, {-1}), {cascade(v.data(), n)}, "sum of one long row, 1 thread");
+    one = sum(c, {0});
   }
-  OmpThreads scope(2);
-  expect_bits(sum(x, {-1}), {part[0]}, "sum of one long row in chunks, 2 threads");
+  for (int threads : {2, 3}) {
+    OmpThreads scope(threads);
+    expect_bits(sum(c, {0}), one.to_vector<float>(),
+                "column sum at " + std::to_string(threads) + " threads vs 1");
+  }
 }
 
 }  // namespace
