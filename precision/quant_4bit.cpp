@@ -283,18 +283,31 @@ Quant4Type check_dequantize_4bit_args(const Tensor& packed, const QuantState4bit
 
 }  // namespace
 
-Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
+namespace {
+
+// Checks the arguments, then runs launch(packed bytes, absmax, n, type, out) into a fresh tensor
+// of the state's shape in `dtype` (no call for an empty state).
+template <typename Launch>
+Tensor dequantize_4bit_into(const Tensor& packed, const QuantState4bit& st, DType dtype,
+                            const Launch& launch) {
   const Quant4Type type = check_dequantize_4bit_args(packed, st);
   const int64_t n = st.numel();
   const Tensor absmax = absmax_of(st).to(packed.device());
   const Tensor p = packed.contiguous();
-  Tensor out = empty(st.shape, {.dtype = st.dtype, .device = packed.device()});
-  if (n > 0) {
-    const Dequantize4bitFn kernel = dequantize_4bit_stub(packed.device());
-    kernel(p.data<uint8_t>(), absmax.data<float>(), n, st.blocksize, type, st.dtype,
-           out.data_ptr());
-  }
+  Tensor out = empty(st.shape, {.dtype = dtype, .device = packed.device()});
+  if (n > 0) launch(p.data<uint8_t>(), absmax.data<float>(), n, type, out.data_ptr());
   return out;
+}
+
+}  // namespace
+
+Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st) {
+  return dequantize_4bit_into(packed, st, st.dtype,
+                              [&](const uint8_t* p, const float* absmax, int64_t n,
+                                  Quant4Type type, void* out) {
+                                dequantize_4bit_stub(packed.device())(p, absmax, n, st.blocksize,
+                                                                      type, st.dtype, out);
+                              });
 }
 
 Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st, DType dtype) {
@@ -304,16 +317,11 @@ Tensor dequantize_4bit(const Tensor& packed, const QuantState4bit& st, DType dty
   // Without a one-pass kernel (CUDA), or with nothing to round twice, the composition is one
   // pass already or the only way.
   if (kernel == nullptr || dtype == st.dtype) return dequantize_4bit(packed, st).to(dtype);
-  const Quant4Type type = check_dequantize_4bit_args(packed, st);
-  const int64_t n = st.numel();
-  const Tensor absmax = absmax_of(st).to(packed.device());
-  const Tensor p = packed.contiguous();
-  Tensor out = empty(st.shape, {.dtype = dtype, .device = packed.device()});
-  if (n > 0) {
-    kernel(p.data<uint8_t>(), absmax.data<float>(), n, st.blocksize, type, st.dtype, dtype,
-           out.data_ptr());
-  }
-  return out;
+  return dequantize_4bit_into(packed, st, dtype,
+                              [&](const uint8_t* p, const float* absmax, int64_t n,
+                                  Quant4Type type, void* out) {
+                                kernel(p, absmax, n, st.blocksize, type, st.dtype, dtype, out);
+                              });
 }
 
 }  // namespace fabric::precision
