@@ -5,9 +5,9 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gelu_split.h"
-#include "kernels/cpu/gelu_tanh_scalar.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/activation_backward.h"
+#include "tensor/gelu_tanh_math.h"
 
 namespace fabric::cpu {
 namespace {
@@ -176,24 +176,27 @@ void gelu_erf_row(T* out, const T* g, const T* x, int64_t n) {
 
 // GELU (tanh): float32 rows take the float32-accurate derivative, bfloat16/float16 rows the cheaper
 // one their precision allows; software prefetch ahead of the three streams, as gelu_erf_row.
+// Gradients that T rounds to zero (magnitude at most half its smallest subnormal, ties to even)
+// are PyTorch's g * (+0) (gelu_tanh_backward_ps).
 template <typename T>
 void gelu_tanh_row(T* out, const T* g, const T* x, int64_t n) {
   constexpr bool kFull = std::is_same_v<T, float>;
+  constexpr float kZeroBelow = std::is_same_v<T, float>      ? 0.0f
+                               : std::is_same_v<T, BFloat16> ? 0x1p-134f
+                                                             : 0x1p-25f;  // float16
+  const auto grad = [](__m512 gv, __m512 xv) {
+    return vec::gelu_tanh_backward_ps<kFull>(gv, xv, kZeroBelow);
+  };
   for (int64_t i = 0; i < n; i += gelu::kBlock) {
     const int64_t m = std::min(gelu::kBlock, n - i);
     gelu::prefetch_ahead(g + i, m);
     gelu::prefetch_ahead(x + i, m);
     gelu::prefetchw_ahead(out + i, m);
     int64_t j = i;
-    for (; j + 16 <= i + m; j += 16)
-      vec::store(out + j,
-                 _mm512_mul_ps(vec::load(g + j), vec::gelu_tanh_grad_ps<kFull>(vec::load(x + j))));
+    for (; j + 16 <= i + m; j += 16) vec::store(out + j, grad(vec::load(g + j), vec::load(x + j)));
     if (j < i + m) {
       const __mmask16 t = vec::tail_mask(i + m - j);
-      vec::store(
-          out + j,
-          _mm512_mul_ps(vec::load(g + j, t), vec::gelu_tanh_grad_ps<kFull>(vec::load(x + j, t))),
-          t);
+      vec::store(out + j, grad(vec::load(g + j, t), vec::load(x + j, t)), t);
     }
   }
 }
@@ -226,7 +229,10 @@ void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const St
         for (int64_t i = 0; i < n; ++i) {
           const double g = scalar_cast<double>(*reinterpret_cast<const T*>(p[1] + i * st[1]));
           const double s = scalar_cast<double>(*reinterpret_cast<const T*>(p[2] + i * st[2]));
-          *reinterpret_cast<T*>(p[0] + i * st[0]) = scalar_cast<T>(grad_of(k, prm, g, s));
+          T r = scalar_cast<T>(grad_of(k, prm, g, s));
+          // PyTorch's zero gradient (gelu_tanh::with_torch_zero): T's zero, not the double's.
+          if (k == ActGrad::gelu_tanh && scalar_cast<double>(r) == 0) r = scalar_cast<T>(g * 0.0);
+          *reinterpret_cast<T*>(p[0] + i * st[0]) = r;
         }
       });
     }

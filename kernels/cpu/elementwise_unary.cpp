@@ -5,9 +5,9 @@
 
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/gelu_split.h"
-#include "kernels/cpu/gelu_tanh_scalar.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
 #include "tensor/elementwise_kernels.h"
+#include "tensor/gelu_tanh_math.h"
 
 namespace fabric::cpu {
 namespace {

@@ -354,7 +354,8 @@ FABRIC_VEC_INLINE __m512 gelu_erf_grad_ps(__m512 x) {
 // where it underflows). The error of exp(-|2u|) is that of 2u times |2u| (up to 143), so float32
 // results take 2u as an unevaluated sum hi + lo (kFull); bfloat16/float16 results, 8/11 bits, take
 // it in plain float and a degree-4 exp (errors under 2^-15 relative, far below their rounding):
-// a third fewer operations.
+// a third fewer operations. The scalar twin of this formulation, for float64 and strided rows and
+// for every CUDA GELU-tanh kernel, is tensor/gelu_tanh_math.h.
 // Inputs are clamped to +-kGeluTanhClamp inside: past it exp(-|2u|) is 0 in float (x itself, or 0).
 // Against float64, in float32 (tests/ops/test_gelu_accuracy.cpp, GeluTanhAccuracy): gelu within
 // 3.1 ulp everywhere (2.0 floored at 2^-26, 1.1 ulp of 2^-149 on subnormal results), the derivative
@@ -453,6 +454,17 @@ FABRIC_VEC_INLINE __m512 gelu_tanh_grad_ps(__m512 x) {
   g = _mm512_mask_scalef_ps(g, neg, g, e.q);
   // NaN and +-inf.
   return _mm512_mask_mov_ps(g, _mm512_fpclass_ps_mask(x, 0x99), splat(__builtin_nanf("")));
+}
+// The gradient g gelu'(x) with PyTorch's zeros (tensor/gelu_tanh_math.h, with_torch_zero): a
+// product that rounds to zero in the output's dtype (magnitude at most zero_below, a constant:
+// 0 for float32 results) is g * (+0), not -g * 0 as in the left tail.
+template <bool kFull = true>
+FABRIC_VEC_INLINE __m512 gelu_tanh_backward_ps(__m512 g, __m512 x, float zero_below) {
+  const __m512 r = _mm512_mul_ps(g, gelu_tanh_grad_ps<kFull>(x));
+  const __mmask16 zero = zero_below == 0.0f
+                             ? _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_EQ_OQ)
+                             : _mm512_cmp_ps_mask(abs_ps(r), splat(zero_below), _CMP_LE_OQ);
+  return _mm512_mask_mul_ps(r, zero, g, _mm512_setzero_ps());
 }
 
 }  // namespace fabric::cpu::vec

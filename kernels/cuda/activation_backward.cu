@@ -1,12 +1,13 @@
 // CUDA fused activation backward: grad_input = grad_output * f'(saved) in one pass, with the
 // formulas of kernels/cpu/activation_backward.cpp (its fp32 vector forms for fp32/bf16/fp16, its
-// double reference forms for float64).
+// double reference forms for float64; GELU (tanh) from the CPU's own tensor/gelu_tanh_math.h).
 #include <cmath>
 #include <type_traits>
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "tensor/activation_backward.h"
+#include "tensor/gelu_tanh_math.h"
 
 namespace fabric::cuda {
 namespace {
@@ -18,15 +19,8 @@ __device__ __forceinline__ float derivative_f32(ActGrad k, float s) {
       const float pdf = expf(-0.5f * (s * s)) * 0.39894228f;
       return fmaf(s, pdf, cdf);
     }
-    case ActGrad::gelu_tanh: {
-      const float s2 = s * s;
-      const float u = 0.7978845608f * fmaf(0.044715f * s2, s, s);
-      const float t = tanhf(u);
-      const float du = 0.7978845608f * fmaf(3.0f * 0.044715f, s2, 1.0f);
-      const float sech2 = fmaf(-t, t, 1.0f);
-      const float left = fmaf(0.5f, t, 0.5f);
-      return fmaf((0.5f * s) * sech2, du, left);
-    }
+    case ActGrad::gelu_tanh:  // the CPU's formulation, in float (no 1 + tanh cancellation)
+      return gelu_tanh::derivative(s);
     case ActGrad::silu: {
       const float sg = 1.0f / (1.0f + expf(-s));
       return sg * fmaf(s, 1.0f - sg, 1.0f);
@@ -44,18 +38,13 @@ __device__ __forceinline__ float derivative_f32(ActGrad k, float s) {
 }
 
 __device__ __forceinline__ double derivative_f64(ActGrad k, double s) {
-  constexpr double kSqrt2OverPi = 0.7978845608028654;
   constexpr double kInvSqrt2 = 0.7071067811865476;
   constexpr double kInvSqrt2Pi = 0.3989422804014327;
   switch (k) {
     case ActGrad::gelu_erf:
       return 0.5 * (1.0 + erf(s * kInvSqrt2)) + s * exp(-0.5 * s * s) * kInvSqrt2Pi;
-    case ActGrad::gelu_tanh: {
-      const double u = kSqrt2OverPi * (s + 0.044715 * s * s * s);
-      const double t = tanh(u);
-      return 0.5 * (1.0 + t) +
-             0.5 * s * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * s * s);
-    }
+    case ActGrad::gelu_tanh:  // the CPU's float64 derivative, the same code
+      return gelu_tanh::derivative(s);
     case ActGrad::silu: {
       const double sg = 1.0 / (1.0 + exp(-s));
       return sg * (1.0 + s * (1.0 - sg));
@@ -120,6 +109,8 @@ __device__ __forceinline__ M grad_of(ActGrad k, const ActivationParams& p, M g, 
     return g * derivative_f64(k, x);
 }
 
+// GELU (tanh)'s gradient rounded to T takes PyTorch's zeros, as the CPU's
+// (gelu_tanh::with_torch_zero).
 template <typename T>  // float, Half, BFloat16
 struct FloatActGrad {
   ActGrad kind;
@@ -127,7 +118,9 @@ struct FloatActGrad {
   __device__ void operator()(char* (&p)[3]) const {
     const float g = static_cast<float>(load<T>(p[1]));
     const float s = static_cast<float>(load<T>(p[2]));
-    store<T>(p[0], T(grad_of<float>(kind, params, g, s)));
+    T r = T(grad_of<float>(kind, params, g, s));
+    if (kind == ActGrad::gelu_tanh) r = T(gelu_tanh::with_torch_zero(g, static_cast<float>(r)));
+    store<T>(p[0], r);
   }
 };
 
@@ -135,7 +128,10 @@ struct DoubleActGrad {
   ActGrad kind;
   ActivationParams params;
   __device__ void operator()(char* (&p)[3]) const {
-    store<double>(p[0], grad_of<double>(kind, params, load<double>(p[1]), load<double>(p[2])));
+    const double g = load<double>(p[1]), s = load<double>(p[2]);
+    double r = grad_of<double>(kind, params, g, s);
+    if (kind == ActGrad::gelu_tanh) r = gelu_tanh::with_torch_zero(g, r);
+    store<double>(p[0], r);
   }
 };
 

@@ -8,6 +8,7 @@
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "tensor/elementwise_kernels.h"
+#include "tensor/gelu_tanh_math.h"
 
 namespace fabric::cuda {
 namespace {
@@ -37,13 +38,12 @@ __device__ __forceinline__ float unary_f32(UnaryOp op, float x) {
     case UnaryOp::relu:
       return x < 0.0f ? 0.0f : x;
     // The cancellation-free forms the CPU computes: x * (1 + erf(x/sqrt2))/2 through erfc, and
-    // x/2 * (1 + tanh(u)) as x / (1 + exp(-2u)).
+    // x/2 * (1 + tanh(u)) as x sigmoid(2u) from exp(-|2u|), the CPU's formulation itself
+    // (tensor/gelu_tanh_math.h, in float).
     case UnaryOp::gelu_erf:
       return x * (0.5f * erfcf(-x * kInvSqrt2f));
-    case UnaryOp::gelu_tanh: {
-      const float u = 0.7978845608028654f * fmaf(0.044715f, x * x * x, x);
-      return x / (1.0f + expf(-2.0f * u));
-    }
+    case UnaryOp::gelu_tanh:
+      return gelu_tanh::forward(x);
     case UnaryOp::silu:
       return x / (1.0f + expf(-x));
     case UnaryOp::sin:
@@ -96,10 +96,8 @@ __device__ __forceinline__ double unary_f64(UnaryOp op, double x) {
       return isnan(x) ? x : (x > 0 ? x : 0.0);  // relu(-0.0) = +0.0 here
     case UnaryOp::gelu_erf:
       return 0.5 * x * erfc(-x * kInvSqrt2);
-    case UnaryOp::gelu_tanh: {
-      const double u = 0.79788456080286535588 * fma(0.044715, x * x * x, x);
-      return x / (1.0 + exp(-2.0 * u));
-    }
+    case UnaryOp::gelu_tanh:  // the CPU's float64 GELU, the same code
+      return gelu_tanh::forward(x);
     case UnaryOp::silu:
       return x / (1.0 + exp(-x));
     case UnaryOp::sin:

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "tensor/activation_backward.h"
@@ -367,6 +368,68 @@ TEST(GeluTanhAccuracy, Float64SpecialValues) {
   EXPECT_EQ(d[7], 1.0) << "the limits where x^3 overflows";
   EXPECT_EQ(d[8], 0.0);
   EXPECT_EQ(d[9], 0.5);
+}
+
+// PyTorch's zeros in the left tail (torch 1.13, gelu(x, approximate="tanh") and its backward, in
+// float32, bfloat16 and float64): tanh(u) rounds to -1 there, so gelu is x/2 (+0) = -0 and the
+// gradient g ((1 + t)/2 + x/2 (1 - t^2) du/dx) = g (+0 + -0) = g (+0). Ours keep the true tiny
+// values further left (PyTorch's zeros start at x = -5.06 in float32, -3.06 in bfloat16, -7.15 in
+// float64); where they underflow too (in the output's dtype), they must be PyTorch's zeros:
+// forward -0, gradient +0 for g > 0 and -0 for g < 0 (the true derivative is negative there, so
+// g times it rounded would be -g 0). Contiguous rows (vector code) and strided ones (scalar).
+TEST(GeluTanhAccuracy, LeftTailZerosAreTorchs) {
+  std::vector<double> xs;
+  for (double x = -40.0; x <= -2.0; x += 1.0 / 1024) xs.push_back(x);
+  for (double x : {-1e10, -1e30, -3e38}) xs.push_back(x);
+  for (DType dt : {DType::float32, DType::bfloat16, DType::float16, DType::float64}) {
+    const Tensor x = from_vector(xs).to(dt);
+    const Tensor strided = stack({x, x}, 1).select(1, 0);
+    const std::vector<double> xv = x.to_vector<double>();
+    const std::string name(dtype_name(dt));
+    int64_t zeros = 0;
+    for (const Tensor& in : {x, strided}) {
+      const auto y = gelu(in, "tanh").to_vector<double>();
+      for (size_t i = 0; i < y.size(); ++i) {
+        if (y[i] != 0) continue;
+        ++zeros;
+        ASSERT_TRUE(std::signbit(y[i])) << name << " gelu(" << xv[i] << ") = +0, PyTorch's is -0";
+      }
+      for (double g : {1.0, -1.0, 0.75}) {
+        const auto d =
+            activation_backward(ActGrad::gelu_tanh, full_like(x, g), in).to_vector<double>();
+        for (size_t i = 0; i < d.size(); ++i) {
+          if (std::isnan(d[i]) || d[i] != 0) continue;  // float16's -3e38 is -inf: NaN
+          ++zeros;
+          ASSERT_EQ(std::signbit(d[i]), std::signbit(g))
+              << name << (in.is_contiguous() ? "" : " strided") << " gradient at x = " << xv[i]
+              << ", g = " << g << ": " << d[i] << ", PyTorch's is g * (+0)";
+        }
+      }
+    }
+    EXPECT_GT(zeros, 1000) << name << ": the sweep must reach where the results underflow";
+  }
+  // PyTorch's values at points where ours are zero as well.
+  const Tensor x32 =
+      from_vector(std::vector<float>{-11.5f, -12.0f, -16.0f, -20.0f, -100.0f, -1e10f});
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const Tensor x = x32.to(dt);
+    const auto y = gelu(x, "tanh").to_vector<double>();
+    const auto d = activation_backward(ActGrad::gelu_tanh, ones_like(x), x).to_vector<double>();
+    const auto dn =
+        activation_backward(ActGrad::gelu_tanh, full_like(x, -1.0), x).to_vector<double>();
+    for (size_t i = 0; i < y.size(); ++i) {
+      EXPECT_TRUE(y[i] == 0 && std::signbit(y[i])) << dtype_name(dt) << " i = " << i;
+      EXPECT_TRUE(d[i] == 0 && !std::signbit(d[i])) << dtype_name(dt) << " i = " << i;
+      EXPECT_TRUE(dn[i] == 0 && std::signbit(dn[i])) << dtype_name(dt) << " i = " << i;
+    }
+  }
+  const Tensor x64 = from_vector(std::vector<double>{-22.0, -25.0, -30.0, -100.0, -1e10, -1e30});
+  const auto y = gelu(x64, "tanh").to_vector<double>();
+  const auto d = activation_backward(ActGrad::gelu_tanh, ones_like(x64), x64).to_vector<double>();
+  for (size_t i = 0; i < y.size(); ++i) {
+    EXPECT_TRUE(y[i] == 0 && std::signbit(y[i])) << "float64 i = " << i;
+    EXPECT_TRUE(d[i] == 0 && !std::signbit(d[i])) << "float64 i = " << i;
+  }
 }
 
 // A strided float32 input takes the scalar derivative in double (the vector rows need unit
