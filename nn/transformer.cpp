@@ -43,8 +43,10 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   const double p = is_training() ? options_.dropout : 0.0;
   Tensor y = functional::scaled_dot_product_attention(
       heads(0), heads(1), heads(2), Tensor(), p, /*is_causal=*/true, std::nullopt,
-      attn_dropout->options().generator);              // (B, nh, T, hs)
-  y = y.transpose(1, 2).contiguous().view({B, T, C});  // re-assemble the heads side by side
+      attn_dropout->options().generator);  // (B, nh, T, hs)
+  // The heads side by side again. On the CPU without a copy: the fused op lays y out as q lies,
+  // (B, T, nh, hs) in memory, so the transpose is contiguous and contiguous() returns it.
+  y = y.transpose(1, 2).contiguous().view({B, T, C});
   return (*resid_dropout)(child("c_proj")(y));
 }
 

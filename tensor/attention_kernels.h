@@ -19,6 +19,12 @@ struct AttentionOperand {
   int64_t batch_stride = 0, head_stride = 0, row_stride = 0;
 };
 
+// Where out, grad_out or a gradient lies when it is not contiguous: element strides between
+// batches, heads and rows, its last dim contiguous.
+struct AttentionStrides {
+  int64_t batch = 0, head = 0, row = 0;
+};
+
 struct AttentionArgs {
   int64_t batch = 1, heads = 1;
   int64_t L = 0, S = 0;  // query and key/value lengths (both > 0)
@@ -37,24 +43,25 @@ struct AttentionArgs {
   // regenerates the same mask. lse stays that of the probabilities before dropout.
   double dropout_p = 0.0;
   uint64_t seed = 0, offset = 0;
+  // Where out lies (the forward writes it, the backward reads it) when it is not contiguous
+  // (batch, heads, L, Ev): on the CPU the op lays it out as q lies, so that a transformer's heads
+  // cut from (batch, L, 3 * heads * E) give an out lying as (batch, L, heads, Ev), whose heads side
+  // by side again are a view instead of a copy. Only the CPU kernels take it; the op leaves it
+  // unset on other devices.
+  std::optional<AttentionStrides> out_strides;
 };
 
-// out: contiguous (batch, heads, L, Ev) in dtype. lse: contiguous (batch, heads, L), the natural
-// log of each row's sum of exp(score), in float64 for float64 problems and float32 otherwise.
+// out: (batch, heads, L, Ev) in dtype, contiguous unless a.out_strides is set. lse: contiguous
+// (batch, heads, L), the natural log of each row's sum of exp(score), in float64 for float64
+// problems and float32 otherwise.
 // Returns false, writing nothing, when the kernel does not take this problem.
 using AttentionFn = bool (*)(const AttentionArgs& a, void* out, void* lse);
 FABRIC_DECLARE_STUB(attention_stub, AttentionFn);
 
-// Where grad_out or a gradient lies when it is not contiguous: element strides between batches,
-// heads and rows, its last dim contiguous.
-struct AttentionStrides {
-  int64_t batch = 0, head = 0, row = 0;
-};
-
 struct AttentionBackwardArgs {
   AttentionArgs fwd;           // the forward problem (same q, k, v)
-  const void* out = nullptr;   // the forward output, contiguous (batch, heads, L, Ev)
-  const void* grad_out = nullptr;  // contiguous like out, unless grad_out_strides is set
+  const void* out = nullptr;   // the forward output, laid out as fwd.out_strides says
+  const void* grad_out = nullptr;  // contiguous (batch, heads, L, Ev), or as grad_out_strides says
   const void* lse = nullptr;   // the forward's lse
   // Outputs, contiguous (batch, heads, L|S, E|Ev) in dtype unless their strides are set; every
   // element is written. They must not overlap each other or the inputs.

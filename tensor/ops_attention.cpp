@@ -3,13 +3,16 @@
 // one floating dtype with the same leading dims, dropout below 1 (drawn from the generator as the
 // dropout op would draw it over the probabilities). Everything else is the composition
 // softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <optional>
+#include <vector>
 
 #include "tensor/attention_kernels.h"
 #include "tensor/autocast.h"
@@ -84,6 +87,31 @@ std::optional<std::array<Tensor, 3>> packed_gradients(const Tensor& q, const Ten
   return std::array<Tensor, 3>{piece(0), piece(1), piece(2)};
 }
 
+// A fresh tensor of `shape` (q's with the last dim Ev) laid out in q's memory order: its dims
+// ordered by q's strides, largest first (ties in logical order), so that the output lies as q
+// does. A transformer's q, heads cut from (B, T, 3C) as (B, H, T, D) views, gives an output
+// lying as (B, T, H, D) (as torch's flash attention lays its output out), whose heads side by
+// side are a view instead of a copy; MultiheadAttention's (T, N, H, D)-ordered q likewise. A
+// contiguous q gives a contiguous output, and so does a q whose last dim is not innermost (the op
+// reads a contiguous copy of it). A tensor of its own with those strides, not a view, as an op's
+// output must be.
+Tensor output_like(const Tensor& q, const Shape& shape) {
+  const size_t n = shape.size();
+  std::vector<size_t> order(n);  // dims from outermost to innermost in memory
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return q.stride(a) > q.stride(b); });
+  const TensorOptions options{.dtype = q.dtype(), .device = q.device()};
+  if (q.is_contiguous() || order.back() != n - 1) return empty(shape, options);
+  Shape memory_shape(n);
+  for (size_t i = 0; i < n; ++i) memory_shape[i] = shape[order[i]];
+  const Strides memory_strides = contiguous_strides(memory_shape);
+  Strides strides(n);
+  for (size_t i = 0; i < n; ++i) strides[order[i]] = memory_strides[i];
+  const Tensor buffer = empty({numel_of(shape)}, options);
+  return Tensor::from_storage(buffer.storage(), q.dtype(), shape, strides, 0);
+}
+
 // The kernel's view of q/k/v (as_4d'd: the tensors must outlive the call).
 AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v4, double scale,
                              bool causal, const AttentionDropout& dropout) {
@@ -139,10 +167,20 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   out_shape.back() = v.size(-1);
   const Shape lse_shape(q.sizes().begin(), q.sizes().end() - 1);
   const DType lse_dt = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
-  Tensor out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
+  // The CPU kernel writes out through its strides, laid out as q lies; the CUDA kernels write it
+  // contiguous. Contiguous too when out's leading dims would not fold into the kernel's one batch
+  // dim as a view (as_4d would hand the kernel a copy).
+  Tensor out = q.device().is_cpu() ? output_like(q, out_shape)
+                                   : empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
+  Tensor out4 = as_4d(out);
+  if (out4.storage() != out.storage()) {
+    out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
+    out4 = as_4d(out);
+  }
   Tensor lse = empty(lse_shape, {.dtype = lse_dt, .device = q.device()});
-  const AttentionArgs args = attention_args(q4, k4, v4, scale, causal, dropout);
-  if (!kernel(args, out.data_ptr(), lse.data_ptr())) return Tensor();
+  AttentionArgs args = attention_args(q4, k4, v4, scale, causal, dropout);
+  if (!out4.is_contiguous()) args.out_strides = strides_of(out4);
+  if (!kernel(args, out4.data_ptr(), lse.data_ptr())) return Tensor();
   // Our fused kernel is flash-style (it keeps the row log-sum-exp): torch's flash op name.
   if (counting_flops()) report_flops("_scaled_dot_product_flash_attention", attention_flops(args));
   AttentionAttrs attrs{scale, causal, dropout};
@@ -221,12 +259,13 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
                shape_str(grad_out.sizes()), " does not match the output shape ",
                shape_str(out.sizes()));
   const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
-  const Tensor o = out.detach().contiguous(), l = lse.detach().contiguous();
-  // The CPU kernel reads grad_out and writes the gradients through strides; the CUDA kernels take
-  // them contiguous.
+  // The CPU kernel reads out and grad_out and writes the gradients through strides (the forward
+  // lays out its out as q lies); the CUDA kernels take them contiguous.
   const bool strided = q.device().is_cpu();
+  const Tensor o = strided ? as_4d(out) : out.detach().contiguous(), l = lse.detach().contiguous();
   AttentionBackwardArgs a;
   a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);
+  if (strided && !o.is_contiguous()) a.fwd.out_strides = strides_of(o);
   a.out = o.data_ptr();
   a.lse = l.data_ptr();
   // grad_out usually arrives as the transpose of the next layer's input gradient.

@@ -2,13 +2,15 @@
 //
 // Forward, per (batch, head) and block of kBlock query rows: the raw scores Q_blk K^T go through
 // the GEMM kernel into a per-thread float buffer, each row is scaled, exponentiated against its max
-// and normalised in place (its log-sum-exp saved), and P V is the output block. Only one block's
-// (kBlock x S) scores exist at a time, so they stay in cache where the composed op streams whole
-// (L x S) tensors per head through memory four or five times; keys past the diagonal of a causal
-// problem are neither computed nor read, which halves the work.
+// and normalised in place (its log-sum-exp saved), and P V is the output block, written through
+// out's strides (the op gives out q's memory order: a transformer's heads side by side). Only one
+// block's (kBlock x S) scores exist at a time, so they stay in cache where the composed op streams
+// whole (L x S) tensors per head through memory four or five times; keys past the diagonal of a
+// causal problem are neither computed nor read, which halves the work.
 //
 // Backward recomputes P from the saved log-sum-exp (the flash-attention scheme) per (batch, head),
-// block by block: dV += P^T dO, dP = dO V^T, dS = scale * P * (dP - D) with D = rowsum(dO * O),
+// block by block: dV += P^T dO, dP = dO V^T, dS = scale * P * (dP - D) with D = rowsum(dO * O)
+// (computed first for all heads, in one pass over O and dO in their memory order),
 // dQ = dS K (each query block written once), dK += dS^T Q. dK and dV accumulate over query blocks,
 // so a (batch, head) is one task. dO is read and dQ, dK, dV written through their strides (a
 // transposed dO, gradients that are the pieces of one (..., 3 * heads * E) buffer).
@@ -21,10 +23,10 @@
 // unchanged because O already holds the dropout.
 //
 // Precision: float32 and float64 problems compute in their dtype throughout. bfloat16/float16
-// problems multiply in their dtype with float32 accumulation; the softmax math is float32, and P and
-// dS are rounded to the dtype before the GEMMs that read them (as the flash-attention GPU kernels
-// do, so those GEMMs run on the bf16 units). The scale is applied in the compute type rather than as
-// the GEMM's float alpha, so float64 keeps full precision.
+// problems multiply in their dtype with float32 accumulation; the softmax math is float32, and P
+// and dS are rounded to the dtype before the GEMMs that read them (as the flash-attention GPU
+// kernels do, so those GEMMs run on the bf16 units). The scale is applied in the compute type
+// rather than as the GEMM's float alpha, so float64 keeps full precision.
 #include <omp.h>
 
 #include <algorithm>
@@ -48,7 +50,7 @@ constexpr int64_t kBlock = 64;  // query rows per block: 64 x S float scores sta
 
 // Per-thread scratch slots of scratch<A>() and scratch<uint16_t>() (the bf16/f16 copies); the
 // dropout mask uses slot 0 of scratch<uint8_t>() (keep flags) and scratch<uint32_t>() (words).
-enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kRowDot = 4, kDropped = 5 };
+enum Slot { kScores = 0, kGradScores = 1, kGradK = 2, kGradV = 3, kDropped = 4 };
 
 // One operand of one (batch, head), in bytes.
 struct Mat {
@@ -148,14 +150,14 @@ const void* as_operand(const A* x, DType dt, int64_t n, int slot) {
   return low;
 }
 
-// Per-thread byte buffers for the strided backward operands (slots as in Stage), 64-byte aligned
-// like the allocator's tensors.
-enum Stage { kStageGradOut = 0, kStageGradQ = 1, kStageGradKV = 2 };
+// Per-thread byte buffers for strided outputs and backward operands (slots as in Stage), 64-byte
+// aligned like the allocator's tensors.
+enum Stage { kStageGradOut = 0, kStageGradQ = 1, kStageGradKV = 2, kStageOut = 3, kStages = 4 };
 char* staging(Stage slot, int64_t bytes) {
   struct alignas(64) Line {
     char bytes[64];
   };
-  thread_local std::vector<Line> bufs[3];
+  thread_local std::vector<Line> bufs[kStages];
   std::vector<Line>& b = bufs[slot];
   const size_t lines = static_cast<size_t>((bytes + 63) / 64);
   if (b.size() < lines) b.resize(lines);
@@ -235,8 +237,20 @@ void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, ch
     lse[bh * a.L + i0 + r] = m + std::log(l);
   }
   const void* p = as_operand(s, dt, rows * n, kScores);
-  mm(rows, a.Ev, n, p, n, false, dt, v.p, v.ld, false, out + (bh * a.L + i0) * a.Ev * isz, a.Ev,
+  // P V goes straight into out, also a strided one (in q's memory order), unless only
+  // out's leading dim would be non-dense: a non-dense operand moves oneDNN from the brgemm (AMX for
+  // bf16) to gemm:jit, slower and free to round differently. With V already strided (heads cut
+  // from a packed qkv, as in a transformer) gemm:jit runs either way and its rows land where they
+  // are stored; with a dense V they go through a per-thread block, as the backward stages its
+  // strided gradients (the row copies cost more than writing in place: only where they keep the
+  // brgemm).
+  const OutMat o = head_of(out, layout_of(a.out_strides, a, a.L, a.Ev), b, h, isz);
+  char* o_blk = o.p + i0 * o.ld * isz;
+  const bool stage_out = o.ld != a.Ev && v.ld == a.Ev;
+  char* stage = stage_out ? staging(kStageOut, rows * a.Ev * isz) : nullptr;
+  mm(rows, a.Ev, n, p, n, false, dt, v.p, v.ld, false, stage ? stage : o_blk, stage ? a.Ev : o.ld,
      dt);
+  if (stage) scatter_rows(stage, rows, a.Ev * isz, o_blk, o.ld * isz);
 }
 
 template <typename A>
@@ -266,13 +280,46 @@ bool attention_kernel(const AttentionArgs& a, void* out, void* lse) {
 
 // ---- backward -----------------------------------------------------------------------------------
 
+// D = rowsum(dO * O) for every (batch, head, row) into d ((batch, heads, L), in the compute type),
+// over the rows in the order out lies in memory. A transformer's out and dO lie as
+// (batch, L, heads, Ev) (out in q's memory order, dO the transpose of the next layer's gradient):
+// read head by head, their rows would be strided reads, slower than this pass straight through.
 template <typename A>
-void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
+void row_dots(const AttentionBackwardArgs& g, A* d) {
+  const AttentionArgs& a = g.fwd;
+  const DType dt = a.dtype;
+  const int64_t isz = itemsize(dt), blocks = (a.L + kBlock - 1) / kBlock;
+  const AttentionStrides os = layout_of(a.out_strides, a, a.L, a.Ev);
+  const AttentionStrides gs = layout_of(g.grad_out_strides, a, a.L, a.Ev);
+  const bool heads_inner = os.head < os.row;
+  for_each_task(a.batch * blocks, [&](int64_t t) {
+    const int64_t b = t / blocks, i0 = t % blocks * kBlock, rows = std::min(kBlock, a.L - i0);
+    A* ob = scratch<A>(kScores, a.Ev);
+    A* gb = scratch<A>(kGradScores, a.Ev);
+    auto dot_of_row = [&](int64_t h, int64_t i) {
+      const char* o =
+          static_cast<const char*>(g.out) + (b * os.batch + h * os.head + i * os.row) * isz;
+      const char* go =
+          static_cast<const char*>(g.grad_out) + (b * gs.batch + h * gs.head + i * gs.row) * isz;
+      d[(b * a.heads + h) * a.L + i] =
+          row_dot(load_row<A>(o, dt, a.Ev, ob), load_row<A>(go, dt, a.Ev, gb), a.Ev);
+    };
+    if (heads_inner) {
+      for (int64_t i = i0; i < i0 + rows; ++i)
+        for (int64_t h = 0; h < a.heads; ++h) dot_of_row(h, i);
+    } else {
+      for (int64_t h = 0; h < a.heads; ++h)
+        for (int64_t i = i0; i < i0 + rows; ++i) dot_of_row(h, i);
+    }
+  });
+}
+
+template <typename A>
+void backward_head(const AttentionBackwardArgs& g, const A* row_dots_all, int64_t b, int64_t h) {
   const AttentionArgs& a = g.fwd;
   const DType dt = a.dtype;
   const int64_t isz = itemsize(dt), bh = b * a.heads + h;
   const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
-  const char* o = static_cast<const char*>(g.out) + bh * a.L * a.Ev * isz;
   // The GEMMs below see dO, dQ, dK and dV as contiguous (rows, cols) blocks whatever their layout:
   // a strided dO is gathered into a per-thread block first, strided gradients are staged there and
   // scattered after. oneDNN picks its matmul implementation by the leading dims (a non-dense one
@@ -292,17 +339,7 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
   // dQ blocks go straight to the output when it is contiguous, else through a staging block.
   char* dq_stage = dq.ld == a.E ? nullptr : staging(kStageGradQ, kBlock * a.E * isz);
 
-  // D_i = dO_i . O_i, in the compute type.
-  A* row_dot_buf = scratch<A>(kRowDot, a.L);
-  {
-    A* ob = scratch<A>(kScores, a.Ev);
-    A* gb = scratch<A>(kGradScores, a.Ev);
-    for (int64_t i = 0; i < a.L; ++i) {
-      const A* oi = load_row<A>(o + i * a.Ev * isz, dt, a.Ev, ob);
-      const A* gi = load_row<A>(dout.p + i * a.Ev * isz, dt, a.Ev, gb);
-      row_dot_buf[i] = row_dot(oi, gi, a.Ev);
-    }
-  }
+  const A* row_dot_buf = row_dots_all + bh * a.L;  // D_i = dO_i . O_i
   // Zeroed first: keys a causal problem never attends (S > L) are reached by no block.
   A* gk = direct_k ? reinterpret_cast<A*>(dk.p) : scratch<A>(kGradK, a.S * a.E);
   A* gv = direct_v ? reinterpret_cast<A*>(dv.p) : scratch<A>(kGradV, a.S * a.Ev);
@@ -363,8 +400,10 @@ void backward_head(const AttentionBackwardArgs& g, int64_t b, int64_t h) {
 template <typename A>
 void backward(const AttentionBackwardArgs& g) {
   const AttentionArgs& a = g.fwd;
+  std::vector<A> d(static_cast<size_t>(a.batch * a.heads * a.L));
+  row_dots<A>(g, d.data());
   for_each_task(a.batch * a.heads,
-                [&](int64_t t) { backward_head<A>(g, t / a.heads, t % a.heads); });
+                [&](int64_t t) { backward_head<A>(g, d.data(), t / a.heads, t % a.heads); });
 }
 
 void attention_backward_kernel(const AttentionBackwardArgs& g) {

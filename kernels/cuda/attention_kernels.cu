@@ -535,6 +535,9 @@ void with_dropout(bool on, F&& f) {
 }
 
 bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
+  FABRIC_CHECK(
+      !a.out_strides, ValueError,
+      "attention forward (CUDA): out must be contiguous (batch, heads, L, Ev), got strides");
   // The tensor-core kernels (attention_mma_kernels.cu) first; what they decline runs here.
   if (attention_forward_mma(a, out, lse)) return true;
   // dropout_p = 1 (everything dropped) is left to the composition; NaN fails both tests.
@@ -563,11 +566,11 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
 }
 
 void attention_backward_cuda(const AttentionBackwardArgs& args) {
-  FABRIC_CHECK(!args.grad_out_strides && !args.grad_q_strides && !args.grad_k_strides &&
-                   !args.grad_v_strides,
+  FABRIC_CHECK(!args.fwd.out_strides && !args.grad_out_strides && !args.grad_q_strides &&
+                   !args.grad_k_strides && !args.grad_v_strides,
                ValueError,
-               "attention backward (CUDA): grad_out and the gradients must be contiguous (batch, "
-               "heads, L|S, E|Ev), got strides for one of them");
+               "attention backward (CUDA): out, grad_out and the gradients must be contiguous "
+               "(batch, heads, L|S, E|Ev), got strides for one of them");
   // Takes exactly what attention_forward_mma took.
   if (attention_backward_mma(args)) return;
   const AttentionArgs& a = args.fwd;
