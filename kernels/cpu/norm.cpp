@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/norm_backward_row.h"
 #include "kernels/cpu/reduce_math.h"
 #include "tensor/reduce_kernels.h"
 
@@ -101,41 +102,31 @@ void norm_backward_acc(const NormBackwardArgs& a) {
     A* bdb = want_db ? pdb.data() + bk * N : nullptr;
     A* tdw = want_dw ? scratch<A>(4, N) : nullptr;
     A* tdb = want_db ? scratch<A>(5, N) : nullptr;
+    A* xbuf = scratch<A>(0, N);
+    A* dybuf = scratch<A>(1, N);
+    A* xhat = scratch<A>(2, N);
+    A* g = scratch<A>(3, N);
     if (tdw) std::fill(tdw, tdw + N, A(0));
     if (tdb) std::fill(tdb, tdb + N, A(0));
     for (int64_t r = r0; r < r1; ++r) {
-      const A* x =
-          load_row<A>(static_cast<const char*>(a.x) + r * N * xsz, a.x_dtype, N, scratch<A>(0, N));
-      const A* dy =
-          load_row<A>(static_cast<const char*>(a.dy) + r * N * xsz, a.x_dtype, N, scratch<A>(1, N));
+      const A* x = load_row<A>(static_cast<const char*>(a.x) + r * N * xsz, a.x_dtype, N, xbuf);
+      const A* dy = load_row<A>(static_cast<const char*>(a.dy) + r * N * xsz, a.x_dtype, N, dybuf);
       const A m = a.rms ? A(0) : mean[r], rs = rstd[r];
-      A* xhat = scratch<A>(2, N);
-      for (int64_t j = 0; j < N; ++j) xhat[j] = (x[j] - m) * rs;
-      if (tdw)
-        for (int64_t j = 0; j < N; ++j) tdw[j] += dy[j] * xhat[j];
-      if (tdb)
-        for (int64_t j = 0; j < N; ++j) tdb[j] += dy[j];
+      char* dxr = a.dx ? static_cast<char*>(a.dx) + r * N * xsz : nullptr;
+      A* dx = !dxr ? nullptr : a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(dxr) : g;
+#ifdef FABRIC_REDUCE_AVX512
+      if constexpr (std::is_same_v<A, float>)
+        norm_backward_row_f32(x, dy, wp, m, rs, N, a.rms, tdw, tdb, dx, xhat, g);
+      else
+#endif
+        norm_backward_row<A>(x, dy, wp, m, rs, N, a.rms, tdw, tdb, dx, xhat, g);
       if ((r - r0) % 16 == 15 || r + 1 == r1) {
         if (tdw)
           for (int64_t j = 0; j < N; ++j) bdw[j] += tdw[j], tdw[j] = 0;
         if (tdb)
           for (int64_t j = 0; j < N; ++j) bdb[j] += tdb[j], tdb[j] = 0;
       }
-      if (!a.dx) continue;
-      // g = dy * w; dx = rstd * (g - mean(g) - xhat * mean(g * xhat))  (rms: without mean(g))
-      A* g = scratch<A>(3, N);
-      if (wp) {
-        for (int64_t j = 0; j < N; ++j) g[j] = dy[j] * wp[j];
-      } else {
-        std::copy(dy, dy + N, g);
-      }
-      const A inv_n = A(1) / static_cast<A>(N);
-      const A mg = a.rms ? A(0) : row_sum(g, N) * inv_n;
-      const A mgx = row_dot(g, xhat, N) * inv_n;
-      char* dxr = static_cast<char*>(a.dx) + r * N * xsz;
-      A* dx = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(dxr) : g;
-      for (int64_t j = 0; j < N; ++j) dx[j] = rs * (g[j] - mg - xhat[j] * mgx);
-      store_row<A>(dx, dxr, a.x_dtype, N);
+      if (dx) store_row<A>(dx, dxr, a.x_dtype, N);
     }
   };
   if (blocks > 1 && !omp_in_parallel()) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/reduce_cols_f32.h"
 #include "kernels/cpu/reduce_math.h"
 #include "kernels/cpu/reduce_sum_f32.h"
 #include "kernels/cpu/run_tasks.h"
@@ -226,6 +227,16 @@ struct Reducer {
       for (int64_t j = 0; j < w; ++j) acc[j] = F::combine(acc[j], tmp[j]);
       return;
     }
+#ifdef FABRIC_REDUCE_AVX512
+    if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
+      if (col_sum_rows_f32_supports(g.in_dtype)) {
+        const char* rows[kColRows];
+        Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
+        for (int64_t r = b; r < e; ++r, od.next()) rows[r - b] = base + od.off0 * isz;
+        return col_sum_rows_f32(rows, e - b, g.in_dtype, w, acc);
+      }
+    }
+#endif
     for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
     A rowbuf[W];
     Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
