@@ -74,6 +74,12 @@ json read_description(const std::string& path_in, std::string& path) {
     io_fail(path, std::string("state.json is not a fabric checkpoint description (expected an "
                               "object with format \"") +
                       kFormat + "\" and an object of entries)");
+  // A layout this build does not know (a newer fabric's) was read as if it were version 1. A
+  // description without a version is read as before.
+  if (meta.contains("version") && meta["version"] != kVersion)
+    io_fail(path, "state.json has version " + meta["version"].dump() +
+                      "; this build reads version " + std::to_string(kVersion) +
+                      " (was it written by a newer fabric, or edited?)");
   return meta;
 }
 

@@ -100,7 +100,9 @@ std::vector<int> parse_devices(const std::string& spec, int available, const std
     for (int i = 0; i < available; ++i) ids[size_t(i)] = i;
     return ids;
   }
-  if (n <= 0) throw bad("zero devices");
+  if (n == 0) throw bad("zero devices");
+  // -2 and below read "zero devices" as well, which they are not.
+  if (n < 0) throw bad("a negative count (-1, all devices, is the only negative one)");
   std::vector<int> ids(static_cast<size_t>(n));
   for (int i = 0; i < int(n); ++i) ids[size_t(i)] = i;
   return ids;

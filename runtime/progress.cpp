@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -33,10 +34,14 @@ std::string Progress::line(int64_t step, int64_t epoch, double loss, double lr) 
   const double done = double(step - first_step_);
   const double secs = elapsed_seconds();
   const double eta = done > 0 && total_ > step ? secs / done * double(total_ - step) : 0.0;
+  // Whole seconds as a 64-bit count, capped: a run without an epoch limit (2^63 steps) has an ETA
+  // past any int, whose conversion would be undefined (it printed a negative one).
+  const long long eta_s = static_cast<long long>(std::min(eta, 1e15));
   char buf[256];
-  std::snprintf(buf, sizeof buf, "step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  %.0f %s/s  ETA %dm%02ds",
-                (long long)step, (long long)total_, (long long)epoch, loss, lr, items_per_second(), unit_.c_str(),
-                int(eta) / 60, int(eta) % 60);
+  std::snprintf(buf, sizeof buf,
+                "step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  %.0f %s/s  ETA %lldm%02llds",
+                (long long)step, (long long)total_, (long long)epoch, loss, lr, items_per_second(),
+                unit_.c_str(), eta_s / 60, eta_s % 60);
   return buf;
 }
 

@@ -115,6 +115,14 @@ ShardedReader::ShardedReader(const std::string& path) : path_(path), dir_(path) 
                   meta_.contains("world_size") && meta_["world_size"].is_number_integer() &&
                   meta_["world_size"].get<int64_t>() >= 1 &&
                   meta_["world_size"].get<int64_t>() <= std::numeric_limits<int>::max();
+  // The format right and world_size wrong said "expected format X ..., found format X": name it.
+  if (!ok && is_object && format == kShardedFormat && meta_.contains("entries") &&
+      meta_["entries"].is_object())
+    throw IOError(
+        "sharded checkpoint " + dir_ + "/meta.json: world_size is " +
+        (meta_.contains("world_size") ? meta_["world_size"].dump() : std::string("missing")) +
+        "; expected the number of ranks that wrote it, an integer from 1 to " +
+        std::to_string(std::numeric_limits<int>::max()));
   if (!ok)
     throw IOError("sharded checkpoint " + dir_ + "/meta.json: not a sharded checkpoint description (expected "
                   "format \"" + kShardedFormat + "\" with world_size and entries, found format " +
@@ -186,11 +194,24 @@ Tensor ShardedReader::piece(const std::string& entry, const std::string& name, c
   return p;
 }
 
+// A damaged shape (negative, or more elements than int64 counts) is meta.json's fault, said with
+// its place, before reshape reports it without naming any file.
+int64_t ShardedReader::checked_numel(const std::string& entry, const std::string& name,
+                                     const Shape& shape) const {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    FABRIC_CHECK(d >= 0 && !__builtin_mul_overflow(n, d, &n), IOError, "sharded checkpoint ", dir_,
+                 "/meta.json: '", entry, "' tensor '", name, "' has the shape ", shape_str(shape),
+                 "; expected non-negative sizes whose product fits int64 (the file is damaged)");
+  }
+  return n;
+}
+
 Tensor ShardedReader::read(const std::string& entry, const std::string& name, int64_t offset, int64_t numel) {
   const json* t = tensor(entry, name);
   if (!t) return Tensor();
   const Shape shape = shape_of(*t);
-  const int64_t total = numel_of(shape);
+  const int64_t total = checked_numel(entry, name, shape);
   const DType dtype = dtype_from_name(t->at("dtype").get<std::string>());
   FABRIC_CHECK(offset >= 0 && numel >= 0 && offset + numel <= total, ValueError, "sharded checkpoint ", dir_, ": '",
                entry, "' tensor '", name, "' has shape ", shape_str(shape), " (", total, " elements); elements [",
@@ -225,7 +246,15 @@ Tensor ShardedReader::read_whole(const std::string& entry, const std::string& na
 
 nn::StateDict ShardedReader::module_state(const std::string& entry) {
   nn::StateDict sd;
-  for (const std::string& n : names(entry)) sd.insert(n, read_whole(entry, n));
+  for (const std::string& n : names(entry)) {
+    Tensor t = read_whole(entry, n);
+    // Only an alias names no stored tensor: one whose target is missing would reach the writer as
+    // an undefined tensor ("save_safetensors: tensor 'x' is undefined", naming no file).
+    FABRIC_CHECK(t.defined(), IOError, "sharded checkpoint ", dir_, "/meta.json: '", entry,
+                 "' lists '", n, "' as an alias of '", stored_name(entry, n),
+                 "', which is not one of its tensors (the file is damaged)");
+    sd.insert(n, std::move(t));
+  }
   return sd;
 }
 

@@ -72,6 +72,9 @@ class ShardedReader {
   const json& entry(const std::string& key) const;
   // `name`, or the stored tensor it is an alias of.
   std::string stored_name(const std::string& key, const std::string& name) const;
+  // The element count of `shape`; IOError naming meta.json when it is negative or overflows.
+  int64_t checked_numel(const std::string& entry, const std::string& name,
+                        const Shape& shape) const;
   const SafetensorsFile& rank_file(int rank, const std::string& entry);
   Tensor piece(const std::string& entry, const std::string& name, const json& tensor, int rank, int64_t offset,
                int64_t numel);

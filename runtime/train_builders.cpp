@@ -22,12 +22,14 @@
 #include "optim/rprop.h"
 #include "optim/sgd.h"
 #include "runtime/model_init.h"
+#include "runtime/model_memory.h"
 #include "tensor/ops.h"
 
 namespace fabric {
 
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size) {
   const auto& m = cfg.model;
+  check_model_fits_memory(m, m.vocab_size > 0 ? m.vocab_size : vocab_size, usable_memory_bytes());
   std::shared_ptr<nn::Module> model;
   if (m.name == "mlp") {
     model = nn::make<nn::MLP>({.sizes = m.sizes, .activation = m.activation, .bias = m.bias});

@@ -3,6 +3,7 @@
 // train_config_fields.cpp.
 #include "runtime/train_config.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -87,15 +88,29 @@ class Parser {
       char* end = nullptr;
       errno = 0;
       const long long x = std::strtoll(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0' || errno != 0) type_error(scalar_text(n));
+      if (s.empty() || *end != '\0') type_error(scalar_text(n));
+      if (errno == ERANGE)
+        fail(v.where, key,
+             "'" + s + "' is past the range of a 64-bit integer; expected " + kind_name(f.kind) +
+                 " from -9223372036854775808 to 9223372036854775807");
+      if (errno != 0) type_error(scalar_text(n));
       return x;
     };
     auto as_num = [&](const YAML::Node& n) -> double {
       if (!n.IsScalar()) type_error(scalar_text(n));
       const std::string s = n.Scalar();
       char* end = nullptr;
+      errno = 0;
       const double x = std::strtod(s.c_str(), &end);
-      if (s.empty() || *end != '\0' || !std::isfinite(x)) type_error(scalar_text(n));
+      if (s.empty() || *end != '\0') type_error(scalar_text(n));
+      // A number a double cannot hold: past its range it read as "not a number", and below its
+      // smallest (1e-400) it read as 0, silently (an lr of 0 trains nothing).
+      if (errno == ERANGE && (std::isinf(x) || x == 0))
+        fail(v.where, key,
+             "'" + s + "' is " + (x == 0 ? "below the smallest" : "past the largest") +
+                 " magnitude a double holds (about " + (x == 0 ? "4.9e-324" : "1.8e308") +
+                 "); expected a finite number");
+      if (!std::isfinite(x)) type_error(scalar_text(n));
       return x;
     };
     // Whole numbers in full (1048576, not 1.04858e+06); others as the stream writes them (0.9).
@@ -179,23 +194,64 @@ class Parser {
     return out;
   }
 
-  TrainConfig parse(const std::string& text, const std::vector<std::string>& overrides) {
-    YAML::Node root;
+  // The one YAML document of `text` (the file `file`, a config or a DeepSpeed file written as
+  // `kind`). yaml-cpp's Load reads the first document only: a second one (after a `---`), whose
+  // keys would be dropped without a word, is refused; an empty one (a trailing `---`) is nothing.
+  static YAML::Node load_one_document(const std::string& text, const std::string& file,
+                                      const std::string& kind) {
+    std::vector<YAML::Node> docs;
     try {
-      root = YAML::Load(text);
+      docs = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {
-      throw ConfigError(name_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                        ": not valid YAML: " + e.msg);
+      const std::string at =
+          file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+      // yaml-cpp's nesting guard says only "bad file".
+      if (dynamic_cast<const YAML::DeepRecursion*>(&e))
+        throw ConfigError(
+            at + ": not valid " + kind +
+            ": lists and mappings nested too deeply for the YAML parser (a config needs a "
+            "handful of levels)");
+      throw ConfigError(at + ": not valid " + kind + ": " + e.msg);
     }
+    for (size_t i = 1; i < docs.size(); ++i) {
+      if (docs[i].IsNull()) continue;
+      const YAML::Mark m = docs[i].Mark();
+      throw ConfigError(
+          file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) +
+          ": a second YAML document (after a '---'); expected one document, the whole config (its "
+          "keys would be ignored)");
+    }
+    return docs.empty() ? YAML::Node() : docs.front();
+  }
+
+  // A key met a second time in the same mapping. YAML asks for unique keys; yaml-cpp keeps both
+  // and the later one wins, as PyYAML's does (and configs rely on it: a repeated key overriding
+  // one above it). It stays that way, said once per key, rather than silently.
+  // `here`: where this occurrence is; `block`: the key holds a mapping, whose keys are merged.
+  void note_duplicate(std::map<std::string, std::string>& seen, const std::string& name,
+                      const std::string& here, const std::string& path, bool block) {
+    const auto [it, fresh] = seen.emplace(name, here);
+    if (fresh) return;
+    duplicate_warnings_.push_back(
+        here + ": " + path + " is given twice in the same mapping (first at " + it->second + "); " +
+        (block ? "their keys are merged, a key in both taking the later value"
+               : "the later value is used") +
+        " (YAML expects each key once)");
+  }
+
+  TrainConfig parse(const std::string& text, const std::vector<std::string>& overrides) {
+    YAML::Node root = load_one_document(text, name_, "YAML");
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) fail(at(root), "", "the config must be a mapping of sections (fabric, model, data, ...)");
     // Collect every value with its location, then apply overrides on top. A null value stays in
     // `values` until its key is checked: it means "the default".
     std::map<std::string, Located> values;
+    std::map<std::string, std::string> sections_seen;
     for (const auto& top : root) {
       const std::string sec = key_text(top.first, "");
       if (std::find(sections().begin(), sections().end(), sec) == sections().end())
         fail(at(top.first), sec, "unknown section" + did_you_mean(sec, sections(), "sections"));
+      note_duplicate(sections_seen, sec, at(top.first), sec, top.second.IsMap());
       if (sec == "deepspeed") {
         deepspeed_where_ = at(top.first);
         if (top.second.IsNull()) continue;
@@ -217,7 +273,12 @@ class Parser {
       if (sec == "fsdp") fsdp_where_ = at(top.first);
       if (top.second.IsNull()) continue;
       if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
-      for (const auto& kv : top.second) values[sec + "." + key_text(kv.first, sec)] = {kv.second, at(kv.first)};
+      std::map<std::string, std::string> keys_seen;
+      for (const auto& kv : top.second) {
+        const std::string path = sec + "." + key_text(kv.first, sec);
+        note_duplicate(keys_seen, path, at(kv.first), path, false);
+        values[path] = {kv.second, at(kv.first)};
+      }
     }
     for (const std::string& o : overrides) {
       const size_t eq = o.find('=');
@@ -270,6 +331,7 @@ class Parser {
       if (!loc.node.IsNull()) it->second->set(cfg, convert(*it->second, loc));
     }
     std::erase_if(values, [](const auto& kv) { return kv.second.node.IsNull(); });
+    cfg.warnings.insert(cfg.warnings.end(), duplicate_warnings_.begin(), duplicate_warnings_.end());
     check(cfg, values);
     return cfg;
   }
@@ -277,10 +339,13 @@ class Parser {
   // Records the deepspeed keys under `node` (a mapping at `prefix`) with their locations (`where`:
   // all of them at a --set, or "" for each its own place in the file). Nulls mean the default.
   void collect_deepspeed(const YAML::Node& node, const std::string& prefix, const std::string& where) {
+    std::map<std::string, std::string> keys_seen;
     for (const auto& kv : node) {
       const std::string name = key_text(kv.first, prefix.empty() ? "deepspeed" : "deepspeed." + prefix, where);
       const std::string path = prefix.empty() ? name : prefix + "." + name;
       const std::string here = where.empty() ? at(kv.first) : where;
+      note_duplicate(keys_seen, name, here, "deepspeed." + path,
+                     is_deepspeed_block(path) && kv.second.IsMap());
       if (!is_deepspeed_key(path) && !is_deepspeed_block(path) && !is_deepspeed_ignored(path))
         fail(here, "deepspeed." + path,
              "unknown key" + did_you_mean(name, deepspeed_children(prefix),
@@ -312,14 +377,7 @@ class Parser {
     // there; a JSON string holds no raw tab, so they are all whitespace.
     const bool yaml = found->size() > 5 && (found->ends_with(".yaml") || found->ends_with(".yml"));
     if (!yaml) std::replace(text.begin(), text.end(), '\t', ' ');
-    YAML::Node root;
-    try {
-      root = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-      throw ConfigError(*found + ":" + std::to_string(e.mark.line + 1) + ":" +
-                        std::to_string(e.mark.column + 1) + ": not valid " +
-                        (yaml ? "YAML" : "JSON") + ": " + e.msg);
-    }
+    const YAML::Node root = load_one_document(text, *found, yaml ? "YAML" : "JSON");
     if (!root.IsMap())
       fail(where, "deepspeed", "'" + *found + "' holds no mapping of DeepSpeed keys");
     deepspeed_given_ = true;
@@ -839,6 +897,7 @@ class Parser {
   bool deepspeed_given_ = false;  // a non-null section in the file, or a --set deepspeed.* value
   std::map<std::string, Located> deepspeed_values_;  // by path under deepspeed. (fp16.enabled)
   std::string deepspeed_where_;  // the section's start in the file, or its first --set
+  std::vector<std::string> duplicate_warnings_;  // keys given twice in one mapping (note_duplicate)
   std::string fsdp_where_;       // where the fsdp: section starts; empty when the file has none
 };
 

@@ -8,10 +8,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -22,6 +26,7 @@
 #include "optim/lr_scheduler.h"
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
+#include "runtime/model_memory.h"
 #include "runtime/progress.h"
 #include "runtime/prompt.h"
 #include "runtime/resume_overrides.h"
@@ -38,12 +43,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The stream is closed before it is judged: a short text sits in its buffer until then, and a
+// full disk that refuses it must not rename an empty file over the run's config.yaml.
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) throw IOError("cannot write " + tmp);
+  std::ofstream out(tmp, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    const std::string why = std::strerror(errno);
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw IOError("cannot write " + path + " (through " + tmp + "): " + why + "; the previous " +
+                  fs::path(path).filename().string() + ", if any, is unchanged");
   }
   fs::rename(tmp, path);
 }
@@ -138,8 +150,14 @@ int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
   const int64_t per_epoch = (batches_per_epoch + acc - 1) / acc;
   const int64_t max_steps = cfg.trainer.max_steps, max_epochs = cfg.trainer.max_epochs;
   if (max_epochs < 0) return max_steps;
-  if (max_steps < 0) return max_epochs * per_epoch;
-  return std::min(max_steps, max_epochs * per_epoch);
+  // Epochs past what int64 counts in steps (max_epochs: 2^62, say) are a run without an epoch
+  // limit, not a wrapped-around, negative one that stops before its first step.
+  const int64_t epoch_steps =
+      per_epoch > 0 && max_epochs > std::numeric_limits<int64_t>::max() / per_epoch
+          ? std::numeric_limits<int64_t>::max()
+          : max_epochs * per_epoch;
+  if (max_steps < 0) return epoch_steps;
+  return std::min(max_steps, epoch_steps);
 }
 
 // The model with its init weights; weights that do not fit the model are the config's fault.
@@ -269,8 +287,15 @@ double peak_rss_mib() {
 
 class Run {
  public:
-  Run(const TrainConfig& cfg, const FitOptions& opt, bool resuming)
-      : cfg_(cfg), out_(*opt.out), resuming_(resuming), run_dir_(cfg.trainer.run_dir) {
+  // `resume_sets`: a resume's --set values in effect ("key=value"), which the errors of a
+  // checkpoint that does not fit the config name as the likely cause.
+  Run(const TrainConfig& cfg, const FitOptions& opt, bool resuming,
+      std::vector<std::string> resume_sets = {})
+      : cfg_(cfg),
+        out_(*opt.out),
+        resuming_(resuming),
+        run_dir_(cfg.trainer.run_dir),
+        resume_sets_(std::move(resume_sets)) {
     interactive_ = opt.interactive.value_or(stdout_is_terminal() && opt.out == &std::cout);
     // The files the config names are recorded absolute in config.yaml and the checkpoints: a
     // `resume` or `sample` started from another directory must read the same files (a relative
@@ -489,6 +514,23 @@ class Run {
   // trainer.batch_size is per process, as in Lightning; each rank reads its share of the data.
   data::DataLoader make_loader(const std::shared_ptr<const data::Dataset>& train, const Fabric& fab) const {
     const auto& t = cfg_.trainer;
+    // Text and token data batch batch_size random windows (not a share of the data set): a huge
+    // batch_size failed in the loader with "empty: a int64 tensor of shape (9223372036854775807,)
+    // ... overflows", naming neither the key nor the memory. Its int64 inputs and targets alone
+    // are a lower bound of what a step holds.
+    if (train->access() == data::Access::windows) {
+      const double bytes = double(t.batch_size) * double(cfg_.model.block_size) * 16.0;
+      const double memory = usable_memory_bytes();
+      if (bytes > memory) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%.3g GiB, more than this machine's %.3g GiB of memory",
+                      bytes / (1024.0 * 1024 * 1024), memory / (1024.0 * 1024 * 1024));
+        throw ConfigError("trainer.batch_size: " + std::to_string(t.batch_size) +
+                          " windows of model.block_size " + std::to_string(cfg_.model.block_size) +
+                          " tokens per process take, as int64 inputs and " + "targets alone, " +
+                          buf + " (RAM and swap, or ulimit -v); expected a batch that fits");
+      }
+    }
     try {
       return data::DataLoader(train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
                                       .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed),
@@ -498,11 +540,31 @@ class Run {
     }
   }
 
+  // trainer.run_dir and its checkpoints/ folder, or an IOError naming the key and the part of the
+  // path in the way (a regular file, a read-only or missing mount) rather than std::filesystem's
+  // bare "cannot create directories: Not a directory [...]".
+  void make_run_directory() const {
+    const fs::path checkpoints = fs::path(run_dir_) / "checkpoints";
+    std::error_code ec;
+    fs::create_directories(checkpoints, ec);
+    if (!ec && fs::is_directory(checkpoints)) return;
+    std::string why = ec ? ec.message() : "it is not a directory";
+    for (fs::path p = checkpoints; !p.empty() && p != p.parent_path(); p = p.parent_path()) {
+      std::error_code st;
+      if (fs::exists(p, st) && !fs::is_directory(p, st)) {
+        why = "'" + p.string() + "' is a file, not a directory";
+        break;
+      }
+    }
+    throw IOError("trainer.run_dir: cannot create " + checkpoints.string() + ": " + why +
+                  "; expected a directory that can be created and written");
+  }
+
   // Rank 0, once the run is set up: config.yaml, vocab.json, checkpoints/ (without the leftovers
   // of a process killed while saving) and metrics.csv with its header, so that it exists from the
   // start (a max_steps 0 run has only the header).
   void create_run_directory(const RunData& data, bool validating) {
-    fs::create_directories(run_dir_ + "/checkpoints");
+    make_run_directory();
     remove_stale_temporaries(run_dir_ + "/checkpoints");
     if (!resuming_) warn_of_earlier_checkpoints();
     if (!resuming_) {
@@ -664,8 +726,8 @@ class Run {
     } catch (const IOError&) {
       throw;  // unreadable or incomplete files: not the config's fault
     } catch (const Error& e) {
-      throw ConfigError("resume: " + dir + " does not fit the config (did a --set change model.* or optimizer.*?): " +
-                        e.what());
+      throw ConfigError("resume: " + dir + " does not fit the config (" +
+                        likely_cause({"model."}, "model.*") + "): " + e.what());
     }
     const int64_t step = counter(rest, "step", dir, /*count=*/true);
     // The run's own step-N checkpoints so far, which keep_last goes on pruning.
@@ -691,8 +753,10 @@ class Run {
       throw ConfigError("resume: " + dir + " holds no data position (not a checkpoint fabric-train wrote?): " +
                         e.what());
     } catch (const ValueError& e) {
-      throw ConfigError("resume: the data position in " + dir + " does not fit the config (did a --set change " +
-                        "trainer.batch_size or data.*?): " + e.what());
+      throw ConfigError(
+          "resume: the data position in " + dir + " does not fit the config (" +
+          likely_cause({"trainer.batch_size=", "data."}, "trainer.batch_size or data.*") +
+          "): " + e.what());
     }
     if (plateau_) {
       try {
@@ -713,6 +777,24 @@ class Run {
       }
     }
     return step;
+  }
+
+  // Why a checkpoint may not fit the config: the resume's --set values under `prefixes`, or, with
+  // none, an edited or damaged checkpoint or config.yaml (the old "did a --set change model.*?"
+  // asked it of a resume given no --set at all).
+  std::string likely_cause(std::initializer_list<const char*> prefixes,
+                           const std::string& keys) const {
+    std::string sets;
+    for (const std::string& s : resume_sets_)
+      for (const char* p : prefixes)
+        if (s.rfind(p, 0) == 0) {
+          sets += (sets.empty() ? "" : " ") + s;
+          break;
+        }
+    if (!sets.empty()) return "did --set " + sets + " change it?";
+    return "no --set changed " + keys +
+           ": was the checkpoint or the run's config.yaml edited, or is the checkpoint "
+           "damaged?";
   }
 
   // A counter of the checkpoint's state: an integer, and for a count (all but seeds) not negative.
@@ -745,6 +827,7 @@ class Run {
   // The step-N checkpoints this run wrote (a resume: and those of the run it continues): the only
   // ones keep_last may remove.
   std::set<int64_t> own_steps_;
+  std::vector<std::string> resume_sets_;
   // scheduler.name plateau: stepped with each validation's val_loss; its state is saved and
   // restored with the checkpoints under "scheduler." as a per-step scheduler's is.
   std::unique_ptr<optim::ReduceLROnPlateau> plateau_;
@@ -765,8 +848,9 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
   ResumeOverrides o = split_resume_overrides(path, run_dir, overrides);
   if (!o.ignored.empty() && first_process_of_node())
     std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
+  std::vector<std::string> sets = o.effective;
   o.effective.push_back("trainer.run_dir=" + run_dir);
-  return Run(load_train_config(path, o.effective), options, true).go();
+  return Run(load_train_config(path, o.effective), options, true, std::move(sets)).go();
 }
 
 }  // namespace fabric

@@ -20,6 +20,7 @@
 // argument that does not exist is a bad command line (2); one that exists but cannot be read as
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -34,6 +35,21 @@ namespace fs = std::filesystem;
 using namespace fabric;
 
 namespace {
+
+// CLI11's NonNegativeNumber and PositiveNumber refuse "--tokens -1" with "Value -1 not in range
+// 0.000000 to 179769313486231570814527..." (DBL_MAX, 309 digits) and let "nan" through to fail
+// later (exit 1). This says what is expected, in words, and refuses non-finite values too.
+CLI::Validator at_least(double low, const std::string& expected) {
+  return CLI::Validator(
+      [low, expected](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double x = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != '\0' || !std::isfinite(x) || x < low)
+          return "expected " + expected + ", got '" + s + "'";
+        return "";
+      },
+      low > 0 ? "POSITIVE" : "NONNEGATIVE");  // as --help showed them
+}
 
 // Where the bundled configs and data live: $FABRIC_HOME, the source tree this binary was built
 // from, or the install prefix.
@@ -101,8 +117,10 @@ int main(int argc, char** argv) {
       ->required()
       ->check(existing(a_checkpoint));
   smp->add_option("--prompt", prompt, "the text to continue");
-  smp->add_option("--tokens", tokens, "characters to generate")->check(CLI::NonNegativeNumber);
-  smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
+  smp->add_option("--tokens", tokens, "characters to generate")
+      ->check(at_least(0, "an integer >= 0"));
+  smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")
+      ->check(at_least(0, "a finite number >= 0"));
   smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)");
   smp->add_option("--seed", seed, "sampling seed");
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
@@ -125,8 +143,9 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : {static_cast<CLI::App*>(&app), fit, res}) {
     sub->add_option("--devices", devices, "processes (cpu) or GPUs per node; sets fabric.devices");
     sub->add_option("--num-nodes,--num_nodes", num_nodes, "number of nodes; sets fabric.num_nodes")
-        ->check(CLI::PositiveNumber);
-    sub->add_option("--node-rank,--node_rank", node_rank, "this node's rank (multi-node)")->check(CLI::NonNegativeNumber);
+        ->check(at_least(1, "an integer >= 1"));
+    sub->add_option("--node-rank,--node_rank", node_rank, "this node's rank (multi-node)")
+        ->check(at_least(0, "an integer >= 0"));
     sub->add_option("--main-address,--main_address", main_address, "address of node 0 (MASTER_ADDR)");
     sub->add_option("--main-port,--main_port", main_port, "port of the rendezvous on node 0 (MASTER_PORT)")
         ->check(CLI::Range(1, 65535));
