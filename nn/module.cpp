@@ -142,10 +142,9 @@ Tensor Module::own_tensor(const std::string& name) const {
 // ---- traversal --------------------------------------------------------------------------------
 
 void Module::collect_modules(const std::string& prefix, NamedModules& out,
-                             std::vector<const Module*>& seen) const {
+                             std::unordered_set<const Module*>& seen) const {
   for (const auto& [name, child] : children_) {
-    if (std::find(seen.begin(), seen.end(), child.get()) != seen.end()) continue;
-    seen.push_back(child.get());
+    if (!seen.insert(child.get()).second) continue;  // shared: listed once, under its first name
     const std::string full = prefix.empty() ? name : prefix + "." + name;
     out.emplace_back(full, child);
     child->collect_modules(full, out, seen);
@@ -154,7 +153,7 @@ void Module::collect_modules(const std::string& prefix, NamedModules& out,
 
 Module::NamedModules Module::named_modules() const {
   NamedModules out;
-  std::vector<const Module*> seen{this};
+  std::unordered_set<const Module*> seen{this};
   collect_modules("", out, seen);
   return out;
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -208,8 +209,9 @@ class Module {
   };
   void check_new_name(const std::string& name, const char* what) const;
   void add_child(const std::string& name, std::shared_ptr<Module> m);
+  // `seen`: the modules met so far (a set: a deep model has thousands, searched per child).
   void collect_modules(const std::string& prefix, NamedModules& out,
-                       std::vector<const Module*>& seen) const;
+                       std::unordered_set<const Module*>& seen) const;
   void collect_state(const std::string& prefix, StateDict& out) const;
   void str_into(std::string& out, int indent) const;
   // This module (named "") followed by named_modules(), as raw pointers.

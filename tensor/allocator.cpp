@@ -94,7 +94,16 @@ class CachingCpuAllocator final : public Allocator {
     const size_t cls = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
     stats_.allocated_bytes -= static_cast<int64_t>(cls);
-    free_[class_slot(cls)].push_back(p);
+    // Storage destructors land here: a bad_alloc from growing the free list (memory exhausted)
+    // would escape a destructor and abort the process, so the block goes back to the system
+    // instead of into the cache.
+    try {
+      free_[class_slot(cls)].push_back(p);
+    } catch (const std::bad_alloc&) {
+      std::free(p);
+      stats_.reserved_bytes -= static_cast<int64_t>(cls);
+      return;
+    }
     cached_bytes_ += static_cast<int64_t>(cls);
   }
 

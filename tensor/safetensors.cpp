@@ -200,7 +200,11 @@ Header parse_header(const uint8_t* data, uint64_t size, const std::string& where
   if (size < 8) fail(where, "file is ", size, " bytes, shorter than the 8-byte header length");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(data[i]) << (8 * i);
-  if (n > kMaxHeaderBytes) fail(where, "header length ", n, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  // A text or other file read as safetensors gives its first 8 bytes as a huge length.
+  if (n > kMaxHeaderBytes)
+    fail(where, "header length ", n, " exceeds the limit of ", kMaxHeaderBytes,
+         " bytes (is this a safetensors file? one starts with its JSON header's length, a "
+         "little-endian uint64, then the '{' of the header)");
   if (n > size - 8) fail(where, "header length ", n, " runs past the end of the file (", size, " bytes)");
   const char* text = reinterpret_cast<const char*>(data + 8);
   if (!valid_utf8(data + 8, n)) fail(where, "header is not valid UTF-8");

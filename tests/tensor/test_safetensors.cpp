@@ -299,6 +299,8 @@ TEST_F(Safetensors, RejectsTruncatedAndOversizedHeaders) {
   expect_bad(make_file("{}", {}, ~uint64_t{0}), "exceeds the limit", "length 2^64-1");
   expect_bad(make_file("{}", {}, 100'000'001), "exceeds the limit of 100000000", "just over 100 MB");
   expect_bad(make_file(""), "not valid JSON", "empty header");
+  const std::string text = "step,loss\n1,4.17\n";  // a CSV given as safetensors
+  expect_bad(Bytes(text.begin(), text.end()), "is this a safetensors file?", "a text file");
 }
 
 TEST_F(Safetensors, RejectsHeadersThatAreNotAJsonObject) {
