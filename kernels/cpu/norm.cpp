@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/norm_backward_row.h"
+#include "kernels/cpu/norm_forward_row.h"
 #include "kernels/cpu/reduce_math.h"
 #include "tensor/reduce_kernels.h"
 
@@ -36,34 +37,15 @@ void norm_acc(const NormArgs& a) {
     char* yr = static_cast<char*>(a.y) + r * N * xsz;
     const A* x = load_row<A>(xr, a.x_dtype, N, scratch<A>(0, N));
     A* y = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(yr) : scratch<A>(1, N);
-    const A inv_n = A(1) / static_cast<A>(N);
-    if (a.rms) {
-      const A ms = row_dot(x, x, N) * inv_n;
-      const A rstd = A(1) / std::sqrt(ms + eps);
-      static_cast<A*>(a.rstd)[r] = rstd;
-      if (wp) {
-        for (int64_t j = 0; j < N; ++j) y[j] = x[j] * rstd * wp[j];
-      } else {
-        for (int64_t j = 0; j < N; ++j) y[j] = x[j] * rstd;
-      }
-    } else {
-      const A mean = row_sum(x, N) * inv_n;
-      const A var =
-          sum_range<A>(0, N, [x, mean](int64_t j) { return (x[j] - mean) * (x[j] - mean); }) *
-          inv_n;
-      const A rstd = A(1) / std::sqrt(var + eps);
-      static_cast<A*>(a.mean)[r] = mean;
-      static_cast<A*>(a.rstd)[r] = rstd;
-      if (wp && bp) {
-        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd * wp[j] + bp[j];
-      } else if (wp) {
-        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd * wp[j];
-      } else if (bp) {
-        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd + bp[j];
-      } else {
-        for (int64_t j = 0; j < N; ++j) y[j] = (x[j] - mean) * rstd;
-      }
-    }
+    A mean = 0, rstd = 0;
+#ifdef FABRIC_REDUCE_AVX512
+    if constexpr (std::is_same_v<A, float>)
+      norm_forward_row_f32(x, wp, bp, eps, N, a.rms, y, mean, rstd);
+    else
+#endif
+      norm_forward_row<A>(x, wp, bp, eps, N, a.rms, y, mean, rstd);
+    if (!a.rms) static_cast<A*>(a.mean)[r] = mean;
+    static_cast<A*>(a.rstd)[r] = rstd;
     store_row<A>(y, yr, a.x_dtype, N);
   };
   const int64_t per = rows_per_task(N), tasks = (M + per - 1) / per;
