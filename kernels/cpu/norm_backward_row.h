@@ -39,20 +39,6 @@ void norm_backward_row(const A* x, const A* dy, const A* w, A m, A rs, int64_t n
 }
 
 #ifdef FABRIC_REDUCE_AVX512
-// sum_range's final fold of its 64 lanes (lane j += lane j + w for w = 32, 16, ..., 1), plus its
-// empty tail.
-inline float fold_lanes64(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  a0 = _mm512_add_ps(a0, a2);
-  a1 = _mm512_add_ps(a1, a3);
-  a0 = _mm512_add_ps(a0, a1);
-  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
-  const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-  const __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
-  const float tail = 0;
-  return _mm_cvtss_f32(h1) + tail;
-}
-
 // norm_backward_row<float>, the same operations per element: the compiler contracts
 // tdw += dy * xhat, row_dot's acc += g * xhat and (g - mg) - xhat * mgx into one rounding each,
 // and so do these intrinsics (GCC contracts _mm512_mul_ps into a following _mm512_add_ps too:

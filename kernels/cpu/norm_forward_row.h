@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cpu/norm_backward_row.h"  // fold_lanes64
 #include "kernels/cpu/reduce_math.h"
 
 namespace fabric::cpu {

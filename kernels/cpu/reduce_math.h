@@ -100,6 +100,22 @@ A sum_range(int64_t b, int64_t e, const F& f) {
   return acc[0][0] + tail;
 }
 
+#ifdef FABRIC_REDUCE_AVX512
+// sum_range<float>'s final fold of its 64 lanes held in four registers (lane j += lane j + w for
+// w = 32, 16, ..., 1, lower lane first), plus its tail: the kernels that keep sum_range's lanes in
+// registers end with it, so that they add the same values in the same order.
+inline float fold_lanes64(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float tail = 0) {
+  a0 = _mm512_add_ps(a0, a2);
+  a1 = _mm512_add_ps(a1, a3);
+  a0 = _mm512_add_ps(a0, a1);
+  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
+  const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+  const __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+  return _mm_cvtss_f32(h1) + tail;
+}
+#endif
+
 template <typename A>
 A row_sum(const A* x, int64_t n) {
   return sum_range<A>(0, n, [x](int64_t i) { return x[i]; });

@@ -62,15 +62,7 @@ inline float row_sum_f32(const float* x, int64_t n) {
   }
   float tail = 0;
   for (; i < n; ++i) tail += x[i];
-  // Lane j += lane j + w for w = 32, 16, 8, 4, 2, 1, lower lane first as sum_range adds them.
-  a0 = _mm512_add_ps(a0, a2);
-  a1 = _mm512_add_ps(a1, a3);
-  a0 = _mm512_add_ps(a0, a1);
-  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
-  const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-  const __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
-  return _mm_cvtss_f32(h1) + tail;
+  return fold_lanes64(a0, a1, a2, a3, tail);
 #else
   return sum_range<float>(0, n, [x](int64_t i) { return x[i]; });
 #endif

@@ -3,8 +3,11 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -24,6 +27,16 @@ inline void expect_same_bits(const Tensor& got, const Tensor& want, const std::s
       ADD_FAILURE() << what << ": element " << i << " is " << gv[i] << ", want " << wv[i];
       return;
     }
+  }
+}
+
+// The same for float vectors (kernel outputs against their reference's), bit for bit.
+inline void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want,
+                             const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t j = 0; j < got.size(); ++j) {
+    ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(want[j]))
+        << what << " [" << j << "]: " << got[j] << ", want " << want[j];
   }
 }
 

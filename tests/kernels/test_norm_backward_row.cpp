@@ -12,31 +12,13 @@
 #include <vector>
 
 #include "kernels/cpu/norm_backward_row.h"
+#include "tests/common/order_sensitive.h"
+#include "tests/common/same_bits.h"
 
 namespace fabric::cpu {
 namespace {
 
 #ifdef FABRIC_REDUCE_AVX512
-// Values from 2^-10 to 2^21 of both signs: sums of them depend on the order of the additions.
-std::vector<float> order_sensitive(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  for (float& e : v) {
-    seed = seed * 1664525u + 1013904223u;
-    const float mag = std::ldexp(1.0f, static_cast<int>(seed >> 27) - 10);
-    e = ((seed >> 8) & 1 ? -mag : mag) * (1.0f + static_cast<float>(seed >> 12 & 0xFFF) / 4096.0f);
-  }
-  return v;
-}
-
-void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want,
-                      const std::string& what) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t j = 0; j < got.size(); ++j) {
-    ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(want[j]))
-        << what << " [" << j << "]: " << got[j] << " vs norm_backward_row's " << want[j];
-  }
-}
-
 struct Outputs {
   std::vector<float> tdw, tdb, dx;
 };

@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/norm_forward_row.h"
+#include "tests/common/same_bits.h"
 
 namespace fabric::cpu {
 namespace {
@@ -43,15 +44,6 @@ std::vector<float> order_sensitive(size_t n, uint32_t seed, DType dt, bool narro
     convert(dt, half.data(), DType::float32, v.data(), static_cast<int64_t>(n));
   }
   return v;
-}
-
-void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want,
-                      const std::string& what) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t j = 0; j < got.size(); ++j) {
-    ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(want[j]))
-        << what << " [" << j << "]: " << got[j] << " vs norm_forward_row's " << want[j];
-  }
 }
 
 struct Outputs {

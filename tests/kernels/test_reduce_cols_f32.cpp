@@ -15,21 +15,12 @@
 
 #include "kernels/cpu/reduce_cols_f32.h"
 #include "tensor/float_formats.h"
+#include "tests/common/order_sensitive.h"
 
 namespace fabric::cpu {
 namespace {
 
 #ifdef FABRIC_REDUCE_AVX512
-std::vector<float> order_sensitive(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  for (float& e : v) {
-    seed = seed * 1664525u + 1013904223u;
-    const float mag = std::ldexp(1.0f, static_cast<int>(seed >> 27) - 10);  // 2^-10 .. 2^21
-    e = ((seed >> 8) & 1 ? -mag : mag) * (1.0f + static_cast<float>(seed >> 12 & 0xFFF) / 4096.0f);
-  }
-  return v;
-}
-
 // Row-major (rows, stride) values stored as dt (float32 or bfloat16), row r starting `offset`
 // elements into its row, plus those values as float32.
 struct Block {

@@ -12,19 +12,10 @@
 
 #include "kernels/cpu/reduce_math.h"
 #include "kernels/cpu/reduce_sum_f32.h"
+#include "tests/common/order_sensitive.h"
 
 namespace fabric::cpu {
 namespace {
-
-std::vector<float> order_sensitive(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  for (float& e : v) {
-    seed = seed * 1664525u + 1013904223u;
-    const float mag = std::ldexp(1.0f, static_cast<int>(seed >> 27) - 10);  // 2^-10 .. 2^21
-    e = ((seed >> 8) & 1 ? -mag : mag) * (1.0f + static_cast<float>(seed >> 12 & 0xFFF) / 4096.0f);
-  }
-  return v;
-}
 
 float reference(const float* x, int64_t n) {
   return sum_range<float>(0, n, [x](int64_t i) { return x[i]; });
