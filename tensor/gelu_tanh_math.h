@@ -15,10 +15,12 @@
 // test_gelu_accuracy.cpp): in double, forward 3.3 ulp, derivative 4.0 floored at 2^-55; in float
 // (with glibc's expf), forward 3.8 ulp, derivative 4.0 floored at 2^-26.
 //
-// Written for both compilers alike: products that feed a sum go through mul(), which nvcc cannot
-// contract into an fma (its default -fmad=true would, and an fma there breaks the hi + lo sums'
-// error terms); the host compiles ISO C++ (no contraction), so host and device evaluate the same
-// expressions and differ only in exp's last bits (glibc's and CUDA's, each within 1-2 ulp).
+// Written for both compilers alike: products that feed a sum go through mul(), which neither
+// compiler can contract into an fma (nvcc's default -fmad=true would, and so does GCC's C++
+// default -ffp-contract=fast, even under -std=c++20; an fma there breaks the hi + lo sums' error
+// terms): __fmul_rn/__dmul_rn on the device, a product behind an empty asm on the host. Host and
+// device evaluate the same expressions and differ only in exp's last bits (glibc's and CUDA's,
+// each within 1-2 ulp).
 #pragma once
 #include <cmath>
 
@@ -72,14 +74,18 @@ FABRIC_GELU_HD float mul(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);
 #else
-  return a * b;
+  float r = a * b;
+  asm("" : "+x"(r));  // opaque to GCC, which contracts a product with a following add in C++
+  return r;
 #endif
 }
 FABRIC_GELU_HD double mul(double a, double b) {
 #if defined(__CUDA_ARCH__)
   return __dmul_rn(a, b);
 #else
-  return a * b;
+  double r = a * b;
+  asm("" : "+x"(r));  // opaque to GCC, which contracts a product with a following add in C++
+  return r;
 #endif
 }
 
