@@ -13,42 +13,12 @@
 #include "autograd/autograd.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/ops/attention_layouts.h"
 
 namespace fabric {
 namespace {
 
-constexpr int64_t B = 2, T = 70, H = 3, D = 8, C = H * D;  // T > 64: two query blocks
-
-// How the packed qkv is laid out and cut into (B, H, T, D) heads.
-struct Layout {
-  std::string name;
-  Shape qkv_shape;                                  // (..., 3C)
-  std::function<Tensor(const Tensor&)> heads;       // a (..., C) piece -> (B, H, T, D)
-  std::function<Tensor(const Tensor&)> heads_back;  // (B, H, T, D) -> (..., C), contiguous
-};
-
-std::vector<Layout> layouts() {
-  return {
-      // nanoGPT's CausalSelfAttention: (B, T, 3C).
-      {"gpt",
-       {B, T, 3 * C},
-       [](const Tensor& p) {
-         return p.view({B, T, H, D}).transpose(1, 2);
-       },
-       [](const Tensor& y) {
-         return y.transpose(1, 2).contiguous().view({B, T, C});
-       }},
-      // MultiheadAttention's (L, N, 3E), batch inside the rows.
-      {"mha",
-       {T, B, 3 * C},
-       [](const Tensor& p) {
-         return p.reshape({T, B, H, D}).permute({1, 2, 0, 3});
-       },
-       [](const Tensor& y) {
-         return y.permute({2, 0, 1, 3}).contiguous().view({T, B, C});
-       }},
-  };
-}
+using namespace attention_test;
 
 Tensor random_of(const Shape& shape, DType dt) { return randn(shape).to(dt); }
 

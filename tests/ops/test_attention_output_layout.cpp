@@ -14,11 +14,12 @@
 #include "autograd/autograd.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/ops/attention_layouts.h"
 
 namespace fabric {
 namespace {
 
-constexpr int64_t B = 2, T = 70, H = 3, D = 8, C = H * D;  // T > 64: two query blocks
+using namespace attention_test;
 
 // softmax(q k^T / sqrt(E) [causal]) v in the inputs' dtype (float64 here), with no fused kernel.
 Tensor composed_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
@@ -38,42 +39,6 @@ void expect_close(const Tensor& got, const Tensor& want, DType dt, const std::st
   ASSERT_EQ(g.size(), w.size()) << what;
   for (size_t i = 0; i < g.size(); ++i)
     ASSERT_NEAR(g[i], w[i], tol * (1.0 + std::abs(w[i]))) << what << " element " << i;
-}
-
-// How a packed qkv is laid out and cut into (B, H, T, D) heads, and how the output's heads are
-// put side by side again; the strides an output laid out as the heads lie has.
-struct Layout {
-  std::string name;
-  Shape qkv_shape;                                  // (..., 3C)
-  std::function<Tensor(const Tensor&)> heads;       // a (..., C) piece -> (B, H, T, D)
-  std::function<Tensor(const Tensor&)> heads_back;  // (B, H, T, D) -> (..., C)
-  Strides out_strides;
-};
-
-std::vector<Layout> layouts() {
-  return {
-      // nanoGPT's CausalSelfAttention (nn/transformer.cpp): (B, T, 3C), output lying as (B, T, H,
-      // D).
-      {"gpt",
-       {B, T, 3 * C},
-       [](const Tensor& p) {
-         return p.view({B, T, H, D}).transpose(1, 2);
-       },
-       [](const Tensor& y) {
-         return y.transpose(1, 2).contiguous().view({B, T, C});
-       },
-       {T * H * D, D, H * D, 1}},
-      // MultiheadAttention's (L, N, 3E) (nn/multihead_attention.cpp), output lying as (T, B, H, D).
-      {"mha",
-       {T, B, 3 * C},
-       [](const Tensor& p) {
-         return p.reshape({T, B, H, D}).permute({1, 2, 0, 3});
-       },
-       [](const Tensor& y) {
-         return y.permute({2, 0, 1, 3}).contiguous().view({T, B, C});
-       },
-       {H * D, D, B * H * D, 1}},
-  };
 }
 
 // Heads cut from one qkv by split, the output's heads re-assembled without a copy, its gradient

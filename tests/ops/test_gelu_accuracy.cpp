@@ -15,6 +15,7 @@
 #include "tensor/activation_backward.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/gelu_tanh_reference.h"
 
 namespace fabric {
 namespace {
@@ -28,44 +29,10 @@ double gelu_grad_ref(double x) {
   return 0.5 * std::erfc(-x * kInvSqrt2) + x * std::exp(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
-// The tanh form, PyTorch's x/2 (1 + tanh(u)) and its derivative (1 + t)/2 + x/2 (1 - t^2) du/dx,
-// written without 1 + tanh's cancellation (sigmoid(2u) = 1/(1 + e) or e/(1 + e), 1 - t^2 =
-// 4e/(1 + e)^2, e = exp(-|2u|)) so the left tail keeps its relative accuracy in float64 too.
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-constexpr double kKappa = 0.044715;
-double gelu_tanh_ref(double x) {
-  const double u = kSqrt2OverPi * (x + kKappa * x * x * x);
-  return x / (1.0 + std::exp(-2.0 * u));
-}
-double gelu_tanh_grad_ref(double x) {
-  if (std::isinf(x)) return std::nan("");  // x/2 (1 - t^2) = inf * 0, as in PyTorch
-  const double u = kSqrt2OverPi * (x + kKappa * x * x * x);
-  const double e = std::exp(-2.0 * std::fabs(u));
-  const double sig = u >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-  const double sech2 = 4.0 * e / ((1.0 + e) * (1.0 + e));
-  return sig + 0.5 * x * sech2 * kSqrt2OverPi * (1.0 + 3.0 * kKappa * x * x);
-}
-
-// |got - want| in units of ulp(float(want)) (2^-149 for subnormal results), or of
-// max(ulp, 2^-26) with `floor` (the measure of tests/ops/test_elementwise.cpp's accuracy tests).
-double ulp_error(float got, double want, bool floor) {
-  const float wf = static_cast<float>(want);
-  if (std::isnan(want)) return std::isnan(got) ? 0 : 1e30;
-  if (std::isinf(wf) || std::isinf(got)) return got == wf ? 0 : 1e30;
-  double ulp = std::fabs(wf) < std::numeric_limits<float>::min()
-                   ? std::ldexp(1.0, -149)
-                   : std::ldexp(1.0, std::ilogb(wf) - 23);
-  if (floor) ulp = std::max(ulp, std::ldexp(1.0, -26));
-  return std::fabs(static_cast<double>(got) - want) / ulp;
-}
-
-struct Worst {
-  double err = 0;
-  float at = 0;
-  void add(double e, float x) {
-    if (e > err) err = e, at = x;
-  }
-};
+using gelu_test::gelu_tanh_grad_ref;
+using gelu_test::gelu_tanh_ref;
+using gelu_test::ulp_error;
+using gelu_test::Worst;
 
 struct SweepResult {
   Worst plain;            // plain ulps where the result is a normal float

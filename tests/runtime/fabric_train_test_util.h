@@ -82,6 +82,22 @@ class RunDirTest : public testing::Test {
   Result fit(const std::string& sets, const std::string& run_dir) {
     return run("fit " + cfg_ + " --set " + sets + " trainer.run_dir=" + (dir_ / run_dir).string());
   }
+  // The smallest GPT run: dir_/t.txt (a sentence repeated) and dir_/gpt.yaml training a
+  // one-layer character GPT on it for 2 steps into dir_/<run_dir>; returns the config's path.
+  std::string write_tiny_gpt_config(const std::string& run_dir) {
+    std::string text;
+    for (int i = 0; i < 20; ++i) text += "the cat sat on the mat. ";
+    std::ofstream(dir_ / "t.txt") << text;
+    const std::string cfg = (dir_ / "gpt.yaml").string();
+    std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                          "data: {kind: text, path: "
+                       << (dir_ / "t.txt").string()
+                       << "}\n"
+                          "optimizer: {name: adamw, lr: 0.01}\n"
+                          "trainer: {max_steps: 2, batch_size: 4, run_dir: "
+                       << (dir_ / run_dir).string() << "}\n";
+    return cfg;
+  }
   std::filesystem::path dir_;
   std::string cfg_;
 };

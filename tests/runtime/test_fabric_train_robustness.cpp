@@ -29,14 +29,7 @@ class FabricTrainRobustness : public train_test::RunDirTest {
   void SetUp() override {
     start("fabric_train_robustness");
     if (IsSkipped()) return;
-    std::string text;
-    for (int i = 0; i < 20; ++i) text += "the cat sat on the mat. ";
-    std::ofstream(dir_ / "t.txt") << text;
-    cfg_ = (dir_ / "gpt.yaml").string();
-    std::ofstream(cfg_) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
-                           "data: {kind: text, path: " << (dir_ / "t.txt").string() << "}\n"
-                           "optimizer: {name: adamw, lr: 0.01}\n"
-                           "trainer: {max_steps: 2, batch_size: 4, run_dir: " << (dir_ / "run").string() << "}\n";
+    cfg_ = write_tiny_gpt_config("run");
   }
 
   // `args` exits 2 with `message` in its output and writes no run directory.

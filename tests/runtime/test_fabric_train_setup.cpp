@@ -178,14 +178,7 @@ TEST_F(FabricTrainSetup, RelativePathsResolveFromTheConfigsDirectoryAndFabricHom
 // sample: a prompt with characters the text never had is an error listing them (exit 2), and a GPT
 // trained on token ids (no character vocabulary) is refused saying so (exit 2 too).
 TEST_F(FabricTrainSetup, SampleRefusesUnknownCharactersAndTokenModels) {
-  std::string text;
-  for (int i = 0; i < 20; ++i) text += "the cat sat on the mat. ";
-  std::ofstream(dir_ / "t.txt") << text;
-  const std::string cfg = (dir_ / "gpt.yaml").string();
-  std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
-                        "data: {kind: text, path: " << (dir_ / "t.txt").string() << "}\n"
-                        "optimizer: {name: adamw, lr: 0.01}\n"
-                        "trainer: {max_steps: 2, batch_size: 4, run_dir: " << (dir_ / "text").string() << "}\n";
+  const std::string cfg = write_tiny_gpt_config("text");
   ASSERT_EQ(run("fit " + cfg).status, 0);
   const std::string last = (dir_ / "text/checkpoints/last").string();
   const Result unknown = run("sample " + last + " --prompt 'the dog, the cat' --tokens 5");

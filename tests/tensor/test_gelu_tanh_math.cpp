@@ -16,48 +16,15 @@
 #include "tensor/factory.h"
 #include "tensor/gelu_tanh_math.h"
 #include "tensor/ops.h"
+#include "tests/common/gelu_tanh_reference.h"
 
 namespace fabric {
 namespace {
 
-// PyTorch's x/2 (1 + tanh(u)) and (1 + t)/2 + x/2 (1 - t^2) du/dx in double, written without
-// 1 + tanh's cancellation (an independent form: sigmoid and sech^2 from e = exp(-|2u|)).
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-constexpr double kKappa = 0.044715;
-double forward_ref(double x) {
-  const double u = kSqrt2OverPi * (x + kKappa * x * x * x);
-  const double e = std::exp(-2.0 * std::fabs(u));
-  return u >= 0 ? x / (1.0 + e) : x * e / (1.0 + e);
-}
-double derivative_ref(double x) {
-  if (std::isinf(x)) return std::nan("");
-  const double u = kSqrt2OverPi * (x + kKappa * x * x * x);
-  const double e = std::exp(-2.0 * std::fabs(u));
-  const double sig = u >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-  const double sech2 = 4.0 * e / ((1.0 + e) * (1.0 + e));
-  return sig + 0.5 * x * sech2 * kSqrt2OverPi * (1.0 + 3.0 * kKappa * x * x);
-}
-
-// |got - want| in ulps of float(want) (2^-149 for subnormal results), or of max(ulp, 2^-26) with
-// `floor` (the accuracy tests' measure where a result crosses zero).
-double ulps(float got, double want, bool floor) {
-  const float wf = static_cast<float>(want);
-  if (std::isnan(want)) return std::isnan(got) ? 0 : 1e30;
-  if (std::isinf(wf) || std::isinf(got)) return got == wf ? 0 : 1e30;
-  double ulp = std::fabs(wf) < std::numeric_limits<float>::min()
-                   ? std::ldexp(1.0, -149)
-                   : std::ldexp(1.0, std::ilogb(wf) - 23);
-  if (floor) ulp = std::max(ulp, std::ldexp(1.0, -26));
-  return std::fabs(static_cast<double>(got) - want) / ulp;
-}
-
-struct Worst {
-  double err = 0;
-  float at = 0;
-  void add(double e, float x) {
-    if (e > err) err = e, at = x;
-  }
-};
+using gelu_test::ulp_error;
+using gelu_test::Worst;
+const auto forward_ref = gelu_test::gelu_tanh_ref;
+const auto derivative_ref = gelu_test::gelu_tanh_grad_ref;
 
 // Every 257th float32 bit pattern (all magnitudes, both signs), a dense grid over [-20, 20] (the
 // float clamp is 16, the results underflow from -10.7) and the points around the clamp.
@@ -83,12 +50,12 @@ TEST(GeluTanhMath, FloatAgainstFloat64Reference) {
   for (float x : float_inputs()) {
     const double want = forward_ref(x);
     const bool subnormal = std::fabs(static_cast<float>(want)) < std::numeric_limits<float>::min();
-    (subnormal ? fwd_subnormal : fwd).add(ulps(gelu_tanh::forward(x), want, false), x);
+    (subnormal ? fwd_subnormal : fwd).add(ulp_error(gelu_tanh::forward(x), want, false), x);
     const double dwant = derivative_ref(x);
     const float d = gelu_tanh::derivative(x);
-    grad_floored.add(ulps(d, dwant, true), x);
+    grad_floored.add(ulp_error(d, dwant, true), x);
     // Plain ulps away from the derivative's zero at x = -0.7517.
-    if (x >= 0 || x <= -2) grad_tail.add(ulps(d, dwant, false), x);
+    if (x >= 0 || x <= -2) grad_tail.add(ulp_error(d, dwant, false), x);
   }
   std::printf(
       "gelu tanh, float formulation (CUDA's): forward %.3f ulp (x = %.9g), subnormal results "
