@@ -49,6 +49,9 @@ struct AttentionArgs {
   // by side again are a view instead of a copy. Only the CPU kernels take it; the op leaves it
   // unset on other devices.
   std::optional<AttentionStrides> out_strides;
+  // The op's attention backend is cuDNN (attention_backend(), tensor/ops.h): a CUDA device offers
+  // the problem to cuDNN's fused attention first. The op decides; the CPU kernels ignore it.
+  bool prefer_cudnn = false;
 };
 
 // out: (batch, heads, L, Ev) in dtype, contiguous unless a.out_strides is set. lse: contiguous

@@ -2,6 +2,7 @@
 // arguments (errors name the op, shapes and dtypes), dispatches to the device's kernel and hands
 // the call to autograd (op_record.h). Type promotion follows PyTorch (promotion.h).
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -254,11 +255,20 @@ Tensor rnn_tanh_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, 
                      const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
 Tensor rnn_relu_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
                      const Tensor& b_ih = Tensor(), const Tensor& b_hh = Tensor());
-// Whether scaled_dot_product_attention may use the fused kernels: true unless the environment
-// says FABRIC_ATTENTION=composed (read once) or set_fused_attention(false) was called. The
-// composition is the same function computed through matmul/softmax; which is faster depends on
-// the device (bench_attention on the CPU, bench_gpu on a GPU measure both).
+// How scaled_dot_product_attention runs a problem the fused path takes (no explicit mask, one
+// floating dtype): `fused`, our fused kernels (the default); `cudnn`, cuDNN's fused flash
+// attention on CUDA devices (kernels/cuda/attention_cudnn.h; what it declines, and every CPU
+// problem, runs on our kernels); `composed`, the matmul/softmax composition. Read once from the
+// environment variable FABRIC_ATTENTION (fused, cudnn or composed; unset: fused) unless
+// set_attention_backend or set_fused_attention was called first. Which is fastest depends on the
+// device (bench_attention on the CPU, bench_gpu on a GPU measure them and bench_gpu picks one).
+enum class AttentionBackend : uint8_t { fused, cudnn, composed };
+AttentionBackend attention_backend();
+void set_attention_backend(AttentionBackend backend);
+const char* attention_backend_name(AttentionBackend backend);  // "fused", "cudnn", "composed"
+// Whether a fused kernel (ours or cuDNN's) may run: attention_backend() != composed.
 bool fused_attention_enabled();
+// true: our fused kernels; false: the composition.
 void set_fused_attention(bool enabled);
 
 // ---- softmax and normalisation ----------------------------------------------------------------

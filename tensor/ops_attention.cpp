@@ -3,6 +3,8 @@
 // one floating dtype with the same leading dims, dropout below 1 (drawn from the generator as the
 // dropout op would draw it over the probabilities). Everything else is the composition
 // softmax(q k^T * scale + mask) v of matmul/softmax/dropout ops, whose autograd covers it.
+// attention_backend() chooses among our fused kernels, cuDNN's (on CUDA devices; the CUDA stub
+// offers the problem to cuDNN first then) and the composition.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "tensor/attention_kernels.h"
@@ -33,8 +36,8 @@ FABRIC_DEFINE_STUB(attention_backward_stub, AttentionBackwardFn);
 
 namespace {
 
-// -1 until the first call reads FABRIC_ATTENTION.
-std::atomic<int> g_fused_attention{-1};
+// An AttentionBackend, or -1 until the first call reads FABRIC_ATTENTION.
+std::atomic<int> g_attention_backend{-1};
 
 // t's data as (batch, heads, R, D) with the last dim contiguous: a 2-D/3-D tensor gains unit
 // dims, leading dims beyond two fold into batch (a view when their strides allow).
@@ -125,6 +128,7 @@ AttentionArgs attention_args(const Tensor& q4, const Tensor& k4, const Tensor& v
   a.dropout_p = dropout.p;
   a.seed = dropout.seed;
   a.offset = dropout.offset;
+  a.prefer_cudnn = attention_backend() == AttentionBackend::cudnn;
   return a;
 }
 
@@ -190,21 +194,47 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
 
 }  // namespace
 
-bool fused_attention_enabled() {
-  int on = g_fused_attention.load(std::memory_order_relaxed);
-  if (on < 0) {
+AttentionBackend attention_backend() {
+  int b = g_attention_backend.load(std::memory_order_relaxed);
+  if (b < 0) {
     const char* env = std::getenv("FABRIC_ATTENTION");
-    FABRIC_CHECK(!env || !*env || std::strcmp(env, "fused") == 0 || std::strcmp(env, "composed") == 0,
-                 ValueError, "FABRIC_ATTENTION must be 'fused' or 'composed', got '", env, "'");
-    on = env && std::strcmp(env, "composed") == 0 ? 0 : 1;
+    AttentionBackend chosen = AttentionBackend::fused;
+    if (env && *env) {
+      const std::string_view v(env);
+      FABRIC_CHECK(v == "fused" || v == "cudnn" || v == "composed", ValueError,
+                   "FABRIC_ATTENTION must be 'fused', 'cudnn' or 'composed', got '", env, "'");
+      chosen = v == "cudnn"      ? AttentionBackend::cudnn
+               : v == "composed" ? AttentionBackend::composed
+                                 : AttentionBackend::fused;
+    }
     int unset = -1;
-    g_fused_attention.compare_exchange_strong(unset, on);  // a concurrent set_ wins
-    on = g_fused_attention.load(std::memory_order_relaxed);
+    g_attention_backend.compare_exchange_strong(unset, static_cast<int>(chosen));  // a set_ wins
+    b = g_attention_backend.load(std::memory_order_relaxed);
   }
-  return on == 1;
+  return static_cast<AttentionBackend>(b);
 }
 
-void set_fused_attention(bool enabled) { g_fused_attention.store(enabled ? 1 : 0); }
+void set_attention_backend(AttentionBackend backend) {
+  g_attention_backend.store(static_cast<int>(backend));
+}
+
+const char* attention_backend_name(AttentionBackend backend) {
+  switch (backend) {
+    case AttentionBackend::fused:
+      return "fused";
+    case AttentionBackend::cudnn:
+      return "cudnn";
+    case AttentionBackend::composed:
+      return "composed";
+  }
+  return "unknown";
+}
+
+bool fused_attention_enabled() { return attention_backend() != AttentionBackend::composed; }
+
+void set_fused_attention(bool enabled) {
+  set_attention_backend(enabled ? AttentionBackend::fused : AttentionBackend::composed);
+}
 
 Tensor causal_mask(int64_t L, int64_t S, Device device) {
   FABRIC_CHECK(L >= 0 && S >= 0, ValueError, "causal_mask: sizes must be >= 0, got L=", L,

@@ -2,7 +2,8 @@
 # The GPU check of issue #8, for a machine with an NVIDIA GPU: configures and builds fabric
 # (Release, this GPU's architecture only, just the CUDA tests and bench_gpu), runs the CUDA test
 # label, then prints one compact table (GEMM bf16/fp8 TFLOP/s vs cuBLASLt and the datasheet, D2D
-# copy bandwidth, fused vs composed attention, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
+# copy bandwidth, attention fwd+bwd through our fused kernel vs cuDNN's fused attention vs the
+# composition, GPT-2 124M bf16-mixed training tokens/s and MFU). Sized for < 8 minutes on a
 # 16-core host with one H100/H200.
 # On a GPU machine that cannot build fabric (no Debian packages for oneDNN, Gloo, yaml-cpp and
 # GoogleTest, nothing to fetch them from), it runs the binaries of a bundle made elsewhere by

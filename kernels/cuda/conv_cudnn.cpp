@@ -6,7 +6,8 @@
 // workspaces from the caching allocator, images in chunks that keep cuDNN's int sizes in range.
 // The bias add and bias gradient are our kernels over the flattened spatial extent (conv_bias.cu).
 // float32 runs on FMA math unless TF32 is allowed (the GEMM's switch, off by default);
-// float16/bfloat16 use tensor cores with float32 accumulation.
+// float16/bfloat16 use tensor cores with float32 accumulation. The handle, the checked-call helper
+// and the workspace are shared with the cuDNN attention (cudnn_common.h).
 #include <cudnn.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/conv_bias.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cudnn_common.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/conv3d_kernels.h"
@@ -82,39 +84,9 @@ std::string describe(const Geometry& g, int64_t n) {
              dtype_name(g.dtype));
 }
 
-// ---- per-device handle --------------------------------------------------------------------------
+// ---- per-device handle ----------------------------------------------------------------------
 
-struct Handle {
-  cudnnHandle_t h = nullptr;
-  std::mutex mu;  // a handle is used by one thread at a time
-};
-
-std::array<std::atomic<Handle*>, kMaxDevices> g_handles{};
-std::mutex g_handle_mu;
-
-// Never destroyed: convolutions may be queued by tensors that outlive main.
-Handle& handle_for(int device, const Geometry& g) {
-  check_device(device, g.name());
-  FABRIC_CHECK(device < kMaxDevices, DeviceError, g.name(), ": device ", device, " is past the ",
-               kMaxDevices, " devices this backend supports");
-  Handle* h = g_handles[device].load(std::memory_order_acquire);
-  if (h) return *h;
-  std::lock_guard<std::mutex> lock(g_handle_mu);
-  h = g_handles[device].load(std::memory_order_relaxed);
-  if (h) return *h;
-  DeviceGuard guard(device);
-  auto fresh = std::make_unique<Handle>();
-  FABRIC_CUDNN_CHECK(cudnnCreate(&fresh->h));
-  const cudnnStatus_t st = cudnnSetStream(fresh->h, compute_stream(device));
-  if (st != CUDNN_STATUS_SUCCESS) {
-    cudnnDestroy(fresh->h);
-    throw_cudnn_error(static_cast<int>(st), "cudnnSetStream(handle, compute_stream)", __FILE__,
-                      __LINE__);
-  }
-  h = fresh.release();
-  g_handles[device].store(h, std::memory_order_release);
-  return *h;
-}
+CudnnHandle& handle_for(int device, const Geometry& g) { return cudnn_handle(device, g.name()); }
 
 // ---- descriptors (RAII) -------------------------------------------------------------------------
 
@@ -133,11 +105,9 @@ Dims dims(const Geometry& g, int64_t a, int64_t b, const std::array<int64_t, 3>&
   return d;
 }
 
-// A failed cuDNN call as a DeviceError naming `call` and where it was made.
 void check(cudnnStatus_t st, const char* call,
            std::source_location at = std::source_location::current()) {
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw_cudnn_error(static_cast<int>(st), call, at.file_name(), static_cast<int>(at.line()));
+  cudnn_check(st, call, at);
 }
 
 // Owns one cuDNN descriptor: created here, destroyed with its owner, also when the rest of the
@@ -394,30 +364,7 @@ Plan cached_plan(cudnnHandle_t h, Problem& p, Pass pass, int device, bool tf32) 
   return plan;
 }
 
-// Workspace memory from the caching allocator, given back (in stream order) on every path out.
-class Workspace {
- public:
-  Workspace(int device, size_t bytes) : device_(device), bytes_(bytes) {
-    if (bytes_) ptr_ = cuda_allocator(device).allocate(bytes_);
-  }
-  ~Workspace() {
-    if (!ptr_) return;
-    try {
-      cuda_allocator(device_).deallocate(ptr_, bytes_);
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* get() const { return ptr_; }
-  size_t size() const { return bytes_; }
-
- private:
-  int device_;
-  size_t bytes_;
-  void* ptr_ = nullptr;
-};
+using Workspace = CudnnWorkspace;
 
 // alpha/beta in the compute type (double for float64 problems, float otherwise).
 struct Scale {
@@ -442,7 +389,7 @@ int64_t chunk_size(const Geometry& g) {
 
 struct Context {
   int device;
-  Handle& handle;
+  CudnnHandle& handle;
   bool tf32;
   cudnnMathType_t math;
   bool fma_only;

@@ -1,7 +1,8 @@
 // The GPU benchmark of issue #8 (run by tools/gpu-check.sh), one compact table:
 //   GEMM 4096^3 bf16 (and fp8 on sm_89+) through fabric's GEMM vs cuBLASLt called directly vs the
 //   datasheet peak; device-to-device copy bandwidth vs the datasheet; causal attention forward +
-//   backward at GPT-2's shape, fused kernel vs composition (the faster one trains); GPT-2 124M training
+//   backward at GPT-2's shape, our fused kernel vs cuDNN's fused attention vs the composition (the
+//   fastest one trains); GPT-2 124M training
 //   (12 layers, 12 heads, C=768, T=1024, batch 8, bf16-mixed, AdamW) tokens/s and MFU the way
 //   llm.c counts it (6N + 6*L*C*T FLOPs per token against 989 TFLOP/s dense bf16).
 // Device work is timed on the host between two synchronisations (a one-element copy back to the
@@ -31,7 +32,8 @@
 #include "tensor/random.h"
 
 #ifdef FABRIC_WITH_CUDA
-#include "kernels/cuda/gemm_cublaslt.h"  // CUDA-free headers: fabric's own GEMM entry points
+#include "kernels/cuda/attention_cudnn.h"  // CUDA-free headers: cuDNN attention's counters,
+#include "kernels/cuda/gemm_cublaslt.h"    // fabric's own GEMM entry points
 #include "kernels/cuda/gemm_fp8.h"
 #if __has_include(<cublasLt.h>) && __has_include(<cuda_runtime_api.h>)
 #define BENCH_DIRECT 1
@@ -263,9 +265,13 @@ Row copy_row(const Datasheet& ds) {
   return r;
 }
 
-// Causal attention at GPT-2 124M's shape (B=8, 12 heads, T=1024, hs=64), bf16, forward+backward:
-// the fused kernel against the composition (cuBLASLt batched GEMMs and the softmax kernels). The
-// faster one stays switched on for the GPT row: the benchmark decides which the training uses.
+// Causal attention at GPT-2 124M's shape (B=8, 12 heads, T=1024, hs=64), bf16, forward+backward,
+// three ways: our fused kernel, cuDNN's fused flash attention (kernels/cuda/attention_cudnn.h) and
+// the composition (cuBLASLt batched GEMMs and the softmax kernels). The fastest stays selected
+// for the GPT row: the benchmark decides which the training uses. cuDNN counts only when it took
+// the forward (it declines what it has no engine for, and our kernel then runs: that time is
+// not cuDNN's); the row says so when it declined. Columns: fabric = ours, cuBLASLt/CUDA = cuDNN,
+// datasheet = composition, fabric/direct = cuDNN's time over ours, fabric/peak = the choice.
 Row attention_row() {
   const Device gpu = Device::cuda(0);
   const Shape shape{8, 12, 1024, 64};
@@ -276,15 +282,48 @@ Row attention_row() {
     scaled_dot_product_attention(q, k, v, Tensor(), 0.0, /*is_causal=*/true).backward(g);
     for (const Tensor* t : {&q, &k, &v}) zero_grad(*t);
   };
-  set_fused_attention(true);
-  const double fused = time_per_call(pass, [&] { sync_on(q); }, 10);
-  set_fused_attention(false);
-  const double composed = time_per_call(pass, [&] { sync_on(q); }, 10);
-  set_fused_attention(fused <= composed);
-  std::printf("attention: fused %.2f ms, composed %.2f ms per fwd+bwd: the GPT row runs %s\n",
-              fused * 1e3, composed * 1e3, fused <= composed ? "fused" : "composed");
-  return {"attn bf16 fwd+bwd ms (fused|composed)", fmt(fused * 1e3, "%.2f"),
-          fmt(composed * 1e3, "%.2f"), "-", ratio(composed, fused), "-"};
+  auto time_with = [&](AttentionBackend b) {
+    set_attention_backend(b);
+    return time_per_call(
+        pass, [&] { sync_on(q); }, 10);
+  };
+  const double fused = time_with(AttentionBackend::fused);
+  std::string cudnn_note = "not built with CUDA";
+  double cudnn = 0;  // 0: cuDNN did not run the forward
+#ifdef FABRIC_WITH_CUDA
+  try {  // a failing cuDNN run costs this column, not the rest of the table
+    const cuda::CudnnAttentionStats s0 = cuda::cudnn_attention_stats();
+    const double cudnn_time = time_with(AttentionBackend::cudnn);
+    const cuda::CudnnAttentionStats s1 = cuda::cudnn_attention_stats();
+    const bool fwd = s1.forward_taken > s0.forward_taken;
+    const bool bwd = s1.backward_taken > s0.backward_taken;
+    if (fwd) cudnn = cudnn_time;
+    cudnn_note = fwd && bwd ? "forward and backward"
+                 : fwd      ? "forward only, backward declined (" + s1.last_decline + ")"
+                            : "declined (" + s1.last_decline + ")";
+  } catch (const std::exception& e) {
+    cudnn_note = std::string("failed: ") + e.what();
+  }
+#endif
+  const double composed = time_with(AttentionBackend::composed);
+  AttentionBackend choice =
+      fused <= composed ? AttentionBackend::fused : AttentionBackend::composed;
+  const double best = std::min(fused, composed);
+  if (cudnn > 0 && cudnn < best) choice = AttentionBackend::cudnn;
+  set_attention_backend(choice);
+  std::printf(
+      "attention: fused %.2f ms, cuDNN %s (%s), composed %.2f ms per fwd+bwd: the GPT row runs "
+      "%s\n",
+      fused * 1e3, cudnn > 0 ? fmt(cudnn * 1e3, "%.2f ms").c_str() : "n/a", cudnn_note.c_str(),
+      composed * 1e3, attention_backend_name(choice));
+  return {"attn bf16 f+b ms fused|cuDNN|composed",
+          fmt(fused * 1e3, "%.2f"),
+          cudnn > 0                            ? fmt(cudnn * 1e3, "%.2f")
+          : cudnn_note.rfind("failed", 0) == 0 ? std::string("failed")
+                                               : std::string("declined"),
+          fmt(composed * 1e3, "%.2f"),
+          cudnn > 0 ? ratio(cudnn, fused) : std::string("n/a"),
+          std::string("-> ") + attention_backend_name(choice)};
 }
 
 // GPT-2 124M as llm.c trains it: 12 layers, 12 heads, C=768, T=1024, batch 8, vocab 50304.
@@ -400,12 +439,15 @@ int main(int argc, char** argv) {
   add(guarded("GEMM bf16 4096^3 (TFLOP/s)", [&] { return gemm_bf16_row(ds); }));
   add(guarded("GEMM fp8 e4m3 4096^3 (TFLOP/s)", [&] { return gemm_fp8_row(ds); }));
   add(guarded("D2D copy 1 GiB (GB/s, read+write)", [&] { return copy_row(ds); }));
-  add(guarded("attn bf16 fwd+bwd ms (fused|composed)", [&] { return attention_row(); }));
+  add(guarded("attn bf16 f+b ms fused|cuDNN|composed", [&] { return attention_row(); }));
   double mfu = 0;
   add(guarded("GPT-2 124M bf16-mixed train (tok/s)", [&] { return gpt_row(gpt_budget, mfu); }));
   print_table(rows);
   std::printf(
       "\nfabric/direct: time of the direct call over fabric's (1.00 = no overhead). MFU: llm.c's "
-      "6N + 6*L*C*T FLOPs per token over 989 TFLOP/s dense bf16; the goal is 55%%.\n");
+      "6N + 6*L*C*T FLOPs per token over 989 TFLOP/s dense bf16; the goal is 55%%.\n"
+      "attn row: fabric = our fused kernel, cuBLASLt/CUDA = cuDNN's fused attention, datasheet = "
+      "the composition, fabric/direct = cuDNN's time over ours, fabric/peak = what the GPT row "
+      "runs.\n");
   return 0;
 }

@@ -1,0 +1,61 @@
+// The shared cuDNN handle, checks and workspace of kernels/cuda/cudnn_common.h.
+#include "kernels/cuda/cudnn_common.h"
+
+#include <array>
+#include <atomic>
+#include <memory>
+
+#include "kernels/cuda/caching_allocator.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/stream.h"
+
+namespace fabric::cuda {
+namespace {
+
+std::array<std::atomic<CudnnHandle*>, kMaxDevices> g_handles{};
+std::mutex g_handle_mu;
+
+}  // namespace
+
+CudnnHandle& cudnn_handle(int device, const char* what) {
+  check_device(device, what);
+  FABRIC_CHECK(device < kMaxDevices, DeviceError, what, ": device ", device, " is past the ",
+               kMaxDevices, " devices this backend supports");
+  CudnnHandle* h = g_handles[device].load(std::memory_order_acquire);
+  if (h) return *h;
+  std::lock_guard<std::mutex> lock(g_handle_mu);
+  h = g_handles[device].load(std::memory_order_relaxed);
+  if (h) return *h;
+  DeviceGuard guard(device);
+  auto fresh = std::make_unique<CudnnHandle>();
+  FABRIC_CUDNN_CHECK(cudnnCreate(&fresh->h));
+  const cudnnStatus_t st = cudnnSetStream(fresh->h, compute_stream(device));
+  if (st != CUDNN_STATUS_SUCCESS) {
+    cudnnDestroy(fresh->h);
+    throw_cudnn_error(static_cast<int>(st), "cudnnSetStream(handle, compute_stream)", __FILE__,
+                      __LINE__);
+  }
+  h = fresh.release();
+  g_handles[device].store(h, std::memory_order_release);
+  return *h;
+}
+
+void cudnn_check(cudnnStatus_t st, const char* call, std::source_location at) {
+  if (st != CUDNN_STATUS_SUCCESS)
+    throw_cudnn_error(static_cast<int>(st), call, at.file_name(), static_cast<int>(at.line()));
+}
+
+CudnnWorkspace::CudnnWorkspace(int device, size_t bytes) : device_(device), bytes_(bytes) {
+  if (bytes_) ptr_ = cuda_allocator(device).allocate(bytes_);
+}
+
+CudnnWorkspace::~CudnnWorkspace() {
+  if (!ptr_) return;
+  try {
+    cuda_allocator(device_).deallocate(ptr_, bytes_);
+  } catch (...) {
+    // A device in an error state: the next checked call reports it.
+  }
+}
+
+}  // namespace fabric::cuda

@@ -1,0 +1,44 @@
+// What the cuDNN users of the CUDA backend share (conv_cudnn.cpp, attention_cudnn.cpp): one
+// handle per device bound to its compute stream, a checked-call helper that turns a failed status
+// into a DeviceError naming the call, and workspace memory from the caching allocator. Included
+// only by CUDA sources (it includes cudnn.h).
+#pragma once
+#include <cudnn.h>
+
+#include <cstddef>
+#include <mutex>
+#include <source_location>
+
+namespace fabric::cuda {
+
+struct CudnnHandle {
+  cudnnHandle_t h = nullptr;
+  std::mutex mu;  // a handle is used by one thread at a time
+};
+
+// The handle of `device`, created on first use with its stream set to the device's compute
+// stream, and never destroyed (work may be queued by tensors that outlive main). `what` names the
+// caller in the errors (no such device, cudnnCreate failed).
+CudnnHandle& cudnn_handle(int device, const char* what);
+
+// A failed cuDNN call as a DeviceError naming `call`, its status and where it was made.
+void cudnn_check(cudnnStatus_t st, const char* call,
+                 std::source_location at = std::source_location::current());
+
+// Workspace memory from the caching allocator, given back (in stream order) on every path out.
+class CudnnWorkspace {
+ public:
+  CudnnWorkspace(int device, size_t bytes);
+  ~CudnnWorkspace();
+  CudnnWorkspace(const CudnnWorkspace&) = delete;
+  CudnnWorkspace& operator=(const CudnnWorkspace&) = delete;
+  void* get() const { return ptr_; }
+  size_t size() const { return bytes_; }
+
+ private:
+  int device_;
+  size_t bytes_;
+  void* ptr_ = nullptr;
+};
+
+}  // namespace fabric::cuda
