@@ -19,11 +19,32 @@ using ParamState = std::map<std::string, Tensor>;
 // A hyper-parameter value as PyTorch keeps it in a param group: a number, a flag or a tuple
 // (Adam's betas).
 using HyperParam = std::variant<double, bool, std::vector<double>>;
-using HyperParams = std::map<std::string, HyperParam>;
+
+// How OptimizerState::unflatten found a hyper-parameter in a file: the file holds it in any dtype
+// (another tool may write lr as F32, a flag as U8, a count as I64), converted to a double by value.
+// Kept beside the value so that read_hyper_param, which knows the optimizer and what the key must
+// be, can say what the file held when it does not fit.
+struct StoredHyperParam {
+  std::string key;      // its name in the file, e.g. "param_groups.0.lr"
+  DType dtype;          // its dtype there
+  std::string inexact;  // an int64 held there that a double cannot hold exactly, else ""
+};
+
+// A group's hyper-parameters by PyTorch's names. `stored` describes those read from a file (empty
+// for values set in memory); it rides along with the values through copies so that the checks in
+// read_hyper_param can name the stored dtype, and it takes no part in comparisons.
+struct HyperParams : std::map<std::string, HyperParam> {
+  using std::map<std::string, HyperParam>::map;
+  std::map<std::string, StoredHyperParam> stored;
+};
 
 // Typed reads of a HyperParams entry; absent keys leave `value` unchanged (PyTorch fills keys a
 // saved group lacks from the optimizer's defaults). A value of the wrong kind raises ValueError
-// naming `who` and the key.
+// naming `who` and the key (and, for a value read from a file, its key and dtype there). A value
+// read from a file is taken by value whatever its dtype (a BOOL as the number 0 or 1), except an
+// int64 beyond +-2^53, which a double cannot hold exactly (a float64 whose dtype was edited to I64
+// without its bytes reads as such a number), and a non-finite lr, which no optimizer takes: IOError
+// for both, as for any damaged file.
 void read_hyper_param(const HyperParams& h, const std::string& key, double& value, const char* who);
 void read_hyper_param(const HyperParams& h, const std::string& key, bool& value, const char* who);
 void read_hyper_param(const HyperParams& h, const std::string& key, std::vector<double>& value, size_t size,
@@ -46,7 +67,8 @@ struct OptimizerState {
   std::vector<std::pair<std::string, Tensor>> flatten(const std::string& prefix = "") const;
   // The inverse of flatten. Only keys starting with `prefix` are read (the rest of a checkpoint is
   // ignored); a key under the prefix that is neither form, a group index gap or a group without
-  // `params` raises ValueError.
+  // `params` raises ValueError. Hyper-parameters of any dtype are taken by value, each with its
+  // StoredHyperParam (checked when an optimizer reads it).
   static OptimizerState unflatten(const std::vector<std::pair<std::string, Tensor>>& items,
                                   const std::string& prefix = "");
 };
