@@ -98,6 +98,26 @@ Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
 
 Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temperature,
                      std::optional<int64_t> top_k, Generator* gen, int64_t allowed_ids) {
+  // The drawn ids, step by step (B per step), placed after the context once at the end: appending
+  // each step to one growing tensor copied all of it every step (quadratic in max_new_tokens).
+  std::vector<int64_t> new_ids;
+  generate_each(idx_in, max_new_tokens, temperature, top_k, gen, allowed_ids,
+                [&](const std::vector<int64_t>& next) {
+                  new_ids.insert(new_ids.end(), next.begin(), next.end());
+                });
+  Tensor idx = idx_in.to(DType::int64);
+  if (max_new_tokens == 0) return idx;
+  const int64_t B = idx.size(0);
+  std::vector<int64_t> rows(new_ids.size());  // (B, max_new_tokens), row-major
+  for (int64_t s = 0; s < max_new_tokens; ++s)
+    for (int64_t b = 0; b < B; ++b)
+      rows[size_t(b * max_new_tokens + s)] = new_ids[size_t(s * B + b)];
+  return cat({idx, from_vector(rows, {B, max_new_tokens}).to(idx.device())}, 1);
+}
+
+void GPT::generate_each(const Tensor& idx_in, int64_t max_new_tokens, double temperature,
+                        std::optional<int64_t> top_k, Generator* gen, int64_t allowed_ids,
+                        const std::function<void(const std::vector<int64_t>&)>& on_tokens) {
   FABRIC_CHECK(max_new_tokens >= 0, ValueError, "GPT.generate: max_new_tokens must be >= 0, got ",
                max_new_tokens);
   FABRIC_CHECK(temperature >= 0.0 && std::isfinite(temperature), ValueError,
@@ -114,12 +134,12 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
   const int64_t B = idx_in.size(0), V = config_.vocab_size;
   // Ids at or past `drawn` are never picked: the logits of [0, drawn) alone are sampled from.
   const int64_t drawn = allowed_ids > 0 ? allowed_ids : V;
-  Tensor idx = idx_in.to(DType::int64);
+  // The context: the last block_size tokens (the model sees no more), as nanoGPT crops it.
+  const int64_t block = config_.block_size;
+  Tensor cond = idx_in.to(DType::int64);
+  if (cond.size(1) > block) cond = cond.narrow(1, cond.size(1) - block, block);
   std::vector<double> row(static_cast<size_t>(drawn));
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    const int64_t T = idx.size(1);
-    Tensor cond =
-        T <= config_.block_size ? idx : idx.narrow(1, T - config_.block_size, config_.block_size);
     Tensor last = hidden(cond);
     last = last.narrow(1, last.size(1) - 1, 1);  // (B, 1, C): only the last position
     std::vector<float> logits = child("lm_head")(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
@@ -159,10 +179,11 @@ Tensor GPT::generate(const Tensor& idx_in, int64_t max_new_tokens, double temper
       }
       next[static_cast<size_t>(b)] = pick;
     }
-    Tensor nt = from_vector(next, {B, 1}).to(idx.device());
-    idx = cat({idx, nt}, 1);
+    Tensor nt = from_vector(next, {B, 1}).to(cond.device());
+    cond = cat({cond, nt}, 1);
+    if (cond.size(1) > block) cond = cond.narrow(1, 1, block);
+    on_tokens(next);
   }
-  return idx;
 }
 
 void GPT::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {

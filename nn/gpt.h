@@ -6,6 +6,7 @@
 //   transformer.h.{i}.mlp.c_fc.{weight,bias}      transformer.h.{i}.mlp.c_proj.{weight,bias}
 //   transformer.ln_f.{weight,bias}     lm_head.weight (the same tensor as transformer.wte.weight)
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,13 @@ class GPT : public Module {
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0,
                   std::optional<int64_t> top_k = std::nullopt, Generator* gen = nullptr,
                   int64_t allowed_ids = 0);
+  // generate's draws handed out as they are made: `on_tokens` gets each step's B ids (one per batch
+  // row) at once, and only the last block_size tokens are kept as the context, so that time and
+  // memory per token stay the same however many tokens are asked for (fabric-train sample prints
+  // them as they come). The same draws as generate with the same generator.
+  void generate_each(const Tensor& idx, int64_t max_new_tokens, double temperature,
+                     std::optional<int64_t> top_k, Generator* gen, int64_t allowed_ids,
+                     const std::function<void(const std::vector<int64_t>&)>& on_tokens);
   // nanoGPT's get_num_params: every parameter once (the tied lm_head is wte), minus the position
   // embeddings when non_embedding. num_parameters() (Module) counts all.
   int64_t get_num_params(bool non_embedding = true) const;

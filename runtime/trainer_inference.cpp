@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <span>
+#include <sstream>
 
 #include "nn/gpt.h"
 #include "precision/bitsandbytes_precision.h"
@@ -11,6 +13,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/prompt.h"
 #include "runtime/run_directory.h"
+#include "runtime/sample_stream.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_builders.h"
 #include "runtime/trainer.h"
@@ -120,8 +123,9 @@ LoadedCheckpoint load_for_sampling(const std::string& checkpoint_dir) {
 
 }  // namespace
 
-std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt, int64_t tokens,
-                              double temperature, int64_t top_k, uint64_t seed) {
+void stream_sample_checkpoint(std::ostream& out, const std::string& checkpoint_dir,
+                              const std::string& prompt, int64_t tokens, double temperature,
+                              int64_t top_k, uint64_t seed) {
   LoadedCheckpoint c = load_for_sampling(checkpoint_named_by(checkpoint_dir, "sample"));
   auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
   const data::CharVocab vocab = vocab_from_json(c.vocab_json);
@@ -134,9 +138,20 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
   // model.vocab_size may exceed the text's characters: the ids past them name no character and
   // are never drawn.
   const int64_t chars = std::min<int64_t>(vocab.size(), gpt->config().vocab_size);
-  Tensor out = gpt->generate(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
-                             top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen, chars);
-  return vocab.decode(out);
+  // The vocabulary decodes id by id, so the pieces make the whole text's bytes.
+  out << vocab.decode(std::span<const int64_t>(ids)) << std::flush;
+  gpt->generate_each(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
+                     top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen, chars,
+                     [&](const std::vector<int64_t>& next) {
+                       out << vocab.decode(std::span<const int64_t>(next)) << std::flush;
+                     });
+}
+
+std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt,
+                              int64_t tokens, double temperature, int64_t top_k, uint64_t seed) {
+  std::ostringstream text;
+  stream_sample_checkpoint(text, checkpoint_dir, prompt, tokens, temperature, top_k, seed);
+  return text.str();
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/sample_stream.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_config.h"
 #include "runtime/trainer.h"
@@ -190,7 +191,9 @@ int main(int argc, char** argv) {
     } else if (*res) {
       fabric::resume(run_dir, sets);
     } else if (*smp) {
-      std::cout << sample_checkpoint(checkpoint, prompt, tokens, temperature, top_k, seed) << "\n";
+      // Printed as it is generated: a long --tokens shows progress instead of a silent wait.
+      stream_sample_checkpoint(std::cout, checkpoint, prompt, tokens, temperature, top_k, seed);
+      std::cout << "\n";
     } else if (*sch) {
       std::cout << train_config_schema();
     } else if (*exp) {
