@@ -2,28 +2,9 @@
 //
 // cuDNN has no "attention" call before 9.13 and no causal mask in its single SDPA operation before
 // 9.21: its flash-attention engines are found by matching an operation graph of matmuls,
-// pointwise ops and reductions against the pattern those engines implement. The graphs below are
-// that pattern as NVIDIA's frontend (cudnn-frontend 1.x, "composite" SDPA nodes) spells it, with
-// the same tensor roles, data types and order:
-//
-// forward (io = bf16 or f16; every virtual tensor float32 except P, which is io):
-//   S = Q @ K^T                 (matmul; K^T is K's own memory seen as (b, h, E, S) by strides)
-//   S = S * scale               (pointwise MUL with a by-value float scalar)
-//   [causal] r = GEN_INDEX(S, axis 2), c = GEN_INDEX(S, axis 3) (int32), m = r >= c (boolean),
-//            S = m ? S : lowest float                          (BINARY_SELECT)
-//   M = max_row(S), E = exp(S - M), Z = sum_row(E)              (reductions MAX/ADD to (b,h,L,1))
-//   Stats = M + log(Z)          (non-virtual float (b, h, L, 1): our lse)
-//   P = E / Z                   (virtual, io type: the engine's second matmul operand)
-//   O = P @ V
-// backward (the same roles; cuDNN >= 9 style: dQ accumulated in float, softmax_sum in memory):
-//   sum = rowsum(dO * O) * 1    (non-virtual float (b, h, L, 1), in our workspace)
-//   S = Q @ K^T * scale, causal mask as above, P = exp(S - Stats)
-//   dV = reshape(P)^T @ dO      (reshape to (b, h, S, L) with transposed strides, io type)
-//   dS = (dO @ V^T - sum) * P * scale
-//   dK = reshape(dS)^T @ Q
-//   dQacc = dS @ reshape(K^T)   (non-virtual float (b, h, L, E), in our workspace), dQ = dQacc
-// (virtual tensors float32 except the two reshaped-for-matmul ones, which are io; reshape(K^T)
-// stays float as the frontend leaves it).
+// pointwise ops and reductions against the pattern those engines implement. Those graphs are
+// built in attention_cudnn_graph.{h,cpp}; this file decides what cuDNN is offered, caches plans
+// and runs them.
 //
 // Plans are built once per problem (device, dtype, causal, sizes, q/k/v strides; the scale is a
 // by-value scalar supplied at each run, so it is not part of the key) and cached, declines too.
@@ -47,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cuda/attention_cudnn_graph.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cudnn_common.h"
 #include "kernels/cuda/stream.h"
@@ -55,266 +37,14 @@ namespace fabric::cuda {
 namespace {
 
 using fabric::detail::cat;
+using namespace sdpa;  // the graphs, their builder and descriptors
 
 constexpr const char* kWhat = "scaled_dot_product_attention (cuDNN)";
 constexpr int64_t kMaxHead = 128;  // our backward must take what cuDNN's forward takes
 // Workspaces beyond this are not worth an engine's speed (and could starve the model).
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;
-constexpr int64_t kAlignment = 16;  // bytes; cuDNN's tensor-core engines need 16-byte alignment
-
-// Unique ids of the tensors the caller supplies memory for (virtual ones count up from
-// kFirstVirtual). One id space per graph.
-enum Uid : int64_t {
-  kQ = 1,
-  kK,  // K's memory, described as K^T (b, h, E, S)
-  kV,  // V's memory: (b, h, S, Ev) in the forward, V^T (b, h, Ev, S) in the backward
-  kO,
-  kStats,
-  kDO,
-  kDQ,
-  kDK,
-  kDV,
-  kScale,       // by value: the attention scale
-  kMaskValue,   // by value: the score of a masked pair
-  kOne,         // by value: 1, the dropout-free softmax_sum factor
-  kDQAccum,     // workspace: float dQ accumulator
-  kSoftmaxSum,  // workspace: float rowsum(dO * O)
-  kFirstVirtual = 100,
-};
-
-// ---- owned backend descriptors ----------------------------------------------------------------
-
-// The call text of a set/get of attribute `name` (for messages).
-#define FABRIC_CUDNN_ATTR_CALL(fn, name) fn "(" #name ")"
-
-class Desc {
- public:
-  Desc(cudnnBackendDescriptorType_t type, const char* call) {
-    cudnn_check(cudnnBackendCreateDescriptor(type, &d_), call);
-  }
-  ~Desc() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
-  cudnnBackendDescriptor_t get() const { return d_; }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-};
-
-// `at` defaults to the caller's line: errors point at the attribute being set.
-void set_attr(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name,
-              cudnnBackendAttributeType_t type, int64_t count, const void* values, const char* call,
-              std::source_location at = std::source_location::current()) {
-  cudnn_check(cudnnBackendSetAttribute(d, name, type, count, values), call, at);
-}
-#define FABRIC_SET_ATTR(d, name, type, count, values) \
-  set_attr(d, name, type, count, values, FABRIC_CUDNN_ATTR_CALL("cudnnBackendSetAttribute", name))
-
-void finalize(cudnnBackendDescriptor_t d, const char* what,
-              std::source_location at = std::source_location::current()) {
-  cudnn_check(cudnnBackendFinalize(d), what, at);
-}
-
-using Dims = std::array<int64_t, 4>;
-
-Dims packed_strides(const Dims& dims) {
-  return {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
-}
-
-// Builds one operation graph: owns every descriptor it creates (tensors, op descriptors,
-// operations) until the plan that uses them is gone.
-class GraphBuilder {
- public:
-  explicit GraphBuilder(cudnnHandle_t handle) : handle_(handle) {}
-  // Operations before the tensors and descriptors they refer to: newest first.
-  ~GraphBuilder() {
-    while (!owned_.empty()) owned_.pop_back();
-  }
-  GraphBuilder(const GraphBuilder&) = delete;
-  GraphBuilder& operator=(const GraphBuilder&) = delete;
-
-  // A tensor descriptor; `uid` 0 gives a virtual tensor a fresh id.
-  cudnnBackendDescriptor_t tensor(int64_t uid, cudnnDataType_t dt, const Dims& dims,
-                                  const Dims& strides, bool is_virtual, bool by_value = false) {
-    Desc& t = own(CUDNN_BACKEND_TENSOR_DESCRIPTOR,
-                  "cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR)");
-    const int64_t id = uid != 0 ? uid : next_virtual_++;
-    const int64_t alignment = kAlignment;
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims.data());
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.data());
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &id);
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
-    FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual);
-    if (by_value)
-      FABRIC_SET_ATTR(t.get(), CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value);
-    finalize(t.get(), "cudnnBackendFinalize(tensor)");
-    return t.get();
-  }
-  cudnnBackendDescriptor_t virt(cudnnDataType_t dt, const Dims& dims) {
-    return tensor(0, dt, dims, packed_strides(dims), true);
-  }
-  cudnnBackendDescriptor_t virt(cudnnDataType_t dt, const Dims& dims, const Dims& strides) {
-    return tensor(0, dt, dims, strides, true);
-  }
-  // A by-value float scalar (its value is passed by host pointer at each run).
-  cudnnBackendDescriptor_t scalar(int64_t uid) {
-    const Dims one{1, 1, 1, 1};
-    return tensor(uid, CUDNN_DATA_FLOAT, one, one, false, true);
-  }
-
-  // y = mode(x[, b[, t]]) computed in `prec`; `axis` for GEN_INDEX.
-  void pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t prec, cudnnBackendDescriptor_t x,
-                 cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
-                 int64_t axis = -1) {
-    Desc& pw = own(CUDNN_BACKEND_POINTWISE_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR)");
-    FABRIC_SET_ATTR(pw.get(), CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
-    FABRIC_SET_ATTR(pw.get(), CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
-    if (axis >= 0) FABRIC_SET_ATTR(pw.get(), CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis);
-    finalize(pw.get(), "cudnnBackendFinalize(pointwise descriptor)");
-    Desc& op = own(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR)");
-    cudnnBackendDescriptor_t pwd = pw.get();
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
-                    CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pwd);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                    1, &x);
-    if (b)
-      FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                      1, &b);
-    if (t)
-      FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                      1, &t);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                    1, &y);
-    finalize(op.get(), "cudnnBackendFinalize(pointwise operation)");
-    ops_.push_back(op.get());
-  }
-  void unary(cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
-    pointwise(mode, CUDNN_DATA_FLOAT, x, nullptr, nullptr, y);
-  }
-  void binary(cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
-              cudnnBackendDescriptor_t y) {
-    pointwise(mode, CUDNN_DATA_FLOAT, x, b, nullptr, y);
-  }
-
-  // c = a @ b (batched over the first two dims), float accumulation.
-  void matmul(cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t c) {
-    Desc& mm = own(CUDNN_BACKEND_MATMUL_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR)");
-    const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
-    FABRIC_SET_ATTR(mm.get(), CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp);
-    finalize(mm.get(), "cudnnBackendFinalize(matmul descriptor)");
-    Desc& op = own(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR)");
-    cudnnBackendDescriptor_t mmd = mm.get();
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &a);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &b);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &c);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &mmd);
-    finalize(op.get(), "cudnnBackendFinalize(matmul operation)");
-    ops_.push_back(op.get());
-  }
-
-  // y = reduce(x) over the dims where y has size 1, in float.
-  void reduction(cudnnReduceTensorOp_t mode, cudnnBackendDescriptor_t x,
-                 cudnnBackendDescriptor_t y) {
-    Desc& red = own(CUDNN_BACKEND_REDUCTION_DESCRIPTOR,
-                    "cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR)");
-    const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
-    FABRIC_SET_ATTR(red.get(), CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1,
-                    &mode);
-    FABRIC_SET_ATTR(red.get(), CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp);
-    finalize(red.get(), "cudnnBackendFinalize(reduction descriptor)");
-    Desc& op = own(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR)");
-    cudnnBackendDescriptor_t redd = red.get();
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                    1, &x);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                    1, &y);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &redd);
-    finalize(op.get(), "cudnnBackendFinalize(reduction operation)");
-    ops_.push_back(op.get());
-  }
-
-  // y = x seen with y's dims and strides (a transpose, for the backward's matmuls).
-  void reshape(cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
-    Desc& op = own(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR,
-                   "cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR)");
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &x);
-    FABRIC_SET_ATTR(op.get(), CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                    &y);
-    finalize(op.get(), "cudnnBackendFinalize(reshape operation)");
-    ops_.push_back(op.get());
-  }
-
-  // scores = keep(row >= col) ? scores : lowest float (torch's is_causal: top-left aligned).
-  cudnnBackendDescriptor_t causal_mask(cudnnBackendDescriptor_t scores, const Dims& dims,
-                                       cudnnBackendDescriptor_t mask_value) {
-    cudnnBackendDescriptor_t row = virt(CUDNN_DATA_INT32, dims);
-    cudnnBackendDescriptor_t col = virt(CUDNN_DATA_INT32, dims);
-    pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, scores, nullptr, nullptr, row, 2);
-    pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, scores, nullptr, nullptr, col, 3);
-    cudnnBackendDescriptor_t keep = virt(CUDNN_DATA_BOOLEAN, dims);
-    pointwise(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, nullptr, keep);
-    cudnnBackendDescriptor_t masked = virt(CUDNN_DATA_FLOAT, dims);
-    pointwise(CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, scores, mask_value, keep, masked);
-    return masked;
-  }
-
-  // The operation graph of every operation added, finalized (the builder keeps it).
-  cudnnBackendDescriptor_t graph() {
-    Desc& g = own(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR,
-                  "cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)");
-    FABRIC_SET_ATTR(g.get(), CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                    static_cast<int64_t>(ops_.size()), ops_.data());
-    // No handle: a graph checked against a device profile (cudnn_attention_engines_for).
-    if (handle_)
-      FABRIC_SET_ATTR(g.get(), CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_);
-    finalize(g.get(), "cudnnBackendFinalize(operation graph)");
-    return g.get();
-  }
-
-  Desc& own(cudnnBackendDescriptorType_t type, const char* call) {
-    owned_.push_back(std::make_unique<Desc>(type, call));
-    return *owned_.back();
-  }
-
- private:
-  cudnnHandle_t handle_;
-  int64_t next_virtual_ = kFirstVirtual;
-  std::vector<cudnnBackendDescriptor_t> ops_;
-  std::vector<std::unique_ptr<Desc>> owned_;
-};
 
 // ---- problems, plans, the cache -----------------------------------------------------------------
-
-enum class Pass : int64_t { forward = 0, backward = 1 };
-
-// One operand's (batch, head, row) element strides, those of size-1 dims replaced by the packed
-// value (any stride addresses a size-1 dim; cuDNN should not decline over one).
-struct Strides3 {
-  int64_t b, h, r;
-};
-
-struct Problem {
-  Pass pass;
-  int device;
-  DType dtype;
-  bool causal;
-  int64_t b, h, L, S, E;  // E == Ev
-  Strides3 q, k, v;
-};
 
 Strides3 canonical(const AttentionOperand& o, int64_t batch, int64_t heads, int64_t rows,
                    int64_t cols) {
@@ -382,112 +112,6 @@ BackwardWorkspace backward_workspace(const Problem& p, int64_t cudnn_bytes) {
   return w;
 }
 
-cudnnDataType_t io_type(DType t) {
-  return t == DType::bfloat16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
-}
-
-void build_forward_graph(GraphBuilder& g, const Problem& p) {
-  const cudnnDataType_t io = io_type(p.dtype);
-  const Dims scores{p.b, p.h, p.L, p.S}, rowwise{p.b, p.h, p.L, 1};
-  const Dims rowwise_strides{p.h * p.L, p.L, 1, 1};
-  auto q = g.tensor(kQ, io, {p.b, p.h, p.L, p.E}, {p.q.b, p.q.h, p.q.r, 1}, false);
-  auto kt = g.tensor(kK, io, {p.b, p.h, p.E, p.S}, {p.k.b, p.k.h, 1, p.k.r}, false);
-  auto v = g.tensor(kV, io, {p.b, p.h, p.S, p.E}, {p.v.b, p.v.h, p.v.r, 1}, false);
-  const Dims out{p.b, p.h, p.L, p.E};
-  auto o = g.tensor(kO, io, out, packed_strides(out), false);
-  auto stats = g.tensor(kStats, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);
-  auto scale = g.scalar(kScale);
-
-  auto s = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.matmul(q, kt, s);
-  auto scaled = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_MUL, s, scale, scaled);
-  if (p.causal) scaled = g.causal_mask(scaled, scores, g.scalar(kMaskValue));
-
-  auto max = g.virt(CUDNN_DATA_FLOAT, rowwise, rowwise_strides);
-  g.reduction(CUDNN_REDUCE_TENSOR_MAX, scaled, max);
-  auto shifted = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_SUB, scaled, max, shifted);
-  auto e = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.unary(CUDNN_POINTWISE_EXP, shifted, e);
-  auto z = g.virt(CUDNN_DATA_FLOAT, rowwise, rowwise_strides);
-  g.reduction(CUDNN_REDUCE_TENSOR_ADD, e, z);
-  auto log_z = g.virt(CUDNN_DATA_FLOAT, rowwise, rowwise_strides);
-  g.unary(CUDNN_POINTWISE_LOG, z, log_z);
-  g.binary(CUDNN_POINTWISE_ADD, max, log_z, stats);
-  auto probs = g.virt(io, scores);  // the second matmul's operand: io type
-  g.binary(CUDNN_POINTWISE_DIV, e, z, probs);
-  g.matmul(probs, v, o);
-}
-
-void build_backward_graph(GraphBuilder& g, const Problem& p) {
-  const cudnnDataType_t io = io_type(p.dtype);
-  const Dims scores{p.b, p.h, p.L, p.S}, rowwise{p.b, p.h, p.L, 1};
-  const Dims rowwise_strides{p.h * p.L, p.L, 1, 1};
-  // (b, h, S, L) views of (b, h, L, S) score-shaped tensors: transposed strides.
-  const Dims transposed{p.b, p.h, p.S, p.L};
-  const Dims transposed_strides{p.h * p.L * p.S, p.L * p.S, 1, p.S};
-  const Dims qshape{p.b, p.h, p.L, p.E}, kshape{p.b, p.h, p.S, p.E};
-
-  auto q = g.tensor(kQ, io, qshape, {p.q.b, p.q.h, p.q.r, 1}, false);
-  auto kt = g.tensor(kK, io, {p.b, p.h, p.E, p.S}, {p.k.b, p.k.h, 1, p.k.r}, false);
-  auto vt = g.tensor(kV, io, {p.b, p.h, p.E, p.S}, {p.v.b, p.v.h, 1, p.v.r}, false);
-  auto o = g.tensor(kO, io, qshape, packed_strides(qshape), false);
-  auto d_o = g.tensor(kDO, io, qshape, packed_strides(qshape), false);
-  auto stats = g.tensor(kStats, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);
-  auto dq = g.tensor(kDQ, io, qshape, packed_strides(qshape), false);
-  auto dk = g.tensor(kDK, io, kshape, packed_strides(kshape), false);
-  auto dv = g.tensor(kDV, io, kshape, packed_strides(kshape), false);
-  auto scale = g.scalar(kScale);
-  auto one = g.scalar(kOne);
-  auto softmax_sum = g.tensor(kSoftmaxSum, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);
-  auto dq_accum = g.tensor(kDQAccum, CUDNN_DATA_FLOAT, qshape, packed_strides(qshape), false);
-
-  // softmax_sum = rowsum(dO * O) * 1
-  auto do_o = g.virt(CUDNN_DATA_FLOAT, qshape);
-  g.binary(CUDNN_POINTWISE_MUL, d_o, o, do_o);
-  auto row_dot = g.virt(CUDNN_DATA_FLOAT, rowwise, rowwise_strides);
-  g.reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, row_dot);
-  g.binary(CUDNN_POINTWISE_MUL, row_dot, one, softmax_sum);
-
-  // P = exp(scale * Q K^T [masked] - stats)
-  auto s = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.matmul(q, kt, s);
-  auto scaled = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_MUL, s, scale, scaled);
-  if (p.causal) scaled = g.causal_mask(scaled, scores, g.scalar(kMaskValue));
-  auto shifted = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_SUB, scaled, stats, shifted);
-  auto probs = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.unary(CUDNN_POINTWISE_EXP, shifted, probs);
-
-  // dV = P^T dO
-  auto probs_t = g.virt(io, transposed, transposed_strides);
-  g.reshape(probs, probs_t);
-  g.matmul(probs_t, d_o, dv);
-
-  // dS = (dO V^T - softmax_sum) * P * scale
-  auto dp = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.matmul(d_o, vt, dp);
-  auto centred = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_SUB, dp, softmax_sum, centred);
-  auto weighted = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_MUL, centred, probs, weighted);
-  auto ds = g.virt(CUDNN_DATA_FLOAT, scores);
-  g.binary(CUDNN_POINTWISE_MUL, weighted, scale, ds);
-
-  // dK = dS^T Q
-  auto ds_t = g.virt(io, transposed, transposed_strides);
-  g.reshape(ds, ds_t);
-  g.matmul(ds_t, q, dk);
-
-  // dQ = dS K, accumulated in float, then converted
-  auto k = g.virt(CUDNN_DATA_FLOAT, kshape, {p.k.b, p.k.h, p.k.r, 1});
-  g.reshape(kt, k);
-  g.matmul(ds, k, dq_accum);
-  g.unary(CUDNN_POINTWISE_IDENTITY, dq_accum, dq);
-}
-
 // The execution plan of the first engine configuration of `mode` that finalizes within the
 // workspace cap, or null (the statuses of the ones that did not, in `why`).
 std::unique_ptr<Desc> plan_from_heuristics(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
@@ -499,35 +123,21 @@ std::unique_ptr<Desc> plan_from_heuristics(cudnnHandle_t handle, cudnnBackendDes
                   1, &graph);
   FABRIC_SET_ATTR(heur.get(), CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
   finalize(heur.get(), "cudnnBackendFinalize(engine heuristics)");
-  int64_t count = 0;
-  cudnn_check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
-              "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINEHEUR_RESULTS, count)");
-  if (count <= 0) {
+  std::vector<std::unique_ptr<Desc>> configs = heuristic_configs(heur.get());
+  if (configs.empty()) {
     why += cat(mode == CUDNN_HEUR_MODE_A ? "heuristics A" : "fallback heuristics",
                " offer no engine; ");
     return nullptr;
   }
-  // The configurations are filled in by cuDNN; the plan keeps the one it was built from alive.
-  std::vector<std::unique_ptr<Desc>> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    configs.push_back(
-        std::make_unique<Desc>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-                               "cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)"));
-    raw.push_back(configs.back()->get());
-  }
-  int64_t returned = 0;
-  cudnn_check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
-              "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINEHEUR_RESULTS)");
-  for (int64_t i = 0; i < returned && i < count; ++i) {
+  // The plan keeps the configuration it was built from alive (Plan::configs).
+  for (size_t i = 0; i < configs.size(); ++i) {
+    cudnnBackendDescriptor_t config = configs[i]->get();
     auto plan = std::make_unique<Desc>(
         CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
         "cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)");
     FABRIC_SET_ATTR(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
     FABRIC_SET_ATTR(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                    CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &raw[static_cast<size_t>(i)]);
+                    CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config);
     const cudnnStatus_t st = cudnnBackendFinalize(plan->get());
     if (st != CUDNN_STATUS_SUCCESS) {  // this engine does not take the graph: try the next
       why += cat("engine config ", i, ": ", cudnnGetErrorString(st), "; ");
@@ -542,11 +152,11 @@ std::unique_ptr<Desc> plan_from_heuristics(cudnnHandle_t handle, cudnnBackendDes
       continue;
     }
     out.workspace = workspace;
-    out.configs = std::move(configs);  // holds raw[i], which the plan refers to
+    out.configs = std::move(configs);  // holds configs[i], which the plan refers to
     return plan;
   }
-  why += cat(mode == CUDNN_HEUR_MODE_A ? "heuristics A: " : "fallback heuristics: ", returned,
-             " of ", count, " engine configs tried, none taken; ");
+  why += cat(mode == CUDNN_HEUR_MODE_A ? "heuristics A: " : "fallback heuristics: ", configs.size(),
+             " engine configs tried, none taken; ");
   return nullptr;
 }
 
@@ -840,24 +450,7 @@ int64_t cudnn_attention_engines_for(const AttentionArgs& a, bool backward,
   finalize(heur.get(), "cudnnBackendFinalize(engine heuristics)");
   // The count query can exceed what the results query then returns (configurations of engines
   // that turn the graph down are left out): only the second is an answer.
-  int64_t count = 0;
-  cudnn_check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
-              "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINEHEUR_RESULTS, count)");
-  if (count <= 0) return 0;
-  std::vector<std::unique_ptr<Desc>> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    configs.push_back(
-        std::make_unique<Desc>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-                               "cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)"));
-    raw.push_back(configs.back()->get());
-  }
-  int64_t returned = 0;
-  cudnn_check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
-              "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINEHEUR_RESULTS)");
-  return returned;
+  return static_cast<int64_t>(heuristic_configs(heur.get()).size());
 }
 
 CudnnAttentionStats cudnn_attention_stats() {
