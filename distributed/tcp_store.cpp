@@ -35,6 +35,19 @@ namespace {
                          "); the process hosting the store (rank 0) has probably exited");
 }
 
+// The first byte of a reply is not a status the store sends: whatever answered is not a store
+// server (a web server or another service on MASTER_PORT, a proxy in the way), not a store that
+// went away.
+[[noreturn]] void not_a_store(const std::string& op, const std::string& addr, uint8_t first_byte) {
+  const bool printable = first_byte >= 0x20 && first_byte < 0x7f;
+  throw DistributedError(
+      "TCPStore." + op + ": the server at " + addr +
+      " is not a fabric store server: its reply began with byte " + std::to_string(first_byte) +
+      (printable ? std::string(" ('") + char(first_byte) + "')" : std::string()) +
+      ", which the store never sends; is another program listening on that address and port "
+      "(MASTER_ADDR, MASTER_PORT)?");
+}
+
 // Waits for fd to be ready for `events` until deadline. False on timeout.
 bool wait_fd(int fd, short events, Clock::time_point deadline) {
   while (true) {
@@ -223,7 +236,7 @@ TCPStore::Reply TCPStore::round_trip(const std::string& op, uint8_t code,
     rep.message.assign(m.begin(), m.end());
   } else if (rep.status != kOk) {
     disconnect_locked();
-    lost(op, address(), "malformed reply status " + std::to_string(rep.status));
+    not_a_store(op, address(), rep.status);
   } else if (code == kGet) {
     rep.value = read_blob();
   } else if (code == kAdd) {

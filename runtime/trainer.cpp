@@ -31,6 +31,7 @@
 #include "runtime/prompt.h"
 #include "runtime/resume_overrides.h"
 #include "runtime/run_directory.h"
+#include "runtime/sharded_checkpoint.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
 #include "tensor/allocator.h"
@@ -229,11 +230,25 @@ bool is_fsdp_strategy(const TrainConfig& cfg) {
   return s == "fsdp" || s == "fsdp_cpu_offload";
 }
 
-// Fabric refuses a fabric section it cannot run (a precision the strategy does not take, say):
-// the config's fault, named by its keys.
+// Fabric refuses a fabric section it cannot run (a precision the strategy does not take, a
+// strategy for one device given two, devices x num_nodes unlike a launcher's WORLD_SIZE): the
+// config's fault, named by the keys the refusal is about — the flags its message names (Fabric's
+// messages name the flag they refuse), all of precision and strategy when it names none.
 ConfigError fabric_section_error(const TrainConfig& cfg, const Error& e) {
-  return ConfigError("fabric.precision '" + cfg.fabric.precision + "' with fabric.strategy '" + cfg.fabric.strategy +
-                     "': " + e.what());
+  const std::string what = e.what();
+  const auto names = [&](const char* flag) { return what.find(flag) != std::string::npos; };
+  const TrainConfig::Fabric& f = cfg.fabric;
+  std::vector<std::string> keys;
+  if (names("precision")) keys.push_back("fabric.precision '" + f.precision + "'");
+  if (names("strategy")) keys.push_back("fabric.strategy '" + f.strategy + "'");
+  if (names("devices")) keys.push_back("fabric.devices " + f.devices);
+  if (names("num_nodes")) keys.push_back("fabric.num_nodes " + std::to_string(f.num_nodes));
+  if (keys.empty())
+    keys = {"fabric.precision '" + f.precision + "'", "fabric.strategy '" + f.strategy + "'"};
+  std::string prefix;
+  for (size_t i = 0; i < keys.size(); ++i)
+    prefix += (i == 0 ? "" : i == 1 ? " with " : ", ") + keys[i];
+  return ConfigError(prefix + ": " + what);
 }
 
 // Runs `resolve`; the errors with which Fabric refuses a fabric section become ConfigErrors.
@@ -654,10 +669,21 @@ class Run {
   // 64-true run keeps float64 through the loss (the reference converts outputs to float32 first,
   // which would round every gradient), while half outputs are widened to float32 so that the loss
   // itself is not computed in 16 bits. `value` receives the loss before any conversion.
-  Tensor step_loss(FabricModule& model, const data::Batch& b, double& value) {
+  // `rows`: the loss of the batch's first `rows` examples only (validation leaves a
+  // DistributedSampler's repeats out); none: the whole batch. No loss at all for 0 rows: value 0,
+  // the output returned.
+  Tensor step_loss(FabricModule& model, const data::Batch& b, double& value,
+                   std::optional<int64_t> rows = std::nullopt) {
     Tensor out = model.module()(model.convert_input(b.inputs));
     if (is_floating(out.dtype()) && itemsize(out.dtype()) < 4) out = out.to(DType::float32);
-    Tensor loss = compute_loss(cfg_, out, b.targets);
+    Tensor targets = b.targets;
+    if (rows && *rows < targets.size(0)) {
+      value = 0;
+      if (*rows == 0) return out;
+      out = out.narrow(0, 0, *rows);
+      targets = targets.narrow(0, 0, *rows);
+    }
+    Tensor loss = compute_loss(cfg_, out, targets);
     value = loss.item<double>();
     return loss;
   }
@@ -674,11 +700,21 @@ class Run {
                         {.batch_size = cfg_.trainer.batch_size, .seed = 1234, .rank = fab.global_rank(),
                          .world_size = fab.world_size(), .prefetch = 0});
     const int64_t n = std::min<int64_t>(cfg_.trainer.val_batches, vl.batches_per_epoch());
+    // DistributedSampler pads the ranks' shares to one length by repeating examples from the start
+    // of the order: rank r's positions j with r + j * W >= size. Those repeats are left out, so
+    // that each example counts once, as on one process (Lightning counts them).
+    const int64_t W = fab.world_size(), r = fab.global_rank(), B = cfg_.trainer.batch_size;
+    const int64_t own = val.access() == data::Access::indexed ? (val.size() - r + W - 1) / W : -1;
     double sum = 0, count = 0;
     for (int64_t i = 0; i < n; ++i) {
       data::Batch b = vl.next();
+      // Every rank runs every forward (FSDP gathers in it); only the loss leaves the repeats out.
+      const int64_t rows = b.targets.size(0);
+      const int64_t keep = own < 0 ? rows : std::clamp<int64_t>(own - i * B, 0, rows);
       double value = 0;
-      model.run([&] { return step_loss(model, b, value); });
+      model.run([&] { return step_loss(model, b, value, keep); });
+      if (keep == 0) continue;
+      if (keep < rows) b.targets = b.targets.narrow(0, 0, keep);
       const double c = double(terms_of_loss(b.targets));
       if (c > 0) sum += value * c, count += c;
     }
@@ -729,20 +765,22 @@ class Run {
       throw ConfigError("resume: " + dir + " does not fit the config (" +
                         likely_cause({"model."}, "model.*") + "): " + e.what());
     }
-    const int64_t step = counter(rest, "step", dir, /*count=*/true);
+    // The file that holds the counters, for the messages of a damaged one.
+    const std::string file = dir + (is_sharded_checkpoint(dir) ? "/meta.json" : "/state.json");
+    const int64_t step = counter(rest, "step", file, /*count=*/true);
     // The run's own step-N checkpoints so far, which keep_last goes on pruning.
     for (const auto& [n, path] : step_checkpoints(run_dir_ + "/checkpoints"))
       if (n <= step) own_steps_.insert(n);
-    const int64_t rng_seed = counter(rest, "rng.seed", dir, /*count=*/false);  // a uint64 seed, stored as int64
-    const int64_t rng_offset = counter(rest, "rng.offset", dir, /*count=*/true);
+    const int64_t rng_seed = counter(rest, "rng.seed", file, /*count=*/false);  // a uint64 seed, stored as int64
+    const int64_t rng_offset = counter(rest, "rng.offset", file, /*count=*/true);
     std::map<std::string, int64_t> ds;
     std::vector<std::pair<std::string, Tensor>> sched_items;
     for (auto& [k, v] : rest) {
-      if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = counter(rest, k, dir, /*count=*/k != "data.generator_seed");
+      if (k.rfind("data.", 0) == 0) ds[k.substr(5)] = counter(rest, k, file, /*count=*/k != "data.generator_seed");
       if (k.rfind("scheduler.", 0) == 0) {
         if (!std::holds_alternative<Tensor>(v.value()))
-          throw ConfigError("resume: " + dir + ": '" + k + "' is a " + v.kind() +
-                            ", not the tensor fabric-train saves there (the checkpoint is damaged or was edited)");
+          throw IOError("resume: " + file + ": '" + k + "' is a " + v.kind() +
+                        ", not the tensor fabric-train saves there (the checkpoint is damaged or was edited)");
         sched_items.emplace_back(k, std::get<Tensor>(v.value()));
       }
     }
@@ -750,8 +788,8 @@ class Run {
     try {
       loader.set_state(data::DataLoaderState::from_map(ds));
     } catch (const KeyError& e) {
-      throw ConfigError("resume: " + dir + " holds no data position (not a checkpoint fabric-train wrote?): " +
-                        e.what());
+      throw IOError("resume: " + file + " holds no data position (not a checkpoint fabric-train wrote?): " +
+                    e.what());
     } catch (const ValueError& e) {
       throw ConfigError(
           "resume: the data position in " + dir + " does not fit the config (" +
@@ -798,19 +836,20 @@ class Run {
   }
 
   // A counter of the checkpoint's state: an integer, and for a count (all but seeds) not negative.
-  // Anything else is a damaged or hand-edited checkpoint, refused as a ConfigError like any state
-  // that does not fit the run (exit 2, nothing written) instead of a loop from a negative step.
-  static int64_t counter(const State& rest, const std::string& key, const std::string& dir, bool count) {
+  // Anything else is a damaged or hand-edited checkpoint file: an IOError (exit 1, as any damaged
+  // file; nothing is written yet) naming the file, the key and what it must be, instead of a loop
+  // from a negative step. (A config error, exit 2, is a checkpoint that does not fit the config.)
+  static int64_t counter(const State& rest, const std::string& key, const std::string& file, bool count) {
     auto it = rest.find(key);
     if (it == rest.end())
-      throw ConfigError("resume: " + dir + " holds no '" + key + "' (not a checkpoint fabric-train wrote?)");
+      throw IOError("resume: " + file + " holds no '" + key + "' (not a checkpoint fabric-train wrote?)");
     const int64_t* v = std::get_if<int64_t>(&it->second.value());
     if (!v)
-      throw ConfigError("resume: " + dir + ": '" + key + "' is a " + it->second.kind() +
-                        ", not an integer (the checkpoint is damaged or was edited)");
+      throw IOError("resume: " + file + ": '" + key + "' is a " + it->second.kind() +
+                    ", not an integer (the checkpoint is damaged or was edited)");
     if (count && *v < 0)
-      throw ConfigError("resume: " + dir + ": '" + key + "' is " + std::to_string(*v) +
-                        ", a count that must be >= 0 (the checkpoint is damaged or was edited)");
+      throw IOError("resume: " + file + ": '" + key + "' is " + std::to_string(*v) +
+                    ", a count that must be >= 0 (the checkpoint is damaged or was edited)");
     return *v;
   }
 

@@ -1,6 +1,7 @@
 // fabric-train resume, end to end, on a damaged run directory: counters in the checkpoint that are
-// not counts exit 2 as a state that does not fit the run; a malformed metrics.csv exits 1 as an
-// unreadable run file, naming its line. Either way the run directory stays as it was.
+// not counts, and a malformed metrics.csv, exit 1 as damaged run files (README: exit 2 is for bad
+// configs and command lines), naming the file, the key or line, and what was expected. Either way
+// the run directory stays as it was.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -63,20 +64,20 @@ class FabricTrainResumeErrors : public train_test::RunDirTest {
   std::string saved_state_, config_, metrics_;
 };
 
-TEST_F(FabricTrainResumeErrors, CounterThatIsNotACountExits2) {
+TEST_F(FabricTrainResumeErrors, CounterThatIsNotACountExits1) {
+  const std::string file = (run_dir() / "checkpoints/last/state.json").string();
   edit_state([](json& m) { m["entries"]["step"]["value"] = -3; });
-  expect_refused(2,
-                 "config error: resume: " + (run_dir() / "checkpoints/last").string() +
-                     ": 'step' is -3, a count that must be >= 0",
-                 metrics_);
+  expect_refused(1, "fabric-train: error: resume: " + file + ": 'step' is -3, a count that must be >= 0", metrics_);
   edit_state([](json& m) { m["entries"]["step"] = {{"kind", "float"}, {"value", 2.5}}; });
-  expect_refused(2, "'step' is a float, not an integer", metrics_);
+  expect_refused(1, "error: resume: " + file + ": 'step' is a float, not an integer", metrics_);
   edit_state([](json& m) { m["entries"]["data.epoch"]["value"] = -1; });
-  expect_refused(2, "'data.epoch' is -1, a count that must be >= 0", metrics_);
+  expect_refused(1, "error: resume: " + file + ": 'data.epoch' is -1, a count that must be >= 0", metrics_);
   edit_state([](json& m) { m["entries"]["rng.offset"] = {{"kind", "string"}, {"value", "7"}}; });
-  expect_refused(2, "'rng.offset' is a string, not an integer", metrics_);
-  // A value that does not match its own kind is a malformed file: exit 1, as other unreadable
-  // files.
+  expect_refused(1, "error: resume: " + file + ": 'rng.offset' is a string, not an integer", metrics_);
+  edit_state([](json& m) { m["entries"].erase("rng.offset"); });
+  expect_refused(1, "error: resume: " + file + " holds no 'rng.offset' (not a checkpoint fabric-train wrote?)",
+                 metrics_);
+  // A value that does not match its own kind is a malformed file too.
   edit_state([](json& m) { m["entries"]["step"]["value"] = "abc"; });
   expect_refused(1, "entry 'step' (kind int) holds \"abc\", which is not an int", metrics_);
   // The checkpoint as saved still resumes.
