@@ -29,6 +29,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/cuda/attention_test_util.h"
 #include "tests/cuda/cuda_test_util.h"
 
 #ifdef FABRIC_WITH_CUDA
@@ -44,93 +45,14 @@ namespace {
 
 namespace F = nn::functional;
 using test::kGpu;
+using test::attend;
+using test::Build;
+using test::expect_close;
+using test::forward_backward;
+using test::grad_tol;
+using test::out_tol;
 
 constexpr DType kTypes[] = {DType::float32, DType::bfloat16, DType::float16};
-
-struct Tol {
-  double abs;  // times the largest |reference| value
-  double rel;  // times each |reference| value
-};
-
-Tol out_tol(DType t) {
-  switch (t) {
-    case DType::bfloat16:
-      return {1.2e-2, 1.2e-2};
-    case DType::float16:
-      return {2e-3, 2e-3};
-    default:
-      return {2e-5, 2e-5};
-  }
-}
-
-Tol grad_tol(DType t) {
-  switch (t) {
-    case DType::bfloat16:
-      return {4e-2, 4e-2};
-    case DType::float16:
-      return {6e-3, 6e-3};
-    default:
-      return {1e-4, 1e-4};
-  }
-}
-
-// `got` (any device and dtype) against the float64 CPU `want`; reports the worst element. The
-// absolute part scales with max(largest |want|, 0.1): a gradient that is exactly zero in float64
-// (one key: dS = P (dP - D) = 0) comes out as rounding noise of dP - D on the GPU.
-void expect_close(const Tensor& want, const Tensor& got, Tol tol, const std::string& what) {
-  ASSERT_TRUE(got.defined()) << what;
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const std::vector<double> w = want.to(DType::float64).contiguous().to_vector<double>();
-  const std::vector<double> h =
-      got.to(Device::cpu()).to(DType::float64).contiguous().to_vector<double>();
-  double scale = 0.1;
-  for (double x : w) scale = std::max(scale, std::fabs(x));
-  size_t worst = 0, bad = 0;
-  double worst_excess = -std::numeric_limits<double>::infinity();
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double err = std::fabs(w[i] - h[i]);
-    const double excess = std::isnan(err) ? std::numeric_limits<double>::infinity()
-                                          : err - (tol.abs * scale + tol.rel * std::fabs(w[i]));
-    if (excess > 0) ++bad;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << w.size()
-                     << " elements off; worst at " << worst << ": CPU " << w[worst] << ", CUDA "
-                     << h[worst] << " (tolerance scale " << scale << ")";
-}
-
-// The fused op on the GPU (is_causal, no mask); on the CPU the composition with an explicit
-// (L, S) bool mask that means the same.
-Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, bool reference) {
-  if (!reference) return F::scaled_dot_product_attention(q, k, v, Tensor(), 0.0, causal);
-  const int64_t L = q.size(-2), S = k.size(-2);
-  const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
-  return F::scaled_dot_product_attention(q, k, v, mask);
-}
-
-// Builds the output from autograd leaves; `reference` selects the CPU composition.
-using Build = std::function<Tensor(const std::vector<Tensor>& leaves, bool reference)>;
-
-// Leaves of `inputs` (CPU values of the test dtype) as `dtype` on `device`, the output of
-// `build`, and the gradients of sum(out * probe), probe being seeded values of `test_dtype` (so
-// both devices see the same grad_out). Returns out followed by the leaves' gradients.
-std::vector<Tensor> forward_backward(const std::vector<Tensor>& inputs, DType test_dtype,
-                                     DType dtype, Device device, bool reference,
-                                     const Build& build) {
-  std::vector<Tensor> leaves;
-  for (const Tensor& t : inputs) {
-    Tensor l = t.to(dtype).to(device).clone().detach();
-    l.set_requires_grad(true);
-    leaves.push_back(l);
-  }
-  const Tensor out = build(leaves, reference);
-  const Tensor probe =
-      test::uniform_tensor(out.sizes(), test_dtype, -1, 1, 5).to(dtype).to(device);
-  sum(mul(out, probe)).backward();
-  std::vector<Tensor> r{out.detach()};
-  for (const Tensor& l : leaves) r.push_back(l.grad());
-  return r;
-}
 
 // Runs `build` on the GPU in `dt` and on the CPU in float64; compares out and every gradient.
 void check(const std::string& what, const std::vector<Tensor>& inputs, DType dt,
@@ -447,17 +369,6 @@ TEST(CudaAttention, TensorCoreKernelDeclines) {
 
 // ---- dropout --------------------------------------------------------------------------------
 
-// attend() with dropout drawn from `gen`: the fused op on the GPU, the composition (explicit mask)
-// on the CPU. Both draw the mask of the dropout op over the (..., L, S) probabilities.
-Tensor attend_dropout(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-                      bool reference, double p, Generator* gen) {
-  if (!reference)
-    return F::scaled_dot_product_attention(q, k, v, Tensor(), p, causal, std::nullopt, gen);
-  const int64_t L = q.size(-2), S = k.size(-2);
-  const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
-  return F::scaled_dot_product_attention(q, k, v, mask, p, false, std::nullopt, gen);
-}
-
 // The kernel directly (as in KernelTakesSmallProblemsAndDeclinesOthers) with dropout, against the
 // float64 composition drawing from a generator at the kernel's (seed, offset); and it declines
 // dropout_p = 1, leaving out and lse untouched.
@@ -494,7 +405,7 @@ TEST(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
       }
       Generator gen(seed);
       gen.set_offset(offset);
-      const Tensor want = attend_dropout(ref[0], ref[1], ref[2], causal, true, p, &gen);
+      const Tensor want = attend(ref[0], ref[1], ref[2], causal, true, p, &gen);
       const Tensor probe = test::uniform_tensor({B, H, L, Ev}, DType::float32, -1, 1, 5);
       want.backward(probe.to(DType::float64));
       expect_close(want.detach(), out, out_tol(DType::float32), what + " out");
@@ -550,7 +461,7 @@ TEST(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
           cpu_gen.set_offset(12345);
           gpu_gen.set_offset(12345);
           check(what, in, dt, [&](const std::vector<Tensor>& x, bool reference) {
-            return attend_dropout(x[0], x[1], x[2], causal, reference, p,
+            return attend(x[0], x[1], x[2], causal, reference, p,
                                   reference ? &cpu_gen : &gpu_gen);
           });
           EXPECT_EQ(cpu_gen.state(), gpu_gen.state()) << what;
@@ -570,7 +481,7 @@ TEST(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
               auto head_split = [&](int64_t i) {
                 return x[0].narrow(2, i * C, C).view({Bf, T, nh, hs}).transpose(1, 2);
               };
-              return attend_dropout(head_split(0), head_split(1), head_split(2), causal,
+              return attend(head_split(0), head_split(1), head_split(2), causal,
                                     reference, 0.2, reference ? &cpu_gen : &gpu_gen);
             });
       EXPECT_EQ(cpu_gen.state(), gpu_gen.state());

@@ -26,6 +26,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/cuda/attention_test_util.h"
 #include "tests/cuda/cuda_test_util.h"
 
 #ifdef FABRIC_WITH_CUDA
@@ -40,6 +41,12 @@ namespace {
 
 namespace F = nn::functional;
 using test::kGpu;
+using test::attend;
+using test::Build;
+using test::expect_close;
+using test::forward_backward;
+using test::grad_tol;
+using test::out_tol;
 
 // Selects `b` for the scope, restoring the previous backend after.
 class BackendScope {
@@ -71,86 +78,6 @@ TEST(CudnnAttentionSwitch, BackendFollowsTheSetters) {
   EXPECT_EQ(attention_backend(), AttentionBackend::fused);
   EXPECT_TRUE(fused_attention_enabled());
   EXPECT_STREQ(attention_backend_name(attention_backend()), "fused");
-}
-
-struct Tol {
-  double abs;  // times max(largest |reference| value, 0.1)
-  double rel;  // times each |reference| value
-};
-
-Tol out_tol(DType t) {
-  switch (t) {
-    case DType::bfloat16:
-      return {1.2e-2, 1.2e-2};
-    case DType::float16:
-      return {2e-3, 2e-3};
-    default:
-      return {2e-5, 2e-5};
-  }
-}
-
-Tol grad_tol(DType t) {
-  switch (t) {
-    case DType::bfloat16:
-      return {4e-2, 4e-2};
-    case DType::float16:
-      return {6e-3, 6e-3};
-    default:
-      return {1e-4, 1e-4};
-  }
-}
-
-void expect_close(const Tensor& want, const Tensor& got, Tol tol, const std::string& what) {
-  ASSERT_TRUE(got.defined()) << what;
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const std::vector<double> w = want.to(DType::float64).contiguous().to_vector<double>();
-  const std::vector<double> h =
-      got.to(Device::cpu()).to(DType::float64).contiguous().to_vector<double>();
-  double scale = 0.1;
-  for (double x : w) scale = std::max(scale, std::fabs(x));
-  size_t worst = 0, bad = 0;
-  double worst_excess = -std::numeric_limits<double>::infinity();
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double err = std::fabs(w[i] - h[i]);
-    const double excess = std::isnan(err) ? std::numeric_limits<double>::infinity()
-                                          : err - (tol.abs * scale + tol.rel * std::fabs(w[i]));
-    if (excess > 0) ++bad;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << w.size() << " elements off; worst at "
-                     << worst << ": CPU " << w[worst] << ", CUDA " << h[worst];
-}
-
-// The op on the GPU (is_causal, no mask; dropout from `gen` when p > 0); on the CPU the
-// composition with an explicit mask meaning the same.
-Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, bool reference,
-              double p = 0.0, Generator* gen = nullptr) {
-  if (!reference)
-    return F::scaled_dot_product_attention(q, k, v, Tensor(), p, causal, std::nullopt, gen);
-  const int64_t L = q.size(-2), S = k.size(-2);
-  const Tensor mask = causal ? F::causal_mask(L, S) : ones({L, S}, {.dtype = DType::bool_});
-  return F::scaled_dot_product_attention(q, k, v, mask, p, false, std::nullopt, gen);
-}
-
-using Build = std::function<Tensor(const std::vector<Tensor>& leaves, bool reference)>;
-
-// out and the leaves' gradients of sum(out * probe), the leaves being `inputs` (CPU values of
-// `test_dtype`) as `dtype` on `device`.
-std::vector<Tensor> forward_backward(const std::vector<Tensor>& inputs, DType test_dtype,
-                                     DType dtype, Device device, bool reference,
-                                     const Build& build) {
-  std::vector<Tensor> leaves;
-  for (const Tensor& t : inputs) {
-    Tensor l = t.to(dtype).to(device).clone().detach();
-    l.set_requires_grad(true);
-    leaves.push_back(l);
-  }
-  const Tensor out = build(leaves, reference);
-  const Tensor probe = test::uniform_tensor(out.sizes(), test_dtype, -1, 1, 5).to(dtype).to(device);
-  sum(mul(out, probe)).backward();
-  std::vector<Tensor> r{out.detach()};
-  for (const Tensor& l : leaves) r.push_back(l.grad());
-  return r;
 }
 
 // `build` on the GPU in `dt` under the cuDNN backend against the float64 CPU composition.
