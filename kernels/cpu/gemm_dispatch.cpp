@@ -1,5 +1,6 @@
 // The CPU GEMM entry point: validates a GemmArgs (dtypes, sizes, leading dims, strides) and sends
-// it to oneDNN (f32, bf16), Eigen (f64, oneDNN rejects) or the exact f32 widening (f16).
+// it to oneDNN (f32, bf16), Eigen (f64, oneDNN rejects) or, for f16, the exact bf16 split on AMX
+// where it is faster, else the exact f32 widening.
 #include "kernels/cpu/gemm.h"
 #include "tensor/error.h"
 
@@ -89,7 +90,7 @@ void gemm(const GemmArgs& args) {
     if (!detail::gemm_onednn(g)) detail::gemm_eigen(g);
   } else if (a == DType::bfloat16) {
     if (!detail::gemm_onednn(g)) detail::gemm_via_f32(g);
-  } else {
+  } else if (!detail::gemm_f16_split(g)) {
     detail::gemm_via_f32(g);
   }
 }

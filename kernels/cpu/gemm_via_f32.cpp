@@ -10,9 +10,9 @@
 
 #include <bit>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_f16_scratch.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/error.h"
 
@@ -123,18 +123,12 @@ void narrow(const float* src, int64_t batches, int64_t rows, int64_t cols, DType
   });
 }
 
-// Grow-only per-thread buffers, so that a steady training step does not allocate.
-float* scratch(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-  return v.data();
-}
-
 // One operand, all batches, widened densely; a broadcast operand (stride 0) is widened once.
 const float* widen_operand(DType t, const void* p, int64_t batch, int64_t rows, int64_t cols,
-                           int64_t ld, int64_t stride, std::vector<float>& buf,
+                           int64_t ld, int64_t stride, ScratchBuffer<float>& buf,
                            int64_t& dense_stride) {
   const int64_t nb = stride == 0 ? 1 : batch;
-  float* out = scratch(buf, nb * rows * cols);
+  float* out = buf.get(nb * rows * cols);
   widen(t, p, nb, stride, rows, cols, ld, out);
   dense_stride = nb == 1 ? 0 : rows * cols;
   return out;
@@ -142,8 +136,34 @@ const float* widen_operand(DType t, const void* p, int64_t batch, int64_t rows, 
 
 }  // namespace
 
+bool run_with_f32_output(const GemmArgs& g, GemmArgs f) {
+  thread_local ScratchBuffer<float> buf_c, buf_bias;
+  if (g.bias && g.bias_dtype != DType::float32) {
+    float* bias = buf_bias.get(g.N);
+    widen_row(g.bias_dtype, g.bias, bias, g.N);
+    f.bias = bias;
+    f.bias_dtype = DType::float32;
+  }
+  const bool narrow_c = g.c_dtype != DType::float32;
+  if (narrow_c) {
+    f.c_dtype = DType::float32;
+    float* c = buf_c.get(g.batch * g.M * g.N);
+    if (g.beta != 0.f) widen(g.c_dtype, g.C, g.batch, g.stride_c, g.M, g.N, g.ldc, c);
+    f.C = c;
+    f.ldc = g.N;
+    f.stride_c = g.M * g.N;
+  }
+  if (f.K == 0 || !gemm_onednn(f)) {
+    if (f.a_dtype != DType::float32) return false;
+    gemm_eigen(f);
+  }
+  if (narrow_c)
+    narrow(static_cast<const float*>(f.C), g.batch, g.M, g.N, g.c_dtype, g.C, g.stride_c, g.ldc);
+  return true;
+}
+
 void gemm_via_f32(const GemmArgs& g) {
-  thread_local std::vector<float> buf_a, buf_b, buf_c, buf_bias;
+  thread_local ScratchBuffer<float> buf_a, buf_b;
   GemmArgs f = g;
   f.a_dtype = f.b_dtype = DType::float32;
   const int64_t ra = g.trans_a ? g.K : g.M, ca = g.trans_a ? g.M : g.K;
@@ -152,24 +172,7 @@ void gemm_via_f32(const GemmArgs& g) {
   f.lda = ca;
   f.B = widen_operand(g.b_dtype, g.B, g.batch, rb, cb, g.ldb, g.stride_b, buf_b, f.stride_b);
   f.ldb = cb;
-  if (g.bias && g.bias_dtype != DType::float32) {
-    float* bias = scratch(buf_bias, g.N);
-    widen_row(g.bias_dtype, g.bias, bias, g.N);
-    f.bias = bias;
-    f.bias_dtype = DType::float32;
-  }
-  const bool narrow_c = g.c_dtype != DType::float32;
-  if (narrow_c) {
-    f.c_dtype = DType::float32;
-    float* c = scratch(buf_c, g.batch * g.M * g.N);
-    if (g.beta != 0.f) widen(g.c_dtype, g.C, g.batch, g.stride_c, g.M, g.N, g.ldc, c);
-    f.C = c;
-    f.ldc = g.N;
-    f.stride_c = g.M * g.N;
-  }
-  if (f.K == 0 || !gemm_onednn(f)) gemm_eigen(f);
-  if (narrow_c)
-    narrow(static_cast<const float*>(f.C), g.batch, g.M, g.N, g.c_dtype, g.C, g.stride_c, g.ldc);
+  run_with_f32_output(g, f);
 }
 
 }  // namespace fabric::cpu::detail

@@ -382,6 +382,40 @@ int main(int argc, char** argv) {
         std::vector<double> r = measure(fns, flop, o, torch.get(), row.torch, n, nt);
         print_row(row.name, n, nt, r[0], r[1], bf ? 0 : r[2], r.back(), dn.impl.c_str());
       }
+      {
+        // float16: oneDNN 2.6 has no f16 matmul. Ours takes the exact bf16 hi/lo split on AMX
+        // where it was measured faster (kernels/cpu/gemm_f16_split.cpp), else the exact widening
+        // to f32; the "oneDNN" column of these rows is that widening path (gemm_via_f32) called
+        // directly, i.e. ours before the split. torch 1.13 has no f16 matmul on the CPU.
+        AlignedVector<_Float16> fa(nn), fb(nn), fc(nn), fc2(nn);
+        for (size_t i = 0; i < nn; ++i) fa[i] = _Float16(a[i]), fb[i] = _Float16(b[i]);
+        for (DType out : {DType::float32, DType::float16}) {
+          const bool f16_out = out == DType::float16;
+          fabric::cpu::GemmArgs g{.M = n,
+                                  .N = n,
+                                  .K = n,
+                                  .a_dtype = DType::float16,
+                                  .b_dtype = DType::float16,
+                                  .c_dtype = out,
+                                  .A = fa.data(),
+                                  .lda = n,
+                                  .B = fb.data(),
+                                  .ldb = n,
+                                  .C = f16_out ? static_cast<void*>(fc.data()) : c.data(),
+                                  .ldc = n};
+          fabric::cpu::GemmArgs w = g;
+          w.C = f16_out ? static_cast<void*>(fc2.data()) : c2.data();
+          const uint64_t before = fabric::cpu::detail::f16_split_stats().split;
+          fabric::cpu::gemm(g);
+          const bool split = fabric::cpu::detail::f16_split_stats().split != before;
+          std::vector<double> r = measure(
+              {[&] { fabric::cpu::gemm(g); }, [&] { fabric::cpu::detail::gemm_via_f32(w); }}, flop,
+              o, nullptr, nullptr, n, nt);
+          print_row(f16_out ? "f16->f16" : "f16->f32", n, nt, r[0], r[1], 0, 0,
+                    split ? "ours: bf16 split (AMX); oneDNN col: f32 widening"
+                          : "ours: f32 widening (= oneDNN col)");
+        }
+      }
       if (o.f64) {
         // float64 has no oneDNN matmul: ours is Eigen underneath, so the peers are Eigen and torch.
         AlignedVector<double> da(a.begin(), a.end()), db(b.begin(), b.end()), dc(nn), dc2(nn);
