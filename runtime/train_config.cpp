@@ -239,7 +239,8 @@ class Parser {
         " (YAML expects each key once)");
   }
 
-  TrainConfig parse(const std::string& text, const std::vector<std::string>& overrides) {
+  TrainConfig parse(const std::string& text, const std::vector<std::string>& overrides,
+                    const std::vector<EnvironmentSetting>& environment) {
     YAML::Node root = load_one_document(text, name_, "YAML");
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) fail(at(root), "", "the config must be a mapping of sections (fabric, model, data, ...)");
@@ -300,8 +301,11 @@ class Parser {
         throw ConfigError("--set " + key + ": expected section.key (e.g. trainer.max_steps)");
       values[key] = {v, "--set " + key};
     }
-    // The model's name decides which model keys apply.
+    // Before anything is checked: every check that looks at the strategy (the fsdp and deepspeed
+    // sections, the precision it takes) sees the one that runs.
     TrainConfig cfg;
+    fold_environment(values, environment, cfg.from_environment);
+    // The model's name decides which model keys apply.
     std::map<std::string, const Field*> by_path;
     for (const Field& f : fields()) by_path[f.path()] = &f;
     if (auto it = values.find("model.name"); it != values.end() && !it->second.node.IsNull())
@@ -334,6 +338,78 @@ class Parser {
     cfg.warnings.insert(cfg.warnings.end(), duplicate_warnings_.begin(), duplicate_warnings_.end());
     check(cfg, values);
     return cfg;
+  }
+
+  // A fabric key's value as the connector tells values apart: names in any case, a device list in
+  // any of its spellings ([0, 1], '0,1'), a legacy precision as the value it stands for.
+  static std::string comparable(const std::string& key, const Value& v) {
+    if (key == "fabric.num_nodes") return std::to_string(v.i);
+    if (key == "fabric.precision") {
+      try {
+        return precision::canonical_precision(v.s);
+      } catch (const ValueError&) {
+        return v.s;  // refused where the value is checked, at its key
+      }
+    }
+    std::string s = to_case(v.s, ::tolower);
+    if (key == "fabric.devices" && s.find_first_of(",[") != std::string::npos) {
+      std::erase_if(s, [](char ch) { return ch == '[' || ch == ']' || ch == ' '; });
+      if (s.ends_with(",")) s.pop_back();
+      return "[" + s + "]";
+    }
+    return s;
+  }
+
+  // Lightning's LT_* variables (`fabric run`'s options) folded into `values` with the rule of its
+  // connector for constructor arguments under the CLI: a variable replaces a key left at its
+  // default; a key given another value that disagrees is an error. `from_environment`: the keys
+  // set.
+  void fold_environment(std::map<std::string, Located>& values,
+                        const std::vector<EnvironmentSetting>& environment,
+                        std::vector<std::string>& from_environment) const {
+    // The variable, its key, and Lightning's default for the key (Fabric's constructor's) — a value
+    // the config may hold besides the schema's own default (cpu, 1, 32-true) without choosing it.
+    static const std::array<std::array<const char*, 3>, 5> keys = {
+        {{"LT_ACCELERATOR", "fabric.accelerator", "auto"},
+         {"LT_STRATEGY", "fabric.strategy", "auto"},
+         {"LT_DEVICES", "fabric.devices", "auto"},
+         {"LT_NUM_NODES", "fabric.num_nodes", "1"},
+         {"LT_PRECISION", "fabric.precision", "32-true"}}};
+    const TrainConfig defaults;
+    for (const EnvironmentSetting& e : environment) {
+      const auto row =
+          std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return e.variable == k[0]; });
+      if (row == keys.end())
+        throw ValueError("parse_train_config: environment variable '" + e.variable +
+                         "' is none of LT_ACCELERATOR, LT_STRATEGY, LT_DEVICES, LT_NUM_NODES, "
+                         "LT_PRECISION");
+      const std::string key = (*row)[1];
+      const Field& field = *std::find_if(fields().begin(), fields().end(),
+                                         [&](const Field& f) { return f.path() == key; });
+      const Located from_env{YAML::Node(e.value), e.variable + " (environment)"};
+      // A value the key cannot take is refused here, at the variable.
+      const std::string wanted = comparable(key, convert(field, from_env));
+      const auto given = values.find(key);
+      if (given != values.end() && !given->second.node.IsNull()) {
+        const Value config_value = convert(field, given->second);
+        const std::string value = comparable(key, config_value);
+        if (value == wanted) continue;  // they agree: the config's own spelling stays
+        const std::string schema_default =
+            comparable(key, convert(field, {field.get(defaults), ""}));
+        const std::string lightning_default =
+            comparable(key, convert(field, {YAML::Node((*row)[2]), ""}));
+        if (value != schema_default && value != lightning_default)
+          fail(given->second.where, key,
+               "the config has '" +
+                   (key == "fabric.num_nodes" ? std::to_string(config_value.i) : config_value.s) +
+                   "' but it conflicts with the value " + e.variable + "=" + e.value +
+                   " set in the environment (as Lightning's `fabric run` CLI sets it). Remove it "
+                   "either from the config (or the --set) or from the environment, or make them "
+                   "agree");
+      }
+      values[key] = from_env;
+      from_environment.push_back(key + "=" + e.value + " (" + e.variable + ")");
+    }
   }
 
   // Records the deepspeed keys under `node` (a mapping at `prefix`) with their locations (`where`:
@@ -920,13 +996,16 @@ YAML::Node deepspeed_yaml(const YAML::Node& n) {
 
 }  // namespace
 
-TrainConfig parse_train_config(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides,
-                               const std::vector<std::string>& search_dirs) {
-  return Parser(name, search_dirs).parse(yaml, overrides);
+TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
+                               const std::vector<std::string>& overrides,
+                               const std::vector<std::string>& search_dirs,
+                               const std::vector<EnvironmentSetting>& environment) {
+  return Parser(name, search_dirs).parse(yaml, overrides, environment);
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides,
-                              const std::vector<std::string>& search_dirs) {
+                              const std::vector<std::string>& search_dirs,
+                              const std::vector<EnvironmentSetting>& environment) {
   // Before opening: a FIFO would block here, /dev/zero read forever, a directory read as empty.
   if (const std::string kind = non_regular_file_kind(path); !kind.empty())
     throw ConfigError(path + ": cannot read the config file: it is " + kind + ", expected a regular file");
@@ -939,11 +1018,14 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   const std::string own = std::filesystem::path(path).parent_path().string();
   if (!own.empty() && own != ".") dirs.push_back(own);
   dirs.insert(dirs.end(), search_dirs.begin(), search_dirs.end());
-  TrainConfig c = parse_train_config(ss.str(), path, overrides, dirs);
+  TrainConfig c = parse_train_config(ss.str(), path, overrides, dirs, environment);
   // Once per node: the ranks the launcher starts re-read the config with LOCAL_RANK >= 1.
   const char* local_rank = std::getenv("LOCAL_RANK");
-  if (!local_rank || std::string(local_rank) == "0")
+  if (!local_rank || std::string(local_rank) == "0") {
+    if (!c.from_environment.empty())
+      std::cerr << "fabric-train: from the environment: " << join(c.from_environment) << "\n";
     for (const auto& w : c.warnings) std::cerr << "fabric-train: warning: " << w << "\n";
+  }
   return c;
 }
 

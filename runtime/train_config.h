@@ -183,7 +183,31 @@ struct TrainConfig {
   // fsdp or deepspeed section dropped because fabric.strategy, set on the command line, does not
   // use it (resuming an FSDP run under ddp). Not part of the config: never dumped.
   std::vector<std::string> warnings;
+  // The fabric keys whose value the environment gave (Lightning's LT_* variables replacing the
+  // config's default), as "fabric.strategy=fsdp (LT_STRATEGY)"; said once on stderr at load. Not
+  // part of the config: never dumped (config.yaml holds the values themselves).
+  std::vector<std::string> from_environment;
 };
+
+// A variable of Lightning's `fabric run` CLI, which passes its options to the program as LT_*
+// variables (fabric-api.md §1, §5): LT_STRATEGY=fsdp.
+struct EnvironmentSetting {
+  std::string variable;
+  std::string value;
+};
+// The LT_ACCELERATOR, LT_STRATEGY, LT_DEVICES, LT_NUM_NODES and LT_PRECISION variables this process
+// has (an empty value counts: Lightning's connector takes it too), in that order.
+std::vector<EnvironmentSetting> lightning_environment();
+// Sets each of those variables that this process has to `config`'s value of its key. The connector
+// reads them again when Fabric is built, and the ranks a launcher starts inherit them: after the
+// config has folded them in (load_train_config's `environment`), both then see exactly the config's
+// values (bf16-mixed where the variable said bf16, which the connector under LT_CLI_USED=1 would
+// call a conflict with the config's bf16-mixed), and re-reading the config folds them to the same.
+void align_lightning_environment(const TrainConfig& config);
+// Removes those variables from this process's environment: after the config has folded them in, for
+// a command that launches nothing and resolves Fabrics of its own (fabric-train validate's
+// one-process check on the cpu), which the variables would otherwise change.
+void clear_lightning_environment();
 
 // Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10",
 // "deepspeed.zero_optimization.stage=2") on top, and prints the config's warnings to stderr.
@@ -194,13 +218,23 @@ struct TrainConfig {
 // the current directory; otherwise it is looked up in the config file's directory, then in
 // `search_dirs` in order (fabric-train passes fabric's home), and the path found is the one the
 // resolved config holds.
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {},
-                              const std::vector<std::string>& search_dirs = {});
+// `environment` (fabric-train passes lightning_environment()) is folded in after the overrides and
+// before anything is checked, with the rule Lightning applies to its constructor arguments and the
+// CLI's LT_* values: a variable's value becomes its key's (fabric.strategy for LT_STRATEGY) where
+// the file and the overrides leave that key at its default (not given, null, or the schema's or
+// Lightning's default value: accelerator cpu/auto, strategy auto, devices 1/auto, num_nodes 1,
+// precision 32-true); a key they set to another value that disagrees with the variable's is a
+// ConfigError naming both. The keys it set are listed in `from_environment`, said on stderr.
+TrainConfig load_train_config(const std::string& path,
+                              const std::vector<std::string>& overrides = {},
+                              const std::vector<std::string>& search_dirs = {},
+                              const std::vector<EnvironmentSetting>& environment = {});
 // The same from YAML text; `name` stands for the file in messages; relative paths are looked up
 // in the current directory, then in `search_dirs`.
 TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
                                const std::vector<std::string>& overrides = {},
-                               const std::vector<std::string>& search_dirs = {});
+                               const std::vector<std::string>& search_dirs = {},
+                               const std::vector<EnvironmentSetting>& environment = {});
 // The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config
 // and by YAML 1.1 readers such as PyYAML (numbers always carry a '.': 1.0e-08, not 1e-08).
 std::string dump_train_config(const TrainConfig& config);

@@ -889,7 +889,11 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
     std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
   std::vector<std::string> sets = o.effective;
   o.effective.push_back("trainer.run_dir=" + run_dir);
-  return Run(load_train_config(path, o.effective), options, true, std::move(sets)).go();
+  // As fit's config, the run's folds in Lightning's LT_* variables (config.yaml holds what the
+  // run was fit with, so the same variables agree with it), and the environment is set to agree.
+  const TrainConfig cfg = load_train_config(path, o.effective, {}, lightning_environment());
+  align_lightning_environment(cfg);
+  return Run(cfg, options, true, std::move(sets)).go();
 }
 
 }  // namespace fabric

@@ -16,7 +16,10 @@
 // --devices and --num-nodes set fabric.devices / fabric.num_nodes; the address and port are
 // exported as MASTER_ADDR / MASTER_PORT and the node rank as NODE_RANK for the launcher (with
 // `fabric run`'s defaults 127.0.0.1, 29400 and 0 once any multi-node option is given).
-// Exit status: 0 done, 2 a bad config or command line (nothing written), 1 any other error. A path
+// Lightning's LT_ACCELERATOR, LT_STRATEGY, LT_DEVICES, LT_NUM_NODES and LT_PRECISION (as `fabric
+// run` sets them) fold into the config's fabric section (load_train_config): a key the config
+// leaves at its default takes the variable's value; one it sets otherwise is a config error. Exit
+// status: 0 done, 2 a bad config or command line (nothing written), 1 any other error. A path
 // argument that does not exist is a bad command line (2); one that exists but cannot be read as
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
@@ -67,7 +70,9 @@ TrainConfig default_config(const std::vector<std::string>& overrides) {
   const fs::path cfg = home / "tools/configs/gpt-austen.yaml";
   std::vector<std::string> o = {"data.path=" + (home / "data/austen.txt").string()};
   o.insert(o.end(), overrides.begin(), overrides.end());
-  return load_train_config(fs::exists(cfg) ? cfg.string() : (home / "configs/gpt-austen.yaml").string(), o);
+  return load_train_config(
+      fs::exists(cfg) ? cfg.string() : (home / "configs/gpt-austen.yaml").string(), o, {},
+      lightning_environment());
 }
 
 // A path argument that names nothing is a wrong command line (exit 2), told with what the command
@@ -181,12 +186,18 @@ int main(int argc, char** argv) {
   try {
     if (*fit || *val) {
       // Relative paths: the current directory, the config's, then fabric's home (bundled data).
-      const TrainConfig cfg = load_train_config(config_path, sets, {fabric_home().string()});
+      // Lightning's LT_* variables (`fabric run`) fold into the config, so that what runs is what
+      // config.yaml, validate and --print-config say; fit then sets them to the config's values.
+      const TrainConfig cfg =
+          load_train_config(config_path, sets, {fabric_home().string()}, lightning_environment());
       if (*val || print_config) {
+        // The check runs on one cpu process: the config holds the variables' values now.
+        clear_lightning_environment();
         check_fit_config(cfg);  // what fit checks before writing anything
         std::cout << dump_train_config(cfg);
         return 0;
       }
+      align_lightning_environment(cfg);
       fabric::fit(cfg);
     } else if (*res) {
       fabric::resume(run_dir, sets);
@@ -207,7 +218,9 @@ int main(int argc, char** argv) {
       }
       std::cout << "wrote " << out_file << "\n";
     } else {
-      fabric::fit(default_config(sets));
+      const TrainConfig cfg = default_config(sets);
+      align_lightning_environment(cfg);
+      fabric::fit(cfg);
     }
   } catch (const ConfigError& e) {
     std::cerr << "fabric-train: config error: " << e.what() << "\n";
