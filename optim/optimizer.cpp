@@ -2,6 +2,7 @@
 // state_dict/load_state_dict.
 #include "optim/optimizer.h"
 
+#include <cmath>
 #include <unordered_set>
 
 #include "autograd/autograd.h"
@@ -184,6 +185,9 @@ OptimizerState Optimizer::state_dict() const {
   int64_t index = 0;
   for (size_t g = 0; g < num_param_groups(); ++g) {
     GroupState gs{group_hyper_params(g), {}};
+    // torch keeps a scheduler's initial_lr in the param group, so it travels with the state: a
+    // scheduler built after a load takes it as its base lr, not the lr reached so far.
+    if (const std::optional<double> initial = initial_lr(g)) gs.options["initial_lr"] = *initial;
     for (const Tensor& p : group_params(g)) {
       gs.params.push_back(index);
       auto it = state_.find(p.impl());
@@ -223,10 +227,23 @@ void Optimizer::load_state_dict(const OptimizerState& sd) {
     }
     next[p.impl()] = std::move(st);
   }
+  // torch's load replaces each param group by the saved one: its initial_lr is the saved one, or
+  // none when the state has none.
+  std::vector<std::optional<double>> initial(num_param_groups());
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    const HyperParams& options = sd.param_groups[g].options;
+    if (!options.contains("initial_lr")) continue;
+    double lr = 0;
+    read_hyper_param(options, "initial_lr", lr, who);
+    FABRIC_CHECK(std::isfinite(lr), ValueError, who, ".load_state_dict: param_groups.", g,
+                 ".initial_lr is ", lr, " (expected a finite number)");
+    initial[g] = lr;
+  }
   std::vector<HyperParams> hyper;
   for (const GroupState& gs : sd.param_groups) hyper.push_back(gs.options);
   load_group_hyper_params(hyper);  // validates all groups before changing any
   state_ = std::move(next);
+  initial_lrs_ = std::move(initial);
 }
 
 }  // namespace fabric::optim

@@ -57,7 +57,8 @@ class Optimizer {
   // PyTorch's param_group['initial_lr']: the first scheduler built on this optimizer records each
   // group's lr here (OneCycleLR its own start), and every scheduler takes it as its base lr, so
   // that schedulers composed on one optimizer (SequentialLR, ChainedScheduler) scale the same lrs.
-  // Empty until a scheduler sets it; not part of state_dict (schedulers save their base lrs).
+  // Empty until a scheduler sets it. Saved in state_dict as param_groups.<g>.initial_lr, as torch
+  // saves it; load_state_dict takes the saved one (none when the state has none).
   std::optional<double> initial_lr(size_t group) const;
   void set_initial_lr(size_t group, double lr);
   // Every parameter of every group, in param_groups order (the indices of state_dict).
@@ -181,8 +182,11 @@ class GroupedOptimizer : public Optimizer {
   GroupedOptimizer(const char* name, const Options& defaults) : Optimizer(name), defaults_(defaults) {
     validate_options(defaults_);
   }
-  // The two constructors every optimizer offers: one group of `params`, or `groups` (whose
-  // options start from `defaults`); ValueError naming the optimizer when there is nothing to add.
+  // The two constructors every optimizer offers: one group of `params`, or `groups`, each with
+  // complete options of its own (a field its initializer leaves out takes the Options struct's
+  // default, not `defaults`', unlike torch's group dicts: copy `defaults` to start from them;
+  // `defaults` serves add_param_group(params)); ValueError naming the optimizer when there is
+  // nothing to add.
   GroupedOptimizer(const char* name, std::vector<Tensor> params, const Options& defaults)
       : GroupedOptimizer(name, defaults) {
     FABRIC_CHECK(!params.empty(), ValueError, name, ": got an empty parameter list");
