@@ -132,6 +132,12 @@ void Linear4bit::set_quantized(Quantized4bit q) {
   }
   set_state_key(json_key(state_.quant_type), "weight.quant_state.bitsandbytes__" + state_.quant_type);
   set_state_resizable(json_key(state_.quant_type));
+  // A checkpoint quantized with another blocksize (bitsandbytes' default is 128 on ROCm) holds
+  // statistics of another length: the layer takes them with the checkpoint's quant state, as
+  // bitsandbytes' prequantized load does (sync_quant_state reads the blocksize from the blob;
+  // dequantize_4bit refuses statistics whose length does not fit it).
+  set_state_resizable("weight_absmax");
+  if (state_.nested) set_state_resizable("weight_nested_absmax");
   synced_blob_ = own_tensor(json_key(state_.quant_type));
   synced_version_ = synced_blob_.storage()->version();
 }

@@ -1,6 +1,7 @@
 // MixedPrecision: autocast forward, float32 weights, GradScaler under 16-mixed.
 #include "precision/mixed_precision.h"
 
+#include "optim/lbfgs.h"
 #include "precision/true_precision.h"
 
 namespace fabric::precision {
@@ -33,6 +34,10 @@ void MixedPrecision::backward(const Tensor& loss, nn::Module* module, const Tens
 bool MixedPrecision::optimizer_step(optim::Optimizer& optimizer, nn::Module* module,
                                     const std::function<Tensor()>& closure) {
   if (!scaler_) return Precision::optimizer_step(optimizer, module, closure);
+  // LBFGS evaluates the loss inside its step, which the scaler can neither unscale first nor skip:
+  // refused before anything runs, as the reference's MixedPrecision (a TypeError there).
+  FABRIC_CHECK(dynamic_cast<const optim::LBFGS*>(&optimizer) == nullptr, DTypeError,
+               "AMP and the LBFGS optimizer are not compatible.");
   // GradScaler does not take closures: run it first (forward + Fabric::backward), then step.
   if (closure) closure();
   const bool stepped = scaler_->step(optimizer);

@@ -266,11 +266,38 @@ void Fabric::log_dict(const Metrics& metrics, std::optional<int64_t> step) {
   for (const auto& l : loggers_) l->log_metrics(metrics, step);
 }
 
-void Fabric::save(const std::string& path, const State& state, const SaveFilters& filter) const {
+namespace {
+
+// The plugin's state is saved by default under "precision" (checkpoint.h), which the writer skips
+// when the caller's state holds that key for a value of its own: the scaler's state was then lost
+// without a word. The plugin goes under the first free key of "precision_plugin",
+// "precision_plugin_1", ... instead; load() restores a plugin entry by its kind, whatever its key.
+State with_plugin_entry(const State& state, precision::Precision& plugin) {
+  std::string key = "precision_plugin";
+  for (int i = 1; state.count(key); ++i) key = "precision_plugin_" + std::to_string(i);
+  State with = state;
+  with.emplace(key, StateEntry(plugin));
+  return with;
+}
+
+bool needs_plugin_entry(const State& state) {
+  if (!state.count("precision")) return false;
+  for (const auto& [key, entry] : state)
+    if (std::holds_alternative<precision::Precision*>(entry.value())) return false;
+  return true;
+}
+
+}  // namespace
+
+void Fabric::save(const std::string& path, const State& state_in, const SaveFilters& filter) const {
   FABRIC_CHECK(strategy_->supports_checkpoints(), NotImplementedError, "Fabric.save: strategy '",
                strategy_->name(), "' cannot write checkpoints in this build yet");
   check_launched("save");  // before anything is written: every rank takes part
-  check_save_filters(state, filter);  // on every rank: none enters a collective for a bad filter
+  check_save_filters(state_in, filter);  // on every rank: none enters a collective for a bad filter
+  State with_plugin;
+  const State& state = needs_plugin_entry(state_in)
+                           ? (with_plugin = with_plugin_entry(state_in, *ctx_->precision))
+                           : state_in;
   // Every rank first asks the strategy for each optimizer's single-process state (a sharding
   // strategy gathers its partitions: collective, in the state's key order on every rank).
   if (strategy_->checkpoint_layout() == "sharded" && holds_sharded_module(state, *strategy_)) {
