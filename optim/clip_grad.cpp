@@ -51,7 +51,12 @@ Tensor scale_by_clip_coefficient(const std::vector<Tensor>& grads, const Tensor&
                  "), so it cannot be clipped. To scale the gradients by the non-finite norm anyway, set "
                  "error_if_nonfinite = false");
   }
-  const Tensor coef = clamp(div(full_like(total, max_norm), add(total, 1e-6)), std::nullopt, Scalar(1.0));
+  // torch's `max_norm / (total_norm + 1e-6)` is Tensor.__rdiv__: reciprocal, then times max_norm
+  // (a division rounds differently in about a quarter of float32 cases), and max_norm as a scalar
+  // operand, so that one past a half dtype's range overflows the coefficient to inf (clamped to 1)
+  // rather than failing to make a tensor of it.
+  const Tensor coef =
+      clamp(mul(reciprocal(add(total, 1e-6)), Scalar(max_norm)), std::nullopt, Scalar(1.0));
   for (Tensor g : grads) mul_(g, coef);
   return total;
 }

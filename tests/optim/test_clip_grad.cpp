@@ -60,6 +60,37 @@ TEST(ClipGradNorm, Float32GradientsGiveFloat32Norm) {
   expect_close(values(a.grad()), {0.6, 0.8}, 1e-6);
 }
 
+// torch 1.13's bits: clip_grad_norm_([p], 0.3) on these float32 gradients gives
+// total 4.932277202606201 and the gradients below (its coefficient is reciprocal(total + 1e-6) *
+// 0.3, which here differs in the last bit from 0.3 / (total + 1e-6)).
+TEST(ClipGradNorm, Float32CoefficientIsTorchs) {
+  Tensor a = param(std::vector<double>(7, 0.0), DType::float32);
+  set_grad_values(a,
+                  {-2.4263057708740234, 0.9465538263320923, 1.0407565832138062, 3.6195082664489746,
+                   0.3804255425930023, -1.7082825899124146, -0.5454050302505493});
+  const Tensor total = clip_grad_norm_({a}, 0.3);
+  EXPECT_EQ(total.item<float>(), 4.932277202606201f);
+  const std::vector<float> want = {
+      -0.1475771814584732f, 0.057573020458221436f, 0.06330279260873795f, 0.22015231847763062f,
+      0.02313893474638462f, -0.10390427708625793f, -0.03317361697554588f};
+  EXPECT_EQ(a.grad().to_vector<float>(), want);
+}
+
+// A max_norm past float16's range (65504) leaves half gradients as they are (the coefficient
+// overflows to inf and is clamped to 1) instead of failing to make a float16 tensor of it; a small
+// one scales them.
+TEST(ClipGradNorm, HalfGradientsTakeAnyMaxNorm) {
+  for (DType dt : {DType::float16, DType::bfloat16}) {
+    Tensor a = param({0.0, 0.0, 0.0}, dt);
+    set_grad_values(a, {1.0, 2.0, -2.0});
+    const Tensor total = clip_grad_norm_({a}, 1e5);
+    EXPECT_EQ(total.item<double>(), 3.0) << dtype_name(dt);
+    EXPECT_EQ(values(a.grad()), (std::vector<double>{1.0, 2.0, -2.0})) << dtype_name(dt);
+    clip_grad_norm_({a}, 1.5);
+    expect_close(values(a.grad()), {0.5, 1.0, -1.0}, 1e-2);
+  }
+}
+
 TEST(ClipGradNorm, NonFinite) {
   Tensor a = param({0.0, 0.0});
   set_grad_values(a, {std::numeric_limits<double>::infinity(), 1.0});
