@@ -3,9 +3,11 @@
 
 #include <cstring>
 #include <map>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
+#include "precision/bitsandbytes_precision.h"
 #include "tensor/error.h"
 #include "tensor/safetensors.h"
 
@@ -52,11 +54,71 @@ nn::StateDict complete_tied_names(const nn::Module& model, nn::StateDict file) {
   return file;
 }
 
-void load_model_init(nn::Module& model, const std::string& path) {
+nn::StateDict read_model_init(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   nn::StateDict sd;
   for (auto& [k, t] : f.tensors) sd.insert(k, t);
-  model.load_state_dict(complete_tied_names(model, std::move(sd)), /*strict=*/true);
+  return sd;
+}
+
+InitStage model_init_stage(const nn::Module& built, const nn::StateDict& file) {
+  if (lora_rank_saved(file) > 0) return InitStage::with_lora;
+  const nn::StateDict own = built.state_dict();
+  for (const auto& [k, t] : file)
+    if (!own.contains(k)) return InitStage::converted;
+  try {
+    (void)complete_tied_names(built, file);
+  } catch (const ValueError&) {
+    return InitStage::converted;
+  }
+  return InitStage::built;
+}
+
+void load_model_init(nn::Module& model, const nn::StateDict& file) {
+  precision::load_bnb_state_dict(model, complete_tied_names(model, file), /*strict=*/true);
+}
+
+void load_model_init(nn::Module& model, const std::string& path) {
+  load_model_init(model, read_model_init(path));
+}
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view end) {
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+}  // namespace
+
+std::string precision_saved_under(const nn::StateDict& file) {
+  // bitsandbytes' Linear4bit saves its quant type in the name of its quant_state blob, and its
+  // nested (double) quantization's statistics as nested_absmax; Linear8bitLt saves its row scales
+  // as SCB; TransformerEngine's FP8 layers their scaling state under _extra_state.
+  std::string four_bit;
+  bool nested = false, int8 = false;
+  std::string fp8_prefix;
+  for (const auto& [k, t] : file) {
+    if (ends_with(k, ".quant_state.bitsandbytes__nf4")) four_bit = "nf4";
+    if (ends_with(k, ".quant_state.bitsandbytes__fp4")) four_bit = "fp4";
+    if (ends_with(k, ".weight.nested_absmax")) nested = true;
+    if (ends_with(k, ".SCB") || k == "SCB") int8 = true;
+    const size_t extra = k.find("._extra_state.");
+    if (extra != std::string::npos && fp8_prefix.empty()) fp8_prefix = k.substr(0, extra);
+  }
+  if (!four_bit.empty()) return nested ? four_bit + "-dq" : four_bit;
+  if (int8) return "int8";
+  if (!fp8_prefix.empty()) {
+    const Tensor* w = file.find(fp8_prefix + ".weight");
+    return w != nullptr && w->dtype() == DType::float16 ? "transformer-engine-float16"
+                                                        : "transformer-engine";
+  }
+  return "";
+}
+
+int64_t lora_rank_saved(const nn::StateDict& file) {
+  for (const auto& [k, t] : file)
+    if (ends_with(k, ".lora_A.weight") && t.dim() == 2) return t.size(0);
+  return 0;
 }
 
 }  // namespace fabric

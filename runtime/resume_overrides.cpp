@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "precision/registry.h"
 #include "runtime/train_config.h"
 
 namespace fabric {
@@ -81,11 +82,24 @@ std::string value_text(const TrainConfig& c, const std::string& key) {
   return out.c_str();
 }
 
+// config.yaml's fabric.precision, canonical; "" when it cannot be read (the resume's own parse of
+// the file reports that).
+std::string trained_precision(const std::string& config_path) {
+  try {
+    const YAML::Node precision = YAML::LoadFile(config_path)["fabric"]["precision"];
+    if (!precision.IsScalar()) return "";
+    return precision::canonical_precision(precision.Scalar());
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 }  // namespace
 
 ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
                                        const std::vector<std::string>& overrides) {
   ResumeOverrides r;
+  r.trained_precision = trained_precision(config_path);
   std::vector<std::pair<std::string, const RestoredKey*>> candidates;
   for (const std::string& o : overrides) {
     if (const RestoredKey* k = restored(o.substr(0, o.find('='))))

@@ -33,6 +33,10 @@ struct ResumeOverrides {
   // The --set values that would change nothing but config.yaml. One that repeats the run's value
   // is dropped without a word.
   std::vector<IgnoredSetting> ignored;
+  // fabric.precision as the run was trained (config.yaml's, canonical; "" when it holds none): a
+  // --set of another one whose weight layout differs (nf4's packed weights, FP8 layers' state)
+  // cannot load the checkpoint, and the resume's error says so.
+  std::string trained_precision;
   // One warning naming each ignored setting, the value in effect and why ("" when none).
   std::string warning(const std::string& run_dir) const;
 };

@@ -21,7 +21,6 @@
 #include "optim/rmsprop.h"
 #include "optim/rprop.h"
 #include "optim/sgd.h"
-#include "runtime/model_init.h"
 #include "runtime/model_memory.h"
 #include "tensor/ops.h"
 
@@ -54,7 +53,6 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_si
   } else {
     throw ConfigError("model.name: unknown model '" + m.name + "'");
   }
-  if (!m.init.empty()) load_model_init(*model, m.init);
   return model;
 }
 

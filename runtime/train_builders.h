@@ -12,8 +12,8 @@
 namespace fabric {
 
 // mlp | gpt | cnn with the config's hyper-parameters; `vocab_size` is used when the config's is 0
-// (gpt). Loads model.init weights (strict; a tied tensor may be given under any one of its names,
-// runtime/model_init.h) when set.
+// (gpt). model.init is not read here: its file loads before or after the precision plugin converts
+// the model, as its layout needs (runtime/model_init.h, the trainer's set-up).
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size);
 std::shared_ptr<optim::Optimizer> build_optimizer(const TrainConfig& cfg, const std::vector<Tensor>& params);
 // Null for "constant" without warm-up and for "plateau", which build_plateau_scheduler builds.

@@ -24,8 +24,10 @@
 #include "autograd/grad_mode.h"
 #include "distributed/sync_batch_norm.h"
 #include "optim/lr_scheduler.h"
+#include "precision/registry.h"
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
+#include "runtime/model_init.h"
 #include "runtime/model_memory.h"
 #include "runtime/progress.h"
 #include "runtime/prompt.h"
@@ -161,14 +163,14 @@ int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
   return std::min(max_steps, epoch_steps);
 }
 
-// The model with its init weights; weights that do not fit the model are the config's fault.
+// The model as the config describes it (its model.init weights load in Run::set_up, before or
+// after the precision plugin converts it).
 std::shared_ptr<nn::Module> build_model_from_config(const TrainConfig& cfg, int64_t vocab_size) {
   try {
     return build_model(cfg, vocab_size);
   } catch (const ConfigError&) {
     throw;
   } catch (const Error& e) {
-    if (!cfg.model.init.empty()) throw ConfigError("model.init: " + cfg.model.init + ": " + e.what());
     // Hyper-parameters the model refuses, or a gpt whose vocabulary neither the config nor the
     // data gives (that message names model.vocab_size already).
     const std::string what = e.what();
@@ -305,12 +307,13 @@ class Run {
   // `resume_sets`: a resume's --set values in effect ("key=value"), which the errors of a
   // checkpoint that does not fit the config name as the likely cause.
   Run(const TrainConfig& cfg, const FitOptions& opt, bool resuming,
-      std::vector<std::string> resume_sets = {})
+      std::vector<std::string> resume_sets = {}, std::string trained_precision = "")
       : cfg_(cfg),
         out_(*opt.out),
         resuming_(resuming),
         run_dir_(cfg.trainer.run_dir),
-        resume_sets_(std::move(resume_sets)) {
+        resume_sets_(std::move(resume_sets)),
+        trained_precision_(std::move(trained_precision)) {
     interactive_ = opt.interactive.value_or(stdout_is_terminal() && opt.out == &std::cout);
     // The files the config names are recorded absolute in config.yaml and the checkpoints: a
     // `resume` or `sample` started from another directory must read the same files (a relative
@@ -486,9 +489,19 @@ class Run {
   Parts set_up(Fabric& fab, bool fsdp) {
     RunData data = load_data(cfg_, run_dir_, resuming_);
     std::shared_ptr<nn::Module> net;
+    // model.init's file loads where its layout fits: a float file into the model as built (the
+    // precision plugin then converts it as any weights), a quantized or FP8 one into the converted
+    // layers, which read their own statistics (runtime/model_init.h).
+    std::optional<nn::StateDict> init;
+    InitStage init_stage = InitStage::built;
     {
       auto guard = fab.init_module();
       net = build_model_from_config(cfg_, data.vocab_size);
+      if (!cfg_.model.init.empty()) {
+        init = read_init();
+        init_stage = model_init_stage(*net, *init);
+        if (init_stage == InitStage::built) load_init(*net, *init);
+      }
     }
     // As Lightning's Trainer(sync_batchnorm=True): before the precision plugin and the strategy
     // see the model; with one process there is no other batch to synchronise with.
@@ -501,7 +514,9 @@ class Run {
     // leaves converted layers (and the adapters) as they are. The optimizer sees only what is left
     // trainable.
     convert_for_precision(fab.precision(), *net);
+    if (init && init_stage == InitStage::converted) load_init(*net, *init);
     if (cfg_.lora.rank > 0) add_lora(*net, cfg_);
+    if (init && init_stage == InitStage::with_lora) load_init(*net, *init);
     FabricModule model = fab.setup_module(net);
     std::vector<Tensor> trainable;
     for (const Tensor& p : net->parameters())
@@ -513,6 +528,41 @@ class Run {
     if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
       (void)encode_prompt(*data.vocab, cfg_.trainer.sample_prompt, "trainer.sample_prompt");
     return Parts{std::move(data), net, model, optimizer, opt};
+  }
+
+  nn::StateDict read_init() const {
+    try {
+      return read_model_init(cfg_.model.init);
+    } catch (const Error& e) {
+      throw ConfigError("model.init: " + cfg_.model.init + ": " + e.what());
+    }
+  }
+
+  // Weights that do not fit the model are the config's fault; a file saved under another
+  // precision, or with other LoRA adapters, says which keys would let it load.
+  void load_init(nn::Module& net, const nn::StateDict& file) const {
+    try {
+      load_model_init(net, file);
+    } catch (const Error& e) {
+      std::string hint;
+      const int64_t rank = lora_rank_saved(file);
+      if (rank > 0 && rank != cfg_.lora.rank)
+        hint += "; the file holds LoRA adapters of rank " + std::to_string(rank) +
+                ": fit with --set lora.rank=" + std::to_string(rank) +
+                " and lora.target naming the layers they adapt";
+      // A quantized or FP8 file under another precision: that is the cause, whatever the load
+      // said first (a tie of the unconverted model, keys of another layout).
+      const std::string saved = precision_saved_under(file);
+      const std::string ours = precision::canonical_precision(cfg_.fabric.precision);
+      if (!saved.empty() && saved != ours)
+        throw ConfigError("model.init: " + cfg_.model.init + " was saved under fabric.precision " +
+                          saved + ", whose weight layout a model under fabric.precision " + ours +
+                          " cannot load: fit with --set fabric.precision=" + saved +
+                          " (a file of float weights loads under any precision)" + hint +
+                          ". Loading it said: " + e.what());
+      throw ConfigError("model.init: " + cfg_.model.init + ": " + e.what() +
+                        (hint.empty() ? "" : " (" + hint.substr(2) + ")"));
+    }
   }
 
   // A model the precision plugin cannot convert (bitsandbytes on a model without Linear layers)
@@ -762,8 +812,13 @@ class Run {
     } catch (const IOError&) {
       throw;  // unreadable or incomplete files: not the config's fault
     } catch (const Error& e) {
-      throw ConfigError("resume: " + dir + " does not fit the config (" +
-                        likely_cause({"model."}, "model.*") + "): " + e.what());
+      // A precision of another weight layout is the cause; --set model.* values may be another.
+      const std::string precision = precision_change(dir);
+      const std::string model = likely_cause({"model."}, "model.*");
+      const std::string cause = precision.empty()                  ? model
+                                : model.rfind("did --set", 0) == 0 ? precision + "; " + model
+                                                                   : precision;
+      throw ConfigError("resume: " + dir + " does not fit the config (" + cause + "): " + e.what());
     }
     // The file that holds the counters, for the messages of a damaged one.
     const std::string file = dir + (is_sharded_checkpoint(dir) ? "/meta.json" : "/state.json");
@@ -817,6 +872,25 @@ class Run {
     return step;
   }
 
+  // A resume under another fabric.precision than the run's, whose checkpoint does not load: the
+  // weights are stored in the layout of the run's precision (nf4's packed 4-bit weights with their
+  // statistics, int8's with its scales, FP8 layers' scaling state), which the new precision's
+  // layers do not hold. "" when the precision is the run's.
+  std::string precision_change(const std::string& dir) const {
+    if (trained_precision_.empty()) return "";
+    const std::string now = precision::canonical_precision(cfg_.fabric.precision);
+    if (now == trained_precision_) return "";
+    return "fabric.precision " + now + " is not the run's " + trained_precision_ +
+           ": the checkpoint's weights are stored in " + trained_precision_ +
+           "'s layout, which a model under " + now +
+           " does not load (fabric.* keys take effect on a resume, but not a precision that "
+           "changes the weights' layout); resume with fabric.precision " +
+           trained_precision_ + ", or fit a new run from the weights: fabric-train fit " +
+           run_dir_ + "/config.yaml --set model.init=" + dir +
+           "/model.safetensors trainer.run_dir=NEW_RUN_DIR (a quantized or FP8 file loads under "
+           "the precision it was saved with)";
+  }
+
   // Why a checkpoint may not fit the config: the resume's --set values under `prefixes`, or, with
   // none, an edited or damaged checkpoint or config.yaml (the old "did a --set change model.*?"
   // asked it of a resume given no --set at all).
@@ -867,6 +941,8 @@ class Run {
   // ones keep_last may remove.
   std::set<int64_t> own_steps_;
   std::vector<std::string> resume_sets_;
+  // A resume's: fabric.precision as the run was trained (config.yaml's before the --set values).
+  std::string trained_precision_;
   // scheduler.name plateau: stepped with each validation's val_loss; its state is saved and
   // restored with the checkpoints under "scheduler." as a per-step scheduler's is.
   std::unique_ptr<optim::ReduceLROnPlateau> plateau_;
@@ -893,7 +969,7 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
   // run was fit with, so the same variables agree with it), and the environment is set to agree.
   const TrainConfig cfg = load_train_config(path, o.effective, {}, lightning_environment());
   align_lightning_environment(cfg);
-  return Run(cfg, options, true, std::move(sets)).go();
+  return Run(cfg, options, true, std::move(sets), o.trained_precision).go();
 }
 
 }  // namespace fabric
