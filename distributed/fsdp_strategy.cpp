@@ -3,6 +3,7 @@
 #include "distributed/fsdp_strategy.h"
 
 #include "distributed/sharded_clip.h"
+#include "distributed/sharded_optimizer_check.h"
 #include "tensor/error.h"
 
 namespace fabric::distributed {
@@ -93,7 +94,9 @@ void FSDPStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
     if (module && !m->wraps(*module)) continue;
     bool any = false;
     for (const Tensor& p : optimizer.parameters()) any = any || m->holds(p);
-    if (any) m->shard_optimizer(optimizer);
+    if (!any) continue;
+    check_shardable(optimizer, options_.fsdp.label + " (strategy '" + options_.name + "')");
+    m->shard_optimizer(optimizer);
   }
 }
 

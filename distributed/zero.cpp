@@ -25,6 +25,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
+#include "distributed/sharded_optimizer_check.h"
 #include "distributed/zero_detail.h"
 #include "optim/clip_grad.h"
 #include "tensor/error.h"
@@ -87,6 +88,9 @@ void ZeroStrategy::rebuild_order() {
 
 void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
   (void)module;  // the optimizer's parameters are the module's: set_data reaches both
+  // Also where nothing is sharded (one process, float32): DeepSpeedPrecision steps without the
+  // closure, as DeepSpeed's engine does.
+  check_shardable(optimizer, "ZeRO (strategy '" + options_.name + "')");
   // One process shards too when parameters become half: its one partition is the fp32 master of
   // the whole model, as DeepSpeed keeps on one GPU (else updates below a half step would be lost).
   // Float32 on one process has nothing to gain from a flat copy of itself.

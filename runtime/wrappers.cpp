@@ -3,6 +3,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
+#include "optim/lbfgs.h"
 
 namespace fabric {
 
@@ -62,18 +63,45 @@ void FabricOptimizer::zero_grad(bool set_to_none) {
   for (auto& fn : ctx_->after_zero_grad) fn(*optimizer_);
 }
 
-bool FabricOptimizer::step(const std::function<Tensor()>& closure) {
-  // Every plugin runs a closure (forward + Fabric.backward) before its step (Precision's
-  // contract); it runs here so that the strategy prepares the gradients it produced before the
-  // plugin reads them (DeepSpeedPrecision's overflow check, unscale and clip).
-  if (closure) {
-    EnableGradGuard grad_on;
-    closure();
+namespace {
+
+// Optimizers whose step(closure) calls the closure itself, several times per step (optim's
+// Optimizer::step(closure) is virtual for them; their plain step() raises).
+bool evaluates_closure_in_step(const optim::Optimizer& optimizer) {
+  return dynamic_cast<const optim::LBFGS*>(&optimizer) != nullptr;
+}
+
+}  // namespace
+
+FabricOptimizer::StepResult FabricOptimizer::step(const std::function<Tensor()>& closure) {
+  StepResult result;
+  if (closure && evaluates_closure_in_step(*optimizer_)) {
+    // Each evaluation's gradients are what the optimizer reads next (its line search, its new
+    // direction), so the strategy prepares them after every one. The first evaluation's loss is
+    // the one the optimizer's step returns. A plugin that cannot let the optimizer evaluate the
+    // loss (16-mixed's GradScaler) refuses it before the closure runs.
+    bool evaluated = false;
+    const std::function<Tensor()> evaluate = [&]() -> Tensor {
+      Tensor loss = closure();
+      for (auto& fn : ctx_->before_optimizer_step) fn(*optimizer_);
+      if (!evaluated) result.loss = loss;
+      evaluated = true;
+      return loss;
+    };
+    result.stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get(), evaluate);
+  } else {
+    // Every plugin runs a closure (forward + Fabric.backward) before its step (Precision's
+    // contract); it runs here so that the strategy prepares the gradients it produced before the
+    // plugin reads them (DeepSpeedPrecision's overflow check, unscale and clip).
+    if (closure) {
+      EnableGradGuard grad_on;
+      result.loss = closure();
+    }
+    for (auto& fn : ctx_->before_optimizer_step) fn(*optimizer_);
+    result.stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get());
   }
-  for (auto& fn : ctx_->before_optimizer_step) fn(*optimizer_);
-  const bool stepped = ctx_->precision->optimizer_step(*optimizer_, module_.get());
-  for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_, stepped);
-  return stepped;
+  for (auto& fn : ctx_->after_optimizer_step) fn(*optimizer_, result.stepped);
+  return result;
 }
 
 }  // namespace fabric

@@ -76,9 +76,22 @@ class FabricOptimizer {
   FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn::Module> module,
                   std::shared_ptr<FabricContext> ctx);
 
+  // What step returns: whether the parameters were updated (a loss scaler may skip the step), and,
+  // with a closure, the loss of its first evaluation (what the reference's step returns: the
+  // optimizer's step(closure) result, which LBFGS takes from its first closure call).
+  // It converts to `stepped` (implicitly, NOLINT below), so that `if (opt.step())` and
+  // `bool stepped = opt.step()` read as before.
+  struct StepResult {
+    bool stepped = false;
+    // Undefined without a closure.
+    Tensor loss;
+    operator bool() const { return stepped; }  // NOLINT(google-explicit-constructor)
+  };
   // The plugin's optimizer_step (a loss scaler may skip it), then the after-step callbacks.
-  // Returns whether the parameters were updated.
-  bool step(const std::function<Tensor()>& closure = nullptr);
+  // The closure (forward + Fabric::backward, returning the loss) runs once before the step, except
+  // for an optimizer whose step evaluates it itself, as often as it needs (LBFGS): the closure then
+  // goes through the plugin to the optimizer's step(closure), as the reference's does.
+  StepResult step(const std::function<Tensor()>& closure = nullptr);
   // The optimizer's zero_grad, and whatever gradients the strategy keeps elsewhere for it.
   void zero_grad(bool set_to_none = true);
   optim::Optimizer& optimizer() { return *optimizer_; }
