@@ -262,10 +262,17 @@ std::optional<std::string> static_decline(const AttentionArgs& a, Pass pass, int
                ")");
   if (a.L > std::numeric_limits<int32_t>::max() || a.S > std::numeric_limits<int32_t>::max())
     return std::string("L or S past 2^31");
+  // NVIDIA's frontend refuses this backward ("s_q = s_kv = 1 is not supported"): its engines may
+  // still finalize a plan for the graph, so the check is ours to make.
+  if (pass == Pass::backward && a.L == 1 && a.S == 1)
+    return std::string("L = S = 1 (cuDNN's SDPA backward does not support it)");
   const int64_t v = runtime_version();
   if (v < 90000) return cat("cuDNN runtime ", v, " (needs 9.0 or newer)");
   // NVIDIA's frontend refuses these releases for fp16/bf16 SDPA (known bugs).
   if (v == 91000 || v == 91001) return cat("cuDNN runtime ", v, " (9.10.0/9.10.1 have SDPA bugs)");
+  // NVIDIA's frontend: a single query row (decode mode) takes no mask on 9.9 and older.
+  if (pass == Pass::forward && a.causal && a.L == 1 && v <= 90900)
+    return cat("causal with L = 1 on cuDNN runtime ", v, " (needs 9.10 or newer)");
   // Before 9.16 the backward needs a padding-mask workaround for S not a multiple of 128.
   if (pass == Pass::backward && v <= 91500 && a.S % 128 != 0)
     return cat("S ", a.S, " not a multiple of 128 on cuDNN runtime ", v, " (needs 9.15.1+)");

@@ -428,10 +428,12 @@ constexpr int64_t kMaxBatch = int64_t{1} << 30;
 
 // The problem with its epilogue in one cuBLASLt call; false where cuBLASLt declines it. cublasLt.h:
 // outside the IMMA and FP8 kernels the bias has D's type, so a bias of another dtype goes to the
-// fallbacks rather than to a heuristic that might accept what cublasLtMatmul then rejects.
+// fallbacks rather than to a heuristic that might accept what cublasLtMatmul then rejects. A bias
+// or aux under 16-byte alignment goes there too (detail::epilogue_pointers_aligned).
 bool try_fused(int device, const Problem& p) {
   const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
-  return p.g.batch <= kMaxBatch && bias_in_c_dtype && try_matmul(device, p);
+  return p.g.batch <= kMaxBatch && bias_in_c_dtype &&
+         detail::epilogue_pointers_aligned(p.g.bias, p.aux.data) && try_matmul(device, p);
 }
 
 // A product with no epilogue or the bias one: cuBLASLt with the epilogue, else (a layout, an
@@ -457,9 +459,9 @@ void product(int device, const Problem& p) {
 // gets the same values (a 16-bit C is rounded once more, before the GELU, as in an unfused
 // layer). Reached when the heuristic returns no algorithm for the fused epilogue (its kernels
 // cover fewer alignments, aux leading dims, batch counts and dtype combinations than the plain
-// GEMM), for more than 2^30 batches, and for a bias not in C's dtype. The heuristic's "none" is
-// cached per problem like any plan (Plan::found == false), so a repeated shape comes straight
-// here without asking again.
+// GEMM), for more than 2^30 batches, for a bias not in C's dtype, and for a bias or aux pointer
+// under 16-byte alignment. The heuristic's "none" is cached per problem like any plan
+// (Plan::found == false), so a repeated shape comes straight here without asking again.
 void gelu_fallback(int device, const Problem& p) {
   Problem plain = p;
   plain.aux = {};

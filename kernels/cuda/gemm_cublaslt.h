@@ -58,6 +58,18 @@ namespace detail {
 // kept for the life of the process; shared with the FP8 GEMM (gemm_fp8.h).
 void* cublaslt_handle(int device);
 void* cublaslt_workspace(int device);
+// Whether cuBLASLt may be handed the epilogue's bias and aux pointers: its alignment preferences
+// describe A, B, C and D only, so the heuristic can pick a kernel that assumes a 16-byte-aligned
+// bias (or aux) and then faults with "misaligned address", a sticky error that ends the process's
+// use of the device (pytorch/pytorch#194497; Marian's cuBLASLt path requires 16 bytes too). A bias
+// or aux view at an offset goes to the unfused path instead. A null pointer is no constraint.
+inline constexpr uintptr_t kEpilogueAlignment = 16;
+inline bool epilogue_pointers_aligned(const void* bias, const void* aux) {
+  const auto aligned = [](const void* p) {
+    return reinterpret_cast<uintptr_t>(p) % kEpilogueAlignment == 0;
+  };
+  return aligned(bias) && aligned(aux);
+}
 // C[b] = beta * C[b] + bias over desc's (batch, M, N) C (gemm_epilogue.cu), in float32 (float64
 // for float64 C) and rounded once; beta == 0 never reads C; desc.bias may be null. Queued on the
 // compute stream of `device`. A and B are ignored.

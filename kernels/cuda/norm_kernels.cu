@@ -9,28 +9,19 @@
 
 #include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
+#include "kernels/cuda/welford.cuh"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cuda {
-namespace {
 
-template <typename A>
-struct Welford {
-  A n, mean, m2;
-};
+// In Welford's own namespace, where row_allreduce's unqualified call finds it (argument-dependent
+// lookup does not look into this file's unnamed namespace).
 template <typename A>
 __device__ __forceinline__ Welford<A> shfl_xor(Welford<A> w, int lane) {
   return {cuda::shfl_xor(w.n, lane), cuda::shfl_xor(w.mean, lane), cuda::shfl_xor(w.m2, lane)};
 }
-template <typename A>
-struct WelfordCombine {
-  __device__ __forceinline__ Welford<A> operator()(Welford<A> a, Welford<A> b) const {
-    if (b.n == A(0)) return a;
-    if (a.n == A(0)) return b;
-    const A n = a.n + b.n, d = b.mean - a.mean, f = b.n / n;
-    return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
-  }
-};
+
+namespace {
 
 struct NormDev {
   int64_t rows, cols;

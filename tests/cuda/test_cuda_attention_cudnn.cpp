@@ -237,6 +237,8 @@ TEST(CudnnAttention, ContiguousMatchesTheCpu) {
       {1, 2, 256, 128, 64, false, "L > S: causal rows past S attend every key"},
       {1, 2, 128, 256, 32, false, "L < S, head size 32"},
       {2, 1, 100, 100, 64, false, "L, S no multiple of 64 (older runtimes decline the backward)"},
+      {2, 2, 1, 1, 64, false, "L = S = 1 (the backward is declined, as NVIDIA's frontend does)"},
+      {1, 2, 1, 128, 64, false, "one query row (causal declined on cuDNN 9.9 and older)"},
   };
   for (DType dt : {DType::bfloat16, DType::float16}) {
     for (const Case& c : cases) {

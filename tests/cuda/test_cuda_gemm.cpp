@@ -71,6 +71,7 @@ struct Case {
   DType bias_dtype = DType::float32;
   int64_t pad = 0;           // extra columns in every leading dim
   bool broadcast_b = false;  // stride_b = 0
+  int64_t bias_offset = 0;   // elements before the bias in its buffer (a view, maybe unaligned)
 };
 
 std::string name(const Case& c) {
@@ -78,7 +79,8 @@ std::string name(const Case& c) {
                      c.tb ? " B^T" : "", " ", dtype_name(c.in), "->", dtype_name(c.out),
                      " alpha=", c.alpha, " beta=", c.beta,
                      c.bias ? detail::cat(" bias ", dtype_name(c.bias_dtype)) : std::string(),
-                     " pad=", c.pad, c.broadcast_b ? " B broadcast" : "");
+                     " pad=", c.pad, c.broadcast_b ? " B broadcast" : "",
+                     c.bias_offset ? detail::cat(" bias at +", c.bias_offset) : std::string());
 }
 
 // Runs the case through the CPU and the CUDA gemm_stub on the same inputs and compares all of C
@@ -92,7 +94,8 @@ void check_case(const Case& c, uint64_t seed) {
   const Tensor b = random_flat(c.broadcast_b ? rows_b * ldb : c.batch * sb, c.in, seed + 1);
   const Tensor c0 =
       c.beta == 0.f ? nan_flat(c.batch * sc, c.out) : random_flat(c.batch * sc, c.out, seed + 2);
-  const Tensor bias = random_flat(c.N, c.bias_dtype, seed + 3);
+  const Tensor bias = random_flat(c.N + c.bias_offset, c.bias_dtype, seed + 3);
+  const int64_t bias_skip = c.bias_offset * itemsize(c.bias_dtype);  // bytes
 
   GemmDesc d;
   d.batch = c.batch;
@@ -118,7 +121,7 @@ void check_case(const Case& c, uint64_t seed) {
   dc.A = a.data_ptr();
   dc.B = b.data_ptr();
   dc.C = want.data_ptr();
-  dc.bias = c.bias ? bias.data_ptr() : nullptr;
+  dc.bias = c.bias ? static_cast<const char*>(bias.data_ptr()) + bias_skip : nullptr;
   gemm_stub(Device::cpu())(dc);
 
   const Tensor ga = a.to(kGpu), gb = b.to(kGpu), gbias = bias.to(kGpu);
@@ -127,7 +130,7 @@ void check_case(const Case& c, uint64_t seed) {
   dg.A = ga.data_ptr();
   dg.B = gb.data_ptr();
   dg.C = got.data_ptr();
-  dg.bias = c.bias ? gbias.data_ptr() : nullptr;
+  dg.bias = c.bias ? static_cast<const char*>(gbias.data_ptr()) + bias_skip : nullptr;
   gemm_stub(kGpu)(dg);
   expect_close(want, got, tolerance_for(c.out), name(c));
 }
@@ -180,6 +183,24 @@ TEST(CudaGemm, BiasInEveryAllowedDType) {
   for (const auto& k : combos) {
     check_case({1, 37, 24, 19, false, true, k.in, k.out, 1.f, 0.f, true, k.bias}, seed++);
     check_case({3, 16, 40, 32, true, false, k.in, k.out, 0.75f, 0.5f, true, k.bias, 2}, seed++);
+  }
+}
+
+// A bias cut from a larger buffer (a parameter view at an offset) need not be 16-byte aligned,
+// which cuBLASLt's bias epilogue may assume without its heuristic knowing: such a bias must take
+// the unfused path and still match, not fault with a misaligned address.
+TEST(CudaGemm, BiasViewsAtAnyAlignmentMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  uint64_t seed = 250;
+  for (DType in : {DType::float32, DType::bfloat16, DType::float16}) {
+    for (int64_t offset : {1, 2, 3, 4, 8}) {
+      Case c{1, 33, 48, 40, false, true, in, in, 1.f, 0.f, true, in};
+      c.bias_offset = offset;
+      check_case(c, seed++);
+      c.batch = 3;
+      c.beta = 0.5f;
+      check_case(c, seed++);
+    }
   }
 }
 
