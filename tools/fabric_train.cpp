@@ -4,7 +4,7 @@
 //   fabric-train resume RUN_DIR [--set k=v ...]
 //   fabric-train validate CONFIG.yaml [--set k=v ...]
 //   fabric-train sample CHECKPOINT --prompt TEXT --tokens N
-//   fabric-train export CHECKPOINT OUT.safetensors
+//   fabric-train export CHECKPOINT OUT.safetensors [--dequantize [--dtype float16]]
 //                                                  CHECKPOINT: RUN_DIR/checkpoints/last (or
 //                                                  step-N), RUN_DIR itself, or a checkpoint's
 //                                                  model.safetensors
@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/dequantized_export.h"
 #include "runtime/sample_stream.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_config.h"
@@ -134,6 +135,16 @@ int main(int argc, char** argv) {
       ->required()
       ->check(existing(a_checkpoint));
   exp->add_option("out", out_file, "the output .safetensors file")->required();
+  bool dequantize = false;
+  std::string export_dtype = "float32";
+  auto* dequantize_flag = exp->add_flag(
+      "--dequantize", dequantize,
+      "write the plain float state_dict a 32-true model of the same config loads: "
+      "quantized and FP8 weights dequantized, LoRA adapters merged (W + alpha/rank * B A)");
+  exp->add_option("--dtype", export_dtype,
+                  "the floating dtype --dequantize writes (default float32)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}))
+      ->needs(dequantize_flag);
   auto* con = app.add_subcommand("consolidate", "turn a sharded FSDP checkpoint into a full one, loadable by any run");
   con->add_option("dir", checkpoint, "the sharded checkpoint directory (it holds meta.json)")
       ->required()
@@ -208,7 +219,12 @@ int main(int argc, char** argv) {
     } else if (*sch) {
       std::cout << train_config_schema();
     } else if (*exp) {
-      export_checkpoint(checkpoint, out_file);
+      if (dequantize) {
+        export_dequantized_checkpoint(checkpoint, out_file,
+                                      export_dtype_named(export_dtype, "--dtype"));
+      } else {
+        export_checkpoint(checkpoint, out_file);
+      }
       std::cout << "wrote " << out_file << "\n";
     } else if (*con) {
       if (out_file.ends_with(".safetensors")) {
