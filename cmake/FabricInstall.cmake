@@ -1,13 +1,32 @@
 # Installs the library, its public headers under include/fabric/<layer>/ and an exported CMake
 # package, so an embedding app can `find_package(fabric CONFIG)` and link `fabric::runtime`.
 include(CMakePackageConfigHelpers)
+# The public headers need C++20 (designated initializers, std::bit_cast, concepts): a consumer that
+# sets no standard (g++ 12 defaults to gnu++17) gets it from the package instead of a page of errors.
+target_compile_features(fabric_runtime PUBLIC cxx_std_20)
+# The installed library keeps the build tree's search path for its dependencies outside the system
+# directories (the CUDA toolkit's cudart, cuDNN, NCCL): without it the installed tools and apps start
+# only where the loader's config happens to list the toolkit, while build/ ran everywhere.
+set_target_properties(fabric_runtime PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 install(TARGETS fabric_runtime EXPORT fabricTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Not installed: the implementation headers that include a third-party library's headers (Gloo,
+# NCCL and the CUDA runtime, nlohmann/json, yaml-cpp). The package does not find those libraries
+# for its users, no public header includes these, and DESIGN.md keeps public headers free of them;
+# tests/install/check_install.sh fails on any installed header that includes one.
+set(FABRIC_PRIVATE_HEADERS distributed/gloo_group.h distributed/nccl_comm.h runtime/checkpoint_detail.h
+                           runtime/sharded_checkpoint_reader.h runtime/train_config_fields.h)
 foreach(layer tensor autograd nn optim precision distributed runtime)
+  set(excludes)
+  foreach(header IN LISTS FABRIC_PRIVATE_HEADERS)
+    if(header MATCHES "^${layer}/(.*)$")
+      list(APPEND excludes PATTERN ${CMAKE_MATCH_1} EXCLUDE)
+    endif()
+  endforeach()
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fabric/${layer}
-          FILES_MATCHING PATTERN "*.h")
+          FILES_MATCHING PATTERN "*.h" ${excludes})
 endforeach()
 install(FILES ${PROJECT_SOURCE_DIR}/cmake/fabric.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fabric)
 install(EXPORT fabricTargets NAMESPACE fabric:: FILE fabricTargets.cmake
