@@ -64,11 +64,11 @@ struct Consts<float> {
 
 // The libm functions of either type, by overload (the host's fma(float...) would be double's).
 FABRIC_GELU_HD float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
-FABRIC_GELU_HD double fma_t(double a, double b, double c) { return fma(a, b, c); }
+FABRIC_GELU_HD double fma_t(double a, double b, double c) { return ::fma(a, b, c); }
 FABRIC_GELU_HD float exp_t(float v) { return expf(v); }
-FABRIC_GELU_HD double exp_t(double v) { return exp(v); }
+FABRIC_GELU_HD double exp_t(double v) { return ::exp(v); }
 FABRIC_GELU_HD float fabs_t(float v) { return fabsf(v); }
-FABRIC_GELU_HD double fabs_t(double v) { return fabs(v); }
+FABRIC_GELU_HD double fabs_t(double v) { return ::fabs(v); }
 // a * b rounded, never fused with a following add (see the file comment).
 FABRIC_GELU_HD float mul(float a, float b) {
 #if defined(__CUDA_ARCH__)
