@@ -43,7 +43,10 @@ class UpsamplingNearest2d : public Upsample {
  public:
   using Options = UpsamplingOptions;
   explicit UpsamplingNearest2d(const UpsamplingOptions& options)
-      : Upsample({.size = options.size, .scale_factor = options.scale_factor}) {}
+      : Upsample({.size = options.size,
+                  .scale_factor = options.scale_factor,
+                  .mode = "nearest",
+                  .align_corners = std::nullopt}) {}
   std::string type_name() const override { return "UpsamplingNearest2d"; }
 };
 
