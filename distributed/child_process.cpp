@@ -275,9 +275,11 @@ int fd_limit() {
 // Waits for every child; the first failure kills the rest and its status is returned.
 int wait_all(std::vector<Child>& kids, std::chrono::milliseconds timeout, const char* op) {
   const auto deadline = Clock::now() + timeout;
+  // A child reaped before (by the launcher's watchdog, which held its failure) fails first.
   std::vector<size_t> newly;
+  for (size_t i = 0; i < kids.size(); ++i)
+    if (failed(kids[i])) newly.push_back(i);
   for (;;) {
-    newly.clear();
     reap_ended(kids, newly);
     for (size_t i : newly) {
       if (!failed(kids[i])) continue;
@@ -287,6 +289,7 @@ int wait_all(std::vector<Child>& kids, std::chrono::milliseconds timeout, const 
       kill_and_reap(kids);
       return code;
     }
+    newly.clear();
     if (all_done(kids)) return 0;
     if (Clock::now() >= deadline) {
       std::string running;

@@ -56,7 +56,8 @@ bool all_done(const std::vector<Child>& kids);
 void wait_for_event(const std::vector<Child>& kids, int wake_fd, Clock::time_point deadline);
 bool kill_and_reap(std::vector<Child>& kids,
                    std::chrono::milliseconds grace = std::chrono::seconds(5));
-// Waits for every child; the first failure kills the rest and its status is returned.
+// Waits for every child; the first failure (one reaped before the call first) kills the rest and
+// its status is returned.
 int wait_all(std::vector<Child>& kids, std::chrono::milliseconds timeout, const char* op);
 
 void write_stderr(const std::string& msg);

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,8 +39,11 @@ constexpr const char* kStaleVar = "RANK";
 
 // How long kill_all() waits for a child whose failure may have caused rank 0's: a rank killed
 // (SIGKILL) breaks its connections a moment before it can be reaped; one that failed with an error
-// breaks them while it unwinds, before it exits.
+// breaks them while it unwinds, before it exits. Also how long the watchdog holds a child's error
+// exit before ending the run, in case rank 0 is failing too (see watch()).
 constexpr std::chrono::milliseconds kChildFailureGrace{1000};
+
+bool killed_by_signal(const Child& c) { return failed(c) && WIFSIGNALED(c.wstatus); }
 
 // True once this process exported LOCAL_RANK itself. A LOCAL_RANK found without it was set by a
 // launcher (ours, torchrun, SLURM): launching from such a rank would multiply the processes.
@@ -196,6 +200,9 @@ struct SubprocessLauncher::State {
   std::vector<Child> kids;
   std::mutex mu;  // the watchdog's decision to _exit and join()/kill_all()'s stop are ordered by it
   bool stop = false;
+  // A child that exited with an error status, which the watchdog holds for kChildFailureGrace
+  // before ending the run (rank 0 may be failing at the same time, with the error that caused it).
+  std::optional<size_t> held_failure;
   int wake_fd = -1;
   std::thread watchdog;
   // What launch() changed in this process's environment, with the previous values.
@@ -247,36 +254,67 @@ struct SubprocessLauncher::State {
     ::_exit(code);
   }
 
+  // A child killed by a signal ends the run at once: no error of rank 0's leads to that. A child
+  // that exited with an error status is held for kChildFailureGrace first: its error may be the
+  // consequence of one of rank 0's (a peer whose collective timed out closes its connections, and
+  // the others fail "peer closed" right away), and rank 0, unwinding, reaches kill_all() only
+  // after that; ending the run here would hide rank 0's error, the cause. When rank 0 does not
+  // stop the watchdog within the grace (it is blocked on the failed rank), the child's failure
+  // ends the run.
   void watch() {
+    Clock::time_point held_until = Clock::time_point::max();
     for (;;) {
-      wait_for_event(kids, wake_fd, Clock::time_point::max());
+      wait_for_event(kids, wake_fd, held_until);
       std::lock_guard<std::mutex> lock(mu);
       if (stop) return;
       std::vector<size_t> newly;
       reap_ended(kids, newly);
-      for (size_t i : newly)
-        // Holding mu: join()/kill_all() cannot slip in between this decision and _exit.
-        if (failed(kids[i])) exit_for_failed_child(i, "");
-      if (all_done(kids)) return;
+      // Holding mu: join()/kill_all() cannot slip in between these decisions and _exit.
+      for (size_t i : newly) {
+        if (killed_by_signal(kids[i])) exit_for_failed_child(i, "");
+        if (failed(kids[i]) && !held_failure) {
+          held_failure = i;
+          held_until = Clock::now() + kChildFailureGrace;
+        }
+      }
+      if (held_failure && Clock::now() >= held_until) exit_for_failed_child(*held_failure, "");
+      if (all_done(kids) && !held_failure) return;
     }
   }
 
   // Rank 0 failed, with the watchdog stopped. Its error may be the consequence of a child's
-  // failure (a collective with a rank that died breaks at once), and can reach kill_all() before
-  // the child's end reaches the watchdog: a child that has failed on its own, or fails within
-  // `grace`, is the run's failure, and this process ends as the watchdog would have ended it.
-  // Returns when no child failed (the children still running are blocked on rank 0).
-  void exit_if_a_child_failed(std::chrono::milliseconds grace) {
+  // failure (a collective with a rank that died breaks at once) or the cause of one (the child's
+  // collective with rank 0 then fails), and both can reach this point in either order. A child
+  // killed by a signal, now or within `grace`, is the run's failure: this process ends as the
+  // watchdog would have ended it (rank 0's error is a consequence: no error makes a peer die of a
+  // signal). A child that exited with an error status is said, and this returns, so that rank 0's
+  // own error is reported after it rather than hidden: whichever came first, both are seen.
+  // Returns too when no child failed (the children still running are blocked on rank 0).
+  void settle_child_failures(std::chrono::milliseconds grace) {
     const auto deadline = Clock::now() + grace;
+    std::vector<size_t> seen;  // failures in the order they were seen, the watchdog's first
+    if (held_failure) seen.push_back(*held_failure);
     std::vector<size_t> newly;
     for (;;) {
       newly.clear();
       reap_ended(kids, newly);
       for (size_t i : newly)
-        if (failed(kids[i])) exit_for_failed_child(i, " (local rank 0 failed too, after it)");
-      if (all_done(kids) || Clock::now() >= deadline) return;
+        if (failed(kids[i])) seen.push_back(i);
+      for (size_t i : seen)
+        if (killed_by_signal(kids[i]))
+          exit_for_failed_child(i, " (local rank 0 failed too, after it)");
+      if (all_done(kids) || Clock::now() >= deadline) break;
       wait_for_event(kids, -1, deadline);
     }
+    if (seen.empty()) return;
+    std::string others;
+    for (size_t k = 1; k < seen.size(); ++k)
+      others += detail::cat(k == 1 ? "; then " : ", ", describe(kids[seen[k]]));
+    write_stderr(detail::cat(
+        "fabric launcher: local rank 0 failed, and ", describe(kids[seen[0]]), others,
+        " while it did (a rank's error printed above is its own; one rank's failure may have "
+        "caused the other's, as a collective with a failed peer fails at once); killing the "
+        "other local ranks; local rank 0's error follows\n"));
   }
 
   void stop_watchdog() {
@@ -372,7 +410,7 @@ void SubprocessLauncher::kill_all() {
   if (!s.launched || s.finished) return;
   s.stop_watchdog();
   s.finished = true;
-  s.exit_if_a_child_failed(kChildFailureGrace);
+  s.settle_child_failures(kChildFailureGrace);
   s.restore_env();
   if (!kill_and_reap(s.kids))
     write_stderr(

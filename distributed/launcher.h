@@ -41,7 +41,12 @@ struct LaunchOptions {
 // rank 0 is still working, the watchdog SIGKILLs the other children, says on stderr which local
 // rank failed and how, and ends this process with _exit(status) (the child's exit code, or
 // 128+signal): rank 0 may be blocked inside a collective with the dead rank and could never return
-// on its own. When rank 0 fails instead (kill_all()), a child that failed first still decides.
+// on its own. A child killed by a signal ends the run at once; one that exited with an error
+// status does so after a second (kill_all()'s grace) unless rank 0 calls kill_all() or join() in
+// the meantime: rank 0 may be failing at the same moment with the error that caused the child's
+// (peers of a rank whose collective timed out fail "peer closed" right away), and that error must
+// not be hidden. When rank 0 fails (kill_all()), a child killed by a signal still decides; a child
+// that exited with an error status is said, and rank 0's error is reported after it.
 class SubprocessLauncher {
  public:
   explicit SubprocessLauncher(LaunchOptions options);
@@ -65,9 +70,13 @@ class SubprocessLauncher {
   int join(std::chrono::milliseconds timeout = std::chrono::minutes(5));
   // Rank 0 failed: stops the watchdog, SIGKILLs every child and reaps them. Rank 0's failure may
   // be a child's consequence (a collective with a rank that died breaks at once, before the
-  // watchdog sees the death): a child that has failed, or fails within a second, ends this process
-  // as the watchdog would (its status, the others killed), so the run's status does not depend on
-  // which of the two noticed first.
+  // watchdog sees the death), or its cause (the child's collective with rank 0 fails in turn), and
+  // nothing here tells which. A child killed by a signal (now or within a second) is the cause: it
+  // ends this process as the watchdog would (its status, the others killed), so the run's status
+  // does not depend on which of the two noticed first. A child that exited with an error status
+  // (now or within a second) is said on stderr ("local rank 0 failed, and local rank 1 (pid P)
+  // exited with status 1 while it did ... local rank 0's error follows") and this returns, so that
+  // rank 0's own error is reported too: the root cause, whichever rank's it is, is never hidden.
   void kill_all();
   // The pids of local ranks 1..nprocs-1, in rank order (empty before launch()).
   std::vector<pid_t> child_pids() const;

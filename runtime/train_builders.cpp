@@ -1,5 +1,8 @@
-// Model, optimizer, scheduler and loss construction for fabric-train.
+// Model, optimizer, scheduler and loss construction for fabric-train, and its distributed timeout.
 #include "runtime/train_builders.h"
+
+#include <algorithm>
+#include <cmath>
 
 #include "nn/cnn.h"
 #include "nn/gpt.h"
@@ -21,10 +24,20 @@
 #include "optim/rmsprop.h"
 #include "optim/rprop.h"
 #include "optim/sgd.h"
+#include "runtime/fabric.h"
 #include "runtime/model_memory.h"
 #include "tensor/ops.h"
 
 namespace fabric {
+
+std::chrono::milliseconds distributed_timeout(const TrainConfig& cfg) {
+  if (!cfg.fabric.timeout) return FabricOptions{}.timeout;
+  // The config's checks keep it within [0.001, a year]; a TrainConfig built in code is clamped
+  // there too (the strategy requires a positive limit; NaN counts as the least).
+  const double ms = std::round(*cfg.fabric.timeout * 1000.0);
+  constexpr double kYearMs = 365.0 * 24 * 3600 * 1000;
+  return std::chrono::milliseconds(static_cast<int64_t>(ms >= 1 ? std::min(ms, kYearMs) : 1.0));
+}
 
 std::shared_ptr<nn::Module> build_model(const TrainConfig& cfg, int64_t vocab_size) {
   const auto& m = cfg.model;

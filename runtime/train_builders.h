@@ -1,6 +1,7 @@
-// What fabric-train builds from a TrainConfig: the model, the optimizer, the LR schedule and the
-// loss function.
+// What fabric-train builds from a TrainConfig: the model, the optimizer, the LR schedule, the loss
+// function, and the distributed timeout its Fabric takes.
 #pragma once
+#include <chrono>
 #include <memory>
 
 #include "nn/module.h"
@@ -27,6 +28,10 @@ std::unique_ptr<optim::ReduceLROnPlateau> build_plateau_scheduler(const TrainCon
 // LoRA adapters on the layers named in cfg.lora.target (everything else frozen). ConfigError when
 // no layer matches.
 void add_lora(nn::Module& model, const TrainConfig& cfg);
+// FabricOptions::timeout from fabric.timeout (seconds, rounded to the nearest millisecond): the
+// limit on every collective and on the rendezvous; FabricOptions' own default (30 min, as
+// PyTorch's) when the key is not given.
+std::chrono::milliseconds distributed_timeout(const TrainConfig& cfg);
 // cross_entropy over the last dim (logits (..., C), integer targets (...)), or an element-wise loss
 // (mse, l1, smooth_l1, huber, bce_with_logits) of one target per output value.
 Tensor compute_loss(const TrainConfig& cfg, const Tensor& output, const Tensor& target);

@@ -57,8 +57,12 @@ class Parser {
   Parser(std::string name, std::vector<std::string> search_dirs)
       : name_(std::move(name)), search_dirs_(std::move(search_dirs)) {}
 
+  // "where: key: what", the key left out where `where` already names it (a --set of that key:
+  // "--set fabric.precision: what"); a file location, or a --set of another key (a block under
+  // deepspeed, a key the check is about), keeps it.
   [[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& what) const {
-    throw ConfigError(where + ": " + (key.empty() ? "" : key + ": ") + what);
+    const bool where_names_key = !key.empty() && where == "--set " + key;
+    throw ConfigError(where + ": " + (key.empty() || where_names_key ? "" : key + ": ") + what);
   }
   std::string at(const YAML::Node& n) const {
     const YAML::Mark m = n.Mark();
@@ -1084,6 +1088,7 @@ std::string train_config_schema() {
     if (def.empty() || def == "\"\"" || def == "~") def = "(none)";
     if (f.key == "sample_prompt") def = "\"\\n\"";
     if (f.path() == "fabric.stage") def = "(strategy's)";
+    if (f.path() == "fabric.timeout") def = "(1800 s)";
     if (f.path() == "optimizer.eps") def = "(optimizer's)";
     os << "| `" << f.path() << "` | " << kind_name(f.kind) << " | `" << def << "` | " << f.help;
     if (!f.models.empty()) {

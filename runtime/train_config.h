@@ -30,6 +30,9 @@ struct TrainConfig {
     // deepspeed.zero_optimization.stage). The parser puts it in `deepspeed` as
     // zero_optimization.stage, which is what the strategy reads.
     int64_t stage = 0;
+    // Seconds every collective and the rendezvous may wait for a peer (FabricOptions::timeout,
+    // Lightning's DDPStrategy(timeout=...)); not given: 1800, as PyTorch's default.
+    std::optional<double> timeout;
   } fabric;
   struct Model {
     std::string name = "mlp";  // mlp | gpt | cnn

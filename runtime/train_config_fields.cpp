@@ -198,6 +198,19 @@ const std::vector<Field>& fields() {
     // Bounded as the connector bounds it (a huge count wrapped when narrowed to int).
     v.push_back(with_max(FIELD_INT(fabric, num_nodes, 1, "number of nodes"), double(kMaxNumNodes)));
     v.push_back(FIELD_STR(fabric, precision, "64-true, 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true (or 64, 32, 16, bf16); transformer-engine, transformer-engine-float16 (FP8); nf4, nf4-dq, fp4, fp4-dq, int8, int8-training (bitsandbytes, e.g. with lora)"));
+    // Not given: null, which the dump leaves out (PyTorch's 30 minutes). At least a millisecond,
+    // the resolution FabricOptions::timeout has; at most a year, which keeps every deadline
+    // (now + timeout, in nanoseconds) far from overflowing.
+    v.push_back(Field{
+        "fabric", "timeout", Kind::number,
+        "seconds a collective or the rendezvous waits for the other ranks before failing with a "
+        "timeout error naming them (several processes), as Lightning's DDPStrategy(timeout=...); "
+        "not given: 1800 (30 min, PyTorch's default)",
+        [](TrainConfig& c, const Value& x) { c.fabric.timeout = x.d; },
+        [](const TrainConfig& c) {
+          return c.fabric.timeout ? number_node(*c.fabric.timeout) : YAML::Node();
+        },
+        kMinTimeoutSeconds, kMaxTimeoutSeconds});
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
     v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys; a tied tensor, as the gpt's lm_head.weight = transformer.wte.weight, under any one of its names, as safetensors' save_model writes it)"));
     {

@@ -29,6 +29,11 @@ std::string format_number(double x);
 // format_number as a YAML scalar node.
 YAML::Node number_node(double x);
 
+// fabric.timeout's bounds in seconds: a millisecond (FabricOptions::timeout's resolution) to a
+// year.
+inline constexpr double kMinTimeoutSeconds = 0.001;
+inline constexpr double kMaxTimeoutSeconds = 365.0 * 24 * 3600;
+
 // A parsed value before it lands in the struct.
 struct Value {
   int64_t i = 0;

@@ -332,6 +332,7 @@ class Run {
                           .devices = cfg_.fabric.devices,
                           .num_nodes = cfg_.fabric.num_nodes,
                           .precision = cfg_.fabric.precision,
+                          .timeout = distributed_timeout(cfg_),
                           .deepspeed_config = cfg_.deepspeed};
     // The config resolved the fsdp section only under an fsdp strategy; ZeRO-3 keeps its own.
     if (is_fsdp_strategy(cfg_)) options.fsdp = fsdp_options(cfg_);

@@ -95,7 +95,7 @@ TEST_F(LightningEnvironment, ConflictsAgreementAndWhatValidateShows) {
       run("fit " + cfg_ + " --set fabric.strategy=ddp fabric.devices=2", kFsdpOverTwo);
   EXPECT_EQ(conflict.status, 2) << conflict.output;
   EXPECT_NE(conflict.output.find(
-                "--set fabric.strategy: fabric.strategy: the config has 'ddp' but it conflicts "
+                "--set fabric.strategy: the config has 'ddp' but it conflicts "
                 "with the value LT_STRATEGY=fsdp set in the environment"),
             std::string::npos)
       << conflict.output;

@@ -52,11 +52,11 @@ TEST_F(FabricTrainRobustness, KeysThatAreListsOrMappingsAreConfigErrors) {
 
 TEST_F(FabricTrainRobustness, HugeDeviceAndNodeCountsAreConfigErrors) {
   expect_config_error("fit " + cfg_ + " --set fabric.devices=1000000000000",
-                      "--set fabric.devices: fabric.devices: devices='1000000000000' is invalid: too many devices");
-  expect_config_error("fit " + cfg_ + " --devices 4294967297", "--set fabric.devices: fabric.devices: devices='4294967297'");
-  expect_config_error("fit " + cfg_ + " --set fabric.devices=0,4294967296", "--set fabric.devices: fabric.devices: ");
+                      "--set fabric.devices: devices='1000000000000' is invalid: too many devices");
+  expect_config_error("fit " + cfg_ + " --devices 4294967297", "--set fabric.devices: devices='4294967297'");
+  expect_config_error("fit " + cfg_ + " --set fabric.devices=0,4294967296", "--set fabric.devices: ");
   expect_config_error("fit " + cfg_ + " --num-nodes 4294967297",
-                      "--set fabric.num_nodes: fabric.num_nodes: must be between 1 and 1048576, got 4294967297");
+                      "--set fabric.num_nodes: must be between 1 and 1048576, got 4294967297");
 }
 
 // A FIFO blocked the read forever, /dev/zero read until memory ran out, and a directory as the
@@ -70,10 +70,10 @@ TEST_F(FabricTrainRobustness, ConfigAndDataFilesMustBeRegularFiles) {
   expect_config_error("validate /dev/zero", "/dev/zero: cannot read the config file: it is a character device");
   expect_config_error("fit " + folder, folder + ": cannot read the config file: it is a directory");
   expect_config_error("fit " + cfg_ + " --set data.path=" + fifo,
-                      "--set data.path: data.path: '" + fifo + "' is a FIFO, expected a regular file");
-  expect_config_error("fit " + cfg_ + " --set data.path=/dev/zero", "--set data.path: data.path: '/dev/zero' is a character device");
-  expect_config_error("fit " + cfg_ + " --set data.path=" + folder, "--set data.path: data.path: '" + folder + "' is a directory");
-  expect_config_error("fit " + cfg_ + " --set model.init=" + fifo, "--set model.init: model.init: '" + fifo + "' is a FIFO");
+                      "--set data.path: '" + fifo + "' is a FIFO, expected a regular file");
+  expect_config_error("fit " + cfg_ + " --set data.path=/dev/zero", "--set data.path: '/dev/zero' is a character device");
+  expect_config_error("fit " + cfg_ + " --set data.path=" + folder, "--set data.path: '" + folder + "' is a directory");
+  expect_config_error("fit " + cfg_ + " --set model.init=" + fifo, "--set model.init: '" + fifo + "' is a FIFO");
 }
 
 // model.vocab_size above the text's characters: the ids past them name no character; sample and

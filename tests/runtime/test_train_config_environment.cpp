@@ -89,7 +89,7 @@ TEST_F(EnvironmentConfigTest, AConflictingValueIsAnErrorNamingBoth) {
   EXPECT_CONTAINS(thrown<ConfigError>([&] {
                     parse(config(""), {{"LT_DEVICES", "2"}}, {"fabric.devices=4"});
                   }),
-                  "--set fabric.devices: fabric.devices: the config has '4' but it conflicts with "
+                  "--set fabric.devices: the config has '4' but it conflicts with "
                   "the value LT_DEVICES=2");
   EXPECT_CONTAINS(
       thrown<ConfigError>([&] {

@@ -81,7 +81,7 @@ TEST_F(StageConfigTest, AStageOutsideOneToThreeIsAnErrorAtTheKey) {
     EXPECT_CONTAINS(d, std::string("deepspeed.stage: must be between 1 and 3, got ") + bad);
   }
   EXPECT_CONTAINS(error_of(config("strategy: deepspeed"), {"deepspeed.stage=two"}),
-                  "--set deepspeed.stage: deepspeed.stage: expected integer, got 'two'");
+                  "--set deepspeed.stage: expected integer, got 'two'");
   EXPECT_CONTAINS(error_of(config("strategy: deepspeed, stage: [3]")), "fabric.stage: expected integer");
 }
 
@@ -91,7 +91,7 @@ TEST_F(StageConfigTest, AStageThatDisagreesNamesBothKeys) {
   EXPECT_CONTAINS(error_of(config("strategy: deepspeed_stage_2, stage: 3")),
                   "fabric.stage: 3 disagrees with fabric.strategy 'deepspeed_stage_2' (stage 2)");
   EXPECT_CONTAINS(error_of(config("strategy: deepspeed_stage_2_offload"), {"deepspeed.stage=1"}),
-                  "--set deepspeed.stage: deepspeed.stage: 1 disagrees with fabric.strategy 'deepspeed_stage_2_offload'");
+                  "--set deepspeed.stage: 1 disagrees with fabric.strategy 'deepspeed_stage_2_offload'");
   EXPECT_CONTAINS(error_of(config("strategy: deepspeed, stage: 1", "deepspeed: {stage: 2}\n")),
                   "fabric.stage: 1 disagrees with deepspeed.stage (stage 2)");
 }
