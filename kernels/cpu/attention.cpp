@@ -13,7 +13,9 @@
 // (computed first for all heads, in one pass over O and dO in their memory order),
 // dQ = dS K (each query block written once), dK += dS^T Q. dK and dV accumulate over query blocks,
 // so a (batch, head) is one task. dO is read and dQ, dK, dV written through their strides (a
-// transposed dO, gradients that are the pieces of one (..., 3 * heads * E) buffer).
+// transposed dO, gradients that are the pieces of one (..., 3 * heads * E) buffer). Strided
+// bfloat16 q, k, v heads are read through dense per-thread copies of their rows, which keep every
+// GEMM on oneDNN's brgemm (AMX) rather than gemm:jit (heads_made_dense).
 //
 // Dropout (training) multiplies each kept probability by 1/(1-p) and zeroes the others after the
 // softmax, with the keep decisions of the dropout op's contract on the element's index in the
@@ -152,7 +154,16 @@ const void* as_operand(const A* x, DType dt, int64_t n, int slot) {
 
 // Per-thread byte buffers for strided outputs and backward operands (slots as in Stage), 64-byte
 // aligned like the allocator's tensors.
-enum Stage { kStageGradOut = 0, kStageGradQ = 1, kStageGradKV = 2, kStageOut = 3, kStages = 4 };
+enum Stage {
+  kStageGradOut = 0,
+  kStageGradQ = 1,
+  kStageGradKV = 2,
+  kStageOut = 3,
+  kStageQ = 4,  // dense copies of one head's q, k, v rows (heads_made_dense)
+  kStageK = 5,
+  kStageV = 6,
+  kStages = 7
+};
 char* staging(Stage slot, int64_t bytes) {
   struct alignas(64) Line {
     char bytes[64];
@@ -165,19 +176,49 @@ char* staging(Stage slot, int64_t bytes) {
 }
 
 // Copies `rows` rows of `row_bytes` between buffers with the given byte strides between rows.
+// A head's row is short (64 bfloat16 values: 128 bytes), so the common widths are copies of a
+// compile-time size, inlined, instead of a memcpy call per row (those calls cost ~4 % of a GPT
+// layer's bfloat16 attention forward+backward, 1 thread).
+template <int64_t Bytes>
+void copy_rows_of(const char* src, int64_t src_stride, char* dst, int64_t dst_stride,
+                  int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, Bytes);
+}
+void copy_rows(const char* src, int64_t src_stride, char* dst, int64_t dst_stride, int64_t rows,
+               int64_t row_bytes) {
+  switch (row_bytes) {
+    case 64:
+      return copy_rows_of<64>(src, src_stride, dst, dst_stride, rows);
+    case 128:
+      return copy_rows_of<128>(src, src_stride, dst, dst_stride, rows);
+    case 256:
+      return copy_rows_of<256>(src, src_stride, dst, dst_stride, rows);
+    default:
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(dst + r * dst_stride, src + r * src_stride, static_cast<size_t>(row_bytes));
+  }
+}
+
 void scatter_rows(const char* src, int64_t rows, int64_t row_bytes, char* dst, int64_t dst_stride) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * dst_stride, src + r * row_bytes, static_cast<size_t>(row_bytes));
+  copy_rows(src, row_bytes, dst, dst_stride, rows, row_bytes);
 }
 
 // m's (rows x cols) block, contiguous: m itself when it is, else gathered into a per-thread block.
-Mat gathered(const Mat& m, int64_t rows, int64_t cols, int64_t isz) {
+Mat gathered(const Mat& m, int64_t rows, int64_t cols, int64_t isz, Stage slot = kStageGradOut) {
   if (m.ld == cols) return m;
-  char* block = staging(kStageGradOut, rows * cols * isz);
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(block + r * cols * isz, m.p + r * m.ld * isz, static_cast<size_t>(cols * isz));
+  char* block = staging(slot, rows * cols * isz);
+  copy_rows(m.p, m.ld * isz, block, cols * isz, rows, cols * isz);
   return {block, cols};
 }
+
+// Whether strided q, k and v heads (a transformer's, cut from one packed (..., 3 * heads * E)
+// projection) are first gathered into dense per-thread blocks. oneDNN runs a GEMM with a non-dense
+// leading dim on gemm:jit, a dense one on the brgemm, which for bfloat16 is AMX: at the GPT's
+// per-head shapes (64 x 64..128 x 64..128, 1 thread) the bf16 GEMMs took 1.3-2.8x less time with
+// dense operands, far more than the row copies cost. Float32 gains 1.1-1.2x on
+// most of them but loses 0.7x on dK += dS^T Q, about 1 % of a step either way: left in place, so
+// float32 keeps its bits. float16 GEMMs of this size widen their operands to f32 anyway.
+bool heads_made_dense(DType dt) { return dt == DType::bfloat16; }
 
 // Rounds a contiguous (rows x cols) compute-type block into `dst` of dtype dt: in one conversion
 // (a call per row costs more than its 64 values), then row by row into a strided dst.
@@ -216,9 +257,15 @@ void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, ch
   const int64_t isz = itemsize(dt);
   const int64_t i0 = blk * kBlock, rows = std::min(kBlock, a.L - i0);
   const int64_t n = keys_of_block(a, i0 + rows);
-  const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  q.p += i0 * q.ld * isz;  // this block's rows
+  if (heads_made_dense(dt)) {
+    q = gathered(q, rows, a.E, isz, kStageQ);
+    k = gathered(k, n, a.E, isz, kStageK);
+    v = gathered(v, n, a.Ev, isz, kStageV);
+  }
   A* s = scratch<A>(kScores, rows * n);
-  mm(rows, n, a.E, q.p + i0 * q.ld * isz, q.ld, false, dt, k.p, k.ld, true, s, n, dtype_v<A>);
+  mm(rows, n, a.E, q.p, q.ld, false, dt, k.p, k.ld, true, s, n, dtype_v<A>);
   const A scale = static_cast<A>(a.scale);
   const int64_t bh = b * a.heads + h;
   const uint8_t* keep = keep_flags(a, bh, i0, rows, n);
@@ -239,9 +286,10 @@ void forward_block(const AttentionArgs& a, int64_t b, int64_t h, int64_t blk, ch
   const void* p = as_operand(s, dt, rows * n, kScores);
   // P V goes straight into out, also a strided one (in q's memory order), unless only
   // out's leading dim would be non-dense: a non-dense operand moves oneDNN from the brgemm (AMX for
-  // bf16) to gemm:jit, slower and free to round differently. With V already strided (heads cut
-  // from a packed qkv, as in a transformer) gemm:jit runs either way and its rows land where they
-  // are stored; with a dense V they go through a per-thread block, as the backward stages its
+  // bf16) to gemm:jit, slower and free to round differently. With V still strided (a float32
+  // transformer's heads cut from a packed qkv) gemm:jit runs either way and its rows land where
+  // they are stored; with a dense V (also a bf16 head gathered above) they go through a per-thread
+  // block, as the backward stages its
   // strided gradients (the row copies cost more than writing in place: only where they keep the
   // brgemm).
   const OutMat o = head_of(out, layout_of(a.out_strides, a, a.L, a.Ev), b, h, isz);
@@ -319,7 +367,12 @@ void backward_head(const AttentionBackwardArgs& g, const A* row_dots_all, int64_
   const AttentionArgs& a = g.fwd;
   const DType dt = a.dtype;
   const int64_t isz = itemsize(dt), bh = b * a.heads + h;
-  const Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  Mat q = head_of(a.q, b, h, isz), k = head_of(a.k, b, h, isz), v = head_of(a.v, b, h, isz);
+  if (heads_made_dense(dt)) {
+    q = gathered(q, a.L, a.E, isz, kStageQ);
+    k = gathered(k, a.S, a.E, isz, kStageK);
+    v = gathered(v, a.S, a.Ev, isz, kStageV);
+  }
   // The GEMMs below see dO, dQ, dK and dV as contiguous (rows, cols) blocks whatever their layout:
   // a strided dO is gathered into a per-thread block first, strided gradients are staged there and
   // scattered after. oneDNN picks its matmul implementation by the leading dims (a non-dense one
