@@ -5,63 +5,11 @@
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
+#include "kernels/cuda/pow_form.h"
 #include "tensor/elementwise_kernels.h"
 
 namespace fabric::cuda {
 namespace {
-
-// PyTorch's special scalar exponents (x*x, sqrt, ...) instead of pow, as on the CPU.
-enum class PowForm : uint8_t { general, square, cube, sqrt, rsqrt, reciprocal, inv_square };
-
-PowForm pow_form(double e) {
-  if (e == 2.0) return PowForm::square;
-  if (e == 3.0) return PowForm::cube;
-  if (e == 0.5) return PowForm::sqrt;
-  if (e == -0.5) return PowForm::rsqrt;
-  if (e == -1.0) return PowForm::reciprocal;
-  if (e == -2.0) return PowForm::inv_square;
-  return PowForm::general;
-}
-
-__device__ __forceinline__ float float_pow(PowForm form, float a, float b) {
-  switch (form) {
-    case PowForm::square:
-      return a * a;
-    case PowForm::cube:
-      return a * a * a;
-    case PowForm::sqrt:
-      return sqrtf(a);
-    case PowForm::rsqrt:
-      return 1.0f / sqrtf(a);
-    case PowForm::reciprocal:
-      return 1.0f / a;
-    case PowForm::inv_square:
-      return 1.0f / (a * a);
-    case PowForm::general:
-      break;
-  }
-  return powf(a, b);
-}
-
-__device__ __forceinline__ double float_pow(PowForm form, double a, double b) {
-  switch (form) {
-    case PowForm::square:
-      return a * a;
-    case PowForm::cube:
-      return a * a * a;
-    case PowForm::sqrt:
-      return sqrt(a);
-    case PowForm::rsqrt:
-      return 1.0 / sqrt(a);
-    case PowForm::reciprocal:
-      return 1.0 / a;
-    case PowForm::inv_square:
-      return 1.0 / (a * a);
-    case PowForm::general:
-      break;
-  }
-  return pow(a, b);
-}
 
 // Operands (out, a, b) or (out, a) with `b` held in b_value. M is the compute type.
 template <typename T, typename M>
@@ -115,7 +63,7 @@ struct FloatBinary : BinaryArgs<T, float> {
         r = (isnan(a) || isnan(b)) ? a + b : (a < b ? a : b);
         break;
       case BinaryOp::pow:
-        r = float_pow(this->pow, a, b);
+        r = pow_value(this->pow, a, b);
         break;
       case BinaryOp::logical_and:
       case BinaryOp::logical_or:
@@ -150,7 +98,7 @@ struct DoubleBinary : BinaryArgs<double, double> {
         r = (isnan(a) || isnan(b)) ? a + b : (b < a ? b : a);
         break;
       case BinaryOp::pow:
-        r = float_pow(pow, a, b);
+        r = pow_value(pow, a, b);
         break;
       case BinaryOp::logical_and:
         r = (a != 0.0) && (b != 0.0);
@@ -258,6 +206,11 @@ void launch_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
   f.pow = (op == BinaryOp::pow && b_scalar && std::is_floating_point_v<M>)
               ? pow_form(static_cast<double>(f.b_value))
               : PowForm::general;
+  // float16/bfloat16 round the exponent to the dtype and keep fewer shortcuts (pow_form.h).
+  if constexpr (std::is_same_v<F, FloatBinary<Half>> || std::is_same_v<F, FloatBinary<BFloat16>>) {
+    using T = std::conditional_t<std::is_same_v<F, FloatBinary<Half>>, Half, BFloat16>;
+    if (op == BinaryOp::pow && b_scalar) f.pow = half_like_pow_form<T>(f.b_value, &f.b_value);
+  }
   launch_loop<3>(loop, f);
 }
 

@@ -28,7 +28,8 @@ template <typename T>
 __global__ void cdist_kernel(CdistDesc d, const T* x1, const T* x2, T* out, int64_t total) {
   using A = acc_t<T>;
   const int64_t P = d.rows1, R = d.rows2, M = d.features;
-  const A p = static_cast<A>(d.p);
+  // 1/p rounded from double, as the CPU's inv_p (1 / A(p) can be an ulp away).
+  const A p = static_cast<A>(d.p), inv_p = static_cast<A>(1.0 / d.p);
   const bool inf = isinf(d.p);
   FABRIC_GRID_STRIDE(i, total) {
     const int64_t j = i % R, bi = i / R, b = bi / P;
@@ -51,7 +52,7 @@ __global__ void cdist_kernel(CdistDesc d, const T* x1, const T* x2, T* out, int6
     if (d.p == 2)
       acc = sqrt(acc);
     else if (d.p != 0 && d.p != 1 && !inf)
-      acc = pow(acc, A(1) / p);
+      acc = pow(acc, inv_p);
     out[i] = static_cast<T>(acc);
   }
 }
@@ -75,16 +76,19 @@ __global__ void cdist_backward_kernel(CdistDesc d, const T* grad, const T* x1, c
         const A diff = ak - static_cast<A>(x2[(b * R + j) * M + k]);
         const A gj = static_cast<A>(grad[row + j * step]);
         const A dj = static_cast<A>(dist[row + j * step]);
-        if (d.p == 1)
+        // The CPU's terms and order: the pair's factor s (grad, or grad / dist^(p-1) and 0 at a
+        // zero distance) times the feature's term, multiplied rather than selected, so a NaN or
+        // infinite grad propagates as it does there (s * 0 is NaN for an infinite s).
+        if (d.p == 1) {
           sum += gj * sign_of(diff);
-        else if (inf)
-          sum += fabs(diff) == dj ? gj * sign_of(diff) : A(0);
-        else if (dj == 0 || diff == 0)
-          continue;  // torch: no gradient at a zero distance
-        else if (d.p == 2)
-          sum += gj * diff / dj;
-        else
-          sum += gj * sign_of(diff) * pow(fabs(diff), p - 1) / pow(dj, p - 1);
+        } else if (inf) {
+          sum += gj * sign_of(diff) * static_cast<A>(fabs(diff) == dj);
+        } else if (d.p == 2) {
+          sum += (dj == 0 ? A(0) : gj / dj) * diff;
+        } else {
+          const A s = dj == 0 ? A(0) : gj / pow(dj, p - 1);
+          sum += diff == 0 ? A(0) : s * sign_of(diff) * pow(fabs(diff), p - 1);
+        }
       }
     }
     dx1[i] = static_cast<T>(sum);

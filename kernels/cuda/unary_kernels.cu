@@ -93,7 +93,8 @@ __device__ __forceinline__ double unary_f64(UnaryOp op, double x) {
     case UnaryOp::sigmoid:
       return 1.0 / (1.0 + exp(-x));
     case UnaryOp::relu:
-      return isnan(x) ? x : (x > 0 ? x : 0.0);  // relu(-0.0) = +0.0 here
+      // torch's clamp_min(x, 0), as the CPU's float64 relu: NaN and -0.0 come back as they are.
+      return x < 0.0 ? 0.0 : x;
     case UnaryOp::gelu_erf:
       return 0.5 * x * erfc(-x * kInvSqrt2);
     case UnaryOp::gelu_tanh:  // the CPU's float64 GELU, the same code
