@@ -126,21 +126,6 @@ Tensor arange(const Scalar& end, std::optional<DType> dtype, Device device) {
   return arange(Scalar(0), end, Scalar(1), dtype, device);
 }
 
-Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts) {
-  FABRIC_CHECK(steps >= 0, ValueError, "linspace: number of steps must be non-negative, got ", steps);
-  Tensor t = empty({steps}, {.dtype = DType::float64});
-  double* p = t.data<double>();
-  // Symmetric formula (as PyTorch): the first half counts up from start, the second down from end.
-  const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-  const int64_t half = steps / 2;
-  for (int64_t i = 0; i < steps; ++i)
-    p[i] = i < half ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - i - 1);
-  if (steps == 1) p[0] = start;  // torch.linspace(a, b, 1) is [a] (the formula above would give b)
-  Tensor out = t.to(opts.dtype).to(opts.device);
-  if (opts.requires_grad) out.set_requires_grad(true);
-  return out;
-}
-
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, Shape shape, const TensorOptions& opts) {
   if (shape.empty()) shape = {static_cast<int64_t>(values.size())};  // 0-dim: use scalar_tensor

@@ -27,6 +27,8 @@ Tensor full_like(const Tensor& t, const Scalar& value);
 Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step = 1,
               std::optional<DType> dtype = std::nullopt, Device device = Device::cpu());
 Tensor arange(const Scalar& end, std::optional<DType> dtype = std::nullopt, Device device = Device::cpu());
+// torch.linspace's values bit for bit (tensor/linspace.cpp): start and end converted to the dtype
+// (a value it cannot hold raises ValueError, as torch), then the dtype's own arithmetic.
 Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts = {});
 // A 0-dim tensor holding `value`.
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts = {});

@@ -256,10 +256,20 @@ Tensor index_fill(const Tensor& a, int64_t dim, const Tensor& index, const Scala
   FABRIC_CHECK(a.device() == index.device(), DeviceError, "index_fill: self on ", a.device(),
                ", index on ", index.device());
   dim = wrap_dim(dim, std::max<int64_t>(a.dim(), 1), "index_fill");
-  check_index_range_now("index_fill", index, dim_or_one(a, dim), along(dim, a));
+  // Unlike torch's other index writes, its index_fill takes negative indices (counted from the
+  // end): the range is [-size, size), and negatives wrap before the scatter.
+  const int64_t size = dim_or_one(a, dim);
+  Tensor idx = index;
+  if (idx.numel() > 0) {
+    const Tensor c = idx.contiguous();
+    const auto [lo, hi] = index_minmax_stub(c.device())(c.data_ptr(), c.dtype(), c.numel());
+    FABRIC_CHECK(lo >= -size && hi < size, IndexError, "index_fill: index ", lo < -size ? lo : hi,
+                 " is out of range for ", along(dim, a), " (valid: ", -size, " to ", size - 1, ")");
+    if (lo < 0) idx = remainder(c, size);
+  }
   Shape shape = a.sizes();
-  if (!shape.empty()) shape[dim] = index.numel();
-  return scatter(a, dim, index_along(index, dim, shape), value);
+  if (!shape.empty()) shape[dim] = idx.numel();
+  return scatter(a, dim, index_along(idx, dim, shape), value);
 }
 
 Tensor take_along_dim(const Tensor& a, const Tensor& indices, std::optional<int64_t> dim) {

@@ -99,9 +99,14 @@ Tensor nan_to_num(const Tensor& a_in, double nan, std::optional<double> posinf,
   const double big = finite_max(a.dtype());
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor x = a.detach();
-  Tensor out = where(ne(x, x), full_like(x, nan), x);
-  out = where(eq(x, inf), full_like(x, posinf.value_or(big)), out);
-  out = where(eq(x, -inf), full_like(x, neginf.value_or(-big)), out);
+  // torch static_casts each replacement to the dtype: one past its range becomes +-inf (fill_
+  // would refuse it), e.g. float16 posinf=1e6 leaves inf as it is.
+  auto as_dtype = [&](double v) {
+    return full_like(x, scalar_tensor(v, {.dtype = DType::float64}).to(x.dtype()).item<double>());
+  };
+  Tensor out = where(ne(x, x), as_dtype(nan), x);
+  out = where(eq(x, inf), as_dtype(posinf.value_or(big)), out);
+  out = where(eq(x, -inf), as_dtype(neginf.value_or(-big)), out);
   record_op(OpId::nan_to_num, {a}, {&out});
   return out;
 }

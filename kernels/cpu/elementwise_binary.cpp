@@ -242,6 +242,69 @@ void vec_arith(BinaryOp op, const StridedLoop& loop, float alpha, const float* b
   }
 }
 
+// pow(tensor, scalar) on float16/bfloat16 as torch 1.13 computes it (pow_tensor_scalar_kernel):
+// the exponent is first rounded to the dtype and every operation rounds to it. bfloat16's exact
+// 0.5, -0.5 and -1 take torch's sqrt/rsqrt/reciprocal kernels (the float32 shortcuts below);
+// otherwise float16 runs std::pow and bfloat16 x*x, x*x*x and 1/(x*x) for 2, 3 and -2 (x*x
+// rounded to bfloat16 in between), else std::pow. Where std::pow's value is a float32 shortcut's
+// (checked over every float16 and bfloat16 input), the shortcut runs: x*x, x*x*x (float16),
+// 1/x, 1/(x*x) (float16), and the square root for +-0.5 with std::pow's answers at -0 and -inf
+// (pow(-0, 0.5) = +0, pow(-inf, 0.5) = +inf; a square root gives -0 and NaN there).
+// Returns false where the float32 shortcuts below give torch's values.
+template <typename T>
+bool pow_scalar_half_like(const StridedLoop& loop, float e) {
+  using vec::splat;
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    constexpr bool kBf16 = std::is_same_v<T, BFloat16>;
+    if (e == 1.0f || (kBf16 && (e == 0.5f || e == -0.5f || e == -1.0f))) return false;
+    const float et = static_cast<float>(T(e));
+    auto run = [&](const auto& f) {
+      binary_f32_loop<T>(loop, &et, f);
+      return true;
+    };
+    // bfloat16's rounding of an intermediate product (c10::BFloat16 arithmetic); float16's
+    // shortcuts keep float32 products, which std::pow's rounded values equal.
+    auto mid = [](__m512 v) {
+      if constexpr (kBf16)
+        return vec::bf16_widen(vec::bf16_round(v));
+      else
+        return v;
+    };
+    if (et == 2.0f) return run([](__m512 a, __m512) { return _mm512_mul_ps(a, a); });
+    if (et == 3.0f)
+      return run([&](__m512 a, __m512) { return _mm512_mul_ps(mid(_mm512_mul_ps(a, a)), a); });
+    if (et == -1.0f) return run([](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), a); });
+    if (et == -2.0f) {
+      return run(
+          [&](__m512 a, __m512) { return _mm512_div_ps(splat(1.0f), mid(_mm512_mul_ps(a, a))); });
+    }
+    if (et == 0.5f || et == -0.5f) {
+      const float at_minus_inf = et > 0 ? std::numeric_limits<float>::infinity() : 0.0f;
+      const bool reciprocal = et < 0;
+      return run([=](__m512 a, __m512) {
+        const __m512 s = _mm512_sqrt_ps(_mm512_add_ps(a, _mm512_setzero_ps()));  // -0 + 0 = +0
+        const __m512 r = reciprocal ? _mm512_div_ps(splat(1.0f), s) : s;
+        const __mmask16 minus_inf =
+            _mm512_cmp_ps_mask(a, splat(-std::numeric_limits<float>::infinity()), _CMP_EQ_OQ);
+        return _mm512_mask_mov_ps(r, minus_inf, splat(at_minus_inf));
+      });
+    }
+    binary_f32_loop<T>(
+        loop, &et,
+        [](__m512 a, __m512 b) {
+          alignas(64) float x[16], y[16];
+          _mm512_store_ps(x, a);
+          _mm512_store_ps(y, b);
+          for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
+          return _mm512_load_ps(x);
+        },
+        true);
+    return true;
+  }
+}
+
 template <typename T>
 void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* bs) {
   using vec::splat;
@@ -258,6 +321,7 @@ void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* 
       return binary_f32_loop<T>(
           loop, bs, [](__m512 a, __m512 b) { return nan_fix(_mm512_min_ps(a, b), a, b); });
     case BinaryOp::pow:
+      if (bs && pow_scalar_half_like<T>(loop, *bs)) return;
       if (bs) {
         // PyTorch's special exponents (pow_tensor_scalar_optimized_kernel): x*x, sqrt, ... rather
         // than libm's pow, for speed and to give the same values. x^1 is x (torch's pow_out

@@ -211,7 +211,8 @@ void f64_unary(UnaryOp op, const StridedLoop& loop) {
     case UnaryOp::sigmoid:
       return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
     case UnaryOp::relu:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::isnan(x) ? x : (x > 0 ? x : 0.0); });
+      // torch's clamp_min(x, 0): NaN and -0.0 come back as they are (as the float32 vmaxps above).
+      return scalar_unary_loop<D>(loop, [](D x) { return x < 0 ? 0.0 : x; });
     // The cancellation-free forms of vec_math.h (erfc; x * sigmoid(2u) from exp(-|2u|)).
     case UnaryOp::gelu_erf:
       return scalar_unary_loop<D>(

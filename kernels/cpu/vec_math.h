@@ -166,7 +166,9 @@ FABRIC_VEC_INLINE __m512 copysign_ps(__m512 mag, __m512 sign) {
       _mm512_ternarylogic_epi32(_mm512_castps_si512(mag), _mm512_castps_si512(sign), sbit, 0xD8));
 }
 
-// tanh: Cephes' tanhf: an odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above.
+// tanh: Cephes' tanhf: an odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above, both
+// on |x| and given x's sign last, so tanh(-0) is -0 (the polynomial on x itself would give
+// (-0 * -0) + -0 = +0 there; elsewhere round-to-nearest is symmetric and the values are the same).
 FABRIC_VEC_INLINE __m512 tanh_ps(__m512 x) {
   const __m512 t = abs_ps(x);
   const __m512 z = _mm512_mul_ps(x, x);
@@ -174,11 +176,12 @@ FABRIC_VEC_INLINE __m512 tanh_ps(__m512 x) {
   p = _mm512_fmadd_ps(p, z, splat(-5.37397155531e-2f));
   p = _mm512_fmadd_ps(p, z, splat(1.33314422036e-1f));
   p = _mm512_fmadd_ps(p, z, splat(-3.33332819422e-1f));
-  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), t, t);
   const __m512 e = exp_ps(_mm512_add_ps(t, t));
-  const __m512 large = copysign_ps(
-      _mm512_sub_ps(splat(1.0f), _mm512_div_ps(splat(2.0f), _mm512_add_ps(e, splat(1.0f)))), x);
-  return _mm512_mask_mov_ps(small, _mm512_cmp_ps_mask(t, splat(0.625f), _CMP_GE_OQ), large);
+  const __m512 large =
+      _mm512_sub_ps(splat(1.0f), _mm512_div_ps(splat(2.0f), _mm512_add_ps(e, splat(1.0f))));
+  return copysign_ps(
+      _mm512_mask_mov_ps(small, _mm512_cmp_ps_mask(t, splat(0.625f), _CMP_GE_OQ), large), x);
 }
 
 // erf pieces (N. Juffa's erff, < 1 ulp): below |a| = 0.927734375 an odd polynomial; above,
