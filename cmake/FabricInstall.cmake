@@ -15,9 +15,11 @@ install(TARGETS fabric_runtime EXPORT fabricTargets
 # Not installed: the implementation headers that include a third-party library's headers (Gloo,
 # NCCL and the CUDA runtime, nlohmann/json, yaml-cpp). The package does not find those libraries
 # for its users, no public header includes these, and DESIGN.md keeps public headers free of them;
-# tests/install/check_install.sh fails on any installed header that includes one.
+# tests/install/check_install.sh fails on any installed header that includes one. Nor the C API's
+# implementation header (runtime/c_api_detail.h: the handles' C++ contents); apps use runtime/c_api.h.
 set(FABRIC_PRIVATE_HEADERS distributed/gloo_group.h distributed/nccl_comm.h runtime/checkpoint_detail.h
-                           runtime/sharded_checkpoint_reader.h runtime/train_config_fields.h)
+                           runtime/sharded_checkpoint_reader.h runtime/train_config_fields.h
+                           runtime/c_api_detail.h)
 foreach(layer tensor autograd nn optim precision distributed runtime)
   set(excludes)
   foreach(header IN LISTS FABRIC_PRIVATE_HEADERS)
@@ -37,3 +39,11 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/fabricConfig.cmake ${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fabric)
+# The C API (runtime/c_api.h) reports the package's version (fabric_version), and finds the bundled
+# configs and data as fabric-train does: the source tree the library was built from, before the
+# installed <prefix>/share/fabric. Set on those files only, so that a version bump rebuilds two
+# files instead of the library.
+set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/c_api_errors.cpp PROPERTIES
+  COMPILE_DEFINITIONS "FABRIC_PACKAGE_VERSION=\"${PROJECT_VERSION}\"")
+set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/c_api_runs.cpp PROPERTIES
+  COMPILE_DEFINITIONS "FABRIC_SOURCE_DIR=\"${PROJECT_SOURCE_DIR}\"")

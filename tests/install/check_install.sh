@@ -60,7 +60,9 @@ fi
 # of them alone would take minutes on 2 cores).
 named=$(grep -oE '\b(tensor|autograd|nn|optim|precision|distributed|runtime)/[a-z_0-9]+\.h' "$source_root/README.md" | sort -u)
 for h in $named; do [ -f "$prefix/include/fabric/$h" ] || fail "README names $h, which is not installed"; done
-headers=$(grep -oE '^\s*#include [<"][a-z_/0-9.]+\.h[>"]' "$source_root/README.md" | sed -E 's/.*[<"](fabric\/)?([^>"]+)[>"]/\2/' | sort -u)
+# fabric's own: <fabric/...> or a layer's "runtime/..." (the C example's <stdio.h> is none of them).
+headers=$(grep -oE '^\s*#include [<"](fabric/[a-z_/0-9]+|(tensor|autograd|nn|optim|precision|distributed|runtime)/[a-z_/0-9]+)\.h[>"]' \
+          "$source_root/README.md" | sed -E 's/.*[<"](fabric\/)?([^>"]+)[>"]/\2/' | sort -u)
 cmake -S "$consumer" -B "$work/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
   -DFABRIC_DOCUMENTED_HEADERS="$(echo $headers | tr ' ' ';')" >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log"; fail "find_package(fabric) / fabric::runtime"; }
@@ -68,4 +70,8 @@ cmake --build "$work/consumer-build" -j"$(nproc)" >"$work/build.log" 2>&1 ||
   { grep -E -A5 'error|Error' "$work/build.log" | head -60; fail "building against the installed headers"; }
 "$work/consumer-build/consumer"
 "$work/consumer-build/embedding_checks"
+# The C API from C, training the installed bundled config from another directory.
+(cd "$work/elsewhere" && "$work/consumer-build/c_consumer" "$prefix/share/fabric/configs/mlp-tensors.yaml" \
+   "$work/run-c" >"$work/c_consumer.log" 2>&1) || { tail -20 "$work/c_consumer.log"; fail "the C consumer (README \"C API\")"; }
+tail -1 "$work/c_consumer.log"
 echo "installed package: OK (the $(echo $headers | wc -w) headers README's examples include compile alone)"
