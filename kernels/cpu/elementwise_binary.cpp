@@ -42,6 +42,15 @@ inline T wrap_mul(T a, T b) {
 }
 
 // Integer power by squaring; negative exponents give 1, +-1 or 0 as PyTorch's powi does.
+// libm's powf lane by lane: the general pow, bit for bit torch's (no vector pow matches it).
+__m512 pow_per_lane(__m512 a, __m512 b) {
+  alignas(64) float x[16], y[16];
+  _mm512_store_ps(x, a);
+  _mm512_store_ps(y, b);
+  for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
+  return _mm512_load_ps(x);
+}
+
 template <typename T>
 inline T int_pow(T base, T exp) {
   if constexpr (std::is_signed_v<T>) {
@@ -293,13 +302,7 @@ bool pow_scalar_half_like(const StridedLoop& loop, float e) {
     }
     binary_f32_loop<T>(
         loop, &et,
-        [](__m512 a, __m512 b) {
-          alignas(64) float x[16], y[16];
-          _mm512_store_ps(x, a);
-          _mm512_store_ps(y, b);
-          for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
-          return _mm512_load_ps(x);
-        },
+        pow_per_lane,
         true);
     return true;
   }
@@ -352,13 +355,7 @@ void vec_binary(BinaryOp op, const StridedLoop& loop, float alpha, const float* 
       }
       return binary_f32_loop<T>(
           loop, bs,
-          [](__m512 a, __m512 b) {
-            alignas(64) float x[16], y[16];
-            _mm512_store_ps(x, a);
-            _mm512_store_ps(y, b);
-            for (int i = 0; i < 16; ++i) x[i] = std::pow(x[i], y[i]);
-            return _mm512_load_ps(x);
-          },
+          pow_per_lane,
           true);
     case BinaryOp::logical_and:
     case BinaryOp::logical_or:

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "distributed/launcher.h"
+#include "tests/distributed/forked_run.h"
 #include "tensor/error.h"
 
 namespace fabric::distributed {
@@ -95,96 +96,10 @@ std::string self_link(const char* path) {
   std::_Exit(0);
 }();
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/fabric_launcher_XXXXXX";
-    path_ = ::mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-void put(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-struct Forked {
-  int code = -1;  // exit code, or 128 + signal
-  bool timed_out = false;
-  std::string out;                        // what the body put()
-  std::map<std::string, std::string> kv;  // its key=value lines
-};
-
-// Runs body in a forked child and collects what it writes to its fd; the child exits 0 when body
-// returns, 99 when it throws. A child past the timeout is SIGKILLed (its ranks die with it).
-Forked run_forked(const std::function<void(int)>& body, std::chrono::milliseconds timeout,
-                  const std::string& stderr_path = "") {
-  Forked r;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return r;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    if (!stderr_path.empty()) {
-      const int fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd >= 0) ::dup2(fd, STDERR_FILENO);
-    }
-    try {
-      body(p[1]);
-    } catch (const std::exception& e) {
-      put(p[1], std::string("exception=") + e.what() + "\n");
-      ::_exit(99);
-    }
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  const auto deadline = Clock::now() + timeout;
-  char buf[4096];
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) break;
-    pollfd pfd{p[0], POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
-    const ssize_t n = ::read(p[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(p[0]);
-  int st = 0;
-  for (;;) {
-    if (::waitpid(pid, &st, WNOHANG) == pid) break;
-    if (Clock::now() >= deadline) {
-      r.timed_out = true;
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-      break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::istringstream lines(r.out);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t eq = line.find('=');
-    if (eq != std::string::npos) r.kv[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return r;
-}
+using testing::Forked;
+using testing::put;
+using testing::run_forked;
+using testing::TempDir;
 
 // Dead: no such process, or a zombie awaiting a reaper that is not us.
 bool process_gone(pid_t pid) {

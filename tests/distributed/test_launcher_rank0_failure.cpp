@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "distributed/launcher.h"
+#include "tests/distributed/forked_run.h"
 
 namespace fabric::distributed {
 namespace {
@@ -27,98 +28,14 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/fabric_launcher_rank0_XXXXXX";
-    path = ::mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using testing::Forked;
+using testing::put;
+using testing::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void put(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-struct Forked {
-  int code = -1;  // exit code, or 128 + signal
-  bool timed_out = false;
-  std::map<std::string, std::string> kv;  // the body's key=value lines
-  std::string err;                        // its stderr
-};
-
-// Runs body (rank 0) in a forked child with stderr in a file; the child exits 0 when body returns,
-// 99 when it throws (after writing exception=<what>), as a program reports its error.
+// The forked run with its stderr kept in dir (rank 0's error and the launcher's lines).
 Forked run_forked(const std::function<void(int)>& body, const TempDir& dir,
                   std::chrono::seconds timeout) {
-  Forked r;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return r;
-  const std::string err_path = dir.file("stderr");
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    const int fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) ::dup2(fd, STDERR_FILENO);
-    try {
-      body(p[1]);
-    } catch (const std::exception& e) {
-      put(p[1], std::string("exception=") + e.what() + "\n");
-      ::_exit(99);
-    }
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  std::string out;
-  const auto deadline = Clock::now() + timeout;
-  char buf[4096];
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) break;
-    pollfd pfd{p[0], POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
-    const ssize_t n = ::read(p[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(p[0]);
-  int st = 0;
-  while (::waitpid(pid, &st, WNOHANG) != pid) {
-    if (Clock::now() >= deadline) {
-      r.timed_out = true;
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-      break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::istringstream lines(out);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t eq = line.find('=');
-    if (eq != std::string::npos) r.kv[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  r.err = slurp(err_path);
-  return r;
+  return testing::run_forked(body, timeout, dir.file("stderr"));
 }
 
 // Rank 0 fails with an error of its own: its broken connection (a FIFO here) makes local rank 1
