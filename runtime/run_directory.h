@@ -32,9 +32,10 @@ void remove_stale_temporaries(const std::string& checkpoints_dir);
 // interrupted commit leaves) or a sharded one.
 bool complete_checkpoint(const std::string& dir);
 
-// run_dir/checkpoints/last or, when a kill during its first save left it missing (or it is
-// incomplete), the newest complete checkpoints/step-N, said on stderr when `say`. IOError when
-// there is neither.
+// run_dir/checkpoints/last, which fit keeps the newest complete checkpoint (it saves `last` before
+// each step-N) or, when it is missing or incomplete (deleted, or left so by a fabric-train that
+// saved step-N first), the newest complete checkpoints/step-N, said on stderr when `say`. IOError
+// when there is neither.
 std::string checkpoint_to_resume(const std::string& run_dir, bool say);
 
 // The checkpoint directory that a `sample` or `export` argument names: a checkpoint directory

@@ -433,8 +433,10 @@ class Run {
         progress.message("step " + std::to_string(done) + ": val_loss " + std::to_string(last_val_loss));
       }
       if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < total) {
-        save(fab, model, opt, scheduler.get(), loader, done, data, "step-" + std::to_string(done));
+        // `last` first, as at the end below: a kill between the two saves then leaves `last` the
+        // newest complete checkpoint (the resume point), never behind a step-N of a later step.
         save(fab, model, opt, scheduler.get(), loader, done, data, "last");
+        save(fab, model, opt, scheduler.get(), loader, done, data, "step-" + std::to_string(done));
         if (rank0) prune();
       }
     }

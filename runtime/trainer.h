@@ -9,7 +9,9 @@
 //   vocab.json                 text data: the character vocabulary
 //   tensorboard/               event files (logger.tensorboard)
 //   checkpoints/step-N/        every trainer.checkpoint_every steps (keep_last newest kept)
-//   checkpoints/last/          the latest state (always written at the end, also for max_steps 0)
+//   checkpoints/last/          the latest state, the resume point: written at the end (also for
+//                              max_steps 0) and before each step-N, so no kill leaves a complete
+//                              step-N newer than it
 // Nothing is written before the data, the model (init weights, precision conversion, LoRA), the
 // optimizer and one example through model and loss have been set up: a config that fails there is
 // a ConfigError (fabric-train exits 2) and leaves no run directory behind. A resume also reads its
@@ -52,8 +54,10 @@ FitResult fit(const TrainConfig& cfg, const FitOptions& options = {});
 void check_fit_config(const TrainConfig& cfg);
 // Continues the run in `run_dir` from checkpoints/last with its config.yaml plus `overrides`
 // (e.g. trainer.max_steps=N to extend it), appending to its metrics.csv. Resumed float32 runs on
-// one process give bit-identical losses to an uninterrupted run. When a kill left checkpoints/last
-// missing or incomplete, the newest complete checkpoints/step-N is used instead (said on stderr).
+// one process give bit-identical losses to an uninterrupted run. `last` is the newest complete
+// checkpoint (saved before each step-N); when it is missing or incomplete (deleted, or left so by a
+// fabric-train that saved step-N first), the newest complete checkpoints/step-N is used instead
+// (said on stderr).
 // An override of a key the checkpoint restores (the optimizer's, trainer.seed, model.init:
 // resume_overrides.h) is left out, with a warning on stderr. IOError when run_dir holds no
 // config.yaml.

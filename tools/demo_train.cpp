@@ -1,9 +1,16 @@
 // demo-train: the main job until fabric-train exists. Trains a small character-level GPT on a
 // text file (default data/austen.txt) through the C++ API — model, autograd, AdamW — prints the
 // loss as it goes, then a generated sample.
-//   usage: demo-train [TEXT_FILE] [STEPS]
+//   usage: demo-train [--steps N] [TEXT_FILE [STEPS]]
+// Without TEXT_FILE it reads data/austen.txt from the current directory, else from fabric's home
+// as fabric-train finds its bundled data: $FABRIC_HOME, the source tree it was built from, the
+// installed <prefix>/share/fabric. A TEXT_FILE given is read as it is.
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -16,19 +23,93 @@
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
 #include "runtime/measure_flops.h"
+#include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 
 using namespace fabric;
+namespace fs = std::filesystem;
 
-int main(int argc, char** argv) {
-  const std::string path = argc > 1 ? argv[1] : "data/austen.txt";
-  const int steps = argc > 2 ? std::stoi(argv[2]) : 300;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::cerr << "demo-train: cannot open " << path << " (run tools/install-deps.sh and tools/build.sh)\n";
-    return 1;
+namespace {
+
+constexpr const char* kUsage = "usage: demo-train [--steps N] [TEXT_FILE [STEPS]]";
+
+// Where data/austen.txt may be, in the order it is looked for: the current directory (the
+// repository root, where tools/demo.sh runs it), $FABRIC_HOME, the source tree this program was
+// built from (CMake compiles it by its absolute path, so __FILE__ is tools/demo_train.cpp inside
+// that tree) and the installed package's share/fabric beside <prefix>/bin.
+std::vector<fs::path> default_text_candidates() {
+  const fs::path rel = "data/austen.txt";
+  std::vector<fs::path> c = {rel};
+  if (const char* home = std::getenv("FABRIC_HOME"); home && *home)
+    c.push_back(fs::path(home) / rel);
+  const fs::path source = fs::path(__FILE__);
+  if (source.is_absolute()) c.push_back(source.parent_path().parent_path() / rel);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) c.push_back(exe.parent_path().parent_path() / "share/fabric" / rel);
+  return c;
+}
+
+// The text file to train on: `given` as it is, or the first default candidate that is a file.
+// IOError naming every path tried when there is none.
+std::string text_path(const std::string& given) {
+  std::error_code ec;
+  if (!given.empty()) {
+    if (!fs::is_regular_file(given, ec))
+      throw IOError("demo-train: cannot open " + given +
+                    (fs::exists(given, ec) ? " (not a regular file)" : " (it does not exist)"));
+    return given;
   }
+  std::string tried;
+  for (const fs::path& p : default_text_candidates()) {
+    if (fs::is_regular_file(p, ec)) return p.string();
+    tried += "\n  " + fs::absolute(p, ec).string();
+  }
+  throw IOError(
+      "demo-train: cannot open data/austen.txt; looked for it at:" + tried +
+      "\n(run tools/install-deps.sh and tools/build.sh, which extracts it, or give a text file: " +
+      kUsage + ")");
+}
+
+// A step count: digits only, at least 1.
+int parse_steps(const std::string& s) {
+  const bool digits =
+      !s.empty() && s.size() <= 9 &&
+      std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (!digits || std::stoi(s) < 1)
+    throw ValueError("demo-train: STEPS must be a whole number from 1 to 999999999, got '" + s +
+                     "'; " + kUsage);
+  return std::stoi(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::vector<std::string> positional;
+  int steps = 300;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage << "\n";
+      return 0;
+    }
+    if (a == "--steps") {
+      if (i + 1 == argc)
+        throw ValueError(std::string("demo-train: --steps needs a number; ") + kUsage);
+      steps = parse_steps(argv[++i]);
+    } else if (a.rfind("--", 0) == 0) {
+      throw ValueError("demo-train: unknown option " + a + "; " + kUsage);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() > 2)
+    throw ValueError(std::string("demo-train: too many arguments; ") + kUsage);
+  if (positional.size() == 2) steps = parse_steps(positional[1]);
+  const std::string path = text_path(positional.empty() ? "" : positional[0]);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError("demo-train: cannot open " + path);
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
@@ -47,6 +128,9 @@ int main(int argc, char** argv) {
 
   manual_seed(1337);
   const int64_t T = 64, B = 16;
+  if (int64_t(text.size()) < T + 2)  // a window of T inputs and their T next-token targets
+    throw ValueError("demo-train: " + path + " holds " + std::to_string(text.size()) +
+                     " bytes; training needs at least " + std::to_string(T + 2));
   auto model = nn::make<nn::GPT>({.vocab_size = static_cast<int64_t>(char_of.size()), .block_size = T,
                                   .n_layer = 2, .n_head = 4, .n_embd = 128});
   optim::AdamW opt(model->parameters(), {.lr = 2e-3, .weight_decay = 0.01});
@@ -96,4 +180,7 @@ int main(int argc, char** argv) {
   for (int64_t t : sample.to_vector<int64_t>()) out += char_of[t];
   std::printf("--- sample ---\n%s\n--------------\n", out.c_str());
   return 0;
+} catch (const Error& e) {
+  std::cerr << e.what() << "\n";
+  return 1;
 }
