@@ -39,11 +39,15 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/fabricConfig.cmake ${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fabric)
-# The C API (runtime/c_api.h) reports the package's version (fabric_version), and finds the bundled
-# configs and data as fabric-train does: the source tree the library was built from, before the
-# installed <prefix>/share/fabric. Set on those files only, so that a version bump rebuilds two
-# files instead of the library.
+# The C API (runtime/c_api.h) reports the package's version (fabric_version). fabric_home()
+# (runtime/fabric_home.h: fabric-train's and the C API's) finds the bundled configs and data in the
+# source tree the library was built from, before the installed <prefix>/share/fabric, which it finds
+# from the installed library's folder (lib, or a multiarch lib/<triplet>). Set on those files only,
+# so that a version bump rebuilds one file instead of the library.
 set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/c_api_errors.cpp PROPERTIES
   COMPILE_DEFINITIONS "FABRIC_PACKAGE_VERSION=\"${PROJECT_VERSION}\"")
-set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/c_api_runs.cpp PROPERTIES
-  COMPILE_DEFINITIONS "FABRIC_SOURCE_DIR=\"${PROJECT_SOURCE_DIR}\"")
+file(RELATIVE_PATH fabric_home_from_libdir ${CMAKE_INSTALL_FULL_LIBDIR}
+     ${CMAKE_INSTALL_FULL_DATADIR}/fabric)
+set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/fabric_home.cpp PROPERTIES
+  COMPILE_DEFINITIONS
+  "FABRIC_SOURCE_DIR=\"${PROJECT_SOURCE_DIR}\";FABRIC_HOME_FROM_LIBDIR=\"${fabric_home_from_libdir}\"")

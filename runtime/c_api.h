@@ -86,14 +86,17 @@ typedef struct fabric_run_result {
 
 /* `sets`: n_sets "key=value" overrides, as fabric-train's --set (NULL when n_sets is 0).
  * Relative paths in the config are looked up in the current directory, the config's, then
- * fabric's home ($FABRIC_HOME, else the source tree the library was built from, else
- * <prefix>/share/fabric beside the installed library). Lightning's LT_* variables fold into the
- * config as fabric-train's (fit sets them to the config's values; validate removes them from the
- * environment, as `fabric-train validate` does).
- * One process only: a config with fabric.devices x fabric.num_nodes > 1 is refused
- * (FABRIC_CONFIG_ERROR, before anything is written), because the launcher starts the other ranks
- * by running this process's command line again, which in an embedding app is the app, not
- * fabric-train. Run such configs with `fabric-train fit`. `result` may be NULL. */
+ * fabric's home, as fabric-train's ($FABRIC_HOME, else the source tree the library was built
+ * from, else <prefix>/share/fabric beside the installed library). Lightning's LT_* variables fold
+ * into the config as fabric-train's (fit sets them to the config's values; validate removes them
+ * from the environment, as `fabric-train validate` does).
+ * Processes: a config of fabric.devices x fabric.num_nodes > 1 runs in processes an external
+ * launcher started (torchrun, mpirun, srun: each one the app, calling fabric_fit with the same
+ * config), as `fabric-train fit` runs under that launcher; each returns when the run ends.
+ * Without such a launcher it is refused (FABRIC_CONFIG_ERROR, before anything is written), because
+ * fabric's own launcher starts the other ranks by running this process's command line again,
+ * which in an embedding app is the app, not fabric-train: run it with `fabric-train fit`, or start
+ * the app with the launcher. `result` may be NULL. */
 fabric_status fabric_fit(const char* config_path, const char* const* sets, size_t n_sets,
                          fabric_run_result* result);
 /* `fabric-train validate`: fit's checks, nothing written. `resolved_yaml` (may be NULL) receives
@@ -101,7 +104,8 @@ fabric_status fabric_fit(const char* config_path, const char* const* sets, size_
 fabric_status fabric_validate(const char* config_path, const char* const* sets, size_t n_sets,
                               char** resolved_yaml);
 /* `fabric-train resume RUN_DIR`: continues the run from its last checkpoint; the sets as
- * resume's --set (trainer.max_steps=N lengthens it). One process only, as fabric_fit. */
+ * resume's --set (trainer.max_steps=N lengthens it). Its processes as fabric_fit's. The config's
+ * warnings are printed once, as by `fabric-train resume`. */
 fabric_status fabric_resume(const char* run_dir, const char* const* sets, size_t n_sets,
                             fabric_run_result* result);
 

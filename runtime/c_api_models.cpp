@@ -1,10 +1,7 @@
 // The C API's models (runtime/c_api.h): a finished checkpoint's model loaded as `fabric-train
 // sample` loads it, its forward, text generation as `sample`, and `fabric-train export`.
-#include <algorithm>
 #include <cmath>
 #include <memory>
-#include <optional>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -12,13 +9,10 @@
 #include "nn/gpt.h"
 #include "runtime/c_api_detail.h"
 #include "runtime/checkpoint_model.h"
-#include "runtime/datasets.h"
 #include "runtime/dequantized_export.h"
-#include "runtime/prompt.h"
 #include "runtime/run_directory.h"
+#include "runtime/sample_stream.h"
 #include "runtime/trainer.h"
-#include "tensor/factory.h"
-#include "tensor/random.h"
 
 struct fabric_model {
   fabric::CheckpointModel loaded;  // config, vocabulary, model (eval mode), precision plugin
@@ -42,7 +36,7 @@ fabric_model& model_of(fabric_model* handle, const char* function) {
 }
 
 // The GPT trained on text that generate needs, with `sample`'s messages for anything else.
-nn::GPT& text_gpt(const fabric_model& m, const char* function) {
+void require_text_gpt(const fabric_model& m, const char* function) {
   const TrainConfig& cfg = m.loaded.cfg;
   auto* gpt = dynamic_cast<nn::GPT*>(m.loaded.model.get());
   if (cfg.model.name != "gpt" || gpt == nullptr)
@@ -54,7 +48,6 @@ nn::GPT& text_gpt(const fabric_model& m, const char* function) {
                                " data, whose token ids have no character vocabulary to read a "
                                "prompt with or write the output in; generating text needs a GPT "
                                "trained on text data (data.kind: text)");
-  return *gpt;
 }
 
 }  // namespace
@@ -117,27 +110,14 @@ fabric_status fabric_model_generate(fabric_model* model, const char* prompt, int
           fn, "temperature: expected a finite number >= 0, got " + std::to_string(temperature));
     if (callback == nullptr && text == nullptr)
       bad_argument(fn, "callback and text are both NULL (expected somewhere to put the text)");
-    nn::GPT& gpt = text_gpt(m, fn);
-    // What `fabric-train sample` does after loading (stream_sample_checkpoint).
-    const data::CharVocab vocab =
-        data::CharVocab::from_json(m.loaded.vocab_json, "the checkpoint's vocab");
-    const std::vector<int64_t> ids = encode_prompt(vocab, prompt, "fabric_model_generate prompt");
+    require_text_gpt(m, fn);
     std::string whole;
-    auto emit = [&](const std::string& piece) {
-      if (callback != nullptr) callback(piece.data(), piece.size(), user_data);
-      if (text != nullptr) whole += piece;
-    };
-    Generator gen(seed);
-    precision::ContextGuard context = m.loaded.plugin->forward_context();
-    // model.vocab_size may exceed the text's characters: ids past them name none and are never
-    // drawn.
-    const int64_t chars = std::min<int64_t>(vocab.size(), gpt.config().vocab_size);
-    emit(vocab.decode(std::span<const int64_t>(ids)));
-    gpt.generate_each(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
-                      top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen, chars,
-                      [&](const std::vector<int64_t>& next) {
-                        emit(vocab.decode(std::span<const int64_t>(next)));
-                      });
+    // What `fabric-train sample` does after loading (stream_sample_checkpoint).
+    generate_text(m.loaded, prompt, "fabric_model_generate prompt", tokens, temperature, top_k,
+                  seed, [&](const std::string& piece) {
+                    if (callback != nullptr) callback(piece.data(), piece.size(), user_data);
+                    if (text != nullptr) whole += piece;
+                  });
     if (text != nullptr) *text = malloc_copy(whole);
   });
 }

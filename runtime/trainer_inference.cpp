@@ -2,6 +2,7 @@
 // sharded one is consolidated first).
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <span>
@@ -63,28 +64,39 @@ void require_model_file(const std::string& dir, const std::string& checkpoint_di
 
 }  // namespace
 
-void stream_sample_checkpoint(std::ostream& out, const std::string& checkpoint_dir,
-                              const std::string& prompt, int64_t tokens, double temperature,
-                              int64_t top_k, uint64_t seed) {
-  CheckpointModel c = load_for_sampling(checkpoint_named_by(checkpoint_dir, "sample"));
-  auto* gpt = dynamic_cast<nn::GPT*>(c.model.get());
-  const data::CharVocab vocab = vocab_from_json(c.vocab_json);
-  const std::vector<int64_t> ids = encode_prompt(vocab, prompt, "sample --prompt");
-  gpt->eval();
+void generate_text(const CheckpointModel& loaded, const std::string& prompt,
+                   const char* prompt_name, int64_t tokens, double temperature, int64_t top_k,
+                   uint64_t seed, const std::function<void(const std::string&)>& emit) {
+  auto* gpt = dynamic_cast<nn::GPT*>(loaded.model.get());
+  if (gpt == nullptr || loaded.vocab_json.empty())
+    throw Error("generate_text: the checkpoint holds a " + loaded.cfg.model.name +
+                " model trained on " + loaded.cfg.data.kind +
+                " data; generating text needs a GPT trained on text data (data.kind: text)");
+  const data::CharVocab vocab = vocab_from_json(loaded.vocab_json);
+  const std::vector<int64_t> ids = encode_prompt(vocab, prompt, prompt_name);
   Generator gen(seed);
   // As the model ran in training: inside the plugin's forward context (an autocast region, the
   // compute dtype of quantized layers, FP8).
-  precision::ContextGuard guard = c.plugin->forward_context();
+  precision::ContextGuard guard = loaded.plugin->forward_context();
   // model.vocab_size may exceed the text's characters: the ids past them name no character and
   // are never drawn.
   const int64_t chars = std::min<int64_t>(vocab.size(), gpt->config().vocab_size);
   // The vocabulary decodes id by id, so the pieces make the whole text's bytes.
-  out << vocab.decode(std::span<const int64_t>(ids)) << std::flush;
+  emit(vocab.decode(std::span<const int64_t>(ids)));
   gpt->generate_each(from_vector(ids, {1, int64_t(ids.size())}), tokens, temperature,
                      top_k > 0 ? std::optional<int64_t>(top_k) : std::nullopt, &gen, chars,
                      [&](const std::vector<int64_t>& next) {
-                       out << vocab.decode(std::span<const int64_t>(next)) << std::flush;
+                       emit(vocab.decode(std::span<const int64_t>(next)));
                      });
+}
+
+void stream_sample_checkpoint(std::ostream& out, const std::string& checkpoint_dir,
+                              const std::string& prompt, int64_t tokens, double temperature,
+                              int64_t top_k, uint64_t seed) {
+  CheckpointModel c = load_for_sampling(checkpoint_named_by(checkpoint_dir, "sample"));
+  c.model->eval();
+  generate_text(c, prompt, "sample --prompt", tokens, temperature, top_k, seed,
+                [&](const std::string& piece) { out << piece << std::flush; });
 }
 
 std::string sample_checkpoint(const std::string& checkpoint_dir, const std::string& prompt,

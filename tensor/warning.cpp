@@ -34,7 +34,7 @@ void print_once(const Warning& w) {
 
 }  // namespace
 
-void warn(std::string message, std::source_location where) {
+void warn(std::string message, SourceLocation where) {
   WarningHandler handler;
   {
     std::lock_guard lock(handler_mutex);

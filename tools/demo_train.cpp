@@ -3,13 +3,12 @@
 // loss as it goes, then a generated sample.
 //   usage: demo-train [--steps N] [TEXT_FILE [STEPS]]
 // Without TEXT_FILE it reads data/austen.txt from the current directory, else from fabric's home
-// as fabric-train finds its bundled data: $FABRIC_HOME, the source tree it was built from, the
-// installed <prefix>/share/fabric. A TEXT_FILE given is read as it is.
+// (runtime/fabric_home.h: $FABRIC_HOME, the source tree, the installed <prefix>/share/fabric), as
+// fabric-train finds its bundled data. A TEXT_FILE given is read as it is.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +21,7 @@
 #include "nn/gpt.h"
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
+#include "runtime/fabric_home.h"
 #include "runtime/measure_flops.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -35,19 +35,12 @@ namespace {
 constexpr const char* kUsage = "usage: demo-train [--steps N] [TEXT_FILE [STEPS]]";
 
 // Where data/austen.txt may be, in the order it is looked for: the current directory (the
-// repository root, where tools/demo.sh runs it), $FABRIC_HOME, the source tree this program was
-// built from (CMake compiles it by its absolute path, so __FILE__ is tools/demo_train.cpp inside
-// that tree) and the installed package's share/fabric beside <prefix>/bin.
+// repository root, where tools/demo.sh runs it), then fabric's home as fabric-train finds its
+// bundled data ($FABRIC_HOME, the source tree, the installed <prefix>/share/fabric).
 std::vector<fs::path> default_text_candidates() {
   const fs::path rel = "data/austen.txt";
   std::vector<fs::path> c = {rel};
-  if (const char* home = std::getenv("FABRIC_HOME"); home && *home)
-    c.push_back(fs::path(home) / rel);
-  const fs::path source = fs::path(__FILE__);
-  if (source.is_absolute()) c.push_back(source.parent_path().parent_path() / rel);
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) c.push_back(exe.parent_path().parent_path() / "share/fabric" / rel);
+  if (const std::string home = fabric_home(); !home.empty()) c.push_back(fs::path(home) / rel);
   return c;
 }
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "runtime/dequantized_export.h"
+#include "runtime/fabric_home.h"
 #include "runtime/sample_stream.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_config.h"
@@ -56,18 +57,8 @@ CLI::Validator at_least(double low, const std::string& expected) {
       low > 0 ? "POSITIVE" : "NONNEGATIVE");  // as --help showed them
 }
 
-// Where the bundled configs and data live: $FABRIC_HOME, the source tree this binary was built
-// from, or the install prefix.
-fs::path fabric_home() {
-  if (const char* h = std::getenv("FABRIC_HOME")) return h;
-#ifdef FABRIC_SOURCE_DIR
-  if (fs::exists(fs::path(FABRIC_SOURCE_DIR) / "tools/configs")) return FABRIC_SOURCE_DIR;
-#endif
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "share/fabric";
-}
-
 TrainConfig default_config(const std::vector<std::string>& overrides) {
-  const fs::path home = fabric_home();
+  const fs::path home = fabric_home();  // runtime/fabric_home.h: the C API's too
   const fs::path cfg = home / "tools/configs/gpt-austen.yaml";
   std::vector<std::string> o = {"data.path=" + (home / "data/austen.txt").string()};
   o.insert(o.end(), overrides.begin(), overrides.end());
@@ -200,7 +191,7 @@ int main(int argc, char** argv) {
       // Lightning's LT_* variables (`fabric run`) fold into the config, so that what runs is what
       // config.yaml, validate and --print-config say; fit then sets them to the config's values.
       const TrainConfig cfg =
-          load_train_config(config_path, sets, {fabric_home().string()}, lightning_environment());
+          load_train_config(config_path, sets, {fabric_home()}, lightning_environment());
       if (*val || print_config) {
         // The check runs on one cpu process: the config holds the variables' values now.
         clear_lightning_environment();

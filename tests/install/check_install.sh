@@ -2,7 +2,8 @@
 # Installs the build into a temporary prefix, moves the prefix elsewhere, and uses it the way README
 # says an embedding app and a user do: `find_package(fabric CONFIG)` + `fabric::runtime` in a fresh
 # CMake project (the training consumer, the embedding checks, each header README's examples include
-# compiled on its own, warnings as errors), and the installed fabric-train started from the prefix, from another
+# compiled on its own, warnings as errors; with clang++ where one is installed, every installed
+# header on its own), and the installed fabric-train started from the prefix, from another
 # directory, with no LD_LIBRARY_PATH. Usage: check_install.sh BUILD_DIR CONSUMER_SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -74,4 +75,22 @@ cmake --build "$work/consumer-build" -j"$(nproc)" >"$work/build.log" 2>&1 ||
 (cd "$work/elsewhere" && "$work/consumer-build/c_consumer" "$prefix/share/fabric/configs/mlp-tensors.yaml" \
    "$work/run-c" >"$work/c_consumer.log" 2>&1) || { tail -20 "$work/c_consumer.log"; fail "the C consumer (README \"C API\")"; }
 tail -1 "$work/c_consumer.log"
+
+# An embedding app built with clang includes any installed header: each alone in a translation
+# unit of the same consumer project configured with clang++ (the oldest we check is 14: the
+# package's include directories, definitions and warnings as errors). Skipped without clang++.
+clangxx=$(command -v clang++-14 || command -v clang++ || true)
+if [ -n "$clangxx" ]; then
+  # Not read alone: a fragment its header includes at its end (tensor/strided_loop.h's).
+  fragments='tensor/strided_loop_impl.h'
+  all_headers=$(cd "$prefix/include/fabric" && find . -name '*.h' | sed 's|^\./||' | sort | grep -vxF "$fragments")
+  cmake -S "$consumer" -B "$work/clang-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_COMPILER="$clangxx" -DFABRIC_DOCUMENTED_HEADERS="$(echo $all_headers | tr ' ' ';')" \
+    >"$work/clang-configure.log" 2>&1 || { cat "$work/clang-configure.log"; fail "configuring the consumer with $clangxx"; }
+  cmake --build "$work/clang-build" -j"$(nproc)" --target standalone_headers >"$work/clang-build.log" 2>&1 ||
+    { grep -E -A5 'error' "$work/clang-build.log" | head -60; fail "the installed headers with $clangxx ($("$clangxx" --version | head -1))"; }
+  echo "installed headers with $("$clangxx" --version | head -1): OK ($(echo $all_headers | wc -w) compile alone)"
+else
+  echo "skipped: the installed headers with clang++ (none found)"
+fi
 echo "installed package: OK (the $(echo $headers | wc -w) headers README's examples include compile alone)"
