@@ -6,6 +6,7 @@
 // conv*d_backward_input, so its rules come from here too.
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
+#include "autograd/max_pool_double_backward.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
@@ -104,25 +105,9 @@ FABRIC_DERIVATIVE(max_pool2d) {
   return [a, x](const Grads& g) { return Grads{max_pool2d_backward(g[0], x, a)}; };
 }
 
-// max_pool2d_backward(g, x) routes g[o] to the first maximum of window o: linear in g, so d/dg
-// gathers the upstream u at those positions (torch's max_pool_double_backward); piecewise constant
-// in x, so d/dx is zeros, as in torch (defined: the engine hands x's producer what it gets).
+// One rule for both ranks (autograd/max_pool_double_backward.h).
 FABRIC_DERIVATIVE(max_pool2d_backward) {
-  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
-  const bool need_g = rec.inputs[0].requires_grad(), need_x = rec.inputs[1].requires_grad();
-  Tensor x = need_g ? saved(rec.inputs[1]) : Tensor();
-  Shape g_shape = rec.inputs[0].sizes(), x_shape = rec.inputs[1].sizes();
-  const TensorOptions x_opts{.dtype = rec.inputs[1].dtype(), .device = rec.inputs[1].device()};
-  return [a, x, g_shape, x_shape, x_opts, need_g, need_x](const Grads& u) {
-    Grads r{Tensor(), need_x ? zeros(x_shape, x_opts) : Tensor()};
-    if (!need_g) return r;
-    // Per (H, W) plane: positions (planes, OH * OW) into u's (planes, H * W).
-    const int64_t hw = x.size(-2) * x.size(-1), ohw = g_shape.end()[-2] * g_shape.end()[-1];
-    const int64_t planes = x.numel() / hw;
-    Tensor at = max_pool2d_indices(x, a).reshape({planes, ohw});
-    r[0] = gather(u[0].reshape({planes, hw}), 1, at).reshape(g_shape);
-    return r;
-  };
+  return max_pool_backward_rule(rec, 2, &max_pool2d_indices);
 }
 
 FABRIC_DERIVATIVE(avg_pool2d) {

@@ -2,6 +2,7 @@
 // gradients as recorded ops (double backward). Every gradient here is itself made of recorded
 // ops, so a gradient taken with create_graph differentiates again.
 #include "autograd/derivatives.h"
+#include "autograd/max_pool_double_backward.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
 #include "tensor/max_pool3d_saved.h"
@@ -20,25 +21,9 @@ FABRIC_DERIVATIVE(max_pool3d) {
   return [a, x, at](const Grads& g) { return Grads{max_pool3d_backward_at(g[0], x, at, a)}; };
 }
 
-// As max_pool2d_backward's rule: linear in g, so d/dg gathers the upstream u at the window
-// maxima; piecewise constant in x, so d/dx is zeros, as in torch.
+// As max_pool2d_backward's rule (autograd/max_pool_double_backward.h).
 FABRIC_DERIVATIVE(max_pool3d_backward) {
-  Pool2dAttrs a = attrs_of<Pool2dAttrs>(rec);
-  const bool need_g = rec.inputs[0].requires_grad(), need_x = rec.inputs[1].requires_grad();
-  Tensor x = need_g ? saved(rec.inputs[1]) : Tensor();
-  Shape g_shape = rec.inputs[0].sizes(), x_shape = rec.inputs[1].sizes();
-  const TensorOptions x_opts{.dtype = rec.inputs[1].dtype(), .device = rec.inputs[1].device()};
-  return [a, x, g_shape, x_shape, x_opts, need_g, need_x](const Grads& u) {
-    Grads r{Tensor(), need_x ? zeros(x_shape, x_opts) : Tensor()};
-    if (!need_g) return r;
-    // Per (D, H, W) plane: positions (planes, OD*OH*OW) into u's (planes, D*H*W).
-    const int64_t in = x.size(-3) * x.size(-2) * x.size(-1);
-    const int64_t out = g_shape.end()[-3] * g_shape.end()[-2] * g_shape.end()[-1];
-    const int64_t planes = in > 0 ? x.numel() / in : 0;
-    Tensor at = max_pool3d_indices(x, a).reshape({planes, out});
-    r[0] = gather(u[0].reshape({planes, in}), 1, at).reshape(g_shape);
-    return r;
-  };
+  return max_pool_backward_rule(rec, 3, &max_pool3d_indices);
 }
 
 FABRIC_DERIVATIVE(avg_pool3d) {

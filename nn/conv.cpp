@@ -2,9 +2,8 @@
 #include "nn/conv.h"
 
 #include <algorithm>
-#include <cmath>
 
-#include "nn/init.h"
+#include "nn/conv_setup.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
@@ -12,37 +11,10 @@ namespace fabric::nn {
 
 namespace {
 std::string int2_str(const Int2& v) { return detail::cat("(", v.h, ", ", v.w, ")"); }
-// torch prints a 1-tuple with its trailing comma: kernel_size=(3,).
-std::string int1_str(int64_t v) { return detail::cat("(", v, ",)"); }
-
-// torch's _ConvNd.reset_parameters: the weight by kaiming_uniform_(a = sqrt(5)), the bias by
-// U(+-1/sqrt(fan_in)) with the weight's fan_in (dim 1 times the kernel: for a transposed conv's
-// (in, out/groups, ...) weight that is out/groups * kernel, as torch computes it).
-void reset_conv_parameters(const Tensor& weight, const Tensor& bias, Generator* gen) {
-  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, "leaky_relu", gen);
-  if (bias.defined()) {
-    const int64_t fan_in = init::calculate_fan_in_and_fan_out(weight).first;
-    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
-    init::uniform_(bias, -bound, bound, gen);
-  }
-}
-
-void check_channels(const char* layer, int64_t in, int64_t out, int64_t groups) {
-  FABRIC_CHECK(in > 0 && out > 0, ValueError, layer,
-               ": in_channels and out_channels must be positive, got ", in, " and ", out);
-  FABRIC_CHECK(groups > 0 && in % groups == 0 && out % groups == 0, ValueError, layer,
-               ": in_channels (", in, ") and out_channels (", out,
-               ") must both be divisible by groups (", groups, ")");
-}
 }  // namespace
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
-  FABRIC_CHECK(o.in_channels > 0 && o.out_channels > 0, ValueError,
-               "Conv2d: in_channels and out_channels must be positive, got ", o.in_channels,
-               " and ", o.out_channels);
-  FABRIC_CHECK(o.groups > 0 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
-               ValueError, "Conv2d: in_channels (", o.in_channels, ") and out_channels (",
-               o.out_channels, ") must both be divisible by groups (", o.groups, ")");
+  check_conv_channels("Conv2d", o.in_channels, o.out_channels, o.groups);
   FABRIC_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, ValueError,
                "Conv2d: kernel_size must be positive, got ", int2_str(o.kernel_size));
   FABRIC_CHECK(o.stride.h > 0 && o.stride.w > 0 && o.dilation.h > 0 && o.dilation.w > 0 &&
@@ -75,7 +47,7 @@ std::string Conv2d::extra_repr() const {
 }
 
 Conv1d::Conv1d(const Conv1dOptions& o) : options_(o) {
-  check_channels("Conv1d", o.in_channels, o.out_channels, o.groups);
+  check_conv_channels("Conv1d", o.in_channels, o.out_channels, o.groups);
   FABRIC_CHECK(o.kernel_size > 0 && o.stride > 0 && o.dilation > 0 && o.padding >= 0, ValueError,
                "Conv1d: kernel_size (", o.kernel_size, "), stride (", o.stride, ") and dilation (",
                o.dilation, ") must be positive and padding (", o.padding, ") non-negative");
@@ -104,7 +76,7 @@ std::string Conv1d::extra_repr() const {
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {
-  check_channels("ConvTranspose2d", o.in_channels, o.out_channels, o.groups);
+  check_conv_channels("ConvTranspose2d", o.in_channels, o.out_channels, o.groups);
   FABRIC_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, ValueError,
                "ConvTranspose2d: kernel_size must be positive, got ", int2_str(o.kernel_size));
   FABRIC_CHECK(o.stride.h > 0 && o.stride.w > 0 && o.dilation.h > 0 && o.dilation.w > 0 &&

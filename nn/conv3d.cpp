@@ -1,9 +1,7 @@
 // Conv3d, ConvTranspose1d and ConvTranspose3d.
 #include "nn/conv3d.h"
 
-#include <cmath>
-
-#include "nn/init.h"
+#include "nn/conv_setup.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
@@ -11,27 +9,6 @@ namespace fabric::nn {
 
 namespace {
 std::string int3_str(const Int3& v) { return detail::cat("(", v.d, ", ", v.h, ", ", v.w, ")"); }
-// torch prints a 1-tuple with its trailing comma: kernel_size=(3,).
-std::string int1_str(int64_t v) { return detail::cat("(", v, ",)"); }
-
-// torch's _ConvNd.reset_parameters (as conv.cpp's): the weight by kaiming_uniform_(a =
-// sqrt(5)), the bias by U(+-1/sqrt(fan_in)) with the weight's fan_in (dim 1 times the kernel).
-void reset_conv_parameters(const Tensor& weight, const Tensor& bias, Generator* gen) {
-  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, "leaky_relu", gen);
-  if (bias.defined()) {
-    const int64_t fan_in = init::calculate_fan_in_and_fan_out(weight).first;
-    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
-    init::uniform_(bias, -bound, bound, gen);
-  }
-}
-
-void check_channels(const char* layer, int64_t in, int64_t out, int64_t groups) {
-  FABRIC_CHECK(in > 0 && out > 0, ValueError, layer,
-               ": in_channels and out_channels must be positive, got ", in, " and ", out);
-  FABRIC_CHECK(groups > 0 && in % groups == 0 && out % groups == 0, ValueError, layer,
-               ": in_channels (", in, ") and out_channels (", out,
-               ") must both be divisible by groups (", groups, ")");
-}
 
 void check_geometry(const char* layer, const Int3& k, const Int3& s, const Int3& p,
                     const Int3& dil) {
@@ -62,7 +39,7 @@ std::string conv_repr(int64_t in, int64_t out, const std::string& k, const std::
 }  // namespace
 
 Conv3d::Conv3d(const Conv3dOptions& o) : options_(o) {
-  check_channels("Conv3d", o.in_channels, o.out_channels, o.groups);
+  check_conv_channels("Conv3d", o.in_channels, o.out_channels, o.groups);
   check_geometry("Conv3d", o.kernel_size, o.stride, o.padding, o.dilation);
   weight = register_parameter("weight", empty({o.out_channels, o.in_channels / o.groups,
                                                o.kernel_size.d, o.kernel_size.h, o.kernel_size.w}));
@@ -85,7 +62,7 @@ std::string Conv3d::extra_repr() const {
 }
 
 ConvTranspose1d::ConvTranspose1d(const ConvTranspose1dOptions& o) : options_(o) {
-  check_channels("ConvTranspose1d", o.in_channels, o.out_channels, o.groups);
+  check_conv_channels("ConvTranspose1d", o.in_channels, o.out_channels, o.groups);
   FABRIC_CHECK(o.kernel_size > 0 && o.stride > 0 && o.dilation > 0 && o.padding >= 0, ValueError,
                "ConvTranspose1d: kernel_size (", o.kernel_size, "), stride (", o.stride,
                ") and dilation (", o.dilation, ") must be positive and padding (", o.padding,
@@ -116,7 +93,7 @@ std::string ConvTranspose1d::extra_repr() const {
 }
 
 ConvTranspose3d::ConvTranspose3d(const ConvTranspose3dOptions& o) : options_(o) {
-  check_channels("ConvTranspose3d", o.in_channels, o.out_channels, o.groups);
+  check_conv_channels("ConvTranspose3d", o.in_channels, o.out_channels, o.groups);
   check_geometry("ConvTranspose3d", o.kernel_size, o.stride, o.padding, o.dilation);
   FABRIC_CHECK(output_padding_fits(o.output_padding.d, o.stride.d, o.dilation.d) &&
                    output_padding_fits(o.output_padding.h, o.stride.h, o.dilation.h) &&

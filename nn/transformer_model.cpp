@@ -8,6 +8,29 @@
 #include "tensor/ops.h"
 
 namespace fabric::nn {
+namespace {
+
+// torch's Transformer builds its encoder and decoder layers from the same arguments.
+template <typename LayerOptions>
+LayerOptions layer_options(const TransformerOptions& o) {
+  return {.d_model = o.d_model,
+          .nhead = o.nhead,
+          .dim_feedforward = o.dim_feedforward,
+          .dropout = o.dropout,
+          .activation = o.activation,
+          .layer_norm_eps = o.layer_norm_eps,
+          .batch_first = o.batch_first,
+          .norm_first = o.norm_first,
+          .generator = o.generator};
+}
+
+// The LayerNorm(d_model) that torch's Transformer puts after each stack.
+std::shared_ptr<Module> final_norm(const TransformerOptions& o) {
+  return std::make_shared<LayerNorm>(
+      LayerNormOptions{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps});
+}
+
+}  // namespace
 
 Transformer::Transformer(const TransformerOptions& o) : options_(o) {
   // The decoder layer checks these too, but naming Transformer's own option is clearer.
@@ -15,31 +38,13 @@ Transformer::Transformer(const TransformerOptions& o) : options_(o) {
                "Transformer: num_encoder_layers and num_decoder_layers must be positive, got ",
                o.num_encoder_layers, " and ", o.num_decoder_layers);
   encoder = register_module<TransformerEncoder>(
-      "encoder", {.layer = {.d_model = o.d_model,
-                            .nhead = o.nhead,
-                            .dim_feedforward = o.dim_feedforward,
-                            .dropout = o.dropout,
-                            .activation = o.activation,
-                            .layer_norm_eps = o.layer_norm_eps,
-                            .batch_first = o.batch_first,
-                            .norm_first = o.norm_first,
-                            .generator = o.generator},
+      "encoder", {.layer = layer_options<TransformerEncoderLayerOptions>(o),
                   .num_layers = o.num_encoder_layers,
-                  .norm = std::make_shared<LayerNorm>(
-                      LayerNormOptions{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps})});
+                  .norm = final_norm(o)});
   decoder = register_module<TransformerDecoder>(
-      "decoder", {.layer = {.d_model = o.d_model,
-                            .nhead = o.nhead,
-                            .dim_feedforward = o.dim_feedforward,
-                            .dropout = o.dropout,
-                            .activation = o.activation,
-                            .layer_norm_eps = o.layer_norm_eps,
-                            .batch_first = o.batch_first,
-                            .norm_first = o.norm_first,
-                            .generator = o.generator},
+      "decoder", {.layer = layer_options<TransformerDecoderLayerOptions>(o),
                   .num_layers = o.num_decoder_layers,
-                  .norm = std::make_shared<LayerNorm>(
-                      LayerNormOptions{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps})});
+                  .norm = final_norm(o)});
   reset_parameters();
 }
 

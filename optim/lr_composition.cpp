@@ -14,19 +14,6 @@ void check_present(const std::vector<std::shared_ptr<LRScheduler>>& schedulers, 
   }
 }
 
-// The composed states after the composite's own fields, for state_dict.
-SchedulerState with_children(SchedulerState own,
-                             const std::vector<std::shared_ptr<LRScheduler>>& schedulers) {
-  for (const auto& s : schedulers) own.schedulers.push_back(s->state_dict());
-  return own;
-}
-
-void check_children(const SchedulerState& s, size_t expected, const char* who) {
-  FABRIC_CHECK(s.schedulers.size() == expected, ValueError, who,
-               ".load_state_dict: the state holds ", s.schedulers.size(),
-               " schedulers' states but this ", who, " composes ", expected);
-}
-
 // "[5, 3]"
 std::string listed(const std::vector<int64_t>& v) {
   std::string out = "[";
@@ -43,13 +30,30 @@ Optimizer& first_optimizer(const std::vector<std::shared_ptr<LRScheduler>>& sche
 
 }  // namespace
 
+// ---- ComposedScheduler ------------------------------------------------------------------------
+
+// The composed states after the composite's own fields.
+SchedulerState ComposedScheduler::state_dict() const {
+  SchedulerState own{last_epoch_, base_lrs_, last_lr_, {}};
+  for (const auto& s : schedulers_) own.schedulers.push_back(s->state_dict());
+  return own;
+}
+
+void ComposedScheduler::load_state_dict(const SchedulerState& s) {
+  const size_t expected = schedulers_.size();
+  FABRIC_CHECK(s.schedulers.size() == expected, ValueError, name_,
+               ".load_state_dict: the state holds ", s.schedulers.size(),
+               " schedulers' states but this ", name_, " composes ", expected);
+  load_own_state(s);
+  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s.schedulers[i]);
+}
+
 // ---- SequentialLR -----------------------------------------------------------------------------
 
 SequentialLR::SequentialLR(Optimizer& optimizer,
                            std::vector<std::shared_ptr<LRScheduler>> schedulers,
                            std::vector<int64_t> milestones)
-    : LRScheduler(optimizer, "SequentialLR"),
-      schedulers_(std::move(schedulers)),
+    : ComposedScheduler(optimizer, "SequentialLR", std::move(schedulers)),
       milestones_(std::move(milestones)) {
   check_present(schedulers_, "SequentialLR");
   for (size_t i = 0; i < schedulers_.size(); ++i) {
@@ -93,21 +97,10 @@ void SequentialLR::step() {
   last_lr_ = s.get_last_lr();
 }
 
-SchedulerState SequentialLR::state_dict() const {
-  return with_children({last_epoch_, base_lrs_, last_lr_, {}}, schedulers_);
-}
-
-void SequentialLR::load_state_dict(const SchedulerState& s) {
-  check_children(s, schedulers_.size(), "SequentialLR");
-  load_own_state(s);
-  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s.schedulers[i]);
-}
-
 // ---- ChainedScheduler -------------------------------------------------------------------------
 
 ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers)
-    : LRScheduler(first_optimizer(schedulers), "ChainedScheduler"),
-      schedulers_(std::move(schedulers)) {
+    : ComposedScheduler(first_optimizer(schedulers), "ChainedScheduler", std::move(schedulers)) {
   for (size_t i = 1; i < schedulers_.size(); ++i) {
     FABRIC_CHECK(&schedulers_[i]->optimizer() == optimizer_, ValueError,
                  "ChainedScheduler expects all schedulers to belong to the same optimizer, but got "
@@ -125,16 +118,6 @@ void ChainedScheduler::step() {
   ++last_epoch_;
   for (const auto& s : schedulers_) s->step();
   last_lr_ = current_lrs();
-}
-
-SchedulerState ChainedScheduler::state_dict() const {
-  return with_children({last_epoch_, base_lrs_, last_lr_, {}}, schedulers_);
-}
-
-void ChainedScheduler::load_state_dict(const SchedulerState& s) {
-  check_children(s, schedulers_.size(), "ChainedScheduler");
-  load_own_state(s);
-  for (size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(s.schedulers[i]);
 }
 
 }  // namespace fabric::optim

@@ -8,15 +8,16 @@
 
 namespace fabric {
 
-// C[b] (M x N) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) + bias + beta * C[b], b in [0, batch).
-// The same contract as the CPU kernel (kernels/cpu/gemm.h): row-major; trans_a means A is stored
-// as (K x M) with leading dim lda (likewise B as (N x K)); stride_* are elements between batches,
-// 0 broadcasting that operand; beta == 0 never reads C; bias is an optional (N) row vector added
-// after the alpha scaling. Supported dtypes: f32; f64; bf16 x bf16 -> f32|bf16; f16 x f16 ->
-// f32|f16.
+// C[b] (M x N) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) + bias + beta * C[b], b in [0, batch),
+// over raw pointers: one description for the op layer and every device's kernel (the CPU kernel,
+// kernels/cpu/gemm.h, takes it as its GemmArgs).
 struct GemmDesc {
+  // Supported: all f32; all f64; bf16 x bf16 -> f32 or bf16; f16 x f16 -> f32 or f16.
   int64_t batch = 1, M = 0, N = 0, K = 0;
   DType a_dtype = DType::float32, b_dtype = DType::float32, c_dtype = DType::float32;
+  // Row-major. trans_a: A is stored as (K x M) with leading dim lda (likewise B as (N x K)).
+  // stride_* = elements between consecutive batches; 0 broadcasts that operand (not allowed for C
+  // when batch > 1).
   const void* A = nullptr;
   int64_t lda = 0;
   int64_t stride_a = 0;
@@ -28,7 +29,10 @@ struct GemmDesc {
   void* C = nullptr;
   int64_t ldc = 0;
   int64_t stride_c = 0;
+  // beta == 0 means C is not read (NaN/garbage in C does not propagate), as in BLAS.
   float alpha = 1.f, beta = 0.f;
+  // Optional (N) row vector added to every row of every C[b], after the alpha scaling. Its dtype is
+  // float32, or the input dtype for bf16/f16 inputs, or float64 for f64.
   const void* bias = nullptr;
   DType bias_dtype = DType::float32;
 };

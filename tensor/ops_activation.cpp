@@ -3,6 +3,7 @@
 // are not built for integers); one kernel stub, tensor/activation_kernels.h.
 #include "tensor/activation_kernels.h"
 #include "tensor/autocast.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
@@ -23,13 +24,8 @@ Tensor activation(OpId id, const char* name, ActivationOp op, const ActivationPa
                   const char* node_name = nullptr) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
-  FABRIC_CHECK(a.defined(), ValueError, name, ": got an undefined tensor");
-  const DType dt = a.dtype();
-  FABRIC_CHECK(is_floating(dt) && !is_fp8(dt), DTypeError, name,
-               ": expects a float64, float32, float16 or bfloat16 tensor, got ", dtype_name(dt),
-               is_fp8(dt) ? " (fp8 is a storage format here; cast to a wider dtype first)"
-                          : " (cast with .to(float32) first)");
-  Tensor out = empty(a.sizes(), {.dtype = dt, .device = a.device()});
+  check_floating_operand(name, a);
+  Tensor out = empty(a.sizes(), {.dtype = a.dtype(), .device = a.device()});
   if (out.numel() > 0) {
     const StridedLoop loop = make_strided_loop(name, out, {&a});
     activation_stub(out.device())(op, params, loop);

@@ -8,6 +8,7 @@
 #include "tensor/activation_extra_kernels.h"
 #include "tensor/activation_kernels.h"
 #include "tensor/autocast.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/glu_kernels.h"
 #include "tensor/op_attrs.h"
@@ -23,22 +24,12 @@ FABRIC_DEFINE_STUB(extra_activation_backward_stub, ExtraActivationFn);
 
 namespace {
 
-// The activations take floating tensors only, as torch's kernels (not built for integers).
-void check_floating(const char* name, const Tensor& a) {
-  FABRIC_CHECK(a.defined(), ValueError, name, ": got an undefined tensor");
-  const DType dt = a.dtype();
-  FABRIC_CHECK(is_floating(dt) && !is_fp8(dt), DTypeError, name,
-               ": expects a float64, float32, float16 or bfloat16 tensor, got ", dtype_name(dt),
-               is_fp8(dt) ? " (fp8 is a storage format here; cast to a wider dtype first)"
-                          : " (cast with .to(float32) first)");
-}
-
 Tensor extra_activation(OpId id, const char* name, ExtraActivation op,
                         const ExtraActivationParams& params, const Tensor& a_in,
                         const void* attrs) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
-  check_floating(name, a);
+  check_floating_operand(name, a);
   Tensor out = empty(a.sizes(), {.dtype = a.dtype(), .device = a.device()});
   if (out.numel() > 0) {
     const StridedLoop loop = make_strided_loop(name, out, {&a});
@@ -59,7 +50,7 @@ Shape prelu_weight_shape(const Tensor& x, const Tensor& weight) {
 
 Tensor extra_activation_backward(ExtraActivation op, const Tensor& grad, const Tensor& x,
                                  const ExtraActivationParams& params) {
-  check_floating("activation_backward", x);
+  check_floating_operand("activation_backward", x);
   const Tensor g = grad.dtype() == x.dtype() ? grad : grad.to(x.dtype());
   Tensor out = empty(x.sizes(), {.dtype = x.dtype(), .device = x.device()});
   if (out.numel() == 0) return out;
@@ -106,7 +97,7 @@ Tensor tanhshrink(const Tensor& a) { return sub(a, tanh(a)); }
 Tensor prelu(const Tensor& x_in, const Tensor& weight_in) {
   Tensor x = x_in, weight = weight_in;
   apply_autocast(OpId::prelu, {&x, &weight});
-  check_floating("prelu", x);
+  check_floating_operand("prelu", x);
   FABRIC_CHECK(weight.defined(), ValueError, "prelu: got an undefined weight");
   FABRIC_CHECK(weight.dtype() == x.dtype(), DTypeError,
                "prelu: expects weight of the input's dtype ", dtype_name(x.dtype()), ", got ",
@@ -134,7 +125,7 @@ Tensor prelu(const Tensor& x_in, const Tensor& weight_in) {
 Tensor glu(const Tensor& x_in, int64_t dim) {
   Tensor x = x_in;
   apply_autocast(OpId::glu, {&x});
-  check_floating("glu", x);
+  check_floating_operand("glu", x);
   FABRIC_CHECK(x.dim() > 0, ShapeError,
                "glu: does not support scalars because halving size must be even");
   dim = wrap_dim(dim, x.dim(), "glu");
@@ -151,7 +142,7 @@ Tensor rrelu(const Tensor& a_in, const Scalar& lower, const Scalar& upper, bool 
              Generator* gen) {
   Tensor a = a_in;
   apply_autocast(OpId::rrelu, {&a});
-  check_floating("rrelu", a);
+  check_floating_operand("rrelu", a);
   const double lo = lower.to_double(), hi = upper.to_double();
   FABRIC_CHECK(lo <= hi, ValueError,
                "rrelu: Lower bound should be less than or equal to the upper bound, got lower=", lo,

@@ -2,6 +2,7 @@
 // forms: PyTorch's type promotion and broadcasting, argument checks, one kernel dispatch each.
 #include "tensor/autocast.h"
 #include "tensor/elementwise_kernels.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
 #include "tensor/op_attrs.h"
@@ -12,23 +13,11 @@
 namespace fabric {
 namespace {
 
-void check_operand(const char* op, const Tensor& t) {
-  FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(
-      !is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
-      " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
-}
-
 void check_pair(const char* op, const Tensor& a, const Tensor& b) {
-  check_operand(op, a);
-  check_operand(op, b);
+  check_elementwise_operand(op, a);
+  check_elementwise_operand(op, b);
   FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": tensors on different devices (",
                a.device(), " and ", b.device(), ")");
-}
-
-// The kernels see one dtype; the cast is internal, so autograd records the op on the originals.
-Tensor cast_for_kernel(const Tensor& t, DType dt) {
-  return t.dtype() == dt ? t : t.detach().to(dt);
 }
 
 // add/sub/mul/div on the CPU read a float operand narrower than the other one, which has the
@@ -141,7 +130,7 @@ Tensor binary_tt(OpId id, const char* name, BinaryOp op, const Tensor& a_in, con
 Tensor binary_ts(OpId id, const char* name, BinaryOp op, const Tensor& a_in, const Scalar& b) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
-  check_operand(name, a);
+  check_elementwise_operand(name, a);
   const DType ct = binary_result(op, result_type({&a}, {&b}));
   if (op == BinaryOp::sub) check_alpha(name, op, ct, 1, a.dtype(), b.natural_dtype());
   if (op == BinaryOp::pow) check_pow(ct, &b);
@@ -175,7 +164,7 @@ Tensor out_of_place(BinaryOp op, const Tensor& a, const Tensor* b, const Scalar*
 // leaf that requires grad raises).
 Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b, const Scalar* bs,
                        const Scalar& alpha) {
-  check_operand(name, a);
+  check_elementwise_operand(name, a);
   if (b) check_pair(name, a, *b);
   const DType ct = binary_result(op, b ? result_type({&a, b}) : result_type({&a}, {bs}));
   FABRIC_CHECK(can_cast(ct, a.dtype()), DTypeError, name, ": result type ", dtype_name(ct),
@@ -233,7 +222,7 @@ Tensor compare_tt(const char* name, CompareOp op, const Tensor& a, const Tensor&
 }
 
 Tensor compare_ts(const char* name, CompareOp op, const Tensor& a, const Scalar& b) {
-  check_operand(name, a);
+  check_elementwise_operand(name, a);
   const DType ct = result_type({&a}, {&b});
   Tensor out = empty(a.sizes(), {.dtype = DType::bool_, .device = a.device()});
   if (out.numel() == 0) return out;
@@ -364,7 +353,7 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
 Tensor where(const Tensor& cond, const Tensor& a_in, const Scalar& b) {
   Tensor a = a_in;
   apply_autocast(OpId::where, {&a});
-  check_operand("where", a);
+  check_elementwise_operand("where", a);
   const DType ct = result_type({&a}, {&b});
   // The scalar becomes a 0-dim tensor of the result dtype (exact: the result holds it anyway,
   // and one it cannot hold is refused, as in PyTorch: where(c, uint8 tensor, 1000)).

@@ -9,26 +9,9 @@
 #include "tensor/ops.h"
 #include "tensor/products_internal.h"
 #include "tensor/shape.h"
+#include "tensor/storage_view.h"
 
 namespace fabric {
-namespace {
-
-// A view of `base`'s storage that autograd follows to the base, as Tensor's own views are.
-Tensor make_diagonal_view(const Tensor& base, Shape sizes, Strides strides, int64_t offset) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = base.storage();
-  impl->offset = offset;
-  impl->sizes = std::move(sizes);
-  impl->strides = std::move(strides);
-  impl->dtype = base.dtype();
-  impl->is_view = true;
-  const TensorImpl& b = *base.impl();
-  impl->view_base = b.view_base ? b.view_base : base.impl_ptr();
-  impl->view_version = b.storage->version();
-  return Tensor(std::move(impl));
-}
-
-}  // namespace
 
 Tensor diagonal(const Tensor& a_in, int64_t offset, int64_t dim1, int64_t dim2) {
   Tensor a = a_in;
@@ -54,7 +37,7 @@ Tensor diagonal(const Tensor& a_in, int64_t offset, int64_t dim1, int64_t dim2) 
   }
   sizes.push_back(len);
   strides.push_back(a.stride(d1) + a.stride(d2));
-  Tensor out = make_diagonal_view(a, std::move(sizes), std::move(strides), start);
+  Tensor out = make_view(a, std::move(sizes), std::move(strides), start);
   const DiagonalAttrs attrs{a.sizes(), offset, d1, d2};
   record_op(OpId::diagonal, {a}, {&out}, &attrs);
   return out;

@@ -11,6 +11,7 @@
 #include "tensor/linalg_kernels.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
+#include "tensor/product_operands.h"
 #include "tensor/products_internal.h"
 
 namespace fabric {
@@ -26,13 +27,7 @@ Tensor raw_view(const Tensor& t, Shape sizes, Strides strides) {
 }
 
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
-  FABRIC_CHECK(a.defined() && b.defined(), ValueError, op, ": undefined operand");
-  FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": operands are on different devices (",
-               a.device(), " and ", b.device(), ")");
-  FABRIC_CHECK(a.dtype() == b.dtype(), DTypeError, op,
-               ": expected both operands to have the same dtype, but got ", dtype_name(a.dtype()),
-               " ", shape_str(a.sizes()), " and ", dtype_name(b.dtype()), " ",
-               shape_str(b.sizes()));
+  check_product_operands(op, a, b);
   const DType t = a.dtype();
   FABRIC_CHECK(
       t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16,

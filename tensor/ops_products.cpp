@@ -8,6 +8,7 @@
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/product_operands.h"
 #include "tensor/products_internal.h"
 #include "tensor/promotion.h"
 #include "tensor/shape.h"
@@ -16,16 +17,6 @@ namespace fabric {
 namespace {
 
 using detail::AutocastOff;
-
-void check_pair(const char* op, const Tensor& a, const Tensor& b) {
-  FABRIC_CHECK(a.defined() && b.defined(), ValueError, op, ": undefined operand");
-  FABRIC_CHECK(a.device() == b.device(), DeviceError, op, ": operands are on different devices (",
-               a.device(), " and ", b.device(), ")");
-  FABRIC_CHECK(a.dtype() == b.dtype(), DTypeError, op,
-               ": expected both operands to have the same dtype, but got ", dtype_name(a.dtype()),
-               " ", shape_str(a.sizes()), " and ", dtype_name(b.dtype()), " ",
-               shape_str(b.sizes()));
-}
 
 void check_gemm_dtype(const char* op, const Tensor& a) {
   const DType t = a.dtype();
@@ -40,7 +31,7 @@ void check_gemm_dtype(const char* op, const Tensor& a) {
 Tensor dot(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::dot, {&a, &b});
-  check_pair("dot", a, b);
+  check_product_operands("dot", a, b);
   FABRIC_CHECK(a.dim() == 1 && b.dim() == 1, ShapeError, "dot: expected two 1-D tensors, got ",
                shape_str(a.sizes()), " and ", shape_str(b.sizes()));
   FABRIC_CHECK(a.size(0) == b.size(0), ShapeError, "dot: inconsistent tensor sizes ",
@@ -74,7 +65,7 @@ Tensor tensordot(const Tensor& a_in, const Tensor& b_in, const std::vector<int64
   const char* op = "tensordot";
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::tensordot, {&a, &b});
-  check_pair(op, a, b);
+  check_product_operands(op, a, b);
   check_gemm_dtype(op, a);
   FABRIC_CHECK(dims_a.size() == dims_b.size(), ShapeError, op,
                ": both dim lists must have the same length, got ", dims_a.size(), " and ",
@@ -120,7 +111,7 @@ Tensor cross(const Tensor& a_in, const Tensor& b_in, int64_t dim) {
   const char* op = "cross";
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::cross, {&a, &b});
-  check_pair(op, a, b);
+  check_product_operands(op, a, b);
   FABRIC_CHECK(a.dim() == b.dim(), ShapeError, op,
                ": inputs must have the same number of dimensions, got ", shape_str(a.sizes()),
                " and ", shape_str(b.sizes()));
@@ -144,8 +135,8 @@ Tensor bilinear(const Tensor& x1_in, const Tensor& x2_in, const Tensor& weight_i
   const char* op = "bilinear";
   Tensor x1 = x1_in, x2 = x2_in, w = weight_in, bias = bias_in;
   apply_autocast(OpId::bilinear, {&x1, &x2, &w, &bias});
-  check_pair(op, x1, x2);
-  check_pair(op, x1, w);
+  check_product_operands(op, x1, x2);
+  check_product_operands(op, x1, w);
   check_gemm_dtype(op, x1);
   FABRIC_CHECK(w.dim() == 3, ShapeError, op,
                ": weight must be 3-D (out_features, in1_features, in2_features), got ",
@@ -163,7 +154,7 @@ Tensor bilinear(const Tensor& x1_in, const Tensor& x2_in, const Tensor& weight_i
                " must end in the weight's in1_features ", in1, " and in2_features ", in2,
                " (weight ", shape_str(w.sizes()), ")");
   if (bias.defined()) {
-    check_pair(op, x1, bias);
+    check_product_operands(op, x1, bias);
     FABRIC_CHECK(bias.dim() == 1 && bias.size(0) == out_f, ShapeError, op, ": bias ",
                  shape_str(bias.sizes()), " must be 1-D with out_features = ", out_f, " elements");
   }

@@ -3,6 +3,7 @@
 // tensors only (as in PyTorch).
 #include "tensor/autocast.h"
 #include "tensor/elementwise_kernels.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
@@ -11,17 +12,6 @@
 
 namespace fabric {
 namespace {
-
-void check_operand(const char* op, const Tensor& t) {
-  FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(
-      !is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
-      " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
-}
-
-Tensor cast_for_kernel(const Tensor& t, DType dt) {
-  return t.dtype() == dt ? t : t.detach().to(dt);
-}
 
 enum class Kind { promote_float, floating_only, keep_numeric };
 
@@ -38,7 +28,7 @@ Tensor unary(OpId id, const char* name, UnaryOp op, Kind kind, const Tensor& a_i
              const void* attrs = nullptr) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
-  check_operand(name, a);
+  check_elementwise_operand(name, a);
   const DType dt = a.dtype();
   DType out_dt = dt;
   switch (kind) {
@@ -136,7 +126,7 @@ Tensor gelu(const Tensor& a, std::string_view approximate) {
 }
 
 Tensor logical_not(const Tensor& a) {
-  check_operand("logical_not", a);
+  check_elementwise_operand("logical_not", a);
   // Not differentiable: nothing to record.
   return run_unary("logical_not", UnaryOp::logical_not, cast_for_kernel(a, DType::bool_),
                    DType::bool_);
@@ -145,7 +135,7 @@ Tensor logical_not(const Tensor& a) {
 Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar> max) {
   Tensor a = a_in;
   apply_autocast(OpId::clamp, {&a});
-  check_operand("clamp", a);
+  check_elementwise_operand("clamp", a);
   FABRIC_CHECK(min.has_value() || max.has_value(), ValueError,
                "clamp: at least one of 'min' or 'max' must be given (tensor of shape ",
                shape_str(a.sizes()), ")");

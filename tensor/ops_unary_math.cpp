@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "tensor/autocast.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/math_kernels.h"
 #include "tensor/op_record.h"
@@ -13,17 +14,10 @@
 namespace fabric {
 namespace {
 
-void check_operand(const char* op, const Tensor& t) {
-  FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
-  FABRIC_CHECK(
-      !is_fp8(t.dtype()), DTypeError, op, ": ", dtype_name(t.dtype()),
-      " tensors are not supported (fp8 is a storage format here; cast to a wider dtype first)");
-}
-
 Tensor math_unary(OpId id, const char* name, MathUnaryOp op, const Tensor& a_in) {
   Tensor a = a_in;
   apply_autocast(id, {&a});
-  check_operand(name, a);
+  check_elementwise_operand(name, a);
   const DType out_dt = float_result_dtype(a.dtype());
   Tensor out = empty(a.sizes(), {.dtype = out_dt, .device = a.device()});
   if (out.numel() > 0) {
@@ -71,19 +65,19 @@ FABRIC_MATH_UNARY(erfinv)
 // The masks are comparisons (x != x is NaN alone; |x| < inf is false for NaN and +-inf alone), so
 // every device that compares has them; integers and bool hold neither NaN nor inf.
 Tensor isnan(const Tensor& a) {
-  check_operand("isnan", a);
+  check_elementwise_operand("isnan", a);
   const Tensor x = a.detach();
   return is_floating(x.dtype()) ? ne(x, x)
                                 : zeros(x.sizes(), {.dtype = DType::bool_, .device = x.device()});
 }
 Tensor isinf(const Tensor& a) {
-  check_operand("isinf", a);
+  check_elementwise_operand("isinf", a);
   const Tensor x = a.detach();
   return is_floating(x.dtype()) ? eq(abs(x), std::numeric_limits<double>::infinity())
                                 : zeros(x.sizes(), {.dtype = DType::bool_, .device = x.device()});
 }
 Tensor isfinite(const Tensor& a) {
-  check_operand("isfinite", a);
+  check_elementwise_operand("isfinite", a);
   const Tensor x = a.detach();
   return is_floating(x.dtype()) ? lt(abs(x), std::numeric_limits<double>::infinity())
                                 : ones(x.sizes(), {.dtype = DType::bool_, .device = x.device()});
@@ -93,7 +87,7 @@ Tensor nan_to_num(const Tensor& a_in, double nan, std::optional<double> posinf,
                   std::optional<double> neginf) {
   Tensor a = a_in;
   apply_autocast(OpId::nan_to_num, {&a});
-  check_operand("nan_to_num", a);
+  check_elementwise_operand("nan_to_num", a);
   // Integers and bool have nothing to replace: a copy, as torch.
   if (!is_floating(a.dtype())) return a.detach().clone();
   const double big = finite_max(a.dtype());

@@ -15,24 +15,11 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
+#include "tensor/storage_view.h"
 #include "tensor/strided_loop.h"
 
 namespace fabric {
 namespace {
-
-Tensor make_view(const Tensor& base, Shape sizes, Strides strides, int64_t offset) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = base.storage();
-  impl->offset = offset;
-  impl->sizes = std::move(sizes);
-  impl->strides = std::move(strides);
-  impl->dtype = base.dtype();
-  impl->is_view = true;
-  const TensorImpl& b = *base.impl();
-  impl->view_base = b.view_base ? b.view_base : base.impl_ptr();
-  impl->view_version = b.storage->version();
-  return Tensor(std::move(impl));
-}
 
 // Resolves a single -1 in a requested shape against numel; throws naming `op`.
 Shape infer_shape(const Shape& requested, int64_t numel, const Shape& from, const char* op) {

@@ -5,36 +5,13 @@
 #include <cstdint>
 
 #include "tensor/dtype.h"
+#include "tensor/linalg_kernels.h"
 
 namespace fabric::cpu {
 
-struct GemmArgs {
-  // For b in [0, batch): C[b] (M x N) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) + bias
-  //                                      + beta * C[b].
-  // Supported: all f32; all f64; bf16 x bf16 -> f32 or bf16; f16 x f16 -> f32 or f16.
-  int64_t batch = 1, M = 0, N = 0, K = 0;
-  DType a_dtype = DType::float32, b_dtype = DType::float32, c_dtype = DType::float32;
-  // Row-major. trans_a: A is stored as (K x M) with leading dim lda (likewise B as (N x K)).
-  // stride_* = elements between consecutive batches; 0 broadcasts that operand (not allowed for C
-  // when batch > 1).
-  const void* A = nullptr;
-  int64_t lda = 0;
-  int64_t stride_a = 0;
-  bool trans_a = false;
-  const void* B = nullptr;
-  int64_t ldb = 0;
-  int64_t stride_b = 0;
-  bool trans_b = false;
-  void* C = nullptr;
-  int64_t ldc = 0;
-  int64_t stride_c = 0;
-  // beta == 0 means C is not read (NaN/garbage in C does not propagate), as in BLAS.
-  float alpha = 1.f, beta = 0.f;
-  // Optional (N) row vector added to every row of every C[b], after the alpha scaling. Its dtype is
-  // float32, or the input dtype for bf16/f16 inputs, or float64 for f64.
-  const void* bias = nullptr;
-  DType bias_dtype = DType::float32;
-};
+// The device-neutral GEMM description (tensor/linalg_kernels.h): the op layer hands its GemmDesc
+// to the CPU kernel as it is.
+using GemmArgs = GemmDesc;
 
 // Throws DTypeError for an unsupported dtype combination and ValueError for bad sizes, leading
 // dims, strides or null pointers. Thread-safe: may be called from several threads at once.

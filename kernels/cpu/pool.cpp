@@ -69,19 +69,29 @@ void for_planes(const Pool2dDesc& d, F&& f) {
   run_tasks(d.planes, work > 32768, f);
 }
 
+// The 2x2/stride-2 kernels (pool_2x2.h, float32 and narrower types) over every plane, when they
+// take the problem: plane(p) runs one plane. False when they do not (the caller's loops run).
+// plane takes `auto p` so that it is not instantiated for double, which has no such kernel.
+template <typename T, typename Plane>
+bool run_pool_2x2(const Pool2dDesc& d, const Plane& plane) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;
+  } else {
+    if (!is_pool_2x2(d)) return false;
+    for_planes(d, plane);
+    return true;
+  }
+}
+
 template <typename T>
 void max_forward(const Pool2dDesc& d, const void* xv, void* yv) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
   using A = acc_t<T>;
-  if constexpr (!std::is_same_v<T, double>) {
-    if (is_pool_2x2(d)) {
-      for_planes(d, [&](int64_t p) {
+  if (run_pool_2x2<T>(d, [&](auto p) {
         max_pool_2x2_forward_plane<T>(d, x + p * d.H * d.W, y + p * d.OH * d.OW);
-      });
-      return;
-    }
-  }
+      }))
+    return;
   for_planes(d, [&](int64_t p) {
     const T* xp = x + p * d.H * d.W;
     T* yp = y + p * d.OH * d.OW;
@@ -109,14 +119,10 @@ template <typename T>
 void avg_forward(const Pool2dDesc& d, const void* xv, void* yv) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
-  if constexpr (!std::is_same_v<T, double>) {
-    if (is_pool_2x2(d)) {
-      for_planes(d, [&](int64_t p) {
+  if (run_pool_2x2<T>(d, [&](auto p) {
         avg_pool_2x2_forward_plane<T>(d, x + p * d.H * d.W, y + p * d.OH * d.OW);
-      });
-      return;
-    }
-  }
+      }))
+    return;
   for_planes(d, [&](int64_t p) {
     const T* xp = x + p * d.H * d.W;
     T* yp = y + p * d.OH * d.OW;
@@ -137,14 +143,10 @@ void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dx
   const T* dy = static_cast<const T*>(dyv);
   const T* x = static_cast<const T*>(xv);
   T* dx = static_cast<T*>(dxv);
-  if constexpr (!std::is_same_v<T, double>) {
-    if (is_pool_2x2(d)) {
-      for_planes(d, [&](int64_t p) {
+  if (run_pool_2x2<T>(d, [&](auto p) {
         max_pool_2x2_backward_plane<T>(d, dy + p * d.OH * d.OW, x + p * d.H * d.W, dx + p * d.H * d.W);
-      });
-      return;
-    }
-  }
+      }))
+    return;
   if constexpr (std::is_same_v<T, float>) {
     if (fits_max_pool_any(d)) {
       for_planes(d, [&](int64_t p) {
@@ -182,14 +184,10 @@ template <typename T>
 void avg_backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   const T* dy = static_cast<const T*>(dyv);
   T* dx = static_cast<T*>(dxv);
-  if constexpr (!std::is_same_v<T, double>) {
-    if (is_pool_2x2(d)) {
-      for_planes(d, [&](int64_t p) {
+  if (run_pool_2x2<T>(d, [&](auto p) {
         avg_pool_2x2_backward_plane<T>(d, dy + p * d.OH * d.OW, dx + p * d.H * d.W);
-      });
-      return;
-    }
-  }
+      }))
+    return;
   for_planes(d, [&](int64_t p) {
     const T* gp = dy + p * d.OH * d.OW;
     T* dp = dx + p * d.H * d.W;

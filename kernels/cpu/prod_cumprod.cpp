@@ -58,48 +58,30 @@ void cumprod_typed(const ScanGeometry& g) {
   }
 }
 
-template <template <typename> class K>
-void run_typed(const char* name, const ScanGeometry& g) {
+// kernel(T{}) for the dtypes torch's prod/cumprod have CPU kernels for (not fp8 or bool).
+template <typename Kernel>
+void run_typed(const char* name, const ScanGeometry& g, const Kernel& kernel) {
   FABRIC_CHECK(g.in_dtype == g.out_dtype, DTypeError, name, " kernel: input ",
                dtype_name(g.in_dtype), " and output ", dtype_name(g.out_dtype), " differ");
   if (g.outer * g.inner == 0) return;
-  switch (g.out_dtype) {
-    case DType::float32:
-      return K<float>::run(g);
-    case DType::float64:
-      return K<double>::run(g);
-    case DType::bfloat16:
-      return K<BFloat16>::run(g);
-    case DType::float16:
-      return K<Half>::run(g);
-    case DType::int64:
-      return K<int64_t>::run(g);
-    case DType::int32:
-      return K<int32_t>::run(g);
-    case DType::int8:
-      return K<int8_t>::run(g);
-    case DType::uint8:
-      return K<uint8_t>::run(g);
-    default:
-      break;
-  }
-  throw DTypeError(
-      ::fabric::detail::cat(name, " kernel: no CPU kernel for ", dtype_name(g.out_dtype)));
+  visit_dtype(g.out_dtype, [&](auto t) {
+    using T = decltype(t);
+    if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2> ||
+                  std::is_same_v<T, bool>) {
+      throw DTypeError(
+          ::fabric::detail::cat(name, " kernel: no CPU kernel for ", dtype_name(g.out_dtype)));
+    } else {
+      kernel(t);
+    }
+  });
 }
 
-template <typename T>
-struct Prod {
-  static void run(const ScanGeometry& g) { prod_typed<T>(g); }
-};
-template <typename T>
-struct Cumprod {
-  static void run(const ScanGeometry& g) { cumprod_typed<T>(g); }
-};
-
-void prod_kernel(const ScanGeometry& g) { run_typed<Prod>("prod", g); }
+void prod_kernel(const ScanGeometry& g) {
+  run_typed("prod", g, [&](auto t) { prod_typed<decltype(t)>(g); });
+}
 void cumprod_kernel(const ScanGeometry& g) {
   if (g.len == 0) return;
-  run_typed<Cumprod>("cumprod", g);
+  run_typed("cumprod", g, [&](auto t) { cumprod_typed<decltype(t)>(g); });
 }
 
 }  // namespace

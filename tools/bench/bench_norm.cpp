@@ -3,8 +3,6 @@
 // and forward + backward (a given output gradient), at 1 and 2 threads, in ms, next to PyTorch
 // (tools/bench/torch_norm.py) measured in the same run.
 //   bench_norm [reps]
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,7 +15,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "tools/bench/torch_rows.h"
+#include "tools/bench/fwd_bwd_rows.h"
 
 using namespace fabric;
 
@@ -56,36 +54,20 @@ int main(int argc, char** argv) {
       {"layer_norm", {4096, 1024}, 1024,
        [](auto& x, auto& w, auto& b, auto&, auto&) { return layer_norm(x, {1024}, w, b, 1e-5); }},
   };
-  std::printf("%-13s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
-              "fwd+bwd", "torch", "/torch");
+  bench::print_fwd_bwd_header(13);
   manual_seed(0);
   for (const Case& c : cases) {
     Tensor x = randn(c.shape).set_requires_grad(true);
     Tensor w = randn({c.channels}).set_requires_grad(true);
     Tensor b = randn({c.channels}).set_requires_grad(true);
     const Tensor rm = zeros({c.channels}), rv = ones({c.channels}), g = randn(c.shape);
-    for (int thr : {1, 2}) {
-      omp_set_num_threads(thr);
-      const double fwd = bench::median_ms([&] {
-        NoGradGuard no_grad;
-        Tensor y = c.fn(x, w, b, rm, rv);
-      }, g_reps);
-      const double both = bench::median_ms([&] {
-        for (const Tensor* t : {&x, &w, &b}) zero_grad(*t);
-        c.fn(x, w, b, rm, rv).backward(g);
-      }, g_reps);
-      std::printf("%-13s %3d %9.3f", c.name, thr, fwd);
-      auto it = torch.find({c.name, thr});
-      if (it == torch.end()) {
-        std::printf(" %9s %7s %9.3f %9s %7s\n", "-", "-", both, "-", "-");
-      } else {
-        const auto [tf, tb] = it->second;
-        // /torch > 1: we are faster.
-        std::printf(" %9.3f %7.2f %9.3f %9.3f %7.2f\n", tf, tf / fwd, both, tb, tb / both);
-      }
-      std::fflush(stdout);
-    }
+    bench::time_fwd_bwd_rows(
+        torch, c.name, 13, g_reps, [&] { c.fn(x, w, b, rm, rv); },
+        [&] {
+          for (const Tensor* t : {&x, &w, &b}) zero_grad(*t);
+          c.fn(x, w, b, rm, rv).backward(g);
+        });
   }
-  std::printf("\n/torch: PyTorch's time over ours (above 1: ours is faster).\n");
+  bench::print_fwd_bwd_footer();
   return 0;
 }

@@ -3,8 +3,6 @@
 // avg_pool2d 2x2, float32 (and bfloat16 for one case), forward and forward + backward, at 1 and
 // 2 threads, in ms, next to PyTorch (tools/bench/torch_pool.py) measured in the same run.
 //   bench_pool [reps]
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,7 +15,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "tools/bench/torch_rows.h"
+#include "tools/bench/fwd_bwd_rows.h"
 
 using namespace fabric;
 
@@ -50,8 +48,7 @@ int main(int argc, char** argv) {
       {"avg2x2_32x32", {64, 32, 32, 32}, DType::float32,
        [](const Tensor& x) { return avg_pool2d(x, {2}); }},
   };
-  std::printf("%-13s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
-              "fwd+bwd", "torch", "/torch");
+  bench::print_fwd_bwd_header(13);
   manual_seed(0);
   for (const Case& c : cases) {
     Tensor x = randn(c.shape).to(c.dtype).set_requires_grad(true);
@@ -60,28 +57,13 @@ int main(int argc, char** argv) {
       NoGradGuard no_grad;
       g = randn(c.fn(x).sizes()).to(c.dtype);
     }
-    for (int thr : {1, 2}) {
-      omp_set_num_threads(thr);
-      const double fwd = bench::median_ms([&] {
-        NoGradGuard no_grad;
-        Tensor y = c.fn(x);
-      }, g_reps);
-      const double both = bench::median_ms([&] {
-        zero_grad(x);
-        c.fn(x).backward(g);
-      }, g_reps);
-      std::printf("%-13s %3d %9.3f", c.name, thr, fwd);
-      auto it = torch.find({c.name, thr});
-      if (it == torch.end()) {
-        std::printf(" %9s %7s %9.3f %9s %7s\n", "-", "-", both, "-", "-");
-      } else {
-        const auto [tf, tb] = it->second;
-        // /torch > 1: we are faster.
-        std::printf(" %9.3f %7.2f %9.3f %9.3f %7.2f\n", tf, tf / fwd, both, tb, tb / both);
-      }
-      std::fflush(stdout);
-    }
+    bench::time_fwd_bwd_rows(
+        torch, c.name, 13, g_reps, [&] { c.fn(x); },
+        [&] {
+          zero_grad(x);
+          c.fn(x).backward(g);
+        });
   }
-  std::printf("\n/torch: PyTorch's time over ours (above 1: ours is faster).\n");
+  bench::print_fwd_bwd_footer();
   return 0;
 }

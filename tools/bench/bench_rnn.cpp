@@ -4,8 +4,6 @@
 // time as compositions of linear and pointwise ops (tensor/ops_rnn.cpp). Run it after
 // `eval "$(tools/bench/torch_env.sh)"`, or torch's matmuls run on the reference BLAS.
 //   bench_rnn [reps]
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +18,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
-#include "tools/bench/torch_rows.h"
+#include "tools/bench/fwd_bwd_rows.h"
 
 using namespace fabric;
 
@@ -54,8 +52,7 @@ int main(int argc, char** argv) {
        {128, 8, 128},
        nn::make<nn::LSTM>({.input_size = 128, .hidden_size = 128, .num_layers = 2})},
   };
-  std::printf("%-18s %3s %9s %9s %7s %9s %9s %7s\n", "case", "thr", "fwd", "torch", "/torch",
-              "fwd+bwd", "torch", "/torch");
+  bench::print_fwd_bwd_header(18);
   for (const Case& c : cases) {
     Tensor x = randn(c.input).set_requires_grad(true);
     Tensor g;
@@ -63,33 +60,14 @@ int main(int argc, char** argv) {
       NoGradGuard no_grad;
       g = randn(c.layer->forward(x).sizes());
     }
-    for (int thr : {1, 2}) {
-      omp_set_num_threads(thr);
-      const double fwd = bench::median_ms(
-          [&] {
-            NoGradGuard no_grad;
-            Tensor y = c.layer->forward(x);
-          },
-          g_reps);
-      const double both = bench::median_ms(
-          [&] {
-            zero_grad(x);
-            c.layer->zero_grad();
-            c.layer->forward(x).backward(g);
-          },
-          g_reps);
-      std::printf("%-18s %3d %9.3f", c.name, thr, fwd);
-      auto it = torch.find({c.name, thr});
-      if (it == torch.end()) {
-        std::printf(" %9s %7s %9.3f %9s %7s\n", "-", "-", both, "-", "-");
-      } else {
-        const auto [tf, tb] = it->second;
-        // /torch > 1: we are faster.
-        std::printf(" %9.3f %7.2f %9.3f %9.3f %7.2f\n", tf, tf / fwd, both, tb, tb / both);
-      }
-      std::fflush(stdout);
-    }
+    bench::time_fwd_bwd_rows(
+        torch, c.name, 18, g_reps, [&] { c.layer->forward(x); },
+        [&] {
+          zero_grad(x);
+          c.layer->zero_grad();
+          c.layer->forward(x).backward(g);
+        });
   }
-  std::printf("\n/torch: PyTorch's time over ours (above 1: ours is faster).\n");
+  bench::print_fwd_bwd_footer();
   return 0;
 }

@@ -3,7 +3,8 @@
 # forward+backward on the same shapes. Prints "B H T hs dtype fwd_ms fwdbwd_ms" lines.
 import math
 import sys
-import time
+
+from torch_timing import median_ms
 
 
 def main():
@@ -17,17 +18,6 @@ def main():
         return
     torch.set_num_threads(threads)
     print(f"torch: {torch.__version__}, {torch.get_num_threads()} threads")
-
-    def median_ms(fn):
-        for _ in range(2):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        ts.sort()
-        return ts[len(ts) // 2] * 1e3
 
     for (B, H, T, hs) in shapes:
         mask = torch.ones(T, T, dtype=torch.bool).tril()
@@ -47,7 +37,7 @@ def main():
             def forward_backward():
                 attend().backward(g)
 
-            print(f"{B} {H} {T} {hs} {name} {median_ms(forward):.4f} {median_ms(forward_backward):.4f}",
+            print(f"{B} {H} {T} {hs} {name} {median_ms(forward, reps):.4f} {median_ms(forward_backward, reps):.4f}",
                   flush=True)
 
 

@@ -1,20 +1,14 @@
 # PyTorch's side of bench_norm: the same normalisations on the same shapes, printed as
 # "case threads fwd_ms fwdbwd_ms" lines (medians).
-import sys
-
-from torch_timing import median_ms
+from torch_timing import bench_args, import_torch, median_ms
 
 
 def main():
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 7
-    threads = [int(t) for t in (sys.argv[2] if len(sys.argv) > 2 else "1,2").split(",")]
-    try:
-        import torch
-        import torch.nn.functional as F
-    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
-        print(f"torch: not available ({type(e).__name__}: {e})")
+    reps, threads = bench_args(7)
+    torch = import_torch()
+    if torch is None:
         return
-    print(f"torch: {torch.__version__}")
+    import torch.nn.functional as F
 
     torch.manual_seed(0)
     cases = {

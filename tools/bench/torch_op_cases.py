@@ -4,21 +4,17 @@
 #   <script> [reps] [threads, e.g. 1 or 1,2] [cases, e.g. copy_16M,transpose_copy_2048]
 import sys
 
-from torch_timing import median_ms
+from torch_timing import bench_args, import_torch, median_ms
 
 
 def run_op_cases(make_cases):
     """make_cases(torch, F) -> {name: (make inputs, fn, has backward)}."""
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    threads = [int(t) for t in (sys.argv[2] if len(sys.argv) > 2 else "1").split(",")]
+    reps, threads = bench_args(5, "1")
     only = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None
-    try:
-        import torch
-        import torch.nn.functional as F
-    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
-        print(f"torch: not available ({type(e).__name__}: {e})")
+    torch = import_torch()
+    if torch is None:
         return
-    print(f"torch: {torch.__version__}")
+    import torch.nn.functional as F
     cases = make_cases(torch, F)
     torch.manual_seed(0)
     for name, (make, fn, has_bwd) in cases.items():

@@ -1,0 +1,20 @@
+// The operand checks and the kernel-side cast that the elementwise ops (binary, unary, the math
+// family, the activations) share, so each op refuses the same inputs with the same message.
+#pragma once
+#include "tensor/dtype.h"
+#include "tensor/tensor.h"
+
+namespace fabric {
+
+// ValueError for an undefined tensor; DTypeError for fp8 (a storage format here, no kernels).
+void check_elementwise_operand(const char* op, const Tensor& t);
+
+// The activations take floating tensors only, as torch's kernels (not built for integers):
+// ValueError for an undefined tensor, DTypeError for anything but float64/32/16 and bfloat16.
+void check_floating_operand(const char* op, const Tensor& t);
+
+// t in dtype `dt` for a kernel that sees one dtype: t itself, or a detached copy (the cast is
+// internal, so autograd records the op on the originals).
+Tensor cast_for_kernel(const Tensor& t, DType dt);
+
+}  // namespace fabric
