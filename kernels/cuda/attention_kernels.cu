@@ -55,6 +55,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_cudnn.h"
+#include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/attention_row_dot.cuh"
 #include "kernels/cuda/reduce_util.cuh"
@@ -63,6 +64,9 @@
 
 namespace fabric::cuda {
 namespace {
+
+using attention::BlockPos;
+using attention::causal_keeps;
 
 constexpr int kGroup = 8;                  // lanes per row
 constexpr int kRows = 32;                  // rows owned by a block
@@ -91,6 +95,11 @@ __device__ __forceinline__ float group_sum(float v) {
   for (int m = kGroup / 2; m > 0; m /= 2) v += shfl_xor(v, m);
   return v;
 }
+
+// exp for attention::softmax_step: these kernels' scores are in natural-log units.
+struct ExpE {
+  FABRIC_CUDA_HD float operator()(float x) const { return expf(x); }
+};
 
 // One operand of the problem: element strides between batches, heads and rows, last dim
 // contiguous. Also used for the contiguous (batch, heads, rows, cols) tensors of the backward.
@@ -160,75 +169,67 @@ __device__ __forceinline__ float slice_dot(const float (&x)[kSlice], const float
 // ---- dropout -----------------------------------------------------------------------------------
 
 struct DropoutParams {
-  bool on;             // dropout_p > 0: the host launches the kernels with kDrop = true
-  uint32_t threshold;  // keep iff (word >> 8) < threshold, threshold = ceil((1-p) 2^24)
-  float scale;         // 1/(1-p) rounded to the element type
-  uint64_t seed, offset;
+  bool on;                   // dropout_p > 0: the host launches the kernels with kDrop = true
+  float scale;               // 1/(1-p) rounded to the element type
+  attention::KeepDraw draw;  // seed, offset, threshold = ceil((1-p) 2^24)
 };
 
 // The 32 keys of one query span at most 9 Philox blocks (4 elements each).
-constexpr int kDropBlocksPerRow = (kTile + 3) / 4 + 1;
+constexpr int kDropBlocksPerRow = attention::keep_tasks_per_row(kTile);
 
 // keep[qi][kj] = whether element (query q0 + qi, key k0 + kj) of head bh is kept, 0 for queries
-// past L or keys past S. Row qi's elements have the consecutive indices base + kj, base = (bh L +
-// q0 + qi) S + k0; task (qi, c) draws Philox block base / 4 + c and writes the elements of its 4
-// words that fall in [0, kTile): each element is written by exactly one task. Called by all
-// threads of the block; a barrier must follow before keep is read.
+// past L or keys past S: the kTile x 9 tasks of attention::draw_keep_task (one Philox block each,
+// about one per thread) rather than one draw per element per lane. Called by all threads of the
+// block; a barrier must follow before keep is read.
 __device__ __forceinline__ void draw_keep_tile(uint8_t (&keep)[kTile][kTile],
                                                const DropoutParams& d, int64_t bh, int64_t L,
                                                int64_t S, int64_t q0, int64_t k0) {
-  const int64_t kw = S - k0 < kTile ? S - k0 : kTile;  // keys present in the tile
-  for (int t = static_cast<int>(threadIdx.x); t < kTile * kDropBlocksPerRow; t += kThreads) {
-    const int qi = t / kDropBlocksPerRow, c = t % kDropBlocksPerRow;
-    const int64_t i = q0 + qi;
-    const int64_t base = (bh * L + i) * S + k0;
-    const int64_t block = base / 4 + c;
-    const int e0 = static_cast<int>(block * 4 - base);  // tile column of word 0, in [-3, 32]
-    const bool used = i < L && e0 + 3 >= 0 && e0 < kw;
-    uint32_t w[4] = {0u, 0u, 0u, 0u};
-    if (used) {
-      const uint64_t counter = d.offset + static_cast<uint64_t>(block);
-      const uint32_t ctr[4] = {static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
-                               0u, 0u};
-      philox4x32_10(ctr, static_cast<uint32_t>(d.seed), static_cast<uint32_t>(d.seed >> 32), w);
-    }
-#pragma unroll
-    for (int x = 0; x < 4; ++x) {
-      const int e = e0 + x;
-      if (e >= 0 && e < kTile) keep[qi][e] = used && e < kw && (w[x] >> 8) < d.threshold;
-    }
-  }
+  for (int t = static_cast<int>(threadIdx.x); t < kTile * kDropBlocksPerRow; t += kThreads)
+    attention::draw_keep_task<kTile>(keep, d.draw, bh, L, S, q0, k0, t / kDropBlocksPerRow,
+                                     t % kDropBlocksPerRow);
 }
 
-// Block numbering (see the header): tile-major, so one tile index spans all (batch, head)s.
-struct BlockPos {
-  int64_t tile, b, h, bh;
+// Where this thread stands (the thread layout of the header): its lane g in its row's group, its
+// row r of the block, the block's (batch, head, tile) in the tile-major numbering, the block's
+// first row, this thread's row (a query, or a key in the dK/dV kernel) and whether that row exists
+// (is below `rows`, L or S).
+struct ThreadRow {
+  int g, r;
+  BlockPos pos;
+  int64_t first, row;
+  bool present;
 };
-__device__ __forceinline__ BlockPos block_pos(int64_t bh_count, int64_t heads, int64_t tiles,
-                                              bool last_tile_first) {
-  const int64_t id = static_cast<int64_t>(blockIdx.x);
-  BlockPos p;
-  const int64_t t = id / bh_count;
-  p.tile = last_tile_first ? tiles - 1 - t : t;
-  p.bh = id - t * bh_count;
-  p.b = p.bh / heads;
-  p.h = p.bh - p.b * heads;
-  return p;
+__device__ __forceinline__ ThreadRow thread_row(int64_t bh_count, int64_t heads, int64_t tiles,
+                                                int64_t rows, bool last_tile_first) {
+  ThreadRow t;
+  t.g = static_cast<int>(threadIdx.x) % kGroup;
+  t.r = static_cast<int>(threadIdx.x) / kGroup;
+  t.pos = attention::block_pos(static_cast<int64_t>(blockIdx.x), bh_count, heads, tiles,
+                               last_tile_first);
+  t.first = t.pos.tile * kRows;
+  t.row = t.first + t.r;
+  t.present = t.row < rows;
+  return t;
 }
 
 // ---- forward ----------------------------------------------------------------------------------
 
+// The problem, as the forward and the backward kernels both see it (set_problem).
 template <typename T>
-struct ForwardParams {
+struct ProblemParams {
   Operand<T> q, k, v;
-  T* out;      // contiguous (batch, heads, L, Ev)
-  float* lse;  // contiguous (batch, heads, L)
   int64_t bh, heads, L, S;
   int E, Ev;
   int64_t q_tiles;
   float scale;
   bool causal;
   DropoutParams drop;
+};
+
+template <typename T>
+struct ForwardParams : ProblemParams<T> {
+  T* out;      // contiguous (batch, heads, L, Ev)
+  float* lse;  // contiguous (batch, heads, L)
 };
 
 template <typename T, int kD, bool kDrop>
@@ -238,11 +239,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
   __shared__ float vs[kTile][kD];
   __shared__ uint8_t keep[kRows][kTile];  // [query][key], when dropout is on
 
-  const int g = static_cast<int>(threadIdx.x) % kGroup;
-  const int r = static_cast<int>(threadIdx.x) / kGroup;
-  const BlockPos pos = block_pos(a.bh, a.heads, a.q_tiles, true);
-  const int64_t q0 = pos.tile * kRows, i = q0 + r;
-  const bool row_ok = i < a.L;
+  const auto [g, r, pos, q0, i, row_ok] = thread_row(a.bh, a.heads, a.q_tiles, a.L, true);
 
   float q[kSlice];
   load_slice<T, kSlice>(q, a.q.row(pos.b, pos.h, row_ok ? i : 0), row_ok, a.E, g);
@@ -254,7 +251,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
   // Keys at or past q0 + kRows are above the diagonal for every row of the block. The loop
   // bounds are block-uniform, so the __syncthreads inside are reached by all threads. Rows past L
   // run along on zero q (their results are never stored) to keep the block in step.
-  const int64_t k_end = a.causal ? (a.S < q0 + kRows ? a.S : q0 + kRows) : a.S;
+  const int64_t k_end = attention::key_end(a.causal, a.S, q0, kRows);
   for (int64_t k0 = 0; k0 < k_end; k0 += kTile) {
     __syncthreads();  // the previous tile's readers are done
     load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
@@ -269,20 +266,20 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
 #pragma unroll
     for (int j = 0; j < kTile; ++j) {
       const int64_t key = k0 + j;
-      const bool ok = key < a.S && (!a.causal || key <= i);
+      const bool ok = key < a.S && causal_keeps(a.causal, i, key);
       const float dot = group_sum(s[j]);  // outside the select: every lane must shuffle
       s[j] = ok ? dot * a.scale : -dev_inf<float>();
       tile_max = fmaxf(tile_max, s[j]);
     }
-    // The first tile holds key 0, which every row attends (causal keeps j = 0 <= i), so m_new is
-    // finite from the first tile on: exp(m - m_new) is 0 there (m = -inf) and exp(-inf) = 0
-    // removes the masked keys, without a special case.
-    const float m_new = fmaxf(m, tile_max);
-    const float alpha = dev_exp(m - m_new);
+    // The first tile holds key 0, which every row attends (causal keeps j = 0 <= i), so the max
+    // is finite from the first tile on: alpha is 0 there (m = -inf) and exp(-inf) = 0 removes the
+    // masked keys (softmax_step's guard would keep a row with nothing attended at 0, not NaN).
+    const attention::SoftmaxStep step = attention::softmax_step(m, tile_max, ExpE{});
+    const float alpha = step.alpha;
     float p_sum = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTile; ++j) {
-      s[j] = dev_exp(s[j] - m_new);
+      s[j] = dev_exp(s[j] - step.base);
       p_sum += s[j];
     }
     l = l * alpha + p_sum;
@@ -298,7 +295,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
 #pragma unroll
       for (int c = 0; c < kSlice; ++c) acc[c] = fmaf(s[j], vs[j][g + c * kGroup], acc[c]);
     }
-    m = m_new;
+    m = step.m;
   }
 
   if (!row_ok) return;  // no barrier follows
@@ -310,18 +307,12 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(ForwardPara
 // ---- backward ---------------------------------------------------------------------------------
 
 template <typename T>
-struct BackwardParams {
-  Operand<T> q, k, v;
-  Operand<T> grad_out;   // contiguous (batch, heads, L, Ev)
-  const float* lse;      // (batch, heads, L)
-  const float* d;        // (batch, heads, L), from attention_row_dot.cuh
+struct BackwardParams : ProblemParams<T> {
+  Operand<T> grad_out;          // contiguous (batch, heads, L, Ev)
+  const float* lse;             // (batch, heads, L)
+  const float* d;               // (batch, heads, L), from attention_row_dot.cuh
   T *grad_q, *grad_k, *grad_v;  // contiguous (batch, heads, L|S, E|Ev)
-  int64_t bh, heads, L, S;
-  int E, Ev;
-  int64_t q_tiles, k_tiles;
-  float scale;
-  bool causal;
-  DropoutParams drop;
+  int64_t k_tiles;
 };
 
 // dK, dV for 32 keys of one (batch, head): query tiles stream through shared memory with their
@@ -335,11 +326,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
   __shared__ float d_s[kTile];
   __shared__ uint8_t keep[kTile][kRows];  // [query][key], when dropout is on
 
-  const int g = static_cast<int>(threadIdx.x) % kGroup;
-  const int r = static_cast<int>(threadIdx.x) / kGroup;
-  const BlockPos pos = block_pos(a.bh, a.heads, a.k_tiles, false);
-  const int64_t k0 = pos.tile * kRows, j = k0 + r;
-  const bool key_ok = j < a.S;
+  const auto [g, r, pos, k0, j, key_ok] = thread_row(a.bh, a.heads, a.k_tiles, a.S, false);
 
   float kr[kSlice], vr[kSlice], dk[kSlice], dv[kSlice];
   load_slice<T, kSlice>(kr, a.k.row(pos.b, pos.h, key_ok ? j : 0), key_ok, a.E, g);
@@ -350,7 +337,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
   // Queries before k0 attend none of these keys under the causal mask. When the first such
   // tile is already past L (keys beyond the last query when L < S), the loop does not run and
   // the zero gradients are written.
-  const int64_t q_begin = a.causal ? (k0 / kTile) * kTile : 0;
+  const int64_t q_begin = attention::query_begin(a.causal, k0);
   const int64_t stat_base = pos.bh * a.L;
   for (int64_t q0 = q_begin; q0 < a.L; q0 += kTile) {
     __syncthreads();  // the previous tile's readers are done
@@ -371,7 +358,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kv_kernel(Backwar
       // Same products in the same order as the forward's score, so P matches the forward's.
       const float s = group_sum(slice_dot<kD, kSlice>(kr, qs, ii, g));
       const float dp = group_sum(slice_dot<kD, kSlice>(vr, dos, ii, g));
-      const bool ok = key_ok && i < a.L && (!a.causal || j <= i);
+      const bool ok = key_ok && i < a.L && causal_keeps(a.causal, i, j);
       // A select, not a multiply by 0: absent rows have lse = 0 and would give exp(s) otherwise.
       const float p = ok ? dev_exp(s * a.scale - lse_s[ii]) : 0.0f;
       // Dropout: dV takes Z P, dS = P (Z dP - D).
@@ -405,11 +392,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(Backward
   __shared__ float vs[kTile][kD];
   __shared__ uint8_t keep[kRows][kTile];  // [query][key], when dropout is on
 
-  const int g = static_cast<int>(threadIdx.x) % kGroup;
-  const int r = static_cast<int>(threadIdx.x) / kGroup;
-  const BlockPos pos = block_pos(a.bh, a.heads, a.q_tiles, true);
-  const int64_t q0 = pos.tile * kRows, i = q0 + r;
-  const bool row_ok = i < a.L;
+  const auto [g, r, pos, q0, i, row_ok] = thread_row(a.bh, a.heads, a.q_tiles, a.L, true);
 
   float qr[kSlice], dor[kSlice], dq[kSlice];
   load_slice<T, kSlice>(qr, a.q.row(pos.b, pos.h, row_ok ? i : 0), row_ok, a.E, g);
@@ -420,7 +403,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(Backward
   const float lse_i = row_ok ? a.lse[stat] : 0.0f;
   const float d_i = row_ok ? a.d[stat] : 0.0f;
 
-  const int64_t k_end = a.causal ? (a.S < q0 + kRows ? a.S : q0 + kRows) : a.S;
+  const int64_t k_end = attention::key_end(a.causal, a.S, q0, kRows);
   for (int64_t k0 = 0; k0 < k_end; k0 += kTile) {
     __syncthreads();  // the previous tile's readers are done
     load_tile<T, kD>(ks, a.k, pos.b, pos.h, k0, a.S, a.E);
@@ -433,7 +416,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_q_kernel(Backward
       const int64_t j = k0 + jj;
       const float s = group_sum(slice_dot<kD, kSlice>(qr, ks, jj, g));
       const float dp = group_sum(slice_dot<kD, kSlice>(dor, vs, jj, g));
-      const bool ok = row_ok && j < a.S && (!a.causal || j <= i);
+      const bool ok = row_ok && j < a.S && causal_keeps(a.causal, i, j);
       const float p = ok ? dev_exp(s * a.scale - lse_i) : 0.0f;
       float zdp = dp;
       if constexpr (kDrop) zdp = (keep[r][jj] ? a.drop.scale : 0.0f) * dp;
@@ -473,9 +456,8 @@ bool grids_fit(const AttentionArgs& a) {
 }
 
 // The fields ForwardParams and BackwardParams share, from the op's arguments.
-template <typename P>
-void set_problem(P& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
-  using T = std::remove_cv_t<std::remove_pointer_t<decltype(p.q.p)>>;
+template <typename T>
+void set_problem(ProblemParams<T>& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
   p.q = operand_of<T>(a.q);
   p.k = operand_of<T>(a.k);
   p.v = operand_of<T>(a.v);
@@ -489,14 +471,12 @@ void set_problem(P& p, const AttentionArgs& a, int64_t bh, int64_t q_tiles) {
   p.scale = static_cast<float>(a.scale);
   p.causal = a.causal;
   p.drop.on = a.dropout_p > 0.0;
-  p.drop.threshold = 0;
   p.drop.scale = 1.0f;
-  p.drop.seed = a.seed;
-  p.drop.offset = a.offset;
+  p.drop.draw = {a.seed, a.offset, 0u};
   if (p.drop.on) {
     // The dropout op's rule (kernels/cpu/random.cpp dropout_typed): the same threshold, and the
     // scale 1/(1-p) rounded to the element type first.
-    p.drop.threshold = static_cast<uint32_t>(dropout_keep_threshold(a.dropout_p));
+    p.drop.draw.threshold = static_cast<uint32_t>(dropout_keep_threshold(a.dropout_p));
     p.drop.scale = static_cast<float>(static_cast<T>(1.0 / (1.0 - a.dropout_p)));
   }
 }

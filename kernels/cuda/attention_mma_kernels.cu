@@ -51,8 +51,8 @@
 //
 // Shared memory (head size 128 / 64): forward 68 / 36 KB (2 x (K, V) tiles of 64 rows of 136 / 72
 // elements), dQ 68 / 36 KB (Q, dO, 2 x (K, V) of 32 rows), dK/dV 68.5 / 36.5 KB (K, V, 2 x (Q,
-// dO) of 32 rows, 2 x lse, D). ptxas (CUDA 13, sm_80 / sm_90, no spills): forward 182 / 169
-// registers at 128 and 132 / 128 at 64; dK/dV 242 / 246 and 165 / 160; dQ 197 / 198 and 150 / 152.
+// dO) of 32 rows, 2 x lse, D). ptxas (CUDA 13, sm_80 / sm_90, no spills): forward 189 / 188
+// registers at 128 and 132 / 124 at 64; dK/dV 246 / 248 and 167 / 166; dQ 209 / 208 and 145 / 147.
 // So at head size 128 2 blocks of 4 warps fit per SM (registers; shared memory allows 2 on sm_80,
 // 3 on sm_90), and at 64 3 (the forward 4 on sm_90).
 // Not done yet (performance, not correctness): the element path (unaligned or odd strides) loads
@@ -65,6 +65,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/attention_row_dot.cuh"
 #include "kernels/cuda/mma_util.cuh"
@@ -104,7 +105,7 @@ struct Params {
 };
 
 // The device code below is compiled only for sm_80+ (and the host pass): built for an older
-// architecture, the kernels are empty and never launched (see cc_major).
+// architecture, the kernels are empty and never launched (see mma_runs_on).
 #if FABRIC_MMA_ARCH_OK
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -114,18 +115,13 @@ __device__ __forceinline__ const uint16_t* head_of(const Operand& o, int64_t b, 
   return o.p + b * o.bs + h * o.hs;
 }
 
-struct BlockPos {
-  int64_t tile, b, h, bh;
-};
+using attention::BlockPos;
+using attention::causal_keeps;
+
+// This block's (batch, head, tile) in the tile-major numbering.
 __device__ __forceinline__ BlockPos block_pos(const Params& p, bool last_tile_first) {
-  const int64_t id = static_cast<int64_t>(blockIdx.x);
-  const int64_t t = id / p.bh;
-  BlockPos r;
-  r.tile = last_tile_first ? p.tiles - 1 - t : t;
-  r.bh = id - t * p.bh;
-  r.b = r.bh / p.heads;
-  r.h = r.bh - r.b * p.heads;
-  return r;
+  return attention::block_pos(static_cast<int64_t>(blockIdx.x), p.bh, p.heads, p.tiles,
+                              last_tile_first);
 }
 
 // Rows [row0, row0 + kRows) x cols [0, kD) of one head of an operand (src = its row 0) into a
@@ -173,7 +169,8 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
 // (rows +0, cols +0), (rows +8, cols +0), (rows +0, cols +8), (rows +8, cols +8) = a[0..3].
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const uint16_t* tile, int stride, int r0,
                                        int c0, int lane) {
-  mma::ldmatrix_x4(a, tile + (r0 + (lane & 15)) * stride + c0 + (lane >> 4) * 8);
+  const attention::RowCol at = attention::ldmatrix_a_row(lane);
+  mma::ldmatrix_x4(a, tile + (r0 + at.row) * stride + c0 + at.col);
 }
 
 // B fragments of the n-tiles [n0, n0 + 8) and [n0 + 8, n0 + 16) at k-step [k0, k0 + 16) from a
@@ -181,15 +178,16 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const uint16_t* tile, i
 // n0 + 8 (m / 2) ... and k columns k0 + 8 (m % 2).
 __device__ __forceinline__ void load_b_nk(uint32_t (&b)[4], const uint16_t* tile, int stride,
                                           int n0, int k0, int lane) {
-  mma::ldmatrix_x4(
-      b, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * stride + k0 + ((lane >> 3) & 1) * 8);
+  const attention::RowCol at = attention::ldmatrix_b_nk_row(lane);
+  mma::ldmatrix_x4(b, tile + (n0 + at.row) * stride + k0 + at.col);
 }
 
 // The same from a tile stored [k][n], transposed on the way: matrix m is k rows k0 + 8 (m % 2) ...
 // and n columns n0 + 8 (m / 2).
 __device__ __forceinline__ void load_b_kn(uint32_t (&b)[4], const uint16_t* tile, int stride,
                                           int k0, int n0, int lane) {
-  mma::ldmatrix_x4_trans(b, tile + (k0 + (lane & 15)) * stride + n0 + (lane >> 4) * 8);
+  const attention::RowCol at = attention::ldmatrix_b_kn_row(lane);
+  mma::ldmatrix_x4_trans(b, tile + (k0 + at.row) * stride + n0 + at.col);
 }
 
 // acc[n] += a * (b[0], b[1]) and acc[n + 1] += a * (b[2], b[3]).
@@ -201,16 +199,24 @@ __device__ __forceinline__ void mma_pair(float (&c0)[4], float (&c1)[4], const u
   mma::mma_16816<T>(c1, a, hi);
 }
 
-// The A fragment of k-step j from the fp32 accumulators of columns [16 j, 16 j + 16) (see the
-// header: c0 -> a[0], a[2]; c1 -> a[1], a[3] of the next tile).
+// The A fragment of k-step j from the fp32 accumulators of columns [16 j, 16 j + 16), rounded to T
+// (attention::pack_a: c0 -> a[0], a[1]; c1 -> a[2], a[3]).
+template <typename T>
+struct Pack2 {
+  __device__ __forceinline__ uint32_t operator()(float lo, float hi) const {
+    return mma::pack2<T>(lo, hi);
+  }
+};
 template <typename T>
 __device__ __forceinline__ void pack_a(uint32_t (&a)[4], const float (&c0)[4],
                                        const float (&c1)[4]) {
-  a[0] = mma::pack2<T>(c0[0], c0[1]);
-  a[1] = mma::pack2<T>(c0[2], c0[3]);
-  a[2] = mma::pack2<T>(c1[0], c1[1]);
-  a[3] = mma::pack2<T>(c1[2], c1[3]);
+  attention::pack_a(a, c0, c1, Pack2<T>{});
 }
+
+// exp2 for attention::softmax_step: the forward's scores are in log2 units.
+struct Exp2 {
+  FABRIC_CUDA_HD float operator()(float x) const { return exp2f(x); }
+};
 
 // The max and sum over the 4 lanes of a quad (the lanes holding one accumulator row). XOR
 // butterflies give bit-identical results in all 4 lanes.
@@ -230,17 +236,16 @@ template <typename T, int kN>
 __device__ __forceinline__ void store_rows(T* base, const float (&acc)[kN][4], int64_t row0,
                                            int64_t rows, int cols, const float (&mul)[2],
                                            int lane) {
-  const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int64_t row = row0 + g + 8 * half;
+    const int64_t row = row0 + attention::accumulator_at(lane, 2 * half).row;
     if (row >= rows) continue;
     T* dst = base + row * cols;
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int c = n * 8 + 2 * t + e;
+        const int c = n * 8 + attention::accumulator_at(lane, 2 * half + e).col;
         if (c < cols) dst[c] = cast_value<T>(acc[n][2 * half + e] * mul[half]);
       }
     }
@@ -313,10 +318,11 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   uint16_t* qs = smem + kBuf;
 
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, true);
   const int64_t q0 = pos.tile * kBlockRows;
-  const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  // This thread's accumulator rows: elements 0, 1 and 2, 3 (attention::accumulator_at).
+  const int64_t row[2] = {q0 + warp * 16 + attention::accumulator_at(lane, 0).row,
+                          q0 + warp * 16 + attention::accumulator_at(lane, 2).row};
   const uint16_t* kh = head_of(p.k, pos.b, pos.h);
   const uint16_t* vh = head_of(p.v, pos.b, pos.h);
 
@@ -340,7 +346,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   // Tile j is in buffer j % 2. One barrier per tile: after it, tile j is visible to every thread
   // and every warp is done with buffer (j + 1) % 2 (tile j - 1, or Q), so tile j + 1 is issued
   // into it right away and flies during tile j's math.
-  const int64_t k_end = p.causal ? (p.S < q0 + kBlockRows ? p.S : q0 + kBlockRows) : p.S;
+  const int64_t k_end = attention::key_end(p.causal, p.S, q0, kBlockRows);
   int buf = 0;
   for (int64_t k0 = 0; k0 < k_end; k0 += kFwdKeys, buf ^= 1) {
     mma::cp_async_wait<0>();  // this thread's copies of tile j (the only group pending)
@@ -369,8 +375,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
     for (int n = 0; n < kN; ++n) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int64_t key = k0 + n * 8 + 2 * t + (i & 1);
-        const bool ok = key < p.S && (!p.causal || key <= row[i >> 1]);
+        const int64_t key = k0 + n * 8 + attention::accumulator_at(lane, i).col;
+        const bool ok = key < p.S && causal_keeps(p.causal, row[i >> 1], key);
         s[n][i] = ok ? s[n][i] * sl2 : -dev_inf<float>();
         tmax[i >> 1] = fmaxf(tmax[i >> 1], s[n][i]);
       }
@@ -378,12 +384,13 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
     float base[2], alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const float m_new = fmaxf(m[r], quad_max(tmax[r]));
-      // Every row sees key 0 in the first tile, so m_new is finite; the guard keeps a row with
-      // nothing attended at 0 instead of NaN all the same.
-      base[r] = m_new == -dev_inf<float>() ? 0.0f : m_new;
-      alpha[r] = exp2f(m[r] - base[r]);  // 0 on the first tile (m = -inf)
-      m[r] = m_new;
+      // Every row sees key 0 in the first tile, so the max is finite from there on and alpha is 0
+      // on the first tile (m = -inf); softmax_step's guard would keep a row with nothing attended
+      // at 0 instead of NaN all the same.
+      const attention::SoftmaxStep step = attention::softmax_step(m[r], quad_max(tmax[r]), Exp2{});
+      base[r] = step.base;
+      alpha[r] = step.alpha;
+      m[r] = step.m;
       l[r] *= alpha[r];
     }
 #pragma unroll
@@ -424,7 +431,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_forward_kernel(Params 
   }
   store_rows<T, kO>(static_cast<T*>(p.out) + pos.bh * p.L * p.Ev, o, q0 + warp * 16, p.L, p.Ev, inv,
                     lane);
-  if (t == 0) {
+  if ((lane & 3) == 0) {  // one lane of the quad holding the rows
 #pragma unroll
     for (int r = 0; r < 2; ++r)
       if (row[r] < p.L) p.lse_out[pos.bh * p.L + row[r]] = m[r] * kLn2 + logf(l[r]);
@@ -462,10 +469,11 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
 
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, false);
   const int64_t k0 = pos.tile * kBlockRows;
-  const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+  // This thread's accumulator rows: elements 0, 1 and 2, 3 (attention::accumulator_at).
+  const int64_t key[2] = {k0 + warp * 16 + attention::accumulator_at(lane, 0).row,
+                          k0 + warp * 16 + attention::accumulator_at(lane, 2).row};
   const int64_t stat = pos.bh * p.L;
   const uint16_t* qh = head_of(p.q, pos.b, pos.h);
   const uint16_t* doh = head_of(p.dout, pos.b, pos.h);
@@ -492,7 +500,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
   mma::cp_async_commit();
   // Queries before k0 attend none of these keys under the causal mask (k0 is a multiple of the
   // query tile). When that is already past L the loop does not run and zeros are written.
-  const int64_t q_begin = p.causal ? k0 : 0;
+  const int64_t q_begin = attention::query_begin(p.causal, k0);
   if (q_begin < p.L) fetch_qdo(0, q_begin);
 
   float dk[kO][4], dv[kO][4];
@@ -524,9 +532,9 @@ __global__ void __launch_bounds__(kThreads) attention_mma_backward_kv_kernel(Par
     for (int n = 0; n < kN; ++n) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int qi = n * 8 + 2 * t + (i & 1);
+        const int qi = n * 8 + attention::accumulator_at(lane, i).col;
         const int64_t query = q0 + qi, j = key[i >> 1];
-        const bool ok = j < p.S && query < p.L && (!p.causal || j <= query);
+        const bool ok = j < p.S && query < p.L && causal_keeps(p.causal, query, j);
         const float pt = ok ? exp2f(st[n][i] * sl2 - lse_s[qi]) : 0.0f;
         st[n][i] = pt;
         dpt[n][i] = pt * (dpt[n][i] - d_s[qi]);
@@ -575,10 +583,11 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
   uint16_t* kvs = dos + kBlockRows * kStride;  // two K, V buffers
 
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int g = lane >> 2, t = lane & 3;
   const BlockPos pos = block_pos(p, true);
   const int64_t q0 = pos.tile * kBlockRows;
-  const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  // This thread's accumulator rows: elements 0, 1 and 2, 3 (attention::accumulator_at).
+  const int64_t row[2] = {q0 + warp * 16 + attention::accumulator_at(lane, 0).row,
+                          q0 + warp * 16 + attention::accumulator_at(lane, 2).row};
   const uint16_t* kh = head_of(p.k, pos.b, pos.h);
   const uint16_t* vh = head_of(p.v, pos.b, pos.h);
 
@@ -600,7 +609,7 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
   for (int n = 0; n < kO; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
   const float sl2 = p.scale * kLog2e;
 
-  const int64_t k_end = p.causal ? (p.S < q0 + kBlockRows ? p.S : q0 + kBlockRows) : p.S;
+  const int64_t k_end = attention::key_end(p.causal, p.S, q0, kBlockRows);
   // Tile j is in buffer j % 2, pipelined as in the forward: after the wait and the barrier, tile j
   // (and, the first time, Q and dO) is visible and buffer (j + 1) % 2 is free for tile j + 1.
   int buf = 0;
@@ -618,8 +627,8 @@ __global__ void __launch_bounds__(kThreads, kD <= 64 ? 3 : 2)
     for (int n = 0; n < kN; ++n) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int64_t j = k0 + n * 8 + 2 * t + (i & 1), i_row = row[i >> 1];
-        const bool ok = i_row < p.L && j < p.S && (!p.causal || j <= i_row);
+        const int64_t j = k0 + n * 8 + attention::accumulator_at(lane, i).col, i_row = row[i >> 1];
+        const bool ok = i_row < p.L && j < p.S && causal_keeps(p.causal, i_row, j);
         const float pv = ok ? exp2f(s[n][i] * sl2 - lse2[i >> 1]) : 0.0f;
         dp[n][i] = pv * (dp[n][i] - dd[i >> 1]);  // dS
       }
@@ -667,6 +676,29 @@ int cc_major(int device) {
     majors[device].store(v, std::memory_order_relaxed);
   }
   return v;
+}
+
+// Whether the mma kernels run on `device` (the current one): compute capability 8.0 or newer, and
+// kernels loaded from code built for sm_80+. A build whose CUDA architectures all lie below 80 runs
+// on such a device through the JIT of its older PTX, where FABRIC_MMA_ARCH_OK compiled the kernel
+// bodies away: launched, they would write nothing. Asked once per device.
+bool mma_runs_on(int device) {
+  static std::atomic<int> answers[kMaxDevices] = {};  // 0: not asked yet, 1: yes, 2: no
+  if (device < 0 || device >= kMaxDevices) return false;
+  int v = answers[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    bool yes = cc_major(device) >= 8;
+    if (yes) {
+      // ptxVersion is the virtual architecture (__CUDA_ARCH__) the loaded kernel was compiled for;
+      // every mma kernel was compiled for the same ones.
+      cudaFuncAttributes attr{};
+      FABRIC_CUDA_CHECK(cudaFuncGetAttributes(&attr, attention_mma_forward_kernel<BFloat16, 64>));
+      yes = attr.ptxVersion >= 80;
+    }
+    v = yes ? 1 : 2;
+    answers[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
 }
 
 // Everything about the problem but the device: the same answer for forward and backward.
@@ -740,7 +772,7 @@ bool forward(const AttentionArgs& a, void* out, void* lse) {
   if (!takes_problem(a)) return false;
   if (a.batch * a.heads == 0) return true;  // nothing to write
   LaunchContext ctx(out);
-  if (cc_major(ctx.device) < 8) return false;
+  if (!mma_runs_on(ctx.device)) return false;
   Params p;
   set_problem(p, a);
   p.out = out;
@@ -763,7 +795,7 @@ bool backward(const AttentionBackwardArgs& args) {
   if (!takes_problem(a)) return false;
   if (a.batch * a.heads == 0) return true;
   LaunchContext ctx(args.grad_q);
-  if (cc_major(ctx.device) < 8) return false;
+  if (!mma_runs_on(ctx.device)) return false;
   Params p;
   set_problem(p, a);
   p.dout =

@@ -341,6 +341,38 @@ TEST(CudaAttention, TensorCoreKernelTakesFusedQkvHeads) {
   }
 }
 
+// GPT-2's attention as tools/gpu-check.sh trains it (nn/transformer.cpp): causal heads of 64 split
+// out of one fused (B, T, 3C) projection at T = 1024, so the double-buffered tile loops run up to
+// their full length (16 tiles of 64 keys in the tensor-core forward, 32 tiles of 32 in its
+// backward and in the CUDA-core kernels), cut per block by the causal bound: bfloat16 and float16
+// on the tensor-core kernels, float32 on the CUDA-core ones. (The CPU's fused kernel, which rounds
+// P and dS as these do, meets a quarter of these tolerances on this problem.)
+TEST(CudaAttention, GptShapedCausalHeads) {
+  FABRIC_REQUIRE_CUDA();
+  const AttentionFn forward = attention_stub.find(kGpu);
+  ASSERT_NE(forward, nullptr);
+  const bool expect_mma = mma_expected();
+  const int64_t B = 1, T = 1024, nh = 2, hs = 64, C = nh * hs;
+  for (DType dt : kTypes) {
+    const Tensor qkv = test::uniform_tensor({B, T, 3 * C}, dt, -2, 2, 41);
+    auto split = [&](const Tensor& t, int64_t i) {
+      return t.narrow(2, i * C, C).view({B, T, nh, hs}).transpose(1, 2);
+    };
+    const std::string what = describe("GPT-shaped fused qkv B1 T1024 nh2 hs64", dt, true);
+    {  // the fused kernel takes it (the tensor-core one for bf16/f16): the op does not fall back
+      const Tensor g = qkv.to(kGpu);
+      const Tensor q = split(g, 0), k = split(g, 1), v = split(g, 2);
+      Tensor out = empty({B, nh, T, hs}, {.dtype = dt, .device = kGpu});
+      Tensor lse = empty({B, nh, T}, {.dtype = DType::float32, .device = kGpu});
+      EXPECT_TRUE(forward(args_of(q, k, v, true), out.data_ptr(), lse.data_ptr())) << what;
+      if (dt != DType::float32) EXPECT_EQ(mma_takes(q, k, v, true), expect_mma) << what;
+    }
+    check(what, {qkv}, dt, [&](const std::vector<Tensor>& x, bool reference) {
+      return attend(split(x[0], 0), split(x[0], 1), split(x[0], 2), true, reference);
+    });
+  }
+}
+
 // What the mma path declines goes to the CUDA-core kernels: float32, dropout, head sizes past 128.
 TEST(CudaAttention, TensorCoreKernelDeclines) {
   FABRIC_REQUIRE_CUDA();
