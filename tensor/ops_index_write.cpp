@@ -173,10 +173,15 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
   const ScatterReduction r = parse_reduce(reduce);
   check_scatter_common("scatter_reduce", a, index);
   check_src("scatter_reduce", a, src);
-  FABRIC_CHECK(a.dtype() != DType::bool_, DTypeError, "scatter_reduce: not implemented for ",
-               describe(a));
+  // torch 1.13 reduces bools as it adds them (true + true is true): sum is a logical or and prod
+  // a logical and, as amax and amin are; over 0/1 bytes, all four are amax or amin. It has no
+  // mean of bools.
+  const bool is_bool = a.dtype() == DType::bool_;
+  FABRIC_CHECK(!is_bool || r != ScatterReduction::mean, DTypeError,
+               "scatter_reduce: reduce \"mean\" is not implemented for bool (self ", describe(a),
+               ", as in torch); sum, prod, amax and amin are");
   dim = check_scatter_shapes("scatter_reduce", a, dim, index, &src);
-  const DType acc = acc_dtype(a.dtype());
+  const DType acc = is_bool ? DType::uint8 : acc_dtype(a.dtype());
   Tensor out = copy_as(a, acc);
   const CheckedIndex ci = checked_index("scatter_reduce", index, dim_or_one(a, dim), along(dim, a));
   if (index.numel() > 0) {
@@ -185,10 +190,13 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
       run_scatter(out, dim, ci,
                   broadcast_scalar(identity_of(r, acc), acc, a.device(), index.sizes()),
                   ScatterReduceOp::assign);
-    const ScatterReduceOp op = r == ScatterReduction::prod   ? ScatterReduceOp::prod
-                               : r == ScatterReduction::amax ? ScatterReduceOp::amax
-                               : r == ScatterReduction::amin ? ScatterReduceOp::amin
-                                                             : ScatterReduceOp::sum;
+    ScatterReduceOp op = r == ScatterReduction::prod   ? ScatterReduceOp::prod
+                         : r == ScatterReduction::amax ? ScatterReduceOp::amax
+                         : r == ScatterReduction::amin ? ScatterReduceOp::amin
+                                                       : ScatterReduceOp::sum;
+    if (is_bool)  // the identities (sum's 0, prod's 1) stay those of the bool reduction
+      op = op == ScatterReduceOp::sum || op == ScatterReduceOp::amax ? ScatterReduceOp::amax
+                                                                     : ScatterReduceOp::amin;
     run_scatter(out, dim, ci, s, op);
     if (r == ScatterReduction::mean) {
       // torch: divide by the number of values each position reduced (self counting once when
@@ -212,8 +220,13 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
 Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& source,
                  const Scalar& alpha) {
   dim = check_index_source("index_add", a, dim, index, source, true);
-  const Tensor scaled =
-      (alpha.to_double() == 1.0 && !alpha.is_bool()) ? source : mul(source, alpha);
+  Tensor scaled = source;
+  if (a.dtype() == DType::bool_) {
+    // torch takes alpha as a bool: a nonzero alpha adds source (a logical or), a zero one nothing.
+    if (alpha.to_double() == 0) scaled = zeros_like(source);
+  } else if (alpha.to_double() != 1.0 || alpha.is_bool()) {
+    scaled = mul(source, alpha);
+  }
   // 0-D self, and the dtypes the row kernel does not add in (16-bit floats, bool): scatter_add
   // over the index broadcast to source's shape (element by element, O(source) index memory).
   if (a.dim() == 0 || scaled.dtype() != a.dtype() || !row_add_dtype(a.dtype()))

@@ -1,5 +1,6 @@
-// CPU kernels for the fused activation backward: AVX-512 over contiguous fp32/bf16/fp16 rows
-// (computed in fp32), scalar double math for float64 and strided rows.
+// CPU kernels for the fused activation backward: AVX-512 over fp32/bf16/fp16 rows (computed in
+// fp32; strided rows gathered into contiguous blocks first, for the same bits), scalar double
+// math for float64.
 #include <algorithm>
 #include <cmath>
 
@@ -201,38 +202,57 @@ void gelu_tanh_row(T* out, const T* g, const T* x, int64_t n) {
   }
 }
 
+// One contiguous row of fp32/bf16/fp16: the vector kernels, computed in fp32.
+template <typename T>
+void contiguous_row(ActGrad k, const ActivationParams& prm, T* out, const T* g, const T* s,
+                    int64_t n) {
+  if (k == ActGrad::gelu_erf) return gelu_erf_row(out, g, s, n);
+  if (k == ActGrad::gelu_tanh) return gelu_tanh_row(out, g, s, n);
+  row_vec(k, prm, out, g, s, n);
+}
+
+// A strided row of fp32/bf16/fp16 (a transposed or broadcast operand): gathered into contiguous
+// blocks and run through contiguous_row, so that every element gets the same bits as in a
+// contiguous tensor (no second, differently rounded formula for the strided layout).
+template <typename T>
+void strided_row(ActGrad k, const ActivationParams& prm, char* const* p, int64_t n,
+                 const int64_t* st) {
+  constexpr int64_t kBlock = 256;
+  alignas(64) T out[kBlock], g[kBlock], s[kBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      g[i] = *reinterpret_cast<const T*>(p[1] + (i0 + i) * st[1]);
+      s[i] = *reinterpret_cast<const T*>(p[2] + (i0 + i) * st[2]);
+    }
+    contiguous_row(k, prm, out, g, s, m);
+    for (int64_t i = 0; i < m; ++i) *reinterpret_cast<T*>(p[0] + (i0 + i) * st[0]) = out[i];
+  }
+}
+
 void activation_backward_kernel(ActGrad k, const ActivationParams& prm, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   visit_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half> ||
-                  std::is_same_v<T, double>) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, BFloat16> ||
+                  std::is_same_v<T, Half>) {
       for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* st) {
         constexpr int64_t sz = sizeof(T);
-        if constexpr (!std::is_same_v<T, double>) {
-          if (st[0] == sz && st[1] == sz && st[2] == sz && k == ActGrad::gelu_erf) {
-            gelu_erf_row(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
+        if (st[0] == sz && st[1] == sz && st[2] == sz)
+          contiguous_row(k, prm, reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
                          reinterpret_cast<const T*>(p[2]), n);
-            return;
-          }
-          if (st[0] == sz && st[1] == sz && st[2] == sz && k == ActGrad::gelu_tanh) {
-            gelu_tanh_row(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
-                          reinterpret_cast<const T*>(p[2]), n);
-            return;
-          }
-          if (st[0] == sz && st[1] == sz && st[2] == sz) {
-            row_vec(k, prm, reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]),
-                    reinterpret_cast<const T*>(p[2]), n);
-            return;
-          }
-        }
+        else
+          strided_row<T>(k, prm, p, n, st);
+      });
+    } else if constexpr (std::is_same_v<T, double>) {
+      for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* st) {
         for (int64_t i = 0; i < n; ++i) {
-          const double g = scalar_cast<double>(*reinterpret_cast<const T*>(p[1] + i * st[1]));
-          const double s = scalar_cast<double>(*reinterpret_cast<const T*>(p[2] + i * st[2]));
-          T r = scalar_cast<T>(grad_of(k, prm, g, s));
-          // PyTorch's zero gradient (gelu_tanh::with_torch_zero): T's zero, not the double's.
-          if (k == ActGrad::gelu_tanh && scalar_cast<double>(r) == 0) r = scalar_cast<T>(g * 0.0);
-          *reinterpret_cast<T*>(p[0] + i * st[0]) = r;
+          const double g = *reinterpret_cast<const double*>(p[1] + i * st[1]);
+          const double s = *reinterpret_cast<const double*>(p[2] + i * st[2]);
+          double r = grad_of(k, prm, g, s);
+          // PyTorch's zero gradient (gelu_tanh::with_torch_zero): g * 0's sign.
+          if (k == ActGrad::gelu_tanh && r == 0) r = g * 0.0;
+          *reinterpret_cast<double*>(p[0] + i * st[0]) = r;
         }
       });
     }

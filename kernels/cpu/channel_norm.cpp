@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -154,23 +155,48 @@ void with_flag(bool flag, const F& f) {
     f(std::false_type{});
 }
 
-// The affine map over planes of one value each: y[j] = ka[j] (u[j] - m[j]) + kb[j] v[j] + c[j],
-// a term left out where its pointer is null, each test made once outside the loop.
+// The affine map's rounding order, one for every plane length (torch 1.13's where it has one):
+// - a, center and c (batch_norm's forward): fma(u, a, fma(-a, center, c)), torch's batch_norm
+//   x * alpha + beta with beta = bias - mean * alpha;
+// - a and center, no c (group_norm without weight and bias): (u - center) * a, torch's;
+// - a and c, no center: fma(u, a, c) (a shift the op computed itself);
+// - a alone: u * a; no a: c (or 0);
+// - with the b * v term (the backward's, whose coefficients are not torch's anyway) the a term
+//   stays centred, fma(a, u - center, c), keeping the precision that the first form gives up
+//   for an offset mean, and b * v goes on last: fma(v, b, ...).
+// Written with explicit fma, so that the compiler's contraction cannot give one plane length
+// another order.
+template <bool kA, bool kM, bool kB, bool kC, typename A>
+inline A affine_element(A u, A a, A m, A shift, A v, A b, A c) {
+  A r;
+  if constexpr (kA && kM && kC && !kB)
+    r = std::fma(u, a, shift);
+  else if constexpr (kA && kM && kC)
+    r = std::fma(a, u - m, c);
+  else if constexpr (kA && kM)
+    r = (u - m) * a;
+  else if constexpr (kA && kC)
+    r = std::fma(u, a, c);
+  else if constexpr (kA)
+    r = u * a;
+  else
+    r = kC ? c : A(0);
+  if constexpr (kB) r = kA || kC ? std::fma(v, b, r) : v * b;
+  return r;
+}
+
+// batch_norm's beta for the first form above: fma(-a, center, c).
 template <typename A>
-void unit_plane_affine(int64_t n, const A* u, const A* ka, const A* m, const A* v, const A* kb,
-                       const A* c, A* y) {
-  with_flag(ka != nullptr, [&](auto has_a) {
-    with_flag(m != nullptr, [&](auto has_m) {
-      with_flag(kb != nullptr, [&](auto has_b) {
-        with_flag(c != nullptr, [&](auto has_c) {
-          for (int64_t j = 0; j < n; ++j) {
-            A r = has_c ? c[j] : A(0);
-            if constexpr (has_a) r += ka[j] * (has_m ? u[j] - m[j] : u[j]);
-            if constexpr (has_b) r += kb[j] * v[j];
-            y[j] = r;
-          }
-        });
-      });
+inline A affine_shift(A a, A m, A c) {
+  return std::fma(-a, m, c);
+}
+
+// f(has_a, has_center, has_b, has_c) with the four flags as compile-time ones.
+template <typename F>
+void with_terms(bool a, bool m, bool b, bool c, const F& f) {
+  with_flag(a, [&](auto ka) {
+    with_flag(m, [&](auto km) {
+      with_flag(b, [&](auto kb) { with_flag(c, [&](auto kc) { f(ka, km, kb, kc); }); });
     });
   });
 }
@@ -181,7 +207,8 @@ void plane_affine_acc(const PlaneAffineArgs& a) {
   const A* ca = a.u ? static_cast<const A*>(a.a) : nullptr;
   const A* cb = a.v ? static_cast<const A*>(a.b) : nullptr;
   const A* cc = static_cast<const A*>(a.c);
-  const A* center = static_cast<const A*>(a.center);
+  // The center only matters to the a term.
+  const A* center = ca ? static_cast<const A*>(a.center) : nullptr;
   for_plane_runs(a.planes, L, [&](int64_t p0, int64_t p1) {
     const int64_t n = (p1 - p0) * L;
     const A* u0 =
@@ -192,39 +219,47 @@ void plane_affine_acc(const PlaneAffineArgs& a) {
            : nullptr;
     char* out = static_cast<char*>(a.out) + p0 * L * sz;
     A* y0 = a.dtype == dtype_v<A> ? reinterpret_cast<A*>(out) : scratch<A>(2, n);
-    int64_t k = a.period ? p0 % a.period : p0;
-    if (L == 1) {  // BatchNorm1d on (N, C): runs of consecutive k, elementwise loops
-      for (int64_t p = p0; p < p1;) {
-        const int64_t k0 = a.period ? p % a.period : p;
-        const int64_t run = a.period ? std::min(p1 - p, a.period - k0) : p1 - p, i = p - p0;
-        auto at = [k0](const A* t) { return t ? t + k0 : nullptr; };
-        unit_plane_affine(run, u0 ? u0 + i : nullptr, at(ca), at(center), v0 ? v0 + i : nullptr,
-                          at(cb), at(cc), y0 + i);
-        p += run;
+    with_terms(ca, center, cb, cc, [&](auto has_a, auto has_m, auto has_b, auto has_c) {
+      constexpr bool kA = decltype(has_a)::value, kM = decltype(has_m)::value;
+      constexpr bool kB = decltype(has_b)::value, kC = decltype(has_c)::value;
+      auto element = [](A u, A ka, A m, A shift, A v, A kb, A c) {
+        return affine_element<kA, kM, kB, kC>(u, ka, m, shift, v, kb, c);
+      };
+      // A coefficient, read only where its term is there (known at compile time).
+      auto coef = [](auto has, const A* t, int64_t k) {
+        if constexpr (decltype(has)::value)
+          return t[k];
+        else
+          return A(0);
+      };
+      if (L == 1) {  // BatchNorm1d on (N, C): runs of consecutive k, elementwise loops
+        for (int64_t p = p0; p < p1;) {
+          const int64_t k0 = a.period ? p % a.period : p;
+          const int64_t run = a.period ? std::min(p1 - p, a.period - k0) : p1 - p, i0 = p - p0;
+          for (int64_t j = 0; j < run; ++j) {
+            const int64_t k = k0 + j, i = i0 + j;
+            const A ka = coef(has_a, ca, k), m = coef(has_m, center, k), c = coef(has_c, cc, k);
+            y0[i] = element(kA ? u0[i] : A(0), ka, m, affine_shift(ka, m, c), kB ? v0[i] : A(0),
+                            coef(has_b, cb, k), c);
+          }
+          p += run;
+        }
+        return;
       }
-      store_row<A>(y0, out, a.dtype, n);
-      return;
-    }
-    for (int64_t p = p0; p < p1; ++p, k = k + 1 == a.period ? 0 : k + 1) {
-      const int64_t off = (p - p0) * L;
-      A* y = y0 + off;
-      const A c = cc ? cc[k] : A(0);
-      const A ka = ca ? ca[k] : A(0), m = center ? center[k] : A(0);
-      const A kb = cb ? cb[k] : A(0);
-      if (ca && cb) {
-        const A* u = u0 + off;
-        const A* v = v0 + off;
-        for (int64_t i = 0; i < L; ++i) y[i] = ka * (u[i] - m) + kb * v[i] + c;
-      } else if (ca) {
-        const A* u = u0 + off;
-        for (int64_t i = 0; i < L; ++i) y[i] = ka * (u[i] - m) + c;
-      } else if (cb) {
-        const A* v = v0 + off;
-        for (int64_t i = 0; i < L; ++i) y[i] = kb * v[i] + c;
-      } else {
-        std::fill(y, y + L, c);
+      // k: the plane's coefficient index, p % period counted up without a division per plane.
+      int64_t k = a.period ? p0 % a.period : p0;
+      for (int64_t p = p0; p < p1; ++p, k = k + 1 == a.period ? 0 : k + 1) {
+        const int64_t off = (p - p0) * L;
+        const A ka = coef(has_a, ca, k), m = coef(has_m, center, k), c = coef(has_c, cc, k);
+        const A kb = coef(has_b, cb, k);
+        const A shift = affine_shift(ka, m, c);
+        const A* u = u0 ? u0 + off : nullptr;
+        const A* v = v0 ? v0 + off : nullptr;
+        A* y = y0 + off;
+        for (int64_t i = 0; i < L; ++i)
+          y[i] = element(kA ? u[i] : A(0), ka, m, shift, kB ? v[i] : A(0), kb, c);
       }
-    }
+    });
     store_row<A>(y0, out, a.dtype, n);
   });
 }
