@@ -216,7 +216,20 @@ DataLoader::~DataLoader() = default;
 DataLoader::DataLoader(DataLoader&&) noexcept = default;
 DataLoader& DataLoader::operator=(DataLoader&&) noexcept = default;
 
-Batch DataLoader::next() {
+namespace {
+
+Batch on_device(Batch batch, const std::optional<Device>& device) {
+  if (!device) return batch;
+  if (batch.inputs.defined()) batch.inputs = batch.inputs.to(*device);
+  if (batch.targets.defined()) batch.targets = batch.targets.to(*device);
+  return batch;
+}
+
+}  // namespace
+
+Batch DataLoader::next() { return on_device(next_made(), impl_->opts.device); }
+
+Batch DataLoader::next_made() {
   Impl& m = *impl_;
   if (m.failed) std::rethrow_exception(m.failed);
   if (m.opts.prefetch == 0) {
@@ -261,6 +274,7 @@ void DataLoader::set_state(const DataLoaderState& s) {
 }
 
 const Dataset& DataLoader::dataset() const { return *impl_->dataset; }
+const std::shared_ptr<const Dataset>& DataLoader::dataset_ptr() const { return impl_->dataset; }
 const DataLoaderOptions& DataLoader::options() const { return impl_->opts; }
 
 DataLoader::Iterator DataLoader::begin() {

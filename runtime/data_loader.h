@@ -6,12 +6,14 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "runtime/datasets.h"
+#include "tensor/device.h"
 
 namespace fabric::data {
 
@@ -26,6 +28,10 @@ struct DataLoaderOptions {
   bool sampler_drop_last =
       false;             // DistributedSampler(drop_last=True): drop the tail instead of padding
   int64_t prefetch = 2;  // batches made ahead by a background thread; 0: made inside next()
+  // Where next() hands each batch out (Fabric::setup_dataloaders sets the Fabric's device, as the
+  // reference's _FabricDataLoader moves batches); unset: where the dataset made it. The copy runs
+  // on the consumer's thread, so that it is ordered with the consumer's work on that device.
+  std::optional<Device> device;
 };
 
 // Where a loader is, as plain integers a checkpoint can store; set_state() resumes from it.
@@ -94,6 +100,8 @@ class DataLoader {
   void set_state(const DataLoaderState& s);
 
   const Dataset& dataset() const;
+  // The dataset shared with this loader (a loader over the same data with other options shares it).
+  const std::shared_ptr<const Dataset>& dataset_ptr() const;
   const DataLoaderOptions& options() const;
 
   // for (auto& [x, y] : loader): the remaining batches of the current epoch.
@@ -118,6 +126,7 @@ class DataLoader {
   std::default_sentinel_t end() { return {}; }
 
  private:
+  Batch next_made();  // the next batch, where the dataset made it
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -5,19 +5,20 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <string>
 
 #include "autograd/grad_mode.h"
-#include "nn/module.h"
-#include "optim/clip_grad.h"
 #include "distributed/collective_staging.h"
 #include "distributed/fsdp_strategy.h"
 #include "distributed/zero.h"
+#include "nn/module.h"
+#include "optim/clip_grad.h"
 #include "precision/deepspeed_precision.h"
-#include "runtime/sharded_checkpoint.h"
 #include "precision/fp8_linear.h"
 #include "precision/fsdp_precision.h"
 #include "precision/mixed_precision.h"
 #include "precision/transformer_engine_precision.h"
+#include "runtime/sharded_checkpoint.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -156,6 +157,27 @@ void Fabric::check_launched(const char* what) const {
                "(or `fabric.launch(fn)`) before it");
 }
 
+data::Batch Fabric::to_device(const data::Batch& batch) const {
+  data::Batch moved;
+  if (batch.inputs.defined()) moved.inputs = to_device(batch.inputs);
+  if (batch.targets.defined()) moved.targets = to_device(batch.targets);
+  return moved;
+}
+
+std::vector<Tensor> Fabric::to_device(const std::vector<Tensor>& tensors) const {
+  std::vector<Tensor> moved;
+  moved.reserve(tensors.size());
+  for (const Tensor& t : tensors) moved.push_back(t.defined() ? to_device(t) : t);
+  return moved;
+}
+
+const std::shared_ptr<Logger>& Fabric::logger() const {
+  FABRIC_CHECK(
+      !loggers_.empty(), IndexError,
+      "Fabric.logger: this Fabric has no logger; pass one in FabricOptions::loggers or add_logger");
+  return loggers_.front();
+}
+
 void Fabric::add_logger(std::shared_ptr<Logger> logger) {
   FABRIC_CHECK(logger != nullptr, ValueError, "Fabric.add_logger: the logger is null");
   loggers_.push_back(std::move(logger));
@@ -199,6 +221,21 @@ FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_
 
 FabricOptimizer Fabric::setup_optimizer(optim::Optimizer& optimizer) { return wrap_optimizer(optimizer, nullptr); }
 
+data::DataLoader Fabric::setup_dataloaders(const data::DataLoader& loader,
+                                           bool use_distributed_sampler,
+                                           bool move_to_device) const {
+  check_launched("setup_dataloaders");  // the ranks must be known before the data is split by them
+  data::DataLoaderOptions options = loader.options();
+  // As the reference's _requires_distributed_sampler: a loader that is sharded already (the
+  // reference: whose sampler is a DistributedSampler) keeps its share.
+  if (use_distributed_sampler && strategy_->is_distributed() && options.world_size == 1) {
+    options.rank = global_rank();
+    options.world_size = world_size();
+  }
+  if (move_to_device) options.device = device();
+  return data::DataLoader(loader.dataset_ptr(), options);
+}
+
 void Fabric::backward(const Tensor& loss, const Tensor& gradient, std::optional<bool> retain_graph,
                       bool create_graph) {
   FABRIC_CHECK(loss.defined(), ValueError, "Fabric.backward: the loss is undefined");
@@ -232,13 +269,49 @@ Tensor Fabric::clip_gradients(FabricModule& module, FabricOptimizer& optimizer, 
   return strategy_->clip_grad_norm(optimizer.optimizer(), *o.max_norm, o.norm_type, o.error_if_nonfinite);
 }
 
-uint64_t Fabric::seed_everything(uint64_t seed) {
-  manual_seed(seed);
+namespace {
+
+// The reference's bounds (numpy's uint32 seeds), kept so that a seed valid here is valid there.
+constexpr int64_t kMaxSeed = 4294967295;  // 2^32 - 1
+
+// PL_GLOBAL_SEED as the reference's int(env_seed): optional sign and surrounding spaces allowed.
+int64_t seed_from_environment(const char* text) {
+  std::string s(text);
+  const auto first = s.find_first_not_of(" \t\n");
+  const auto last = s.find_last_not_of(" \t\n");
+  s = first == std::string::npos ? "" : s.substr(first, last - first + 1);
+  size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(s, &used, 10);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  FABRIC_CHECK(!s.empty() && used == s.size(), ValueError,
+               "Invalid seed specified via PL_GLOBAL_SEED: '", text,
+               "'. Expected an integer in 0..", kMaxSeed);
+  return value;
+}
+
+}  // namespace
+
+uint64_t Fabric::seed_everything(std::optional<int64_t> seed_in, bool workers) {
+  int64_t seed = 0;
+  if (seed_in) {
+    seed = *seed_in;
+  } else if (const char* env = std::getenv("PL_GLOBAL_SEED")) {
+    seed = seed_from_environment(env);
+  } else {
+    warn("No seed found, seed set to 0");
+  }
+  FABRIC_CHECK(seed >= 0 && seed <= kMaxSeed, ValueError, seed,
+               " is not in bounds, numpy accepts from 0 to ", kMaxSeed);
+  manual_seed(static_cast<uint64_t>(seed));
   ::setenv("PL_GLOBAL_SEED", std::to_string(seed).c_str(), 1);
   // Fabric's seed_everything seeds data-loader workers by default (workers=True): the flag the
   // launched ranks and loaders read, as the reference sets it.
-  ::setenv("PL_SEED_WORKERS", "1", 1);
-  return seed;
+  ::setenv("PL_SEED_WORKERS", workers ? "1" : "0", 1);
+  return static_cast<uint64_t>(seed);
 }
 
 void Fabric::fire_after_setup(nn::Module& module) {

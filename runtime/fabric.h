@@ -28,6 +28,7 @@
 #include "runtime/callbacks.h"
 #include "runtime/checkpoint.h"
 #include "runtime/connector.h"
+#include "runtime/data_loader.h"
 #include "runtime/loggers.h"
 #include "runtime/wrappers.h"
 
@@ -90,6 +91,8 @@ class Fabric {
   // precision state that does not fit the plugin); rank 0 prints each.
   const std::vector<std::string>& warnings() const { return resolved_.warnings; }
   const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
+  // The first logger, the main one (the reference's `logger`); IndexError when there is none.
+  const std::shared_ptr<Logger>& logger() const;
   const std::vector<std::shared_ptr<Callback>>& callbacks() const { return callbacks_; }
   // Loggers created after construction (e.g. only on rank 0, once the ranks are known).
   void add_logger(std::shared_ptr<Logger> logger);
@@ -158,6 +161,22 @@ class Fabric {
     }
   }
 
+  // The reference's setup_dataloaders: the same data and options again, with this rank's share
+  // (use_distributed_sampler, several processes, and a loader not sharded already, i.e. of
+  // world_size 1: rank = global_rank, world_size = world_size, DistributedSampler's order, padded
+  // as its default drop_last=False; the loader's own seed and shuffle) and its batches handed out
+  // on this Fabric's device (move_to_device). The new loader starts at the beginning. Setting a
+  // loader up again changes nothing more. Needs launch() with several processes.
+  data::DataLoader setup_dataloaders(const data::DataLoader& loader,
+                                     bool use_distributed_sampler = true,
+                                     bool move_to_device = true) const;
+  // Several loaders at once: a tuple of them, in order.
+  template <class... Loaders>
+    requires(sizeof...(Loaders) > 1 && (std::same_as<Loaders, data::DataLoader> && ...))
+  auto setup_dataloaders(const Loaders&... loaders) const {
+    return std::tuple<Loaders...>(setup_dataloaders(loaders)...);
+  }
+
   // ---- training verbs ----------------------------------------------------------------------------
   // precision.pre_backward -> backward (scales the loss under 16-mixed) -> post_backward.
   // retain_graph and create_graph as Tensor::backward's (the reference passes them through).
@@ -173,11 +192,18 @@ class Fabric {
   precision::ContextGuard init_tensor() { return ctx_->precision->tensor_init_context(); }
   Tensor to_device(const Tensor& t) const { return t.to(device()); }
   void to_device(nn::Module& m) const { m.to(device()); }
+  // Collections move element by element, as the reference's move_data_to_device: a loader's batch
+  // (undefined members stay undefined), a list of tensors.
+  data::Batch to_device(const data::Batch& batch) const;
+  std::vector<Tensor> to_device(const std::vector<Tensor>& tensors) const;
 
   // ---- utilities ---------------------------------------------------------------------------------
   // Seeds the default generator (every random op without an explicit Generator) and records the
-  // seed in PL_GLOBAL_SEED, as the reference. Returns the seed.
-  static uint64_t seed_everything(uint64_t seed);
+  // seed in PL_GLOBAL_SEED, as the reference. Returns the seed. As the reference: the seed must lie
+  // in 0..2^32-1 (ValueError otherwise); without one, PL_GLOBAL_SEED's is used (ValueError when it
+  // is not such an integer), else 0 with a warning; `workers` sets PL_SEED_WORKERS to 1 or 0
+  // (Fabric's default: true).
+  static uint64_t seed_everything(std::optional<int64_t> seed = std::nullopt, bool workers = true);
   // ---- collectives (fabric-api.md §2; identities on one process) ---------------------------------
   // With several processes each needs launch() first (Error otherwise), as do barrier,
   // rank_zero_first, save and load.

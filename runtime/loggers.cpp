@@ -58,30 +58,58 @@ int64_t next_version(const std::filesystem::path& dir) {
   return next;
 }
 
-// root_dir/name/version/metrics.csv, an earlier file there removed (Lightning warns and deletes it).
+// root_dir/name/version/metrics.csv, the version chosen now (the next free version_N when none is
+// given); nothing is created or removed.
 std::string lightning_metrics_path(const CSVLoggerOptions& o) {
   namespace fs = std::filesystem;
-  FABRIC_CHECK(!o.root_dir.empty(), ValueError, "CSVLogger: root_dir is empty");
   fs::path dir = fs::path(o.root_dir);
   if (!o.name.empty()) dir /= o.name;
   const std::string version = o.version.empty()       ? "version_" + std::to_string(next_version(dir))
                               : all_digits(o.version) ? "version_" + o.version
                                                       : o.version;
-  const fs::path file = dir / version / "metrics.csv";
-  if (fs::exists(file)) {
-    warn("CSVLogger: " + file.parent_path().string() +
-         " already holds a metrics.csv; it is replaced by this run's");
-    fs::remove(file);
-  }
-  return file.string();
+  return (dir / version / "metrics.csv").string();
 }
 
 }  // namespace
 
 CSVLogger::CSVLogger(const CSVLoggerOptions& o)
-    : CSVLogger(FromPath{}, lightning_metrics_path(o), /*append=*/false, o.flush_logs_every_n_steps, {}) {
+    : layout_(o),
+      prefix_(o.prefix),
+      flush_every_(std::max<int64_t>(1, o.flush_logs_every_n_steps)) {
+  FABRIC_CHECK(!o.root_dir.empty(), ValueError, "CSVLogger: root_dir is empty");
+  columns_.push_back("step");
+}
+
+void CSVLogger::resolve_path() const {
+  if (!layout_ || !path_.empty()) return;
+  path_ = lightning_metrics_path(*layout_);
   version_ = std::filesystem::path(path_).parent_path().filename().string();
-  prefix_ = o.prefix;
+}
+
+const std::string& CSVLogger::path() const {
+  resolve_path();
+  return path_;
+}
+
+const std::string& CSVLogger::version() const {
+  resolve_path();
+  return version_;
+}
+
+// Lightning's _ExperimentWriter, made at the first write: it warns about and deletes an earlier
+// metrics.csv in the log directory, and creates that directory.
+void CSVLogger::prepare_first_write() {
+  if (!layout_ || prepared_) return;
+  namespace fs = std::filesystem;
+  resolve_path();
+  const fs::path file(path_);
+  if (fs::exists(file)) {
+    warn("CSVLogger: " + file.parent_path().string() +
+         " already holds a metrics.csv; it is replaced by this run's");
+    fs::remove(file);
+  }
+  fs::create_directories(file.parent_path());
+  prepared_ = true;
 }
 
 CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_every,
@@ -125,6 +153,7 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
       header_dirty_ = !std::is_sorted(columns_.begin(), columns_.end());
       std::sort(columns_.begin(), columns_.end());
       kept = true;
+      file_is_ours_ = true;
     }
   } else {
     const auto parent = fs::path(path_).parent_path();
@@ -136,7 +165,9 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
   }
 }
 
-std::string CSVLogger::log_dir() const { return std::filesystem::path(path_).parent_path().string(); }
+std::string CSVLogger::log_dir() const {
+  return std::filesystem::path(path()).parent_path().string();
+}
 
 void CSVLogger::add_column(const std::string& name) {
   auto at = std::lower_bound(columns_.begin(), columns_.end(), name);
@@ -171,7 +202,9 @@ void CSVLogger::log_hyperparams(const std::map<std::string, std::string>& params
 }
 
 void CSVLogger::flush() {
-  if (rows_.empty() && written_ == 0 && !std::filesystem::exists(path_)) return;  // nothing logged: no file
+  // Nothing logged: no file, and another's file at that path (rank 0's, seen from another rank) is
+  // left alone.
+  if (rows_.empty() && written_ == 0 && !file_is_ours_) return;
   if (header_dirty_) {
     rewrite();
   } else if (written_ < rows_.size()) {
@@ -191,6 +224,7 @@ void CSVLogger::truncate_after(int64_t step) {
 }
 
 void CSVLogger::rewrite() {
+  prepare_first_write();
   const std::string tmp = path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -208,9 +242,11 @@ void CSVLogger::rewrite() {
   std::filesystem::rename(tmp, path_);
   written_ = rows_.size();
   header_dirty_ = false;
+  file_is_ours_ = true;
 }
 
 void CSVLogger::append_rows(size_t from) {
+  prepare_first_write();
   std::ofstream out(path_, std::ios::app);
   FABRIC_CHECK(out.good(), IOError, "CSVLogger: cannot append to ", path_);
   for (size_t r = from; r < rows_.size(); ++r) {

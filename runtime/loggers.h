@@ -42,8 +42,11 @@ struct CSVLoggerOptions {
 
 class CSVLogger : public Logger {
  public:
-  // Lightning's layout. An existing metrics.csv in that directory (an explicit version) is
-  // replaced, with a warning on stderr, as Lightning does.
+  // Lightning's layout. As Lightning's (whose experiment is made on first use, on rank 0 only),
+  // nothing happens on disk before the first row is written: the version is chosen when first
+  // needed (version(), log_dir(), path() or the first write), and an existing metrics.csv in that
+  // directory (an explicit version) is replaced, with a warning on stderr, at the first write. So a
+  // logger that never logs (every rank but 0 under Fabric) neither creates nor touches a file.
   explicit CSVLogger(const CSVLoggerOptions& options);
   // Writes to `path` (a metrics.csv); with append = true an existing file's rows and columns are
   // kept and new rows go after them (resuming a run; a file whose header is not sorted, as this
@@ -60,14 +63,16 @@ class CSVLogger : public Logger {
       : CSVLogger(FromPath{}, std::string(std::forward<Path>(path)), append, flush_every, columns) {}
   ~CSVLogger() override;
   std::string name() const override { return "csv"; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const;
   // The directory metrics.csv is in; the version directory's name ("" with the path constructor).
   std::string log_dir() const;
-  const std::string& version() const { return version_; }
+  const std::string& version() const;
   // A row per call; without `step` its step is the number of rows logged before it, as Lightning.
   void log_metrics(const Metrics& metrics, std::optional<int64_t> step) override;
   // Lightning Fabric's CSVLogger has no hyperparameter file: NotImplementedError, as there.
   void log_hyperparams(const std::map<std::string, std::string>& params) override;
+  // Writes the rows logged since the last write. A logger that has logged nothing writes nothing,
+  // except to a file it keeps (append) or made (columns).
   void flush() override;
   // Drops the rows whose step is after `step` (a resumed run repeats the steps after its last
   // checkpoint) and rewrites the file.
@@ -80,8 +85,15 @@ class CSVLogger : public Logger {
   void rewrite();
   void append_rows(size_t from);
   void add_column(const std::string& name);
-  std::string path_;
-  std::string version_;
+  // Lightning's layout: the path, chosen once (no disk effects); then, before the first write, the
+  // earlier file there replaced and the directories made.
+  void resolve_path() const;
+  void prepare_first_write();
+  std::optional<CSVLoggerOptions> layout_;  // set by the Lightning-layout constructor
+  mutable std::string path_;
+  mutable std::string version_;
+  bool prepared_ = false;      // the first write's preparation is done
+  bool file_is_ours_ = false;  // a file this logger kept (append) or wrote
   std::string prefix_;
   int64_t flush_every_;
   std::vector<std::string> columns_;  // sorted, "step" among them

@@ -410,7 +410,9 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_INT(trainer, log_every, 1, "log every N steps"));
     v.push_back(FIELD_INT(trainer, checkpoint_every, 0, "write checkpoints/step-N every N steps (0: only checkpoints/last)"));
     v.push_back(FIELD_INT(trainer, keep_last, 0, "step-N checkpoints to keep (0: all)"));
-    v.push_back(FIELD_INT(trainer, seed, 0, "seed of initialisation, data order and dropout"));
+    // Lightning's seed_everything (Fabric::seed_everything) takes 0 .. 2^32 - 1, as numpy.
+    v.push_back(with_max(FIELD_INT(trainer, seed, 0, "seed of initialisation, data order and dropout"),
+                         4294967295.0));
     v.push_back(FIELD_BOOL(trainer, deterministic, "single-threaded reductions for bit-reproducible runs"));
     v.push_back(FIELD_BOOL(trainer, sync_batchnorm, "BatchNorm layers normalise with the statistics of the global batch over all processes (SyncBatchNorm); a no-op with one process"));
     v.push_back(FIELD_STR(trainer, run_dir, "the run directory (config.yaml, metrics.csv, checkpoints/)"));
