@@ -54,6 +54,8 @@ TEST_F(TrainConfigSetErrors, EachPathNamesTheKeyOnce) {
       {"trainer.batch_size=0", "must be >= 1, got 0"},
       {"trainer.seed=99999999999999999999",
        "'99999999999999999999' is past the range of a 64-bit integer"},
+      // Lightning's seed_everything range (numpy's): 0 .. 2^32 - 1.
+      {"trainer.seed=4294967296", "must be between 0 and 4294967295, got 4294967296"},
       {"optimizer.lr=1e400", "'1e400' is past the largest magnitude a double holds"},
       {"model.activation=rleu", "'rleu' is not one of: relu"},
       {"optimizer.name=lbfgs", "lbfgs"},
