@@ -6,11 +6,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/reduce_math.h"
+#include "tensor/channel_norm_affine.h"
 #include "tensor/channel_norm_kernels.h"
 
 namespace fabric::cpu {
@@ -146,60 +146,10 @@ void plane_sums_acc(const PlaneSumsArgs& a) {
   }
 }
 
-// Calls f(std::true_type) or f(std::false_type): a runtime flag made a compile-time one.
-template <typename F>
-void with_flag(bool flag, const F& f) {
-  if (flag)
-    f(std::true_type{});
-  else
-    f(std::false_type{});
-}
-
-// The affine map's rounding order, one for every plane length (torch 1.13's where it has one):
-// - a, center and c (batch_norm's forward): fma(u, a, fma(-a, center, c)), torch's batch_norm
-//   x * alpha + beta with beta = bias - mean * alpha;
-// - a and center, no c (group_norm without weight and bias): (u - center) * a, torch's;
-// - a and c, no center: fma(u, a, c) (a shift the op computed itself);
-// - a alone: u * a; no a: c (or 0);
-// - with the b * v term (the backward's, whose coefficients are not torch's anyway) the a term
-//   stays centred, fma(a, u - center, c), keeping the precision that the first form gives up
-//   for an offset mean, and b * v goes on last: fma(v, b, ...).
-// Written with explicit fma, so that the compiler's contraction cannot give one plane length
-// another order.
-template <bool kA, bool kM, bool kB, bool kC, typename A>
-inline A affine_element(A u, A a, A m, A shift, A v, A b, A c) {
-  A r;
-  if constexpr (kA && kM && kC && !kB)
-    r = std::fma(u, a, shift);
-  else if constexpr (kA && kM && kC)
-    r = std::fma(a, u - m, c);
-  else if constexpr (kA && kM)
-    r = (u - m) * a;
-  else if constexpr (kA && kC)
-    r = std::fma(u, a, c);
-  else if constexpr (kA)
-    r = u * a;
-  else
-    r = kC ? c : A(0);
-  if constexpr (kB) r = kA || kC ? std::fma(v, b, r) : v * b;
-  return r;
-}
-
-// batch_norm's beta for the first form above: fma(-a, center, c).
-template <typename A>
-inline A affine_shift(A a, A m, A c) {
-  return std::fma(-a, m, c);
-}
-
-// f(has_a, has_center, has_b, has_c) with the four flags as compile-time ones.
-template <typename F>
-void with_terms(bool a, bool m, bool b, bool c, const F& f) {
-  with_flag(a, [&](auto ka) {
-    with_flag(m, [&](auto km) {
-      with_flag(b, [&](auto kb) { with_flag(c, [&](auto kc) { f(ka, km, kb, kc); }); });
-    });
-  });
-}
+// Each element's rounding order, one definition shared with the CUDA kernel.
+using channel_norm::affine_element;
+using channel_norm::affine_shift;
+using channel_norm::with_affine_terms;
 
 template <typename A>
 void plane_affine_acc(const PlaneAffineArgs& a) {
@@ -219,7 +169,7 @@ void plane_affine_acc(const PlaneAffineArgs& a) {
            : nullptr;
     char* out = static_cast<char*>(a.out) + p0 * L * sz;
     A* y0 = a.dtype == dtype_v<A> ? reinterpret_cast<A*>(out) : scratch<A>(2, n);
-    with_terms(ca, center, cb, cc, [&](auto has_a, auto has_m, auto has_b, auto has_c) {
+    with_affine_terms(ca, center, cb, cc, [&](auto has_a, auto has_m, auto has_b, auto has_c) {
       constexpr bool kA = decltype(has_a)::value, kM = decltype(has_m)::value;
       constexpr bool kB = decltype(has_b)::value, kC = decltype(has_c)::value;
       auto element = [](A u, A ka, A m, A shift, A v, A kb, A c) {

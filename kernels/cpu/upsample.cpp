@@ -4,7 +4,8 @@
 // order) as the CUDA kernel does, so both devices add in one order and rows run in parallel
 // without atomics: each input-gradient row accumulates whole output-gradient rows at a time, its
 // columns side by side (vectorised where the columns double), from per-column reader tables.
-// Reduced precision computes in float32.
+// Reduced precision computes in float32. The per-element arithmetic (rounding order included) is
+// tensor/upsample_math.h's, shared with the CUDA kernels.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/upsample_kernels.h"
+#include "tensor/upsample_math.h"
 
 namespace fabric::cpu {
 namespace {
@@ -63,9 +65,9 @@ void forward(const UpsampleDesc& d, const void* xv, void* yv) {
     const T* x1 = xp + r.i1 * d.W;
     for (int64_t ow = 0; ow < d.OW; ++ow) {
       const UpsampleTaps<A>& c = cols[ow];
-      const A top = c.l0 * static_cast<A>(x0[c.i0]) + c.l1 * static_cast<A>(x0[c.i1]);
-      const A bottom = c.l0 * static_cast<A>(x1[c.i0]) + c.l1 * static_cast<A>(x1[c.i1]);
-      yr[ow] = static_cast<T>(r.l0 * top + r.l1 * bottom);
+      yr[ow] = static_cast<T>(upsample::bilinear(r.l0, r.l1, c.l0, c.l1, static_cast<A>(x0[c.i0]),
+                                                 static_cast<A>(x0[c.i1]), static_cast<A>(x1[c.i0]),
+                                                 static_cast<A>(x1[c.i1])));
     }
   });
 }
@@ -113,20 +115,9 @@ ColumnReaders<A> column_readers(const UpsampleDesc& d) {
   return r;
 }
 
-// acc + p * g, rounded once where the CPU has FMA, as nvcc computes the CUDA kernel's
-// `acc += wh * wc * g`. Whether GCC fuses that line is its choice per loop (the plain gather
-// this replaced was fused for float, not for double), so the rounding is spelled out here.
-template <typename A>
-inline A mul_add(A p, A g, A acc) {
-#ifdef __FMA__
-  return std::fma(p, g, acc);
-#else
-  return acc + p * g;
-#endif
-}
-
 // acc[c] += (wh * w) * g[ow] over c's readers ow in increasing order: for each input element the
-// same terms, products and order as a gather over (oh, ow), so the sums are the same bits.
+// same terms, products and order as a gather over (oh, ow), so the sums are the same bits (each
+// step upsample::gather_step, the CUDA kernel's too).
 template <typename A, typename T>
 void gather_columns(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* acc, int64_t lo,
                     int64_t hi) {
@@ -134,7 +125,7 @@ void gather_columns(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* a
     A a = acc[c];
     const T* gc = g + r.first[c];
     for (int64_t k = 0; k < r.count[c]; ++k)
-      a = mul_add(wh * r.w[k * W + c], static_cast<A>(gc[k]), a);
+      a = upsample::gather_step(wh, r.w[k * W + c], static_cast<A>(gc[k]), a);
     acc[c] = a;
   }
 }
@@ -146,7 +137,7 @@ void gather_doubling(const ColumnReaders<A>& r, int64_t W, A wh, const T* g, A* 
   for (int64_t c = r.lo; c < r.hi; ++c) {
     A a = acc[c];
     for (int k = 0; k < kCount; ++k)
-      a = mul_add(wh * w[k * W + c], static_cast<A>(g0[2 * c + k]), a);
+      a = upsample::gather_step(wh, w[k * W + c], static_cast<A>(g0[2 * c + k]), a);
     acc[c] = a;
   }
 }

@@ -1,12 +1,14 @@
 // CUDA kernels of batch_norm/group_norm (tensor/channel_norm_kernels.h), with the semantics of
 // kernels/cpu/channel_norm.cpp: float32 math for fp32/fp16/bf16 (float64 for float64). Plane
 // sums: blockDim.x threads per plane (row_block), folded in a fixed order; the affine map: one
-// thread per element.
+// thread per element, in the CPU's rounding order (tensor/channel_norm_affine.h, one definition
+// for both devices).
 #include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
+#include "tensor/channel_norm_affine.h"
 #include "tensor/channel_norm_kernels.h"
 
 namespace fabric::cuda {
@@ -37,7 +39,9 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   if (p.sum_wd) static_cast<A*>(p.sum_wd)[plane] = s.b;
 }
 
-template <typename A, typename T, typename Load>
+// One thread per element, each rounded as the CPU's (tensor/channel_norm_affine.h), the terms
+// that are there given as compile-time flags as on the CPU.
+template <typename A, typename T, bool kA, bool kM, bool kB, bool kC, typename Load>
 __global__ void plane_affine_kernel(PlaneAffineArgs p, Load load) {
   const int64_t total = p.planes * p.len;
   const char* u = static_cast<const char*>(p.u);
@@ -49,9 +53,10 @@ __global__ void plane_affine_kernel(PlaneAffineArgs p, Load load) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t plane = i / p.len, k = p.period ? plane % p.period : plane;
-    A y = cc ? cc[k] : A(0);
-    if (ca && u) y += ca[k] * (load(u, i) - (center ? center[k] : A(0)));
-    if (cb && v) y += cb[k] * load(v, i);
+    const A ka = kA ? ca[k] : A(0), m = kM ? center[k] : A(0), c = kC ? cc[k] : A(0);
+    const A y = channel_norm::affine_element<kA, kM, kB, kC>(
+        kA ? load(u, i) : A(0), ka, m, channel_norm::affine_shift(ka, m, c), kB ? load(v, i) : A(0),
+        kB ? cb[k] : A(0), c);
     store(static_cast<char*>(p.out) + i * static_cast<int64_t>(sizeof(T)), cast_value<T>(y));
   }
 }
@@ -106,10 +111,17 @@ void plane_affine_cuda(const PlaneAffineArgs& p) {
   LaunchContext ctx(p.out);
   const int64_t blocks = std::min<int64_t>(
       (total + 255) / 256, 16 * static_cast<int64_t>(multiprocessor_count(ctx.device)));
+  // As on the CPU: a term is there when both its coefficient and its values are.
+  const bool has_a = p.a && p.u, has_b = p.b && p.v;
   visit_float_dtype("batch_norm/group_norm", p.dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
-    plane_affine_kernel<A, T><<<grid_dim(blocks), 256, 0, ctx.stream>>>(p, load);
+    channel_norm::with_affine_terms(
+        has_a, p.center != nullptr, has_b, p.c != nullptr, [&](auto ka, auto km, auto kb, auto kc) {
+          plane_affine_kernel<A, T, decltype(ka)::value, decltype(km)::value, decltype(kb)::value,
+                              decltype(kc)::value>
+              <<<grid_dim(blocks), 256, 0, ctx.stream>>>(p, load);
+        });
   });
   FABRIC_CUDA_CHECK_LAUNCH();
 }

@@ -2,14 +2,17 @@
 // semantics of kernels/cpu/norm.cpp: float32 math for fp32/fp16/bf16 (float64 for float64),
 // population variance, rstd = 1 / sqrt(var + eps), mean/rstd saved in the accumulation dtype.
 // Forward: blockDim.x threads per row, Welford per thread merged across the row (Chan), then the
-// output pass. Backward: dx per row from two row sums; dweight/dbias as column sums over rows
-// split across blocks and folded in a fixed order.
+// output pass, whose rstd and elements round as the CPU's (tensor/norm_element.h; the statistics
+// themselves are summed in another order than the CPU's). Backward: dx per row from two row sums;
+// dweight/dbias as column sums over rows split across blocks and folded in a fixed order.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "kernels/cuda/welford.cuh"
+#include "tensor/norm_element.h"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cuda {
@@ -63,7 +66,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormD
       }
     }
     ss = row_allreduce(ss, Plus<A>{});
-    rstd = A(1) / dev_sqrt(ss * (A(1) / static_cast<A>(N)) + static_cast<A>(a.eps));
+    rstd = norm::norm_rstd(ss, A(1) / static_cast<A>(N), static_cast<A>(a.eps));
   } else {
     Welford<A> w{0, 0, 0};
     if (live) {
@@ -77,19 +80,29 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormD
     }
     w = row_allreduce(w, WelfordCombine<A>{});
     mean = w.mean;
-    rstd = A(1) / dev_sqrt(w.m2 * (A(1) / static_cast<A>(N)) + static_cast<A>(a.eps));
+    rstd = norm::norm_rstd(w.m2, A(1) / static_cast<A>(N), static_cast<A>(a.eps));
   }
   if (!live) return;
   if (threadIdx.x == 0) {
     if (a.mean) static_cast<A*>(a.mean)[row] = mean;
     static_cast<A*>(a.rstd)[row] = rstd;
   }
-  for (int64_t j = threadIdx.x; j < N; j += bx) {
-    A v = (load(a.x, base + j) - mean) * rstd;
-    if (a.weight) v = v * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
-    if (a.bias) v = v + param_at<A>(a.bias, a.bias_dtype, a.bsz, j);
-    store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)), cast_value<T>(v));
-  }
+  // Each element as the CPU rounds it (tensor/norm_element.h), weight and bias known per launch.
+  auto write = [&](auto has_w, auto has_b) {
+    constexpr bool kW = decltype(has_w)::value, kB = decltype(has_b)::value;
+    for (int64_t j = threadIdx.x; j < N; j += bx) {
+      const A w = kW ? param_at<A>(a.weight, a.weight_dtype, a.wsz, j) : A(0);
+      const A b = kB ? param_at<A>(a.bias, a.bias_dtype, a.bsz, j) : A(0);
+      const A v = norm::norm_element<kW, kB>(load(a.x, base + j), mean, rstd, w, b);
+      store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)), cast_value<T>(v));
+    }
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if (a.weight)
+    a.bias ? write(Yes{}, Yes{}) : write(Yes{}, No{});
+  else
+    a.bias ? write(No{}, Yes{}) : write(No{}, No{});
 }
 
 void check_param(const char* what, const void* p, DType t) {

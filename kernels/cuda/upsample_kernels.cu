@@ -1,6 +1,7 @@
 // CUDA 2-D upsampling (nearest, bilinear) over contiguous NCHW planes, forward and backward, with
-// kernels/cpu/upsample.cpp's indices and arithmetic (tensor/upsample_kernels.h; float32
-// accumulation for 16-bit dtypes). The backward gathers, one thread per input element summing the
+// kernels/cpu/upsample.cpp's indices (tensor/upsample_kernels.h) and arithmetic, rounding order
+// included (tensor/upsample_math.h, one definition for both devices; float32 accumulation for
+// 16-bit dtypes). The backward gathers, one thread per input element summing the
 // outputs that read it in (oh, ow) order: no atomics, and the CPU's order of additions.
 #include <cuda_runtime.h>
 
@@ -13,6 +14,7 @@
 #include "kernels/cuda/stream.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/upsample_kernels.h"
+#include "tensor/upsample_math.h"
 
 namespace fabric::cuda {
 namespace {
@@ -34,9 +36,9 @@ __global__ void forward_kernel(UpsampleDesc d, const T* x, T* y, int64_t total) 
       continue;
     }
     const T* x1 = xp + rt.i1 * d.W;
-    const A top = ct.l0 * static_cast<A>(x0[ct.i0]) + ct.l1 * static_cast<A>(x0[ct.i1]);
-    const A bottom = ct.l0 * static_cast<A>(x1[ct.i0]) + ct.l1 * static_cast<A>(x1[ct.i1]);
-    y[i] = static_cast<T>(rt.l0 * top + rt.l1 * bottom);
+    y[i] = static_cast<T>(upsample::bilinear(rt.l0, rt.l1, ct.l0, ct.l1, static_cast<A>(x0[ct.i0]),
+                                             static_cast<A>(x0[ct.i1]), static_cast<A>(x1[ct.i0]),
+                                             static_cast<A>(x1[ct.i1])));
   }
 }
 
@@ -54,8 +56,8 @@ __global__ void backward_kernel(UpsampleDesc d, const T* dy, T* dx, int64_t tota
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       const A wh = upsample_weight(upsample_taps<A>(d, true, oh), h);
       for (int64_t ow = ow0; ow < ow1; ++ow)
-        acc += wh * upsample_weight(upsample_taps<A>(d, false, ow), c) *
-               static_cast<A>(gp[oh * d.OW + ow]);
+        acc = upsample::gather_step(wh, upsample_weight(upsample_taps<A>(d, false, ow), c),
+                                    static_cast<A>(gp[oh * d.OW + ow]), acc);
     }
     dx[i] = static_cast<T>(acc);
   }

@@ -1,0 +1,78 @@
+// The per-element arithmetic of 2-D bilinear upsampling (upsample2d_forward/backward_stub,
+// tensor/upsample_kernels.h), one definition for both devices: kernels/cpu/upsample.cpp and
+// kernels/cuda/upsample_kernels.cu compile these functions, so that the rounding order is written
+// down instead of left to each compiler's contraction (GCC's -ffp-contract=fast and nvcc's
+// -fmad=true each pick which product of `l0 * x0 + l1 * x1` to fuse).
+// tests/ops/test_upsample_math.cpp holds the forms to a float128 reference and the CPU kernels to
+// these functions; tests/cuda/test_cuda_rounding_order.cpp the CUDA kernels to the CPU's bits.
+//
+// The order is the one GCC had picked, with FMA, for the CPU's float32/float64/bfloat16 kernels
+// (kept bit for bit; its float16 forward had fused the other products, a last-bit difference now
+// gone):
+// lerp(l0, x0, l1, x1) = fma(l0, x0, l1 * x1), rows of columns: lerp(rl0, top, rl1, bottom) with
+// top and bottom the column lerps; the backward's term acc + (wh * wc) * g = fma(wh * wc, g, acc).
+// A host without FMA (a build without -march=native on an old CPU) rounds the sum separately
+// instead: libm's software fma would cost more than the whole kernel; there the CPU and CUDA can
+// differ in the last bit.
+#pragma once
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define FABRIC_UPSAMPLE_HD __host__ __device__ __forceinline__
+#else
+#define FABRIC_UPSAMPLE_HD inline
+#endif
+
+namespace fabric::upsample {
+
+// a * b rounded (never fused: on the host a product feeding an fma's addend cannot be).
+FABRIC_UPSAMPLE_HD float mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+FABRIC_UPSAMPLE_HD double mul(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+// acc + p * g rounded once (where the host has FMA; see the file comment).
+FABRIC_UPSAMPLE_HD float mul_add(float p, float g, float acc) {
+#if defined(__CUDA_ARCH__) || defined(__FMA__)
+  return fmaf(p, g, acc);
+#else
+  return acc + p * g;
+#endif
+}
+FABRIC_UPSAMPLE_HD double mul_add(double p, double g, double acc) {
+#if defined(__CUDA_ARCH__) || defined(__FMA__)
+  return ::fma(p, g, acc);
+#else
+  return acc + p * g;
+#endif
+}
+
+// l0 x0 + l1 x1: fma(l0, x0, l1 * x1).
+template <typename A>
+FABRIC_UPSAMPLE_HD A lerp(A l0, A x0, A l1, A x1) {
+  return mul_add(l0, x0, mul(l1, x1));
+}
+
+// The bilinear value from the four inputs x[row][column] and the row and column weights.
+template <typename A>
+FABRIC_UPSAMPLE_HD A bilinear(A rl0, A rl1, A cl0, A cl1, A x00, A x01, A x10, A x11) {
+  return lerp(rl0, lerp(cl0, x00, cl1, x01), rl1, lerp(cl0, x10, cl1, x11));
+}
+
+// The backward's gather step: acc + (wh * wc) * g, the weight product rounded first.
+template <typename A>
+FABRIC_UPSAMPLE_HD A gather_step(A wh, A wc, A g, A acc) {
+  return mul_add(mul(wh, wc), g, acc);
+}
+
+}  // namespace fabric::upsample
