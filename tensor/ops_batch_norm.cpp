@@ -192,8 +192,13 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
     mean = acc_of(running_mean, acc).clone();  // saved for backward: not the buffer itself
     invstd = rsqrt(add(acc_of(running_var, acc), eps));
   }
+  // torch 1.13's order with or without weight and bias: x * alpha + beta, alpha = invstd (*
+  // weight), beta = bias - mean * alpha, both fused (the kernel's a, center, c form); a missing
+  // bias is 0, not a missing term, which would give (x - mean) * alpha instead.
   const Tensor scale = weight.defined() ? mul(invstd, acc_of(weight, acc)) : invstd;
-  const AffineTerms t{.u = xc, .a = scale, .center = mean, .c = acc_of(bias, acc)};
+  const Tensor shift =
+      bias.defined() ? acc_of(bias, acc) : zeros({s.C}, {.dtype = acc, .device = x.device()});
+  const AffineTerms t{.u = xc, .a = scale, .center = mean, .c = shift};
   Tensor out = plane_affine(t, xc, s.N * s.C, s.L, /*period=*/s.C);
   return {out, mean, invstd};
 }
@@ -272,11 +277,22 @@ std::tuple<Tensor, Tensor, Tensor> group_norm_with_stats(const Tensor& x, int64_
   const Tensor xc = raw(x);
   auto [mean, sq_dev] = mean_and_sq_dev(xc, 1, s.N * G, group_len, group_len);
   const Tensor rstd = rsqrt(add(div(sq_dev, static_cast<double>(group_len)), eps));
+  // torch 1.13's orders: with neither weight nor bias (x - mean) * rstd; with either,
+  // x * scale + shift fused, scale = rstd * weight, shift = -scale * mean + bias rounded after
+  // each step (a missing weight is 1, a missing bias 0). As torch's, that shift's rounding shows
+  // where |scale * mean| >> |y| (a group of one value: rstd = eps^-1/2, y = bias + ~1e-7 scale
+  // mean).
   Tensor scale = per_group(rstd, s.N, G, s.C);
   if (weight.defined())
     scale = mul(scale.view({s.N, s.C}), acc_of(weight, acc).view({1, s.C})).reshape({s.N * s.C});
-  AffineTerms t{.u = xc, .a = scale, .center = per_group(mean, s.N, G, s.C)};
-  if (bias.defined()) t.c = per_channel(acc_of(bias, acc), s.N);
+  const Tensor center = per_group(mean, s.N, G, s.C);
+  AffineTerms t{.u = xc, .a = scale};
+  if (!weight.defined() && !bias.defined()) {
+    t.center = center;
+  } else {
+    t.c = neg(mul(scale, center));
+    if (bias.defined()) t.c = add(t.c, per_channel(acc_of(bias, acc), s.N));
+  }
   Tensor out = plane_affine(t, xc, s.N * s.C, s.L);
   return {out, mean.view({s.N, G}), rstd.view({s.N, G})};
 }

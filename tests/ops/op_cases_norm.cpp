@@ -248,6 +248,13 @@ RefTensor ref_channel_norm(const std::vector<RefTensor>& in, int64_t groups, boo
   return out;
 }
 
+// Values per group of group_norm over an (N, C, *) input.
+int64_t group_len(const Shape& shape, int64_t groups) {
+  int64_t n = shape[1] / groups;
+  for (size_t i = 2; i < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
 std::vector<OpCase> channel_norm_cases() {
   std::vector<OpCase> cases;
   struct D {
@@ -315,7 +322,11 @@ std::vector<OpCase> channel_norm_cases() {
                          [d](const std::vector<RefTensor>& in) {
                            return ref_channel_norm(in, d.groups, false, true, d.w, d.b, 1e-5);
                          },
-                     .tol_scale = 2});
+                     // torch 1.13's order, x * scale + (-scale * mean + bias): where a group
+                     // holds one value, rstd is eps^-1/2 (~316) and the shift's roundings
+                     // lose ~1e-7 |scale * mean| against the bias left (torch's own error
+                     // there: 5.1e-5 relative).
+                     .tol_scale = group_len(d.shape, d.groups) == 1 ? 4.0 : 2.0});
   }
   return cases;
 }
