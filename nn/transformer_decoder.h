@@ -60,6 +60,11 @@ class TransformerDecoderLayer : public Module {
   void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
 
  private:
+  // No single-input forward (a decoder layer always needs memory): Module's forward(x) is hidden on
+  // purpose, named privately so that the hiding is declared (not a -Woverloaded-virtual slip).
+  // Called on this class, forward(x) does not compile; through a Module& or operator() it throws
+  // NotImplementedError naming the type.
+  using Module::forward;
   MultiheadAttention& attention(const std::string& name) const;
   Tensor self_attention_block(const Tensor& x, const Tensor& mask, const Tensor& padding);
   Tensor cross_attention_block(const Tensor& x, const Tensor& memory, const Tensor& mask,
@@ -94,6 +99,11 @@ class TransformerDecoder : public Module {
   std::shared_ptr<ModuleList> layers;
 
  private:
+  // No single-input forward (a decoder always needs memory): Module's forward(x) is hidden on
+  // purpose, named privately so that the hiding is declared (not a -Woverloaded-virtual slip).
+  // Called on this class, forward(x) does not compile; through a Module& or operator() it throws
+  // NotImplementedError naming the type.
+  using Module::forward;
   TransformerDecoderOptions options_;
 };
 

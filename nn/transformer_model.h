@@ -57,6 +57,11 @@ class Transformer : public Module {
   void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
 
  private:
+  // No single-input forward (a Transformer takes src and tgt): Module's forward(x) is hidden on
+  // purpose, named privately so that the hiding is declared (not a -Woverloaded-virtual slip).
+  // Called on this class, forward(x) does not compile; through a Module& or operator() it throws
+  // NotImplementedError naming the type.
+  using Module::forward;
   TransformerOptions options_;
 };
 

@@ -8,9 +8,17 @@
 #include <vector>
 
 // Each rounding here is torch's: the compiler must fuse no multiply-add (a pragma placed after this
-// header's inclusion would not reach these templates).
+// header's inclusion would not reach these templates). GCC takes that as an optimize option, clang
+// (which ignores GCC's) as its fp pragma; both saved and restored around this header, so that the
+// includer's code after it contracts as the includer's flags say. Clang's -ffp-contract=fast
+// disregards every pragma by design (its -ffp-contract=on default and =off do not).
+#if defined(__clang__)
+#pragma float_control(push)
+#pragma clang fp contract(off)
+#else
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace fabric::optim::lbfgs_detail {
 
@@ -175,4 +183,8 @@ T sum_abs(const std::vector<T>& x) {
 
 }  // namespace fabric::optim::lbfgs_detail
 
+#if defined(__clang__)
+#pragma float_control(pop)
+#else
 #pragma GCC pop_options
+#endif

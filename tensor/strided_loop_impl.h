@@ -2,7 +2,15 @@
 // reads on its own). OpenMP is the one thread pool, shared with oneDNN.
 #pragma once
 #include <algorithm>
+#include <cstdint>
 
+// Included on its own, this pulls in the declarations it walks (strided_loop.h includes this file
+// at its end; #pragma once stops the cycle either way round).
+#include "tensor/strided_loop.h"
+
+// The omp pragmas sit under _OPENMP too: an app compiling these templates without -fopenmp (OpenMP
+// is the library's private dependency) runs them serially either way, and g++ -Wall would warn that
+// it ignores them.
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -69,7 +77,9 @@ void for_each_row(const StridedLoop& loop, RowFn&& row) {
     if (chunks == 1) {
       run_chunk(0);
     } else {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
       for (int64_t c = 0; c < chunks; ++c) run_chunk(c);
     }
     return;
@@ -82,7 +92,9 @@ void for_each_row(const StridedLoop& loop, RowFn&& row) {
     detail::run_rows(loop, 0, rows, row);
     return;
   }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
   for (int64_t t = 0; t < tasks; ++t) {
     detail::run_rows(loop, t * rows_per_task, std::min(rows, (t + 1) * rows_per_task), row);
   }
