@@ -27,10 +27,9 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `fabric-train ARGS` (a shell-quoted argument string) and collects its exit status and output.
-// `prefix` goes before the program (e.g. "env -u MASTER_PORT timeout 60").
-inline Result run(const std::string& args, const std::string& prefix = "") {
-  const std::string cmd = prefix + " '" + FABRIC_TRAIN_EXE + "' " + args + " 2>&1";
+// Runs the shell command `cmd` (its stderr joined to stdout by the caller) and collects its exit
+// status and output.
+inline Result run_command(const std::string& cmd) {
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -39,6 +38,12 @@ inline Result run(const std::string& args, const std::string& prefix = "") {
   const int rc = pclose(p);
   r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   return r;
+}
+
+// Runs `fabric-train ARGS` (a shell-quoted argument string) and collects its exit status and output.
+// `prefix` goes before the program (e.g. "env -u MASTER_PORT timeout 60").
+inline Result run(const std::string& args, const std::string& prefix = "") {
+  return run_command(prefix + " '" + FABRIC_TRAIN_EXE + "' " + args + " 2>&1");
 }
 
 // An empty directory of its own for the running test (`stem`_PID_TEST under the temp directory).

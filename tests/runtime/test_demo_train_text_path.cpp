@@ -30,16 +30,8 @@ class DemoTrain : public testing::Test {
   }
   // demo-train ARGS run from dir_/cwd (which holds no data/) with `env` (e.g. "FABRIC_HOME=...").
   Result demo(const std::string& args, const std::string& env = "") {
-    const std::string cmd = "cd '" + (dir_ / "cwd").string() + "' && env " + env + " '" +
-                            exe_.string() + "' " + args + " 2>&1";
-    Result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, p)) r.output += buf;
-    const int rc = pclose(p);
-    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    return r;
+    return train_test::run_command("cd '" + (dir_ / "cwd").string() + "' && env " + env + " '" +
+                                   exe_.string() + "' " + args + " 2>&1");
   }
   // A small corpus at `file` (its folders made).
   static void write_text(const fs::path& file) {
