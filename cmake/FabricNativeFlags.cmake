@@ -30,5 +30,9 @@ if(FABRIC_NATIVE)
                         "cmake/native_constant_check.cpp with -march=native; building without it")
       endif()
     endif()
+    # On a CPU without AVX-512 the kernels' 16-lane vectors are emulated (kernels/cpu/x86_simd.h)
+    # and GCC notes at every inlined function taking one that its ABI would differ from an
+    # AVX-512 build's: nothing crosses a library boundary in them, so the note is noise.
+    list(APPEND FABRIC_NATIVE_FLAGS -Wno-psabi)
   endif()
 endif()

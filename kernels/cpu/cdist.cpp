@@ -3,7 +3,6 @@
 // rows: the forward keeps one accumulator per x2 row (independent lanes, so it vectorizes) and
 // the backward sums over x2's rows as an omp simd reduction. Features add in order; 16-bit dtypes
 // compute in float32.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/run_tasks.h"
+#include "kernels/cpu/x86_simd.h"
 #include "tensor/cdist_kernels.h"
 #include "tensor/conv_kernels.h"
 

@@ -265,12 +265,9 @@ FABRIC_VEC_INLINE __m512 round_through(__m512 v) {
   return v;
 }
 
-// The product is rounded before the bias is added, as the scalar forward always did: the empty asm
+// The product is rounded before the bias is added, as the scalar forward always did: opaque_ps
 // keeps the compiler (-ffp-contract=fast, the C++ default) from fusing the two into one fma.
-FABRIC_VEC_INLINE __m512 rounded(__m512 v) {
-  asm("" : "+v"(v));
-  return v;
-}
+FABRIC_VEC_INLINE __m512 rounded(__m512 v) { return opaque_ps(v); }
 
 template <class T>
 void epilogue_typed(const Int8LinearEpilogue& e) {

@@ -2,8 +2,8 @@
 // bin lookup and one compare, FP4's from a 3-step branchless binary search on vpermps) and
 // dequantize (to the state's dtype, or through it to another in the same pass), the 8-bit
 // blockwise quantizer of double quantization (an 8-step search on gathers) and its dequantizer,
-// and oneDNN's s8s8s32 GEMM. The LLM.int8 row quantizer and forward epilogue are in
-// llm_int8_kernels.cpp.
+// and the int8 GEMM (oneDNN's s8s8s32, or int8_gemm_widened.h without VNNI). The LLM.int8 row
+// quantizer and forward epilogue are in llm_int8_kernels.cpp.
 #include "tensor/quant_kernels.h"
 
 #include <omp.h>
@@ -17,6 +17,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/cpu/int8_gemm_widened.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/error.h"
 
@@ -410,9 +411,11 @@ void dequantize_8bit_blockwise_kernel(const uint8_t* codes, const float* absmax,
   dequantize_8bit_blocks<false>(codes, absmax, n, bs, code, 0.0f, out);
 }
 
-// oneDNN's s8s8s32 GEMM accumulates exactly in int32 (row-major; B is read transposed).
+// oneDNN's s8s8s32 GEMM accumulates exactly in int32 (row-major; B is read transposed) where the
+// CPU has VNNI; elsewhere it saturates, and the widened GEMM is exact (int8_gemm_widened.h).
 void int8_gemm_kernel(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* B,
                       int32_t* C) {
+  if constexpr (!kOneDnnInt8GemmExact) return int8_gemm_widened(M, N, K, A, B, C);
   const int32_t zero = 0;
   const dnnl_status_t st =
       dnnl_gemm_s8s8s32('N', 'T', 'F', M, N, K, 1.0f, A, K, 0, B, K, 0, 0.0f, C, N, &zero);

@@ -1,24 +1,12 @@
-// Vectorised float32 math for the CPU elementwise kernels (AVX-512): exp, log, tanh, erf,
-// sigmoid and the activations built on them (1-2 ulp), plus fp32/bf16/fp16 loads and stores.
+// Vectorised float32 math for the CPU elementwise kernels (16-lane AVX-512 vectors): exp, log,
+// tanh, erf, sigmoid and the activations built on them (1-2 ulp), plus fp32/bf16/fp16 loads and
+// stores.
 #pragma once
-
-// g++ 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm*_undefined_*() (GCC
-// PR105593); the state must be set before <immintrin.h> is first read.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
 
 #include <cstdint>
 
+#include "kernels/cpu/x86_simd.h"  // AVX-512, or its emulation on an AVX2 CPU
 #include "tensor/float_formats.h"
-
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
-    !defined(__AVX512DQ__)
-#error \
-    "kernels/cpu/vec_math.h needs AVX-512 F/BW/VL/DQ (build with -march=native on an AVX-512 CPU)"
-#endif
 
 // Force-inlined: GCC otherwise outlines the bigger ones (erf_large_exp) from hot loops, and the
 // call spills every vector register.

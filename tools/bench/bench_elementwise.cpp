@@ -9,7 +9,6 @@
 // g++ 12's AVX-512 headers trip -W(maybe-)uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/cpu/x86_simd.h"
 #include "tensor/activation_backward.h"
 #include "tensor/activation_kernels.h"
 #include "tensor/elementwise_kernels.h"
