@@ -14,31 +14,13 @@
 #include <cmath>
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define FABRIC_AFFINE_HD __host__ __device__ __forceinline__
-#else
-#define FABRIC_AFFINE_HD inline
-#endif
+#include "tensor/host_device.h"
+#include "tensor/rounded_arith.h"
 
 namespace fabric::channel_norm {
 
-// fma and a rounded product per compute type (float for fp32/fp16/bf16, double for float64).
-FABRIC_AFFINE_HD float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
-FABRIC_AFFINE_HD double fma_t(double a, double b, double c) { return ::fma(a, b, c); }
-FABRIC_AFFINE_HD float mul_t(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-FABRIC_AFFINE_HD double mul_t(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
+using rounded::fma;
+using rounded::mul;
 
 // The affine map's rounding order, one for every plane length (torch 1.13's where it has one),
 // with kA, kM, kB, kC saying which of the a (times u), center, b (times v) and c terms are there:
@@ -52,28 +34,28 @@ FABRIC_AFFINE_HD double mul_t(double a, double b) {
 //   for an offset mean, and b * v goes on last: fma(v, b, ...).
 // Arguments of absent terms are ignored.
 template <bool kA, bool kM, bool kB, bool kC, typename A>
-FABRIC_AFFINE_HD A affine_element(A u, A a, A m, A shift, A v, A b, A c) {
+FABRIC_HD_INLINE A affine_element(A u, A a, A m, A shift, A v, A b, A c) {
   A r;
   if constexpr (kA && kM && kC && !kB)
-    r = fma_t(u, a, shift);
+    r = fma(u, a, shift);
   else if constexpr (kA && kM && kC)
-    r = fma_t(a, u - m, c);
+    r = fma(a, u - m, c);
   else if constexpr (kA && kM)
-    r = mul_t(u - m, a);
+    r = mul(u - m, a);
   else if constexpr (kA && kC)
-    r = fma_t(u, a, c);
+    r = fma(u, a, c);
   else if constexpr (kA)
-    r = mul_t(u, a);
+    r = mul(u, a);
   else
     r = kC ? c : A(0);
-  if constexpr (kB) r = kA || kC ? fma_t(v, b, r) : mul_t(v, b);
+  if constexpr (kB) r = kA || kC ? fma(v, b, r) : mul(v, b);
   return r;
 }
 
 // batch_norm's beta for the first form above: fma(-a, center, c), once per plane.
 template <typename A>
-FABRIC_AFFINE_HD A affine_shift(A a, A m, A c) {
-  return fma_t(-a, m, c);
+FABRIC_HD_INLINE A affine_shift(A a, A m, A c) {
+  return fma(-a, m, c);
 }
 
 // f(has_a, has_center, has_b, has_c), the four flags as std::integral_constant<bool>s (host

@@ -5,16 +5,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tensor/host_device.h"
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__F16C__) && !defined(__CUDA_ARCH__)
 #include <immintrin.h>
 #define FABRIC_HAVE_F16C_SCALAR 1
 #endif
 
-#if defined(__CUDACC__)
-#define FABRIC_HD __host__ __device__
-#else
-#define FABRIC_HD
-#endif
 
 namespace fabric {
 

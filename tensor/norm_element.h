@@ -13,53 +13,34 @@
 #pragma once
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define FABRIC_NORM_HD __host__ __device__ __forceinline__
-#else
-#define FABRIC_NORM_HD inline
-#endif
+#include "tensor/host_device.h"
+#include "tensor/rounded_arith.h"
 
 namespace fabric::norm {
 
-FABRIC_NORM_HD float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
-FABRIC_NORM_HD double fma_t(double a, double b, double c) { return ::fma(a, b, c); }
-FABRIC_NORM_HD float sqrt_t(float v) { return sqrtf(v); }
-FABRIC_NORM_HD double sqrt_t(double v) { return ::sqrt(v); }
-// a * b rounded on its own: __fmul_rn on the device, which nvcc's -fmad=true cannot fuse with a
-// following add; on the host no form below adds to a product outside an fma.
-FABRIC_NORM_HD float mul_t(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-FABRIC_NORM_HD double mul_t(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
+using rounded::fma;
+using rounded::mul;
+FABRIC_HD_INLINE float sqrt_t(float v) { return sqrtf(v); }
+FABRIC_HD_INLINE double sqrt_t(double v) { return ::sqrt(v); }
 
 // 1 / sqrt(sum / n + eps) from sum (of squares, or of squared deviations) and inv_n = 1 / n.
 template <typename A>
-FABRIC_NORM_HD A norm_rstd(A sum, A inv_n, A eps) {
-  return A(1) / sqrt_t(fma_t(sum, inv_n, eps));
+FABRIC_HD_INLINE A norm_rstd(A sum, A inv_n, A eps) {
+  return A(1) / sqrt_t(fma(sum, inv_n, eps));
 }
 
 // One output element; kW, kB: whether the weight w and the bias b are there (else ignored).
 template <bool kW, bool kB, typename A>
-FABRIC_NORM_HD A norm_element(A x, A mean, A rstd, A w, A b) {
+FABRIC_HD_INLINE A norm_element(A x, A mean, A rstd, A w, A b) {
   const A d = x - mean;
   if constexpr (kW && kB)
-    return fma_t(mul_t(d, rstd), w, b);
+    return fma(mul(d, rstd), w, b);
   else if constexpr (kW)
-    return mul_t(mul_t(d, rstd), w);
+    return mul(mul(d, rstd), w);
   else if constexpr (kB)
-    return fma_t(d, rstd, b);
+    return fma(d, rstd, b);
   else
-    return mul_t(d, rstd);
+    return mul(d, rstd);
 }
 
 }  // namespace fabric::norm

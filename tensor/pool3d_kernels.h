@@ -6,12 +6,7 @@
 
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
-
-#if defined(__CUDACC__)
-#define FABRIC_POOL_HD __host__ __device__ inline
-#else
-#define FABRIC_POOL_HD inline
-#endif
+#include "tensor/host_device.h"
 
 namespace fabric {
 
@@ -32,7 +27,7 @@ struct PoolSpan {
 };
 
 // The inputs output o of `dim` reads, clipped to the input (padding holds nothing to read).
-FABRIC_POOL_HD PoolSpan pool_window(const Pool3dDesc& d, int dim, int64_t o) {
+FABRIC_HD inline PoolSpan pool_window(const Pool3dDesc& d, int dim, int64_t o) {
   const int64_t n = d.in[dim], m = d.out[dim];
   if (d.adaptive) return {o * n / m, ((o + 1) * n + m - 1) / m};
   const int64_t b = o * d.stride[dim] - d.pad[dim], e = b + d.kernel[dim];
@@ -40,7 +35,7 @@ FABRIC_POOL_HD PoolSpan pool_window(const Pool3dDesc& d, int dim, int64_t o) {
 }
 
 // The outputs of `dim` whose windows hold input i (the backward gathers over them).
-FABRIC_POOL_HD PoolSpan pool_cover(const Pool3dDesc& d, int dim, int64_t i) {
+FABRIC_HD inline PoolSpan pool_cover(const Pool3dDesc& d, int dim, int64_t i) {
   const int64_t n = d.in[dim], m = d.out[dim];
   if (d.adaptive) return {i * m / n, ((i + 1) * m + n - 1) / n};
   const int64_t s = d.stride[dim], first = i + d.pad[dim] - d.kernel[dim] + 1;
@@ -50,7 +45,7 @@ FABRIC_POOL_HD PoolSpan pool_cover(const Pool3dDesc& d, int dim, int64_t i) {
 
 // An average's divisor: the whole kernel for fixed windows (count_include_pad), the window for
 // adaptive ones.
-FABRIC_POOL_HD int64_t pool_divisor(const Pool3dDesc& d, int64_t od, int64_t oh, int64_t ow) {
+FABRIC_HD inline int64_t pool_divisor(const Pool3dDesc& d, int64_t od, int64_t oh, int64_t ow) {
   if (!d.adaptive) return d.kernel[0] * d.kernel[1] * d.kernel[2];
   const PoolSpan a = pool_window(d, 0, od), b = pool_window(d, 1, oh), c = pool_window(d, 2, ow);
   return (a.end - a.begin) * (b.end - b.begin) * (c.end - c.begin);

@@ -9,6 +9,7 @@
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
 #include "tensor/float_formats.h"
+#include "tensor/upsample_math.h"
 
 namespace fabric {
 
@@ -59,13 +60,15 @@ FABRIC_HD inline A upsample_linear_ratio(int64_t in, int64_t out, bool align_cor
 }
 
 // torch's compute_source_index_and_lambda: align_corners maps corner to corner (ratio * o),
-// otherwise pixel centres ((o + 0.5) * ratio - 0.5, clamped at 0); the last input repeats.
+// otherwise pixel centres ((o + 0.5) * ratio - 0.5, clamped at 0); the last input repeats. The
+// centre's product and subtraction are one fma, as GCC contracts torch's AVX2/AVX512 build (and
+// nvcc's -fmad=true the device's): written down so that no compiler chooses (upsample_math.h).
 template <typename A>
 FABRIC_HD inline UpsampleTaps<A> upsample_linear_taps(int64_t o, int64_t in, int64_t out,
                                                       bool align_corners, A ratio) {
   if (out == in) return {o, o, A(1), A(0)};
-  A real =
-      align_corners ? ratio * static_cast<A>(o) : ratio * (static_cast<A>(o) + A(0.5)) - A(0.5);
+  A real = align_corners ? upsample::mul(ratio, static_cast<A>(o))
+                         : upsample::mul_add(ratio, static_cast<A>(o) + A(0.5), A(-0.5));
   if (!align_corners && real < A(0)) real = A(0);
   int64_t i0 = static_cast<int64_t>(real);
   if (i0 > in - 1) i0 = in - 1;

@@ -17,41 +17,25 @@
 #pragma once
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define FABRIC_UPSAMPLE_HD __host__ __device__ __forceinline__
-#else
-#define FABRIC_UPSAMPLE_HD inline
-#endif
+#include "tensor/host_device.h"
+#include "tensor/rounded_arith.h"
 
 namespace fabric::upsample {
 
 // a * b rounded (never fused: on the host a product feeding an fma's addend cannot be).
-FABRIC_UPSAMPLE_HD float mul(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-FABRIC_UPSAMPLE_HD double mul(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
+using rounded::mul;
 
 // acc + p * g rounded once (where the host has FMA; see the file comment).
-FABRIC_UPSAMPLE_HD float mul_add(float p, float g, float acc) {
+FABRIC_HD_INLINE float mul_add(float p, float g, float acc) {
 #if defined(__CUDA_ARCH__) || defined(__FMA__)
-  return fmaf(p, g, acc);
+  return rounded::fma(p, g, acc);
 #else
   return acc + p * g;
 #endif
 }
-FABRIC_UPSAMPLE_HD double mul_add(double p, double g, double acc) {
+FABRIC_HD_INLINE double mul_add(double p, double g, double acc) {
 #if defined(__CUDA_ARCH__) || defined(__FMA__)
-  return ::fma(p, g, acc);
+  return rounded::fma(p, g, acc);
 #else
   return acc + p * g;
 #endif
@@ -59,19 +43,19 @@ FABRIC_UPSAMPLE_HD double mul_add(double p, double g, double acc) {
 
 // l0 x0 + l1 x1: fma(l0, x0, l1 * x1).
 template <typename A>
-FABRIC_UPSAMPLE_HD A lerp(A l0, A x0, A l1, A x1) {
+FABRIC_HD_INLINE A lerp(A l0, A x0, A l1, A x1) {
   return mul_add(l0, x0, mul(l1, x1));
 }
 
 // The bilinear value from the four inputs x[row][column] and the row and column weights.
 template <typename A>
-FABRIC_UPSAMPLE_HD A bilinear(A rl0, A rl1, A cl0, A cl1, A x00, A x01, A x10, A x11) {
+FABRIC_HD_INLINE A bilinear(A rl0, A rl1, A cl0, A cl1, A x00, A x01, A x10, A x11) {
   return lerp(rl0, lerp(cl0, x00, cl1, x01), rl1, lerp(cl0, x10, cl1, x11));
 }
 
 // The backward's gather step: acc + (wh * wc) * g, the weight product rounded first.
 template <typename A>
-FABRIC_UPSAMPLE_HD A gather_step(A wh, A wc, A g, A acc) {
+FABRIC_HD_INLINE A gather_step(A wh, A wc, A g, A acc) {
   return mul_add(mul(wh, wc), g, acc);
 }
 

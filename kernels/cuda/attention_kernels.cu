@@ -98,7 +98,7 @@ __device__ __forceinline__ float group_sum(float v) {
 
 // exp for attention::softmax_step: these kernels' scores are in natural-log units.
 struct ExpE {
-  FABRIC_CUDA_HD float operator()(float x) const { return expf(x); }
+  FABRIC_HD_INLINE float operator()(float x) const { return expf(x); }
 };
 
 // One operand of the problem: element strides between batches, heads and rows, last dim

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cuda/cast.cuh"    // FABRIC_CUDA_HD
+#include "tensor/host_device.h"
 #include "tensor/random_kernels.h"  // philox4x32_10
 
 namespace fabric::cuda::attention {
@@ -21,7 +21,7 @@ namespace fabric::cuda::attention {
 struct BlockPos {
   int64_t tile, b, h, bh;
 };
-FABRIC_CUDA_HD BlockPos block_pos(int64_t id, int64_t bh_count, int64_t heads, int64_t tiles,
+FABRIC_HD_INLINE BlockPos block_pos(int64_t id, int64_t bh_count, int64_t heads, int64_t tiles,
                                   bool last_tile_first) {
   const int64_t t = id / bh_count;
   BlockPos p;
@@ -34,17 +34,17 @@ FABRIC_CUDA_HD BlockPos block_pos(int64_t id, int64_t bh_count, int64_t heads, i
 
 // Whether query i attends key j under the causal flag: torch's is_causal, the top-left aligned
 // tril(ones(L, S)) (ops.h causal_mask), whatever L and S are.
-FABRIC_CUDA_HD bool causal_keeps(bool causal, int64_t i, int64_t j) { return !causal || j <= i; }
+FABRIC_HD_INLINE bool causal_keeps(bool causal, int64_t i, int64_t j) { return !causal || j <= i; }
 
 // The end of the keys [0, end) that queries [q0, q0 + rows) can attend: S, or under the causal
 // mask the first key past the block's last query (keys past it are masked for every row).
-FABRIC_CUDA_HD int64_t key_end(bool causal, int64_t S, int64_t q0, int64_t rows) {
+FABRIC_HD_INLINE int64_t key_end(bool causal, int64_t S, int64_t q0, int64_t rows) {
   return causal ? (S < q0 + rows ? S : q0 + rows) : S;
 }
 
 // The first query that can attend any of the keys [k0, ...): 0, or k0 under the causal mask
 // (queries before k0 attend none of them). At or past L, no query does.
-FABRIC_CUDA_HD int64_t query_begin(bool causal, int64_t k0) { return causal ? k0 : 0; }
+FABRIC_HD_INLINE int64_t query_begin(bool causal, int64_t k0) { return causal ? k0 : 0; }
 
 // ---- dropout bits -------------------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ FABRIC_CUDA_HD int64_t query_begin(bool causal, int64_t k0) { return causal ? k0
 // holds keys [k0, k0 + width) at n = base + e, base = (bh L + q0 + qi) S + k0, which lie in at most
 // width / 4 + 1 blocks: task c of the row draws block base / 4 + c, whose word x is the tile's
 // column e0 + x.
-FABRIC_CUDA_HD constexpr int keep_tasks_per_row(int width) { return width / 4 + 1; }
+FABRIC_HD_INLINE constexpr int keep_tasks_per_row(int width) { return width / 4 + 1; }
 
 struct KeepDraw {
   uint64_t seed, offset;
@@ -64,7 +64,7 @@ struct KeepDraw {
 // kept: the columns e in [0, kWidth) that its block's words fall on, 0 for a query past L or a key
 // past S. The tasks (qi, c) for c < keep_tasks_per_row(kWidth) write each element of the row once.
 template <int kWidth>
-FABRIC_CUDA_HD void draw_keep_task(uint8_t (&keep)[kWidth][kWidth], const KeepDraw& d, int64_t bh,
+FABRIC_HD_INLINE void draw_keep_task(uint8_t (&keep)[kWidth][kWidth], const KeepDraw& d, int64_t bh,
                                    int64_t L, int64_t S, int64_t q0, int64_t k0, int qi, int c) {
   const int64_t kw = S - k0 < kWidth ? S - k0 : kWidth;  // keys present in the tile
   const int64_t i = q0 + qi;
@@ -97,19 +97,19 @@ struct RowCol {
 // offsets, within the 16 x 16 block being loaded, of the row address each lane gives:
 // The A fragment of a row-major tile: matrices (rows +0, cols +0), (+8, +0), (+0, +8), (+8, +8)
 // are a[0..3].
-FABRIC_CUDA_HD RowCol ldmatrix_a_row(int lane) { return {lane & 15, (lane >> 4) * 8}; }
+FABRIC_HD_INLINE RowCol ldmatrix_a_row(int lane) { return {lane & 15, (lane >> 4) * 8}; }
 // B fragments of two n-tiles from a tile stored [n][k] (row = n, col = k): matrix m holds n rows
 // + 8 (m / 2) and k columns + 8 (m % 2), so b[0..1] are the first n-tile's, b[2..3] the second's.
-FABRIC_CUDA_HD RowCol ldmatrix_b_nk_row(int lane) {
+FABRIC_HD_INLINE RowCol ldmatrix_b_nk_row(int lane) {
   return {(lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8};
 }
 // The same from a tile stored [k][n] (row = k, col = n), loaded with .trans: matrix m holds k rows
 // + 8 (m % 2) and n columns + 8 (m / 2).
-FABRIC_CUDA_HD RowCol ldmatrix_b_kn_row(int lane) { return {lane & 15, (lane >> 4) * 8}; }
+FABRIC_HD_INLINE RowCol ldmatrix_b_kn_row(int lane) { return {lane & 15, (lane >> 4) * 8}; }
 
 // Element i (0..3) of lane l's fp32 accumulator of a 16 x 8 tile: row g = l / 4 (+8 for i >= 2),
 // column 2 (l % 4) + i % 2.
-FABRIC_CUDA_HD RowCol accumulator_at(int lane, int i) {
+FABRIC_HD_INLINE RowCol accumulator_at(int lane, int i) {
   return {(lane >> 2) + 8 * (i >> 1), 2 * (lane & 3) + (i & 1)};
 }
 
@@ -118,7 +118,7 @@ FABRIC_CUDA_HD RowCol accumulator_at(int lane, int i) {
 // (+8 for r >= 2), which are exactly c0's pairs (0, 1) and (2, 3), then c1's. pack(lo, hi) packs
 // two floats into one register, lo in the lower 16 bits (mma::pack2 on the device).
 template <typename Word, typename Pack>
-FABRIC_CUDA_HD void pack_a(Word (&a)[4], const float (&c0)[4], const float (&c1)[4], Pack pack) {
+FABRIC_HD_INLINE void pack_a(Word (&a)[4], const float (&c0)[4], const float (&c1)[4], Pack pack) {
   a[0] = pack(c0[0], c0[1]);
   a[1] = pack(c0[2], c0[3]);
   a[2] = pack(c1[0], c1[1]);
@@ -136,7 +136,7 @@ struct SoftmaxStep {
   float m, base, alpha;
 };
 template <typename Exp>
-FABRIC_CUDA_HD SoftmaxStep softmax_step(float m, float tile_max, Exp exp_fn) {
+FABRIC_HD_INLINE SoftmaxStep softmax_step(float m, float tile_max, Exp exp_fn) {
   SoftmaxStep s;
   s.m = fmaxf(m, tile_max);
   s.base = s.m == -INFINITY ? 0.0f : s.m;

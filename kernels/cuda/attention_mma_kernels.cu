@@ -215,7 +215,7 @@ __device__ __forceinline__ void pack_a(uint32_t (&a)[4], const float (&c0)[4],
 
 // exp2 for attention::softmax_step: the forward's scores are in log2 units.
 struct Exp2 {
-  FABRIC_CUDA_HD float operator()(float x) const { return exp2f(x); }
+  FABRIC_HD_INLINE float operator()(float x) const { return exp2f(x); }
 };
 
 // The max and sum over the 4 lanes of a quad (the lanes holding one accumulator row). XOR

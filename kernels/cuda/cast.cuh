@@ -7,12 +7,7 @@
 
 #include "tensor/dtype.h"
 #include "tensor/error.h"
-
-#if defined(__CUDACC__)
-#define FABRIC_CUDA_HD __host__ __device__ __forceinline__
-#else
-#define FABRIC_CUDA_HD inline
-#endif
+#include "tensor/host_device.h"
 
 namespace fabric::cuda {
 
@@ -28,16 +23,16 @@ template <typename T>
 using opmath_t =
     std::conditional_t<std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>, float, T>;
 
-FABRIC_CUDA_HD int64_t float_to_int64(double v) {
+FABRIC_HD_INLINE int64_t float_to_int64(double v) {
   return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? static_cast<int64_t>(v)
                                                                     : INT64_MIN;
 }
-FABRIC_CUDA_HD int32_t float_to_int32(double v) {
+FABRIC_HD_INLINE int32_t float_to_int32(double v) {
   return (v > -2147483649.0 && v < 2147483648.0) ? static_cast<int32_t>(v) : INT32_MIN;
 }
 
 template <typename D, typename S>
-FABRIC_CUDA_HD D cast_value(S s) {
+FABRIC_HD_INLINE D cast_value(S s) {
   if constexpr (std::is_same_v<D, S>) {
     return s;
   } else if constexpr (is_low_float_v<S>) {
@@ -64,7 +59,7 @@ FABRIC_CUDA_HD D cast_value(S s) {
 
 // fp8 destinations of a saturating cast (Transformer Engine) clamp to the largest finite value.
 template <typename D, typename S>
-FABRIC_CUDA_HD D cast_value_saturating(S s) {
+FABRIC_HD_INLINE D cast_value_saturating(S s) {
   if constexpr (is_fp8_v<D>) {
     return D::saturating(cast_value<float>(s));
   } else {

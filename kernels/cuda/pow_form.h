@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/cuda/cast.cuh"
+#include "tensor/float_formats.h"  // Half, BFloat16
+#include "tensor/host_device.h"
 
 namespace fabric::cuda {
 
@@ -60,7 +61,7 @@ PowForm half_like_pow_form(float e, float* exponent) {
 }
 
 // a to the power b in the form `form` (float32 math; the result is then rounded to the dtype).
-FABRIC_CUDA_HD float pow_value(PowForm form, float a, float b) {
+FABRIC_HD_INLINE float pow_value(PowForm form, float a, float b) {
   switch (form) {
     case PowForm::square:
       return a * a;
@@ -86,7 +87,7 @@ FABRIC_CUDA_HD float pow_value(PowForm form, float a, float b) {
   return powf(a, b);
 }
 
-FABRIC_CUDA_HD double pow_value(PowForm form, double a, double b) {
+FABRIC_HD_INLINE double pow_value(PowForm form, double a, double b) {
   switch (form) {
     case PowForm::square:
       return a * a;

@@ -2,7 +2,7 @@
 // of two of them, as layer_norm's forward kernel (norm_kernels.cu) folds them. Host and device:
 // the merge is plain arithmetic, tested on the CPU.
 #pragma once
-#include "kernels/cuda/cast.cuh"  // FABRIC_CUDA_HD
+#include "tensor/host_device.h"
 
 namespace fabric::cuda {
 
@@ -18,7 +18,7 @@ struct Welford {
 // then the smaller mean) gives both lanes the same bits.
 template <typename A>
 struct WelfordCombine {
-  FABRIC_CUDA_HD Welford<A> operator()(Welford<A> a, Welford<A> b) const {
+  FABRIC_HD_INLINE Welford<A> operator()(Welford<A> a, Welford<A> b) const {
     if (b.n == A(0)) return a;
     if (a.n == A(0)) return b;
     if (b.n > a.n || (b.n == a.n && b.mean < a.mean)) {
