@@ -17,9 +17,11 @@ install(TARGETS fabric_runtime EXPORT fabricTargets
 # for its users, no public header includes these, and DESIGN.md keeps public headers free of them;
 # tests/install/check_install.sh fails on any installed header that includes one. Nor the C API's
 # implementation header (runtime/c_api_detail.h: the handles' C++ contents); apps use runtime/c_api.h.
+# Nor LBFGS's line search (optim/strong_wolfe.h, optim/lbfgs_numbers.h): internals of optim/lbfgs.cpp
+# whose rounding depends on the library's own floating-point contraction settings.
 set(FABRIC_PRIVATE_HEADERS distributed/gloo_group.h distributed/nccl_comm.h runtime/checkpoint_detail.h
                            runtime/sharded_checkpoint_reader.h runtime/train_config_fields.h
-                           runtime/c_api_detail.h)
+                           runtime/c_api_detail.h optim/strong_wolfe.h optim/lbfgs_numbers.h)
 foreach(layer tensor autograd nn optim precision distributed runtime)
   set(excludes)
   foreach(header IN LISTS FABRIC_PRIVATE_HEADERS)
