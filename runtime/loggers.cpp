@@ -2,13 +2,13 @@
 #include "runtime/loggers.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "runtime/log_version.h"
 #include "tensor/error.h"
 #include "tensor/warning.h"
 
@@ -39,37 +39,6 @@ std::optional<int64_t> parse_step(const std::string& s) {
   return v;
 }
 
-bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-// Lightning's _get_next_version: one past the largest version_N directory under `dir`, else 0.
-int64_t next_version(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  int64_t next = 0;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return 0;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (!e.is_directory(ec) || n.rfind("version_", 0) != 0) continue;
-    const std::string digits = n.substr(8);
-    if (all_digits(digits) && digits.size() < 18) next = std::max<int64_t>(next, std::stoll(digits) + 1);
-  }
-  return next;
-}
-
-// root_dir/name/version/metrics.csv, the version chosen now (the next free version_N when none is
-// given); nothing is created or removed.
-std::string lightning_metrics_path(const CSVLoggerOptions& o) {
-  namespace fs = std::filesystem;
-  fs::path dir = fs::path(o.root_dir);
-  if (!o.name.empty()) dir /= o.name;
-  const std::string version = o.version.empty()       ? "version_" + std::to_string(next_version(dir))
-                              : all_digits(o.version) ? "version_" + o.version
-                                                      : o.version;
-  return (dir / version / "metrics.csv").string();
-}
-
 }  // namespace
 
 CSVLogger::CSVLogger(const CSVLoggerOptions& o)
@@ -80,10 +49,12 @@ CSVLogger::CSVLogger(const CSVLoggerOptions& o)
   columns_.push_back("step");
 }
 
+// root_dir/name/version/metrics.csv, the version chosen now; nothing is created or removed.
 void CSVLogger::resolve_path() const {
   if (!layout_ || !path_.empty()) return;
-  path_ = lightning_metrics_path(*layout_);
-  version_ = std::filesystem::path(path_).parent_path().filename().string();
+  const std::string root = logger_root_dir(layout_->root_dir, layout_->name);
+  version_ = resolve_log_version(root, layout_->version);
+  path_ = (std::filesystem::path(root) / version_ / "metrics.csv").string();
 }
 
 const std::string& CSVLogger::path() const {
@@ -91,9 +62,13 @@ const std::string& CSVLogger::path() const {
   return path_;
 }
 
-const std::string& CSVLogger::version() const {
+std::string CSVLogger::version() const {
   resolve_path();
   return version_;
+}
+
+std::string CSVLogger::root_dir() const {
+  return layout_ ? logger_root_dir(layout_->root_dir, layout_->name) : std::string();
 }
 
 // Lightning's _ExperimentWriter, made at the first write: it warns about and deletes an earlier

@@ -25,6 +25,13 @@ class Logger {
   virtual void log_hyperparams(const std::map<std::string, std::string>& params) { (void)params; }
   virtual void flush() {}
   virtual void finalize() { flush(); }
+  // Lightning's Logger properties. root_dir: the directory that holds the versions
+  // (root_dir/name); log_dir: the directory this logger writes into; version: that version's
+  // directory name (version_N or the name given). "" where a logger has no such thing. Asking for
+  // log_dir or version may choose the version (a read of root_dir), never creates anything.
+  virtual std::string root_dir() const { return {}; }
+  virtual std::string log_dir() const { return {}; }
+  virtual std::string version() const { return {}; }
 };
 
 // Lightning's CSVLogger(root_dir, name, version, prefix, flush_logs_every_n_steps): the file is
@@ -64,9 +71,11 @@ class CSVLogger : public Logger {
   ~CSVLogger() override;
   std::string name() const override { return "csv"; }
   const std::string& path() const;
-  // The directory metrics.csv is in; the version directory's name ("" with the path constructor).
-  std::string log_dir() const;
-  const std::string& version() const;
+  // root_dir/name ("" with the path constructor); the directory metrics.csv is in; the version
+  // directory's name ("" with the path constructor).
+  std::string root_dir() const override;
+  std::string log_dir() const override;
+  std::string version() const override;
   // A row per call; without `step` its step is the number of rows logged before it, as Lightning.
   void log_metrics(const Metrics& metrics, std::optional<int64_t> step) override;
   // Lightning Fabric's CSVLogger has no hyperparameter file: NotImplementedError, as there.

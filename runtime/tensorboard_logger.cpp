@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "runtime/log_version.h"
 #include "tensor/error.h"
 
 #if defined(__SSE4_2__)
@@ -146,10 +147,14 @@ uint32_t masked_crc32c(const void* data, size_t n) {
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 
-TensorBoardLogger::TensorBoardLogger(std::string log_dir, int64_t flush_every)
+TensorBoardLogger::TensorBoardLogger(const TensorBoardLoggerOptions& o)
+    : layout_(o), prefix_(o.prefix), flush_every_(std::max<int64_t>(1, o.flush_every)) {
+  FABRIC_CHECK(!o.root_dir.empty(), ValueError, "TensorBoardLogger: root_dir is empty");
+}
+
+TensorBoardLogger::TensorBoardLogger(FromDir, std::string log_dir, int64_t flush_every)
     : log_dir_(std::move(log_dir)), flush_every_(std::max<int64_t>(1, flush_every)) {
   FABRIC_CHECK(!log_dir_.empty(), ValueError, "TensorBoardLogger: log_dir is empty");
-  open_new_file();
 }
 
 TensorBoardLogger::~TensorBoardLogger() {
@@ -159,11 +164,40 @@ TensorBoardLogger::~TensorBoardLogger() {
   }
 }
 
-void TensorBoardLogger::open_new_file() {
+// root_dir/name/version[/sub_dir], the version chosen now; nothing is created.
+void TensorBoardLogger::resolve_log_dir() const {
+  if (!layout_ || !log_dir_.empty()) return;
+  const std::string root = logger_root_dir(layout_->root_dir, layout_->name);
+  version_ = resolve_log_version(root, layout_->version);
+  fs::path dir = fs::path(root) / version_;
+  if (!layout_->sub_dir.empty()) dir /= layout_->sub_dir;
+  log_dir_ = dir.string();
+}
+
+std::string TensorBoardLogger::root_dir() const {
+  return layout_ ? logger_root_dir(layout_->root_dir, layout_->name) : std::string();
+}
+
+std::string TensorBoardLogger::log_dir() const {
+  resolve_log_dir();
+  return log_dir_;
+}
+
+std::string TensorBoardLogger::version() const {
+  resolve_log_dir();
+  return version_;
+}
+
+void TensorBoardLogger::create_log_dir() {
+  resolve_log_dir();
   std::error_code ec;
   fs::create_directories(log_dir_, ec);
   FABRIC_CHECK(fs::is_directory(log_dir_), IOError, "TensorBoardLogger: cannot create log_dir '",
                log_dir_, "'", ec ? ": " + ec.message() : std::string());
+}
+
+void TensorBoardLogger::open_new_file() {
+  create_log_dir();
   const double wall = now_seconds();
   const std::string base =
       (fs::path(log_dir_) /
@@ -188,7 +222,7 @@ void TensorBoardLogger::open_new_file() {
   try {
     write_record(encode_event(wall, 0, 3, "brain.Event:2"));
     flush();
-  } catch (...) {  // the constructor may be the caller, and then no destructor closes the file
+  } catch (...) {  // a file without its version record is no events file: not kept open
     std::fclose(file_);
     file_ = nullptr;
     throw;
@@ -211,12 +245,19 @@ void TensorBoardLogger::write_record(const std::string& data) {
 void TensorBoardLogger::log_metrics(const Metrics& metrics,
                                     std::optional<int64_t> step) {
   if (metrics.empty()) return;
-  for (const auto& [tag, v] : metrics)
+  const Metrics* tagged = &metrics;
+  Metrics prefixed;
+  if (!prefix_.empty()) {  // Lightning's _add_prefix with its LOGGER_JOIN_CHAR "-"
+    prefixed.reserve(metrics.size());
+    for (const auto& [tag, v] : metrics) prefixed.emplace_back(prefix_ + "-" + tag, v);
+    tagged = &prefixed;
+  }
+  for (const auto& [tag, v] : *tagged)
     FABRIC_CHECK(!tag.empty(), ValueError,
                  "TensorBoardLogger::log_metrics: a metric has an empty name (value ", v,
                  "); TensorBoard needs a tag per scalar");
   if (file_ == nullptr) open_new_file();
-  write_record(encode_event(now_seconds(), step.value_or(0), 5, encode_scalar_summary(metrics)));
+  write_record(encode_event(now_seconds(), step.value_or(0), 5, encode_scalar_summary(*tagged)));
   if (++unflushed_ >= flush_every_) flush();
 }
 
@@ -228,8 +269,7 @@ void TensorBoardLogger::log_hyperparams(const std::map<std::string, std::string>
   yaml << YAML::EndMap;
   FABRIC_CHECK(yaml.good(), ValueError,
                "TensorBoardLogger::log_hyperparams: cannot emit YAML: ", yaml.GetLastError());
-  std::error_code ec;
-  fs::create_directories(log_dir_, ec);
+  create_log_dir();
   const fs::path path = fs::path(log_dir_) / "hparams.yaml";
   const fs::path tmp = fs::path(log_dir_) / "hparams.yaml.tmp";
   {
@@ -238,6 +278,7 @@ void TensorBoardLogger::log_hyperparams(const std::map<std::string, std::string>
     FABRIC_CHECK(out.good(), IOError, "TensorBoardLogger::log_hyperparams: cannot write ",
                  tmp.string());
   }
+  std::error_code ec;
   fs::rename(tmp, path, ec);  // a reader never sees a half-written file
   FABRIC_CHECK(!ec, IOError, "TensorBoardLogger::log_hyperparams: cannot rename ", tmp.string(),
                " to ", path.string(), ": ", ec.message());

@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "runtime/fabric.h"
+#include "runtime/loggers.h"
 #include "runtime/tensorboard_logger.h"
 #include "tensor/error.h"
+
+#include "tests/runtime/fabric_train_contract.h"
 
 namespace fabric {
 namespace {
@@ -230,8 +233,9 @@ TEST(TensorBoardLogger, WritesEventsThatDecodeToTheLoggedScalars) {
   {
     TensorBoardLogger tb(sub);
     EXPECT_EQ(tb.name(), "tensorboard");
-    path = tb.file_path();
+    EXPECT_EQ(tb.file_path(), "");  // opened by the first log_metrics
     tb.log_metrics({{"train/loss", 1.5}, {"acc", 0.1}}, 3);
+    path = tb.file_path();
     tb.log_metrics({{"train/loss", 0.75}}, std::nullopt);
     tb.log_metrics({{"lr", 3e-4}, {"big", 1e300}, {"nan", std::nan("")}}, int64_t(1) << 40);
     tb.log_metrics({{"neg", -2.0}}, -5);
@@ -314,10 +318,10 @@ TEST(TensorBoardLogger, AnotherLoggerOnTheSameDirStartsItsOwnFile) {
   TempDir dir("fabric_tb_append");
   {
     TensorBoardLogger a(dir.path);
-    TensorBoardLogger b(dir.path);  // almost surely the same second: the name must still differ
-    EXPECT_NE(a.file_path(), b.file_path());
+    TensorBoardLogger b(dir.path);
     a.log_metrics({{"loss", 1.0}}, 1);
-    b.log_metrics({{"loss", 0.5}}, 2);
+    b.log_metrics({{"loss", 0.5}}, 2);  // almost surely the same second: the name must still differ
+    EXPECT_NE(a.file_path(), b.file_path());
   }
   {
     TensorBoardLogger c(dir.path);
@@ -368,7 +372,11 @@ TEST(TensorBoardLogger, HyperparamsMergeIntoHparamsYaml) {
   // A value that is not a plain YAML scalar must come out quoted, not as a nested mapping.
   EXPECT_NE(yaml.find("note: \"a: b, c\""), std::string::npos) << yaml;
   EXPECT_FALSE(fs::exists(dir.path + "/hparams.yaml.tmp"));
-  EXPECT_EQ(read_events(tb.file_path()).size(), 1u);  // the events file holds only the version
+  // Hyperparameters alone open no events file.
+  EXPECT_EQ(tb.file_path(), "");
+  EXPECT_TRUE(event_files(dir.path).empty());
+  tb.log_metrics({{"loss", 1.0}}, 1);
+  EXPECT_EQ(fs::path(tb.file_path()).parent_path(), fs::path(dir.path));
 }
 
 TEST(TensorBoardLogger, BadInputRaisesActionableErrors) {
@@ -376,13 +384,16 @@ TEST(TensorBoardLogger, BadInputRaisesActionableErrors) {
   fs::create_directories(dir.path);
   const std::string not_a_dir = dir.path + "/plain_file";
   std::ofstream(not_a_dir) << "x";
+  TensorBoardLogger blocked(not_a_dir);  // the disk is touched at the first write only
   try {
-    TensorBoardLogger tb(not_a_dir);
+    blocked.log_metrics({{"loss", 1.0}}, 1);
     FAIL() << "expected IOError";
   } catch (const IOError& e) {
     EXPECT_NE(std::string(e.what()).find(not_a_dir), std::string::npos) << e.what();
   }
+  EXPECT_THROW(blocked.log_hyperparams({{"lr", "0.1"}}), IOError);
   EXPECT_THROW(TensorBoardLogger(""), ValueError);
+  EXPECT_THROW(TensorBoardLogger(TensorBoardLoggerOptions{.root_dir = ""}), ValueError);
   TensorBoardLogger tb(dir.path + "/ok");
   try {
     tb.log_metrics({{"", 1.0}}, 1);
@@ -391,7 +402,15 @@ TEST(TensorBoardLogger, BadInputRaisesActionableErrors) {
     EXPECT_NE(std::string(e.what()).find("empty name"), std::string::npos) << e.what();
   }
   tb.finalize();
-  EXPECT_EQ(read_events(tb.file_path()).size(), 1u);  // the rejected call wrote nothing
+  EXPECT_EQ(tb.file_path(), "");  // the rejected call opened nothing
+  EXPECT_FALSE(fs::exists(dir.path + "/ok"));
+  // With a prefix the same metric has a tag ("<prefix>-"), as Lightning's _add_prefix gives it.
+  TensorBoardLogger prefixed({.root_dir = dir.path, .prefix = "train"});
+  prefixed.log_metrics({{"", 1.0}}, 1);
+  prefixed.finalize();
+  const auto events = read_events(prefixed.file_path());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].values, (std::vector<std::pair<std::string, float>>{{"train-", 1.0f}}));
 }
 
 TEST(TensorBoardLogger, FabricLogDictReachesTheEventsFile) {
@@ -408,6 +427,219 @@ TEST(TensorBoardLogger, FabricLogDictReachesTheEventsFile) {
   EXPECT_EQ(events[1].step, 7);
   using V = std::vector<std::pair<std::string, float>>;
   EXPECT_EQ(events[1].values, (V{{"loss", 0.5f}, {"step_time", 2.0f}}));
+}
+
+// ---- Lightning's layout and laziness ------------------------------------------------------------
+
+// Every file and directory under `dir` (relative paths, sorted); empty when `dir` does not exist.
+std::vector<std::string> tree(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    out.push_back(fs::relative(e.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+using Values = std::vector<std::pair<std::string, float>>;
+
+// As Lightning's (its SummaryWriter is made on first use, and only rank 0 ever uses it), a logger
+// that never logs, as every rank but 0 under Fabric, leaves nothing on disk: not on construction,
+// flush, finalize or destruction, nor when its directories are asked for.
+TEST(TensorBoardLogger, ALoggerThatNeverLogsCreatesNothing) {
+  TempDir dir("fabric_tb_idle");
+  const std::string root = dir.path + "/root";
+  {
+    TensorBoardLogger plain(root + "/events");
+    TensorBoardLogger layout({.root_dir = root, .sub_dir = "train"});
+    TensorBoardLogger numbered({.root_dir = root, .version = "2"});
+    EXPECT_EQ(layout.version(), "version_0");  // chosen, not created
+    EXPECT_EQ(layout.log_dir(), root + "/lightning_logs/version_0/train");
+    for (TensorBoardLogger* tb : {&plain, &layout, &numbered}) {
+      tb->log_metrics({}, 1);  // nothing to record
+      tb->flush();
+      tb->finalize();
+      tb->flush();
+      EXPECT_EQ(tb->file_path(), "");
+    }
+  }
+  EXPECT_FALSE(fs::exists(root));
+  // Under Fabric, rank 0 logs through its logger; the others' loggers stay idle.
+  {
+    auto tb = std::make_shared<TensorBoardLogger>(TensorBoardLoggerOptions{.root_dir = root});
+    Fabric fab(FabricOptions{.accelerator = "cpu", .loggers = {tb}});
+    tb->finalize();
+  }
+  EXPECT_FALSE(fs::exists(root));
+}
+
+TEST(TensorBoardLogger, FirstLogCreatesTheEventsFileInVersionZero) {
+  TempDir dir("fabric_tb_layout");
+  TensorBoardLogger tb({.root_dir = dir.path});
+  EXPECT_EQ(tb.root_dir(), dir.path + "/lightning_logs");
+  EXPECT_FALSE(fs::exists(dir.path));
+  tb.log_metrics({{"loss", 0.5}}, 4);
+  const std::string log_dir = dir.path + "/lightning_logs/version_0";
+  EXPECT_EQ(tb.log_dir(), log_dir);
+  EXPECT_EQ(tb.version(), "version_0");
+  EXPECT_EQ(event_files(log_dir), std::vector<std::string>{tb.file_path()});
+  EXPECT_EQ(tree(dir.path), (std::vector<std::string>{
+                                "lightning_logs", "lightning_logs/version_0",
+                                "lightning_logs/version_0/" + fs::path(tb.file_path()).filename().string()}));
+  tb.finalize();
+  const auto events = read_events(tb.file_path());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+  EXPECT_EQ(events[1].step, 4);
+  EXPECT_EQ(events[1].values, (Values{{"loss", 0.5f}}));
+}
+
+// The version is chosen when first needed (version(), log_dir() or the first write) from the
+// version_N directories that exist then, as Lightning's _get_next_version: a logger made before
+// another has written still gets the next number if it writes after it; two that choose before
+// either writes share the version (each then writes its own events file there).
+TEST(TensorBoardLogger, NextVersionIsChosenAtFirstUse) {
+  TempDir dir("fabric_tb_versions");
+  const std::string logs = dir.path + "/lightning_logs";
+  TensorBoardLogger a({.root_dir = dir.path});
+  TensorBoardLogger b({.root_dir = dir.path});
+  a.log_metrics({{"x", 1.0}}, 1);
+  EXPECT_EQ(tree(logs).size(), 2u);  // version_0 and its events file
+  b.log_metrics({{"x", 2.0}}, 2);
+  EXPECT_EQ(a.version(), "version_0");
+  EXPECT_EQ(b.version(), "version_1");
+  a.finalize();
+  b.finalize();
+  EXPECT_EQ(read_events(event_files(logs + "/version_0").at(0)).at(1).step, 1);
+  EXPECT_EQ(read_events(event_files(logs + "/version_1").at(0)).at(1).step, 2);
+  // One past the largest, gaps and other directories ignored.
+  fs::create_directories(logs + "/version_7");
+  fs::create_directories(logs + "/version_x");
+  fs::create_directories(logs + "/other");
+  TensorBoardLogger c({.root_dir = dir.path});
+  TensorBoardLogger d({.root_dir = dir.path});
+  EXPECT_EQ(c.version(), "version_8");
+  EXPECT_EQ(d.log_dir(), logs + "/version_8");  // chosen before c wrote: the same
+  c.log_metrics({{"x", 3.0}}, 3);
+  d.log_metrics({{"x", 4.0}}, 4);
+  EXPECT_EQ(event_files(logs + "/version_8").size(), 2u);
+  EXPECT_FALSE(fs::exists(logs + "/version_9"));
+}
+
+TEST(TensorBoardLogger, ExplicitVersionsNamesAndSubDir) {
+  TempDir dir("fabric_tb_explicit");
+  struct Case {
+    TensorBoardLoggerOptions options;
+    std::string root_dir, log_dir, version;
+  };
+  const std::string r = dir.path;
+  const std::vector<Case> cases = {
+      {{.root_dir = r, .version = "3"}, r + "/lightning_logs", r + "/lightning_logs/version_3", "version_3"},
+      {{.root_dir = r, .version = "run-a"}, r + "/lightning_logs", r + "/lightning_logs/run-a", "run-a"},
+      {{.root_dir = r, .name = "exp", .version = "12"}, r + "/exp", r + "/exp/version_12", "version_12"},
+      {{.root_dir = r, .name = ""}, r, r + "/version_0", "version_0"},
+      {{.root_dir = r, .version = "3", .sub_dir = "val"}, r + "/lightning_logs",
+       r + "/lightning_logs/version_3/val", "version_3"},
+      {{.root_dir = r, .name = "exp", .sub_dir = "a/b"}, r + "/exp", r + "/exp/version_0/a/b", "version_0"},
+  };
+  for (const Case& c : cases) {
+    fs::remove_all(r);
+    TensorBoardLogger tb(c.options);
+    EXPECT_EQ(tb.root_dir(), c.root_dir);
+    EXPECT_EQ(tb.log_dir(), c.log_dir);
+    EXPECT_EQ(tb.version(), c.version);
+    EXPECT_FALSE(fs::exists(r)) << c.log_dir;
+    tb.log_metrics({{"m", 1.0}}, 5);
+    tb.finalize();
+    ASSERT_EQ(fs::path(tb.file_path()).parent_path(), fs::path(c.log_dir));
+    const auto events = read_events(tb.file_path());
+    ASSERT_EQ(events.size(), 2u) << c.log_dir;
+    EXPECT_EQ(events[1].values, (Values{{"m", 1.0f}})) << c.log_dir;
+  }
+  // An explicit version keeps the events already there: TensorBoard reads both files as one run.
+  fs::remove_all(r);
+  for (int i = 0; i < 2; ++i) {
+    TensorBoardLogger tb({.root_dir = r, .version = "1"});
+    tb.log_metrics({{"m", double(i)}}, i);
+  }
+  EXPECT_EQ(event_files(r + "/lightning_logs/version_1").size(), 2u);
+}
+
+// Lightning joins the prefix with "-"; the options' flush_every reaches the file.
+TEST(TensorBoardLogger, PrefixAndFlushEveryFromTheOptions) {
+  TempDir dir("fabric_tb_prefix");
+  TensorBoardLogger tb({.root_dir = dir.path, .prefix = "train", .flush_every = 100});
+  tb.log_metrics({{"loss", 2.0}, {"acc/top1", 0.25}}, 1);
+  // The version record is flushed when the file is opened; the event waits for the 100th.
+  EXPECT_EQ(read_events(tb.file_path()).size(), 1u);
+  tb.flush();
+  const auto events = read_events(tb.file_path());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].values, (Values{{"train-loss", 2.0f}, {"train-acc/top1", 0.25f}}));
+}
+
+TEST(TensorBoardLogger, HyperparamsInTheVersionDirectory) {
+  TempDir dir("fabric_tb_layout_hparams");
+  TensorBoardLogger tb({.root_dir = dir.path, .sub_dir = "s"});
+  tb.log_hyperparams({{"lr", "0.5"}});
+  const std::string log_dir = dir.path + "/lightning_logs/version_0/s";
+  EXPECT_EQ(tree(log_dir), std::vector<std::string>{"hparams.yaml"});
+  EXPECT_NE(read_file(log_dir + "/hparams.yaml").find("lr: 0.5"), std::string::npos);
+  tb.log_metrics({{"loss", 1.0}}, 1);  // the same version, though its directory exists now
+  EXPECT_EQ(tb.log_dir(), log_dir);
+  EXPECT_EQ(event_files(log_dir).size(), 1u);
+  EXPECT_FALSE(fs::exists(dir.path + "/lightning_logs/version_1"));
+}
+
+// Lightning's Logger.root_dir / log_dir / version, through the base class.
+TEST(LoggerDirectories, BaseClassPropertiesOfEachLogger) {
+  TempDir dir("fabric_logger_dirs");
+  const std::string r = dir.path;
+  struct Plain : Logger {
+    std::string name() const override { return "plain"; }
+    void log_metrics(const Metrics&, std::optional<int64_t>) override {}
+  };
+  auto props = [](const Logger& l) {
+    return std::vector<std::string>{l.root_dir(), l.log_dir(), l.version()};
+  };
+  using P = std::vector<std::string>;
+  EXPECT_EQ(props(Plain()), (P{"", "", ""}));
+  fs::create_directories(r + "/lightning_logs/version_2");
+  EXPECT_EQ(props(TensorBoardLogger({.root_dir = r, .sub_dir = "x"})),
+            (P{r + "/lightning_logs", r + "/lightning_logs/version_3/x", "version_3"}));
+  EXPECT_EQ(props(TensorBoardLogger(r + "/tb")), (P{"", r + "/tb", ""}));
+  EXPECT_EQ(props(CSVLogger({.root_dir = r, .name = "csv", .version = "run"})),
+            (P{r + "/csv", r + "/csv/run", "run"}));
+  EXPECT_EQ(props(CSVLogger({.root_dir = r})),
+            (P{r + "/lightning_logs", r + "/lightning_logs/version_3", "version_3"}));
+  EXPECT_EQ(props(CSVLogger(r + "/flat/metrics.csv")), (P{"", r + "/flat", ""}));
+  // Only the path constructor, which makes the file's directory at once, touched the disk.
+  EXPECT_EQ(tree(r), (P{"flat", "lightning_logs", "lightning_logs/version_2"}));
+}
+
+// fabric-train's `logger.tensorboard` (the log_dir constructor on run_dir/tensorboard): one event
+// per logged step; a run that logs nothing (max_steps 0) leaves no tensorboard directory.
+using train_test::FabricTrain;
+
+TEST_F(FabricTrain, TensorBoardLoggerGetsEveryLoggedStep) {
+  const train_test::Result r = train_test::run("fit " + write_contract() + " --set logger.tensorboard=true");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto files = event_files((dir_ / "run/tensorboard").string());
+  ASSERT_EQ(files.size(), 1u);
+  const auto events = read_events(files[0]);
+  ASSERT_EQ(events.size(), 6u);  // the version record and steps 1..5
+  for (int64_t step = 1; step <= 5; ++step) {
+    EXPECT_EQ(events[step].step, step);
+    ASSERT_EQ(events[step].values.size(), 2u);
+    EXPECT_EQ(events[step].values[0].first, "train_loss");
+    EXPECT_TRUE(std::isfinite(events[step].values[0].second));
+    EXPECT_EQ(events[step].values[1].first, "lr");
+    EXPECT_FLOAT_EQ(events[step].values[1].second, 0.1f);
+  }
+  const train_test::Result idle =
+      train_test::run("fit " + write_contract() + " --set logger.tensorboard=true trainer.max_steps=0");
+  ASSERT_EQ(idle.status, 0) << idle.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run/tensorboard"));  // the earlier run's was removed, none made
 }
 
 }  // namespace
