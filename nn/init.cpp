@@ -16,6 +16,9 @@ namespace fabric::nn::init {
 
 namespace {
 
+// Enabled EmptyInitGuards alive on this thread.
+thread_local int empty_init_depth = 0;
+
 void check_floating(const char* fn, const Tensor& t) {
   FABRIC_CHECK(t.defined(), ValueError, "nn::init::", fn, ": undefined tensor");
   FABRIC_CHECK(t.is_floating_point(), DTypeError, "nn::init::", fn,
@@ -65,6 +68,16 @@ double erfinv(double y) {
 
 }  // namespace
 
+EmptyInitGuard::EmptyInitGuard(bool enabled) : enabled_(enabled) {
+  if (enabled_) ++empty_init_depth;
+}
+
+EmptyInitGuard::~EmptyInitGuard() {
+  if (enabled_) --empty_init_depth;
+}
+
+bool empty_init_enabled() { return empty_init_depth > 0; }
+
 double calculate_gain(std::string_view nl, std::optional<double> param) {
   if (nl == "linear" || nl == "conv1d" || nl == "conv2d" || nl == "conv3d" ||
       nl == "conv_transpose1d" || nl == "conv_transpose2d" || nl == "conv_transpose3d" ||
@@ -95,6 +108,7 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
 }
 
 Tensor uniform_(const Tensor& t, double a, double b, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("uniform_", t);
   NoGradGuard no_grad;
   Tensor h = t;
@@ -103,6 +117,7 @@ Tensor uniform_(const Tensor& t, double a, double b, Generator* gen) {
 }
 
 Tensor normal_(const Tensor& t, double mean, double std, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("normal_", t);
   NoGradGuard no_grad;
   Tensor h = t;
@@ -111,6 +126,7 @@ Tensor normal_(const Tensor& t, double mean, double std, Generator* gen) {
 }
 
 Tensor constant_(const Tensor& t, double value) {
+  if (empty_init_enabled()) return t;
   FABRIC_CHECK(t.defined(), ValueError, "nn::init::constant_: undefined tensor");
   NoGradGuard no_grad;
   Tensor h = t;
@@ -123,6 +139,7 @@ Tensor ones_(const Tensor& t) { return constant_(t, 1.0); }
 
 Tensor kaiming_uniform_(const Tensor& t, double a, FanMode mode, std::string_view nonlinearity,
                         Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("kaiming_uniform_", t);
   if (t.numel() == 0) return t;  // torch: initializing a zero-element tensor is a no-op
   const int64_t fan = fan_of("kaiming_uniform_", t, mode);
@@ -133,6 +150,7 @@ Tensor kaiming_uniform_(const Tensor& t, double a, FanMode mode, std::string_vie
 
 Tensor kaiming_normal_(const Tensor& t, double a, FanMode mode, std::string_view nonlinearity,
                        Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("kaiming_normal_", t);
   if (t.numel() == 0) return t;
   const int64_t fan = fan_of("kaiming_normal_", t, mode);
@@ -141,6 +159,7 @@ Tensor kaiming_normal_(const Tensor& t, double a, FanMode mode, std::string_view
 }
 
 Tensor xavier_uniform_(const Tensor& t, double gain, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("xavier_uniform_", t);
   auto [fan_in, fan_out] = calculate_fan_in_and_fan_out(t);
   const double std = gain * std::sqrt(2.0 / static_cast<double>(fan_in + fan_out));
@@ -149,12 +168,14 @@ Tensor xavier_uniform_(const Tensor& t, double gain, Generator* gen) {
 }
 
 Tensor xavier_normal_(const Tensor& t, double gain, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("xavier_normal_", t);
   auto [fan_in, fan_out] = calculate_fan_in_and_fan_out(t);
   return normal_(t, 0.0, gain * std::sqrt(2.0 / static_cast<double>(fan_in + fan_out)), gen);
 }
 
 Tensor trunc_normal_(const Tensor& t, double mean, double std, double a, double b, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("trunc_normal_", t);
   FABRIC_CHECK(std > 0 && a < b, ValueError,
                "nn::init::trunc_normal_: expects std > 0 and a < b, got std=", std, ", a=", a,
@@ -173,6 +194,7 @@ Tensor trunc_normal_(const Tensor& t, double mean, double std, double a, double 
 }
 
 Tensor orthogonal_(const Tensor& t, double gain, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("orthogonal_", t);
   FABRIC_CHECK(t.dim() >= 2, ValueError,
                "nn::init::orthogonal_: only tensors with 2 or more dimensions are supported, got "
@@ -203,6 +225,7 @@ Tensor orthogonal_(const Tensor& t, double gain, Generator* gen) {
 }
 
 Tensor eye_(const Tensor& t) {
+  if (empty_init_enabled()) return t;
   FABRIC_CHECK(t.defined(), ValueError, "nn::init::eye_: undefined tensor");
   FABRIC_CHECK(t.dim() == 2, ValueError,
                "nn::init::eye_: only tensors with 2 dimensions are supported, got shape ",
@@ -215,6 +238,7 @@ Tensor eye_(const Tensor& t) {
 }
 
 Tensor dirac_(const Tensor& t, int64_t groups) {
+  if (empty_init_enabled()) return t;
   FABRIC_CHECK(t.defined(), ValueError, "nn::init::dirac_: undefined tensor");
   FABRIC_CHECK(
       t.dim() >= 3 && t.dim() <= 5, ValueError,
@@ -240,6 +264,7 @@ Tensor dirac_(const Tensor& t, int64_t groups) {
 }
 
 Tensor sparse_(const Tensor& t, double sparsity, double std, Generator* gen) {
+  if (empty_init_enabled()) return t;
   check_floating("sparse_", t);
   FABRIC_CHECK(t.dim() == 2, ValueError,
                "nn::init::sparse_: only tensors with 2 dimensions are supported, got shape ",

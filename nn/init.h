@@ -1,6 +1,7 @@
 // Parameter initialisation as torch.nn.init does it: the same formulas for gains, fans and bounds,
 // drawing from a fabric Generator (the default generator when none is given). Every function
-// fills its tensor in place without recording for autograd and returns it.
+// fills its tensor in place without recording for autograd and returns it, unless an
+// EmptyInitGuard is active on the calling thread (then it returns the tensor untouched).
 #pragma once
 #include <optional>
 #include <string_view>
@@ -15,6 +16,30 @@ class Generator;
 namespace fabric::nn::init {
 
 enum class FanMode { fan_in, fan_out };
+
+// Lightning's _EmptyInit (Fabric::init_module(empty_init = true)), for models whose weights are
+// loaded from a checkpoint right after they are built: while a guard is alive on this thread,
+// every fill function below (uniform_ ... sparse_) returns its tensor at once, writing nothing and
+// drawing nothing from any generator. Parameters built in the scope keep whatever their
+// allocation held: unspecified values (the CPU allocator hands back freed blocks as they are), to
+// be overwritten by load_state_dict. What a module writes without nn::init, as torch's modules do
+// without torch.nn.init, is still written: BatchNorm's running_mean/running_var/
+// num_batches_tracked, spectral_norm's u and v. Guards nest; one made with enabled = false
+// changes nothing (an enclosing guard still applies, as a disabled _EmptyInit inside an enabled
+// one). Thread-local: other threads initialise normally. Destroy a guard on the thread that made
+// it.
+class EmptyInitGuard {
+ public:
+  explicit EmptyInitGuard(bool enabled = true);
+  ~EmptyInitGuard();
+  EmptyInitGuard(const EmptyInitGuard&) = delete;
+  EmptyInitGuard& operator=(const EmptyInitGuard&) = delete;
+
+ private:
+  bool enabled_;
+};
+// Whether an EmptyInitGuard is active on this thread (the fill functions are then no-ops).
+bool empty_init_enabled();
 
 // torch.nn.init.calculate_gain: linear/conv*/sigmoid 1, tanh 5/3, relu sqrt(2),
 // leaky_relu sqrt(2/(1+a^2)) (a = 0.01 when param is unset), selu 3/4.

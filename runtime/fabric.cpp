@@ -8,9 +8,11 @@
 #include <string>
 
 #include "autograd/grad_mode.h"
+#include "distributed/all_gather_grad.h"
 #include "distributed/collective_staging.h"
 #include "distributed/fsdp_strategy.h"
 #include "distributed/zero.h"
+#include "nn/init.h"
 #include "nn/module.h"
 #include "optim/clip_grad.h"
 #include "precision/deepspeed_precision.h"
@@ -234,6 +236,18 @@ data::DataLoader Fabric::setup_dataloaders(const data::DataLoader& loader,
   }
   if (move_to_device) options.device = device();
   return data::DataLoader(loader.dataset_ptr(), options);
+}
+
+// As the reference's module_init_context: the empty-init switch is entered first and left last,
+// around the precision plugin's context.
+precision::ContextGuard Fabric::init_module(std::optional<bool> empty_init) {
+  precision::ContextGuard guard;
+  if (empty_init.value_or(false)) {
+    auto empty = std::make_shared<nn::init::EmptyInitGuard>();
+    guard = precision::ContextGuard([empty]() mutable { empty.reset(); });
+  }
+  guard.then(ctx_->precision->module_init_context());
+  return guard;
 }
 
 void Fabric::backward(const Tensor& loss, const Tensor& gradient, std::optional<bool> retain_graph,
@@ -484,9 +498,11 @@ double Fabric::all_reduce(double value, const std::string& reduce_op) const {
   return all_reduce(scalar_tensor(value, {.dtype = DType::float64}), reduce_op).item<double>();
 }
 
-Tensor Fabric::all_gather(const Tensor& t) const {
+Tensor Fabric::all_gather(const Tensor& t, bool sync_grads) const {
   check_launched("all_gather");
-  return strategy_->all_gather(t);
+  Tensor gathered = strategy_->all_gather(t);
+  if (!sync_grads) return gathered;
+  return distributed::connect_all_gather_grad(gathered, t, strategy_->process_group());
 }
 
 Tensor Fabric::all_gather(double value) const {

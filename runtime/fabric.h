@@ -188,7 +188,12 @@ class Fabric {
   // The precision plugin's forward context (an autocast region under mixed precision).
   precision::ContextGuard autocast() { return ctx_->precision->forward_context(); }
   // Creating modules / tensors inside these scopes uses the plugin's dtype (64-true, *-true).
-  precision::ContextGuard init_module() { return ctx_->precision->module_init_context(); }
+  // init_module(empty_init = true) also skips parameter initialisation for a model whose weights
+  // are loaded right after (the reference's _EmptyInit, nn::init::EmptyInitGuard): every nn::init
+  // fill is a no-op in the scope, so parameters hold unspecified values and no generator draws;
+  // buffers that carry meaning (BatchNorm's running statistics) are still set. nullopt or false:
+  // normal initialisation. Thread-local, as the dtype context: build the model on this thread.
+  precision::ContextGuard init_module(std::optional<bool> empty_init = std::nullopt);
   precision::ContextGuard init_tensor() { return ctx_->precision->tensor_init_context(); }
   Tensor to_device(const Tensor& t) const { return t.to(device()); }
   void to_device(nn::Module& m) const { m.to(device()); }
@@ -212,7 +217,13 @@ class Fabric {
   Tensor all_reduce(const Tensor& t, const std::string& reduce_op = "mean") const;
   double all_reduce(double value, const std::string& reduce_op = "mean") const;
   // (world_size, *t.shape) on every rank, also on one process (shapes must agree across ranks).
-  Tensor all_gather(const Tensor& t) const;
+  // Without sync_grads the result is outside autograd (the reference gathers under no_grad). With
+  // sync_grads and `t` requiring grad (grad mode on), the gather is differentiable, as
+  // torch.distributed.nn.functional.all_gather: backward gives rank r's `t` the sum over every rank
+  // j of j's gradient for row r (a sum all-reduce of the gradient, then row r). That backward is a
+  // collective: every rank must run it, in the same order as its other collectives. One process:
+  // the gradient of unsqueeze(0).
+  Tensor all_gather(const Tensor& t, bool sync_grads = false) const;
   Tensor all_gather(double value) const;  // (world_size,) float64
   // Concatenated along dim 0; the ranks' dim-0 sizes may differ.
   Tensor all_gather_uneven(const Tensor& t) const;
