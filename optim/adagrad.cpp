@@ -2,6 +2,7 @@
 // construction and the step over the fused kernel.
 #include "optim/adagrad.h"
 
+#include "optim/hyper_param_fields.h"
 #include "tensor/factory.h"
 #include "tensor/optim_kernels.h"
 
@@ -9,48 +10,44 @@ namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const AdagradOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "Adagrad: invalid learning rate ", o.lr,
-               " (expected lr >= 0)");
-  FABRIC_CHECK(o.lr_decay >= 0, ValueError, "Adagrad: invalid lr_decay ", o.lr_decay,
-               " (expected lr_decay >= 0)");
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "Adagrad: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
-  FABRIC_CHECK(o.initial_accumulator_value >= 0, ValueError,
-               "Adagrad: invalid initial_accumulator_value ", o.initial_accumulator_value,
-               " (expected initial_accumulator_value >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "Adagrad: invalid epsilon ", o.eps, " (expected eps >= 0)");
+  hyper_fields::check_lr("Adagrad", o.lr);
+  hyper_fields::check_non_negative("Adagrad", "lr_decay", o.lr_decay);
+  hyper_fields::check_weight_decay("Adagrad", o.weight_decay);
+  hyper_fields::check_non_negative("Adagrad", "initial_accumulator_value",
+                                   o.initial_accumulator_value);
+  hyper_fields::check_eps("Adagrad", o.eps);
 }
 
+namespace {
+constexpr hyper_fields::Fields<AdagradOptions, 6> kAdagradFields = {{
+    {"lr", &AdagradOptions::lr},
+    {"lr_decay", &AdagradOptions::lr_decay},
+    {"eps", &AdagradOptions::eps},
+    {"weight_decay", &AdagradOptions::weight_decay},
+    {"initial_accumulator_value", &AdagradOptions::initial_accumulator_value},
+    {"maximize", &AdagradOptions::maximize},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const AdagradOptions& o) {
-  return {{"lr", o.lr},
-          {"lr_decay", o.lr_decay},
-          {"eps", o.eps},
-          {"weight_decay", o.weight_decay},
-          {"initial_accumulator_value", o.initial_accumulator_value},
-          {"maximize", o.maximize}};
+  return hyper_fields::to_hyper_params(kAdagradFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, AdagradOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "Adagrad");
-  read_hyper_param(h, "lr_decay", o.lr_decay, "Adagrad");
-  read_hyper_param(h, "eps", o.eps, "Adagrad");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "Adagrad");
-  read_hyper_param(h, "initial_accumulator_value", o.initial_accumulator_value, "Adagrad");
-  read_hyper_param(h, "maximize", o.maximize, "Adagrad");
+  hyper_fields::from_hyper_params(kAdagradFields, h, o, "Adagrad");
 }
 
 Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& options)
-    : GroupedOptimizer("Adagrad", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "Adagrad: got an empty parameter list");
-  add_param_group(std::move(params));
-  for (const Tensor& p : groups_.front().params)
-    init_state(state_for(p), p, groups_.front().options);
+    : GroupedOptimizer("Adagrad", std::move(params), options) {
+  init_states();
 }
 
 Adagrad::Adagrad(std::vector<Group> groups, const AdagradOptions& defaults)
-    : GroupedOptimizer("Adagrad", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "Adagrad: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
+    : GroupedOptimizer("Adagrad", std::move(groups), defaults) {
+  init_states();
+}
+
+void Adagrad::init_states() {
   for (const Group& g : groups_) {
     for (const Tensor& p : g.params) init_state(state_for(p), p, g.options);
   }

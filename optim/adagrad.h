@@ -39,6 +39,8 @@ class Adagrad : public GroupedOptimizer<AdagradOptions> {
  private:
   // PyTorch's state["step"] = 0, state["sum"] = full_like(p, initial_accumulator_value).
   void init_state(ParamState& st, const Tensor& param, const AdagradOptions& o);
+  // That state for every parameter of every group: PyTorch creates it in the constructor.
+  void init_states();
 };
 
 }  // namespace fabric::optim

@@ -22,8 +22,12 @@ void check_betas(const char* who, const std::array<double, 2>& betas) {
 }
 
 void check_weight_decay(const char* who, double weight_decay) {
-  FABRIC_CHECK(weight_decay >= 0, ValueError, who, ": invalid weight_decay ", weight_decay,
-               " (expected weight_decay >= 0)");
+  check_non_negative(who, "weight_decay", weight_decay);
+}
+
+void check_non_negative(const char* who, const char* key, double value) {
+  FABRIC_CHECK(value >= 0, ValueError, who, ": invalid ", key, " ", value, " (expected ", key,
+               " >= 0)");
 }
 
 }  // namespace fabric::optim::hyper_fields

@@ -68,5 +68,7 @@ void check_lr(const char* who, double lr);
 void check_eps(const char* who, double eps);
 void check_betas(const char* who, const std::array<double, 2>& betas);
 void check_weight_decay(const char* who, double weight_decay);
+// "<who>: invalid <key> <value> (expected <key> >= 0)" unless value >= 0.
+void check_non_negative(const char* who, const char* key, double value);
 
 }  // namespace fabric::optim::hyper_fields

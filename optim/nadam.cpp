@@ -19,8 +19,7 @@ void validate_options(const NAdamOptions& o) {
   hyper_fields::check_eps("NAdam", o.eps);
   hyper_fields::check_betas("NAdam", o.betas);
   hyper_fields::check_weight_decay("NAdam", o.weight_decay);
-  FABRIC_CHECK(o.momentum_decay >= 0, ValueError, "NAdam: invalid momentum_decay ",
-               o.momentum_decay, " (expected momentum_decay >= 0)");
+  hyper_fields::check_non_negative("NAdam", "momentum_decay", o.momentum_decay);
 }
 
 namespace {

@@ -1,54 +1,45 @@
 // RMSprop: option checks, hyper-parameter (de)serialisation and the step over the fused kernel.
 #include "optim/rmsprop.h"
 
+#include "optim/hyper_param_fields.h"
 #include "tensor/optim_kernels.h"
 
 namespace fabric::optim {
 
 // PyTorch's checks (`not 0.0 <= x` also refuses NaN), with what each argument may be.
 void validate_options(const RMSpropOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "RMSprop: invalid learning rate ", o.lr,
-               " (expected lr >= 0)");
-  FABRIC_CHECK(o.eps >= 0, ValueError, "RMSprop: invalid epsilon ", o.eps, " (expected eps >= 0)");
-  FABRIC_CHECK(o.momentum >= 0, ValueError, "RMSprop: invalid momentum ", o.momentum,
-               " (expected momentum >= 0)");
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "RMSprop: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
-  FABRIC_CHECK(o.alpha >= 0, ValueError, "RMSprop: invalid alpha ", o.alpha,
-               " (expected alpha >= 0)");
+  hyper_fields::check_lr("RMSprop", o.lr);
+  hyper_fields::check_eps("RMSprop", o.eps);
+  hyper_fields::check_non_negative("RMSprop", "momentum", o.momentum);
+  hyper_fields::check_weight_decay("RMSprop", o.weight_decay);
+  hyper_fields::check_non_negative("RMSprop", "alpha", o.alpha);
 }
 
+namespace {
+constexpr hyper_fields::Fields<RMSpropOptions, 7> kRMSpropFields = {{
+    {"lr", &RMSpropOptions::lr},
+    {"momentum", &RMSpropOptions::momentum},
+    {"alpha", &RMSpropOptions::alpha},
+    {"eps", &RMSpropOptions::eps},
+    {"centered", &RMSpropOptions::centered},
+    {"weight_decay", &RMSpropOptions::weight_decay},
+    {"maximize", &RMSpropOptions::maximize},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const RMSpropOptions& o) {
-  return {{"lr", o.lr},
-          {"momentum", o.momentum},
-          {"alpha", o.alpha},
-          {"eps", o.eps},
-          {"centered", o.centered},
-          {"weight_decay", o.weight_decay},
-          {"maximize", o.maximize}};
+  return hyper_fields::to_hyper_params(kRMSpropFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, RMSpropOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "RMSprop");
-  read_hyper_param(h, "momentum", o.momentum, "RMSprop");
-  read_hyper_param(h, "alpha", o.alpha, "RMSprop");
-  read_hyper_param(h, "eps", o.eps, "RMSprop");
-  read_hyper_param(h, "centered", o.centered, "RMSprop");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "RMSprop");
-  read_hyper_param(h, "maximize", o.maximize, "RMSprop");
+  hyper_fields::from_hyper_params(kRMSpropFields, h, o, "RMSprop");
 }
 
 RMSprop::RMSprop(std::vector<Tensor> params, const RMSpropOptions& options)
-    : GroupedOptimizer("RMSprop", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "RMSprop: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+    : GroupedOptimizer("RMSprop", std::move(params), options) {}
 
 RMSprop::RMSprop(std::vector<Group> groups, const RMSpropOptions& defaults)
-    : GroupedOptimizer("RMSprop", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "RMSprop: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+    : GroupedOptimizer("RMSprop", std::move(groups), defaults) {}
 
 void RMSprop::step_impl() {
   int64_t index = 0;

@@ -3,44 +3,45 @@
 
 #include <cmath>
 
+#include "optim/hyper_param_fields.h"
 #include "tensor/optim_kernels.h"
 
 namespace fabric::optim {
 
 void validate_options(const SGDOptions& o) {
-  FABRIC_CHECK(o.lr >= 0, ValueError, "SGD: invalid learning rate ", o.lr, " (expected lr >= 0)");
-  FABRIC_CHECK(o.momentum >= 0, ValueError, "SGD: invalid momentum ", o.momentum, " (expected momentum >= 0)");
-  FABRIC_CHECK(o.weight_decay >= 0, ValueError, "SGD: invalid weight_decay ", o.weight_decay,
-               " (expected weight_decay >= 0)");
+  hyper_fields::check_lr("SGD", o.lr);
+  hyper_fields::check_non_negative("SGD", "momentum", o.momentum);
+  hyper_fields::check_weight_decay("SGD", o.weight_decay);
   FABRIC_CHECK(!std::isnan(o.dampening), ValueError, "SGD: dampening is NaN");
   FABRIC_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), ValueError,
-               "SGD: Nesterov momentum requires a momentum > 0 and zero dampening (got momentum ", o.momentum,
-               ", dampening ", o.dampening, ")");
+               "SGD: Nesterov momentum requires a momentum > 0 and zero dampening (got momentum ",
+               o.momentum, ", dampening ", o.dampening, ")");
 }
 
+namespace {
+constexpr hyper_fields::Fields<SGDOptions, 6> kSGDFields = {{
+    {"lr", &SGDOptions::lr},
+    {"momentum", &SGDOptions::momentum},
+    {"dampening", &SGDOptions::dampening},
+    {"weight_decay", &SGDOptions::weight_decay},
+    {"nesterov", &SGDOptions::nesterov},
+    {"maximize", &SGDOptions::maximize},
+}};
+}  // namespace
+
 HyperParams to_hyper_params(const SGDOptions& o) {
-  return {{"lr", o.lr},           {"momentum", o.momentum}, {"dampening", o.dampening},
-          {"weight_decay", o.weight_decay}, {"nesterov", o.nesterov}, {"maximize", o.maximize}};
+  return hyper_fields::to_hyper_params(kSGDFields, o);
 }
 
 void from_hyper_params(const HyperParams& h, SGDOptions& o) {
-  read_hyper_param(h, "lr", o.lr, "SGD");
-  read_hyper_param(h, "momentum", o.momentum, "SGD");
-  read_hyper_param(h, "dampening", o.dampening, "SGD");
-  read_hyper_param(h, "weight_decay", o.weight_decay, "SGD");
-  read_hyper_param(h, "nesterov", o.nesterov, "SGD");
-  read_hyper_param(h, "maximize", o.maximize, "SGD");
+  hyper_fields::from_hyper_params(kSGDFields, h, o, "SGD");
 }
 
-SGD::SGD(std::vector<Tensor> params, const SGDOptions& options) : GroupedOptimizer("SGD", options) {
-  FABRIC_CHECK(!params.empty(), ValueError, "SGD: got an empty parameter list");
-  add_param_group(std::move(params));
-}
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
+    : GroupedOptimizer("SGD", std::move(params), options) {}
 
-SGD::SGD(std::vector<Group> groups, const SGDOptions& defaults) : GroupedOptimizer("SGD", defaults) {
-  FABRIC_CHECK(!groups.empty(), ValueError, "SGD: got an empty list of parameter groups");
-  for (Group& g : groups) add_param_group(std::move(g));
-}
+SGD::SGD(std::vector<Group> groups, const SGDOptions& defaults)
+    : GroupedOptimizer("SGD", std::move(groups), defaults) {}
 
 void SGD::step_impl() {
   int64_t index = 0;

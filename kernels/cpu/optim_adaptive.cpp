@@ -9,7 +9,6 @@
 // bfloat16/float16 parameters compute in float32 and round each stored tensor once (as Adam's).
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cpu/optim_loop.h"
 #include "kernels/cpu/vec_math.h"
@@ -23,8 +22,7 @@ namespace fabric::cpu {
 namespace {
 
 using optim_loop::check_dtype;
-using optim_loop::for_param_dtype;
-using optim_loop::parallel_chunks;
+using optim_loop::for_chunks_typed;
 
 inline __m512 negate(__m512 x) { return _mm512_xor_ps(x, _mm512_set1_ps(-0.0f)); }
 
@@ -114,22 +112,10 @@ void rmsprop_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
   FABRIC_CHECK(!(a.momentum > 0) || momentum_buffer != nullptr, ValueError,
                "rmsprop_step: momentum ", a.momentum, " needs a momentum buffer");
   if (n <= 0) return;
-  auto run = [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    T* p = static_cast<T*>(param);
-    const T* g = static_cast<const T*>(grad);
-    T* sq = static_cast<T*>(square_avg);
-    T* ga = static_cast<T*>(grad_avg);
-    T* buf = static_cast<T*>(momentum_buffer);
-    parallel_chunks(n, [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same_v<T, double>) {
-        rmsprop_f64(b, e, p, g, sq, ga, buf, a);
-      } else {
-        rmsprop_vec<T>(b, e, p, g, sq, ga, buf, a);
-      }
-    });
-  };
-  for_param_dtype(dt, run);
+  for_chunks_typed(
+      dt, n, [&](auto... chunk) { rmsprop_f64(chunk..., a); },
+      [&](auto... chunk) { rmsprop_vec(chunk..., a); }, param, grad, square_avg, grad_avg,
+      momentum_buffer);
 }
 
 // ---- Adagrad ------------------------------------------------------------------------------------
@@ -177,20 +163,9 @@ void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
   FABRIC_CHECK(sum != nullptr, ValueError, "adagrad_step: needs a sum buffer");
   if (n <= 0) return;
   const double neg_clr = -adagrad_clr(a);
-  auto run = [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    T* p = static_cast<T*>(param);
-    const T* g = static_cast<const T*>(grad);
-    T* s = static_cast<T*>(sum);
-    parallel_chunks(n, [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same_v<T, double>) {
-        adagrad_f64(b, e, p, g, s, a, neg_clr);
-      } else {
-        adagrad_vec<T>(b, e, p, g, s, a, neg_clr);
-      }
-    });
-  };
-  for_param_dtype(dt, run);
+  for_chunks_typed(
+      dt, n, [&](auto... chunk) { adagrad_f64(chunk..., a, neg_clr); },
+      [&](auto... chunk) { adagrad_vec(chunk..., a, neg_clr); }, param, grad, sum);
 }
 
 }  // namespace

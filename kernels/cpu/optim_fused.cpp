@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cpu/optim_loop.h"
 #include "kernels/cpu/vec_math.h"
@@ -26,8 +25,7 @@ namespace fabric::cpu {
 namespace {
 
 using optim_loop::check_dtype;
-using optim_loop::for_param_dtype;
-using optim_loop::parallel_chunks;
+using optim_loop::for_chunks_typed;
 
 // torch.maximum: NaN in either operand gives NaN.
 inline double maximum_nan(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? a + b : std::max(a, b); }
@@ -136,22 +134,10 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
                "adam_step: amsgrad needs a max_exp_avg_sq buffer");
   if (n <= 0) return;
   const AdamScalars s = adam_scalars(a);
-  auto run = [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    T* p = static_cast<T*>(param);
-    const T* g = static_cast<const T*>(grad);
-    T* m = static_cast<T*>(exp_avg);
-    T* v = static_cast<T*>(exp_avg_sq);
-    T* mx = static_cast<T*>(max_exp_avg_sq);
-    parallel_chunks(n, [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same_v<T, double>) {
-        adam_f64(b, e, p, g, m, v, mx, a, s);
-      } else {
-        adam_vec<T>(b, e, p, g, m, v, mx, a, s);
-      }
-    });
-  };
-  for_param_dtype(dt, run);
+  for_chunks_typed(
+      dt, n, [&](auto... chunk) { adam_f64(chunk..., a, s); },
+      [&](auto... chunk) { adam_vec(chunk..., a, s); }, param, grad, exp_avg, exp_avg_sq,
+      max_exp_avg_sq);
 }
 
 void sgd_f64(int64_t b, int64_t e, double* p, const double* g, double* buf, const SgdKernelArgs& a) {
@@ -198,20 +184,9 @@ void sgd_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* m
   FABRIC_CHECK(a.momentum == 0 || momentum_buffer != nullptr, ValueError,
                "sgd_step: momentum ", a.momentum, " needs a momentum buffer");
   if (n <= 0) return;
-  auto run = [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    T* p = static_cast<T*>(param);
-    const T* g = static_cast<const T*>(grad);
-    T* buf = static_cast<T*>(momentum_buffer);
-    parallel_chunks(n, [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same_v<T, double>) {
-        sgd_f64(b, e, p, g, buf, a);
-      } else {
-        sgd_vec<T>(b, e, p, g, buf, a);
-      }
-    });
-  };
-  for_param_dtype(dt, run);
+  for_chunks_typed(
+      dt, n, [&](auto... chunk) { sgd_f64(chunk..., a); },
+      [&](auto... chunk) { sgd_vec(chunk..., a); }, param, grad, momentum_buffer);
 }
 
 }  // namespace

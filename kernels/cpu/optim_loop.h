@@ -1,10 +1,11 @@
 // What the fused CPU optimizer kernels share: the OpenMP chunking of one tensor's elements, the
-// dtype check of their entry points and the dispatch on that dtype.
+// dtype check of their entry points and the dispatch on that dtype, with the buffers typed.
 #pragma once
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "tensor/dtype.h"
 #include "tensor/error.h"
@@ -44,6 +45,33 @@ void for_param_dtype(DType dt, const F& run) {
     case DType::bfloat16: run(static_cast<BFloat16*>(nullptr)); break;
     default: run(static_cast<Half*>(nullptr)); break;
   }
+}
+
+// A kernel's untyped buffer as a pointer to T (to const T for a const one).
+template <class T>
+T* typed(void* buffer) {
+  return static_cast<T*>(buffer);
+}
+template <class T>
+const T* typed(const void* buffer) {
+  return static_cast<const T*>(buffer);
+}
+
+// The update of n elements of dtype `dt` over parallel chunks: for each chunk [b, e),
+// f64(b, e, buffers as double*...) on float64, else vec(b, e, buffers as T*...), T the element type
+// (float, BFloat16 or Half).
+template <class F64, class Vec, class... Buffers>
+void for_chunks_typed(DType dt, int64_t n, const F64& f64, const Vec& vec, Buffers... buffers) {
+  for_param_dtype(dt, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    parallel_chunks(n, [&](int64_t b, int64_t e) {
+      if constexpr (std::is_same_v<T, double>) {
+        f64(b, e, typed<T>(buffers)...);
+      } else {
+        vec(b, e, typed<T>(buffers)...);
+      }
+    });
+  });
 }
 
 }  // namespace fabric::cpu::optim_loop
