@@ -1,4 +1,4 @@
-// Configure-time check (cmake/FabricNativeFlags.cmake): does the compiler, with -O3 -march=native,
+// Configure-time check (cmake/FabricNativeFlags.cmake): does the compiler, with -O3 and its -march,
 // keep a small vector constant that is held across calls in a loop? GCC 12.2 with AVX-512 does
 // not: the basic-block vectorizer builds {1, 1, 0, 0} as one 256-bit constant, and the back end
 // materialises it as a broadcast of its first element, so `want` reads back 1, 1, 1, 1.

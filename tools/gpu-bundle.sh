@@ -6,12 +6,16 @@
 # runtime nor CUDA's (CUDA's own libraries are taken from the GPU machine: its toolkit, driver and
 # Python packages). The result is one compressed archive to carry there;
 # `FABRIC_GPU_BUNDLE=<archive> bash tools/gpu-check.sh` runs it there.
+# The host code is compiled for any x86-64 CPU with AVX2, FMA and F16C (FABRIC_NATIVE=OFF:
+# -march=x86-64-v3), not for this machine's CPU: the GPU machine's CPU is another one, and a
+# -march=native build made here would stop there with SIGILL at the first instruction it lacks
+# (AVX-512 on an older host; AVX-VNNI or VP2INTERSECT from an AMD Zen 5 on an Intel host).
 #   usage: bash tools/gpu-bundle.sh [ARCHS]   (CMAKE_CUDA_ARCHITECTURES, default "80;90", the
-#          project's default: the build tools/build.sh makes is reused; the bundle runs on those
-#          architectures and, through the PTX of the newest, on newer ones)
-#   env:   FABRIC_GPU_BUNDLE_BUILD_DIR (default build, as tools/build.sh), FABRIC_JOBS (default
-#          nproc), FABRIC_GPU_BUNDLE_OUT (default .gpu-bundle/fabric-gpu.tar.xz; git ignores
-#          .gpu-bundle/)
+#          project's default; the bundle runs on those architectures and, through the PTX of the
+#          newest, on newer ones)
+#   env:   FABRIC_GPU_BUNDLE_BUILD_DIR (default build-gpu-bundle: its own, as the CPU flags differ
+#          from tools/build.sh's), FABRIC_JOBS (default nproc), FABRIC_GPU_BUNDLE_OUT (default
+#          .gpu-bundle/fabric-gpu.tar.xz; git ignores .gpu-bundle/)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +24,7 @@ if ! [[ $archs =~ ^[0-9]+(;[0-9]+)*$ ]]; then
   echo "gpu-bundle: ARCHS must look like 90 or 80;90, got '$archs'" >&2
   exit 2
 fi
-build_dir=${FABRIC_GPU_BUNDLE_BUILD_DIR:-build}
+build_dir=${FABRIC_GPU_BUNDLE_BUILD_DIR:-build-gpu-bundle}
 case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
 out=${FABRIC_GPU_BUNDLE_OUT:-$root/.gpu-bundle/fabric-gpu.tar.xz}
 nvcc=/usr/local/cuda/bin/nvcc
@@ -28,7 +32,7 @@ nvcc=/usr/local/cuda/bin/nvcc
 [ -n "$nvcc" ] || { echo "gpu-bundle: no nvcc (looked at /usr/local/cuda/bin and PATH)" >&2; exit 1; }
 
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFABRIC_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
-  -DCMAKE_CUDA_ARCHITECTURES="$archs" -DFABRIC_BUILD_TESTS=ON -DFABRIC_BUILD_BENCH=ON >/dev/null
+  -DCMAKE_CUDA_ARCHITECTURES="$archs" -DFABRIC_NATIVE=OFF -DFABRIC_BUILD_TESTS=ON -DFABRIC_BUILD_BENCH=ON >/dev/null
 cmake --build "$build_dir" -j"${FABRIC_JOBS:-$(nproc)}" --target fabric_tests_cuda fabric_tests_ops bench_gpu
 
 stage=$(mktemp -d)
@@ -57,6 +61,9 @@ missing=$(ldd "${bins[@]}" | grep 'not found' || true)
 
 {
   echo "archs=$archs"
+  # The CPU features -march=x86-64-v3 assumes, as /proc/cpuinfo names them (gpu-check.sh checks
+  # them; LZCNT's "abm" is left out: virtual machines that have it do not always list it).
+  echo "cpu_flags=avx2 fma f16c bmi1 bmi2 movbe"
   commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
   git -C "$root" diff --quiet HEAD 2>/dev/null || commit+=+changes  # uncommitted edits built in
   echo "commit=$commit"

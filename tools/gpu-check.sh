@@ -108,6 +108,12 @@ use_bundle() {
   newest=$(tr ';' '\n' <<<"$built_for" | sort -n | tail -n 1)
   [[ ";$built_for;" == *";$arch;"* ]] || [ "$arch" -gt "${newest:-0}" ] ||
     die "$bundle was built for sm $built_for, this GPU is sm_$arch: run tools/gpu-bundle.sh '$built_for;$arch'"
+  # Its CPU code stops with SIGILL on a CPU without the features it was compiled for.
+  local flag lacking=""
+  for flag in $(sed -n 's/^cpu_flags=//p' "$bundle_dir/MANIFEST"); do
+    grep -qw "$flag" /proc/cpuinfo || lacking+=" $flag"
+  done
+  [ -z "$lacking" ] || die "$bundle was compiled for CPUs with$lacking, which this machine's CPU lacks (/proc/cpuinfo)"
   export LD_LIBRARY_PATH=$bundle_dir/lib:$(cuda_library_path)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   # This machine's C++ runtime when it is new enough, else the bundle's.
   if ! "$bundle_dir/bin/bench_gpu" --help >/dev/null 2>"$logs/bundle-load.log" &&

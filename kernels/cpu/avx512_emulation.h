@@ -390,15 +390,20 @@ FABRIC_AVX512_EMU __m512 getmant_ps(__m512 x) {
   return r;
 }
 
-// vrangeps with imm 0x0E: -min(|a|, |b|); a NaN operand gives it quietened (a's first).
+// vrangeps with imm 0x0E: -min(|a|, |b|), with NaNs as the SDM's table for VRANGE gives them (and
+// an AMD Zen 5 does, probed 2026-12-04): a quiet NaN beside a number gives the number, two quiet
+// NaNs the first, each with the sign set; a signalling NaN gives itself quietened, sign kept (a's
+// first).
 template <int Imm>
 FABRIC_AVX512_EMU __m512 range_ps(__m512 a, __m512 b) {
   static_assert(Imm == 0x0E, "only the negated minimum magnitude (0x0E) is emulated");
   const u32x16 ua = reinterpret_cast<u32x16>(a), ub = reinterpret_cast<u32x16>(b);
   const u32x16 ma = ua & 0x7FFFFFFFu, mb = ub & 0x7FFFFFFFu;
-  u32x16 r = ((ma < mb) ? ma : mb) | 0x80000000u;
-  r = (mb > 0x7F800000u) ? (ub | 0x00400000u) : r;
-  r = (ma > 0x7F800000u) ? (ua | 0x00400000u) : r;
+  const i32x16 nan_a = ma > 0x7F800000u, nan_b = mb > 0x7F800000u;
+  u32x16 r = nan_b ? ma : nan_a ? mb : (ma < mb) ? ma : mb;
+  r |= 0x80000000u;
+  r = (nan_b & ((ub & 0x00400000u) == 0)) ? (ub | 0x00400000u) : r;
+  r = (nan_a & ((ua & 0x00400000u) == 0)) ? (ua | 0x00400000u) : r;
   return reinterpret_cast<__m512>(r);
 }
 
