@@ -5,6 +5,10 @@
 // both kinds of CPU. Three exceptions, all inputs to a refinement or fix-up that follows them in
 // the kernels: _mm512_rcp14_ps is the correctly rounded 1/x (the hardware's is within 2^-14), and
 // the masked loads and stores of 8/16-bit lanes touch only the lanes the mask selects, one by one.
+// X86SimdEmulation (tests/kernels/test_x86_simd_emulation.cpp) runs every intrinsic here both ways
+// on an AVX-512 CPU and requires the instruction's bits. One thing neither build fixes: with two
+// NaN operands, vaddps, vmulps and the fmas return the first source's, and GCC orders the
+// operands of those as register allocation suits it, in the AVX-512 build as here.
 //
 // The vector types are GCC's own (<immintrin.h> declares __m512 etc. on every x86 target); their
 // arithmetic is lowered to two 256-bit halves. GCC's _mm512_* functions stay declared but are never
@@ -313,13 +317,24 @@ FABRIC_AVX512_EMU __m512 roundscale_ps(__m512 a) {
 }
 
 // vscalefps: a * 2^floor(b), one rounding (denormal results included). Through double, where
-// a * 2^q with |q| <= 300 is exact and its conversion to float the one rounding.
+// a * 2^q with |q| <= 300 is exact and its conversion to float the one rounding. Special cases
+// as the SDM's table for VSCALEFPS has them and an AMD Zen 5 gives them (probed 2026-12-04 by
+// X86SimdEmulation): a quiet NaN a gives itself, except +inf for b = +inf and +0 for b = -inf; a
+// signalling NaN a gives itself quietened, and so does a NaN b beside any other a. 0 * 2^+inf and
+// inf * 2^-inf give the default NaN with its sign set (0xFFC00000), not 0x7FC00000.
 FABRIC_AVX512_EMU float scalef_lane(float a, float b) {
-  if (std::isnan(a)) return a + a;  // quietened
+  if (std::isnan(a)) {
+    uint32_t bits;
+    std::memcpy(&bits, &a, sizeof bits);
+    const bool quiet = bits & 0x00400000u;
+    if (quiet && std::isinf(b)) return b > 0 ? b : 0.0f;
+    return a + a;  // quietened
+  }
   if (std::isnan(b)) return b + b;
   if (std::isinf(b)) {
-    if (b > 0) return a == 0 ? std::numeric_limits<float>::quiet_NaN() : a * b;
-    return std::isinf(a) ? std::numeric_limits<float>::quiet_NaN() : a * 0.0f;
+    const float indefinite = -std::numeric_limits<float>::quiet_NaN();  // 0xFFC00000
+    if (b > 0) return a == 0 ? indefinite : a * b;
+    return std::isinf(a) ? indefinite : a * 0.0f;
   }
   const double q = std::fmin(std::fmax(std::floor(static_cast<double>(b)), -300.0), 300.0);
   return static_cast<float>(std::ldexp(static_cast<double>(a), static_cast<int>(q)));

@@ -57,6 +57,30 @@ TEST(X86Simd, ScalefIsOneRoundingOfATimesAPowerOfTwo) {
   EXPECT_EQ(s.v[5], kInf);
 }
 
+// Infinite and NaN operands, as the SDM's table for VSCALEFPS has them and an AMD Zen 5 gave them
+// (X86SimdEmulation, 2026-12-04): a quiet NaN a is no NaN beside b = ±inf; 0 * 2^inf and
+// inf * 2^-inf are the default NaN with its sign set.
+TEST(X86Simd, ScalefTreatsInfinitiesAndNaNsAsTheSdm) {
+  const uint32_t q1 = 0x7FC00011u, nq1 = 0xFFC00011u, s1 = 0x7F800011u, q2 = 0xFFC00022u,
+                 s2 = 0x7F800022u, inf = 0x7F800000u, ninf = 0xFF800000u, zero = 0u,
+                 nzero = 0x80000000u, one = 0x3F800000u, three = 0x40400000u,
+                 nthree = 0xC0400000u, indefinite = 0xFFC00000u;
+  const uint32_t cases[16][3] = {  // a, b, vscalefps(a, b)
+      {q1, inf, inf},           {nq1, ninf, zero},        {q1, three, q1},       {q1, q2, q1},
+      {s1, inf, 0x7FC00011u},   {s1, ninf, 0x7FC00011u},  {one, q2, q2},         {one, s2, 0x7FC00022u},
+      {zero, inf, indefinite},  {nzero, inf, indefinite}, {inf, ninf, indefinite}, {ninf, inf, ninf},
+      {nzero, ninf, nzero},     {inf, three, inf},        {nthree, ninf, nzero}, {three, inf, inf}};
+  float a[16], b[16];
+  for (int i = 0; i < 16; ++i) {
+    a[i] = std::bit_cast<float>(cases[i][0]);
+    b[i] = std::bit_cast<float>(cases[i][1]);
+  }
+  const F16 r = lanes(_mm512_scalef_ps(vec(a), vec(b)));
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(bits(r.v[i]), cases[i][2])
+        << std::hex << "a " << cases[i][0] << ", b " << cases[i][1] << " (lane " << i << ")";
+}
+
 TEST(X86Simd, GetexpAndGetmantSplitNormalsAndDenormals) {
   const float x[16] = {1.0f, 1.5f, -3.0f, 1024.5f, 0.1f, kDenormal, 1e-40f, 3.4e38f,
                        -0.75f, 2.0f, 7.99f, 1e-30f, 65504.0f, 0.5f, -1e-39f, 123.0f};
