@@ -220,10 +220,14 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
                                         {"gpt-16-mixed", "--model gpt --dtype bf16", 6, 16 * 128}};
   std::printf("bench_train: %d threads, %d alternating runs per side, each a fresh process\n", threads,
               runs);
-  if (torch)
+  if (torch) {
+    // torch_env.sh picks the OpenBLAS kernel set: COOPERLAKE unless FABRIC_OPENBLAS_CORETYPE says
+    // otherwise (HASWELL to compare on an AVX2-only footing).
+    const char* core = std::getenv("FABRIC_OPENBLAS_CORETYPE");
     std::printf("torch: /usr/bin/python3 (Debian python3-torch) with OpenBLAS (libopenblas0-openmp, "
-                "OPENBLAS_CORETYPE=COOPERLAKE) and GLIBC_TUNABLES=%s\n",
-                kGlibcTunables);
+                "OPENBLAS_CORETYPE=%s) and GLIBC_TUNABLES=%s\n",
+                core && *core ? core : "COOPERLAKE", kGlibcTunables);
+  }
   std::printf("\n%-14s %12s %12s %7s %11s %11s %11s %11s %12s\n", "model", "fabric st/s", "torch st/s",
               "ratio", "fabric tok/s", "torch tok/s", "fabric MiB", "torch MiB", "fwd+bwd MiB");
   std::map<std::string, double> fabric_median;
