@@ -11,9 +11,9 @@
 // tools/bench/torch_train.py) that builds the model, warms up, times --steps steps and reports
 // steps/s and its peak resident memory; fabric and PyTorch samples alternate so that load from
 // other processes hits both alike, and the medians are compared. PyTorch runs with Debian's
-// OpenBLAS (tools/bench/torch_env.sh: COOPERLAKE kernels) and GLIBC_TUNABLES malloc thresholds,
-// its best configuration here. The fabric worker also reports the caching allocator's peak bytes
-// during one forward+backward (autograd frees saved tensors as backward goes).
+// OpenBLAS (tools/bench/torch_env.sh: the kernel set for this CPU) and GLIBC_TUNABLES malloc
+// thresholds, its best configuration here. The fabric worker also reports the caching allocator's
+// peak bytes during one forward+backward (autograd frees saved tensors as backward goes).
 #include <omp.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -61,6 +61,22 @@ long rss_kib() {
   while (std::getline(f, line))
     if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
   return 0;
+}
+
+// The OpenBLAS kernel set torch_env.sh exports for this CPU, i.e. the one the torch child uses.
+std::string torch_env_coretype(const std::string& script) {
+  FILE* p = popen(("bash '" + script + "' 2>/dev/null").c_str(), "r");
+  if (!p) return "unknown";
+  std::string core = "unknown";
+  char buf[1024];
+  const std::string key = "export OPENBLAS_CORETYPE=\"";
+  while (std::fgets(buf, sizeof buf, p)) {
+    const std::string line = buf;
+    if (line.rfind(key, 0) == 0)
+      core = line.substr(key.size(), line.find('"', key.size()) - key.size());
+  }
+  pclose(p);
+  return core;
 }
 
 // ---- the fabric worker ----------------------------------------------------------------------------
@@ -220,14 +236,10 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
                                         {"gpt-16-mixed", "--model gpt --dtype bf16", 6, 16 * 128}};
   std::printf("bench_train: %d threads, %d alternating runs per side, each a fresh process\n", threads,
               runs);
-  if (torch) {
-    // torch_env.sh picks the OpenBLAS kernel set: COOPERLAKE unless FABRIC_OPENBLAS_CORETYPE says
-    // otherwise (HASWELL to compare on an AVX2-only footing).
-    const char* core = std::getenv("FABRIC_OPENBLAS_CORETYPE");
+  if (torch)
     std::printf("torch: /usr/bin/python3 (Debian python3-torch) with OpenBLAS (libopenblas0-openmp, "
                 "OPENBLAS_CORETYPE=%s) and GLIBC_TUNABLES=%s\n",
-                core && *core ? core : "COOPERLAKE", kGlibcTunables);
-  }
+                torch_env_coretype((dir / "torch_env.sh").string()).c_str(), kGlibcTunables);
   std::printf("\n%-14s %12s %12s %7s %11s %11s %11s %11s %12s\n", "model", "fabric st/s", "torch st/s",
               "ratio", "fabric tok/s", "torch tok/s", "fabric MiB", "torch MiB", "fwd+bwd MiB");
   std::map<std::string, double> fabric_median;

@@ -23,9 +23,15 @@ fi
 
 if [ -e "$lib/libblas.so.3" ]; then
   echo "export LD_LIBRARY_PATH=\"$lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
-  # OpenBLAS 0.3.21 does not recognise this CPU and would pick a generic kernel set; COOPERLAKE is
-  # its AVX-512 + BF16 one, which every CPU with avx512_bf16 runs. Set over any inherited value (a
-  # sandbox may export Haswell for other tools); FABRIC_OPENBLAS_CORETYPE picks another.
-  echo "export OPENBLAS_CORETYPE=\"${FABRIC_OPENBLAS_CORETYPE:-COOPERLAKE}\""
+  # OpenBLAS 0.3.21 does not recognise the newer AMD CPUs this project has run on and would pick a
+  # generic kernel set, so the set is named from the CPU's flags: COOPERLAKE (AVX-512 + BF16),
+  # SKYLAKEX (AVX-512), HASWELL (AVX2 + FMA: the set OpenBLAS itself uses on AMD Zen). Set over any
+  # inherited value (a sandbox may export Haswell for other tools); FABRIC_OPENBLAS_CORETYPE picks
+  # another, e.g. HASWELL to compare on an AVX2 footing on an AVX-512 machine.
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+  core=HASWELL
+  case " $flags " in *" avx512f "*) core=SKYLAKEX ;; esac
+  case " $flags " in *" avx512_bf16 "*) core=COOPERLAKE ;; esac
+  echo "export OPENBLAS_CORETYPE=\"${FABRIC_OPENBLAS_CORETYPE:-$core}\""
 fi
 exit 0

@@ -3,7 +3,7 @@
 # (steps/s over --steps steps after --warmup steps). The models are the ones fabric trains in the
 # same run: the MLP 784-1024-1024-10 and the CNN with BatchNorm with SGD momentum, and nanoGPT's
 # GPT with AdamW.
-# bench_train runs it under tools/bench/torch_env.sh (OpenBLAS, COOPERLAKE) and GLIBC_TUNABLES.
+# bench_train runs it under tools/bench/torch_env.sh (OpenBLAS with the kernel set for this CPU) and GLIBC_TUNABLES.
 import argparse
 import math
 import resource
