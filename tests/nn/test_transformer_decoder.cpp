@@ -513,33 +513,5 @@ TEST(Transformer, LearnsToCopyThroughFabric) {
   }
 }
 
-// The README's example ("The transformer decoder and nn::Transformer"), as written there.
-TEST(Transformer, ReadmeExample) {
-  auto model = nn::make<nn::Transformer>({.d_model = 64,
-                                          .nhead = 4,
-                                          .num_encoder_layers = 2,
-                                          .num_decoder_layers = 2,
-                                          .dim_feedforward = 256,
-                                          .batch_first = true});
-  Tensor src = randn({8, 12, 64});                                       // (N, S, E)
-  Tensor tgt = randn({8, 10, 64});                                       // (N, T, E)
-  Tensor src_padding = zeros({8, 12}, {.dtype = DType::bool_});          // true: a padded position
-  Tensor causal = nn::Transformer::generate_square_subsequent_mask(10);  // (T, T), -inf above
-  Tensor out = model->forward(src, tgt, /*src_mask=*/Tensor(), /*tgt_mask=*/causal,
-                              /*memory_mask=*/Tensor(), src_padding,
-                              /*tgt_key_padding_mask=*/Tensor(),
-                              /*memory_key_padding_mask=*/src_padding);  // (8, 10, 64)
-
-  // Or the decoder alone, over an encoder's output.
-  auto decoder = nn::make<nn::TransformerDecoder>(
-      {.layer = {.d_model = 64, .nhead = 4, .dim_feedforward = 256, .batch_first = true},
-       .num_layers = 2,
-       .norm = nn::make<nn::LayerNorm>({.normalized_shape = {64}})});
-  Tensor memory = randn({8, 12, 64});
-  Tensor y = decoder->forward(tgt, memory, causal);  // (8, 10, 64)
-  EXPECT_EQ(out.sizes(), (Shape{8, 10, 64}));
-  EXPECT_EQ(y.sizes(), (Shape{8, 10, 64}));
-}
-
 }  // namespace
 }  // namespace fabric::nn

@@ -226,29 +226,5 @@ TEST(TransformerEncoder, TrainsThroughFabric) {
   }
 }
 
-// The README's example ("Attention and the transformer encoder"), as written there.
-TEST(TransformerEncoder, ReadmeExample) {
-  auto mha =
-      nn::make<nn::MultiheadAttention>({.embed_dim = 64, .num_heads = 4, .batch_first = true});
-  Tensor x = randn({8, 10, 64});                             // (N, L, E)
-  Tensor padding = zeros({8, 10}, {.dtype = DType::bool_});  // true: a padded key
-  auto [y, weights] = mha->forward(x, x, x, padding);        // (8, 10, 64), (8, 10, 10)
-
-  auto encoder = nn::make<nn::TransformerEncoder>(
-      {.layer = {.d_model = 64,
-                 .nhead = 4,
-                 .dim_feedforward = 256,
-                 .dropout = 0.1,
-                 .activation = "gelu",
-                 .batch_first = true,
-                 .norm_first = true},
-       .num_layers = 6,
-       .norm = nn::make<nn::LayerNorm>({.normalized_shape = {64}})});
-  Tensor h = encoder->forward(x, logical_not(causal_mask(10, 10)), padding);  // (8, 10, 64), causal
-  EXPECT_EQ(y.sizes(), (Shape{8, 10, 64}));
-  EXPECT_EQ(weights.sizes(), (Shape{8, 10, 10}));
-  EXPECT_EQ(h.sizes(), (Shape{8, 10, 64}));
-}
-
 }  // namespace
 }  // namespace fabric::nn
