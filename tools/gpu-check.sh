@@ -10,8 +10,13 @@
 # tools/gpu-bundle.sh instead of building: same tests (the binaries behind the cuda label), same
 # table; CUDA's libraries are then the GPU machine's own (toolkit, and Python's nvidia-* packages
 # for cuDNN and NCCL).
+# A bundle's tests run through tools/gtest-resume.sh: a test that crashes the process, hangs or
+# breaks the CUDA context is reported as such and the tests after it still run; the first such test
+# then runs once more under compute-sanitizer (memcheck) when time allows, its report in the logs.
 #   usage: bash tools/gpu-check.sh
-#   env:   OUT (full logs go there when set), FABRIC_GPU_BUILD_DIR (default build-gpu),
+#   env:   OUT (when set: summary.txt, ctest.log and bench.log are copied there and every log as
+#          gpu-check-logs.tar.gz, four files, within a lent GPU machine's limit on files sent
+#          back), FABRIC_GPU_BUILD_DIR (default build-gpu),
 #          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build),
 #          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build),
 #          FABRIC_GPU_BUDGET_S (default 540: every step's time limit is cut so that the summary
@@ -23,7 +28,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${FABRIC_GPU_BUILD_DIR:-build-gpu}
 case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
 jobs=${FABRIC_GPU_JOBS:-$(nproc)}
-logs=${OUT:-$build_dir/gpu-check-logs}
+logs=$build_dir/gpu-check-logs
 start=$(date +%s)
 # The step limits below add up to nearly 14 minutes, past a lent GPU's 10-minute command limit,
 # which would kill the script before its summary: each step gets its own limit or what is left of
@@ -46,6 +51,17 @@ die() {
   exit 1
 }
 elapsed() { echo "$(($(date +%s) - start))s"; }
+# On every exit, the main logs and an archive of all of them go to $OUT (when set).
+publish_logs() {
+  [ -n "${OUT:-}" ] && [ -d "$logs" ] || return 0
+  mkdir -p "$OUT"
+  local f
+  for f in summary.txt ctest.log bench.log; do
+    [ -f "$logs/$f" ] && head -c 15000000 "$logs/$f" >"$OUT/$f"
+  done
+  tar -C "$logs" -czf "$OUT/gpu-check-logs.tar.gz" . 2>/dev/null || true
+}
+trap publish_logs EXIT
 # Runs "$@" with its output in $logs/$name.log; on failure prints the log's tail and dies.
 run_logged() {
   local name=$1 limit=$2
@@ -69,6 +85,7 @@ memory=$(echo "$memory" | xargs)
 [[ $compute_cap =~ ^[0-9]+\.[0-9]+$ ]] || die "unexpected compute capability '$compute_cap' from nvidia-smi ($gpu_line)"
 arch=${compute_cap/./}
 say "$gpu_name, compute capability $compute_cap (sm_$arch), driver $driver, $memory"
+rm -rf "$logs"
 mkdir -p "$logs"
 nvidia-smi >"$logs/nvidia-smi.log" 2>&1 || true
 
@@ -167,22 +184,38 @@ fi
 tests_ok=1
 tests_timed_out=""
 if [ -n "$bundle" ]; then
-  # The cuda label's tests, straight from the two binaries that hold them (no ctest files here).
+  # The cuda label's tests, straight from the two binaries that hold them (no ctest files here),
+  # each through gtest-resume.sh so that a crash, a hang or a broken CUDA context costs one test.
   say "running the bundle's CUDA tests [$(elapsed)]"
   : >"$logs/ctest.log"
+  : >"$logs/tests.results"
   for spec in "fabric_tests_cuda:-CachingAllocatorLogic.*" "fabric_tests_ops:OpHarnessCuda.*"; do
     rc=0
-    timeout "$(limit_for 180 90)" "$bundle_dir/bin/${spec%%:*}" --gtest_filter="${spec#*:}" >>"$logs/ctest.log" 2>&1 || rc=$?
+    bash "$root/tools/gtest-resume.sh" "$bundle_dir/bin/${spec%%:*}" "${spec#*:}" "$(limit_for 180 90)" 120 \
+      "$logs/${spec%%:*}.log" "$logs/${spec%%:*}.results" || rc=$?
+    cat "$logs/${spec%%:*}.log" >>"$logs/ctest.log"
+    cat "$logs/${spec%%:*}.results" >>"$logs/tests.results"
     if [ "$rc" != 0 ]; then
       tests_ok=0
       [ "$rc" != 124 ] || tests_timed_out="${spec%%:*} ran past its time limit (budget ${budget}s)"
     fi
   done
-  # gtest's summary lines ("[  PASSED  ] 12 tests.", "[  SKIPPED ] 3 tests, listed below:"), summed.
-  count() { { grep -E "^\[  $1 *\] [0-9]+ tests?" "$logs/ctest.log" || true; } | awk '{s += $4} END {print s + 0}'; }
-  test_summary="$(count PASSED) passed, $(count FAILED) failed (gtest, two binaries)"
-  skipped=$(count SKIPPED)
-  failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/ctest.log" | sed 's/ (.*//' | sort -u || true)
+  verdicts() { grep -cE "^($1) " "$logs/tests.results" || true; }
+  test_summary="$(verdicts OK) passed, $(verdicts 'FAILED|CRASHED|HUNG') failed (gtest, two binaries)"
+  skipped=$(verdicts SKIPPED)
+  failed=$(grep -E '^(FAILED|CRASHED|HUNG) ' "$logs/tests.results" | cut -c1-240 || true)
+  # The first test that crashed or broke the context, once more under memcheck, if time allows.
+  culprit=$(grep -m1 -E '^CRASHED |^FAILED [^ ]+ sticky' "$logs/tests.results" | cut -d' ' -f2 || true)
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  sanitizer_limit=$(limit_for 90 200)
+  if [ -n "$culprit" ] && [ -x "$sanitizer" ] && [ "$sanitizer_limit" -ge 30 ]; then
+    say "running $culprit under compute-sanitizer [$(elapsed)]"
+    for b in fabric_tests_cuda fabric_tests_ops; do
+      grep -q "^[A-Z]* $culprit " "$logs/$b.results" || continue
+      timeout "$sanitizer_limit" "$sanitizer" --tool memcheck --print-limit 20 \
+        "$bundle_dir/bin/$b" --gtest_filter="$culprit" >"$logs/sanitizer.log" 2>&1 || true
+    done
+  fi
 else
   say "running ctest -L cuda [$(elapsed)]"
   rc=0
@@ -221,6 +254,10 @@ fi
   if [ -n "$failed" ]; then
     echo "failed tests:"
     echo "$failed"
+  fi
+  if [ -s "$logs/sanitizer.log" ]; then
+    echo "compute-sanitizer on ${culprit:-?} (first errors; all in sanitizer.log):"
+    grep -E '^========= (Invalid|Program hit|Error|  +at |    by )' "$logs/sanitizer.log" | head -n 12 || true
   fi
   if [ "$skipped" != 0 ] && [ "$tests_ok" = 1 ]; then
     echo "note: tests reported as skipped on a machine with a GPU (see $logs/ctest.log for why)"
