@@ -100,7 +100,10 @@ Tensor fp8_gemm_on_tensor_cores(const Tensor& a_q, float scale_inv_a, const Tens
   const int64_t K = a_q.size(-1), N = b_q.size(1), M = a_q.numel() / K;
   const Tensor a = a_q.detach().contiguous();
   const Tensor bt = b_q.detach().t().contiguous();  // (N, K)
-  const Tensor scales = from_vector<float>({scale_inv_a, scale_inv_b}).to(a_q.device());
+  std::vector<float> host_scales(2 * kFp8GemmScaleStride, 0.f);  // 16 bytes apart
+  host_scales[0] = scale_inv_a;
+  host_scales[kFp8GemmScaleStride] = scale_inv_b;
+  const Tensor scales = from_vector<float>(host_scales).to(a_q.device());
   Shape out_shape = a_q.sizes();
   out_shape.back() = N;
   Tensor c = empty(out_shape, {.dtype = out_dtype, .device = a_q.device()});

@@ -20,6 +20,18 @@ void check_pair(const char* op, const Tensor& a, const Tensor& b) {
                a.device(), " and ", b.device(), ")");
 }
 
+// PyTorch lets a 0-d CPU tensor meet a tensor on another device as if it were a number (a clip
+// coefficient or a loss scale computed on the host times CUDA gradients): it moves to the other
+// operand's device, through autograd's copy so that its gradient comes back to the host.
+void move_host_scalar(Tensor& a, Tensor& b) {
+  if (a.device() == b.device()) return;
+  if (b.dim() == 0 && b.device().is_cpu()) {
+    b = b.to(a.device());
+  } else if (a.dim() == 0 && a.device().is_cpu()) {
+    a = a.to(b.device());
+  }
+}
+
 // add/sub/mul/div on the CPU read a float operand narrower than the other one, which has the
 // compute dtype (bf16/f16 beside f32; f16, bf16 or f32 beside f64), in its own dtype: the kernel
 // widens it as it loads it, exactly, so the values are those of the cast copy without writing and
@@ -111,6 +123,7 @@ Tensor binary_tt(OpId id, const char* name, BinaryOp op, const Tensor& a_in, con
                  const Scalar& alpha = 1) {
   Tensor a = a_in, b = b_in;
   apply_autocast(id, {&a, &b});
+  move_host_scalar(a, b);
   check_pair(name, a, b);
   const DType ct = binary_result(op, result_type({&a, &b}));
   if (op == BinaryOp::add || op == BinaryOp::sub)
@@ -162,9 +175,14 @@ Tensor out_of_place(BinaryOp op, const Tensor& a, const Tensor* b, const Scalar*
 // to a's shape, never the other way. Under autograd (a or b requires grad, grad mode on) the
 // out-of-place op computes the values and its history becomes a's (PyTorch's in-place rules; a
 // leaf that requires grad raises).
-Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b, const Scalar* bs,
-                       const Scalar& alpha) {
+Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b_in,
+                       const Scalar* bs, const Scalar& alpha) {
   check_elementwise_operand(name, a);
+  Tensor b_moved;  // a 0-d host tensor b, on a's device (never a: it is written in place)
+  if (b_in && b_in->defined() && b_in->dim() == 0 && b_in->device().is_cpu() &&
+      !a.device().is_cpu())
+    b_moved = b_in->to(a.device());
+  const Tensor* b = b_moved.defined() ? &b_moved : b_in;
   if (b) check_pair(name, a, *b);
   const DType ct = binary_result(op, b ? result_type({&a, b}) : result_type({&a}, {bs}));
   FABRIC_CHECK(can_cast(ct, a.dtype()), DTypeError, name, ": result type ", dtype_name(ct),

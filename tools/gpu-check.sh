@@ -15,10 +15,12 @@
 # then runs once more under compute-sanitizer (memcheck) when time allows, its report in the logs.
 #   usage: bash tools/gpu-check.sh
 #   env:   OUT (when set: summary.txt, ctest.log and bench.log are copied there and every log as
-#          gpu-check-logs.tar.gz, four files, within a lent GPU machine's limit on files sent
-#          back), FABRIC_GPU_BUILD_DIR (default build-gpu),
+#          gpu-check-logs.tar.gz; with FABRIC_GPU_PROFILE's two, six files, within a lent GPU
+#          machine's limit on files sent back), FABRIC_GPU_BUILD_DIR (default build-gpu),
 #          FABRIC_GPU_JOBS (default: all cores), FABRIC_GPU_SKIP_BUILD=1 (use an existing build),
 #          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build),
+#          FABRIC_GPU_PROFILE=1 (after the bench: a GPT-2 step's phases, and every kernel of one
+#          step through ncu when installed; profile.log and ncu.csv join $OUT's files),
 #          FABRIC_GPU_BUDGET_S (default 540: every step's time limit is cut so that the summary
 #          prints within this many seconds of the start)
 # Exits 1 with a message when there is no GPU, the build fails or a CUDA test fails.
@@ -56,7 +58,7 @@ publish_logs() {
   [ -n "${OUT:-}" ] && [ -d "$logs" ] || return 0
   mkdir -p "$OUT"
   local f
-  for f in summary.txt ctest.log bench.log; do
+  for f in summary.txt ctest.log bench.log profile.log ncu.csv; do
     [ -f "$logs/$f" ] && head -c 15000000 "$logs/$f" >"$OUT/$f"
   done
   tar -C "$logs" -czf "$OUT/gpu-check-logs.tar.gz" . 2>/dev/null || true
@@ -245,6 +247,21 @@ if grep -q 'needs a GPU' "$logs/bench.log"; then
   bench_ok=0
 fi
 
+# ---- profile (FABRIC_GPU_PROFILE=1) -------------------------------------------------------------
+# Where a GPT-2 step's time goes: bench_gpu --profile-gpt times its phases and the host's queueing,
+# then ncu (when installed) times every kernel of one step, summed per kernel name.
+if [ "${FABRIC_GPU_PROFILE:-0}" = 1 ]; then
+  say "profiling a GPT-2 124M step [$(elapsed)]"
+  timeout "$(limit_for 90 60)" "$bench" --profile-gpt >"$logs/profile.log" 2>&1 ||
+    echo "bench_gpu --profile-gpt failed or ran past its limit" >>"$logs/profile.log"
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1 || true)
+  if [ -n "$ncu" ]; then
+    timeout "$(limit_for 180)" "$ncu" --profile-from-start off --clock-control none \
+      --metrics gpu__time_duration.sum --csv --print-summary per-kernel "$bench" --profile-gpt \
+      >"$logs/ncu.csv" 2>&1 || echo "ncu failed or ran past its limit" >>"$logs/ncu.csv"
+  fi
+fi
+
 # ---- summary -------------------------------------------------------------------------------------
 {
   echo
@@ -262,6 +279,7 @@ fi
   if [ "$skipped" != 0 ] && [ "$tests_ok" = 1 ]; then
     echo "note: tests reported as skipped on a machine with a GPU (see $logs/ctest.log for why)"
   fi
+  [ ! -f "$logs/profile.log" ] || grep -E '^profile-gpt|failed' "$logs/profile.log" || true
   if [ "$bench_ok" = 1 ]; then
     cat "$logs/bench.log"
   else

@@ -82,6 +82,9 @@ void check(const Fp8GemmDesc& g) {
   FABRIC_CHECK(g.A && g.B && g.C, ValueError, "gemm_fp8: null operand in ", describe(g));
   FABRIC_CHECK(aligned16(g.A) && aligned16(g.B) && aligned16(g.C) && (!g.bias || aligned16(g.bias)),
                ValueError, "gemm_fp8: A, B, C and bias must be 16-byte aligned: ", describe(g));
+  // cuBLASLt refuses the call (NOT_SUPPORTED, after its heuristic found an algorithm) otherwise.
+  FABRIC_CHECK((!g.scale_a || aligned16(g.scale_a)) && (!g.scale_b || aligned16(g.scale_b)),
+               ValueError, "gemm_fp8: the scale pointers must be 16-byte aligned: ", describe(g));
 }
 
 struct Plan {
@@ -275,7 +278,7 @@ bool fp8_gemm_entry(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* 
   d.C = C;
   d.ldc = N;
   d.scale_a = scales;
-  d.scale_b = scales + 1;
+  d.scale_b = scales + kFp8GemmScaleStride;
   return try_gemm_fp8(d);  // false: cuBLASLt has no algorithm, the op emulates
 }
 

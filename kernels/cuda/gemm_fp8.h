@@ -21,7 +21,8 @@ struct Fp8GemmDesc {
   DType c_dtype = DType::bfloat16;
   void* C = nullptr;
   int64_t ldc = 0;  // >= N, a multiple of 16 bytes' worth
-  // Device pointers to one float each (the dequantizing scale_inv of each operand); null is 1.
+  // Device pointers to one float each (the dequantizing scale_inv of each operand), 16-byte
+  // aligned as every pointer cuBLASLt's FP8 kernels read; null is 1.
   // Device memory keeps delayed scaling on the device: no host round trip per GEMM.
   const float* scale_a = nullptr;
   const float* scale_b = nullptr;

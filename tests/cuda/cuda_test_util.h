@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/tensor.h"
 
@@ -139,16 +140,36 @@ inline Tolerance transcendental_tolerance(DType t) {
   }
 }
 
-// Runs `fn` on CPU inputs and on the same inputs moved to cuda:0; the result must be on the GPU and
-// match the CPU's within `tol`.
+// The same op made on the CPU and on cuda:0: the CUDA result is on the GPU and matches the CPU's
+// within `tol`, or, where the CPU raises (a value that overflows the dtype, say), CUDA raises the
+// same error: argument checks do not depend on the device.
+inline void expect_same_outcome(const std::function<Tensor()>& on_cpu,
+                                const std::function<Tensor()>& on_gpu, Tolerance tol,
+                                const std::string& what) {
+  Tensor want;
+  try {
+    want = on_cpu();
+  } catch (const Error& cpu_error) {
+    std::string gpu_error = "no error";
+    try {
+      (void)on_gpu();
+    } catch (const Error& e) {
+      gpu_error = e.what();
+    }
+    EXPECT_EQ(gpu_error, std::string(cpu_error.what())) << what << ": the CPU raised; CUDA must too";
+    return;
+  }
+  const Tensor got = on_gpu();
+  EXPECT_EQ(got.device(), kGpu) << what;
+  expect_matches(want, got, tol, what);
+}
+
+// Runs `fn` on CPU inputs and on the same inputs moved to cuda:0 (expect_same_outcome).
 inline void check_op(const std::string& what, const std::vector<Tensor>& inputs,
                      const std::function<Tensor(const std::vector<Tensor>&)>& fn, Tolerance tol) {
   std::vector<Tensor> gpu;
   for (const Tensor& t : inputs) gpu.push_back(t.to(kGpu));
-  const Tensor want = fn(inputs);
-  const Tensor got = fn(gpu);
-  EXPECT_EQ(got.device(), kGpu) << what;
-  expect_matches(want, got, tol, what);
+  expect_same_outcome([&] { return fn(inputs); }, [&] { return fn(gpu); }, tol, what);
 }
 
 // A few rounding units of `t`'s output (relative; float32's is `fp32_rel`), with the same amount

@@ -372,6 +372,35 @@ TEST(CudaElementwise, Clamp) {
   }
 }
 
+// PyTorch's rule for a 0-d CPU tensor beside a CUDA tensor: it acts as a number (the host clip
+// coefficient times CUDA gradients in FSDP's clip_gradients), in either position and in place;
+// its gradient comes back to the host. Any other tensor must be on the same device.
+TEST(CudaElementwise, AHostScalarTensorMeetsACudaTensor) {
+  FABRIC_REQUIRE_CUDA();
+  const Tensor x = from_vector<float>({1, -2, 3}).to(kGpu);
+  const Tensor two = scalar_tensor(2.0, {.dtype = DType::float32});
+  const Tensor y = mul(x, two), z = add(two, x);
+  EXPECT_EQ(y.device(), kGpu);
+  EXPECT_EQ(z.device(), kGpu);
+  EXPECT_EQ(y.to_vector<float>(), (std::vector<float>{2, -4, 6}));
+  EXPECT_EQ(z.to_vector<float>(), (std::vector<float>{3, 0, 5}));
+  Tensor g = x.clone();
+  mul_(g, two);
+  EXPECT_EQ(g.device(), kGpu);
+  EXPECT_EQ(g.to_vector<float>(), (std::vector<float>{2, -4, 6}));
+  Tensor s = scalar_tensor(3.0, {.dtype = DType::float32});
+  s.set_requires_grad(true);
+  Tensor xl = x.clone();
+  xl.set_requires_grad(true);
+  sum(mul(xl, s)).backward();
+  ASSERT_TRUE(s.grad().defined());
+  EXPECT_EQ(s.grad().device(), Device::cpu());
+  EXPECT_EQ(s.grad().item<float>(), 2.0f);
+  EXPECT_EQ(xl.grad().device(), kGpu);
+  EXPECT_EQ(xl.grad().to_vector<float>(), (std::vector<float>{3, 3, 3}));
+  EXPECT_THROW(mul(x, from_vector<float>({2})), DeviceError);
+}
+
 TEST(CudaElementwise, Addcmul) {
   FABRIC_REQUIRE_CUDA();
   for (DType dt : {DType::float32, DType::float16, DType::bfloat16, DType::float64}) {

@@ -382,6 +382,9 @@ TEST(CudaGemm, GeluEpiloguesMatchTheUnfusedComputation) {
   }
 }
 
+// Relative to the largest result: the tensor cores' FP8 accumulation (see below).
+constexpr double kFp8TensorCoreRel = 1e-3;
+
 TEST(CudaGemm, Fp8GemmMatchesTheCpuEmulation) {
   FABRIC_REQUIRE_CUDA();
   if (!cuda::fp8_gemm_supported(0))
@@ -415,9 +418,10 @@ TEST(CudaGemm, Fp8GemmMatchesTheCpuEmulation) {
       d.scale_a = sa.data<float>();
       d.scale_b = sb.data<float>();
       cuda::gemm_fp8(d);
-      // fp8 products are exact in fp32; only the accumulation order and the order of the two
-      // scale multiplications differ from the emulation.
-      expect_close(want, got, out == DType::float32 ? 1e-5 : 1e-2,
+      // fp8 products are exact in fp32; the accumulation differs from the emulation's: besides
+      // its order, Hopper's FP8 MMA keeps partial sums to about 14 mantissa bits before cuBLASLt
+      // promotes them to fp32 (DeepSeek-V3's report, 3.3.2; an H200 gave 1.4e-4 relative here).
+      expect_close(want, got, out == DType::float32 ? kFp8TensorCoreRel : 1e-2,
                    detail::cat("fp8 gemm ", dtype_name(d.a_dtype), " x ", dtype_name(d.b_dtype),
                                " -> ", dtype_name(out)));
     }
@@ -445,7 +449,7 @@ TEST(CudaGemm, Fp8GemmOpUsesTheTensorCoresOrEmulates) {
     const Tensor gx = xq.q.to(kGpu), gw = wq.q.to(kGpu);
     for (DType out : {DType::float32, DType::bfloat16, DType::float64}) {
       const std::string what = detail::cat("fp8_gemm op N=", N, " -> ", dtype_name(out));
-      const double tol = out == DType::bfloat16 ? 1e-2 : 1e-5;
+      const double tol = out == DType::bfloat16 ? 1e-2 : kFp8TensorCoreRel;
       const Tensor want = precision::fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, out);
       const Tensor got = precision::fp8_gemm(gx, xq.scale_inv, gw.t(), wq.scale_inv, out);
       EXPECT_EQ(got.device(), kGpu) << what;

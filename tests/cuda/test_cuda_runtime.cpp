@@ -124,7 +124,15 @@ TEST(CudaAllocator, StatisticsFollowTensors) {
     Tensor a = empty({1 << 20}, {.device = kGpu});  // 4 MiB: the large pool, a 20 MiB segment
     const AllocatorStats s = alloc.stats();
     EXPECT_EQ(s.allocated_bytes - base.allocated_bytes, 4 << 20);
-    EXPECT_GE(s.reserved_bytes - base.reserved_bytes, 4 << 20);
+    // A segment that a tensor of an earlier test still holds a block of survives empty_cache and
+    // may serve the request from its free part (seen on an H200 after the tests before this one):
+    // then nothing is reserved anew; otherwise a new segment of at least the request is.
+    if (s.num_system_allocs > base.num_system_allocs) {
+      EXPECT_GE(s.reserved_bytes - base.reserved_bytes, 4 << 20);
+    } else {
+      EXPECT_EQ(s.reserved_bytes, base.reserved_bytes);
+    }
+    EXPECT_GE(s.reserved_bytes, s.allocated_bytes);
     EXPECT_GE(s.peak_allocated_bytes, s.allocated_bytes);
     during = s.allocated_bytes;
     Tensor b = empty({100}, {.device = kGpu});  // 400 bytes -> one 512-byte block
@@ -133,7 +141,7 @@ TEST(CudaAllocator, StatisticsFollowTensors) {
   AllocatorStats after = alloc.stats();
   EXPECT_EQ(after.allocated_bytes, base.allocated_bytes);
   EXPECT_GE(after.peak_allocated_bytes, during + 512);
-  EXPECT_GT(after.reserved_bytes, base.reserved_bytes);  // cached, not returned
+  EXPECT_GE(after.reserved_bytes, base.reserved_bytes);  // cached, not returned
   // Freed blocks are reused: the same request again reaches no cudaMalloc.
   const int64_t sys = after.num_system_allocs;
   { Tensor a = empty({1 << 20}, {.device = kGpu}); }

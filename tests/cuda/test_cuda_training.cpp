@@ -21,7 +21,8 @@ namespace fabric {
 namespace {
 
 constexpr int kSteps = 20;
-constexpr int64_t kVocab = 32, kBlock = 32, kBatch = 8;
+constexpr int64_t kVocab = 32, kBlock = 32, kBatch = 8, kEmbd = 64;
+constexpr double kLr = 3e-3;
 
 struct Run {
   std::vector<double> losses;
@@ -32,8 +33,8 @@ Run train_gpt(const std::string& accelerator, const std::string& precision) {
   Fabric fab({.accelerator = accelerator, .precision = precision});
   manual_seed(11);  // the same initial weights on both devices: made on the CPU, then moved
   auto gpt = nn::make<nn::GPT>(
-      {.vocab_size = kVocab, .block_size = kBlock, .n_layer = 2, .n_head = 4, .n_embd = 64});
-  optim::AdamW adamw(gpt->parameters(), {.lr = 3e-3, .weight_decay = 0.01});
+      {.vocab_size = kVocab, .block_size = kBlock, .n_layer = 2, .n_head = 4, .n_embd = kEmbd});
+  optim::AdamW adamw(gpt->parameters(), {.lr = kLr, .weight_decay = 0.01});
   auto [model, opt] = fab.setup(gpt, adamw);
   Generator gen(29);
   Run run;
@@ -76,8 +77,20 @@ void expect_parity(const std::string& precision, double rel_loss, double abs_wei
   for (const auto& [key, w] : cpu.weights) {
     const auto& g = gpu.weights.at(key);
     ASSERT_EQ(g.size(), w.size()) << key;
+    // The key third of c_attn's bias has no gradient but rounding noise (a bias added to every
+    // key shifts each query's logits by one constant, which softmax ignores), and AdamW turns
+    // noise into steps of about lr: those elements wander on each device alone (seen on an H200:
+    // 0.044 apart after 20 steps), so they are held only to AdamW's bound, 2 * lr * steps.
+    const bool qkv_bias = key.find("attn.c_attn.bias") != std::string::npos;
     double worst = 0;
-    for (size_t i = 0; i < w.size(); ++i) worst = std::max(worst, std::abs(g[i] - w[i]));
+    for (size_t i = 0; i < w.size(); ++i) {
+      const bool key_bias = qkv_bias && i >= size_t(kEmbd) && i < size_t(2 * kEmbd);
+      const double d = std::abs(g[i] - w[i]);
+      if (key_bias)
+        EXPECT_LE(d, 2 * kLr * kSteps) << key << "[" << i << "]";
+      else
+        worst = std::max(worst, d);
+    }
     EXPECT_LE(worst, abs_weight) << precision << " " << key << ": max |cuda - cpu| = " << worst;
   }
 }

@@ -38,6 +38,7 @@
 #if __has_include(<cublasLt.h>) && __has_include(<cuda_runtime_api.h>)
 #define BENCH_DIRECT 1
 #include <cublasLt.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #endif
 #endif
@@ -218,7 +219,8 @@ Row gemm_fp8_row(const Datasheet& ds) {
   const Tensor a = randn({kGemmN, kGemmN}).to(DType::float8_e4m3fn).to(gpu);
   const Tensor b =
       randn({kGemmN, kGemmN}).to(DType::float8_e4m3fn).to(gpu);  // (N x K), as a weight
-  const Tensor scale = full({2}, 1.0, {.dtype = DType::float32}).to(gpu);
+  // Two scales 16 bytes apart: cuBLASLt's FP8 kernels take only 16-byte aligned pointers.
+  const Tensor scale = full({8}, 1.0, {.dtype = DType::float32}).to(gpu);
   Tensor c = empty({kGemmN, kGemmN}, {.dtype = DType::bfloat16, .device = gpu});
   cuda::Fp8GemmDesc d;
   d.M = d.N = d.K = kGemmN;
@@ -228,7 +230,7 @@ Row gemm_fp8_row(const Datasheet& ds) {
   d.C = c.data_ptr();
   d.c_dtype = DType::bfloat16;
   d.scale_a = scale.data<float>();
-  d.scale_b = scale.data<float>() + 1;
+  d.scale_b = scale.data<float>() + 4;
   const double s = time_per_call([&] { cuda::gemm_fp8(d); }, [&] { sync_on(c); }, 100);
   r.fabric = fmt(flops / s / 1e12);
   r.ratio_peak = ratio(flops / s / 1e12, ds.fp8_tflops);
@@ -327,51 +329,108 @@ Row attention_row() {
 }
 
 // GPT-2 124M as llm.c trains it: 12 layers, 12 heads, C=768, T=1024, batch 8, vocab 50304.
+struct GptSetup {
+  nn::GPTConfig c{.vocab_size = 50304,
+                  .block_size = 1024,
+                  .n_layer = 12,
+                  .n_head = 12,
+                  .n_embd = 768,
+                  .dropout = 0.0,
+                  .bias = true,
+                  .gelu = "tanh"};
+  static constexpr int64_t B = 8, T = 1024;
+  std::shared_ptr<nn::GPT> gpt;
+  std::shared_ptr<optim::AdamW> adamw;
+  Fabric fab{FabricOptions{.accelerator = "cuda", .precision = "bf16-mixed"}};
+  std::unique_ptr<FabricModule> m;
+  std::unique_ptr<FabricOptimizer> o;
+  Tensor x, y, loss;
+
+  GptSetup() {
+    manual_seed(0);
+    gpt = nn::make<nn::GPT>(c);
+    adamw = std::make_shared<optim::AdamW>(
+        gpt->parameters(),
+        optim::AdamWOptions{.lr = 6e-4, .betas = {0.9, 0.95}, .weight_decay = 0.1});
+    auto [mm, oo] = fab.setup(gpt, *adamw);
+    m = std::make_unique<FabricModule>(mm);
+    o = std::make_unique<FabricOptimizer>(oo);
+    x = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
+    y = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
+  }
+  void forward() {
+    o->zero_grad();
+    loss = cross_entropy((*m)(x).view({-1, c.vocab_size}), y.view({-1}));
+  }
+  void backward() { fab.backward(loss); }
+  void update() { o->step(); }
+  void step() {
+    forward();
+    backward();
+    update();
+  }
+  double num_params() const {
+    return static_cast<double>(gpt->get_num_params(/*non_embedding=*/false));
+  }
+};
+
 Row gpt_row(double budget_s, double& mfu) {
-  const nn::GPTConfig c{.vocab_size = 50304,
-                        .block_size = 1024,
-                        .n_layer = 12,
-                        .n_head = 12,
-                        .n_embd = 768,
-                        .dropout = 0.0,
-                        .bias = true,
-                        .gelu = "tanh"};
-  const int64_t B = 8, T = 1024;
-  manual_seed(0);
-  auto gpt = nn::make<nn::GPT>(c);
-  const double N = static_cast<double>(gpt->get_num_params(/*non_embedding=*/false));
-  auto adamw = std::make_shared<optim::AdamW>(
-      gpt->parameters(),
-      optim::AdamWOptions{.lr = 6e-4, .betas = {0.9, 0.95}, .weight_decay = 0.1});
-  Fabric fab(FabricOptions{.accelerator = "cuda", .precision = "bf16-mixed"});
-  auto [m, o] = fab.setup(gpt, *adamw);
-  const Tensor x = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
-  const Tensor y = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
-  Tensor loss;
-  auto step = [&] {
-    o.zero_grad();
-    loss = cross_entropy(m(x).view({-1, c.vocab_size}), y.view({-1}));
-    fab.backward(loss);
-    o.step();
-  };
+  GptSetup g;
+  const double N = g.num_params();
   // Warm-up (allocator, plans), then as many steps as fit the budget, at least 3.
   const auto w0 = Clock::now();
-  step();
-  step();
-  (void)loss.to(Device::cpu()).item<double>();
+  g.step();
+  g.step();
+  (void)g.loss.to(Device::cpu()).item<double>();
   const double warm = std::chrono::duration<double>(Clock::now() - w0).count() / 2;
   const int steps = static_cast<int>(std::clamp(budget_s / std::max(warm, 1e-3), 3.0, 50.0));
   const auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  const double last = loss.to(Device::cpu()).item<double>();
+  for (int i = 0; i < steps; ++i) g.step();
+  const double last = g.loss.to(Device::cpu()).item<double>();
   const double s = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
-  const double tokens_per_s = B * T / s;
-  const double flops_per_token = 6 * N + 6.0 * c.n_layer * c.n_embd * T;
+  const double tokens_per_s = GptSetup::B * GptSetup::T / s;
+  const double flops_per_token = 6 * N + 6.0 * g.c.n_layer * g.c.n_embd * GptSetup::T;
   mfu = tokens_per_s * flops_per_token / 989e12;
   std::printf("gpt: %.1fM parameters, %d timed steps of %.1f ms, last loss %.4f\n", N / 1e6, steps,
               s * 1e3, last);
   return {"GPT-2 124M bf16-mixed train (tok/s)", fmt(tokens_per_s, "%.0f"), "-", "-", "-",
           "MFU " + fmt(100 * mfu, "%.1f") + "%"};
+}
+
+// --profile-gpt: where a GPT-2 124M step's time goes. Each phase (forward with the loss, backward,
+// optimizer step) timed alone between synchronisations; the host's time to queue a whole step
+// against the synchronised step (equal: the host is the bottleneck, the GPU waits for launches);
+// then one step between cudaProfilerStart/Stop for `ncu --profile-from-start off`.
+void profile_gpt() {
+  GptSetup g;
+  for (int i = 0; i < 3; ++i) g.step();
+  auto sync = [&] { sync_on(g.x); };
+  sync();
+  auto ms_of = [&](const std::function<void()>& fn) {
+    const auto t0 = Clock::now();
+    fn();
+    return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  std::vector<double> fwd, bwd, upd, host, whole;
+  for (int r = 0; r < 7; ++r) {
+    fwd.push_back(ms_of([&] { g.forward(), sync(); }));
+    bwd.push_back(ms_of([&] { g.backward(), sync(); }));
+    upd.push_back(ms_of([&] { g.update(), sync(); }));
+    double queued = 0;
+    whole.push_back(ms_of([&] { queued = ms_of([&] { g.step(); }), sync(); }));
+    host.push_back(queued);
+  }
+  std::printf(
+      "profile-gpt (median of 7, ms): forward+loss %.2f, backward %.2f, optimizer %.2f; a whole "
+      "step %.2f, of which the host queued for %.2f\n",
+      median(fwd), median(bwd), median(upd), median(whole), median(host));
+#ifdef BENCH_DIRECT
+  BENCH_CHECK(cudaProfilerStart());
+  g.step();
+  sync();
+  BENCH_CHECK(cudaProfilerStop());
+  std::printf("profile-gpt: one step ran between cudaProfilerStart and cudaProfilerStop\n");
+#endif
 }
 
 void print_table(const std::vector<Row>& rows) {
@@ -400,14 +459,17 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string gpu_name;
   double gpt_budget = 60;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--gpu-name" && i + 1 < argc) {
+    if (a == "--profile-gpt") {
+      profile = true;
+    } else if (a == "--gpu-name" && i + 1 < argc) {
       gpu_name = argv[++i];
     } else if (a == "--gpt-seconds" && i + 1 < argc) {
       gpt_budget = std::atof(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_gpu [--gpu-name NAME] [--gpt-seconds S]\n");
+      std::fprintf(stderr, "usage: bench_gpu [--gpu-name NAME] [--gpt-seconds S] [--profile-gpt]\n");
       return 2;
     }
   }
@@ -430,6 +492,10 @@ int main(int argc, char** argv) {
               gpu_name.empty() ? "GPU name unknown" : gpu_name.c_str(),
               ds.bf16_tflops > 0 ? "from NVIDIA's dense figures" : "unknown for this GPU");
   std::fflush(stdout);
+  if (profile) {
+    profile_gpt();
+    return 0;
+  }
   std::vector<Row> rows;
   auto add = [&rows](Row r) {
     std::printf("measured: %s: %s (cuBLASLt/CUDA %s, datasheet %s)\n", r.metric.c_str(),
