@@ -160,7 +160,19 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
     return detail::cross_entropy_composed(logits_in, target, ignore_index, reduction,
                                           label_smoothing, weight);
   Tensor logits = logits_in;
-  apply_autocast(OpId::cross_entropy, {&logits});
+  // Autocast runs cross_entropy in float32. A CUDA float16/bfloat16 input is not copied to
+  // float32 for it: the kernels widen each element as they load it (exactly, as the cast does)
+  // and compute in float32, the loss comes out in float32, and the gradient, computed in float32,
+  // is rounded to the input's dtype once as it is stored, which is what the cast's backward does
+  // to the float32 gradient: the same bits, without two float32 passes over the logits (for
+  // GPT-2's 8 x 1024 x 50304 logits, 3 ms of a 38 ms H200 step).
+  const bool widen_in_kernel =
+      logits.defined() && logits.device().is_cuda() &&
+      (logits.dtype() == DType::bfloat16 || logits.dtype() == DType::float16) &&
+      autocast_enabled(DeviceType::cuda) &&
+      autocast_policy(OpId::cross_entropy, DeviceType::cuda) == AutocastPolicy::fp32;
+  if (!widen_in_kernel) apply_autocast(OpId::cross_entropy, {&logits});
+  const DType out_dtype = widen_in_kernel ? DType::float32 : logits.dtype();
   const Reduction red = parse_reduction("cross_entropy", reduction);
   FABRIC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError,
                "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
@@ -178,7 +190,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
                                              losses.data_ptr(), check);
     if (!check.id) check_targets("cross_entropy", st, g, ignore_index, logits, target);
   }
-  Tensor out = apply_reduction(losses, red, st.valid, device_valid, logits.dtype());
+  Tensor out = apply_reduction(losses, red, st.valid, device_valid, out_dtype);
   LossAttrs attrs{ignore_index, reduction_name(red), label_smoothing};
   // torch composes cross_entropy: log_softmax, nll_loss, and with smoothing a final add.
   record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs,

@@ -21,6 +21,8 @@
 #          FABRIC_GPU_BUNDLE=<fabric-gpu.tar.xz> (run that bundle; no build),
 #          FABRIC_GPU_PROFILE=1 (after the bench: a GPT-2 step's phases, and every kernel of one
 #          step through ncu when installed; profile.log and ncu.csv join $OUT's files),
+#          FABRIC_GPU_PROFILE_VARIANTS ("VAR=1 OTHER=2;VAR=3": the phases again under each set of
+#          environment variables, for A/B comparisons in one run),
 #          FABRIC_GPU_BUDGET_S (default 540: every step's time limit is cut so that the summary
 #          prints within this many seconds of the start)
 # Exits 1 with a message when there is no GPU, the build fails or a CUDA test fails.
@@ -254,6 +256,16 @@ if [ "${FABRIC_GPU_PROFILE:-0}" = 1 ]; then
   say "profiling a GPT-2 124M step [$(elapsed)]"
   timeout "$(limit_for 90 60)" "$bench" --profile-gpt >"$logs/profile.log" 2>&1 ||
     echo "bench_gpu --profile-gpt failed or ran past its limit" >>"$logs/profile.log"
+  # FABRIC_GPU_PROFILE_VARIANTS="A=1 B=2;A=3": the phases again under each set of variables.
+  IFS=';' read -r -a variants <<<"${FABRIC_GPU_PROFILE_VARIANTS:-}"
+  for variant in "${variants[@]}"; do
+    [ -n "$variant" ] || continue
+    read -r -a assignments <<<"$variant"
+    echo "variant $variant:" >>"$logs/profile.log"
+    timeout "$(limit_for 60 60)" env "${assignments[@]}" "$bench" --profile-gpt 2>&1 |
+      sed "s|^profile-gpt|profile-gpt [$variant]|" >>"$logs/profile.log" ||
+      echo "profile-gpt [$variant] failed or ran past its limit" >>"$logs/profile.log"
+  done
   ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1 || true)
   if [ -n "$ncu" ]; then
     timeout "$(limit_for 180)" "$ncu" --profile-from-start off --clock-control none \

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_args.cuh"
+#include "kernels/cuda/loop_grid.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
@@ -24,8 +25,6 @@ __global__ void loop_kernel(int64_t n, LoopArgs<N> args, F f) {
 }
 
 inline constexpr int kLoopThreads = 256;
-// Enough blocks to fill any current GPU several times over; the grid-stride loop does the rest.
-inline constexpr int64_t kLoopMaxBlocks = 65536;
 
 // Runs f(p) for every element of `loop`, p[k] pointing at operand k's element, on the compute
 // stream of the device owning operand 0. Returns without waiting.
@@ -37,7 +36,7 @@ void launch_loop(const StridedLoop& loop, const F& f) {
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   const LoopArgs<N> args = make_loop_args<N>(loop);
-  const int64_t blocks = std::min<int64_t>((n + kLoopThreads - 1) / kLoopThreads, kLoopMaxBlocks);
+  const int64_t blocks = loop_blocks(device, n, kLoopThreads);  // a few waves (loop_grid.h)
   loop_kernel<N, F><<<static_cast<unsigned>(blocks), kLoopThreads, 0, stream>>>(n, args, f);
   FABRIC_CUDA_CHECK_LAUNCH();
 }

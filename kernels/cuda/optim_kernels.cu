@@ -13,6 +13,7 @@
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/loop_grid.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/optim_kernels.h"
 
@@ -47,8 +48,7 @@ struct Launch {
   cudaStream_t stream;
 };
 Launch launch_for(int64_t n, int device) {
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65536);
-  return {static_cast<unsigned>(blocks), compute_stream(device)};
+  return {static_cast<unsigned>(loop_blocks(device, n, kThreads)), compute_stream(device)};
 }
 
 // ---- Adam / AdamW ------------------------------------------------------------------------------

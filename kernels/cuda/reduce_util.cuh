@@ -13,6 +13,7 @@
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_args.cuh"
+#include "kernels/cuda/loop_grid.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
@@ -237,19 +238,6 @@ struct LaunchContext {
   explicit LaunchContext(const void* anchor)
       : device(device_of_pointer(anchor)), guard(device), stream(compute_stream(device)) {}
 };
-
-// Streaming multiprocessors of `device`, asked once per device.
-inline int multiprocessor_count(int device) {
-  static std::atomic<int> counts[kMaxDevices] = {};
-  if (device < 0 || device >= kMaxDevices) return 1;
-  int n = counts[device].load(std::memory_order_relaxed);
-  if (n == 0) {
-    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    if (n < 1) n = 1;
-    counts[device].store(n, std::memory_order_relaxed);
-  }
-  return n;
-}
 
 inline int pow2_ceil(int64_t n) {
   int p = 1;

@@ -87,6 +87,44 @@ TEST(CudaCopy, StridedSourcesAndDestinationsConvert) {
   test::expect_matches(hb, db, {}, "broadcast source");
 }
 
+// The wide paths of copy_kernels.cu: dense float32 <-> bfloat16/float16 four elements a thread
+// (aligned starts; a remainder and unaligned starts one element a thread), and same-dtype copies
+// in 16-byte pieces when the innermost run allows (the attention heads' permutations); both give
+// the CPU's bits, and what they cannot take falls back.
+TEST(CudaCopy, WidePathsMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  const Tensor h = test::awkward_tensor({1027}, DType::float32, 13);
+  const Tensor d = h.to(kGpu);
+  for (int64_t off = 0; off < 4; ++off) {
+    const Tensor hs = h.slice(0, off, 1027), ds = d.slice(0, off, 1027);
+    for (DType to : {DType::bfloat16, DType::float16}) {
+      const std::string what = std::string("float32 -> ") + std::string(dtype_name(to)) +
+                               " from element " + std::to_string(off);
+      const Tensor narrow = ds.to(to);
+      test::expect_matches(hs.to(to), narrow, {}, what);
+      test::expect_matches(hs.to(to).to(DType::float32), narrow.to(DType::float32), {},
+                           what + " and back");
+    }
+  }
+  for (int64_t hs : {int64_t{64}, int64_t{3}}) {
+    const Tensor x = test::awkward_tensor({2, 5, 4, hs}, DType::bfloat16, 17);
+    const Tensor xd = x.to(kGpu);
+    const std::string what = "(B, T, nh, " + std::to_string(hs) + ") -> (B, nh, T, hs)";
+    test::expect_matches(x.transpose(1, 2).contiguous(), xd.transpose(1, 2).contiguous(), {},
+                         what);
+    Tensor hd = zeros({2, 4, 5, hs}, {.dtype = DType::bfloat16});
+    Tensor dd = zeros({2, 4, 5, hs}, {.dtype = DType::bfloat16, .device = kGpu});
+    hd.transpose(1, 2).copy_(x);
+    dd.transpose(1, 2).copy_(xd);
+    test::expect_matches(hd, dd, {}, what + " into a strided destination");
+  }
+  // 128-byte runs starting 2 bytes past an aligned address: no 16-byte pieces.
+  const Tensor w = test::awkward_tensor({2, 5, 4, 72}, DType::bfloat16, 19);
+  const Tensor wd = w.to(kGpu);
+  test::expect_matches(w.slice(3, 1, 65).transpose(1, 2).contiguous(),
+                       wd.slice(3, 1, 65).transpose(1, 2).contiguous(), {}, "unaligned runs");
+}
+
 TEST(CudaCopy, Fp8SaturatingCastMatchesTheCpu) {
   FABRIC_REQUIRE_CUDA();
   for (DType from : {DType::float32, DType::bfloat16, DType::float16, DType::float64}) {

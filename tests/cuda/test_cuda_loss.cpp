@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
@@ -158,6 +159,40 @@ TEST(CudaLoss, CrossEntropyBackwardAndAutograd) {
       EXPECT_EQ(grads[1].device(), kGpu);
       test::expect_matches(losses[0], losses[1], tol_of(dt, 10), case_name("autograd loss", dt, c));
       test::expect_matches(grads[0], grads[1], tol_of(dt, 0.01), case_name("autograd grad", dt, c));
+    }
+  }
+}
+
+// Under CUDA autocast, cross_entropy reads bf16/f16 logits as they are instead of a float32 copy
+// (ops_loss.cpp): the loss (float32) and the input's gradient (its dtype) are bit for bit those of
+// the explicit path, a float32 cast whose backward rounds the float32 gradient.
+TEST(CudaLoss, AutocastCrossEntropyWidensInTheKernelWithTheCastsBits) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : {DType::bfloat16, DType::float16}) {
+    const Tensor x = test::uniform_tensor({37, 1000}, dt, -8, 8, 41).to(kGpu);
+    const Tensor t = targets({37}, 1000, -100, 3, 42).to(kGpu);
+    for (double smoothing : {0.0, 0.1}) {
+      Tensor a = x.clone(), b = x.clone();
+      a.set_requires_grad(true);
+      b.set_requires_grad(true);
+      const Tensor want = cross_entropy(b.to(DType::float32), t, -100, "mean", smoothing);
+      want.backward();
+      autocast_enter(DeviceType::cuda, true, dt, true);
+      Tensor got;
+      try {
+        got = cross_entropy(a, t, -100, "mean", smoothing);
+      } catch (...) {
+        autocast_exit(DeviceType::cuda);
+        throw;
+      }
+      autocast_exit(DeviceType::cuda);
+      got.backward();
+      const std::string what = std::string(dtype_name(dt)) + " ls=" + std::to_string(smoothing);
+      EXPECT_EQ(got.dtype(), DType::float32) << what;
+      test::expect_matches(want, got, {}, what + " loss");
+      ASSERT_TRUE(a.grad().defined()) << what;
+      EXPECT_EQ(a.grad().dtype(), dt) << what;
+      test::expect_matches(b.grad(), a.grad(), {}, what + " gradient");
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -358,9 +359,12 @@ struct GptSetup {
     x = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
     y = randint(0, c.vocab_size, {B, T}, {.dtype = DType::int64}).to(fab.device());
   }
+  // The loss inside the module's precision context, as nanoGPT and llm.c compute it (GPT.loss
+  // through FabricModule::run): cross_entropy then runs under autocast on the bf16 logits instead
+  // of on a float32 copy the plugin would make of the module's output.
   void forward() {
     o->zero_grad();
-    loss = cross_entropy((*m)(x).view({-1, c.vocab_size}), y.view({-1}));
+    loss = m->run([&] { return gpt->loss(x, y); });
   }
   void backward() { fab.backward(loss); }
   void update() { o->step(); }
@@ -402,6 +406,10 @@ Row gpt_row(double budget_s, double& mfu) {
 // against the synchronised step (equal: the host is the bottleneck, the GPU waits for launches);
 // then one step between cudaProfilerStart/Stop for `ncu --profile-from-start off`.
 void profile_gpt() {
+  // The attention the GPT row ends up with on an H200 (cuDNN's, which declines to ours where it
+  // cannot), unless FABRIC_ATTENTION names one.
+  if (!std::getenv("FABRIC_ATTENTION")) set_attention_backend(AttentionBackend::cudnn);
+  std::printf("profile-gpt: attention backend %s\n", attention_backend_name(attention_backend()));
   GptSetup g;
   for (int i = 0; i < 3; ++i) g.step();
   auto sync = [&] { sync_on(g.x); };

@@ -1,0 +1,57 @@
+// See loop_grid.h.
+#include "kernels/cuda/loop_grid.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/stream.h"
+
+namespace fabric::cuda {
+namespace {
+
+constexpr int64_t kUncappedMaxBlocks = 65536;
+constexpr int kResidentThreadsPerSm = 2048;  // every architecture from sm_80 to sm_90
+constexpr int kDefaultWaves = 4;
+
+int loop_waves() {
+  static const int waves = [] {
+    const char* v = std::getenv("FABRIC_CUDA_LOOP_WAVES");
+    if (!v || !*v) return kDefaultWaves;
+    char* end = nullptr;
+    const long w = std::strtol(v, &end, 10);
+    FABRIC_CHECK(*end == '\0' && w >= 0 && w <= 1024, ValueError,
+                 "FABRIC_CUDA_LOOP_WAVES must be a whole number from 0 to 1024, got '", v, "'");
+    return static_cast<int>(w);
+  }();
+  return waves;
+}
+
+}  // namespace
+
+int multiprocessor_count(int device) {
+  static std::atomic<int> counts[kMaxDevices] = {};
+  if (device < 0 || device >= kMaxDevices) return 1;
+  int n = counts[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    if (n < 1) n = 1;
+    counts[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+int64_t loop_blocks(int device, int64_t n, int threads) {
+  const int64_t need = std::max<int64_t>(1, (n + threads - 1) / threads);
+  const int waves = loop_waves();
+  if (waves == 0) return std::min(need, kUncappedMaxBlocks);
+  const int64_t per_wave =
+      static_cast<int64_t>(multiprocessor_count(device)) * std::max(1, kResidentThreadsPerSm / threads);
+  return std::min(need, per_wave * waves);
+}
+
+}  // namespace fabric::cuda
