@@ -24,7 +24,7 @@ void check_pair(const char* op, const Tensor& a, const Tensor& b) {
 // coefficient or a loss scale computed on the host times CUDA gradients): it moves to the other
 // operand's device, through autograd's copy so that its gradient comes back to the host.
 void move_host_scalar(Tensor& a, Tensor& b) {
-  if (a.device() == b.device()) return;
+  if (!a.defined() || !b.defined() || a.device() == b.device()) return;  // check_pair names it
   if (b.dim() == 0 && b.device().is_cpu()) {
     b = b.to(a.device());
   } else if (a.dim() == 0 && a.device().is_cpu()) {
