@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/stream.h"
