@@ -135,13 +135,13 @@ using Int8LinearEpilogueFn = void (*)(const Int8LinearEpilogue& e);
 using Int8GemmFn = void (*)(int64_t M, int64_t N, int64_t K, const int8_t* A, const int8_t* B,
                             int32_t* C);
 
-// C (M, N) = scales[0] * scales[1] * A (M, K) · B (N, K)ᵀ on FP8 tensor cores with fp32
-// accumulation, rounded once to c_dtype (float32, bfloat16 or float16). A and B are row-major
-// contiguous float8_e4m3fn / float8_e5m2 (not both E5M2); the two scales are scales[0] and
-// scales[kFp8GemmScaleStride] in the device's memory, 16 bytes apart, since cuBLASLt's FP8 kernels
-// take only 16-byte aligned pointers (a scale at scales + 1 is refused at the call: seen on an
-// H200 as CUBLAS_STATUS_NOT_SUPPORTED). Returns false, having written nothing, when the device cannot take the problem (no FP8
-// tensor cores, sizes or dtypes its kernels do not take): the op then runs its exact emulation.
+// C (M, N) = scales[0] * scales[kFp8GemmScaleStride] * A (M, K) · B (N, K)ᵀ on FP8 tensor cores
+// with fp32 accumulation, rounded once to c_dtype (float32, bfloat16 or float16). A and B are
+// row-major contiguous float8_e4m3fn / float8_e5m2 (not both E5M2). The two scales lie in the
+// device's memory 16 bytes apart, since cuBLASLt's FP8 kernels take only 16-byte aligned pointers
+// (a scale at scales + 1 is refused at the call: seen on an H200 as CUBLAS_STATUS_NOT_SUPPORTED).
+// Returns false, having written nothing, when the device cannot take the problem (no FP8 tensor
+// cores, sizes or dtypes its kernels do not take): the op then runs its exact emulation.
 inline constexpr int kFp8GemmScaleStride = 4;
 using Fp8GemmFn = bool (*)(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* A,
                            DType b_dtype, const void* B, const float* scales, DType c_dtype,

@@ -213,7 +213,8 @@ void copy_kernel(const StridedLoop& loop, bool saturate_fp8) {
                                         cudaMemcpyDeviceToDevice, compute_stream(device)));
       return;
     }
-    if (const auto pieces = as_16_byte_pieces(loop)) return launch_loop<2>(*pieces, MoveOp<uint4>{});
+    if (const auto pieces = as_16_byte_pieces(loop))
+      return launch_loop<2>(*pieces, MoveOp<uint4>{});
     switch (itemsize(dt)) {
       case 1:
         return launch_loop<2>(loop, MoveOp<uint8_t>{});

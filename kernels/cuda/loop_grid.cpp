@@ -48,8 +48,8 @@ int64_t loop_blocks(int device, int64_t n, int threads) {
   const int64_t need = std::max<int64_t>(1, (n + threads - 1) / threads);
   const int waves = loop_waves();
   if (waves == 0) return std::min(need, kUncappedMaxBlocks);
-  const int64_t per_wave =
-      static_cast<int64_t>(multiprocessor_count(device)) * std::max(1, kResidentThreadsPerSm / threads);
+  const int64_t per_wave = static_cast<int64_t>(multiprocessor_count(device)) *
+                           std::max(1, kResidentThreadsPerSm / threads);
   return std::min(need, per_wave * waves);
 }
 

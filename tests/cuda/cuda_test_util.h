@@ -156,7 +156,8 @@ inline void expect_same_outcome(const std::function<Tensor()>& on_cpu,
     } catch (const Error& e) {
       gpu_error = e.what();
     }
-    EXPECT_EQ(gpu_error, std::string(cpu_error.what())) << what << ": the CPU raised; CUDA must too";
+    EXPECT_EQ(gpu_error, std::string(cpu_error.what()))
+        << what << ": the CPU raised; CUDA must too";
     return;
   }
   const Tensor got = on_gpu();

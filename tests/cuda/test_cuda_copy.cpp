@@ -110,8 +110,7 @@ TEST(CudaCopy, WidePathsMatchTheCpu) {
     const Tensor x = test::awkward_tensor({2, 5, 4, hs}, DType::bfloat16, 17);
     const Tensor xd = x.to(kGpu);
     const std::string what = "(B, T, nh, " + std::to_string(hs) + ") -> (B, nh, T, hs)";
-    test::expect_matches(x.transpose(1, 2).contiguous(), xd.transpose(1, 2).contiguous(), {},
-                         what);
+    test::expect_matches(x.transpose(1, 2).contiguous(), xd.transpose(1, 2).contiguous(), {}, what);
     Tensor hd = zeros({2, 4, 5, hs}, {.dtype = DType::bfloat16});
     Tensor dd = zeros({2, 4, 5, hs}, {.dtype = DType::bfloat16, .device = kGpu});
     hd.transpose(1, 2).copy_(x);
@@ -166,12 +165,17 @@ TEST(CudaFill, EveryDTypeAndValueMatchesTheCpu) {
       const std::string what = std::string("fill ") + std::string(dtype_name(dt)) + " with " +
                                std::to_string(v.to_double());
       // A value past the dtype's range (1e10 as float16) raises on both, as in PyTorch.
-      test::expect_same_outcome([&] { return full({3, 33}, v, {.dtype = dt}); },
-                                [&] { return full({3, 33}, v, {.dtype = dt, .device = kGpu}); },
-                                {}, what);
       test::expect_same_outcome(
-          [&] { return scalar_tensor(v, {.dtype = dt}); },
-          [&] { return scalar_tensor(v, {.dtype = dt, .device = kGpu}); }, {}, what + " (0-dim)");
+          [&] {
+            return full({3, 33}, v, {.dtype = dt});
+          },
+          [&] {
+            return full({3, 33}, v, {.dtype = dt, .device = kGpu});
+          },
+          {}, what);
+      test::expect_same_outcome([&] { return scalar_tensor(v, {.dtype = dt}); },
+                                [&] { return scalar_tensor(v, {.dtype = dt, .device = kGpu}); }, {},
+                                what + " (0-dim)");
     }
   }
 }

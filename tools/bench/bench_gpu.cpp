@@ -477,7 +477,8 @@ int main(int argc, char** argv) {
     } else if (a == "--gpt-seconds" && i + 1 < argc) {
       gpt_budget = std::atof(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_gpu [--gpu-name NAME] [--gpt-seconds S] [--profile-gpt]\n");
+      std::fprintf(stderr,
+                   "usage: bench_gpu [--gpu-name NAME] [--gpt-seconds S] [--profile-gpt]\n");
       return 2;
     }
   }
