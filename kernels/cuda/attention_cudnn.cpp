@@ -234,17 +234,6 @@ int64_t runtime_version() {
   return v;
 }
 
-int compute_major(int device) {
-  static std::array<std::atomic<int>, kMaxDevices> majors{};
-  if (device < 0 || device >= kMaxDevices) return 0;
-  int m = majors[static_cast<size_t>(device)].load(std::memory_order_relaxed);
-  if (m == 0) {
-    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, device));
-    majors[static_cast<size_t>(device)].store(m, std::memory_order_relaxed);
-  }
-  return m;
-}
-
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlignment == 0; }
 bool aligned(const Strides3& s) { return s.b % 8 == 0 && s.h % 8 == 0 && s.r % 8 == 0; }
 
@@ -276,7 +265,7 @@ std::optional<std::string> static_decline(const AttentionArgs& a, Pass pass, int
   // Before 9.16 the backward needs a padding-mask workaround for S not a multiple of 128.
   if (pass == Pass::backward && v <= 91500 && a.S % 128 != 0)
     return cat("S ", a.S, " not a multiple of 128 on cuDNN runtime ", v, " (needs 9.15.1+)");
-  const int major = compute_major(device);
+  const int major = compute_capability(device) / 10;
   if (major < 8) return cat("compute capability ", major, ".x (needs 8.0 or newer)");
   return std::nullopt;
 }

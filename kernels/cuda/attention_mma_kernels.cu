@@ -666,18 +666,6 @@ bool mma_enabled() {
   return on;
 }
 
-// Compute capability major of `device`, asked once per device.
-int cc_major(int device) {
-  static std::atomic<int> majors[kMaxDevices] = {};
-  if (device < 0 || device >= kMaxDevices) return 0;
-  int v = majors[device].load(std::memory_order_relaxed);
-  if (v == 0) {
-    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, device));
-    majors[device].store(v, std::memory_order_relaxed);
-  }
-  return v;
-}
-
 // Whether the mma kernels run on `device` (the current one): compute capability 8.0 or newer, and
 // kernels loaded from code built for sm_80+. A build whose CUDA architectures all lie below 80 runs
 // on such a device through the JIT of its older PTX, where FABRIC_MMA_ARCH_OK compiled the kernel
@@ -687,7 +675,7 @@ bool mma_runs_on(int device) {
   if (device < 0 || device >= kMaxDevices) return false;
   int v = answers[device].load(std::memory_order_relaxed);
   if (v == 0) {
-    bool yes = cc_major(device) >= 8;
+    bool yes = compute_capability(device) >= 80;
     if (yes) {
       // ptxVersion is the virtual architecture (__CUDA_ARCH__) the loaded kernel was compiled for;
       // every mma kernel was compiled for the same ones.

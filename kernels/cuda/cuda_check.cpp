@@ -6,6 +6,7 @@
 #include <cublas_api.h>
 #include <cudnn.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "kernels/cuda/deferred_check.h"
@@ -75,6 +76,33 @@ void throw_cudnn_error(int status, const char* call, const char* file, int line)
   cudnnGetLastErrorString(last, sizeof(last));
   if (last[0] != '\0') msg += detail::cat("; cuDNN's last error: ", last);
   throw DeviceError(msg + where(file, line));
+}
+
+namespace {
+
+// One attribute of every device, read once per device (0 means not read yet: no attribute asked
+// here is 0 on a real device).
+template <cudaDeviceAttr Attr>
+int cached_attribute(int device) {
+  static std::atomic<int> values[kMaxDevices] = {};
+  if (device < 0 || device >= kMaxDevices) return 0;
+  int v = values[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&v, Attr, device));
+    values[device].store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+}  // namespace
+
+int compute_capability(int device) {
+  return 10 * cached_attribute<cudaDevAttrComputeCapabilityMajor>(device) +
+         cached_attribute<cudaDevAttrComputeCapabilityMinor>(device);
+}
+
+int multiprocessor_count(int device) {
+  return cached_attribute<cudaDevAttrMultiProcessorCount>(device);
 }
 
 int device_count(std::string* why_none) {

@@ -68,6 +68,11 @@ bool is_available();
 // Throws DeviceError naming `what` when `index` is not a visible device (or there is none).
 void check_device(int index, const char* what);
 
+// `device`'s compute capability as major * 10 + minor (90 on an H100/H200) and its streaming
+// multiprocessors, each asked of the driver once per device; 0 for an index past kMaxDevices.
+int compute_capability(int device);
+int multiprocessor_count(int device);
+
 int current_device();
 void set_device(int index);
 // Waits for all work on `index` (every stream) to finish, and reports errors it raised.

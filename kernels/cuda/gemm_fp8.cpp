@@ -130,10 +130,7 @@ struct Layout {
 
 bool fp8_gemm_supported(int device) {
   if (device < 0 || device >= device_count()) return false;
-  int major = 0, minor = 0;
-  FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major * 10 + minor >= 89;
+  return compute_capability(device) >= 89;
 }
 
 namespace {

@@ -4,7 +4,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
@@ -31,18 +30,6 @@ int loop_waves() {
 }
 
 }  // namespace
-
-int multiprocessor_count(int device) {
-  static std::atomic<int> counts[kMaxDevices] = {};
-  if (device < 0 || device >= kMaxDevices) return 1;
-  int n = counts[device].load(std::memory_order_relaxed);
-  if (n == 0) {
-    FABRIC_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    if (n < 1) n = 1;
-    counts[device].store(n, std::memory_order_relaxed);
-  }
-  return n;
-}
 
 int64_t loop_blocks(int device, int64_t n, int threads) {
   const int64_t need = std::max<int64_t>(1, (n + threads - 1) / threads);

@@ -1,12 +1,8 @@
-// Grid sizes for the elementwise loops (loop_kernel.cuh) and the device's multiprocessor count.
-// Free of CUDA headers.
+// Grid sizes for the elementwise loops (loop_kernel.cuh). Free of CUDA headers.
 #pragma once
 #include <cstdint>
 
 namespace fabric::cuda {
-
-// Streaming multiprocessors of `device`, asked once per device.
-int multiprocessor_count(int device);
 
 // Blocks of `threads` threads for an elementwise loop of n elements on `device`: one element per
 // thread, but at most FABRIC_CUDA_LOOP_WAVES (default 4) full waves of resident blocks, the

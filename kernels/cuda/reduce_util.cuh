@@ -13,7 +13,6 @@
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_args.cuh"
-#include "kernels/cuda/loop_grid.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
