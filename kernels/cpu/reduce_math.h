@@ -16,10 +16,10 @@
 #include "kernels/cpu/convert.h"
 #include "tensor/dtype.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+// The vectorised paths run on AVX-512, or on its emulation over AVX2 halves (x86_simd.h) in builds
+// for CPUs without it.
 #include "kernels/cpu/vec_math.h"
 #define FABRIC_REDUCE_AVX512 1
-#endif
 
 namespace fabric::cpu {
 
