@@ -24,8 +24,14 @@
 
 #include "tensor/error.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
+// FABRIC_CONVERT_WIDE: the 16-lane loops, on AVX-512 or on its emulation over AVX2 halves
+// (x86_simd.h) in builds for CPUs without it. FABRIC_CONVERT_AVX512: on the hardware only — the
+// bf16 conversions and the E4M3 decoder, whose emulated forms ran slower than the scalar loops
+// GCC vectorises for AVX2 (x86-64-v3 build, `bench_convert`, 2026-12-04: f32 -> bf16 65 -> 11-14
+// GB/s, f16 -> bf16 18 -> 5-8, e4m3 -> f32 4.2 -> 1.1).
+#include "kernels/cpu/x86_simd.h"
+#define FABRIC_CONVERT_WIDE 1
+#if defined(__AVX512F__)
 #define FABRIC_CONVERT_AVX512 1
 #endif
 
@@ -43,7 +49,7 @@ constexpr int64_t kStage = 2048;
 // read back 3.15 -> 2.38 ms).
 constexpr int64_t kStreamBytes = int64_t{4} << 20;
 
-#ifdef FABRIC_CONVERT_AVX512
+#ifdef FABRIC_CONVERT_WIDE
 // How far ahead of the current position the vector loops prefetch their source, into L2: of
 // 4 KiB into L1 and 8 to 64 KiB into L2, 16 KiB into L2 was the fastest at 16M elements
 // (fp32 -> fp8 0.91 -> 1.02x memcpy; with 4 KiB into L1 the fp8 encoders' arithmetic still
@@ -82,7 +88,7 @@ inline __m512i concat256(__m256i lo, __m256i hi) {
 template <bool Prefetch, bool Stream>
 void f32_to_f16(const float* s, uint16_t* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_AVX512
+#ifdef FABRIC_CONVERT_WIDE
   constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   for (; i + 32 <= n; i += 32) {
     prefetch_ahead<Prefetch>(s + i);
@@ -107,7 +113,7 @@ void f32_to_f16(const float* s, uint16_t* d, int64_t n) {
 template <bool Prefetch, bool Stream>
 void f16_to_f32(const uint16_t* s, float* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_AVX512
+#ifdef FABRIC_CONVERT_WIDE
   for (; i + 32 <= n; i += 32) {
     prefetch_ahead<Prefetch>(s + i);
     for (int k = 0; k < 32; k += 16) {
@@ -233,7 +239,7 @@ void f64_to_f32(const double* s, float* d, int64_t n) {
 }
 
 // ---- fp32 <-> fp8 ----------------------------------------------------------------------------
-#ifdef FABRIC_CONVERT_AVX512
+#ifdef FABRIC_CONVERT_WIDE
 // Vector form of float_to_fp8_*_bits: integer RNE for normal results; for subnormal results
 // |x| + 2^k with 2^k's ulp equal to the smallest subnormal, added with static RNE (independent of
 // MXCSR), leaves the code in the low bits.
@@ -284,7 +290,7 @@ inline __m512i pack_bytes64(__m512i c0, __m512i c1, __m512i c2, __m512i c3) {
 template <bool E4M3, bool Sat, bool Prefetch, bool Stream>
 void f32_to_fp8(const float* s, uint8_t* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_AVX512
+#ifdef FABRIC_CONVERT_WIDE
   constexpr int kM = E4M3 ? 3 : 2, kB = E4M3 ? 7 : 15;
   auto codes = [&](int64_t j) { return fp8_codes16<kM, kB, E4M3, Sat>(_mm512_loadu_ps(s + j)); };
   for (; i + 64 <= n; i += 64) {
@@ -318,38 +324,44 @@ static_assert(kE4M3Half[0x7F] == 0x7F80 && kE4M3Half[0x7E] == 0x5F00);
 template <bool E4M3, bool Prefetch, bool Stream>
 void fp8_to_f32(const uint8_t* s, float* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_AVX512
-  const __m512i t0 = _mm512_load_si512(kE4M3Half.data());
-  const __m512i t1 = _mm512_load_si512(kE4M3Half.data() + 32);
-  const __m512i t2 = _mm512_load_si512(kE4M3Half.data() + 64);
-  const __m512i t3 = _mm512_load_si512(kE4M3Half.data() + 96);
-  auto to_half = [&](__m256i bytes) {
-    const __m512i v = _mm512_cvtepu8_epi16(bytes);
-    if constexpr (!E4M3) {
-      return _mm512_slli_epi16(v, 8);  // E5M2 is the top byte of an fp16
-    } else {
-      const __m512i lo = _mm512_permutex2var_epi16(t0, v, t1);
-      const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
-      const __m512i h =
-          _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, _mm512_set1_epi16(0x40)), lo, hi);
-      return _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x80)), 8));
+#ifdef FABRIC_CONVERT_WIDE
+#ifndef FABRIC_CONVERT_AVX512
+  if constexpr (!E4M3)  // emulated, the E4M3 table lookup is slower than the scalar decoder
+#endif
+  {
+    const __m512i t0 = _mm512_load_si512(kE4M3Half.data());
+    const __m512i t1 = _mm512_load_si512(kE4M3Half.data() + 32);
+    const __m512i t2 = _mm512_load_si512(kE4M3Half.data() + 64);
+    const __m512i t3 = _mm512_load_si512(kE4M3Half.data() + 96);
+    auto to_half = [&](__m256i bytes) {
+      const __m512i v = _mm512_cvtepu8_epi16(bytes);
+      if constexpr (!E4M3) {
+        return _mm512_slli_epi16(v, 8);  // E5M2 is the top byte of an fp16
+      } else {
+        const __m512i lo = _mm512_permutex2var_epi16(t0, v, t1);
+        const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
+        const __m512i h =
+            _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, _mm512_set1_epi16(0x40)), lo, hi);
+        return _mm512_or_si512(h,
+                               _mm512_slli_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x80)), 8));
+      }
+    };
+    for (; i + 32 <= n; i += 32) {
+      prefetch_ahead<Prefetch>(s + i);
+      const __m512i h = to_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+      store_line<Stream>(d + i, _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256(h))));
+      store_line<Stream>(d + i + 16,
+                         _mm512_castps_si512(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1))));
     }
-  };
-  for (; i + 32 <= n; i += 32) {
-    prefetch_ahead<Prefetch>(s + i);
-    const __m512i h = to_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
-    store_line<Stream>(d + i, _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256(h))));
-    store_line<Stream>(d + i + 16,
-                       _mm512_castps_si512(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1))));
-  }
-  if (i < n) {
-    const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (n - i)) - 1);
-    const __m512i h = to_half(_mm256_maskz_loadu_epi8(m, s + i));
-    _mm512_mask_storeu_ps(d + i, static_cast<__mmask16>(m),
-                          _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
-    _mm512_mask_storeu_ps(d + i + 16, static_cast<__mmask16>(m >> 16),
-                          _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
-    i = n;
+    if (i < n) {
+      const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (n - i)) - 1);
+      const __m512i h = to_half(_mm256_maskz_loadu_epi8(m, s + i));
+      _mm512_mask_storeu_ps(d + i, static_cast<__mmask16>(m),
+                            _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+      _mm512_mask_storeu_ps(d + i + 16, static_cast<__mmask16>(m >> 16),
+                            _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+      i = n;
+    }
   }
 #endif
   for (; i < n; ++i) d[i] = E4M3 ? fp8_e4m3_bits_to_float(s[i]) : fp8_e5m2_bits_to_float(s[i]);
