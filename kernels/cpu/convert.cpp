@@ -27,8 +27,8 @@
 // FABRIC_CONVERT_WIDE: the 16-lane loops, on AVX-512 or on its emulation over AVX2 halves
 // (x86_simd.h) in builds for CPUs without it. FABRIC_CONVERT_AVX512: on the hardware only — the
 // bf16 conversions and the E4M3 decoder, whose emulated forms ran slower than the scalar loops
-// GCC vectorises for AVX2 (x86-64-v3 build, `bench_convert`, 2026-12-04: f32 -> bf16 65 -> 11-14
-// GB/s, f16 -> bf16 18 -> 5-8, e4m3 -> f32 4.2 -> 1.1).
+// GCC vectorises for AVX2 (x86-64-v3 build, `bench_convert`, 2026-12-04, 2 threads: f32 -> bf16
+// 65 -> 11-14 GB/s, f16 -> bf16 18 -> 5-8; 1 thread: e4m3 -> f32 4.2 -> 1.1).
 #include "kernels/cpu/x86_simd.h"
 #define FABRIC_CONVERT_WIDE 1
 #if defined(__AVX512F__)
