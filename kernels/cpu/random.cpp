@@ -17,10 +17,9 @@
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/random_kernels.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
+// AVX-512, or its emulation over AVX2 halves (x86_simd.h) in builds for CPUs without it.
+#include "kernels/cpu/x86_simd.h"
 #define FABRIC_PHILOX_AVX512 1
-#endif
 
 namespace fabric::cpu {
 namespace {
