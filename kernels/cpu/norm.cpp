@@ -38,11 +38,9 @@ void norm_acc(const NormArgs& a) {
     const A* x = load_row<A>(xr, a.x_dtype, N, scratch<A>(0, N));
     A* y = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(yr) : scratch<A>(1, N);
     A mean = 0, rstd = 0;
-#ifdef FABRIC_REDUCE_AVX512
     if constexpr (std::is_same_v<A, float>)
       norm_forward_row_f32(x, wp, bp, eps, N, a.rms, y, mean, rstd);
     else
-#endif
       norm_forward_row<A>(x, wp, bp, eps, N, a.rms, y, mean, rstd);
     if (!a.rms) static_cast<A*>(a.mean)[r] = mean;
     static_cast<A*>(a.rstd)[r] = rstd;
@@ -96,11 +94,9 @@ void norm_backward_acc(const NormBackwardArgs& a) {
       const A m = a.rms ? A(0) : mean[r], rs = rstd[r];
       char* dxr = a.dx ? static_cast<char*>(a.dx) + r * N * xsz : nullptr;
       A* dx = !dxr ? nullptr : a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(dxr) : g;
-#ifdef FABRIC_REDUCE_AVX512
       if constexpr (std::is_same_v<A, float>)
         norm_backward_row_f32(x, dy, wp, m, rs, N, a.rms, tdw, tdb, dx, xhat, g);
       else
-#endif
         norm_backward_row<A>(x, dy, wp, m, rs, N, a.rms, tdw, tdb, dx, xhat, g);
       if ((r - r0) % 16 == 15 || r + 1 == r1) {
         if (tdw)

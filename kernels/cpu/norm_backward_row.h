@@ -38,7 +38,6 @@ void norm_backward_row(const A* x, const A* dy, const A* w, A m, A rs, int64_t n
   for (int64_t j = 0; j < n; ++j) dx[j] = rs * (g[j] - mg - xhat[j] * mgx);
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 // norm_backward_row<float>, the same operations per element: the compiler contracts
 // tdw += dy * xhat, row_dot's acc += g * xhat and (g - mg) - xhat * mgx into one rounding each,
 // and so do these intrinsics (GCC contracts _mm512_mul_ps into a following _mm512_add_ps too:
@@ -106,6 +105,5 @@ inline void norm_backward_row_f32(const float* x, const float* dy, const float* 
         _mm512_mul_ps(vrs, _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(k, xhat + j), vmgx, t)));
   }
 }
-#endif
 
 }  // namespace fabric::cpu

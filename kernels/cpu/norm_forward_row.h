@@ -49,7 +49,6 @@ void norm_forward_row(const A* x, const A* w, const A* b, A eps, int64_t n, bool
   }
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 // norm_forward_row<float>, the same operations per element: the compiler contracts the sums'
 // acc += d * d, sum * inv_n + eps (the scaled sum has no other use) and the output's u * w + b
 // (u * rstd + b without weight) into one rounding each, and so does this code, with explicit
@@ -138,6 +137,5 @@ inline void norm_forward_row_f32(const float* x, const float* w, const float* b,
     _mm512_mask_storeu_ps(y + j, k, v);
   }
 }
-#endif
 
 }  // namespace fabric::cpu

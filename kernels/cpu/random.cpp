@@ -19,7 +19,6 @@
 
 // AVX-512, or its emulation over AVX2 halves (x86_simd.h) in builds for CPUs without it.
 #include "kernels/cpu/x86_simd.h"
-#define FABRIC_PHILOX_AVX512 1
 
 namespace fabric::cpu {
 namespace {
@@ -28,7 +27,6 @@ constexpr int kLanes = 16;
 constexpr int64_t kTileBlocks = 256;               // blocks per task: 4 KiB of words, stays in L1
 constexpr int64_t kParallelMinBlocks = 4096;       // below this a draw runs on one thread
 
-#if FABRIC_PHILOX_AVX512
 // 32x32 -> 64-bit products of all 16 lanes, split into high and low words.
 inline void mul_hi_lo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
   const __m512i even = _mm512_mul_epu32(a, m);                        // lanes 0, 2, ...
@@ -72,16 +70,14 @@ inline void philox16(uint32_t key0, uint32_t key1, uint64_t first, uint32_t* wor
   _mm512_storeu_si512(words + 32, _mm512_shuffle_i32x4(v2, v3, 0x88));
   _mm512_storeu_si512(words + 48, _mm512_shuffle_i32x4(v2, v3, 0xDD));
 }
-#endif
 
 }  // namespace
 
 void philox_blocks(uint64_t seed, uint64_t first, int64_t count, uint32_t* words) {
   const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
   int64_t base = 0;
-#if FABRIC_PHILOX_AVX512
-  for (; base + kLanes <= count; base += kLanes) philox16(key0, key1, first + static_cast<uint64_t>(base), words + 4 * base);
-#endif
+  for (; base + kLanes <= count; base += kLanes)
+    philox16(key0, key1, first + static_cast<uint64_t>(base), words + 4 * base);
   for (; base < count; base += kLanes) {
     alignas(64) uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
     for (int l = 0; l < kLanes; ++l) {

@@ -227,7 +227,6 @@ struct Reducer {
       for (int64_t j = 0; j < w; ++j) acc[j] = F::combine(acc[j], tmp[j]);
       return;
     }
-#ifdef FABRIC_REDUCE_AVX512
     if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
       if (col_sum_rows_f32_supports(g.in_dtype)) {
         const char* rows[kColRows];
@@ -236,7 +235,6 @@ struct Reducer {
         return col_sum_rows_f32(rows, e - b, g.in_dtype, w, acc);
       }
     }
-#endif
     for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
     A rowbuf[W];
     Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);

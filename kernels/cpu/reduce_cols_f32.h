@@ -14,15 +14,9 @@ namespace fabric::cpu {
 
 // Whether col_sum_rows_f32 takes rows of this dtype.
 inline bool col_sum_rows_f32_supports(DType dt) {
-#ifdef FABRIC_REDUCE_AVX512
   return dt == DType::float32 || dt == DType::bfloat16;
-#else
-  (void)dt;
-  return false;
-#endif
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 // acc[j] = ((0 + rows[0][j]) + rows[1][j]) + ... + rows[nrows - 1][j] for j in [0, w), each row
 // w values of dt (float32 or bfloat16) from rows[r].
 inline void col_sum_rows_f32(const char* const* rows, int64_t nrows, DType dt, int64_t w,
@@ -59,6 +53,5 @@ inline void col_sum_rows_f32(const char* const* rows, int64_t nrows, DType dt, i
     _mm512_mask_storeu_ps(acc + j, k, a);
   }
 }
-#endif
 
 }  // namespace fabric::cpu

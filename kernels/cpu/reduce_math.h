@@ -19,7 +19,6 @@
 // The vectorised paths run on AVX-512, or on its emulation over AVX2 halves (x86_simd.h) in builds
 // for CPUs without it.
 #include "kernels/cpu/vec_math.h"
-#define FABRIC_REDUCE_AVX512 1
 
 namespace fabric::cpu {
 
@@ -100,7 +99,6 @@ A sum_range(int64_t b, int64_t e, const F& f) {
   return acc[0][0] + tail;
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 // sum_range<float>'s final fold of its 64 lanes held in four registers (lane j += lane j + w for
 // w = 32, 16, ..., 1, lower lane first), plus its tail: the kernels that keep sum_range's lanes in
 // registers end with it, so that they add the same values in the same order.
@@ -114,7 +112,6 @@ inline float fold_lanes64(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float tail
   const __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
   return _mm_cvtss_f32(h1) + tail;
 }
-#endif
 
 template <typename A>
 A row_sum(const A* x, int64_t n) {
@@ -130,7 +127,6 @@ A row_dot(const A* x, const A* y, int64_t n) {
 // seen.
 template <typename A, bool kMax = true>
 A row_max(const A* x, int64_t n) {
-#ifdef FABRIC_REDUCE_AVX512
   if constexpr (std::is_same_v<A, float>) {
     const auto mx = [](__m512 p, __m512 q) {
       return kMax ? _mm512_max_ps(p, q) : _mm512_min_ps(p, q);
@@ -159,7 +155,6 @@ A row_max(const A* x, int64_t n) {
     const __m512 m = mx(mx(m0, m1), mx(m2, m3));
     return kMax ? _mm512_reduce_max_ps(m) : _mm512_reduce_min_ps(m);
   }
-#endif
   const auto better = [](A v, A a) { return (kMax ? v > a : v < a) || v != v; };
   constexpr int L = 32;
   A acc[L];
@@ -177,16 +172,13 @@ A row_max(const A* x, int64_t n) {
   return m;
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 // exp of 16 floats (~1 ulp; NaN passes through, exp(-inf) == 0): the elementwise family's.
 inline __m512 exp512(__m512 x) { return vec::exp_ps(x); }
-#endif
 
 // y[i] = exp(x[i] - shift) (y may be null or alias x); returns the sum of those values,
 // accumulated in float vectors per 2048-element block and in double across blocks.
 inline float exp_shift_sum(const float* x, float* y, int64_t n, float shift) {
   double total = 0;
-#ifdef FABRIC_REDUCE_AVX512
   const __m512 s = _mm512_set1_ps(shift);
   for (int64_t b = 0; b < n; b += 2048) {
     const int64_t e = std::min<int64_t>(n, b + 2048);
@@ -211,18 +203,6 @@ inline float exp_shift_sum(const float* x, float* y, int64_t n, float shift) {
     }
     total += static_cast<double>(_mm512_reduce_add_ps(_mm512_add_ps(a0, a1)));
   }
-#else
-  for (int64_t b = 0; b < n; b += 2048) {
-    const int64_t e = std::min<int64_t>(n, b + 2048);
-    float acc = 0;
-    for (int64_t i = b; i < e; ++i) {
-      const float v = std::exp(x[i] - shift);
-      if (y) y[i] = v;
-      acc += v;
-    }
-    total += acc;
-  }
-#endif
   return static_cast<float>(total);
 }
 
@@ -236,16 +216,12 @@ inline double exp_shift_sum(const double* x, double* y, int64_t n, double shift)
 
 // y[i] = exp(x[i]) in place, vectorised for float.
 inline void exp_inplace(float* y, int64_t n) {
-#ifdef FABRIC_REDUCE_AVX512
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512(_mm512_loadu_ps(y + i)));
   if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
     _mm512_mask_storeu_ps(y + i, m, exp512(_mm512_maskz_loadu_ps(m, y + i)));
   }
-#else
-  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(y[i]);
-#endif
 }
 inline void exp_inplace(double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(y[i]);

@@ -16,7 +16,6 @@ namespace fabric::cpu {
 // tail after the last whole group; levels folded top-down into level 0, lanes folded in halves
 // (j += j + 32, j += j + 16, ... j += j + 1), then + tail.
 inline float row_sum_f32(const float* x, int64_t n) {
-#ifdef FABRIC_REDUCE_AVX512
   constexpr int64_t kLanes = 64, kFan = 16;
   constexpr int kUpper = 5;  // levels above the one the loads add into
   // No software prefetch: 4 KiB ahead took ~2% off a 16 MiB sum but made the backward that
@@ -63,9 +62,6 @@ inline float row_sum_f32(const float* x, int64_t n) {
   float tail = 0;
   for (; i < n; ++i) tail += x[i];
   return fold_lanes64(a0, a1, a2, a3, tail);
-#else
-  return sum_range<float>(0, n, [x](int64_t i) { return x[i]; });
-#endif
 }
 
 }  // namespace fabric::cpu

@@ -18,7 +18,6 @@
 namespace fabric::cpu {
 namespace {
 
-#ifdef FABRIC_REDUCE_AVX512
 struct Outputs {
   std::vector<float> tdw, tdb, dx;
 };
@@ -85,7 +84,6 @@ TEST(NormBackwardRowF32, DataTellsSumOrdersApart) {
   for (int64_t j = 0; j < n; ++j) seq += a[j] * b[j];
   EXPECT_NE(std::bit_cast<uint32_t>(seq), std::bit_cast<uint32_t>(row_dot(a.data(), b.data(), n)));
 }
-#endif
 
 }  // namespace
 }  // namespace fabric::cpu

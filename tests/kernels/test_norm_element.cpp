@@ -88,11 +88,9 @@ TEST(NormElementShared, NormForwardRowDouble) {
   expect_rows_use_shared_element<double>(&norm_forward_row<double>, "norm_forward_row<double>");
 }
 
-#ifdef FABRIC_REDUCE_AVX512
 TEST(NormElementShared, NormForwardRowF32Avx512) {
   expect_rows_use_shared_element<float>(&norm_forward_row_f32, "norm_forward_row_f32");
 }
-#endif
 
 // The forms themselves, each rounding where its spec says, against float128.
 TEST(NormElementShared, FormsRoundAsTheirSpec) {

@@ -19,7 +19,6 @@
 namespace fabric::cpu {
 namespace {
 
-#ifdef FABRIC_REDUCE_AVX512
 // Wide: values from 2^-10 to 2^21 of both signs around an offset (a mean far from zero), whose
 // sums depend on the order of the additions and whose squares are inexact (so a square rounded
 // before its addition shows in a sum the large values dominate). Narrow: 2^-7 +- 2^-8 with full
@@ -103,7 +102,6 @@ TEST(NormForwardRowF32, DataTellsSumOrdersApart) {
   for (int64_t j = 0; j < n; ++j) seq += a[j];
   EXPECT_NE(std::bit_cast<uint32_t>(seq), std::bit_cast<uint32_t>(row_sum(a.data(), n)));
 }
-#endif
 
 }  // namespace
 }  // namespace fabric::cpu

@@ -20,7 +20,6 @@
 namespace fabric::cpu {
 namespace {
 
-#ifdef FABRIC_REDUCE_AVX512
 // Row-major (rows, stride) values stored as dt (float32 or bfloat16), row r starting `offset`
 // elements into its row, plus those values as float32.
 struct Block {
@@ -96,7 +95,6 @@ TEST(ReduceColsF32, DataTellsRowOrdersApart) {
   }
   EXPECT_GT(differ, 0);
 }
-#endif
 
 }  // namespace
 }  // namespace fabric::cpu
