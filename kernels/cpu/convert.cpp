@@ -24,13 +24,13 @@
 
 #include "tensor/error.h"
 
-// FABRIC_CONVERT_WIDE: the 16-lane loops, on AVX-512 or on its emulation over AVX2 halves
-// (x86_simd.h) in builds for CPUs without it. FABRIC_CONVERT_AVX512: on the hardware only — the
-// bf16 conversions and the E4M3 decoder, whose emulated forms ran slower than the scalar loops
-// GCC vectorises for AVX2 (x86-64-v3 build, `bench_convert`, 2026-12-04, 2 threads: f32 -> bf16
-// 65 -> 11-14 GB/s, f16 -> bf16 18 -> 5-8; 1 thread: e4m3 -> f32 4.2 -> 1.1).
+// The 16-lane loops run on AVX-512, or on its emulation over AVX2 halves (x86_simd.h) in builds
+// for CPUs without it; those under FABRIC_CONVERT_AVX512 on the hardware only: the bf16
+// conversions and the E4M3 decoder, whose emulated forms ran slower than the scalar loops GCC
+// vectorises for AVX2 (x86-64-v3 build, `bench_convert`, 2026-12-04, 2 threads: f32 -> bf16
+// 65 -> 11-14 GB/s, f16 -> bf16 18 -> 5-8; 1 thread: e4m3 -> f32 4.2 -> 1.1), and, not measured
+// emulated, f32 <-> f64 and the non-temporal stores of large conversions.
 #include "kernels/cpu/x86_simd.h"
-#define FABRIC_CONVERT_WIDE 1
 #if defined(__AVX512F__)
 #define FABRIC_CONVERT_AVX512 1
 #endif
@@ -49,7 +49,6 @@ constexpr int64_t kStage = 2048;
 // read back 3.15 -> 2.38 ms).
 constexpr int64_t kStreamBytes = int64_t{4} << 20;
 
-#ifdef FABRIC_CONVERT_WIDE
 // How far ahead of the current position the vector loops prefetch their source, into L2: of
 // 4 KiB into L1 and 8 to 64 KiB into L2, 16 KiB into L2 was the fastest at 16M elements
 // (fp32 -> fp8 0.91 -> 1.02x memcpy; with 4 KiB into L1 the fp8 encoders' arithmetic still
@@ -80,7 +79,6 @@ inline void store_line(void* p, __m512i v) {
 inline __m512i concat256(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-#endif
 
 // ---- fp32 <-> fp16 ---------------------------------------------------------------------------
 // Each kernel: Prefetch its source ahead; Stream its output with non-temporal stores, for which
@@ -88,7 +86,6 @@ inline __m512i concat256(__m256i lo, __m256i hi) {
 template <bool Prefetch, bool Stream>
 void f32_to_f16(const float* s, uint16_t* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_WIDE
   constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   for (; i + 32 <= n; i += 32) {
     prefetch_ahead<Prefetch>(s + i);
@@ -106,14 +103,12 @@ void f32_to_f16(const float* s, uint16_t* d, int64_t n) {
     const __mmask16 m = tail_mask16(std::min<int64_t>(16, n - i));
     _mm256_mask_storeu_epi16(d + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, s + i), kRound));
   }
-#endif
   for (; i < n; ++i) d[i] = float_to_half_bits(s[i]);
 }
 
 template <bool Prefetch, bool Stream>
 void f16_to_f32(const uint16_t* s, float* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_WIDE
   for (; i + 32 <= n; i += 32) {
     prefetch_ahead<Prefetch>(s + i);
     for (int k = 0; k < 32; k += 16) {
@@ -125,7 +120,6 @@ void f16_to_f32(const uint16_t* s, float* d, int64_t n) {
     const __mmask16 m = tail_mask16(std::min<int64_t>(16, n - i));
     _mm512_mask_storeu_ps(d + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, s + i)));
   }
-#endif
   for (; i < n; ++i) d[i] = half_bits_to_float(s[i]);
 }
 
@@ -239,7 +233,6 @@ void f64_to_f32(const double* s, float* d, int64_t n) {
 }
 
 // ---- fp32 <-> fp8 ----------------------------------------------------------------------------
-#ifdef FABRIC_CONVERT_WIDE
 // Vector form of float_to_fp8_*_bits: integer RNE for normal results; for subnormal results
 // |x| + 2^k with 2^k's ulp equal to the smallest subnormal, added with static RNE (independent of
 // MXCSR), leaves the code in the low bits.
@@ -285,12 +278,10 @@ inline __m512i pack_bytes64(__m512i c0, __m512i c1, __m512i c2, __m512i c3) {
   return _mm512_permutexvar_epi32(
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
 }
-#endif
 
 template <bool E4M3, bool Sat, bool Prefetch, bool Stream>
 void f32_to_fp8(const float* s, uint8_t* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_WIDE
   constexpr int kM = E4M3 ? 3 : 2, kB = E4M3 ? 7 : 15;
   auto codes = [&](int64_t j) { return fp8_codes16<kM, kB, E4M3, Sat>(_mm512_loadu_ps(s + j)); };
   for (; i + 64 <= n; i += 64) {
@@ -303,7 +294,6 @@ void f32_to_fp8(const float* s, uint8_t* d, int64_t n) {
         d + i, m,
         _mm512_cvtepi32_epi8(fp8_codes16<kM, kB, E4M3, Sat>(_mm512_maskz_loadu_ps(m, s + i))));
   }
-#endif
   for (; i < n; ++i)
     d[i] = E4M3 ? float_to_fp8_e4m3_bits(s[i], Sat) : float_to_fp8_e5m2_bits(s[i], Sat);
 }
@@ -324,7 +314,6 @@ static_assert(kE4M3Half[0x7F] == 0x7F80 && kE4M3Half[0x7E] == 0x5F00);
 template <bool E4M3, bool Prefetch, bool Stream>
 void fp8_to_f32(const uint8_t* s, float* d, int64_t n) {
   int64_t i = 0;
-#ifdef FABRIC_CONVERT_WIDE
 #ifndef FABRIC_CONVERT_AVX512
   if constexpr (!E4M3)  // emulated, the E4M3 table lookup is slower than the scalar decoder
 #endif
@@ -363,7 +352,6 @@ void fp8_to_f32(const uint8_t* s, float* d, int64_t n) {
       i = n;
     }
   }
-#endif
   for (; i < n; ++i) d[i] = E4M3 ? fp8_e4m3_bits_to_float(s[i]) : fp8_e5m2_bits_to_float(s[i]);
 }
 
