@@ -1,0 +1,148 @@
+// The host side of training on the CUDA backend, checked without a GPU: these tests run against the
+// null CUDA runtime (tools/null_cuda; ctest puts it first on LD_LIBRARY_PATH), which answers as
+// one H200, runs nothing and counts what the host asks of CUDA. A steady training step must queue
+// its work and return: no host wait (a wait stalls the host until the GPU drains, and the next
+// step's launches start late), no cudaMalloc (the caching allocator serves it), no GEMM plan made
+// again (cuBLASLt's heuristic is asked once per shape), and the same launches every step.
+// Elsewhere (the real runtime loaded) they skip.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "nn/gpt.h"
+#include "optim/optim.h"
+#include "runtime/fabric.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "tools/null_cuda/null_cuda.h"
+
+namespace fabric {
+namespace {
+
+NullCudaCounts counts_now() {
+  const auto fn = reinterpret_cast<NullCudaCountsFn>(dlsym(RTLD_DEFAULT, "null_cuda_counts"));
+  NullCudaCounts c{};
+  if (fn) fn(&c);
+  return c;
+}
+
+bool under_null_runtime() { return dlsym(RTLD_DEFAULT, "null_cuda_counts") != nullptr; }
+
+NullCudaCounts since(const NullCudaCounts& before) {
+  const NullCudaCounts now = counts_now();
+  return {now.launches - before.launches,
+          now.host_waits - before.host_waits,
+          now.device_mallocs - before.device_mallocs,
+          now.device_frees - before.device_frees,
+          now.events_created - before.events_created,
+          now.copies - before.copies,
+          now.memsets - before.memsets,
+          now.device_queries - before.device_queries,
+          now.matmuls - before.matmuls,
+          now.matmul_heuristics - before.matmul_heuristics};
+}
+
+struct StepOptions {
+  std::string precision;
+  bool clip = false;
+  // ClipOptions::error_if_nonfinite (true by default there, as in Lightning)
+  bool clip_checks_finite = false;
+};
+
+// A small GPT trained through Fabric on cuda:0; returns what each of `measured` steps asked of
+// CUDA after `warmup` steps that fill the allocator's pools and the plan caches.
+std::vector<NullCudaCounts> step_counts(const StepOptions& s, int warmup, int measured,
+                                        Tensor* last_loss = nullptr) {
+  Fabric fab({.accelerator = "cuda", .precision = s.precision});
+  manual_seed(3);
+  auto gpt = nn::make<nn::GPT>(
+      {.vocab_size = 96, .block_size = 32, .n_layer = 2, .n_head = 4, .n_embd = 64});
+  optim::AdamW adamw(gpt->parameters(), {.lr = 1e-3, .weight_decay = 0.1});
+  auto [model, opt] = fab.setup(gpt, adamw);
+  const Tensor x = fab.to_device(randint(0, 96, {4, 32}, {.dtype = DType::int64}));
+  const Tensor y = fab.to_device(randint(0, 96, {4, 32}, {.dtype = DType::int64}));
+  std::vector<NullCudaCounts> out;
+  Tensor loss;
+  for (int i = 0; i < warmup + measured; ++i) {
+    const NullCudaCounts before = counts_now();
+    opt.zero_grad();
+    loss = model.run([&] { return gpt->loss(x, y); });
+    fab.backward(loss);
+    if (s.clip) {
+      fab.clip_gradients(model, opt, {.max_norm = 1.0, .error_if_nonfinite = s.clip_checks_finite});
+    }
+    opt.step();
+    if (i >= warmup) out.push_back(since(before));
+  }
+  if (last_loss) *last_loss = loss;
+  return out;
+}
+
+void expect_steady(const std::vector<NullCudaCounts>& steps, const std::string& what,
+                   long waits = 0) {
+  ASSERT_FALSE(steps.empty());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const NullCudaCounts& c = steps[i];
+    SCOPED_TRACE(what + ", measured step " + std::to_string(i));
+    EXPECT_EQ(c.host_waits, waits) << "the step waited for the device";
+    EXPECT_EQ(c.device_mallocs, 0) << "the caching allocator went to cudaMalloc";
+    EXPECT_EQ(c.matmul_heuristics, 0) << "a GEMM plan was made again, not found in the cache";
+    EXPECT_GT(c.launches, 0);
+    EXPECT_GT(c.matmuls, 0);
+    EXPECT_EQ(c.launches, steps[0].launches) << "the launches differ from step to step";
+    EXPECT_EQ(c.matmuls, steps[0].matmuls);
+  }
+}
+
+// ctest's CudaHostPath.StepsOnTheNullRuntime sets FABRIC_EXPECT_NULL_CUDA: there the null
+// runtime not loading is a failure, not a reason to skip.
+#define SKIP_UNLESS_NULL_RUNTIME()                                                          \
+  if (!under_null_runtime()) {                                                              \
+    if (std::getenv("FABRIC_EXPECT_NULL_CUDA"))                                             \
+      FAIL() << "FABRIC_EXPECT_NULL_CUDA is set but the real CUDA runtime was loaded: is "  \
+                "build/tools/null_cuda first on LD_LIBRARY_PATH?";                          \
+    GTEST_SKIP() << "runs under the null CUDA runtime (ctest's CudaHostPath.StepsOnTheNull" \
+                    "Runtime puts build/tools/null_cuda first on LD_LIBRARY_PATH)";         \
+  }
+
+TEST(CudaHostPath, TheCountersSeeAWait) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  Tensor loss;
+  step_counts({.precision = "32-true"}, 1, 1, &loss);
+  const NullCudaCounts before = counts_now();
+  (void)loss.item<double>();  // a device-to-host read waits for the stream
+  EXPECT_GE(since(before).host_waits, 1);
+}
+
+TEST(CudaHostPath, Float32StepNeverWaits) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  expect_steady(step_counts({.precision = "32-true"}, 2, 3), "32-true");
+}
+
+TEST(CudaHostPath, Bf16MixedStepNeverWaits) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  expect_steady(step_counts({.precision = "bf16-mixed"}, 2, 3), "bf16-mixed");
+}
+
+TEST(CudaHostPath, Fp16MixedStepWaitsOnlyForTheScalersVerdict) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  // The GradScaler's step reads found_inf back to decide whether the optimizer steps, as
+  // torch.amp.GradScaler.step does: one wait a step, and only that one.
+  expect_steady(step_counts({.precision = "16-mixed"}, 2, 3), "16-mixed", /*waits=*/1);
+}
+
+TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");
+  // error_if_nonfinite (Lightning's default) reads the total norm back to raise on NaN/inf, as
+  // torch.nn.utils.clip_grad_norm_ does: one wait a step, and only that one.
+  expect_steady(
+      step_counts({.precision = "bf16-mixed", .clip = true, .clip_checks_finite = true}, 2, 3),
+      "bf16-mixed, clip with error_if_nonfinite", /*waits=*/1);
+}
+
+}  // namespace
+}  // namespace fabric
