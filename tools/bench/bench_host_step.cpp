@@ -6,9 +6,11 @@
 // kernel launches, matmuls, GEMM heuristics (plans not found in the cache), host waits and device
 // allocations (both 0 in a steady step). With a real GPU the driver adds its cost per launch
 // (a few µs); the step is host-bound only if the sum nears the GPU's time per step.
-//   bench_host_step [--steps N] [--precision bf16-mixed|32-true|16-mixed|bf16-true]
+//   bench_host_step [--steps N] [--precision bf16-mixed|32-true|16-mixed|bf16-true] [--kernels]
+// --kernels also lists the kernels a step launches, by name, most launched first.
 // Built with the CUDA backend only; re-runs itself with the null runtime first on
 // LD_LIBRARY_PATH when the real one was loaded.
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -79,19 +82,56 @@ NullCudaCounts minus(const NullCudaCounts& a, const NullCudaCounts& b) {
           a.matmul_heuristics - b.matmul_heuristics};
 }
 
+// Launches so far per kernel, by demangled name (template arguments kept: they tell the dtypes).
+std::map<std::string, long> launches_by_kernel() {
+  std::map<std::string, long> out;
+  const auto fn =
+      reinterpret_cast<NullCudaKernelLaunchesFn>(dlsym(RTLD_DEFAULT, "null_cuda_kernel_launches"));
+  if (!fn) return out;
+  fn(
+      [](const char* mangled, long launches, void* context) {
+        int status = 0;
+        char* name = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+        (*static_cast<std::map<std::string, long>*>(context))[status == 0 ? name : mangled] +=
+            launches;
+        std::free(name);
+      },
+      &out);
+  return out;
+}
+
+void print_kernel_census(const std::map<std::string, long>& before,
+                         const std::map<std::string, long>& after, int steps) {
+  std::vector<std::pair<long, std::string>> rows;
+  for (const auto& [name, n] : after) {
+    const auto it = before.find(name);
+    const long d = n - (it == before.end() ? 0 : it->second);
+    if (d > 0) rows.emplace_back(d, name);
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("\nkernels launched per step (%zu kinds):\n", rows.size());
+  for (const auto& [n, name] : rows) {
+    std::string shown = name.size() > 150 ? name.substr(0, 147) + "..." : name;
+    std::printf("%7.1f  %s\n", static_cast<double>(n) / steps, shown.c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int steps = 20;
   std::string precision = "bf16-mixed";
+  bool census = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--steps" && i + 1 < argc) {
       steps = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--precision" && i + 1 < argc) {
       precision = argv[++i];
+    } else if (a == "--kernels") {
+      census = true;
     } else {
-      std::fprintf(stderr, "usage: bench_host_step [--steps N] [--precision P]\n");
+      std::fprintf(stderr, "usage: bench_host_step [--steps N] [--precision P] [--kernels]\n");
       return 2;
     }
   }
@@ -133,8 +173,10 @@ int main(int argc, char** argv) {
     }
   };
   const int warmup = 3;  // the allocator's pools and the plan caches fill in the first steps
+  std::map<std::string, long> census_before;
   for (int i = 0; i < warmup + steps; ++i) {
     const bool keep = i >= warmup;
+    if (census && i == warmup) census_before = launches_by_kernel();
     timed(fwd, keep, [&] {
       o.zero_grad();
       loss = m.run([&] { return gpt->loss(x, y); });
@@ -171,5 +213,6 @@ int main(int argc, char** argv) {
   std::printf("%-16s %9.2f %9ld %8ld %11ld %6ld %8ld %8.2f\n", "step", total_ms, sum.launches,
               sum.matmuls, sum.matmul_heuristics, sum.host_waits, sum.device_mallocs,
               total_calls ? 1e3 * total_ms / total_calls : 0.0);
+  if (census) print_kernel_census(census_before, launches_by_kernel(), steps);
   return 0;
 }

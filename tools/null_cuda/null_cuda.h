@@ -18,3 +18,8 @@ struct NullCudaCounts {
 };
 
 using NullCudaCountsFn = void (*)(NullCudaCounts*);
+
+// null_cuda_kernel_launches(visit, context) calls visit(mangled device name, launches so far,
+// context) once for every kernel registered with the runtime, launched or not.
+using NullCudaKernelVisitor = void (*)(const char* device_name, long launches, void* context);
+using NullCudaKernelLaunchesFn = void (*)(NullCudaKernelVisitor, void*);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "tools/null_cuda/null_cuda.h"
 
@@ -75,6 +76,22 @@ class DeviceSpace {
   std::map<void*, size_t> sizes_;
 } g_space;
 
+// Every kernel nvcc's generated code registered, by its host stub's address (what a launch names),
+// with its launches. Filled while the libraries load, before any launch; read-only afterwards.
+struct KernelEntry {
+  const char* device_name;  // mangled
+  std::atomic<long> launches{0};
+};
+std::unordered_map<const void*, KernelEntry>& kernels() {
+  static std::unordered_map<const void*, KernelEntry> k;
+  return k;
+}
+void count_launch(const void* host_function) {
+  bump(g_counters.launches);
+  const auto it = kernels().find(host_function);
+  if (it != kernels().end()) it->second.launches.fetch_add(1, std::memory_order_relaxed);
+}
+
 struct LaunchConfig {
   dim3 grid, block;
   size_t shared = 0;
@@ -100,6 +117,11 @@ void null_cuda_counts(NullCudaCounts* out) {
           c.memsets.load(),          c.device_queries.load(), c.matmuls.load(),
           c.matmul_heuristics.load()};
 }
+void null_cuda_kernel_launches(NullCudaKernelVisitor visit, void* context) {
+  for (const auto& [host_function, entry] : kernels()) {
+    visit(entry.device_name, entry.launches.load(), context);
+  }
+}
 // Called by the null cuBLAS and cuBLASLt beside this library.
 void null_cuda_count_matmul() { bump(g_counters.matmuls); }
 void null_cuda_count_heuristic() { bump(g_counters.matmul_heuristics); }
@@ -111,8 +133,10 @@ void** __cudaRegisterFatBinary(void*) {
 }
 void __cudaRegisterFatBinaryEnd(void**) {}
 void __cudaUnregisterFatBinary(void**) {}
-void __cudaRegisterFunction(void**, const char*, char*, const char*, int, uint3*, uint3*, dim3*,
-                            dim3*, int*) {}
+void __cudaRegisterFunction(void**, const char* host_function, char*, const char* device_name, int,
+                            uint3*, uint3*, dim3*, dim3*, int*) {
+  kernels()[host_function].device_name = device_name;
+}
 void __cudaRegisterVar(void**, char*, char*, const char*, int, size_t, int, int) {}
 unsigned __cudaPushCallConfiguration(dim3 grid, dim3 block, size_t shared, cudaStream_t stream) {
   t_config = {grid, block, shared, stream};
@@ -129,12 +153,12 @@ cudaError_t __cudaGetKernel(cudaKernel_t* kernel, const void* function) {
   *kernel = reinterpret_cast<cudaKernel_t>(const_cast<void*>(function));
   return cudaSuccess;
 }
-cudaError_t __cudaLaunchKernel(cudaKernel_t, dim3, dim3, void**, size_t, cudaStream_t) {
-  bump(g_counters.launches);
+cudaError_t __cudaLaunchKernel(cudaKernel_t kernel, dim3, dim3, void**, size_t, cudaStream_t) {
+  count_launch(kernel);  // our __cudaGetKernel made the handle the host stub's address
   return cudaSuccess;
 }
-cudaError_t cudaLaunchKernelExC(const cudaLaunchConfig_t*, const void*, void**) {
-  bump(g_counters.launches);
+cudaError_t cudaLaunchKernelExC(const cudaLaunchConfig_t*, const void* host_function, void**) {
+  count_launch(host_function);
   return cudaSuccess;
 }
 
