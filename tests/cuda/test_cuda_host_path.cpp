@@ -31,19 +31,7 @@ NullCudaCounts counts_now() {
 
 bool under_null_runtime() { return dlsym(RTLD_DEFAULT, "null_cuda_counts") != nullptr; }
 
-NullCudaCounts since(const NullCudaCounts& before) {
-  const NullCudaCounts now = counts_now();
-  return {now.launches - before.launches,
-          now.host_waits - before.host_waits,
-          now.device_mallocs - before.device_mallocs,
-          now.device_frees - before.device_frees,
-          now.events_created - before.events_created,
-          now.copies - before.copies,
-          now.memsets - before.memsets,
-          now.device_queries - before.device_queries,
-          now.matmuls - before.matmuls,
-          now.matmul_heuristics - before.matmul_heuristics};
-}
+NullCudaCounts since(const NullCudaCounts& before) { return counts_now() - before; }
 
 struct StepOptions {
   std::string precision;

@@ -31,6 +31,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tools/bench/gpt2_124m.h"
 
 #ifdef FABRIC_WITH_CUDA
 #include "kernels/cuda/attention_cudnn.h"  // CUDA-free headers: cuDNN attention's counters,
@@ -329,17 +330,10 @@ Row attention_row() {
           std::string("-> ") + attention_backend_name(choice)};
 }
 
-// GPT-2 124M as llm.c trains it: 12 layers, 12 heads, C=768, T=1024, batch 8, vocab 50304.
+// GPT-2 124M as llm.c trains it (tools/bench/gpt2_124m.h).
 struct GptSetup {
-  nn::GPTConfig c{.vocab_size = 50304,
-                  .block_size = 1024,
-                  .n_layer = 12,
-                  .n_head = 12,
-                  .n_embd = 768,
-                  .dropout = 0.0,
-                  .bias = true,
-                  .gelu = "tanh"};
-  static constexpr int64_t B = 8, T = 1024;
+  nn::GPTConfig c = bench::gpt2_124m();
+  static constexpr int64_t B = bench::kGpt2Batch, T = bench::kGpt2Tokens;
   std::shared_ptr<nn::GPT> gpt;
   std::shared_ptr<optim::AdamW> adamw;
   Fabric fab{FabricOptions{.accelerator = "cuda", .precision = "bf16-mixed"}};

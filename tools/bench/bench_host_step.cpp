@@ -28,6 +28,7 @@
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
+#include "tools/bench/gpt2_124m.h"
 #include "tools/null_cuda/null_cuda.h"
 
 using namespace fabric;
@@ -68,19 +69,6 @@ struct Phase {
   std::vector<double> ms;
   NullCudaCounts asked{};  // of the last timed step
 };
-
-NullCudaCounts minus(const NullCudaCounts& a, const NullCudaCounts& b) {
-  return {a.launches - b.launches,
-          a.host_waits - b.host_waits,
-          a.device_mallocs - b.device_mallocs,
-          a.device_frees - b.device_frees,
-          a.events_created - b.events_created,
-          a.copies - b.copies,
-          a.memsets - b.memsets,
-          a.device_queries - b.device_queries,
-          a.matmuls - b.matmuls,
-          a.matmul_heuristics - b.matmul_heuristics};
-}
 
 // Launches so far per kernel, by demangled name (template arguments kept: they tell the dtypes).
 std::map<std::string, long> launches_by_kernel() {
@@ -138,16 +126,9 @@ int main(int argc, char** argv) {
   const NullCudaCountsFn counts = null_runtime();
   if (!counts) rerun_under_null_runtime(argv);
 
-  // GPT-2 124M as bench_gpu's GPT row trains it (llm.c's shape), through Fabric.
-  nn::GPTConfig c{.vocab_size = 50304,
-                  .block_size = 1024,
-                  .n_layer = 12,
-                  .n_head = 12,
-                  .n_embd = 768,
-                  .dropout = 0.0,
-                  .bias = true,
-                  .gelu = "tanh"};
-  const int64_t B = 8, T = 1024;
+  // GPT-2 124M as bench_gpu's GPT row trains it, through Fabric.
+  const nn::GPTConfig c = bench::gpt2_124m();
+  const int64_t B = bench::kGpt2Batch, T = bench::kGpt2Tokens;
   manual_seed(0);
   auto gpt = nn::make<nn::GPT>(c);
   optim::AdamW adamw(gpt->parameters(),
@@ -169,7 +150,7 @@ int main(int argc, char** argv) {
     counts(&after);
     if (keep) {
       p.ms.push_back(ms);
-      p.asked = minus(after, before);
+      p.asked = after - before;
     }
   };
   const int warmup = 3;  // the allocator's pools and the plan caches fill in the first steps

@@ -17,6 +17,20 @@ struct NullCudaCounts {
   long matmul_heuristics;  // cublasLtMatmulAlgoGetHeuristic (a plan made, not found in a cache)
 };
 
+// What was asked between two readings.
+inline NullCudaCounts operator-(const NullCudaCounts& a, const NullCudaCounts& b) {
+  return {a.launches - b.launches,
+          a.host_waits - b.host_waits,
+          a.device_mallocs - b.device_mallocs,
+          a.device_frees - b.device_frees,
+          a.events_created - b.events_created,
+          a.copies - b.copies,
+          a.memsets - b.memsets,
+          a.device_queries - b.device_queries,
+          a.matmuls - b.matmuls,
+          a.matmul_heuristics - b.matmul_heuristics};
+}
+
 using NullCudaCountsFn = void (*)(NullCudaCounts*);
 
 // null_cuda_kernel_launches(visit, context) calls visit(mangled device name, launches so far,
