@@ -40,6 +40,8 @@ void region_exit() {
   if (!g_region.enabled.empty()) return;
   std::vector<std::shared_ptr<FP8Meta>> ran = std::move(g_region.ran);
   g_region.ran.clear();
+  // The amaxes the region's GEMMs recorded (kept on their device), read back once for all.
+  flush_recorded_amaxes(ran, Fp8Direction::forward);
   // Without grad mode (inference) the recorded amaxes stay in row 0 and join the next update,
   // as in the reference.
   if (!grad_enabled()) return;
@@ -64,6 +66,7 @@ ContextGuard fp8_autocast(bool enabled) {
 int64_t fp8_update_backward_metas() {
   std::vector<std::shared_ptr<FP8Meta>> pending = std::move(g_region.pending_bwd);
   g_region.pending_bwd.clear();
+  flush_recorded_amaxes(pending, Fp8Direction::backward);  // one read back for all of them
   for (const auto& m : pending) m->update(Fp8Direction::backward);
   return static_cast<int64_t>(pending.size());
 }

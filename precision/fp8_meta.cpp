@@ -71,6 +71,7 @@ float FP8Meta::scale_inv_at(Fp8Direction d, int64_t slot) const { return 1.0f / 
 
 float FP8Meta::amax_at(Fp8Direction d, int64_t row, int64_t slot) const {
   check_slot("amax_at", d, slot);
+  flush_recorded_amaxes(d);
   FABRIC_CHECK(row >= 0 && row < recipe_.amax_history_len, IndexError, "FP8Meta.amax_at: row ", row,
                " out of range for amax_history_len ", recipe_.amax_history_len);
   return history_ptr(d)[row * num_slots(d) + slot];
@@ -99,8 +100,54 @@ void FP8Meta::record_amax(Fp8Direction d, int64_t slot, const Tensor& x) {
   if (is_fp8(v.dtype())) v = v.to(DType::float32);  // the elementwise kernels take no fp8
   Tensor a = abs(v);
   // NaN elements drop out (NaN != NaN), as the fused amax kernel's fmaxf skips them.
-  Tensor m = amax(where(eq(a, a), a, 0.0));
-  record_amax_value(d, slot, m.item<float>());
+  // Kept where x lives (on every device, so the CPU's tests check the same path).
+  pending_amax_[dir(d)].emplace_back(slot, amax(where(eq(a, a), a, 0.0)));
+  used_ = true;
+}
+
+void FP8Meta::flush_recorded_amaxes(Fp8Direction d) const { flush_all({this}, d); }
+
+void flush_recorded_amaxes(const std::vector<std::shared_ptr<FP8Meta>>& metas, Fp8Direction d) {
+  std::vector<const FP8Meta*> raw;
+  raw.reserve(metas.size());
+  for (const auto& m : metas) {
+    if (m) raw.push_back(m.get());
+  }
+  FP8Meta::flush_all(raw, d);
+}
+
+void FP8Meta::flush_all(const std::vector<const FP8Meta*>& metas, Fp8Direction d) {
+  // The pending amaxes of all metas, grouped by device and dtype: one stack and one read back
+  // per group (in a training step, one group).
+  struct Group {
+    Device device;
+    DType dtype;
+    std::vector<Tensor> values;
+    std::vector<std::pair<const FP8Meta*, int64_t>> slots;
+  };
+  std::vector<Group> groups;
+  for (const FP8Meta* m : metas) {
+    for (const auto& [slot, value] : m->pending_amax_[dir(d)]) {
+      auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+        return x.device == value.device() && x.dtype == value.dtype();
+      });
+      if (g == groups.end()) g = groups.insert(groups.end(), {value.device(), value.dtype()});
+      g->values.push_back(value);
+      g->slots.emplace_back(m, slot);
+    }
+  }
+  if (groups.empty()) return;
+  NoGradGuard no_grad;
+  for (const Group& g : groups) {
+    const std::vector<float> host =
+        stack(g.values).to(Device::cpu()).to(DType::float32).to_vector<float>();
+    for (size_t i = 0; i < host.size(); ++i) {
+      float& row0 = g.slots[i].first->history_ptr(d)[g.slots[i].second];
+      row0 = nan_max(row0, host[i]);
+    }
+  }
+  // Cleared once folded: a failed read back leaves them pending for the next reader.
+  for (const FP8Meta* m : metas) m->pending_amax_[dir(d)].clear();
 }
 
 void FP8Meta::set_amax_reducer(AmaxReducer reducer, int64_t world_size) {
@@ -113,6 +160,7 @@ void FP8Meta::set_amax_reducer(AmaxReducer reducer, int64_t world_size) {
 }
 
 void FP8Meta::update(Fp8Direction d) {
+  flush_recorded_amaxes(d);
   const int64_t k = num_slots(d);
   const int64_t len = recipe_.amax_history_len;
   float* h = history_ptr(d);
@@ -152,6 +200,7 @@ void FP8Meta::update(Fp8Direction d) {
 
 void FP8Meta::set_recipe(const DelayedScaling& recipe) {
   recipe.validate();
+  for (Fp8Direction d : {Fp8Direction::forward, Fp8Direction::backward}) flush_recorded_amaxes(d);
   if (recipe.amax_history_len != recipe_.amax_history_len) {
     // Both resized before either is swapped in, so a failure leaves the meta as it was.
     Tensor resized[2];
@@ -167,6 +216,7 @@ void FP8Meta::set_recipe(const DelayedScaling& recipe) {
 FP8MetaState FP8Meta::state_dict() const {
   FP8MetaState st;
   for (Fp8Direction d : {Fp8Direction::forward, Fp8Direction::backward}) {
+    flush_recorded_amaxes(d);
     st.tensors[std::string("scale_") + suffix(d)] = scale_[dir(d)].clone();
     st.tensors[std::string("amax_history_") + suffix(d)] = history_[dir(d)].clone();
   }
@@ -220,6 +270,7 @@ void FP8Meta::load_state_dict(const FP8MetaState& state) {
   for (int i = 0; i < 2; ++i) {
     scale_[i] = new_scale[i];
     history_[i] = new_history[i];
+    pending_amax_[i].clear();  // recorded into the history the state replaces
   }
   used_ = true;
 }

@@ -5,7 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "precision/fp8_recipe.h"
 #include "precision/precision_state.h"
@@ -59,16 +62,25 @@ class FP8Meta {
   // (K) float32, initially 1, and (len, K) float32, initially 0; row 0 is the current step.
   // Returned handles alias the live state.
   const Tensor& scale(Fp8Direction d) const { return scale_[dir(d)]; }
-  const Tensor& amax_history(Fp8Direction d) const { return history_[dir(d)]; }
+  const Tensor& amax_history(Fp8Direction d) const {
+    flush_recorded_amaxes(d);
+    return history_[dir(d)];
+  }
   float scale_at(Fp8Direction d, int64_t slot) const;
   float scale_inv_at(Fp8Direction d, int64_t slot) const;  // f32(1 / scale)
   float amax_at(Fp8Direction d, int64_t row, int64_t slot) const;
 
   // amax_history[0][slot] = max(that, max|x|), NaNs ignored (the fused kernel's fmaxf); an inf
-  // element records inf. DTypeError for non-floating x, IndexError for a bad slot.
+  // element records inf. DTypeError for non-floating x, IndexError for a bad slot. max|x| stays
+  // on x's device until flush_recorded_amaxes (update(), the fp8 region's exit and every reader of
+  // the history call it): reading it back per GEMM would make the host wait for a GPU at every
+  // FP8 GEMM.
   void record_amax(Fp8Direction d, int64_t slot, const Tensor& x);
   // The same with a precomputed amax (NaN ignored).
   void record_amax_value(Fp8Direction d, int64_t slot, float amax);
+  // Folds the amaxes record_amax left on a device into row 0 of the history: one read back (one
+  // wait) per device for all of them. Nothing to do (no wait) when none is pending.
+  void flush_recorded_amaxes(Fp8Direction d) const;
 
   // The delayed-scaling update of every slot of a direction (spec §8 steps 1-4, fused-kernel
   // rules): reduce row 0 if configured; a slot whose row-0 amax is exactly 0 is left alone (no
@@ -103,14 +115,23 @@ class FP8Meta {
   void check_slot(const char* op, Fp8Direction d, int64_t slot) const;
   float* scale_ptr(Fp8Direction d) const { return scale_[dir(d)].data<float>(); }
   float* history_ptr(Fp8Direction d) const { return history_[dir(d)].data<float>(); }
+  static void flush_all(const std::vector<const FP8Meta*>& metas, Fp8Direction d);
 
   int64_t num_gemms_;
   DelayedScaling recipe_;
   Tensor scale_[2];
   Tensor history_[2];
+  // Per direction, (slot, 0-d float32 max|x| on a device) not yet in history_'s row 0.
+  mutable std::vector<std::pair<int64_t, Tensor>> pending_amax_[2];
+  friend void flush_recorded_amaxes(const std::vector<std::shared_ptr<FP8Meta>>& metas,
+                                    Fp8Direction d);
   AmaxReducer reducer_;
   int64_t world_size_ = 1;
   bool used_ = false;
 };
+
+// flush_recorded_amaxes of every meta, with one read back per device for all of them (the fp8
+// region's exit and the backward update flush every module's meta at once).
+void flush_recorded_amaxes(const std::vector<std::shared_ptr<FP8Meta>>& metas, Fp8Direction d);
 
 }  // namespace fabric::precision

@@ -122,6 +122,15 @@ TEST(CudaHostPath, Fp16MixedStepWaitsOnlyForTheScalersVerdict) {
   expect_steady(step_counts({.precision = "16-mixed"}, 2, 3), "16-mixed", /*waits=*/1);
 }
 
+TEST(CudaHostPath, Fp8StepWaitsOncePerDirection) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  // Delayed scaling needs the step's amaxes on the host for the scale update: they stay on the
+  // device as the GEMMs record them and come back in one read at the fp8 region's exit (the
+  // forward's update) and one after backward -- not one wait per FP8 GEMM.
+  expect_steady(step_counts({.precision = "transformer-engine"}, 2, 3), "transformer-engine",
+                /*waits=*/2);
+}
+
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   SKIP_UNLESS_NULL_RUNTIME();
   expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");
