@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tensor/quant_kernels.h"
 
 namespace fabric::precision {
@@ -253,9 +254,29 @@ Tensor absmax_of(const QuantState4bit& st) {
   // dequantize_blockwise(...) + offset), in one pass.
   check_blockwise_8bit_args(st.absmax, st.nested_absmax, st.nested_blocksize, st.nested_code,
                             "dequantize_blockwise_8bit");
-  return dequantize_blockwise_8bit_cpu(st.absmax, st.nested_absmax, st.nested_blocksize,
-                                       st.nested_code, &st.nested_offset)
-      .to(st.absmax.device());
+  // Tensor ops on the statistics' own device, not the CPU kernel: every forward of a layer asks
+  // for them, and a round trip through the host would make a GPU step wait once per layer. The
+  // arithmetic is the kernel's (code[c] * absmax2[block] rounded to float32, then + offset
+  // rounded), so both devices give the same bits.
+  const Device dev = st.absmax.device();
+  const int64_t n = st.absmax.numel();
+  const int64_t bs = st.nested_blocksize;
+  const int64_t blocks = ceil_div(n, bs);
+  const Tensor table =
+      st.nested_code.defined()
+          ? st.nested_code.to(dev).to(DType::float32)
+          : from_vector(std::vector<float>(dynamic_code_8bit().begin(), dynamic_code_8bit().end()),
+                        {256})
+                .to(dev);
+  Tensor values = index_select(table, 0, st.absmax.reshape({n}).to(DType::int64));
+  if (blocks * bs != n) {
+    values = cat({values, zeros({blocks * bs - n}, {.dtype = DType::float32, .device = dev})});
+  }
+  const Tensor scaled =
+      mul(values.view({blocks, bs}), st.nested_absmax.to(DType::float32).reshape({blocks, 1}))
+          .reshape({blocks * bs})
+          .narrow(0, 0, n);
+  return add(scaled, static_cast<double>(st.nested_offset)).contiguous();
 }
 
 namespace {

@@ -131,6 +131,13 @@ TEST(CudaHostPath, Fp8StepWaitsOncePerDirection) {
                 /*waits=*/2);
 }
 
+TEST(CudaHostPath, Nf4DoubleQuantStepNeverWaits) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  // Each layer's forward recovers its blocks' absmax from the 8-bit statistics on the device
+  // (it went through the CPU's kernel, a wait per layer, until 2026-12-05).
+  expect_steady(step_counts({.precision = "nf4-dq"}, 2, 3), "nf4-dq");
+}
+
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   SKIP_UNLESS_NULL_RUNTIME();
   expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");
