@@ -526,7 +526,7 @@ class Run {
       if (p.requires_grad()) trainable.push_back(p);
     auto optimizer = build_optimizer_from_config(cfg_, trainable);
     FabricOptimizer opt = fab.setup_optimizer(*optimizer);
-    check_model_fits_data(model, *data.train);
+    check_model_fits_data(model, *data.train, fab.device());
     // The prompt of the sample at the end of a text GPT run.
     if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
       (void)encode_prompt(*data.vocab, cfg_.trainer.sample_prompt, "trainer.sample_prompt");
@@ -600,9 +600,14 @@ class Run {
       }
     }
     try {
-      return data::DataLoader(train, {.batch_size = t.batch_size, .shuffle = cfg_.data.shuffle,
-                                      .drop_last = cfg_.data.drop_last, .seed = uint64_t(t.seed),
-                                      .rank = fab.global_rank(), .world_size = fab.world_size(), .prefetch = 2});
+      return data::DataLoader(train, {.batch_size = t.batch_size,
+                                      .shuffle = cfg_.data.shuffle,
+                                      .drop_last = cfg_.data.drop_last,
+                                      .seed = uint64_t(t.seed),
+                                      .rank = fab.global_rank(),
+                                      .world_size = fab.world_size(),
+                                      .prefetch = 2,
+                                      .device = fab.device()});
     } catch (const ValueError& e) {  // drop_last with fewer examples than a batch
       throw ConfigError("trainer.batch_size: " + std::string(e.what()));
     }
@@ -672,10 +677,13 @@ class Run {
   // fit the data (an mlp on text, model.sizes[0] unlike the features, a cnn on flat vectors) is a
   // config error here instead of a shape error after the run directory exists. Evaluation mode
   // without gradients, as validate(): no state of the run changes.
-  void check_model_fits_data(FabricModule& model, const data::Dataset& train) {
+  void check_model_fits_data(FabricModule& model, const data::Dataset& train,
+                             const Device& device) {
     if (train.size() <= 0) return;
     const int64_t first = 0;
-    const data::Batch b = train.get(std::span<const int64_t>(&first, 1));
+    data::Batch b = train.get(std::span<const int64_t>(&first, 1));
+    b.inputs = b.inputs.to(device);  // where the loaders hand the batches out
+    b.targets = b.targets.to(device);
     struct TrainAgain {
       FabricModule& m;
       ~TrainAgain() { m.train(); }
@@ -750,8 +758,12 @@ class Run {
     model.eval();
     // A fixed seed: every validation sees the same batches.
     data::DataLoader vl(std::shared_ptr<const data::Dataset>(&val, [](const data::Dataset*) {}),
-                        {.batch_size = cfg_.trainer.batch_size, .seed = 1234, .rank = fab.global_rank(),
-                         .world_size = fab.world_size(), .prefetch = 0});
+                        {.batch_size = cfg_.trainer.batch_size,
+                         .seed = 1234,
+                         .rank = fab.global_rank(),
+                         .world_size = fab.world_size(),
+                         .prefetch = 0,
+                         .device = fab.device()});
     const int64_t n = std::min<int64_t>(cfg_.trainer.val_batches, vl.batches_per_epoch());
     // DistributedSampler pads the ranks' shares to one length by repeating examples from the start
     // of the order: rank r's positions j with r + j * W >= size. Those repeats are left out, so

@@ -7,14 +7,20 @@
 // Elsewhere (the real runtime loaded) they skip.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "nn/gpt.h"
 #include "optim/optim.h"
 #include "runtime/fabric.h"
+#include "runtime/train_config.h"
+#include "runtime/trainer.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
 #include "tools/null_cuda/null_cuda.h"
@@ -146,6 +152,38 @@ TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   expect_steady(
       step_counts({.precision = "bf16-mixed", .clip = true, .clip_checks_finite = true}, 2, 3),
       "bf16-mixed, clip with error_if_nonfinite", /*waits=*/1);
+}
+
+TEST(CudaHostPath, FabricTrainFitsOnCuda) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  // fabric-train with accelerator: cuda -- its loaders hand the batches out on the device and its
+  // config check runs the example there (both stayed on the CPU: the run stopped at the config
+  // check with "weight on cuda:0, indices on cpu" until 2026-12-05). Values are meaningless on
+  // the null runtime; the run's steps, validation, checkpoints and sample are what is checked.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("fabric_null_cuda_fit_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream text(dir / "text.txt");
+    for (int i = 0; i < 200; ++i) text << "It is a truth universally acknowledged. ";
+  }
+  const std::string yaml =
+      "fabric: {accelerator: cuda, precision: bf16-mixed}\n"
+      "model: {name: gpt, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32}\n"
+      "data: {kind: text, path: " +
+      (dir / "text.txt").string() +
+      ", val_fraction: 0.1}\n"
+      "optimizer: {name: adamw, lr: 0.001}\n"
+      "trainer: {max_steps: 4, batch_size: 2, val_every: 2, val_batches: 1, checkpoint_every: 2,\n"
+      "          log_every: 1, run_dir: " +
+      (dir / "run").string() + ", sample_tokens: 4}\n";
+  std::ostringstream out;
+  const FitResult r = fit(parse_train_config(yaml, "null-cuda.yaml"), {.out = &out});
+  EXPECT_EQ(r.step, 4);
+  EXPECT_TRUE(std::filesystem::exists(dir / "run" / "checkpoints" / "last" / "model.safetensors"));
+  EXPECT_NE(out.str().find("--- sample ---"), std::string::npos) << out.str();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
