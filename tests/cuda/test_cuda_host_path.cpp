@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -154,36 +155,67 @@ TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
       "bf16-mixed, clip with error_if_nonfinite", /*waits=*/1);
 }
 
+// A text file and a small GPT's config in a fresh folder, removed with it.
+struct TextRun {
+  std::filesystem::path dir;
+  explicit TextRun(const std::string& name) {
+    dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::ofstream text(dir / "text.txt");
+    for (int i = 0; i < 200; ++i) text << "It is a truth universally acknowledged. ";
+  }
+  ~TextRun() { std::filesystem::remove_all(dir); }
+  std::string yaml() const {
+    return "fabric: {accelerator: cuda, precision: bf16-mixed}\n"
+           "model: {name: gpt, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32}\n"
+           "data: {kind: text, path: " +
+           (dir / "text.txt").string() +
+           ", val_fraction: 0.1}\n"
+           "optimizer: {name: adamw, lr: 0.001}\n"
+           "trainer: {max_steps: 4, batch_size: 2, val_every: 2, val_batches: 1,\n"
+           "          checkpoint_every: 2, log_every: 1, run_dir: " +
+           (dir / "run").string() + ", sample_tokens: 4}\n";
+  }
+};
+
 TEST(CudaHostPath, FabricTrainFitsOnCuda) {
   SKIP_UNLESS_NULL_RUNTIME();
   // fabric-train with accelerator: cuda -- its loaders hand the batches out on the device and its
   // config check runs the example there (both stayed on the CPU: the run stopped at the config
   // check with "weight on cuda:0, indices on cpu" until 2026-12-05). Values are meaningless on
   // the null runtime; the run's steps, validation, checkpoints and sample are what is checked.
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("fabric_null_cuda_fit_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  {
-    std::ofstream text(dir / "text.txt");
-    for (int i = 0; i < 200; ++i) text << "It is a truth universally acknowledged. ";
-  }
-  const std::string yaml =
-      "fabric: {accelerator: cuda, precision: bf16-mixed}\n"
-      "model: {name: gpt, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32}\n"
-      "data: {kind: text, path: " +
-      (dir / "text.txt").string() +
-      ", val_fraction: 0.1}\n"
-      "optimizer: {name: adamw, lr: 0.001}\n"
-      "trainer: {max_steps: 4, batch_size: 2, val_every: 2, val_batches: 1, checkpoint_every: 2,\n"
-      "          log_every: 1, run_dir: " +
-      (dir / "run").string() + ", sample_tokens: 4}\n";
+  const TextRun run("fabric_null_cuda_fit");
   std::ostringstream out;
-  const FitResult r = fit(parse_train_config(yaml, "null-cuda.yaml"), {.out = &out});
+  const FitResult r = fit(parse_train_config(run.yaml(), "null-cuda.yaml"), {.out = &out});
   EXPECT_EQ(r.step, 4);
-  EXPECT_TRUE(std::filesystem::exists(dir / "run" / "checkpoints" / "last" / "model.safetensors"));
+  EXPECT_TRUE(
+      std::filesystem::exists(run.dir / "run" / "checkpoints" / "last" / "model.safetensors"));
   EXPECT_NE(out.str().find("--- sample ---"), std::string::npos) << out.str();
-  std::filesystem::remove_all(dir);
+}
+
+TEST(CudaHostPath, DdpOverNcclOnTwoGpus) {
+  SKIP_UNLESS_NULL_RUNTIME();
+#ifndef FABRIC_TRAIN_EXE
+  GTEST_SKIP() << "fabric-train was not built";
+#else
+  // fabric-train --devices 2 on two (null) GPUs: two ranks, a communicator each from the null
+  // NCCL, DDP's bucketed all-reduces, rank 0's checkpoints. The collectives move nothing here, so
+  // this checks that the multi-GPU host path gets through, not what it computes.
+  const TextRun run("fabric_null_cuda_ddp");
+  { std::ofstream(run.dir / "ddp.yaml") << run.yaml(); }
+  const std::string log = (run.dir / "log.txt").string();
+  const std::string cmd = std::string("NULL_CUDA_DEVICES=2 '") + FABRIC_TRAIN_EXE + "' fit '" +
+                          (run.dir / "ddp.yaml").string() +
+                          "' --devices 2 --set fabric.strategy=ddp > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(status, 0) << text;
+  EXPECT_NE(text.find("over 2 processes"), std::string::npos) << text;
+  EXPECT_TRUE(
+      std::filesystem::exists(run.dir / "run" / "checkpoints" / "last" / "model.safetensors"));
+#endif
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ struct NullCudaCounts {
                         // cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags
   long matmuls;         // cublasLtMatmul, cublasGemmStridedBatchedEx
   long matmul_heuristics;  // cublasLtMatmulAlgoGetHeuristic (a plan made, not found in a cache)
+  long collectives;        // NCCL all-reduce, all-gather, reduce-scatter, broadcast, send, recv
 };
 
 // What was asked between two readings.
@@ -28,7 +29,8 @@ inline NullCudaCounts operator-(const NullCudaCounts& a, const NullCudaCounts& b
           a.memsets - b.memsets,
           a.device_queries - b.device_queries,
           a.matmuls - b.matmuls,
-          a.matmul_heuristics - b.matmul_heuristics};
+          a.matmul_heuristics - b.matmul_heuristics,
+          a.collectives - b.collectives};
 }
 
 using NullCudaCountsFn = void (*)(NullCudaCounts*);

@@ -1,9 +1,10 @@
-// A CUDA runtime (libcudart.so.<major>) for a machine without a GPU that answers as one H200 and
-// runs nothing: kernel launches return at once, device memory is reserved address space, and
-// copies and memsets of more than 4 KiB are skipped (smaller ones are done, so the host-visible
-// bookkeeping -- deferred range checks, scalars read back -- stays consistent). Loaded in place of
-// the real runtime (LD_LIBRARY_PATH), it measures what the host itself spends queueing work and
-// counts what it asks of CUDA (null_cuda.h); the driver's own cost per call is not in it.
+// A CUDA runtime (libcudart.so.<major>) for a machine without a GPU that answers as one H200
+// (NULL_CUDA_DEVICES of them) and runs nothing: kernel launches return at once, device memory is
+// reserved address space, and copies and memsets of more than 4 KiB are skipped (smaller ones are
+// done, so the host-visible bookkeeping -- deferred range checks, scalars read back -- stays
+// consistent). Loaded in place of the real runtime (LD_LIBRARY_PATH), it measures what the host
+// itself spends queueing work and counts what it asks of CUDA (null_cuda.h); the driver's own cost
+// per call is not in it.
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
 
@@ -24,9 +25,20 @@ constexpr size_t kReserve = size_t{1} << 39;         // address space for "devic
 constexpr size_t kDeviceMemory = size_t{141} << 30;  // what cudaMemGetInfo reports (an H200)
 constexpr size_t kDoneBelow = 4096;                  // copies/memsets up to this size are done
 
+// NULL_CUDA_DEVICES (1 to 8, default 1) devices, for the host side of multi-GPU runs.
+int device_count() {
+  static const int n = [] {
+    const char* e = std::getenv("NULL_CUDA_DEVICES");
+    const int v = e ? std::atoi(e) : 1;
+    return v >= 1 && v <= 8 ? v : 1;
+  }();
+  return n;
+}
+
 struct Counters {
   std::atomic<long> launches{0}, host_waits{0}, device_mallocs{0}, device_frees{0},
-      events_created{0}, copies{0}, memsets{0}, device_queries{0}, matmuls{0}, matmul_heuristics{0};
+      events_created{0}, copies{0}, memsets{0}, device_queries{0}, matmuls{0}, matmul_heuristics{0},
+      collectives{0};
 } g_counters;
 
 void bump(std::atomic<long>& c) { c.fetch_add(1, std::memory_order_relaxed); }
@@ -34,7 +46,7 @@ void bump(std::atomic<long>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 // "Device" memory: pages of a private mapping, backed only where a small copy touches them.
 class DeviceSpace {
  public:
-  cudaError_t allocate(void** p, size_t n) {
+  cudaError_t allocate(void** p, size_t n, int device) {
     const size_t rounded = (std::max<size_t>(n, 1) + 4095) & ~size_t{4095};
     std::lock_guard<std::mutex> lock(mu_);
     if (!base_) {
@@ -49,20 +61,25 @@ class DeviceSpace {
     *p = base_ + next_;
     next_ += rounded;
     used_ += rounded;
-    sizes_[*p] = rounded;
+    blocks_[*p] = {rounded, device};
     return cudaSuccess;
   }
   void release(void* p) {
     std::lock_guard<std::mutex> lock(mu_);
-    const auto it = sizes_.find(p);
-    if (it == sizes_.end()) return;
-    madvise(p, it->second, MADV_DONTNEED);  // give back whatever small copies touched
-    used_ -= it->second;
-    sizes_.erase(it);
+    const auto it = blocks_.find(p);
+    if (it == blocks_.end()) return;
+    madvise(p, it->second.size, MADV_DONTNEED);  // give back whatever small copies touched
+    used_ -= it->second.size;
+    blocks_.erase(it);
   }
-  bool contains(const void* p) const {
-    const char* c = static_cast<const char*>(p);
-    return base_ && c >= base_ && c < base_ + kReserve;
+  // The device whose allocation holds p, or -1 for memory that is not "device" memory.
+  int device_of(const void* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.upper_bound(const_cast<void*>(p));
+    if (it == blocks_.begin()) return -1;
+    --it;
+    const char* start = static_cast<const char*>(it->first);
+    return static_cast<const char*>(p) < start + it->second.size ? it->second.device : -1;
   }
   size_t used() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -73,7 +90,11 @@ class DeviceSpace {
   std::mutex mu_;
   char* base_ = nullptr;
   size_t next_ = 0, used_ = 0;
-  std::map<void*, size_t> sizes_;
+  struct Block {
+    size_t size;
+    int device;
+  };
+  std::map<void*, Block> blocks_;
 } g_space;
 
 // Every kernel nvcc's generated code registered, by its host stub's address (what a launch names),
@@ -112,10 +133,10 @@ extern "C" {
 
 void null_cuda_counts(NullCudaCounts* out) {
   const Counters& c = g_counters;
-  *out = {c.launches.load(),         c.host_waits.load(),     c.device_mallocs.load(),
-          c.device_frees.load(),     c.events_created.load(), c.copies.load(),
-          c.memsets.load(),          c.device_queries.load(), c.matmuls.load(),
-          c.matmul_heuristics.load()};
+  *out = {c.launches.load(),          c.host_waits.load(),     c.device_mallocs.load(),
+          c.device_frees.load(),      c.events_created.load(), c.copies.load(),
+          c.memsets.load(),           c.device_queries.load(), c.matmuls.load(),
+          c.matmul_heuristics.load(), c.collectives.load()};
 }
 void null_cuda_kernel_launches(NullCudaKernelVisitor visit, void* context) {
   for (const auto& [host_function, entry] : kernels()) {
@@ -125,6 +146,7 @@ void null_cuda_kernel_launches(NullCudaKernelVisitor visit, void* context) {
 // Called by the null cuBLAS and cuBLASLt beside this library.
 void null_cuda_count_matmul() { bump(g_counters.matmuls); }
 void null_cuda_count_heuristic() { bump(g_counters.matmul_heuristics); }
+void null_cuda_count_collective() { bump(g_counters.collectives); }
 
 // ---- what nvcc's generated host code calls ------------------------------------------------------
 void** __cudaRegisterFatBinary(void*) {
@@ -165,7 +187,7 @@ cudaError_t cudaLaunchKernelExC(const cudaLaunchConfig_t*, const void* host_func
 // ---- devices and errors
 // --------------------------------------------------------------------------
 cudaError_t cudaGetDeviceCount(int* n) {
-  *n = 1;
+  *n = device_count();
   return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) {
@@ -173,7 +195,7 @@ cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return cudaErrorInvalidDevice;
+  if (device < 0 || device >= device_count()) return cudaErrorInvalidDevice;
   t_device = device;
   return cudaSuccess;
 }
@@ -281,7 +303,7 @@ cudaError_t cudaDeviceSynchronize() {
 // ----------------------------------------------------------------------------------------
 cudaError_t cudaMalloc(void** p, size_t n) {
   bump(g_counters.device_mallocs);
-  return g_space.allocate(p, n);
+  return g_space.allocate(p, n, t_device);
 }
 cudaError_t cudaFree(void* p) {
   bump(g_counters.device_frees);
@@ -319,8 +341,9 @@ cudaError_t cudaMemset(void* p, int value, size_t n) {
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   std::memset(a, 0, sizeof(*a));
-  a->type = g_space.contains(p) ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
-  a->device = 0;
+  const int device = g_space.device_of(p);
+  a->type = device >= 0 ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
+  a->device = device >= 0 ? device : 0;
   a->devicePointer = const_cast<void*>(p);
   return cudaSuccess;
 }
