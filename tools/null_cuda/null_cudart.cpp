@@ -1,6 +1,6 @@
 // A CUDA runtime (libcudart.so.<major>) for a machine without a GPU that answers as one H200
 // (NULL_CUDA_DEVICES of them) and runs nothing: kernel launches return at once, device memory is
-// reserved address space, and copies and memsets of more than 4 KiB are skipped (smaller ones are
+// reserved address space, and copies and memsets of more than 64 KiB are skipped (smaller ones are
 // done, so the host-visible bookkeeping -- deferred range checks, scalars read back -- stays
 // consistent). Loaded in place of the real runtime (LD_LIBRARY_PATH), it measures what the host
 // itself spends queueing work and counts what it asks of CUDA (null_cuda.h); the driver's own cost
@@ -23,7 +23,7 @@ namespace {
 
 constexpr size_t kReserve = size_t{1} << 39;         // address space for "device" memory
 constexpr size_t kDeviceMemory = size_t{141} << 30;  // what cudaMemGetInfo reports (an H200)
-constexpr size_t kDoneBelow = 4096;                  // copies/memsets up to this size are done
+constexpr size_t kDoneBelow = 64 * 1024;             // copies/memsets up to this size are done
 
 // NULL_CUDA_DEVICES (1 to 8, default 1) devices, for the host side of multi-GPU runs.
 int device_count() {
