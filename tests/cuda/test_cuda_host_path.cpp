@@ -3,7 +3,8 @@
 // one H200, runs nothing and counts what the host asks of CUDA. A steady training step must queue
 // its work and return: no host wait (a wait stalls the host until the GPU drains, and the next
 // step's launches start late), no cudaMalloc (the caching allocator serves it), no GEMM plan made
-// again (cuBLASLt's heuristic is asked once per shape), and the same launches every step.
+// again (cuBLASLt's heuristic is asked once per shape), and the same launches every step. And
+// fabric-train's fit gets through on cuda:0, alone and as two DDP ranks over the null NCCL.
 // Elsewhere (the real runtime loaded) they skip.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
