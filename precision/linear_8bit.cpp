@@ -126,13 +126,14 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
     scb = SCB.clone();
   }
   Tensor out;
+  std::vector<int64_t> x_outliers;
   {
     NoGradGuard no_grad;
     // int8-training's outlier columns use the trainable fp16 weight itself (spec §7 step 4).
     out = int8_linear_forward(x16.detach(), CB, scb,
                               bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
                               options_.threshold,
-                              options_.has_fp16_weights ? weight.detach() : Tensor());
+                              options_.has_fp16_weights ? weight.detach() : Tensor(), &x_outliers);
   }
   const bool w_grad = options_.has_fp16_weights && weight.requires_grad();
   const bool need = grad_enabled() && (x16.requires_grad() || (bias.defined() && bias.requires_grad()) || w_grad);
@@ -145,9 +146,11 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
     if (w_grad) {
       NoGradGuard no_grad;
       const Tensor x2 = x16.detach().reshape({-1, K});
-      xq = int8_colwise_quant(x2, options_.threshold);
+      // The same X and threshold: the forward's outlier columns, not read back a second time.
+      xq = int8_colwise_quant(x2, options_.threshold, &x_outliers);
       if (!xq.outlier_cols.empty()) {
-        cols = from_vector(xq.outlier_cols, {static_cast<int64_t>(xq.outlier_cols.size())});
+        cols = from_vector(xq.outlier_cols, {static_cast<int64_t>(xq.outlier_cols.size())})
+                   .to(x2.device());
         sub_x = index_select(x2, 1, cols);
       }
     }

@@ -163,9 +163,8 @@ void check_blockwise_8bit_args(const Tensor& codes, const Tensor& absmax, int64_
 
 // The 8-bit blockwise dequantization on the CPU (the statistics are small: n / blocksize of a
 // 4-bit tensor), into a flat float32 CPU tensor; the arguments are checked by the callers.
-// `offset`, when non-null, is added to every rounded product (see Dequantize8bitBlockwiseFn).
 Tensor dequantize_blockwise_8bit_cpu(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
-                                     const Tensor& code, const float* offset) {
+                                     const Tensor& code) {
   const Tensor q = codes.to(Device::cpu()).contiguous();
   const Tensor a = absmax.to(Device::cpu()).contiguous();
   const Tensor table = code.defined() ? code.to(Device::cpu()).contiguous() : Tensor();
@@ -174,8 +173,7 @@ Tensor dequantize_blockwise_8bit_cpu(const Tensor& codes, const Tensor& absmax, 
   if (n > 0) {
     dequantize_8bit_blockwise_stub(Device::cpu())(
         q.data<uint8_t>(), a.data<float>(), n, blocksize,
-        table.defined() ? table.data<float>() : dynamic_code_8bit().data(), offset,
-        out.data<float>());
+        table.defined() ? table.data<float>() : dynamic_code_8bit().data(), out.data<float>());
   }
   return out;
 }
@@ -185,7 +183,7 @@ Tensor dequantize_blockwise_8bit_cpu(const Tensor& codes, const Tensor& absmax, 
 Tensor dequantize_blockwise_8bit(const Tensor& codes, const Tensor& absmax, int64_t blocksize,
                                  const Tensor& code) {
   check_blockwise_8bit_args(codes, absmax, blocksize, code, "dequantize_blockwise_8bit");
-  return dequantize_blockwise_8bit_cpu(codes, absmax, blocksize, code, nullptr)
+  return dequantize_blockwise_8bit_cpu(codes, absmax, blocksize, code)
       .view(codes.sizes())
       .to(codes.device());
 }

@@ -1,10 +1,9 @@
 // LLM.int8 row- and column-wise quantization, the int8 GEMM's dequantization and the mixed
 // int8/16-bit linear forward (spec §7); the int8 GEMM, the quantizers and dequantizers are kernels
-// (tensor/quant_kernels.h).
+// (tensor/quant_kernels.h) of the tensors' own device, CPU or CUDA.
 #include "precision/quant_int8.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -21,7 +20,7 @@ bool is_lp_or_f32(DType d) {
   return d == DType::float16 || d == DType::bfloat16 || d == DType::float32;
 }
 
-// The row- and column-wise quantizers' input: a CPU float16/bfloat16/float32 tensor (..., K) and a
+// The row- and column-wise quantizers' input: a float16/bfloat16/float32 tensor (..., K) and a
 // threshold that is a number.
 void check_quant_input(const char* op, const Tensor& A, double threshold) {
   FABRIC_CHECK(A.defined(), ValueError, op, ": got an undefined tensor");
@@ -29,17 +28,30 @@ void check_quant_input(const char* op, const Tensor& A, double threshold) {
                " tensor of shape ", shape_str(A.sizes()),
                " (expected float16, bfloat16 or float32)");
   FABRIC_CHECK(A.dim() >= 1, ShapeError, op, ": a 0-dim tensor (expected shape (..., K))");
-  FABRIC_CHECK(A.device().is_cpu(), DeviceError, op, ": only CPU tensors are supported here");
   FABRIC_CHECK(!std::isnan(threshold), ValueError, op, ": threshold is NaN");
 }
 
-// The columns a quantizer marked as holding an outlier, ascending.
-std::vector<int64_t> marked_columns(const std::vector<uint8_t>& colmask) {
+// The quantizers' outlier-column flags: K zeroed bytes on the input's device with a threshold,
+// none (the kernels leave them untouched) without.
+Tensor outlier_flags(const Tensor& x, int64_t K, float thr) {
+  return thr > 0.0f ? zeros({K}, {.dtype = DType::uint8, .device = x.device()}) : Tensor();
+}
+
+// The columns a quantizer flagged as holding an outlier, ascending. Reading the flags back waits
+// for the device, as bitsandbytes' argwhere of its outlier mask does; only with a threshold.
+std::vector<int64_t> marked_columns(const Tensor& colmask) {
   std::vector<int64_t> cols;
-  for (int64_t k = 0; k < static_cast<int64_t>(colmask.size()); ++k) {
-    if (colmask[k]) cols.push_back(k);
+  if (!colmask.defined()) return cols;
+  const Tensor host = colmask.to(Device::cpu());
+  const uint8_t* flags = host.data<uint8_t>();
+  for (int64_t k = 0; k < host.numel(); ++k) {
+    if (flags[k]) cols.push_back(k);
   }
   return cols;
+}
+
+uint8_t* flags_ptr(Tensor& colmask) {
+  return colmask.defined() ? colmask.data<uint8_t>() : nullptr;
 }
 
 }  // namespace
@@ -52,14 +64,15 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   const int64_t rows =
       K == 0 ? numel_of(Shape(x.sizes().begin(), x.sizes().end() - 1)) : x.numel() / K;
   Int8RowQuant out;
-  out.CA = empty(x.sizes(), {.dtype = DType::int8});
-  out.SCA = empty({rows}, {.dtype = DType::float32});
+  out.CA = empty(x.sizes(), {.dtype = DType::int8, .device = x.device()});
+  out.SCA = empty({rows}, {.dtype = DType::float32, .device = x.device()});
   const float thr = threshold > 0.0 ? static_cast<float>(threshold) : 0.0f;
-  std::vector<uint8_t> colmask(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
+  Tensor colmask;
   if (K > 0 && rows > 0) {
+    colmask = outlier_flags(x, K, thr);
     const Int8RowQuantFn kernel = int8_row_quant_stub(x.device());
     kernel(x.data_ptr(), x.dtype(), rows, K, thr, out.CA.data<int8_t>(), out.SCA.data<float>(),
-           colmask.data());
+           flags_ptr(colmask));
   } else {
     out.SCA.fill_(0.0f);
   }
@@ -67,24 +80,27 @@ Int8RowQuant int8_vectorwise_quant(const Tensor& A, double threshold) {
   return out;
 }
 
-Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold) {
+Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold,
+                                const std::vector<int64_t>* known_outlier_cols) {
   const char* op = "int8_colwise_quant";
   check_quant_input(op, A, threshold);
   const Tensor x = A.contiguous();
   const int64_t K = x.size(-1);
   const int64_t rows = numel_of(Shape(x.sizes().begin(), x.sizes().end() - 1));
   Int8ColQuant out;
-  out.CAt = empty({K, rows}, {.dtype = DType::int8});
-  out.SCAt = empty({K}, {.dtype = DType::float32});
+  out.CAt = empty({K, rows}, {.dtype = DType::int8, .device = x.device()});
+  out.SCAt = empty({K}, {.dtype = DType::float32, .device = x.device()});
   const float thr = threshold > 0.0 ? static_cast<float>(threshold) : 0.0f;
-  std::vector<uint8_t> colmask(thr > 0.0f ? static_cast<size_t>(K) : 0, 0);
+  Tensor colmask;
   if (K > 0 && rows > 0) {
+    colmask = outlier_flags(x, K, thr);
     int8_col_quant_stub(x.device())(x.data_ptr(), x.dtype(), rows, K, thr, out.CAt.data<int8_t>(),
-                                    out.SCAt.data<float>(), colmask.data());
+                                    out.SCAt.data<float>(), flags_ptr(colmask));
   } else {
     out.SCAt.fill_(0.0f);
   }
-  out.outlier_cols = marked_columns(colmask);
+  out.outlier_cols = known_outlier_cols != nullptr && colmask.defined() ? *known_outlier_cols
+                                                                      : marked_columns(colmask);
   return out;
 }
 
@@ -105,9 +121,10 @@ Tensor int8_mm_dequant(const Tensor& C, const Tensor& row_stats, const Tensor& c
                " (expected float32 (", M, ") and (", N, "))");
   FABRIC_CHECK(is_lp_or_f32(dtype), DTypeError, op, ": output dtype ", dtype_name(dtype),
                " (expected float16, bfloat16 or float32)");
-  FABRIC_CHECK(C.device().is_cpu() && row_stats.device().is_cpu() && col_stats.device().is_cpu(),
-               DeviceError, op, ": only CPU tensors are supported here");
-  Tensor out = empty({M, N}, {.dtype = dtype});
+  FABRIC_CHECK(row_stats.device() == C.device() && col_stats.device() == C.device(), DeviceError,
+               op, ": C on ", C.device().str(), ", row_stats on ", row_stats.device().str(),
+               " and col_stats on ", col_stats.device().str(), " (expected one device)");
+  Tensor out = empty({M, N}, {.dtype = dtype, .device = C.device()});
   if (M == 0 || N == 0) return out;
   const Tensor c = C.contiguous(), rs = row_stats.contiguous(), cs = col_stats.contiguous();
   // The forward's epilogue without bias or outlier columns is exactly this dequantization.
@@ -136,13 +153,12 @@ Tensor int8_vectorwise_dequant(const Tensor& CA, const Tensor& SCA) {
   const int64_t rows = K == 0 ? 0 : CA.numel() / K;
   FABRIC_CHECK(K == 0 || SCA.numel() == rows, ShapeError, op, ": CA of shape ",
                shape_str(CA.sizes()), " has ", rows, " rows but SCA has ", SCA.numel(), " values");
-  // The result is a CPU tensor wherever CA lives (as it always was).
-  const Tensor q = CA.to(Device::cpu()).contiguous();
-  const Tensor s = SCA.to(Device::cpu()).contiguous();
-  Tensor out = empty(CA.sizes(), {.dtype = DType::float32});
+  const Tensor q = CA.contiguous();
+  const Tensor s = SCA.to(CA.device()).contiguous();
+  Tensor out = empty(CA.sizes(), {.dtype = DType::float32, .device = CA.device()});
   if (q.numel() > 0) {
-    int8_row_dequant_stub(Device::cpu())(q.data<int8_t>(), s.data<float>(), rows, K, kInv127,
-                                         out.data<float>());
+    int8_row_dequant_stub(CA.device())(q.data<int8_t>(), s.data<float>(), rows, K, kInv127,
+                                       out.data<float>());
   }
   return out;
 }
@@ -168,7 +184,8 @@ Tensor int8_matmul(const Tensor& A, const Tensor& B) {
 }
 
 Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB, const Tensor& bias,
-                           double threshold, const Tensor& fp16_weight) {
+                           double threshold, const Tensor& fp16_weight,
+                           std::vector<int64_t>* x_outlier_cols) {
   const char* op = "int8_linear_forward";
   FABRIC_CHECK(X.defined() && CB.defined() && SCB.defined(), ValueError, op,
                ": X, CB and SCB must be defined");
@@ -193,49 +210,34 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
     // F.linear gives; the product below would have no rows to write.
     Shape shape(X.sizes().begin(), X.sizes().end() - 1);
     shape.push_back(N);
-    if (!bias.defined()) return zeros(shape, {.dtype = dt});
-    return bias.detach().to(Device::cpu()).to(dt).reshape({N}).expand(shape).contiguous();
+    if (!bias.defined()) return zeros(shape, {.dtype = dt, .device = X.device()});
+    return bias.detach().to(X.device()).to(dt).reshape({N}).expand(shape).contiguous();
   }
+  const Device dev = X.device();
   const Int8RowQuant xq = int8_vectorwise_quant(X, threshold);
+  if (x_outlier_cols != nullptr) *x_outlier_cols = xq.outlier_cols;
   const int64_t M = X.numel() / K;
   const Tensor C = int8_matmul(xq.CA.reshape({M, K}), CB);  // (M, N)
-  // The small per-column operands as contiguous fp32 on the CPU, whatever they came as.
-  const Tensor scb = SCB.detach().to(Device::cpu()).contiguous();
-  const Tensor b =
-      bias.defined() ? bias.detach().to(Device::cpu()).to(DType::float32).contiguous() : Tensor();
+  // The small per-column operands as contiguous fp32 on X's device, whatever they came as.
+  const Tensor scb = SCB.detach().to(dev).contiguous();
+  const Tensor b = bias.defined() ? bias.detach().to(dev).to(DType::float32).contiguous() : Tensor();
   Shape out_shape(X.sizes().begin(), X.sizes().end() - 1);
   out_shape.push_back(N);
-  Tensor out = empty(out_shape, {.dtype = dt});
+  Tensor out = empty(out_shape, {.dtype = dt, .device = dev});
   if (M == 0 || N == 0) return out;
   const Tensor xc = X.contiguous();
-  const std::vector<int64_t>& cols = xq.outlier_cols;
-  const int64_t ncols = static_cast<int64_t>(cols.size());
+  const int64_t ncols = static_cast<int64_t>(xq.outlier_cols.size());
   // The outlier weight columns rounded to X's dtype as .to(A.dtype) does — the trainable weight's
-  // own, else int8-dequantized —, laid out (ncols, N) so that the epilogue reads them along the
-  // output row.
-  std::vector<float> w_cols(static_cast<size_t>(ncols * N));
-  if (ncols > 0 && fp16_weight.defined()) {
-    const Tensor sub = index_select(fp16_weight.detach().to(Device::cpu()), 1,
-                                    from_vector(cols, {ncols}))
-                           .to(dt)
-                           .to(DType::float32)
-                           .t()
-                           .contiguous();  // (ncols, N)
-    std::memcpy(w_cols.data(), sub.data<float>(), w_cols.size() * sizeof(float));
-  } else if (ncols > 0) {
-    const Tensor cbc = CB.contiguous();
-    const int8_t* cb = cbc.data<int8_t>();
-    const float* sb = scb.data<float>();
-    for (int64_t n = 0; n < N; ++n) {
-      const float f = sb[n] * kInv127;
-      for (int64_t j = 0; j < ncols; ++j) {
-        const float w = static_cast<float>(cb[n * K + cols[j]]) * f;
-        float r = w;
-        if (dt == DType::float16) r = static_cast<float>(Half(w));
-        if (dt == DType::bfloat16) r = static_cast<float>(BFloat16(w));
-        w_cols[j * N + n] = r;
-      }
-    }
+  // own, else int8-dequantized (f32(CB) · f32(SCB · 1/127)) —, laid out (ncols, N) so that the
+  // epilogue reads them along the output row.
+  Tensor cols, w_cols;
+  if (ncols > 0) {
+    cols = from_vector(xq.outlier_cols, {ncols}).to(dev);
+    const Tensor w = fp16_weight.defined()
+                         ? index_select(fp16_weight.detach().to(dev), 1, cols)
+                         : mul(index_select(CB, 1, cols).to(DType::float32),
+                               mul(scb, kInv127).reshape({N, 1}));  // (N, ncols)
+    w_cols = w.to(dt).to(DType::float32).t().contiguous();
   }
   Int8LinearEpilogue e;
   e.M = M;
@@ -248,11 +250,11 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   e.dtype = dt;
   e.x = xc.data_ptr();
   e.K = K;
-  e.cols = cols.data();
+  e.cols = ncols > 0 ? cols.data<int64_t>() : nullptr;
   e.ncols = ncols;
-  e.w_cols = w_cols.data();
+  e.w_cols = ncols > 0 ? w_cols.data<float>() : nullptr;
   e.out = out.data_ptr();
-  int8_linear_epilogue_stub(out.device())(e);
+  int8_linear_epilogue_stub(dev)(e);
   return out;
 }
 

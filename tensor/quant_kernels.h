@@ -1,7 +1,8 @@
 // Dispatch stubs and constants of the bitsandbytes-style quantizers (spec §6, §7): the 4-bit
 // NF4/FP4 blockwise quantize/dequantize loops, the 8-bit blockwise quantizer of their double
 // quantization, and LLM.int8's row- and column-wise quantizers, int8 x int8 -> int32 GEMM and
-// forward epilogue.
+// forward epilogue. A kernel's pointers are in the memory of its own device (the device whose
+// stub entry it is), flags and statistics included.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -77,19 +78,17 @@ using Quantize8bitBlockwiseFn = void (*)(const float* x, int64_t n, int64_t bloc
                                          const float* midpoints, uint8_t* codes, float* absmax);
 
 // 8-bit blockwise dequantization of n codes against a 256-entry `code` table, blocks of
-// `blocksize` (>= 1): out[i] = f32(code[codes[i]] · absmax[i / blocksize]); with `offset`
-// non-null, that product is rounded to fp32 first and *offset added in a second rounding (the
-// double-quantized absmax of a 4-bit state: the centred statistic, then its mean).
+// `blocksize` (>= 1): out[i] = f32(code[codes[i]] · absmax[i / blocksize]).
 using Dequantize8bitBlockwiseFn = void (*)(const uint8_t* codes, const float* absmax, int64_t n,
-                                           int64_t blocksize, const float* code,
-                                           const float* offset, float* out);
+                                           int64_t blocksize, const float* code, float* out);
 
 // LLM.int8 row-wise quantization of A (rows, K) row-major contiguous, `dtype` float32, float16
 // or bfloat16, K >= 1. With threshold > 0, |a| >= threshold marks an outlier: it is left out of
 // its row's absmax, quantized as 0, and colmask[k] is set to 1 for its column (colmask: K bytes,
-// zeroed by the caller; untouched when threshold <= 0); when rows > 1 every outlier column is
-// then zeroed in all rows of q. stats[r] = max |a| over the row's non-outliers (NaN ignored);
-// q = RNE(clamp(a · f32(127 / stats[r]), ±127)), 0 where that is NaN or the row's stats is 0.
+// zeroed by the caller; untouched, and may be null, when threshold <= 0); when rows > 1 every
+// outlier column is then zeroed in all rows of q. stats[r] = max |a| over the row's non-outliers
+// (NaN ignored); q = RNE(clamp(a · f32(127 / stats[r]), ±127)), 0 where that is NaN or the row's
+// stats is 0.
 using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
                                 float threshold, int8_t* q, float* stats, uint8_t* colmask);
 
@@ -99,8 +98,8 @@ using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_
 // (the (N, K) operand layout of Int8GemmFn). stats[k] = max |a| over column k's non-outliers (NaN
 // ignored); qt[k, r] = RNE(clamp(a[r, k] · f32(127 / stats[k]), ±127)), 0 where that is NaN or
 // stats[k] is 0. With threshold > 0, |a| >= threshold marks an outlier: it is left out of its
-// column's stats, colmask[k] is set to 1 (K bytes zeroed by the caller; untouched when threshold
-// <= 0), and the whole outlier column is written 0 whatever the number of rows (MatMul8bitLt
+// column's stats, colmask[k] is set to 1 (K bytes zeroed by the caller; untouched, and may be
+// null, when threshold <= 0), and the whole outlier column is written 0 whatever the number of rows (MatMul8bitLt
 // zeroes CAt[:, idx]; that column's product is computed in 16-bit instead).
 using Int8ColQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
                                 float threshold, int8_t* qt, float* stats, uint8_t* colmask);

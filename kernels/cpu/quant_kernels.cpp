@@ -371,44 +371,27 @@ void quantize_8bit_blockwise_kernel(const float* x, int64_t n, int64_t bs, const
 
 // ---- 8-bit blockwise dequantization (the absmax of a double-quantized 4-bit state) -------------
 
-// One block: the 256-entry table gathered from L1, times the block's absmax; the optional
-// offset is added with an explicitly rounded add so that the compiler (-ffp-contract=fast, the
-// GNU default) cannot fuse the product and the sum into one fma: the reference rounds twice.
-template <bool kOffset>
+// One block: the 256-entry table gathered from L1, times the block's absmax.
 FABRIC_VEC_INLINE void dequantize_8bit_block(const uint8_t* codes, int64_t len, float absmax,
-                                             const float* code, __m512 offset, float* out) {
+                                             const float* code, float* out) {
   const __m512 a = _mm512_set1_ps(absmax);
   for (int64_t i = 0; i < len; i += 16) {
     const __mmask16 m = vec::tail_mask(len - i);
     const __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + i));
-    __m512 v = _mm512_mul_ps(_mm512_i32gather_ps(idx, code, 4), a);
-    if constexpr (kOffset) {
-      v = _mm512_add_round_ps(v, offset, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    }
-    _mm512_mask_storeu_ps(out + i, m, v);
-  }
-}
-
-template <bool kOffset>
-void dequantize_8bit_blocks(const uint8_t* codes, const float* absmax, int64_t n, int64_t bs,
-                            const float* code, float offset, float* out) {
-  const __m512 off = _mm512_set1_ps(offset);
-  const int64_t nblocks = (n + bs - 1) / bs;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t start = b * bs;
-    dequantize_8bit_block<kOffset>(codes + start, std::min(bs, n - start), absmax[b], code, off,
-                                   out + start);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_i32gather_ps(idx, code, 4), a));
   }
 }
 
 void dequantize_8bit_blockwise_kernel(const uint8_t* codes, const float* absmax, int64_t n,
-                                      int64_t bs, const float* code, const float* offset,
-                                      float* out) {
+                                      int64_t bs, const float* code, float* out) {
   FABRIC_CHECK(bs >= 1, ValueError, "dequantize_8bit_blockwise kernel: blocksize ", bs,
                " (expected >= 1)");
-  if (offset) return dequantize_8bit_blocks<true>(codes, absmax, n, bs, code, *offset, out);
-  dequantize_8bit_blocks<false>(codes, absmax, n, bs, code, 0.0f, out);
+  const int64_t nblocks = (n + bs - 1) / bs;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t start = b * bs;
+    dequantize_8bit_block(codes + start, std::min(bs, n - start), absmax[b], code, out + start);
+  }
 }
 
 // oneDNN's s8s8s32 GEMM accumulates exactly in int32 (row-major; B is read transposed) where the

@@ -20,6 +20,7 @@
 
 #include "nn/gpt.h"
 #include "optim/optim.h"
+#include "precision/linear_8bit.h"
 #include "runtime/fabric.h"
 #include "runtime/train_config.h"
 #include "runtime/trainer.h"
@@ -46,6 +47,7 @@ struct StepOptions {
   bool clip = false;
   // ClipOptions::error_if_nonfinite (true by default there, as in Lightning)
   bool clip_checks_finite = false;
+  int* int8_layers = nullptr;  // receives the number of Linear8bitLt layers after setup
 };
 
 // A small GPT trained through Fabric on cuda:0; returns what each of `measured` steps asked of
@@ -58,6 +60,12 @@ std::vector<NullCudaCounts> step_counts(const StepOptions& s, int warmup, int me
       {.vocab_size = 96, .block_size = 32, .n_layer = 2, .n_head = 4, .n_embd = 64});
   optim::AdamW adamw(gpt->parameters(), {.lr = 1e-3, .weight_decay = 0.1});
   auto [model, opt] = fab.setup(gpt, adamw);
+  if (s.int8_layers) {
+    *s.int8_layers = 0;
+    for (const auto& [name, m] : gpt->named_modules()) {
+      if (dynamic_cast<const precision::Linear8bitLt*>(m.get())) ++*s.int8_layers;
+    }
+  }
   const Tensor x = fab.to_device(randint(0, 96, {4, 32}, {.dtype = DType::int64}));
   const Tensor y = fab.to_device(randint(0, 96, {4, 32}, {.dtype = DType::int64}));
   std::vector<NullCudaCounts> out;
@@ -144,6 +152,19 @@ TEST(CudaHostPath, Nf4DoubleQuantStepNeverWaits) {
   // Each layer's forward recovers its blocks' absmax from the 8-bit statistics on the device
   // (it went through the CPU's kernel, a wait per layer, until 2026-12-05).
   expect_steady(step_counts({.precision = "nf4-dq"}, 2, 3), "nf4-dq");
+}
+
+TEST(CudaHostPath, Int8StepWaitsOncePerLayerForItsOutlierColumns) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  // LLM.int8 with its threshold reads the outlier columns back to the host once per layer's
+  // forward, as bitsandbytes' argwhere of the outlier mask does; int8-training's column-wise
+  // quantization of X for dW reuses them (bitsandbytes' int8_double_quant reads them once too).
+  int layers = 0;
+  const auto frozen = step_counts({.precision = "int8", .int8_layers = &layers}, 2, 3);
+  ASSERT_GT(layers, 0);
+  expect_steady(frozen, "int8", /*waits=*/layers);
+  const auto trained = step_counts({.precision = "int8-training", .int8_layers = &layers}, 2, 3);
+  expect_steady(trained, "int8-training", /*waits=*/layers);
 }
 
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
