@@ -130,10 +130,9 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
   {
     NoGradGuard no_grad;
     // int8-training's outlier columns use the trainable fp16 weight itself (spec §7 step 4).
-    out = int8_linear_forward(x16.detach(), CB, scb,
-                              bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
-                              options_.threshold,
-                              options_.has_fp16_weights ? weight.detach() : Tensor(), &x_outliers);
+    out = int8_linear_forward(
+        x16.detach(), CB, scb, bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
+        options_.threshold, options_.has_fp16_weights ? weight.detach() : Tensor(), &x_outliers);
   }
   const bool w_grad = options_.has_fp16_weights && weight.requires_grad();
   const bool need = grad_enabled() && (x16.requires_grad() || (bias.defined() && bias.requires_grad()) || w_grad);

@@ -100,7 +100,7 @@ Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold,
     out.SCAt.fill_(0.0f);
   }
   out.outlier_cols = known_outlier_cols != nullptr && colmask.defined() ? *known_outlier_cols
-                                                                      : marked_columns(colmask);
+                                                                        : marked_columns(colmask);
   return out;
 }
 
@@ -220,7 +220,8 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   const Tensor C = int8_matmul(xq.CA.reshape({M, K}), CB);  // (M, N)
   // The small per-column operands as contiguous fp32 on X's device, whatever they came as.
   const Tensor scb = SCB.detach().to(dev).contiguous();
-  const Tensor b = bias.defined() ? bias.detach().to(dev).to(DType::float32).contiguous() : Tensor();
+  const Tensor b =
+      bias.defined() ? bias.detach().to(dev).to(DType::float32).contiguous() : Tensor();
   Shape out_shape(X.sizes().begin(), X.sizes().end() - 1);
   out_shape.push_back(N);
   Tensor out = empty(out_shape, {.dtype = dt, .device = dev});
@@ -233,10 +234,9 @@ Tensor int8_linear_forward(const Tensor& X, const Tensor& CB, const Tensor& SCB,
   Tensor cols, w_cols;
   if (ncols > 0) {
     cols = from_vector(xq.outlier_cols, {ncols}).to(dev);
-    const Tensor w = fp16_weight.defined()
-                         ? index_select(fp16_weight.detach().to(dev), 1, cols)
-                         : mul(index_select(CB, 1, cols).to(DType::float32),
-                               mul(scb, kInv127).reshape({N, 1}));  // (N, ncols)
+    const Tensor w = fp16_weight.defined() ? index_select(fp16_weight.detach().to(dev), 1, cols)
+                                           : mul(index_select(CB, 1, cols).to(DType::float32),
+                                                 mul(scb, kInv127).reshape({N, 1}));  // (N, ncols)
     w_cols = w.to(dt).to(DType::float32).t().contiguous();
   }
   Int8LinearEpilogue e;

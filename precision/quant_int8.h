@@ -29,11 +29,11 @@ struct Int8ColQuant {
 };
 
 // bitsandbytes' column-wise statistics of double_quant (CAt, SCAt), as MatMul8bitLt keeps them for
-// the weight gradient. A (float16, bfloat16 or float32, CPU or CUDA, shape (..., K); rows = numel / K):
-// q = RNE(a · f32(127 / absmax_k)) per column k; a column whose absmax is 0 quantizes to 0. With
-// threshold > 0, |a| >= threshold marks an outlier: it is left out of its column's absmax, and its
-// whole column is 0 in CAt even with one row (MatMul8bitLt zeroes CAt[:, idx] and computes those
-// columns in 16-bit). CAt is the transpose of bitsandbytes' layout, (K, rows), so that
+// the weight gradient. A (float16, bfloat16 or float32, CPU or CUDA, shape (..., K); rows = numel /
+// K): q = RNE(a · f32(127 / absmax_k)) per column k; a column whose absmax is 0 quantizes to 0.
+// With threshold > 0, |a| >= threshold marks an outlier: it is left out of its column's absmax, and
+// its whole column is 0 in CAt even with one row (MatMul8bitLt zeroes CAt[:, idx] and computes
+// those columns in 16-bit). CAt is the transpose of bitsandbytes' layout, (K, rows), so that
 // int8_matmul(CGt, CAt) contracts over the rows. A caller that already holds A's outlier columns
 // for this threshold (the row-wise quantization of the same A found the same ones) passes them as
 // `known_outlier_cols`: they are then not read back from the device (one wait less on CUDA, as

@@ -99,8 +99,8 @@ using Int8RowQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_
 // ignored); qt[k, r] = RNE(clamp(a[r, k] · f32(127 / stats[k]), ±127)), 0 where that is NaN or
 // stats[k] is 0. With threshold > 0, |a| >= threshold marks an outlier: it is left out of its
 // column's stats, colmask[k] is set to 1 (K bytes zeroed by the caller; untouched, and may be
-// null, when threshold <= 0), and the whole outlier column is written 0 whatever the number of rows (MatMul8bitLt
-// zeroes CAt[:, idx]; that column's product is computed in 16-bit instead).
+// null, when threshold <= 0), and the whole outlier column is written 0 whatever the number of rows
+// (MatMul8bitLt zeroes CAt[:, idx]; that column's product is computed in 16-bit instead).
 using Int8ColQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_t K,
                                 float threshold, int8_t* qt, float* stats, uint8_t* colmask);
 

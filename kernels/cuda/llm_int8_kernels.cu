@@ -49,8 +49,8 @@ __global__ void row_absmax_kernel(const T* a, int64_t rows, int64_t K, float thr
 // The codes, once every row's absmax and every outlier column is known: an outlier column is 0 in
 // every row (with one row its only element is the outlier itself, which is 0 as well).
 template <typename T>
-__global__ void row_codes_kernel(const T* a, int64_t rows, int64_t K, float thr,
-                                 const float* stats, const uint8_t* colmask, int8_t* q) {
+__global__ void row_codes_kernel(const T* a, int64_t rows, int64_t K, float thr, const float* stats,
+                                 const uint8_t* colmask, int8_t* q) {
   FABRIC_GRID_STRIDE(i, rows * K) {
     const int64_t r = i / K, k = i - r * K;
     q[i] = thr > 0.0f && colmask[k] != 0
@@ -65,15 +65,15 @@ void row_quant(const T* a, int64_t rows, int64_t K, float thr, int8_t* q, float*
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(rows, 65536));
   row_absmax_kernel<T><<<blocks, kThreads, 0, stream>>>(a, rows, K, thr, stats, colmask);
   FABRIC_CUDA_CHECK_LAUNCH();
-  row_codes_kernel<T><<<grid_for(rows * K), kThreads, 0, stream>>>(a, rows, K, thr, stats,
-                                                                   colmask, q);
+  row_codes_kernel<T>
+      <<<grid_for(rows * K), kThreads, 0, stream>>>(a, rows, K, thr, stats, colmask, q);
   FABRIC_CUDA_CHECK_LAUNCH();
 }
 
 // ---- column-wise quantization, written transposed ---------------------------------------------
 
-constexpr int kTile = 32;      // columns (and rows) of a tile
-constexpr int kTileRows = 8;   // threadIdx.y: each thread takes every 8th row of a tile
+constexpr int kTile = 32;     // columns (and rows) of a tile
+constexpr int kTileRows = 8;  // threadIdx.y: each thread takes every 8th row of a tile
 constexpr int kMaxRowChunks = 1024;
 
 // Pass 1: block (x, y) folds columns 32x .. 32x+31 over its chunk of rows (threadIdx.y strides
@@ -103,8 +103,8 @@ __global__ void col_absmax_kernel(const T* a, int64_t rows, int64_t K, int64_t c
 // outlier or all-zero column) into shared memory, then written as 32 rows of 32 bytes of qt.
 // Column tiles along x, row tiles along y (striding when there are more than the grid holds).
 template <typename T>
-__global__ void col_codes_kernel(const T* a, int64_t rows, int64_t K, float thr,
-                                 const float* stats, const uint8_t* colmask, int8_t* qt) {
+__global__ void col_codes_kernel(const T* a, int64_t rows, int64_t K, float thr, const float* stats,
+                                 const uint8_t* colmask, int8_t* qt) {
   __shared__ int tile[kTile][kTile + 1];  // +1: the transposed reads fall in distinct banks
   const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
   const int64_t k0 = static_cast<int64_t>(blockIdx.x) * kTile;
@@ -140,13 +140,12 @@ void col_quant(const T* a, int64_t rows, int64_t K, float thr, int8_t* qt, float
   const int64_t chunk = (rows + chunks - 1) / chunks;
   const dim3 block(kTile, kTileRows);
   col_absmax_kernel<T>
-      <<<dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks)), block, 0,
-         stream>>>(a, rows, K, chunk, thr, stats, colmask);
+      <<<dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks)), block, 0, stream>>>(
+          a, rows, K, chunk, thr, stats, colmask);
   FABRIC_CUDA_CHECK_LAUNCH();
   const int64_t row_tiles = std::min<int64_t>((rows + kTile - 1) / kTile, 65535);
-  col_codes_kernel<T>
-      <<<dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles)), block, 0,
-         stream>>>(a, rows, K, thr, stats, colmask, qt);
+  col_codes_kernel<T><<<dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles)),
+                        block, 0, stream>>>(a, rows, K, thr, stats, colmask, qt);
   FABRIC_CUDA_CHECK_LAUNCH();
 }
 
@@ -190,8 +189,8 @@ void with_float_type(DType dtype, const char* what, Args&&... args) {
     case DType::bfloat16:
       return F<BFloat16>::run(std::forward<Args>(args)...);
     default:
-      throw DTypeError(cat(what, " (CUDA): ", dtype_name(dtype),
-                           " (expected float32, float16 or bfloat16)"));
+      throw DTypeError(
+          cat(what, " (CUDA): ", dtype_name(dtype), " (expected float32, float16 or bfloat16)"));
   }
 }
 
@@ -217,8 +216,8 @@ struct Epilogue {
   }
 };
 
-void int8_row_quant(const void* A, DType dtype, int64_t rows, int64_t K, float threshold,
-                    int8_t* q, float* stats, uint8_t* colmask) {
+void int8_row_quant(const void* A, DType dtype, int64_t rows, int64_t K, float threshold, int8_t* q,
+                    float* stats, uint8_t* colmask) {
   FABRIC_CHECK(K >= 1, ValueError, "int8_row_quant kernel (CUDA): K = ", K, " (expected >= 1)");
   if (rows <= 0) return;
   const int device = device_of_pointer(q);

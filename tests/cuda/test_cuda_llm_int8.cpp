@@ -82,10 +82,9 @@ TEST(CudaLlmInt8, MatmulDequantGivesTheCpuBits) {
   const auto a = int8_vectorwise_quant(A), w = int8_vectorwise_quant(W);
   const Tensor C = int8_matmul(a.CA, w.CA);
   for (DType dt : {DType::float16, DType::bfloat16, DType::float32}) {
-    test::expect_matches(
-        int8_mm_dequant(C, a.SCA, w.SCA, dt),
-        int8_mm_dequant(C.to(kGpu), a.SCA.to(kGpu), w.SCA.to(kGpu), dt), {},
-        std::string("mm_dequant to ") + dtype_name(dt));
+    test::expect_matches(int8_mm_dequant(C, a.SCA, w.SCA, dt),
+                         int8_mm_dequant(C.to(kGpu), a.SCA.to(kGpu), w.SCA.to(kGpu), dt), {},
+                         "mm_dequant to " + std::string(dtype_name(dt)));
   }
   EXPECT_THROW(int8_mm_dequant(C.to(kGpu), a.SCA, w.SCA.to(kGpu), DType::float16), DeviceError);
 }
@@ -104,12 +103,11 @@ TEST(CudaLlmInt8, LinearForwardGivesTheCpuBits) {
           const std::string what = std::string(dtype_name(dt)) + (with_bias ? " bias" : "") +
                                    (trainable ? " fp16 weight" : "") + " threshold " +
                                    std::to_string(thr);
-          const Tensor want =
-              int8_linear_forward(X, wq.CA, wq.SCA, with_bias ? bias : Tensor(), thr,
-                                  trainable ? W : Tensor());
-          const Tensor got = int8_linear_forward(
-              X.to(kGpu), wq.CA.to(kGpu), wq.SCA.to(kGpu),
-              with_bias ? bias.to(kGpu) : Tensor(), thr, trainable ? W.to(kGpu) : Tensor());
+          const Tensor want = int8_linear_forward(X, wq.CA, wq.SCA, with_bias ? bias : Tensor(),
+                                                  thr, trainable ? W : Tensor());
+          const Tensor got = int8_linear_forward(X.to(kGpu), wq.CA.to(kGpu), wq.SCA.to(kGpu),
+                                                 with_bias ? bias.to(kGpu) : Tensor(), thr,
+                                                 trainable ? W.to(kGpu) : Tensor());
           EXPECT_EQ(got.device(), kGpu) << what;
           test::expect_matches(want, got, {}, what);
         }

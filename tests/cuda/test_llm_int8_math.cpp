@@ -26,7 +26,7 @@ struct Case {
   float threshold;
 };
 
-const std::vector<Case> kCases = {{1, 1, 0.0f},  {1, 17, 6.0f}, {7, 33, 0.0f},  {7, 33, 2.5f},
+const std::vector<Case> kCases = {{1, 1, 0.0f},   {1, 17, 6.0f},  {7, 33, 0.0f}, {7, 33, 2.5f},
                                   {64, 48, 6.0f}, {3, 100, 1.0f}, {40, 9, 0.5f}, {33, 65, 6.0f}};
 
 // Input values as the kernels read them (the dtype's value widened to float).
@@ -102,8 +102,8 @@ TEST(CudaInt8Math, ColumnQuantizerReplayGivesTheCpuBits) {
       std::vector<int8_t> qt_cpu(n);
       std::vector<float> s_cpu(static_cast<size_t>(c.K));
       std::vector<uint8_t> m_cpu(static_cast<size_t>(c.K), 0);
-      int8_col_quant_stub(Device::cpu())(A.data_ptr(), dt, c.rows, c.K, c.threshold,
-                                         qt_cpu.data(), s_cpu.data(), m_cpu.data());
+      int8_col_quant_stub(Device::cpu())(A.data_ptr(), dt, c.rows, c.K, c.threshold, qt_cpu.data(),
+                                         s_cpu.data(), m_cpu.data());
       // col_absmax_kernel (stats zeroed, maxima merged; the order does not change a maximum),
       // then col_codes_kernel writing qt (K, rows).
       std::vector<float> stats(static_cast<size_t>(c.K), 0.0f);
@@ -119,8 +119,7 @@ TEST(CudaInt8Math, ColumnQuantizerReplayGivesTheCpuBits) {
       }
       std::vector<int8_t> qt(n);
       for (int64_t k = 0; k < c.K; ++k) {
-        const float factor =
-            c.threshold > 0 && mask[k] ? 0.0f : li8::quant_factor(stats[k]);
+        const float factor = c.threshold > 0 && mask[k] ? 0.0f : li8::quant_factor(stats[k]);
         for (int64_t r = 0; r < c.rows; ++r) {
           qt[k * c.rows + r] = li8::quant_code(a[r * c.K + k], factor);
         }
@@ -169,8 +168,8 @@ float epilogue_element(const Int8LinearEpilogue& e, int64_t m, int64_t n) {
 template <typename T>
 void expect_epilogue_bits(DType dt, bool with_bias, int64_t ncols) {
   const int64_t M = 13, N = 37, K = 21;
-  const std::string what = std::string(dtype_name(dt)) + (with_bias ? " with bias" : "") +
-                           ", " + std::to_string(ncols) + " outlier columns";
+  const std::string what = std::string(dtype_name(dt)) + (with_bias ? " with bias" : "") + ", " +
+                           std::to_string(ncols) + " outlier columns";
   std::mt19937 rng(static_cast<unsigned>(ncols * 2 + (with_bias ? 1 : 0)));
   std::vector<int32_t> acc(static_cast<size_t>(M * N));
   // Up to 127² · K and beyond 2^24, where the int32 -> float conversion rounds.
@@ -182,8 +181,8 @@ void expect_epilogue_bits(DType dt, bool with_bias, int64_t ncols) {
   for (float& s : row) s = std::fabs(s);
   for (float& s : col) s = std::fabs(s);
   const std::vector<float> bias = test::awkward_floats(static_cast<size_t>(N), 5);
-  const Tensor x = from_vector<float>(test::awkward_floats(static_cast<size_t>(M * K), 6), {M, K})
-                       .to(dt);
+  const Tensor x =
+      from_vector<float>(test::awkward_floats(static_cast<size_t>(M * K), 6), {M, K}).to(dt);
   std::vector<int64_t> cols;
   for (int64_t j = 0; j < ncols; ++j) cols.push_back((j * 7 + 2) % K);
   const std::vector<float> w_cols = test::awkward_floats(static_cast<size_t>(ncols * N), 8);
