@@ -145,10 +145,13 @@ void activation_backward_kernel_cuda(ActGrad kind, const ActivationParams& param
                dtype_name(dt), ")");
   switch (dt) {
     case DType::float32:
+      if (launch_pieces<float, 3>(loop, dt, FloatActGrad<float>{kind, params})) return;
       return launch_loop<3>(loop, FloatActGrad<float>{kind, params});
     case DType::bfloat16:
+      if (launch_pieces<BFloat16, 3>(loop, dt, FloatActGrad<BFloat16>{kind, params})) return;
       return launch_loop<3>(loop, FloatActGrad<BFloat16>{kind, params});
     case DType::float16:
+      if (launch_pieces<Half, 3>(loop, dt, FloatActGrad<Half>{kind, params})) return;
       return launch_loop<3>(loop, FloatActGrad<Half>{kind, params});
     case DType::float64:
       return launch_loop<3>(loop, DoubleActGrad{kind, params});

@@ -38,6 +38,7 @@ struct BinaryArgs {
 
 template <typename T>  // float, Half, BFloat16: computed in fp32
 struct FloatBinary : BinaryArgs<T, float> {
+  using Stored = T;  // contiguous loops of it go in pieces (launch_pieces)
   __device__ void operator()(char* (&p)[3]) const {
     const float a = this->a_of(p), b = this->b_of(p);
     float r = a;
@@ -210,6 +211,9 @@ void launch_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
   if constexpr (std::is_same_v<F, FloatBinary<Half>> || std::is_same_v<F, FloatBinary<BFloat16>>) {
     using T = std::conditional_t<std::is_same_v<F, FloatBinary<Half>>, Half, BFloat16>;
     if (op == BinaryOp::pow && b_scalar) f.pow = half_like_pow_form<T>(f.b_value, &f.b_value);
+  }
+  if constexpr (std::is_same_v<M, float>) {
+    if (launch_pieces<typename F::Stored, 3>(loop, loop.ops[0].dtype, f)) return;
   }
   launch_loop<3>(loop, f);
 }

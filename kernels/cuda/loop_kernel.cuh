@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_args.cuh"
 #include "kernels/cuda/loop_grid.h"
+#include "kernels/cuda/loop_pieces.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
@@ -39,6 +40,40 @@ void launch_loop(const StridedLoop& loop, const F& f) {
   const int64_t blocks = loop_blocks(device, n, kLoopThreads);  // a few waves (loop_grid.h)
   loop_kernel<N, F><<<static_cast<unsigned>(blocks), kLoopThreads, 0, stream>>>(n, args, f);
   FABRIC_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, int N, int Loaded, typename F>
+__global__ void piece_kernel(int64_t n, PieceArgs<N> args, F f) {
+  const int64_t threads = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  run_piece_thread<T, N, Loaded>(args, n,
+                                 static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                                 threads, f);
+}
+
+// launch_loop in 16-byte pieces (loop_pieces.h) when the loop fits them: every operand a
+// contiguous, aligned array of T, or (the last of N) absent, held by the functor. f reads its
+// inputs and writes operand 0 through the pointers it is given, as for launch_loop. Returns
+// false, launching nothing, when the loop does not fit.
+template <typename T, int N, typename F>
+bool launch_pieces(const StridedLoop& loop, DType dt, const F& f) {
+  const int loaded = loop.num_operands;
+  if (!(loaded == N || (N > 2 && loaded == N - 1)) || !fits_pieces(loop, dt)) return false;
+  const int64_t n = loop.numel();
+  if (n == 0) return true;
+  const int device = loop_device(loop);
+  DeviceGuard guard(device);
+  cudaStream_t stream = compute_stream(device);
+  PieceArgs<N> args{};
+  for (int k = 0; k < loaded; ++k) args.data[k] = loop.ops[k].data;
+  const int64_t pieces = (n + kPieceElems<T> - 1) / kPieceElems<T>;
+  const auto blocks = static_cast<unsigned>(loop_blocks(device, pieces, kLoopThreads));
+  if (loaded == N) {
+    piece_kernel<T, N, N, F><<<blocks, kLoopThreads, 0, stream>>>(n, args, f);
+  } else if constexpr (N > 2) {
+    piece_kernel<T, N, N - 1, F><<<blocks, kLoopThreads, 0, stream>>>(n, args, f);
+  }
+  FABRIC_CUDA_CHECK_LAUNCH();
+  return true;
 }
 
 }  // namespace fabric::cuda

@@ -12,6 +12,7 @@
 #include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "kernels/cuda/reduce_util.cuh"
+#include "kernels/cuda/speed_switches.h"
 #include "tensor/reduce_kernels.h"
 #include "tensor/unit_interval_check.h"
 
@@ -28,7 +29,20 @@ struct ClassDev {
   int64_t ignore_index;
   double smoothing;
   DeviceRangeCheck check;  // over [0, classes); set at the launch
+  // x (and the backward's dx) 16-byte aligned: the row kernels' pieces of 8 elements (rows of a
+  // multiple of 8 classes) are read and written with wide loads and stores. Set at the launch.
+  bool aligned = false;
+  // Rows of a multiple of kRowPiece classes, taken in pieces (FABRIC_CUDA_WIDE, speed_switches.h).
+  // Set at the launch.
+  bool pieces = false;
 };
+
+// Rows of a multiple of this many classes go in pieces: each thread takes 8 elements in a row
+// (GPT-2's 50304 classes), whatever the dtype, so every dtype sums a row in one order.
+constexpr int64_t kRowPiece = 8;
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool row_pieces(int64_t classes) { return wide_paths_enabled() && classes % kRowPiece == 0; }
 
 // The device count of targets that were not ignore_index and in range.
 using Counter = unsigned long long;
@@ -61,6 +75,39 @@ __global__ void name_lowest_bad_target_kernel(ClassDev g) {
 }
 
 // ---- cross-entropy forward --------------------------------------------------------------------
+
+// Elements [c, c + kRowPiece) of a row: one wide load when the typed load offers it and x is
+// aligned, else one element at a time.
+template <typename A, typename Load>
+__device__ __forceinline__ void load_piece(const ClassDev& g, Load load, int64_t i,
+                                           A (&v)[kRowPiece]) {
+  if constexpr (requires { Load::kChunk; }) {
+    static_assert(Load::kChunk == kRowPiece);
+    if (g.aligned) return load.chunk(g.x, i, v);
+  }
+#pragma unroll
+  for (int j = 0; j < kRowPiece; ++j) v[j] = load(g.x, i + j);
+}
+
+// This thread's share of a row's running max and exp-sum: pieces of 8 elements for rows of a
+// multiple of 8 (the loads of a piece issued together, where one two-byte load a step left an
+// H200 at a sixth of its bandwidth on GPT-2's logits), else one element a step.
+template <typename A, typename Load>
+__device__ __forceinline__ void row_max_sum(const ClassDev& g, Load load, int64_t base,
+                                            MaxSum<A>& st) {
+  const int64_t C = g.classes, bx = blockDim.x;
+  if (g.pieces) {
+    for (int64_t c = threadIdx.x * kRowPiece; c < C; c += bx * kRowPiece) {
+      A v[kRowPiece];
+      load_piece(g, load, base + c, v);
+#pragma unroll
+      for (int j = 0; j < kRowPiece; ++j) max_sum_add(st, v[j]);
+    }
+    return;
+  }
+#pragma unroll 4
+  for (int64_t c = threadIdx.x; c < C; c += bx) max_sum_add(st, load(g.x, base + c));
+}
 // loss = (1 - s) * (lse - x[t]) + s / C * sum_c (lse - x[c]), 0 where ignored or out of range.
 
 template <typename A, typename Load>
@@ -72,10 +119,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   const int kind = live ? classify(g, t) : 0;
   const int64_t C = g.classes, bx = blockDim.x, base = pos * C;
   MaxSum<A> st = max_sum_init<A>();
-  if (kind == 1) {
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < C; c += bx) max_sum_add(st, load(g.x, base + c));
-  }
+  if (kind == 1) row_max_sum(g, load, base, st);
   st = row_allreduce(st, MaxSumCombine<A>{});
   const A lse = nan_row(st) ? dev_nan<A>() : st.m + dev_log(st.s);
   const A s = static_cast<A>(g.smoothing);
@@ -174,7 +218,9 @@ template <typename A>
 TargetStats cross_entropy_acc(const ClassDev& g0, A* loss, const TargetCheck& check) {
   LaunchContext ctx(loss);
   Counter* valid = valid_count_of(check, "cross_entropy");
-  const ClassDev g = armed(g0, ctx.device, check, valid, ctx.stream);
+  ClassDev g = armed(g0, ctx.device, check, valid, ctx.stream);
+  g.aligned = aligned16(g.x);
+  g.pieces = row_pieces(g.classes);
   if (g.inner == 1) {
     const dim3 block = row_block(g.classes);
     const int64_t blocks = (g.positions + block.y - 1) / block.y;
@@ -235,10 +281,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, std::is_same_v<A, double>
   const int kind = live ? classify(g, t) : 0;
   const int64_t C = g.classes, bx = blockDim.x, base = pos * C;
   MaxSum<A> st = max_sum_init<A>();
-  if (kind == 1) {
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < C; c += bx) max_sum_add(st, load(g.x, base + c));
-  }
+  if (kind == 1) row_max_sum(g, load, base, st);
   st = row_allreduce(st, MaxSumCombine<A>{});
   if (!live) return;
   T* out = reinterpret_cast<T*>(dx) + base;
@@ -249,6 +292,29 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, std::is_same_v<A, double>
   const A gp = position_grad(grad, grad_is_scalar, mean, valid, pos);
   const A s = static_cast<A>(g.smoothing), off = s / static_cast<A>(C);
   const A inv = nan_row(st) ? dev_nan<A>() : A(1) / st.s;
+  if (g.pieces) {  // as row_max_sum; each piece stored at once when aligned
+    struct alignas(16) Piece {
+      T v[kRowPiece];
+    };
+    for (int64_t c = threadIdx.x * kRowPiece; c < C; c += bx * kRowPiece) {
+      A v[kRowPiece];
+      load_piece(g, load, base + c, v);
+      Piece o;
+#pragma unroll
+      for (int j = 0; j < kRowPiece; ++j) {
+        A d = gp * (dev_exp(v[j] - st.m) * inv - off);
+        if (c + j == t) d -= gp * (A(1) - s);
+        o.v[j] = cast_value<T>(d);
+      }
+      if (g.aligned) {
+        *reinterpret_cast<Piece*>(out + c) = o;
+      } else {
+#pragma unroll
+        for (int j = 0; j < kRowPiece; ++j) out[c + j] = o.v[j];
+      }
+    }
+    return;
+  }
   for (int64_t c = threadIdx.x; c < C; c += bx) {
     A d = gp * (dev_exp(load(g.x, base + c) - st.m) * inv - off);
     if (c == t) d -= gp * (A(1) - s);
@@ -289,7 +355,9 @@ TargetStats cross_entropy_backward_acc(const ClassDev& g0, const A* grad, bool g
   LaunchContext ctx(dx);
   DeviceScratch count(ctx.device, sizeof(Counter));
   Counter* st = count.as<Counter>();
-  const ClassDev g = armed(g0, ctx.device, check, st, ctx.stream);
+  ClassDev g = armed(g0, ctx.device, check, st, ctx.stream);
+  g.aligned = aligned16(g.x) && aligned16(dx);
+  g.pieces = row_pieces(g.classes);
   count_targets_kernel<<<grid_dim(flat_blocks(g.positions)), 256, 0, ctx.stream>>>(g, st);
   FABRIC_CUDA_CHECK_LAUNCH();
   if (g.inner == 1) {

@@ -103,8 +103,21 @@ __device__ __forceinline__ void store_as(char* p, DType dt, A v) {
 // the dtype per element (the rare mixed-dtype paths). Both read element i of a base pointer.
 template <typename T, typename A>
 struct TypedLoad {
+  // Elements chunk() reads at once (a row kernel's wide path): 8, whatever T, so that a row's
+  // elements fall to the same threads in the same order for every dtype.
+  static constexpr int kChunk = 8;
+  using Stored = T;
   __device__ __forceinline__ A operator()(const char* base, int64_t i) const {
     return cast_value<A>(load<T>(base + i * static_cast<int64_t>(sizeof(T))));
+  }
+  // Elements [i, i + kChunk) at a 16-byte aligned address (16 to 64 bytes: one to four loads).
+  __device__ __forceinline__ void chunk(const char* base, int64_t i, A (&out)[kChunk]) const {
+    struct alignas(16) Piece {
+      T v[kChunk];
+    };
+    const Piece p = *reinterpret_cast<const Piece*>(base + i * static_cast<int64_t>(sizeof(T)));
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) out[j] = cast_value<A>(p.v[j]);
   }
 };
 template <typename A>

@@ -198,10 +198,13 @@ void unary_kernel(UnaryOp op, const StridedLoop& loop) {
   }
   switch (dt) {
     case DType::float32:
+      if (launch_pieces<float, 2>(loop, dt, FloatUnary<float>{op})) return;
       return launch_loop<2>(loop, FloatUnary<float>{op});
     case DType::bfloat16:
+      if (launch_pieces<BFloat16, 2>(loop, dt, FloatUnary<BFloat16>{op})) return;
       return launch_loop<2>(loop, FloatUnary<BFloat16>{op});
     case DType::float16:
+      if (launch_pieces<Half, 2>(loop, dt, FloatUnary<Half>{op})) return;
       return launch_loop<2>(loop, FloatUnary<Half>{op});
     case DType::float64:
       return launch_loop<2>(loop, DoubleUnary{op});

@@ -1,0 +1,19 @@
+// Switches for the CUDA speed paths written without a GPU to time them, so that the first run on
+// one can compare each against the path it replaced in the same process (`FABRIC_GPU_PROFILE_
+// VARIANTS` of tools/gpu-check.sh) and a user can turn one off if it misbehaves. Each is read once
+// from the environment; "0" turns the path off, "1" or unset leaves it on. Free of CUDA headers.
+#pragma once
+
+namespace fabric::cuda {
+
+// FABRIC_CUDA_WIDE: row and elementwise kernels read and write 16-byte pieces (cross-entropy's
+// rows of a multiple of 8 classes, 8 elements a thread; contiguous unary and binary ops) instead
+// of one element a step. Off, cross-entropy also sums a row in the old order (a few ulp apart).
+bool wide_paths_enabled();
+
+// FABRIC_CUDA_FUSED_NORM_BACKWARD: layer_norm/rms_norm's backward folds the weight and bias
+// gradients into the kernel that computes dx (rows up to 2048 columns) instead of a second pass
+// over dy and x.
+bool fused_norm_backward_enabled();
+
+}  // namespace fabric::cuda
