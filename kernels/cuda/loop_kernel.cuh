@@ -45,9 +45,8 @@ void launch_loop(const StridedLoop& loop, const F& f) {
 template <typename T, int N, int Loaded, typename F>
 __global__ void piece_kernel(int64_t n, PieceArgs<N> args, F f) {
   const int64_t threads = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  run_piece_thread<T, N, Loaded>(args, n,
-                                 static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
-                                 threads, f);
+  run_piece_thread<T, N, Loaded>(
+      args, n, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, threads, f);
 }
 
 // launch_loop in 16-byte pieces (loop_pieces.h) when the loop fits them: every operand a

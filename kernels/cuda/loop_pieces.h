@@ -54,12 +54,12 @@ FABRIC_PIECE_HD void run_piece(const PieceArgs<N>& a, int64_t i0, const F& f) {
   constexpr int E = kPieceElems<T>;
   const int64_t at = i0 * static_cast<int64_t>(sizeof(T));
   Piece<T> buf[Loaded];
-FABRIC_PIECE_UNROLL
+  FABRIC_PIECE_UNROLL
   for (int k = 1; k < Loaded; ++k) buf[k] = *reinterpret_cast<const Piece<T>*>(a.data[k] + at);
-FABRIC_PIECE_UNROLL
+  FABRIC_PIECE_UNROLL
   for (int j = 0; j < E; ++j) {
     char* p[N];
-FABRIC_PIECE_UNROLL
+    FABRIC_PIECE_UNROLL
     for (int k = 0; k < N; ++k) p[k] = k < Loaded ? reinterpret_cast<char*>(&buf[k].v[j]) : nullptr;
     f(p);
   }
@@ -74,7 +74,7 @@ template <typename T, int N, int Loaded, typename F>
 FABRIC_PIECE_HD void run_element(const PieceArgs<N>& a, int64_t i, const F& f) {
   const int64_t at = i * static_cast<int64_t>(sizeof(T));
   char* p[N];
-FABRIC_PIECE_UNROLL
+  FABRIC_PIECE_UNROLL
   for (int k = 0; k < N; ++k) p[k] = k < Loaded ? a.data[k] + at : nullptr;
   f(p);
 }
@@ -90,7 +90,8 @@ FABRIC_PIECE_HD void run_piece_thread(const PieceArgs<N>& a, int64_t n, int64_t 
   constexpr int64_t E = kPieceElems<T>;
   const int64_t pieces = n / E;
   for (int64_t q = t; q < pieces; q += threads) run_piece<T, N, Loaded>(a, q * E, f);
-  for (int64_t r = t; r < n - pieces * E; r += threads) run_element<T, N, Loaded>(a, pieces * E + r, f);
+  for (int64_t r = t; r < n - pieces * E; r += threads)
+    run_element<T, N, Loaded>(a, pieces * E + r, f);
 }
 
 }  // namespace fabric::cuda

@@ -13,8 +13,7 @@ bool switch_on(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return true;
   const std::string_view s(v);
-  FABRIC_CHECK(s == "0" || s == "1", ValueError, name, " must be 0 (off) or 1 (on), got '", s,
-               "'");
+  FABRIC_CHECK(s == "0" || s == "1", ValueError, name, " must be 0 (off) or 1 (on), got '", s, "'");
   return s == "1";
 }
 
@@ -22,11 +21,6 @@ bool switch_on(const char* name) {
 
 bool wide_paths_enabled() {
   static const bool on = switch_on("FABRIC_CUDA_WIDE");
-  return on;
-}
-
-bool fused_norm_backward_enabled() {
-  static const bool on = switch_on("FABRIC_CUDA_FUSED_NORM_BACKWARD");
   return on;
 }
 

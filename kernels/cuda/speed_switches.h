@@ -11,9 +11,4 @@ namespace fabric::cuda {
 // of one element a step. Off, cross-entropy also sums a row in the old order (a few ulp apart).
 bool wide_paths_enabled();
 
-// FABRIC_CUDA_FUSED_NORM_BACKWARD: layer_norm/rms_norm's backward folds the weight and bias
-// gradients into the kernel that computes dx (rows up to 2048 columns) instead of a second pass
-// over dy and x.
-bool fused_norm_backward_enabled();
-
 }  // namespace fabric::cuda

@@ -79,7 +79,7 @@ bool same_bits(T a, T b) {
   return std::memcmp(&a, &b, sizeof(T)) == 0;
 }
 
-const std::vector<int64_t> kLengths = {0,  1,  2,  3,  4,   5,   7,   8,    9,   15,
+const std::vector<int64_t> kLengths = {0,  1,  2,  3,  4,   5,   7,    8,    9,   15,
                                        16, 17, 31, 33, 100, 257, 1000, 4099, 8192};
 const std::vector<int64_t> kGridThreads = {1, 5, 256, 2048};
 
@@ -161,7 +161,8 @@ TEST(CudaLoopPieces, OnlyContiguousAlignedLoopsOfOneDTypeFit) {
   for (DType dt : {DType::float32, DType::bfloat16, DType::float16, DType::float64}) {
     const std::string what = std::string(dtype_name(dt));
     EXPECT_TRUE(cuda::fits_pieces(flat_loop(3, 100, dt, data), dt)) << what;
-    EXPECT_TRUE(cuda::fits_pieces(flat_loop(2, 3, dt, data), dt)) << what << " shorter than a piece";
+    EXPECT_TRUE(cuda::fits_pieces(flat_loop(2, 3, dt, data), dt))
+        << what << " shorter than a piece";
     StridedLoop l = flat_loop(3, 100, dt, data);
     l.ops[2].data += itemsize(dt);
     EXPECT_FALSE(cuda::fits_pieces(l, dt)) << what << " misaligned input";
