@@ -2,6 +2,7 @@
 // its gradient and its state and writes the parameter and the state back in a single pass.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
@@ -29,6 +30,24 @@ struct AdamKernelArgs {
 using AdamStepFn = void (*)(DType dtype, int64_t n, void* param, const void* grad, void* exp_avg,
                             void* exp_avg_sq, void* max_exp_avg_sq, const AdamKernelArgs& args);
 FABRIC_DECLARE_STUB(adam_step_stub, AdamStepFn);
+
+// One tensor of a multi-tensor Adam step: AdamStepFn's buffers.
+struct AdamTensorPtrs {
+  int64_t n = 0;
+  void* param = nullptr;
+  const void* grad = nullptr;
+  void* exp_avg = nullptr;
+  void* exp_avg_sq = nullptr;
+  void* max_exp_avg_sq = nullptr;  // null unless amsgrad
+};
+
+// The same step for several tensors of one dtype on one device with the same hyper-parameters
+// (one step count), each exactly as AdamStepFn would update it, in a few launches instead of one
+// per tensor. Registered where such a kernel exists (CUDA); elsewhere the optimizers call
+// adam_step_stub per tensor.
+using AdamMultiStepFn = void (*)(DType dtype, const std::vector<AdamTensorPtrs>& tensors,
+                                 const AdamKernelArgs& args);
+FABRIC_DECLARE_STUB(adam_multi_step_stub, AdamMultiStepFn);
 
 // SGD hyper-parameters for one step of one tensor. With momentum != 0, first_step makes the
 // momentum buffer a copy of the (decayed) gradient, as PyTorch does when the buffer is None.

@@ -9,11 +9,15 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_grid.h"
+#include "kernels/cuda/multi_tensor_plan.h"
+#include "kernels/cuda/speed_switches.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/optim_kernels.h"
 
@@ -83,37 +87,80 @@ __device__ __forceinline__ double maximum_nan_f64(double a, double b) {
   return (isnan(a) || isnan(b)) ? __dadd_rn(a, b) : (a < b ? b : a);
 }
 
+// One element's update: float32 math, each stored 16-bit state rounded once (as the CPU).
+template <typename T>
+__device__ __forceinline__ void adam_f32_element(int64_t i, T* __restrict__ p,
+                                                 const T* __restrict__ g, T* __restrict__ m,
+                                                 T* __restrict__ v, T* __restrict__ mx,
+                                                 const AdamF32& c) {
+  float gi = static_cast<float>(g[i]);
+  if (c.maximize) gi = -gi;
+  float pi = static_cast<float>(p[i]);
+  if (c.has_wd) {
+    if (c.decoupled) {
+      pi = __fmul_rn(pi, c.decay);
+    } else {
+      gi = __fmaf_rn(pi, c.wd, gi);
+    }
+  }
+  // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+  const float mi = __fmaf_rn(gi, c.c1, __fmul_rn(static_cast<float>(m[i]), c.beta1));
+  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+  float vi = __fmaf_rn(__fmul_rn(c.c2, gi), gi, __fmul_rn(static_cast<float>(v[i]), c.beta2));
+  m[i] = T(mi);
+  v[i] = T(vi);
+  if (c.amsgrad) {
+    vi = maximum_nan_f32(static_cast<float>(mx[i]), vi);
+    mx[i] = T(vi);
+  }
+  // The fp32 values are used within the step; stored 16-bit state is rounded once (as the CPU).
+  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), c.bc2s), c.eps);
+  pi = __fadd_rn(pi, __fdiv_rn(__fmul_rn(c.neg_step, mi), denom));
+  p[i] = T(pi);
+}
+
 template <typename T>
 __global__ void adam_f32_kernel(int64_t n, T* __restrict__ p, const T* __restrict__ g,
                                 T* __restrict__ m, T* __restrict__ v, T* __restrict__ mx,
                                 AdamF32 c) {
   const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    float gi = static_cast<float>(g[i]);
-    if (c.maximize) gi = -gi;
-    float pi = static_cast<float>(p[i]);
-    if (c.has_wd) {
-      if (c.decoupled) {
-        pi = __fmul_rn(pi, c.decay);
-      } else {
-        gi = __fmaf_rn(pi, c.wd, gi);
-      }
-    }
-    // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    const float mi = __fmaf_rn(gi, c.c1, __fmul_rn(static_cast<float>(m[i]), c.beta1));
-    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    float vi = __fmaf_rn(__fmul_rn(c.c2, gi), gi, __fmul_rn(static_cast<float>(v[i]), c.beta2));
-    m[i] = T(mi);
-    v[i] = T(vi);
-    if (c.amsgrad) {
-      vi = maximum_nan_f32(static_cast<float>(mx[i]), vi);
-      mx[i] = T(vi);
-    }
-    // The fp32 values are used within the step; stored 16-bit state is rounded once (as the CPU).
-    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), c.bc2s), c.eps);
-    pi = __fadd_rn(pi, __fdiv_rn(__fmul_rn(c.neg_step, mi), denom));
-    p[i] = T(pi);
-  }
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
+    adam_f32_element(i, p, g, m, v, mx, c);
+}
+
+// The multi-tensor form (multi_tensor_plan.h): block b updates chunk `chunk[b]` of the tensor in
+// slot `slot[b]`. The table is the kernel's argument (under the 4 KiB limit of kernel arguments).
+constexpr int kMultiTensors = 24;
+constexpr int kMultiBlocks = 320;
+constexpr int64_t kMultiChunk = 65536;
+constexpr int kMultiThreads = 512;
+
+struct AdamMultiTable {
+  void* p[kMultiTensors];
+  const void* g[kMultiTensors];
+  void* m[kMultiTensors];
+  void* v[kMultiTensors];
+  void* mx[kMultiTensors];
+  int64_t n[kMultiTensors];
+  int32_t chunk[kMultiBlocks];
+  uint8_t slot[kMultiBlocks];
+};
+static_assert(sizeof(AdamMultiTable) + sizeof(AdamF32) <= 4096, "kernel arguments over 4 KiB");
+static_assert(kMultiTensors <= 256, "slots are bytes");
+
+template <typename T>
+__global__ void __launch_bounds__(kMultiThreads)
+    adam_f32_multi_kernel(AdamMultiTable t, AdamF32 c) {
+  const int s = t.slot[blockIdx.x];
+  const int64_t begin = static_cast<int64_t>(t.chunk[blockIdx.x]) * kMultiChunk;
+  const int64_t end = begin + kMultiChunk < t.n[s] ? begin + kMultiChunk : t.n[s];
+  T* p = static_cast<T*>(t.p[s]);
+  const T* g = static_cast<const T*>(t.g[s]);
+  T* m = static_cast<T*>(t.m[s]);
+  T* v = static_cast<T*>(t.v[s]);
+  T* mx = static_cast<T*>(t.mx[s]);
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    adam_f32_element(i, p, g, m, v, mx, c);
 }
 
 struct AdamF64 {
@@ -148,6 +195,23 @@ __global__ void adam_f64_kernel(int64_t n, double* __restrict__ p, const double*
   }
 }
 
+// The CPU's adam_vec splats: each scalar computed in float64, then rounded to float.
+AdamF32 adam_f32_constants(const AdamKernelArgs& a, const AdamScalars& s) {
+  return {static_cast<float>(a.beta1),
+          static_cast<float>(1 - a.beta1),
+          static_cast<float>(a.weight_decay),
+          static_cast<float>(s.decay),
+          static_cast<float>(a.beta2),
+          static_cast<float>(1 - a.beta2),
+          static_cast<float>(s.bc2_sqrt),
+          static_cast<float>(a.eps),
+          static_cast<float>(-s.step_size),
+          a.weight_decay != 0,
+          a.decoupled_weight_decay,
+          a.maximize,
+          a.amsgrad};
+}
+
 void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* exp_avg,
                       void* exp_avg_sq, void* max_exp_avg_sq, const AdamKernelArgs& a) {
   check_dtype(dt, "adam_step");
@@ -169,20 +233,7 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
     FABRIC_CUDA_CHECK_LAUNCH();
     return;
   }
-  // The CPU's adam_vec splats: each scalar computed in float64, then rounded to float.
-  const AdamF32 c{static_cast<float>(a.beta1),
-                  static_cast<float>(1 - a.beta1),
-                  static_cast<float>(a.weight_decay),
-                  static_cast<float>(s.decay),
-                  static_cast<float>(a.beta2),
-                  static_cast<float>(1 - a.beta2),
-                  static_cast<float>(s.bc2_sqrt),
-                  static_cast<float>(a.eps),
-                  static_cast<float>(-s.step_size),
-                  a.weight_decay != 0,
-                  a.decoupled_weight_decay,
-                  a.maximize,
-                  a.amsgrad};
+  const AdamF32 c = adam_f32_constants(a, s);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     adam_f32_kernel<T><<<l.blocks, kThreads, 0, l.stream>>>(
@@ -191,6 +242,57 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
     FABRIC_CUDA_CHECK_LAUNCH();
   };
   for_float_param_dtype(dt, run);
+}
+
+// Many tensors in the launches of plan_multi_tensor; float64 (and FABRIC_CUDA_MULTI_TENSOR=0)
+// one launch per tensor.
+void adam_multi_step_kernel(DType dt, const std::vector<AdamTensorPtrs>& tensors,
+                            const AdamKernelArgs& a) {
+  check_dtype(dt, "adam_multi_step");
+  if (dt == DType::float64 || !multi_tensor_enabled()) {
+    for (const AdamTensorPtrs& t : tensors)
+      adam_step_kernel(dt, t.n, t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.max_exp_avg_sq, a);
+    return;
+  }
+  std::vector<int64_t> sizes;
+  sizes.reserve(tensors.size());
+  const void* anchor = nullptr;
+  for (const AdamTensorPtrs& t : tensors) {
+    FABRIC_CHECK(!a.amsgrad || t.n == 0 || t.max_exp_avg_sq != nullptr, ValueError,
+                 "adam_multi_step: amsgrad needs a max_exp_avg_sq buffer for every tensor");
+    FABRIC_CHECK(t.n <= kMultiChunk * INT32_MAX, ValueError, "adam_multi_step: a tensor of ", t.n,
+                 " elements has more chunks than the table holds");
+    sizes.push_back(t.n);
+    if (anchor == nullptr && t.n > 0) anchor = t.param;
+  }
+  if (anchor == nullptr) return;
+  const int device = device_of_pointer(anchor);
+  DeviceGuard guard(device);
+  cudaStream_t stream = compute_stream(device);
+  const AdamF32 c = adam_f32_constants(a, adam_scalars(a));
+  for (const MultiTensorLaunch& l :
+       plan_multi_tensor(sizes, kMultiTensors, kMultiBlocks, kMultiChunk)) {
+    AdamMultiTable t{};
+    for (size_t k = 0; k < l.tensors.size(); ++k) {
+      const AdamTensorPtrs& x = tensors[static_cast<size_t>(l.tensors[k])];
+      t.p[k] = x.param;
+      t.g[k] = x.grad;
+      t.m[k] = x.exp_avg;
+      t.v[k] = x.exp_avg_sq;
+      t.mx[k] = x.max_exp_avg_sq;
+      t.n[k] = x.n;
+    }
+    for (size_t b = 0; b < l.blocks.size(); ++b) {
+      t.slot[b] = static_cast<uint8_t>(l.blocks[b].slot);
+      t.chunk[b] = static_cast<int32_t>(l.blocks[b].chunk);
+    }
+    const auto blocks = static_cast<unsigned>(l.blocks.size());
+    for_float_param_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      adam_f32_multi_kernel<T><<<blocks, kMultiThreads, 0, stream>>>(t, c);
+      FABRIC_CUDA_CHECK_LAUNCH();
+    });
+  }
 }
 
 // ---- SGD ---------------------------------------------------------------------------------------
@@ -470,6 +572,7 @@ void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(adam_step_stub, cuda, &cuda::adam_step_kernel);
+FABRIC_REGISTER_KERNEL(adam_multi_step_stub, cuda, &cuda::adam_multi_step_kernel);
 FABRIC_REGISTER_KERNEL(sgd_step_stub, cuda, &cuda::sgd_step_kernel);
 FABRIC_REGISTER_KERNEL(rmsprop_step_stub, cuda, &cuda::rmsprop_step_kernel);
 FABRIC_REGISTER_KERNEL(adagrad_step_stub, cuda, &cuda::adagrad_step_kernel);

@@ -24,4 +24,9 @@ bool wide_paths_enabled() {
   return on;
 }
 
+bool multi_tensor_enabled() {
+  static const bool on = switch_on("FABRIC_CUDA_MULTI_TENSOR");
+  return on;
+}
+
 }  // namespace fabric::cuda

@@ -11,4 +11,8 @@ namespace fabric::cuda {
 // of one element a step. Off, cross-entropy also sums a row in the old order (a few ulp apart).
 bool wide_paths_enabled();
 
+// FABRIC_CUDA_MULTI_TENSOR: Adam/AdamW update all the contiguous parameters of one device, dtype
+// and step count in a few launches (multi_tensor_plan.h) instead of one launch per tensor.
+bool multi_tensor_enabled();
+
 }  // namespace fabric::cuda

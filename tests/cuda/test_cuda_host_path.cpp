@@ -167,6 +167,34 @@ TEST(CudaHostPath, Int8StepWaitsOncePerLayerForItsOutlierColumns) {
   expect_steady(trained, "int8-training", /*waits=*/layers);
 }
 
+// AdamW updates a device's parameters in multi-tensor launches (24 tensors a launch at most,
+// multi_tensor_plan.h), not one launch per parameter as until 2026-12-05; its second step (the
+// first creates the state) neither waits nor allocates.
+TEST(CudaHostPath, AdamWUpdatesEveryParameterInAFewLaunches) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  Fabric fab({.accelerator = "cuda", .precision = "32-true"});
+  manual_seed(3);
+  auto gpt = nn::make<nn::GPT>(
+      {.vocab_size = 96, .block_size = 32, .n_layer = 2, .n_head = 4, .n_embd = 64});
+  optim::AdamW adamw(gpt->parameters(), {.lr = 1e-3, .weight_decay = 0.1});
+  auto [model, opt] = fab.setup(gpt, adamw);
+  const Tensor x = fab.to_device(randint(0, 96, {4, 32}, {.dtype = DType::int64}));
+  const long params = static_cast<long>(gpt->parameters().size());
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    fab.backward(model.run([&] { return gpt->loss(x, x); }));
+    const NullCudaCounts before = counts_now();
+    opt.step();
+    if (step == 0) continue;
+    const NullCudaCounts c = since(before);
+    EXPECT_GT(params, 24);
+    EXPECT_GE(c.launches, 1);
+    EXPECT_LE(c.launches, (params + 23) / 24) << params << " parameters";
+    EXPECT_EQ(c.host_waits, 0);
+    EXPECT_EQ(c.device_mallocs, 0);
+  }
+}
+
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   SKIP_UNLESS_NULL_RUNTIME();
   expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");

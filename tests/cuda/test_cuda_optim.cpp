@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "tensor/amp_kernels.h"
 #include "tensor/factory.h"
@@ -94,6 +95,61 @@ TEST(CudaOptim, AdamStepsMatchTheCpuBitForBit) {
                        detail::cat(c.name, " ", dtype_name(dt), " step ", step));
       }
       seed += 1000;
+    }
+  }
+}
+
+// 30 tensors (more than one launch holds, one of them split across launches, empty and one-element
+// ones among them) in one multi-tensor call against the CPU's per-tensor kernel.
+TEST(CudaOptim, MultiTensorAdamMatchesTheCpuBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  std::vector<int64_t> sizes = {0, 1, 65535, 65536, 65537, 200003, 3};
+  for (int i = 0; i < 23; ++i) sizes.push_back(1000 + 517 * i);
+  for (DType dt : {DType::float32, DType::bfloat16, DType::float16, DType::float64}) {
+    for (const bool amsgrad : {false, true}) {
+      const std::string what = detail::cat(dtype_name(dt), amsgrad ? " amsgrad" : "");
+      std::vector<std::vector<Tensor>> cpu, gpu;  // per tensor: param, m, v, vmax
+      uint64_t seed = 7;
+      for (const int64_t n : sizes) {
+        std::vector<Tensor> c;
+        for (int k = 0; k < 4; ++k) {
+          c.push_back(k == 0 ? test::uniform_tensor({n}, dt, -1.f, 1.f, seed++)
+                             : test::uniform_tensor({n}, dt, 0.f, 1e-2f, seed++));
+        }
+        std::vector<Tensor> g;
+        for (const Tensor& t : c) g.push_back(t.to(kGpu));
+        cpu.push_back(c);
+        gpu.push_back(g);
+      }
+      for (int step = 1; step <= 2; ++step) {
+        const AdamKernelArgs a{.lr = 3e-4,
+                               .beta1 = 0.9,
+                               .beta2 = 0.95,
+                               .eps = 1e-8,
+                               .weight_decay = 0.1,
+                               .step = static_cast<double>(step),
+                               .decoupled_weight_decay = true,
+                               .amsgrad = amsgrad};
+        std::vector<AdamTensorPtrs> list;
+        std::vector<Tensor> grads;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          const Tensor grad = test::uniform_tensor({sizes[i]}, dt, -2.f, 2.f, 500 + step * 40 + i);
+          grads.push_back(grad.to(kGpu));
+          adam_step_stub(Device::cpu())(dt, sizes[i], cpu[i][0].data_ptr(), grad.data_ptr(),
+                                        cpu[i][1].data_ptr(), cpu[i][2].data_ptr(),
+                                        amsgrad ? cpu[i][3].data_ptr() : nullptr, a);
+          list.push_back({sizes[i], gpu[i][0].data_ptr(), grads.back().data_ptr(),
+                          gpu[i][1].data_ptr(), gpu[i][2].data_ptr(),
+                          amsgrad ? gpu[i][3].data_ptr() : nullptr});
+        }
+        adam_multi_step_stub(kGpu)(dt, list, a);
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          for (int k = 0; k < (amsgrad ? 4 : 3); ++k) {
+            test::expect_matches(cpu[i][k], gpu[i][k], {},
+                                 detail::cat(what, " step ", step, " tensor ", i, " buffer ", k));
+          }
+        }
+      }
     }
   }
 }
