@@ -10,6 +10,7 @@
 namespace fabric {
 
 FABRIC_DEFINE_STUB(amp_unscale_stub, AmpUnscaleFn);
+FABRIC_DEFINE_STUB(amp_unscale_multi_stub, AmpUnscaleMultiFn);
 
 namespace {
 
@@ -37,6 +38,14 @@ std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vecto
                                                                 const char* caller) {
   for (const Tensor& t : ts) check_unscalable(t, inv_scale, caller);
   std::vector<std::pair<Device, Tensor>> flags;  // one int32 per device, in its memory
+  // Contiguous tensors of one device and dtype, for a device with a multi-tensor kernel.
+  struct Batch {
+    Device device;
+    DType dtype;
+    int32_t* flag;
+    std::vector<std::pair<void*, int64_t>> tensors;
+  };
+  std::vector<Batch> batches;
   for (const Tensor& t : ts) {
     auto it = std::find_if(flags.begin(), flags.end(),
                            [&](const auto& f) { return f.first == t.device(); });
@@ -45,8 +54,23 @@ std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vecto
       it = flags.end() - 1;
     }
     if (t.numel() == 0) continue;
+    int32_t* flag = it->second.data<int32_t>();
+    if (amp_unscale_multi_stub.find(t.device()) != nullptr && t.is_contiguous()) {
+      auto b = std::find_if(batches.begin(), batches.end(), [&](const Batch& x) {
+        return x.device == t.device() && x.dtype == t.dtype();
+      });
+      if (b == batches.end()) {
+        batches.push_back({t.device(), t.dtype(), flag, {}});
+        b = batches.end() - 1;
+      }
+      b->tensors.emplace_back(t.data_ptr(), t.numel());
+      continue;
+    }
     const StridedLoop loop = make_strided_loop(caller, t, {});
-    amp_unscale_stub(t.device())(loop, inv_scale, it->second.data<int32_t>());
+    amp_unscale_stub(t.device())(loop, inv_scale, flag);
+  }
+  for (const Batch& b : batches) {
+    amp_unscale_multi_stub(b.device)(b.dtype, b.tensors, inv_scale, b.flag);
   }
   std::vector<std::pair<Device, bool>> found;
   for (const auto& [device, flag] : flags) found.emplace_back(device, flag.item<int32_t>() != 0);

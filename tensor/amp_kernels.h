@@ -21,6 +21,14 @@ namespace fabric {
 using AmpUnscaleFn = void (*)(const StridedLoop& loop, float inv_scale, int32_t* found);
 FABRIC_DECLARE_STUB(amp_unscale_stub, AmpUnscaleFn);
 
+// The same for several contiguous tensors (data, numel) of one dtype on one device, in a few
+// launches instead of one per tensor. Registered where such a kernel exists (CUDA); elsewhere
+// amp_unscale_and_check_all_ runs amp_unscale_stub per tensor.
+using AmpUnscaleMultiFn = void (*)(DType dtype,
+                                   const std::vector<std::pair<void*, int64_t>>& tensors,
+                                   float inv_scale, int32_t* found);
+FABRIC_DECLARE_STUB(amp_unscale_multi_stub, AmpUnscaleMultiFn);
+
 // The op-level entry (torch._amp_foreach_non_finite_check_and_unscale_): checks every tensor
 // (defined; float64/float32/bfloat16/float16; no overlapping elements, e.g. from expand) before
 // touching any, then runs the kernel in place on each, whatever its strides, with one flag per

@@ -9,14 +9,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <vector>
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/loop_grid.h"
-#include "kernels/cuda/multi_tensor_plan.h"
+#include "kernels/cuda/multi_tensor.cuh"
 #include "kernels/cuda/speed_switches.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/optim_kernels.h"
@@ -128,38 +127,18 @@ __global__ void adam_f32_kernel(int64_t n, T* __restrict__ p, const T* __restric
     adam_f32_element(i, p, g, m, v, mx, c);
 }
 
-// The multi-tensor form (multi_tensor_plan.h): block b updates chunk `chunk[b]` of the tensor in
-// slot `slot[b]`. The table is the kernel's argument (under the 4 KiB limit of kernel arguments).
-constexpr int kMultiTensors = 24;
-constexpr int kMultiBlocks = 320;
-constexpr int64_t kMultiChunk = 65536;
-constexpr int kMultiThreads = 512;
-
-struct AdamMultiTable {
-  void* p[kMultiTensors];
-  const void* g[kMultiTensors];
-  void* m[kMultiTensors];
-  void* v[kMultiTensors];
-  void* mx[kMultiTensors];
-  int64_t n[kMultiTensors];
-  int32_t chunk[kMultiBlocks];
-  uint8_t slot[kMultiBlocks];
-};
-static_assert(sizeof(AdamMultiTable) + sizeof(AdamF32) <= 4096, "kernel arguments over 4 KiB");
-static_assert(kMultiTensors <= 256, "slots are bytes");
-
+// The multi-tensor form (multi_tensor.cuh): pointers param, grad, exp_avg, exp_avg_sq,
+// max_exp_avg_sq.
 template <typename T>
 __global__ void __launch_bounds__(kMultiThreads)
-    adam_f32_multi_kernel(AdamMultiTable t, AdamF32 c) {
-  const int s = t.slot[blockIdx.x];
-  const int64_t begin = static_cast<int64_t>(t.chunk[blockIdx.x]) * kMultiChunk;
-  const int64_t end = begin + kMultiChunk < t.n[s] ? begin + kMultiChunk : t.n[s];
-  T* p = static_cast<T*>(t.p[s]);
-  const T* g = static_cast<const T*>(t.g[s]);
-  T* m = static_cast<T*>(t.m[s]);
-  T* v = static_cast<T*>(t.v[s]);
-  T* mx = static_cast<T*>(t.mx[s]);
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    adam_f32_multi_kernel(MultiTensorTable<5> t, AdamF32 c) {
+  const BlockRange r = block_range(t);
+  T* p = static_cast<T*>(t.ptr[0][r.slot]);
+  const T* g = static_cast<const T*>(t.ptr[1][r.slot]);
+  T* m = static_cast<T*>(t.ptr[2][r.slot]);
+  T* v = static_cast<T*>(t.ptr[3][r.slot]);
+  T* mx = static_cast<T*>(t.ptr[4][r.slot]);
+  for (int64_t i = r.begin + threadIdx.x; i < r.end; i += blockDim.x)
     adam_f32_element(i, p, g, m, v, mx, c);
 }
 
@@ -260,8 +239,6 @@ void adam_multi_step_kernel(DType dt, const std::vector<AdamTensorPtrs>& tensors
   for (const AdamTensorPtrs& t : tensors) {
     FABRIC_CHECK(!a.amsgrad || t.n == 0 || t.max_exp_avg_sq != nullptr, ValueError,
                  "adam_multi_step: amsgrad needs a max_exp_avg_sq buffer for every tensor");
-    FABRIC_CHECK(t.n <= kMultiChunk * INT32_MAX, ValueError, "adam_multi_step: a tensor of ", t.n,
-                 " elements has more chunks than the table holds");
     sizes.push_back(t.n);
     if (anchor == nullptr && t.n > 0) anchor = t.param;
   }
@@ -270,29 +247,20 @@ void adam_multi_step_kernel(DType dt, const std::vector<AdamTensorPtrs>& tensors
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   const AdamF32 c = adam_f32_constants(a, adam_scalars(a));
-  for (const MultiTensorLaunch& l :
-       plan_multi_tensor(sizes, kMultiTensors, kMultiBlocks, kMultiChunk)) {
-    AdamMultiTable t{};
-    for (size_t k = 0; k < l.tensors.size(); ++k) {
-      const AdamTensorPtrs& x = tensors[static_cast<size_t>(l.tensors[k])];
-      t.p[k] = x.param;
-      t.g[k] = x.grad;
-      t.m[k] = x.exp_avg;
-      t.v[k] = x.exp_avg_sq;
-      t.mx[k] = x.max_exp_avg_sq;
-      t.n[k] = x.n;
-    }
-    for (size_t b = 0; b < l.blocks.size(); ++b) {
-      t.slot[b] = static_cast<uint8_t>(l.blocks[b].slot);
-      t.chunk[b] = static_cast<int32_t>(l.blocks[b].chunk);
-    }
-    const auto blocks = static_cast<unsigned>(l.blocks.size());
-    for_float_param_dtype(dt, [&](auto tag) {
-      using T = decltype(tag);
-      adam_f32_multi_kernel<T><<<blocks, kMultiThreads, 0, stream>>>(t, c);
-      FABRIC_CUDA_CHECK_LAUNCH();
-    });
-  }
+  const auto pointer = [&](int i, int d) -> void* {
+    const AdamTensorPtrs& x = tensors[static_cast<size_t>(i)];
+    void* const all[5] = {x.param, const_cast<void*>(x.grad), x.exp_avg, x.exp_avg_sq,
+                          x.max_exp_avg_sq};
+    return all[d];
+  };
+  for_float_param_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    for_each_multi_tensor_launch<5>(
+        sizes, pointer, [&](const MultiTensorTable<5>& t, unsigned blocks) {
+          adam_f32_multi_kernel<T><<<blocks, kMultiThreads, 0, stream>>>(t, c);
+          FABRIC_CUDA_CHECK_LAUNCH();
+        });
+  });
 }
 
 // ---- SGD ---------------------------------------------------------------------------------------

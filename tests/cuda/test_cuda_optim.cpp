@@ -349,6 +349,35 @@ TEST(CudaAmpUnscale, InfAndNanAreFoundWhereverTheyAre) {
   }
 }
 
+// 30 gradients of each dtype in one call (multi-tensor launches: more tensors than a launch holds,
+// one split across launches), an infinity in the last one only: the bits and the verdict of the
+// CPU.
+TEST(CudaAmpUnscale, ManyGradientsInMultiTensorLaunches) {
+  FABRIC_REQUIRE_CUDA();
+  std::vector<int64_t> sizes = {1, 65535, 65537, 200003};
+  for (int i = 0; i < 26; ++i) sizes.push_back(700 + 311 * i);
+  for (DType dt : kDTypes) {
+    for (const bool with_inf : {false, true}) {
+      std::vector<Tensor> cpu, gpu;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        cpu.push_back(test::uniform_tensor({sizes[i]}, dt, -1000.f, 1000.f, 40 + i));
+      }
+      if (with_inf) cpu.back().narrow(0, 5, 1).fill_(std::numeric_limits<double>::infinity());
+      for (const Tensor& t : cpu) gpu.push_back(t.to(kGpu));
+      const float inv = 3.0f / 65536.0f;
+      const auto want = amp_unscale_and_check_all_(cpu, inv);
+      const auto got = amp_unscale_and_check_all_(gpu, inv);
+      const std::string what = detail::cat(dtype_name(dt), with_inf ? " with inf" : "");
+      ASSERT_EQ(got.size(), 1u) << what;
+      EXPECT_EQ(want[0].second, with_inf) << what;
+      EXPECT_EQ(got[0].second, with_inf) << what;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        test::expect_matches(cpu[i], gpu[i], {}, detail::cat(what, " tensor ", i));
+      }
+    }
+  }
+}
+
 TEST(CudaAmpUnscale, InvScaleOneOnlyReads) {
   FABRIC_REQUIRE_CUDA();
   Tensor cpu = test::awkward_tensor({501}, DType::float32, 9);  // NaN, infinities, subnormals
