@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/col_sum_wide.h"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
 
@@ -395,8 +396,89 @@ void check_dtypes(const char* what, DType in, DType out) {
                dtype_name(is_fp8(in) ? in : out), " (fp8 values are converted, not computed on)");
 }
 
+// ---- column sums in 16-byte pieces (col_sum_wide.h) -------------------------------------------
+
+// Eight consecutive elements from a 16-byte aligned address (cols % 8 == 0 and an aligned base).
+template <typename T>
+struct PieceLoad {
+  __device__ __forceinline__ void operator()(const T* p, float (&v)[kColSumPiece]) const {
+    struct alignas(16) Piece {
+      T v[kColSumPiece];
+    };
+    const Piece x = *reinterpret_cast<const Piece*>(p);
+#pragma unroll
+    for (int j = 0; j < kColSumPiece; ++j) v[j] = static_cast<float>(x.v[j]);
+  }
+};
+
+constexpr int kColSumThreads = kColSumBlockX * kColSumBlockY;
+static_assert(kColSumThreads == kColSumBlockX * kColSumPiece, "one folding thread per column");
+
+// Block (bx, split): 256 columns over the split's rows. The 8 thread rows' sums meet in shared
+// memory; thread t then folds column t of the block in thread-row order.
+template <typename T>
+__global__ void __launch_bounds__(kColSumThreads)
+    col_sum_wide_kernel(const T* in, ColSumWide s, float* partial, char* out, DType out_dtype) {
+  __shared__ float sums[kColSumBlockY][kColSumThreads + 1];
+  float acc[kColSumPiece];
+  col_sum_wide_thread(in, s, blockIdx.x, static_cast<int>(threadIdx.x), blockIdx.y,
+                      static_cast<int>(threadIdx.y), PieceLoad<T>{}, acc);
+#pragma unroll
+  for (int j = 0; j < kColSumPiece; ++j) sums[threadIdx.y][threadIdx.x * kColSumPiece + j] = acc[j];
+  __syncthreads();
+  const int t = static_cast<int>(threadIdx.y * kColSumBlockX + threadIdx.x);
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColSumThreads + t;
+  if (col >= s.cols) return;
+  float v = sums[0][t];
+#pragma unroll
+  for (int y = 1; y < kColSumBlockY; ++y) v += sums[y][t];
+  if (gridDim.y == 1) {
+    store_as<float>(out + col * itemsize(out_dtype), out_dtype, v);
+  } else {
+    partial[static_cast<int64_t>(blockIdx.y) * s.cols + col] = v;
+  }
+}
+
+// The splits' partials of each column, in split order.
+__global__ void col_sum_wide_finish_kernel(const float* partial, int64_t splits, int64_t cols,
+                                           char* out, DType out_dtype) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= cols) return;
+  float v = partial[col];
+  for (int64_t k = 1; k < splits; ++k) v += partial[k * cols + col];
+  store_as<float>(out + col * itemsize(out_dtype), out_dtype, v);
+}
+
+void col_sum_wide(const ReduceGeometry& rg, const ColSumWide& shape) {
+  LaunchContext ctx(rg.out);
+  const ColSumWide s = plan_col_sum_wide(shape.rows, shape.cols, multiprocessor_count(ctx.device));
+  DeviceScratch partial(ctx.device,
+                        s.splits > 1 ? static_cast<size_t>(s.splits * s.cols) * sizeof(float) : 0);
+  const dim3 grid(grid_dim(s.col_blocks()), grid_dim(s.splits));
+  const dim3 block(kColSumBlockX, kColSumBlockY);
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    col_sum_wide_kernel<T><<<grid, block, 0, ctx.stream>>>(
+        reinterpret_cast<const T*>(rg.in), s, partial.as<float>(), rg.out, rg.out_dtype);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  };
+  if (rg.in_dtype == DType::float32) {
+    run(float{});
+  } else if (rg.in_dtype == DType::bfloat16) {
+    run(BFloat16{});
+  } else {
+    run(Half{});
+  }
+  if (s.splits > 1) {
+    col_sum_wide_finish_kernel<<<grid_dim((s.cols + 255) / 256), 256, 0, ctx.stream>>>(
+        partial.as<float>(), s.splits, s.cols, rg.out, rg.out_dtype);
+    FABRIC_CUDA_CHECK_LAUNCH();
+  }
+}
+
 void reduce_kernel_cuda(ReduceOp op, const ReduceGeometry& rg, const ReduceParams& p) {
   check_dtypes("reduce", rg.in_dtype, rg.out_dtype);
+  if (ColSumWide shape; col_sum_wide_fits(op, rg, p, &shape)) return col_sum_wide(rg, shape);
   const Geo g = make_geo(rg);
   switch (reduce_acc_dtype(rg.in_dtype)) {
     case DType::float64:

@@ -6,9 +6,11 @@
 
 namespace fabric::cuda {
 
-// FABRIC_CUDA_WIDE: row and elementwise kernels read and write 16-byte pieces (cross-entropy's
-// rows of a multiple of 8 classes, 8 elements a thread; contiguous unary and binary ops) instead
-// of one element a step. Off, cross-entropy also sums a row in the old order (a few ulp apart).
+// FABRIC_CUDA_WIDE: row, column and elementwise kernels read and write 16-byte pieces
+// (cross-entropy's rows of a multiple of 8 classes, 8 elements a thread; contiguous unary, binary
+// and activation-backward ops; column sums of contiguous rows, col_sum_wide.h) instead of one
+// element a step. Off, cross-entropy and the column sums also sum in the old order (a few ulp
+// apart).
 bool wide_paths_enabled();
 
 // FABRIC_CUDA_MULTI_TENSOR: Adam/AdamW update all the contiguous parameters of one device, dtype

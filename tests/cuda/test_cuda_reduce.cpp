@@ -284,6 +284,31 @@ TEST(CudaReduce, CumsumAlongEachDim) {
       sum_tolerance(DType::float32, 10));
 }
 
+// Column sums the 16-byte kernel takes (kernels/cuda/col_sum_wide.h: contiguous rows, a multiple
+// of 8 columns): GPT-2's bias-gradient shapes and small ones, single and split rows, a (B, T, C)
+// summed over B and T, and a float64 output.
+TEST(CudaReduce, WideColumnSums) {
+  FABRIC_REQUIRE_CUDA();
+  const std::vector<Layout> layouts = {{{8192, 768}, {0}},
+                                       {{8192, 2304}, {0}},
+                                       {{1000, 264}, {0}},
+                                       {{3, 8}, {0}},
+                                       {{8, 128, 3072}, {0, 1}}};
+  for (DType dt : {DType::float32, DType::float16, DType::bfloat16}) {
+    for (const Layout& l : layouts) {
+      const Tensor a = test::uniform_tensor(l.shape, dt, 0.5f, 1.5f, 31);
+      check_op(
+          layout_name("wide column sum", dt, l), {a},
+          [&](const std::vector<Tensor>& x) { return sum(x[0], l.dims); }, sum_tolerance(dt));
+    }
+  }
+  const Tensor f = test::uniform_tensor({4096, 512}, DType::float32, -1.f, 1.f, 32);
+  check_op(
+      "wide column sum into float64", {f},
+      [](const std::vector<Tensor>& x) { return sum(x[0], {0}, false, DType::float64); },
+      sum_tolerance(DType::float32, 64));
+}
+
 TEST(CudaReduce, LongReductionsSplitAcrossBlocks) {
   FABRIC_REQUIRE_CUDA();
   // One output over 2M elements, and a few columns over many rows: both split each output's
