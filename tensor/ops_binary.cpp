@@ -32,19 +32,20 @@ void move_host_scalar(Tensor& a, Tensor& b) {
   }
 }
 
-// add/sub/mul/div on the CPU read a float operand narrower than the other one, which has the
-// compute dtype (bf16/f16 beside f32; f16, bf16 or f32 beside f64), in its own dtype: the kernel
+// add/sub/mul/div read a float operand narrower than the other one, which has the compute dtype
+// (bf16/f16 beside f32; on the CPU also f16, bf16 or f32 beside f64), in its own dtype: the kernel
 // widens it as it loads it, exactly, so the values are those of the cast copy without writing and
 // re-reading one (the f32 residual + bf16 branch of mixed precision; PyTorch's TensorIterator
 // also casts in its loop). Narrowing casts (a 0-d f64 tensor beside an f32 one rounds first),
-// integers, bool, two narrower operands (bf16 + f16) and the CUDA kernel keep the cast.
+// integers, bool, two narrower operands (bf16 + f16) and a float64 result on CUDA keep the cast.
 Tensor operand_for_kernel(BinaryOp op, const Tensor& t, const Tensor& other, DType ct) {
   const bool arith =
       op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
   const bool half = t.dtype() == DType::float16 || t.dtype() == DType::bfloat16;
-  const bool widens = (ct == DType::float32 && half) ||
-                      (ct == DType::float64 && (half || t.dtype() == DType::float32));
-  return arith && widens && other.dtype() == ct && t.device().is_cpu() ? t : cast_for_kernel(t, ct);
+  const bool widens =
+      (ct == DType::float32 && half) ||
+      (ct == DType::float64 && (half || t.dtype() == DType::float32) && t.device().is_cpu());
+  return arith && widens && other.dtype() == ct ? t : cast_for_kernel(t, ct);
 }
 
 // PyTorch's can_cast: no float -> integer and no number -> bool.

@@ -36,6 +36,21 @@ struct BinaryArgs {
   }
 };
 
+// add/sub/mul/div in float32. alpha != 1 is one fused multiply-add, as the CPU's
+// vfmadd/vfnmadd.
+__device__ __forceinline__ float arith_f32(BinaryOp op, float alpha, float a, float b) {
+  switch (op) {
+    case BinaryOp::add:
+      return alpha == 1.0f ? a + b : fmaf(alpha, b, a);
+    case BinaryOp::sub:
+      return alpha == 1.0f ? a - b : fmaf(-alpha, b, a);
+    case BinaryOp::mul:
+      return a * b;
+    default:  // div (the caller passes only the four)
+      return a / b;
+  }
+}
+
 template <typename T>  // float, Half, BFloat16: computed in fp32
 struct FloatBinary : BinaryArgs<T, float> {
   using Stored = T;  // contiguous loops of it go in pieces (launch_pieces)
@@ -43,18 +58,11 @@ struct FloatBinary : BinaryArgs<T, float> {
     const float a = this->a_of(p), b = this->b_of(p);
     float r = a;
     switch (this->op) {
-      // alpha != 1 is one fused multiply-add, as the CPU's vfmadd/vfnmadd.
       case BinaryOp::add:
-        r = this->alpha == 1.0f ? a + b : fmaf(this->alpha, b, a);
-        break;
       case BinaryOp::sub:
-        r = this->alpha == 1.0f ? a - b : fmaf(-this->alpha, b, a);
-        break;
       case BinaryOp::mul:
-        r = a * b;
-        break;
       case BinaryOp::div:
-        r = a / b;
+        r = arith_f32(this->op, this->alpha, a, b);
         break;
       // vmaxps(a, b)/vminps(a, b) return b on ties and NaN; a NaN then becomes a + b.
       case BinaryOp::maximum:
@@ -71,6 +79,19 @@ struct FloatBinary : BinaryArgs<T, float> {
         break;  // rejected on the host
     }
     store<T>(p[0], T(r));
+  }
+};
+
+// A float32 output from inputs of which one is bf16 or f16 (the f32 residual + bf16 branch of
+// mixed precision): each input widened as it is loaded, exactly, so the bits are those of the
+// float32 kernel on a cast copy, without writing and reading one (the CPU's mixed_binary).
+template <typename TA, typename TB>
+struct MixedFloatArith {
+  BinaryOp op;
+  float alpha;
+  __device__ void operator()(char* (&p)[3]) const {
+    store<float>(p[0], arith_f32(op, alpha, static_cast<float>(load<TA>(p[1])),
+                                 static_cast<float>(load<TB>(p[2]))));
   }
 };
 
@@ -218,9 +239,47 @@ void launch_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
   launch_loop<3>(loop, f);
 }
 
+// Calls f(T{}) for a float32, bfloat16 or float16 input dtype.
+template <typename F>
+void visit_f32_family(DType dt, const F& f) {
+  if (dt == DType::float32) {
+    f(float{});
+  } else if (dt == DType::bfloat16) {
+    f(BFloat16{});
+  } else {
+    f(Half{});
+  }
+}
+
+bool f32_family(DType dt) {
+  return dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16;
+}
+
+void mixed_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha) {
+  const DType dt = loop.ops[0].dtype, da = loop.ops[1].dtype, db = loop.ops[2].dtype;
+  const bool arith =
+      op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
+  FABRIC_CHECK(
+      arith && dt == DType::float32 && f32_family(da) && f32_family(db) && (da == dt || db == dt),
+      DTypeError, "binary kernel: inputs ", dtype_name(da), " and ", dtype_name(db), " for a ",
+      dtype_name(dt),
+      " output (on CUDA, mixed inputs are for add/sub/mul/div: one float32 input and "
+      "output, one bfloat16 or float16 input; cast them first)");
+  const float a = scalar_as<float>(alpha);
+  visit_f32_family(da, [&](auto ta) {
+    visit_f32_family(db, [&](auto tb) {
+      using TA = decltype(ta);
+      using TB = decltype(tb);
+      if constexpr (!std::is_same_v<TA, TB>) launch_loop<3>(loop, MixedFloatArith<TA, TB>{op, a});
+    });
+  });
+}
+
 void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
                    const Scalar* b_scalar) {
   const DType dt = loop.ops[0].dtype;
+  if (!b_scalar && loop.num_operands == 3 && (loop.ops[1].dtype != dt || loop.ops[2].dtype != dt))
+    return mixed_binary(op, loop, alpha);
   FABRIC_CHECK(!is_fp8(dt), DTypeError, "binary kernel: no CUDA kernel for ", dtype_name(dt),
                " (fp8 values are converted, not computed on)");
   FABRIC_CHECK(!(is_integral(dt, true) && op == BinaryOp::div), DTypeError,

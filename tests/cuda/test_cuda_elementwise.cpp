@@ -148,6 +148,45 @@ TEST(CudaElementwise, BinaryOpsOnFloats) {
   }
 }
 
+// add/sub/mul/div of a float32 and a bf16/f16 tensor widen the narrower input in the kernel
+// (MixedFloatArith), as the CPU does, instead of a float32 cast copy first: the same bits, in
+// both orders, with alpha, a broadcast row, a transposed input and in place.
+TEST(CudaElementwise, MixedFloatInputsWidenInTheKernel) {
+  FABRIC_REQUIRE_CUDA();
+  using BinFn = std::function<Tensor(const Tensor&, const Tensor&)>;
+  const std::vector<std::pair<const char*, BinFn>> ops = {
+      {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); }},
+      {"add alpha", [](const Tensor& a, const Tensor& b) { return add(a, b, 0.5); }},
+      {"sub alpha", [](const Tensor& a, const Tensor& b) { return sub(a, b, -0.75); }},
+      {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); }},
+      {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); }},
+  };
+  for (DType half : {DType::bfloat16, DType::float16}) {
+    const Tensor f = test::awkward_tensor({45, 67}, DType::float32, 31);
+    const Tensor h = test::awkward_tensor({45, 67}, half, 32);
+    const Tensor row = test::awkward_tensor({67}, half, 33);
+    const Tensor ht = test::awkward_tensor({67, 45}, half, 34);
+    for (const auto& [name, fn] : ops) {
+      const std::string what = name_of(name, half);
+      check_op(what + " f32 first", {f, h},
+               [fn = fn](const std::vector<Tensor>& x) { return fn(x[0], x[1]); }, {});
+      check_op(what + " f32 second", {h, f},
+               [fn = fn](const std::vector<Tensor>& x) { return fn(x[0], x[1]); }, {});
+      check_op(what + " broadcast row", {f, row},
+               [fn = fn](const std::vector<Tensor>& x) { return fn(x[0], x[1]); }, {});
+      check_op(what + " transposed", {f, ht},
+               [fn = fn](const std::vector<Tensor>& x) { return fn(x[0], x[1].t()); }, {});
+    }
+    check_op(name_of("add_ in place", half), {f, h},
+             [](const std::vector<Tensor>& x) {
+               Tensor a = x[0].clone();
+               a.add_(x[1], 0.25);
+               return a;
+             },
+             {});
+  }
+}
+
 TEST(CudaElementwise, BinaryOpsWithAScalar) {
   FABRIC_REQUIRE_CUDA();
   for (DType dt : {DType::float32, DType::float16, DType::bfloat16, DType::float64}) {
