@@ -33,6 +33,21 @@ void check_unscalable(const Tensor& t, float inv_scale, const char* caller) {
 
 }  // namespace
 
+void amp_unscale_each(AmpUnscaleFn kernel, DType dtype,
+                      const std::vector<std::pair<void*, int64_t>>& tensors, float inv_scale,
+                      int32_t* found) {
+  for (const auto& [data, n] : tensors) {
+    StridedLoop loop;
+    loop.ndim = 1;
+    loop.sizes[0] = n;
+    loop.num_operands = 1;
+    loop.ops[0].data = static_cast<char*>(data);
+    loop.ops[0].dtype = dtype;
+    loop.ops[0].strides[0] = itemsize(dtype);
+    kernel(loop, inv_scale, found);
+  }
+}
+
 std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vector<Tensor>& ts,
                                                                 float inv_scale,
                                                                 const char* caller) {

@@ -29,6 +29,11 @@ using AmpUnscaleMultiFn = void (*)(DType dtype,
                                    float inv_scale, int32_t* found);
 FABRIC_DECLARE_STUB(amp_unscale_multi_stub, AmpUnscaleMultiFn);
 
+// AmpUnscaleMultiFn's work done by `kernel` (an AmpUnscaleFn), one flat loop per tensor.
+void amp_unscale_each(AmpUnscaleFn kernel, DType dtype,
+                      const std::vector<std::pair<void*, int64_t>>& tensors, float inv_scale,
+                      int32_t* found);
+
 // The op-level entry (torch._amp_foreach_non_finite_check_and_unscale_): checks every tensor
 // (defined; float64/float32/bfloat16/float16; no overlapping elements, e.g. from expand) before
 // touching any, then runs the kernel in place on each, whatever its strides, with one flag per

@@ -110,19 +110,8 @@ void unscale_multi(const std::vector<std::pair<void*, int64_t>>& tensors, float 
 // FABRIC_CUDA_MULTI_TENSOR=0: one launch per tensor, as amp_unscale_kernel.
 void amp_unscale_multi_kernel(DType dt, const std::vector<std::pair<void*, int64_t>>& tensors,
                               float inv_scale, int32_t* found) {
-  if (!multi_tensor_enabled()) {
-    for (const auto& [data, n] : tensors) {
-      StridedLoop loop;
-      loop.ndim = 1;
-      loop.sizes[0] = n;
-      loop.num_operands = 1;
-      loop.ops[0].data = static_cast<char*>(data);
-      loop.ops[0].dtype = dt;
-      loop.ops[0].strides[0] = itemsize(dt);
-      amp_unscale_kernel(loop, inv_scale, found);
-    }
-    return;
-  }
+  if (!multi_tensor_enabled())
+    return amp_unscale_each(&amp_unscale_kernel, dt, tensors, inv_scale, found);
   switch (dt) {
     case DType::float32:
       return unscale_multi<float>(tensors, inv_scale, found);

@@ -26,16 +26,7 @@ std::vector<Call> g_calls;
 void recording_unscale_multi(DType dt, const std::vector<std::pair<void*, int64_t>>& tensors,
                              float inv_scale, int32_t* found) {
   g_calls.push_back({dt, tensors.size()});
-  for (const auto& [data, n] : tensors) {
-    StridedLoop loop;
-    loop.ndim = 1;
-    loop.sizes[0] = n;
-    loop.num_operands = 1;
-    loop.ops[0].data = static_cast<char*>(data);
-    loop.ops[0].dtype = dt;
-    loop.ops[0].strides[0] = itemsize(dt);
-    amp_unscale_stub(Device::cpu())(loop, inv_scale, found);
-  }
+  amp_unscale_each(amp_unscale_stub(Device::cpu()), dt, tensors, inv_scale, found);
 }
 
 // The recording stub in the CPU slot for the test's lifetime.
