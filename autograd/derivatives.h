@@ -29,4 +29,8 @@ Tensor sum_to(const Tensor& grad, const Shape& shape);
 Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index,
                               const Tensor& src);
 
+// d/dx of the tanh-form GELU x/2 (1 + tanh(k (x + c x^3))), of recorded ops (torch's GeluBackward
+// with approximate='tanh' in grad mode): gelu's rule and gelu_mlp's use it under create_graph.
+Tensor gelu_tanh_derivative(const Tensor& x);
+
 }  // namespace fabric

@@ -191,7 +191,9 @@ FABRIC_DERIVATIVE(silu) {
   };
 }
 
-// d/dx of x/2 (1 + tanh(k (x + c x^3))), as torch's GeluBackward with approximate='tanh'.
+}  // namespace
+
+// See derivatives.h.
 Tensor gelu_tanh_derivative(const Tensor& x) {
   const double beta = std::sqrt(2.0 / M_PI), kappa = 0.044715;
   Tensor x_sq = mul(x, x);
@@ -201,6 +203,8 @@ Tensor gelu_tanh_derivative(const Tensor& x) {
       mul(mul(mul(x, 0.5), one_minus(mul(t, t))), add(mul(x_sq, 3.0 * kappa), 1.0));
   return add(left_derivative, mul(right_derivative, beta));
 }
+
+namespace {
 
 // The standard normal density exp(-x^2/2) / sqrt(2 pi), of recorded ops.
 Tensor normal_pdf(const Tensor& x) {

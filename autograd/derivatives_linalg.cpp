@@ -1,5 +1,6 @@
 // Derivatives of matmul, mm, bmm and linear (each gradient is one GEMM on (transposed) views,
-// computed only for the inputs that need it) and of fused attention.
+// computed only for the inputs that need it), of the fused GELU MLP and of fused attention.
+#include <array>
 #include <limits>
 
 #include "autograd/derivatives.h"
@@ -70,6 +71,43 @@ FABRIC_DERIVATIVE(linear) {
     if (x.defined()) gw = mm(g2.t(), x.reshape({-1, x.size(-1)}));      // (out, in)
     if (need_b) gb = sum(g2, {0});
     return Grads{gx, gw, gb};
+  };
+}
+
+// gelu_mlp's gradient of recorded ops, for create_graph: the pre-activation is recomputed from
+// the inputs (the saved one is an output of the node itself, whose gradient the rule would drop),
+// then linear's and gelu's rules in grad mode.
+Grads gelu_mlp_derivative(const Tensor& go, const Tensor& x, const Tensor& w1, const Tensor& b1,
+                          const Tensor& w2, const std::array<bool, 5>& needs) {
+  const Tensor pre = linear(x, w1, b1);
+  const Tensor hidden = gelu(pre, "tanh");
+  const Tensor g2 = go.reshape({-1, go.size(-1)});
+  Grads r(5);
+  if (needs[3]) r[3] = mm(g2.t(), hidden.reshape({-1, hidden.size(-1)}));
+  if (needs[4]) r[4] = sum(g2, {0});
+  if (!needs[0] && !needs[1] && !needs[2]) return r;
+  const Tensor gpre = mul(matmul(go, w2), gelu_tanh_derivative(pre));
+  const Tensor gp2 = gpre.reshape({-1, gpre.size(-1)});
+  if (needs[0]) r[0] = matmul(gpre, w1);
+  if (needs[1]) r[1] = mm(gp2.t(), x.reshape({-1, x.size(-1)}));
+  if (needs[2]) r[2] = sum(gp2, {0});
+  return r;
+}
+
+// Inputs (x, fc_weight, fc_bias, proj_weight, proj_bias); outputs (out, pre, hidden), the last two
+// kept for the backward only.
+FABRIC_DERIVATIVE(gelu_mlp) {
+  std::array<bool, 5> needs{};
+  for (size_t i = 0; i < needs.size(); ++i)
+    needs[i] = i < rec.num_inputs && rec.inputs[i].defined() && rec.inputs[i].requires_grad();
+  Tensor x = saved(rec.inputs[0]), w1 = saved(rec.inputs[1]), b1 = saved(rec.inputs[2]);
+  Tensor w2 = saved(rec.inputs[3]);
+  Tensor pre = saved(rec.outputs[1]), hidden = saved(rec.outputs[2]);
+  return [x, w1, b1, w2, pre, hidden, needs](const Grads& g) {
+    if (!g[0].defined()) return Grads(5);
+    if (grad_enabled()) return gelu_mlp_derivative(g[0], x, w1, b1, w2, needs);
+    GeluMlpGrads r = gelu_mlp_backward(g[0], x, w1, w2, pre, hidden, needs);
+    return Grads{r.x, r.fc_weight, r.fc_bias, r.proj_weight, r.proj_bias};
   };
 }
 

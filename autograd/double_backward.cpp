@@ -35,9 +35,10 @@ constexpr OpId kSupported[] = {
     OpId::cumsum, OpId::softmax, OpId::log_softmax, OpId::prod, OpId::cumprod,
     // normalisations (switch to a composition in grad mode)
     OpId::layer_norm, OpId::rms_norm, OpId::batch_norm, OpId::group_norm,
-    // linear algebra (scaled_dot_product_attention switches to a composition in grad mode; its
-    // fused dropout is refused by its rule)
-    OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::scaled_dot_product_attention,
+    // linear algebra (gelu_mlp and scaled_dot_product_attention switch to a composition in grad
+    // mode; attention's fused dropout is refused by its rule)
+    OpId::matmul, OpId::mm, OpId::bmm, OpId::linear, OpId::gelu_mlp,
+    OpId::scaled_dot_product_attention,
     OpId::addmm, OpId::baddbmm, OpId::addbmm, OpId::diagonal,
     // cdist's matmul formula (its kernels' nodes refuse, derivatives_cdist.cpp)
     OpId::cdist,

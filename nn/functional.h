@@ -32,6 +32,7 @@ using fabric::embedding;
 using fabric::fold;
 using fabric::gaussian_nll_loss;
 using fabric::gelu;
+using fabric::gelu_mlp;
 using fabric::glu;
 using fabric::group_norm;
 using fabric::hardshrink;

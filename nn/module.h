@@ -160,6 +160,9 @@ class Module {
   int64_t register_forward_hook(ForwardHook hook);
   // Removes the pre-hook or hook with this handle; false when there is none.
   bool remove_forward_hook(int64_t handle);
+  // Whether any forward pre-hook or hook is registered (a fused forward that skips calling this
+  // module would skip them).
+  bool has_forward_hooks() const { return !pre_hooks_.empty() || !post_hooks_.empty(); }
   // When set, operator() runs forward under activation checkpointing (autograd/checkpoint.h):
   // its activations are recomputed in backward instead of saved. Hooks still run once, outside.
   void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }

@@ -1,6 +1,8 @@
 // CausalSelfAttention, BlockMLP and Block.
 #include "nn/transformer.h"
 
+#include <typeinfo>
+
 #include "nn/functional.h"
 
 namespace fabric::nn {
@@ -75,7 +77,22 @@ BlockMLP::BlockMLP(const BlockOptions& o) {
   dropout = register_module<Dropout>("dropout", {.p = o.dropout});
 }
 
+// The fused op applies when the three layers are exactly what this block made, with nothing that
+// calling them would add: no forward hooks (FSDP's gathers, weight_norm), no activation
+// checkpointing of their own; a replaced layer (LoRA, quantized, FP8) is called as it is.
+bool BlockMLP::fused() const {
+  const auto plain = [](const Module* m) {
+    return m != nullptr && !m->has_forward_hooks() && !m->activation_checkpointing();
+  };
+  return plain(c_fc.get()) && plain(c_proj.get()) && plain(gelu.get()) &&
+         typeid(*c_fc) == typeid(Linear) && typeid(*c_proj) == typeid(Linear) &&
+         gelu->options().approximate == "tanh";
+}
+
 Tensor BlockMLP::forward(const Tensor& x) {
+  if (fused()) {
+    return (*dropout)(gelu_mlp(x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias));
+  }
   return (*dropout)(child("c_proj")((*gelu)(child("c_fc")(x))));
 }
 

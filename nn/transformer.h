@@ -47,6 +47,9 @@ class BlockMLP : public Module {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "MLP"; }
   void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
+  // Whether forward runs c_fc, the tanh GELU and c_proj as one gelu_mlp op (the GELU in the
+  // GEMMs' epilogues on CUDA; the same values as the three layers on the CPU).
+  bool fused() const;
 
   std::shared_ptr<Linear> c_fc, c_proj;
   std::shared_ptr<GELU> gelu;

@@ -3,4 +3,6 @@
 
 namespace fabric {
 FABRIC_DEFINE_STUB(gemm_stub, GemmFn);
+FABRIC_DEFINE_STUB(gemm_gelu_stub, GemmGeluFn);
+FABRIC_DEFINE_STUB(gemm_dgelu_stub, GemmDgeluFn);
 }  // namespace fabric

@@ -40,4 +40,17 @@ struct GemmDesc {
 using GemmFn = void (*)(const GemmDesc& desc);
 FABRIC_DECLARE_STUB(gemm_stub, GemmFn);
 
+// The GELU (tanh form) of a fused MLP (gelu_mlp) in the GEMM's epilogue, for devices whose GEMM
+// library has one (CUDA: cuBLASLt's GELU_AUX_BIAS and DGELU); the op layer runs the plain GEMM
+// and then the GELU op where none is registered. `aux` is laid out as C (leading dim ldc, batch
+// stride stride_c) in C's dtype.
+// Forward: C = gelu_tanh(alpha * op(A) op(B) + bias); aux, when not null, gets the
+// pre-activation (alpha * op(A) op(B) + bias) for the backward. beta is 0.
+using GemmGeluFn = void (*)(const GemmDesc& desc, void* aux);
+FABRIC_DECLARE_STUB(gemm_gelu_stub, GemmGeluFn);
+// Backward: C = (alpha * op(A) op(B)) * gelu_tanh'(aux), aux the pre-activation; the GEMM that
+// produces the gradient of the GELU's input. No bias; beta is 0.
+using GemmDgeluFn = void (*)(const GemmDesc& desc, const void* aux);
+FABRIC_DECLARE_STUB(gemm_dgelu_stub, GemmDgeluFn);
+
 }  // namespace fabric

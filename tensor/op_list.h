@@ -121,6 +121,7 @@
   X(mm, lower, lower)                       \
   X(bmm, lower, lower)                      \
   X(linear, lower, lower)                   \
+  X(gelu_mlp, lower, lower)                 \
   X(scaled_dot_product_attention, lower, lower) \
   X(addmm, lower, lower)                    \
   X(baddbmm, lower, lower)                  \

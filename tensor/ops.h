@@ -195,6 +195,14 @@ Tensor mm(const Tensor& a, const Tensor& b);      // (M, K) x (K, N)
 Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) x (B, K, N)
 // x (..., in) , weight (out, in), bias (out) -> (..., out)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// The transformer MLP linear(gelu(linear(x, fc_weight, fc_bias), "tanh"), proj_weight, proj_bias):
+// x (..., C), fc_weight (H, C), fc_bias (H), proj_weight (O, H), proj_bias (O) -> (..., O); biases
+// optional. One op and one autograd node, so that a GEMM with a GELU epilogue (CUDA: cuBLASLt's)
+// applies the GELU in the first product and its derivative in the product that makes the hidden
+// layer's gradient, without the elementwise passes. Where no such GEMM is registered (the CPU), the
+// linear and gelu kernels run, with the bits of the composition. Autocast: as linear.
+Tensor gelu_mlp(const Tensor& x, const Tensor& fc_weight, const Tensor& fc_bias,
+                const Tensor& proj_weight, const Tensor& proj_bias);
 // torch.addmm / baddbmm / addbmm: beta * self + alpha * (a @ b), self broadcast to the product
 // (addbmm sums the batch of products); beta = 0 ignores self's NaNs, as torch.
 Tensor addmm(const Tensor& self, const Tensor& a, const Tensor& b, const Scalar& beta = 1,

@@ -3,6 +3,7 @@
 // or apply autocast. Float16/bfloat16 compute in float32 (attention: its GEMMs multiply in the
 // dtype and accumulate in float32); results take the dtype noted on each function.
 #pragma once
+#include <array>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -56,5 +57,18 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
 std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
     const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
     const Tensor& lse, double scale, bool is_causal, const AttentionDropout& dropout = {});
+
+// gelu_mlp's gradients from its saved parts: pre, the hidden layer's pre-activation (..., H), and
+// hidden = gelu(pre, "tanh"), the op's second and third outputs. `needs` says which of (x,
+// fc_weight, fc_bias, proj_weight, proj_bias) to compute; the others come back undefined. The
+// GEMMs and sums of linear's and gelu's rules, in pre's dtype; the GELU's derivative rides in the
+// epilogue of the GEMM that makes the hidden layer's gradient where the device has one
+// (gemm_dgelu_stub).
+struct GeluMlpGrads {
+  Tensor x, fc_weight, fc_bias, proj_weight, proj_bias;
+};
+GeluMlpGrads gelu_mlp_backward(const Tensor& grad_out, const Tensor& x, const Tensor& fc_weight,
+                               const Tensor& proj_weight, const Tensor& pre, const Tensor& hidden,
+                               const std::array<bool, 5>& needs);
 
 }  // namespace fabric

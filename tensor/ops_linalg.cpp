@@ -15,16 +15,16 @@
 #include "tensor/products_internal.h"
 
 namespace fabric {
-namespace {
 
-using detail::cat;
-
-// A view built without recording an op: the internal reshapes of matmul must not add nodes to the
-// autograd graph (the op records itself once, with its real inputs).
-Tensor raw_view(const Tensor& t, Shape sizes, Strides strides) {
+Tensor detail::raw_view(const Tensor& t, Shape sizes, Strides strides) {
   return Tensor::from_storage(t.storage(), t.dtype(), std::move(sizes), std::move(strides),
                               t.storage_offset());
 }
+
+namespace {
+
+using detail::cat;
+using detail::raw_view;
 
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_product_operands(op, a, b);
@@ -71,7 +71,8 @@ struct BatchDim {
 // [+ beta * out], where batch_a and batch_b broadcast (right-aligned) to `batch`, and `out` is
 // contiguous with that many elements.
 void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias,
-                       const Tensor& out, const Shape& batch, float alpha, float beta) {
+                       const Tensor& out, const Shape& batch, float alpha, float beta,
+                       const GeluEpilogue* gelu) {
   const Tensor a = gemm_ready(a_in), b = gemm_ready(b_in);
   const int64_t na = a.dim(), nb = b.dim(), nbatch = static_cast<int64_t>(batch.size());
   const int64_t M = a.size(na - 2), K = a.size(na - 1), N = b.size(nb - 1);
@@ -145,6 +146,10 @@ void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bia
   const size_t nouter = dims.empty() ? 0 : dims.size() - 1;
   std::vector<int64_t> idx(nouter, 0);
   const GemmFn fn = gemm_stub(a.device());
+  const GemmGeluFn gelu_fn = gelu && !gelu->backward ? gemm_gelu_stub(a.device()) : nullptr;
+  const GemmDgeluFn dgelu_fn = gelu && gelu->backward ? gemm_dgelu_stub(a.device()) : nullptr;
+  char* const paux =
+      gelu && gelu->aux.defined() ? static_cast<char*>(gelu->aux.data_ptr()) : nullptr;
   for (;;) {
     int64_t oa = 0, ob = 0, oc = 0;
     for (size_t j = 0; j < nouter; ++j) {
@@ -156,7 +161,14 @@ void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bia
     call.A = pa + oa * ea;
     call.B = pb + ob * ea;
     call.C = pc + oc * itemsize(out.dtype());
-    fn(call);
+    char* const aux = paux ? paux + oc * itemsize(out.dtype()) : nullptr;
+    if (gelu_fn) {
+      gelu_fn(call, aux);
+    } else if (dgelu_fn) {
+      dgelu_fn(call, aux);
+    } else {
+      fn(call);
+    }
     size_t j = 0;
     for (; j < nouter; ++j) {
       if (++idx[j] < dims[j + 1].size) break;
@@ -214,10 +226,12 @@ bool torch_folds(const Tensor& a, const Tensor& b) {
   return true;
 }
 
+}  // namespace
+
 // The FLOPs of matmul(a, b) (batch: the broadcast batch dims) under the name of the ATen op torch's
 // matmul runs: dot and mv count 0 (torch's counter has no rule for them), mm and bmm 2·M·N·K per
 // batch entry.
-void report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch) {
+void detail::report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch) {
   const int64_t da = a.dim(), db = b.dim();
   const bool folds = torch_folds(a, b);
   if (db == 1 && (da <= 2 || folds)) return;  // dot, mv
@@ -226,8 +240,6 @@ void report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch) {
   const bool is_mm = (da <= 2 && db == 2) || folds;
   report_flops(is_mm ? "mm" : "bmm", 2 * numel_of(batch) * M * N * K);
 }
-
-}  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in, b = b_in;
@@ -255,7 +267,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (db > 1) out_shape.push_back(b.size(-1));
   Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
   gemm_into(a2, b2, Tensor(), out, batch);
-  if (counting_flops()) report_matmul_flops(a, b, batch);
+  if (counting_flops()) detail::report_matmul_flops(a, b, batch);
   record_op(OpId::matmul, {a, b}, {&out}, nullptr, matmul_node_name(da, db));
   return out;
 }
@@ -304,7 +316,7 @@ static const char* linear_node_name(const Tensor& x, bool bias) {
 // torch's F.linear is addmm on the input folded to a matrix when there is a bias and the input is
 // a matrix or contiguous, else matmul(x, Wᵀ) (+ bias), whose fold makes it mm for a weight that
 // requires grad or an input whose leading dims fold: 2·rows·in·out either way.
-static void report_linear_flops(const Tensor& x, const Tensor& w, const Tensor& bias) {
+void detail::report_linear_flops(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const int64_t in = w.size(1), outf = w.size(0), rows = in > 0 ? x.numel() / in : 0;
   const bool addmm = bias.defined() && (x.dim() == 2 || x.is_contiguous());
   // Wᵀ as a raw view has no requires_grad flag: the weight's is the one torch looks at.
@@ -342,7 +354,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   Tensor b1 = bias.defined() && bias.dim() == 0 ? raw_view(bias, {1}, {1}) : bias;
   gemm_into(x2, wt, b1, out, batch_of(x2));
-  if (counting_flops()) report_linear_flops(x, w, bias);
+  if (counting_flops()) detail::report_linear_flops(x, w, bias);
   record_op(OpId::linear, {x, w, bias}, {&out}, nullptr, linear_node_name(x, bias.defined()));
   return out;
 }

@@ -21,11 +21,30 @@ struct DiagonalAttrs {
 
 namespace detail {
 
+// The tanh-GELU epilogue of gelu_mlp's GEMMs (tensor/linalg_kernels.h): the forward writes
+// gelu_tanh(product + bias) to out and the pre-activation to aux; the backward writes
+// product * gelu_tanh'(aux). aux is contiguous and shaped as out. Only for a device that
+// registers gemm_gelu_stub / gemm_dgelu_stub, and K > 0.
+struct GeluEpilogue {
+  bool backward = false;
+  Tensor aux;  // forward: undefined when the pre-activation is not wanted
+};
+
 // out (batch..., M, N) = alpha * a (batch_a..., M, K) @ b (batch_b..., K, N) + bias (N) +
 // beta * out, the batch dims of a and b broadcast to `batch`; out is contiguous; beta == 0 never
-// reads out. Nothing is recorded.
+// reads out. With `gelu`, its epilogue is applied (beta must be 0). Nothing is recorded.
 void gemm_into(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
-               const Shape& batch, float alpha = 1.f, float beta = 0.f);
+               const Shape& batch, float alpha = 1.f, float beta = 0.f,
+               const GeluEpilogue* gelu = nullptr);
+
+// A view built without recording an op: the internal reshapes of the product ops must not add
+// nodes to the autograd graph (the op records itself once, with its real inputs).
+Tensor raw_view(const Tensor& t, Shape sizes, Strides strides);
+
+// The FLOP counter's entries (tensor/flop_counter.h) of torch's ops for linear(x, w, bias) and
+// matmul(a, b) with broadcast batch dims `batch`, for ops that run them as parts.
+void report_linear_flops(const Tensor& x, const Tensor& w, const Tensor& bias);
+void report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch);
 
 // While alive, autocast is off for `device`: a composite op applies its own autocast class once,
 // at its entry, and its inner ops run in the dtypes it chose (ATen excludes the Autocast key

@@ -18,6 +18,7 @@
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_gelu_fallback.h"
+#include "kernels/cuda/speed_switches.h"
 #include "kernels/cuda/stream.h"
 
 namespace fabric::cuda {
@@ -426,12 +427,25 @@ void blas_matmul(int device, const Problem& p) {
 // Batches cuBLASLt takes in one call (its batch count is an int32).
 constexpr int64_t kMaxBatch = int64_t{1} << 30;
 
+// Whether a GELU / DGELU problem may ask cuBLASLt for its fused epilogue: for 16-bit outputs only
+// (cuBLASLt's tanh may be the hardware approximation, about 2^-11 relative: under a bfloat16 or
+// float16 rounding, not under float32's; float64 has no epilogue), with an aux leading dim and
+// batch stride of cuBLASLt's multiple of 8 (gelu_mlp's stubs lay aux out as C, of any width), and
+// not with FABRIC_CUDA_GELU_EPILOGUE=0.
+bool gelu_epilogue_takes(const Problem& p) {
+  const bool sixteen_bit = p.g.c_dtype == DType::bfloat16 || p.g.c_dtype == DType::float16;
+  const bool aux_ok = !p.aux.data || (p.aux.ld % 8 == 0 && p.aux.stride % 8 == 0);
+  return gelu_epilogue_enabled() && sixteen_bit && aux_ok;
+}
+
 // The problem with its epilogue in one cuBLASLt call; false where cuBLASLt declines it. cublasLt.h:
 // outside the IMMA and FP8 kernels the bias has D's type, so a bias of another dtype goes to the
 // fallbacks rather than to a heuristic that might accept what cublasLtMatmul then rejects. A bias
 // or aux under 16-byte alignment goes there too (detail::epilogue_pointers_aligned).
 bool try_fused(int device, const Problem& p) {
   const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
+  if ((p.epi == Epilogue::gelu || p.epi == Epilogue::dgelu) && !gelu_epilogue_takes(p))
+    return false;
   return p.g.batch <= kMaxBatch && bias_in_c_dtype &&
          detail::epilogue_pointers_aligned(p.g.bias, p.aux.data) && try_matmul(device, p);
 }
@@ -459,15 +473,26 @@ void product(int device, const Problem& p) {
 // gets the same values (a 16-bit C is rounded once more, before the GELU, as in an unfused
 // layer). Reached when the heuristic returns no algorithm for the fused epilogue (its kernels
 // cover fewer alignments, aux leading dims, batch counts and dtype combinations than the plain
-// GEMM), for more than 2^30 batches, for a bias not in C's dtype, and for a bias or aux pointer
-// under 16-byte alignment. The heuristic's "none" is cached per problem like any plan
-// (Plan::found == false), so a repeated shape comes straight here without asking again.
+// GEMM), for more than 2^30 batches, for a bias not in C's dtype, for a bias or aux pointer
+// under 16-byte alignment, and for what gelu_epilogue_takes refuses. The heuristic's "none" is
+// cached per problem like any plan (Plan::found == false), so a repeated shape comes straight here
+// without asking again. A forward that keeps the pre-activation and does not read C (beta == 0)
+// has the product written to aux and the GELU read from there: one elementwise pass, as the
+// unfused layers take, not a copy and then the GELU.
 void gelu_fallback(int device, const Problem& p) {
   Problem plain = p;
   plain.aux = {};
   plain.epi = p.g.bias ? Epilogue::bias : Epilogue::none;
+  const bool into_aux = p.epi == Epilogue::gelu && p.aux.data && p.g.beta == 0.f;
+  if (into_aux) {
+    plain.g.C = p.aux.data;
+    plain.g.ldc = p.aux.ld;
+    plain.g.stride_c = p.aux.stride;
+  }
   product(device, plain);
-  if (p.epi == Epilogue::gelu) {
+  if (into_aux) {
+    detail::gemm_gelu_from_aux(device, p.g, p.aux);
+  } else if (p.epi == Epilogue::gelu) {
     detail::gemm_gelu_after_product(device, p.g, p.aux);
   } else {
     detail::gemm_dgelu_after_product(device, p.g, p.aux);
@@ -534,6 +559,22 @@ void gemm_dgelu(const GemmDesc& desc, const GeluAux& aux) {
   run(desc, Epilogue::dgelu, aux);
 }
 
+namespace {
+
+// gelu_mlp's stubs (tensor/linalg_kernels.h): aux laid out as C; what cuBLASLt's epilogue cannot
+// take (gelu_epilogue_takes, a declined heuristic) runs the product and then our GELU kernels.
+void gelu_mlp_forward_gemm(const GemmDesc& desc, void* aux) {
+  run(desc, Epilogue::gelu, {aux, desc.ldc, desc.stride_c});
+}
+
+void gelu_mlp_backward_gemm(const GemmDesc& desc, const void* aux) {
+  FABRIC_CHECK(aux != nullptr && desc.bias == nullptr, ValueError,
+               "gemm_dgelu_stub (CUDA): needs the pre-activation and takes no bias");
+  run(desc, Epilogue::dgelu, {const_cast<void*>(aux), desc.ldc, desc.stride_c});
+}
+
+}  // namespace
+
 GemmPlanStats gemm_plan_stats() {
   GemmPlanStats s;
   s.hits = g_hits.load();
@@ -559,4 +600,6 @@ void* cublaslt_workspace(int device) { return context(device).workspace; }
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(gemm_stub, cuda, &cuda::gemm);
+FABRIC_REGISTER_KERNEL(gemm_gelu_stub, cuda, &cuda::gelu_mlp_forward_gemm);
+FABRIC_REGISTER_KERNEL(gemm_dgelu_stub, cuda, &cuda::gelu_mlp_backward_gemm);
 }  // namespace fabric

@@ -22,10 +22,12 @@ bool allow_tf32();
 // plain cuBLAS computes the product and a kernel of ours adds the bias.
 void gemm(const GemmDesc& desc);
 
-// The fused epilogues for later use by fused layers (GPT-2's MLP: c_fc + GELU; its backward).
-// cuBLASLt's GELU is the tanh approximation (GPT-2's, nn.GELU(approximate="tanh")). Where
-// cuBLASLt has no algorithm for the fused epilogue, the plain GEMM and our elementwise GELU (or
-// GELU backward) give the same result, a 16-bit C rounded once more before the GELU.
+// The fused epilogues of GPT-2's MLP (c_fc + GELU; its backward), reached by the gelu_mlp op
+// through gemm_gelu_stub / gemm_dgelu_stub. cuBLASLt's GELU is the tanh approximation (GPT-2's,
+// nn.GELU(approximate="tanh")), taken for bfloat16/float16 C only. Where cuBLASLt has no
+// algorithm for the fused epilogue, for float32 C, or with FABRIC_CUDA_GELU_EPILOGUE=0, the plain
+// GEMM and our elementwise GELU (or GELU backward) give the same result, a 16-bit C rounded once
+// more before the GELU.
 struct GeluAux {
   void* data = nullptr;  // (batch, M, N) row-major in C's dtype, leading dim ld; null: not kept
   int64_t ld = 0;        // >= N and a multiple of 8 (cuBLASLt's rule)

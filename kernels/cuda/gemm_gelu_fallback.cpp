@@ -45,6 +45,12 @@ void gemm_gelu_after_product(int device, const GemmDesc& d, const GeluAux& aux) 
   unary_stub(Device::cuda(device))(UnaryOp::gelu_tanh, loop_over(d, {c, c}));
 }
 
+void gemm_gelu_from_aux(int device, const GemmDesc& d, const GeluAux& aux) {
+  const LoopOperand c = matrices(d.C, d.c_dtype, d.ldc, d.batch, d.stride_c);
+  const LoopOperand pre = matrices(aux.data, d.c_dtype, aux.ld, d.batch, aux.stride);
+  unary_stub(Device::cuda(device))(UnaryOp::gelu_tanh, loop_over(d, {c, pre}));
+}
+
 void gemm_dgelu_after_product(int device, const GemmDesc& d, const GeluAux& aux) {
   const LoopOperand c = matrices(d.C, d.c_dtype, d.ldc, d.batch, d.stride_c);
   const LoopOperand pre = matrices(aux.data, d.c_dtype, aux.ld, d.batch, aux.stride);

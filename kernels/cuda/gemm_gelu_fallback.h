@@ -11,6 +11,9 @@ namespace fabric::cuda::detail {
 // the tanh approximation, the formula of fabric's gelu_tanh kernel.
 void gemm_gelu_after_product(int device, const GemmDesc& desc, const GeluAux& aux);
 
+// After aux holds the pre-activation (the product was written there): C = gelu(aux), one pass.
+void gemm_gelu_from_aux(int device, const GemmDesc& desc, const GeluAux& aux);
+
 // After C holds alpha * op(A) op(B) + beta * C: C = C * gelu'(aux) (the DGELU epilogue), with
 // the formula of fabric's fused GELU backward.
 void gemm_dgelu_after_product(int device, const GemmDesc& desc, const GeluAux& aux);

@@ -29,4 +29,9 @@ bool multi_tensor_enabled() {
   return on;
 }
 
+bool gelu_epilogue_enabled() {
+  static const bool on = switch_on("FABRIC_CUDA_GELU_EPILOGUE");
+  return on;
+}
+
 }  // namespace fabric::cuda

@@ -237,6 +237,9 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"linear_3d",
        {{{2, 2, 3}}, {{4, 3}}},
        [](const V& x) { return sigmoid(linear(x[0], x[1])); }},
+      {"gelu_mlp",
+       {{{2, 2, 3}}, {{4, 3}}, {{4}}, {{2, 4}}, {{2}}},
+       [](const V& x) { return tanh(gelu_mlp(x[0], x[1], x[2], x[3], x[4])); }},
       // ---- reductions ----
       {"sum", {{s34}}, [](const V& x) { return mul(sum(x[0], {1}, true), x[0]); }},
       {"sum_all", {{s34}}, [](const V& x) { return mul(sum(mul(x[0], x[0])), sum(x[0])); }},

@@ -19,12 +19,14 @@
 #include <vector>
 
 #include "nn/gpt.h"
+#include "nn/transformer.h"
 #include "optim/optim.h"
 #include "precision/linear_8bit.h"
 #include "runtime/fabric.h"
 #include "runtime/train_config.h"
 #include "runtime/trainer.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tools/null_cuda/null_cuda.h"
 
@@ -193,6 +195,47 @@ TEST(CudaHostPath, AdamWUpdatesEveryParameterInAFewLaunches) {
     EXPECT_EQ(c.host_waits, 0);
     EXPECT_EQ(c.device_mallocs, 0);
   }
+}
+
+// GPT's MLP block as gelu_mlp: its GELU rides in cuBLASLt's epilogues (the null cuBLASLt offers
+// an algorithm for every epilogue), so the forward launches nothing but its two GEMMs and the
+// backward one kernel fewer than the three layers called one by one (the GELU backward).
+TEST(CudaHostPath, GeluMlpRunsItsGeluInTheGemmEpilogues) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  manual_seed(3);
+  auto mlp = nn::make<nn::BlockMLP>(nn::BlockOptions{.n_embd = 64, .n_head = 4});
+  mlp->to(Device::cuda(0));
+  mlp->to(DType::bfloat16);
+  ASSERT_TRUE(mlp->fused());
+  const Tensor x0 = randn({4, 32, 64}).to(DType::bfloat16).to(Device::cuda(0));
+  struct Phases {
+    NullCudaCounts forward, backward;
+  };
+  const auto measure = [&](bool composed) {
+    Phases last{};
+    for (int i = 0; i < 2; ++i) {  // the first fills the plan cache and the allocator's pools
+      const Tensor x = x0.detach().set_requires_grad(true);
+      mlp->zero_grad();
+      NullCudaCounts before = counts_now();
+      const Tensor y = composed ? mlp->c_proj->forward(mlp->gelu->forward(mlp->c_fc->forward(x)))
+                                : mlp->forward(x);
+      last.forward = since(before);
+      const Tensor loss = sum(y);
+      before = counts_now();
+      loss.backward();
+      last.backward = since(before);
+    }
+    return last;
+  };
+  const Phases fused = measure(false), composed = measure(true);
+  EXPECT_EQ(fused.forward.matmuls, 2);
+  EXPECT_EQ(fused.forward.launches, 0) << "the GELU ran as a kernel of its own";
+  EXPECT_EQ(composed.forward.matmuls, 2);
+  EXPECT_EQ(composed.forward.launches, 1);
+  EXPECT_EQ(fused.backward.matmuls, 4);
+  EXPECT_EQ(composed.backward.matmuls, 4);
+  EXPECT_EQ(fused.backward.launches, composed.backward.launches - 1);
+  EXPECT_EQ(fused.forward.host_waits + fused.backward.host_waits, 0);
 }
 
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {

@@ -1,4 +1,5 @@
-// Harness cases for the linear-algebra ops (matmul, mm, bmm, linear, scaled_dot_product_attention)
+// Harness cases for the linear-algebra ops (matmul, mm, bmm, linear, gelu_mlp,
+// scaled_dot_product_attention)
 // and convolution/pooling (conv2d, conv1d, conv_transpose2d, max_pool2d, avg_pool2d,
 // adaptive_avg_pool2d), each against a naive float64 reference written here.
 #include <gtest/gtest.h>
@@ -402,6 +403,30 @@ std::vector<OpCase> linalg_cases() {
                    linear_ref,
                    {DType::float64, DType::float32, DType::bfloat16, DType::float16},
                    3.0});
+  // gelu_mlp: inputs (x, W1, b1, W2, b2), or (x, W1, W2) without biases. H = 8 is a width
+  // cuBLASLt's GELU epilogue takes on CUDA; H = 6 (an aux leading dim off its multiple of 8) and
+  // float64 take the product and then the GELU kernels there.
+  auto gelu_mlp_ref = [](const std::vector<RefTensor>& t) {
+    const bool bias = t.size() == 5;
+    RefTensor h = ref_matmul(t[0], transpose_last2(t[1]), bias ? &t[2] : nullptr);
+    for (double& v : h.v)
+      v = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    return ref_matmul(h, transpose_last2(t[bias ? 3 : 2]), bias ? &t[4] : nullptr);
+  };
+  auto gelu_mlp_run = [](const std::vector<Tensor>& t) {
+    if (t.size() == 3) return gelu_mlp(t[0], t[1], Tensor(), t[2], Tensor());
+    return gelu_mlp(t[0], t[1], t[2], t[3], t[4]);
+  };
+  const auto gelu_mlp_case = [&](const std::string& name, std::vector<InputSpec> inputs) {
+    OpCase c{"gelu_mlp/" + name, std::move(inputs), gelu_mlp_run, gelu_mlp_ref};
+    c.tol_scale = 2.0;
+    return c;
+  };
+  cases.push_back(gelu_mlp_case("3d_bias", {F({2, 3, 4}), F({8, 4}), F({8}), F({5, 8}), F({5})}));
+  cases.push_back(gelu_mlp_case("2d_no_bias", {F({6, 4}), F({8, 4}), F({3, 8})}));
+  cases.push_back(gelu_mlp_case("1d_input_H6", {F({4}), F({6, 4}), F({6}), F({3, 6}), F({3})}));
+  cases.push_back(
+      gelu_mlp_case("4d_input", {F({2, 2, 3, 4}), F({16, 4}), F({16}), F({5, 16}), F({5})}));
   cases.push_back(attention_case("causal", {2, 3, 5, 4}, {2, 3, 5, 4}, {2, 3, 5, 6}, true));
   cases.push_back(attention_case("cross_L_lt_S", {2, 4, 3}, {2, 7, 3}, {2, 7, 5}, false));
   cases.push_back(attention_case("causal_L_gt_S", {1, 2, 7, 3}, {1, 2, 4, 3}, {1, 2, 4, 2}, true));

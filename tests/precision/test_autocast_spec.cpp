@@ -102,7 +102,7 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"cat", cpu_promote}, {"stack", cpu_promote},
       // Lower precision on both.
       {"matmul", lower}, {"mm", lower}, {"bmm", lower}, {"linear", lower}, {"conv2d", lower},
-      {"scaled_dot_product_attention", lower}, {"conv1d", lower}, {"conv_transpose2d", lower},
+      {"gelu_mlp", lower}, {"scaled_dot_product_attention", lower}, {"conv1d", lower}, {"conv_transpose2d", lower},
       // Losses: FP32 on both (CUDA's cross_entropy is log_softmax + nll_loss: fp32 too).
       {"cross_entropy", fp32}, {"nll_loss", fp32}, {"mse_loss", fp32},
       {"l1_loss", fp32}, {"huber_loss", fp32}, {"kl_div", fp32},
