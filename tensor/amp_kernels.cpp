@@ -53,12 +53,25 @@ std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vecto
                                                                 const char* caller) {
   for (const Tensor& t : ts) check_unscalable(t, inv_scale, caller);
   std::vector<std::pair<Device, Tensor>> flags;  // one int32 per device, in its memory
-  // Contiguous tensors of one device and dtype, for a device with a multi-tensor kernel.
+  // Contiguous tensors of one device and dtype, for a device with a multi-tensor kernel. A launch
+  // unscales its tensors concurrently: one that shares memory with a tensor already in the batch
+  // (a gradient listed twice, overlapping views) first sends the batch off, so that the shared
+  // elements are unscaled once per listing, in order, as by the per-tensor kernel.
   struct Batch {
     Device device;
     DType dtype;
     int32_t* flag;
     std::vector<std::pair<void*, int64_t>> tensors;
+    bool overlaps(const char* lo, const char* hi) const {
+      return std::any_of(tensors.begin(), tensors.end(), [&](const auto& e) {
+        const char* a = static_cast<const char*>(e.first);
+        return lo < a + e.second * itemsize(dtype) && a < hi;
+      });
+    }
+    void launch(float inv_scale) {
+      if (!tensors.empty()) amp_unscale_multi_stub(device)(dtype, tensors, inv_scale, flag);
+      tensors.clear();
+    }
   };
   std::vector<Batch> batches;
   for (const Tensor& t : ts) {
@@ -78,15 +91,15 @@ std::vector<std::pair<Device, bool>> amp_unscale_and_check_all_(const std::vecto
         batches.push_back({t.device(), t.dtype(), flag, {}});
         b = batches.end() - 1;
       }
+      const char* lo = static_cast<const char*>(t.data_ptr());
+      if (b->overlaps(lo, lo + t.numel() * itemsize(t.dtype()))) b->launch(inv_scale);
       b->tensors.emplace_back(t.data_ptr(), t.numel());
       continue;
     }
     const StridedLoop loop = make_strided_loop(caller, t, {});
     amp_unscale_stub(t.device())(loop, inv_scale, flag);
   }
-  for (const Batch& b : batches) {
-    amp_unscale_multi_stub(b.device)(b.dtype, b.tensors, inv_scale, b.flag);
-  }
+  for (Batch& b : batches) b.launch(inv_scale);
   std::vector<std::pair<Device, bool>> found;
   for (const auto& [device, flag] : flags) found.emplace_back(device, flag.item<int32_t>() != 0);
   return found;

@@ -46,8 +46,9 @@ struct AttentionArgs {
   // Where out lies (the forward writes it, the backward reads it) when it is not contiguous
   // (batch, heads, L, Ev): on the CPU the op lays it out as q lies, so that a transformer's heads
   // cut from (batch, L, 3 * heads * E) give an out lying as (batch, L, heads, Ev), whose heads side
-  // by side again are a view instead of a copy. Only the CPU kernels take it; the op leaves it
-  // unset on other devices.
+  // by side again are a view instead of a copy. The CPU kernels and cuDNN's take it (CUDA's own
+  // kernels through a contiguous copy); the op sets it on the CPU, and on CUDA when cuDNN is the
+  // backend.
   std::optional<AttentionStrides> out_strides;
   // The op's attention backend is cuDNN (attention_backend(), tensor/ops.h): a CUDA device offers
   // the problem to cuDNN's fused attention first. The op decides; the CPU kernels ignore it.
@@ -72,8 +73,8 @@ struct AttentionBackwardArgs {
   void* grad_k = nullptr;
   void* grad_v = nullptr;
   // Strided layouts, so that the op needs no copy of a transposed grad_out and can write dq, dk
-  // and dv straight into the pieces of one (..., 3 * heads * E) gradient. Only the CPU kernel
-  // takes them; the op leaves them unset on other devices.
+  // and dv straight into the pieces of one (..., 3 * heads * E) gradient. Set where out_strides
+  // may be (above).
   std::optional<AttentionStrides> grad_out_strides, grad_q_strides, grad_k_strides, grad_v_strides;
 };
 // Takes every problem the same device's forward kernel took.

@@ -90,6 +90,14 @@ std::optional<std::array<Tensor, 3>> packed_gradients(const Tensor& q, const Ten
   return std::array<Tensor, 3>{piece(0), piece(1), piece(2)};
 }
 
+// Whether the device's attention kernels take out, grad_out and the gradients strided, so that a
+// transformer's heads need no copies around the attention: the CPU kernel does; on CUDA cuDNN's
+// does (when it is the backend) and ours take them through a contiguous copy each, so the op asks
+// for strides there only when cuDNN is the backend.
+bool strided_layouts(Device device) {
+  return device.is_cpu() || attention_backend() == AttentionBackend::cudnn;
+}
+
 // A fresh tensor of `shape` (q's with the last dim Ev) laid out in q's memory order: its dims
 // ordered by q's strides, largest first (ties in logical order), so that the output lies as q
 // does. A transformer's q, heads cut from (B, T, 3C) as (B, H, T, D) views, gives an output
@@ -171,11 +179,12 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   out_shape.back() = v.size(-1);
   const Shape lse_shape(q.sizes().begin(), q.sizes().end() - 1);
   const DType lse_dt = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
-  // The CPU kernel writes out through its strides, laid out as q lies; the CUDA kernels write it
+  // Laid out as q lies where the kernel writes through strides (strided_layouts), else
   // contiguous. Contiguous too when out's leading dims would not fold into the kernel's one batch
   // dim as a view (as_4d would hand the kernel a copy).
-  Tensor out = q.device().is_cpu() ? output_like(q, out_shape)
-                                   : empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
+  Tensor out = strided_layouts(q.device())
+                   ? output_like(q, out_shape)
+                   : empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
   Tensor out4 = as_4d(out);
   if (out4.storage() != out.storage()) {
     out = empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
@@ -289,9 +298,10 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
                shape_str(grad_out.sizes()), " does not match the output shape ",
                shape_str(out.sizes()));
   const Tensor q4 = as_4d(q), k4 = as_4d(k), v4 = as_4d(v);
-  // The CPU kernel reads out and grad_out and writes the gradients through strides (the forward
-  // lays out its out as q lies); the CUDA kernels take them contiguous.
-  const bool strided = q.device().is_cpu();
+  // Where the kernel reads out and grad_out and writes the gradients through strides (the
+  // forward lays out its out as q lies), they go as they lie and the gradients of heads cut from
+  // one packed projection into one buffer (strided_layouts); elsewhere contiguous.
+  const bool strided = strided_layouts(q.device());
   const Tensor o = strided ? as_4d(out) : out.detach().contiguous(), l = lse.detach().contiguous();
   AttentionBackwardArgs a;
   a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);

@@ -6,8 +6,9 @@
 // built in attention_cudnn_graph.{h,cpp}; this file decides what cuDNN is offered, caches plans
 // and runs them.
 //
-// Plans are built once per problem (device, dtype, causal, sizes, q/k/v strides; the scale is a
-// by-value scalar supplied at each run, so it is not part of the key) and cached, declines too.
+// Plans are built once per problem (device, dtype, causal, sizes, the strides of q, k, v, out and
+// of the backward's grad_out and gradients; the scale is a by-value scalar supplied at each run,
+// so it is not part of the key) and cached, declines too.
 // Building runs every cuDNN call checked: a failing call becomes a DeviceError naming it, which
 // the builder turns into a cached decline with that message (cudnn_attention_stats says why).
 // Running a plan: every call checked, errors thrown. The handle (one per device, bound to the
@@ -55,7 +56,15 @@ Strides3 canonical(const AttentionOperand& o, int64_t batch, int64_t heads, int6
   return s;
 }
 
-using Key = std::array<int64_t, 18>;
+// A (b, h, rows, cols) tensor's strides: the given ones canonicalised, or packed when none are.
+Strides3 canonical(const std::optional<AttentionStrides>& given, int64_t batch, int64_t heads,
+                   int64_t rows, int64_t cols) {
+  if (!given) return {heads * rows * cols, rows * cols, cols};
+  return canonical(AttentionOperand{nullptr, given->batch, given->head, given->row}, batch, heads,
+                   rows, cols);
+}
+
+using Key = std::array<int64_t, 33>;
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
@@ -86,7 +95,22 @@ Key key_of(const Problem& p) {
           p.k.r,
           p.v.b,
           p.v.h,
-          p.v.r};
+          p.v.r,
+          p.o.b,
+          p.o.h,
+          p.o.r,
+          p.d_o.b,
+          p.d_o.h,
+          p.d_o.r,
+          p.dq.b,
+          p.dq.h,
+          p.dq.r,
+          p.dk.b,
+          p.dk.h,
+          p.dk.r,
+          p.dv.b,
+          p.dv.h,
+          p.dv.r};
 }
 
 struct Plan {
@@ -242,7 +266,6 @@ std::optional<std::string> static_decline(const AttentionArgs& a, Pass pass, int
   if (a.dtype != DType::bfloat16 && a.dtype != DType::float16)
     return cat("dtype ", dtype_name(a.dtype), " (cuDNN's flash attention takes bfloat16, float16)");
   if (a.dropout_p != 0.0) return cat("dropout_p ", a.dropout_p, " (no dropout on this path)");
-  if (a.out_strides) return std::string("a strided output");
   if (a.E != a.Ev) return cat("E ", a.E, " != Ev ", a.Ev);
   if (a.E < 8 || a.E % 8 != 0 || a.E > kMaxHead)
     return cat("head size ", a.E, " (a multiple of 8 up to ", kMaxHead, ")");
@@ -270,7 +293,9 @@ std::optional<std::string> static_decline(const AttentionArgs& a, Pass pass, int
   return std::nullopt;
 }
 
-Problem problem_of(const AttentionArgs& a, Pass pass, int device) {
+// The problem of a forward (`b` null) or of backward `b` (whose fwd is `a`).
+Problem problem_of(const AttentionArgs& a, Pass pass, int device,
+                   const AttentionBackwardArgs* b = nullptr) {
   Problem p;
   p.pass = pass;
   p.device = device;
@@ -280,6 +305,13 @@ Problem problem_of(const AttentionArgs& a, Pass pass, int device) {
   p.q = canonical(a.q, a.batch, a.heads, a.L, a.E);
   p.k = canonical(a.k, a.batch, a.heads, a.S, a.E);
   p.v = canonical(a.v, a.batch, a.heads, a.S, a.Ev);
+  p.o = canonical(a.out_strides, a.batch, a.heads, a.L, a.Ev);
+  const AttentionBackwardArgs none;
+  const AttentionBackwardArgs& g = b ? *b : none;
+  p.d_o = canonical(g.grad_out_strides, a.batch, a.heads, a.L, a.Ev);
+  p.dq = canonical(g.grad_q_strides, a.batch, a.heads, a.L, a.E);
+  p.dk = canonical(g.grad_k_strides, a.batch, a.heads, a.S, a.E);
+  p.dv = canonical(g.grad_v_strides, a.batch, a.heads, a.S, a.Ev);
   return p;
 }
 
@@ -288,6 +320,8 @@ std::optional<std::string> layout_decline(const Problem& p, const AttentionArgs&
     return std::string("q, k or v not 16-byte aligned");
   if (!aligned(p.q) || !aligned(p.k) || !aligned(p.v))
     return std::string("q, k or v strides not multiples of 8 elements");
+  if (!aligned(p.o) || !aligned(p.d_o) || !aligned(p.dq) || !aligned(p.dk) || !aligned(p.dv))
+    return std::string("out, grad_out or a gradient's strides not multiples of 8 elements");
   return std::nullopt;
 }
 
@@ -359,9 +393,7 @@ bool attention_backward_cudnn(const AttentionBackwardArgs& args) {
   const AttentionArgs& a = args.fwd;
   const int device = device_of_pointer(args.grad_q);
   if (auto why = static_decline(a, Pass::backward, device)) return decline(Pass::backward, *why);
-  if (args.grad_out_strides || args.grad_q_strides || args.grad_k_strides || args.grad_v_strides)
-    return decline(Pass::backward, "strided grad_out or gradients");
-  const Problem p = problem_of(a, Pass::backward, device);
+  const Problem p = problem_of(a, Pass::backward, device, &args);
   if (auto why = layout_decline(p, a)) return decline(Pass::backward, *why);
   for (const void* ptr :
        {args.out, args.grad_out, args.lse, static_cast<const void*>(args.grad_q),
@@ -416,6 +448,14 @@ int64_t cudnn_runtime_version() { return runtime_version(); }
 
 int64_t cudnn_attention_engines_for(const AttentionArgs& a, bool backward,
                                     const std::string& device_json) {
+  AttentionBackwardArgs b;
+  b.fwd = a;
+  return cudnn_attention_engines_for(b, backward, device_json);
+}
+
+int64_t cudnn_attention_engines_for(const AttentionBackwardArgs& args, bool backward,
+                                    const std::string& device_json) {
+  const AttentionArgs& a = args.fwd;
   const Pass pass = backward ? Pass::backward : Pass::forward;
   FABRIC_CHECK(a.dtype == DType::bfloat16 || a.dtype == DType::float16, DTypeError, kWhat,
                ": engines_for takes bfloat16 or float16, got ", dtype_name(a.dtype));
@@ -427,7 +467,7 @@ int64_t cudnn_attention_engines_for(const AttentionArgs& a, bool backward,
                   static_cast<int64_t>(device_json.size()), device_json.data());
   finalize(prop.get(), "cudnnBackendFinalize(device properties)");
   GraphBuilder g(nullptr);
-  const Problem p = problem_of(a, pass, 0);
+  const Problem p = problem_of(a, pass, 0, &args);
   if (backward) {
     build_backward_graph(g, p);
   } else {

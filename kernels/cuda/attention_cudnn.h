@@ -5,8 +5,10 @@
 // tensor/attention_kernels.h. CUDA-free: tests and benchmarks include it.
 //
 // It takes bf16 and f16 problems without dropout, E == Ev a multiple of 8 up to 128, causal or no
-// mask, q/k/v strided as the op hands them (heads cut from a packed (B, T, 3C) projection
-// included) when every stride is a multiple of 8 elements and every pointer 16-byte aligned, on a
+// mask, q/k/v, out, grad_out and the gradients strided as the op hands them (heads cut from a
+// packed (B, T, 3C) projection, an out lying as (B, T, H, E), gradients written into one
+// (B, T, 3C) buffer) when every stride is a multiple of 8 elements and every pointer 16-byte
+// aligned, on a
 // device of compute capability 8.0 or newer with a cuDNN 9 runtime. Anything else, and any problem
 // for which cuDNN builds no graph or offers no engine, is declined (returns false, writes
 // nothing) and our kernels run it: a problem never fails because cuDNN lacks an engine. A failure
@@ -44,6 +46,9 @@ int64_t cudnn_runtime_version();
 // runtime-compiled engines, the flash-attention ones among them, only where it can load libcuda
 // (the driver's, or the toolkit's stub). Throws DeviceError for a failing cuDNN call.
 int64_t cudnn_attention_engines_for(const AttentionArgs& a, bool backward,
+                                    const std::string& device_json);
+// The same for a backward with its grad_out and gradient strides (args.fwd: the forward).
+int64_t cudnn_attention_engines_for(const AttentionBackwardArgs& args, bool backward,
                                     const std::string& device_json);
 
 }  // namespace fabric::cuda

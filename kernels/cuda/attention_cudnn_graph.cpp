@@ -177,6 +177,9 @@ cudnnDataType_t io_type(DType t) {
   return t == DType::bfloat16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
 }
 
+// The strides of a (b, h, rows, E) tensor whose last dim is contiguous.
+Dims dims_of(const Strides3& s) { return {s.b, s.h, s.r, 1}; }
+
 }  // namespace
 
 void build_forward_graph(GraphBuilder& g, const Problem& p) {
@@ -187,7 +190,7 @@ void build_forward_graph(GraphBuilder& g, const Problem& p) {
   auto kt = g.tensor(kK, io, {p.b, p.h, p.E, p.S}, {p.k.b, p.k.h, 1, p.k.r}, false);
   auto v = g.tensor(kV, io, {p.b, p.h, p.S, p.E}, {p.v.b, p.v.h, p.v.r, 1}, false);
   const Dims out{p.b, p.h, p.L, p.E};
-  auto o = g.tensor(kO, io, out, packed_strides(out), false);
+  auto o = g.tensor(kO, io, out, dims_of(p.o), false);
   auto stats = g.tensor(kStats, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);
   auto scale = g.scalar(kScale);
 
@@ -225,12 +228,12 @@ void build_backward_graph(GraphBuilder& g, const Problem& p) {
   auto q = g.tensor(kQ, io, qshape, {p.q.b, p.q.h, p.q.r, 1}, false);
   auto kt = g.tensor(kK, io, {p.b, p.h, p.E, p.S}, {p.k.b, p.k.h, 1, p.k.r}, false);
   auto vt = g.tensor(kV, io, {p.b, p.h, p.E, p.S}, {p.v.b, p.v.h, 1, p.v.r}, false);
-  auto o = g.tensor(kO, io, qshape, packed_strides(qshape), false);
-  auto d_o = g.tensor(kDO, io, qshape, packed_strides(qshape), false);
+  auto o = g.tensor(kO, io, qshape, dims_of(p.o), false);
+  auto d_o = g.tensor(kDO, io, qshape, dims_of(p.d_o), false);
   auto stats = g.tensor(kStats, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);
-  auto dq = g.tensor(kDQ, io, qshape, packed_strides(qshape), false);
-  auto dk = g.tensor(kDK, io, kshape, packed_strides(kshape), false);
-  auto dv = g.tensor(kDV, io, kshape, packed_strides(kshape), false);
+  auto dq = g.tensor(kDQ, io, qshape, dims_of(p.dq), false);
+  auto dk = g.tensor(kDK, io, kshape, dims_of(p.dk), false);
+  auto dv = g.tensor(kDV, io, kshape, dims_of(p.dv), false);
   auto scale = g.scalar(kScale);
   auto one = g.scalar(kOne);
   auto softmax_sum = g.tensor(kSoftmaxSum, CUDNN_DATA_FLOAT, rowwise, rowwise_strides, false);

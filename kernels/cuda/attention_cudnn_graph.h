@@ -155,6 +155,10 @@ struct Problem {
   bool causal;
   int64_t b, h, L, S, E;  // E == Ev
   Strides3 q, k, v;
+  // Where out lies (both passes), and grad_out and the gradients (the backward's; the forward
+  // leaves them packed): GPT's out lies as (b, L, h, E) and its gradients as pieces of one
+  // (b, L, 3 h E) buffer, so that the op needs no copies around the attention.
+  Strides3 o, d_o, dq, dk, dv;
 };
 
 // The operation graph of `p` (forward or backward by p.pass) in `g`.

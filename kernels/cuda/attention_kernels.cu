@@ -1,9 +1,9 @@
 // CUDA fused scaled-dot-product attention (tensor/attention_kernels.h), the FlashAttention-2
-// scheme on CUDA cores: fp32 FMA from shared-memory tiles, no tensor-core fragments. The dispatch
-// functions at the bottom first offer each problem to cuDNN's flash attention when the op's
-// backend is cuDNN (attention_cudnn.h), then to the tensor-core kernels of
-// attention_mma_kernels.cu (bf16/f16 without dropout on sm_80+; FABRIC_ATTENTION_MMA=0 turns them
-// off); these kernels take float32, dropout and whatever those decline. Nothing in
+// scheme on CUDA cores: fp32 FMA from shared-memory tiles, no tensor-core fragments. The functions
+// at the bottom (attention_ours.h; attention_dispatch.cpp offers cuDNN a problem first) offer each
+// problem to the tensor-core kernels of attention_mma_kernels.cu (bf16/f16 without dropout on
+// sm_80+; FABRIC_ATTENTION_MMA=0 turns them off); these kernels take float32, dropout and
+// whatever those decline. Nothing in
 // the development loop could run these kernels, so the layout is chosen to be easy to check by
 // reading rather than to be fastest: one mapping of threads to rows everywhere, one tile shape,
 // every index guarded, and every float computed in a fixed order (the results do not depend on
@@ -54,9 +54,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/attention_ours.h"
 #include "kernels/cuda/attention_row_dot.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/attention_kernels.h"
@@ -516,14 +516,13 @@ void with_dropout(bool on, F&& f) {
   }
 }
 
-bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
+}  // namespace
+
+bool attention_forward_ours(const AttentionArgs& a, void* out, void* lse) {
   FABRIC_CHECK(
       !a.out_strides, ValueError,
       "attention forward (CUDA): out must be contiguous (batch, heads, L, Ev), got strides");
-  // cuDNN when selected, then the tensor-core kernels (attention_mma_kernels.cu); what they
-  // decline runs here. cuDNN takes only bf16/f16 problems without dropout, heads up to 128, on
-  // sm_80+, which our kernels take too: the backward below runs whatever cuDNN's forward took.
-  if (a.prefer_cudnn && attention_forward_cudnn(a, out, lse)) return true;
+  // The tensor-core kernels (attention_mma_kernels.cu); what they decline runs here.
   if (attention_forward_mma(a, out, lse)) return true;
   // dropout_p = 1 (everything dropped) is left to the composition; NaN fails both tests.
   if (!takes_dtype(a.dtype) || !(a.dropout_p >= 0.0 && a.dropout_p < 1.0)) return false;
@@ -550,16 +549,13 @@ bool attention_forward_cuda(const AttentionArgs& a, void* out, void* lse) {
   return true;
 }
 
-void attention_backward_cuda(const AttentionBackwardArgs& args) {
+void attention_backward_ours(const AttentionBackwardArgs& args) {
   FABRIC_CHECK(!args.fwd.out_strides && !args.grad_out_strides && !args.grad_q_strides &&
                    !args.grad_k_strides && !args.grad_v_strides,
                ValueError,
                "attention backward (CUDA): out, grad_out and the gradients must be contiguous "
                "(batch, heads, L|S, E|Ev), got strides for one of them");
-  // cuDNN when selected (its lse and ours are the same statistic, so it may run the backward of
-  // a forward that ran here and the other way round); then exactly what attention_forward_mma
-  // took.
-  if (args.fwd.prefer_cudnn && attention_backward_cudnn(args)) return;
+  // Exactly what attention_forward_mma took.
   if (attention_backward_mma(args)) return;
   const AttentionArgs& a = args.fwd;
   const int width = head_width(a.E, a.Ev);
@@ -602,10 +598,4 @@ void attention_backward_cuda(const AttentionBackwardArgs& args) {
   });
 }
 
-}  // namespace
 }  // namespace fabric::cuda
-
-namespace fabric {
-FABRIC_REGISTER_KERNEL(attention_stub, cuda, &cuda::attention_forward_cuda);
-FABRIC_REGISTER_KERNEL(attention_backward_stub, cuda, &cuda::attention_backward_cuda);
-}  // namespace fabric

@@ -238,6 +238,18 @@ TEST(CudaHostPath, GeluMlpRunsItsGeluInTheGemmEpilogues) {
   EXPECT_EQ(fused.forward.host_waits + fused.backward.host_waits, 0);
 }
 
+// With cuDNN as the attention backend the op lays out the attention's out and gradients for
+// cuDNN's strided graphs; where cuDNN declines (the null runtime has none) our kernels take them
+// through contiguous copies, and the step still never waits and repeats its launches.
+TEST(CudaHostPath, CudnnBackendStepNeverWaits) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  const AttentionBackend before = attention_backend();
+  set_attention_backend(AttentionBackend::cudnn);
+  const std::vector<NullCudaCounts> steps = step_counts({.precision = "bf16-mixed"}, 2, 3);
+  set_attention_backend(before);
+  expect_steady(steps, "bf16-mixed, cuDNN attention backend");
+}
+
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   SKIP_UNLESS_NULL_RUNTIME();
   expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");

@@ -88,5 +88,26 @@ TEST(AmpUnscaleMulti, ContiguousGradientsOfADTypeGoTogetherWithTheSameBitsAndVer
   }
 }
 
+// A gradient listed twice (or views sharing memory) must not go into one launch, whose blocks
+// would unscale the shared elements concurrently: the second listing starts a new launch, and
+// every element is unscaled once per listing, as by the per-tensor kernel.
+TEST(AmpUnscaleMulti, TensorsSharingMemoryGoInSeparateLaunches) {
+  const auto lists = [] {
+    Tensor a = full({8}, 4.0), b = full({5}, 4.0), buf = full({12}, 4.0);
+    return std::vector<Tensor>{a, b, a, buf.narrow(0, 0, 7), buf.narrow(0, 5, 7)};
+  };
+  std::vector<Tensor> plain = lists(), batched = lists();
+  amp_unscale_and_check_all_(plain, 0.5f);
+  UnscaleMultiOnTheCpu stub;
+  amp_unscale_and_check_all_(batched, 0.5f);
+  expect_same_bits(plain, batched, "shared memory");
+  EXPECT_EQ(batched[0].to_vector<double>(), std::vector<double>(8, 1.0)) << "a listed twice";
+  // [a, b], [a, buf[0:7]], [buf[5:12]]
+  ASSERT_EQ(g_calls.size(), 3u);
+  EXPECT_EQ(g_calls[0].tensors, 2u);
+  EXPECT_EQ(g_calls[1].tensors, 2u);
+  EXPECT_EQ(g_calls[2].tensors, 1u);
+}
+
 }  // namespace
 }  // namespace fabric
