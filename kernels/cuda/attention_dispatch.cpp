@@ -10,7 +10,7 @@
 
 #include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/attention_ours.h"
-#include "kernels/cuda/caching_allocator.h"
+#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/stream.h"
 #include "tensor/copy_kernels.h"
 #include "tensor/strided_loop.h"
@@ -27,30 +27,6 @@ struct Layout {
 AttentionStrides packed(int64_t heads, int64_t rows, int64_t cols) {
   return {heads * rows * cols, rows * cols, cols};
 }
-
-// Device memory from the caching allocator for the length of one dispatch: its reuse is ordered
-// on the compute stream the copies and kernels run on, so releasing it on return is safe.
-class Staging {
- public:
-  Staging(int device, size_t bytes) : device_(device), bytes_(bytes) {
-    ptr_ = static_cast<char*>(cuda_allocator(device).allocate(bytes));
-  }
-  ~Staging() {
-    try {
-      cuda_allocator(device_).deallocate(ptr_, bytes_);
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-  char* get() const { return ptr_; }
-
- private:
-  int device_;
-  size_t bytes_;
-  char* ptr_ = nullptr;
-};
 
 // dst <- src over (batch, heads, rows, cols), on `device`'s compute stream.
 void copy_layout(int device, DType dtype, int64_t batch, int64_t heads, int64_t rows, int64_t cols,
@@ -73,7 +49,7 @@ void copy_layout(int device, DType dtype, int64_t batch, int64_t heads, int64_t 
 
 // A contiguous stand-in for a strided (batch, heads, rows, cols) operand.
 struct Staged {
-  std::optional<Staging> buffer;
+  std::optional<DeviceScratch> buffer;
   Layout strided{};
   int64_t rows = 0, cols = 0;
 
@@ -85,7 +61,7 @@ struct Staged {
     buffer.emplace(device, static_cast<size_t>(batch * heads * rows * cols * itemsize(dtype)));
   }
   // The pointer the kernels get: the buffer, or the operand itself when it was contiguous.
-  char* data() const { return buffer ? buffer->get() : strided.data; }
+  char* data() const { return buffer ? buffer->as<char>() : strided.data; }
 };
 
 }  // namespace

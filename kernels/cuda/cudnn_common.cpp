@@ -5,7 +5,6 @@
 #include <atomic>
 #include <memory>
 
-#include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/stream.h"
 
@@ -43,19 +42,6 @@ CudnnHandle& cudnn_handle(int device, const char* what) {
 void cudnn_check(cudnnStatus_t st, const char* call, std::source_location at) {
   if (st != CUDNN_STATUS_SUCCESS)
     throw_cudnn_error(static_cast<int>(st), call, at.file_name(), static_cast<int>(at.line()));
-}
-
-CudnnWorkspace::CudnnWorkspace(int device, size_t bytes) : device_(device), bytes_(bytes) {
-  if (bytes_) ptr_ = cuda_allocator(device).allocate(bytes_);
-}
-
-CudnnWorkspace::~CudnnWorkspace() {
-  if (!ptr_) return;
-  try {
-    cuda_allocator(device_).deallocate(ptr_, bytes_);
-  } catch (...) {
-    // A device in an error state: the next checked call reports it.
-  }
 }
 
 }  // namespace fabric::cuda

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <source_location>
 
+#include "kernels/cuda/device_scratch.h"
+
 namespace fabric::cuda {
 
 struct CudnnHandle {
@@ -26,19 +28,6 @@ void cudnn_check(cudnnStatus_t st, const char* call,
                  std::source_location at = std::source_location::current());
 
 // Workspace memory from the caching allocator, given back (in stream order) on every path out.
-class CudnnWorkspace {
- public:
-  CudnnWorkspace(int device, size_t bytes);
-  ~CudnnWorkspace();
-  CudnnWorkspace(const CudnnWorkspace&) = delete;
-  CudnnWorkspace& operator=(const CudnnWorkspace&) = delete;
-  void* get() const { return ptr_; }
-  size_t size() const { return bytes_; }
-
- private:
-  int device_;
-  size_t bytes_;
-  void* ptr_ = nullptr;
-};
+using CudnnWorkspace = DeviceScratch;
 
 }  // namespace fabric::cuda

@@ -12,8 +12,8 @@
 #include <limits>
 #include <type_traits>
 
-#include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
@@ -29,33 +29,6 @@ constexpr int64_t kMaxGrid = 65536;
 __device__ __forceinline__ int64_t load_index(const void* p, bool i64, int64_t i) {
   return i64 ? static_cast<const int64_t*>(p)[i] : static_cast<const int32_t*>(p)[i];
 }
-
-// Device scratch from the caching allocator, returned on every path out. Freed blocks are reused
-// in the compute stream's order, so work queued before the release may still use it.
-class Scratch {
- public:
-  Scratch(int device, size_t bytes) : device_(device), bytes_(bytes) {
-    ptr_ = cuda_allocator(device).allocate(bytes);
-  }
-  ~Scratch() {
-    try {
-      cuda_allocator(device_).deallocate(ptr_, bytes_);
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  int device_;
-  size_t bytes_;
-  void* ptr_ = nullptr;
-};
 
 // ---- index_minmax: per-block partial (min, max), then one block folds the partials ------------
 
@@ -113,7 +86,7 @@ std::pair<int64_t, int64_t> index_minmax(const void* index, DType t, int64_t n) 
   DeviceGuard guard(device);
   cudaStream_t stream = compute_stream(device);
   const int nparts = static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1024));
-  Scratch scratch(device, sizeof(int64_t) * (2 * static_cast<size_t>(nparts) + 2));
+  DeviceScratch scratch(device, sizeof(int64_t) * (2 * static_cast<size_t>(nparts) + 2));
   int64_t* part = scratch.as<int64_t>();
   minmax_partial_kernel<<<nparts, kThreads, 0, stream>>>(index, t == DType::int64, n, part);
   FABRIC_CUDA_CHECK_LAUNCH();
@@ -273,7 +246,7 @@ void index_add(const IndexAddDesc& d) {
       static_cast<const int64_t*>(nullptr), static_cast<int64_t*>(nullptr), n, 0, end_bit, stream));
   const size_t arrays = 4 * sizeof(int64_t) * static_cast<size_t>(n);
   const size_t sort_off = (arrays + 255) / 256 * 256;
-  Scratch scratch(device, sort_off + std::max<size_t>(sort_bytes, 1));
+  DeviceScratch scratch(device, sort_off + std::max<size_t>(sort_bytes, 1));
   uint64_t* keys_in = scratch.as<uint64_t>();
   uint64_t* keys = keys_in + n;
   int64_t* pos_in = reinterpret_cast<int64_t*>(keys + n);

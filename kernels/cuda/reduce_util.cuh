@@ -12,6 +12,7 @@
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/loop_args.cuh"
 #include "kernels/cuda/stream.h"
 
@@ -258,35 +259,6 @@ inline int pow2_ceil(int64_t n) {
 }
 
 inline unsigned grid_dim(int64_t blocks) { return static_cast<unsigned>(blocks < 1 ? 1 : blocks); }
-
-// Device memory for a kernel's temporaries, given back to the caching allocator on every path
-// out. The allocator is ordered on the compute stream, so freeing right after the launches that
-// use it is safe.
-class DeviceScratch {
- public:
-  DeviceScratch(int device, size_t nbytes) : device_(device), nbytes_(nbytes) {
-    if (nbytes_) ptr_ = cuda_allocator(device).allocate(nbytes_);
-  }
-  ~DeviceScratch() {
-    if (!ptr_) return;
-    try {
-      cuda_allocator(device_).deallocate(ptr_, nbytes_);
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  int device_;
-  size_t nbytes_;
-  void* ptr_ = nullptr;
-};
 
 // ---- online softmax statistics ------------------------------------------------------------------
 

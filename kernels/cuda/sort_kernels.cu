@@ -10,8 +10,8 @@
 #include <cstring>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
-#include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/sort_kernels.h"
@@ -20,29 +20,6 @@ namespace fabric::cuda {
 namespace {
 
 constexpr int kBlockSortMax = 2048;  // 2048 * (8 + 4) bytes of shared memory per block
-
-// Device scratch from the caching allocator, returned on every path out.
-class Scratch {
- public:
-  Scratch(int device, size_t bytes) : device_(device), bytes_(bytes) {
-    ptr_ = cuda_allocator(device).allocate(bytes);
-  }
-  ~Scratch() {
-    try {
-      cuda_allocator(device_).deallocate(ptr_, bytes_);
-    } catch (...) {
-      // A device in an error state: the next checked call reports it.
-    }
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  char* data() const { return static_cast<char*>(ptr_); }
-
- private:
-  int device_;
-  size_t bytes_;
-  void* ptr_;
-};
 
 __device__ __forceinline__ uint64_t float_key(uint64_t bits, int width) {
   // IEEE bits to an unsigned key in value order: negatives flip entirely, positives gain the sign.
@@ -195,8 +172,8 @@ void segmented_sort(const SortDesc& d, int itemsize, int device, cudaStream_t st
   auto align = [](size_t b) { return (b + 255) / 256 * 256; };
   const size_t keys_bytes = align(sizeof(uint64_t) * total), pos_bytes = align(sizeof(int) * total),
                offsets_bytes = align(sizeof(int) * (d.slices + 1));
-  Scratch scratch(device, 2 * keys_bytes + 2 * pos_bytes + offsets_bytes + sort_bytes + 1);
-  char* p = scratch.data();
+  DeviceScratch scratch(device, 2 * keys_bytes + 2 * pos_bytes + offsets_bytes + sort_bytes + 1);
+  char* p = scratch.as<char>();
   uint64_t* kin = reinterpret_cast<uint64_t*>(p);
   uint64_t* kout = reinterpret_cast<uint64_t*>(p + keys_bytes);
   int* pin = reinterpret_cast<int*>(p + 2 * keys_bytes);
