@@ -13,8 +13,8 @@
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/deferred_check.cuh"
+#include "kernels/cuda/device_scratch.h"
 #include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/index_kernels.h"
