@@ -2,6 +2,7 @@
 // computed only for the inputs that need it), of the fused GELU MLP and of fused attention.
 #include <array>
 #include <limits>
+#include <tuple>
 
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
@@ -67,8 +68,13 @@ FABRIC_DERIVATIVE(linear) {
     const int64_t out_f = go.size(-1);
     Tensor g2 = go.reshape({-1, out_f});
     Tensor gx, gw, gb;
-    if (w.defined()) gx = matmul(go, w);                                // (..., in)
-    if (x.defined()) gw = mm(g2.t(), x.reshape({-1, x.size(-1)}));      // (out, in)
+    if (w.defined()) gx = matmul(go, w);  // (..., in)
+    const Tensor x2 = x.defined() ? x.reshape({-1, x.size(-1)}) : Tensor();
+    if (!grad_enabled()) {  // (out, in), (out): one GEMM where the device has the epilogue
+      std::tie(gw, gb) = linear_weight_bias_grads(g2, x2, x.defined(), need_b);
+      return Grads{gx, gw, gb};
+    }
+    if (x.defined()) gw = mm(g2.t(), x2);
     if (need_b) gb = sum(g2, {0});
     return Grads{gx, gw, gb};
   };

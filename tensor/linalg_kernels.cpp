@@ -5,4 +5,5 @@ namespace fabric {
 FABRIC_DEFINE_STUB(gemm_stub, GemmFn);
 FABRIC_DEFINE_STUB(gemm_gelu_stub, GemmGeluFn);
 FABRIC_DEFINE_STUB(gemm_dgelu_stub, GemmDgeluFn);
+FABRIC_DEFINE_STUB(gemm_bgrad_stub, GemmBgradFn);
 }  // namespace fabric

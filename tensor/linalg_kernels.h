@@ -53,4 +53,12 @@ FABRIC_DECLARE_STUB(gemm_gelu_stub, GemmGeluFn);
 using GemmDgeluFn = void (*)(const GemmDesc& desc, const void* aux);
 FABRIC_DECLARE_STUB(gemm_dgelu_stub, GemmDgeluFn);
 
+// A linear layer's weight gradient with its bias gradient in the GEMM's epilogue (CUDA: cuBLASLt's
+// BGRADB): C = alpha * op(A) op(B) as gemm_stub computes it, and bias_grad (M values in C's dtype)
+// = the sums over K of op(A), the bias gradient when op(A) is the output gradient transposed.
+// Returns false, writing nothing, where the device does not fuse this problem; the op layer then
+// runs the plain GEMM and a column sum (as it does where no kernel is registered).
+using GemmBgradFn = bool (*)(const GemmDesc& desc, void* bias_grad);
+FABRIC_DECLARE_STUB(gemm_bgrad_stub, GemmBgradFn);
+
 }  // namespace fabric

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "tensor/op_attrs.h"
 #include "tensor/tensor.h"
@@ -57,6 +58,13 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
 std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
     const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
     const Tensor& lse, double scale, bool is_causal, const AttentionDropout& dropout = {});
+
+// A linear layer's weight gradient g2ᵀ x2 (out, in) and bias gradient sum(g2, 0) (out) from its
+// output gradient g2 (rows, out) and input x2 (rows, in), each only when asked for (the other
+// undefined). Where the device's GEMM takes the bias gradient in its epilogue (gemm_bgrad_stub)
+// both come from one GEMM; elsewhere mm and sum, the bits of linear's rule.
+std::pair<Tensor, Tensor> linear_weight_bias_grads(const Tensor& g2, const Tensor& x2, bool weight,
+                                                   bool bias);
 
 // gelu_mlp's gradients from its saved parts: pre, the hidden layer's pre-activation (..., H), and
 // hidden = gelu(pre, "tanh"), the op's second and third outputs. `needs` says which of (x,

@@ -3,6 +3,8 @@
 // gemm_dgelu_stub) applies the GELU inside the first product and its derivative inside the product
 // that makes the hidden layer's gradient; elsewhere the linear and gelu kernels run as parts, so
 // that the values are those of the composition, bit for bit.
+#include <tuple>
+
 #include "tensor/activation_backward.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
@@ -100,7 +102,7 @@ Tensor gelu_mlp(const Tensor& x_in, const Tensor& w1_in, const Tensor& b1_in, co
     // The pre-activation is kept only for the backward.
     if (record) pre = empty(hidden_shape, opts);
     const Tensor rows = as_rows(x);
-    const detail::GeluEpilogue gelu{.backward = false, .aux = pre};
+    detail::GemmEpilogue gelu{.kind = detail::GemmEpilogue::Kind::gelu, .aux = pre};
     detail::gemm_into(rows, transposed(w1), b1v, hidden, batch_of(rows), 1.f, 0.f, &gelu);
     if (counting_flops()) detail::report_linear_flops(x, w1, b1);
   } else {
@@ -126,7 +128,7 @@ Tensor hidden_pre_grad(const Tensor& grad, const Tensor& w2, const Tensor& pre) 
   const Tensor pre_c = pre.contiguous();
   Tensor out = empty(pre_c.sizes(), {.dtype = pre_c.dtype(), .device = pre_c.device()});
   const Tensor rows = as_rows(grad);
-  const detail::GeluEpilogue dgelu{.backward = true, .aux = pre_c};
+  detail::GemmEpilogue dgelu{.kind = detail::GemmEpilogue::Kind::dgelu, .aux = pre_c};
   detail::gemm_into(rows, w2, Tensor(), out, batch_of(rows), 1.f, 0.f, &dgelu);
   if (counting_flops()) detail::report_matmul_flops(grad, w2, batch_of(rows));
   return out;
@@ -139,14 +141,13 @@ GeluMlpGrads gelu_mlp_backward(const Tensor& grad_out, const Tensor& x, const Te
                                const std::array<bool, 5>& needs) {
   GeluMlpGrads r;
   const Tensor g2 = grad_out.reshape({-1, grad_out.size(-1)});
-  if (needs[3]) r.proj_weight = mm(g2.t(), hidden.reshape({-1, hidden.size(-1)}));
-  if (needs[4]) r.proj_bias = sum(g2, {0});
+  std::tie(r.proj_weight, r.proj_bias) =
+      linear_weight_bias_grads(g2, hidden.reshape({-1, hidden.size(-1)}), needs[3], needs[4]);
   if (!needs[0] && !needs[1] && !needs[2]) return r;
   const Tensor gpre = hidden_pre_grad(grad_out, proj_weight, pre);
-  const Tensor gp2 = gpre.reshape({-1, gpre.size(-1)});
   if (needs[0]) r.x = matmul(gpre, fc_weight);
-  if (needs[1]) r.fc_weight = mm(gp2.t(), x.reshape({-1, x.size(-1)}));
-  if (needs[2]) r.fc_bias = sum(gp2, {0});
+  std::tie(r.fc_weight, r.fc_bias) = linear_weight_bias_grads(
+      gpre.reshape({-1, gpre.size(-1)}), x.reshape({-1, x.size(-1)}), needs[1], needs[2]);
   return r;
 }
 

@@ -72,7 +72,7 @@ struct BatchDim {
 // contiguous with that many elements.
 void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bias,
                        const Tensor& out, const Shape& batch, float alpha, float beta,
-                       const GeluEpilogue* gelu) {
+                       GemmEpilogue* epilogue) {
   const Tensor a = gemm_ready(a_in), b = gemm_ready(b_in);
   const int64_t na = a.dim(), nb = b.dim(), nbatch = static_cast<int64_t>(batch.size());
   const int64_t M = a.size(na - 2), K = a.size(na - 1), N = b.size(nb - 1);
@@ -146,10 +146,17 @@ void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bia
   const size_t nouter = dims.empty() ? 0 : dims.size() - 1;
   std::vector<int64_t> idx(nouter, 0);
   const GemmFn fn = gemm_stub(a.device());
-  const GemmGeluFn gelu_fn = gelu && !gelu->backward ? gemm_gelu_stub(a.device()) : nullptr;
-  const GemmDgeluFn dgelu_fn = gelu && gelu->backward ? gemm_dgelu_stub(a.device()) : nullptr;
+  using Kind = GemmEpilogue::Kind;
+  const Kind kind = epilogue ? epilogue->kind : Kind::gelu;
+  const GemmGeluFn gelu_fn = epilogue && kind == Kind::gelu ? gemm_gelu_stub(a.device()) : nullptr;
+  const GemmDgeluFn dgelu_fn =
+      epilogue && kind == Kind::dgelu ? gemm_dgelu_stub(a.device()) : nullptr;
+  const GemmBgradFn bgrad_fn =
+      epilogue && kind == Kind::bias_grad ? gemm_bgrad_stub(a.device()) : nullptr;
+  FABRIC_CHECK(!bgrad_fn || dims.size() <= 1, ValueError,
+               "gemm_into: the bias-gradient epilogue takes one GEMM (2-D operands)");
   char* const paux =
-      gelu && gelu->aux.defined() ? static_cast<char*>(gelu->aux.data_ptr()) : nullptr;
+      epilogue && epilogue->aux.defined() ? static_cast<char*>(epilogue->aux.data_ptr()) : nullptr;
   for (;;) {
     int64_t oa = 0, ob = 0, oc = 0;
     for (size_t j = 0; j < nouter; ++j) {
@@ -166,6 +173,9 @@ void detail::gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& bia
       gelu_fn(call, aux);
     } else if (dgelu_fn) {
       dgelu_fn(call, aux);
+    } else if (bgrad_fn) {
+      epilogue->fused = bgrad_fn(call, aux);
+      if (!epilogue->fused) fn(call);
     } else {
       fn(call);
     }

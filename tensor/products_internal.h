@@ -21,21 +21,23 @@ struct DiagonalAttrs {
 
 namespace detail {
 
-// The tanh-GELU epilogue of gelu_mlp's GEMMs (tensor/linalg_kernels.h): the forward writes
-// gelu_tanh(product + bias) to out and the pre-activation to aux; the backward writes
-// product * gelu_tanh'(aux). aux is contiguous and shaped as out. Only for a device that
-// registers gemm_gelu_stub / gemm_dgelu_stub, and K > 0.
-struct GeluEpilogue {
-  bool backward = false;
-  Tensor aux;  // forward: undefined when the pre-activation is not wanted
+// The GEMM epilogues of tensor/linalg_kernels.h, for a device that registers their stub, K > 0
+// and beta == 0. gelu: out = gelu_tanh(product + bias), the pre-activation to aux (contiguous,
+// shaped as out; undefined when not wanted). dgelu: out = product * gelu_tanh'(aux). bias_grad:
+// aux (M) = the sums over K of a; 2-D operands only; `fused` says whether the device took it
+// (else out holds the plain product and aux is untouched).
+struct GemmEpilogue {
+  enum class Kind { gelu, dgelu, bias_grad } kind;
+  Tensor aux;
+  bool fused = true;
 };
 
 // out (batch..., M, N) = alpha * a (batch_a..., M, K) @ b (batch_b..., K, N) + bias (N) +
 // beta * out, the batch dims of a and b broadcast to `batch`; out is contiguous; beta == 0 never
-// reads out. With `gelu`, its epilogue is applied (beta must be 0). Nothing is recorded.
+// reads out. With `epilogue`, that is applied too (above). Nothing is recorded.
 void gemm_into(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
                const Shape& batch, float alpha = 1.f, float beta = 0.f,
-               const GeluEpilogue* gelu = nullptr);
+               GemmEpilogue* epilogue = nullptr);
 
 // A view built without recording an op: the internal reshapes of the product ops must not add
 // nodes to the autograd graph (the op records itself once, with its real inputs).

@@ -215,7 +215,7 @@ void check_layout(const GemmDesc& g) {
 // ---- plans
 // ---------------------------------------------------------------------------------------
 
-enum class Epilogue : uint8_t { none, bias, gelu, dgelu };
+enum class Epilogue : uint8_t { none, bias, gelu, dgelu, bgradb };
 
 struct Problem {
   GemmDesc g;
@@ -304,6 +304,9 @@ struct Descriptors {
         break;
       case Epilogue::dgelu:
         epi = CUBLASLT_EPILOGUE_DGELU;
+        break;
+      case Epilogue::bgradb:  // the bias pointer is the output: sums over K of cuBLASLt's B
+        epi = CUBLASLT_EPILOGUE_BGRADB;
         break;
     }
     op.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epi);
@@ -431,11 +434,11 @@ constexpr int64_t kMaxBatch = int64_t{1} << 30;
 // (cuBLASLt's tanh may be the hardware approximation, about 2^-11 relative: under a bfloat16 or
 // float16 rounding, not under float32's; float64 has no epilogue), with an aux leading dim and
 // batch stride of cuBLASLt's multiple of 8 (gelu_mlp's stubs lay aux out as C, of any width), and
-// not with FABRIC_CUDA_GELU_EPILOGUE=0.
+// not with FABRIC_CUDA_GEMM_EPILOGUES=0.
 bool gelu_epilogue_takes(const Problem& p) {
   const bool sixteen_bit = p.g.c_dtype == DType::bfloat16 || p.g.c_dtype == DType::float16;
   const bool aux_ok = !p.aux.data || (p.aux.ld % 8 == 0 && p.aux.stride % 8 == 0);
-  return gelu_epilogue_enabled() && sixteen_bit && aux_ok;
+  return gemm_epilogues_enabled() && sixteen_bit && aux_ok;
 }
 
 // The problem with its epilogue in one cuBLASLt call; false where cuBLASLt declines it. cublasLt.h:
@@ -561,6 +564,29 @@ void gemm_dgelu(const GemmDesc& desc, const GeluAux& aux) {
 
 namespace {
 
+// gemm_bgrad_stub (tensor/linalg_kernels.h): the weight gradient with the bias gradient in
+// cuBLASLt's BGRADB epilogue. Our A is cuBLASLt's B (the column-major mapping above), so the
+// epilogue's sums over K of its B are the sums over K of op(A): the bias gradient when op(A) is
+// dYᵀ. Declined (false, nothing written) for what the plain path would have to finish: batches,
+// K = 0, beta != 0, a bias operand, float64 and float32 (cuBLASLt's reduction order is its own:
+// for a 16-bit gradient it is under the rounding, for float32 it would move the bits of a
+// reduction the column-sum kernel makes in a fixed order), a misaligned output, a declined
+// heuristic, or FABRIC_CUDA_GEMM_EPILOGUES=0.
+bool linear_grads_gemm(const GemmDesc& desc, void* bias_grad) {
+  const bool sixteen_bit = desc.c_dtype == DType::bfloat16 || desc.c_dtype == DType::float16;
+  if (!gemm_epilogues_enabled() || !sixteen_bit || bias_grad == nullptr || desc.bias != nullptr ||
+      desc.batch != 1 || desc.K <= 0 || desc.M <= 0 || desc.N <= 0 || desc.beta != 0.f)
+    return false;
+  check_dtypes(desc);
+  check_layout(desc);
+  const int device = device_of_pointer(desc.C);
+  Problem p{desc, Epilogue::bgradb, {}, false};
+  p.g.stride_a = p.g.stride_b = p.g.stride_c = 0;
+  p.g.bias = bias_grad;  // written by this epilogue
+  p.g.bias_dtype = desc.c_dtype;
+  return try_fused(device, p);
+}
+
 // gelu_mlp's stubs (tensor/linalg_kernels.h): aux laid out as C; what cuBLASLt's epilogue cannot
 // take (gelu_epilogue_takes, a declined heuristic) runs the product and then our GELU kernels.
 void gelu_mlp_forward_gemm(const GemmDesc& desc, void* aux) {
@@ -602,4 +628,5 @@ namespace fabric {
 FABRIC_REGISTER_KERNEL(gemm_stub, cuda, &cuda::gemm);
 FABRIC_REGISTER_KERNEL(gemm_gelu_stub, cuda, &cuda::gelu_mlp_forward_gemm);
 FABRIC_REGISTER_KERNEL(gemm_dgelu_stub, cuda, &cuda::gelu_mlp_backward_gemm);
+FABRIC_REGISTER_KERNEL(gemm_bgrad_stub, cuda, &cuda::linear_grads_gemm);
 }  // namespace fabric

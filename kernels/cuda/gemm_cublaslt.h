@@ -25,7 +25,7 @@ void gemm(const GemmDesc& desc);
 // The fused epilogues of GPT-2's MLP (c_fc + GELU; its backward), reached by the gelu_mlp op
 // through gemm_gelu_stub / gemm_dgelu_stub. cuBLASLt's GELU is the tanh approximation (GPT-2's,
 // nn.GELU(approximate="tanh")), taken for bfloat16/float16 C only. Where cuBLASLt has no
-// algorithm for the fused epilogue, for float32 C, or with FABRIC_CUDA_GELU_EPILOGUE=0, the plain
+// algorithm for the fused epilogue, for float32 C, or with FABRIC_CUDA_GEMM_EPILOGUES=0, the plain
 // GEMM and our elementwise GELU (or GELU backward) give the same result, a 16-bit C rounded once
 // more before the GELU.
 struct GeluAux {

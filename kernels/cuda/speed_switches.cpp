@@ -29,8 +29,8 @@ bool multi_tensor_enabled() {
   return on;
 }
 
-bool gelu_epilogue_enabled() {
-  static const bool on = switch_on("FABRIC_CUDA_GELU_EPILOGUE");
+bool gemm_epilogues_enabled() {
+  static const bool on = switch_on("FABRIC_CUDA_GEMM_EPILOGUES");
   return on;
 }
 

@@ -17,9 +17,11 @@ bool wide_paths_enabled();
 // and step count in a few launches (multi_tensor_plan.h) instead of one launch per tensor.
 bool multi_tensor_enabled();
 
-// FABRIC_CUDA_GELU_EPILOGUE: the GELU of gelu_mlp (GPT-2's MLP) and of gemm_bias_gelu / gemm_dgelu
-// runs in cuBLASLt's GEMM epilogue for bfloat16/float16 outputs. Off, the plain GEMM is followed
-// by our elementwise GELU (or GELU backward), the composition's bits, as for float32 always.
-bool gelu_epilogue_enabled();
+// FABRIC_CUDA_GEMM_EPILOGUES: for bfloat16/float16 outputs, the GELU of gelu_mlp (GPT-2's MLP) and
+// of gemm_bias_gelu / gemm_dgelu runs in cuBLASLt's GEMM epilogue, and a linear layer's bias
+// gradient in the epilogue of its weight-gradient GEMM (BGRADB). Off, the plain GEMM is followed by
+// our elementwise GELU (or GELU backward) or column sum, the composition's bits, as for float32
+// always.
+bool gemm_epilogues_enabled();
 
 }  // namespace fabric::cuda

@@ -1,6 +1,7 @@
-// gelu_mlp on CUDA (label `cuda`): the GELU in cuBLASLt's GEMM epilogues for 16-bit dtypes, our
-// GELU kernels after the plain GEMM for float32/float64 and for widths cuBLASLt's aux cannot take.
-// Output and all five gradients against the CPU's float64 composition of the same values.
+// cuBLASLt's GEMM epilogues on CUDA (label `cuda`): gelu_mlp's GELU for 16-bit dtypes (our GELU
+// kernels after the plain GEMM for float32/float64 and for widths cuBLASLt's aux cannot take), its
+// output and all five gradients against the CPU's float64 composition of the same values; and a
+// linear layer's bias gradient from its weight-gradient GEMM.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -88,6 +89,39 @@ TEST(CudaGeluMlp, Float32IsTheCompositionBitForBit) {
                          return g;
                        }()},
                 fused, DType::float32, {}, "float32");
+}
+
+// A linear layer's backward on CUDA: for bf16/f16 its bias gradient comes from the epilogue of the
+// weight-gradient GEMM (cuBLASLt's BGRADB); every gradient against the CPU's float64 values.
+TEST(CudaLinearGrads, BiasGradientFromTheWeightGemmMatchesTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : {DType::bfloat16, DType::float16, DType::float32}) {
+    for (int64_t out : {96, 36}) {  // 36: a bias gradient of 72 bytes in 16 bits
+      const Tensor x = test::uniform_tensor({4, 50, 64}, DType::float64, -2, 2, 51);
+      const Tensor w = test::uniform_tensor({out, 64}, DType::float64, -0.3f, 0.3f, 52);
+      const Tensor b = test::uniform_tensor({out}, DType::float64, -0.5f, 0.5f, 53);
+      const Tensor up = test::uniform_tensor({4, 50, out}, DType::float64, -1, 1, 54);
+      const auto grads = [&](Device device, DType t, const std::vector<Tensor>& values) {
+        std::vector<Tensor> in;
+        for (const Tensor& v : values) in.push_back(v.to(t).to(device).set_requires_grad(true));
+        sum(mul(linear(in[0], in[1], in[2]), up.to(t).to(device))).backward();
+        std::vector<Tensor> g;
+        for (const Tensor& v : in) g.push_back(v.grad());
+        return g;
+      };
+      std::vector<Tensor> rounded;
+      for (const Tensor& v : {x, w, b}) rounded.push_back(v.to(dt).to(DType::float64));
+      const std::vector<Tensor> want = grads(Device::cpu(), DType::float64, rounded);
+      const std::vector<Tensor> got = grads(kGpu, dt, {x, w, b});
+      // Sums over 200 rows of rounded products.
+      const test::Tolerance tol = test::rounding_tolerance(dt, 16, 1e-4);
+      const char* names[] = {"x", "weight", "bias"};
+      for (size_t i = 0; i < 3; ++i)
+        test::expect_matches(want[i].to(dt), got[i], tol,
+                             std::string(dtype_name(dt)) + " out=" + std::to_string(out) +
+                                 ": gradient of " + names[i]);
+    }
+  }
 }
 
 }  // namespace

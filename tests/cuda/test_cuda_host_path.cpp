@@ -250,6 +250,31 @@ TEST(CudaHostPath, CudnnBackendStepNeverWaits) {
   expect_steady(steps, "bf16-mixed, cuDNN attention backend");
 }
 
+// A bf16 linear layer's bias gradient rides in the epilogue of its weight-gradient GEMM (the null
+// cuBLASLt offers an algorithm for it): its backward launches what the layer without a bias does.
+TEST(CudaHostPath, LinearBiasGradientCostsNoLaunch) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  const TensorOptions opts{.dtype = DType::bfloat16, .device = Device::cuda(0)};
+  const Tensor x0 = randn({4, 32, 64}).to(DType::bfloat16).to(Device::cuda(0));
+  const Tensor w0 = randn({96, 64}).to(opts.dtype).to(opts.device), b0 = zeros({96}, opts);
+  const auto backward_launches = [&](bool with_bias) {
+    long launches = 0;
+    for (int i = 0; i < 2; ++i) {  // the first fills the plan cache
+      // Fresh leaves: a gradient accumulated into an existing .grad would add a launch.
+      const Tensor x = x0.detach().set_requires_grad(true);
+      const Tensor w = w0.detach().set_requires_grad(true), b = b0.detach().set_requires_grad(true);
+      const Tensor y = linear(x, w, with_bias ? b : Tensor());
+      const Tensor g = ones_like(y);
+      const NullCudaCounts before = counts_now();
+      y.backward(g);
+      launches = since(before).launches;
+      EXPECT_EQ(since(before).host_waits, 0);
+    }
+    return launches;
+  };
+  EXPECT_EQ(backward_launches(true), backward_launches(false));
+}
+
 TEST(CudaHostPath, GradientClippingWaitsOnlyToCheckTheNorm) {
   SKIP_UNLESS_NULL_RUNTIME();
   expect_steady(step_counts({.precision = "bf16-mixed", .clip = true}, 2, 3), "bf16-mixed, clip");
