@@ -18,7 +18,6 @@
 namespace fabric {
 namespace {
 
-using detail::cat;
 using detail::raw_view;
 
 bool is_gemm_float(DType t) {
