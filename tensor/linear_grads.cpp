@@ -21,7 +21,7 @@ std::pair<Tensor, Tensor> linear_weight_bias_grads(const Tensor& g2, const Tenso
   const TensorOptions opts{.dtype = g2.dtype(), .device = g2.device()};
   Tensor gw = empty({out, in}, opts), gb = empty({out}, opts);
   // g2ᵀ (out, rows) as a view: the GEMM reads it transposed, as mm(g2.t(), x2) does.
-  const Tensor g2t = detail::raw_view(g2, {out, rows}, {g2.stride(1), g2.stride(0)});
+  const Tensor g2t = detail::transposed_matrix(g2);
   detail::GemmEpilogue bgrad{.kind = detail::GemmEpilogue::Kind::bias_grad, .aux = gb};
   detail::gemm_into(g2t, x2, Tensor(), gw, {}, 1.f, 0.f, &bgrad);
   if (counting_flops()) report_flops("mm", 2 * out * in * rows);

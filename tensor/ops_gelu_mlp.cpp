@@ -18,6 +18,8 @@
 namespace fabric {
 namespace {
 
+using detail::as_rows;
+using detail::batch_of;
 using detail::raw_view;
 
 bool is_gemm_float(DType t) {
@@ -62,18 +64,6 @@ void check_operands(const Tensor& x, const Tensor& w1, const Tensor& b1, const T
 
 Tensor detached(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
 
-// W (out, in) as the (in, out) matrix the GEMM multiplies by, without a copy.
-Tensor transposed(const Tensor& w) {
-  return raw_view(w, {w.size(1), w.size(0)}, {w.stride(1), w.stride(0)});
-}
-
-// A 1-D operand as one row; others as they are.
-Tensor as_rows(const Tensor& t) {
-  return t.dim() == 1 ? raw_view(t, {1, t.size(0)}, {t.size(0) * t.stride(0), t.stride(0)}) : t;
-}
-
-Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
-
 // Whether `device` runs the GELU in the GEMM's epilogue for a product over K = k.
 bool epilogue_gemm(Device device, int64_t k, bool backward) {
   if (k <= 0) return false;  // the epilogues need a product (K = 0 is the bias alone)
@@ -102,7 +92,8 @@ Tensor gelu_mlp(const Tensor& x_in, const Tensor& w1_in, const Tensor& b1_in, co
     if (record) pre = empty(hidden_shape, opts);
     const Tensor rows = as_rows(x);
     detail::GemmEpilogue gelu{.kind = detail::GemmEpilogue::Kind::gelu, .aux = pre};
-    detail::gemm_into(rows, transposed(w1), b1v, hidden, batch_of(rows), 1.f, 0.f, &gelu);
+    detail::gemm_into(rows, detail::transposed_matrix(w1), b1v, hidden, batch_of(rows), 1.f, 0.f,
+                      &gelu);
     if (counting_flops()) detail::report_linear_flops(x, w1, b1);
   } else {
     pre = linear(x.detach(), w1.detach(), b1v);

@@ -21,10 +21,25 @@ Tensor detail::raw_view(const Tensor& t, Shape sizes, Strides strides) {
                               t.storage_offset());
 }
 
+Tensor detail::transposed_matrix(const Tensor& m) {
+  return raw_view(m, {m.size(1), m.size(0)}, {m.stride(1), m.stride(0)});
+}
+
+Tensor detail::as_rows(const Tensor& t) {
+  return t.dim() == 1 ? raw_view(t, {1, t.size(0)}, {t.size(0) * t.stride(0), t.stride(0)}) : t;
+}
+
+Shape detail::batch_of(const Tensor& t) {
+  return Shape(t.sizes().begin(), t.sizes().end() - 2);
+}
+
 namespace {
 
+using detail::as_rows;
+using detail::batch_of;
 using detail::cat;
 using detail::raw_view;
+using detail::transposed_matrix;
 
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_product_operands(op, a, b);
@@ -199,7 +214,6 @@ using detail::gemm_into;
                        " != the second's ", kb, ")"));
 }
 
-Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
 
 // The last op torch 1.13's matmul runs for these operand ranks, which names its node: dot, mv,
 // mm, a squeeze after (1, K) @ (K, N), a contiguous() after its transposed fold of (M, K) @ a
@@ -330,7 +344,7 @@ void detail::report_linear_flops(const Tensor& x, const Tensor& w, const Tensor&
   const int64_t in = w.size(1), outf = w.size(0), rows = in > 0 ? x.numel() / in : 0;
   const bool addmm = bias.defined() && (x.dim() == 2 || x.is_contiguous());
   // Wᵀ as a raw view has no requires_grad flag: the weight's is the one torch looks at.
-  const Tensor wt = raw_view(w, {in, outf}, {w.stride(1), w.stride(0)});
+  const Tensor wt = transposed_matrix(w);
   const bool folds = x.dim() <= 2 || w.requires_grad() || torch_folds(x, wt);
   const char* name = addmm ? "addmm" : folds ? "mm" : "bmm";
   report_flops(name, 2 * rows * in * outf);
@@ -357,8 +371,8 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
                  shape_str(w.sizes()));
   }
   // y = x @ W^T: the weight's transpose is a view, read by the GEMM as is.
-  Tensor wt = raw_view(w, {in, outf}, {w.stride(1), w.stride(0)});
-  Tensor x2 = x.dim() == 1 ? raw_view(x, {1, in}, {in * x.stride(0), x.stride(0)}) : x;
+  Tensor wt = transposed_matrix(w);
+  Tensor x2 = as_rows(x);
   Shape out_shape = x.sizes();
   out_shape.back() = outf;
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});

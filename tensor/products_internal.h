@@ -42,6 +42,12 @@ void gemm_into(const Tensor& a, const Tensor& b, const Tensor& bias, const Tenso
 // A view built without recording an op: the internal reshapes of the product ops must not add
 // nodes to the autograd graph (the op records itself once, with its real inputs).
 Tensor raw_view(const Tensor& t, Shape sizes, Strides strides);
+// A matrix's transpose (a linear weight's (out, in) as the (in, out) the GEMM multiplies by), and
+// a 1-D operand as one (1, n) row (others as they are): raw views, no copy, nothing recorded.
+Tensor transposed_matrix(const Tensor& m);
+Tensor as_rows(const Tensor& t);
+// An operand's batch dims: all but its last two.
+Shape batch_of(const Tensor& t);
 
 // The FLOP counter's entries (tensor/flop_counter.h) of torch's ops for linear(x, w, bias) and
 // matmul(a, b) with broadcast batch dims `batch`, for ops that run them as parts.
