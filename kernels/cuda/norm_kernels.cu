@@ -5,10 +5,13 @@
 // output pass, whose rstd and elements round as the CPU's (tensor/norm_element.h; the statistics
 // themselves are summed in another order than the CPU's). Backward: dx per row from two row sums;
 // dweight/dbias as column sums over rows split across blocks and folded in a fixed order.
+// Rows of float32/bf16/f16 in whole 16-byte pieces go to norm_rows_wide.h's kernels instead (each
+// row read once into registers); these serve float64 and the rest.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/norm_rows_wide.h"
 #include "kernels/cuda/norm_util.cuh"
 #include "kernels/cuda/reduce_util.cuh"
 #include "kernels/cuda/welford.cuh"
@@ -114,6 +117,7 @@ void norm_kernel_cuda(const NormArgs& n) {
   if (n.rows == 0 || n.cols == 0) return;
   check_param("weight", n.weight, n.weight_dtype);
   check_param("bias", n.rms ? nullptr : n.bias, n.bias_dtype);
+  if (NormRowsWide plan; norm_rows_wide_fits(n, &plan)) return norm_rows_wide_forward(n, plan);
   NormDev a{};
   a.rows = n.rows;
   a.cols = n.cols;
@@ -233,6 +237,7 @@ void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
   char* dbias = n.rms ? nullptr : static_cast<char*>(n.dbias);
   if (dbias) check_param("dbias", dbias, n.dbias_dtype);
   if (!n.dx && !dweight && !dbias) return;
+  if (NormRowsWide plan; norm_rows_wide_fits(n, &plan)) return norm_rows_wide_backward(n, plan);
   NormDev a{};
   a.rows = n.rows;
   a.cols = n.cols;

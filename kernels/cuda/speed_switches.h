@@ -8,9 +8,9 @@ namespace fabric::cuda {
 
 // FABRIC_CUDA_WIDE: row, column and elementwise kernels read and write 16-byte pieces
 // (cross-entropy's rows of a multiple of 8 classes, 8 elements a thread; contiguous unary, binary
-// and activation-backward ops; column sums of contiguous rows, col_sum_wide.h) instead of one
-// element a step. Off, cross-entropy and the column sums also sum in the old order (a few ulp
-// apart).
+// and activation-backward ops; column sums of contiguous rows, col_sum_wide.h; layer_norm and
+// rms_norm rows held in registers, norm_rows_wide.h) instead of one element a step. Off,
+// cross-entropy, the column sums and the norms also sum in the old order (a few ulp apart).
 bool wide_paths_enabled();
 
 // FABRIC_CUDA_MULTI_TENSOR: Adam/AdamW update all the contiguous parameters of one device, dtype

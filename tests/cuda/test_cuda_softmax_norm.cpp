@@ -201,8 +201,16 @@ struct NormCase {
   Shape normalized;
 };
 const std::vector<NormCase> kNormCases = {
-    {{7, 13}, {13}},       {{16, 4099}, {4099}}, {{3, 5, 64}, {64}},
-    {{3, 5, 64}, {5, 64}}, {{2048, 48}, {48}},   {{5, 1}, {1}},
+    {{7, 13}, {13}},
+    {{16, 4099}, {4099}},
+    {{3, 5, 64}, {64}},
+    {{3, 5, 64}, {5, 64}},
+    {{2048, 48}, {48}},
+    {{5, 1}, {1}},
+    // GPT-2's rows (a warp a row: 6 float32 pieces a thread, 3 of bf16/f16), and rows long
+    // enough for 128 lanes (norm_rows_wide.h).
+    {{2, 300, 768}, {768}},
+    {{6, 4096}, {4096}},
 };
 
 TEST(CudaNorm, LayerNormAndRmsNormForward) {
