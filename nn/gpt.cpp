@@ -70,7 +70,7 @@ void GPT::init_weights() {
   }
 }
 
-Tensor GPT::hidden(const Tensor& idx) {
+Tensor GPT::trunk(const Tensor& idx) {
   FABRIC_CHECK(idx.dim() == 2, ShapeError,
                "GPT.forward: expected token indices of shape (B, T), got ", shape_str(idx.sizes()));
   FABRIC_CHECK(is_integral(idx.dtype()), DTypeError,
@@ -83,10 +83,16 @@ Tensor GPT::hidden(const Tensor& idx) {
   Tensor x = add((*wte)(idx), (*wpe)(pos));  // (B, T, C) + (T, C)
   x = (*drop)(x);
   for (const auto& block : blocks) x = (*block)(x);
-  return (*ln_f)(x);
+  return x;
 }
 
-Tensor GPT::forward(const Tensor& idx) { return child("lm_head")(hidden(idx)); }
+Tensor GPT::hidden(const Tensor& idx) { return (*ln_f)(trunk(idx)); }
+
+Tensor GPT::forward(const Tensor& idx) {
+  Module& head = child("lm_head");
+  const Tensor x = trunk(idx);
+  return head(ln_f->forward_to(x, norm_feeds_linear_in(x, *ln_f, {&head})));
+}
 
 Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
   FABRIC_CHECK(targets.sizes() == idx.sizes(), ShapeError, "GPT.loss: targets ",

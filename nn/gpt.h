@@ -73,6 +73,8 @@ class GPT : public Module {
  private:
   // The final hidden states (B, T, C), after ln_f.
   Tensor hidden(const Tensor& idx);
+  // The blocks' output (B, T, C), before ln_f.
+  Tensor trunk(const Tensor& idx);
   void init_weights();
   GPTConfig config_;
 };

@@ -37,6 +37,11 @@ Tensor LayerNorm::forward(const Tensor& x) {
   return layer_norm(x, options_.normalized_shape, weight, bias, options_.eps);
 }
 
+Tensor LayerNorm::forward_to(const Tensor& x, std::optional<DType> out_dtype) {
+  if (!out_dtype || has_forward_hooks()) return (*this)(x);
+  return layer_norm(x, options_.normalized_shape, weight, bias, options_.eps, out_dtype);
+}
+
 std::string LayerNorm::extra_repr() const {
   return detail::cat(shape_str(options_.normalized_shape), ", eps=", py_float(options_.eps),
                      ", elementwise_affine=", options_.elementwise_affine ? "True" : "False");

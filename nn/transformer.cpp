@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include "nn/functional.h"
+#include "tensor/autocast.h"
 
 namespace fabric::nn {
 
@@ -21,6 +22,27 @@ CausalSelfAttention::CausalSelfAttention(const BlockOptions& o) : options_(o) {
       "c_proj", {.in_features = o.n_embd, .out_features = o.n_embd, .bias = o.bias});
   attn_dropout = register_module<Dropout>("attn_dropout", {.p = o.dropout});
   resid_dropout = register_module<Dropout>("resid_dropout", {.p = o.dropout});
+}
+
+std::optional<DType> norm_feeds_linear_in(const Tensor& x, const LayerNorm& norm,
+                                          std::initializer_list<const Module*> path) {
+  const DeviceType dev = x.device().type;
+  if (!x.defined() || x.dtype() != DType::float32 || !autocast_enabled(dev) ||
+      autocast_policy(OpId::linear, dev) != AutocastPolicy::lower)
+    return std::nullopt;
+  const DType low = autocast_state(dev).dtype;
+  if (low != DType::bfloat16 && low != DType::float16) return std::nullopt;
+  const auto plain = [](const Module* m) {
+    return m != nullptr && !m->has_forward_hooks() && !m->activation_checkpointing();
+  };
+  if (!plain(&norm) || typeid(norm) != typeid(LayerNorm) || path.size() == 0 ||
+      typeid(**(path.end() - 1)) != typeid(Linear))
+    return std::nullopt;
+  for (const Tensor* p : {&norm.weight, &norm.bias})
+    if (p->defined() && p->dtype() != DType::float32) return std::nullopt;
+  for (const Module* m : path)
+    if (!plain(m)) return std::nullopt;
+  return low;
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) {
@@ -104,8 +126,17 @@ Block::Block(const BlockOptions& o) {
 }
 
 Tensor Block::forward(const Tensor& x) {
-  Tensor h = add(x, (*attn)((*ln_1)(x)));
-  return add(h, (*mlp)((*ln_2)(h)));
+  // attn hands its input to c_attn alone, the MLP to c_fc (or gelu_mlp's first GEMM) alone.
+  const auto exact = [](const Module* m, const std::type_info& t) {
+    return m != nullptr && typeid(*m) == t ? m : nullptr;
+  };
+  const Module* a = exact(&child("attn"), typeid(CausalSelfAttention));
+  const Module* m = exact(&child("mlp"), typeid(BlockMLP));
+  const auto into_attn =
+      a ? norm_feeds_linear_in(x, *ln_1, {a, &a->child("c_attn")}) : std::nullopt;
+  Tensor h = add(x, (*attn)(ln_1->forward_to(x, into_attn)));
+  const auto into_mlp = m ? norm_feeds_linear_in(h, *ln_2, {m, &m->child("c_fc")}) : std::nullopt;
+  return add(h, (*mlp)(ln_2->forward_to(h, into_mlp)));
 }
 
 }  // namespace fabric::nn

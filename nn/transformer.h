@@ -1,6 +1,8 @@
 // The GPT-2 / nanoGPT transformer pieces: causal self-attention with a fused QKV projection, the
 // 4x MLP and the pre-LayerNorm residual block. Parameter names follow nanoGPT exactly.
 #pragma once
+#include <initializer_list>
+#include <optional>
 #include <string>
 
 #include "nn/activation.h"
@@ -8,6 +10,15 @@
 #include "nn/normalization.h"
 
 namespace fabric::nn {
+
+// Under autocast for x's device type, the dtype in which a float32 pre-norm can hand its output
+// to `path`: modules each of which passes its input straight to the next, the last an exact
+// nn::Linear. That is autocast's float16/bfloat16 when autocast runs linear layers in it (the
+// linear would cast the norm's output first: the cast folds into the norm, the same bits, one pass
+// over the activations fewer each way) and neither the norm nor a module of the path has hooks or
+// checkpointing; unset otherwise (the modules then run as they are).
+std::optional<DType> norm_feeds_linear_in(const Tensor& x, const LayerNorm& norm,
+                                          std::initializer_list<const Module*> path);
 
 struct BlockOptions {
   int64_t n_embd = 768;

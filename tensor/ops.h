@@ -282,11 +282,18 @@ void set_fused_attention(bool enabled);
 // ---- softmax and normalisation ----------------------------------------------------------------
 Tensor softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
 Tensor log_softmax(const Tensor& a, int64_t dim, std::optional<DType> dtype = std::nullopt);
+// out_dtype: the output's dtype, unset for the input's (after autocast). float16/bfloat16 for a
+// float32 input rounds each element of the float32 result once, as a cast after the norm would
+// (the same bits), without the float32 output and the cast's pass over it; the gradient may then
+// arrive in that dtype and is read as it is. What a block does for the linear layer after it
+// under autocast (nn::LayerNorm::forward_to).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
-                  const Tensor& bias = Tensor(), double eps = 1e-5);
-// eps unset = torch's default (finfo(dtype).eps).
+                  const Tensor& bias = Tensor(), double eps = 1e-5,
+                  std::optional<DType> out_dtype = std::nullopt);
+// eps unset = torch's default (finfo(dtype).eps). out_dtype as layer_norm's.
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
-                std::optional<double> eps = std::nullopt);
+                std::optional<double> eps = std::nullopt,
+                std::optional<DType> out_dtype = std::nullopt);
 // x: (N, C, ...). training: normalise with the batch statistics over every dim but 1 and, when
 // running_mean/running_var are given, update them in place (not recorded by autograd):
 // running = (1 - momentum) * running + momentum * batch stat, the variance unbiased, as torch.

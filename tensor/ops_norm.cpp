@@ -126,15 +126,26 @@ NormShape check_norm_args(const char* op, const Tensor& x, const Shape& normaliz
   return s;
 }
 
+// Whether the kernels take `dt` for the output (or the gradient) of a norm over x: x's own dtype,
+// or float16/bfloat16 beside a float32 x (the autocast cast fused into the norm).
+bool norm_takes_narrow(DType x, DType dt) {
+  return dt == x || (x == DType::float32 && (dt == DType::float16 || dt == DType::bfloat16));
+}
+
 // Runs the forward kernel; mean is left undefined for rms.
 std::tuple<Tensor, Tensor, Tensor> norm_forward(bool rms, const Tensor& x,
                                                 const Shape& normalized_shape, const Tensor& weight,
-                                                const Tensor& bias, double eps) {
+                                                const Tensor& bias, double eps,
+                                                std::optional<DType> out_dtype = std::nullopt) {
   const char* op = rms ? "rms_norm" : "layer_norm";
   const NormShape s = check_norm_args(op, x, normalized_shape, weight, bias);
   FABRIC_CHECK(!rms || !bias.defined(), ValueError, "rms_norm: has no bias");
+  const DType y_dtype = out_dtype.value_or(x.dtype());
+  FABRIC_CHECK(norm_takes_narrow(x.dtype(), y_dtype), DTypeError, op, ": out_dtype ",
+               dtype_name(y_dtype), " is neither the input's dtype (", dtype_name(x.dtype()),
+               ") nor float16/bfloat16 for a float32 input");
   const DType acc = reduce_acc_dtype(x.dtype());
-  Tensor out = empty(x.sizes(), {.dtype = x.dtype(), .device = x.device()});
+  Tensor out = empty(x.sizes(), {.dtype = y_dtype, .device = x.device()});
   Tensor mean = rms ? Tensor() : empty(s.stat_shape, {.dtype = acc, .device = x.device()});
   Tensor rstd = empty(s.stat_shape, {.dtype = acc, .device = x.device()});
   if (s.rows > 0 && s.cols > 0) {
@@ -145,6 +156,7 @@ std::tuple<Tensor, Tensor, Tensor> norm_forward(bool rms, const Tensor& x,
     a.cols = s.cols;
     a.x = xc.data_ptr();
     a.x_dtype = xc.dtype();
+    a.y_dtype = y_dtype;
     if (wc.defined()) a.weight = wc.data_ptr(), a.weight_dtype = wc.dtype();
     if (bc.defined()) a.bias = bc.data_ptr(), a.bias_dtype = bc.dtype();
     a.y = out.data_ptr();
@@ -189,7 +201,11 @@ std::tuple<Tensor, Tensor, Tensor> norm_backward(bool rms, const Tensor& grad_ou
     if (db.defined()) db.zero_();
     return {dx, dw, db};
   }
-  Tensor xc = raw(x), gc = raw(grad_out.detach().to(x.dtype()));
+  // A float16/bfloat16 gradient of a float32 norm (its output was cast, or the cast fused in) is
+  // read as it is, widened exactly by the kernel, instead of through a float32 copy.
+  const DType g_dtype =
+      norm_takes_narrow(x.dtype(), grad_out.dtype()) ? grad_out.dtype() : x.dtype();
+  Tensor xc = raw(x), gc = raw(grad_out.detach().to(g_dtype));
   Tensor wc = weight.defined() ? raw(weight) : Tensor();
   Tensor mc = rms ? Tensor() : raw(mean.detach().to(acc));
   Tensor rc = raw(rstd.detach().to(acc));
@@ -197,6 +213,7 @@ std::tuple<Tensor, Tensor, Tensor> norm_backward(bool rms, const Tensor& grad_ou
   a.rows = s.rows;
   a.cols = s.cols;
   a.dy = gc.data_ptr();
+  a.dy_dtype = g_dtype;
   a.x = xc.data_ptr();
   a.x_dtype = x.dtype();
   if (wc.defined()) a.weight = wc.data_ptr(), a.weight_dtype = wc.dtype();
@@ -252,10 +269,10 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_with_stats(const Tensor& x,
 
 // Records {out, mean, rstd} as outputs so the derivative rule can reuse the statistics.
 Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in,
-                  const Tensor& bias_in, double eps) {
+                  const Tensor& bias_in, double eps, std::optional<DType> out_dtype) {
   Tensor x = x_in, weight = weight_in, bias = bias_in;
   apply_autocast(OpId::layer_norm, {&x, &weight, &bias});
-  auto [out, mean, rstd] = norm_forward(false, x, normalized_shape, weight, bias, eps);
+  auto [out, mean, rstd] = norm_forward(false, x, normalized_shape, weight, bias, eps, out_dtype);
   NormalizeAttrs attrs{normalized_shape, eps};
   record_op(OpId::layer_norm, {x, weight, bias}, {&out, &mean, &rstd}, &attrs,
             "NativeLayerNormBackward0");
@@ -278,11 +295,11 @@ std::tuple<Tensor, Tensor> rms_norm_with_stats(const Tensor& x, const Shape& nor
 
 // Records {out, rstd} as outputs so the derivative rule can reuse the statistic.
 Tensor rms_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in,
-                std::optional<double> eps) {
+                std::optional<double> eps, std::optional<DType> out_dtype) {
   Tensor x = x_in, weight = weight_in;
   apply_autocast(OpId::rms_norm, {&x, &weight});
   const double e = eps.value_or(finfo_eps(x.dtype()));
-  auto [out, mean, rstd] = norm_forward(true, x, normalized_shape, weight, Tensor(), e);
+  auto [out, mean, rstd] = norm_forward(true, x, normalized_shape, weight, Tensor(), e, out_dtype);
   NormalizeAttrs attrs{normalized_shape, e};
   record_op(OpId::rms_norm, {x, weight}, {&out, &rstd}, &attrs);
   return out;

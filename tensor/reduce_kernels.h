@@ -124,8 +124,11 @@ FABRIC_DECLARE_STUB(softmax_backward_stub, SoftmaxBackwardFn);
 struct NormArgs {
   int64_t rows = 0, cols = 0;
   const void* x = nullptr;
-  DType x_dtype = DType::float32;  // y has x's dtype
-  const void* weight = nullptr;    // (cols) or null
+  DType x_dtype = DType::float32;
+  // x's, or float16/bfloat16 for a float32 x: the cast to an autocast dtype fused into the norm
+  // (each element computed as for x's dtype, then rounded once).
+  DType y_dtype = DType::float32;
+  const void* weight = nullptr;  // (cols) or null
   DType weight_dtype = DType::float32;
   const void* bias = nullptr;  // (cols) or null; ignored by rms
   DType bias_dtype = DType::float32;
@@ -140,9 +143,10 @@ FABRIC_DECLARE_STUB(norm_stub, NormFn);
 
 struct NormBackwardArgs {
   int64_t rows = 0, cols = 0;
-  const void* dy = nullptr;  // x's dtype
+  const void* dy = nullptr;
   const void* x = nullptr;
   DType x_dtype = DType::float32;
+  DType dy_dtype = DType::float32;  // x's, or float16/bfloat16 for a float32 x (read widened)
   const void* weight = nullptr;  // (cols) or null
   DType weight_dtype = DType::float32;
   const void* mean = nullptr;  // (rows) acc dtype; unused by rms

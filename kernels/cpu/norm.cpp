@@ -25,7 +25,7 @@ std::vector<A> to_acc_vector(const void* p, DType dt, int64_t n) {
 
 template <typename A>
 void norm_acc(const NormArgs& a) {
-  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype);
+  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype), ysz = itemsize(a.y_dtype);
   const std::vector<A> w = to_acc_vector<A>(a.weight, a.weight_dtype, a.weight ? N : 0);
   const std::vector<A> b =
       to_acc_vector<A>(a.rms ? nullptr : a.bias, a.bias_dtype, a.bias && !a.rms ? N : 0);
@@ -34,9 +34,9 @@ void norm_acc(const NormArgs& a) {
   const A eps = static_cast<A>(a.eps);
   auto row = [&](int64_t r) {
     const char* xr = static_cast<const char*>(a.x) + r * N * xsz;
-    char* yr = static_cast<char*>(a.y) + r * N * xsz;
+    char* yr = static_cast<char*>(a.y) + r * N * ysz;
     const A* x = load_row<A>(xr, a.x_dtype, N, scratch<A>(0, N));
-    A* y = a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(yr) : scratch<A>(1, N);
+    A* y = a.y_dtype == dtype_v<A> ? reinterpret_cast<A*>(yr) : scratch<A>(1, N);
     A mean = 0, rstd = 0;
     if constexpr (std::is_same_v<A, float>)
       norm_forward_row_f32(x, wp, bp, eps, N, a.rms, y, mean, rstd);
@@ -44,7 +44,7 @@ void norm_acc(const NormArgs& a) {
       norm_forward_row<A>(x, wp, bp, eps, N, a.rms, y, mean, rstd);
     if (!a.rms) static_cast<A*>(a.mean)[r] = mean;
     static_cast<A*>(a.rstd)[r] = rstd;
-    store_row<A>(y, yr, a.x_dtype, N);
+    store_row<A>(y, yr, a.y_dtype, N);
   };
   const int64_t per = rows_per_task(N), tasks = (M + per - 1) / per;
   if (tasks > 1 && M * N >= 32768 && !omp_in_parallel()) {
@@ -64,7 +64,7 @@ void norm_kernel(const NormArgs& a) {
 
 template <typename A>
 void norm_backward_acc(const NormBackwardArgs& a) {
-  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype);
+  const int64_t M = a.rows, N = a.cols, xsz = itemsize(a.x_dtype), dysz = itemsize(a.dy_dtype);
   const std::vector<A> w = to_acc_vector<A>(a.weight, a.weight_dtype, a.weight ? N : 0);
   const A* wp = a.weight ? w.data() : nullptr;
   const A* mean = static_cast<const A*>(a.mean);
@@ -90,7 +90,8 @@ void norm_backward_acc(const NormBackwardArgs& a) {
     if (tdb) std::fill(tdb, tdb + N, A(0));
     for (int64_t r = r0; r < r1; ++r) {
       const A* x = load_row<A>(static_cast<const char*>(a.x) + r * N * xsz, a.x_dtype, N, xbuf);
-      const A* dy = load_row<A>(static_cast<const char*>(a.dy) + r * N * xsz, a.x_dtype, N, dybuf);
+      const A* dy =
+          load_row<A>(static_cast<const char*>(a.dy) + r * N * dysz, a.dy_dtype, N, dybuf);
       const A m = a.rms ? A(0) : mean[r], rs = rstd[r];
       char* dxr = a.dx ? static_cast<char*>(a.dx) + r * N * xsz : nullptr;
       A* dx = !dxr ? nullptr : a.x_dtype == dtype_v<A> ? reinterpret_cast<A*>(dxr) : g;

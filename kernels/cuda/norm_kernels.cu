@@ -53,7 +53,7 @@ __device__ __forceinline__ A param_at(const char* p, DType dt, int64_t sz, int64
 
 // ---- forward ----------------------------------------------------------------------------------
 
-template <typename A, typename T, typename Load>
+template <typename A, typename T, typename Y, typename Load>
 __global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormDev a, Load load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.rows;
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormD
       const A w = kW ? param_at<A>(a.weight, a.weight_dtype, a.wsz, j) : A(0);
       const A b = kB ? param_at<A>(a.bias, a.bias_dtype, a.bsz, j) : A(0);
       const A v = norm::norm_element<kW, kB>(load(a.x, base + j), mean, rstd, w, b);
-      store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)), cast_value<T>(v));
+      store(a.y + (base + j) * static_cast<int64_t>(sizeof(Y)), cast_value<Y>(v));
     }
   };
   using Yes = std::true_type;
@@ -106,6 +106,19 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads) norm_forward_kernel(NormD
     a.bias ? write(Yes{}, Yes{}) : write(Yes{}, No{});
   else
     a.bias ? write(No{}, Yes{}) : write(No{}, No{});
+}
+
+// Calls f(Y{}) for the dtype of the output (or of dy) beside an x of T: T itself, or bfloat16 /
+// float16 beside a float32 x (a cast to the autocast dtype fused into the norm).
+template <typename T, typename F>
+void visit_norm_out_dtype(DType dt, F&& f) {
+  if (dt == dtype_v<T>) return f(T{});
+  if constexpr (std::is_same_v<T, float>) {
+    if (dt == DType::bfloat16) return f(BFloat16{});
+    if (dt == DType::float16) return f(Half{});
+  }
+  throw DTypeError(detail::cat("layer_norm/rms_norm: no CUDA kernel for ", dtype_name(dtype_v<T>),
+                               " rows with a ", dtype_name(dt), " output or gradient"));
 }
 
 void check_param(const char* what, const void* p, DType t) {
@@ -139,7 +152,9 @@ void norm_kernel_cuda(const NormArgs& n) {
   visit_float_dtype("layer_norm/rms_norm", n.x_dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
-    norm_forward_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
+    visit_norm_out_dtype<T>(n.y_dtype, [&](auto y) {
+      norm_forward_kernel<A, T, decltype(y)><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
+    });
   });
   FABRIC_CUDA_CHECK_LAUNCH();
 }
@@ -148,9 +163,9 @@ void norm_kernel_cuda(const NormArgs& n) {
 // g = dy * w, xhat = (x - mean) * rstd; dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
 // (rms: without mean(g)).
 
-template <typename A, typename T, typename Load>
+template <typename A, typename T, typename Load, typename DyLoad>
 __global__ void __launch_bounds__(kRowBlockMaxThreads)
-    norm_backward_dx_kernel(NormDev a, Load load) {
+    norm_backward_dx_kernel(NormDev a, Load load, DyLoad dy_load) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < a.rows;
   const int64_t N = a.cols, bx = blockDim.x, base = row * N;
@@ -159,7 +174,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   Sum2<A> s{0, 0};  // sum(g), sum(g * xhat)
   if (live) {
     for (int64_t j = threadIdx.x; j < N; j += bx) {
-      A g = load(a.dy, base + j);
+      A g = dy_load(a.dy, base + j);
       if (a.weight) g = g * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
       const A xhat = (load(a.x, base + j) - m) * rs;
       s.a += g;
@@ -171,7 +186,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   const A inv_n = A(1) / static_cast<A>(N);
   const A mg = a.rms ? A(0) : s.a * inv_n, mgx = s.b * inv_n;
   for (int64_t j = threadIdx.x; j < N; j += bx) {
-    A g = load(a.dy, base + j);
+    A g = dy_load(a.dy, base + j);
     if (a.weight) g = g * param_at<A>(a.weight, a.weight_dtype, a.wsz, j);
     const A xhat = (load(a.x, base + j) - m) * rs;
     store(a.y + (base + j) * static_cast<int64_t>(sizeof(T)),
@@ -186,8 +201,9 @@ constexpr int kColX = 32, kColY = 8;
 
 // Block (kColX, kColY): kColX consecutive columns, kColY threads down the rows of this block's
 // split. Partials go to part_w/part_b[split * cols + j] when there are several splits.
-template <typename A, typename Load>
-__global__ void norm_backward_params_kernel(NormDev a, Load load, int64_t rows_per_split,
+template <typename A, typename Load, typename DyLoad>
+__global__ void norm_backward_params_kernel(NormDev a, Load load, DyLoad dy_load,
+                                            int64_t rows_per_split,
                                             char* dweight, DType dw_dtype, char* dbias,
                                             DType db_dtype, A* part_w, A* part_b) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kColX + threadIdx.x;
@@ -198,7 +214,7 @@ __global__ void norm_backward_params_kernel(NormDev a, Load load, int64_t rows_p
   if (live) {
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kColY) {
       const int64_t off = r * a.cols + j;
-      const A dy = load(a.dy, off);
+      const A dy = dy_load(a.dy, off);
       const A m = a.rms ? A(0) : static_cast<const A*>(a.mean)[r];
       s.a += dy * ((load(a.x, off) - m) * static_cast<const A*>(a.rstd)[r]);
       s.b += dy;
@@ -254,10 +270,12 @@ void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
   visit_float_dtype("layer_norm/rms_norm", n.x_dtype, [&](auto t, auto acc, auto load) {
     using T = decltype(t);
     using A = decltype(acc);
+    visit_norm_out_dtype<T>(n.dy_dtype, [&](auto dy) {
+    const TypedLoad<decltype(dy), A> dy_load;
     if (n.dx) {
       const dim3 block = row_block(n.cols);
       const int64_t blocks = (n.rows + block.y - 1) / block.y;
-      norm_backward_dx_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load);
+      norm_backward_dx_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load, dy_load);
       FABRIC_CUDA_CHECK_LAUNCH();
     }
     if (!dweight && !dbias) return;
@@ -277,13 +295,15 @@ void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
     A* pb = splits > 1 ? pw + splits * n.cols : nullptr;
     norm_backward_params_kernel<A>
         <<<dim3(grid_dim(col_blocks), grid_dim(splits)), dim3(kColX, kColY), 0, ctx.stream>>>(
-            a, load, rows_per_split, dweight, n.weight_dtype, dbias, n.dbias_dtype, pw, pb);
+            a, load, dy_load, rows_per_split, dweight, n.weight_dtype, dbias, n.dbias_dtype, pw,
+            pb);
     FABRIC_CUDA_CHECK_LAUNCH();
     if (splits > 1) {
       norm_backward_params_finish_kernel<A><<<grid_dim((n.cols + 255) / 256), 256, 0, ctx.stream>>>(
           n.cols, splits, pw, pb, dweight, n.weight_dtype, dbias, n.dbias_dtype);
       FABRIC_CUDA_CHECK_LAUNCH();
     }
+    });
   });
 }
 

@@ -22,6 +22,14 @@ bool rows_fit(int64_t rows, int64_t cols, DType dt) {
   return cols % elems == 0 && cols <= static_cast<int64_t>(kNormRowsMaxLanes) * kNormRowsMaxElems;
 }
 
+// The output's (or dy's) dtype beside x's: the same, or bf16/f16 beside float32 rows, whose E
+// elements a piece (4) then take 8 bytes, from an address aligned to them.
+bool narrow_fits(const void* p, DType dt, DType x_dtype) {
+  if (dt == x_dtype) return aligned16(p);
+  const bool narrow = dt == DType::bfloat16 || dt == DType::float16;
+  return x_dtype == DType::float32 && narrow && reinterpret_cast<uintptr_t>(p) % 8 == 0;
+}
+
 // A weight or bias the kernels read in pieces: absent, or x's dtype from an aligned address.
 bool param_fits(const void* p, DType dt, DType x_dtype) {
   return p == nullptr || (dt == x_dtype && aligned16(p));
@@ -59,7 +67,9 @@ NormRowsWide norm_rows_backward_grid(NormRowsWide plan, int64_t resident) {
 }
 
 bool norm_rows_wide_fits(const NormArgs& a, NormRowsWide* plan) {
-  if (!rows_fit(a.rows, a.cols, a.x_dtype) || !aligned16(a.x) || !aligned16(a.y)) return false;
+  if (!rows_fit(a.rows, a.cols, a.x_dtype) || !aligned16(a.x) ||
+      !narrow_fits(a.y, a.y_dtype, a.x_dtype))
+    return false;
   const void* bias = a.rms ? nullptr : a.bias;
   // The kernels take weight and bias, weight alone, or neither.
   if (bias != nullptr && a.weight == nullptr) return false;
@@ -72,7 +82,8 @@ bool norm_rows_wide_fits(const NormArgs& a, NormRowsWide* plan) {
 
 bool norm_rows_wide_fits(const NormBackwardArgs& a, NormRowsWide* plan) {
   if (!rows_fit(a.rows, a.cols, a.x_dtype) || a.dx == nullptr || !aligned16(a.x) ||
-      !aligned16(a.dy) || !aligned16(a.dx) || !param_fits(a.weight, a.weight_dtype, a.x_dtype))
+      !narrow_fits(a.dy, a.dy_dtype, a.x_dtype) || !aligned16(a.dx) ||
+      !param_fits(a.weight, a.weight_dtype, a.x_dtype))
     return false;
   *plan = plan_norm_rows_wide(a.rows, a.cols, static_cast<int>(itemsize(a.x_dtype)));
   return true;

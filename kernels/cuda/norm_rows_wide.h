@@ -64,9 +64,10 @@ struct NormRowsWide {
 };
 
 // Whether the wide kernels take this forward / backward: FABRIC_CUDA_WIDE on, x float32, bf16 or
-// f16 with cols a multiple of a piece, x, y (dy, dx) and the weight and bias 16-byte aligned, the
-// weight and bias absent or of x's dtype, rows no longer than 1024 threads can hold; the backward
-// also needs dx (it computes dweight/dbias beside it). Fills `plan`.
+// f16 with cols a multiple of a piece, x, dx and the weight and bias 16-byte aligned, the weight
+// and bias absent or of x's dtype, y (dy) of x's dtype or bf16/f16 beside float32 rows and aligned
+// to its pieces, rows no longer than 1024 threads can hold; the backward also needs dx (it
+// computes dweight/dbias beside it). Fills `plan`.
 bool norm_rows_wide_fits(const NormArgs& a, NormRowsWide* plan);
 bool norm_rows_wide_fits(const NormBackwardArgs& a, NormRowsWide* plan);
 
@@ -86,7 +87,8 @@ void norm_rows_wide_backward(const NormBackwardArgs& a, const NormRowsWide& plan
 // ---- per-thread arithmetic ----------------------------------------------------------------------
 
 // Row `row`'s pieces held by thread `lane`, as floats: piece lane + k * lanes in slot k for the
-// `live` slots. load(p, v) reads the piece at element pointer p into v[0..E).
+// `live` slots. load(p, v) reads the piece at element pointer p into v[0..E) (dy's pieces may be
+// of a narrower type than x's, E elements all the same).
 template <int K, int E, typename T, typename Load>
 FABRIC_HD_INLINE void norm_rows_load(const T* base, const NormRowsWide& s, int64_t row, int lane,
                                      int live, const Load& load, float (&v)[K][E]) {
@@ -118,9 +120,10 @@ FABRIC_HD_INLINE float norm_rows_thread_sum(const float (&v)[K][E], int live, fl
 }
 
 // The output pieces of the thread's slots, each element as norm_element rounds it (weight and
-// bias pieces read with `load`, absent ones skipped); store(p, y) writes piece y at p.
-template <bool kW, bool kB, int K, int E, typename T, typename Load, typename Store>
-FABRIC_HD_INLINE void norm_rows_write(T* out, const T* weight, const T* bias, const NormRowsWide& s,
+// bias pieces read with `load`, absent ones skipped); store(p, y) writes piece y at p, rounded to
+// the output's type O (x's, or a narrower one: the autocast cast fused into the norm).
+template <bool kW, bool kB, int K, int E, typename O, typename P, typename Load, typename Store>
+FABRIC_HD_INLINE void norm_rows_write(O* out, const P* weight, const P* bias, const NormRowsWide& s,
                                       int64_t row, int lane, int live, const float (&v)[K][E],
                                       float mean, float rstd, const Load& load,
                                       const Store& store) {

@@ -11,23 +11,22 @@
 namespace fabric::cuda {
 namespace {
 
-// E elements of T at a 16-byte aligned address, as floats; and back, rounded as cast_value.
+// E elements of T at an address aligned to their size (16 bytes for x's dtype, 8 for a bf16/f16
+// output or gradient beside float32 rows), as floats; and back, rounded as cast_value.
 template <typename T, int E>
-struct alignas(16) Piece {
+struct alignas(sizeof(T) * E) Piece {
   T v[E];
 };
-template <typename T>
 struct WideLoad {
-  template <int E>
+  template <typename T, int E>
   __device__ __forceinline__ void operator()(const T* p, float (&v)[E]) const {
     const Piece<T, E> x = *reinterpret_cast<const Piece<T, E>*>(p);
 #pragma unroll
     for (int j = 0; j < E; ++j) v[j] = static_cast<float>(x.v[j]);
   }
 };
-template <typename T>
 struct WideStore {
-  template <int E>
+  template <typename T, int E>
   __device__ __forceinline__ void operator()(T* p, const float (&v)[E]) const {
     Piece<T, E> x;
 #pragma unroll
@@ -36,14 +35,16 @@ struct WideStore {
   }
 };
 
-template <typename T>
+// T: x's dtype (and the weight's, bias's and dx's); Y: the output's (forward) or dy's (backward).
+template <typename T, typename Y>
 struct WideArgs {
   NormRowsWide s;
   const T* x;
-  const T* dy;  // backward
+  const Y* dy;  // backward
   const T* weight;
   const T* bias;
-  T* out;  // y, or dx
+  Y* y;   // forward
+  T* dx;  // backward
   float* mean;
   float* rstd;
   float* partial;  // backward: a row of dweight | dbias (2 cols) per block
@@ -53,14 +54,15 @@ struct WideArgs {
 
 // ---- forward: a row per thread row ------------------------------------------------------------
 
-template <bool kW, bool kB, int K, typename T>
-__global__ void __launch_bounds__(kNormRowsBlockThreads) norm_rows_forward_kernel(WideArgs<T> a) {
+template <bool kW, bool kB, int K, typename T, typename Y>
+__global__ void __launch_bounds__(kNormRowsBlockThreads)
+    norm_rows_forward_kernel(WideArgs<T, Y> a) {
   constexpr int E = kNormRowsPieceBytes / sizeof(T);
   const int lane = static_cast<int>(threadIdx.x);
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const int live = row < a.s.rows ? a.s.live(lane) : 0;
   float v[K][E];
-  norm_rows_load(a.x, a.s, row, lane, live, WideLoad<T>{}, v);
+  norm_rows_load(a.x, a.s, row, lane, live, WideLoad{}, v);
   float mean = 0.0f;
   if (!a.rms) {
     const float sum = row_allreduce(norm_rows_thread_sum<true>(v, live, 0.0f), Plus<float>{});
@@ -73,14 +75,15 @@ __global__ void __launch_bounds__(kNormRowsBlockThreads) norm_rows_forward_kerne
     if (a.mean) a.mean[row] = mean;
     a.rstd[row] = rstd;
   }
-  norm_rows_write<kW, kB>(a.out, a.weight, a.bias, a.s, row, lane, live, v, mean, rstd,
-                          WideLoad<T>{}, WideStore<T>{});
+  norm_rows_write<kW, kB>(a.y, a.weight, a.bias, a.s, row, lane, live, v, mean, rstd,
+                          WideLoad{}, WideStore{});
 }
 
 // ---- backward: dx per row, dweight/dbias per block, folded by a second kernel ------------------
 
-template <bool kW, int K, typename T>
-__global__ void __launch_bounds__(kNormRowsBlockThreads) norm_rows_backward_kernel(WideArgs<T> a) {
+template <bool kW, int K, typename T, typename Y>
+__global__ void __launch_bounds__(kNormRowsBlockThreads)
+    norm_rows_backward_kernel(WideArgs<T, Y> a) {
   constexpr int E = kNormRowsPieceBytes / sizeof(T);
   const int lane = static_cast<int>(threadIdx.x), y = static_cast<int>(threadIdx.y);
   const int live = a.s.live(lane);
@@ -95,19 +98,19 @@ __global__ void __launch_bounds__(kNormRowsBlockThreads) norm_rows_backward_kern
     const bool here = row < a.s.rows;
     const int n = here ? live : 0;
     float xhat[K][E], g[K][E];
-    norm_rows_load(a.x, a.s, row, lane, n, WideLoad<T>{}, xhat);
-    norm_rows_load(a.dy, a.s, row, lane, n, WideLoad<T>{}, g);
+    norm_rows_load(a.x, a.s, row, lane, n, WideLoad{}, xhat);
+    norm_rows_load(a.dy, a.s, row, lane, n, WideLoad{}, g);
     const float mean = here && !a.rms ? a.mean[row] : 0.0f;
     const float rstd = here ? a.rstd[row] : 0.0f;
     float sum_g, sum_gx;
-    norm_rows_backward_sums<kW>(xhat, g, a.weight, a.s, lane, n, mean, rstd, WideLoad<T>{}, sum_g,
+    norm_rows_backward_sums<kW>(xhat, g, a.weight, a.s, lane, n, mean, rstd, WideLoad{}, sum_g,
                                 sum_gx);
     sum_g = row_allreduce(sum_g, Plus<float>{});
     sum_gx = row_allreduce(sum_gx, Plus<float>{});
     if (!here) continue;
     const float mean_g = a.rms ? 0.0f : rounded::mul(sum_g, a.inv_n);
-    norm_rows_backward_dx<kW>(a.out, xhat, g, a.weight, a.s, row, lane, n, rstd, mean_g,
-                              rounded::mul(sum_gx, a.inv_n), WideLoad<T>{}, WideStore<T>{}, dw, db);
+    norm_rows_backward_dx<kW>(a.dx, xhat, g, a.weight, a.s, row, lane, n, rstd, mean_g,
+                              rounded::mul(sum_gx, a.inv_n), WideLoad{}, WideStore{}, dw, db);
   }
   if (a.partial == nullptr) return;
   // The thread rows' column sums, folded in thread-row order through shared memory (one of the
@@ -168,12 +171,15 @@ __global__ void __launch_bounds__(kNormRowsFinishX* kNormRowsFinishY)
   }
 }
 
-// Calls f(T{}) for x's dtype (float32, bfloat16 or float16: norm_rows_wide_fits).
+// Calls f(T{}, Y{}) for x's dtype T and the output's (or dy's) dtype Y: T itself, or bf16/f16
+// beside float32 rows (norm_rows_wide_fits took only these).
 template <typename F>
-void visit_wide_dtype(DType dt, F&& f) {
-  if (dt == DType::float32) return f(float{});
-  if (dt == DType::bfloat16) return f(BFloat16{});
-  f(Half{});
+void visit_wide_dtypes(DType x, DType y, F&& f) {
+  if (x == DType::bfloat16) return f(BFloat16{}, BFloat16{});
+  if (x == DType::float16) return f(Half{}, Half{});
+  if (y == DType::bfloat16) return f(float{}, BFloat16{});
+  if (y == DType::float16) return f(float{}, Half{});
+  f(float{}, float{});
 }
 
 // Calls f(std::integral_constant<int, K>) for the plan's pieces a thread K (1, 2, 4, 6 or 8),
@@ -201,27 +207,29 @@ void visit_per_thread(int per_thread, F&& f) {
 void norm_rows_wide_forward(const NormArgs& n, const NormRowsWide& s) {
   LaunchContext ctx(n.y);
   const dim3 block(static_cast<unsigned>(s.lanes), static_cast<unsigned>(s.rows_per_block()));
-  visit_wide_dtype(n.x_dtype, [&](auto tag) {
-    using T = decltype(tag);
-    WideArgs<T> a{};
+  visit_wide_dtypes(n.x_dtype, n.y_dtype, [&](auto x_tag, auto y_tag) {
+    using T = decltype(x_tag);
+    using Y = decltype(y_tag);
+    WideArgs<T, Y> a{};
     a.s = s;
     a.x = static_cast<const T*>(n.x);
     a.weight = static_cast<const T*>(n.weight);
     a.bias = n.rms ? nullptr : static_cast<const T*>(n.bias);
-    a.out = static_cast<T*>(n.y);
+    a.y = static_cast<Y*>(n.y);
     a.mean = n.rms ? nullptr : static_cast<float*>(n.mean);
     a.rstd = static_cast<float*>(n.rstd);
     a.inv_n = 1.0f / static_cast<float>(n.cols);
     a.eps = static_cast<float>(n.eps);
     a.rms = n.rms;
+    const unsigned grid = grid_dim(s.blocks);
     visit_per_thread<T>(s.per_thread, [&](auto k) {
       constexpr int K = decltype(k)::value;
       if (a.weight && a.bias)
-        norm_rows_forward_kernel<true, true, K><<<grid_dim(s.blocks), block, 0, ctx.stream>>>(a);
+        norm_rows_forward_kernel<true, true, K><<<grid, block, 0, ctx.stream>>>(a);
       else if (a.weight)
-        norm_rows_forward_kernel<true, false, K><<<grid_dim(s.blocks), block, 0, ctx.stream>>>(a);
+        norm_rows_forward_kernel<true, false, K><<<grid, block, 0, ctx.stream>>>(a);
       else
-        norm_rows_forward_kernel<false, false, K><<<grid_dim(s.blocks), block, 0, ctx.stream>>>(a);
+        norm_rows_forward_kernel<false, false, K><<<grid, block, 0, ctx.stream>>>(a);
     });
   });
   FABRIC_CUDA_CHECK_LAUNCH();
@@ -232,12 +240,13 @@ void norm_rows_wide_backward(const NormBackwardArgs& n, const NormRowsWide& plan
   char* dbias = n.rms ? nullptr : static_cast<char*>(n.dbias);
   const bool params = n.dweight != nullptr || dbias != nullptr;
   const dim3 block(static_cast<unsigned>(plan.lanes), static_cast<unsigned>(plan.rows_per_block()));
-  visit_wide_dtype(n.x_dtype, [&](auto tag) {
-    using T = decltype(tag);
+  visit_wide_dtypes(n.x_dtype, n.dy_dtype, [&](auto x_tag, auto dy_tag) {
+    using T = decltype(x_tag);
+    using Y = decltype(dy_tag);
     visit_per_thread<T>(plan.per_thread, [&](auto k) {
       constexpr int K = decltype(k)::value;
-      const auto kernel =
-          n.weight ? norm_rows_backward_kernel<true, K, T> : norm_rows_backward_kernel<false, K, T>;
+      const auto kernel = n.weight ? norm_rows_backward_kernel<true, K, T, Y>
+                                   : norm_rows_backward_kernel<false, K, T, Y>;
       // The grid is one wave of resident blocks (the fewer the blocks, the fewer partial rows of
       // dweight/dbias to fold), which the kernel's registers decide: asked once per kernel.
       static const int per_sm = [&] {
@@ -246,15 +255,15 @@ void norm_rows_wide_backward(const NormBackwardArgs& n, const NormRowsWide& plan
                                                                         kNormRowsBlockThreads, 0));
         return blocks < 1 ? 1 : blocks;
       }();
-      WideArgs<T> a{};
+      WideArgs<T, Y> a{};
       a.s = norm_rows_backward_grid(
           plan, static_cast<int64_t>(per_sm) * multiprocessor_count(ctx.device));
       DeviceScratch partial(ctx.device,
                             params ? static_cast<size_t>(a.s.blocks * 2 * plan.cols) * 4 : 0);
       a.x = static_cast<const T*>(n.x);
-      a.dy = static_cast<const T*>(n.dy);
+      a.dy = static_cast<const Y*>(n.dy);
       a.weight = static_cast<const T*>(n.weight);
-      a.out = static_cast<T*>(n.dx);
+      a.dx = static_cast<T*>(n.dx);
       a.mean = n.rms ? nullptr : static_cast<float*>(const_cast<void*>(n.mean));
       a.rstd = static_cast<float*>(const_cast<void*>(n.rstd));
       a.partial = params ? partial.as<float>() : nullptr;

@@ -25,6 +25,7 @@
 #include "runtime/fabric.h"
 #include "runtime/train_config.h"
 #include "runtime/trainer.h"
+#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -235,6 +236,46 @@ TEST(CudaHostPath, GeluMlpRunsItsGeluInTheGemmEpilogues) {
   EXPECT_EQ(fused.backward.matmuls, 4);
   EXPECT_EQ(composed.backward.matmuls, 4);
   EXPECT_EQ(fused.backward.launches, composed.backward.launches - 1);
+  EXPECT_EQ(fused.forward.host_waits + fused.backward.host_waits, 0);
+}
+
+// Under CUDA autocast a GPT block's norms hand their linear layers bf16 (layer_norm's out_dtype):
+// the forward makes no float32 → bf16 cast of their outputs and the backward no bf16 → float32
+// cast of the gradients coming back, two launches fewer each way than with the fusion off (a
+// hook on each norm).
+TEST(CudaHostPath, NormsHandTheirLinearsTheAutocastDtype) {
+  SKIP_UNLESS_NULL_RUNTIME();
+  manual_seed(3);
+  auto block = nn::make<nn::Block>(nn::BlockOptions{.n_embd = 64, .n_head = 4, .block_size = 32});
+  block->to(Device::cuda(0));
+  const Tensor x0 = randn({4, 32, 64}).to(Device::cuda(0));
+  struct Phases {
+    NullCudaCounts forward, backward;
+  };
+  const auto measure = [&] {
+    Phases last{};
+    for (int i = 0; i < 2; ++i) {  // the first fills the plan cache and the allocator's pools
+      const Tensor x = x0.detach().set_requires_grad(true);
+      block->zero_grad();
+      NullCudaCounts before = counts_now();
+      autocast_enter(DeviceType::cuda, true, DType::bfloat16, true);
+      const Tensor y = (*block)(x);
+      autocast_exit(DeviceType::cuda);
+      last.forward = since(before);
+      const Tensor loss = sum(y);
+      before = counts_now();
+      loss.backward();
+      last.backward = since(before);
+    }
+    return last;
+  };
+  const Phases fused = measure();
+  for (auto& ln : {block->ln_1, block->ln_2})
+    ln->register_forward_pre_hook([](nn::Module&, const Tensor& t) { return t; });
+  const Phases unfused = measure();
+  EXPECT_EQ(fused.forward.launches, unfused.forward.launches - 2);
+  EXPECT_EQ(fused.backward.launches, unfused.backward.launches - 2);
+  EXPECT_EQ(fused.forward.matmuls, unfused.forward.matmuls);
   EXPECT_EQ(fused.forward.host_waits + fused.backward.host_waits, 0);
 }
 

@@ -308,6 +308,41 @@ TEST(CudaNorm, BackwardMatchesTheCpu) {
   }
 }
 
+// A float32 norm whose output is bf16/f16 (out_dtype: the autocast cast folded into it) equals
+// the norm followed by the cast on the GPU bit for bit, and so do the gradients that come back in
+// that dtype: the wide kernels (rows of whole pieces) and the general ones (odd rows) alike.
+TEST(CudaNorm, OutDtypeEqualsTheNormThenTheCast) {
+  FABRIC_REQUIRE_CUDA();
+  for (const NormCase& c : kNormCases) {
+    for (const DType low : {DType::bfloat16, DType::float16}) {
+      for (const bool rms : {false, true}) {
+        const Tensor x0 = test::uniform_tensor(c.shape, DType::float32, -2, 2, 41).to(kGpu);
+        const Tensor w0 = test::uniform_tensor(c.normalized, DType::float32, 0.5f, 1.5f, 42);
+        const Tensor b0 = test::uniform_tensor(c.normalized, DType::float32, -1, 1, 43);
+        const Tensor r = test::uniform_tensor(c.shape, low, -1, 1, 44).to(kGpu);
+        const auto run = [&](bool fused) {
+          Tensor x = x0.detach().clone().set_requires_grad(true);
+          Tensor w = w0.to(kGpu).set_requires_grad(true), b = b0.to(kGpu).set_requires_grad(true);
+          Tensor y = rms ? rms_norm(x, c.normalized, w, 1e-6, fused ? std::optional(low)
+                                                                       : std::nullopt)
+                         : layer_norm(x, c.normalized, w, b, 1e-5,
+                                      fused ? std::optional(low) : std::nullopt);
+          if (!fused) y = y.to(low);
+          sum(mul(y, r)).backward();
+          return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), rms ? Tensor() : b.grad()};
+        };
+        const std::vector<Tensor> fused = run(true), cast = run(false);
+        for (size_t i = 0; i < fused.size(); ++i) {
+          if (!cast[i].defined()) continue;
+          EXPECT_TRUE(test::same_bits(fused[i], cast[i]))
+              << name_of(rms ? "rms_norm out_dtype" : "layer_norm out_dtype", low, c.shape)
+              << ": result " << i;
+        }
+      }
+    }
+  }
+}
+
 // ---- batch_norm / group_norm -----------------------------------------------------------------
 
 struct ChannelCase {
