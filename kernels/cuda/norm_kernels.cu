@@ -271,38 +271,39 @@ void norm_backward_kernel_cuda(const NormBackwardArgs& n) {
     using T = decltype(t);
     using A = decltype(acc);
     visit_norm_out_dtype<T>(n.dy_dtype, [&](auto dy) {
-    const TypedLoad<decltype(dy), A> dy_load;
-    if (n.dx) {
-      const dim3 block = row_block(n.cols);
-      const int64_t blocks = (n.rows + block.y - 1) / block.y;
-      norm_backward_dx_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load, dy_load);
+      const TypedLoad<decltype(dy), A> dy_load;
+      if (n.dx) {
+        const dim3 block = row_block(n.cols);
+        const int64_t blocks = (n.rows + block.y - 1) / block.y;
+        norm_backward_dx_kernel<A, T><<<grid_dim(blocks), block, 0, ctx.stream>>>(a, load, dy_load);
+        FABRIC_CUDA_CHECK_LAUNCH();
+      }
+      if (!dweight && !dbias) return;
+      // Split the rows so that the grid covers the GPU a few times over, each split at least
+      // 32 rows per thread row.
+      const int64_t col_blocks = (n.cols + kColX - 1) / kColX;
+      const int64_t target = 4 * static_cast<int64_t>(multiprocessor_count(ctx.device));
+      int64_t splits = 1;
+      if (col_blocks < target)
+        splits = std::clamp<int64_t>(
+            std::min((target + col_blocks - 1) / col_blocks, n.rows / (kColY * 32)), 1, 1024);
+      const int64_t rows_per_split = (n.rows + splits - 1) / splits;
+      splits = (n.rows + rows_per_split - 1) / rows_per_split;
+      DeviceScratch part(ctx.device,
+                         splits > 1 ? static_cast<size_t>(2 * splits * n.cols) * sizeof(A) : 0);
+      A* pw = part.as<A>();
+      A* pb = splits > 1 ? pw + splits * n.cols : nullptr;
+      norm_backward_params_kernel<A>
+          <<<dim3(grid_dim(col_blocks), grid_dim(splits)), dim3(kColX, kColY), 0, ctx.stream>>>(
+              a, load, dy_load, rows_per_split, dweight, n.weight_dtype, dbias, n.dbias_dtype, pw,
+              pb);
       FABRIC_CUDA_CHECK_LAUNCH();
-    }
-    if (!dweight && !dbias) return;
-    // Split the rows so that the grid covers the GPU a few times over, each split at least
-    // 32 rows per thread row.
-    const int64_t col_blocks = (n.cols + kColX - 1) / kColX;
-    const int64_t target = 4 * static_cast<int64_t>(multiprocessor_count(ctx.device));
-    int64_t splits = 1;
-    if (col_blocks < target)
-      splits = std::clamp<int64_t>(
-          std::min((target + col_blocks - 1) / col_blocks, n.rows / (kColY * 32)), 1, 1024);
-    const int64_t rows_per_split = (n.rows + splits - 1) / splits;
-    splits = (n.rows + rows_per_split - 1) / rows_per_split;
-    DeviceScratch part(ctx.device,
-                       splits > 1 ? static_cast<size_t>(2 * splits * n.cols) * sizeof(A) : 0);
-    A* pw = part.as<A>();
-    A* pb = splits > 1 ? pw + splits * n.cols : nullptr;
-    norm_backward_params_kernel<A>
-        <<<dim3(grid_dim(col_blocks), grid_dim(splits)), dim3(kColX, kColY), 0, ctx.stream>>>(
-            a, load, dy_load, rows_per_split, dweight, n.weight_dtype, dbias, n.dbias_dtype, pw,
-            pb);
-    FABRIC_CUDA_CHECK_LAUNCH();
-    if (splits > 1) {
-      norm_backward_params_finish_kernel<A><<<grid_dim((n.cols + 255) / 256), 256, 0, ctx.stream>>>(
-          n.cols, splits, pw, pb, dweight, n.weight_dtype, dbias, n.dbias_dtype);
-      FABRIC_CUDA_CHECK_LAUNCH();
-    }
+      if (splits > 1) {
+        norm_backward_params_finish_kernel<A>
+            <<<grid_dim((n.cols + 255) / 256), 256, 0, ctx.stream>>>(
+                n.cols, splits, pw, pb, dweight, n.weight_dtype, dbias, n.dbias_dtype);
+        FABRIC_CUDA_CHECK_LAUNCH();
+      }
     });
   });
 }
