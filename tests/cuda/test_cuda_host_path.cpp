@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -198,6 +199,29 @@ TEST(CudaHostPath, AdamWUpdatesEveryParameterInAFewLaunches) {
   }
 }
 
+// What a module's forward and the backward of the sum of its output ask of CUDA, on the second of
+// two runs (the first fills the plan cache and the allocator's pools). `forward` takes a fresh
+// leaf made from x0 (the module's gradients set to none first) and returns the output.
+struct Phases {
+  NullCudaCounts forward, backward;
+};
+Phases forward_backward_counts(nn::Module& m, const Tensor& x0,
+                               const std::function<Tensor(const Tensor&)>& forward) {
+  Phases last{};
+  for (int i = 0; i < 2; ++i) {
+    const Tensor x = x0.detach().set_requires_grad(true);
+    m.zero_grad();
+    NullCudaCounts before = counts_now();
+    const Tensor y = forward(x);
+    last.forward = since(before);
+    const Tensor loss = sum(y);
+    before = counts_now();
+    loss.backward();
+    last.backward = since(before);
+  }
+  return last;
+}
+
 // GPT's MLP block as gelu_mlp: its GELU rides in cuBLASLt's epilogues (the null cuBLASLt offers
 // an algorithm for every epilogue), so the forward launches nothing but its two GEMMs and the
 // backward one kernel fewer than the three layers called one by one (the GELU backward).
@@ -209,26 +233,11 @@ TEST(CudaHostPath, GeluMlpRunsItsGeluInTheGemmEpilogues) {
   mlp->to(DType::bfloat16);
   ASSERT_TRUE(mlp->fused());
   const Tensor x0 = randn({4, 32, 64}).to(DType::bfloat16).to(Device::cuda(0));
-  struct Phases {
-    NullCudaCounts forward, backward;
-  };
-  const auto measure = [&](bool composed) {
-    Phases last{};
-    for (int i = 0; i < 2; ++i) {  // the first fills the plan cache and the allocator's pools
-      const Tensor x = x0.detach().set_requires_grad(true);
-      mlp->zero_grad();
-      NullCudaCounts before = counts_now();
-      const Tensor y = composed ? mlp->c_proj->forward(mlp->gelu->forward(mlp->c_fc->forward(x)))
-                                : mlp->forward(x);
-      last.forward = since(before);
-      const Tensor loss = sum(y);
-      before = counts_now();
-      loss.backward();
-      last.backward = since(before);
-    }
-    return last;
-  };
-  const Phases fused = measure(false), composed = measure(true);
+  const Phases fused =
+      forward_backward_counts(*mlp, x0, [&](const Tensor& x) { return mlp->forward(x); });
+  const Phases composed = forward_backward_counts(*mlp, x0, [&](const Tensor& x) {
+    return mlp->c_proj->forward(mlp->gelu->forward(mlp->c_fc->forward(x)));
+  });
   EXPECT_EQ(fused.forward.matmuls, 2);
   EXPECT_EQ(fused.forward.launches, 0) << "the GELU ran as a kernel of its own";
   EXPECT_EQ(composed.forward.matmuls, 2);
@@ -249,25 +258,13 @@ TEST(CudaHostPath, NormsHandTheirLinearsTheAutocastDtype) {
   auto block = nn::make<nn::Block>(nn::BlockOptions{.n_embd = 64, .n_head = 4, .block_size = 32});
   block->to(Device::cuda(0));
   const Tensor x0 = randn({4, 32, 64}).to(Device::cuda(0));
-  struct Phases {
-    NullCudaCounts forward, backward;
-  };
   const auto measure = [&] {
-    Phases last{};
-    for (int i = 0; i < 2; ++i) {  // the first fills the plan cache and the allocator's pools
-      const Tensor x = x0.detach().set_requires_grad(true);
-      block->zero_grad();
-      NullCudaCounts before = counts_now();
+    return forward_backward_counts(*block, x0, [&](const Tensor& x) {
       autocast_enter(DeviceType::cuda, true, DType::bfloat16, true);
       const Tensor y = (*block)(x);
       autocast_exit(DeviceType::cuda);
-      last.forward = since(before);
-      const Tensor loss = sum(y);
-      before = counts_now();
-      loss.backward();
-      last.backward = since(before);
-    }
-    return last;
+      return y;
+    });
   };
   const Phases fused = measure();
   for (auto& ln : {block->ln_1, block->ln_2})

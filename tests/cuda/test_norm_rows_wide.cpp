@@ -21,16 +21,14 @@ namespace {
 
 using cuda::NormRowsWide;
 
-template <typename T>
 struct HostLoad {
-  template <int E>
+  template <typename T, int E>
   void operator()(const T* p, float (&v)[E]) const {
     for (int j = 0; j < E; ++j) v[j] = static_cast<float>(p[j]);
   }
 };
-template <typename T>
 struct HostStore {
-  template <int E>
+  template <typename T, int E>
   void operator()(T* p, const float (&v)[E]) const {
     for (int j = 0; j < E; ++j) p[j] = T(v[j]);
   }
@@ -56,16 +54,18 @@ struct Case {
   bool rms, weight, bias;
 };
 
-template <typename T>
+// x, weight and bias of T; dy of Y (T, or bf16/f16 beside float32 rows).
+template <typename T, typename Y = T>
 struct Data {
-  std::vector<T> x, dy, w, b;
+  std::vector<T> x, w, b;
+  std::vector<Y> dy;
 };
 
 // Smooth rows, or with `integers` rows of small integers whose halves mirror each other about an
 // integer mean (cols even), so that every sum the forward makes is exact.
-template <typename T>
-Data<T> make_data(const Case& c, bool integers) {
-  Data<T> d;
+template <typename T, typename Y = T>
+Data<T, Y> make_data(const Case& c, bool integers) {
+  Data<T, Y> d;
   const int64_t n = c.rows * c.cols, half = c.cols / 2;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = i / c.cols, j = i % c.cols;
@@ -76,7 +76,7 @@ Data<T> make_data(const Case& c, bool integers) {
       u = j < half ? mean + k : mean - k;
     }
     d.x.push_back(T(u));
-    d.dy.push_back(T(std::cos(0.23f * static_cast<float>(i)) - 0.2f));
+    d.dy.push_back(Y(std::cos(0.23f * static_cast<float>(i)) - 0.2f));
   }
   for (int64_t j = 0; j < c.cols; ++j) {
     d.w.push_back(T(1.0f + 0.125f * static_cast<float>(j % 5)));
@@ -89,10 +89,11 @@ struct Forward {
   std::vector<float> y, mean, rstd;
 };
 
-template <typename T, int K>
+// The forward with its output rounded to O (x's T, or bf16/f16 beside float32 rows).
+template <typename T, int K, typename O = T>
 Forward replay_forward(const Case& c, const Data<T>& d, const NormRowsWide& s) {
   constexpr int E = cuda::kNormRowsPieceBytes / sizeof(T);
-  std::vector<T> y(static_cast<size_t>(c.rows * c.cols), T(-777.0f));
+  std::vector<O> y(static_cast<size_t>(c.rows * c.cols), O(-777.0f));
   Forward f;
   const float inv_n = 1.0f / static_cast<float>(c.cols), eps = 1e-5f;
   const T* w = c.weight ? d.w.data() : nullptr;
@@ -100,7 +101,7 @@ Forward replay_forward(const Case& c, const Data<T>& d, const NormRowsWide& s) {
   for (int64_t row = 0; row < c.rows; ++row) {
     std::vector<float> part(s.lanes);
     auto slice = [&](int lane, float(&out)[K][E]) {
-      cuda::norm_rows_load(d.x.data(), s, row, lane, s.live(lane), HostLoad<T>{}, out);
+      cuda::norm_rows_load(d.x.data(), s, row, lane, s.live(lane), HostLoad{}, out);
     };
     float mean = 0.0f;
     if (!c.rms) {
@@ -123,18 +124,18 @@ Forward replay_forward(const Case& c, const Data<T>& d, const NormRowsWide& s) {
       const int live = s.live(lane);
       if (w && b)
         cuda::norm_rows_write<true, true>(y.data(), w, b, s, row, lane, live, v, mean, rstd,
-                                          HostLoad<T>{}, HostStore<T>{});
+                                          HostLoad{}, HostStore{});
       else if (w)
         cuda::norm_rows_write<true, false>(y.data(), w, b, s, row, lane, live, v, mean, rstd,
-                                           HostLoad<T>{}, HostStore<T>{});
+                                           HostLoad{}, HostStore{});
       else
         cuda::norm_rows_write<false, false>(y.data(), w, b, s, row, lane, live, v, mean, rstd,
-                                            HostLoad<T>{}, HostStore<T>{});
+                                            HostLoad{}, HostStore{});
     }
     f.mean.push_back(mean);
     f.rstd.push_back(rstd);
   }
-  for (const T& v : y) f.y.push_back(static_cast<float>(v));
+  for (const O& v : y) f.y.push_back(static_cast<float>(v));
   return f;
 }
 
@@ -142,8 +143,8 @@ struct Backward {
   std::vector<float> dx, dw, db;
 };
 
-template <typename T, int K>
-Backward replay_backward(const Case& c, const Data<T>& d, const Forward& f, NormRowsWide s) {
+template <typename T, int K, typename Y = T>
+Backward replay_backward(const Case& c, const Data<T, Y>& d, const Forward& f, NormRowsWide s) {
   constexpr int E = cuda::kNormRowsPieceBytes / sizeof(T);
   const float inv_n = 1.0f / static_cast<float>(c.cols);
   const T* w = c.weight ? d.w.data() : nullptr;
@@ -165,14 +166,14 @@ Backward replay_backward(const Case& c, const Data<T>& d, const Forward& f, Norm
         std::vector<float> sg(s.lanes), sgx(s.lanes);
         auto halves = [&](int lane, float(&xhat)[K][E], float(&g)[K][E]) {
           const int live = s.live(lane);
-          cuda::norm_rows_load(d.x.data(), s, row, lane, live, HostLoad<T>{}, xhat);
-          cuda::norm_rows_load(d.dy.data(), s, row, lane, live, HostLoad<T>{}, g);
+          cuda::norm_rows_load(d.x.data(), s, row, lane, live, HostLoad{}, xhat);
+          cuda::norm_rows_load(d.dy.data(), s, row, lane, live, HostLoad{}, g);
           if (w)
-            cuda::norm_rows_backward_sums<true>(xhat, g, w, s, lane, live, mean, rstd,
-                                                HostLoad<T>{}, sg[lane], sgx[lane]);
+            cuda::norm_rows_backward_sums<true>(xhat, g, w, s, lane, live, mean, rstd, HostLoad{},
+                                                sg[lane], sgx[lane]);
           else
-            cuda::norm_rows_backward_sums<false>(xhat, g, w, s, lane, live, mean, rstd,
-                                                 HostLoad<T>{}, sg[lane], sgx[lane]);
+            cuda::norm_rows_backward_sums<false>(xhat, g, w, s, lane, live, mean, rstd, HostLoad{},
+                                                 sg[lane], sgx[lane]);
         };
         for (int lane = 0; lane < s.lanes; ++lane) {
           float xhat[K][E], g[K][E];
@@ -186,12 +187,12 @@ Backward replay_backward(const Case& c, const Data<T>& d, const Forward& f, Norm
           Acc& a = acc[y][lane];
           if (w)
             cuda::norm_rows_backward_dx<true>(dx.data(), xhat, g, w, s, row, lane, s.live(lane),
-                                              rstd, mean_g, mean_gx, HostLoad<T>{}, HostStore<T>{},
-                                              a.dw, a.db);
+                                              rstd, mean_g, mean_gx, HostLoad{}, HostStore{}, a.dw,
+                                              a.db);
           else
             cuda::norm_rows_backward_dx<false>(dx.data(), xhat, g, w, s, row, lane, s.live(lane),
-                                               rstd, mean_g, mean_gx, HostLoad<T>{}, HostStore<T>{},
-                                               a.dw, a.db);
+                                               rstd, mean_g, mean_gx, HostLoad{}, HostStore{}, a.dw,
+                                               a.db);
         }
       }
     }
@@ -372,6 +373,31 @@ TEST(CudaNormRowsWide, ExactRowsGiveTheCpuFormsBitForBit) {
   }
 }
 
+// The autocast cast folded into the norm: a bf16 output beside float32 rows is the float32
+// output rounded, bit for bit, and a bf16 gradient gives what its exact float32 widening gives.
+TEST(CudaNormRowsWide, NarrowOutputsAndGradientsAreTheCastsBits) {
+  const Case c{9, 768, false, true, true};
+  const NormRowsWide s = cuda::plan_norm_rows_wide(c.rows, c.cols, sizeof(float));
+  const Data<float, BFloat16> narrow = make_data<float, BFloat16>(c, false);
+  Data<float> wide{narrow.x, narrow.w, narrow.b, {}};
+  for (const BFloat16& g : narrow.dy) wide.dy.push_back(static_cast<float>(g));
+  const Forward f32 = replay_forward<float, 6>(c, wide, s);
+  const Forward bf16 = replay_forward<float, 6, BFloat16>(c, wide, s);
+  for (size_t i = 0; i < f32.y.size(); ++i) {
+    const float want = static_cast<float>(BFloat16(f32.y[i]));
+    ASSERT_EQ(std::memcmp(&bf16.y[i], &want, 4), 0) << i;
+  }
+  const NormRowsWide grid = cuda::norm_rows_backward_grid(s, 4);
+  const Backward from_f32 = replay_backward<float, 6>(c, wide, f32, grid);
+  const Backward from_bf16 = replay_backward<float, 6, BFloat16>(c, narrow, f32, grid);
+  for (const auto& [a, b] :
+       {std::pair{&from_f32.dx, &from_bf16.dx}, std::pair{&from_f32.dw, &from_bf16.dw},
+        std::pair{&from_f32.db, &from_bf16.db}}) {
+    ASSERT_EQ(a->size(), b->size());
+    EXPECT_EQ(std::memcmp(a->data(), b->data(), a->size() * 4), 0);
+  }
+}
+
 TEST(CudaNormRowsWide, PlansForGptShapes) {
   // GPT-2 124M: 8192 rows of C = 768.
   NormRowsWide s = cuda::plan_norm_rows_wide(8192, 768, 4);
@@ -432,6 +458,18 @@ TEST(CudaNormRowsWide, FitsOnlyAlignedRowsOfWholePieces) {
   bad = a;
   bad.cols = 32768 + 4;  // longer than 1024 threads hold
   EXPECT_FALSE(cuda::norm_rows_wide_fits(bad, &plan));
+  // A bf16 output beside float32 rows (the autocast cast folded in): pieces of 4 take 8 bytes.
+  NormArgs narrow = a;
+  narrow.y_dtype = DType::bfloat16;
+  narrow.y = buf + 2;  // 8 bytes off 16
+  EXPECT_TRUE(cuda::norm_rows_wide_fits(narrow, &plan));
+  EXPECT_EQ(plan.elems, 4);
+  narrow.y = reinterpret_cast<char*>(buf) + 4;  // 4 bytes off
+  EXPECT_FALSE(cuda::norm_rows_wide_fits(narrow, &plan));
+  narrow = a;
+  narrow.x_dtype = narrow.weight_dtype = narrow.bias_dtype = DType::bfloat16;
+  narrow.y_dtype = DType::float16;  // only float32 rows take another output dtype
+  EXPECT_FALSE(cuda::norm_rows_wide_fits(narrow, &plan));
 
   NormBackwardArgs g;
   g.rows = 4;
@@ -440,6 +478,8 @@ TEST(CudaNormRowsWide, FitsOnlyAlignedRowsOfWholePieces) {
   g.dy = buf;
   g.dx = buf;
   g.rstd = buf;
+  EXPECT_TRUE(cuda::norm_rows_wide_fits(g, &plan));
+  g.dy_dtype = DType::float16;  // the gradient of a bf16/f16 output, read as it comes
   EXPECT_TRUE(cuda::norm_rows_wide_fits(g, &plan));
   g.dx = nullptr;  // only dweight/dbias wanted: the general kernels
   EXPECT_FALSE(cuda::norm_rows_wide_fits(g, &plan));
