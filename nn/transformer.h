@@ -16,7 +16,8 @@ namespace fabric::nn {
 // nn::Linear. That is autocast's float16/bfloat16 when autocast runs linear layers in it (the
 // linear would cast the norm's output first: the cast folds into the norm, the same bits, one pass
 // over the activations fewer each way) and neither the norm nor a module of the path has hooks or
-// checkpointing; unset otherwise (the modules then run as they are).
+// checkpointing; unset otherwise (the modules then run as they are). FABRIC_NORM_CAST=0 turns it
+// off (for timing the two against each other).
 std::optional<DType> norm_feeds_linear_in(const Tensor& x, const LayerNorm& norm,
                                           std::initializer_list<const Module*> path);
 
