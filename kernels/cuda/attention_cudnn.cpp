@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/attention_cudnn_graph.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cudnn_common.h"
@@ -258,7 +259,7 @@ int64_t runtime_version() {
   return v;
 }
 
-bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlignment == 0; }
+bool aligned(const void* p) { return aligned_to(p, kAlignment); }
 bool aligned(const Strides3& s) { return s.b % 8 == 0 && s.h % 8 == 0 && s.r % 8 == 0; }
 
 // Why cuDNN is not offered `a` at all, or nothing. `device` owns the output.

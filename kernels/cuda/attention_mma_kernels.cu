@@ -65,6 +65,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/attention_row_dot.cuh"
@@ -703,7 +704,6 @@ bool takes_problem(const AttentionArgs& a) {
 
 int head_width(const AttentionArgs& a) { return (a.E > a.Ev ? a.E : a.Ev) <= 64 ? 64 : 128; }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 bool vec_operand(const AttentionOperand& o) {
   return aligned16(o.data) && o.batch_stride % 8 == 0 && o.head_stride % 8 == 0 &&
          o.row_stride % 8 == 0;

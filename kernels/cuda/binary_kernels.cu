@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/cast.cuh"
+#include "kernels/cuda/float_family.h"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "kernels/cuda/pow_form.h"
 #include "tensor/elementwise_kernels.h"
@@ -239,38 +240,25 @@ void launch_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
   launch_loop<3>(loop, f);
 }
 
-// Calls f(T{}) for a float32, bfloat16 or float16 input dtype.
-template <typename F>
-void visit_f32_family(DType dt, const F& f) {
-  if (dt == DType::float32) {
-    f(float{});
-  } else if (dt == DType::bfloat16) {
-    f(BFloat16{});
-  } else {
-    f(Half{});
-  }
-}
-
-bool f32_family(DType dt) {
-  return dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16;
-}
-
 void mixed_binary(BinaryOp op, const StridedLoop& loop, const Scalar& alpha) {
   const DType dt = loop.ops[0].dtype, da = loop.ops[1].dtype, db = loop.ops[2].dtype;
   const bool arith =
       op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
-  FABRIC_CHECK(
-      arith && dt == DType::float32 && f32_family(da) && f32_family(db) && (da == dt || db == dt),
-      DTypeError, "binary kernel: inputs ", dtype_name(da), " and ", dtype_name(db), " for a ",
-      dtype_name(dt),
-      " output (on CUDA, mixed inputs are for add/sub/mul/div: one float32 input and "
-      "output, one bfloat16 or float16 input; cast them first)");
+  FABRIC_CHECK(arith && dt == DType::float32 && is_f32_family(da) && is_f32_family(db) &&
+                   (da == dt || db == dt),
+               DTypeError, "binary kernel: inputs ", dtype_name(da), " and ", dtype_name(db),
+               " for a ", dtype_name(dt),
+               " output (on CUDA, mixed inputs are for add/sub/mul/div: one float32 input and "
+               "output, one bfloat16 or float16 input; cast them first)");
   const float a = scalar_as<float>(alpha);
-  visit_f32_family(da, [&](auto ta) {
-    visit_f32_family(db, [&](auto tb) {
+  visit_f32_family("mixed binary", da, [&](auto ta) {
+    visit_f32_family("mixed binary", db, [&](auto tb) {
       using TA = decltype(ta);
       using TB = decltype(tb);
-      if constexpr (!std::is_same_v<TA, TB>) launch_loop<3>(loop, MixedFloatArith<TA, TB>{op, a});
+      if constexpr (!std::is_same_v<TA, TB>) {
+        const MixedFloatArith<TA, TB> f{op, a};
+        if (!launch_mixed_pieces<float, TA, TB>(loop, f)) launch_loop<3>(loop, f);
+      }
     });
   });
 }

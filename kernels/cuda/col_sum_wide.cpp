@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/speed_switches.h"
 
 namespace fabric::cuda {
@@ -16,7 +17,7 @@ bool col_sum_wide_fits(ReduceOp op, const ReduceGeometry& g, const ReduceParams&
   if (dt != DType::float32 && dt != DType::bfloat16 && dt != DType::float16) return false;
   if (g.nkeep != 1 || g.keep_in[0] != 1 || g.keep_out[0] != 1 || g.nred < 1) return false;
   const int64_t cols = g.keep_sizes[0];
-  if (cols % kColSumPiece != 0 || reinterpret_cast<uintptr_t>(g.in) % 16 != 0) return false;
+  if (cols % kColSumPiece != 0 || !aligned16(g.in)) return false;
   // The reduced dims, outermost first, must step over whole rows of cols elements, contiguously.
   int64_t stride = cols;
   for (int d = g.nred - 1; d >= 0; --d) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <optional>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "tensor/copy_kernels.h"
@@ -116,10 +117,6 @@ bool dense(const StridedLoop& loop) {
   for (int k = 0; k < loop.num_operands; ++k)
     if (loop.ops[k].strides[0] != itemsize(loop.ops[k].dtype)) return false;
   return true;
-}
-
-bool aligned_to(const void* p, int64_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(bytes) == 0;
 }
 
 // ---- wide paths: where one element a thread left an H200 at a third of its bandwidth -----------

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_gelu_fallback.h"
@@ -143,12 +144,11 @@ cudaDataType_t cuda_type(DType t) {
   throw DTypeError(cat("gemm (CUDA): no cuBLASLt type for ", dtype_name(t)));
 }
 
-// The largest power of two (at most 256, cuBLASLt's default expectation) dividing every address
-// the problem touches through `ptr`: the base and, for batches, the batch stride in bytes.
+// The alignment of every address the problem touches through `ptr`: the base and, for batches,
+// the batch stride in bytes.
 uint32_t alignment_of(const void* ptr, int64_t batch, int64_t stride_elems, int64_t itemsize) {
-  uint64_t a = reinterpret_cast<uintptr_t>(ptr) | 256u;
-  if (batch > 1 && stride_elems != 0) a |= static_cast<uint64_t>(stride_elems * itemsize);
-  return static_cast<uint32_t>(a & (~a + 1));
+  const bool strided = batch > 1 && stride_elems != 0;
+  return address_alignment(ptr, strided ? static_cast<uint64_t>(stride_elems * itemsize) : 0);
 }
 
 // ---- validation (the CPU kernel's rules and messages)

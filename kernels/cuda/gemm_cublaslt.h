@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cuda/alignment.h"
 #include "tensor/linalg_kernels.h"
 
 namespace fabric::cuda {
@@ -65,12 +66,9 @@ void* cublaslt_workspace(int device);
 // bias (or aux) and then faults with "misaligned address", a sticky error that ends the process's
 // use of the device (pytorch/pytorch#194497; Marian's cuBLASLt path requires 16 bytes too). A bias
 // or aux view at an offset goes to the unfused path instead. A null pointer is no constraint.
-inline constexpr uintptr_t kEpilogueAlignment = 16;
+inline constexpr int64_t kEpilogueAlignment = 16;
 inline bool epilogue_pointers_aligned(const void* bias, const void* aux) {
-  const auto aligned = [](const void* p) {
-    return reinterpret_cast<uintptr_t>(p) % kEpilogueAlignment == 0;
-  };
-  return aligned(bias) && aligned(aux);
+  return aligned_to(bias, kEpilogueAlignment) && aligned_to(aux, kEpilogueAlignment);
 }
 // C[b] = beta * C[b] + bias over desc's (batch, M, N) C (gemm_epilogue.cu), in float32 (float64
 // for float64 C) and rounded once; beta == 0 never reads C; desc.bias may be null. Queued on the

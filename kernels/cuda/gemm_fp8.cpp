@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_cublaslt.h"
 #include "kernels/cuda/stream.h"
@@ -41,14 +42,6 @@ cudaDataType_t out_type(DType t) {
     default:
       return CUDA_R_16F;
   }
-}
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-// The largest power of two dividing the address, capped at cuBLASLt's default expectation of 256.
-uint32_t alignment_of(const void* p) {
-  const uint64_t a = reinterpret_cast<uintptr_t>(p) | 256u;
-  return static_cast<uint32_t>(a & (~a + 1));
 }
 
 void check(const Fp8GemmDesc& g) {
@@ -180,10 +173,10 @@ bool try_gemm_fp8(const Fp8GemmDesc& g) {
                    static_cast<int64_t>(g.c_dtype),
                    g.bias ? static_cast<int64_t>(g.bias_dtype) + 1 : 0,
                    g.fast_accum,
-                   alignment_of(g.A),
-                   alignment_of(g.B),
-                   alignment_of(g.C),
-                   g.bias ? alignment_of(g.bias) : 0};
+                   address_alignment(g.A),
+                   address_alignment(g.B),
+                   address_alignment(g.C),
+                   g.bias ? address_alignment(g.bias) : 0};
   Plan plan;
   bool cached = false;
   {
@@ -202,10 +195,10 @@ bool try_gemm_fp8(const Fp8GemmDesc& g) {
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
     // cuBLASLt's A is fabric's B: the alignments follow the swap.
     const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(g.B)},
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(g.A)},
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(g.C)},
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(g.C)}};
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, address_alignment(g.B)},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, address_alignment(g.A)},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, address_alignment(g.C)},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, address_alignment(g.C)}};
     for (const auto& [attr, value] : aligns)
       if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value));
@@ -258,8 +251,7 @@ bool fp8_gemm_entry(int64_t M, int64_t N, int64_t K, DType a_dtype, const void* 
     return false;
   if (M <= 0 || K % 16 != 0 || N % 16 != 0 || K == 0 || (N * itemsize(c_dtype)) % 16 != 0)
     return false;
-  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!aligned(A) || !aligned(B) || !aligned(C)) return false;
+  if (!aligned16(A) || !aligned16(B) || !aligned16(C)) return false;
   if (!fp8_gemm_supported(device_of_pointer(C))) return false;
   Fp8GemmDesc d;
   d.M = M;

@@ -75,4 +75,31 @@ bool launch_pieces(const StridedLoop& loop, DType dt, const F& f) {
   return true;
 }
 
+template <typename T0, typename T1, typename T2, typename F>
+__global__ void mixed_piece_kernel(int64_t n, PieceArgs<3> args, F f) {
+  const int64_t threads = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  run_mixed_piece_thread<T0, T1, T2>(
+      args, n, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, threads, f);
+}
+
+// launch_loop<3> in mixed pieces (loop_pieces.h) when the loop fits them: three contiguous arrays
+// of T0 (the output), T1 and T2 from aligned addresses. Returns false, launching nothing, when it
+// does not fit.
+template <typename T0, typename T1, typename T2, typename F>
+bool launch_mixed_pieces(const StridedLoop& loop, const F& f) {
+  if (!fits_mixed_pieces(loop)) return false;
+  const int64_t n = loop.numel();
+  if (n == 0) return true;
+  const int device = loop_device(loop);
+  DeviceGuard guard(device);
+  PieceArgs<3> args{};
+  for (int k = 0; k < 3; ++k) args.data[k] = loop.ops[k].data;
+  const int64_t pieces = (n + kMixedPieceElems - 1) / kMixedPieceElems;
+  const auto blocks = static_cast<unsigned>(loop_blocks(device, pieces, kLoopThreads));
+  mixed_piece_kernel<T0, T1, T2, F>
+      <<<blocks, kLoopThreads, 0, compute_stream(device)>>>(n, args, f);
+  FABRIC_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 }  // namespace fabric::cuda

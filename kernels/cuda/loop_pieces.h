@@ -94,4 +94,61 @@ FABRIC_PIECE_HD void run_piece_thread(const PieceArgs<N>& a, int64_t n, int64_t 
     run_element<T, N, Loaded>(a, pieces * E + r, f);
 }
 
+// ---- mixed dtypes: a float32 output and inputs of float32, bf16 or f16 --------------------------
+// (mixed precision's residual adds: a float32 stream plus a bf16 layer output.) A thread takes
+// kMixedPieceElems consecutive elements of every operand, each operand's at once: 16 bytes of
+// float32, 8 of bf16/f16, from addresses aligned to that size. Ts: operand k's element type.
+
+inline constexpr int kMixedPieceElems = 4;
+
+// Whether `loop` can run in mixed pieces: the wide paths on, a 1-D loop of three operands of the
+// float32 family, each advancing by its itemsize from an address aligned to 4 of its elements.
+bool fits_mixed_pieces(const StridedLoop& loop);
+
+template <typename T>
+struct alignas(sizeof(T) * kMixedPieceElems) MixedPiece {
+  T v[kMixedPieceElems];
+};
+
+// Elements [i0, i0 + kMixedPieceElems) of every operand.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <typename T0, typename T1, typename T2, typename F>
+FABRIC_PIECE_HD void run_mixed_piece(const PieceArgs<3>& a, int64_t i0, const F& f) {
+  MixedPiece<T0> out;
+  const MixedPiece<T1> in1 =
+      reinterpret_cast<const MixedPiece<T1>*>(a.data[1])[i0 / kMixedPieceElems];
+  const MixedPiece<T2> in2 =
+      reinterpret_cast<const MixedPiece<T2>*>(a.data[2])[i0 / kMixedPieceElems];
+  FABRIC_PIECE_UNROLL
+  for (int j = 0; j < kMixedPieceElems; ++j) {
+    char* p[3] = {reinterpret_cast<char*>(&out.v[j]),
+                  const_cast<char*>(reinterpret_cast<const char*>(&in1.v[j])),
+                  const_cast<char*>(reinterpret_cast<const char*>(&in2.v[j]))};
+    f(p);
+  }
+  reinterpret_cast<MixedPiece<T0>*>(a.data[0])[i0 / kMixedPieceElems] = out;
+}
+
+// Thread t of `threads` over a mixed loop of n elements: the pieces t, t + threads, ..., then
+// element t of the tail, one at a time.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <typename T0, typename T1, typename T2, typename F>
+FABRIC_PIECE_HD void run_mixed_piece_thread(const PieceArgs<3>& a, int64_t n, int64_t t,
+                                            int64_t threads, const F& f) {
+  constexpr int64_t E = kMixedPieceElems;
+  const int64_t pieces = n / E;
+  for (int64_t q = t; q < pieces; q += threads) run_mixed_piece<T0, T1, T2>(a, q * E, f);
+  for (int64_t r = t; r < n - pieces * E; r += threads) {
+    const int64_t i = pieces * E + r;
+    char* p[3] = {a.data[0] + i * static_cast<int64_t>(sizeof(T0)),
+                  a.data[1] + i * static_cast<int64_t>(sizeof(T1)),
+                  a.data[2] + i * static_cast<int64_t>(sizeof(T2))};
+    f(p);
+  }
+}
+
 }  // namespace fabric::cuda

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/alignment.h"
 #include "kernels/cuda/deferred_check.cuh"
 #include "kernels/cuda/loop_kernel.cuh"
 #include "kernels/cuda/reduce_util.cuh"
@@ -41,7 +42,6 @@ struct ClassDev {
 // (GPT-2's 50304 classes), whatever the dtype, so every dtype sums a row in one order.
 constexpr int64_t kRowPiece = 8;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 bool row_pieces(int64_t classes) { return wide_paths_enabled() && classes % kRowPiece == 0; }
 
 // The device count of targets that were not ignore_index and in range.

@@ -4,20 +4,16 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/cuda/alignment.h"
+#include "kernels/cuda/float_family.h"
 #include "kernels/cuda/speed_switches.h"
 
 namespace fabric::cuda {
 namespace {
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % kNormRowsPieceBytes == 0; }
-
-bool wide_dtype(DType dt) {
-  return dt == DType::float32 || dt == DType::bfloat16 || dt == DType::float16;
-}
-
 // Rows of x's dtype with cols a whole number of pieces that 1024 threads can hold.
 bool rows_fit(int64_t rows, int64_t cols, DType dt) {
-  if (!wide_paths_enabled() || !wide_dtype(dt) || rows < 1 || cols < 1) return false;
+  if (!wide_paths_enabled() || !is_f32_family(dt) || rows < 1 || cols < 1) return false;
   const int64_t elems = kNormRowsPieceBytes / itemsize(dt);
   return cols % elems == 0 && cols <= static_cast<int64_t>(kNormRowsMaxLanes) * kNormRowsMaxElems;
 }
@@ -27,7 +23,7 @@ bool rows_fit(int64_t rows, int64_t cols, DType dt) {
 bool narrow_fits(const void* p, DType dt, DType x_dtype) {
   if (dt == x_dtype) return aligned16(p);
   const bool narrow = dt == DType::bfloat16 || dt == DType::float16;
-  return x_dtype == DType::float32 && narrow && reinterpret_cast<uintptr_t>(p) % 8 == 0;
+  return x_dtype == DType::float32 && narrow && aligned_to(p, 8);
 }
 
 // A weight or bias the kernels read in pieces: absent, or x's dtype from an aligned address.

@@ -171,6 +171,20 @@ __global__ void __launch_bounds__(kNormRowsFinishX* kNormRowsFinishY)
   }
 }
 
+// Blocks of kNormRowsBlockThreads that one multiprocessor keeps resident for `kernel` (its
+// registers decide): the backward's grid is one wave of them, so that few partial rows of
+// dweight/dbias are left to fold. Asked once per kernel.
+template <auto kernel>
+int resident_per_sm() {
+  static const int per_sm = [] {
+    int blocks = 0;
+    FABRIC_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kNormRowsBlockThreads, 0));
+    return blocks < 1 ? 1 : blocks;
+  }();
+  return per_sm;
+}
+
 // Calls f(T{}, Y{}) for x's dtype T and the output's (or dy's) dtype Y: T itself, or bf16/f16
 // beside float32 rows (norm_rows_wide_fits took only these).
 template <typename F>
@@ -247,14 +261,8 @@ void norm_rows_wide_backward(const NormBackwardArgs& n, const NormRowsWide& plan
       constexpr int K = decltype(k)::value;
       const auto kernel = n.weight ? norm_rows_backward_kernel<true, K, T, Y>
                                    : norm_rows_backward_kernel<false, K, T, Y>;
-      // The grid is one wave of resident blocks (the fewer the blocks, the fewer partial rows of
-      // dweight/dbias to fold), which the kernel's registers decide: asked once per kernel.
-      static const int per_sm = [&] {
-        int blocks = 0;
-        FABRIC_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel,
-                                                                        kNormRowsBlockThreads, 0));
-        return blocks < 1 ? 1 : blocks;
-      }();
+      const int per_sm = n.weight ? resident_per_sm<norm_rows_backward_kernel<true, K, T, Y>>()
+                                  : resident_per_sm<norm_rows_backward_kernel<false, K, T, Y>>();
       WideArgs<T, Y> a{};
       a.s = norm_rows_backward_grid(
           plan, static_cast<int64_t>(per_sm) * multiprocessor_count(ctx.device));

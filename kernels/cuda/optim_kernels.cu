@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/float_family.h"
 #include "kernels/cuda/loop_grid.h"
 #include "kernels/cuda/multi_tensor.cuh"
 #include "kernels/cuda/speed_switches.h"
@@ -22,19 +23,6 @@
 
 namespace fabric::cuda {
 namespace {
-
-// Calls run(T{}) with T the element type of `dt` for the float32/bfloat16/float16 launches (a
-// float64 step has its own kernel).
-template <typename F>
-void for_float_param_dtype(DType dt, const F& run) {
-  if (dt == DType::float32) {
-    run(float{});
-  } else if (dt == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
-}
 
 void check_dtype(DType dt, const char* kernel) {
   FABRIC_CHECK(
@@ -220,7 +208,7 @@ void adam_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* 
         static_cast<T*>(exp_avg_sq), static_cast<T*>(max_exp_avg_sq), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  for_float_param_dtype(dt, run);
+  visit_f32_family("optimizer step", dt, run);
 }
 
 // Many tensors in the launches of plan_multi_tensor; float64 (and FABRIC_CUDA_MULTI_TENSOR=0)
@@ -253,7 +241,7 @@ void adam_multi_step_kernel(DType dt, const std::vector<AdamTensorPtrs>& tensors
                           x.max_exp_avg_sq};
     return all[d];
   };
-  for_float_param_dtype(dt, [&](auto tag) {
+  visit_f32_family("optimizer step", dt, [&](auto tag) {
     using T = decltype(tag);
     for_each_multi_tensor_launch<5>(
         sizes, pointer, [&](const MultiTensorTable<5>& t, unsigned blocks) {
@@ -344,7 +332,7 @@ void sgd_step_kernel(DType dt, int64_t n, void* param, const void* grad, void* m
                                                            static_cast<T*>(momentum_buffer), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  for_float_param_dtype(dt, run);
+  visit_f32_family("optimizer step", dt, run);
 }
 
 
@@ -462,7 +450,7 @@ void rmsprop_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
         static_cast<T*>(grad_avg), static_cast<T*>(momentum_buffer), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  for_float_param_dtype(dt, run);
+  visit_f32_family("optimizer step", dt, run);
 }
 
 // ---- Adagrad -----------------------------------------------------------------------------------
@@ -532,7 +520,7 @@ void adagrad_step_kernel(DType dt, int64_t n, void* param, const void* grad, voi
         n, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(sum), c);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  for_float_param_dtype(dt, run);
+  visit_f32_family("optimizer step", dt, run);
 }
 
 }  // namespace

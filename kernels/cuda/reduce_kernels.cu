@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/col_sum_wide.h"
+#include "kernels/cuda/float_family.h"
 #include "kernels/cuda/reduce_util.cuh"
 #include "tensor/reduce_kernels.h"
 
@@ -462,13 +463,7 @@ void col_sum_wide(const ReduceGeometry& rg, const ColSumWide& shape) {
         reinterpret_cast<const T*>(rg.in), s, partial.as<float>(), rg.out, rg.out_dtype);
     FABRIC_CUDA_CHECK_LAUNCH();
   };
-  if (rg.in_dtype == DType::float32) {
-    run(float{});
-  } else if (rg.in_dtype == DType::bfloat16) {
-    run(BFloat16{});
-  } else {
-    run(Half{});
-  }
+  visit_f32_family("column sum", rg.in_dtype, run);
   if (s.splits > 1) {
     col_sum_wide_finish_kernel<<<grid_dim((s.cols + 255) / 256), 256, 0, ctx.stream>>>(
         partial.as<float>(), s.splits, s.cols, rg.out, rg.out_dtype);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda/loop_pieces.h"
@@ -183,6 +184,90 @@ TEST(CudaLoopPieces, OnlyContiguousAlignedLoopsOfOneDTypeFit) {
     l.sizes = {10, 10};
     EXPECT_FALSE(cuda::fits_pieces(l, dt)) << what << " two dims";
   }
+}
+
+// out (float32) = a * 3 + b with a of TA and b of TB, widened as loaded: a mixed residual add.
+template <typename TA, typename TB>
+struct MixedMulAdd {
+  int64_t* calls = nullptr;
+  void operator()(char* (&p)[3]) const {
+    write<float>(p[0],
+                 static_cast<float>(read<TA>(p[1])) * 3.0f + static_cast<float>(read<TB>(p[2])));
+    ++*calls;
+  }
+};
+
+// Mixed pieces (a float32 output, float32 and bf16/f16 inputs, 4 elements a thread): every
+// element once, with the plain loop's value, nothing past the end, in place over the float32
+// input too.
+template <typename TA, typename TB>
+void check_mixed(const std::string& type) {
+  for (const int64_t n : kLengths) {
+    for (const int64_t threads : kGridThreads) {
+      for (const bool in_place : {false, true}) {
+        const std::string what = type + " n " + std::to_string(n) + " threads " +
+                                 std::to_string(threads) + (in_place ? " in place" : "");
+        Buffer<float> out(n, -1000.0f), untouched(n, -1000.0f);
+        Buffer<TA> a(n, 1.0f);
+        Buffer<TB> b(n, -7.5f);
+        char* a_data = a.data();
+        if constexpr (std::is_same_v<TA, float>) {
+          if (in_place) a_data = out.data();
+        } else if (in_place) {
+          continue;  // only a float32 input can be the output
+        }
+        std::vector<float> a_before;
+        for (int64_t i = 0; i < n; ++i)
+          a_before.push_back(static_cast<float>(read<TA>(a_data + i * sizeof(TA))));
+        int64_t calls = 0;
+        const MixedMulAdd<TA, TB> f{&calls};
+        PieceArgs<3> args{{out.data(), a_data, b.data()}};
+        for (int64_t t = 0; t < threads; ++t)
+          cuda::run_mixed_piece_thread<float, TA, TB>(args, n, t, threads, f);
+        EXPECT_EQ(calls, n) << what;
+        for (int64_t i = 0; i < n + Buffer<float>::kGuard; ++i) {
+          const float want =
+              i < n ? a_before[i] * 3.0f + static_cast<float>(b.get(i)) : untouched.get(i);
+          ASSERT_TRUE(same_bits(out.get(i), want)) << what << " element " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaLoopPieces, MixedGridsWriteEachElementOnceWithThePlainValue) {
+  check_mixed<float, BFloat16>("float32 + bfloat16");
+  check_mixed<Half, float>("float16 + float32");
+  check_mixed<float, Half>("float32 + float16");
+}
+
+TEST(CudaLoopPieces, MixedLoopsFitWhenEachOperandIsAlignedToItsPiece) {
+  const char* wide = std::getenv("FABRIC_CUDA_WIDE");
+  if (wide != nullptr && std::string(wide) == "0") GTEST_SKIP() << "FABRIC_CUDA_WIDE=0";
+  std::vector<Bytes16> raw(64);
+  char* data = reinterpret_cast<char*>(raw.data());
+  StridedLoop l = flat_loop(3, 100, DType::float32, data);
+  l.ops[2].dtype = DType::bfloat16;
+  l.ops[2].strides[0] = 2;
+  EXPECT_TRUE(cuda::fits_mixed_pieces(l));
+  StridedLoop m = l;
+  m.ops[2].data += 8;  // a bf16 piece of 4 takes 8 bytes
+  EXPECT_TRUE(cuda::fits_mixed_pieces(m));
+  m.ops[2].data += 2;
+  EXPECT_FALSE(cuda::fits_mixed_pieces(m)) << "a bf16 input off its 8 bytes";
+  m = l;
+  m.ops[1].data += 8;
+  EXPECT_FALSE(cuda::fits_mixed_pieces(m)) << "a float32 input off its 16 bytes";
+  m = l;
+  m.ops[2].strides[0] = 0;
+  EXPECT_FALSE(cuda::fits_mixed_pieces(m)) << "a broadcast input";
+  m = l;
+  m.ops[2].dtype = DType::float64;
+  m.ops[2].strides[0] = 8;
+  EXPECT_FALSE(cuda::fits_mixed_pieces(m)) << "float64 is not of the family";
+  m = l;
+  m.num_operands = 2;
+  EXPECT_FALSE(cuda::fits_mixed_pieces(m)) << "a unary loop";
 }
 
 }  // namespace
