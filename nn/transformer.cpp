@@ -150,8 +150,8 @@ Tensor Block::forward(const Tensor& x) {
   const auto exact = [](const Module* m, const std::type_info& t) {
     return m != nullptr && typeid(*m) == t ? m : nullptr;
   };
-  const Module* a = exact(&child("attn"), typeid(CausalSelfAttention));
-  const Module* m = exact(&child("mlp"), typeid(BlockMLP));
+  const Module* a = exact(attn.get(), typeid(CausalSelfAttention));
+  const Module* m = exact(mlp.get(), typeid(BlockMLP));
   const auto into_attn =
       a ? norm_feeds_linear_in(x, *ln_1, {a, &a->child("c_attn")}) : std::nullopt;
   Tensor h = add(x, (*attn)(ln_1->forward_to(x, into_attn)));

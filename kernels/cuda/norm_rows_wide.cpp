@@ -11,7 +11,7 @@
 namespace fabric::cuda {
 namespace {
 
-// Rows of x's dtype with cols a whole number of pieces that 1024 threads can hold.
+// Rows of x's dtype with cols a whole number of pieces that kNormRowsMaxLanes threads hold.
 bool rows_fit(int64_t rows, int64_t cols, DType dt) {
   if (!wide_paths_enabled() || !is_f32_family(dt) || rows < 1 || cols < 1) return false;
   const int64_t elems = kNormRowsPieceBytes / itemsize(dt);

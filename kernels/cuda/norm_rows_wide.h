@@ -8,14 +8,17 @@
 //   backward  one load of x and dy per row, dx written once, and the thread's columns of dweight
 //             and dbias summed over every row it visits in the same kernel: each block strides
 //             over the rows, its thread rows' partial sums are folded in thread-row order into
-//             one partial row per block, and a second kernel folds the blocks' partial rows in
-//             block order (so the result does not depend on timing).
+//             one partial row per block, and a second kernel folds the blocks' partial rows in a
+//             fixed order (thread row t sums blocks t, t + 8, ..., then the 8 sums in order), so
+//             the result does not depend on timing.
 // Thread `lane` of a row holds the row's pieces lane, lane + lanes, lane + 2 lanes, ... (a warp's
 // k-th load is 32 consecutive pieces, 512 bytes). The per-thread arithmetic lives here as plain
 // functions that the host compiles too (tests/cuda/test_norm_rows_wide.cpp replays whole grids,
-// with the kernels' fold orders); every product that meets a sum is an explicit fma so both
-// compilers round alike. The row folds are the kernels' `row_allreduce` (a warp's xor butterfly,
-// then the warps in order). Free of CUDA headers.
+// with the kernels' fold orders); every product that meets a sum is an explicit fma, and every
+// other product a rounded::mul, so both compilers round alike once the host's own contraction is
+// off (the replay test is compiled with -ffp-contract=off: g = dy * w meets g - mean(g)). The row
+// folds are the kernels' `row_allreduce` (a warp's xor butterfly, then the warps in order). Free of
+// CUDA headers.
 #pragma once
 #include <cstdint>
 
@@ -33,7 +36,11 @@ namespace fabric::cuda {
 
 inline constexpr int kNormRowsPieceBytes = 16;
 inline constexpr int kNormRowsBlockThreads = 256;  // a block: lanes x (256 / lanes) thread rows
-inline constexpr int kNormRowsMaxLanes = 1024;
+// The kernels declare __launch_bounds__(kNormRowsBlockThreads) (their backward holds four rows'
+// worth of registers a thread: a 1024-thread bound would cap it at 64 registers and spill), so a
+// row takes at most a block: rows up to 256 * 32 = 8,192 elements; longer ones take the general
+// kernels.
+inline constexpr int kNormRowsMaxLanes = kNormRowsBlockThreads;
 inline constexpr int kNormRowsMaxElems = 32;  // row elements a thread holds, at most
 // Partial rows of dweight | dbias a finish block folds: kNormRowsFinishX columns, its
 // kNormRowsFinishY thread rows striding over the blocks' partial rows.
@@ -66,7 +73,7 @@ struct NormRowsWide {
 // Whether the wide kernels take this forward / backward: FABRIC_CUDA_WIDE on, x float32, bf16 or
 // f16 with cols a multiple of a piece, x, dx and the weight and bias 16-byte aligned, the weight
 // and bias absent or of x's dtype, y (dy) of x's dtype or bf16/f16 beside float32 rows and aligned
-// to its pieces, rows no longer than 1024 threads can hold; the backward also needs dx (it
+// to its pieces, rows no longer than kNormRowsMaxLanes threads hold; the backward also needs dx (it
 // computes dweight/dbias beside it). Fills `plan`.
 bool norm_rows_wide_fits(const NormArgs& a, NormRowsWide* plan);
 bool norm_rows_wide_fits(const NormBackwardArgs& a, NormRowsWide* plan);

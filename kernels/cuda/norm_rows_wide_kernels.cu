@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kNormRowsBlockThreads)
   }
   if (a.partial == nullptr) return;
   // The thread rows' column sums, folded in thread-row order through shared memory (one of the
-  // two sums at a time: lanes * K * E floats, at most 32 KiB), into the block's partial row.
+  // two sums at a time: lanes * K * E floats, at most 16 KiB), into the block's partial row.
   __shared__ float fold[kNormRowsBlockThreads * kNormRowsMaxElems / 2];
   static_assert(kNormRowsBlockThreads * kNormRowsMaxElems / 2 >= 128 * kNormRowsMaxElems,
                 "a thread row of up to 128 lanes folds through shared memory");
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(kNormRowsBlockThreads)
   fold_rows(db, row_out + a.s.cols);
 }
 
-// Column c of the blocks' partial rows (2 cols wide) summed in block order: thread row t takes
+// Column c of the blocks' partial rows (2 cols wide) summed in a fixed order: thread row t takes
 // blocks t, t + 8, ..., then the 8 sums fold in thread-row order.
 __global__ void __launch_bounds__(kNormRowsFinishX* kNormRowsFinishY)
     norm_rows_finish_kernel(const float* partial, int64_t blocks, int64_t cols, char* dweight,
@@ -173,7 +173,8 @@ __global__ void __launch_bounds__(kNormRowsFinishX* kNormRowsFinishY)
 
 // Blocks of kNormRowsBlockThreads that one multiprocessor keeps resident for `kernel` (its
 // registers decide): the backward's grid is one wave of them, so that few partial rows of
-// dweight/dbias are left to fold. Asked once per kernel.
+// dweight/dbias are left to fold. Asked once per kernel, of the first device that runs it (a
+// machine's GPUs of another model would get another grid size, not other results).
 template <auto kernel>
 int resident_per_sm() {
   static const int per_sm = [] {

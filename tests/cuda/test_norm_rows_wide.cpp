@@ -2,7 +2,7 @@
 // whole grids are replayed on the host with the header's per-thread functions and the kernels'
 // folds (a row's lanes as row_allreduce folds them, the backward's thread rows in order, then the
 // blocks' partial rows as the finish kernel folds them). Every output is held to a float64
-// reference of the rounded inputs, over row lengths that give one to 1024 lanes and each pieces
+// reference of the rounded inputs, over row lengths that give one to 256 lanes and each pieces
 // count, grids smaller and larger than the rows, and both norms with and without affine
 // parameters; on integer rows of a power-of-two length, where every sum is exact, the forward must
 // equal the CPU's two-pass form bit for bit. plan/fits are checked on GPT-2's shapes.
@@ -326,13 +326,13 @@ void check_dtype(double rel) {
         run(3, 400, I8{});   // C = 1600: 64 lanes, 4 rows a block
         run(5, 1000, I8{});  // 128 lanes, 2 rows a block
         run(2, 2048, I8{});  // 256 lanes, a row a block
-        run(2, 8192, I8{});  // 1024 lanes, 8 pieces each
+        run(2, 2045, I8{});  // 256 lanes, the last row's last lanes short
       } else {
         run(33, 96, I4{});   // GPT-2's C = 768 in bf16/f16: 3 of 4 slots live
         run(3, 200, I4{});   // C = 1600: 64 lanes, 4 rows a block
         run(5, 500, I4{});   // 128 lanes, 2 rows a block
         run(2, 1024, I4{});  // 256 lanes, a row a block
-        run(2, 4096, I4{});  // 1024 lanes, 4 pieces each
+        run(2, 1023, I4{});  // 256 lanes, the last lane 3 pieces
       }
     }
   }
@@ -419,8 +419,8 @@ TEST(CudaNormRowsWide, PlansForGptShapes) {
   EXPECT_EQ(s.lanes, 32);
   EXPECT_EQ(s.per_thread, 4);
   EXPECT_EQ(s.live(0), 3);
-  s = cuda::plan_norm_rows_wide(10, 32768, 4);  // the longest float32 row
-  EXPECT_EQ(s.lanes, 1024);
+  s = cuda::plan_norm_rows_wide(10, 8192, 4);  // the longest float32 row: a block of 256
+  EXPECT_EQ(s.lanes, 256);
   EXPECT_EQ(s.per_thread, 8);
   EXPECT_EQ(s.rows_per_block(), 1);
 }
@@ -456,7 +456,7 @@ TEST(CudaNormRowsWide, FitsOnlyAlignedRowsOfWholePieces) {
   bad.x_dtype = DType::float64;
   EXPECT_FALSE(cuda::norm_rows_wide_fits(bad, &plan));
   bad = a;
-  bad.cols = 32768 + 4;  // longer than 1024 threads hold
+  bad.cols = 8192 + 4;  // longer than a block of 256 threads holds
   EXPECT_FALSE(cuda::norm_rows_wide_fits(bad, &plan));
   // A bf16 output beside float32 rows (the autocast cast folded in): pieces of 4 take 8 bytes.
   NormArgs narrow = a;
