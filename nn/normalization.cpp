@@ -1,6 +1,8 @@
 // LayerNorm, RMSNorm, BatchNorm1d/2d and GroupNorm.
 #include "nn/normalization.h"
 
+#include <typeinfo>
+
 #include "nn/init.h"
 #include "nn/py_repr.h"
 #include "tensor/factory.h"
@@ -38,7 +40,11 @@ Tensor LayerNorm::forward(const Tensor& x) {
 }
 
 Tensor LayerNorm::forward_to(const Tensor& x, std::optional<DType> out_dtype) {
-  if (!out_dtype || has_forward_hooks()) return (*this)(x);
+  // Anything calling the module would do beyond layer_norm keeps the float32 output (the linear
+  // after it then casts it, the same bits).
+  if (!out_dtype || has_forward_hooks() || activation_checkpointing() ||
+      typeid(*this) != typeid(LayerNorm))
+    return (*this)(x);
   return layer_norm(x, options_.normalized_shape, weight, bias, options_.eps, out_dtype);
 }
 

@@ -22,8 +22,9 @@ class LayerNorm : public Module {
   explicit LayerNorm(const LayerNormOptions& options);
   Tensor forward(const Tensor& x) override;
   // The module called on x (hooks and all), with the output in `out_dtype` where that is set and
-  // the module has no hooks: layer_norm's out_dtype, the cast for an autocast linear layer after
-  // it folded into the norm (nn::norm_feeds_linear_in).
+  // calling the module would do nothing more than layer_norm (no hooks, no checkpointing, not a
+  // subclass): layer_norm's out_dtype, the cast for an autocast linear layer after it folded into
+  // the norm (nn::norm_feeds_linear_in).
   Tensor forward_to(const Tensor& x, std::optional<DType> out_dtype);
   void reset_parameters();
   std::string type_name() const override { return "LayerNorm"; }

@@ -11,6 +11,7 @@
 #include "kernels/cpu/norm_backward_row.h"
 #include "kernels/cpu/norm_forward_row.h"
 #include "kernels/cpu/reduce_math.h"
+#include "tensor/error.h"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cpu {
@@ -56,7 +57,17 @@ void norm_acc(const NormArgs& a) {
   }
 }
 
+// y (dy) of x's dtype, or float16/bfloat16 beside a float32 x: the rows are converted through
+// the accumulation type, so another pairing would be read or written at the wrong width.
+void check_narrow(const char* what, DType x, DType dt) {
+  const bool narrow = x == DType::float32 && (dt == DType::float16 || dt == DType::bfloat16);
+  FABRIC_CHECK(dt == x || narrow, DTypeError, "layer_norm/rms_norm: ", what, " of ", dtype_name(dt),
+               " beside a ", dtype_name(x),
+               " input (expected the input's dtype, or float16/bfloat16 for float32)");
+}
+
 void norm_kernel(const NormArgs& a) {
+  check_narrow("output", a.x_dtype, a.y_dtype);
   if (a.rows == 0) return;
   if (a.x_dtype == DType::float64) return norm_acc<double>(a);
   norm_acc<float>(a);
@@ -125,6 +136,7 @@ void norm_backward_acc(const NormBackwardArgs& a) {
 }
 
 void norm_backward_kernel(const NormBackwardArgs& a) {
+  check_narrow("gradient", a.x_dtype, a.dy_dtype);
   if (a.x_dtype == DType::float64) return norm_backward_acc<double>(a);
   norm_backward_acc<float>(a);
 }

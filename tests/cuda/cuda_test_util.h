@@ -126,14 +126,15 @@ inline void expect_matches(const Tensor& want, const Tensor& got, Tolerance tol,
   }
 }
 
-// One ulp-ish tolerance of each dtype's rounding, for ops whose fp32 math may differ by a few
-// fp32 ulp between the CPU's polynomials and CUDA's libdevice.
 // Whether two tensors, on any devices, hold the same dtype, shape and bytes.
 inline bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
   const Tensor ca = a.to(Device::cpu()).contiguous(), cb = b.to(Device::cpu()).contiguous();
   return std::memcmp(ca.data_ptr(), cb.data_ptr(), static_cast<size_t>(ca.nbytes())) == 0;
 }
+
+// One ulp-ish tolerance of each dtype's rounding, for ops whose fp32 math may differ by a few
+// fp32 ulp between the CPU's polynomials and CUDA's libdevice.
 
 inline Tolerance transcendental_tolerance(DType t) {
   switch (t) {

@@ -18,6 +18,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/reduce_kernels.h"
 
 namespace fabric::nn {
 namespace {
@@ -82,6 +83,30 @@ TEST(NormOutDtype, RejectsWhatTheKernelsDoNotTake) {
   } catch (const DTypeError& e) {
     EXPECT_NE(std::string(e.what()).find("out_dtype float64"), std::string::npos) << e.what();
   }
+  // The CPU kernel itself refuses an output of another width than the pairings it converts.
+  const Tensor xb = x.to(DType::bfloat16), y = empty({2, 8}), rstd = empty({2});
+  NormArgs a;
+  a.rows = 2;
+  a.cols = 8;
+  a.x = xb.data_ptr();
+  a.x_dtype = DType::bfloat16;
+  a.y = y.data_ptr();
+  a.y_dtype = DType::float32;
+  a.rstd = rstd.data_ptr();
+  a.rms = true;
+  EXPECT_THROW(norm_stub(Device::cpu())(a), DTypeError);
+}
+
+TEST(NormOutDtype, LayerNormModuleKeepsFloat32WhereCallingItDoesMore) {
+  auto ln = make<LayerNorm>(LayerNormOptions{.normalized_shape = {8}});
+  const Tensor x = randn({2, 8});
+  EXPECT_EQ(ln->forward_to(x, DType::bfloat16).dtype(), DType::bfloat16);
+  EXPECT_EQ(ln->forward_to(x, std::nullopt).dtype(), DType::float32);
+  ln->set_activation_checkpointing(true);
+  EXPECT_EQ(ln->forward_to(x, DType::bfloat16).dtype(), DType::float32);
+  ln->set_activation_checkpointing(false);
+  ln->register_forward_pre_hook([](Module&, const Tensor& t) { return t; });
+  EXPECT_EQ(ln->forward_to(x, DType::bfloat16).dtype(), DType::float32);
 }
 
 std::shared_ptr<Block> block() {
