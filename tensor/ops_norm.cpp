@@ -126,12 +126,6 @@ NormShape check_norm_args(const char* op, const Tensor& x, const Shape& normaliz
   return s;
 }
 
-// Whether the kernels take `dt` for the output (or the gradient) of a norm over x: x's own dtype,
-// or float16/bfloat16 beside a float32 x (the autocast cast fused into the norm).
-bool norm_takes_narrow(DType x, DType dt) {
-  return dt == x || (x == DType::float32 && (dt == DType::float16 || dt == DType::bfloat16));
-}
-
 // Runs the forward kernel; mean is left undefined for rms.
 std::tuple<Tensor, Tensor, Tensor> norm_forward(bool rms, const Tensor& x,
                                                 const Shape& normalized_shape, const Tensor& weight,
@@ -141,7 +135,7 @@ std::tuple<Tensor, Tensor, Tensor> norm_forward(bool rms, const Tensor& x,
   const NormShape s = check_norm_args(op, x, normalized_shape, weight, bias);
   FABRIC_CHECK(!rms || !bias.defined(), ValueError, "rms_norm: has no bias");
   const DType y_dtype = out_dtype.value_or(x.dtype());
-  FABRIC_CHECK(norm_takes_narrow(x.dtype(), y_dtype), DTypeError, op, ": out_dtype ",
+  FABRIC_CHECK(norm_takes_dtype(x.dtype(), y_dtype), DTypeError, op, ": out_dtype ",
                dtype_name(y_dtype), " is neither the input's dtype (", dtype_name(x.dtype()),
                ") nor float16/bfloat16 for a float32 input");
   const DType acc = reduce_acc_dtype(x.dtype());
@@ -204,7 +198,7 @@ std::tuple<Tensor, Tensor, Tensor> norm_backward(bool rms, const Tensor& grad_ou
   // A float16/bfloat16 gradient of a float32 norm (its output was cast, or the cast fused in) is
   // read as it is, widened exactly by the kernel, instead of through a float32 copy.
   const DType g_dtype =
-      norm_takes_narrow(x.dtype(), grad_out.dtype()) ? grad_out.dtype() : x.dtype();
+      norm_takes_dtype(x.dtype(), grad_out.dtype()) ? grad_out.dtype() : x.dtype();
   Tensor xc = raw(x), gc = raw(grad_out.detach().to(g_dtype));
   Tensor wc = weight.defined() ? raw(weight) : Tensor();
   Tensor mc = rms ? Tensor() : raw(mean.detach().to(acc));

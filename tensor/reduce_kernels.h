@@ -138,6 +138,13 @@ struct NormArgs {
   double eps = 1e-5;
   bool rms = false;
 };
+// Whether the norm kernels take `dt` for the output (or the gradient) beside an x of `x`: x's own
+// dtype, or float16/bfloat16 beside float32 (the autocast cast folded into the norm). The rows go
+// through the accumulation type, so another pairing would be read or written at the wrong width.
+inline bool norm_takes_dtype(DType x, DType dt) {
+  return dt == x || (x == DType::float32 && (dt == DType::float16 || dt == DType::bfloat16));
+}
+
 using NormFn = void (*)(const NormArgs& a);
 FABRIC_DECLARE_STUB(norm_stub, NormFn);
 

@@ -57,12 +57,10 @@ void norm_acc(const NormArgs& a) {
   }
 }
 
-// y (dy) of x's dtype, or float16/bfloat16 beside a float32 x: the rows are converted through
-// the accumulation type, so another pairing would be read or written at the wrong width.
+// y (dy) as norm_takes_dtype allows: the kernels are reachable without the op's checks.
 void check_narrow(const char* what, DType x, DType dt) {
-  const bool narrow = x == DType::float32 && (dt == DType::float16 || dt == DType::bfloat16);
-  FABRIC_CHECK(dt == x || narrow, DTypeError, "layer_norm/rms_norm: ", what, " of ", dtype_name(dt),
-               " beside a ", dtype_name(x),
+  FABRIC_CHECK(norm_takes_dtype(x, dt), DTypeError, "layer_norm/rms_norm: ", what, " of ",
+               dtype_name(dt), " beside a ", dtype_name(x),
                " input (expected the input's dtype, or float16/bfloat16 for float32)");
 }
 

@@ -21,9 +21,8 @@ bool rows_fit(int64_t rows, int64_t cols, DType dt) {
 // The output's (or dy's) dtype beside x's: the same, or bf16/f16 beside float32 rows, whose E
 // elements a piece (4) then take 8 bytes, from an address aligned to them.
 bool narrow_fits(const void* p, DType dt, DType x_dtype) {
-  if (dt == x_dtype) return aligned16(p);
-  const bool narrow = dt == DType::bfloat16 || dt == DType::float16;
-  return x_dtype == DType::float32 && narrow && aligned_to(p, 8);
+  if (!norm_takes_dtype(x_dtype, dt)) return false;
+  return dt == x_dtype ? aligned16(p) : aligned_to(p, 8);
 }
 
 // A weight or bias the kernels read in pieces: absent, or x's dtype from an aligned address.
