@@ -256,17 +256,22 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
     auto f = std::make_unique<Flat>();
     f->group = key.first;
     f->trainable = key.second;
+    // Compared value to value: on a rebuild under cpu_offload the values come from host shards
+    // while the parameters already live on the compute device.
+    Device value_device = Device::cpu();
     for (size_t i = 0; i < u.params.size(); ++i) {
       const Tensor& p = u.params[i];
       if (group_of(p) != key.first || p.requires_grad() != key.second) continue;
       FABRIC_CHECK(is_floating(values[i].dtype()), DTypeError, options_.label, ": parameter '", u.names[i], "' has dtype ",
                    dtype_name(values[i].dtype()), "; only floating-point parameters are sharded");
-      if (!f->params.empty()) {
-        FABRIC_CHECK(values[i].dtype() == f->dtype && values[i].device() == f->params.front().device(), DTypeError,
-                     options_.label, ": parameter '", u.names[i], "' is ", dtype_name(values[i].dtype()), " on ",
-                     values[i].device().str(), " but '", f->names.front(), "' of the same unit is ",
-                     dtype_name(f->dtype), " on ", f->params.front().device().str(),
-                     "; a flat parameter needs one dtype and device");
+      if (f->params.empty()) {
+        value_device = values[i].device();
+      } else {
+        FABRIC_CHECK(values[i].dtype() == f->dtype && values[i].device() == value_device,
+                     DTypeError, options_.label, ": parameter '", u.names[i], "' is ",
+                     dtype_name(values[i].dtype()), " on ", values[i].device().str(), " but '",
+                     f->names.front(), "' of the same unit is ", dtype_name(f->dtype), " on ",
+                     value_device.str(), "; a flat parameter needs one dtype and device");
       }
       f->dtype = values[i].dtype();
       f->offsets.push_back(f->numel);

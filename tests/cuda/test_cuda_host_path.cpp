@@ -362,29 +362,54 @@ TEST(CudaHostPath, FabricTrainFitsOnCuda) {
   EXPECT_NE(out.str().find("--- sample ---"), std::string::npos) << out.str();
 }
 
-TEST(CudaHostPath, DdpOverNcclOnTwoGpus) {
+// Runs fabric-train on two null GPUs with `args` appended; returns the exit status and the log.
+std::pair<int, std::string> run_on_two_gpus(const TextRun& run, const std::string& args) {
+  const std::string log = (run.dir / "log.txt").string();
+  const std::string cmd = std::string("NULL_CUDA_DEVICES=2 '") + FABRIC_TRAIN_EXE + "' " + args +
+                          " --devices 2 > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  return {status,
+          std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
+}
+
+class CudaHostPathStrategies : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CudaHostPathStrategies, FitAndResumeOnTwoGpus) {
   SKIP_UNLESS_NULL_RUNTIME();
 #ifndef FABRIC_TRAIN_EXE
   GTEST_SKIP() << "fabric-train was not built";
 #else
   // fabric-train --devices 2 on two (null) GPUs: two ranks, a communicator each from the null
-  // NCCL, DDP's bucketed all-reduces, rank 0's checkpoints. The collectives move nothing here, so
-  // this checks that the multi-GPU host path gets through, not what it computes.
-  const TextRun run("fabric_null_cuda_ddp");
-  { std::ofstream(run.dir / "ddp.yaml") << run.yaml(); }
-  const std::string log = (run.dir / "log.txt").string();
-  const std::string cmd = std::string("NULL_CUDA_DEVICES=2 '") + FABRIC_TRAIN_EXE + "' fit '" +
-                          (run.dir / "ddp.yaml").string() +
-                          "' --devices 2 --set fabric.strategy=ddp > '" + log + "' 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(log);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(status, 0) << text;
-  EXPECT_NE(text.find("over 2 processes"), std::string::npos) << text;
-  EXPECT_TRUE(
-      std::filesystem::exists(run.dir / "run" / "checkpoints" / "last" / "model.safetensors"));
+  // NCCL, the strategy's collectives, its checkpoints (rank 0's, or every rank's shard), then a
+  // resume from them. The null NCCL exchanges collectives of up to 64 KiB for real (what the ranks
+  // say about sizes and checkpoint pieces is true) and larger ones not at all; no kernel runs, so
+  // this checks that the multi-GPU host path gets through, not what it computes. Found on
+  // 2026-12-05: FSDP and ZeRO-3 with CPU offload refused a CUDA run at the optimizer's setup.
+  const std::string strategy = GetParam();
+  const TextRun run("fabric_null_cuda_" + strategy);
+  { std::ofstream(run.dir / "two.yaml") << run.yaml(); }
+  const std::string set = " --set fabric.strategy=" + strategy + " trainer.sample_tokens=0";
+  const auto [fit_status, fit_log] =
+      run_on_two_gpus(run, "fit '" + (run.dir / "two.yaml").string() + "'" + set);
+  ASSERT_EQ(fit_status, 0) << fit_log;
+  EXPECT_NE(fit_log.find("over 2 processes"), std::string::npos) << fit_log;
+  const std::filesystem::path last = run.dir / "run" / "checkpoints" / "last";
+  EXPECT_TRUE(std::filesystem::exists(last / "model.safetensors") ||
+              std::filesystem::exists(last / "rank-1-of-2.safetensors"))
+      << fit_log;
+  const auto [resume_status, resume_log] =
+      run_on_two_gpus(run, "resume '" + (run.dir / "run").string() + "' --set trainer.max_steps=6");
+  EXPECT_EQ(resume_status, 0) << resume_log;
+  EXPECT_NE(resume_log.find("step 6/6"), std::string::npos) << resume_log;
 #endif
 }
+
+INSTANTIATE_TEST_SUITE_P(Strategies, CudaHostPathStrategies,
+                         ::testing::Values("ddp", "fsdp", "fsdp_cpu_offload", "deepspeed_stage_1",
+                                           "deepspeed_stage_2", "deepspeed_stage_2_offload",
+                                           "deepspeed_stage_3", "deepspeed_stage_3_offload"),
+                         [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
 }  // namespace fabric
