@@ -86,6 +86,59 @@ void ZeroStrategy::rebuild_order() {
       for (size_t k = (*g)->buckets.size(); k-- > 0;) order_.emplace_back(g->get(), k);
 }
 
+// Moves a Group's parameters into its flat buffer (they become views of it), makes this rank's
+// master partition and cuts the partitions into buckets.
+void ZeroStrategy::build_flat(Group& g) {
+  const int64_t n = world_size(), rank = global_rank();
+  // DeepSpeed pads to a multiple of 2N so that partitions are equal (spec §10).
+  g.padded = (g.numel + 2 * n - 1) / (2 * n) * (2 * n);
+  g.partition = g.padded / n;
+  const Device dev = g.params.front().device();
+  g.flat = zeros({g.padded}, {.dtype = g.dtype, .device = dev});
+  // Half: the master partition takes the parameters' values before they are cast (the float32
+  // initialisation of a mixed mode keeps its precision).
+  if (g.half()) g.shard = zeros({g.partition}, {.dtype = DType::float32, .device = dev});
+  const int64_t mine = rank * g.partition;
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    Tensor& p = g.params[i];
+    Tensor slot = g.flat.narrow(0, g.offsets[i], p.numel()).view(p.sizes());
+    slot.copy_(p);
+    if (g.half()) {
+      const int64_t lo = g.offsets[i], a = std::max(lo, mine),
+                    e = std::min(lo + p.numel(), mine + g.partition);
+      if (a < e)
+        g.shard.narrow(0, a - mine, e - a).copy_(p.detach().reshape({-1}).narrow(0, a - lo, e - a));
+    }
+    p.set_data(slot);
+    // A gradient of the old storage's layout may linger from before setup: drop it.
+    zero_grad(p, /*set_to_none=*/true);
+  }
+  if (!g.half())
+    g.shard = Tensor::from_storage(g.flat.storage(), DType::float32, {g.partition}, {1},
+                                   g.flat.storage_offset() + mine);
+  g.shard.set_requires_grad(true);
+
+  // Buckets: slices of B elements of every partition.
+  const int64_t b = std::min(bucket_elements_, g.partition);
+  for (int64_t start = 0; start < g.partition; start += b)
+    g.buckets.push_back({.start = start, .len = std::min(b, g.partition - start)});
+  g.buckets_of.resize(g.params.size());
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    const int64_t lo = g.offsets[i], hi = lo + g.params[i].numel();
+    for (size_t k = 0; k < g.buckets.size(); ++k) {
+      bool hit = false;
+      for (int64_t r = 0; r < n && !hit; ++r) {
+        const int64_t s = r * g.partition + g.buckets[k].start;
+        hit = lo < s + g.buckets[k].len && s < hi;
+      }
+      if (hit) {
+        g.buckets_of[i].push_back(k);
+        g.buckets[k].params.push_back(i);
+      }
+    }
+  }
+}
+
 void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) {
   (void)module;  // the optimizer's parameters are the module's: set_data reaches both
   // Also where nothing is sharded (one process, float32): DeepSpeedPrecision steps without the
@@ -96,7 +149,6 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
   // Float32 on one process has nothing to gain from a flat copy of itself.
   if (!pg_ && !has_half_parameters(optimizer)) return;
   NoGradGuard no_grad;
-  const int64_t n = world_size(), rank = global_rank();
   // A destroyed optimizer's entry goes first: its parameters may be sharded again by a new one,
   // which may also have its address.
   forget_destroyed_optimizers();
@@ -110,89 +162,61 @@ void ZeroStrategy::setup_optimizer(optim::Optimizer& optimizer, nn::Module* modu
   sharded->optimizer = &optimizer;
   sharded->lifetime = optimizer.lifetime();
   std::vector<std::vector<Tensor>> replacement(optimizer.num_param_groups());
-  sharded->by_group.assign(optimizer.num_param_groups(), nullptr);
+  sharded->by_group.resize(optimizer.num_param_groups());
   sharded->slots.resize(optimizer.num_param_groups());
+  // The flat buffer's dtype: the half dtype of the precision (float32 parameters are cast), or
+  // else the parameters' own. An optimizer group whose trainable parameters differ in dtype (a
+  // QLoRA model: bfloat16 norms and embeddings, float32 biases of the quantized layers) gets one
+  // flat buffer per dtype, in order of first appearance, each its own master partition.
+  const bool cast = half_dtype_ != DType::float32;
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    auto g = std::make_unique<Group>();
+    std::vector<std::unique_ptr<Group>> subs;
     for (const Tensor& p : optimizer.group_params(gi)) {
-      sharded->slots[gi].push_back(p.requires_grad() ? static_cast<int64_t>(g->params.size()) : -1);
-      if (!p.requires_grad()) continue;
+      if (!p.requires_grad()) {
+        sharded->slots[gi].push_back({});
+        continue;
+      }
       const DType dt = p.dtype();
-      FABRIC_CHECK(dt == DType::float32 || dt == DType::float16 || dt == DType::bfloat16, NotImplementedError,
-                   "ZeRO (strategy '", options_.name, "'): parameter ", g->params.size(), " of ", optimizer.name(),
-                   " group ", gi, " is ", dtype_name(dt), "; ZeRO-1/2 shard float32, float16 and bfloat16 parameters");
-      // The flat buffer's dtype: the half dtype of the precision (float32 parameters are cast), or
-      // else the parameters' own, which must then agree.
-      const bool cast = half_dtype_ != DType::float32;
-      const DType want = cast ? half_dtype_ : g->params.empty() ? dt : g->dtype;
-      FABRIC_CHECK(dt == want || (cast && dt == DType::float32), DTypeError, "ZeRO (strategy '", options_.name,
-                   "'): parameter ", g->params.size(), " of ", optimizer.name(), " group ", gi, " is ",
-                   dtype_name(dt), " but the group's flat buffer is ", dtype_name(want),
-                   cast ? " (float32 parameters are cast to it)" : " (the dtype of its first parameter)");
-      g->dtype = want;
+      FABRIC_CHECK(dt == DType::float32 || dt == DType::float16 || dt == DType::bfloat16,
+                   NotImplementedError, "ZeRO (strategy '", options_.name, "'): a parameter of ",
+                   optimizer.name(), " group ", gi, " is ", dtype_name(dt),
+                   "; ZeRO-1/2 shard float32, float16 and bfloat16 parameters");
+      FABRIC_CHECK(!cast || dt == half_dtype_ || dt == DType::float32, DTypeError,
+                   "ZeRO (strategy '", options_.name, "'): a parameter of ", optimizer.name(),
+                   " group ", gi, " is ", dtype_name(dt), " but the precision's half dtype is ",
+                   dtype_name(half_dtype_), " (float32 parameters are cast to it)");
       for (const auto& s : sharded_)
         for (const auto& og : s->groups)
           for (const Tensor& q : og->params)
             FABRIC_CHECK(!q.is_same(p), ValueError, "ZeRO: a parameter of ", optimizer.name(), " group ", gi,
                          " is already sharded by another optimizer");
-      g->offsets.push_back(g->numel);
-      g->numel += p.numel();
-      g->params.push_back(p);
+      const DType want = cast ? half_dtype_ : dt;
+      auto it =
+          std::find_if(subs.begin(), subs.end(), [&](const auto& g) { return g->dtype == want; });
+      if (it == subs.end()) {
+        subs.push_back(std::make_unique<Group>());
+        subs.back()->dtype = want;
+        it = subs.end() - 1;
+      }
+      Group& g = **it;
+      FABRIC_CHECK(g.params.empty() || p.device() == g.params.front().device(), DeviceError,
+                   "ZeRO: ", optimizer.name(), " group ", gi, " mixes devices ",
+                   g.params.front().device().str(), " and ", p.device().str());
+      sharded->slots[gi].push_back({it - subs.begin(), static_cast<int64_t>(g.params.size())});
+      g.offsets.push_back(g.numel);
+      g.numel += p.numel();
+      g.params.push_back(p);
     }
-    if (g->params.empty()) {
+    if (subs.empty()) {
       replacement[gi] = optimizer.group_params(gi);
       continue;
     }
-    // DeepSpeed pads to a multiple of 2N so that partitions are equal (spec §10).
-    g->padded = (g->numel + 2 * n - 1) / (2 * n) * (2 * n);
-    g->partition = g->padded / n;
-    const Device dev = g->params.front().device();
-    g->flat = zeros({g->padded}, {.dtype = g->dtype, .device = dev});
-    // Half: the master partition takes the parameters' values before they are cast (the float32
-    // initialisation of a mixed mode keeps its precision).
-    if (g->half()) g->shard = zeros({g->partition}, {.dtype = DType::float32, .device = dev});
-    const int64_t mine = rank * g->partition;
-    for (size_t i = 0; i < g->params.size(); ++i) {
-      Tensor& p = g->params[i];
-      FABRIC_CHECK(p.device() == dev, DeviceError, "ZeRO: ", optimizer.name(), " group ", gi, " mixes devices ",
-                   dev.str(), " and ", p.device().str());
-      Tensor slot = g->flat.narrow(0, g->offsets[i], p.numel()).view(p.sizes());
-      slot.copy_(p);
-      if (g->half()) {
-        const int64_t lo = g->offsets[i], a = std::max(lo, mine), e = std::min(lo + p.numel(), mine + g->partition);
-        if (a < e) g->shard.narrow(0, a - mine, e - a).copy_(p.detach().reshape({-1}).narrow(0, a - lo, e - a));
-      }
-      p.set_data(slot);
-      // A gradient of the old storage's layout may linger from before setup: drop it.
-      zero_grad(p, /*set_to_none=*/true);
+    for (auto& g : subs) {
+      build_flat(*g);
+      replacement[gi].push_back(g->shard);
+      sharded->by_group[gi].push_back(g.get());
+      sharded->groups.push_back(std::move(g));
     }
-    if (!g->half())
-      g->shard = Tensor::from_storage(g->flat.storage(), DType::float32, {g->partition}, {1},
-                                      g->flat.storage_offset() + mine);
-    g->shard.set_requires_grad(true);
-    replacement[gi] = {g->shard};
-
-    // Buckets: slices of B elements of every partition.
-    const int64_t b = std::min(bucket_elements_, g->partition);
-    for (int64_t start = 0; start < g->partition; start += b)
-      g->buckets.push_back({.start = start, .len = std::min(b, g->partition - start)});
-    g->buckets_of.resize(g->params.size());
-    for (size_t i = 0; i < g->params.size(); ++i) {
-      const int64_t lo = g->offsets[i], hi = lo + g->params[i].numel();
-      for (size_t k = 0; k < g->buckets.size(); ++k) {
-        bool hit = false;
-        for (int64_t r = 0; r < n && !hit; ++r) {
-          const int64_t s = r * g->partition + g->buckets[k].start;
-          hit = lo < s + g->buckets[k].len && s < hi;
-        }
-        if (hit) {
-          g->buckets_of[i].push_back(k);
-          g->buckets[k].params.push_back(i);
-        }
-      }
-    }
-    sharded->by_group[gi] = g.get();
-    sharded->groups.push_back(std::move(g));
   }
   // Nothing changed in the optimizer until here: a check above leaves it as it was.
   for (size_t gi = 0; gi < replacement.size(); ++gi) optimizer.replace_group_params(gi, std::move(replacement[gi]));
@@ -476,9 +500,12 @@ bool ZeroStrategy::owns(const Sharded& s, const optim::Optimizer& optimizer) {
   if (s.optimizer != &optimizer || s.lifetime.expired() || s.by_group.size() != optimizer.num_param_groups())
     return false;
   for (size_t gi = 0; gi < s.by_group.size(); ++gi) {
-    if (!s.by_group[gi]) continue;
+    const auto& subs = s.by_group[gi];
+    if (subs.empty()) continue;
     const auto& params = optimizer.group_params(gi);
-    if (params.size() != 1 || !params.front().is_same(s.by_group[gi]->shard)) return false;
+    if (params.size() != subs.size()) return false;
+    for (size_t k = 0; k < subs.size(); ++k)
+      if (!params[k].is_same(subs[k]->shard)) return false;
   }
   return true;
 }

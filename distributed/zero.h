@@ -122,6 +122,7 @@ class ZeroStrategy : public Strategy {
   void gather_module_grads(Group& g);
   void finish_reduction(Group& g);
   // Every bucket of every group, in the order all ranks issue their reduce-scatters.
+  void build_flat(Group& g);
   void rebuild_order();
   // Drops the entries of destroyed optimizers, only between backwards (no bucket of this backward
   // launched yet): every rank destroys at the same program point, so every rank drops the same

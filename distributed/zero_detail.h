@@ -48,11 +48,16 @@ struct ZeroStrategy::Sharded {
   // goes at the next point between backwards (forget_destroyed_optimizers).
   std::weak_ptr<const void> lifetime;
   std::vector<std::unique_ptr<Group>> groups;
-  // Per optimizer group: the Group sharding it (null when it had nothing trainable and was left
-  // as it was), and per original parameter its index in Group::params (-1: not trainable). The
-  // single-process state_dict layout is rebuilt from these.
-  std::vector<Group*> by_group;
-  std::vector<std::vector<int64_t>> slots;
+  // Per optimizer group: the Groups sharding it, one per flat dtype in order of first appearance
+  // (none when it had nothing trainable and was left as it was; the optimizer's group then holds
+  // their shards in this order), and per original parameter where it went. The single-process
+  // state_dict layout is rebuilt from these.
+  struct Slot {
+    int64_t sub = -1;    // index into by_group[gi]; -1: not trainable, not sharded
+    int64_t index = -1;  // in that Group's params
+  };
+  std::vector<std::vector<Group*>> by_group;
+  std::vector<std::vector<Slot>> slots;
 };
 
 }  // namespace fabric::distributed

@@ -31,36 +31,42 @@ optim::OptimizerState ZeroStrategy::optimizer_state_to_save(const optim::Optimiz
   optim::OptimizerState out;
   int64_t index = 0, live_index = 0;
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    const Group* g = sharded->by_group[gi];
+    const auto& subs = sharded->by_group[gi];
     const auto& slots = sharded->slots[gi];
     optim::GroupState gs{live.param_groups.at(gi).options, {}};
-    if (!g) {
+    if (subs.empty()) {
       for (size_t j = 0; j < slots.size(); ++j, ++index, ++live_index) {
         gs.params.push_back(index);
         if (auto it = live.state.find(live_index); it != live.state.end()) out.state[index] = it->second;
       }
     } else {
-      // Every rank holds the same keys (same optimizer, same steps): the gathers line up.
-      std::map<std::string, std::pair<Tensor, bool>> whole;  // key -> (tensor, gathered)
-      if (auto it = live.state.find(live_index); it != live.state.end()) {
+      // Per Group: key -> (tensor, gathered). Every rank holds the same keys (same optimizer, same
+      // steps): the gathers line up.
+      std::vector<std::map<std::string, std::pair<Tensor, bool>>> whole(subs.size());
+      for (size_t k = 0; k < subs.size(); ++k, ++live_index) {
+        const Group* g = subs[k];
+        auto it = live.state.find(live_index);
+        if (it == live.state.end()) continue;
         for (const auto& [key, t] : it->second) {
           if (key != "step" && t.dim() == 1 && t.numel() == g->partition) {
             Tensor flat = empty({g->padded}, {.dtype = t.dtype(), .device = t.device()});
             group().all_gather(flat, t.contiguous())->wait();
-            whole[key] = {flat, true};
+            whole[k][key] = {flat, true};
           } else {
-            whole[key] = {t, false};
+            whole[k][key] = {t, false};
           }
         }
       }
-      ++live_index;
-      for (int64_t slot : slots) {
+      for (const auto& slot : slots) {
         gs.params.push_back(index);
-        if (slot >= 0 && !whole.empty()) {
-          const Tensor& p = g->params[slot];
+        if (slot.sub >= 0 && !whole[size_t(slot.sub)].empty()) {
+          const Group* g = subs[size_t(slot.sub)];
+          const Tensor& p = g->params[size_t(slot.index)];
           optim::ParamState st;
-          for (const auto& [key, w] : whole)
-            st[key] = w.second ? w.first.narrow(0, g->offsets[slot], p.numel()).view(p.sizes()).clone()
+          for (const auto& [key, w] : whole[size_t(slot.sub)])
+            st[key] = w.second ? w.first.narrow(0, g->offsets[size_t(slot.index)], p.numel())
+                                     .view(p.sizes())
+                                     .clone()
                                : w.first.clone();
           out.state[index] = std::move(st);
         }
@@ -84,49 +90,54 @@ void ZeroStrategy::load_optimizer_state(optim::Optimizer& optimizer, const optim
   optim::OptimizerState mine;
   int64_t live_index = 0;
   for (size_t gi = 0; gi < optimizer.num_param_groups(); ++gi) {
-    const Group* g = sharded->by_group[gi];
+    const auto& subs = sharded->by_group[gi];
     const auto& slots = sharded->slots[gi];
     const auto& ids = sd.param_groups[gi].params;
     FABRIC_CHECK(ids.size() == slots.size(), ValueError, "ZeRO: ", who, ".load_state_dict: parameter group ", gi,
                  " holds ", ids.size(), " parameters in the state dict but ", slots.size(),
                  " in the optimizer (before sharding)");
     optim::GroupState gs{sd.param_groups[gi].options, {}};
-    if (!g) {
+    if (subs.empty()) {
       for (size_t j = 0; j < ids.size(); ++j, ++live_index) {
         gs.params.push_back(live_index);
         if (auto it = sd.state.find(ids[j]); it != sd.state.end()) mine.state[live_index] = it->second;
       }
     } else {
-      // Per key: a flat buffer laid out like the parameters, or the scalar of the first.
-      std::map<std::string, Tensor> flat, scalar;
+      // Per Group and key: a flat buffer laid out like its parameters, or the scalar of the first.
+      std::vector<std::map<std::string, Tensor>> flat(subs.size()), scalar(subs.size());
       for (size_t j = 0; j < ids.size(); ++j) {
         auto it = sd.state.find(ids[j]);
-        if (slots[j] < 0 || it == sd.state.end()) continue;
-        const Tensor& p = g->params[slots[j]];
+        if (slots[j].sub < 0 || it == sd.state.end()) continue;
+        const size_t k = size_t(slots[j].sub);
+        const Group* g = subs[k];
+        const Tensor& p = g->params[size_t(slots[j].index)];
         for (const auto& [key, t] : it->second) {
           FABRIC_CHECK(t.defined(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".", key,
                        " is undefined");
           // Scalars of the flat group: the step, integer state, and 0-dim float state of a
           // parameter that is not itself 0-dim (NAdam's mu_product, the same for every parameter).
           if (key == "step" || !is_floating(t.dtype()) || (t.dim() == 0 && p.dim() != 0)) {
-            if (!scalar.count(key)) scalar[key] = t;
+            if (!scalar[k].count(key)) scalar[k][key] = t;
             continue;
           }
           FABRIC_CHECK(t.sizes() == p.sizes(), ValueError, "ZeRO: ", who, ".load_state_dict: state.", ids[j], ".",
                        key, " has shape ", shape_str(t.sizes()), " but parameter ", ids[j], " has shape ",
                        shape_str(p.sizes()));
-          Tensor& f = flat[key];
+          Tensor& f = flat[k][key];
           if (!f.defined()) f = zeros({g->padded}, {.dtype = DType::float32, .device = g->flat.device()});
           const Tensor src = t.detach().reshape({-1}).to(f.device()).to(DType::float32);
-          f.narrow(0, g->offsets[slots[j]], p.numel()).copy_(src);
+          f.narrow(0, g->offsets[size_t(slots[j].index)], p.numel()).copy_(src);
         }
       }
-      if (!flat.empty() || !scalar.empty()) {
-        optim::ParamState st = scalar;
-        for (const auto& [key, f] : flat) st[key] = f.narrow(0, rank * g->partition, g->partition).clone();
-        mine.state[live_index] = std::move(st);
+      for (size_t k = 0; k < subs.size(); ++k) {
+        if (!flat[k].empty() || !scalar[k].empty()) {
+          optim::ParamState st = scalar[k];
+          for (const auto& [key, f] : flat[k])
+            st[key] = f.narrow(0, rank * subs[k]->partition, subs[k]->partition).clone();
+          mine.state[live_index] = std::move(st);
+        }
+        gs.params.push_back(live_index++);
       }
-      gs.params.push_back(live_index++);
     }
     mine.param_groups.push_back(std::move(gs));
   }

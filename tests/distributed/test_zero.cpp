@@ -507,14 +507,89 @@ TEST(Zero, RefusesParametersTheFlatBufferCannotHold) {
     optim::SGD opt(module->parameters(), {.lr = 0.1});
     EXPECT_CONTAINS(thrown<NotImplementedError>([&] { f.setup(module, opt); }), "float64");
     EXPECT_EQ(opt.parameters().size(), module->parameters().size());
-    // 32-true without a half dtype: the first parameter's dtype is the group's.
-    auto mixed = make_model("mlp", 2);
-    {
-      NoGradGuard no_grad;
-      mixed->parameters()[1].set_data(mixed->parameters()[1].to(DType::bfloat16));
+    return 0;
+  });
+}
+
+// QLoRA under ZeRO (nf4 with deepspeed_stage_2, no half dtype): one optimizer group holds the
+// model's bfloat16 embeddings and norms (made under init_module) beside the quantized layers'
+// float32 biases. It gets one flat buffer per dtype (refused until 2026-12-05), and trains, saves
+// and loads its state exactly as the same parameters split into one group per dtype.
+TEST(Zero, MixedDtypeGroupTrainsAsOneGroupPerDtype) {
+  Fabric fab(zero_options(2, "nf4"));
+  const Problem p = make_problem("gpt");
+  fab.launch([&](Fabric& f) {
+    struct Run {
+      std::vector<Tensor> start, masters;
+      std::vector<distributed::ZeroStrategy::GroupLayout> layout;
+      optim::OptimizerState state;
+      std::vector<Tensor> params;  // the trainable ones, in module order
+    };
+    const optim::AdamWOptions options{.lr = 1e-2, .eps = 1e-6};
+    auto run = [&](bool split) -> Run {
+      std::shared_ptr<nn::Module> module;
+      {
+        auto guard = f.init_module();
+        module = make_model("gpt", 7);
+      }
+      FabricModule model = f.setup_module(module);
+      std::vector<Tensor> trainable, f32, bf16;  // the quantized weights are frozen uint8
+      for (const Tensor& q : module->parameters()) {
+        if (!q.requires_grad()) continue;
+        trainable.push_back(q);
+        (q.dtype() == DType::float32 ? f32 : bf16).push_back(q);
+      }
+      EXPECT_FALSE(f32.empty());
+      EXPECT_FALSE(bf16.empty());
+      auto opt = std::make_unique<optim::AdamW>(split ? bf16 : trainable, options);
+      if (split) opt->add_param_group(f32);
+      FabricOptimizer fopt = f.setup_optimizers(*opt);
+      const std::vector<Tensor> start = master_weights(f, *module);
+      const int64_t r = f.global_rank();
+      for (int64_t s = 0; s < 4; ++s) {
+        fopt.zero_grad();
+        f.backward(
+            loss_of("gpt", model(p.x[s].narrow(0, r * kB, kB)), p.y[s].narrow(0, r * kB, kB)));
+        fopt.step();
+      }
+      auto& zero = dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object());
+      Run out{start, master_weights(f, *module), zero.layout(*opt),
+              zero.optimizer_state_to_save(*opt), trainable};
+      // The saved state goes back in: saved again, it is the same.
+      zero.load_optimizer_state(*opt, out.state);
+      const optim::OptimizerState again = zero.optimizer_state_to_save(*opt);
+      EXPECT_EQ(again.state.size(), out.state.state.size());
+      for (const auto& [index, st] : out.state.state)
+        for (const auto& [key, t] : st)
+          EXPECT_EQ(max_rel_diff({again.state.at(index).at(key)}, {t}), 0.0) << index << "." << key;
+      return out;
+    };
+    const Run one = run(false), two = run(true);
+    // One optimizer group, two flat buffers (bfloat16 first: the first trainable parameter's).
+    EXPECT_EQ(one.layout.size(), 2u);
+    EXPECT_EQ(two.layout.size(), 2u);
+    if (one.layout.size() != 2 || two.layout.size() != 2) return 0;
+    EXPECT_EQ(one.layout[0].dtype, DType::bfloat16);
+    EXPECT_EQ(one.layout[1].dtype, DType::float32);
+    for (size_t g = 0; g < 2; ++g) EXPECT_EQ(one.layout[g].numel, two.layout[g].numel);
+    EXPECT_EQ(max_rel_diff(one.masters, two.masters), 0.0);
+    EXPECT_EQ(max_rel_diff(one.start, two.start), 0.0);
+    EXPECT_GT(max_rel_diff(one.masters, one.start), 1e-3) << "it did not train";
+    // The saved state: per parameter, the same tensors (the split optimizer lists them by group).
+    const auto& ids = two.state.param_groups;
+    EXPECT_EQ(ids.size(), 2u);
+    if (ids.size() != 2) return 0;
+    size_t f32_seen = 0, bf16_seen = 0;
+    for (size_t i = 0; i < one.params.size(); ++i) {
+      const bool is_f32 = one.params[i].dtype() == DType::float32;
+      const int64_t there = is_f32 ? ids[1].params.at(f32_seen++) : ids[0].params.at(bf16_seen++);
+      const int64_t here = one.state.param_groups.at(0).params.at(i);
+      EXPECT_TRUE(one.state.state.count(here) && two.state.state.count(there)) << "parameter " << i;
+      if (!one.state.state.count(here) || !two.state.state.count(there)) continue;
+      for (const auto& [key, t] : one.state.state.at(here))
+        EXPECT_EQ(max_rel_diff({t}, {two.state.state.at(there).at(key)}), 0.0)
+            << "parameter " << i << " " << key;
     }
-    optim::SGD opt2(mixed->parameters(), {.lr = 0.1});
-    EXPECT_CONTAINS(thrown<DTypeError>([&] { f.setup(mixed, opt2); }), "bfloat16");
     return 0;
   });
 }
