@@ -124,6 +124,10 @@ void AdamFamily<Options, kDecoupled>::step_impl() {
         const Tensor exp_avg_sq = this->state_buffer(st, "exp_avg_sq", p, idx, fresh);
         Tensor max_exp_avg_sq;
         if (o.amsgrad) max_exp_avg_sq = this->state_buffer(st, "max_exp_avg_sq", p, idx, fresh);
+        // The kernel first: a device without one raises before this parameter's step moves.
+        const AdamMultiStepFn multi =
+            p.is_contiguous() ? adam_multi_step_stub.find(p.device()) : nullptr;
+        const AdamStepFn kernel = multi ? nullptr : adam_step_stub(p.device());
         step += 1;
         const AdamKernelArgs args{.lr = o.lr,
                                   .beta1 = o.betas[0],
@@ -134,13 +138,11 @@ void AdamFamily<Options, kDecoupled>::step_impl() {
                                   .decoupled_weight_decay = kDecoupled,
                                   .amsgrad = o.amsgrad,
                                   .maximize = o.maximize};
-        if (const AdamMultiStepFn multi = adam_multi_step_stub.find(p.device());
-            multi != nullptr && p.is_contiguous()) {
+        if (multi != nullptr) {
           batch.add(multi, p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, args);
           p.storage()->bump_version();
           continue;
         }
-        const AdamStepFn kernel = adam_step_stub(p.device());
         this->update_in_place(p, [&](const Tensor& target) {
           kernel(p.dtype(), p.numel(), target.data_ptr(), grad.data_ptr(), exp_avg.data_ptr(),
                  exp_avg_sq.data_ptr(), o.amsgrad ? max_exp_avg_sq.data_ptr() : nullptr, args);

@@ -396,6 +396,15 @@ bool try_matmul(int device, const Problem& p) {
   const cublasStatus_t st =
       cublasLtMatmul(ctx.handle, d.op.d, alpha, g.B, d.a.l, g.A, d.b.l, beta, g.C, d.c.l, g.C,
                      d.c.l, &plan.algo, ctx.workspace, plan.workspace, stream);
+  if (st != CUBLAS_STATUS_SUCCESS && p.epi != Epilogue::none &&
+      (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE)) {
+    // An epilogue the heuristic offered but the call refuses (checked before anything runs, so
+    // nothing was written): remembered as declined, and every caller with an epilogue has a
+    // fallback that computes the same without it.
+    std::lock_guard<std::mutex> lock(g_plan_mu);
+    g_plans[key].found = false;
+    return false;
+  }
   if (st != CUBLAS_STATUS_SUCCESS)
     throw_cublas_error(st, cat("cublasLtMatmul for ", describe(g)).c_str(), __FILE__, __LINE__);
   return true;
@@ -502,16 +511,22 @@ void gelu_fallback(int device, const Problem& p) {
   }
 }
 
-void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
-  check_dtypes(desc);
-  check_layout(desc);
-  if (desc.batch == 0 || desc.M == 0 || desc.N == 0) return;
+// The device of C, where A and B must be too (checked where there is more than one device).
+int operands_device(const GemmDesc& desc) {
   const int device = device_of_pointer(desc.C);
   if (device_count() > 1 && desc.K > 0) {
     FABRIC_CHECK(device_of_pointer(desc.A) == device && device_of_pointer(desc.B) == device,
                  DeviceError, "gemm (CUDA): A, B and C are not all on CUDA device ", device, ": ",
                  describe(desc));
   }
+  return device;
+}
+
+void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
+  check_dtypes(desc);
+  check_layout(desc);
+  if (desc.batch == 0 || desc.M == 0 || desc.N == 0) return;
+  const int device = operands_device(desc);
   Problem p{desc, desc.bias && epi == Epilogue::none ? Epilogue::bias : epi, aux,
             desc.a_dtype == DType::float32 && g_allow_tf32.load(std::memory_order_relaxed)};
   if (p.g.batch == 1) p.g.stride_a = p.g.stride_b = p.g.stride_c = p.aux.stride = 0;
@@ -579,7 +594,7 @@ bool linear_grads_gemm(const GemmDesc& desc, void* bias_grad) {
     return false;
   check_dtypes(desc);
   check_layout(desc);
-  const int device = device_of_pointer(desc.C);
+  const int device = operands_device(desc);
   Problem p{desc, Epilogue::bgradb, {}, false};
   p.g.stride_a = p.g.stride_b = p.g.stride_c = 0;
   p.g.bias = bias_grad;  // written by this epilogue

@@ -286,7 +286,7 @@ TEST(CudaReduce, CumsumAlongEachDim) {
 
 // Column sums the 16-byte kernel takes (kernels/cuda/col_sum_wide.h: contiguous rows, a multiple
 // of 8 columns): GPT-2's bias-gradient shapes and small ones, single and split rows, a (B, T, C)
-// summed over B and T, and a float64 output.
+// summed over B and T, and a float32 output of bfloat16 rows.
 TEST(CudaReduce, WideColumnSums) {
   FABRIC_REQUIRE_CUDA();
   const std::vector<Layout> layouts = {{{8192, 768}, {0}},
@@ -302,10 +302,12 @@ TEST(CudaReduce, WideColumnSums) {
           [&](const std::vector<Tensor>& x) { return sum(x[0], l.dims); }, sum_tolerance(dt));
     }
   }
-  const Tensor f = test::uniform_tensor({4096, 512}, DType::float32, -1.f, 1.f, 32);
+  // An output dtype wider than the input's: bf16 rows summed into float32 stay bf16 to the kernel
+  // (float32 into float64 would be cast before it and take the general kernel).
+  const Tensor f = test::uniform_tensor({4096, 512}, DType::bfloat16, -1.f, 1.f, 32);
   check_op(
-      "wide column sum into float64", {f},
-      [](const std::vector<Tensor>& x) { return sum(x[0], {0}, false, DType::float64); },
+      "wide column sum of bfloat16 into float32", {f},
+      [](const std::vector<Tensor>& x) { return sum(x[0], {0}, false, DType::float32); },
       sum_tolerance(DType::float32, 64));
 }
 
