@@ -5,6 +5,7 @@
 
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
+#include "tensor/ops.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -63,6 +64,20 @@ void adadelta_elements(int64_t n, T* p, const T* grad, T* v, T* acc, const Adade
   }
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void adadelta_composed(Tensor p, const Tensor& grad, Tensor v, Tensor acc,
+                       const AdadeltaOptions& o) {
+  Tensor g = o.maximize ? neg(grad) : grad;
+  if (o.weight_decay != 0) g = add(g, p, o.weight_decay);
+  mul_(v, o.rho);
+  v.copy_(addcmul(v, g, g, 1 - o.rho));
+  const Tensor std_dev = sqrt(add(v, o.eps));
+  const Tensor delta = mul(div(sqrt(add(acc, o.eps)), std_dev), g);
+  mul_(acc, o.rho);
+  acc.copy_(addcmul(acc, delta, delta, 1 - o.rho));
+  add_(p, delta, -o.lr);
+}
+
 }  // namespace
 
 void Adadelta::step_impl() {
@@ -73,7 +88,7 @@ void Adadelta::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("Adadelta", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("Adadelta", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       double& step = step_count(st, idx, fresh);
@@ -81,7 +96,8 @@ void Adadelta::step_impl() {
       const Tensor acc_delta = state_buffer(st, "acc_delta", p, idx, fresh);
       step += 1;
       update_in_place(p, [&](const Tensor& target) {
-        param_loop::dispatch_float_cpu("Adadelta", p, [&](auto zero) {
+        if (!loop) return adadelta_composed(target, grad, square_avg, acc_delta, o);
+        param_loop::dispatch_float_cpu(p, [&](auto zero) {
           using T = decltype(zero);
           adadelta_elements<T>(
               p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),

@@ -7,6 +7,7 @@
 
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
+#include "tensor/ops.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -70,6 +71,18 @@ void adamax_elements(int64_t n, T* p, const T* grad, T* m, T* u, const AdamaxOpt
   }
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void adamax_composed(Tensor p, const Tensor& grad, Tensor m, Tensor u, const AdamaxOptions& o,
+                     double step) {
+  Tensor g = o.maximize ? neg(grad) : grad;
+  if (o.weight_decay != 0) g = add(g, p, o.weight_decay);
+  mul_(m, o.betas[0]);
+  add_(m, g, 1 - o.betas[0]);
+  u.copy_(maximum(mul(u, o.betas[1]), add(abs(g), o.eps)));  // amax propagates NaN
+  const double clr = o.lr / (1 - std::pow(o.betas[0], step));
+  add_(p, div(mul(m, -clr), u));  // torch's CPU addcdiv_ (value * t1) / t2 (see nadam.cpp)
+}
+
 }  // namespace
 
 void Adamax::step_impl() {
@@ -80,7 +93,7 @@ void Adamax::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("Adamax", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("Adamax", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       double& step = step_count(st, idx, fresh);
@@ -88,7 +101,8 @@ void Adamax::step_impl() {
       const Tensor exp_inf = state_buffer(st, "exp_inf", p, idx, fresh);
       step += 1;
       update_in_place(p, [&](const Tensor& target) {
-        param_loop::dispatch_float_cpu("Adamax", p, [&](auto zero) {
+        if (!loop) return adamax_composed(target, grad, exp_avg, exp_inf, o, step);
+        param_loop::dispatch_float_cpu(p, [&](auto zero) {
           using T = decltype(zero);
           adamax_elements<T>(
               p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),

@@ -8,6 +8,7 @@
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -81,6 +82,19 @@ float& state_scalar(ParamState& st, const char* key, int64_t index) {
   return *static_cast<float*>(it->second.data_ptr());
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void asgd_composed(Tensor p, const Tensor& grad, Tensor ax, const ASGDOptions& o, double eta,
+                   double mu) {
+  Tensor g = o.maximize ? neg(grad) : grad;
+  if (o.weight_decay != 0) g = add(g, p, o.weight_decay);
+  mul_(p, 1 - o.lambd * eta);
+  add_(p, g, -eta);
+  if (mu != 1)
+    add_(ax, mul(sub(p, ax), mu));
+  else
+    ax.copy_(p);
+}
+
 }  // namespace
 
 void ASGD::step_impl() {
@@ -91,7 +105,7 @@ void ASGD::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("ASGD", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("ASGD", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       if (fresh) {
@@ -104,7 +118,8 @@ void ASGD::step_impl() {
       const Tensor ax = state_buffer(st, "ax", p, idx, fresh);
       step += 1;
       update_in_place(p, [&](const Tensor& target) {
-        param_loop::dispatch_float_cpu("ASGD", p, [&](auto zero) {
+        if (!loop) return asgd_composed(target, grad, ax, o, eta, mu);
+        param_loop::dispatch_float_cpu(p, [&](auto zero) {
           using T = decltype(zero);
           asgd_elements<T>(p.numel(), static_cast<T*>(target.data_ptr()),
                            static_cast<const T*>(grad.data_ptr()), static_cast<T*>(ax.data_ptr()),

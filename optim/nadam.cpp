@@ -7,6 +7,7 @@
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -88,6 +89,21 @@ void nadam_elements(int64_t n, T* p, const T* grad, T* m, T* v, const NAdamOptio
   }
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void nadam_composed(Tensor p, const Tensor& grad, Tensor m, Tensor v, const NAdamOptions& o,
+                    const NAdamScalars& s) {
+  const Tensor g = o.weight_decay != 0 ? add(grad, p, o.weight_decay) : grad;
+  mul_(m, o.betas[0]);
+  add_(m, g, 1 - o.betas[0]);
+  mul_(v, o.betas[1]);
+  v.copy_(addcmul(v, g, g, 1 - o.betas[1]));
+  const Tensor denom = add(sqrt(div(v, s.bias_correction2)), o.eps);
+  // torch's CPU addcdiv_ is self + (value * t1) / t2, each op rounded (our addcdiv op and
+  // torch's CUDA kernel take self + value * (t1 / t2)): spelled out to keep the CPU's bits.
+  add_(p, div(mul(g, s.grad_scale), denom));
+  add_(p, div(mul(m, s.avg_scale), denom));
+}
+
 }  // namespace
 
 void NAdam::step_impl() {
@@ -98,7 +114,7 @@ void NAdam::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("NAdam", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("NAdam", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       if (fresh) st["mu_product"] = scalar_tensor(1.0, {.dtype = DType::float32});
@@ -116,7 +132,8 @@ void NAdam::step_impl() {
       const NAdamScalars s = nadam_scalars(o, step, *mu_product);
       *mu_product = s.mu_product;
       update_in_place(p, [&](const Tensor& target) {
-        param_loop::dispatch_float_cpu("NAdam", p, [&](auto zero) {
+        if (!loop) return nadam_composed(target, grad, exp_avg, exp_avg_sq, o, s);
+        param_loop::dispatch_float_cpu(p, [&](auto zero) {
           using T = decltype(zero);
           nadam_elements<T>(
               p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),

@@ -6,6 +6,7 @@
 
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
+#include "tensor/ops.h"
 
 // Every fusion below is written out (std::fma where torch's op fuses); the compiler must add none.
 #pragma GCC optimize("fp-contract=off")
@@ -91,6 +92,22 @@ void radam_elements(int64_t n, T* p, const T* grad, T* m, T* v, const RAdamOptio
   }
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void radam_composed(Tensor p, const Tensor& grad, Tensor m, Tensor v, const RAdamOptions& o,
+                    const RAdamScalars& s) {
+  const Tensor g = o.weight_decay != 0 ? add(grad, p, o.weight_decay) : grad;
+  mul_(m, o.betas[0]);
+  add_(m, g, 1 - o.betas[0]);
+  mul_(v, o.betas[1]);
+  v.copy_(addcmul(v, g, g, 1 - o.betas[1]));
+  Tensor update = mul(div(m, s.bias_correction1), o.lr);
+  if (s.rectified) {
+    const Tensor adaptive_lr = mul(reciprocal(add(sqrt(v), o.eps)), s.sqrt_bias_correction2);
+    update = mul(mul(update, adaptive_lr), s.rect);
+  }
+  sub_(p, update);
+}
+
 }  // namespace
 
 void RAdam::step_impl() {
@@ -101,7 +118,7 @@ void RAdam::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("RAdam", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("RAdam", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       double& step = step_count(st, idx, fresh);
@@ -110,7 +127,8 @@ void RAdam::step_impl() {
       step += 1;
       const RAdamScalars s = radam_scalars(o, step);
       update_in_place(p, [&](const Tensor& target) {
-        param_loop::dispatch_float_cpu("RAdam", p, [&](auto zero) {
+        if (!loop) return radam_composed(target, grad, exp_avg, exp_avg_sq, o, s);
+        param_loop::dispatch_float_cpu(p, [&](auto zero) {
           using T = decltype(zero);
           radam_elements<T>(
               p.numel(), static_cast<T*>(target.data_ptr()), static_cast<const T*>(grad.data_ptr()),

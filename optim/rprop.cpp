@@ -6,6 +6,8 @@
 
 #include "optim/cpu_param_loop.h"
 #include "optim/hyper_param_fields.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
 
 // Every rounding below is torch's; the compiler must add no fusion.
 #pragma GCC optimize("fp-contract=off")
@@ -72,6 +74,19 @@ void rprop_elements(int64_t n, T* p, const T* grad, T* prev, T* step_size, const
   }
 }
 
+// The same step as tensor ops on any device (cpu_param_loop.h), one per op of torch's step.
+void rprop_composed(Tensor p, const Tensor& grad, Tensor prev, Tensor step_size,
+                    const RpropOptions& o) {
+  Tensor g = o.maximize ? neg(grad) : grad;
+  const Tensor s = sign(mul(g, prev));
+  const Tensor factor = where(gt(s, 0), full_like(s, o.etas[1]),
+                              where(lt(s, 0), full_like(s, o.etas[0]), ones_like(s)));
+  step_size.copy_(clamp(mul(step_size, factor), o.step_sizes[0], o.step_sizes[1]));
+  g = where(eq(factor, o.etas[0]), zeros_like(g), g);
+  p.copy_(addcmul(p, sign(g), step_size, -1));
+  prev.copy_(g);
+}
+
 }  // namespace
 
 void Rprop::step_impl() {
@@ -82,14 +97,20 @@ void Rprop::step_impl() {
       const int64_t idx = index++;
       const Tensor grad = prepared_grad(p, idx);
       if (!grad.defined()) continue;
-      param_loop::dispatch_float_cpu("Rprop", p, [](auto) {});  // before any state changes
+      const bool loop = param_loop::takes_loop("Rprop", p);  // before any state changes
       ParamState& st = state_for(p);
       const bool fresh = st.empty();  // PyTorch's lazy state initialisation
       double& step = step_count(st, idx, fresh);
       const Tensor prev = state_buffer(st, "prev", p, idx, fresh);
       const Tensor step_size = state_buffer(st, "step_size", p, idx, fresh);
       step += 1;
-      param_loop::dispatch_float_cpu("Rprop", p, [&](auto zero) {
+      if (!loop) {
+        if (fresh) Tensor(step_size).fill_(o.lr);
+        update_in_place(
+            p, [&](const Tensor& target) { rprop_composed(target, grad, prev, step_size, o); });
+        continue;
+      }
+      param_loop::dispatch_float_cpu(p, [&](auto zero) {
         using T = decltype(zero);
         T* sizes = static_cast<T*>(step_size.data_ptr());
         if (fresh) std::fill(sizes, sizes + p.numel(), static_cast<T>(o.lr));

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <memory>
 
+#include "optim/cpu_param_loop.h"
 #include "optim2_torch_cases.h"
 #include "optim_test_util.h"
+#include "tensor/ops.h"
 
 namespace fabric::optim {
 namespace {
@@ -44,7 +46,7 @@ void step_with(Optimizer& opt, const std::vector<Tensor>& ps, const Optim2Inputs
   opt.step();
 }
 
-TEST(Optim2Torch, StepsMatchTorchBitForBit) {
+void expect_rows_match_torch() {
   ASSERT_EQ(optim2_rows().size(), 36u);
   for (const Optim2Row& row : optim2_rows()) {
     const Optim2Inputs& in = inputs_for(row.dtype);
@@ -70,6 +72,43 @@ TEST(Optim2Torch, StepsMatchTorchBitForBit) {
             << row.name << " " << key;
         expect_bitwise(values(st->at(key)), want, detail::cat(row.name, " state ", key));
       }
+    }
+  }
+}
+
+TEST(Optim2Torch, StepsMatchTorchBitForBit) { expect_rows_match_torch(); }
+
+// The tensor-op step that parameters on CUDA (or in bfloat16/float16) take, run on the CPU's
+// float32/float64 rows: one op per torch op, so torch's trajectories bit for bit as well.
+TEST(Optim2Torch, TensorOpStepsMatchTorchBitForBit) {
+  param_loop::compose_everywhere = true;
+  expect_rows_match_torch();
+  param_loop::compose_everywhere = false;
+}
+
+// bfloat16 parameters (refused until 2026-12-05) take the tensor-op step: each op rounds to
+// bfloat16, as torch's single-tensor step on bfloat16 tensors; it stays near float32's path.
+TEST(Optim2Torch, Bfloat16ParametersTakeTheTensorOpStep) {
+  for (const Optim2Row& row : optim2_rows()) {
+    if (row.dtype != DType::float32) continue;
+    const Optim2Inputs& in = inputs_for(row.dtype);
+    const std::vector<Tensor> ps = fresh_params(in);
+    std::vector<Tensor> half;
+    for (const Tensor& q : ps)
+      half.push_back(q.detach().to(DType::bfloat16).set_requires_grad(true));
+    auto opt = row.make(ps);
+    auto opt_half = row.make(half);
+    for (size_t s = 0; s < in.grads.size(); ++s) {
+      step_with(*opt, ps, in, s);
+      for (size_t k = 0; k < half.size(); ++k)
+        set_grad(half[k], from_vector<double>(in.grads[s][k], half[k].sizes()).to(DType::bfloat16));
+      opt_half->step();
+    }
+    for (size_t k = 0; k < ps.size(); ++k) {
+      EXPECT_EQ(half[k].dtype(), DType::bfloat16) << row.name;
+      const Tensor diff = abs(sub(half[k].to(DType::float32), ps[k]));
+      EXPECT_LE(amax(diff).item<double>(), 0.05 * (1 + amax(abs(ps[k])).item<double>()))
+          << row.name;
     }
   }
 }
@@ -231,15 +270,6 @@ TEST(Optim2Torch, OptionErrorsNameTheArgumentAndItsRange) {
   // rho = 1 and rho = 0 are torch's bounds, both allowed.
   EXPECT_NO_THROW(Adadelta({param({1.0})}, {.rho = 1.0}));
   EXPECT_NO_THROW(Adadelta({param({1.0})}, {.rho = 0.0}));
-}
-
-// The loops are CPU float32/float64 only: other dtypes are refused before any state changes.
-TEST(Optim2Torch, UnsupportedDtypeIsRefusedBeforeStateChanges) {
-  Tensor p = param({1.0, 2.0}, DType::bfloat16);
-  set_grad_values(p, {0.5, 0.5});
-  RAdam opt({p});
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { opt.step(); }), "RAdam: float32 and float64");
-  EXPECT_EQ(opt.state(p), nullptr);
 }
 
 // A NAdam checkpoint whose mu_product is not one number is refused on load, naming it.

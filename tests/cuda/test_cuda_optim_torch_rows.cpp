@@ -1,0 +1,67 @@
+// NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD on cuda:0: parameters there take the tensor-op
+// step (optim/cpu_param_loop.h), whose ops round as the CPU's, so torch 1.13's CPU trajectories
+// (tests/optim/optim2_torch_cases.*) hold bit for bit on the GPU too, state included.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "tensor/factory.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "tests/optim/optim2_torch_cases.h"
+
+namespace fabric {
+namespace {
+
+using optim::testing::Optim2Inputs;
+using optim::testing::Optim2Row;
+
+Tensor on_gpu(const std::vector<double>& v, DType dt) {
+  return from_vector<double>(v).to(dt).to(test::kGpu);
+}
+
+void expect_bitwise(const Tensor& got_gpu, const std::vector<double>& want,
+                    const std::string& what) {
+  const std::vector<double> got = got_gpu.to(Device::cpu()).to_vector<double>();
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::bit_cast<uint64_t>(got[i]) != std::bit_cast<uint64_t>(want[i])) {
+      ADD_FAILURE() << what << " [" << i << "]: " << std::hexfloat << got[i] << " vs torch "
+                    << want[i];
+      return;
+    }
+  }
+}
+
+TEST(CudaOptim, TensorOpOptimizersMatchTorchBitForBit) {
+  FABRIC_REQUIRE_CUDA();
+  for (const Optim2Row& row : optim::testing::optim2_rows()) {
+    const Optim2Inputs* in = nullptr;
+    for (const Optim2Inputs& i : optim::testing::optim2_inputs())
+      if (i.dtype == row.dtype) in = &i;
+    ASSERT_NE(in, nullptr) << row.name;
+    std::vector<Tensor> ps;
+    for (const auto& init : in->init) ps.push_back(on_gpu(init, row.dtype).set_requires_grad(true));
+    auto opt = row.make(ps);
+    for (size_t s = 0; s < in->grads.size(); ++s) {
+      for (size_t k = 0; k < ps.size(); ++k) set_grad(ps[k], on_gpu(in->grads[s][k], row.dtype));
+      opt->step();
+      for (size_t k = 0; k < ps.size(); ++k)
+        expect_bitwise(ps[k], row.params[k][s],
+                       std::string(row.name) + " param " + std::to_string(k) + " after step " +
+                           std::to_string(s + 1));
+    }
+    for (size_t k = 0; k < ps.size(); ++k) {
+      const optim::ParamState* st = opt->state(ps[k]);
+      ASSERT_NE(st, nullptr) << row.name;
+      for (const auto& [key, want] : row.state[k])
+        expect_bitwise(st->at(key), want, std::string(row.name) + " state " + key);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fabric
