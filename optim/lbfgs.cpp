@@ -123,9 +123,10 @@ Tensor LBFGS::step(const std::function<Tensor()>& closure) {
   const DType dtype = params.at(0).dtype();
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
-    FABRIC_CHECK(p.device().is_cpu(), DeviceError,
-                 "LBFGS: parameters on CPU are supported (parameter ", i, " is on ",
-                 p.device().str(), ")");
+    FABRIC_CHECK(
+        p.device() == params.at(0).device(), DeviceError,
+        "LBFGS: all parameters must be on one device for its flat update (parameter 0 is on ",
+        params.at(0).device().str(), ", parameter ", i, " is on ", p.device().str(), ")");
     FABRIC_CHECK(p.dtype() == DType::float32 || p.dtype() == DType::float64, DTypeError,
                  "LBFGS: float32 and float64 parameters are supported (parameter ", i, " is ",
                  dtype_name(p.dtype()), ")");
@@ -216,12 +217,18 @@ Tensor LBFGS::step_as(const std::function<Tensor()>& closure) {
         loss.defined() ? "shape " + shape_str(loss.sizes()) : std::string("an undefined tensor"));
     return {loss, loss.item<double>()};
   };
+  // The flat vectors live in host memory whatever the parameters' device: parameters on a GPU
+  // are read into them and written back from them (torch's LBFGS computes the same numbers there
+  // with tensor ops; the closure, the costly part, runs on the parameters' device either way).
   auto gather_flat_grad = [&] {
     std::vector<T> flat(static_cast<size_t>(n), T(0));  // a missing gradient counts as zeros
     size_t offset = 0;
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor g = prepared_grad(params[i], static_cast<int64_t>(i));
-      if (g.defined()) std::copy_n(g.data<T>(), g.numel(), flat.begin() + offset);
+      if (g.defined()) {
+        const Tensor host = g.to(Device::cpu()).contiguous();
+        std::copy_n(host.data<T>(), host.numel(), flat.begin() + offset);
+      }
       offset += static_cast<size_t>(params[i].numel());
     }
     return flat;
@@ -229,8 +236,12 @@ Tensor LBFGS::step_as(const std::function<Tensor()>& closure) {
   auto for_each_param = [&](auto&& body) {
     size_t offset = 0;
     for (const Tensor& p : params) {
-      update_in_place(
-          p, [&](const Tensor& target) { body(target.data<T>(), offset, target.numel()); });
+      update_in_place(p, [&](const Tensor& target) {
+        if (target.device().is_cpu()) return body(target.data<T>(), offset, target.numel());
+        Tensor host = target.to(Device::cpu()).contiguous();
+        body(host.data<T>(), offset, host.numel());
+        Tensor(target).copy_(host);
+      });
       offset += static_cast<size_t>(p.numel());
     }
   };

@@ -1,6 +1,8 @@
-// NAdam, RAdam, Adamax, Adadelta, Rprop and ASGD on cuda:0: parameters there take the tensor-op
-// step (optim/cpu_param_loop.h), whose ops round as the CPU's, so torch 1.13's CPU trajectories
-// (tests/optim/optim2_torch_cases.*) hold bit for bit on the GPU too, state included.
+// The optimizers without a CUDA kernel of their own, on cuda:0. NAdam, RAdam, Adamax, Adadelta,
+// Rprop and ASGD take the tensor-op step (optim/cpu_param_loop.h), whose ops round as the CPU's, so
+// torch 1.13's CPU trajectories (tests/optim/optim2_torch_cases.*) hold bit for bit on the GPU
+// too, state included. LBFGS keeps its flat vectors on the host and reads and writes the
+// parameters there.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -9,7 +11,9 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "optim/lbfgs.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/optim/optim2_torch_cases.h"
 
@@ -60,6 +64,36 @@ TEST(CudaOptim, TensorOpOptimizersMatchTorchBitForBit) {
       for (const auto& [key, want] : row.state[k])
         expect_bitwise(st->at(key), want, std::string(row.name) + " state " + key);
     }
+  }
+}
+
+// A separable quadratic whose gradient is elementwise (the same bits on both devices); its loss is
+// a sum, whose order may differ, so the trajectories are compared closely rather than by bits.
+TEST(CudaOptim, LbfgsOnTheGpuFollowsTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  for (const std::string line_search : {"", "strong_wolfe"}) {
+    std::vector<double> final_params[2];
+    for (int on_gpu_run = 0; on_gpu_run < 2; ++on_gpu_run) {
+      const Device dev = on_gpu_run ? test::kGpu : Device::cpu();
+      const Tensor target = from_vector<double>({1.0, -2.0, 3.0, 0.5, -1.5}).to(dev);
+      const Tensor weight = from_vector<double>({1.0, 4.0, 0.5, 2.0, 8.0}).to(dev);
+      Tensor x = zeros({5}, {.dtype = DType::float64}).to(dev).set_requires_grad(true);
+      optim::LBFGS opt(
+          {x}, {.lr = 0.5, .max_iter = 10, .history_size = 4, .line_search_fn = line_search});
+      for (int s = 0; s < 3; ++s) {
+        opt.step([&] {
+          opt.zero_grad();
+          const Tensor d = sub(x, target);
+          Tensor loss = sum(mul(mul(d, d), weight));
+          backward(loss);
+          return loss;
+        });
+      }
+      EXPECT_EQ(x.device(), dev);
+      final_params[on_gpu_run] = x.to_vector<double>();
+    }
+    for (size_t i = 0; i < 5; ++i)
+      EXPECT_NEAR(final_params[1][i], final_params[0][i], 1e-9) << line_search << " [" << i << "]";
   }
 }
 
