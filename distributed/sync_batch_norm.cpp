@@ -33,7 +33,8 @@ Shape channel_shape(const Tensor& x) {
 // float64), on x's device.
 struct GlobalStats {
   Tensor mean, biased_var, unbiased_var;
-  int64_t count = 0;  // values per channel over all ranks
+  Tensor count;                   // 0-d float64 on x's device: values per channel over all ranks
+  bool empty_everywhere = false;  // known on the CPU only (see gather_global_stats)
 };
 
 // Each rank's (mean, sum of squared deviations, count) are all-gathered rather than sums
@@ -57,22 +58,29 @@ GlobalStats gather_global_stats(const Tensor& x, ProcessGroup& group) {
   const Tensor rows = all.view({world, 2 * C + 1});
   const Tensor means = rows.narrow(1, 0, C), sq_devs = rows.narrow(1, C, C);
   const Tensor counts = rows.narrow(1, 2 * C, 1);  // (world, 1)
-  double total = 0;
-  for (double n : counts.to_vector<double>()) total += n;
   GlobalStats s;
-  s.count = static_cast<int64_t>(total);
-  if (s.count == 0) return s;
-  FABRIC_CHECK(s.count > 1, ValueError,
-               "SyncBatchNorm: Expected more than 1 value per channel when training, got 1 value "
-               "per channel over the ",
-               world, " ranks (this rank's input has shape ", shape_str(x.sizes()), ")");
-  const Tensor global_mean = div(sum(mul(means, counts), {0}), total);
+  s.count = sum(counts);
+  if (x.device().is_cpu()) {
+    // Reading the counts costs nothing here: every rank sees them, so all raise together instead
+    // of one waiting on the others. On a GPU they stay on the device, as torch's
+    // batch_norm_gather_stats_with_counts keeps them (reading them would wait for the stream at
+    // every layer of every step); one value per channel over all ranks then gives an infinite
+    // unbiased variance there, as in torch.
+    const double total = s.count.item<double>();
+    s.empty_everywhere = total == 0;
+    if (s.empty_everywhere) return s;
+    FABRIC_CHECK(total > 1, ValueError,
+                 "SyncBatchNorm: Expected more than 1 value per channel when training, got 1 "
+                 "value per channel over the ",
+                 world, " ranks (this rank's input has shape ", shape_str(x.sizes()), ")");
+  }
+  const Tensor global_mean = div(sum(mul(means, counts), {0}), s.count);
   const Tensor offset = sub(means, global_mean.view({1, C}));  // (world, C)
   const Tensor spread = mul(counts, mul(offset, offset));
   const Tensor sq_dev = sum(add(sq_devs, spread), {0});
   s.mean = global_mean.to(acc);
-  s.biased_var = div(sq_dev, total).to(acc);
-  s.unbiased_var = div(sq_dev, total - 1).to(acc);
+  s.biased_var = div(sq_dev, s.count).to(acc);
+  s.unbiased_var = div(sq_dev, sub(s.count, 1.0)).to(acc);
   return s;
 }
 
@@ -90,7 +98,7 @@ void update_running(const Tensor& running, const Tensor& batch_stat, double mome
 // one too) takes part.
 struct SyncBackward {
   Tensor x, weight, mean, invstd;  // x and weight as in forward; mean and invstd (C), acc dtype
-  int64_t count = 0;
+  Tensor count;                    // GlobalStats::count
   bool x_grad = false, weight_grad = false, bias_grad = false;
   std::shared_ptr<ProcessGroup> group;
 
@@ -110,9 +118,8 @@ struct SyncBackward {
     if (x_grad) {
       Tensor sums = cat({sum_dy, sum_dy_xmu}).to(DType::float64).contiguous();
       staged_all_reduce(*group, sums, ReduceOp::sum);
-      const double n = static_cast<double>(count);
-      const Tensor mean_dy = div(sums.narrow(0, 0, C), n).to(acc);
-      const Tensor mean_dy_xmu = div(sums.narrow(0, C, C), n).to(acc);
+      const Tensor mean_dy = div(sums.narrow(0, 0, C), count).to(acc);
+      const Tensor mean_dy_xmu = div(sums.narrow(0, C, C), count).to(acc);
       // dx = w invstd (dy - mean(dy) - (x - mean) invstd^2 mean(dy (x - mean))), global means.
       const Tensor k = mul(mul(invstd, invstd), mean_dy_xmu);
       const Tensor w_invstd = weight.defined() ? mul(invstd, weight.to(acc)) : invstd;
@@ -133,7 +140,7 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
                "sync_batch_norm: expected an input (N, C, *) with C > 0, got shape ",
                shape_str(x.sizes()));
   const GlobalStats s = gather_global_stats(x, *group);
-  if (s.count == 0) return empty_like(x);  // every rank's batch is empty
+  if (s.empty_everywhere) return empty_like(x);
   Tensor out;
   {
     NoGradGuard no_grad;

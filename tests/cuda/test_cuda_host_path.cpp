@@ -30,6 +30,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/safetensors.h"
 #include "tools/null_cuda/null_cuda.h"
 
 namespace fabric {
@@ -402,6 +403,38 @@ TEST_P(CudaHostPathStrategies, FitAndResumeOnTwoGpus) {
       run_on_two_gpus(run, "resume '" + (run.dir / "run").string() + "' --set trainer.max_steps=6");
   EXPECT_EQ(resume_status, 0) << resume_log;
   EXPECT_NE(resume_log.find("step 6/6"), std::string::npos) << resume_log;
+#endif
+}
+
+// A CNN with BatchNorm layers made SyncBatchNorm (trainer.sync_batchnorm) under DDP: cuDNN's
+// convolutions (the null cuDNN) and the statistics' all-gathers over the null NCCL. Until
+// 2026-12-05 SyncBatchNorm read the ranks' counts back to the host at every layer (on a GPU, a
+// wait for the stream each time); they stay on the device now, as in torch.
+TEST(CudaHostPath, SyncBatchNormCnnOnTwoGpus) {
+  SKIP_UNLESS_NULL_RUNTIME();
+#ifndef FABRIC_TRAIN_EXE
+  GTEST_SKIP() << "fabric-train was not built";
+#else
+  const TextRun run("fabric_null_cuda_cnn");
+  save_safetensors((run.dir / "images.safetensors").string(),
+                   {{"inputs", randn({32, 1, 8, 8})},
+                    {"targets", randint(0, 4, {32}, {.dtype = DType::int64})}});
+  {
+    std::ofstream(run.dir / "cnn.yaml")
+        << "fabric: {accelerator: cuda, precision: bf16-mixed, strategy: ddp}\n"
+           "model: {name: cnn, in_channels: 1, image_size: 8, num_classes: 4, channels1: 4,\n"
+           "        channels2: 8, batch_norm: true}\n"
+           "data: {kind: tensors, path: "
+        << (run.dir / "images.safetensors").string()
+        << "}\n"
+           "loss: cross_entropy\n"
+           "optimizer: {name: adamw, lr: 0.001}\n"
+           "trainer: {max_steps: 3, batch_size: 4, sync_batchnorm: true, run_dir: "
+        << (run.dir / "run").string() << "}\n";
+  }
+  const auto [status, log] = run_on_two_gpus(run, "fit '" + (run.dir / "cnn.yaml").string() + "'");
+  EXPECT_EQ(status, 0) << log;
+  EXPECT_NE(log.find("ddp over 2 processes"), std::string::npos) << log;
 #endif
 }
 

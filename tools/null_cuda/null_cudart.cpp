@@ -143,10 +143,12 @@ void null_cuda_kernel_launches(NullCudaKernelVisitor visit, void* context) {
     visit(entry.device_name, entry.launches.load(), context);
   }
 }
-// Called by the null cuBLAS and cuBLASLt beside this library.
+// Called by the null cuBLAS, cuBLASLt and NCCL beside this library.
 void null_cuda_count_matmul() { bump(g_counters.matmuls); }
 void null_cuda_count_heuristic() { bump(g_counters.matmul_heuristics); }
 void null_cuda_count_collective() { bump(g_counters.collectives); }
+// Called by the null cuDNN: a convolution is kernels launched on the stream.
+void null_cuda_count_launch() { bump(g_counters.launches); }
 
 // ---- what nvcc's generated host code calls ------------------------------------------------------
 void** __cudaRegisterFatBinary(void*) {
