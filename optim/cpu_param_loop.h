@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "tensor/error.h"
+#include "tensor/ops.h"
 #include "tensor/tensor.h"
 
 namespace fabric::optim::param_loop {
@@ -31,6 +32,15 @@ template <class Body>
 void dispatch_float_cpu(const Tensor& param, Body&& body) {
   if (param.dtype() == DType::float32) return body(float{});
   return body(double{});
+}
+
+// The tensor-op step's Adam moments (NAdam, RAdam): exp_avg.mul_(beta1).add_(g, alpha=1 - beta1)
+// and exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2), in place.
+inline void adam_moments_(Tensor m, Tensor v, const Tensor& g, double beta1, double beta2) {
+  mul_(m, beta1);
+  add_(m, g, 1 - beta1);
+  mul_(v, beta2);
+  v.copy_(addcmul(v, g, g, 1 - beta2));
 }
 
 }  // namespace fabric::optim::param_loop

@@ -93,10 +93,7 @@ void nadam_elements(int64_t n, T* p, const T* grad, T* m, T* v, const NAdamOptio
 void nadam_composed(Tensor p, const Tensor& grad, Tensor m, Tensor v, const NAdamOptions& o,
                     const NAdamScalars& s) {
   const Tensor g = o.weight_decay != 0 ? add(grad, p, o.weight_decay) : grad;
-  mul_(m, o.betas[0]);
-  add_(m, g, 1 - o.betas[0]);
-  mul_(v, o.betas[1]);
-  v.copy_(addcmul(v, g, g, 1 - o.betas[1]));
+  param_loop::adam_moments_(m, v, g, o.betas[0], o.betas[1]);
   const Tensor denom = add(sqrt(div(v, s.bias_correction2)), o.eps);
   // torch's CPU addcdiv_ is self + (value * t1) / t2, each op rounded (our addcdiv op and
   // torch's CUDA kernel take self + value * (t1 / t2)): spelled out to keep the CPU's bits.

@@ -96,10 +96,7 @@ void radam_elements(int64_t n, T* p, const T* grad, T* m, T* v, const RAdamOptio
 void radam_composed(Tensor p, const Tensor& grad, Tensor m, Tensor v, const RAdamOptions& o,
                     const RAdamScalars& s) {
   const Tensor g = o.weight_decay != 0 ? add(grad, p, o.weight_decay) : grad;
-  mul_(m, o.betas[0]);
-  add_(m, g, 1 - o.betas[0]);
-  mul_(v, o.betas[1]);
-  v.copy_(addcmul(v, g, g, 1 - o.betas[1]));
+  param_loop::adam_moments_(m, v, g, o.betas[0], o.betas[1]);
   Tensor update = mul(div(m, s.bias_correction1), o.lr);
   if (s.rectified) {
     const Tensor adaptive_lr = mul(reciprocal(add(sqrt(v), o.eps)), s.sqrt_bias_correction2);
