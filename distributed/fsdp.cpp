@@ -223,6 +223,8 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
   if (u.flats.empty()) {
     for (size_t i = 0; i < u.params.size(); ++i) values[i] = u.params[i].detach();
   } else {
+    // A prefetch still in flight writes into the full buffers released below: let it land first.
+    if (u.gathering) wait_gather(u);
     for (auto& f : u.flats) {
       Tensor whole = f->shard;
       if (shard_size_ > 1) {

@@ -106,6 +106,13 @@ void CommState::init(std::shared_ptr<Store> store) {
   }
   FABRIC_CHECK(device_ < count, DeviceError, what, ": CUDA device ", device_, " does not exist (",
                count, " visible); expected 0 <= device < ", count);
+  // The rank's GPU becomes the calling thread's current device and stays so, as Lightning's
+  // CUDAAccelerator.setup_device (torch.cuda.set_device) makes it: the backend's device guards put
+  // back the device they found, and with GPU 0 left current every rank process would make a
+  // context there too (hundreds of MB each on GPU 0; refused in EXCLUSIVE_PROCESS mode).
+  const cudaError_t made_current = cudaSetDevice(device_);
+  if (made_current != cudaSuccess)
+    throw DeviceError(what + ": " + cuda_msg("cudaSetDevice", made_current));
 
   // Several groups share one store: the n-th group this rank creates on it uses prefix nccl/n,
   // which matches across ranks as long as all create their groups in the same order.
