@@ -310,9 +310,17 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   a.lse = l.data_ptr();
   // grad_out usually arrives as the transpose of the next layer's input gradient.
   const Tensor g = grad_out.detach().to(q.dtype());
-  const Tensor g4 = strided ? as_4d(g) : g.contiguous();
+  Tensor g4 = strided ? as_4d(g) : g.contiguous();
+  if (strided && (g4.strides() != o.strides() || !is_non_overlapping_and_dense(g4))) {
+    // In out's layout, as GPT's head merge hands it back: cuDNN before 9.5.1 reads dO with O's
+    // strides whatever dO's are (PyTorch's cuDNN attention copies it likewise), and a broadcast
+    // (stride 0) grad_out is no layout for a kernel to read.
+    Tensor laid = output_like(o, g4.sizes());
+    laid.copy_(g4);
+    g4 = laid;
+  }
   a.grad_out = g4.data_ptr();
-  if (strided) a.grad_out_strides = strides_of(g4);
+  if (strided && !g4.is_contiguous()) a.grad_out_strides = strides_of(g4);
   Tensor dq, dk, dv;
   if (auto packed = strided ? packed_gradients(q, k, v) : std::nullopt) {
     dq = (*packed)[0], dk = (*packed)[1], dv = (*packed)[2];  // 4-D, last dim contiguous
