@@ -121,7 +121,21 @@ void expect_stub_gradients(const AttentionArgs& a, const Tensor& out, const Tens
   expect_close(ref[2].grad(), dv, grad_tol(DType::float32), what + " grad v");
 }
 
-TEST(CudaAttention, KernelTakesSmallProblemsAndDeclinesOthers) {
+// Our kernels, whatever the default (cuDNN's first on CUDA): the backend is pinned to ours for
+// each test and put back after.
+class CudaAttention : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    was_ = attention_backend();
+    set_attention_backend(AttentionBackend::fused);
+  }
+  void TearDown() override { set_attention_backend(was_); }
+
+ private:
+  AttentionBackend was_ = AttentionBackend::fused;
+};
+
+TEST_F(CudaAttention, KernelTakesSmallProblemsAndDeclinesOthers) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
   const AttentionBackwardFn backward = attention_backward_stub.find(kGpu);
@@ -200,7 +214,7 @@ const std::vector<Case> kCases = {
     {1, 1, 5, 300, 72, 8, "many key tiles, E in the 128 width and Ev small"},
 };
 
-TEST(CudaAttention, ForwardAndGradientsMatchTheCpu) {
+TEST_F(CudaAttention, ForwardAndGradientsMatchTheCpu) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
   ASSERT_NE(forward, nullptr);
@@ -231,7 +245,7 @@ TEST(CudaAttention, ForwardAndGradientsMatchTheCpu) {
 
 // q, k, v as nn/transformer.cpp makes them: heads split out of one (B, T, 3C) projection, so each
 // is a strided view (head stride hs, row stride 3C); the gradient lands in the fused tensor.
-TEST(CudaAttention, HeadsSplitFromAFusedQkvTensor) {
+TEST_F(CudaAttention, HeadsSplitFromAFusedQkvTensor) {
   FABRIC_REQUIRE_CUDA();
   struct Fused {
     int64_t B, T, nh, hs;
@@ -281,7 +295,7 @@ bool mma_takes(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
 // Head sizes 64 and 128 (and smaller ones padded), L != S, lengths that are no multiple of the
 // 64-row blocks or the 32-row backward tiles, causal or not: the mma path takes them (checked
 // directly) and the op + autograd match the float64 composition.
-TEST(CudaAttention, TensorCoreKernelMatchesTheCpu) {
+TEST_F(CudaAttention, TensorCoreKernelMatchesTheCpu) {
   FABRIC_REQUIRE_CUDA();
   const bool expect_mma = mma_expected();
   const std::vector<Case> cases = {
@@ -313,7 +327,7 @@ TEST(CudaAttention, TensorCoreKernelMatchesTheCpu) {
 
 // Heads split out of one fused (B, T, 3C) projection with head sizes 64 and 128: 16-byte aligned
 // strided rows, the mma kernels' vector loads.
-TEST(CudaAttention, TensorCoreKernelTakesFusedQkvHeads) {
+TEST_F(CudaAttention, TensorCoreKernelTakesFusedQkvHeads) {
   FABRIC_REQUIRE_CUDA();
   const bool expect_mma = mma_expected();
   struct Fused {
@@ -347,7 +361,7 @@ TEST(CudaAttention, TensorCoreKernelTakesFusedQkvHeads) {
 // backward and in the CUDA-core kernels), cut per block by the causal bound: bfloat16 and float16
 // on the tensor-core kernels, float32 on the CUDA-core ones. (The CPU's fused kernel, which rounds
 // P and dS as these do, meets a quarter of these tolerances on this problem.)
-TEST(CudaAttention, GptShapedCausalHeads) {
+TEST_F(CudaAttention, GptShapedCausalHeads) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
   ASSERT_NE(forward, nullptr);
@@ -374,7 +388,7 @@ TEST(CudaAttention, GptShapedCausalHeads) {
 }
 
 // What the mma path declines goes to the CUDA-core kernels: float32, dropout, head sizes past 128.
-TEST(CudaAttention, TensorCoreKernelDeclines) {
+TEST_F(CudaAttention, TensorCoreKernelDeclines) {
   FABRIC_REQUIRE_CUDA();
   const int64_t B = 1, H = 1, L = 9, S = 11;
   for (DType dt : {DType::float32, DType::bfloat16}) {
@@ -404,7 +418,7 @@ TEST(CudaAttention, TensorCoreKernelDeclines) {
 // The kernel directly (as in KernelTakesSmallProblemsAndDeclinesOthers) with dropout, against the
 // float64 composition drawing from a generator at the kernel's (seed, offset); and it declines
 // dropout_p = 1, leaving out and lse untouched.
-TEST(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
+TEST_F(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
   const AttentionBackwardFn backward = attention_backward_stub.find(kGpu);
@@ -461,7 +475,7 @@ TEST(CudaAttention, KernelTakesDropoutAndDeclinesDropoutOne) {
 // its own generator in the same state, agree on the output and every gradient, and leave their
 // generators in the same state. The float64 side scales kept values by 1/(1-p) in float64, the
 // GPU by 1/(1-p) rounded to the dtype (as the dropout op does): within the dtype's tolerance.
-TEST(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
+TEST_F(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
   FABRIC_REQUIRE_CUDA();
   const AttentionFn forward = attention_stub.find(kGpu);
   ASSERT_NE(forward, nullptr);
@@ -522,7 +536,7 @@ TEST(CudaAttention, DropoutMatchesTheCompositionWithTheSameGenerator) {
 }
 
 // (batch, L, E) inputs without a heads dim.
-TEST(CudaAttention, ThreeDimensionalInputs) {
+TEST_F(CudaAttention, ThreeDimensionalInputs) {
   FABRIC_REQUIRE_CUDA();
   for (DType dt : kTypes) {
     const std::vector<Tensor> in = qkv_inputs({3, 33, 16}, {3, 47, 16}, {3, 47, 20}, dt);
