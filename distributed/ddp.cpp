@@ -118,6 +118,17 @@ void GradientReducer::reset_for_next_backward() {
   any_ready_ = false;
 }
 
+void GradientReducer::abandon() {
+  for (Bucket& b : buckets_) {
+    if (!b.work) continue;
+    try {
+      b.work->wait();
+    } catch (...) {  // the backward's own error is the one reported
+    }
+  }
+  reset_for_next_backward();
+}
+
 void GradientReducer::on_grad_ready(int64_t i) {
   if (!sync_) return;
   any_ready_ = true;

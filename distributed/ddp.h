@@ -47,6 +47,9 @@ class GradientReducer {
   // After backward: launches the buckets not yet launched, waits for all and copies the averaged
   // gradients back into .grad. No-op when sync is off or nothing was accumulated.
   void finalize();
+  // After a backward that raised: waits for the buckets it launched (dropping their errors) and
+  // starts over, so that none of that backward's gradients reach the next one.
+  void abandon();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
   // Parameter indices (in module.named_parameters() order) of each bucket.

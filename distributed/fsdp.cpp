@@ -582,6 +582,23 @@ void FullyShardedModule::finish_backward() {
   if (error) std::rethrow_exception(error);
 }
 
+void FullyShardedModule::abandon_backward() {
+  for (auto& u : units_) {
+    for (auto& f : u->flats) {
+      try {
+        if (f->reduce_work) f->reduce_work->wait();
+      } catch (...) {  // the backward's own error is the one reported
+      }
+    }
+    try {
+      reshard(*u);  // waits for a gather in flight first
+    } catch (...) {
+    }
+  }
+  reset_backward();
+  calls_.clear();
+}
+
 void FullyShardedModule::reset_backward() {
   for (auto& u : units_) {
     u->backward_started = false;

@@ -114,6 +114,10 @@ class FullyShardedModule {
   // without a gradient count as zeros), adds the results to the shards' gradients (not to those of
   // flat parameters no rank gave a gradient: see skip_flats_without_gradient) and reshards.
   void finish_backward();
+  // After a Fabric.backward that raised: lets its gathers and reductions finish (their errors
+  // dropped), reshards every unit and starts the next backward clean, its collective log too
+  // (every rank failed alike).
+  void abandon_backward();
   // While disabled, NO_SHARD accumulates unreduced gradients locally (as DDP); the sharded
   // strategies keep reduce-scattering every backward into the shard gradients, so no unsharded
   // gradient outlives its unit's backward (the memory the reference's no_sync costs).

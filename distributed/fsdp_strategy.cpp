@@ -105,6 +105,11 @@ void FSDPStrategy::post_backward() {
   for (auto& m : modules_) m->finish_backward();
 }
 
+void FSDPStrategy::abandon_backward() {
+  forget_destroyed_modules();
+  for (auto& m : modules_) m->abandon_backward();
+}
+
 void FSDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
   forget_destroyed_modules();
   for (auto& m : modules_)

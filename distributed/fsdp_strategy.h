@@ -29,6 +29,7 @@ class FSDPStrategy : public Strategy {
   void setup_module(nn::Module& module) override;
   void setup_optimizer(optim::Optimizer& optimizer, nn::Module* module) override;
   void post_backward() override;
+  void abandon_backward() override;
   void set_backward_sync(nn::Module& module, bool enabled) override;
   bool supports_checkpoints() const override { return true; }
   bool supports_clip_gradients() const override { return true; }

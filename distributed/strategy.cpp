@@ -271,6 +271,11 @@ void DDPStrategy::post_backward() {
   for (auto& r : reducers_) r.reducer->finalize();
 }
 
+void DDPStrategy::abandon_backward() {
+  forget_destroyed_modules();
+  for (auto& r : reducers_) r.reducer->abandon();
+}
+
 void DDPStrategy::set_backward_sync(nn::Module& module, bool enabled) {
   forget_destroyed_modules();
   for (auto& r : reducers_)

@@ -78,6 +78,11 @@ class Strategy {
   virtual void setup_module(nn::Module& module) { (void)module; }
   // Called after every Fabric.backward (DDP: waits for the gradient all-reduces).
   virtual void post_backward() {}
+  // Called when a Fabric.backward raised instead: the collectives that backward launched are let
+  // finish (their own errors dropped: the backward's error is the one reported) and the
+  // per-backward state is reset, so that the next backward starts clean. Every rank must have
+  // failed alike; a rank whose backward went through issued collectives the others never will.
+  virtual void abandon_backward() {}
   // no_backward_sync: while disabled, gradients accumulate locally only.
   virtual void set_backward_sync(nn::Module& module, bool enabled) { (void)module, (void)enabled; }
   // Called by Fabric.setup for each optimizer, after its module was set up (`module` may be null
@@ -170,6 +175,7 @@ class DDPStrategy : public Strategy {
   explicit DDPStrategy(StrategyOptions options);
   void setup_module(nn::Module& module) override;
   void post_backward() override;
+  void abandon_backward() override;
   void set_backward_sync(nn::Module& module, bool enabled) override;
 
  private:

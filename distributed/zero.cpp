@@ -324,6 +324,18 @@ void ZeroStrategy::launch(size_t index) {
   b.work = group().reduce_scatter(out, input, ReduceOp::sum);
 }
 
+void ZeroStrategy::abandon_backward() {
+  for (auto& [g, k] : order_) {
+    auto& b = g->buckets[k];
+    if (!b.work) continue;
+    try {
+      b.work->wait();
+    } catch (...) {  // the backward's own error is the one reported
+    }
+  }
+  reset_backward();
+}
+
 void ZeroStrategy::post_backward() {
   forget_destroyed_optimizers();  // stage 1 (or a stage-2 backward that reached no hook)
   if (sharded_.empty()) return;

@@ -62,6 +62,7 @@ class ZeroStrategy : public Strategy {
   // .grad (a later synchronised backward adds to it in that dtype, as DeepSpeed accumulates; an
   // optimizer.zero_grad() in between discards it) until prepare_optimizer_gradients.
   void post_backward() override;
+  void abandon_backward() override;
   // Half: every master partition's half gradient becomes float32 (added to a float32 one that an
   // earlier call left), and the half buffers go. Float32 groups: nothing to do.
   void prepare_optimizer_gradients(optim::Optimizer& optimizer) override;

@@ -262,6 +262,10 @@ void Fabric::backward(const Tensor& loss, const Tensor& gradient, std::optional<
     strategy_->post_backward();
   } catch (...) {
     ctx_->in_fabric_backward = false;
+    try {
+      strategy_->abandon_backward();
+    } catch (...) {  // the backward's error is the one to report
+    }
     throw;
   }
   ctx_->in_fabric_backward = false;

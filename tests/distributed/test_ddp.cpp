@@ -124,6 +124,51 @@ TEST(DDP, TwoRanksMatchOneProcessWithTheGlobalBatch) {
   EXPECT_LE(max_rel_diff(adam, ref_adam), 1e-6) << "rank " << fab.global_rank();
 }
 
+// A backward that raises on every rank (here a hook on the first layer's output, as an error
+// mid-backward would: out of memory, a check) has launched the later layers' bucket all-reduces.
+// Fabric.backward lets them finish and resets the reducer, so the next backward starts clean:
+// one good step after the failed one gives the weights of that step alone (the reducer kept its
+// half-done state until 2026-12-05, and finalize handed the failed backward's reduced gradients
+// to the next step).
+TEST(DDP, ABackwardThatRaisesLeavesNoStateBehind) {
+  const Problem p = make_problem();
+  FabricOptions options = ddp_options();
+  options.ddp.bucket_cap_mb = options.ddp.first_bucket_mb = 1e-4;  // ~100 bytes: many buckets
+  Fabric fab(options);
+  const auto [after_failure, clean] = fab.launch([&](Fabric& f) {
+    const int64_t r = f.global_rank();
+    auto run = [&](bool fail_first) {
+      auto mlp = make_mlp(7);
+      bool armed = false;
+      mlp->layers->child("0").register_forward_hook(
+          [&](nn::Module&, const Tensor&, const Tensor& out) {
+            register_hook(out, [&](const Tensor& g) -> Tensor {
+              if (armed) throw ValueError("injected failure in backward");
+              return g;
+            });
+            return out;
+          });
+      optim::SGD opt(mlp->parameters(), {.lr = 0.05, .momentum = 0.9});
+      auto [model, fopt] = f.setup(mlp, opt);
+      auto rows = [&](int64_t s, const Tensor& t) { return t[s].narrow(0, r * kB, kB); };
+      if (fail_first) {
+        armed = true;
+        fopt.zero_grad();
+        EXPECT_CONTAINS(
+            thrown<ValueError>([&] { f.backward(mse_loss(model(rows(1, p.x)), rows(1, p.y))); }),
+            "injected failure");
+        armed = false;
+      }
+      fopt.zero_grad();
+      f.backward(mse_loss(model(rows(0, p.x)), rows(0, p.y)));
+      fopt.step();
+      return snapshot(*mlp);
+    };
+    return std::make_pair(run(true), run(false));
+  });
+  EXPECT_EQ(max_rel_diff(after_failure, clean), 0.0) << "rank " << fab.global_rank();
+}
+
 TEST(DDP, DestroyedModuleTakesItsReducerAlong) {
   Fabric fab(ddp_options());
   const int64_t left = fab.launch([](Fabric& f) { return test_util::bytes_left_by_destroyed_module(f); });

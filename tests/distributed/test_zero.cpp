@@ -594,6 +594,50 @@ TEST(Zero, MixedDtypeGroupTrainsAsOneGroupPerDtype) {
   });
 }
 
+// A backward that raises on every rank mid-way (a hook on the first layer's output) has launched
+// the later buckets' reduce-scatters under stage 2; Fabric.backward lets them finish and resets,
+// so one good step after it gives the weights of that step alone (ZeRO kept the half-done state
+// until 2026-12-05, as DDP did).
+TEST(Zero, ABackwardThatRaisesLeavesNoStateBehind) {
+  Fabric fab(zero_options(2));
+  const Problem p = make_problem("mlp");
+  const auto [after_failure, clean] = fab.launch([&](Fabric& f) {
+    auto& zero = dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object());
+    zero.set_reduce_bucket_elements(50);  // several buckets: some launch before the failure
+    const int64_t r = f.global_rank();
+    auto run = [&](bool fail_first) {
+      auto module = make_model("mlp", 7);
+      bool armed = false;
+      module->get_submodule("layers.0")
+          ->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& out) {
+            register_hook(out, [&](const Tensor& g) -> Tensor {
+              if (armed) throw ValueError("injected failure in backward");
+              return g;
+            });
+            return out;
+          });
+      FabricModule model = f.setup_module(module);
+      auto opt = make_optimizer("adamw", module->parameters());
+      FabricOptimizer fopt = f.setup_optimizers(*opt);
+      auto rows = [&](int64_t s, const Tensor& t) { return t[s].narrow(0, r * kB, kB); };
+      if (fail_first) {
+        armed = true;
+        fopt.zero_grad();
+        EXPECT_CONTAINS(thrown<ValueError>(
+                            [&] { f.backward(loss_of("mlp", model(rows(1, p.x)), rows(1, p.y))); }),
+                        "injected failure");
+        armed = false;
+      }
+      fopt.zero_grad();
+      f.backward(loss_of("mlp", model(rows(0, p.x)), rows(0, p.y)));
+      fopt.step();
+      return master_weights(f, *module);
+    };
+    return std::make_pair(run(true), run(false));
+  });
+  EXPECT_EQ(max_rel_diff(after_failure, clean), 0.0) << "rank " << fab.global_rank();
+}
+
 // The optimizer side: a group's parameters replaced, hyper-parameters kept, old state dropped.
 TEST(Zero, ReplaceGroupParamsKeepsHyperParamsAndDropsState) {
   Tensor a = ones({3}).set_requires_grad(true), b = ones({4}).set_requires_grad(true);
