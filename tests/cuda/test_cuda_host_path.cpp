@@ -363,6 +363,7 @@ TEST(CudaHostPath, FabricTrainFitsOnCuda) {
   EXPECT_NE(out.str().find("--- sample ---"), std::string::npos) << out.str();
 }
 
+#ifdef FABRIC_TRAIN_EXE
 // Runs fabric-train on two null GPUs with `args` appended; returns the exit status and the log.
 std::pair<int, std::string> run_on_two_gpus(const TextRun& run, const std::string& args) {
   const std::string log = (run.dir / "log.txt").string();
@@ -373,6 +374,7 @@ std::pair<int, std::string> run_on_two_gpus(const TextRun& run, const std::strin
   return {status,
           std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
 }
+#endif
 
 class CudaHostPathStrategies : public ::testing::TestWithParam<const char*> {};
 
