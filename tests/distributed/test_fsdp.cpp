@@ -126,41 +126,8 @@ FabricOptions fsdp_options(const std::string& sharding, const std::string& preci
 TEST(FSDP, ABackwardThatRaisesLeavesNoStateBehind) {
   Fabric fab(fsdp_options("FULL_SHARD", "32-true", {"Linear"}));
   const Problem p = make_problem("mlp");
-  const auto [after_failure, clean] = fab.launch([&](Fabric& f) {
-    const int64_t r = f.global_rank();
-    auto run = [&](bool fail_first) {
-      auto module = make_model("mlp", 7);
-      bool armed = false;
-      module->get_submodule("layers.0")
-          ->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& out) {
-            register_hook(out, [&](const Tensor& g) -> Tensor {
-              if (armed) throw ValueError("injected failure in backward");
-              return g;
-            });
-            return out;
-          });
-      FabricModule model = f.setup_module(module);
-      auto opt = make_optimizer("adamw", module->parameters());
-      FabricOptimizer fopt = f.setup_optimizers(*opt);
-      auto rows = [&](int64_t s, const Tensor& t) { return t[s].narrow(0, r * kB, kB); };
-      if (fail_first) {
-        armed = true;
-        fopt.zero_grad();
-        EXPECT_CONTAINS(thrown<ValueError>(
-                            [&] { f.backward(loss_of("mlp", model(rows(1, p.x)), rows(1, p.y))); }),
-                        "injected failure");
-        armed = false;
-      }
-      fopt.zero_grad();
-      f.backward(loss_of("mlp", model(rows(0, p.x)), rows(0, p.y)));
-      fopt.step();
-      std::vector<Tensor> out;  // the full weights, gathered
-      for (const auto& [name, t] : f.strategy_object().module_state_to_save(*module))
-        out.push_back(t.clone());
-      return out;
-    };
-    return std::make_pair(run(true), run(false));
-  });
+  const auto [after_failure, clean] =
+      fab.launch([&](Fabric& f) { return weights_after_a_failed_backward(f, p); });
   EXPECT_EQ(max_rel_diff(after_failure, clean), 0.0) << "rank " << fab.global_rank();
 }
 

@@ -602,38 +602,9 @@ TEST(Zero, ABackwardThatRaisesLeavesNoStateBehind) {
   Fabric fab(zero_options(2));
   const Problem p = make_problem("mlp");
   const auto [after_failure, clean] = fab.launch([&](Fabric& f) {
-    auto& zero = dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object());
-    zero.set_reduce_bucket_elements(50);  // several buckets: some launch before the failure
-    const int64_t r = f.global_rank();
-    auto run = [&](bool fail_first) {
-      auto module = make_model("mlp", 7);
-      bool armed = false;
-      module->get_submodule("layers.0")
-          ->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& out) {
-            register_hook(out, [&](const Tensor& g) -> Tensor {
-              if (armed) throw ValueError("injected failure in backward");
-              return g;
-            });
-            return out;
-          });
-      FabricModule model = f.setup_module(module);
-      auto opt = make_optimizer("adamw", module->parameters());
-      FabricOptimizer fopt = f.setup_optimizers(*opt);
-      auto rows = [&](int64_t s, const Tensor& t) { return t[s].narrow(0, r * kB, kB); };
-      if (fail_first) {
-        armed = true;
-        fopt.zero_grad();
-        EXPECT_CONTAINS(thrown<ValueError>(
-                            [&] { f.backward(loss_of("mlp", model(rows(1, p.x)), rows(1, p.y))); }),
-                        "injected failure");
-        armed = false;
-      }
-      fopt.zero_grad();
-      f.backward(loss_of("mlp", model(rows(0, p.x)), rows(0, p.y)));
-      fopt.step();
-      return master_weights(f, *module);
-    };
-    return std::make_pair(run(true), run(false));
+    // several buckets: some launch before the failure
+    dynamic_cast<distributed::ZeroStrategy&>(f.strategy_object()).set_reduce_bucket_elements(50);
+    return weights_after_a_failed_backward(f, p);
   });
   EXPECT_EQ(max_rel_diff(after_failure, clean), 0.0) << "rank " << fab.global_rank();
 }

@@ -337,6 +337,47 @@ inline std::vector<Tensor> train_dp_half_weights(Fabric& f, const Problem& p, co
 
 inline bool is_half_mode(const std::string& precision) { return precision != "32-true"; }
 
+// The weights after one good step, with (first) and without (second) a backward before it that
+// raised mid-way on every rank (a hook on the MLP's first layer output): ZeRO's and FSDP's
+// ABackwardThatRaisesLeavesNoStateBehind expect them equal.
+inline std::pair<std::vector<Tensor>, std::vector<Tensor>> weights_after_a_failed_backward(
+    Fabric& f, const Problem& p) {
+  const int64_t r = f.global_rank();
+  auto run = [&](bool fail_first) {
+    auto module = make_model("mlp", 7);
+    bool armed = false;
+    module->get_submodule("layers.0")
+        ->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& out) {
+          register_hook(out, [&](const Tensor& g) -> Tensor {
+            if (armed) throw ValueError("injected failure in backward");
+            return g;
+          });
+          return out;
+        });
+    FabricModule model = f.setup_module(module);
+    auto opt = make_optimizer("adamw", module->parameters());
+    FabricOptimizer fopt = f.setup_optimizers(*opt);
+    auto rows = [&](int64_t s, const Tensor& t) { return t[s].narrow(0, r * kB, kB); };
+    if (fail_first) {
+      armed = true;
+      fopt.zero_grad();
+      bool raised = false;
+      try {
+        f.backward(loss_of("mlp", model(rows(1, p.x)), rows(1, p.y)));
+      } catch (const ValueError& e) {
+        raised = std::string(e.what()).find("injected failure") != std::string::npos;
+      }
+      EXPECT_TRUE(raised) << "the injected failure did not surface from Fabric.backward";
+      armed = false;
+    }
+    fopt.zero_grad();
+    f.backward(loss_of("mlp", model(rows(0, p.x)), rows(0, p.y)));
+    fopt.step();
+    return master_weights(f, *module);
+  };
+  return {run(true), run(false)};
+}
+
 inline FabricOptions zero_options(int stage, const std::string& precision = "32-true") {
   return {.accelerator = "cpu",
           .strategy = "deepspeed_stage_" + std::to_string(stage),
