@@ -1,9 +1,11 @@
 // The NCCL communicator state: init over the store, teardown that aborts what does not finish,
-// and issuing and waiting for operations with NCCL's asynchronous errors and the group timeout.
+// issuing and waiting for operations with NCCL's asynchronous errors and the group timeout, and
+// the watchdog that enforces both while no thread waits.
 #include "distributed/nccl_comm.h"
 
 #ifdef FABRIC_WITH_CUDA
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -23,6 +25,10 @@ const cudaStream_t kCallerStream = cudaStreamLegacy;
 
 // How long teardown waits for outstanding work and for ncclCommFinalize before aborting.
 constexpr milliseconds kTeardownWait{10000};
+
+// How often the watchdog looks at the oldest outstanding op (at most; never less often than a
+// quarter of the timeout, so a short timeout is still enforced close to its deadline).
+constexpr milliseconds kWatchEvery{100};
 
 }  // namespace
 
@@ -188,10 +194,55 @@ void CommState::init(std::shared_ptr<Store> store) {
     }
     pause(it);
   }
+  watchdog_ = std::thread([this] { watch(); });
+}
+
+void CommState::watch() {
+  // NCCL and event calls act on the current device, which is per thread.
+  cudaSetDevice(device_);
+  const milliseconds every = std::max(milliseconds(1), std::min(kWatchEvery, timeout_ / 4));
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    wake_watchdog_.wait_for(lock, every);
+    if (stopping_ || comm_ == nullptr || !broken_.empty()) continue;
+    watch_locked();
+  }
+}
+
+// One look of the watchdog: an error NCCL reports, or an op past its deadline, breaks the group as
+// a waiting thread would (the same messages, so a later wait() throws what it would have thrown),
+// and says so on stderr, since the thread it concerns may be blocked elsewhere and learn it late.
+void CommState::watch_locked() {
+  reap_locked();
+  if (in_flight_.empty()) return;
+  OpRecord& oldest = *in_flight_.front();
+  std::string full;
+  ncclResult_t state = ncclSuccess;
+  const ncclResult_t a = ncclCommGetAsyncError(comm_, &state);
+  if (a != ncclSuccess) {
+    full = break_locked(oldest.name, oldest.peers, nccl_msg("ncclCommGetAsyncError", a, comm_),
+                        false, &oldest);
+  } else if (state != ncclSuccess && state != ncclInProgress) {
+    full = break_locked(oldest.name, oldest.peers, async_msg(state, comm_), false, &oldest);
+  } else if (Clock::now() >= oldest.deadline && cudaEventQuery(oldest.done) == cudaErrorNotReady) {
+    full = break_locked(oldest.name, oldest.peers,
+                        "the operation had not completed on the GPU (found by the group's "
+                        "watchdog: no thread was waiting for it)",
+                        true, &oldest);
+  }
+  if (!full.empty()) std::fprintf(stderr, "fabric: %s\n", full.c_str());
 }
 
 CommState::~CommState() {
   // Never throws: every failure here only decides between a clean destroy and an abort.
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_watchdog_.notify_all();
+    watchdog_.join();
+  }
   DeviceGuard guard(device_, std::nothrow);
   std::lock_guard<std::mutex> lock(mu_);
   const auto deadline = Clock::now() + std::min(timeout_, kTeardownWait);
@@ -251,9 +302,10 @@ void CommState::throw_record(const OpRecord& rec) const {
 }
 
 // Breaks the group: the first failure is remembered, every op not yet complete is failed with it,
-// and the communicator is aborted (which also stops NCCL kernels waiting for a peer).
-void CommState::fail_locked(const char* op, const std::string& peers, const std::string& msg,
-                            bool timeout, OpRecord* trigger) {
+// and the communicator is aborted (which also stops NCCL kernels waiting for a peer). Returns the
+// failure's full message.
+std::string CommState::break_locked(const char* op, const std::string& peers,
+                                    const std::string& msg, bool timeout, OpRecord* trigger) {
   const std::string full =
       head(op, peers) +
       (timeout ? " timed out after " + std::to_string(timeout_.count()) +
@@ -275,6 +327,12 @@ void CommState::fail_locked(const char* op, const std::string& peers, const std:
     ncclCommAbort(comm_);  // its own failure changes nothing: the group is broken either way
     comm_ = nullptr;
   }
+  return full;
+}
+
+void CommState::fail_locked(const char* op, const std::string& peers, const std::string& msg,
+                            bool timeout, OpRecord* trigger) {
+  const std::string full = break_locked(op, peers, msg, timeout, trigger);
   if (timeout) throw TimeoutError(full);
   throw DistributedError(full);
 }
@@ -331,9 +389,18 @@ std::shared_ptr<OpRecord> CommState::issue(const char* op, std::string peers,
   // The op reads what the caller's kernels wrote: order the group stream after them.
   check_cuda_locked(op, rec->peers, "cudaEventRecord", cudaEventRecord(ready_, kCallerStream));
   check_cuda_locked(op, rec->peers, "cudaStreamWaitEvent", cudaStreamWaitEvent(stream_, ready_, 0));
-  // An empty op issues no NCCL call (every rank skips it alike) but still orders like one.
-  const ncclResult_t result = launch ? launch(comm_, stream_, call) : ncclSuccess;
-  settle_locked(op, rec->peers, call, result, rec->deadline);
+  try {
+    // An empty op issues no NCCL call (every rank skips it alike) but still orders like one.
+    const ncclResult_t result = launch ? launch(comm_, stream_, call) : ncclSuccess;
+    settle_locked(op, rec->peers, call, result, rec->deadline);
+  } catch (...) {
+    // NCCL may have enqueued kernels on the stream before failing, and an abort only makes them
+    // quit soon, not at once: the op's tensors stay alive until the stream has passed its event
+    // (reaped as any op, or drained at teardown), so their memory is not reused under them.
+    cudaEventRecord(rec->done, stream_);
+    in_flight_.push_back(rec);
+    throw;
+  }
   check_cuda_locked(op, rec->peers, "cudaEventRecord", cudaEventRecord(rec->done, stream_));
   in_flight_.push_back(rec);
   return rec;

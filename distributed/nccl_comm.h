@@ -1,16 +1,19 @@
 // The state behind one NCCL process group: the non-blocking communicator, its stream, and the
-// records of issued operations, which Work polls against the timeout. Internal (CUDA builds only).
+// records of issued operations, which Work polls against the timeout and a watchdog thread checks
+// while nobody waits. Internal (CUDA builds only).
 #pragma once
 #ifdef FABRIC_WITH_CUDA
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "distributed/store.h"
@@ -75,6 +78,8 @@ class CommState {
   }
 
  private:
+  std::string break_locked(const char* op, const std::string& peers, const std::string& msg,
+                           bool timeout, OpRecord* trigger);
   [[noreturn]] void fail_locked(const char* op, const std::string& peers, const std::string& msg,
                                 bool timeout, OpRecord* trigger);
   [[noreturn]] void throw_record(const OpRecord& rec) const;
@@ -85,6 +90,8 @@ class CommState {
   void settle_locked(const char* op, const std::string& peers, const char* call, ncclResult_t r,
                      Clock::time_point deadline);
   void reap_locked();
+  void watch();
+  void watch_locked();
 
   const int rank_, size_, device_;
   const milliseconds timeout_;
@@ -97,6 +104,13 @@ class CommState {
   float* barrier_buf_ = nullptr;
   std::string broken_;  // the first failure; non-empty once the group is unusable
   std::deque<std::shared_ptr<OpRecord>> in_flight_;  // in issue order, which is completion order
+
+  // The watchdog: breaks the group when the oldest op passes its deadline or NCCL reports an
+  // error while no thread waits for it (a rank blocked in cudaDeviceSynchronize, or one that never
+  // waits), so that the abort stops NCCL's kernels and the device drains instead of hanging.
+  std::thread watchdog_;
+  std::condition_variable wake_watchdog_;
+  bool stopping_ = false;
 };
 
 }  // namespace fabric::distributed::nccl_comm_detail

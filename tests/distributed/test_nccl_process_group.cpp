@@ -486,5 +486,44 @@ TEST(NcclProcessGroup, ThreadRanksCollectiveNobodyJoinsTimesOutAndBreaksTheGroup
 #endif
 }
 
+// A rank that waits for its whole device (cudaDeviceSynchronize: the caching allocator freeing a
+// segment, fabric::cuda::synchronize) while a collective waits for a peer that never joins has no
+// timeout of its own: the group's watchdog must abort the communicator at the op's deadline, which
+// stops NCCL's kernel, so that the wait returns and the op reports the timeout.
+TEST(NcclProcessGroup, ThreadRanksDeviceWaitReturnsWhenAPeerNeverJoins) {
+  REQUIRE_GPUS(2);
+#ifdef FABRIC_WITH_CUDA
+  std::promise<void> rank0_done;
+  std::shared_future<void> done = rank0_done.get_future().share();
+  run_ranks(
+      2,
+      [&](int r, ProcessGroup& pg) {
+        Tensor t = make(std::vector<double>(64, 1.0), DType::float32, r);
+        pg.all_reduce(t)->wait();  // connects the ranks (see the test above)
+        if (r == 1) {
+          EXPECT_EQ(done.wait_for(60s), std::future_status::ready);
+          return;
+        }
+        struct Release {
+          std::promise<void>& p;
+          ~Release() { p.set_value(); }
+        } release{rank0_done};
+        WorkPtr w = pg.all_reduce(t);
+        // Detached: should the watchdog fail, the test reports it instead of hanging here.
+        auto synced = std::make_shared<std::promise<cudaError_t>>();
+        std::future<cudaError_t> sync_result = synced->get_future();
+        std::thread([synced] { synced->set_value(cudaDeviceSynchronize()); }).detach();
+        ASSERT_EQ(sync_result.wait_for(30s), std::future_status::ready)
+            << "cudaDeviceSynchronize still waits 30 s after the group's 2000 ms timeout";
+        sync_result.get();
+        const std::string msg = thrown<TimeoutError>([&] { w->wait(); });
+        EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 2, cuda:0");
+        EXPECT_CONTAINS(msg, "timed out after 2000 ms");
+        EXPECT_CONTAINS(msg, "watchdog");
+      },
+      2s);
+#endif
+}
+
 }  // namespace
 }  // namespace fabric::distributed

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -121,6 +123,66 @@ struct LaunchConfig {
 thread_local LaunchConfig t_config;
 thread_local int t_device = 0;
 
+// Streams whose work never completes until released: the null NCCL's way to act out a collective
+// a peer never joins (NULL_NCCL_STALL). An event recorded on such a stream stays pending, and a
+// host wait for it, for the stream or for the device blocks, until the owner (a communicator)
+// releases its streams, as an abort makes NCCL's waiting kernels quit.
+class Stalls {
+ public:
+  void stall(cudaStream_t s, const void* owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    streams_[s] = owner;
+  }
+  void release(const void* owner) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::erase_if(streams_, [&](const auto& e) { return owner == nullptr || e.second == owner; });
+    }
+    released_.notify_all();
+  }
+  void record(cudaEvent_t e, cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = streams_.find(s);
+    if (it != streams_.end())
+      events_[e] = it->second;
+    else
+      events_.erase(e);
+  }
+  bool event_pending(cudaEvent_t e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return event_pending_locked(e);
+  }
+  bool stream_pending(cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return streams_.count(s) != 0;
+  }
+  void wait_event(cudaEvent_t e) {
+    std::unique_lock<std::mutex> lock(mu_);
+    released_.wait(lock, [&] { return !event_pending_locked(e); });
+  }
+  void wait_stream(cudaStream_t s) {
+    std::unique_lock<std::mutex> lock(mu_);
+    released_.wait(lock, [&] { return streams_.count(s) == 0; });
+  }
+  void wait_all() {
+    std::unique_lock<std::mutex> lock(mu_);
+    released_.wait(lock, [&] { return streams_.empty(); });
+  }
+
+ private:
+  bool event_pending_locked(cudaEvent_t e) const {
+    const auto it = events_.find(e);
+    if (it == events_.end()) return false;
+    for (const auto& [stream, owner] : streams_)
+      if (owner == it->second) return true;
+    return false;
+  }
+  std::mutex mu_;
+  std::condition_variable released_;
+  std::map<cudaStream_t, const void*> streams_;
+  std::map<cudaEvent_t, const void*> events_;
+} g_stalls;
+
 std::atomic<uintptr_t> g_next_handle{0x1000};
 template <typename T>
 T new_handle() {
@@ -149,6 +211,12 @@ void null_cuda_count_heuristic() { bump(g_counters.matmul_heuristics); }
 void null_cuda_count_collective() { bump(g_counters.collectives); }
 // Called by the null cuDNN: a convolution is kernels launched on the stream.
 void null_cuda_count_launch() { bump(g_counters.launches); }
+// Called by the null NCCL: a collective on `stream` that waits for a peer which never comes, until
+// `owner` (its communicator) is aborted or destroyed. Releasing nullptr releases every stall.
+void null_cuda_stall_stream(cudaStream_t stream, const void* owner) {
+  g_stalls.stall(stream, owner);
+}
+void null_cuda_release_stalls(const void* owner) { g_stalls.release(owner); }
 
 // ---- what nvcc's generated host code calls ------------------------------------------------------
 void** __cudaRegisterFatBinary(void*) {
@@ -298,6 +366,7 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* blocks, 
 }
 cudaError_t cudaDeviceSynchronize() {
   bump(g_counters.host_waits);
+  g_stalls.wait_all();
   return cudaSuccess;
 }
 
@@ -357,9 +426,12 @@ cudaError_t cudaStreamCreate(cudaStream_t* s) {
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  return g_stalls.stream_pending(s) ? cudaErrorNotReady : cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   bump(g_counters.host_waits);
+  g_stalls.wait_stream(s);
   return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
@@ -369,10 +441,16 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  g_stalls.record(e, s);
+  return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  return g_stalls.event_pending(e) ? cudaErrorNotReady : cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   bump(g_counters.host_waits);
+  g_stalls.wait_event(e);
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {

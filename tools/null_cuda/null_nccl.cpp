@@ -6,6 +6,9 @@
 // the result, so what the ranks tell each other is true. Larger ones (gradients, parameters) move
 // nothing and return at once; every rank sees the same sizes, so all agree on which kind a
 // collective is. The null runtime's device memory is host memory, so the buffers are read here.
+// With NULL_NCCL_STALL=1 in the environment (read at each call) a collective acts out a peer that
+// never joins: it moves nothing and its stream never completes (null_cuda_stall_stream) until the
+// communicator is aborted or destroyed, as a real NCCL kernel spins until an abort stops it.
 #include <nccl.h>
 #include <unistd.h>
 
@@ -27,6 +30,8 @@
 #include <vector>
 
 extern "C" void null_cuda_count_collective();
+extern "C" void null_cuda_stall_stream(cudaStream_t stream, const void* owner);
+extern "C" void null_cuda_release_stalls(const void* owner);
 
 namespace {
 
@@ -198,6 +203,15 @@ ncclResult_t collective(bool ok = true) {
 
 Comm& comm_of(ncclComm_t comm) { return *reinterpret_cast<Comm*>(comm); }
 
+// NULL_NCCL_STALL: this collective's peer never comes; its stream waits until the communicator
+// goes. True when the collective stalled (and so moves nothing).
+bool stalls(ncclComm_t comm, cudaStream_t stream) {
+  const char* e = std::getenv("NULL_NCCL_STALL");
+  if (e == nullptr || std::strcmp(e, "1") != 0) return false;
+  null_cuda_stall_stream(stream, comm);
+  return true;
+}
+
 void remove_when_all_done(const Comm& c) {
   Bytes unused;
   for (int r = 0; r < c.nranks; ++r) {
@@ -256,10 +270,12 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
     publish(file_of(*c, done), "", 0);
     if (c->rank == 0) remove_when_all_done(*c);
   }
+  null_cuda_release_stalls(comm);
   delete c;
   return ncclSuccess;
 }
 ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  null_cuda_release_stalls(comm);  // an abort makes the kernels waiting for a peer quit
   delete &comm_of(comm);  // peers may be gone: no waiting; sweep_stale_files takes the files later
   return ncclSuccess;
 }
@@ -272,20 +288,20 @@ ncclResult_t ncclGroupStart() { return ncclSuccess; }
 ncclResult_t ncclGroupEnd() { return ncclSuccess; }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t t,
-                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n > kExchangedUpTo) return collective();
   std::vector<Bytes> all;
   if (!exchange(c, send, n, all)) return collective(false);
   reduce(all, t, op, c.nranks, recv, n);
   return collective();
 }
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataType_t t,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n * size_t(c.nranks) > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n * size_t(c.nranks) > kExchangedUpTo) return collective();
   std::vector<Bytes> all;
   if (!exchange(c, send, n, all)) return collective(false);
   for (int r = 0; r < c.nranks; ++r) {
@@ -294,10 +310,10 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataT
   return collective();
 }
 ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t count, ncclDataType_t t,
-                               ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+                               ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n * size_t(c.nranks) > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n * size_t(c.nranks) > kExchangedUpTo) return collective();
   std::vector<Bytes> all;
   if (!exchange(c, send, n * size_t(c.nranks), all)) return collective(false);
   for (Bytes& b : all)
@@ -307,10 +323,10 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t count, ncclD
   return collective();
 }
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t t, int root,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n > kExchangedUpTo) return collective();
   // Every rank takes part (the counts stay in step); only the root's bytes are used.
   std::vector<Bytes> all;
   if (!exchange(c, c.rank == root ? send : recv, n, all)) return collective(false);
@@ -318,10 +334,10 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
   return collective();
 }
 ncclResult_t ncclSend(const void* send, size_t count, ncclDataType_t t, int peer, ncclComm_t comm,
-                      cudaStream_t) {
+                      cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n > kExchangedUpTo) return collective();
   const uint64_t k = c.sent[peer]++;
   publish(file_of(c, "p" + std::to_string(c.rank) + "-" + std::to_string(peer) + "-" +
                          std::to_string(k)),
@@ -329,10 +345,10 @@ ncclResult_t ncclSend(const void* send, size_t count, ncclDataType_t t, int peer
   return collective();
 }
 ncclResult_t ncclRecv(void* recv, size_t count, ncclDataType_t t, int peer, ncclComm_t comm,
-                      cudaStream_t) {
+                      cudaStream_t stream) {
   Comm& c = comm_of(comm);
   const size_t n = bytes_of(count, t);
-  if (n == 0 || n > kExchangedUpTo) return collective();
+  if (n == 0 || stalls(comm, stream) || n > kExchangedUpTo) return collective();
   const uint64_t k = c.taken[peer]++;
   const fs::path path = file_of(
       c, "p" + std::to_string(peer) + "-" + std::to_string(c.rank) + "-" + std::to_string(k));

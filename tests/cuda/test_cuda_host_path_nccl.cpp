@@ -1,0 +1,90 @@
+// The NCCL group's watchdog, checked on the null CUDA runtime (tools/null_cuda): with
+// NULL_NCCL_STALL=1 a collective acts out a peer that never joins -- its stream never completes
+// until the communicator is aborted. A host waiting for the whole device (cudaDeviceSynchronize:
+// fabric::cuda::synchronize, the caching allocator freeing a segment) sees no collective timeout of
+// its own; the watchdog must abort the group at the op's deadline so that the wait returns and the
+// op reports the timeout. Elsewhere (the real runtime loaded) it skips; a real two-GPU twin is in
+// tests/distributed/test_nccl_process_group.cpp.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "distributed/nccl_process_group.h"
+#include "distributed/store.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tensor/factory.h"
+#include "tests/common/expect_error.h"
+
+namespace fabric {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool under_null_runtime() { return dlsym(RTLD_DEFAULT, "null_cuda_counts") != nullptr; }
+
+// Sets NULL_NCCL_STALL for the scope of one test.
+struct StallCollectives {
+  StallCollectives() { setenv("NULL_NCCL_STALL", "1", 1); }
+  ~StallCollectives() { unsetenv("NULL_NCCL_STALL"); }
+};
+
+TEST(CudaHostPath, NcclWatchdogLetsADeviceWaitReturnWhenACollectiveHangs) {
+  if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
+  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
+                                                 0, {.timeout = 300ms});
+  Tensor t = ones({16}).to(Device::cuda(0));
+  distributed::WorkPtr work;
+  {
+    StallCollectives stall;
+    work = pg->all_reduce(t);
+  }
+  EXPECT_FALSE(work->is_completed());
+
+  testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = std::async(std::launch::async, [] { cuda::synchronize(0); });
+  if (waited.wait_for(30s) != std::future_status::ready) {
+    // Let the blocked thread go, so that the failure is reported instead of a hung process.
+    using ReleaseFn = void (*)(const void*);
+    reinterpret_cast<ReleaseFn>(dlsym(RTLD_DEFAULT, "null_cuda_release_stalls"))(nullptr);
+    waited.get();
+    const std::string err = testing::internal::GetCapturedStderr();
+    FAIL() << "cuda::synchronize still waits 30 s after the group's 300 ms timeout; stderr: "
+           << err;
+  }
+  waited.get();
+  const auto took = std::chrono::steady_clock::now() - start;
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_LT(took, 10s);
+  EXPECT_CONTAINS(err, "nccl all_reduce (rank 0 of 1, cuda:0)");
+  EXPECT_CONTAINS(err, "timed out after 300 ms");
+  EXPECT_CONTAINS(err, "watchdog");
+
+  // The op itself reports the timeout the watchdog found, and the group stays broken.
+  EXPECT_TRUE(work->is_completed());
+  const std::string msg = thrown<TimeoutError>([&] { work->wait(); });
+  EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 1, cuda:0)");
+  EXPECT_CONTAINS(msg, "timed out after 300 ms");
+  EXPECT_CONTAINS(thrown<DistributedError>([&] { pg->barrier(); }), "broken by an earlier failure");
+}
+
+TEST(CudaHostPath, NcclWatchdogLeavesAHealthyGroupAlone) {
+  if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
+  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
+                                                 0, {.timeout = 200ms});
+  Tensor t = ones({16}).to(Device::cuda(0));
+  // Ops that complete stay fine long after their deadlines have passed: the watchdog looks only
+  // at ops not yet done.
+  pg->all_reduce(t)->wait();
+  std::this_thread::sleep_for(600ms);
+  pg->all_reduce(t)->wait();
+  pg->barrier()->wait();
+}
+
+}  // namespace
+}  // namespace fabric
