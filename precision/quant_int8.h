@@ -47,8 +47,9 @@ Int8ColQuant int8_colwise_quant(const Tensor& A, double threshold = 0.0,
 Tensor int8_mm_dequant(const Tensor& C, const Tensor& row_stats, const Tensor& col_stats,
                        DType dtype);
 
-// CA (int8, (..., K)) and SCA (float32, rows) -> float32: q · (stats · 7.874015718698502e-3),
-// as bitsandbytes' default backend computes it, on CA's device.
+// CA (int8, (..., K)) and SCA (float32, rows) -> float32: (q · stats) · 7.874015718698502e-3,
+// each product rounded to float32 in that order, as bitsandbytes' default backend computes
+// `A * stats.view(-1, 1) * 7.874015718698502e-3`, on CA's device.
 Tensor int8_vectorwise_dequant(const Tensor& CA, const Tensor& SCA);
 
 // A (M, K) int8 · B (N, K)ᵀ int8 -> int32 (M, N), exact (oneDNN s8s8s32 on the CPU, dp4a tiles on

@@ -105,7 +105,8 @@ using Int8ColQuantFn = void (*)(const void* A, DType dtype, int64_t rows, int64_
                                 float threshold, int8_t* qt, float* stats, uint8_t* colmask);
 
 // LLM.int8 row-wise dequantization of q (rows, K) row-major contiguous, K >= 1:
-// out[r, k] = f32(q[r, k]) · f32(stats[r] · scale), float32.
+// out[r, k] = f32(f32(q[r, k]) · stats[r]) · scale, float32 (bitsandbytes' A * stats * 1/127, left
+// to right).
 using Int8RowDequantFn = void (*)(const int8_t* q, const float* stats, int64_t rows, int64_t K,
                                   float scale, float* out);
 

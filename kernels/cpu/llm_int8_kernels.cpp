@@ -335,16 +335,19 @@ void int8_row_dequant_kernel(const int8_t* q, const float* stats, int64_t rows, 
     for (int64_t i = c * kDequantChunk; i < end;) {
       const int64_t r = i / K;
       const int64_t seg_end = std::min(end, (r + 1) * K);
-      const __m512 f = _mm512_set1_ps(stats[r] * scale);  // the row factor, rounded once
+      // (q · stat) · scale, each product rounded (bitsandbytes' A * stats * 1/127, left to right).
+      const __m512 stat = _mm512_set1_ps(stats[r]);
+      const __m512 f = _mm512_set1_ps(scale);
       for (; i + 16 <= seg_end; i += 16) {
         const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i));
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), f));
+        const __m512 qs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), stat);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(qs, f));
       }
       if (i < seg_end) {
         const __mmask16 m = vec::tail_mask(seg_end - i);
         const __m128i b = _mm_maskz_loadu_epi8(m, q + i);
-        _mm512_mask_storeu_ps(out + i, m,
-                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), f));
+        const __m512 qs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), stat);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(qs, f));
         i = seg_end;
       }
     }

@@ -105,6 +105,10 @@ int multiprocessor_count(int device) {
   return cached_attribute<cudaDevAttrMultiProcessorCount>(device);
 }
 
+int max_threads_per_multiprocessor(int device) {
+  return cached_attribute<cudaDevAttrMaxThreadsPerMultiProcessor>(device);
+}
+
 int device_count(std::string* why_none) {
   const DeviceCountProbe& p = probe();
   if (why_none) *why_none = p.why_none;

@@ -72,6 +72,8 @@ void check_device(int index, const char* what);
 // multiprocessors, each asked of the driver once per device; 0 for an index past kMaxDevices.
 int compute_capability(int device);
 int multiprocessor_count(int device);
+// The most threads resident on one multiprocessor: 2048 on sm_80 and sm_90, 1536 on sm_86/89.
+int max_threads_per_multiprocessor(int device);
 
 int current_device();
 void set_device(int index);

@@ -242,6 +242,7 @@ struct Plan {
 std::mutex g_plan_mu;
 std::unordered_map<PlanKey, Plan, PlanKeyHash> g_plans;
 std::atomic<uint64_t> g_hits{0}, g_misses{0};
+std::atomic<uint64_t> g_fused_epilogues{0}, g_declined_epilogues{0};
 
 PlanKey key_of(int device, const Problem& p) {
   const GemmDesc& g = p.g;
@@ -396,11 +397,11 @@ bool try_matmul(int device, const Problem& p) {
   const cublasStatus_t st =
       cublasLtMatmul(ctx.handle, d.op.d, alpha, g.B, d.a.l, g.A, d.b.l, beta, g.C, d.c.l, g.C,
                      d.c.l, &plan.algo, ctx.workspace, plan.workspace, stream);
-  if (st != CUBLAS_STATUS_SUCCESS && p.epi != Epilogue::none &&
-      (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE)) {
-    // An epilogue the heuristic offered but the call refuses (checked before anything runs, so
-    // nothing was written): remembered as declined, and every caller with an epilogue has a
-    // fallback that computes the same without it.
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) {
+    // An algorithm the heuristic offered but the call refuses (checked before anything runs, so
+    // nothing was written; seen on an H200 for FP8, quant_kernels.h): remembered as declined, and
+    // every caller has a fallback that computes the same without cuBLASLt's plan (the plain
+    // product through cuBLAS, an epilogue through the unfused ops).
     std::lock_guard<std::mutex> lock(g_plan_mu);
     g_plans[key].found = false;
     return false;
@@ -456,10 +457,13 @@ bool gelu_epilogue_takes(const Problem& p) {
 // or aux under 16-byte alignment goes there too (detail::epilogue_pointers_aligned).
 bool try_fused(int device, const Problem& p) {
   const bool bias_in_c_dtype = !p.g.bias || p.g.bias_dtype == p.g.c_dtype;
-  if ((p.epi == Epilogue::gelu || p.epi == Epilogue::dgelu) && !gelu_epilogue_takes(p))
-    return false;
-  return p.g.batch <= kMaxBatch && bias_in_c_dtype &&
-         detail::epilogue_pointers_aligned(p.g.bias, p.aux.data) && try_matmul(device, p);
+  const bool gelu = p.epi == Epilogue::gelu || p.epi == Epilogue::dgelu;
+  const bool fused = (!gelu || gelu_epilogue_takes(p)) && p.g.batch <= kMaxBatch &&
+                     bias_in_c_dtype && detail::epilogue_pointers_aligned(p.g.bias, p.aux.data) &&
+                     try_matmul(device, p);
+  if (gelu || p.epi == Epilogue::bgradb)
+    (fused ? g_fused_epilogues : g_declined_epilogues).fetch_add(1, std::memory_order_relaxed);
+  return fused;
 }
 
 // A product with no epilogue or the bias one: cuBLASLt with the epilogue, else (a layout, an
@@ -620,6 +624,8 @@ GemmPlanStats gemm_plan_stats() {
   GemmPlanStats s;
   s.hits = g_hits.load();
   s.misses = g_misses.load();
+  s.fused_epilogues = g_fused_epilogues.load();
+  s.declined_epilogues = g_declined_epilogues.load();
   std::lock_guard<std::mutex> lock(g_plan_mu);
   s.entries = g_plans.size();
   return s;
@@ -630,6 +636,8 @@ void gemm_plan_cache_clear() {
   g_plans.clear();
   g_hits = 0;
   g_misses = 0;
+  g_fused_epilogues = 0;
+  g_declined_epilogues = 0;
 }
 
 namespace detail {

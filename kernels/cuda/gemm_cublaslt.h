@@ -44,11 +44,15 @@ void gemm_dgelu(const GemmDesc& desc, const GeluAux& aux);
 
 // The plans (cuBLASLt heuristic results) cached per problem: shapes, leading dims, batch and its
 // strides, transposes, dtypes, epilogue, pointer alignments, TF32 mode and device. A repeated
-// problem is a hit.
+// problem is a hit. Calls with a GELU, DGELU or bias-gradient epilogue count as fused when
+// cuBLASLt ran it, as declined when they took the fallback (the same values, so only these counts
+// tell whether the epilogues run on a GPU).
 struct GemmPlanStats {
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t entries = 0;
+  uint64_t fused_epilogues = 0;
+  uint64_t declined_epilogues = 0;
 };
 GemmPlanStats gemm_plan_stats();
 void gemm_plan_cache_clear();  // drops every plan and zeroes the counters

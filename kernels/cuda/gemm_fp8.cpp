@@ -225,6 +225,13 @@ bool try_gemm_fp8(const Fp8GemmDesc& g) {
   const cublasStatus_t st =
       cublasLtMatmul(handle, op.d, &alpha, g.B, a.l, g.A, b.l, &beta, g.C, c.l, g.C, c.l,
                      &plan.algo, workspace, plan.workspace, compute_stream(device));
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) {
+    // An algorithm the heuristic offered but the call refuses (checked before anything runs:
+    // nothing was written): remembered as none, so the op emulates, now and for this problem on.
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_plans[key].found = false;
+    return false;
+  }
   if (st != CUBLAS_STATUS_SUCCESS)
     throw_cublas_error(st, cat("cublasLtMatmul (FP8) for ", describe(g)).c_str(), __FILE__,
                        __LINE__);

@@ -13,7 +13,6 @@ namespace fabric::cuda {
 namespace {
 
 constexpr int64_t kUncappedMaxBlocks = 65536;
-constexpr int kResidentThreadsPerSm = 2048;  // every architecture from sm_80 to sm_90
 constexpr int kDefaultWaves = 4;
 
 int loop_waves() {
@@ -36,7 +35,7 @@ int64_t loop_blocks(int device, int64_t n, int threads) {
   const int waves = loop_waves();
   if (waves == 0) return std::min(need, kUncappedMaxBlocks);
   const int64_t per_wave = static_cast<int64_t>(multiprocessor_count(device)) *
-                           std::max(1, kResidentThreadsPerSm / threads);
+                           std::max(1, max_threads_per_multiprocessor(device) / threads);
   return std::min(need, per_wave * waves);
 }
 

@@ -45,7 +45,10 @@ struct PieceArgs {
   char* data[N];
 };
 
-// Elements [i0, i0 + kPieceElems<T>) of every operand, i0 a multiple of the piece size.
+// Elements [i0, i0 + kPieceElems<T>) of every operand, i0 a multiple of the piece size. The
+// output's piece is not read: the functor must write p[0] of every element and never read it
+// (every functor given to launch_pieces does: FloatBinary, FloatUnary, FloatActGrad), or the
+// pieces and the per-element tail would disagree.
 #if defined(__CUDACC__)
 #pragma nv_exec_check_disable
 #endif

@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_cublaslt.h"
+#include "kernels/cuda/speed_switches.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -89,6 +92,26 @@ TEST(CudaGeluMlp, Float32IsTheCompositionBitForBit) {
                          return g;
                        }()},
                 fused, DType::float32, {}, "float32");
+}
+
+// The GELU epilogues and the fallback give the same values, so only cuBLASLt's own counts show
+// that the fused kernels run: a bfloat16 MLP of H = 128 on sm_80 or newer takes GELU_AUX_BIAS
+// forward and DGELU and BGRADB backward (declined, the op still works, but the speed the epilogues
+// are for is gone; FABRIC_CUDA_GEMM_EPILOGUES=0 turns them off on purpose).
+TEST(CudaGeluMlp, Bfloat16EpiloguesRunInCublasLt) {
+  FABRIC_REQUIRE_CUDA();
+  if (!cuda::gemm_epilogues_enabled()) GTEST_SKIP() << "FABRIC_CUDA_GEMM_EPILOGUES=0";
+  if (cuda::compute_capability(0) < 80) GTEST_SKIP() << "the epilogues are asked for on sm_80+";
+  const std::vector<Tensor> in = inputs(32, 128, 61);
+  const Tensor upstream = test::uniform_tensor({2, 16, 32}, DType::float64, -1, 1, 69);
+  const cuda::GemmPlanStats before = cuda::gemm_plan_stats();
+  run(in, upstream, kGpu, DType::bfloat16, false);
+  const cuda::GemmPlanStats after = cuda::gemm_plan_stats();
+  // Forward: c_fc with GELU_AUX_BIAS (c_proj has only a bias). Backward: c_proj's weight gradient
+  // with BGRADB, c_fc's input gradient with DGELU, c_fc's weight gradient with BGRADB.
+  EXPECT_GE(after.fused_epilogues - before.fused_epilogues, 4u)
+      << "declined: " << after.declined_epilogues - before.declined_epilogues;
+  EXPECT_EQ(after.declined_epilogues, before.declined_epilogues);
 }
 
 // A linear layer's backward on CUDA: for bf16/f16 its bias gradient comes from the epilogue of the

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/gemm_cublaslt.h"
 #include "nn/gpt.h"
 #include "nn/transformer.h"
 #include "optim/optim.h"
@@ -234,8 +235,13 @@ TEST(CudaHostPath, GeluMlpRunsItsGeluInTheGemmEpilogues) {
   mlp->to(DType::bfloat16);
   ASSERT_TRUE(mlp->fused());
   const Tensor x0 = randn({4, 32, 64}).to(DType::bfloat16).to(Device::cuda(0));
+  const cuda::GemmPlanStats before = cuda::gemm_plan_stats();
   const Phases fused =
       forward_backward_counts(*mlp, x0, [&](const Tensor& x) { return mlp->forward(x); });
+  const cuda::GemmPlanStats after = cuda::gemm_plan_stats();
+  // GELU_AUX_BIAS forward; DGELU and two BGRADB backward (forward_backward_counts runs twice).
+  EXPECT_EQ(after.fused_epilogues - before.fused_epilogues, 8u);
+  EXPECT_EQ(after.declined_epilogues, before.declined_epilogues);
   const Phases composed = forward_backward_counts(*mlp, x0, [&](const Tensor& x) {
     return mlp->c_proj->forward(mlp->gelu->forward(mlp->c_fc->forward(x)));
   });

@@ -45,8 +45,16 @@ struct CeCase {
   Shape target;
 };
 const std::vector<CeCase> kCases = {
-    {{7, 13}, {7}},      {{64, 1001}, {64}},        {{3, 50257}, {3}}, {{13}, {}},
-    {{3, 5, 7}, {3, 7}}, {{2, 4, 3, 5}, {2, 3, 5}}, {{300, 2}, {300}},
+    {{7, 13}, {7}},
+    {{64, 1001}, {64}},
+    {{3, 50257}, {3}},
+    {{13}, {}},
+    {{3, 5, 7}, {3, 7}},
+    {{2, 4, 3, 5}, {2, 3, 5}},
+    {{300, 2}, {300}},
+    // Classes a multiple of 8: rows read in 8-element pieces (GPT-2's padded vocabulary 50304).
+    {{37, 1000}, {37}},
+    {{16, 50304}, {16}},
 };
 
 std::string case_name(const std::string& op, DType dt, const CeCase& c) {
@@ -88,6 +96,35 @@ TEST(CudaLoss, CrossEntropyForward) {
           case_name("nll_loss none", dt, c), {x, t2},
           [](const std::vector<Tensor>& v) { return nll_loss(v[0], v[1], 1, "none"); }, tol_of(dt));
     }
+  }
+}
+
+// Logits whose rows start off 16-byte alignment (a contiguous view one element into its storage):
+// the 8-element pieces are read one element at a time there, with the same values.
+TEST(CudaLoss, CrossEntropyOnLogitsOffSixteenByteAlignment) {
+  FABRIC_REQUIRE_CUDA();
+  const auto offset_view = [](const Tensor& t) {
+    Tensor storage = zeros({t.numel() + 1}, {.dtype = t.dtype(), .device = t.device()});
+    Tensor view = storage.narrow(0, 1, t.numel()).view(t.sizes());
+    view.copy_(t);
+    return view;
+  };
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const Tensor x = test::uniform_tensor({37, 1000}, dt, -6, 6, 51);
+    const Tensor t = targets({37}, 1000, -100, 3, 52);
+    check_op(
+        std::string("cross_entropy offset logits ") + std::string(dtype_name(dt)), {x, t},
+        [&](const std::vector<Tensor>& v) {
+          return cross_entropy(offset_view(v[0]), v[1], -100, "mean", 0.1);
+        },
+        tol_of(dt, 10));
+    check_op(
+        std::string("cross_entropy_backward offset logits ") + std::string(dtype_name(dt)), {x, t},
+        [&](const std::vector<Tensor>& v) {
+          const Tensor one = full({}, 1.0, {.dtype = DType::float32, .device = v[0].device()});
+          return cross_entropy_backward(one, offset_view(v[0]), v[1], -100, "mean", 0.1);
+        },
+        tol_of(dt, 0.01));
   }
 }
 

@@ -289,10 +289,9 @@ TEST(CudaReduce, CumsumAlongEachDim) {
 // summed over B and T, and a float32 output of bfloat16 rows.
 TEST(CudaReduce, WideColumnSums) {
   FABRIC_REQUIRE_CUDA();
-  const std::vector<Layout> layouts = {{{8192, 768}, {0}},
-                                       {{8192, 2304}, {0}},
-                                       {{1000, 264}, {0}},
-                                       {{3, 8}, {0}},
+  const std::vector<Layout> layouts = {{{8192, 768}, {0}},      {{8192, 2304}, {0}},
+                                       {{1000, 264}, {0}},      {{3, 8}, {0}},
+                                       {{100000, 256}, {0}},  // rows split across blocks
                                        {{8, 128, 3072}, {0, 1}}};
   for (DType dt : {DType::float32, DType::float16, DType::bfloat16}) {
     for (const Layout& l : layouts) {

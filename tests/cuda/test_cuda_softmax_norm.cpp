@@ -211,6 +211,10 @@ const std::vector<NormCase> kNormCases = {
     // enough for 128 lanes (norm_rows_wide.h).
     {{2, 300, 768}, {768}},
     {{6, 4096}, {4096}},
+    // 64 lanes; and the widest rows held in registers (256 lanes, 8 float32 pieces a thread), in a
+    // row count no block's row count divides.
+    {{5, 2048}, {2048}},
+    {{37, 8192}, {8192}},
 };
 
 TEST(CudaNorm, LayerNormAndRmsNormForward) {
@@ -305,6 +309,33 @@ TEST(CudaNorm, BackwardMatchesTheCpu) {
           name_of("rms_norm autograd", dt, c.shape), {x, w},
           [&](const std::vector<Tensor>& v) { return rms_norm(v[0], c.normalized, v[1]); }, tol);
     }
+  }
+}
+
+// Rows that start off 16-byte alignment (a contiguous view one element into its storage): the wide
+// kernels refuse them (their fit checks every pointer) and the general ones give the CPU's values.
+TEST(CudaNorm, RowsOffSixteenByteAlignmentMatchTheCpu) {
+  FABRIC_REQUIRE_CUDA();
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const Tensor x = test::uniform_tensor({9, 768}, dt, -2, 2, 31);
+    const Tensor w = test::uniform_tensor({768}, dt, 0.5f, 1.5f, 32);
+    const Tensor b = test::uniform_tensor({768}, dt, -1, 1, 33);
+    const Tensor g = test::uniform_tensor({9, 768}, dt, -1, 1, 34);
+    const auto offset_view = [](const Tensor& t) {
+      Tensor storage = zeros({t.numel() + 1}, {.dtype = t.dtype(), .device = t.device()});
+      Tensor view = storage.narrow(0, 1, t.numel()).view(t.sizes());
+      view.copy_(t);
+      return view;
+    };
+    check_outputs(
+        name_of("layer_norm offset rows", dt, x.sizes()), {x, w, b, g},
+        [&](const std::vector<Tensor>& v) {
+          const Tensor xo = offset_view(v[0]), go = offset_view(v[3]);
+          auto [y, mean, rstd] = layer_norm_with_stats(xo, {768}, v[1], v[2], 1e-5);
+          auto [dx, dw, db] = layer_norm_backward(go, xo, {768}, v[1], mean, rstd);
+          return std::vector<Tensor>{y, dx, dw, db};
+        },
+        tol_of(dt, 1e-4, 10));
   }
 }
 

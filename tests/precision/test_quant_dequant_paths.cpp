@@ -208,8 +208,8 @@ TEST(QuantDequantPaths, Int8VectorwiseDequantMatchesScalarReference) {
     }
     std::vector<float> want(q.size());
     for (int64_t r = 0; r < rows; ++r) {
-      const float f = mulf(s[r], kInv127);
-      for (int64_t k = 0; k < K; ++k) want[r * K + k] = mulf(static_cast<float>(q[r * K + k]), f);
+      for (int64_t k = 0; k < K; ++k)  // bitsandbytes' A * stats * 1/127, left to right
+        want[r * K + k] = mulf(mulf(static_cast<float>(q[r * K + k]), s[r]), kInv127);
     }
     const Tensor CA = from_vector(q, shape);
     const Tensor SCA = from_vector(s, {rows});

@@ -9,6 +9,7 @@
 
 #include "precision/quant_int8.h"
 #include "tensor/factory.h"
+#include "tensor/ops.h"
 #include "tensor/random.h"
 
 namespace fabric::precision {
@@ -144,6 +145,32 @@ TEST(Int8Quant, RoundTripErrorBoundAndDequant) {
       ASSERT_LE(std::fabs(d[r * 100 + k] - a[r * 100 + k]), s[r] / 127 * 0.5 * (1 + 1e-5));
     }
   }
+}
+
+// bitsandbytes' int8_vectorwise_dequant is `A * stats.view(-1, 1) * 7.874015718698502e-3`: the
+// code times its row's statistic, rounded to float32, then times f32(1/127). Rounding the row
+// factor stats/127 first (as the LLM.int8 backward's CB · (SCB/127) does) differs in the last bit
+// for some elements, which this data has.
+TEST(Int8Quant, DequantMultipliesLeftToRightAsBitsandbytes) {
+  Generator gen(17);
+  const int64_t rows = 9, K = 37;  // K not a multiple of 16: the kernel's masked tail too
+  const Tensor CA = randint(-127, 128, {rows, K}, {.dtype = DType::int64}, &gen).to(DType::int8);
+  const Tensor SCA = rand({rows}, {}, &gen) * 5.0 + 0.1;
+  const std::vector<int8_t> q = CA.to_vector<int8_t>();
+  const std::vector<float> s = SCA.to_vector<float>();
+  const std::vector<float> d = int8_vectorwise_dequant(CA, SCA).to_vector<float>();
+  const float inv127 = static_cast<float>(7.874015718698502e-3);
+  int factor_first_differs = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < K; ++k) {
+      volatile float qs = float(q[size_t(r * K + k)]) * s[size_t(r)];
+      const float want = qs * inv127;
+      ASSERT_EQ(d[size_t(r * K + k)], want) << r << "," << k;
+      volatile float factor = s[size_t(r)] * inv127;
+      if (float(q[size_t(r * K + k)]) * factor != want) ++factor_first_differs;
+    }
+  }
+  EXPECT_GT(factor_first_differs, 0);
 }
 
 TEST(Int8Quant, GemmMatchesNaiveLoopOnOddSizes) {

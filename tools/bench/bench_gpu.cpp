@@ -414,6 +414,17 @@ void profile_gpt() {
     return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
   };
   std::vector<double> fwd, bwd, upd, host, whole;
+#ifdef BENCH_DIRECT
+  // The epilogues give the fallback's values: only cuBLASLt's counts show whether they ran.
+  const fabric::cuda::GemmPlanStats before = fabric::cuda::gemm_plan_stats();
+  g.step();
+  sync();
+  const fabric::cuda::GemmPlanStats after = fabric::cuda::gemm_plan_stats();
+  std::printf(
+      "profile-gpt: GEMM epilogues a step: %llu fused in cuBLASLt, %llu declined\n",
+      static_cast<unsigned long long>(after.fused_epilogues - before.fused_epilogues),
+      static_cast<unsigned long long>(after.declined_epilogues - before.declined_epilogues));
+#endif
   for (int r = 0; r < 7; ++r) {
     fwd.push_back(ms_of([&] { g.forward(), sync(); }));
     bwd.push_back(ms_of([&] { g.backward(), sync(); }));
