@@ -441,48 +441,58 @@ TEST(NcclProcessGroup, ThreadRanksBroadcastSendRecvBarrier) {
 #endif
 }
 
-TEST(NcclProcessGroup, ThreadRanksCollectiveNobodyJoinsTimesOutAndBreaksTheGroup) {
-  REQUIRE_GPUS(2);
 #ifdef FABRIC_WITH_CUDA
+// Two thread ranks that all-reduce once together (NCCL connects the ranks lazily, on the first
+// collective of a kind, and that setup would otherwise be what waits for the missing rank); then
+// rank 0 runs `rank0` with the group and a tensor of 64 twos while rank 1 joins nothing more,
+// leaving once rank 0 is done.
+void with_a_peer_that_stops_joining(std::chrono::milliseconds timeout,
+                                    const std::function<void(ProcessGroup&, Tensor&)>& rank0) {
   std::promise<void> rank0_done;
   std::shared_future<void> done = rank0_done.get_future().share();
   run_ranks(
       2,
       [&](int r, ProcessGroup& pg) {
-        // A first all-reduce together: NCCL connects the ranks lazily, on the first collective
-        // of a kind, and that setup would otherwise be what waits for the missing rank.
         Tensor t = make(std::vector<double>(64, 1.0), DType::float32, r);
         pg.all_reduce(t)->wait();
         EXPECT_EQ(values(t), std::vector<double>(64, 2.0)) << "rank " << r;
         if (r == 1) {
-          // Never joins the second one; leaves once rank 0 has seen the timeout.
           EXPECT_EQ(done.wait_for(60s), std::future_status::ready);
           return;
         }
-        struct Release {  // rank 1 leaves even when an expectation below throws
+        struct Release {  // rank 1 leaves even when an expectation of rank0 throws
           std::promise<void>& p;
           ~Release() { p.set_value(); }
         } release{rank0_done};
-        std::string msg;
-        WorkPtr w;
-        try {
-          w = pg.all_reduce(t);
-        } catch (const TimeoutError& e) {
-          msg = e.what();  // an NCCL that still had setup to do times out in the call itself
-        }
-        if (w) {
-          EXPECT_FALSE(w->is_completed());
-          msg = thrown<TimeoutError>([&] { w->wait(); });
-          EXPECT_EQ(thrown<TimeoutError>([&] { w->wait(); }), msg);  // the same error again
-          EXPECT_TRUE(w->is_completed());
-        }
-        EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 2, cuda:0");
-        EXPECT_CONTAINS(msg, "timed out after 5000 ms");
-        const std::string broken = thrown<DistributedError>([&] { pg.barrier(); });
-        EXPECT_CONTAINS(broken, "broken by an earlier failure");
-        EXPECT_CONTAINS(broken, "all_reduce");
+        rank0(pg, t);
       },
-      5s);
+      timeout);
+}
+#endif
+
+TEST(NcclProcessGroup, ThreadRanksCollectiveNobodyJoinsTimesOutAndBreaksTheGroup) {
+  REQUIRE_GPUS(2);
+#ifdef FABRIC_WITH_CUDA
+  with_a_peer_that_stops_joining(5s, [](ProcessGroup& pg, Tensor& t) {
+    std::string msg;
+    WorkPtr w;
+    try {
+      w = pg.all_reduce(t);
+    } catch (const TimeoutError& e) {
+      msg = e.what();  // an NCCL that still had setup to do times out in the call itself
+    }
+    if (w) {
+      EXPECT_FALSE(w->is_completed());
+      msg = thrown<TimeoutError>([&] { w->wait(); });
+      EXPECT_EQ(thrown<TimeoutError>([&] { w->wait(); }), msg);  // the same error again
+      EXPECT_TRUE(w->is_completed());
+    }
+    EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 2, cuda:0");
+    EXPECT_CONTAINS(msg, "timed out after 5000 ms");
+    const std::string broken = thrown<DistributedError>([&] { pg.barrier(); });
+    EXPECT_CONTAINS(broken, "broken by an earlier failure");
+    EXPECT_CONTAINS(broken, "all_reduce");
+  });
 #endif
 }
 
@@ -493,35 +503,19 @@ TEST(NcclProcessGroup, ThreadRanksCollectiveNobodyJoinsTimesOutAndBreaksTheGroup
 TEST(NcclProcessGroup, ThreadRanksDeviceWaitReturnsWhenAPeerNeverJoins) {
   REQUIRE_GPUS(2);
 #ifdef FABRIC_WITH_CUDA
-  std::promise<void> rank0_done;
-  std::shared_future<void> done = rank0_done.get_future().share();
-  run_ranks(
-      2,
-      [&](int r, ProcessGroup& pg) {
-        Tensor t = make(std::vector<double>(64, 1.0), DType::float32, r);
-        pg.all_reduce(t)->wait();  // connects the ranks (see the test above)
-        if (r == 1) {
-          EXPECT_EQ(done.wait_for(60s), std::future_status::ready);
-          return;
-        }
-        struct Release {
-          std::promise<void>& p;
-          ~Release() { p.set_value(); }
-        } release{rank0_done};
-        WorkPtr w = pg.all_reduce(t);
-        // Detached: should the watchdog fail, the test reports it instead of hanging here.
-        auto synced = std::make_shared<std::promise<cudaError_t>>();
-        std::future<cudaError_t> sync_result = synced->get_future();
-        std::thread([synced] { synced->set_value(cudaDeviceSynchronize()); }).detach();
-        ASSERT_EQ(sync_result.wait_for(30s), std::future_status::ready)
-            << "cudaDeviceSynchronize still waits 30 s after the group's 2000 ms timeout";
-        sync_result.get();
-        const std::string msg = thrown<TimeoutError>([&] { w->wait(); });
-        EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 2, cuda:0");
-        EXPECT_CONTAINS(msg, "timed out after 2000 ms");
-        EXPECT_CONTAINS(msg, "watchdog");
-      },
-      2s);
+  with_a_peer_that_stops_joining(2s, [](ProcessGroup& pg, Tensor& t) {
+    WorkPtr w = pg.all_reduce(t);
+    // Detached: should the watchdog fail, the test reports it instead of hanging here.
+    auto synced = std::make_shared<std::promise<cudaError_t>>();
+    std::future<cudaError_t> sync_result = synced->get_future();
+    std::thread([synced] { synced->set_value(cudaDeviceSynchronize()); }).detach();
+    ASSERT_EQ(sync_result.wait_for(30s), std::future_status::ready)
+        << "cudaDeviceSynchronize still waits 30 s after the group's 2000 ms timeout";
+    const std::string msg = thrown<TimeoutError>([&] { w->wait(); });
+    EXPECT_CONTAINS(msg, "nccl all_reduce (rank 0 of 2, cuda:0");
+    EXPECT_CONTAINS(msg, "timed out after 2000 ms");
+    EXPECT_CONTAINS(msg, "watchdog");
+  });
 #endif
 }
 
