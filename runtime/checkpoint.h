@@ -104,6 +104,12 @@ using Checkpoint = std::map<std::string, CheckpointEntry>;
 // load_checkpoint for a missing or malformed checkpoint.
 Checkpoint read_checkpoint_contents(const std::string& path);
 
+// The plain value (int, float, bool or string) saved under `key` in the checkpoint `path`, read
+// from its description alone (no tensor file is opened); nullopt when the checkpoint has no such
+// key. IOError as load_checkpoint for a missing or malformed checkpoint, and when `key` holds a
+// module, optimizer, precision plugin or tensor.
+std::optional<StateEntry> read_checkpoint_value(const std::string& path, const std::string& key);
+
 // Fabric.load_raw's files: a plain state-dict file, not a checkpoint directory. A module's is one
 // safetensors file of its state_dict (what torch's safetensors save_file(model.state_dict())
 // writes, or a checkpoint's <key>.safetensors); an optimizer's is the file a checkpoint writes for

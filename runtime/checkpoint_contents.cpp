@@ -97,6 +97,34 @@ Checkpoint read_checkpoint_contents(const std::string& path_in) {
   }
 }
 
+std::optional<StateEntry> read_checkpoint_value(const std::string& path_in,
+                                                const std::string& key) {
+  const std::string path = without_trailing_separators(path_in);
+  try {
+    std::string dir;
+    json entries;
+    if (is_sharded_checkpoint(path)) {
+      const sharded_detail::ShardedReader reader(path);
+      dir = reader.dir();
+      entries = reader.entries();
+    } else {
+      entries = read_description(path, dir)["entries"];
+    }
+    const auto it = entries.find(key);
+    if (it == entries.end()) return std::nullopt;
+    const std::string kind = entry_kind(*it, key, dir);
+    if (kind != "int" && kind != "float" && kind != "bool" && kind != "string")
+      io_fail(dir, "'" + key + "' is a " + kind + ", not a plain value");
+    State one;
+    add_plain_remainder(one, key, *it, SafetensorsFile(), dir);
+    return one.at(key);
+  } catch (const fs::filesystem_error& e) {
+    io_fail(path, e.what());
+  } catch (const json::exception& e) {
+    io_fail(path, std::string("the checkpoint description is malformed: ") + e.what());
+  }
+}
+
 nn::StateDict read_raw_module_state(const std::string& path) {
   nn::StateDict sd;
   for (auto& [name, t] : read_raw_file(path).tensors) sd.insert(name, t);

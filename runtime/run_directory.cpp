@@ -6,6 +6,7 @@
 #include <cctype>
 #include <iostream>
 
+#include "runtime/checkpoint.h"
 #include "runtime/sharded_checkpoint.h"
 #include "tensor/error.h"
 
@@ -24,6 +25,26 @@ std::vector<std::pair<int64_t, fs::path>> step_checkpoints(const std::string& ch
   }
   std::sort(steps.begin(), steps.end());
   return steps;
+}
+
+std::set<int64_t> steps_of_run(const std::string& checkpoints_dir, int64_t up_to,
+                               std::optional<int64_t> run_id) {
+  std::set<int64_t> own;
+  for (const auto& [n, path] : step_checkpoints(checkpoints_dir)) {
+    if (n > up_to) continue;
+    if (!run_id) {
+      own.insert(n);
+      continue;
+    }
+    try {
+      const std::optional<StateEntry> id = read_checkpoint_value(path.string(), kRunIdKey);
+      const int64_t* v = id ? std::get_if<int64_t>(&id->value()) : nullptr;
+      if (v && *v == *run_id) own.insert(n);
+    } catch (const IOError&) {
+      // Damaged or not a checkpoint: not known to be the run's, so never pruned.
+    }
+  }
+  return own;
 }
 
 // Only names holding ".tmp-": no committed checkpoint (step-N, last, last.old) has one.

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -18,6 +19,15 @@ std::vector<std::pair<int64_t, std::filesystem::path>> step_checkpoints(
 // directory that a new fit reuses) is never removed: it is the user's, not the run's.
 void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last,
                             const std::set<int64_t>& own_steps);
+// The key of a fabric-train checkpoint that names the run which wrote it: a number drawn when a
+// fit starts and kept by its resumes, so that a resume knows its own step-N checkpoints from an
+// earlier run's left in the same directory.
+inline constexpr const char* kRunIdKey = "run.id";
+// The step-N checkpoints up to step `up_to` that the run `run_id` wrote (their kRunIdKey equals
+// it; one that cannot be read is not the run's). Without a run id (a checkpoint written before
+// fabric-train recorded one), every step-N up to `up_to`.
+std::set<int64_t> steps_of_run(const std::string& checkpoints_dir, int64_t up_to,
+                               std::optional<int64_t> run_id);
 // The committed checkpoints in `checkpoints_dir` (`last`, then step-N oldest first; temporaries
 // excluded): what a new fit into a used run directory would mix with its own.
 std::vector<std::string> committed_checkpoints(const std::string& checkpoints_dir);

@@ -18,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <span>
 
@@ -145,20 +146,35 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   }
 }
 
-// Optimizer steps of the run: max_steps, max_epochs worth of steps, or whichever ends first when
-// both are set (Lightning's Trainer stops at the first limit reached). As in Lightning, an epoch
-// ends with an optimizer step: its last accumulation window may hold fewer micro-batches.
-int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch) {
+// Where a run starts: step 0 of epoch 0 for a fit; a resume's checkpoint's step and data position.
+struct StartPoint {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  int64_t batch_in_epoch = 0;  // batches of `epoch` already drawn (by the run's batch size then)
+};
+
+// The step a run ends at: max_steps, the step that finishes epoch max_epochs, or whichever comes
+// first when both are set (Lightning's Trainer stops at the first limit reached). As in Lightning,
+// an epoch ends with an optimizer step: its last accumulation window may hold fewer micro-batches.
+// The epochs a resumed run already went through count (Lightning restores current_epoch): the
+// steps left are those of the rest of its epoch and of the epochs after it at today's batches per
+// epoch and accumulation, which a resume may have changed.
+int64_t steps_for(const TrainConfig& cfg, int64_t batches_per_epoch, const StartPoint& at = {}) {
   const int64_t acc = cfg.trainer.accumulate_grad_batches;
   const int64_t per_epoch = (batches_per_epoch + acc - 1) / acc;
   const int64_t max_steps = cfg.trainer.max_steps, max_epochs = cfg.trainer.max_epochs;
   if (max_epochs < 0) return max_steps;
-  // Epochs past what int64 counts in steps (max_epochs: 2^62, say) are a run without an epoch
-  // limit, not a wrapped-around, negative one that stops before its first step.
-  const int64_t epoch_steps =
-      per_epoch > 0 && max_epochs > std::numeric_limits<int64_t>::max() / per_epoch
-          ? std::numeric_limits<int64_t>::max()
-          : max_epochs * per_epoch;
+  int64_t epoch_steps = at.step;  // no epoch left: the run is done
+  if (max_epochs > at.epoch) {
+    const int64_t rest = batches_per_epoch - std::min(at.batch_in_epoch, batches_per_epoch);
+    const int64_t later = max_epochs - at.epoch - 1;
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    // Epochs past what int64 counts in steps (max_epochs: 2^62, say) are a run without an epoch
+    // limit, not a wrapped-around, negative one that stops before its first step.
+    epoch_steps = per_epoch > 0 && later > (kMax - at.step - per_epoch) / per_epoch
+                      ? kMax
+                      : at.step + (rest + acc - 1) / acc + later * per_epoch;
+  }
   if (max_steps < 0) return epoch_steps;
   return std::min(max_steps, epoch_steps);
 }
@@ -353,7 +369,7 @@ class Run {
     optim::Optimizer* optimizer = parts.optimizer.get();
     const std::shared_ptr<nn::Module>& net = parts.net;
     data::DataLoader loader = make_loader(data.train, fab);
-    const int64_t total = steps_for(cfg_, loader.batches_per_epoch());
+    const int64_t total = steps_for(cfg_, loader.batches_per_epoch(), start_point());
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
     plateau_ = build_plateau_scheduler(cfg_, *optimizer);
 
@@ -801,6 +817,7 @@ class Run {
   std::string save(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
                    const data::DataLoader& loader, int64_t step, const RunData& data, const std::string& name) {
     State state{{"model", model}, {"optimizer", opt}, {"step", step}, {"config", dump_train_config(cfg_)}};
+    state.emplace(kRunIdKey, run_id_);
     if (!data.vocab_json.empty()) state.emplace("vocab", data.vocab_json);
     const GeneratorState rng = default_generator().state();
     state.emplace("rng.seed", int64_t(rng.seed));
@@ -814,6 +831,24 @@ class Run {
     fab.save(dir, state);
     if (name != "last") own_steps_.insert(step);
     return dir;
+  }
+
+  // A resume's step and data position, read from its checkpoint's description before anything is
+  // built (the run length, which the schedule is made for, counts the epochs already done). A
+  // checkpoint that cannot be read gives a fit's start here; restore() then reports it.
+  StartPoint start_point() const {
+    if (!resuming_) return {};
+    try {
+      const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/false);
+      const auto read = [&](const char* key) {
+        const std::optional<StateEntry> v = read_checkpoint_value(dir, key);
+        const int64_t* i = v ? std::get_if<int64_t>(&v->value()) : nullptr;
+        return i ? std::max<int64_t>(*i, 0) : 0;
+      };
+      return {read("step"), read("data.epoch"), read("data.batch_in_epoch")};
+    } catch (const Error&) {
+      return {};
+    }
   }
 
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
@@ -838,9 +873,12 @@ class Run {
     // The file that holds the counters, for the messages of a damaged one.
     const std::string file = dir + (is_sharded_checkpoint(dir) ? "/meta.json" : "/state.json");
     const int64_t step = counter(rest, "step", file, /*count=*/true);
-    // The run's own step-N checkpoints so far, which keep_last goes on pruning.
-    for (const auto& [n, path] : step_checkpoints(run_dir_ + "/checkpoints"))
-      if (n <= step) own_steps_.insert(n);
+    // The run's own step-N checkpoints so far, which keep_last goes on pruning (not an earlier
+    // run's that a fit into this directory left alone: they hold another run id).
+    std::optional<int64_t> run_id;
+    if (rest.count(kRunIdKey)) run_id = counter(rest, kRunIdKey, file, /*count=*/false);
+    own_steps_ = steps_of_run(run_dir_ + "/checkpoints", step, run_id);
+    if (run_id) run_id_ = *run_id;
     const int64_t rng_seed = counter(rest, "rng.seed", file, /*count=*/false);  // a uint64 seed, stored as int64
     const int64_t rng_offset = counter(rest, "rng.offset", file, /*count=*/true);
     std::map<std::string, int64_t> ds;
@@ -955,6 +993,10 @@ class Run {
   // The step-N checkpoints this run wrote (a resume: and those of the run it continues): the only
   // ones keep_last may remove.
   std::set<int64_t> own_steps_;
+  // Saved in every checkpoint (kRunIdKey): drawn by a fit, the checkpoint's by a resume. Only
+  // rank 0's is written, and only rank 0 prunes.
+  int64_t run_id_ =
+      static_cast<int64_t>((uint64_t(std::random_device{}()) << 32) ^ std::random_device{}());
   std::vector<std::string> resume_sets_;
   // A resume's: fabric.precision as the run was trained (config.yaml's before the --set values).
   std::string trained_precision_;

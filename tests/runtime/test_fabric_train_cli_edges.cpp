@@ -173,6 +173,19 @@ TEST_F(FabricTrainCliEdges, FitIntoAUsedRunDirectoryWarnsAndKeepsTheEarlierCheck
       << second.output;
   EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-3", "step-4"}));
 
+  // Resuming the second run (keep_last 1 from its config.yaml) prunes its step-3; resuming it
+  // again from step 5 leaves the earlier run's step-4 although it lies below: the checkpoints hold
+  // the id of the run that wrote them.
+  const Result third =
+      run("resume " + run_dir.string() + " --set trainer.max_steps=5 trainer.checkpoint_every=5");
+  ASSERT_EQ(third.status, 0) << third.output;
+  EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-4", "step-5"}));
+  const Result fourth = run("resume " + run_dir.string() +
+                            " --set trainer.max_steps=6 "
+                            "trainer.checkpoint_every=1 trainer.keep_last=1");
+  ASSERT_EQ(fourth.status, 0) << fourth.output;
+  EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-4", "step-6"}));
+
   // A resume continues its own run: no warning, and keep_last prunes the run's earlier step-N too.
   fs::remove_all(run_dir);
   ASSERT_EQ(run("fit " + cfg +
@@ -183,6 +196,32 @@ TEST_F(FabricTrainCliEdges, FitIntoAUsedRunDirectoryWarnsAndKeepsTheEarlierCheck
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_EQ(resumed.output.find("warning"), std::string::npos) << resumed.output;
   EXPECT_EQ(checkpoints(run_dir), (std::vector<std::string>{"last", "step-5", "step-6"}));
+}
+
+// max_epochs counts the epochs a resumed run already went through, at whatever batch size and
+// accumulation the resume sets (Lightning restores current_epoch): a finished one-epoch run
+// resumed with a smaller batch trains nothing, and a second epoch takes the new batches per epoch.
+TEST_F(FabricTrainCliEdges, ResumeCountsTheEpochsDoneWhateverTheBatchSize) {
+  const std::string cfg = write_contract();  // 64 examples
+  const std::string run_dir = (dir_ / "run").string();
+  const Result fit =
+      run("fit " + cfg + " --set trainer.max_steps=-1 trainer.max_epochs=1 trainer.batch_size=16");
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  ASSERT_NE(fit.output.find("done: 4 steps"), std::string::npos) << fit.output;
+  const Result same = run("resume " + run_dir + " --set trainer.batch_size=8");
+  ASSERT_EQ(same.status, 0) << same.output;
+  EXPECT_NE(same.output.find("now at step 4)"), std::string::npos) << same.output;
+  // Epoch 2 at 8 a batch: 8 steps.
+  const Result second =
+      run("resume " + run_dir + " --set trainer.batch_size=8 trainer.max_epochs=2");
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("now at step 12)"), std::string::npos) << second.output;
+  // Epoch 3 at 16 a batch, two batches a step: 2 steps.
+  const Result third = run("resume " + run_dir +
+                           " --set trainer.batch_size=16 trainer.max_epochs=3 "
+                           "trainer.accumulate_grad_batches=2");
+  ASSERT_EQ(third.status, 0) << third.output;
+  EXPECT_NE(third.output.find("now at step 14)"), std::string::npos) << third.output;
 }
 
 // A resume restores the optimizer (kind, state, hyper-parameters), the RNG and data order and the
