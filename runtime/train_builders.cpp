@@ -203,7 +203,9 @@ std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, opti
   }
   const int64_t warmup = std::min(s.warmup_steps, total);
   if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
-  if (warmup > 0) return std::make_unique<optim::LinearWarmup>(opt, warmup);
+  // Only constant's lr warms up on its own; plateau's reductions must not be undone by a warm-up
+  // that sets the base lr at every step (the config check says a warm-up given to it is ignored).
+  if (warmup > 0 && s.name == "constant") return std::make_unique<optim::LinearWarmup>(opt, warmup);
   return nullptr;
 }
 

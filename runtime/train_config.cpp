@@ -608,9 +608,23 @@ class Parser {
     if (c.trainer.val_every > 0 && c.data.val_fraction <= 0)
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     check_scheduler(c, where);
+    warn_of_an_unused_warmup(c, values);
     resolve_stage(c, values);
     check_deepspeed(c, values);
     check_fsdp(c, values);
+  }
+
+  // scheduler.warmup_steps is cosine's and constant's: given to another schedule (plateau, whose
+  // reductions a warm-up setting the base lr each step would undo, or a torch schedule), it is
+  // said and left out.
+  static void warn_of_an_unused_warmup(TrainConfig& c,
+                                       const std::map<std::string, Located>& values) {
+    const auto& s = c.scheduler;
+    const auto it = values.find("scheduler.warmup_steps");
+    if (it == values.end() || s.warmup_steps <= 0 || s.name == "cosine" || s.name == "constant")
+      return;
+    c.warnings.push_back(it->second.where + ": scheduler.warmup_steps is ignored: scheduler.name " +
+                         s.name + " has no warm-up (cosine and constant have one)");
   }
 
   // A key several optimizers or schedulers share, not given, takes the named one's PyTorch default

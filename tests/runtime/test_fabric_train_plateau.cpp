@@ -48,6 +48,23 @@ TEST_F(FabricTrain, PlateauReducesTheLrOnValidationLoss) {
   EXPECT_EQ(logged(dir_ / "run/metrics.csv", "val_loss").size(), 8u);
 }
 
+// A warm-up is cosine's and constant's: given to plateau it is said and left out, and the lr
+// follows the plateau alone (a warm-up that set the base lr at every step undid its reductions).
+TEST_F(FabricTrain, PlateauLeavesOutAWarmUpAndSaysSo) {
+  const std::string cfg = write_contract();
+  const Result r = run("fit " + cfg + kPlateau + " scheduler.warmup_steps=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("scheduler.warmup_steps is ignored: scheduler.name plateau has no "
+                          "warm-up (cosine and constant have one)"),
+            std::string::npos)
+      << r.output;
+  const std::vector<double> expected = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03};
+  const std::vector<std::string> got = logged(dir_ / "run/metrics.csv", "lr");
+  ASSERT_EQ(got.size(), expected.size()) << r.output;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(std::stod(got[i]), expected[i], 1e-15) << "step " << i + 1;
+}
+
 // Stopped after step 5 (bad-validation count 1, which a fresh scheduler would not have: its
 // validation 6 would set best and keep the lr) and resumed to 8: the same metrics as the
 // uninterrupted run, whatever a --set of the plateau's arguments says (the checkpoint's are
