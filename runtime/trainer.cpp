@@ -146,6 +146,19 @@ RunData load_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   }
 }
 
+// The checkpoint key of the global batch (batch_size × world size) the data position counts in.
+constexpr const char* kGlobalBatchKey = "data.global_batch";
+
+// Where a resume goes on in its epoch when the global batch changed since the checkpoint (another
+// trainer.batch_size, fabric.devices or num_nodes): every rank's sampler takes every world-size-th
+// index of the epoch's order, so `batch_in_epoch` batches at `saved_global` drew the order's first
+// batch_in_epoch × saved_global examples; in batches of `global` that is this many, rounded down
+// (the examples of a partial batch are drawn again rather than skipped).
+int64_t batch_in_epoch_for(int64_t batch_in_epoch, int64_t saved_global, int64_t global) {
+  if (saved_global <= 0 || global <= 0 || saved_global == global) return batch_in_epoch;
+  return batch_in_epoch * saved_global / global;
+}
+
 // Where a run starts: step 0 of epoch 0 for a fit; a resume's checkpoint's step and data position.
 struct StartPoint {
   int64_t step = 0;
@@ -369,7 +382,7 @@ class Run {
     optim::Optimizer* optimizer = parts.optimizer.get();
     const std::shared_ptr<nn::Module>& net = parts.net;
     data::DataLoader loader = make_loader(data.train, fab);
-    const int64_t total = steps_for(cfg_, loader.batches_per_epoch(), start_point());
+    const int64_t total = steps_for(cfg_, loader.batches_per_epoch(), start_point(fab));
     auto scheduler = build_scheduler(cfg_, *optimizer, total);
     plateau_ = build_plateau_scheduler(cfg_, *optimizer);
 
@@ -818,6 +831,7 @@ class Run {
                    const data::DataLoader& loader, int64_t step, const RunData& data, const std::string& name) {
     State state{{"model", model}, {"optimizer", opt}, {"step", step}, {"config", dump_train_config(cfg_)}};
     state.emplace(kRunIdKey, run_id_);
+    state.emplace(kGlobalBatchKey, cfg_.trainer.batch_size * int64_t(fab.world_size()));
     if (!data.vocab_json.empty()) state.emplace("vocab", data.vocab_json);
     const GeneratorState rng = default_generator().state();
     state.emplace("rng.seed", int64_t(rng.seed));
@@ -836,7 +850,7 @@ class Run {
   // A resume's step and data position, read from its checkpoint's description before anything is
   // built (the run length, which the schedule is made for, counts the epochs already done). A
   // checkpoint that cannot be read gives a fit's start here; restore() then reports it.
-  StartPoint start_point() const {
+  StartPoint start_point(const Fabric& fab) const {
     if (!resuming_) return {};
     try {
       const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/false);
@@ -845,10 +859,37 @@ class Run {
         const int64_t* i = v ? std::get_if<int64_t>(&v->value()) : nullptr;
         return i ? std::max<int64_t>(*i, 0) : 0;
       };
-      return {read("step"), read("data.epoch"), read("data.batch_in_epoch")};
+      return {read("step"), read("data.epoch"),
+              batch_in_epoch_for(read("data.batch_in_epoch"), read(kGlobalBatchKey),
+                                 global_batch(fab))};
     } catch (const Error&) {
       return {};
     }
+  }
+
+  // A data position saved under another global batch, moved to the same place of the epoch's
+  // order in today's batches (batch_in_epoch_for); an epoch that those batches have finished
+  // continues with the next one. Said on stdout when it moves. Checkpoints from before the global
+  // batch was saved (0) keep their batch index.
+  void regroup_position(data::DataLoaderState& position, int64_t saved_global, const Fabric& fab,
+                        const data::DataLoader& loader, bool rank0) const {
+    const int64_t global = global_batch(fab);
+    if (saved_global <= 0 || saved_global == global || position.batch_in_epoch == 0) return;
+    const int64_t was = position.batch_in_epoch;
+    position.batch_in_epoch = batch_in_epoch_for(was, saved_global, global);
+    if (position.batch_in_epoch >= loader.batches_per_epoch()) {
+      ++position.epoch;
+      position.batch_in_epoch = 0;
+    }
+    if (rank0)
+      out_ << "fabric-train: resume: the global batch changed from " << saved_global << " to "
+           << global << " examples (trainer.batch_size × processes): the run goes on at batch "
+           << position.batch_in_epoch << " of epoch " << position.epoch << " (was batch " << was
+           << " of " << saved_global << ")\n";
+  }
+
+  int64_t global_batch(const Fabric& fab) const {
+    return cfg_.trainer.batch_size * int64_t(fab.world_size());
   }
 
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
@@ -894,14 +935,18 @@ class Run {
     }
     default_generator().set_state({uint64_t(rng_seed), uint64_t(rng_offset)});
     try {
-      loader.set_state(data::DataLoaderState::from_map(ds));
+      data::DataLoaderState position = data::DataLoaderState::from_map(ds);
+      regroup_position(position, ds.count("global_batch") ? ds["global_batch"] : 0, fab, loader,
+                       rank0);
+      loader.set_state(position);
     } catch (const KeyError& e) {
       throw IOError("resume: " + file + " holds no data position (not a checkpoint fabric-train wrote?): " +
                     e.what());
     } catch (const ValueError& e) {
       throw ConfigError(
           "resume: the data position in " + dir + " does not fit the config (" +
-          likely_cause({"trainer.batch_size=", "data."}, "trainer.batch_size or data.*") +
+          likely_cause({"trainer.batch_size=", "data.", "fabric.devices=", "fabric.num_nodes="},
+                       "trainer.batch_size, fabric.devices, fabric.num_nodes or data.*") +
           "): " + e.what());
     }
     if (plateau_) {

@@ -60,6 +60,46 @@ TEST_F(FabricTrain, DDPOverTwoProcessesMatchesOneAndResumes) {
   expect_resume_reproduces((dir_ / "two").string(), 3);
 }
 
+// A resume on another number of processes (or batch size) goes on at the same place of the epoch's
+// order: the data position counts batches of the global batch it was saved with (every rank takes
+// every world-size-th example), moved to today's global batch. One epoch of 64 examples.
+TEST_F(FabricTrain, ResumeOnAnotherWorldSizeGoesOnAtTheSameExample) {
+  const std::string cfg = write_contract();
+  const std::string one_epoch =
+      " --set trainer.max_steps=-1 trainer.max_epochs=1 data.shuffle=true";
+  // 1 process, 16 a batch: 2 steps drew 32 examples. On 2 processes of 16 (32 a step) that is
+  // batch 1 of 2: one step finishes the epoch (it was refused: batch 2 of a 2-batch epoch).
+  const std::string grow = (dir_ / "grow").string();
+  ASSERT_EQ(run("fit " + cfg + one_epoch +
+                " trainer.max_steps=2 trainer.batch_size=16 "
+                "trainer.run_dir=" +
+                grow)
+                .status,
+            0);
+  const Result grown = run("resume " + grow +
+                           " --set fabric.devices=2 fabric.strategy=ddp "
+                           "trainer.max_steps=-1");
+  ASSERT_EQ(grown.status, 0) << grown.output;
+  EXPECT_NE(grown.output.find("the global batch changed from 16 to 32 examples"), std::string::npos)
+      << grown.output;
+  EXPECT_NE(grown.output.find("now at step 3)"), std::string::npos) << grown.output;
+  // 2 processes of 8: 1 step drew 16 examples, batch 2 of 8 for 1 process of 8: six steps left
+  // (it went on at batch 1 and drew examples 8-15 again).
+  const std::string shrink = (dir_ / "shrink").string();
+  ASSERT_EQ(run("fit " + cfg + one_epoch +
+                " trainer.max_steps=1 trainer.batch_size=8 "
+                "fabric.devices=2 fabric.strategy=ddp trainer.run_dir=" +
+                shrink)
+                .status,
+            0);
+  const Result shrunk = run("resume " + shrink + " --set fabric.devices=1 trainer.max_steps=-1");
+  ASSERT_EQ(shrunk.status, 0) << shrunk.output;
+  EXPECT_NE(shrunk.output.find("the run goes on at batch 2 of epoch 0 (was batch 1 of 16)"),
+            std::string::npos)
+      << shrunk.output;
+  EXPECT_NE(shrunk.output.find("now at step 7)"), std::string::npos) << shrunk.output;
+}
+
 // fabric-train --set fabric.devices=2 fabric.strategy=deepspeed_stage_2: ZeRO-2 over two processes
 // (gradients clipped by their total norm, reduced over the shards) trains the weights one process
 // trains with the same clipping, writes the optimizer state in the single-process layout, and
