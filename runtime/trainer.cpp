@@ -224,12 +224,30 @@ std::ostream& null_stream() {
   return null;
 }
 
+// With trainer.sync_batchnorm the batch norms become SyncBatchNorm when there is more than one
+// process (convert_sync_batchnorm) and stay as they are with one, so an FSDP policy may name either
+// form and means the layers whatever the number of processes: each name of a batch norm type
+// stands for the other form too.
+bool is_batch_norm_type(const std::string& name) {
+  return name == "BatchNorm1d" || name == "BatchNorm2d" || name == "BatchNorm3d" ||
+         name == "SyncBatchNorm";
+}
+std::vector<std::string> with_batch_norm_forms(const TrainConfig& cfg,
+                                               std::vector<std::string> names) {
+  if (!cfg.trainer.sync_batchnorm || std::none_of(names.begin(), names.end(), is_batch_norm_type))
+    return names;
+  for (const char* form : {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"})
+    if (std::find(names.begin(), names.end(), form) == names.end()) names.push_back(form);
+  return names;
+}
+
 // FabricOptions::fsdp from the fsdp section (read only under an fsdp strategy).
 distributed::FSDPOptions fsdp_options(const TrainConfig& cfg) {
   distributed::FSDPOptions o;
   o.sharding_strategy = distributed::parse_sharding_strategy(cfg.fsdp.sharding_strategy);
-  o.auto_wrap_policy = cfg.fsdp.auto_wrap_policy;
-  o.activation_checkpointing_policy = cfg.fsdp.activation_checkpointing_policy;
+  o.auto_wrap_policy = with_batch_norm_forms(cfg, cfg.fsdp.auto_wrap_policy);
+  o.activation_checkpointing_policy =
+      with_batch_norm_forms(cfg, cfg.fsdp.activation_checkpointing_policy);
   o.cpu_offload = cfg.fsdp.cpu_offload;
   o.state_dict_type = cfg.fsdp.state_dict_type;
   return o;
@@ -241,9 +259,11 @@ void check_fsdp_policies(const TrainConfig& cfg, const nn::Module& net) {
   for (const auto& [name, child] : net.named_modules()) types.insert(child->type_name());
   std::string list;
   for (const auto& t : types) list += (list.empty() ? "" : ", ") + t;
+  const bool has_batch_norm = std::any_of(types.begin(), types.end(), is_batch_norm_type);
   auto check = [&](const char* key, const std::vector<std::string>& names) {
     for (const auto& n : names)
-      if (!types.count(n))
+      if (!types.count(n) &&
+          !(cfg.trainer.sync_batchnorm && has_batch_norm && is_batch_norm_type(n)))
         throw ConfigError(std::string("fsdp.") + key + ": '" + n + "' is not a module type of the " + cfg.model.name +
                           " model (its module types: " + list + ")");
   };

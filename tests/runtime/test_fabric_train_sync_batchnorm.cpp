@@ -77,5 +77,28 @@ TEST_F(FabricTrain, SyncBatchnormOverTwoProcessesTrainsWhatOneProcessTrains) {
   EXPECT_GT(local_stats_diff, 1e-3);
 }
 
+// Under FSDP an auto_wrap_policy may name the batch norms as BatchNorm2d or as SyncBatchNorm, on
+// one process (no conversion) and on two (converted) alike: each form stands for the other (one of
+// them was refused, depending on the number of processes).
+TEST_F(FabricTrain, SyncBatchnormFsdpPolicyNamesEitherFormOnAnyNumberOfProcesses) {
+  write_images(dir_, 16);
+  const std::string cfg = (dir_ / "cnn.yaml").string();
+  std::ofstream(cfg) << "model: {name: cnn, batch_norm: true, channels1: 4, channels2: 8}\n"
+                        "data: {kind: images, path: "
+                     << (dir_ / "train-images-idx3-ubyte").string()
+                     << "}\n"
+                        "optimizer: {name: sgd, lr: 0.05}\n"
+                        "trainer: {max_steps: 1, batch_size: 8, sync_batchnorm: true}\n";
+  for (const char* policy : {"BatchNorm2d", "SyncBatchNorm"}) {
+    for (const char* devices : {"1", "2"}) {
+      const std::string name = std::string(policy) + "-" + devices;
+      const Result r =
+          run("fit " + cfg + " --set fabric.strategy=fsdp fabric.devices=" + devices +
+              " fsdp.auto_wrap_policy=[" + policy + "] trainer.run_dir=" + (dir_ / name).string());
+      EXPECT_EQ(r.status, 0) << name << "\n" << r.output;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fabric
