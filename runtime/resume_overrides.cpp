@@ -9,9 +9,24 @@
 #include <sstream>
 
 #include "precision/registry.h"
+#include "runtime/run_directory.h"
 #include "runtime/train_config.h"
 
 namespace fabric {
+
+namespace {
+
+// The checkpoint a resume of `run_dir` reads (its `last` when there is none to read: the advice
+// that names it is for a resume that fails anyway).
+std::string checkpoint_or_last(const std::string& run_dir) {
+  try {
+    return checkpoint_to_resume(run_dir, /*say=*/false);
+  } catch (const Error&) {
+    return run_dir + "/checkpoints/last";
+  }
+}
+
+}  // namespace
 
 const std::vector<RestoredKey>& keys_restored_on_resume() {
   // The optimizer's param_groups hold these under PyTorch's names; load_state_dict puts them back
@@ -149,9 +164,8 @@ std::string ResumeOverrides::warning(const std::string& run_dir) const {
   return "resume: --set " + text +
          ". These have no effect on a resume and are left out of config.yaml, which keeps the "
          "values in effect. "
-         "To train with other values, start a new run from the weights: fabric-train fit " +
-         run_dir + "/config.yaml --set model.init=" + run_dir +
-         "/checkpoints/last/model.safetensors trainer.run_dir=NEW_RUN_DIR ...";
+         "To train with other values, start a new run from the weights: " +
+         fit_from_weights_advice(run_dir, checkpoint_or_last(run_dir)) + " ...";
 }
 
 }  // namespace fabric

@@ -93,6 +93,15 @@ std::vector<std::string> committed_checkpoints(const std::string& checkpoints_di
   return names;
 }
 
+std::string fit_from_weights_advice(const std::string& run_dir, const std::string& checkpoint) {
+  const std::string fit = "fabric-train fit " + run_dir + "/config.yaml --set model.init=";
+  const std::string rest = " trainer.run_dir=NEW_RUN_DIR";
+  if (!is_sharded_checkpoint(checkpoint)) return fit + checkpoint + "/model.safetensors" + rest;
+  const std::string weights = run_dir + "/weights.safetensors";
+  return "fabric-train consolidate " + checkpoint + " " + weights +
+         " (the checkpoint is sharded), then " + fit + weights + rest;
+}
+
 std::string checkpoint_named_by(const std::string& path, const std::string& command) {
   const fs::path p(path);
   std::error_code ec;

@@ -48,6 +48,12 @@ bool complete_checkpoint(const std::string& dir);
 // when there is neither.
 std::string checkpoint_to_resume(const std::string& run_dir, bool say);
 
+// The command lines that start a new run from the weights of `checkpoint` (a checkpoint of the run
+// `run_dir`): `fabric-train fit RUN/config.yaml --set model.init=CHECKPOINT/model.safetensors
+// trainer.run_dir=NEW_RUN_DIR`, and for a sharded checkpoint, which has no such file, a
+// `fabric-train consolidate` into RUN/weights.safetensors first.
+std::string fit_from_weights_advice(const std::string& run_dir, const std::string& checkpoint);
+
 // The checkpoint directory that a `sample` or `export` argument names: a checkpoint directory
 // (full or sharded) as it is, a run directory as its checkpoints/last, a full checkpoint's
 // model.safetensors as its directory. IOError naming those three forms for anything else

@@ -1003,10 +1003,9 @@ class Run {
            "'s layout, which a model under " + now +
            " does not load (fabric.* keys take effect on a resume, but not a precision that "
            "changes the weights' layout); resume with fabric.precision " +
-           trained_precision_ + ", or fit a new run from the weights: fabric-train fit " +
-           run_dir_ + "/config.yaml --set model.init=" + dir +
-           "/model.safetensors trainer.run_dir=NEW_RUN_DIR (a quantized or FP8 file loads under "
-           "the precision it was saved with)";
+           trained_precision_ +
+           ", or fit a new run from the weights: " + fit_from_weights_advice(run_dir_, dir) +
+           " (a quantized or FP8 file loads under the precision it was saved with)";
   }
 
   // Why a checkpoint may not fit the config: the resume's --set values under `prefixes`, or, with
