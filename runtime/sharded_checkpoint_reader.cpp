@@ -338,10 +338,18 @@ void write_consolidated_checkpoint(const std::string& sharded_dir, const std::st
   FABRIC_CHECK(!fs::exists(target) || fs::is_directory(target), ValueError, "consolidate: ", out_dir,
                " exists and is not a directory; the full checkpoint is a directory (name the output *.safetensors "
                "for the model weights alone in one file)");
-  FABRIC_CHECK(!fs::is_directory(target) || fs::is_empty(target) || fs::exists(target / "state.json") ||
-                   fs::exists(target / "meta.json"),
-               ValueError, "consolidate: ", out_dir,
-               " is a directory that holds no checkpoint (no state.json); choose a new path or an earlier output");
+  // A sharded checkpoint is never an earlier output (those are full): likely a run's own, which the
+  // commit would replace.
+  FABRIC_CHECK(!fs::exists(target / "meta.json"), ValueError, "consolidate: ", out_dir,
+               " is a sharded checkpoint (it holds meta.json), which the full one would replace; "
+               "choose a new path or an earlier output");
+  FABRIC_CHECK(
+      !fs::is_directory(target) || fs::is_empty(target) || fs::exists(target / "state.json"),
+      ValueError, "consolidate: ", out_dir,
+      " is a directory that holds no checkpoint (no state.json); choose a new path or an earlier "
+      "output");
+  // Its folder is made as export makes its output's.
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
   // state.json's entries: what a single-process save writes (kinds, plain values, precision).
   json entries = json::object();
   for (const auto& [key, e] : reader.entries().items()) {
@@ -405,6 +413,8 @@ void write_consolidated_weights(const std::string& sharded_dir, const std::strin
                      "; write the full checkpoint directory instead (an OUT not ending in .safetensors)");
   }
   const nn::StateDict sd = reader.module_state(key);
+  const fs::path parent = fs::absolute(out_file).parent_path();
+  fs::create_directories(parent);  // as export makes its output's folder
   // save_safetensors writes a temporary file, fsyncs it and renames it over out_file.
   save_safetensors(out_file, {sd.begin(), sd.end()}, {{"format", "pt"}});
 }

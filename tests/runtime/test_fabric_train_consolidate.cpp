@@ -147,6 +147,26 @@ TEST_F(FabricTrainConsolidate, AnOutputOfAnotherKindIsAnErrorAndStaysAsItWas) {
   ASSERT_EQ(first.status, 0) << first.output;
   const Result again = run("consolidate " + sharded + " " + (dir_ / "full").string());
   EXPECT_EQ(again.status, 0) << again.output;
+  // A sharded checkpoint (a run's own step-N, say) is not an earlier output: refused, kept.
+  const std::string other_sharded = (dir_ / "step-4").string();
+  save_sharded_checkpoint_of_three_steps(other_sharded);
+  const Result onto_sharded = run("consolidate " + sharded + " " + other_sharded);
+  EXPECT_EQ(onto_sharded.status, 1) << onto_sharded.output;
+  EXPECT_NE(onto_sharded.output.find("is a sharded checkpoint (it holds meta.json)"),
+            std::string::npos)
+      << onto_sharded.output;
+  EXPECT_TRUE(fs::exists(other_sharded + "/meta.json"));
+}
+
+// The folders of OUT are made, for the checkpoint directory and for the weights file alike.
+TEST_F(FabricTrainConsolidate, MakesTheFoldersOfItsOutput) {
+  const std::string sharded = (dir_ / "sharded").string();
+  save_sharded_checkpoint_of_three_steps(sharded);
+  for (const fs::path& out : {dir_ / "new/deeper/full", dir_ / "other/w.safetensors"}) {
+    const Result r = run("consolidate " + sharded + " " + out.string());
+    EXPECT_EQ(r.status, 0) << out << "\n" << r.output;
+    EXPECT_TRUE(fs::exists(out)) << out;
+  }
 }
 
 TEST_F(FabricTrainConsolidate, BadUsageExits2AndFailureExits1) {
