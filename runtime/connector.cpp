@@ -226,9 +226,16 @@ Resolved resolve_connector(ConnectorFlags f) {
   // 3. Devices.
   r.device_ids = parse_devices(f.devices.spec, acc == "cuda" ? n_cuda : 1, acc);
   if (acc == "cuda") {
-    for (int id : r.device_ids)
-      FABRIC_CHECK(id < n_cuda, DeviceError, "devices='", f.devices.spec, "' names CUDA device ", id,
-                   " but only ", n_cuda, " are visible");
+    const std::string& spec = f.devices.spec;
+    const bool count = !spec.empty() && std::all_of(spec.begin(), spec.end(), ::isdigit);
+    for (int id : r.device_ids) {
+      if (id < n_cuda) continue;
+      if (count)
+        throw DeviceError(detail::cat("devices=", spec, " asks for ", r.device_ids.size(),
+                                      " CUDA devices but only ", n_cuda, " are visible"));
+      throw DeviceError(detail::cat("devices='", spec, "' names CUDA device ", id, " but only ",
+                                    n_cuda, " are visible"));
+    }
   }
   r.num_nodes = f.num_nodes;
 

@@ -290,6 +290,7 @@ ConfigError fabric_section_error(const TrainConfig& cfg, const Error& e) {
   const auto names = [&](const char* flag) { return what.find(flag) != std::string::npos; };
   const TrainConfig::Fabric& f = cfg.fabric;
   std::vector<std::string> keys;
+  if (names("accelerator")) keys.push_back("fabric.accelerator '" + f.accelerator + "'");
   if (names("precision")) keys.push_back("fabric.precision '" + f.precision + "'");
   if (names("strategy")) keys.push_back("fabric.strategy '" + f.strategy + "'");
   if (names("devices")) keys.push_back("fabric.devices " + f.devices);
@@ -314,6 +315,11 @@ void as_fabric_section_check(const TrainConfig& cfg, F&& resolve) {
   } catch (const DTypeError& e) {
     throw fabric_section_error(cfg, e);
   } catch (const NotImplementedError& e) {
+    throw fabric_section_error(cfg, e);
+  } catch (const DeviceError& e) {
+    // An accelerator this runtime never has (mps, tpu) is the config's fault on any machine; a
+    // missing GPU or too few of them is this machine's (exit 1).
+    if (std::string(e.what()).find("this runtime supports") == std::string::npos) throw;
     throw fabric_section_error(cfg, e);
   }
 }

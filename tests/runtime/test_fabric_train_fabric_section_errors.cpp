@@ -48,6 +48,8 @@ TEST_F(FabricTrainFabricSectionErrors, NameTheKeysTheRefusalIsAbout) {
        "strategy='single_device' runs on one device, but 2 devices"},
       {"", "fabric.strategy=xla",
        "fabric.strategy 'xla': ", "strategy 'xla' is not available in this build yet"},
+      {"", "fabric.accelerator=tpu", "fabric.accelerator 'tpu': ",
+       "`accelerator='tpu'` is not available: this runtime supports 'cpu' and 'cuda'"},
       {"WORLD_SIZE=2 RANK=0 LOCAL_RANK=0", "fabric.strategy=ddp fabric.devices=3",
        "fabric.devices 3 with fabric.num_nodes 1: ",
        "torchrun-style environment: WORLD_SIZE=2 but devices (3) x num_nodes (1) = 3"},
