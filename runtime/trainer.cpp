@@ -84,6 +84,19 @@ void check_token_ids(const TrainConfig& cfg, int64_t max_id, const char* what) {
                       "the largest id + 1)");
 }
 
+// The validation split of `train`. Too small to hold an example, it is data.val_fraction's fault
+// (the train split's is data.path's), and no fault at all with validation off (trainer.val_every
+// 0): then there is none.
+template <typename DatasetT>
+std::shared_ptr<const data::Dataset> val_split_of(const TrainConfig& cfg, const DatasetT& train) {
+  try {
+    return std::make_shared<DatasetT>(train.with_split(data::Split::val));
+  } catch (const ValueError& e) {
+    if (cfg.trainer.val_every <= 0) return nullptr;
+    throw ConfigError("data.val_fraction: " + std::string(e.what()));
+  }
+}
+
 RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
   const auto& d = cfg.data;
   RunData r;
@@ -94,7 +107,7 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     const std::string vocab_path = run_dir + "/vocab.json";
     if (resuming && fs::exists(vocab_path)) o.vocab = data::CharVocab::load(vocab_path);
     auto train = std::make_shared<data::TextDataset>(d.path, o);
-    if (with_val) r.val = std::make_shared<data::TextDataset>(train->with_split(data::Split::val));
+    if (with_val) r.val = val_split_of(cfg, *train);
     r.vocab_size = train->vocab().size();
     r.vocab = train->vocab();
     r.vocab_json = train->vocab().to_json();
@@ -102,7 +115,7 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   } else if (d.kind == "tokens") {
     auto train = std::make_shared<data::TokenDataset>(
         d.path, data::TokenDatasetOptions{.block_size = block, .val_fraction = d.val_fraction, .vocab_size = cfg.model.vocab_size});
-    if (with_val) r.val = std::make_shared<data::TokenDataset>(train->with_split(data::Split::val));
+    if (with_val) r.val = val_split_of(cfg, *train);
     r.vocab_size = cfg.model.vocab_size;
     if (cfg.model.name == "gpt") {
       // As for tensors data, vocab_size 0 takes the largest id in the file + 1 (one pass over it).
@@ -113,7 +126,7 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     r.train = train;
   } else if (d.kind == "tensors") {
     auto train = std::make_shared<data::TensorDataset>(d.path, data::TensorDatasetOptions{.val_fraction = d.val_fraction});
-    if (with_val) r.val = std::make_shared<data::TensorDataset>(train->with_split(data::Split::val));
+    if (with_val) r.val = val_split_of(cfg, *train);
     if (cfg.model.name == "gpt") {
       const int64_t max_input = amax(train->inputs().to(DType::int64)).item<int64_t>();
       check_token_ids(cfg, max_input, "an input id");
@@ -128,7 +141,7 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     const bool flatten = d.flatten || cfg.model.name == "mlp";
     auto train = std::make_shared<data::IdxImageDataset>(
         images, labels, data::IdxImageDatasetOptions{.flatten = flatten, .val_fraction = d.val_fraction});
-    if (with_val) r.val = std::make_shared<data::IdxImageDataset>(train->with_split(data::Split::val));
+    if (with_val) r.val = val_split_of(cfg, *train);
     r.train = train;
   }
   return r;

@@ -68,6 +68,23 @@ TEST_F(FabricTrain, ConfigErrorsFoundWhileSettingUpExit2AndWriteNothing) {
     EXPECT_NE(r.output.find("config error: " + message), std::string::npos) << args << "\n" << r.output;
     EXPECT_FALSE(fs::exists(dir_ / "run")) << args << ": the run directory must not be created";
   }
+  // A text GPT whose train split holds windows of 101 characters and whose validation split (74
+  // characters) does not: data.val_fraction's fault, and none with validation off.
+  const std::string gpt = (dir_ / "gpt.yaml").string();
+  std::ofstream(gpt) << "model: {name: gpt, block_size: 100, n_layer: 1, n_embd: 16, n_head: 2}\n"
+                        "data: {kind: text, val_fraction: 0.1, path: "
+                     << (dir_ / "text.txt").string()
+                     << "}\n"
+                        "trainer: {max_steps: 1, sample_tokens: 0, run_dir: "
+                     << (dir_ / "gpt").string() << "}\n";
+  const Result small_val = run("fit " + gpt + " --set trainer.val_every=1");
+  EXPECT_EQ(small_val.status, 2) << small_val.output;
+  EXPECT_NE(small_val.output.find("config error: data.val_fraction: TextDataset: the val split"),
+            std::string::npos)
+      << small_val.output;
+  EXPECT_FALSE(fs::exists(dir_ / "gpt"));
+  const Result no_val = run("fit " + gpt + " --set trainer.val_every=0");
+  EXPECT_EQ(no_val.status, 0) << no_val.output;
   // Resuming with a bad override leaves the run as it was (a model.init override has no effect on a
   // resume, whose weights are the checkpoint's: test_fabric_train_cli_edges.cpp).
   ASSERT_EQ(run("fit " + good + " --set trainer.max_steps=2").status, 0);
