@@ -923,6 +923,18 @@ class Parser {
     match(d.gradient_accumulation_steps, "gradient_accumulation_steps", "trainer.accumulate_grad_batches",
           c.trainer.accumulate_grad_batches);
     if (d.train_batch_size) check_train_batch_size(c, values, d);
+    // DeepSpeed's gradient_clipping clips in the step (fused into unscaling); a trainer clip as
+    // well would clip the same gradients twice.
+    if (d.gradient_clipping > 0) {
+      for (const char* key : {"trainer.clip_grad_norm", "trainer.clip_grad_val"}) {
+        const double v = key == std::string("trainer.clip_grad_norm") ? c.trainer.clip_grad_norm
+                                                                      : c.trainer.clip_grad_val;
+        if (v > 0 && values.count(key))
+          fail(values.at(key).where, key,
+               "deepspeed.gradient_clipping (" + format_number(d.gradient_clipping) +
+                   ") clips these gradients already; give one of them");
+      }
+    }
     c.deepspeed = d.to_json_text();
   }
 

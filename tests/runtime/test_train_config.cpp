@@ -436,6 +436,19 @@ TEST_F(TrainConfigTest, DeepSpeedStageZeroIsRefusedAtTheKey) {
     EXPECT_NO_THROW(parse_train_config(yaml, "cfg.yaml", {std::string("deepspeed.zero_optimization.stage=") + stage}));
 }
 
+// deepspeed.gradient_clipping clips in the optimizer step: a trainer clip as well would clip the
+// same gradients twice, so giving both is refused at the trainer key.
+TEST_F(TrainConfigTest, DeepSpeedGradientClippingAndATrainerClipAreOneTooMany) {
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  yaml += "deepspeed:\n  gradient_clipping: 1.0\n";
+  for (const char* key : {"trainer.clip_grad_norm", "trainer.clip_grad_val"})
+    EXPECT_CONTAINS(error_of(yaml, {std::string(key) + "=0.5"}),
+                    "--set " + std::string(key) +
+                        ": deepspeed.gradient_clipping (1.0) clips these gradients already");
+  EXPECT_NO_THROW(parse_train_config(yaml, "cfg.yaml"));
+}
+
 // A deepspeed section in the file with fabric.strategy changed on the command line (resuming a
 // ZeRO run under ddp): the section is dropped with a warning, not refused.
 TEST_F(TrainConfigTest, CommandLineStrategyDropsTheFilesDeepSpeedSection) {
