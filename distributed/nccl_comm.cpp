@@ -205,7 +205,12 @@ void CommState::watch() {
   while (!stopping_) {
     wake_watchdog_.wait_for(lock, every);
     if (stopping_ || comm_ == nullptr || !broken_.empty()) continue;
+    std::vector<std::shared_ptr<OpRecord>> done;
+    reap_locked(done);
     watch_locked();
+    lock.unlock();
+    done.clear();  // their tensors go back to the allocator without mu_ held
+    lock.lock();
   }
 }
 
@@ -213,24 +218,28 @@ void CommState::watch() {
 // a waiting thread would (the same messages, so a later wait() throws what it would have thrown),
 // and says so on stderr, since the thread it concerns may be blocked elsewhere and learn it late.
 void CommState::watch_locked() {
-  reap_locked();
   if (in_flight_.empty()) return;
   OpRecord& oldest = *in_flight_.front();
-  std::string full;
   ncclResult_t state = ncclSuccess;
   const ncclResult_t a = ncclCommGetAsyncError(comm_, &state);
   if (a != ncclSuccess) {
-    full = break_locked(oldest.name, oldest.peers, nccl_msg("ncclCommGetAsyncError", a, comm_),
-                        false, &oldest);
+    break_locked(oldest.name, oldest.peers, nccl_msg("ncclCommGetAsyncError", a, comm_), false,
+                 &oldest, /*say=*/true);
   } else if (state != ncclSuccess && state != ncclInProgress) {
-    full = break_locked(oldest.name, oldest.peers, async_msg(state, comm_), false, &oldest);
-  } else if (Clock::now() >= oldest.deadline && cudaEventQuery(oldest.done) == cudaErrorNotReady) {
-    full = break_locked(oldest.name, oldest.peers,
-                        "the operation had not completed on the GPU (found by the group's "
-                        "watchdog: no thread was waiting for it)",
-                        true, &oldest);
+    break_locked(oldest.name, oldest.peers, async_msg(state, comm_), false, &oldest,
+                 /*say=*/true);
+  } else {
+    time_out_oldest_locked("found by the group's watchdog", /*say=*/true);
   }
-  if (!full.empty()) std::fprintf(stderr, "fabric: %s\n", full.c_str());
+}
+
+std::string CommState::time_out_oldest_locked(const char* found_by, bool say) {
+  if (in_flight_.empty()) return "";
+  OpRecord& oldest = *in_flight_.front();
+  if (Clock::now() < oldest.deadline || cudaEventQuery(oldest.done) != cudaErrorNotReady) return "";
+  return break_locked(oldest.name, oldest.peers,
+                      std::string("the operation had not completed on the GPU (") + found_by + ")",
+                      true, &oldest, say);
 }
 
 CommState::~CommState() {
@@ -305,7 +314,8 @@ void CommState::throw_record(const OpRecord& rec) const {
 // and the communicator is aborted (which also stops NCCL kernels waiting for a peer). Returns the
 // failure's full message.
 std::string CommState::break_locked(const char* op, const std::string& peers,
-                                    const std::string& msg, bool timeout, OpRecord* trigger) {
+                                    const std::string& msg, bool timeout, OpRecord* trigger,
+                                    bool say) {
   const std::string full =
       head(op, peers) +
       (timeout ? " timed out after " + std::to_string(timeout_.count()) +
@@ -323,6 +333,7 @@ std::string CommState::break_locked(const char* op, const std::string& peers,
           head(rec->name, rec->peers) + " did not complete: the process group broke: " + full;
     }
   }
+  if (say) std::fprintf(stderr, "fabric: %s\n", full.c_str());
   if (comm_ != nullptr) {
     ncclCommAbort(comm_);  // its own failure changes nothing: the group is broken either way
     comm_ = nullptr;
@@ -358,18 +369,27 @@ void CommState::settle_locked(const char* op, const std::string& peers, const ch
                   std::string(call) + " was still enqueuing (NCCL reported ncclInProgress)", true,
                   nullptr);
     }
+    // The watchdog cannot look while this holds mu_: an older op past its deadline is timed out
+    // here instead of after this one's whole timeout.
+    const std::string older =
+        time_out_oldest_locked("found while enqueuing a later operation", /*say=*/false);
+    if (!older.empty()) throw TimeoutError(older);
     pause(it);
   }
 }
 
-void CommState::reap_locked() {
-  while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess)
+void CommState::reap_locked(std::vector<std::shared_ptr<OpRecord>>& done) {
+  while (!in_flight_.empty() && cudaEventQuery(in_flight_.front()->done) == cudaSuccess) {
+    done.push_back(std::move(in_flight_.front()));
     in_flight_.pop_front();
+  }
 }
 
 std::shared_ptr<OpRecord> CommState::issue(const char* op, std::string peers,
                                            std::vector<Tensor> keep, const char* call,
                                            const Launch& launch) {
+  // Declared before the lock: the reaped ops' tensors are freed after mu_ is released.
+  std::vector<std::shared_ptr<OpRecord>> done;
   std::lock_guard<std::mutex> lock(mu_);
   if (!broken_.empty()) {
     throw DistributedError(
@@ -378,7 +398,7 @@ std::shared_ptr<OpRecord> CommState::issue(const char* op, std::string peers,
   }
   DeviceGuard guard(device_, std::nothrow);
   if (!guard.ok()) fail_locked(op, peers, guard.error(), false, nullptr);
-  reap_locked();
+  reap_locked(done);
   auto rec = std::make_shared<OpRecord>();
   rec->name = op;
   rec->peers = std::move(peers);
@@ -393,6 +413,7 @@ std::shared_ptr<OpRecord> CommState::issue(const char* op, std::string peers,
     // An empty op issues no NCCL call (every rank skips it alike) but still orders like one.
     const ncclResult_t result = launch ? launch(comm_, stream_, call) : ncclSuccess;
     settle_locked(op, rec->peers, call, result, rec->deadline);
+    check_cuda_locked(op, rec->peers, "cudaEventRecord", cudaEventRecord(rec->done, stream_));
   } catch (...) {
     // NCCL may have enqueued kernels on the stream before failing, and an abort only makes them
     // quit soon, not at once: the op's tensors stay alive until the stream has passed its event
@@ -401,7 +422,6 @@ std::shared_ptr<OpRecord> CommState::issue(const char* op, std::string peers,
     in_flight_.push_back(rec);
     throw;
   }
-  check_cuda_locked(op, rec->peers, "cudaEventRecord", cudaEventRecord(rec->done, stream_));
   in_flight_.push_back(rec);
   return rec;
 }
@@ -427,13 +447,14 @@ void CommState::wait(OpRecord& rec) {
   }
   for (int it = 0;; ++it) {
     const cudaError_t q = cudaEventQuery(rec.done);
+    std::vector<Tensor> released;  // freed after mu_ is released (see reap_locked)
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Checked after the query: a break marks unfinished ops before its abort lets them
       // "complete".
       if (!rec.error.empty()) throw_record(rec);
       if (q == cudaSuccess) {
-        rec.keep.clear();
+        released.swap(rec.keep);
         // Later kernels on the caller's stream read the result.
         check_cuda_locked(rec.name, rec.peers, "cudaStreamWaitEvent",
                           cudaStreamWaitEvent(kCallerStream, rec.done, 0));

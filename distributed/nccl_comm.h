@@ -78,8 +78,9 @@ class CommState {
   }
 
  private:
+  // `say`: also on stderr, before the abort releases threads blocked behind the group's kernels.
   std::string break_locked(const char* op, const std::string& peers, const std::string& msg,
-                           bool timeout, OpRecord* trigger);
+                           bool timeout, OpRecord* trigger, bool say = false);
   [[noreturn]] void fail_locked(const char* op, const std::string& peers, const std::string& msg,
                                 bool timeout, OpRecord* trigger);
   [[noreturn]] void throw_record(const OpRecord& rec) const;
@@ -89,9 +90,16 @@ class CommState {
   }
   void settle_locked(const char* op, const std::string& peers, const char* call, ncclResult_t r,
                      Clock::time_point deadline);
-  void reap_locked();
+  // Moves the completed ops at the front out of in_flight_ into `done`, which the caller destroys
+  // after unlocking mu_: freeing an op's tensors may wait for the caching allocator, whose lock a
+  // thread may hold across a device-wide wait for this very group (the watchdog must not wait
+  // behind it with mu_ held).
+  void reap_locked(std::vector<std::shared_ptr<OpRecord>>& done);
   void watch();
   void watch_locked();
+  // The oldest unfinished op past its deadline: breaks the group (a waiter's message, or the
+  // watchdog's) and returns the message; "" when none is.
+  std::string time_out_oldest_locked(const char* found_by, bool say);
 
   const int rank_, size_, device_;
   const milliseconds timeout_;

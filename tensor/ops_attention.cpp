@@ -92,10 +92,21 @@ std::optional<std::array<Tensor, 3>> packed_gradients(const Tensor& q, const Ten
 
 // Whether the device's attention kernels take out, grad_out and the gradients strided, so that a
 // transformer's heads need no copies around the attention: the CPU kernel does; on CUDA cuDNN's
-// does (when it is the backend) and ours take them through a contiguous copy each, so the op asks
-// for strides there only when cuDNN is the backend.
-bool strided_layouts(Device device) {
-  return device.is_cpu() || attention_backend() == AttentionBackend::cudnn;
+// does and ours take them through a contiguous copy each, so the op asks for strides there only
+// for what cuDNN may run: its backend chosen, bfloat16/float16 and no dropout (it declines
+// float32 and dropout, and the strides would cost ours a staging copy each).
+bool strided_layouts(Device device, DType dtype, double dropout_p) {
+  if (device.is_cpu()) return true;
+  return attention_backend() == AttentionBackend::cudnn &&
+         (dtype == DType::bfloat16 || dtype == DType::float16) && dropout_p == 0.0;
+}
+
+// Whether a and b (of one shape) lie alike: equal strides wherever a dim has more than one index
+// (a size-1 dim's stride places nothing).
+bool same_layout(const Tensor& a, const Tensor& b) {
+  for (int64_t d = 0; d < a.dim(); ++d)
+    if (a.size(d) != 1 && a.stride(d) != b.stride(d)) return false;
+  return true;
 }
 
 // A fresh tensor of `shape` (q's with the last dim Ev) laid out in q's memory order: its dims
@@ -182,7 +193,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   // Laid out as q lies where the kernel writes through strides (strided_layouts), else
   // contiguous. Contiguous too when out's leading dims would not fold into the kernel's one batch
   // dim as a view (as_4d would hand the kernel a copy).
-  Tensor out = strided_layouts(q.device())
+  Tensor out = strided_layouts(q.device(), q.dtype(), dropout.p)
                    ? output_like(q, out_shape)
                    : empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
   Tensor out4 = as_4d(out);
@@ -304,7 +315,7 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   // Where the kernel reads out and grad_out and writes the gradients through strides (the
   // forward lays out its out as q lies), they go as they lie and the gradients of heads cut from
   // one packed projection into one buffer (strided_layouts); elsewhere contiguous.
-  const bool strided = strided_layouts(q.device());
+  const bool strided = strided_layouts(q.device(), q.dtype(), dropout.p);
   const Tensor o = strided ? as_4d(out) : out.detach().contiguous(), l = lse.detach().contiguous();
   AttentionBackwardArgs a;
   a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);
@@ -314,7 +325,7 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   // grad_out usually arrives as the transpose of the next layer's input gradient.
   const Tensor g = grad_out.detach().to(q.dtype());
   Tensor g4 = strided ? as_4d(g) : g.contiguous();
-  if (strided && (g4.strides() != o.strides() || !is_non_overlapping_and_dense(g4))) {
+  if (strided && (!same_layout(g4, o) || !is_non_overlapping_and_dense(g4))) {
     // In out's layout, as GPT's head merge hands it back: cuDNN before 9.5.1 reads dO with O's
     // strides whatever dO's are (PyTorch's cuDNN attention copies it likewise), and a broadcast
     // (stride 0) grad_out is no layout for a kernel to read.

@@ -120,6 +120,8 @@ struct Plan {
   std::unique_ptr<Desc> plan;
   int64_t workspace = 0;  // cuDNN's own, before ours (backward: dQ accumulator, softmax_sum)
   std::string declined;   // non-empty: no plan, and why
+  // Declined for a failure of the moment (cudnn_status_is_transient): not cached, asked again.
+  bool transient = false;
 };
 
 int64_t align_up(int64_t n) { return (n + 255) / 256 * 256; }
@@ -164,6 +166,7 @@ std::unique_ptr<Desc> plan_from_heuristics(cudnnHandle_t handle, cudnnBackendDes
     FABRIC_SET_ATTR(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config);
     const cudnnStatus_t st = cudnnBackendFinalize(plan->get());
+    if (cudnn_status_is_transient(st)) out.transient = true;
     if (st != CUDNN_STATUS_SUCCESS) {  // this engine does not take the graph: try the next
       why += cat("engine config ", i, ": ", cudnnGetErrorString(st), "; ");
       continue;
@@ -187,6 +190,7 @@ std::unique_ptr<Desc> plan_from_heuristics(cudnnHandle_t handle, cudnnBackendDes
 
 std::shared_ptr<Plan> build_plan(cudnnHandle_t handle, const Problem& p) {
   auto plan = std::make_shared<Plan>();
+  take_last_failed_cudnn_status();  // a failure before this plan says nothing about it
   try {
     plan->graph = std::make_unique<GraphBuilder>(handle);
     if (p.pass == Pass::forward) {
@@ -201,6 +205,7 @@ std::shared_ptr<Plan> build_plan(cudnnHandle_t handle, const Problem& p) {
         plan->plan = plan_from_heuristics(handle, graph, mode, *plan, why);
       } catch (const Error& e) {  // these heuristics refuse the graph: the next may not
         why += cat(e.what(), "; ");
+        if (cudnn_status_is_transient(take_last_failed_cudnn_status())) plan->transient = true;
       }
       if (plan->plan) break;
     }
@@ -208,6 +213,7 @@ std::shared_ptr<Plan> build_plan(cudnnHandle_t handle, const Problem& p) {
   } catch (const Error& e) {
     plan->plan.reset();
     plan->declined = cat("building the cuDNN graph failed: ", e.what());
+    if (cudnn_status_is_transient(take_last_failed_cudnn_status())) plan->transient = true;
   }
   if (!plan->declined.empty()) {  // keep only the reason
     plan->plan.reset();
@@ -233,6 +239,9 @@ std::shared_ptr<Plan> cached_plan(cudnnHandle_t handle, const Problem& p) {
     if (it != plans().end()) return it->second;
   }
   std::shared_ptr<Plan> plan = build_plan(handle, p);
+  // A plan declined for a failure of the moment (memory short while cuDNN compiled or finalized
+  // it) would keep this problem on our kernels for the rest of the process: asked again instead.
+  if (!plan->plan && plan->transient) return plan;
   std::lock_guard<std::mutex> lock(g_plan_mu);
   return plans().emplace(key, std::move(plan)).first->second;
 }

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/stream.h"
@@ -39,9 +40,24 @@ CudnnHandle& cudnn_handle(int device, const char* what) {
   return *h;
 }
 
+namespace {
+thread_local cudnnStatus_t t_last_failed = CUDNN_STATUS_SUCCESS;
+}  // namespace
+
 void cudnn_check(cudnnStatus_t st, const char* call, std::source_location at) {
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw_cudnn_error(static_cast<int>(st), call, at.file_name(), static_cast<int>(at.line()));
+  if (st == CUDNN_STATUS_SUCCESS) return;
+  t_last_failed = st;
+  throw_cudnn_error(static_cast<int>(st), call, at.file_name(), static_cast<int>(at.line()));
+}
+
+cudnnStatus_t take_last_failed_cudnn_status() {
+  return std::exchange(t_last_failed, CUDNN_STATUS_SUCCESS);
+}
+
+bool cudnn_status_is_transient(cudnnStatus_t st) {
+  return st == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+         st == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ||
+         (static_cast<int>(st) >= 5000 && static_cast<int>(st) < 6000);  // EXECUTION_FAILED_*
 }
 
 }  // namespace fabric::cuda

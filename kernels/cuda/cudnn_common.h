@@ -26,6 +26,12 @@ CudnnHandle& cudnn_handle(int device, const char* what);
 // A failed cuDNN call as a DeviceError naming `call`, its status and where it was made.
 void cudnn_check(cudnnStatus_t st, const char* call,
                  std::source_location at = std::source_location::current());
+// The status of the last cudnn_check that failed on this thread (what its DeviceError was), and
+// SUCCESS from then on until another fails.
+cudnnStatus_t take_last_failed_cudnn_status();
+// A failure of the moment (memory short on the host or device, a launch that failed), not a
+// refusal of the problem: worth asking again later rather than remembering as a decline.
+bool cudnn_status_is_transient(cudnnStatus_t st);
 
 // Workspace memory from the caching allocator, given back (in stream order) on every path out.
 using CudnnWorkspace = DeviceScratch;

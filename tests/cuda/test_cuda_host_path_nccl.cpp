@@ -27,6 +27,12 @@ using namespace std::chrono_literals;
 
 bool under_null_runtime() { return dlsym(RTLD_DEFAULT, "null_cuda_counts") != nullptr; }
 
+// Lets every stalled null collective complete (as if the missing peer had come).
+void release_every_stall() {
+  using ReleaseFn = void (*)(const void*);
+  reinterpret_cast<ReleaseFn>(dlsym(RTLD_DEFAULT, "null_cuda_release_stalls"))(nullptr);
+}
+
 // Sets NULL_NCCL_STALL for the scope of one test.
 struct StallCollectives {
   StallCollectives() { setenv("NULL_NCCL_STALL", "1", 1); }
@@ -49,8 +55,7 @@ TEST(CudaHostPath, NcclWatchdogLetsADeviceWaitReturnWhenACollectiveHangs) {
   auto waited = std::async(std::launch::async, [] { cuda::synchronize(0); });
   if (waited.wait_for(30s) != std::future_status::ready) {
     // Let the blocked thread go, so that the failure is reported instead of a hung process.
-    using ReleaseFn = void (*)(const void*);
-    reinterpret_cast<ReleaseFn>(dlsym(RTLD_DEFAULT, "null_cuda_release_stalls"))(nullptr);
+    release_every_stall();
     waited.get();
     const std::string err = testing::internal::GetCapturedStderr();
     FAIL() << "cuda::synchronize still waits 30 s after the group's 1000 ms timeout; stderr: "
@@ -72,17 +77,56 @@ TEST(CudaHostPath, NcclWatchdogLetsADeviceWaitReturnWhenACollectiveHangs) {
   EXPECT_CONTAINS(thrown<DistributedError>([&] { pg->barrier(); }), "broken by an earlier failure");
 }
 
-TEST(CudaHostPath, NcclWatchdogLeavesAHealthyGroupAlone) {
+// Before its deadline an op that is still running is left alone (no abort, nothing said); once it
+// completes, it waits as any op.
+TEST(CudaHostPath, NcclWatchdogLeavesAnOpBeforeItsDeadlineAlone) {
   if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
   auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
-                                                 0, {.timeout = 200ms});
+                                                 0, {.timeout = 30s});
   Tensor t = ones({16}).to(Device::cuda(0));
-  // Ops that complete stay fine long after their deadlines have passed: the watchdog looks only
-  // at ops not yet done.
-  pg->all_reduce(t)->wait();
-  std::this_thread::sleep_for(600ms);
-  pg->all_reduce(t)->wait();
-  pg->barrier()->wait();
+  testing::internal::CaptureStderr();
+  distributed::WorkPtr work;
+  {
+    StallCollectives stall;
+    work = pg->all_reduce(t);
+  }
+  std::this_thread::sleep_for(600ms);  // several of the watchdog's looks
+  EXPECT_FALSE(work->is_completed());
+  release_every_stall();
+  work->wait();
+  EXPECT_TRUE(work->is_completed());
+  pg->all_reduce(t)->wait();  // the group still works
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+}
+
+// An error NCCL reports in the background (a peer's connection lost) breaks the group at the
+// watchdog's next look, without waiting for the deadline.
+TEST(CudaHostPath, NcclWatchdogBreaksTheGroupOnAnAsynchronousError) {
+  if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
+  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
+                                                 0, {.timeout = 600s});
+  Tensor t = ones({16}).to(Device::cuda(0));
+  testing::internal::CaptureStderr();
+  distributed::WorkPtr work;
+  {
+    StallCollectives stall;
+    work = pg->all_reduce(t);
+  }
+  setenv("NULL_NCCL_ASYNC_ERROR", "1", 1);
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = std::async(std::launch::async, [] { cuda::synchronize(0); });
+  const bool returned = waited.wait_for(30s) == std::future_status::ready;
+  unsetenv("NULL_NCCL_ASYNC_ERROR");
+  if (!returned) release_every_stall();
+  waited.get();
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(returned) << "the device wait still blocks 30 s after the error; stderr: " << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_CONTAINS(err, "the communicator reported an asynchronous error");
+  const std::string msg = thrown<DistributedError>([&] { work->wait(); });
+  EXPECT_CONTAINS(msg,
+                  "nccl all_reduce (rank 0 of 1, cuda:0) failed: the communicator reported "
+                  "an asynchronous error");
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 // collective is. The null runtime's device memory is host memory, so the buffers are read here.
 // With NULL_NCCL_STALL=1 in the environment (read at each call) a collective acts out a peer that
 // never joins: it moves nothing and its stream never completes (null_cuda_stall_stream) until the
-// communicator is aborted or destroyed, as a real NCCL kernel spins until an abort stops it.
+// communicator is aborted or destroyed, as a real NCCL kernel spins until an abort stops it. With
+// NULL_NCCL_ASYNC_ERROR=1 every communicator reports an asynchronous error (ncclRemoteError).
 #include <nccl.h>
 #include <unistd.h>
 
@@ -257,7 +258,9 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId i
   return ncclSuccess;
 }
 ncclResult_t ncclCommGetAsyncError(ncclComm_t, ncclResult_t* state) {
-  *state = ncclSuccess;
+  // NULL_NCCL_ASYNC_ERROR=1: a failure NCCL found in the background (a peer's connection lost).
+  const char* e = std::getenv("NULL_NCCL_ASYNC_ERROR");
+  *state = e != nullptr && std::strcmp(e, "1") == 0 ? ncclRemoteError : ncclSuccess;
   return ncclSuccess;
 }
 ncclResult_t ncclCommFinalize(ncclComm_t) { return ncclSuccess; }
