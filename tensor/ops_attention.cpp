@@ -92,13 +92,12 @@ std::optional<std::array<Tensor, 3>> packed_gradients(const Tensor& q, const Ten
 
 // Whether the device's attention kernels take out, grad_out and the gradients strided, so that a
 // transformer's heads need no copies around the attention: the CPU kernel does; on CUDA cuDNN's
-// does and ours take them through a contiguous copy each, so the op asks for strides there only
-// for what cuDNN may run: its backend chosen, bfloat16/float16 and no dropout (it declines
-// float32 and dropout, and the strides would cost ours a staging copy each).
-bool strided_layouts(Device device, DType dtype, double dropout_p) {
-  if (device.is_cpu()) return true;
-  return attention_backend() == AttentionBackend::cudnn &&
-         (dtype == DType::bfloat16 || dtype == DType::float16) && dropout_p == 0.0;
+// does (when it is the backend) and ours take them through a contiguous copy each, so the op asks
+// for strides there only when cuDNN is the backend. (Also for what cuDNN declines, float32 and
+// dropout: our staging copies then stand in for the head split and merge copies a contiguous
+// layout needs, and GPT-2's float32 step queues 394 launches so against 418 without.)
+bool strided_layouts(Device device) {
+  return device.is_cpu() || attention_backend() == AttentionBackend::cudnn;
 }
 
 // Whether a and b (of one shape) lie alike: equal strides wherever a dim has more than one index
@@ -193,7 +192,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   // Laid out as q lies where the kernel writes through strides (strided_layouts), else
   // contiguous. Contiguous too when out's leading dims would not fold into the kernel's one batch
   // dim as a view (as_4d would hand the kernel a copy).
-  Tensor out = strided_layouts(q.device(), q.dtype(), dropout.p)
+  Tensor out = strided_layouts(q.device())
                    ? output_like(q, out_shape)
                    : empty(out_shape, {.dtype = q.dtype(), .device = q.device()});
   Tensor out4 = as_4d(out);
@@ -315,7 +314,7 @@ std::tuple<Tensor, Tensor, Tensor> scaled_dot_product_attention_backward(
   // Where the kernel reads out and grad_out and writes the gradients through strides (the
   // forward lays out its out as q lies), they go as they lie and the gradients of heads cut from
   // one packed projection into one buffer (strided_layouts); elsewhere contiguous.
-  const bool strided = strided_layouts(q.device(), q.dtype(), dropout.p);
+  const bool strided = strided_layouts(q.device());
   const Tensor o = strided ? as_4d(out) : out.detach().contiguous(), l = lse.detach().contiguous();
   AttentionBackwardArgs a;
   a.fwd = attention_args(q4, k4, v4, scale, is_causal, dropout);
