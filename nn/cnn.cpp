@@ -36,7 +36,15 @@ Tensor CNN::forward(const Tensor& x) {
                    x.size(2) == config_.image_size && x.size(3) == config_.image_size,
                ShapeError, "CNN: expected input (N, ", config_.in_channels, ", ",
                config_.image_size, ", ", config_.image_size, "), got ", shape_str(x.sizes()));
-  return (*classifier)((*flatten)((*features)(x)));
+  // Through child(): a precision plugin or LoRA replaces the classifier by registering another
+  // layer under its name, which the typed member does not see.
+  return child("classifier")(child("flatten")(child("features")(x)));
+}
+
+void CNN::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
+  if (name == "classifier") classifier = std::dynamic_pointer_cast<Linear>(now);
+  if (name == "features") features = std::dynamic_pointer_cast<Sequential>(now);
+  if (name == "flatten") flatten = now;
 }
 
 }  // namespace fabric::nn

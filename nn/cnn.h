@@ -33,6 +33,10 @@ class CNN : public Module {
   std::string type_name() const override { return "CNN"; }
   const CNNConfig& config() const { return config_; }
 
+  // classifier becomes null when replaced by something that is not an nn::Linear (a quantized or
+  // LoRA layer); the forward calls the registered children.
+  void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
+
   std::shared_ptr<Sequential> features;
   std::shared_ptr<Module> flatten;
   std::shared_ptr<Linear> classifier;

@@ -281,6 +281,25 @@ TEST(CNN, KeysAndOutputShape) {
   EXPECT_THROW(CNN({.image_size = 30}), ValueError);
 }
 
+// A precision plugin or LoRA replaces the classifier by registering another layer under its name:
+// the forward runs the registered one (it ran the original through the typed member, so quantized
+// or LoRA classifiers never trained), and the typed member follows (null for a non-Linear).
+TEST(CNN, ForwardRunsAReplacedClassifier) {
+  CNN cnn;
+  auto constant = make<Linear>({.in_features = 32 * 7 * 7, .out_features = 10});
+  {
+    NoGradGuard no_grad;
+    constant->weight.zero_();
+    constant->bias.fill_(2.0);
+  }
+  cnn.register_module("classifier", constant);
+  EXPECT_EQ(cnn(randn({2, 1, 28, 28})).to_vector<float>(), std::vector<float>(20, 2.0f));
+  EXPECT_EQ(cnn.classifier, constant);
+  cnn.register_module("classifier", make<Identity>());
+  EXPECT_EQ(cnn.classifier, nullptr);
+  EXPECT_EQ(cnn(randn({2, 1, 28, 28})).sizes(), (Shape{2, 32 * 7 * 7}));
+}
+
 // batch_norm: Conv2d → BatchNorm2d → ReLU → MaxPool2d per stage, torchvision's _bn key layout;
 // train() updates the running statistics, eval() uses them.
 TEST(CNN, BatchNormStagesKeysAndModes) {
