@@ -54,6 +54,17 @@ Tensor shape_record(const Tensor& t) {
   return meta;
 }
 
+// Whether torchrun (WORLD_SIZE with RANK and LOCAL_RANK) or mpirun (OMPI_COMM_WORLD_SIZE) started
+// this process as one of several.
+bool launched_as_several_processes() {
+  const auto above_one = [](const char* var) {
+    const char* v = std::getenv(var);
+    return v != nullptr && std::atoi(v) > 1;
+  };
+  return (above_one("WORLD_SIZE") && std::getenv("RANK") && std::getenv("LOCAL_RANK")) ||
+         above_one("OMPI_COMM_WORLD_SIZE");
+}
+
 }  // namespace
 
 Strategy::Strategy(StrategyOptions options) : options_(std::move(options)) {
@@ -63,9 +74,13 @@ Strategy::Strategy(StrategyOptions options) : options_(std::move(options)) {
                options_.num_nodes);
   FABRIC_CHECK(options_.timeout.count() > 0, ValueError, "strategy '", options_.name,
                "': the timeout must be positive, got ", options_.timeout.count(), " ms");
-  if (options_.devices * options_.num_nodes == 1 && options_.name == "single_device") {
+  if (options_.devices * options_.num_nodes == 1 && options_.name == "single_device" &&
+      !launched_as_several_processes()) {
     env_ = ClusterEnvironment{.name = "lightning"};
   } else {
+    // Under a launcher that started several processes a one-device run is refused here (each
+    // process would train alone, all writing the same files), as Lightning's validate_settings
+    // refuses devices x num_nodes unlike the launcher's world size.
     env_ = detect_cluster_environment(options_.devices, options_.num_nodes);
   }
 }

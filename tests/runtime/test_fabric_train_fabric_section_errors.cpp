@@ -53,6 +53,10 @@ TEST_F(FabricTrainFabricSectionErrors, NameTheKeysTheRefusalIsAbout) {
       {"WORLD_SIZE=2 RANK=0 LOCAL_RANK=0", "fabric.strategy=ddp fabric.devices=3",
        "fabric.devices 3 with fabric.num_nodes 1: ",
        "torchrun-style environment: WORLD_SIZE=2 but devices (3) x num_nodes (1) = 3"},
+      // A one-device run under a launcher of two processes: each would train alone.
+      {"WORLD_SIZE=2 RANK=0 LOCAL_RANK=0", "fabric.devices=1",
+       "fabric.devices 1 with fabric.num_nodes 1: ",
+       "torchrun-style environment: WORLD_SIZE=2 but devices (1) x num_nodes (1) = 1"},
       {"NODE_RANK=1", "fabric.devices=2",
        "fabric.num_nodes 1: ", "NODE_RANK/GROUP_RANK=1 is not below num_nodes=1"},
       // A precision the strategy refuses: both keys, as before.
