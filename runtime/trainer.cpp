@@ -97,6 +97,19 @@ std::shared_ptr<const data::Dataset> val_split_of(const TrainConfig& cfg, const 
   }
 }
 
+// The character vocabulary stored in the checkpoint a resume of `run_dir` reads; nullopt where it
+// holds none (the resume's own checks report a checkpoint that cannot be read).
+std::optional<data::CharVocab> checkpoint_vocab(const std::string& run_dir) {
+  try {
+    const std::string dir = checkpoint_to_resume(run_dir, /*say=*/false);
+    const std::optional<StateEntry> v = read_checkpoint_value(dir, "vocab");
+    const std::string* json = v ? std::get_if<std::string>(&v->value()) : nullptr;
+    if (json) return data::CharVocab::from_json(*json, dir + " (its vocab)");
+  } catch (const IOError&) {
+  }
+  return std::nullopt;
+}
+
 RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
   const auto& d = cfg.data;
   RunData r;
@@ -105,7 +118,13 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   if (d.kind == "text") {
     data::TextDatasetOptions o{.block_size = block, .val_fraction = d.val_fraction};
     const std::string vocab_path = run_dir + "/vocab.json";
-    if (resuming && fs::exists(vocab_path)) o.vocab = data::CharVocab::load(vocab_path);
+    if (resuming && fs::exists(vocab_path)) {
+      o.vocab = data::CharVocab::load(vocab_path);
+    } else if (resuming) {
+      // vocab.json gone: the checkpoint's own copy, not one built anew from today's text (whose
+      // characters may number the same and map to other ids).
+      o.vocab = checkpoint_vocab(run_dir);
+    }
     auto train = std::make_shared<data::TextDataset>(d.path, o);
     if (with_val) r.val = val_split_of(cfg, *train);
     r.vocab_size = train->vocab().size();
@@ -559,6 +578,11 @@ class Run {
   // problem is a ConfigError, found before anything is written.
   Parts set_up(Fabric& fab, bool fsdp) {
     RunData data = load_data(cfg_, run_dir_, resuming_);
+    // model.vocab_size 0 took the largest id of the data + 1: config.yaml and the checkpoints
+    // keep the size the model was built with, so that a resume on data holding larger ids is
+    // refused naming model.vocab_size and data.path, not as a checkpoint that does not fit.
+    if (cfg_.model.name == "gpt" && cfg_.model.vocab_size <= 0 && cfg_.data.kind != "text")
+      cfg_.model.vocab_size = data.vocab_size;
     std::shared_ptr<nn::Module> net;
     // model.init's file loads where its layout fits: a float file into the model as built (the
     // precision plugin then converts it as any weights), a quantized or FP8 one into the converted

@@ -3,6 +3,7 @@
 // the `tensors` dataset with `init` weights, QLoRA and FP8, and every bundled config.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,18 @@ TEST_F(FabricTrain, GptOnTokensInfersTheVocabularySize) {
   ASSERT_EQ(r.status, 0) << r.output;
   SafetensorsFile m = load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
   EXPECT_EQ(m.tensors.at("transformer.wte.weight").size(0), 23);
+  // config.yaml keeps the size the model was built with, so a resume on data holding a larger id
+  // is refused at the key (it was taken for a checkpoint that does not fit the config).
+  const std::vector<std::string> config = lines((dir_ / "run/config.yaml").string());
+  EXPECT_NE(std::find(config.begin(), config.end(), "  vocab_size: 23"), config.end());
+  ids[5] = 40;
+  std::ofstream(dir_ / "more.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 2));
+  const Result more = run("resume " + (dir_ / "run").string() + " --set data.path=" +
+                          (dir_ / "more.bin").string() + " trainer.max_steps=3");
+  EXPECT_EQ(more.status, 2) << more.output;
+  EXPECT_NE(more.output.find("model.vocab_size: 23 is too small for data.path"), std::string::npos)
+      << more.output;
 }
 
 // Images feed the MLP as the configs do: flattened without data.flatten (which still works).
@@ -85,6 +98,40 @@ TEST_F(FabricTrain, CnnWithBatchNormSavesAndResumesItsRunningStatistics) {
   r = run("resume " + (dir_ / "run").string() + " --set trainer.max_steps=5");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(load_safetensors(last).tensors.at("features.1.num_batches_tracked").item<int64_t>(), 5);
+}
+
+// The CNN's classifier trains when a precision or LoRA replaces it: a LoRA adapter on it (the run
+// failed at its first backward), and an nf4 classifier (its bias stayed at its initial values: the
+// forward ran the replaced float layer).
+TEST_F(FabricTrain, CnnTrainsAReplacedClassifier) {
+  write_idx_images(dir_, 16);
+  const std::string cfg = (dir_ / "cnn.yaml").string();
+  std::ofstream(cfg) << "model: {name: cnn, channels1: 4, channels2: 8}\n"
+                        "data: {kind: images, path: "
+                     << (dir_ / "train-images-idx3-ubyte").string()
+                     << "}\n"
+                        "optimizer: {name: sgd, lr: 0.1}\n"
+                        "trainer: {max_steps: 2, batch_size: 8}\n";
+  const auto bias_of = [&](const std::string& run_dir, const std::string& key) {
+    return load_safetensors((dir_ / run_dir / "checkpoints/last/model.safetensors").string())
+        .tensors.at(key)
+        .to(DType::float32)
+        .to_vector<float>();
+  };
+  const Result lora = run("fit " + cfg + " --set lora.rank=4 lora.target=[classifier] " +
+                          "trainer.run_dir=" + (dir_ / "lora").string());
+  ASSERT_EQ(lora.status, 0) << lora.output;
+  for (const char* precision : {"nf4", "int8"}) {
+    const std::string sets = std::string(" --set fabric.precision=") + precision + " trainer.run_dir=";
+    ASSERT_EQ(run("fit " + cfg + sets + (dir_ / "init").string() + " trainer.max_steps=0").status,
+              0);
+    const Result trained = run("fit " + cfg + sets + (dir_ / "trained").string());
+    ASSERT_EQ(trained.status, 0) << trained.output;
+    EXPECT_NE(bias_of("trained", "classifier.bias"), bias_of("init", "classifier.bias"))
+        << precision;
+    fs::remove_all(dir_ / "init");
+    fs::remove_all(dir_ / "trained");
+  }
 }
 
 TEST_F(FabricTrain, ReproducesPyTorchFixtureIn64True) {
@@ -210,6 +257,20 @@ TEST_F(FabricTrain, TextGptSamples) {
   ASSERT_EQ(s.status, 0) << s.output;
   EXPECT_EQ(s.output.rfind("hello", 0), 0u) << s.output;
   EXPECT_GE(s.output.size(), 16u);
+  // Without vocab.json a resume takes the checkpoint's vocabulary, not one built anew from the
+  // text now at data.path (as many characters, other ones: every id would mean another one).
+  fs::remove(dir_ / "run/vocab.json");
+  std::string other;
+  for (const char c : std::string(50, 'a') + "hello world, hello fabric. " + std::string(20, 'b') +
+                          "the quick brown fox jumps over the lazy dog. ")
+    other += c == 'a' ? 'A' : c;
+  std::ofstream(dir_ / "other.txt") << other;
+  const Result resumed = run("resume " + (dir_ / "run").string() + " --set data.path=" +
+                             (dir_ / "other.txt").string() + " trainer.max_steps=4");
+  EXPECT_EQ(resumed.status, 2) << resumed.output;
+  EXPECT_NE(resumed.output.find("character 'A' (U+0041) at byte 0 is not in the given vocabulary"),
+            std::string::npos)
+      << resumed.output;
 }
 
 }  // namespace
