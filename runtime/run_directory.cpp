@@ -2,6 +2,8 @@
 // a killed save, and which checkpoint a resume reads.
 #include "runtime/run_directory.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <iostream>
@@ -81,7 +83,14 @@ void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_las
   if (keep_last <= 0) return;
   auto steps = step_checkpoints(checkpoints_dir);
   std::erase_if(steps, [&](const auto& s) { return !own_steps.count(s.first); });
-  for (size_t i = 0; i + size_t(keep_last) < steps.size(); ++i) fs::remove_all(steps[i].second);
+  for (size_t i = 0; i + size_t(keep_last) < steps.size(); ++i) {
+    // Renamed first: a kill in the middle of removing it leaves a temporary, which the next run's
+    // remove_stale_temporaries takes, not a half-empty step-N no run owns any more.
+    const fs::path doomed = steps[i].second.string() + ".tmp-" + std::to_string(::getpid());
+    std::error_code ec;
+    fs::rename(steps[i].second, doomed, ec);
+    fs::remove_all(ec ? steps[i].second : doomed, ec);
+  }
 }
 
 std::vector<std::string> committed_checkpoints(const std::string& checkpoints_dir) {

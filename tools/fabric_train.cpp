@@ -119,8 +119,9 @@ int main(int argc, char** argv) {
       ->check(at_least(0, "an integer >= 0"));
   smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")
       ->check(at_least(0, "a finite number >= 0"));
-  smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)");
-  smp->add_option("--seed", seed, "sampling seed");
+  smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)")
+      ->check(at_least(0, "an integer >= 0"));
+  smp->add_option("--seed", seed, "sampling seed")->check(at_least(0, "an integer >= 0"));
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
   exp->add_option("checkpoint", checkpoint, a_checkpoint)
       ->required()
