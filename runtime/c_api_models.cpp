@@ -82,6 +82,11 @@ fabric_status fabric_model_forward(fabric_model* model, const fabric_tensor* inp
     fabric_model& m = model_of(model, fn);
     const Tensor& x = tensor_of(input, fn, "input");
     require_argument(output, fn, "output");
+    // Checked before the plugin converts a floating input to its compute dtype, so the message
+    // names the dtype the caller passed.
+    if (m.loaded.cfg.model.name == "gpt" && is_floating(x.dtype()))
+      bad_argument(fn, std::string("input: a GPT takes token indices (integers), got ") +
+                           std::string(dtype_name(x.dtype())));
     // As FabricModule's forward in training: the input converted by the plugin, the forward in
     // its context (autocast, the compute dtype of quantized layers), the output converted back.
     precision::Precision& plugin = *m.loaded.plugin;

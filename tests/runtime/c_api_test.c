@@ -382,6 +382,9 @@ static void test_gpt(void) {
   fabric_tensor* logits = NULL;
   const int64_t id_values[5] = {0, 1, 2, 3, 1};
   const int64_t id_shape[2] = {1, 5};
+  const float float_ids[5] = {0, 1, 2, 3, 1};
+  fabric_tensor* wrong_ids = NULL;
+  fabric_tensor* unused = NULL;
   size_t ndim = 0;
 
   snprintf(run, sizeof run, "%s/gpt-run", tmp);
@@ -427,6 +430,11 @@ static void test_gpt(void) {
   CHECK(fabric_tensor_create(id_values, id_shape, 2, FABRIC_INT64, &ids) == FABRIC_OK);
   CHECK(fabric_model_forward(gpt, ids, &logits) == FABRIC_OK);
   CHECK(fabric_tensor_ndim(logits, &ndim) == FABRIC_OK && ndim == 3);
+  /* Float ids: named as the caller passed them, before the plugin converts floating inputs. */
+  CHECK(fabric_tensor_create(float_ids, id_shape, 2, FABRIC_FLOAT32, &wrong_ids) == FABRIC_OK);
+  EXPECT_ERROR(fabric_model_forward(gpt, wrong_ids, &unused), FABRIC_CONFIG_ERROR, "token indices",
+               "float32");
+  CHECK(fabric_tensor_free(wrong_ids) == FABRIC_OK);
 
   EXPECT_ERROR(fabric_model_generate(gpt, "the", -1, 1.0, 0, 0, collect, &pieces, NULL),
                FABRIC_CONFIG_ERROR, "tokens", ">= 0", "-1");
