@@ -209,9 +209,23 @@ void add_plain_remainder(State& remainder, const std::string& key, const json& e
   }
 }
 
+void check_replaceable(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  if (!fs::is_directory(path, ec))
+    io_fail(path, "exists and is not a directory; a checkpoint is a directory");
+  if (fs::is_empty(path, ec) || fs::exists(path + "/state.json", ec) ||
+      fs::exists(path + "/meta.json", ec))
+    return;
+  io_fail(path,
+          "exists and holds something other than a checkpoint (no state.json or meta.json), which "
+          "saving would delete; choose a new path, an earlier checkpoint or an empty folder");
+}
+
 void commit_directory(const std::string& tmp, const std::string& path) {
   const std::string parent = fs::absolute(path).parent_path().string();
   if (fs::exists(path)) {
+    check_replaceable(path);
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
       fsync_path(parent, true);
       fs::remove_all(tmp);  // now the previous checkpoint
@@ -251,6 +265,7 @@ void write_checkpoint(const std::string& path, const State& state,
   json entries = describe_entries(state, precision, tensors);
 
   const fs::path target = fs::absolute(path);
+  check_replaceable(target.string());  // before any work: commit_directory checks again
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) io_fail(path, "cannot create the parent directory: " + ec.message());
@@ -305,6 +320,8 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
   std::vector<std::tuple<std::string, std::string, const json*>> order;
   for (const auto& [key, e] : entries.items()) order.emplace_back(key, entry_kind(e, key, path), &e);
   std::stable_partition(order.begin(), order.end(), [](const auto& o) { return std::get<1>(o) == "precision"; });
+  for (const auto& [key, kind, entry] : order)
+    if (auto it = state.find(key); it != state.end()) check_kind(it->second, key, kind);
   State remainder;
   for (const auto& [key, kind, entry] : order) {
     const json& e = *entry;
@@ -322,7 +339,6 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
       continue;
     }
     StateEntry& target = it->second;
-    check_kind(target, key, kind);
     std::visit(
         [&](auto& v) {
           using V = std::decay_t<decltype(v)>;
@@ -371,6 +387,11 @@ void save_checkpoint(const std::string& path, const State& state,
   } catch (const fs::filesystem_error& e) {
     io_fail(dir, e.what());
   }
+}
+
+void check_savable(const State& state) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  (void)describe_entries(state, nullptr, tensors);
 }
 
 State load_checkpoint(const std::string& path, State& state, precision::Precision* precision, bool strict,

@@ -82,6 +82,10 @@ using State = std::map<std::string, StateEntry>;
 //   {{"model", [](const std::string& n, const Tensor&) { return n.find("lora_") != n.npos; }}}
 using SaveFilter = std::function<bool(const std::string& name, const Tensor& value)>;
 using SaveFilters = std::map<std::string, SaveFilter>;
+// ValueError for what Fabric.save refuses in `state` itself (an empty key or one holding '/', a
+// reserved file name, an undefined tensor, a string that is not UTF-8), without writing anything.
+void check_savable(const State& state);
+
 // ValueError when a key of `filters` is not in `state` (naming it and listing the state's keys),
 // holds an empty function, or names an entry that is not a module or an optimizer (nothing to
 // select from: a plain value or a precision plugin is saved whole or not at all).

@@ -81,8 +81,11 @@ std::string entry_kind(const json& entry, const std::string& key, const std::str
 precision::StateValue plain_value(const json& entry, const std::string& key, const std::string& kind,
                                   const std::string& path);
 
+// IOError unless `path` is absent, an empty directory or a checkpoint (state.json or meta.json):
+// a commit replaces it whole, so the user's own files there would be deleted.
+void check_replaceable(const std::string& path);
 // Replaces `path` by the complete directory `tmp` in one step where the file system allows it
-// (else through `path`.old, which load falls back to).
+// (else through `path`.old, which load falls back to); check_replaceable first.
 void commit_directory(const std::string& tmp, const std::string& path);
 // The last step of every checkpoint write: `meta` as tmp/<file> (indented by `indent`), synced
 // with the directory, then tmp committed as `path` (commit_directory). IOError names `path`.

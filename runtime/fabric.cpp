@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 #include <map>
 #include <string>
@@ -131,6 +132,8 @@ void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
 }
 
 Fabric::~Fabric() {
+  if (ctx_)
+    ctx_->fabric_alive = false;  // the wrappers' hooks call into strategy_, which goes with this
   // Rank 0 of a script-style launch() reaches the end of its program here: wait for the ranks it
   // started. While unwinding from an error, the strategy kills them instead.
   if (std::uncaught_exceptions() > 0) return;
@@ -385,6 +388,7 @@ void Fabric::save(const std::string& path, const State& state_in, const SaveFilt
                strategy_->name(), "' cannot write checkpoints in this build yet");
   check_launched("save");  // before anything is written: every rank takes part
   check_save_filters(state_in, filter);  // on every rank: none enters a collective for a bad filter
+  check_savable(state_in);  // keys, undefined tensors, strings JSON cannot hold: on every rank too
   State with_plugin;
   const State& state = needs_plugin_entry(state_in)
                            ? (with_plugin = with_plugin_entry(state_in, *ctx_->precision))
@@ -405,12 +409,30 @@ void Fabric::save(const std::string& path, const State& state_in, const SaveFilt
       if (!module_states.count(*m)) module_states.emplace(*m, strategy_->module_state_to_save(**m));
   }
   // Only rank 0 writes (the ranks hold the same replicated state); the others wait so that no rank
-  // reads the path before it is complete. An error on rank 0 reaches the others as its exit.
-  if (global_rank() == 0)
+  // reads the path before it is complete, and learn how it went: a save that fails on rank 0 fails
+  // on every rank, so that a caller who catches it finds the ranks still in step.
+  if (world_size() == 1) {
     save_checkpoint(
         path, state, ctx_->precision.get(), [&](const optim::Optimizer& o) { return optimizer_states.at(&o); },
         [&](const nn::Module& m) { return module_states.at(&m); }, filter);
-  barrier("save");
+    return;
+  }
+  std::exception_ptr error;
+  std::string status;
+  if (global_rank() == 0) {
+    try {
+      save_checkpoint(
+          path, state, ctx_->precision.get(),
+          [&](const optim::Optimizer& o) { return optimizer_states.at(&o); },
+          [&](const nn::Module& m) { return module_states.at(&m); }, filter);
+    } catch (const std::exception& e) {
+      error = std::current_exception();
+      status = std::string(e.what()).empty() ? "unknown error" : e.what();
+    }
+  }
+  status = broadcast(status, 0);
+  if (error) std::rethrow_exception(error);
+  if (!status.empty()) throw IOError("Fabric.save: rank 0 could not write " + path + ": " + status);
 }
 
 Checkpoint Fabric::load(const std::string& path) {

@@ -365,6 +365,10 @@ State read_sharded_checkpoint(const std::string& path, State& state, precision::
   SafetensorsFile tensor_file;
   if (fs::exists(reader.dir() + "/tensors.safetensors"))
     tensor_file = load_safetensors(reader.dir() + "/tensors.safetensors");
+  // Every requested entry's kind first: a mismatch must leave the model and optimizer as they were.
+  for (const auto& [key, e] : entries.items())
+    if (auto it = state.find(key); it != state.end())
+      check_kind(it->second, key, entry_kind(e, key, reader.dir()));
   State remainder;
   for (const auto& [key, e] : entries.items()) {
     const std::string kind = entry_kind(e, key, reader.dir());
@@ -385,7 +389,6 @@ State read_sharded_checkpoint(const std::string& path, State& state, precision::
       continue;
     }
     StateEntry& target = it->second;
-    check_kind(target, key, kind);
     if (auto* m = std::get_if<nn::Module*>(&target.value())) {
       load_module(reader, key, **m, strict, strategy);
     } else if (auto* o = std::get_if<optim::Optimizer*>(&target.value())) {

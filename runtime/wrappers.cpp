@@ -58,7 +58,18 @@ FabricOptimizer::FabricOptimizer(optim::Optimizer& optimizer, std::shared_ptr<nn
                                  std::shared_ptr<FabricContext> ctx)
     : optimizer_(&optimizer), module_(std::move(module)), ctx_(std::move(ctx)) {}
 
+namespace {
+
+void check_fabric_alive(const FabricContext& ctx, const char* what) {
+  FABRIC_CHECK(ctx.fabric_alive, ValueError, what,
+               ": the Fabric that set this optimizer up has been destroyed (its strategy went with "
+               "it); keep the Fabric alive for as long as its wrappers are used");
+}
+
+}  // namespace
+
 void FabricOptimizer::zero_grad(bool set_to_none) {
+  check_fabric_alive(*ctx_, "FabricOptimizer.zero_grad");
   optimizer_->zero_grad(set_to_none);
   for (auto& fn : ctx_->after_zero_grad) fn(*optimizer_);
 }
@@ -74,6 +85,7 @@ bool evaluates_closure_in_step(const optim::Optimizer& optimizer) {
 }  // namespace
 
 FabricOptimizer::StepResult FabricOptimizer::step(const std::function<Tensor()>& closure) {
+  check_fabric_alive(*ctx_, "FabricOptimizer.step");
   StepResult result;
   if (closure && evaluates_closure_in_step(*optimizer_)) {
     // Each evaluation's gradients are what the optimizer reads next (its line search, its new

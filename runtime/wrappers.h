@@ -28,6 +28,9 @@ struct FabricContext {
   std::vector<std::function<void(optim::Optimizer&, bool stepped)>> after_optimizer_step;
   // Called after every FabricOptimizer.zero_grad (the strategy's discard_gradients).
   std::vector<std::function<void(optim::Optimizer&)>> after_zero_grad;
+  // False once the Fabric is destroyed: the hooks above call into its strategy, which went with
+  // it, so the optimizer wrapper refuses to step instead of calling them.
+  bool fabric_alive = true;
 };
 
 class FabricModule {

@@ -4,12 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "autograd/autograd.h"
-#include "tests/common/expect_error.h"
-#include "tests/common/destroyed_module.h"
-#include "tests/distributed/dist_test_util.h"
 #include "nn/linear.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
@@ -20,6 +19,9 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/destroyed_module.h"
+#include "tests/common/expect_error.h"
+#include "tests/distributed/dist_test_util.h"
 
 namespace fabric {
 namespace {
@@ -325,6 +327,39 @@ TEST(DDP, AllReduceOfDifferentDTypesFailsOnEveryRank) {
   expect_mismatched_all_reduce_fails<DTypeError>(
       [](int64_t r) { return full({4}, double(r + 1), {.dtype = r == 0 ? DType::float32 : DType::float64}); },
       "rank 0 passes float32 (shape (4,)) but rank 1 passes float64 (shape (4,))");
+}
+
+// A save that fails fails on every rank, and the ranks stay in step for what follows: a bad state
+// is refused on each rank before any collective (only rank 0 writes, and it alone checked it
+// before: rank 1 went on to the barrier, rank 0 to the next collective, and the group broke), and
+// rank 0's own failure to write reaches rank 1 as an IOError naming it.
+TEST(DDP, AFailedSaveFailsOnEveryRankAndKeepsThemInStep) {
+  const std::string dir = ::testing::TempDir() + "/ddp_failed_save";
+  const bool launcher = !dist_test::is_launched_rank();  // the process that prepares and checks
+  if (launcher) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir + "/busy");
+    std::ofstream(dir + "/busy/notes.txt") << "mine";
+  }
+  Fabric fab(ddp_options());
+  fab.launch([&](Fabric& f) {
+    const int r = f.global_rank();
+    auto model = f.setup_module(make_mlp(1));
+    EXPECT_CONTAINS(thrown<ValueError>([&] {
+                      f.save(dir + "/ck", {{"model", model}, {"name", std::string("\xff")}});
+                    }),
+                    "is not valid UTF-8")
+        << "rank " << r;
+    const std::string msg = thrown<IOError>([&] { f.save(dir + "/busy", {{"model", model}}); });
+    EXPECT_CONTAINS(msg, "holds something other than a checkpoint") << "rank " << r;
+    if (r == 1) EXPECT_CONTAINS(msg, "rank 0 could not write");
+    EXPECT_EQ(f.all_reduce(1.0, "sum"), 2.0) << "rank " << r;
+    f.save(dir + "/ck", {{"model", model}});
+  });
+  if (!launcher) return;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/ck/state.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/busy/notes.txt"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(DDP, CollectivesOnOneProcessHaveTheDistributedShapes) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -316,6 +317,62 @@ TEST_F(CheckpointRobustness, ARefusedScalerStateLeavesTheModelUntouched) {
     EXPECT_EQ(max(p.to(DType::float64)).item<double>(), 3.0) << "the failed load changed the weights";
   fab.load(dir_, state);  // the good checkpoint loads
   EXPECT_NE(max(mlp->parameters()[0].to(DType::float64)).item<double>(), 3.0);
+}
+
+// A kind that does not match (a string asked for an int) is found before anything is restored:
+// the model listed before it keeps its weights.
+TEST_F(CheckpointRobustness, AKindMismatchLeavesTheModelUntouched) {
+  Fabric fab;
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  auto model = fab.setup_module(mlp);
+  fab.save(dir_, {{"a", model}, {"z", int64_t(1)}});
+  {
+    NoGradGuard no_grad;
+    for (Tensor& p : mlp->parameters()) p.fill_(3.0);
+  }
+  State state{{"a", model}, {"z", std::string("x")}};
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.load(dir_, state); }), "'z' is a int");
+  for (const Tensor& p : mlp->parameters())
+    EXPECT_EQ(max(p.to(DType::float64)).item<double>(), 3.0)
+        << "the failed load changed the weights";
+}
+
+// Saving replaces what is at the path whole: an earlier checkpoint or an empty folder, never a
+// folder of the user's own files (they were deleted) nor a file.
+TEST_F(CheckpointRobustness, SaveReplacesOnlyAnEarlierCheckpointOrAnEmptyFolder) {
+  Fabric fab;
+  const fs::path project = dir_ + "_project";
+  fs::create_directories(project / "run");
+  std::ofstream(project / "train.py") << "code";
+  EXPECT_CONTAINS(thrown<IOError>([&] {
+                    fab.save(project.string(), {{"step", 1}});
+                  }),
+                  "holds something other than a checkpoint");
+  EXPECT_TRUE(fs::exists(project / "train.py") && fs::exists(project / "run"));
+  EXPECT_CONTAINS(thrown<IOError>([&] {
+                    fab.save((project / "train.py").string(), {{"step", 1}});
+                  }),
+                  "exists and is not a directory");
+  for (const auto& e : fs::directory_iterator(project))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  fab.save((project / "run").string(), {{"step", 1}});  // an empty folder
+  fab.save((project / "run").string(), {{"step", 2}});  // an earlier checkpoint
+  State state{{"step", int64_t(0)}};
+  fab.load((project / "run").string(), state);
+  EXPECT_EQ(state.at("step").get<int64_t>(), 2);
+  fs::remove_all(project);
+}
+
+// The wrappers keep the Fabric's context, but its strategy goes with the Fabric: stepping after
+// the Fabric is gone is an error naming that, not a crash.
+TEST_F(CheckpointRobustness, AnOptimizerStepAfterItsFabricIsGoneIsAnError) {
+  auto mlp = nn::make<nn::MLP>({.sizes = {4, 8, 2}});
+  optim::SGD sgd(mlp->parameters(), {.lr = 0.1});
+  auto fab = std::make_unique<Fabric>(FabricOptions{.precision = "16-mixed"});
+  auto [model, opt] = fab->setup(mlp, sgd);
+  fab.reset();
+  EXPECT_CONTAINS(thrown<ValueError>([&] { opt.step(); }), "has been destroyed");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { opt.zero_grad(); }), "has been destroyed");
 }
 
 TEST_F(CheckpointRobustness, MalformedShardedMetaJsonIsAnIOError) {
