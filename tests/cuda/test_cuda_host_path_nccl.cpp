@@ -33,24 +33,28 @@ void release_every_stall() {
   reinterpret_cast<ReleaseFn>(dlsym(RTLD_DEFAULT, "null_cuda_release_stalls"))(nullptr);
 }
 
-// Sets NULL_NCCL_STALL for the scope of one test.
-struct StallCollectives {
-  StallCollectives() { setenv("NULL_NCCL_STALL", "1", 1); }
-  ~StallCollectives() { unsetenv("NULL_NCCL_STALL"); }
+// A one-rank NCCL group of `timeout` on cuda:0 and an all-reduce on it that never completes
+// (NULL_NCCL_STALL while it is issued). stderr is captured from before the op: on a loaded
+// machine the watchdog may speak before the test starts waiting.
+struct StalledAllReduce {
+  std::shared_ptr<distributed::ProcessGroup> pg;
+  Tensor t;
+  distributed::WorkPtr work;
+  explicit StalledAllReduce(std::chrono::milliseconds timeout)
+      : pg(distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1, 0,
+                                                {.timeout = timeout})),
+        t(ones({16}).to(Device::cuda(0))) {
+    testing::internal::CaptureStderr();
+    setenv("NULL_NCCL_STALL", "1", 1);
+    work = pg->all_reduce(t);
+    unsetenv("NULL_NCCL_STALL");
+  }
 };
 
 TEST(CudaHostPath, NcclWatchdogLetsADeviceWaitReturnWhenACollectiveHangs) {
   if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
-  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
-                                                 0, {.timeout = 1000ms});
-  Tensor t = ones({16}).to(Device::cuda(0));
-  // Captured from before the op: on a loaded machine the watchdog may fire before the wait starts.
-  testing::internal::CaptureStderr();
-  distributed::WorkPtr work;
-  {
-    StallCollectives stall;
-    work = pg->all_reduce(t);
-  }
+  StalledAllReduce stalled(1000ms);
+  auto& [pg, t, work] = stalled;
   const auto start = std::chrono::steady_clock::now();
   auto waited = std::async(std::launch::async, [] { cuda::synchronize(0); });
   if (waited.wait_for(30s) != std::future_status::ready) {
@@ -81,15 +85,8 @@ TEST(CudaHostPath, NcclWatchdogLetsADeviceWaitReturnWhenACollectiveHangs) {
 // completes, it waits as any op.
 TEST(CudaHostPath, NcclWatchdogLeavesAnOpBeforeItsDeadlineAlone) {
   if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
-  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
-                                                 0, {.timeout = 30s});
-  Tensor t = ones({16}).to(Device::cuda(0));
-  testing::internal::CaptureStderr();
-  distributed::WorkPtr work;
-  {
-    StallCollectives stall;
-    work = pg->all_reduce(t);
-  }
+  StalledAllReduce stalled(30s);
+  auto& [pg, t, work] = stalled;
   std::this_thread::sleep_for(600ms);  // several of the watchdog's looks
   EXPECT_FALSE(work->is_completed());
   release_every_stall();
@@ -103,15 +100,8 @@ TEST(CudaHostPath, NcclWatchdogLeavesAnOpBeforeItsDeadlineAlone) {
 // watchdog's next look, without waiting for the deadline.
 TEST(CudaHostPath, NcclWatchdogBreaksTheGroupOnAnAsynchronousError) {
   if (!under_null_runtime()) GTEST_SKIP() << "needs the null CUDA runtime (tools/null_cuda)";
-  auto pg = distributed::make_nccl_process_group(std::make_shared<distributed::HashStore>(), 0, 1,
-                                                 0, {.timeout = 600s});
-  Tensor t = ones({16}).to(Device::cuda(0));
-  testing::internal::CaptureStderr();
-  distributed::WorkPtr work;
-  {
-    StallCollectives stall;
-    work = pg->all_reduce(t);
-  }
+  StalledAllReduce stalled(600s);
+  auto& work = stalled.work;
   setenv("NULL_NCCL_ASYNC_ERROR", "1", 1);
   const auto start = std::chrono::steady_clock::now();
   auto waited = std::async(std::launch::async, [] { cuda::synchronize(0); });
