@@ -534,8 +534,13 @@ class Run {
     r.last_loss = last_loss;
     r.last_val_loss = last_val_loss;
     r.run_dir = run_dir_;
-    r.last_checkpoint = save(fab, model, opt, scheduler.get(), loader, step, data, "last");
-    if (t.checkpoint_every > 0 && step > 0 && step % t.checkpoint_every == 0) {
+    // A resume with nothing left to do (max_steps reached) writes nothing: its `last` already holds
+    // this state (rewriting it would only fail where the disk is full).
+    const std::string last = run_dir_ + "/checkpoints/last";
+    const bool nothing_done = resuming_ && step == first_step && complete_checkpoint(last);
+    r.last_checkpoint =
+        nothing_done ? last : save(fab, model, opt, scheduler.get(), loader, step, data, "last");
+    if (!nothing_done && t.checkpoint_every > 0 && step > 0 && step % t.checkpoint_every == 0) {
       save(fab, model, opt, scheduler.get(), loader, step, data, "step-" + std::to_string(step));
       if (rank0) prune();
     }

@@ -208,9 +208,12 @@ TEST_F(FabricTrainCliEdges, ResumeCountsTheEpochsDoneWhateverTheBatchSize) {
       run("fit " + cfg + " --set trainer.max_steps=-1 trainer.max_epochs=1 trainer.batch_size=16");
   ASSERT_EQ(fit.status, 0) << fit.output;
   ASSERT_NE(fit.output.find("done: 4 steps"), std::string::npos) << fit.output;
+  const fs::path last = fs::path(run_dir) / "checkpoints/last/state.json";
+  const auto written = fs::last_write_time(last);
   const Result same = run("resume " + run_dir + " --set trainer.batch_size=8");
   ASSERT_EQ(same.status, 0) << same.output;
   EXPECT_NE(same.output.find("now at step 4)"), std::string::npos) << same.output;
+  EXPECT_EQ(fs::last_write_time(last), written) << "a resume with nothing to do rewrote last";
   // Epoch 2 at 8 a batch: 8 steps.
   const Result second =
       run("resume " + run_dir + " --set trainer.batch_size=8 trainer.max_epochs=2");
