@@ -42,15 +42,24 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return amax(abs(sub(a.to(DType::float64), b.to(DType::float64)))).item<double>();
 }
 
-TEST_F(FabricTrain, SyncBatchnormOverTwoProcessesTrainsWhatOneProcessTrains) {
-  write_images(dir_, 16);
-  const std::string cfg = (dir_ / "cnn.yaml").string();
+// 16 images in `dir` and dir/cnn.yaml training a small CNN with BatchNorm2d on them; `data` and
+// `trainer` are the extra entries of those sections. Returns the config's path.
+std::string write_cnn_config(const fs::path& dir, const std::string& data,
+                             const std::string& trainer) {
+  write_images(dir, 16);
+  const std::string cfg = (dir / "cnn.yaml").string();
   std::ofstream(cfg) << "model: {name: cnn, batch_norm: true, channels1: 4, channels2: 8}\n"
-                        "data: {kind: images, shuffle: true, path: "
-                     << (dir_ / "train-images-idx3-ubyte").string()
+                        "data: {kind: images, "
+                     << data << "path: " << (dir / "train-images-idx3-ubyte").string()
                      << "}\n"
                         "optimizer: {name: sgd, lr: 0.05}\n"
-                        "trainer: {max_steps: 3}\n";
+                        "trainer: {"
+                     << trainer << "}\n";
+  return cfg;
+}
+
+TEST_F(FabricTrain, SyncBatchnormOverTwoProcessesTrainsWhatOneProcessTrains) {
+  const std::string cfg = write_cnn_config(dir_, "shuffle: true, ", "max_steps: 3");
   auto fit = [&](const std::string& name, const std::string& sets) {
     const Result r = run("fit " + cfg + " --set trainer.run_dir=" + (dir_ / name).string() + sets);
     EXPECT_EQ(r.status, 0) << r.output;
@@ -81,14 +90,8 @@ TEST_F(FabricTrain, SyncBatchnormOverTwoProcessesTrainsWhatOneProcessTrains) {
 // one process (no conversion) and on two (converted) alike: each form stands for the other (one of
 // them was refused, depending on the number of processes).
 TEST_F(FabricTrain, SyncBatchnormFsdpPolicyNamesEitherFormOnAnyNumberOfProcesses) {
-  write_images(dir_, 16);
-  const std::string cfg = (dir_ / "cnn.yaml").string();
-  std::ofstream(cfg) << "model: {name: cnn, batch_norm: true, channels1: 4, channels2: 8}\n"
-                        "data: {kind: images, path: "
-                     << (dir_ / "train-images-idx3-ubyte").string()
-                     << "}\n"
-                        "optimizer: {name: sgd, lr: 0.05}\n"
-                        "trainer: {max_steps: 1, batch_size: 8, sync_batchnorm: true}\n";
+  const std::string cfg =
+      write_cnn_config(dir_, "", "max_steps: 1, batch_size: 8, sync_batchnorm: true");
   for (const char* policy : {"BatchNorm2d", "SyncBatchNorm"}) {
     for (const char* devices : {"1", "2"}) {
       const std::string name = std::string(policy) + "-" + devices;
