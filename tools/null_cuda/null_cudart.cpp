@@ -132,6 +132,7 @@ class Stalls {
   void stall(cudaStream_t s, const void* owner) {
     std::lock_guard<std::mutex> lock(mu_);
     streams_[s] = owner;
+    used_.store(true, std::memory_order_release);
   }
   void release(const void* owner) {
     {
@@ -141,6 +142,7 @@ class Stalls {
     released_.notify_all();
   }
   void record(cudaEvent_t e, cudaStream_t s) {
+    if (!used()) return;
     std::lock_guard<std::mutex> lock(mu_);
     const auto it = streams_.find(s);
     if (it != streams_.end())
@@ -149,22 +151,27 @@ class Stalls {
       events_.erase(e);
   }
   bool event_pending(cudaEvent_t e) {
+    if (!used()) return false;
     std::lock_guard<std::mutex> lock(mu_);
     return event_pending_locked(e);
   }
   bool stream_pending(cudaStream_t s) {
+    if (!used()) return false;
     std::lock_guard<std::mutex> lock(mu_);
     return streams_.count(s) != 0;
   }
   void wait_event(cudaEvent_t e) {
+    if (!used()) return;
     std::unique_lock<std::mutex> lock(mu_);
     released_.wait(lock, [&] { return !event_pending_locked(e); });
   }
   void wait_stream(cudaStream_t s) {
+    if (!used()) return;
     std::unique_lock<std::mutex> lock(mu_);
     released_.wait(lock, [&] { return streams_.count(s) == 0; });
   }
   void wait_all() {
+    if (!used()) return;
     std::unique_lock<std::mutex> lock(mu_);
     released_.wait(lock, [&] { return streams_.empty(); });
   }
@@ -177,6 +184,10 @@ class Stalls {
       if (owner == it->second) return true;
     return false;
   }
+  // Until a first stall, every event and stream is complete: the hot path (an event recorded or
+  // queried per allocation) takes no lock, as the host costs bench_host_step measures should not.
+  bool used() const { return used_.load(std::memory_order_acquire); }
+  std::atomic<bool> used_{false};
   std::mutex mu_;
   std::condition_variable released_;
   std::map<cudaStream_t, const void*> streams_;
