@@ -21,7 +21,8 @@ install(TARGETS fabric_runtime EXPORT fabricTargets
 # whose rounding depends on the library's own floating-point contraction settings.
 set(FABRIC_PRIVATE_HEADERS distributed/gloo_group.h distributed/nccl_comm.h runtime/checkpoint_detail.h
                            runtime/sharded_checkpoint_reader.h runtime/train_config_fields.h
-                           runtime/c_api_detail.h optim/strong_wolfe.h optim/lbfgs_numbers.h)
+                           runtime/c_api_detail.h optim/strong_wolfe.h optim/lbfgs_numbers.h
+                           precision/pyyaml_compat.h)
 foreach(layer tensor autograd nn optim precision distributed runtime)
   set(excludes)
   foreach(header IN LISTS FABRIC_PRIVATE_HEADERS)
@@ -41,6 +42,16 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/fabricConfig.cmake ${PROJECT_BINARY_DIR}/fabricConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fabric)
+# The same for builds without CMake: lib/pkgconfig/fabric.pc (the target's include directories,
+# C++20 and public definitions as flags; the prefix relative to the file's own folder).
+file(RELATIVE_PATH FABRIC_PC_PREFIX_FROM_PCDIR ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" FABRIC_PC_PREFIX_FROM_PCDIR "${FABRIC_PC_PREFIX_FROM_PCDIR}")
+set(FABRIC_PC_DEFINES "")
+if(FABRIC_HAVE_CUDA)
+  set(FABRIC_PC_DEFINES " -DFABRIC_WITH_CUDA=1")
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/fabric.pc.in ${PROJECT_BINARY_DIR}/fabric.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/fabric.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 # The C API (runtime/c_api.h) reports the package's version (fabric_version). fabric_home()
 # (runtime/fabric_home.h: fabric-train's and the C API's) finds the bundled configs and data in the
 # source tree the library was built from, before the installed <prefix>/share/fabric, which it finds

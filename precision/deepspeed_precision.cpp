@@ -11,6 +11,7 @@
 
 #include "autograd/grad_mode.h"
 #include "precision/deepspeed_config_keys.h"
+#include "precision/pyyaml_compat.h"
 #include "precision/true_precision.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -165,8 +166,7 @@ Json yaml_to_json(const YAML::Node& n) {
   }
   if (n.IsNull() || !n.IsDefined()) return nullptr;
   const std::string s = n.Scalar();
-  if (s == "true" || s == "True") return true;
-  if (s == "false" || s == "False") return false;
+  if (const std::optional<bool> b = yaml11_bool(s)) return *b;
   try {
     size_t pos = 0;
     const long long i = std::stoll(s, &pos);
@@ -215,7 +215,7 @@ DeepSpeedConfig DeepSpeedConfig::from_yaml(const YAML::Node& node) { return from
 DeepSpeedConfig DeepSpeedConfig::from_yaml_text(const std::string& yaml) {
   YAML::Node n;
   try {
-    n = YAML::Load(yaml);
+    n = resolve_merge_keys(YAML::Load(yaml));
   } catch (const YAML::Exception& e) {
     throw ValueError(std::string("DeepSpeed config: not valid YAML: ") + e.what());
   }

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "precision/deepspeed_precision.h"
+#include "precision/pyyaml_compat.h"
 #include "precision/registry.h"
 #include "runtime/connector.h"
 #include "runtime/regular_file.h"
@@ -143,10 +144,9 @@ class Parser {
       case Kind::number: out.d = as_num(n); range(out.d, num(out.d)); break;
       case Kind::boolean: {
         if (!n.IsScalar()) type_error(scalar_text(n));
-        const std::string s = n.Scalar();
-        if (s == "true" || s == "True" || s == "yes" || s == "on") out.b = true;
-        else if (s == "false" || s == "False" || s == "no" || s == "off") out.b = false;
-        else type_error(scalar_text(n));
+        const std::optional<bool> b = precision::yaml11_bool(n.Scalar());
+        if (!b) type_error(scalar_text(n));
+        out.b = *b;
         break;
       }
       case Kind::string:
@@ -203,19 +203,22 @@ class Parser {
   // keys would be dropped without a word, is refused; an empty one (a trailing `---`) is nothing.
   static YAML::Node load_one_document(const std::string& text, const std::string& file,
                                       const std::string& kind) {
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(text);
-    } catch (const YAML::Exception& e) {
+    const auto not_valid = [&](const YAML::Exception& e) {
       const std::string at =
           file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
       // yaml-cpp's nesting guard says only "bad file".
       if (dynamic_cast<const YAML::DeepRecursion*>(&e))
-        throw ConfigError(
+        return ConfigError(
             at + ": not valid " + kind +
             ": lists and mappings nested too deeply for the YAML parser (a config needs a "
             "handful of levels)");
-      throw ConfigError(at + ": not valid " + kind + ": " + e.msg);
+      return ConfigError(at + ": not valid " + kind + ": " + e.msg);
+    };
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(text);
+    } catch (const YAML::Exception& e) {
+      throw not_valid(e);
     }
     for (size_t i = 1; i < docs.size(); ++i) {
       if (docs[i].IsNull()) continue;
@@ -225,7 +228,12 @@ class Parser {
           ": a second YAML document (after a '---'); expected one document, the whole config (its "
           "keys would be ignored)");
     }
-    return docs.empty() ? YAML::Node() : docs.front();
+    if (docs.empty()) return YAML::Node();
+    try {
+      return precision::resolve_merge_keys(docs.front());  // `<<: *base`, as PyYAML reads it
+    } catch (const YAML::Exception& e) {
+      throw not_valid(e);
+    }
   }
 
   // A key met a second time in the same mapping. YAML asks for unique keys; yaml-cpp keeps both
@@ -935,6 +943,21 @@ class Parser {
                    ") clips these gradients already; give one of them");
       }
     }
+    // An fp16 block that is not enabled (enabled false or not given, as DeepSpeed reads it) leaves
+    // a float16 run on the default scaler: its loss-scale keys would be dropped without a word.
+    if (const auto& f = d.fp16;
+        f && (c.fabric.precision == "16-mixed" || c.fabric.precision == "16-true") &&
+        !d.fp16_enabled_auto && !d.fp16_for(c.fabric.precision) &&
+        (f->loss_scale || f->initial_scale_power || f->loss_scale_window || f->hysteresis ||
+         f->consecutive_hysteresis || f->min_loss_scale))
+      fail(deepspeed_values_.count("fp16.enabled") ? deepspeed_values_.at("fp16.enabled").where
+                                                   : deepspeed_where_,
+           "deepspeed.fp16.enabled",
+           "the fp16 block's loss-scale keys apply only when it is enabled, and it is not (enabled "
+           "false or not "
+           "given) while fabric.precision is " +
+               c.fabric.precision +
+               ": set deepspeed.fp16.enabled to true (or \"auto\") to use them, or leave them out");
     c.deepspeed = d.to_json_text();
   }
 

@@ -436,6 +436,32 @@ TEST_F(TrainConfigTest, DeepSpeedStageZeroIsRefusedAtTheKey) {
     EXPECT_NO_THROW(parse_train_config(yaml, "cfg.yaml", {std::string("deepspeed.zero_optimization.stage=") + stage}));
 }
 
+// An fp16 block that is not enabled under a float16 precision: its loss-scale keys would be
+// dropped (the run took the default dynamic scaler), so giving them is refused at the block's
+// enabled; enabled true or "auto" uses them, and a block without them is fine.
+TEST_F(TrainConfigTest, DeepSpeedLossScaleKeysOfABlockNotEnabledAreRefused) {
+  std::string yaml = contract();
+  yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
+  yaml.replace(yaml.find("precision: 32-true"), 18, "precision: 16-mixed");
+  for (const char* block : {"fp16: {loss_scale: 128}", "fp16: {enabled: false, hysteresis: 3}"}) {
+    const std::string e = error_of(yaml + "deepspeed:\n  " + block + "\n");
+    EXPECT_CONTAINS(
+        e,
+        "deepspeed.fp16.enabled: the fp16 block's loss-scale keys apply only when it is enabled");
+    EXPECT_CONTAINS(e, "while fabric.precision is 16-mixed");
+  }
+  EXPECT_CONTAINS(error_of(yaml, {"deepspeed.fp16.loss_scale=128"}),
+                  "deepspeed.fp16.enabled: the fp16 block's");
+  for (const char* block : {"fp16: {enabled: true, loss_scale: 128}",
+                            "fp16: {enabled: auto, loss_scale: 128}", "fp16: {enabled: false}"})
+    EXPECT_NO_THROW(parse_train_config(yaml + "deepspeed:\n  " + block + "\n", "cfg.yaml"))
+        << block;
+  std::string fp32 = yaml;
+  fp32.replace(fp32.find("precision: 16-mixed"), 19, "precision: 32-true");
+  EXPECT_NO_THROW(parse_train_config(
+      fp32 + "deepspeed:\n  fp16: {enabled: false, loss_scale: 128}\n", "cfg.yaml"));
+}
+
 // deepspeed.gradient_clipping clips in the optimizer step: a trainer clip as well would clip the
 // same gradients twice, so giving both is refused at the trainer key.
 TEST_F(TrainConfigTest, DeepSpeedGradientClippingAndATrainerClipAreOneTooMany) {

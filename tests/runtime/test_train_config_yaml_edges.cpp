@@ -1,7 +1,8 @@
 // fabric-train's config on YAML that yaml-cpp reads without complaint: a key given twice in a
 // mapping (the later value wins, as before, now with a warning instead of silently), a second
 // document after `---` (its keys were dropped silently; now an error), and nesting past the
-// parser's depth guard (reported as yaml-cpp's bare "bad file").
+// parser's depth guard (reported as yaml-cpp's bare "bad file"); and what PyYAML reads that
+// yaml-cpp does not: merge keys and the bool words in capitals.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -136,6 +137,44 @@ TEST_F(TrainConfigYamlEdges, ANegativeDeviceCountOtherThanMinusOneIsNamed) {
   EXPECT_EQ(msg.find("zero devices"), std::string::npos) << msg;
   EXPECT_CONTAINS(error_of(head() + "fabric: {devices: 0}\n"),
                   "devices='0' is invalid: zero devices");
+}
+
+// PyYAML's merge key, which Lightning's configs use to share a block: merged keys first, an
+// earlier mapping of a list over a later one, the mapping's own keys over all (it was refused as
+// an unknown key `<<`, with a "did you mean" beside the point).
+TEST_F(TrainConfigYamlEdges, MergeKeysAreReadAsPyYamlReadsThem) {
+  const TrainConfig c = parse_train_config(
+      head() +
+          "optimizer:\n"
+          "  <<: [{name: sgd, lr: 0.05, momentum: 0.5}, {lr: 0.5, weight_decay: 0.25}]\n"
+          "  momentum: 0.75\n"
+          "trainer: {<<: {max_steps: 3, seed: 4}, seed: 5}\n",
+      "cfg.yaml");
+  EXPECT_EQ(c.optimizer.name, "sgd");
+  EXPECT_EQ(c.optimizer.lr, 0.05);            // the earlier mapping's
+  EXPECT_EQ(c.optimizer.weight_decay, 0.25);  // only in the later one
+  EXPECT_EQ(c.optimizer.momentum, 0.75);      // the mapping's own key
+  EXPECT_EQ(c.trainer.max_steps, 3);
+  EXPECT_EQ(c.trainer.seed, 5);
+  // A merged key that is wrong is named where it was written; a merge of a scalar is refused there.
+  const std::string wrong =
+      error_of(head() + "optimizer:\n  <<: {lr: 0.1,\n        momentm: 0.5}\n");
+  EXPECT_CONTAINS(wrong, "cfg.yaml:4:9: optimizer.momentm: unknown key");
+  EXPECT_CONTAINS(
+      error_of(head() + "optimizer: {<<: 3}\n"),
+      "cfg.yaml:2:17: not valid YAML: a merge key (<<) takes a mapping or a list of mappings");
+}
+
+// YAML 1.1's bool words in every case PyYAML reads (TRUE and Yes were refused, True and yes not).
+TEST_F(TrainConfigYamlEdges, BoolWordsInEveryCasePyYamlReads) {
+  const auto shuffle = [&](const std::string& word) {
+    return "data: {kind: tensors, path: " + data_ + ", shuffle: " + word + "}\n";
+  };
+  for (const char* word : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
+    EXPECT_TRUE(parse_train_config(shuffle(word), "cfg.yaml").data.shuffle) << word;
+  for (const char* word : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
+    EXPECT_FALSE(parse_train_config(shuffle(word), "cfg.yaml").data.shuffle) << word;
+  EXPECT_CONTAINS(error_of(shuffle("tRUE")), "expected bool, got 'tRUE'");
 }
 
 }  // namespace
