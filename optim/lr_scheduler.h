@@ -153,8 +153,9 @@ class LinearWarmup : public LRScheduler {
 // Linear warm-up from 0 to base_lr over warmup_steps, then cosine decay to min_lr at max_steps,
 // then min_lr:
 //   step < warmup:           base_lr * step / warmup_steps
-//   warmup <= step < max:    min_lr + (base_lr - min_lr) * (1 + cos(pi * (step - warmup) / (max - warmup))) / 2
-//   step >= max_steps:       min_lr
+//   warmup <= step < max:    min_lr + (base_lr - min_lr) * (1 + cos(pi * (step - warmup) / (max -
+//   warmup))) / 2 step >= max_steps:       min_lr
+// A warm-up longer than max_steps keeps its length (the run ends inside it), as transformers' does.
 class CosineWithWarmup : public LRScheduler {
  public:
   CosineWithWarmup(Optimizer& optimizer, int64_t warmup_steps, int64_t max_steps, double min_lr = 0);

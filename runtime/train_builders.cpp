@@ -192,8 +192,6 @@ std::unique_ptr<optim::LRScheduler> build_torch_scheduler(const TrainConfig::Sch
 std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, optim::Optimizer& opt, int64_t total_steps) {
   const auto& s = cfg.scheduler;
   if (s.name == "step") return std::make_unique<optim::StepLR>(opt, s.step_size, s.gamma);
-  // A run shorter than the warm-up (a quick `--set trainer.max_steps=2` of a long config) warms up
-  // over the whole run instead.
   const int64_t total = std::max<int64_t>(total_steps, 1);
   try {
     // What the config's checks cannot know before the run's length is (OneCycleLR's phases).
@@ -201,7 +199,10 @@ std::unique_ptr<optim::LRScheduler> build_scheduler(const TrainConfig& cfg, opti
   } catch (const ValueError& e) {
     throw ConfigError("scheduler: " + std::string(e.what()));
   }
-  const int64_t warmup = std::min(s.warmup_steps, total);
+  // The warm-up keeps its length whatever the run's: a run shorter than it (a quick
+  // `--set trainer.max_steps=2` of a long config) ends inside it, and one extended by a resume goes
+  // on where the uninterrupted run would be (as transformers' schedules do).
+  const int64_t warmup = s.warmup_steps;
   if (s.name == "cosine") return std::make_unique<optim::CosineWithWarmup>(opt, warmup, total, s.min_lr);
   // Only constant's lr warms up on its own; plateau's reductions must not be undone by a warm-up
   // that sets the base lr at every step (the config check says a warm-up given to it is ignored).

@@ -95,8 +95,18 @@ TEST(LRScheduler, CosineWithWarmupAndMinimum) {
   EXPECT_EQ(lrs[13], 0.1);
   EXPECT_EQ(lrs[20], 0.1);
   for (int i = 5; i <= 12; ++i) EXPECT_LT(lrs[i], lrs[i - 1]) << i;
-  EXPECT_THROW(CosineWithWarmup(opt, 10, 5, 0.0), ValueError);
   EXPECT_THROW(CosineWithWarmup(opt, 1, 5, -1.0), ValueError);
+  EXPECT_THROW(CosineWithWarmup(opt, -1, 5, 0.0), ValueError);
+}
+
+TEST(LRScheduler, CosineWarmupLongerThanTheRunKeepsItsLength) {
+  // As transformers' get_cosine_schedule_with_warmup: a run shorter than its warm-up ends inside it
+  // (the warm-up is not squeezed into the run, so a run extended later goes on along the same
+  // line).
+  Tensor p = param({1.0});
+  SGD opt({p}, {.lr = 1.0});
+  CosineWithWarmup s(opt, 8, 4, 0.0);
+  expect_close(sequence(s, 5), {0.0, 0.125, 0.25, 0.375, 0.5, 0.625}, 1e-15);
 }
 
 TEST(LRScheduler, CosineWithoutWarmupStartsAtBase) {

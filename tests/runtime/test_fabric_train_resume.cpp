@@ -90,6 +90,27 @@ TEST_F(FabricTrain, InterruptedAndResumedEqualsUninterrupted) {
   for (size_t row = 9; row <= 10; ++row) EXPECT_EQ(cell(extended, row, "lr"), cell(straight, row, "lr")) << "step " << row;
 }
 
+// A warm-up longer than the first run keeps its length: the run extended by a resume equals the
+// run that was that long from the start, lr and losses bit for bit (it was squeezed into the first
+// run, so the lr fell back mid-warm-up at the resume).
+TEST_F(FabricTrain, ExtendedResumeGoesOnAlongAWarmUpLongerThanTheFirstRun) {
+  const std::string cfg = write_contract("");
+  const std::string common =
+      " --set optimizer.lr=0.01 scheduler.name=constant scheduler.warmup_steps=6";
+  const std::string part_dir = (dir_ / "part").string();
+  const Result part =
+      run("fit " + cfg + common + " trainer.max_steps=3 trainer.run_dir=" + part_dir);
+  ASSERT_EQ(part.status, 0) << part.output;
+  const Result ext = run("resume " + part_dir + " --set trainer.max_steps=8");
+  ASSERT_EQ(ext.status, 0) << ext.output;
+  const Result full = run("fit " + cfg + common +
+                          " trainer.max_steps=8 trainer.run_dir=" + (dir_ / "full").string());
+  ASSERT_EQ(full.status, 0) << full.output;
+  const auto a = lines((dir_ / "full/metrics.csv").string());
+  ASSERT_EQ(a.size(), 9u);
+  EXPECT_EQ(lines(part_dir + "/metrics.csv"), a);
+}
+
 TEST_F(FabricTrain, KillDuringSaveLeavesALoadableCheckpoint) {
   const std::string cfg = write_contract(", checkpoint_every: 1");
   const std::string run_dir = (dir_ / "run").string();
