@@ -84,6 +84,31 @@ void check_token_ids(const TrainConfig& cfg, int64_t max_id, const char* what) {
                       "the largest id + 1)");
 }
 
+// Class targets beyond the model's outputs would fail only when their batch comes, with a run
+// already written: the whole file is checked here, as a GPT's token ids are (-1 is the ignored
+// target of fabric-train's cross_entropy; float targets are class probabilities).
+void check_class_targets(const TrainConfig& cfg, const Tensor& targets) {
+  const bool cnn = cfg.model.name == "cnn";
+  if (cfg.loss != "cross_entropy" || (!cnn && cfg.model.name != "mlp") || cfg.model.sizes.empty() ||
+      is_floating(targets.dtype()) || targets.numel() == 0)
+    return;
+  const int64_t classes = cnn ? cfg.model.num_classes : cfg.model.sizes.back();
+  Tensor t = targets.to(DType::int64).contiguous();
+  const int64_t* p = t.data<int64_t>();
+  const int64_t per_example =
+      targets.dim() > 0 && targets.size(0) > 0 ? t.numel() / targets.size(0) : 1;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (p[i] >= -1 && p[i] < classes) continue;
+    const std::string key =
+        cnn ? "model.num_classes: " + std::to_string(classes)
+            : "model.sizes: the last size, " + std::to_string(classes) + " classes,";
+    throw ConfigError(key + " is too small for data.path '" + cfg.data.path +
+                      "', which holds target " + std::to_string(p[i]) + " (example " +
+                      std::to_string(i / per_example) +
+                      "; cross_entropy's targets are class indices in [0, classes), -1 ignored)");
+  }
+}
+
 // The validation split of `train`. Too small to hold an example, it is data.val_fraction's fault
 // (the train split's is data.path's), and no fault at all with validation off (trainer.val_every
 // 0): then there is none.
@@ -126,6 +151,11 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
       o.vocab = checkpoint_vocab(run_dir);
     }
     auto train = std::make_shared<data::TextDataset>(d.path, o);
+    const int64_t chars = train->vocab().size();
+    if (cfg.model.name == "gpt" && cfg.model.vocab_size > 0 && cfg.model.vocab_size < chars)
+      throw ConfigError("model.vocab_size: " + std::to_string(cfg.model.vocab_size) +
+                        " is too small for data.path '" + d.path + "', whose characters number " +
+                        std::to_string(chars) + " (0 takes the text's vocabulary)");
     if (with_val) r.val = val_split_of(cfg, *train);
     r.vocab_size = train->vocab().size();
     r.vocab = train->vocab();
@@ -151,6 +181,8 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
       check_token_ids(cfg, max_input, "an input id");
       check_token_ids(cfg, amax(train->targets().to(DType::int64)).item<int64_t>(), "a target id");
       if (cfg.model.vocab_size <= 0) r.vocab_size = max_input + 1;
+    } else {
+      check_class_targets(cfg, train->targets());
     }
     r.train = train;
   } else {  // images
@@ -793,10 +825,35 @@ class Run {
     } catch (const ConfigError&) {
       throw;
     } catch (const Error& e) {
-      throw ConfigError("model.name: " + cfg_.model.name + " does not fit data.kind " + cfg_.data.kind +
-                        " (an example's inputs " + describe(b.inputs) + ", targets " + describe(b.targets) +
-                        ", loss " + cfg_.loss + "): " + e.what());
+      const std::string key = key_at_fault(b.inputs);
+      throw ConfigError((key.empty() ? "model.name: " + cfg_.model.name : key) +
+                        " does not fit data.kind " + cfg_.data.kind + " (an example's inputs " +
+                        describe(b.inputs) + ", targets " + describe(b.targets) + ", loss " +
+                        cfg_.loss + "): " + e.what());
     }
+  }
+
+  // The hyper-parameter an example's inputs show to be wrong when the model fails on it (the
+  // mlp's input features, the cnn's channels or image size, the gpt's block size); empty when it
+  // is the model itself (an mlp on token ids, a cnn on flat vectors).
+  std::string key_at_fault(const Tensor& x) const {
+    const auto& m = cfg_.model;
+    const auto n = [](int64_t v) { return std::to_string(v); };
+    if (m.name == "gpt")
+      return x.dim() == 2 && x.size(1) > m.block_size
+                 ? "model.block_size: " + n(m.block_size) + " (windows of " + n(x.size(1)) + ")"
+                 : "";
+    if (!is_floating(x.dtype()) || x.dim() == 0) return "";
+    if (m.name == "mlp" && !m.sizes.empty() && x.size(-1) != m.sizes.front())
+      return "model.sizes: the first size, " + n(m.sizes.front()) +
+             " input features (the data's have " + n(x.size(-1)) + "),";
+    if (m.name == "cnn" && x.dim() == 4 && x.size(1) != m.in_channels)
+      return "model.in_channels: " + n(m.in_channels) + " (the data's images have " + n(x.size(1)) +
+             ")";
+    if (m.name == "cnn" && x.dim() == 4 && (x.size(2) != m.image_size || x.size(3) != m.image_size))
+      return "model.image_size: " + n(m.image_size) + " (the data's images are " + n(x.size(2)) +
+             "x" + n(x.size(3)) + ")";
+    return "";
   }
 
   // The steps and time of this invocation (a resume says where the run now stands).
@@ -970,6 +1027,8 @@ class Run {
       rest = fab.load(dir, state);
     } catch (const IOError&) {
       throw;  // unreadable or incomplete files: not the config's fault
+    } catch (const DistributedError&) {
+      throw;  // a peer that failed to load (it says why) broke the group: not the config's fault
     } catch (const Error& e) {
       // A precision of another weight layout is the cause; --set model.* values may be another.
       const std::string precision = precision_change(dir);

@@ -54,11 +54,30 @@ TEST_F(FabricTrain, ConfigErrorsFoundWhileSettingUpExit2AndWriteNothing) {
   for (int i = 0; i < 10; ++i) text += "It is a truth universally acknowledged, that a single man in possession. ";
   std::ofstream(dir_ / "text.txt") << text;
   save_safetensors((dir_ / "wrong_keys.safetensors").string(), {{"encoder.weight", zeros({256, 784})}});
+  // A class target beyond the model's 10 outputs at example 50, in a batch the first steps never
+  // reach: found before anything is written, not when its batch comes.
+  Tensor late_bad = zeros({64}, {.dtype = DType::int64});
+  late_bad.data<int64_t>()[50] = 12;
+  save_safetensors((dir_ / "late_bad.safetensors").string(),
+                   {{"inputs", zeros({64, 784})}, {"targets", late_bad}});
   const std::string good = write_contract();
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--set data.kind=text data.path=" + (dir_ / "text.txt").string(), "model.name: mlp does not fit data.kind text"},
-      {"--set model.sizes=[100,10]", "model.name: mlp does not fit data.kind tensors"},
-      {"--set data.kind=text data.path=" + (dir_ / "short.txt").string(), "data.path: TextDataset: "},
+      {"--set data.kind=text data.path=" + (dir_ / "text.txt").string(),
+       "model.name: mlp does not fit data.kind text"},
+      {"--set model.sizes=[100,10]",
+       "model.sizes: the first size, 100 input features (the data's have 784), does not fit "
+       "data.kind tensors"},
+      {"--set trainer.max_steps=1 data.path=" + (dir_ / "late_bad.safetensors").string(),
+       "model.sizes: the last size, 10 classes, is too small for data.path '" +
+           (dir_ / "late_bad.safetensors").string() + "', which holds target 12 (example 50;"},
+      {"--set model.name=gpt model.sizes=null model.activation=null model.vocab_size=5 "
+       "model.block_size=8 model.n_layer=1 model.n_head=2 model.n_embd=8 "
+       "data.kind=text data.path=" +
+           (dir_ / "text.txt").string(),
+       "model.vocab_size: 5 is too small for data.path '" + (dir_ / "text.txt").string() +
+           "', whose characters number "},
+      {"--set data.kind=text data.path=" + (dir_ / "short.txt").string(),
+       "data.path: TextDataset: "},
       {"--set model.init=" + (dir_ / "wrong_keys.safetensors").string(), "model.init: "},
       {"--set lora.rank=4 lora.target=[nothing]", "lora: "},
   };
