@@ -222,6 +222,15 @@ void check_replaceable(const std::string& path) {
           "saving would delete; choose a new path, an earlier checkpoint or an empty folder");
 }
 
+void check_not_a_checkpoint_file(const std::string& out_file, const std::string& command) {
+  std::error_code ec;
+  if (out_file.empty() || !fs::exists(out_file, ec) || fs::is_directory(out_file, ec)) return;
+  const fs::path folder = fs::absolute(out_file).lexically_normal().parent_path();
+  if (fs::exists(folder / "state.json", ec) || fs::exists(folder / "meta.json", ec))
+    throw ValueError(command + ": " + out_file + " is a file of the checkpoint " + folder.string() +
+                     ", which writing over it would damage; choose a path outside the checkpoint");
+}
+
 void commit_directory(const std::string& tmp, const std::string& path) {
   const std::string parent = fs::absolute(path).parent_path().string();
   if (fs::exists(path)) {

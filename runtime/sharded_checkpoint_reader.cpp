@@ -395,6 +395,7 @@ void write_consolidated_weights(const std::string& sharded_dir, const std::strin
   FABRIC_CHECK(!out_file.empty(), ValueError, "consolidate: the output path is empty");
   FABRIC_CHECK(!fs::is_directory(out_file), ValueError, "consolidate: ", out_file,
                " is a directory; the model weights go to one .safetensors file");
+  checkpoint_detail::check_not_a_checkpoint_file(out_file, "consolidate");
   sharded_detail::ShardedReader reader(sharded_dir);
   // The module to write: fabric-train's "model", or the checkpoint's only module.
   std::vector<std::string> modules;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "nn/gpt.h"
+#include "runtime/checkpoint_detail.h"
 #include "runtime/checkpoint_model.h"
 #include "runtime/datasets.h"
 #include "runtime/dequantized_export.h"
@@ -107,6 +108,7 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
+  checkpoint_detail::check_not_a_checkpoint_file(out_file, "export");
   const FullCheckpoint full(checkpoint_named_by(checkpoint_dir, "export"));
   require_model_file(full.dir(), checkpoint_dir);
   SafetensorsFile f = load_safetensors(full.dir() + "/model.safetensors");
@@ -117,6 +119,7 @@ void export_checkpoint(const std::string& checkpoint_dir, const std::string& out
 
 void export_dequantized_checkpoint(const std::string& checkpoint_dir, const std::string& out_file,
                                    DType dtype) {
+  checkpoint_detail::check_not_a_checkpoint_file(out_file, "export");
   const FullCheckpoint full(checkpoint_named_by(checkpoint_dir, "export"));
   require_model_file(full.dir(), checkpoint_dir);
   CheckpointModel c = read_checkpoint_config(full.dir());

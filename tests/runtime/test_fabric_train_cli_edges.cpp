@@ -87,6 +87,17 @@ TEST_F(FabricTrainCliEdges, ExportMakesTheFoldersOfItsOutput) {
   EXPECT_NE(under_file.output.find("export: cannot create the folder '" + (dir_ / "a_file").string()),
             std::string::npos)
       << under_file.output;
+  // Over a file of a checkpoint (its own optimizer state here): refused, the checkpoint intact.
+  const fs::path optimizer = run_dir / "checkpoints/last/optimizer.safetensors";
+  const std::string before = slurp(optimizer);
+  for (const std::string flag : {"", " --dequantize"}) {
+    const Result over = run("export " + run_dir.string() + " " + optimizer.string() + flag);
+    EXPECT_EQ(over.status, 1) << flag << "\n" << over.output;
+    EXPECT_NE(over.output.find(optimizer.string() + " is a file of the checkpoint"),
+              std::string::npos)
+        << over.output;
+  }
+  EXPECT_EQ(slurp(optimizer), before);
 }
 
 // A path that does not exist is a command-line error (exit 2) naming what was expected; one that

@@ -156,6 +156,21 @@ TEST_F(FabricTrainConsolidate, AnOutputOfAnotherKindIsAnErrorAndStaysAsItWas) {
             std::string::npos)
       << onto_sharded.output;
   EXPECT_TRUE(fs::exists(other_sharded + "/meta.json"));
+  // A weights file over a file of a checkpoint (the input's own rank file, or another's) would
+  // damage it: refused, the file kept.
+  for (const std::string& dir : {sharded, other_sharded}) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors") files.push_back(e.path());
+    ASSERT_FALSE(files.empty()) << dir;
+    const std::string before = slurp(files.front());
+    const Result over = run("consolidate " + sharded + " " + files.front().string());
+    EXPECT_EQ(over.status, 1) << over.output;
+    EXPECT_NE(over.output.find(files.front().string() + " is a file of the checkpoint " + dir),
+              std::string::npos)
+        << over.output;
+    EXPECT_EQ(slurp(files.front()), before);
+  }
 }
 
 // The folders of OUT are made, for the checkpoint directory and for the weights file alike.

@@ -84,6 +84,19 @@ TEST_F(LightningEnvironment, FsdpFromTheEnvironmentIsTheConfigs) {
       std::string::npos)
       << ddp.output;
   EXPECT_EQ(slurp(run_dir / "metrics.csv"), before);
+  // A damaged rank file (rank 0's pieces in rank 1's place): a damaged checkpoint on both
+  // processes (exit 1, rank 1 naming the missing piece), not a config error on rank 0, whose load
+  // failed only because its peer left.
+  fs::copy_file(run_dir / "checkpoints/last/rank-0-of-2.safetensors",
+                run_dir / "checkpoints/last/rank-1-of-2.safetensors",
+                fs::copy_options::overwrite_existing);
+  const Result damaged =
+      run("resume " + run_dir.string() + " --set trainer.max_steps=5", "timeout 60");
+  EXPECT_EQ(damaged.status, 1) << damaged.output;
+  EXPECT_NE(damaged.output.find("rank-1-of-2.safetensors lacks the piece"), std::string::npos)
+      << damaged.output;
+  EXPECT_EQ(damaged.output.find("config error"), std::string::npos) << damaged.output;
+  EXPECT_EQ(slurp(run_dir / "metrics.csv"), before);
 }
 
 // A config (or --set) value that disagrees with a variable is a config error naming the key, both
