@@ -90,10 +90,29 @@ void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
   FABRIC_CHECK(t.requires_grad(), ValueError, "register_hook: cannot register a hook on a tensor that doesn't require grad");
   sync_view_history(t);
   AutogradMeta& m = autograd_meta(t);
+  // What the hook returns replaces the gradient: as torch's, it must be one the tensor could have
+  // (else a leaf's .grad took any shape or dtype, and a node's other inputs failed far away).
+  auto checked = [fn = std::move(fn)](const Tensor& g) -> Tensor {
+    Tensor r = fn(g);
+    if (!r.defined()) return r;
+    FABRIC_CHECK(r.sizes() == g.sizes(), ShapeError,
+                 "a tensor hook has changed the size of the gradient (was ", shape_str(g.sizes()),
+                 ", got ", shape_str(r.sizes()),
+                 "); a hook returns a gradient of the same shape, dtype and device, or nothing");
+    FABRIC_CHECK(r.dtype() == g.dtype(), DTypeError,
+                 "a tensor hook has changed the type of the gradient (was ", dtype_name(g.dtype()),
+                 ", got ", dtype_name(r.dtype()),
+                 "); a hook returns a gradient of the same shape, dtype and device, or nothing");
+    FABRIC_CHECK(r.device() == g.device(), DeviceError,
+                 "a tensor hook has changed the device of the gradient (was ", g.device(), ", got ",
+                 r.device(),
+                 "); a hook returns a gradient of the same shape, dtype and device, or nothing");
+    return r;
+  };
   if (m.grad_fn) {
-    m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(fn));
+    m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(checked));
   } else {
-    m.grad_hooks.push_back(std::move(fn));
+    m.grad_hooks.push_back(std::move(checked));
   }
 }
 

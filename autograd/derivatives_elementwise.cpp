@@ -35,6 +35,7 @@ FABRIC_DERIVATIVE(sub) {
 FABRIC_DERIVATIVE(mul) {
   if (has_scalar(rec)) {
     Scalar s = attrs_of<ScalarAttrs>(rec).value;
+    saves_a_scalar();
     return [s](const Grads& g) { return Grads{mul(g[0], s)}; };
   }
   const bool need_a = rec.inputs[0].requires_grad(), need_b = rec.inputs[1].requires_grad();
@@ -47,6 +48,7 @@ FABRIC_DERIVATIVE(mul) {
 FABRIC_DERIVATIVE(div) {
   if (has_scalar(rec)) {
     Scalar s = attrs_of<ScalarAttrs>(rec).value;
+    saves_a_scalar();
     return [s](const Grads& g) { return Grads{div(g[0], s)}; };
   }
   Tensor b = saved(rec.inputs[1]);

@@ -91,6 +91,8 @@ class FunctionNode final : public Node {
     holds_saved_ = !saved.empty();
     saved_ = std::move(saved);
   }
+  // The closure holds what torch would save as a tensor (saves_a_scalar): released as one.
+  void mark_holds_saved() { holds_saved_ = true; }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   std::string name() const override { return name_; }
   // The op this node differentiates ("mul"), for messages.

@@ -21,6 +21,7 @@ namespace {
 struct RuleContext {
   const OpRecord* rec = nullptr;
   bool double_backward = true;
+  bool saved_scalar = false;  // saves_a_scalar()
 };
 thread_local RuleContext t_rule;
 
@@ -56,10 +57,12 @@ void record(const OpRecord& rec) {
   }
   collector = outer;
   const bool double_backward = t_rule.double_backward && double_backward_supported(rec.op);
+  const bool saved_scalar = t_rule.saved_scalar;
   t_rule = outer_ctx;
   auto node = std::make_shared<FunctionNode>(op_name(rec.op), std::move(backward), rec.node_name);
   node->set_supports_double_backward(double_backward);
   node->set_saved_versions(std::move(saved_versions));
+  if (saved_scalar) node->mark_holds_saved();
   node->num_outputs = static_cast<int>(rec.num_outputs);
   add_input_edges(*node, std::span<const Tensor>(rec.inputs, rec.num_inputs));
   for (size_t o = 0; o < rec.num_outputs; ++o) {
@@ -129,6 +132,7 @@ SavedVersion saved_entry(const Tensor& t, const Tensor& alias) {
 }
 
 void refuse_double_backward() { t_rule.double_backward = false; }
+void saves_a_scalar() { t_rule.saved_scalar = true; }
 
 void register_derivative(OpId op, DerivativeRule rule) { rules()[static_cast<size_t>(op)] = rule; }
 DerivativeRule derivative_rule(OpId op) { return rules()[static_cast<size_t>(op)]; }

@@ -19,6 +19,10 @@ SavedVersion saved_entry(const Tensor& t, const Tensor& alias);
 // Marks the node the rule now running builds as not supporting double backward, for a case its
 // grad-mode composition does not cover (the gradient then gets a history that raises).
 void refuse_double_backward();
+// Marks the node the rule now running builds as holding what torch saves as a tensor though the
+// rule keeps a number (x * 3.0: torch's wrapped scalar): after a backward without retain_graph a
+// second one through it raises, as torch's does.
+void saves_a_scalar();
 
 inline Tensor saved(const Tensor& t) {
   if (!t.defined()) return t;

@@ -109,6 +109,25 @@ TEST(Autograd, HooksModifyAndPostAccumulateFiresInBackwardOrder) {
   EXPECT_EQ(mid.grad().to_vector<double>(), (std::vector<double>{5, 5}));
 }
 
+// A hook's replacement must be a gradient the tensor could have, as torch checks: another shape
+// or dtype is refused at the hook (it became a leaf's .grad, or broke a node far away).
+TEST(Autograd, AHookThatChangesTheGradientsShapeOrDtypeIsRefused) {
+  for (bool leaf : {true, false}) {
+    const Tensor w = ones({2}, {.requires_grad = true});
+    const Tensor shape_hooked = leaf ? w : mul(w, 1.0);
+    register_hook(shape_hooked, [](const Tensor&) { return ones({3}); });
+    EXPECT_CONTAINS(thrown<ShapeError>([&] { sum(mul(shape_hooked, 2.0)).backward(); }),
+                    "a tensor hook has changed the size of the gradient (was (2,), got (3,))");
+    EXPECT_FALSE(w.grad().defined());
+    const Tensor v = ones({2}, {.requires_grad = true});
+    const Tensor dtype_hooked = leaf ? v : mul(v, 1.0);
+    register_hook(dtype_hooked, [](const Tensor& g) { return g.to(DType::float64); });
+    EXPECT_CONTAINS(
+        thrown<DTypeError>([&] { sum(mul(dtype_hooked, 2.0)).backward(); }),
+        "a tensor hook has changed the type of the gradient (was float32, got float64)");
+  }
+}
+
 TEST(Autograd, NoGradAndDetach) {
   Tensor x = leaf({1});
   {
@@ -124,15 +143,26 @@ TEST(Autograd, NoGradAndDetach) {
   EXPECT_THROW(zeros({2}, {.dtype = DType::int64}).set_requires_grad(true), DTypeError);
 }
 
-// torch 1.13: y = (x + 1).mul(2).sum(); y.backward(); y.backward() gives x.grad = [4, 4, 4]: no
-// node saved a tensor, so the first backward freed nothing the second needs. A node that saved
-// one frees it after the first backward and refuses a second.
+// torch 1.13: y = (x + 1).sum(); y.backward(); y.backward() gives x.grad = [2, 2, 2]: no node
+// saved a tensor, so the first backward freed nothing the second needs. A node that saved one
+// frees it after the first backward and refuses a second, and so does a product or quotient by a
+// number, which torch saves as a wrapped tensor ((x + 1).mul(2) raises there).
 TEST(Autograd, SecondBackwardRunsNodesThatSavedNothing) {
   Tensor x = leaf({1, 1, 1});
-  Tensor y = sum(mul(add(x, 1.0), 2.0));
+  Tensor y = sum(add(x, 1.0));
   y.backward();
   y.backward();
-  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{4, 4, 4}));
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 2, 2}));
+  for (bool divide : {false, true}) {
+    Tensor z = leaf({1, 1});
+    Tensor by_number = sum(divide ? div(add(z, 1.0), 2.0) : mul(add(z, 1.0), 2.0));
+    by_number.backward();
+    EXPECT_CONTAINS(thrown<Error>([&] { by_number.backward(); }),
+                    divide ? "DivBackward0 a second time" : "MulBackward0 a second time");
+    Tensor kept = sum(divide ? div(z, 2.0) : mul(z, 2.0));
+    kept.backward(Tensor(), /*retain_graph=*/true);
+    kept.backward();
+  }
 
   Tensor x2 = leaf({1, 2});
   Tensor y2;
