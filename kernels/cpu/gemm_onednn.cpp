@@ -134,7 +134,7 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
   const bool bcast_a = k.batch > 1 && k.stride_a == 0, bcast_b = k.batch > 1 && k.stride_b == 0;
   // per_batch: a 2-D primitive run once per batch entry; otherwise one 3-D primitive whose size-1
   // batch dims broadcast.
-  auto build = [&](bool per_batch) -> bool {
+  auto build_descriptors = [&](bool per_batch) -> bool {
     const int64_t nb = per_batch || k.batch == 1 ? 0 : k.batch;  // 0: 2-D descriptors
     dnnl::memory::desc a_md = matrix_md(nb == 0 ? 0 : (bcast_a ? 1 : nb), k.M, k.K, k.lda,
                                         k.stride_a, k.trans_a, to_dnnl(k.a));
@@ -186,6 +186,15 @@ std::shared_ptr<Plan> make_plan(const Key& k) {
     plan->c_md = c_md;
     plan->bias_md = bias_md;
     return true;
+  };
+  auto build = [&](bool per_batch) -> bool {
+    try {
+      return build_descriptors(per_batch);
+    } catch (const dnnl::error&) {
+      // Strides oneDNN cannot describe (a 3-D view whose batch stride is below one matrix's
+      // extent, as x.slice(1, 0, 5, 2).transpose(0, 1)): per batch, or the fallbacks, then.
+      return false;
+    }
   };
   // oneDNN 2.6's gemm:jit offsets a binary post-op's broadcast operand by the physical dst offset,
   // so with gaps between C batches the bias lands shifted (found by test_gemm): run per batch then.
