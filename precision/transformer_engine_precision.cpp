@@ -96,7 +96,11 @@ Tensor TransformerEnginePrecision::convert_output(const Tensor& output) const {
 
 ContextGuard TransformerEnginePrecision::forward_context() {
   ContextGuard g = default_dtype_context(weights_dtype_);
-  g.then(autocast_context(device_, fallback_dtype_));
+  // A float32/float64 fallback is no lower precision to cast to: the region runs with autocast
+  // off (the non-FP8 ops in their inputs' dtype), as torch's CPU autocast turns itself off for a
+  // dtype it does not take.
+  const bool lower = fallback_dtype_ == DType::bfloat16 || fallback_dtype_ == DType::float16;
+  g.then(autocast_context(device_, lower ? fallback_dtype_ : DType::bfloat16, /*enabled=*/lower));
   g.then(fp8_autocast(true));
   return g;
 }

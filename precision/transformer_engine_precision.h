@@ -17,7 +17,8 @@ class TransformerEnginePrecision : public Precision {
  public:
   // weights_dtype: a floating dtype (bf16 -> "transformer-engine", fp16 ->
   // "transformer-engine-float16"). recipe: validated (pure E5M2 is a ValueError).
-  // fallback_compute_dtype: the autocast dtype of the non-FP8 ops; nullopt = weights_dtype.
+  // fallback_compute_dtype: the autocast dtype of the non-FP8 ops; nullopt = weights_dtype;
+  // float32/float64: autocast off in the region (the ops run in their inputs' dtype).
   // device: the autocast device type of the fallback region.
   explicit TransformerEnginePrecision(DType weights_dtype = DType::bfloat16,
                                       const DelayedScaling& recipe = {}, bool replace_layers = true,

@@ -165,8 +165,9 @@ Tensor pad(const Tensor& x_in, std::vector<int64_t> pad, std::string_view mode, 
                pad.size(), " pad values for a ", nd, "-D input ", shape_str(x.sizes()),
                " (expected 2 values for a 2-D/3-D input, 4 for a 3-D/4-D one, 6 for a 4-D/5-D "
                "one)");
-  // Circular pad is torch's _pad_circular, a composition of copies on no autocast list.
-  if (mode != "circular")
+  // Circular pad is torch's _pad_circular, a composition of copies on no autocast list; the CPU
+  // float32 list names reflection_pad1d/2d and replication_pad1d/2d/3d, not reflection_pad3d.
+  if (mode == "replicate" || (mode == "reflect" && pairs < 3))
     apply_autocast(mode == "reflect" ? OpId::reflection_pad : OpId::replication_pad, {&x});
   return index_pad(x, mode, pad);
 }

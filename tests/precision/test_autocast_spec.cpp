@@ -217,6 +217,14 @@ TEST(AutocastSpec, CpuBf16Cases) {
   EXPECT_EQ(exp(rnd({4}, DType::bfloat16)).dtype(), DType::bfloat16);
   EXPECT_EQ(softmax(rnd({4, 8}), -1).dtype(), DType::float32);
   EXPECT_EQ(add(rnd({4}, DType::bfloat16), rnd({4})).dtype(), DType::float32);  // native promotion
+  // Padding: reflection 1d/2d and replication 1d/2d/3d are on the FP32 list, reflection_pad3d is
+  // not (torch's autocast_mode.cpp lists the same).
+  EXPECT_EQ(pad(rnd({1, 2, 5, 5}, DType::bfloat16), {1, 1, 1, 1}, "reflect").dtype(),
+            DType::float32);
+  EXPECT_EQ(pad(rnd({1, 2, 4, 5, 5}, DType::bfloat16), {1, 1, 1, 1, 1, 1}, "replicate").dtype(),
+            DType::float32);
+  EXPECT_EQ(pad(rnd({1, 2, 4, 5, 5}, DType::bfloat16), {1, 1, 1, 1, 1, 1}, "reflect").dtype(),
+            DType::bfloat16);
   // The lower-precision op computes from the rounded inputs.
   Tensor a = rnd({3, 5}), b = rnd({5, 2});
   Tensor want;

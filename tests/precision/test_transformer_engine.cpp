@@ -4,11 +4,12 @@
 // to another amax_history_len as Transformer Engine does, and a GPT run under HYBRID FP8 tracking
 // bf16-mixed.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -21,6 +22,7 @@
 #include "precision/fp8_ops.h"
 #include "precision/transformer_engine_precision.h"
 #include "runtime/fabric.h"
+#include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -118,6 +120,24 @@ TEST(TransformerEnginePrecision, RejectsE5M2AndBadDtypes) {
                ValueError);
   EXPECT_THROW(TransformerEnginePrecision(DType::int64), DTypeError);
   EXPECT_NO_THROW(TransformerEnginePrecision(DType::bfloat16, DelayedScaling{.fp8_format = Fp8Format::E4M3}));
+}
+
+// float32 weights, or a float32 fallback under bf16 weights: the fallback region runs with autocast
+// off (torch's CPU autocast turns itself off for float32); the forward used to raise from autocast.
+TEST(TransformerEnginePrecision, AFloat32FallbackRunsWithAutocastOff) {
+  for (const auto& [weights, fallback] :
+       {std::pair{DType::float32, DType::float32}, std::pair{DType::bfloat16, DType::float32}}) {
+    manual_seed(4);
+    auto m = std::make_shared<One>();
+    TransformerEnginePrecision te(weights, {}, true, fallback);
+    te.convert_module(*m);
+    const Tensor x = randn({4, 16});
+    precision::ContextGuard ctx = te.forward_context();
+    EXPECT_FALSE(autocast_enabled(DeviceType::cpu));
+    const Tensor y = (*m)(te.convert_input(x));
+    EXPECT_EQ(y.dtype(), fallback);  // an FP8 layer returns its fallback dtype
+    EXPECT_EQ(y.shape(), (Shape{4, 32}));
+  }
 }
 
 TEST(TransformerEnginePrecision, ForwardUnderThePluginIsFp8Linear) {
