@@ -113,6 +113,9 @@ fabric_status fabric_model_generate(fabric_model* model, const char* prompt, int
     if (!std::isfinite(temperature) || temperature < 0)
       bad_argument(
           fn, "temperature: expected a finite number >= 0, got " + std::to_string(temperature));
+    if (top_k < 0)  // as fabric-train sample --top-k
+      bad_argument(
+          fn, "top_k: expected an integer >= 0 (0: every token), got " + std::to_string(top_k));
     if (callback == nullptr && text == nullptr)
       bad_argument(fn, "callback and text are both NULL (expected somewhere to put the text)");
     require_text_gpt(m, fn);

@@ -73,17 +73,19 @@ fabric_status fabric_tensor_create(const void* data, const int64_t* shape, size_
                            std::to_string(kMaxNDim) + " dimensions a tensor may have");
     if (ndim > 0) require_argument(shape, fn, "shape");
     Shape sizes(shape, shape + ndim);
-    // numel * itemsize must fit in the address space: checked before anything is allocated.
+    // numel * itemsize must fit in the address space: checked before anything is allocated. The
+    // sizes other than 0 count too (an empty tensor's strides are their products).
     const int64_t limit = std::numeric_limits<int64_t>::max() / itemsize(dt);
-    int64_t numel = 1;
+    int64_t numel = 1, extent = 1;
     for (size_t d = 0; d < ndim; ++d) {
       if (sizes[d] < 0)
         bad_argument(fn, "shape[" + std::to_string(d) + "] is " + std::to_string(sizes[d]) +
                              " (expected a size >= 0)");
-      if (sizes[d] > 0 && numel > limit / sizes[d])
+      if (sizes[d] > 0 && extent > limit / sizes[d])
         bad_argument(fn, "the shape's " + std::string(dtype_name(dt)) +
                              " elements take more bytes than int64 counts (at shape[" +
                              std::to_string(d) + "] = " + std::to_string(sizes[d]) + ")");
+      if (sizes[d] > 0) extent *= sizes[d];
       numel *= sizes[d];
     }
     if (numel > 0) require_argument(data, fn, "data");

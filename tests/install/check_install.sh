@@ -75,6 +75,17 @@ cmake --build "$work/consumer-build" -j"$(nproc)" >"$work/build.log" 2>&1 ||
 (cd "$work/elsewhere" && "$work/consumer-build/c_consumer" "$prefix/share/fabric/configs/mlp-tensors.yaml" \
    "$work/run-c" >"$work/c_consumer.log" 2>&1) || { tail -20 "$work/c_consumer.log"; fail "the C consumer (README \"C API\")"; }
 tail -1 "$work/c_consumer.log"
+# Without CMake: pkg-config's flags build the same app (README's example program).
+if command -v pkg-config >/dev/null; then
+  flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs fabric) ||
+    fail "pkg-config finds no fabric in $prefix/lib/pkgconfig"
+  g++ -O1 -Wno-missing-field-initializers "$consumer/main.cpp" $flags -o "$work/pkg-config-consumer" \
+    >"$work/pkg-config.log" 2>&1 || { head -30 "$work/pkg-config.log"; fail "g++ with pkg-config --cflags --libs fabric"; }
+  "$work/pkg-config-consumer" >/dev/null || fail "the app built with pkg-config's flags does not run"
+  echo "pkg-config consumer: OK"
+else
+  echo "skipped: the pkg-config consumer (no pkg-config)"
+fi
 
 # An embedding app built with clang includes any installed header: each alone in a translation
 # unit of the same consumer project configured with clang++ (the oldest we check is 14: the

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <fabric/runtime/c_api.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,12 @@ static void test_tensors(void) {
                FABRIC_CONFIG_ERROR, "ndim 1000");
   EXPECT_ERROR(fabric_tensor_create(values, shape, 2, FABRIC_FLOAT32, NULL), FABRIC_CONFIG_ERROR,
                "out is NULL");
+  {
+    /* Empty, but with sizes whose strides no int64 holds: a bad argument, named, not a crash. */
+    const int64_t huge_empty[] = {0, INT64_MAX, INT64_MAX};
+    EXPECT_ERROR(fabric_tensor_create(NULL, huge_empty, 3, FABRIC_FLOAT32, &scalar),
+                 FABRIC_CONFIG_ERROR, "fabric_tensor_create", "more bytes than int64 counts");
+  }
   CHECK(scalar == NULL); /* out-pointers are written only on success */
 
   /* A scalar: no dimensions. Empty tensors need no data. */
@@ -440,6 +447,8 @@ static void test_gpt(void) {
                FABRIC_CONFIG_ERROR, "tokens", ">= 0", "-1");
   EXPECT_ERROR(fabric_model_generate(gpt, "the", 1, NAN, 0, 0, collect, &pieces, NULL),
                FABRIC_CONFIG_ERROR, "temperature");
+  EXPECT_ERROR(fabric_model_generate(gpt, "the", 1, 1.0, -5, 0, collect, &pieces, NULL),
+               FABRIC_CONFIG_ERROR, "top_k", ">= 0", "-5");
   EXPECT_ERROR(fabric_model_generate(gpt, NULL, 1, 1.0, 0, 0, collect, &pieces, NULL),
                FABRIC_CONFIG_ERROR, "prompt is NULL");
   EXPECT_ERROR(fabric_model_generate(gpt, "the", 1, 1.0, 0, 0, NULL, NULL, NULL),
