@@ -245,6 +245,8 @@ class IdxImageDataset : public Dataset {
 
   int64_t height() const { return height_; }
   int64_t width() const { return width_; }
+  // Every label of the file (both splits), as read.
+  const std::vector<uint8_t>& labels() const { return *labels_; }
   Split split() const { return split_; }
   IdxImageDataset with_split(Split split) const;
 

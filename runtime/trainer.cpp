@@ -192,6 +192,8 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     const bool flatten = d.flatten || cfg.model.name == "mlp";
     auto train = std::make_shared<data::IdxImageDataset>(
         images, labels, data::IdxImageDatasetOptions{.flatten = flatten, .val_fraction = d.val_fraction});
+    check_class_targets(
+        cfg, from_vector(std::vector<int64_t>(train->labels().begin(), train->labels().end())));
     if (with_val) r.val = val_split_of(cfg, *train);
     r.train = train;
   }

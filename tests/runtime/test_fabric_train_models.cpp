@@ -78,6 +78,18 @@ TEST_F(FabricTrain, MlpOnImagesFlattensThem) {
     EXPECT_EQ(r.status, 0) << flatten << "\n" << r.output;
     EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 3u) << flatten;
   }
+  // Labels 0..9 against 8 classes: a config error found before anything is written, not when
+  // the batch holding label 9 comes.
+  fs::remove_all(dir_ / "run");
+  const Result few =
+      run("fit " + write_contract() +
+          " --set trainer.max_steps=1 trainer.batch_size=8 model.sizes=[784,16,8]" + images);
+  EXPECT_EQ(few.status, 2) << few.output;
+  EXPECT_NE(few.output.find("model.sizes: the last size, 8 classes, is too small for data.path"),
+            std::string::npos)
+      << few.output;
+  EXPECT_NE(few.output.find("which holds target 8 (example 8;"), std::string::npos) << few.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run"));
 }
 
 // model.batch_norm: the CNN's BatchNorm2d running statistics are trained, saved with the model
