@@ -82,6 +82,16 @@ void zero_grad(const Tensor& t, bool set_to_none) {
   if (set_to_none) {
     m->grad_ = Tensor();
   } else {
+    // As torch's zero_grad: the gradient leaves any graph a create_graph backward gave it (which
+    // would keep that graph, and the parameter, alive) and stops requiring grad, then is zeroed
+    // (a set_grad gradient that is a leaf requiring grad would otherwise refuse the in-place fill).
+    const AutogradMeta* gm = autograd_meta_if(m->grad_);
+    if (gm && gm->grad_fn) {
+      m->grad_ = m->grad_.detach();  // not detach_(): a gradient may be a view (a bucket's)
+    } else if (m->grad_.requires_grad()) {
+      m->grad_.set_requires_grad(false);
+    }
+    NoGradGuard no_grad;
     m->grad_.zero_();
   }
 }

@@ -38,24 +38,26 @@ void from_hyper_params(const HyperParams& h, AdagradOptions& o) {
 }
 
 Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& options)
-    : GroupedOptimizer("Adagrad", std::move(params), options) {
+    : GroupedOptimizer("Adagrad", std::move(params), options),
+      initial_accumulator_value_(options.initial_accumulator_value) {
   init_states();
 }
 
 Adagrad::Adagrad(std::vector<Group> groups, const AdagradOptions& defaults)
-    : GroupedOptimizer("Adagrad", std::move(groups), defaults) {
+    : GroupedOptimizer("Adagrad", std::move(groups), defaults),
+      initial_accumulator_value_(defaults.initial_accumulator_value) {
   init_states();
 }
 
 void Adagrad::init_states() {
   for (const Group& g : groups_) {
-    for (const Tensor& p : g.params) init_state(state_for(p), p, g.options);
+    for (const Tensor& p : g.params) init_state(state_for(p), p);
   }
 }
 
-void Adagrad::init_state(ParamState& st, const Tensor& param, const AdagradOptions& o) {
+void Adagrad::init_state(ParamState& st, const Tensor& param) {
   st["step"] = scalar_tensor(0.0, {.dtype = DType::float64});
-  st["sum"] = full(param.sizes(), o.initial_accumulator_value,
+  st["sum"] = full(param.sizes(), initial_accumulator_value_,
                    {.dtype = param.dtype(), .device = param.device()});
 }
 
@@ -69,7 +71,7 @@ void Adagrad::step_impl() {
       if (!grad.defined()) continue;
       const AdagradStepFn kernel = adagrad_step_stub(p.device());  // before any state changes
       ParamState& st = state_for(p);
-      if (st.empty()) init_state(st, p, o);
+      if (st.empty()) init_state(st, p);
       double& step = step_count(st, idx, false);
       const Tensor sum = state_buffer(st, "sum", p, idx, false);
       step += 1;

@@ -24,8 +24,9 @@ void from_hyper_params(const HyperParams& h, AdagradOptions& o);
 //   sum = sum + g * g
 //   p -= clr * g / (sqrt(sum) + eps)
 // State per parameter, as PyTorch's: "step" (0-dim float64; PyTorch keeps float32) and "sum" (the
-// parameter's dtype). As in PyTorch it exists from construction, sum filled with
-// initial_accumulator_value, so state_dict lists every parameter before the first step; a parameter
+// parameter's dtype). As in PyTorch it exists from construction, sum filled with the constructor's
+// initial_accumulator_value (torch 1.13 reads its argument, not a group's own value), so
+// state_dict lists every parameter before the first step; a parameter
 // that joins later (add_param_group, replace_group_params, a load_state_dict without its state)
 // gets the same at its first step, where PyTorch would raise a KeyError.
 class Adagrad : public GroupedOptimizer<AdagradOptions> {
@@ -38,9 +39,11 @@ class Adagrad : public GroupedOptimizer<AdagradOptions> {
 
  private:
   // PyTorch's state["step"] = 0, state["sum"] = full_like(p, initial_accumulator_value).
-  void init_state(ParamState& st, const Tensor& param, const AdagradOptions& o);
+  void init_state(ParamState& st, const Tensor& param);
   // That state for every parameter of every group: PyTorch creates it in the constructor.
   void init_states();
+
+  double initial_accumulator_value_;  // the constructor's (options or defaults)
 };
 
 }  // namespace fabric::optim

@@ -77,7 +77,7 @@ SequentialLR::SequentialLR(Optimizer& optimizer,
     optimizer.set_lr(g, *initial);
   }
   for (const auto& s : schedulers_) s->last_epoch_ -= 1;
-  schedulers_[0]->step();
+  schedulers_[0]->initial_step_again();
   last_epoch_ = 0;
   base_lrs_ = schedulers_[0]->base_lrs();
   last_lr_ = schedulers_[0]->get_last_lr();

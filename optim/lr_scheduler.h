@@ -80,6 +80,9 @@ class LRScheduler {
   // PyTorch's step(epoch) (deprecated there, used by SequentialLR at a milestone): last_epoch =
   // epoch, and the closed form's lrs. Virtual for schedules with progress of their own to reset.
   virtual void step_to(int64_t epoch);
+  // torch's _initial_step() on a built scheduler (SequentialLR's first one): its step count from
+  // the start again (SWALR's annealing reads it), then a step.
+  virtual void initial_step_again() { step(); }
   // The group count the scheduler was built for, checked against the optimizer's before a step.
   void check_groups(const char* what) const;
 

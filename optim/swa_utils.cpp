@@ -151,10 +151,42 @@ double SWALR::anneal(double t) const {
   return cosine_ ? (1 - std::cos(std::numbers::pi * t)) / 2 : t;
 }
 
-// torch's SWALR.get_lr, with its _step_count - 1 being last_epoch: the lr the annealing started
-// from is recovered from the current lr and the previous step's alpha, then moved to this step's.
+void SWALR::step() {
+  ++step_count_;
+  LRScheduler::step();
+}
+
+void SWALR::step_to(int64_t epoch) {
+  ++step_count_;
+  LRScheduler::step_to(epoch);
+}
+
+void SWALR::initial_step_again() {
+  step_count_ = 0;
+  step();
+}
+
+SchedulerState SWALR::state_dict() const {
+  SchedulerState s = LRScheduler::state_dict();
+  s.extra = {{"_step_count", static_cast<double>(step_count_)}};
+  return s;
+}
+
+void SWALR::load_state_dict(const SchedulerState& s) {
+  std::optional<double> count;
+  for (const auto& [name, value] : s.extra)
+    if (name == "_step_count") count = value;
+  FABRIC_CHECK(!count || (*count >= 0 && *count == std::floor(*count) && *count < 9.2e18),
+               ValueError, "SWALR.load_state_dict: expected an integer _step_count >= 0, got ",
+               count.value_or(0));
+  LRScheduler::load_state_dict(s);
+  step_count_ = count ? static_cast<int64_t>(*count) : last_epoch_ + 1;
+}
+
+// torch's SWALR.get_lr, from its _step_count - 1: the lr the annealing started from is recovered
+// from the current lr and the previous step's alpha, then moved to this step's.
 std::vector<double> SWALR::get_lr() const {
-  int64_t step = last_epoch_;
+  int64_t step = step_count_ - 1;
   if (anneal_epochs_ == 0) step = std::max<int64_t>(1, step);
   const double span = static_cast<double>(std::max<int64_t>(1, anneal_epochs_));
   const double prev_t = std::max(0.0, std::min(1.0, static_cast<double>(step - 1) / span));

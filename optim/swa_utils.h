@@ -81,8 +81,15 @@ class SWALR : public LRScheduler {
 
   const std::vector<double>& swa_lrs() const { return swa_lrs_; }
 
+  void step() override;
+  // The state holds torch's `_step_count` as an extra (a state without it: last_epoch + 1).
+  SchedulerState state_dict() const override;
+  void load_state_dict(const SchedulerState& s) override;
+
  protected:
   std::vector<double> get_lr() const override;
+  void step_to(int64_t epoch) override;
+  void initial_step_again() override;
 
  private:
   double anneal(double t) const;
@@ -90,6 +97,9 @@ class SWALR : public LRScheduler {
   std::vector<double> swa_lrs_;  // one per group (torch keeps them as group['swa_lr'])
   int64_t anneal_epochs_;
   bool cosine_;
+  // torch's _step_count: every step, the construction's and SequentialLR's step(0) at a milestone
+  // included, which does not rewind it as it does last_epoch. The annealing counts from it.
+  int64_t step_count_ = 0;
 };
 
 }  // namespace fabric::optim

@@ -103,23 +103,46 @@ TEST(RMSpropAdagrad, StateKeysFollowTheOptions) {
 }
 
 // torch creates Adagrad's state in the constructor: state_dict lists every parameter at once.
+// The sums start from the constructor's initial_accumulator_value, a group's own value or not:
+// torch 1.13's __init__ reads its argument (fabric filled each group's, which torch does not).
 TEST(RMSpropAdagrad, AdagradStateExistsFromConstruction) {
   Tensor a = param({1.0, 2.0}), b = param({3.0});
   Adagrad opt(
       std::vector<Adagrad::Group>{{.params = {a}, .options = {.initial_accumulator_value = 0.25}},
-                                  {.params = {b}, .options = {.initial_accumulator_value = 2.0}}});
+                                  {.params = {b}, .options = {.initial_accumulator_value = 2.0}}},
+      {.initial_accumulator_value = 0.5});
   const OptimizerState sd = opt.state_dict();
   ASSERT_EQ(sd.state.size(), 2u);
   EXPECT_EQ(sd.state.at(0).at("step").item<double>(), 0.0);
   EXPECT_EQ(sd.state.at(0).at("step").dtype(), DType::float64);
-  EXPECT_EQ(values(sd.state.at(0).at("sum")), (std::vector<double>{0.25, 0.25}));
-  EXPECT_EQ(values(sd.state.at(1).at("sum")), (std::vector<double>{2.0}));
+  EXPECT_EQ(values(sd.state.at(0).at("sum")), (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(values(sd.state.at(1).at("sum")), (std::vector<double>{0.5}));
   // Only stepped parameters count steps.
   set_grad_values(b, {1.0});
   opt.step();
   EXPECT_EQ(opt.state(a)->at("step").item<double>(), 0.0);
   EXPECT_EQ(opt.state(b)->at("step").item<double>(), 1.0);
-  EXPECT_EQ(values(opt.state(b)->at("sum")), (std::vector<double>{3.0}));
+  EXPECT_EQ(values(opt.state(b)->at("sum")), (std::vector<double>{1.5}));
+}
+
+// torch 1.13: Adagrad([{params: [a], lr: .1, initial_accumulator_value: 3}, {params: [b], lr: .1}],
+// lr=.1, initial_accumulator_value=1), every gradient 1: both parameters take the same steps.
+TEST(RMSpropAdagrad, AdagradGroupsStartFromTheConstructorsAccumulatorAsTorch) {
+  Tensor a = param({1.0}), b = param({1.0});
+  Adagrad opt(
+      std::vector<Adagrad::Group>{
+          {.params = {a}, .options = {.lr = 0.1, .initial_accumulator_value = 3.0}},
+          {.params = {b}, .options = {.lr = 0.1}}},
+      {.lr = 0.1, .initial_accumulator_value = 1.0});
+  const std::vector<double> torch_steps = {0.9292893218863453, 0.871554294970716,
+                                           0.821554294973216};
+  for (double want : torch_steps) {
+    set_grad_values(a, {1.0});
+    set_grad_values(b, {1.0});
+    opt.step();
+    EXPECT_EQ(values(a), (std::vector<double>{want}));
+    EXPECT_EQ(values(b), (std::vector<double>{want}));
+  }
 }
 
 // Parameters that arrive after construction (add_param_group; a sharding strategy's

@@ -11,6 +11,8 @@
 #include "nn/containers.h"
 #include "nn/linear.h"
 #include "nn/normalization.h"
+#include "optim/lr_composition.h"
+#include "optim/lr_decay.h"
 #include "optim/sgd.h"
 #include "optim/swa_utils.h"
 #include "optim_test_util.h"
@@ -60,6 +62,47 @@ TEST(Swalr, StateRoundTripContinuesIdentically) {
   }
   const std::vector<double> want(row.expected.begin() + 2 * 2, row.expected.end());
   expect_close(got, want, 1e-15);
+}
+
+// Inside SequentialLR, SWALR anneals by torch's _step_count, which the milestone's step(0) does
+// not rewind as it does last_epoch (it ran a step behind torch), and which SequentialLR's
+// _initial_step() restarts for its first scheduler. torch 1.13's sequences:
+TEST(Swalr, InsideSequentialLrCountsTorchsSteps) {
+  auto run = [](auto make, int steps) {
+    auto opt = sgd_for({0.1});
+    auto s = make(*opt);
+    std::vector<double> got = s->get_last_lr();
+    for (int i = 0; i < steps; ++i) {
+      s->step();
+      got.push_back(s->get_last_lr()[0]);
+    }
+    return got;
+  };
+  expect_close(run(
+                   [](SGD& o) {
+                     return std::make_unique<SequentialLR>(
+                         o,
+                         std::vector<std::shared_ptr<LRScheduler>>{
+                             std::make_shared<LinearLR>(o, 0.5, 1.0, 4),
+                             std::make_shared<SWALR>(o, 0.02, 5, "cos")},
+                         std::vector<int64_t>{4});
+                   },
+                   10),
+               {0.05, 0.0625, 0.075, 0.08750000000000001, 0.08105432356015448, 0.06417932356015449,
+                0.04332067643984553, 0.026445676439845526, 0.02, 0.02, 0.02},
+               1e-15);
+  expect_close(
+      run(
+          [](SGD& o) {
+            return std::make_unique<SequentialLR>(o,
+                                                  std::vector<std::shared_ptr<LRScheduler>>{
+                                                      std::make_shared<SWALR>(o, 0.02, 3, "linear"),
+                                                      std::make_shared<ExponentialLR>(o, 0.5)},
+                                                  std::vector<int64_t>{5});
+          },
+          8),
+      {0.1, 0.07333333333333335, 0.046666666666666676, 0.02, 0.02, 0.1, 0.05, 0.025, 0.0125},
+      1e-15);
 }
 
 TEST(Swalr, BadArgumentsRaise) {
