@@ -93,8 +93,9 @@ void Embedding::reset_parameters(Generator* gen) {
 // torch's embedding_renorm_ as a few whole-tensor ops on the rows looked up, so nothing is read
 // back but the indices (their sort and unique run on the host: there is no device unique yet):
 // each unique row's norm along dim 1, the scale max_norm / (norm + 1e-7) in double where the norm
-// is above max_norm (1 elsewhere, which leaves a row's bits as they are), applied in the dtype's
-// compute type (float for float32/float16/bfloat16, double for float64) as `row *= scale` does,
+// is above max_norm (1 elsewhere, which leaves a row's bits as they are; on the CPU a 16-bit row's
+// rounded to its dtype), applied in the dtype's compute type (float for float32/float16/bfloat16,
+// double for float64) as `row *= scale` does,
 // in place through the scatter kernel. The same bits as scaling one row at a time.
 void Embedding::renorm_rows(const Tensor& indices) {
   NoGradGuard no_grad;
@@ -119,11 +120,15 @@ void Embedding::renorm_rows(const Tensor& indices) {
                 add(norms, 1e-7)),
             1.0);
   const DType compute = weight.dtype() == DType::float64 ? DType::float64 : DType::float32;
-  const Tensor row_scale = scale.to(compute).unsqueeze(1).expand(picked.sizes());
+  // On the CPU torch's `row *= scale` casts the number to a 16-bit row's dtype first (its
+  // wrapped scalar); its CUDA renorm kernel scales in float.
+  const bool half_like = weight.dtype() == DType::bfloat16 || weight.dtype() == DType::float16;
+  const Tensor scale_as = half_like && weight.device().is_cpu() ? scale.to(weight.dtype()) : scale;
+  const Tensor row_scale = scale_as.to(compute).unsqueeze(1).expand(picked.sizes());
   const index_write::CheckedIndex at{ids.unsqueeze(1).expand(picked.sizes()), 0};
   // float32/float64 rows are multiplied in place (the scatter's prod: one product per element, as
-  // `row *= scale`); the 16-bit floats compute in float32 (their scale must not round to the
-  // dtype), round once back and are written over the rows.
+  // `row *= scale`); the 16-bit floats compute in float32, round once back and are written over
+  // the rows.
   const bool in_place = compute == weight.dtype();
   const Tensor values =
       in_place ? row_scale : mul(picked.to(compute), row_scale).to(weight.dtype());

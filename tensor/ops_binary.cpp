@@ -99,8 +99,15 @@ DType binary_result(BinaryOp op, DType ct) {
   return op == BinaryOp::div ? float_result_dtype(ct) : ct;
 }
 
+Tensor run_binary_scalar(const char* name, BinaryOp op, const Tensor& a, const Scalar& b, DType ct);
+
 Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& b, DType ct,
                   const Scalar& alpha) {
+  // torch 1.13 adds float16 on the CPU in Half arithmetic: alpha * b rounds to float16 (alpha
+  // cast to it first), then the sum does. bfloat16's vectorized form rounds once (the kernel).
+  if (ct == DType::float16 && a.device().is_cpu() && (op == BinaryOp::add || op == BinaryOp::sub) &&
+      alpha.to_double() != 1.0)
+    return run_binary(name, op, a, run_binary_scalar(name, BinaryOp::mul, b, alpha, ct), ct, 1);
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
@@ -211,7 +218,13 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
     a.copy_(r);
     return a;
   }
-  if (b) {
+  if (b && ct == DType::float16 && a.device().is_cpu() &&
+      (op == BinaryOp::add || op == BinaryOp::sub) && alpha.to_double() != 1.0) {
+    // float16's alpha * b rounds first, as in run_binary (a fresh tensor: no aliasing).
+    const Tensor scaled = run_binary_scalar(name, BinaryOp::mul, *b, alpha, ct);
+    const StridedLoop loop = make_strided_loop(name, a, {&a, &scaled});
+    binary_stub(a.device())(op, loop, Scalar(1), nullptr);
+  } else if (b) {
     Tensor bc = operand_for_kernel(op, *b, a, ct);
     // An operand aliasing a's memory other than as a itself would read values already written.
     const bool alias = bc.storage() == a.storage() &&

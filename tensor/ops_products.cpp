@@ -190,8 +190,15 @@ Tensor addcdiv(const Tensor& self_in, const Tensor& t1_in, const Tensor& t2_in,
                "), argument value must not be a floating point number, got ", value.to_double());
   broadcast_shapes(broadcast_shapes(self.sizes(), t1.sizes(), op), t2.sizes(), op);
   AutocastOff off(self.device());
-  // self + value * (t1 / t2), all in the result dtype (a float64 self makes the division float64).
-  return add(self.to(ct), div(t1.to(ct), t2.to(ct)), value);
+  // torch's order, self + value * t1 / t2 ((value * t1) / t2, then the sum), in the result dtype
+  // (a float64 self makes the division float64); bfloat16 (and float16 off the CPU) in float32
+  // with one rounding at the end, float16 on the CPU in Half arithmetic (value cast to float16,
+  // every operation rounding), as torch 1.13's kernels do.
+  const bool in_float32 =
+      ct == DType::bfloat16 || (ct == DType::float16 && !self.device().is_cpu());
+  const DType work = in_float32 ? DType::float32 : ct;
+  const Tensor r = add(self.to(work), div(mul(t1.to(work), value), t2.to(work)));
+  return in_float32 ? r.to(ct) : r;
 }
 
 }  // namespace fabric

@@ -455,8 +455,19 @@ void binary_kernel(BinaryOp op, const StridedLoop& loop, const Scalar& alpha,
   visit_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_f32_family_v<T>) {
-      const float bv = b_scalar ? scalar_as<float>(*b_scalar) : 0.0f;
-      vec_binary<T>(op, loop, scalar_as<float>(alpha), b_scalar ? &bv : nullptr);
+      // torch 1.13 casts a number to the tensor's dtype before a float16/bfloat16 add, sub, mul
+      // or div (its wrapped scalar tensor; pow reads its exponent itself), and its vectorized
+      // bfloat16 add/sub scales by alpha cast to bfloat16 (the op layer gives float16's alpha its
+      // two roundings).
+      const auto as_dtype = [](const Scalar& v) {
+        const float f = scalar_as<float>(v);
+        return std::is_same_v<T, float> ? f : static_cast<float>(T(f));
+      };
+      const bool arith =
+          op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div;
+      const float bv = !b_scalar ? 0.0f : arith ? as_dtype(*b_scalar) : scalar_as<float>(*b_scalar);
+      const float a = std::is_same_v<T, BFloat16> ? as_dtype(alpha) : scalar_as<float>(alpha);
+      vec_binary<T>(op, loop, a, b_scalar ? &bv : nullptr);
     } else if constexpr (std::is_same_v<T, Float8E4M3> || std::is_same_v<T, Float8E5M2>) {
       // rejected above
     } else {

@@ -111,7 +111,10 @@ TEST(Elementwise, ReducedPrecisionRoundsOnce) {
   const auto g32 = gelu(a.to(DType::float32)).to_vector<float>();
   for (size_t i = 0; i < va.size(); ++i) {
     EXPECT_EQ(sum[i].x, BFloat16(static_cast<float>(va[i]) + static_cast<float>(vb[i])).x) << i;
-    EXPECT_EQ(scaled[i].x, BFloat16(static_cast<float>(va[i]) * 3.1f).x) << i;
+    // The number is cast to bfloat16 first, as torch's wrapped scalar.
+    EXPECT_EQ(scaled[i].x,
+              BFloat16(static_cast<float>(va[i]) * static_cast<float>(BFloat16(3.1f))).x)
+        << i;
     EXPECT_EQ(g[i].x, BFloat16(g32[i]).x) << i;
   }
   const auto h = (vec(va, DType::float16) * vec(vb, DType::float16)).to_vector<Half>();
