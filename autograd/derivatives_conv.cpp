@@ -9,6 +9,7 @@
 #include "autograd/max_pool_double_backward.h"
 #include "autograd/saved.h"
 #include "tensor/factory.h"
+#include "tensor/flop_counter.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward_conv3d.h"
@@ -73,6 +74,9 @@ FunctionNode::Backward conv_backward_input_rule(const ConvOps& f, const OpRecord
   Tensor w = need_g ? saved(rec.inputs[1]) : Tensor();
   Shape w_shape = rec.inputs[1].sizes();
   return [f, a, g, w, w_shape, need_g, need_w](const Grads& u) {
+    // conv_transpose's backward is one torch convolution_backward: its input gradient (a forward
+    // convolution here) counts under that name too.
+    FlopOpName as_backward("convolution_backward");
     return Grads{need_g ? f(u[0], w, a) : Tensor(),
                  need_w ? f.backward_weight(g, u[0], w_shape, a) : Tensor()};
   };

@@ -34,7 +34,14 @@ FABRIC_DERIVATIVE(matmul) {
       if (a.defined()) gb = matmul(mT(a), go.unsqueeze(-1)).squeeze(-1);
     } else {
       if (b.defined()) ga = matmul(go, mT(b));
-      if (a.defined()) gb = matmul(mT(a), go);
+      if (a.defined() && da > 2 && db == 2) {
+        // torch folds a batch of rows times one matrix into one mm (its forward and MmBackward0):
+        // b's gradient is one (K, rows) @ (rows, N) product, not a batched one summed after.
+        const int64_t k = a.size(-1), n = go.size(-1);
+        gb = mm(a.reshape({-1, k}).t(), go.reshape({-1, n}));
+      } else if (a.defined()) {
+        gb = matmul(mT(a), go);
+      }
     }
     return Grads{ga, gb};
   };

@@ -218,6 +218,17 @@ TEST(FlopCounter, CountsEachOpAsTorchsFlopCounter) {
          grad({sum(grouped_conv(x, w))}, {x, w}, {}, std::nullopt, /*create_graph=*/true);
        },
        {{"convolution", 10800}, {"convolution_backward", 10800 + 21600}}},
+      {"conv_transpose2d backward: both gradients are one torch convolution_backward",
+       [] {
+         sum(conv_transpose2d(arg({1, 4, 5, 5}, true), arg({4, 3, 3, 3}, true), Tensor(), {2, 2}))
+             .backward();
+       },
+       {{"convolution", 5400}, {"convolution_backward", 5400 + 5400}}},
+      {"matmul (3,4,5)x(5,6) backward: torch's folded mm and MmBackward0's two mm's",
+       [] {
+         sum(matmul(arg({3, 4, 5}, true), arg({5, 6}, true))).backward();
+       },
+       {{"mm", 720 * 3}}},
       {"fused attention backward: five bmm's",
        [] { sum(attention(true)).backward(); },
        {{"_scaled_dot_product_flash_attention", 5184},
