@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,20 +16,77 @@
 namespace fabric {
 namespace {
 
+// One line of RFC 4180 CSV as Python's csv module writes it: a field in double quotes may hold
+// commas and doubled quotes.
 std::vector<std::string> split_csv_line(const std::string& line) {
   std::vector<std::string> out;
-  std::stringstream ss(line);
   std::string cell;
-  while (std::getline(ss, cell, ',')) out.push_back(cell);
-  if (!line.empty() && line.back() == ',') out.emplace_back();
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c != '"') {
+        cell += c;
+      } else if (i + 1 < line.size() && line[i + 1] == '"') {
+        cell += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(std::move(cell));
+      cell.clear();
+    } else {
+      cell += c;
+    }
+  }
+  out.push_back(std::move(cell));
   return out;
 }
 
-// The shortest text that reads back as exactly v (Python's repr, as Lightning writes).
+// A field as Python's csv.DictWriter (QUOTE_MINIMAL) writes it: quoted when it holds a comma, a
+// quote or a line break (a metric named "acc@1,5" must stay one column).
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// Python's repr of a float, which Lightning's csv writer puts in the file: the shortest digits
+// that read back as exactly v, positional for decimal exponents -4..15 (with ".0" when integral:
+// 3.0, 0.0001), else d.ddde+XX with at least two exponent digits (1e-05, 1.5e+16); inf, -inf, nan.
 std::string format_value(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  const std::string sci(buf, r.ptr);  // [-]d[.ddd]e±XX
+  const size_t e = sci.find('e');
+  const bool negative = sci[0] == '-';
+  std::string digits;
+  for (size_t i = negative ? 1 : 0; i < e; ++i)
+    if (sci[i] != '.') digits += sci[i];
+  const int exp = std::stoi(sci.substr(e + 1));
+  std::string out = negative ? "-" : "";
+  if (exp >= -4 && exp < 16) {
+    const int point = exp + 1;  // digits before the decimal point
+    if (point <= 0) {
+      out.append("0.").append(size_t(-point), '0').append(digits);
+    } else if (size_t(point) >= digits.size()) {
+      out.append(digits).append(size_t(point) - digits.size(), '0').append(".0");
+    } else {
+      out.append(digits, 0, size_t(point)).append(".").append(digits, size_t(point));
+    }
+    return out;
+  }
+  out.append(digits, 0, 1);
+  if (digits.size() > 1) out.append(".").append(digits, 1);
+  const int mag = exp < 0 ? -exp : exp;
+  out.append(exp < 0 ? "e-" : "e+").append(mag < 10 ? "0" : "").append(std::to_string(mag));
+  return out;
 }
 
 // A step cell as this logger writes it: an integer, nothing around it.
@@ -78,13 +136,41 @@ void CSVLogger::prepare_first_write() {
   namespace fs = std::filesystem;
   resolve_path();
   const fs::path file(path_);
-  if (fs::exists(file)) {
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
     warn("CSVLogger: " + file.parent_path().string() +
          " already holds a metrics.csv; it is replaced by this run's");
-    fs::remove(file);
+    fs::remove(file, ec);
+    if (ec) throw IOError("CSVLogger: cannot remove the earlier " + path_ + ": " + ec.message());
   }
-  fs::create_directories(file.parent_path());
+  create_parent_folders();
   prepared_ = true;
+}
+
+void CSVLogger::create_parent_folders() const {
+  const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec) &&
+      !std::filesystem::create_directories(parent, ec))
+    throw IOError("CSVLogger: cannot create the folder " + parent.string() + " for " + path_ +
+                  (ec ? ": " + ec.message() : std::string()));
+}
+
+// The file the rows go to: path_, or what it links to (a link stays a link). IOError when it is
+// something other than a regular file (a folder, a device), which a rewrite would replace.
+std::string CSVLogger::target_file() const {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path target(path_);
+  for (int hops = 0; hops < 8 && fs::is_symlink(target, ec);
+       ++hops) {  // a chain, or a dangling link
+    const fs::path to = fs::read_symlink(target, ec);
+    if (ec) break;
+    target = to.is_absolute() ? to : target.parent_path() / to;
+  }
+  if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
+    throw IOError("CSVLogger: " + path_ + " is not a regular file (expected the metrics CSV file)");
+  return target.string();
 }
 
 CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_every,
@@ -131,8 +217,7 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
       file_is_ours_ = true;
     }
   } else {
-    const auto parent = fs::path(path_).parent_path();
-    if (!parent.empty()) fs::create_directories(parent);
+    create_parent_folders();
   }
   if (!kept && !columns.empty()) {
     for (const auto& c : columns) add_column(c);
@@ -198,38 +283,66 @@ void CSVLogger::truncate_after(int64_t step) {
   rewrite();
 }
 
+// The header and every row, written whole to a temporary file that then replaces the file: a
+// write that fails (a full disk, a file-size limit) leaves the earlier file as it was.
 void CSVLogger::rewrite() {
   prepare_first_write();
-  const std::string tmp = path_ + ".tmp";
+  const std::string target = target_file();
+  const std::string tmp = target + ".tmp";
+  bool ok = false;
   {
     std::ofstream out(tmp, std::ios::trunc);
-    FABRIC_CHECK(out.good(), IOError, "CSVLogger: cannot write ", tmp);
-    for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << columns_[i];
-    out << "\n";
-    for (const Row& row : rows_) {
-      for (size_t i = 0; i < columns_.size(); ++i) {
-        auto it = row.find(columns_[i]);
-        out << (i ? "," : "") << (it == row.end() ? "" : it->second);
-      }
+    if (out.good()) {
+      for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << csv_field(columns_[i]);
       out << "\n";
+      for (const Row& row : rows_) write_row(out, row);
+      out.flush();
+      ok = out.good();
     }
   }
-  std::filesystem::rename(tmp, path_);
+  std::error_code ec;
+  if (ok) std::filesystem::rename(tmp, target, ec);
+  if (!ok || ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw IOError("CSVLogger: cannot write " + path_ +
+                  (ec ? ": " + ec.message() : std::string(" (disk full?)")) +
+                  "; the file is left as it was");
+  }
   written_ = rows_.size();
   header_dirty_ = false;
   file_is_ours_ = true;
 }
 
+void CSVLogger::write_row(std::ostream& out, const Row& row) const {
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    auto it = row.find(columns_[i]);
+    out << (i ? "," : "") << (it == row.end() ? "" : csv_field(it->second));
+  }
+  out << "\n";
+}
+
+// New rows at the end of the file; a write that fails is cut back off (no half row stays).
 void CSVLogger::append_rows(size_t from) {
   prepare_first_write();
-  std::ofstream out(path_, std::ios::app);
-  FABRIC_CHECK(out.good(), IOError, "CSVLogger: cannot append to ", path_);
-  for (size_t r = from; r < rows_.size(); ++r) {
-    for (size_t i = 0; i < columns_.size(); ++i) {
-      auto it = rows_[r].find(columns_[i]);
-      out << (i ? "," : "") << (it == rows_[r].end() ? "" : it->second);
+  const std::string target = target_file();
+  std::error_code ec;
+  const auto size_before =
+      std::filesystem::exists(target, ec) ? std::filesystem::file_size(target, ec) : 0;
+  bool ok = false;
+  {
+    std::ofstream out(target, std::ios::app);
+    if (out.good()) {
+      for (size_t r = from; r < rows_.size(); ++r) write_row(out, rows_[r]);
+      out.flush();
+      ok = out.good();
     }
-    out << "\n";
+  }
+  if (!ok) {
+    std::error_code ignored;
+    if (!ec) std::filesystem::resize_file(target, size_before, ignored);
+    throw IOError("CSVLogger: cannot append to " + path_ +
+                  " (disk full?); its earlier rows are kept");
   }
   written_ = rows_.size();
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <concepts>
 #include <cstdint>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -93,7 +94,11 @@ class CSVLogger : public Logger {
   using Row = std::map<std::string, std::string>;
   void rewrite();
   void append_rows(size_t from);
+  void write_row(std::ostream& out, const Row& row) const;
   void add_column(const std::string& name);
+  // IOError naming the folder when path_'s folder can neither be found nor made.
+  void create_parent_folders() const;
+  std::string target_file() const;
   // Lightning's layout: the path, chosen once (no disk effects); then, before the first write, the
   // earlier file there replaced and the directories made.
   void resolve_path() const;

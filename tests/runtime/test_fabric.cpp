@@ -368,8 +368,9 @@ TEST(FabricLog, WritesLightningStyleCsv) {
   fab.log("val_loss", 3.0);  // no step: the 4th row, step 3
   fab.log_dict({{"a_first", 1.0}, {"step", 99.0}});  // the logger's step wins, as Lightning's
   csv->flush();
-  EXPECT_EQ(file_lines(path), (std::vector<std::string>{"a_first,lr,step,train_loss,val_loss", ",,0,2.5,",
-                                                         ",0.1,1,2,", ",,2,1.5,", ",,3,,3", "1,,4,,"}));
+  EXPECT_EQ(file_lines(path),
+            (std::vector<std::string>{"a_first,lr,step,train_loss,val_loss", ",,0,2.5,",
+                                      ",0.1,1,2.0,", ",,2,1.5,", ",,3,,3.0", "1.0,,4,,"}));
   fs::remove(path);
 }
 
@@ -406,7 +407,7 @@ TEST(FabricLog, CsvLoggerInLightningsVersionDirectories) {
     first.log_metrics({{"loss", 1.0}}, std::nullopt);
   }
   EXPECT_EQ(file_lines(root + "/lightning_logs/version_0/metrics.csv"),
-            (std::vector<std::string>{"loss,step", "1,0"}));
+            (std::vector<std::string>{"loss,step", "1.0,0"}));
   fs::create_directories(root + "/lightning_logs/version_4");
   {
     CSVLogger next({.root_dir = root, .prefix = "train"});
@@ -414,13 +415,14 @@ TEST(FabricLog, CsvLoggerInLightningsVersionDirectories) {
     next.log_metrics({{"loss", 2.0}}, 7);
   }
   EXPECT_EQ(file_lines(root + "/lightning_logs/version_5/metrics.csv"),
-            (std::vector<std::string>{"step,train-loss", "7,2"}));
+            (std::vector<std::string>{"step,train-loss", "7,2.0"}));
   // An explicit version (a number: version_<n>; a name: itself) replaces an earlier file there.
   {
     CSVLogger again({.root_dir = root, .version = "5"});
     again.log_metrics({{"x", 3.0}}, 0);
   }
-  EXPECT_EQ(file_lines(root + "/lightning_logs/version_5/metrics.csv"), (std::vector<std::string>{"step,x", "0,3"}));
+  EXPECT_EQ(file_lines(root + "/lightning_logs/version_5/metrics.csv"),
+            (std::vector<std::string>{"step,x", "0,3.0"}));
   CSVLogger named({.root_dir = root, .name = "exp", .version = "run-a"});
   EXPECT_EQ(named.log_dir(), root + "/exp/run-a");
   CSVLogger flat({.root_dir = root, .name = ""});
@@ -443,8 +445,8 @@ TEST(FabricLog, CsvAppendRewritesAnOldHeaderOrder) {
     CSVLogger csv(path, /*append=*/true);
     csv.log_metrics({{"val_loss", 4.0}}, 2);
   }
-  EXPECT_EQ(file_lines(path),
-            (std::vector<std::string>{"lr,step,train_loss,val_loss", "0.1,1,2.5,", "0.05,2,1.5,", ",2,,4"}));
+  EXPECT_EQ(file_lines(path), (std::vector<std::string>{"lr,step,train_loss,val_loss", "0.1,1,2.5,",
+                                                        "0.05,2,1.5,", ",2,,4.0"}));
   std::ofstream(path) << "train_loss,lr\n1,2\n";
   EXPECT_CONTAINS(thrown<IOError>([&] { CSVLogger bad(path, /*append=*/true); }), "'step'");
   fs::remove(path);

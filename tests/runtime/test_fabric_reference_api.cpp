@@ -203,7 +203,7 @@ TEST(FabricLogger, CsvLoggerOnTwoRanksKeepsRankZerosRows) {
   }
   if (dist_test::is_launched_rank()) return;
   EXPECT_EQ(lines_of(root + "/lightning_logs/version_0/metrics.csv"),
-            (std::vector<std::string>{"rank,step", "0,0"}));
+            (std::vector<std::string>{"rank,step", "0.0,0"}));
   EXPECT_FALSE(std::filesystem::exists(root + "/lightning_logs/version_1"));
   std::filesystem::remove_all(root);
 }
