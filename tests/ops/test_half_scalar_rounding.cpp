@@ -38,6 +38,16 @@ std::vector<double> repeated(const std::vector<double>& v) {
   return out;
 }
 
+// add(x, y, 0.3) and its in-place twin give `expected` (read through `read`: all or the first 8).
+template <typename Read>
+void expect_added_with_alpha(const Tensor& x, const Tensor& y, Read read,
+                             const std::vector<double>& expected) {
+  EXPECT_EQ(read(add(x, y, 0.3)), expected);
+  Tensor z = x.clone();
+  z.add_(y, 0.3);
+  EXPECT_EQ(read(z), expected);
+}
+
 TEST(HalfScalarRounding, Bfloat16AsTorch) {
   const DType dt = DType::bfloat16;
   const Tensor x = of(repeated(kX), dt), y = of(repeated(kY), dt);
@@ -54,10 +64,7 @@ TEST(HalfScalarRounding, Bfloat16AsTorch) {
                                                       -9.125, 10.4375, 0.0260009765625, 334.0}));
   const std::vector<double> added = {-0.5625,  0.08056640625, 0.80859375, 0.58984375,
                                      -2.65625, 3.125,         1.6640625,  98.5};
-  EXPECT_EQ(first8(add(x, y, 0.3)), added);
-  Tensor z = x.clone();
-  z.add_(y, 0.3);
-  EXPECT_EQ(first8(z), added);
+  expect_added_with_alpha(x, y, first8, added);
   EXPECT_EQ(first8(sub(x, y, 0.3)),
             (std::vector<double>{0.8203125, -0.33984375, 2.1875, -0.162109375, -2.84375, 3.15625,
                                  -1.6484375, 102.5}));
@@ -84,10 +91,7 @@ TEST(HalfScalarRounding, Float16AsTorch) {
                                  10.46875, 0.026031494140625, 335.0}));
   const std::vector<double> added = {-0.5625,     0.0802001953125, 0.81103515625, 0.5888671875,
                                      -2.66015625, 3.12109375,      1.658203125,   98.375};
-  EXPECT_EQ(values(add(x, y, 0.3)), added);
-  Tensor z = x.clone();
-  z.add_(y, 0.3);
-  EXPECT_EQ(values(z), added);
+  expect_added_with_alpha(x, y, values, added);
   EXPECT_EQ(values(sub(x, y, 0.3)),
             (std::vector<double>{0.818359375, -0.33984375, 2.189453125, -0.160888671875,
                                  -2.83984375, 3.16015625, -1.642578125, 102.625}));
