@@ -3,6 +3,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
+#include "autograd/grad_mode.h"
 #include "autograd/view_history.h"
 #include "tensor/ops.h"
 
@@ -37,7 +38,8 @@ std::shared_ptr<AccumulateGrad> grad_accumulator(const Tensor& leaf) {
 
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   Tensor g = std::move(grads[0]);
-  if (!g.defined()) return {};
+  // A leaf frozen (requires_grad false) between forward and backward gets no gradient, as torch.
+  if (!g.defined() || !variable_.requires_grad()) return {};
   AutogradMeta& m = autograd_meta(variable_);
   for (auto& hook : m.grad_hooks) {
     Tensor r = hook(g);
@@ -48,8 +50,14 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     // update of one .grad would leak into another.
     const bool shared = g.storage().use_count() > 1 || g.impl_ptr().use_count() > 1 || !g.is_contiguous();
     m.grad_ = shared ? g.clone() : g;
+  } else if (!grad_enabled() && m.grad_.dtype() == g.dtype() && m.grad_.device() == g.device() &&
+             m.grad_.sizes() == g.sizes()) {
+    // In place, as torch's `variable.grad += new_grad`: whatever aliases .grad (a flat buffer it
+    // is a view of, a tensor a caller kept) sees the sum, and a .grad with the history of an
+    // earlier create_graph backward keeps it.
+    m.grad_.add_(g);
   } else {
-    m.grad_ = add(m.grad_, g);
+    m.grad_ = add(m.grad_, g);  // create_graph: the sum is part of the gradient's graph
   }
   for (auto& hook : m.post_accumulate_hooks) hook(variable_);
   return {};

@@ -29,6 +29,13 @@ Tensor sum_to(const Tensor& grad, const Shape& shape);
 Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index,
                               const Tensor& src);
 
+// scatter, scatter_add and scatter_reduce read src only where index has an element: its leading
+// block of index's shape. src_read_part is that block; grad_to_src_shape pads a gradient of that
+// block with zeros to src's shape (torch's rules stop at the gather, which fails on a src larger
+// than index; here the unread elements get a zero gradient).
+Tensor src_read_part(const Tensor& src, const Shape& index_shape);
+Tensor grad_to_src_shape(const Tensor& grad, const Shape& src_shape);
+
 // d/dx of the tanh-form GELU x/2 (1 + tanh(k (x + c x^3))), of recorded ops (torch's GeluBackward
 // with approximate='tanh' in grad mode): gelu's rule and gelu_mlp's use it under create_graph.
 Tensor gelu_tanh_derivative(const Tensor& x);

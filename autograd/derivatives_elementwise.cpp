@@ -51,11 +51,13 @@ FABRIC_DERIVATIVE(div) {
     saves_a_scalar();
     return [s](const Grads& g) { return Grads{div(g[0], s)}; };
   }
+  // torch's rule, which saves a (not the quotient: a / b then written in place, as a hand-made
+  // norm's `y.mul_(gamma)`, must not invalidate the gradient) and rounds d(a/b)/db as
+  // -g * ((a / b) / b).
   Tensor b = saved(rec.inputs[1]);
-  Tensor out = rec.inputs[1].requires_grad() ? saved(rec.outputs[0]) : Tensor();
-  return [b, out](const Grads& g) {
-    Tensor ga = div(g[0], b);
-    return Grads{ga, out.defined() ? neg(mul(ga, out)) : Tensor()};  // d(a/b)/db = -(a/b)/b
+  Tensor a = rec.inputs[1].requires_grad() ? saved(rec.inputs[0]) : Tensor();
+  return [a, b](const Grads& g) {
+    return Grads{div(g[0], b), a.defined() ? mul(neg(g[0]), div(div(a, b), b)) : Tensor()};
   };
 }
 

@@ -86,8 +86,10 @@ FABRIC_DERIVATIVE(scatter_add) {
   Tensor idx = saved(rec.inputs[1]);
   int64_t dim = attrs_of<IndexAttrs>(rec).dim;
   const bool need_src = rec.inputs[2].requires_grad();
-  return [idx, dim, need_src](const Grads& g) {
-    return Grads{g[0], Tensor(), need_src ? gather(g[0], dim, idx) : Tensor()};
+  const Shape src_shape = rec.inputs[2].sizes();
+  return [idx, dim, need_src, src_shape](const Grads& g) {
+    return Grads{g[0], Tensor(),
+                 need_src ? grad_to_src_shape(gather(g[0], dim, idx), src_shape) : Tensor()};
   };
 }
 

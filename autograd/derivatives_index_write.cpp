@@ -9,6 +9,25 @@
 #include "tensor/ops.h"
 
 namespace fabric {
+
+Tensor src_read_part(const Tensor& src, const Shape& index_shape) {
+  Tensor part = src;
+  for (size_t d = 0; d < index_shape.size(); ++d)
+    if (part.size(static_cast<int64_t>(d)) != index_shape[d])
+      part = part.narrow(static_cast<int64_t>(d), 0, index_shape[d]);
+  return part;
+}
+
+Tensor grad_to_src_shape(const Tensor& grad, const Shape& src_shape) {
+  if (grad.sizes() == src_shape) return grad;
+  std::vector<int64_t> pads;  // pad's order: the last dim first, (before, after) each
+  for (size_t d = src_shape.size(); d-- > 0;) {
+    pads.push_back(0);
+    pads.push_back(src_shape[d] - grad.size(static_cast<int64_t>(d)));
+  }
+  return pad(grad, pads);
+}
+
 namespace {
 
 // scatter: self keeps its gradient where nothing was written; src gets the written positions'.
@@ -17,9 +36,11 @@ FABRIC_DERIVATIVE(scatter) {
   const int64_t dim = attrs_of<IndexAttrs>(rec).dim;
   const bool has_src = rec.num_inputs > 2;  // scatter(a, dim, index, value) records no src
   const bool need_src = has_src && rec.inputs[2].requires_grad();
-  return [idx, dim, has_src, need_src](const Grads& g) {
+  const Shape src_shape = has_src ? rec.inputs[2].sizes() : Shape{};
+  return [idx, dim, has_src, need_src, src_shape](const Grads& g) {
     Grads out{scatter(g[0], dim, idx, Scalar(0)), Tensor()};
-    if (has_src) out.push_back(need_src ? gather(g[0], dim, idx) : Tensor());
+    if (has_src)
+      out.push_back(need_src ? grad_to_src_shape(gather(g[0], dim, idx), src_shape) : Tensor());
     return out;
   };
 }
@@ -51,10 +72,11 @@ Tensor prod_src_grad(const Tensor& grad, const Tensor& self, const Tensor& src,
 
 FABRIC_DERIVATIVE(scatter_reduce) {
   const ScatterReduceAttrs a = attrs_of<ScatterReduceAttrs>(rec);
-  Tensor self = saved(rec.inputs[0]), idx = saved(rec.inputs[1]), src = saved(rec.inputs[2]);
+  Tensor self = saved(rec.inputs[0]), idx = saved(rec.inputs[1]), src_in = saved(rec.inputs[2]);
   Tensor result = saved(rec.outputs[0]);
-  return [a, self, idx, src, result](const Grads& gs) {
+  return [a, self, idx, src_in, result](const Grads& gs) {
     const Tensor& grad = gs[0];
+    const Tensor src = src_read_part(src_in, idx.sizes());
     const int64_t dim = a.dim;
     Tensor grad_self, grad_src;
     switch (a.reduce) {
@@ -90,7 +112,7 @@ FABRIC_DERIVATIVE(scatter_reduce) {
     }
     // Without self in the reduction, the written positions owe self nothing.
     if (!a.include_self) grad_self = scatter(grad_self, dim, idx, Scalar(0));
-    return Grads{grad_self, Tensor(), grad_src};
+    return Grads{grad_self, Tensor(), grad_to_src_shape(grad_src, src_in.sizes())};
   };
 }
 

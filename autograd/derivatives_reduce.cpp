@@ -390,6 +390,12 @@ FABRIC_DERIVATIVE(nll_loss) {
     Shape full = unbatched ? Shape{1, lp.size(0)} : lp.sizes();
     Tensor grad = scatter_add(zeros(full, {.dtype = lp.dtype(), .device = lp.device()}), 1, safe_t.unsqueeze(1),
                               neg(w).unsqueeze(1));
+    // torch's gradient has the log-probabilities as an input whose derivative is zero, so a
+    // second grad through it gives zeros instead of refusing a gradient without history. A where
+    // that never picks them connects them the same way (and reads no -inf of them).
+    if (lp.requires_grad())
+      grad = where(zeros(full, {.dtype = DType::bool_, .device = lp.device()}),
+                   unbatched ? lp.reshape(full) : lp, grad);
     return Grads{unbatched ? grad.reshape(lp.sizes()) : grad, Tensor()};
   };
 }

@@ -238,8 +238,19 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
   return result;
 }
 
+namespace {
+// One gradient per tensor, or none at all (each an implicit 1), as torch.autograd.backward/grad.
+void check_gradient_count(const char* api, size_t tensors, size_t gradients) {
+  FABRIC_CHECK(
+      gradients == 0 || gradients == tensors, ValueError, api, ": got ", tensors, " tensors and ",
+      gradients,
+      " gradients; expected one gradient per tensor (undefined for an implicit 1) or none");
+}
+}  // namespace
+
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
               std::optional<bool> retain_graph, bool create_graph) {
+  check_gradient_count("backward", roots.size(), gradients.size());
   run_backward(roots, gradients, retain_graph.value_or(create_graph), {}, nullptr, false,
                create_graph);
 }
@@ -253,6 +264,7 @@ void backward(const Tensor& root, const Tensor& gradient, std::optional<bool> re
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
                          bool create_graph, bool allow_unused) {
+  check_gradient_count("grad", outputs.size(), grad_outputs.size());
   std::vector<Edge> capture;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Edge e = gradient_edge(inputs[i]);

@@ -29,6 +29,23 @@ std::string torch_node_name(std::string_view op) {
 
 Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 
+Node::~Node() {
+  // Nodes only this one still owns are taken off their edges before they die, so each is
+  // destroyed with no edges of its own left and none of their destructors recurses.
+  std::vector<std::shared_ptr<Node>> last_owner;
+  const auto take_edges = [&last_owner](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.fn && e.fn.use_count() == 1) last_owner.push_back(std::move(e.fn));
+    edges.clear();
+  };
+  take_edges(next_edges);
+  while (!last_owner.empty()) {
+    std::shared_ptr<Node> node = std::move(last_owner.back());
+    last_owner.pop_back();
+    take_edges(node->next_edges);
+  }
+}
+
 uint64_t Node::next_sequence_nr() { return g_next_sequence_nr.load(std::memory_order_relaxed); }
 
 FunctionNode::FunctionNode(std::string_view op, Backward backward, const char* node_name)

@@ -31,7 +31,10 @@ struct InputMeta {
 class Node : public std::enable_shared_from_this<Node> {
  public:
   Node();
-  virtual ~Node() = default;
+  // Releases the nodes behind this one iteratively: a graph as deep as a long recurrence or an
+  // un-detached running sum would otherwise be freed by one nested destructor per node and
+  // overflow the stack (PyTorch's deleteNode does the same).
+  virtual ~Node();
   // Gradients w.r.t. the forward inputs (one per next edge; undefined = none) from the gradients
   // w.r.t. the forward outputs (undefined entries mean zero).
   virtual std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) = 0;

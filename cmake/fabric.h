@@ -14,6 +14,7 @@
 #include "precision/transformer_engine_precision.h"
 #include "precision/true_precision.h"
 #include "runtime/fabric.h"
+#include "tensor/device_control.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"

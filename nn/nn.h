@@ -1,5 +1,5 @@
 // Everything of the nn layer in one include: Module, init, layers, losses, functional ops and
-// the models (MLP, GPT, CNN).
+// the models (MLP, GPT, CNN), and the tensor factories (randn, zeros, ...) that feed them.
 #pragma once
 #include "nn/activation.h"
 #include "nn/activation_extra.h"
@@ -37,3 +37,4 @@
 #include "nn/unflatten.h"
 #include "nn/upsample.h"
 #include "nn/weight_norm.h"
+#include "tensor/factory.h"

@@ -31,6 +31,13 @@ void NormBase::reset_running_stats() {
   num_batches_tracked.zero_();
 }
 
+void NormBase::prepare_loaded_state(const std::string& prefix, StateDict& state) const {
+  if (!num_batches_tracked.defined() || !state.contains(prefix + "running_mean") ||
+      state.contains(prefix + "num_batches_tracked"))
+    return;
+  state.insert(prefix + "num_batches_tracked", zeros({}, {.dtype = DType::int64}));
+}
+
 void NormBase::reset_parameters() {
   reset_running_stats();
   if (weight.defined()) init::ones_(weight);

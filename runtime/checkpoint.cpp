@@ -224,11 +224,17 @@ void check_replaceable(const std::string& path) {
 
 void check_not_a_checkpoint_file(const std::string& out_file, const std::string& command) {
   std::error_code ec;
-  if (out_file.empty() || !fs::exists(out_file, ec) || fs::is_directory(out_file, ec)) return;
+  if (out_file.empty() || fs::is_directory(out_file, ec)) return;
+  // A new file counts too: the next save of that checkpoint replaces its folder whole, and the
+  // file with it.
   const fs::path folder = fs::absolute(out_file).lexically_normal().parent_path();
   if (fs::exists(folder / "state.json", ec) || fs::exists(folder / "meta.json", ec))
-    throw ValueError(command + ": " + out_file + " is a file of the checkpoint " + folder.string() +
-                     ", which writing over it would damage; choose a path outside the checkpoint");
+    throw ValueError(command + ": " + out_file +
+                     (fs::exists(out_file, ec) ? " is a file of the checkpoint "
+                                               : " would be a file inside the checkpoint ") +
+                     folder.string() +
+                     ", which writing there would damage or a later save would delete; choose a "
+                     "path outside the checkpoint");
 }
 
 void commit_directory(const std::string& tmp, const std::string& path) {

@@ -84,9 +84,10 @@ precision::StateValue plain_value(const json& entry, const std::string& key, con
 // IOError unless `path` is absent, an empty directory or a checkpoint (state.json or meta.json):
 // a commit replaces it whole, so the user's own files there would be deleted.
 void check_replaceable(const std::string& path);
-// ValueError when the file `out_file` (the weights export and consolidate write) already exists
-// inside a checkpoint (its folder holds state.json or meta.json): writing over it would damage that
-// checkpoint, as the export of `last` over its own optimizer.safetensors did. `command` begins it.
+// ValueError when the file `out_file` (the weights export and consolidate write) is inside a
+// checkpoint (its folder holds state.json or meta.json): writing over one of its files would
+// damage that checkpoint, as the export of `last` over its own optimizer.safetensors did, and a
+// new file there goes with the folder at the checkpoint's next save. `command` begins it.
 void check_not_a_checkpoint_file(const std::string& out_file, const std::string& command);
 // Replaces `path` by the complete directory `tmp` in one step where the file system allows it
 // (else through `path`.old, which load falls back to); check_replaceable first.

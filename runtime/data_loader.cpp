@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -193,6 +194,12 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   m.windows = m.dataset->access() == Access::windows;
   const int64_t n = m.dataset->size();
   FABRIC_CHECK(n >= 1, ValueError, "DataLoader: ", m.dataset->describe(), " is empty");
+  // A batch across all ranks must be countable: batch_size * world_size is the number of windows
+  // drawn a step and the divisor of the epoch's batch count.
+  FABRIC_CHECK(opts.batch_size <= std::numeric_limits<int64_t>::max() / opts.world_size, ValueError,
+               "DataLoader: batch_size ", opts.batch_size, " times world_size ", opts.world_size,
+               " overflows a 64-bit count; expected a batch_size below ",
+               std::numeric_limits<int64_t>::max() / opts.world_size);
   if (m.windows) {
     m.per_epoch =
         std::max<int64_t>(1, m.dataset->epoch_size() / (opts.batch_size * opts.world_size));
@@ -201,8 +208,14 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
                                              .world_size = opts.world_size,
                                              .drop_last = opts.sampler_drop_last})
                                 .num_samples();
-    m.per_epoch = opts.drop_last ? samples / opts.batch_size
-                                 : (samples + opts.batch_size - 1) / opts.batch_size;
+    // Rounded up without samples + batch_size - 1, which overflows for a huge batch_size.
+    m.per_epoch =
+        samples / opts.batch_size + (!opts.drop_last && samples % opts.batch_size != 0 ? 1 : 0);
+    FABRIC_CHECK(samples >= 1, ValueError, "DataLoader: ", m.dataset->describe(), " gives rank ",
+                 opts.rank, " no example per epoch: its ", n, " examples split over world_size ",
+                 opts.world_size,
+                 " with sampler_drop_last leave none to a rank; expected at least world_size "
+                 "examples or sampler_drop_last off (which repeats examples to fill the ranks)");
     FABRIC_CHECK(m.per_epoch >= 1, ValueError, "DataLoader: ", m.dataset->describe(),
                  " gives rank ", opts.rank, " ", samples, " examples per epoch (world_size ",
                  opts.world_size, "), fewer than batch_size ", opts.batch_size,

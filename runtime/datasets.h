@@ -237,6 +237,9 @@ class IdxImageDataset : public Dataset {
   // "labels-idx1"). Returns {images, labels}; IOError when they do not exist.
   static std::pair<std::string, std::string> resolve_paths(const std::string& path,
                                                            const std::string& prefix = "train");
+  // The images file alone, for a labels file given separately: `path` itself, or the directory's
+  // `<prefix>-images-idx3-ubyte[.gz]` (IOError when it has none).
+  static std::string resolve_images(const std::string& path, const std::string& prefix = "train");
 
   Access access() const override { return Access::indexed; }
   int64_t size() const override { return end_ - begin_; }

@@ -129,16 +129,18 @@ IdxArray read_idx(const std::string& path, int ndims, const char* role) {
   a.data_offset = 4 + 4 * static_cast<size_t>(ndims);
   FABRIC_CHECK(b.size() >= a.data_offset, IOError, "IDX: ", path,
                " is truncated inside its header");
-  uint64_t count = 1;
+  // At most three 32-bit sizes: their product fits 128 bits (in 64 it can wrap to the file's size).
+  unsigned __int128 count = 1;
   for (int d = 0; d < ndims; ++d) {
     const uint8_t* p = b.data() + 4 + 4 * d;
     const int64_t v = int64_t(p[0]) << 24 | int64_t(p[1]) << 16 | int64_t(p[2]) << 8 | p[3];
     a.dims.push_back(v);
     count *= static_cast<uint64_t>(v);
   }
-  FABRIC_CHECK(b.size() - a.data_offset == count, IOError, "IDX: ", path, ": header says ",
-               shape_str(a.dims), " = ", count, " bytes of data, but the file holds ",
-               b.size() - a.data_offset);
+  const uint64_t held = b.size() - a.data_offset;
+  FABRIC_CHECK(count == held, IOError, "IDX: ", path, ": header says ", shape_str(a.dims), " = ",
+               count >> 64 ? std::string("more than 2^64") : std::to_string(uint64_t(count)),
+               " bytes of data, but the file holds ", held);
   return a;
 }
 
@@ -166,18 +168,30 @@ IdxImageDataset::IdxImageDataset(const std::string& images_path, const std::stri
   *this = with_split(split_);
 }
 
+namespace {
+// `base` or `base.gz`, whichever is a regular file; "" when neither is.
+std::string existing_idx_file(const fs::path& base) {
+  for (const char* ext : {"", ".gz"}) {
+    const fs::path p = base.string() + ext;
+    if (fs::is_regular_file(p)) return p.string();
+  }
+  return "";
+}
+}  // namespace
+
+std::string IdxImageDataset::resolve_images(const std::string& path, const std::string& prefix) {
+  if (!fs::is_directory(path)) return path;
+  const std::string images = existing_idx_file(fs::path(path) / (prefix + "-images-idx3-ubyte"));
+  FABRIC_CHECK(!images.empty(), IOError, "IDX: directory ", path, " has no ", prefix,
+               "-images-idx3-ubyte[.gz]");
+  return images;
+}
+
 std::pair<std::string, std::string> IdxImageDataset::resolve_paths(const std::string& path,
                                                                    const std::string& prefix) {
-  auto existing = [](const fs::path& base) -> std::string {
-    for (const char* ext : {"", ".gz"}) {
-      const fs::path p = base.string() + ext;
-      if (fs::is_regular_file(p)) return p.string();
-    }
-    return "";
-  };
   if (fs::is_directory(path)) {
-    const std::string images = existing(fs::path(path) / (prefix + "-images-idx3-ubyte"));
-    const std::string labels = existing(fs::path(path) / (prefix + "-labels-idx1-ubyte"));
+    const std::string images = existing_idx_file(fs::path(path) / (prefix + "-images-idx3-ubyte"));
+    const std::string labels = existing_idx_file(fs::path(path) / (prefix + "-labels-idx1-ubyte"));
     FABRIC_CHECK(!images.empty() && !labels.empty(), IOError, "IDX: directory ", path, " has no ",
                  prefix, "-images-idx3-ubyte[.gz] and ", prefix, "-labels-idx1-ubyte[.gz] pair");
     return {images, labels};

@@ -12,6 +12,7 @@
 #include "runtime/log_version.h"
 #include "tensor/error.h"
 #include "tensor/warning.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 namespace {
@@ -159,18 +160,7 @@ void CSVLogger::create_parent_folders() const {
 // The file the rows go to: path_, or what it links to (a link stays a link). IOError when it is
 // something other than a regular file (a folder, a device), which a rewrite would replace.
 std::string CSVLogger::target_file() const {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path target(path_);
-  for (int hops = 0; hops < 8 && fs::is_symlink(target, ec);
-       ++hops) {  // a chain, or a dangling link
-    const fs::path to = fs::read_symlink(target, ec);
-    if (ec) break;
-    target = to.is_absolute() ? to : target.parent_path() / to;
-  }
-  if (fs::exists(target, ec) && !fs::is_regular_file(target, ec))
-    throw IOError("CSVLogger: " + path_ + " is not a regular file (expected the metrics CSV file)");
-  return target.string();
+  return regular_write_target(path_, "CSVLogger", "the metrics CSV file");
 }
 
 CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_every,
@@ -288,7 +278,7 @@ void CSVLogger::truncate_after(int64_t step) {
 void CSVLogger::rewrite() {
   prepare_first_write();
   const std::string target = target_file();
-  const std::string tmp = target + ".tmp";
+  const std::string tmp = temporary_sibling(target);
   bool ok = false;
   {
     std::ofstream out(tmp, std::ios::trunc);

@@ -78,6 +78,20 @@ std::string checkpoint_to_resume(const std::string& run_dir, bool say) {
                 " (and no complete checkpoints/step-N to fall back on)");
 }
 
+std::string set_aside_incomplete_last(const std::string& run_dir) {
+  const std::string last = run_dir + "/checkpoints/last";
+  std::error_code ec;
+  if (complete_checkpoint(last) || !fs::exists(fs::symlink_status(last, ec))) return "";
+  std::string aside = last + ".incomplete";
+  for (int n = 1; fs::exists(fs::symlink_status(aside, ec)); ++n)
+    aside = last + ".incomplete." + std::to_string(n);
+  fs::rename(last, aside, ec);
+  if (ec)
+    throw IOError("resume: " + last + " is incomplete and cannot be moved to " + aside + " (" +
+                  ec.message() + "); the run's next save of last would delete it: move it away");
+  return aside;
+}
+
 void prune_step_checkpoints(const std::string& checkpoints_dir, int64_t keep_last,
                             const std::set<int64_t>& own_steps) {
   if (keep_last <= 0) return;

@@ -48,6 +48,12 @@ bool complete_checkpoint(const std::string& dir);
 // when there is neither.
 std::string checkpoint_to_resume(const std::string& run_dir, bool say);
 
+// A resume from a step-N because run_dir/checkpoints/last is there but incomplete: that `last`
+// is moved to checkpoints/last.incomplete (.1, .2, ... when taken), so that the run's next save of
+// `last` neither refuses it (it holds no checkpoint, and saving would delete it) nor loses it.
+// Returns where it went ("" when `last` is complete or absent); IOError when it cannot be moved.
+std::string set_aside_incomplete_last(const std::string& run_dir);
+
 // The command lines that start a new run from the weights of `checkpoint` (a checkpoint of the run
 // `run_dir`): `fabric-train fit RUN/config.yaml --set model.init=CHECKPOINT/model.safetensors
 // trainer.run_dir=NEW_RUN_DIR`, and for a sharded checkpoint, which has no such file, a

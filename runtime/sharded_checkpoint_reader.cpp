@@ -218,22 +218,31 @@ Tensor ShardedReader::read(const std::string& entry, const std::string& name, in
                offset, ", ", offset + numel, ") were asked for (does the model match the checkpoint?)");
   if (numel == 0) return empty({0}, {.dtype = dtype});
   const std::string stored = stored_name(entry, name);  // an alias's pieces are under the stored name
-  Tensor out;
+  // The overlap of piece [po, po + pn) with the elements asked for, empty when a >= e.
+  const auto overlap = [&](const json& p) {
+    const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
+    return std::pair{std::max(offset, po), std::min(offset + numel, po + pn)};
+  };
+  // The pieces must cover the elements exactly before anything is allocated: a damaged
+  // meta.json's shape could otherwise ask for any amount of memory first.
   int64_t covered = 0;
   for (const json& p : t->at("pieces")) {
-    const int rank = p.at("rank").get<int>();
-    const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
-    const int64_t a = std::max(offset, po), e = std::min(offset + numel, po + pn);
-    if (a >= e) continue;
-    const Tensor src = piece(entry, stored, *t, rank, po, pn);
-    if (a == offset && e == offset + numel && covered == 0) return src.narrow(0, a - po, e - a);  // zero-copy
-    if (!out.defined()) out = empty({numel}, {.dtype = dtype});
-    out.narrow(0, a - offset, e - a).copy_(src.narrow(0, a - po, e - a));
-    covered += e - a;
+    const auto [a, e] = overlap(p);
+    if (a < e) covered += e - a;
   }
   FABRIC_CHECK(covered == numel, ValueError, "sharded checkpoint ", dir_, ": the pieces of '", entry, "' tensor '",
                name, "' cover ", covered, " of elements [", offset, ", ", offset + numel,
                ") (expected exactly ", numel, "): a piece is missing from meta.json, or listed twice");
+  Tensor out;
+  for (const json& p : t->at("pieces")) {
+    const auto [a, e] = overlap(p);
+    if (a >= e) continue;
+    const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
+    const Tensor src = piece(entry, stored, *t, p.at("rank").get<int>(), po, pn);
+    if (a == offset && e == offset + numel) return src.narrow(0, a - po, e - a);  // zero-copy
+    if (!out.defined()) out = empty({numel}, {.dtype = dtype});
+    out.narrow(0, a - offset, e - a).copy_(src.narrow(0, a - po, e - a));
+  }
   return out;
 }
 

@@ -13,11 +13,10 @@
 #include "precision/mixed_precision.h"
 #include "precision/transformer_engine_precision.h"
 #include "precision/true_precision.h"
+#include "tensor/device_control.h"
 
 #ifdef FABRIC_WITH_CUDA
 #include <cuda_runtime_api.h>
-
-#include "kernels/cuda/gemm_cublaslt.h"
 #endif
 
 namespace fabric {
@@ -145,7 +144,7 @@ std::optional<double> get_available_flops(Device device, const std::string& dtyp
     return std::nullopt;
   }
   // TF32 needs Ampere (compute capability 8.0) or later and float32 matmuls allowed to use it.
-  const bool tf32 = prop.major >= 8 && cuda::allow_tf32();
+  const bool tf32 = prop.major >= 8 && fabric::allow_tf32();
   return cuda_peak_flops(prop.name, dtype, tf32, why_none);
 #else
   if (why_none) *why_none = "this build has no CUDA backend";

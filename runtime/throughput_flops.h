@@ -28,7 +28,8 @@ std::optional<double> cuda_peak_flops(const std::string& device_name, const std:
                                       std::string* why_none = nullptr);
 
 // cuda_peak_flops for a CUDA device (its name and compute capability read from the driver, TF32
-// from cuda::allow_tf32()); none for the CPU, without a reason (Lightning returns None silently).
+// from fabric::allow_tf32(), tensor/device_control.h); none for the CPU, without a reason
+// (Lightning returns None silently).
 std::optional<double> get_available_flops(Device device, const std::string& dtype,
                                           std::string* why_none = nullptr);
 

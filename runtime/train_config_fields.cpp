@@ -248,7 +248,7 @@ const std::vector<Field>& fields() {
     v.push_back(for_models(FIELD_BOOL(model, batch_norm, "cnn: a BatchNorm2d after each conv (running statistics in the checkpoint)"), {"cnn"}));
     v.push_back(with_choices(FIELD_STR(data, kind, "text, tokens, tensors or images"), {"text", "tokens", "tensors", "images"}));
     v.push_back(FIELD_STR(data, path, "the data file (text: UTF-8; tokens: uint16 ids; tensors: safetensors with inputs/targets; images: IDX images)"));
-    v.push_back(FIELD_STR(data, labels, "images: the IDX labels file (default: path with images -> labels)"));
+    v.push_back(FIELD_STR(data, labels, "images: the IDX labels file (default: path with images -> labels; with it, a directory data.path gives its train-images-idx3-ubyte[.gz])"));
     v.push_back(FIELD_BOOL(data, shuffle, "shuffle examples each epoch (tensors, images)"));
     v.push_back(FIELD_BOOL(data, drop_last, "drop each epoch's last incomplete batch (tensors, images)"));
     v.push_back(with_max(FIELD_NUM(data, val_fraction, 0, "fraction held out for validation"), 0.9));

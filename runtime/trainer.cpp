@@ -186,8 +186,10 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
     }
     r.train = train;
   } else {  // images
-    auto [images, labels] = d.labels.empty() ? data::IdxImageDataset::resolve_paths(d.path)
-                                             : std::pair<std::string, std::string>{d.path, d.labels};
+    auto [images, labels] = d.labels.empty()
+                                ? data::IdxImageDataset::resolve_paths(d.path)
+                                : std::pair<std::string, std::string>{
+                                      data::IdxImageDataset::resolve_images(d.path), d.labels};
     // An MLP takes flat vectors: the images are flattened for it whatever data.flatten says.
     const bool flatten = d.flatten || cfg.model.name == "mlp";
     auto train = std::make_shared<data::IdxImageDataset>(
@@ -222,7 +224,8 @@ constexpr const char* kGlobalBatchKey = "data.global_batch";
 // (the examples of a partial batch are drawn again rather than skipped).
 int64_t batch_in_epoch_for(int64_t batch_in_epoch, int64_t saved_global, int64_t global) {
   if (saved_global <= 0 || global <= 0 || saved_global == global) return batch_in_epoch;
-  return batch_in_epoch * saved_global / global;
+  // In 128 bits: a position far into a huge epoch times a large saved batch overflows 64.
+  return static_cast<int64_t>(static_cast<__int128>(batch_in_epoch) * saved_global / global);
 }
 
 // Where a run starts: step 0 of epoch 0 for a fit; a resume's checkpoint's step and data position.
@@ -1022,6 +1025,12 @@ class Run {
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
                   data::DataLoader& loader, bool rank0) {
     const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/rank0);
+    if (rank0) {
+      const std::string aside = set_aside_incomplete_last(run_dir_);
+      if (!aside.empty())
+        std::cerr << "fabric-train: resume: moved the incomplete " << run_dir_
+                  << "/checkpoints/last to " << aside << " (the run saves a new last)\n";
+    }
     // The counters (step, rng.*, data.*) come back in `rest`, checked by counter() below.
     State state{{"model", model}, {"optimizer", opt}};
     State rest;

@@ -135,8 +135,11 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
     return reduce(where(eq(d, 0), tie, where(lt(d, 0), neg(d), d)), red);
   }
   const Tensor z = abs_diff(input, target);
-  // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta
-  const Tensor losses = where(lt(z, beta), div(mul(mul(z, 0.5), z), beta), sub(z, 0.5 * beta));
+  // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta. The quadratic branch reads z clamped to beta:
+  // the same values where it is taken, and where it is not (z infinite or overflowing) its unused
+  // gradient is 0 * beta, not the 0 * inf = NaN that would reach the input through where.
+  const Tensor zq = clamp(z, std::nullopt, beta);
+  const Tensor losses = where(lt(z, beta), div(mul(mul(zq, 0.5), zq), beta), sub(z, 0.5 * beta));
   return reduce(losses, red);
 }
 
@@ -151,8 +154,11 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_v
   const Tensor z = abs_diff(input, target);
   // z < delta ? 0.5 * z * z : delta * (z - 0.5 * delta), written into a tensor of the input's
   // dtype (torch's loss is empty_like(input)) before the reduction.
+  // The quadratic branch reads z clamped to delta, as smooth_l1_loss's: no NaN gradient from an
+  // infinite difference.
+  const Tensor zq = clamp(z, std::nullopt, delta);
   const Tensor losses =
-      where(lt(z, delta), mul(mul(z, 0.5), z), mul(sub(z, 0.5 * delta), delta)).to(input.dtype());
+      where(lt(z, delta), mul(mul(zq, 0.5), zq), mul(sub(z, 0.5 * delta), delta)).to(input.dtype());
   return reduce(losses, red);
 }
 

@@ -367,11 +367,11 @@ Tensor norm(const Tensor& a_in, double p, const std::vector<int64_t>& dims, bool
   prm.p = p;
   ReduceOp rop;
   if (std::isinf(p)) {
-    FABRIC_CHECK(reduced_numel(a, mask) != 0, IndexError, "norm: cannot compute the ",
-                 p > 0 ? "" : "-", "inf norm of an empty reduction (input shape ",
-                 shape_str(a.sizes()), ", dims ", dims_str(dims),
-                 "): the operation has no identity");
-    rop = p > 0 ? ReduceOp::max_abs : ReduceOp::min_abs;
+    // torch.norm gives 0 for an empty reduction, as for every other p (linalg.vector_norm
+    // refuses it: max has no identity); the sum of nothing is that 0.
+    rop = reduced_numel(a, mask) == 0 ? ReduceOp::sum_abs
+          : p > 0                     ? ReduceOp::max_abs
+                                      : ReduceOp::min_abs;
   } else if (p == 2) {
     rop = ReduceOp::sum_sq;
     prm.finish = ReduceFinish::sqrt;

@@ -136,6 +136,18 @@ void check_float(const char* op, const Tensor& t) {
       " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
 }
 
+// torch's is_contiguous(memory_format=channels_last) of an (N, C, H, W) tensor: dense with C
+// innermost, then W, H, N (a dimension of size 1 may have any stride).
+bool is_channels_last_contiguous(const Tensor& x) {
+  int64_t expected = 1;
+  for (int64_t d : {1, 3, 2, 0}) {
+    if (x.size(d) == 1) continue;
+    if (x.stride(d) != expected) return false;
+    expected *= x.size(d);
+  }
+  return true;
+}
+
 }  // namespace
 
 Tensor interpolate(const Tensor& x_in, std::vector<int64_t> size, std::vector<double> scale_factor,
@@ -171,6 +183,10 @@ Tensor interpolate(const Tensor& x_in, std::vector<int64_t> size, std::vector<do
   d.OW = cols.out;
   d.scale_w = cols.scale;
   d.bilinear = linear;
+  // As torch picks its nearest kernel: the channels-last one (with the shortcuts) for a 4-d input
+  // laid out channels-last, which every contiguous one-channel input is; its backward is the
+  // same map's (torch's backward always takes the shortcuts, not the adjoint of its forward).
+  d.nearest_shortcuts = !one_d && is_channels_last_contiguous(x);
   d.align_corners = align_corners.value_or(false);
   d.dtype = x.dtype();
   a.input_shape = {x.size(0), x.size(1), d.H, d.W};

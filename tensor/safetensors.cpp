@@ -15,6 +15,8 @@
 #include <optional>
 #include <set>
 
+#include "tensor/write_target.h"
+
 namespace fabric {
 namespace {
 
@@ -102,36 +104,58 @@ struct Reject {
   std::string why;
 };
 
-json parse_json(const char* text, size_t n, const std::string& where) {
-  // Tracks the keys of each open object (duplicates are an error: JSON parsers disagree on which
-  // one wins) and bounds the nesting, so a hostile header cannot exhaust memory building a tree.
-  std::vector<std::optional<std::set<std::string>>> open;
-  auto cb = [&](int /*depth*/, nlohmann::detail::parse_event_t ev, json& parsed) -> bool {
-    using E = nlohmann::detail::parse_event_t;
-    switch (ev) {
-      case E::object_start:
-      case E::array_start:
-        if (open.size() >= kMaxJsonDepth) throw Reject{detail::cat("header nests deeper than ", kMaxJsonDepth)};
-        open.emplace_back(ev == E::object_start ? std::optional<std::set<std::string>>(std::in_place)
-                                                : std::nullopt);
-        break;
-      case E::object_end:
-      case E::array_end:
-        if (!open.empty()) open.pop_back();
-        break;
-      case E::key:
-        if (!open.empty() && open.back()) {
-          const std::string& k = parsed.get_ref<const std::string&>();
-          if (!open.back()->insert(k).second) throw Reject{detail::cat("duplicate key \"", k, "\" in the header")};
-        }
-        break;
-      case E::value:
-        break;
-    }
+// A first pass over the header's events that checks what a tree would hide: a key twice in one
+// object (JSON parsers disagree on which one wins) and nesting deeper than a header has (a
+// hostile one could exhaust memory building a tree). nlohmann's callback parser does the same
+// in one pass but rescans each parent object at every nested object's end: quadratic in the
+// number of tensors (40k tensors took a minute).
+class HeaderShapeCheck final : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return open(true); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    if (!open_.empty() && open_.back() && !open_.back()->insert(k).second)
+      throw Reject{detail::cat("duplicate key \"", k, "\" in the header")};
     return true;
-  };
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    error_ = e.what();
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool open(bool object) {
+    if (open_.size() >= kMaxJsonDepth)
+      throw Reject{detail::cat("header nests deeper than ", kMaxJsonDepth)};
+    open_.emplace_back(object ? std::optional<std::set<std::string>>(std::in_place) : std::nullopt);
+    return true;
+  }
+  bool close() {
+    if (!open_.empty()) open_.pop_back();
+    return true;
+  }
+  std::vector<std::optional<std::set<std::string>>> open_;  // each open object's keys so far
+  std::string error_;
+};
+
+json parse_json(const char* text, size_t n, const std::string& where) {
   try {
-    return json::parse(text, text + n, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+    HeaderShapeCheck check;
+    if (!json::sax_parse(text, text + n, &check, nlohmann::detail::input_format_t::json,
+                         /*strict=*/true, /*ignore_comments=*/false))
+      fail(where, "header is not valid JSON (", check.error(), ")");
+    return json::parse(text, text + n, nullptr, /*allow_exceptions=*/true,
+                       /*ignore_comments=*/false);
   } catch (const Reject& r) {
     fail(where, r.why);
   } catch (const json::exception& e) {
@@ -176,6 +200,11 @@ Entry parse_entry(const std::string& name, const json& v, uint64_t data_size, co
   overflow = overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(itemsize(e.dtype)), &nbytes);
   if (overflow || numel > static_cast<uint64_t>(INT64_MAX)) {
     fail(where, "tensor '", name, "': shape ", shape.dump(), " has too many elements");
+  }
+  try {  // an empty tensor's other dimensions can still be too large to lay out
+    (void)contiguous_strides(e.shape);
+  } catch (const ShapeError& err) {
+    fail(where, "tensor '", name, "': ", err.what());
   }
 
   const json& off = field("data_offsets");
@@ -427,7 +456,10 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
                       const std::map<std::string, std::string>& metadata) {
   // Everything that can fail without touching the disk happens before the file is created.
   Prepared p = prepare(tensors, metadata, "save_safetensors");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // A link at the path is written through (the link stays, as Python's safetensors leaves it);
+  // a device, FIFO or folder there is refused rather than replaced by a regular file.
+  const std::string target = regular_write_target(path, "save_safetensors", "a safetensors file");
+  const std::string tmp = temporary_sibling(target);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, "cannot create temporary file ", tmp, ": ", errno_str());
   try {
@@ -446,12 +478,12 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     ::unlink(tmp.c_str());
     fail(path, "close of ", tmp, " failed: ", err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
     const std::string err = errno_str();
     ::unlink(tmp.c_str());
-    fail(path, "cannot rename ", tmp, " over it: ", err);
+    fail(path, "cannot rename ", tmp, " over ", target, ": ", err);
   }
-  fsync_dir(path);
+  fsync_dir(target);
 }
 
 }  // namespace fabric

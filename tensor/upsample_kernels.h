@@ -19,6 +19,10 @@ namespace fabric {
 struct UpsampleDesc {
   int64_t planes = 0, H = 0, W = 0, OH = 0, OW = 0;
   bool bilinear = false, align_corners = false;
+  // nearest: whether the identity and doubling read o and o / 2 whatever the scale (torch's
+  // channels-last kernel) or floor(o / scale) (its kernel for other layouts); see
+  // upsample_nearest_index.
+  bool nearest_shortcuts = true;
   double scale_h = 0, scale_w = 0;
   DType dtype = DType::float32;
 };
@@ -40,11 +44,14 @@ struct UpsampleTaps {
   A l0, l1;
 };
 
-// torch's nearest_idx: floor(o * scale) with a float scale (1/scale_factor, or in/out), exact for
-// the identity and for doubling.
-FABRIC_HD inline int64_t upsample_nearest_index(int64_t o, int64_t in, int64_t out, double scale) {
-  if (out == in) return o;
-  if (out == 2 * in) return o >> 1;
+// torch's nearest source index: floor(o * s) with a float s (1/scale_factor, or in/out). torch's
+// channels-last kernel (nearest_idx) takes the identity and doubling as o and o / 2 first, which
+// differs from floor(o * s) when a scale_factor (2.2 on 4 pixels, 1.2 on 3) gives those sizes;
+// its kernel for the other layouts (compute_indices_weights_nearest) does not.
+FABRIC_HD inline int64_t upsample_nearest_index(int64_t o, int64_t in, int64_t out, double scale,
+                                                bool shortcuts) {
+  if (shortcuts && out == in) return o;
+  if (shortcuts && out == 2 * in) return o >> 1;
   const float s = scale > 0 ? static_cast<float>(1.0 / scale)
                             : static_cast<float>(in) / static_cast<float>(out);
   const int64_t i = static_cast<int64_t>(floorf(static_cast<float>(o) * s));
@@ -82,7 +89,7 @@ FABRIC_HD inline UpsampleTaps<A> upsample_taps(const UpsampleDesc& d, bool rows,
   const int64_t in = rows ? d.H : d.W, out = rows ? d.OH : d.OW;
   const double scale = rows ? d.scale_h : d.scale_w;
   if (!d.bilinear) {
-    const int64_t i = upsample_nearest_index(o, in, out, scale);
+    const int64_t i = upsample_nearest_index(o, in, out, scale, d.nearest_shortcuts);
     return {i, i, A(1), A(0)};
   }
   return upsample_linear_taps<A>(o, in, out, d.align_corners,

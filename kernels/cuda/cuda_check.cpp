@@ -11,6 +11,7 @@
 
 #include "kernels/cuda/deferred_check.h"
 #include "kernels/cuda/stream.h"
+#include "tensor/device_control.h"
 
 namespace fabric::cuda {
 namespace {
@@ -163,3 +164,7 @@ DeviceGuard::~DeviceGuard() {
 }
 
 }  // namespace fabric::cuda
+
+namespace fabric {
+FABRIC_REGISTER_KERNEL(device_synchronize_stub, cuda, &cuda::synchronize);
+}  // namespace fabric

@@ -21,13 +21,12 @@
 #include "kernels/cuda/gemm_gelu_fallback.h"
 #include "kernels/cuda/speed_switches.h"
 #include "kernels/cuda/stream.h"
+#include "tensor/device_control.h"
 
 namespace fabric::cuda {
 namespace {
 
 using fabric::detail::cat;
-
-std::atomic<bool> g_allow_tf32{false};
 
 // ---- per-device handle and workspace ------------------------------------------------------------
 
@@ -532,7 +531,7 @@ void run(const GemmDesc& desc, Epilogue epi, const GeluAux& aux) {
   if (desc.batch == 0 || desc.M == 0 || desc.N == 0) return;
   const int device = operands_device(desc);
   Problem p{desc, desc.bias && epi == Epilogue::none ? Epilogue::bias : epi, aux,
-            desc.a_dtype == DType::float32 && g_allow_tf32.load(std::memory_order_relaxed)};
+            desc.a_dtype == DType::float32 && fabric::allow_tf32()};
   if (p.g.batch == 1) p.g.stride_a = p.g.stride_b = p.g.stride_c = p.aux.stride = 0;
   if (p.g.K == 0) {
     FABRIC_CHECK(p.epi == Epilogue::none || p.epi == Epilogue::bias, ValueError,
@@ -559,8 +558,8 @@ void check_aux(const char* what, const GemmDesc& d, const GeluAux& aux) {
 
 }  // namespace
 
-bool set_allow_tf32(bool allow) { return g_allow_tf32.exchange(allow); }
-bool allow_tf32() { return g_allow_tf32.load(); }
+bool set_allow_tf32(bool allow) { return fabric::set_allow_tf32(allow); }
+bool allow_tf32() { return fabric::allow_tf32(); }
 
 void gemm(const GemmDesc& desc) { run(desc, Epilogue::none, {}); }
 

@@ -11,7 +11,8 @@ namespace fabric::cuda {
 
 // Whether float32 GEMMs may run on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32): 10 mantissa
 // bits per product, about 1e-3 relative. Off by default, as torch.backends.cuda.matmul.allow_tf32.
-// Process-wide; takes effect for the next GEMM. Returns the previous value.
+// Process-wide; takes effect for the next GEMM. Returns the previous value. The same switch as
+// the public fabric::set_allow_tf32 (tensor/device_control.h).
 bool set_allow_tf32(bool allow);
 bool allow_tf32();
 

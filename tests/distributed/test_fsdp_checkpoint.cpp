@@ -548,6 +548,17 @@ TEST_F(FSDPCheckpointOneProcess, MissingPieceIsAValueError) {
   EXPECT_CONTAINS(msg, "cover 0 of elements [0, 512)");
 }
 
+// A damaged shape asks for 2^34 elements: the pieces' coverage is checked before anything is
+// allocated (it used to report running out of memory, naming neither file nor tensor).
+TEST_F(FSDPCheckpointOneProcess, AHugeDamagedShapeIsRefusedBeforeItIsAllocated) {
+  const std::string copy = edited([](nlohmann::json& m) {
+    m["entries"]["model"]["tensors"]["transformer.wpe.weight"]["shape"] = {int64_t{1} << 34};
+  });
+  const std::string msg = thrown<ValueError>([&] { consolidate_checkpoint(copy, dir_ + "_out"); });
+  EXPECT_CONTAINS(msg, "transformer.wpe.weight");
+  EXPECT_CONTAINS(msg, "cover 512 of elements [0, 17179869184)");
+}
+
 TEST_F(FSDPCheckpointOneProcess, PieceAbsentFromItsRankFileIsAnIOError) {
   const std::string copy = edited([](nlohmann::json& m) {
     m["entries"]["model"]["tensors"]["transformer.wpe.weight"]["pieces"][0]["rank"] = 0;

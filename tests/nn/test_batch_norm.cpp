@@ -139,6 +139,24 @@ TEST(BatchNormLayers, StateDictKeysAndDtypesAsTorch) {
   EXPECT_EQ(bn.num_batches_tracked.dtype(), DType::int64);
 }
 
+// A state dict without num_batches_tracked (torch before 0.4.1, or made by hand) loads with the
+// counter 0, as torch fills it for a state dict without a version; a load of other modules' keys
+// only (strict = false) leaves the counter alone.
+TEST(BatchNormLayers, AStateWithoutTheBatchCounterLoadsWithZero) {
+  BatchNorm2d bn({.num_features = 2});
+  bn.num_batches_tracked.fill_(7);
+  StateDict old;
+  for (const auto& [k, v] : bn.state_dict())
+    if (k != "num_batches_tracked") old.insert(k, v.clone());
+  bn.load_state_dict(old);
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 0);
+  bn.num_batches_tracked.fill_(7);
+  StateDict other;
+  other.insert("weight", ones({2}));
+  bn.load_state_dict(other, /*strict=*/false);
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 7);
+}
+
 TEST(BatchNormLayers, PrintsAsTorch) {
   EXPECT_EQ(BatchNorm2d({.num_features = 8}).str(),
             "BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");

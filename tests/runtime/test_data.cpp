@@ -413,6 +413,13 @@ TEST_F(DataFixture, IdxImageDatasetScalesPixelsAndReadsLabels) {
               IdxImageDataset::resolve_paths(dir_.string(), "t10k");
             }).find("t10k-images"),
             std::string::npos);
+  // The images file alone (labels given apart): from a directory or as it is.
+  EXPECT_EQ(IdxImageDataset::resolve_images(dir_.string()), images);
+  EXPECT_EQ(IdxImageDataset::resolve_images(images), images);
+  EXPECT_NE(error_of<IOError>([&] {
+              IdxImageDataset::resolve_images(dir_.string(), "t10k");
+            }).find("has no t10k-images-idx3-ubyte[.gz]"),
+            std::string::npos);
 }
 
 TEST_F(DataFixture, IdxImageDatasetRejectsMalformedFiles) {
@@ -429,6 +436,14 @@ TEST_F(DataFixture, IdxImageDatasetRejectsMalformedFiles) {
   });
   EXPECT_NE(msg.find("4 images"), std::string::npos) << msg;
   EXPECT_NE(msg.find("3 labels"), std::string::npos) << msg;
+  // Dimensions whose product is 2^64 wrapped to 0 and passed an empty file.
+  msg = error_of<IOError>([&] {
+    IdxImageDataset(write("wrap", idx_file(0x803, {1u << 22, 1u << 21, 1u << 21}, {})), labels);
+  });
+  EXPECT_NE(msg.find("(4194304, 2097152, 2097152) = more than 2^64 bytes of data, but the file "
+                     "holds 0"),
+            std::string::npos)
+      << msg;
   msg = error_of<IOError>([&] { IdxImageDataset(write("s", Bytes{0, 0}), labels); });
   EXPECT_NE(msg.find("too short"), std::string::npos) << msg;
   msg = error_of<IOError>([&] { IdxImageDataset(images, path("absent")); });

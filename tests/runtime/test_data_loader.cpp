@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <set>
 
@@ -200,6 +201,15 @@ TEST(DataLoaderIndexed, EpochsBatchesAndDropLast) {
   EXPECT_EQ(epoch1, (std::vector<int64_t>{8, 7, 1, 5, 6, 9, 0, 4, 2, 3}));  // seed 1 + epoch 1
 }
 
+// A batch_size beyond the data, however large, gives one batch of all of it, as torch's.
+TEST(DataLoaderIndexed, AHugeBatchSizeGivesOneBatchOfEverything) {
+  for (int64_t b : {int64_t{11}, int64_t{1} << 40, std::numeric_limits<int64_t>::max()}) {
+    DataLoader loader(counting(10), {.batch_size = b});
+    EXPECT_EQ(loader.batches_per_epoch(), 1) << b;
+    EXPECT_EQ(loader.next().inputs.size(0), 10) << b;
+  }
+}
+
 TEST(DataLoaderIndexed, RanksTogetherCoverTheSamplerOrder) {
   for (int64_t rank = 0; rank < 3; ++rank) {
     DataLoader loader(
@@ -233,6 +243,19 @@ TEST(DataLoaderIndexed, BadOptionsAreValueErrors) {
   EXPECT_NE(
       error_of<ValueError>([] { DataLoader l(std::shared_ptr<const Dataset>{}); }).find("null"),
       std::string::npos);
+  // sampler_drop_last with fewer examples than ranks leaves a rank none: said so, not "fewer
+  // than batch_size with drop_last" (the batch's drop_last is off).
+  const std::string none = error_of<ValueError>([] {
+    DataLoader(counting(10),
+               {.batch_size = 4, .rank = 0, .world_size = 20, .sampler_drop_last = true});
+  });
+  EXPECT_NE(none.find("no example per epoch"), std::string::npos) << none;
+  EXPECT_NE(none.find("sampler_drop_last"), std::string::npos) << none;
+  // batch_size * world_size beyond int64 (it used to divide by the wrapped 0).
+  EXPECT_NE(error_of<ValueError>([] {
+              DataLoader(counting(10), {.batch_size = int64_t{1} << 62, .world_size = 4});
+            }).find("overflows"),
+            std::string::npos);
   DataLoader loader(counting(10), {.batch_size = 4});
   EXPECT_NE(error_of<ValueError>([&] {
               loader.set_state({.batch_in_epoch = 3});

@@ -3,6 +3,7 @@
 // is no run or checkpoint (1), a fit into a run directory that holds an earlier run's checkpoints,
 // the --set values a resume cannot honour, and the max_epochs default of a config with no limit.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -325,6 +326,59 @@ TEST_F(FabricTrainCliEdges, WithoutAnyLimitTheRunTakes1000Epochs) {
   const Result resumed = run("resume " + (dir_ / "run").string());
   EXPECT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_EQ(resumed.output.find("warning"), std::string::npos) << resumed.output;
+}
+
+// A new file inside a checkpoint would go with the folder at its next save: refused too.
+TEST_F(FabricTrainCliEdges, ExportRefusesANewFileInsideACheckpoint) {
+  const fs::path run_dir = fit_text_gpt();
+  const fs::path inside = run_dir / "checkpoints/last/mine.safetensors";
+  const Result r = run("export " + run_dir.string() + " " + inside.string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(inside.string() + " would be a file inside the checkpoint"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(inside));
+}
+
+// Export writes through a link at OUT (the link stays) and refuses a FIFO or a device there
+// instead of replacing it with a regular file.
+TEST_F(FabricTrainCliEdges, ExportWritesThroughALinkAndRefusesAFifo) {
+  const fs::path run_dir = fit_text_gpt();
+  const fs::path target = dir_ / "target.safetensors", link = dir_ / "link.safetensors";
+  fs::create_symlink(target, link);
+  const Result through = run("export " + run_dir.string() + " " + link.string());
+  ASSERT_EQ(through.status, 0) << through.output;
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_regular_file(target));
+  const fs::path fifo = dir_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const Result refused = run("export " + run_dir.string() + " " + fifo.string());
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("is not a regular file"), std::string::npos) << refused.output;
+  EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo);
+}
+
+// checkpoints/last damaged (no state.json): the resume falls back to the newest step-N, moves
+// the damaged last aside (kept) and saves a new one, instead of failing at its first save with
+// every step trained since lost.
+TEST_F(FabricTrainCliEdges, ResumeFromAStepCheckpointPastAnIncompleteLastSavesANewLast) {
+  std::ofstream(dir_ / "tiny.txt") << "hello world, hello fabric. the quick brown fox jumps.";
+  const std::string cfg = (dir_ / "gpt.yaml").string();
+  std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
+                        "data: {kind: text, path: "
+                     << (dir_ / "tiny.txt").string()
+                     << "}\n"
+                        "trainer: {max_steps: 4, batch_size: 2, checkpoint_every: 2, run_dir: "
+                     << (dir_ / "run").string() << "}\n";
+  ASSERT_EQ(run("fit " + cfg).status, 0);
+  const fs::path last = dir_ / "run/checkpoints/last";
+  fs::remove(last / "state.json");
+  const Result r = run("resume " + (dir_ / "run").string() + " --set trainer.max_steps=6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("moved the incomplete"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(last / "state.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "run/checkpoints/last.incomplete"));
+  EXPECT_TRUE(fs::exists(dir_ / "run/checkpoints/step-6/state.json"));
 }
 
 }  // namespace

@@ -949,7 +949,8 @@ TEST(ReadmeExamples, ThroughputMonitor) {
 ThroughputMonitor throughput(fab, {.window_size = 50});
 const auto t0 = std::chrono::steady_clock::now();
 for (int64_t i = 1; i <= steps; ++i) {
-  train_step();  // on CUDA, synchronise the device first so that the time includes its work
+  train_step();
+  synchronize(fab.device());  // tensor/device_control.h: on CUDA the time then includes the work
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   throughput.update({.time = t, .batches = i, .samples = i * B, .lengths = i * B * T,
                      .flops = 6.0 * n_params * B * T});

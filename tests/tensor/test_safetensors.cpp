@@ -362,6 +362,56 @@ TEST_F(Safetensors, RejectsBadEntries) {
   expect_bad(make_file("{" + entry("t", "F32", "[2]", "[0,4]") + "}", d4), "needs 8 bytes but data_offsets [0, 4] hold 4",
              "size mismatch");
   expect_bad(make_file("{" + entry("t", "BOOL", "[]", "[0,4]") + "}", d4), "needs 1 bytes", "scalar mismatch");
+  // No element, but the other dimensions' strides overflow: an IOError naming the file, not a
+  // ShapeError from deep inside.
+  expect_bad(
+      make_file("{" + entry("t", "F32", "[0,9223372036854775807,9223372036854775807]", "[0,0]") +
+                "}"),
+      "stride calculation overflows", "empty with huge dims");
+}
+
+// 100k tensors: the header's duplicate-key check used to rescan each parent object at every
+// nested object's end (nlohmann's callback parser), 57 s for 40k tensors.
+TEST_F(Safetensors, AHeaderOfManyTensorsLoadsInLinearTime) {
+  constexpr int kTensors = 100000;
+  std::string header = "{";
+  for (int i = 0; i < kTensors; ++i)
+    header += (i ? "," : "") + entry("t" + std::to_string(i), "U8", "[1]",
+                                     "[" + std::to_string(i) + "," + std::to_string(i + 1) + "]");
+  header += "}";
+  const auto start = std::chrono::steady_clock::now();
+  const SafetensorsFile f = parse(make_file(header, Bytes(kTensors, 7)));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(f.tensors.size(), static_cast<size_t>(kTensors));
+  EXPECT_LT(seconds, 20.0);  // about 1 s here; the quadratic parse took hours
+}
+
+// A link at the path is written through (it stays a link); a FIFO or a folder there is refused
+// rather than replaced by a regular file; a name of 255 bytes can be written (its temporary's
+// name is cut to fit).
+TEST_F(Safetensors, SaveWritesThroughLinksAndRefusesWhatIsNotAFile) {
+  const Named one = {{"x", from_vector<float>({1, 2}, {2})}};
+  const std::string target = path("target.safetensors"), link = path("link.safetensors");
+  fs::create_symlink(target, link);
+  save_safetensors(link, one);
+  EXPECT_TRUE(fs::is_symlink(link));
+  expect_same(load_safetensors(target).tensors.at("x"), one[0].second, "through the link");
+  const std::string fifo = path("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  try {
+    save_safetensors(fifo, one);
+    ADD_FAILURE() << "a FIFO was replaced";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo);
+  EXPECT_THROW(save_safetensors(dir_.string(), one), IOError);
+  const std::string longest = path(std::string(255 - 12, 'w') + ".safetensors");
+  save_safetensors(longest, one);
+  expect_same(load_safetensors(longest).tensors.at("x"), one[0].second, "255-byte name");
+  for (const auto& e : fs::directory_iterator(dir_))  // no temporary left behind
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
 }
 
 TEST_F(Safetensors, RejectsBuffersTheTensorsDoNotTile) {
