@@ -362,15 +362,8 @@ TEST_F(FabricTrainCliEdges, ExportWritesThroughALinkAndRefusesAFifo) {
 // the damaged last aside (kept) and saves a new one, instead of failing at its first save with
 // every step trained since lost.
 TEST_F(FabricTrainCliEdges, ResumeFromAStepCheckpointPastAnIncompleteLastSavesANewLast) {
-  std::ofstream(dir_ / "tiny.txt") << "hello world, hello fabric. the quick brown fox jumps.";
-  const std::string cfg = (dir_ / "gpt.yaml").string();
-  std::ofstream(cfg) << "model: {name: gpt, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16}\n"
-                        "data: {kind: text, path: "
-                     << (dir_ / "tiny.txt").string()
-                     << "}\n"
-                        "trainer: {max_steps: 4, batch_size: 2, checkpoint_every: 2, run_dir: "
-                     << (dir_ / "run").string() << "}\n";
-  ASSERT_EQ(run("fit " + cfg).status, 0);
+  const std::string cfg = write_tiny_gpt_config("run");
+  ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=4 trainer.checkpoint_every=2").status, 0);
   const fs::path last = dir_ / "run/checkpoints/last";
   fs::remove(last / "state.json");
   const Result r = run("resume " + (dir_ / "run").string() + " --set trainer.max_steps=6");
