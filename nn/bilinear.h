@@ -22,7 +22,9 @@ class Bilinear : public Module {
   using Module::operator();
   // (..., in1_features), (..., in2_features) -> (..., out_features)
   Tensor forward(const Tensor& x1, const Tensor& x2);
-  Tensor operator()(const Tensor& x1, const Tensor& x2) { return forward(x1, x2); }
+  Tensor operator()(const Tensor& x1, const Tensor& x2) {
+    return call_with_hooks(x1, [&](const Tensor& a) { return forward(a, x2); });
+  }
   void reset_parameters(Generator* gen = nullptr);
   std::string type_name() const override { return "Bilinear"; }
   std::string extra_repr() const override;

@@ -10,14 +10,20 @@ ModuleSequence::ModuleSequence(const std::vector<ModulePtr>& modules) {
 void ModuleSequence::push_back(ModulePtr m) {
   FABRIC_CHECK(m != nullptr, ValueError, type_name(), ".push_back: null module at index ",
                items_.size());
-  register_module(std::to_string(items_.size()), m);
-  items_.push_back(std::move(m));
+  register_module(std::to_string(items_.size()), std::move(m));  // child_added lists it
 }
 
-void ModuleSequence::child_replaced(const std::string& name, const std::shared_ptr<Module>& now) {
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (std::to_string(i) == name) items_[i] = now;
-  }
+void ModuleSequence::sync_items() {
+  items_.clear();
+  for (const auto& [name, child] : registered_children()) items_.push_back(child);
+}
+
+void ModuleSequence::child_replaced(const std::string&, const std::shared_ptr<Module>&) {
+  sync_items();
+}
+
+void ModuleSequence::child_added(const std::string&, const std::shared_ptr<Module>&) {
+  sync_items();
 }
 
 const ModulePtr& ModuleSequence::operator[](int64_t i) const {
@@ -45,7 +51,7 @@ ModuleDict::ModuleDict(const Options& modules) {
 void ModuleDict::insert(const std::string& key, ModulePtr m) { register_module(key, std::move(m)); }
 
 bool ModuleDict::contains(const std::string& key) const {
-  for (const auto& [k, m] : named_children()) {
+  for (const auto& [k, m] : registered_children()) {
     if (k == key) return true;
   }
   return false;
@@ -53,7 +59,7 @@ bool ModuleDict::contains(const std::string& key) const {
 
 ModulePtr ModuleDict::operator[](const std::string& key) const {
   std::string keys;
-  for (const auto& [k, m] : named_children()) {
+  for (const auto& [k, m] : registered_children()) {
     if (k == key) return m;
     keys += (keys.empty() ? "" : ", ") + k;
   }

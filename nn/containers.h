@@ -18,7 +18,9 @@ class ModuleSequence : public Module {
  public:
   ModuleSequence() = default;
   explicit ModuleSequence(const std::vector<ModulePtr>& modules);
-  // Appends m under the name std::to_string(size()).
+  // Appends m under the name std::to_string(size()), as torch's append. The list is the
+  // registered children in order: a child added with register_module joins it too (torch's
+  // add_module), and one replaced keeps its place.
   void push_back(ModulePtr m);
   size_t size() const { return items_.size(); }
   bool empty() const { return items_.empty(); }
@@ -35,12 +37,14 @@ class ModuleSequence : public Module {
   auto end() const { return items_.end(); }
 
  protected:
-  // Keeps the indexed list (what forward and operator[] use) on the registered child when
-  // register_module replaces one (convert_sync_batchnorm, quantized or LoRA layers).
+  // Keep the indexed list (what forward and operator[] use) the registered children: one that
+  // register_module replaces (convert_sync_batchnorm, quantized or LoRA layers) or adds.
   void child_replaced(const std::string& name, const std::shared_ptr<Module>& now) override;
+  void child_added(const std::string& name, const std::shared_ptr<Module>& now) override;
 
  private:
   [[noreturn]] void throw_wrong_type(int64_t i) const;
+  void sync_items();
   std::vector<ModulePtr> items_;
 };
 
@@ -78,7 +82,7 @@ class ModuleDict : public Module {
                  (*this)[key]->type_name(), ", not the requested type");
     return m;
   }
-  size_t size() const { return named_children().size(); }
+  size_t size() const { return registered_children().size(); }
   std::string type_name() const override { return "ModuleDict"; }
 };
 

@@ -20,7 +20,9 @@ class LossModule : public Module {
   using Module::forward;
   using Module::operator();
   virtual Tensor forward(const Tensor& input, const Tensor& target) = 0;
-  Tensor operator()(const Tensor& input, const Tensor& target) { return forward(input, target); }
+  Tensor operator()(const Tensor& input, const Tensor& target) {
+    return call_with_hooks(input, [&](const Tensor& x) { return forward(x, target); });
+  }
 };
 
 class CrossEntropyLoss : public LossModule {

@@ -16,7 +16,9 @@ class TernaryLossModule : public Module {
   using Module::forward;
   using Module::operator();
   virtual Tensor forward(const Tensor& a, const Tensor& b, const Tensor& c) = 0;
-  Tensor operator()(const Tensor& a, const Tensor& b, const Tensor& c) { return forward(a, b, c); }
+  Tensor operator()(const Tensor& a, const Tensor& b, const Tensor& c) {
+    return call_with_hooks(a, [&](const Tensor& x) { return forward(x, b, c); });
+  }
 };
 
 // A module comparing two tensors: distance(x1, x2).
@@ -25,7 +27,9 @@ class DistanceModule : public Module {
   using Module::forward;
   using Module::operator();
   virtual Tensor forward(const Tensor& x1, const Tensor& x2) = 0;
-  Tensor operator()(const Tensor& x1, const Tensor& x2) { return forward(x1, x2); }
+  Tensor operator()(const Tensor& x1, const Tensor& x2) {
+    return call_with_hooks(x1, [&](const Tensor& x) { return forward(x, x2); });
+  }
 };
 
 struct MarginRankingLossOptions {

@@ -126,7 +126,8 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
       return;
     }
   }
-  children_.emplace_back(name, std::move(m));
+  children_.emplace_back(name, m);
+  child_added(name, m);
 }
 
 Tensor Module::own_tensor(const std::string& name) const {
@@ -164,7 +165,15 @@ std::vector<std::pair<std::string, const Module*>> Module::all_modules() const {
   return out;
 }
 
-Module::NamedModules Module::named_children() const { return children_; }
+Module::NamedModules Module::named_children() const {
+  NamedModules out;
+  for (const auto& [n, c] : children_) {
+    const bool seen =
+        std::any_of(out.begin(), out.end(), [&c = c](const auto& e) { return e.second == c; });
+    if (!seen) out.emplace_back(n, c);
+  }
+  return out;
+}
 
 void Module::set_state_key(const std::string& name, const std::string& key) {
   FABRIC_CHECK(!key.empty(), ValueError, type_name(), ".set_state_key: empty key for '", name, "'");
@@ -198,7 +207,7 @@ Module& Module::child(const std::string& name) const {
 
 std::vector<std::shared_ptr<Module>> Module::children() const {
   std::vector<std::shared_ptr<Module>> out;
-  for (const auto& [n, c] : children_) out.push_back(c);
+  for (const auto& [n, c] : named_children()) out.push_back(c);
   return out;
 }
 
@@ -303,7 +312,7 @@ Module& Module::train(bool mode) {
 }
 
 Module& Module::apply(const std::function<void(Module&)>& fn) {
-  for (auto& [n, c] : children_) c->apply(fn);
+  for (auto& [n, c] : named_children()) c->apply(fn);  // a child listed twice: once, as torch
   fn(*this);
   return *this;
 }
@@ -380,8 +389,14 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
   // The live entries under their state_dict names (their handles are undetached, so copy_ writes
   // into the module).
   std::vector<std::pair<std::string, Entry*>> own;
+  // Each module's prefix and children's names, in traversal order: torch reports an unexpected
+  // key at the module whose prefix it has and that has no child its next name names.
+  std::vector<std::pair<std::string, std::unordered_set<std::string>>> modules;
   std::function<void(Module&, const std::string&)> walk = [&](Module& m, const std::string& prefix) {
     m.prepare_loaded_state(prefix, state);
+    std::unordered_set<std::string> child_names;
+    for (const auto& [n, c] : m.children_) child_names.insert(n);
+    modules.emplace_back(prefix, std::move(child_names));
     for (auto& e : m.params_) {
       if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), &e);
     }
@@ -418,8 +433,14 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
                                        " (in the state_dict)"));
     }
   }
-  for (const auto& [name, t] : state) {
-    if (!own_names.count(name)) result.unexpected_keys.push_back(name);
+  // torch's order: grouped by module in traversal order, each group in the state's order.
+  for (const auto& [prefix, child_names] : modules) {
+    for (const auto& [name, t] : state) {
+      if (own_names.count(name) || name.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string rest = name.substr(prefix.size());
+      if (!child_names.count(rest.substr(0, rest.find('.'))))
+        result.unexpected_keys.push_back(name);
+    }
   }
 
   const bool key_errors =
@@ -451,11 +472,22 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
       t = src->to(t.dtype()).to(t.device()).clone();
       continue;
     }
-    if (src->storage().get() == t.storage().get() && src->storage_offset() == t.storage_offset() &&
+    const bool same_storage = src->storage().get() == t.storage().get();
+    if (same_storage && src->storage_offset() == t.storage_offset() &&
         src->strides() == t.strides() && src->dtype() == t.dtype()) {
       continue;  // the module's own state_dict: same memory, nothing to copy
     }
-    t.copy_(legacy_scalar(*e, *src) ? src->reshape({}) : *src);
+    // Another view of the same memory (a transpose of the weight) is read whole first.
+    Tensor from = legacy_scalar(*e, *src) ? src->reshape({}) : *src;
+    if (same_storage) from = from.clone();
+    try {
+      t.copy_(from);
+    } catch (const Error& err) {
+      throw ValueError(detail::cat("While copying the parameter named \"", name,
+                                   "\", whose dimensions in the model are ", shape_str(t.sizes()),
+                                   " and whose dimensions in the checkpoint are ",
+                                   shape_str(src->sizes()), ": ", err.what()));
+    }
   }
   return result;
 }
@@ -480,6 +512,16 @@ Tensor Module::operator()(const Tensor& x) {
   } else {
     out = forward(in);
   }
+  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, in, out);
+  return out;
+}
+
+Tensor Module::call_with_hooks(const Tensor& first,
+                               const std::function<Tensor(const Tensor&)>& run) {
+  if (pre_hooks_.empty() && post_hooks_.empty()) return run(first);
+  Tensor in = first;
+  for (auto [id, hook] : std::vector(pre_hooks_)) in = hook(*this, in);
+  Tensor out = run(in);
   for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, in, out);
   return out;
 }
@@ -513,29 +555,36 @@ bool Module::remove_forward_hook(int64_t handle) {
   return false;
 }
 
-void Module::str_into(std::string& out, int indent) const {
-  out += type_name() + "(" + extra_repr();
-  if (children_.empty()) {
-    out += ")";
-    return;
+// torch's Module.__repr__: the extra_repr's lines, then "(name): " and each child's printout
+// (its later lines indented by 2); a single extra line without children stays on the header line,
+// anything else goes one item a line, indented by 2, the ")" on a line of its own.
+std::string Module::str() const {
+  std::vector<std::string> lines;
+  const std::string extra = extra_repr();
+  size_t extra_lines = 0;
+  if (!extra.empty()) {
+    for (size_t start = 0;;) {
+      const size_t end = extra.find('\n', start);
+      lines.push_back(extra.substr(start, end - start));
+      ++extra_lines;
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
   }
   for (const auto& [n, c] : children_) {
-    out += '\n';
-    out.append(static_cast<size_t>(indent + 2), ' ');
-    out += "(";
-    out += n;
-    out += "): ";
-    c->str_into(out, indent + 2);
+    std::string child = c->str();
+    for (size_t at = child.find('\n'); at != std::string::npos; at = child.find('\n', at + 3))
+      child.insert(at + 1, "  ");
+    lines.push_back("(" + n + "): " + child);
   }
-  out += '\n';
-  out.append(static_cast<size_t>(indent), ' ');
-  out += ')';
-}
-
-std::string Module::str() const {
-  std::string out;
-  str_into(out, 0);
-  return out;
+  std::string out = type_name() + "(";
+  if (extra_lines == 1 && children_.empty()) {
+    out += lines[0];
+  } else if (!lines.empty()) {
+    for (const std::string& line : lines) out += "\n  " + line;
+    out += '\n';
+  }
+  return out + ")";
 }
 
 std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.str(); }

@@ -70,8 +70,10 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   // ---- registration (names: non-empty, no '.', unique across parameters/buffers/children;
-  // registering an existing parameter/buffer/child name again replaces it in place, which is how
-  // weights are tied) -------------------------------------------------------------------------
+  // registering an existing parameter/buffer/child name again replaces the registered entry,
+  // which state_dict, parameters() and load_state_dict see). A layer's forward reads its typed
+  // members (Linear::weight), so tying weights sets both, as GPT ties its embedding:
+  // `wte->weight = wte->register_parameter("weight", lm_head->weight)` ---------------------------
   // Stores t as a parameter (an undefined t registers "None": skipped everywhere, like PyTorch's
   // `register_parameter(name, None)`), sets its requires_grad and returns the stored handle.
   Tensor register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
@@ -94,6 +96,8 @@ class Module {
   std::vector<Tensor> parameters(bool recurse = true) const;
   NamedTensors named_buffers(bool recurse = true) const;
   std::vector<Tensor> buffers(bool recurse = true) const;
+  // The direct children, each once (a module registered under two names: under the first),
+  // as torch's named_children; children() and apply() walk the same list.
   NamedModules named_children() const;
   // The registered child `name`. Forward passes call their layers through this, not through typed
   // members, so that replacing a child (register_module with the same name: a quantized layer,
@@ -148,6 +152,9 @@ class Module {
   // Calls forward between the forward hooks. Forward passes call their children this way (and so
   // should user models): forward(x) called directly skips the hooks, as in PyTorch.
   Tensor operator()(const Tensor& x);
+  // The same for a forward of several tensors (Bilinear's operator()(x1, x2), the losses'): `run`
+  // is forward with the other inputs bound; the hooks see, and a pre-hook may replace, the first.
+  Tensor call_with_hooks(const Tensor& first, const std::function<Tensor(const Tensor&)>& run);
 
   // ---- forward hooks (torch's register_forward_pre_hook / register_forward_hook) --------------
   // A pre-hook sees the input before forward and returns the input forward gets (itself, or a
@@ -200,6 +207,15 @@ class Module {
     (void)name;
     (void)now;
   }
+  // Every registered child under every name it has, in registration order (torch's _modules:
+  // what containers index and count).
+  const NamedModules& registered_children() const { return children_; }
+  // Called after register_module added a child under a new name (containers that index their
+  // children, as Sequential, take it into their list, as torch's add_module does).
+  virtual void child_added(const std::string& name, const std::shared_ptr<Module>& now) {
+    (void)name;
+    (void)now;
+  }
 
  private:
   struct Entry {
@@ -216,7 +232,6 @@ class Module {
   void collect_modules(const std::string& prefix, NamedModules& out,
                        std::unordered_set<const Module*>& seen) const;
   void collect_state(const std::string& prefix, StateDict& out) const;
-  void str_into(std::string& out, int indent) const;
   // This module (named "") followed by named_modules(), as raw pointers.
   std::vector<std::pair<std::string, const Module*>> all_modules() const;
 

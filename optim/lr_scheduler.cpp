@@ -39,21 +39,13 @@ SchedulerState SchedulerState::unflatten(const std::vector<std::pair<std::string
     }
     throw ValueError(detail::cat("SchedulerState::unflatten: key '", prefix, name, "' is missing"));
   };
+  const auto has = [&](const char* name) {
+    return std::any_of(items.begin(), items.end(),
+                       [&](const auto& item) { return item.first == prefix + name; });
+  };
   SchedulerState s;
-  const Tensor& e = find("last_epoch");
-  FABRIC_CHECK(e.numel() == 1, ValueError, "SchedulerState::unflatten: '", prefix,
-               "last_epoch' must hold one number, got shape ", shape_str(e.sizes()));
-  s.last_epoch = e.item<int64_t>();
-  s.base_lrs = find("base_lrs").to_vector<double>();
-  s.last_lr = find("_last_lr").to_vector<double>();
-  // Extras: the other 0-dim keys directly under the prefix.
-  for (const auto& [k, t] : items) {
-    if (k.rfind(prefix, 0) != 0 || !t.defined() || t.dim() != 0) continue;
-    const std::string name = k.substr(prefix.size());
-    if (name == "last_epoch" || name.find('.') != std::string::npos) continue;
-    s.extra.emplace_back(name, t.item<double>());
-  }
-  // Composed schedulers: "<prefix>_schedulers.<i>.<key>", i counting from 0 without gaps.
+  // Composed schedulers first: torch's SequentialLR keeps no base_lrs and its ChainedScheduler no
+  // last_epoch either; those come from the first composed scheduler then.
   const std::string nested = prefix + "_schedulers.";
   size_t count = 0;
   for (const auto& [k, t] : items) {
@@ -69,6 +61,25 @@ SchedulerState SchedulerState::unflatten(const std::vector<std::pair<std::string
   }
   for (size_t i = 0; i < count; ++i)
     s.schedulers.push_back(unflatten(items, nested + std::to_string(i) + "."));
+  const bool composed = !s.schedulers.empty();
+  if (composed && !has("last_epoch")) {
+    s.last_epoch = s.schedulers.front().last_epoch;
+  } else {
+    const Tensor& e = find("last_epoch");
+    FABRIC_CHECK(e.numel() == 1, ValueError, "SchedulerState::unflatten: '", prefix,
+                 "last_epoch' must hold one number, got shape ", shape_str(e.sizes()));
+    s.last_epoch = e.item<int64_t>();
+  }
+  s.base_lrs = composed && !has("base_lrs") ? s.schedulers.front().base_lrs
+                                            : find("base_lrs").to_vector<double>();
+  s.last_lr = find("_last_lr").to_vector<double>();
+  // Extras: the other 0-dim keys directly under the prefix.
+  for (const auto& [k, t] : items) {
+    if (k.rfind(prefix, 0) != 0 || !t.defined() || t.dim() != 0) continue;
+    const std::string name = k.substr(prefix.size());
+    if (name == "last_epoch" || name.find('.') != std::string::npos) continue;
+    s.extra.emplace_back(name, t.item<double>());
+  }
   return s;
 }
 

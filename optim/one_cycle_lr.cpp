@@ -77,7 +77,14 @@ OneCycleLR::OneCycleLR(Optimizer& optimizer, const OneCycleOptions& o)
   // Only now that every argument is checked: PyTorch's writes into the param groups.
   for (size_t g = 0; g < n; ++g) {
     optimizer.set_initial_lr(g, groups_[g].values[kInitialLr]);
-    if (cycle_momentum_) set_momentum(g, max_momentums[g]);
+    // And the rest of what torch's OneCycleLR keeps in the group, for torch to resume from.
+    optimizer.set_scheduled_group_value(g, "max_lr", groups_[g].values[kMaxLr]);
+    optimizer.set_scheduled_group_value(g, "min_lr", groups_[g].values[kMinLr]);
+    if (cycle_momentum_) {
+      optimizer.set_scheduled_group_value(g, "max_momentum", max_momentums[g]);
+      optimizer.set_scheduled_group_value(g, "base_momentum", base_momentums[g]);
+      set_momentum(g, max_momentums[g]);
+    }
   }
   initial_step();
 }

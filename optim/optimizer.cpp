@@ -67,6 +67,13 @@ void Optimizer::set_initial_lr(size_t group, double lr) {
   initial_lrs_[group] = lr;
 }
 
+void Optimizer::set_scheduled_group_value(size_t group, const std::string& key, double value) {
+  FABRIC_CHECK(group < num_param_groups(), IndexError, name(), ": parameter group ", group,
+               " out of range (", num_param_groups(), " groups)");
+  if (scheduled_values_.size() <= group) scheduled_values_.resize(group + 1);
+  scheduled_values_[group][key] = value;
+}
+
 void Optimizer::replace_group_params(size_t group, std::vector<Tensor> params) {
   (void)params;
   throw NotImplementedError(std::string(name()) + ".replace_group_params (group " + std::to_string(group) +
@@ -188,6 +195,8 @@ OptimizerState Optimizer::state_dict() const {
     // torch keeps a scheduler's initial_lr in the param group, so it travels with the state: a
     // scheduler built after a load takes it as its base lr, not the lr reached so far.
     if (const std::optional<double> initial = initial_lr(g)) gs.options["initial_lr"] = *initial;
+    if (g < scheduled_values_.size())
+      for (const auto& [key, value] : scheduled_values_[g]) gs.options[key] = value;
     for (const Tensor& p : group_params(g)) {
       gs.params.push_back(index);
       auto it = state_.find(p.impl());
@@ -230,8 +239,15 @@ void Optimizer::load_state_dict(const OptimizerState& sd) {
   // torch's load replaces each param group by the saved one: its initial_lr is the saved one, or
   // none when the state has none.
   std::vector<std::optional<double>> initial(num_param_groups());
+  std::vector<std::map<std::string, double>> scheduled(num_param_groups());
   for (size_t g = 0; g < num_param_groups(); ++g) {
     const HyperParams& options = sd.param_groups[g].options;
+    for (const char* key : kScheduledGroupKeys) {
+      if (!options.contains(key)) continue;
+      double v = 0;
+      read_hyper_param(options, key, v, who);
+      scheduled[g][key] = v;
+    }
     if (!options.contains("initial_lr")) continue;
     double lr = 0;
     read_hyper_param(options, "initial_lr", lr, who);
@@ -244,6 +260,7 @@ void Optimizer::load_state_dict(const OptimizerState& sd) {
   load_group_hyper_params(hyper);  // validates all groups before changing any
   state_ = std::move(next);
   initial_lrs_ = std::move(initial);
+  scheduled_values_ = std::move(scheduled);
 }
 
 }  // namespace fabric::optim

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,12 @@ class Optimizer {
   // saves it; load_state_dict takes the saved one (none when the state has none).
   std::optional<double> initial_lr(size_t group) const;
   void set_initial_lr(size_t group, double lr);
+  // The other numbers a torch scheduler keeps in a param group (OneCycleLR's max_lr, min_lr,
+  // max_momentum, base_momentum), saved as param_groups.<g>.<key> so that torch can resume the
+  // schedule from fabric's state; load_state_dict takes the saved ones (kScheduledGroupKeys).
+  void set_scheduled_group_value(size_t group, const std::string& key, double value);
+  static constexpr const char* kScheduledGroupKeys[] = {"max_lr", "min_lr", "max_momentum",
+                                                        "base_momentum"};
   // Every parameter of every group, in param_groups order (the indices of state_dict).
   std::vector<Tensor> parameters() const;
   // Makes group `group` update `params` instead of its current parameters, keeping its
@@ -118,6 +125,7 @@ class Optimizer {
   const char* name_;
   std::unordered_map<const TensorImpl*, ParamState> state_;
   std::vector<std::optional<double>> initial_lrs_;  // by group; shorter when later groups have none
+  std::vector<std::map<std::string, double>> scheduled_values_;  // by group, likewise
   // Every object keeps its own token: moves carry the contents, not the identity.
   struct Lifetime {
     std::shared_ptr<const bool> token = std::make_shared<const bool>(true);

@@ -121,8 +121,9 @@ PlateauState ReduceLROnPlateau::state_dict() const {
 void ReduceLROnPlateau::load_state_dict(const PlateauState& s) {
   const char* where = "ReduceLROnPlateau.load_state_dict";
   const size_t groups = optimizer_->num_param_groups();
-  FABRIC_CHECK(s.last_lr.size() == groups, ValueError, where, ": the state has ", s.last_lr.size(),
-               " last lrs but the optimizer has ", groups, " parameter groups");
+  FABRIC_CHECK(s.last_lr.empty() || s.last_lr.size() == groups, ValueError, where,
+               ": the state has ", s.last_lr.size(), " last lrs but the optimizer has ", groups,
+               " parameter groups");
   // A state without mode (saved before it was kept) has the one its mode_worse stands for.
   PlateauOptions o{
       .mode = s.mode.empty() ? (s.mode_worse > 0 ? "min" : "max") : s.mode,
@@ -148,6 +149,8 @@ void ReduceLROnPlateau::load_state_dict(const PlateauState& s) {
   cooldown_counter_ = s.cooldown_counter;
   last_epoch_ = s.last_epoch;
   last_lr_ = s.last_lr;
+  if (last_lr_.empty())  // never stepped: the groups' lrs, as the constructor takes them
+    for (size_t g = 0; g < groups; ++g) last_lr_.push_back(optimizer_->lr(g));
 }
 
 // ---- PlateauState -----------------------------------------------------------------------------
@@ -217,7 +220,12 @@ PlateauState PlateauState::unflatten(const std::vector<std::pair<std::string, Te
   s.mode_worse = one("mode_worse").item<double>();
   s.eps = one("eps").item<double>();
   s.last_epoch = one("last_epoch").item<int64_t>();
-  s.last_lr = find("_last_lr").to_vector<double>();
+  // torch 1.13 sets _last_lr in step() only: a state saved before the first step has none (empty
+  // here; load_state_dict takes the groups' lrs then).
+  const bool stepped = std::any_of(items.begin(), items.end(), [&](const auto& item) {
+    return item.first == prefix + "_last_lr";
+  });
+  if (stepped) s.last_lr = find("_last_lr").to_vector<double>();
   return s;
 }
 

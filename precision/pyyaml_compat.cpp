@@ -1,5 +1,7 @@
 #include "precision/pyyaml_compat.h"
 
+#include <cstdlib>
+#include <regex>
 #include <set>
 #include <vector>
 
@@ -75,6 +77,57 @@ YAML::Node resolve_merge_keys(const YAML::Node& node) {
   }
   for (const auto& [k, v] : own) out.force_insert(k, v);
   return out;
+}
+
+bool yaml11_reads_as_non_string(const std::string& s) {
+  // PyYAML's implicit resolvers (yaml/resolver.py), written as ECMAScript regexes.
+  static const std::regex pyyaml_non_string(
+      // bool, null (the empty text included)
+      "yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|y|Y|n|N|"
+      "~|null|Null|NULL|"
+      // float: 1.5, 1_000.5, .5, 1:30.5 (sexagesimal), .inf, .nan
+      "[-+]?[0-9][0-9_]*\\.[0-9_]*([eE][-+][0-9]+)?|\\.[0-9][0-9_]*([eE][-+][0-9]+)?|"
+      "[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)|"
+      // int: 0b1, 010 (octal), 1_000, 0x1F, 1:30 (sexagesimal)
+      "[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|"
+      "[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+|"
+      // timestamp
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}|"
+      "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt]|[ \\t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]*)?"
+      "([ \\t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?|"
+      // merge and value indicators
+      "<<|=");
+  if (s.empty() || std::regex_match(s, pyyaml_non_string)) return true;
+  char* end = nullptr;
+  (void)std::strtod(s.c_str(), &end);
+  return *end == '\0';  // any other number strtod reads (1e5, inf): quoted too, harmlessly
+}
+
+namespace {
+// A character YAML does not allow raw in a scalar: C0 controls but tab and line feed, DEL, the
+// C1 controls (U+0080..U+009F, U+0085 a line break to YAML 1.1), U+2028/U+2029 and a BOM.
+bool needs_escapes(const std::string& s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if ((b < 0x20 && b != '\t' && b != '\n') || b == 0x7f) return true;
+    const auto next = [&](size_t k) {
+      return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+    };
+    if (b == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) return true;
+    if (b == 0xe2 && next(1) == 0x80 && (next(2) == 0xa8 || next(2) == 0xa9)) return true;
+    if (b == 0xef && next(1) == 0xbb && next(2) == 0xbf) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void emit_pyyaml_string(YAML::Emitter& out, const std::string& s) {
+  if (needs_escapes(s))
+    out << YAML::DoubleQuoted << YAML::EscapeNonAscii << s;
+  else if (yaml11_reads_as_non_string(s))
+    out << YAML::DoubleQuoted << s;
+  else
+    out << s;
 }
 
 }  // namespace fabric::precision

@@ -22,4 +22,14 @@ std::optional<bool> yaml11_bool(const std::string& scalar);
 // its mark, as PyYAML refuses it.
 YAML::Node resolve_merge_keys(const YAML::Node& node);
 
+// Whether PyYAML would read this text, written plain, as something other than that string: a
+// bool, null, a number of any YAML 1.1 form (1_000, 1:30, .inf, 0x1F, 010), a timestamp
+// (2024-06-01), or the value and merge indicators `=` and `<<` (which it refuses).
+bool yaml11_reads_as_non_string(const std::string& s);
+
+// Writes `s` as a string scalar PyYAML reads back unchanged: plain where that is safe, double
+// quoted where it would be read as another type, and with escapes (\x7f, \u2028) where it holds
+// a character YAML does not allow raw (controls, DEL, C1 controls, the Unicode line separators).
+void emit_pyyaml_string(YAML::Emitter& out, const std::string& s);
+
 }  // namespace fabric::precision

@@ -43,8 +43,9 @@ CheckpointModel read_checkpoint_config(const std::string& dir) {
     throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
   const std::string config_text = *config_entry;
   // The data and init files need not exist any more: check the config without them.
-  c.cfg = parse_train_config(config_text, dir + "/state.json:config",
-                             {"data.path=" + dir + "/state.json", "data.labels=", "model.init="});
+  c.cfg = parse_train_config(
+      config_text, dir + "/state.json:config",
+      {string_override("data.path", dir + "/state.json"), "data.labels=", "model.init="});
   if (auto it = rest.find("vocab"); it != rest.end()) {
     const std::string* vocab = std::get_if<std::string>(&it->second.value());
     if (!vocab)

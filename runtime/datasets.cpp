@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "runtime/regular_file.h"
+#include "runtime/utf8.h"
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
 
@@ -44,35 +45,6 @@ std::string code_point_str(char32_t cp) {
   os.fill('0');
   os << static_cast<uint32_t>(cp);
   return os.str();
-}
-
-// Decodes the code point at s[i] into cp; returns its length in bytes, or 0 when the bytes there
-// are not valid UTF-8 (bad lead or continuation byte, truncated, overlong, surrogate, > U+10FFFF).
-size_t utf8_next(std::string_view s, size_t i, char32_t& cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  size_t len;
-  char32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
 }
 
 std::string utf8_encode(char32_t cp) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "runtime/log_version.h"
+#include "runtime/utf8.h"
 #include "tensor/error.h"
 #include "tensor/warning.h"
 #include "tensor/write_target.h"
@@ -234,6 +235,12 @@ CSVLogger::~CSVLogger() {
 }
 
 void CSVLogger::log_metrics(const Metrics& metrics, std::optional<int64_t> step) {
+  // metrics.csv is UTF-8 text (Lightning's and pandas' readers decode it so); checked before any
+  // column is added.
+  for (const auto& [k, v] : metrics)
+    FABRIC_CHECK(utf8_invalid_at(k) == k.size(), ValueError,
+                 "CSVLogger::log_metrics: the metric name \"", k,
+                 "\" is not valid UTF-8; metric names are UTF-8 text");
   Row row;
   for (const auto& [k, v] : metrics) {
     const std::string key = prefix_.empty() ? k : prefix_ + "-" + k;

@@ -129,7 +129,7 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
   const std::string dir = std::filesystem::path(config_path).parent_path().string();
   // The run as it resumes (without the candidates), and with each candidate on top of it.
   std::vector<std::string> base = r.effective;
-  base.push_back("trainer.run_dir=" + run_dir);
+  base.push_back(string_override("trainer.run_dir", run_dir));
   const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
   for (const auto& [o, k] : candidates) {
     if (!k->scheduler.empty() && run.scheduler.name != k->scheduler) {

@@ -13,8 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
+#include "precision/pyyaml_compat.h"
 #include "runtime/log_version.h"
+#include "runtime/utf8.h"
 #include "tensor/error.h"
 
 #if defined(__SSE4_2__)
@@ -70,7 +73,7 @@ void put_bytes_field(std::string& out, uint32_t field, const std::string& bytes)
 }
 
 // Event { double wall_time = 1; int64 step = 2;
-//         oneof { string file_version = 3; Summary summary = 5; } }
+//         oneof { string file_version = 3; Summary summary = 5; SessionLog session_log = 6; } }
 std::string encode_event(double wall_time, int64_t step, uint32_t payload_field,
                          const std::string& payload) {
   std::string ev;
@@ -252,20 +255,47 @@ void TensorBoardLogger::log_metrics(const Metrics& metrics,
     for (const auto& [tag, v] : metrics) prefixed.emplace_back(prefix_ + "-" + tag, v);
     tagged = &prefixed;
   }
-  for (const auto& [tag, v] : *tagged)
+  for (const auto& [tag, v] : *tagged) {
+    // An event's tag is a protobuf string: UTF-8 only (TensorBoard's reader refuses the file).
+    FABRIC_CHECK(utf8_invalid_at(tag) == tag.size(), ValueError,
+                 "TensorBoardLogger::log_metrics: the metric name \"", tag,
+                 "\" is not valid UTF-8; metric names are UTF-8 text");
     FABRIC_CHECK(!tag.empty(), ValueError,
                  "TensorBoardLogger::log_metrics: a metric has an empty name (value ", v,
                  "); TensorBoard needs a tag per scalar");
+  }
   if (file_ == nullptr) open_new_file();
   write_record(encode_event(now_seconds(), step.value_or(0), 5, encode_scalar_summary(*tagged)));
   if (++unflushed_ >= flush_every_) flush();
+}
+
+void TensorBoardLogger::log_session_start(int64_t step) {
+  if (file_ == nullptr) open_new_file();
+  // Event.session_log (field 6) = SessionLog { SessionStatus status = 1; } with START = 1.
+  std::string session_log;
+  put_tag(session_log, 1, kVarint);
+  put_varint(session_log, 1);
+  write_record(encode_event(now_seconds(), step, 6, session_log));
+  flush();
 }
 
 void TensorBoardLogger::log_hyperparams(const std::map<std::string, std::string>& params) {
   for (const auto& [k, v] : params) hparams_[k] = v;
   YAML::Emitter yaml;
   yaml << YAML::BeginMap;
-  for (const auto& [k, v] : hparams_) yaml << YAML::Key << k << YAML::Value << v;
+  // Lightning's file loads with yaml.full_load: a decimal number is written plain (read back as
+  // the number Lightning would have written), every other value and every key as a string PyYAML
+  // reads back as such ("yes", "2024-06-01", "=" quoted, controls escaped).
+  static const std::regex decimal("[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?");
+  for (const auto& [k, v] : hparams_) {
+    yaml << YAML::Key;
+    precision::emit_pyyaml_string(yaml, k);
+    yaml << YAML::Value;
+    if (std::regex_match(v, decimal) && (v.size() < 2 || v[0] != '0' || v[1] == '.'))
+      yaml << v;  // not 010: YAML 1.1 octal
+    else
+      precision::emit_pyyaml_string(yaml, v);
+  }
   yaml << YAML::EndMap;
   FABRIC_CHECK(yaml.good(), ValueError,
                "TensorBoardLogger::log_hyperparams: cannot emit YAML: ", yaml.GetLastError());

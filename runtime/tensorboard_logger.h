@@ -77,6 +77,10 @@ class TensorBoardLogger : public Logger {
   // The first call opens the events file; after finalize() the next call opens a new one.
   void log_metrics(const Metrics& metrics,
                    std::optional<int64_t> step) override;
+  // A SessionLog START event at `step`: a run resumed from an earlier step writes one, so that
+  // TensorBoard drops the points an interrupted run had logged at `step` and after (as
+  // torch.utils.tensorboard's add_event of a SessionLog.START does) instead of showing both.
+  void log_session_start(int64_t step);
   // Merged into `<log_dir>/hparams.yaml` (rewritten atomically), as Lightning's TensorBoardLogger
   // saves them; they are not written into the events file (no HParams-plugin summary).
   void log_hyperparams(const std::map<std::string, std::string>& params) override;

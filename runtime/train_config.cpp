@@ -29,8 +29,17 @@
 #include "runtime/connector.h"
 #include "runtime/regular_file.h"
 #include "runtime/train_config_fields.h"
+#include "runtime/utf8.h"
 
 namespace fabric {
+namespace {
+// "0xE9", for the message about a byte that is not UTF-8.
+std::string hex_byte(char c) {
+  static const char* digits = "0123456789ABCDEF";
+  const auto b = static_cast<unsigned char>(c);
+  return std::string("0x") + digits[b >> 4] + digits[b & 15];
+}
+}  // namespace
 using namespace train_config_detail;
 
 namespace {
@@ -214,6 +223,18 @@ class Parser {
             "handful of levels)");
       return ConfigError(at + ": not valid " + kind + ": " + e.msg);
     };
+    // Its text goes into every checkpoint's state.json, which holds UTF-8 only: refused here,
+    // before a run trains and then cannot save.
+    if (const size_t bad = utf8_invalid_at(text); bad < text.size()) {
+      const size_t newline = bad == 0 ? std::string::npos : text.rfind('\n', bad - 1);
+      const size_t line_start = newline == std::string::npos ? 0 : newline + 1;
+      const auto line =
+          1 + std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(bad), '\n');
+      const size_t column = bad - line_start + 1;
+      throw ConfigError(file + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                        ": not valid UTF-8 (byte " + hex_byte(text[bad]) + "); a " + kind +
+                        " file is read as UTF-8 text");
+    }
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(text);
@@ -297,11 +318,15 @@ class Parser {
       const size_t eq = o.find('=');
       if (eq == std::string::npos || eq == 0)
         throw ConfigError("--set " + o + ": expected key.path=value, e.g. trainer.max_steps=10");
-      const std::string key = o.substr(0, eq), text_value = o.substr(eq + 1);
+      FABRIC_CHECK(utf8_invalid_at(o) == o.size(), ConfigError, "--set ", o.substr(0, eq),
+                   ": not valid UTF-8 (byte ", hex_byte(o[utf8_invalid_at(o)]),
+                   "); values are UTF-8 text");
+      const bool as_is = o[eq - 1] == ':';  // string_override's "key:=value"
+      const std::string key = o.substr(0, as_is ? eq - 1 : eq), text_value = o.substr(eq + 1);
       YAML::Node v;
       try {
         // `key=` is an empty string; `key=null` (or ~) the default.
-        v = text_value.empty() ? YAML::Node(std::string()) : YAML::Load(text_value);
+        v = as_is || text_value.empty() ? YAML::Node(text_value) : YAML::Load(text_value);
       } catch (const YAML::Exception& e) {
         throw ConfigError("--set " + key + ": the value is not valid YAML: " + e.msg);
       }
@@ -1082,14 +1107,8 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   return c;
 }
 
-// Whether a YAML 1.1 reader (PyYAML) would take this plain scalar for something other than a
-// string: a bool (yes, off, ...), null, or a number. Such string values are written quoted.
-bool yaml11_reads_as_non_string(const std::string& s) {
-  static const std::set<std::string> words = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"};
-  if (s.empty() || words.count(to_case(s, ::tolower))) return true;
-  char* end = nullptr;
-  (void)std::strtod(s.c_str(), &end);
-  return *end == '\0';  // the whole text is a number (ints, floats, .inf, hex...)
+std::string string_override(const std::string& key, const std::string& value) {
+  return key + ":=" + value;
 }
 
 std::string dump_train_config(const TrainConfig& c) {
@@ -1114,8 +1133,8 @@ std::string dump_train_config(const TrainConfig& c) {
       const YAML::Node v = f.get(c);
       if (v.IsNull()) continue;  // a key that was not given and has no default value (fabric.stage)
       out << YAML::Key << f.key << YAML::Value;
-      if (f.kind == Kind::string && v.IsScalar() && yaml11_reads_as_non_string(v.Scalar())) {
-        out << YAML::DoubleQuoted << v.Scalar();
+      if (f.kind == Kind::string && v.IsScalar()) {
+        precision::emit_pyyaml_string(out, v.Scalar());
       } else {
         out << v;
       }

@@ -213,7 +213,8 @@ void align_lightning_environment(const TrainConfig& config);
 void clear_lightning_environment();
 
 // Reads and checks the YAML file `path`, applying `overrides` ("trainer.max_steps=10",
-// "deepspeed.zero_optimization.stage=2") on top, and prints the config's warnings to stderr.
+// "deepspeed.zero_optimization.stage=2") on top, and prints the config's warnings to stderr. An
+// override's value is YAML (`--set` text); one made by string_override is taken as it is.
 // ConfigError on any problem: unknown keys ("did you mean ..."), wrong types, out-of-range values,
 // unknown choices (strategy names and devices too), a missing file. An explicit null (`init: null`,
 // `--set trainer.max_epochs=null`) means the key's default.
@@ -238,6 +239,9 @@ TrainConfig parse_train_config(const std::string& yaml, const std::string& name,
                                const std::vector<std::string>& overrides = {},
                                const std::vector<std::string>& search_dirs = {},
                                const std::vector<EnvironmentSetting>& environment = {});
+// An override that sets `key` to the string `value` as it is, not read as YAML: a path such as
+// "runs/exp #2", "null" or "a: b" stays that path ("key:=value").
+std::string string_override(const std::string& key, const std::string& value);
 // The resolved configuration as YAML (every key, defaults filled in), readable by load_train_config
 // and by YAML 1.1 readers such as PyYAML (numbers always carry a '.': 1.0e-08, not 1e-08).
 std::string dump_train_config(const TrainConfig& config);

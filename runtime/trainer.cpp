@@ -496,7 +496,13 @@ class Run {
     fab.barrier("run directory");
     if (rank0) {
       if (csv_) fab.add_logger(csv_);
-      if (cfg_.logger.tensorboard) fab.add_logger(std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard"));
+      if (cfg_.logger.tensorboard) {
+        auto tensorboard = std::make_shared<TensorBoardLogger>(run_dir_ + "/tensorboard");
+        // The steps after the checkpoint's are logged again: TensorBoard purges the earlier
+        // run's points from there on (metrics.csv is cut back the same way below).
+        if (resuming_) tensorboard->log_session_start(step + 1);
+        fab.add_logger(tensorboard);
+      }
     }
     if (csv_ && resuming_) csv_->truncate_after(step);
     const int64_t first_step = step;
@@ -1203,7 +1209,7 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
   if (!o.ignored.empty() && first_process_of_node())
     std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
   std::vector<std::string> sets = o.effective;
-  o.effective.push_back("trainer.run_dir=" + run_dir);
+  o.effective.push_back(string_override("trainer.run_dir", run_dir));
   // As fit's config, the run's folds in Lightning's LT_* variables (config.yaml holds what the
   // run was fit with, so the same variables agree with it), and the environment is set to agree.
   const TrainConfig cfg = load_train_config(path, o.effective, {}, lightning_environment());

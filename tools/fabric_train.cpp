@@ -60,7 +60,7 @@ CLI::Validator at_least(double low, const std::string& expected) {
 TrainConfig default_config(const std::vector<std::string>& overrides) {
   const fs::path home = fabric_home();  // runtime/fabric_home.h: the C API's too
   const fs::path cfg = home / "tools/configs/gpt-austen.yaml";
-  std::vector<std::string> o = {"data.path=" + (home / "data/austen.txt").string()};
+  std::vector<std::string> o = {string_override("data.path", (home / "data/austen.txt").string())};
   o.insert(o.end(), overrides.begin(), overrides.end());
   return load_train_config(
       fs::exists(cfg) ? cfg.string() : (home / "configs/gpt-austen.yaml").string(), o, {},

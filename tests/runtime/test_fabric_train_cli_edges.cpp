@@ -374,5 +374,22 @@ TEST_F(FabricTrainCliEdges, ResumeFromAStepCheckpointPastAnIncompleteLastSavesAN
   EXPECT_TRUE(fs::exists(dir_ / "run/checkpoints/step-6/state.json"));
 }
 
+// A run directory whose name means something in YAML ("#" starts a comment, ": " a mapping):
+// resume, sample and the end-of-fit sample take the path as it is (they used to re-read it as
+// YAML: exit 2, or another run resumed).
+TEST_F(FabricTrainCliEdges, RunDirectoriesWithYamlCharactersResumeAndSample) {
+  const std::string cfg = write_tiny_gpt_config("run");
+  const fs::path run_dir = dir_ / "exp #2: a";
+  const Result fit = run("fit " + cfg + " --set trainer.sample_tokens=3 'trainer.run_dir=\"" +
+                         run_dir.string() + "\"'");
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  const Result resumed = run("resume '" + run_dir.string() + "' --set trainer.max_steps=3");
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_TRUE(fs::exists(run_dir / "checkpoints/last/state.json"));
+  const Result sampled =
+      run("sample '" + (run_dir / "checkpoints/last").string() + "' --prompt the --tokens 2");
+  EXPECT_EQ(sampled.status, 0) << sampled.output;
+}
+
 }  // namespace
 }  // namespace fabric
