@@ -17,9 +17,9 @@
 #include <sstream>
 
 #include "runtime/regular_file.h"
-#include "runtime/utf8.h"
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
+#include "tensor/utf8.h"
 
 namespace fabric::data {
 

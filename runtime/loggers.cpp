@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "runtime/log_version.h"
-#include "runtime/utf8.h"
 #include "tensor/error.h"
+#include "tensor/utf8.h"
 #include "tensor/warning.h"
 #include "tensor/write_target.h"
 

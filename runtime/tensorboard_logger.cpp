@@ -17,8 +17,8 @@
 
 #include "precision/pyyaml_compat.h"
 #include "runtime/log_version.h"
-#include "runtime/utf8.h"
 #include "tensor/error.h"
+#include "tensor/utf8.h"
 
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>

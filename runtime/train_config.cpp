@@ -29,7 +29,7 @@
 #include "runtime/connector.h"
 #include "runtime/regular_file.h"
 #include "runtime/train_config_fields.h"
-#include "runtime/utf8.h"
+#include "tensor/utf8.h"
 
 namespace fabric {
 namespace {

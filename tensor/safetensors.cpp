@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 
+#include "tensor/utf8.h"
 #include "tensor/write_target.h"
 
 namespace fabric {
@@ -49,42 +50,6 @@ template <typename... Args>
 }
 
 std::string errno_str() { return std::strerror(errno); }
-
-// Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
-bool valid_utf8(const unsigned char* s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
-  }
-  return true;
-}
 
 struct Entry {
   std::string name;
@@ -236,7 +201,7 @@ Header parse_header(const uint8_t* data, uint64_t size, const std::string& where
          "little-endian uint64, then the '{' of the header)");
   if (n > size - 8) fail(where, "header length ", n, " runs past the end of the file (", size, " bytes)");
   const char* text = reinterpret_cast<const char*>(data + 8);
-  if (!valid_utf8(data + 8, n)) fail(where, "header is not valid UTF-8");
+  if (utf8_invalid_at(std::string_view(text, n)) != n) fail(where, "header is not valid UTF-8");
   // nlohmann's lexer takes a NUL byte for the end of input and would ignore what follows; raw NUL
   // is never valid JSON.
   if (std::memchr(text, '\0', n) != nullptr) fail(where, "header is not valid JSON (it contains a NUL byte)");

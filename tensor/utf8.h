@@ -1,5 +1,5 @@
-// UTF-8 decoding shared by the text datasets and the config reader (which refuses a config that
-// is not UTF-8 before a run writes anything: its checkpoints' state.json holds the config as text).
+// UTF-8 decoding shared by the safetensors reader, the text datasets and the config reader (which
+// refuses a config that is not UTF-8 before a run writes anything).
 #pragma once
 #include <cstddef>
 #include <string_view>

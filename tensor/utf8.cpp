@@ -1,5 +1,5 @@
-// UTF-8 decoding (runtime/utf8.h).
-#include "runtime/utf8.h"
+// UTF-8 decoding (tensor/utf8.h).
+#include "tensor/utf8.h"
 
 namespace fabric {
 
