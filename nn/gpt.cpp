@@ -153,12 +153,19 @@ void GPT::generate_each(const Tensor& idx_in, int64_t max_new_tokens, double tem
     std::vector<int64_t> next(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) {
       const float* l = logits.data() + b * V;
+      // A diverged model's NaN would be drawn as id 0 by greedy decoding (max_element) and its inf
+      // as whatever sits at the top: every path refuses it.
+      FABRIC_CHECK(std::all_of(l, l + drawn, [](float x) { return std::isfinite(x); }), ValueError,
+                   "GPT.generate: the logits of batch row ", b, " are not finite (NaN or inf)");
+      const float lmax = *std::max_element(l, l + drawn);
       if (temperature == 0.0) {
         next[static_cast<size_t>(b)] = std::max_element(l, l + drawn) - l;
         continue;
       }
+      // (l - max) / T rather than nanoGPT's l / T: the same distribution, and a tiny temperature
+      // gives -inf (probability 0) below the maximum instead of overflowing to inf - inf.
       for (int64_t v = 0; v < drawn; ++v)
-        row[static_cast<size_t>(v)] = static_cast<double>(l[v]) / temperature;
+        row[static_cast<size_t>(v)] = (static_cast<double>(l[v]) - lmax) / temperature;
       if (top_k && *top_k < drawn) {
         // nanoGPT: logits below the k-th largest become -inf (ties with it survive).
         std::vector<double> sorted = row;
@@ -169,11 +176,8 @@ void GPT::generate_each(const Tensor& idx_in, int64_t max_new_tokens, double tem
           if (r < kth) r = -std::numeric_limits<double>::infinity();
         }
       }
-      const double mx = *std::max_element(row.begin(), row.end());
-      double total = 0.0;
-      for (double& r : row) total += (r = std::exp(r - mx));
-      FABRIC_CHECK(std::isfinite(total) && total > 0.0, ValueError,
-                   "GPT.generate: the logits of batch row ", b, " are not finite (NaN or inf)");
+      double total = 0.0;  // >= 1: the maximum's term is exp(0)
+      for (double& r : row) total += (r = std::exp(r));
       // Inverse-CDF draw from the categorical distribution.
       const double target = u[static_cast<size_t>(b)] * total;
       double acc = 0.0;

@@ -8,7 +8,7 @@
 namespace fabric {
 
 std::vector<int64_t> encode_prompt(const data::CharVocab& vocab, const std::string& prompt, const char* key) {
-  if (prompt.empty() || (prompt == "\n" && vocab.id_of(U'\n') < 0)) return {0};
+  if (prompt.empty()) return {std::max<int64_t>(vocab.id_of(U'\n'), 0)};
   std::vector<int64_t> ids;
   std::vector<std::string> unknown;
   for (size_t i = 0; i < prompt.size();) {
@@ -33,6 +33,10 @@ std::vector<int64_t> encode_prompt(const data::CharVocab& vocab, const std::stri
                       std::to_string(vocab.size()) + " characters are those of the training text)");
   }
   return ids;
+}
+
+std::string configured_sample_prompt(const std::string& sample_prompt) {
+  return sample_prompt == "\n" ? std::string() : sample_prompt;
 }
 
 }  // namespace fabric

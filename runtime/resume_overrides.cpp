@@ -109,12 +109,23 @@ std::string trained_precision(const std::string& config_path) {
   }
 }
 
+// config.yaml's model.init as written; "" when not set or not readable.
+std::string recorded_model_init(const std::string& config_path) {
+  try {
+    const YAML::Node init = YAML::LoadFile(config_path)["model"]["init"];
+    return init.IsScalar() ? init.Scalar() : std::string();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 }  // namespace
 
 ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
                                        const std::vector<std::string>& overrides) {
   ResumeOverrides r;
   r.trained_precision = trained_precision(config_path);
+  r.model_init = recorded_model_init(config_path);
   std::vector<std::pair<std::string, const RestoredKey*>> candidates;
   for (const std::string& o : overrides) {
     if (const RestoredKey* k = restored(o.substr(0, o.find('='))))
@@ -130,8 +141,16 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
   // The run as it resumes (without the candidates), and with each candidate on top of it.
   std::vector<std::string> base = r.effective;
   base.push_back(string_override("trainer.run_dir", run_dir));
+  base.push_back("model.init=");  // not looked for: see model_init
   const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
   for (const auto& [o, k] : candidates) {
+    if (k->key == "model.init") {  // compared as written: the file it names need not exist
+      const std::string value = o.substr(o.find('=') + 1);
+      const bool none = value.empty() || value == "null" || value == "~";
+      if (none ? r.model_init.empty() : value == r.model_init) continue;
+      r.ignored.push_back({o, r.model_init.empty() ? "(none)" : r.model_init, k});
+      continue;
+    }
     if (!k->scheduler.empty() && run.scheduler.name != k->scheduler) {
       r.effective.push_back(o);  // not restored by this run's scheduler: it takes effect
       continue;

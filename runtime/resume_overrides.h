@@ -37,6 +37,9 @@ struct ResumeOverrides {
   // --set of another one whose weight layout differs (nf4's packed weights, FP8 layers' state)
   // cannot load the checkpoint, and the resume's error says so.
   std::string trained_precision;
+  // config.yaml's model.init (absolute, as fit resolved it; "" when none): a resume keeps naming
+  // it without looking for the file, which may be gone (the weights are the checkpoint's).
+  std::string model_init;
   // One warning naming each ignored setting, the value in effect and why ("" when none).
   std::string warning(const std::string& run_dir) const;
 };

@@ -589,8 +589,15 @@ class Run {
     }
     out << summary(first_step, step, progress, unit, last_loss, last_val_loss, last_val_step) << "\n";
     if (rank0 && cfg_.model.name == "gpt" && cfg_.data.kind == "text" && t.sample_tokens > 0) {
-      r.sample = sample_checkpoint(r.last_checkpoint, t.sample_prompt, t.sample_tokens, 0.8, 0, uint64_t(t.seed));
-      out << "--- sample ---\n" << r.sample << "\n--------------\n";
+      // A model that diverged has no distribution to draw from: said, while the run itself (its
+      // checkpoints, its metrics) stands as done.
+      try {
+        r.sample = sample_checkpoint(r.last_checkpoint, configured_sample_prompt(t.sample_prompt), t.sample_tokens,
+                                     0.8, 0, uint64_t(t.seed));
+        out << "--- sample ---\n" << r.sample << "\n--------------\n";
+      } catch (const ValueError& e) {
+        std::cerr << "fabric-train: warning: no sample at the end of the run: " << e.what() << "\n";
+      }
     }
     out << "checkpoint: " << r.last_checkpoint << "\n";
     return r;
@@ -640,7 +647,7 @@ class Run {
     {
       auto guard = fab.init_module();
       net = build_model_from_config(cfg_, data.vocab_size);
-      if (!cfg_.model.init.empty()) {
+      if (!cfg_.model.init.empty() && !resuming_) {  // a resume loads the checkpoint's weights
         init = read_init();
         init_stage = model_init_stage(*net, *init);
         if (init_stage == InitStage::built) load_init(*net, *init);
@@ -669,7 +676,7 @@ class Run {
     check_model_fits_data(model, *data.train, fab.device());
     // The prompt of the sample at the end of a text GPT run.
     if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
-      (void)encode_prompt(*data.vocab, cfg_.trainer.sample_prompt, "trainer.sample_prompt");
+      (void)encode_prompt(*data.vocab, configured_sample_prompt(cfg_.trainer.sample_prompt), "trainer.sample_prompt");
     return Parts{std::move(data), net, model, optimizer, opt};
   }
 
@@ -1210,9 +1217,13 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
     std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
   std::vector<std::string> sets = o.effective;
   o.effective.push_back(string_override("trainer.run_dir", run_dir));
+  // The weights are the checkpoint's: model.init's file, which may be gone by now, is neither
+  // looked for nor read; config.yaml keeps naming it.
+  o.effective.push_back("model.init=");
   // As fit's config, the run's folds in Lightning's LT_* variables (config.yaml holds what the
   // run was fit with, so the same variables agree with it), and the environment is set to agree.
-  const TrainConfig cfg = load_train_config(path, o.effective, {}, lightning_environment());
+  TrainConfig cfg = load_train_config(path, o.effective, {}, lightning_environment());
+  cfg.model.init = o.model_init;
   align_lightning_environment(cfg);
   return Run(cfg, options, true, std::move(sets), o.trained_precision).go();
 }

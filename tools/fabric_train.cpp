@@ -23,10 +23,12 @@
 // argument that does not exist is a bad command line (2); one that exists but cannot be read as
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -42,9 +44,9 @@ using namespace fabric;
 
 namespace {
 
-// CLI11's NonNegativeNumber and PositiveNumber refuse "--tokens -1" with "Value -1 not in range
-// 0.000000 to 179769313486231570814527..." (DBL_MAX, 309 digits) and let "nan" through to fail
-// later (exit 1). This says what is expected, in words, and refuses non-finite values too.
+// CLI11's NonNegativeNumber refuses "--temperature -1" with "Value -1 not in range 0.000000 to
+// 179769313486231570814527..." (DBL_MAX, 309 digits) and lets "nan" through to fail later (exit 1).
+// This says what is expected, in words, and refuses non-finite values too.
 CLI::Validator at_least(double low, const std::string& expected) {
   return CLI::Validator(
       [low, expected](std::string& s) -> std::string {
@@ -55,6 +57,23 @@ CLI::Validator at_least(double low, const std::string& expected) {
         return "";
       },
       low > 0 ? "POSITIVE" : "NONNEGATIVE");  // as --help showed them
+}
+
+// A whole number in [min, max]: CLI11's integer conversion saturates ("--seed 99999999999999999999"
+// ran with 2^64 - 1), and "1e3" or "1.5" are no counts.
+CLI::Validator whole_number(uint64_t min, uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        const std::string expected = "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+        if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
+          return expected + ", got '" + s + "'";
+        errno = 0;
+        const unsigned long long x = std::strtoull(s.c_str(), nullptr, 10);
+        if (errno == ERANGE || x > max) return expected + ", got '" + s + "' (too large)";
+        if (x < min) return expected + ", got '" + s + "'";
+        return "";
+      },
+      min > 0 ? "POSITIVE" : "NONNEGATIVE");
 }
 
 TrainConfig default_config(const std::vector<std::string>& overrides) {
@@ -87,12 +106,13 @@ int main(int argc, char** argv) {
                "With no command it trains the bundled default: a character GPT on Jane Austen's novels."};
   app.require_subcommand(0, 1);
   std::vector<std::string> sets;
-  std::string config_path, run_dir, checkpoint, out_file, prompt = "\n";
+  std::string config_path, run_dir, checkpoint, out_file, prompt;  // prompt: encode_prompt's empty
   int64_t tokens = 200;
   double temperature = 0.8;
   int64_t top_k = 0;
   uint64_t seed = 0;
   bool print_config = false;
+  constexpr auto int64_max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
   app.add_option("--set", sets, "override a key of the bundled default config");
   auto* fit = app.add_subcommand("fit", "train from a config file");
@@ -114,14 +134,15 @@ int main(int argc, char** argv) {
   smp->add_option("checkpoint", checkpoint, a_checkpoint)
       ->required()
       ->check(existing(a_checkpoint));
-  smp->add_option("--prompt", prompt, "the text to continue");
-  smp->add_option("--tokens", tokens, "characters to generate")
-      ->check(at_least(0, "an integer >= 0"));
+  smp->add_option("--prompt", prompt,
+                  "the text to continue (default: the start of a line, a newline when the text had one, else "
+                  "its first character)");
+  smp->add_option("--tokens", tokens, "characters to generate")->check(whole_number(0, int64_max));
   smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")
       ->check(at_least(0, "a finite number >= 0"));
   smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)")
-      ->check(at_least(0, "an integer >= 0"));
-  smp->add_option("--seed", seed, "sampling seed")->check(at_least(0, "an integer >= 0"));
+      ->check(whole_number(0, int64_max));
+  smp->add_option("--seed", seed, "sampling seed")->check(whole_number(0, std::numeric_limits<uint64_t>::max()));
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
   exp->add_option("checkpoint", checkpoint, a_checkpoint)
       ->required()
@@ -152,9 +173,9 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : {static_cast<CLI::App*>(&app), fit, res}) {
     sub->add_option("--devices", devices, "processes (cpu) or GPUs per node; sets fabric.devices");
     sub->add_option("--num-nodes,--num_nodes", num_nodes, "number of nodes; sets fabric.num_nodes")
-        ->check(at_least(1, "an integer >= 1"));
+        ->check(whole_number(1, int64_max));
     sub->add_option("--node-rank,--node_rank", node_rank, "this node's rank (multi-node)")
-        ->check(at_least(0, "an integer >= 0"));
+        ->check(whole_number(0, int64_max));
     sub->add_option("--main-address,--main_address", main_address, "address of node 0 (MASTER_ADDR)");
     sub->add_option("--main-port,--main_port", main_port, "port of the rendezvous on node 0 (MASTER_PORT)")
         ->check(CLI::Range(1, 65535));

@@ -285,6 +285,51 @@ TEST_F(FabricTrainCliEdges, ResumeLeavesOutTheSetsItsCheckpointOverrules) {
   EXPECT_EQ(same.output.find("warning"), std::string::npos) << same.output;
 }
 
+// A resume takes its weights from the checkpoint: the model.init file the fit started from may be
+// gone, and config.yaml keeps naming it.
+TEST_F(FabricTrainCliEdges, ResumeDoesNotNeedTheModelInitFile) {
+  const std::string cfg = write_contract();
+  const fs::path init = dir_ / "init.safetensors", run_dir = dir_ / "run";
+  ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=0").status, 0);
+  ASSERT_EQ(run("export " + run_dir.string() + " " + init.string()).status, 0);
+  fs::remove_all(run_dir);
+  ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=2 model.init=" + init.string()).status, 0);
+  fs::remove(init);
+  const Result r = run("resume " + run_dir.string() + " --set trainer.max_steps=3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
+  EXPECT_NE(slurp(run_dir / "config.yaml").find("init: " + init.string()), std::string::npos)
+      << slurp(run_dir / "config.yaml");
+  // Naming the same file again changes nothing (no warning); another one is left out, said.
+  EXPECT_EQ(run("resume " + run_dir.string() + " --set trainer.max_steps=4 model.init=" + init.string())
+                .output.find("warning"),
+            std::string::npos);
+  const Result other = run("resume " + run_dir.string() + " --set trainer.max_steps=5 model.init=elsewhere");
+  ASSERT_EQ(other.status, 0) << other.output;
+  EXPECT_NE(other.output.find("--set model.init=elsewhere (in effect: " + init.string() + ")"), std::string::npos)
+      << other.output;
+}
+
+// sample's prompt is taken as given: a newline the text never had is refused as any other
+// character (only the default, the start of a line, falls back to the text's first character);
+// counts are whole numbers in range, not saturated.
+TEST_F(FabricTrainCliEdges, SamplePromptAndCountsAreTakenAsGiven) {
+  const fs::path run_dir = fit_text_gpt();  // its text has no newline
+  const std::string sample = "sample " + run_dir.string() + " --tokens 3 --temperature 0";
+  const Result by_default = run(sample);
+  EXPECT_EQ(by_default.status, 0) << by_default.output;
+  const Result newline = run(sample + " --prompt \"\n\"");
+  EXPECT_EQ(newline.status, 2) << newline.output;
+  EXPECT_NE(newline.output.find("not in the model's vocabulary: '\\n'"), std::string::npos) << newline.output;
+  for (const std::string bad : {"--seed 18446744073709551616", "--seed 99999999999999999999", "--tokens 1.5",
+                                "--tokens 1e3", "--top-k 9223372036854775808", "--seed -1"}) {
+    const Result r = run(sample + " " + bad);
+    EXPECT_EQ(r.status, 2) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("expected an integer from 0 to "), std::string::npos) << bad << "\n" << r.output;
+  }
+  EXPECT_EQ(run(sample + " --seed 18446744073709551615").status, 0);
+}
+
 // With neither trainer.max_steps nor trainer.max_epochs a run takes 1000 epochs, said on stderr
 // in Lightning's words; max_steps alone keeps max_epochs -1, and an explicit max_epochs -1 (no
 // epoch limit) needs max_steps.
