@@ -15,18 +15,22 @@ namespace {
 constexpr DeviceType kDeviceTypes[] = {DeviceType::cpu, DeviceType::cuda};
 constexpr size_t kNumDeviceTypes = std::size(kDeviceTypes);
 
-// Enters autocast as `states` says, with the weight-cast cache off, and leaves it on exit. The
-// cache stays off on both passes: a cast made by the no-grad forward has no history and would
-// hand later (grad-enabled) uses of the weight a tensor autograd cannot see through, and a cast
-// cached by the enclosing forward belongs to the enclosing graph, which the recompute must not
-// run through.
+// Enters autocast as `states` says and leaves it on exit. The no-grad forward runs with the
+// weight-cast cache off: a cast it made would have no history and would hand later
+// (grad-enabled) uses of the weight a tensor autograd cannot see through. The recompute uses the
+// forward's cache setting, inside a PrivateAutocastCache: a weight used twice in the segment is
+// cast once and its two gradients meet in the low dtype, as without checkpointing (and in
+// torch), while a cast cached by the enclosing forward, which belongs to the enclosing graph,
+// stays out of the recompute's.
+enum class CastCacheUse : bool { off, as_recorded };
+
 class AutocastReplay {
  public:
-  explicit AutocastReplay(const AutocastState (&states)[kNumDeviceTypes]) {
+  AutocastReplay(const AutocastState (&states)[kNumDeviceTypes], CastCacheUse cache) {
     try {
       for (size_t d = 0; d < kNumDeviceTypes; ++d) {
         autocast_enter(kDeviceTypes[d], states[d].enabled, states[d].dtype,
-                       /*cache_enabled=*/false);
+                       cache == CastCacheUse::as_recorded && states[d].cache_enabled);
         ++entered_;
       }
     } catch (...) {
@@ -115,7 +119,8 @@ std::vector<Tensor> recompute_backward(const Segment& seg,
   {
     EnableGradGuard grad_on;  // the engine runs nodes under no-grad
     RngReplay rng(seg.generators, seg.rng_states);
-    AutocastReplay autocast(seg.autocast);
+    PrivateAutocastCache casts;
+    AutocastReplay autocast(seg.autocast, CastCacheUse::as_recorded);
     outs = seg.fn(copies);
   }
   FABRIC_CHECK(outs.size() == seg.outputs.size(), Error,
@@ -184,7 +189,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   std::vector<Tensor> outs;
   {
     NoGradGuard no_grad;
-    AutocastReplay autocast(seg->autocast);  // the current state, with the cast cache off
+    AutocastReplay autocast(seg->autocast, CastCacheUse::off);  // the current state
     outs = fn(inputs);
   }
   if (no_tensors(outs)) throw no_tensors_error(outs);

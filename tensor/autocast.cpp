@@ -19,11 +19,13 @@ constexpr PolicyPair kPolicies[] = {
 #undef FABRIC_OP_POLICY
 };
 
+// Cast cache: source impl -> (source kept alive, its cast). Keyed by identity, as in PyTorch.
+using CastCache = std::unordered_map<const TensorImpl*, std::pair<Tensor, Tensor>>;
+
 struct ThreadAutocast {
   AutocastState state[2] = {{false, DType::bfloat16, true, 0}, {false, DType::float16, true, 0}};
   std::vector<AutocastState> saved[2];
-  // Cast cache: source impl -> (source kept alive, its cast). Keyed by identity, as in PyTorch.
-  std::unordered_map<const TensorImpl*, std::pair<Tensor, Tensor>> cache;
+  CastCache cache;
 };
 thread_local ThreadAutocast g_tl;
 
@@ -63,7 +65,8 @@ AutocastState& autocast_state(DeviceType device) { return g_tl.state[slot(device
 bool autocast_enabled(DeviceType device) { return g_tl.state[slot(device)].enabled; }
 
 void autocast_enter(DeviceType device, bool enabled, DType dtype, bool cache_enabled) {
-  FABRIC_CHECK(dtype == DType::bfloat16 || dtype == DType::float16, DTypeError,
+  // A disabled region takes any dtype (torch warns and disables): nothing is cast to it.
+  FABRIC_CHECK(!enabled || dtype == DType::bfloat16 || dtype == DType::float16, DTypeError,
                "autocast: the lower-precision dtype must be bfloat16 or float16, got ", dtype_name(dtype));
   auto& st = g_tl.state[slot(device)];
   g_tl.saved[slot(device)].push_back(st);
@@ -80,6 +83,16 @@ void autocast_exit(DeviceType device) {
 }
 
 void autocast_clear_cache() { g_tl.cache.clear(); }
+
+struct PrivateAutocastCache::Saved {
+  CastCache cache;
+};
+
+PrivateAutocastCache::PrivateAutocastCache() : saved_(std::make_unique<Saved>()) {
+  saved_->cache.swap(g_tl.cache);
+}
+
+PrivateAutocastCache::~PrivateAutocastCache() { g_tl.cache.swap(saved_->cache); }
 
 bool apply_autocast(OpId op, std::initializer_list<Tensor*> inputs) {
   DeviceType dev = DeviceType::cpu;

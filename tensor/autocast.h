@@ -3,6 +3,7 @@
 // apply_autocast); precision/ only switches it on and off with RAII guards.
 #pragma once
 #include <initializer_list>
+#include <memory>
 
 #include "tensor/device.h"
 #include "tensor/dtype.h"
@@ -30,6 +31,22 @@ bool autocast_enabled(DeviceType device);
 void autocast_enter(DeviceType device, bool enabled, DType dtype, bool cache_enabled);
 void autocast_exit(DeviceType device);
 void autocast_clear_cache();
+
+// For its life, the calling thread's weight-cast cache is an empty one of its own; the old one
+// comes back at the end. Casts made inside are shared among the scope's own uses only: a
+// checkpointed segment's recompute casts a weight once for all its uses, as the forward did
+// without checkpointing, without running through the enclosing forward's casts.
+class PrivateAutocastCache {
+ public:
+  PrivateAutocastCache();
+  ~PrivateAutocastCache();
+  PrivateAutocastCache(const PrivateAutocastCache&) = delete;
+  PrivateAutocastCache& operator=(const PrivateAutocastCache&) = delete;
+
+ private:
+  struct Saved;
+  std::unique_ptr<Saved> saved_;
+};
 
 // Applies `op`'s policy to its tensor inputs in place (undefined tensors are skipped), returning
 // whether the op must produce float32 output (fp32_out). No-op when autocast is off for the

@@ -220,7 +220,7 @@
      class; binary_cross_entropy records itself (torch's clamped gradient) and is banned under \
      CUDA autocast by the op */                                                                \
   X(l1_loss, fp32, fp32)                    \
-  X(smooth_l1_loss, none, fp32)             \
+  X(smooth_l1_loss, fp32, fp32)             \
   X(huber_loss, fp32, fp32)                 \
   X(binary_cross_entropy, fp32, none)       \
   X(binary_cross_entropy_with_logits, fp32, fp32) \

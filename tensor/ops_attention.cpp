@@ -267,10 +267,10 @@ Tensor causal_mask(int64_t L, int64_t S, Device device) {
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                                    const Tensor& attn_mask, double dropout_p, bool is_causal,
+                                    const Tensor& attn_mask_in, double dropout_p, bool is_causal,
                                     std::optional<double> scale, Generator* gen) {
-  Tensor q = q_in, k = k_in, v = v_in;
-  apply_autocast(OpId::scaled_dot_product_attention, {&q, &k, &v});
+  Tensor q = q_in, k = k_in, v = v_in, attn_mask = attn_mask_in;
+  apply_autocast(OpId::scaled_dot_product_attention, {&q, &k, &v, &attn_mask});
   FABRIC_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2, ShapeError,
                "scaled_dot_product_attention: q, k, v need at least 2 dims, got ",
                shape_str(q.sizes()), ", ", shape_str(k.sizes()), ", ", shape_str(v.sizes()));
@@ -283,6 +283,10 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                "scaled_dot_product_attention: pass either attn_mask or is_causal, not both");
   FABRIC_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, ValueError,
                "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);
+  // A float mask is added to scores of q's dtype, as torch's attn_bias += attn_mask (in place, so
+  // in q's dtype): a float32 mask beside bfloat16 q, k, v does not widen the scores.
+  if (attn_mask.defined() && is_floating(attn_mask.dtype()) && attn_mask.dtype() != q.dtype())
+    attn_mask = attn_mask.to(q.dtype());
   const double s = scale.value_or(E > 0 ? 1.0 / std::sqrt(static_cast<double>(E)) : 1.0);
   if (fusable(q, k, v, attn_mask, dropout_p) && fused_attention_enabled()) {
     Tensor out = fused_attention(q, k, v, s, is_causal, dropout_p, gen);

@@ -22,13 +22,19 @@ Tensor local_response_norm(const Tensor& x, int64_t size, double alpha, double b
   FABRIC_CHECK(size > 0, ValueError, "local_response_norm: size must be positive, got ", size);
   if (x.numel() == 0) return x;
   // The mean of x^2 over a window of `size` channels, zero-padded as torch's (size / 2 before,
-  // (size - 1) / 2 after, the padding counted in the mean). torch pools (N, 1, C, L) with a
-  // (size, 1) window for 3-D inputs and (N, 1, C, H, rest) with (size, 1, 1) for wider ones;
-  // flattening everything after C to one dim gives the same windows with the 2-d pool.
+  // (size - 1) / 2 after, the padding counted in the mean), pooled as torch pools it: (N, 1, C, L)
+  // with a (size, 1) window for 3-D inputs, (N, 1, C, H, rest) with a (size, 1, 1) one for wider
+  // ones. The same windows either way, but avg_pool3d is on CPU autocast's float32 list, so a 4-D
+  // or wider input's result is float32 there, as torch's.
   const Shape sizes = x.sizes();
-  Tensor mean_sq = mul(x, x).reshape({sizes[0], 1, sizes[1], -1});
-  mean_sq = pad(mean_sq, {0, 0, size / 2, (size - 1) / 2});
-  mean_sq = avg_pool2d(mean_sq, {size, 1}, {1, 1}).reshape(sizes);
+  Tensor mean_sq;
+  if (x.dim() == 3) {
+    mean_sq = pad(mul(x, x).reshape({sizes[0], 1, sizes[1], -1}), {0, 0, size / 2, (size - 1) / 2});
+    mean_sq = avg_pool2d(mean_sq, {size, 1}, {1, 1}).reshape(sizes);
+  } else {
+    mean_sq = pad(mul(x, x).reshape({sizes[0], 1, sizes[1], sizes[2], -1}), {0, 0, 0, 0, size / 2, (size - 1) / 2});
+    mean_sq = avg_pool3d(mean_sq, {size, 1, 1}, {1, 1, 1}).reshape(sizes);
+  }
   return div(x, pow(add(mul(mean_sq, alpha), k), beta));
 }
 

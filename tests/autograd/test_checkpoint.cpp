@@ -342,6 +342,29 @@ TEST(Checkpoint, AutocastStateIsReplayed) {
   expect_close(w.grad(), ref[1], 1e-2, "w");  // bf16 partial sums are rounded in another order
 }
 
+TEST(Checkpoint, AWeightUsedTwiceInTheSegmentIsCastOnceInTheRecompute) {
+  // Without checkpointing both uses share one cached bf16 cast of w, so their gradients (256 and 1
+  // per element) meet in bf16: 257 rounds to 256. The recompute must do the same (torch: 256, as
+  // without checkpointing); a recompute that cast w once per use summed them in float32 (257).
+  auto run = [](bool use_checkpoint) {
+    Tensor a = full({1, 3}, 256.0), b = ones({1, 3});
+    Tensor w = ones({2, 3});
+    w.set_requires_grad(true);
+    CheckpointFn fn = [&](const std::vector<Tensor>& in) {
+      return std::vector<Tensor>{linear(in[0], w), linear(in[1], w)};
+    };
+    std::vector<Tensor> y;
+    autocast_enter(DeviceType::cpu, true, DType::bfloat16, true);
+    y = use_checkpoint ? checkpoint(fn, {a, b}) : fn({a, b});
+    autocast_exit(DeviceType::cpu);
+    add(sum(y[0].to(DType::float32)), sum(y[1].to(DType::float32))).backward();
+    return w.grad().to_vector<float>();
+  };
+  const std::vector<float> plain = run(false);
+  EXPECT_EQ(plain, std::vector<float>(6, 256.f));
+  EXPECT_EQ(run(true), plain);
+}
+
 TEST(Checkpoint, BackwardTwiceNeedsRetainGraph) {
   Tensor x = randn64({3}, 71);
   Tensor w = randn64({3}, 72);

@@ -107,9 +107,10 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"cross_entropy", fp32}, {"nll_loss", fp32}, {"mse_loss", fp32},
       {"l1_loss", fp32}, {"huber_loss", fp32}, {"kl_div", fp32},
       {"binary_cross_entropy_with_logits", fp32},
-      // smooth_l1_loss is on CUDA's FP32 list only; binary_cross_entropy on CPU's, and banned
-      // under CUDA autocast (the op raises: tests/ops/test_loss_elementwise.cpp).
-      {"smooth_l1_loss", cuda_fp32}, {"binary_cross_entropy", {P::fp32, P::none}},
+      // smooth_l1_loss: the spec's CPU list leaves it out, torch 1.13's CPU autocast has it (and
+      // huber_loss, l1_loss beside it) as float32; binary_cross_entropy is on CPU's list, and
+      // banned under CUDA autocast (the op raises: tests/ops/test_loss_elementwise.cpp).
+      {"smooth_l1_loss", fp32}, {"binary_cross_entropy", {P::fp32, P::none}},
       // Elementwise math, masks and reductions added with the trigonometric family: CUDA's FP32
       // list has tan asin acos sinh cosh log2 log10 erfinv; atan2 is on its PROMOTE list, cumprod
       // on its FP32_SET_OPT_DTYPE list, prod there and on CPU's FP32 list; the rest on neither.
@@ -233,6 +234,42 @@ TEST(AutocastSpec, CpuBf16Cases) {
     want = mm(a.to(DType::bfloat16), b.to(DType::bfloat16));
   }
   EXPECT_EQ(mm(a, b).to_vector<float>(), want.to_vector<float>());
+}
+
+// Where torch 1.13's CPU autocast goes beyond the spec's lists, or casts an argument the op's
+// entry must not forget.
+TEST(AutocastSpec, CpuBf16FollowsTorchWhereTheSpecIsSilent) {
+  Tensor x4 = rnd({2, 4, 5, 5}, DType::bfloat16), x3 = rnd({2, 4, 5}, DType::bfloat16);
+  Tensor q = rnd({1, 2, 4, 8}), k = rnd({1, 2, 4, 8}), v = rnd({1, 2, 4, 8}), mask = rnd({4, 4});
+  Tensor want_sdpa;
+  {
+    Region off(DeviceType::cpu, false, DType::bfloat16);
+    // The mask is cast with q, k and v: the scores are bfloat16 before the softmax.
+    want_sdpa = scaled_dot_product_attention(q.to(DType::bfloat16), k.to(DType::bfloat16),
+                                             v.to(DType::bfloat16), mask.to(DType::bfloat16));
+    // Outside a region, a float32 mask beside bfloat16 q, k, v is added in q's dtype (torch's
+    // attn_bias += attn_mask), not refused by the product after the softmax.
+    EXPECT_EQ(scaled_dot_product_attention(q.to(DType::bfloat16), k.to(DType::bfloat16),
+                                           v.to(DType::bfloat16), mask)
+                  .to_vector<float>(),
+              want_sdpa.to_vector<float>());
+  }
+  Region r(DeviceType::cpu, true, DType::bfloat16);
+  EXPECT_EQ(smooth_l1_loss(rnd({4}, DType::bfloat16), rnd({4}, DType::bfloat16)).dtype(), DType::float32);
+  // torch pools a 4-D input with avg_pool3d (float32 on the CPU list), a 3-D one with avg_pool2d.
+  EXPECT_EQ(local_response_norm(x4, 2).dtype(), DType::float32);
+  EXPECT_EQ(local_response_norm(x3, 2).dtype(), DType::bfloat16);
+  const Tensor got = scaled_dot_product_attention(q, k, v, mask);
+  EXPECT_EQ(got.dtype(), DType::bfloat16);
+  EXPECT_EQ(got.to_vector<float>(), want_sdpa.to_vector<float>());
+}
+
+// A disabled region takes any dtype, as torch's (which warns): nothing is cast to it.
+TEST(AutocastSpec, ADisabledRegionTakesAnyDtype) {
+  Region off(DeviceType::cpu, false, DType::float32);
+  EXPECT_FALSE(autocast_enabled(DeviceType::cpu));
+  EXPECT_EQ(mm(rnd({2, 3}), rnd({3, 2})).dtype(), DType::float32);
+  EXPECT_THROW(autocast_enter(DeviceType::cpu, true, DType::float32, true), DTypeError);
 }
 
 TEST(AutocastSpec, OutsideARegionNothingIsCast) {
