@@ -454,7 +454,11 @@ void ZeroStrategy::prepare_optimizer_gradients(optim::Optimizer& optimizer) {
 
 void ZeroStrategy::set_backward_sync(nn::Module& module, bool enabled) {
   (void)module;
-  sync_ = enabled;
+  // Stage 2 keeps only its partition of the gradients: its reduce-scatter runs at every micro-step
+  // (spec §10), so a no_backward_sync scope reduces as usual and the reduced partitions add up, as
+  // DeepSpeed's stage 2 (which refuses no_sync) and our FSDP do; skipping it would hold every
+  // module gradient until the next synchronised backward (stage 1's memory).
+  sync_ = enabled || options_.zero_stage == 2;
 }
 
 void ZeroStrategy::post_optimizer_step(optim::Optimizer& optimizer, bool stepped) {
