@@ -19,6 +19,7 @@
 #include "autograd/grad_mode.h"
 #include "distributed/collective_staging.h"
 #include "distributed/fsdp_detail.h"
+#include "nn/normalization.h"
 #include "tensor/copy_kernels.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -98,10 +99,19 @@ FullyShardedModule::FullyShardedModule(nn::Module& root, std::shared_ptr<Process
       if (in_list(options_.activation_checkpointing_policy, m.type_name())) m.set_activation_checkpointing(true);
     });
   }
-  auto is_unit = unit_filter ? unit_filter : [this](const nn::Module& m) {
-    return in_list(options_.auto_wrap_policy, m.type_name());
+  // PyTorch's MixedPrecision(_module_classes_to_ignore=(_BatchNorm,)): under an auto-wrap policy
+  // every BatchNorm is a unit of its own with mixed precision off, so its running statistics move
+  // in float32 (in bfloat16 a moving average stalls a step's rounding away from the mean).
+  const bool mixed = options_.param_dtype || options_.reduce_dtype || options_.buffer_dtype;
+  const bool batch_norm_units = !unit_filter && !options_.auto_wrap_policy.empty() && mixed;
+  auto is_unit = unit_filter ? unit_filter : [this, batch_norm_units](const nn::Module& m) {
+    return in_list(options_.auto_wrap_policy, m.type_name()) ||
+           (batch_norm_units && dynamic_cast<const nn::BatchNorm*>(&m) != nullptr);
   };
   build_units(is_unit);
+  for (auto& u : units_)
+    if (batch_norm_units && !u->is_root && dynamic_cast<const nn::BatchNorm*>(u->module) != nullptr)
+      u->mixed_precision = false;
   for (auto& u : units_) {
     build_flats(*u, [](const Tensor&) { return int64_t{-1}; });
     install_hooks(*u);
@@ -281,7 +291,8 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
       f->params.push_back(p);
       f->names.push_back(u.names[i]);
     }
-    f->compute = options_.param_dtype && is_floating(f->dtype) ? *options_.param_dtype : f->dtype;
+    f->compute =
+        u.mixed_precision && options_.param_dtype && is_floating(f->dtype) ? *options_.param_dtype : f->dtype;
     const int64_t s = shard_size_;
     f->padded = std::max<int64_t>(s, (f->numel + s - 1) / s * s);
     f->shard_numel = f->padded / s;
@@ -388,8 +399,14 @@ void FullyShardedModule::cast_buffers_for_compute() {
   // As PyTorch's FSDP at its lazy init: the module then holds only the cast copy; a buffer the
   // forward updates (running statistics) is updated in buffer_dtype, and checkpoints hold it cast
   // back. Buffers already in buffer_dtype (or restored to it by a load) keep their first dtype.
+  // A unit with mixed precision off keeps its buffers (spec §9's _module_classes_to_ignore).
+  std::vector<std::string> kept;
+  for (const auto& u : units_)
+    if (!u->mixed_precision) kept.push_back(u->name + ".");
   for (auto& [name, b] : root_.named_buffers()) {
     if (!b.defined() || !is_floating(b.dtype()) || b.dtype() == *options_.buffer_dtype) continue;
+    if (std::any_of(kept.begin(), kept.end(), [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; }))
+      continue;
     buffer_dtypes_.emplace(name, b.dtype());
     b.set_data(b.to(*options_.buffer_dtype));
   }
@@ -458,7 +475,7 @@ void FullyShardedModule::reduce(Unit& u, Flat& f, int64_t why) {
   throw_if_broken();
   f.reduced = true;
   NoGradGuard no_grad;
-  const DType rdt = options_.reduce_dtype ? *options_.reduce_dtype : f.compute;
+  const DType rdt = u.mixed_precision && options_.reduce_dtype ? *options_.reduce_dtype : f.compute;
   const Device dev = f.full.device();
   Tensor in = zeros({f.padded}, {.dtype = rdt, .device = dev});
   for (size_t i = 0; i < f.params.size(); ++i) {

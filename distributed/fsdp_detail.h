@@ -41,6 +41,9 @@ struct FullyShardedModule::Unit {
   nn::Module* module = nullptr;
   std::string name;                 // dotted path from the root ("" for the root)
   bool is_root = false;
+  // false: a BatchNorm unit under an auto-wrap policy, which keeps its parameters, gradient
+  // reduction and buffers in their own dtype (spec §9's _module_classes_to_ignore).
+  bool mixed_precision = true;
   std::vector<Tensor> params;       // every parameter the unit owns, in traversal order
   std::vector<std::string> names;
   std::vector<std::unique_ptr<Flat>> flats;

@@ -216,6 +216,15 @@ Tensor ShardedReader::read(const std::string& entry, const std::string& name, in
   FABRIC_CHECK(offset >= 0 && numel >= 0 && offset + numel <= total, ValueError, "sharded checkpoint ", dir_, ": '",
                entry, "' tensor '", name, "' has shape ", shape_str(shape), " (", total, " elements); elements [",
                offset, ", ", offset + numel, ") were asked for (does the model match the checkpoint?)");
+  // Every piece lies inside the tensor: a shape edited smaller than its pieces (to no elements at
+  // all, say) would otherwise read back as a smaller tensor and drop the weights silently.
+  for (const json& p : t->at("pieces")) {
+    const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
+    FABRIC_CHECK(po >= 0 && pn >= 0 && pn <= total && po <= total - pn, IOError, "sharded checkpoint ", dir_,
+                 "/meta.json: '", entry, "' tensor '", name, "' of shape ", shape_str(shape), " (", total,
+                 " elements) lists a piece of elements [", po, ", ", po + pn,
+                 ") (expected pieces inside the tensor; the file is damaged)");
+  }
   if (numel == 0) return empty({0}, {.dtype = dtype});
   const std::string stored = stored_name(entry, name);  // an alias's pieces are under the stored name
   // The overlap of piece [po, po + pn) with the elements asked for, empty when a >= e.

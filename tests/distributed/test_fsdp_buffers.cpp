@@ -7,7 +7,9 @@
 
 #include <filesystem>
 
+#include "autograd/grad_mode.h"
 #include "nn/linear.h"
+#include "nn/normalization.h"
 #include "optim/sgd.h"
 #include "runtime/fabric.h"
 #include "runtime/sharded_checkpoint.h"
@@ -137,6 +139,60 @@ TEST(FSDPBuffers, Fp16MixedFullCheckpointHoldsFloat32Buffers) {
 
 TEST(FSDPBuffers, Fp16MixedShardedCheckpointHoldsFloat32Buffers) {
   expect_buffer_kept_in_float32("16-mixed", "sharded");
+}
+
+// A linear layer at the identity, then a BatchNorm; the forward records the BatchNorm's dtypes as
+// it sees them.
+struct LinearThenBatchNorm : nn::Module {
+  LinearThenBatchNorm() {
+    fc = register_module("fc", std::make_shared<nn::Linear>(nn::LinearOptions{.in_features = 4, .out_features = 4}));
+    bn = register_module("bn", std::make_shared<nn::BatchNorm1d>(nn::BatchNormOptions{.num_features = 4}));
+    NoGradGuard no_grad;
+    fc->weight.copy_(from_vector<float>({1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
+    fc->bias.zero_();
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = (*fc)(x);
+    weight_dtype = bn->weight.dtype();
+    stats_dtype = bn->running_mean.dtype();
+    return (*bn)(h);
+  }
+  std::string type_name() const override { return "LinearThenBatchNorm"; }
+  std::shared_ptr<nn::Linear> fc;
+  std::shared_ptr<nn::BatchNorm1d> bn;
+  DType weight_dtype = DType::int64, stats_dtype = DType::int64;  // none yet
+};
+
+// PyTorch's MixedPrecision(_module_classes_to_ignore=(_BatchNorm,)) (spec §9): under an auto-wrap
+// policy a BatchNorm is a unit of its own with mixed precision off, so its parameters and running
+// statistics stay float32 and the moving average reaches the data's mean; in bfloat16 it stalls
+// about a rounding step away (2.984375 for a mean of 3).
+TEST(FSDPBuffers, Bf16MixedUnderAnAutoWrapPolicyKeepsBatchNormInFloat32) {
+  FabricOptions o{.accelerator = "cpu",
+                  .strategy = "fsdp",
+                  .devices = 2,
+                  .precision = "bf16-mixed",
+                  .timeout = 120s,
+                  .launch_argv = self_argv()};
+  o.fsdp.auto_wrap_policy = {"Linear"};
+  Fabric fab(o);
+  std::vector<std::shared_ptr<nn::Module>> keep;
+  fab.launch([&](Fabric& f) {
+    auto m = std::make_shared<LinearThenBatchNorm>();
+    keep.push_back(m);
+    optim::SGD opt(m->parameters(), {.lr = 0.0});
+    auto [model, fopt] = f.setup(m, opt);
+    Generator gen(11 + uint64_t(f.global_rank()));
+    for (int s = 0; s < 100; ++s) {
+      fopt.zero_grad();
+      f.backward(mul(sum(model(add(mul(randn({16, 4}, {}, &gen), 0.1), 3.0))), 0.0));
+      fopt.step();
+    }
+    EXPECT_EQ(m->weight_dtype, DType::float32);
+    EXPECT_EQ(m->stats_dtype, DType::float32);
+    ASSERT_EQ(m->bn->running_mean.dtype(), DType::float32);
+    for (float mean : m->bn->running_mean.to_vector<float>()) EXPECT_NEAR(mean, 3.0, 0.01);
+  });
 }
 
 }  // namespace

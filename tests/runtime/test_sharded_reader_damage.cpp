@@ -75,6 +75,21 @@ TEST_F(ShardedReaderDamage, ADamagedShapeNamesMetaJsonAndTheTensor) {
   EXPECT_CONTAINS(module_state_error(), "whose product fits int64");
 }
 
+// A shape edited smaller than its pieces (to no elements at all) read back as an empty tensor:
+// consolidate wrote it and the weights were gone.
+TEST_F(ShardedReaderDamage, APieceOutsideItsTensorIsNamed) {
+  for (const json& shape : {json::array({2, 0}), json::array({1})}) {
+    meta_["entries"]["model"]["tensors"]["w"]["shape"] = shape;
+    EXPECT_CONTAINS(module_state_error(),
+                    "/meta.json: 'model' tensor 'w' of shape (" + std::string(shape.size() == 2 ? "2, 0" : "1,") +
+                        ")");
+    EXPECT_CONTAINS(module_state_error(), "lists a piece of elements [0, 2) (expected pieces inside the tensor");
+  }
+  meta_["entries"]["model"]["tensors"]["w"]["shape"] = json::array({2});
+  meta_["entries"]["model"]["tensors"]["w"]["pieces"][0]["offset"] = -1;
+  EXPECT_CONTAINS(module_state_error(), "lists a piece of elements [-1, 1)");
+}
+
 TEST_F(ShardedReaderDamage, AnAliasOfAMissingTensorIsNamed) {
   meta_["entries"]["model"]["aliases"] = json::parse(R"({"v": "nope"})");
   EXPECT_CONTAINS(
