@@ -44,11 +44,24 @@ void finish_directory(const std::string& tmp, const std::string& file, const jso
     throw ValueError("Fabric.save: the checkpoint description cannot be written as JSON (" + std::string(e.what()) +
                      "); nothing was written to " + path);
   }
+  text += "\n";
   {
-    std::ofstream out(tmp + "/" + file);
-    out << text << "\n";
-    out.close();
-    if (!out) io_fail(path, "cannot write " + file);
+    // POSIX calls, not a stream, so that the cause (a full disk, a file-size limit) is said.
+    const std::string target = tmp + "/" + file;
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) io_fail(path, "cannot write " + file + ": " + std::strerror(errno));
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        io_fail(path, "cannot write " + file + ": " + std::strerror(err));
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::close(fd) != 0) io_fail(path, "cannot write " + file + ": " + std::strerror(errno));
   }
   fsync_path(tmp + "/" + file, false);
   fsync_path(tmp, true);

@@ -2,9 +2,11 @@
 #include "runtime/loggers.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -99,6 +101,15 @@ std::optional<int64_t> parse_step(const std::string& s) {
   return v;
 }
 
+// What a failed stream write says: errno's text when the write left one, else the usual cause.
+std::string write_failure(int err) { return err != 0 ? std::strerror(err) : "the write failed (disk full?)"; }
+
+// Whether the "step" cell of a row of `cells` under `columns` is an integer (a cell per column).
+bool row_step_is_integer(const std::vector<std::string>& columns, const std::vector<std::string>& cells) {
+  const auto it = std::find(columns.begin(), columns.end(), "step");
+  return it != columns.end() && parse_step(cells[static_cast<size_t>(it - columns.begin())]).has_value();
+}
+
 }  // namespace
 
 CSVLogger::CSVLogger(const CSVLoggerOptions& o)
@@ -185,9 +196,15 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
                    path_, " has no 'step' column (header: ", line, ")");
       // Every row this logger writes has a cell per column and an integer step; anything else is
       // not its file (or was edited), and rows under the wrong columns would go on silently.
+      // A last line without its newline: the file is rewritten whole at the next flush, since an
+      // append would continue that line. One that does not read as a row was cut off mid-write (a
+      // kill, a full disk) and is dropped.
+      bool unterminated = false;
       for (int64_t number = 2; next_line(); ++number) {
         if (line.empty()) continue;
         const auto cells = split_csv_line(line);
+        unterminated = in.eof();
+        if (unterminated && (cells.size() != columns_.size() || !row_step_is_integer(columns_, cells))) break;
         FABRIC_CHECK(cells.size() == columns_.size(), IOError, "CSVLogger: ", path_, " line ", number, ": ",
                      cells.size(), " cells but the header has ", columns_.size(), " columns (",
                      line.substr(0, 80), ")");
@@ -202,7 +219,7 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
       written_ = rows_.size();
       // A file from before the header was sorted (step first): rewritten in Lightning's order at
       // the next flush, its rows under the same column names.
-      header_dirty_ = !std::is_sorted(columns_.begin(), columns_.end());
+      header_dirty_ = unterminated || !std::is_sorted(columns_.begin(), columns_.end());
       std::sort(columns_.begin(), columns_.end());
       kept = true;
       file_is_ours_ = true;
@@ -287,7 +304,9 @@ void CSVLogger::rewrite() {
   const std::string target = target_file();
   const std::string tmp = temporary_sibling(target);
   bool ok = false;
+  int err = 0;
   {
+    errno = 0;
     std::ofstream out(tmp, std::ios::trunc);
     if (out.good()) {
       for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << csv_field(columns_[i]);
@@ -296,14 +315,14 @@ void CSVLogger::rewrite() {
       out.flush();
       ok = out.good();
     }
+    err = errno;  // the failed open or write's (the stream keeps no cause of its own)
   }
   std::error_code ec;
   if (ok) std::filesystem::rename(tmp, target, ec);
   if (!ok || ec) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
-    throw IOError("CSVLogger: cannot write " + path_ +
-                  (ec ? ": " + ec.message() : std::string(" (disk full?)")) +
+    throw IOError("CSVLogger: cannot write " + path_ + ": " + (ec ? ec.message() : write_failure(err)) +
                   "; the file is left as it was");
   }
   written_ = rows_.size();
@@ -327,19 +346,21 @@ void CSVLogger::append_rows(size_t from) {
   const auto size_before =
       std::filesystem::exists(target, ec) ? std::filesystem::file_size(target, ec) : 0;
   bool ok = false;
+  int err = 0;
   {
+    errno = 0;
     std::ofstream out(target, std::ios::app);
     if (out.good()) {
       for (size_t r = from; r < rows_.size(); ++r) write_row(out, rows_[r]);
       out.flush();
       ok = out.good();
     }
+    err = errno;
   }
   if (!ok) {
     std::error_code ignored;
     if (!ec) std::filesystem::resize_file(target, size_before, ignored);
-    throw IOError("CSVLogger: cannot append to " + path_ +
-                  " (disk full?); its earlier rows are kept");
+    throw IOError("CSVLogger: cannot append to " + path_ + ": " + write_failure(err) + "; its earlier rows are kept");
   }
   written_ = rows_.size();
 }

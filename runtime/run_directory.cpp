@@ -2,11 +2,17 @@
 // a killed save, and which checkpoint a resume reads.
 #include "runtime/run_directory.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <iostream>
+#include <limits>
 
 #include "runtime/checkpoint.h"
 #include "runtime/sharded_checkpoint.h"
@@ -21,9 +27,12 @@ std::vector<std::pair<int64_t, fs::path>> step_checkpoints(const std::string& ch
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
     const std::string n = e.path().filename().string();
     if (n.rfind("step-", 0) != 0 || !e.is_directory() || n.size() == 5) continue;
-    if (!std::all_of(n.begin() + 5, n.end(), [](unsigned char c) { return std::isdigit(c); }))
-      continue;
-    steps.emplace_back(std::stoll(n.substr(5)), e.path());
+    int64_t step = 0;
+    const char* digits = n.data() + 5;
+    // Only step-<an int64>: a name of more digits than any step is not a checkpoint of ours.
+    const auto [end, err] = std::from_chars(digits, n.data() + n.size(), step);
+    if (err != std::errc() || end != n.data() + n.size() || *digits == '-' || *digits == '+') continue;
+    steps.emplace_back(step, e.path());
   }
   std::sort(steps.begin(), steps.end());
   return steps;
@@ -49,13 +58,42 @@ std::set<int64_t> steps_of_run(const std::string& checkpoints_dir, int64_t up_to
   return own;
 }
 
-// Only names holding ".tmp-": no committed checkpoint (step-N, last, last.old) has one.
 void remove_stale_temporaries(const std::string& checkpoints_dir) {
   std::vector<fs::path> stale;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec))
-    if (e.path().filename().string().find(".tmp-") != std::string::npos) stale.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    // Only what a save names so: a directory <name>.tmp-<pid> whose process is gone. A live
+    // process's (another fabric-train writing here) is its save in progress; anything else holding
+    // ".tmp-" is not ours to delete.
+    const std::string n = e.path().filename().string();
+    const size_t at = n.rfind(".tmp-");
+    if (at == std::string::npos || at == 0 || !e.is_directory(ec) || e.is_symlink(ec)) continue;
+    int64_t pid = 0;
+    const char* digits = n.data() + at + 5;
+    const auto [end, err] = std::from_chars(digits, n.data() + n.size(), pid);
+    if (err != std::errc() || end != n.data() + n.size() || *digits == '-' || *digits == '+' || pid <= 0) continue;
+    if (pid != ::getpid() && pid <= std::numeric_limits<pid_t>::max() &&
+        (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
+      continue;  // that process is alive
+    stale.push_back(e.path());
+  }
   for (const auto& p : stale) fs::remove_all(p, ec);
+}
+
+RunDirectoryLock::RunDirectoryLock(const std::string& run_dir) {
+  fd_ = ::open(run_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) return;  // the run's own writes say why the directory cannot be used
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+  const int err = errno;
+  ::close(fd_);
+  fd_ = -1;
+  if (err == EWOULDBLOCK)
+    throw IOError(run_dir + ": the run directory is in use by another fabric-train fit or resume; wait for it to "
+                  "end, or set another trainer.run_dir");
+}
+
+RunDirectoryLock::~RunDirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 bool complete_checkpoint(const std::string& dir) {

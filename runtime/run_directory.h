@@ -33,10 +33,25 @@ std::set<int64_t> steps_of_run(const std::string& checkpoints_dir, int64_t up_to
 std::vector<std::string> committed_checkpoints(const std::string& checkpoints_dir);
 
 // What a process killed while saving leaves beside the checkpoints: `<name>.tmp-<pid>`
-// directories (and files). To be called when a run starts, before any save of its own, so that
-// none of them can be in flight; committed checkpoints (and the `.old` that a commit without atomic
-// exchange keeps) stay.
+// directories whose process is gone (a live one's is a save in progress). To be called when a run
+// starts, before any save of its own; committed checkpoints (and the `.old` that a commit without
+// atomic exchange keeps), other names and files stay.
 void remove_stale_temporaries(const std::string& checkpoints_dir);
+
+// An exclusive advisory lock (flock) on the run directory itself, held by the process that writes
+// it (rank 0) for the run's life: a second fit or resume of the same directory is an IOError
+// instead of interleaving its metrics.csv and saves with this one's (and deleting its save in
+// progress). No file is made; on a file system without flock there is no lock.
+class RunDirectoryLock {
+ public:
+  explicit RunDirectoryLock(const std::string& run_dir);
+  ~RunDirectoryLock();
+  RunDirectoryLock(const RunDirectoryLock&) = delete;
+  RunDirectoryLock& operator=(const RunDirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Whether `dir` holds a checkpoint that Fabric::load reads: a full one (also as the `.old` that an
 // interrupted commit leaves) or a sharded one.

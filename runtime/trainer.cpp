@@ -785,6 +785,7 @@ class Run {
   // start (a max_steps 0 run has only the header).
   void create_run_directory(const RunData& data, bool validating) {
     make_run_directory();
+    lock_ = std::make_unique<RunDirectoryLock>(run_dir_);  // before anything in it is touched
     remove_stale_temporaries(run_dir_ + "/checkpoints");
     if (!resuming_) warn_of_earlier_checkpoints();
     if (!resuming_) {
@@ -1184,6 +1185,7 @@ class Run {
   bool resuming_;
   std::string run_dir_;
   bool interactive_ = false;
+  std::unique_ptr<RunDirectoryLock> lock_;  // rank 0, from create_run_directory on
   std::shared_ptr<CSVLogger> csv_;
   // The step-N checkpoints this run wrote (a resume: and those of the run it continues): the only
   // ones keep_last may remove.

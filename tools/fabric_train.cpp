@@ -24,6 +24,7 @@
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -64,12 +65,13 @@ CLI::Validator at_least(double low, const std::string& expected) {
 CLI::Validator whole_number(uint64_t min, uint64_t max) {
   return CLI::Validator(
       [min, max](std::string& s) -> std::string {
-        const std::string expected = "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+        const std::string expected = "expected an integer >= " + std::to_string(min);
         if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
           return expected + ", got '" + s + "'";
         errno = 0;
         const unsigned long long x = std::strtoull(s.c_str(), nullptr, 10);
-        if (errno == ERANGE || x > max) return expected + ", got '" + s + "' (too large)";
+        if (errno == ERANGE || x > max)
+          return expected + " and <= " + std::to_string(max) + ", got '" + s + "' (too large)";
         if (x < min) return expected + ", got '" + s + "'";
         return "";
       },
@@ -102,6 +104,10 @@ CLI::Validator existing(const std::string& expected) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, which the writers report as an
+  // IOError naming the file and leave the earlier file as it was; by default the kernel's SIGXFSZ
+  // would kill the run mid-write without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fabric-train: train models from YAML configs (fabric runtime).\n"
                "With no command it trains the bundled default: a character GPT on Jane Austen's novels."};
   app.require_subcommand(0, 1);

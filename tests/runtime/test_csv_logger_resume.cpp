@@ -59,6 +59,26 @@ TEST_F(CsvLoggerResume, MalformedFileIsAnIOErrorNamingTheLine) {
   }
 }
 
+// A last line without its newline that does not read as a row was cut off mid-write (a kill, a
+// full disk): dropped, and the next flush rewrites the file whole (an append would continue the cut
+// line). A whole last row without its newline is kept.
+TEST_F(CsvLoggerResume, ARowCutOffMidWriteIsDropped) {
+  for (const char* torn : {"2.5", "2.5,", "2.5,1", "2.5,1,0.0052"}) {
+    std::ofstream(path_) << "loss,step\n1.5,0\n" << (std::string(torn) == "2.5,1" ? "2.5,1x" : torn);
+    {
+      CSVLogger csv(path_, /*append=*/true);
+      csv.log_metrics({{"loss", 4.5}}, 1);
+    }
+    EXPECT_EQ(lines(), (std::vector<std::string>{"loss,step", "1.5,0", "4.5,1"})) << torn;
+  }
+  std::ofstream(path_) << "loss,step\n1.5,0\n2.5,1";
+  {
+    CSVLogger csv(path_, /*append=*/true);
+    csv.log_metrics({{"loss", 4.5}}, 2);
+  }
+  EXPECT_EQ(lines(), (std::vector<std::string>{"loss,step", "1.5,0", "2.5,1", "4.5,2"}));
+}
+
 TEST_F(CsvLoggerResume, CrlfLinesAreReadAndRowsAfterAStepDropped) {
   std::ofstream(path_) << "loss,step\r\n1.5,0\r\n2.5,1\r\n3.5,2\r\n";
   {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/run_directory.h"
 #include "tensor/random.h"
 #include "tests/runtime/fabric_train_contract.h"
 #include "tests/runtime/fabric_train_metrics.h"
@@ -325,9 +326,40 @@ TEST_F(FabricTrainCliEdges, SamplePromptAndCountsAreTakenAsGiven) {
                                 "--tokens 1e3", "--top-k 9223372036854775808", "--seed -1"}) {
     const Result r = run(sample + " " + bad);
     EXPECT_EQ(r.status, 2) << bad << "\n" << r.output;
-    EXPECT_NE(r.output.find("expected an integer from 0 to "), std::string::npos) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("expected an integer >= 0"), std::string::npos) << bad << "\n" << r.output;
   }
   EXPECT_EQ(run(sample + " --seed 18446744073709551615").status, 0);
+}
+
+// A file-size limit fails the write (EFBIG) instead of killing the run with SIGXFSZ mid-row: an
+// error naming the file and the cause, no torn row, and the run resumes.
+TEST_F(FabricTrainCliEdges, AFileSizeLimitIsAnErrorAndTheRunResumes) {
+  const std::string cfg = write_contract();
+  const fs::path run_dir = dir_ / "run";
+  const Result limited = run("fit " + cfg + " --set model.sizes=[784,2,10] trainer.max_steps=5000 trainer.checkpoint_every=50", "ulimit -f 128;");
+  EXPECT_EQ(limited.status, 1) << limited.output.substr(limited.output.size() > 2000 ? limited.output.size() - 2000 : 0);
+  EXPECT_NE(limited.output.find(": File too large"), std::string::npos)
+      << limited.output.substr(limited.output.size() > 2000 ? limited.output.size() - 2000 : 0);
+  const std::string metrics = slurp(run_dir / "metrics.csv");
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_EQ(metrics.back(), '\n') << "a torn row";
+  const Result resumed = run("resume " + run_dir.string());
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+}
+
+// Two runs on one run directory at once: the second is refused (exit 1) while the first goes on.
+TEST_F(FabricTrainCliEdges, ASecondRunOnARunDirectoryInUseIsRefused) {
+  const std::string cfg = write_contract();
+  const fs::path run_dir = dir_ / "run";
+  ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=1").status, 0);
+  // This process holds the directory as a running fit or resume does.
+  const RunDirectoryLock held(run_dir.string());
+  for (const std::string command : {"fit " + cfg + " --set trainer.max_steps=2", "resume " + run_dir.string()}) {
+    const Result second = run(command);
+    EXPECT_EQ(second.status, 1) << command << "\n" << second.output;
+    EXPECT_NE(second.output.find("the run directory is in use by another fabric-train fit or resume"), std::string::npos)
+        << second.output;
+  }
 }
 
 // With neither trainer.max_steps nor trainer.max_epochs a run takes 1000 epochs, said on stderr

@@ -3,8 +3,12 @@
 // from a checkpoint's weights.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <set>
 #include <string>
 
 #include "runtime/checkpoint.h"
@@ -48,6 +52,47 @@ TEST_F(RunDirectory, AResumeOwnsOnlyTheStepCheckpointsOfItsRun) {
   EXPECT_EQ(steps_of_run(checkpoints, 6, 9), (std::set<int64_t>{2}));
   // A checkpoint from before run ids: every step-N up to the resumed one.
   EXPECT_EQ(steps_of_run(checkpoints, 3, std::nullopt), (std::set<int64_t>{1, 2, 3}));
+}
+
+// Only <name>.tmp-<pid> directories of processes that are gone: a live process's save in progress
+// (another fabric-train on the same directory), files and other names holding ".tmp-" stay.
+TEST_F(RunDirectory, OnlyTheTemporariesOfEndedProcessesAreRemoved) {
+  const fs::path c = dir_ / "checkpoints";
+  // A pid no process has: past the kernel's largest (pid_max is at most 2^22).
+  const std::string gone = std::to_string((1 << 22) + 12345);
+  for (const std::string name : {"last.tmp-" + gone, "step-3.tmp-" + gone}) fs::create_directories(c / name);
+  const std::string alive = std::to_string(::getppid());  // the test runner's parent
+  for (const std::string name : {"last.tmp-" + alive, std::string("mybackup.tmp-keep"), std::string(".tmp-1"), "step-2.tmp-" + gone + "x"})
+    fs::create_directories(c / name);
+  std::ofstream(c / ("notes.tmp-" + gone)) << "x";
+  step_checkpoint(4, 7);
+  remove_stale_temporaries(c.string());
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(c)) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"last.tmp-" + alive, "mybackup.tmp-keep", ".tmp-1",
+                                         "step-2.tmp-" + gone + "x", "notes.tmp-" + gone, "step-4"}));
+}
+
+// A step-<number> folder past int64 (or signed) is no checkpoint of ours: skipped, as other names
+// are (it was a bare "stoll" error that stopped every fit and resume of the directory).
+TEST_F(RunDirectory, StepFoldersOfNoInt64AreSkipped) {
+  step_checkpoint(4, 7);
+  for (const char* name : {"step-99999999999999999999", "step--3", "step-+3", "step-9223372036854775807"})
+    fs::create_directories(dir_ / "checkpoints" / name);
+  const auto steps = step_checkpoints((dir_ / "checkpoints").string());
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0].first, 4);
+  EXPECT_EQ(steps[1].first, std::numeric_limits<int64_t>::max());
+}
+
+// A second fit or resume of a run directory in use is refused; the lock goes with its holder.
+TEST_F(RunDirectory, TheRunDirectoryLockIsExclusive) {
+  {
+    RunDirectoryLock held(dir_.string());
+    EXPECT_CONTAINS(thrown<IOError>([&] { RunDirectoryLock again(dir_.string()); }),
+                    "the run directory is in use by another fabric-train fit or resume");
+  }
+  RunDirectoryLock after(dir_.string());
 }
 
 TEST_F(RunDirectory, ReadCheckpointValueReadsOnePlainValue) {
