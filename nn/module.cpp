@@ -199,6 +199,15 @@ void Module::set_state_resizable(const std::string& name) {
   throw ValueError(type_name() + ".set_state_resizable: no buffer named '" + name + "'");
 }
 
+void Module::keep_buffer_dtype(const std::string& name) {
+  for (auto& e : buffers_) {
+    if (e.name != name) continue;
+    e.keeps_dtype = true;
+    return;
+  }
+  throw ValueError(type_name() + ".keep_buffer_dtype: no buffer named '" + name + "'");
+}
+
 Module& Module::child(const std::string& name) const {
   for (const auto& [n, m] : children_)
     if (n == name) return *m;
@@ -342,7 +351,11 @@ Module& Module::to(DType dtype) {
   auto convert = [dtype](const Tensor& t) { return t.to(dtype); };
   auto floating = [](const Tensor& t) { return t.is_floating_point(); };
   move_tensors(parameters(), convert, floating);
-  move_tensors(buffers(), convert, floating);
+  std::vector<Tensor> buffers;
+  for (const auto& [name, m] : all_modules())
+    for (const Entry& e : m->buffers_)
+      if (e.tensor.defined() && !e.keeps_dtype) buffers.push_back(e.tensor);
+  move_tensors(buffers, convert, floating);
   return *this;
 }
 

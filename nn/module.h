@@ -79,6 +79,11 @@ class Module {
   Tensor register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
   // Non-persistent buffers move with to() but stay out of state_dict.
   Tensor register_buffer(const std::string& name, Tensor t, bool persistent = true);
+  // A floating buffer Module::to(dtype) leaves in its dtype: statistics a layer reads in their own
+  // dtype (a quantized layer's absmax and code tables, LLM.int8's SCB, an FP8 layer's scales and
+  // amax history), which the reference libraries keep outside the module's buffers, so that
+  // `model.to(bfloat16)` leaves them as they are. ValueError when `name` is not a buffer here.
+  void keep_buffer_dtype(const std::string& name);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     add_child(name, m);
@@ -224,6 +229,7 @@ class Module {
     bool persistent = true;  // buffers only
     std::string key;         // its state_dict name when not `name` (set_state_key)
     bool resizable = false;  // 1-D buffer replaced on load when the lengths differ
+    bool keeps_dtype = false;  // buffers only: to(dtype) leaves it (keep_buffer_dtype)
     const std::string& state_key() const { return key.empty() ? name : key; }
   };
   void check_new_name(const std::string& name, const char* what) const;

@@ -23,6 +23,11 @@ void check_positive_scale(const char* who, const char* what, double v) {
                " must be finite and > 0, got ", v);
 }
 
+// A floor for the scale: 0 is DeepSpeed's "none" (min_loss_scale: 0 in real configs).
+void check_scale_floor(const char* who, double v) {
+  FABRIC_CHECK(std::isfinite(v) && v >= 0.0, ValueError, who, ": min_scale must be finite and >= 0, got ", v);
+}
+
 const char* kind_name(const StateValue& v) {
   static const char* names[] = {"int64", "double", "bool", "string"};
   return names[v.index()];
@@ -80,7 +85,7 @@ DynamicLossScaler::DynamicLossScaler(const DynamicLossScalerOptions& o)
       consecutive_hysteresis_(o.consecutive_hysteresis),
       raise_error_at_min_scale_(o.raise_error_at_min_scale) {
   check_positive_scale("DynamicLossScaler", "init_scale", o.init_scale);
-  check_positive_scale("DynamicLossScaler", "min_scale", o.min_scale);
+  check_scale_floor("DynamicLossScaler", o.min_scale);
   FABRIC_CHECK(o.scale_factor > 1.0 && std::isfinite(o.scale_factor), ValueError,
                "DynamicLossScaler: scale_factor must be > 1 (and finite), got ", o.scale_factor);
   FABRIC_CHECK(o.scale_window >= 1, ValueError,
@@ -179,9 +184,10 @@ void DynamicLossScaler::load_state_dict(const PrecisionState& s) {
   const bool dynamic = r.has("dynamic_loss_scale") ? r.boolean("dynamic_loss_scale") : dynamic_;
   // DeepSpeed's scale grows without a cap (to inf after enough clean steps) and backs off no lower
   // than min_scale: every such state loads back.
-  FABRIC_CHECK(!std::isnan(cur_scale) && cur_scale > 0.0, ValueError,
+  // A scale backed off to a floor of 0 may reach 0 itself.
+  FABRIC_CHECK(!std::isnan(cur_scale) && (cur_scale > 0.0 || (cur_scale == 0.0 && min_scale == 0.0)), ValueError,
                "DynamicLossScaler.load_state_dict: cur_scale must be > 0, got ", cur_scale);
-  check_positive_scale("DynamicLossScaler.load_state_dict", "min_scale", min_scale);
+  check_scale_floor("DynamicLossScaler.load_state_dict", min_scale);
   FABRIC_CHECK(scale_factor > 1.0 && std::isfinite(scale_factor), ValueError,
                "DynamicLossScaler.load_state_dict: scale_factor must be > 1, got ", scale_factor);
   FABRIC_CHECK(scale_window >= 1, ValueError,
@@ -215,7 +221,7 @@ FusedLossScaler::FusedLossScaler(const FusedLossScalerOptions& o)
       scale_window_(o.scale_window),
       min_scale_(o.min_scale) {
   check_positive_scale("FusedLossScaler", o.dynamic ? "init_scale" : "static_scale", cur_scale_);
-  check_positive_scale("FusedLossScaler", "min_scale", o.min_scale);
+  check_scale_floor("FusedLossScaler", o.min_scale);
   FABRIC_CHECK(o.scale_window >= 1, ValueError, "FusedLossScaler: scale_window must be >= 1, got ",
                o.scale_window);
 }

@@ -107,7 +107,11 @@ void FP8Linear::bind_meta_buffers() {
     register_module("_extra_state", extra_state_);
   }
   const std::vector<Tensor> ts = meta_tensors();
-  for (size_t i = 0; i < ts.size(); ++i) extra_state_->register_buffer(kMetaNames[i], ts[i]);
+  // Float32 under Module::to(dtype), as Transformer Engine's fp8_meta, which is no module buffer.
+  for (size_t i = 0; i < ts.size(); ++i) {
+    extra_state_->register_buffer(kMetaNames[i], ts[i]);
+    extra_state_->keep_buffer_dtype(kMetaNames[i]);
+  }
 }
 
 std::vector<Tensor> FP8Linear::meta_tensors() const {

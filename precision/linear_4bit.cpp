@@ -3,6 +3,7 @@
 #include "precision/linear_4bit.h"
 
 #include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -122,6 +123,10 @@ void Linear4bit::set_quantized(Quantized4bit q) {
     state_.nested_code = register_buffer("weight_nested_quant_map", nested_code_tensor());
   }
   register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
+  // The statistics stay float32 under Module::to(dtype): bitsandbytes keeps them in the quant
+  // state, outside the module's buffers, and dequantization reads them as float32.
+  for (const char* name : {"weight_absmax", "weight_quant_map", "weight_nested_absmax", "weight_nested_quant_map"})
+    if (state_.nested || std::string_view(name).find("nested") == std::string_view::npos) keep_buffer_dtype(name);
   // bitsandbytes' Linear4bit checkpoint keys (spec §6), so state_dict() and Fabric::save write
   // its layout.
   set_state_key("weight_absmax", "weight.absmax");

@@ -56,6 +56,7 @@ void Linear8bitLt::set_weight_fp16(const Tensor& w16, bool requires_grad) {
   // (has_fp16_weights) saves weight and bias alone and refuses a checkpoint that has an SCB.
   const bool persistent = !options_.has_fp16_weights;
   SCB = register_buffer("SCB", q.SCA, persistent);
+  keep_buffer_dtype("SCB");  // float32 row statistics under Module::to(dtype), as Int8Params' SCB
   register_buffer("weight_format", zeros({}, {.dtype = DType::uint8}), persistent);
 }
 

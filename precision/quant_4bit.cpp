@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "precision/torch_cpu_mean.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/quant_kernels.h"
@@ -216,12 +217,11 @@ Quantized4bit quantize_4bit(const Tensor& A, int64_t blocksize, const std::strin
   st.absmax = absmax;
   if (compress_statistics) {
     // The statistics are small (n / blocksize values): centred and quantized on the CPU, in
-    // place (the fp32 absmax is not kept). The mean is summed in order, in double, as before.
+    // place (the fp32 absmax is not kept), around bitsandbytes' absmax.mean() as torch's CPU
+    // kernel sums it.
     Tensor a = absmax.device().is_cpu() ? absmax : absmax.to(Device::cpu());
     float* av = a.data<float>();
-    double sum = 0.0;
-    for (int64_t i = 0; i < nblocks; ++i) sum += av[i];
-    st.nested_offset = nblocks == 0 ? 0.0f : static_cast<float>(sum / static_cast<double>(nblocks));
+    st.nested_offset = torch_cpu_mean_float32(av, nblocks);
     for (int64_t i = 0; i < nblocks; ++i) av[i] -= st.nested_offset;
     const Quantized8bit q = quantize_blockwise_8bit(a, 256);
     st.nested = true;

@@ -1,7 +1,6 @@
 // TransformerEnginePrecision: layer replacement, the FP8 forward context and the meta updates.
 #include "precision/transformer_engine_precision.h"
 
-#include "autograd/grad_mode.h"
 #include "precision/true_precision.h"
 
 namespace fabric::precision {
@@ -71,19 +70,8 @@ void TransformerEnginePrecision::convert_module(nn::Module& module) {
     (void)path;
     if (auto f = std::dynamic_pointer_cast<FP8Linear>(m)) layers_.push_back(f);
   }
-  // Module::to converts buffers as well: keep exact float32 copies of the metas and put them back.
-  std::vector<std::vector<Tensor>> saved;
-  for (const auto& l : layers_) {
-    std::vector<Tensor> copies;
-    for (const Tensor& t : l->meta_tensors()) copies.push_back(t.detach().to(DType::float32).clone());
-    saved.push_back(std::move(copies));
-  }
+  // The metas stay float32: FP8Linear keeps them out of Module::to's conversion.
   module.to(weights_dtype_);
-  NoGradGuard no_grad;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const std::vector<Tensor> live = layers_[i]->meta_tensors();
-    for (size_t j = 0; j < live.size(); ++j) live[j].set_data(saved[i][j]);
-  }
 }
 
 Tensor TransformerEnginePrecision::convert_input(const Tensor& input) const {

@@ -462,7 +462,7 @@ const std::vector<std::array<std::string, 4>>& deepspeed_schema() {
       {"fp16.loss_scale_window", "integer", "1000", "clean steps between scale growths"},
       {"fp16.hysteresis", "integer", "2", "overflows absorbed before the scale drops"},
       {"fp16.consecutive_hysteresis", "bool", "false", "refill the hysteresis on every clean step"},
-      {"fp16.min_loss_scale", "number", "1", "lowest scale"},
+      {"fp16.min_loss_scale", "number", "1", "lowest scale (0: no floor)"},
       {"bf16.enabled", "bool", "false", "bf16-mixed (sets fabric.precision when not given)"},
       {"gradient_clipping", "number", "0", "clip to this global 2-norm, fused into unscaling (0: off)"},
       {"zero_optimization.offload_optimizer.device", "string", "none",

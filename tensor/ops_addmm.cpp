@@ -2,6 +2,8 @@
 // epilogue does the rest: self broadcast as a row becomes its bias, a full self is copied into
 // the output and read back through beta, and beta == 0 never reads self (its NaNs ignored, as
 // torch). Each records one node (autograd/derivatives_products.cpp).
+#include <string_view>
+
 #include "tensor/factory.h"
 #include "tensor/flop_counter.h"
 #include "tensor/op_record.h"
@@ -64,6 +66,13 @@ Tensor add_product(const char* op, const Tensor& self, const Tensor& a, const Te
                " does not broadcast to the product's shape ", shape_str(out_shape));
   const double beta = beta_s.to_double(), alpha = alpha_s.to_double();
   const Tensor s = self.detach();
+  // alpha = 0: the product is not read, as BLAS (and torch's addmm/addbmm) skip it, so an inf or
+  // NaN in the factors does not reach the result. torch's baddbmm computes it (NaN there too).
+  if (alpha == 0 && std::string_view(op) != "baddbmm") {
+    Tensor out = zeros(out_shape, {.dtype = a.dtype(), .device = a.device()});
+    if (beta != 0) out.copy_(beta == 1 ? s : mul(s, beta_s));
+    return out;
+  }
   Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
   if (a.dtype() == DType::float64 && !(float_exact(beta_s) && float_exact(alpha_s))) {
     detail::gemm_into(a, b, Tensor(), out, batch);

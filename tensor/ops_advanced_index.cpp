@@ -48,13 +48,13 @@ struct IndexPlan {
 
 // Raises torch's IndexError for an index outside [-size, size) (negative ones count from the end).
 // Returns whether any index is negative (only then does the plan wrap them).
-bool check_signed_range(const Tensor& index, int64_t dim, int64_t size) {
+bool check_signed_range(const char* op, const Tensor& index, int64_t dim, int64_t size) {
   if (index.numel() == 0) return false;
   const Tensor idx = index.contiguous();
   // The bound check reads the indices' extremes back, so on CUDA it waits for the device.
   auto [lo, hi] = index_minmax_stub(idx.device())(idx.data_ptr(), idx.dtype(), idx.numel());
   const int64_t bad = lo < -size ? lo : hi >= size ? hi : 0;
-  FABRIC_CHECK(lo >= -size && hi < size, IndexError, "index: index ", bad,
+  FABRIC_CHECK(lo >= -size && hi < size, IndexError, op, ": index ", bad,
                " is out of bounds for dim ", dim, " with size ", size);
   return lo < 0;
 }
@@ -70,7 +70,7 @@ bool broadcasts_to(const Shape& from, const Shape& to) {
 
 // torch's index rules: int64 tensors index one dim each (broadcast together), a k-dim bool mask
 // indexes k dims (its nonzero coordinates), an undefined tensor keeps its dim whole.
-IndexPlan plan_index(const Tensor& a, const std::vector<Tensor>& indices) {
+IndexPlan plan_index(const char* op, const Tensor& a, const std::vector<Tensor>& indices) {
   std::vector<Tensor> per_dim;  // one entry per leading dim of a (undefined: ":")
   for (size_t i = 0; i < indices.size(); ++i) {
     const Tensor& t = indices[i];
@@ -80,30 +80,30 @@ IndexPlan plan_index(const Tensor& a, const std::vector<Tensor>& indices) {
       continue;
     }
     FABRIC_CHECK(t.dtype() == DType::int64 || t.dtype() == DType::bool_, DTypeError,
-                 "index: tensors used as indices must be int64 or bool, got ", describe(t),
+                 op, ": tensors used as indices must be int64 or bool, got ", describe(t),
                  " at position ", i);
     if (t.dtype() == DType::int64) {
       per_dim.push_back(t.detach().to(a.device()));
       continue;
     }
-    FABRIC_CHECK(t.dim() > 0, ValueError, "index: a 0-dim bool index (position ", i,
+    FABRIC_CHECK(t.dim() > 0, ValueError, op, ": a 0-dim bool index (position ", i,
                  ") is not supported; use a 1-element mask");
     const bool fits = p + t.dim() <= a.dim() &&
                       Shape(a.sizes().begin() + p, a.sizes().begin() + p + t.dim()) == t.sizes();
-    FABRIC_CHECK(fits, IndexError, "index: the mask ", shape_str(t.sizes()), " at position ", i,
+    FABRIC_CHECK(fits, IndexError, op, ": the mask ", shape_str(t.sizes()), " at position ", i,
                  " does not match the dims ", p, "..", p + t.dim() - 1, " of the indexed tensor ",
                  shape_str(a.sizes()));
     const Tensor coords = nonzero(t.detach().to(a.device()));  // (count, k)
     for (int64_t k = 0; k < t.dim(); ++k) per_dim.push_back(coords.select(1, k));
   }
   FABRIC_CHECK(static_cast<int64_t>(per_dim.size()) <= a.dim(), IndexError,
-               "index: too many indices for a tensor of ", a.dim(), " dims (", per_dim.size(),
+               op, ": too many indices for a tensor of ", a.dim(), " dims (", per_dim.size(),
                " given, for ", shape_str(a.sizes()), ")");
   IndexPlan plan;
   std::vector<int64_t> pos;
   for (size_t d = 0; d < per_dim.size(); ++d)
     if (per_dim[d].defined()) pos.push_back(static_cast<int64_t>(d));
-  FABRIC_CHECK(!pos.empty(), ValueError, "index: expected at least one index tensor");
+  FABRIC_CHECK(!pos.empty(), ValueError, op, ": expected at least one index tensor");
   Shape bshape = per_dim[pos[0]].sizes();
   for (int64_t d : pos) bshape = broadcast_shapes(bshape, per_dim[d].sizes(), "index");
   plan.index_shape = bshape;
@@ -125,7 +125,7 @@ IndexPlan plan_index(const Tensor& a, const std::vector<Tensor>& indices) {
   for (size_t j = pos.size(); j-- > 0;) {
     const int64_t size = a.size(pos[j]);
     const Tensor& idx = per_dim[pos[j]];
-    const bool negative = check_signed_range(idx, pos[j], size);
+    const bool negative = check_signed_range(op, idx, pos[j], size);
     Tensor term = negative ? where(lt(idx, Scalar(0)), add(idx, Scalar(size)), idx) : idx;
     if (step != 1) term = mul(term, Scalar(step));
     off = off.defined() ? add(off, term) : term;
@@ -174,7 +174,7 @@ Tensor nonzero(const Tensor& a) {
 
 Tensor index(const Tensor& a, const std::vector<Tensor>& indices) {
   FABRIC_CHECK(a.defined(), ValueError, "index: undefined input");
-  const IndexPlan plan = plan_index(a, indices);
+  const IndexPlan plan = plan_index("index", a, indices);
   const Tensor rows = index_select(plan.flatten(a), 0, plan.offsets.reshape({-1}));
   Shape gathered = plan.index_shape;  // (index_shape..., rest...)
   gathered.insert(gathered.end(), plan.rest_sizes.begin(), plan.rest_sizes.end());
@@ -202,7 +202,7 @@ Tensor index_put(const Tensor& a_in, const std::vector<Tensor>& indices, const T
                describe(values));
   FABRIC_CHECK(a.device() == values.device(), DeviceError, "index_put: self on ", a.device(),
                ", values on ", values.device());
-  const IndexPlan plan = plan_index(a, indices);
+  const IndexPlan plan = plan_index("index_put", a, indices);
   const Shape result = plan.result_shape();
   FABRIC_CHECK(broadcasts_to(values.sizes(), result), ShapeError, "index_put: values ",
                shape_str(values.sizes()), " cannot be broadcast to the indexed shape ",

@@ -2,6 +2,7 @@
 // placed on a diagonal of a square matrix, or a matrix's diagonal copied out) and trace (the sum
 // of that view).
 #include <algorithm>
+#include <limits>
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
@@ -52,7 +53,11 @@ Tensor diag(const Tensor& a_in, int64_t offset) {
   if (a.dim() == 2) return diagonal(a, offset).clone();
   // The vector written into the diagonal of zeros: the copy_ into that view records the
   // gradient's way back (the diagonal of the output's gradient).
-  const int64_t n = a.size(0) + (offset >= 0 ? offset : -offset);
+  int64_t n = 0;
+  FABRIC_CHECK(offset != std::numeric_limits<int64_t>::min() &&
+                   !__builtin_add_overflow(a.size(0), offset >= 0 ? offset : -offset, &n),
+               ShapeError, "diag: a vector of ", a.size(0), " elements at offset ", offset,
+               " needs a matrix whose side does not fit int64");
   Tensor out = zeros({n, n}, {.dtype = a.dtype(), .device = a.device()});
   diagonal(out, offset).copy_(a);
   return out;

@@ -132,7 +132,7 @@ TEST(IndexWrite, BadArgumentsRaiseNamingTheOpAndTheValues) {
       {"index_put out of range",
        [&] { index_put(a, {ints({7})}, full({}, 1.0)); },
        index_error,
-       {"index: index 7 is out of bounds for dim 0"}},
+       {"index_put: index 7 is out of bounds for dim 0"}},
       {"take_along_dim out of range",
        [&] { take_along_dim(a, add(gi, Scalar(5)), 0); },
        index_error,

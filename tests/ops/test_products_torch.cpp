@@ -110,6 +110,26 @@ TEST(ProductsTorch, BetaZeroIgnoresNaNInSelf) {
   }
 }
 
+// torch (and BLAS): alpha = 0 never reads the product, so inf and NaN factors do not reach addmm's
+// or addbmm's result: beta * self (zeros for beta = 0). torch's baddbmm does compute it.
+TEST(ProductsTorch, AlphaZeroIgnoresTheFactors) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (DType dt : {DType::float32, DType::float64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor self = from_vector<double>({1, 2, 3, 4}, {2, 2}).to(dt);
+    const Tensor a = full({2, 3}, inf, {.dtype = dt}), b = ones({3, 2}, {.dtype = dt});
+    EXPECT_EQ(addmm(self, a, b, 1, 0).to_vector<double>(), (std::vector<double>{1, 2, 3, 4}));
+    EXPECT_EQ(addmm(self, a, b, 0.5, 0).to_vector<double>(), (std::vector<double>{0.5, 1, 1.5, 2}));
+    EXPECT_EQ(addmm(self, a, b, 0, 0).to_vector<double>(), (std::vector<double>{0, 0, 0, 0}));
+    EXPECT_EQ(addmm(from_vector<double>({1, 2}, {2}).to(dt), a, b, 1, 0).to_vector<double>(),
+              (std::vector<double>{1, 2, 1, 2}));
+    EXPECT_EQ(addbmm(self, a.unsqueeze(0), b.unsqueeze(0), 1, 0).to_vector<double>(),
+              (std::vector<double>{1, 2, 3, 4}));
+    for (double v : baddbmm(self.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), 1, 0).to_vector<double>())
+      EXPECT_TRUE(std::isnan(v));
+  }
+}
+
 // diagonal is a view: a write into it lands on the base's diagonal.
 TEST(ProductsTorch, DiagonalIsAView) {
   Tensor m = zeros({3, 4});
@@ -259,6 +279,8 @@ TEST(ProductsTorch, ErrorsNameTheProblem) {
          addcdiv(v3, i, i);
        },
        {"addcdiv", "integer division", "int64"}},
+      {"diag past int64", [&] { diag(v3, std::numeric_limits<int64_t>::max()); },
+       {"diag: a vector of 3 elements at offset 9223372036854775807", "does not fit int64"}},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(r.what);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "precision/quant_4bit.h"
+#include "precision/torch_cpu_mean.h"
 #include "precision/quant_int8.h"
 #include "tensor/factory.h"
 #include "tests/common/omp_threads.h"
@@ -312,7 +313,7 @@ TEST(QuantFastPaths, Blockwise8bitMatchesScalarReference) {
 }
 
 // Double quantization end to end: the nested state is the reference quantization of the plain
-// absmax minus its mean (summed in order in double).
+// absmax minus its mean (torch's CPU mean: torch_cpu_mean.h, tested against torch itself).
 TEST(QuantFastPaths, DoubleQuantizedStateMatchesScalarReference) {
   for (int threads : {1, 2}) {
     OmpThreads omp(threads);
@@ -320,9 +321,7 @@ TEST(QuantFastPaths, DoubleQuantizedStateMatchesScalarReference) {
       SCOPED_TRACE(testing::Message() << threads << " threads, n " << n);
       const Tensor A = from_vector(make_input(1, n, 17, true), {n});
       const std::vector<float> plain = quantize_4bit(A, 64, "nf4").state.absmax.to_vector<float>();
-      double sum = 0.0;
-      for (float v : plain) sum += v;
-      const float offset = static_cast<float>(sum / static_cast<double>(plain.size()));
+      const float offset = torch_cpu_mean_float32(plain.data(), static_cast<int64_t>(plain.size()));
       std::vector<float> centred = plain;
       for (float& v : centred) v -= offset;
       std::vector<uint8_t> want_codes;
