@@ -234,22 +234,30 @@ Tensor Strategy::all_gather_uneven(const Tensor& t) const {
 }
 
 Tensor Strategy::broadcast(const Tensor& t, int src) const {
-  FABRIC_CHECK(t.defined(), ValueError, "broadcast: the tensor is undefined");
   NoGradGuard no_grad;
-  if (!pg_) return t.contiguous().clone();
+  if (!pg_) {
+    FABRIC_CHECK(t.defined(), ValueError, "broadcast: the tensor is undefined");
+    return t.contiguous().clone();
+  }
   FABRIC_CHECK(src >= 0 && src < world_size(), ValueError, "broadcast: src ", src, " is not a rank in [0, ",
                world_size(), ")");
   // src's dtype and shape first (one small broadcast), so that the other ranks receive into a
   // buffer of src's kind instead of reinterpreting src's bytes in their own placeholder (or
-  // overrunning a smaller one: Gloo aborts the process on a size mismatch).
+  // overrunning a smaller one: Gloo aborts the process on a size mismatch). Only src's tensor is
+  // read: the others may pass none (`x if rank == 0 else None`); an undefined one at src is said
+  // on every rank (dtype -1 in the record), so that none waits for a collective that never comes.
   const bool sending = global_rank() == src;
-  Tensor meta = shape_record(t);
+  Tensor meta = t.defined() ? shape_record(t) : zeros({kRecordLength}, {.dtype = DType::int64});
+  if (sending && !t.defined()) meta.data<int64_t>()[0] = -1;
   staged_broadcast(*pg_, meta, src);
   const int64_t* m = meta.data<int64_t>();
+  FABRIC_CHECK(m[0] >= 0, ValueError, "broadcast: the tensor of the source rank ", src,
+               " is undefined (the source must pass one; the other ranks may pass none)");
   FABRIC_CHECK(m[1] <= kMaxDims, ValueError, "broadcast: rank ", src, "'s tensor has ", m[1], " dims; at most ",
                kMaxDims, " are supported");
   Tensor buf = sending ? t.contiguous().clone()
-                       : empty(Shape(m + 2, m + 2 + m[1]), {.dtype = DType(m[0]), .device = t.device()});
+                       : empty(Shape(m + 2, m + 2 + m[1]),
+                               {.dtype = DType(m[0]), .device = t.defined() ? t.device() : Device::cpu()});
   if (buf.numel() > 0) staged_broadcast(*pg_, buf, src);
   return buf;
 }

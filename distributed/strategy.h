@@ -151,7 +151,9 @@ class Strategy {
   // other dims must agree: ShapeError naming the ranks otherwise).
   Tensor all_gather_uneven(const Tensor& t) const;
   // src's tensor on every rank, whatever the others pass (the reference broadcasts an object): its
-  // dtype and shape go first, so a placeholder of another dtype, shape or size is fine.
+  // dtype and shape go first, so a placeholder of another dtype, shape or size is fine, and so is
+  // none (an undefined tensor receives on the CPU; Fabric::broadcast receives on its device). An
+  // undefined tensor at src is a ValueError on every rank.
   Tensor broadcast(const Tensor& t, int src = 0) const;
   Bytes broadcast(const Bytes& bytes, int src = 0) const;
   void barrier() const;

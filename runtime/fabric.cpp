@@ -542,6 +542,8 @@ Tensor Fabric::all_gather_uneven(const Tensor& t) const {
 
 Tensor Fabric::broadcast(const Tensor& t, int src) const {
   check_launched("broadcast");
+  // A rank that passes no tensor receives src's on this Fabric's device.
+  if (!t.defined() && global_rank() != src) return strategy_->broadcast(empty({0}, {.device = device()}), src);
   return strategy_->broadcast(t, src);
 }
 

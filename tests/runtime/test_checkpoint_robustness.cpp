@@ -204,6 +204,11 @@ TEST_F(CheckpointRobustness, StringThatIsNotUtf8IsAValueErrorAndWritesNothing) {
   });
   EXPECT_CONTAINS(key_msg, "state key 'k\\xff'");
   EXPECT_CONTAINS(key_msg, "is not valid UTF-8");
+  // A NUL ends the name the file system sees: "m\0a" and "m\0b" would both be m.safetensors.
+  const std::string nul_msg = thrown<ValueError>([&] {
+    fab.save(dir_, {{std::string("m\0a", 3), int64_t(1)}, {std::string("m\0b", 3), int64_t(2)}});
+  });
+  EXPECT_CONTAINS(nul_msg, "is not usable as a file name");
   StatePlugin plugin({{"note", bad}});
   const std::string plugin_msg = thrown<ValueError>([&] { fab.save(dir_, {{"scaler", plugin}}); });
   EXPECT_CONTAINS(plugin_msg, "state['scaler']");
