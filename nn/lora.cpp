@@ -70,7 +70,6 @@ std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
   FABRIC_CHECK(options.rank >= 1, ValueError, "apply_lora: rank must be >= 1, got ", options.rank);
   FABRIC_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
                "apply_lora: dropout must be in [0, 1), got ", options.dropout);
-  model.requires_grad_(false);
 
   // Collect first: replacing while walking would change the list under the walk.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> hits;
@@ -89,9 +88,19 @@ std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
   FABRIC_CHECK(!hits.empty(), ValueError, "apply_lora: no layer of this ", model.type_name(),
                " is named any of [", want.str(), "]");
 
+  // Every target is understood before anything changes: a call that throws leaves the model as
+  // it was.
+  std::vector<std::pair<int64_t, int64_t>> features;
+  for (const auto& [path, m] : hits) features.push_back(linear_features(*m));
+  // Everything but adapters is frozen (PEFT: parameters without "lora_" in their name), so the
+  // adapters of an earlier call stay trainable.
+  for (auto& [name, p] : model.named_parameters())
+    if (name.find("lora_") == std::string::npos) p.set_requires_grad(false);
+
   std::vector<std::string> wrapped;
-  for (const auto& [path, m] : hits) {
-    const auto [in, out] = linear_features(*m);
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const auto& [path, m] = hits[i];
+    const auto [in, out] = features[i];
     auto lora = std::make_shared<LoRALinear>(
         m, LoRALinearOptions{.in_features = in, .out_features = out, .rank = options.rank,
                              .alpha = options.alpha, .dropout = options.dropout});

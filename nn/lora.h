@@ -57,10 +57,12 @@ struct LoRAOptions {
 // ValueError naming the layer type when neither gives them.
 std::pair<int64_t, int64_t> linear_features(const Module& layer);
 
-// Freezes every parameter of `model` (requires_grad = false), then replaces each descendant
-// whose name is in options.target with a LoRALinear wrapping it (its own A/B trainable); layers
-// already wrapped are left alone. Returns the dotted paths wrapped. ValueError when options are
-// invalid (rank < 1, dropout outside [0, 1), empty target) or no layer matches a target.
+// Freezes every parameter of `model` but adapters' (PEFT: those without "lora_" in their name),
+// then replaces each descendant whose name is in options.target with a LoRALinear wrapping it (its
+// own A/B trainable); layers already wrapped, and their adapters, are left alone. Returns the
+// dotted paths wrapped. ValueError when options are invalid (rank < 1, dropout outside [0, 1),
+// empty target), no layer matches a target or a target is not linear-like; the model is then
+// left as it was.
 std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options);
 
 }  // namespace fabric::nn

@@ -197,6 +197,21 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
                ValueError, "Fabric.setup: this ", module->type_name(),
                " has already been set up; set up each module once");
   check_launched("setup");
+  // FSDP (and ZeRO-3, on the same machinery) replaces the module's parameters by flat shards and
+  // makes the optimizers it sets up afterwards step those: one set up before would go on holding
+  // the old parameters and train nothing, silently.
+  if (dynamic_cast<distributed::FSDPStrategy*>(strategy_.get()) != nullptr) {
+    std::erase_if(set_up_optimizers_, [](const auto& o) { return o.second.expired(); });
+    const std::vector<Tensor> params = module->parameters();
+    for (const auto& [opt, alive] : set_up_optimizers_)
+      for (const Tensor& p : opt->parameters())
+        FABRIC_CHECK(std::none_of(params.begin(), params.end(), [&](const Tensor& q) { return q.is_same(p); }),
+                     ValueError, "Fabric.setup_module: the ", opt->name(), " optimizer set up before this ",
+                     module->type_name(), " holds its parameters, but under ", strategy_->name(),
+                     " the module's parameters become flat shards that only an optimizer set up after it "
+                     "steps; set up the module first (setup(model, optimizer), or setup_module, then "
+                     "setup_optimizers)");
+  }
   ctx_->precision->convert_module(*module);
   // The reference warns (rank zero) for each Linear that TransformerEngine leaves unconverted.
   if (auto* te = dynamic_cast<precision::TransformerEnginePrecision*>(ctx_->precision.get()))

@@ -259,6 +259,16 @@ TEST(LoRATest, StartsAsTheBaseAndHasPeftKeys) {
     }
   EXPECT_EQ(trainable, 2);
   EXPECT_THROW(nn::apply_lora(*gpt, {.target = {"nope"}}), ValueError);
+  // A second call keeps the first's adapters trainable (PEFT freezes only non-lora_ parameters);
+  // one that throws (a LayerNorm is no linear layer) leaves the model as it was.
+  nn::apply_lora(*gpt, {.rank = 2, .target = {"c_proj"}});
+  trainable = 0;
+  for (const auto& [n, p] : gpt->named_parameters()) trainable += p.requires_grad() ? 1 : 0;
+  EXPECT_EQ(trainable, 6);  // c_fc's two, attn.c_proj's and mlp.c_proj's two each
+  const nn::StateDict kept = gpt->state_dict();
+  EXPECT_THROW(nn::apply_lora(*gpt, {.target = {"c_attn", "ln_1"}}), ValueError);
+  EXPECT_EQ(gpt->state_dict().size(), kept.size());
+  EXPECT_FALSE(gpt->state_dict().contains("transformer.h.0.attn.c_attn.lora_A.weight"));
 }
 
 // QLoRA: GPT (2 layers, C=64) quantized nf4-dq, LoRA rank 8 / alpha 16 on c_attn, c_proj, c_fc,

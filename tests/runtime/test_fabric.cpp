@@ -293,6 +293,22 @@ TEST(FabricSetup, AnOptimizerAtAReusedAddressIsANewOne) {
   EXPECT_NO_THROW(fab.setup_optimizers(*opt));
 }
 
+// Under FSDP (and ZeRO-3) the module's parameters become flat shards: an optimizer set up before
+// its module kept the old parameters and trained nothing, silently. Now a ValueError; the other
+// order trains.
+TEST(FabricSetup, UnderFsdpAnOptimizerSetUpBeforeItsModuleIsRefused) {
+  Fabric fab(FabricOptions{.accelerator = "cpu", .strategy = "fsdp", .devices = 1});
+  auto lin = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  optim::SGD early(lin->parameters(), {.lr = 0.1});
+  fab.setup_optimizers(early);
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.setup_module(lin); }),
+                  "the SGD optimizer set up before this Linear holds its parameters");
+  auto other = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  FabricModule m = fab.setup_module(other);
+  optim::SGD late(other->parameters(), {.lr = 0.1});
+  EXPECT_NO_THROW(fab.setup_optimizers(late));
+}
+
 TEST(FabricSetup, BF16MixedKeepsWeightsFloat32AndAutocastsForward) {
   Fabric fab({.precision = "bf16-mixed"});
   auto lin = nn::make<nn::Linear>({.in_features = 8, .out_features = 4});

@@ -50,6 +50,18 @@ TEST_F(FabricTrainLimits, AModelPastTheMachinesMemoryIsAConfigError) {
   EXPECT_FALSE(fs::exists(dir_ / "run"));
 }
 
+// LoRA adapters whose rank no memory holds: the config's error naming lora.rank (it was the
+// allocator's, exit 1, or an int64 overflow of the adapter's shape).
+TEST_F(FabricTrainLimits, ALoraRankPastTheMachinesMemoryIsAConfigError) {
+  for (const std::string rank : {"1000000000", "4611686018427387904"}) {
+    const Result r = run("fit " + cfg_ + " --set lora.rank=" + rank, "ulimit -v 8000000; timeout 60");
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_NE(r.output.find("fabric-train: config error: lora.rank: " + rank + " gives adapters of "), std::string::npos)
+        << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run"));
+  }
+}
+
 // Text batches are batch_size random windows: 2^63-1 of them failed in the loader with "empty: a
 // int64 tensor of shape (9223372036854775807,) ... overflows" (exit 1), naming no key.
 TEST_F(FabricTrainLimits, ATextBatchPastTheMachinesMemoryIsAConfigError) {
