@@ -8,11 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <iostream>
 #include <limits>
+#include <optional>
+#include <string_view>
 
 #include "runtime/checkpoint.h"
 #include "runtime/sharded_checkpoint.h"
@@ -21,18 +22,27 @@
 namespace fabric {
 namespace fs = std::filesystem;
 
+namespace {
+// The int64 that `digits` spells with decimal digits alone (no sign, nothing after); nullopt
+// otherwise, a number past int64 included.
+std::optional<int64_t> whole_number(std::string_view digits) {
+  int64_t v = 0;
+  if (digits.empty() || digits.front() == '-' || digits.front() == '+') return std::nullopt;
+  const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (err != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return v;
+}
+}  // namespace
+
 std::vector<std::pair<int64_t, fs::path>> step_checkpoints(const std::string& checkpoints_dir) {
   std::vector<std::pair<int64_t, fs::path>> steps;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
     const std::string n = e.path().filename().string();
     if (n.rfind("step-", 0) != 0 || !e.is_directory() || n.size() == 5) continue;
-    int64_t step = 0;
-    const char* digits = n.data() + 5;
     // Only step-<an int64>: a name of more digits than any step is not a checkpoint of ours.
-    const auto [end, err] = std::from_chars(digits, n.data() + n.size(), step);
-    if (err != std::errc() || end != n.data() + n.size() || *digits == '-' || *digits == '+') continue;
-    steps.emplace_back(step, e.path());
+    const std::optional<int64_t> step = whole_number(std::string_view(n).substr(5));
+    if (step) steps.emplace_back(*step, e.path());
   }
   std::sort(steps.begin(), steps.end());
   return steps;
@@ -68,10 +78,8 @@ void remove_stale_temporaries(const std::string& checkpoints_dir) {
     const std::string n = e.path().filename().string();
     const size_t at = n.rfind(".tmp-");
     if (at == std::string::npos || at == 0 || !e.is_directory(ec) || e.is_symlink(ec)) continue;
-    int64_t pid = 0;
-    const char* digits = n.data() + at + 5;
-    const auto [end, err] = std::from_chars(digits, n.data() + n.size(), pid);
-    if (err != std::errc() || end != n.data() + n.size() || *digits == '-' || *digits == '+' || pid <= 0) continue;
+    const int64_t pid = whole_number(std::string_view(n).substr(at + 5)).value_or(0);
+    if (pid <= 0) continue;
     if (pid != ::getpid() && pid <= std::numeric_limits<pid_t>::max() &&
         (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
       continue;  // that process is alive
