@@ -291,8 +291,9 @@ void FullyShardedModule::build_flats(Unit& u, const std::function<int64_t(const 
       f->params.push_back(p);
       f->names.push_back(u.names[i]);
     }
-    f->compute =
-        u.mixed_precision && options_.param_dtype && is_floating(f->dtype) ? *options_.param_dtype : f->dtype;
+    f->compute = u.mixed_precision && options_.param_dtype && is_floating(f->dtype)
+                     ? *options_.param_dtype
+                     : f->dtype;
     const int64_t s = shard_size_;
     f->padded = std::max<int64_t>(s, (f->numel + s - 1) / s * s);
     f->shard_numel = f->padded / s;
@@ -405,7 +406,8 @@ void FullyShardedModule::cast_buffers_for_compute() {
     if (!u->mixed_precision) kept.push_back(u->name + ".");
   for (auto& [name, b] : root_.named_buffers()) {
     if (!b.defined() || !is_floating(b.dtype()) || b.dtype() == *options_.buffer_dtype) continue;
-    if (std::any_of(kept.begin(), kept.end(), [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; }))
+    if (std::any_of(kept.begin(), kept.end(),
+                    [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; }))
       continue;
     buffer_dtypes_.emplace(name, b.dtype());
     b.set_data(b.to(*options_.buffer_dtype));

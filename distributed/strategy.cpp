@@ -255,9 +255,10 @@ Tensor Strategy::broadcast(const Tensor& t, int src) const {
                " is undefined (the source must pass one; the other ranks may pass none)");
   FABRIC_CHECK(m[1] <= kMaxDims, ValueError, "broadcast: rank ", src, "'s tensor has ", m[1], " dims; at most ",
                kMaxDims, " are supported");
-  Tensor buf = sending ? t.contiguous().clone()
-                       : empty(Shape(m + 2, m + 2 + m[1]),
-                               {.dtype = DType(m[0]), .device = t.defined() ? t.device() : Device::cpu()});
+  Tensor buf =
+      sending ? t.contiguous().clone()
+              : empty(Shape(m + 2, m + 2 + m[1]),
+                      {.dtype = DType(m[0]), .device = t.defined() ? t.device() : Device::cpu()});
   if (buf.numel() > 0) staged_broadcast(*pg_, buf, src);
   return buf;
 }

@@ -128,14 +128,18 @@ DeepSpeedConfig from_json(const Json& given) {
     // arguments): min_loss_scale 0 is DeepSpeed's "no floor"; a window or hysteresis below 1 would
     // never back off or divide by zero there.
     FABRIC_CHECK(!b.loss_scale || (std::isfinite(*b.loss_scale) && *b.loss_scale >= 0), ValueError,
-                 "DeepSpeed config: fp16.loss_scale must be finite and >= 0 (0: dynamic), got ", b.loss_scale.value_or(0));
+                 "DeepSpeed config: fp16.loss_scale must be finite and >= 0 (0: dynamic), got ",
+                 b.loss_scale.value_or(0));
     FABRIC_CHECK(!b.loss_scale_window || *b.loss_scale_window >= 1, ValueError,
-                 "DeepSpeed config: fp16.loss_scale_window must be >= 1, got ", b.loss_scale_window.value_or(0));
-    FABRIC_CHECK(!b.hysteresis || *b.hysteresis >= 1, ValueError, "DeepSpeed config: fp16.hysteresis must be >= 1, got ",
-                 b.hysteresis.value_or(0));
-    FABRIC_CHECK(!b.min_loss_scale || (std::isfinite(*b.min_loss_scale) && *b.min_loss_scale >= 0), ValueError,
-                 "DeepSpeed config: fp16.min_loss_scale must be finite and >= 0 (0: no floor), got ",
-                 b.min_loss_scale.value_or(0));
+                 "DeepSpeed config: fp16.loss_scale_window must be >= 1, got ",
+                 b.loss_scale_window.value_or(0));
+    FABRIC_CHECK(!b.hysteresis || *b.hysteresis >= 1, ValueError,
+                 "DeepSpeed config: fp16.hysteresis must be >= 1, got ", b.hysteresis.value_or(0));
+    FABRIC_CHECK(
+        !b.min_loss_scale || (std::isfinite(*b.min_loss_scale) && *b.min_loss_scale >= 0),
+        ValueError,
+        "DeepSpeed config: fp16.min_loss_scale must be finite and >= 0 (0: no floor), got ",
+        b.min_loss_scale.value_or(0));
     c.fp16 = b;
   }
   if (j.contains("bf16")) {

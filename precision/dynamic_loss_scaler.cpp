@@ -25,7 +25,8 @@ void check_positive_scale(const char* who, const char* what, double v) {
 
 // A floor for the scale: 0 is DeepSpeed's "none" (min_loss_scale: 0 in real configs).
 void check_scale_floor(const char* who, double v) {
-  FABRIC_CHECK(std::isfinite(v) && v >= 0.0, ValueError, who, ": min_scale must be finite and >= 0, got ", v);
+  FABRIC_CHECK(std::isfinite(v) && v >= 0.0, ValueError, who,
+               ": min_scale must be finite and >= 0, got ", v);
 }
 
 const char* kind_name(const StateValue& v) {
@@ -185,8 +186,9 @@ void DynamicLossScaler::load_state_dict(const PrecisionState& s) {
   // DeepSpeed's scale grows without a cap (to inf after enough clean steps) and backs off no lower
   // than min_scale: every such state loads back.
   // A scale backed off to a floor of 0 may reach 0 itself.
-  FABRIC_CHECK(!std::isnan(cur_scale) && (cur_scale > 0.0 || (cur_scale == 0.0 && min_scale == 0.0)), ValueError,
-               "DynamicLossScaler.load_state_dict: cur_scale must be > 0, got ", cur_scale);
+  FABRIC_CHECK(
+      !std::isnan(cur_scale) && (cur_scale > 0.0 || (cur_scale == 0.0 && min_scale == 0.0)),
+      ValueError, "DynamicLossScaler.load_state_dict: cur_scale must be > 0, got ", cur_scale);
   check_scale_floor("DynamicLossScaler.load_state_dict", min_scale);
   FABRIC_CHECK(scale_factor > 1.0 && std::isfinite(scale_factor), ValueError,
                "DynamicLossScaler.load_state_dict: scale_factor must be > 1, got ", scale_factor);

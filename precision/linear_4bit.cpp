@@ -2,10 +2,9 @@
 // JSON blob of its checkpoint (spec §6).
 #include "precision/linear_4bit.h"
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.h"
 #include "precision/true_precision.h"
@@ -125,8 +124,10 @@ void Linear4bit::set_quantized(Quantized4bit q) {
   register_buffer(json_key(state_.quant_type), quant_state_json_tensor(state_));
   // The statistics stay float32 under Module::to(dtype): bitsandbytes keeps them in the quant
   // state, outside the module's buffers, and dequantization reads them as float32.
-  for (const char* name : {"weight_absmax", "weight_quant_map", "weight_nested_absmax", "weight_nested_quant_map"})
-    if (state_.nested || std::string_view(name).find("nested") == std::string_view::npos) keep_buffer_dtype(name);
+  for (const char* name :
+       {"weight_absmax", "weight_quant_map", "weight_nested_absmax", "weight_nested_quant_map"})
+    if (state_.nested || std::string_view(name).find("nested") == std::string_view::npos)
+      keep_buffer_dtype(name);
   // bitsandbytes' Linear4bit checkpoint keys (spec §6), so state_dict() and Fabric::save write
   // its layout.
   set_state_key("weight_absmax", "weight.absmax");

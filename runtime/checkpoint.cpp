@@ -105,8 +105,8 @@ std::string without_trailing_separators(const std::string& path) {
 void check_key(const std::string& key) {
   check_utf8(key, "state key '" + printable(key) + "'");
   // A NUL ends the file name the system sees: "m\0a" and "m\0b" would both write m.safetensors.
-  FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos && key.find('\0') == std::string::npos &&
-                   key != "." && key != "..",
+  FABRIC_CHECK(!key.empty() && key.find('/') == std::string::npos &&
+                   key.find('\0') == std::string::npos && key != "." && key != "..",
                ValueError, "Fabric.save: state key '", printable(key),
                "' is not usable as a file name (empty, '.', '..' or holds '/' or a NUL byte)");
   FABRIC_CHECK(key != "tensors" && key != "state", ValueError, "Fabric.save: state key '", key,

@@ -205,12 +205,14 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
     const std::vector<Tensor> params = module->parameters();
     for (const auto& [opt, alive] : set_up_optimizers_)
       for (const Tensor& p : opt->parameters())
-        FABRIC_CHECK(std::none_of(params.begin(), params.end(), [&](const Tensor& q) { return q.is_same(p); }),
-                     ValueError, "Fabric.setup_module: the ", opt->name(), " optimizer set up before this ",
-                     module->type_name(), " holds its parameters, but under ", strategy_->name(),
-                     " the module's parameters become flat shards that only an optimizer set up after it "
-                     "steps; set up the module first (setup(model, optimizer), or setup_module, then "
-                     "setup_optimizers)");
+        FABRIC_CHECK(
+            std::none_of(params.begin(), params.end(),
+                         [&](const Tensor& q) { return q.is_same(p); }),
+            ValueError, "Fabric.setup_module: the ", opt->name(), " optimizer set up before this ",
+            module->type_name(), " holds its parameters, but under ", strategy_->name(),
+            " the module's parameters become flat shards that only an optimizer set up after it "
+            "steps; set up the module first (setup(model, optimizer), or setup_module, then "
+            "setup_optimizers)");
   }
   ctx_->precision->convert_module(*module);
   // The reference warns (rank zero) for each Linear that TransformerEngine leaves unconverted.
@@ -558,7 +560,8 @@ Tensor Fabric::all_gather_uneven(const Tensor& t) const {
 Tensor Fabric::broadcast(const Tensor& t, int src) const {
   check_launched("broadcast");
   // A rank that passes no tensor receives src's on this Fabric's device.
-  if (!t.defined() && global_rank() != src) return strategy_->broadcast(empty({0}, {.device = device()}), src);
+  if (!t.defined() && global_rank() != src)
+    return strategy_->broadcast(empty({0}, {.device = device()}), src);
   return strategy_->broadcast(t, src);
 }
 

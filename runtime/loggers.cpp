@@ -102,12 +102,16 @@ std::optional<int64_t> parse_step(const std::string& s) {
 }
 
 // What a failed stream write says: errno's text when the write left one, else the usual cause.
-std::string write_failure(int err) { return err != 0 ? std::strerror(err) : "the write failed (disk full?)"; }
+std::string write_failure(int err) {
+  return err != 0 ? std::strerror(err) : "the write failed (disk full?)";
+}
 
 // Whether the "step" cell of a row of `cells` under `columns` is an integer (a cell per column).
-bool row_step_is_integer(const std::vector<std::string>& columns, const std::vector<std::string>& cells) {
+bool row_step_is_integer(const std::vector<std::string>& columns,
+                         const std::vector<std::string>& cells) {
   const auto it = std::find(columns.begin(), columns.end(), "step");
-  return it != columns.end() && parse_step(cells[static_cast<size_t>(it - columns.begin())]).has_value();
+  return it != columns.end() &&
+         parse_step(cells[static_cast<size_t>(it - columns.begin())]).has_value();
 }
 
 }  // namespace
@@ -204,7 +208,9 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
         if (line.empty()) continue;
         const auto cells = split_csv_line(line);
         unterminated = in.eof();
-        if (unterminated && (cells.size() != columns_.size() || !row_step_is_integer(columns_, cells))) break;
+        if (unterminated &&
+            (cells.size() != columns_.size() || !row_step_is_integer(columns_, cells)))
+          break;
         FABRIC_CHECK(cells.size() == columns_.size(), IOError, "CSVLogger: ", path_, " line ", number, ": ",
                      cells.size(), " cells but the header has ", columns_.size(), " columns (",
                      line.substr(0, 80), ")");
@@ -322,8 +328,8 @@ void CSVLogger::rewrite() {
   if (!ok || ec) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
-    throw IOError("CSVLogger: cannot write " + path_ + ": " + (ec ? ec.message() : write_failure(err)) +
-                  "; the file is left as it was");
+    throw IOError("CSVLogger: cannot write " + path_ + ": " +
+                  (ec ? ec.message() : write_failure(err)) + "; the file is left as it was");
   }
   written_ = rows_.size();
   header_dirty_ = false;
@@ -360,7 +366,8 @@ void CSVLogger::append_rows(size_t from) {
   if (!ok) {
     std::error_code ignored;
     if (!ec) std::filesystem::resize_file(target, size_before, ignored);
-    throw IOError("CSVLogger: cannot append to " + path_ + ": " + write_failure(err) + "; its earlier rows are kept");
+    throw IOError("CSVLogger: cannot append to " + path_ + ": " + write_failure(err) +
+                  "; its earlier rows are kept");
   }
   written_ = rows_.size();
 }

@@ -96,8 +96,10 @@ RunDirectoryLock::RunDirectoryLock(const std::string& run_dir) {
   ::close(fd_);
   fd_ = -1;
   if (err == EWOULDBLOCK)
-    throw IOError(run_dir + ": the run directory is in use by another fabric-train fit or resume; wait for it to "
-                  "end, or set another trainer.run_dir");
+    throw IOError(
+        run_dir +
+        ": the run directory is in use by another fabric-train fit or resume; wait for it to "
+        "end, or set another trainer.run_dir");
 }
 
 RunDirectoryLock::~RunDirectoryLock() {

@@ -220,8 +220,9 @@ Tensor ShardedReader::read(const std::string& entry, const std::string& name, in
   // all, say) would otherwise read back as a smaller tensor and drop the weights silently.
   for (const json& p : t->at("pieces")) {
     const int64_t po = p.at("offset").get<int64_t>(), pn = p.at("numel").get<int64_t>();
-    FABRIC_CHECK(po >= 0 && pn >= 0 && pn <= total && po <= total - pn, IOError, "sharded checkpoint ", dir_,
-                 "/meta.json: '", entry, "' tensor '", name, "' of shape ", shape_str(shape), " (", total,
+    FABRIC_CHECK(po >= 0 && pn >= 0 && pn <= total && po <= total - pn, IOError,
+                 "sharded checkpoint ", dir_, "/meta.json: '", entry, "' tensor '", name,
+                 "' of shape ", shape_str(shape), " (", total,
                  " elements) lists a piece of elements [", po, ", ", po + pn,
                  ") (expected pieces inside the tensor; the file is damaged)");
   }

@@ -233,8 +233,10 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
   // memory holds is the config's error (as an oversized model is), not the allocator's.
   double adapter_params = 0;
   for (const auto& [path, m] : model.named_modules()) {
-    const std::string name = path.substr(path.rfind('.') == std::string::npos ? 0 : path.rfind('.') + 1);
-    if (std::find(cfg.lora.target.begin(), cfg.lora.target.end(), name) == cfg.lora.target.end()) continue;
+    const std::string name =
+        path.substr(path.rfind('.') == std::string::npos ? 0 : path.rfind('.') + 1);
+    if (std::find(cfg.lora.target.begin(), cfg.lora.target.end(), name) == cfg.lora.target.end())
+      continue;
     try {
       const auto [in, out] = nn::linear_features(*m);
       adapter_params += double(cfg.lora.rank) * double(in + out);
@@ -245,7 +247,8 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
   if (adapter_params * 4.0 > memory)
     throw ConfigError("lora.rank: " + std::to_string(cfg.lora.rank) + " gives adapters of " +
                       std::to_string(static_cast<long long>(std::min(adapter_params, 9e18))) +
-                      " parameters (rank x (in + out) per targeted layer), more than this machine's memory (RAM and "
+                      " parameters (rank x (in + out) per targeted layer), more than this "
+                      "machine's memory (RAM and "
                       "swap, or ulimit -v) holds as float32; expected a rank that fits");
   try {
     nn::apply_lora(model, {.rank = cfg.lora.rank, .alpha = cfg.lora.alpha, .dropout = cfg.lora.dropout,

@@ -592,8 +592,8 @@ class Run {
       // A model that diverged has no distribution to draw from: said, while the run itself (its
       // checkpoints, its metrics) stands as done.
       try {
-        r.sample = sample_checkpoint(r.last_checkpoint, configured_sample_prompt(t.sample_prompt), t.sample_tokens,
-                                     0.8, 0, uint64_t(t.seed));
+        r.sample = sample_checkpoint(r.last_checkpoint, configured_sample_prompt(t.sample_prompt),
+                                     t.sample_tokens, 0.8, 0, uint64_t(t.seed));
         out << "--- sample ---\n" << r.sample << "\n--------------\n";
       } catch (const ValueError& e) {
         std::cerr << "fabric-train: warning: no sample at the end of the run: " << e.what() << "\n";
@@ -676,7 +676,8 @@ class Run {
     check_model_fits_data(model, *data.train, fab.device());
     // The prompt of the sample at the end of a text GPT run.
     if (data.vocab && cfg_.model.name == "gpt" && cfg_.trainer.sample_tokens > 0)
-      (void)encode_prompt(*data.vocab, configured_sample_prompt(cfg_.trainer.sample_prompt), "trainer.sample_prompt");
+      (void)encode_prompt(*data.vocab, configured_sample_prompt(cfg_.trainer.sample_prompt),
+                          "trainer.sample_prompt");
     return Parts{std::move(data), net, model, optimizer, opt};
   }
 

@@ -67,7 +67,8 @@ bool autocast_enabled(DeviceType device) { return g_tl.state[slot(device)].enabl
 void autocast_enter(DeviceType device, bool enabled, DType dtype, bool cache_enabled) {
   // A disabled region takes any dtype (torch warns and disables): nothing is cast to it.
   FABRIC_CHECK(!enabled || dtype == DType::bfloat16 || dtype == DType::float16, DTypeError,
-               "autocast: the lower-precision dtype must be bfloat16 or float16, got ", dtype_name(dtype));
+               "autocast: the lower-precision dtype must be bfloat16 or float16, got ",
+               dtype_name(dtype));
   auto& st = g_tl.state[slot(device)];
   g_tl.saved[slot(device)].push_back(st);
   const int nesting = st.nesting + 1;

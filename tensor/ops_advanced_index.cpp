@@ -79,8 +79,8 @@ IndexPlan plan_index(const char* op, const Tensor& a, const std::vector<Tensor>&
       per_dim.push_back(t);
       continue;
     }
-    FABRIC_CHECK(t.dtype() == DType::int64 || t.dtype() == DType::bool_, DTypeError,
-                 op, ": tensors used as indices must be int64 or bool, got ", describe(t),
+    FABRIC_CHECK(t.dtype() == DType::int64 || t.dtype() == DType::bool_, DTypeError, op,
+                 ": tensors used as indices must be int64 or bool, got ", describe(t),
                  " at position ", i);
     if (t.dtype() == DType::int64) {
       per_dim.push_back(t.detach().to(a.device()));
@@ -96,8 +96,8 @@ IndexPlan plan_index(const char* op, const Tensor& a, const std::vector<Tensor>&
     const Tensor coords = nonzero(t.detach().to(a.device()));  // (count, k)
     for (int64_t k = 0; k < t.dim(); ++k) per_dim.push_back(coords.select(1, k));
   }
-  FABRIC_CHECK(static_cast<int64_t>(per_dim.size()) <= a.dim(), IndexError,
-               op, ": too many indices for a tensor of ", a.dim(), " dims (", per_dim.size(),
+  FABRIC_CHECK(static_cast<int64_t>(per_dim.size()) <= a.dim(), IndexError, op,
+               ": too many indices for a tensor of ", a.dim(), " dims (", per_dim.size(),
                " given, for ", shape_str(a.sizes()), ")");
   IndexPlan plan;
   std::vector<int64_t> pos;

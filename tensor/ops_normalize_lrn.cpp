@@ -32,7 +32,8 @@ Tensor local_response_norm(const Tensor& x, int64_t size, double alpha, double b
     mean_sq = pad(mul(x, x).reshape({sizes[0], 1, sizes[1], -1}), {0, 0, size / 2, (size - 1) / 2});
     mean_sq = avg_pool2d(mean_sq, {size, 1}, {1, 1}).reshape(sizes);
   } else {
-    mean_sq = pad(mul(x, x).reshape({sizes[0], 1, sizes[1], sizes[2], -1}), {0, 0, 0, 0, size / 2, (size - 1) / 2});
+    mean_sq = pad(mul(x, x).reshape({sizes[0], 1, sizes[1], sizes[2], -1}),
+                  {0, 0, 0, 0, size / 2, (size - 1) / 2});
     mean_sq = avg_pool3d(mean_sq, {size, 1, 1}, {1, 1, 1}).reshape(sizes);
   }
   return div(x, pow(add(mul(mean_sq, alpha), k), beta));

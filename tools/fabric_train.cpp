@@ -24,8 +24,8 @@
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -140,15 +140,17 @@ int main(int argc, char** argv) {
   smp->add_option("checkpoint", checkpoint, a_checkpoint)
       ->required()
       ->check(existing(a_checkpoint));
-  smp->add_option("--prompt", prompt,
-                  "the text to continue (default: the start of a line, a newline when the text had one, else "
-                  "its first character)");
+  smp->add_option(
+      "--prompt", prompt,
+      "the text to continue (default: the start of a line, a newline when the text had one, else "
+      "its first character)");
   smp->add_option("--tokens", tokens, "characters to generate")->check(whole_number(0, int64_max));
   smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")
       ->check(at_least(0, "a finite number >= 0"));
   smp->add_option("--top-k", top_k, "keep only the k most likely characters (0: all)")
       ->check(whole_number(0, int64_max));
-  smp->add_option("--seed", seed, "sampling seed")->check(whole_number(0, std::numeric_limits<uint64_t>::max()));
+  smp->add_option("--seed", seed, "sampling seed")
+      ->check(whole_number(0, std::numeric_limits<uint64_t>::max()));
   auto* exp = app.add_subcommand("export", "write the model weights alone to a safetensors file");
   exp->add_option("checkpoint", checkpoint, a_checkpoint)
       ->required()

@@ -296,14 +296,16 @@ TEST(DDP, BroadcastGivesEveryRankTheSourcesTensorWhateverThePlaceholder) {
     EXPECT_EQ(f.broadcast(r == 0 ? zeros({0, 4}) : ones({3}), 0).sizes(), (Shape{0, 4}));
     // The reference's `fabric.broadcast(x if rank == 0 else None)`: the others may pass none.
     const Tensor from_none = f.broadcast(r == 1 ? src : Tensor(), 1);
-    EXPECT_EQ(from_none.contiguous().to_vector<float>(), (std::vector<float>{1.5f, 2.5f, 3.5f})) << "rank " << r;
+    EXPECT_EQ(from_none.contiguous().to_vector<float>(), (std::vector<float>{1.5f, 2.5f, 3.5f}))
+        << "rank " << r;
     EXPECT_EQ(from_none.device(), f.device());
     // None at the source: an error on every rank, and the group goes on.
     try {
       f.broadcast(r == 0 ? Tensor() : ones({2}), 0);
       ADD_FAILURE() << "rank " << r << ": no error";
     } catch (const ValueError& e) {
-      EXPECT_NE(std::string(e.what()).find("the tensor of the source rank 0 is undefined"), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("the tensor of the source rank 0 is undefined"),
+                std::string::npos)
           << e.what();
     }
     f.barrier("end");

@@ -145,8 +145,10 @@ TEST(FSDPBuffers, Fp16MixedShardedCheckpointHoldsFloat32Buffers) {
 // it sees them.
 struct LinearThenBatchNorm : nn::Module {
   LinearThenBatchNorm() {
-    fc = register_module("fc", std::make_shared<nn::Linear>(nn::LinearOptions{.in_features = 4, .out_features = 4}));
-    bn = register_module("bn", std::make_shared<nn::BatchNorm1d>(nn::BatchNormOptions{.num_features = 4}));
+    fc = register_module(
+        "fc", std::make_shared<nn::Linear>(nn::LinearOptions{.in_features = 4, .out_features = 4}));
+    bn = register_module(
+        "bn", std::make_shared<nn::BatchNorm1d>(nn::BatchNormOptions{.num_features = 4}));
     NoGradGuard no_grad;
     fc->weight.copy_(from_vector<float>({1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
     fc->bias.zero_();

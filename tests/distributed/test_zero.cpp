@@ -61,7 +61,8 @@ void expect_matches_dp(int stage, const std::vector<Case>& cases, double tol) {
       // accumulates reduced gradients (in half under a half mode, as DeepSpeed).
       Case reference = cases[i];
       if (stage == 2) reference.sync_each_micro = true;
-      auto ref = half ? train_dp_half_weights(f, problems[i], reference) : train_dp(f, problems[i], reference);
+      auto ref = half ? train_dp_half_weights(f, problems[i], reference)
+                      : train_dp(f, problems[i], reference);
       auto z = train_zero(f, problems[i], cases[i], /*bucket_elements=*/stage == 2 ? 50 : 200'000'000);
       out.emplace_back(std::move(ref), std::move(z));
     }
@@ -329,7 +330,8 @@ TEST(ZeroStage2, PerRankMemoryMatchesSpecFormula) {
 
 TEST(ZeroStage2, PerRankMemoryInsideNoBackwardSyncMatchesSpecFormula) {
   Fabric fab(zero_options(2));
-  const double ratio = fab.launch([&](Fabric& f) { return measured_over_formula(f, 2, /*accumulating=*/true); });
+  const double ratio =
+      fab.launch([&](Fabric& f) { return measured_over_formula(f, 2, /*accumulating=*/true); });
   EXPECT_NEAR(ratio, 1.0, 0.1) << "rank " << fab.global_rank();
 }
 

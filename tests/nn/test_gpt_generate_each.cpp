@@ -53,7 +53,6 @@ TEST(GPTGenerateEach, SameDrawsAsTheTokenByTokenDefinition) {
   EXPECT_EQ(gpt.generate(ctx, 0).to_vector<int64_t>(), ctx.to_vector<int64_t>());
 }
 
-
 // A diverged model (NaN or inf logits) is refused on every path, greedy included: max_element would
 // have drawn id 0 for NaN. A tiny positive temperature is greedy, not an overflow to inf - inf.
 TEST(GPTGenerateEach, NonFiniteLogitsAreRefusedAndATinyTemperatureIsGreedy) {
@@ -62,10 +61,13 @@ TEST(GPTGenerateEach, NonFiniteLogitsAreRefusedAndATinyTemperatureIsGreedy) {
   const Tensor ctx = from_vector<int64_t>({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor greedy = gpt.generate(ctx, 5, 0.0);
   Generator g(3);
-  EXPECT_EQ(gpt.generate(ctx, 5, 1e-320, std::nullopt, &g).to_vector<int64_t>(), greedy.to_vector<int64_t>());
+  EXPECT_EQ(gpt.generate(ctx, 5, 1e-320, std::nullopt, &g).to_vector<int64_t>(),
+            greedy.to_vector<int64_t>());
   Generator g_k(3);
-  EXPECT_EQ(gpt.generate(ctx, 5, 1e-300, 4, &g_k).to_vector<int64_t>(), greedy.to_vector<int64_t>());
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+  EXPECT_EQ(gpt.generate(ctx, 5, 1e-300, 4, &g_k).to_vector<int64_t>(),
+            greedy.to_vector<int64_t>());
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     {
       NoGradGuard no_grad;
       gpt.lm_head->weight.fill_(bad);
@@ -73,7 +75,8 @@ TEST(GPTGenerateEach, NonFiniteLogitsAreRefusedAndATinyTemperatureIsGreedy) {
     for (double temperature : {0.0, 1.0}) {
       try {
         gpt.generate(ctx, 1, temperature);
-        ADD_FAILURE() << "logits from weights " << bad << " were sampled at temperature " << temperature;
+        ADD_FAILURE() << "logits from weights " << bad << " were sampled at temperature "
+                      << temperature;
       } catch (const ValueError& e) {
         EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
       }

@@ -125,7 +125,8 @@ TEST(ProductsTorch, AlphaZeroIgnoresTheFactors) {
               (std::vector<double>{1, 2, 1, 2}));
     EXPECT_EQ(addbmm(self, a.unsqueeze(0), b.unsqueeze(0), 1, 0).to_vector<double>(),
               (std::vector<double>{1, 2, 3, 4}));
-    for (double v : baddbmm(self.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), 1, 0).to_vector<double>())
+    for (double v :
+         baddbmm(self.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), 1, 0).to_vector<double>())
       EXPECT_TRUE(std::isnan(v));
   }
 }
@@ -279,7 +280,8 @@ TEST(ProductsTorch, ErrorsNameTheProblem) {
          addcdiv(v3, i, i);
        },
        {"addcdiv", "integer division", "int64"}},
-      {"diag past int64", [&] { diag(v3, std::numeric_limits<int64_t>::max()); },
+      {"diag past int64",
+       [&] { diag(v3, std::numeric_limits<int64_t>::max()); },
        {"diag: a vector of 3 elements at offset 9223372036854775807", "does not fit int64"}},
   };
   for (const Row& r : rows) {

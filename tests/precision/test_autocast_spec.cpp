@@ -255,7 +255,8 @@ TEST(AutocastSpec, CpuBf16FollowsTorchWhereTheSpecIsSilent) {
               want_sdpa.to_vector<float>());
   }
   Region r(DeviceType::cpu, true, DType::bfloat16);
-  EXPECT_EQ(smooth_l1_loss(rnd({4}, DType::bfloat16), rnd({4}, DType::bfloat16)).dtype(), DType::float32);
+  EXPECT_EQ(smooth_l1_loss(rnd({4}, DType::bfloat16), rnd({4}, DType::bfloat16)).dtype(),
+            DType::float32);
   // torch pools a 4-D input with avg_pool3d (float32 on the CPU list), a 3-D one with avg_pool2d.
   EXPECT_EQ(local_response_norm(x4, 2).dtype(), DType::float32);
   EXPECT_EQ(local_response_norm(x3, 2).dtype(), DType::bfloat16);

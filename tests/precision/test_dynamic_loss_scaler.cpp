@@ -124,7 +124,8 @@ TEST(DynamicLossScaler, OptionErrors) {
   EXPECT_THROW(DynamicLossScaler({.scale_factor = 1.0}), ValueError);
   EXPECT_THROW(DynamicLossScaler({.scale_window = 0}), ValueError);
   EXPECT_THROW(DynamicLossScaler({.min_scale = -1.0}), ValueError);
-  // min_scale 0: DeepSpeed's "no floor" (min_loss_scale: 0 in real configs): the scale halves past 1.
+  // min_scale 0: DeepSpeed's "no floor" (min_loss_scale: 0 in real configs): the scale halves
+  // past 1.
   DynamicLossScaler no_floor({.init_scale = 2.0, .min_scale = 0.0, .delayed_shift = 1});
   for (int i = 0; i < 3; ++i) no_floor.update_scale(/*overflow=*/true);
   EXPECT_EQ(no_floor.cur_scale(), 0.25);

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "precision/quant_4bit.h"
-#include "precision/torch_cpu_mean.h"
 #include "precision/quant_int8.h"
+#include "precision/torch_cpu_mean.h"
 #include "tensor/factory.h"
 #include "tests/common/omp_threads.h"
 

@@ -2,7 +2,8 @@
 // and SCB in the quant state (and Int8Params), Transformer Engine its fp8_meta, outside the
 // module's buffers, so `model.to(bfloat16)` converts only the bias (and a trainable weight) and
 // the layer goes on as before. Here they are buffers kept out of the conversion; before, the
-// statistics became bfloat16/float16 and the next forward threw (or an FP8 scale overflowed to inf).
+// statistics became bfloat16/float16 and the next forward threw (or an FP8 scale overflowed to
+// inf).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -53,12 +54,14 @@ TEST(QuantizedLayersToDtype, Linear8bitKeepsItsScb) {
   expect_statistics_float32(*layer, DType::float16);
   ASSERT_EQ(layer->SCB.dtype(), DType::float32);
   // The bias was float16 already: the output is the same.
-  EXPECT_EQ(layer->forward(x).to(DType::float32).to_vector<float>(), before.to(DType::float32).to_vector<float>());
+  EXPECT_EQ(layer->forward(x).to(DType::float32).to_vector<float>(),
+            before.to(DType::float32).to_vector<float>());
 }
 
 TEST(QuantizedLayersToDtype, Fp8LinearKeepsItsMetaInFloat32) {
   manual_seed(0);
-  FP8Linear layer({.in_features = 16, .out_features = 16,
+  FP8Linear layer({.in_features = 16,
+                   .out_features = 16,
                    .recipe = {.fp8_format = Fp8Format::HYBRID, .amax_history_len = 4}});
   auto step = [&] {
     const Tensor x = full({4, 16}, 1.0).to(layer.weight.dtype());

@@ -27,7 +27,8 @@ TEST(TorchCpuMean, MatchesTorch113BitForBit) {
     }
     const float mean = torch_cpu_mean_float32(x.data(), row.n);
     EXPECT_EQ(std::bit_cast<uint32_t>(mean), row.mean_bits) << "n = " << row.n;
-    if (std::bit_cast<uint32_t>(static_cast<float>(sum / double(row.n))) != row.mean_bits) ++differs_from_double;
+    if (std::bit_cast<uint32_t>(static_cast<float>(sum / double(row.n))) != row.mean_bits)
+      ++differs_from_double;
   }
   EXPECT_GT(differs_from_double, 0) << "the rows do not tell the two sums apart";
   EXPECT_EQ(torch_cpu_mean_float32(nullptr, 0), 0.0f);
@@ -42,9 +43,11 @@ Tensor blocks_with_absmax(const std::vector<float>& peaks) {
 
 TEST(TorchCpuMean, DoubleQuantizationCentresOnTorchsMean) {
   // torch.mean(torch.tensor([0.126, 1.856, 1.56])) and of ten 0.3s, as printed by torch 1.13.
-  EXPECT_EQ(quantize_4bit(blocks_with_absmax({0.126f, 1.856f, 1.56f}), 64, "nf4", true).state.nested_offset,
+  EXPECT_EQ(quantize_4bit(blocks_with_absmax({0.126f, 1.856f, 1.56f}), 64, "nf4", true)
+                .state.nested_offset,
             1.1806665658950806f);
-  EXPECT_EQ(quantize_4bit(blocks_with_absmax(std::vector<float>(10, 0.3f)), 64, "nf4", true).state.nested_offset,
+  EXPECT_EQ(quantize_4bit(blocks_with_absmax(std::vector<float>(10, 0.3f)), 64, "nf4", true)
+                .state.nested_offset,
             0.29999998211860657f);
 }
 

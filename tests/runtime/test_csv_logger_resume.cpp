@@ -64,7 +64,8 @@ TEST_F(CsvLoggerResume, MalformedFileIsAnIOErrorNamingTheLine) {
 // line). A whole last row without its newline is kept.
 TEST_F(CsvLoggerResume, ARowCutOffMidWriteIsDropped) {
   for (const char* torn : {"2.5", "2.5,", "2.5,1", "2.5,1,0.0052"}) {
-    std::ofstream(path_) << "loss,step\n1.5,0\n" << (std::string(torn) == "2.5,1" ? "2.5,1x" : torn);
+    std::ofstream(path_) << "loss,step\n1.5,0\n"
+                         << (std::string(torn) == "2.5,1" ? "2.5,1x" : torn);
     {
       CSVLogger csv(path_, /*append=*/true);
       csv.log_metrics({{"loss", 4.5}}, 1);

@@ -302,12 +302,15 @@ TEST_F(FabricTrainCliEdges, ResumeDoesNotNeedTheModelInitFile) {
   EXPECT_NE(slurp(run_dir / "config.yaml").find("init: " + init.string()), std::string::npos)
       << slurp(run_dir / "config.yaml");
   // Naming the same file again changes nothing (no warning); another one is left out, said.
-  EXPECT_EQ(run("resume " + run_dir.string() + " --set trainer.max_steps=4 model.init=" + init.string())
-                .output.find("warning"),
-            std::string::npos);
-  const Result other = run("resume " + run_dir.string() + " --set trainer.max_steps=5 model.init=elsewhere");
+  EXPECT_EQ(
+      run("resume " + run_dir.string() + " --set trainer.max_steps=4 model.init=" + init.string())
+          .output.find("warning"),
+      std::string::npos);
+  const Result other =
+      run("resume " + run_dir.string() + " --set trainer.max_steps=5 model.init=elsewhere");
   ASSERT_EQ(other.status, 0) << other.output;
-  EXPECT_NE(other.output.find("--set model.init=elsewhere (in effect: " + init.string() + ")"), std::string::npos)
+  EXPECT_NE(other.output.find("--set model.init=elsewhere (in effect: " + init.string() + ")"),
+            std::string::npos)
       << other.output;
 }
 
@@ -321,12 +324,15 @@ TEST_F(FabricTrainCliEdges, SamplePromptAndCountsAreTakenAsGiven) {
   EXPECT_EQ(by_default.status, 0) << by_default.output;
   const Result newline = run(sample + " --prompt \"\n\"");
   EXPECT_EQ(newline.status, 2) << newline.output;
-  EXPECT_NE(newline.output.find("not in the model's vocabulary: '\\n'"), std::string::npos) << newline.output;
-  for (const std::string bad : {"--seed 18446744073709551616", "--seed 99999999999999999999", "--tokens 1.5",
-                                "--tokens 1e3", "--top-k 9223372036854775808", "--seed -1"}) {
+  EXPECT_NE(newline.output.find("not in the model's vocabulary: '\\n'"), std::string::npos)
+      << newline.output;
+  for (const std::string bad :
+       {"--seed 18446744073709551616", "--seed 99999999999999999999", "--tokens 1.5",
+        "--tokens 1e3", "--top-k 9223372036854775808", "--seed -1"}) {
     const Result r = run(sample + " " + bad);
     EXPECT_EQ(r.status, 2) << bad << "\n" << r.output;
-    EXPECT_NE(r.output.find("expected an integer >= 0"), std::string::npos) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("expected an integer >= 0"), std::string::npos) << bad << "\n"
+                                                                            << r.output;
   }
   EXPECT_EQ(run(sample + " --seed 18446744073709551615").status, 0);
 }
@@ -336,8 +342,12 @@ TEST_F(FabricTrainCliEdges, SamplePromptAndCountsAreTakenAsGiven) {
 TEST_F(FabricTrainCliEdges, AFileSizeLimitIsAnErrorAndTheRunResumes) {
   const std::string cfg = write_contract();
   const fs::path run_dir = dir_ / "run";
-  const Result limited = run("fit " + cfg + " --set model.sizes=[784,2,10] trainer.max_steps=5000 trainer.checkpoint_every=50", "ulimit -f 128;");
-  EXPECT_EQ(limited.status, 1) << limited.output.substr(limited.output.size() > 2000 ? limited.output.size() - 2000 : 0);
+  const Result limited =
+      run("fit " + cfg +
+              " --set model.sizes=[784,2,10] trainer.max_steps=5000 trainer.checkpoint_every=50",
+          "ulimit -f 128;");
+  EXPECT_EQ(limited.status, 1) << limited.output.substr(
+      limited.output.size() > 2000 ? limited.output.size() - 2000 : 0);
   EXPECT_NE(limited.output.find(": File too large"), std::string::npos)
       << limited.output.substr(limited.output.size() > 2000 ? limited.output.size() - 2000 : 0);
   const std::string metrics = slurp(run_dir / "metrics.csv");
@@ -354,10 +364,13 @@ TEST_F(FabricTrainCliEdges, ASecondRunOnARunDirectoryInUseIsRefused) {
   ASSERT_EQ(run("fit " + cfg + " --set trainer.max_steps=1").status, 0);
   // This process holds the directory as a running fit or resume does.
   const RunDirectoryLock held(run_dir.string());
-  for (const std::string command : {"fit " + cfg + " --set trainer.max_steps=2", "resume " + run_dir.string()}) {
+  for (const std::string command :
+       {"fit " + cfg + " --set trainer.max_steps=2", "resume " + run_dir.string()}) {
     const Result second = run(command);
     EXPECT_EQ(second.status, 1) << command << "\n" << second.output;
-    EXPECT_NE(second.output.find("the run directory is in use by another fabric-train fit or resume"), std::string::npos)
+    EXPECT_NE(
+        second.output.find("the run directory is in use by another fabric-train fit or resume"),
+        std::string::npos)
         << second.output;
   }
 }

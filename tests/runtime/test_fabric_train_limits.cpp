@@ -54,9 +54,12 @@ TEST_F(FabricTrainLimits, AModelPastTheMachinesMemoryIsAConfigError) {
 // allocator's, exit 1, or an int64 overflow of the adapter's shape).
 TEST_F(FabricTrainLimits, ALoraRankPastTheMachinesMemoryIsAConfigError) {
   for (const std::string rank : {"1000000000", "4611686018427387904"}) {
-    const Result r = run("fit " + cfg_ + " --set lora.rank=" + rank, "ulimit -v 8000000; timeout 60");
+    const Result r =
+        run("fit " + cfg_ + " --set lora.rank=" + rank, "ulimit -v 8000000; timeout 60");
     EXPECT_EQ(r.status, 2) << r.output;
-    EXPECT_NE(r.output.find("fabric-train: config error: lora.rank: " + rank + " gives adapters of "), std::string::npos)
+    EXPECT_NE(
+        r.output.find("fabric-train: config error: lora.rank: " + rank + " gives adapters of "),
+        std::string::npos)
         << r.output;
     EXPECT_FALSE(fs::exists(dir_ / "run"));
   }

@@ -2,7 +2,6 @@
 // step-N checkpoints a run wrote (by the run id each records) and the advice that starts a new run
 // from a checkpoint's weights.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -60,24 +59,28 @@ TEST_F(RunDirectory, OnlyTheTemporariesOfEndedProcessesAreRemoved) {
   const fs::path c = dir_ / "checkpoints";
   // A pid no process has: past the kernel's largest (pid_max is at most 2^22).
   const std::string gone = std::to_string((1 << 22) + 12345);
-  for (const std::string name : {"last.tmp-" + gone, "step-3.tmp-" + gone}) fs::create_directories(c / name);
+  for (const std::string name : {"last.tmp-" + gone, "step-3.tmp-" + gone})
+    fs::create_directories(c / name);
   const std::string alive = std::to_string(::getppid());  // the test runner's parent
-  for (const std::string name : {"last.tmp-" + alive, std::string("mybackup.tmp-keep"), std::string(".tmp-1"), "step-2.tmp-" + gone + "x"})
+  for (const std::string name : {"last.tmp-" + alive, std::string("mybackup.tmp-keep"),
+                                 std::string(".tmp-1"), "step-2.tmp-" + gone + "x"})
     fs::create_directories(c / name);
   std::ofstream(c / ("notes.tmp-" + gone)) << "x";
   step_checkpoint(4, 7);
   remove_stale_temporaries(c.string());
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(c)) left.insert(e.path().filename().string());
-  EXPECT_EQ(left, (std::set<std::string>{"last.tmp-" + alive, "mybackup.tmp-keep", ".tmp-1",
-                                         "step-2.tmp-" + gone + "x", "notes.tmp-" + gone, "step-4"}));
+  EXPECT_EQ(left,
+            (std::set<std::string>{"last.tmp-" + alive, "mybackup.tmp-keep", ".tmp-1",
+                                   "step-2.tmp-" + gone + "x", "notes.tmp-" + gone, "step-4"}));
 }
 
 // A step-<number> folder past int64 (or signed) is no checkpoint of ours: skipped, as other names
 // are (it was a bare "stoll" error that stopped every fit and resume of the directory).
 TEST_F(RunDirectory, StepFoldersOfNoInt64AreSkipped) {
   step_checkpoint(4, 7);
-  for (const char* name : {"step-99999999999999999999", "step--3", "step-+3", "step-9223372036854775807"})
+  for (const char* name :
+       {"step-99999999999999999999", "step--3", "step-+3", "step-9223372036854775807"})
     fs::create_directories(dir_ / "checkpoints" / name);
   const auto steps = step_checkpoints((dir_ / "checkpoints").string());
   ASSERT_EQ(steps.size(), 2u);

@@ -80,10 +80,10 @@ TEST_F(ShardedReaderDamage, ADamagedShapeNamesMetaJsonAndTheTensor) {
 TEST_F(ShardedReaderDamage, APieceOutsideItsTensorIsNamed) {
   for (const json& shape : {json::array({2, 0}), json::array({1})}) {
     meta_["entries"]["model"]["tensors"]["w"]["shape"] = shape;
+    EXPECT_CONTAINS(module_state_error(), "/meta.json: 'model' tensor 'w' of shape (" +
+                                              std::string(shape.size() == 2 ? "2, 0" : "1,") + ")");
     EXPECT_CONTAINS(module_state_error(),
-                    "/meta.json: 'model' tensor 'w' of shape (" + std::string(shape.size() == 2 ? "2, 0" : "1,") +
-                        ")");
-    EXPECT_CONTAINS(module_state_error(), "lists a piece of elements [0, 2) (expected pieces inside the tensor");
+                    "lists a piece of elements [0, 2) (expected pieces inside the tensor");
   }
   meta_["entries"]["model"]["tensors"]["w"]["shape"] = json::array({2});
   meta_["entries"]["model"]["tensors"]["w"]["pieces"][0]["offset"] = -1;

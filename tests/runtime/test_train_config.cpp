@@ -395,15 +395,19 @@ TEST_F(TrainConfigTest, DeepSpeedLossScaleKeysAreCheckedByName) {
   std::string yaml = contract();
   yaml.replace(yaml.find("strategy: auto"), 14, "strategy: deepspeed");
   yaml.replace(yaml.find(", precision: 32-true"), 20, "");
-  const TrainConfig c = parse_train_config(
-      yaml, "cfg.yaml", {"deepspeed.fp16.enabled=true", "deepspeed.fp16.loss_scale=0", "deepspeed.fp16.min_loss_scale=0"});
+  const TrainConfig c =
+      parse_train_config(yaml, "cfg.yaml",
+                         {"deepspeed.fp16.enabled=true", "deepspeed.fp16.loss_scale=0",
+                          "deepspeed.fp16.min_loss_scale=0"});
   EXPECT_CONTAINS(c.deepspeed, "\"min_loss_scale\":0");
   for (const auto& [set, message] :
-       {std::pair<std::string, std::string>{"deepspeed.fp16.hysteresis=0", "fp16.hysteresis must be >= 1, got 0"},
+       {std::pair<std::string, std::string>{"deepspeed.fp16.hysteresis=0",
+                                            "fp16.hysteresis must be >= 1, got 0"},
         {"deepspeed.fp16.loss_scale_window=0", "fp16.loss_scale_window must be >= 1, got 0"},
         {"deepspeed.fp16.min_loss_scale=-1", "fp16.min_loss_scale must be finite and >= 0"}}) {
     const std::string msg = thrown<ConfigError>([&] {
-      parse_train_config(yaml, "cfg.yaml", {"deepspeed.gradient_clipping=1.0", "deepspeed.fp16.enabled=true", set});
+      parse_train_config(yaml, "cfg.yaml",
+                         {"deepspeed.gradient_clipping=1.0", "deepspeed.fp16.enabled=true", set});
     });
     EXPECT_CONTAINS(msg, "--set " + set.substr(0, set.find('=')) + ":");
     EXPECT_CONTAINS(msg, message);
