@@ -97,23 +97,23 @@ std::string value_text(const TrainConfig& c, const std::string& key) {
   return out.c_str();
 }
 
-// config.yaml's fabric.precision, canonical; "" when it cannot be read (the resume's own parse of
-// the file reports that).
-std::string trained_precision(const std::string& config_path) {
+// config.yaml's `section.key` as written; "" when it is not a scalar or the file cannot be read
+// (the resume's own parse of the file reports that).
+std::string recorded_scalar(const std::string& config_path, const char* section, const char* key) {
   try {
-    const YAML::Node precision = YAML::LoadFile(config_path)["fabric"]["precision"];
-    if (!precision.IsScalar()) return "";
-    return precision::canonical_precision(precision.Scalar());
+    const YAML::Node value = YAML::LoadFile(config_path)[section][key];
+    return value.IsScalar() ? value.Scalar() : std::string();
   } catch (const std::exception&) {
     return "";
   }
 }
 
-// config.yaml's model.init as written; "" when not set or not readable.
-std::string recorded_model_init(const std::string& config_path) {
+// config.yaml's fabric.precision, canonical; "" when it holds none.
+std::string trained_precision(const std::string& config_path) {
+  const std::string precision = recorded_scalar(config_path, "fabric", "precision");
+  if (precision.empty()) return "";
   try {
-    const YAML::Node init = YAML::LoadFile(config_path)["model"]["init"];
-    return init.IsScalar() ? init.Scalar() : std::string();
+    return precision::canonical_precision(precision);
   } catch (const std::exception&) {
     return "";
   }
@@ -125,7 +125,7 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
                                        const std::vector<std::string>& overrides) {
   ResumeOverrides r;
   r.trained_precision = trained_precision(config_path);
-  r.model_init = recorded_model_init(config_path);
+  r.model_init = recorded_scalar(config_path, "model", "init");
   std::vector<std::pair<std::string, const RestoredKey*>> candidates;
   for (const std::string& o : overrides) {
     if (const RestoredKey* k = restored(o.substr(0, o.find('='))))
