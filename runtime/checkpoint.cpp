@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <tuple>
 #include <nlohmann/json.hpp>
 
@@ -351,8 +352,22 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
   std::vector<std::tuple<std::string, std::string, const json*>> order;
   for (const auto& [key, e] : entries.items()) order.emplace_back(key, entry_kind(e, key, path), &e);
   std::stable_partition(order.begin(), order.end(), [](const auto& o) { return std::get<1>(o) == "precision"; });
-  for (const auto& [key, kind, entry] : order)
-    if (auto it = state.find(key); it != state.end()) check_kind(it->second, key, kind);
+  // An optimizer's file is read while checking, so that another optimizer type's state (Adam's
+  // moments offered to SGD) is refused before anything is restored; it is then restored from there.
+  std::map<std::string, SafetensorsFile> optimizer_files;
+  for (const auto& [key, kind, entry] : order) {
+    auto it = state.find(key);
+    if (it == state.end()) continue;
+    check_kind(it->second, key, kind);
+    if (auto* o = std::get_if<optim::Optimizer*>(&it->second.value())) {
+      SafetensorsFile f = file_of(key);
+      auto saved = f.metadata.find("optimizer");
+      FABRIC_CHECK(saved == f.metadata.end() || saved->second == (*o)->name(), ValueError, "Fabric.load: '", key,
+                   "' holds the state of a ", saved->second, " optimizer in ", path_in,
+                   ", but the optimizer passed is a ", (*o)->name());
+      optimizer_files.emplace(key, std::move(f));
+    }
+  }
   State remainder;
   for (const auto& [key, kind, entry] : order) {
     const json& e = *entry;
@@ -383,7 +398,7 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
               v->load_state_dict(sd, strict);
             }
           } else if constexpr (std::is_same_v<V, optim::Optimizer*>) {
-            const optim::OptimizerState sd = optim::OptimizerState::unflatten(items_of(file_of(key)));
+            const optim::OptimizerState sd = optim::OptimizerState::unflatten(items_of(optimizer_files.at(key)));
             if (load_optimizer) {
               load_optimizer(*v, sd);
             } else {
