@@ -33,24 +33,22 @@ FullCheckpoint::~FullCheckpoint() {
 CheckpointModel read_checkpoint_config(const std::string& dir) {
   if (!fs::exists(dir + "/state.json"))
     throw IOError(dir + ": not a checkpoint directory (no state.json)");
-  // The config and vocabulary only: the precision plugin's state (a loss scale, FP8 recipe) is not
-  // restored, nor warned about.
-  State state{{"config", std::string()}};
-  State rest = load_checkpoint(dir, state, /*precision=*/nullptr, /*strict=*/true);
+  // The config and vocabulary only, read from the description alone: the model and optimizer
+  // files are not opened (sample and export need no optimizer.safetensors), and the precision
+  // plugin's state (a loss scale, FP8 recipe) is not restored, nor warned about.
+  const std::optional<StateEntry> config_entry = read_checkpoint_value(dir, "config");
+  if (!config_entry) throw IOError(dir + ": the checkpoint holds no 'config', which fabric-train saves there");
+  const std::string* config_text = std::get_if<std::string>(&config_entry->value());
+  if (!config_text) throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
   CheckpointModel c;
-  const std::string* config_entry = std::get_if<std::string>(&state.at("config").value());
-  if (!config_entry)
-    throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
-  const std::string config_text = *config_entry;
   // The data and init files need not exist any more: check the config without them.
   c.cfg = parse_train_config(
-      config_text, dir + "/state.json:config",
+      *config_text, dir + "/state.json:config",
       {string_override("data.path", dir + "/state.json"), "data.labels=", "model.init="});
-  if (auto it = rest.find("vocab"); it != rest.end()) {
-    const std::string* vocab = std::get_if<std::string>(&it->second.value());
-    if (!vocab)
-      throw IOError(dir + ": the state's 'vocab' is not the text fabric-train saves there");
-    c.vocab_json = *vocab;
+  if (const std::optional<StateEntry> vocab = read_checkpoint_value(dir, "vocab")) {
+    const std::string* text = std::get_if<std::string>(&vocab->value());
+    if (!text) throw IOError(dir + ": the state's 'vocab' is not the text fabric-train saves there");
+    c.vocab_json = *text;
   }
   return c;
 }

@@ -4,6 +4,7 @@
 // run with the same seed.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "tests/runtime/fabric_train_test_util.h"
@@ -34,6 +35,24 @@ TEST_F(FabricTrainSampleStream, HugeTokenCountPrintsAtOnce) {
               " --prompt 'the cat' --tokens 1000000000000 --seed 5 2>/dev/null | head -c 200",
           "timeout 60");
   EXPECT_EQ(first.output, whole.output.substr(0, 200));
+}
+
+
+// sample and export read the model, config and vocabulary: a checkpoint copied without its
+// optimizer.safetensors (the largest file, useless for inference) still samples, the same bytes.
+TEST_F(FabricTrainSampleStream, NeedsNoOptimizerFile) {
+  const std::string run_dir = (dir_ / "run").string();
+  const Result before = run("sample " + run_dir + " --prompt 'the cat' --tokens 40 --seed 5");
+  ASSERT_EQ(before.status, 0) << before.output;
+  int removed = 0;
+  for (const auto& step : std::filesystem::directory_iterator(run_dir + "/checkpoints"))
+    removed += std::filesystem::remove(step.path() / "optimizer.safetensors") ? 1 : 0;
+  ASSERT_GT(removed, 0);
+  const Result after = run("sample " + run_dir + " --prompt 'the cat' --tokens 40 --seed 5");
+  ASSERT_EQ(after.status, 0) << after.output;
+  EXPECT_EQ(after.output, before.output);
+  const Result exported = run("export " + run_dir + " " + (dir_ / "model.safetensors").string());
+  EXPECT_EQ(exported.status, 0) << exported.output;
 }
 
 }  // namespace
