@@ -185,51 +185,19 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
   columns_.push_back("step");
   namespace fs = std::filesystem;
   bool kept = false;
-  if (append && fs::exists(path_)) {
-    std::ifstream in(path_);
-    std::string line;
-    // Lines as written here, or by an editor that ended them with "\r\n".
-    auto next_line = [&] {
-      if (!std::getline(in, line)) return false;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return true;
-    };
-    if (next_line()) {
-      columns_ = split_csv_line(line);
-      FABRIC_CHECK(std::find(columns_.begin(), columns_.end(), "step") != columns_.end(), IOError, "CSVLogger: ",
-                   path_, " has no 'step' column (header: ", line, ")");
-      // Every row this logger writes has a cell per column and an integer step; anything else is
-      // not its file (or was edited), and rows under the wrong columns would go on silently.
-      // A last line without its newline: the file is rewritten whole at the next flush, since an
-      // append would continue that line. One that does not read as a row was cut off mid-write (a
-      // kill, a full disk) and is dropped.
-      bool unterminated = false;
-      for (int64_t number = 2; next_line(); ++number) {
-        if (line.empty()) continue;
-        const auto cells = split_csv_line(line);
-        unterminated = in.eof();
-        if (unterminated &&
-            (cells.size() != columns_.size() || !row_step_is_integer(columns_, cells)))
-          break;
-        FABRIC_CHECK(cells.size() == columns_.size(), IOError, "CSVLogger: ", path_, " line ", number, ": ",
-                     cells.size(), " cells but the header has ", columns_.size(), " columns (",
-                     line.substr(0, 80), ")");
-        Row row;
-        for (size_t i = 0; i < cells.size(); ++i)
-          if (!cells[i].empty()) row[columns_[i]] = cells[i];
-        const auto step = row.find("step");
-        FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", path_, " line ", number,
-                     ": step '", step == row.end() ? "" : step->second.substr(0, 40), "' is not an integer");
-        rows_.push_back(std::move(row));
-      }
-      written_ = rows_.size();
-      // A file from before the header was sorted (step first): rewritten in Lightning's order at
-      // the next flush, its rows under the same column names.
-      header_dirty_ = unterminated || !std::is_sorted(columns_.begin(), columns_.end());
-      std::sort(columns_.begin(), columns_.end());
-      kept = true;
-      file_is_ours_ = true;
-    }
+  std::vector<Row> rows;  // only counted: rows written are not kept in memory
+  bool unterminated = false;
+  std::vector<std::string> header;
+  if (append && fs::exists(path_)) header = read_file_rows(path_, rows, unterminated);
+  if (!header.empty()) {  // an empty file is not kept: it is written anew
+    columns_ = std::move(header);
+    logged_ = written_ = rows.size();
+    // A file from before the header was sorted (step first), or whose last row was cut off: rewritten
+    // (sorted, in Lightning's order) at the next flush, its rows under the same column names.
+    header_dirty_ = unterminated || !std::is_sorted(columns_.begin(), columns_.end());
+    std::sort(columns_.begin(), columns_.end());
+    kept = true;
+    file_is_ours_ = true;
   } else {
     create_parent_folders();
   }
@@ -237,6 +205,46 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
     for (const auto& c : columns) add_column(c);
     rewrite();
   }
+}
+
+// The rows of the metrics file `file` (as this logger writes it: a header with a "step" column,
+// then a cell per column and an integer step on every row), returning its header (empty for an
+// empty file). A last line
+// without its newline sets `unterminated` (an append would continue that line); one that does not
+// read as a row was cut off mid-write (a kill, a full disk) and is dropped. Anything else that is
+// not a row is an IOError: rows under the wrong columns would go on silently.
+std::vector<std::string> CSVLogger::read_file_rows(const std::string& file, std::vector<Row>& rows,
+                                                   bool& unterminated) const {
+  std::ifstream in(file);
+  FABRIC_CHECK(in.good(), IOError, "CSVLogger: cannot read ", file, ": ", std::strerror(errno));
+  std::string line;
+  // Lines as written here, or by an editor that ended them with "\r\n".
+  auto next_line = [&] {
+    if (!std::getline(in, line)) return false;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  };
+  unterminated = false;
+  if (!next_line()) return {};
+  const std::vector<std::string> columns = split_csv_line(line);
+  FABRIC_CHECK(std::find(columns.begin(), columns.end(), "step") != columns.end(), IOError, "CSVLogger: ", file,
+               " has no 'step' column (header: ", line, ")");
+  for (int64_t number = 2; next_line(); ++number) {
+    if (line.empty()) continue;
+    const auto cells = split_csv_line(line);
+    unterminated = in.eof();
+    if (unterminated && (cells.size() != columns.size() || !row_step_is_integer(columns, cells))) break;
+    FABRIC_CHECK(cells.size() == columns.size(), IOError, "CSVLogger: ", file, " line ", number, ": ",
+                 cells.size(), " cells but the header has ", columns.size(), " columns (", line.substr(0, 80), ")");
+    Row row;
+    for (size_t i = 0; i < cells.size(); ++i)
+      if (!cells[i].empty()) row[columns[i]] = cells[i];
+    const auto step = row.find("step");
+    FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", file, " line ", number,
+                 ": step '", step == row.end() ? "" : step->second.substr(0, 40), "' is not an integer");
+    rows.push_back(std::move(row));
+  }
+  return columns;
 }
 
 std::string CSVLogger::log_dir() const {
@@ -271,9 +279,10 @@ void CSVLogger::log_metrics(const Metrics& metrics, std::optional<int64_t> step)
     row[key] = format_value(v);
   }
   // Set last, as Lightning: a metric named "step" does not replace it.
-  row["step"] = std::to_string(step ? *step : int64_t(rows_.size()));
-  rows_.push_back(std::move(row));
-  if (int64_t(rows_.size() - written_) >= flush_every_) flush();
+  row["step"] = std::to_string(step ? *step : int64_t(logged_));
+  ++logged_;
+  pending_.push_back(std::move(row));
+  if (int64_t(pending_.size()) >= flush_every_) flush();
 }
 
 void CSVLogger::log_hyperparams(const std::map<std::string, std::string>& params) {
@@ -284,30 +293,33 @@ void CSVLogger::log_hyperparams(const std::map<std::string, std::string>& params
 void CSVLogger::flush() {
   // Nothing logged: no file, and another's file at that path (rank 0's, seen from another rank) is
   // left alone.
-  if (rows_.empty() && written_ == 0 && !file_is_ours_) return;
+  if (pending_.empty() && !file_is_ours_) return;
   if (header_dirty_) {
     rewrite();
-  } else if (written_ < rows_.size()) {
-    append_rows(written_);
+  } else if (!pending_.empty()) {
+    append_pending();
   }
 }
 
-void CSVLogger::truncate_after(int64_t step) {
-  std::vector<Row> kept;
-  for (Row& row : rows_) {
-    auto it = row.find("step");  // every row has an integer step (checked when read, set when logged)
-    if (it != row.end() && parse_step(it->second).value_or(step) > step) continue;
-    kept.push_back(std::move(row));
-  }
-  rows_ = std::move(kept);
-  rewrite();
-}
+void CSVLogger::truncate_after(int64_t step) { rewrite(step); }
 
-// The header and every row, written whole to a temporary file that then replaces the file: a
-// write that fails (a full disk, a file-size limit) leaves the earlier file as it was.
-void CSVLogger::rewrite() {
+// The header and every row (those in the file, read back, then the pending ones; with `last_step`
+// only rows up to that step), written whole to a temporary file that then replaces the file: a
+// write that fails (a full disk, a file-size limit) leaves the earlier file and the pending rows as
+// they were. Only a header change or a truncation rewrites, so rows written stay out of memory.
+void CSVLogger::rewrite(std::optional<int64_t> last_step) {
   prepare_first_write();
   const std::string target = target_file();
+  std::vector<Row> rows;
+  if (written_ > 0 && std::filesystem::exists(target)) {
+    bool unterminated = false;
+    read_file_rows(target, rows, unterminated);
+  }
+  rows.insert(rows.end(), pending_.begin(), pending_.end());
+  if (last_step) {
+    // Every row has an integer step (checked when read, set when logged).
+    std::erase_if(rows, [&](const Row& row) { return parse_step(row.at("step")).value_or(*last_step) > *last_step; });
+  }
   const std::string tmp = temporary_sibling(target);
   bool ok = false;
   int err = 0;
@@ -317,7 +329,7 @@ void CSVLogger::rewrite() {
     if (out.good()) {
       for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << csv_field(columns_[i]);
       out << "\n";
-      for (const Row& row : rows_) write_row(out, row);
+      for (const Row& row : rows) write_row(out, row);
       out.flush();
       ok = out.good();
     }
@@ -331,7 +343,8 @@ void CSVLogger::rewrite() {
     throw IOError("CSVLogger: cannot write " + path_ + ": " +
                   (ec ? ec.message() : write_failure(err)) + "; the file is left as it was");
   }
-  written_ = rows_.size();
+  written_ = rows.size();
+  pending_.clear();
   header_dirty_ = false;
   file_is_ours_ = true;
 }
@@ -344,8 +357,9 @@ void CSVLogger::write_row(std::ostream& out, const Row& row) const {
   out << "\n";
 }
 
-// New rows at the end of the file; a write that fails is cut back off (no half row stays).
-void CSVLogger::append_rows(size_t from) {
+// The pending rows at the end of the file; a write that fails is cut back off (no half row stays)
+// and they stay pending.
+void CSVLogger::append_pending() {
   prepare_first_write();
   const std::string target = target_file();
   std::error_code ec;
@@ -357,7 +371,7 @@ void CSVLogger::append_rows(size_t from) {
     errno = 0;
     std::ofstream out(target, std::ios::app);
     if (out.good()) {
-      for (size_t r = from; r < rows_.size(); ++r) write_row(out, rows_[r]);
+      for (const Row& row : pending_) write_row(out, row);
       out.flush();
       ok = out.good();
     }
@@ -369,7 +383,8 @@ void CSVLogger::append_rows(size_t from) {
     throw IOError("CSVLogger: cannot append to " + path_ + ": " + write_failure(err) +
                   "; its earlier rows are kept");
   }
-  written_ = rows_.size();
+  written_ += pending_.size();
+  pending_.clear();
 }
 
 }  // namespace fabric

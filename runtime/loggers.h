@@ -92,8 +92,9 @@ class CSVLogger : public Logger {
   struct FromPath {};
   CSVLogger(FromPath, std::string path, bool append, int64_t flush_every, const std::vector<std::string>& columns);
   using Row = std::map<std::string, std::string>;
-  void rewrite();
-  void append_rows(size_t from);
+  void rewrite(std::optional<int64_t> last_step = std::nullopt);
+  void append_pending();
+  std::vector<std::string> read_file_rows(const std::string& file, std::vector<Row>& rows, bool& unterminated) const;
   void write_row(std::ostream& out, const Row& row) const;
   void add_column(const std::string& name);
   // IOError naming the folder when path_'s folder can neither be found nor made.
@@ -111,8 +112,11 @@ class CSVLogger : public Logger {
   std::string prefix_;
   int64_t flush_every_;
   std::vector<std::string> columns_;  // sorted, "step" among them
-  std::vector<Row> rows_;
-  size_t written_ = 0;     // rows already in the file
+  // Rows logged but not yet in the file; those written are not kept in memory (a long run's
+  // metrics would grow without bound), and are read back from the file for a rewrite.
+  std::vector<Row> pending_;
+  size_t written_ = 0;  // rows in the file
+  size_t logged_ = 0;   // rows logged, counting those the kept file held (the default step)
   bool header_dirty_ = true;
 };
 

@@ -90,5 +90,21 @@ TEST_F(CsvLoggerResume, CrlfLinesAreReadAndRowsAfterAStepDropped) {
   EXPECT_EQ(lines(), (std::vector<std::string>{"loss,step", "1.5,0", "2.5,1", "4.5,2"}));
 }
 
+// Rows already written are not kept in memory (a long run's metrics would grow without bound): a
+// new column rewrites the file from what it holds, read back, and the default step keeps counting.
+TEST_F(CsvLoggerResume, RowsWrittenAreReadBackFromTheFileForANewColumn) {
+  {
+    CSVLogger csv(path_);
+    csv.log_metrics({{"loss", 1.5}}, std::nullopt);
+    csv.log_metrics({{"loss", 2.5}}, std::nullopt);
+    // Edited behind the logger's back: what a rewrite keeps is the file's row, not a copy.
+    std::ofstream(path_) << "loss,step\n1.25,0\n2.5,1\n";
+    csv.log_metrics({{"loss", 3.5}, {"acc", 0.5}}, std::nullopt);
+    csv.truncate_after(1);
+    csv.log_metrics({{"acc", 0.75}}, std::nullopt);
+  }
+  EXPECT_EQ(lines(), (std::vector<std::string>{"acc,loss,step", ",1.25,0", ",2.5,1", "0.75,,3"}));
+}
+
 }  // namespace
 }  // namespace fabric
