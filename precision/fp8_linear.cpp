@@ -21,18 +21,27 @@ class FP8ExtraState : public nn::Module {
   bool ddp_broadcasts_buffers() const override { return false; }
 };
 
-// The fp8 region of this thread. Metas are held by shared_ptr so a layer destroyed mid-region
-// cannot leave a dangling entry.
+// The fp8 region of this thread. The region's metas are held by shared_ptr so a layer destroyed
+// mid-region cannot leave a dangling entry; those waiting for a backward are held weakly, since a
+// forward with grad mode on may never see one (a model freed after it must not stay alive here).
 struct Fp8RegionState {
-  std::vector<bool> enabled;                          // one entry per open region
-  std::vector<std::shared_ptr<FP8Meta>> ran;          // forward metas to update on exit
-  std::vector<std::shared_ptr<FP8Meta>> pending_bwd;  // backward metas to update after backward
+  std::vector<bool> enabled;                        // one entry per open region
+  std::vector<std::shared_ptr<FP8Meta>> ran;        // forward metas to update on exit
+  std::vector<std::weak_ptr<FP8Meta>> pending_bwd;  // backward metas to update after backward
 };
 
 thread_local Fp8RegionState g_region;
 
 void add_unique(std::vector<std::shared_ptr<FP8Meta>>& v, const std::shared_ptr<FP8Meta>& m) {
   if (std::find(v.begin(), v.end(), m) == v.end()) v.push_back(m);
+}
+
+// Adds `m` once, dropping the entries of metas freed since.
+void add_pending(std::vector<std::weak_ptr<FP8Meta>>& v, const std::shared_ptr<FP8Meta>& m) {
+  std::erase_if(v, [](const std::weak_ptr<FP8Meta>& w) { return w.expired(); });
+  for (const auto& w : v)
+    if (w.lock() == m) return;
+  v.push_back(m);
 }
 
 void region_exit() {
@@ -47,7 +56,7 @@ void region_exit() {
   if (!grad_enabled()) return;
   for (const auto& m : ran) {
     m->update(Fp8Direction::forward);
-    add_unique(g_region.pending_bwd, m);
+    add_pending(g_region.pending_bwd, m);
   }
 }
 
@@ -64,7 +73,9 @@ ContextGuard fp8_autocast(bool enabled) {
 }
 
 int64_t fp8_update_backward_metas() {
-  std::vector<std::shared_ptr<FP8Meta>> pending = std::move(g_region.pending_bwd);
+  std::vector<std::shared_ptr<FP8Meta>> pending;
+  for (const auto& w : g_region.pending_bwd)
+    if (auto m = w.lock()) pending.push_back(std::move(m));
   g_region.pending_bwd.clear();
   flush_recorded_amaxes(pending, Fp8Direction::backward);  // one read back for all of them
   for (const auto& m : pending) m->update(Fp8Direction::backward);

@@ -8,6 +8,7 @@
 #include <span>
 #include <sstream>
 
+#include "autograd/grad_mode.h"
 #include "nn/gpt.h"
 #include "runtime/checkpoint_detail.h"
 #include "runtime/checkpoint_model.h"
@@ -77,7 +78,9 @@ void generate_text(const CheckpointModel& loaded, const std::string& prompt,
   const std::vector<int64_t> ids = encode_prompt(vocab, prompt, prompt_name);
   Generator gen(seed);
   // As the model ran in training: inside the plugin's forward context (an autocast region, the
-  // compute dtype of quantized layers, FP8).
+  // compute dtype of quantized layers, FP8), without gradients from before the context opens: an
+  // FP8 region closed with grad mode on is a training step's and updates the scales.
+  NoGradGuard no_grad;
   precision::ContextGuard guard = loaded.plugin->forward_context();
   // model.vocab_size may exceed the text's characters: the ids past them name no character and
   // are never drawn.
