@@ -159,23 +159,34 @@ void FP8Meta::set_amax_reducer(AmaxReducer reducer, int64_t world_size) {
   world_size_ = world_size;
 }
 
+void FP8Meta::reduce_row0(Fp8Direction d) {
+  if (!(recipe_.reduce_amax && world_size_ > 1 && reducer_)) return;
+  const int64_t k = num_slots(d);
+  float* h = history_ptr(d);
+  Tensor row0 = empty({k}, {.dtype = DType::float32});
+  std::memcpy(row0.data<float>(), h, static_cast<size_t>(k) * sizeof(float));
+  reducer_(row0);
+  FABRIC_CHECK(row0.defined() && row0.shape() == Shape{k}, ShapeError,
+               "FP8Meta.update: the amax reducer must leave a (", k, ") tensor, got ",
+               row0.defined() ? shape_str(row0.shape()) : std::string("an undefined tensor"));
+  const std::vector<float> reduced = row0.to_vector<float>();
+  std::memcpy(h, reduced.data(), static_cast<size_t>(k) * sizeof(float));
+}
+
+void FP8Meta::reduce_current_amaxes() {
+  for (Fp8Direction d : {Fp8Direction::forward, Fp8Direction::backward}) {
+    flush_recorded_amaxes(d);
+    reduce_row0(d);
+  }
+}
+
 void FP8Meta::update(Fp8Direction d) {
   flush_recorded_amaxes(d);
   const int64_t k = num_slots(d);
   const int64_t len = recipe_.amax_history_len;
   float* h = history_ptr(d);
   float* s = scale_ptr(d);
-
-  if (recipe_.reduce_amax && world_size_ > 1 && reducer_) {
-    Tensor row0 = empty({k}, {.dtype = DType::float32});
-    std::memcpy(row0.data<float>(), h, static_cast<size_t>(k) * sizeof(float));
-    reducer_(row0);
-    FABRIC_CHECK(row0.defined() && row0.shape() == Shape{k}, ShapeError,
-                 "FP8Meta.update: the amax reducer must leave a (", k, ") tensor, got ",
-                 row0.defined() ? shape_str(row0.shape()) : std::string("an undefined tensor"));
-    const std::vector<float> reduced = row0.to_vector<float>();
-    std::memcpy(h, reduced.data(), static_cast<size_t>(k) * sizeof(float));
-  }
+  reduce_row0(d);
 
   const float scaled_max = recipe_.scaled_max_for(d);
   for (int64_t j = 0; j < k; ++j) {

@@ -89,6 +89,12 @@ class FP8Meta {
   // scale = scaled_max / amax when amax is finite and > 0 (inf -> FLT_MAX), else kept.
   void update(Fp8Direction d);
 
+  // MAX-reduces row 0 of both histories now (when update() would: recipe.reduce_amax and
+  // world_size > 1), collective over the amax group. Amaxes recorded without grad mode (an
+  // evaluation) wait in row 0 per rank until the next update reduces them; a checkpoint written
+  // from rank 0 must hold every rank's, and reducing early changes nothing (MAX is idempotent).
+  void reduce_current_amaxes();
+
   // Installs the all-reduce used by update() when recipe.reduce_amax and world_size > 1.
   // ValueError: world_size < 1, or world_size > 1 with an empty reducer.
   void set_amax_reducer(AmaxReducer reducer, int64_t world_size);
@@ -113,6 +119,7 @@ class FP8Meta {
  private:
   static int dir(Fp8Direction d) { return d == Fp8Direction::forward ? 0 : 1; }
   void check_slot(const char* op, Fp8Direction d, int64_t slot) const;
+  void reduce_row0(Fp8Direction d);
   float* scale_ptr(Fp8Direction d) const { return scale_[dir(d)].data<float>(); }
   float* history_ptr(Fp8Direction d) const { return history_[dir(d)].data<float>(); }
   static void flush_all(const std::vector<const FP8Meta*>& metas, Fp8Direction d);

@@ -6,6 +6,7 @@
 #include <exception>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 
 #include "autograd/grad_mode.h"
@@ -398,6 +399,22 @@ bool needs_plugin_entry(const State& state) {
   return true;
 }
 
+// The FP8 amaxes an evaluation recorded wait per rank for the next update's reduction; the
+// checkpoint rank 0 writes must hold every rank's, or a run resumed right after a validation
+// step scales differently from one that went on (FP8Meta::reduce_current_amaxes). Collective:
+// every rank walks the same modules in the same order.
+void reduce_pending_fp8_amaxes(const State& state) {
+  std::set<const nn::Module*> seen;
+  for (const auto& [key, entry] : state) {
+    auto* const* root = std::get_if<nn::Module*>(&entry.value());
+    if (!root || !seen.insert(*root).second) continue;
+    std::vector<nn::Module*> all{*root};
+    for (auto& [name, child] : (*root)->named_modules()) all.push_back(child.get());
+    for (nn::Module* m : all)
+      if (auto* fp8 = dynamic_cast<precision::FP8Linear*>(m)) fp8->fp8_meta().reduce_current_amaxes();
+  }
+}
+
 }  // namespace
 
 void Fabric::save(const std::string& path, const State& state_in, const SaveFilters& filter) const {
@@ -410,6 +427,7 @@ void Fabric::save(const std::string& path, const State& state_in, const SaveFilt
   const State& state = needs_plugin_entry(state_in)
                            ? (with_plugin = with_plugin_entry(state_in, *ctx_->precision))
                            : state_in;
+  reduce_pending_fp8_amaxes(state);
   // Every rank first asks the strategy for each optimizer's single-process state (a sharding
   // strategy gathers its partitions: collective, in the state's key order on every rank).
   if (strategy_->checkpoint_layout() == "sharded" && holds_sharded_module(state, *strategy_)) {
