@@ -539,6 +539,21 @@ Tensor Module::call_with_hooks(const Tensor& first,
   return out;
 }
 
+Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
+  FABRIC_CHECK(!inputs.empty(), ValueError, type_name(), ".call_forward: no inputs");
+  // Copies: a hook may register or remove hooks.
+  for (auto [id, hook] : std::vector(pre_hooks_)) inputs[0] = hook(*this, inputs[0]);
+  Tensor out;
+  if (checkpointing_ && grad_enabled()) {
+    out = checkpoint([run](const std::vector<Tensor>& xs) { return std::vector<Tensor>{run(xs)}; }, inputs)
+              .front();
+  } else {
+    out = run(inputs);
+  }
+  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, inputs[0], out);
+  return out;
+}
+
 namespace {
 int64_t next_hook_handle() {
   static std::atomic<int64_t> next{1};

@@ -160,6 +160,13 @@ class Module {
   // The same for a forward of several tensors (Bilinear's operator()(x1, x2), the losses'): `run`
   // is forward with the other inputs bound; the hooks see, and a pre-hook may replace, the first.
   Tensor call_with_hooks(const Tensor& first, const std::function<Tensor(const Tensor&)>& run);
+  // A forward of several tensor inputs (a layer's masks, a decoder's memory) as operator() calls
+  // one: between the hooks (which see, and a pre-hook may replace, inputs[0]) and under activation
+  // checkpointing when set, with every input a checkpoint input so that gradients reach them all.
+  // `run` is forward over the inputs; under checkpointing it is called again in backward, so it
+  // must capture what it uses by value (the module's raw pointer), not the caller's locals.
+  using MultiInputForward = std::function<Tensor(const std::vector<Tensor>& inputs)>;
+  Tensor call_forward(std::vector<Tensor> inputs, MultiInputForward run);
 
   // ---- forward hooks (torch's register_forward_pre_hook / register_forward_hook) --------------
   // A pre-hook sees the input before forward and returns the input forward gets (itself, or a

@@ -59,16 +59,21 @@ MultiheadAttention& TransformerDecoderLayer::attention(const std::string& name) 
 Tensor TransformerDecoderLayer::self_attention_block(const Tensor& x, const Tensor& mask,
                                                      const Tensor& padding) {
   // The weights are not needed, which lets the attention run through scaled_dot_product_attention.
-  Tensor y = attention("self_attn").forward(x, x, x, padding, /*need_weights=*/false, mask).first;
+  // Called through its hooks (FSDP units, checkpointing), as torch's self.self_attn(x, x, x, ...).
+  MultiheadAttention* a = &attention("self_attn");
+  Tensor y = a->call_forward({x, padding, mask}, [a](const std::vector<Tensor>& in) {
+    return a->forward(in[0], in[0], in[0], in[1], /*need_weights=*/false, in[2]).first;
+  });
   return child("dropout1")(y);
 }
 
 Tensor TransformerDecoderLayer::cross_attention_block(const Tensor& x, const Tensor& memory,
                                                       const Tensor& mask, const Tensor& padding) {
   // Queries from the target, keys and values from the encoder's output.
-  Tensor y = attention("multihead_attn")
-                 .forward(x, memory, memory, padding, /*need_weights=*/false, mask)
-                 .first;
+  MultiheadAttention* a = &attention("multihead_attn");
+  Tensor y = a->call_forward({x, memory, padding, mask}, [a](const std::vector<Tensor>& in) {
+    return a->forward(in[0], in[1], in[1], in[2], /*need_weights=*/false, in[3]).first;
+  });
   return child("dropout2")(y);
 }
 
@@ -120,8 +125,10 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
     FABRIC_CHECK(layer != nullptr, ValueError, "TransformerDecoder: layers.", i, " is a ",
                  (*layers)[i]->type_name(),
                  ", expected a TransformerDecoderLayer (it takes memory and masks)");
-    x = layer->forward(x, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
-                       memory_key_padding_mask);
+    // Through the layer's hooks and checkpointing (FSDP units gather there), as torch's mod(...).
+    TransformerDecoderLayer* l = layer.get();
+    x = l->call_forward({x, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask},
+                        [l](const std::vector<Tensor>& in) { return l->forward(in[0], in[1], in[2], in[3], in[4], in[5]); });
   }
   if (options_.norm) x = child("norm")(x);
   return x;

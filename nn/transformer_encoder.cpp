@@ -50,7 +50,10 @@ Tensor TransformerEncoderLayer::self_attention_block(const Tensor& x, const Tens
                child("self_attn").type_name(),
                ", expected a MultiheadAttention (it takes key, value and masks)");
   // The weights are not needed, which lets the attention run through scaled_dot_product_attention.
-  Tensor y = attention->forward(x, x, x, padding, /*need_weights=*/false, mask).first;
+  // Called through its hooks (FSDP units, checkpointing), as torch's self.self_attn(x, x, x, ...).
+  Tensor y = attention->call_forward({x, padding, mask}, [attention](const std::vector<Tensor>& in) {
+    return attention->forward(in[0], in[0], in[0], in[1], /*need_weights=*/false, in[2]).first;
+  });
   return child("dropout1")(y);
 }
 
@@ -99,10 +102,10 @@ Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask,
   const bool masked = mask.defined() || src_key_padding_mask.defined();
   Tensor x = src;
   for (const ModulePtr& m : *layers) {
-    auto layer = std::dynamic_pointer_cast<TransformerEncoderLayer>(m);
-    // Without masks a layer is called through operator(), so its forward hooks run.
-    if (masked && layer) {
-      x = layer->forward(x, mask, src_key_padding_mask);
+    // Every layer through its hooks and checkpointing (FSDP units gather there), masks or not.
+    if (auto* layer = dynamic_cast<TransformerEncoderLayer*>(m.get())) {
+      x = layer->call_forward({x, mask, src_key_padding_mask},
+                              [layer](const std::vector<Tensor>& in) { return layer->forward(in[0], in[1], in[2]); });
     } else {
       FABRIC_CHECK(!masked, ValueError, "TransformerEncoder: layer ", m->type_name(),
                    " is not a TransformerEncoderLayer and takes no masks");

@@ -84,9 +84,15 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& 
                "Transformer: encoder and decoder must be a TransformerEncoder and a "
                "TransformerDecoder, got ",
                child("encoder").type_name(), " and ", child("decoder").type_name());
-  Tensor memory = encoder->forward(src, src_mask, src_key_padding_mask);  // shaped as src
-  return decoder->forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
-                          memory_key_padding_mask);
+  // Both through their hooks and checkpointing, as torch's self.encoder(...) and self.decoder(...).
+  TransformerEncoder* enc = encoder.get();
+  TransformerDecoder* dec = decoder.get();
+  Tensor memory = enc->call_forward({src, src_mask, src_key_padding_mask}, [enc](const std::vector<Tensor>& in) {
+    return enc->forward(in[0], in[1], in[2]);
+  });  // shaped as src
+  return dec->call_forward(
+      {tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask},
+      [dec](const std::vector<Tensor>& in) { return dec->forward(in[0], in[1], in[2], in[3], in[4], in[5]); });
 }
 
 Tensor Transformer::generate_square_subsequent_mask(int64_t sz, Device device) {
