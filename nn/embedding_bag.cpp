@@ -292,6 +292,9 @@ Tensor embedding_bag(const Tensor& weight, const Tensor& input, const Tensor& of
                weight.defined() ? shape_str(weight.sizes()) : "undefined");
   FABRIC_CHECK(mode == "sum" || mode == "mean" || mode == "max", ValueError,
                "embedding_bag: mode has to be one of sum, mean or max, got '", mode, "'");
+  FABRIC_CHECK(is_floating(weight.dtype()) && !is_fp8(weight.dtype()), DTypeError,
+               "embedding_bag: weight must be float16, bfloat16, float32 or float64, got ",
+               dtype_name(weight.dtype()));
   FABRIC_CHECK(input.defined() && (input.dim() == 1 || input.dim() == 2), ShapeError,
                "embedding_bag: input has to be 1D or 2D Tensor, but got ",
                input.defined() ? shape_str(input.sizes()) : "undefined");
@@ -319,9 +322,17 @@ Tensor embedding_bag(const Tensor& weight, const Tensor& input, const Tensor& of
                  "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
                  "supported for mode='sum' (got mode='",
                  mode, "')");
+    FABRIC_CHECK(per_sample_weights.dtype() == weight.dtype(), DTypeError,
+                 "embedding_bag: per_sample_weights must have weight's dtype ", dtype_name(weight.dtype()), ", got ",
+                 dtype_name(per_sample_weights.dtype()));
   }
   const int64_t num = weight.size(0);
-  if (padding_idx && *padding_idx < 0) *padding_idx += num;
+  if (padding_idx) {
+    FABRIC_CHECK(*padding_idx >= -num && *padding_idx < num, ValueError,
+                 "embedding_bag: padding_idx must be within the number of embeddings, ", -num, " through ",
+                 num - 1, ", but got ", *padding_idx);
+    if (*padding_idx < 0) *padding_idx += num;
+  }
   const Tensor flat = input.detach().reshape({-1}).to(Device::cpu()).to(DType::int64).contiguous();
   const std::vector<int64_t> bounds = bag_bounds(input, offsets, include_last_offset);
   check_indices(flat.data<int64_t>(), bounds, num);

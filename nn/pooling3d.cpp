@@ -30,8 +30,16 @@ void check_sizes(const char* layer, const char* name, const std::vector<int64_t>
                  int64_t min) {
   FABRIC_CHECK((v.size() == 1 || v.size() == dims) &&
                    std::all_of(v.begin(), v.end(), [&](int64_t x) { return x >= min; }),
-               ValueError, layer, ": ", name, " must be 1 or ", dims, " sizes >= ", min, ", got ",
-               shape_str(v));
+               ValueError, layer, ": ", name, " must be ",
+               dims == 1 ? std::string("one size") : "1 or " + std::to_string(dims) + " sizes", " >= ", min,
+               ", got ", shape_str(v));
+}
+
+// torch divides by norm_type (x^p averaged, then ^(1/p)): 0 is a ZeroDivisionError there, a
+// NaN has no norm.
+void check_norm_type(const char* layer, double p) {
+  FABRIC_CHECK(p != 0.0 && !std::isnan(p), ValueError, layer, ": norm_type must be non-zero (the power p of ",
+               "the p-norm pooled), got ", p);
 }
 
 std::vector<int64_t> expand(const std::vector<int64_t>& v, size_t dims) {
@@ -149,6 +157,7 @@ std::string AdaptiveMaxPool2d::extra_repr() const {
 
 LPPool1d::LPPool1d(const LPPool1dOptions& o) : options_(o) {
   check_default("LPPool1d", "ceil_mode", !o.ceil_mode, "True", "False");
+  check_norm_type("LPPool1d", o.norm_type);
   check_window("LPPool1d", {o.kernel_size}, {o.stride.value_or(o.kernel_size)}, {0}, 1);
 }
 
@@ -164,6 +173,7 @@ std::string LPPool1d::extra_repr() const {
 
 LPPool2d::LPPool2d(const LPPool2dOptions& o) : options_(o) {
   check_default("LPPool2d", "ceil_mode", !o.ceil_mode, "True", "False");
+  check_norm_type("LPPool2d", o.norm_type);
   check_window("LPPool2d", o.kernel_size, o.stride.value_or(o.kernel_size), {0}, 2);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "nn/init.h"
+#include "nn/py_repr.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/rnn_steps.h"
@@ -108,7 +109,7 @@ std::string RecurrentBase::extra_repr() const {
   if (c.num_layers != 1) s += detail::cat(", num_layers=", c.num_layers);
   if (!c.bias) s += ", bias=False";
   if (c.batch_first) s += detail::cat(", batch_first=", py_bool(true));
-  if (c.dropout != 0) s += detail::cat(", dropout=", c.dropout);
+  if (c.dropout != 0) s += ", dropout=" + py_float(c.dropout);
   if (c.bidirectional) s += detail::cat(", bidirectional=", py_bool(true));
   return s;
 }

@@ -32,10 +32,7 @@ PackedLSTMOutput RecurrentBase::run_packed(const PackedSequence& input, const Te
   for (int64_t bs : batch_sizes) rows += bs;
   FABRIC_CHECK(rows == data.size(0), ShapeError, name, ": the PackedSequence's batch_sizes sum to ",
                rows, " rows but its data has shape ", shape_str(data.sizes()));
-  for (size_t t = 0; t < batch_sizes.size(); ++t)
-    FABRIC_CHECK(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), ValueError,
-                 name, ": a PackedSequence's batch_sizes must be positive and non-increasing, got ",
-                 shape_str(batch_sizes), " as batch_sizes");
+  check_batch_sizes(name.c_str(), batch_sizes);
   const bool lstm = cell_ == Cell::lstm;
   FABRIC_CHECK(lstm || !c0.defined(), ValueError, name, ": only LSTM takes c0");
   const int64_t T = static_cast<int64_t>(batch_sizes.size()), N = batch_sizes[0];
@@ -115,11 +112,12 @@ PackedLSTMOutput RecurrentBase::run_packed(const PackedSequence& input, const Te
       layer_in = dropout(layer_in, c.dropout, true, c.generator);
   }
   PackedLSTMOutput out;
-  out.output = {layer_in, input.batch_sizes, input.sorted_indices, input.unsorted_indices};
+  const Tensor unsorted = unsorted_indices_of(input);
+  out.output = {layer_in, input.batch_sizes, input.sorted_indices, unsorted};
   // Back to the batch's original order.
   auto to_original = [&](const Tensor& state) {
-    if (!input.unsorted_indices.defined()) return state;
-    return index_select(state, 1, input.unsorted_indices.to(state.device()));
+    if (!unsorted.defined()) return state;
+    return index_select(state, 1, unsorted.to(state.device()));
   };
   out.h_n = to_original(stack(h_n, 0));
   if (lstm) out.c_n = to_original(stack(c_n, 0));

@@ -22,6 +22,28 @@ int64_t max_of(const std::vector<int64_t>& v) { return *std::max_element(v.begin
 
 }  // namespace
 
+Tensor unsorted_indices_of(const PackedSequence& sequence) {
+  if (sequence.unsorted_indices.defined() || !sequence.sorted_indices.defined()) return sequence.unsorted_indices;
+  const std::vector<int64_t> sorted =
+      sequence.sorted_indices.to(Device::cpu()).to(DType::int64).to_vector<int64_t>();
+  std::vector<int64_t> unsorted(sorted.size(), -1);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const int64_t b = sorted[i];
+    FABRIC_CHECK(b >= 0 && b < int64_t(sorted.size()) && unsorted[size_t(b)] < 0, ValueError,
+                 "PackedSequence: sorted_indices must be a permutation of 0..", sorted.size() - 1, ", got ",
+                 shape_str(sorted));
+    unsorted[size_t(b)] = int64_t(i);
+  }
+  return from_vector(unsorted).to(sequence.sorted_indices.device());
+}
+
+void check_batch_sizes(const char* op, const std::vector<int64_t>& batch_sizes) {
+  for (size_t t = 0; t < batch_sizes.size(); ++t)
+    FABRIC_CHECK(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), ValueError, op,
+                 ": a PackedSequence's batch_sizes must be positive and non-increasing, got ", shape_str(batch_sizes),
+                 " as batch_sizes");
+}
+
 Tensor pad_sequence(const std::vector<Tensor>& sequences, bool batch_first, double padding_value) {
   FABRIC_CHECK(!sequences.empty(), ValueError, "pad_sequence: received an empty list of sequences");
   const Tensor& first = sequences[0];
@@ -42,10 +64,13 @@ Tensor pad_sequence(const std::vector<Tensor>& sequences, bool batch_first, doub
   }
   std::vector<Tensor> padded;
   padded.reserve(sequences.size());
-  for (const Tensor& s : sequences)
+  // In sequence 0's dtype, as torch's (which copies every sequence into sequences[0].new_full).
+  for (const Tensor& in : sequences) {
+    const Tensor s = in.to(first.dtype());
     padded.push_back(s.size(0) == max_len ? s
                                           : pad(s, pad_dim0_end(s.dim(), max_len - s.size(0)),
                                                 "constant", padding_value));
+  }
   return stack(padded, batch_first ? 0 : 1);
 }
 
@@ -127,6 +152,7 @@ std::tuple<Tensor, Tensor> pad_packed_sequence(const PackedSequence& sequence, b
                "1-D batch_sizes");
   const std::vector<int64_t> batch_sizes =
       sequence.batch_sizes.to(Device::cpu()).to(DType::int64).to_vector<int64_t>();
+  check_batch_sizes("pad_packed_sequence", batch_sizes);
   const int64_t steps = static_cast<int64_t>(batch_sizes.size()), B = batch_sizes[0];
   int64_t rows = 0;
   for (int64_t bs : batch_sizes) rows += bs;
@@ -153,8 +179,7 @@ std::tuple<Tensor, Tensor> pad_packed_sequence(const PackedSequence& sequence, b
   for (int64_t bs : batch_sizes)
     for (int64_t b = 0; b < bs; ++b) ++lengths[static_cast<size_t>(b)];
   Tensor lengths_t = from_vector(lengths);
-  if (sequence.unsorted_indices.defined()) {
-    const Tensor unsorted = sequence.unsorted_indices;
+  if (const Tensor unsorted = unsorted_indices_of(sequence); unsorted.defined()) {
     padded = index_select(padded, 1, unsorted.to(data.device()));
     lengths_t = index_select(lengths_t, 0, unsorted.to(Device::cpu()));
   }

@@ -23,6 +23,14 @@ struct PackedSequence {
   Tensor unsorted_indices;
 };
 
+// The permutation back to the batch's original order: unsorted_indices, or, when only
+// sorted_indices is given (PackedSequence{f(p.data), p.batch_sizes, p.sorted_indices}), its
+// inverse, as torch's PackedSequence computes it; undefined for an unpermuted batch.
+Tensor unsorted_indices_of(const PackedSequence& sequence);
+
+// ValueError naming `op` unless `batch_sizes` is what packing makes: positive, non-increasing.
+void check_batch_sizes(const char* op, const std::vector<int64_t>& batch_sizes);
+
 // A list of (L_i, *) tensors padded with `padding_value` to (L_max, B, *) ((B, L_max, *) with
 // batch_first). The trailing dims must agree.
 Tensor pad_sequence(const std::vector<Tensor>& sequences, bool batch_first = false,
