@@ -57,7 +57,7 @@ void wait_for_event(const std::vector<Child>& kids, int wake_fd, Clock::time_poi
 bool kill_and_reap(std::vector<Child>& kids,
                    std::chrono::milliseconds grace = std::chrono::seconds(5));
 // Waits for every child; the first failure (one reaped before the call first) kills the rest and
-// its status is returned.
+// its status is returned. milliseconds::max() waits without a limit.
 int wait_all(std::vector<Child>& kids, std::chrono::milliseconds timeout, const char* op);
 
 void write_stderr(const std::string& msg);

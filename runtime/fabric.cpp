@@ -145,7 +145,9 @@ Fabric::~Fabric() {
       std::_Exit(status);
     }
   } catch (const std::exception& e) {
+    // The ranks could not be collected as they should: the run did not end well.
     std::cerr << "fabric: " << e.what() << "\n";
+    std::_Exit(1);
   }
 }
 
