@@ -189,6 +189,9 @@ std::string checkpoint_named_by(const std::string& path, const std::string& comm
     // the model. A weights file elsewhere (export's output) holds the weights alone.
     const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
     if (p.filename() == "model.safetensors" && is_checkpoint(dir)) return dir.string();
+    if (is_checkpoint(dir))
+      throw IOError(command + ": " + path + " is a file of the checkpoint " + dir.string() +
+                    ", not its model.safetensors; pass the checkpoint directory " + dir.string() + expected);
     throw IOError(command + ": " + path +
                   " is a file but not a checkpoint's model.safetensors (no state.json beside it)" +
                   expected);

@@ -55,5 +55,16 @@ TEST_F(FabricTrainSampleStream, NeedsNoOptimizerFile) {
   EXPECT_EQ(exported.status, 0) << exported.output;
 }
 
+// Another file of a checkpoint (its state.json) is named as such, with the directory to pass.
+TEST_F(FabricTrainSampleStream, AnotherFileOfACheckpointNamesTheDirectoryToPass) {
+  const std::string last = (dir_ / "run" / "checkpoints" / "last").string();
+  const Result r = run("sample " + last + "/state.json --tokens 3");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(last + "/state.json is a file of the checkpoint " + last +
+                          ", not its model.safetensors; pass the checkpoint directory " + last),
+            std::string::npos)
+      << r.output;
+}
+
 }  // namespace
 }  // namespace fabric
