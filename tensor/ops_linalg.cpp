@@ -44,11 +44,29 @@ using detail::transposed_matrix;
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_product_operands(op, a, b);
   const DType t = a.dtype();
-  FABRIC_CHECK(
-      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16,
-      DTypeError, op, ": not implemented for ", dtype_name(t), " (shapes ", shape_str(a.sizes()),
-      " and ", shape_str(b.sizes()), "); supported: float64, float32, bfloat16, float16",
-      is_fp8(t) ? " (fp8 goes through the scaled GEMMs of precision/)" : "");
+  FABRIC_CHECK(t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16 ||
+                   is_integral(t),
+               DTypeError, op, ": not implemented for ", dtype_name(t), " (shapes ", shape_str(a.sizes()), " and ",
+               shape_str(b.sizes()), "); supported: float64, float32, bfloat16, float16 and the integer types",
+               is_fp8(t) ? " (fp8 goes through the scaled GEMMs of precision/)" : "");
+}
+
+// a (..., M, K) @ b (..., K, N) for integer dtypes, which torch computes on the CPU and no GEMM
+// library takes: sums of broadcast products over blocks of K (a block's products stay within
+// ~4M elements), in int64, wrapped back to the dtype as its own arithmetic would wrap. Integer
+// products are index arithmetic, never a model's hot path.
+Tensor integer_product(const Tensor& a, const Tensor& b) {
+  const Tensor a64 = a.detach().to(DType::int64), b64 = b.detach().to(DType::int64);
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  const int64_t block = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, M * N));
+  Tensor out;
+  for (int64_t k = 0; k < K || (K == 0 && !out.defined()); k += block) {
+    const int64_t len = std::min(block, K - k);
+    const Tensor part = sum(mul(a64.narrow(-1, k, len).unsqueeze(-1), b64.narrow(-2, k, len).unsqueeze(-3)), {-2});
+    out = out.defined() ? add(out, part) : part;
+    if (K == 0) break;
+  }
+  return out.to(a.dtype());
 }
 
 // How a (rows x cols) matrix with element strides (rs, cs) is handed to the GEMM: row-major with
@@ -289,8 +307,13 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Shape out_shape = batch;
   if (da > 1) out_shape.push_back(a.size(-2));
   if (db > 1) out_shape.push_back(b.size(-1));
-  Tensor out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
-  gemm_into(a2, b2, Tensor(), out, batch);
+  Tensor out;
+  if (is_integral(a.dtype())) {
+    out = integer_product(a2, b2).reshape(out_shape);
+  } else {
+    out = empty(out_shape, {.dtype = a.dtype(), .device = a.device()});
+    gemm_into(a2, b2, Tensor(), out, batch);
+  }
   if (counting_flops()) detail::report_matmul_flops(a, b, batch);
   record_op(OpId::matmul, {a, b}, {&out}, nullptr, matmul_node_name(da, db));
   return out;
@@ -303,8 +326,9 @@ Tensor mm(const Tensor& a_in, const Tensor& b_in) {
   FABRIC_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "mm: expected two 2-D matrices, got ",
                shape_str(a.sizes()), " and ", shape_str(b.sizes()));
   if (a.size(1) != b.size(0)) throw_mismatch("mm", a, b, a.size(1), b.size(0));
-  Tensor out = empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
-  gemm_into(a, b, Tensor(), out, {});
+  Tensor out = is_integral(a.dtype()) ? integer_product(a, b)
+                                      : empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
+  if (!is_integral(a.dtype())) gemm_into(a, b, Tensor(), out, {});
   if (counting_flops()) report_flops("mm", 2 * a.size(0) * a.size(1) * b.size(1));
   record_op(OpId::mm, {a, b}, {&out});
   return out;
@@ -321,8 +345,10 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
                "bmm: batch sizes differ: ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
                " (bmm does not broadcast; use matmul)");
   if (a.size(2) != b.size(1)) throw_mismatch("bmm", a, b, a.size(2), b.size(1));
-  Tensor out = empty({a.size(0), a.size(1), b.size(2)}, {.dtype = a.dtype(), .device = a.device()});
-  gemm_into(a, b, Tensor(), out, {a.size(0)});
+  Tensor out = is_integral(a.dtype())
+                   ? integer_product(a, b)
+                   : empty({a.size(0), a.size(1), b.size(2)}, {.dtype = a.dtype(), .device = a.device()});
+  if (!is_integral(a.dtype())) gemm_into(a, b, Tensor(), out, {a.size(0)});
   if (counting_flops()) report_flops("bmm", 2 * a.size(0) * a.size(1) * a.size(2) * b.size(2));
   record_op(OpId::bmm, {a, b}, {&out});
   return out;

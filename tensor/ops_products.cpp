@@ -18,12 +18,15 @@ namespace {
 
 using detail::AutocastOff;
 
-void check_gemm_dtype(const char* op, const Tensor& a) {
+// The products torch computes for integers on the CPU (dot, tensordot) take them (matmul's integer
+// path); bilinear does not.
+void check_gemm_dtype(const char* op, const Tensor& a, bool integers = true) {
   const DType t = a.dtype();
   FABRIC_CHECK(
-      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16,
+      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16 ||
+          (integers && is_integral(t)),
       DTypeError, op, ": not implemented for ", dtype_name(t), " (shape ", shape_str(a.sizes()),
-      "); supported: float64, float32, bfloat16, float16");
+      "); supported: float64, float32, bfloat16, float16", integers ? " and the integer types" : "");
 }
 
 }  // namespace
@@ -137,7 +140,7 @@ Tensor bilinear(const Tensor& x1_in, const Tensor& x2_in, const Tensor& weight_i
   apply_autocast(OpId::bilinear, {&x1, &x2, &w, &bias});
   check_product_operands(op, x1, x2);
   check_product_operands(op, x1, w);
-  check_gemm_dtype(op, x1);
+  check_gemm_dtype(op, x1, /*integers=*/false);
   FABRIC_CHECK(w.dim() == 3, ShapeError, op,
                ": weight must be 3-D (out_features, in1_features, in2_features), got ",
                shape_str(w.sizes()));
