@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "precision/registry.h"
+#include "runtime/checkpoint.h"
 #include "runtime/run_directory.h"
 #include "runtime/train_config.h"
 
@@ -163,6 +166,63 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
     r.ignored.push_back({o, in_effect, k});
   }
   return r;
+}
+
+namespace {
+
+// section.key -> its value as one line of flow YAML, for every key of a config's two-level map.
+std::map<std::string, std::string> flat_config(const YAML::Node& root) {
+  std::map<std::string, std::string> flat;
+  if (!root.IsMap()) return flat;
+  for (const auto& section : root) {
+    const std::string name = section.first.as<std::string>();
+    if (!section.second.IsMap()) {
+      YAML::Emitter out;
+      out << YAML::Flow << section.second;
+      flat[name] = out.c_str();
+      continue;
+    }
+    for (const auto& entry : section.second) {
+      YAML::Emitter out;
+      out << YAML::Flow << entry.second;
+      flat[name + "." + entry.first.as<std::string>()] = out.c_str();
+    }
+  }
+  return flat;
+}
+
+}  // namespace
+
+std::string config_drift_warning(const std::string& config_path, const std::string& run_dir) {
+  std::map<std::string, std::string> file, saved;
+  std::string checkpoint;
+  try {
+    checkpoint = checkpoint_to_resume(run_dir, /*say=*/false);
+    const std::optional<StateEntry> entry = read_checkpoint_value(checkpoint, "config");
+    const std::string* text = entry ? std::get_if<std::string>(&entry->value()) : nullptr;
+    if (!text) return "";
+    saved = flat_config(YAML::Load(*text));
+    file = flat_config(YAML::LoadFile(config_path));
+  } catch (const std::exception&) {
+    return "";
+  }
+  std::string keys;
+  std::set<std::string> names;
+  for (const auto& [k, v] : file) names.insert(k);
+  for (const auto& [k, v] : saved) names.insert(k);
+  for (const std::string& k : names) {
+    if (k == "trainer.run_dir") continue;
+    const auto f = file.find(k), c = saved.find(k);
+    const std::string in_file = f == file.end() ? "(none)" : f->second;
+    const std::string in_checkpoint = c == saved.end() ? "(none)" : c->second;
+    if (in_file != in_checkpoint)
+      keys += (keys.empty() ? "" : ", ") + k + " (config.yaml: " + in_file + ", checkpoint: " + in_checkpoint + ")";
+  }
+  if (keys.empty()) return "";
+  return "resume: " + config_path + " differs from the config " + checkpoint + " was saved with: " + keys +
+         ". The run goes on with config.yaml's values (keys a checkpoint restores, the optimizer's, still come "
+         "from it); if config.yaml was written by a fit that ended before its first save, this checkpoint is an "
+         "earlier run's.";
 }
 
 std::string ResumeOverrides::warning(const std::string& run_dir) const {

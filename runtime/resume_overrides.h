@@ -49,4 +49,11 @@ struct ResumeOverrides {
 ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
                                        const std::vector<std::string>& overrides);
 
+// A warning when `config_path` (RUN_DIR/config.yaml, before this resume's --set values) differs
+// from the config the checkpoint to resume was saved with, naming each key with both values: a
+// hand-edited config.yaml, or a fit into the run directory that ended before its first save (its
+// config with the earlier run's checkpoint), would otherwise go on silently. "" when they agree,
+// or when either cannot be read (the resume itself reports that). trainer.run_dir is not compared.
+std::string config_drift_warning(const std::string& config_path, const std::string& run_dir);
+
 }  // namespace fabric

@@ -1218,6 +1218,9 @@ FitResult resume(const std::string& run_dir, const std::vector<std::string>& ove
   ResumeOverrides o = split_resume_overrides(path, run_dir, overrides);
   if (!o.ignored.empty() && first_process_of_node())
     std::cerr << "fabric-train: warning: " << o.warning(run_dir) << "\n";
+  if (first_process_of_node())
+    if (const std::string drift = config_drift_warning(path, run_dir); !drift.empty())
+      std::cerr << "fabric-train: warning: " << drift << "\n";
   std::vector<std::string> sets = o.effective;
   o.effective.push_back(string_override("trainer.run_dir", run_dir));
   // The weights are the checkpoint's: model.init's file, which may be gone by now, is neither
