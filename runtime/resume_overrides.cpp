@@ -137,6 +137,18 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
       r.effective.push_back(o);
   }
   if (candidates.empty()) return r;
+  // The scheduler the run resumes with (a --set of scheduler.name, else config.yaml's): the keys
+  // only another scheduler restores (plateau's, when switching from it) take effect, and must be
+  // in the parse below, whose scheduler checks them (cyclic's mode).
+  std::string scheduler = recorded_scalar(config_path, "scheduler", "name");
+  for (const std::string& o : r.effective)
+    if (o.rfind("scheduler.name=", 0) == 0) scheduler = o.substr(o.find('=') + 1);
+  std::erase_if(candidates, [&](const auto& c) {
+    if (c.second->scheduler.empty() || c.second->scheduler == scheduler) return false;
+    r.effective.push_back(c.first);
+    return true;
+  });
+  if (candidates.empty()) return r;
   std::ifstream in(config_path);
   std::stringstream text;
   text << in.rdbuf();

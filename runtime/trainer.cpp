@@ -1039,6 +1039,12 @@ class Run {
 
   int64_t restore(Fabric& fab, FabricModule& model, FabricOptimizer& opt, optim::LRScheduler* sched,
                   data::DataLoader& loader, bool rank0) {
+    // The schedule as built, before the checkpoint's optimizer state replaces the groups' values:
+    // replayed when the checkpoint holds no state this scheduler takes (another scheduler.name).
+    const optim::SchedulerState built = sched ? sched->state_dict() : optim::SchedulerState{};
+    std::vector<optim::HyperParams> built_groups;
+    for (size_t g = 0; g < opt.optimizer().num_param_groups(); ++g)
+      built_groups.push_back(opt.optimizer().group_hyper_params(g));
     const std::string dir = checkpoint_to_resume(run_dir_, /*say=*/rank0);
     if (rank0) {
       const std::string aside = set_aside_incomplete_last(run_dir_);
@@ -1102,15 +1108,24 @@ class Run {
                        "trainer.batch_size, fabric.devices, fabric.num_nodes or data.*") +
           "): " + e.what());
     }
+    // A checkpoint of another scheduler.name holds no state the new scheduler takes (constant
+    // none at all, plateau its own kind): the new one takes effect from the resumed step as if it
+    // had run from the first step, as the README's resume rules say of a schedule's shape.
     if (plateau_) {
       try {
         plateau_->load_state_dict(optim::PlateauState::unflatten(sched_items, "scheduler."));
-      } catch (const ValueError& e) {
-        throw ConfigError("resume: scheduler: " + std::string(e.what()));
+      } catch (const ValueError&) {
+        // No plateau state: the plateau scheduler starts with no history, from the restored lr.
       }
     }
     if (sched) {
-      sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
+      bool loaded = false;
+      try {
+        sched->load_state_dict(optim::SchedulerState::unflatten(sched_items, "scheduler."));
+        loaded = true;
+      } catch (const ValueError&) {
+      }
+      if (!loaded) replay_schedule(*sched, opt.optimizer(), built, built_groups, step);
       // A resume may lengthen the run (--set trainer.max_steps): the cosine then continues on the
       // new length's curve from the next step, not from the old one's last lr. (A onecycle
       // shortened below the saved step has no lr there: a config error.)
@@ -1121,6 +1136,16 @@ class Run {
       }
     }
     return step;
+  }
+
+  // The schedule `sched` as a run of `steps` steps left it: its built state and the groups'
+  // built hyper-parameters (lr, and the momentum onecycle cycles) back, then one step per step.
+  static void replay_schedule(optim::LRScheduler& sched, optim::Optimizer& optimizer,
+                              const optim::SchedulerState& built, const std::vector<optim::HyperParams>& groups,
+                              int64_t steps) {
+    for (size_t g = 0; g < groups.size(); ++g) optimizer.set_group_hyper_params(g, groups[g]);
+    sched.load_state_dict(built);
+    for (int64_t i = 0; i < steps; ++i) sched.step();
   }
 
   // A resume under another fabric.precision than the run's, whose checkpoint does not load: the
