@@ -140,20 +140,38 @@ void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tens
   autograd_meta(t).post_accumulate_hooks.push_back(std::move(fn));
 }
 
+namespace {
+
+// Hooks the gradient of t's value at its grad_fn into t's .grad, while that node still produces
+// t's value (an in-place write since moves the retention to its own node).
+void attach_retain_hook(const Tensor& t, AutogradMeta& m) {
+  if (!m.grad_fn || m.retained_at == m.grad_fn.get()) return;
+  const Node* node = m.grad_fn.get();
+  m.retained_at = node;
+  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
+  m.grad_fn->pre_hooks.emplace_back(m.output_nr, [weak, node](const Tensor& g) {
+    if (auto impl = weak.lock()) {
+      auto& meta = static_cast<AutogradMeta&>(*impl->autograd);
+      if (meta.retained_at == node) meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
+    }
+    return Tensor();
+  });
+}
+
+}  // namespace
+
 void retain_grad(const Tensor& t) {
   FABRIC_CHECK(t.requires_grad(), ValueError, "retain_grad: the tensor doesn't require grad");
   sync_view_history(t);
   AutogradMeta& m = autograd_meta(t);
-  if (!m.grad_fn || m.retains_grad) return;
+  if (!m.grad_fn) return;
   m.retains_grad = true;
-  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
-  m.grad_fn->pre_hooks.emplace_back(m.output_nr, [weak](const Tensor& g) {
-    if (auto impl = weak.lock()) {
-      auto& meta = static_cast<AutogradMeta&>(*impl->autograd);
-      meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
-    }
-    return Tensor();
-  });
+  attach_retain_hook(t, m);
+}
+
+void move_retained_grad(const Tensor& t) {
+  AutogradMeta* m = autograd_meta_if(t);
+  if (m && m->retains_grad) attach_retain_hook(t, *m);
 }
 
 bool is_leaf(const Tensor& t) {

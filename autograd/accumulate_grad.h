@@ -24,5 +24,9 @@ class AccumulateGrad final : public Node {
 std::shared_ptr<AccumulateGrad> grad_accumulator(const Tensor& leaf);
 // The edge a gradient for `t` flows along: its grad_fn, or its accumulator for a leaf.
 Edge gradient_edge(const Tensor& t);
+// After an in-place write gave `t` a new grad_fn: a .grad retained by retain_grad(t) is the new
+// value's gradient from now on, taken at the new node (torch moves its retains_grad hook there);
+// the hook left on the old node no longer fires. Nothing when t retains no grad.
+void move_retained_grad(const Tensor& t);
 
 }  // namespace fabric

@@ -26,6 +26,9 @@ class AutogradMeta final : public AutogradMetaBase {
   int output_nr = 0;
   std::weak_ptr<AccumulateGrad> accumulator;
   bool retains_grad = false;
+  // The node whose output the retained .grad is taken at (the grad_fn when retain_grad was called
+  // or when an in-place write last moved it; see move_retained_grad).
+  const Node* retained_at = nullptr;
   // A view made in no-grad mode from a tensor that requires grad (PyTorch's
   // CreationMeta::NO_GRAD_MODE): whether a later in-place write through it, or through its base,
   // should be followed is ambiguous, so autograd refuses both.

@@ -2,6 +2,7 @@
 // derivative rule, wires edges to the inputs' producers and marks the outputs.
 #include <array>
 
+#include "autograd/accumulate_grad.h"
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
 #include "autograd/connect_node.h"
@@ -102,6 +103,7 @@ void rebase(const Tensor& self, const Tensor& result) {
   m.grad_fn = r->grad_fn;
   m.output_nr = r->output_nr;
   self.impl()->requires_grad = true;
+  move_retained_grad(self);
 }
 
 [[maybe_unused]] const bool g_installed = [] {

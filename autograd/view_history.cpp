@@ -28,6 +28,7 @@ void set_history(const Tensor& t, std::shared_ptr<Node> fn) {
   m.grad_fn = std::move(fn);
   m.output_nr = 0;
   t.impl()->requires_grad = true;
+  move_retained_grad(t);
 }
 
 // The op's nodes: those reachable from its result that were recorded since the write started. A

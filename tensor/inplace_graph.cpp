@@ -2,6 +2,7 @@
 #include "tensor/inplace_graph.h"
 
 #include "tensor/copy_kernels.h"
+#include "tensor/factory.h"
 #include "tensor/memory_overlap.h"
 #include "tensor/ops.h"
 #include "tensor/strided_loop.h"
@@ -34,6 +35,11 @@ void write_values(Tensor& dst, const Tensor& src) {
   dst.storage()->bump_version();
 }
 
-Tensor overwritten_history(const Tensor& self) { return mul(self, 0.0); }
+// Zeros that carry self's history with a zero gradient, as torch's FillBackward / ZeroBackward /
+// CopyBackwards give the overwritten value: selected away (where), not multiplied by 0, so that an
+// inf or NaN gradient of the new value gives the old one 0, not NaN (inf * 0).
+Tensor overwritten_history(const Tensor& self) {
+  return where(zeros({}, {.dtype = DType::bool_, .device = self.device()}), self, Scalar(0.0));
+}
 
 }  // namespace fabric
