@@ -138,8 +138,10 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
   // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta. The quadratic branch reads z clamped to beta:
   // the same values where it is taken, and where it is not (z infinite or overflowing) its unused
   // gradient is 0 * beta, not the 0 * inf = NaN that would reach the input through where.
-  const Tensor zq = clamp(z, std::nullopt, beta);
-  const Tensor losses = where(lt(z, beta), div(mul(mul(zq, 0.5), zq), beta), sub(z, 0.5 * beta));
+  // It squares the signed difference (clamped to [-beta, beta]), whose square is |d|'s bit for bit:
+  // through |d| the second derivative at d == 0 was 0 (abs's subgradient there), not 1 / beta.
+  const Tensor dq = clamp(sub(input, target), -beta, beta);
+  const Tensor losses = where(lt(z, beta), div(mul(mul(dq, 0.5), dq), beta), sub(z, 0.5 * beta));
   return reduce(losses, red);
 }
 
@@ -156,9 +158,10 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_v
   // dtype (torch's loss is empty_like(input)) before the reduction.
   // The quadratic branch reads z clamped to delta, as smooth_l1_loss's: no NaN gradient from an
   // infinite difference.
-  const Tensor zq = clamp(z, std::nullopt, delta);
+  // Squared signed (a second derivative of 1 at d == 0, as smooth_l1_loss's).
+  const Tensor dq = clamp(sub(input, target), -delta, delta);
   const Tensor losses =
-      where(lt(z, delta), mul(mul(zq, 0.5), zq), mul(sub(z, 0.5 * delta), delta)).to(input.dtype());
+      where(lt(z, delta), mul(mul(dq, 0.5), dq), mul(sub(z, 0.5 * delta), delta)).to(input.dtype());
   return reduce(losses, red);
 }
 

@@ -1,0 +1,49 @@
+// Second derivatives at points where the first derivative was built from masked or absolute values:
+// - smooth_l1_loss / huber_loss at a zero residual: 1 / beta and 1, torch 1.13's values (they
+//   squared |d|, whose subgradient 0 at 0 made the curvature 0);
+// - pow(a, b) with a zero base where b is learnable: the masked-out entries no longer compute
+//   log(0) or 0^(b-1), whose zero gradient times -inf/inf made the second derivatives NaN (here
+//   torch 1.13 gives NaN too; the limit a^b log(a)^2 -> 0 is what a MAML step needs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+
+namespace fabric {
+namespace {
+
+std::vector<double> second_derivative_diagonal(const std::function<Tensor(const Tensor&)>& f, const Tensor& x0) {
+  Tensor x = x0.clone();
+  x.set_requires_grad(true);
+  const Tensor g = grad({f(x)}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  return grad({sum(g)}, {x})[0].to_vector<double>();
+}
+
+TEST(SecondOrderKinks, SmoothL1AndHuberHaveTheirCurvatureAtAZeroResidual) {
+  const Tensor x = from_vector<double>({0.2, 1.0, -3.0}), y = from_vector<double>({0.2, 0.5, 0.0});
+  EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return smooth_l1_loss(v, y, "sum"); }, x),
+            (std::vector<double>{1, 1, 0}));
+  EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return huber_loss(v, y, "sum"); }, x),
+            (std::vector<double>{1, 1, 0}));
+  EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return smooth_l1_loss(v, y, "sum", 0.5); }, x),
+            (std::vector<double>{2, 0, 0}));
+}
+
+TEST(SecondOrderKinks, PowWithAZeroBaseHasFiniteExponentCurvature) {
+  // d2/db2 of sum(a^b) is a^b log(a)^2: 0 where a == 0 (b > 0), not NaN.
+  const Tensor a = from_vector<double>({0.0, 2.0, 0.5});
+  Tensor b = from_vector<double>({1.5, 0.5, 2.0});
+  b.set_requires_grad(true);
+  const Tensor gb = grad({sum(pow(a, b))}, {b}, {}, true, true)[0];
+  const std::vector<double> h = grad({sum(gb)}, {b})[0].to_vector<double>();
+  EXPECT_EQ(h[0], 0.0);
+  EXPECT_NEAR(h[1], std::pow(2.0, 0.5) * std::log(2.0) * std::log(2.0), 1e-12);
+  EXPECT_NEAR(h[2], 0.25 * std::log(0.5) * std::log(0.5), 1e-12);
+}
+
+}  // namespace
+}  // namespace fabric
