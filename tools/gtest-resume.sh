@@ -57,15 +57,17 @@ for attempt in $(seq 1 40); do
     echo "==== gtest-resume: run $attempt of $(basename "$binary"), exit $rc ===="
     cat "$part"
   } >>"$log"
-  [ "$rc" = 124 ] && { status=124; break; }
-  # The tests this run started, in order, and how each ended ("" while it had not ended).
+  # The tests this run started, in order, and how each ended ("" while it had not ended). A
+  # parameterized or typed test's line ends ", where GetParam() = ..." / ", where TypeParam = ...".
   mapfile -t started < <(sed -n 's/^\[ RUN      \] //p' "$part")
   declare -A ended=()
   while read -r verdict name; do ended[$name]=$verdict; done < <(
-    sed -nE 's/^\[ +(OK|FAILED|SKIPPED) +\] ([^ ]+) \([0-9]+ ms\)$/\1 \2/p' "$part")
+    sed -nE 's/^\[ +(OK|FAILED|SKIPPED) +\] ([^ ,]+)(, where .*)? \([0-9]+ ms\)$/\1 \2/p' "$part")
   culprit= culprit_note=
   for name in "${started[@]}"; do
     verdict=${ended[$name]:-}
+    # LIMIT_S ran out during this test: it and those after it are missing, those before it kept.
+    [ -z "$verdict" ] && [ "$rc" = 124 ] && break
     if [ -z "$verdict" ]; then
       culprit=$name
       if [ "$rc" = hung ]; then
@@ -77,7 +79,8 @@ for attempt in $(seq 1 40); do
     fi
     # Its own failure text: the lines between its RUN and its FAILED line.
     if [ "$verdict" = FAILED ] && awk -v n="$name" '$0 == "[ RUN      ] " n {on = 1}
-        on {print} on && index($0, "[  FAILED  ] " n " (") == 1 {exit}' "$part" | grep -qE "$sticky"; then
+        on {print} on && (index($0, "[  FAILED  ] " n " (") == 1 || index($0, "[  FAILED  ] " n ", where") == 1) {exit}' \
+        "$part" | grep -qE "$sticky"; then
       culprit=$name
       culprit_note="FAILED $name sticky CUDA error: the tests after it in that process run again"
       break
@@ -86,10 +89,16 @@ for attempt in $(seq 1 40); do
     negative+=${negative:+:}$name
   done
   unset ended
+  [ "$rc" = 124 ] && { status=124; break; }
   if [ -z "$culprit" ]; then
     [ "$rc" = 0 ] || status=1
-    # Ended without a culprit: either all ran, or the binary stopped outside a test (setup).
-    [ "$rc" = 0 ] || [ ${#started[@]} -gt 0 ] || echo "FAILED $(basename "$binary") exited $rc before any test" >>"$results"
+    # Ended without a culprit: either all ran, or the binary stopped outside a test (its setup, or
+    # its exit after the last one).
+    if [ "$rc" != 0 ] && [ ${#started[@]} -eq 0 ]; then
+      echo "FAILED $(basename "$binary") exited $rc before any test" >>"$results"
+    elif [ "$rc" != 0 ] && ! grep -q '^\[  FAILED  \]' "$part"; then
+      echo "FAILED $(basename "$binary") exited $rc after its tests: $(tail -n 3 "$part" | tr '\n' ' ' | cut -c1-200)" >>"$results"
+    fi
     break
   fi
   status=1
