@@ -615,6 +615,7 @@ class Parser {
         fail(where("optimizer.betas"), "optimizer.betas",
              "each beta must be in [0, 1) (1 would never forget the first gradient), got " + format_number(b));
     check_rprop(c, where);
+    check_half_eps(c, where);
     if (c.optimizer.name == "sgd" && c.optimizer.nesterov && (c.optimizer.momentum <= 0 || c.optimizer.dampening != 0))
       fail(where("optimizer.nesterov"), "optimizer.nesterov",
            "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening 0, got momentum " +
@@ -672,6 +673,25 @@ class Parser {
       if (!given("scheduler.base_momentum")) c.scheduler.base_momentum = 0.8;
       if (!given("scheduler.max_momentum")) c.scheduler.max_momentum = 0.9;
     }
+  }
+
+  // Under 16-true the parameters are float16, and the optimizers whose half step is torch's tensor
+  // ops (optim/cpu_param_loop.h) add eps in that dtype: an eps below float16's smallest subnormal
+  // (2^-24; up to 2^-25 rounds to 0) is 0 there, and a parameter whose gradient is 0 gets 0/0 =
+  // NaN at its first step, as in torch. Refused naming the key rather than training into NaN.
+  template <class Where>
+  void check_half_eps(const TrainConfig& c, const Where& where) {
+    const std::string& name = c.optimizer.name;
+    if (c.fabric.precision != "16-true") return;
+    if (name != "nadam" && name != "radam" && name != "adamax" && name != "adadelta") return;
+    const double eps = c.optimizer.eps.value_or(name == "adadelta" ? 1e-6 : 1e-8);
+    if (eps > std::ldexp(1.0, -25)) return;
+    fail(where("optimizer.eps"), "optimizer.eps",
+         format_number(eps) + (c.optimizer.eps ? "" : " (" + name + "'s default)") +
+             " is 0 in float16, the parameters' dtype under fabric.precision 16-true; " + name +
+             "'s step adds eps in that dtype (as torch's), so a parameter whose gradient is 0 would "
+             "get 0/0 = NaN. Set optimizer.eps to 6e-8 or more (1e-4 is usual in half precision), or "
+             "train under bf16-true or 16-mixed");
   }
 
   // Rprop's pairs, as torch.optim.Rprop checks them (the key table's ranges say >= 0 only).
