@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nn/py_repr.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -22,7 +23,7 @@ std::string sizes_repr(const std::vector<int64_t>& v) {
 
 // norm_type as torch's LPPool prints the usual integer argument (2, not 2.0).
 std::string norm_repr(double p) {
-  return p == std::floor(p) && std::abs(p) < 1e15 ? cat(static_cast<int64_t>(p)) : cat(p);
+  return p == std::floor(p) && std::abs(p) < 1e15 ? cat(static_cast<int64_t>(p)) : py_float(p);
 }
 
 // `v` has 1 or `dims` entries, each at least `min`.

@@ -546,10 +546,26 @@ std::string Tensor::str() const {
   os << "Tensor(shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device=" << device();
   os << ", [";
-  auto vals = to_vector<double>();
-  const size_t shown = std::min<size_t>(vals.size(), 16);
-  for (size_t i = 0; i < shown; ++i) os << (i ? ", " : "") << vals[i];
-  if (vals.size() > shown) os << ", ...";
+  // The first 16 values in row-major order, read from a view that holds them (leading dims narrowed)
+  // rather than converting (or copying from a device) the whole tensor; integers printed exactly.
+  constexpr int64_t kShown = 16;
+  Tensor head = detach();
+  for (int64_t d = 0; d < head.dim(); ++d) {
+    int64_t inner = 1;
+    for (int64_t e = d + 1; e < head.dim(); ++e) inner *= std::max<int64_t>(head.size(e), 1);
+    const int64_t need = (kShown + inner - 1) / inner;
+    head = head.narrow(d, 0, std::min(head.size(d), need));
+    if (need > 1) break;
+  }
+  const int64_t shown = std::min<int64_t>(head.numel(), kShown);
+  if (is_floating(dtype())) {
+    const std::vector<double> vals = head.to_vector<double>();
+    for (int64_t i = 0; i < shown; ++i) os << (i ? ", " : "") << vals[size_t(i)];
+  } else {
+    const std::vector<int64_t> vals = head.to(DType::int64).to_vector<int64_t>();
+    for (int64_t i = 0; i < shown; ++i) os << (i ? ", " : "") << vals[size_t(i)];
+  }
+  if (numel() > shown) os << ", ...";
   os << "])";
   return os.str();
 }

@@ -46,5 +46,13 @@ TEST(LPPoolArguments, NormTypeZeroIsRefused) {
                   "LPPool2d: kernel_size must be 1 or 2 sizes >= 1");
 }
 
+// A norm_type that is not whole prints as Python prints the float (it printed 6 digits).
+TEST(LPPoolArguments, NormTypePrintsAsPython) {
+  EXPECT_EQ(make<LPPool1d>({.norm_type = 0.1 + 0.2, .kernel_size = 2})->str(),
+            "LPPool1d(norm_type=0.30000000000000004, kernel_size=2, stride=None, ceil_mode=False)");
+  EXPECT_EQ(make<LPPool2d>({.norm_type = 1.23456789, .kernel_size = {2}})->str(),
+            "LPPool2d(norm_type=1.23456789, kernel_size=2, stride=None, ceil_mode=False)");
+}
+
 }  // namespace
 }  // namespace fabric::nn
