@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "autograd/autograd.h"
 #include "autograd/grad_mode.h"
 #include "nn/init.h"
 #include "nn/py_repr.h"
@@ -155,9 +156,16 @@ Tensor Embedding::scale_grad_by_count(const Tensor& rows, const Tensor& indices)
   shape.push_back(1);
   const Tensor s =
       from_vector(scale, shape, {.dtype = DType::float64}).to(rows.dtype()).to(rows.device());
-  // The value stays exactly `rows` (rows - rows.detach() is zero); the gradient is scaled by s.
-  const Tensor fixed = rows.detach();
-  return add(fixed, mul(sub(rows, fixed), s));
+  // The gradient arriving at the rows is scaled by s, by a hook, as torch's embedding_backward
+  // scales it. With create_graph the scaled gradient's own derivative is 1 (torch's double backward
+  // gathers without the counts), so a second derivative is scaled once, by the hook's next run:
+  // scaling the value's derivative (rows.detach() + (rows - detach) * s) put s^2 into a Hessian.
+  Tensor out = rows;
+  register_hook(out, [s](const Tensor& g) {
+    if (!grad_enabled()) return mul(g, s);
+    return add(g, sub(mul(g, s), g).detach());
+  });
+  return out;
 }
 
 Tensor Embedding::forward(const Tensor& indices) {
