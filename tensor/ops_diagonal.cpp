@@ -58,6 +58,18 @@ Tensor diag(const Tensor& a_in, int64_t offset) {
                    !__builtin_add_overflow(a.size(0), offset >= 0 ? offset : -offset, &n),
                ShapeError, "diag: a vector of ", a.size(0), " elements at offset ", offset,
                " needs a matrix whose side does not fit int64");
+  const int64_t m = a.size(0), k = offset >= 0 ? offset : -offset;
+  if (a.requires_grad()) {
+    // Recorded from ops that differentiate again (a Hessian through diag(v)): the vector selected
+    // onto an m x m diagonal, padded out to the offset's place. (A copy_ into the diagonal view
+    // records CopySlices, whose gradient cannot be differentiated again.)
+    const Tensor i = arange(m, DType::int64, a.device());
+    const Tensor square = where(eq(i.unsqueeze(1), i.unsqueeze(0)), a.unsqueeze(0), Scalar(0.0));
+    if (k == 0) return square;
+    // pad lists (left, right, top, bottom): above the diagonal the columns start at k, below it the
+    // rows do.
+    return offset > 0 ? pad(square, {k, 0, 0, k}) : pad(square, {0, k, k, 0});
+  }
   Tensor out = zeros({n, n}, {.dtype = a.dtype(), .device = a.device()});
   diagonal(out, offset).copy_(a);
   return out;

@@ -45,5 +45,21 @@ TEST(SecondOrderKinks, PowWithAZeroBaseHasFiniteExponentCurvature) {
   EXPECT_NEAR(h[2], 0.25 * std::log(0.5) * std::log(0.5), 1e-12);
 }
 
+// diag(v) of a vector that requires grad differentiates twice (it was a copy_ into the diagonal
+// view, whose CopySlices gradient refused create_graph); values and shape as before.
+TEST(SecondOrderKinks, DiagOfAVectorDifferentiatesTwice) {
+  for (int64_t k : {0, 1, -2}) {
+    SCOPED_TRACE(k);
+    Tensor v = from_vector<double>({0.5, -1.0, 2.0});
+    v.set_requires_grad(true);
+    const Tensor d = diag(v, k);
+    EXPECT_EQ(d.sizes(), (Shape{3 + std::abs(k), 3 + std::abs(k)}));
+    EXPECT_EQ(d.detach().to_vector<double>(), diag(v.detach(), k).to_vector<double>());
+    const Tensor g = grad({sum(pow(d, Scalar(3)))}, {v}, {}, true, true)[0];
+    EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{0.75, 3, 12}));
+    EXPECT_EQ(grad({sum(g)}, {v})[0].to_vector<double>(), (std::vector<double>{3, -6, 12}));
+  }
+}
+
 }  // namespace
 }  // namespace fabric
