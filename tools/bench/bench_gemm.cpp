@@ -66,12 +66,21 @@ struct Options {
   bool f64 = true;
 };
 
+// A comma-separated list of positive integers; anything else is a usage error (exit 2).
 std::vector<int64_t> parse_list(const char* s) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::stoll(item));
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (*end != '\0' || v < 1) {
+      std::fprintf(stderr, "bench_gemm: '%s' in '%s' is not a positive integer\n", item.c_str(), s);
+      std::exit(2);
+    }
+    out.push_back(v);
+  }
   return out;
 }
 

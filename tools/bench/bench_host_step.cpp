@@ -25,6 +25,7 @@
 
 #include "nn/gpt.h"
 #include "optim/optim.h"
+#include "precision/registry.h"
 #include "runtime/fabric.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
@@ -122,6 +123,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: bench_host_step [--steps N] [--precision P] [--kernels]\n");
       return 2;
     }
+  }
+  try {
+    precision = precision::canonical_precision(precision);
+  } catch (const Error& e) {  // a usage error, not a crash
+    std::fprintf(stderr, "bench_host_step: --precision: %s\n", e.what());
+    return 2;
   }
   const NullCudaCountsFn counts = null_runtime();
   if (!counts) rerun_under_null_runtime(argv);
