@@ -643,6 +643,7 @@ class Parser {
       fail(where("trainer.val_every"), "trainer.val_every", "needs data.val_fraction > 0");
     check_scheduler(c, where);
     warn_of_an_unused_warmup(c, values);
+    warn_of_an_unused_sample(c, values);
     resolve_stage(c, values);
     check_deepspeed(c, values);
     check_fsdp(c, values);
@@ -659,6 +660,16 @@ class Parser {
       return;
     c.warnings.push_back(it->second.where + ": scheduler.warmup_steps is ignored: scheduler.name " +
                          s.name + " has no warm-up (cosine and constant have one)");
+  }
+
+  // trainer.sample_tokens (or sample_prompt) given for a run that generates no text: said, as an
+  // unused warm-up is, rather than silently dropped.
+  static void warn_of_an_unused_sample(TrainConfig& c, const std::map<std::string, Located>& values) {
+    const auto it = values.find("trainer.sample_tokens");
+    if (it == values.end() || c.trainer.sample_tokens <= 0 || (c.model.name == "gpt" && c.data.kind == "text")) return;
+    c.warnings.push_back(it->second.where + ": trainer.sample_tokens is ignored: a run generates text at its end only " +
+                         "for a gpt on text data (data.kind: text); this one is a " + c.model.name + " on " +
+                         c.data.kind + " data");
   }
 
   // A key several optimizers or schedulers share, not given, takes the named one's PyTorch default

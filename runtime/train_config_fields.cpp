@@ -423,7 +423,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_INT(lora, rank, 0, "LoRA rank (0: no adapters); the base weights are frozen"));
     v.push_back(FIELD_NUM(lora, alpha, 0, "LoRA alpha (the update is scaled by alpha / rank)"));
     v.push_back(with_max(FIELD_NUM(lora, dropout, 0, "LoRA dropout on the adapter input"), 0.999999));
-    v.push_back(Field{"lora", "target", Kind::string_list, "names of the layers that get adapters",
+    v.push_back(Field{"lora", "target", Kind::string_list, "names of the layers that get adapters, as PEFT's `target_modules`: a layer's whole dotted path or a dotted tail of it (`c_attn` every block's, `h.0.attn.c_attn` the first block's, an MLP's `layers.0`)",
                       [](TrainConfig& c, const Value& x) { c.lora.target = x.sl; },
                       [](const TrainConfig& c) {
                         YAML::Node n;

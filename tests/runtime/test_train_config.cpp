@@ -96,6 +96,18 @@ TEST_F(TrainConfigTest, OverridesReplaceAnyKey) {
   EXPECT_TRUE(parse_train_config(contract(), "c", {"fabric.precision=16-mixed"}).warnings.empty());
 }
 
+// trainer.sample_tokens for a run that generates no text (an mlp, a gpt on token ids) is said, not
+// silently dropped; a gpt on text takes it.
+TEST_F(TrainConfigTest, SampleTokensOutsideAGptOnTextIsWarnedAbout) {
+  const TrainConfig c = parse_train_config(contract(), "c", {"trainer.sample_tokens=20"});
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("trainer.sample_tokens is ignored: a run generates text at its end only for a gpt "
+                               "on text data (data.kind: text); this one is a mlp on tensors data"),
+            std::string::npos)
+      << c.warnings[0];
+  EXPECT_TRUE(parse_train_config(contract(), "c", {"trainer.sample_tokens=0"}).warnings.empty());
+}
+
 TEST_F(TrainConfigTest, DumpIsResolvedAndReadsBack) {
   const TrainConfig c = parse_train_config(contract(), "cfg.yaml", {"optimizer.name=adamw"});
   const std::string yaml = dump_train_config(c);
