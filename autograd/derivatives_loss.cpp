@@ -4,7 +4,9 @@
 #include <algorithm>
 
 #include "autograd/derivatives.h"
+#include "autograd/grad_mode.h"
 #include "autograd/saved.h"
+#include "tensor/factory.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 
@@ -29,8 +31,24 @@ FABRIC_DERIVATIVE(binary_cross_entropy) {
     // grad * (x - t) / max((1 - x) * x, EPSILON): finite everywhere on [0, 1]. torch's EPSILON
     // is the float 1e-12 (9.99999996e-13 as a double).
     const double eps = static_cast<double>(1e-12f);
-    const Tensor gx =
-        finish(div(mul(g[0], sub(x, t)), clamp(mul(one_minus_x, x), eps, std::nullopt)));
+    const Tensor clamped = clamp(mul(one_minus_x, x), eps, std::nullopt);
+    Tensor gx;
+    if (!grad_enabled()) {
+      gx = finish(div(mul(g[0], sub(x, t)), clamped));  // torch's order, grad * (x - t) first
+    } else {
+      // create_graph: the clamp's derivative is 0 where it bites (x(1-x) < eps: a saturated
+      // probability), which made the second derivative g / eps ~ 1e12. Differentiated instead by
+      // torch's binary_cross_entropy_double_backward formulas: d/dx (x^2 - 2xt + t) / ((x+eps)^2
+      // (1-x+eps)^2), d/dt -1 / ((x+eps)(1-x+eps)). Each enters as (v - v.detach()) * formula,
+      // zero in value, so the gradient's value is g * (x - t) / max(x(1-x), eps) as above.
+      const Tensor q = div(sub(x, t), clamped).detach();
+      const Tensor xe = add(x, eps), ome = add(one_minus_x, eps);
+      const Tensor hx = div(add(sub(mul(x, x), mul(mul(x, t), 2.0)), t), mul(mul(xe, xe), mul(ome, ome)));
+      const Tensor ht = neg(div(ones_like(x), mul(xe, ome)));
+      Tensor d = add(mul(q, g[0]), mul(mul(sub(x, x.detach()), hx), g[0]));
+      if (t.requires_grad()) d = add(d, mul(mul(sub(t, t.detach()), ht), g[0]));
+      gx = finish(d);
+    }
     Tensor gt;
     // -logit(x) * grad, unclamped as torch's (infinite at 0 and 1).
     if (need_t) gt = finish(mul(neg(log(div(x, one_minus_x))), g[0]));

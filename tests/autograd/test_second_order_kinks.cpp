@@ -45,6 +45,22 @@ TEST(SecondOrderKinks, PowWithAZeroBaseHasFiniteExponentCurvature) {
   EXPECT_NEAR(h[2], 0.25 * std::log(0.5) * std::log(0.5), 1e-12);
 }
 
+// binary_cross_entropy at saturated probabilities: torch's second derivative (its double backward's
+// formula), not g / 1e-12 from the clamp's zero derivative; first derivatives unchanged.
+TEST(SecondOrderKinks, BinaryCrossEntropyAtSaturatedProbabilities) {
+  Tensor p = from_vector<double>({1e-20, 0.5, 1.0 - 1e-17, 0.3});
+  p.set_requires_grad(true);
+  const Tensor t = from_vector<double>({0.0, 0.3, 1.0, 0.7});
+  const Tensor g = grad({binary_cross_entropy(p, t, Tensor(), "sum")}, {p}, {}, true, true)[0];
+  const std::vector<double> first = g.to_vector<double>(), second = grad({sum(g)}, {p})[0].to_vector<double>();
+  const std::vector<double> torch_first = {1.0000000039958028e-08, 0.8, 0.0, -1.9047619047619047};
+  const std::vector<double> torch_second = {9.99999979998e-17, 3.9999999999680007, 0.0, 8.39002267565706};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NEAR(first[i], torch_first[i], 1e-15 + 1e-12 * std::abs(torch_first[i])) << i;
+    EXPECT_NEAR(second[i], torch_second[i], 1e-15 + 1e-9 * std::abs(torch_second[i])) << i;
+  }
+}
+
 // diag(v) of a vector that requires grad differentiates twice (it was a copy_ into the diagonal
 // view, whose CopySlices gradient refused create_graph); values and shape as before.
 TEST(SecondOrderKinks, DiagOfAVectorDifferentiatesTwice) {
