@@ -135,6 +135,17 @@ std::optional<data::CharVocab> checkpoint_vocab(const std::string& run_dir) {
   return std::nullopt;
 }
 
+bool first_process_of_node();  // below
+
+// Whether `path` holds `vocab` (false when it cannot be read).
+bool vocab_file_is(const std::string& path, const data::CharVocab& vocab) {
+  try {
+    return data::CharVocab::load(path) == vocab;
+  } catch (const IOError&) {
+    return false;
+  }
+}
+
 RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resuming) {
   const auto& d = cfg.data;
   RunData r;
@@ -143,12 +154,27 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
   if (d.kind == "text") {
     data::TextDatasetOptions o{.block_size = block, .val_fraction = d.val_fraction};
     const std::string vocab_path = run_dir + "/vocab.json";
-    if (resuming && fs::exists(vocab_path)) {
-      o.vocab = data::CharVocab::load(vocab_path);
-    } else if (resuming) {
-      // vocab.json gone: the checkpoint's own copy, not one built anew from today's text (whose
-      // characters may number the same and map to other ids).
+    if (resuming) {
+      // The checkpoint's own copy: the ids its weights were trained with. vocab.json beside it is
+      // a copy for the user; edited or damaged, it would silently shift every id (or stop the run
+      // blaming data.path), so it is compared, said, and rewritten from the checkpoint's. A
+      // checkpoint without one (written before checkpoints held it) takes vocab.json; with
+      // neither, one built anew from today's text.
       o.vocab = checkpoint_vocab(run_dir);
+      if (!o.vocab && fs::exists(vocab_path)) {
+        o.vocab = data::CharVocab::load(vocab_path);
+      } else if (o.vocab && fs::exists(vocab_path) && first_process_of_node()) {
+        std::string problem;
+        try {
+          if (!(data::CharVocab::load(vocab_path) == *o.vocab)) problem = "differs from";
+        } catch (const IOError& e) {
+          problem = std::string("cannot be read (") + e.what() + "), unlike";
+        }
+        if (!problem.empty())
+          std::cerr << "fabric-train: warning: resume: " << vocab_path << " " << problem
+                    << " the vocabulary the checkpoint holds; the run goes on with the checkpoint's "
+                       "(the ids its weights were trained with) and rewrites vocab.json from it\n";
+      }
     }
     auto train = std::make_shared<data::TextDataset>(d.path, o);
     const int64_t chars = train->vocab().size();
@@ -802,7 +828,8 @@ class Run {
     }
     write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
     const std::string vocab_path = run_dir_ + "/vocab.json";
-    if (data.vocab && (!resuming_ || !fs::exists(vocab_path))) data.vocab->save(vocab_path);
+    if (data.vocab && (!resuming_ || !fs::exists(vocab_path) || !vocab_file_is(vocab_path, *data.vocab)))
+      data.vocab->save(vocab_path);
   }
 
   // A fit into a run directory that holds an earlier run's checkpoints would mix them with its own

@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   smp->add_option(
       "--prompt", prompt,
       "the text to continue (default: the start of a line, a newline when the text had one, else "
-      "its first character)");
+      "the vocabulary's first character)");
   smp->add_option("--tokens", tokens, "characters to generate")->check(whole_number(0, int64_max));
   smp->add_option("--temperature", temperature, "sampling temperature (0: greedy)")
       ->check(at_least(0, "a finite number >= 0"));

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tests/runtime/fabric_train_test_util.h"
@@ -64,6 +66,41 @@ TEST_F(FabricTrainSampleStream, AnotherFileOfACheckpointNamesTheDirectoryToPass)
                           ", not its model.safetensors; pass the checkpoint directory " + last),
             std::string::npos)
       << r.output;
+}
+
+// A prompt that is not UTF-8 is named as such, at its byte (a Latin-1 'é', a cut sequence whose
+// next valid character was swallowed into the "character"); control characters are listed by
+// code point, not printed raw (a CR moved the terminal's cursor).
+TEST_F(FabricTrainSampleStream, PromptsThatAreNotUtf8OrHoldControlCharactersAreNamed) {
+  const std::string run_dir = (dir_ / "run").string();
+  const Result latin1 = run("sample " + run_dir + " --prompt \"$(printf 'caf\\351')\" --tokens 3");
+  EXPECT_EQ(latin1.status, 2) << latin1.output;
+  EXPECT_NE(latin1.output.find("sample --prompt: invalid UTF-8 at byte 3 (0xE9)"), std::string::npos) << latin1.output;
+  const Result cut = run("sample " + run_dir + " --prompt \"$(printf 'ca\\303at')\" --tokens 3");
+  EXPECT_EQ(cut.status, 2) << cut.output;
+  EXPECT_NE(cut.output.find("invalid UTF-8 at byte 2 (0xC3)"), std::string::npos) << cut.output;
+  const Result control = run("sample " + run_dir + " --prompt \"$(printf 'a\\tb\\rc')\" --tokens 3");
+  EXPECT_EQ(control.status, 2) << control.output;
+  EXPECT_NE(control.output.find("3 characters are not in the model's vocabulary: U+0009, 'b', U+000D"), std::string::npos)
+      << control.output;
+}
+
+// resume takes the checkpoint's vocabulary: a vocab.json edited since (a character added, which
+// shifted every id after it) is said and rewritten from the checkpoint's.
+TEST_F(FabricTrainSampleStream, ResumeTakesTheCheckpointsVocabularyOverAnEditedVocabJson) {
+  const std::string run_dir = (dir_ / "run").string();
+  std::ifstream in(run_dir + "/vocab.json");
+  const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(original.find("\" \""), std::string::npos) << original;  // the space, first after none
+  std::string edited = original;
+  edited.replace(edited.find("\" \""), 3, "\" \", \"!\"");
+  std::ofstream(run_dir + "/vocab.json") << edited;
+  const Result resumed = run("resume " + run_dir + " --set trainer.max_steps=3");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("vocab.json differs from the vocabulary the checkpoint holds"), std::string::npos)
+      << resumed.output;
+  std::ifstream again(run_dir + "/vocab.json");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), original);
 }
 
 }  // namespace
