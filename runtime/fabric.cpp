@@ -66,7 +66,8 @@ Fabric::Fabric(const FabricOptions& options)
   so.ddp.find_unused_parameters = so.ddp.find_unused_parameters || resolved_.find_unused_parameters;
   so.fsdp.cpu_offload = so.fsdp.cpu_offload || resolved_.offload;
   strategy_ = distributed::make_strategy(so);
-  if (auto* fsdp = dynamic_cast<distributed::FSDPStrategy*>(strategy_.get())) configure_fsdp_precision(*fsdp);
+  if (auto* fsdp = dynamic_cast<distributed::FSDPStrategy*>(strategy_.get()))
+    configure_fsdp_precision(*fsdp, options.fsdp);
   // ZeRO-1/2 under a 16/bf16 mode hold half parameters with fp32 master partitions (DeepSpeed).
   if (auto* zero = dynamic_cast<distributed::ZeroStrategy*>(strategy_.get()))
     if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get()))
@@ -99,11 +100,15 @@ Fabric::Fabric(const FabricOptions& options)
     for (const auto& w : resolved_.warnings) warn(w);
 }
 
-void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
-  // spec §9 / fabric-api.md §3: the plugin's param, reduce and buffer dtypes.
+void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp, const distributed::FSDPOptions& given) {
+  // spec §9 / fabric-api.md §3: the plugin's param, reduce and buffer dtypes, unless the user gave
+  // the strategy its own (FabricOptions::fsdp's), which then win whole, as Lightning's
+  // FSDPStrategy(mixed_precision=...) overrides FSDPPrecision's config ("compute in bf16, reduce in
+  // float32" was otherwise impossible: the plugin's replaced them silently).
+  const bool user_dtypes = given.param_dtype || given.reduce_dtype || given.buffer_dtype;
   if (auto* p = dynamic_cast<precision::FSDPPrecision*>(ctx_->precision.get())) {
     const precision::FSDPMixedPrecisionConfig c = p->mixed_precision_config();
-    fsdp.set_mixed_precision(c.param_dtype, c.reduce_dtype, c.buffer_dtype);
+    if (!user_dtypes) fsdp.set_mixed_precision(c.param_dtype, c.reduce_dtype, c.buffer_dtype);
     // The sharded grad scaler: a rank sees inf/NaN only in its own gradient shard, so found_inf is
     // MAX-reduced over every rank and all skip the step together. The group exists only after
     // launch(), hence the lookup at each call; like the after-step hook, this holds the strategy by
@@ -121,6 +126,7 @@ void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp) {
   // dtype from float32 shards. A true mode has cast the module already; its shards are float32
   // masters all the same (DeepSpeed keeps fp32 partitions for a half model, else updates below one
   // half step would be lost), gathered and reduced in the module's half dtype.
+  if (user_dtypes) return;
   const std::string p = ctx_->precision->name();
   if (p == "16-mixed" || p == "bf16-mixed") {
     const DType half = p == "16-mixed" ? DType::float16 : DType::bfloat16;

@@ -55,7 +55,9 @@ struct FabricOptions {
   // 'ddp_find_unused_parameters_true'.
   distributed::DDPOptions ddp;
   // Strategy fsdp: sharding strategy, auto-wrap and activation-checkpointing policies (module
-  // type names), CPU offload and the checkpoint layout. The precision plugin sets the dtypes.
+  // type names), CPU offload and the checkpoint layout. param/reduce/buffer_dtype: the precision
+  // plugin's unless any is set here; then these win whole (unset: the parameters' own dtype), as
+  // Lightning's FSDPStrategy(mixed_precision=...) overrides FSDPPrecision's config.
   distributed::FSDPOptions fsdp;
   // Strategy deepspeed*: a DeepSpeed config in DeepSpeed's key names, as a JSON text or the path of
   // a .json file (precision/deepspeed_precision.h lists the keys). Empty: none.
@@ -304,7 +306,7 @@ class Fabric {
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
   Resolved resolved_;
   std::shared_ptr<FabricContext> ctx_;
-  void configure_fsdp_precision(distributed::FSDPStrategy& fsdp);
+  void configure_fsdp_precision(distributed::FSDPStrategy& fsdp, const distributed::FSDPOptions& given);
   std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
