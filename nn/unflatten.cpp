@@ -16,6 +16,9 @@ Unflatten::Unflatten(const UnflattenOptions& options) : options_(options) {
 }
 
 Tensor Unflatten::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Unflatten: the input is undefined");
+  FABRIC_CHECK(x.dim() > 0, IndexError, "Unflatten: dimension specified as ", options_.dim,
+               " but the input has no dimensions (0-dim)");
   const int64_t dim = wrap_dim(options_.dim, x.dim(), "Unflatten");
   const int64_t size = x.size(dim);
   Shape sizes = options_.unflattened_size;

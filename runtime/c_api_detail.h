@@ -77,6 +77,9 @@ fabric_status guarded(Body&& body) noexcept {
   clear_error();
   try {
     std::forward<Body>(body)();
+    // A call the body made back into the API (fabric_model_generate's callback) may have failed
+    // and left its message: a successful call ends with "".
+    clear_error();
     return FABRIC_OK;
   } catch (const ConfigError& e) {
     return fail_with(FABRIC_CONFIG_ERROR, e.what());

@@ -157,7 +157,7 @@ fabric_status fabric_export(const char* checkpoint, const char* out_file, int de
       return;
     }
     export_dequantized_checkpoint(checkpoint, out_file,
-                                  export_dtype_named(std::string(dtype_name(dt)), "dtype"));
+                                  export_dtype_named(std::string(dtype_name(dt)), "fabric_export: dtype"));
   });
 }
 

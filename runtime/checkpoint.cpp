@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint_detail.h"
+#include "runtime/train_config.h"
 #include "tensor/safetensors.h"
 
 namespace fabric {
@@ -241,7 +242,10 @@ void check_replaceable(const std::string& path) {
 
 void check_not_a_checkpoint_file(const std::string& out_file, const std::string& command) {
   std::error_code ec;
-  if (out_file.empty() || fs::is_directory(out_file, ec)) return;
+  // Nothing to name a file by: a bad command line, said as such (the write failed later, naming a
+  // temporary file's rename).
+  if (out_file.empty()) throw ConfigError(command + ": the output path is empty; expected a file path");
+  if (fs::is_directory(out_file, ec)) return;
   // A new file counts too: the next save of that checkpoint replaces its folder whole, and the
   // file with it.
   const fs::path folder = fs::absolute(out_file).lexically_normal().parent_path();
@@ -252,6 +256,13 @@ void check_not_a_checkpoint_file(const std::string& out_file, const std::string&
                      folder.string() +
                      ", which writing there would damage or a later save would delete; choose a "
                      "path outside the checkpoint");
+  // A run directory's own files (resume reads config.yaml and vocab.json; metrics.csv is the run's
+  // log): replacing one with weights would leave the run unresumable.
+  const fs::path name = fs::path(out_file).filename();
+  if ((name == "config.yaml" || name == "vocab.json" || name == "metrics.csv") &&
+      fs::exists(folder / "config.yaml", ec) && fs::is_directory(folder / "checkpoints", ec))
+    throw ValueError(command + ": " + out_file + " is the run directory " + folder.string() + "'s " +
+                     name.string() + ", which resume and the run's logs need; choose another path");
 }
 
 void commit_directory(const std::string& tmp, const std::string& path) {

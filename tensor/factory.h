@@ -42,7 +42,8 @@ Tensor randn(const Shape& shape, const TensorOptions& opts = {}, Generator* gen 
 Tensor randint(int64_t low, int64_t high, const Shape& shape,
                const TensorOptions& opts = {.dtype = DType::int64}, Generator* gen = nullptr);
 
-// In-place random fills (floating tensors; any layout).
+// In-place random fills (floating tensors; any layout but an expanded view, whose elements share
+// memory: a ValueError, as torch's).
 Tensor& uniform_(Tensor& t, double low = 0, double high = 1, Generator* gen = nullptr);
 Tensor& normal_(Tensor& t, double mean = 0, double std = 1, Generator* gen = nullptr);
 

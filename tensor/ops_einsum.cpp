@@ -141,7 +141,8 @@ Tensor contract_pair(Tensor a, Tensor b, const std::vector<bool>& summed) {
   order.insert(order.end(), con.begin(), con.end());
   for (int64_t d : order) {
     const bool is_con = std::find(con.begin(), con.end(), d) != con.end();
-    out_sizes.push_back(is_con ? 1 : std::max(a.size(d), b.size(d)));
+    // Broadcast: a size-1 dim takes the other's size, 0 included (max would give 1 against 0).
+    out_sizes.push_back(is_con ? 1 : a.size(d) == 1 ? b.size(d) : a.size(d));
   }
   const Tensor c =
       bmm(a.permute(perm).reshape({nb, nlo, nk}), b.permute(perm).reshape({nb, nk, nro}));

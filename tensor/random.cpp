@@ -62,6 +62,7 @@ Tensor fresh(const char* op, const Shape& shape, const TensorOptions& opts) {
 
 Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
   check_random_float_dtype("uniform_", t.dtype());
+  check_no_internal_overlap("uniform_", t);  // an expanded view: torch refuses it, as copy_
   FABRIC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
                "uniform_: expects a finite range [from, to) with from <= to, got from=", low, ", to=", high);
   const Tensor history = inplace_joins_graph("uniform_", t, {}) ? overwritten_history(t) : Tensor();
@@ -72,6 +73,7 @@ Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
 
 Tensor& normal_(Tensor& t, double mean, double std, Generator* gen) {
   check_random_float_dtype("normal_", t.dtype());
+  check_no_internal_overlap("normal_", t);
   FABRIC_CHECK(std::isfinite(mean), ValueError, "normal_: mean must be finite, got ", mean);
   FABRIC_CHECK(std::isfinite(std) && std >= 0, ValueError, "normal_: expects std >= 0.0 and finite, got std=", std);
   const Tensor history = inplace_joins_graph("normal_", t, {}) ? overwritten_history(t) : Tensor();

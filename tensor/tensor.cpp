@@ -125,8 +125,17 @@ Tensor Tensor::from_storage(Storage storage, DType dtype, Shape sizes, Strides s
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+// A 0-dim tensor has no dims to ask about (wrap_dim lets 0 and -1 through for the ops that treat a
+// scalar as one element; here they would read past an empty vector): torch's IndexError.
+int64_t Tensor::size(int64_t d) const {
+  FABRIC_CHECK(dim() > 0, IndexError, "size: dimension specified as ", d, " but the tensor has no dimensions (0-dim)");
+  return sizes()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  FABRIC_CHECK(dim() > 0, IndexError, "stride: dimension specified as ", d,
+               " but the tensor has no dimensions (0-dim)");
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   const auto& s = sizes();

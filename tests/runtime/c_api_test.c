@@ -356,6 +356,17 @@ static void test_export(const char* run) {
   EXPECT_ERROR(fabric_export(tmp, path_in_tmp("x.safetensors"), 0, FABRIC_FLOAT32), FABRIC_ERROR,
                "export");
   CHECK(!exists(path_in_tmp("x.safetensors")));
+  /* An empty path is a bad argument; a run directory's config.yaml is not overwritten (resume
+     needs it); a dequantized dtype it cannot write names the function. */
+  EXPECT_ERROR(fabric_export(run, "", 0, FABRIC_FLOAT32), FABRIC_CONFIG_ERROR,
+               "export: the output path is empty");
+  {
+    char config[600];
+    snprintf(config, sizeof config, "%s/config.yaml", run);
+    EXPECT_ERROR(fabric_export(run, config, 0, FABRIC_FLOAT32), FABRIC_ERROR, "config.yaml, which resume");
+  }
+  EXPECT_ERROR(fabric_export(run, path_in_tmp("x.safetensors"), 1, FABRIC_FLOAT64), FABRIC_CONFIG_ERROR,
+               "fabric_export: dtype");
 }
 
 struct collected {
@@ -363,6 +374,15 @@ struct collected {
   size_t used;
   int pieces;
 };
+
+/* A callback that makes a failing API call: the generate that called it still ends with "". */
+static void collect_after_a_failed_call(const char* text, size_t length, void* user_data) {
+  size_t n = 0;
+  (void)text;
+  (void)length;
+  (void)fabric_tensor_ndim(NULL, &n);
+  ++*(int*)user_data;
+}
 
 static void collect(const char* text, size_t length, void* user_data) {
   struct collected* c = (struct collected*)user_data;
@@ -411,6 +431,13 @@ static void test_gpt(void) {
 
   memset(&pieces, 0, sizeof pieces);
   CHECK(fabric_model_generate(gpt, "the cat", 40, 0.8, 0, 5, collect, &pieces, &text) == FABRIC_OK);
+  {
+    int calls = 0;
+    CHECK(fabric_model_generate(gpt, "the", 3, 0.8, 0, 5, collect_after_a_failed_call, &calls, NULL) ==
+          FABRIC_OK);
+    CHECK(calls > 0);
+    CHECK(strcmp(fabric_last_error(), "") == 0);
+  }
   CHECK(text != NULL && strlen(text) == 7 + 40 && strncmp(text, "the cat", 7) == 0);
   CHECK(text != NULL && strcmp(pieces.text, text) == 0);
   CHECK(pieces.pieces == 41); /* the prompt, then each character as it is drawn */
