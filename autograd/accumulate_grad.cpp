@@ -152,7 +152,8 @@ void attach_retain_hook(const Tensor& t, AutogradMeta& m) {
   m.grad_fn->pre_hooks.emplace_back(m.output_nr, [weak, node](const Tensor& g) {
     if (auto impl = weak.lock()) {
       auto& meta = static_cast<AutogradMeta&>(*impl->autograd);
-      if (meta.retained_at == node) meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
+      if (meta.retained_at == node)
+        meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
     }
     return Tensor();
   });

@@ -92,12 +92,16 @@ FABRIC_DERIVATIVE(pow) {
   Tensor b = saved(rec.inputs[1]);
   Tensor out = saved(rec.outputs[0]);
   return [a, b, out](const Grads& g) {
-    // d/da = b * a^(b-1), masked to 0 where b == 0 (as PyTorch); d/db = a^b * log(a), 0 where a == 0
-    // and b >= 0. The masked-out entries compute with a base of 1 instead of a: where's backward gives
-    // them a zero gradient, which times a^(b-1) = inf or log(0) = -inf made the second derivatives NaN.
+    // d/da = b * a^(b-1), masked to 0 where b == 0 (as PyTorch); d/db = a^b * log(a), 0 where a ==
+    // 0 and b >= 0. The masked-out entries compute with a base of 1 instead of a: where's backward
+    // gives them a zero gradient, which times a^(b-1) = inf or log(0) = -inf made the second
+    // derivatives NaN.
     const Tensor b_zero = eq(b, 0.0), a_zero = logical_and(eq(a, 0.0), ge(b, 0.0));
-    Tensor ga = where(b_zero, zeros_like(g[0]), mul(mul(g[0], b), pow(where(logical_not(b_zero), a, Scalar(1.0)), sub(b, 1.0))));
-    Tensor gb = where(a_zero, zeros_like(g[0]), mul(mul(g[0], out), log(where(logical_not(a_zero), a, Scalar(1.0)))));
+    Tensor ga =
+        where(b_zero, zeros_like(g[0]),
+              mul(mul(g[0], b), pow(where(logical_not(b_zero), a, Scalar(1.0)), sub(b, 1.0))));
+    Tensor gb = where(a_zero, zeros_like(g[0]),
+                      mul(mul(g[0], out), log(where(logical_not(a_zero), a, Scalar(1.0)))));
     return Grads{ga, gb};
   };
 }

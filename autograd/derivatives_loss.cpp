@@ -43,7 +43,8 @@ FABRIC_DERIVATIVE(binary_cross_entropy) {
       // zero in value, so the gradient's value is g * (x - t) / max(x(1-x), eps) as above.
       const Tensor q = div(sub(x, t), clamped).detach();
       const Tensor xe = add(x, eps), ome = add(one_minus_x, eps);
-      const Tensor hx = div(add(sub(mul(x, x), mul(mul(x, t), 2.0)), t), mul(mul(xe, xe), mul(ome, ome)));
+      const Tensor hx =
+          div(add(sub(mul(x, x), mul(mul(x, t), 2.0)), t), mul(mul(xe, xe), mul(ome, ome)));
       const Tensor ht = neg(div(ones_like(x), mul(xe, ome)));
       Tensor d = add(mul(q, g[0]), mul(mul(sub(x, x.detach()), hx), g[0]));
       if (t.requires_grad()) d = add(d, mul(mul(sub(t, t.detach()), ht), g[0]));

@@ -274,8 +274,8 @@ int fd_limit() {
 
 // Waits for every child; the first failure kills the rest and its status is returned.
 int wait_all(std::vector<Child>& kids, std::chrono::milliseconds timeout, const char* op) {
-  const auto deadline =
-      timeout == std::chrono::milliseconds::max() ? Clock::time_point::max() : Clock::now() + timeout;
+  const auto deadline = timeout == std::chrono::milliseconds::max() ? Clock::time_point::max()
+                                                                    : Clock::now() + timeout;
   // A child reaped before (by the launcher's watchdog, which held its failure) fails first.
   std::vector<size_t> newly;
   for (size_t i = 0; i < kids.size(); ++i)

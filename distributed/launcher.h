@@ -66,9 +66,9 @@ class SubprocessLauncher {
   // the reference's rank 0 leaves its children to finish: a rank may work alone for long, writing
   // or evaluating, with no collective to time out); with a timeout, TimeoutError (after killing
   // them) when children are still running then. Calling it again returns the same status (or
-  // throws the same error). join() and kill_all() (and a launch() that throws) put back the variables launch()
-  // changed: the run is over, and a Fabric created later in this process must not take itself for
-  // a launched rank (LOCAL_RANK set) and wait for peers that never come.
+  // throws the same error). join() and kill_all() (and a launch() that throws) put back the
+  // variables launch() changed: the run is over, and a Fabric created later in this process must
+  // not take itself for a launched rank (LOCAL_RANK set) and wait for peers that never come.
   int join(std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
   // Rank 0 failed: stops the watchdog, SIGKILLs every child and reaps them. Rank 0's failure may
   // be a child's consequence (a collective with a rank that died breaks at once, before the

@@ -11,12 +11,12 @@
 #include "autograd/grad_mode.h"
 #include "distributed/collective_staging.h"
 #include "distributed/default_group.h"
+#include "distributed/fsdp_strategy.h"
 #include "distributed/gloo_process_group.h"
 #include "distributed/launcher.h"
 #include "distributed/nccl_process_group.h"
 #include "distributed/tcp_store.h"
 #include "distributed/world_handshake.h"
-#include "distributed/fsdp_strategy.h"
 #include "distributed/zero.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
@@ -124,11 +124,12 @@ void Strategy::launch() {
       launcher_->launch();
     }
     if (!store_) store_ = std::make_shared<TCPStore>(store_options());
-    const std::string how = env_.creates_processes_externally
-                                ? "world size " + std::to_string(env_.world_size) + " from the environment"
-                                : "devices " + std::to_string(options_.devices) + " x num_nodes " +
-                                      std::to_string(options_.num_nodes) + ", node_rank " +
-                                      std::to_string(env_.node_rank);
+    const std::string how =
+        env_.creates_processes_externally
+            ? "world size " + std::to_string(env_.world_size) + " from the environment"
+            : "devices " + std::to_string(options_.devices) + " x num_nodes " +
+                  std::to_string(options_.num_nodes) + ", node_rank " +
+                  std::to_string(env_.node_rank);
     agree_on_world(*store_, env_.global_rank, env_.world_size, how, options_.timeout);
     auto prefixed = std::make_shared<PrefixStore>("default_pg", store_);
     if (options_.accelerator == "cuda") {

@@ -15,6 +15,7 @@ namespace fabric::distributed {
 // until every other rank has said the same size; the others check rank 0's. DistributedError on
 // every rank that sees a disagreement: a rank expecting another world size, or two processes
 // taking one rank; TimeoutError on rank 0 naming the ranks that never came.
-void agree_on_world(Store& store, int rank, int size, const std::string& how, std::chrono::milliseconds timeout);
+void agree_on_world(Store& store, int rank, int size, const std::string& how,
+                    std::chrono::milliseconds timeout);
 
 }  // namespace fabric::distributed

@@ -323,14 +323,14 @@ Tensor embedding_bag(const Tensor& weight, const Tensor& input, const Tensor& of
                  "supported for mode='sum' (got mode='",
                  mode, "')");
     FABRIC_CHECK(per_sample_weights.dtype() == weight.dtype(), DTypeError,
-                 "embedding_bag: per_sample_weights must have weight's dtype ", dtype_name(weight.dtype()), ", got ",
-                 dtype_name(per_sample_weights.dtype()));
+                 "embedding_bag: per_sample_weights must have weight's dtype ",
+                 dtype_name(weight.dtype()), ", got ", dtype_name(per_sample_weights.dtype()));
   }
   const int64_t num = weight.size(0);
   if (padding_idx) {
     FABRIC_CHECK(*padding_idx >= -num && *padding_idx < num, ValueError,
-                 "embedding_bag: padding_idx must be within the number of embeddings, ", -num, " through ",
-                 num - 1, ", but got ", *padding_idx);
+                 "embedding_bag: padding_idx must be within the number of embeddings, ", -num,
+                 " through ", num - 1, ", but got ", *padding_idx);
     if (*padding_idx < 0) *padding_idx += num;
   }
   const Tensor flat = input.detach().reshape({-1}).to(Device::cpu()).to(DType::int64).contiguous();

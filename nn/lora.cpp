@@ -77,8 +77,9 @@ std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
   // "attn.c_attn", "transformer.h.0.attn.c_attn"; an MLP's "layers.0").
   auto targeted = [&](const std::string& path) {
     return std::any_of(options.target.begin(), options.target.end(), [&](const std::string& t) {
-      return path == t || (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
-                           path[path.size() - t.size() - 1] == '.');
+      return path == t ||
+             (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
+              path[path.size() - t.size() - 1] == '.');
     });
   };
   for (const auto& [path, m] : model.named_modules()) {

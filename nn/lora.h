@@ -60,10 +60,10 @@ std::pair<int64_t, int64_t> linear_features(const Module& layer);
 // Freezes every parameter of `model` but adapters' (PEFT: those without "lora_" in their name),
 // then replaces each descendant that a target names (PEFT's rule: its whole dotted path, or a
 // dotted tail of it, so "c_attn" names every block's and "h.0.attn.c_attn" one) with a LoRALinear
-// wrapping it (its own A/B trainable); layers already wrapped, and their adapters, are left alone. Returns the
-// dotted paths wrapped. ValueError when options are invalid (rank < 1, dropout outside [0, 1),
-// empty target), no layer matches a target or a target is not linear-like; the model is then
-// left as it was.
+// wrapping it (its own A/B trainable); layers already wrapped, and their adapters, are left alone.
+// Returns the dotted paths wrapped. ValueError when options are invalid (rank < 1, dropout outside
+// [0, 1), empty target), no layer matches a target or a target is not linear-like; the model is
+// then left as it was.
 std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options);
 
 }  // namespace fabric::nn

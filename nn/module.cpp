@@ -545,7 +545,8 @@ Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
   for (auto [id, hook] : std::vector(pre_hooks_)) inputs[0] = hook(*this, inputs[0]);
   Tensor out;
   if (checkpointing_ && grad_enabled()) {
-    out = checkpoint([run](const std::vector<Tensor>& xs) { return std::vector<Tensor>{run(xs)}; }, inputs)
+    out = checkpoint([run](const std::vector<Tensor>& xs) { return std::vector<Tensor>{run(xs)}; },
+                     inputs)
               .front();
   } else {
     out = run(inputs);

@@ -77,7 +77,9 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query, const
   // ---- the argument checks of torch's _mha_shape_check and multi_head_attention_forward -----
   FABRIC_CHECK(query.defined() && key.defined() && value.defined(), ValueError,
                "MultiheadAttention: query, key and value must all be given, got an undefined ",
-               !query.defined() ? "query" : !key.defined() ? "key" : "value");
+               !query.defined() ? "query"
+               : !key.defined() ? "key"
+                                : "value");
   FABRIC_CHECK(query.dim() == 2 || query.dim() == 3, ShapeError,
                "MultiheadAttention: query must be unbatched (L, E) or batched 3-D, got ",
                shape_str(query.sizes()));

@@ -32,15 +32,15 @@ void check_sizes(const char* layer, const char* name, const std::vector<int64_t>
   FABRIC_CHECK((v.size() == 1 || v.size() == dims) &&
                    std::all_of(v.begin(), v.end(), [&](int64_t x) { return x >= min; }),
                ValueError, layer, ": ", name, " must be ",
-               dims == 1 ? std::string("one size") : "1 or " + std::to_string(dims) + " sizes", " >= ", min,
-               ", got ", shape_str(v));
+               dims == 1 ? std::string("one size") : "1 or " + std::to_string(dims) + " sizes",
+               " >= ", min, ", got ", shape_str(v));
 }
 
 // torch divides by norm_type (x^p averaged, then ^(1/p)): 0 is a ZeroDivisionError there, a
 // NaN has no norm.
 void check_norm_type(const char* layer, double p) {
-  FABRIC_CHECK(p != 0.0 && !std::isnan(p), ValueError, layer, ": norm_type must be non-zero (the power p of ",
-               "the p-norm pooled), got ", p);
+  FABRIC_CHECK(p != 0.0 && !std::isnan(p), ValueError, layer,
+               ": norm_type must be non-zero (the power p of ", "the p-norm pooled), got ", p);
 }
 
 std::vector<int64_t> expand(const std::vector<int64_t>& v, size_t dims) {

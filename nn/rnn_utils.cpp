@@ -18,20 +18,19 @@ std::vector<int64_t> pad_dim0_end(int64_t dim, int64_t extra) {
   return p;
 }
 
-int64_t max_of(const std::vector<int64_t>& v) { return *std::max_element(v.begin(), v.end()); }
-
 }  // namespace
 
 Tensor unsorted_indices_of(const PackedSequence& sequence) {
-  if (sequence.unsorted_indices.defined() || !sequence.sorted_indices.defined()) return sequence.unsorted_indices;
+  if (sequence.unsorted_indices.defined() || !sequence.sorted_indices.defined())
+    return sequence.unsorted_indices;
   const std::vector<int64_t> sorted =
       sequence.sorted_indices.to(Device::cpu()).to(DType::int64).to_vector<int64_t>();
   std::vector<int64_t> unsorted(sorted.size(), -1);
   for (size_t i = 0; i < sorted.size(); ++i) {
     const int64_t b = sorted[i];
     FABRIC_CHECK(b >= 0 && b < int64_t(sorted.size()) && unsorted[size_t(b)] < 0, ValueError,
-                 "PackedSequence: sorted_indices must be a permutation of 0..", sorted.size() - 1, ", got ",
-                 shape_str(sorted));
+                 "PackedSequence: sorted_indices must be a permutation of 0..", sorted.size() - 1,
+                 ", got ", shape_str(sorted));
     unsorted[size_t(b)] = int64_t(i);
   }
   return from_vector(unsorted).to(sequence.sorted_indices.device());
@@ -39,9 +38,9 @@ Tensor unsorted_indices_of(const PackedSequence& sequence) {
 
 void check_batch_sizes(const char* op, const std::vector<int64_t>& batch_sizes) {
   for (size_t t = 0; t < batch_sizes.size(); ++t)
-    FABRIC_CHECK(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), ValueError, op,
-                 ": a PackedSequence's batch_sizes must be positive and non-increasing, got ", shape_str(batch_sizes),
-                 " as batch_sizes");
+    FABRIC_CHECK(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), ValueError,
+                 op, ": a PackedSequence's batch_sizes must be positive and non-increasing, got ",
+                 shape_str(batch_sizes), " as batch_sizes");
 }
 
 Tensor pad_sequence(const std::vector<Tensor>& sequences, bool batch_first, double padding_value) {

@@ -127,8 +127,11 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
                  ", expected a TransformerDecoderLayer (it takes memory and masks)");
     // Through the layer's hooks and checkpointing (FSDP units gather there), as torch's mod(...).
     TransformerDecoderLayer* l = layer.get();
-    x = l->call_forward({x, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask},
-                        [l](const std::vector<Tensor>& in) { return l->forward(in[0], in[1], in[2], in[3], in[4], in[5]); });
+    x = l->call_forward(
+        {x, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask},
+        [l](const std::vector<Tensor>& in) {
+          return l->forward(in[0], in[1], in[2], in[3], in[4], in[5]);
+        });
   }
   if (options_.norm) x = child("norm")(x);
   return x;

@@ -51,9 +51,10 @@ Tensor TransformerEncoderLayer::self_attention_block(const Tensor& x, const Tens
                ", expected a MultiheadAttention (it takes key, value and masks)");
   // The weights are not needed, which lets the attention run through scaled_dot_product_attention.
   // Called through its hooks (FSDP units, checkpointing), as torch's self.self_attn(x, x, x, ...).
-  Tensor y = attention->call_forward({x, padding, mask}, [attention](const std::vector<Tensor>& in) {
-    return attention->forward(in[0], in[0], in[0], in[1], /*need_weights=*/false, in[2]).first;
-  });
+  Tensor y =
+      attention->call_forward({x, padding, mask}, [attention](const std::vector<Tensor>& in) {
+        return attention->forward(in[0], in[0], in[0], in[1], /*need_weights=*/false, in[2]).first;
+      });
   return child("dropout1")(y);
 }
 
@@ -104,8 +105,9 @@ Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask,
   for (const ModulePtr& m : *layers) {
     // Every layer through its hooks and checkpointing (FSDP units gather there), masks or not.
     if (auto* layer = dynamic_cast<TransformerEncoderLayer*>(m.get())) {
-      x = layer->call_forward({x, mask, src_key_padding_mask},
-                              [layer](const std::vector<Tensor>& in) { return layer->forward(in[0], in[1], in[2]); });
+      x = layer->call_forward(
+          {x, mask, src_key_padding_mask},
+          [layer](const std::vector<Tensor>& in) { return layer->forward(in[0], in[1], in[2]); });
     } else {
       FABRIC_CHECK(!masked, ValueError, "TransformerEncoder: layer ", m->type_name(),
                    " is not a TransformerEncoderLayer and takes no masks");

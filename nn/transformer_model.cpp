@@ -87,12 +87,15 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& 
   // Both through their hooks and checkpointing, as torch's self.encoder(...) and self.decoder(...).
   TransformerEncoder* enc = encoder.get();
   TransformerDecoder* dec = decoder.get();
-  Tensor memory = enc->call_forward({src, src_mask, src_key_padding_mask}, [enc](const std::vector<Tensor>& in) {
-    return enc->forward(in[0], in[1], in[2]);
-  });  // shaped as src
+  Tensor memory = enc->call_forward({src, src_mask, src_key_padding_mask},
+                                    [enc](const std::vector<Tensor>& in) {
+                                      return enc->forward(in[0], in[1], in[2]);
+                                    });  // shaped as src
   return dec->call_forward(
       {tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask},
-      [dec](const std::vector<Tensor>& in) { return dec->forward(in[0], in[1], in[2], in[3], in[4], in[5]); });
+      [dec](const std::vector<Tensor>& in) {
+        return dec->forward(in[0], in[1], in[2], in[3], in[4], in[5]);
+      });
 }
 
 Tensor Transformer::generate_square_subsequent_mask(int64_t sz, Device device) {

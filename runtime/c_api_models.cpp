@@ -156,8 +156,9 @@ fabric_status fabric_export(const char* checkpoint, const char* out_file, int de
       export_checkpoint(checkpoint, out_file);
       return;
     }
-    export_dequantized_checkpoint(checkpoint, out_file,
-                                  export_dtype_named(std::string(dtype_name(dt)), "fabric_export: dtype"));
+    export_dequantized_checkpoint(
+        checkpoint, out_file,
+        export_dtype_named(std::string(dtype_name(dt)), "fabric_export: dtype"));
   });
 }
 

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <tuple>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "runtime/checkpoint_detail.h"
 #include "runtime/train_config.h"
@@ -244,7 +244,8 @@ void check_not_a_checkpoint_file(const std::string& out_file, const std::string&
   std::error_code ec;
   // Nothing to name a file by: a bad command line, said as such (the write failed later, naming a
   // temporary file's rename).
-  if (out_file.empty()) throw ConfigError(command + ": the output path is empty; expected a file path");
+  if (out_file.empty())
+    throw ConfigError(command + ": the output path is empty; expected a file path");
   if (fs::is_directory(out_file, ec)) return;
   // A new file counts too: the next save of that checkpoint replaces its folder whole, and the
   // file with it.
@@ -261,8 +262,9 @@ void check_not_a_checkpoint_file(const std::string& out_file, const std::string&
   const fs::path name = fs::path(out_file).filename();
   if ((name == "config.yaml" || name == "vocab.json" || name == "metrics.csv") &&
       fs::exists(folder / "config.yaml", ec) && fs::is_directory(folder / "checkpoints", ec))
-    throw ValueError(command + ": " + out_file + " is the run directory " + folder.string() + "'s " +
-                     name.string() + ", which resume and the run's logs need; choose another path");
+    throw ValueError(command + ": " + out_file + " is the run directory " + folder.string() +
+                     "'s " + name.string() +
+                     ", which resume and the run's logs need; choose another path");
 }
 
 void commit_directory(const std::string& tmp, const std::string& path) {
@@ -373,9 +375,9 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
     if (auto* o = std::get_if<optim::Optimizer*>(&it->second.value())) {
       SafetensorsFile f = file_of(key);
       auto saved = f.metadata.find("optimizer");
-      FABRIC_CHECK(saved == f.metadata.end() || saved->second == (*o)->name(), ValueError, "Fabric.load: '", key,
-                   "' holds the state of a ", saved->second, " optimizer in ", path_in,
-                   ", but the optimizer passed is a ", (*o)->name());
+      FABRIC_CHECK(saved == f.metadata.end() || saved->second == (*o)->name(), ValueError,
+                   "Fabric.load: '", key, "' holds the state of a ", saved->second,
+                   " optimizer in ", path_in, ", but the optimizer passed is a ", (*o)->name());
       optimizer_files.emplace(key, std::move(f));
     }
   }
@@ -409,7 +411,8 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
               v->load_state_dict(sd, strict);
             }
           } else if constexpr (std::is_same_v<V, optim::Optimizer*>) {
-            const optim::OptimizerState sd = optim::OptimizerState::unflatten(items_of(optimizer_files.at(key)));
+            const optim::OptimizerState sd =
+                optim::OptimizerState::unflatten(items_of(optimizer_files.at(key)));
             if (load_optimizer) {
               load_optimizer(*v, sd);
             } else {

@@ -37,9 +37,11 @@ CheckpointModel read_checkpoint_config(const std::string& dir) {
   // files are not opened (sample and export need no optimizer.safetensors), and the precision
   // plugin's state (a loss scale, FP8 recipe) is not restored, nor warned about.
   const std::optional<StateEntry> config_entry = read_checkpoint_value(dir, "config");
-  if (!config_entry) throw IOError(dir + ": the checkpoint holds no 'config', which fabric-train saves there");
+  if (!config_entry)
+    throw IOError(dir + ": the checkpoint holds no 'config', which fabric-train saves there");
   const std::string* config_text = std::get_if<std::string>(&config_entry->value());
-  if (!config_text) throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
+  if (!config_text)
+    throw IOError(dir + ": the state's 'config' is not the text fabric-train saves there");
   CheckpointModel c;
   // The data and init files need not exist any more: check the config without them.
   c.cfg = parse_train_config(
@@ -47,7 +49,8 @@ CheckpointModel read_checkpoint_config(const std::string& dir) {
       {string_override("data.path", dir + "/state.json"), "data.labels=", "model.init="});
   if (const std::optional<StateEntry> vocab = read_checkpoint_value(dir, "vocab")) {
     const std::string* text = std::get_if<std::string>(&vocab->value());
-    if (!text) throw IOError(dir + ": the state's 'vocab' is not the text fabric-train saves there");
+    if (!text)
+      throw IOError(dir + ": the state's 'vocab' is not the text fabric-train saves there");
     c.vocab_json = *text;
   }
   return c;

@@ -100,7 +100,8 @@ Fabric::Fabric(const FabricOptions& options)
     for (const auto& w : resolved_.warnings) warn(w);
 }
 
-void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp, const distributed::FSDPOptions& given) {
+void Fabric::configure_fsdp_precision(distributed::FSDPStrategy& fsdp,
+                                      const distributed::FSDPOptions& given) {
   // spec §9 / fabric-api.md §3: the plugin's param, reduce and buffer dtypes, unless the user gave
   // the strategy its own (FabricOptions::fsdp's), which then win whole, as Lightning's
   // FSDPStrategy(mixed_precision=...) overrides FSDPPrecision's config ("compute in bf16, reduce in
@@ -419,7 +420,8 @@ void reduce_pending_fp8_amaxes(const State& state) {
     std::vector<nn::Module*> all{*root};
     for (auto& [name, child] : (*root)->named_modules()) all.push_back(child.get());
     for (nn::Module* m : all)
-      if (auto* fp8 = dynamic_cast<precision::FP8Linear*>(m)) fp8->fp8_meta().reduce_current_amaxes();
+      if (auto* fp8 = dynamic_cast<precision::FP8Linear*>(m))
+        fp8->fp8_meta().reduce_current_amaxes();
   }
 }
 

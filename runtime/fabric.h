@@ -306,7 +306,8 @@ class Fabric {
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
   Resolved resolved_;
   std::shared_ptr<FabricContext> ctx_;
-  void configure_fsdp_precision(distributed::FSDPStrategy& fsdp, const distributed::FSDPOptions& given);
+  void configure_fsdp_precision(distributed::FSDPStrategy& fsdp,
+                                const distributed::FSDPOptions& given);
   std::unique_ptr<distributed::Strategy> strategy_;
   std::vector<std::shared_ptr<Logger>> loggers_;
   std::vector<std::shared_ptr<Callback>> callbacks_;

@@ -192,8 +192,9 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
   if (!header.empty()) {  // an empty file is not kept: it is written anew
     columns_ = std::move(header);
     logged_ = written_ = rows.size();
-    // A file from before the header was sorted (step first), or whose last row was cut off: rewritten
-    // (sorted, in Lightning's order) at the next flush, its rows under the same column names.
+    // A file from before the header was sorted (step first), or whose last row was cut off:
+    // rewritten (sorted, in Lightning's order) at the next flush, its rows under the same column
+    // names.
     header_dirty_ = unterminated || !std::is_sorted(columns_.begin(), columns_.end());
     std::sort(columns_.begin(), columns_.end());
     kept = true;
@@ -227,21 +228,24 @@ std::vector<std::string> CSVLogger::read_file_rows(const std::string& file, std:
   unterminated = false;
   if (!next_line()) return {};
   const std::vector<std::string> columns = split_csv_line(line);
-  FABRIC_CHECK(std::find(columns.begin(), columns.end(), "step") != columns.end(), IOError, "CSVLogger: ", file,
-               " has no 'step' column (header: ", line, ")");
+  FABRIC_CHECK(std::find(columns.begin(), columns.end(), "step") != columns.end(), IOError,
+               "CSVLogger: ", file, " has no 'step' column (header: ", line, ")");
   for (int64_t number = 2; next_line(); ++number) {
     if (line.empty()) continue;
     const auto cells = split_csv_line(line);
     unterminated = in.eof();
-    if (unterminated && (cells.size() != columns.size() || !row_step_is_integer(columns, cells))) break;
-    FABRIC_CHECK(cells.size() == columns.size(), IOError, "CSVLogger: ", file, " line ", number, ": ",
-                 cells.size(), " cells but the header has ", columns.size(), " columns (", line.substr(0, 80), ")");
+    if (unterminated && (cells.size() != columns.size() || !row_step_is_integer(columns, cells)))
+      break;
+    FABRIC_CHECK(cells.size() == columns.size(), IOError, "CSVLogger: ", file, " line ", number,
+                 ": ", cells.size(), " cells but the header has ", columns.size(), " columns (",
+                 line.substr(0, 80), ")");
     Row row;
     for (size_t i = 0; i < cells.size(); ++i)
       if (!cells[i].empty()) row[columns[i]] = cells[i];
     const auto step = row.find("step");
-    FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", file, " line ", number,
-                 ": step '", step == row.end() ? "" : step->second.substr(0, 40), "' is not an integer");
+    FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", file,
+                 " line ", number, ": step '", step == row.end() ? "" : step->second.substr(0, 40),
+                 "' is not an integer");
     rows.push_back(std::move(row));
   }
   return columns;
@@ -318,7 +322,9 @@ void CSVLogger::rewrite(std::optional<int64_t> last_step) {
   rows.insert(rows.end(), pending_.begin(), pending_.end());
   if (last_step) {
     // Every row has an integer step (checked when read, set when logged).
-    std::erase_if(rows, [&](const Row& row) { return parse_step(row.at("step")).value_or(*last_step) > *last_step; });
+    std::erase_if(rows, [&](const Row& row) {
+      return parse_step(row.at("step")).value_or(*last_step) > *last_step;
+    });
   }
   const std::string tmp = temporary_sibling(target);
   bool ok = false;

@@ -94,7 +94,8 @@ class CSVLogger : public Logger {
   using Row = std::map<std::string, std::string>;
   void rewrite(std::optional<int64_t> last_step = std::nullopt);
   void append_pending();
-  std::vector<std::string> read_file_rows(const std::string& file, std::vector<Row>& rows, bool& unterminated) const;
+  std::vector<std::string> read_file_rows(const std::string& file, std::vector<Row>& rows,
+                                          bool& unterminated) const;
   void write_row(std::ostream& out, const Row& row) const;
   void add_column(const std::string& name);
   // IOError naming the folder when path_'s folder can neither be found nor made.

@@ -32,9 +32,10 @@ std::vector<int64_t> encode_prompt(const data::CharVocab& vocab, const std::stri
   // Not UTF-8 (a Latin-1 terminal, a cut byte): said as such, at its byte, as a data file's is.
   if (const size_t bad = utf8_invalid_at(prompt); bad < prompt.size()) {
     char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(prompt[bad])));
-    throw ConfigError(std::string(key) + ": invalid UTF-8 at byte " + std::to_string(bad) + " (" + hex +
-                      "); the prompt must be UTF-8 text, as the training text was");
+    std::snprintf(hex, sizeof hex, "0x%02X",
+                  static_cast<unsigned>(static_cast<unsigned char>(prompt[bad])));
+    throw ConfigError(std::string(key) + ": invalid UTF-8 at byte " + std::to_string(bad) + " (" +
+                      hex + "); the prompt must be UTF-8 text, as the training text was");
   }
   std::vector<int64_t> ids;
   std::vector<std::string> unknown;

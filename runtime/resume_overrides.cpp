@@ -228,12 +228,16 @@ std::string config_drift_warning(const std::string& config_path, const std::stri
     const std::string in_file = f == file.end() ? "(none)" : f->second;
     const std::string in_checkpoint = c == saved.end() ? "(none)" : c->second;
     if (in_file != in_checkpoint)
-      keys += (keys.empty() ? "" : ", ") + k + " (config.yaml: " + in_file + ", checkpoint: " + in_checkpoint + ")";
+      keys += (keys.empty() ? "" : ", ") + k + " (config.yaml: " + in_file +
+              ", checkpoint: " + in_checkpoint + ")";
   }
   if (keys.empty()) return "";
-  return "resume: " + config_path + " differs from the config " + checkpoint + " was saved with: " + keys +
-         ". The run goes on with config.yaml's values (keys a checkpoint restores, the optimizer's, still come "
-         "from it); if config.yaml was written by a fit that ended before its first save, this checkpoint is an "
+  return "resume: " + config_path + " differs from the config " + checkpoint +
+         " was saved with: " + keys +
+         ". The run goes on with config.yaml's values (keys a checkpoint restores, the "
+         "optimizer's, still come "
+         "from it); if config.yaml was written by a fit that ended before its first save, this "
+         "checkpoint is an "
          "earlier run's.";
 }
 

@@ -191,7 +191,8 @@ std::string checkpoint_named_by(const std::string& path, const std::string& comm
     if (p.filename() == "model.safetensors" && is_checkpoint(dir)) return dir.string();
     if (is_checkpoint(dir))
       throw IOError(command + ": " + path + " is a file of the checkpoint " + dir.string() +
-                    ", not its model.safetensors; pass the checkpoint directory " + dir.string() + expected);
+                    ", not its model.safetensors; pass the checkpoint directory " + dir.string() +
+                    expected);
     throw IOError(command + ": " + path +
                   " is a file but not a checkpoint's model.safetensors (no state.json beside it)" +
                   expected);

@@ -664,12 +664,17 @@ class Parser {
 
   // trainer.sample_tokens (or sample_prompt) given for a run that generates no text: said, as an
   // unused warm-up is, rather than silently dropped.
-  static void warn_of_an_unused_sample(TrainConfig& c, const std::map<std::string, Located>& values) {
+  static void warn_of_an_unused_sample(TrainConfig& c,
+                                       const std::map<std::string, Located>& values) {
     const auto it = values.find("trainer.sample_tokens");
-    if (it == values.end() || c.trainer.sample_tokens <= 0 || (c.model.name == "gpt" && c.data.kind == "text")) return;
-    c.warnings.push_back(it->second.where + ": trainer.sample_tokens is ignored: a run generates text at its end only " +
-                         "for a gpt on text data (data.kind: text); this one is a " + c.model.name + " on " +
-                         c.data.kind + " data");
+    if (it == values.end() || c.trainer.sample_tokens <= 0 ||
+        (c.model.name == "gpt" && c.data.kind == "text"))
+      return;
+    c.warnings.push_back(
+        it->second.where +
+        ": trainer.sample_tokens is ignored: a run generates text at its end only " +
+        "for a gpt on text data (data.kind: text); this one is a " + c.model.name + " on " +
+        c.data.kind + " data");
   }
 
   // A key several optimizers or schedulers share, not given, takes the named one's PyTorch default
@@ -697,12 +702,14 @@ class Parser {
     if (name != "nadam" && name != "radam" && name != "adamax" && name != "adadelta") return;
     const double eps = c.optimizer.eps.value_or(name == "adadelta" ? 1e-6 : 1e-8);
     if (eps > std::ldexp(1.0, -25)) return;
-    fail(where("optimizer.eps"), "optimizer.eps",
-         format_number(eps) + (c.optimizer.eps ? "" : " (" + name + "'s default)") +
-             " is 0 in float16, the parameters' dtype under fabric.precision 16-true; " + name +
-             "'s step adds eps in that dtype (as torch's), so a parameter whose gradient is 0 would "
-             "get 0/0 = NaN. Set optimizer.eps to 6e-8 or more (1e-4 is usual in half precision), or "
-             "train under bf16-true or 16-mixed");
+    fail(
+        where("optimizer.eps"), "optimizer.eps",
+        format_number(eps) + (c.optimizer.eps ? "" : " (" + name + "'s default)") +
+            " is 0 in float16, the parameters' dtype under fabric.precision 16-true; " + name +
+            "'s step adds eps in that dtype (as torch's), so a parameter whose gradient is 0 would "
+            "get 0/0 = NaN. Set optimizer.eps to 6e-8 or more (1e-4 is usual in half precision), "
+            "or "
+            "train under bf16-true or 16-mixed");
   }
 
   // Rprop's pairs, as torch.optim.Rprop checks them (the key table's ranges say >= 0 only).

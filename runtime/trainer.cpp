@@ -171,9 +171,10 @@ RunData read_data(const TrainConfig& cfg, const std::string& run_dir, bool resum
           problem = std::string("cannot be read (") + e.what() + "), unlike";
         }
         if (!problem.empty())
-          std::cerr << "fabric-train: warning: resume: " << vocab_path << " " << problem
-                    << " the vocabulary the checkpoint holds; the run goes on with the checkpoint's "
-                       "(the ids its weights were trained with) and rewrites vocab.json from it\n";
+          std::cerr
+              << "fabric-train: warning: resume: " << vocab_path << " " << problem
+              << " the vocabulary the checkpoint holds; the run goes on with the checkpoint's "
+                 "(the ids its weights were trained with) and rewrites vocab.json from it\n";
       }
     }
     auto train = std::make_shared<data::TextDataset>(d.path, o);
@@ -828,7 +829,8 @@ class Run {
     }
     write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
     const std::string vocab_path = run_dir_ + "/vocab.json";
-    if (data.vocab && (!resuming_ || !fs::exists(vocab_path) || !vocab_file_is(vocab_path, *data.vocab)))
+    if (data.vocab &&
+        (!resuming_ || !fs::exists(vocab_path) || !vocab_file_is(vocab_path, *data.vocab)))
       data.vocab->save(vocab_path);
   }
 
@@ -1168,8 +1170,8 @@ class Run {
   // The schedule `sched` as a run of `steps` steps left it: its built state and the groups'
   // built hyper-parameters (lr, and the momentum onecycle cycles) back, then one step per step.
   static void replay_schedule(optim::LRScheduler& sched, optim::Optimizer& optimizer,
-                              const optim::SchedulerState& built, const std::vector<optim::HyperParams>& groups,
-                              int64_t steps) {
+                              const optim::SchedulerState& built,
+                              const std::vector<optim::HyperParams>& groups, int64_t steps) {
     for (size_t g = 0; g < groups.size(); ++g) optimizer.set_group_hyper_params(g, groups[g]);
     sched.load_state_dict(built);
     for (int64_t i = 0; i < steps; ++i) sched.step();

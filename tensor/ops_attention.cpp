@@ -61,7 +61,9 @@ AttentionOperand operand(const Tensor& x4) {
   return {x4.data_ptr(), x4.stride(0), x4.stride(1), row_stride(x4)};
 }
 
-AttentionStrides strides_of(const Tensor& x4) { return {x4.stride(0), x4.stride(1), row_stride(x4)}; }
+AttentionStrides strides_of(const Tensor& x4) {
+  return {x4.stride(0), x4.stride(1), row_stride(x4)};
+}
 
 // dq, dk, dv as the three pieces of one fresh buffer laid out like the tensor q, k and v are
 // pieces of, when they are the three equal pieces of one tensor's last dim in order: (batch, heads,
@@ -286,25 +288,30 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       k.size(-1) == E && v.size(-2) == S, ShapeError,
       "scaled_dot_product_attention: expected q (..., L, E), k (..., S, E), v (..., S, Ev), got q ",
       shape_str(q.sizes()), ", k ", shape_str(k.sizes()), ", v ", shape_str(v.sizes()));
-  FABRIC_CHECK(is_floating(q.dtype()) && k.dtype() == q.dtype() && v.dtype() == q.dtype(), DTypeError,
+  FABRIC_CHECK(is_floating(q.dtype()) && k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+               DTypeError,
                "scaled_dot_product_attention: expected q, k and v of one floating dtype, got ",
                dtype_name(q.dtype()), ", ", dtype_name(k.dtype()), " and ", dtype_name(v.dtype()));
   // The batch dims broadcast (as the math path's matmuls do), and a mask with the scores: checked
   // here, so that a mismatch names this op rather than a matmul or where inside it.
-  Shape scores = broadcast_shapes(
-      broadcast_shapes(Shape(q.sizes().begin(), q.sizes().end() - 2), Shape(k.sizes().begin(), k.sizes().end() - 2),
-                       "scaled_dot_product_attention (the batch dims of q and k)"),
-      Shape(v.sizes().begin(), v.sizes().end() - 2), "scaled_dot_product_attention (the batch dims of q, k and v)");
+  Shape scores =
+      broadcast_shapes(broadcast_shapes(Shape(q.sizes().begin(), q.sizes().end() - 2),
+                                        Shape(k.sizes().begin(), k.sizes().end() - 2),
+                                        "scaled_dot_product_attention (the batch dims of q and k)"),
+                       Shape(v.sizes().begin(), v.sizes().end() - 2),
+                       "scaled_dot_product_attention (the batch dims of q, k and v)");
   scores.push_back(L);
   scores.push_back(S);
   FABRIC_CHECK(!(is_causal && attn_mask.defined()), ValueError,
                "scaled_dot_product_attention: pass either attn_mask or is_causal, not both");
   if (attn_mask.defined()) {
-    FABRIC_CHECK(attn_mask.dtype() == DType::bool_ || is_floating(attn_mask.dtype()), DTypeError,
-                 "scaled_dot_product_attention: attn_mask must be bool (true: take part) or floating (added "
-                 "to the scores), got ",
-                 dtype_name(attn_mask.dtype()));
-    broadcast_shapes(attn_mask.sizes(), scores, "scaled_dot_product_attention (attn_mask and the scores (..., L, S))");
+    FABRIC_CHECK(
+        attn_mask.dtype() == DType::bool_ || is_floating(attn_mask.dtype()), DTypeError,
+        "scaled_dot_product_attention: attn_mask must be bool (true: take part) or floating (added "
+        "to the scores), got ",
+        dtype_name(attn_mask.dtype()));
+    broadcast_shapes(attn_mask.sizes(), scores,
+                     "scaled_dot_product_attention (attn_mask and the scores (..., L, S))");
   }
   FABRIC_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, ValueError,
                "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);

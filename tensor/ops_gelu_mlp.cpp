@@ -138,7 +138,8 @@ GeluMlpGrads gelu_mlp_backward(const Tensor& grad_out, const Tensor& x, const Te
                                const std::array<bool, 5>& needs) {
   GeluMlpGrads r;
   const Tensor g2 = leading_rows(grad_out);
-  std::tie(r.proj_weight, r.proj_bias) = linear_weight_bias_grads(g2, leading_rows(hidden), needs[3], needs[4]);
+  std::tie(r.proj_weight, r.proj_bias) =
+      linear_weight_bias_grads(g2, leading_rows(hidden), needs[3], needs[4]);
   if (!needs[0] && !needs[1] && !needs[2]) return r;
   const Tensor gpre = hidden_pre_grad(grad_out, proj_weight, pre);
   if (needs[0]) r.x = matmul(gpre, fc_weight);

@@ -44,10 +44,11 @@ using detail::transposed_matrix;
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_product_operands(op, a, b);
   const DType t = a.dtype();
-  FABRIC_CHECK(t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16 ||
-                   is_integral(t),
-               DTypeError, op, ": not implemented for ", dtype_name(t), " (shapes ", shape_str(a.sizes()), " and ",
-               shape_str(b.sizes()), "); supported: float64, float32, bfloat16, float16 and the integer types",
+  FABRIC_CHECK(t == DType::float32 || t == DType::float64 || t == DType::bfloat16 ||
+                   t == DType::float16 || is_integral(t),
+               DTypeError, op, ": not implemented for ", dtype_name(t), " (shapes ",
+               shape_str(a.sizes()), " and ", shape_str(b.sizes()),
+               "); supported: float64, float32, bfloat16, float16 and the integer types",
                is_fp8(t) ? " (fp8 goes through the scaled GEMMs of precision/)" : "");
 }
 
@@ -62,7 +63,8 @@ Tensor integer_product(const Tensor& a, const Tensor& b) {
   Tensor out;
   for (int64_t k = 0; k < K || (K == 0 && !out.defined()); k += block) {
     const int64_t len = std::min(block, K - k);
-    const Tensor part = sum(mul(a64.narrow(-1, k, len).unsqueeze(-1), b64.narrow(-2, k, len).unsqueeze(-3)), {-2});
+    const Tensor part =
+        sum(mul(a64.narrow(-1, k, len).unsqueeze(-1), b64.narrow(-2, k, len).unsqueeze(-3)), {-2});
     out = out.defined() ? add(out, part) : part;
     if (K == 0) break;
   }
@@ -326,8 +328,9 @@ Tensor mm(const Tensor& a_in, const Tensor& b_in) {
   FABRIC_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "mm: expected two 2-D matrices, got ",
                shape_str(a.sizes()), " and ", shape_str(b.sizes()));
   if (a.size(1) != b.size(0)) throw_mismatch("mm", a, b, a.size(1), b.size(0));
-  Tensor out = is_integral(a.dtype()) ? integer_product(a, b)
-                                      : empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
+  Tensor out = is_integral(a.dtype())
+                   ? integer_product(a, b)
+                   : empty({a.size(0), b.size(1)}, {.dtype = a.dtype(), .device = a.device()});
   if (!is_integral(a.dtype())) gemm_into(a, b, Tensor(), out, {});
   if (counting_flops()) report_flops("mm", 2 * a.size(0) * a.size(1) * b.size(1));
   record_op(OpId::mm, {a, b}, {&out});
@@ -345,9 +348,9 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
                "bmm: batch sizes differ: ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
                " (bmm does not broadcast; use matmul)");
   if (a.size(2) != b.size(1)) throw_mismatch("bmm", a, b, a.size(2), b.size(1));
-  Tensor out = is_integral(a.dtype())
-                   ? integer_product(a, b)
-                   : empty({a.size(0), a.size(1), b.size(2)}, {.dtype = a.dtype(), .device = a.device()});
+  Tensor out = is_integral(a.dtype()) ? integer_product(a, b)
+                                      : empty({a.size(0), a.size(1), b.size(2)},
+                                              {.dtype = a.dtype(), .device = a.device()});
   if (!is_integral(a.dtype())) gemm_into(a, b, Tensor(), out, {a.size(0)});
   if (counting_flops()) report_flops("bmm", 2 * a.size(0) * a.size(1) * a.size(2) * b.size(2));
   record_op(OpId::bmm, {a, b}, {&out});

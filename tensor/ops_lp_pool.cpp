@@ -24,7 +24,8 @@ Tensor lp_pool2d(const Tensor& x, double norm_type, std::vector<int64_t> kernel,
                  std::vector<int64_t> stride) {
   FABRIC_CHECK(x.defined(), ValueError, "lp_pool2d: undefined input");
   FABRIC_CHECK(norm_type != 0.0 && !std::isnan(norm_type), ValueError,
-               "lp_pool2d: norm_type must be non-zero (the power p of the p-norm pooled), got ", norm_type);
+               "lp_pool2d: norm_type must be non-zero (the power p of the p-norm pooled), got ",
+               norm_type);
   FABRIC_CHECK(kernel.size() == 1 || kernel.size() == 2, ValueError,
                "lp_pool2d: kernel_size must have 1 or 2 elements, got ", shape_str(kernel));
   const int64_t area = kernel[0] * kernel.back();
@@ -35,7 +36,8 @@ Tensor lp_pool2d(const Tensor& x, double norm_type, std::vector<int64_t> kernel,
 Tensor lp_pool1d(const Tensor& x, double norm_type, int64_t kernel, std::optional<int64_t> stride) {
   FABRIC_CHECK(x.defined(), ValueError, "lp_pool1d: undefined input");
   FABRIC_CHECK(norm_type != 0.0 && !std::isnan(norm_type), ValueError,
-               "lp_pool1d: norm_type must be non-zero (the power p of the p-norm pooled), got ", norm_type);
+               "lp_pool1d: norm_type must be non-zero (the power p of the p-norm pooled), got ",
+               norm_type);
   FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError,
                "lp_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got ",
                shape_str(x.sizes()));

@@ -22,11 +22,11 @@ using detail::AutocastOff;
 // path); bilinear does not.
 void check_gemm_dtype(const char* op, const Tensor& a, bool integers = true) {
   const DType t = a.dtype();
-  FABRIC_CHECK(
-      t == DType::float32 || t == DType::float64 || t == DType::bfloat16 || t == DType::float16 ||
-          (integers && is_integral(t)),
-      DTypeError, op, ": not implemented for ", dtype_name(t), " (shape ", shape_str(a.sizes()),
-      "); supported: float64, float32, bfloat16, float16", integers ? " and the integer types" : "");
+  FABRIC_CHECK(t == DType::float32 || t == DType::float64 || t == DType::bfloat16 ||
+                   t == DType::float16 || (integers && is_integral(t)),
+               DTypeError, op, ": not implemented for ", dtype_name(t), " (shape ",
+               shape_str(a.sizes()), "); supported: float64, float32, bfloat16, float16",
+               integers ? " and the integer types" : "");
 }
 
 }  // namespace

@@ -128,7 +128,8 @@ Tensor Tensor::from_storage(Storage storage, DType dtype, Shape sizes, Strides s
 // A 0-dim tensor has no dims to ask about (wrap_dim lets 0 and -1 through for the ops that treat a
 // scalar as one element; here they would read past an empty vector): torch's IndexError.
 int64_t Tensor::size(int64_t d) const {
-  FABRIC_CHECK(dim() > 0, IndexError, "size: dimension specified as ", d, " but the tensor has no dimensions (0-dim)");
+  FABRIC_CHECK(dim() > 0, IndexError, "size: dimension specified as ", d,
+               " but the tensor has no dimensions (0-dim)");
   return sizes()[wrap_dim(d, dim(), "size")];
 }
 int64_t Tensor::stride(int64_t d) const {
@@ -555,8 +556,9 @@ std::string Tensor::str() const {
   os << "Tensor(shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device=" << device();
   os << ", [";
-  // The first 16 values in row-major order, read from a view that holds them (leading dims narrowed)
-  // rather than converting (or copying from a device) the whole tensor; integers printed exactly.
+  // The first 16 values in row-major order, read from a view that holds them (leading dims
+  // narrowed) rather than converting (or copying from a device) the whole tensor; integers printed
+  // exactly.
   constexpr int64_t kShown = 16;
   Tensor head = detach();
   for (int64_t d = 0; d < head.dim(); ++d) {

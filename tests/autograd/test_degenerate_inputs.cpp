@@ -22,8 +22,11 @@ TEST(DegenerateInputs, SizeAndStrideOfA0DimTensorAreIndexErrors) {
   EXPECT_CONTAINS(thrown<IndexError>([&] { (void)s.size(0); }),
                   "size: dimension specified as 0 but the tensor has no dimensions (0-dim)");
   EXPECT_CONTAINS(thrown<IndexError>([&] { (void)s.size(-1); }), "no dimensions");
-  EXPECT_CONTAINS(thrown<IndexError>([&] { (void)s.stride(0); }), "stride: dimension specified as 0");
-  EXPECT_CONTAINS(thrown<IndexError>([&] { nn::Unflatten({.dim = 0, .unflattened_size = {-1, 2}}).forward(s); }),
+  EXPECT_CONTAINS(thrown<IndexError>([&] { (void)s.stride(0); }),
+                  "stride: dimension specified as 0");
+  EXPECT_CONTAINS(thrown<IndexError>([&] {
+                    nn::Unflatten({.dim = 0, .unflattened_size = {-1, 2}}).forward(s);
+                  }),
                   "Unflatten: dimension specified as 0 but the input has no dimensions");
 }
 
@@ -60,7 +63,8 @@ TEST(DegenerateInputs, LinearAndMatmulBackwardWithZeroFeatures) {
 
 TEST(DegenerateInputs, RandomFillsRefuseAnExpandedView) {
   Tensor e = zeros({1, 3}).expand({2, 3});
-  EXPECT_CONTAINS(thrown<ValueError>([&] { uniform_(e); }), "uniform_: unsupported operation: more than one element");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { uniform_(e); }),
+                  "uniform_: unsupported operation: more than one element");
   EXPECT_CONTAINS(thrown<ValueError>([&] { normal_(e); }), "normal_: unsupported operation");
   Tensor t = zeros({2, 3}).transpose(0, 1);  // strided but not overlapping: fine
   uniform_(t);

@@ -47,7 +47,8 @@ TEST(InplaceRetainGrad, AViewKeepsItsRetainedGradWhenItsBaseIsWritten) {
 }
 
 TEST(InplaceOverwrite, TheOldValueGetsExactZerosForANonFiniteGradient) {
-  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity(),
+               nan = std::numeric_limits<double>::quiet_NaN();
   for (int which = 0; which < 3; ++which) {
     SCOPED_TRACE(which);
     Tensor x = leaf();

@@ -16,7 +16,8 @@
 namespace fabric {
 namespace {
 
-std::vector<double> second_derivative_diagonal(const std::function<Tensor(const Tensor&)>& f, const Tensor& x0) {
+std::vector<double> second_derivative_diagonal(const std::function<Tensor(const Tensor&)>& f,
+                                               const Tensor& x0) {
   Tensor x = x0.clone();
   x.set_requires_grad(true);
   const Tensor g = grad({f(x)}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
@@ -25,11 +26,13 @@ std::vector<double> second_derivative_diagonal(const std::function<Tensor(const 
 
 TEST(SecondOrderKinks, SmoothL1AndHuberHaveTheirCurvatureAtAZeroResidual) {
   const Tensor x = from_vector<double>({0.2, 1.0, -3.0}), y = from_vector<double>({0.2, 0.5, 0.0});
-  EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return smooth_l1_loss(v, y, "sum"); }, x),
-            (std::vector<double>{1, 1, 0}));
+  EXPECT_EQ(
+      second_derivative_diagonal([&](const Tensor& v) { return smooth_l1_loss(v, y, "sum"); }, x),
+      (std::vector<double>{1, 1, 0}));
   EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return huber_loss(v, y, "sum"); }, x),
             (std::vector<double>{1, 1, 0}));
-  EXPECT_EQ(second_derivative_diagonal([&](const Tensor& v) { return smooth_l1_loss(v, y, "sum", 0.5); }, x),
+  EXPECT_EQ(second_derivative_diagonal(
+                [&](const Tensor& v) { return smooth_l1_loss(v, y, "sum", 0.5); }, x),
             (std::vector<double>{2, 0, 0}));
 }
 
@@ -52,9 +55,11 @@ TEST(SecondOrderKinks, BinaryCrossEntropyAtSaturatedProbabilities) {
   p.set_requires_grad(true);
   const Tensor t = from_vector<double>({0.0, 0.3, 1.0, 0.7});
   const Tensor g = grad({binary_cross_entropy(p, t, Tensor(), "sum")}, {p}, {}, true, true)[0];
-  const std::vector<double> first = g.to_vector<double>(), second = grad({sum(g)}, {p})[0].to_vector<double>();
+  const std::vector<double> first = g.to_vector<double>(),
+                            second = grad({sum(g)}, {p})[0].to_vector<double>();
   const std::vector<double> torch_first = {1.0000000039958028e-08, 0.8, 0.0, -1.9047619047619047};
-  const std::vector<double> torch_second = {9.99999979998e-17, 3.9999999999680007, 0.0, 8.39002267565706};
+  const std::vector<double> torch_second = {9.99999979998e-17, 3.9999999999680007, 0.0,
+                                            8.39002267565706};
   for (size_t i = 0; i < 4; ++i) {
     EXPECT_NEAR(first[i], torch_first[i], 1e-15 + 1e-12 * std::abs(torch_first[i])) << i;
     EXPECT_NEAR(second[i], torch_second[i], 1e-15 + 1e-9 * std::abs(torch_second[i])) << i;

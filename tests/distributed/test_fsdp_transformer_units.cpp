@@ -26,20 +26,26 @@ using namespace std::chrono_literals;
 void expect_layers_gather_and_match(const std::string& policy) {
   {
     const bool decoder = policy == "TransformerDecoderLayer";
-    FabricOptions o{.accelerator = "cpu", .strategy = "fsdp", .devices = 2, .timeout = 120s,
+    FabricOptions o{.accelerator = "cpu",
+                    .strategy = "fsdp",
+                    .devices = 2,
+                    .timeout = 120s,
                     .launch_argv = self_argv()};
     o.fsdp.auto_wrap_policy = {policy};
     Fabric fab(o);
     std::vector<std::shared_ptr<nn::Module>> keep;
     fab.launch([&](Fabric& f) {
-      const nn::TransformerEncoderLayerOptions enc_layer{.d_model = 8, .nhead = 2, .dim_feedforward = 16,
-                                                         .dropout = 0.0};
-      const nn::TransformerDecoderLayerOptions dec_layer{.d_model = 8, .nhead = 2, .dim_feedforward = 16,
-                                                         .dropout = 0.0};
+      const nn::TransformerEncoderLayerOptions enc_layer{
+          .d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0};
+      const nn::TransformerDecoderLayerOptions dec_layer{
+          .d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0};
       auto build = [&]() -> std::shared_ptr<nn::Module> {
         manual_seed(0);
-        if (decoder) return std::make_shared<nn::TransformerDecoder>(nn::TransformerDecoderOptions{dec_layer, 2});
-        return std::make_shared<nn::TransformerEncoder>(nn::TransformerEncoderOptions{enc_layer, 2});
+        if (decoder)
+          return std::make_shared<nn::TransformerDecoder>(
+              nn::TransformerDecoderOptions{dec_layer, 2});
+        return std::make_shared<nn::TransformerEncoder>(
+            nn::TransformerEncoderOptions{enc_layer, 2});
       };
       auto sharded = build(), plain = build();
       keep.push_back(sharded);

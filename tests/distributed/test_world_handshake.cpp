@@ -25,7 +25,8 @@ struct Rank {
 };
 
 // Runs every rank on a thread over one store; each one's error message ("" when it returned).
-std::vector<std::string> run(const std::vector<Rank>& ranks, std::chrono::milliseconds timeout = 5s) {
+std::vector<std::string> run(const std::vector<Rank>& ranks,
+                             std::chrono::milliseconds timeout = 5s) {
   auto store = std::make_shared<HashStore>();
   std::vector<std::string> errors(ranks.size());
   std::vector<std::thread> threads;
@@ -51,8 +52,10 @@ TEST(WorldHandshake, AnotherWorldSizeFailsOnEveryRankNamingBoth) {
                            {2, 4, "devices 2 x num_nodes 2, node_rank 1"},
                            {3, 4, "devices 2 x num_nodes 2, node_rank 1"}});
   for (const std::string& e : errors) {
-    EXPECT_CONTAINS(e, "the ranks disagree on the world size: rank 0 expects 2 ranks (devices 1 x num_nodes 2, "
-                       "node_rank 0), rank ");
+    EXPECT_CONTAINS(
+        e,
+        "the ranks disagree on the world size: rank 0 expects 2 ranks (devices 1 x num_nodes 2, "
+        "node_rank 0), rank ");
     EXPECT_CONTAINS(e, " expects 4 (devices 2 x num_nodes 2, node_rank 1)");
   }
 }
@@ -68,7 +71,8 @@ TEST(WorldHandshake, TwoProcessesOfOneRankAreRefused) {
 }
 
 TEST(WorldHandshake, RankZeroNamesTheRanksThatNeverCame) {
-  const auto errors = run({{0, 3, "devices 3 x num_nodes 1, node_rank 0"}, {1, 3, "devices 3 x num_nodes 1, node_rank 0"}},
+  const auto errors = run({{0, 3, "devices 3 x num_nodes 1, node_rank 0"},
+                           {1, 3, "devices 3 x num_nodes 1, node_rank 0"}},
                           300ms);
   EXPECT_CONTAINS(errors[0], "ranks 2 of 3 never joined within 300 ms");
   EXPECT_EQ(errors[1], "");

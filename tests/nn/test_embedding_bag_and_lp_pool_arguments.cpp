@@ -18,25 +18,36 @@ TEST(EmbeddingBagArguments, PaddingIdxAndDtypesAreCheckedAsTorchDoes) {
   const Tensor w = arange(30, DType::float32).reshape({10, 3});
   const Tensor idx = from_vector<int64_t>({1, 9}), off = from_vector<int64_t>({0});
   for (int64_t p : {10, -11})
-    EXPECT_CONTAINS(thrown<ValueError>([&] { embedding_bag(w, idx, off, "sum", Tensor(), false, p); }),
-                    "embedding_bag: padding_idx must be within the number of embeddings, -10 through 9, but got " +
-                        std::to_string(p));
+    EXPECT_CONTAINS(
+        thrown<ValueError>([&] { embedding_bag(w, idx, off, "sum", Tensor(), false, p); }),
+        "embedding_bag: padding_idx must be within the number of embeddings, -10 through 9, but "
+        "got " +
+            std::to_string(p));
   // -1 is the last entry, 9: left out of the bag.
-  EXPECT_EQ(embedding_bag(w, idx, off, "sum", Tensor(), false, -1).to_vector<float>(), (std::vector<float>{3, 4, 5}));
+  EXPECT_EQ(embedding_bag(w, idx, off, "sum", Tensor(), false, -1).to_vector<float>(),
+            (std::vector<float>{3, 4, 5}));
+  EXPECT_CONTAINS(
+      thrown<DTypeError>(
+          [&] { embedding_bag(w, idx, off, "sum", ones({2}, {.dtype = DType::float64})); }),
+      "embedding_bag: per_sample_weights must have weight's dtype float32, got float64");
   EXPECT_CONTAINS(thrown<DTypeError>([&] {
-                    embedding_bag(w, idx, off, "sum", ones({2}, {.dtype = DType::float64}));
+                    embedding_bag(w, idx, off, "sum", from_vector<int64_t>({2, 3}));
                   }),
-                  "embedding_bag: per_sample_weights must have weight's dtype float32, got float64");
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { embedding_bag(w, idx, off, "sum", from_vector<int64_t>({2, 3})); }),
                   "got int64");
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { embedding_bag(zeros({10, 3}, {.dtype = DType::int64}), idx, off, "sum"); }),
+  EXPECT_CONTAINS(thrown<DTypeError>([&] {
+                    embedding_bag(zeros({10, 3}, {.dtype = DType::int64}), idx, off, "sum");
+                  }),
                   "embedding_bag: weight must be float16, bfloat16, float32 or float64, got int64");
 }
 
 TEST(LPPoolArguments, NormTypeZeroIsRefused) {
-  EXPECT_CONTAINS(thrown<ValueError>([] { lp_pool1d(ones({1, 1, 4}), 0.0, 2); }),
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    lp_pool1d(ones({1, 1, 4}), 0.0, 2);
+                  }),
                   "lp_pool1d: norm_type must be non-zero");
-  EXPECT_CONTAINS(thrown<ValueError>([] { lp_pool2d(ones({1, 1, 4, 4}), 0.0, {2}); }),
+  EXPECT_CONTAINS(thrown<ValueError>([] {
+                    lp_pool2d(ones({1, 1, 4, 4}), 0.0, {2});
+                  }),
                   "lp_pool2d: norm_type must be non-zero");
   EXPECT_CONTAINS(thrown<ValueError>([] { make<LPPool2d>({.norm_type = 0, .kernel_size = {2}}); }),
                   "LPPool2d: norm_type must be non-zero");

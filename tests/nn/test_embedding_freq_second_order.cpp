@@ -14,7 +14,8 @@ namespace fabric::nn {
 namespace {
 
 TEST(EmbeddingFreqSecondOrder, TheCountsScaleTheSecondDerivativeOnce) {
-  auto emb = make<Embedding>({.num_embeddings = 4, .embedding_dim = 2, .padding_idx = 1, .scale_grad_by_freq = true});
+  auto emb = make<Embedding>(
+      {.num_embeddings = 4, .embedding_dim = 2, .padding_idx = 1, .scale_grad_by_freq = true});
   emb->to(DType::float64);
   Tensor w = emb->weight;
   {
@@ -23,7 +24,8 @@ TEST(EmbeddingFreqSecondOrder, TheCountsScaleTheSecondDerivativeOnce) {
   }
   const Tensor idx = from_vector<int64_t>({0, 1, 2, 2, 3, 0}, {2, 3});
   const Tensor g = grad({sum(pow((*emb)(idx), Scalar(3)))}, {w}, {}, std::nullopt, true)[0];
-  const std::vector<double> first = g.to_vector<double>(), second = grad({sum(g)}, {w})[0].to_vector<double>();
+  const std::vector<double> first = g.to_vector<double>(),
+                            second = grad({sum(g)}, {w})[0].to_vector<double>();
   const std::vector<double> torch_first = {0.03, 0.12, 0, 0, 0.75, 1.08, 1.47, 1.92};
   const std::vector<double> torch_second = {0.6, 1.2, 0, 0, 3.0, 3.6, 4.2, 4.8};
   for (size_t i = 0; i < 8; ++i) {

@@ -38,15 +38,18 @@ TEST(RnnUtilsTorchRules, SortedIndicesAloneRestoreTheOriginalOrder) {
   const PackedSequence a_same_data{a.data, a.batch_sizes, a.sorted_indices};
   EXPECT_EQ(gru.forward_packed(a_same_data, h0).h_n.to_vector<float>(),
             gru.forward_packed(a, h0).h_n.to_vector<float>());
-  const PackedSequence not_a_permutation{a.data, a.batch_sizes, from_vector(std::vector<int64_t>{1, 1})};
+  const PackedSequence not_a_permutation{a.data, a.batch_sizes,
+                                         from_vector(std::vector<int64_t>{1, 1})};
   EXPECT_CONTAINS(thrown<ValueError>([&] { pad_packed_sequence(not_a_permutation); }),
                   "sorted_indices must be a permutation of 0..1");
 }
 
 TEST(RnnUtilsTorchRules, PadPackedSequenceRefusesBatchSizesPackingNeverMakes) {
-  const PackedSequence bad{arange(0, 5).to(DType::float32).reshape({5, 1}), from_vector(std::vector<int64_t>{2, 3})};
+  const PackedSequence bad{arange(0, 5).to(DType::float32).reshape({5, 1}),
+                           from_vector(std::vector<int64_t>{2, 3})};
   EXPECT_CONTAINS(thrown<ValueError>([&] { pad_packed_sequence(bad); }),
-                  "pad_packed_sequence: a PackedSequence's batch_sizes must be positive and non-increasing, got (2, 3)");
+                  "pad_packed_sequence: a PackedSequence's batch_sizes must be positive and "
+                  "non-increasing, got (2, 3)");
 }
 
 TEST(RnnUtilsTorchRules, DropoutIsPrintedAsPythonPrintsAFloat) {

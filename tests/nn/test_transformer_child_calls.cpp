@@ -33,8 +33,9 @@ Tensor causal(int64_t n) { return Transformer::generate_square_subsequent_mask(n
 
 TEST(TransformerChildCalls, EncoderLayersAndTheirAttentionRunThroughTheHooksWithMasks) {
   manual_seed(0);
-  TransformerEncoder enc({.layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0},
-                          .num_layers = 2});
+  TransformerEncoder enc(
+      {.layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0},
+       .num_layers = 2});
   auto calls = count_calls(enc);
   enc.forward(randn({5, 3, 8}), causal(5), zeros({3, 5}, {.dtype = DType::bool_}));
   for (const char* name : {"layers.0", "layers.1", "layers.0.self_attn", "layers.1.self_attn"})
@@ -43,13 +44,17 @@ TEST(TransformerChildCalls, EncoderLayersAndTheirAttentionRunThroughTheHooksWith
 
 TEST(TransformerChildCalls, DecoderAndTransformerChildrenRunThroughTheHooks) {
   manual_seed(0);
-  Transformer t({.d_model = 8, .nhead = 2, .num_encoder_layers = 1, .num_decoder_layers = 2,
-                 .dim_feedforward = 16, .dropout = 0.0});
+  Transformer t({.d_model = 8,
+                 .nhead = 2,
+                 .num_encoder_layers = 1,
+                 .num_decoder_layers = 2,
+                 .dim_feedforward = 16,
+                 .dropout = 0.0});
   auto calls = count_calls(t);
   t.forward(randn({5, 3, 8}), randn({4, 3, 8}), Tensor(), causal(4));
-  for (const char* name : {"encoder", "decoder", "encoder.layers.0", "encoder.layers.0.self_attn",
-                           "decoder.layers.0", "decoder.layers.1", "decoder.layers.1.self_attn",
-                           "decoder.layers.1.multihead_attn"})
+  for (const char* name :
+       {"encoder", "decoder", "encoder.layers.0", "encoder.layers.0.self_attn", "decoder.layers.0",
+        "decoder.layers.1", "decoder.layers.1.self_attn", "decoder.layers.1.multihead_attn"})
     EXPECT_EQ((*calls)[name], 1) << name;
 }
 
@@ -70,10 +75,12 @@ TEST(TransformerChildCalls, CheckpointedLayersWithMasksRecomputeAndKeepEveryGrad
       std::shared_ptr<Module> stack;
       if (decoder) {
         stack = std::make_shared<TransformerDecoder>(TransformerDecoderOptions{
-            .layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0}, .num_layers = 1});
+            .layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0},
+            .num_layers = 1});
       } else {
         stack = std::make_shared<TransformerEncoder>(TransformerEncoderOptions{
-            .layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0}, .num_layers = 1});
+            .layer = {.d_model = 8, .nhead = 2, .dim_feedforward = 16, .dropout = 0.0},
+            .num_layers = 1});
       }
       Module& layer = stack->child("layers").child("0");
       layer.set_activation_checkpointing(checkpointed);

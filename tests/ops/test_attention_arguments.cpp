@@ -17,22 +17,33 @@ namespace {
 
 TEST(AttentionArguments, DtypesAndShapesAreCheckedNamingTheOp) {
   const Tensor q = randn({2, 5, 8}), k = randn({2, 7, 8}), v = randn({2, 7, 8});
-  EXPECT_CONTAINS(thrown<DTypeError>([&] {
-                    scaled_dot_product_attention(q, k, v, from_vector(std::vector<int64_t>(35, 1), {5, 7}));
-                  }),
-                  "scaled_dot_product_attention: attn_mask must be bool (true: take part) or floating");
+  EXPECT_CONTAINS(
+      thrown<DTypeError>([&] {
+        scaled_dot_product_attention(q, k, v, from_vector(std::vector<int64_t>(35, 1), {5, 7}));
+      }),
+      "scaled_dot_product_attention: attn_mask must be bool (true: take part) or floating");
   const Tensor qi = zeros({2, 5, 8}, {.dtype = DType::int64});
   EXPECT_CONTAINS(thrown<DTypeError>([&] { scaled_dot_product_attention(qi, qi, qi); }),
-                  "scaled_dot_product_attention: expected q, k and v of one floating dtype, got int64, int64 and int64");
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { scaled_dot_product_attention(q, k, v.to(DType::float64)); }),
-                  "got float32, float32 and float64");
-  EXPECT_CONTAINS(thrown<ShapeError>([&] { scaled_dot_product_attention(q, randn({3, 7, 8}), randn({3, 7, 8})); }),
-                  "scaled_dot_product_attention (the batch dims of q and k): shapes (2,) and (3,) cannot be broadcast");
-  EXPECT_CONTAINS(thrown<ShapeError>([&] { scaled_dot_product_attention(q, k, v, zeros({5, 6})); }),
-                  "scaled_dot_product_attention (attn_mask and the scores (..., L, S)): shapes (5, 6) and (2, 5, 7)");
+                  "scaled_dot_product_attention: expected q, k and v of one floating dtype, got "
+                  "int64, int64 and int64");
+  EXPECT_CONTAINS(
+      thrown<DTypeError>([&] { scaled_dot_product_attention(q, k, v.to(DType::float64)); }),
+      "got float32, float32 and float64");
+  EXPECT_CONTAINS(thrown<ShapeError>([&] {
+                    scaled_dot_product_attention(q, randn({3, 7, 8}), randn({3, 7, 8}));
+                  }),
+                  "scaled_dot_product_attention (the batch dims of q and k): shapes (2,) and (3,) "
+                  "cannot be broadcast");
+  EXPECT_CONTAINS(thrown<ShapeError>([&] {
+                    scaled_dot_product_attention(q, k, v, zeros({5, 6}));
+                  }),
+                  "scaled_dot_product_attention (attn_mask and the scores (..., L, S)): shapes (5, "
+                  "6) and (2, 5, 7)");
   // What stays accepted: a broadcast bool mask and a float mask of another float dtype.
-  EXPECT_EQ(scaled_dot_product_attention(q, k, v, ones({1, 7}, {.dtype = DType::bool_})).sizes(), (Shape{2, 5, 8}));
-  EXPECT_EQ(scaled_dot_product_attention(q, k, v, zeros({5, 7}, {.dtype = DType::float64})).sizes(), (Shape{2, 5, 8}));
+  EXPECT_EQ(scaled_dot_product_attention(q, k, v, ones({1, 7}, {.dtype = DType::bool_})).sizes(),
+            (Shape{2, 5, 8}));
+  EXPECT_EQ(scaled_dot_product_attention(q, k, v, zeros({5, 7}, {.dtype = DType::float64})).sizes(),
+            (Shape{2, 5, 8}));
 }
 
 TEST(AttentionArguments, ASingleQueryRowWithAUnitStrideRunsAsItsContiguousCopy) {

@@ -27,27 +27,35 @@ TEST(IntegerProducts, MatchTorchIncludingWrapping) {
   const Tensor x = arange(24, DType::int64).reshape({2, 3, 4});
   const Tensor y = sub(arange(8, DType::int64).reshape({4, 2}), Scalar(int64_t(3)));
   EXPECT_EQ(matmul(x, y).sizes(), (Shape{2, 3, 2}));
-  EXPECT_EQ(matmul(x, y).to_vector<int64_t>(), (std::vector<int64_t>{10, 16, 10, 32, 10, 48, 10, 64, 10, 80, 10, 96}));
+  EXPECT_EQ(matmul(x, y).to_vector<int64_t>(),
+            (std::vector<int64_t>{10, 16, 10, 32, 10, 48, 10, 64, 10, 80, 10, 96}));
   EXPECT_EQ(bmm(x.narrow(1, 0, 2), ones({2, 4, 1}, {.dtype = DType::int64})).to_vector<int64_t>(),
             (std::vector<int64_t>{6, 22, 54, 70}));
-  EXPECT_EQ(dot(from_vector<int64_t>({1, 2, 3}), from_vector<int64_t>({4, -5, 6})).item<int64_t>(), 12);
-  EXPECT_EQ(matmul(from_vector<int64_t>({1, 2, 3, 4}, {2, 2}), from_vector<int64_t>({5, 6})).to_vector<int64_t>(),
+  EXPECT_EQ(dot(from_vector<int64_t>({1, 2, 3}), from_vector<int64_t>({4, -5, 6})).item<int64_t>(),
+            12);
+  EXPECT_EQ(matmul(from_vector<int64_t>({1, 2, 3, 4}, {2, 2}), from_vector<int64_t>({5, 6}))
+                .to_vector<int64_t>(),
             (std::vector<int64_t>{17, 39}));
   const Tensor v = from_vector<int64_t>({1, 2, 3}).to(DType::int32);
   const Tensor m = arange(6, DType::int64).reshape({3, 2}).to(DType::int32);
   EXPECT_EQ(matmul(v, m).dtype(), DType::int32);
   EXPECT_EQ(matmul(v, m).to(DType::int64).to_vector<int64_t>(), (std::vector<int64_t>{16, 22}));
   // 2^62 * 4 wraps to 0 in int64, as in torch.
-  EXPECT_EQ(mm(from_vector<int64_t>({int64_t(1) << 62}, {1, 1}), from_vector<int64_t>({4}, {1, 1})).item<int64_t>(), 0);
+  EXPECT_EQ(mm(from_vector<int64_t>({int64_t(1) << 62}, {1, 1}), from_vector<int64_t>({4}, {1, 1}))
+                .item<int64_t>(),
+            0);
   // An empty contraction is zeros.
-  EXPECT_EQ(mm(zeros({2, 0}, {.dtype = DType::int64}), zeros({0, 3}, {.dtype = DType::int64})).to_vector<int64_t>(),
+  EXPECT_EQ(mm(zeros({2, 0}, {.dtype = DType::int64}), zeros({0, 3}, {.dtype = DType::int64}))
+                .to_vector<int64_t>(),
             std::vector<int64_t>(6, 0));
 }
 
 TEST(IntegerProducts, BoolAndMixedDtypesAreStillRefused) {
   const Tensor t = ones({2, 2}, {.dtype = DType::bool_});
   EXPECT_CONTAINS(thrown<DTypeError>([&] { matmul(t, t); }), "matmul: not implemented for bool");
-  EXPECT_CONTAINS(thrown<DTypeError>([&] { matmul(ones({2, 2}, {.dtype = DType::int64}), ones({2, 2})); }),
+  EXPECT_CONTAINS(thrown<DTypeError>([&] {
+                    matmul(ones({2, 2}, {.dtype = DType::int64}), ones({2, 2}));
+                  }),
                   "matmul");
 }
 

@@ -363,10 +363,11 @@ static void test_export(const char* run) {
   {
     char config[600];
     snprintf(config, sizeof config, "%s/config.yaml", run);
-    EXPECT_ERROR(fabric_export(run, config, 0, FABRIC_FLOAT32), FABRIC_ERROR, "config.yaml, which resume");
+    EXPECT_ERROR(fabric_export(run, config, 0, FABRIC_FLOAT32), FABRIC_ERROR,
+                 "config.yaml, which resume");
   }
-  EXPECT_ERROR(fabric_export(run, path_in_tmp("x.safetensors"), 1, FABRIC_FLOAT64), FABRIC_CONFIG_ERROR,
-               "fabric_export: dtype");
+  EXPECT_ERROR(fabric_export(run, path_in_tmp("x.safetensors"), 1, FABRIC_FLOAT64),
+               FABRIC_CONFIG_ERROR, "fabric_export: dtype");
 }
 
 struct collected {
@@ -433,8 +434,8 @@ static void test_gpt(void) {
   CHECK(fabric_model_generate(gpt, "the cat", 40, 0.8, 0, 5, collect, &pieces, &text) == FABRIC_OK);
   {
     int calls = 0;
-    CHECK(fabric_model_generate(gpt, "the", 3, 0.8, 0, 5, collect_after_a_failed_call, &calls, NULL) ==
-          FABRIC_OK);
+    CHECK(fabric_model_generate(gpt, "the", 3, 0.8, 0, 5, collect_after_a_failed_call, &calls,
+                                NULL) == FABRIC_OK);
     CHECK(calls > 0);
     CHECK(strcmp(fabric_last_error(), "") == 0);
   }

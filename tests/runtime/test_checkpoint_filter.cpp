@@ -373,12 +373,15 @@ TEST(FabricLoad, AnotherOptimizerTypesStateIsRefusedBeforeAnythingIsRestored) {
   Trained target = trained(fab2, 1);
   const nn::StateDict before = target.net->state_dict();
   optim::SGD sgd(target.net->parameters(), {.lr = 0.1, .momentum = 0.9});
-  EXPECT_CONTAINS(thrown<ValueError>([&] { fab2.load(dir, {{"model", target.net}, {"optimizer", sgd}}); }),
+  EXPECT_CONTAINS(thrown<ValueError>([&] {
+                    fab2.load(dir, {{"model", target.net}, {"optimizer", sgd}});
+                  }),
                   "'optimizer' holds the state of a AdamW optimizer in " + dir +
                       ", but the optimizer passed is a SGD");
   EXPECT_EQ(equal_names(target.net->state_dict(), before), all_names(*target.net));
   fab2.load(dir, {{"model", target.net}, {"optimizer", *target.adamw}});  // the right type loads
-  EXPECT_EQ(equal_names(target.net->state_dict(), source.net->state_dict()), all_names(*target.net));
+  EXPECT_EQ(equal_names(target.net->state_dict(), source.net->state_dict()),
+            all_names(*target.net));
   fs::remove_all(dir);
 }
 

@@ -24,10 +24,11 @@ TEST_F(FabricTrainFp8Resume, DDPResumedAfterAValidationStepEqualsTheUninterrupte
   if (IsSkipped()) return;
   // Varied words (an LCG's picks): the repeated sentence of the tiny config leaves validation's
   // amaxes below training's, where the missing rank's amax changes nothing.
-  const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "while", "Emma", "Woodhouse",
-                                          "handsome", "clever", "and", "rich", "with", "comfortable", "home",
-                                          "happy", "disposition", "seemed", "unite", "best", "blessings", "of",
-                                          "existence"};
+  const std::vector<std::string> words = {
+      "the",    "cat",   "sat",         "on",        "a",      "mat",
+      "while",  "Emma",  "Woodhouse",   "handsome",  "clever", "and",
+      "rich",   "with",  "comfortable", "home",      "happy",  "disposition",
+      "seemed", "unite", "best",        "blessings", "of",     "existence"};
   std::ostringstream text;
   uint64_t x = 12345;
   for (int i = 0; i < 600; ++i) {
@@ -37,7 +38,8 @@ TEST_F(FabricTrainFp8Resume, DDPResumedAfterAValidationStepEqualsTheUninterrupte
   const std::string cfg = write_tiny_gpt_config("unused");
   std::ofstream(dir_ / "t.txt") << text.str();
   const std::string sets =
-      " --set fabric.devices=2 fabric.strategy=ddp fabric.precision=transformer-engine model.block_size=16 "
+      " --set fabric.devices=2 fabric.strategy=ddp fabric.precision=transformer-engine "
+      "model.block_size=16 "
       "optimizer.lr=0.05 data.val_fraction=0.2 trainer.val_every=2 trainer.sample_tokens=0 ";
   const std::string whole = (dir_ / "whole").string(), part = (dir_ / "part").string();
   const Result a = run("fit " + cfg + sets + "trainer.max_steps=6 trainer.run_dir=" + whole);

@@ -179,7 +179,8 @@ TEST_F(FabricTrain, BadAdaptiveOptimizerValuesExit2AtTheirKey) {
       {"optimizer.name=nadam fabric.precision=16-true",
        "optimizer.eps: 1.0e-08 (nadam's default) is 0 in float16, the parameters' dtype under "
        "fabric.precision 16-true"},
-      {"optimizer.name=adamax fabric.precision=16-true optimizer.eps=2e-8", "optimizer.eps: 2.0e-08 is 0 in float16"},
+      {"optimizer.name=adamax fabric.precision=16-true optimizer.eps=2e-8",
+       "optimizer.eps: 2.0e-08 is 0 in float16"},
       {"optimizer.name=lbgfs",
        "'lbgfs' is not one of: sgd, adam, adamw, rmsprop, adagrad, nadam, radam, adamax, adadelta, "
        "rprop, asgd"},

@@ -27,17 +27,20 @@ TEST_F(FabricTrainResumeConfigDrift, ADifferingConfigYamlIsNamedKeyByKey) {
 
   // A second fit with another lr and batch size "died before its first save": its config.yaml
   // lies beside the first run's checkpoint.
-  const Result second =
-      run("fit " + cfg + " --set trainer.max_steps=2 optimizer.lr=0.5 trainer.batch_size=2 trainer.run_dir=" + other);
+  const Result second = run(
+      "fit " + cfg +
+      " --set trainer.max_steps=2 optimizer.lr=0.5 trainer.batch_size=2 trainer.run_dir=" + other);
   ASSERT_EQ(second.status, 0) << second.output;
   std::filesystem::copy_file(other + "/config.yaml", run_dir + "/config.yaml",
                              std::filesystem::copy_options::overwrite_existing);
   const Result drifted = run("resume " + run_dir + " --set trainer.max_steps=4");
   ASSERT_EQ(drifted.status, 0) << drifted.output;
-  EXPECT_NE(drifted.output.find("fabric-train: warning: resume: " + run_dir + "/config.yaml differs from the config " +
-                                run_dir + "/checkpoints/last was saved with: optimizer.lr (config.yaml: 0.5, "
-                                          "checkpoint: 0.01), trainer.batch_size (config.yaml: 2, checkpoint: 4)"),
-            std::string::npos)
+  EXPECT_NE(
+      drifted.output.find("fabric-train: warning: resume: " + run_dir +
+                          "/config.yaml differs from the config " + run_dir +
+                          "/checkpoints/last was saved with: optimizer.lr (config.yaml: 0.5, "
+                          "checkpoint: 0.01), trainer.batch_size (config.yaml: 2, checkpoint: 4)"),
+      std::string::npos)
       << drifted.output;
 }
 

@@ -39,7 +39,6 @@ TEST_F(FabricTrainSampleStream, HugeTokenCountPrintsAtOnce) {
   EXPECT_EQ(first.output, whole.output.substr(0, 200));
 }
 
-
 // sample and export read the model, config and vocabulary: a checkpoint copied without its
 // optimizer.safetensors (the largest file, useless for inference) still samples, the same bytes.
 TEST_F(FabricTrainSampleStream, NeedsNoOptimizerFile) {
@@ -75,13 +74,18 @@ TEST_F(FabricTrainSampleStream, PromptsThatAreNotUtf8OrHoldControlCharactersAreN
   const std::string run_dir = (dir_ / "run").string();
   const Result latin1 = run("sample " + run_dir + " --prompt \"$(printf 'caf\\351')\" --tokens 3");
   EXPECT_EQ(latin1.status, 2) << latin1.output;
-  EXPECT_NE(latin1.output.find("sample --prompt: invalid UTF-8 at byte 3 (0xE9)"), std::string::npos) << latin1.output;
+  EXPECT_NE(latin1.output.find("sample --prompt: invalid UTF-8 at byte 3 (0xE9)"),
+            std::string::npos)
+      << latin1.output;
   const Result cut = run("sample " + run_dir + " --prompt \"$(printf 'ca\\303at')\" --tokens 3");
   EXPECT_EQ(cut.status, 2) << cut.output;
   EXPECT_NE(cut.output.find("invalid UTF-8 at byte 2 (0xC3)"), std::string::npos) << cut.output;
-  const Result control = run("sample " + run_dir + " --prompt \"$(printf 'a\\tb\\rc')\" --tokens 3");
+  const Result control =
+      run("sample " + run_dir + " --prompt \"$(printf 'a\\tb\\rc')\" --tokens 3");
   EXPECT_EQ(control.status, 2) << control.output;
-  EXPECT_NE(control.output.find("3 characters are not in the model's vocabulary: U+0009, 'b', U+000D"), std::string::npos)
+  EXPECT_NE(
+      control.output.find("3 characters are not in the model's vocabulary: U+0009, 'b', U+000D"),
+      std::string::npos)
       << control.output;
 }
 
@@ -90,17 +94,20 @@ TEST_F(FabricTrainSampleStream, PromptsThatAreNotUtf8OrHoldControlCharactersAreN
 TEST_F(FabricTrainSampleStream, ResumeTakesTheCheckpointsVocabularyOverAnEditedVocabJson) {
   const std::string run_dir = (dir_ / "run").string();
   std::ifstream in(run_dir + "/vocab.json");
-  const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string original((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   ASSERT_NE(original.find("\" \""), std::string::npos) << original;  // the space, first after none
   std::string edited = original;
   edited.replace(edited.find("\" \""), 3, "\" \", \"!\"");
   std::ofstream(run_dir + "/vocab.json") << edited;
   const Result resumed = run("resume " + run_dir + " --set trainer.max_steps=3");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("vocab.json differs from the vocabulary the checkpoint holds"), std::string::npos)
+  EXPECT_NE(resumed.output.find("vocab.json differs from the vocabulary the checkpoint holds"),
+            std::string::npos)
       << resumed.output;
   std::ifstream again(run_dir + "/vocab.json");
-  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), original);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()),
+            original);
 }
 
 }  // namespace

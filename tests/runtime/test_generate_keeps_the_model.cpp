@@ -26,7 +26,8 @@ class GenerateKeepsTheModel : public RunDirTest {};
 TEST_F(GenerateKeepsTheModel, AnFP8ModelsLogitsAreTheSameAfterAGenerate) {
   start("fabric_generate_fp8");
   if (IsSkipped()) return;
-  const Result fit = run("fit " + write_tiny_gpt_config("run") + " --set fabric.precision=transformer-engine");
+  const Result fit =
+      run("fit " + write_tiny_gpt_config("run") + " --set fabric.precision=transformer-engine");
   ASSERT_EQ(fit.status, 0) << fit.output;
   const std::string dir = (dir_ / "run" / "checkpoints" / "last").string();
   CheckpointModel c = read_checkpoint_config(dir);

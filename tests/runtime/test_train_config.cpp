@@ -101,8 +101,9 @@ TEST_F(TrainConfigTest, OverridesReplaceAnyKey) {
 TEST_F(TrainConfigTest, SampleTokensOutsideAGptOnTextIsWarnedAbout) {
   const TrainConfig c = parse_train_config(contract(), "c", {"trainer.sample_tokens=20"});
   ASSERT_EQ(c.warnings.size(), 1u);
-  EXPECT_NE(c.warnings[0].find("trainer.sample_tokens is ignored: a run generates text at its end only for a gpt "
-                               "on text data (data.kind: text); this one is a mlp on tensors data"),
+  EXPECT_NE(c.warnings[0].find(
+                "trainer.sample_tokens is ignored: a run generates text at its end only for a gpt "
+                "on text data (data.kind: text); this one is a mlp on tensors data"),
             std::string::npos)
       << c.warnings[0];
   EXPECT_TRUE(parse_train_config(contract(), "c", {"trainer.sample_tokens=0"}).warnings.empty());

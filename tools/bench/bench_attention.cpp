@@ -114,7 +114,9 @@ int main(int argc, char** argv) {
     }
   }
   if (runs < 1 || threads < 1 || !(dropout >= 0.0 && dropout < 1.0)) {
-    std::fprintf(stderr, "bench_attention: --runs and --threads must be >= 1 and --dropout in [0, 1), got %d, %d, %g\n",
+    std::fprintf(stderr,
+                 "bench_attention: --runs and --threads must be >= 1 and --dropout in [0, 1), got "
+                 "%d, %d, %g\n",
                  runs, threads, dropout);
     return 2;
   }
@@ -123,7 +125,8 @@ int main(int argc, char** argv) {
     size_t e = shapes.find(',', p);
     if (e == std::string::npos) e = shapes.size();
     Shape4 s{};
-    if (std::sscanf(shapes.substr(p, e - p).c_str(), "%ldx%ldx%ldx%ld", &s.B, &s.H, &s.T, &s.hs) != 4 ||
+    if (std::sscanf(shapes.substr(p, e - p).c_str(), "%ldx%ldx%ldx%ld", &s.B, &s.H, &s.T, &s.hs) !=
+            4 ||
         s.B < 1 || s.H < 1 || s.T < 1 || s.hs < 1) {
       std::fprintf(stderr, "bench_attention: bad shape '%s' (expected BxHxTxhs)\n",
                    shapes.substr(p, e - p).c_str());

@@ -235,10 +235,12 @@ int run_driver(const std::vector<std::string>& models, int runs, int threads, bo
                                         {"gpt-bf16-true", "--model gpt --dtype bf16", 10, 16 * 128},
                                         {"gpt-16-mixed", "--model gpt --dtype bf16", 6, 16 * 128}};
   for (const std::string& name : models)  // a typo would otherwise print an empty table, exit 0
-    if (std::none_of(specs.begin(), specs.end(), [&](const ModelSpec& m) { return m.name == name; })) {
+    if (std::none_of(specs.begin(), specs.end(),
+                     [&](const ModelSpec& m) { return m.name == name; })) {
       std::string known;
       for (const ModelSpec& m : specs) known += (known.empty() ? "" : ", ") + m.name;
-      std::fprintf(stderr, "bench_train: unknown model '%s' in --models (known: %s)\n", name.c_str(), known.c_str());
+      std::fprintf(stderr, "bench_train: unknown model '%s' in --models (known: %s)\n",
+                   name.c_str(), known.c_str());
       return 2;
     }
   std::printf("bench_train: %d threads, %d alternating runs per side, each a fresh process\n", threads,
