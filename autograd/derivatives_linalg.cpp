@@ -10,19 +10,13 @@
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tensor/products_internal.h"
 
 namespace fabric {
 namespace {
 
 Tensor mT(const Tensor& t) { return t.transpose(-1, -2); }
 
-// t (..., k) as a (rows, k) matrix. reshape({-1, k}) cannot infer the rows when k is 0 (a layer
-// of zero features: torch computes its empty gradients); the leading dims' product can.
-Tensor as_rows(const Tensor& t) {
-  int64_t rows = 1;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) rows *= t.size(d);
-  return t.reshape({rows, t.size(-1)});
-}
 
 FABRIC_DERIVATIVE(matmul) {
   const bool need_a = rec.inputs[0].requires_grad(), need_b = rec.inputs[1].requires_grad();
@@ -45,7 +39,7 @@ FABRIC_DERIVATIVE(matmul) {
       if (a.defined() && da > 2 && db == 2) {
         // torch folds a batch of rows times one matrix into one mm (its forward and MmBackward0):
         // b's gradient is one (K, rows) @ (rows, N) product, not a batched one summed after.
-        gb = mm(as_rows(a).t(), as_rows(go));
+        gb = mm(detail::leading_rows(a).t(), detail::leading_rows(go));
       } else if (a.defined()) {
         gb = matmul(mT(a), go);
       }
@@ -79,10 +73,10 @@ FABRIC_DERIVATIVE(linear) {
   Tensor x = need_w ? saved(x_in) : Tensor(), w = need_x ? saved(w_in) : Tensor();
   return [x, w, need_b](const Grads& g) {
     const Tensor& go = g[0];  // (..., out)
-    Tensor g2 = as_rows(go);
+    Tensor g2 = detail::leading_rows(go);
     Tensor gx, gw, gb;
     if (w.defined()) gx = matmul(go, w);  // (..., in)
-    const Tensor x2 = x.defined() ? as_rows(x) : Tensor();
+    const Tensor x2 = x.defined() ? detail::leading_rows(x) : Tensor();
     if (!grad_enabled()) {  // (out, in), (out): one GEMM where the device has the epilogue
       std::tie(gw, gb) = linear_weight_bias_grads(g2, x2, x.defined(), need_b);
       return Grads{gx, gw, gb};
@@ -100,15 +94,15 @@ Grads gelu_mlp_derivative(const Tensor& go, const Tensor& x, const Tensor& w1, c
                           const Tensor& w2, const std::array<bool, 5>& needs) {
   const Tensor pre = linear(x, w1, b1);
   const Tensor hidden = gelu(pre, "tanh");
-  const Tensor g2 = as_rows(go);
+  const Tensor g2 = detail::leading_rows(go);
   Grads r(5);
-  if (needs[3]) r[3] = mm(g2.t(), as_rows(hidden));
+  if (needs[3]) r[3] = mm(g2.t(), detail::leading_rows(hidden));
   if (needs[4]) r[4] = sum(g2, {0});
   if (!needs[0] && !needs[1] && !needs[2]) return r;
   const Tensor gpre = mul(matmul(go, w2), gelu_tanh_derivative(pre));
-  const Tensor gp2 = as_rows(gpre);
+  const Tensor gp2 = detail::leading_rows(gpre);
   if (needs[0]) r[0] = matmul(gpre, w1);
-  if (needs[1]) r[1] = mm(gp2.t(), as_rows(x));
+  if (needs[1]) r[1] = mm(gp2.t(), detail::leading_rows(x));
   if (needs[2]) r[2] = sum(gp2, {0});
   return r;
 }

@@ -514,19 +514,7 @@ Tensor Module::forward(const Tensor&) {
 
 Tensor Module::operator()(const Tensor& x) {
   if (pre_hooks_.empty() && post_hooks_.empty() && !checkpointing_) return forward(x);
-  Tensor in = x;
-  // Copies: a hook may register or remove hooks.
-  for (auto [id, hook] : std::vector(pre_hooks_)) in = hook(*this, in);
-  Tensor out;
-  if (checkpointing_ && grad_enabled()) {
-    out = checkpoint([this](const std::vector<Tensor>& xs) { return std::vector<Tensor>{forward(xs.front())}; },
-                     {in})
-              .front();
-  } else {
-    out = forward(in);
-  }
-  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, in, out);
-  return out;
+  return call_forward({x}, [this](const std::vector<Tensor>& in) { return forward(in.front()); });
 }
 
 Tensor Module::call_with_hooks(const Tensor& first,

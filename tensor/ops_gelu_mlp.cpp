@@ -124,12 +124,6 @@ Tensor hidden_pre_grad(const Tensor& grad, const Tensor& w2, const Tensor& pre) 
   return out;
 }
 
-// t (..., k) as (rows, k); reshape({-1, k}) cannot infer the rows when k is 0 (zero features).
-Tensor leading_rows(const Tensor& t) {
-  int64_t rows = 1;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) rows *= t.size(d);
-  return t.reshape({rows, t.size(-1)});
-}
 
 }  // namespace
 
@@ -137,14 +131,14 @@ GeluMlpGrads gelu_mlp_backward(const Tensor& grad_out, const Tensor& x, const Te
                                const Tensor& proj_weight, const Tensor& pre, const Tensor& hidden,
                                const std::array<bool, 5>& needs) {
   GeluMlpGrads r;
-  const Tensor g2 = leading_rows(grad_out);
+  const Tensor g2 = detail::leading_rows(grad_out);
   std::tie(r.proj_weight, r.proj_bias) =
-      linear_weight_bias_grads(g2, leading_rows(hidden), needs[3], needs[4]);
+      linear_weight_bias_grads(g2, detail::leading_rows(hidden), needs[3], needs[4]);
   if (!needs[0] && !needs[1] && !needs[2]) return r;
   const Tensor gpre = hidden_pre_grad(grad_out, proj_weight, pre);
   if (needs[0]) r.x = matmul(gpre, fc_weight);
   std::tie(r.fc_weight, r.fc_bias) =
-      linear_weight_bias_grads(leading_rows(gpre), leading_rows(x), needs[1], needs[2]);
+      linear_weight_bias_grads(detail::leading_rows(gpre), detail::leading_rows(x), needs[1], needs[2]);
   return r;
 }
 

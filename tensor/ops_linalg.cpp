@@ -29,6 +29,12 @@ Tensor detail::as_rows(const Tensor& t) {
   return t.dim() == 1 ? raw_view(t, {1, t.size(0)}, {t.size(0) * t.stride(0), t.stride(0)}) : t;
 }
 
+Tensor detail::leading_rows(const Tensor& t) {
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) rows *= t.size(d);
+  return t.reshape({rows, t.size(-1)});
+}
+
 Shape detail::batch_of(const Tensor& t) {
   return Shape(t.sizes().begin(), t.sizes().end() - 2);
 }

@@ -46,6 +46,9 @@ Tensor raw_view(const Tensor& t, Shape sizes, Strides strides);
 // a 1-D operand as one (1, n) row (others as they are): raw views, no copy, nothing recorded.
 Tensor transposed_matrix(const Tensor& m);
 Tensor as_rows(const Tensor& t);
+// t (..., k) as a (rows, k) matrix, rows the product of the leading dims: reshape({-1, k})
+// cannot infer the rows when k is 0 (a layer of zero features, whose empty gradients torch computes).
+Tensor leading_rows(const Tensor& t);
 // An operand's batch dims: all but its last two.
 Shape batch_of(const Tensor& t);
 
