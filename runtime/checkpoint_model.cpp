@@ -10,6 +10,7 @@
 #include "runtime/datasets.h"
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/train_builders.h"
+#include "runtime/train_precision_plugin.h"
 #include "tensor/safetensors.h"
 
 namespace fabric {
@@ -60,7 +61,11 @@ std::shared_ptr<nn::Module> build_model_as_fit_does(const TrainConfig& cfg, int6
                                                     precision::Precision& plugin) {
   std::shared_ptr<nn::Module> model;
   {
-    precision::ContextGuard guard = plugin.module_init_context();
+    // As fit builds it: the tensor context under bitsandbytes' ignore_modules, which refuses the
+    // module one.
+    precision::ContextGuard guard = cfg.fabric.bitsandbytes.ignore_modules.empty()
+                                        ? plugin.module_init_context()
+                                        : plugin.tensor_init_context();
     model = build_model(cfg, vocab_size);
   }
   plugin.convert_module(*model);
@@ -82,8 +87,12 @@ void load_checkpoint_model(CheckpointModel& c, const std::string& dir) {
   SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
   nn::StateDict sd;
   for (auto& [k, t] : f.tensors) sd.insert(k, t);
-  c.plugin = precision::make_precision(precision::canonical_precision(c.cfg.fabric.precision),
-                                       DeviceType::cpu);
+  // The run's plugin options too: ignore_modules and replace_layers decide which layers hold
+  // quantized or FP8 weights.
+  c.plugin = precision_plugin_for(c.cfg, DeviceType::cpu);
+  if (!c.plugin)
+    c.plugin = precision::make_precision(precision::canonical_precision(c.cfg.fabric.precision),
+                                         DeviceType::cpu);
   c.vocab_size = checkpoint_vocab_size(c, sd);
   c.model = build_model_as_fit_does(c.cfg, c.vocab_size, *c.plugin);
   // Bitsandbytes' layers re-read their quant state from what was loaded (load_bnb_state_dict).

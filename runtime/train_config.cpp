@@ -309,9 +309,14 @@ class Parser {
       if (!top.second.IsMap()) fail(at(top.second), sec, "expected a mapping of keys");
       std::map<std::string, std::string> keys_seen;
       for (const auto& kv : top.second) {
-        const std::string path = sec + "." + key_text(kv.first, sec);
-        note_duplicate(keys_seen, path, at(kv.first), path, false);
-        values[path] = {kv.second, at(kv.first)};
+        const std::string name = key_text(kv.first, sec);
+        const std::string path = sec + "." + name;
+        const bool block = sec == "fabric" && plugin_block_of(name + ".") != nullptr;
+        note_duplicate(keys_seen, path, at(kv.first), path, block && kv.second.IsMap());
+        if (block)
+          collect_plugin_block(values, path, kv.second, at(kv.first), "");
+        else
+          values[path] = {kv.second, at(kv.first)};
       }
     }
     for (const std::string& o : overrides) {
@@ -336,6 +341,11 @@ class Parser {
       }
       if (key.find('.') == std::string::npos && key != "loss")
         throw ConfigError("--set " + key + ": expected section.key (e.g. trainer.max_steps)");
+      if (key.rfind("fabric.", 0) == 0 && key.find('.', 7) == std::string::npos &&
+          plugin_block_of(key.substr(7) + ".") != nullptr) {
+        collect_plugin_block(values, key, v, "--set " + key, "--set " + key);
+        continue;
+      }
       values[key] = {v, "--set " + key};
     }
     // Before anything is checked: every check that looks at the strategy (the fsdp and deepspeed
@@ -446,6 +456,34 @@ class Parser {
       }
       values[key] = from_env;
       from_environment.push_back(key + "=" + e.value + " (" + e.variable + ")");
+    }
+  }
+
+  // A precision plugin's block of fabric keys (`path`: fabric.scaler) given as a mapping, recorded
+  // key by key (fabric.scaler.init_scale) with their locations (`where`: all of them at a --set, or
+  // "" for each its own place in the file). A null block means its defaults: it drops the keys a
+  // file gave before a --set of it.
+  void collect_plugin_block(std::map<std::string, Located>& values, const std::string& path,
+                            const YAML::Node& node, const std::string& block_where,
+                            const std::string& where) {
+    plugin_block_where_[path] = block_where;
+    if (node.IsNull()) {
+      std::erase_if(values, [&](const auto& kv) { return kv.first.rfind(path + ".", 0) == 0; });
+      return;
+    }
+    if (!node.IsMap()) {
+      std::vector<std::string> keys;
+      for (const Field& f : fields())
+        if (f.section == "fabric" && f.key.rfind(path.substr(7) + ".", 0) == 0)
+          keys.push_back(f.key.substr(path.size() - 6));
+      fail(block_where, path, "expected a mapping of the plugin's options (" + join(keys) + ")");
+    }
+    std::map<std::string, std::string> keys_seen;
+    for (const auto& kv : node) {
+      const std::string inner = path + "." + key_text(kv.first, path);
+      const std::string here = where.empty() ? at(kv.first) : where;
+      note_duplicate(keys_seen, inner, here, inner, false);
+      values[inner] = {kv.second, here};
     }
   }
 
@@ -562,6 +600,7 @@ class Parser {
     } catch (const ValueError& e) {
       fail(where("fabric.precision"), "fabric.precision", e.what());
     }
+    check_plugin_options(c, values, where);
     // The connector's own registry and devices parser, so that a bad name stops here (exit 2, at
     // the key) rather than when Fabric is built. How many devices exist is the connector's
     // business at run time: -1 passes here.
@@ -689,6 +728,59 @@ class Parser {
       if (!given("scheduler.base_momentum")) c.scheduler.base_momentum = 0.8;
       if (!given("scheduler.max_momentum")) c.scheduler.max_momentum = 0.9;
     }
+  }
+
+  // The precision plugin's blocks (fabric.scaler, ...). A block given for a precision whose plugin
+  // does not read it is said once and dropped (so that a resume under another precision still
+  // reads its run's config); the plugins' own bounds are checked here, at the key.
+  template <class Where>
+  void check_plugin_options(TrainConfig& c, const std::map<std::string, Located>& values,
+                            const Where& where) {
+    const TrainConfig defaults;
+    for (const PluginBlock& b : plugin_blocks()) {
+      std::vector<std::string> given;
+      for (const auto& [path, loc] : values)
+        if (path.rfind("fabric." + b.name + ".", 0) == 0) given.push_back(path);
+      if (given.empty()) continue;
+      // Where the block was given (its key, or the --set of one of its keys).
+      const std::string path = "fabric." + b.name;
+      const auto block_at = plugin_block_where_.find(path);
+      const std::string here =
+          block_at != plugin_block_where_.end() ? block_at->second : where(given.front());
+      const bool used = std::find(b.precisions.begin(), b.precisions.end(), c.fabric.precision) !=
+                        b.precisions.end();
+      if (!used) {
+        c.warnings.push_back(here + ": fabric." + b.name + " is not used: it configures " +
+                             b.plugin + " (fabric.precision " + join(b.precisions) +
+                             "), and fabric.precision is " + c.fabric.precision);
+        if (b.name == "scaler") c.fabric.scaler = defaults.fabric.scaler;
+        if (b.name == "transformer_engine")
+          c.fabric.transformer_engine = defaults.fabric.transformer_engine;
+        if (b.name == "bitsandbytes") c.fabric.bitsandbytes = defaults.fabric.bitsandbytes;
+        continue;
+      }
+      if (b.name == "scaler" && to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) == 0)
+        fail(here, path,
+             "under fabric.strategy " + c.fabric.strategy +
+                 " the loss scaler is DeepSpeed's: set deepspeed.fp16.initial_scale_power, "
+                 "loss_scale_window, "
+                 "hysteresis and min_loss_scale instead");
+    }
+    const auto& s = c.fabric.scaler;
+    if (s.init_scale == 0)
+      fail(where("fabric.scaler.init_scale"), "fabric.scaler.init_scale",
+           "must be > 0 (the first loss scale), got 0");
+    if (s.growth_factor <= 1)
+      fail(where("fabric.scaler.growth_factor"), "fabric.scaler.growth_factor",
+           "must be > 1 (the scale grows by it), got " + format_number(s.growth_factor));
+    if (!(s.backoff_factor > 0 && s.backoff_factor < 1))
+      fail(where("fabric.scaler.backoff_factor"), "fabric.scaler.backoff_factor",
+           "must be in (0, 1) (the scale shrinks by it), got " + format_number(s.backoff_factor));
+    const std::string& dtype = c.fabric.bitsandbytes.dtype;
+    if (c.fabric.precision.rfind("int8", 0) == 0 && !dtype.empty() && dtype != "float16")
+      fail(where("fabric.bitsandbytes.dtype"), "fabric.bitsandbytes.dtype",
+           c.fabric.precision + " computes in float16 only (as bitsandbytes' int8 matmul), got " +
+               dtype);
   }
 
   // Under 16-true the parameters are float16, and the optimizers whose half step is torch's tensor
@@ -1091,6 +1183,8 @@ class Parser {
   std::string deepspeed_where_;  // the section's start in the file, or its first --set
   std::vector<std::string> duplicate_warnings_;  // keys given twice in one mapping (note_duplicate)
   std::string fsdp_where_;       // where the fsdp: section starts; empty when the file has none
+  std::map<std::string, std::string>
+      plugin_block_where_;  // fabric.scaler, ...: where the block was given
 };
 
 // The deepspeed section (JSON text) as YAML, its numbers written as format_number writes the
@@ -1165,18 +1259,28 @@ std::string dump_train_config(const TrainConfig& c) {
       continue;
     }
     out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+    const PluginBlock* open_block =
+        nullptr;  // the plugin block being written (its keys are adjacent)
     for (const Field& f : fields()) {
       if (f.section != sec) continue;
       if (!f.models.empty() && std::find(f.models.begin(), f.models.end(), c.model.name) == f.models.end()) continue;
+      // A plugin's block only under a precision whose plugin reads it, nested as it was given.
+      const PluginBlock* block = sec == "fabric" ? plugin_block_of(f.key) : nullptr;
+      if (block && !plugin_block_used(*block, c)) continue;
+      if (open_block && block != open_block) out << YAML::EndMap;
+      if (block && block != open_block)
+        out << YAML::Key << block->name << YAML::Value << YAML::BeginMap;
+      open_block = block;
       const YAML::Node v = f.get(c);
       if (v.IsNull()) continue;  // a key that was not given and has no default value (fabric.stage)
-      out << YAML::Key << f.key << YAML::Value;
+      out << YAML::Key << (block ? f.key.substr(block->name.size() + 1) : f.key) << YAML::Value;
       if (f.kind == Kind::string && v.IsScalar()) {
         precision::emit_pyyaml_string(out, v.Scalar());
       } else {
         out << v;
       }
     }
+    if (open_block) out << YAML::EndMap;
     out << YAML::EndMap;
   }
   out << YAML::EndMap;

@@ -33,6 +33,32 @@ struct TrainConfig {
     // Seconds every collective and the rendezvous may wait for a peer (FabricOptions::timeout,
     // Lightning's DDPStrategy(timeout=...)); not given: 1800, as PyTorch's default.
     std::optional<double> timeout;
+    // The precision plugin's own options, one block per plugin (Lightning's constructor arguments
+    // of MixedPrecision's GradScaler, TransformerEnginePrecision and BitsandbytesPrecision). A
+    // block left at its defaults builds the plugin of the precision string alone.
+    struct Scaler {  // 16-mixed: torch.cuda.amp.GradScaler(...)
+      double init_scale = 65536.0;
+      double growth_factor = 2.0;
+      double backoff_factor = 0.5;
+      int64_t growth_interval = 2000;
+      bool enabled = true;
+      bool operator==(const Scaler&) const = default;
+    } scaler;
+    struct TransformerEngine {  // transformer-engine*: the DelayedScaling recipe and the layers
+      std::string fp8_format = "HYBRID";  // HYBRID (E4M3 forward, E5M2 backward) or E4M3
+      int64_t margin = 0;
+      int64_t amax_history_len = 1024;
+      std::string amax_compute_algo = "max";  // max | most_recent
+      bool replace_layers = true;
+      std::string fallback_compute_dtype;  // empty: the weights' dtype
+      bool operator==(const TransformerEngine&) const = default;
+    } transformer_engine;
+    struct Bitsandbytes {  // nf4, nf4-dq, fp4, fp4-dq, int8, int8-training
+      std::string dtype;   // the compute dtype; empty: the mode's (bfloat16; int8: float16)
+      std::vector<std::string>
+          ignore_modules;  // Linear layers (dotted-name prefixes) kept as they are
+      bool operator==(const Bitsandbytes&) const = default;
+    } bitsandbytes;
   } fabric;
   struct Model {
     std::string name = "mlp";  // mlp | gpt | cnn

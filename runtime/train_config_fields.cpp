@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "precision/deepspeed_config_keys.h"
+#include "precision/registry.h"
 #include "runtime/connector.h"
 
 namespace fabric::train_config_detail {
@@ -173,6 +174,72 @@ std::string near_key(const std::string& key, const std::vector<std::string>& can
   return best;
 }
 
+
+// The precision plugin's options: fabric.scaler.*, fabric.transformer_engine.* and
+// fabric.bitsandbytes.* (keys with a dot: a block of the section, see plugin_blocks()). The
+// bounds the plugins check themselves and that a field cannot say (growth_factor > 1, a backoff
+// in (0, 1), int8's float16) stay theirs, reported at the key by the config check.
+#define PLUGIN_FIELD(block, mem, kind, value, node, help)                                          \
+  Field {                                                                                          \
+    "fabric", #block "." #mem, kind, help, [](TrainConfig& c, const Value& x) { c.fabric.block.mem = x.value; }, \
+        [](const TrainConfig& c) { return node(c.fabric.block.mem); }                            \
+  }
+YAML::Node plain_node(const auto& x) { return YAML::Node(x); }
+// An empty dtype is "not given" (the plugin's default): null, which the dump leaves out.
+YAML::Node dtype_node(const std::string& x) { return x.empty() ? YAML::Node() : YAML::Node(x); }
+YAML::Node string_list_node(const std::vector<std::string>& xs) {
+  YAML::Node n(YAML::NodeType::Sequence);
+  for (const auto& x : xs) n.push_back(x);
+  n.SetStyle(YAML::EmitterStyle::Flow);
+  return n;
+}
+Field with_min(Field f, double min) {
+  f.min = min;
+  return f;
+}
+
+void add_plugin_fields(std::vector<Field>& v) {
+  v.push_back(with_min(PLUGIN_FIELD(scaler, init_scale, Kind::number, d, number_node,
+                                    "16-mixed: the GradScaler's initial loss scale (> 0)"),
+                       0));
+  v.push_back(PLUGIN_FIELD(scaler, growth_factor, Kind::number, d, number_node,
+                           "16-mixed: the scale's factor after growth_interval clean steps (> 1)"));
+  v.push_back(PLUGIN_FIELD(scaler, backoff_factor, Kind::number, d, number_node,
+                           "16-mixed: the scale's factor after a step with inf/NaN gradients (in (0, 1))"));
+  v.push_back(with_min(PLUGIN_FIELD(scaler, growth_interval, Kind::integer, i, plain_node,
+                                    "16-mixed: clean steps before the scale grows"),
+                       1));
+  v.push_back(PLUGIN_FIELD(scaler, enabled, Kind::boolean, b, plain_node,
+                           "16-mixed: false trains in float16 autocast without loss scaling"));
+  v.push_back(with_choices(PLUGIN_FIELD(transformer_engine, fp8_format, Kind::string, s, plain_node,
+                                        "transformer-engine*: HYBRID (E4M3 forward, E5M2 gradients) or E4M3 (both)"),
+                           {"HYBRID", "E4M3"}));
+  {
+    Field margin = PLUGIN_FIELD(transformer_engine, margin, Kind::integer, i, plain_node,
+                                "transformer-engine*: the recipe's margin: scale = fp8_max * 2^-margin / amax");
+    margin.min = -126, margin.max = 126;
+    v.push_back(margin);
+  }
+  v.push_back(with_min(PLUGIN_FIELD(transformer_engine, amax_history_len, Kind::integer, i, plain_node,
+                                    "transformer-engine*: steps of amax history the scale is computed from"),
+                       1));
+  v.push_back(with_choices(PLUGIN_FIELD(transformer_engine, amax_compute_algo, Kind::string, s, plain_node,
+                                        "transformer-engine*: max (of the history) or most_recent"),
+                           {"max", "most_recent"}));
+  v.push_back(PLUGIN_FIELD(transformer_engine, replace_layers, Kind::boolean, b, plain_node,
+                           "transformer-engine*: replace Linear layers by FP8 ones (false: only the fallback autocast)"));
+  v.push_back(with_choices(PLUGIN_FIELD(transformer_engine, fallback_compute_dtype, Kind::string, s, dtype_node,
+                                        "transformer-engine*: the autocast dtype of the non-FP8 ops; not given: the weights' "
+                                        "(bfloat16; transformer-engine-float16: float16)"),
+                           {"float32", "bfloat16", "float16"}));
+  v.push_back(with_choices(PLUGIN_FIELD(bitsandbytes, dtype, Kind::string, s, dtype_node,
+                                        "bitsandbytes modes: the compute dtype; not given: bfloat16 (int8 modes: float16, "
+                                        "the only one they take)"),
+                           {"float32", "bfloat16", "float16"}));
+  v.push_back(PLUGIN_FIELD(bitsandbytes, ignore_modules, Kind::string_list, sl, string_list_node,
+                           "bitsandbytes modes: Linear layers kept unquantized, by dotted-name prefix (e.g. [lm_head])"));
+}
+#undef PLUGIN_FIELD
 }  // namespace
 
 const std::vector<Field>& fields() {
@@ -211,6 +278,7 @@ const std::vector<Field>& fields() {
           return c.fabric.timeout ? number_node(*c.fabric.timeout) : YAML::Node();
         },
         kMinTimeoutSeconds, kMaxTimeoutSeconds});
+    add_plugin_fields(v);
     v.push_back(with_choices(FIELD_STR(model, name, "the model: mlp, gpt or cnn"), {"mlp", "gpt", "cnn"}));
     v.push_back(FIELD_STR(model, init, "optional safetensors file of initial weights (the model's state_dict keys; a tied tensor, as the gpt's lm_head.weight = transformer.wte.weight, under any one of its names, as safetensors' save_model writes it)"));
     {
@@ -442,6 +510,34 @@ const std::vector<Field>& fields() {
     return v;
   }();
   return f;
+}
+
+const std::vector<PluginBlock>& plugin_blocks() {
+  static const std::vector<PluginBlock> b = [] {
+    std::vector<PluginBlock> v = {
+        {"scaler", "MixedPrecision's GradScaler", {"16-mixed"}},
+        {"transformer_engine", "TransformerEnginePrecision", {"transformer-engine", "transformer-engine-float16"}},
+        {"bitsandbytes", "BitsandbytesPrecision", precision::bitsandbytes_modes()}};
+    return v;
+  }();
+  return b;
+}
+
+bool plugin_block_used(const PluginBlock& block, const TrainConfig& c) {
+  if (std::find(block.precisions.begin(), block.precisions.end(), c.fabric.precision) == block.precisions.end())
+    return false;
+  // DeepSpeed scales the loss itself (deepspeed.fp16.*).
+  std::string strategy = c.fabric.strategy;
+  std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::tolower);
+  return !(block.name == "scaler" && strategy.rfind("deepspeed", 0) == 0);
+}
+
+const PluginBlock* plugin_block_of(const std::string& key) {
+  const size_t dot = key.find('.');
+  if (dot == std::string::npos) return nullptr;
+  for (const PluginBlock& b : plugin_blocks())
+    if (key.compare(0, dot, b.name) == 0 && b.name.size() == dot) return &b;
+  return nullptr;
 }
 
 const std::vector<std::string>& sections() {

@@ -61,6 +61,19 @@ struct Field {
 
 // Every key of the sections parsed field by field (all but deepspeed), in schema order.
 const std::vector<Field>& fields();
+// A block of fabric keys that one precision plugin reads (fabric.scaler.init_scale): its name, the
+// plugin, and the canonical precisions whose plugin takes it.
+struct PluginBlock {
+  std::string name;
+  std::string plugin;
+  std::vector<std::string> precisions;
+};
+const std::vector<PluginBlock>& plugin_blocks();
+// Whether the config's plugin reads the block: its precision is one of the block's, and (scaler)
+// the strategy is no deepspeed one, whose loss scaler is DeepSpeed's.
+bool plugin_block_used(const PluginBlock& block, const TrainConfig& c);
+// The block a fabric key ("scaler.init_scale") belongs to; nullptr for a plain key.
+const PluginBlock* plugin_block_of(const std::string& key);
 // The top-level sections, in dump order.
 const std::vector<std::string>& sections();
 // The `deepspeed:` section's keys for the schema table (parsed by DeepSpeedConfig, not by

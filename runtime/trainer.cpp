@@ -37,6 +37,7 @@
 #include "runtime/sharded_checkpoint.h"
 #include "runtime/tensorboard_logger.h"
 #include "runtime/train_builders.h"
+#include "runtime/train_precision_plugin.h"
 #include "tensor/allocator.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -436,6 +437,8 @@ void check_fabric_section(const TrainConfig& cfg) {
                          .num_nodes = cfg.fabric.num_nodes,
                          .precision = cfg.fabric.precision};
     if (!cfg.deepspeed.empty()) flags.deepspeed = precision::DeepSpeedConfig::from_json_or_path(cfg.deepspeed);
+    if ((flags.precision_plugin = precision_plugin_for(cfg, DeviceType::cpu)))
+      flags.precision.clear();
     (void)resolve_connector(flags);
   });
 }
@@ -485,6 +488,13 @@ class Run {
                           .precision = cfg_.fabric.precision,
                           .timeout = distributed_timeout(cfg_),
                           .deepspeed_config = cfg_.deepspeed};
+    // A plugin block (fabric.scaler, ...) passes the plugin itself, as Fabric(plugins=[...]).
+    as_fabric_section_check(cfg_, [&] {
+      if (auto plugin = precision_plugin_for(cfg_, config_device_type(cfg_))) {
+        options.plugins = {plugin};
+        options.precision.clear();
+      }
+    });
     // The config resolved the fsdp section only under an fsdp strategy; ZeRO-3 keeps its own.
     if (is_fsdp_strategy(cfg_)) options.fsdp = fsdp_options(cfg_);
     std::optional<Fabric> made;
@@ -636,7 +646,12 @@ class Run {
     check_fabric_section(cfg_);
     std::optional<Fabric> fab;
     try {
-      fab.emplace(FabricOptions{.accelerator = "cpu", .precision = cfg_.fabric.precision});
+      FabricOptions options{.accelerator = "cpu", .precision = cfg_.fabric.precision};
+      if (auto plugin = precision_plugin_for(cfg_, DeviceType::cpu)) {
+        options.plugins = {plugin};
+        options.precision.clear();
+      }
+      fab.emplace(options);
     } catch (const Error& e) {
       throw ConfigError("fabric.precision: " + std::string(e.what()));
     }
@@ -672,7 +687,10 @@ class Run {
     std::optional<nn::StateDict> init;
     InitStage init_stage = InitStage::built;
     {
-      auto guard = fab.init_module();
+      // Bitsandbytes' ignore_modules refuses init_module (as the reference); the tensor context
+      // gives the same default dtype, as a Lightning user would build the model then.
+      auto guard =
+          cfg_.fabric.bitsandbytes.ignore_modules.empty() ? fab.init_module() : fab.init_tensor();
       net = build_model_from_config(cfg_, data.vocab_size);
       if (!cfg_.model.init.empty() && !resuming_) {  // a resume loads the checkpoint's weights
         init = read_init();

@@ -1,0 +1,118 @@
+// fabric-train with the precision plugin's options (fabric.scaler, fabric.transformer_engine,
+// fabric.bitsandbytes) through the binary: the run trains with them, its checkpoint holds the
+// plugin state they give, resume carries on from it, and sample/export rebuild the same layers.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+#include "tests/runtime/fabric_train_test_util.h"
+
+namespace fabric {
+namespace {
+namespace fs = std::filesystem;
+using namespace train_test;
+
+nlohmann::json precision_state(const fs::path& checkpoint) {
+  std::ifstream in(checkpoint / "state.json");
+  return nlohmann::json::parse(in)["entries"]["precision"];
+}
+
+class FabricTrainPluginOptions : public RunDirTest {
+ protected:
+  void SetUp() override {
+    start("fabric_train_plugin_options");
+    if (IsSkipped()) return;
+    Generator gen(3);
+    save_classification_data(dir_ / "data.safetensors", 32, 8, 3, gen);
+    cfg_ = (dir_ / "mlp.yaml").string();
+    std::ofstream(cfg_)
+        << "fabric:\n  precision: 16-mixed\n  scaler: {init_scale: 1024, growth_interval: 3}\n"
+           "model: {name: mlp, sizes: [8, 16, 3]}\n"
+           "data: {kind: tensors, path: "
+        << (dir_ / "data.safetensors").string()
+        << "}\noptimizer: {name: sgd, lr: 0.1}\ntrainer: {max_steps: 8, batch_size: 4}\n";
+  }
+};
+
+// 8 clean steps with growth_interval 3 double the scale twice (after steps 3 and 6); a resume to
+// step 12 doubles it twice more (steps 9 and 12), from the checkpoint's state.
+TEST_F(FabricTrainPluginOptions, TheScalerTrainsWithItsOptionsAndResumes) {
+  Result r = fit("trainer.log_every=4", "s");
+  ASSERT_EQ(r.status, 0) << r.output;
+  nlohmann::json p = precision_state(dir_ / "s/checkpoints/last");
+  EXPECT_EQ(p["name"], "16-mixed");
+  EXPECT_EQ(p["state"]["scale"], 4096.0) << p.dump();
+  EXPECT_EQ(p["state"]["growth_interval"], 3);
+  EXPECT_EQ(p["state"]["_growth_tracker"], 2);
+  EXPECT_NE(slurp(dir_ / "s/config.yaml").find("  scaler:\n    init_scale: 1024.0\n"),
+            std::string::npos);
+  r = run("resume " + (dir_ / "s").string() + " --set trainer.max_steps=12");
+  ASSERT_EQ(r.status, 0) << r.output;
+  p = precision_state(dir_ / "s/checkpoints/last");
+  EXPECT_EQ(p["state"]["scale"], 16384.0) << p.dump();
+  EXPECT_EQ(p["state"]["_growth_tracker"], 0);
+  // enabled: false trains without loss scaling (the state says scale 1, as a disabled GradScaler).
+  r = fit("fabric.scaler.enabled=false", "off");
+  ASSERT_EQ(r.status, 0) << r.output;
+}
+
+// ignore_modules keeps the gpt's lm_head unquantized (fit builds the model under the tensor
+// context, since the module one refuses ignore_modules); sample and export rebuild the same layout.
+TEST_F(FabricTrainPluginOptions, BitsandbytesIgnoreModulesFitSampleExport) {
+  const std::string cfg = write_tiny_gpt_config("g");
+  const Result r =
+      run("fit " + cfg +
+          " --set fabric.precision=nf4 'fabric.bitsandbytes={ignore_modules: [lm_head]}'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto weights =
+      load_safetensors((dir_ / "g/checkpoints/last/model.safetensors").string()).tensors;
+  ASSERT_TRUE(weights.count("lm_head.weight") || weights.count("transformer.wte.weight"));
+  for (const auto& [k, t] : weights) {
+    if (k.find("c_fc.weight") != std::string::npos &&
+        k.find('.', k.find("c_fc.weight") + 5) == std::string::npos)
+      EXPECT_EQ(t.dtype(), DType::uint8) << k;  // quantized
+    if (k == "lm_head.weight" || k == "transformer.wte.weight")
+      EXPECT_EQ(t.dtype(), DType::bfloat16) << k;  // kept in the compute dtype, not quantized
+  }
+  const Result s =
+      run("sample " + (dir_ / "g/checkpoints/last").string() + " --prompt the --tokens 4");
+  EXPECT_EQ(s.status, 0) << s.output;
+  const Result e = run("export " + (dir_ / "g/checkpoints/last").string() + " " +
+                       (dir_ / "out.safetensors").string());
+  EXPECT_EQ(e.status, 0) << e.output;
+}
+
+// The recipe's options reach the FP8 plugin and its saved state; replace_layers false leaves the
+// Linear layers as they are (float weights in the checkpoint).
+TEST_F(FabricTrainPluginOptions, TransformerEngineRecipe) {
+  const std::string cfg = write_tiny_gpt_config("te");
+  Result r =
+      run("fit " + cfg +
+          " --set fabric.precision=transformer-engine fabric.transformer_engine.fp8_format=E4M3 "
+          "fabric.transformer_engine.amax_history_len=4 fabric.transformer_engine.margin=1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json p = precision_state(dir_ / "te/checkpoints/last");
+  EXPECT_EQ(p["state"]["fp8_format"], "E4M3") << p.dump();
+  EXPECT_EQ(p["state"]["amax_history_len"], 4);
+  EXPECT_EQ(p["state"]["margin"], 1);
+  r = run(
+      "fit " + cfg +
+      " --set fabric.precision=transformer-engine fabric.transformer_engine.replace_layers=false "
+      "trainer.run_dir=" +
+      (dir_ / "te2").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const auto& [k, t] :
+       load_safetensors((dir_ / "te2/checkpoints/last/model.safetensors").string()).tensors)
+    EXPECT_EQ(k.find("fp8"), std::string::npos) << k;  // no FP8 layer state
+  const Result s =
+      run("sample " + (dir_ / "te2/checkpoints/last").string() + " --prompt the --tokens 4");
+  EXPECT_EQ(s.status, 0) << s.output;
+}
+
+}  // namespace
+}  // namespace fabric
