@@ -107,10 +107,19 @@ Tensor GradScaler::scale(const Tensor& loss) {
   return loss * scale_tensor_;
 }
 
+GradScaler::OptState& GradScaler::state_of(const optim::Optimizer& opt) {
+  OptState& st = per_opt_[&opt];
+  if (st.lifetime.expired()) {
+    st = OptState{};
+    st.lifetime = opt.lifetime();
+  }
+  return st;
+}
+
 void GradScaler::unscale_(optim::Optimizer& opt) {
   if (!enabled_) return;
   check_scale_initialized("unscale_");
-  OptState& st = per_opt_[&opt];
+  OptState& st = state_of(opt);
   FABRIC_CHECK(st.stage != Stage::unscaled, ValueError,
                "GradScaler.unscale_: unscale_() has already been called on this ", opt.name(),
                " optimizer since the last update()");
@@ -160,7 +169,7 @@ bool GradScaler::step(optim::Optimizer& opt) {
     return true;
   }
   check_scale_initialized("step");
-  OptState& st = per_opt_[&opt];
+  OptState& st = state_of(opt);
   FABRIC_CHECK(st.stage != Stage::stepped, ValueError,
                "GradScaler.step: step() has already been called on this ", opt.name(),
                " optimizer since the last update()");
@@ -241,8 +250,8 @@ void GradScaler::set_growth_interval(int64_t v) {
 bool GradScaler::found_inf(const optim::Optimizer& opt) const {
   auto it = per_opt_.find(&opt);
   FABRIC_CHECK(
-      it != per_opt_.end() && it->second.stage != Stage::ready, ValueError,
-      "GradScaler.found_inf: this ", opt.name(),
+      it != per_opt_.end() && !it->second.lifetime.expired() && it->second.stage != Stage::ready,
+      ValueError, "GradScaler.found_inf: this ", opt.name(),
       " optimizer was not unscaled since the last update() (call unscale_() or step() first)");
   float sum = 0;
   for (const auto& e : it->second.found_inf_per_device) sum += e.second;

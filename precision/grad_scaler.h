@@ -79,7 +79,12 @@ class GradScaler {
   struct OptState {
     Stage stage = Stage::ready;
     std::vector<std::pair<Device, float>> found_inf_per_device;  // recorded by unscale_
+    std::weak_ptr<const void> lifetime;  // the optimizer's (Optimizer::lifetime)
   };
+  // The entry of `opt`, started afresh when the one at its address belonged to an optimizer since
+  // destroyed: a new optimizer that happens to get a dead one's address is a new optimizer, not
+  // one halfway through an abandoned iteration.
+  OptState& state_of(const optim::Optimizer& opt);
 
   void check_scale_initialized(const char* fn) const;
   void set_scale(float s);

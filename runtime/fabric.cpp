@@ -198,7 +198,7 @@ void Fabric::add_logger(std::shared_ptr<Logger> logger) {
   loggers_.push_back(std::move(logger));
 }
 
-FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, bool move_to_device) {
+void Fabric::check_module_can_be_set_up(const std::shared_ptr<nn::Module>& module) {
   FABRIC_CHECK(module != nullptr, ValueError, "Fabric.setup: the module is null");
   // Weak references: a module destroyed after setup may have its address reused by a new one.
   std::erase_if(set_up_modules_, [](const std::weak_ptr<nn::Module>& w) { return w.expired(); });
@@ -206,6 +206,29 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
                             [&](const std::weak_ptr<nn::Module>& w) { return w.lock() == module; }),
                ValueError, "Fabric.setup: this ", module->type_name(),
                " has already been set up; set up each module once");
+}
+
+void Fabric::check_optimizers_can_be_set_up(
+    const std::vector<const optim::Optimizer*>& optimizers) {
+  // Entries of destroyed optimizers go first: a live one at this address is this optimizer.
+  std::erase_if(set_up_optimizers_, [](const auto& o) { return o.second.expired(); });
+  for (size_t i = 0; i < optimizers.size(); ++i) {
+    const optim::Optimizer& opt = *optimizers[i];
+    FABRIC_CHECK(std::none_of(set_up_optimizers_.begin(), set_up_optimizers_.end(),
+                              [&](const auto& o) { return o.first == &opt; }),
+                 ValueError, "Fabric.setup: this ", opt.name(),
+                 " optimizer has already been set up");
+    FABRIC_CHECK(
+        std::find(optimizers.begin(), optimizers.begin() + i, &opt) == optimizers.begin() + i,
+        ValueError, "Fabric.setup: this ", opt.name(),
+        " optimizer is given twice; pass each optimizer once");
+    FABRIC_CHECK(!opt.parameters().empty(), ValueError, "Fabric.setup: the ", opt.name(),
+                 " optimizer has no parameters");
+  }
+}
+
+FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, bool move_to_device) {
+  check_module_can_be_set_up(module);
   check_launched("setup");
   // FSDP (and ZeRO-3, on the same machinery) replaces the module's parameters by flat shards and
   // makes the optimizers it sets up afterwards step those: one set up before would go on holding
@@ -239,13 +262,7 @@ FabricModule Fabric::setup_module(const std::shared_ptr<nn::Module>& module, boo
 }
 
 FabricOptimizer Fabric::wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module) {
-  // Entries of destroyed optimizers go first: a live one at this address is this optimizer.
-  std::erase_if(set_up_optimizers_, [](const auto& o) { return o.second.expired(); });
-  FABRIC_CHECK(std::none_of(set_up_optimizers_.begin(), set_up_optimizers_.end(),
-                            [&](const auto& o) { return o.first == &opt; }),
-               ValueError, "Fabric.setup: this ", opt.name(), " optimizer has already been set up");
-  FABRIC_CHECK(!opt.parameters().empty(), ValueError, "Fabric.setup: the ", opt.name(),
-               " optimizer has no parameters");
+  check_optimizers_can_be_set_up({&opt});
   set_up_optimizers_.emplace_back(&opt, opt.lifetime());
   strategy_->setup_optimizer(opt, module.get());
   return FabricOptimizer(opt, module, ctx_);

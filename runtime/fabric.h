@@ -142,8 +142,9 @@ class Fabric {
   template <class... Opts>
     requires(sizeof...(Opts) > 0 && (std::derived_from<Opts, optim::Optimizer> && ...))
   auto setup_optimizers(Opts&... optimizers) {
-    if constexpr (sizeof...(Opts) == 1) {
-      return setup_optimizer(optimizers...);
+      check_optimizers_can_be_set_up({static_cast<const optim::Optimizer*>(&optimizers)...});
+      if constexpr (sizeof...(Opts) == 1) {
+        return setup_optimizer(optimizers...);
     } else {
       return std::tuple<decltype(setup_optimizer(optimizers))...>(setup_optimizer(optimizers)...);
     }
@@ -151,6 +152,10 @@ class Fabric {
   template <class M, class... Opts>
     requires std::derived_from<M, nn::Module>
   auto setup(const std::shared_ptr<M>& module, Opts&... optimizers) {
+    // Everything is checked before anything changes (the reference's _validate_setup): a refused
+    // optimizer leaves the module unconverted and not set up, so a corrected call goes through.
+    check_module_can_be_set_up(module);
+    check_optimizers_can_be_set_up({static_cast<const optim::Optimizer*>(&optimizers)...});
     FabricModule m = setup_module(module);
     if constexpr (sizeof...(Opts) == 0) {
       fire_after_setup(*module);
@@ -304,6 +309,11 @@ class Fabric {
   void connect_reductions(nn::Module& module);
   void check_launched(const char* what) const;
   FabricOptimizer wrap_optimizer(optim::Optimizer& opt, const std::shared_ptr<nn::Module>& module);
+  // ValueError for a module that is null or already set up (nothing recorded).
+  void check_module_can_be_set_up(const std::shared_ptr<nn::Module>& module);
+  // ValueError for an optimizer already set up, given twice, or without parameters (nothing
+  // recorded).
+  void check_optimizers_can_be_set_up(const std::vector<const optim::Optimizer*>& optimizers);
   Resolved resolved_;
   std::shared_ptr<FabricContext> ctx_;
   void configure_fsdp_precision(distributed::FSDPStrategy& fsdp,

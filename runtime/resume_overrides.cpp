@@ -122,10 +122,52 @@ std::string trained_precision(const std::string& config_path) {
   }
 }
 
+// A key that decides what function the model computes from its weights: every model.* and lora.*
+// key but the dropouts (which take effect), model.init (restored) and model.vocab_size (0 means
+// the data's; a mismatch is a shape the load refuses). A changed n_head, gelu, activation or LoRA
+// alpha would load the same tensors into another model.
+bool shapes_the_model(const std::string& key) {
+  if (key == "model.dropout" || key == "model.init" || key == "model.vocab_size" ||
+      key == "lora.dropout")
+    return false;
+  return key.rfind("model.", 0) == 0 || key.rfind("lora.", 0) == 0;
+}
+
+// ConfigError for a --set of a key that shapes the model to another value than the run's.
+void refuse_model_changes(const std::string& config_path, const std::string& run_dir,
+                          const std::vector<std::string>& overrides) {
+  std::vector<std::string> changes;
+  for (const std::string& o : overrides)
+    if (shapes_the_model(o.substr(0, o.find('=')))) changes.push_back(o);
+  if (changes.empty()) return;
+  std::ifstream in(config_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string dir = std::filesystem::path(config_path).parent_path().string();
+  const std::vector<std::string> base = {string_override("trainer.run_dir", run_dir),
+                                         "model.init="};
+  const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
+  for (const std::string& o : changes) {
+    const std::string key = o.substr(0, o.find('='));
+    std::vector<std::string> with = base;
+    with.push_back(o);
+    const std::string trained = value_text(run, key);
+    if (value_text(parse_train_config(text.str(), config_path, with, {dir}), key) == trained)
+      continue;
+    throw ConfigError(
+        "resume: --set " + o + ": the run's model was trained with " + key + " " + trained +
+        "; keys that shape the model (model.* and lora.* but model.dropout and lora.dropout) "
+        "must match the checkpoint, whose weights would otherwise load into another model. "
+        "To train another model from these weights, start a new run: " +
+        fit_from_weights_advice(run_dir, checkpoint_or_last(run_dir)) + " ...");
+  }
+}
+
 }  // namespace
 
 ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
                                        const std::vector<std::string>& overrides) {
+  refuse_model_changes(config_path, run_dir, overrides);
   ResumeOverrides r;
   r.trained_precision = trained_precision(config_path);
   r.model_init = recorded_scalar(config_path, "model", "init");

@@ -478,6 +478,12 @@ class Run {
 
   FitResult go() {
     const auto& t = cfg_.trainer;
+    // Single-threaded reductions for this run only: an embedding program (the C API's fabric_fit)
+    // gets its OpenMP thread count back when the run returns or fails.
+    struct OmpThreads {
+      int before = omp_get_max_threads();
+      ~OmpThreads() { omp_set_num_threads(before); }
+    } restore_threads;
     if (t.deterministic) omp_set_num_threads(1);
     // With several devices the other ranks start here, re-running this command line; only rank 0
     // touches the run directory, prints and logs.

@@ -2,12 +2,11 @@
 // state_dict, disabled/sharded scalers, and the fused unscale kernel against a scalar reference.
 #include <gtest/gtest.h>
 
-#include "tests/common/expect_error.h"
-
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "tensor/amp_kernels.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric::precision {
 namespace {
@@ -171,6 +171,25 @@ TEST(GradScaler, StageErrors) {
   GradScaler fresh;
   fresh.scale(sum(w));
   EXPECT_CONTAINS(thrown<ValueError>([&] { fresh.update(); }), "no inf checks");
+}
+
+// The records are per optimizer: one destroyed halfway through an iteration (unscaled, then
+// abandoned) and a new one that happens to get its address start afresh; a live optimizer's
+// records stay until update(), as the reference's.
+TEST(GradScaler, ANewOptimizerAtADeadOnesAddressStartsAfresh) {
+  GradScaler scaler;
+  Tensor w = leaf({1.0f, 2.0f});
+  std::optional<optim::SGD> opt;
+  opt.emplace(std::vector<Tensor>{w});
+  scaled_backward(scaler, w, from_vector<float>({1.0f, 1.0f}));
+  scaler.unscale_(*opt);
+  opt.reset();
+  opt.emplace(std::vector<Tensor>{w});  // same storage, same address
+  EXPECT_THROW(scaler.found_inf(*opt),
+               ValueError);  // not unscaled: the dead one's record is not its
+  EXPECT_NO_THROW(scaler.unscale_(*opt));
+  EXPECT_TRUE(scaler.step(*opt));
+  scaler.update();
 }
 
 TEST(GradScaler, OptionErrors) {

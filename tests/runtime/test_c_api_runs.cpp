@@ -5,6 +5,7 @@
 // what it returned to a file. Executed, not only forked: a forked copy of a process whose OpenMP
 // pool runs (an earlier test's training) hangs in its first parallel region. c_api_test.c covers
 // the rest of the C API from C.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -152,6 +153,25 @@ TEST_F(CApiRuns, ResumePrintsTheConfigsWarningsOnceAsFabricTrain) {
   const size_t at = cli.output.find(warning);
   const std::string line = cli.output.substr(at, cli.output.find('\n', at) - at);
   EXPECT_NE(c.err.find(line), std::string::npos) << line << "\n" << c.err;
+}
+
+// trainer.deterministic runs single-threaded for that run only: the embedding program's OpenMP
+// thread count is back when fabric_fit returns (it stayed 1 for every later call). The library's
+// OpenMP runtime is looked up at run time (the tests are not built with OpenMP).
+TEST_F(CApiRuns, DeterministicFitGivesTheThreadCountBack) {
+  using GetThreads = int (*)();
+  using SetThreads = void (*)(int);
+  auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  ASSERT_TRUE(get && set) << "the library's OpenMP runtime is not loaded";
+  const int before = get();
+  set(3);
+  const std::string run_set = "trainer.run_dir=" + (dir_ / "det").string();
+  const char* sets[] = {"trainer.max_steps=1", "trainer.deterministic=true", run_set.c_str()};
+  fabric_run_result r{};
+  EXPECT_EQ(fabric_fit(cfg_.c_str(), sets, 3, &r), FABRIC_OK) << fabric_last_error();
+  EXPECT_EQ(get(), 3);
+  set(before);
 }
 
 // An app torchrun started alone (WORLD_SIZE=1) fits as it does without torchrun.

@@ -293,6 +293,28 @@ TEST(FabricSetup, AnOptimizerAtAReusedAddressIsANewOne) {
   EXPECT_NO_THROW(fab.setup_optimizers(*opt));
 }
 
+// setup(module, optimizers...) checks every optimizer before it touches the module (the
+// reference's _validate_setup): a refused call left the module converted and recorded, and the
+// optimizers before the refused one set up, so the corrected call was refused too.
+TEST(FabricSetup, ARefusedSetupChangesNothing) {
+  Fabric fab({.precision = "16-true"});
+  auto first = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  optim::SGD used(first->parameters(), {.lr = 0.1});
+  fab.setup(first, used);
+  auto net = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+  optim::SGD a(net->parameters(), {.lr = 0.1}), b(net->parameters(), {.lr = 0.1});
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.setup(net, a, used); }),
+                  "this SGD optimizer has already been set up");
+  EXPECT_EQ(net->weight.dtype(), DType::float32);  // not converted
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.setup(net, a, a); }),
+                  "this SGD optimizer is given twice");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.setup_optimizers(b, used); }),
+                  "already been set up");
+  auto [m, wa, wb] = fab.setup(net, a, b);  // a and b were not recorded by the refused calls
+  EXPECT_EQ(net->weight.dtype(), DType::float16);
+  EXPECT_EQ(&wb.optimizer(), &b);
+}
+
 // Under FSDP (and ZeRO-3) the module's parameters become flat shards: an optimizer set up before
 // its module kept the old parameters and trained nothing, silently. Now a ValueError; the other
 // order trains.

@@ -165,16 +165,27 @@ TEST_F(FabricTrainLimits, ARunDirBelowAFileNamesTheKeyAndTheFile) {
 }
 
 // A checkpoint that does not fit the run's config: the message asked "did a --set change model.*
-// or optimizer.*?" of a resume given no --set at all. It now names the --set that did, or says
-// that none did.
+// or optimizer.*?" of a resume given no --set at all. A --set of a key that shapes the model is
+// refused before anything loads, naming it and the run's value (also one whose tensors keep their
+// shapes: n_head, gelu, which would load into another model silently); with no --set, the message
+// says none did.
 TEST_F(FabricTrainLimits, AResumeMismatchNamesTheSetOrSaysThereWasNone) {
   ASSERT_EQ(run("fit " + cfg_, "timeout 60").status, 0);
   const std::string run_dir = (dir_ / "run").string();
-  const Result changed = run("resume " + run_dir + " --set model.n_layer=2", "timeout 60");
-  EXPECT_EQ(changed.status, 2) << changed.output;
-  EXPECT_NE(changed.output.find("does not fit the config (did --set model.n_layer=2 change it?): "),
-            std::string::npos)
-      << changed.output;
+  for (const auto& [set, trained] : {std::pair{"model.n_layer=2", "model.n_layer 1"},
+                                     std::pair{"model.n_head=1", "model.n_head 2"},
+                                     std::pair{"model.gelu=none", "model.gelu tanh"}}) {
+    const Result changed = run("resume " + run_dir + " --set " + set, "timeout 60");
+    EXPECT_EQ(changed.status, 2) << changed.output;
+    EXPECT_NE(changed.output.find(std::string("resume: --set ") + set +
+                                  ": the run's model was trained with " + trained +
+                                  "; keys that shape the model"),
+              std::string::npos)
+        << changed.output;
+  }
+  // The same value, and a dropout, take effect as any other key.
+  EXPECT_EQ(
+      run("resume " + run_dir + " --set model.n_head=2 model.dropout=0.1", "timeout 60").status, 0);
   // The run's config.yaml edited by hand: no --set is to blame.
   std::string config = slurp(dir_ / "run/config.yaml");
   const size_t at = config.find("n_layer: 1");
