@@ -24,6 +24,10 @@ Tensor ChannelDropout::drop_channels(const Tensor& x) const {
                shape_str(x.sizes()));
   const double p = options_.p;
   if (!is_training() || p == 0.0) return x;
+  // As torch, whose float mask cannot be cast back into an integer or bool input.
+  FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError, type_name(),
+               ": expects a float64, float32, float16 or bfloat16 input, got ",
+               dtype_name(x.dtype()));
   Shape mask_shape(static_cast<size_t>(x.dim()), 1);  // (N, C, 1, ...)
   mask_shape[0] = x.size(0);
   mask_shape[1] = x.size(1);
@@ -37,6 +41,7 @@ Tensor ChannelDropout::drop_channels(const Tensor& x) const {
 }
 
 Tensor Dropout1d::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Dropout1d: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError,
                "dropout1d: Expected 2D or 3D input, but received a ", x.dim(),
                "D input. Note that dropout1d exists to provide channel-wise dropout on inputs "
@@ -47,6 +52,7 @@ Tensor Dropout1d::forward(const Tensor& x) {
 }
 
 Tensor Dropout2d::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Dropout2d: got an undefined tensor");
   if (x.dim() != 3 && x.dim() != 4)
     warn(detail::cat("dropout2d: Received a ", x.dim(),
                      "-D input to dropout2d, which is deprecated and will result in an error in a "

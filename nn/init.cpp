@@ -134,8 +134,14 @@ Tensor constant_(const Tensor& t, double value) {
   return t;
 }
 
-Tensor zeros_(const Tensor& t) { return constant_(t, 0.0); }
-Tensor ones_(const Tensor& t) { return constant_(t, 1.0); }
+Tensor zeros_(const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError, "nn::init::zeros_: undefined tensor");
+  return constant_(t, 0.0);
+}
+Tensor ones_(const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError, "nn::init::ones_: undefined tensor");
+  return constant_(t, 1.0);
+}
 
 Tensor kaiming_uniform_(const Tensor& t, double a, FanMode mode, std::string_view nonlinearity,
                         Generator* gen) {

@@ -72,6 +72,12 @@ void TransformerEnginePrecision::convert_module(nn::Module& module) {
   }
   // The metas stay float32: FP8Linear keeps them out of Module::to's conversion.
   module.to(weights_dtype_);
+  // A fallback wider than the weights (float32 under bf16 weights) runs with autocast off, and the
+  // FP8 layers return it: the Linear layers left unconverted keep their weights in it, as their
+  // warning says, so that they take those outputs.
+  if (itemsize(fallback_dtype_) > itemsize(weights_dtype_))
+    for (const auto& [path, m] : module.named_modules())
+      if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) lin->to(fallback_dtype_);
 }
 
 Tensor TransformerEnginePrecision::convert_input(const Tensor& input) const {

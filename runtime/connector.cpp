@@ -129,7 +129,18 @@ void apply_env_overrides(ConnectorFlags& f) {
   take("LT_ACCELERATOR", f.accelerator, "auto", "accelerator");
   take("LT_STRATEGY", f.strategy, "auto", "strategy");
   take("LT_DEVICES", f.devices.spec, "auto", "devices");
-  take("LT_PRECISION", f.precision, "", "precision");
+  // A precision plugin of the very precision LT_PRECISION names agrees with it: fabric-train folds
+  // the variable into its config and passes that precision's plugin when the config gives the
+  // plugin options (Lightning would refuse "both precision and a precision plugin" here).
+  const char* lt_precision = std::getenv("LT_PRECISION");
+  bool plugin_is_it = false;
+  if (lt_precision && f.precision_plugin && f.precision.empty()) {
+    try {
+      plugin_is_it = precision::canonical_precision(lt_precision) == f.precision_plugin->name();
+    } catch (const ValueError&) {  // not a precision name: refused below as Lightning refuses it
+    }
+  }
+  if (!plugin_is_it) take("LT_PRECISION", f.precision, "", "precision");
   if (const char* v = std::getenv("LT_NUM_NODES")) {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);

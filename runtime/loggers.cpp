@@ -185,13 +185,15 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
   columns_.push_back("step");
   namespace fs = std::filesystem;
   bool kept = false;
-  std::vector<Row> rows;  // only counted: rows written are not kept in memory
+  int64_t rows = 0;  // only counted: rows written are not kept in memory
   bool unterminated = false;
   std::vector<std::string> header;
-  if (append && fs::exists(path_)) header = read_file_rows(path_, rows, unterminated);
+  if (append && fs::exists(path_))
+    header = read_file_rows(
+        path_, [&](Row&&) { ++rows; }, unterminated);
   if (!header.empty()) {  // an empty file is not kept: it is written anew
     columns_ = std::move(header);
-    logged_ = written_ = rows.size();
+    logged_ = written_ = rows;
     // A file from before the header was sorted (step first), or whose last row was cut off:
     // rewritten (sorted, in Lightning's order) at the next flush, its rows under the same column
     // names.
@@ -214,7 +216,8 @@ CSVLogger::CSVLogger(FromPath, std::string path, bool append, int64_t flush_ever
 // without its newline sets `unterminated` (an append would continue that line); one that does not
 // read as a row was cut off mid-write (a kill, a full disk) and is dropped. Anything else that is
 // not a row is an IOError: rows under the wrong columns would go on silently.
-std::vector<std::string> CSVLogger::read_file_rows(const std::string& file, std::vector<Row>& rows,
+std::vector<std::string> CSVLogger::read_file_rows(const std::string& file,
+                                                   const std::function<void(Row&&)>& each,
                                                    bool& unterminated) const {
   std::ifstream in(file);
   FABRIC_CHECK(in.good(), IOError, "CSVLogger: cannot read ", file, ": ", std::strerror(errno));
@@ -246,7 +249,7 @@ std::vector<std::string> CSVLogger::read_file_rows(const std::string& file, std:
     FABRIC_CHECK(step != row.end() && parse_step(step->second), IOError, "CSVLogger: ", file,
                  " line ", number, ": step '", step == row.end() ? "" : step->second.substr(0, 40),
                  "' is not an integer");
-    rows.push_back(std::move(row));
+    each(std::move(row));
   }
   return columns;
 }
@@ -308,38 +311,46 @@ void CSVLogger::flush() {
 void CSVLogger::truncate_after(int64_t step) { rewrite(step); }
 
 // The header and every row (those in the file, read back, then the pending ones; with `last_step`
-// only rows up to that step), written whole to a temporary file that then replaces the file: a
-// write that fails (a full disk, a file-size limit) leaves the earlier file and the pending rows as
-// they were. Only a header change or a truncation rewrites, so rows written stay out of memory.
+// only rows up to that step), written to a temporary file that then replaces the file: a write
+// that fails (a full disk, a file-size limit) leaves the earlier file and the pending rows as they
+// were. Only a header change or a truncation rewrites, and the file's rows stream through one at a
+// time: memory does not grow with the length of a run's metrics.csv (a resume cuts it back).
 void CSVLogger::rewrite(std::optional<int64_t> last_step) {
   prepare_first_write();
   const std::string target = target_file();
-  std::vector<Row> rows;
-  if (written_ > 0 && std::filesystem::exists(target)) {
-    bool unterminated = false;
-    read_file_rows(target, rows, unterminated);
-  }
-  rows.insert(rows.end(), pending_.begin(), pending_.end());
-  if (last_step) {
-    // Every row has an integer step (checked when read, set when logged).
-    std::erase_if(rows, [&](const Row& row) {
-      return parse_step(row.at("step")).value_or(*last_step) > *last_step;
-    });
-  }
+  // Every row has an integer step (checked when read, set when logged).
+  auto kept = [&](const Row& row) {
+    return !last_step || parse_step(row.at("step")).value_or(*last_step) <= *last_step;
+  };
   const std::string tmp = temporary_sibling(target);
   bool ok = false;
   int err = 0;
-  {
+  int64_t rows = 0;
+  try {
     errno = 0;
     std::ofstream out(tmp, std::ios::trunc);
     if (out.good()) {
       for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << csv_field(columns_[i]);
       out << "\n";
-      for (const Row& row : rows) write_row(out, row);
+      auto write = [&](const Row& row) {
+        if (!kept(row)) return;
+        write_row(out, row);
+        ++rows;
+      };
+      if (written_ > 0 && std::filesystem::exists(target)) {
+        bool unterminated = false;
+        read_file_rows(
+            target, [&](Row&& row) { write(row); }, unterminated);
+      }
+      for (const Row& row : pending_) write(row);
       out.flush();
       ok = out.good();
     }
     err = errno;  // the failed open or write's (the stream keeps no cause of its own)
+  } catch (...) {  // a row of the file that does not read: the file stays as it was
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
   }
   std::error_code ec;
   if (ok) std::filesystem::rename(tmp, target, ec);
@@ -349,7 +360,7 @@ void CSVLogger::rewrite(std::optional<int64_t> last_step) {
     throw IOError("CSVLogger: cannot write " + path_ + ": " +
                   (ec ? ec.message() : write_failure(err)) + "; the file is left as it was");
   }
-  written_ = rows.size();
+  written_ = rows;
   pending_.clear();
   header_dirty_ = false;
   file_is_ours_ = true;

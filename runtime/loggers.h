@@ -5,6 +5,7 @@
 #pragma once
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -94,7 +95,8 @@ class CSVLogger : public Logger {
   using Row = std::map<std::string, std::string>;
   void rewrite(std::optional<int64_t> last_step = std::nullopt);
   void append_pending();
-  std::vector<std::string> read_file_rows(const std::string& file, std::vector<Row>& rows,
+  std::vector<std::string> read_file_rows(const std::string& file,
+                                          const std::function<void(Row&&)>& each,
                                           bool& unterminated) const;
   void write_row(std::ostream& out, const Row& row) const;
   void add_column(const std::string& name);

@@ -42,6 +42,11 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
   static const std::string plateau =
       "the plateau scheduler's arguments are restored from the checkpoint with its counts, as by "
       "PyTorch's ReduceLROnPlateau.load_state_dict";
+  static const std::string scaler =
+      "the GradScaler's scale, factors and growth interval are restored from the checkpoint, as by "
+      "PyTorch's GradScaler.load_state_dict";
+  static const std::string recipe =
+      "the FP8 recipe is restored from the checkpoint with the amax histories it shapes";
   static const std::vector<RestoredKey> keys = {
       {"optimizer.name", optimizer},
       {"optimizer.lr", optimizer},
@@ -70,6 +75,14 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       {"scheduler.threshold_mode", plateau, "plateau"},
       {"scheduler.cooldown", plateau, "plateau"},
       {"scheduler.min_lr", plateau, "plateau"},
+      {"fabric.scaler.init_scale", scaler, "", true},
+      {"fabric.scaler.growth_factor", scaler, "", true},
+      {"fabric.scaler.backoff_factor", scaler, "", true},
+      {"fabric.scaler.growth_interval", scaler, "", true},
+      {"fabric.transformer_engine.fp8_format", recipe, "", true},
+      {"fabric.transformer_engine.margin", recipe, "", true},
+      {"fabric.transformer_engine.amax_history_len", recipe, "", true},
+      {"fabric.transformer_engine.amax_compute_algo", recipe, "", true},
       {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
       {"model.init", "the weights are the checkpoint's"},
       {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},
@@ -88,10 +101,13 @@ const RestoredKey* restored(const std::string& key) {
 
 // A key's value in the resolved config, as config.yaml writes it.
 std::string value_text(const TrainConfig& c, const std::string& key) {
-  const YAML::Node all = YAML::Load(dump_train_config(c));
-  const size_t dot = key.find('.');
-  const YAML::Node section = all[key.substr(0, dot)];
-  const YAML::Node value = section.IsMap() ? section[key.substr(dot + 1)] : YAML::Node();
+  // Down the dotted path: a plugin's block nests one level more (fabric.scaler.growth_interval).
+  YAML::Node value = YAML::Load(dump_train_config(c));
+  for (size_t from = 0; value.IsDefined() && from <= key.size();) {
+    const size_t dot = std::min(key.find('.', from), key.size());
+    value = value.IsMap() ? YAML::Node(value[key.substr(from, dot - from)]) : YAML::Node();
+    from = dot + 1;
+  }
   // model.init not set, as the schema says it.
   if (!value.IsDefined() || value.IsNull() || (value.IsScalar() && value.Scalar().empty()))
     return "(none)";
@@ -122,14 +138,19 @@ std::string trained_precision(const std::string& config_path) {
   }
 }
 
-// A key that decides what function the model computes from its weights: every model.* and lora.*
-// key but the dropouts (which take effect), model.init (restored) and model.vocab_size (0 means
-// the data's; a mismatch is a shape the load refuses). A changed n_head, gelu, activation or LoRA
-// alpha would load the same tensors into another model.
+// A key that decides what function the model computes from its weights, or which of its layers
+// are quantized: every model.* and lora.* key but the dropouts (which take effect), model.init
+// (restored) and model.vocab_size (0 means the data's; a mismatch is a shape the load refuses),
+// and the plugin keys that choose the converted layers. A changed n_head, gelu, activation or
+// LoRA alpha would load the same tensors into another model.
 bool shapes_the_model(const std::string& key) {
   if (key == "model.dropout" || key == "model.init" || key == "model.vocab_size" ||
       key == "lora.dropout")
     return false;
+  // Which Linear layers hold quantized or FP8 weights.
+  if (key == "fabric.bitsandbytes.ignore_modules" ||
+      key == "fabric.transformer_engine.replace_layers")
+    return true;
   return key.rfind("model.", 0) == 0 || key.rfind("lora.", 0) == 0;
 }
 
@@ -156,7 +177,8 @@ void refuse_model_changes(const std::string& config_path, const std::string& run
       continue;
     throw ConfigError(
         "resume: --set " + o + ": the run's model was trained with " + key + " " + trained +
-        "; keys that shape the model (model.* and lora.* but model.dropout and lora.dropout) "
+        "; keys that shape the model (model.* and lora.* but model.dropout and lora.dropout, "
+        "fabric.bitsandbytes.ignore_modules, fabric.transformer_engine.replace_layers) "
         "must match the checkpoint, whose weights would otherwise load into another model. "
         "To train another model from these weights, start a new run: " +
         fit_from_weights_advice(run_dir, checkpoint_or_last(run_dir)) + " ...");
@@ -185,10 +207,21 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
   std::string scheduler = recorded_scalar(config_path, "scheduler", "name");
   for (const std::string& o : r.effective)
     if (o.rfind("scheduler.name=", 0) == 0) scheduler = o.substr(o.find('=') + 1);
+  // The precision the run resumes with: the plugin's state is restored only under the run's own.
+  std::string precision = r.trained_precision;
+  for (const std::string& o : r.effective)
+    if (o.rfind("fabric.precision=", 0) == 0) {
+      try {
+        precision = precision::canonical_precision(o.substr(o.find('=') + 1));
+      } catch (const std::exception&) {
+        precision = "";  // refused where the config is parsed
+      }
+    }
   std::erase_if(candidates, [&](const auto& c) {
-    if (c.second->scheduler.empty() || c.second->scheduler == scheduler) return false;
-    r.effective.push_back(c.first);
-    return true;
+    const bool takes_effect = (!c.second->scheduler.empty() && c.second->scheduler != scheduler) ||
+                              (c.second->plugin_state && precision != r.trained_precision);
+    if (takes_effect) r.effective.push_back(c.first);
+    return takes_effect;
   });
   if (candidates.empty()) return r;
   std::ifstream in(config_path);

@@ -10,6 +10,7 @@ namespace fabric {
 
 // The keys a resume takes from its checkpoint, each with why: the optimizer's name and
 // hyper-parameters (its param_groups), the plateau scheduler's arguments (a plateau run's only),
+// the precision plugin's state (the GradScaler's scale and factors, the FP8 recipe),
 // trainer.seed (the RNG and data order continue), model.init (the weights are the checkpoint's)
 // and trainer.run_dir (resume's own argument).
 struct RestoredKey {
@@ -18,6 +19,10 @@ struct RestoredKey {
   // Restored only when the resumed run's scheduler.name is this ("": always). scheduler.min_lr is
   // plateau's floor, restored with its state, and also cosine's final lr, which a --set changes.
   std::string scheduler = "";
+  // Restored only when the run resumes under the precision it was trained with, whose plugin state
+  // the checkpoint holds (fabric.scaler.*, the FP8 recipe); under another precision it takes
+  // effect.
+  bool plugin_state = false;
 };
 const std::vector<RestoredKey>& keys_restored_on_resume();
 

@@ -68,24 +68,46 @@ std::set<int64_t> steps_of_run(const std::string& checkpoints_dir, int64_t up_to
   return own;
 }
 
+namespace {
+
+// The process a temporary's name ends with (after `marker`: ".tmp-" or ".tmp."), when it is gone;
+// 0 for a live one (another fabric-train writing here: its write in progress) or no such name.
+int64_t dead_writer(const std::string& name, const char* marker) {
+  const size_t at = name.rfind(marker);
+  if (at == std::string::npos || at == 0) return 0;
+  const int64_t pid = whole_number(std::string_view(name).substr(at + 5)).value_or(0);
+  if (pid <= 0) return 0;
+  if (pid != ::getpid() && pid <= std::numeric_limits<pid_t>::max() &&
+      (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
+    return 0;  // that process is alive
+  return pid;
+}
+
+}  // namespace
+
 void remove_stale_temporaries(const std::string& checkpoints_dir) {
   std::vector<fs::path> stale;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
-    // Only what a save names so: a directory <name>.tmp-<pid> whose process is gone. A live
-    // process's (another fabric-train writing here) is its save in progress; anything else holding
-    // ".tmp-" is not ours to delete.
-    const std::string n = e.path().filename().string();
-    const size_t at = n.rfind(".tmp-");
-    if (at == std::string::npos || at == 0 || !e.is_directory(ec) || e.is_symlink(ec)) continue;
-    const int64_t pid = whole_number(std::string_view(n).substr(at + 5)).value_or(0);
-    if (pid <= 0) continue;
-    if (pid != ::getpid() && pid <= std::numeric_limits<pid_t>::max() &&
-        (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
-      continue;  // that process is alive
-    stale.push_back(e.path());
+    // Only what a save names so: a directory <name>.tmp-<pid> whose process is gone; anything else
+    // holding ".tmp-" is not ours to delete.
+    if (!e.is_directory(ec) || e.is_symlink(ec)) continue;
+    if (dead_writer(e.path().filename().string(), ".tmp-") != 0) stale.push_back(e.path());
   }
   for (const auto& p : stale) fs::remove_all(p, ec);
+}
+
+void remove_stale_file_temporaries(const std::string& run_dir) {
+  std::vector<fs::path> stale;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run_dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const bool ours = n.rfind("metrics.csv.tmp.", 0) == 0 || n.rfind("config.yaml.tmp.", 0) == 0 ||
+                      n.rfind("vocab.json.tmp.", 0) == 0;
+    if (!ours || !e.is_regular_file(ec) || e.is_symlink(ec)) continue;
+    if (dead_writer(n, ".tmp.") != 0) stale.push_back(e.path());
+  }
+  for (const auto& p : stale) fs::remove(p, ec);
 }
 
 RunDirectoryLock::RunDirectoryLock(const std::string& run_dir) {

@@ -37,6 +37,10 @@ std::vector<std::string> committed_checkpoints(const std::string& checkpoints_di
 // starts, before any save of its own; committed checkpoints (and the `.old` that a commit without
 // atomic exchange keeps), other names and files stay.
 void remove_stale_temporaries(const std::string& checkpoints_dir);
+// The same for the run directory's own files: `metrics.csv`, `config.yaml` or `vocab.json` +
+// `.tmp.<pid>` (the atomic writes' temporaries, write_target.h) of a process since gone, e.g. a
+// resume killed while it cut metrics.csv back to its step.
+void remove_stale_file_temporaries(const std::string& run_dir);
 
 // An exclusive advisory lock (flock) on the run directory itself, held by the process that writes
 // it (rank 0) for the run's life: a second fit or resume of the same directory is an IOError

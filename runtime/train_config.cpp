@@ -311,7 +311,9 @@ class Parser {
       for (const auto& kv : top.second) {
         const std::string name = key_text(kv.first, sec);
         const std::string path = sec + "." + name;
-        const bool block = sec == "fabric" && plugin_block_of(name + ".") != nullptr;
+        // `scaler: {...}`; a dotted `scaler.init_scale: 8` is that key itself, as on a --set.
+        const bool block = sec == "fabric" && name.find('.') == std::string::npos &&
+                           plugin_block_of(name + ".") != nullptr;
         note_duplicate(keys_seen, path, at(kv.first), path, block && kv.second.IsMap());
         if (block)
           collect_plugin_block(values, path, kv.second, at(kv.first), "");
@@ -767,9 +769,12 @@ class Parser {
                  "hysteresis and min_loss_scale instead");
     }
     const auto& s = c.fabric.scaler;
-    if (s.init_scale == 0)
+    // The scale is a float32, as torch's: a value that rounds to 0 or inf there is no scale.
+    const float init_scale = static_cast<float>(s.init_scale);
+    if (!(init_scale > 0) || !std::isfinite(init_scale))
       fail(where("fabric.scaler.init_scale"), "fabric.scaler.init_scale",
-           "must be > 0 (the first loss scale), got 0");
+           "must be > 0 and within float32's range (the first loss scale, a float32), got " +
+               format_number(s.init_scale));
     if (s.growth_factor <= 1)
       fail(where("fabric.scaler.growth_factor"), "fabric.scaler.growth_factor",
            "must be > 1 (the scale grows by it), got " + format_number(s.growth_factor));
@@ -1276,6 +1281,11 @@ std::string dump_train_config(const TrainConfig& c) {
       out << YAML::Key << (block ? f.key.substr(block->name.size() + 1) : f.key) << YAML::Value;
       if (f.kind == Kind::string && v.IsScalar()) {
         precision::emit_pyyaml_string(out, v.Scalar());
+      } else if (f.kind == Kind::string_list && v.IsSequence()) {
+        // Each name as PyYAML reads it back as a string (a module named "0" or "true").
+        out << YAML::Flow << YAML::BeginSeq;
+        for (const auto& e : v) precision::emit_pyyaml_string(out, e.Scalar());
+        out << YAML::EndSeq;
       } else {
         out << v;
       }

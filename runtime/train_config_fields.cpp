@@ -199,9 +199,8 @@ Field with_min(Field f, double min) {
 }
 
 void add_plugin_fields(std::vector<Field>& v) {
-  v.push_back(with_min(PLUGIN_FIELD(scaler, init_scale, Kind::number, d, number_node,
-                                    "16-mixed: the GradScaler's initial loss scale (> 0)"),
-                       0));
+  v.push_back(PLUGIN_FIELD(scaler, init_scale, Kind::number, d, number_node,
+                           "16-mixed: the GradScaler's initial loss scale (> 0, a float32)"));
   v.push_back(PLUGIN_FIELD(scaler, growth_factor, Kind::number, d, number_node,
                            "16-mixed: the scale's factor after growth_interval clean steps (> 1)"));
   v.push_back(PLUGIN_FIELD(scaler, backoff_factor, Kind::number, d, number_node,
@@ -220,9 +219,11 @@ void add_plugin_fields(std::vector<Field>& v) {
     margin.min = -126, margin.max = 126;
     v.push_back(margin);
   }
-  v.push_back(with_min(PLUGIN_FIELD(transformer_engine, amax_history_len, Kind::integer, i, plain_node,
-                                    "transformer-engine*: steps of amax history the scale is computed from"),
-                       1));
+  // Each FP8 tensor keeps this many float32 amaxes: a million (4 MB a tensor) is far past use.
+  v.push_back(with_max(with_min(PLUGIN_FIELD(transformer_engine, amax_history_len, Kind::integer, i, plain_node,
+                                             "transformer-engine*: steps of amax history the scale is computed from"),
+                                1),
+                       1e6));
   v.push_back(with_choices(PLUGIN_FIELD(transformer_engine, amax_compute_algo, Kind::string, s, plain_node,
                                         "transformer-engine*: max (of the history) or most_recent"),
                            {"max", "most_recent"}));

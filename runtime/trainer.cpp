@@ -839,6 +839,7 @@ class Run {
     make_run_directory();
     lock_ = std::make_unique<RunDirectoryLock>(run_dir_);  // before anything in it is touched
     remove_stale_temporaries(run_dir_ + "/checkpoints");
+    remove_stale_file_temporaries(run_dir_);
     if (!resuming_) warn_of_earlier_checkpoints();
     if (!resuming_) {
       fs::remove(run_dir_ + "/metrics.csv");
@@ -1257,6 +1258,10 @@ class Run {
 
   void prune() {
     prune_step_checkpoints(run_dir_ + "/checkpoints", cfg_.trainer.keep_last, own_steps_);
+    // The steps pruned leave the set, which grew by one per save over a long run otherwise.
+    std::erase_if(own_steps_, [&](int64_t step) {
+      return !fs::exists(run_dir_ + "/checkpoints/step-" + std::to_string(step));
+    });
   }
 
   TrainConfig cfg_;

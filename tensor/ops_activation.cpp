@@ -82,7 +82,10 @@ Tensor hardtanh(const Tensor& a, const Scalar& min_val, const Scalar& max_val) {
   return activation(OpId::hardtanh, "hardtanh", ActivationOp::hardtanh, p, a, &attrs);
 }
 
-Tensor relu6(const Tensor& a) { return hardtanh(a, 0.0, 6.0); }
+Tensor relu6(const Tensor& a) {
+  check_floating_operand("relu6", a);  // in its own name, not hardtanh's
+  return hardtanh(a, 0.0, 6.0);
+}
 
 Tensor mish(const Tensor& a) { return activation(OpId::mish, "mish", ActivationOp::mish, {}, a); }
 

@@ -90,9 +90,23 @@ Tensor threshold(const Tensor& a, const Scalar& thresh, const Scalar& value) {
   return extra_activation(OpId::threshold, "threshold", ExtraActivation::threshold, p, a, &attrs);
 }
 
-Tensor softsign(const Tensor& a) { return div(a, add(abs(a), 1.0)); }
+// Compositions: their input is checked in their own name (abs's or sub's would say the rest). As
+// torch, an integer input gives a floating result and a bool one is refused.
+static void check_composite_operand(const char* op, const Tensor& a) {
+  check_elementwise_operand(op, a);
+  FABRIC_CHECK(a.dtype() != DType::bool_, DTypeError, op,
+               ": bool tensors are not supported (cast with .to(float32) first)");
+}
 
-Tensor tanhshrink(const Tensor& a) { return sub(a, tanh(a)); }
+Tensor softsign(const Tensor& a) {
+  check_composite_operand("softsign", a);
+  return div(a, add(abs(a), 1.0));
+}
+
+Tensor tanhshrink(const Tensor& a) {
+  check_composite_operand("tanhshrink", a);
+  return sub(a, tanh(a));
+}
 
 Tensor prelu(const Tensor& x_in, const Tensor& weight_in) {
   Tensor x = x_in, weight = weight_in;

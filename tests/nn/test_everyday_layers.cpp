@@ -303,6 +303,23 @@ TEST(EverydayLayers, ErrorsNameTheProblem) {
        "dropout1d: Expected 2D or 3D input, but received a 4D input"},
       {"Dropout2d 1-D input", throws<ShapeError>([] { (*make<Dropout2d>())(zeros({4})); }, &msg),
        "feature dropout requires at least 2 dimensions in the input, got shape (4,)"},
+      // As torch, whose float mask cannot be cast into an integer input (it returned float32).
+      {"Dropout1d int64",
+       throws<DTypeError>(
+           [] {
+             (*make<Dropout1d>())(zeros({2, 2, 3}, {.dtype = DType::int64}));
+           },
+           &msg),
+       "Dropout1d: expects a float64, float32, float16 or bfloat16 input, got int64"},
+      {"Dropout2d bool",
+       throws<DTypeError>(
+           [] {
+             (*make<Dropout2d>())(zeros({1, 2, 3, 3}, {.dtype = DType::bool_}));
+           },
+           &msg),
+       "Dropout2d: expects a float64, float32, float16 or bfloat16 input, got bool"},
+      {"Dropout1d undefined", throws<ValueError>([] { (*make<Dropout1d>())(Tensor()); }, &msg),
+       "Dropout1d: got an undefined tensor"},
   };
   test::CapturedWarnings quiet;  // Dropout2d warns about a 1-D input before refusing it
   for (const ErrorRow& r : rows) {

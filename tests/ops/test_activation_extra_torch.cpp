@@ -107,6 +107,16 @@ TEST(ActivationExtraTorch, NaNInputs) {
 // Argument errors are fabric::Errors naming the op and what was expected.
 TEST(ActivationExtraTorch, ArgumentErrors) {
   const Tensor x23 = zeros({2, 3});
+  // The compositions name themselves, not the op they are built from.
+  EXPECT_CONTAINS(thrown<ValueError>([&] { softsign(Tensor()); }),
+                  "softsign: got an undefined tensor");
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { softsign(zeros({2}, {.dtype = DType::bool_})); }),
+                  "softsign: bool");
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { tanhshrink(zeros({2}, {.dtype = DType::bool_})); }),
+                  "tanhshrink: bool");
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { relu6(zeros({2}, {.dtype = DType::int64})); }),
+                  "relu6: expects");
+  EXPECT_EQ(softsign(ones({2}, {.dtype = DType::int64})).dtype(), DType::float32);  // as torch's
   EXPECT_CONTAINS(thrown<ShapeError>([&] { glu(x23); }),
                   "glu: Halving dimension must be even, but dimension 1 is size 3");
   EXPECT_CONTAINS(thrown<ShapeError>([&] { glu(zeros({})); }), "glu: does not support scalars");

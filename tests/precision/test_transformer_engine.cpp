@@ -140,6 +140,22 @@ TEST(TransformerEnginePrecision, AFloat32FallbackRunsWithAutocastOff) {
   }
 }
 
+// With a float32 fallback under bf16 weights, a Linear left unconverted (10 outputs, not a
+// multiple of 16) takes the FP8 layer's float32 output: it keeps its weights in float32, as its
+// warning says ("it runs in float32"); it got a float32 input against bf16 weights before.
+TEST(TransformerEnginePrecision, AFloat32FallbackKeepsUnconvertedLinearsInFloat32) {
+  manual_seed(5);
+  auto m = nn::make<nn::MLP>(nn::MLPConfig{.sizes = {16, 32, 10}});
+  TransformerEnginePrecision te(DType::bfloat16, {}, true, DType::float32);
+  te.convert_module(*m);
+  ASSERT_EQ(te.warnings().size(), 1u);
+  EXPECT_NE(te.warnings()[0].find("it runs in float32"), std::string::npos) << te.warnings()[0];
+  precision::ContextGuard ctx = te.forward_context();
+  const Tensor y = (*m)(te.convert_input(randn({4, 16})));
+  EXPECT_EQ(y.dtype(), DType::float32);
+  EXPECT_EQ(y.shape(), (Shape{4, 10}));
+}
+
 TEST(TransformerEnginePrecision, ForwardUnderThePluginIsFp8Linear) {
   manual_seed(1);
   auto m = std::make_shared<One>();

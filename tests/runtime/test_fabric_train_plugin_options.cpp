@@ -56,9 +56,25 @@ TEST_F(FabricTrainPluginOptions, TheScalerTrainsWithItsOptionsAndResumes) {
   p = precision_state(dir_ / "s/checkpoints/last");
   EXPECT_EQ(p["state"]["scale"], 16384.0) << p.dump();
   EXPECT_EQ(p["state"]["_growth_tracker"], 0);
+  // A resume's --set of a key the scaler's state restores is said and left out: config.yaml keeps
+  // the value in effect.
+  r = run("resume " + (dir_ / "s").string() +
+          " --set trainer.max_steps=13 fabric.scaler.growth_interval=1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(
+      r.output.find("--set fabric.scaler.growth_interval=1 (in effect: 3): the GradScaler's scale"),
+      std::string::npos)
+      << r.output;
+  EXPECT_NE(slurp(dir_ / "s/config.yaml").find("    growth_interval: 3\n"), std::string::npos);
+  EXPECT_EQ(precision_state(dir_ / "s/checkpoints/last")["state"]["growth_interval"], 3);
   // enabled: false trains without loss scaling (the state says scale 1, as a disabled GradScaler).
   r = fit("fabric.scaler.enabled=false", "off");
   ASSERT_EQ(r.status, 0) << r.output;
+  // LT_PRECISION (as `fabric run` sets it) naming the block's precision agrees with its plugin.
+  r = run("fit " + cfg_ + " --set trainer.run_dir=" + (dir_ / "env").string(),
+          "LT_PRECISION=16-mixed");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(precision_state(dir_ / "env/checkpoints/last")["state"]["scale"], 4096.0);
 }
 
 // ignore_modules keeps the gpt's lm_head unquantized (fit builds the model under the tensor
@@ -85,6 +101,15 @@ TEST_F(FabricTrainPluginOptions, BitsandbytesIgnoreModulesFitSampleExport) {
   const Result e = run("export " + (dir_ / "g/checkpoints/last").string() + " " +
                        (dir_ / "out.safetensors").string());
   EXPECT_EQ(e.status, 0) << e.output;
+  // Which layers are quantized is the checkpoint's: a resume cannot change it.
+  const Result changed =
+      run("resume " + (dir_ / "g").string() + " --set 'fabric.bitsandbytes.ignore_modules=[]'");
+  EXPECT_EQ(changed.status, 2) << changed.output;
+  EXPECT_NE(changed.output.find(
+                "resume: --set fabric.bitsandbytes.ignore_modules=[]: the run's model was trained "
+                "with fabric.bitsandbytes.ignore_modules [lm_head]"),
+            std::string::npos)
+      << changed.output;
 }
 
 // The recipe's options reach the FP8 plugin and its saved state; replace_layers false leaves the

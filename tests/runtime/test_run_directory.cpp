@@ -75,6 +75,25 @@ TEST_F(RunDirectory, OnlyTheTemporariesOfEndedProcessesAreRemoved) {
                                    "step-2.tmp-" + gone + "x", "notes.tmp-" + gone, "step-4"}));
 }
 
+// The run directory's own files: metrics.csv, config.yaml and vocab.json + .tmp.<pid> of a process
+// that is gone (a resume killed while it cut metrics.csv back) go; a live one's, other names and
+// directories stay.
+TEST_F(RunDirectory, TheRunFilesTemporariesOfEndedProcessesAreRemoved) {
+  const std::string gone = std::to_string((1 << 22) + 12345);
+  const std::string alive = std::to_string(::getppid());
+  for (const std::string name :
+       {"metrics.csv.tmp." + gone, "config.yaml.tmp." + gone, "vocab.json.tmp." + gone,
+        "metrics.csv.tmp." + alive, "notes.txt.tmp." + gone, std::string("metrics.csv")})
+    std::ofstream(dir_ / name) << "x";
+  fs::create_directories(dir_ / ("config.yaml.tmp." + gone + ".d"));
+  remove_stale_file_temporaries(dir_.string());
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir_)) left.insert(e.path().filename().string());
+  left.erase("checkpoints");
+  EXPECT_EQ(left, (std::set<std::string>{"metrics.csv.tmp." + alive, "notes.txt.tmp." + gone,
+                                         "metrics.csv", "config.yaml.tmp." + gone + ".d"}));
+}
+
 // A step-<number> folder past int64 (or signed) is no checkpoint of ours: skipped, as other names
 // are (it was a bare "stoll" error that stopped every fit and resume of the directory).
 TEST_F(RunDirectory, StepFoldersOfNoInt64AreSkipped) {

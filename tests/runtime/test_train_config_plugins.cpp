@@ -66,6 +66,19 @@ TEST_F(TrainConfigPlugins, ScalerBlockParsesNestedAndDotted) {
   EXPECT_EQ(e.fabric.scaler.init_scale, 65536.0);
 }
 
+// A dotted key in the file is that key (as on a --set), not a block; list entries dump quoted where
+// PyYAML would read them as another type.
+TEST_F(TrainConfigPlugins, DottedKeysInTheFileAndQuotedListEntries) {
+  const TrainConfig c = parse(config("  precision: 16-mixed\n  scaler.init_scale: 8\n"));
+  EXPECT_EQ(c.fabric.scaler.init_scale, 8.0);
+  const TrainConfig b =
+      parse(config("  precision: nf4\n  bitsandbytes: {ignore_modules: ['0', 'true', head]}\n"));
+  const std::string dumped = dump_train_config(b);
+  EXPECT_NE(dumped.find("ignore_modules: [\"0\", \"true\", head]"), std::string::npos) << dumped;
+  EXPECT_EQ(parse(dumped).fabric.bitsandbytes.ignore_modules,
+            (std::vector<std::string>{"0", "true", "head"}));
+}
+
 TEST_F(TrainConfigPlugins, BadValuesAreErrorsAtTheKey) {
   const std::string base = config("  precision: 16-mixed\n");
   struct Case {
@@ -73,7 +86,13 @@ TEST_F(TrainConfigPlugins, BadValuesAreErrorsAtTheKey) {
   };
   const std::vector<Case> cases = {
       {"fabric.scaler.init_scale=0", "--set fabric.scaler.init_scale: must be > 0"},
-      {"fabric.scaler.init_scale=-1", "--set fabric.scaler.init_scale: must be >= 0, got -1"},
+      {"fabric.scaler.init_scale=-1",
+       "--set fabric.scaler.init_scale: must be > 0 and within float32's range"},
+      {"fabric.scaler.init_scale=1e39",
+       "--set fabric.scaler.init_scale: must be > 0 and within float32's range"},
+      {"fabric.scaler.init_scale=1e-50",
+       "--set fabric.scaler.init_scale: must be > 0 and within float32's range"},
+      {"fabric.transformer_engine.amax_history_len=100000000000", "must be between 1 and 1000000"},
       {"fabric.scaler.growth_factor=1", "--set fabric.scaler.growth_factor: must be > 1"},
       {"fabric.scaler.backoff_factor=1", "--set fabric.scaler.backoff_factor: must be in (0, 1)"},
       {"fabric.scaler.growth_interval=0",
@@ -85,7 +104,7 @@ TEST_F(TrainConfigPlugins, BadValuesAreErrorsAtTheKey) {
        "growth_factor"},
       {"fabric.transformer_engine.margin=127", "must be between -126 and 126, got 127"},
       {"fabric.transformer_engine.fp8_format=E5M2", "'E5M2' is not one of: HYBRID, E4M3"},
-      {"fabric.transformer_engine.amax_history_len=0", "must be >= 1, got 0"},
+      {"fabric.transformer_engine.amax_history_len=0", "must be between 1 and 1000000, got 0"},
       {"fabric.transformer_engine.amax_compute_algo=mean",
        "'mean' is not one of: max, most_recent"},
       {"fabric.bitsandbytes.dtype=int8", "'int8' is not one of: float32, bfloat16, float16"},
