@@ -918,6 +918,14 @@ class Run {
                  ? "model.block_size: " + n(m.block_size) + " (windows of " + n(x.size(1)) + ")"
                  : "";
     if (!is_floating(x.dtype()) || x.dim() == 0) return "";
+    // 32-true casts no input (as Lightning's Precision): float64 data (numpy's default) meets
+    // float32 weights.
+    if (x.dtype() != DType::float32 &&
+        precision::canonical_precision(cfg_.fabric.precision) == "32-true")
+      return "data.path: the inputs are " + std::string(dtype_name(x.dtype())) +
+             ", and fabric.precision 32-true keeps float32 weights and casts no input (as "
+             "Lightning's); save "
+             "the inputs as float32, or train under 64-true,";
     if (m.name == "mlp" && !m.sizes.empty() && x.size(-1) != m.sizes.front())
       return "model.sizes: the first size, " + n(m.sizes.front()) +
              " input features (the data's have " + n(x.size(-1)) + "),";

@@ -70,6 +70,30 @@ TEST_F(FabricTrainSetup, ResumeThatDoesNotFitTheCheckpointExits2AndLeavesTheRun)
   EXPECT_EQ(good.status, 0) << good.output;
 }
 
+// float64 inputs (numpy's default) under 32-true, which casts no input: the message names the data
+// and its dtype (it named model.name), and the remedies; 64-true trains on them.
+TEST_F(FabricTrainSetup, Float64InputsUnder32TrueNameTheData) {
+  Generator gen(3);
+  save_safetensors((dir_ / "f64.safetensors").string(),
+                   {{"inputs", randn({20, 8}, {.dtype = DType::float64}, &gen)},
+                    {"targets", randint(0, 3, {20}, {.dtype = DType::int64}, &gen)}});
+  const std::string cfg = write_config();
+  const std::string data = " data.path=" + (dir_ / "f64.safetensors").string();
+  const Result bad =
+      run("fit " + cfg + " --set" + data + " trainer.run_dir=" + (dir_ / "f64").string());
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(
+      bad.output.find(
+          "config error: data.path: the inputs are float64, and fabric.precision 32-true keeps "
+          "float32 weights and casts no input"),
+      std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(fs::exists(dir_ / "f64"));
+  const Result ok = run("fit " + cfg + " --set" + data +
+                        " fabric.precision=64-true trainer.run_dir=" + (dir_ / "f64ok").string());
+  EXPECT_EQ(ok.status, 0) << ok.output;
+}
+
 // Problems found while building the run: exit 2 with the key named, and no run directory.
 TEST_F(FabricTrainSetup, OptimizerTokenAndLossProblemsExit2AndWriteNothing) {
   // uint16 ids below 23, but one 40 far past the first window (block_size 8).
