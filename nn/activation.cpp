@@ -83,7 +83,10 @@ std::string Dropout::extra_repr() const { return "p=" + py_float(options_.p) + "
 
 Flatten::Flatten(const FlattenOptions& options) : options_(options) {}
 
-Tensor Flatten::forward(const Tensor& x) { return x.flatten(options_.start_dim, options_.end_dim); }
+Tensor Flatten::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Flatten: got an undefined tensor");
+  return x.flatten(options_.start_dim, options_.end_dim);
+}
 
 std::string Flatten::extra_repr() const {
   return detail::cat("start_dim=", options_.start_dim, ", end_dim=", options_.end_dim);

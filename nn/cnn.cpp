@@ -32,6 +32,7 @@ CNN::CNN(const CNNConfig& c) : config_(c) {
 }
 
 Tensor CNN::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "CNN: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels &&
                    x.size(2) == config_.image_size && x.size(3) == config_.image_size,
                ShapeError, "CNN: expected input (N, ", config_.in_channels, ", ",

@@ -26,6 +26,9 @@ Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& 
   FABRIC_CHECK(x.defined(), ValueError, "instance_norm: undefined input");
   FABRIC_CHECK(x.dim() >= 2, ShapeError, "instance_norm: expected an input (N, C, ...), got shape ",
                shape_str(x.sizes()));
+  FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError,
+               "instance_norm: expected a float64/float32/float16/bfloat16 input, got ",
+               dtype_name(x.dtype()), " of shape ", shape_str(x.sizes()));
   const Shape& shape = x.sizes();
   const int64_t b = shape[0], c = shape[1];
   if (use_input_stats) {

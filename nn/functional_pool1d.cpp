@@ -15,6 +15,11 @@ Tensor with_unit_height(const char* op, const Tensor& x) {
   FABRIC_CHECK(x.defined(), ValueError, op, ": undefined input");
   FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError, op,
                ": expected a 2D (C, L) or 3D (N, C, L) input, got shape ", shape_str(x.sizes()));
+  const DType d = x.dtype();
+  FABRIC_CHECK(
+      d == DType::float32 || d == DType::float64 || d == DType::bfloat16 || d == DType::float16,
+      DTypeError, op, ": input ", shape_str(x.sizes()), " ", dtype_name(d),
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
   return x.unsqueeze(-2);
 }
 

@@ -71,6 +71,7 @@ void GPT::init_weights() {
 }
 
 Tensor GPT::trunk(const Tensor& idx) {
+  FABRIC_CHECK(idx.defined(), ValueError, "GPT.forward: got an undefined tensor");
   FABRIC_CHECK(idx.dim() == 2, ShapeError,
                "GPT.forward: expected token indices of shape (B, T), got ", shape_str(idx.sizes()));
   FABRIC_CHECK(is_integral(idx.dtype()), DTypeError,

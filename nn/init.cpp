@@ -98,6 +98,8 @@ double calculate_gain(std::string_view nl, std::optional<double> param) {
 }
 
 std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError,
+               "nn::init::calculate_fan_in_and_fan_out: got an undefined tensor");
   FABRIC_CHECK(t.dim() >= 2, ValueError,
                "nn::init: fan in and fan out can not be computed for a tensor with fewer than 2 "
                "dimensions (shape ",

@@ -103,12 +103,14 @@ std::string BatchNorm::extra_repr() const {
 }
 
 void BatchNorm1d::check_input_dim(const Tensor& x) const {
+  FABRIC_CHECK(x.defined(), ValueError, "BatchNorm1d: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ValueError,
                "BatchNorm1d: expected 2D or 3D input (got ", x.dim(), "D input of shape ",
                shape_str(x.sizes()), ")");
 }
 
 void BatchNorm2d::check_input_dim(const Tensor& x) const {
+  FABRIC_CHECK(x.defined(), ValueError, "BatchNorm2d: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 4, ValueError, "BatchNorm2d: expected 4D input (got ", x.dim(),
                "D input of shape ", shape_str(x.sizes()), ")");
 }

@@ -8,8 +8,10 @@ namespace fabric::nn {
 
 namespace {
 
-// torch's _get_softmax_dim: an unset dim is chosen from the input's rank, with a warning.
+// torch's _get_softmax_dim: an unset dim is chosen from the input's rank, with a warning. x must
+// be defined (checked here, in the layer's name).
 int64_t softmax_dim(const char* layer, const std::optional<int64_t>& dim, const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, layer, ": got an undefined tensor");
   if (dim) return *dim;
   warn(detail::cat("Implicit dimension choice for ", layer,
                    " has been deprecated. Change the call to include dim=X as an argument."));
@@ -33,7 +35,8 @@ Tensor LogSoftmax::forward(const Tensor& x) {
 std::string LogSoftmax::extra_repr() const { return dim_repr(options_.dim); }
 
 Tensor Softmin::forward(const Tensor& x) {
-  return softmax(neg(x), softmax_dim("softmin", options_.dim, x));
+  const int64_t dim = softmax_dim("softmin", options_.dim, x);  // checks x first
+  return softmax(neg(x), dim);
 }
 std::string Softmin::extra_repr() const { return dim_repr(options_.dim); }
 

@@ -66,6 +66,7 @@ std::optional<DType> norm_feeds_linear_in(const Tensor& x, const LayerNorm& norm
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "CausalSelfAttention: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 3 && x.size(2) == options_.n_embd, ShapeError,
                "CausalSelfAttention: expected input (B, T, ", options_.n_embd, "), got ",
                shape_str(x.sizes()));
@@ -146,6 +147,7 @@ Block::Block(const BlockOptions& o) {
 }
 
 Tensor Block::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Block: got an undefined tensor");
   // attn hands its input to c_attn alone, the MLP to c_fc (or gelu_mlp's first GEMM) alone.
   const auto exact = [](const Module* m, const std::type_info& t) {
     return m != nullptr && typeid(*m) == t ? m : nullptr;

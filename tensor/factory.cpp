@@ -39,11 +39,30 @@ Tensor full(const Shape& shape, const Scalar& value) {
 
 Tensor zeros(const Shape& shape, const TensorOptions& opts) { return full(shape, 0, opts); }
 Tensor ones(const Shape& shape, const TensorOptions& opts) { return full(shape, 1, opts); }
-Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
-Tensor ones_like(const Tensor& t) { return ones(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+
+namespace {
+// The *_like factories read the shape, dtype and device of a defined tensor.
+TensorOptions like_options(const char* op, const Tensor& t) {
+  FABRIC_CHECK(t.defined(), ValueError, op, ": got an undefined tensor");
+  return {.dtype = t.dtype(), .device = t.device()};
+}
+}  // namespace
+
+Tensor empty_like(const Tensor& t) {
+  const TensorOptions o = like_options("empty_like", t);
+  return empty(t.sizes(), o);
+}
+Tensor zeros_like(const Tensor& t) {
+  const TensorOptions o = like_options("zeros_like", t);
+  return zeros(t.sizes(), o);
+}
+Tensor ones_like(const Tensor& t) {
+  const TensorOptions o = like_options("ones_like", t);
+  return ones(t.sizes(), o);
+}
 Tensor full_like(const Tensor& t, const Scalar& v) {
-  return full(t.sizes(), v, {.dtype = t.dtype(), .device = t.device()});
+  const TensorOptions o = like_options("full_like", t);
+  return full(t.sizes(), v, o);
 }
 
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts) { return full({}, value, opts); }

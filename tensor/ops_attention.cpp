@@ -15,6 +15,7 @@
 #include <numeric>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tensor/attention_kernels.h"
@@ -280,6 +281,10 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                                     std::optional<double> scale, Generator* gen) {
   Tensor q = q_in, k = k_in, v = v_in, attn_mask = attn_mask_in;
   apply_autocast(OpId::scaled_dot_product_attention, {&q, &k, &v, &attn_mask});
+  const std::pair<const Tensor*, const char*> operands[] = {{&q, "q"}, {&k, "k"}, {&v, "v"}};
+  for (const auto& [t, name] : operands)
+    FABRIC_CHECK(t->defined(), ValueError,
+                 "scaled_dot_product_attention: got an undefined tensor (", name, ")");
   FABRIC_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2, ShapeError,
                "scaled_dot_product_attention: q, k, v need at least 2 dims, got ",
                shape_str(q.sizes()), ", ", shape_str(k.sizes()), ", ", shape_str(v.sizes()));

@@ -29,6 +29,7 @@ struct ChannelShape {
 };
 
 ChannelShape check_channel_input(const char* op, const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError, op,
                ": expected a float64/float32/float16/bfloat16 input, got ", dtype_name(x.dtype()),
                " of shape ", shape_str(x.sizes()));

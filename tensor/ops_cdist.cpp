@@ -12,6 +12,7 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/products_internal.h"
+#include "tensor/promotion.h"
 #include "tensor/shape.h"
 
 namespace fabric {
@@ -161,6 +162,14 @@ Tensor dist(const Tensor& a_in, const Tensor& b_in, double p) {
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::dist, {&a, &b});
   FABRIC_CHECK(a.defined() && b.defined(), ValueError, "dist: undefined operand");
+  // The norm of a - b needs a float difference (an integer one is refused by norm, a bool or fp8
+  // operand by sub): checked here, in dist's name and shapes.
+  const auto plain = [](DType t) { return t != DType::bool_ && !is_fp8(t); };
+  FABRIC_CHECK(
+      plain(a.dtype()) && plain(b.dtype()) && is_floating(promote_types(a.dtype(), b.dtype())),
+      DTypeError, "dist: expected floating-point operands (float64/float32/float16/bfloat16), got ",
+      dtype_name(a.dtype()), " ", shape_str(a.sizes()), " and ", dtype_name(b.dtype()), " ",
+      shape_str(b.sizes()));
   detail::AutocastOff off(a.device());
   return norm(sub(a, b), p);
 }

@@ -25,6 +25,11 @@ Tensor conv1d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
                "conv1d: weight must be 3-D (out_channels, in_channels/groups, "
                "kernel_size), got ",
                shape_str(w.sizes()));
+  const DType d = x.dtype();
+  FABRIC_CHECK(
+      d == DType::float32 || d == DType::float64 || d == DType::bfloat16 || d == DType::float16,
+      DTypeError, "conv1d: input ", shape_str(x.sizes()), " ", dtype_name(d),
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
   FABRIC_CHECK(w.dtype() == x.dtype(), DTypeError, "conv1d: input ", shape_str(x.sizes()), " ",
                dtype_name(x.dtype()), " and weight ", shape_str(w.sizes()), " ",
                dtype_name(w.dtype()), " must have the same dtype");

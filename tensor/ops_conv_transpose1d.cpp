@@ -27,6 +27,14 @@ Tensor conv_transpose1d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
                shape_str(w.sizes()));
   // The checks conv_transpose2d would make, in conv_transpose1d's own shapes (its messages would
   // name the unsqueezed 4-D ones).
+  const DType d = x.dtype();
+  FABRIC_CHECK(
+      d == DType::float32 || d == DType::float64 || d == DType::bfloat16 || d == DType::float16,
+      DTypeError, op, ": input ", shape_str(x.sizes()), " ", dtype_name(d),
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
+  FABRIC_CHECK(w.dtype() == d, DTypeError, op, ": input ", shape_str(x.sizes()), " ", dtype_name(d),
+               " and weight ", shape_str(w.sizes()), " ", dtype_name(w.dtype()),
+               " must have the same dtype");
   FABRIC_CHECK(stride > 0, ValueError, op, ": stride must be positive, got ", stride);
   FABRIC_CHECK(padding >= 0, ValueError, op, ": padding must be non-negative, got ", padding);
   FABRIC_CHECK(dilation > 0, ValueError, op, ": dilation must be positive, got ", dilation);

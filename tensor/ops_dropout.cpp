@@ -16,6 +16,7 @@ namespace fabric {
 std::tuple<Tensor, Tensor> dropout_with_mask(const Tensor& a_in, double p, bool train, Generator* gen) {
   Tensor a = a_in;
   apply_autocast(OpId::dropout, {&a});
+  FABRIC_CHECK(a.defined(), ValueError, "dropout: got an undefined tensor");
   FABRIC_CHECK(p >= 0 && p <= 1, ValueError, "dropout: probability has to be between 0 and 1, but got ", p);
   if (!train || p == 0) return {a, Tensor()};
   FABRIC_CHECK(is_floating(a.dtype()) && !is_fp8(a.dtype()), DTypeError,

@@ -100,9 +100,19 @@ Equation parse(std::string_view eq, size_t num_operands) {
   return e;
 }
 
+// The operands' shapes as the caller gave them: "(2, 3) and (3, 2)".
+std::string operand_shapes(const std::vector<Tensor>& ops) {
+  std::string s;
+  for (size_t i = 0; i < ops.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == ops.size() ? " and " : ", ") + shape_str(ops[i].sizes());
+  return s;
+}
+
 // a (..., L dims) and b aligned to the same label order (size 1 where a label is absent);
 // `summed` marks the labels this pair contracts. Returns a . b with those dims kept as size 1.
-Tensor contract_pair(Tensor a, Tensor b, const std::vector<bool>& summed) {
+// eq and the caller's operands name the op in an error.
+Tensor contract_pair(std::string_view eq, const std::vector<Tensor>& operands, Tensor a, Tensor b,
+                     const std::vector<bool>& summed) {
   const int64_t L = a.dim();
   std::vector<int64_t> only_a, only_b;  // summed labels one side lacks: summed on the other
   for (int64_t d = 0; d < L; ++d) {
@@ -144,6 +154,10 @@ Tensor contract_pair(Tensor a, Tensor b, const std::vector<bool>& summed) {
     // Broadcast: a size-1 dim takes the other's size, 0 included (max would give 1 against 0).
     out_sizes.push_back(is_con ? 1 : a.size(d) == 1 ? b.size(d) : a.size(d));
   }
+  // bmm has no bool product: refused here, in einsum's name and the caller's shapes.
+  FABRIC_CHECK(a.dtype() != DType::bool_ && b.dtype() != DType::bool_, DTypeError, "einsum(\"", eq,
+               "\"): not implemented for bool operands (shapes ", operand_shapes(operands),
+               "); supported: float64, float32, bfloat16, float16 and the integer types");
   const Tensor c =
       bmm(a.permute(perm).reshape({nb, nlo, nk}), b.permute(perm).reshape({nb, nk, nro}));
   std::vector<int64_t> inverse(L);
@@ -278,7 +292,7 @@ Tensor einsum(std::string_view eq, const std::vector<Tensor>& operands_in) {
     std::vector<bool> summed(L, false);
     for (int64_t d = static_cast<int64_t>(n_out); d < L; ++d)
       summed[d] = last_use[order[d]] <= static_cast<int>(i);
-    result = contract_pair(result, aligned[i], summed);
+    result = contract_pair(eq, operands_in, result, aligned[i], summed);
   }
   // Every contracted label is size 1 by now: the output labels lead, in order.
   Shape out_shape(result.sizes().begin(), result.sizes().begin() + static_cast<int64_t>(n_out));

@@ -26,8 +26,15 @@ using detail::cat;
 using Reduction = detail::LossReduction;
 constexpr auto parse_reduction = detail::parse_loss_reduction;
 
+// A loss's input and target must both be defined (checked before anything reads them).
+void check_loss_operands(const char* op, const Tensor& input, const Tensor& target) {
+  FABRIC_CHECK(input.defined(), ValueError, op, ": got an undefined tensor (input)");
+  FABRIC_CHECK(target.defined(), ValueError, op, ": got an undefined tensor (target)");
+}
+
 // The class layout of a (C) / (N, C) / (N, C, d...) input against its target, checked.
 ClassGeometry class_geometry(const char* op, const Tensor& input, const Tensor& target) {
+  check_loss_operands(op, input, target);
   FABRIC_CHECK(is_floating(input.dtype()) && !is_fp8(input.dtype()), DTypeError, op,
                ": expected floating-point input (float64/float32/float16/bfloat16), got ",
                dtype_name(input.dtype()), " of shape ", shape_str(input.sizes()));
@@ -156,6 +163,7 @@ const char* nll_node_name(int64_t input_dim, Reduction r) {
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t ignore_index,
                      std::string_view reduction, double label_smoothing, const Tensor& weight) {
+  check_loss_operands("cross_entropy", logits_in, target);
   if (detail::cross_entropy_is_composed(target, weight))
     return detail::cross_entropy_composed(logits_in, target, ignore_index, reduction,
                                           label_smoothing, weight);
@@ -220,6 +228,7 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
 
 Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore_index,
                 std::string_view reduction, const Tensor& weight) {
+  check_loss_operands("nll_loss", log_probs_in, target);
   if (weight.defined())
     return detail::nll_loss_weighted(log_probs_in, target, ignore_index, reduction, weight);
   Tensor log_probs = log_probs_in;
@@ -268,6 +277,7 @@ Tensor nll_loss_backward(const Tensor& grad_loss, const Tensor& log_probs, const
 Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction) {
   Tensor input = input_in, target = target_in;
   apply_autocast(OpId::mse_loss, {&input, &target});
+  check_loss_operands("mse_loss", input, target);
   const Reduction red = parse_reduction("mse_loss", reduction);
   for (const Tensor* t : {&input, &target})
     FABRIC_CHECK(is_floating(t->dtype()) && !is_fp8(t->dtype()), DTypeError,

@@ -15,6 +15,11 @@ std::tuple<Tensor, Tensor> adaptive_max_pool1d(const Tensor& x, int64_t output_s
   FABRIC_CHECK(x.dim() == 2 || x.dim() == 3, ShapeError,
                "adaptive_max_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got ",
                shape_str(x.sizes()));
+  const DType d = x.dtype();
+  FABRIC_CHECK(
+      d == DType::float32 || d == DType::float64 || d == DType::bfloat16 || d == DType::float16,
+      DTypeError, "adaptive_max_pool1d: input ", shape_str(x.sizes()), " ", dtype_name(d),
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
   auto [values, indices] = adaptive_max_pool2d(x.unsqueeze(-2), {1, output_size});
   return {values.squeeze(-2), indices.squeeze(-2)};
 }

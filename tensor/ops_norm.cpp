@@ -36,6 +36,7 @@ Tensor raw(const Tensor& t) { return t.detach().contiguous(); }
 Tensor softmax_impl(bool log, const Tensor& a_in, int64_t dim, std::optional<DType> dtype) {
   const char* op = log ? "log_softmax" : "softmax";
   Tensor a = a_in;
+  FABRIC_CHECK(a.defined(), ValueError, op, ": got an undefined tensor");
   const bool fp32_out = apply_autocast(log ? OpId::log_softmax : OpId::softmax, {&a});
   FABRIC_CHECK(!is_fp8(a.dtype()), DTypeError, op, ": ", dtype_name(a.dtype()), " input of shape ",
                shape_str(a.sizes()), " is not supported");
@@ -96,6 +97,7 @@ struct NormShape {
 
 NormShape check_norm_args(const char* op, const Tensor& x, const Shape& normalized_shape,
                           const Tensor& weight, const Tensor& bias) {
+  FABRIC_CHECK(x.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError, op,
                ": expected a float64/float32/float16/bfloat16 input, got ", dtype_name(x.dtype()),
                " of shape ", shape_str(x.sizes()));
@@ -282,6 +284,7 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_backward(const Tensor& grad_out, c
 
 std::tuple<Tensor, Tensor> rms_norm_with_stats(const Tensor& x, const Shape& normalized_shape,
                                                const Tensor& weight, std::optional<double> eps) {
+  FABRIC_CHECK(x.defined(), ValueError, "rms_norm: got an undefined tensor");
   auto [out, mean, rstd] =
       norm_forward(true, x, normalized_shape, weight, Tensor(), eps.value_or(finfo_eps(x.dtype())));
   return {out, rstd};
@@ -292,6 +295,7 @@ Tensor rms_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor&
                 std::optional<double> eps, std::optional<DType> out_dtype) {
   Tensor x = x_in, weight = weight_in;
   apply_autocast(OpId::rms_norm, {&x, &weight});
+  FABRIC_CHECK(x.defined(), ValueError, "rms_norm: got an undefined tensor");
   const double e = eps.value_or(finfo_eps(x.dtype()));
   auto [out, mean, rstd] = norm_forward(true, x, normalized_shape, weight, Tensor(), e, out_dtype);
   NormalizeAttrs attrs{normalized_shape, e};

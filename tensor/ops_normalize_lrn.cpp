@@ -9,6 +9,9 @@ Tensor normalize(const Tensor& x, double p, int64_t dim, double eps) {
   FABRIC_CHECK(x.defined(), ValueError, "normalize: got an undefined tensor");
   FABRIC_CHECK(x.dim() > 0, ShapeError,
                "normalize: expects a tensor of at least 1 dim, got a 0-dim one");
+  FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError,
+               "normalize: expected a float64/float32/float16/bfloat16 input, got ",
+               dtype_name(x.dtype()), " of shape ", shape_str(x.sizes()));
   dim = wrap_dim(dim, x.dim(), "normalize");
   // x / max(||x||_p, eps), the norm broadcast back over `dim`.
   return div(x, clamp(norm(x, p, {dim}, true), eps, std::nullopt));
@@ -21,6 +24,11 @@ Tensor local_response_norm(const Tensor& x, int64_t size, double alpha, double b
                " dimensions)");
   FABRIC_CHECK(size > 0, ValueError, "local_response_norm: size must be positive, got ", size);
   if (x.numel() == 0) return x;
+  const DType d = x.dtype();
+  FABRIC_CHECK(
+      d == DType::float32 || d == DType::float64 || d == DType::bfloat16 || d == DType::float16,
+      DTypeError, "local_response_norm: input ", shape_str(x.sizes()), " ", dtype_name(d),
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16");
   // The mean of x^2 over a window of `size` channels, zero-padded as torch's (size / 2 before,
   // (size - 1) / 2 after, the padding counted in the mean), pooled as torch pools it: (N, 1, C, L)
   // with a (size, 1) window for 3-D inputs, (N, 1, C, H, rest) with a (size, 1, 1) one for wider

@@ -132,6 +132,7 @@ ReduceGeometry make_geometry(const char* op, const Tensor& a, const std::vector<
 }
 
 void check_not_fp8(const char* op, const Tensor& a) {
+  FABRIC_CHECK(a.defined(), ValueError, op, ": got an undefined tensor");
   FABRIC_CHECK(!is_fp8(a.dtype()), DTypeError, op, ": ", dtype_name(a.dtype()), " input of shape ",
                shape_str(a.sizes()), " is not supported (cast fp8 tensors to a wider dtype first)");
 }
@@ -312,12 +313,14 @@ std::tuple<Tensor, Tensor> min(const Tensor& a, int64_t dim, bool keepdim) {
 // max()/min() over all elements have amax/amin's gradient (shared evenly among ties), so they
 // record as those ops.
 Tensor max(const Tensor& a) {
+  FABRIC_CHECK(a.defined(), ValueError, "max: got an undefined tensor");
   FABRIC_CHECK(a.numel() != 0, IndexError, "max: expected a non-empty input, got shape ",
                shape_str(a.sizes()),
                " (max over all elements of an empty tensor has no identity; use max(a, dim))");
   return amax_amin(true, "max", a, {}, false);
 }
 Tensor min(const Tensor& a) {
+  FABRIC_CHECK(a.defined(), ValueError, "min: got an undefined tensor");
   FABRIC_CHECK(a.numel() != 0, IndexError, "min: expected a non-empty input, got shape ",
                shape_str(a.sizes()),
                " (min over all elements of an empty tensor has no identity; use min(a, dim))");

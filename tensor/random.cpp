@@ -61,6 +61,7 @@ Tensor fresh(const char* op, const Shape& shape, const TensorOptions& opts) {
 }  // namespace
 
 Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
+  FABRIC_CHECK(t.defined(), ValueError, "uniform_: got an undefined tensor");
   check_random_float_dtype("uniform_", t.dtype());
   check_no_internal_overlap("uniform_", t);  // an expanded view: torch refuses it, as copy_
   FABRIC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
@@ -72,6 +73,7 @@ Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
 }
 
 Tensor& normal_(Tensor& t, double mean, double std, Generator* gen) {
+  FABRIC_CHECK(t.defined(), ValueError, "normal_: got an undefined tensor");
   check_random_float_dtype("normal_", t.dtype());
   check_no_internal_overlap("normal_", t);
   FABRIC_CHECK(std::isfinite(mean), ValueError, "normal_: mean must be finite, got ", mean);

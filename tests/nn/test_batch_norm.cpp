@@ -7,12 +7,15 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "autograd/autograd.h"
 #include "nn/nn.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/expect_error.h"
 #include "tests/nn/batch_norm_fixture.h"
 
 namespace fabric::nn {
@@ -285,6 +288,42 @@ TEST(BatchNormLayers, ErrorsNameTheProblem) {
       EXPECT_NE(std::string(e.what()).find(r.message), std::string::npos) << e.what();
     }
   }
+}
+
+// An undefined Tensor() names the op or layer it was given to, and an integer input to
+// instance_norm names instance_norm and the input's own shape (not the batch_norm it runs as).
+TEST(BatchNormLayers, UndefinedOrIntegerInputNamesTheOp) {
+  const Tensor U, i = zeros({2, 3, 4}, {.dtype = DType::int64});
+  BatchNorm1d bn1({.num_features = 3});
+  BatchNorm2d bn2({.num_features = 3});
+  GroupNorm gn({.num_groups = 1, .num_channels = 3});
+  InstanceNorm1d in1({.num_features = 3});
+  struct Row {
+    std::function<void()> f;
+    std::string message;
+  };
+  const std::vector<Row> undefined = {
+      {[&] { batch_norm(U, zeros({3}), ones({3})); }, "batch_norm: got an undefined tensor"},
+      {[&] { batch_norm(U, Tensor(), Tensor(), {}, {}, true); },
+       "batch_norm: got an undefined tensor"},
+      {[&] { group_norm(U, 1); }, "group_norm: got an undefined tensor"},
+      {[&] { bn1(U); }, "BatchNorm1d: got an undefined tensor"},
+      {[&] { bn2(U); }, "BatchNorm2d: got an undefined tensor"},
+      {[&] { gn(U); }, "group_norm: got an undefined tensor"},
+  };
+  for (const Row& r : undefined) {
+    SCOPED_TRACE(r.message);
+    EXPECT_CONTAINS(thrown<ValueError>(r.f), r.message);
+  }
+  const std::string int_input =
+      "instance_norm: expected a float64/float32/float16/bfloat16 input, got int64 of shape "
+      "(2, 3, 4)";
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { instance_norm(i); }), int_input);
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { in1(i); }), int_input);
+  EXPECT_CONTAINS(thrown<DTypeError>([&] {
+                    instance_norm(zeros({2, 3, 4}, {.dtype = DType::bool_}));
+                  }),
+                  "instance_norm: expected a float64/float32/float16/bfloat16 input, got bool");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include "autograd/grad_mode.h"
@@ -19,6 +20,7 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tests/common/capture_warnings.h"
+#include "tests/common/expect_error.h"
 #include "tests/nn/everyday_layer_rows.h"
 
 namespace fabric::nn {
@@ -327,6 +329,75 @@ TEST(EverydayLayers, ErrorsNameTheProblem) {
     msg.clear();
     r.call();
     EXPECT_NE(msg.find(r.fragment), std::string::npos) << msg;
+  }
+}
+
+// The 1-d pools run as the 2-d ones over a unit height; a non-float input is refused in the 1-d
+// op's name and the caller's shape, not max_pool2d's unsqueezed (1, 2, 1, 4).
+TEST(EverydayLayers, OneDimPoolsRefuseNonFloatInputsInTheirOwnShapes) {
+  const Tensor i = zeros({1, 2, 4}, {.dtype = DType::int64});
+  const Tensor b = zeros({2, 4}, {.dtype = DType::bool_});
+  const std::string supported =
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16";
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { max_pool1d(i, 2); }, "max_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { avg_pool1d(i, 2); }, "avg_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { adaptive_avg_pool1d(i, 1); },
+       "adaptive_avg_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { adaptive_max_pool1d(i, 1); },
+       "adaptive_max_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { max_pool1d(b, 2); }, "max_pool1d: input (2, 4) bool" + supported},
+      {[&] { (*make<MaxPool1d>({.kernel_size = 2}))(i); },
+       "max_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { (*make<AvgPool1d>({.kernel_size = 2}))(i); },
+       "avg_pool1d: input (1, 2, 4) int64" + supported},
+      {[&] { (*make<AdaptiveAvgPool1d>({.output_size = 1}))(i); },
+       "adaptive_avg_pool1d: input (1, 2, 4) int64" + supported},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<DTypeError>(call), message);
+  }
+}
+
+// An undefined Tensor() given to a layer names the layer (or the op it is, for the ones named
+// after their functional op), not the Tensor accessor that first reads it.
+TEST(EverydayLayers, UndefinedInputNamesTheLayer) {
+  test::CapturedWarnings quiet;  // Softmax without a dim warns before it looks at the input
+  const Tensor U;
+  const BlockOptions tiny{.n_embd = 4, .n_head = 1, .block_size = 4};
+  auto dropout_eval = make<Dropout>();
+  dropout_eval->eval();
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { (*make<Flatten>())(U); }, "Flatten: got an undefined tensor"},
+      {[&] { (*make<Softmax>())(U); }, "softmax: got an undefined tensor"},
+      {[&] { (*make<Softmax>({.dim = 1}))(U); }, "softmax: got an undefined tensor"},
+      {[&] { (*make<LogSoftmax>())(U); }, "log_softmax: got an undefined tensor"},
+      {[&] { (*make<Softmin>({.dim = 0}))(U); }, "softmin: got an undefined tensor"},
+      {[&] { (*make<LayerNorm>({.normalized_shape = {3}}))(U); },
+       "layer_norm: got an undefined tensor"},
+      {[&] { (*make<RMSNorm>({.normalized_shape = {3}}))(U); },
+       "rms_norm: got an undefined tensor"},
+      {[&] { (*make<Dropout>())(U); }, "dropout: got an undefined tensor"},
+      {[&] { (*dropout_eval)(U); }, "dropout: got an undefined tensor"},
+      {[&] { make<MSELoss>()->forward(zeros({2}), U); },
+       "mse_loss: got an undefined tensor (target)"},
+      {[&] { (*make<CausalSelfAttention>(tiny))(U); },
+       "CausalSelfAttention: got an undefined tensor"},
+      {[&] { (*make<Block>(tiny))(U); }, "Block: got an undefined tensor"},
+      {[&] { (*make<CNN>({.image_size = 4, .channels1 = 2, .channels2 = 2}))(U); },
+       "CNN: got an undefined tensor"},
+      {[&] {
+         (*make<GPT>({.vocab_size = 8, .block_size = 4, .n_layer = 1, .n_head = 1, .n_embd = 4}))(
+             U);
+       },
+       "GPT.forward: got an undefined tensor"},
+      {[&] { init::calculate_fan_in_and_fan_out(U); },
+       "nn::init::calculate_fan_in_and_fan_out: got an undefined tensor"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<ValueError>(call), message);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -157,6 +158,42 @@ TEST(ActivationExtraTorch, ArgumentErrors) {
   for (const auto& [name, op] : ops)
     EXPECT_CONTAINS(thrown<DTypeError>([&] { op(i); }),
                     name + ": expects a float64, float32, float16 or bfloat16 tensor, got int64");
+}
+
+// normalize, local_response_norm and dist are compositions: a non-float input is refused in their
+// own name and the caller's shape, not norm's, sub's or avg_pool2d's reshaped (N, 1, C, L).
+TEST(ActivationExtraTorch, CompositionsRefuseNonFloatInputsInTheirOwnName) {
+  const Tensor i3 = zeros({2, 3, 4}, {.dtype = DType::int64});
+  const Tensor i = zeros({3}, {.dtype = DType::int64}), b = zeros({3}, {.dtype = DType::bool_});
+  const std::string lrn_supported =
+      " has an unsupported dtype; supported: float64, float32, bfloat16, float16";
+  const std::string dist_expects =
+      "dist: expected floating-point operands (float64/float32/float16/bfloat16), got ";
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] {
+         normalize(zeros({2, 3}, {.dtype = DType::int64}));
+       },
+       "normalize: expected a float64/float32/float16/bfloat16 input, got int64 of shape (2, 3)"},
+      {[&] { normalize(b); },
+       "normalize: expected a float64/float32/float16/bfloat16 input, got bool of shape (3,)"},
+      {[&] { local_response_norm(i3, 2); },
+       "local_response_norm: input (2, 3, 4) int64" + lrn_supported},
+      {[&] {
+         local_response_norm(zeros({1, 2, 3, 3}, {.dtype = DType::bool_}), 2);
+       },
+       "local_response_norm: input (1, 2, 3, 3) bool" + lrn_supported},
+      {[&] { dist(i, i); }, dist_expects + "int64 (3,) and int64 (3,)"},
+      {[&] { dist(b, b); }, dist_expects + "bool (3,) and bool (3,)"},
+      {[&] { dist(b, zeros({3})); }, dist_expects + "bool (3,) and float32 (3,)"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<DTypeError>(call), message);
+  }
+  // What torch takes stays taken: an empty LRN input of any dtype, an integer operand of dist
+  // beside a float one.
+  EXPECT_EQ(local_response_norm(zeros({0, 3, 4}, {.dtype = DType::int64}), 2).numel(), 0);
+  EXPECT_EQ(dist(i, ones({3})).item<float>(), std::sqrt(3.0f));
 }
 
 // The backward nodes carry torch's names (rrelu's eval form is a leaky_relu underneath).

@@ -134,7 +134,7 @@ TEST(ActivationTorch, IntegerTensorsAreRefused) {
       {"celu", [](const Tensor& t) { return celu(t); }},
       {"softplus", [](const Tensor& t) { return softplus(t); }},
       {"hardtanh", [](const Tensor& t) { return hardtanh(t); }},
-      {"hardtanh", [](const Tensor& t) { return relu6(t); }},
+      {"relu6", [](const Tensor& t) { return relu6(t); }},  // names itself (it runs as hardtanh)
       {"mish", [](const Tensor& t) { return mish(t); }},
       {"hardswish", [](const Tensor& t) { return hardswish(t); }},
       {"hardsigmoid", [](const Tensor& t) { return hardsigmoid(t); }},

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "tensor/factory.h"
@@ -44,6 +46,18 @@ TEST(AttentionArguments, DtypesAndShapesAreCheckedNamingTheOp) {
             (Shape{2, 5, 8}));
   EXPECT_EQ(scaled_dot_product_attention(q, k, v, zeros({5, 7}, {.dtype = DType::float64})).sizes(),
             (Shape{2, 5, 8}));
+}
+
+// An undefined q, k or v names the op and which argument it was.
+TEST(AttentionArguments, AnUndefinedOperandIsNamed) {
+  const Tensor t = randn({2, 5, 8}), U;
+  const std::vector<std::tuple<Tensor, Tensor, Tensor, std::string>> cases = {
+      {U, t, t, "q"}, {t, U, t, "k"}, {t, t, U, "v"}, {U, U, U, "q"}};
+  for (const auto& [q, k, v, name] : cases) {
+    SCOPED_TRACE(name);
+    EXPECT_CONTAINS(thrown<ValueError>([&] { scaled_dot_product_attention(q, k, v); }),
+                    "scaled_dot_product_attention: got an undefined tensor (" + name + ")");
+  }
 }
 
 TEST(AttentionArguments, ASingleQueryRowWithAUnitStrideRunsAsItsContiguousCopy) {

@@ -4,6 +4,11 @@
 // names itself in attribute messages of its gradients, spells extents "(a x b)").
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward_conv3d.h"
@@ -91,6 +96,43 @@ TEST(ConvNdMessages, TransposedOutputTooSmall) {
                                {1, 0, 1});
             }),
             "conv_transpose3d: dilation must be positive, got 0 (height)");
+}
+
+// conv1d and conv_transpose1d run as the 2-d ops over a unit height; a non-float input is
+// refused in their own name and the caller's 3-D shape, not conv2d's unsqueezed 4-D one.
+TEST(ConvNdMessages, OneDimConvsRefuseNonFloatInputsInTheirOwnShapes) {
+  const Tensor i = zeros({1, 2, 4}, {.dtype = DType::int64});
+  const Tensor wi = zeros({2, 2, 2}, {.dtype = DType::int64});
+  const Tensor b = zeros({1, 2, 4}, {.dtype = DType::bool_});
+  const Tensor wb = zeros({2, 2, 2}, {.dtype = DType::bool_});
+  const std::string supported =
+      " has an unsupported dtype; supported: float64, float32, "
+      "bfloat16, float16";
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { conv1d(i, wi); }, "conv1d: input (1, 2, 4) int64" + supported},
+      {[&] { conv1d(b, wb); }, "conv1d: input (1, 2, 4) bool" + supported},
+      {[&] {
+         conv1d(i, z({2, 2, 2}));
+       },
+       "conv1d: input (1, 2, 4) int64" + supported},
+      {[&] { conv_transpose1d(i, wi); }, "conv_transpose1d: input (1, 2, 4) int64" + supported},
+      {[&] { conv_transpose1d(b, wb); }, "conv_transpose1d: input (1, 2, 4) bool" + supported},
+      {[&] {
+         conv_transpose1d(z({1, 2, 4}), wi);
+       },
+       "conv_transpose1d: input (1, 2, 4) float32 and weight (2, 2, 2) int64 must have the same "
+       "dtype"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_EQ(thrown<DTypeError>(call), message);
+  }
+  // Float inputs of each kind stay accepted.
+  for (DType dt : {DType::float64, DType::float32, DType::bfloat16, DType::float16}) {
+    const Tensor x = zeros({1, 2, 4}, {.dtype = dt}), w = zeros({2, 2, 2}, {.dtype = dt});
+    EXPECT_EQ(conv1d(x, w).sizes(), (Shape{1, 2, 3}));
+    EXPECT_EQ(conv_transpose1d(x, w).sizes(), (Shape{1, 2, 5}));
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -179,6 +180,40 @@ TEST(ProductsTorch, CpuAutocastClasses) {
 }
 
 // Errors name the op, the shapes or dtypes involved and what was expected.
+// einsum contracts pairs with bmm, which has no bool product: two bool operands are refused in
+// einsum's name and the caller's shapes, not bmm's (1, 2, 3) and (1, 3, 2).
+TEST(ProductsTorch, EinsumRefusesBoolPairsInItsOwnName) {
+  const Tensor a = zeros({2, 3}, {.dtype = DType::bool_});
+  const Tensor b = zeros({3, 2}, {.dtype = DType::bool_});
+  const std::string supported =
+      "; supported: float64, float32, bfloat16, float16 and the integer types";
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] {
+         einsum("ij,jk->ik", {a, b});
+       },
+       "einsum(\"ij,jk->ik\"): not implemented for bool operands (shapes (2, 3) and (3, 2))" +
+           supported},
+      {[&] {
+         einsum("ij,jk,kl->il", {a, b, a});
+       },
+       "einsum(\"ij,jk,kl->il\"): not implemented for bool operands (shapes (2, 3), (3, 2) and "
+       "(2, 3))" +
+           supported},
+      {[&] {
+         einsum("i,j->ij", {a.select(1, 0), b.select(1, 0)});
+       },
+       "einsum(\"i,j->ij\"): not implemented for bool operands (shapes (2,) and (3,))"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<DTypeError>(call), message);
+  }
+  // One bool operand has no product to take, and operands summed to int64 first multiply as
+  // int64, as torch's.
+  EXPECT_EQ(einsum("ii->i", {zeros({2, 2}, {.dtype = DType::bool_})}).dtype(), DType::bool_);
+  EXPECT_EQ(einsum("ij,kl->", {a, b}).dtype(), DType::int64);
+}
+
 TEST(ProductsTorch, ErrorsNameTheProblem) {
   struct Row {
     std::string what;

@@ -7,11 +7,15 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -349,6 +353,72 @@ TEST(Reduce, Errors) {
       {"mse_loss", "(2, 3)", "(4,)"});
   expect_error<DTypeError>([&] { mse_loss(zeros({2}, {.dtype = DType::int64}), zeros({2})); },
                            {"mse_loss", "int64"});
+}
+
+// An undefined Tensor() names the public op, as add and conv2d do, not the Tensor accessor that
+// first reads it.
+TEST(Reduce, UndefinedInputNamesTheReduction) {
+  const Tensor U;
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { sum(U); }, "sum"},
+      {[&] { mean(U); }, "mean"},
+      {[&] { fabric::max(U); }, "max"},
+      {[&] { fabric::min(U); }, "min"},
+      {[&] { fabric::max(U, 1); }, "max"},
+      {[&] { fabric::min(U, 0, true); }, "min"},
+      {[&] { amax(U, {0}); }, "amax"},
+      {[&] { amin(U); }, "amin"},
+      {[&] { argmax(U); }, "argmax"},
+      {[&] { argmin(U, 1); }, "argmin"},
+      {[&] { var(U); }, "var"},
+      {[&] { fabric::std(U); }, "std"},
+      {[&] { norm(U); }, "norm"},
+      {[&] { logsumexp(U, {0}); }, "logsumexp"},
+      {[&] { cumsum(U, 0); }, "cumsum"},
+  };
+  for (const auto& [call, op] : cases) {
+    SCOPED_TRACE(op);
+    EXPECT_CONTAINS(thrown<ValueError>(call), op + ": got an undefined tensor");
+  }
+}
+
+TEST(Reduce, UndefinedInputNamesTheNormalization) {
+  const Tensor U;
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { softmax(U, 1); }, "softmax: got an undefined tensor"},
+      {[&] { log_softmax(U, 0, DType::float64); }, "log_softmax: got an undefined tensor"},
+      {[&] { layer_norm(U, {3}); }, "layer_norm: got an undefined tensor"},
+      {[&] { layer_norm_with_stats(U, {3}, Tensor(), Tensor(), 1e-5); },
+       "layer_norm: got an undefined tensor"},
+      {[&] { rms_norm(U, {3}); }, "rms_norm: got an undefined tensor"},
+      {[&] { rms_norm(U, {3}, Tensor(), 1e-6); }, "rms_norm: got an undefined tensor"},
+      {[&] { rms_norm_with_stats(U, {3}, Tensor(), std::nullopt); },
+       "rms_norm: got an undefined tensor"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<ValueError>(call), message);
+  }
+}
+
+TEST(Reduce, UndefinedInputOrTargetNamesTheLoss) {
+  const Tensor U, x = zeros({2, 3}), t = zeros({2}, {.dtype = DType::int64});
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { cross_entropy(U, t); }, "cross_entropy: got an undefined tensor (input)"},
+      {[&] { cross_entropy(x, U); }, "cross_entropy: got an undefined tensor (target)"},
+      {[&] { cross_entropy(x, U, -100, "mean", 0.0, ones({3})); },
+       "cross_entropy: got an undefined tensor (target)"},
+      {[&] { nll_loss(U, t); }, "nll_loss: got an undefined tensor (input)"},
+      {[&] { nll_loss(x, U); }, "nll_loss: got an undefined tensor (target)"},
+      {[&] { nll_loss(x, U, -100, "mean", ones({3})); },
+       "nll_loss: got an undefined tensor (target)"},
+      {[&] { mse_loss(U, x); }, "mse_loss: got an undefined tensor (input)"},
+      {[&] { mse_loss(x, U); }, "mse_loss: got an undefined tensor (target)"},
+  };
+  for (const auto& [call, message] : cases) {
+    SCOPED_TRACE(message);
+    EXPECT_CONTAINS(thrown<ValueError>(call), message);
+  }
 }
 
 // ---- large inputs (the OpenMP-parallel paths) against naive double loops

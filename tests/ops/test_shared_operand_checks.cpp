@@ -9,6 +9,7 @@
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/ops_backward_random.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -80,6 +81,28 @@ TEST(SharedOperandChecks, ActivationsTakeFloatingTensorsOnly) {
   }
   EXPECT_CONTAINS(thrown<ValueError>([] { softplus(Tensor()); }),
                   "softplus: got an undefined tensor");
+}
+
+// The *_like factories, the in-place random fills and dropout name themselves for an undefined
+// Tensor() (dropout whether or not it trains: it returned an undefined tensor in eval).
+TEST(SharedOperandChecks, FactoriesRandomFillsAndDropoutNameAnUndefinedInput) {
+  Tensor U;
+  const std::vector<Case> cases = {
+      {[&] { empty_like(U); }, "empty_like: got an undefined tensor"},
+      {[&] { zeros_like(U); }, "zeros_like: got an undefined tensor"},
+      {[&] { ones_like(U); }, "ones_like: got an undefined tensor"},
+      {[&] { full_like(U, 2.0); }, "full_like: got an undefined tensor"},
+      {[&] { uniform_(U); }, "uniform_: got an undefined tensor"},
+      {[&] { normal_(U); }, "normal_: got an undefined tensor"},
+      {[&] { dropout(U, 0.5, true); }, "dropout: got an undefined tensor"},
+      {[&] { dropout(U, 0.5, false); }, "dropout: got an undefined tensor"},
+      {[&] { dropout(U, 0.0, true); }, "dropout: got an undefined tensor"},
+      {[&] { dropout_with_mask(U, 0.5, true); }, "dropout: got an undefined tensor"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    EXPECT_CONTAINS(thrown<ValueError>(c.call), c.message);
+  }
 }
 
 }  // namespace
