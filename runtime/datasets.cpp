@@ -358,8 +358,10 @@ std::string TextDataset::describe() const {
 struct TokenDataset::Mapping {
   void* addr = nullptr;
   size_t len = 0;
+  int fd = -1;  // kept open to see the file shrink under the mapping (reading past it is SIGBUS)
   ~Mapping() {
     if (addr) ::munmap(addr, len);
+    if (fd >= 0) ::close(fd);
   }
   const uint16_t* tokens() const { return static_cast<const uint16_t*>(addr); }
 };
@@ -387,9 +389,9 @@ TokenDataset::TokenDataset(const std::string& path, TokenDatasetOptions opts)
                               "(little-endian uint16 token ids)"));
   }
   auto map = std::make_shared<Mapping>();
+  map->fd = fd;  // closed with the mapping
   map->addr = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
   const std::string err = map->addr == MAP_FAILED ? errno_str() : "";
-  ::close(fd);  // the mapping keeps the file
   if (map->addr == MAP_FAILED) {
     map->addr = nullptr;
     throw IOError(detail::cat("TokenDataset: cannot map ", path, ": ", err));
@@ -420,6 +422,15 @@ Batch TokenDataset::get(std::span<const int64_t> indices) const {
                 "token files are read as little-endian uint16");
   const int64_t vocab = vocab_size_, begin = begin_;
   const std::string& path = path_;
+  // A file cut shorter in place under the mapping (a data script rewriting it during the run)
+  // would end the process with SIGBUS at the first page past its new end: an IOError instead. A
+  // new file renamed over it is no problem (the mapping keeps the old one).
+  struct stat st {};
+  if (map_->fd >= 0 && ::fstat(map_->fd, &st) == 0 && static_cast<size_t>(st.st_size) < map_->len)
+    throw IOError(
+        detail::cat("TokenDataset: ", path, " shrank from ", map_->len, " to ", st.st_size,
+                    " bytes while it was read; write a changed token file under a new name "
+                    "(and rename it over the old one) rather than in place"));
   return gather_windows("TokenDataset", map_->tokens() + begin_, size(), block_size_, indices,
                         [&](uint16_t id, int64_t pos) {
                           FABRIC_CHECK(vocab == 0 || id < vocab, ValueError, "TokenDataset: ", path,

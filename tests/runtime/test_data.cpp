@@ -225,6 +225,19 @@ Bytes uint16_le(const std::vector<uint16_t>& v) {
   return b;
 }
 
+// A token file cut shorter in place while a run reads it: an IOError naming it, where reading the
+// mapping past the file's new end ended the process with SIGBUS.
+TEST_F(DataFixture, TokenDatasetRefusesAFileThatShrankUnderIt) {
+  std::vector<uint16_t> tokens(8192, 3);  // 16 KiB: several pages
+  const std::string file = write("shrink.bin", uint16_le(tokens));
+  TokenDataset d(file, {.block_size = 4});
+  EXPECT_NO_THROW(d.get(std::vector<int64_t>{8000}));
+  std::filesystem::resize_file(file, 1000);
+  const std::string msg = error_of<IOError>([&] { d.get(std::vector<int64_t>{8000}); });
+  EXPECT_NE(msg.find("shrank from 16384 to 1000 bytes while it was read"), std::string::npos)
+      << msg;
+}
+
 TEST_F(DataFixture, TokenDatasetReadsLittleEndianUint16Windows) {
   std::vector<uint16_t> tokens;
   for (int i = 0; i < 50; ++i)
