@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -47,6 +48,9 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       "PyTorch's GradScaler.load_state_dict";
   static const std::string recipe =
       "the FP8 recipe is restored from the checkpoint with the amax histories it shapes";
+  static const std::string deepspeed_scaler =
+      "DeepSpeed's loss scaler (its scale, window, hysteresis and floor) is restored from the "
+      "checkpoint, as DeepSpeed's load_checkpoint restores it";
   static const std::vector<RestoredKey> keys = {
       {"optimizer.name", optimizer},
       {"optimizer.lr", optimizer},
@@ -83,6 +87,12 @@ const std::vector<RestoredKey>& keys_restored_on_resume() {
       {"fabric.transformer_engine.margin", recipe, "", true},
       {"fabric.transformer_engine.amax_history_len", recipe, "", true},
       {"fabric.transformer_engine.amax_compute_algo", recipe, "", true},
+      {"deepspeed.fp16.loss_scale", deepspeed_scaler, "", true},
+      {"deepspeed.fp16.initial_scale_power", deepspeed_scaler, "", true},
+      {"deepspeed.fp16.loss_scale_window", deepspeed_scaler, "", true},
+      {"deepspeed.fp16.hysteresis", deepspeed_scaler, "", true},
+      {"deepspeed.fp16.consecutive_hysteresis", deepspeed_scaler, "", true},
+      {"deepspeed.fp16.min_loss_scale", deepspeed_scaler, "", true},
       {"trainer.seed", "the RNG and the data order continue from the checkpoint"},
       {"model.init", "the weights are the checkpoint's"},
       {"trainer.run_dir", "a resume writes to its RUN_DIR argument"},
@@ -121,6 +131,18 @@ std::string value_text(const TrainConfig& c, const std::string& key) {
 std::string recorded_scalar(const std::string& config_path, const char* section, const char* key) {
   try {
     const YAML::Node value = YAML::LoadFile(config_path)[section][key];
+    return value.IsScalar() ? value.Scalar() : std::string();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// config.yaml's value at a nested path (fabric, scaler, enabled) as written; "" when it is not a
+// scalar there or the file cannot be read.
+std::string recorded_at(const std::string& config_path, std::initializer_list<const char*> path) {
+  try {
+    YAML::Node value = YAML::LoadFile(config_path);
+    for (const char* key : path) value = value.IsMap() ? YAML::Node(value[key]) : YAML::Node();
     return value.IsScalar() ? value.Scalar() : std::string();
   } catch (const std::exception&) {
     return "";
@@ -167,6 +189,15 @@ void refuse_model_changes(const std::string& config_path, const std::string& run
   const std::string dir = std::filesystem::path(config_path).parent_path().string();
   const std::vector<std::string> base = {string_override("trainer.run_dir", run_dir),
                                          "model.init="};
+  // Another model is named before the config is parsed with it (its keys would not apply).
+  for (const std::string& o : changes) {
+    if (o.rfind("model.name=", 0) != 0) continue;
+    const std::string trained = recorded_scalar(config_path, "model", "name");
+    if (!trained.empty() && o.substr(o.find('=') + 1) != trained)
+      throw ConfigError("resume: --set " + o + ": the run's model is a " + trained +
+                        "; a resume continues the model its checkpoint holds. To train a " +
+                        o.substr(o.find('=') + 1) + ", fit a new run");
+  }
   const TrainConfig run = parse_train_config(text.str(), config_path, base, {dir});
   for (const std::string& o : changes) {
     const std::string key = o.substr(0, o.find('='));
@@ -175,6 +206,17 @@ void refuse_model_changes(const std::string& config_path, const std::string& run
     const std::string trained = value_text(run, key);
     if (value_text(parse_train_config(text.str(), config_path, with, {dir}), key) == trained)
       continue;
+    // Lists of layer names match layers, in any order.
+    if (key == "lora.target" || key == "fabric.bitsandbytes.ignore_modules") {
+      const TrainConfig changed = parse_train_config(text.str(), config_path, with, {dir});
+      auto names = [&](const TrainConfig& c) {
+        std::vector<std::string> v =
+            key == "lora.target" ? c.lora.target : c.fabric.bitsandbytes.ignore_modules;
+        std::sort(v.begin(), v.end());
+        return v;
+      };
+      if (names(changed) == names(run)) continue;
+    }
     throw ConfigError(
         "resume: --set " + o + ": the run's model was trained with " + key + " " + trained +
         "; keys that shape the model (model.* and lora.* but model.dropout and lora.dropout, "
@@ -201,25 +243,57 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
       r.effective.push_back(o);
   }
   if (candidates.empty()) return r;
-  // The scheduler the run resumes with (a --set of scheduler.name, else config.yaml's): the keys
-  // only another scheduler restores (plateau's, when switching from it) take effect, and must be
-  // in the parse below, whose scheduler checks them (cyclic's mode).
-  std::string scheduler = recorded_scalar(config_path, "scheduler", "name");
+  // The scheduler the run resumes with (a --set of scheduler.name, else config.yaml's): a
+  // scheduler's keys are restored only when the run trained with it and resumes with it (plateau's
+  // state is in the checkpoint then); otherwise they take effect, and must be in the parse below,
+  // whose scheduler checks them (cyclic's mode, plateau's mode on a switch to it).
+  const std::string trained_scheduler = recorded_scalar(config_path, "scheduler", "name");
+  std::string scheduler = trained_scheduler;
   for (const std::string& o : r.effective)
     if (o.rfind("scheduler.name=", 0) == 0) scheduler = o.substr(o.find('=') + 1);
-  // The precision the run resumes with: the plugin's state is restored only under the run's own.
-  std::string precision = r.trained_precision;
-  for (const std::string& o : r.effective)
-    if (o.rfind("fabric.precision=", 0) == 0) {
-      try {
-        precision = precision::canonical_precision(o.substr(o.find('=') + 1));
-      } catch (const std::exception&) {
-        precision = "";  // refused where the config is parsed
-      }
-    }
+  // The precision and strategy the run resumes with: a --set, else Lightning's LT_* variable (which
+  // the config folds in as fit does), else the run's.
+  auto resumed = [&](const char* key, const char* variable, const std::string& run_value) {
+    std::string value = run_value;
+    if (const char* v = std::getenv(variable)) value = v;
+    for (const std::string& o : r.effective)
+      if (o.rfind(std::string(key) + "=", 0) == 0) value = o.substr(o.find('=') + 1);
+    return value;
+  };
+  std::string precision;
+  try {
+    precision = precision::canonical_precision(
+        resumed("fabric.precision", "LT_PRECISION", r.trained_precision));
+  } catch (const std::exception&) {  // refused where the config is parsed
+  }
+  const auto is_deepspeed = [](std::string strategy) {
+    std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::tolower);
+    return strategy.rfind("deepspeed", 0) == 0;
+  };
+  const std::string trained_strategy = recorded_scalar(config_path, "fabric", "strategy");
+  const bool deepspeed_both =
+      is_deepspeed(trained_strategy) &&
+      is_deepspeed(resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
+  const auto starts = [](const std::string& s, const char* prefix) {
+    return s.rfind(prefix, 0) == 0;
+  };
+  // Whether the checkpoint holds the plugin state that restores `key`: the same plugin before and
+  // after (either FP8 precision for the recipe), a scaler that was enabled, DeepSpeed's both times.
+  auto state_restored = [&](const std::string& key) {
+    if (starts(key, "fabric.transformer_engine."))
+      return starts(precision, "transformer-engine") &&
+             starts(r.trained_precision, "transformer-engine");
+    if (precision != r.trained_precision) return false;
+    if (starts(key, "fabric.scaler."))
+      return recorded_at(config_path, {"fabric", "scaler", "enabled"}) != "false";
+    if (starts(key, "deepspeed.")) return deepspeed_both;
+    return true;
+  };
   std::erase_if(candidates, [&](const auto& c) {
-    const bool takes_effect = (!c.second->scheduler.empty() && c.second->scheduler != scheduler) ||
-                              (c.second->plugin_state && precision != r.trained_precision);
+    const std::string key = c.first.substr(0, c.first.find('='));
+    const std::string& own = c.second->scheduler;
+    const bool takes_effect = (!own.empty() && (own != scheduler || own != trained_scheduler)) ||
+                              (c.second->plugin_state && !state_restored(key));
     if (takes_effect) r.effective.push_back(c.first);
     return takes_effect;
   });

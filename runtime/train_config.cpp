@@ -761,7 +761,10 @@ class Parser {
         if (b.name == "bitsandbytes") c.fabric.bitsandbytes = defaults.fabric.bitsandbytes;
         continue;
       }
-      if (b.name == "scaler" && to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) == 0)
+      // A block at its defaults asks for nothing (fabric-train writes one for every 16-mixed run:
+      // a resume of it under deepspeed must not trip here).
+      if (b.name == "scaler" && c.fabric.scaler != defaults.fabric.scaler &&
+          to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) == 0)
         fail(here, path,
              "under fabric.strategy " + c.fabric.strategy +
                  " the loss scaler is DeepSpeed's: set deepspeed.fp16.initial_scale_power, "

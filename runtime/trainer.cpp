@@ -1126,7 +1126,8 @@ class Run {
     } catch (const Error& e) {
       // A precision of another weight layout is the cause; --set model.* values may be another.
       const std::string precision = precision_change(dir);
-      const std::string model = likely_cause({"model."}, "model.*");
+      // data.* too: another text or tokens file gives another vocabulary, so other shapes.
+      const std::string model = likely_cause({"model.", "data."}, "model.* or data.*");
       const std::string cause = precision.empty()                  ? model
                                 : model.rfind("did --set", 0) == 0 ? precision + "; " + model
                                                                    : precision;

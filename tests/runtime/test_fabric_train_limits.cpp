@@ -183,6 +183,12 @@ TEST_F(FabricTrainLimits, AResumeMismatchNamesTheSetOrSaysThereWasNone) {
               std::string::npos)
         << changed.output;
   }
+  // Another model is named as such (it blamed one of config.yaml's keys for not applying to it).
+  const Result other = run("resume " + run_dir + " --set model.name=mlp", "timeout 60");
+  EXPECT_EQ(other.status, 2) << other.output;
+  EXPECT_NE(other.output.find("resume: --set model.name=mlp: the run's model is a gpt"),
+            std::string::npos)
+      << other.output;
   // The same value, and a dropout, take effect as any other key.
   EXPECT_EQ(
       run("resume " + run_dir + " --set model.n_head=2 model.dropout=0.1", "timeout 60").status, 0);
@@ -194,11 +200,10 @@ TEST_F(FabricTrainLimits, AResumeMismatchNamesTheSetOrSaysThereWasNone) {
   std::ofstream(dir_ / "run/config.yaml") << config;
   const Result edited = run("resume " + run_dir + " --set trainer.max_steps=3", "timeout 60");
   EXPECT_EQ(edited.status, 2) << edited.output;
-  EXPECT_NE(
-      edited.output.find(
-          "does not fit the config (no --set changed model.*: was the checkpoint or the run's "
-          "config.yaml edited, or is the checkpoint damaged?): "),
-      std::string::npos)
+  EXPECT_NE(edited.output.find("does not fit the config (no --set changed model.* or data.*: was "
+                               "the checkpoint or the run's "
+                               "config.yaml edited, or is the checkpoint damaged?): "),
+            std::string::npos)
       << edited.output;
 }
 

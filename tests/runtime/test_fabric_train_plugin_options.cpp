@@ -77,6 +77,38 @@ TEST_F(FabricTrainPluginOptions, TheScalerTrainsWithItsOptionsAndResumes) {
   EXPECT_EQ(precision_state(dir_ / "env/checkpoints/last")["state"]["scale"], 4096.0);
 }
 
+// Which scaler keys a resume restores depends on what the checkpoint holds: under a precision
+// given by LT_PRECISION (as by --set) they take effect; a scaler that was disabled has no state, so
+// a re-enabling resume takes its init_scale; the defaults block fabric-train writes for every
+// 16-mixed run does not stop a resume under deepspeed, whose scaler is its own.
+TEST_F(FabricTrainPluginOptions, TheScalerKeysOnResumeFollowWhatTheCheckpointHolds) {
+  Result r = fit("fabric.precision=32-true", "p32");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run(
+      "resume " + (dir_ / "p32").string() +
+          " --set trainer.max_steps=10 fabric.scaler.init_scale=8 fabric.scaler.growth_interval=1",
+      "LT_PRECISION=16-mixed");
+  ASSERT_EQ(r.status, 0) << r.output;
+  nlohmann::json p = precision_state(dir_ / "p32/checkpoints/last");
+  EXPECT_EQ(p["name"], "16-mixed") << p.dump();
+  EXPECT_EQ(p["state"]["growth_interval"], 1) << p.dump();
+  EXPECT_EQ(p["state"]["scale"], 32.0) << p.dump();  // 8, grown after each of the 2 steps
+
+  r = fit("fabric.scaler.enabled=false", "off");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("resume " + (dir_ / "off").string() +
+          " --set trainer.max_steps=10 fabric.scaler.enabled=true fabric.scaler.init_scale=8");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("restored from the checkpoint"), std::string::npos) << r.output;
+  EXPECT_EQ(precision_state(dir_ / "off/checkpoints/last")["state"]["scale"], 8.0);
+
+  r = fit("fabric.scaler=null", "defaults");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("resume " + (dir_ / "defaults").string() +
+          " --set trainer.max_steps=10 fabric.strategy=deepspeed");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
 // ignore_modules keeps the gpt's lm_head unquantized (fit builds the model under the tensor
 // context, since the module one refuses ignore_modules); sample and export rebuild the same layout.
 TEST_F(FabricTrainPluginOptions, BitsandbytesIgnoreModulesFitSampleExport) {

@@ -59,5 +59,27 @@ TEST_F(FabricTrain, ResumeFromPlateauToCyclicTakesTheGivenMode) {
   EXPECT_EQ(resumed.status, 0) << resumed.output;
 }
 
+// To plateau from another scheduler: the checkpoint holds no plateau state, so plateau's arguments
+// are the --set values (they were dropped as "restored", and a cyclic run's mode could not be
+// given: "'triangular' is not a mode of plateau").
+TEST_F(FabricTrain, ResumeToPlateauTakesTheGivenArguments) {
+  const std::string cfg = write_contract();
+  const std::string part = (dir_ / "cyc").string();
+  const Result fit = run("fit " + cfg +
+                         " --set scheduler.name=cyclic scheduler.max_lr=0.2 trainer.val_every=1 "
+                         "data.val_fraction=0.2 trainer.max_steps=2 trainer.run_dir=" +
+                         part);
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  const Result resumed = run("resume " + part +
+                             " --set trainer.max_steps=4 scheduler.name=plateau scheduler.mode=min "
+                             "scheduler.factor=0.5 scheduler.patience=0");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(resumed.output.find("restored from the checkpoint"), std::string::npos)
+      << resumed.output;
+  const std::string config = slurp(part + "/config.yaml");
+  EXPECT_NE(config.find("  factor: 0.5\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("  patience: 0\n"), std::string::npos) << config;
+}
+
 }  // namespace
 }  // namespace fabric
