@@ -15,6 +15,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/run_directory.h"
 #include "runtime/train_config.h"
+#include "runtime/train_config_fields.h"
 
 namespace fabric {
 
@@ -229,8 +230,44 @@ void refuse_model_changes(const std::string& config_path, const std::string& run
 
 }  // namespace
 
+// A --set of a whole plugin block (fabric.scaler={growth_interval: 1}, fabric.scaler=null,
+// deepspeed.fp16={...}) as the --set of each of its keys, so that the rules for restored and
+// model-shaping keys see them: a mapping merges its keys over the file's, null puts each of a
+// fabric block's keys back to its default.
+std::vector<std::string> per_key(const std::vector<std::string>& overrides) {
+  std::vector<std::string> out;
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    const std::string key = o.substr(0, eq);
+    const bool block = key == "fabric.scaler" || key == "fabric.transformer_engine" ||
+                       key == "fabric.bitsandbytes" || key == "deepspeed.fp16";
+    YAML::Node value;
+    try {
+      if (block && eq != std::string::npos && eq + 1 < o.size())
+        value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception&) {  // refused where the config is parsed
+    }
+    if (block && value.IsMap()) {
+      for (const auto& kv : value) {
+        YAML::Emitter e;
+        e << YAML::Flow << kv.second;
+        out.push_back(key + "." + kv.first.Scalar() + "=" + e.c_str());
+      }
+    } else if (block && value.IsNull() && key.rfind("fabric.", 0) == 0) {
+      const std::string name = key.substr(7) + ".";
+      for (const train_config_detail::Field& f : train_config_detail::fields())
+        if (f.section == "fabric" && f.key.rfind(name, 0) == 0)
+          out.push_back("fabric." + f.key + "=null");
+    } else {
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
 ResumeOverrides split_resume_overrides(const std::string& config_path, const std::string& run_dir,
-                                       const std::vector<std::string>& overrides) {
+                                       const std::vector<std::string>& given) {
+  const std::vector<std::string> overrides = per_key(given);
   refuse_model_changes(config_path, run_dir, overrides);
   ResumeOverrides r;
   r.trained_precision = trained_precision(config_path);
@@ -279,15 +316,20 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
   };
   // Whether the checkpoint holds the plugin state that restores `key`: the same plugin before and
   // after (either FP8 precision for the recipe), a scaler that was enabled, DeepSpeed's both times.
+  // (Elsewhere the keys take effect, or the parse says their block is not used.)
+  const bool deepspeed_either =
+      is_deepspeed(trained_strategy) ||
+      is_deepspeed(resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
   auto state_restored = [&](const std::string& key) {
     if (starts(key, "fabric.transformer_engine."))
       return starts(precision, "transformer-engine") &&
              starts(r.trained_precision, "transformer-engine");
-    if (precision != r.trained_precision) return false;
+    const bool mixed16 = precision == "16-mixed" && r.trained_precision == "16-mixed";
     if (starts(key, "fabric.scaler."))
-      return recorded_at(config_path, {"fabric", "scaler", "enabled"}) != "false";
-    if (starts(key, "deepspeed.")) return deepspeed_both;
-    return true;
+      return mixed16 && !deepspeed_either &&
+             recorded_at(config_path, {"fabric", "scaler", "enabled"}) != "false";
+    if (starts(key, "deepspeed.")) return mixed16 && deepspeed_both;
+    return precision == r.trained_precision;
   };
   std::erase_if(candidates, [&](const auto& c) {
     const std::string key = c.first.substr(0, c.first.find('='));

@@ -922,10 +922,9 @@ class Run {
     // float32 weights.
     if (x.dtype() != DType::float32 &&
         precision::canonical_precision(cfg_.fabric.precision) == "32-true")
-      return "data.path: the inputs are " + std::string(dtype_name(x.dtype())) +
-             ", and fabric.precision 32-true keeps float32 weights and casts no input (as "
-             "Lightning's); save "
-             "the inputs as float32, or train under 64-true,";
+      return "data.path: its " + std::string(dtype_name(x.dtype())) +
+             " inputs (fabric.precision 32-true casts no input, as Lightning's: save them as "
+             "float32, or train under 64-true)";
     if (m.name == "mlp" && !m.sizes.empty() && x.size(-1) != m.sizes.front())
       return "model.sizes: the first size, " + n(m.sizes.front()) +
              " input features (the data's have " + n(x.size(-1)) + "),";

@@ -115,6 +115,10 @@ Tensor cross(const Tensor& a_in, const Tensor& b_in, int64_t dim) {
   Tensor a = a_in, b = b_in;
   apply_autocast(OpId::cross, {&a, &b});
   check_product_operands(op, a, b);
+  // As torch ("cross" not implemented for 'Bool'): its subtraction would refuse it in sub's name.
+  FABRIC_CHECK(a.dtype() != DType::bool_ && b.dtype() != DType::bool_, DTypeError, op,
+               ": not implemented for bool (shapes ", shape_str(a.sizes()), " and ",
+               shape_str(b.sizes()), ")");
   FABRIC_CHECK(a.dim() == b.dim(), ShapeError, op,
                ": inputs must have the same number of dimensions, got ", shape_str(a.sizes()),
                " and ", shape_str(b.sizes()));

@@ -299,6 +299,11 @@ TEST(ProductsTorch, ErrorsNameTheProblem) {
        },
        {"cross", "must have length 3"}},
       {"cross ranks", [&] { cross(m, v3); }, {"cross", "same number of dimensions"}},
+      {"cross bool",
+       [&] {
+         cross(zeros({2, 3}, {.dtype = DType::bool_}), zeros({2, 3}, {.dtype = DType::bool_}));
+       },
+       {"cross: not implemented for bool"}},
       {"bilinear in1",
        [&] {
          bilinear(zeros({2, 4}), zeros({2, 3}), zeros({5, 3, 3}));

@@ -67,6 +67,15 @@ TEST_F(FabricTrainPluginOptions, TheScalerTrainsWithItsOptionsAndResumes) {
       << r.output;
   EXPECT_NE(slurp(dir_ / "s/config.yaml").find("    growth_interval: 3\n"), std::string::npos);
   EXPECT_EQ(precision_state(dir_ / "s/checkpoints/last")["state"]["growth_interval"], 3);
+  // The same through the whole block (a mapping, or null: every key back to its default).
+  for (const char* block : {"'fabric.scaler={growth_interval: 1}'", "fabric.scaler=null"}) {
+    r = run("resume " + (dir_ / "s").string() + " --set trainer.max_steps=13 " + block);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("(in effect: 3): the GradScaler's scale"), std::string::npos)
+        << block << r.output;
+    EXPECT_NE(slurp(dir_ / "s/config.yaml").find("    growth_interval: 3\n"), std::string::npos)
+        << block;
+  }
   // enabled: false trains without loss scaling (the state says scale 1, as a disabled GradScaler).
   r = fit("fabric.scaler.enabled=false", "off");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -142,6 +151,13 @@ TEST_F(FabricTrainPluginOptions, BitsandbytesIgnoreModulesFitSampleExport) {
                 "with fabric.bitsandbytes.ignore_modules [lm_head]"),
             std::string::npos)
       << changed.output;
+  const Result block =
+      run("resume " + (dir_ / "g").string() + " --set 'fabric.bitsandbytes={ignore_modules: []}'");
+  EXPECT_EQ(block.status, 2) << block.output;
+  EXPECT_NE(block.output.find(
+                "the run's model was trained with fabric.bitsandbytes.ignore_modules [lm_head]"),
+            std::string::npos)
+      << block.output;
 }
 
 // The recipe's options reach the FP8 plugin and its saved state; replace_layers false leaves the

@@ -84,8 +84,9 @@ TEST_F(FabricTrainSetup, Float64InputsUnder32TrueNameTheData) {
   EXPECT_EQ(bad.status, 2) << bad.output;
   EXPECT_NE(
       bad.output.find(
-          "config error: data.path: the inputs are float64, and fabric.precision 32-true keeps "
-          "float32 weights and casts no input"),
+          "config error: data.path: its float64 inputs (fabric.precision 32-true casts no input, "
+          "as Lightning's: save them as float32, or train under 64-true) does not fit data.kind "
+          "tensors"),
       std::string::npos)
       << bad.output;
   EXPECT_FALSE(fs::exists(dir_ / "f64"));
