@@ -412,6 +412,12 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   out_shape.back() = outf;
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   Tensor b1 = bias.defined() && bias.dim() == 0 ? raw_view(bias, {1}, {1}) : bias;
+  if (is_integral(x.dtype())) {
+    // torch computes integer linear on the CPU (no GEMM library takes it): as matmul does. Integer
+    // tensors carry no gradient, so nothing is recorded.
+    out = integer_product(x2, wt).reshape(out_shape);
+    return b1.defined() ? add(out, b1) : out;
+  }
   gemm_into(x2, wt, b1, out, batch_of(x2));
   if (counting_flops()) detail::report_linear_flops(x, w, bias);
   record_op(OpId::linear, {x, w, bias}, {&out}, nullptr, linear_node_name(x, bias.defined()));

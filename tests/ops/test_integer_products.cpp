@@ -50,6 +50,20 @@ TEST(IntegerProducts, MatchTorchIncludingWrapping) {
             std::vector<int64_t>(6, 0));
 }
 
+// linear too (torch 1.13 computes it on the CPU); it reached the GEMM dispatch's "gemm:
+// unsupported dtypes" before.
+TEST(IntegerProducts, LinearMatchesTorch) {
+  const Tensor x = arange(6, DType::int64).reshape({2, 3});
+  const Tensor w = from_vector<int64_t>({1, -2, 3, 4, 5, -6}, {2, 3});
+  const Tensor b = from_vector<int64_t>({7, -8});
+  const Tensor y = linear(x, w, b);
+  EXPECT_EQ(y.dtype(), DType::int64);
+  EXPECT_EQ(y.to_vector<int64_t>(), (std::vector<int64_t>{11, -15, 17, -6}));
+  EXPECT_EQ(linear(x.reshape({1, 2, 3}), w).sizes(), (Shape{1, 2, 2}));
+  EXPECT_EQ(linear(x.reshape({1, 2, 3}), w).to_vector<int64_t>(),
+            (std::vector<int64_t>{4, -7, 10, 2}));
+}
+
 TEST(IntegerProducts, BoolAndMixedDtypesAreStillRefused) {
   const Tensor t = ones({2, 2}, {.dtype = DType::bool_});
   EXPECT_CONTAINS(thrown<DTypeError>([&] { matmul(t, t); }), "matmul: not implemented for bool");
