@@ -1,3 +1,4 @@
+// fabric-train's precision plugin from the config's plugin blocks (runtime/train_precision_plugin.h).
 #include "runtime/train_precision_plugin.h"
 
 #include <algorithm>
