@@ -84,6 +84,13 @@ std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query, const
                "MultiheadAttention: query must be unbatched (L, E) or batched 3-D, got ",
                shape_str(query.sizes()));
   const bool batched = query.dim() == 3;
+  // In its own name and shapes (the projections would name linear and a reshaped input).
+  for (const auto& [t, name] :
+       {std::pair{&query, "query"}, std::pair{&key, "key"}, std::pair{&value, "value"}})
+    FABRIC_CHECK(is_floating(t->dtype()) && !is_fp8(t->dtype()), DTypeError,
+                 "MultiheadAttention: ", name,
+                 " must be float64, float32, float16 or bfloat16, got ", dtype_name(t->dtype()),
+                 " of shape ", shape_str(t->sizes()));
   FABRIC_CHECK(key.dim() == query.dim() && value.dim() == query.dim(), ShapeError,
                "MultiheadAttention: for a ", query.dim(), "-D query, key and value must be ",
                query.dim(), "-D too, got key ", shape_str(key.sizes()), " and value ",

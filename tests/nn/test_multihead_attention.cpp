@@ -233,6 +233,10 @@ TEST(MultiheadAttention, Errors) {
          mha->forward(q, kv, kv, Tensor(), true, zeros({5, 7}, {.dtype = DType::int32}));
        },
        "attn_mask must be bool or floating, got int32"},
+      // In the layer's own name and shapes (it named linear and a reshaped input).
+      {"int_query", [&] { mha->forward(q.to(DType::int64), kv, kv); },
+       "MultiheadAttention: query must be float64, float32, float16 or bfloat16, got int64 of "
+       "shape"},
   };
   for (const Row& r : dtype_rows) {
     SCOPED_TRACE(r.name);

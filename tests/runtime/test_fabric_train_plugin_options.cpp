@@ -116,6 +116,13 @@ TEST_F(FabricTrainPluginOptions, TheScalerKeysOnResumeFollowWhatTheCheckpointHol
   r = run("resume " + (dir_ / "defaults").string() +
           " --set trainer.max_steps=10 fabric.strategy=deepspeed");
   EXPECT_EQ(r.status, 0) << r.output;
+  // Its checkpoint now holds DeepSpeed's scaler, not a GradScaler's: back under ddp, the scaler's
+  // keys take effect.
+  r = run("resume " + (dir_ / "defaults").string() +
+          " --set trainer.max_steps=12 fabric.strategy=ddp fabric.scaler.growth_interval=1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("restored from the checkpoint"), std::string::npos) << r.output;
+  EXPECT_EQ(precision_state(dir_ / "defaults/checkpoints/last")["state"]["growth_interval"], 1);
 }
 
 // ignore_modules keeps the gpt's lm_head unquantized (fit builds the model under the tensor
