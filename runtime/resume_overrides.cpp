@@ -127,19 +127,9 @@ std::string value_text(const TrainConfig& c, const std::string& key) {
   return out.c_str();
 }
 
-// config.yaml's `section.key` as written; "" when it is not a scalar or the file cannot be read
-// (the resume's own parse of the file reports that).
-std::string recorded_scalar(const std::string& config_path, const char* section, const char* key) {
-  try {
-    const YAML::Node value = YAML::LoadFile(config_path)[section][key];
-    return value.IsScalar() ? value.Scalar() : std::string();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
-// config.yaml's value at a nested path (fabric, scaler, enabled) as written; "" when it is not a
-// scalar there or the file cannot be read.
+// config.yaml's value at a path (scheduler, name; fabric, scaler, enabled) as written; "" when it
+// is not a scalar there or the file cannot be read (the resume's own parse of the file reports
+// that).
 std::string recorded_at(const std::string& config_path, std::initializer_list<const char*> path) {
   try {
     YAML::Node value = YAML::LoadFile(config_path);
@@ -148,6 +138,10 @@ std::string recorded_at(const std::string& config_path, std::initializer_list<co
   } catch (const std::exception&) {
     return "";
   }
+}
+
+std::string recorded_scalar(const std::string& config_path, const char* section, const char* key) {
+  return recorded_at(config_path, {section, key});
 }
 
 // config.yaml's fabric.precision, canonical; "" when it holds none.
@@ -239,8 +233,9 @@ std::vector<std::string> per_key(const std::vector<std::string>& overrides) {
   for (const std::string& o : overrides) {
     const size_t eq = o.find('=');
     const std::string key = o.substr(0, eq);
-    const bool block = key == "fabric.scaler" || key == "fabric.transformer_engine" ||
-                       key == "fabric.bitsandbytes" || key == "deepspeed.fp16";
+    const bool block = key == "deepspeed.fp16" ||
+                       (key.rfind("fabric.", 0) == 0 && key.find('.', 7) == std::string::npos &&
+                        train_config_detail::plugin_block_of(key.substr(7) + ".") != nullptr);
     YAML::Node value;
     try {
       if (block && eq != std::string::npos && eq + 1 < o.size())
@@ -303,23 +298,19 @@ ResumeOverrides split_resume_overrides(const std::string& config_path, const std
         resumed("fabric.precision", "LT_PRECISION", r.trained_precision));
   } catch (const std::exception&) {  // refused where the config is parsed
   }
-  const auto is_deepspeed = [](std::string strategy) {
-    std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::tolower);
-    return strategy.rfind("deepspeed", 0) == 0;
-  };
   const std::string trained_strategy = recorded_scalar(config_path, "fabric", "strategy");
-  const bool deepspeed_both =
-      is_deepspeed(trained_strategy) &&
-      is_deepspeed(resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
+  const bool deepspeed_both = train_config_detail::is_deepspeed_strategy(trained_strategy) &&
+                              train_config_detail::is_deepspeed_strategy(
+                                  resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
   const auto starts = [](const std::string& s, const char* prefix) {
     return s.rfind(prefix, 0) == 0;
   };
   // Whether the checkpoint holds the plugin state that restores `key`: the same plugin before and
   // after (either FP8 precision for the recipe), a scaler that was enabled, DeepSpeed's both times.
   // (Elsewhere the keys take effect, or the parse says their block is not used.)
-  const bool deepspeed_either =
-      is_deepspeed(trained_strategy) ||
-      is_deepspeed(resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
+  const bool deepspeed_either = train_config_detail::is_deepspeed_strategy(trained_strategy) ||
+                                train_config_detail::is_deepspeed_strategy(
+                                    resumed("fabric.strategy", "LT_STRATEGY", trained_strategy));
   auto state_restored = [&](const std::string& key) {
     if (starts(key, "fabric.transformer_engine."))
       return starts(precision, "transformer-engine") &&

@@ -49,12 +49,6 @@ std::string to_case(std::string s, int (*fn)(int)) {
   return s;
 }
 
-// As the connector, strategy names are case-insensitive.
-bool is_fsdp_strategy(const std::string& s) {
-  const std::string l = to_case(s, ::tolower);
-  return l == "fsdp" || l == "fsdp_cpu_offload";
-}
-
 // Where a value came from: "file:line:col" or "--set key".
 struct Located {
   YAML::Node node;
@@ -764,7 +758,7 @@ class Parser {
       // A block at its defaults asks for nothing (fabric-train writes one for every 16-mixed run:
       // a resume of it under deepspeed must not trip here).
       if (b.name == "scaler" && c.fabric.scaler != defaults.fabric.scaler &&
-          to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) == 0)
+          is_deepspeed_strategy(c.fabric.strategy))
         fail(here, path,
              "under fabric.strategy " + c.fabric.strategy +
                  " the loss scaler is DeepSpeed's: set deepspeed.fp16.initial_scale_power, "
@@ -891,7 +885,7 @@ class Parser {
     const auto ds_it = deepspeed_values_.find("stage");
     if (fabric_it == values.end() && ds_it == deepspeed_values_.end()) return;
     const std::string strategy = to_case(c.fabric.strategy, ::tolower);
-    if (strategy.rfind("deepspeed", 0) != 0) {
+    if (!is_deepspeed_strategy(strategy)) {
       if (fabric_it == values.end()) return;  // deepspeed.stage: check_deepspeed refuses (or drops) the section
       // As a strategy section: a file's stage gives way to a strategy set on the command line.
       const auto s = values.find("fabric.strategy");
@@ -1036,7 +1030,7 @@ class Parser {
 
   void check_deepspeed(TrainConfig& c, const std::map<std::string, Located>& values) const {
     if (!deepspeed_given_) return;
-    if (to_case(c.fabric.strategy, ::tolower).rfind("deepspeed", 0) != 0) {
+    if (!is_deepspeed_strategy(c.fabric.strategy)) {
       const bool on_command_line = std::any_of(deepspeed_values_.begin(), deepspeed_values_.end(),
                                                [](const auto& kv) { return kv.second.from_command_line(); });
       if (drop_for_command_line_strategy(c, values, "deepspeed", deepspeed_where_, on_command_line)) return;

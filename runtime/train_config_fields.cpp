@@ -4,6 +4,7 @@
 #include "runtime/train_config_fields.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -524,13 +525,25 @@ const std::vector<PluginBlock>& plugin_blocks() {
   return b;
 }
 
+namespace {
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  return s;
+}
+}  // namespace
+
+bool is_fsdp_strategy(const std::string& strategy) {
+  const std::string l = lower(strategy);
+  return l == "fsdp" || l == "fsdp_cpu_offload";
+}
+
+bool is_deepspeed_strategy(const std::string& strategy) { return lower(strategy).rfind("deepspeed", 0) == 0; }
+
 bool plugin_block_used(const PluginBlock& block, const TrainConfig& c) {
   if (std::find(block.precisions.begin(), block.precisions.end(), c.fabric.precision) == block.precisions.end())
     return false;
   // DeepSpeed scales the loss itself (deepspeed.fp16.*).
-  std::string strategy = c.fabric.strategy;
-  std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::tolower);
-  return !(block.name == "scaler" && strategy.rfind("deepspeed", 0) == 0);
+  return !(block.name == "scaler" && is_deepspeed_strategy(c.fabric.strategy));
 }
 
 const PluginBlock* plugin_block_of(const std::string& key) {

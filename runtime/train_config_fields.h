@@ -61,6 +61,11 @@ struct Field {
 
 // Every key of the sections parsed field by field (all but deepspeed), in schema order.
 const std::vector<Field>& fields();
+// fabric.strategy names as the connector reads them (case-insensitive): fsdp or fsdp_cpu_offload;
+// deepspeed or any deepspeed_stage_* name.
+bool is_fsdp_strategy(const std::string& strategy);
+bool is_deepspeed_strategy(const std::string& strategy);
+
 // A block of fabric keys that one precision plugin reads (fabric.scaler.init_scale): its name, the
 // plugin, and the canonical precisions whose plugin takes it.
 struct PluginBlock {

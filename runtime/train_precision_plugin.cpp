@@ -10,14 +10,9 @@
 #include "precision/registry.h"
 #include "precision/transformer_engine_precision.h"
 #include "runtime/connector.h"
+#include "runtime/train_config_fields.h"
 
 namespace fabric {
-
-namespace {
-
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-}  // namespace
 
 DeviceType config_device_type(const TrainConfig& cfg) {
   std::string acc = cfg.fabric.accelerator;
@@ -31,11 +26,10 @@ std::shared_ptr<precision::Precision> precision_plugin_for(const TrainConfig& cf
   const TrainConfig defaults;
   const auto& f = cfg.fabric;
   const std::string p = precision::canonical_precision(f.precision);
-  std::string strategy = f.strategy;
-  std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::tolower);
   // FSDP and DeepSpeed refuse the FP8 and (FSDP) bitsandbytes modes, and DeepSpeed scales the loss
   // itself: those stay with the strategy's own plugin and its errors.
-  const bool fsdp = starts_with(strategy, "fsdp"), deepspeed = starts_with(strategy, "deepspeed");
+  const bool fsdp = train_config_detail::is_fsdp_strategy(f.strategy);
+  const bool deepspeed = train_config_detail::is_deepspeed_strategy(f.strategy);
   if (p == "16-mixed" && f.scaler != defaults.fabric.scaler && !deepspeed) {
     auto scaler = std::make_shared<precision::GradScaler>(
         precision::GradScalerOptions{.init_scale = f.scaler.init_scale,
@@ -47,7 +41,7 @@ std::shared_ptr<precision::Precision> precision_plugin_for(const TrainConfig& cf
     if (fsdp) return std::make_shared<precision::FSDPPrecision>(p, device, scaler);
     return std::make_shared<precision::MixedPrecision>(p, device, scaler);
   }
-  if (starts_with(p, "transformer-engine") &&
+  if (p.rfind("transformer-engine", 0) == 0 &&
       f.transformer_engine != defaults.fabric.transformer_engine && !fsdp && !deepspeed) {
     const auto& te = f.transformer_engine;
     precision::DelayedScaling recipe;
