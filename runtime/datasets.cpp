@@ -3,7 +3,6 @@
 #include "runtime/datasets.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -355,15 +354,45 @@ std::string TextDataset::describe() const {
 // ---- TokenDataset
 // --------------------------------------------------------------------------------
 
-struct TokenDataset::Mapping {
-  void* addr = nullptr;
-  size_t len = 0;
-  int fd = -1;  // kept open to see the file shrink under the mapping (reading past it is SIGBUS)
-  ~Mapping() {
-    if (addr) ::munmap(addr, len);
+// The token file is read with pread, window by window, not through a mapping: a file cut shorter
+// in place during the run (a data script rewriting it) then reads short, an IOError, where a page
+// of a mapping past its new end would end the process with SIGBUS in the middle of a batch.
+struct TokenDataset::TokenFile {
+  int fd = -1;
+  size_t len = 0;  // bytes when opened: the windows and splits are laid out over these
+  ~TokenFile() {
     if (fd >= 0) ::close(fd);
   }
-  const uint16_t* tokens() const { return static_cast<const uint16_t*>(addr); }
+  // Reads `count` ids from token `first` on, or says the file shrank (or failed) under the run.
+  void read(const std::string& path, int64_t first, int64_t count, uint16_t* out) const {
+    auto* dst = reinterpret_cast<char*>(out);
+    size_t want = static_cast<size_t>(count) * 2, done = 0;
+    const auto offset = static_cast<off_t>(first) * 2;
+    while (done < want) {
+      const ssize_t got = ::pread(fd, dst + done, want - done, offset + static_cast<off_t>(done));
+      if (got > 0) {
+        done += static_cast<size_t>(got);
+        continue;
+      }
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0)
+        throw IOError(detail::cat("TokenDataset: cannot read ", path, ": ", errno_str()));
+      throw_shrank(path);
+    }
+  }
+  // A batch after the file shrank is refused even where its windows still lie in what is left:
+  // the splits and the epoch were laid out over the old length.
+  void check_length(const std::string& path) const {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) < len) throw_shrank(path);
+  }
+  [[noreturn]] void throw_shrank(const std::string& path) const {
+    struct stat st {};
+    const auto now = ::fstat(fd, &st) == 0 ? static_cast<int64_t>(st.st_size) : int64_t{-1};
+    throw IOError(detail::cat("TokenDataset: ", path, " shrank from ", len, " to ", now,
+                              " bytes while it was read; write a changed token file under a new "
+                              "name (and rename it over the old one) rather than in place"));
+  }
 };
 
 TokenDataset::TokenDataset(const std::string& path, TokenDatasetOptions opts)
@@ -373,36 +402,24 @@ TokenDataset::TokenDataset(const std::string& path, TokenDatasetOptions opts)
                "TokenDataset: vocab_size must be in [0, 65536] ",
                "(0: unchecked) for uint16 tokens, got ", vocab_size_);
   check_regular_file(path, "TokenDataset");
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IOError(detail::cat("TokenDataset: cannot open ", path, ": ", errno_str()));
+  auto file = std::make_shared<TokenFile>();
+  file->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file->fd < 0)
+    throw IOError(detail::cat("TokenDataset: cannot open ", path, ": ", errno_str()));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const std::string err = errno_str();
-    ::close(fd);
-    throw IOError(detail::cat("TokenDataset: cannot stat ", path, ": ", err));
-  }
-  const auto len = static_cast<size_t>(st.st_size);
-  if (len == 0 || len % 2 != 0) {
-    ::close(fd);
-    throw IOError(detail::cat("TokenDataset: ", path, " has ", len,
+  if (::fstat(file->fd, &st) != 0)
+    throw IOError(detail::cat("TokenDataset: cannot stat ", path, ": ", errno_str()));
+  file->len = static_cast<size_t>(st.st_size);
+  if (file->len == 0 || file->len % 2 != 0)
+    throw IOError(detail::cat("TokenDataset: ", path, " has ", file->len,
                               " bytes; expected a non-empty, even number ",
                               "(little-endian uint16 token ids)"));
-  }
-  auto map = std::make_shared<Mapping>();
-  map->fd = fd;  // closed with the mapping
-  map->addr = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
-  const std::string err = map->addr == MAP_FAILED ? errno_str() : "";
-  if (map->addr == MAP_FAILED) {
-    map->addr = nullptr;
-    throw IOError(detail::cat("TokenDataset: cannot map ", path, ": ", err));
-  }
-  map->len = len;
-  map_ = std::move(map);
+  file_ = std::move(file);
   set_split(opts.split, opts.val_fraction);
 }
 
 void TokenDataset::set_split(Split split, double val_fraction) {
-  const auto n = static_cast<int64_t>(map_->len / 2);
+  const auto n = static_cast<int64_t>(file_->len / 2);
   std::tie(begin_, end_) = split_range(n, val_fraction, split);
   split_ = split;
   val_fraction_ = val_fraction;
@@ -420,29 +437,41 @@ TokenDataset TokenDataset::with_split(Split split) const {
 Batch TokenDataset::get(std::span<const int64_t> indices) const {
   static_assert(std::endian::native == std::endian::little,
                 "token files are read as little-endian uint16");
-  const int64_t vocab = vocab_size_, begin = begin_;
-  const std::string& path = path_;
-  // A file cut shorter in place under the mapping (a data script rewriting it during the run)
-  // would end the process with SIGBUS at the first page past its new end: an IOError instead. A
-  // new file renamed over it is no problem (the mapping keeps the old one).
-  struct stat st {};
-  if (map_->fd >= 0 && ::fstat(map_->fd, &st) == 0 && static_cast<size_t>(st.st_size) < map_->len)
-    throw IOError(
-        detail::cat("TokenDataset: ", path, " shrank from ", map_->len, " to ", st.st_size,
-                    " bytes while it was read; write a changed token file under a new name "
-                    "(and rename it over the old one) rather than in place"));
-  return gather_windows("TokenDataset", map_->tokens() + begin_, size(), block_size_, indices,
-                        [&](uint16_t id, int64_t pos) {
-                          FABRIC_CHECK(vocab == 0 || id < vocab, ValueError, "TokenDataset: ", path,
-                                       ": token ", id, " at index ", begin + pos,
-                                       " is >= vocab_size ", vocab);
-                        });
+  const int64_t vocab = vocab_size_, begin = begin_, T = block_size_;
+  const auto B = static_cast<int64_t>(indices.size());
+  Tensor x = empty({B, T}, {.dtype = DType::int64}), y = empty({B, T}, {.dtype = DType::int64});
+  int64_t* xp = x.data<int64_t>();
+  int64_t* yp = y.data<int64_t>();
+  std::vector<uint16_t> window(static_cast<size_t>(T + 1));
+  file_->check_length(path_);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t i = indices[static_cast<size_t>(b)];
+    FABRIC_CHECK(i >= 0 && i < size(), IndexError, "TokenDataset: window start ", i,
+                 " out of range [0, ", size(), ")");
+    file_->read(path_, begin + i, T + 1, window.data());
+    for (int64_t t = 0; t <= T; ++t) {
+      const uint16_t id = window[static_cast<size_t>(t)];
+      FABRIC_CHECK(vocab == 0 || id < vocab, ValueError, "TokenDataset: ", path_, ": token ", id,
+                   " at index ", begin + i + t, " is >= vocab_size ", vocab);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      xp[b * T + t] = window[static_cast<size_t>(t)];
+      yp[b * T + t] = window[static_cast<size_t>(t + 1)];
+    }
+  }
+  return {x, y};
 }
 
 int64_t TokenDataset::max_token_id() const {
-  const uint16_t* t = map_->tokens();
+  const auto n = static_cast<int64_t>(file_->len / 2);
+  constexpr int64_t kChunk = int64_t{1} << 20;  // ids per read: 2 MiB
+  std::vector<uint16_t> chunk(static_cast<size_t>(std::min(n, kChunk)));
   uint16_t m = 0;
-  for (size_t i = 0, n = map_->len / 2; i < n; ++i) m = std::max(m, t[i]);
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t count = std::min(kChunk, n - first);
+    file_->read(path_, first, count, chunk.data());
+    for (int64_t i = 0; i < count; ++i) m = std::max(m, chunk[static_cast<size_t>(i)]);
+  }
   return m;
 }
 

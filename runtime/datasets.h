@@ -144,7 +144,8 @@ struct TokenDatasetOptions {
 };
 
 // A flat binary file of little-endian uint16 token ids (nanoGPT's train.bin, llm.c's layout
-// without a header), memory-mapped; windows as TextDataset's, int64 (B, T).
+// without a header), read window by window (pread: a file cut shorter during the run is an
+// IOError, never SIGBUS); windows as TextDataset's, int64 (B, T).
 class TokenDataset : public Dataset {
  public:
   TokenDataset(const std::string& path, TokenDatasetOptions opts = {});
@@ -158,7 +159,7 @@ class TokenDataset : public Dataset {
   int64_t block_size() const { return block_size_; }
   int64_t num_tokens() const { return end_ - begin_; }
   Split split() const { return split_; }
-  TokenDataset with_split(Split split) const;  // shares the mapping
+  TokenDataset with_split(Split split) const;  // shares the open file
   // The largest id in the whole file (both splits): vocab_size - 1 when none is given. Reads
   // every token, so call it once.
   int64_t max_token_id() const;
@@ -166,9 +167,9 @@ class TokenDataset : public Dataset {
  private:
   TokenDataset() = default;
   void set_split(Split split, double val_fraction);
-  struct Mapping;
+  struct TokenFile;
   std::string path_;
-  std::shared_ptr<const Mapping> map_;
+  std::shared_ptr<const TokenFile> file_;
   int64_t block_size_ = 0, begin_ = 0, end_ = 0, vocab_size_ = 0;
   double val_fraction_ = 0;
   Split split_ = Split::train;

@@ -4,16 +4,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <string>
+#include <thread>
 
-#include "runtime_test_util.h"
 #include "runtime/data_loader.h"
 #include "runtime/datasets.h"
+#include "runtime_test_util.h"
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
 
@@ -236,6 +238,40 @@ TEST_F(DataFixture, TokenDatasetRefusesAFileThatShrankUnderIt) {
   const std::string msg = error_of<IOError>([&] { d.get(std::vector<int64_t>{8000}); });
   EXPECT_NE(msg.find("shrank from 16384 to 1000 bytes while it was read"), std::string::npos)
       << msg;
+}
+
+// The file cut and restored over and over while batches are read: every batch is either whole or
+// an IOError, never a SIGBUS (a cut landing inside a batch's reads, which a mapping died of).
+TEST_F(DataFixture, TokenDatasetSurvivesAFileCutWhileABatchIsRead) {
+  std::vector<uint16_t> tokens(1 << 16, 5);  // 128 KiB
+  const Bytes full = uint16_le(tokens);
+  const std::string file = write("cut.bin", full);
+  TokenDataset d(file, {.block_size = 256});
+  std::atomic<bool> stop{false};
+  std::thread cutter([&] {
+    while (!stop) {
+      std::filesystem::resize_file(file, 4096);
+      std::ofstream(file, std::ios::binary | std::ios::in | std::ios::out)
+          .write(reinterpret_cast<const char*>(full.data()),
+                 static_cast<std::streamsize>(full.size()));
+    }
+  });
+  std::vector<int64_t> starts;
+  for (int64_t i = 0; i < 64; ++i) starts.push_back((i * 1013) % d.size());
+  int whole = 0, refused = 0;
+  for (int k = 0; k < 300; ++k) {
+    try {
+      Batch b = d.get(starts);
+      EXPECT_EQ(b.inputs.size(0), 64);
+      ++whole;
+    } catch (const IOError& e) {
+      EXPECT_NE(std::string(e.what()).find("shrank from 131072 to"), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  stop = true;
+  cutter.join();
+  EXPECT_EQ(whole + refused, 300);
 }
 
 TEST_F(DataFixture, TokenDatasetReadsLittleEndianUint16Windows) {
