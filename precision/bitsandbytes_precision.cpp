@@ -129,10 +129,12 @@ nn::StateDict bnb_state_dict(const nn::Module& module) {
 }
 
 nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict) {
-  // A plain load takes a quant_state blob of any length (bitsandbytes' own is unpadded); the
-  // layers then re-read it now, so that a malformed or mismatched one fails here, not in forward.
+  // A plain load takes a quant_state blob of any length (bitsandbytes' own is unpadded) and checks
+  // each layer's quant state before it copies anything (Linear4bit's prepare_loaded_state), so a
+  // malformed or mismatched one fails here and changes nothing; the layers then re-read it now
+  // (checked again, naming the layer's keys) rather than at their next forward.
   nn::LoadResult r = module.load_state_dict(state, strict);
-  for (const auto& [prefix, l] : linear4bit_layers(module)) l->sync_quant_state();
+  for (const auto& [prefix, l] : linear4bit_layers(module)) l->sync_quant_state(prefix);
   return r;
 }
 

@@ -50,7 +50,8 @@ class BitsandbytesPrecision : public Precision {
 nn::StateDict bnb_state_dict(const nn::Module& module);
 // The inverse: loads a bnb-layout state dict (ours or bitsandbytes' own, whose quant_state JSON is
 // unpadded; module.load_state_dict takes both too) and re-reads each quantized layer's quant state
-// at once, so that a malformed one fails here rather than at the next forward.
+// at once, so that a malformed one fails here rather than at the next forward. The quant states
+// are checked before anything is copied: a failed load leaves the module as it was.
 nn::LoadResult load_bnb_state_dict(nn::Module& module, const nn::StateDict& state, bool strict = true);
 
 // Bytes held by the quantized weights of `module` (packed codes + statistics) and the number of

@@ -34,6 +34,14 @@ Tensor nested_code_tensor() {
   return from_vector(std::vector<float>(dynamic_code_8bit().begin(), dynamic_code_8bit().end()), {256});
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// An error's message without a leading "Linear4bit: " (it is prefixed again with the key).
+std::string without_layer_name(const char* what) {
+  const std::string_view w(what), head("Linear4bit: ");
+  return std::string(w.substr(0, head.size()) == head ? w.substr(head.size()) : w);
+}
+
 }  // namespace
 
 Tensor quant_state_json_tensor(const QuantState4bit& s) {
@@ -114,10 +122,12 @@ Linear4bit::Linear4bit(const Linear4bitOptions& options, int) : options_(options
 void Linear4bit::set_quantized(Quantized4bit q) {
   state_ = std::move(q.state);
   weight = register_parameter("weight", q.packed, /*requires_grad=*/false);
-  register_buffer("weight_absmax", state_.absmax);
+  // state_ holds the registered handles themselves: a load that replaces one (statistics of
+  // another length) shows in quant_state_changed().
+  state_.absmax = register_buffer("weight_absmax", state_.absmax);
   register_buffer("weight_quant_map", state_.quant_map());
   if (state_.nested) {
-    register_buffer("weight_nested_absmax", state_.nested_absmax);
+    state_.nested_absmax = register_buffer("weight_nested_absmax", state_.nested_absmax);
     // The state dequantizes with this buffer, so a checkpoint's nested_quant_map is the code used.
     state_.nested_code = register_buffer("weight_nested_quant_map", nested_code_tensor());
   }
@@ -150,28 +160,99 @@ void Linear4bit::set_quantized(Quantized4bit q) {
 
 bool Linear4bit::quant_state_changed() const {
   const Tensor blob = own_tensor(json_key(options_.quant_type));
-  return blob.storage().get() != synced_blob_.storage().get() || blob.storage()->version() != synced_version_;
+  if (blob.storage().get() != synced_blob_.storage().get() ||
+      blob.storage()->version() != synced_version_) {
+    return true;
+  }
+  if (!own_tensor("weight_absmax").is_same(state_.absmax)) return true;
+  return state_.nested && !own_tensor("weight_nested_absmax").is_same(state_.nested_absmax);
 }
 
-void Linear4bit::sync_quant_state() {
-  QuantState4bit s = parse_quant_state_json(own_tensor(json_key(options_.quant_type)));
-  FABRIC_CHECK(s.quant_type == options_.quant_type, ValueError, "Linear4bit: the checkpoint holds ",
+QuantState4bit Linear4bit::checked_quant_state(const std::string& prefix, const Tensor& blob,
+                                               const Tensor& packed, const Tensor& absmax,
+                                               const Tensor& nested_absmax,
+                                               const Tensor& nested_code) const {
+  const std::string key = prefix + "weight.quant_state.bitsandbytes__" + options_.quant_type;
+  QuantState4bit s;
+  // The blob's own errors (malformed JSON: ValueError; an unknown dtype name: DTypeError), with the
+  // key in front.
+  try {
+    s = parse_quant_state_json(blob);
+  } catch (const DTypeError& e) {
+    throw DTypeError(detail::cat("Linear4bit: ", key, ": ", without_layer_name(e.what())));
+  } catch (const ValueError& e) {
+    throw ValueError(detail::cat("Linear4bit: ", key, ": ", without_layer_name(e.what())));
+  }
+  // What dequantize_4bit and forward rely on, checked now so that a bad checkpoint fails at its
+  // load (naming the entry) rather than at the next forward.
+  FABRIC_CHECK(s.quant_type == options_.quant_type, ValueError, "Linear4bit: ", key, " holds ",
                s.quant_type, " weights but this layer is ", options_.quant_type);
   FABRIC_CHECK(s.shape == Shape({options_.out_features, options_.in_features}), ShapeError,
-               "Linear4bit: the checkpoint's quant_state shape ", shape_str(s.shape),
-               " differs from (", options_.out_features, ", ", options_.in_features, ")");
-  FABRIC_CHECK(s.nested == state_.nested, ValueError,
-               "Linear4bit: the checkpoint's double quantization (", s.nested,
-               ") differs from this layer's (", state_.nested, ")");
-  s.absmax = own_tensor("weight_absmax");
+               "Linear4bit: ", key, ": the quant state's shape ", shape_str(s.shape),
+               " differs from this layer's (", options_.out_features, ", ", options_.in_features,
+               ")");
+  FABRIC_CHECK(s.nested == options_.compress_statistics, ValueError, "Linear4bit: ", key,
+               ": the checkpoint's double quantization (", s.nested ? "on" : "off",
+               ") differs from this layer's (", options_.compress_statistics ? "on" : "off", ")");
+  FABRIC_CHECK(s.blocksize >= 32 && s.blocksize <= 4096 && (s.blocksize & (s.blocksize - 1)) == 0,
+               ValueError, "Linear4bit: ", key, ": blocksize ", s.blocksize,
+               " (expected a power of two from 32 to 4096)");
+  FABRIC_CHECK(s.dtype == DType::float32 || s.dtype == DType::float16 || s.dtype == DType::bfloat16,
+               DTypeError, "Linear4bit: ", key, ": dtype ", dtype_name(s.dtype),
+               " (expected float32, float16 or bfloat16, the dtype the weight dequantizes to)");
+  const int64_t n = s.numel();
+  FABRIC_CHECK(packed.defined() && packed.dtype() == DType::uint8 && packed.numel() == (n + 1) / 2,
+               ShapeError, "Linear4bit: ", prefix, "weight is a ",
+               packed.defined() ? dtype_name(packed.dtype()) : "missing", " tensor of ",
+               packed.defined() ? packed.numel() : 0, " elements (expected ", (n + 1) / 2,
+               " uint8 bytes: ", n, " packed 4-bit codes)");
+  const int64_t nblocks = ceil_div(n, s.blocksize);
+  FABRIC_CHECK(absmax.defined() && absmax.numel() == nblocks, ShapeError, "Linear4bit: ", prefix,
+               "weight.absmax holds ", absmax.defined() ? absmax.numel() : 0,
+               " values, but the quant state (", n, " weights in blocks of ", s.blocksize,
+               ") needs ", nblocks);
   if (s.nested) {
-    s.nested_absmax = own_tensor("weight_nested_absmax");
-    s.nested_code = own_tensor("weight_nested_quant_map");
+    FABRIC_CHECK(s.nested_blocksize >= 1, ValueError, "Linear4bit: ", key, ": nested_blocksize ",
+                 s.nested_blocksize, " (expected a positive blocksize, bitsandbytes' 256)");
+    const int64_t nested_blocks = ceil_div(nblocks, s.nested_blocksize);
+    FABRIC_CHECK(nested_absmax.defined() && nested_absmax.numel() == nested_blocks, ShapeError,
+                 "Linear4bit: ", prefix, "weight.nested_absmax holds ",
+                 nested_absmax.defined() ? nested_absmax.numel() : 0, " values, but ", nblocks,
+                 " absmax codes in nested blocks of ", s.nested_blocksize, " need ", nested_blocks);
+    FABRIC_CHECK(nested_code.defined() && nested_code.numel() == 256, ShapeError,
+                 "Linear4bit: ", prefix, "weight.nested_quant_map holds ",
+                 nested_code.defined() ? nested_code.numel() : 0,
+                 " values (expected the 256 of the 8-bit code)");
+    s.nested_absmax = nested_absmax;
+    s.nested_code = nested_code;
   }
-  weight = own_tensor("weight");
+  s.absmax = absmax;
+  return s;
+}
+
+void Linear4bit::read_quant_state(const std::string& prefix) const {
+  const bool nested = options_.compress_statistics;
+  const Tensor blob = own_tensor(json_key(options_.quant_type));
+  QuantState4bit s =
+      checked_quant_state(prefix, blob, own_tensor("weight"), own_tensor("weight_absmax"),
+                          nested ? own_tensor("weight_nested_absmax") : Tensor(),
+                          nested ? own_tensor("weight_nested_quant_map") : Tensor());
+  // Only a state that passed every check replaces the current one.
   state_ = std::move(s);
-  synced_blob_ = own_tensor(json_key(options_.quant_type));
-  synced_version_ = synced_blob_.storage()->version();
+  synced_blob_ = blob;
+  synced_version_ = blob.storage()->version();
+}
+
+void Linear4bit::sync_quant_state(const std::string& prefix) {
+  read_quant_state(prefix);
+  weight = own_tensor("weight");
+}
+
+const QuantState4bit& Linear4bit::synced_state() const {
+  // A load_state_dict (or Fabric::load) wrote new quant-state tensors since the last read: the
+  // getters describe what was loaded, not the weights before it.
+  if (quant_state_changed()) read_quant_state("");
+  return state_;
 }
 
 void Linear4bit::prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const {
@@ -181,6 +262,7 @@ void Linear4bit::prepare_loaded_state(const std::string& prefix, nn::StateDict& 
   const Tensor* w = state.find(prefix + "weight");
   if (w == nullptr || !w->defined() || !is_floating(w->dtype()) ||
       w->sizes() != Shape({options_.out_features, options_.in_features})) {
+    check_loaded_quant_state(prefix, state);
     return;
   }
   NoGradGuard no_grad;
@@ -196,11 +278,46 @@ void Linear4bit::prepare_loaded_state(const std::string& prefix, nn::StateDict& 
   state.insert(prefix + "weight.quant_state.bitsandbytes__" + options_.quant_type, quant_state_json_tensor(q.state));
 }
 
+void Linear4bit::check_loaded_quant_state(const std::string& prefix,
+                                          const nn::StateDict& state) const {
+  // A quantized checkpoint: its quant state is checked here, before load_state_dict copies
+  // anything, so that a malformed one fails the load and leaves the layer as it was (a plain load
+  // has no hook after the copy). An entry the state lacks is the layer's own, as after a
+  // non-strict partial load; the packed weight and the code table have fixed shapes, which the
+  // load itself checks.
+  const std::string other = options_.quant_type == "nf4" ? "fp4" : "nf4";
+  const Tensor* other_blob = state.find(prefix + "weight.quant_state.bitsandbytes__" + other);
+  FABRIC_CHECK(other_blob == nullptr || !other_blob->defined(), ValueError, "Linear4bit: ", prefix,
+               "weight.quant_state.bitsandbytes__", other, ": the checkpoint holds ", other,
+               " weights but this layer is ", options_.quant_type);
+  const bool nested = options_.compress_statistics;
+  bool any = false;
+  auto entry = [&](const std::string& key, const char* own) {
+    const Tensor* t = state.find(prefix + key);
+    if (t == nullptr || !t->defined()) return own_tensor(own);
+    any = true;
+    return *t;
+  };
+  Tensor blob = entry("weight.quant_state.bitsandbytes__" + options_.quant_type,
+                      json_key(options_.quant_type).c_str());
+  // The load converts a 1-D blob of another integer dtype to uint8; so does the check.
+  if (blob.dim() == 1 && blob.dtype() != DType::uint8 && !is_floating(blob.dtype())) {
+    blob = blob.to(DType::uint8);
+  }
+  const Tensor absmax = entry("weight.absmax", "weight_absmax");
+  const Tensor nested_absmax =
+      nested ? entry("weight.nested_absmax", "weight_nested_absmax") : Tensor();
+  if (!any) return;  // nothing of the quant state loads
+  (void)checked_quant_state(prefix, blob, own_tensor("weight"), absmax, nested_absmax,
+                            nested ? own_tensor("weight_nested_quant_map") : Tensor());
+}
+
 Tensor Linear4bit::dequantized_weight() const {
+  const QuantState4bit& state = synced_state();
   NoGradGuard no_grad;
   // Straight into the compute dtype, rounded through the state's dtype first as the reference's
   // dequantize-then-cast is (float16 -> bfloat16 rounds twice), in one pass.
-  return dequantize_4bit(weight, state_, options_.compute_dtype);
+  return dequantize_4bit(weight, state, options_.compute_dtype);
 }
 
 Tensor Linear4bit::forward(const Tensor& x) {
@@ -219,8 +336,9 @@ Tensor Linear4bit::forward(const Tensor& x) {
 }
 
 int64_t Linear4bit::quantized_weight_bytes() const {
-  int64_t n = weight.nbytes() + state_.absmax.nbytes() + 16 * 4;
-  if (state_.nested) n += state_.nested_absmax.nbytes() + 256 * 4;
+  const QuantState4bit& state = synced_state();
+  int64_t n = weight.nbytes() + state.absmax.nbytes() + 16 * 4;
+  if (state.nested) n += state.nested_absmax.nbytes() + 256 * 4;
   return n;
 }
 

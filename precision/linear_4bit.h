@@ -36,16 +36,22 @@ class Linear4bit : public nn::Module {
   // (..., in_features) -> (..., out_features) in x's dtype, computed in compute_dtype.
   Tensor forward(const Tensor& x) override;
   // The weight as the layer sees it: dequantized, (out_features, in_features), compute dtype.
+  // This and the other getters describe the loaded weights right after a load_state_dict or
+  // Fabric::load (they re-read a changed quant state first, as forward does).
   Tensor dequantized_weight() const;
   std::string type_name() const override { return "Linear4bit"; }
   bool ddp_broadcasts_buffers() const override { return false; }  // fixed by the quantization
   std::string extra_repr() const override;
   const Linear4bitOptions& options() const { return options_; }
-  const QuantState4bit& quant_state() const { return state_; }
+  const QuantState4bit& quant_state() const { return synced_state(); }
   // Bytes held by the quantized weight: packed codes + absmax (+ nested absmax) + code tables.
   int64_t quantized_weight_bytes() const;
-  // Re-reads the quant state from the registered tensors (after load_state_dict replaced them).
-  void sync_quant_state();
+  // Re-reads the quant state from the registered tensors (after load_state_dict replaced them),
+  // checked against everything forward needs (quant type, shape, blocksize, dtype, double
+  // quantization, the lengths of the packed weight, absmax and nested absmax): a ValueError,
+  // ShapeError or DTypeError naming `prefix` + the entry's key otherwise, with the layer's state
+  // left as it was. `prefix`: the layer's key prefix in the loaded state dict, for messages.
+  void sync_quant_state(const std::string& prefix = "");
 
   Tensor weight;  // uint8 ((out * in + 1) / 2, 1), frozen
   Tensor bias;    // (out_features) float32, undefined when bias = false
@@ -53,17 +59,34 @@ class Linear4bit : public nn::Module {
  private:
   // A float weight of the original (out_features, in_features) shape in a loaded state dict (the
   // unconverted model's checkpoint) is quantized, as at conversion, before it loads.
+  // A quantized checkpoint's quant state is checked there too (check_loaded_quant_state), before
+  // anything is copied.
   void prepare_loaded_state(const std::string& prefix, nn::StateDict& state) const override;
+  void check_loaded_quant_state(const std::string& prefix, const nn::StateDict& state) const;
   Linear4bit(const Linear4bitOptions& options, int);  // an empty shell for from_linear
   void set_quantized(Quantized4bit q);
 
+  // The state the registered tensors hold: blob (the quant_state JSON), packed weight, absmax and
+  // nested absmax / code (undefined when not nested), each checked (see sync_quant_state).
+  QuantState4bit checked_quant_state(const std::string& prefix, const Tensor& blob,
+                                     const Tensor& packed, const Tensor& absmax,
+                                     const Tensor& nested_absmax, const Tensor& nested_code) const;
+  // state_, re-read first when a load changed the registered tensors. The getters are const, and a
+  // plain load_state_dict has no hook after the copy, so the re-read happens lazily here (hence
+  // the mutable members below); it is not synchronised: a layer is not read from two threads
+  // while another loads into it.
+  const QuantState4bit& synced_state() const;
+  // Reads the registered tensors into state_ (the const part of sync_quant_state).
+  void read_quant_state(const std::string& prefix) const;
+
   Linear4bitOptions options_;
-  QuantState4bit state_;
+  mutable QuantState4bit state_;
   // The quant_state blob state_ was read from, and its storage version then: a load_state_dict
-  // writes into it (a new version) or, for a blob of another length, replaces it (a new tensor).
+  // writes into it (a new version) or, for a blob of another length, replaces it (a new tensor);
+  // a load of statistics of another length replaces absmax / nested absmax (new tensors too).
   bool quant_state_changed() const;
-  Tensor synced_blob_;
-  uint64_t synced_version_ = 0;
+  mutable Tensor synced_blob_;
+  mutable uint64_t synced_version_ = 0;
 };
 
 // The quant_state JSON blob we write is padded to this many bytes (bitsandbytes writes it

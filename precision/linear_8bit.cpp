@@ -98,10 +98,19 @@ void Linear8bitLt::prepare_loaded_state(const std::string& prefix, nn::StateDict
   state.insert(prefix + "weight_format", zeros({}, {.dtype = DType::uint8}));
 }
 
+namespace {
+
+// The trainable weight as the int8 path reads it: bitsandbytes' MatMul8bitLt quantizes
+// B.to(float16) on every forward (spec §7: the int8 modes compute in fp16), whatever dtype
+// Module::to gave the weight. The float16 weight that conversion gives is unchanged by the cast.
+Tensor fp16_weight_of(const Tensor& weight) { return weight.detach().to(DType::float16); }
+
+}  // namespace
+
 Tensor Linear8bitLt::dequantized_weight() const {
   NoGradGuard no_grad;
   if (options_.has_fp16_weights) {
-    Int8RowQuant q = int8_vectorwise_quant(weight.detach(), 0.0);
+    Int8RowQuant q = int8_vectorwise_quant(fp16_weight_of(weight), 0.0);
     return int8_vectorwise_dequant(q.CA, q.SCA);
   }
   return int8_vectorwise_dequant(weight, SCB);
@@ -113,12 +122,14 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
                shape_str(x.sizes()));
   const DType in_dtype = x.dtype();
   const Tensor x16 = cast_floating(x, DType::float16);
-  Tensor CB, scb;
+  Tensor CB, scb, w16;
   {
     NoGradGuard no_grad;
     if (options_.has_fp16_weights) {
-      // int8-training: the fp16 weight is re-quantized on every forward; SCB follows it.
-      Int8RowQuant q = int8_vectorwise_quant(weight.detach(), 0.0);
+      // int8-training: the weight is re-quantized on every forward, from float16 as bitsandbytes
+      // does (also after Module::to(float32/float64)); SCB follows it.
+      w16 = fp16_weight_of(weight);
+      Int8RowQuant q = int8_vectorwise_quant(w16, 0.0);
       CB = q.CA;
       SCB.copy_(q.SCA);
     } else {
@@ -131,9 +142,9 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
   {
     NoGradGuard no_grad;
     // int8-training's outlier columns use the trainable fp16 weight itself (spec §7 step 4).
-    out = int8_linear_forward(
-        x16.detach(), CB, scb, bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
-        options_.threshold, options_.has_fp16_weights ? weight.detach() : Tensor(), &x_outliers);
+    out = int8_linear_forward(x16.detach(), CB, scb,
+                              bias.defined() ? bias.detach().to(DType::float16) : Tensor(),
+                              options_.threshold, w16, &x_outliers);
   }
   const bool w_grad = options_.has_fp16_weights && weight.requires_grad();
   const bool need = grad_enabled() && (x16.requires_grad() || (bias.defined() && bias.requires_grad()) || w_grad);
@@ -171,12 +182,15 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
             // (no threshold), the int8 GEMM over the rows, mm_dequant with both column
             // statistics; X's outlier columns (zero in the int8 product) get dYᵀ · X[:, cols].
             const Int8ColQuant gq = int8_colwise_quant(go[0].to(DType::float16).reshape({-1, N}));
-            Tensor dw = int8_mm_dequant(int8_matmul(gq.CAt, xq.CAt), gq.SCAt, xq.SCAt, w_dtype);
+            // Rounded once to the weight's dtype; a float64 weight (Module::to) gets the float32
+            // result, exactly widened (the int8 dequantization has no float64 output).
+            const DType dw_dtype = w_dtype == DType::float64 ? DType::float32 : w_dtype;
+            Tensor dw = int8_mm_dequant(int8_matmul(gq.CAt, xq.CAt), gq.SCAt, xq.SCAt, dw_dtype);
             if (cols.defined()) {
               // dW's outlier columns are exactly 0 here, so the sum is the product rounded once.
-              dw = index_add(dw, 1, cols, matmul(dy.t(), sub_x.to(DType::float32)).to(w_dtype));
+              dw = index_add(dw, 1, cols, matmul(dy.t(), sub_x.to(DType::float32)).to(dw_dtype));
             }
-            g[2] = dw;
+            g[2] = dw.to(w_dtype);
           }
           return g;
         });

@@ -38,7 +38,9 @@ class Linear8bitLt : public nn::Module {
   const Linear8bitLtOptions& options() const { return options_; }
   int64_t quantized_weight_bytes() const;
 
-  Tensor weight;  // int8 (out, in) frozen, or fp16 (out, in) trainable
+  // int8 (out, in) frozen, or fp16 (out, in) trainable; a trainable weight that Module::to made
+  // another float dtype is cast back to fp16 for each forward's quantization, as bitsandbytes does.
+  Tensor weight;
   Tensor bias;    // float32 (out) or undefined
   Tensor SCB;     // float32 (out): per-row absmax of the fp16 weight
 

@@ -2,11 +2,12 @@
 // weights with input gradients, bitsandbytes' key layout, convert_module rules, and QLoRA
 // (nf4-dq GPT + LoRA) through Fabric lowering the loss, with the quantized bytes per weight.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <unistd.h>
+#include <functional>
 
 #include "autograd/autograd.h"
 #include "nn/gpt.h"
@@ -17,10 +18,10 @@
 #include "precision/linear_4bit.h"
 #include "precision/linear_8bit.h"
 #include "runtime/fabric.h"
-#include "tensor/safetensors.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/safetensors.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -215,6 +216,126 @@ TEST(Linear4bitTest, LoadedNestedQuantMapIsTheCodeUsed) {
   Generator gen(7);
   const Tensor x = randn({3, 64}, {.dtype = DType::float32}, &gen);
   EXPECT_EQ(b->forward(x).to_vector<float>(), a->forward(x).to_vector<float>());
+}
+
+// After Fabric::load (a plain load_state_dict) of a checkpoint of the same layout, a Linear4bit's
+// getters describe the loaded weights before any forward: the nested offset lives only in the
+// quant_state blob, which the layer re-reads when asked.
+TEST(Linear4bitTest, GettersSeeAFabricLoadBeforeAnyForward) {
+  manual_seed(1);
+  auto a = nn::make<nn::MLP>({.sizes = {300, 70}});
+  BitsandbytesPrecision("nf4-dq").convert_module(*a);
+  manual_seed(2);
+  auto b = nn::make<nn::MLP>({.sizes = {300, 70}});
+  BitsandbytesPrecision("nf4-dq").convert_module(*b);
+  const auto* la = dynamic_cast<Linear4bit*>(a->get_submodule("layers.0").get());
+  const auto* lb = dynamic_cast<Linear4bit*>(b->get_submodule("layers.0").get());
+  ASSERT_TRUE(la != nullptr && lb != nullptr);
+  ASSERT_NE(la->quant_state().nested_offset, lb->quant_state().nested_offset);
+  const std::string dir = testing::TempDir() + "bnb_getters_" + std::to_string(::getpid());
+  Fabric fab;
+  fab.save(dir, {{"model", a}});
+  fab.load(dir, {{"model", b}});
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(lb->dequantized_weight().to_vector<float>(),
+            la->dequantized_weight().to_vector<float>());
+  EXPECT_EQ(lb->quant_state().nested_offset, la->quant_state().nested_offset);
+}
+
+// load_bnb_state_dict, and a plain load_state_dict, refuse a quant state that the next forward
+// could not use, naming the entry and what was expected; the refused load changes nothing.
+TEST(Linear4bitTest, MalformedQuantStateFailsAtTheLoadAndChangesNothing) {
+  auto json = [](const std::string& text) {
+    return from_vector(std::vector<uint8_t>(text.begin(), text.end()), {int64_t(text.size())});
+  };
+  const std::string blob_key = "layers.0.weight.quant_state.bitsandbytes__nf4";
+  // layers.0 is 33 x 70: 2310 weights, 37 blocks of 64 (73 of 32), one nested block of 256.
+  auto model = [](const char* mode, uint64_t seed) {
+    manual_seed(seed);
+    auto m = nn::make<nn::MLP>({.sizes = {70, 33, 5}, .activation = "relu"});
+    BitsandbytesPrecision(mode).convert_module(*m);
+    return m;
+  };
+  struct Case {
+    std::string name;
+    const char* mode;
+    std::string key;  // the entry replaced
+    Tensor value;
+    std::string error;  // "shape" | "value" | "dtype"
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {"blocksize 100",
+       "nf4",
+       blob_key,
+       json(R"({"quant_type": "nf4", "blocksize": 100, "dtype": "float16", "shape": [33, 70]})"),
+       "value",
+       {blob_key, "blocksize 100", "power of two from 32 to 4096"}},
+      {"dtype int8",
+       "nf4",
+       blob_key,
+       json(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "int8", "shape": [33, 70]})"),
+       "dtype",
+       {blob_key, "dtype int8", "float32, float16 or bfloat16"}},
+      {"blocksize 32 with the absmax of 64",
+       "nf4",
+       blob_key,
+       json(R"({"quant_type": "nf4", "blocksize": 32, "dtype": "float16", "shape": [33, 70]})"),
+       "shape",
+       {"layers.0.weight.absmax", "holds 37 values", "blocks of 32", "needs 73"}},
+      {"absmax of 1000 values",
+       "nf4",
+       "layers.0.weight.absmax",
+       zeros({1000}),
+       "shape",
+       {"layers.0.weight.absmax", "holds 1000 values", "needs 37"}},
+      {"empty nested absmax",
+       "nf4-dq",
+       "layers.0.weight.nested_absmax",
+       zeros({0}),
+       "shape",
+       {"layers.0.weight.nested_absmax", "holds 0 values", "need 1"}},
+      {"nested blocksize 32 with the nested absmax of 256",
+       "nf4-dq",
+       blob_key,
+       json(R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [33, 70], )"
+            R"("nested_blocksize": 32, "nested_dtype": "float32", "nested_offset": 0.05})"),
+       "shape",
+       {"layers.0.weight.nested_absmax", "holds 1 values", "nested blocks of 32", "need 2"}},
+  };
+  Generator gen(3);
+  const Tensor x = randn({2, 70}, {.dtype = DType::float32}, &gen);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    nn::StateDict bad = model(c.mode, 1)->state_dict();
+    bad.insert(c.key, c.value);
+    const auto target = model(c.mode, 2);
+    const nn::StateDict before = target->state_dict();
+    std::vector<std::vector<double>> values;
+    for (const auto& [k, t] : before) values.push_back(t.to(DType::float64).to_vector<double>());
+    const std::vector<float> y = target->forward(x).to_vector<float>();
+    const std::function<void()> loads[] = {
+        [&] { precision::load_bnb_state_dict(*target, bad); },
+        [&] { target->load_state_dict(bad); },
+    };
+    for (const auto& load : loads) {
+      std::string msg;
+      if (c.error == "shape") msg = thrown<ShapeError>(load);
+      if (c.error == "value") msg = thrown<ValueError>(load);
+      if (c.error == "dtype") msg = thrown<DTypeError>(load);
+      for (const auto& part : c.message) EXPECT_CONTAINS(msg, part);
+      // Nothing was copied: the layer holds, reports and computes what it did.
+      const nn::StateDict after = target->state_dict();
+      ASSERT_EQ(after.keys(), before.keys());
+      size_t i = 0;
+      for (const auto& [k, t] : after) {
+        EXPECT_EQ(t.to(DType::float64).to_vector<double>(), values[i++]) << k;
+      }
+      const auto* l = dynamic_cast<Linear4bit*>(target->get_submodule("layers.0").get());
+      EXPECT_EQ(l->quant_state().blocksize, 64);
+      EXPECT_EQ(target->forward(x).to_vector<float>(), y);
+    }
+  }
 }
 
 TEST(BitsandbytesPrecisionTest, ConvertModuleIgnoreModulesAndErrors) {

@@ -65,6 +65,31 @@ TEST_P(Linear4bitOtherBlocksize, AbsmaxThatDoesNotFitTheQuantStateIsRefused) {
   EXPECT_CONTAINS(msg, "absmax");
 }
 
+// The getters describe the loaded checkpoint at once, not only after the next forward (a plain
+// load_state_dict, as Fabric::load, has no hook after its copy; each getter re-reads a changed
+// quant state itself). Each getter is asked first on a layer of its own.
+TEST_P(Linear4bitOtherBlocksize, GettersSeeTheLoadedStateBeforeAnyForward) {
+  const bool nested = GetParam();
+  const auto saved = layer(nested, 128, 1);
+  const nn::StateDict sd = saved->state_dict();
+  auto loaded = [&] {
+    auto target = layer(nested, 64, 2);
+    target->load_state_dict(sd);
+    return target;
+  };
+  EXPECT_EQ(loaded()->quant_state().blocksize, 128);
+  EXPECT_EQ(loaded()->quant_state().absmax.numel(), 512);
+  if (nested) {
+    EXPECT_EQ(loaded()->quant_state().nested_offset, saved->quant_state().nested_offset);
+    EXPECT_EQ(loaded()->quant_state().nested_absmax.numel(), 2);
+  }
+  EXPECT_EQ(loaded()->quantized_weight_bytes(), saved->quantized_weight_bytes());
+  EXPECT_EQ(precision::quantized_footprint(*loaded()).bytes,
+            precision::quantized_footprint(*saved).bytes);
+  EXPECT_EQ(loaded()->dequantized_weight().to_vector<float>(),
+            saved->dequantized_weight().to_vector<float>());
+}
+
 INSTANTIATE_TEST_SUITE_P(Nested, Linear4bitOtherBlocksize, ::testing::Bool());
 
 }  // namespace
