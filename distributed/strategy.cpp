@@ -40,10 +40,11 @@ Shape with_leading(int64_t n, const Shape& rest) {
   return s;
 }
 
-// A tensor's dtype and shape as one small int64 record, [dtype, ndim, size 0, ..., size 7], for
+// A tensor's dtype and shape as one small int64 record, [dtype, ndim, size 0, ..., size 31], for
 // the collectives that must know other ranks' tensors before moving any data. ndim is recorded as
-// it is (so that every rank can refuse a tensor of more dims alike); only the first sizes fit.
-constexpr int64_t kMaxDims = 8;
+// it is (so that every rank refuses a tensor of more dims alike, after the exchange: a rank that
+// refused before it would leave the others waiting); only the first sizes fit.
+constexpr int64_t kMaxDims = 32;
 constexpr int64_t kRecordLength = kMaxDims + 2;
 
 Tensor shape_record(const Tensor& t) {
@@ -185,14 +186,16 @@ Tensor Strategy::all_reduce(const Tensor& t, ReduceOp op) const {
 }
 
 // Every rank's dtype and shape, so that mismatches become clear errors instead of garbage.
-std::vector<std::pair<int64_t, Shape>> Strategy::gather_shapes(const Tensor& t, const char* op) const {
-  FABRIC_CHECK(t.dim() <= kMaxDims, ValueError, op, ": tensors of more than ", kMaxDims, " dims are not supported");
+std::vector<std::pair<int64_t, Shape>> Strategy::gather_shapes(const Tensor& t,
+                                                               const char* op) const {
   const Tensor meta = shape_record(t);
   Tensor all = empty({world_size() * kRecordLength}, {.dtype = DType::int64});
   staged_all_gather(*pg_, all, meta);
   std::vector<std::pair<int64_t, Shape>> out;
   for (int r = 0; r < world_size(); ++r) {
     const int64_t* a = all.data<int64_t>() + r * kRecordLength;
+    FABRIC_CHECK(a[1] <= kMaxDims, ValueError, op, ": rank ", r, "'s tensor has ", a[1],
+                 " dims; at most ", kMaxDims, " are supported");
     FABRIC_CHECK(a[0] == int64_t(t.dtype()), DTypeError, op, ": rank ", r, " sent a different dtype than rank ",
                  global_rank(), " (", dtype_name(t.dtype()), ")");
     out.emplace_back(a[0], Shape(a + 2, a + 2 + a[1]));

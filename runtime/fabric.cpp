@@ -2,6 +2,7 @@
 #include "runtime/fabric.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <limits>
@@ -159,12 +160,6 @@ Fabric::~Fabric() {
 }
 
 void Fabric::launch() { strategy_->launch(); }
-
-void Fabric::finish_launch() {
-  const int status = strategy_->join();
-  if (status != 0)
-    throw DistributedError("a rank started by this process exited with status " + std::to_string(status));
-}
 
 void Fabric::check_launched(const char* what) const {
   FABRIC_CHECK(!strategy_->is_distributed() || strategy_->launched(), Error, "Fabric.", what, " with ",
@@ -619,12 +614,23 @@ std::string Fabric::broadcast(const std::string& bytes, int src) const {
 Fabric::RankZeroFirst::RankZeroFirst(const Fabric& f, bool local)
     : f_(f), first_((local ? f.local_rank() : f.global_rank()) == 0) {
   f_.check_launched("rank_zero_first");
-  if (!first_) f_.barrier("rank_zero_first");
+  const auto& store = f_.strategy_->store();
+  if (!f_.strategy_->is_distributed() || !store) return;
+  // The scope's number: every rank enters the scopes in the same order, so each rank's own count
+  // names the same scope. Released through the store rather than a collective: a Gloo barrier
+  // gives up after fabric.timeout (30 min), which preparing data on rank 0 may take.
+  const int64_t n = store->add("rank_zero_first/entered/" + std::to_string(f.global_rank()), 1);
+  released_key_ = "rank_zero_first/released/" + std::to_string(n) +
+                  (local ? "/node" + std::to_string(f.node_rank()) : std::string());
+  // 30 days: the store's wire format carries waits below 49.7 days.
+  if (!first_) store->wait({released_key_}, std::chrono::hours(24 * 30));
 }
 
 Fabric::RankZeroFirst::~RankZeroFirst() noexcept(false) {
-  // Rank 0 releases the others; when it unwinds from an error they see it exit instead.
-  if (first_ && std::uncaught_exceptions() == 0) f_.barrier("rank_zero_first");
+  // Rank 0 releases the others; when it unwinds from an error they see it exit (the launcher, or
+  // the store server going with it) instead.
+  if (first_ && !released_key_.empty() && std::uncaught_exceptions() == 0)
+    f_.strategy_->store()->set(released_key_, distributed::Bytes{1});
 }
 
 Fabric::NoBackwardSync::NoBackwardSync(Fabric& f, FabricModule& m, bool enabled) : f_(f), m_(m), enabled_(enabled) {

@@ -107,20 +107,15 @@ class Fabric {
   // Watches the processes it started: when one fails, the others are killed and this process
   // exits with the failing rank's status. One process: nothing to do. Idempotent.
   void launch();
-  // launch(), then fn(*this) on every rank; returns this rank's result. On rank 0 it then waits
-  // for the processes it started; if fn throws there, they are killed and the error rethrown.
+  // launch(), then fn(*this) on every rank; returns this rank's result, and every rank goes on
+  // with the program after it (collectives included), as the reference's; rank 0 waits for the
+  // processes it started when this Fabric is destroyed. If fn throws, the ranks this process
+  // started are killed and the error rethrown.
   template <class F>
   auto launch(F&& fn) -> decltype(fn(std::declval<Fabric&>())) {
     launch();
     try {
-      if constexpr (std::is_void_v<decltype(fn(*this))>) {
-        fn(*this);
-        finish_launch();
-      } else {
-        auto result = fn(*this);
-        finish_launch();
-        return result;
-      }
+      return fn(*this);
     } catch (const DistributedError&) {
       strategy_->abort(/*after_peer_failure=*/true);
       throw;
@@ -244,7 +239,13 @@ class Fabric {
    private:
     const Fabric& f_;
     bool first_;
+    // The store key rank 0 (of the node, with local) sets on leaving the scope, which the others
+    // wait for with no practical time limit; empty on one process.
+    std::string released_key_;
   };
+  // Rank 0 (of each node with local) runs the scope first; the others wait, as long as it takes
+  // (the reference's barrier with a practically infinite timeout: downloading or preparing data
+  // may outlast fabric.timeout), and fail at once when rank 0 dies.
   RankZeroFirst rank_zero_first(bool local = false) const { return RankZeroFirst(*this, local); }
   // Gradient accumulation without the all-reduce: backward inside the scope only accumulates
   // locally (both forward and backward must run inside it). No-op on one process.
@@ -304,7 +305,6 @@ class Fabric {
   void load_raw(const std::string& path, StateEntry module_or_optimizer, bool strict = true);
 
  private:
-  void finish_launch();
   void fire_after_setup(nn::Module& module);
   void connect_reductions(nn::Module& module);
   void check_launched(const char* what) const;

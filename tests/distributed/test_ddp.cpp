@@ -3,10 +3,12 @@
 // Fabric's collectives; the loss scaler's found_inf agreed across ranks.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "autograd/autograd.h"
 #include "nn/linear.h"
@@ -273,6 +275,34 @@ TEST(DDP, FabricCollectives) {
     }
     f.barrier("end");
   });
+}
+
+// rank_zero_first's waiting ranks wait as long as rank 0 takes, past fabric.timeout (a Gloo
+// barrier gave up after it, killing the run); code after launch(fn) runs on every rank, its
+// collectives included (rank 0 used to wait for its children inside launch(fn) while they waited
+// for it in the collective); a tensor of more than 8 dims gathers and broadcasts, and one past
+// the limit fails on every rank alike (the refusing rank used to leave the others waiting).
+TEST(DDP, RankZeroFirstOutlastsTheTimeoutAndCodeAfterLaunchRunsEverywhere) {
+  FabricOptions o = ddp_options();
+  o.timeout = std::chrono::seconds(8);  // long enough for a loaded machine to connect
+  Fabric fab(o);
+  const int64_t r = fab.launch([](Fabric& f) {
+    {
+      auto first = f.rank_zero_first();
+      if (f.global_rank() == 0) std::this_thread::sleep_for(std::chrono::seconds(10));
+    }
+    const Tensor nine = full({1, 1, 1, 1, 1, 1, 1, 1, 2}, double(f.global_rank()));
+    EXPECT_EQ(f.all_gather(nine).sizes(), (Shape{2, 1, 1, 1, 1, 1, 1, 1, 1, 2}));
+    EXPECT_EQ(f.broadcast(nine, 1).sizes(), nine.sizes());
+    EXPECT_EQ(sum(f.broadcast(nine, 1)).item<double>(), 2.0);
+    // 33 dims on rank 1 only: every rank hears of it at once.
+    const Tensor many = f.global_rank() == 1 ? ones(Shape(33, 1)) : ones({1});
+    EXPECT_CONTAINS(thrown<ValueError>([&] { f.all_gather(many); }),
+                    "rank 1's tensor has 33 dims; at most 32");
+    return f.global_rank();
+  });
+  const Tensor after = fab.all_reduce(scalar_tensor(double(r) + 1), "sum");
+  EXPECT_EQ(after.item<double>(), 3.0) << "rank " << r;
 }
 
 // As the reference's broadcast (src's object, whatever the others pass): every rank gets src's
