@@ -103,15 +103,19 @@ FABRIC_DERIVATIVE(norm) {
   Tensor x = saved(rec.inputs[0]), out = saved(rec.outputs[0]);
   return [a, x, out](const Grads& g) {
     Tensor gk = unreduce(g[0], a.dims, a.keepdim), nk = unreduce(out, a.dims, a.keepdim);
-    Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
     if (a.p == 0.0) return Grads{zeros_like(x)};  // counts non-zeros: piecewise constant
+    if (a.p == 2.0) {
+      // torch's x * (g / ||x||), 0 where the norm is: one pass over x (the scale is reduced-size).
+      const Tensor scale = where(eq(nk, 0.0), zeros_like(gk), div(gk, nk));
+      return Grads{mul(x, scale)};
+    }
+    Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
     if (a.p == 1.0) return Grads{mul(gk, sign)};
     if (std::isinf(a.p)) {  // the extreme |x| takes it, shared among ties
       Tensor hit = eq(abs(x), nk).to(x.dtype());
       return Grads{div(mul(mul(hit, sign), gk), sum(hit, a.dims, true))};
     }
     Tensor safe = where(eq(nk, 0.0), ones_like(nk), nk);
-    if (a.p == 2.0) return Grads{where(eq(nk, 0.0), zeros_like(x), mul(x, div(gk, safe)))};
     // x |x|^(p-2) / ||x||^(p-1); for p < 1, |x|^(p-1) is infinite at x = 0, where torch's
     // norm_backward takes the gradient as 0 (not sign(0) * inf = NaN).
     Tensor num = mul(sign, pow(abs(x), a.p - 1.0));
@@ -132,9 +136,9 @@ FABRIC_DERIVATIVE(cumsum) {
   int64_t dim = attrs_of<DimAttrs>(rec).dim;
   return [dim](const Grads& g) {
     if (g[0].dim() == 0) return Grads{g[0]};
-    // Reverse cumulative sum: total - cumsum + g.
-    Tensor c = cumsum(g[0], dim);
-    return Grads{add(sub(sum(g[0], {dim}, true), c), g[0])};
+    // The reversed cumulative sum, summed from the far end as torch's cumsum_backward: "total -
+    // prefix + g" cancels, losing the small entries beside a large one (1e8 and ones: -7).
+    return Grads{flip(cumsum(flip(g[0], {dim}), dim), {dim})};
   };
 }
 

@@ -40,14 +40,18 @@ namespace {
 // An AttentionBackend, or -1 until the first call reads FABRIC_ATTENTION.
 std::atomic<int> g_attention_backend{-1};
 
-// t's data as (batch, heads, R, D) with the last dim contiguous: a 2-D/3-D tensor gains unit
-// dims, leading dims beyond two fold into batch (a view when their strides allow).
+// t's data as (batch, heads, R, D) with the last dim contiguous and rows apart: a 2-D/3-D tensor
+// gains unit dims, leading dims beyond two fold into batch (a view when their strides allow). Rows
+// that share memory (a query expanded over positions: stride 0; an overlapping window) are copied,
+// as a GEMM's leading dimension must cover a row.
 Tensor as_4d(const Tensor& t) {
   Tensor x = t.detach();
   if (x.dim() == 2) x = x.unsqueeze(0).unsqueeze(0);
   if (x.dim() == 3) x = x.unsqueeze(1);
   if (x.dim() > 4) x = x.reshape({-1, x.size(-3), x.size(-2), x.size(-1)});
-  if (x.stride(3) != 1 && x.size(3) > 1) x = x.contiguous();
+  const bool strided_row = x.stride(3) != 1 && x.size(3) > 1;
+  const bool rows_overlap = x.size(2) > 1 && x.stride(2) < x.size(3);
+  if (strided_row || rows_overlap) x = x.contiguous();
   return x;
 }
 

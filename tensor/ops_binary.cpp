@@ -5,6 +5,7 @@
 #include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
+#include "tensor/memory_overlap.h"
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
@@ -205,6 +206,10 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
                  shape_str(b->sizes()), ")");
   }
   check_no_internal_overlap(name, a);
+  // torch's rule: an operand that partly overlaps the written tensor (x.add_(x.t()), a shifted
+  // slice) is refused, as copy_ refuses it; one whose overlap cannot be decided (not dense) is read
+  // as a copy below.
+  if (b) check_no_partial_overlap(name, a, *b);
   if (a.numel() == 0) return a;
   if (inplace_joins_graph(name, a, {b})) {
     const Tensor result = out_of_place(op, a, b, bs, alpha).to(a.dtype());
@@ -226,7 +231,8 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
     binary_stub(a.device())(op, loop, Scalar(1), nullptr);
   } else if (b) {
     Tensor bc = operand_for_kernel(op, *b, a, ct);
-    // An operand aliasing a's memory other than as a itself would read values already written.
+    // An operand aliasing a's memory other than as a itself (an overlap too hard to decide above)
+    // would read values already written.
     const bool alias = bc.storage() == a.storage() &&
                        !(bc.dtype() == a.dtype() && bc.sizes() == a.sizes() &&
                          bc.strides() == a.strides() && bc.storage_offset() == a.storage_offset());

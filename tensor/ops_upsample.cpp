@@ -4,6 +4,7 @@
 // scale_factor (and no recompute_scale_factor, torch's default) the output size is
 // floor(in * scale) and the kernels read input o / scale, as torch's; with size they read
 // o * in / out. area, as torch, turns a scale_factor into the output size it gives.
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <sstream>
@@ -68,15 +69,20 @@ std::vector<upsample_modes::Axis> interpolate_setup(const Tensor& x, std::vector
                "interpolate: only one of size or scale_factor should be defined");
   FABRIC_CHECK(!size.empty() || !scale.empty(), ValueError,
                "interpolate: either size or scale_factor should be defined");
-  if (size.size() == 1 && dim > 0) size.assign(static_cast<size_t>(dim), size[0]);
-  if (scale.size() == 1 && dim > 0) scale.assign(static_cast<size_t>(dim), scale[0]);
-  FABRIC_CHECK(size.empty() || static_cast<int64_t>(size.size()) == dim, ValueError,
+  // torch expands a scalar to one value per spatial dim with no length check: none below 3-D,
+  // whose rank error then comes from the dispatch below.
+  const bool size_scalar = size.size() == 1, scale_scalar = scale.size() == 1;
+  const auto spatial = static_cast<size_t>(std::max<int64_t>(dim, 0));
+  if (size_scalar) size.assign(spatial, size[0]);
+  if (scale_scalar) scale.assign(spatial, scale[0]);
+  FABRIC_CHECK(size_scalar || size.empty() || static_cast<int64_t>(size.size()) == dim, ValueError,
                "interpolate: Input and output must have the same number of spatial dimensions, "
                "but got input with spatial dimensions of ",
                spatial_str(x.sizes()), " and output size of ", shape_str(size),
                ". Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size "
                "in (o1, o2, ...,oK) format.");
-  FABRIC_CHECK(scale.empty() || static_cast<int64_t>(scale.size()) == dim, ValueError,
+  FABRIC_CHECK(scale_scalar || scale.empty() || static_cast<int64_t>(scale.size()) == dim,
+               ValueError,
                "interpolate: Input and scale_factor must have the same number of spatial "
                "dimensions, but got input with spatial dimensions of ",
                spatial_str(x.sizes()), " and scale_factor of shape ", floats_str(scale),

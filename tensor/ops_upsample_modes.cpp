@@ -62,12 +62,16 @@ Tensor bicubic_axis(const Tensor& x, int64_t dim, const Axis& a, bool align_corn
   std::vector<std::vector<A>> wts(4, std::vector<A>(static_cast<size_t>(a.out)));
   for (int64_t o = 0; o < a.out; ++o) {
     // Unlike linear, cubic does not clamp a negative source position (its taps reach past it).
-    const A real =
-        align_corners ? s * static_cast<A>(o) : s * (static_cast<A>(o) + A(0.5)) - A(0.5);
-    // floorf, as torch: a float64 position rounds to float before the floor.
-    const A fl = static_cast<A>(std::floor(static_cast<float>(real)));
+    // The position is a double, as torch's CPU accumulation type for float32 (exact: s's 24 bits
+    // times o + 0.5), and so is its fraction; a float position lost the fraction's precision past
+    // 256 pixels (1920 -> 1080 moved outputs by 1e-5..1e-4).
+    const double sd = static_cast<double>(s);
+    const double real =
+        align_corners ? sd * static_cast<double>(o) : sd * (static_cast<double>(o) + 0.5) - 0.5;
+    // floorf, as torch: the position rounds to float before the floor.
+    const double fl = std::floor(static_cast<float>(real));
     A w[4];
-    cubic_weights<A>(real - fl, w);
+    cubic_weights<A>(static_cast<A>(real - fl), w);
     for (int j = 0; j < 4; ++j) {
       idx[j][o] = std::clamp<int64_t>(static_cast<int64_t>(fl) - 1 + j, 0, a.in - 1);
       wts[j][o] = w[j];

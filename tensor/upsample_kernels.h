@@ -68,19 +68,24 @@ FABRIC_HD inline A upsample_linear_ratio(int64_t in, int64_t out, bool align_cor
 
 // torch's compute_source_index_and_lambda: align_corners maps corner to corner (ratio * o),
 // otherwise pixel centres ((o + 0.5) * ratio - 0.5, clamped at 0); the last input repeats. The
-// centre's product and subtraction are one fma, as GCC contracts torch's AVX2/AVX512 build (and
-// nvcc's -fmad=true the device's): written down so that no compiler chooses (upsample_math.h).
+// source position is a double, as torch's CPU accumulation type for float32 (acc_type): exact
+// (ratio's 24 bits times o + 0.5), so no compiler's fma changes it, and the weights keep their
+// precision where a float position would not (its ulp is 2^-15 past 256 pixels; a 1920 -> 1080
+// resize moved 203 of 1080 outputs). float16/bfloat16 take it too (torch rounds their ratio and
+// weights to the half type; README).
 template <typename A>
 FABRIC_HD inline UpsampleTaps<A> upsample_linear_taps(int64_t o, int64_t in, int64_t out,
                                                       bool align_corners, A ratio) {
   if (out == in) return {o, o, A(1), A(0)};
-  A real = align_corners ? upsample::mul(ratio, static_cast<A>(o))
-                         : upsample::mul_add(ratio, static_cast<A>(o) + A(0.5), A(-0.5));
-  if (!align_corners && real < A(0)) real = A(0);
+  const double r = static_cast<double>(ratio);
+  double real =
+      align_corners ? r * static_cast<double>(o) : r * (static_cast<double>(o) + 0.5) - 0.5;
+  if (!align_corners && real < 0) real = 0;
   int64_t i0 = static_cast<int64_t>(real);
   if (i0 > in - 1) i0 = in - 1;
-  A l1 = real - static_cast<A>(i0);
-  l1 = l1 < A(0) ? A(0) : (l1 > A(1) ? A(1) : l1);
+  double frac = real - static_cast<double>(i0);
+  frac = frac < 0 ? 0 : (frac > 1 ? 1 : frac);
+  const A l1 = static_cast<A>(frac);
   return {i0, i0 + (i0 < in - 1 ? 1 : 0), A(1) - l1, l1};
 }
 

@@ -263,8 +263,10 @@ struct GeluTail {
 FABRIC_VEC_INLINE GeluTail gelu_tail(__m512 x) {
   constexpr float k = 3.125f;
   const __m512 t = _mm512_min_ps(abs_ps(x), splat(16.0f));
-  const __m512 s = _mm512_mul_ps(x, x);
-  const __m512 c = _mm512_mul_ps(splat(-0.5f), _mm512_fmsub_ps(x, x, s));
+  // Squared at most 16^2: e = exp(-128) is already 0 in float32 there, and x^2 past 2^128 would
+  // overflow to inf and turn c (inf - inf) and so gelu(x <= -2^64) into NaN.
+  const __m512 s = _mm512_mul_ps(t, t);
+  const __m512 c = _mm512_mul_ps(splat(-0.5f), _mm512_fmsub_ps(t, t, s));
   const __m512 e = exp_ps(_mm512_mul_ps(splat(-0.5f), s));
   const __m512 r0 = _mm512_rcp14_ps(_mm512_add_ps(t, splat(k)));
   const __m512 rd =

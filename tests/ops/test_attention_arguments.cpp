@@ -8,10 +8,12 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/random.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -74,6 +76,51 @@ TEST(AttentionArguments, ASingleQueryRowWithAUnitStrideRunsAsItsContiguousCopy) 
   }
   const Tensor self = scaled_dot_product_attention(q, q, q);  // S = 1 too: the output is v
   EXPECT_EQ(self.to_vector<float>(), plain.to_vector<float>());
+}
+
+// Rows sharing memory (a learned query expanded over positions: stride 0; an overlapping window of
+// one buffer) reached the fused kernels' GEMMs as a leading dimension below a row ("lda=0"): they
+// run as their contiguous copies, forward and backward, causal or not.
+TEST(AttentionArguments, RowsSharingMemoryRunAsTheirContiguousCopies) {
+  auto floats = [](const Tensor& t) { return t.to(DType::float32).to_vector<float>(); };
+  for (DType dt : {DType::float32, DType::float64, DType::float16}) {
+    for (bool causal : {false, true}) {
+      for (int which = 0; which < 3; ++which) {  // q, k or v expanded over its positions
+        const Tensor one = randn({2, 4, 1, 8}).to(dt), other = randn({2, 4, 6, 8}).to(dt);
+        auto run = [&](bool copy) {
+          Tensor leaf = one.clone().set_requires_grad(true);
+          Tensor wide = leaf.expand({2, 4, which == 0 ? 5 : 6, 8});
+          if (copy) wide = wide.contiguous();
+          const Tensor q = which == 0 ? wide : randn({2, 4, 5, 8}, {.dtype = dt});
+          Tensor y = scaled_dot_product_attention(q, which == 1 ? wide : other,
+                                                  which == 2 ? wide : other, Tensor(), 0.0, causal);
+          sum(mul(y, y)).backward();
+          return std::pair{floats(y), floats(leaf.grad())};
+        };
+        manual_seed(7);
+        const auto expected = run(true);
+        manual_seed(7);
+        const auto got = run(false);
+        const double tol = dt == DType::float16 ? 2e-3 : 1e-5;
+        ASSERT_EQ(got.first.size(), expected.first.size());
+        for (size_t i = 0; i < got.first.size(); ++i)
+          EXPECT_NEAR(got.first[i], expected.first[i], tol) << dtype_name(dt) << which << " " << i;
+        for (size_t i = 0; i < got.second.size(); ++i)
+          EXPECT_NEAR(got.second[i], expected.second[i], tol * 10) << dtype_name(dt) << which;
+      }
+      const Tensor buffer = randn({80}).to(dt);  // (20, 16) rows 3 apart
+      const Tensor window =
+          Tensor::from_storage(buffer.storage(), dt, {1, 1, 20, 16}, {0, 0, 3, 1}, 0);
+      const auto got =
+          floats(scaled_dot_product_attention(window, window, window, Tensor(), 0.0, causal));
+      const Tensor copy = window.contiguous();
+      const auto expected =
+          floats(scaled_dot_product_attention(copy, copy, copy, Tensor(), 0.0, causal));
+      ASSERT_EQ(got.size(), expected.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_NEAR(got[i], expected[i], dt == DType::float16 ? 2e-3 : 1e-5) << i;
+    }
+  }
 }
 
 }  // namespace

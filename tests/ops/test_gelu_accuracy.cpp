@@ -127,6 +127,24 @@ TEST(GeluAccuracy, SpecialValues) {
   EXPECT_EQ(d[7], 1.0f);
 }
 
+// Past 2^64 in magnitude x^2 overflows float32: the left tail was inf - inf = NaN there, forward
+// and backward, in float32 and bfloat16 (torch: 0 and 0).
+TEST(GeluAccuracy, HugeNegativeInputsGiveZero) {
+  // (float32's largest finite value would round to bfloat16's -inf: NaN there, as torch.)
+  const std::vector<float> xs{-1.9e19f, -2e19f, -1e30f, -3e38f};
+  for (DType dt : {DType::float32, DType::bfloat16}) {
+    const Tensor x = from_vector(xs).to(dt);
+    const auto y = gelu(x).to(DType::float32).to_vector<float>();
+    const auto d = activation_backward(ActGrad::gelu_erf, ones_like(x), x)
+                       .to(DType::float32)
+                       .to_vector<float>();
+    for (size_t i = 0; i < xs.size(); ++i) {
+      EXPECT_EQ(y[i], 0.0f) << dtype_name(dt) << " gelu(" << xs[i] << ")";
+      EXPECT_EQ(d[i], 0.0f) << dtype_name(dt) << " gelu'(" << xs[i] << ")";
+    }
+  }
+}
+
 TEST(GeluTanhAccuracy, ForwardDenseSweepFloat32) {
   const SweepResult r = sweep([](const Tensor& x) { return gelu(x, "tanh"); }, gelu_tanh_ref);
   report("gelu tanh", r);

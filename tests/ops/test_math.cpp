@@ -106,6 +106,24 @@ TEST(Math, NodeNamesAreTorchs) {
   for (const auto& [y, name] : cases) EXPECT_EQ(grad_fn_name(y), name);
 }
 
+// cumsum's gradient is the reversed cumulative sum summed from the far end (torch's): "total -
+// prefix + g" gave 1 + 1e8 - (1e8 + 1) = 0 where torch has 7, and lost small entries in bfloat16.
+TEST(Math, CumsumGradientKeepsSmallEntriesBesideLargeOnes) {
+  Tensor x = zeros({8});
+  x.set_requires_grad(true);
+  cumsum(x, 0).backward(vec({1e8, 1, 1, 1, 1, 1, 1, 1}, DType::float32));
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{100000008.0f, 7, 6, 5, 4, 3, 2, 1}));
+  Tensor h = zeros({8}, {.dtype = DType::bfloat16});
+  h.set_requires_grad(true);
+  cumsum(h, 0).backward(vec({1000, 1, 1, 1, 1, 1, 1, 1}, DType::bfloat16));
+  EXPECT_EQ(h.grad().to(DType::float32).to_vector<float>(),
+            (std::vector<float>{1008, 7, 6, 5, 4, 3, 2, 1}));
+  Tensor m = zeros({2, 3});
+  m.set_requires_grad(true);
+  cumsum(m, 1).backward(vec({1, 2, 3, 4, 5, 6}, DType::float32).view({2, 3}));
+  EXPECT_EQ(m.grad().to_vector<float>(), (std::vector<float>{6, 5, 3, 15, 11, 6}));
+}
+
 // d/dx of sum(d f/dx) for f = prod and sum(cumprod) with zeros in x: the first derivatives are
 // themselves differentiable there (torch 1.13's values).
 TEST(Math, ProductGradientsWithZerosDifferentiateAgain) {

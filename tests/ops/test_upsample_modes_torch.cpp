@@ -82,6 +82,14 @@ TEST(UpsampleModesTorch, ErrorsAsTorch) {
        thrown_as<NotImplementedError>,
        "Input Error: Only 3D, 4D and 5D input Tensors supported (got 3D) for the modes: nearest "
        "| linear | bilinear | bicubic | trilinear | area | nearest-exact (got bicubic)"},
+      // A single size or scale expands to no spatial dims below 3-D in torch: the rank error,
+      // not a length mismatch about "spatial dimensions of []".
+      {"scalar_scale_on_2d", [&] { interpolate(x3.select(0, 0), {}, {2.0}); },
+       thrown_as<NotImplementedError>,
+       "Input Error: Only 3D, 4D and 5D input Tensors supported (got 2D)"},
+      {"scalar_size_on_1d", [&] { interpolate(x3.select(0, 0).select(0, 0), {4}); },
+       thrown_as<NotImplementedError>,
+       "Input Error: Only 3D, 4D and 5D input Tensors supported (got 1D)"},
       {"area_align_corners",
        [&] {
          interpolate(x4, {2, 2}, {}, "area", true);

@@ -11,6 +11,7 @@
 
 #include "tensor/factory.h"
 #include "tensor/memory_overlap.h"
+#include "tensor/ops.h"
 #include "tensor/tensor.h"
 #include "tests/common/expect_error.h"
 
@@ -76,6 +77,47 @@ TEST(CopyOverlap, PartialOverlapIsRefusedIdenticalAndDisjointAreAllowed) {
     } else {
       EXPECT_NO_THROW(c.copy(x));
       EXPECT_EQ(x.to_vector<float>(), c.after);
+    }
+  }
+}
+
+// In-place arithmetic follows copy_'s rule, as torch's: an operand partly overlapping the written
+// tensor is refused before anything is written (it was read as a copy, giving values where torch
+// raises); the tensor itself, a disjoint part and an operand needing grad behave as before.
+TEST(CopyOverlap, InPlaceArithmeticRefusesAPartlyOverlappingOperand) {
+  const OverlapCase cases[] = {
+      {"x.add_(x.t())",
+       [](Tensor& x) {
+         x.narrow(0, 0, 4).view({2, 2}).add_(x.narrow(0, 0, 4).view({2, 2}).t());
+       }},
+      {"x.div_(x[0])",
+       [](Tensor& x) {
+         x.view({2, 3}).div_(x.view({2, 3})[0]);
+       }},
+      {"x.add_(x[0][0])", [](Tensor& x) { x.add_(x[0]); }},
+      {"x[1:4].sub_(x[0:3])", [](Tensor& x) { x.narrow(0, 1, 3).sub_(x.narrow(0, 0, 3)); }},
+      {"x[1:].mul_(x[:2]) broadcast",
+       [](Tensor& x) {
+         x.narrow(0, 1, 4).view({2, 2}).mul_(x.narrow(0, 0, 2));
+       }},
+      {"x.mul_(x)", [](Tensor& x) { x.mul_(x); }, {0, 1, 4, 9, 16, 25}},
+      {"x[3:].add_(x[:3])",
+       [](Tensor& x) { x.narrow(0, 3, 3).add_(x.narrow(0, 0, 3)); },
+       {0, 1, 2, 3, 5, 7}},
+  };
+  for (bool needs_grad : {false, true}) {
+    for (const auto& c : cases) {
+      SCOPED_TRACE(std::string(c.name) + (needs_grad ? " (x needs grad)" : ""));
+      Tensor leaf = arange(0, 6, 1, DType::float32).set_requires_grad(needs_grad);
+      Tensor x = needs_grad ? mul(leaf, 1.0) : leaf;
+      if (c.after.empty()) {
+        const std::string msg = thrown<ValueError>([&] { c.copy(x); });
+        EXPECT_CONTAINS(msg, "unsupported operation: some elements of the input tensor");
+        EXPECT_EQ(x.detach().to_vector<float>(), kUntouched) << "a refused op writes nothing";
+      } else {
+        EXPECT_NO_THROW(c.copy(x));
+        EXPECT_EQ(x.detach().to_vector<float>(), c.after);
+      }
     }
   }
 }
