@@ -488,11 +488,13 @@ void FullyShardedModule::reduce(Unit& u, Flat& f, int64_t why) {
     zero_grad(p, /*set_to_none=*/true);  // the unsharded gradient goes as soon as it is packed
   }
   div_(in, options_.divide_before_reduce ? world_size_ : gradient_predivide_factor(world_size_));
-  f.reduce_in = in;
   if (call_group()) calls_.record(f.reduce_call = {Call::reduce, u.index, f.index, why});
   if (shard_size_ > 1) {
+    // The group keeps `in` alive until its reduce-scatter is done, and nothing else holds it: each
+    // unit's packed unsharded gradient goes as soon as its reduction does (held to the end of
+    // backward, every unit's added up to the whole model's gradient at the backward's peak).
     f.reduce_out = empty({f.shard_numel}, {.dtype = rdt, .device = dev});
-    f.reduce_work = shard_pg_->reduce_scatter(f.reduce_out, f.reduce_in, ReduceOp::sum);
+    f.reduce_work = shard_pg_->reduce_scatter(f.reduce_out, in, ReduceOp::sum);
   } else {
     f.reduce_out = in;
     if (replicate_pg_) f.reduce_work = replicate_pg_->all_reduce(f.reduce_out, ReduceOp::sum);
@@ -584,7 +586,10 @@ void FullyShardedModule::finish_backward() {
         Tensor g = f->reduce_out;
         if (post != 1.0) div_(g, post);
         g = g.to(f->shard.device()).to(f->dtype);
-        if (g.is_same(f->reduce_out)) g = g.clone();  // reduce_out may alias reduce_in's storage
+        // Unsharded (one shard rank), reduce_out is the packed buffer the parameters' gradients
+        // were copied into: the shard's gradient gets its own. A reduce-scatter's output is
+        // already the shard's alone.
+        if (g.is_same(f->reduce_out) && shard_size_ == 1) g = g.clone();
         const Tensor current = f->shard.grad();
         if (current.defined()) {
           Tensor acc = current;
@@ -626,7 +631,6 @@ void FullyShardedModule::reset_backward() {
       f->pending = f->trainable ? static_cast<int64_t>(f->params.size()) : 0;
       f->reduced = false;
       f->local_grad = false;
-      f->reduce_in = Tensor();
       f->reduce_out = Tensor();
       f->reduce_work.reset();
     }

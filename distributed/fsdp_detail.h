@@ -31,7 +31,7 @@ struct FullyShardedModule::Flat {
   int64_t pending = 0;              // parameters still waiting for their gradient
   bool reduced = false;
   bool local_grad = false;          // a parameter had a gradient when this rank packed them
-  Tensor reduce_in, reduce_out;
+  Tensor reduce_out;
   WorkPtr reduce_work;
   fsdp_detail::Call reduce_call;  // of reduce_work (errors name it)
 };

@@ -23,6 +23,10 @@ Tensor clip_sharded_grad_norm(optim::Optimizer& optimizer, const std::function<b
                " clip_gradients: norm_type ", norm_type,
                " is not supported over sharded gradients (a positive p-norm or inf is)");
   double sharded = 0, replicated = 0;
+  // The inf-norm's max keeps a NaN (std::max(acc, NaN) is acc: a NaN gradient went unnoticed).
+  auto nan_max = [](double a, double b) {
+    return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
+  };
   std::vector<Tensor> grads;
   DType dt = DType::float32;
   bool first = true;
@@ -35,9 +39,17 @@ Tensor clip_sharded_grad_norm(optim::Optimizer& optimizer, const std::function<b
     first = false;
     grads.push_back(grad);
     if (grad.numel() == 0) continue;
-    const double n = norm(grad.detach().to(DType::float64), norm_type).item<double>();
+    // In the gradient's precision (float32 for the half types), as torch's clip_grad_norm_ and
+    // the one-process path: a p-norm whose terms overflow there is inf here too (and raises), not
+    // a finite float64 value that only the sharded strategies would clip with.
+    const bool f64 = grad.dtype() == DType::float64;
+    const double n =
+        norm(grad.detach().to(f64 ? DType::float64 : DType::float32), norm_type).item<double>();
+    const double term =
+        f64 ? std::pow(n, norm_type)
+            : static_cast<double>(std::pow(static_cast<float>(n), static_cast<float>(norm_type)));
     double& acc = is_shard(p) ? sharded : replicated;
-    acc = inf ? std::max(acc, n) : acc + std::pow(n, norm_type);
+    acc = inf ? nan_max(acc, n) : acc + term;
   }
   if (group) {
     // A host scalar (the norm terms were summed in double here): staged under NCCL.
@@ -45,7 +57,7 @@ Tensor clip_sharded_grad_norm(optim::Optimizer& optimizer, const std::function<b
     staged_all_reduce(*group, reduced, inf ? ReduceOp::max : ReduceOp::sum);
     sharded = reduced.item<double>();
   }
-  const double total_p = inf ? std::max(sharded, replicated) : sharded + replicated;
+  const double total_p = inf ? nan_max(sharded, replicated) : sharded + replicated;
   const Tensor total = scalar_tensor(inf ? total_p : std::pow(total_p, 1.0 / norm_type), {.dtype = dt});
   return optim::scale_by_clip_coefficient(grads, total, max_norm, norm_type, error_if_nonfinite);
 }

@@ -3,6 +3,7 @@
 // in fresh pages). Size classes keep the rounding waste under 1/8 of a request.
 #include "tensor/allocator.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -123,6 +124,10 @@ class CachingCpuAllocator final : public Allocator {
     }
     stats_.reserved_bytes -= cached_bytes_;
     cached_bytes_ = 0;
+    // Blocks below glibc's mmap threshold go back to its arenas, not to the system: trimming
+    // returns those pages too, as torch.cuda.empty_cache's memory becomes free for others (100k
+    // freed 1 KiB tensors kept 135 MB of RSS without it).
+    malloc_trim(0);
   }
 
  private:

@@ -58,6 +58,20 @@ Tensor fresh(const char* op, const Shape& shape, const TensorOptions& opts) {
   return empty(shape, {.dtype = opts.dtype, .device = opts.device});
 }
 
+// The largest finite value of a float dtype uniform_ fills.
+double largest_finite(DType t) {
+  switch (t) {
+    case DType::float64:
+      return std::numeric_limits<double>::max();
+    case DType::float16:
+      return 65504.0;
+    case DType::bfloat16:
+      return 3.3895313892515355e38;
+    default:
+      return std::numeric_limits<float>::max();
+  }
+}
+
 }  // namespace
 
 Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
@@ -66,6 +80,15 @@ Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
   check_no_internal_overlap("uniform_", t);  // an expanded view: torch refuses it, as copy_
   FABRIC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
                "uniform_: expects a finite range [from, to) with from <= to, got from=", low, ", to=", high);
+  // torch's bounds: both ends and the width representable in the dtype (a wider range filled
+  // infinities and NaNs).
+  const double top = largest_finite(t.dtype());
+  FABRIC_CHECK(low >= -top && high <= top, ValueError, "uniform_: ", low < -top ? "from" : "to",
+               " is out of bounds for ", dtype_name(t.dtype()), " (from=", low, ", to=", high,
+               "; the dtype holds [", -top, ", ", top, "])");
+  FABRIC_CHECK(high - low <= top, ValueError, "uniform_: expects to-from <= the largest ",
+               dtype_name(t.dtype()), " (", top, "), but found to=", high, " and from=", low,
+               " which result in to-from to exceed the limit");
   const Tensor history = inplace_joins_graph("uniform_", t, {}) ? overwritten_history(t) : Tensor();
   fill_random(t, {.dist = RandomDist::uniform, .a = low, .b = high}, gen);
   if (history.defined()) rebase_history(t, history);

@@ -131,6 +131,46 @@ TEST(FSDP, ABackwardThatRaisesLeavesNoStateBehind) {
   EXPECT_EQ(max_rel_diff(after_failure, clean), 0.0) << "rank " << fab.global_rank();
 }
 
+// Each unit's packed unsharded gradient goes as soon as its reduce-scatter does, so the backward's
+// peak grows by a few units' worth, not by the whole model's gradient (held to the end of backward,
+// the packed buffers and a copy of each shard had added twice the model's bytes); and the
+// inf-norm clip of a NaN gradient raises as on one process (the sharded max dropped the NaN and
+// stepped the weights into NaN).
+TEST(FSDP, BackwardPeakHoldsAFewUnitsAndClippingSeesNaN) {
+  Fabric fab(fsdp_options("FULL_SHARD", "32-true", {"Block"}));
+  fab.launch([](Fabric& f) {
+    const nn::GPTConfig cfg{
+        .vocab_size = 32, .block_size = 8, .n_layer = 8, .n_head = 2, .n_embd = 64};
+    manual_seed(3);
+    auto module = std::make_shared<nn::GPT>(cfg);
+    int64_t model_bytes = 0;
+    for (const Tensor& q : module->parameters()) model_bytes += q.nbytes();
+    optim::AdamW opt(module->parameters(), {.lr = 1e-3});
+    auto [model, fopt] = f.setup(module, opt);
+    const Tensor tok = randint(0, cfg.vocab_size, {2, 9}, {.dtype = DType::int64});
+    const Tensor x = tok.narrow(1, 0, 8).contiguous(), y = tok.narrow(1, 1, 8).contiguous();
+    const Tensor loss = cross_entropy(model(x).view({-1, cfg.vocab_size}), y.reshape({-1}));
+    cpu_allocator().reset_peak();
+    const int64_t before = cpu_allocator().stats().allocated_bytes;
+    f.backward(loss);
+    const int64_t rise = cpu_allocator().stats().peak_allocated_bytes - before;
+    // The rise: this rank's shard gradients (half the model, kept), a unit or two gathered and
+    // their activations' gradients; with every packed gradient held it was about 2.5 times the
+    // model.
+    EXPECT_LT(rise, model_bytes) << "rank " << f.global_rank() << ": the model has " << model_bytes
+                                 << " bytes";
+    fopt.step();
+    fopt.zero_grad();
+    const Tensor bad = cross_entropy(model(x).view({-1, cfg.vocab_size}), y.reshape({-1})) *
+                       (f.global_rank() == 1 ? NAN : 1.0);
+    f.backward(bad);
+    EXPECT_CONTAINS(thrown<ValueError>([&] {
+                      f.clip_gradients(model, fopt, {.max_norm = 1.0, .norm_type = INFINITY});
+                    }),
+                    "non-finite");
+  });
+}
+
 // make_problem's data with kB rows for each of `ranks` ranks per step (options.devices is a count here).
 Problem make_problem_for(const std::string& model, int64_t ranks) {
   if (ranks <= 2) return make_problem(model);

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "tensor/allocator.h"
@@ -72,6 +75,34 @@ TEST(CpuAllocatorClasses, EmptyCacheReleasesWhatTheCacheHeld) {
   EXPECT_EQ(alloc.stats().reserved_bytes, held.reserved_bytes);  // cached, not returned
   alloc.empty_cache();
   EXPECT_EQ(alloc.stats().reserved_bytes, start.reserved_bytes);
+}
+
+// The process's resident memory (VmRSS), in bytes.
+int64_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
+
+// Small blocks live in glibc's arenas, which keep freed memory: empty_cache trims them, so the
+// cache's memory really leaves the process (100k 1 KiB blocks kept their 135 MB of RSS).
+TEST(CpuAllocatorClasses, EmptyCacheGivesSmallBlocksBackToTheSystem) {
+  Allocator& alloc = cpu_allocator();
+  alloc.empty_cache();
+  const int64_t before = resident_bytes();
+  ASSERT_GT(before, 0);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 60000; ++i) {
+    blocks.push_back(alloc.allocate(1024));
+    std::memset(blocks.back(), 1, 1024);  // touched: resident
+  }
+  const int64_t full = resident_bytes();
+  EXPECT_GT(full - before, 40 << 20);
+  for (void* p : blocks) alloc.deallocate(p, 1024);
+  alloc.empty_cache();
+  EXPECT_LT(resident_bytes() - before, (full - before) / 4)
+      << "RSS " << before << " -> " << full << " -> " << resident_bytes();
 }
 
 }  // namespace

@@ -308,6 +308,19 @@ TEST(Random, ArgumentErrors) {
   expect_msg([&] { uniform_(f, 1, 0); }, "from=1, to=0");
   EXPECT_THROW(uniform_(f, 0, INFINITY), ValueError);
   expect_msg([&] { normal_(f, 0, -1); }, "std=-1");
+  // torch's bounds: each end and the width must fit the dtype (they filled inf and NaN).
+  expect_msg([&] { uniform_(f, -3e38, 3e38); }, "to-from <= the largest float32");
+  expect_msg([&] { uniform_(f, 0, 1e39); }, "to is out of bounds for float32");
+  Tensor h = zeros({4}, {.dtype = DType::float16});
+  expect_msg([&] { uniform_(h, 0, 1e5); }, "to is out of bounds for float16");
+  expect_msg([&] { uniform_(h, -7e4, 0); }, "from is out of bounds for float16");
+  Tensor b = zeros({4}, {.dtype = DType::bfloat16});
+  expect_msg([&] { uniform_(b, 0, 1e39); }, "bfloat16");
+  Tensor d = zeros({4}, {.dtype = DType::float64});
+  expect_msg([&] { uniform_(d, -1e308, 1e308); }, "to-from");
+  EXPECT_EQ(h.to(DType::float32).to_vector<float>(), (std::vector<float>{0, 0, 0, 0}));
+  uniform_(h, -3e4, 3e4);  // the widest float16 range that fits
+  for (float v : h.to(DType::float32).to_vector<float>()) EXPECT_TRUE(std::isfinite(v));
   Tensor i = empty({3}, {.dtype = DType::int32});
   expect_msg([&] { uniform_(i); }, "uniform_: expects a float64, float32, float16 or bfloat16 tensor, got int32");
   expect_msg([&] { normal_(i); }, "normal_");
