@@ -1,7 +1,11 @@
 // The C API's status, per-thread error message, version and strings (runtime/c_api.h).
+#include <signal.h>
+
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
 
 #include "runtime/c_api_detail.h"
@@ -19,6 +23,30 @@ thread_local std::string t_last_error;
 }  // namespace
 
 void clear_error() noexcept { t_last_error.clear(); }
+
+namespace {
+std::mutex g_file_size_mutex;
+int g_file_size_calls = 0;     // C API calls running now
+bool g_file_size_set = false;  // this library set SIGXFSZ to SIG_IGN (and puts SIG_DFL back)
+}  // namespace
+
+FileSizeLimitAsError::FileSizeLimitAsError() noexcept {
+  std::lock_guard<std::mutex> lock(g_file_size_mutex);
+  if (g_file_size_calls++ > 0) return;
+  struct sigaction now {};
+  if (::sigaction(SIGXFSZ, nullptr, &now) == 0 && now.sa_handler == SIG_DFL &&
+      !(now.sa_flags & SA_SIGINFO)) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    g_file_size_set = true;
+  }
+}
+
+FileSizeLimitAsError::~FileSizeLimitAsError() {
+  std::lock_guard<std::mutex> lock(g_file_size_mutex);
+  if (--g_file_size_calls > 0 || !g_file_size_set) return;
+  std::signal(SIGXFSZ, SIG_DFL);
+  g_file_size_set = false;
+}
 
 fabric_status fail_with(fabric_status status, const char* message) noexcept {
   try {

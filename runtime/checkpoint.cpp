@@ -17,6 +17,7 @@
 #include "runtime/checkpoint_detail.h"
 #include "runtime/train_config.h"
 #include "tensor/safetensors.h"
+#include "tensor/warning.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
@@ -267,13 +268,28 @@ void check_not_a_checkpoint_file(const std::string& out_file, const std::string&
                      ", which resume and the run's logs need; choose another path");
 }
 
+namespace {
+
+// Once the new checkpoint is in place the save has succeeded: the previous one's removal is best
+// effort (a file of it held open on NFS, an immutable file), a warning naming what is left rather
+// than a failed save that stops the run. The next save into the same place replaces it again.
+void remove_previous(const std::string& previous, const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(previous, ec);
+  if (ec)
+    warn("checkpoint " + path + " was saved, but its previous copy " + previous +
+         " could not be removed (" + ec.message() + "); remove it by hand");
+}
+
+}  // namespace
+
 void commit_directory(const std::string& tmp, const std::string& path) {
   const std::string parent = fs::absolute(path).parent_path().string();
   if (fs::exists(path)) {
     check_replaceable(path);
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
       fsync_path(parent, true);
-      fs::remove_all(tmp);  // now the previous checkpoint
+      remove_previous(tmp, path);  // tmp is now the previous checkpoint
       return;
     }
     // No atomic exchange here: move the old one aside first; load() falls back to it if a crash
@@ -283,7 +299,7 @@ void commit_directory(const std::string& tmp, const std::string& path) {
     fs::rename(path, old);
     fs::rename(tmp, path);
     fsync_path(parent, true);
-    fs::remove_all(old);
+    remove_previous(old, path);
     return;
   }
   fs::rename(tmp, path);

@@ -544,6 +544,8 @@ class Run {
         // The steps after the checkpoint's are logged again: TensorBoard purges the earlier
         // run's points from there on (metrics.csv is cut back the same way below).
         if (resuming_) tensorboard->log_session_start(step + 1);
+        else if (earlier_tensorboard_)
+          tensorboard->log_session_start(0);
         fab.add_logger(tensorboard);
       }
     }
@@ -842,8 +844,14 @@ class Run {
     remove_stale_file_temporaries(run_dir_);
     if (!resuming_) warn_of_earlier_checkpoints();
     if (!resuming_) {
-      fs::remove(run_dir_ + "/metrics.csv");
-      fs::remove_all(run_dir_ + "/tensorboard");
+      // metrics.csv starts anew; an earlier run's TensorBoard events stay (the user's files, as
+      // Lightning never deletes logs): the new events file starts a session at step 0, which
+      // TensorBoard reads as "the earlier points are superseded" (the resume's purge, below).
+      const std::string csv = run_dir_ + "/metrics.csv";
+      FABRIC_CHECK(!fs::is_directory(csv), IOError, "fabric-train: ", csv,
+                   " is a directory; a fit writes its metrics there (move it away)");
+      fs::remove(csv);
+      earlier_tensorboard_ = fs::exists(run_dir_ + "/tensorboard");
     }
     // Before config.yaml: a resume's metrics.csv that cannot be read (an IOError naming its line)
     // leaves the run directory as it was.
@@ -1275,6 +1283,7 @@ class Run {
   TrainConfig cfg_;
   std::ostream& out_;
   bool resuming_;
+  bool earlier_tensorboard_ = false;  // a fit found an earlier run's tensorboard/ (kept)
   std::string run_dir_;
   bool interactive_ = false;
   std::unique_ptr<RunDirectoryLock> lock_;  // rank 0, from create_run_directory on

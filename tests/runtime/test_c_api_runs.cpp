@@ -7,8 +7,10 @@
 // the rest of the C API from C.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -172,6 +174,36 @@ TEST_F(CApiRuns, DeterministicFitGivesTheThreadCountBack) {
   EXPECT_EQ(fabric_fit(cfg_.c_str(), sets, 3, &r), FABRIC_OK) << fabric_last_error();
   EXPECT_EQ(get(), 3);
   set(before);
+}
+
+// Under a file-size limit a C API run fails as fabric-train does ("File too large", FABRIC_ERROR)
+// instead of the kernel's SIGXFSZ killing the app mid-write (exit 153, no message, a torn
+// temporary left); SIGXFSZ is the app's own again after the call.
+TEST_F(CApiRuns, AFileSizeLimitIsAnErrorNotAKill) {
+  if (in_child()) {
+    std::signal(SIGXFSZ, SIG_DFL);
+    rlimit limit{};
+    getrlimit(RLIMIT_FSIZE, &limit);
+    limit.rlim_cur = 16 * 1024;  // metrics.csv fits, a checkpoint does not
+    setrlimit(RLIMIT_FSIZE, &limit);
+    const std::string run_set = "trainer.run_dir=" + child_run_dir();
+    const char* sets[] = {"trainer.max_steps=2", run_set.c_str()};
+    fabric_run_result r{};
+    const fabric_status status = fabric_fit(cfg_.c_str(), sets, 2, &r);
+    report(status, r);
+    struct sigaction now {};
+    sigaction(SIGXFSZ, nullptr, &now);
+    std::ofstream(std::getenv(kChildOut), std::ios::app)
+        << "restored=" << (now.sa_handler == SIG_DFL ? 1 : 0) << "\n";
+    return;
+  }
+  const Child c = run_child(dir_, "fsize", (dir_ / "run").string(), {});
+  ASSERT_EQ(c.code, 0) << "the child was killed: " << c.code << "\n" << c.err;
+  ASSERT_EQ(c.kv.count("status"), 1u) << c.err;
+  EXPECT_EQ(c.kv.at("status"), std::to_string(int(FABRIC_ERROR)));
+  EXPECT_NE(c.kv.at("error").find("File too large"), std::string::npos) << c.kv.at("error");
+  ASSERT_EQ(c.kv.count("restored"), 1u);
+  EXPECT_EQ(c.kv.at("restored"), "1");
 }
 
 // An app torchrun started alone (WORLD_SIZE=1) fits as it does without torchrun.

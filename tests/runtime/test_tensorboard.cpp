@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -17,7 +18,6 @@
 #include "runtime/loggers.h"
 #include "runtime/tensorboard_logger.h"
 #include "tensor/error.h"
-
 #include "tests/runtime/fabric_train_contract.h"
 
 namespace fabric {
@@ -135,6 +135,7 @@ struct DecodedEvent {
   int64_t step = 0;
   std::optional<std::string> file_version;
   std::vector<std::pair<std::string, float>> values;  // in file order
+  std::optional<int64_t> session_status;              // SessionLog.status (START = 1)
 };
 
 DecodedEvent decode_event(const std::string& data) {
@@ -158,6 +159,10 @@ DecodedEvent decode_event(const std::string& data) {
         if (!simple) throw DecodeError("Value '" + tag + "' has no simple_value");
         ev.values.emplace_back(tag, *simple);
       }
+    } else if (f.number == 6 && f.wire == 2) {
+      ev.session_status = 0;
+      for (const Field& sf : parse_message(f.bytes))
+        if (sf.number == 1 && sf.wire == 0) ev.session_status = int64_t(sf.scalar);
     } else {
       throw DecodeError("unexpected Event field " + std::to_string(f.number));
     }
@@ -636,10 +641,28 @@ TEST_F(FabricTrain, TensorBoardLoggerGetsEveryLoggedStep) {
     EXPECT_EQ(events[step].values[1].first, "lr");
     EXPECT_FLOAT_EQ(events[step].values[1].second, 0.1f);
   }
+  // A fit into the same run directory keeps the earlier run's events (the user's files) and starts
+  // its own file with a session at step 0, which TensorBoard reads as superseding them; one that
+  // logs nothing in a fresh directory makes none.
+  const auto earlier_size = fs::file_size(files[0]);
   const train_test::Result idle =
       train_test::run("fit " + write_contract() + " --set logger.tensorboard=true trainer.max_steps=0");
   ASSERT_EQ(idle.status, 0) << idle.output;
-  EXPECT_FALSE(fs::exists(dir_ / "run/tensorboard"));  // the earlier run's was removed, none made
+  const auto after = event_files((dir_ / "run/tensorboard").string());
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_TRUE(std::find(after.begin(), after.end(), files[0]) != after.end());
+  EXPECT_EQ(fs::file_size(files[0]), earlier_size);
+  const std::string added = after[0] == files[0] ? after[1] : after[0];
+  const auto session = read_events(added);
+  ASSERT_EQ(session.size(), 2u);  // the version record and the session start
+  EXPECT_EQ(session[1].step, 0);
+  EXPECT_EQ(session[1].session_status, std::optional<int64_t>(1));
+  EXPECT_TRUE(session[1].values.empty());
+  fs::remove_all(dir_ / "run");
+  const train_test::Result fresh = train_test::run(
+      "fit " + write_contract() + " --set logger.tensorboard=true trainer.max_steps=0");
+  ASSERT_EQ(fresh.status, 0) << fresh.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run/tensorboard"));
 }
 
 }  // namespace
