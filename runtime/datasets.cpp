@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "runtime/atomic_text_file.h"
 #include "runtime/regular_file.h"
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
@@ -233,31 +234,8 @@ std::string CharVocab::to_json() const {
 }
 
 void CharVocab::save(const std::string& path) const {
-  const std::string text = to_json();
   // Atomic like the checkpoints it sits beside: a temporary file, fsync, rename.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(detail::cat("CharVocab::save: cannot create ", tmp, ": ", errno_str()));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const std::string err = errno_str();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IOError(detail::cat("CharVocab::save: write to ", tmp, " failed: ", err));
-    }
-    done += static_cast<size_t>(w);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const std::string sync_err = synced ? "" : errno_str();
-  ::close(fd);
-  if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = synced ? errno_str() : sync_err;
-    ::unlink(tmp.c_str());
-    throw IOError(detail::cat("CharVocab::save: cannot write ", path, ": ", err));
-  }
+  write_text_atomically(path, to_json());
 }
 
 CharVocab CharVocab::load(const std::string& path) {

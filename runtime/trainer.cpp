@@ -26,6 +26,7 @@
 #include "distributed/sync_batch_norm.h"
 #include "optim/lr_scheduler.h"
 #include "precision/registry.h"
+#include "runtime/atomic_text_file.h"
 #include "runtime/data_loader.h"
 #include "runtime/fabric.h"
 #include "runtime/model_init.h"
@@ -47,23 +48,6 @@ namespace fabric {
 namespace fs = std::filesystem;
 
 namespace {
-
-// The stream is closed before it is judged: a short text sits in its buffer until then, and a
-// full disk that refuses it must not rename an empty file over the run's config.yaml.
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) {
-    const std::string why = std::strerror(errno);
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw IOError("cannot write " + path + " (through " + tmp + "): " + why + "; the previous " +
-                  fs::path(path).filename().string() + ", if any, is unchanged");
-  }
-  fs::rename(tmp, path);
-}
 
 // The datasets of a run: the training split, an optional validation split, and the vocabulary
 // size a GPT takes from them. Reading them writes nothing: the run directory is created only once
@@ -860,7 +844,7 @@ class Run {
       if (validating) columns.push_back("val_loss");
       csv_ = std::make_shared<CSVLogger>(run_dir_ + "/metrics.csv", /*append=*/resuming_, /*flush_every=*/1, columns);
     }
-    write_file_atomic(run_dir_ + "/config.yaml", dump_train_config(cfg_));
+    write_text_atomically(run_dir_ + "/config.yaml", dump_train_config(cfg_));
     const std::string vocab_path = run_dir_ + "/vocab.json";
     if (data.vocab &&
         (!resuming_ || !fs::exists(vocab_path) || !vocab_file_is(vocab_path, *data.vocab)))
