@@ -1,6 +1,8 @@
 // The shared elementwise operand checks and cast of tensor/elementwise_operands.h.
 #include "tensor/elementwise_operands.h"
 
+#include <algorithm>
+
 #include "tensor/error.h"
 
 namespace fabric {
@@ -23,6 +25,35 @@ void check_floating_operand(const char* op, const Tensor& t) {
 
 Tensor cast_for_kernel(const Tensor& t, DType dt) {
   return t.dtype() == dt ? t : t.detach().to(dt);
+}
+
+std::vector<int64_t> shared_transposed_order(const Shape& out,
+                                             std::initializer_list<const Tensor*> operands) {
+  constexpr int64_t kMinNumel = int64_t{1} << 14;  // below this the loop's order costs nothing
+  const Tensor& first = **operands.begin();
+  const auto nd = static_cast<int64_t>(out.size());
+  if (nd < 2 || !first.device().is_cpu() || first.numel() < kMinNumel) return {};
+  std::vector<int64_t> order(static_cast<size_t>(nd));
+  for (int64_t d = 0; d < nd; ++d) order[static_cast<size_t>(d)] = d;
+  // Outermost first: size-1 dims (any stride), then by decreasing stride.
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+    const bool x1 = first.size(x) == 1, y1 = first.size(y) == 1;
+    if (x1 != y1) return x1;
+    return first.stride(x) > first.stride(y);
+  });
+  bool identity = true;
+  for (int64_t d = 0; d < nd; ++d) identity = identity && order[static_cast<size_t>(d)] == d;
+  if (identity) return {};
+  for (const Tensor* t : operands)
+    if (t->sizes() != out || !t->detach().permute(order).is_contiguous()) return {};
+  return order;
+}
+
+std::vector<int64_t> inverse_order(const std::vector<int64_t>& order) {
+  std::vector<int64_t> inverse(order.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    inverse[static_cast<size_t>(order[i])] = static_cast<int64_t>(i);
+  return inverse;
 }
 
 }  // namespace fabric

@@ -110,6 +110,10 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
       alpha.to_double() != 1.0)
     return run_binary(name, op, a, run_binary_scalar(name, BinaryOp::mul, b, alpha, ct), ct, 1);
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  if (const std::vector<int64_t> order = shared_transposed_order(shape, {&a, &b}); !order.empty())
+    return run_binary(name, op, a.detach().permute(order), b.detach().permute(order), ct, alpha)
+        .permute(inverse_order(order))
+        .contiguous();
   Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
   const Tensor ac = operand_for_kernel(op, a, b, ct), bc = operand_for_kernel(op, b, a, ct);
@@ -120,6 +124,10 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 
 Tensor run_binary_scalar(const char* name, BinaryOp op, const Tensor& a, const Scalar& b,
                          DType ct) {
+  if (const std::vector<int64_t> order = shared_transposed_order(a.sizes(), {&a}); !order.empty())
+    return run_binary_scalar(name, op, a.detach().permute(order), b, ct)
+        .permute(inverse_order(order))
+        .contiguous();
   Tensor out = empty(a.sizes(), {.dtype = ct, .device = a.device()});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct);

@@ -16,6 +16,10 @@ namespace {
 enum class Kind { promote_float, floating_only, keep_numeric };
 
 Tensor run_unary(const char* name, UnaryOp op, const Tensor& a, DType out_dt) {
+  if (const std::vector<int64_t> order = shared_transposed_order(a.sizes(), {&a}); !order.empty())
+    return run_unary(name, op, a.detach().permute(order), out_dt)
+        .permute(inverse_order(order))
+        .contiguous();
   Tensor out = empty(a.sizes(), {.dtype = out_dt, .device = a.device()});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, out_dt);
