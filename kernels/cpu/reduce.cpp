@@ -185,14 +185,27 @@ struct Reducer {
   // ---- row path: fold the flattened reduced range [b, e) of the output whose input starts at
   // base. direct(): [b, e) as one contiguous run of A values in memory, or null.
   const A* direct(const char* base, int64_t b, int64_t e) const {
+    if (dtype_v<A> != g.in_dtype) return nullptr;
+    return reinterpret_cast<const A*>(contiguous_run(base, b, e));
+  }
+  // [b, e) as one contiguous run of input elements (any dtype) in memory, or null.
+  const char* contiguous_run(const char* base, int64_t b, int64_t e) const {
     const int last = g.nred - 1;
     const int64_t row = g.red_sizes[last];
-    if (g.red_in[last] != 1 || dtype_v<A> != g.in_dtype || b / row != (e - 1) / row) return nullptr;
+    if (g.red_in[last] != 1 || b / row != (e - 1) / row) return nullptr;
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
-    return reinterpret_cast<const A*>(base + (od.off0 + b % row) * isz);
+    return base + (od.off0 + b % row) * isz;
   }
-  // Stages up to kLeaf elements (converted to A, gathered across rows) and folds them.
+  // Stages up to kLeaf elements (converted to A, gathered across rows) and folds them. A
+  // bfloat16 sum over one contiguous run widens as it reads instead (row_sum_bf16: the same bits
+  // as converting into the scratch first, half the passes: bfloat16 sums took as long as
+  // float32's).
   A leaf(const char* base, int64_t b, int64_t e, A c) const {
+    if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
+      if (g.in_dtype == DType::bfloat16)
+        if (const char* p = contiguous_run(base, b, e))
+          return row_sum_bf16(reinterpret_cast<const uint16_t*>(p), e - b);
+    }
     const int last = g.nred - 1;
     const int64_t row = g.red_sizes[last], rs = g.red_in[last];
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);

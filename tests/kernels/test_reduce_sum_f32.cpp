@@ -84,5 +84,36 @@ TEST(ReduceSumF32, SpecialValues) {
   }
 }
 
+// row_sum_bf16 widens a bfloat16 row as it reads it: the bits of row_sum_f32 over the row
+// converted first (the reducer's old path: gather into float32 scratch, then fold), at every
+// length around the short-row cut (32), the lane groups and the first cascade level, from
+// unaligned starts, and with infinities and NaN.
+TEST(ReduceSumF32, Bfloat16RowsGiveTheConvertedRowsBits) {
+  std::vector<float> v = order_sensitive(3000, 11);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    h[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v[i]) >> 16);
+  std::vector<float> widened(h.size());
+  for (size_t i = 0; i < h.size(); ++i) widened[i] = bf16_bits_to_float(h[i]);
+  for (int64_t n : {0, 1, 31, 32, 33, 63, 64, 65, 1023, 1024, 1025, 2048, 2999}) {
+    for (int64_t off : {0, 1, 7}) {
+      if (off + n > static_cast<int64_t>(h.size())) continue;
+      const float want = n < 32 ? [&] {
+        float r = 0;
+        for (int64_t i = 0; i < n; ++i) r += widened[off + i];
+        return r;
+      }()
+                                : row_sum_f32(widened.data() + off, n);
+      const float got = row_sum_bf16(h.data() + off, n);
+      EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want))
+          << "n=" << n << " off=" << off;
+    }
+  }
+  h[100] = 0x7f80;  // +inf
+  EXPECT_TRUE(std::isinf(row_sum_bf16(h.data(), 500)));
+  h[200] = 0x7fc0;  // NaN
+  EXPECT_TRUE(std::isnan(row_sum_bf16(h.data(), 500)));
+}
+
 }  // namespace
 }  // namespace fabric::cpu
