@@ -153,5 +153,27 @@ TEST(AdaptiveAvgPoolTorch, NodeNameIsTorchs) {
   EXPECT_EQ(grad_fn_name(adaptive_avg_pool2d(x, {2})), "AdaptiveAvgPool2DBackward0");
 }
 
+// To 1 x 1 torch takes the mean over the spatial dims (its bits, its MeanBackward1 node): so do
+// we, for 4-D and 3-D inputs in every dtype, with mean's gradient.
+TEST(AdaptiveAvgPoolTorch, OneByOneIsTheSpatialMean) {
+  for (DType dt : {DType::float32, DType::float64, DType::bfloat16, DType::float16}) {
+    for (const Shape& shape : {Shape{4, 8, 7, 7}, Shape{3, 5, 9}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + shape_str(shape));
+      Tensor x = randn(shape).to(dt).set_requires_grad(true);
+      const Tensor y = adaptive_avg_pool2d(x, {1, 1});
+      EXPECT_EQ(grad_fn_name(y), "MeanBackward1");
+      const Tensor m = mean(x.detach(), {-2, -1}, true);
+      EXPECT_EQ(y.sizes(), m.sizes());
+      EXPECT_EQ(y.detach().to(DType::float64).to_vector<double>(),
+                m.to(DType::float64).to_vector<double>());
+      sum(y).backward();
+      const Tensor expected = full(
+          shape, 1.0 / double(shape[shape.size() - 1] * shape[shape.size() - 2]), {.dtype = dt});
+      EXPECT_EQ(x.grad().to(DType::float64).to_vector<double>(),
+                expected.to(DType::float64).to_vector<double>());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fabric
