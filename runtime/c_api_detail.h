@@ -72,10 +72,11 @@ fabric_status guarded(Body&& body) noexcept;
 fabric_status fail_with(fabric_status status, const char* message) noexcept;
 void clear_error() noexcept;
 
-// While any C API call runs, a file-size limit (ulimit -f) fails a write with EFBIG, which the
-// call returns as fabric-train's error (exit 1), instead of the kernel's default SIGXFSZ ending
-// the caller's process without a word mid-write: the signal is ignored for the calls' duration
-// unless the program set its own disposition (which is left alone). Counted across threads.
+// While a C API call that writes files runs (fabric_fit, fabric_resume, fabric_export), a
+// file-size limit (ulimit -f) fails a write with EFBIG, which the call returns as fabric-train's
+// error (exit 1), instead of the kernel's default SIGXFSZ ending the caller's process without a
+// word mid-write: the signal is ignored for the calls' duration unless the program set its own
+// disposition (which is left alone, also one it sets meanwhile). Counted across threads.
 class FileSizeLimitAsError {
  public:
   FileSizeLimitAsError() noexcept;
@@ -87,7 +88,6 @@ class FileSizeLimitAsError {
 template <class Body>
 fabric_status guarded(Body&& body) noexcept {
   clear_error();
-  const FileSizeLimitAsError file_size_limit;
   try {
     std::forward<Body>(body)();
     // A call the body made back into the API (fabric_model_generate's callback) may have failed

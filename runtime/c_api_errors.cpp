@@ -44,8 +44,13 @@ FileSizeLimitAsError::FileSizeLimitAsError() noexcept {
 FileSizeLimitAsError::~FileSizeLimitAsError() {
   std::lock_guard<std::mutex> lock(g_file_size_mutex);
   if (--g_file_size_calls > 0 || !g_file_size_set) return;
-  std::signal(SIGXFSZ, SIG_DFL);
   g_file_size_set = false;
+  // Put the default back only over the SIG_IGN set here: a handler the program installed while
+  // the call ran stays.
+  struct sigaction now {};
+  if (::sigaction(SIGXFSZ, nullptr, &now) == 0 && now.sa_handler == SIG_IGN &&
+      !(now.sa_flags & SA_SIGINFO))
+    std::signal(SIGXFSZ, SIG_DFL);
 }
 
 fabric_status fail_with(fabric_status status, const char* message) noexcept {

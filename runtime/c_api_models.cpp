@@ -144,6 +144,7 @@ fabric_status fabric_model_free(fabric_model* model) {
 fabric_status fabric_export(const char* checkpoint, const char* out_file, int dequantize,
                             fabric_dtype dtype) {
   return guarded([&] {
+    const FileSizeLimitAsError file_size_limit;
     const char* fn = "fabric_export";
     require_existing_path(checkpoint, fn, "checkpoint", kACheckpoint);
     require_argument(out_file, fn, "out_file");

@@ -114,6 +114,7 @@ extern "C" {
 fabric_status fabric_fit(const char* config_path, const char* const* sets, size_t n_sets,
                          fabric_run_result* result) {
   return guarded([&] {
+    const FileSizeLimitAsError file_size_limit;
     const TrainConfig cfg = load(config_path, sets, n_sets, "fabric_fit");
     refuse_relaunching(cfg, "fabric_fit");
     align_lightning_environment(cfg);
@@ -136,6 +137,7 @@ fabric_status fabric_validate(const char* config_path, const char* const* sets, 
 fabric_status fabric_resume(const char* run_dir, const char* const* sets, size_t n_sets,
                             fabric_run_result* result) {
   return guarded([&] {
+    const FileSizeLimitAsError file_size_limit;
     const char* fn = "fabric_resume";
     require_existing_path(run_dir, fn, "run_dir", "a run directory: the trainer.run_dir of a fit");
     const std::vector<std::string> overrides = set_list(sets, n_sets, fn);

@@ -273,12 +273,24 @@ namespace {
 // Once the new checkpoint is in place the save has succeeded: the previous one's removal is best
 // effort (a file of it held open on NFS, an immutable file), a warning naming what is left rather
 // than a failed save that stops the run. The next save into the same place replaces it again.
+// What is left is moved out of the temporary's name (the next save of `path` reuses that name),
+// under one the stale-temporary cleanup leaves alone.
 void remove_previous(const std::string& previous, const std::string& path) {
   std::error_code ec;
   fs::remove_all(previous, ec);
-  if (ec)
-    warn("checkpoint " + path + " was saved, but its previous copy " + previous +
-         " could not be removed (" + ec.message() + "); remove it by hand");
+  if (!ec) return;
+  const std::string why = ec.message();
+  std::string kept = previous;
+  for (int n = 0; n < 1000; ++n) {
+    const std::string name =
+        path + ".unremovable-" + std::to_string(::getpid()) + "-" + std::to_string(n);
+    if (fs::exists(name, ec)) continue;
+    fs::rename(previous, name, ec);
+    if (!ec) kept = name;
+    break;
+  }
+  warn("checkpoint " + path + " was saved, but its previous copy could not be removed (" + why +
+       "); it is left as " + kept + ": remove it by hand");
 }
 
 }  // namespace
@@ -332,6 +344,11 @@ void write_checkpoint(const std::string& path, const State& state,
   if (ec) io_fail(path, "cannot create the parent directory: " + ec.message());
   const std::string tmp = target.string() + ".tmp-" + std::to_string(::getpid());
   fs::remove_all(tmp, ec);
+  // An earlier copy under this name that would not go: never write into it.
+  if (fs::exists(tmp))
+    io_fail(path, "the temporary directory " + tmp +
+                      " is left from an earlier save and cannot be " + "removed (" +
+                      (ec ? ec.message() : std::string("unknown cause")) + ")");
   fs::create_directory(tmp, ec);
   if (ec) io_fail(path, "cannot create the temporary directory " + tmp + ": " + ec.message());
   try {

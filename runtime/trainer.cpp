@@ -832,7 +832,7 @@ class Run {
       // Lightning never deletes logs): the new events file starts a session at step 0, which
       // TensorBoard reads as "the earlier points are superseded" (the resume's purge, below).
       const std::string csv = run_dir_ + "/metrics.csv";
-      FABRIC_CHECK(!fs::is_directory(csv), IOError, "fabric-train: ", csv,
+      FABRIC_CHECK(!fs::is_directory(csv), IOError, csv,
                    " is a directory; a fit writes its metrics there (move it away)");
       fs::remove(csv);
       earlier_tensorboard_ = fs::exists(run_dir_ + "/tensorboard");

@@ -41,9 +41,16 @@ std::vector<int64_t> shared_transposed_order(const Shape& out,
     if (x1 != y1) return x1;
     return first.stride(x) > first.stride(y);
   });
-  bool identity = true;
-  for (int64_t d = 0; d < nd; ++d) identity = identity && order[static_cast<size_t>(d)] == d;
-  if (identity) return {};
+  // Row-major already when the dims that move keep their order (size-1 dims go anywhere): the
+  // plain loop is right, and the result keeps the standard strides.
+  bool row_major = true;
+  int64_t previous = -1;
+  for (int64_t d : order) {
+    if (first.size(d) == 1) continue;
+    row_major = row_major && d > previous;
+    previous = d;
+  }
+  if (row_major) return {};
   for (const Tensor* t : operands)
     if (t->sizes() != out || !t->detach().permute(order).is_contiguous()) return {};
   return order;

@@ -317,6 +317,28 @@ TEST(Elementwise, InPlaceWithAliasingOperand) {
   EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{1, 4, 9}));
 }
 
+// Operands laid out alike in a permuted order (a.t() + b.t()) run in that order and come back
+// row-major: the same bits and shape as on contiguous copies, standard strides, also for shapes
+// with size-1 dims (which are no permutation: (20000, 1) kept strides (1, 1)).
+TEST(Elementwise, PermutedOperandsGiveRowMajorResultsWithTheSameBits) {
+  const Tensor a = randn({160, 130}), b = randn({160, 130});
+  const Tensor at = a.t(), bt = b.t();  // 20800 elements: past the size that takes this path
+  const Tensor sum_t = add(at, bt), want = add(at.contiguous(), bt.contiguous());
+  EXPECT_TRUE(sum_t.is_contiguous());
+  EXPECT_EQ(sum_t.strides(), want.strides());
+  EXPECT_EQ(sum_t.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(relu(at).to_vector<float>(), relu(at.contiguous()).to_vector<float>());
+  EXPECT_EQ(mul(at, 2.5).to_vector<float>(), mul(at.contiguous(), 2.5).to_vector<float>());
+  const Tensor p4 = randn({3, 90, 2, 80}).permute({0, 2, 3, 1});
+  EXPECT_EQ(exp(p4).to_vector<float>(), exp(p4.contiguous()).to_vector<float>());
+  EXPECT_EQ(exp(p4).strides(), p4.contiguous().strides());
+  for (const Shape& shape : {Shape{20000, 1}, Shape{200, 1, 100}, Shape{3, 90, 1, 80}}) {
+    const Tensor x = randn(shape);
+    EXPECT_EQ(relu(x).strides(), x.strides()) << shape_str(shape);
+    EXPECT_EQ(add(x, x).strides(), x.strides()) << shape_str(shape);
+  }
+}
+
 // ---- special values and semantics ---------------------------------------------------------------
 std::vector<double> v64(const Tensor& t) { return t.to_vector<double>(); }
 

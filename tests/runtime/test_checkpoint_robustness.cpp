@@ -2,7 +2,10 @@
 // and sharded layouts, plain entries and precision state), a string that is not UTF-8 is refused
 // before anything is written, and a malformed state.json / meta.json is an IOError naming the
 // checkpoint, never a JSON library error.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -22,6 +25,7 @@
 #include "runtime/sharded_checkpoint.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/capture_warnings.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -366,6 +370,47 @@ TEST_F(CheckpointRobustness, SaveReplacesOnlyAnEarlierCheckpointOrAnEmptyFolder)
   fab.load((project / "run").string(), state);
   EXPECT_EQ(state.at("step").get<int64_t>(), 2);
   fs::remove_all(project);
+}
+
+// Sets or clears a file's immutable flag (chattr +i); false where the filesystem has none.
+bool set_immutable(const std::string& path, bool on) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  ok = ok && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A previous checkpoint that cannot be removed (an immutable file; a file held open on NFS) once
+// the new one is in place: the save succeeds with a warning, the leftover is moved out of the
+// temporary's name, and the next saves succeed too (they wrote into the leftover before).
+TEST_F(CheckpointRobustness, APreviousCopyThatCannotBeRemovedIsAWarning) {
+  Fabric fab;
+  fab.save(dir_, {{"step", 1}});
+  const std::string stuck = dir_ + "/state.json";
+  if (!set_immutable(stuck, true)) GTEST_SKIP() << "no immutable flag on this filesystem";
+  std::string leftover;
+  {
+    test::CapturedWarnings warnings;
+    fab.save(dir_, {{"step", 2}});
+    fab.save(dir_, {{"step", 3}});
+    ASSERT_FALSE(warnings.messages().empty());
+    EXPECT_CONTAINS(warnings.messages()[0], "could not be removed");
+    for (const std::string& name : siblings())
+      if (name.find(".unremovable-") != std::string::npos)
+        leftover = (fs::path(dir_).parent_path() / name).string();
+  }
+  State state{{"step", int64_t(0)}};
+  fab.load(dir_, state);
+  EXPECT_EQ(state.at("step").get<int64_t>(), 3);
+  ASSERT_FALSE(leftover.empty());
+  for (const std::string& name : siblings())
+    EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+  set_immutable(leftover + "/state.json", false);
+  fs::remove_all(leftover);
 }
 
 // The wrappers keep the Fabric's context, but its strategy goes with the Fabric: stepping after
