@@ -1025,7 +1025,7 @@ TEST(ReadmeExamples, DISABLED_DdpTrainingWorker) {
   write_weights("rank" + rank + "_initial.safetensors");
   // clang-format off
 Fabric fab({.accelerator = "cpu", .strategy = "ddp", .devices = 2});
-fab.launch([&](Fabric& fab) {                // every rank runs this; rank 0 returns its result
+fab.launch([&](Fabric& fab) {                // every rank runs this and returns its own result
   auto [model, opt] = fab.setup(mlp, sgd);   // rank 0's weights are broadcast to all
   for (auto& [x, y] : my_shard_of_the_data) {
     opt.zero_grad();
