@@ -9,11 +9,12 @@
 #include <filesystem>
 
 #include "tensor/error.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 
 void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_sibling(path);
   auto fail = [&](int err) {
     ::unlink(tmp.c_str());
     throw IOError("cannot write " + path + " (through " + tmp + "): " + std::strerror(err) +

@@ -30,20 +30,6 @@ Tensor math_unary(OpId id, const char* name, MathUnaryOp op, const Tensor& a_in)
   return out;
 }
 
-// The largest finite value of a floating dtype (torch.finfo(dtype).max).
-double finite_max(DType dt) {
-  switch (dt) {
-    case DType::float16:
-      return 65504.0;
-    case DType::bfloat16:
-      return 3.3895313892515355e38;
-    case DType::float32:
-      return std::numeric_limits<float>::max();
-    default:
-      return std::numeric_limits<double>::max();
-  }
-}
-
 }  // namespace
 
 #define FABRIC_MATH_UNARY(name) \
@@ -90,7 +76,7 @@ Tensor nan_to_num(const Tensor& a_in, double nan, std::optional<double> posinf,
   check_elementwise_operand("nan_to_num", a);
   // Integers and bool have nothing to replace: a copy, as torch.
   if (!is_floating(a.dtype())) return a.detach().clone();
-  const double big = finite_max(a.dtype());
+  const double big = max_finite(a.dtype());
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor x = a.detach();
   // torch static_casts each replacement to the dtype: one past its range becomes +-inf (fill_

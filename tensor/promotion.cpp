@@ -102,8 +102,6 @@ DType result_type(std::initializer_list<const Tensor*> tensors, std::initializer
 
 DType float_result_dtype(DType t) { return is_floating(t) ? t : g_default_float; }
 
-namespace {
-// The largest finite value of each float dtype, and whether it holds infinities.
 double max_finite(DType t) {
   switch (t) {
     case DType::float64: return DBL_MAX;
@@ -115,6 +113,9 @@ double max_finite(DType t) {
     default: return 0.0;
   }
 }
+
+namespace {
+// Whether a float dtype holds infinities.
 bool has_infinity(DType t) { return is_floating(t) && t != DType::float8_e4m3fn; }
 
 // [lowest, max] of an integer dtype.

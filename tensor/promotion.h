@@ -21,6 +21,9 @@ DType result_type(std::initializer_list<const Tensor*> tensors,
 // integers and bool go to the default float dtype.
 DType float_result_dtype(DType t);
 
+// The largest finite value of a floating dtype (torch.finfo(dtype).max); 0 for the others.
+double max_finite(DType t);
+
 // PyTorch's checked conversion of a scalar argument into the dtype an op writes it in (fill_ and
 // so full, where, clamp): ValueError when the value lies outside the dtype's range (1000 for
 // uint8, 1e39 for float32, NaN or infinity for an integer dtype). As c10's `overflows`: an

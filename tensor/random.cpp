@@ -8,6 +8,7 @@
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
 #include "tensor/op_record.h"
+#include "tensor/promotion.h"
 #include "tensor/random_kernels.h"
 
 namespace fabric {
@@ -58,20 +59,6 @@ Tensor fresh(const char* op, const Shape& shape, const TensorOptions& opts) {
   return empty(shape, {.dtype = opts.dtype, .device = opts.device});
 }
 
-// The largest finite value of a float dtype uniform_ fills.
-double largest_finite(DType t) {
-  switch (t) {
-    case DType::float64:
-      return std::numeric_limits<double>::max();
-    case DType::float16:
-      return 65504.0;
-    case DType::bfloat16:
-      return 3.3895313892515355e38;
-    default:
-      return std::numeric_limits<float>::max();
-  }
-}
-
 }  // namespace
 
 Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
@@ -82,7 +69,7 @@ Tensor& uniform_(Tensor& t, double low, double high, Generator* gen) {
                "uniform_: expects a finite range [from, to) with from <= to, got from=", low, ", to=", high);
   // torch's bounds: both ends and the width representable in the dtype (a wider range filled
   // infinities and NaNs).
-  const double top = largest_finite(t.dtype());
+  const double top = max_finite(t.dtype());
   FABRIC_CHECK(low >= -top && high <= top, ValueError, "uniform_: ", low < -top ? "from" : "to",
                " is out of bounds for ", dtype_name(t.dtype()), " (from=", low, ", to=", high,
                "; the dtype holds [", -top, ", ", top, "])");
