@@ -187,7 +187,8 @@ FABRIC_DERIVATIVE(sigmoid) {
 FABRIC_DERIVATIVE(relu) {
   Tensor out = saved(rec.outputs[0]);
   return [out](const Grads& g) {
-    if (grad_enabled()) return Grads{where(gt(out, 0.0), g[0], zeros_like(g[0]))};
+    // threshold_backward's select: 0 where out <= 0, so a NaN output passes the gradient
+    if (grad_enabled()) return Grads{where(le(out, 0.0), zeros_like(g[0]), g[0])};
     return Grads{activation_backward(ActGrad::relu, g[0], out)};
   };
 }

@@ -277,8 +277,11 @@ Tensor sparse_(const Tensor& t, double sparsity, double std, Generator* gen) {
   FABRIC_CHECK(t.dim() == 2, ValueError,
                "nn::init::sparse_: only tensors with 2 dimensions are supported, got shape ",
                shape_str(t.sizes()));
-  FABRIC_CHECK(sparsity >= 0 && sparsity <= 1, ValueError,
-               "nn::init::sparse_: sparsity must be in [0, 1], got ", sparsity);
+  // torch takes any fraction: above 1 it zeroes every row (the count is capped at `rows` below).
+  // A negative or NaN one would zero an arbitrary slice in torch and is refused here.
+  FABRIC_CHECK(sparsity >= 0, ValueError,
+               "nn::init::sparse_: sparsity must be a non-negative fraction of the rows, got ",
+               sparsity);
   const int64_t rows = t.size(0), cols = t.size(1);
   const auto num_zeros =
       std::min(rows, static_cast<int64_t>(std::ceil(sparsity * static_cast<double>(rows))));

@@ -18,6 +18,7 @@
 #include "runtime/train_config.h"
 #include "tensor/safetensors.h"
 #include "tensor/warning.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
@@ -73,8 +74,8 @@ void finish_directory(const std::string& tmp, const std::string& file, const jso
 
 json read_description(const std::string& path_in, std::string& path) {
   path = path_in;
-  if (!fs::exists(path + "/state.json") && fs::exists(path + ".old/state.json"))
-    path = path + ".old";
+  const std::string old = sibling_named(path, ".old");
+  if (!fs::exists(path + "/state.json") && fs::exists(old + "/state.json")) path = old;
   std::ifstream in(path + "/state.json");
   if (!in) io_fail(path_in, "no state.json there (not a Fabric checkpoint directory, or missing)");
   json meta;
@@ -101,8 +102,14 @@ json read_description(const std::string& path_in, std::string& path) {
 
 std::string without_trailing_separators(const std::string& path) {
   std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  return p;
+  for (;;) {
+    if (p.size() > 1 && p.back() == '/')
+      p.pop_back();
+    else if (p.size() > 2 && p.ends_with("/."))  // "ckpt/." is ckpt too
+      p.resize(p.size() - 2);
+    else
+      return p;
+  }
 }
 
 void check_key(const std::string& key) {
@@ -283,7 +290,7 @@ void remove_previous(const std::string& previous, const std::string& path) {
   std::string kept = previous;
   for (int n = 0; n < 1000; ++n) {
     const std::string name =
-        path + ".unremovable-" + std::to_string(::getpid()) + "-" + std::to_string(n);
+        sibling_named(path, ".unremovable-" + std::to_string(::getpid()) + "-" + std::to_string(n));
     if (fs::exists(name, ec)) continue;
     fs::rename(previous, name, ec);
     if (!ec) kept = name;
@@ -306,7 +313,7 @@ void commit_directory(const std::string& tmp, const std::string& path) {
     }
     // No atomic exchange here: move the old one aside first; load() falls back to it if a crash
     // lands between the two renames.
-    const std::string old = path + ".old";
+    const std::string old = sibling_named(path, ".old");
     fs::remove_all(old);
     fs::rename(path, old);
     fs::rename(tmp, path);
@@ -342,7 +349,7 @@ void write_checkpoint(const std::string& path, const State& state,
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) io_fail(path, "cannot create the parent directory: " + ec.message());
-  const std::string tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp = temporary_sibling(target.string(), ".tmp-");
   fs::remove_all(tmp, ec);
   // An earlier copy under this name that would not go: never write into it.
   if (fs::exists(tmp))

@@ -37,7 +37,8 @@ precision::PrecisionState precision_state_from(const json& entry, const std::str
 // `path` appended to `warnings` (when set) for every case but the first.
 void restore_precision_state(precision::Precision& target, const json& entry, const std::string& path,
                              std::vector<std::string>* warnings);
-// `path` without trailing separators ("ckpt/" names the directory "ckpt"; "/" stays).
+// `path` without trailing separators or "/." ("ckpt/" and "ckpt/." name the directory "ckpt"; "/"
+// stays).
 std::string without_trailing_separators(const std::string& path);
 
 // A full checkpoint's state.json, validated: the object holding "format" and "entries". Reads

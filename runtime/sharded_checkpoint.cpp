@@ -13,6 +13,7 @@
 #include "runtime/sharded_checkpoint_reader.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
@@ -438,7 +439,7 @@ void save_sharded_checkpoint(const std::string& path_in, const State& state,
       std::error_code ec;
       fs::create_directories(target.parent_path(), ec);
       if (ec) io_fail(path, "cannot create the parent directory: " + ec.message());
-      tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+      tmp = temporary_sibling(target.string(), ".tmp-");
       fs::remove_all(tmp, ec);
       fs::create_directory(tmp, ec);
       if (ec) io_fail(path, "cannot create the temporary directory " + tmp + ": " + ec.message());

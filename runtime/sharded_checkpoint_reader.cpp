@@ -15,6 +15,7 @@
 #include "runtime/sharded_checkpoint.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 namespace sharded_detail {
@@ -99,7 +100,8 @@ optim::HyperParams hyper_params_from_json(const json& j, const std::string& wher
 }
 
 ShardedReader::ShardedReader(const std::string& path) : path_(path), dir_(path) {
-  if (!fs::exists(dir_ + "/meta.json") && fs::exists(dir_ + ".old/meta.json")) dir_ = dir_ + ".old";
+  const std::string old = sibling_named(dir_, ".old");
+  if (!fs::exists(dir_ + "/meta.json") && fs::exists(old + "/meta.json")) dir_ = old;
   std::ifstream in(dir_ + "/meta.json");
   if (!in) throw IOError("sharded checkpoint " + path + ": no meta.json there (not a sharded checkpoint, or missing)");
   try {
@@ -383,7 +385,7 @@ void write_consolidated_checkpoint(const std::string& sharded_dir, const std::st
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) io_fail(out_dir, "cannot create the parent directory: " + ec.message());
-  const std::string tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp = temporary_sibling(target.string(), ".tmp-");
   fs::remove_all(tmp, ec);
   fs::create_directory(tmp, ec);
   if (ec) io_fail(out_dir, "cannot create the temporary directory " + tmp + ": " + ec.message());

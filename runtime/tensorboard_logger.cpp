@@ -12,10 +12,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 
 #include "precision/pyyaml_compat.h"
+#include "runtime/atomic_text_file.h"
 #include "runtime/log_version.h"
 #include "tensor/error.h"
 #include "tensor/utf8.h"
@@ -301,17 +301,9 @@ void TensorBoardLogger::log_hyperparams(const std::map<std::string, std::string>
                "TensorBoardLogger::log_hyperparams: cannot emit YAML: ", yaml.GetLastError());
   create_log_dir();
   const fs::path path = fs::path(log_dir_) / "hparams.yaml";
-  const fs::path tmp = fs::path(log_dir_) / "hparams.yaml.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << yaml.c_str() << "\n";
-    FABRIC_CHECK(out.good(), IOError, "TensorBoardLogger::log_hyperparams: cannot write ",
-                 tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);  // a reader never sees a half-written file
-  FABRIC_CHECK(!ec, IOError, "TensorBoardLogger::log_hyperparams: cannot rename ", tmp.string(),
-               " to ", path.string(), ": ", ec.message());
+  // Flushed and renamed over the old file through a temporary named by the pid: a reader never
+  // sees a half-written file, and two processes logging into one folder never share a temporary.
+  write_text_atomically(path.string(), std::string(yaml.c_str()) + "\n");
 }
 
 void TensorBoardLogger::flush() {

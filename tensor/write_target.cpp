@@ -24,14 +24,19 @@ std::string regular_write_target(const std::string& path, const std::string& who
   return target.string();
 }
 
-std::string temporary_sibling(const std::string& target) {
-  const std::filesystem::path p(target);
-  const std::string suffix = ".tmp." + std::to_string(::getpid());
+std::string sibling_named(const std::string& target, const std::string& suffix) {
+  std::string path = target;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::filesystem::path p(path);
   std::string name = p.filename().string();
   // NAME_MAX is 255 bytes on Linux's file systems: a long name gives up its end, not the write.
   constexpr size_t kNameMax = 255;
   if (name.size() + suffix.size() > kNameMax) name.resize(kNameMax - suffix.size());
   return (p.parent_path() / (name + suffix)).string();
+}
+
+std::string temporary_sibling(const std::string& target, const char* marker) {
+  return sibling_named(target, marker + std::to_string(::getpid()));
 }
 
 }  // namespace fabric

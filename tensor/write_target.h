@@ -12,8 +12,13 @@ namespace fabric {
 std::string regular_write_target(const std::string& path, const std::string& who,
                                  const std::string& expected);
 
-// `target` + ".tmp.<pid>", its name cut short to stay within NAME_MAX (255 bytes): a target
-// name of 246 to 255 bytes could otherwise be written by no one.
-std::string temporary_sibling(const std::string& target);
+// `target` + `suffix` (trailing separators of `target` dropped), the name's end given up to keep
+// it within NAME_MAX (255 bytes): a target whose name is near that limit could otherwise be
+// written by no one. Writers and readers of a sibling (a checkpoint's temporary, its ".old" copy)
+// both name it through here, so they agree on the cut.
+std::string sibling_named(const std::string& target, const std::string& suffix);
+
+// sibling_named(target, ".tmp.<pid>"), or with another marker (checkpoint folders use ".tmp-").
+std::string temporary_sibling(const std::string& target, const char* marker = ".tmp.");
 
 }  // namespace fabric

@@ -28,8 +28,8 @@ double derivative(ActGrad k, double s) {
       return sg * (1.0 + s * (1.0 - sg));
     }
     case ActGrad::sigmoid: return s * (1.0 - s);
-    case ActGrad::tanh: return 1.0 - s * s;
-    case ActGrad::relu: return s <= 0 ? 0.0 : 1.0;  // NaN passes the gradient, as torch's threshold_backward
+    case ActGrad::tanh:
+      return 1.0 - s * s;
     default: break;  // the parameterised kinds: grad_of
   }
   return 0;
@@ -47,10 +47,8 @@ inline __m512 derivative_ps(ActGrad k, __m512 s) {
       return _mm512_mul_ps(sg, _mm512_fmadd_ps(s, _mm512_sub_ps(splat(1.0f), sg), splat(1.0f)));
     }
     case ActGrad::sigmoid: return _mm512_mul_ps(s, _mm512_sub_ps(splat(1.0f), s));
-    case ActGrad::tanh: return _mm512_fnmadd_ps(s, s, splat(1.0f));
-    case ActGrad::relu:
-      // Not (s <= 0), unordered true: NaN passes the gradient, as torch's threshold_backward.
-      return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NLE_UQ), splat(1.0f));
+    case ActGrad::tanh:
+      return _mm512_fnmadd_ps(s, s, splat(1.0f));
     default: break;  // the parameterised kinds: grad_ps
   }
   return s;
@@ -68,6 +66,8 @@ double sigmoid(double t) {
 
 double grad_of(ActGrad k, const ActivationParams& p, double g, double x) {
   switch (k) {
+    case ActGrad::relu:  // saved: the output; a NaN one passes the gradient (threshold_backward)
+      return x <= 0 ? 0.0 : g;
     case ActGrad::leaky_relu:
       return x > 0 ? g : g * p.negative_slope;
     case ActGrad::elu:
@@ -96,6 +96,8 @@ inline __m512 grad_ps(ActGrad k, const ActivationParams& p, __m512 g, __m512 x) 
   using namespace vec;
   const __m512 zero = _mm512_setzero_ps();
   switch (k) {
+    case ActGrad::relu:  // not (x <= 0), unordered true: a NaN output passes the gradient
+      return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_NLE_UQ), g);
     case ActGrad::leaky_relu:
       return _mm512_mask_mov_ps(_mm512_mul_ps(g, splat(static_cast<float>(p.negative_slope))),
                                 _mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), g);

@@ -29,8 +29,6 @@ __device__ __forceinline__ float derivative_f32(ActGrad k, float s) {
       return s * (1.0f - s);
     case ActGrad::tanh:
       return fmaf(-s, s, 1.0f);
-    case ActGrad::relu:
-      return s <= 0.0f ? 0.0f : 1.0f;  // NaN passes the gradient, as torch's threshold_backward
     default:
       break;  // the parameterised kinds: grad_of
   }
@@ -53,8 +51,6 @@ __device__ __forceinline__ double derivative_f64(ActGrad k, double s) {
       return s * (1.0 - s);
     case ActGrad::tanh:
       return 1.0 - s * s;
-    case ActGrad::relu:
-      return s <= 0 ? 0.0 : 1.0;
     default:
       break;  // the parameterised kinds: grad_of
   }
@@ -80,6 +76,8 @@ __device__ __forceinline__ M sigmoid_m(M t) {  // overflow-free for either sign
 template <typename M>
 __device__ __forceinline__ M grad_of(ActGrad k, const ActivationParams& p, M g, M x) {
   switch (k) {
+    case ActGrad::relu:  // selected, as the CPU's: an inf/NaN gradient gives 0, not NaN (g * 0)
+      return x <= M(0) ? M(0) : g;
     case ActGrad::leaky_relu:
       return x > M(0) ? g : g * M(p.negative_slope);
     case ActGrad::elu:

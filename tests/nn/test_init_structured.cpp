@@ -132,7 +132,11 @@ TEST(InitSparse, ZeroesCeilSparsityRowsPerColumn) {
     double sparsity;
     int64_t zeros_per_column;
   };
-  const std::vector<Case> cases = {{10, 4, 0.3, 3}, {7, 5, 0.1, 1}, {6, 3, 0.0, 0}, {4, 2, 1.0, 4}};
+  const std::vector<Case> cases = {{10, 4, 0.3, 3},
+                                   {7, 5, 0.1, 1},
+                                   {6, 3, 0.0, 0},
+                                   {4, 2, 1.0, 4},
+                                   {4, 4, 1.5, 4}};  // torch: above 1 zeroes every row
   for (const Case& c : cases) {
     SCOPED_TRACE(c.sparsity);
     Generator gen(5);
@@ -154,6 +158,7 @@ TEST(InitSparse, ZeroesCeilSparsityRowsPerColumn) {
   for (int64_t r = 0; r < 50; ++r) differing += (v[r * 8] == 0.0) != (v[r * 8 + 1] == 0.0);
   EXPECT_GT(differing, 0);
   EXPECT_CONTAINS(thrown<ValueError>([] { init::sparse_(empty({2, 2, 2}), 0.5); }), "2 dimensions");
+  EXPECT_CONTAINS(thrown<ValueError>([] { init::sparse_(empty({2, 2}), -0.5); }), "non-negative");
 }
 
 }  // namespace

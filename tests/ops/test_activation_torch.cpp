@@ -186,6 +186,33 @@ TEST(ActivationTorch, NaNPropagates) {
   }
 }
 
+// relu's gradient is selected, as torch's threshold_backward: where the output is <= 0 an inf or
+// NaN incoming gradient gives 0, not NaN (g * 0); a NaN output passes the gradient. An lp_pool
+// window of zeros (pow's infinite gradient at 0 meets relu's zero) has a zero input gradient.
+TEST(ActivationTorch, ReluSelectsTheGradient) {
+  const double inf = INFINITY, nan = std::nan("");
+  for (DType dt : {DType::float64, DType::float32, DType::bfloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    for (const bool create_graph : {false, true}) {
+      Tensor x = from_vector(std::vector<double>{0.0, 0.5, -0.5, nan}, {4}).to(dt);
+      x.set_requires_grad(true);
+      const Tensor g = from_vector(std::vector<double>{nan, inf, inf, 2.0}, {4}).to(dt);
+      const Tensor dx = grad({relu(x)}, {x}, {g}, std::nullopt, create_graph)[0];
+      const std::vector<double> v = dx.to_vector<double>();
+      EXPECT_EQ(v[0], 0.0);
+      EXPECT_EQ(v[1], inf);
+      EXPECT_EQ(v[2], 0.0);
+      EXPECT_EQ(v[3], 2.0);
+    }
+  }
+  Tensor x = from_vector(std::vector<double>{0, 0, 0, 0, 1, 2, 3, 4}, {1, 1, 8});
+  x.set_requires_grad(true);
+  sum(lp_pool1d(x, 2.0, 2)).backward();
+  const std::vector<double> dx = x.grad().to_vector<double>();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(dx[i], 0.0) << i;
+  EXPECT_NEAR(dx[4], 1.0 / std::sqrt(5.0), 1e-15);  // torch: 0.4472
+}
+
 // The backward nodes carry torch's names (selu is an elu, relu6 a hardtanh, as in torch).
 TEST(ActivationTorch, NodeNamesAreTorchs) {
   Tensor x = zeros({2});

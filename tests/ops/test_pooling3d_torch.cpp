@@ -249,6 +249,25 @@ TEST(Pooling3dTorch, ErrorsAsTorch) {
        "adaptive_max_pool2d: input (1, 3, 3) int64 has an unsupported dtype"},
       {"adaptive_max_pool1d_rank", [&] { adaptive_max_pool1d(zeros({4}), 2); },
        "adaptive_max_pool1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got (4,)"},
+      // The 1-d and power pools name themselves, not the 2-d pool they are composed of.
+      {"adaptive_max_pool1d_negative",
+       [&] {
+         adaptive_max_pool1d(zeros({1, 4, 4}), -1);
+       },
+       "adaptive_max_pool1d: output_size must be non-negative, got -1"},
+      {"lp_pool1d_too_small",
+       [&] {
+         lp_pool1d(zeros({1, 1, 4}), 2.0, 5);
+       },
+       "lp_pool1d: output size is too small: input (1, 1, 4) is smaller than kernel_size (5,)"},
+      {"lp_pool1d_stride",
+       [&] {
+         lp_pool1d(zeros({1, 1, 4}), 2.0, 2, 0);
+       },
+       "lp_pool1d: stride must be positive, got (0,)"},
+      {"lp_pool2d_too_small", [&] { lp_pool2d(x4, 2.0, {6}); },
+       "lp_pool2d: output size is too small: input (1, 1, 5, 6) is smaller than kernel_size (6, "
+       "6)"},
       {"unfold_kernel", [&] { unfold(x4, {0}); },
        "unfold: kernel size should be greater than zero, but got kernel_size (0, 0)"},
       {"unfold_stride", [&] { unfold(x4, {2}, {1}, {0}, {0}); },

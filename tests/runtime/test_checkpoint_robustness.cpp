@@ -372,6 +372,33 @@ TEST_F(CheckpointRobustness, SaveReplacesOnlyAnEarlierCheckpointOrAnEmptyFolder)
   fs::remove_all(project);
 }
 
+// A checkpoint name at the file system's limit (255 bytes) is saved and replaced: its temporary
+// sibling gives up the name's end, not the save. "ckpt/." names the folder ckpt.
+TEST_F(CheckpointRobustness, NamesAtTheLengthLimitAndADotComponentSave) {
+  Fabric fab;
+  fs::create_directories(dir_);
+  for (const size_t length : {244u, 250u, 255u}) {
+    SCOPED_TRACE(length);
+    const std::string ckpt = dir_ + "/" + std::string(length, 'c');
+    fab.save(ckpt, {{"step", 1}});
+    fab.save(ckpt, {{"step", 2}});
+    State state{{"step", int64_t(0)}};
+    fab.load(ckpt, state);
+    EXPECT_EQ(state.at("step").get<int64_t>(), 2);
+    fs::remove_all(ckpt);
+  }
+  for (const std::string suffix : {"/.", "/./", "/"}) {
+    SCOPED_TRACE(suffix);
+    fab.save(dir_ + "/dotted" + suffix, {{"step", 3}});
+    EXPECT_TRUE(fs::exists(dir_ + "/dotted/state.json"));
+    State state{{"step", int64_t(0)}};
+    fab.load(dir_ + "/dotted" + suffix, state);
+    EXPECT_EQ(state.at("step").get<int64_t>(), 3);
+  }
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
 // Sets or clears a file's immutable flag (chattr +i); false where the filesystem has none.
 bool set_immutable(const std::string& path, bool on) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
