@@ -2,11 +2,13 @@
 // computed only for the inputs that need it), of the fused GELU MLP and of fused attention.
 #include <array>
 #include <limits>
+#include <optional>
 #include <tuple>
 
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
 #include "autograd/saved.h"
+#include "tensor/flop_counter.h"
 #include "tensor/op_attrs.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
@@ -22,7 +24,11 @@ FABRIC_DERIVATIVE(matmul) {
   const bool need_a = rec.inputs[0].requires_grad(), need_b = rec.inputs[1].requires_grad();
   Tensor a = need_b ? saved(rec.inputs[0]) : Tensor(), b = need_a ? saved(rec.inputs[1]) : Tensor();
   const int64_t da = rec.inputs[0].dim(), db = rec.inputs[1].dim();
-  return [a, b, da, db](const Grads& g) {
+  // A forward torch runs as a dot or mv counts 0 FLOPs, and so does its backward (mul, ger, mv).
+  const bool counted = detail::matmul_counts_flops(rec.inputs[0], rec.inputs[1]);
+  return [a, b, da, db, counted](const Grads& g) {
+    std::optional<FlopsNotCounted> quiet;
+    if (!counted) quiet.emplace();
     Tensor go = g[0];
     Tensor ga, gb;
     if (da == 1 && db == 1) {  // dot product: 0-dim result

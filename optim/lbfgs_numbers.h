@@ -133,12 +133,23 @@ T max_abs(const std::vector<T>& a) {
 // of W lanes (4 doubles, 8 floats) go, in rows of four, to four vector accumulators that carry into
 // up to three more levels every 16 rows (multi_row_sum); the vectors after the last whole row join
 // the first accumulator, the four fold into it, and the scalar tail, added up first, takes its
-// lanes in order. Checked against torch for 8 to 300000 elements in both dtypes; torch takes
-// another path for 5 to 7 float32 elements, which this does not follow.
+// lanes in order. Fewer elements than one vector take torch's four scalar chains instead: element
+// k < 4 starts chain k, the rest join chain 0, and the chains fold in order (this differs from a
+// plain left-to-right sum only for 5 to 7 float32 elements). Checked against torch for 1 to 300000
+// elements in both dtypes.
 template <class T>
 T sum_abs(const std::vector<T>& x) {
   constexpr int64_t W = 32 / sizeof(T), ILP = 4, LEVELS = 4;
   const auto n = static_cast<int64_t>(x.size());
+  if (n < W) {
+    T chain[ILP] = {};
+    for (int64_t k = 0; k < n; ++k) {
+      T& c = chain[k < ILP ? k : 0];
+      c = static_cast<T>(c + std::abs(x[k]));
+    }
+    return static_cast<T>(static_cast<T>(static_cast<T>(chain[0] + chain[1]) + chain[2]) +
+                          chain[3]);
+  }
   const int64_t vecs = n / W, rows = vecs / ILP;
   const int64_t ceil_log2 = rows <= 2 ? 1 : 64 - __builtin_clzll(static_cast<uint64_t>(rows - 1));
   const int64_t power = std::max<int64_t>(4, ceil_log2 / LEVELS);

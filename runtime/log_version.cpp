@@ -15,6 +15,8 @@ bool all_digits(const std::string& s) {
 }
 
 // Lightning's _get_next_version: one past the largest version_N directory under `dir`, else 0.
+// N is the name's second "_"-separated part, as Lightning's name.split("_")[1]: version_7_old
+// counts as 7.
 int64_t next_version(const fs::path& dir) {
   int64_t next = 0;
   std::error_code ec;
@@ -22,7 +24,7 @@ int64_t next_version(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
     if (!e.is_directory(ec) || n.rfind("version_", 0) != 0) continue;
-    const std::string digits = n.substr(8);
+    const std::string digits = n.substr(8, n.find('_', 8) - 8);
     if (all_digits(digits) && digits.size() < 18) next = std::max<int64_t>(next, std::stoll(digits) + 1);
   }
   return next;

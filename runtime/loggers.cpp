@@ -275,10 +275,16 @@ CSVLogger::~CSVLogger() {
 void CSVLogger::log_metrics(const Metrics& metrics, std::optional<int64_t> step) {
   // metrics.csv is UTF-8 text (Lightning's and pandas' readers decode it so); checked before any
   // column is added.
-  for (const auto& [k, v] : metrics)
+  // A line break in a name would split the header across lines of the file, which this logger
+  // reads back line by line when the columns change.
+  for (const auto& [k, v] : metrics) {
     FABRIC_CHECK(utf8_invalid_at(k) == k.size(), ValueError,
                  "CSVLogger::log_metrics: the metric name \"", k,
                  "\" is not valid UTF-8; metric names are UTF-8 text");
+    FABRIC_CHECK(k.find_first_of("\r\n") == std::string::npos, ValueError,
+                 "CSVLogger::log_metrics: the metric name \"", k,
+                 "\" holds a line break; metric names are one line of text");
+  }
   Row row;
   for (const auto& [k, v] : metrics) {
     const std::string key = prefix_.empty() ? k : prefix_ + "-" + k;

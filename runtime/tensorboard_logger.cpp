@@ -73,7 +73,8 @@ void put_bytes_field(std::string& out, uint32_t field, const std::string& bytes)
 }
 
 // Event { double wall_time = 1; int64 step = 2;
-//         oneof { string file_version = 3; Summary summary = 5; SessionLog session_log = 6; } }
+//         oneof { string file_version = 3; Summary summary = 5; SessionLog session_log = 7; } }
+// (6 is the deprecated LogMessage: a session log there is not one TensorBoard purges on.)
 std::string encode_event(double wall_time, int64_t step, uint32_t payload_field,
                          const std::string& payload) {
   std::string ev;
@@ -271,11 +272,11 @@ void TensorBoardLogger::log_metrics(const Metrics& metrics,
 
 void TensorBoardLogger::log_session_start(int64_t step) {
   if (file_ == nullptr) open_new_file();
-  // Event.session_log (field 6) = SessionLog { SessionStatus status = 1; } with START = 1.
+  // Event.session_log (field 7) = SessionLog { SessionStatus status = 1; } with START = 1.
   std::string session_log;
   put_tag(session_log, 1, kVarint);
   put_varint(session_log, 1);
-  write_record(encode_event(now_seconds(), step, 6, session_log));
+  write_record(encode_event(now_seconds(), step, 7, session_log));
   flush();
 }
 

@@ -12,6 +12,8 @@ namespace {
 thread_local std::vector<FlopCounter*> t_counters;
 // The name a FlopOpName files this thread's reports under (null: the op's own).
 thread_local const char* t_op_name = nullptr;
+// The FlopsNotCounted scopes alive on this thread.
+thread_local int t_not_counted = 0;
 
 }  // namespace
 
@@ -33,9 +35,10 @@ void FlopCounter::reset() {
   total_ = 0;
 }
 
-bool counting_flops() { return !t_counters.empty(); }
+bool counting_flops() { return !t_counters.empty() && t_not_counted == 0; }
 
 void report_flops(std::string_view op, int64_t flops) {
+  if (t_not_counted > 0) return;
   if (t_op_name) op = t_op_name;
   for (FlopCounter* c : t_counters) {
     auto it = c->by_op_.find(op);
@@ -48,5 +51,9 @@ void report_flops(std::string_view op, int64_t flops) {
 FlopOpName::FlopOpName(const char* op) : previous_(t_op_name) { t_op_name = op; }
 
 FlopOpName::~FlopOpName() { t_op_name = previous_; }
+
+FlopsNotCounted::FlopsNotCounted() { ++t_not_counted; }
+
+FlopsNotCounted::~FlopsNotCounted() { --t_not_counted; }
 
 }  // namespace fabric

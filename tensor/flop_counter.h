@@ -64,4 +64,15 @@ class FlopOpName {
   const char* previous_;
 };
 
+// While alive, this thread's ops report nothing: the backward of a product torch counts as 0
+// (matmul's matrix-vector forms) runs GEMMs that torch's counter never sees (mv's backward is
+// ger and mv).
+class FlopsNotCounted {
+ public:
+  FlopsNotCounted();
+  ~FlopsNotCounted();
+  FlopsNotCounted(const FlopsNotCounted&) = delete;
+  FlopsNotCounted& operator=(const FlopsNotCounted&) = delete;
+};
+
 }  // namespace fabric

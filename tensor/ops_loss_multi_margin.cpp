@@ -3,6 +3,7 @@
 // term by term, so autograd, double backward and the CUDA backend come from those ops.
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
+#include "tensor/inplace_graph.h"
 #include "tensor/loss_argument_checks.h"
 #include "tensor/loss_margin_helpers.h"
 #include "tensor/ops.h"
@@ -128,7 +129,9 @@ Tensor multilabel_margin_loss(const Tensor& input_in, const Tensor& target,
   const Tensor others =
       ne(from_vector(not_target, {frames, classes}).to(device), 0);  // (N, C): d not a label
   // For each label position k: sum over the non-labels d of max(0, 1 - x[label_k] + x[d]).
-  Tensor total = zeros({frames}, {.dtype = x.dtype(), .device = device});  // (N)
+  // Zeros that carry x's history (a zero gradient, as torch's): with no label in the batch the
+  // loss is still differentiable, not a constant that backward() refuses.
+  Tensor total = sum(overwritten_history(x), {1});  // (N)
   for (int64_t k = 0; k < longest; ++k) {
     std::vector<int64_t> label(static_cast<size_t>(frames), 0),
         valid(static_cast<size_t>(frames), 0);

@@ -56,6 +56,9 @@ Shape batch_of(const Tensor& t);
 // matmul(a, b) with broadcast batch dims `batch`, for ops that run them as parts.
 void report_linear_flops(const Tensor& x, const Tensor& w, const Tensor& bias);
 void report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch);
+// False for the matmuls torch runs as a dot or a matrix-vector product, which its counter (and so
+// report_matmul_flops) counts as 0, forward and backward.
+bool matmul_counts_flops(const Tensor& a, const Tensor& b);
 
 // While alive, autocast is off for `device`: a composite op applies its own autocast class once,
 // at its entry, and its inner ops run in the dtypes it chose (ATen excludes the Autocast key

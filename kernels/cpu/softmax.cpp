@@ -39,8 +39,10 @@ void softmax_acc(const RowGeometry& g, const char* in, DType it, char* out, DTyp
           const A inv = A(1) / exp_shift_sum(x, y, n, m);
           for (int64_t j = 0; j < n; ++j) y[j] *= inv;
         } else {
-          const A lse = m + std::log(exp_shift_sum(x, nullptr, n, m));
-          for (int64_t j = 0; j < n; ++j) y[j] = x[j] - lse;
+          // torch's order, (x - max) - log(sum): max + log(sum) first loses log(sum)'s low bits
+          // against a large max (logits of 1e4 were off by 2e-4).
+          const A ls = std::log(exp_shift_sum(x, nullptr, n, m));
+          for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
         }
         store_row<A>(y, out + r * n * osz, ot, n);
       }
@@ -66,11 +68,11 @@ void softmax_acc(const RowGeometry& g, const char* in, DType it, char* out, DTyp
       exp_inplace(tmp, w);
       for (int64_t c = 0; c < w; ++c) sum[c] += tmp[c];
     }
-    for (int64_t c = 0; c < w; ++c) sum[c] = log ? mx[c] + std::log(sum[c]) : A(1) / sum[c];
+    for (int64_t c = 0; c < w; ++c) sum[c] = log ? std::log(sum[c]) : A(1) / sum[c];
     for (int64_t j = 0; j < n; ++j) {
       const A* x = row(j);
-      if (log) {
-        for (int64_t c = 0; c < w; ++c) tmp[c] = x[c] - sum[c];
+      if (log) {  // (x - max) - log(sum), as the row path
+        for (int64_t c = 0; c < w; ++c) tmp[c] = (x[c] - mx[c]) - sum[c];
       } else {
         for (int64_t c = 0; c < w; ++c) tmp[c] = x[c] - mx[c];
         exp_inplace(tmp, w);

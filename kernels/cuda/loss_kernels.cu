@@ -108,7 +108,9 @@ __device__ __forceinline__ void row_max_sum(const ClassDev& g, Load load, int64_
 #pragma unroll 4
   for (int64_t c = threadIdx.x; c < C; c += bx) max_sum_add(st, load(g.x, base + c));
 }
-// loss = (1 - s) * (lse - x[t]) + s / C * sum_c (lse - x[c]), 0 where ignored or out of range.
+// loss = (1 - s) * nl(t) + s / C * sum_c nl(c), nl(c) = -log p_c = (max - x[c]) + log(sum) (the
+// CPU's and torch's order: max + log(sum) first cancels against large logits), 0 where ignored or
+// out of range.
 
 template <typename A, typename Load>
 __global__ void __launch_bounds__(kRowBlockMaxThreads)
@@ -121,12 +123,12 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   MaxSum<A> st = max_sum_init<A>();
   if (kind == 1) row_max_sum(g, load, base, st);
   st = row_allreduce(st, MaxSumCombine<A>{});
-  const A lse = nan_row(st) ? dev_nan<A>() : st.m + dev_log(st.s);
+  const A ls = nan_row(st) ? dev_nan<A>() : dev_log(st.s);
   const A s = static_cast<A>(g.smoothing);
   A smooth = 0;
   if (g.smoothing != 0) {
     if (kind == 1)
-      for (int64_t c = threadIdx.x; c < C; c += bx) smooth += lse - load(g.x, base + c);
+      for (int64_t c = threadIdx.x; c < C; c += bx) smooth += (st.m - load(g.x, base + c)) + ls;
     smooth = row_allreduce(smooth, Plus<A>{});
   }
   if (threadIdx.x != 0 || !live) return;
@@ -135,7 +137,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
     loss[pos] = A(0);
     return;
   }
-  A l = lse - load(g.x, base + t);
+  A l = (st.m - load(g.x, base + t)) + ls;
   if (g.smoothing != 0) l = (A(1) - s) * l + s / static_cast<A>(C) * smooth;
   loss[pos] = l;
 }
@@ -155,12 +157,12 @@ __global__ void cross_entropy_cols_kernel(ClassDev g, AnyLoad<A> load, A* loss, 
     const int64_t n = pos / g.inner, i = pos - n * g.inner, base = n * g.classes * g.inner + i;
     MaxSum<A> st = max_sum_init<A>();
     for (int64_t c = 0; c < g.classes; ++c) max_sum_add(st, load(g.x, base + c * g.inner));
-    const A lse = nan_row(st) ? dev_nan<A>() : st.m + dev_log(st.s);
-    A l = lse - load(g.x, base + t * g.inner);
+    const A ls = nan_row(st) ? dev_nan<A>() : dev_log(st.s);
+    A l = (st.m - load(g.x, base + t * g.inner)) + ls;
     if (g.smoothing != 0) {
       const A s = static_cast<A>(g.smoothing);
       A smooth = 0;
-      for (int64_t c = 0; c < g.classes; ++c) smooth += lse - load(g.x, base + c * g.inner);
+      for (int64_t c = 0; c < g.classes; ++c) smooth += (st.m - load(g.x, base + c * g.inner)) + ls;
       l = (A(1) - s) * l + s / static_cast<A>(g.classes) * smooth;
     }
     loss[pos] = l;

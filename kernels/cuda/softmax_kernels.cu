@@ -40,10 +40,11 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads)
   st = row_allreduce(st, MaxSumCombine<A>{});
   if (!live) return;
   const bool nan = nan_row(st);
-  const A lse = st.m + dev_log(st.s), inv = A(1) / st.s;
+  // log: (x - max) - log(sum), the CPU's and torch's order (max + log(sum) first cancels).
+  const A ls = dev_log(st.s), inv = A(1) / st.s;
   for (int64_t j = threadIdx.x; j < n; j += bx) {
     const A v = load(x, base + j);
-    const A y = nan ? dev_nan<A>() : a.log ? v - lse : dev_exp(v - st.m) * inv;
+    const A y = nan ? dev_nan<A>() : a.log ? (v - st.m) - ls : dev_exp(v - st.m) * inv;
     store_as<A>(a.out + (base + j) * a.osz, a.out_dtype, y);
   }
 }
@@ -57,11 +58,11 @@ __global__ void softmax_cols_kernel(SoftmaxArgs a, AnyLoad<A> load) {
     MaxSum<A> st = max_sum_init<A>();
     for (int64_t j = 0; j < a.n; ++j) max_sum_add(st, load(a.in, base + j * a.inner));
     const bool nan = nan_row(st);
-    const A lse = st.m + dev_log(st.s), inv = A(1) / st.s;
+    const A ls = dev_log(st.s), inv = A(1) / st.s;
     for (int64_t j = 0; j < a.n; ++j) {
       const int64_t off = base + j * a.inner;
       const A v = load(a.in, off);
-      const A y = nan ? dev_nan<A>() : a.log ? v - lse : dev_exp(v - st.m) * inv;
+      const A y = nan ? dev_nan<A>() : a.log ? (v - st.m) - ls : dev_exp(v - st.m) * inv;
       store_as<A>(a.out + off * a.osz, a.out_dtype, y);
     }
   }

@@ -199,6 +199,30 @@ void expect_error(const std::function<void()>& fn, const std::vector<std::string
   for (const std::string& p : parts) EXPECT_CONTAINS(msg, p);
 }
 
+// A NaN difference has NaN gradients, as torch's kernels (the loss is NaN too); infinite ones keep
+// their finite gradients.
+TEST(LossElementwise, SmoothL1AndHuberGradientsOfANaNDifferenceAreNaN) {
+  const double nan = std::nan(""), inf = INFINITY;
+  const std::vector<std::function<Tensor(const Tensor&, const Tensor&)>> losses = {
+      [](const Tensor& a, const Tensor& b) { return smooth_l1_loss(a, b, "sum"); },
+      [](const Tensor& a, const Tensor& b) { return smooth_l1_loss(a, b, "sum", 0.0); },
+      [](const Tensor& a, const Tensor& b) { return huber_loss(a, b, "sum"); },
+      [](const Tensor& a, const Tensor& b) { return huber_loss(a, b, "sum", 2.0); },
+  };
+  for (size_t i = 0; i < losses.size(); ++i) {
+    SCOPED_TRACE(i);
+    Tensor x = from_vector(std::vector<double>{nan, 1.0, -inf, 0.0}, {4});
+    x.set_requires_grad(true);
+    const Tensor t = from_vector(std::vector<double>{0.0, inf, 1.0, nan}, {4});
+    losses[i](x, t).backward();
+    const std::vector<double> g = x.grad().to_vector<double>();  // torch: nan, -1, -1, nan
+    EXPECT_TRUE(std::isnan(g[0]));
+    EXPECT_EQ(g[1], i == 3 ? -2.0 : -1.0);
+    EXPECT_EQ(g[2], i == 3 ? -2.0 : -1.0);
+    EXPECT_TRUE(std::isnan(g[3]));
+  }
+}
+
 TEST(LossElementwise, BadArgumentsRaiseNamingTheOpAndWhatWasExpected) {
   const Tensor a = full({2, 3}, 0.5), b = full({2, 3}, 0.25), c = full({2, 4}, 0.5);
   const std::vector<std::string> three = {"reduction must be \"mean\", \"sum\" or \"none\"",

@@ -385,6 +385,26 @@ TEST(LossMargin, ArgumentsWithoutADerivativeAreRefusedWhileRecording) {
 }
 
 // Labels, class indices and integer inputs of cosine_similarity are taken as torch takes them.
+// A batch without labels (every row starts with -1, or no rows) has a zero loss that is still
+// differentiable, as torch's (a zero gradient), under every reduction.
+TEST(LossMargin, MultilabelMarginWithoutLabelsStillDifferentiates) {
+  for (const char* reduction : {"mean", "sum", "none"}) {
+    SCOPED_TRACE(reduction);
+    for (const Shape& shape : {Shape{2, 3}, Shape{0, 5}}) {
+      Tensor x = randn(shape, {.dtype = DType::float64});
+      x.set_requires_grad(true);
+      const Tensor target = shape[0] == 0
+                                ? zeros(shape, {.dtype = DType::int64})
+                                : from_vector(std::vector<int64_t>{-1, 0, 1, -1, 2, 2}, {2, 3});
+      const Tensor loss = sum(multilabel_margin_loss(x, target, reduction));
+      ASSERT_TRUE(loss.requires_grad());
+      loss.backward();
+      EXPECT_EQ(x.grad().sizes(), shape);
+      for (double v : x.grad().to_vector<double>()) EXPECT_EQ(v, 0.0);
+    }
+  }
+}
+
 TEST(LossMargin, IntegerLabelsAndInputsAreTaken) {
   const Tensor x1 = from_vector<float>({0.5f, -1.0f, 2.0f}),
                x2 = from_vector<float>({1.0f, 0.0f, 1.0f});

@@ -351,6 +351,30 @@ TEST(LossWeighted, ResultDtypesFollowTorch) {
   EXPECT_EQ(cross_entropy(xh, p64.to(DType::bfloat16)).dtype(), DType::bfloat16);
 }
 
+// Large logits keep their precision: -log p is (max - x) + log(sum), as torch's log_softmax then
+// nll_loss compute it; (max + log(sum)) - x lost log(sum)'s low bits (0.60413361 for torch's
+// 0.60413063 at logits near 100; -0.6933594 for -0.6931472 at 1e4). Row and tiled layouts.
+TEST(LossWeighted, LargeLogitsKeepTheirPrecision) {
+  const Tensor x = from_vector(std::vector<float>{100.5f, 100.f, 99.f}, {1, 3});
+  const Tensor t = zeros({1}, {.dtype = DType::int64});
+  EXPECT_NEAR(cross_entropy(x, t).item<float>(), 0.6041306257247925, 1e-7);
+  EXPECT_NEAR(cross_entropy(x, t, -100, "mean", 0.1).item<float>(), 0.6707972884178162, 1e-7);
+  const std::vector<float> row =
+      log_softmax(from_vector(std::vector<float>{1e4f, -1e4f, 0.f, 1e4f, -1e4f}, {5}), 0)
+          .to_vector<float>();
+  EXPECT_NEAR(row[0], -0.6931471824645996, 1e-7);
+  EXPECT_EQ(row[1], -20000.693359375f);
+  EXPECT_NEAR(row[3], -0.6931471824645996, 1e-7);
+  const std::vector<float> cols =
+      log_softmax(from_vector(std::vector<float>{1e4f, 100.5f, -1e4f, 100.f, 1e4f, 99.f}, {3, 2}),
+                  0)
+          .to_vector<float>();
+  const std::vector<double> torch_cols = {-0.6931471824645996, -0.6041306257247925,
+                                          -20000.693359375,    -1.1041306257247925,
+                                          -0.6931471824645996, -2.104130744934082};
+  for (size_t i = 0; i < cols.size(); ++i) EXPECT_NEAR(cols[i], torch_cols[i], 2e-7) << i;
+}
+
 // cross_entropy and nll_loss are float32 ops under autocast (spec §3): the weight and the
 // probabilities are cast with the input, so a float32 weight with bfloat16 logits is fine there.
 TEST(LossWeighted, CpuAutocastRunsInFloat32) {

@@ -96,12 +96,18 @@ struct SumAbsRow {
 
 inline const std::vector<SumAbsRow>& sum_abs_torch_rows() {
   static const std::vector<SumAbsRow> rows = {
+      {true, 5, 0x1.6d67c8a60dd68p+5},
+      {true, 6, 0x1.81f22983759f2p+5},
+      {true, 7, 0x1.84f914c1bacf9p+5},
       {true, 8, 0x1.93759f2298376p+5},
       {true, 13, 0x1.714c1bacf914cp+6},
       {true, 300, 0x1.fe2cf914c1badp+10},
       {true, 1024, 0x1.b03e45306eb3ep+12},
       {true, 5000, 0x1.07ef914c1bad0p+15},
       {true, 70001, 0x1.cde69f2298376p+18},
+      {false, 5, 0x1.6d67ca0000000p+5},
+      {false, 6, 0x1.81f22a0000000p+5},
+      {false, 7, 0x1.84f9160000000p+5},
       {false, 8, 0x1.93759e0000000p+5},
       {false, 13, 0x1.714c1c0000000p+6},
       {false, 300, 0x1.fe2cf80000000p+10},

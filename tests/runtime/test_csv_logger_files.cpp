@@ -69,6 +69,21 @@ TEST_F(CsvLoggerFiles, NamesWithCommasOrQuotesAreQuotedAndReadBack) {
   EXPECT_EQ(slurp(path), "\"acc@1,5\",\"say \"\"hi\"\"\",step\n0.5,2.0,0\n0.75,,1\n");
 }
 
+// A line break in a name would split the header over two lines, which the logger cannot read back
+// when the columns next change: refused before anything is written.
+TEST_F(CsvLoggerFiles, NamesWithLineBreaksAreRefused) {
+  const std::string path = (dir_ / "m.csv").string();
+  CSVLogger csv(path);
+  for (const char* name : {"a\nb", "a\rb"})
+    EXPECT_CONTAINS(thrown<ValueError>([&] {
+                      csv.log_metrics({{name, 1.0}}, 0);
+                    }),
+                    "holds a line break");
+  csv.log_metrics({{"c", 2.0}}, 1);
+  csv.flush();
+  EXPECT_EQ(slurp(path), "c,step\n2.0,1\n");
+}
+
 // RLIMIT_FSIZE as a full disk: the write fails (SIGXFSZ ignored, so it is an error, not a kill).
 class FileSizeLimit {
  public:

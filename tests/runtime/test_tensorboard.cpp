@@ -530,6 +530,10 @@ TEST(TensorBoardLogger, NextVersionIsChosenAtFirstUse) {
   d.log_metrics({{"x", 4.0}}, 4);
   EXPECT_EQ(event_files(logs + "/version_8").size(), 2u);
   EXPECT_FALSE(fs::exists(logs + "/version_9"));
+  // The number is the name's second "_" part, as Lightning's name.split("_")[1].
+  fs::create_directories(logs + "/version_11_old");
+  fs::create_directories(logs + "/version__12");
+  EXPECT_EQ(TensorBoardLogger({.root_dir = dir.path}).version(), "version_12");
 }
 
 TEST(TensorBoardLogger, ExplicitVersionsNamesAndSubDir) {

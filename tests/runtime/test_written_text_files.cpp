@@ -115,14 +115,15 @@ TEST_F(WrittenTextFilesDir, MetricNamesMustBeUtf8) {
                   "is not valid UTF-8");
 }
 
-// Event { step = 7, session_log (6) = { status (1) = START (1) } }: the bytes 0x10 0x07 (step)
-// and 0x32 0x02 0x08 0x01 (the session log) in the file.
+// Event { step = 7, session_log (7) = { status (1) = START (1) } }: the bytes 0x10 0x07 (step)
+// and 0x3A 0x02 0x08 0x01 (the session log: field 7, length-delimited) in the file. Field 6 is
+// event.proto's deprecated LogMessage, which TensorBoard's purge does not look at.
 TEST_F(WrittenTextFilesDir, ASessionStartIsAnEventTensorBoardPurgesOn) {
   TensorBoardLogger tb((dir_ / "tb").string());
   tb.log_session_start(7);
   tb.finalize();
   const std::string text = slurp_file(tb.file_path());
-  EXPECT_NE(text.find(std::string("\x10\x07\x32\x02\x08\x01", 6)), std::string::npos);
+  EXPECT_NE(text.find(std::string("\x10\x07\x3A\x02\x08\x01", 6)), std::string::npos);
 }
 
 }  // namespace

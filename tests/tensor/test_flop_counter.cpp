@@ -275,5 +275,20 @@ TEST(FlopCounter, CountsTheBackwardWhereItRuns) {
   EXPECT_EQ(backward_only.by_op(), (std::map<std::string, int64_t, std::less<>>{{"mm", 240}}));
 }
 
+// A matmul torch runs as mv (a vector operand) counts 0 forward and backward: torch's backward is
+// ger and mv, which its counter has no rule for. A vector times a matrix is a real mm.
+TEST(FlopCounter, MatrixVectorProductsCountNothingInTheirBackwardEither) {
+  const std::vector<std::pair<Shape, Shape>> zero = {
+      {{3, 4}, {4}}, {{2, 3, 4}, {4}}, {{4}, {2, 4, 5}}, {{4}, {4}}};
+  for (const auto& [sa, sb] : zero) {
+    FlopCounter counter;
+    sum(matmul(arg(sa, true), arg(sb, true))).backward();
+    EXPECT_EQ(counter.total(), 0) << shape_str(sa) << " @ " << shape_str(sb);
+  }
+  FlopCounter counter;
+  sum(matmul(arg({4}, true), arg({4, 5}, true))).backward();
+  EXPECT_EQ(counter.total(), 120);  // forward mm 40, backward 40 + 40 (torch: 120)
+}
+
 }  // namespace
 }  // namespace fabric
