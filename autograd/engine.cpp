@@ -3,6 +3,7 @@
 // reach a node along several paths, and frees each node's saved tensors after it ran.
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "autograd/accumulate_grad.h"
 #include "autograd/autograd.h"
@@ -31,7 +32,36 @@ namespace {
 struct NodeTask {
   std::vector<Tensor> buffer;  // gradient per node output
   int pending = 0;             // edges still to deliver
+  bool needed = true;          // runs (autograd.grad: only nodes on a path to a captured edge)
 };
+
+// autograd.grad runs only the nodes from which a captured edge can be reached, as torch's
+// init_to_execute: a node below every input is neither run nor freed, and its hooks do not fire.
+// `tasks` holds the whole reachable graph (a DAG); each node is visited once, children first.
+void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capture,
+                 std::unordered_map<Node*, NodeTask>& tasks) {
+  std::unordered_set<const Node*> targets, entered;
+  for (const Edge& e : capture)
+    if (e.valid()) targets.insert(e.fn.get());
+  std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to look at)
+  for (Node* s : starts) {
+    if (!entered.insert(s).second) continue;
+    stack.emplace_back(s, 0);
+    while (!stack.empty()) {
+      auto& [n, i] = stack.back();
+      if (i < n->next_edges.size()) {
+        Node* child = n->next_edges[i++].fn.get();
+        if (child && entered.insert(child).second) stack.emplace_back(child, 0);
+        continue;
+      }
+      bool needed = false;
+      for (const Edge& e : n->next_edges)
+        if (e.valid() && (targets.count(e.fn.get()) || tasks[e.fn.get()].needed)) needed = true;
+      tasks[n].needed = needed;
+      stack.pop_back();
+    }
+  }
+}
 
 void accumulate_into(std::vector<Tensor>& buffer, int slot, Tensor g) {
   if (!g.defined()) return;
@@ -121,8 +151,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                    "element; got shape ", shape_str(r.sizes()), " (pass a gradient)");
       g = ones_like(r);
     } else {
-      FABRIC_CHECK(g.sizes() == r.sizes(), ShapeError, "backward: gradient of shape ", shape_str(g.sizes()),
-                   " for a tensor of shape ", shape_str(r.sizes()));
+      FABRIC_CHECK(g.sizes() == r.sizes(), ShapeError, "backward: gradient ", i, " has shape ",
+                   shape_str(g.sizes()), " but output ", i, " has shape ", shape_str(r.sizes()));
     }
     starts.emplace_back(e, g);
   }
@@ -143,6 +173,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       it->second.pending++;
       if (inserted) stack.push_back(e.fn.get());
     }
+  }
+  if (captured && !into_leaves) {
+    std::vector<Node*> start_nodes;
+    for (auto& [e, g] : starts) start_nodes.push_back(e.fn.get());
+    mark_needed(start_nodes, capture, tasks);
   }
   auto by_seq = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence_nr() < b->sequence_nr();
@@ -167,13 +202,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     NodeTask& task = tasks[node.get()];
     std::vector<Tensor> buffer = std::move(task.buffer);
     if (buffer.empty()) buffer.resize(node->num_outputs);
-    for (auto& [nr, hook] : node->pre_hooks) {
-      if (!buffer[nr].defined()) continue;
-      Tensor replaced = hook(buffer[nr]);
-      if (replaced.defined()) buffer[nr] = replaced;
-    }
-    bool skip = false;
+    bool skip = !task.needed;
     if (captured) {
+      // Captured before the tensor's hooks run, as torch 1.13's autograd.grad: the hooks belong to
+      // the node's execution (for a leaf as for a non-leaf).
       bool hit = false;
       for (size_t c = 0; c < capture.size(); ++c) {
         if (capture[c].fn.get() == node.get()) {
@@ -183,7 +215,15 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         }
       }
       // Leaves are never accumulated into by autograd.grad, nor captured ones by a nested backward.
-      skip = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr && (hit || !into_leaves);
+      if (dynamic_cast<AccumulateGrad*>(node.get()) != nullptr && (hit || !into_leaves))
+        skip = true;
+    }
+    if (!skip) {
+      for (auto& [nr, hook] : node->pre_hooks) {
+        if (!buffer[nr].defined()) continue;
+        Tensor replaced = hook(buffer[nr]);
+        if (replaced.defined()) buffer[nr] = replaced;
+      }
     }
     std::vector<Tensor> out;
     if (!skip) {

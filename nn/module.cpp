@@ -517,20 +517,31 @@ Tensor Module::operator()(const Tensor& x) {
   return call_forward({x}, [this](const std::vector<Tensor>& in) { return forward(in.front()); });
 }
 
+namespace {
+
+// A hook's result replaces the value unless it is undefined: torch's hook returning None, which
+// changes nothing.
+void keep_unless_undefined(Tensor& value, Tensor result) {
+  if (result.defined()) value = std::move(result);
+}
+
+}  // namespace
+
 Tensor Module::call_with_hooks(const Tensor& first,
                                const std::function<Tensor(const Tensor&)>& run) {
   if (pre_hooks_.empty() && post_hooks_.empty()) return run(first);
   Tensor in = first;
-  for (auto [id, hook] : std::vector(pre_hooks_)) in = hook(*this, in);
+  for (auto [id, hook] : std::vector(pre_hooks_)) keep_unless_undefined(in, hook(*this, in));
   Tensor out = run(in);
-  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, in, out);
+  for (auto [id, hook] : std::vector(post_hooks_)) keep_unless_undefined(out, hook(*this, in, out));
   return out;
 }
 
 Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
   FABRIC_CHECK(!inputs.empty(), ValueError, type_name(), ".call_forward: no inputs");
   // Copies: a hook may register or remove hooks.
-  for (auto [id, hook] : std::vector(pre_hooks_)) inputs[0] = hook(*this, inputs[0]);
+  for (auto [id, hook] : std::vector(pre_hooks_))
+    keep_unless_undefined(inputs[0], hook(*this, inputs[0]));
   Tensor out;
   if (checkpointing_ && grad_enabled()) {
     out = checkpoint([run](const std::vector<Tensor>& xs) { return std::vector<Tensor>{run(xs)}; },
@@ -539,7 +550,8 @@ Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
   } else {
     out = run(inputs);
   }
-  for (auto [id, hook] : std::vector(post_hooks_)) out = hook(*this, inputs[0], out);
+  for (auto [id, hook] : std::vector(post_hooks_))
+    keep_unless_undefined(out, hook(*this, inputs[0], out));
   return out;
 }
 

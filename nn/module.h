@@ -170,8 +170,9 @@ class Module {
 
   // ---- forward hooks (torch's register_forward_pre_hook / register_forward_hook) --------------
   // A pre-hook sees the input before forward and returns the input forward gets (itself, or a
-  // cast); a hook sees the output and returns the output the caller gets. Hooks run in
-  // registration order. FSDP and ZeRO-3 gather a unit's parameters in them.
+  // cast); a hook sees the output and returns the output the caller gets. An undefined result
+  // changes nothing (torch's hook returning None). Hooks run in registration order. FSDP and ZeRO-3
+  // gather a unit's parameters in them.
   using ForwardPreHook = std::function<Tensor(Module&, const Tensor& input)>;
   using ForwardHook = std::function<Tensor(Module&, const Tensor& input, const Tensor& output)>;
   // Return a handle for remove_forward_hook.

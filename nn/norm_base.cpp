@@ -31,10 +31,10 @@ void NormBase::reset_running_stats() {
   num_batches_tracked.zero_();
 }
 
+// torch's _load_from_state_dict for a state without version metadata: a missing counter is 0,
+// whatever else is missing (running_mean and running_var are then reported, not the counter).
 void NormBase::prepare_loaded_state(const std::string& prefix, StateDict& state) const {
-  if (!num_batches_tracked.defined() || !state.contains(prefix + "running_mean") ||
-      state.contains(prefix + "num_batches_tracked"))
-    return;
+  if (!num_batches_tracked.defined() || state.contains(prefix + "num_batches_tracked")) return;
   state.insert(prefix + "num_batches_tracked", zeros({}, {.dtype = DType::int64}));
 }
 

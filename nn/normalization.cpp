@@ -1,4 +1,4 @@
-// LayerNorm, RMSNorm, BatchNorm1d/2d and GroupNorm.
+// LayerNorm, RMSNorm, BatchNorm1d/2d/3d and GroupNorm.
 #include "nn/normalization.h"
 
 #include <typeinfo>
@@ -112,6 +112,12 @@ void BatchNorm1d::check_input_dim(const Tensor& x) const {
 void BatchNorm2d::check_input_dim(const Tensor& x) const {
   FABRIC_CHECK(x.defined(), ValueError, "BatchNorm2d: got an undefined tensor");
   FABRIC_CHECK(x.dim() == 4, ValueError, "BatchNorm2d: expected 4D input (got ", x.dim(),
+               "D input of shape ", shape_str(x.sizes()), ")");
+}
+
+void BatchNorm3d::check_input_dim(const Tensor& x) const {
+  FABRIC_CHECK(x.defined(), ValueError, "BatchNorm3d: got an undefined tensor");
+  FABRIC_CHECK(x.dim() == 5, ValueError, "BatchNorm3d: expected 5D input (got ", x.dim(),
                "D input of shape ", shape_str(x.sizes()), ")");
 }
 

@@ -1,4 +1,4 @@
-// LayerNorm and RMSNorm over the trailing `normalized_shape` dims; BatchNorm1d/2d over the
+// LayerNorm and RMSNorm over the trailing `normalized_shape` dims; BatchNorm1d/2d/3d over the
 // channel dim with running statistics; GroupNorm over channel groups. As torch.nn.
 #pragma once
 #include <optional>
@@ -109,6 +109,16 @@ class BatchNorm2d : public BatchNorm {
  public:
   explicit BatchNorm2d(const BatchNormOptions& options) : BatchNorm(options) {}
   std::string type_name() const override { return "BatchNorm2d"; }
+
+ protected:
+  void check_input_dim(const Tensor& x) const override;
+};
+
+// Input (N, C, D, H, W).
+class BatchNorm3d : public BatchNorm {
+ public:
+  explicit BatchNorm3d(const BatchNormOptions& options) : BatchNorm(options) {}
+  std::string type_name() const override { return "BatchNorm3d"; }
 
  protected:
   void check_input_dim(const Tensor& x) const override;

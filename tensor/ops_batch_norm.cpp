@@ -177,7 +177,13 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
   if (training) {
     auto [m, sq_dev] = channel_stats(xc, s);
     mean = m;
-    invstd = rsqrt(add(div(sq_dev, static_cast<double>(count)), eps));
+    // torch 1.13's CPU kernel (its InvStd in double): 1 / sqrt(var + eps) rounded once from
+    // double, and 0 for a zero variance with eps 0, so that a constant channel normalises to its
+    // bias with a zero gradient instead of NaN.
+    const Tensor var = div(sq_dev, static_cast<double>(count)).to(DType::float64);
+    Tensor inv = reciprocal(sqrt(add(var, eps)));
+    if (eps == 0) inv = where(eq(var, 0.0), zeros_like(inv), inv);
+    invstd = inv.to(acc);
     // torch updates the running statistics outside autograd, with the unbiased variance; an
     // empty batch leaves them alone.
     if (count > 0 && running_mean.defined()) {

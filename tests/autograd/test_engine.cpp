@@ -88,6 +88,32 @@ TEST(Autograd, GradFunctionDoesNotTouchDotGrad) {
   EXPECT_THROW(grad({y2}, {unused}), ValueError);
 }
 
+// autograd.grad runs only the nodes on a path to its inputs, as torch's: a node below them is
+// neither run (its saved tensors stay for a later backward, its hooks do not fire) nor freed.
+// The gradient of a non-leaf input is taken before that tensor's hooks, as torch 1.13's.
+TEST(Autograd, GradRunsOnlyTheNodesAboveItsInputs) {
+  Tensor x = leaf({0.5, 1, 1.5}, {3});
+  Tensor z = exp(x);
+  Tensor h = mul(z, 2.0);
+  int below = 0;
+  register_hook(z, [&](const Tensor& g) {
+    ++below;
+    return g;
+  });
+  const Tensor g = grad({sum(mul(h, h))}, {h})[0];
+  EXPECT_EQ(below, 0);
+  const std::vector<double> hv = h.to_vector<double>(), gv = g.to_vector<double>();
+  for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(gv[i], 2 * hv[i]);
+  sum(z).backward();  // exp's saved output is still there
+  const std::vector<double> xv = x.to_vector<double>(), dx = x.grad().to_vector<double>();
+  for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(dx[i], std::exp(xv[i]));
+  EXPECT_EQ(below, 1);
+
+  Tensor y = mul(leaf({1, 2}, {2}), 2.0);
+  register_hook(y, [](const Tensor& gy) { return mul(gy, 10.0); });
+  EXPECT_EQ(grad({sum(mul(y, 3.0))}, {y})[0].to_vector<double>(), (std::vector<double>{3, 3}));
+}
+
 TEST(Autograd, HooksModifyAndPostAccumulateFiresInBackwardOrder) {
   Tensor w1 = leaf({1, 1});
   Tensor w2 = leaf({2, 2});

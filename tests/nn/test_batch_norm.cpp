@@ -153,11 +153,13 @@ TEST(BatchNormLayers, AStateWithoutTheBatchCounterLoadsWithZero) {
     if (k != "num_batches_tracked") old.insert(k, v.clone());
   bn.load_state_dict(old);
   EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 0);
+  // As torch loading a dict without version metadata: the missing counter is 0 whatever else the
+  // state lacks.
   bn.num_batches_tracked.fill_(7);
   StateDict other;
   other.insert("weight", ones({2}));
   bn.load_state_dict(other, /*strict=*/false);
-  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 7);
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 0);
 }
 
 TEST(BatchNormLayers, PrintsAsTorch) {
@@ -324,6 +326,54 @@ TEST(BatchNormLayers, UndefinedOrIntegerInputNamesTheOp) {
                     instance_norm(zeros({2, 3, 4}, {.dtype = DType::bool_}));
                   }),
                   "instance_norm: expected a float64/float32/float16/bfloat16 input, got bool");
+}
+
+// Training invstd as torch 1.13's CPU kernel: 1/sqrt(var + eps) in double, rounded once (a
+// constant channel: invstd 316.2277527, not float32 arithmetic's 316.2277832), and 0 for a zero
+// variance with eps 0, so a constant channel gives its bias and a zero gradient, not NaN.
+TEST(BatchNormLayers, TrainingInvstdIsTorchs) {
+  std::vector<float> b;
+  for (int c = 0; c < 3; ++c) b.push_back(static_cast<float>(std::sin(2 + 0.7 * c) * 0.3));
+  const Tensor y = batch_norm(full({4, 3, 2, 2}, 3.25), Tensor(), Tensor(), ones({3}),
+                              from_vector(b, {3}), /*training=*/true, 0.1, 1e-5);
+  const std::vector<float> v = y.to_vector<float>();
+  EXPECT_EQ(v[0], 0x1.1756p-2f);  // torch 1.13's bits, channel by channel
+  EXPECT_EQ(v[4], 0x1.06acp-3f);
+  EXPECT_EQ(v[8], -0x1.3a28p-4f);
+
+  Tensor x = full({3, 2, 2}, 1.5);
+  x.set_requires_grad(true);
+  const Tensor z = batch_norm(x, Tensor(), Tensor(), full({2}, 2.0), full({2}, 0.5),
+                              /*training=*/true, 0.1, /*eps=*/0.0);
+  for (float e : z.to_vector<float>()) EXPECT_EQ(e, 0.5f);
+  sum(z).backward();
+  for (float e : x.grad().to_vector<float>()) EXPECT_EQ(e, 0.0f);
+}
+
+// BatchNorm3d takes (N, C, D, H, W), as torch's.
+TEST(BatchNormLayers, BatchNorm3dTakesFiveDimensions) {
+  BatchNorm3d bn({.num_features = 2});
+  const Tensor x = randn({2, 2, 3, 2, 2});
+  const Tensor y = bn.forward(x);
+  const Tensor want = batch_norm(x, Tensor(), Tensor(), ones({2}), zeros({2}), true, 0.1, 1e-5);
+  EXPECT_EQ(y.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(bn.str(),
+            "BatchNorm3d(2, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");
+  EXPECT_CONTAINS(thrown<ValueError>([&] {
+                    bn.forward(randn({2, 2, 3}));
+                  }),
+                  "BatchNorm3d: expected 5D input (got 3D input");
+}
+
+// A state without running statistics or counter reports the statistics missing, not the counter
+// (torch fills a missing num_batches_tracked in whatever else is missing).
+TEST(BatchNormLayers, AMissingCounterIsNeverReported) {
+  BatchNorm2d bn({.num_features = 2});
+  StateDict partial;
+  partial.insert("weight", ones({2}));
+  partial.insert("bias", zeros({2}));
+  const auto result = bn.load_state_dict(partial, /*strict=*/false);
+  EXPECT_EQ(result.missing_keys, (std::vector<std::string>{"running_mean", "running_var"}));
 }
 
 }  // namespace

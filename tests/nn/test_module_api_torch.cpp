@@ -62,6 +62,16 @@ TEST(ModuleApiTorch, HooksRunAroundAMultiInputModule) {
   EXPECT_EQ(loss_calls, 1);
 }
 
+// A hook returning an undefined tensor changes nothing, as torch's hook returning None.
+TEST(ModuleApiTorch, AHookReturningNothingKeepsTheValue) {
+  auto lin = make<Linear>({.in_features = 2, .out_features = 3});
+  lin->register_forward_pre_hook([](Module&, const Tensor&) { return Tensor(); });
+  lin->register_forward_hook([](Module&, const Tensor&, const Tensor&) { return Tensor(); });
+  const Tensor y = (*lin)(ones({1, 2}));
+  ASSERT_TRUE(y.defined());
+  EXPECT_EQ(y.sizes(), (Shape{1, 3}));
+}
+
 TEST(ModuleApiTorch, ASharedChildIsListedAndAppliedOnce) {
   auto l = make<Linear>({.in_features = 2, .out_features = 2});
   auto list = make<ModuleList>(ModuleList::Options{l, l});

@@ -159,7 +159,7 @@ DecodedEvent decode_event(const std::string& data) {
         if (!simple) throw DecodeError("Value '" + tag + "' has no simple_value");
         ev.values.emplace_back(tag, *simple);
       }
-    } else if (f.number == 6 && f.wire == 2) {
+    } else if (f.number == 7 && f.wire == 2) {  // SessionLog session_log = 7
       ev.session_status = 0;
       for (const Field& sf : parse_message(f.bytes))
         if (sf.number == 1 && sf.wire == 0) ev.session_status = int64_t(sf.scalar);
