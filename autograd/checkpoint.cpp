@@ -202,6 +202,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
         return recompute_backward(*seg, grad_outputs);
       });
   node->num_outputs = static_cast<int>(outs.size());
+  node->runs_nested_backward = true;  // closed-over tensors are reached only by the recompute
   add_input_edges(*node, inputs);
   for (size_t k = 0; k < outs.size(); ++k) {
     Tensor& o = outs[k];

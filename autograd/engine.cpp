@@ -54,7 +54,7 @@ void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capt
         if (child && entered.insert(child).second) stack.emplace_back(child, 0);
         continue;
       }
-      bool needed = false;
+      bool needed = n->runs_nested_backward;
       for (const Edge& e : n->next_edges)
         if (e.valid() && (targets.count(e.fn.get()) || tasks[e.fn.get()].needed)) needed = true;
       tasks[n].needed = needed;

@@ -54,6 +54,9 @@ class Node : public std::enable_shared_from_this<Node> {
   int num_outputs = 1;
   // Hooks of non-leaf tensors this node produced: (output_nr, hook) run on the incoming gradient.
   std::vector<std::pair<int, std::function<Tensor(const Tensor&)>>> pre_hooks;
+  // apply() runs a backward of its own (checkpoint's recompute), which can reach tensors the node
+  // has no edge to (those the segment closes over): autograd.grad must always run it.
+  bool runs_nested_backward = false;
 
  private:
   uint64_t sequence_nr_;

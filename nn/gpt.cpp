@@ -134,6 +134,10 @@ void GPT::generate_each(const Tensor& idx_in, int64_t max_new_tokens, double tem
   FABRIC_CHECK(idx_in.dim() == 2 && idx_in.size(1) > 0, ShapeError,
                "GPT.generate: expected a non-empty context of shape (B, T), got ",
                shape_str(idx_in.sizes()));
+  // As forward: token ids are integers (a float context would be truncated silently).
+  FABRIC_CHECK(is_integral(idx_in.dtype(), /*include_bool=*/false), DTypeError,
+               "GPT.generate: expected integer token ids, got a ", dtype_name(idx_in.dtype()),
+               " context");
   FABRIC_CHECK(allowed_ids >= 0 && allowed_ids <= config_.vocab_size, ValueError,
                "GPT.generate: allowed_ids must be in [0, vocab_size ", config_.vocab_size, "] (0: all), got ",
                allowed_ids);

@@ -277,14 +277,17 @@ Tensor sparse_(const Tensor& t, double sparsity, double std, Generator* gen) {
   FABRIC_CHECK(t.dim() == 2, ValueError,
                "nn::init::sparse_: only tensors with 2 dimensions are supported, got shape ",
                shape_str(t.sizes()));
-  // torch takes any fraction: above 1 it zeroes every row (the count is capped at `rows` below).
-  // A negative or NaN one would zero an arbitrary slice in torch and is refused here.
-  FABRIC_CHECK(sparsity >= 0, ValueError,
-               "nn::init::sparse_: sparsity must be a non-negative fraction of the rows, got ",
-               sparsity);
+  // torch takes any finite fraction: above 1 it zeroes every row (the count is capped at `rows`
+  // below, in double). A negative or NaN one would zero an arbitrary slice in torch and is refused
+  // here, as an infinite one is there (OverflowError).
+  FABRIC_CHECK(
+      sparsity >= 0 && std::isfinite(sparsity), ValueError,
+      "nn::init::sparse_: sparsity must be a finite non-negative fraction of the rows, got ",
+      sparsity);
   const int64_t rows = t.size(0), cols = t.size(1);
-  const auto num_zeros =
-      std::min(rows, static_cast<int64_t>(std::ceil(sparsity * static_cast<double>(rows))));
+  const double zeros_wanted = std::ceil(sparsity * static_cast<double>(rows));
+  const int64_t num_zeros =
+      zeros_wanted >= static_cast<double>(rows) ? rows : static_cast<int64_t>(zeros_wanted);
   normal_(t, 0.0, std, gen);
   if (num_zeros == 0 || t.numel() == 0) return t;
   // torch zeroes the first num_zeros rows of a random permutation per column; the rows holding

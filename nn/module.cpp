@@ -402,20 +402,27 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
   // The live entries under their state_dict names (their handles are undetached, so copy_ writes
   // into the module).
   std::vector<std::pair<std::string, Entry*>> own;
-  // Each module's prefix and children's names, in traversal order: torch reports an unexpected
-  // key at the module whose prefix it has and that has no child its next name names.
+  const auto first_part = [](const std::string& key) { return key.substr(0, key.find('.')); };
+  // Each module's prefix and the names a key's next part may take there, in traversal order:
+  // torch reports an unexpected key at the module whose prefix it has and whose next name is
+  // neither a child nor one of the module's own state entries ("weight.absmax" is not reported:
+  // its first part is a parameter's name).
   std::vector<std::pair<std::string, std::unordered_set<std::string>>> modules;
   std::function<void(Module&, const std::string&)> walk = [&](Module& m, const std::string& prefix) {
     m.prepare_loaded_state(prefix, state);
-    std::unordered_set<std::string> child_names;
-    for (const auto& [n, c] : m.children_) child_names.insert(n);
-    modules.emplace_back(prefix, std::move(child_names));
+    std::unordered_set<std::string> known_names;
+    for (const auto& [n, c] : m.children_) known_names.insert(n);
     for (auto& e : m.params_) {
-      if (e.tensor.defined()) own.emplace_back(prefix + e.state_key(), &e);
+      if (!e.tensor.defined()) continue;
+      own.emplace_back(prefix + e.state_key(), &e);
+      known_names.insert(first_part(e.state_key()));
     }
     for (auto& e : m.buffers_) {
-      if (e.tensor.defined() && e.persistent) own.emplace_back(prefix + e.state_key(), &e);
+      if (!e.tensor.defined() || !e.persistent) continue;
+      own.emplace_back(prefix + e.state_key(), &e);
+      known_names.insert(first_part(e.state_key()));
     }
+    modules.emplace_back(prefix, std::move(known_names));
     for (const auto& [n, c] : m.children_) walk(*c, prefix + n + ".");
   };
   walk(*this, "");
@@ -447,12 +454,11 @@ LoadResult Module::load_state_dict(const StateDict& given, bool strict) {
     }
   }
   // torch's order: grouped by module in traversal order, each group in the state's order.
-  for (const auto& [prefix, child_names] : modules) {
+  for (const auto& [prefix, known_names] : modules) {
     for (const auto& [name, t] : state) {
       if (own_names.count(name) || name.compare(0, prefix.size(), prefix) != 0) continue;
       const std::string rest = name.substr(prefix.size());
-      if (!child_names.count(rest.substr(0, rest.find('.'))))
-        result.unexpected_keys.push_back(name);
+      if (!known_names.count(first_part(rest))) result.unexpected_keys.push_back(name);
     }
   }
 

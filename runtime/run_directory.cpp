@@ -18,6 +18,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/sharded_checkpoint.h"
 #include "tensor/error.h"
+#include "tensor/write_target.h"
 
 namespace fabric {
 namespace fs = std::filesystem;
@@ -129,8 +130,9 @@ RunDirectoryLock::~RunDirectoryLock() {
 }
 
 bool complete_checkpoint(const std::string& dir) {
-  return fs::exists(dir + "/state.json") || fs::exists(dir + ".old/state.json") ||
-         is_sharded_checkpoint(dir);
+  std::error_code ec;  // an unreadable or over-long name is no complete checkpoint
+  return fs::exists(dir + "/state.json", ec) ||
+         fs::exists(sibling_named(dir, ".old") + "/state.json", ec) || is_sharded_checkpoint(dir);
 }
 
 std::string checkpoint_to_resume(const std::string& run_dir, bool say) {

@@ -414,8 +414,10 @@ bool is_sharded_checkpoint(const std::string& path_in) {
   const std::string path = without_trailing_separators(path_in);
   std::error_code ec;  // an unreadable path is no sharded checkpoint: the full loader reports it
   if (fs::exists(path + "/meta.json", ec)) return true;
-  // An interrupted commit (no atomic exchange) leaves only the previous checkpoint, at path.old.
-  return !fs::exists(path + "/state.json", ec) && fs::exists(path + ".old/meta.json", ec);
+  // An interrupted commit (no atomic exchange) leaves only the previous checkpoint, at path.old
+  // (named as commit_directory names it).
+  return !fs::exists(path + "/state.json", ec) &&
+         fs::exists(sibling_named(path, ".old") + "/meta.json", ec);
 }
 
 void save_sharded_checkpoint(const std::string& path_in, const State& state,

@@ -343,7 +343,7 @@ const std::vector<Field>& fields() {
     v.push_back(FIELD_NUM(optimizer, dampening, 0, "sgd: dampening"));
     v.push_back(FIELD_BOOL(optimizer, nesterov, "sgd: Nesterov momentum"));
     v.push_back(FIELD_NUM(optimizer, weight_decay, 0,
-                          "weight decay (decoupled for adamw; rprop has none)"));
+                          "weight decay of every parameter, biases and norms too (decoupled for adamw; rprop has none)"));
     v.push_back(Field{"optimizer", "betas", Kind::number_list,
                       "adam, adamw, nadam, radam, adamax: [beta1, beta2]",
                       [](TrainConfig& c, const Value& x) { c.optimizer.betas = x.dl; },

@@ -105,11 +105,14 @@ Tensor one_minus(const Tensor& t) { return add(neg(t), 1); }
 // (input - target).abs(), torch's z.
 Tensor abs_diff(const Tensor& input, const Tensor& target) { return abs(sub(input, target)); }
 
-// input - target clamped to [-bound, bound] for smooth_l1/huber's quadratic branch, except a NaN
-// difference, which stays itself so that its gradient stays NaN (clamp's is 0 at NaN).
-Tensor clamped_difference(const Tensor& input, const Tensor& target, double bound) {
-  const Tensor d = sub(input, target);
-  return where(isnan(d), d, clamp(d, -bound, bound));
+// Added to smooth_l1/huber's losses: 0 with a zero gradient wherever the difference d is a
+// number, and where it is NaN a NaN whose gradient is NaN and whose second derivative is 0, as
+// torch's kernels give a NaN difference (their comparisons fail; the backward multiplies by d, the
+// double backward tests |d| < beta). nan_d * detach(nan_d): no branch multiplies 0 by an infinite
+// d, which would leak NaN into a finite gradient.
+Tensor nan_difference_term(const Tensor& d) {
+  const Tensor nan_d = where(isnan(d), d, 0.0);
+  return mul(nan_d, nan_d.detach());
 }
 
 }  // namespace
@@ -136,14 +139,10 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
   // input (its kernel tests x <= -beta first) and -1 for the target too, as torch differentiates
   // the target by the same kernel with input and target swapped. The tie branch is 0 with
   // exactly those gradients; elsewhere |d| has sign(d) and -sign(d).
-  // A NaN difference has NaN gradients, as torch's kernel (its comparisons fail, and the last
-  // branch multiplies by the difference): nan_d * nan_d is NaN there with gradients 2d = NaN, and
-  // 0 with gradient 0 elsewhere (d * d would give an infinite d's unused branch inf * 0 = NaN).
   if (beta == 0) {
     const Tensor d = sub(input, target);
-    const Tensor nan = isnan(d), nan_d = where(nan, d, 0.0);
     const Tensor tie = sub(sub(input.detach(), input), sub(target, target.detach()));
-    return reduce(where(nan, mul(nan_d, nan_d), where(eq(d, 0), tie, where(lt(d, 0), neg(d), d))),
+    return reduce(add(where(eq(d, 0), tie, where(lt(d, 0), neg(d), d)), nan_difference_term(d)),
                   red);
   }
   const Tensor z = abs_diff(input, target);
@@ -152,11 +151,9 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
   // gradient is 0 * beta, not the 0 * inf = NaN that would reach the input through where.
   // It squares the signed difference (clamped to [-beta, beta]), whose square is |d|'s bit for bit:
   // through |d| the second derivative at d == 0 was 0 (abs's subgradient there), not 1 / beta.
-  // A NaN difference takes the quadratic branch unclamped (clamp's gradient at NaN is 0), so its
-  // gradient is NaN, as torch's.
-  const Tensor dq = clamped_difference(input, target, beta);
-  const Tensor losses = where(ge(z, beta), sub(z, 0.5 * beta), div(mul(mul(dq, 0.5), dq), beta));
-  return reduce(losses, red);
+  const Tensor d = sub(input, target), dq = clamp(d, -beta, beta);
+  const Tensor losses = where(lt(z, beta), div(mul(mul(dq, 0.5), dq), beta), sub(z, 0.5 * beta));
+  return reduce(add(losses, nan_difference_term(d)), red);
 }
 
 Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,
@@ -173,9 +170,11 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_v
   // The quadratic branch reads z clamped to delta, as smooth_l1_loss's: no NaN gradient from an
   // infinite difference.
   // Squared signed (a second derivative of 1 at d == 0, as smooth_l1_loss's).
-  const Tensor dq = clamped_difference(input, target, delta);
+  const Tensor d = sub(input, target), dq = clamp(d, -delta, delta);
   const Tensor losses =
-      where(ge(z, delta), mul(sub(z, 0.5 * delta), delta), mul(mul(dq, 0.5), dq)).to(input.dtype());
+      add(where(lt(z, delta), mul(mul(dq, 0.5), dq), mul(sub(z, 0.5 * delta), delta)),
+          nan_difference_term(d))
+          .to(input.dtype());
   return reduce(losses, red);
 }
 

@@ -302,6 +302,25 @@ TEST(Checkpoint, AutogradGradThroughCheckpoint) {
   EXPECT_FALSE(seg.b.grad().defined());
 }
 
+// autograd::grad runs only the nodes on a path to its inputs; a checkpoint reaches the tensors it
+// closes over only through its recompute, so it always runs: the gradient of a closed-over
+// parameter alone, and of one reached both through the segment and outside it.
+TEST(Checkpoint, AutogradGradOfClosedOverTensorsOnly) {
+  SmallSegment seg;
+  Tensor x = randn64({4, 5}, 53), y = randn64({4, 3}, 54);
+  const Tensor ref = grad({small_loss(seg({x, y}))}, {seg.w})[0];
+  const Tensor g = grad({small_loss(checkpoint(std::ref(seg), {x, y}))}, {seg.w})[0];
+  expect_close(g, ref, 1e-14, "w (closed over, alone)");
+
+  Tensor w = randn64({4}, 63), v = randn64({4}, 64);
+  Tensor w2 = mul(w, 2.0);
+  auto fn = [&](const Tensor& t) { return mul(sin(t), w2); };
+  const Tensor want = grad({sum(add(fn(v), mul(w2, w2)))}, {w})[0];
+  w2 = mul(w, 2.0);
+  const Tensor got = grad({sum(add(checkpoint(fn, v), mul(w2, w2)))}, {w})[0];
+  expect_close(got, want, 1e-14, "w (inside the segment and outside)");
+}
+
 TEST(Checkpoint, ClosureOverNonLeafUsedOutsideToo) {
   // w2 is a non-leaf the segment closes over and the loss also uses directly: both paths reach w.
   Tensor w = randn64({4}, 61);

@@ -84,5 +84,18 @@ TEST(GPTGenerateEach, NonFiniteLogitsAreRefusedAndATinyTemperatureIsGreedy) {
   }
 }
 
+// Token ids are integers, as forward requires: a float context is refused, not truncated.
+TEST(GPTGenerateEach, AFloatContextIsRefused) {
+  GPT gpt(tiny_gpt());
+  try {
+    gpt.generate(from_vector(std::vector<float>{1.5f, 2.f}, {1, 2}), 1);
+    ADD_FAILURE() << "a float context was taken";
+  } catch (const DTypeError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected integer token ids"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(gpt.generate(from_vector<int32_t>({1, 2}, {1, 2}), 2).size(1), 4);
+}
+
 }  // namespace
 }  // namespace fabric::nn

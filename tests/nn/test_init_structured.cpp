@@ -159,6 +159,10 @@ TEST(InitSparse, ZeroesCeilSparsityRowsPerColumn) {
   EXPECT_GT(differing, 0);
   EXPECT_CONTAINS(thrown<ValueError>([] { init::sparse_(empty({2, 2, 2}), 0.5); }), "2 dimensions");
   EXPECT_CONTAINS(thrown<ValueError>([] { init::sparse_(empty({2, 2}), -0.5); }), "non-negative");
+  EXPECT_CONTAINS(thrown<ValueError>([] { init::sparse_(empty({2, 2}), INFINITY); }), "finite");
+  Tensor huge = empty({4, 3});
+  init::sparse_(huge, 1e300);
+  for (float v : huge.to_vector<float>()) EXPECT_EQ(v, 0.0f);
 }
 
 }  // namespace

@@ -62,6 +62,20 @@ TEST(ModuleApiTorch, HooksRunAroundAMultiInputModule) {
   EXPECT_EQ(loss_calls, 1);
 }
 
+// A key whose first name after the module's prefix is one of its own parameters or buffers is not
+// unexpected (torch's local_state rule), strict or not: bitsandbytes' extras load into a Linear.
+TEST(ModuleApiTorch, KeysUnderAParameterNameAreNotUnexpected) {
+  auto l = make<Linear>({.in_features = 2, .out_features = 3});
+  StateDict sd = l->state_dict();
+  sd.insert("weight.absmax", ones({1}));
+  sd.insert("bias.", ones({1}));
+  sd.insert("other", ones({1}));
+  const LoadResult r = l->load_state_dict(sd, /*strict=*/false);
+  EXPECT_EQ(r.unexpected_keys, (std::vector<std::string>{"other"}));
+  sd.erase("other");
+  EXPECT_NO_THROW(l->load_state_dict(sd));
+}
+
 // A hook returning an undefined tensor changes nothing, as torch's hook returning None.
 TEST(ModuleApiTorch, AHookReturningNothingKeepsTheValue) {
   auto lin = make<Linear>({.in_features = 2, .out_features = 3});

@@ -22,9 +22,11 @@
 #include "nn/mlp.h"
 #include "optim/optim.h"
 #include "runtime/fabric.h"
+#include "runtime/run_directory.h"
 #include "runtime/sharded_checkpoint.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/write_target.h"
 #include "tests/common/capture_warnings.h"
 #include "tests/common/expect_error.h"
 
@@ -397,6 +399,12 @@ TEST_F(CheckpointRobustness, NamesAtTheLengthLimitAndADotComponentSave) {
   }
   for (const auto& e : fs::directory_iterator(dir_))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  // An interrupted commit's previous copy of such a name is found by every reader.
+  const std::string cut = dir_ + "/" + std::string(253, 's');
+  fs::create_directories(sibling_named(cut, ".old"));
+  std::ofstream(sibling_named(cut, ".old") + "/meta.json") << "{}";
+  EXPECT_TRUE(is_sharded_checkpoint(cut));
+  EXPECT_TRUE(complete_checkpoint(cut));
 }
 
 // Sets or clears a file's immutable flag (chattr +i); false where the filesystem has none.
