@@ -118,6 +118,26 @@ Tensor arange_integral(const Scalar& start, const Scalar& end, const Scalar& ste
   return r.to(dt).to(device);
 }
 
+// n values of torch 1.13's CPU arange kernel, its AVX2 build (cpu_serial_kernel_vec over
+// Vectorized<T>::arange, accumulating in double, W = 8 float32 or 4 float64 lanes, two vectors a
+// step): the first n - n % 2W values in vectors, each vector's first value T(start + step * i) and
+// its lane k T(first + k * step), the rest one by one as T(start + step * i). Each sum is one
+// rounding (fma), as compiled there. That is torch's layout for one thread, or up to 32768 values;
+// torch splits longer ranges between its threads and lays out each part so.
+template <typename T>
+void torch_arange(T* out, int64_t n, double start, double step) {
+  constexpr int64_t W = 32 / sizeof(T);
+  const int64_t vector_end = n - n % (2 * W);
+  for (int64_t i = 0; i < vector_end; i += W) {
+    const T first = static_cast<T>(std::fma(step, static_cast<double>(i), start));
+    for (int64_t k = 0; k < W; ++k)
+      out[i + k] =
+          static_cast<T>(std::fma(static_cast<double>(k), step, static_cast<double>(first)));
+  }
+  for (int64_t i = vector_end; i < n; ++i)
+    out[i] = static_cast<T>(std::fma(step, static_cast<double>(i), start));
+}
+
 }  // namespace
 
 Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::optional<DType> dtype, Device device) {
@@ -135,6 +155,14 @@ Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::o
   FABRIC_CHECK(count < 0x1p63, ShapeError, "arange: the range ", s, " -> ", e, " with step ", st,
                " has ", count, " elements, more than int64 can count");
   const int64_t n = static_cast<int64_t>(count);
+  if (dt == DType::float32 || dt == DType::float64) {
+    Tensor cpu_t = empty({n}, {.dtype = dt});
+    if (dt == DType::float32)
+      torch_arange(cpu_t.data<float>(), n, s, st);
+    else
+      torch_arange(cpu_t.data<double>(), n, s, st);
+    return cpu_t.to(device);
+  }
   Tensor cpu_t = empty({n}, {.dtype = DType::float64});
   double* p = cpu_t.data<double>();
   for (int64_t i = 0; i < n; ++i) p[i] = s + static_cast<double>(i) * st;

@@ -48,9 +48,12 @@ Tensor math_binary(OpId id, const char* name, MathBinaryOp op, const Tensor& a_i
   return out;
 }
 
-// A scalar divisor as a 0-dim tensor of the promoted dtype (torch's wrapped number).
+// A scalar divisor as a 0-dim tensor of the promoted dtype (torch's wrapped number): made in its
+// own kind (int64, float64, bool) and cast, so a value the dtype cannot hold wraps or becomes inf
+// as torch's does (fmod(int8, 300) divides by 44), instead of failing a fill_ range check.
 Tensor scalar_operand(const Tensor& a, const Scalar& b, DType ct) {
-  return full({}, b, {.dtype = ct, .device = a.device()});
+  const DType own = b.is_floating() ? DType::float64 : b.is_bool() ? DType::bool_ : DType::int64;
+  return full({}, b, {.dtype = own, .device = a.device()}).to(ct);
 }
 
 }  // namespace

@@ -75,7 +75,9 @@ CheckedIndex checked_index(const char* op, const Tensor& index, int64_t size, co
   return {idx, 0};
 }
 
-// float32 accumulation for the reduced-precision floats, as PyTorch's opmath does.
+// float32 accumulation for the reduced-precision floats, rounded once. torch 1.13's CPU scatter and
+// index kernels add one element at a time in bfloat16/float16, so sums over repeated indices can
+// differ from torch's (fabric's are the more accurate; see the README's index writes).
 DType acc_dtype(DType t) {
   return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
 }

@@ -21,7 +21,9 @@ namespace {
 using detail::cat;
 using namespace index_write;
 
-// float32 accumulation for the reduced-precision floats, as PyTorch's opmath does.
+// float32 accumulation for the reduced-precision floats, rounded once. torch 1.13's CPU scatter and
+// index kernels add one element at a time in bfloat16/float16, so sums over repeated indices can
+// differ from torch's (fabric's are the more accurate; see the README's index writes).
 DType acc_dtype(DType t) {
   return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
 }
@@ -225,7 +227,12 @@ Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor
     // torch takes alpha as a bool: a nonzero alpha adds source (a logical or), a zero one nothing.
     if (alpha.to_double() == 0) scaled = zeros_like(source);
   } else if (alpha.to_double() != 1.0 || alpha.is_bool()) {
-    scaled = mul(source, alpha);
+    // An integer tensor takes alpha as an integer, truncated as torch converts it (2.0 adds twice
+    // the source, 0.5 nothing): multiplying by the float would turn the source into float32.
+    const bool integer_self = is_integral(a.dtype(), /*include_bool=*/false);
+    scaled = integer_self && alpha.is_floating()
+                 ? mul(source, Scalar(static_cast<int64_t>(alpha.to_double())))
+                 : mul(source, alpha);
   }
   // 0-D self, and the dtypes the row kernel does not add in (16-bit floats, bool): scatter_add
   // over the index broadcast to source's shape (element by element, O(source) index memory).
@@ -290,19 +297,29 @@ Tensor take_along_dim(const Tensor& a, const Tensor& indices, std::optional<int6
   FABRIC_CHECK(indices.defined() && indices.dtype() == DType::int64, DTypeError,
                "take_along_dim: expected int64 indices, got ",
                indices.defined() ? describe(indices) : "undefined");
-  if (!dim) return gather(a.reshape({-1}), 0, indices.reshape({-1}));
+  // gather's errors (an index out of range) said in this op's name.
+  const auto gather_as_take = [](const Tensor& src, int64_t along, const Tensor& idx) {
+    try {
+      return gather(src, along, idx);
+    } catch (const IndexError& e) {
+      std::string message = e.what();
+      if (message.rfind("gather:", 0) == 0) message = "take_along_dim:" + message.substr(7);
+      throw IndexError(message);
+    }
+  };
+  if (!dim) return gather_as_take(a.reshape({-1}), 0, indices.reshape({-1}));
   FABRIC_CHECK(a.dim() == indices.dim(), ShapeError,
                "take_along_dim: input and indices must have the same number of dims, got ",
                shape_str(a.sizes()), " and ", shape_str(indices.sizes()));
   const int64_t d = wrap_dim(*dim, std::max<int64_t>(a.dim(), 1), "take_along_dim");
-  if (a.dim() == 0) return gather(a, 0, indices);
+  if (a.dim() == 0) return gather_as_take(a, 0, indices);
   // torch: every dim but `d` broadcasts; along d, a keeps its size and indices theirs.
   Shape a_sizes = a.sizes();
   a_sizes[d] = indices.size(d);
   Shape shape = broadcast_shapes(a_sizes, indices.sizes(), "take_along_dim");
   Tensor idx = indices.expand(shape);
   shape[d] = a.size(d);
-  return gather(a.expand(shape), d, idx);
+  return gather_as_take(a.expand(shape), d, idx);
 }
 
 }  // namespace fabric

@@ -136,7 +136,7 @@ TEST(IndexWrite, BadArgumentsRaiseNamingTheOpAndTheValues) {
       {"take_along_dim out of range",
        [&] { take_along_dim(a, add(gi, Scalar(5)), 0); },
        index_error,
-       {"gather: index 5"}},
+       {"take_along_dim: index 5"}},
       {"index_add dtype mismatch",
        [&] { index_add(a, 0, i2, src.to(DType::float64)); },
        dtype_error,
@@ -271,6 +271,13 @@ TEST(IndexWrite, InputsAreNotModifiedAndIntegerWritesAreExact) {
   EXPECT_EQ(index_add(big, 0, from_vector<int64_t>({1}), full({1}, 1, {.dtype = DType::int64}))
                 .to_vector<int64_t>(),
             (std::vector<int64_t>{(int64_t{1} << 53), (int64_t{1} << 53) + 1}));
+  // A floating alpha on an integer tensor is truncated to an integer, as torch converts it.
+  const Tensor ints = from_vector<int64_t>({1, 2, 3});
+  const Tensor five = from_vector<int64_t>({5}), at0 = from_vector<int64_t>({0});
+  EXPECT_EQ(index_add(ints, 0, at0, five, 2.0).to_vector<int64_t>(),
+            (std::vector<int64_t>{11, 2, 3}));
+  EXPECT_EQ(index_add(ints, 0, at0, five, 0.5).to_vector<int64_t>(),
+            (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(nonzero(full({}, 2.0)).sizes(), (Shape{1, 0}));
   EXPECT_EQ(nonzero(zeros({0, 3})).sizes(), (Shape{0, 2}));
 }

@@ -78,6 +78,19 @@ TEST(Math, IntegerDivisionByZeroRaises) {
   EXPECT_TRUE(std::isnan(fmod(a, 0.0).to_vector<double>()[0]));
 }
 
+// A scalar divisor the dtype cannot hold is converted as torch's wrapped number is: it wraps in an
+// integer dtype (300 is int8 44) and is inf in a float one, rather than raising.
+TEST(Math, ScalarDivisorsOutsideTheDtypeConvertAsTorchs) {
+  const Tensor i8 = vec({0, 1, 2, 5, 100, 7}, DType::int8);
+  EXPECT_EQ(fmod(i8, 300).to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 5, 12, 7}));
+  EXPECT_EQ(remainder(vec({5}, DType::float32), 1e39).to_vector<double>(),
+            (std::vector<double>{5}));
+  EXPECT_EQ(fmod(vec({5}, DType::float16), 1e6).to_vector<double>(), (std::vector<double>{5}));
+  // 2^40 wraps to 0 in int32: a division by zero, as torch's ZeroDivisionError.
+  EXPECT_CONTAINS(thrown<ValueError>([] { fmod(vec({5}, DType::int32), int64_t{1} << 40); }),
+                  "integer division by zero");
+}
+
 // INT_MIN % -1 overflows in C++; its value is 0 (torch's CPU crashes with SIGFPE here).
 TEST(Math, IntegerMinimumByMinusOneIsZero) {
   const Tensor a = from_vector(std::vector<int64_t>{std::numeric_limits<int64_t>::min(), 5}, {2});
