@@ -1,6 +1,8 @@
 // The backward engine: counts dependencies in the graph reachable from the roots, then runs
 // nodes from a max-heap on sequence number (reverse creation order), summing gradients that
 // reach a node along several paths, and frees each node's saved tensors after it ran.
+#include <algorithm>
+#include <limits>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -41,8 +43,22 @@ struct NodeTask {
 void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capture,
                  std::unordered_map<Node*, NodeTask>& tasks) {
   std::unordered_set<const Node*> targets, entered;
-  for (const Edge& e : capture)
-    if (e.valid()) targets.insert(e.fn.get());
+  // A checkpoint reaches the tensors its segment closes over only through its recompute: it must
+  // run when a captured tensor could be one of them, a leaf or a non-leaf made before it (made
+  // after the checkpoint, a tensor cannot be in its closure).
+  bool leaf_target = false;
+  uint64_t oldest_target = std::numeric_limits<uint64_t>::max();
+  for (const Edge& e : capture) {
+    if (!e.valid()) continue;
+    targets.insert(e.fn.get());
+    if (dynamic_cast<const AccumulateGrad*>(e.fn.get()) != nullptr)
+      leaf_target = true;
+    else
+      oldest_target = std::min(oldest_target, e.fn->sequence_nr());
+  }
+  const auto closure_may_hold_a_target = [&](const Node& n) {
+    return n.runs_nested_backward && (leaf_target || oldest_target < n.sequence_nr());
+  };
   std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to look at)
   for (Node* s : starts) {
     if (!entered.insert(s).second) continue;
@@ -54,7 +70,7 @@ void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capt
         if (child && entered.insert(child).second) stack.emplace_back(child, 0);
         continue;
       }
-      bool needed = n->runs_nested_backward;
+      bool needed = closure_may_hold_a_target(*n);
       for (const Edge& e : n->next_edges)
         if (e.valid() && (targets.count(e.fn.get()) || tasks[e.fn.get()].needed)) needed = true;
       tasks[n].needed = needed;
@@ -76,6 +92,16 @@ struct GradCapture {
   std::vector<Tensor>* results;
 };
 thread_local const GradCapture* t_grad_capture = nullptr;
+
+// While a node runs without graph under create_graph (apply_without_graph), the outside tensors a
+// backward nested in it reaches: its leaves and the nodes older than the node itself (a
+// checkpoint's closure). Its results depend on them, so its stand-in history must reach them:
+// differentiating again then raises, where it would treat them as constants.
+struct ClosureSink {
+  std::vector<Edge>* edges = nullptr;
+  uint64_t older_than = 0;  // the running node's sequence number
+};
+thread_local ClosureSink t_closure_sink;
 
 struct GradCaptureScope {
   explicit GradCaptureScope(const GradCapture* c) : prev(t_grad_capture) { t_grad_capture = c; }
@@ -107,10 +133,17 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
   for (const Tensor& g : buffer)
     if (g.defined() && g.requires_grad()) depends_on.push_back(gradient_edge(g));
   std::vector<Tensor> out;
+  std::vector<Edge> closure;
   {
     NoGradGuard no_grad;
+    struct SinkScope {
+      ClosureSink saved = t_closure_sink;
+      ~SinkScope() { t_closure_sink = saved; }
+    } scope;
+    t_closure_sink = {&closure, node.sequence_nr()};
     out = node.apply(std::move(buffer));
   }
+  depends_on.insert(depends_on.end(), closure.begin(), closure.end());
   if (depends_on.empty()) return out;
   auto* fn = dynamic_cast<FunctionNode*>(&node);
   auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : node.name(), node.name());
@@ -131,7 +164,7 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph, const std::vector<Edge>& capture,
                   std::vector<Tensor>* captured, bool into_leaves = false,
-                  bool create_graph = false) {
+                  bool create_graph = false, const ClosureSink* reached = nullptr) {
   // Backward itself is recorded only with create_graph (the gradient then has a history).
   GradModeGuard grad_mode(create_graph);
   GradCapture capture_ctx{&capture, captured};
@@ -202,6 +235,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     NodeTask& task = tasks[node.get()];
     std::vector<Tensor> buffer = std::move(task.buffer);
     if (buffer.empty()) buffer.resize(node->num_outputs);
+    if (reached && (dynamic_cast<AccumulateGrad*>(node.get()) != nullptr ||
+                    node->sequence_nr() < reached->older_than))
+      reached->edges->push_back(Edge{node, 0});
     bool skip = !task.needed;
     if (captured) {
       // Captured before the tensor's hooks run, as torch 1.13's autograd.grad: the hooks belong to
@@ -264,7 +300,18 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
   // segment closes over); the enclosing pass runs those again with its own share of the gradient
   // (which sums correctly, backward being linear), so they must keep their saved tensors. The
   // nested graph's own nodes are freed with its outputs.
-  run_backward(roots, grads, /*retain_graph=*/true, capture, &captured, /*into_leaves=*/outer == nullptr);
+  // Under create_graph (a sink is open), what the nested graph reached outside itself, but for the
+  // segment's own input copies, joins the enclosing node's dependencies.
+  std::vector<Edge> reached;
+  const ClosureSink sink{&reached, t_closure_sink.older_than};
+  run_backward(roots, grads, /*retain_graph=*/true, capture, &captured,
+               /*into_leaves=*/outer == nullptr, /*create_graph=*/false,
+               t_closure_sink.edges ? &sink : nullptr);
+  for (const Edge& e : reached) {
+    bool input_copy = false;
+    for (size_t c = 0; c < n_inputs; ++c) input_copy |= capture[c].fn == e.fn;
+    if (!input_copy) t_closure_sink.edges->push_back(e);
+  }
   if (outer) {
     for (size_t c = 0; c < outer->edges->size(); ++c) {
       const Tensor& g = captured[n_inputs + c];

@@ -55,7 +55,8 @@ class Node : public std::enable_shared_from_this<Node> {
   // Hooks of non-leaf tensors this node produced: (output_nr, hook) run on the incoming gradient.
   std::vector<std::pair<int, std::function<Tensor(const Tensor&)>>> pre_hooks;
   // apply() runs a backward of its own (checkpoint's recompute), which can reach tensors the node
-  // has no edge to (those the segment closes over): autograd.grad must always run it.
+  // has no edge to (those the segment closes over): autograd.grad runs it whenever a tensor it is
+  // asked about could be among them.
   bool runs_nested_backward = false;
 
  private:

@@ -195,6 +195,15 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
       rv.copy_(add(mul(rv.to(acc), 1.0 - momentum),
                    mul(div(sq_dev, static_cast<double>(count - 1)), momentum)));
     }
+    // torch 1.13 keeps the batch statistics it normalises with (and saves for backward) in the
+    // parameters' dtype, the input's when there are none: a bfloat16/float16 input with
+    // parameters of its own dtype, or none, uses mean and invstd rounded to that dtype (a float32
+    // weight keeps them float32).
+    const bool half_input = x.dtype() == DType::bfloat16 || x.dtype() == DType::float16;
+    if (half_input && (!weight.defined() || weight.dtype() == x.dtype())) {
+      mean = mean.to(x.dtype()).to(acc);
+      invstd = invstd.to(x.dtype()).to(acc);
+    }
   } else {
     mean = acc_of(running_mean, acc).clone();  // saved for backward: not the buffer itself
     invstd = rsqrt(add(acc_of(running_var, acc), eps));

@@ -14,6 +14,7 @@
 #include "tensor/op_attrs.h"
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
+#include "tensor/promotion.h"
 
 namespace fabric {
 namespace {
@@ -228,8 +229,10 @@ Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor
     if (alpha.to_double() == 0) scaled = zeros_like(source);
   } else if (alpha.to_double() != 1.0 || alpha.is_bool()) {
     // An integer tensor takes alpha as an integer, truncated as torch converts it (2.0 adds twice
-    // the source, 0.5 nothing): multiplying by the float would turn the source into float32.
+    // the source, 0.5 nothing): multiplying by the float would turn the source into float32. An
+    // alpha the dtype cannot hold (NaN, 1e20, 300 for int8) is refused, as torch's conversion does.
     const bool integer_self = is_integral(a.dtype(), /*include_bool=*/false);
+    if (integer_self) check_scalar_fits("index_add", alpha, a.dtype());
     scaled = integer_self && alpha.is_floating()
                  ? mul(source, Scalar(static_cast<int64_t>(alpha.to_double())))
                  : mul(source, alpha);

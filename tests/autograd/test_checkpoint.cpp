@@ -321,6 +321,37 @@ TEST(Checkpoint, AutogradGradOfClosedOverTensorsOnly) {
   expect_close(got, want, 1e-14, "w (inside the segment and outside)");
 }
 
+// A checkpoint below every requested input is not run (no recompute, nothing freed): only one
+// whose closure could hold a requested tensor is.
+TEST(Checkpoint, AutogradGradAboveACheckpointLeavesItAlone) {
+  Tensor x = randn64({3}, 65);
+  int calls = 0;
+  const Tensor y = checkpoint(
+      [&](const Tensor& t) {
+        ++calls;
+        return sin(t);
+      },
+      x);
+  const Tensor a = exp(y);
+  const Tensor g = grad({sum(mul(a, a))}, {a})[0];
+  expect_close(g, mul(a, 2.0), 1e-15, "d/da");
+  EXPECT_EQ(calls, 1);
+  sum(a).backward();  // exp's saved output and the checkpoint are still there
+  EXPECT_EQ(calls, 2);
+  expect_close(x.grad(), mul(cos(x), exp(sin(x))), 1e-14, "x");
+}
+
+// Differentiating a checkpoint's gradient again raises, also towards a tensor its segment closes
+// over (the stand-in history depends on it; it used to be treated as a constant, silently).
+TEST(Checkpoint, SecondOrderTowardsAClosedOverTensorRaises) {
+  Tensor p = randn64({3}, 66), v = randn64({3}, 67);
+  const Tensor out = checkpoint([&](const Tensor& t) { return tanh(mul(t, p)); }, v);
+  const Tensor loss = add(sum(out), sum(mul(mul(p, v), v)));
+  const Tensor gv = grad({loss}, {v}, {}, std::nullopt, /*create_graph=*/true)[0];
+  EXPECT_THROW(grad({sum(gv)}, {p}), NotImplementedError);
+  EXPECT_THROW(grad({sum(gv)}, {v}), NotImplementedError);
+}
+
 TEST(Checkpoint, ClosureOverNonLeafUsedOutsideToo) {
   // w2 is a non-leaf the segment closes over and the loss also uses directly: both paths reach w.
   Tensor w = randn64({4}, 61);

@@ -350,6 +350,21 @@ TEST(BatchNormLayers, TrainingInvstdIsTorchs) {
   for (float e : x.grad().to_vector<float>()) EXPECT_EQ(e, 0.0f);
 }
 
+// A bfloat16 input with bfloat16 parameters (or none) normalises with statistics rounded to
+// bfloat16, as torch 1.13 keeps them in the parameters' dtype: torch's bits.
+TEST(BatchNormLayers, HalfStatisticsInTheParametersDtype) {
+  const Tensor x =
+      from_vector(std::vector<float>{3.25f, 3.25f, 1, 2, 3.25f, 3.25f, 3, 4.5f}, {2, 2, 2})
+          .to(DType::bfloat16);
+  const std::vector<float> want = {0, 0, -0x1.42p+0f, -0x1.fp-2f, 0, 0, 0x1.28p-2f, 0x1.74p+0f};
+  const Tensor w = ones({2}, {.dtype = DType::bfloat16}),
+               b = zeros({2}, {.dtype = DType::bfloat16});
+  EXPECT_EQ(batch_norm(x, Tensor(), Tensor(), w, b, true, 0.1, 1e-5).to_vector<float>(), want);
+  EXPECT_EQ(
+      batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5).to_vector<float>(),
+      want);
+}
+
 // BatchNorm3d takes (N, C, D, H, W), as torch's.
 TEST(BatchNormLayers, BatchNorm3dTakesFiveDimensions) {
   BatchNorm3d bn({.num_features = 2});

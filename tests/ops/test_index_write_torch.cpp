@@ -278,6 +278,12 @@ TEST(IndexWrite, InputsAreNotModifiedAndIntegerWritesAreExact) {
             (std::vector<int64_t>{11, 2, 3}));
   EXPECT_EQ(index_add(ints, 0, at0, five, 0.5).to_vector<int64_t>(),
             (std::vector<int64_t>{1, 2, 3}));
+  // One the dtype cannot hold is refused, as torch's conversion refuses it.
+  for (const double bad : {std::nan(""), 1e20})
+    EXPECT_CONTAINS(thrown<Error>([&] { index_add(ints, 0, at0, five, bad); }), "index_add");
+  EXPECT_CONTAINS(
+      thrown<Error>([&] { index_add(ints.to(DType::int8), 0, at0, five.to(DType::int8), 300); }),
+      "index_add");
   EXPECT_EQ(nonzero(full({}, 2.0)).sizes(), (Shape{1, 0}));
   EXPECT_EQ(nonzero(zeros({0, 3})).sizes(), (Shape{0, 2}));
 }
