@@ -1,8 +1,6 @@
 // The backward engine: counts dependencies in the graph reachable from the roots, then runs
 // nodes from a max-heap on sequence number (reverse creation order), summing gradients that
 // reach a node along several paths, and frees each node's saved tensors after it ran.
-#include <algorithm>
-#include <limits>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -35,30 +33,23 @@ struct NodeTask {
   std::vector<Tensor> buffer;  // gradient per node output
   int pending = 0;             // edges still to deliver
   bool needed = true;          // runs (autograd.grad: only nodes on a path to a captured edge)
+  // autograd.grad: runs only because a checkpoint below it might lead to a captured tensor
+  // through its closure; keeps its saved tensors, as a node torch would not run keeps them.
+  bool keep_saved = false;
 };
 
 // autograd.grad runs only the nodes from which a captured edge can be reached, as torch's
 // init_to_execute: a node below every input is neither run nor freed, and its hooks do not fire.
-// `tasks` holds the whole reachable graph (a DAG); each node is visited once, children first.
+// A checkpoint reaches the tensors its segment closes over only through its recompute, which its
+// edges do not show, so every checkpoint (and what leads to it) runs, keeping its saved tensors
+// unless it is also on a path the edges show. `tasks` holds the whole reachable graph (a DAG);
+// each node is visited once, children first.
 void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capture,
                  std::unordered_map<Node*, NodeTask>& tasks) {
   std::unordered_set<const Node*> targets, entered;
-  // A checkpoint reaches the tensors its segment closes over only through its recompute: it must
-  // run when a captured tensor could be one of them, a leaf or a non-leaf made before it (made
-  // after the checkpoint, a tensor cannot be in its closure).
-  bool leaf_target = false;
-  uint64_t oldest_target = std::numeric_limits<uint64_t>::max();
-  for (const Edge& e : capture) {
-    if (!e.valid()) continue;
-    targets.insert(e.fn.get());
-    if (dynamic_cast<const AccumulateGrad*>(e.fn.get()) != nullptr)
-      leaf_target = true;
-    else
-      oldest_target = std::min(oldest_target, e.fn->sequence_nr());
-  }
-  const auto closure_may_hold_a_target = [&](const Node& n) {
-    return n.runs_nested_backward && (leaf_target || oldest_target < n.sequence_nr());
-  };
+  for (const Edge& e : capture)
+    if (e.valid()) targets.insert(e.fn.get());
+  std::unordered_set<const Node*> on_path, via_checkpoint;  // edges to a target / a checkpoint
   std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to look at)
   for (Node* s : starts) {
     if (!entered.insert(s).second) continue;
@@ -70,10 +61,17 @@ void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capt
         if (child && entered.insert(child).second) stack.emplace_back(child, 0);
         continue;
       }
-      bool needed = closure_may_hold_a_target(*n);
-      for (const Edge& e : n->next_edges)
-        if (e.valid() && (targets.count(e.fn.get()) || tasks[e.fn.get()].needed)) needed = true;
-      tasks[n].needed = needed;
+      bool path = false, checkpoint = n->runs_nested_backward;
+      for (const Edge& e : n->next_edges) {
+        if (!e.valid()) continue;
+        path |= targets.count(e.fn.get()) > 0 || on_path.count(e.fn.get()) > 0;
+        checkpoint |= via_checkpoint.count(e.fn.get()) > 0;
+      }
+      if (path) on_path.insert(n);
+      if (checkpoint) via_checkpoint.insert(n);
+      NodeTask& t = tasks[n];
+      t.needed = path || checkpoint;
+      t.keep_saved = !path && checkpoint;
       stack.pop_back();
     }
   }
@@ -94,12 +92,13 @@ struct GradCapture {
 thread_local const GradCapture* t_grad_capture = nullptr;
 
 // While a node runs without graph under create_graph (apply_without_graph), the outside tensors a
-// backward nested in it reaches: its leaves and the nodes older than the node itself (a
-// checkpoint's closure). Its results depend on them, so its stand-in history must reach them:
-// differentiating again then raises, where it would treat them as constants.
+// backward nested in it reaches: its leaves and the nodes that existed before the node ran (a
+// checkpoint's closure; not the recomputed graph). Its results depend on them, so its stand-in
+// history must reach them: differentiating again then raises, where it would treat them as
+// constants.
 struct ClosureSink {
   std::vector<Edge>* edges = nullptr;
-  uint64_t older_than = 0;  // the running node's sequence number
+  uint64_t older_than = 0;  // the first sequence number given out while the node runs
 };
 thread_local ClosureSink t_closure_sink;
 
@@ -140,7 +139,7 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
       ClosureSink saved = t_closure_sink;
       ~SinkScope() { t_closure_sink = saved; }
     } scope;
-    t_closure_sink = {&closure, node.sequence_nr()};
+    t_closure_sink = {&closure, Node::next_sequence_nr()};
     out = node.apply(std::move(buffer));
   }
   depends_on.insert(depends_on.end(), closure.begin(), closure.end());
@@ -268,7 +267,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                 : node->apply(std::move(buffer));
       FABRIC_CHECK(out.size() == node->next_edges.size(), Error, "backward: ", node->name(), " returned ",
                    out.size(), " gradients for ", node->next_edges.size(), " inputs");
-      if (!retain_graph) node->release_saved();
+      if (!retain_graph && !task.keep_saved) node->release_saved();
     }
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
       const Edge& e = node->next_edges[i];

@@ -55,8 +55,8 @@ class Node : public std::enable_shared_from_this<Node> {
   // Hooks of non-leaf tensors this node produced: (output_nr, hook) run on the incoming gradient.
   std::vector<std::pair<int, std::function<Tensor(const Tensor&)>>> pre_hooks;
   // apply() runs a backward of its own (checkpoint's recompute), which can reach tensors the node
-  // has no edge to (those the segment closes over): autograd.grad runs it whenever a tensor it is
-  // asked about could be among them.
+  // has no edge to (those the segment closes over): autograd.grad always runs it (keeping its saved
+  // tensors when no edge shows it is needed).
   bool runs_nested_backward = false;
 
  private:

@@ -177,10 +177,20 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
   if (training) {
     auto [m, sq_dev] = channel_stats(xc, s);
     mean = m;
+    // torch 1.13 keeps the batch statistics it normalises with (and saves for backward) in the
+    // parameters' dtype: a bfloat16/float16 input whose weight, bias and running statistics are of
+    // its own dtype (or absent) takes the variance as half(half(sum) / half(count)) and mean and
+    // invstd rounded to that dtype; any float32 one keeps them float32.
+    const auto own_dtype = [&](const Tensor& t) { return !t.defined() || t.dtype() == x.dtype(); };
+    const bool half_stats = (x.dtype() == DType::bfloat16 || x.dtype() == DType::float16) &&
+                            own_dtype(weight) && own_dtype(bias) && own_dtype(running_mean) &&
+                            own_dtype(running_var);
     // torch 1.13's CPU kernel (its InvStd in double): 1 / sqrt(var + eps) rounded once from
     // double, and 0 for a zero variance with eps 0, so that a constant channel normalises to its
     // bias with a zero gradient instead of NaN.
-    const Tensor var = div(sq_dev, static_cast<double>(count)).to(DType::float64);
+    const Tensor var = (half_stats ? div(sq_dev.to(x.dtype()), static_cast<double>(count))
+                                   : div(sq_dev, static_cast<double>(count)))
+                           .to(DType::float64);
     Tensor inv = reciprocal(sqrt(add(var, eps)));
     if (eps == 0) inv = where(eq(var, 0.0), zeros_like(inv), inv);
     invstd = inv.to(acc);
@@ -195,12 +205,7 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
       rv.copy_(add(mul(rv.to(acc), 1.0 - momentum),
                    mul(div(sq_dev, static_cast<double>(count - 1)), momentum)));
     }
-    // torch 1.13 keeps the batch statistics it normalises with (and saves for backward) in the
-    // parameters' dtype, the input's when there are none: a bfloat16/float16 input with
-    // parameters of its own dtype, or none, uses mean and invstd rounded to that dtype (a float32
-    // weight keeps them float32).
-    const bool half_input = x.dtype() == DType::bfloat16 || x.dtype() == DType::float16;
-    if (half_input && (!weight.defined() || weight.dtype() == x.dtype())) {
+    if (half_stats) {
       mean = mean.to(x.dtype()).to(acc);
       invstd = invstd.to(x.dtype()).to(acc);
     }
