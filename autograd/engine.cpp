@@ -99,6 +99,7 @@ thread_local const GradCapture* t_grad_capture = nullptr;
 struct ClosureSink {
   std::vector<Edge>* edges = nullptr;
   uint64_t older_than = 0;  // the first sequence number given out while the node runs
+  const Node* node = nullptr;  // the node running (its name and inputs)
 };
 thread_local ClosureSink t_closure_sink;
 
@@ -139,7 +140,7 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
       ClosureSink saved = t_closure_sink;
       ~SinkScope() { t_closure_sink = saved; }
     } scope;
-    t_closure_sink = {&closure, Node::next_sequence_nr()};
+    t_closure_sink = {&closure, Node::next_sequence_nr(), &node};
     out = node.apply(std::move(buffer));
   }
   depends_on.insert(depends_on.end(), closure.begin(), closure.end());
@@ -302,20 +303,48 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
   // Under create_graph (a sink is open), what the nested graph reached outside itself, but for the
   // segment's own input copies, joins the enclosing node's dependencies.
   std::vector<Edge> reached;
-  const ClosureSink sink{&reached, t_closure_sink.older_than};
+  const ClosureSink sink{&reached, t_closure_sink.older_than, t_closure_sink.node};
   run_backward(roots, grads, /*retain_graph=*/true, capture, &captured,
                /*into_leaves=*/outer == nullptr, /*create_graph=*/false,
                t_closure_sink.edges ? &sink : nullptr);
+  std::vector<Edge> outside;  // what the segment's gradients depend on outside its own graph
   for (const Edge& e : reached) {
     bool input_copy = false;
     for (size_t c = 0; c < n_inputs; ++c) input_copy |= capture[c].fn == e.fn;
-    if (!input_copy) t_closure_sink.edges->push_back(e);
+    if (!input_copy) outside.push_back(e);
   }
+  if (t_closure_sink.edges)
+    t_closure_sink.edges->insert(t_closure_sink.edges->end(), outside.begin(), outside.end());
   if (outer) {
+    // Under create_graph, the share of an enclosing autograd.grad's result that the segment
+    // gives (the gradient of a tensor it closes over) was computed without a graph: it takes a
+    // history that refuses to be differentiated, over what it depends on (the running node's
+    // inputs and what the recompute reached), and joins the result's other share with grad mode
+    // on, so neither share is differentiated as a constant.
+    const ClosureSink& sink_now = t_closure_sink;
     for (size_t c = 0; c < outer->edges->size(); ++c) {
-      const Tensor& g = captured[n_inputs + c];
+      Tensor g = captured[n_inputs + c];
+      if (!g.defined()) continue;
       Tensor& dst = (*outer->results)[c];
-      if (g.defined()) dst = dst.defined() ? add(dst, g) : g;
+      if (sink_now.edges && sink_now.node && is_floating(g.dtype())) {
+        std::vector<Edge> deps = outside;
+        for (const Edge& e : sink_now.node->next_edges)
+          if (e.valid()) deps.push_back(e);
+        auto* fn = dynamic_cast<const FunctionNode*>(sink_now.node);
+        auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : sink_now.node->name(),
+                                                           sink_now.node->name());
+        stand_in->next_edges = std::move(deps);
+        stand_in->input_meta.resize(stand_in->next_edges.size());
+        g = g.detach();
+        AutogradMeta& m = autograd_meta(g);
+        m.grad_fn = stand_in;
+        m.output_nr = 0;
+        g.impl()->requires_grad = true;
+        GradModeGuard record(true);
+        dst = dst.defined() ? add(dst, g) : g;
+      } else {
+        dst = dst.defined() ? add(dst, g) : g;
+      }
     }
   }
   std::vector<Tensor> result(inputs.size());

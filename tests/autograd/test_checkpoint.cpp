@@ -366,6 +366,12 @@ TEST(Checkpoint, SecondOrderTowardsAClosedOverTensorRaises) {
   const Tensor gv = grad({loss}, {v}, {}, std::nullopt, /*create_graph=*/true)[0];
   EXPECT_THROW(grad({sum(gv)}, {p}), NotImplementedError);
   EXPECT_THROW(grad({sum(gv)}, {v}), NotImplementedError);
+  // The gradient of the closed-over tensor itself, taken with create_graph: its segment share
+  // was computed without a graph and is not differentiated as a constant either.
+  const Tensor out2 = checkpoint([&](const Tensor& t) { return tanh(mul(t, p)); }, v);
+  const Tensor loss2 = add(sum(mul(mul(p, p), p)), sum(out2));
+  const Tensor gp = grad({loss2}, {p}, {}, std::nullopt, /*create_graph=*/true)[0];
+  EXPECT_THROW(grad({sum(gp)}, {p}), NotImplementedError);
 }
 
 TEST(Checkpoint, ClosureOverNonLeafUsedOutsideToo) {
