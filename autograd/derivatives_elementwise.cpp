@@ -86,7 +86,7 @@ FABRIC_DERIVATIVE(pow) {
       if (ed == 0.0) return Grads{zeros_like(g[0])};
       // x^2, the common case, needs no pow pass: x^1 is x, bit for bit.
       const Tensor a_pow = ed == 2.0 ? a : pow(a, Scalar(ed - 1.0));
-      return Grads{mul(mul(g[0], a_pow), ed)};
+      return Grads{mul(g[0], mul(a_pow, ed))};  // torch's g * (e * x^(e-1))
     };
   }
   Tensor b = saved(rec.inputs[1]);
@@ -97,11 +97,12 @@ FABRIC_DERIVATIVE(pow) {
     // gives them a zero gradient, which times a^(b-1) = inf or log(0) = -inf made the second
     // derivatives NaN.
     const Tensor b_zero = eq(b, 0.0), a_zero = logical_and(eq(a, 0.0), ge(b, 0.0));
+    // In torch's order: g * (b * a^(b-1)) and g * (a^b * log(a)).
     Tensor ga =
         where(b_zero, zeros_like(g[0]),
-              mul(mul(g[0], b), pow(where(logical_not(b_zero), a, Scalar(1.0)), sub(b, 1.0))));
+              mul(g[0], mul(b, pow(where(logical_not(b_zero), a, Scalar(1.0)), sub(b, 1.0)))));
     Tensor gb = where(a_zero, zeros_like(g[0]),
-                      mul(mul(g[0], out), log(where(logical_not(a_zero), a, Scalar(1.0)))));
+                      mul(g[0], mul(out, log(where(logical_not(a_zero), a, Scalar(1.0))))));
     return Grads{ga, gb};
   };
 }
@@ -119,9 +120,8 @@ FABRIC_DERIVATIVE(where) {
 FABRIC_DERIVATIVE(addcmul) {
   Scalar v = attrs_of<ScalarAttrs>(rec).value;
   Tensor t1 = saved(rec.inputs[1]), t2 = saved(rec.inputs[2]);
-  return [v, t1, t2](const Grads& g) {
-    Tensor gv = mul(g[0], v);
-    return Grads{g[0], mul(gv, t2), mul(gv, t1)};
+  return [v, t1, t2](const Grads& g) {  // torch's g * (t2 * v) and g * (t1 * v)
+    return Grads{g[0], mul(g[0], mul(t2, v)), mul(g[0], mul(t1, v))};
   };
 }
 

@@ -112,8 +112,10 @@ FABRIC_DERIVATIVE(norm) {
     Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
     if (a.p == 1.0) return Grads{mul(gk, sign)};
     if (std::isinf(a.p)) {  // the extreme |x| takes it, shared among ties
+      // A NaN norm matches no |x|: no element takes the gradient (0, as torch), not 0 / 0.
       Tensor hit = eq(abs(x), nk).to(x.dtype());
-      return Grads{div(mul(mul(hit, sign), gk), sum(hit, a.dims, true))};
+      const Tensor ties = clamp(sum(hit, a.dims, true), 1.0, std::nullopt);
+      return Grads{div(mul(mul(hit, sign), gk), ties)};
     }
     Tensor safe = where(eq(nk, 0.0), ones_like(nk), nk);
     // x |x|^(p-2) / ||x||^(p-1); for p < 1, |x|^(p-1) is infinite at x = 0, where torch's

@@ -1,6 +1,8 @@
 // prod and cumprod (torch's dtype rules: bool and integers give int64, `dtype` casts first) and
 // all/any (bool results from any dtype). The gradients (autograd/derivatives_prod.cpp) never
 // divide by the input, so zeros in it are handled as torch handles them.
+#include <string>
+
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/math_kernels.h"
@@ -103,16 +105,37 @@ Tensor cumprod(const Tensor& a_in, int64_t dim, std::optional<DType> dtype) {
   return out;
 }
 
+namespace {
+
+// The count behind any/all, its dim errors (out of range, repeated) said in the caller's name.
+Tensor count_over(const char* op, const Tensor& flags, const std::vector<int64_t>& dims,
+                  bool keepdim) {
+  const auto relabel = [op](const Error& e) {
+    std::string message = e.what();
+    if (message.rfind("sum:", 0) == 0) message = op + message.substr(3);
+    return message;
+  };
+  try {
+    return sum(flags, dims, keepdim);
+  } catch (const IndexError& e) {
+    throw IndexError(relabel(e));
+  } catch (const ValueError& e) {
+    throw ValueError(relabel(e));
+  }
+}
+
+}  // namespace
+
 // Counting the truthy (nonzero; NaN counts) elements: any is "some", all is "no falsy one". An
 // empty reduction gives any = false, all = true, as torch.
 Tensor any(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   check_input("any", a, std::nullopt);
   const Tensor truthy = a.detach().to(DType::bool_);
-  return gt(sum(truthy, dims, keepdim), 0);
+  return gt(count_over("any", truthy, dims, keepdim), 0);
 }
 Tensor all(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   check_input("all", a, std::nullopt);
-  return eq(sum(logical_not(a.detach()), dims, keepdim), 0);
+  return eq(count_over("all", logical_not(a.detach()), dims, keepdim), 0);
 }
 
 }  // namespace fabric

@@ -369,12 +369,13 @@ Tensor norm(const Tensor& a_in, double p, const std::vector<int64_t>& dims, bool
   ReduceParams prm;
   prm.p = p;
   ReduceOp rop;
-  if (std::isinf(p)) {
-    // torch.norm gives 0 for an empty reduction, as for every other p (linalg.vector_norm
-    // refuses it: max has no identity); the sum of nothing is that 0.
-    rop = reduced_numel(a, mask) == 0 ? ReduceOp::sum_abs
-          : p > 0                     ? ReduceOp::max_abs
-                                      : ReduceOp::min_abs;
+  if (reduced_numel(a, mask) == 0) {
+    // torch.norm gives 0 for an empty reduction, whatever p (linalg.vector_norm refuses an infinite
+    // one: max has no identity; a negative p's root of the empty sum would be inf): the sum of
+    // nothing is that 0.
+    rop = ReduceOp::sum_abs;
+  } else if (std::isinf(p)) {
+    rop = p > 0 ? ReduceOp::max_abs : ReduceOp::min_abs;
   } else if (p == 2) {
     rop = ReduceOp::sum_sq;
     prm.finish = ReduceFinish::sqrt;

@@ -76,7 +76,7 @@ TEST(PowSquareBackward, IsTwoTimesBaseTimesGrad) {
         Tensor want;
         {
           NoGradGuard no_grad;
-          want = mul(mul(g, x), 2);  // torch: grad * (2 * x^1), the same values
+          want = mul(g, mul(x, 2));  // torch's grad * (2 * x^1), in its order
         }
         expect_same_bits(x.grad(), want,
                          std::string(dtype_name(dt)) + " n=" + std::to_string(n) +

@@ -116,8 +116,25 @@ TEST(Reduce, EmptyReductions) {
   // torch.norm gives 0 for an empty inf-norm too (linalg.vector_norm would refuse it).
   EXPECT_EQ(norm(e, kInf).item<double>(), 0.0);
   EXPECT_EQ(norm(e, -kInf, {0}).to_vector<double>(), std::vector<double>(5, 0.0));
+  // ... and for a negative p, whose root of the empty sum would be inf.
+  EXPECT_EQ(norm(e, -1.0, {0}).to_vector<double>(), std::vector<double>(5, 0.0));
+  EXPECT_EQ(norm(e, -0.5).item<double>(), 0.0);
+  // all/any's dim errors name them, not the sum they count with.
+  expect_error<IndexError>([&] { all(zeros({2, 3}), {2}); }, {"all: dim 2"});
+  expect_error<ValueError>([&] { any(zeros({2, 3}), {0, -2}); }, {"any: dim 0"});
   EXPECT_TRUE(
       std::isnan(cross_entropy(zeros({0, 3}), zeros({0}, {.dtype = DType::int64})).item<double>()));
+}
+
+// An inf-norm that is NaN (a NaN in the slice) matches no element: the gradient is 0, as torch's,
+// not 0 / 0.
+TEST(Reduce, InfNormGradientOfANaNSliceIsZero) {
+  for (const double p : {kInf, -kInf}) {
+    Tensor x = from_vector(std::vector<float>{0, -1, NAN, 2}, {4});
+    x.set_requires_grad(true);
+    norm(x, p).backward();
+    for (float g : x.grad().to_vector<float>()) EXPECT_EQ(g, 0.0f) << p;
+  }
 }
 
 TEST(Reduce, NanPropagationAndTies) {
