@@ -38,17 +38,40 @@ struct NodeTask {
   bool keep_saved = false;
 };
 
+// The nodes reachable from `from` along next edges (itself included).
+std::unordered_set<const Node*> reachable_from(const Node* from) {
+  std::unordered_set<const Node*> seen{from};
+  std::vector<const Node*> stack{from};
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges)
+      if (e.valid() && seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
+  }
+  return seen;
+}
+
 // autograd.grad runs only the nodes from which a captured edge can be reached, as torch's
 // init_to_execute: a node below every input is neither run nor freed, and its hooks do not fire.
 // A checkpoint reaches the tensors its segment closes over only through its recompute, which its
-// edges do not show, so every checkpoint (and what leads to it) runs, keeping its saved tensors
-// unless it is also on a path the edges show. `tasks` holds the whole reachable graph (a DAG);
-// each node is visited once, children first.
+// edges do not show. So a checkpoint (and what leads to it) runs unless every captured tensor was
+// computed from its output (the checkpoint is reachable from each, so none can be in its
+// closure), keeping its saved tensors unless it is also on a path the edges show. `tasks` holds
+// the whole reachable graph (a DAG); each node is visited once, children first.
 void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capture,
                  std::unordered_map<Node*, NodeTask>& tasks) {
   std::unordered_set<const Node*> targets, entered;
   for (const Edge& e : capture)
     if (e.valid()) targets.insert(e.fn.get());
+  // What each captured tensor was computed from, filled in only when a checkpoint asks.
+  std::vector<std::unordered_set<const Node*>> below_target;
+  const auto closure_may_hold_a_target = [&](const Node& checkpoint) {
+    if (below_target.empty())
+      for (const Node* t : targets) below_target.push_back(reachable_from(t));
+    for (const auto& below : below_target)
+      if (!below.count(&checkpoint)) return true;
+    return false;
+  };
   std::unordered_set<const Node*> on_path, via_checkpoint;  // edges to a target / a checkpoint
   std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to look at)
   for (Node* s : starts) {
@@ -61,7 +84,7 @@ void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capt
         if (child && entered.insert(child).second) stack.emplace_back(child, 0);
         continue;
       }
-      bool path = false, checkpoint = n->runs_nested_backward;
+      bool path = false, checkpoint = n->runs_nested_backward && closure_may_hold_a_target(*n);
       for (const Edge& e : n->next_edges) {
         if (!e.valid()) continue;
         path |= targets.count(e.fn.get()) > 0 || on_path.count(e.fn.get()) > 0;
@@ -327,9 +350,12 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
       if (!g.defined()) continue;
       Tensor& dst = (*outer->results)[c];
       if (sink_now.edges && sink_now.node && is_floating(g.dtype())) {
-        std::vector<Edge> deps = outside;
+        // Everything gathered while the node runs (deeper checkpoints' closures included), its
+        // inputs, and the history an inner checkpoint already gave g.
+        std::vector<Edge> deps = *sink_now.edges;
         for (const Edge& e : sink_now.node->next_edges)
           if (e.valid()) deps.push_back(e);
+        if (g.requires_grad()) deps.push_back(gradient_edge(g));
         auto* fn = dynamic_cast<const FunctionNode*>(sink_now.node);
         auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : sink_now.node->name(),
                                                            sink_now.node->name());
