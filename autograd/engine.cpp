@@ -38,19 +38,6 @@ struct NodeTask {
   bool keep_saved = false;
 };
 
-// The nodes reachable from `from` along next edges (itself included).
-std::unordered_set<const Node*> reachable_from(const Node* from) {
-  std::unordered_set<const Node*> seen{from};
-  std::vector<const Node*> stack{from};
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    for (const Edge& e : n->next_edges)
-      if (e.valid() && seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
-  }
-  return seen;
-}
-
 // autograd.grad runs only the nodes from which a captured edge can be reached, as torch's
 // init_to_execute: a node below every input is neither run nor freed, and its hooks do not fire.
 // A checkpoint reaches the tensors its segment closes over only through its recompute, which its
@@ -63,14 +50,32 @@ void mark_needed(const std::vector<Node*>& starts, const std::vector<Edge>& capt
   std::unordered_set<const Node*> targets, entered;
   for (const Edge& e : capture)
     if (e.valid()) targets.insert(e.fn.get());
-  // What each captured tensor was computed from, filled in only when a checkpoint asks.
-  std::vector<std::unordered_set<const Node*>> below_target;
+  // A leaf may be in any closure; otherwise a checkpoint is left alone when every target is among
+  // its ancestors (one upward search per checkpoint, over parent lists built once, when asked).
+  bool leaf_target = false;
+  for (const Node* t : targets) leaf_target |= dynamic_cast<const AccumulateGrad*>(t) != nullptr;
+  std::unordered_map<const Node*, std::vector<const Node*>> parents;
   const auto closure_may_hold_a_target = [&](const Node& checkpoint) {
-    if (below_target.empty())
-      for (const Node* t : targets) below_target.push_back(reachable_from(t));
-    for (const auto& below : below_target)
-      if (!below.count(&checkpoint)) return true;
-    return false;
+    if (leaf_target) return true;
+    if (parents.empty())
+      for (const auto& [n, task] : tasks)
+        for (const Edge& e : n->next_edges)
+          if (e.valid()) parents[e.fn.get()].push_back(n);
+    std::unordered_set<const Node*> seen{&checkpoint};
+    std::vector<const Node*> stack{&checkpoint};
+    size_t found = targets.count(&checkpoint);  // its own output is computed from it
+    while (!stack.empty() && found < targets.size()) {
+      const Node* n = stack.back();
+      stack.pop_back();
+      auto it = parents.find(n);
+      if (it == parents.end()) continue;
+      for (const Node* p : it->second) {
+        if (!seen.insert(p).second) continue;
+        found += targets.count(p);
+        stack.push_back(p);
+      }
+    }
+    return found < targets.size();
   };
   std::unordered_set<const Node*> on_path, via_checkpoint;  // edges to a target / a checkpoint
   std::vector<std::pair<Node*, size_t>> stack;  // (node, next edge to look at)
