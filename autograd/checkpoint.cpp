@@ -86,6 +86,10 @@ struct Segment {
   std::vector<GeneratorState> rng_states;
   AutocastState autocast[kNumDeviceTypes];
   std::vector<OutputMeta> outputs;
+  // Set while its recompute's backward runs: reaching the same checkpoint again from there means
+  // its closure's history now leads back to its own output (an in-place write made after the
+  // forward), which would recompute forever.
+  mutable bool recomputing = false;
 };
 
 std::string describe(const Tensor& t) {
@@ -108,6 +112,16 @@ std::vector<Tensor> recompute_backward(const Segment& seg,
   if (std::none_of(grad_outputs.begin(), grad_outputs.end(),
                    [](const Tensor& g) { return g.defined(); }))
     return std::vector<Tensor>(n);
+  FABRIC_CHECK(!seg.recomputing, Error,
+               "checkpoint: backward reached this checkpoint again from inside its own recompute: "
+               "a tensor the segment closes over was modified in place after the checkpointed "
+               "forward, with values computed from the segment's output. Clone that tensor "
+               "before modifying it");
+  struct Recomputing {
+    const Segment& seg;
+    explicit Recomputing(const Segment& s) : seg(s) { seg.recomputing = true; }
+    ~Recomputing() { seg.recomputing = false; }
+  } recomputing(seg);
 
   std::vector<Tensor> copies(n);
   for (size_t i = 0; i < n; ++i) {

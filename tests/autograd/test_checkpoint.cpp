@@ -402,6 +402,19 @@ TEST(Checkpoint, SecondOrderTowardsAClosedOverTensorRaises) {
   EXPECT_THROW(grad({sum(g3[1])}, {w2}), NotImplementedError);
 }
 
+// A closed-over tensor rewritten in place from the checkpoint's own output makes the recompute's
+// backward lead back to the checkpoint: an error naming the cause, not endless recursion.
+TEST(Checkpoint, AClosureRewrittenFromItsOwnOutputIsAnError) {
+  Tensor x = randn64({3}, 72), p = randn64({2}, 73);
+  const Tensor b = mul(x, 1.0);
+  const Tensor v = b.narrow(0, 0, 2);
+  const Tensor y = checkpoint([&](const Tensor& t) { return tanh(mul(t, v)); }, p);
+  Tensor bn = b.narrow(0, 0, 2);
+  bn.add_(y);
+  const Tensor loss = add(sum(mul(v, v)), sum(y));
+  EXPECT_THROW(grad({loss}, {x}), Error);
+}
+
 TEST(Checkpoint, ClosureOverNonLeafUsedOutsideToo) {
   // w2 is a non-leaf the segment closes over and the loss also uses directly: both paths reach w.
   Tensor w = randn64({4}, 61);
