@@ -25,7 +25,9 @@ FABRIC_DERIVATIVE(matmul) {
   Tensor a = need_b ? saved(rec.inputs[0]) : Tensor(), b = need_a ? saved(rec.inputs[1]) : Tensor();
   const int64_t da = rec.inputs[0].dim(), db = rec.inputs[1].dim();
   // A forward torch runs as a dot or mv counts 0 FLOPs, and so does its backward (mul, ger, mv).
-  const bool counted = detail::matmul_counts_flops(rec.inputs[0], rec.inputs[1]);
+  // (Only a vector operand can make it one: the common products skip the fold test.)
+  const bool counted =
+      (da != 1 && db != 1) || detail::matmul_counts_flops(rec.inputs[0], rec.inputs[1]);
   return [a, b, da, db, counted](const Grads& g) {
     std::optional<FlopsNotCounted> quiet;
     if (!counted) quiet.emplace();

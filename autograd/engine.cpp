@@ -147,10 +147,33 @@ Edge gradient_edge(const Tensor& t) {
   return {};
 }
 
-// Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
-// stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
-// (a nested backward under backward()), only the captured leaves are skipped; the others still
-// accumulate into .grad.
+namespace {
+
+// A stand-in for `node`'s gradient computation over `depends_on`: differentiating through it
+// raises (double backward of that node is not supported).
+std::shared_ptr<NoDoubleBackward> stand_in_for(const Node& node, std::vector<Edge> depends_on,
+                                               int outputs) {
+  auto* fn = dynamic_cast<const FunctionNode*>(&node);
+  auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : node.name(), node.name());
+  stand_in->next_edges = std::move(depends_on);
+  stand_in->input_meta.resize(stand_in->next_edges.size());
+  stand_in->num_outputs = outputs;
+  return stand_in;
+}
+
+// t's values with output `nr` of `fn` as their history: a new handle, since t may be an incoming
+// gradient itself (identity rules).
+Tensor with_history(const Tensor& t, const std::shared_ptr<Node>& fn, int nr) {
+  Tensor out = t.detach();
+  AutogradMeta& m = autograd_meta(out);
+  m.grad_fn = fn;
+  m.output_nr = nr;
+  out.impl()->requires_grad = true;
+  return out;
+}
+
+}  // namespace
+
 // Runs a node that does not support double backward under create_graph: without recording, its
 // results then taking a NoDoubleBackward history over the edges the gradient really depends on
 // (the node's inputs and the incoming gradients), so that differentiating them again raises.
@@ -173,22 +196,17 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
   }
   depends_on.insert(depends_on.end(), closure.begin(), closure.end());
   if (depends_on.empty()) return out;
-  auto* fn = dynamic_cast<FunctionNode*>(&node);
-  auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : node.name(), node.name());
-  stand_in->next_edges = std::move(depends_on);
-  stand_in->input_meta.resize(stand_in->next_edges.size());
-  stand_in->num_outputs = static_cast<int>(out.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (!out[i].defined() || !is_floating(out[i].dtype())) continue;
-    out[i] = out[i].detach();  // may be an incoming gradient itself (identity rules)
-    AutogradMeta& m = autograd_meta(out[i]);
-    m.grad_fn = stand_in;
-    m.output_nr = static_cast<int>(i);
-    out[i].impl()->requires_grad = true;
-  }
+  const auto stand_in = stand_in_for(node, std::move(depends_on), static_cast<int>(out.size()));
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i].defined() && is_floating(out[i].dtype()))
+      out[i] = with_history(out[i], stand_in, static_cast<int>(i));
   return out;
 }
 
+// Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
+// stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
+// (a nested backward under backward()), only the captured leaves are skipped; the others still
+// accumulate into .grad.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph, const std::vector<Edge>& capture,
                   std::vector<Tensor>* captured, bool into_leaves = false,
@@ -361,16 +379,7 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
         for (const Edge& e : sink_now.node->next_edges)
           if (e.valid()) deps.push_back(e);
         if (g.requires_grad()) deps.push_back(gradient_edge(g));
-        auto* fn = dynamic_cast<const FunctionNode*>(sink_now.node);
-        auto stand_in = std::make_shared<NoDoubleBackward>(fn ? fn->op() : sink_now.node->name(),
-                                                           sink_now.node->name());
-        stand_in->next_edges = std::move(deps);
-        stand_in->input_meta.resize(stand_in->next_edges.size());
-        g = g.detach();
-        AutogradMeta& m = autograd_meta(g);
-        m.grad_fn = stand_in;
-        m.output_nr = 0;
-        g.impl()->requires_grad = true;
+        g = with_history(g, stand_in_for(*sink_now.node, std::move(deps), 1), 0);
         GradModeGuard record(true);
         dst = dst.defined() ? add(dst, g) : g;
       } else {

@@ -10,6 +10,14 @@
 
 namespace fabric {
 
+// The dtype index sums (scatter_add, index_add, index_put with accumulate, the index ops'
+// gradients) add in: float32 for the reduced-precision floats, rounded once. torch 1.13's CPU
+// kernels add one element at a time in bfloat16/float16, so sums over repeated indices can differ
+// from torch's (fabric's are the more accurate; see the README's index writes).
+inline DType index_sum_dtype(DType t) {
+  return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
+}
+
 inline constexpr int kMaxIndexDims = 12;
 
 // Smallest and largest value of n contiguous int64/int32 indices (n > 0): the op checks ranges

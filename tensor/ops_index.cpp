@@ -75,13 +75,6 @@ CheckedIndex checked_index(const char* op, const Tensor& index, int64_t size, co
   return {idx, 0};
 }
 
-// float32 accumulation for the reduced-precision floats, rounded once. torch 1.13's CPU scatter and
-// index kernels add one element at a time in bfloat16/float16, so sums over repeated indices can
-// differ from torch's (fabric's are the more accurate; see the README's index writes).
-DType acc_dtype(DType t) {
-  return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
-}
-
 // A contiguous copy in `dtype` made without recording (the scratch of an op or gradient helper).
 Tensor scratch_copy(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype && t.is_contiguous()) return t;
@@ -128,7 +121,7 @@ void scatter_add_into(const Tensor& acc, int64_t dim, const Tensor& index, const
 // zeros(shape) with src (outer, n, inner) added into the rows `index` names along dim.
 Tensor index_add_zeros(const char* op, const Tensor& src, const Shape& shape, int64_t dim,
                        const Tensor& index) {
-  const DType acc = acc_dtype(src.dtype());
+  const DType acc = index_sum_dtype(src.dtype());
   Tensor out = zeros(shape, {.dtype = acc, .device = src.device()});
   const int64_t size = shape.empty() ? 1 : shape[dim];
   const CheckedIndex ci =
@@ -320,7 +313,7 @@ Tensor scatter_add(const Tensor& a_in, int64_t dim, const Tensor& index, const T
                  " in dim ", k);
   }
   const int64_t size = dim_or_one(a, dim);
-  const DType acc = acc_dtype(a.dtype());
+  const DType acc = index_sum_dtype(a.dtype());
   Tensor out = empty(a.sizes(), {.dtype = acc, .device = a.device()});
   out.copy_(a.detach());
   if (index.numel() > 0) {
@@ -499,7 +492,7 @@ Tensor gather_backward(const Tensor& grad, const Shape& input_shape, int64_t dim
   check_index_dtype("gather_backward", index, false);
   FABRIC_CHECK(grad.sizes() == index.sizes(), ShapeError, "gather_backward: grad ",
                shape_str(grad.sizes()), " must have the index's shape ", shape_str(index.sizes()));
-  const DType acc = acc_dtype(grad.dtype());
+  const DType acc = index_sum_dtype(grad.dtype());
   Tensor out = zeros(input_shape, {.dtype = acc, .device = grad.device()});
   dim = wrap_dim(dim, std::max<int64_t>(out.dim(), 1), "gather_backward");
   check_gather_shapes("gather_backward", out, index, dim);

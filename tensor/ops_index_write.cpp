@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tensor/autocast.h"
+#include "tensor/delegated_op_errors.h"
 #include "tensor/factory.h"
 #include "tensor/index_kernels.h"
 #include "tensor/index_write_attrs.h"
@@ -21,13 +22,6 @@ namespace {
 
 using detail::cat;
 using namespace index_write;
-
-// float32 accumulation for the reduced-precision floats, rounded once. torch 1.13's CPU scatter and
-// index kernels add one element at a time in bfloat16/float16, so sums over repeated indices can
-// differ from torch's (fabric's are the more accurate; see the README's index writes).
-DType acc_dtype(DType t) {
-  return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
-}
 
 // The dtypes index_add_stub adds in (the CPU and CUDA kernels alike).
 bool row_add_dtype(DType t) {
@@ -184,7 +178,7 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
                "scatter_reduce: reduce \"mean\" is not implemented for bool (self ", describe(a),
                ", as in torch); sum, prod, amax and amin are");
   dim = check_scatter_shapes("scatter_reduce", a, dim, index, &src);
-  const DType acc = is_bool ? DType::uint8 : acc_dtype(a.dtype());
+  const DType acc = is_bool ? DType::uint8 : index_sum_dtype(a.dtype());
   Tensor out = copy_as(a, acc);
   const CheckedIndex ci = checked_index("scatter_reduce", index, dim_or_one(a, dim), along(dim, a));
   if (index.numel() > 0) {
@@ -300,15 +294,8 @@ Tensor take_along_dim(const Tensor& a, const Tensor& indices, std::optional<int6
   FABRIC_CHECK(indices.defined() && indices.dtype() == DType::int64, DTypeError,
                "take_along_dim: expected int64 indices, got ",
                indices.defined() ? describe(indices) : "undefined");
-  // gather's errors (an index out of range) said in this op's name.
   const auto gather_as_take = [](const Tensor& src, int64_t along, const Tensor& idx) {
-    try {
-      return gather(src, along, idx);
-    } catch (const IndexError& e) {
-      std::string message = e.what();
-      if (message.rfind("gather:", 0) == 0) message = "take_along_dim:" + message.substr(7);
-      throw IndexError(message);
-    }
+    return in_op_name("take_along_dim", "gather", [&] { return gather(src, along, idx); });
   };
   if (!dim) return gather_as_take(a.reshape({-1}), 0, indices.reshape({-1}));
   FABRIC_CHECK(a.dim() == indices.dim(), ShapeError,

@@ -281,18 +281,21 @@ bool torch_folds(const Tensor& a, const Tensor& b) {
 // The FLOPs of matmul(a, b) (batch: the broadcast batch dims) under the name of the ATen op torch's
 // matmul runs: dot and mv count 0 (torch's counter has no rule for them), mm and bmm 2·M·N·K per
 // batch entry.
+namespace {
+// Whether torch runs a matmul of these ranks (folded or not) as a dot or mv: 0 FLOPs.
+bool is_dot_or_mv(int64_t da, int64_t db, bool folds) {
+  return (db == 1 && (da <= 2 || folds)) || (da == 1 && folds);  // (the latter: b's transpose)
+}
+}  // namespace
+
 bool detail::matmul_counts_flops(const Tensor& a, const Tensor& b) {
-  const int64_t da = a.dim(), db = b.dim();
-  const bool folds = torch_folds(a, b);
-  if (db == 1 && (da <= 2 || folds)) return false;  // dot, mv
-  if (da == 1 && folds) return false;               // mv of b's folded transpose
-  return true;
+  return !is_dot_or_mv(a.dim(), b.dim(), torch_folds(a, b));
 }
 
 void detail::report_matmul_flops(const Tensor& a, const Tensor& b, const Shape& batch) {
-  if (!matmul_counts_flops(a, b)) return;
   const int64_t da = a.dim(), db = b.dim();
   const bool folds = torch_folds(a, b);
+  if (is_dot_or_mv(da, db, folds)) return;
   const int64_t M = da > 1 ? a.size(-2) : 1, K = a.size(-1), N = db > 1 ? b.size(-1) : 1;
   const bool is_mm = (da <= 2 && db == 2) || folds;
   report_flops(is_mm ? "mm" : "bmm", 2 * numel_of(batch) * M * N * K);

@@ -105,14 +105,17 @@ Tensor one_minus(const Tensor& t) { return add(neg(t), 1); }
 // (input - target).abs(), torch's z.
 Tensor abs_diff(const Tensor& input, const Tensor& target) { return abs(sub(input, target)); }
 
-// Added to smooth_l1/huber's losses: 0 with a zero gradient wherever the difference d is a
-// number, and where it is NaN a NaN whose gradient is NaN and whose second derivative is 0, as
+// smooth_l1/huber's losses plus a term that is 0 with a zero gradient wherever the difference d is
+// a number, and where it is NaN a NaN whose gradient is NaN and whose second derivative is 0, as
 // torch's kernels give a NaN difference (their comparisons fail; the backward multiplies by d, the
 // double backward tests |d| < beta). nan_d * detach(nan_d): no branch multiplies 0 by an infinite
 // d, which would leak NaN into a finite gradient.
-Tensor nan_difference_term(const Tensor& d) {
+// Only a loss that records a gradient needs it (where it is not 0, the loss is NaN already), so
+// one that does not skips its four passes.
+Tensor with_nan_difference_term(const Tensor& losses, const Tensor& d) {
+  if (!grad_mode_enabled() || !d.requires_grad()) return losses;
   const Tensor nan_d = where(isnan(d), d, 0.0);
-  return mul(nan_d, nan_d.detach());
+  return add(losses, mul(nan_d, nan_d.detach()));
 }
 
 }  // namespace
@@ -142,18 +145,17 @@ Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, std::stri
   if (beta == 0) {
     const Tensor d = sub(input, target);
     const Tensor tie = sub(sub(input.detach(), input), sub(target, target.detach()));
-    return reduce(add(where(eq(d, 0), tie, where(lt(d, 0), neg(d), d)), nan_difference_term(d)),
+    return reduce(with_nan_difference_term(where(eq(d, 0), tie, where(lt(d, 0), neg(d), d)), d),
                   red);
   }
-  const Tensor z = abs_diff(input, target);
+  const Tensor d = sub(input, target), z = abs(d), dq = clamp(d, -beta, beta);
   // z < beta ? 0.5 * z * z / beta : z - 0.5 * beta. The quadratic branch reads z clamped to beta:
   // the same values where it is taken, and where it is not (z infinite or overflowing) its unused
   // gradient is 0 * beta, not the 0 * inf = NaN that would reach the input through where.
   // It squares the signed difference (clamped to [-beta, beta]), whose square is |d|'s bit for bit:
   // through |d| the second derivative at d == 0 was 0 (abs's subgradient there), not 1 / beta.
-  const Tensor d = sub(input, target), dq = clamp(d, -beta, beta);
   const Tensor losses = where(lt(z, beta), div(mul(mul(dq, 0.5), dq), beta), sub(z, 0.5 * beta));
-  return reduce(add(losses, nan_difference_term(d)), red);
+  return reduce(with_nan_difference_term(losses, d), red);
 }
 
 Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,
@@ -164,16 +166,15 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, std::string_v
   FABRIC_CHECK(delta > 0, ValueError, "huber_loss: delta must be > 0, got ", delta);
   check_pair("huber_loss", input, target);
   detail::warn_if_target_size_differs("huber_loss", input, target);
-  const Tensor z = abs_diff(input, target);
+  const Tensor d = sub(input, target), z = abs(d), dq = clamp(d, -delta, delta);
   // z < delta ? 0.5 * z * z : delta * (z - 0.5 * delta), written into a tensor of the input's
   // dtype (torch's loss is empty_like(input)) before the reduction.
   // The quadratic branch reads z clamped to delta, as smooth_l1_loss's: no NaN gradient from an
   // infinite difference.
   // Squared signed (a second derivative of 1 at d == 0, as smooth_l1_loss's).
-  const Tensor d = sub(input, target), dq = clamp(d, -delta, delta);
   const Tensor losses =
-      add(where(lt(z, delta), mul(mul(dq, 0.5), dq), mul(sub(z, 0.5 * delta), delta)),
-          nan_difference_term(d))
+      with_nan_difference_term(
+          where(lt(z, delta), mul(mul(dq, 0.5), dq), mul(sub(z, 0.5 * delta), delta)), d)
           .to(input.dtype());
   return reduce(losses, red);
 }

@@ -1,9 +1,8 @@
 // prod and cumprod (torch's dtype rules: bool and integers give int64, `dtype` casts first) and
 // all/any (bool results from any dtype). The gradients (autograd/derivatives_prod.cpp) never
 // divide by the input, so zeros in it are handled as torch handles them.
-#include <string>
-
 #include "tensor/autocast.h"
+#include "tensor/delegated_op_errors.h"
 #include "tensor/factory.h"
 #include "tensor/math_kernels.h"
 #include "tensor/op_attrs.h"
@@ -110,18 +109,7 @@ namespace {
 // The count behind any/all, its dim errors (out of range, repeated) said in the caller's name.
 Tensor count_over(const char* op, const Tensor& flags, const std::vector<int64_t>& dims,
                   bool keepdim) {
-  const auto relabel = [op](const Error& e) {
-    std::string message = e.what();
-    if (message.rfind("sum:", 0) == 0) message = op + message.substr(3);
-    return message;
-  };
-  try {
-    return sum(flags, dims, keepdim);
-  } catch (const IndexError& e) {
-    throw IndexError(relabel(e));
-  } catch (const ValueError& e) {
-    throw ValueError(relabel(e));
-  }
+  return in_op_name(op, "sum", [&] { return sum(flags, dims, keepdim); });
 }
 
 }  // namespace
