@@ -237,20 +237,36 @@ Tensor arg_max_min(bool is_max, const Tensor& a, std::optional<int64_t> dim, boo
 }
 
 // Floating-point var/std: the mean in the accumulator dtype, then the centered sum of squares.
+// On the CPU, PyTorch accumulates float32, float16 and bfloat16 var in double (Welford per
+// output), except that a float32 reduction to a single value centres on the float32 mean
+// (std_var_all_cpu); the double two-pass over a float64 copy gives the same rounded values, and
+// an exactly constant row a variance of exactly 0.
 Tensor var_impl(const char* op, const Tensor& a, const std::vector<int64_t>& dims,
                 double correction, bool keepdim, bool take_sqrt) {
   check_floating(op, a);
   const std::vector<bool> mask = reduce_mask(op, a, dims);
   const int64_t n = reduced_numel(a, mask);
-  const DType acc = reduce_acc_dtype(a.dtype());
+  const bool in_double = a.device().is_cpu() && (a.dtype() == DType::float32 ||
+                                                 a.dtype() == DType::float16 ||
+                                                 a.dtype() == DType::bfloat16);
+  const bool float_mean = in_double && a.dtype() == DType::float32 && n == a.numel();
+  if (in_double && !float_mean)
+    return var_impl(op, a.detach().to(DType::float64), dims, correction, keepdim, take_sqrt)
+        .to(a.dtype());
   ReduceParams mp;
   mp.divisor = static_cast<double>(n);
-  Tensor center = run_reduce(op, ReduceOp::sum, a, mask, true, acc, mp);
+  Tensor center = run_reduce(op, ReduceOp::sum, a, mask, true, reduce_acc_dtype(a.dtype()), mp);
+  Tensor x = a;
+  if (float_mean) {  // the float32 mean, deviations in double
+    center = center.to(DType::float64);
+    x = a.detach().to(DType::float64);
+  }
   ReduceParams vp;
   vp.center = center.numel() ? center.data_ptr() : nullptr;
   vp.divisor = std::max(0.0, static_cast<double>(n) - correction);
   vp.finish = take_sqrt ? ReduceFinish::sqrt : ReduceFinish::none;
-  return run_reduce(op, ReduceOp::sum_sq_dev, a, mask, keepdim, a.dtype(), vp);
+  Tensor out = run_reduce(op, ReduceOp::sum_sq_dev, x, mask, keepdim, x.dtype(), vp);
+  return float_mean ? out.to(a.dtype()) : out;
 }
 
 }  // namespace

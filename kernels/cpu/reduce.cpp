@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/reduce_cols_f32.h"
 #include "kernels/cpu/reduce_math.h"
-#include "kernels/cpu/reduce_sum_f32.h"
+#include "kernels/cpu/reduce_row_sum.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
 
@@ -80,7 +80,11 @@ struct Fold {
 template <ReduceOp OP, typename A>
 A fold_run(const Fold<OP, A>& f, const A* x, int64_t n, A c) {
   using F = Fold<OP, A>;
-  if constexpr (OP == ReduceOp::sum_exp_dev && std::is_same_v<A, float>) {
+  if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
+    return row_sum_f32(x, n);  // torch's order (reduce_row_sum.h)
+  } else if constexpr (OP == ReduceOp::sum && std::is_same_v<A, double>) {
+    return row_sum_f64(x, n);
+  } else if constexpr (OP == ReduceOp::sum_exp_dev && std::is_same_v<A, float>) {
     return exp_shift_sum(x, nullptr, n, c);
   } else if constexpr ((OP == ReduceOp::max || OP == ReduceOp::min) && std::is_same_v<A, float>) {
     return row_max<float, OP == ReduceOp::max>(x, n);
@@ -101,10 +105,7 @@ A fold_run(const Fold<OP, A>& f, const A* x, int64_t n, A c) {
       for (int64_t i = 0; i < n; ++i) r += f.map(x[i], c);
       return r;
     }
-    if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>)
-      return row_sum_f32(x, n);  // sum_range's bits, in registers
-    else
-      return sum_range<A>(0, n, [&f, x, c](int64_t i) { return f.map(x[i], c); });
+    return sum_range<A>(0, n, [&f, x, c](int64_t i) { return f.map(x[i], c); });
   }
 }
 
@@ -201,16 +202,21 @@ struct Reducer {
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
     return base + (od.off0 + b % row) * isz;
   }
-  // Stages up to kLeaf elements (converted to A, gathered across rows) and folds them. A
-  // bfloat16 sum over one contiguous run widens as it reads instead (row_sum_bf16: the same bits
-  // as converting into the scratch first, half the passes: bfloat16 sums took as long as
-  // float32's).
-  A leaf(const char* base, int64_t b, int64_t e, A c) const {
+  // A float16/bfloat16 sum over one contiguous run, widened as it is read: row_sum_f32's order
+  // over the whole converted run (torch's mean of those dtypes), in one pass.
+  bool widened_run(const char* base, int64_t b, int64_t e, A& out) const {
     if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
-      if (g.in_dtype == DType::bfloat16)
-        if (const char* p = contiguous_run(base, b, e))
-          return row_sum_bf16(reinterpret_cast<const uint16_t*>(p), e - b);
+      if (g.in_dtype != DType::bfloat16 && g.in_dtype != DType::float16) return false;
+      const char* p = contiguous_run(base, b, e);
+      if (!p) return false;
+      const auto* h = reinterpret_cast<const uint16_t*>(p);
+      out = g.in_dtype == DType::bfloat16 ? row_sum_bf16(h, e - b) : row_sum_f16(h, e - b);
+      return true;
     }
+    return false;
+  }
+  // Stages up to kLeaf elements (converted to A, gathered across rows) and folds them.
+  A leaf(const char* base, int64_t b, int64_t e, A c) const {
     const int last = g.nred - 1;
     const int64_t row = g.red_sizes[last], rs = g.red_in[last];
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
@@ -229,6 +235,7 @@ struct Reducer {
   }
   A range(const char* base, int64_t b, int64_t e, A c) const {
     if (const A* p = direct(base, b, e)) return fold_run<OP, A>(f, p, e - b, c);
+    if (A r; widened_run(base, b, e, r)) return r;
     if (e - b <= kLeaf) return leaf(base, b, e, c);
     const int64_t m = b + ((e - b) / 2 + kLeaf - 1) / kLeaf * kLeaf;
     return F::combine(range(base, b, m, c), range(base, m, e, c));
@@ -268,9 +275,23 @@ struct Reducer {
     }
   }
 
+  // v rounded to the float16/bfloat16 output dtype.
+  A round_to_out(A v) const {
+    return g.out_dtype == DType::bfloat16 ? static_cast<A>(scalar_cast<float>(scalar_cast<BFloat16>(v)))
+                                          : static_cast<A>(scalar_cast<float>(scalar_cast<Half>(v)));
+  }
   A finish(A r, A c) const {
     if constexpr (std::is_floating_point_v<A>) {
-      if (prm.divisor != 1) r = static_cast<A>(r / static_cast<A>(prm.divisor));
+      if (prm.divisor != 1) {
+        // torch 1.13's CPU mean of float16/bfloat16 is the sum rounded to that dtype, divided by
+        // the count rounded to it too (2049 is 2048 in bfloat16; 65535 is inf in float16).
+        A divisor = static_cast<A>(prm.divisor);
+        if (g.out_dtype == DType::bfloat16 || g.out_dtype == DType::float16) {
+          r = round_to_out(r);
+          divisor = round_to_out(divisor);
+        }
+        r = static_cast<A>(r / divisor);
+      }
       switch (prm.finish) {
         case ReduceFinish::none:
           break;
@@ -329,6 +350,22 @@ struct Reducer {
     }
     const int64_t per = std::max<int64_t>(1, 32768 / std::max<int64_t>(nred, 1));
     const int64_t tasks = (nout + per - 1) / per;
+    // Evenly spaced contiguous rows of the accumulator's dtype into outputs of it, no centre: the
+    // rows are read in place and stored directly (short rows of 49 paid ~9 ns each for the
+    // odometer, the range checks and store()'s dtype switch, twice the sum itself).
+    const bool plain_rows = g.nkeep == 1 && g.nred == 1 && g.red_in[0] == 1 &&
+                            g.in_dtype == dtype_v<A> && g.out_dtype == dtype_v<A> && !prm.center;
+    if (plain_rows) {
+      const A* in = reinterpret_cast<const A*>(g.in);
+      A* out = reinterpret_cast<A*>(g.out);
+      const int64_t in_step = g.keep_in[0], out_step = g.keep_out[0];
+      run_tasks(tasks, threads > 1, [&](int64_t t) {
+        const int64_t o1 = std::min(nout, (t + 1) * per);
+        for (int64_t o = t * per; o < o1; ++o)
+          out[o * out_step] = finish(fold_run<OP, A>(f, in + o * in_step, nred, A(0)), A(0));
+      });
+      return;
+    }
     auto task = [&](int64_t t) {
       const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
       Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -189,6 +190,42 @@ TEST(Reduce, VarCorrection) {
   // fails.
   Tensor off = vec({1e8 + 1, 1e8 + 2, 1e8 + 3}, {}, DType::float64);
   EXPECT_DOUBLE_EQ(var(off).item<double>(), 1.0);
+}
+
+// torch's CPU var of float32/float16/bfloat16 accumulates in double: a constant row has a
+// variance of exactly 0 (a float32 mean of 0.1 x 7 is not 0.1f exactly), and rows far from zero
+// keep the bits of the double result (torch 1.13's values). A float32 reduction to one value
+// centres on the float32 mean first, as torch's std_var_all_cpu.
+TEST(Reduce, VarAccumulatesInDoubleAsTorch) {
+  auto bits = [](const Tensor& t) {
+    std::vector<uint32_t> out;
+    for (float f : t.to_vector<float>()) {
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      out.push_back(u);
+    }
+    return out;
+  };
+  Tensor c = full({3, 7}, 0.1, {.dtype = DType::float32, .requires_grad = true});
+  EXPECT_EQ(var(c, {1}).to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  Tensor s = fabric::std(c, {1});
+  EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  sum(s).backward();  // torch: a zero standard deviation passes a zero gradient
+  EXPECT_EQ(c.grad().to_vector<float>(), std::vector<float>(21, 0.0f));
+  EXPECT_EQ(var(full({5}, 0.1, {.dtype = DType::float16}), {0}).item<double>(), 0.0);
+  EXPECT_EQ(var(full({5}, 0.1, {.dtype = DType::bfloat16})).item<double>(), 0.0);
+  // One value from a float32 constant: torch's float32 mean, then double deviations.
+  Tensor y = full({10}, 0.1, {.dtype = DType::float32});
+  EXPECT_EQ(bits(var(y)), (std::vector<uint32_t>{0x248e38e4}));
+  EXPECT_EQ(bits(fabric::std(y)), (std::vector<uint32_t>{0x3206ec81}));
+  Tensor z = add(mul(sin(arange(0, 4000, 1, DType::float64)), 0.01), 1000.0)
+                 .to(DType::float32)
+                 .reshape({4, 1000});
+  EXPECT_EQ(bits(var(z, {1})),
+            (std::vector<uint32_t>{0x3851af2c, 0x3851f3f0, 0x38520ffd, 0x3851b509}));
+  EXPECT_EQ(bits(fabric::std(z, {1}, 0)),
+            (std::vector<uint32_t>{0x3be79261, 0x3be7b856, 0x3be7c7d0, 0x3be7959d}));
+  EXPECT_EQ(bits(var(z)), (std::vector<uint32_t>{0x3851b1c5}));
 }
 
 TEST(Reduce, Norms) {

@@ -1,20 +1,23 @@
 // sum() and mean() of float32 over contiguous rows go through row_sum_f32 (kernels/cpu/
-// reduce_sum_f32.h): checked bit for bit against sum_range<float>'s cascade, the order that defines
-// our float32 sums, on contiguous rows, a column window (rows apart, unaligned starts) and the
-// few-long-rows split (64Ki chunks combined pairwise), at 1 and 2 threads.
+// reduce_row_sum.h): checked bit for bit against torch's order (tests/common/torch_sum_order.h),
+// on contiguous rows, a column window (rows apart, unaligned starts) and the few-long-rows split
+// (64Ki chunks combined pairwise), at 1 and 2 threads.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/reduce_math.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/common/omp_threads.h"
+#include "tests/common/order_sensitive.h"
+#include "tests/common/torch_sum_order.h"
+#include "tests/kernels/sum_torch_rows.h"
 
 namespace fabric {
 namespace {
@@ -30,9 +33,7 @@ std::vector<float> values(int64_t n) {
   return v;
 }
 
-float cascade(const float* x, int64_t n) {
-  return cpu::sum_range<float>(0, n, [x](int64_t i) { return x[i]; });
-}
+float torch_sum(const float* x, int64_t n) { return torch_row_sum_reference<float, 8>(x, n); }
 
 void expect_bits(const Tensor& got_t, const std::vector<float>& want, const std::string& what) {
   const std::vector<float> got = got_t.to_vector<float>();
@@ -44,15 +45,15 @@ void expect_bits(const Tensor& got_t, const std::vector<float>& want, const std:
     }
 }
 
-TEST(SumF32Rows, SumAndMeanAreTheCascadeBitForBit) {
+TEST(SumF32Rows, SumAndMeanFollowTorchsOrderBitForBit) {
   for (int threads : {1, 2}) {
     OmpThreads scope(threads);
-    for (auto [rows, n] : {std::pair<int64_t, int64_t>{37, 2048}, {5, 3001}, {64, 100}}) {
+    for (auto [rows, n] : {std::pair<int64_t, int64_t>{37, 2048}, {5, 3001}, {64, 100}, {300, 49}, {100, 5}}) {
       const std::vector<float> v = values(rows * n);
       const Tensor x = from_vector(v, {rows, n}, {.dtype = DType::float32});
       std::vector<float> want_sum, want_mean;
       for (int64_t r = 0; r < rows; ++r) {
-        const float s = cascade(v.data() + r * n, n);
+        const float s = torch_sum(v.data() + r * n, n);
         want_sum.push_back(s);
         want_mean.push_back(s / static_cast<float>(n));
       }
@@ -63,20 +64,57 @@ TEST(SumF32Rows, SumAndMeanAreTheCascadeBitForBit) {
       // A column window: rows n apart, each starting 3 floats in (unaligned loads).
       std::vector<float> want_window;
       for (int64_t r = 0; r < rows; ++r)
-        want_window.push_back(cascade(v.data() + r * n + 3, n - 5));
+        want_window.push_back(torch_sum(v.data() + r * n + 3, n - 5));
       expect_bits(sum(x.narrow(1, 3, n - 5), {-1}), want_window, "column window " + what);
     }
   }
 }
 
+// sum() and mean() of one contiguous row give torch 1.13's bits (one thread) in every float dtype:
+// float16/bfloat16 sums rounded to the dtype, their means that divided by the count rounded to it.
+TEST(SumF32Rows, SumAndMeanMatchTorchInEveryFloatDtype) {
+  const std::vector<float> v = order_sensitive(131071, 7);
+  std::vector<float> cut(v.size()), small(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    cut[i] = std::bit_cast<float>(std::bit_cast<uint32_t>(v[i]) & 0xFFFF0000u);
+    small[i] = v[i] / 8192.0f;
+  }
+  auto bits16 = [](const Tensor& t) {
+    const Tensor u = t.contiguous();
+    uint16_t b;
+    std::memcpy(&b, u.data_ptr(), 2);
+    return b;
+  };
+  for (const SumTorchRow& row : kSumTorchRows) {
+    const int64_t n = row.n;
+    const std::string at = "n=" + std::to_string(n);
+    const Tensor f = from_vector(std::vector<float>(v.begin(), v.begin() + n), {1, n});
+    EXPECT_EQ(std::bit_cast<uint32_t>(sum(f, {1}).item<float>()), row.f32) << at;
+    EXPECT_EQ(std::bit_cast<uint32_t>(sum(f).item<float>()), row.f32) << at;
+    EXPECT_EQ(std::bit_cast<uint32_t>(mean(f, {1}).item<float>()),
+              std::bit_cast<uint32_t>(std::bit_cast<float>(row.f32) / static_cast<float>(n)))
+        << at;
+    EXPECT_EQ(std::bit_cast<uint64_t>(sum(f.to(DType::float64), {1}).item<double>()), row.f64)
+        << at;
+    const Tensor b = from_vector(std::vector<float>(cut.begin(), cut.begin() + n), {1, n})
+                         .to(DType::bfloat16);
+    EXPECT_EQ(bits16(sum(b, {1})), row.bf16_sum) << "bfloat16 " << at;
+    EXPECT_EQ(bits16(mean(b, {1})), row.bf16_mean) << "bfloat16 " << at;
+    const Tensor h = from_vector(std::vector<float>(small.begin(), small.begin() + n), {1, n})
+                         .to(DType::float16);
+    EXPECT_EQ(bits16(sum(h, {1})), row.f16_sum) << "float16 " << at;
+    EXPECT_EQ(bits16(mean(h, {1})), row.f16_mean) << "float16 " << at;
+  }
+}
+
 TEST(SumF32Rows, FewLongRows) {
-  // 1 row of 200000: chunks of 65536, each a cascade, combined pairwise — on any number of
+  // 1 row of 200000: chunks of 65536, each in torch's order, combined pairwise — on any number of
   // threads (the split is chosen by the shape alone, so the bits do not depend on the threads).
   const int64_t n = 200000, chunk = 1 << 16;
   const std::vector<float> v = values(n);
   std::vector<float> part;
   for (int64_t b = 0; b < n; b += chunk)
-    part.push_back(cascade(v.data() + b, std::min(chunk, n - b)));
+    part.push_back(torch_sum(v.data() + b, std::min(chunk, n - b)));
   for (size_t w = 1; w < part.size(); w *= 2)
     for (size_t k = 0; k + w < part.size(); k += 2 * w) part[k] = part[k] + part[k + w];
   const Tensor x = from_vector(v, {1, n}, {.dtype = DType::float32});
