@@ -45,15 +45,17 @@ void add_pending(std::vector<std::weak_ptr<FP8Meta>>& v, const std::shared_ptr<F
 }
 
 void region_exit() {
+  const bool enabled = g_region.enabled.back();
   g_region.enabled.pop_back();
   if (!g_region.enabled.empty()) return;
   std::vector<std::shared_ptr<FP8Meta>> ran = std::move(g_region.ran);
   g_region.ran.clear();
   // The amaxes the region's GEMMs recorded (kept on their device), read back once for all.
   flush_recorded_amaxes(ran, Fp8Direction::forward);
-  // Without grad mode (inference) the recorded amaxes stay in row 0 and join the next update,
-  // as in the reference.
-  if (!grad_enabled()) return;
+  // Without grad mode (inference), or when the outermost region itself is disabled (an enabled
+  // one nested inside it ran the GEMMs), the recorded amaxes stay in row 0 and join the next
+  // update, as Transformer Engine's fp8_autocast_exit.
+  if (!enabled || !grad_enabled()) return;
   for (const auto& m : ran) {
     m->update(Fp8Direction::forward);
     add_pending(g_region.pending_bwd, m);

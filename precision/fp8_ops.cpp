@@ -193,8 +193,14 @@ Tensor fp8_linear(FP8Meta& meta, int64_t gemm, const Tensor& x, const Tensor& we
     xq = fp8_quantize(meta, Fp8Direction::forward, FP8Meta::index(gemm, Fp8ForwardSlot::input), x2);
     wq = fp8_quantize(meta, Fp8Direction::forward, FP8Meta::index(gemm, Fp8ForwardSlot::weight),
                       weight);
-    y = fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, act);  // (M, out)
-    if (bias.defined()) y = add(y, bias.detach().to(act));
+    if (bias.defined()) {
+      // Transformer Engine adds the bias (in the activation dtype) in the GEMM's float32
+      // epilogue: the output is rounded once, not after the product and again after the sum.
+      y = fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, DType::float32);
+      y = add(y, bias.detach().to(act).to(DType::float32)).to(act);
+    } else {
+      y = fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, act);  // (M, out)
+    }
     y = y.reshape(out_shape);
   }
   if (!needs_grad) return y;

@@ -85,7 +85,11 @@ void Linear8bitLt::prepare_loaded_state(const std::string& prefix, nn::StateDict
   // int8-training takes a float one by a plain (dtype-converting) copy; the frozen int8 weight has
   // the float one's shape, so its dtype tells a float checkpoint from a quantized one.
   check_weight_format(prefix, state);
-  if (options_.has_fp16_weights) return;
+  if (options_.has_fp16_weights) {
+    CB_ =
+        Tensor();  // a loaded weight is quantized at the next forward (bitsandbytes keeps the old)
+    return;
+  }
   const Tensor* w = state.find(prefix + "weight");
   if (w == nullptr || !w->defined() || !is_floating(w->dtype()) ||
       w->sizes() != Shape({options_.out_features, options_.in_features})) {
@@ -109,6 +113,7 @@ Tensor fp16_weight_of(const Tensor& weight) { return weight.detach().to(DType::f
 
 Tensor Linear8bitLt::dequantized_weight() const {
   NoGradGuard no_grad;
+  if (options_.has_fp16_weights && CB_.defined()) return int8_vectorwise_dequant(CB_, SCB);
   if (options_.has_fp16_weights) {
     Int8RowQuant q = int8_vectorwise_quant(fp16_weight_of(weight), 0.0);
     return int8_vectorwise_dequant(q.CA, q.SCA);
@@ -126,12 +131,18 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
   {
     NoGradGuard no_grad;
     if (options_.has_fp16_weights) {
-      // int8-training: the weight is re-quantized on every forward, from float16 as bitsandbytes
-      // does (also after Module::to(float32/float64)); SCB follows it.
+      // int8-training: bitsandbytes' MatMul8bitLt quantizes the weight (from float16, also after
+      // Module::to(float32/float64)) in training mode while it has no accumulated .grad, and the
+      // first time; otherwise it reuses the last CB and SCB (spec §7). The outlier columns read
+      // the current weight either way.
       w16 = fp16_weight_of(weight);
-      Int8RowQuant q = int8_vectorwise_quant(w16, 0.0);
-      CB = q.CA;
-      SCB.copy_(q.SCA);
+      if (!CB_.defined() || CB_.device() != weight.device() ||
+          (is_training() && !weight.grad().defined())) {
+        Int8RowQuant q = int8_vectorwise_quant(w16, 0.0);
+        CB_ = q.CA;
+        SCB.copy_(q.SCA);
+      }
+      CB = CB_;
     } else {
       CB = weight;
     }

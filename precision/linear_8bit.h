@@ -10,8 +10,8 @@ struct Linear8bitLtOptions {
   int64_t in_features = 0;
   int64_t out_features = 0;
   bool bias = true;
-  // true (int8-training): an fp16 trainable weight, re-quantized on every forward;
-  // false (int8): frozen int8 weight and SCB.
+  // true (int8-training): an fp16 trainable weight, re-quantized by a forward in training mode
+  // while it has no .grad (bitsandbytes' rule); false (int8): frozen int8 weight and SCB.
   bool has_fp16_weights = false;
   double threshold = 6.0;
 };
@@ -52,6 +52,9 @@ class Linear8bitLt : public nn::Module {
   // requires_grad: of the trainable fp16 weight (has_fp16_weights); the int8 one is always frozen.
   void set_weight_fp16(const Tensor& w16, bool requires_grad);
   Linear8bitLtOptions options_;
+  // has_fp16_weights: the int8 weight of the last quantization, reused while the rule above does
+  // not quantize again (bitsandbytes' state.CB); dropped when a state dict is loaded.
+  mutable Tensor CB_;
 };
 
 }  // namespace fabric::precision

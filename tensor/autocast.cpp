@@ -5,7 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tensor/promotion.h"
+#include "tensor/autocast_promote.h"
 
 namespace fabric {
 namespace {
@@ -95,6 +95,29 @@ PrivateAutocastCache::PrivateAutocastCache() : saved_(std::make_unique<Saved>())
 
 PrivateAutocastCache::~PrivateAutocastCache() { g_tl.cache.swap(saved_->cache); }
 
+namespace {
+
+// torch's prioritize: under autocast a PROMOTE op's floating operands (float64 aside) may be
+// float32 or the autocast dtype; another 16-bit dtype raises, even when every operand has it.
+void check_promote_operand(OpId op, DType next, const AutocastState& st) {
+  FABRIC_CHECK(next == DType::float32 || next == st.dtype, DTypeError, op_name(op), ": under ",
+               dtype_name(st.dtype), " autocast its operands may be float32, ",
+               dtype_name(st.dtype), " or float64, got a ", dtype_name(next),
+               " one (torch raises 'Unexpected floating ScalarType in at::autocast::prioritize'; "
+               "cast it first)");
+}
+
+}  // namespace
+
+void check_autocast_promote(OpId op, const std::vector<Tensor>& inputs) {
+  if (inputs.empty() || !inputs[0].defined()) return;
+  const DeviceType dev = inputs[0].device().type;
+  const AutocastState& st = g_tl.state[slot(dev)];
+  if (!st.enabled || autocast_policy(op, dev) != AutocastPolicy::promote) return;
+  for (const Tensor& t : inputs)
+    if (affected(t, dev)) check_promote_operand(op, t.dtype(), st);
+}
+
 bool apply_autocast(OpId op, std::initializer_list<Tensor*> inputs) {
   DeviceType dev = DeviceType::cpu;
   bool found = false;
@@ -125,13 +148,15 @@ bool apply_autocast(OpId op, std::initializer_list<Tensor*> inputs) {
       return false;
     }
     case AutocastPolicy::promote: {
+      // torch's prioritize: from the autocast dtype, float32 wins; any other 16-bit dtype (a
+      // float16 operand under bfloat16 autocast, even when every operand is float16) raises.
       bool any = false;
       DType widest = st.dtype;
       for (Tensor* t : inputs) {
-        if (t && affected(*t, dev)) {
-          widest = any ? promote_types(widest, t->dtype()) : t->dtype();
-          any = true;
-        }
+        if (!t || !affected(*t, dev)) continue;
+        any = true;
+        check_promote_operand(op, t->dtype(), st);
+        if (t->dtype() == DType::float32) widest = DType::float32;
       }
       if (!any) return false;
       for (Tensor* t : inputs)

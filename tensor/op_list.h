@@ -128,7 +128,7 @@
   X(addbmm, lower, lower)                   \
   X(dot, none, promote)                     \
   X(einsum, none, lower)                    \
-  X(tensordot, none, promote)               \
+  X(tensordot, lower, promote)              \
   X(diagonal, none, none)                   \
   X(diag, none, none)                       \
   X(trace, fp32, none)                      \

@@ -5,11 +5,13 @@
 // subscripts seen once, in sorted order.
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
 
 #include "tensor/autocast.h"
 #include "tensor/ops.h"
 #include "tensor/products_internal.h"
+#include "tensor/promotion.h"
 #include "tensor/shape.h"
 
 namespace fabric {
@@ -111,8 +113,10 @@ std::string operand_shapes(const std::vector<Tensor>& ops) {
 // a (..., L dims) and b aligned to the same label order (size 1 where a label is absent);
 // `summed` marks the labels this pair contracts. Returns a . b with those dims kept as size 1.
 // eq and the caller's operands name the op in an error.
+// `pair_dtype`, where set, is the dtype a contracting pair's floating operands (float64 aside) are
+// cast to: torch's CPU autocast has no class for einsum but one for the bmm it contracts with.
 Tensor contract_pair(std::string_view eq, const std::vector<Tensor>& operands, Tensor a, Tensor b,
-                     const std::vector<bool>& summed) {
+                     const std::vector<bool>& summed, std::optional<DType> pair_dtype) {
   const int64_t L = a.dim();
   std::vector<int64_t> only_a, only_b;  // summed labels one side lacks: summed on the other
   for (int64_t d = 0; d < L; ++d) {
@@ -153,6 +157,19 @@ Tensor contract_pair(std::string_view eq, const std::vector<Tensor>& operands, T
     const bool is_con = std::find(con.begin(), con.end(), d) != con.end();
     // Broadcast: a size-1 dim takes the other's size, 0 included (max would give 1 against 0).
     out_sizes.push_back(is_con ? 1 : a.size(d) == 1 ? b.size(d) : a.size(d));
+  }
+  // torch multiplies and sums with bmm only where a summed label has a size above 1 on both sides.
+  bool contracts = false;
+  for (int64_t d : con) contracts = contracts || (a.size(d) != 1 && b.size(d) != 1);
+  if (pair_dtype && contracts) {
+    for (Tensor* t : {&a, &b})
+      if (is_floating(t->dtype()) && t->dtype() != DType::float64) *t = t->to(*pair_dtype);
+  }
+  // A pair without contraction is torch's mul, promoting an earlier pair's lower-precision result.
+  if (a.dtype() != b.dtype()) {
+    const DType common = promote_types(a.dtype(), b.dtype());
+    a = a.to(common);
+    b = b.to(common);
   }
   // bmm has no bool product: refused here, in einsum's name and the caller's shapes.
   FABRIC_CHECK(a.dtype() != DType::bool_ && b.dtype() != DType::bool_, DTypeError, "einsum(\"", eq,
@@ -238,6 +255,13 @@ Tensor einsum(std::string_view eq, const std::vector<Tensor>& operands_in) {
   for (size_t i = 0; i < order.size(); ++i) pos[order[i]] = static_cast<int>(i);
   const int64_t L = static_cast<int64_t>(order.size());
 
+  // Where einsum has no autocast class (the CPU), its contracting pairs take bmm's, as torch's
+  // composite einsum reaches the autocast bmm: a pair with a summed label is cast, others are not.
+  const DeviceType dev = ops[0].device().type;
+  std::optional<DType> pair_dtype;
+  if (autocast_enabled(dev) && autocast_policy(OpId::einsum, dev) == AutocastPolicy::none &&
+      autocast_policy(OpId::bmm, dev) == AutocastPolicy::lower)
+    pair_dtype = autocast_state(dev).dtype;
   detail::AutocastOff off(ops[0].device());
   std::vector<Tensor> aligned(n);
   for (size_t i = 0; i < n; ++i) {
@@ -292,7 +316,7 @@ Tensor einsum(std::string_view eq, const std::vector<Tensor>& operands_in) {
     std::vector<bool> summed(L, false);
     for (int64_t d = static_cast<int64_t>(n_out); d < L; ++d)
       summed[d] = last_use[order[d]] <= static_cast<int>(i);
-    result = contract_pair(eq, operands_in, result, aligned[i], summed);
+    result = contract_pair(eq, operands_in, result, aligned[i], summed, pair_dtype);
   }
   // Every contracted label is size 1 by now: the output labels lead, in order.
   Shape out_shape(result.sizes().begin(), result.sizes().begin() + static_cast<int64_t>(n_out));

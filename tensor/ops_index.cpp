@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/autocast.h"
+#include "tensor/autocast_promote.h"
 #include "tensor/cat_kernels.h"
 #include "tensor/deferred_check.h"
 #include "tensor/factory.h"
@@ -346,6 +347,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     if (!ref && !legacy_empty) ref = &t;
   }
   if (!ref) ref = &tensors[0];
+  check_autocast_promote(OpId::cat, tensors);
   dim = wrap_dim(dim, ref->dim(), "cat");
   Shape out_shape = ref->sizes();
   out_shape[dim] = 0;
@@ -396,6 +398,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
                  t.device(), ", tensor number 0 on ", first.device());
     out_dt = promote_types(out_dt, t.dtype());
   }
+  check_autocast_promote(OpId::stack, tensors);
   dim = wrap_dim(dim, first.dim() + 1, "stack");
   Shape out_shape = first.sizes();
   out_shape.insert(out_shape.begin() + dim, static_cast<int64_t>(tensors.size()));

@@ -246,9 +246,9 @@ Tensor var_impl(const char* op, const Tensor& a, const std::vector<int64_t>& dim
   check_floating(op, a);
   const std::vector<bool> mask = reduce_mask(op, a, dims);
   const int64_t n = reduced_numel(a, mask);
-  const bool in_double = a.device().is_cpu() && (a.dtype() == DType::float32 ||
-                                                 a.dtype() == DType::float16 ||
-                                                 a.dtype() == DType::bfloat16);
+  const bool in_double =
+      a.device().is_cpu() &&
+      (a.dtype() == DType::float32 || a.dtype() == DType::float16 || a.dtype() == DType::bfloat16);
   const bool float_mean = in_double && a.dtype() == DType::float32 && n == a.numel();
   if (in_double && !float_mean)
     return var_impl(op, a.detach().to(DType::float64), dims, correction, keepdim, take_sqrt)
@@ -416,13 +416,25 @@ Tensor logsumexp(const Tensor& a_in, const std::vector<int64_t>& dims, bool keep
   check_not_fp8("logsumexp", a);
   if (!is_floating(a.dtype())) a = a.to(default_float_dtype());
   const std::vector<bool> mask = reduce_mask("logsumexp", a, dims);
-  const DType acc = reduce_acc_dtype(a.dtype());
-  // The max is the shift (an empty reduction folds to -inf, giving log(0) = -inf).
-  Tensor center = run_reduce("logsumexp", ReduceOp::max, a, mask, true, acc);
-  ReduceParams p;
-  p.center = center.numel() ? center.data_ptr() : nullptr;
-  p.finish = ReduceFinish::log_add_center;
-  Tensor out = run_reduce("logsumexp", ReduceOp::sum_exp_dev, a, mask, keepdim, a.dtype(), p);
+  Tensor out;
+  if (a.device().is_cpu() && (a.dtype() == DType::bfloat16 || a.dtype() == DType::float16) &&
+      a.numel() > 0) {
+    // torch 1.13's CPU logsumexp of a 16-bit dtype is a composition, each step rounded to it:
+    // the max (an infinite one taken as 0), exp(x - max), their sum, its log, + the max.
+    const Tensor x = a.detach();
+    Tensor m = amax(x, dims, true);
+    m = where(eq(abs(m), std::numeric_limits<double>::infinity()), zeros_like(m), m);
+    const Tensor s = sum(exp(sub(x, m)), dims, keepdim);
+    out = add(log(s), m.reshape(s.sizes()));
+  } else {
+    const DType acc = reduce_acc_dtype(a.dtype());
+    // The max is the shift (an empty reduction folds to -inf, giving log(0) = -inf).
+    Tensor center = run_reduce("logsumexp", ReduceOp::max, a, mask, true, acc);
+    ReduceParams p;
+    p.center = center.numel() ? center.data_ptr() : nullptr;
+    p.finish = ReduceFinish::log_add_center;
+    out = run_reduce("logsumexp", ReduceOp::sum_exp_dev, a, mask, keepdim, a.dtype(), p);
+  }
   ReduceAttrs attrs = reduce_attrs(a, mask, keepdim);
   record_op(OpId::logsumexp, {a}, {&out}, &attrs);
   return out;

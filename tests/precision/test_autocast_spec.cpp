@@ -16,11 +16,13 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "autograd/autograd.h"
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -139,10 +141,11 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"prelu", lower}, {"glu", none}, {"log_sigmoid", none}, {"hardshrink", none},
       {"softshrink", none}, {"threshold", none}, {"rrelu", none},
       // Products: addmm/baddbmm/addbmm lower on both lists, einsum on CUDA's only; dot, tensordot,
-      // cross, bilinear and addcdiv on CUDA's PROMOTE list; trace on CPU's FP32 list, cdist on
-      // both FP32 lists, dist on CUDA's; diagonal/diag on neither.
+      // cross, bilinear and addcdiv on CUDA's PROMOTE list; tensordot lower on the CPU (torch's
+      // composition reaches the CPU-listed mm); trace on CPU's FP32 list, cdist on both FP32
+      // lists, dist on CUDA's; diagonal/diag on neither.
       {"addmm", lower}, {"baddbmm", lower}, {"addbmm", lower}, {"einsum", {P::none, P::lower}},
-      {"dot", cuda_promote}, {"tensordot", cuda_promote}, {"cross", cuda_promote},
+      {"dot", cuda_promote}, {"tensordot", {P::lower, P::promote}}, {"cross", cuda_promote},
       {"bilinear", cuda_promote}, {"addcdiv", cuda_promote}, {"trace", {P::fp32, P::none}},
       {"cdist", fp32}, {"dist", cuda_fp32}, {"diagonal", none}, {"diag", none},
       // Index writes: index_copy on CPU's PROMOTE list, index_put on CUDA's; the rest on neither
@@ -263,6 +266,54 @@ TEST(AutocastSpec, CpuBf16FollowsTorchWhereTheSpecIsSilent) {
   const Tensor got = scaled_dot_product_attention(q, k, v, mask);
   EXPECT_EQ(got.dtype(), DType::bfloat16);
   EXPECT_EQ(got.to_vector<float>(), want_sdpa.to_vector<float>());
+}
+
+// torch's einsum and tensordot are compositions on the CPU: no autocast class of their own, but
+// the bmm/mm they contract with is lower precision there. So a contraction is bfloat16 (torch's
+// values), a pair that only multiplies stays float32, and tensordot is bfloat16 even for dims 0.
+TEST(AutocastSpec, CpuEinsumAndTensordotContractInTheLowerDtypeAsTorch) {
+  const Tensor A = rnd({3, 4}), B = rnd({4, 5});
+  const Tensor Ab = A.to(DType::bfloat16), Bb = B.to(DType::bfloat16);
+  Tensor want, want_chain;
+  {
+    Region off(DeviceType::cpu, false, DType::bfloat16);
+    want = einsum("ij,jk->ik", {Ab, Bb});
+    // The chain: the first pair's bfloat16 result, then the next contraction in bfloat16.
+    want_chain = einsum("ik,kl->il", {want, Bb.t()});
+  }
+  Region r(DeviceType::cpu, true, DType::bfloat16);
+  const Tensor e = einsum("ij,jk->ik", {A, B});
+  EXPECT_EQ(e.dtype(), DType::bfloat16);
+  EXPECT_EQ(e.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(einsum("i,j->ij", {A.select(0, 0), B.select(0, 0)}).dtype(), DType::float32);
+  EXPECT_EQ(einsum("ij,ij->ij", {A, A}).dtype(), DType::float32);
+  const Tensor chain = einsum("ij,jk,kl->il", {A, B, B.t()});
+  EXPECT_EQ(chain.dtype(), DType::bfloat16);
+  EXPECT_EQ(chain.to_vector<float>(), want_chain.to_vector<float>());
+  EXPECT_EQ(tensordot(A, B, 1).to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(tensordot(A, B, 0).dtype(), DType::bfloat16);
+}
+
+// PROMOTE is torch's prioritize: from the autocast dtype, float32 wins and float64 is ignored;
+// another 16-bit dtype raises, even when every operand has it.
+TEST(AutocastSpec, PromoteRefusesAnotherSixteenBitDtypeAsTorch) {
+  Region r(DeviceType::cpu, true, DType::bfloat16);
+  const Tensor h = rnd({2, 3}, DType::float16), f = rnd({2, 3}), b = rnd({2, 3}, DType::bfloat16);
+  for (const std::vector<Tensor>& args :
+       {std::vector<Tensor>{h, h}, std::vector<Tensor>{h, f}, std::vector<Tensor>{b, h}}) {
+    const std::string msg = thrown<DTypeError>([&] { stack(args); });
+    EXPECT_CONTAINS(msg, "stack");
+    EXPECT_CONTAINS(msg, "float16");
+    EXPECT_CONTAINS(msg, "prioritize");
+  }
+  EXPECT_CONTAINS(thrown<DTypeError>([&] {
+                    index_copy(rnd({3, 2}, DType::float16), 0, from_vector<int64_t>({1}),
+                               rnd({1, 2}, DType::float16));
+                  }),
+                  "index_copy");
+  EXPECT_EQ(stack({rnd({2, 3}, DType::float64), b}).dtype(), DType::float64);
+  EXPECT_EQ(stack({b, f}).dtype(), DType::float32);
+  EXPECT_EQ(stack({b, b}).dtype(), DType::bfloat16);
 }
 
 // A disabled region takes any dtype, as torch's (which warns): nothing is cast to it.

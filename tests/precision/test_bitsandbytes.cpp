@@ -525,6 +525,46 @@ TEST(Linear8bitTest, WeightFormatOtherThanRowMajorIsRefused) {
   EXPECT_EQ(q->weight.to_vector<int64_t>(), std::vector<int64_t>(12, 0));
 }
 
+// bitsandbytes' MatMul8bitLt quantizes a trainable (has_fp16_weights) weight again only in
+// training mode while the weight has no .grad (spec §7); otherwise it reuses the last CB and SCB.
+TEST(Linear8bitTest, Int8TrainingQuantizesAgainOnlyInTrainingWithoutAGrad) {
+  manual_seed(7);
+  nn::Linear lin({.in_features = 8, .out_features = 4, .bias = false});
+  auto q = precision::Linear8bitLt::from_linear(lin, true);
+  const Tensor x = mul(randn({3, 8}), 0.5).to(DType::float16);
+  auto out = [&] { return q->forward(x).to_vector<float>(); };
+  auto doubled = [](std::vector<float> v) {
+    for (float& e : v) e *= 2;
+    return v;
+  };
+  const std::vector<float> y0 = out();  // the first forward quantizes
+  const std::vector<float> w0 = q->dequantized_weight().to_vector<float>();
+  {
+    NoGradGuard ng;
+    q->weight.mul_(2.0);
+  }
+  q->eval();
+  EXPECT_EQ(out(), y0) << "eval reuses the last quantization";
+  EXPECT_EQ(q->dequantized_weight().to_vector<float>(), w0);
+  q->train();
+  sum(q->forward(x)).backward();  // training without a grad: the doubled weight is quantized
+  EXPECT_EQ(out(), doubled(y0));
+  {
+    NoGradGuard ng;
+    q->weight.mul_(0.5);
+  }
+  EXPECT_EQ(out(), doubled(y0)) << "a weight with an accumulated .grad is not quantized again";
+  q->zero_grad();  // set_to_none: the next training forward quantizes
+  EXPECT_EQ(out(), y0);
+  // A loaded state dict is quantized at the next forward, whatever the mode.
+  nn::StateDict sd = q->state_dict();
+  sd.insert("weight", mul(q->weight, 2.0));
+  q->load_state_dict(sd);
+  sum(q->forward(x)).backward();
+  q->eval();
+  EXPECT_EQ(out(), doubled(y0));
+}
+
 TEST(Linear8bitTest, Int8TrainingUpdatesTheFp16Weight) {
   manual_seed(41);
   auto mlp = nn::make<nn::MLP>({.sizes = {16, 32, 4}, .activation = "relu"});

@@ -630,6 +630,22 @@ TEST(FP8Linear, ForwardBackwardMatchManualFp8Gemms) {
             57344.0f / amax(abs(c)).item<float>());
 }
 
+// Transformer Engine adds the bias in the GEMM's float32 epilogue: a bfloat16 output is rounded
+// once, after the bias, not after the product and again after the sum.
+TEST(FP8Linear, BiasJoinsTheProductBeforeTheOneRounding) {
+  FP8Meta meta(1, {.amax_history_len = 1});
+  const Tensor x = random_normal({64, 32}, 21, 1.0f).to(DType::bfloat16);
+  const Tensor w = random_normal({16, 32}, 22, 1.0f).to(DType::bfloat16);
+  const Tensor b = random_normal({16}, 23, 3.0f).to(DType::bfloat16);
+  const Tensor y = fp8_linear(meta, 0, x, w, b);  // scale 1 for both operands
+  Fp8Quantized xq = fp8_quantize(x.to(DType::float32), 1.0f, Fp8Format::E4M3);
+  Fp8Quantized wq = fp8_quantize(w.to(DType::float32), 1.0f, Fp8Format::E4M3);
+  const Tensor acc = fp8_gemm(xq.q, xq.scale_inv, wq.q.t(), wq.scale_inv, DType::float32);
+  expect_same_bits(f32(y), f32(add(acc, b.to(DType::float32)).to(DType::bfloat16)), "y");
+  // The data tells the orders apart: rounding the product first gives other values.
+  EXPECT_NE(f32(y), f32(add(acc.to(DType::bfloat16), b)));
+}
+
 TEST(FP8Linear, NoGraphWithoutGradAndErrors) {
   FP8Meta meta(1);
   Tensor x = random_normal({4, 16}, 3, 1.0f);

@@ -233,6 +233,33 @@ TEST(TransformerEnginePrecision, MetasUpdateAfterForwardWithGradAndAfterBackward
   EXPECT_EQ(precision::fp8_update_backward_metas(), 0);
 }
 
+// Transformer Engine updates the forward metas when the outermost region exits only if that
+// region is enabled: GEMMs run by an enabled region nested in a disabled one leave their amaxes in
+// row 0 for the next update.
+TEST(TransformerEnginePrecision, ADisabledOutermostRegionDefersTheForwardUpdate) {
+  manual_seed(5);
+  auto m = std::make_shared<One>();
+  TransformerEnginePrecision te;
+  te.convert_module(*m);
+  FP8Meta& meta = std::dynamic_pointer_cast<FP8Linear>(m->get_submodule("fc"))->fp8_meta();
+  Generator gen(6);
+  const Tensor x1 = randn({8, 16}, {.dtype = DType::float32}, &gen);
+  const Tensor x2 = mul(randn({8, 16}, {.dtype = DType::float32}, &gen), 0.25);
+  {
+    precision::ContextGuard outer = precision::fp8_autocast(false);
+    precision::ContextGuard inner = precision::fp8_autocast(true);
+    (*m)(te.convert_input(x1));
+  }
+  const float a1 = max_abs(x1.to(DType::bfloat16));
+  EXPECT_EQ(meta.scale_at(Fp8Direction::forward, kIn), 1.0f);
+  EXPECT_EQ(meta.amax_at(Fp8Direction::forward, 0, kIn), a1);
+  {
+    precision::ContextGuard ctx = te.forward_context();
+    (*m)(te.convert_input(x2));
+  }
+  EXPECT_EQ(meta.scale_at(Fp8Direction::forward, kIn), 448.0f / a1);
+}
+
 TEST(TransformerEnginePrecision, SpecSixStepTableThroughThePlugin) {
   // E4M3, len 4, margin 0, "max"; per-step input amax 2, 4, 1, 0.5, 0.5, 0.5 (spec §8).
   auto m = std::make_shared<One>(false);
