@@ -277,8 +277,9 @@ struct Reducer {
 
   // v rounded to the float16/bfloat16 output dtype.
   A round_to_out(A v) const {
-    return g.out_dtype == DType::bfloat16 ? static_cast<A>(scalar_cast<float>(scalar_cast<BFloat16>(v)))
-                                          : static_cast<A>(scalar_cast<float>(scalar_cast<Half>(v)));
+    return g.out_dtype == DType::bfloat16
+               ? static_cast<A>(scalar_cast<float>(scalar_cast<BFloat16>(v)))
+               : static_cast<A>(scalar_cast<float>(scalar_cast<Half>(v)));
   }
   A finish(A r, A c) const {
     if constexpr (std::is_floating_point_v<A>) {

@@ -57,7 +57,8 @@ template <typename V, typename Add, typename Item>
 inline V cascade_row(int64_t size, V zero, Add add, Item item) {
   const int64_t rows = size / 4;
   V s[4];
-  cascade_columns4(rows, zero, add, [&item](int64_t r, int k) { return item(4 * r + k); }, s);
+  cascade_columns4(
+      rows, zero, add, [&item](int64_t r, int k) { return item(4 * r + k); }, s);
   for (int64_t i = rows * 4; i < size; ++i) s[0] = add(s[0], item(i));
   for (int k = 1; k < 4; ++k) s[0] = add(s[0], s[k]);
   return s[0];
@@ -127,8 +128,8 @@ inline float row_sum_f16(const uint16_t* x, int64_t n) {
       n, _mm256_setzero_ps(), Add8{},
       [x](int64_t i) {
         const auto* p = reinterpret_cast<const __m128i*>(x + 16 * i);
-        const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(p));       // values 0-7
-        const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(p + 1));   // values 8-15
+        const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(p));      // values 0-7
+        const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(p + 1));  // values 8-15
         // Even and odd values, each in the order 0, 2, 8, 10, 4, 6, 12, 14 (per 128-bit half),
         // then put in value order by moving 64-bit pairs.
         const __m256 even = _mm256_shuffle_ps(lo, hi, 0x88), odd = _mm256_shuffle_ps(lo, hi, 0xDD);

@@ -26,11 +26,10 @@ void expect_f32(const float* x, int64_t n, const char* what) {
       << what << " n=" << n << ": " << got << " vs torch's order " << want;
 }
 
-const std::vector<int64_t> kLengths = {0,     1,     3,     4,      5,      7,     8,     9,
-                                       31,    32,    33,    49,     63,     64,    65,    127,
-                                       128,   129,   511,   512,    513,    1000,  2047,  2048,
-                                       2049,  8191,  8192,  8193,   16384,  65536, 65537, 131071,
-                                       131072, 262145, 1 << 20, (1 << 21) + 77};
+const std::vector<int64_t> kLengths = {
+    0,    1,    3,    4,    5,     7,     8,     9,      31,     32,     33,      49,
+    63,   64,   65,   127,  128,   129,   511,   512,    513,    1000,   2047,    2048,
+    2049, 8191, 8192, 8193, 16384, 65536, 65537, 131071, 131072, 262145, 1 << 20, (1 << 21) + 77};
 
 TEST(ReduceRowSum, Float32FollowsTorchsOrderAtEveryBoundary) {
   const std::vector<float> v = order_sensitive((1 << 21) + 100, 7);
@@ -75,11 +74,13 @@ TEST(ReduceRowSum, MatchesTorch) {
     const uint16_t bs = to_bf16_bits(row_sum_bf16(b.data(), n));
     EXPECT_EQ(bs, row.bf16_sum) << "bfloat16 n=" << n;
     EXPECT_EQ(to_bf16_bits(bf16_value(bs) / bf16_value(to_bf16_bits(static_cast<float>(n)))),
-              row.bf16_mean) << "n=" << n;
+              row.bf16_mean)
+        << "n=" << n;
     const uint16_t hs = to_f16_bits(row_sum_f16(h.data(), n));
     EXPECT_EQ(hs, row.f16_sum) << "float16 n=" << n;
     EXPECT_EQ(to_f16_bits(f16_value(hs) / f16_value(to_f16_bits(static_cast<float>(n)))),
-              row.f16_mean) << "n=" << n;
+              row.f16_mean)
+        << "n=" << n;
   }
 }
 

@@ -48,7 +48,8 @@ void expect_bits(const Tensor& got_t, const std::vector<float>& want, const std:
 TEST(SumF32Rows, SumAndMeanFollowTorchsOrderBitForBit) {
   for (int threads : {1, 2}) {
     OmpThreads scope(threads);
-    for (auto [rows, n] : {std::pair<int64_t, int64_t>{37, 2048}, {5, 3001}, {64, 100}, {300, 49}, {100, 5}}) {
+    for (auto [rows, n] :
+         {std::pair<int64_t, int64_t>{37, 2048}, {5, 3001}, {64, 100}, {300, 49}, {100, 5}}) {
       const std::vector<float> v = values(rows * n);
       const Tensor x = from_vector(v, {rows, n}, {.dtype = DType::float32});
       std::vector<float> want_sum, want_mean;
@@ -96,8 +97,8 @@ TEST(SumF32Rows, SumAndMeanMatchTorchInEveryFloatDtype) {
         << at;
     EXPECT_EQ(std::bit_cast<uint64_t>(sum(f.to(DType::float64), {1}).item<double>()), row.f64)
         << at;
-    const Tensor b = from_vector(std::vector<float>(cut.begin(), cut.begin() + n), {1, n})
-                         .to(DType::bfloat16);
+    const Tensor b =
+        from_vector(std::vector<float>(cut.begin(), cut.begin() + n), {1, n}).to(DType::bfloat16);
     EXPECT_EQ(bits16(sum(b, {1})), row.bf16_sum) << "bfloat16 " << at;
     EXPECT_EQ(bits16(mean(b, {1})), row.bf16_mean) << "bfloat16 " << at;
     const Tensor h = from_vector(std::vector<float>(small.begin(), small.begin() + n), {1, n})
