@@ -9,9 +9,11 @@
  * message (what fabric-train prints after "fabric-train: error: " or "config error: ").
  *
  * Ownership: a handle (fabric_tensor, fabric_model) made by a call belongs to the caller until
- * passed to its _free function; out-pointers are written only on success. Inputs are copied:
- * buffers, strings and tensors given to a call may be freed as soon as it returns. Strings the
- * API returns through char** are the caller's, freed with fabric_string_free.
+ * passed to its _free function; out-pointers are written only on success. Handles are known by
+ * address: a freed one is refused unless its address has been reused by a newer handle, which it
+ * then is, as a pointer after free(). Inputs are copied: buffers, strings and tensors given to a
+ * call may be freed as soon as it returns. Strings the API returns through char** are the
+ * caller's, freed with fabric_string_free.
  *
  * Threads: the error message is per thread. Handles may be used from any thread, one call on a
  * handle at a time. Runs print their progress on stdout and warnings on stderr as fabric-train
@@ -73,23 +75,28 @@ fabric_status fabric_tensor_numel(const fabric_tensor* tensor, int64_t* numel);
 fabric_status fabric_tensor_nbytes(const fabric_tensor* tensor, size_t* nbytes);
 /* Copies the elements (row-major) into `buffer`, which holds buffer_bytes >= nbytes bytes. */
 fabric_status fabric_tensor_copy_to(const fabric_tensor* tensor, void* buffer, size_t buffer_bytes);
-/* NULL: nothing. A handle that is no live tensor is FABRIC_CONFIG_ERROR. */
+/* NULL: nothing. A handle that is no live tensor is FABRIC_CONFIG_ERROR: a freed one is refused
+ * unless its address has been reused by a newer handle, as with free(), which the call then
+ * frees. */
 fabric_status fabric_tensor_free(fabric_tensor* tensor);
 
 /* ---- runs (fabric-train fit / validate / resume) ------------------------------------------ */
-/* What a run ended with (optional out-parameter of fit and resume). */
+/* What a run ended with (optional out-parameter of fit and resume). The losses describe this call
+ * only: NaN when it ran no training step (last_loss) or no validation (last_val_loss), as with
+ * trainer.max_steps 0 or a resume of a run that had already finished (whose step is the total). */
 typedef struct fabric_run_result {
   int64_t step;         /* optimizer steps done in total */
-  double last_loss;     /* the last training loss */
-  double last_val_loss; /* NaN when no validation ran */
+  double last_loss;     /* this call's last training loss; NaN when it ran no step */
+  double last_val_loss; /* this call's last validation loss; NaN when it ran no validation */
 } fabric_run_result;
 
 /* `sets`: n_sets "key=value" overrides, as fabric-train's --set (NULL when n_sets is 0).
  * Relative paths in the config are looked up in the current directory, the config's, then
  * fabric's home, as fabric-train's ($FABRIC_HOME, else the source tree the library was built
  * from, else <prefix>/share/fabric beside the installed library). Lightning's LT_* variables fold
- * into the config as fabric-train's (fit sets them to the config's values; validate removes them
- * from the environment, as `fabric-train validate` does).
+ * into the config as fabric-train's (fit sets them to the config's values; validate resolves
+ * without them, as `fabric-train validate` does, and sets them back as they were when it returns,
+ * so that a later fit folds in what validate reported).
  * Processes: a config of fabric.devices x fabric.num_nodes > 1 runs in processes an external
  * launcher started (torchrun, mpirun, srun: each one the app, calling fabric_fit with the same
  * config), as `fabric-train fit` runs under that launcher; each returns when the run ends.
@@ -130,7 +137,9 @@ typedef void (*fabric_text_callback)(const char* text, size_t length, void* user
 fabric_status fabric_model_generate(fabric_model* model, const char* prompt, int64_t tokens,
                                     double temperature, int64_t top_k, uint64_t seed,
                                     fabric_text_callback callback, void* user_data, char** text);
-/* NULL: nothing. A handle that is no live model is FABRIC_CONFIG_ERROR. */
+/* NULL: nothing. A handle that is no live model is FABRIC_CONFIG_ERROR: a freed one is refused
+ * unless its address has been reused by a newer handle, as with free(), which the call then
+ * frees. */
 fabric_status fabric_model_free(fabric_model* model);
 
 /* `fabric-train export CHECKPOINT OUT_FILE [--dequantize [--dtype D]]`: the model's weights to a

@@ -84,6 +84,25 @@ void fill(fabric_run_result* result, const FitResult& r) {
   result->last_val_loss = r.last_val_loss;
 }
 
+// Puts Lightning's LT_* variables back as they were when it was made, however the call it guards
+// ends: validate's check removes them for its one-process resolve (as `fabric-train validate`,
+// which then exits), but the app that called it goes on, and its next fabric_fit must fold in
+// the same variables validate reported.
+class LightningEnvironmentKept {
+ public:
+  LightningEnvironmentKept() : saved_(lightning_environment()) {}
+  ~LightningEnvironmentKept() {
+    clear_lightning_environment();
+    for (const EnvironmentSetting& s : saved_)
+      ::setenv(s.variable.c_str(), s.value.c_str(), /*overwrite=*/1);
+  }
+  LightningEnvironmentKept(const LightningEnvironmentKept&) = delete;
+  LightningEnvironmentKept& operator=(const LightningEnvironmentKept&) = delete;
+
+ private:
+  std::vector<EnvironmentSetting> saved_;
+};
+
 TrainConfig load(const char* config_path, const char* const* sets, size_t n_sets,
                  const char* function) {
   require_argument(config_path, function, "config_path");
@@ -127,7 +146,8 @@ fabric_status fabric_validate(const char* config_path, const char* const* sets, 
   return guarded([&] {
     const TrainConfig cfg = load(config_path, sets, n_sets, "fabric_validate");
     // As `fabric-train validate`: the check runs on one cpu process, and the config now holds
-    // the LT_* variables' values.
+    // the LT_* variables' values. They are the app's again when validate returns.
+    const LightningEnvironmentKept kept;
     clear_lightning_environment();
     check_fit_config(cfg);
     if (resolved_yaml != nullptr) *resolved_yaml = malloc_copy(dump_train_config(cfg));

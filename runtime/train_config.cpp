@@ -10,6 +10,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +30,7 @@
 #include "runtime/connector.h"
 #include "runtime/regular_file.h"
 #include "runtime/train_config_fields.h"
+#include "runtime/yaml_int.h"
 #include "tensor/utf8.h"
 
 namespace fabric {
@@ -55,6 +57,49 @@ struct Located {
   std::string where;
   bool from_command_line() const { return where.rfind("--set ", 0) == 0; }
 };
+
+// `s` without its sign.
+std::string unsigned_part(const std::string& s) {
+  return s.substr(!s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0);
+}
+
+// `08`, `-0_9`: digits after a leading 0 that are not all octal, which PyYAML (YAML 1.1) reads as a
+// string (a leading 0 makes an integer octal) and strtoll or strtod as the decimal 8.
+bool is_non_octal_with_leading_zero(const std::string& s) {
+  const std::string u = unsigned_part(s);
+  return u.size() > 1 && u[0] == '0' && u.find_first_not_of("0123456789_") == std::string::npos &&
+         u.find_first_of("89") != std::string::npos;
+}
+
+std::string non_octal_message(const std::string& s, const std::string& expected) {
+  return "'" + s + "' is a string to PyYAML (YAML 1.1), not " +
+         (expected == "integer" ? "an " : "a ") + expected +
+         ": a leading 0 makes an integer octal (digits 0-7; 010 is 8); write it without the "
+         "leading 0";
+}
+
+// 0x or 0X after the sign: a hexadecimal integer PyYAML reads (0x10) or text strtod alone reads
+// as a number (0x1p-3, 0x1.8, 0X10).
+bool is_hexadecimal(const std::string& s) {
+  const std::string u = unsigned_part(s);
+  return u.size() > 1 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
+}
+
+std::string hexadecimal_float_message(const std::string& s) {
+  std::string decimal;
+  char* end = nullptr;
+  const double x = std::strtod(s.c_str(), &end);
+  if (*end == '\0' && std::isfinite(x)) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, x);  // the shortest text of x
+    decimal = " (" + std::string(buf, r.ptr) + ")";
+  }
+  return "'" + s +
+         "' is a string to PyYAML (YAML 1.1), not a number: it reads hexadecimal only as an "
+         "integer written with 0x (0x10), not as a float (0x1p-3) or with 0X; write it in "
+         "decimal" +
+         decimal;
+}
 
 class Parser {
  public:
@@ -93,31 +138,43 @@ class Parser {
     auto as_int = [&](const YAML::Node& n) -> int64_t {
       if (!n.IsScalar()) type_error(scalar_text(n));
       const std::string s = n.Scalar();
-      char* end = nullptr;
-      errno = 0;
-      const long long x = std::strtoll(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0') type_error(scalar_text(n));
-      if (errno == ERANGE)
+      // As PyYAML (YAML 1.1) reads it: 010 is 8, 0x10 16, 0b11 3, 1_000 1000, 1:30 90.
+      const std::optional<Yaml11Int> x = yaml11_int(s);
+      if (!x) {
+        if (is_non_octal_with_leading_zero(s)) fail(v.where, key, non_octal_message(s, "integer"));
+        type_error(scalar_text(n));
+      }
+      if (!x->fits)
         fail(v.where, key,
              "'" + s + "' is past the range of a 64-bit integer; expected " + kind_name(f.kind) +
                  " from -9223372036854775808 to 9223372036854775807");
-      if (errno != 0) type_error(scalar_text(n));
-      return x;
+      return x->value;
+    };
+    auto past_double = [&](const std::string& s, double x) {
+      fail(v.where, key,
+           "'" + s + "' is " + (x == 0 ? "below the smallest" : "past the largest") +
+               " magnitude a double holds (about " + (x == 0 ? "4.9e-324" : "1.8e308") +
+               "); expected a finite number");
     };
     auto as_num = [&](const YAML::Node& n) -> double {
       if (!n.IsScalar()) type_error(scalar_text(n));
       const std::string s = n.Scalar();
+      // An integer as PyYAML reads it first (010 is 8 there too), then the decimal forms strtod
+      // reads (1e-3, which PyYAML leaves a string, is taken as the number it means).
+      if (const std::optional<Yaml11Int> i = yaml11_int(s)) {
+        if (std::isinf(i->approx)) past_double(s, i->approx);
+        return i->fits ? double(i->value) : i->approx;
+      }
+      if (is_non_octal_with_leading_zero(s)) fail(v.where, key, non_octal_message(s, "number"));
+      // strtod reads hexadecimal floats (0x1p-3), and 0X; PyYAML reads them as strings.
+      if (is_hexadecimal(s)) fail(v.where, key, hexadecimal_float_message(s));
       char* end = nullptr;
       errno = 0;
       const double x = std::strtod(s.c_str(), &end);
       if (s.empty() || *end != '\0') type_error(scalar_text(n));
       // A number a double cannot hold: past its range it read as "not a number", and below its
       // smallest (1e-400) it read as 0, silently (an lr of 0 trains nothing).
-      if (errno == ERANGE && (std::isinf(x) || x == 0))
-        fail(v.where, key,
-             "'" + s + "' is " + (x == 0 ? "below the smallest" : "past the largest") +
-                 " magnitude a double holds (about " + (x == 0 ? "4.9e-324" : "1.8e308") +
-                 "); expected a finite number");
+      if (errno == ERANGE && (std::isinf(x) || x == 0)) past_double(s, x);
       if (!std::isfinite(x)) type_error(scalar_text(n));
       return x;
     };
@@ -902,16 +959,17 @@ class Parser {
     std::optional<int64_t> ds_stage;
     if (ds_it != deepspeed_values_.end()) {
       const YAML::Node& n = ds_it->second.node;
-      char* end = nullptr;
       const std::string text = n.IsScalar() ? n.Scalar() : std::string();
-      const long long x = std::strtoll(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0') {
+      // As PyYAML reads an integer (03 is 3, 0b11 3).
+      const std::optional<Yaml11Int> x = n.IsScalar() ? yaml11_int(text) : std::nullopt;
+      if (!x) {
         const std::string got = n.IsScalar() ? "'" + text + "'" : n.IsMap() ? "a mapping" : "a list";
         fail(ds_it->second.where, "deepspeed.stage", "expected integer, got " + got);
       }
-      if (x < 1 || x > 3)
-        fail(ds_it->second.where, "deepspeed.stage", "must be between 1 and 3, got " + std::to_string(x));
-      ds_stage = x;
+      if (!x->fits || x->value < 1 || x->value > 3)
+        fail(ds_it->second.where, "deepspeed.stage",
+             "must be between 1 and 3, got " + (x->fits ? std::to_string(x->value) : text));
+      ds_stage = x->value;
     }
     // The places that name a stage, as the user wrote them, with the stage they name.
     struct Named {

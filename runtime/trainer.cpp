@@ -539,7 +539,8 @@ class Run {
     const bool tokens = data.train->access() == data::Access::windows || cfg_.model.name == "gpt";
     const std::string unit = tokens ? "tokens" : "samples";
     out << "fabric-train: " << cfg_.model.name << " (" << net->num_parameters() << " parameters), "
-        << data.train->describe() << ", precision " << fab.precision_name() << ", " << total << " steps"
+        << data.train->describe() << ", precision " << fab.precision_name() << ", " << total
+        << (total == 1 ? " step" : " steps")
         << (fab.world_size() > 1 ? ", " + fab.strategy() + " over " + std::to_string(fab.world_size()) + " processes"
                                  : std::string())
         << (resuming_ ? " (resuming at step " + std::to_string(step) + ")" : "") << "\n";

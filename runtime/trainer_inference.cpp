@@ -58,6 +58,17 @@ void create_parent_folders(const std::string& out_file) {
                   (ec ? ": " + ec.message() : std::string()));
 }
 
+// An OUT that names a folder, not a file (`a/b/`, `a/.`, `a/..`): a bad command line, refused
+// before anything is made (create_parent_folders would make a/b, and the write then refuse it).
+void refuse_folder_syntax(const std::string& out_file) {
+  const fs::path name = fs::path(out_file).filename();
+  if (out_file.empty() || (!name.empty() && name != "." && name != "..")) return;
+  throw ConfigError("export: the output path '" + out_file + "' names a folder (it ends in " +
+                    (name.empty() ? std::string("'/'") : "'" + name.string() + "'") +
+                    "); expected the path of a file to write, such as " +
+                    (fs::path(out_file) / "model.safetensors").lexically_normal().string());
+}
+
 // A checkpoint directory export reads: IOError when it holds no model.safetensors.
 void require_model_file(const std::string& dir, const std::string& checkpoint_dir) {
   if (!fs::exists(dir + "/model.safetensors"))
@@ -111,6 +122,7 @@ std::string sample_checkpoint(const std::string& checkpoint_dir, const std::stri
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_file) {
+  refuse_folder_syntax(out_file);
   checkpoint_detail::check_not_a_checkpoint_file(out_file, "export");
   const FullCheckpoint full(checkpoint_named_by(checkpoint_dir, "export"));
   require_model_file(full.dir(), checkpoint_dir);
@@ -122,6 +134,7 @@ void export_checkpoint(const std::string& checkpoint_dir, const std::string& out
 
 void export_dequantized_checkpoint(const std::string& checkpoint_dir, const std::string& out_file,
                                    DType dtype) {
+  refuse_folder_syntax(out_file);
   checkpoint_detail::check_not_a_checkpoint_file(out_file, "export");
   const FullCheckpoint full(checkpoint_named_by(checkpoint_dir, "export"));
   require_model_file(full.dir(), checkpoint_dir);

@@ -157,6 +157,58 @@ TEST_F(CApiRuns, ResumePrintsTheConfigsWarningsOnceAsFabricTrain) {
   EXPECT_NE(c.err.find(line), std::string::npos) << line << "\n" << c.err;
 }
 
+// fabric_validate resolves without Lightning's LT_* variables, as `fabric-train validate` does,
+// but gives them back when it returns, having failed or not: it removed them from the app's
+// environment, and a later fabric_fit then ran 32-true after validate had reported LT_PRECISION's
+// 64-true.
+TEST_F(CApiRuns, ValidateLeavesTheLightningVariablesForTheNextFit) {
+  if (in_child()) {
+    // Validate's results beside the file report() writes the fit's to.
+    std::ofstream out(std::string(std::getenv(kChildOut)) + ".validate");
+    const auto variables = [] {
+      std::string all;
+      for (const char* name : {"LT_PRECISION", "LT_ACCELERATOR", "LT_STRATEGY"}) {
+        const char* v = std::getenv(name);
+        all += std::string(name) + ":" + (v != nullptr ? v : "unset") + " ";
+      }
+      return all;
+    };
+    char* yaml = nullptr;
+    out << "validated=" << int(fabric_validate(cfg_.c_str(), nullptr, 0, &yaml)) << "\n";
+    const std::string resolved = yaml != nullptr ? yaml : "";
+    fabric_string_free(yaml);
+    out << "reported_64=" << (resolved.find("precision: 64-true") != std::string::npos) << "\n"
+        << "after_validate=" << variables() << "\n";
+    // Refused by fit's checks, which run without the variables: they come back all the same.
+    const char* misfit[] = {"model.sizes=[5, 10]"};
+    out << "refused=" << int(fabric_validate(cfg_.c_str(), misfit, 1, nullptr)) << "\n"
+        << "after_refusal=" << variables() << "\n";
+    const std::string run_set = "trainer.run_dir=" + child_run_dir();
+    const char* sets[] = {"trainer.max_steps=1", run_set.c_str()};
+    fabric_run_result r{};
+    report(fabric_fit(cfg_.c_str(), sets, 2, &r), r);
+    return;
+  }
+  const Child c = run_child(dir_, "validate", (dir_ / "run").string(),
+                            {{"LT_PRECISION", "64-true"}, {"LT_ACCELERATOR", "cpu"}});
+  expect_done(c, "1");
+  std::map<std::string, std::string> validate;
+  std::ifstream in(dir_ / "validate.out.validate");
+  for (std::string line; std::getline(in, line);)
+    if (const size_t eq = line.find('='); eq != std::string::npos)
+      validate[line.substr(0, eq)] = line.substr(eq + 1);
+  const std::string kept = "LT_PRECISION:64-true LT_ACCELERATOR:cpu LT_STRATEGY:unset ";
+  EXPECT_EQ(validate["validated"], "0") << c.err;
+  EXPECT_EQ(validate["reported_64"], "1");
+  EXPECT_EQ(validate["after_validate"], kept);
+  EXPECT_EQ(validate["refused"], std::to_string(int(FABRIC_CONFIG_ERROR)));
+  EXPECT_EQ(validate["after_refusal"], kept);
+  // The fit ran what validate reported.
+  EXPECT_NE(train_test::slurp(dir_ / "run/config.yaml").find("precision: 64-true"),
+            std::string::npos);
+  EXPECT_NE(c.err.find("fabric.precision=64-true (LT_PRECISION)"), std::string::npos) << c.err;
+}
+
 // trainer.deterministic runs single-threaded for that run only: the embedding program's OpenMP
 // thread count is back when fabric_fit returns (it stayed 1 for every later call). The library's
 // OpenMP runtime is looked up at run time (the tests are not built with OpenMP).

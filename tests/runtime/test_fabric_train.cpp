@@ -70,7 +70,8 @@ TEST_F(FabricTrain, MaxStepsAndMaxEpochsStopAtTheFirstLimit) {
     const Result r = run("fit " + write_contract() + " --set " + c.sets);
     ASSERT_EQ(r.status, 0) << c.sets << "\n" << r.output;
     EXPECT_EQ(lines((dir_ / "run/metrics.csv").string()).size(), 1 + c.steps) << c.sets;
-    // "1 step", not "1 steps".
+    // "1 step", not "1 steps", on the start line as in the summary.
+    EXPECT_EQ(r.output.find(" 1 steps"), std::string::npos) << c.sets << "\n" << r.output;
     EXPECT_NE(r.output.find("done: " + std::to_string(c.steps) +
                             (c.steps == 1 ? " step in " : " steps in ")),
               std::string::npos)

@@ -102,6 +102,30 @@ TEST_F(FabricTrainCliEdges, ExportMakesTheFoldersOfItsOutput) {
   EXPECT_EQ(slurp(optimizer), before);
 }
 
+// An OUT that names a folder (a trailing '/', or '.' or '..' last) is a bad command line (exit 2),
+// refused before anything is made: its folders were made, then the write refused it (exit 1).
+TEST_F(FabricTrainCliEdges, ExportRefusesAnOutThatNamesAFolder) {
+  const fs::path run_dir = fit_text_gpt();
+  for (const std::string flag : {"", " --dequantize"}) {
+    const std::string out = (dir_ / "exports/a/b/c/").string();
+    const Result r = run("export " + run_dir.string() + " " + out + flag);
+    EXPECT_EQ(r.status, 2) << flag << "\n" << r.output;
+    EXPECT_NE(r.output.find("config error: export: the output path '" + out +
+                            "' names a folder (it ends in '/'); expected the path of a file to "
+                            "write, such as " +
+                            out + "model.safetensors"),
+              std::string::npos)
+        << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "exports")) << flag;
+    const Result dots =
+        run("export " + run_dir.string() + " " + (dir_ / "exports/..").string() + flag);
+    EXPECT_EQ(dots.status, 2) << flag << "\n" << dots.output;
+    EXPECT_NE(dots.output.find("names a folder (it ends in '..')"), std::string::npos)
+        << dots.output;
+    EXPECT_FALSE(fs::exists(dir_ / "exports")) << flag;
+  }
+}
+
 // A path that does not exist is a command-line error (exit 2) naming what was expected; one that
 // exists but is no run or checkpoint is an error of the files (exit 1). Nothing is written.
 TEST_F(FabricTrainCliEdges, MissingPathExits2AndAPathOfAnotherKindExits1) {

@@ -8,9 +8,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runtime/train_config.h"
+#include "runtime/yaml_int.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
@@ -175,6 +180,122 @@ TEST_F(TrainConfigYamlEdges, BoolWordsInEveryCasePyYamlReads) {
   for (const char* word : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
     EXPECT_FALSE(parse_train_config(shuffle(word), "cfg.yaml").data.shuffle) << word;
   EXPECT_CONTAINS(error_of(shuffle("tRUE")), "expected bool, got 'tRUE'");
+}
+
+// The resolver on its own: each value as yaml.safe_load gives it (PyYAML 6, /usr/bin/python3),
+// the int64 extremes included; the texts PyYAML leaves strings give nullopt.
+TEST(Yaml11Int, ResolvesAndConstructsAsPyYaml) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"010", 8},
+      {"-010", -8},
+      {"0x10", 16},
+      {"-0x1_F", -31},
+      {"0b11", 3},
+      {"+0b1_1", 3},
+      {"1_000", 1000},
+      {"1__0", 10},
+      {"1_", 1},
+      {"1:30", 90},
+      {"-1:30", -90},
+      {"1:30:00", 5400},
+      {"1:7", 67},
+      {"1:0", 60},
+      {"10:5:3", 36303},
+      {"0", 0},
+      {"-0", 0},
+      {"00", 0},
+      {"0_", 0},
+      {"+5", 5},
+      {"0777777777777777777777", std::numeric_limits<int64_t>::max()},
+      {"-9223372036854775808", std::numeric_limits<int64_t>::min()}};
+  for (const auto& [text, value] : cases) {
+    const std::optional<Yaml11Int> x = yaml11_int(text);
+    ASSERT_TRUE(x.has_value()) << text;
+    EXPECT_TRUE(x->fits) << text;
+    EXPECT_EQ(x->value, value) << text;
+    EXPECT_EQ(x->approx, double(value)) << text;
+  }
+  // Strings to PyYAML (0b_ and 0x_ match its pattern, and its int() then fails on them).
+  for (const char* text :
+       {"",   "+",   "08",  "0_9",  "1:60",   "1:",  "1::0", "0:30", "0o10", "0X10",
+        "0b", "0b_", "0x_", "0b12", "0x1p-3", "1e3", "1.0",  ".5",   "_1",   "1 0"})
+    EXPECT_FALSE(yaml11_int(text).has_value()) << text;
+  // Past int64: PyYAML's value, which fits no int64 but is a double.
+  const std::optional<Yaml11Int> big = yaml11_int("9223372036854775808");
+  ASSERT_TRUE(big.has_value());
+  EXPECT_FALSE(big->fits);
+  EXPECT_EQ(big->approx, 9223372036854775808.0);
+  EXPECT_FALSE(yaml11_int("-0x8000000000000001")->fits);
+}
+
+// YAML 1.1's integers as PyYAML reads them (yaml.safe_load, checked with PyYAML 6): `010` was
+// 10 (PyYAML: 8), and 0x10, 0b11, 1_000, 1:30 were refused. Integer and number keys alike, in the
+// file and in a --set.
+TEST_F(TrainConfigYamlEdges, IntegersAreReadAsPyYamlReadsThem) {
+  const auto seed = [&](const std::string& text) {
+    return parse_train_config(head() + "trainer: {seed: " + text + "}\n", "cfg.yaml").trainer.seed;
+  };
+  const auto lr = [&](const std::string& text) {
+    return parse_train_config(head() + "optimizer: {lr: " + text + "}\n", "cfg.yaml").optimizer.lr;
+  };
+  const std::pair<const char*, int64_t> cases[] = {
+      {"010", 8}, {"0x10", 16}, {"0b11", 3}, {"1_000", 1000}, {"1:30", 90}, {"+5", 5}, {"00", 0}};
+  for (const auto& [text, value] : cases) {
+    EXPECT_EQ(seed(text), value) << text;
+    EXPECT_EQ(lr(text), double(value)) << text;
+  }
+  EXPECT_EQ(
+      parse_train_config(head() + "trainer: {max_steps: -0b1}\n", "cfg.yaml").trainer.max_steps,
+      -1);
+  EXPECT_EQ(parse_train_config(head(), "cfg.yaml", {"trainer.max_steps=010"}).trainer.max_steps, 8);
+  EXPECT_EQ(
+      parse_train_config(head() + "model: {name: mlp, sizes: [0x10, 0b10, 1_0, 012]}\n", "cfg.yaml")
+          .model.sizes,
+      (std::vector<int64_t>{16, 2, 10, 10}));
+  // -010 is -8, which max_steps (>= -1) refuses as such.
+  EXPECT_CONTAINS(error_of(head() + "trainer: {max_steps: -010}\n"),
+                  "trainer.max_steps: must be >= -1, got -8");
+  // Strings to PyYAML: refused, a leading 0 before 8 or 9 saying why.
+  for (const char* text : {"1:60", "0o10", "0X10", "0b", "0b_", "0x_", "0b12", "1e3", "1.0"})
+    EXPECT_CONTAINS(error_of(head() + "trainer: {seed: " + text + "}\n"),
+                    "trainer.seed: expected integer, got '" + std::string(text) + "'");
+  EXPECT_CONTAINS(error_of(head() + "trainer: {seed: 08}\n"),
+                  "trainer.seed: '08' is a string to PyYAML (YAML 1.1), not an integer: a "
+                  "leading 0 makes an integer octal (digits 0-7; 010 is 8)");
+  EXPECT_CONTAINS(error_of(head() + "trainer: {seed: 01000000000000000000000}\n"),
+                  "trainer.seed: '01000000000000000000000' is past the range of a 64-bit integer");
+  // deepspeed.stage, read apart from the key table.
+  const std::string deepspeed = "fabric: {accelerator: cpu, devices: 2, strategy: deepspeed}\n";
+  EXPECT_EQ(parse_train_config(head() + deepspeed + "deepspeed: {stage: 0b11}\n", "cfg.yaml")
+                .fabric.stage,
+            3);
+  EXPECT_CONTAINS(error_of(head() + deepspeed + "deepspeed: {stage: 010}\n"),
+                  "deepspeed.stage: must be between 1 and 3, got 8");
+}
+
+// Number keys: integers as above first, then the decimal forms they took before (1e-3 and 1e5,
+// which PyYAML leaves strings, are the numbers they mean, as the README says); a hexadecimal
+// float, which strtod read (0x1p-3 was 0.125) and PyYAML does not, is refused, naming its value.
+TEST_F(TrainConfigYamlEdges, NumberKeysTakeYaml11IntegersAndRefuseHexadecimalFloats) {
+  const auto lr = [&](const std::string& text) {
+    return parse_train_config(head() + "optimizer: {lr: " + text + "}\n", "cfg.yaml").optimizer.lr;
+  };
+  EXPECT_EQ(lr("1e-3"), 1e-3);
+  EXPECT_EQ(lr("1e5"), 1e5);
+  EXPECT_EQ(lr(".5"), 0.5);
+  EXPECT_EQ(lr("0.25"), 0.25);
+  EXPECT_EQ(lr("18446744073709551616"), 18446744073709551616.0);  // past int64: still a number
+  EXPECT_CONTAINS(error_of(head() + "optimizer: {lr: 0x1p-3}\n"),
+                  "cfg.yaml:2:13: optimizer.lr: '0x1p-3' is a string to PyYAML (YAML 1.1), not a "
+                  "number: it reads hexadecimal only as an integer written with 0x (0x10), not as "
+                  "a float (0x1p-3) or with 0X; write it in decimal (0.125)");
+  EXPECT_CONTAINS(error_of(head() + "optimizer: {lr: 0X10}\n"), "write it in decimal (16)");
+  EXPECT_CONTAINS(error_of(head() + "optimizer: {lr: 09}\n"),
+                  "optimizer.lr: '09' is a string to PyYAML (YAML 1.1), not a number: a leading 0");
+  EXPECT_CONTAINS(error_of(head() + "optimizer: {lr: 1:60}\n"),
+                  "optimizer.lr: expected number, got '1:60'");
+  EXPECT_CONTAINS(error_of(head() + "optimizer: {lr: 1" + std::string(400, '0') + "}\n"),
+                  "is past the largest magnitude a double holds");
 }
 
 }  // namespace
