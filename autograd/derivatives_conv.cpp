@@ -38,8 +38,12 @@ constexpr ConvOps k3d{&conv3d, &conv3d_backward, &conv3d_backward_input, &conv3d
 
 // The bias gradient: g summed over every dim but the channels (N and the spatial dims; an
 // unbatched gradient has no N). w_dim = 2 + the number of spatial dims.
-Tensor bias_grad(const Tensor& g, int64_t w_dim) {
+// `out_channels`: the bias's length, which a zero-channel input's gradient (torch's empty result
+// drops the output channels) does not have: its bias gradient is that many zeros.
+Tensor bias_grad(const Tensor& g, int64_t w_dim, int64_t out_channels) {
   const int64_t channels = g.dim() - (w_dim - 2) - 1;
+  if (g.size(channels) != out_channels)
+    return zeros({out_channels}, {.dtype = g.dtype(), .device = g.device()});
   std::vector<int64_t> dims;
   for (int64_t i = 0; i < g.dim(); ++i)
     if (i != channels) dims.push_back(i);
@@ -60,7 +64,7 @@ FunctionNode::Backward conv_rule(const ConvOps& f, const OpRecord& rec) {
     Grads r(3);
     if (need_x) r[0] = f.backward_input(g[0], w, x.sizes(), a);
     if (need_w) r[1] = f.backward_weight(g[0], x, w.sizes(), a);
-    if (need_b) r[2] = bias_grad(g[0], w.dim());
+    if (need_b) r[2] = bias_grad(g[0], w.dim(), w.size(0));
     return r;
   };
 }

@@ -53,10 +53,14 @@ AdaptiveSetup adaptive_setup(const char* op, const Shape& shape, DType dtype,
 }
 
 // Windows that tile the input exactly (oh divides H, ow divides W) are avg_pool2d's with kernel
-// = stride = (H/oh, W/ow) and no padding: the same windows and divisors, and its kernels have a
-// vectorised 2x2 path. Both devices route the same way.
+// = stride = (H/oh, W/ow) and no padding, whose kernels have a vectorised 2x2 path. But
+// avg_pool2d divides by kh * kw at once and torch's adaptive kernel by kh, then kw: the same bits
+// only for 1-wide windows (x / 1 is exact) or 2 x 2 ones (halving twice rounds as quartering,
+// subnormals too; not so for 4 x 4), so only those go there. Both devices route the same way.
 bool tiles(const Pool2dDesc& d) {
-  return d.OH > 0 && d.OW > 0 && d.H % d.OH == 0 && d.W % d.OW == 0;
+  if (d.OH <= 0 || d.OW <= 0 || d.H % d.OH != 0 || d.W % d.OW != 0) return false;
+  const int64_t kh = d.H / d.OH, kw = d.W / d.OW;
+  return kh == 1 || kw == 1 || (kh == 2 && kw == 2);
 }
 Pool2dDesc as_avg_pool(Pool2dDesc d) {
   d.KH = d.SH = d.H / d.OH;

@@ -3,6 +3,7 @@
 // One code path serves both ranks: a Rank names what differs (ops, OpIds, spellings); kernels
 // see contiguous NC(D)HW tensors and a Conv2dDesc or Conv3dDesc (conv_kernels.h,
 // conv3d_kernels.h). conv1d goes through conv2d (ops_conv1d.cpp).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -152,18 +153,28 @@ Geometry conv_geometry(const Rank& r, const char* op, const Shape& x, const Shap
   for (size_t i = 0; i < ns && !conv2d_style(r); ++i)
     for (int which = 0; which < 3; ++which) check_attr(which, i);
   FABRIC_CHECK(d.groups > 0, ValueError, op, ": groups must be positive, got ", d.groups);
+  // As torch: at least one output channel per group (a weight of no output channels is refused
+  // even when the input has none).
+  FABRIC_CHECK(d.OC >= d.groups, ShapeError, op, ": weight ", shape_str(w), " has ", d.OC,
+               " output channels (dimension 0), expected at least groups=", d.groups);
   FABRIC_CHECK(d.OC % d.groups == 0, ShapeError, op, ": weight ", shape_str(w), " has ", d.OC,
                " output channels, not divisible by groups=", d.groups);
-  FABRIC_CHECK(w[1] > 0 && d.C == w[1] * d.groups, ShapeError, op, ": input ", shape_str(x),
-               " has ", d.C, " channels but weight ", shape_str(w), " with groups=", d.groups,
-               " expects ", w[1] * d.groups);
+  // A zero-channel input with a zero-channel weight passes (conv_out_shape: torch's result).
+  FABRIC_CHECK(d.C == w[1] * d.groups, ShapeError, op, ": input ", shape_str(x), " has ", d.C,
+               " channels but weight ", shape_str(w), " with groups=", d.groups, " expects ",
+               w[1] * d.groups);
+  // Before the fit check: a zero kernel "fits" any input, and its dilated extent can be negative.
+  Shape kernel(d.k.begin(), d.k.begin() + static_cast<std::ptrdiff_t>(ns));
+  FABRIC_CHECK(std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k > 0; }),
+               ShapeError, op, ": kernel size should be greater than zero, but got kernel ",
+               extent_str(r, kernel), " of weight ", shape_str(w));
   // Checked: a huge padding or dilation would otherwise wrap into a plausible output size.
   Shape padded(ns), span(ns);
   bool fits = true;
   for (size_t i = 0; i < ns; ++i) {
     span[i] = checked_size_add(checked_size_mul(d.dil[i], d.k[i] - 1, op), 1, op);
     padded[i] = checked_size_add(d.in[i], checked_size_mul(2, d.pad[i], op), op);
-    fits = fits && d.k[i] > 0 && span[i] <= padded[i];
+    fits = fits && span[i] <= padded[i];
   }
   FABRIC_CHECK(fits, ShapeError, op, ": the padded input ", extent_str(r, padded), " of ",
                shape_str(x), " is smaller than the dilated kernel ", extent_str(r, span),
@@ -184,9 +195,12 @@ int64_t conv_weight_grad_flops(const Geometry& g) {
   return 2 * g.d.y_numel() * g.d.C * g.d.k_numel();
 }
 
-// The forward's output shape: unbatched when the input was.
+// The forward's output shape: unbatched when the input was. A zero-channel input gives zero
+// output channels, as torch's calc_output_size (an empty result whatever the weight's count;
+// the bias gradient is still zeros of OC elements).
 Shape conv_out_shape(const Geometry& g, bool unbatched) {
-  Shape s = unbatched ? Shape{g.d.OC} : Shape{g.d.N, g.d.OC};
+  const int64_t channels = g.d.C == 0 ? 0 : g.d.OC;
+  Shape s = unbatched ? Shape{channels} : Shape{g.d.N, channels};
   for (size_t i = 0; i < g.rank->spatial; ++i) s.push_back(g.d.out[i]);
   return s;
 }

@@ -42,20 +42,27 @@ Tensor conv1d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
   // The shape checks conv2d would make, in conv1d's own shapes (its messages
   // would name the unsqueezed 4-D ones).
   const int64_t C = x.size(-2), L = x.size(-1), O = w.size(0), K = w.size(2);
+  // As torch: at least one output channel per group, even for a zero-channel input.
+  FABRIC_CHECK(O >= groups, ShapeError, "conv1d: weight ", shape_str(w.sizes()), " has ", O,
+               " output channels (dimension 0), expected at least groups=", groups);
   FABRIC_CHECK(O % groups == 0, ShapeError, "conv1d: weight ", shape_str(w.sizes()), " has ", O,
                " output channels, not divisible by groups=", groups);
-  FABRIC_CHECK(w.size(1) > 0 && C == w.size(1) * groups, ShapeError, "conv1d: input ",
-               shape_str(x.sizes()), " has ", C, " channels but weight ", shape_str(w.sizes()),
-               " with groups=", groups, " expects ", w.size(1) * groups);
+  // A zero-channel input with a zero-channel weight passes: conv2d gives torch's empty result.
+  FABRIC_CHECK(C == w.size(1) * groups, ShapeError, "conv1d: input ", shape_str(x.sizes()), " has ",
+               C, " channels but weight ", shape_str(w.sizes()), " with groups=", groups,
+               " expects ", w.size(1) * groups);
   FABRIC_CHECK(L > 0, ShapeError,
                "conv1d: only zero batch or zero channel inputs are supported, "
                "got input ",
                shape_str(x.sizes()));
+  // Before the fit check: a zero kernel "fits" any input, and its dilated extent can be negative.
+  FABRIC_CHECK(K > 0, ShapeError, "conv1d: kernel size should be greater than zero, but got ", K,
+               " (weight ", shape_str(w.sizes()), ")");
   const int64_t padded = checked_size_add(L, checked_size_mul(2, padding, "conv1d"), "conv1d");
   const int64_t span = checked_size_add(checked_size_mul(dilation, K - 1, "conv1d"), 1, "conv1d");
-  FABRIC_CHECK(K > 0 && span <= padded, ShapeError, "conv1d: the padded input length (", padded,
-               ") of ", shape_str(x.sizes()), " is smaller than the dilated kernel (", span,
-               ") of weight ", shape_str(w.sizes()));
+  FABRIC_CHECK(span <= padded, ShapeError, "conv1d: the padded input length (", padded, ") of ",
+               shape_str(x.sizes()), " is smaller than the dilated kernel (", span, ") of weight ",
+               shape_str(w.sizes()));
   Tensor y = conv2d(x.unsqueeze(-2), w.unsqueeze(2), bias, {1, stride}, {0, padding}, {1, dilation},
                     groups);
   return y.squeeze(-2);

@@ -152,6 +152,11 @@ Tensor conv_transpose(const Rank& r, const Tensor& x_in, const Tensor& w_in,
   FABRIC_CHECK(groups > 0, ValueError, kOp, ": groups must be positive, got ", groups);
   const int64_t b = x.dim() - static_cast<int64_t>(ns) - 1;  // where C is
   const int64_t C = x.size(b);
+  // As torch: at least one input channel per group, so a zero-channel input is refused (unlike
+  // the convolution's, whose result torch defines).
+  FABRIC_CHECK(w.size(0) >= groups, ShapeError, kOp, ": weight ", shape_str(w.sizes()), " has ",
+               w.size(0), " input channels (dimension 0), expected at least groups=", groups,
+               w.size(0) == 0 ? " (zero-channel inputs are not supported)" : "");
   FABRIC_CHECK(w.size(0) % groups == 0, ShapeError, kOp, ": weight ", shape_str(w.sizes()), " has ",
                w.size(0), " input channels, not divisible by groups=", groups);
   FABRIC_CHECK(C == w.size(0), ShapeError, kOp, ": input ", shape_str(x.sizes()), " has ", C,
@@ -163,9 +168,10 @@ Tensor conv_transpose(const Rank& r, const Tensor& x_in, const Tensor& w_in,
   };
   FABRIC_CHECK(w.size(1) > 0 && positive(k), ShapeError, kOp, ": weight ", shape_str(w.sizes()),
                " must have non-zero output channels and kernel sizes");
-  // As the convolution (and torch): an empty batch passes, an empty image does not.
+  // As torch: an empty batch passes, an empty image does not (nor, above, zero channels).
   FABRIC_CHECK(positive(in), ShapeError, kOp,
-               ": only zero batch or zero channel inputs are supported, got input ",
+               ": only zero batch inputs are supported, not empty channel or spatial dims, got "
+               "input ",
                shape_str(x.sizes()));
   constexpr std::array<const char*, 3> kDimName{"depth", "height", "width"};
   std::vector<Dim> dims(ns);

@@ -45,6 +45,10 @@ Tensor conv_transpose1d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
                "output_padding ",
                output_padding, ", stride ", stride, ", dilation ", dilation);
   const int64_t C = x.size(-2), L = x.size(-1), K = w.size(2);
+  // As torch: at least one input channel per group, so a zero-channel input is refused.
+  FABRIC_CHECK(w.size(0) >= groups, ShapeError, op, ": weight ", shape_str(w.sizes()), " has ",
+               w.size(0), " input channels (dimension 0), expected at least groups=", groups,
+               w.size(0) == 0 ? " (zero-channel inputs are not supported)" : "");
   FABRIC_CHECK(w.size(0) % groups == 0, ShapeError, op, ": weight ", shape_str(w.sizes()), " has ",
                w.size(0), " input channels, not divisible by groups=", groups);
   FABRIC_CHECK(C == w.size(0), ShapeError, op, ": input ", shape_str(x.sizes()), " has ", C,
@@ -52,7 +56,8 @@ Tensor conv_transpose1d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
   FABRIC_CHECK(w.size(1) > 0 && K > 0, ShapeError, op, ": weight ", shape_str(w.sizes()),
                " must have non-zero output channels and kernel size");
   FABRIC_CHECK(L > 0, ShapeError, op,
-               ": only zero batch or zero channel inputs are supported, got input ",
+               ": only zero batch inputs are supported, not empty channel or length dims, got "
+               "input ",
                shape_str(x.sizes()));
   const int64_t reach = checked_size_add(checked_size_mul(L - 1, stride, op),
                                          checked_size_mul(dilation, K - 1, op), op);

@@ -60,7 +60,9 @@ PoolSetup pool_setup(const char* op, const Shape& shape, DType dtype,
                shape_str(k));
   FABRIC_CHECK(st[0] > 0 && st[1] > 0, ValueError, op, ": stride must be positive, got ",
                shape_str(st));
-  FABRIC_CHECK(p[0] >= 0 && p[1] >= 0 && p[0] <= k[0] / 2 && p[1] <= k[1] / 2, ValueError, op,
+  FABRIC_CHECK(p[0] >= 0 && p[1] >= 0, ValueError, op,
+               ": pad must be non-negative, but got padding ", shape_str(p));
+  FABRIC_CHECK(p[0] <= k[0] / 2 && p[1] <= k[1] / 2, ValueError, op,
                ": pad should be at most half of the kernel size, but got padding ", shape_str(p),
                " for kernel_size ", shape_str(k));
   const int64_t H = shape[nd - 2], W = shape[nd - 1];

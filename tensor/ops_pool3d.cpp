@@ -66,7 +66,9 @@ Pool3dSetup pool3d_setup(const char* op, const Shape& shape, DType dtype,
   for (int i = 0; i < 3; ++i) {
     FABRIC_CHECK(k[i] > 0, ValueError, op, ": kernel_size must be positive, got ", shape_str(k));
     FABRIC_CHECK(st[i] > 0, ValueError, op, ": stride must be positive, got ", shape_str(st));
-    FABRIC_CHECK(p[i] >= 0 && p[i] <= k[i] / 2, ValueError, op,
+    FABRIC_CHECK(p[i] >= 0, ValueError, op, ": pad must be non-negative, but got padding ",
+                 shape_str(p));
+    FABRIC_CHECK(p[i] <= k[i] / 2, ValueError, op,
                  ": pad should be at most half of the kernel size, but got padding ", shape_str(p),
                  " for kernel_size ", shape_str(k));
   }
@@ -186,6 +188,10 @@ Tensor adaptive_avg_pool3d(const Tensor& x_in, std::vector<int64_t> output_size)
   FABRIC_CHECK(x.defined(), ValueError, "adaptive_avg_pool3d: undefined input");
   const Pool3dSetup s =
       adaptive_setup("adaptive_avg_pool3d", x.sizes(), x.dtype(), std::move(output_size), 3);
+  // torch's adaptive_avg_pool3d to 1 x 1 x 1 is the mean over the three spatial dims (its bits,
+  // which the window kernel's three divisions do not give, and its MeanBackward1 node).
+  if (s.desc.out[0] == 1 && s.desc.out[1] == 1 && s.desc.out[2] == 1)
+    return mean(x, {-3, -2, -1}, /*keepdim=*/true);
   Tensor out = empty(s.out_shape, {.dtype = x.dtype(), .device = x.device()});
   if (out.numel() > 0) {
     Tensor xc = x.detach().contiguous();

@@ -1,7 +1,10 @@
 // CPU adaptive average pooling over contiguous NCHW planes, forward and backward, with torch's
-// windows (conv_kernels.h). The backward gathers (each input element sums the outputs whose
-// windows hold it, in (oh, ow) order) rather than scattering, as the CUDA kernel does, so both
-// add in one order and need no accumulation buffer. Reduced precision computes in float32.
+// windows (conv_kernels.h) and arithmetic: a window's sum is divided by its height, then by its
+// width (sum / kh / kw, not sum / (kh * kw): the two differ by an ulp). The backward gathers (each
+// input element sums the outputs whose windows hold it, in (oh, ow) order, torch's scatter order)
+// rather than scattering, as the CUDA kernel does, so both add in one order and need no
+// accumulation buffer. Reduced precision sums the forward in float32; its backward rounds as
+// torch's 16-bit scalars do (each share and each partial sum to the storage type).
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -16,6 +19,17 @@ namespace {
 
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// v rounded to T (the identity for float and double): torch's 16-bit scalar arithmetic computes
+// each operation in float32 and rounds its result, and turns an integer operand into T first.
+template <typename T>
+inline acc_t<T> round_to(acc_t<T> v) {
+  if constexpr (std::is_same_v<T, acc_t<T>>) {
+    return v;
+  } else {
+    return static_cast<acc_t<T>>(static_cast<T>(v));
+  }
+}
 
 // Output i of `out` averages inputs [start[i], end[i]) of `in`: floor(i*in/out) and
 // ceil((i+1)*in/out). Computed once per call: per element, the divisions cost more than the sums.
@@ -54,7 +68,7 @@ void forward(const Pool2dDesc& d, const void* xv, void* yv) {
         A s = 0;
         for (int64_t h = h0; h < h1; ++h)
           for (int64_t c = w0; c < w1; ++c) s += static_cast<A>(xp[h * d.W + c]);
-        yp[oh * d.OW + ow] = static_cast<T>(s / static_cast<A>((h1 - h0) * (w1 - w0)));
+        yp[oh * d.OW + ow] = static_cast<T>(s / static_cast<A>(h1 - h0) / static_cast<A>(w1 - w0));
       }
     }
   });
@@ -62,8 +76,10 @@ void forward(const Pool2dDesc& d, const void* xv, void* yv) {
 
 // Input row h lies in the windows of outputs [start, end) of windows(OH, H): the same formulas
 // with the sizes swapped (floor(oh*H/OH) <= h  <=>  oh < ceil((h+1)*OH/H), and likewise above).
-// Each output's share dy / area is computed once (the CUDA kernel divides per term: the same
-// quotients, added in the same order).
+// Each output's share dy / kh / kw is computed once (the CUDA kernel divides per term: the same
+// quotients, added in the same order). 16-bit types round as torch 1.13's CPU kernel, whose
+// `grad_input += grad_output / kh / kw` is BFloat16 arithmetic: r(r(dy / r(kh)) / r(kw)) added
+// with a rounding after every addition.
 template <typename T>
 void backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   using A = acc_t<T>;
@@ -75,18 +91,21 @@ void backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
     const T* gp = dy + p * d.OH * d.OW;
     T* dp = dx + p * d.H * d.W;
     std::vector<A> share(static_cast<size_t>(d.OH * d.OW));
-    for (int64_t oh = 0; oh < d.OH; ++oh)
+    for (int64_t oh = 0; oh < d.OH; ++oh) {
+      const A kh = round_to<T>(static_cast<A>(rows.end[oh] - rows.start[oh]));
       for (int64_t ow = 0; ow < d.OW; ++ow) {
-        const int64_t area = (rows.end[oh] - rows.start[oh]) * (cols.end[ow] - cols.start[ow]);
-        share[oh * d.OW + ow] = static_cast<A>(gp[oh * d.OW + ow]) / static_cast<A>(area);
+        const A kw = round_to<T>(static_cast<A>(cols.end[ow] - cols.start[ow]));
+        share[oh * d.OW + ow] =
+            round_to<T>(round_to<T>(static_cast<A>(gp[oh * d.OW + ow]) / kh) / kw);
       }
+    }
     for (int64_t h = 0; h < d.H; ++h) {
       const int64_t oh0 = row_cover.start[h], oh1 = row_cover.end[h];
       for (int64_t c = 0; c < d.W; ++c) {
         const int64_t ow0 = col_cover.start[c], ow1 = col_cover.end[c];
         A acc = 0;
         for (int64_t oh = oh0; oh < oh1; ++oh)
-          for (int64_t ow = ow0; ow < ow1; ++ow) acc += share[oh * d.OW + ow];
+          for (int64_t ow = ow0; ow < ow1; ++ow) acc = round_to<T>(acc + share[oh * d.OW + ow]);
         dp[h * d.W + c] = static_cast<T>(acc);
       }
     }

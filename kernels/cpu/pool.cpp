@@ -1,6 +1,8 @@
 // CPU 2-D max/avg pooling, forward and backward (and max pool's argmax positions), over contiguous
 // NCHW planes (parallel over the N*C planes, so the backward scatters never race). Reduced
-// precision computes in float32.
+// precision computes in float32, except that its backward rounds as torch 1.13's 16-bit scalar
+// arithmetic does: to the storage type after every addition (overlapping windows add several
+// terms to one input), visiting the outputs in row-major order as torch's kernels.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -22,6 +24,17 @@ using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 template <typename T>
 inline acc_t<T> load(const T* p, int64_t i) {
   return static_cast<acc_t<T>>(p[i]);
+}
+
+// v rounded to T (the identity for float and double): torch's 16-bit scalar arithmetic computes
+// each operation in float32 and rounds its result, and turns an integer operand into T first.
+template <typename T>
+inline acc_t<T> round_to(acc_t<T> v) {
+  if constexpr (std::is_same_v<T, acc_t<T>>) {
+    return v;
+  } else {
+    return static_cast<acc_t<T>>(static_cast<T>(v));
+  }
 }
 
 // The clipped window [h0, h1) x [w0, w1) of output (oh, ow).
@@ -159,8 +172,8 @@ void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dx
     const T* xp = x + p * d.H * d.W;
     const T* gp = dy + p * d.OH * d.OW;
     T* dp = dx + p * d.H * d.W;
-    // Accumulate in the compute type when the storage type is narrower (several windows can pick
-    // the same input element).
+    // Several windows can pick the same input element: a narrower storage type sums in float32
+    // with a rounding after each addition (torch's `grad_input[i] += grad_output[o]` in T).
     if constexpr (std::is_same_v<T, acc_t<T>>) {
       std::memset(dp, 0, sizeof(T) * d.H * d.W);
       for (int64_t oh = 0; oh < d.OH; ++oh)
@@ -173,7 +186,7 @@ void max_backward(const Pool2dDesc& d, const void* dyv, const void* xv, void* dx
       for (int64_t oh = 0; oh < d.OH; ++oh)
         for (int64_t ow = 0; ow < d.OW; ++ow) {
           const int64_t at = argmax_in(d, xp, window(d, oh, ow));
-          if (at >= 0) acc[at] += load(gp, oh * d.OW + ow);
+          if (at >= 0) acc[at] = round_to<T>(acc[at] + load(gp, oh * d.OW + ow));
         }
       for (int64_t i = 0; i < d.H * d.W; ++i) dp[i] = static_cast<T>(acc[i]);
     }
@@ -191,13 +204,20 @@ void avg_backward(const Pool2dDesc& d, const void* dyv, void* dxv) {
   for_planes(d, [&](int64_t p) {
     const T* gp = dy + p * d.OH * d.OW;
     T* dp = dx + p * d.H * d.W;
-    std::vector<acc_t<T>> acc(static_cast<size_t>(d.H * d.W), 0);
+    // 16-bit types: torch's `grad_input += grad_output / divisor` in T, so the share r(dy / r(div))
+    // and every partial sum round to T (the divisor too: 17 * 17 = 289 is 288 in bfloat16).
+    using A = acc_t<T>;
+    std::vector<A> acc(static_cast<size_t>(d.H * d.W), 0);
     for (int64_t oh = 0; oh < d.OH; ++oh)
       for (int64_t ow = 0; ow < d.OW; ++ow) {
         const Window w = window(d, oh, ow);
-        const acc_t<T> g = load(gp, oh * d.OW + ow) / static_cast<acc_t<T>>(avg_divisor(d, oh, ow));
+        const A div = round_to<T>(static_cast<A>(avg_divisor(d, oh, ow)));
+        const A g = round_to<T>(load(gp, oh * d.OW + ow) / div);
         for (int64_t h = w.h0; h < w.h1; ++h)
-          for (int64_t c = w.w0; c < w.w1; ++c) acc[h * d.W + c] += g;
+          for (int64_t c = w.w0; c < w.w1; ++c) {
+            A& a = acc[h * d.W + c];
+            a = round_to<T>(a + g);
+          }
       }
     for (int64_t i = 0; i < d.H * d.W; ++i) dp[i] = static_cast<T>(acc[i]);
   });

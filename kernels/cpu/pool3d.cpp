@@ -2,6 +2,8 @@
 // max with positions and its backward (a scatter to them), average, and the average's backward.
 // Parallel over the planes; the backward gathers (each input sums the outputs whose windows hold
 // it), as the CUDA kernel does, so both add in one order. Reduced precision computes in float32.
+// An average divides as torch 1.13: a fixed window's sum by the kernel volume at once, an adaptive
+// window's by one dimension at a time (window_mean).
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -17,6 +19,18 @@ namespace {
 
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// s over output (od, oh, ow)'s divisor: torch's avg_pool3d divides by the kernel volume
+// (pool_divisor), its adaptive_avg_pool3d by the window's depth, height and width in turn
+// (sum / kT / kH / kW, forward and backward), which can differ from s / (kT * kH * kW) by an ulp.
+// kernels/cuda/pool3d_kernels.cu has the same function.
+template <typename A>
+inline A window_mean(const Pool3dDesc& d, A s, int64_t od, int64_t oh, int64_t ow) {
+  if (!d.adaptive) return s / static_cast<A>(pool_divisor(d, od, oh, ow));
+  const PoolSpan t = pool_window(d, 0, od), h = pool_window(d, 1, oh), w = pool_window(d, 2, ow);
+  return s / static_cast<A>(t.end - t.begin) / static_cast<A>(h.end - h.begin) /
+         static_cast<A>(w.end - w.begin);
+}
 
 template <typename F>
 void for_planes(const Pool3dDesc& d, F&& f) {
@@ -97,8 +111,7 @@ void avg_pool(const Pool3dDesc& d, const void* xv, void* yv) {
             for (int64_t j = sh.begin; j < sh.end; ++j)
               for (int64_t k = sw.begin; k < sw.end; ++k)
                 s += static_cast<A>(xp[(i * H + j) * W + k]);
-          const A div = static_cast<A>(pool_divisor(d, od, oh, ow));
-          *yp++ = static_cast<T>(s / div);
+          *yp++ = static_cast<T>(window_mean(d, s, od, oh, ow));
         }
       }
     }
@@ -124,8 +137,7 @@ void avg_pool_backward(const Pool3dDesc& d, const void* dyv, void* dxv) {
           for (int64_t od = cd.begin; od < cd.end; ++od)
             for (int64_t oh = ch.begin; oh < ch.end; ++oh)
               for (int64_t ow = cw.begin; ow < cw.end; ++ow)
-                acc += static_cast<A>(gp[(od * OH + oh) * OW + ow]) /
-                       static_cast<A>(pool_divisor(d, od, oh, ow));
+                acc += window_mean(d, static_cast<A>(gp[(od * OH + oh) * OW + ow]), od, oh, ow);
           *dp++ = static_cast<T>(acc);
         }
       }

@@ -1,7 +1,8 @@
 // CUDA adaptive average pooling over contiguous NCHW planes, forward and backward, with
 // kernels/cpu/adaptive_pool.cpp's windows and arithmetic (row-major window sums, float32
-// accumulation for 16-bit dtypes; the backward gathers, one thread per input element, outputs in
-// (oh, ow) order): results match the CPU bit for bit, and no atomics are needed.
+// accumulation for 16-bit dtypes, sum / kh / kw; the backward gathers, one thread per input
+// element, outputs in (oh, ow) order, dy / kh / kw, 16-bit dtypes rounding each share and each
+// partial sum as torch's CPU kernel): results match the CPU bit for bit, and no atomics are needed.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,6 +19,16 @@ namespace {
 
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// v rounded to T (the identity for float and double), as kernels/cpu/adaptive_pool.cpp.
+template <typename T>
+__device__ __forceinline__ acc_t<T> round_to(acc_t<T> v) {
+  if constexpr (std::is_same_v<T, acc_t<T>>) {
+    return v;
+  } else {
+    return static_cast<acc_t<T>>(static_cast<T>(v));
+  }
+}
 
 // Output i of `out` averages inputs [start, end) of `in`: floor(i*in/out), ceil((i+1)*in/out).
 // With the sizes swapped they give the outputs whose windows hold input i.
@@ -40,7 +51,7 @@ __global__ void forward_kernel(Pool2dDesc d, const T* x, T* y, int64_t total) {
     A s = 0;
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t c = w0; c < w1; ++c) s += static_cast<A>(xp[h * d.W + c]);
-    y[i] = static_cast<T>(s / static_cast<A>((h1 - h0) * (w1 - w0)));
+    y[i] = static_cast<T>(s / static_cast<A>(h1 - h0) / static_cast<A>(w1 - w0));
   }
 }
 
@@ -55,10 +66,13 @@ __global__ void backward_kernel(Pool2dDesc d, const T* dy, T* dx, int64_t total)
     const T* gp = dy + p * d.OH * d.OW;
     A acc = 0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
-      const int64_t kh = window_end(oh, d.H, d.OH) - window_start(oh, d.H, d.OH);
+      const A kh =
+          round_to<T>(static_cast<A>(window_end(oh, d.H, d.OH) - window_start(oh, d.H, d.OH)));
       for (int64_t ow = ow0; ow < ow1; ++ow) {
-        const int64_t kw = window_end(ow, d.W, d.OW) - window_start(ow, d.W, d.OW);
-        acc += static_cast<A>(gp[oh * d.OW + ow]) / static_cast<A>(kh * kw);
+        const A kw =
+            round_to<T>(static_cast<A>(window_end(ow, d.W, d.OW) - window_start(ow, d.W, d.OW)));
+        const A share = round_to<T>(round_to<T>(static_cast<A>(gp[oh * d.OW + ow]) / kh) / kw);
+        acc = round_to<T>(acc + share);
       }
     }
     dx[i] = static_cast<T>(acc);

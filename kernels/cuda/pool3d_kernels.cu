@@ -1,7 +1,8 @@
 // CUDA 3-d pooling over contiguous (D, H, W) planes, fixed or adaptive windows (pool3d_kernels.h),
 // with kernels/cpu/pool3d.cpp's windows and arithmetic: one thread per output (max with
 // positions, average) or per input (the average's backward gathers the outputs whose windows hold
-// it), so no atomics are needed. 16-bit dtypes accumulate in float32.
+// it), so no atomics are needed. 16-bit dtypes accumulate in float32. Averages divide as the CPU
+// (window_mean: adaptive windows one dimension at a time, as torch).
 #include <cuda_runtime.h>
 
 #include <type_traits>
@@ -19,6 +20,17 @@ namespace {
 
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// kernels/cpu/pool3d.cpp's window_mean: s over the kernel volume for fixed windows, over the
+// window's depth, height and width in turn for adaptive ones (torch's sum / kT / kH / kW).
+template <typename A>
+__device__ __forceinline__ A window_mean(const Pool3dDesc& d, A s, int64_t od, int64_t oh,
+                                         int64_t ow) {
+  if (!d.adaptive) return s / static_cast<A>(pool_divisor(d, od, oh, ow));
+  const PoolSpan t = pool_window(d, 0, od), h = pool_window(d, 1, oh), w = pool_window(d, 2, ow);
+  return s / static_cast<A>(t.end - t.begin) / static_cast<A>(h.end - h.begin) /
+         static_cast<A>(w.end - w.begin);
+}
 
 // Output i as (plane, od, oh, ow).
 struct OutAt {
@@ -95,7 +107,7 @@ __global__ void avg_kernel(Pool3dDesc d, const T* x, T* y, int64_t total) {
     for (int64_t a = sd.begin; a < sd.end; ++a)
       for (int64_t b = sh.begin; b < sh.end; ++b)
         for (int64_t c = sw.begin; c < sw.end; ++c) s += static_cast<A>(xp[(a * H + b) * W + c]);
-    y[i] = static_cast<T>(s / static_cast<A>(pool_divisor(d, o.od, o.oh, o.ow)));
+    y[i] = static_cast<T>(window_mean(d, s, o.od, o.oh, o.ow));
   }
 }
 
@@ -113,8 +125,7 @@ __global__ void avg_backward_kernel(Pool3dDesc d, const T* dy, T* dx, int64_t to
     for (int64_t od = cd.begin; od < cd.end; ++od)
       for (int64_t oh = ch.begin; oh < ch.end; ++oh)
         for (int64_t ow = cw.begin; ow < cw.end; ++ow)
-          acc += static_cast<A>(gp[(od * OH + oh) * OW + ow]) /
-                 static_cast<A>(pool_divisor(d, od, oh, ow));
+          acc += window_mean(d, static_cast<A>(gp[(od * OH + oh) * OW + ow]), od, oh, ow);
     dx[i] = static_cast<T>(acc);
   }
 }

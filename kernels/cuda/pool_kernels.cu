@@ -1,7 +1,8 @@
 // CUDA 2-D max/avg pooling over contiguous NCHW planes, forward and backward (and max pool's
 // argmax positions), with kernels/cpu/pool.cpp's semantics and arithmetic: windows summed in
 // row-major order, the first maximum (NaN wins), count_include_pad divisors, float32
-// accumulation for 16-bit dtypes. The backward kernels gather (one thread per input element,
+// accumulation for 16-bit dtypes, whose backward rounds after every addition (and the avg share
+// r(dy / r(divisor))) as torch's CPU. The backward kernels gather (one thread per input element,
 // windows in (oh, ow) order) instead of scattering, so they need no atomics and add in the CPU's
 // order: results match it bit for bit.
 #include <cuda_runtime.h>
@@ -22,6 +23,16 @@ namespace {
 
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// v rounded to T (the identity for float and double), as kernels/cpu/pool.cpp.
+template <typename T>
+__device__ __forceinline__ acc_t<T> round_to(acc_t<T> v) {
+  if constexpr (std::is_same_v<T, acc_t<T>>) {
+    return v;
+  } else {
+    return static_cast<acc_t<T>>(static_cast<T>(v));
+  }
+}
 
 // The clipped window [h0, h1) x [w0, w1) of output (oh, ow).
 struct Window {
@@ -123,7 +134,7 @@ __global__ void max_backward_kernel(Pool2dDesc d, const T* dy, const int64_t* ar
     for (int64_t oh = oh0; oh <= oh1; ++oh)
       for (int64_t ow = ow0; ow <= ow1; ++ow) {
         const int64_t o = base + oh * d.OW + ow;
-        if (arg[o] == pos) acc += static_cast<A>(dy[o]);
+        if (arg[o] == pos) acc = round_to<T>(acc + static_cast<A>(dy[o]));
       }
     dx[i] = static_cast<T>(acc);
   }
@@ -141,8 +152,10 @@ __global__ void avg_backward_kernel(Pool2dDesc d, const T* dy, T* dx, int64_t to
     const int64_t base = p * d.OH * d.OW;
     A acc = 0;
     for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow)
-        acc += static_cast<A>(dy[base + oh * d.OW + ow]) / static_cast<A>(avg_divisor(d, oh, ow));
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const A div = round_to<T>(static_cast<A>(avg_divisor(d, oh, ow)));
+        acc = round_to<T>(acc + round_to<T>(static_cast<A>(dy[base + oh * d.OW + ow]) / div));
+      }
     dx[i] = static_cast<T>(acc);
   }
 }

@@ -569,13 +569,14 @@ TEST(Gradients, PoolingFiniteDifferences) {
     auto favg = [&] { return avg_pool2d(x, k, s, p); };
     expect_close(avg_pool2d_backward(g, x.sizes(), attrs), numeric_grad(x, favg, g), 1e-6,
                  "avg_pool2d");
-    // bfloat16 routes gradients the same way, rounding once.
+    // bfloat16 routes gradients the same way, rounding after each addition as torch 1.13 (up to
+    // 9 windows pick one element here; exact bits: tests/ops/test_pool_rounding_torch.cpp).
     Tensor xb = x.to(DType::bfloat16);
     expect_close(
         max_pool2d_backward(g.to(DType::bfloat16), xb, attrs),
         max_pool2d_backward(g.to(DType::bfloat16).to(DType::float64), xb.to(DType::float64), attrs)
             .to_vector<double>(),
-        1e-2, "max_pool2d bf16");
+        3e-2, "max_pool2d bf16");
   }
 }
 

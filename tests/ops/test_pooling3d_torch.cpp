@@ -382,9 +382,15 @@ TEST(Pooling3dTorch, NodeNamesAreTorchs) {
        {1, 1, 2, 2, 2},
        "MaxPool3DWithIndicesBackward0"},
       {[](const Tensor& x) { return avg_pool3d(x, {2}); }, {1, 1, 2, 2, 2}, "AvgPool3DBackward0"},
-      {[](const Tensor& x) { return adaptive_avg_pool3d(x, {1}); },
+      {[](const Tensor& x) {
+         return adaptive_avg_pool3d(x, {1, 1, 2});
+       },
        {1, 1, 2, 2, 2},
        "AdaptiveAvgPool3DBackward0"},
+      // To 1 x 1 x 1 torch 1.13 takes the mean.
+      {[](const Tensor& x) { return adaptive_avg_pool3d(x, {1}); },
+       {1, 1, 2, 2, 2},
+       "MeanBackward1"},
       {[](const Tensor& x) { return std::get<0>(adaptive_max_pool2d(x, {1})); },
        {1, 2, 2},
        "AdaptiveMaxPool2DBackward0"},
