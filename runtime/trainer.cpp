@@ -541,8 +541,9 @@ class Run {
     out << "fabric-train: " << cfg_.model.name << " (" << net->num_parameters() << " parameters), "
         << data.train->describe() << ", precision " << fab.precision_name() << ", " << total
         << (total == 1 ? " step" : " steps")
-        << (fab.world_size() > 1 ? ", " + fab.strategy() + " over " + std::to_string(fab.world_size()) + " processes"
-                                 : std::string())
+        << (fab.world_size() > 1
+                ? ", " + fab.strategy() + " over " + std::to_string(fab.world_size()) + " processes"
+                : std::string())
         << (resuming_ ? " (resuming at step " + std::to_string(step) + ")" : "") << "\n";
     Progress progress(out, step, total, t.log_every, interactive_ && rank0, unit);
     cpu_allocator().reset_peak();

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "kernels/cpu/reduce_cols_f32.h"
+#include "kernels/cpu/reduce_cols_torch.h"
 #include "kernels/cpu/reduce_math.h"
 #include "kernels/cpu/reduce_row_sum.h"
 #include "kernels/cpu/run_tasks.h"
@@ -378,6 +379,17 @@ struct Reducer {
     run_tasks(tasks, threads > 1, task);
   }
 
+  // torch's order (reduce_cols_torch.h) for w columns from base, over all the reduced rows.
+  void torch_tile(bool split4, const char* base, int64_t w, A* out) const {
+    Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, 0);
+    const auto next_row = [&] {
+      const char* p = base + od.off0 * isz;
+      od.next();
+      return p;
+    };
+    torch_column_sums<A, 1024 / sizeof(A)>(split4, nred, g.in_dtype, w, next_row, out);
+  }
+
   void run_cols(int threads) {
     constexpr int64_t W = 1024 / sizeof(A);
     const int ko = g.nkeep - 1;  // the contiguous kept dim
@@ -386,10 +398,15 @@ struct Reducer {
     int64_t outer = 1;
     for (int d = 0; d < ko; ++d) outer *= g.keep_sizes[d];
     const int64_t tasks = outer * tiles;
-    // Few tiles but many rows: split the rows into fixed chunks and combine the partials.
-    const int64_t chunks = (tasks < kFewOutputs && nred >= 4 * kColRows * 64)
+    // Few tiles but many rows: split the rows into fixed chunks and combine the partials. A
+    // floating sum keeps torch's column order (reduce_cols_torch.h) unless it has more rows than
+    // the row path's split takes (128Ki).
+    constexpr bool kTorchOrder = OP == ReduceOp::sum && std::is_floating_point_v<A>;
+    const int64_t split_rows = kTorchOrder ? 2 * kSplit : 4 * kColRows * 64;
+    const int64_t chunks = (tasks < kFewOutputs && nred >= split_rows)
                                ? std::min<int64_t>(64, (nred + 4095) / 4096)
                                : 1;
+    const int64_t cascade_cols = torch_cascade_columns(width, g.in_dtype);
     const int64_t rows_per = (nred + chunks - 1) / chunks;
     std::vector<A> part(static_cast<size_t>(chunks > 1 ? chunks * tasks * W : 0));
     auto do_task = [&](int64_t t, int64_t k, A* acc) {
@@ -404,6 +421,15 @@ struct Reducer {
       if (r0 >= r1) {
         for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
         return;
+      }
+      if constexpr (kTorchOrder) {
+        if (chunks == 1) {  // the tile's columns before torch's cut by cascade, the rest split4
+          const char* base = g.in + (od.off0 + c0) * isz;
+          const int64_t cut = std::clamp<int64_t>(cascade_cols - c0, 0, w);
+          if (cut > 0) torch_tile(false, base, cut, acc);
+          if (cut < w) torch_tile(true, base + cut * isz, w - cut, acc + cut);
+          return;
+        }
       }
       cols(g.in + (od.off0 + c0) * isz, w, r0, r1, cen, acc);
     };

@@ -141,7 +141,8 @@ TEST(ProductsTorch, DiagonalIsAView) {
 
 // Each op applies its own autocast class at its entry: under CPU autocast (bfloat16) the GEMM
 // products run in bfloat16, trace and cdist in float32 (CPU's FP32 list), the CUDA-only classes
-// (dot, einsum, cross, ...) leave CPU inputs as they are.
+// (dot, cross, ...) leave CPU inputs as they are; einsum, a composition in torch, contracts in
+// bfloat16 (the bmm it reaches is CPU-listed) and only multiplies in float32.
 TEST(ProductsTorch, CpuAutocastClasses) {
   struct Row {
     const char* name;
@@ -157,9 +158,14 @@ TEST(ProductsTorch, CpuAutocastClasses) {
       {"trace of bfloat16", [&] { return trace(bf); }, DType::float32},
       {"cdist of bfloat16", [&] { return cdist(bf, bf); }, DType::float32},
       {"dot (CUDA's list only)", [&] { return dot(v, v); }, DType::float32},
-      {"einsum (CUDA's list only)",
+      {"einsum contracting",
        [&] {
          return einsum("ij,jk->ik", {m, m});
+       },
+       DType::bfloat16},
+      {"einsum multiplying",
+       [&] {
+         return einsum("ij,ij->ij", {m, m});
        },
        DType::float32},
       {"diagonal", [&] { return diagonal(bf); }, DType::bfloat16},
