@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "runtime/checkpoint_detail.h"
+#include "runtime/sharded_checkpoint_reader.h"
 #include "runtime/train_config.h"
 #include "tensor/safetensors.h"
 #include "tensor/warning.h"
@@ -235,17 +236,31 @@ void add_plain_remainder(State& remainder, const std::string& key, const json& e
   }
 }
 
+namespace {
+
+// Whether `file` is a JSON object whose "format" is `format`: what tells a fabric checkpoint's
+// description from a file that merely has its name (a dataset's meta.json).
+bool json_with_format(const std::string& file, const char* format) {
+  std::ifstream in(file);
+  if (!in) return false;
+  const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("format") && j["format"] == format;
+}
+
+}  // namespace
+
 void check_replaceable(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return;
   if (!fs::is_directory(path, ec))
     io_fail(path, "exists and is not a directory; a checkpoint is a directory");
-  if (fs::is_empty(path, ec) || fs::exists(path + "/state.json", ec) ||
-      fs::exists(path + "/meta.json", ec))
+  if (fs::is_empty(path, ec) || json_with_format(path + "/state.json", kFormat) ||
+      json_with_format(path + "/meta.json", sharded_detail::kShardedFormat))
     return;
   io_fail(path,
-          "exists and holds something other than a checkpoint (no state.json or meta.json), which "
-          "saving would delete; choose a new path, an earlier checkpoint or an empty folder");
+          "exists and holds something other than a checkpoint (no state.json or meta.json in "
+          "fabric's format), which saving would delete; choose a new path, an earlier "
+          "checkpoint or an empty folder");
 }
 
 void check_not_a_checkpoint_file(const std::string& out_file, const std::string& command) {
@@ -372,7 +387,16 @@ void write_checkpoint(const std::string& path, const State& state,
       } else {
         continue;
       }
+      // An optimizer's param groups are always kept, as the sharded layout keeps them: without
+      // them no optimizer loads the checkpoint.
+      std::vector<std::pair<std::string, Tensor>> groups;
+      if (std::holds_alternative<optim::Optimizer*>(entry.value())) {
+        for (auto& item : items)
+          if (item.first.starts_with("param_groups.")) groups.push_back(item);
+        std::erase_if(items, [](const auto& i) { return i.first.starts_with("param_groups."); });
+      }
       items = apply_save_filter(key, std::move(items), filters);
+      items.insert(items.end(), groups.begin(), groups.end());
       // A filter that keeps nothing leaves the entry out, as the reference's _apply_filter does.
       if (items.empty() && filters.count(key)) {
         entries.erase(key);

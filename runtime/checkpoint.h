@@ -60,6 +60,21 @@ class StateEntry {
   StateEntry(bool v) : value_(v) {}                           // NOLINT
   StateEntry(std::string v) : value_(std::move(v)) {}         // NOLINT
   StateEntry(const char* v) : value_(std::string(v)) {}       // NOLINT
+  // Pointers to what the entries above take by reference, for code that holds raw pointers.
+  template <class M>
+  requires std::derived_from<M, nn::Module> StateEntry(M* m)
+      : value_(static_cast<nn::Module*>(non_null(m))) {}  // NOLINT
+  template <class O>
+  requires std::derived_from<O, optim::Optimizer> StateEntry(O* o)
+      : value_(static_cast<optim::Optimizer*>(non_null(o))) {}           // NOLINT
+  StateEntry(FabricModule* m) : value_(&non_null(m)->module()) {}        // NOLINT
+  StateEntry(FabricOptimizer* o) : value_(&non_null(o)->optimizer()) {}  // NOLINT
+  template <class P>
+  requires std::derived_from<P, precision::Precision> StateEntry(P* p)
+      : value_(static_cast<precision::Precision*>(non_null(p))) {}  // NOLINT
+  // Any other pointer (a Tensor*, say) would convert to bool and be saved as `true`.
+  template <class T>
+  StateEntry(T*) = delete;
 
   const Value& value() const { return value_; }
   Value& value() { return value_; }
@@ -69,6 +84,12 @@ class StateEntry {
   std::string kind() const;
 
  private:
+  template <class P>
+  static P* non_null(P* p) {
+    if (p == nullptr)
+      throw ValueError("Fabric state entry: a null pointer; pass the module, optimizer or value");
+    return p;
+  }
   Value value_;
 };
 

@@ -524,5 +524,39 @@ TEST(FabricCheckpointFilter, UnderFsdpShardedLayout) {
   fs::remove_all(dir);
 }
 
+// An optimizer's param groups are kept whatever its filter says (the sharded layout keeps them
+// too): a checkpoint without them would load into no optimizer.
+TEST(FabricSaveFilter, OptimizerParamGroupsAreAlwaysKept) {
+  Fabric fab;
+  Trained t = trained(fab, 5);
+  const std::string dir = temp_path("filter_groups");
+  fs::remove_all(dir);
+  fab.save(dir, {{"model", t.net}, {"optimizer", *t.adamw}},
+           {{"optimizer",
+             [](const std::string& name, const Tensor&) { return name.starts_with("state."); }}});
+  bool has_groups = false;
+  for (const std::string& n : names_in(dir + "/optimizer.safetensors"))
+    has_groups = has_groups || n.starts_with("param_groups.");
+  EXPECT_TRUE(has_groups);
+  Trained again = trained(fab, 6);
+  fab.load(dir, {{"model", again.net}, {"optimizer", *again.adamw}});
+  EXPECT_EQ(again.adamw->state_dict().flatten().size(), t.adamw->state_dict().flatten().size());
+  fs::remove_all(dir);
+}
+
+// A raw pointer to a module or optimizer is saved as that object (it converted to bool `true`).
+TEST(FabricSaveFilter, RawPointersAreTheObjects) {
+  Fabric fab;
+  Trained t = trained(fab, 7);
+  const std::string dir = temp_path("filter_pointers");
+  fs::remove_all(dir);
+  nn::Module* raw = t.net.get();
+  fab.save(dir, {{"model", raw}, {"optimizer", t.adamw.get()}});
+  EXPECT_EQ(entries_of(dir)["model"]["kind"], "module");
+  EXPECT_EQ(entries_of(dir)["optimizer"]["kind"], "optimizer");
+  EXPECT_THROW((StateEntry(static_cast<nn::Module*>(nullptr))), ValueError);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace fabric

@@ -366,6 +366,17 @@ TEST_F(CheckpointRobustness, SaveReplacesOnlyAnEarlierCheckpointOrAnEmptyFolder)
                   "exists and is not a directory");
   for (const auto& e : fs::directory_iterator(project))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  // A folder that merely holds files named as a checkpoint's (a dataset's meta.json, another
+  // tool's state.json) is the user's too.
+  const fs::path data = project / "dataset";
+  fs::create_directories(data / "images");
+  std::ofstream(data / "meta.json") << R"({"classes": 10})";
+  std::ofstream(data / "state.json") << "not json";
+  EXPECT_CONTAINS(thrown<IOError>([&] {
+                    fab.save(data.string(), {{"step", 1}});
+                  }),
+                  "holds something other than a checkpoint");
+  EXPECT_TRUE(fs::exists(data / "images") && fs::exists(data / "meta.json"));
   fab.save((project / "run").string(), {{"step", 1}});  // an empty folder
   fab.save((project / "run").string(), {{"step", 2}});  // an earlier checkpoint
   State state{{"step", int64_t(0)}};
