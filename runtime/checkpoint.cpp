@@ -222,6 +222,16 @@ void restore_plain(StateEntry& target, const std::string& key, const json& e, co
       target.value());
 }
 
+// Adds `key` to the remainder, which is flat: an unrequested module's or optimizer's tensors come
+// back as "<entry>.<name>", and a plain entry of that very name would otherwise be lost.
+void add_to_remainder(State& remainder, const std::string& key, StateEntry value,
+                      const std::string& path) {
+  FABRIC_CHECK(remainder.emplace(key, std::move(value)).second, ValueError, "Fabric.load: ", path,
+               " has two entries that come back under one remainder key '", key,
+               "' (a module's or optimizer's flattened tensor and another entry); pass the "
+               "module or optimizer in the state to load it instead");
+}
+
 void add_plain_remainder(State& remainder, const std::string& key, const json& e, const SafetensorsFile& tensor_file,
                          const std::string& path) {
   const std::string kind = entry_kind(e, key, path);
@@ -229,10 +239,10 @@ void add_plain_remainder(State& remainder, const std::string& key, const json& e
     auto t = tensor_file.tensors.find(key);
     if (t == tensor_file.tensors.end())
       io_fail(path, "tensors.safetensors lacks '" + key + "' (the description lists it as a tensor)");
-    remainder.emplace(key, t->second);
+    add_to_remainder(remainder, key, t->second, path);
   } else if (kind == "int" || kind == "float" || kind == "bool" || kind == "string") {
     const precision::StateValue v = plain_value(e, key, kind, path);
-    std::visit([&](const auto& x) { remainder.emplace(key, x); }, v);
+    std::visit([&](const auto& x) { add_to_remainder(remainder, key, x, path); }, v);
   }
 }
 
@@ -455,7 +465,8 @@ State read_checkpoint(const std::string& path_in, State& state, precision::Preci
     }
     if (it == state.end()) {
       if (kind == "module" || kind == "optimizer") {
-        for (auto& [name, t] : file_of(key).tensors) remainder.emplace(key + "." + name, t);
+        for (auto& [name, t] : file_of(key).tensors)
+          add_to_remainder(remainder, key + "." + name, t, path_in);
       } else {
         add_plain_remainder(remainder, key, e, tensor_file, path);
       }

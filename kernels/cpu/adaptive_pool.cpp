@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/pool_arithmetic.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
 #include "tensor/error.h"
@@ -17,19 +18,8 @@
 namespace fabric::cpu {
 namespace {
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-// v rounded to T (the identity for float and double): torch's 16-bit scalar arithmetic computes
-// each operation in float32 and rounds its result, and turns an integer operand into T first.
-template <typename T>
-inline acc_t<T> round_to(acc_t<T> v) {
-  if constexpr (std::is_same_v<T, acc_t<T>>) {
-    return v;
-  } else {
-    return static_cast<acc_t<T>>(static_cast<T>(v));
-  }
-}
+using pool_arith::acc_t;
+using pool_arith::round_to;
 
 // Output i of `out` averages inputs [start[i], end[i]) of `in`: floor(i*in/out) and
 // ceil((i+1)*in/out). Computed once per call: per element, the divisions cost more than the sums.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/pool_2x2.h"
+#include "kernels/cpu/pool_arithmetic.h"
 #include "kernels/cpu/pool_max_any.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
@@ -18,23 +19,12 @@
 namespace fabric::cpu {
 namespace {
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+using pool_arith::acc_t;
+using pool_arith::round_to;
 
 template <typename T>
 inline acc_t<T> load(const T* p, int64_t i) {
   return static_cast<acc_t<T>>(p[i]);
-}
-
-// v rounded to T (the identity for float and double): torch's 16-bit scalar arithmetic computes
-// each operation in float32 and rounds its result, and turns an integer operand into T first.
-template <typename T>
-inline acc_t<T> round_to(acc_t<T> v) {
-  if constexpr (std::is_same_v<T, acc_t<T>>) {
-    return v;
-  } else {
-    return static_cast<acc_t<T>>(static_cast<T>(v));
-  }
 }
 
 // The clipped window [h0, h1) x [w0, w1) of output (oh, ow).

@@ -558,5 +558,23 @@ TEST(FabricSaveFilter, RawPointersAreTheObjects) {
   fs::remove_all(dir);
 }
 
+// The remainder is flat: an unrequested module comes back as "<key>.<name>" tensors, so a plain
+// entry of such a name would be lost; that is an error naming the key, and requesting the module
+// separates them.
+TEST(FabricLoadWithoutState, RemainderKeysThatCollideAreAnError) {
+  Fabric fab;
+  Trained t = trained(fab, 8);
+  const std::string dir = temp_path("remainder_collision");
+  fs::remove_all(dir);
+  fab.save(dir, {{"model", t.net}, {"model.head.bias", 5}});
+  State none;
+  EXPECT_CONTAINS(thrown<ValueError>([&] { fab.load(dir, none); }), "'model.head.bias'");
+  Trained again = trained(fab, 9);
+  State with_model{{"model", again.net}};
+  const State rest = fab.load(dir, with_model);
+  EXPECT_EQ(rest.at("model.head.bias").get<int64_t>(), 5);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace fabric
