@@ -542,6 +542,14 @@ class Parser {
 
   // Records the deepspeed keys under `node` (a mapping at `prefix`) with their locations (`where`:
   // all of them at a --set, or "" for each its own place in the file). Nulls mean the default.
+  // A plain scalar that PyYAML reads as an integer of another form (010, 0x10, 1_000, 1:30) as
+  // its decimal value: the DeepSpeed section's reader takes decimal text only.
+  static YAML::Node decimal_if_yaml11_int(const YAML::Node& n) {
+    if (!n.IsScalar() || n.Tag() != "?") return n;
+    const std::optional<Yaml11Int> x = yaml11_int(n.Scalar());
+    return x && x->fits ? YAML::Node(x->value) : n;
+  }
+
   void collect_deepspeed(const YAML::Node& node, const std::string& prefix, const std::string& where) {
     std::map<std::string, std::string> keys_seen;
     for (const auto& kv : node) {
@@ -558,7 +566,7 @@ class Parser {
         collect_deepspeed(kv.second, path, where);
       } else if (!kv.second.IsNull()) {
         check_nested_keys(kv.second, "deepspeed." + path, where);
-        deepspeed_values_[path] = {kv.second, here};
+        deepspeed_values_[path] = {decimal_if_yaml11_int(kv.second), here};
       }
     }
   }

@@ -271,6 +271,13 @@ TEST_F(TrainConfigYamlEdges, IntegersAreReadAsPyYamlReadsThem) {
             3);
   EXPECT_CONTAINS(error_of(head() + deepspeed + "deepspeed: {stage: 010}\n"),
                   "deepspeed.stage: must be between 1 and 3, got 8");
+  // The rest of the deepspeed section too.
+  const TrainConfig ds = parse_train_config(
+      head() + deepspeed +
+          "deepspeed: {zero_optimization: {stage: 0x2}, gradient_accumulation_steps: 1_0}\n",
+      "cfg.yaml");
+  EXPECT_CONTAINS(ds.deepspeed, "\"stage\":2");
+  EXPECT_EQ(ds.trainer.accumulate_grad_batches, 10);
 }
 
 // Number keys: integers as above first, then the decimal forms they took before (1e-3 and 1e5,
