@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -89,6 +90,19 @@ struct Pieces {
   }
 };
 
+// Every parameter name of `m` (its own and its submodules'), by the tensor it names: tied
+// parameters (GPT's lm_head.weight and transformer.wte.weight) share an entry.
+std::map<const TensorImpl*, std::vector<std::string>> names_by_tensor(nn::Module& m) {
+  std::map<const TensorImpl*, std::vector<std::string>> names;
+  auto add = [&](const std::string& prefix, const nn::Module& mod) {
+    for (auto& [n, p] : mod.named_parameters(/*recurse=*/false))
+      if (p.defined()) names[p.impl()].push_back(prefix.empty() ? n : prefix + "." + n);
+  };
+  add("", m);
+  for (auto& [path, child] : m.named_modules()) add(path, *child);
+  return names;
+}
+
 // This rank's pieces of every module and optimizer of `state` that `filters` keep; rank 0 also
 // describes the optimizers' groups in `entries`.
 Pieces collect_pieces(const State& state, const distributed::Strategy& strategy, json& entries,
@@ -102,8 +116,20 @@ Pieces collect_pieces(const State& state, const distributed::Strategy& strategy,
     };
     if (auto* m = std::get_if<nn::Module*>(&entry.value())) {
       if (auto* fsdp = strategy.sharded_module(**m)) {
+        // A piece is stored under one of its tensor's names; the filter keeping any of them (a
+        // tied lm_head.weight, recorded as an alias) keeps it, as the full layout would.
+        std::map<std::string, std::vector<std::string>> tied;
+        if (filter != filters.end())
+          for (const auto& [impl, ns] : names_by_tensor(**m))
+            for (const auto& n : ns) tied[n] = ns;
+        auto keep_any = [&](const std::string& name, const Tensor& t) {
+          if (keep(name, t)) return true;
+          const auto it = tied.find(name);
+          return it != tied.end() && std::any_of(it->second.begin(), it->second.end(),
+                                                 [&](const std::string& n) { return keep(n, t); });
+        };
         for (const auto& p : fsdp->local_state_pieces())
-          if (keep(p.name, p.data)) out.add(key, p.name, p.shape, p.offset, p.data, false);
+          if (keep_any(p.name, p.data)) out.add(key, p.name, p.shape, p.offset, p.data, false);
       } else if (rank0) {
         for (const auto& [name, t] : (*m)->state_dict())
           if (keep(name, t)) out.add_whole(key, name, t, false);
@@ -199,13 +225,7 @@ void add_aliases(json& entries, const State& state, const SaveFilters& filters) 
     const bool filtered = filters.count(key) > 0;
     json& e = entries[key];
     if (!e.contains("tensors")) e["tensors"] = json::object();
-    std::map<const TensorImpl*, std::vector<std::string>> names;
-    auto add = [&](const std::string& prefix, const nn::Module& mod) {
-      for (auto& [n, p] : mod.named_parameters(/*recurse=*/false))
-        if (p.defined()) names[p.impl()].push_back(prefix.empty() ? n : prefix + "." + n);
-    };
-    add("", **m);
-    for (auto& [path, child] : (*m)->named_modules()) add(path, *child);
+    std::map<const TensorImpl*, std::vector<std::string>> names = names_by_tensor(**m);
     std::map<std::string, const TensorImpl*> impl_of;
     for (const auto& [impl, ns] : names)
       for (const auto& n : ns) impl_of[n] = impl;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/gpt.h"
 #include "nn/linear.h"
 #include "nn/lora.h"
 #include "optim/optim.h"
@@ -573,6 +574,29 @@ TEST(FabricLoadWithoutState, RemainderKeysThatCollideAreAnError) {
   State with_model{{"model", again.net}};
   const State rest = fab.load(dir, with_model);
   EXPECT_EQ(rest.at("model.head.bias").get<int64_t>(), 5);
+  fs::remove_all(dir);
+}
+
+// FSDP's sharded layout stores a tied tensor under one of its names (GPT's lm_head.weight is
+// transformer.wte.weight): a filter keeping the other name keeps it, as the full layout does.
+TEST(FabricSaveFilter, ShardedLayoutKeepsATiedTensorByAnyOfItsNames) {
+  const std::string dir = temp_path("filter_tied");
+  fs::remove_all(dir);
+  const nn::GPTConfig cfg{
+      .vocab_size = 11, .block_size = 4, .n_layer = 1, .n_head = 1, .n_embd = 4};
+  Fabric fab({.accelerator = "cpu", .strategy = "fsdp", .devices = 1});
+  manual_seed(3);
+  auto saved = std::make_shared<nn::GPT>(cfg);
+  const std::vector<float> want = saved->get_parameter("lm_head.weight").to_vector<float>();
+  auto model = fab.setup_module(saved);
+  fab.save(
+      dir, {{"model", model}},
+      {{"model", [](const std::string& name, const Tensor&) { return name == "lm_head.weight"; }}});
+  manual_seed(4);
+  auto fresh = std::make_shared<nn::GPT>(cfg);
+  auto loaded = fab.setup_module(fresh);
+  fab.load(dir, {{"model", loaded}}, /*strict=*/false);
+  EXPECT_EQ(fresh->get_parameter("lm_head.weight").to_vector<float>(), want);
   fs::remove_all(dir);
 }
 
