@@ -203,8 +203,8 @@ struct Reducer {
     Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
     return base + (od.off0 + b % row) * isz;
   }
-  // A float16/bfloat16 sum over one contiguous run, widened as it is read: row_sum_f32's order
-  // over the whole converted run (torch's mean of those dtypes), in one pass.
+  // A float16/bfloat16 sum over one contiguous run, widened as it is read: torch's order for
+  // those dtypes (16 values to a vector, reduce_row_sum.h) over the whole run, in one pass.
   bool widened_run(const char* base, int64_t b, int64_t e, A& out) const {
     if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
       if (g.in_dtype != DType::bfloat16 && g.in_dtype != DType::float16) return false;
