@@ -256,9 +256,81 @@ void broadcast_tensors(const std::vector<Tensor>& tensors_in, ProcessGroup& pg, 
 
 }  // namespace
 
+namespace {
+
+// Each tensor's dtype, rank and sizes, one after another.
+std::vector<int64_t> layout_of(const std::vector<Tensor>& tensors) {
+  std::vector<int64_t> out;
+  for (const Tensor& t : tensors) {
+    out.push_back(t.defined() ? static_cast<int64_t>(t.dtype()) : -1);
+    out.push_back(t.defined() ? t.dim() : -1);
+    if (t.defined()) out.insert(out.end(), t.sizes().begin(), t.sizes().end());
+  }
+  return out;
+}
+
+// torch's _verify_param_shape_across_processes: every rank's parameters and buffers must have
+// root's dtypes and shapes. Models of one element count but other shapes took root's values
+// scrambled (the flat broadcast only checks the count). Raises on every rank.
+void verify_same_layout(const std::vector<std::string>& names, const std::vector<Tensor>& tensors,
+                        ProcessGroup& pg, int root) {
+  NoGradGuard no_grad;
+  const std::vector<int64_t> mine = layout_of(tensors);
+  Tensor count = from_vector<int64_t>({static_cast<int64_t>(mine.size())}, {1});
+  staged_broadcast(pg, count, root);
+  const int64_t root_count = count.item<int64_t>();
+  Tensor theirs = root_count > 0
+                      ? from_vector(mine.size() == static_cast<size_t>(root_count)
+                                        ? mine
+                                        : std::vector<int64_t>(static_cast<size_t>(root_count), 0),
+                                    {root_count})
+                      : Tensor();
+  if (theirs.defined()) staged_broadcast(pg, theirs, root);
+  std::string mismatch;
+  if (root_count != static_cast<int64_t>(mine.size())) {
+    mismatch = "its parameters and buffers differ in number or rank from rank " +
+               std::to_string(root) + "'s";
+  } else if (root_count > 0) {
+    const std::vector<int64_t> r = theirs.to_vector<int64_t>();
+    size_t at = 0;
+    for (size_t i = 0; i < tensors.size() && mismatch.empty(); ++i) {
+      const int64_t nd = mine[at + 1];
+      const bool same =
+          r[at] == mine[at] && r[at + 1] == nd &&
+          std::equal(mine.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                     mine.begin() + static_cast<std::ptrdiff_t>(at + 2 + std::max<int64_t>(nd, 0)),
+                     r.begin() + static_cast<std::ptrdiff_t>(at + 2));
+      if (!same) {
+        const Shape root_shape(
+            r.begin() + static_cast<std::ptrdiff_t>(at + 2),
+            r.begin() + static_cast<std::ptrdiff_t>(at + 2 + std::max<int64_t>(r[at + 1], 0)));
+        mismatch = "'" + names[i] + "' is " + std::string(dtype_name(tensors[i].dtype())) + " " +
+                   shape_str(tensors[i].sizes()) + " where rank " + std::to_string(root) +
+                   "'s is " + std::string(dtype_name(static_cast<DType>(r[at]))) + " " +
+                   shape_str(root_shape);
+      }
+      at += 2 + static_cast<size_t>(std::max<int64_t>(nd, 0));
+    }
+  }
+  Tensor any = from_vector<int64_t>({mismatch.empty() ? 0 : 1}, {1});
+  staged_all_reduce(pg, any, ReduceOp::max);
+  if (any.item<int64_t>() == 0) return;
+  throw ValueError(
+      "setup: the model differs across processes: on rank " + std::to_string(pg.rank()) +
+      (mismatch.empty()
+           ? " it matches rank " + std::to_string(root) + "'s, but another rank's does not"
+           : ", " + mismatch) +
+      " (torch's DDP refuses this too); build the same model on every rank");
+}
+
+}  // namespace
+
 void broadcast_module_states(nn::Module& module, ProcessGroup& pg, int root) {
-  std::vector<Tensor> states = module.parameters();
-  for (const Tensor& b : module.buffers()) states.push_back(b);
+  std::vector<std::string> names;
+  std::vector<Tensor> states;
+  for (const auto& [n, p] : module.named_parameters()) names.push_back(n), states.push_back(p);
+  for (const auto& [n, b] : module.named_buffers()) names.push_back(n), states.push_back(b);
+  verify_same_layout(names, states, pg, root);
   broadcast_tensors(states, pg, root);
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 #include <concepts>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -60,6 +61,10 @@ class StateEntry {
   StateEntry(bool v) : value_(v) {}                           // NOLINT
   StateEntry(std::string v) : value_(std::move(v)) {}         // NOLINT
   StateEntry(const char* v) : value_(std::string(v)) {}       // NOLINT
+  // Any other integer type (size_t, unsigned, long long): an int64 value (one past its range is a
+  // ValueError); without this a size_t loop counter did not compile (ambiguous conversions).
+  template <std::integral I>
+  requires(!std::same_as<I, bool>) StateEntry(I v) : value_(as_int64(v)) {}  // NOLINT
   // Pointers to what the entries above take by reference, for code that holds raw pointers.
   template <class M>
   requires std::derived_from<M, nn::Module> StateEntry(M* m)
@@ -84,6 +89,14 @@ class StateEntry {
   std::string kind() const;
 
  private:
+  template <std::integral I>
+  static int64_t as_int64(I v) {
+    if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(int64_t))
+      if (v > static_cast<I>(std::numeric_limits<int64_t>::max()))
+        throw ValueError("Fabric state entry: the integer " + std::to_string(v) +
+                         " is past int64's range");
+    return static_cast<int64_t>(v);
+  }
   template <class P>
   static P* non_null(P* p) {
     if (p == nullptr)

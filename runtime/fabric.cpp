@@ -87,8 +87,11 @@ Fabric::Fabric(const FabricOptions& options)
   ctx_->after_zero_grad.push_back(
       [strategy = strategy_.get()](optim::Optimizer& opt) { strategy->discard_gradients(opt); });
   // DeepSpeed's backward is its own on any number of processes (fabric-api.md: the grad hook raises
-  // under DeepSpeed); one-process ZeRO reduces its half gradients into the master there.
-  if (strategy_->is_distributed() || resolved_.strategy == "deepspeed")
+  // under DeepSpeed); one-process ZeRO reduces its half gradients into the master there. So is
+  // FSDP's on one process (its post-backward moves the gradients into the flat shards the optimizer
+  // steps: a plain loss.backward() left the step without effect), as Lightning's FSDPPrecision.
+  if (strategy_->is_distributed() || resolved_.strategy == "deepspeed" ||
+      strategy_->name() == "fsdp")
     ctx_->strategy_needing_fabric_backward = resolved_.strategy;
   if (auto* ds = dynamic_cast<precision::DeepSpeedPrecision*>(ctx_->precision.get())) {
     // The clip norm over every rank's shard: the strategy's clip_grad_norm with an infinite

@@ -197,7 +197,8 @@ class Fabric {
   // normal initialisation. Thread-local, as the dtype context: build the model on this thread.
   precision::ContextGuard init_module(std::optional<bool> empty_init = std::nullopt);
   precision::ContextGuard init_tensor() { return ctx_->precision->tensor_init_context(); }
-  Tensor to_device(const Tensor& t) const { return t.to(device()); }
+  // An undefined tensor comes back as it is (the reference returns None for None).
+  Tensor to_device(const Tensor& t) const { return t.defined() ? t.to(device()) : t; }
   void to_device(nn::Module& m) const { m.to(device()); }
   // Collections move element by element, as the reference's move_data_to_device: a loader's batch
   // (undefined members stay undefined), a list of tensors.
@@ -262,12 +263,14 @@ class Fabric {
     return NoBackwardSync(*this, module, enabled);
   }
 
-  // Prints only on local rank 0.
+  // Prints only on local rank 0, the arguments separated by spaces as Python's print.
   template <class... Args>
   void print(const Args&... args) const {
     if (local_rank() != 0) return;
     std::ostringstream os;
-    (os << ... << args);
+    os << std::boolalpha;
+    const char* sep = "";
+    ((os << sep << args, sep = " "), ...);
     std::cout << os.str() << std::endl;
   }
   // Logging happens on global rank 0 only.

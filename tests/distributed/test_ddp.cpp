@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "autograd/autograd.h"
+#include "nn/containers.h"
 #include "nn/linear.h"
 #include "nn/mlp.h"
 #include "optim/adam.h"
@@ -358,6 +359,27 @@ void expect_mismatched_all_reduce_fails(const std::function<Tensor(int64_t)>& te
     Tensor next = ones({2});
     EXPECT_CONTAINS(thrown<DistributedError>([&] { f.all_reduce(next, "sum"); }), "all_reduce");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "rank " << r;
+  });
+}
+
+// Models of one element count but other shapes on each rank: setup refuses on every rank naming
+// the first tensor that differs (torch's DDP refuses too); the flat broadcast took rank 0's values
+// into the other shapes.
+TEST(DDP, SetupRefusesModelsWhoseShapesDifferAcrossRanks) {
+  Fabric fab(ddp_options());
+  fab.launch([&](Fabric& f) {
+    const int64_t r = f.global_rank();
+    auto make = [](int64_t a, int64_t b) {
+      return std::make_shared<nn::Sequential>(
+          std::vector<nn::ModulePtr>{nn::make<nn::Linear>({.in_features = a, .out_features = b}),
+                                     nn::make<nn::Linear>({.in_features = b, .out_features = a})});
+    };
+    auto m = r == 0 ? make(4, 6) : make(6, 4);
+    const std::string msg = thrown<ValueError>([&] { f.setup_module(m); });
+    EXPECT_CONTAINS(msg, "the model differs across processes") << "rank " << r;
+    if (r == 1)
+      EXPECT_CONTAINS(msg, "'0.weight' is float32 (4, 6) where rank 0's is float32 (6, 4)");
+    f.barrier("end");
   });
 }
 

@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "autograd/autograd.h"
@@ -18,13 +21,13 @@
 #include "precision/mixed_precision.h"
 #include "precision/registry.h"
 #include "precision/true_precision.h"
-#include "runtime_test_util.h"
-#include "tests/common/expect_error.h"
-#include "tests/common/destroyed_module.h"
 #include "runtime/fabric.h"
+#include "runtime_test_util.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/common/destroyed_module.h"
+#include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
@@ -634,6 +637,46 @@ TEST(FabricCheckpoint, TrailingSeparatorNamesTheSameDirectory) {
   EXPECT_CONTAINS(thrown<IOError>([&] { fab.load(too_long, state); }), dir);
   EXPECT_CONTAINS(thrown<IOError>([&] { fab.save(too_long, {{"step", 1}}); }), dir);
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace fabric
+
+namespace fabric {
+namespace {
+
+// One-process FSDP moves the gradients into the flat shards the optimizer steps in fab.backward:
+// a plain loss.backward() left the step without effect; it raises, as Lightning's FSDPPrecision.
+TEST(FabricBackward, OneProcessFsdpRefusesAPlainBackward) {
+  for (const char* precision : {"32-true", "bf16-true"}) {
+    SCOPED_TRACE(precision);
+    Fabric fab({.accelerator = "cpu", .strategy = "fsdp", .devices = 1, .precision = precision});
+    auto lin = nn::make<nn::Linear>({.in_features = 3, .out_features = 2});
+    optim::SGD sgd(lin->parameters(), {.lr = 0.5});
+    auto [m, o] = fab.setup(lin, sgd);
+    const Tensor loss = sum(m(from_vector<float>({1, 2, 3}, {1, 3})));
+    EXPECT_CONTAINS(thrown<Error>([&] { loss.backward(); }), "fabric.backward(loss)");
+  }
+}
+
+// print separates its arguments with spaces, as Python's print (they ran together).
+TEST(FabricPrint, SeparatesArgumentsWithSpaces) {
+  Fabric fab;
+  std::ostringstream captured;
+  std::streambuf* old = std::cout.rdbuf(captured.rdbuf());
+  fab.print("epoch", 3, "loss", 0.5, true);
+  std::cout.rdbuf(old);
+  EXPECT_EQ(captured.str(), "epoch 3 loss 0.5 true\n");
+}
+
+// Any integer type is a state value; an undefined tensor moves to the device as it is.
+TEST(FabricState, AnyIntegerTypeIsAValueAndUndefinedTensorsPassToDevice) {
+  EXPECT_EQ(StateEntry(size_t{3}).get<int64_t>(), 3);
+  EXPECT_EQ(StateEntry(3u).get<int64_t>(), 3);
+  EXPECT_EQ(StateEntry(3LL).get<int64_t>(), 3);
+  EXPECT_THROW(StateEntry(std::numeric_limits<uint64_t>::max()), ValueError);
+  Fabric fab;
+  EXPECT_FALSE(fab.to_device(Tensor()).defined());
 }
 
 }  // namespace
