@@ -105,9 +105,10 @@ FABRIC_DERIVATIVE(norm) {
     Tensor gk = unreduce(g[0], a.dims, a.keepdim), nk = unreduce(out, a.dims, a.keepdim);
     if (a.p == 0.0) return Grads{zeros_like(x)};  // counts non-zeros: piecewise constant
     if (a.p == 2.0) {
-      // torch's x * (g / ||x||), 0 where the norm is: one pass over x (the scale is reduced-size).
-      const Tensor scale = where(eq(nk, 0.0), zeros_like(gk), div(gk, nk));
-      return Grads{mul(x, scale)};
+      // torch 1.13's grad * (x / ||x||).masked_fill_(||x|| == 0, 0): the quotient first (its
+      // rounding), and a NaN or inf gradient on a zero-norm row stays NaN.
+      const Tensor unit = div(x, nk);
+      return Grads{mul(gk, where(eq(nk, 0.0), zeros_like(unit), unit))};
     }
     Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
     if (a.p == 1.0) return Grads{mul(gk, sign)};

@@ -3,6 +3,7 @@
 // summation accuracy, and the backward helpers of ops_backward.h against central differences.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -226,6 +227,38 @@ TEST(Reduce, VarAccumulatesInDoubleAsTorch) {
   EXPECT_EQ(bits(fabric::std(z, {1}, 0)),
             (std::vector<uint32_t>{0x3be79261, 0x3be7b856, 0x3be7c7d0, 0x3be7959d}));
   EXPECT_EQ(bits(var(z)), (std::vector<uint32_t>{0x3851b1c5}));
+}
+
+// The 2-norm's gradient is torch 1.13's grad * (x / ||x||) with 0 where the norm is 0: its
+// rounding (11 of these 54 float64 values differed with x * (grad / ||x||)), and a NaN gradient on
+// a zero row stays NaN.
+TEST(Reduce, TwoNormGradientIsTorchs) {
+  Tensor x = sin(arange(0, 54, 1, DType::float64)).reshape({6, 9});
+  x.set_requires_grad(true);
+  norm(x, 2, {1}).backward(cos(arange(0, 6, 1, DType::float64)));
+  const std::vector<uint64_t> want = {
+      0x0000000000000000ull, 0x3fd9498447f71b39ull, 0x3fdb534fe0e11db8ull, 0x3fb0f6994e0c70fcull,
+      0xbfd6be276899f976ull, 0xbfdcd1189aa0984dull, 0xbfc0cb23e906c3ddull, 0x3fd3be42bd9f040bull,
+      0x3fddbb3a41b1eeb3ull, 0x3fbb5b7eb10fdb37ull, 0xbfc20e843f3602ccull, 0xbfd0986e1aad1800ull,
+      0xbfc1cf3aceac6b72ull, 0x3fbbe4456470aa02ull, 0x3fd070913bc4089full, 0x3fc595757f4e4e0dull,
+      0xbfb31c98ac04084bull, 0xbfcfe8f0a8de9806ull, 0x3fc364736e2eaa1bull, 0xbf9ef62f8afdda61ull,
+      0xbfc79315c2dc3a94ull, 0xbfc59ac4792a8299ull, 0x3f5d418ea6fa3a88ull, 0x3fc5d9fef9361911ull,
+      0x3fc76262bd2d2977ull, 0x3f9b575c2b03df67ull, 0xbfc3b0f16f861261ull, 0xbfdd1a7275fa1850ull,
+      0xbfc07cdeba7dddb4ull, 0x3fd431e6bba9c049ull, 0x3fde110de05b567dull, 0x3fc8972456179a5aull,
+      0xbfd0c7c645985556ull, 0xbfde6d9acde85b11ull, 0xbfd019b55108e652ull, 0x3fca0f55e2491e6cull,
+      0x3fd37fefbaaa3cbdull, 0x3fc94e42fc04eb4eull, 0xbfb74eddee850860ull, 0xbfd2f31638fcb436ull,
+      0xbfcd4cc7b4094e39ull, 0x3fa8f32f2960719cull, 0x3fd2052483d5e791ull, 0x3fd05a95ce54f284ull,
+      0xbf76465c4f395375ull, 0x3fbc7ffb92b7ae80ull, 0x3fbe344a0d6bcc68ull, 0x3f908e4249a34067ull,
+      0xbfb9bb51983db0f5ull, 0xbfbff1da0b19341cull, 0xbfa193693ffb604dull, 0x3fb672cf3cd39cf1ull,
+      0x3fc085de0213c7f7ull, 0x3faa85a315e11fbfull,
+  };
+  std::vector<uint64_t> got;
+  for (double v : x.grad().to_vector<double>()) got.push_back(std::bit_cast<uint64_t>(v));
+  EXPECT_EQ(got, want);
+  Tensor z = from_vector<double>({0, 0, 0, 1, 2, 3}, {2, 3});
+  z.set_requires_grad(true);
+  norm(z, 2, {1}).backward(from_vector<double>({kNaN, 1.0}, {2}));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::isnan(z.grad().to_vector<double>()[i])) << i;
 }
 
 TEST(Reduce, Norms) {

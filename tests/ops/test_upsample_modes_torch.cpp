@@ -10,6 +10,7 @@
 #include <functional>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -273,6 +274,23 @@ TEST(UpsampleModesTorch, CpuAutocastKeepsTheInputDtype) {
     const DType got = r.call(x).dtype();
     autocast_exit(DeviceType::cpu);
     EXPECT_EQ(got, DType::bfloat16);
+  }
+}
+
+}  // namespace
+}  // namespace fabric
+
+namespace fabric {
+namespace {
+
+// float32 nearest-exact picks torch 1.13's pixel where (o + 0.5) * scale sits at a tie: pixel 0
+// repeats this many times before pixel 1 (torch's outputs; 20, 23, 20, 20 before).
+TEST(UpsampleModesTorch, Float32NearestExactTiesAsTorch) {
+  for (const auto& [in, out, zeros] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {2, 41, 21}, {2, 47, 24}, {4, 82, 21}, {6, 123, 21}}) {
+    const Tensor x = arange(0, in, 1, DType::float32).reshape({1, 1, in});
+    const std::vector<float> y = interpolate(x, {out}, {}, "nearest-exact").to_vector<float>();
+    EXPECT_EQ(std::count(y.begin(), y.end(), 0.0f), zeros) << in << " -> " << out;
   }
 }
 
