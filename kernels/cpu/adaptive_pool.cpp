@@ -9,17 +9,17 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/cpu/pool_arithmetic.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
+#include "tensor/pool_arithmetic.h"
 #include "tensor/error.h"
 #include "tensor/float_formats.h"
 
 namespace fabric::cpu {
 namespace {
 
-using pool_arith::acc_t;
-using pool_arith::round_to;
+using fabric::pool_arith::acc_t;
+using fabric::pool_arith::round_to;
 
 // Output i of `out` averages inputs [start[i], end[i]) of `in`: floor(i*in/out) and
 // ceil((i+1)*in/out). Computed once per call: per element, the divisions cost more than the sums.

@@ -11,16 +11,16 @@
 #include <vector>
 
 #include "kernels/cpu/pool_2x2.h"
-#include "kernels/cpu/pool_arithmetic.h"
 #include "kernels/cpu/pool_max_any.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/conv_kernels.h"
+#include "tensor/pool_arithmetic.h"
 
 namespace fabric::cpu {
 namespace {
 
-using pool_arith::acc_t;
-using pool_arith::round_to;
+using fabric::pool_arith::acc_t;
+using fabric::pool_arith::round_to;
 
 template <typename T>
 inline acc_t<T> load(const T* p, int64_t i) {

@@ -13,22 +13,13 @@
 #include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/conv_kernels.h"
+#include "tensor/pool_arithmetic.h"
 
 namespace fabric::cuda {
 namespace {
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-// v rounded to T (the identity for float and double), as kernels/cpu/adaptive_pool.cpp.
-template <typename T>
-__device__ __forceinline__ acc_t<T> round_to(acc_t<T> v) {
-  if constexpr (std::is_same_v<T, acc_t<T>>) {
-    return v;
-  } else {
-    return static_cast<acc_t<T>>(static_cast<T>(v));
-  }
-}
+using fabric::pool_arith::acc_t;
+using fabric::pool_arith::round_to;
 
 // Output i of `out` averages inputs [start, end) of `in`: floor(i*in/out), ceil((i+1)*in/out).
 // With the sizes swapped they give the outputs whose windows hold input i.

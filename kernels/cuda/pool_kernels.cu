@@ -17,22 +17,13 @@
 #include "kernels/cuda/grid_stride.cuh"
 #include "kernels/cuda/stream.h"
 #include "tensor/conv_kernels.h"
+#include "tensor/pool_arithmetic.h"
 
 namespace fabric::cuda {
 namespace {
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-// v rounded to T (the identity for float and double), as kernels/cpu/pool.cpp.
-template <typename T>
-__device__ __forceinline__ acc_t<T> round_to(acc_t<T> v) {
-  if constexpr (std::is_same_v<T, acc_t<T>>) {
-    return v;
-  } else {
-    return static_cast<acc_t<T>>(static_cast<T>(v));
-  }
-}
+using fabric::pool_arith::acc_t;
+using fabric::pool_arith::round_to;
 
 // The clipped window [h0, h1) x [w0, w1) of output (oh, ow).
 struct Window {
