@@ -37,17 +37,26 @@ GradientReducer::GradientReducer(nn::Module& module, std::shared_ptr<ProcessGrou
                options_.first_bucket_mb);
   if (options_.broadcast_at_init) broadcast_module_states(module, *pg_, 0);
   // torch DDP's broadcast_buffers (its default): rank 0's buffers (BatchNorm's running statistics
-  // and batch count) are broadcast before every forward, so all ranks compute with, and save, the
-  // same ones. The buffers are looked up at each forward (a load or a layer swap may replace
-  // them). The hook outlives the reducer; it does nothing once the reducer or group is gone.
+  // and batch count) are broadcast before a forward, so all ranks compute with, and save, the
+  // same ones — before the first forward and after one that ran with grad mode on and gradient
+  // sync enabled (torch's require_forward_param_sync: not after a no_backward_sync or no-grad
+  // forward, where ranks 1.. kept their own statistics). The buffers are looked up at each forward
+  // (a load or a layer swap may replace them). The hooks outlive the reducer; they do nothing once
+  // the reducer or group is gone.
   if (options_.broadcast_buffers && !broadcast_buffers_of(module).empty()) {
-    module.register_forward_pre_hook(
-        [alive = std::weak_ptr<bool>(alive_), group = std::weak_ptr<ProcessGroup>(pg_)](
-            nn::Module& m, const Tensor& input) {
-          const std::shared_ptr<ProcessGroup> pg = group.lock();
-          if (!alive.expired() && pg) broadcast_tensors(broadcast_buffers_of(m), *pg, 0);
-          return input;
-        });
+    auto sync_next = std::make_shared<bool>(true);
+    module.register_forward_pre_hook([alive = std::weak_ptr<bool>(alive_),
+                                      group = std::weak_ptr<ProcessGroup>(pg_),
+                                      sync_next](nn::Module& m, const Tensor& input) {
+      const std::shared_ptr<ProcessGroup> pg = group.lock();
+      if (*sync_next && !alive.expired() && pg) broadcast_tensors(broadcast_buffers_of(m), *pg, 0);
+      return input;
+    });
+    module.register_forward_hook([alive = std::weak_ptr<bool>(alive_), sync_next, this](
+                                     nn::Module&, const Tensor&, const Tensor&) {
+      if (!alive.expired()) *sync_next = grad_enabled() && sync_;
+      return Tensor();
+    });
   }
 
   for (auto& [name, p] : module.named_parameters()) {

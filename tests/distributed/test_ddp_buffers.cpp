@@ -65,6 +65,45 @@ TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
   });
 }
 
+// As torch 1.13's require_forward_param_sync: a forward under no_backward_sync (or without grad
+// mode) does not make the next forward broadcast, so each rank keeps the statistics it gathered
+// there until a forward with gradient sync has run.
+TEST(DDPBuffers, NoBroadcastAfterANoSyncForward) {
+  Fabric fab({.accelerator = "cpu",
+              .strategy = "ddp",
+              .devices = 2,
+              .timeout = 60s,
+              .launch_argv = dist_test::self_argv()});
+  fab.launch([](Fabric& f) {
+    manual_seed(3);
+    auto net = std::make_shared<ConvBnNet>();
+    optim::SGD sgd(net->parameters(), {.lr = 0.05});
+    auto [model, opt] = f.setup(net, sgd);
+    auto& bn = dynamic_cast<nn::BatchNorm2d&>(net->child("bn"));
+    Generator g(200 + static_cast<uint64_t>(f.global_rank()));
+    const auto batch = [&] {
+      return add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank()));
+    };
+    {
+      auto no_sync = f.no_backward_sync(model, true);
+      f.backward(sum(model(batch())));  // broadcast before it (the first forward), own stats after
+    }
+    net->eval();
+    model(batch());  // no broadcast first: each rank still has its own statistics
+    const Tensor own = f.all_gather(bn.running_mean.clone());
+    EXPECT_NE(own[0].to_vector<float>(), own[1].to_vector<float>()) << "rank " << f.global_rank();
+    net->train();
+    opt.zero_grad();
+    f.backward(sum(model(batch())));  // a synced forward: the next one broadcasts
+    net->eval();
+    model(batch());
+    const Tensor synced = f.all_gather(bn.running_mean.clone());
+    EXPECT_EQ(synced[0].to_vector<float>(), synced[1].to_vector<float>())
+        << "rank " << f.global_rank();
+    return 0;
+  });
+}
+
 // A buffer each rank keeps as its own (as FP8 metadata): the module opts out of the broadcast.
 class RankLocalState : public nn::Module {
  public:
