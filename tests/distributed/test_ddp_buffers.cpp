@@ -18,6 +18,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// DDP over two processes on the CPU (the launcher re-runs the test for rank 1).
+FabricOptions two_rank_ddp() {
+  return {.accelerator = "cpu",
+          .strategy = "ddp",
+          .devices = 2,
+          .timeout = 60s,
+          .launch_argv = dist_test::self_argv()};
+}
+
 class ConvBnNet : public nn::Module {
  public:
   ConvBnNet() {
@@ -31,11 +40,7 @@ class ConvBnNet : public nn::Module {
 };
 
 TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
-  Fabric fab({.accelerator = "cpu",
-              .strategy = "ddp",
-              .devices = 2,
-              .timeout = 60s,
-              .launch_argv = dist_test::self_argv()});
+  Fabric fab(two_rank_ddp());
   fab.launch([](Fabric& f) {
     manual_seed(3);
     auto net = std::make_shared<ConvBnNet>();
@@ -69,11 +74,7 @@ TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
 // mode) does not make the next forward broadcast, so each rank keeps the statistics it gathered
 // there until a forward with gradient sync has run.
 TEST(DDPBuffers, NoBroadcastAfterANoSyncForward) {
-  Fabric fab({.accelerator = "cpu",
-              .strategy = "ddp",
-              .devices = 2,
-              .timeout = 60s,
-              .launch_argv = dist_test::self_argv()});
+  Fabric fab(two_rank_ddp());
   fab.launch([](Fabric& f) {
     manual_seed(3);
     auto net = std::make_shared<ConvBnNet>();
@@ -122,12 +123,9 @@ class NetWithLocalState : public ConvBnNet {
 // buffer never does. One launch per test: the launcher re-runs the test for the other rank.
 void check_buffer_broadcast(bool broadcast) {
   {
-    Fabric fab({.accelerator = "cpu",
-                .strategy = "ddp",
-                .devices = 2,
-                .timeout = 60s,
-                .ddp = {.broadcast_buffers = broadcast},
-                .launch_argv = dist_test::self_argv()});
+    FabricOptions options = two_rank_ddp();
+    options.ddp.broadcast_buffers = broadcast;
+    Fabric fab(options);
     fab.launch([broadcast](Fabric& f) {
       manual_seed(3);
       auto net = std::make_shared<NetWithLocalState>();
