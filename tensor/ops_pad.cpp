@@ -27,12 +27,19 @@ int64_t padded_dim(const Tensor& x, size_t pair) {
 
 Tensor constant_pad(Tensor x, const std::vector<int64_t>& pad, double value) {
   const size_t pairs = pad.size() / 2;
+  // torch's constant_pad_nd crops each negative side in turn (left, then right), each crop within
+  // what is left, and with any positive pad every padded dim must stay above 0.
+  const bool grows = std::any_of(pad.begin(), pad.end(), [](int64_t p) { return p > 0; });
   for (size_t i = 0; i < pairs; ++i) {
     const int64_t d = padded_dim(x, i), in = x.size(d), l = pad[2 * i], r = pad[2 * i + 1];
-    FABRIC_CHECK(in + l + r >= 0, ShapeError, "pad: The input size ", in,
-                 ", plus negative padding ", l, " and ", r,
+    FABRIC_CHECK(in + l + r > 0 || (!grows && in + l + r == 0), ShapeError, "pad: The input size ",
+                 in, ", plus negative padding ", l, " and ", r,
                  " resulted in a negative output size, which is invalid. Check dimension ", d,
                  " of your input ", shape_str(x.sizes()), ".");
+    const int64_t after_left = in + std::min<int64_t>(l, 0);
+    FABRIC_CHECK(after_left >= 0 && after_left + std::min<int64_t>(r, 0) >= 0, ShapeError,
+                 "pad: the negative padding (", l, ", ", r, ") crops more than dimension ", d,
+                 " of your input ", shape_str(x.sizes()), " holds (", in, ")");
   }
   bool copied = false;
   for (size_t i = 0; i < pairs; ++i) {

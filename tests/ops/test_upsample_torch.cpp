@@ -347,6 +347,23 @@ TEST(UpsampleTorch, ErrorsAsTorch) {
        },
        thrown_as<ShapeError>,
        "The input size 3, plus negative padding -2 and -2 resulted in a negative output size"},
+      // torch crops each negative side in turn and, with any positive pad, wants every padded
+      // dim above 0: these shapes it refuses were (2, 3) zeros, (2, 1) and (4, 0).
+      {"constant_crop_past_the_input",
+       [&] {
+         pad(zeros({2, 3}), {3, -5});
+       },
+       thrown_as<ShapeError>, "crops more than dimension 1"},
+      {"constant_empty_and_grown",
+       [&] {
+         pad(zeros({2, 3}), {-4, 1});
+       },
+       thrown_as<ShapeError>, "The input size 3, plus negative padding -4 and 1"},
+      {"constant_empty_dim_beside_a_pad",
+       [&] {
+         pad(zeros({2, 3}), {-3, 0, 1, 1});
+       },
+       thrown_as<ShapeError>, "The input size 3, plus negative padding -3 and 0"},
   };
   for (const ErrorRow& r : rows) {
     SCOPED_TRACE(r.name);
