@@ -439,9 +439,10 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
                  " is out of range for num_classes=", num_classes, " (indices ", describe(indices),
                  ")");
   } else {
-    FABRIC_CHECK(num_classes != -1, ValueError,
+    // As torch: an empty tensor needs a positive num_classes (0 is refused as -1 is).
+    FABRIC_CHECK(num_classes > 0, ValueError,
                  "one_hot: cannot infer the number of classes from an empty tensor ",
-                 shape_str(indices.sizes()), "; pass num_classes");
+                 shape_str(indices.sizes()), "; pass num_classes > 0");
   }
   Shape out_shape = indices.sizes();
   out_shape.push_back(num_classes);

@@ -195,6 +195,13 @@ TEST(IndexOps, Errors) {
       {"one_hot", "5", "num_classes=5"});
   expect_error<ValueError>([&] { one_hot(empty({0}, {.dtype = DType::int64})); },
                            {"one_hot", "empty"});
+  // torch refuses 0 classes for an empty tensor too; a positive count gives its empty result.
+  expect_error<ValueError>(
+      [&] {
+        one_hot(empty({2, 0}, {.dtype = DType::int64}), 0);
+      },
+      {"one_hot", "num_classes > 0"});
+  EXPECT_EQ(one_hot(empty({2, 0}, {.dtype = DType::int64}), 3).sizes(), (Shape{2, 0, 3}));
 }
 
 TEST(ConvOps, Errors) {
