@@ -183,8 +183,7 @@ Tensor pairwise_distance(const Tensor& x1_in, const Tensor& x2_in, double p, dou
   const char* op = "pairwise_distance";
   Tensor x1 = x1_in, x2 = x2_in;
   apply_autocast(OpId::pairwise_distance, {&x1, &x2});
-  check_floating_arg(op, "x1", x1);
-  check_floating_arg(op, "x2", x2);
+  // Integer operands are fine, as torch's: x1 - x2 + eps promotes them to the default float.
   const Shape shape = broadcast_shapes(x1.sizes(), x2.sizes(), op);
   // torch: norm(x1 - x2 + eps, p, innermost dim of the broadcast shape); of 0-d inputs, the norm
   // of the one element.

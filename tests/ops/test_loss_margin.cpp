@@ -362,8 +362,12 @@ TEST(LossMargin, BadValuesAndDtypesRaise) {
   expect_error<DTypeError>([&] { cosine_similarity(ints, ints); },
                            {"cosine_similarity", "floating point", "int64"});
   expect_error<IndexError>([&] { cosine_similarity(m23, m23, 2); }, {"cosine_similarity"});
-  expect_error<DTypeError>([&] { pairwise_distance(ints, m23); },
-                           {"pairwise_distance", "x1", "int64"});
+  // pairwise_distance takes integers, as torch's x1 - x2 + eps promotes them (cosine_similarity
+  // does not: torch wants a floating common dtype there).
+  const Tensor d = pairwise_distance(ints, m23);
+  EXPECT_EQ(d.dtype(), DType::float32);
+  EXPECT_NEAR(d.to_vector<double>()[0], std::sqrt(3 * (0.5 - 1e-6) * (0.5 - 1e-6)), 1e-6);
+  EXPECT_EQ(pairwise_distance(ints, ints).dtype(), DType::float32);
 }
 
 // torch has no derivative for soft_margin_loss's target nor multi_margin_loss's weight, and refuses
