@@ -8,6 +8,7 @@
 #include "distributed/collective_staging.h"
 #include "distributed/fsdp.h"
 #include "distributed/fsdp_detail.h"
+#include "nn/parameter_names.h"
 #include "tensor/error.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -19,18 +20,6 @@ namespace {
 // The overlap of [lo, hi) with [s, e), or an empty range.
 std::pair<int64_t, int64_t> overlap(int64_t lo, int64_t hi, int64_t s, int64_t e) {
   return {std::max(lo, s), std::min(hi, e)};
-}
-
-// Every name a parameter has in the root's state_dict (tied parameters have several), by identity.
-std::map<const TensorImpl*, std::vector<std::string>> parameter_names(const nn::Module& root) {
-  std::map<const TensorImpl*, std::vector<std::string>> out;
-  auto add = [&](const std::string& prefix, const nn::Module& m) {
-    for (auto& [name, p] : m.named_parameters(/*recurse=*/false))
-      if (p.defined()) out[p.impl()].push_back(prefix.empty() ? name : prefix + "." + name);
-  };
-  add("", root);
-  for (auto& [path, m] : root.named_modules()) add(path, *m);
-  return out;
 }
 
 bool is_element_state(const std::string& key, const Tensor& t, int64_t shard_numel) {
@@ -77,7 +66,7 @@ nn::StateDict FullyShardedModule::full_state_dict() {
     }
   }
   std::map<std::string, Tensor> by_name;
-  for (auto& [impl, names] : parameter_names(root_))
+  for (auto& [impl, names] : nn::parameter_names_by_tensor(root_))
     if (auto it = values.find(impl); it != values.end())
       for (const auto& n : names) by_name[n] = it->second;
   // Buffers by storage: a state_dict entry is a detached handle of it, under its state key.

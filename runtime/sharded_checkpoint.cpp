@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "nn/parameter_names.h"
 #include "runtime/checkpoint_detail.h"
 #include "runtime/sharded_checkpoint_reader.h"
 #include "tensor/error.h"
@@ -90,19 +91,6 @@ struct Pieces {
   }
 };
 
-// Every parameter name of `m` (its own and its submodules'), by the tensor it names: tied
-// parameters (GPT's lm_head.weight and transformer.wte.weight) share an entry.
-std::map<const TensorImpl*, std::vector<std::string>> names_by_tensor(nn::Module& m) {
-  std::map<const TensorImpl*, std::vector<std::string>> names;
-  auto add = [&](const std::string& prefix, const nn::Module& mod) {
-    for (auto& [n, p] : mod.named_parameters(/*recurse=*/false))
-      if (p.defined()) names[p.impl()].push_back(prefix.empty() ? n : prefix + "." + n);
-  };
-  add("", m);
-  for (auto& [path, child] : m.named_modules()) add(path, *child);
-  return names;
-}
-
 // This rank's pieces of every module and optimizer of `state` that `filters` keep; rank 0 also
 // describes the optimizers' groups in `entries`.
 Pieces collect_pieces(const State& state, const distributed::Strategy& strategy, json& entries,
@@ -120,7 +108,7 @@ Pieces collect_pieces(const State& state, const distributed::Strategy& strategy,
         // tied lm_head.weight, recorded as an alias) keeps it, as the full layout would.
         std::map<std::string, std::vector<std::string>> tied;
         if (filter != filters.end())
-          for (const auto& [impl, ns] : names_by_tensor(**m))
+          for (const auto& [impl, ns] : nn::parameter_names_by_tensor(**m))
             for (const auto& n : ns) tied[n] = ns;
         auto keep_any = [&](const std::string& name, const Tensor& t) {
           if (keep(name, t)) return true;
@@ -225,7 +213,8 @@ void add_aliases(json& entries, const State& state, const SaveFilters& filters) 
     const bool filtered = filters.count(key) > 0;
     json& e = entries[key];
     if (!e.contains("tensors")) e["tensors"] = json::object();
-    std::map<const TensorImpl*, std::vector<std::string>> names = names_by_tensor(**m);
+    std::map<const TensorImpl*, std::vector<std::string>> names =
+        nn::parameter_names_by_tensor(**m);
     std::map<std::string, const TensorImpl*> impl_of;
     for (const auto& [impl, ns] : names)
       for (const auto& n : ns) impl_of[n] = impl;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
+#include <optional>
 
 #include "nn/nn.h"
 #include "optim/optim.h"
@@ -39,20 +41,42 @@ class ConvBnNet : public nn::Module {
   }
 };
 
+// A ConvBnNet with SGD set up under f, and batches whose mean is the rank's own (so each rank's
+// BatchNorm statistics differ from the others').
+struct BnOnRanks {
+  explicit BnOnRanks(Fabric& fab, uint64_t seed)
+      : f(fab), g(seed + static_cast<uint64_t>(fab.global_rank())) {
+    manual_seed(3);
+    net = std::make_shared<ConvBnNet>();
+    sgd = std::make_unique<optim::SGD>(net->parameters(), optim::SGDOptions{.lr = 0.05});
+    auto [m, o] = f.setup(net, *sgd);
+    model.emplace(m);
+    opt.emplace(o);
+  }
+  nn::BatchNorm2d& bn() { return dynamic_cast<nn::BatchNorm2d&>(net->child("bn")); }
+  Tensor batch() {
+    return add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank()));
+  }
+  Fabric& f;
+  Generator g;
+  std::shared_ptr<ConvBnNet> net;
+  std::unique_ptr<optim::SGD> sgd;
+  std::optional<FabricModule> model;
+  std::optional<FabricOptimizer> opt;
+};
+
 TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
   Fabric fab(two_rank_ddp());
   fab.launch([](Fabric& f) {
-    manual_seed(3);
-    auto net = std::make_shared<ConvBnNet>();
-    optim::SGD sgd(net->parameters(), {.lr = 0.05});
-    auto [model, opt] = f.setup(net, sgd);
-    auto& bn = dynamic_cast<nn::BatchNorm2d&>(net->child("bn"));
-    // Each rank its own data (a different mean per rank): local statistics differ.
-    Generator g(100 + static_cast<uint64_t>(f.global_rank()));
+    BnOnRanks run(f, 100);
+    const std::shared_ptr<ConvBnNet>& net = run.net;
+    FabricModule& model = *run.model;
+    FabricOptimizer& opt = *run.opt;
+    auto& bn = run.bn();
+    Generator& g = run.g;
     for (int s = 0; s < 3; ++s) {
-      const Tensor x = add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank()));
       opt.zero_grad();
-      f.backward(sum(model(x)));
+      f.backward(sum(model(run.batch())));
       opt.step();
     }
     // The last training forward updated each rank's copy with its own batch.
@@ -76,15 +100,12 @@ TEST(DDPBuffers, RankZerosBuffersAreBroadcastBeforeEveryForward) {
 TEST(DDPBuffers, NoBroadcastAfterANoSyncForward) {
   Fabric fab(two_rank_ddp());
   fab.launch([](Fabric& f) {
-    manual_seed(3);
-    auto net = std::make_shared<ConvBnNet>();
-    optim::SGD sgd(net->parameters(), {.lr = 0.05});
-    auto [model, opt] = f.setup(net, sgd);
-    auto& bn = dynamic_cast<nn::BatchNorm2d&>(net->child("bn"));
-    Generator g(200 + static_cast<uint64_t>(f.global_rank()));
-    const auto batch = [&] {
-      return add(randn({4, 2, 5, 5}, {}, &g), 2.0 * static_cast<double>(f.global_rank()));
-    };
+    BnOnRanks run(f, 200);
+    const std::shared_ptr<ConvBnNet>& net = run.net;
+    FabricModule& model = *run.model;
+    FabricOptimizer& opt = *run.opt;
+    auto& bn = run.bn();
+    const auto batch = [&] { return run.batch(); };
     {
       auto no_sync = f.no_backward_sync(model, true);
       f.backward(sum(model(batch())));  // broadcast before it (the first forward), own stats after
