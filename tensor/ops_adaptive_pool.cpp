@@ -30,7 +30,8 @@ AdaptiveSetup adaptive_setup(const char* op, const Shape& shape, DType dtype,
   const int64_t nd = static_cast<int64_t>(shape.size());
   FABRIC_CHECK(nd == 3 || nd == 4, ShapeError, op,
                ": expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got ", shape_str(shape));
-  for (int64_t i = nd == 4 ? 1 : 0; i < nd; ++i)
+  // Every dim but the first, whatever the rank, as torch: an unbatched (0, H, W) passes.
+  for (int64_t i = 1; i < nd; ++i)
     FABRIC_CHECK(shape[i] > 0, ShapeError, op,
                  ": expected the input to have non-zero sizes for the non-batch dimensions, but "
                  "input ",

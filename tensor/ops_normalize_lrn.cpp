@@ -7,8 +7,6 @@ namespace fabric {
 
 Tensor normalize(const Tensor& x, double p, int64_t dim, double eps) {
   FABRIC_CHECK(x.defined(), ValueError, "normalize: got an undefined tensor");
-  FABRIC_CHECK(x.dim() > 0, ShapeError,
-               "normalize: expects a tensor of at least 1 dim, got a 0-dim one");
   FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError,
                "normalize: expected a float64/float32/float16/bfloat16 input, got ",
                dtype_name(x.dtype()), " of shape ", shape_str(x.sizes()));

@@ -33,12 +33,14 @@ void check_pool_dtype(const char* op, const Shape& shape, DType dtype) {
 }
 
 // `spatial` trailing dims after C, an optional batch before: every size but the batch non-zero.
-void check_pool_rank(const char* op, const Shape& shape, int64_t spatial) {
+// torch's adaptive pools check every dim but the first whatever the rank, so an unbatched input
+// may have no channels there (`adaptive_max_pool2d` of (0, 3, 3) is (0, 2, 2)).
+void check_pool_rank(const char* op, const Shape& shape, int64_t spatial, bool adaptive = false) {
   const int64_t nd = static_cast<int64_t>(shape.size());
   FABRIC_CHECK(nd == spatial + 1 || nd == spatial + 2, ShapeError, op, ": expected a ", spatial + 1,
                "-D (C, ", spatial == 3 ? "D, " : "", "H, W) or ", spatial + 2, "-D (N, C, ",
                spatial == 3 ? "D, " : "", "H, W) input, got ", shape_str(shape));
-  for (int64_t i = nd == spatial + 2 ? 1 : 0; i < nd; ++i)
+  for (int64_t i = nd == spatial + 2 || adaptive ? 1 : 0; i < nd; ++i)
     FABRIC_CHECK(shape[i] > 0, ShapeError, op,
                  ": expected the input to have non-zero sizes for the non-batch dimensions, "
                  "but input ",
@@ -101,7 +103,7 @@ Pool3dSetup adaptive_setup(const char* op, const Shape& shape, DType dtype,
     FABRIC_CHECK(o >= 0, ValueError, op,
                  ": elements of output_size must be greater than or equal to 0, got ",
                  shape_str(output_size));
-  check_pool_rank(op, shape, spatial);
+  check_pool_rank(op, shape, spatial, /*adaptive=*/true);
   check_pool_dtype(op, shape, dtype);
   Pool3dSetup s;
   s.desc.adaptive = true;

@@ -196,6 +196,22 @@ TEST(ActivationExtraTorch, CompositionsRefuseNonFloatInputsInTheirOwnName) {
   EXPECT_EQ(dist(i, ones({3})).item<float>(), std::sqrt(3.0f));
 }
 
+// A 0-dim input is normalized over its one implicit dim, as torch: x / max(|x|, eps), dims -1 and
+// 0 both name it; the gradient of -3 / 3 is 0 (torch prints tensor(-1.) and tensor(0.)).
+TEST(ActivationExtraTorch, NormalizeOfAZeroDimTensor) {
+  Tensor x = full({}, -3.0f);
+  x.set_requires_grad(true);
+  Tensor y = normalize(x, 2.0, -1);
+  y.backward();
+  EXPECT_EQ(y.sizes(), Shape{});
+  EXPECT_EQ(y.item<float>(), -1.0f);
+  EXPECT_EQ(x.grad().item<float>(), 0.0f);
+  EXPECT_EQ(normalize(full({}, 0.0f), 2.0, 0).item<float>(), 0.0f);
+  EXPECT_EQ(normalize(full({}, 2.0f), 1.0, 0).item<float>(), 1.0f);
+  EXPECT_CONTAINS(thrown<IndexError>([] { normalize(full({}, 2.0f), 2.0, 1); }),
+                  "normalize: dim 1 out of range for a tensor of 0 dims (expected in [-1, 0])");
+}
+
 // The backward nodes carry torch's names (rrelu's eval form is a leaky_relu underneath).
 TEST(ActivationExtraTorch, NodeNamesAreTorchs) {
   Tensor x = zeros({2, 4});

@@ -106,9 +106,13 @@ TEST(AdaptiveAvgPoolTorch, OutputShapes) {
     Shape want;
   };
   const std::vector<Row> rows = {
-      {{2, 3, 7, 5}, {1}, {2, 3, 1, 1}},    {{2, 3, 7, 5}, {4, 2}, {2, 3, 4, 2}},
-      {{3, 7, 5}, {9}, {3, 9, 9}},          {{0, 3, 7, 5}, {2, 3}, {0, 3, 2, 3}},
+      {{2, 3, 7, 5}, {1}, {2, 3, 1, 1}},
+      {{2, 3, 7, 5}, {4, 2}, {2, 3, 4, 2}},
+      {{3, 7, 5}, {9}, {3, 9, 9}},
+      {{0, 3, 7, 5}, {2, 3}, {0, 3, 2, 3}},
       {{1, 2, 3, 3}, {0, 1}, {1, 2, 0, 1}},
+      // torch checks every dim but the first whatever the rank: no channels pass unbatched.
+      {{0, 3, 3}, {2}, {0, 2, 2}},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(shape_str(r.x) + " -> " + shape_str(r.output_size));
@@ -119,6 +123,10 @@ TEST(AdaptiveAvgPoolTorch, OutputShapes) {
   x.set_requires_grad(true);
   sum(adaptive_avg_pool2d(x, {0, 2})).backward();
   EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(18, 0.f));
+  Tensor none = zeros({0, 3, 3});
+  none.set_requires_grad(true);
+  sum(adaptive_avg_pool2d(none, {2})).backward();
+  EXPECT_EQ(none.grad().sizes(), (Shape{0, 3, 3}));
 }
 
 TEST(AdaptiveAvgPoolTorch, ErrorsAsTorch) {
@@ -137,7 +145,7 @@ TEST(AdaptiveAvgPoolTorch, ErrorsAsTorch) {
                   }),
                   "adaptive_avg_pool2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
                   "(4, 4)");
-  for (const Shape& s : {Shape{1, 2, 0, 3}, Shape{1, 0, 3, 3}, Shape{0, 3, 3}, Shape{2, 3, 0}}) {
+  for (const Shape& s : {Shape{1, 2, 0, 3}, Shape{1, 0, 3, 3}, Shape{2, 3, 0}}) {
     EXPECT_CONTAINS(thrown<ShapeError>([&] { adaptive_avg_pool2d(zeros(s), {2}); }),
                     "non-zero sizes for the non-batch dimensions, but input " + shape_str(s));
   }

@@ -162,6 +162,17 @@ TEST(Pooling3dTorch, OutputShapes) {
          return adaptive_avg_pool3d(randn({1, 2, 3, 3, 3}), {0, 2, 2});
        },
        {1, 2, 0, 2, 2}},
+      // torch's adaptive pools check every dim but the first, whatever the rank.
+      {"adaptive_avg_pool3d_unbatched_no_channels",
+       [] {
+         return adaptive_avg_pool3d(randn({0, 3, 3, 3}), {2});
+       },
+       {0, 2, 2, 2}},
+      {"adaptive_max_pool2d_unbatched_no_channels",
+       [] {
+         return std::get<0>(adaptive_max_pool2d(randn({0, 3, 3}), {2}));
+       },
+       {0, 2, 2}},
       {"adaptive_max_pool1d_unbatched",
        [] {
          return std::get<0>(adaptive_max_pool1d(randn({3, 7}), 2));
