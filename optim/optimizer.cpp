@@ -90,8 +90,12 @@ void Optimizer::check_new_params(const std::vector<Tensor>& params, size_t repla
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
     FABRIC_CHECK(p.defined(), ValueError, name(), ": parameter ", i, " of the new group is an undefined tensor");
-    FABRIC_CHECK(kernel_dtype(p.dtype()), DTypeError, name(), ": parameter ", i, " of the new group has dtype ",
-                 dtype_name(p.dtype()), "; optimizers update float64, float32, bfloat16 or float16 parameters");
+    // A frozen tensor of another dtype (a quantized weight's packed bytes beside LoRA's adapters
+    // in model.parameters()) is taken and skipped while it has no gradient, as torch takes it;
+    // prepared_grad refuses it if it ever gets one.
+    FABRIC_CHECK(kernel_dtype(p.dtype()) || !p.requires_grad(), DTypeError, name(), ": parameter ",
+                 i, " of the new group has dtype ", dtype_name(p.dtype()),
+                 "; optimizers update float64, float32, bfloat16 or float16 parameters");
     FABRIC_CHECK(is_leaf(p), ValueError, name(), ": can't optimize a non-leaf tensor (parameter ", i,
                  " of the new group, produced by ", grad_fn_name(p), ")");
     FABRIC_CHECK(!seen.count(p.impl()), ValueError, name(), ": parameter ", i,

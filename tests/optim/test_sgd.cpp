@@ -150,11 +150,28 @@ TEST(SGD, ParameterErrors) {
   EXPECT_CONTAINS(thrown<ValueError>([&] { SGD({p, p}, {}); }), "more than once");
   SGD opt({p}, {});
   EXPECT_CONTAINS(thrown<ValueError>([&] { opt.add_param_group({p}); }), "another parameter group");
-  Tensor ints = from_vector<int64_t>({1, 2});
-  EXPECT_THROW(SGD({ints}, {}), DTypeError);
+  Tensor fp8 = zeros({2}, {.dtype = DType::float8_e4m3fn});
+  fp8.set_requires_grad(true);
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { SGD({fp8}, {}); }),
+                  "SGD: parameter 0 of the new group has dtype float8_e4m3fn; optimizers update "
+                  "float64, float32, bfloat16 or float16 parameters");
   Tensor nonleaf = param({1.0, 2.0}) * 2.0;
   EXPECT_CONTAINS(thrown<ValueError>([&] { SGD({nonleaf}, {}); }), "non-leaf");
   EXPECT_THROW(SGD({Tensor()}, {}), ValueError);
+}
+
+// torch takes a tensor that cannot have a gradient (a quantized weight's packed bytes, passed
+// with model.parameters() beside LoRA's adapters) and never touches it.
+TEST(SGD, FrozenTensorsOfOtherDtypesAreTakenAndLeftAlone) {
+  Tensor packed = from_vector<int64_t>({1, 2}).to(DType::uint8), a = param({1.0});
+  SGD opt({packed, a}, {.lr = 0.1, .momentum = 0.9});
+  set_grad_values(a, {1.0});
+  opt.step();
+  opt.step();
+  expect_close(values(a), {1.0 - 0.1 - 0.1 * 1.9}, 1e-15);
+  EXPECT_EQ(packed.to(DType::int64).to_vector<int64_t>(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(opt.state(packed), nullptr);
+  EXPECT_EQ(opt.state_dict().param_groups[0].params, (std::vector<int64_t>{0, 1}));
 }
 
 TEST(SGD, GradientShapeMismatch) {
