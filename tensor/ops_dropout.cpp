@@ -18,7 +18,11 @@ std::tuple<Tensor, Tensor> dropout_with_mask(const Tensor& a_in, double p, bool 
   apply_autocast(OpId::dropout, {&a});
   FABRIC_CHECK(a.defined(), ValueError, "dropout: got an undefined tensor");
   FABRIC_CHECK(p >= 0 && p <= 1, ValueError, "dropout: probability has to be between 0 and 1, but got ", p);
-  if (!train || p == 0) return {a, Tensor()};
+  // torch's _dropout_impl returns before looking at the dtype: the input itself, or for p == 1
+  // the input times a 0-dim zero (an integer input gives integer zeros).
+  if (!train || p == 0 || a.numel() == 0) return {a, Tensor()};
+  if (p == 1 && !(is_floating(a.dtype()) && !is_fp8(a.dtype())))
+    return {mul(a, zeros({}, {.dtype = a.dtype(), .device = a.device()})), Tensor()};
   FABRIC_CHECK(is_floating(a.dtype()) && !is_fp8(a.dtype()), DTypeError,
                "dropout: expects a float64, float32, float16 or bfloat16 input, got ", dtype_name(a.dtype()),
                " of shape ", shape_str(a.sizes()));

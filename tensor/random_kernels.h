@@ -7,6 +7,7 @@
 
 #include "tensor/dispatch_stub.h"
 #include "tensor/dtype.h"
+#include "tensor/float_formats.h"
 
 namespace fabric {
 
@@ -72,6 +73,25 @@ inline int32_t dropout_keep_threshold(double p) {
   return static_cast<int32_t>(std::ceil((1.0 - p) * 16777216.0));
 }
 
+// The value a kept element is multiplied by: torch's _dropout_impl computes
+// noise.bernoulli_(1 - p).div_(1 - p) in the input's dtype, so 1 - p is rounded to that dtype
+// first and the quotient computed in float (double for float64) and rounded again: float32 at
+// p = 0.04 is 1.04166675, not 1/(1 - p) = 1.04166663; bfloat16 at p = 0.01 is 1.015625. 0 when
+// p == 1. Exactly representable in `dtype`.
+inline double dropout_scale(double p, DType dtype) {
+  if (p >= 1) return 0.0;
+  switch (dtype) {
+    case DType::float64:
+      return 1.0 / (1.0 - p);
+    case DType::bfloat16:
+      return static_cast<float>(BFloat16(1.0f / static_cast<float>(BFloat16(1.0 - p))));
+    case DType::float16:
+      return static_cast<float>(Half(1.0f / static_cast<float>(Half(1.0 - p))));
+    default:
+      return 1.0f / static_cast<float>(1.0 - p);
+  }
+}
+
 constexpr uint64_t random_blocks_for(int64_t n, int64_t per_block) {
   return static_cast<uint64_t>((n + per_block - 1) / per_block);
 }
@@ -81,7 +101,7 @@ using RandomFillFn = void (*)(void* out, DType dtype, int64_t n, uint64_t seed, 
                               const RandomParams& params);
 FABRIC_DECLARE_STUB(random_fill_stub, RandomFillFn);
 
-// Inverted dropout over n contiguous elements: mask[i] = keep ? 1/(1-p) : 0 (in `dtype`),
+// Inverted dropout over n contiguous elements: mask[i] = keep ? dropout_scale(p, dtype) : 0,
 // out[i] = in[i] * mask[i] (computed in float32 for 16-bit dtypes, as a multiply, so inf/NaN
 // inputs of dropped elements give NaN, as in PyTorch). 0 <= p <= 1.
 using DropoutFn = void (*)(const void* in, void* out, void* mask, DType dtype, int64_t n, double p,

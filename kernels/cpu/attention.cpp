@@ -114,18 +114,10 @@ const uint8_t* keep_flags(const AttentionArgs& a, int64_t bh, int64_t i0, int64_
   return keep;
 }
 
-// 1/(1 - p) rounded to the problem's dtype, as the dropout op's mask holds it.
+// The dropout op's scale for the problem's dtype (dropout_scale: torch's rounding).
 template <typename A>
 A dropout_scale(const AttentionArgs& a) {
-  const double s = 1.0 / (1.0 - a.dropout_p);
-  switch (a.dtype) {
-    case DType::bfloat16:
-      return static_cast<A>(static_cast<float>(scalar_cast<BFloat16>(s)));
-    case DType::float16:
-      return static_cast<A>(static_cast<float>(scalar_cast<Half>(s)));
-    default:
-      return static_cast<A>(s);
-  }
+  return static_cast<A>(dropout_scale(a.dropout_p, a.dtype));
 }
 
 // C (M x N, ldc) = op(A) op(B) [+ C when accumulate]; A is (M x K) or, transposed, stored (K x M).

@@ -314,9 +314,9 @@ template <typename T>
 void dropout_typed(const T* in, T* out, T* mask, int64_t n, double p, uint64_t seed, uint64_t offset) {
   // keep iff k < threshold for the 24-bit k = w >> 8: probability ceil((1-p) 2^24) / 2^24.
   const int32_t threshold = dropout_keep_threshold(p);
-  // The mask holds 1/(1-p) rounded to T, and the product uses that rounded scale, as PyTorch's
+  // The mask holds torch's scale (dropout_scale), and the product uses it, as PyTorch's
   // input * mask does.
-  const T scale_t = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : static_cast<T>(0.0f);
+  const T scale_t = static_cast<T>(dropout_scale(p, dtype_v<T>));
   for_each_tile(n, kDropoutValuesPerBlock, seed, offset, [=](const uint32_t* w, int64_t e0, int64_t m) {
     const T* x = in + e0;
     T* o = out + e0;

@@ -474,10 +474,10 @@ void set_problem(ProblemParams<T>& p, const AttentionArgs& a, int64_t bh, int64_
   p.drop.scale = 1.0f;
   p.drop.draw = {a.seed, a.offset, 0u};
   if (p.drop.on) {
-    // The dropout op's rule (kernels/cpu/random.cpp dropout_typed): the same threshold, and the
-    // scale 1/(1-p) rounded to the element type first.
+    // The dropout op's rule (kernels/cpu/random.cpp dropout_typed): the same threshold, and
+    // torch's scale for the element type (dropout_scale).
     p.drop.draw.threshold = static_cast<uint32_t>(dropout_keep_threshold(a.dropout_p));
-    p.drop.scale = static_cast<float>(static_cast<T>(1.0 / (1.0 - a.dropout_p)));
+    p.drop.scale = static_cast<float>(dropout_scale(a.dropout_p, a.dtype));
   }
 }
 

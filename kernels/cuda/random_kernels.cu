@@ -300,7 +300,7 @@ template <typename T>
 void dropout_typed(const void* in, void* out, void* mask, int64_t n, double p, uint64_t seed,
                    uint64_t offset, const Launch& l) {
   const int32_t threshold = dropout_keep_threshold(p);
-  const T scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : static_cast<T>(0.0f);
+  const T scale = static_cast<T>(dropout_scale(p, dtype_v<T>));
   dropout_kernel<T><<<l.grid, kThreads, 0, l.stream>>>(static_cast<const T*>(in),
                                                        static_cast<T*>(out), static_cast<T*>(mask),
                                                        n, threshold, scale, seed, offset);

@@ -14,6 +14,7 @@
 #include "tensor/ops.h"
 #include "tensor/ops_backward_random.h"
 #include "tensor/random.h"
+#include "tensor/random_kernels.h"
 #include "tests/common/omp_threads.h"
 
 namespace fabric {
@@ -349,7 +350,7 @@ TEST(Dropout, InvertedScalingAndKeepRate) {
   auto [out, mask] = dropout_with_mask(x, 0.3, true, &g);
   ASSERT_TRUE(mask.defined());
   EXPECT_EQ(mask.dtype(), DType::float32);
-  const float scale = static_cast<float>(1.0 / 0.7);
+  const float scale = 1.0f / 0.7f;  // torch's 1 / float(1 - p)
   const float* xp = x.data<float>();
   const float* op = out.data<float>();
   const float* mp = mask.data<float>();
@@ -399,6 +400,35 @@ TEST(Dropout, IdentityZeroAndErrors) {
     EXPECT_NE(std::string(e.what()).find("int64"), std::string::npos);
   }
   EXPECT_TRUE(dropout(xi, 0.5, false, &g).is_same(xi));
+  // torch returns before the dtype check: p == 1 is the input times a 0-dim zero, and an empty
+  // input is itself.
+  const Tensor zi = dropout(xi, 1.0, true, &g);
+  EXPECT_EQ(zi.dtype(), DType::int64);
+  EXPECT_EQ(zi.to_vector<int64_t>(), (std::vector<int64_t>{0, 0, 0}));
+  const Tensor empty_x = ones({0}, {.dtype = DType::int64});
+  EXPECT_TRUE(dropout(empty_x, 0.5, true, &g).is_same(empty_x));
+}
+
+// The kept elements' scale is torch's noise.div_(1 - p) in the input's dtype: 1 - p rounded to
+// it, then the quotient rounded (torch 1.13: F.dropout(torch.ones(4000, dtype=dt), p).unique()).
+TEST(Dropout, ScaleRoundsAsTorchs) {
+  struct Row {
+    DType dtype;
+    double p, kept;
+  };
+  for (const Row& r : {Row{DType::float32, 0.04, 1.0416667461395264},
+                       Row{DType::bfloat16, 0.01, 1.015625}, Row{DType::bfloat16, 0.12, 1.140625},
+                       Row{DType::bfloat16, 0.56, 2.28125}, Row{DType::float64, 0.04, 1 / 0.96}}) {
+    Generator g(3);
+    const auto [out, mask] = dropout_with_mask(ones({4000}, {.dtype = r.dtype}), r.p, true, &g);
+    int64_t kept = 0;
+    for (double v : out.to_vector<double>()) {
+      ASSERT_TRUE(v == 0 || v == r.kept) << dtype_name(r.dtype) << " p=" << r.p << ": " << v;
+      kept += v != 0;
+    }
+    EXPECT_GT(kept, 0);
+    EXPECT_EQ(dropout_scale(r.p, r.dtype), r.kept);
+  }
 }
 
 TEST(Dropout, ReproducibleAndLayoutIndependent) {
