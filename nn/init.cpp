@@ -185,8 +185,9 @@ Tensor xavier_normal_(const Tensor& t, double gain, Generator* gen) {
 Tensor trunc_normal_(const Tensor& t, double mean, double std, double a, double b, Generator* gen) {
   if (empty_init_enabled()) return t;
   check_floating("trunc_normal_", t);
-  FABRIC_CHECK(std > 0 && a < b, ValueError,
-               "nn::init::trunc_normal_: expects std > 0 and a < b, got std=", std, ", a=", a,
+  // a == b is torch's too: every value is clamped to it.
+  FABRIC_CHECK(std > 0 && a <= b, ValueError,
+               "nn::init::trunc_normal_: expects std > 0 and a <= b, got std=", std, ", a=", a,
                ", b=", b);
   auto norm_cdf = [](double x) { return (1.0 + std::erf(x / std::sqrt(2.0))) / 2.0; };
   const double l = norm_cdf((a - mean) / std), u = norm_cdf((b - mean) / std);

@@ -10,6 +10,7 @@
 #include "tensor/op_record.h"
 #include "tensor/promotion.h"
 #include "tensor/random_kernels.h"
+#include "tensor/warning.h"
 
 namespace fabric {
 
@@ -86,8 +87,9 @@ Tensor& normal_(Tensor& t, double mean, double std, Generator* gen) {
   FABRIC_CHECK(t.defined(), ValueError, "normal_: got an undefined tensor");
   check_random_float_dtype("normal_", t.dtype());
   check_no_internal_overlap("normal_", t);
-  FABRIC_CHECK(std::isfinite(mean), ValueError, "normal_: mean must be finite, got ", mean);
-  FABRIC_CHECK(std::isfinite(std) && std >= 0, ValueError, "normal_: expects std >= 0.0 and finite, got std=", std);
+  // torch checks only std >= 0 (a NaN std fails it): an infinite or NaN mean, or an infinite std,
+  // fill with what mean + std * z gives.
+  FABRIC_CHECK(std >= 0, ValueError, "normal_: expects std >= 0.0, got std=", std);
   const Tensor history = inplace_joins_graph("normal_", t, {}) ? overwritten_history(t) : Tensor();
   fill_random(t, {.dist = RandomDist::normal, .a = mean, .b = std}, gen);
   if (history.defined()) rebase_history(t, history);
@@ -127,8 +129,16 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, const TensorOption
     case DType::bfloat16: min_v = -(int64_t{1} << 8); max_v = int64_t{1} << 8; break;
     default: break;
   }
-  FABRIC_CHECK(low >= min_v && high - 1 <= max_v, ValueError, "randint: [", low, ", ", high,
-               ") is out of the exactly representable range [", min_v, ", ", max_v, "] of ", dtype_name(dt));
+  const bool representable = low >= min_v && high - 1 <= max_v;
+  // torch 1.13 refuses an integer dtype's overflow but only warns for a floating one, whose draws
+  // then round to the dtype's grid.
+  if (!representable && is_floating(dt))
+    warn(detail::cat("randint: [", low, ", ", high, ") is out of the exactly representable range [",
+                     min_v, ", ", max_v, "] of ", dtype_name(dt),
+                     ": the values drawn are rounded to ", dtype_name(dt)));
+  FABRIC_CHECK(representable || is_floating(dt), ValueError, "randint: [", low, ", ", high,
+               ") is out of the exactly representable range [", min_v, ", ", max_v, "] of ",
+               dtype_name(dt));
   Tensor t = fresh("randint", shape, opts);
   const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
   fill_random(t, {.dist = RandomDist::randint, .low = low, .range = range}, gen);

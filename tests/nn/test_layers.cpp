@@ -75,6 +75,10 @@ TEST(Init, KaimingXavierTruncNormal) {
   auto Phi = [](double x) { return 0.5 * (1 + std::erf(x / std::sqrt(2.0))); };
   const double expect_mean = 0.5 + (phi(-1.5) - phi(1.0)) / (Phi(1.0) - Phi(-1.5));
   EXPECT_NEAR(s.mean, expect_mean, 0.01);
+  // An empty interval a == b fills with a, as torch's clamp_ leaves it.
+  init::trunc_normal_(w, 0.0, 1.0, 1.0, 1.0, &gen);
+  EXPECT_EQ(stats_of(w).mean, 1.0);
+  EXPECT_EQ(stats_of(w).max_abs, 1.0);
   init::constant_(w, 3.0);
   EXPECT_EQ(stats_of(w).max_abs, 3.0);
   // The same seed gives the same values.

@@ -15,6 +15,7 @@
 #include "tensor/ops_backward_random.h"
 #include "tensor/random.h"
 #include "tensor/random_kernels.h"
+#include "tests/common/capture_warnings.h"
 #include "tests/common/omp_threads.h"
 
 namespace fabric {
@@ -309,6 +310,7 @@ TEST(Random, ArgumentErrors) {
   expect_msg([&] { uniform_(f, 1, 0); }, "from=1, to=0");
   EXPECT_THROW(uniform_(f, 0, INFINITY), ValueError);
   expect_msg([&] { normal_(f, 0, -1); }, "std=-1");
+  expect_msg([&] { normal_(f, 0, NAN); }, "std=nan");
   // torch's bounds: each end and the width must fit the dtype (they filled inf and NaN).
   expect_msg([&] { uniform_(f, -3e38, 3e38); }, "to-from <= the largest float32");
   expect_msg([&] { uniform_(f, 0, 1e39); }, "to is out of bounds for float32");
@@ -329,6 +331,27 @@ TEST(Random, ArgumentErrors) {
   Generator g(1);
   EXPECT_THROW(uniform_(f, 2, 1, &g), ValueError);
   EXPECT_EQ(g.offset(), 0u);
+}
+
+// What torch 1.13 takes: an infinite or NaN mean and an infinite std fill with mean + std * z;
+// randint past a floating dtype's exact integers warns and rounds (an integer dtype's overflow
+// stays an error, above).
+TEST(Random, NonFiniteMomentsAndInexactRandintAsTorch) {
+  Tensor f = empty({64});
+  for (float v : normal_(f, INFINITY, 1).to_vector<float>()) EXPECT_EQ(v, INFINITY);
+  for (float v : normal_(f, NAN, 1).to_vector<float>()) EXPECT_TRUE(std::isnan(v));
+  for (float v : normal_(f, 0, INFINITY).to_vector<float>()) EXPECT_TRUE(std::isinf(v));
+  test::CapturedWarnings warnings;
+  const Tensor r = randint(0, (int64_t{1} << 24) + 2, {1000}, {.dtype = DType::float32});
+  for (float v : r.to_vector<float>())
+    EXPECT_TRUE(v >= 0 && v <= 16777218.0f && v == std::floor(v));
+  const Tensor h = randint(0, 2050, {100}, {.dtype = DType::float16});
+  ASSERT_EQ(warnings.messages().size(), 2u);
+  EXPECT_NE(warnings.messages()[0].find(
+                "randint: [0, 16777218) is out of the exactly representable range"),
+            std::string::npos);
+  EXPECT_NE(warnings.messages()[1].find("of float16"), std::string::npos);
+  EXPECT_EQ(h.dtype(), DType::float16);
 }
 
 TEST(Random, RequiresGradAndZeroDim) {
