@@ -50,18 +50,26 @@ FABRIC_DERIVATIVE(adaptive_avg_pool3d_backward) {
   return [out_size](const Grads& u) { return Grads{adaptive_avg_pool3d(u[0], out_size)}; };
 }
 
-// The gradient goes to each window's recorded maximum: scatter_add of recorded ops, per plane.
-FABRIC_DERIVATIVE(adaptive_max_pool2d) {
+// The gradient goes to each window's recorded maximum: scatter_add of recorded ops, per plane of
+// the last `spatial` dims (the indices are flat over them).
+FunctionNode::Backward adaptive_max_pool_rule(const OpRecord& rec, int64_t spatial) {
   Tensor idx = saved(rec.outputs[1]);
   Shape shape = rec.inputs[0].sizes();
-  return [idx, shape](const Grads& g) {
-    const int64_t in = shape.end()[-2] * shape.end()[-1];
-    const int64_t out = idx.size(-2) * idx.size(-1);
+  return [idx, shape, spatial](const Grads& g) {
+    int64_t in = 1, out = 1;
+    for (int64_t d = 1; d <= spatial; ++d) {
+      in *= shape.end()[-d];
+      out *= idx.size(-d);
+    }
     const int64_t planes = in > 0 ? numel_of(shape) / in : 0;
     Tensor gp = g[0].reshape({planes, out}), ip = idx.reshape({planes, out});
     return Grads{scatter_add_into_zeros({planes, in}, 1, ip, gp).reshape(shape)};
   };
 }
+
+FABRIC_DERIVATIVE(adaptive_max_pool2d) { return adaptive_max_pool_rule(rec, 2); }
+
+FABRIC_DERIVATIVE(adaptive_max_pool3d) { return adaptive_max_pool_rule(rec, 3); }
 
 // unfold copies each pixel into the columns that read it; its adjoint sums them back (fold).
 FABRIC_DERIVATIVE(unfold) {

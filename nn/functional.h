@@ -1,6 +1,7 @@
 // The functional API under fabric::nn (and fabric::nn::functional): the ops of tensor/ops.h that
 // layers are made of.
 #pragma once
+#include "nn/alpha_dropout.h"  // dropout3d, alpha_dropout, feature_alpha_dropout
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
 #include "tensor/ops.h"
@@ -14,6 +15,7 @@ using fabric::adaptive_avg_pool2d;
 using fabric::adaptive_avg_pool3d;
 using fabric::adaptive_max_pool1d;
 using fabric::adaptive_max_pool2d;
+using fabric::adaptive_max_pool3d;
 using fabric::avg_pool2d;
 using fabric::avg_pool3d;
 using fabric::batch_norm;
@@ -50,9 +52,9 @@ using fabric::linear;
 using fabric::local_response_norm;
 using fabric::log_sigmoid;
 using fabric::log_softmax;
-using fabric::margin_ranking_loss;
 using fabric::lp_pool1d;
 using fabric::lp_pool2d;
+using fabric::margin_ranking_loss;
 using fabric::max_pool2d;
 using fabric::max_pool3d;
 using fabric::mish;

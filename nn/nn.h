@@ -3,6 +3,7 @@
 #pragma once
 #include "nn/activation.h"
 #include "nn/activation_extra.h"
+#include "nn/alpha_dropout.h"
 #include "nn/bilinear.h"
 #include "nn/channel_dropout.h"
 #include "nn/cnn.h"

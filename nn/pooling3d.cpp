@@ -1,4 +1,4 @@
-// MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool1d/2d, LPPool1d/2d, Unfold and Fold:
+// MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool1d/2d/3d, LPPool1d/2d, Unfold and Fold:
 // argument checks at construction, reprs as torch 1.13 prints them, forward by the ops.
 #include "nn/pooling3d.h"
 
@@ -153,6 +153,25 @@ std::tuple<Tensor, Tensor> AdaptiveMaxPool2d::forward_with_indices(const Tensor&
 }
 
 std::string AdaptiveMaxPool2d::extra_repr() const {
+  return "output_size=" + sizes_repr(options_.output_size);
+}
+
+AdaptiveMaxPool3d::AdaptiveMaxPool3d(const AdaptiveMaxPool3dOptions& o) : options_(o) {
+  check_sizes("AdaptiveMaxPool3d", "output_size", o.output_size, 3, 0);
+}
+
+Tensor AdaptiveMaxPool3d::forward(const Tensor& x) {
+  FABRIC_CHECK(!options_.return_indices, ValueError,
+               "AdaptiveMaxPool3d: return_indices=true returns (values, indices): call "
+               "forward_with_indices");
+  return std::get<0>(adaptive_max_pool3d(x, options_.output_size));
+}
+
+std::tuple<Tensor, Tensor> AdaptiveMaxPool3d::forward_with_indices(const Tensor& x) {
+  return adaptive_max_pool3d(x, options_.output_size);
+}
+
+std::string AdaptiveMaxPool3d::extra_repr() const {
   return "output_size=" + sizes_repr(options_.output_size);
 }
 

@@ -1,5 +1,5 @@
 // The 3-d pools (MaxPool3d, AvgPool3d, AdaptiveAvgPool3d), the adaptive max pools
-// (AdaptiveMaxPool1d/2d), the power-average pools (LPPool1d/2d) and Unfold/Fold, as torch.nn.
+// (AdaptiveMaxPool1d/2d/3d), the power-average pools (LPPool1d/2d) and Unfold/Fold, as torch.nn.
 // Sizes are given as torch takes them, one number for every dim ({3}) or one per dim ({2, 3, 1}),
 // and reprs print them as given.
 #pragma once
@@ -110,6 +110,25 @@ class AdaptiveMaxPool2d : public Module {
 
  private:
   AdaptiveMaxPool2dOptions options_;
+};
+
+struct AdaptiveMaxPool3dOptions {
+  std::vector<int64_t> output_size;  // {s} or {od, oh, ow}
+  bool return_indices = false;
+};
+
+// (N, C, D, H, W) or (C, D, H, W) -> (..., od, oh, ow); indices into each plane's D*H*W.
+class AdaptiveMaxPool3d : public Module {
+ public:
+  using Options = AdaptiveMaxPool3dOptions;
+  explicit AdaptiveMaxPool3d(const AdaptiveMaxPool3dOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::tuple<Tensor, Tensor> forward_with_indices(const Tensor& x);
+  std::string type_name() const override { return "AdaptiveMaxPool3d"; }
+  std::string extra_repr() const override;
+
+ private:
+  AdaptiveMaxPool3dOptions options_;
 };
 
 // (sum over the window of x^p)^(1/p); ceil_mode only false.

@@ -406,7 +406,9 @@ Tensor max_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
 Tensor avg_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
                   std::vector<int64_t> padding = {0, 0, 0});
 Tensor adaptive_avg_pool3d(const Tensor& x, std::vector<int64_t> output_size);
-// torch's adaptive max pools: (values, int64 indices into each plane's flattened H*W or L).
+// torch's adaptive max pools: (values, int64 indices into each plane's flattened D*H*W, H*W or
+// L). The 3-d one runs in float32 under CPU autocast (torch's CPU fp32 list).
+std::tuple<Tensor, Tensor> adaptive_max_pool3d(const Tensor& x, std::vector<int64_t> output_size);
 std::tuple<Tensor, Tensor> adaptive_max_pool2d(const Tensor& x, std::vector<int64_t> output_size);
 std::tuple<Tensor, Tensor> adaptive_max_pool1d(const Tensor& x, int64_t output_size);
 // torch.nn.functional.lp_pool1d / lp_pool2d: (sum over the window of x^p)^(1/p).

@@ -1,4 +1,4 @@
-// max_pool3d, avg_pool3d, adaptive_avg_pool3d and adaptive_max_pool2d (torch's semantics and
+// max_pool3d, avg_pool3d, adaptive_avg_pool3d and adaptive_max_pool3d/2d (torch's semantics and
 // argument checks) and the 3-d pools' gradients as recorded ops. Kernels see contiguous (D, H, W)
 // planes and a Pool3dDesc (pool3d_kernels.h); adaptive_max_pool2d is a 3-d pool with D = 1.
 // max_pool3d keeps its positions for its backward, which scatters to them (max_pool3d_saved.h).
@@ -153,6 +153,21 @@ void check_grad_out(const char* op, const Tensor& grad_out, const Shape& expecte
                " must be ", shape_str(expected), " ", dtype_name(dtype));
 }
 
+// adaptive_max_pool2d (spatial 2: a 3-d pool with D = 1) or adaptive_max_pool3d: values and the
+// positions of each window's maximum in its plane, recorded with torch's node name.
+std::tuple<Tensor, Tensor> adaptive_max_pool(const Tensor& x, std::vector<int64_t> output_size,
+                                             int64_t spatial) {
+  const bool is3d = spatial == 3;
+  const char* op = is3d ? "adaptive_max_pool3d" : "adaptive_max_pool2d";
+  FABRIC_CHECK(x.defined(), ValueError, op, ": undefined input");
+  const Pool3dSetup s = adaptive_setup(op, x.sizes(), x.dtype(), std::move(output_size), spatial);
+  Tensor values = empty(s.out_shape, {.dtype = x.dtype(), .device = x.device()});
+  Tensor indices = max_positions(s, x, &values);
+  record_op(is3d ? OpId::adaptive_max_pool3d : OpId::adaptive_max_pool2d, {x}, {&values, &indices},
+            nullptr, is3d ? "AdaptiveMaxPool3DBackward0" : "AdaptiveMaxPool2DBackward0");
+  return {values, indices};
+}
+
 }  // namespace
 
 Tensor max_pool3d(const Tensor& x_in, std::vector<int64_t> kernel, std::vector<int64_t> stride,
@@ -203,15 +218,15 @@ Tensor adaptive_avg_pool3d(const Tensor& x_in, std::vector<int64_t> output_size)
   return out;
 }
 
+std::tuple<Tensor, Tensor> adaptive_max_pool3d(const Tensor& x_in,
+                                               std::vector<int64_t> output_size) {
+  Tensor x = x_in;
+  apply_autocast(OpId::adaptive_max_pool3d, {&x});
+  return adaptive_max_pool(x, std::move(output_size), 3);
+}
+
 std::tuple<Tensor, Tensor> adaptive_max_pool2d(const Tensor& x, std::vector<int64_t> output_size) {
-  FABRIC_CHECK(x.defined(), ValueError, "adaptive_max_pool2d: undefined input");
-  const Pool3dSetup s =
-      adaptive_setup("adaptive_max_pool2d", x.sizes(), x.dtype(), std::move(output_size), 2);
-  Tensor values = empty(s.out_shape, {.dtype = x.dtype(), .device = x.device()});
-  Tensor indices = max_positions(s, x, &values);
-  record_op(OpId::adaptive_max_pool2d, {x}, {&values, &indices}, nullptr,
-            "AdaptiveMaxPool2DBackward0");
-  return {values, indices};
+  return adaptive_max_pool(x, std::move(output_size), 2);
 }
 
 Tensor max_pool3d_indices(const Tensor& x, const Pool2dAttrs& a) {

@@ -222,15 +222,21 @@ std::vector<SecondOrderCase> second_order_cases() {
       {"matmul_dot", {{{4}}, {{4}}}, [](const V& x) { return exp(matmul(x[0], x[1])); }},
       {"mm", {{{3, 4}}, {{4, 2}}}, [](const V& x) { return mm(x[0], x[1]); }},
       {"bmm", {{{2, 3, 4}}, {{2, 4, 2}}}, [](const V& x) { return bmm(x[0], x[1]); }},
-      {"addmm", {{{3, 5}}, {{3, 4}}, {{4, 5}}},
+      {"addmm",
+       {{{3, 5}}, {{3, 4}}, {{4, 5}}},
        [](const V& x) { return sin(addmm(x[0], x[1], x[2], 0.5, -1.5)); }},
-      {"baddbmm", {{{5}}, {{2, 3, 4}}, {{2, 4, 5}}},
+      {"baddbmm",
+       {{{5}}, {{2, 3, 4}}, {{2, 4, 5}}},
        [](const V& x) { return sin(baddbmm(x[0], x[1], x[2], 2, 0.5)); }},
-      {"addbmm", {{{3, 5}}, {{2, 3, 4}}, {{2, 4, 5}}},
+      {"addbmm",
+       {{{3, 5}}, {{2, 3, 4}}, {{2, 4, 5}}},
        [](const V& x) { return sin(addbmm(x[0], x[1], x[2], -1, 0.7)); }},
       {"diagonal", {{{3, 4}}}, [](const V& x) { return exp(diagonal(x[0], 1)); }},
-      {"einsum_diagonal_contraction", {{{3, 3, 2}}, {{2, 4}}},
-       [](const V& x) { return sin(einsum("iij,jk->ik", {x[0], x[1]})); }},
+      {"einsum_diagonal_contraction",
+       {{{3, 3, 2}}, {{2, 4}}},
+       [](const V& x) {
+         return sin(einsum("iij,jk->ik", {x[0], x[1]}));
+       }},
       {"linear",
        {{{5, 3}}, {{4, 3}}, {{4}}},
        [](const V& x) { return tanh(linear(x[0], x[1], x[2])); }},
@@ -500,6 +506,12 @@ std::vector<SecondOrderCase> second_order_cases() {
        {{{2, 2, 7, 5}}},
        [](const V& x) {
          return exp(std::get<0>(adaptive_max_pool2d(x[0], {3, 4})));
+       }},
+      {"adaptive_max_pool3d_overlapping_unbatched",
+       {{{2, 5, 4, 3}}},
+       [](const V& x) {
+         Tensor p = std::get<0>(adaptive_max_pool3d(x[0], {3, 3, 2}));
+         return mul(p, p);
        }},
       {"unfold_fold_overlapping",
        {{{1, 2, 5, 6}}},

@@ -1,4 +1,4 @@
-// The layers of nn/pooling3d.h (MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool1d/2d,
+// The layers of nn/pooling3d.h (MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool1d/2d/3d,
 // LPPool1d/2d, Unfold, Fold): reprs as torch 1.13 prints them (tools/fixtures' python printed the
 // strings below), no state, forward equal to the functional op with the layer's arguments (the
 // ops are matched to torch by tests/ops/test_pooling3d_torch.cpp), and errors at construction.
@@ -41,6 +41,9 @@ TEST(Pooling3dLayers, ReprsAsTorch) {
        "AdaptiveMaxPool1d(output_size=3)"},
       {make<AdaptiveMaxPool2d>({.output_size = {3}}), "AdaptiveMaxPool2d(output_size=3)"},
       {make<AdaptiveMaxPool2d>({.output_size = {2, 3}}), "AdaptiveMaxPool2d(output_size=(2, 3))"},
+      {make<AdaptiveMaxPool3d>({.output_size = {3}}), "AdaptiveMaxPool3d(output_size=3)"},
+      {make<AdaptiveMaxPool3d>({.output_size = {2, 3, 4}, .return_indices = true}),
+       "AdaptiveMaxPool3d(output_size=(2, 3, 4))"},
       {make<LPPool1d>({.norm_type = 2, .kernel_size = 3}),
        "LPPool1d(norm_type=2, kernel_size=3, stride=None, ceil_mode=False)"},
       {make<LPPool1d>({.norm_type = 2, .kernel_size = 3, .stride = 2}),
@@ -99,6 +102,12 @@ TEST(Pooling3dLayers, ForwardIsTheFunctionalOp) {
        [](const Tensor& x) {
          return std::get<0>(adaptive_max_pool2d(x, {3, 4}));
        }},
+      {"adaptive_max_pool3d",
+       make<AdaptiveMaxPool3d>({.output_size = {3, 2, 4}}),
+       {1, 2, 5, 5, 5},
+       [](const Tensor& x) {
+         return std::get<0>(adaptive_max_pool3d(x, {3, 2, 4}));
+       }},
       {"lp_pool1d",
        make<LPPool1d>({.norm_type = 2, .kernel_size = 3}),
        {2, 3, 9},
@@ -139,6 +148,21 @@ TEST(Pooling3dLayers, ForwardIsTheFunctionalOp) {
                   "forward_with_indices");
 }
 
+// As AdaptiveMaxPool2d: with return_indices, forward_with_indices gives the op's pair and
+// forward refuses.
+TEST(Pooling3dLayers, AdaptiveMaxPool3dReturnsIndicesOnRequest) {
+  auto pool = make<AdaptiveMaxPool3d>({.output_size = {2, 3, 2}, .return_indices = true});
+  const Tensor x = randn({2, 4, 5, 3});
+  auto [v, i] = pool->forward_with_indices(x);
+  auto [v2, i2] = adaptive_max_pool3d(x, {2, 3, 2});
+  EXPECT_EQ(v.sizes(), (Shape{2, 2, 3, 2}));
+  EXPECT_EQ(v.to_vector<float>(), v2.to_vector<float>());
+  EXPECT_EQ(i.to_vector<int64_t>(), i2.to_vector<int64_t>());
+  EXPECT_CONTAINS(thrown<ValueError>([&] { pool->forward(x); }),
+                  "AdaptiveMaxPool3d: return_indices=true returns (values, indices): call "
+                  "forward_with_indices");
+}
+
 TEST(Pooling3dLayers, ErrorsNameTheProblem) {
   struct Row {
     const char* name;
@@ -162,6 +186,16 @@ TEST(Pooling3dLayers, ErrorsNameTheProblem) {
        "AvgPool3d: count_include_pad=False is not supported"},
       {"AdaptiveAvgPool3d negative", [] { make<AdaptiveAvgPool3d>({.output_size = {-1}}); },
        "AdaptiveAvgPool3d: output_size must be 1 or 3 sizes >= 0, got (-1,)"},
+      {"AdaptiveMaxPool3d arity",
+       [] {
+         make<AdaptiveMaxPool3d>({.output_size = {2, 2}});
+       },
+       "AdaptiveMaxPool3d: output_size must be 1 or 3 sizes >= 0, got (2, 2)"},
+      {"AdaptiveMaxPool3d negative",
+       [] {
+         make<AdaptiveMaxPool3d>({.output_size = {2, -1, 2}});
+       },
+       "AdaptiveMaxPool3d: output_size must be 1 or 3 sizes >= 0, got (2, -1, 2)"},
       {"AdaptiveMaxPool1d negative", [] { make<AdaptiveMaxPool1d>({.output_size = -2}); },
        "AdaptiveMaxPool1d: output_size must be >= 0, got -2"},
       {"LPPool2d ceil_mode",

@@ -1,4 +1,4 @@
-// Harness cases for max_pool3d, avg_pool3d, adaptive_avg_pool3d, adaptive_max_pool2d/1d,
+// Harness cases for max_pool3d, avg_pool3d, adaptive_avg_pool3d, adaptive_max_pool3d/2d/1d,
 // lp_pool1d/2d, unfold and fold, each against a naive float64 reference written here, with
 // finite-difference gradients (random inputs: max ties have probability zero in float64).
 #include <gtest/gtest.h>
@@ -115,6 +115,15 @@ OpCase adaptive_avg3d_case(std::string name, Shape x, Sizes out) {
           [=](const std::vector<Tensor>& t) { return adaptive_avg_pool3d(t[0], out); },
           [=](const std::vector<RefTensor>& t) {
             return ref_windows(t[0], adaptive_windows(t[0].shape, out, 3), false);
+          }};
+}
+
+OpCase adaptive_max3d_case(std::string name, Shape x, Sizes out) {
+  return {"adaptive_max_pool3d/" + name,
+          {F(x)},
+          [=](const std::vector<Tensor>& t) { return std::get<0>(adaptive_max_pool3d(t[0], out)); },
+          [=](const std::vector<RefTensor>& t) {
+            return ref_windows(t[0], adaptive_windows(t[0].shape, out, 3), true);
           }};
 }
 
@@ -251,6 +260,12 @@ std::vector<OpCase> pooling3d_cases() {
       adaptive_avg3d_case("global", {2, 3, 3, 4, 5}, {1}),
       adaptive_avg3d_case("larger_than_input", {1, 1, 2, 3, 2}, {3, 4, 3}),
       adaptive_avg3d_case("unbatched", {2, 4, 5, 6}, {2, 3, 4}),
+      adaptive_max3d_case("divisible", {2, 2, 4, 6, 4}, {2, 3, 2}),
+      adaptive_max3d_case("non_divisible", {1, 2, 5, 7, 3}, {3, 4, 2}),
+      adaptive_max3d_case("global", {2, 3, 3, 4, 5}, {1}),
+      adaptive_max3d_case("larger_than_input", {1, 1, 2, 3, 2}, {3, 4, 3}),
+      adaptive_max3d_case("unbatched", {2, 4, 5, 6}, {2, 3, 4}),
+      adaptive_max3d_case("empty_batch", {0, 2, 3, 3, 3}, {2}),
       adaptive_max2d_case("divisible", {2, 3, 8, 6}, {4, 3}),
       adaptive_max2d_case("non_divisible", {2, 2, 7, 5}, {3, 4}),
       adaptive_max2d_case("global", {2, 3, 5, 7}, {1}),

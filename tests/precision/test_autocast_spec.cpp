@@ -158,6 +158,7 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"conv3d", lower}, {"conv_transpose1d", lower}, {"conv_transpose3d", lower},
       {"max_pool3d", {P::fp32, P::none}}, {"avg_pool3d", {P::fp32, P::none}},
       {"adaptive_avg_pool3d", {P::fp32, P::none}}, {"adaptive_max_pool2d", none},
+      {"adaptive_max_pool3d", {P::fp32, P::none}},
       {"unfold", none}, {"fold", none},
       {"conv3d_backward_input", none}, {"conv3d_backward_weight", none},
       {"max_pool3d_backward", none}, {"avg_pool3d_backward", none},
