@@ -80,7 +80,7 @@ void adamax_composed(Tensor p, const Tensor& grad, Tensor m, Tensor u, const Ada
   add_(m, g, 1 - o.betas[0]);
   u.copy_(maximum(mul(u, o.betas[1]), add(abs(g), o.eps)));  // amax propagates NaN
   const double clr = o.lr / (1 - std::pow(o.betas[0], step));
-  add_(p, div(mul(m, -clr), u));  // torch's CPU addcdiv_ (value * t1) / t2 (see nadam.cpp)
+  param_loop::addcdiv_(p, m, u, -clr);
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // the loop body, so the loop is bit-exact with torch's CPU kernels without a vectorised kernel of
 // its own. Parameters the loop does not take (on CUDA, or bfloat16/float16) run the same step as
 // tensor ops, one op per PyTorch op, each rounding in the parameter's dtype as PyTorch's
-// single-tensor step does; on the CPU the two agree bit for bit (compose_everywhere, for tests).
+// single-tensor step does (but a 16-bit addcdiv_, which torch rounds once: addcdiv_ below); on
+// the CPU the two agree bit for bit (compose_everywhere, for tests).
 #pragma once
 #include <atomic>
 
@@ -41,6 +42,19 @@ inline void adam_moments_(Tensor m, Tensor v, const Tensor& g, double beta1, dou
   add_(m, g, 1 - beta1);
   mul_(v, beta2);
   v.copy_(addcmul(v, g, g, 1 - beta2));
+}
+
+// param.addcdiv_(t1, t2, value=value) of NAdam's and Adamax's steps as torch 1.13's CPU kernel
+// computes it: self + (value * t1) / t2, each op rounding in float32/float64, while bfloat16
+// computes that in float32 and rounds once. float16, which that kernel refuses, rounds once too,
+// as fabric's fused Adam does.
+inline void addcdiv_(Tensor p, const Tensor& t1, const Tensor& t2, double value) {
+  if (p.dtype() == DType::bfloat16 || p.dtype() == DType::float16) {
+    const DType f32 = DType::float32;
+    p.copy_(addcdiv(p.to(f32), t1.to(f32), t2.to(f32), value));
+    return;
+  }
+  add_(p, div(mul(t1, value), t2));
 }
 
 }  // namespace fabric::optim::param_loop

@@ -95,10 +95,8 @@ void nadam_composed(Tensor p, const Tensor& grad, Tensor m, Tensor v, const NAda
   const Tensor g = o.weight_decay != 0 ? add(grad, p, o.weight_decay) : grad;
   param_loop::adam_moments_(m, v, g, o.betas[0], o.betas[1]);
   const Tensor denom = add(sqrt(div(v, s.bias_correction2)), o.eps);
-  // torch's CPU addcdiv_ is self + (value * t1) / t2, each op rounded (our addcdiv op and
-  // torch's CUDA kernel take self + value * (t1 / t2)): spelled out to keep the CPU's bits.
-  add_(p, div(mul(g, s.grad_scale), denom));
-  add_(p, div(mul(m, s.avg_scale), denom));
+  param_loop::addcdiv_(p, g, denom, s.grad_scale);
+  param_loop::addcdiv_(p, m, denom, s.avg_scale);
 }
 
 }  // namespace

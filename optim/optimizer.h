@@ -63,11 +63,19 @@ class Optimizer {
   std::optional<double> initial_lr(size_t group) const;
   void set_initial_lr(size_t group, double lr);
   // The other numbers a torch scheduler keeps in a param group (OneCycleLR's max_lr, min_lr,
-  // max_momentum, base_momentum), saved as param_groups.<g>.<key> so that torch can resume the
-  // schedule from fabric's state; load_state_dict takes the saved ones (kScheduledGroupKeys).
+  // max_momentum, base_momentum; SWALR's swa_lr), saved as param_groups.<g>.<key> so that torch
+  // can resume the schedule from fabric's state; load_state_dict takes the saved ones, and drops
+  // those the state lacks, for the keys of kScheduledGroupKeys.
   void set_scheduled_group_value(size_t group, const std::string& key, double value);
+  // The value of `key` in group `group` (set, or loaded), none when the group has none.
+  std::optional<double> scheduled_group_value(size_t group, const std::string& key) const {
+    if (group >= scheduled_values_.size()) return std::nullopt;
+    const auto it = scheduled_values_[group].find(key);
+    if (it == scheduled_values_[group].end()) return std::nullopt;
+    return it->second;
+  }
   static constexpr const char* kScheduledGroupKeys[] = {"max_lr", "min_lr", "max_momentum",
-                                                        "base_momentum"};
+                                                        "base_momentum", "swa_lr"};
   // Every parameter of every group, in param_groups order (the indices of state_dict).
   std::vector<Tensor> parameters() const;
   // Makes group `group` update `params` instead of its current parameters, keeping its

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numbers>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "autograd/grad_mode.h"
@@ -44,6 +46,38 @@ std::vector<Tensor> averaged_tensors(const nn::Module& m, bool use_buffers) {
   return out;
 }
 
+// What deepcopy gives each of `copy`'s tensors (matched to `model`'s by name): the original's
+// values, dtype, device and layout, and for parameters its requires_grad. set_data keeps each
+// handle's identity, so the layers' members see the change.
+void copy_tensors_from(const nn::Module& model, const nn::Module& copy) {
+  NoGradGuard no_grad;
+  const auto take = [](const nn::Module::NamedTensors& from, const nn::Module::NamedTensors& to,
+                       bool parameters) {
+    const std::map<std::string, Tensor> mine(to.begin(), to.end());
+    for (const auto& [name, original] : from) {
+      const auto it = mine.find(name);
+      if (it == mine.end()) continue;
+      Tensor t = it->second;
+      t.set_data(original.detach().clone());
+      if (parameters) t.set_requires_grad(original.requires_grad());
+    }
+  };
+  take(model.named_parameters(), copy.named_parameters(), true);
+  take(model.named_buffers(), copy.named_buffers(), false);
+}
+
+// Each of `copy`'s modules takes the training flag of the model's module of its name. train() sets
+// a module's whole subtree, so the modules go in pre-order: descendants are set after it.
+void copy_training_flags(const nn::Module& model, nn::Module& copy) {
+  copy.train(model.is_training());
+  std::map<std::string, std::shared_ptr<nn::Module>> mine;
+  for (const auto& [name, m] : copy.named_modules()) mine.emplace(name, m);
+  for (const auto& [name, m] : model.named_modules()) {
+    const auto it = mine.find(name);
+    if (it != mine.end()) it->second->train(m->is_training());
+  }
+}
+
 }  // namespace
 
 AveragedModel::AveragedModel(const nn::Module& model, const Factory& make_copy, AvgFn avg_fn,
@@ -54,20 +88,11 @@ AveragedModel::AveragedModel(const nn::Module& model, const Factory& make_copy, 
   FABRIC_CHECK(copy != nullptr, ValueError, "AveragedModel: make_copy returned no module");
   FABRIC_CHECK(copy.get() != &model, ValueError,
                "AveragedModel: make_copy returned the model itself; it must build a new module");
-  // What deepcopy keeps: each tensor's dtype and device (taken from the first floating parameter),
-  // the values, the training mode and which parameters are frozen.
-  for (const Tensor& p : model.parameters()) {
-    if (!p.is_floating_point()) continue;
-    copy->to(p.dtype());
-    copy->to(p.device());
-    break;
-  }
+  // load_state_dict checks that the copy has the model's keys and shapes (ValueError listing
+  // them); then each tensor and module takes what deepcopy would give it.
   copy->load_state_dict(model.state_dict());
-  copy->train(model.is_training());
-  const auto mine = copy->named_parameters();
-  const auto theirs = model.named_parameters();
-  for (size_t i = 0; i < mine.size() && i < theirs.size(); ++i)
-    Tensor(mine[i].second).set_requires_grad(theirs[i].second.requires_grad());
+  copy_tensors_from(model, *copy);
+  copy_training_flags(model, *copy);
   module_ = register_module("module", copy);
   n_averaged_ = register_buffer("n_averaged", zeros({}, {.dtype = DType::int64}));
 }
@@ -105,14 +130,28 @@ void AveragedModel::update_parameters(const nn::Module& model) {
 
 Tensor AveragedModel::forward(const Tensor& x) { return (*module_)(x); }
 
+namespace {
+
+// torch's update_bn reads every BatchNorm's running statistics (zeros_like(running_mean)): one
+// built with track_running_stats=false has none, and torch raises TypeError there.
+void check_running_stats(const nn::Module& m, const std::string& name) {
+  const auto* bn = dynamic_cast<const nn::BatchNorm*>(&m);
+  FABRIC_CHECK(bn == nullptr || (bn->running_mean.defined() && bn->running_var.defined()),
+               ValueError, "update_bn: ", m.type_name(), " '", name,
+               "' has no running statistics to recompute (track_running_stats=false); torch "
+               "1.13 raises TypeError here too");
+}
+
+}  // namespace
+
 void update_bn(const std::vector<Tensor>& batches, nn::Module& model) {
+  check_running_stats(model, "<model>");
+  for (const auto& [name, m] : model.named_modules()) check_running_stats(*m, name);
   std::vector<std::pair<nn::BatchNorm*, std::optional<double>>> momenta;
   model.apply([&](nn::Module& m) {
     if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
-      if (bn->running_mean.defined()) {
-        bn->running_mean.zero_();
-        bn->running_var.fill_(1);
-      }
+      bn->running_mean.zero_();
+      bn->running_var.fill_(1);
       momenta.emplace_back(bn, bn->options().momentum);
     }
   });
@@ -144,7 +183,21 @@ SWALR::SWALR(Optimizer& optimizer, std::vector<double> swa_lrs, int64_t anneal_e
                "SWALR: anneal_epochs must be equal or greater than 0, got ", anneal_epochs);
   swa_lrs_ = std::move(swa_lrs);
   cosine_ = anneal_strategy == "cos";
+  // torch's group['swa_lr'] = swa_lr: the optimizer's state carries it.
+  for (size_t g = 0; g < groups; ++g) optimizer.set_scheduled_group_value(g, "swa_lr", swa_lrs_[g]);
   initial_step();
+}
+
+std::vector<double> SWALR::swa_lrs() const {
+  const Optimizer& opt = optimizer();
+  std::vector<double> out;
+  for (size_t g = 0; g < opt.num_param_groups(); ++g) {
+    const std::optional<double> saved = opt.scheduled_group_value(g, "swa_lr");
+    FABRIC_CHECK(saved || g < swa_lrs_.size(), KeyError, "SWALR: parameter group ", g,
+                 " has no 'swa_lr' (added after the scheduler was built)");
+    out.push_back(saved ? *saved : swa_lrs_[g]);
+  }
+  return out;
 }
 
 double SWALR::anneal(double t) const {
@@ -194,10 +247,11 @@ std::vector<double> SWALR::get_lr() const {
   const double t = std::max(0.0, std::min(1.0, static_cast<double>(step) / span));
   const double alpha = anneal(t);
   std::vector<double> lrs = current_lrs();
+  const std::vector<double> swa = swa_lrs();
   for (size_t g = 0; g < lrs.size(); ++g) {
     const double start =
-        prev_alpha == 1 ? swa_lrs_[g] : (lrs[g] - prev_alpha * swa_lrs_[g]) / (1 - prev_alpha);
-    lrs[g] = swa_lrs_[g] * alpha + start * (1 - alpha);
+        prev_alpha == 1 ? swa[g] : (lrs[g] - prev_alpha * swa[g]) / (1 - prev_alpha);
+    lrs[g] = swa[g] * alpha + start * (1 - alpha);
   }
   return lrs;
 }

@@ -30,9 +30,12 @@ AvgFn ema_avg_fn(double decay);
 // buffer "n_averaged", so state_dict holds "n_averaged" and "module.<key>" as torch's does.
 // A Module cannot be deep-copied here (registration stores handles by identity), so the copy is
 // built by `make_copy` (a factory returning a fresh module of the same architecture, e.g.
-// [] { return nn::make<MyNet>(cfg); }) and then given the model's dtype, device, training mode and
-// state_dict: torch's deepcopy for every module whose state is its parameters and persistent
-// buffers.
+// [] { return nn::make<MyNet>(cfg); }) and then given what torch's deepcopy keeps: every
+// parameter's and buffer's values, dtype and device (non-persistent buffers included; a model of
+// mixed dtypes stays mixed), every parameter's requires_grad and every submodule's training flag
+// (an eval-mode BatchNorm in a training model stays in eval mode). That is the whole deepcopy for
+// every module whose state is its parameters, buffers and training flags. ValueError (listing the
+// keys) when the copy's state_dict keys or shapes are not the model's.
 class AveragedModel : public nn::Module {
  public:
   using Factory = std::function<std::shared_ptr<nn::Module>()>;
@@ -61,8 +64,12 @@ class AveragedModel : public nn::Module {
 
 // torch's update_bn: every BatchNorm's running statistics start over (mean 0, var 1, no batches
 // tracked) and are recomputed as the cumulative average (momentum None) over one training-mode
-// pass of `model` over `batches`, without recording for autograd; the momenta and the model's
-// training mode are restored afterwards. A model without BatchNorm is left untouched.
+// pass of `model` over `batches`, without recording for autograd; the momenta are restored
+// afterwards and, as torch's model.train(was_training), the model's mode is set on every module
+// (a submodule in the other mode does not keep it). A model without BatchNorm is left untouched.
+// A BatchNorm with track_running_stats=false has no statistics to recompute: torch 1.13 raises
+// TypeError (zeros_like(None)), here ValueError naming the layer, before anything changes (torch
+// has reset the BatchNorms before it by then).
 void update_bn(const std::vector<Tensor>& batches, nn::Module& model);
 
 // torch's SWALR: anneals each group's lr from its current value to its swa_lr over anneal_epochs
@@ -70,7 +77,9 @@ void update_bn(const std::vector<Tensor>& batches, nn::Module& model);
 // holds swa_lr. Chainable, like torch's: each step recovers the lr the annealing started from out
 // of the groups' current lrs, so an lr changed by hand carries on. swa_lrs holds one value for
 // every group or one per group. ValueError for another count, a strategy other than "cos" or
-// "linear", or anneal_epochs < 0.
+// "linear", or anneal_epochs < 0. As torch's, it records each group's swa_lr in the optimizer's
+// param group (optimizer.state_dict()'s param_groups.<g>.swa_lr) and anneals towards the value
+// found there, so an optimizer state loaded afterwards brings its own swa_lr.
 class SWALR : public LRScheduler {
  public:
   SWALR(Optimizer& optimizer, std::vector<double> swa_lrs, int64_t anneal_epochs = 10,
@@ -79,7 +88,11 @@ class SWALR : public LRScheduler {
         const std::string& anneal_strategy = "cos")
       : SWALR(optimizer, std::vector<double>{swa_lr}, anneal_epochs, anneal_strategy) {}
 
-  const std::vector<double>& swa_lrs() const { return swa_lrs_; }
+  // Each group's swa_lr: the optimizer's param_groups.<g>.swa_lr (the constructor's value, or
+  // one an optimizer load brought); the constructor's where a load removed it (a state saved
+  // before the scheduler existed, where torch raises KeyError). KeyError for a group added
+  // after the scheduler was built (torch's too).
+  std::vector<double> swa_lrs() const;
 
   void step() override;
   // The state holds torch's `_step_count` as an extra (a state without it: last_epoch + 1).
@@ -94,7 +107,7 @@ class SWALR : public LRScheduler {
  private:
   double anneal(double t) const;
 
-  std::vector<double> swa_lrs_;  // one per group (torch keeps them as group['swa_lr'])
+  std::vector<double> swa_lrs_;  // the constructor's, one per group (see swa_lrs())
   int64_t anneal_epochs_;
   bool cosine_;
   // torch's _step_count: every step, the construction's and SequentialLR's step(0) at a milestone

@@ -6,10 +6,12 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 
 #include "optim/cpu_param_loop.h"
 #include "optim2_torch_cases.h"
+#include "optim_bf16_torch_rows.h"
 #include "optim_test_util.h"
 #include "tensor/ops.h"
 
@@ -111,6 +113,69 @@ TEST(Optim2Torch, Bfloat16ParametersTakeTheTensorOpStep) {
           << row.name;
     }
   }
+}
+
+// bfloat16 bit patterns as the (exact) float64 values fabric's tensors take and give.
+std::vector<double> bf16_values(const std::vector<uint16_t>& bits) {
+  std::vector<double> out;
+  for (uint16_t b : bits) out.push_back(std::bit_cast<float>(static_cast<uint32_t>(b) << 16));
+  return out;
+}
+
+// bfloat16 NAdam and Adamax against torch 1.13 (optim_bf16_torch_rows.h), every step and the final
+// state bit for bit: their param.addcdiv_ rounds once (float32 inside), as torch's CPU kernel.
+TEST(Optim2Torch, Bfloat16NAdamAdamaxMatchTorchBitForBit) {
+  ASSERT_EQ(bf16_optim_rows().size(), 6u);
+  for (const Bf16OptimRow& row : bf16_optim_rows()) {
+    const Tensor p = param(bf16_values(kBf16OptimInit), DType::bfloat16);
+    auto opt = row.make(p);
+    for (size_t s = 0; s < kBf16OptimGrads.size(); ++s) {
+      set_grad_values(p, bf16_values(kBf16OptimGrads[s]));
+      opt->step();
+      expect_bitwise(values(p), bf16_values(row.params[s]),
+                     detail::cat(row.name, " after step ", s + 1));
+    }
+    const ParamState* st = opt->state(p);
+    ASSERT_NE(st, nullptr) << row.name;
+    EXPECT_EQ(st->size(), row.state.size() + 1) << row.name << ": the state keys are torch's";
+    for (const auto& [key, want] : row.state) {
+      ASSERT_TRUE(st->count(key)) << row.name << " has no state '" << key << "'";
+      expect_bitwise(values(st->at(key)), want, detail::cat(row.name, " state ", key));
+    }
+  }
+}
+
+// The reported element: a bfloat16 Adamax step whose update, rounded after each of mul, div and
+// add, landed one ulp off torch's 0.09716796875.
+TEST(Optim2Torch, Bfloat16AdamaxUpdateRoundsOnce) {
+  const Tensor p = param({0.10683343549595714}, DType::bfloat16);
+  Adamax opt({p}, {.lr = 0.01, .weight_decay = 0.1});
+  set_grad_values(p, {0.0});
+  opt.step();
+  EXPECT_EQ(values(p)[0], 0.09716796875);
+}
+
+// float16, which torch 1.13's CPU addcdiv refuses, rounds Adamax's update once as bfloat16 does:
+// the parameter is float16(p + (value * exp_avg) / exp_inf) in float32 from the stored state.
+TEST(Optim2Torch, Float16AdamaxUpdateRoundsOnce) {
+  const Optim2Inputs& in = inputs_for(DType::float32);
+  const std::vector<double> start =
+      from_vector<double>(in.init[0]).to(DType::float16).to_vector<double>();
+  const Tensor p = param(start, DType::float16);
+  const AdamaxOptions o{.lr = 0.05, .betas = {0.8, 0.5}, .eps = 0.5};
+  Adamax opt({p}, o);
+  set_grad_values(p, in.grads[0][0]);
+  opt.step();
+  const std::vector<double> m = values(opt.state(p)->at("exp_avg"));
+  const std::vector<double> u = values(opt.state(p)->at("exp_inf"));
+  const auto value = static_cast<float>(-o.lr / (1 - o.betas[0]));
+  std::vector<float> want;
+  for (size_t i = 0; i < start.size(); ++i) {
+    want.push_back(static_cast<float>(start[i]) +
+                   (value * static_cast<float>(m[i])) / static_cast<float>(u[i]));
+  }
+  expect_bitwise(values(p), from_vector<float>(want).to(DType::float16).to_vector<double>(),
+                 "float16 Adamax");
 }
 
 // An optimizer of the row's kind over `ps` with every option at its default: load_state_dict has

@@ -176,6 +176,64 @@ TEST(AveragedModel, CopiesTheModelAndKeepsTorchKeys) {
   EXPECT_EQ(swa(x).to_vector<float>(), (*model)(x).to_vector<float>());
 }
 
+// torch deep-copies: each submodule keeps its own training flag. A BatchNorm in eval mode inside a
+// training model stays in eval mode in the copy, so the copy's output is the model's and its
+// statistics stay (torch 1.13: torch.equal(m(x), swa(x)) is True, num_batches_tracked 0).
+TEST(AveragedModel, KeepsEachSubmodulesTrainingFlag) {
+  auto model =
+      nn::make<nn::Sequential>({nn::make<nn::Linear>({.in_features = 2, .out_features = 2}),
+                                nn::make<nn::BatchNorm1d>({.num_features = 2})});
+  model->train();
+  model->child("1").eval();
+  AveragedModel swa(*model, [] {
+    return nn::make<nn::Sequential>({nn::make<nn::Linear>({.in_features = 2, .out_features = 2}),
+                                     nn::make<nn::BatchNorm1d>({.num_features = 2})});
+  });
+  EXPECT_TRUE(swa.is_training());
+  EXPECT_TRUE(swa.module().is_training());
+  EXPECT_TRUE(swa.module().child("0").is_training());
+  EXPECT_FALSE(swa.module().child("1").is_training());
+  const Tensor x = from_vector<double>({1, 2, 3, 5, -1, 0.5}, {3, 2}).to(DType::float32);
+  EXPECT_EQ(swa(x).to_vector<float>(), (*model)(x).to_vector<float>());
+  EXPECT_EQ(swa.module().state_dict().at("1.num_batches_tracked").item<int64_t>(), 0);
+}
+
+// torch deep-copies: each tensor keeps its own dtype. A float64 head on a float32 body stays
+// float64, a bfloat16 body with a float32 head stays mixed, and the averages keep them.
+TEST(AveragedModel, KeepsEachTensorsDtype) {
+  const auto two_linears = [] {
+    return nn::make<nn::Sequential>({nn::make<nn::Linear>({.in_features = 2, .out_features = 2}),
+                                     nn::make<nn::Linear>({.in_features = 2, .out_features = 2})});
+  };
+  for (const auto& [body, head] :
+       {std::pair{DType::float32, DType::float64}, std::pair{DType::bfloat16, DType::float32}}) {
+    auto model = two_linears();
+    model->to(body);
+    model->child("1").to(head);
+    AveragedModel swa(*model, two_linears);
+    for (const auto& [key, t] : swa.module().state_dict())
+      EXPECT_EQ(t.dtype(), key.starts_with("0.") ? body : head) << key;
+    EXPECT_EQ(flat_state(swa.module()), flat_state(*model));
+    Tensor(model->get_parameter("1.bias")).detach().fill_(1);
+    swa.update_parameters(*model);
+    swa.update_parameters(*model);
+    EXPECT_EQ(swa.module().get_parameter("1.bias").dtype(), head);
+    EXPECT_EQ(swa.module().get_parameter("0.weight").dtype(), body);
+  }
+}
+
+// A buffer outside state_dict (non-persistent) is copied too, as deepcopy copies it.
+TEST(AveragedModel, CopiesNonPersistentBuffers) {
+  struct Scaled : nn::Module {
+    Tensor w = register_parameter("w", from_vector<double>({1.0, 2.0}));
+    Tensor scale = register_buffer("scale", from_vector<double>({1.0}), /*persistent=*/false);
+  };
+  Scaled model;
+  Tensor(model.scale).fill_(3);
+  AveragedModel swa(model, [] { return std::make_shared<Scaled>(); });
+  EXPECT_EQ(swa.module().named_buffers().at(0).second.item<double>(), 3.0);
+}
+
 TEST(AveragedModel, BadArgumentsRaise) {
   auto model = make_linear_bn();
   EXPECT_CONTAINS(thrown<ValueError>([&] { AveragedModel swa(*model, AveragedModel::Factory{}); }),
@@ -208,6 +266,54 @@ TEST(UpdateBn, MatchesTorchStatistics) {
   EXPECT_FALSE(model->is_training());
   EXPECT_EQ(dynamic_cast<nn::BatchNorm&>(model->child("1")).options().momentum, 0.3);
   EXPECT_EQ(dynamic_cast<nn::BatchNorm&>(model->child("4")).options().momentum, std::nullopt);
+}
+
+// torch 1.13's update_bn computes zeros_like(running_mean) for every BatchNorm and raises
+// TypeError for one without running statistics; fabric refuses it by name before changing any.
+TEST(UpdateBn, RefusesBatchNormWithoutRunningStats) {
+  auto model = nn::make<nn::Sequential>(
+      {nn::make<nn::BatchNorm1d>({.num_features = 2}),
+       nn::make<nn::BatchNorm1d>({.num_features = 2, .track_running_stats = false})});
+  auto& first = dynamic_cast<nn::BatchNorm&>(model->child("0"));
+  first.running_mean.fill_(3);
+  const Tensor x = from_vector<double>({1, 2, 3, 5, -1, 0.5}, {3, 2}).to(DType::float32);
+  const std::string what = thrown<ValueError>([&] { update_bn({x}, *model); });
+  EXPECT_CONTAINS(what, "BatchNorm1d '1'");
+  EXPECT_CONTAINS(what, "track_running_stats=false");
+  EXPECT_EQ(first.running_mean.to_vector<float>(), (std::vector<float>{3, 3}));
+  EXPECT_EQ(first.num_batches_tracked.item<int64_t>(), 0);
+}
+
+// torch's SWALR sets group['swa_lr']: the optimizer's state_dict carries it, a load round trip
+// keeps it, and a scheduler anneals to the swa_lr the loaded state brings (torch 1.13: after
+// SWALR(opt2, 0.9, 3) and opt2.load_state_dict(opt.state_dict()) of a SWALR(opt, 0.05, 3), the
+// lrs are 0.3875, 0.16250000000000006, 0.05, 0.05).
+TEST(Swalr, RecordsSwaLrInTheOptimizersParamGroups) {
+  auto opt = sgd_for({0.5, 0.1});
+  SWALR s(*opt, {0.05, 0.07}, 3);
+  const OptimizerState sd = opt->state_dict();
+  const std::vector<double> want = {0.05, 0.07};
+  for (size_t g = 0; g < 2; ++g) {
+    double swa_lr = 0;
+    read_hyper_param(sd.param_groups.at(g).options, "swa_lr", swa_lr, "test");
+    EXPECT_EQ(swa_lr, want[g]);
+  }
+  auto loaded = sgd_for({0.5, 0.1});
+  loaded->load_state_dict(OptimizerState::unflatten(sd.flatten()));
+  EXPECT_TRUE(loaded->state_dict().param_groups.at(1).options.contains("swa_lr"));
+
+  auto single = sgd_for({0.5});
+  SWALR first(*single, 0.05, 3);
+  auto resumed = sgd_for({0.5});
+  SWALR other(*resumed, 0.9, 3);
+  resumed->load_state_dict(single->state_dict());
+  EXPECT_EQ(other.swa_lrs(), std::vector<double>{0.05});
+  std::vector<double> lrs;
+  for (int i = 0; i < 4; ++i) {
+    other.step();
+    lrs.push_back(resumed->lr(0));
+  }
+  EXPECT_EQ(lrs, (std::vector<double>{0.3875, 0.16250000000000006, 0.05, 0.05}));
 }
 
 }  // namespace
