@@ -8,6 +8,7 @@
 
 #include "autograd/grad_mode.h"
 #include "nn/init.h"
+#include "tensor/autocast.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -32,14 +33,44 @@ LoRALinear::LoRALinear(std::shared_ptr<Module> base, const LoRALinearOptions& op
   if (options.dropout > 0.0) register_module<Dropout>("lora_dropout", {.p = options.dropout});
 }
 
+namespace {
+
+// bitsandbytes' layers, whose PEFT adapters (peft.tuners.lora.bnb) order the casts differently.
+// By name: nn/ sits below precision/, where they are defined.
+bool bitsandbytes_base(const Module& base) {
+  const std::string name = base.type_name();
+  return name == "Linear4bit" || name == "Linear8bitLt";
+}
+
+}  // namespace
+
 Tensor LoRALinear::forward(const Tensor& x) {
-  Tensor y = child("base_layer")(x);
-  Tensor h = options_.dropout > 0.0 ? child("lora_dropout")(x) : x;
-  // The adapters compute in their own (float32) dtype; the sum is in the base output's dtype.
-  Tensor a = h.dtype() == lora_A->weight.dtype() ? h : h.to(lora_A->weight.dtype());
-  Tensor update = mul(child("lora_B")(child("lora_A")(a)), scaling());
-  if (update.dtype() != y.dtype()) update = update.to(y.dtype());
-  return add(y, update);
+  Module& base = child("base_layer");
+  const Tensor y = base(x);
+  const DType adapter = lora_A->weight.dtype();
+  auto dropout = [&](const Tensor& t) {
+    return options_.dropout > 0.0 ? child("lora_dropout")(t) : t;
+  };
+  auto update = [&](const Tensor& a) {
+    return mul(child("lora_B")(child("lora_A")(a)), scaling());
+  };
+  if (bitsandbytes_base(base)) {
+    // PEFT's bnb Linear4bit/Linear8bitLt: outside autocast, x goes to the adapters' dtype before
+    // the dropout and the update to the base output's dtype before the add; under autocast x
+    // keeps its dtype (the cast after the dropout is exact, autocast casts again).
+    const bool autocast = autocast_enabled(x.device().type);
+    Tensor h = !autocast && x.dtype() != adapter ? x.to(adapter) : x;
+    h = dropout(h);
+    if (h.dtype() != adapter) h = h.to(adapter);
+    Tensor u = update(h);
+    if (u.dtype() != y.dtype()) u = u.to(y.dtype());
+    return add(y, u);
+  }
+  // PEFT's lora.Linear (a plain or FP8 base): x in the adapters' dtype, the dropout there, the
+  // update added to the base output in the promoted dtype (a 16-bit base with float32 adapters:
+  // float32) and one cast of the sum back to the base output's dtype.
+  const Tensor sum = add(y, update(dropout(x.dtype() == adapter ? x : x.to(adapter))));
+  return sum.dtype() == y.dtype() ? sum : sum.to(y.dtype());
 }
 
 std::string LoRALinear::extra_repr() const {

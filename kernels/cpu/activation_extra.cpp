@@ -2,6 +2,7 @@
 // (tensor/activation_extra_kernels.h): fp32/bf16/fp16 on AVX-512 in fp32, float64 in scalar libm
 // code. Masks are selected, not multiplied: torch's 0 stays 0 for an infinite gradient.
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
@@ -13,9 +14,25 @@ namespace {
 using namespace ew;
 using vec::splat;
 
+// v rounded to T and widened back to fp32 (exactly); float: v itself.
+template <typename T>
+inline __m512 round_through(__m512 v) {
+  if constexpr (std::is_same_v<T, Half>) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, vec::kHalfRound));
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return vec::bf16_widen(vec::bf16_round(v));
+  } else {
+    return v;
+  }
+}
+
 // z / (1 + z) for z = exp(-|x|): the sigmoid of -|x|, which log_sigmoid's gradient is made of.
+// torch's CPU backward reads z from the buffer its forward saved in the tensor's dtype, so for
+// bf16 (and fp16, as torch >= 2.1 does) z is rounded to T before the division; fp32 keeps it.
+template <typename T>
 inline __m512 sigmoid_of_neg_abs_ps(__m512 x) {
-  const __m512 z = vec::exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), vec::abs_ps(x)));
+  const __m512 z =
+      round_through<T>(vec::exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), vec::abs_ps(x))));
   return _mm512_div_ps(z, _mm512_add_ps(splat(1.0f), z));
 }
 
@@ -63,11 +80,11 @@ void vec_backward(ExtraActivation op, const ExtraActivationParams& p, const Stri
   const float lambd = static_cast<float>(p.lambd);
   switch (op) {
     case ExtraActivation::log_sigmoid:
-      // torch's: x < 0 ? 1 - z / (1 + z) : z / (1 + z).
+      // torch's: (x < 0 ? 1 - z / (1 + z) : z / (1 + z)) * g, one rounding to T at the end.
       return binary_f32_loop<T>(
           loop, nullptr,
           [](__m512 g, __m512 x) {
-            const __m512 s = sigmoid_of_neg_abs_ps(x);
+            const __m512 s = sigmoid_of_neg_abs_ps<T>(x);
             const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
             return _mm512_mul_ps(g, _mm512_mask_sub_ps(s, neg, splat(1.0f), s));
           },

@@ -45,6 +45,8 @@ template <typename M>
 __device__ __forceinline__ M backward_value(ExtraActivation op, const Params<M>& p, M g, M x) {
   switch (op) {
     case ExtraActivation::log_sigmoid: {
+      // z stays in M for bf16/fp16 too, unlike the CPU kernel's: torch's CUDA forward saves no
+      // buffer and its backward recomputes z in opmath; the CPU one reads z saved in the dtype.
       const M ax = x < M(0) ? -x : x;
       const M z = exp_m(-ax), s = z / (M(1) + z);
       return g * (x < M(0) ? M(1) - s : s);
