@@ -130,8 +130,17 @@ MaxPool2d::MaxPool2d(const MaxPool2dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool2d::forward(const Tensor& x) {
+  FABRIC_CHECK(!options_.return_indices, ValueError,
+               "MaxPool2d: return_indices=true returns (values, indices): call "
+               "forward_with_indices");
   return max_pool2d(x, options_.kernel_size.vec(),
                     options_.stride.value_or(options_.kernel_size).vec(), options_.padding.vec());
+}
+
+std::tuple<Tensor, Tensor> MaxPool2d::forward_with_indices(const Tensor& x) {
+  return max_pool2d_with_indices(x, options_.kernel_size.vec(),
+                                 options_.stride.value_or(options_.kernel_size).vec(),
+                                 options_.padding.vec());
 }
 
 // torch's MaxPool2d prints its arguments as given (MaxPool2d(2): kernel_size=2; (2, 3) as a

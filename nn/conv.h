@@ -2,6 +2,7 @@
 // torch.nn's defaults and initialisation.
 #pragma once
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "nn/module.h"
@@ -119,6 +120,8 @@ struct MaxPool2dOptions {
   Int2 kernel_size;
   std::optional<Int2> stride = std::nullopt;  // unset: kernel_size, as torch
   Int2 padding = 0;
+  // true: torch's (values, indices) tuple, which is forward_with_indices(); forward() refuses.
+  bool return_indices = false;
 };
 
 class MaxPool2d : public Module {
@@ -126,6 +129,8 @@ class MaxPool2d : public Module {
   using Options = MaxPool2dOptions;
   explicit MaxPool2d(const MaxPool2dOptions& options);
   Tensor forward(const Tensor& x) override;
+  // (values, int64 offset of each maximum in its flattened (H, W) plane): MaxUnpool2d's indices.
+  std::tuple<Tensor, Tensor> forward_with_indices(const Tensor& x);
   std::string type_name() const override { return "MaxPool2d"; }
   std::string extra_repr() const override;
 

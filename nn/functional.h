@@ -4,6 +4,7 @@
 #include "nn/alpha_dropout.h"  // dropout3d, alpha_dropout, feature_alpha_dropout
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
+#include "tensor/max_unpool.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -56,7 +57,12 @@ using fabric::lp_pool1d;
 using fabric::lp_pool2d;
 using fabric::margin_ranking_loss;
 using fabric::max_pool2d;
+using fabric::max_pool2d_with_indices;
 using fabric::max_pool3d;
+using fabric::max_pool3d_with_indices;
+using fabric::max_unpool1d;
+using fabric::max_unpool2d;
+using fabric::max_unpool3d;
 using fabric::mish;
 using fabric::mse_loss;
 using fabric::multi_margin_loss;

@@ -69,6 +69,17 @@ Tensor max_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> s
   return fabric::max_pool2d(x4, {1, kernel_size}, {1, s}, {0, padding}).squeeze(-2);
 }
 
+std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, int64_t kernel_size,
+                                                   std::optional<int64_t> stride, int64_t padding) {
+  const int64_t s = checked_stride("max_pool1d", kernel_size, stride, padding);
+  const Tensor x4 = with_unit_height("max_pool1d", x);
+  check_pool_input("max_pool1d", x, kernel_size, s, padding);
+  // In a (1, L) plane the flat offset is the position in L.
+  auto [values, indices] =
+      fabric::max_pool2d_with_indices(x4, {1, kernel_size}, {1, s}, {0, padding});
+  return {values.squeeze(-2), indices.squeeze(-2)};
+}
+
 Tensor avg_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride,
                   int64_t padding) {
   const int64_t s = checked_stride("avg_pool1d", kernel_size, stride, padding);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <tuple>
 
 #include "tensor/tensor.h"
 
@@ -13,6 +14,10 @@ inline namespace functional {
 // half the kernel) on both sides with -inf: (..., L) -> (..., (L + 2p - k) / s + 1).
 Tensor max_pool1d(const Tensor& x, int64_t kernel_size,
                   std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+// max_pool1d(..., return_indices=True): (values, int64 position of each window's maximum in L).
+std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, int64_t kernel_size,
+                                                   std::optional<int64_t> stride = std::nullopt,
+                                                   int64_t padding = 0);
 // As max_pool1d with zero padding, each window's sum divided by kernel_size (torch's defaults:
 // ceil_mode=False, count_include_pad=True).
 Tensor avg_pool1d(const Tensor& x, int64_t kernel_size,

@@ -58,7 +58,14 @@ MaxPool1d::MaxPool1d(const MaxPool1dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool1d::forward(const Tensor& x) {
+  FABRIC_CHECK(!options_.return_indices, ValueError,
+               "MaxPool1d: return_indices=true returns (values, indices): call "
+               "forward_with_indices");
   return max_pool1d(x, options_.kernel_size, options_.stride, options_.padding);
+}
+
+std::tuple<Tensor, Tensor> MaxPool1d::forward_with_indices(const Tensor& x) {
+  return max_pool1d_with_indices(x, options_.kernel_size, options_.stride, options_.padding);
 }
 
 std::string MaxPool1d::extra_repr() const {

@@ -2,6 +2,7 @@
 // AdaptiveAvgPool2d live in nn/conv.h.
 #pragma once
 #include <optional>
+#include <tuple>
 
 #include "nn/conv.h"
 #include "nn/module.h"
@@ -38,6 +39,7 @@ struct MaxPool1dOptions {
   int64_t padding = 0;                           // at most half the kernel
   int64_t dilation = 1;                          // only 1
   bool ceil_mode = false;                        // only false
+  bool return_indices = false;  // true: forward_with_indices() (torch's tuple); forward() refuses
 };
 
 // (N, C, L) or (C, L) -> (..., (L + 2p - k) / s + 1).
@@ -46,6 +48,8 @@ class MaxPool1d : public Module {
   using Options = MaxPool1dOptions;
   explicit MaxPool1d(const MaxPool1dOptions& options);
   Tensor forward(const Tensor& x) override;
+  // (values, int64 position of each maximum in L): MaxUnpool1d's indices.
+  std::tuple<Tensor, Tensor> forward_with_indices(const Tensor& x);
   std::string type_name() const override { return "MaxPool1d"; }
   std::string extra_repr() const override;
 

@@ -75,8 +75,16 @@ MaxPool3d::MaxPool3d(const MaxPool3dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool3d::forward(const Tensor& x) {
+  FABRIC_CHECK(!options_.return_indices, ValueError,
+               "MaxPool3d: return_indices=true returns (values, indices): call "
+               "forward_with_indices");
   return max_pool3d(x, options_.kernel_size, options_.stride.value_or(options_.kernel_size),
                     options_.padding);
+}
+
+std::tuple<Tensor, Tensor> MaxPool3d::forward_with_indices(const Tensor& x) {
+  return max_pool3d_with_indices(x, options_.kernel_size,
+                                 options_.stride.value_or(options_.kernel_size), options_.padding);
 }
 
 std::string MaxPool3d::extra_repr() const {

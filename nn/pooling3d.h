@@ -18,6 +18,7 @@ struct MaxPool3dOptions {
   std::vector<int64_t> padding = {0};                         // at most half the kernel
   int64_t dilation = 1;                                       // only 1
   bool ceil_mode = false;                                     // only false
+  bool return_indices = false;  // true: forward_with_indices() (torch's tuple); forward() refuses
 };
 
 // (N, C, D, H, W) or (C, D, H, W) -> (..., (D + 2p - k) / s + 1, likewise for H and W).
@@ -26,6 +27,8 @@ class MaxPool3d : public Module {
   using Options = MaxPool3dOptions;
   explicit MaxPool3d(const MaxPool3dOptions& options);
   Tensor forward(const Tensor& x) override;
+  // (values, int64 offset of each maximum in its flattened (D, H, W) plane): MaxUnpool3d's.
+  std::tuple<Tensor, Tensor> forward_with_indices(const Tensor& x);
   std::string type_name() const override { return "MaxPool3d"; }
   std::string extra_repr() const override;
 

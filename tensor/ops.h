@@ -405,6 +405,14 @@ Tensor max_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int6
                   std::vector<int64_t> padding = {0, 0, 0});
 Tensor avg_pool3d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride = {},
                   std::vector<int64_t> padding = {0, 0, 0});
+// max_pool2d/3d(..., return_indices=True): (values, int64 offset of each window's maximum in its
+// flattened (H, W) or (D, H, W) plane) — the indices max_unpool2d/3d take.
+std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, std::vector<int64_t> kernel,
+                                                   std::vector<int64_t> stride = {},
+                                                   std::vector<int64_t> padding = {0, 0});
+std::tuple<Tensor, Tensor> max_pool3d_with_indices(const Tensor& x, std::vector<int64_t> kernel,
+                                                   std::vector<int64_t> stride = {},
+                                                   std::vector<int64_t> padding = {0, 0, 0});
 Tensor adaptive_avg_pool3d(const Tensor& x, std::vector<int64_t> output_size);
 // torch's adaptive max pools: (values, int64 indices into each plane's flattened D*H*W, H*W or
 // L). The 3-d one runs in float32 under CPU autocast (torch's CPU fp32 list).
