@@ -2,6 +2,7 @@
 // layers are made of.
 #pragma once
 #include "nn/alpha_dropout.h"  // dropout3d, alpha_dropout, feature_alpha_dropout
+#include "nn/channel_shuffle.h"
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
 #include "tensor/max_unpool.h"

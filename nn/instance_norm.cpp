@@ -1,4 +1,4 @@
-// InstanceNorm1d/2d: torch 1.13's _InstanceNorm checks (input dims, num_features) and forward.
+// InstanceNorm1d/2d/3d: torch 1.13's _InstanceNorm checks (input dims, num_features) and forward.
 #include "nn/instance_norm.h"
 
 #include "nn/functional_instance_norm.h"

@@ -1,5 +1,5 @@
-// InstanceNorm1d / InstanceNorm2d: each (sample, channel) plane normalised by its own statistics,
-// as torch.nn (functional form: nn/functional_instance_norm.h).
+// InstanceNorm1d / InstanceNorm2d / InstanceNorm3d: each (sample, channel) plane normalised by its
+// own statistics, as torch.nn (functional form: nn/functional_instance_norm.h).
 #pragma once
 #include "nn/norm_base.h"
 
@@ -28,7 +28,8 @@ class InstanceNorm : public NormBase {
 
  protected:
   explicit InstanceNorm(const InstanceNormOptions& options);
-  // Dims of an unbatched input: 2 for (C, L), 3 for (C, H, W); a batched one has one more.
+  // Dims of an unbatched input: 2 for (C, L), 3 for (C, H, W), 4 for (C, D, H, W); a batched one
+  // has one more.
   virtual int64_t no_batch_dim() const = 0;
 
  private:
@@ -53,6 +54,16 @@ class InstanceNorm2d : public InstanceNorm {
 
  protected:
   int64_t no_batch_dim() const override { return 3; }
+};
+
+// Input (N, C, D, H, W) or (C, D, H, W).
+class InstanceNorm3d : public InstanceNorm {
+ public:
+  explicit InstanceNorm3d(const InstanceNormOptions& options) : InstanceNorm(options) {}
+  std::string type_name() const override { return "InstanceNorm3d"; }
+
+ protected:
+  int64_t no_batch_dim() const override { return 4; }
 };
 
 }  // namespace fabric::nn

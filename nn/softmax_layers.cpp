@@ -1,4 +1,4 @@
-// Softmax, LogSoftmax and Softmin modules over tensor/ops.h's softmax and log_softmax.
+// Softmax, LogSoftmax, Softmin and Softmax2d modules over tensor/ops.h's softmax and log_softmax.
 #include "nn/softmax_layers.h"
 
 #include "tensor/ops.h"
@@ -39,5 +39,13 @@ Tensor Softmin::forward(const Tensor& x) {
   return softmax(neg(x), dim);
 }
 std::string Softmin::extra_repr() const { return dim_repr(options_.dim); }
+
+Tensor Softmax2d::forward(const Tensor& x) {
+  FABRIC_CHECK(x.defined(), ValueError, "Softmax2d: got an undefined tensor");
+  FABRIC_CHECK(x.dim() == 3 || x.dim() == 4, ShapeError,
+               "Softmax2d requires a 3D or 4D tensor as input, got a ", x.dim(),
+               "D tensor of shape ", shape_str(x.sizes()));
+  return softmax(x, -3);
+}
 
 }  // namespace fabric::nn

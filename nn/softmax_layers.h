@@ -1,4 +1,5 @@
-// Softmax, LogSoftmax and Softmin over one dim, as torch.nn (reprs `Softmax(dim=1)`).
+// Softmax, LogSoftmax and Softmin over one dim, as torch.nn (reprs `Softmax(dim=1)`), and
+// Softmax2d over the channels.
 #pragma once
 #include <optional>
 
@@ -50,6 +51,14 @@ class Softmin : public Module {
 
  private:
   SoftmaxOptions options_;
+};
+
+// softmax over the channels (dim -3) of an (N, C, H, W) or (C, H, W) input: at each location the
+// C values sum to 1. Other ranks: ShapeError, as torch's assertion. make<Softmax2d>().
+class Softmax2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Softmax2d"; }
 };
 
 }  // namespace fabric::nn
