@@ -202,8 +202,18 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_with_stats(
     }
     if (count > 0 && running_var.defined()) {
       Tensor rv = running_var.detach();
-      rv.copy_(add(mul(rv.to(acc), 1.0 - momentum),
-                   mul(div(sq_dev, static_cast<double>(count - 1)), momentum)));
+      const Tensor kept = mul(rv.to(acc), 1.0 - momentum);
+      const Tensor unbiased = div(sq_dev, static_cast<double>(count - 1));
+      // torch 1.13's float32 running variance adds momentum * unbiased (momentum rounded to
+      // float) to the rounded (1 - momentum) * running_var with one rounding, as an fma (its
+      // running mean and every float64 update round each product): the float32 product is
+      // exact in float64, so the sum rounds once there and then to float32.
+      if (acc == DType::float32 && rv.dtype() == DType::float32) {
+        const double m32 = static_cast<float>(momentum);
+        rv.copy_(add(mul(unbiased.to(DType::float64), m32), kept.to(DType::float64)));
+      } else {
+        rv.copy_(add(kept, mul(unbiased, momentum)));
+      }
     }
     if (half_stats) {
       mean = mean.to(x.dtype()).to(acc);

@@ -95,6 +95,46 @@ TEST(BatchNormTorch, MatchesTorchFixtures) {
   }
 }
 
+// The float32 running statistics round as torch 1.13's CPU update: the mean as (1 - m) * rm +
+// m * mean, each product rounded; the variance adds m * unbiased to the rounded (1 - m) * rv with
+// one rounding (an fma). On integer data the batch statistics are exact in any order, so these
+// are torch's bits (F.batch_norm(x, rm, rv, training=True, momentum=m) with x[n][c][l] =
+// (7n + 3c + 5l) % 17 - 8, rv = 0.5 + 0.137c, rm = 0.25 - 0.41c): rv[1] at m = 0.1 was one ulp
+// off with every product rounded.
+TEST(BatchNormTorch, Float32RunningStatisticsRoundAsTorchs) {
+  const int64_t N = 4, C = 5, L = 8;
+  std::vector<float> xv;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t l = 0; l < L; ++l)
+        xv.push_back(static_cast<float>((n * 7 + c * 3 + l * 5) % 17 - 8));
+  const Tensor x = from_vector<float>(xv, {N, C, L});
+  struct Row {
+    double momentum;
+    std::vector<float> var, mean;
+  };
+  const std::vector<Row> rows = {
+      {0.1,
+       {0x1.77baa2p+1f, 0x1.7d33a6p+1f, 0x1.827484p+1f, 0x1.a66b0ep+1f, 0x1.bfa2p+1f},
+       {0x1.399998p-3f, -0x1.73b644p-3f, -0x1.da1ca8p-2f, -0x1.b3958p-1f, -0x1.4aa7eep+0f}},
+      {0.3,
+       {0x1.f397f4p+2f, 0x1.ea4444p+2f, 0x1.e09c58p+2f, 0x1.028278p+3f, 0x1.0ca712p+3f},
+       {-0x1.4cccdp-5f, -0x1.cbc6a8p-3f, -0x1.fdf3b4p-3f, -0x1.2f3b64p-1f, -0x1.1849bap+0f}},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.momentum);
+    std::vector<float> rv0, rm0;
+    for (int64_t c = 0; c < C; ++c) {
+      rv0.push_back(static_cast<float>(0.5 + 0.137 * static_cast<double>(c)));
+      rm0.push_back(static_cast<float>(0.25 - 0.41 * static_cast<double>(c)));
+    }
+    Tensor rv = from_vector<float>(rv0, {C}), rm = from_vector<float>(rm0, {C});
+    batch_norm(x, rm, rv, Tensor(), Tensor(), /*training=*/true, r.momentum, 1e-5);
+    EXPECT_EQ(rv.to_vector<float>(), r.var);
+    EXPECT_EQ(rm.to_vector<float>(), r.mean);
+  }
+}
+
 TEST(BatchNormLayers, StateDictKeysAndDtypesAsTorch) {
   struct Row {
     std::string name;
