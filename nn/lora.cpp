@@ -73,6 +73,14 @@ Tensor LoRALinear::forward(const Tensor& x) {
   return sum.dtype() == y.dtype() ? sum : sum.to(y.dtype());
 }
 
+bool lora_targets(const std::string& path, const std::vector<std::string>& targets) {
+  return std::any_of(targets.begin(), targets.end(), [&](const std::string& t) {
+    return path == t ||
+           (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
+            path[path.size() - t.size() - 1] == '.');
+  });
+}
+
 std::string LoRALinear::extra_repr() const {
   std::ostringstream os;
   os << "in_features=" << options_.in_features << ", out_features=" << options_.out_features
@@ -104,18 +112,9 @@ std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
 
   // Collect first: replacing while walking would change the list under the walk.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> hits;
-  // PEFT's rule: a target names a layer by its whole path or by a dotted tail of it ("c_attn",
-  // "attn.c_attn", "transformer.h.0.attn.c_attn"; an MLP's "layers.0").
-  auto targeted = [&](const std::string& path) {
-    return std::any_of(options.target.begin(), options.target.end(), [&](const std::string& t) {
-      return path == t ||
-             (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
-              path[path.size() - t.size() - 1] == '.');
-    });
-  };
   for (const auto& [path, m] : model.named_modules()) {
     const size_t dot = path.rfind('.');
-    if (!targeted(path)) continue;
+    if (!lora_targets(path, options.target)) continue;
     if (dynamic_cast<LoRALinear*>(m.get()) != nullptr) continue;  // already adapted
     const std::string parent = dot == std::string::npos ? "" : path.substr(0, dot);
     // Inside an adapter (its base_layer/lora_A/lora_B) nothing is a target.

@@ -57,6 +57,10 @@ struct LoRAOptions {
 // ValueError naming the layer type when neither gives them.
 std::pair<int64_t, int64_t> linear_features(const Module& layer);
 
+// PEFT's target rule: whether one of `targets` names the layer at dotted `path`, by the whole path
+// or a dotted tail of it ("c_attn", "attn.c_attn", "transformer.h.0.attn.c_attn"; "layers.0").
+bool lora_targets(const std::string& path, const std::vector<std::string>& targets);
+
 // Freezes every parameter of `model` but adapters' (PEFT: those without "lora_" in their name),
 // then replaces each descendant that a target names (PEFT's rule: its whole dotted path, or a
 // dotted tail of it, so "c_attn" names every block's and "h.0.attn.c_attn" one) with a LoRALinear

@@ -232,11 +232,9 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
   // The adapters' size before any is made: rank x (in + out) per targeted layer, so that a rank no
   // memory holds is the config's error (as an oversized model is), not the allocator's.
   double adapter_params = 0;
+  // The layers apply_lora will adapt, by its rule (a dotted tail "h.0.attn.c_attn" counts too).
   for (const auto& [path, m] : model.named_modules()) {
-    const std::string name =
-        path.substr(path.rfind('.') == std::string::npos ? 0 : path.rfind('.') + 1);
-    if (std::find(cfg.lora.target.begin(), cfg.lora.target.end(), name) == cfg.lora.target.end())
-      continue;
+    if (!nn::lora_targets(path, cfg.lora.target)) continue;
     try {
       const auto [in, out] = nn::linear_features(*m);
       adapter_params += double(cfg.lora.rank) * double(in + out);
@@ -244,12 +242,14 @@ void add_lora(nn::Module& model, const TrainConfig& cfg) {
     }
   }
   const double memory = usable_memory_bytes();
-  if (adapter_params * 4.0 > memory)
+  // The adapters are float32 but under 64-true, whose model is float64 throughout.
+  const bool f64 = cfg.fabric.precision == "64-true" || cfg.fabric.precision == "64";
+  if (adapter_params * (f64 ? 8.0 : 4.0) > memory)
     throw ConfigError("lora.rank: " + std::to_string(cfg.lora.rank) + " gives adapters of " +
                       std::to_string(static_cast<long long>(std::min(adapter_params, 9e18))) +
                       " parameters (rank x (in + out) per targeted layer), more than this "
-                      "machine's memory (RAM and "
-                      "swap, or ulimit -v) holds as float32; expected a rank that fits");
+                      "machine's memory (RAM and swap, or ulimit -v) holds as " +
+                      (f64 ? "float64" : "float32") + "; expected a rank that fits");
   try {
     nn::apply_lora(model, {.rank = cfg.lora.rank, .alpha = cfg.lora.alpha, .dropout = cfg.lora.dropout,
                            .target = cfg.lora.target});

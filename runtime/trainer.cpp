@@ -338,6 +338,9 @@ distributed::FSDPOptions fsdp_options(const TrainConfig& cfg) {
 void check_fsdp_policies(const TrainConfig& cfg, const nn::Module& net) {
   std::set<std::string> types{net.type_name()};
   for (const auto& [name, child] : net.named_modules()) types.insert(child->type_name());
+  // The adapters are added after this check, and FSDP wraps the model with them: a policy may
+  // name their layers (wrapping each LoRA layer is a usual PEFT + FSDP policy).
+  if (cfg.lora.rank > 0) types.insert("LoRALinear");
   std::string list;
   for (const auto& t : types) list += (list.empty() ? "" : ", ") + t;
   const bool has_batch_norm = std::any_of(types.begin(), types.end(), is_batch_norm_type);
@@ -873,7 +876,10 @@ class Run {
   // One example through the model and the loss, before anything is written: a model that does not
   // fit the data (an mlp on text, model.sizes[0] unlike the features, a cnn on flat vectors) is a
   // config error here instead of a shape error after the run directory exists. Evaluation mode
-  // without gradients, as validate(): no state of the run changes.
+  // without gradients, as validate(), and every buffer put back as it was: no state of the run
+  // changes (an FP8 layer records its amaxes in its history's row 0 even without gradients, as
+  // Transformer Engine's inference does, and they would join the first step's scale update; a
+  // run that never saw this example would not have them).
   void check_model_fits_data(FabricModule& model, const data::Dataset& train,
                              const Device& device) {
     if (train.size() <= 0) return;
@@ -881,10 +887,17 @@ class Run {
     data::Batch b = train.get(std::span<const int64_t>(&first, 1));
     b.inputs = b.inputs.to(device);  // where the loaders hand the batches out
     b.targets = b.targets.to(device);
-    struct TrainAgain {
+    struct Restore {
       FabricModule& m;
-      ~TrainAgain() { m.train(); }
-    } train_again{model};
+      std::vector<std::pair<Tensor, Tensor>> buffers;  // (the buffer, its value before)
+      ~Restore() {
+        NoGradGuard no_grad;
+        for (auto& [buffer, before] : buffers) buffer.copy_(before);
+        m.train();
+      }
+    } restore{model, {}};
+    for (const auto& [name, buffer] : model.module().named_buffers())
+      if (buffer.defined()) restore.buffers.emplace_back(buffer, buffer.clone());
     try {
       NoGradGuard no_grad;
       model.eval();

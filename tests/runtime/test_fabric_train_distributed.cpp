@@ -284,6 +284,13 @@ TEST_F(FabricTrain, FsdpBf16MixedGptOverTwoProcessesMatchesDDPAndResumes) {
                           "trainer.run_dir=" + (dir_ / "typo").string());
   EXPECT_EQ(typo.status, 2) << typo.output;
   EXPECT_NE(typo.output.find("fsdp.auto_wrap_policy: 'Blok'"), std::string::npos) << typo.output;
+  // With LoRA the adapters' layers are there when FSDP wraps the model: a policy may name them.
+  const std::string lora_policy =
+      " --set fabric.devices=1 fabric.strategy=fsdp fsdp.auto_wrap_policy=[LoRALinear] "
+      "fsdp.activation_checkpointing_policy=[LoRALinear]";
+  EXPECT_EQ(run("validate " + cfg + lora_policy).status, 2);
+  const Result lora = run("validate " + cfg + lora_policy + " lora.rank=2 lora.target=[c_attn]");
+  EXPECT_EQ(lora.status, 0) << lora.output;
   const Result wrong = run("validate " + cfg + " --set fsdp.cpu_offload=true");
   EXPECT_EQ(wrong.status, 2) << wrong.output;
   EXPECT_NE(wrong.output.find("fabric.strategy fsdp"), std::string::npos) << wrong.output;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/safetensors.h"
 #include "tests/runtime/fabric_train_metrics.h"
 #include "tests/runtime/fabric_train_test_util.h"
 
@@ -51,6 +52,32 @@ TEST_F(FabricTrainFp8Resume, DDPResumedAfterAValidationStepEqualsTheUninterrupte
   const auto uninterrupted = lines(whole + "/metrics.csv");
   ASSERT_EQ(uninterrupted.size(), 10u);  // header, 6 train rows, 3 validation rows
   EXPECT_EQ(lines(part + "/metrics.csv"), uninterrupted);
+}
+
+// Before the first step fabric-train runs one example through the model to check it fits the
+// data. Under FP8 that forward recorded its amaxes in row 0 of every history, where they joined
+// the first step's scale update (Transformer Engine runs no such forward): after max_steps=0 every
+// history is still zero and every scale one.
+TEST_F(FabricTrainFp8Resume, TheFitCheckLeavesTheFp8MetasAlone) {
+  start("fabric_train_fp8_fit_check");
+  if (IsSkipped()) return;
+  const std::string cfg = write_tiny_gpt_config("run");
+  const Result r = run("fit " + cfg +
+                       " --set fabric.precision=transformer-engine trainer.max_steps=0 "
+                       "trainer.sample_tokens=0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const SafetensorsFile m =
+      load_safetensors((dir_ / "run/checkpoints/last/model.safetensors").string());
+  int histories = 0;
+  for (const auto& [key, t] : m.tensors) {
+    const bool history = key.ends_with("amax_history_fwd") || key.ends_with("amax_history_bwd");
+    const bool scale = key.ends_with("scale_fwd") || key.ends_with("scale_bwd");
+    if (!history && !scale) continue;
+    histories += history;
+    for (float v : t.to(DType::float32).to_vector<float>())
+      EXPECT_EQ(v, history ? 0.0f : 1.0f) << key;
+  }
+  EXPECT_GT(histories, 0) << "no FP8 layer in the checkpoint";
 }
 
 }  // namespace
