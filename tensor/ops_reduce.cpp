@@ -382,22 +382,25 @@ Tensor norm(const Tensor& a_in, double p, const std::vector<int64_t>& dims, bool
   FABRIC_CHECK(!std::isnan(p), ValueError, "norm: the order p must not be NaN");
   const std::vector<bool> mask = reduce_mask("norm", a, dims);
   const DType out_dt = fp32_out ? DType::float32 : a.dtype();
+  // torch 1.13's CPU kernel takes p as a float (p = 2 + 1e-12 is the 2-norm); the fold order is
+  // its too (kernels/cpu/reduce_norm_torch.h).
+  const double pk = a.device().is_cpu() ? static_cast<double>(static_cast<float>(p)) : p;
   ReduceParams prm;
-  prm.p = p;
+  prm.p = pk;
   ReduceOp rop;
   if (reduced_numel(a, mask) == 0) {
     // torch.norm gives 0 for an empty reduction, whatever p (linalg.vector_norm refuses an infinite
     // one: max has no identity; a negative p's root of the empty sum would be inf): the sum of
     // nothing is that 0.
     rop = ReduceOp::sum_abs;
-  } else if (std::isinf(p)) {
-    rop = p > 0 ? ReduceOp::max_abs : ReduceOp::min_abs;
-  } else if (p == 2) {
+  } else if (std::isinf(pk)) {
+    rop = pk > 0 ? ReduceOp::max_abs : ReduceOp::min_abs;
+  } else if (pk == 2) {
     rop = ReduceOp::sum_sq;
     prm.finish = ReduceFinish::sqrt;
-  } else if (p == 1) {
+  } else if (pk == 1) {
     rop = ReduceOp::sum_abs;
-  } else if (p == 0) {
+  } else if (pk == 0) {
     rop = ReduceOp::count_nonzero;
   } else {
     rop = ReduceOp::sum_pow;

@@ -1,7 +1,7 @@
-// CPU reductions (sum/mean/norms/var/logsumexp/max/min), arg-reductions and cumsum. Two fast
-// layouts: the innermost reduced dim contiguous (row reductions, vectorised along the row) and
-// the innermost kept dim contiguous (column reductions such as bias gradients, vectorised across
-// columns); anything else goes through the row path with gathered runs.
+// CPU reductions (sum/mean/var/logsumexp/max/min; norm()'s in reduce_norm_torch.h), arg-reductions
+// and cumsum. Two fast layouts: the innermost reduced dim contiguous (row reductions, vectorised
+// along the row) and the innermost kept dim contiguous (column reductions such as bias gradients,
+// vectorised across columns); anything else goes through the row path with gathered runs.
 #include <omp.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include "kernels/cpu/reduce_cols_f32.h"
 #include "kernels/cpu/reduce_cols_torch.h"
 #include "kernels/cpu/reduce_math.h"
+#include "kernels/cpu/reduce_norm_torch.h"
 #include "kernels/cpu/reduce_row_sum.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
@@ -32,9 +33,8 @@ constexpr int64_t kFewOutputs = 16;
 // center) and the combine.
 template <ReduceOp OP, typename A>
 struct Fold {
-  A p = 2;
-  static constexpr bool kMaxLike = OP == ReduceOp::max || OP == ReduceOp::max_abs;
-  static constexpr bool kMinLike = OP == ReduceOp::min || OP == ReduceOp::min_abs;
+  static constexpr bool kMaxLike = OP == ReduceOp::max;
+  static constexpr bool kMinLike = OP == ReduceOp::min;
   static A init() {
     if constexpr (kMaxLike) {
       if constexpr (std::is_floating_point_v<A>)
@@ -53,15 +53,6 @@ struct Fold {
   A map(A x, A c) const {
     if constexpr (OP == ReduceOp::sum || OP == ReduceOp::max || OP == ReduceOp::min)
       return x;
-    else if constexpr (OP == ReduceOp::sum_abs || OP == ReduceOp::max_abs ||
-                       OP == ReduceOp::min_abs)
-      return x < 0 ? A(-x) : x;
-    else if constexpr (OP == ReduceOp::sum_sq)
-      return x * x;
-    else if constexpr (OP == ReduceOp::sum_pow)
-      return std::pow(std::abs(x), p);
-    else if constexpr (OP == ReduceOp::count_nonzero)
-      return x != A(0) ? A(1) : A(0);
     else if constexpr (OP == ReduceOp::sum_sq_dev)
       return (x - c) * (x - c);
     else
@@ -174,7 +165,6 @@ struct Reducer {
       g.red_sizes[0] = 1;
       g.red_in[0] = 1;
     }
-    f.p = static_cast<A>(p.p);
     isz = itemsize(g.in_dtype);
     nred = g.num_red();
   }
@@ -495,17 +485,13 @@ void reduce_acc(ReduceOp op, const ReduceGeometry& g, const ReduceParams& p) {
       break;
   }
   if constexpr (std::is_floating_point_v<A>) {
+    // norm()'s folds follow torch's order (reduce_norm_torch.h).
+    if (is_norm_op(op)) return norm_reduce<A>(op, g, p);
     switch (op) {
 #define FABRIC_REDUCE_CASE(name)            \
   case ReduceOp::name:                      \
     Reducer<ReduceOp::name, A>(g, p).run(); \
     return;
-      FABRIC_REDUCE_CASE(sum_abs)
-      FABRIC_REDUCE_CASE(sum_sq)
-      FABRIC_REDUCE_CASE(sum_pow)
-      FABRIC_REDUCE_CASE(count_nonzero)
-      FABRIC_REDUCE_CASE(max_abs)
-      FABRIC_REDUCE_CASE(min_abs)
       FABRIC_REDUCE_CASE(sum_sq_dev)
       FABRIC_REDUCE_CASE(sum_exp_dev)
 #undef FABRIC_REDUCE_CASE

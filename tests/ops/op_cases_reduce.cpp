@@ -150,6 +150,11 @@ std::vector<OpCase> reduce_cases() {
         return ref_reduce(in[0], r.dims, r.keepdim, fold);
       };
       c.tol_scale = r.name == "long_row" || r.name == "columns" ? 4 * tol : tol;
+      // torch 1.13's CPU norm folds bfloat16 in bfloat16 outside its p = 2 last-dim kernel (a
+      // 1-norm of 1500 values stops near 512), and fabric's follows it; those bits are checked
+      // against torch's in test_norm_torch_rows.cpp, not against a float64 sum here.
+      if (op.rfind("norm", 0) == 0 && is_long)
+        c.dtypes = {DType::float64, DType::float32, DType::float16};
       cases.push_back(c);
     }
     if (allow_empty_reduce) {
