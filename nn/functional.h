@@ -5,6 +5,7 @@
 #include "nn/channel_shuffle.h"
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
+#include "tensor/ctc_loss.h"
 #include "tensor/max_unpool.h"
 #include "tensor/ops.h"
 
@@ -30,6 +31,7 @@ using fabric::conv_transpose2d;
 using fabric::cosine_embedding_loss;
 using fabric::cosine_similarity;
 using fabric::cross_entropy;
+using fabric::ctc_loss;
 using fabric::dropout;
 using fabric::elu;
 using fabric::embedding;

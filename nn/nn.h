@@ -11,6 +11,7 @@
 #include "nn/containers.h"
 #include "nn/conv.h"
 #include "nn/conv3d.h"
+#include "nn/ctc_loss.h"
 #include "nn/embedding_bag.h"
 #include "nn/functional.h"
 #include "nn/gpt.h"

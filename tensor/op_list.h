@@ -190,6 +190,8 @@
   X(upsample_nearest1d, none, fp32)         \
   X(upsample_linear1d, none, fp32)          \
   X(upsample_bicubic2d, none, fp32)         \
+  X(upsample_nearest3d, none, fp32)         \
+  X(upsample_trilinear3d, none, fp32)       \
   X(pixel_shuffle, none, none)              \
   X(pixel_unshuffle, none, none)            \
   X(conv3d, lower, lower)                   \
@@ -239,5 +241,6 @@
   X(gaussian_nll_loss, none, none)          \
   X(multi_margin_loss, fp32, fp32)          \
   X(multilabel_margin_loss, fp32, fp32)     \
+  X(ctc_loss, fp32, none)                   \
   X(cosine_similarity, none, fp32)          \
   X(pairwise_distance, none, none)

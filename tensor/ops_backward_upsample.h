@@ -18,4 +18,15 @@ struct UpsampleAttrs {
 // weighted as the forward read it.
 Tensor upsample2d_backward(const Tensor& grad_out, const UpsampleAttrs& attrs);
 
+// What autograd keeps of a 3-D interpolate call (upsample_nearest3d, upsample_trilinear3d): the
+// kernel geometry and the input's (N, C, D, H, W).
+struct Upsample3dAttrs {
+  Upsample3dDesc desc;
+  Shape input_shape;
+};
+
+// dx (input_shape) for grad_out (N, C, OD, OH, OW), summed in torch 1.13's order
+// (upsample3d_backward_stub).
+Tensor upsample3d_backward(const Tensor& grad_out, const Upsample3dAttrs& attrs);
+
 }  // namespace fabric

@@ -1,6 +1,7 @@
 // interpolate (torch.nn.functional.interpolate) with torch 1.13's argument checks in its order,
-// and its gradient. nearest, linear and bilinear run the upsampling kernels (a 1-d input is a
-// plane of height 1); nearest-exact, bicubic and area are compositions (upsample_modes.h). With
+// and its gradient. nearest, linear and bilinear run the 2-d upsampling kernels (a 1-d input is a
+// plane of height 1), nearest and trilinear on 5-d input the 3-d ones; nearest-exact, bicubic and
+// area are compositions (upsample_modes.h). With
 // scale_factor (and no recompute_scale_factor, torch's default) the output size is
 // floor(in * scale) and the kernels read input o / scale, as torch's; with size they read
 // o * in / out. area, as torch, turns a scale_factor into the output size it gives.
@@ -22,6 +23,8 @@ namespace fabric {
 
 FABRIC_DEFINE_STUB(upsample2d_forward_stub, UpsampleForwardFn);
 FABRIC_DEFINE_STUB(upsample2d_backward_stub, UpsampleBackwardFn);
+FABRIC_DEFINE_STUB(upsample3d_forward_stub, Upsample3dFn);
+FABRIC_DEFINE_STUB(upsample3d_backward_stub, Upsample3dFn);
 
 namespace {
 
@@ -44,6 +47,17 @@ std::string spatial_str(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 2; i < shape.size(); ++i) s += (i > 2 ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// torch's "(D: 3, H: 4, W: 5)" of the input (or output) sizes, one letter per spatial dim.
+std::string sizes_str(const std::vector<upsample_modes::Axis>& axes, bool out) {
+  static constexpr const char* kNames[] = {"D", "H", "W"};
+  const size_t first = 3 - axes.size();
+  std::string s = "(";
+  for (size_t k = 0; k < axes.size(); ++k)
+    s += (k ? ", " : "") + std::string(kNames[first + k]) + ": " +
+         std::to_string(out ? axes[k].out : axes[k].in);
+  return s + ")";
 }
 
 bool is_one_of(std::string_view mode, std::initializer_list<std::string_view> modes) {
@@ -102,10 +116,6 @@ std::vector<upsample_modes::Axis> interpolate_setup(const Tensor& x, std::vector
                "D) for the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
                "nearest-exact (got ",
                mode, ")");
-  FABRIC_CHECK(nd != 5, NotImplementedError, "interpolate: mode ", mode, " on the 5-D input ",
-               shape_str(x.sizes()),
-               " is not implemented in fabric (it implements 3-D (N, C, L) and 4-D (N, C, H, W) "
-               "input)");
   std::vector<upsample_modes::Axis> axes(static_cast<size_t>(dim));
   for (int64_t k = 0; k < dim; ++k) {
     upsample_modes::Axis& a = axes[k];
@@ -118,17 +128,15 @@ std::vector<upsample_modes::Axis> interpolate_setup(const Tensor& x, std::vector
       a.scale = mode == "area" ? 0.0 : scale[k];
     }
   }
+  // area is adaptive average pooling, whose own checks apply instead (an output size of 0 is
+  // allowed there; an empty input dimension is its error).
+  if (mode == "area") return axes;
   bool positive = true;
   for (const auto& a : axes) positive = positive && a.in > 0 && a.out > 0;
-  if (dim == 1)
-    FABRIC_CHECK(positive, ValueError,
-                 "interpolate: Input and output sizes should be greater than 0, but got input (W: ",
-                 axes[0].in, ") and output (W: ", axes[0].out, ")");
-  else
-    FABRIC_CHECK(positive, ValueError,
-                 "interpolate: Input and output sizes should be greater than 0, but got input (H: ",
-                 axes[0].in, ", W: ", axes[1].in, ") output (H: ", axes[0].out,
-                 ", W: ", axes[1].out, ")");
+  FABRIC_CHECK(positive, ValueError,
+               "interpolate: Input and output sizes should be greater than 0, but got input ",
+               sizes_str(axes, false), dim == 1 ? " and output " : " output ",
+               sizes_str(axes, true));
   FABRIC_CHECK(x.size(1) > 0, ShapeError, "interpolate: Non-empty ", nd,
                "D data tensor expected but got a tensor with sizes ", shape_str(x.sizes()));
   return axes;
@@ -143,15 +151,47 @@ void check_float(const char* op, const Tensor& t) {
 }
 
 // torch's is_contiguous(memory_format=channels_last) of an (N, C, H, W) tensor: dense with C
-// innermost, then W, H, N (a dimension of size 1 may have any stride).
+// innermost, then W, H, N (a dimension of size 1 may have any stride); channels_last_3d's of an
+// (N, C, D, H, W) one: C, then W, H, D, N.
 bool is_channels_last_contiguous(const Tensor& x) {
   int64_t expected = 1;
-  for (int64_t d : {1, 3, 2, 0}) {
+  const std::vector<int64_t> order =
+      x.dim() == 5 ? std::vector<int64_t>{1, 4, 3, 2, 0} : std::vector<int64_t>{1, 3, 2, 0};
+  for (int64_t d : order) {
     if (x.size(d) == 1) continue;
     if (x.stride(d) != expected) return false;
     expected *= x.size(d);
   }
   return true;
+}
+
+// nearest and trilinear on an (N, C, D, H, W) input: the 3-D kernels.
+Tensor interpolate3d(const Tensor& x_in, const std::vector<upsample_modes::Axis>& axes,
+                     bool trilinear, bool align_corners) {
+  Tensor x = x_in;
+  const OpId id = trilinear ? OpId::upsample_trilinear3d : OpId::upsample_nearest3d;
+  apply_autocast(id, {&x});
+  check_float("interpolate", x);
+  Upsample3dAttrs a;
+  Upsample3dDesc& d = a.desc;
+  d.planes = x.size(0) * x.size(1);
+  UpsampleAxis* dims[3] = {&d.d, &d.h, &d.w};
+  for (size_t k = 0; k < 3; ++k) *dims[k] = {axes[k].in, axes[k].out, axes[k].scale};
+  d.trilinear = trilinear;
+  d.align_corners = align_corners;
+  // As in 2-d: torch's nearest kernel for channels-last-3d inputs takes the shortcuts.
+  d.nearest_shortcuts = is_channels_last_contiguous(x);
+  d.dtype = x.dtype();
+  a.input_shape = x.sizes();
+  Tensor out = empty({x.size(0), x.size(1), d.d.out, d.h.out, d.w.out},
+                     {.dtype = x.dtype(), .device = x.device()});
+  if (out.numel() > 0) {
+    Tensor xc = x.detach().contiguous();
+    upsample3d_forward_stub(x.device())(d, xc.data_ptr(), out.data_ptr());
+  }
+  record_op(id, {x}, {&out}, &a,
+            trilinear ? "UpsampleTrilinear3DBackward1" : "UpsampleNearest3DBackward1");
+  return out;
 }
 
 }  // namespace
@@ -171,6 +211,8 @@ Tensor interpolate(const Tensor& x_in, std::vector<int64_t> size, std::vector<do
     check_float("interpolate", x);
     return upsample_modes::bicubic(x, axes, align_corners.value_or(false));
   }
+  if (axes.size() == 3)
+    return interpolate3d(x, axes, mode != "nearest", align_corners.value_or(false));
   // nearest, linear, bilinear: the kernels, a 1-d (N, C, L) input as planes of height 1.
   const bool one_d = axes.size() == 1, linear = mode != "nearest";
   const OpId id = one_d ? (linear ? OpId::upsample_linear1d : OpId::upsample_nearest1d)
@@ -223,6 +265,24 @@ Tensor upsample2d_backward(const Tensor& grad_out, const UpsampleAttrs& a) {
   if (dx.numel() > 0) {
     Tensor dy = grad_out.detach().contiguous();
     upsample2d_backward_stub(dx.device())(d, dy.data_ptr(), dx.data_ptr());
+  }
+  return dx;
+}
+
+Tensor upsample3d_backward(const Tensor& grad_out, const Upsample3dAttrs& a) {
+  const char* op = "upsample3d_backward";
+  FABRIC_CHECK(grad_out.defined(), ValueError, op, ": undefined grad_out");
+  const Upsample3dDesc& d0 = a.desc;
+  const Shape want{a.input_shape[0], a.input_shape[1], d0.d.out, d0.h.out, d0.w.out};
+  FABRIC_CHECK(grad_out.sizes() == want, ShapeError, op, ": grad_out ", shape_str(grad_out.sizes()),
+               " must be ", shape_str(want), " for input ", shape_str(a.input_shape));
+  check_float(op, grad_out);
+  Upsample3dDesc d = d0;
+  d.dtype = grad_out.dtype();
+  Tensor dx = empty(a.input_shape, {.dtype = d.dtype, .device = grad_out.device()});
+  if (dx.numel() > 0) {
+    Tensor dy = grad_out.detach().contiguous();
+    upsample3d_backward_stub(dx.device())(d, dy.data_ptr(), dx.data_ptr());
   }
   return dx;
 }

@@ -126,7 +126,8 @@ Tensor bicubic(const Tensor& x, const std::vector<Axis>& axes, bool align_corner
 Tensor area(const Tensor& x, const std::vector<Axis>& axes) {
   // torch's adaptive_avg_pool1d is the 2-d pool over a unit height.
   if (axes.size() == 1) return adaptive_avg_pool2d(x.unsqueeze(2), {1, axes[0].out}).squeeze(2);
-  return adaptive_avg_pool2d(x, {axes[0].out, axes[1].out});
+  if (axes.size() == 2) return adaptive_avg_pool2d(x, {axes[0].out, axes[1].out});
+  return adaptive_avg_pool3d(x, {axes[0].out, axes[1].out, axes[2].out});
 }
 
 }  // namespace fabric::upsample_modes

@@ -89,16 +89,24 @@ FABRIC_HD inline UpsampleTaps<A> upsample_linear_taps(int64_t o, int64_t in, int
   return {i0, i0 + (i0 < in - 1 ? 1 : 0), A(1) - l1, l1};
 }
 
+// Output o's taps along one dimension of `in` -> `out` elements (scale as UpsampleDesc's).
+template <typename A>
+FABRIC_HD inline UpsampleTaps<A> upsample_axis_taps(int64_t o, int64_t in, int64_t out,
+                                                    double scale, bool linear, bool align_corners,
+                                                    bool nearest_shortcuts) {
+  if (!linear) {
+    const int64_t i = upsample_nearest_index(o, in, out, scale, nearest_shortcuts);
+    return {i, i, A(1), A(0)};
+  }
+  return upsample_linear_taps<A>(o, in, out, align_corners,
+                                 upsample_linear_ratio<A>(in, out, align_corners, scale));
+}
+
 template <typename A>
 FABRIC_HD inline UpsampleTaps<A> upsample_taps(const UpsampleDesc& d, bool rows, int64_t o) {
   const int64_t in = rows ? d.H : d.W, out = rows ? d.OH : d.OW;
   const double scale = rows ? d.scale_h : d.scale_w;
-  if (!d.bilinear) {
-    const int64_t i = upsample_nearest_index(o, in, out, scale, d.nearest_shortcuts);
-    return {i, i, A(1), A(0)};
-  }
-  return upsample_linear_taps<A>(o, in, out, d.align_corners,
-                                 upsample_linear_ratio<A>(in, out, d.align_corners, scale));
+  return upsample_axis_taps<A>(o, in, out, scale, d.bilinear, d.align_corners, d.nearest_shortcuts);
 }
 
 // The weight input i has in output o's value (0 when o does not read i).
@@ -131,6 +139,75 @@ FABRIC_HD inline void upsample_readers(const UpsampleDesc& d, bool rows, int64_t
       b = m;
   }
   hi = a;
+}
+
+// ---- 3-D upsampling (interpolate's nearest and trilinear modes on (N, C, D, H, W)) -----------
+
+// One spatial dimension of a 3-D upsampling: `in` -> `out` elements, `scale` as UpsampleDesc's.
+struct UpsampleAxis {
+  int64_t in = 1, out = 1;
+  double scale = 0;
+};
+
+// planes = N * C contiguous (D, H, W) -> (OD, OH, OW) volumes.
+struct Upsample3dDesc {
+  int64_t planes = 0;
+  UpsampleAxis d, h, w;
+  bool trilinear = false, align_corners = false;
+  // nearest: as UpsampleDesc's (torch's channels-last kernel, for channels-last-3d inputs).
+  bool nearest_shortcuts = true;
+  DType dtype = DType::float32;
+};
+
+// y from x, and dx (all of it written) from dy. The backward gathers, each input element
+// summing, in torch 1.13's order, the terms its cpu_upsample_linear_backward adds to it: outputs
+// in (od, oh, ow) order, within one output its taps in (d, h, w) order, each term
+// ((wd * wh) * ww) * g added on its own (where two taps of one output read the same input, as at
+// the last input, torch adds two terms, not one of the summed weight).
+using Upsample3dFn = void (*)(const Upsample3dDesc& d, const void* in, void* out);
+FABRIC_DECLARE_STUB(upsample3d_forward_stub, Upsample3dFn);
+FABRIC_DECLARE_STUB(upsample3d_backward_stub, Upsample3dFn);
+
+template <typename A>
+FABRIC_HD inline UpsampleTaps<A> upsample3d_taps(const Upsample3dDesc& d, const UpsampleAxis& a,
+                                                 int64_t o) {
+  return upsample_axis_taps<A>(o, a.in, a.out, a.scale, d.trilinear, d.align_corners,
+                               d.nearest_shortcuts);
+}
+
+// The outputs [lo, hi) along axis `a` that read input i (as upsample_readers).
+template <typename A>
+FABRIC_HD inline void upsample3d_readers(const Upsample3dDesc& d, const UpsampleAxis& a, int64_t i,
+                                         int64_t& lo, int64_t& hi) {
+  int64_t l = 0, r = a.out;  // first o with i1(o) >= i
+  while (l < r) {
+    const int64_t m = l + (r - l) / 2;
+    if (upsample3d_taps<A>(d, a, m).i1 < i)
+      l = m + 1;
+    else
+      r = m;
+  }
+  lo = l;
+  r = a.out;  // first o with i0(o) > i
+  while (l < r) {
+    const int64_t m = l + (r - l) / 2;
+    if (upsample3d_taps<A>(d, a, m).i0 <= i)
+      l = m + 1;
+    else
+      r = m;
+  }
+  hi = l;
+}
+
+// The weights of output taps t that read input i, in tap order (torch adds one term per tap):
+// returns how many (0..2; nearest has one tap).
+template <typename A>
+FABRIC_HD inline int upsample3d_tap_weights(const UpsampleTaps<A>& t, bool linear, int64_t i,
+                                            A w[2]) {
+  int n = 0;
+  if (t.i0 == i) w[n++] = t.l0;
+  if (linear && t.i1 == i) w[n++] = t.l1;
+  return n;
 }
 
 }  // namespace fabric

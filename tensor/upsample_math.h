@@ -53,6 +53,21 @@ FABRIC_HD_INLINE A bilinear(A rl0, A rl1, A cl0, A cl1, A x00, A x01, A x10, A x
   return lerp(rl0, lerp(cl0, x00, cl1, x01), rl1, lerp(cl0, x10, cl1, x11));
 }
 
+// The trilinear value: the two depth planes' bilinear values, lerped (torch 1.13's CPU kernel for
+// inputs that are not channels-last: each dimension's two taps t0 * w0 + t1 * w1, as lerp).
+template <typename A>
+FABRIC_HD_INLINE A trilinear(A dl0, A dl1, A rl0, A rl1, A cl0, A cl1, const A x0[4],
+                             const A x1[4]) {
+  return lerp(dl0, bilinear(rl0, rl1, cl0, cl1, x0[0], x0[1], x0[2], x0[3]), dl1,
+              bilinear(rl0, rl1, cl0, cl1, x1[0], x1[1], x1[2], x1[3]));
+}
+
+// The 3-D backward's step: acc + ((wd * wh) * ww) * g, as torch's term for one tap.
+template <typename A>
+FABRIC_HD_INLINE A gather_step3(A wd, A wh, A ww, A g, A acc) {
+  return mul_add(mul(mul(wd, wh), ww), g, acc);
+}
+
 // The backward's gather step: acc + (wh * wc) * g, the weight product rounded first.
 template <typename A>
 FABRIC_HD_INLINE A gather_step(A wh, A wc, A g, A acc) {

@@ -1,7 +1,8 @@
 // interpolate's modes that are compositions of recorded ops rather than kernels of their own
 // (ops_upsample_modes.cpp): nearest-exact and bicubic gather along each spatial dimension with
-// torch 1.13's source indices and weights, area is adaptive average pooling. Their gradients
-// (and double backward) come from index_select, mul, add and adaptive_avg_pool2d.
+// torch 1.13's source indices and weights, area is adaptive average pooling (2-d, or 3-d for an
+// (N, C, D, H, W) input). Their gradients (and double backward) come from index_select, mul, add
+// and adaptive_avg_pool2d/3d.
 #pragma once
 #include <cstdint>
 #include <vector>

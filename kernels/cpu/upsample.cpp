@@ -1,11 +1,12 @@
-// CPU 2-D upsampling (nearest, bilinear) over contiguous NCHW planes, forward and backward, with
-// the source indices of tensor/upsample_kernels.h computed once per call into per-dimension
-// tables. The backward gathers (each input element sums the outputs that read it, in (oh, ow)
-// order) as the CUDA kernel does, so both devices add in one order and rows run in parallel
-// without atomics: each input-gradient row accumulates whole output-gradient rows at a time, its
-// columns side by side (vectorised where the columns double), from per-column reader tables.
-// Reduced precision computes in float32. The per-element arithmetic (rounding order included) is
-// tensor/upsample_math.h's, shared with the CUDA kernels.
+// CPU 2-D and 3-D upsampling (nearest, bilinear, trilinear; the 3-D kernels at the end) over
+// contiguous planes and volumes, forward and backward, with the source indices of
+// tensor/upsample_kernels.h computed once per call into per-dimension tables. The 2-D backward
+// gathers (each input element sums the outputs that read it, in (oh, ow) order) as the CUDA kernel
+// does, so both devices add in one order and rows run in parallel without atomics: each
+// input-gradient row accumulates whole output-gradient rows at a time, its columns side by side
+// (vectorised where the columns double), from per-column reader tables. Reduced precision computes
+// in float32. The per-element arithmetic (rounding order included) is tensor/upsample_math.h's,
+// shared with the CUDA kernels.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -192,10 +193,108 @@ void upsample2d_backward(const UpsampleDesc& d, const void* dy, void* dx) {
                    [&](auto t) { backward<decltype(t)>(d, dy, dx); });
 }
 
+// ---- 3-D (nearest, trilinear) ----------------------------------------------------------------
+
+template <typename A>
+std::vector<UpsampleTaps<A>> taps_table3(const Upsample3dDesc& d, const UpsampleAxis& a) {
+  std::vector<UpsampleTaps<A>> t(static_cast<size_t>(a.out));
+  for (int64_t o = 0; o < a.out; ++o) t[o] = upsample3d_taps<A>(d, a, o);
+  return t;
+}
+
+template <typename T>
+void forward3d(const Upsample3dDesc& d, const void* xv, void* yv) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(xv);
+  T* y = static_cast<T*>(yv);
+  const auto td = taps_table3<A>(d, d.d), th = taps_table3<A>(d, d.h), tw = taps_table3<A>(d, d.w);
+  const int64_t H = d.h.in, W = d.w.in, OW = d.w.out, rows = d.d.out * d.h.out;
+  for_rows(d.planes, rows, OW, [&](int64_t p, int64_t r) {
+    const int64_t od = r / d.h.out, oh = r % d.h.out;
+    const T* xp = x + p * d.d.in * H * W;
+    T* yr = y + (p * rows + r) * OW;
+    const UpsampleTaps<A>&a = td[od], &b = th[oh];
+    const T* x00 = xp + (a.i0 * H + b.i0) * W;
+    if (!d.trilinear) {
+      for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = x00[tw[ow].i0];
+      return;
+    }
+    const T* x01 = xp + (a.i0 * H + b.i1) * W;
+    const T* x10 = xp + (a.i1 * H + b.i0) * W;
+    const T* x11 = xp + (a.i1 * H + b.i1) * W;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const UpsampleTaps<A>& c = tw[ow];
+      const A p0[4] = {static_cast<A>(x00[c.i0]), static_cast<A>(x00[c.i1]),
+                       static_cast<A>(x01[c.i0]), static_cast<A>(x01[c.i1])};
+      const A p1[4] = {static_cast<A>(x10[c.i0]), static_cast<A>(x10[c.i1]),
+                       static_cast<A>(x11[c.i0]), static_cast<A>(x11[c.i1])};
+      yr[ow] = static_cast<T>(upsample::trilinear(a.l0, a.l1, b.l0, b.l1, c.l0, c.l1, p0, p1));
+    }
+  });
+}
+
+// Each input row (plane, id, ih) gathers, column by column, the terms torch's backward adds to
+// it, in its order (Upsample3dDesc): outputs (od, oh) outer, then each column's readers ow, then
+// the taps; the columns of one row are independent, so they sit side by side in `acc`.
+template <typename T>
+void backward3d(const Upsample3dDesc& d, const void* dyv, void* dxv) {
+  using A = acc_t<T>;
+  const T* dy = static_cast<const T*>(dyv);
+  T* dx = static_cast<T*>(dxv);
+  const auto td = taps_table3<A>(d, d.d), th = taps_table3<A>(d, d.h), tw = taps_table3<A>(d, d.w);
+  const int64_t D = d.d.in, H = d.h.in, W = d.w.in, OH = d.h.out, OW = d.w.out;
+  std::vector<int64_t> w_lo(static_cast<size_t>(W)), w_hi(static_cast<size_t>(W));
+  for (int64_t c = 0; c < W; ++c) upsample3d_readers<A>(d, d.w, c, w_lo[c], w_hi[c]);
+  const int64_t total = d.planes * D * H;
+  run_tasks_with_scratch(
+      total, total * W > 32768, [&] { return std::vector<A>(static_cast<size_t>(W)); },
+      [&](int64_t row, std::vector<A>& acc) {
+        const int64_t p = row / (D * H), id = row / H % D, ih = row % H;
+        std::fill(acc.begin(), acc.end(), A(0));
+        int64_t od0, od1, oh0, oh1;
+        upsample3d_readers<A>(d, d.d, id, od0, od1);
+        upsample3d_readers<A>(d, d.h, ih, oh0, oh1);
+        for (int64_t od = od0; od < od1; ++od) {
+          A wd[2];
+          const int nd = upsample3d_tap_weights(td[od], d.trilinear, id, wd);
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            A wh[2];
+            const int nh = upsample3d_tap_weights(th[oh], d.trilinear, ih, wh);
+            const T* g = dy + ((p * d.d.out + od) * OH + oh) * OW;
+            for (int64_t c = 0; c < W; ++c) {
+              A a = acc[c];
+              for (int64_t ow = w_lo[c]; ow < w_hi[c]; ++ow) {
+                A ww[2];
+                const int nw = upsample3d_tap_weights(tw[ow], d.trilinear, c, ww);
+                const A gv = static_cast<A>(g[ow]);
+                for (int i = 0; i < nd; ++i)
+                  for (int j = 0; j < nh; ++j)
+                    for (int k = 0; k < nw; ++k)
+                      a = upsample::gather_step3(wd[i], wh[j], ww[k], gv, a);
+              }
+              acc[c] = a;
+            }
+          }
+        }
+        T* dr = dx + row * W;
+        for (int64_t c = 0; c < W; ++c) dr[c] = static_cast<T>(acc[c]);
+      });
+}
+
+void upsample3d_forward(const Upsample3dDesc& d, const void* x, void* y) {
+  visit_conv_dtype(d.dtype, "upsample3d", [&](auto t) { forward3d<decltype(t)>(d, x, y); });
+}
+void upsample3d_backward(const Upsample3dDesc& d, const void* dy, void* dx) {
+  visit_conv_dtype(d.dtype, "upsample3d_backward",
+                   [&](auto t) { backward3d<decltype(t)>(d, dy, dx); });
+}
+
 }  // namespace
 }  // namespace fabric::cpu
 
 namespace fabric {
 FABRIC_REGISTER_KERNEL(upsample2d_forward_stub, cpu, &cpu::upsample2d_forward);
 FABRIC_REGISTER_KERNEL(upsample2d_backward_stub, cpu, &cpu::upsample2d_backward);
+FABRIC_REGISTER_KERNEL(upsample3d_forward_stub, cpu, &cpu::upsample3d_forward);
+FABRIC_REGISTER_KERNEL(upsample3d_backward_stub, cpu, &cpu::upsample3d_backward);
 }  // namespace fabric

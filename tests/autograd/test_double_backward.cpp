@@ -463,6 +463,12 @@ std::vector<SecondOrderCase> second_order_cases() {
          return mul(interpolate(x[0], {3, 7}, {}, "nearest-exact"),
                     interpolate(x[0], {3, 7}, {}, "area"));
        }},
+      {"interpolate_5d_nearest_exact_and_area",
+       {{{1, 2, 3, 5, 4}}},
+       [](const V& x) {
+         return mul(interpolate(x[0], {2, 3, 7}, {}, "nearest-exact"),
+                    interpolate(x[0], {2, 3, 7}, {}, "area"));
+       }},
       {"max_pool2d_overlapping",
        {{{2, 2, 5, 5}}},
        [](const V& x) { return exp(max_pool2d(x[0], {3}, {2}, {1})); }},

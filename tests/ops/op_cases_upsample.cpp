@@ -67,7 +67,7 @@ std::vector<std::pair<int64_t, double>> ref_reads(const std::string& mode, bool 
                                                   int64_t in, int64_t out, double scale) {
   const double ratio = align ? (out > 1 ? double(in - 1) / double(out - 1) : 0.0)
                              : (scale > 0 ? 1.0 / scale : double(in) / double(out));
-  if (mode == "nearest" || mode == "linear" || mode == "bilinear") {
+  if (mode == "nearest" || mode == "linear" || mode == "bilinear" || mode == "trilinear") {
     const Taps t = ref_taps(mode != "nearest", align, o, in, out, scale);
     return {{t.i0, t.l0}, {t.i1, t.l1}};
   }
@@ -91,38 +91,56 @@ std::vector<std::pair<int64_t, double>> ref_reads(const std::string& mode, bool 
   return reads;
 }
 
-// interpolate on (N, C, L) or (N, C, H, W) in any mode: each output sums the products of its reads
-// along every spatial dimension (a 1-d input is one row).
+// interpolate on (N, C, L), (N, C, H, W) or (N, C, D, H, W) in any mode: each output sums the
+// products of its reads along every spatial dimension.
 RefTensor ref_interpolate_mode(const RefTensor& x, std::vector<int64_t> size,
                                std::vector<double> scale, const std::string& mode, bool align) {
-  const bool one_d = x.shape.size() == 3;
-  const int64_t P = x.shape[0] * x.shape[1], H = one_d ? 1 : x.shape[2], W = x.shape.back();
-  const size_t dims = one_d ? 1 : 2;
+  const size_t dims = x.shape.size() - 2;
   if (size.size() == 1) size.assign(dims, size[0]);
   if (scale.size() == 1) scale.assign(dims, scale[0]);
-  auto out_of = [&](size_t k, int64_t in) {
-    return size.empty() ? static_cast<int64_t>(std::floor(static_cast<double>(in) * scale[k]))
-                        : size[k];
-  };
-  // area recomputes its scale from the sizes, as torch.
-  auto scale_of = [&](size_t k) { return scale.empty() || mode == "area" ? 0.0 : scale[k]; };
-  const int64_t OH = one_d ? 1 : out_of(0, H), OW = out_of(dims - 1, W);
   Shape os = x.shape;
-  os.back() = OW;
-  if (!one_d) os[2] = OH;
-  RefTensor out{os, std::vector<double>(static_cast<size_t>(P * OH * OW))};
-  for (int64_t p = 0; p < P; ++p)
-    for (int64_t oh = 0; oh < OH; ++oh) {
-      const auto rows = one_d ? std::vector<std::pair<int64_t, double>>{{0, 1.0}}
-                              : ref_reads(mode, align, oh, H, OH, scale_of(0));
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        double acc = 0;
-        for (const auto& [h, wh] : rows)
-          for (const auto& [w, ww] : ref_reads(mode, align, ow, W, OW, scale_of(dims - 1)))
-            acc += wh * ww * x.v[(p * H + h) * W + w];
-        out.v[(p * OH + oh) * OW + ow] = acc;
-      }
+  // Per spatial dimension, each output's reads (area recomputes its scale from the sizes).
+  std::vector<std::vector<std::vector<std::pair<int64_t, double>>>> reads(dims);
+  for (size_t k = 0; k < dims; ++k) {
+    const int64_t in = x.shape[k + 2];
+    const int64_t out = size.empty()
+                            ? static_cast<int64_t>(std::floor(static_cast<double>(in) * scale[k]))
+                            : size[k];
+    const double sc = scale.empty() || mode == "area" ? 0.0 : scale[k];
+    os[k + 2] = out;
+    for (int64_t o = 0; o < out; ++o) reads[k].push_back(ref_reads(mode, align, o, in, out, sc));
+  }
+  int64_t n = 1;
+  for (int64_t v : os) n *= v;
+  RefTensor out{os, std::vector<double>(static_cast<size_t>(n))};
+  std::vector<int64_t> idx(os.size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rem = i;
+    for (size_t d = os.size(); d-- > 0;) {
+      idx[d] = rem % os[d];
+      rem /= os[d];
     }
+    // Sum over every combination of the spatial reads: an odometer over their positions.
+    double acc = 0;
+    std::vector<size_t> pos(dims, 0);
+    while (true) {
+      double w = 1;
+      int64_t flat = idx[0] * x.shape[1] + idx[1];
+      for (size_t k = 0; k < dims; ++k) {
+        const auto& [src, wk] = reads[k][static_cast<size_t>(idx[k + 2])][pos[k]];
+        w *= wk;
+        flat = flat * x.shape[k + 2] + src;
+      }
+      acc += w * x.v[static_cast<size_t>(flat)];
+      size_t k = dims;
+      while (k-- > 0) {
+        if (++pos[k] < reads[k][static_cast<size_t>(idx[k + 2])].size()) break;
+        pos[k] = 0;
+      }
+      if (k == static_cast<size_t>(-1)) break;
+    }
+    out.v[static_cast<size_t>(i)] = acc;
+  }
   return out;
 }
 
@@ -278,6 +296,17 @@ std::vector<OpCase> upsample_op_cases() {
       mode_case("area_up", {1, 2, 3, 4}, {5, 6}, {}, "area"),
       mode_case("area_1d", {2, 3, 7}, {3}, {}, "area"),
       mode_case("area_scale_0.5", {1, 2, 4, 6}, {}, {0.5}, "area"),
+      mode_case("area_to_zero_height", {1, 2, 4, 4}, {0, 2}, {}, "area"),
+      // 5-D (N, C, D, H, W): the 3-d kernels (nearest, trilinear) and compositions.
+      mode_case("nearest_3d_up", {1, 2, 2, 3, 4}, {3, 5, 7}, {}, "nearest"),
+      mode_case("nearest_3d_scale_1.7x0.6x2", {1, 2, 3, 5, 2}, {}, {1.7, 0.6, 2.0}, "nearest"),
+      mode_case("trilinear_up", {1, 2, 2, 3, 4}, {3, 5, 7}, {}, "trilinear"),
+      mode_case("trilinear_down", {2, 1, 5, 4, 6}, {2, 3, 4}, {}, "trilinear"),
+      mode_case("trilinear_align_corners", {1, 2, 3, 2, 4}, {4, 5, 3}, {}, "trilinear", true),
+      mode_case("trilinear_scale_2", {1, 1, 2, 2, 3}, {}, {2.0}, "trilinear"),
+      mode_case("nearest_exact_3d", {1, 2, 3, 4, 2}, {5, 3, 4}, {}, "nearest-exact"),
+      mode_case("area_3d_down", {1, 2, 5, 6, 7}, {2, 4, 3}, {}, "area"),
+      mode_case("area_3d_to_zero_depth", {1, 2, 3, 4, 5}, {0, 2, 2}, {}, "area"),
       shuffle_case("r2", {2, 8, 3, 2}, 2, true),
       shuffle_case("r3_extra_batch_dims", {2, 1, 9, 2, 2}, 3, true),
       shuffle_case("unbatched", {4, 2, 3}, 2, true),

@@ -100,8 +100,13 @@ TEST(UpsampleModesTorch, ErrorsAsTorch) {
        "bicubic | trilinear"},
       {"zero_size_1d", [&] { interpolate(x3, {}, {0.2}); }, thrown_as<ValueError>,
        "Input and output sizes should be greater than 0, but got input (W: 3) and output (W: 0)"},
-      {"nearest_on_5d", [&] { interpolate(x5, {2}); }, thrown_as<NotImplementedError>,
-       "is not implemented in fabric"},
+      {"zero_size_3d",
+       [&] {
+         interpolate(x5, {0, 2, 2});
+       },
+       thrown_as<ValueError>,
+       "Input and output sizes should be greater than 0, but got input (D: 2, H: 3, W: 4) output "
+       "(D: 0, H: 2, W: 2)"},
       {"circular_pad_count",
        [&] {
          pad(x4, {1, 1, 1, 1, 1, 1}, "circular");

@@ -125,6 +125,9 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       // Upsampling in 1-d and bicubic: CUDA's FP32 list; pixel (un)shuffle on neither.
       {"upsample_nearest1d", cuda_fp32}, {"upsample_linear1d", cuda_fp32},
       {"upsample_bicubic2d", cuda_fp32}, {"pixel_shuffle", none}, {"pixel_unshuffle", none},
+      // 3-d nearest and trilinear: CUDA's FP32 list; torch 1.13's CPU autocast keeps a bfloat16
+      // input's dtype for them (checked against it: tests/ops/test_upsample_5d_torch.cpp).
+      {"upsample_nearest3d", cuda_fp32}, {"upsample_trilinear3d", cuda_fp32},
       // Recurrent cells: CUDA's lower-precision list (lstm_cell, gru_cell, rnn_*_cell); on the
       // CPU their linear parts lower themselves.
       {"lstm_cell", {P::none, P::lower}}, {"gru_cell", {P::none, P::lower}},
@@ -137,6 +140,8 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"multi_margin_loss", fp32}, {"multilabel_margin_loss", fp32},
       {"cosine_similarity", cuda_fp32}, {"multilabel_soft_margin_loss", none},
       {"gaussian_nll_loss", none}, {"pairwise_distance", none},
+      // ctc_loss: on CPU's FP32 list only (CUDA's lists leave it out).
+      {"ctc_loss", {P::fp32, P::none}},
       // Activations added with prelu: prelu is on both lower-precision lists, the rest on neither.
       {"prelu", lower}, {"glu", none}, {"log_sigmoid", none}, {"hardshrink", none},
       {"softshrink", none}, {"threshold", none}, {"rrelu", none},

@@ -709,6 +709,20 @@ nn::weight_norm(*fc);                                     // weight_g (10, 1), w
   EXPECT_EQ((*fc)(randn({2, 64})).sizes(), (Shape{2, 10}));
 }
 
+TEST(ReadmeExamples, CtcLoss) {
+  const Tensor logits = randn({6, 2, 5});  // (T, N, C)
+  const Tensor targets = from_vector<int64_t>({1, 2, 2, 3, 1, 0}, {2, 3});
+  const Tensor input_lengths = from_vector<int64_t>({6, 5}, {2});
+  const Tensor target_lengths = from_vector<int64_t>({3, 2}, {2});
+  // clang-format off
+auto ctc = nn::make<nn::CTCLoss>({.blank = 0, .zero_infinity = true});
+Tensor loss = (*ctc)(log_softmax(logits, 2), targets, input_lengths, target_lengths);  // (T, N, C)
+  // clang-format on
+  EXPECT_EQ(loss.dim(), 0);
+  EXPECT_TRUE(std::isfinite(loss.item<float>()));
+  EXPECT_GT(loss.item<float>(), 0.0f);
+}
+
 TEST(ReadmeExamples, PoolsUnfoldAndFold) {
   const int64_t N = 2, C = 3, H = 6, W = 8;
   const Tensor x = randn({N, C, H, W}), img = randn({N, C, H, W});
@@ -718,19 +732,24 @@ auto [v, idx] = adaptive_max_pool2d(x, {3, 4});          // (N, C, 3, 4) values 
 Tensor cols = unfold(img, {3, 3}, {1, 1}, {1, 1});        // (N, C*9, H*W): im2col
 Tensor back = fold(cols, {H, W}, {3, 3}, {1, 1}, {1, 1}); // each pixel times its block count
 Tensor y = (*nn::make<nn::MaxPool3d>({.kernel_size = {2}}))(video);  // (N, C, D/2, H/2, W/2)
-  // clang-format on
-  EXPECT_EQ(v.sizes(), (Shape{N, C, 3, 4}));
-  EXPECT_EQ(idx.sizes(), (Shape{N, C, 3, 4}));
-  EXPECT_EQ(idx.dtype(), DType::int64);
-  EXPECT_EQ(cols.sizes(), (Shape{N, C * 9, H * W}));
-  // The block count: 9 inside, 6 on an edge, 4 in a corner (3x3 blocks, padding 1).
-  const Tensor count =
-      fold(unfold(ones({1, 1, H, W}), {3, 3}, {1, 1}, {1, 1}), {H, W}, {3, 3}, {1, 1}, {1, 1});
-  EXPECT_EQ(values(count)[size_t(1 * W + 1)], 9.0);
-  EXPECT_EQ(values(count)[size_t(1)], 6.0);
-  EXPECT_EQ(values(count)[0], 4.0);
-  EXPECT_LT(max_abs_diff(back, img * count), 1e-5);
-  EXPECT_EQ(y.sizes(), (Shape{N, C, 2, 3, 4}));
+auto [p, where] = max_pool2d_with_indices(img, {2});     // values and int64 indices
+Tensor back2 = (*nn::make<nn::MaxUnpool2d>({.kernel_size = {2}}))(p, where, std::vector<int64_t>{H, W});
+// clang-format on
+// Each window's maximum back in its place.
+EXPECT_EQ(back2.sizes(), img.sizes());
+EXPECT_EQ(gather(back2.flatten(2), 2, where.flatten(2)).to_vector<float>(), p.to_vector<float>());
+EXPECT_EQ(v.sizes(), (Shape{N, C, 3, 4}));
+EXPECT_EQ(idx.sizes(), (Shape{N, C, 3, 4}));
+EXPECT_EQ(idx.dtype(), DType::int64);
+EXPECT_EQ(cols.sizes(), (Shape{N, C * 9, H * W}));
+// The block count: 9 inside, 6 on an edge, 4 in a corner (3x3 blocks, padding 1).
+const Tensor count =
+    fold(unfold(ones({1, 1, H, W}), {3, 3}, {1, 1}, {1, 1}), {H, W}, {3, 3}, {1, 1}, {1, 1});
+EXPECT_EQ(values(count)[size_t(1 * W + 1)], 9.0);
+EXPECT_EQ(values(count)[size_t(1)], 6.0);
+EXPECT_EQ(values(count)[0], 4.0);
+EXPECT_LT(max_abs_diff(back, img * count), 1e-5);
+EXPECT_EQ(y.sizes(), (Shape{N, C, 2, 3, 4}));
 }
 
 TEST(ReadmeExamples, TrainingWithFabric) {
