@@ -648,7 +648,12 @@ TEST(Zero, ReplaceGroupParamsKeepsHyperParamsAndDropsState) {
   EXPECT_LT(b.to_vector<float>()[0], 1.0f);
   EXPECT_CONTAINS(thrown<ValueError>([&] { opt.replace_group_params(0, {b, b}); }), "more than once");
   EXPECT_THROW(opt.replace_group_params(1, {a}), IndexError);
-  EXPECT_THROW(opt.replace_group_params(0, {ones({2}).to(DType::int64)}), DTypeError);
+  // A tensor that could get a gradient no optimizer can apply is refused; a frozen one of any
+  // dtype is taken (and never stepped), as torch takes it.
+  Tensor fp8 = ones({2}).to(DType::float8_e4m3fn).set_requires_grad(true);
+  EXPECT_THROW(opt.replace_group_params(0, {fp8}), DTypeError);
+  opt.replace_group_params(0, {b, ones({2}).to(DType::int64)});
+  EXPECT_EQ(opt.parameters().size(), 2u);
 }
 
 }  // namespace
