@@ -13,6 +13,7 @@
 #include "kernels/cpu/reduce_cols_torch.h"
 #include "kernels/cpu/reduce_math.h"
 #include "kernels/cpu/reduce_norm_torch.h"
+#include "kernels/cpu/reduce_odometer.h"
 #include "kernels/cpu/reduce_row_sum.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
@@ -121,35 +122,6 @@ void gather_to(const char* p, DType dt, int64_t stride, int64_t n, A* out) {
   });
 }
 
-// Walks a multi-dim index space with the offsets of up to two operands (elements).
-struct Odometer {
-  int nd = 0;
-  const int64_t* sizes = nullptr;
-  const int64_t* s0 = nullptr;
-  const int64_t* s1 = nullptr;
-  int64_t idx[kMaxReduceDims] = {};
-  int64_t off0 = 0, off1 = 0;
-  Odometer(int n, const int64_t* sz, const int64_t* a, const int64_t* b, int64_t flat)
-      : nd(n), sizes(sz), s0(a), s1(b) {
-    for (int d = nd - 1; d >= 0; --d) {
-      idx[d] = flat % sizes[d];
-      flat /= sizes[d];
-      off0 += idx[d] * s0[d];
-      if (s1) off1 += idx[d] * s1[d];
-    }
-  }
-  void next() {
-    for (int d = nd - 1; d >= 0; --d) {
-      off0 += s0[d];
-      if (s1) off1 += s1[d];
-      if (++idx[d] < sizes[d]) return;
-      off0 -= idx[d] * s0[d];
-      if (s1) off1 -= idx[d] * s1[d];
-      idx[d] = 0;
-    }
-  }
-};
-
 template <ReduceOp OP, typename A>
 struct Reducer {
   using F = Fold<OP, A>;
@@ -190,7 +162,7 @@ struct Reducer {
     // which every row of a short-row sum paid.
     if (last == 0) return base + b * isz;
     if (b / row != (e - 1) / row) return nullptr;
-    Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
+    ReduceOdometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
     return base + (od.off0 + b % row) * isz;
   }
   // A float16/bfloat16 sum over one contiguous run, widened as it is read: torch's order for
@@ -210,7 +182,7 @@ struct Reducer {
   A leaf(const char* base, int64_t b, int64_t e, A c) const {
     const int last = g.nred - 1;
     const int64_t row = g.red_sizes[last], rs = g.red_in[last];
-    Odometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
+    ReduceOdometer od(last, g.red_sizes.data(), g.red_in.data(), nullptr, b / row);
     int64_t col = b % row;
     A* buf = scratch<A>(0, kLeaf);
     int64_t k = 0;
@@ -246,14 +218,14 @@ struct Reducer {
     if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
       if (col_sum_rows_f32_supports(g.in_dtype)) {
         const char* rows[kColRows];
-        Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
+        ReduceOdometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
         for (int64_t r = b; r < e; ++r, od.next()) rows[r - b] = base + od.off0 * isz;
         return col_sum_rows_f32(rows, e - b, g.in_dtype, w, acc);
       }
     }
     for (int64_t j = 0; j < w; ++j) acc[j] = F::init();
     A rowbuf[W];
-    Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
+    ReduceOdometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, b);
     for (int64_t r = b; r < e; ++r, od.next()) {
       const A* x = load_row<A>(base + od.off0 * isz, g.in_dtype, w, rowbuf);
       if constexpr (OP == ReduceOp::sum_exp_dev && std::is_same_v<A, float>) {
@@ -316,7 +288,7 @@ struct Reducer {
         g.nkeep > 0 && g.keep_in[g.nkeep - 1] == 1 && g.red_in[g.nred - 1] != 1 && nred > 0;
     if (col_mode) return run_cols(threads);
     if (nred == 0) {
-      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
+      ReduceOdometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
       for (int64_t o = 0; o < nout; ++o, od.next())
         store(od.off1, finish(F::init(), center_at(od.off1)));
       return;
@@ -326,7 +298,7 @@ struct Reducer {
       // count: neither does the choice of this path).
       const int64_t chunks = (nred + kSplit - 1) / kSplit;
       std::vector<A> part(static_cast<size_t>(chunks));
-      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
+      ReduceOdometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), 0);
       for (int64_t o = 0; o < nout; ++o, od.next()) {
         const char* base = g.in + od.off0 * isz;
         const A c = center_at(od.off1);
@@ -360,7 +332,7 @@ struct Reducer {
     }
     auto task = [&](int64_t t) {
       const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
-      Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
+      ReduceOdometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
       for (int64_t o = o0; o < o1; ++o, od.next()) {
         const A c = center_at(od.off1);
         store(od.off1, finish(range(g.in + od.off0 * isz, 0, nred, c), c));
@@ -371,7 +343,7 @@ struct Reducer {
 
   // torch's order (reduce_cols_torch.h) for w columns from base, over all the reduced rows.
   void torch_tile(bool split4, const char* base, int64_t w, A* out) const {
-    Odometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, 0);
+    ReduceOdometer od(g.nred, g.red_sizes.data(), g.red_in.data(), nullptr, 0);
     const auto next_row = [&] {
       const char* p = base + od.off0 * isz;
       od.next();
@@ -401,7 +373,7 @@ struct Reducer {
     std::vector<A> part(static_cast<size_t>(chunks > 1 ? chunks * tasks * W : 0));
     auto do_task = [&](int64_t t, int64_t k, A* acc) {
       const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
-      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      ReduceOdometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
       A cen[W];
       if (prm.center)
         for (int64_t j = 0; j < w; ++j) cen[j] = center_at(od.off1 + (c0 + j) * g.keep_out[ko]);
@@ -431,7 +403,7 @@ struct Reducer {
                              (prm.divisor == 1 || std::is_floating_point_v<A>);
     auto store_task = [&](int64_t t, const A* acc) {
       const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
-      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      ReduceOdometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
       if (plain_store) {
         A* out = reinterpret_cast<A*>(g.out) + od.off1 + c0;
         if (prm.divisor == 1) {
@@ -552,7 +524,7 @@ void arg_reduce_acc(bool is_max, const ReduceGeometry& geo, int64_t* indices) {
     const int64_t tasks = outer * tiles;
     auto task = [&](int64_t t) {
       const int64_t o = t / tiles, c0 = (t % tiles) * W, w = std::min(W, width - c0);
-      Odometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
+      ReduceOdometer od(ko, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o);
       const char* base = g.in + (od.off0 + c0) * isz;
       A best[W], rowbuf[W];
       int64_t idx[W];
@@ -611,7 +583,7 @@ void arg_reduce_acc(bool is_max, const ReduceGeometry& geo, int64_t* indices) {
   const int64_t tasks = (nout + per - 1) / per;
   auto task = [&](int64_t t) {
     const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
-    Odometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
+    ReduceOdometer od(g.nkeep, g.keep_sizes.data(), g.keep_in.data(), g.keep_out.data(), o0);
     for (int64_t o = o0; o < o1; ++o, od.next()) row(g.in + od.off0 * isz, od.off1);
   };
   run_tasks(tasks, threads > 1, task);

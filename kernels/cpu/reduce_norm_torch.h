@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/reduce_odometer.h"
 #include "kernels/cpu/reduce_row_norm.h"
 #include "kernels/cpu/run_tasks.h"
 #include "tensor/reduce_kernels.h"
@@ -153,36 +154,6 @@ inline A load_as(const char* p) {
   return static_cast<A>(static_cast<std::conditional_t<std::is_floating_point_v<T>, T, float>>(v));
 }
 
-// Walks a multi-dim index space (the innermost dim last) with the element offsets of up to two
-// operands.
-struct NormOdometer {
-  int nd = 0;
-  const int64_t* sizes = nullptr;
-  const int64_t* s0 = nullptr;
-  const int64_t* s1 = nullptr;
-  int64_t idx[kMaxReduceDims] = {};
-  int64_t off0 = 0, off1 = 0;
-  NormOdometer(int n, const int64_t* sz, const int64_t* a, const int64_t* b, int64_t flat)
-      : nd(n), sizes(sz), s0(a), s1(b) {
-    for (int d = nd - 1; d >= 0; --d) {
-      idx[d] = flat % sizes[d];
-      flat /= sizes[d];
-      off0 += idx[d] * s0[d];
-      if (s1) off1 += idx[d] * s1[d];
-    }
-  }
-  void next() {
-    for (int d = nd - 1; d >= 0; --d) {
-      off0 += s0[d];
-      if (s1) off1 += s1[d];
-      if (++idx[d] < sizes[d]) return;
-      off0 -= idx[d] * s0[d];
-      if (s1) off1 -= idx[d] * s1[d];
-      idx[d] = 0;
-    }
-  }
-};
-
 // The reduced elements of one output as (outer dims) x (an innermost run of `len` elements
 // `stride` apart); every stream of a block shares it, from its own base.
 struct NormRun {
@@ -198,7 +169,7 @@ struct NormRun {
 template <int NS, bool kAdjacent, typename T, typename F, typename A>
 void fold_streams(const F& f, const char* const* base, const NormRun& run, A* acc) {
   constexpr int64_t isz = sizeof(T);
-  NormOdometer od(run.nouter, run.outer_sizes, run.outer_strides, nullptr, 0);
+  ReduceOdometer od(run.nouter, run.outer_sizes, run.outer_strides, nullptr, 0);
   for (int64_t o = 0; o < run.outer_count; ++o, od.next()) {
     for (int64_t i = 0; i < run.len; ++i) {
       const int64_t off = (od.off0 + i * run.stride) * isz;
@@ -258,7 +229,7 @@ class NormReducer {
     const int64_t blocks = (nout + NS - 1) / NS;
     auto task = [&](int64_t b) {
       const int64_t o0 = b * NS, m = std::min<int64_t>(NS, nout - o0);
-      NormOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
+      ReduceOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
       const char* base[NS];
       int64_t out_off[NS];
       bool contiguous_block = adjacent;
@@ -308,7 +279,7 @@ class NormReducer {
     const int64_t tasks = (nout + per - 1) / per;
     auto task = [&](int64_t t) {
       const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
-      NormOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
+      ReduceOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
       for (int64_t o = o0; o < o1; o += NS) {
         const int64_t m = std::min<int64_t>(NS, o1 - o);
         const char* starts[NS];
@@ -339,7 +310,7 @@ class NormReducer {
     const int64_t tasks = (nout + per - 1) / per;
     auto task = [&](int64_t t) {
       const int64_t o0 = t * per, o1 = std::min(nout, o0 + per);
-      NormOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
+      ReduceOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), o0);
       for (int64_t o = o0; o < o1; ++o, od.next()) {
         const T* x = reinterpret_cast<const T*>(g_.in) + od.off0;
         store(od.off1, static_cast<A>(abs_extreme_run<OP == ReduceOp::max_abs>(x, n)));
@@ -358,7 +329,7 @@ class NormReducer {
         OP == ReduceOp::sum_sq && !std::is_same_v<T, double> && !std::is_same_v<T, Half>;
     const bool lastdim = kLastdim && stride == 1 && g_.out_dtype == g_.in_dtype;
     std::vector<A> part(static_cast<size_t>(chunks));
-    NormOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), 0);
+    ReduceOdometer od(g_.nkeep, g_.keep_sizes.data(), g_.keep_in.data(), g_.keep_out.data(), 0);
     for (int64_t o = 0; o < nout; ++o, od.next()) {
       const char* row = g_.in + od.off0 * static_cast<int64_t>(sizeof(T));
       const auto start = [&](int64_t c) {
