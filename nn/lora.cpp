@@ -112,19 +112,27 @@ std::vector<std::string> apply_lora(Module& model, const LoRAOptions& options) {
 
   // Collect first: replacing while walking would change the list under the walk.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> hits;
+  int64_t adapted = 0;  // targets already wrapped by an earlier call
   for (const auto& [path, m] : model.named_modules()) {
     const size_t dot = path.rfind('.');
     if (!lora_targets(path, options.target)) continue;
-    if (dynamic_cast<LoRALinear*>(m.get()) != nullptr) continue;  // already adapted
+    if (dynamic_cast<LoRALinear*>(m.get()) != nullptr) {
+      ++adapted;
+      continue;
+    }
     const std::string parent = dot == std::string::npos ? "" : path.substr(0, dot);
     // Inside an adapter (its base_layer/lora_A/lora_B) nothing is a target.
     if (!parent.empty() && dynamic_cast<LoRALinear*>(model.get_submodule(parent).get())) continue;
     hits.emplace_back(path, m);
   }
-  std::ostringstream want;
-  for (size_t i = 0; i < options.target.size(); ++i) want << (i ? ", " : "") << options.target[i];
-  FABRIC_CHECK(!hits.empty(), ValueError, "apply_lora: no layer of this ", model.type_name(),
-               " is named any of [", want.str(), "]");
+  std::ostringstream want;  // each target quoted, so an empty one shows as ''
+  for (size_t i = 0; i < options.target.size(); ++i)
+    want << (i ? ", " : "") << "'" << options.target[i] << "'";
+  FABRIC_CHECK(!hits.empty(), ValueError, "apply_lora: ",
+               adapted > 0 ? detail::cat("every layer named by [", want.str(), "] (", adapted,
+                                         ") is already adapted (a LoRALinear)")
+                           : detail::cat("no layer of this ", model.type_name(),
+                                         " is named any of [", want.str(), "]"));
 
   // Every target is understood before anything changes: a call that throws leaves the model as
   // it was.

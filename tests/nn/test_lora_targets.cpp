@@ -35,7 +35,14 @@ TEST(LoRATargets, AWholePathOrADottedTailNamesALayer) {
             (std::vector<std::string>{"transformer.h.0.mlp.c_fc"}));
   // A tail must start at a dot: "attn" is no tail of "c_attn".
   EXPECT_CONTAINS(thrown<ValueError>([] { apply_lora(*tiny_gpt(), {.target = {"_attn"}}); }),
-                  "no layer of this GPT is named any of [_attn]");
+                  "no layer of this GPT is named any of ['_attn']");
+  // An empty name shows as '', and layers an earlier call adapted are named as such.
+  EXPECT_CONTAINS(thrown<ValueError>([] { apply_lora(*tiny_gpt(), {.target = {""}}); }),
+                  "no layer of this GPT is named any of ['']");
+  auto twice = tiny_gpt();
+  apply_lora(*twice, {.target = {"c_attn"}});
+  EXPECT_CONTAINS(thrown<ValueError>([&] { apply_lora(*twice, {.target = {"c_attn"}}); }),
+                  "apply_lora: every layer named by ['c_attn'] (2) is already adapted");
   auto mlp = std::make_shared<MLP>(MLPConfig{.sizes = {4, 8, 3}});
   EXPECT_EQ(apply_lora(*mlp, {.target = {"layers.0"}}), (std::vector<std::string>{"layers.0"}));
 }
