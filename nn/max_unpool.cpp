@@ -16,47 +16,26 @@ std::string py_tuple(const std::vector<int64_t>& v) {
   return s + (v.size() == 1 ? ",)" : ")");
 }
 
-std::string unpool_repr(const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
-                        const std::vector<int64_t>& padding) {
-  return cat("kernel_size=", py_tuple(kernel), ", stride=", py_tuple(stride),
-             ", padding=", py_tuple(padding));
-}
-
 }  // namespace
 
-Tensor MaxUnpool1d::forward(const Tensor& x, const Tensor& indices,
-                            const UnpoolOutputSize& output_size) {
-  return max_unpool1d(x, indices, options_.kernel_size, options_.stride, options_.padding,
-                      output_size);
+std::string MaxUnpool::extra_repr() const {
+  return cat("kernel_size=", py_tuple(kernel_), ", stride=", py_tuple(stride_),
+             ", padding=", py_tuple(padding_));
 }
 
-std::string MaxUnpool1d::extra_repr() const {
-  const int64_t k = options_.kernel_size;
-  return unpool_repr({k}, {options_.stride.value_or(k)}, {options_.padding});
+Tensor MaxUnpool1d::unpool(const Tensor& x, const Tensor& indices,
+                           const UnpoolOutputSize& output_size) const {
+  return max_unpool1d(x, indices, kernel_[0], stride_[0], padding_[0], output_size);
 }
 
-Tensor MaxUnpool2d::forward(const Tensor& x, const Tensor& indices,
-                            const UnpoolOutputSize& output_size) {
-  const Int2& k = options_.kernel_size;
-  return max_unpool2d(x, indices, k.vec(), options_.stride.value_or(k).vec(),
-                      options_.padding.vec(), output_size);
+Tensor MaxUnpool2d::unpool(const Tensor& x, const Tensor& indices,
+                           const UnpoolOutputSize& output_size) const {
+  return max_unpool2d(x, indices, kernel_, stride_, padding_, output_size);
 }
 
-std::string MaxUnpool2d::extra_repr() const {
-  const Int2& k = options_.kernel_size;
-  return unpool_repr(k.vec(), options_.stride.value_or(k).vec(), options_.padding.vec());
-}
-
-Tensor MaxUnpool3d::forward(const Tensor& x, const Tensor& indices,
-                            const UnpoolOutputSize& output_size) {
-  const Int3& k = options_.kernel_size;
-  return max_unpool3d(x, indices, k.vec(), options_.stride.value_or(k).vec(),
-                      options_.padding.vec(), output_size);
-}
-
-std::string MaxUnpool3d::extra_repr() const {
-  const Int3& k = options_.kernel_size;
-  return unpool_repr(k.vec(), options_.stride.value_or(k).vec(), options_.padding.vec());
+Tensor MaxUnpool3d::unpool(const Tensor& x, const Tensor& indices,
+                           const UnpoolOutputSize& output_size) const {
+  return max_unpool3d(x, indices, kernel_, stride_, padding_, output_size);
 }
 
 }  // namespace fabric::nn

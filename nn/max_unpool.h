@@ -33,65 +33,69 @@ struct MaxUnpool3dOptions {
 
 using UnpoolOutputSize = std::optional<std::vector<int64_t>>;
 
-// (N, C, L) or (C, L) -> (..., (L - 1) * stride - 2 * padding + kernel_size), or output_size.
-class MaxUnpool1d : public Module {
+// The three layers' shared body: the sizes resolved as torch stores them (stride unset: the
+// kernel), called with hooks as (x, indices[, output_size]), printed as torch's tuples
+// (kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)).
+class MaxUnpool : public Module {
  public:
-  using Options = MaxUnpool1dOptions;
-  explicit MaxUnpool1d(const MaxUnpool1dOptions& options) : options_(options) {}
   using Module::forward;
   using Module::operator();
-  Tensor forward(const Tensor& x, const Tensor& indices,
-                 const UnpoolOutputSize& output_size = std::nullopt);
   Tensor operator()(const Tensor& x, const Tensor& indices,
                     const UnpoolOutputSize& output_size = std::nullopt) {
     return call_with_hooks(x, [&](const Tensor& v) { return forward(v, indices, output_size); });
   }
-  std::string type_name() const override { return "MaxUnpool1d"; }
-  // torch prints every size as a tuple: kernel_size=(2,), stride=(2,), padding=(0,)
+  Tensor forward(const Tensor& x, const Tensor& indices,
+                 const UnpoolOutputSize& output_size = std::nullopt) {
+    return unpool(x, indices, output_size);
+  }
   std::string extra_repr() const override;
 
+ protected:
+  MaxUnpool(std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding)
+      : kernel_(std::move(kernel)), stride_(std::move(stride)), padding_(std::move(padding)) {}
+  // The functional of the layer's rank on the resolved sizes.
+  virtual Tensor unpool(const Tensor& x, const Tensor& indices,
+                        const UnpoolOutputSize& output_size) const = 0;
+  std::vector<int64_t> kernel_, stride_, padding_;
+};
+
+// (N, C, L) or (C, L) -> (..., (L - 1) * stride - 2 * padding + kernel_size), or output_size.
+class MaxUnpool1d : public MaxUnpool {
+ public:
+  using Options = MaxUnpool1dOptions;
+  explicit MaxUnpool1d(const MaxUnpool1dOptions& o)
+      : MaxUnpool({o.kernel_size}, {o.stride.value_or(o.kernel_size)}, {o.padding}) {}
+  std::string type_name() const override { return "MaxUnpool1d"; }
+
  private:
-  MaxUnpool1dOptions options_;
+  Tensor unpool(const Tensor& x, const Tensor& indices,
+                const UnpoolOutputSize& output_size) const override;
 };
 
 // (N, C, H, W) or (C, H, W) -> (..., (H - 1) * stride - 2 * padding + kernel_size, as W).
-class MaxUnpool2d : public Module {
+class MaxUnpool2d : public MaxUnpool {
  public:
   using Options = MaxUnpool2dOptions;
-  explicit MaxUnpool2d(const MaxUnpool2dOptions& options) : options_(options) {}
-  using Module::forward;
-  using Module::operator();
-  Tensor forward(const Tensor& x, const Tensor& indices,
-                 const UnpoolOutputSize& output_size = std::nullopt);
-  Tensor operator()(const Tensor& x, const Tensor& indices,
-                    const UnpoolOutputSize& output_size = std::nullopt) {
-    return call_with_hooks(x, [&](const Tensor& v) { return forward(v, indices, output_size); });
-  }
+  explicit MaxUnpool2d(const MaxUnpool2dOptions& o)
+      : MaxUnpool(o.kernel_size.vec(), o.stride.value_or(o.kernel_size).vec(), o.padding.vec()) {}
   std::string type_name() const override { return "MaxUnpool2d"; }
-  std::string extra_repr() const override;
 
  private:
-  MaxUnpool2dOptions options_;
+  Tensor unpool(const Tensor& x, const Tensor& indices,
+                const UnpoolOutputSize& output_size) const override;
 };
 
 // (N, C, D, H, W) or (C, D, H, W) -> (..., likewise for D, H and W).
-class MaxUnpool3d : public Module {
+class MaxUnpool3d : public MaxUnpool {
  public:
   using Options = MaxUnpool3dOptions;
-  explicit MaxUnpool3d(const MaxUnpool3dOptions& options) : options_(options) {}
-  using Module::forward;
-  using Module::operator();
-  Tensor forward(const Tensor& x, const Tensor& indices,
-                 const UnpoolOutputSize& output_size = std::nullopt);
-  Tensor operator()(const Tensor& x, const Tensor& indices,
-                    const UnpoolOutputSize& output_size = std::nullopt) {
-    return call_with_hooks(x, [&](const Tensor& v) { return forward(v, indices, output_size); });
-  }
+  explicit MaxUnpool3d(const MaxUnpool3dOptions& o)
+      : MaxUnpool(o.kernel_size.vec(), o.stride.value_or(o.kernel_size).vec(), o.padding.vec()) {}
   std::string type_name() const override { return "MaxUnpool3d"; }
-  std::string extra_repr() const override;
 
  private:
-  MaxUnpool3dOptions options_;
+  Tensor unpool(const Tensor& x, const Tensor& indices,
+                const UnpoolOutputSize& output_size) const override;
 };
 
 }  // namespace fabric::nn
