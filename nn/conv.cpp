@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "nn/conv_setup.h"
+#include "nn/return_indices.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
@@ -130,9 +131,7 @@ MaxPool2d::MaxPool2d(const MaxPool2dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool2d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "MaxPool2d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("MaxPool2d", options_.return_indices);
   return max_pool2d(x, options_.kernel_size.vec(),
                     options_.stride.value_or(options_.kernel_size).vec(), options_.padding.vec());
 }

@@ -3,6 +3,7 @@
 #include "nn/pooling.h"
 
 #include "nn/functional_pool1d.h"
+#include "nn/return_indices.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -58,9 +59,7 @@ MaxPool1d::MaxPool1d(const MaxPool1dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool1d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "MaxPool1d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("MaxPool1d", options_.return_indices);
   return max_pool1d(x, options_.kernel_size, options_.stride, options_.padding);
 }
 

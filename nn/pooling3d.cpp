@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "nn/py_repr.h"
+#include "nn/return_indices.h"
 #include "tensor/ops.h"
 
 namespace fabric::nn {
@@ -75,9 +76,7 @@ MaxPool3d::MaxPool3d(const MaxPool3dOptions& o) : options_(o) {
 }
 
 Tensor MaxPool3d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "MaxPool3d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("MaxPool3d", options_.return_indices);
   return max_pool3d(x, options_.kernel_size, options_.stride.value_or(options_.kernel_size),
                     options_.padding);
 }
@@ -131,9 +130,7 @@ AdaptiveMaxPool1d::AdaptiveMaxPool1d(const AdaptiveMaxPool1dOptions& o) : option
 }
 
 Tensor AdaptiveMaxPool1d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "AdaptiveMaxPool1d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("AdaptiveMaxPool1d", options_.return_indices);
   return std::get<0>(adaptive_max_pool1d(x, options_.output_size));
 }
 
@@ -150,9 +147,7 @@ AdaptiveMaxPool2d::AdaptiveMaxPool2d(const AdaptiveMaxPool2dOptions& o) : option
 }
 
 Tensor AdaptiveMaxPool2d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "AdaptiveMaxPool2d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("AdaptiveMaxPool2d", options_.return_indices);
   return std::get<0>(adaptive_max_pool2d(x, options_.output_size));
 }
 
@@ -169,9 +164,7 @@ AdaptiveMaxPool3d::AdaptiveMaxPool3d(const AdaptiveMaxPool3dOptions& o) : option
 }
 
 Tensor AdaptiveMaxPool3d::forward(const Tensor& x) {
-  FABRIC_CHECK(!options_.return_indices, ValueError,
-               "AdaptiveMaxPool3d: return_indices=true returns (values, indices): call "
-               "forward_with_indices");
+  check_values_only_forward("AdaptiveMaxPool3d", options_.return_indices);
   return std::get<0>(adaptive_max_pool3d(x, options_.output_size));
 }
 
