@@ -22,6 +22,7 @@
 #include "tests/common/capture_warnings.h"
 #include "tests/common/expect_error.h"
 #include "tests/common/same_bits.h"
+#include "tests/common/tensor_from_bits.h"
 #include "tests/nn/instance_norm3d_torch_rows.h"
 
 namespace fabric::nn {
@@ -29,17 +30,7 @@ namespace {
 
 namespace fx = instance_norm3d_fixture;
 
-// A fixture vector of bits as a tensor of `dtype` (float32: the low 32 bits of each entry).
-Tensor from_bits(const std::vector<uint64_t>& bits, const Shape& shape, DType dtype) {
-  if (dtype == DType::float64) {
-    std::vector<double> v;
-    for (uint64_t b : bits) v.push_back(std::bit_cast<double>(b));
-    return from_vector(v, shape);
-  }
-  std::vector<float> v;
-  for (uint64_t b : bits) v.push_back(std::bit_cast<float>(static_cast<uint32_t>(b)));
-  return from_vector(v, shape);
-}
+using test::from_bits;
 
 Tensor channels(const std::vector<uint64_t>& bits, DType dtype) {
   return from_bits(bits, {static_cast<int64_t>(bits.size())}, dtype);

@@ -16,6 +16,7 @@
 #include "tensor/ops.h"
 #include "tests/common/expect_error.h"
 #include "tests/common/same_bits.h"
+#include "tests/common/tensor_from_bits.h"
 #include "tests/nn/softmax2d_torch_rows.h"
 
 namespace fabric::nn {
@@ -23,17 +24,7 @@ namespace {
 
 namespace fx = softmax2d_fixture;
 
-// A fixture vector of bits as a tensor of `dtype` (float32: the low 32 bits of each entry).
-Tensor from_bits(const std::vector<uint64_t>& bits, const Shape& shape, DType dtype) {
-  if (dtype == DType::float64) {
-    std::vector<double> v;
-    for (uint64_t b : bits) v.push_back(std::bit_cast<double>(b));
-    return from_vector(v, shape);
-  }
-  std::vector<float> v;
-  for (uint64_t b : bits) v.push_back(std::bit_cast<float>(static_cast<uint32_t>(b)));
-  return from_vector(v, shape);
-}
+using test::from_bits;
 
 // Within 1e-6 (float32) or 1e-14 (float64) of torch's values, relative to the larger of the
 // element and the tensor's largest magnitude (the gradient's cancellation is relative to that).
