@@ -280,6 +280,25 @@ struct Reducer {
     });
   }
 
+  // Evenly spaced contiguous float16/bfloat16 rows summed into outputs of the same dtype, no
+  // centre: what widened_run() would read, without the odometer and store()'s dtype switch.
+  bool plain_16bit_sum_rows() const {
+    if constexpr (OP == ReduceOp::sum && std::is_same_v<A, float>) {
+      const bool half = g.in_dtype == DType::bfloat16 || g.in_dtype == DType::float16;
+      return half && g.out_dtype == g.in_dtype && g.nkeep == 1 && g.nred == 1 && g.red_in[0] == 1 &&
+             !prm.center;
+    }
+    return false;
+  }
+  // v rounded to the float16/bfloat16 output dtype and stored.
+  void store16(int64_t out_off, A v) const {
+    auto* out = reinterpret_cast<uint16_t*>(g.out) + out_off;
+    if (g.out_dtype == DType::bfloat16)
+      *out = BFloat16(static_cast<float>(v)).x;
+    else
+      *out = Half(static_cast<float>(v)).x;
+  }
+
   void run() {
     const int64_t nout = g.num_out();
     if (nout == 0) return;
@@ -327,6 +346,22 @@ struct Reducer {
         const int64_t o1 = std::min(nout, (t + 1) * per);
         for (int64_t o = t * per; o < o1; ++o)
           out[o * out_step] = finish(fold_run<OP, A>(f, in + o * in_step, nred, A(0)), A(0));
+      });
+      return;
+    }
+    if (plain_16bit_sum_rows()) {
+      // The same for float16/bfloat16 sums and means into their own dtype (rows of 49 took 13 ns
+      // each through the general path against torch's 7.5).
+      const auto* in = reinterpret_cast<const uint16_t*>(g.in);
+      const bool bf16 = g.in_dtype == DType::bfloat16;
+      const int64_t in_step = g.keep_in[0], out_step = g.keep_out[0];
+      run_tasks(tasks, threads > 1, [&](int64_t t) {
+        const int64_t o1 = std::min(nout, (t + 1) * per);
+        for (int64_t o = t * per; o < o1; ++o) {
+          const uint16_t* row = in + o * in_step;
+          const A s = bf16 ? row_sum_bf16(row, nred) : row_sum_f16(row, nred);
+          store16(o * out_step, finish(s, A(0)));
+        }
       });
       return;
     }

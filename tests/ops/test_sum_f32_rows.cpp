@@ -108,6 +108,42 @@ TEST(SumF32Rows, SumAndMeanMatchTorchInEveryFloatDtype) {
   }
 }
 
+// Many evenly spaced float16/bfloat16 rows (a path of their own in reduce.cpp) sum and average in
+// torch's order: the float sum rounded to the dtype, the mean that over the rounded count.
+TEST(SumF32Rows, HalfRowsSumAndMeanFollowTorchsOrder) {
+  for (DType dt : {DType::bfloat16, DType::float16}) {
+    for (int threads : {1, 2}) {
+      OmpThreads scope(threads);
+      for (auto [rows, n] : {std::pair<int64_t, int64_t>{300, 49}, {64, 100}, {3000, 7}}) {
+        std::vector<float> v = values(rows * n);
+        for (float& e : v) e /= 16.0f;  // float16's range
+        const Tensor x = from_vector(v, {rows, n}).to(dt);
+        const std::vector<float> w = x.to(DType::float32).to_vector<float>();  // as rounded
+        const auto round = [dt](float f) { return from_vector(std::vector<float>{f}, {1}).to(dt); };
+        const auto row_sum = [&](int64_t r, int64_t b, int64_t len) {
+          const float* p = w.data() + r * n + b;
+          return dt == DType::bfloat16 ? torch_bf16_row_sum_reference(p, len)
+                                       : torch_f16_row_sum_reference(p, len);
+        };
+        std::vector<float> want_sum, want_mean, want_window;
+        for (int64_t r = 0; r < rows; ++r) {
+          const Tensor s = round(row_sum(r, 0, n));
+          want_sum.push_back(s.to(DType::float32).item<float>());
+          want_mean.push_back(
+              div(s, round(static_cast<float>(n))).to(DType::float32).item<float>());
+          want_window.push_back(round(row_sum(r, 2, n - 3)).to(DType::float32).item<float>());
+        }
+        const std::string what = std::string(dtype_name(dt)) + " " + std::to_string(rows) + "x" +
+                                 std::to_string(n) + " threads=" + std::to_string(threads);
+        expect_bits(sum(x, {-1}).to(DType::float32), want_sum, "sum " + what);
+        expect_bits(mean(x, {-1}).to(DType::float32), want_mean, "mean " + what);
+        expect_bits(sum(x.narrow(1, 2, n - 3), {1}).to(DType::float32), want_window,
+                    "column window " + what);
+      }
+    }
+  }
+}
+
 TEST(SumF32Rows, FewLongRows) {
   // 1 row of 200000: chunks of 65536, each in torch's order, combined pairwise — on any number of
   // threads (the split is chosen by the shape alone, so the bits do not depend on the threads).
