@@ -14,16 +14,17 @@ std::string AlphaDropout::extra_repr() const {
   return "p=" + py_float(options_.p) + ", inplace=" + (options_.inplace ? "True" : "False");
 }
 
+// torch 1.13's AlphaDropout and FeatureAlphaDropout modules call their functional without
+// inplace: the option only shows in the repr, and x is never written.
 Tensor AlphaDropout::forward(const Tensor& x) {
-  return dropout_internal::dropout_impl(x, options_.p, is_training(),
-                                        {.alpha = true, .inplace = options_.inplace},
+  return dropout_internal::dropout_impl(x, options_.p, is_training(), {.alpha = true},
                                         options_.generator, type_name());
 }
 
 Tensor FeatureAlphaDropout::forward(const Tensor& x) {
-  return dropout_internal::dropout_impl(
-      x, options_.p, is_training(), {.feature = true, .alpha = true, .inplace = options_.inplace},
-      options_.generator, type_name());
+  return dropout_internal::dropout_impl(x, options_.p, is_training(),
+                                        {.feature = true, .alpha = true}, options_.generator,
+                                        type_name());
 }
 
 inline namespace functional {

@@ -9,7 +9,7 @@ namespace fabric::nn {
 struct AlphaDropoutOptions {
   double p = 0.5;                  // in [0, 1]
   Generator* generator = nullptr;  // null: the default generator
-  bool inplace = false;            // as torch's inplace: x itself is updated and returned
+  bool inplace = false;            // shown in the repr only: torch 1.13's modules never write x
 };
 
 // While training, with a = 1 / sqrt((alpha^2 p + 1)(1 - p)) and alpha = 1.7580993408473766, each

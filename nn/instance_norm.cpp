@@ -1,9 +1,8 @@
-// InstanceNorm1d/2d/3d: torch 1.13's _InstanceNorm checks (input dims, num_features) and forward.
+// InstanceNorm1d/2d/3d: torch 1.13's _InstanceNorm checks (input dims) and forward.
 #include "nn/instance_norm.h"
 
 #include "nn/functional_instance_norm.h"
 #include "nn/py_repr.h"
-#include "tensor/warning.h"
 
 namespace fabric::nn {
 
@@ -20,15 +19,14 @@ Tensor InstanceNorm::forward(const Tensor& x) {
                "D input of shape ", shape_str(x.sizes()), ")");
   const int64_t feature_dim = x.dim() - unbatched;
   const int64_t features = x.size(feature_dim);
-  if (features != options_.num_features) {
-    // Without affine parameters (or running statistics) num_features is not used: torch warns.
-    FABRIC_CHECK(!options_.affine, ValueError, type_name(),
-                 ": expected input's size at dim=", feature_dim, " to match num_features (",
-                 options_.num_features, "), but got: ", features, ".");
-    warn(detail::cat(type_name(), ": input's size at dim=", feature_dim,
-                     " does not match num_features. You can silence this warning by not passing "
-                     "in num_features, which is not used because affine=False"));
-  }
+  // torch 1.13 refuses the mismatch only where num_features sized something (the affine
+  // parameters, the running statistics) and normalises silently otherwise.
+  FABRIC_CHECK(
+      features == options_.num_features || !(options_.affine || options_.track_running_stats),
+      ShapeError, type_name(), ": expected input's size at dim=", feature_dim,
+      " to match num_features (", options_.num_features, "), but got: ", features, " (the ",
+      options_.affine ? "weight and bias" : "running statistics", " have ", options_.num_features,
+      " entries)");
   const bool use_input_stats = is_training() || !options_.track_running_stats;
   const Tensor batched = x.dim() == unbatched ? x.unsqueeze(0) : x;
   const Tensor y = instance_norm(batched, running_mean, running_var, weight, bias, use_input_stats,

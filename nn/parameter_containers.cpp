@@ -12,8 +12,13 @@ namespace fabric::nn {
 
 namespace {
 
-// torch's Parameter(t) for a non-leaf: a detached leaf over the same storage.
-Tensor as_parameter(const Tensor& t) { return t.defined() && !is_leaf(t) ? t.detach() : t; }
+// torch's Parameter(t): a new leaf over the same storage for a non-leaf, and for a tensor whose
+// requires_grad registering would change (the caller's plain tensor keeps requires_grad false and
+// stays writable in place); a tensor that already is what is asked (a parameter) is itself.
+Tensor as_parameter(const Tensor& t, bool requires_grad) {
+  if (!t.defined()) return t;
+  return !is_leaf(t) || t.requires_grad() != requires_grad ? t.detach() : t;
+}
 
 // The requires_grad a registered entry keeps when it is put into another container, as torch keeps
 // a Parameter's.
@@ -93,8 +98,8 @@ std::string parameter_repr_line(const std::string& name, const Tensor& t, const 
 ParameterList::ParameterList(const std::vector<Tensor>& values) { extend(values); }
 
 ParameterList& ParameterList::append(const Tensor& t, bool requires_grad) {
-  const Tensor p =
-      register_parameter(std::to_string(items_.size()), as_parameter(t), requires_grad);
+  const Tensor p = register_parameter(std::to_string(items_.size()), as_parameter(t, requires_grad),
+                                      requires_grad);
   items_.push_back(p);
   return *this;
 }
@@ -112,7 +117,8 @@ size_t ParameterList::index_of(int64_t i) const {
 
 void ParameterList::set(int64_t i, const Tensor& t, bool requires_grad) {
   const size_t at = index_of(i);
-  items_[at] = register_parameter(std::to_string(at), as_parameter(t), requires_grad);
+  items_[at] =
+      register_parameter(std::to_string(at), as_parameter(t, requires_grad), requires_grad);
 }
 
 const Tensor& ParameterList::operator[](int64_t i) const { return items_[index_of(i)]; }
@@ -138,7 +144,7 @@ ParameterDict::ParameterDict(const Options& items) { update(items); }
 void ParameterDict::insert(const std::string& key, const Tensor& t, bool requires_grad) {
   check_key(key);
   // Registered before the key is listed: a rejected tensor leaves the dict as it was.
-  register_parameter(key, as_parameter(t), requires_grad);
+  register_parameter(key, as_parameter(t, requires_grad), requires_grad);
   if (!contains(key)) keys_.push_back(key);
 }
 

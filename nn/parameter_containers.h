@@ -11,10 +11,11 @@
 
 namespace fabric::nn {
 
-// torch's Parameter(t): what either container registers for t. A leaf is registered itself (as
-// torch keeps a Parameter), with requires_grad set (register_parameter's convention: pass false
-// for a frozen or integer entry); a non-leaf is registered detached, sharing its storage (torch
-// wraps a plain tensor in a new Parameter, which detaches it). An undefined tensor is torch's
+// torch's Parameter(t): what either container registers for t, with requires_grad as asked
+// (register_parameter's convention: pass false for a frozen or integer entry). A leaf that already
+// has that requires_grad is registered itself (as torch keeps a Parameter); a plain tensor or a
+// non-leaf is registered as a new leaf sharing its storage (torch wraps a plain tensor in a new
+// Parameter), so the caller's tensor keeps its own requires_grad. An undefined tensor is torch's
 // None: kept as an entry, not a parameter (repr "Object of type: NoneType").
 
 // make<ParameterList>({w0, w1}). Entries are set through the container (append, extend, set);

@@ -329,7 +329,7 @@ TEST(AlphaDropoutTorch, InPlace) {
     Tensor x = x0.clone();
     Tensor y;
     if (which == 0) y = (*make<Dropout3d>({.p = 0.5, .generator = &gen, .inplace = true}))(x);
-    if (which == 1) y = (*make<AlphaDropout>({.p = 0.5, .generator = &gen, .inplace = true}))(x);
+    if (which == 1) y = alpha_dropout(x, 0.5, true, /*inplace=*/true, &gen);
     if (which == 2) y = feature_alpha_dropout(x, 0.5, true, /*inplace=*/true, &gen);
     EXPECT_TRUE(y.is_same(x));
     const Shape noise = which == 1 ? Shape{2, 4, 1, 2, 2} : Shape{2, 4, 1, 1, 1};
@@ -350,6 +350,21 @@ TEST(AlphaDropoutTorch, InPlace) {
   EXPECT_CONTAINS(thrown<Error>([&] { alpha_dropout(leaf, 1.0, true, true); }),
                   "a leaf Variable that requires grad is being used in an in-place operation");
   EXPECT_TRUE(alpha_dropout(leaf, 0.5, false, true).is_same(leaf));
+  // torch 1.13's AlphaDropout and FeatureAlphaDropout modules ignore inplace (their forward calls
+  // the functional without it): x keeps its values, and a leaf that requires grad is taken.
+  for (bool feature : {false, true}) {
+    SCOPED_TRACE(feature);
+    Tensor x = x0.clone();
+    Generator g(5);
+    const Tensor y =
+        feature ? (*make<FeatureAlphaDropout>({.p = 0.5, .generator = &g, .inplace = true}))(x)
+                : (*make<AlphaDropout>({.p = 0.5, .generator = &g, .inplace = true}))(x);
+    EXPECT_FALSE(y.is_same(x));
+    EXPECT_EQ(bits_of(x), bits_of(x0));
+    EXPECT_NE(bits_of(y), bits_of(x0));
+    const Tensor z = (*make<AlphaDropout>({.p = 0.5, .inplace = true}))(leaf);
+    EXPECT_TRUE(z.requires_grad());
+  }
 }
 
 TEST(AlphaDropoutTorch, ReprAsTorch) {

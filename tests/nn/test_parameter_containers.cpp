@@ -35,9 +35,11 @@ TEST(ParameterList, RegistersEntriesByIndex) {
   const Tensor a = zeros({2, 3}), b = zeros({3});
   auto plist = make<ParameterList>({a, b});
   ASSERT_EQ(plist->size(), 2u);
-  EXPECT_TRUE((*plist)[0].is_same(a));  // a leaf is registered itself, as torch keeps a Parameter
-  EXPECT_TRUE((*plist)[-1].is_same(b));
-  EXPECT_TRUE(a.requires_grad());  // torch's Parameter(t) requires grad
+  // torch's Parameter(t) of a plain tensor: a new leaf over its storage that requires grad.
+  EXPECT_EQ((*plist)[0].data_ptr(), a.data_ptr());
+  EXPECT_EQ((*plist)[-1].data_ptr(), b.data_ptr());
+  EXPECT_TRUE((*plist)[0].requires_grad());
+  EXPECT_FALSE(a.requires_grad());
   EXPECT_EQ(names(plist->named_parameters()), (Keys{"0", "1"}));
   plist->append(ones({4})).extend({ones({1}), ones({5})});
   EXPECT_EQ(plist->size(), 5u);
@@ -60,7 +62,7 @@ TEST(ParameterList, IndexErrorsAndSet) {
   const Tensor c = ones({4});
   plist->set(0, c);
   plist->set(-1, ones({1}));
-  EXPECT_TRUE((*plist)[0].is_same(c));
+  EXPECT_EQ((*plist)[0].data_ptr(), c.data_ptr());
   EXPECT_EQ(names(plist->named_parameters()), (Keys{"0", "1"}));
   EXPECT_EQ(plist->get_parameter("0").numel(), 4);
   EXPECT_EQ(plist->get_parameter("1").numel(), 1);
@@ -94,6 +96,25 @@ TEST(ParameterList, TorchParameterRules) {
             "ParameterList should not be called.");
 }
 
+TEST(ParameterList, PlainTensorsStayTheCallersOwn) {
+  // torch: t = torch.zeros(3); pl = ParameterList([t]) leaves t.requires_grad False, t.add_(1)
+  // works and pl[0] shows it (one storage).
+  Tensor t = zeros({3});
+  auto plist = make<ParameterList>(std::vector<Tensor>{t});
+  EXPECT_FALSE(t.requires_grad());
+  EXPECT_TRUE((*plist)[0].requires_grad());
+  t.add_(1.0);
+  EXPECT_EQ((*plist)[0].detach().to_vector<float>(), (std::vector<float>{1, 1, 1}));
+  auto pdict = make<ParameterDict>();
+  pdict->insert("w", t);
+  EXPECT_FALSE(t.requires_grad());
+  EXPECT_EQ((*pdict)["w"].data_ptr(), t.data_ptr());
+  // A parameter (a leaf that requires grad) is registered itself, shared as torch's Parameter.
+  const Tensor& w = (*plist)[0];
+  auto other = make<ParameterList>(std::vector<Tensor>{w});
+  EXPECT_TRUE((*other)[0].is_same(w));
+}
+
 TEST(ParameterList, ReprAsTorch) {
   EXPECT_EQ(make<ParameterList>()->str(), "ParameterList()");
   EXPECT_EQ(make<ParameterList>({zeros({2, 3})})->str(),
@@ -120,8 +141,10 @@ TEST(ParameterDict, InsertLookupAndOrder) {
   EXPECT_EQ(pdict->at("weight").numel(), 6);
   EXPECT_TRUE(pdict->at("weight").requires_grad());
   EXPECT_EQ(names(pdict->named_parameters()), (Keys{"weight", "bias"}));
-  // An existing key is replaced in place; a new one goes last.
-  const Tensor w = ones({4});
+  // An existing key is replaced in place; a new one goes last. w requires grad, as a torch
+  // Parameter: registered itself.
+  Tensor w = ones({4});
+  w.set_requires_grad(true);
   pdict->insert("weight", w);
   pdict->insert("scale", ones({1}));
   EXPECT_TRUE((*pdict)["weight"].is_same(w));
