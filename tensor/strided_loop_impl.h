@@ -48,6 +48,85 @@ inline void run_rows(const StridedLoop& loop, int64_t row_begin, int64_t row_end
     }
   }
 }
+
+// Operands unit-stride along different dims (x.transpose(1, 2) + pos beside a row-major output):
+// walked row by row, every element of the operand strided along the rows lands on its own cache
+// line, and such loops ran at 1.2-4x torch's time. Walked in tiles instead, the lines of every
+// operand stay in cache while the tile is walked. The rows handed to the callback are then
+// tile-wide pieces of the loop's rows: every for_each_row callback is elementwise.
+struct LoopTiles {
+  int tile_dim = -1;  // an outer dim along which an operand strided along the rows is unit-stride
+  int64_t tile = 0;   // tile height (indices of tile_dim); its rows are twice as long
+};
+
+inline LoopTiles loop_tiles_for(const StridedLoop& loop) {
+  constexpr int64_t kMinExtent = 16;
+  const int row = loop.ndim - 1;
+  if (loop.ndim < 2 || loop.sizes[row] < kMinExtent) return {};
+  bool some_rows = false;  // some operand walks its rows in memory order
+  int64_t max_item = 1;
+  for (int k = 0; k < loop.num_operands; ++k) {
+    const int64_t item = static_cast<int64_t>(itemsize(loop.ops[k].dtype));
+    some_rows |= loop.ops[k].strides[row] == item;
+    max_item = std::max(max_item, item);
+  }
+  if (!some_rows) return {};
+  for (int k = 0; k < loop.num_operands; ++k) {
+    const auto& st = loop.ops[k].strides;
+    const int64_t item = static_cast<int64_t>(itemsize(loop.ops[k].dtype));
+    if (st[row] == 0 || st[row] == item) continue;
+    for (int d = row - 1; d >= 0; --d)
+      if (st[d] == item && loop.sizes[d] >= kMinExtent)
+        // 64 x 128 float32 tiles measured best (0.42 ms for the ViT add above against 0.58 at
+        // 64 x 64 and 1.8 row by row; 2048^2 m + m.t() 10 ms against 36).
+        return {d, std::min<int64_t>(64, 256 / max_item)};
+  }
+  return {};
+}
+
+// for_each_row over tiles: parallel over (every other dim, band of `tile` indices of tile_dim).
+template <typename RowFn>
+void run_tiles(const StridedLoop& loop, LoopTiles t, RowFn& row) {
+  const int nd = loop.ndim, nops = loop.num_operands, rd = nd - 1, td = t.tile_dim;
+  const int64_t rows_n = loop.sizes[rd], tile_n = loop.sizes[td];
+  int64_t outer = 1;
+  for (int d = 0; d < rd; ++d)
+    if (d != td) outer *= loop.sizes[d];
+  const int64_t bands = (tile_n + t.tile - 1) / t.tile, tasks = outer * bands;
+  auto run = [&](int64_t task) {
+    int64_t o = task / bands;
+    const int64_t i0 = task % bands * t.tile, i1 = std::min(tile_n, i0 + t.tile);
+    char* base[kMaxLoopOperands];
+    int64_t row_st[kMaxLoopOperands];
+    for (int k = 0; k < nops; ++k) {
+      base[k] = loop.ops[k].data;
+      row_st[k] = loop.ops[k].strides[rd];
+    }
+    for (int d = rd - 1; d >= 0; --d) {  // the outer index over the untiled dims
+      if (d == td) continue;
+      const int64_t i = o % loop.sizes[d];
+      o /= loop.sizes[d];
+      for (int k = 0; k < nops; ++k) base[k] += i * loop.ops[k].strides[d];
+    }
+    char* ptrs[kMaxLoopOperands];
+    for (int64_t j0 = 0; j0 < rows_n; j0 += 2 * t.tile) {
+      const int64_t n = std::min(2 * t.tile, rows_n - j0);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int k = 0; k < nops; ++k)
+          ptrs[k] = base[k] + i * loop.ops[k].strides[td] + j0 * row_st[k];
+        row(ptrs, n, row_st);
+      }
+    }
+  };
+  if (outer * tile_n * rows_n < kLoopGrain || tasks == 1) {
+    for (int64_t task = 0; task < tasks; ++task) run(task);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (int64_t task = 0; task < tasks; ++task) run(task);
+}
 }  // namespace detail
 
 template <typename RowFn>
@@ -82,6 +161,10 @@ void for_each_row(const StridedLoop& loop, RowFn&& row) {
 #endif
       for (int64_t c = 0; c < chunks; ++c) run_chunk(c);
     }
+    return;
+  }
+  if (const detail::LoopTiles t = detail::loop_tiles_for(loop); t.tile_dim >= 0) {
+    detail::run_tiles(loop, t, row);
     return;
   }
   const int64_t inner = loop.sizes[loop.ndim - 1];

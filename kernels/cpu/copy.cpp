@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "kernels/cpu/convert.h"
-#include "kernels/cpu/transposed_tiles.h"
 #include "tensor/copy_kernels.h"
 
 namespace fabric::cpu {
@@ -27,16 +26,8 @@ void copy_row(char* dst, int64_t ds, const char* src, int64_t ss, int64_t n, boo
 void copy_kernel(const StridedLoop& loop, bool saturate_fp8) {
   const DType dt = loop.ops[0].dtype, st = loop.ops[1].dtype;
   const int64_t di = itemsize(dt), si = itemsize(st);
-  if (const auto tiles = transposed_tiles_for(loop, di, si)) {
-    visit_dtype(dt, [&](auto d) {
-      visit_dtype(st, [&](auto sv) {
-        for_each_transposed_tile(loop, *tiles, std::max(di, si), [&](char* dp, int64_t ds, const char* sp, int64_t ss, int64_t n) {
-          copy_row<decltype(d), decltype(sv)>(dp, ds, sp, ss, n, saturate_fp8);
-        });
-      });
-    });
-    return;
-  }
+  // Source and destination contiguous along different dims (a transpose) walk in tiles: see
+  // for_each_row.
   for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
     if (s[0] == di && s[1] == si) {
       if (dt == st) {

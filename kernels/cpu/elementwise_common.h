@@ -176,21 +176,33 @@ inline void binary_contig(T* out, const TA* a, const TB* b, __m512 abc, __m512 b
 template <typename T, typename TA = T, typename TB = T, typename F>
 inline void binary_staged(char* out, int64_t os, const char* a, int64_t as, const char* b,
                           int64_t bs, const float* b_scalar, int64_t n, const F& f) {
+  // Only what is strided or of another type is staged: a unit-stride float32 operand is read, or
+  // written, in place (a transposed operand beside two row-major ones paid three staging loops).
+  constexpr int64_t kF = sizeof(float);
+  const bool direct_a = std::is_same_v<TA, float> && as == kF;
+  const bool direct_b = std::is_same_v<TB, float> && bs == kF && !b_scalar;
+  const bool direct_o = std::is_same_v<T, float> && os == kF;
   alignas(64) float ba[kStage];
   alignas(64) float bb[kStage];
+  alignas(64) float bo[kStage];
   for (int64_t base = 0; base < n; base += kStage) {
     const int64_t m = std::min(kStage, n - base);
     const char* pa = a + base * as;
-    for (int64_t j = 0; j < m; ++j) ba[j] = static_cast<float>(load_elem<TA>(pa + j * as));
-    if (b_scalar) {
+    const char* pb = b_scalar ? nullptr : b + base * bs;
+    const float* ra = direct_a ? reinterpret_cast<const float*>(pa) : ba;
+    const float* rb = direct_b ? reinterpret_cast<const float*>(pb) : bb;
+    float* ro = direct_o ? reinterpret_cast<float*>(out + base * os) : bo;
+    if (!direct_a)
+      for (int64_t j = 0; j < m; ++j) ba[j] = static_cast<float>(load_elem<TA>(pa + j * as));
+    if (b_scalar)
       std::fill(bb, bb + m, *b_scalar);
-    } else {
-      const char* pb = b + base * bs;
+    else if (!direct_b)
       for (int64_t j = 0; j < m; ++j) bb[j] = static_cast<float>(load_elem<TB>(pb + j * bs));
+    binary_contig<false, false>(ro, ra, rb, __m512{}, __m512{}, m, f, false);
+    if (!direct_o) {
+      char* po = out + base * os;
+      for (int64_t j = 0; j < m; ++j) store_elem<T>(po + j * os, T(bo[j]));
     }
-    binary_contig<false, false>(ba, ba, bb, __m512{}, __m512{}, m, f, false);
-    char* po = out + base * os;
-    for (int64_t j = 0; j < m; ++j) store_elem<T>(po + j * os, T(ba[j]));
   }
 }
 
