@@ -87,7 +87,10 @@ void check_key(const std::string& key) {
 std::string parameter_repr_line(const std::string& name, const Tensor& t, const std::string& type) {
   if (!t.defined()) return "  (" + name + "): Object of type: NoneType";
   std::string sizes;
-  for (int64_t d = 0; d < t.dim(); ++d) sizes += (d ? "x" : "") + std::to_string(t.size(d));
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (d) sizes += 'x';
+    sizes += std::to_string(t.size(d));  // appended apart: GCC 12's -Wrestrict misfired on a + b
+  }
   const std::string device =
       t.device().is_cuda() ? " (GPU " + std::to_string(t.device().index) + ")" : "";
   return "  (" + name + "): Parameter containing: [" + type + " of size " + sizes + device + "]";
