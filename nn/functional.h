@@ -6,6 +6,7 @@
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
 #include "tensor/ctc_loss.h"
+#include "tensor/fractional_max_pool.h"
 #include "tensor/max_unpool.h"
 #include "tensor/ops.h"
 
@@ -36,6 +37,10 @@ using fabric::dropout;
 using fabric::elu;
 using fabric::embedding;
 using fabric::fold;
+using fabric::fractional_max_pool2d;
+using fabric::fractional_max_pool2d_with_indices;
+using fabric::fractional_max_pool3d;
+using fabric::fractional_max_pool3d_with_indices;
 using fabric::gaussian_nll_loss;
 using fabric::gelu;
 using fabric::gelu_mlp;

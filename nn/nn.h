@@ -3,6 +3,7 @@
 #pragma once
 #include "nn/activation.h"
 #include "nn/activation_extra.h"
+#include "nn/adaptive_log_softmax.h"
 #include "nn/alpha_dropout.h"
 #include "nn/bilinear.h"
 #include "nn/channel_dropout.h"
@@ -13,6 +14,7 @@
 #include "nn/conv3d.h"
 #include "nn/ctc_loss.h"
 #include "nn/embedding_bag.h"
+#include "nn/fractional_max_pool.h"
 #include "nn/functional.h"
 #include "nn/gpt.h"
 #include "nn/init.h"

@@ -204,6 +204,8 @@
   X(adaptive_max_pool3d, fp32, none)        \
   X(max_unpool2d, fp32, none)               \
   X(max_unpool3d, fp32, none)               \
+  X(fractional_max_pool2d, fp32, none)      \
+  X(fractional_max_pool3d, fp32, none)      \
   X(unfold, none, none)                     \
   X(fold, none, none)                       \
   /* their gradients as recorded ops, for double backward (autograd/double_backward.cpp) */ \

@@ -165,6 +165,8 @@ const std::map<std::string_view, std::pair<P, P>>& spec_table() {
       {"adaptive_avg_pool3d", {P::fp32, P::none}}, {"adaptive_max_pool2d", none},
       {"adaptive_max_pool3d", {P::fp32, P::none}}, {"max_unpool2d", {P::fp32, P::none}},
       {"max_unpool3d", {P::fp32, P::none}},
+      // fractional_max_pool2d/3d: CPU's FP32 list (a bfloat16 input pools in float32 there).
+      {"fractional_max_pool2d", {P::fp32, P::none}}, {"fractional_max_pool3d", {P::fp32, P::none}},
       {"unfold", none}, {"fold", none},
       {"conv3d_backward_input", none}, {"conv3d_backward_weight", none},
       {"max_pool3d_backward", none}, {"avg_pool3d_backward", none},
