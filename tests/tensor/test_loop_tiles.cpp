@@ -24,7 +24,8 @@ TEST(LoopTiles, ChosenOnlyForOperandsContiguousAlongDifferentDims) {
   const StridedLoop mixed = make_strided_loop("add", out, {&a, &pos});
   const detail::LoopTiles t = detail::loop_tiles_for(mixed);
   EXPECT_EQ(t.tile_dim, mixed.ndim - 2);
-  EXPECT_EQ(t.tile, 64);
+  EXPECT_EQ(t.height, 64);
+  EXPECT_EQ(t.width, 128);
   EXPECT_LT(detail::loop_tiles_for(make_strided_loop("add", out, {&pos, &pos})).tile_dim, 0);
   // Too short along the rows (fewer than 16) to pay: the plain row walk.
   const Tensor narrow_out = zeros({300, 8});
@@ -33,7 +34,7 @@ TEST(LoopTiles, ChosenOnlyForOperandsContiguousAlongDifferentDims) {
   // A double operand: tiles of 32 indices.
   const Tensor d_out = zeros({100, 100}, {.dtype = DType::float64});
   const Tensor d = randn({100, 100}, {.dtype = DType::float64}).t();
-  EXPECT_EQ(detail::loop_tiles_for(make_strided_loop("neg", d_out, {&d})).tile, 32);
+  EXPECT_EQ(detail::loop_tiles_for(make_strided_loop("neg", d_out, {&d})).height, 32);
 }
 
 // Counts the visits of each output element of a tiled loop.
