@@ -110,7 +110,9 @@ FABRIC_DERIVATIVE(norm) {
       const Tensor unit = div(x, nk);
       return Grads{mul(gk, where(eq(nk, 0.0), zeros_like(unit), unit))};
     }
-    Tensor sign = sub(gt(x, 0.0).to(x.dtype()), lt(x, 0.0).to(x.dtype()));
+    // sign() is recorded (its own gradient is zero), as torch's self.sgn(): the p = 1 and inf
+    // gradients keep a graph under create_graph, so differentiating them again gives zeros.
+    Tensor sign = fabric::sign(x);
     if (a.p == 1.0) return Grads{mul(gk, sign)};
     if (std::isinf(a.p)) {  // the extreme |x| takes it, shared among ties
       // A NaN norm matches no |x|: no element takes the gradient (0, as torch), not 0 / 0.

@@ -606,7 +606,7 @@ void arg_reduce_acc(bool is_max, const ReduceGeometry& geo, int64_t* indices) {
         } else {
           while (x[j] != cm) ++j;
         }
-        best = cm;
+        best = x[j];  // the element itself: of -0 and +0, the one whose index is returned
         bi = b + j;
         if (is_nan_value(best)) break;
       }

@@ -169,6 +169,22 @@ TEST(Reduce, NanPropagationAndTies) {
   EXPECT_TRUE(std::isnan(sum(cols).item<double>()));
 }
 
+// max/min with a dim return the element at the index they return: of -0 and +0, that one's sign
+// (torch.tensor([[-0., 0.], [0., -0.]]).max(1) -> values [-0, +0], indices [0, 0]).
+TEST(Reduce, MaxMinWithDimReturnTheIndexedZero) {
+  for (DType dt : {DType::float32, DType::float64, DType::bfloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor z = from_vector(std::vector<float>{-0.f, 0.f, 0.f, -0.f}, {2, 2}).to(dt);
+    for (bool is_max : {true, false}) {
+      auto [v, i] = is_max ? max(z, 1) : min(z, 1);
+      EXPECT_EQ(i.to_vector<int64_t>(), (std::vector<int64_t>{0, 0}));
+      const std::vector<double> got = v.to(DType::float64).to_vector<double>();
+      EXPECT_TRUE(std::signbit(got[0]));
+      EXPECT_FALSE(std::signbit(got[1]));
+    }
+  }
+}
+
 TEST(Reduce, ArgmaxWithoutDimKeepdim) {
   Tensor a = vec({1, 9, 3, 4, 5, 6}, {2, 3});
   EXPECT_EQ(argmax(a).sizes(), Shape{});
