@@ -18,7 +18,10 @@ inline DType index_sum_dtype(DType t) {
   return (t == DType::bfloat16 || t == DType::float16) ? DType::float32 : t;
 }
 
-inline constexpr int kMaxIndexDims = 12;
+// torch's limit on an iterated tensor's dims (its TensorIterator takes 25): gather, scatter and the
+// index writes built on them take what torch takes. The descriptors pass by value to CUDA kernels
+// (4 x 25 int64, well under the 4 KiB parameter limit).
+inline constexpr int kMaxIndexDims = 25;
 
 // Smallest and largest value of n contiguous int64/int32 indices (n > 0): the op checks ranges
 // with them before any kernel reads through the indices.

@@ -651,5 +651,22 @@ TEST(Gradients, Errors) {
       {"conv2d_backward", "(1, 2, 5, 5)", "(1, 2, 3, 3)"});
 }
 
+// torch takes tensors of up to 25 dims through gather, scatter and the index writes built on
+// them: index_put(x13, [1] -> 9) on a (3, 1, ..., 1) tensor gives [0, 9, 2], as torch.
+TEST(Index, ThirteenDimsAsTorch) {
+  Shape s(13, 1);
+  s[0] = 3;
+  const Tensor x = arange(0, 3, 1, DType::float64).reshape(s);
+  const Tensor one = from_vector<int64_t>({1}, {1});
+  const Tensor nine = from_vector<double>({9}, {1});
+  EXPECT_EQ(index_put(x, {one}, nine, false).to_vector<double>(), (std::vector<double>{0, 9, 2}));
+  EXPECT_EQ(index_fill(x, 0, one, 9.0).to_vector<double>(), (std::vector<double>{0, 9, 2}));
+  Shape is(13, 1);
+  is[0] = 2;
+  const Tensor idx = from_vector<int64_t>({2, 0}, {2}).reshape(is);
+  EXPECT_EQ(gather(x, 0, idx).to_vector<double>(), (std::vector<double>{2, 0}));
+  EXPECT_EQ(scatter(x, 0, idx, 7.0).to_vector<double>(), (std::vector<double>{7, 1, 7}));
+}
+
 }  // namespace
 }  // namespace fabric
