@@ -29,13 +29,17 @@ std::string dims_str(const std::vector<int64_t>& dims) {
 std::vector<bool> reduce_mask(const char* op, const Tensor& a, const std::vector<int64_t>& dims) {
   const int64_t nd = a.dim();
   std::vector<bool> mask(static_cast<size_t>(nd), dims.empty());
+  bool scalar_seen = false;  // a 0-dim tensor takes dim 0 (or -1) once, as torch
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, nd, op);
-    if (nd == 0) continue;
-    FABRIC_CHECK(!mask[w], ValueError, op, ": dim ", w,
+    const bool repeated = nd == 0 ? scalar_seen : static_cast<bool>(mask[w]);
+    FABRIC_CHECK(!repeated, ValueError, op, ": dim ", w,
                  " appears multiple times in the list of dims ", dims_str(dims), " (input shape ",
                  shape_str(a.sizes()), ")");
-    mask[w] = true;
+    if (nd == 0)
+      scalar_seen = true;
+    else
+      mask[w] = true;
   }
   return mask;
 }

@@ -185,6 +185,17 @@ TEST(Reduce, MaxMinWithDimReturnTheIndexedZero) {
   }
 }
 
+// A 0-dim tensor takes dim 0 (or -1) once: torch's "dim 0 appears multiple times" otherwise.
+TEST(Reduce, ZeroDimTensorRefusesARepeatedDim) {
+  const Tensor s = full({}, 2.0);
+  EXPECT_EQ(sum(s, {0}).item<float>(), 2.0f);
+  EXPECT_EQ(mean(s, {-1}).item<float>(), 2.0f);
+  for (const std::vector<int64_t>& dims : {std::vector<int64_t>{0, -1}, {0, 0}}) {
+    EXPECT_THROW(sum(s, dims), ValueError);
+    EXPECT_THROW(amax(s, dims), ValueError);
+  }
+}
+
 TEST(Reduce, ArgmaxWithoutDimKeepdim) {
   Tensor a = vec({1, 9, 3, 4, 5, 6}, {2, 3});
   EXPECT_EQ(argmax(a).sizes(), Shape{});
