@@ -301,8 +301,10 @@ Tensor take_along_dim(const Tensor& a, const Tensor& indices, std::optional<int6
   FABRIC_CHECK(a.dim() == indices.dim(), ShapeError,
                "take_along_dim: input and indices must have the same number of dims, got ",
                shape_str(a.sizes()), " and ", shape_str(indices.sizes()));
-  const int64_t d = wrap_dim(*dim, std::max<int64_t>(a.dim(), 1), "take_along_dim");
-  if (a.dim() == 0) return gather_as_take(a, 0, indices);
+  // torch: a 0-dim input takes no dim (only the flattened form).
+  FABRIC_CHECK(a.dim() > 0, IndexError, "take_along_dim: Dimension specified as ", *dim,
+               " but tensor has no dimensions (a 0-dim input takes no dim: leave dim unset)");
+  const int64_t d = wrap_dim(*dim, a.dim(), "take_along_dim");
   // torch: every dim but `d` broadcasts; along d, a keeps its size and indices theirs.
   Shape a_sizes = a.sizes();
   a_sizes[d] = indices.size(d);

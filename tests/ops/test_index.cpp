@@ -668,5 +668,16 @@ TEST(Index, ThirteenDimsAsTorch) {
   EXPECT_EQ(scatter(x, 0, idx, 7.0).to_vector<double>(), (std::vector<double>{7, 1, 7}));
 }
 
+// torch.take_along_dim(tensor(4.), tensor(0), 0): IndexError "Dimension specified as 0 but tensor
+// has no dimensions"; without a dim, the flattened form gives [4.].
+TEST(Index, TakeAlongDimOfAZeroDimInputTakesNoDim) {
+  const Tensor a = full({}, 4.0), i = zeros({}, {.dtype = DType::int64});
+  EXPECT_THROW(take_along_dim(a, i, 0), IndexError);
+  EXPECT_THROW(take_along_dim(a, i, -1), IndexError);
+  const Tensor flat = take_along_dim(a, i);
+  EXPECT_EQ(flat.sizes(), (Shape{1}));
+  EXPECT_EQ(flat.item<float>(), 4.0f);
+}
+
 }  // namespace
 }  // namespace fabric
