@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/reduce_math.h"
+#include "kernels/cpu/softmax_torch_row.h"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cpu {
@@ -90,10 +92,22 @@ TargetStats cross_entropy_acc(const ClassGeometry& g, const char* x, DType dt, c
     }
     const A* row = class_row<A>(g, x, dt, pos, scratch<A>(0, C));
     const A m = row_max(row, C);
-    // -log p_c as torch's log_softmax then nll_loss: (max - x_c) + log(sum). (max + log(sum)) - x_c
-    // would lose log(sum)'s low bits against large logits (0.60413361 for 0.60413063 at 100).
-    const A ls = std::log(exp_shift_sum(row, nullptr, C, m));
-    A l = (m - row[t]) + ls;
+    // -log p_c as torch's log_softmax then nll_loss: -((x_c - max) - log(sum)) (the negation last:
+    // a certain class is -0, as torch's). (max + log(sum)) - x_c would lose log(sum)'s low bits
+    // against large logits (0.60413361 for 0.60413063 at 100).
+    // Classes along the last dim (inner == 1) are torch's last-dim log_softmax rows: its sum order
+    // and SLEEF's log (softmax_torch_row.h), so the loss is torch's bits there too.
+    A ls;
+    if (g.inner == 1) {
+      const A sum = torch_softmax::exp_sum(row, m, C, nullptr);
+      if constexpr (std::is_same_v<A, float>)
+        ls = torch_softmax::logf_u10(sum);
+      else
+        ls = torch_softmax::log_u10(sum);
+    } else {
+      ls = std::log(exp_shift_sum(row, nullptr, C, m));
+    }
+    A l = -((row[t] - m) - ls);
     if (s != A(0)) {
       // sum_c -log p_c, termwise (each term >= 0, so no cancellation)
       const A smooth = sum_range<A>(0, C, [row, m, ls](int64_t c) { return (m - row[c]) + ls; });

@@ -1,12 +1,16 @@
 // CPU softmax / log_softmax and their backward over contiguous (outer, n, inner). Last-dim rows
-// (inner == 1) are vectorised along the row with the AVX-512 exp of reduce_math.h; other dims are
+// (inner == 1) follow torch 1.13's last-dim kernels step for step (softmax_torch_row.h: its sum
+// order, SLEEF's exp and log, its bfloat16 roundings), so they are torch's bits; other dims are
 // swept in column tiles (vectorised across inner). Rows are spread over OpenMP threads.
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/reduce_math.h"
+#include "kernels/cpu/softmax_torch_row.h"
 #include "tensor/reduce_kernels.h"
 
 namespace fabric::cpu {
@@ -25,25 +29,106 @@ void parallel_tasks(int64_t tasks, int64_t work, const Fn& task) {
   }
 }
 
+float round_bf16(float v) { return static_cast<float>(BFloat16(v)); }
+
+// Last-dim rows as torch 1.13 computes them for the output dtype: float64, float32 (float16 too,
+// which torch 1.13 refuses on the CPU), or bfloat16, whose own paths round log_softmax's sum and
+// its log to bfloat16 and add softmax's last n % 8 exps with libm.
+
+// The row's max. torch's vec::maximum ORs the unordered mask into a NaN lane, so a NaN row's max
+// is the all-ones NaN (a single value is its own max), whose bits then propagate. bfloat16's
+// log_softmax keeps the max as BFloat16, whose cast makes every NaN 0x7FC0.
+template <typename A>
+A torch_row_max(const A* x, int64_t n, bool bf16) {
+  using Bits = std::conditional_t<sizeof(A) == 4, uint32_t, uint64_t>;
+  const A m = row_max(x, n);
+  if (m == m || bf16) return m;
+  return n == 1 ? x[0] : std::bit_cast<A>(~Bits{0});
+}
+
+// The value whose log log_softmax subtracts: the sum of exp(x - m) (bfloat16: rounded to it).
+template <typename A>
+A log_softmax_sum(const A* x, A m, int64_t n, bool bf16) {
+  if constexpr (std::is_same_v<A, float>)
+    if (bf16) return round_bf16(torch_softmax::exp_sum_bf16_log(x, m, n));
+  return torch_softmax::exp_sum(x, m, n, nullptr);
+}
+
+// (x - max) - log(sum), torch's order: max + log(sum) first loses log(sum)'s low bits against a
+// large max (logits of 1e4 were off by 2e-4).
+template <typename A>
+void log_softmax_out(const A* x, A m, A ls, A* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
+}
+
+// One row y = softmax(x) or log_softmax(x) (n >= 1; y may be x).
+template <typename A>
+void softmax_row(const A* x, A* y, int64_t n, bool log, bool bf16) {
+  namespace ts = torch_softmax;
+  const A m = torch_row_max(x, n, bf16);
+  if (log) {
+    const A s = log_softmax_sum(x, m, n, bf16);
+    A ls;
+    if constexpr (std::is_same_v<A, float>)
+      ls = bf16 ? round_bf16(ts::logf_u10(s)) : ts::logf_u10(s);
+    else
+      ls = ts::log_u10(s);
+    return log_softmax_out(x, m, ls, y, n);
+  }
+  A sum;
+  if constexpr (std::is_same_v<A, float>)
+    sum = bf16 ? ts::exp_sum_bf16_softmax(x, m, n, y) : ts::exp_sum(x, m, n, y);
+  else
+    sum = ts::exp_sum(x, m, n, y);
+  const A inv = A(1) / sum;
+  for (int64_t j = 0; j < n; ++j) y[j] *= inv;
+}
+
+// float log_softmax over up to 8 rows of n at once: their sums' logs as one vector, as torch takes
+// a chunk's logs (a scalar log per row costs as much as a short row itself).
+constexpr int64_t kLogBatchMaxLen = 2048;  // rows staged 8 at a time in scratch up to this length
+void log_softmax_rows8(const char* in, DType it, char* out, DType ot, int64_t n, int64_t k,
+                       bool bf16) {
+  const int64_t isz = itemsize(it), osz = itemsize(ot);
+  float* xs = scratch<float>(0, 8 * n);
+  float* ys = scratch<float>(1, 8 * n);
+  const float* x[8];
+  float m[8];
+  alignas(32) float s[8], ls[8];
+  for (int64_t j = 0; j < 8; ++j) {
+    s[j] = 1;  // lanes past k: any positive value
+    if (j >= k) continue;
+    x[j] = load_row<float>(in + j * n * isz, it, n, xs + j * n);
+    m[j] = torch_row_max(x[j], n, bf16);
+    s[j] = log_softmax_sum(x[j], m[j], n, bf16);
+  }
+  _mm256_store_ps(ls, torch_softmax::logf_u10(_mm256_load_ps(s)));
+  for (int64_t j = 0; j < k; ++j) {
+    float* y = ot == DType::float32 ? reinterpret_cast<float*>(out + j * n * osz) : ys + j * n;
+    log_softmax_out(x[j], m[j], bf16 ? round_bf16(ls[j]) : ls[j], y, n);
+    store_row<float>(y, out + j * n * osz, ot, n);
+  }
+}
+
 template <typename A>
 void softmax_acc(const RowGeometry& g, const char* in, DType it, char* out, DType ot, bool log) {
   const int64_t n = g.n, isz = itemsize(it), osz = itemsize(ot);
   if (g.inner == 1) {
-    const int64_t per = rows_per_task(n);
+    // torch casts the input to the output dtype first, so the output picks the path.
+    const bool bf16 = ot == DType::bfloat16;
+    const bool batch = std::is_same_v<A, float> && log && n <= kLogBatchMaxLen;
+    const int64_t per = batch ? (rows_per_task(n) + 7) / 8 * 8 : rows_per_task(n);
     parallel_tasks((g.outer + per - 1) / per, g.outer * n, [&](int64_t t) {
-      for (int64_t r = t * per; r < std::min(g.outer, (t + 1) * per); ++r) {
+      const int64_t end = std::min(g.outer, (t + 1) * per);
+      for (int64_t r = t * per; r < end; r += batch ? 8 : 1) {
+        if (batch) {
+          log_softmax_rows8(in + r * n * isz, it, out + r * n * osz, ot, n,
+                            std::min<int64_t>(8, end - r), bf16);
+          continue;
+        }
         const A* x = load_row<A>(in + r * n * isz, it, n, scratch<A>(0, n));
         A* y = ot == dtype_v<A> ? reinterpret_cast<A*>(out + r * n * osz) : scratch<A>(1, n);
-        const A m = row_max(x, n);
-        if (!log) {
-          const A inv = A(1) / exp_shift_sum(x, y, n, m);
-          for (int64_t j = 0; j < n; ++j) y[j] *= inv;
-        } else {
-          // torch's order, (x - max) - log(sum): max + log(sum) first loses log(sum)'s low bits
-          // against a large max (logits of 1e4 were off by 2e-4).
-          const A ls = std::log(exp_shift_sum(x, nullptr, n, m));
-          for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
-        }
+        softmax_row(x, y, n, log, bf16);
         store_row<A>(y, out + r * n * osz, ot, n);
       }
     });
