@@ -3,7 +3,7 @@
 // Sequential(Linear, Linear) projection to its classes. Built from the same ops in the same order
 // as torch's Python (gather of log_softmax, index_copy into a zero output, (-output).mean()), so
 // outputs, loss and gradients are torch's up to the rounding of the kernels themselves (matrix
-// products and log_softmax's exp: a few ulp), and the state_dict keys are torch's: head.weight,
+// products, log_softmax's backward: a few ulp), and the state_dict keys are torch's: head.weight,
 // [head.bias,] tail.<i>.0.weight, tail.<i>.1.weight.
 #pragma once
 #include <memory>
