@@ -50,7 +50,10 @@ void expect_bits(const Tensor& got, const std::vector<double>& want, const std::
 // So the exact rows' values (output, loss, log_prob) are torch's bits and their gradients within
 // an ulp or two (relative 1e-6 / 2e-15); the dense rows, whose matmuls round, within 1e-5 / 1e-13.
 // ForwardIsLogProbAtTheTarget checks the composition itself bit for bit.
-double value_tol_of(const Row& r) { return r.exact ? 0.0 : (std::string(r.dtype) == "float32" ? 1e-5 : 1e-13); }
+double value_tol_of(const Row& r) {
+  if (r.exact) return 0.0;
+  return std::string(r.dtype) == "float32" ? 1e-5 : 1e-13;
+}
 
 double tol_of(const Row& r) {
   const bool f32 = std::string(r.dtype) == "float32";
