@@ -51,6 +51,8 @@ FABRIC_DECLARE_STUB(index_select_stub, IndexSelectFn);
 // out (outer, out_size, inner) += src (outer, num_index, inner) scattered along the middle dim:
 // out[o, index[i], :] += src[o, i, :]. Both contiguous, of one dtype (float32/float64, or an
 // integer dtype); repeated indices accumulate. Indices lie in [0, out_size) or are checked.
+// A float `alpha` other than 1 adds fma(src, alpha, out), rounded once as torch's add_(src, alpha)
+// (alpha in the dtype first); integer dtypes take 1 (the caller scales: exact modulo 2^bits).
 struct IndexAddDesc {
   uint64_t check = 0;
   void* out = nullptr;
@@ -59,6 +61,7 @@ struct IndexAddDesc {
   DType index_dtype = DType::int64;
   DType dtype = DType::float32;
   int64_t outer = 1, out_size = 0, num_index = 0, inner = 1;
+  double alpha = 1.0;
 };
 using IndexAddFn = void (*)(const IndexAddDesc& d);
 FABRIC_DECLARE_STUB(index_add_stub, IndexAddFn);

@@ -97,6 +97,21 @@ Scalar identity_of(ScatterReduction r, DType t) {
   }
 }
 
+// sum // count for integer tensors of one dtype and shape (count >= 1), floor-rounded in int64 as
+// torch's integer mean: exact past 2^53, where a division through float64 is not. On the host (a
+// CUDA pair makes the round trip): the integer mean is rare and the division a single pass.
+Tensor floor_divide_exact(const Tensor& sum, const Tensor& count) {
+  const Tensor s = copy_as(sum.to(Device::cpu()), DType::int64);
+  const Tensor c = copy_as(count.to(Device::cpu()), DType::int64);
+  int64_t* sp = s.data<int64_t>();  // a private copy: divided in place
+  const int64_t* cp = c.data<int64_t>();
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    const int64_t q = sp[i] / cp[i];  // toward 0: one more than the floor if inexact below 0
+    sp[i] = q - (sp[i] % cp[i] != 0 && (sp[i] < 0) != (cp[i] < 0));
+  }
+  return copy_as(s.to(sum.device()), sum.dtype());
+}
+
 // One value of `dtype` as a stride-0 view of `shape` (the scalar source of a scatter).
 Tensor broadcast_scalar(const Scalar& value, DType dtype, Device device, const Shape& shape) {
   return full(Shape{}, value, {.dtype = dtype, .device = device}).expand(shape);
@@ -126,10 +141,13 @@ int64_t check_index_source(const char* op, const Tensor& a, int64_t dim, const T
                ": self and source must have the same dtype, got ", describe(a), " and ",
                describe(source));
   dim = wrap_dim(dim, std::max<int64_t>(a.dim(), 1), op);
+  // A 0-D self takes a 0-D source for a one-element index, or torch's 1-D one of the index's
+  // length (each element writes the one value, in index order).
   Shape expect = a.sizes();
   if (!expect.empty()) expect[dim] = index.numel();
-  const bool ok =
-      a.dim() == 0 ? source.numel() == 1 && index.numel() == 1 : source.sizes() == expect;
+  const bool ok = a.dim() == 0 ? source.dim() <= 1 && source.numel() == index.numel()
+                               : source.sizes() == expect;
+  if (a.dim() == 0 && index.numel() != 1) expect = {index.numel()};
   FABRIC_CHECK(ok, ShapeError, op, ": source ", shape_str(source.sizes()),
                " must have self's shape with the index's length along dim ", dim, ", i.e. ",
                shape_str(expect), " (self ", shape_str(a.sizes()), ", index ",
@@ -155,6 +173,7 @@ Tensor scatter(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& 
 
 Tensor scatter(const Tensor& a, int64_t dim, const Tensor& index, const Scalar& value) {
   check_scatter_common("scatter", a, index);
+  check_scalar_fits("scatter", value, a.dtype());  // before fill_ would, naming this op
   dim = check_scatter_shapes("scatter", a, dim, index, nullptr);
   Tensor out = copy_as(a, a.dtype());
   const CheckedIndex ci = checked_index("scatter", index, dim_or_one(a, dim), along(dim, a));
@@ -203,9 +222,7 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
       run_scatter(count, dim, ci, broadcast_scalar(1, acc, a.device(), index.sizes()),
                   ScatterReduceOp::sum);
       count = clamp(count, Scalar(1), std::nullopt);
-      out = is_floating(acc) ? div(out, count)
-                             : floor(div(out.to(DType::float64), count.to(DType::float64)));
-      if (out.dtype() != acc) out = copy_as(out, acc);
+      out = is_floating(acc) ? div(out, count) : floor_divide_exact(out, count);
     }
   }
   if (out.dtype() != a.dtype()) out = copy_as(out, a.dtype());
@@ -217,10 +234,20 @@ Tensor scatter_reduce(const Tensor& a, int64_t dim, const Tensor& index, const T
 Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& source,
                  const Scalar& alpha) {
   dim = check_index_source("index_add", a, dim, index, source, true);
+  // torch adds a float source into a self of 2+ dims slice by slice with add_(src, alpha): one
+  // rounding of self + alpha * src, which the row kernel does when given alpha. A 0-/1-D self
+  // it adds element by element, self += src * alpha: two roundings, as scaling first gives.
+  const bool fused_alpha = a.dim() > 1 &&
+                           (a.dtype() == DType::float32 || a.dtype() == DType::float64) &&
+                           !alpha.is_bool() && alpha.to_double() != 1.0;
   Tensor scaled = source;
   if (a.dtype() == DType::bool_) {
     // torch takes alpha as a bool: a nonzero alpha adds source (a logical or), a zero one nothing.
     if (alpha.to_double() == 0) scaled = zeros_like(source);
+  } else if (fused_alpha) {
+    // The kernel scales; the recorded source carries alpha for the gradient (alpha * grad, as
+    // torch's), so it is made only when a graph is recorded.
+    if (needs_record({&source})) scaled = mul(source, alpha);
   } else if (alpha.to_double() != 1.0 || alpha.is_bool()) {
     // An integer tensor takes alpha as an integer, truncated as torch converts it (2.0 adds twice
     // the source, 0.5 nothing): multiplying by the float would turn the source into float32. An
@@ -239,8 +266,9 @@ Tensor index_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor
   Tensor out = copy_as(a, a.dtype());
   if (index.numel() > 0 && out.numel() > 0) {
     const Tensor idx = index.detach().contiguous();
-    const Tensor src = scaled.detach().contiguous();
+    const Tensor src = (fused_alpha ? source : scaled).detach().contiguous();
     IndexAddDesc d;
+    if (fused_alpha) d.alpha = alpha.to_double();
     d.out = out.data_ptr();
     d.src = src.data_ptr();
     d.index = idx.data_ptr();
@@ -273,6 +301,7 @@ Tensor index_fill(const Tensor& a, int64_t dim, const Tensor& index, const Scala
   FABRIC_CHECK(a.device() == index.device(), DeviceError, "index_fill: self on ", a.device(),
                ", index on ", index.device());
   dim = wrap_dim(dim, std::max<int64_t>(a.dim(), 1), "index_fill");
+  check_scalar_fits("index_fill", value, a.dtype());  // before scatter would, naming this op
   // Unlike torch's other index writes, its index_fill takes negative indices (counted from the
   // end): the range is [-size, size), and negatives wrap before the scatter.
   const int64_t size = dim_or_one(a, dim);
@@ -284,8 +313,9 @@ Tensor index_fill(const Tensor& a, int64_t dim, const Tensor& index, const Scala
                  " is out of range for ", along(dim, a), " (valid: ", -size, " to ", size - 1, ")");
     if (lo < 0) idx = remainder(c, size);
   }
-  Shape shape = a.sizes();
-  if (!shape.empty()) shape[dim] = idx.numel();
+  // A 0-D self: the index (any length) as a 1-D scatter index into its one element.
+  Shape shape = a.dim() == 0 ? Shape{1} : a.sizes();
+  shape[dim] = idx.numel();
   return scatter(a, dim, index_along(idx, dim, shape), value);
 }
 

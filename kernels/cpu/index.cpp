@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -85,12 +86,20 @@ void index_add_typed(const IndexAddDesc& d) {
   T* out = static_cast<T*>(d.out);
   const T* src = static_cast<const T*>(d.src);
   const int64_t inner = d.inner, n = d.num_index;
+  const T alpha = static_cast<T>(d.alpha);
+  const bool scaled = std::is_floating_point_v<T> && d.alpha != 1.0;
   auto add_cols = [&](int64_t o, int64_t c0, int64_t c1) {
     T* ob = out + o * d.out_size * inner;
     const T* sb = src + o * n * inner;
     for (int64_t i = 0; i < n; ++i) {
       T* dst = ob + load_index(d.index, d.index_dtype, i) * inner;
       const T* s = sb + i * inner;
+      if constexpr (std::is_floating_point_v<T>) {
+        if (scaled) {  // torch's add_(src, alpha): one rounding
+          for (int64_t c = c0; c < c1; ++c) dst[c] = std::fma(s[c], alpha, dst[c]);
+          continue;
+        }
+      }
       for (int64_t c = c0; c < c1; ++c) dst[c] += s[c];
     }
   };

@@ -202,10 +202,11 @@ using add_t = typename AddType<T>::type;
 
 // Row (o, j) of the sorted order starts a segment when its key differs from the previous one;
 // its warp then adds the whole segment's source rows, in index order, into out row (o, key).
+// Floats with alpha != 1 add fma(src, alpha, acc), one rounding as on the CPU (IndexAddDesc).
 template <typename T>
 __global__ void segment_add_kernel(T* out, const T* src, const uint64_t* keys,
                                    const int64_t* positions, int64_t n, int64_t out_size,
-                                   int64_t inner, int64_t rows) {
+                                   int64_t inner, int64_t rows, T alpha, bool scaled) {
   FABRIC_ROW_STRIDE(r, rows) {
     const int64_t o = r / n, j = r - o * n;
     const uint64_t row = keys[j];
@@ -217,8 +218,16 @@ __global__ void segment_add_kernel(T* out, const T* src, const uint64_t* keys,
     const T* s = src + o * n * inner;
     for (int64_t c = threadIdx.x; c < inner; c += kRowLanes) {
       add_t<T> acc = static_cast<add_t<T>>(dst[c]);
-      for (int64_t m = j; m < end; ++m)
-        acc = static_cast<add_t<T>>(acc + static_cast<add_t<T>>(s[positions[m] * inner + c]));
+      for (int64_t m = j; m < end; ++m) {
+        const T v = s[positions[m] * inner + c];
+        if constexpr (std::is_floating_point_v<T>) {
+          if (scaled) {
+            acc = fma(v, alpha, acc);
+            continue;
+          }
+        }
+        acc = static_cast<add_t<T>>(acc + static_cast<add_t<T>>(v));
+      }
       dst[c] = static_cast<T>(acc);
     }
   }
@@ -262,7 +271,7 @@ void index_add(const IndexAddDesc& d) {
     using T = decltype(tag);
     segment_add_kernel<T><<<row_grid(rows), dim3(kRowLanes, kRowsPerBlock), 0, stream>>>(
         static_cast<T*>(d.out), static_cast<const T*>(d.src), keys, pos, n, d.out_size, d.inner,
-        rows);
+        rows, static_cast<T>(d.alpha), std::is_floating_point_v<T> && d.alpha != 1.0);
   };
   switch (d.dtype) {
     case DType::float64:
