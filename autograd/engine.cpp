@@ -232,6 +232,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     } else {
       FABRIC_CHECK(g.sizes() == r.sizes(), ShapeError, "backward: gradient ", i, " has shape ",
                    shape_str(g.sizes()), " but output ", i, " has shape ", shape_str(r.sizes()));
+      // torch's validate_outputs: a gradient of another dtype is cast to the output's, so the
+      // pass computes (and a leaf root stores) in the output's dtype.
+      if (g.dtype() != r.dtype()) g = g.to(r.dtype());
     }
     starts.emplace_back(e, g);
   }
@@ -420,6 +423,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
                          bool create_graph, bool allow_unused) {
   check_gradient_count("grad", outputs.size(), grad_outputs.size());
+  FABRIC_CHECK(!inputs.empty(), ValueError, "grad requires non-empty inputs.");
   std::vector<Edge> capture;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Edge e = gradient_edge(inputs[i]);
