@@ -201,10 +201,23 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   }
 
   std::vector<Tensor> outs;
+  GeneratorCapture drawn;
   {
     NoGradGuard no_grad;
     AutocastReplay autocast(seg->autocast, CastCacheUse::off);  // the current state
+    GeneratorCaptureScope capture(drawn);
     outs = fn(inputs);
+  }
+  if (options.preserve_rng_state) {
+    // Generators fn drew from that nobody listed (a layer's own Dropout generator): replayed from
+    // their state before their first draw in the segment, as the listed ones.
+    for (const GeneratorCapture::Entry& e : drawn.drawn) {
+      if (std::find(seg->generators.begin(), seg->generators.end(), e.generator) !=
+          seg->generators.end())
+        continue;
+      seg->generators.push_back(e.generator);
+      seg->rng_states.push_back(e.before);
+    }
   }
   if (no_tensors(outs)) throw no_tensors_error(outs);
   for (const Tensor& o : outs) {

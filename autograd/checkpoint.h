@@ -15,7 +15,9 @@ struct CheckpointOptions {
   // Restore the default generator (and `generators`) to its forward state for the recompute, so
   // dropout draws the same masks; the stream is put back where it was afterwards.
   bool preserve_rng_state = true;
-  // Other generators the segment draws from (e.g. a Dropout built with its own generator).
+  // Other generators the segment draws from (e.g. a Dropout built with its own generator). Not
+  // needed: every generator the forward draws from is noted and replayed (tensor/random.h's
+  // GeneratorCapture); listing one only saves its state earlier.
   std::vector<Generator*> generators = {};
 };
 

@@ -29,6 +29,18 @@ PhiloxBlock philox4x32(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) 
   return b;
 }
 
+namespace detail {
+
+void note_generator_draw(Generator* g) {
+  for (GeneratorCapture* c = open_generator_capture; c; c = c->outer) {
+    bool known = false;
+    for (const GeneratorCapture::Entry& e : c->drawn) known |= e.generator == g;
+    if (!known) c->drawn.push_back({g, g->state()});
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
 void check_random_float_dtype(const char* op, DType dt) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace fabric {
 
@@ -11,6 +12,41 @@ struct GeneratorState {
   uint64_t seed = 0;
   uint64_t offset = 0;
   friend bool operator==(const GeneratorState&, const GeneratorState&) = default;
+};
+
+class Generator;
+
+// The generators drawn from on this thread while a capture is open (a checkpointed segment's
+// forward), each with its state before its first draw there, so the recompute can replay a
+// generator nobody listed (a Dropout built with its own). Captures nest: a draw is noted in the
+// open one and in every one it is nested in.
+struct GeneratorCapture {
+  struct Entry {
+    Generator* generator;
+    GeneratorState before;
+  };
+  std::vector<Entry> drawn;
+  GeneratorCapture* outer = nullptr;
+};
+
+namespace detail {
+inline thread_local GeneratorCapture* open_generator_capture = nullptr;
+void note_generator_draw(Generator* g);
+}  // namespace detail
+
+// Opens a capture on this thread for its lifetime.
+class GeneratorCaptureScope {
+ public:
+  explicit GeneratorCaptureScope(GeneratorCapture& c) : capture_(c) {
+    c.outer = detail::open_generator_capture;
+    detail::open_generator_capture = &c;
+  }
+  ~GeneratorCaptureScope() { detail::open_generator_capture = capture_.outer; }
+  GeneratorCaptureScope(const GeneratorCaptureScope&) = delete;
+  GeneratorCaptureScope& operator=(const GeneratorCaptureScope&) = delete;
+
+ private:
+  GeneratorCapture& capture_;
 };
 
 class Generator {
@@ -27,6 +63,7 @@ class Generator {
   // draws from several threads on one generator get disjoint counter ranges (their order, and
   // hence which thread gets which numbers, is up to the scheduler).
   uint64_t reserve(uint64_t blocks) {
+    if (detail::open_generator_capture) detail::note_generator_draw(this);
     return std::atomic_ref<uint64_t>(offset_).fetch_add(blocks, std::memory_order_relaxed);
   }
 

@@ -9,6 +9,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/checkpoint.h"
+#include "nn/nn.h"
 #include "nn/transformer.h"
 #include "tensor/allocator.h"
 #include "tensor/autocast.h"
@@ -166,6 +167,49 @@ TEST(Checkpoint, DropoutWithItsOwnGenerator) {
   sum(checkpoint(fn, x, {.generators = {&gen}})).backward();
   EXPECT_EQ(gen.state(), after);
   expect_close(x.grad(), ref, 0, "x");
+}
+
+// Unlisted, the generator is found by its draw in the forward and replayed all the same, in a
+// nested segment too (the outer segment notes the inner one's draws).
+TEST(Checkpoint, UnlistedGeneratorIsReplayed) {
+  Generator gen(99);
+  Tensor x = randn64({64}, 7);
+  auto fn = [&](const Tensor& v) { return dropout(mul(v, v), 0.5, true, &gen); };
+  const GeneratorState start = gen.state();
+  sum(fn(x)).backward();
+  Tensor ref = x.grad().clone();
+  const GeneratorState after = gen.state();
+  for (bool nested : {false, true}) {
+    SCOPED_TRACE(nested);
+    zero_grad(x);
+    gen.set_state(start);
+    Tensor y = nested ? checkpoint([&](const Tensor& v) { return checkpoint(fn, v); }, x)
+                      : checkpoint(fn, x);
+    sum(y).backward();
+    EXPECT_EQ(gen.state(), after);
+    expect_close(x.grad(), ref, 0, "x");
+  }
+}
+
+// A module checkpointed as a whole (set_activation_checkpointing, FSDP's policy) whose Dropout
+// has its own generator: the recompute draws the forward's mask, so the weight gradient is the
+// plain run's.
+TEST(Checkpoint, ModuleWithItsOwnDropoutGeneratorMatchesPlain) {
+  Generator gen(5);
+  auto linear = nn::make<nn::Linear>(nn::LinearOptions{.in_features = 4, .out_features = 6});
+  auto seq = nn::make<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+      linear, nn::make<nn::Dropout>(nn::DropoutOptions{.p = 0.5, .generator = &gen})});
+  const Tensor x = randn({3, 4});
+  std::vector<Tensor> grads;
+  for (bool ckpt : {false, true}) {
+    seq->set_activation_checkpointing(ckpt);
+    gen.manual_seed(5);
+    zero_grad(linear->weight);
+    const Tensor y = (*seq)(x);
+    sum(mul(y, y)).backward();
+    grads.push_back(linear->weight.grad().clone());
+  }
+  expect_close(grads[1], grads[0], 0, "weight");
 }
 
 // (c) Nested checkpoints: the outer recompute creates the inner checkpoint, whose own recompute
