@@ -177,27 +177,46 @@ void softmax_kernel(const RowGeometry& g, const void* in, DType it, void* out, D
   softmax_acc<float>(g, i, it, o, ot, log);
 }
 
+// One last-dim row's gradient d (which may alias gy) as torch 1.13's
+// _vec_host_softmax_backward_lastdim: log_softmax gy - exp(y) * sum(gy), softmax
+// (gy - sum(gy * y)) * y, the sums in torch's order (softmax_torch_row.h). bfloat16 rows (float
+// inside) round the sum to bfloat16 (torch keeps it as the scalar type); `round` rounds the result
+// to bfloat16 too, for a gradient stored in another dtype.
+template <typename A>
+void softmax_backward_row(const A* gy, const A* y, A* d, int64_t n, bool log, bool bf16,
+                          bool round) {
+  namespace ts = torch_softmax;
+  A s;
+  if constexpr (std::is_same_v<A, float>)
+    s = bf16 ? round_bf16(ts::grad_sum_bf16(gy, log ? nullptr : y, n))
+             : ts::grad_sum(gy, log ? nullptr : y, n);
+  else
+    s = ts::grad_sum(gy, log ? nullptr : y, n);
+  if (log) {
+    ts::log_softmax_grad(gy, y, s, d, n);
+  } else {
+    for (int64_t j = 0; j < n; ++j) d[j] = (gy[j] - s) * y[j];
+  }
+  if constexpr (std::is_same_v<A, float>)
+    if (round)
+      for (int64_t j = 0; j < n; ++j) d[j] = round_bf16(d[j]);
+}
+
 template <typename A>
 void softmax_backward_acc(const RowGeometry& g, const char* dy, const char* y, DType dt, char* dx,
                           DType xt, bool log) {
   const int64_t n = g.n, isz = itemsize(dt), osz = itemsize(xt);
   if (g.inner == 1) {
+    // torch computes in the output's dtype (so A is float for bfloat16), then casts to the
+    // input's.
+    const bool bf16 = dt == DType::bfloat16;
     const int64_t per = rows_per_task(n);
     parallel_tasks((g.outer + per - 1) / per, g.outer * n, [&](int64_t t) {
       for (int64_t r = t * per; r < std::min(g.outer, (t + 1) * per); ++r) {
         const A* gy = load_row<A>(dy + r * n * isz, dt, n, scratch<A>(0, n));
         const A* yy = load_row<A>(y + r * n * isz, dt, n, scratch<A>(1, n));
         A* d = xt == dtype_v<A> ? reinterpret_cast<A*>(dx + r * n * osz) : scratch<A>(2, n);
-        if (!log) {
-          const A s = row_dot(gy, yy, n);
-          for (int64_t j = 0; j < n; ++j) d[j] = yy[j] * (gy[j] - s);
-        } else {
-          const A s = row_sum(gy, n);
-          A* e = scratch<A>(3, n);
-          std::copy(yy, yy + n, e);
-          exp_inplace(e, n);
-          for (int64_t j = 0; j < n; ++j) d[j] = gy[j] - e[j] * s;
-        }
+        softmax_backward_row(gy, yy, d, n, log, bf16, bf16 && xt != DType::bfloat16);
         store_row<A>(d, dx + r * n * osz, xt, n);
       }
     });
@@ -234,7 +253,8 @@ void softmax_backward_kernel(const RowGeometry& g, const void* dy, const void* y
   const char* a = static_cast<const char*>(dy);
   const char* b = static_cast<const char*>(y);
   char* o = static_cast<char*>(dx);
-  if (dt == DType::float64 || xt == DType::float64)
+  // Last-dim rows compute in the output's dtype, as torch's; the other layouts in the wider one.
+  if (dt == DType::float64 || (xt == DType::float64 && g.inner != 1))
     return softmax_backward_acc<double>(g, a, b, dt, o, xt, log);
   softmax_backward_acc<float>(g, a, b, dt, o, xt, log);
 }

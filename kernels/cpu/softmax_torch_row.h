@@ -10,7 +10,9 @@
 //     logf_u10 / log_u10 (torch takes the log of the sums with Vectorized::log);
 //   - bfloat16 (its own paths, float inside): log_softmax reads 16 values per step into two float
 //     accumulators and rounds the sum, then its log, to bfloat16 (torch keeps both in BFloat16
-//     arrays); softmax adds whole 8-vectors, then the tail one by one with libm's expf.
+//     arrays); softmax adds whole 8-vectors, then the tail one by one with libm's expf;
+//   - the backward (_vec_host_softmax_backward_lastdim): the sum of the gradient (log_softmax) or
+//     of gradient * output (softmax) in the same lane orders, with the fmas of torch's build.
 // exp_ps (vec_math.h) is SLEEF's expf_u10; the logs and the double exp are transcribed here, every
 // product kept out of -ffp-contract's fusion so that they round exactly where SLEEF's do (checked
 // against Debian's libsleef3 3.5.1, torch's: exp_ps and the float log on every input, the double
@@ -342,6 +344,156 @@ inline float exp_sum_bf16_softmax(const float* x, float m, int64_t n, float* y) 
     r += y[i];
   }
   return r;
+}
+
+// ---- the backward's row sums (_vec_host_softmax_backward_lastdim) -----------------------------
+// log_softmax's is reduce_all(+) of the gradient g, softmax's map2_reduce_all(g * y, +), in the
+// forward's lane order. torch's AVX2 build contracts acc + g * y into one fma (and its output's
+// g - exp(y) * sum too) wherever the product feeds nothing but that add, so the first vector's
+// products, and those of a row shorter than one vector (stored, then added one by one), are
+// rounded on their own.
+
+// lanes [0, k) of v, the others acc's (Vectorized::set(acc, v, k)).
+inline __m256 take_first(__m256 acc, __m256 v, int64_t k) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_blendv_ps(
+      acc, v,
+      _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), lane)));
+}
+inline __m256d take_first(__m256d acc, __m256d v, int64_t k) {
+  const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  return _mm256_blendv_pd(acc, v,
+                          _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(k), lane)));
+}
+inline __m256i lanes_below(int64_t k) {  // float lanes [0, k) of 8
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// g (and y for the product) over 8 floats at i, k of them (zeros past k).
+struct GradF32 {
+  const float* g;
+  const float* y;                            // null: log_softmax's plain sum of g
+  __m256 term(int64_t i, int64_t k) const {  // g or g * y, rounded
+    const __m256i in = lanes_below(k);
+    const __m256 a = _mm256_maskload_ps(g + i, in);
+    return y ? rounded(_mm256_mul_ps(a, _mm256_maskload_ps(y + i, in))) : a;
+  }
+  __m256 add(__m256 acc, int64_t i, int64_t k) const {  // acc + g, or fma(g, y, acc)
+    const __m256i in = lanes_below(k);
+    const __m256 a = _mm256_maskload_ps(g + i, in);
+    return y ? _mm256_fmadd_ps(a, _mm256_maskload_ps(y + i, in), acc) : _mm256_add_ps(acc, a);
+  }
+  __m256 add8(__m256 acc, int64_t i) const {  // add(acc, i, 8)
+    const __m256 a = _mm256_loadu_ps(g + i);
+    return y ? _mm256_fmadd_ps(a, _mm256_loadu_ps(y + i), acc) : _mm256_add_ps(acc, a);
+  }
+  // The hardware prefetcher alone leaves one dependent chain waiting on memory (2.5x slower).
+  void prefetch(int64_t i) const {
+    _mm_prefetch(reinterpret_cast<const char*>(g + i + kAhead), _MM_HINT_T0);
+    if (y) _mm_prefetch(reinterpret_cast<const char*>(y + i + kAhead), _MM_HINT_T0);
+  }
+  static constexpr int64_t kAhead = 512;  // floats
+};
+
+// float32 (reduce_all / map2_reduce_all over 8-float vectors).
+inline float grad_sum(const float* g, const float* y, int64_t n) {
+  const GradF32 f{g, y};
+  if (n < 8) {
+    alignas(32) float e[8];
+    _mm256_store_ps(e, f.term(0, n));
+    return add_in_order(e, n);
+  }
+  __m256 acc = f.term(0, 8);
+  int64_t i = 8;
+  for (; i + 16 <= n; i += 16) f.prefetch(i), acc = f.add8(f.add8(acc, i), i + 8);
+  if (i + 8 <= n) acc = f.add8(acc, i), i += 8;
+  if (i < n) acc = take_first(acc, f.add(acc, i, n - i), n - i);
+  return fold8(acc);
+}
+
+// float64 (4-double vectors, whose lanes are then added one by one).
+inline double grad_sum(const double* g, const double* y, int64_t n) {
+  const auto in = [](int64_t k) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+  };
+  const auto term = [&](int64_t i, int64_t k) {
+    const __m256d a = _mm256_maskload_pd(g + i, in(k));
+    return y ? rounded(_mm256_mul_pd(a, _mm256_maskload_pd(y + i, in(k)))) : a;
+  };
+  const auto add = [&](__m256d acc, int64_t i, int64_t k) {
+    const __m256d a = _mm256_maskload_pd(g + i, in(k));
+    return y ? _mm256_fmadd_pd(a, _mm256_maskload_pd(y + i, in(k)), acc) : _mm256_add_pd(acc, a);
+  };
+  alignas(32) double lanes[4];
+  if (n < 4) {
+    _mm256_store_pd(lanes, term(0, n));
+    return add_in_order(lanes, n);
+  }
+  __m256d acc = term(0, 4);
+  int64_t i = 4;
+  for (; i + 4 <= n; i += 4) {
+    if (i % 8 == 0) {  // as GradF32::prefetch, a line per 8 doubles
+      _mm_prefetch(reinterpret_cast<const char*>(g + i + GradF32::kAhead), _MM_HINT_T0);
+      if (y) _mm_prefetch(reinterpret_cast<const char*>(y + i + GradF32::kAhead), _MM_HINT_T0);
+    }
+    acc = add(acc, i, 4);
+  }
+  if (i < n) acc = take_first(acc, add(acc, i, n - i), n - i);
+  _mm256_store_pd(lanes, acc);
+  return add_in_order(lanes, 4);
+}
+
+// bfloat16 (functional_bfloat16.h's reduce_all / map2_reduce_all: 16 values a step into two
+// 8-float accumulators, added together before the fold). The caller rounds the sum to bfloat16.
+inline float grad_sum_bf16(const float* g, const float* y, int64_t n) {
+  const GradF32 f{g, y};
+  if (n < 16) {
+    if (n <= 8) {
+      alignas(32) float e[8];
+      _mm256_store_ps(e, f.term(0, n));
+      return add_in_order(e, n);
+    }
+    alignas(32) float e[8];
+    const __m256 a = f.term(0, 8);
+    _mm256_store_ps(e, take_first(a, f.add(a, 8, n - 8), n - 8));
+    return add_in_order(e, 8);
+  }
+  __m256 a0 = f.term(0, 8), a1 = f.term(8, 8);
+  int64_t i = 16;
+  for (; i + 16 <= n; i += 16) f.prefetch(i), a0 = f.add8(a0, i), a1 = f.add8(a1, i + 8);
+  if (i < n) {
+    const int64_t k = n - i;
+    if (k > 8) {
+      a0 = f.add(a0, i, 8);
+      a1 = take_first(a1, f.add(a1, i + 8, k - 8), k - 8);
+    } else {
+      a0 = take_first(a0, f.add(a0, i, k), k);
+    }
+  }
+  return fold8(_mm256_add_ps(a0, a1));
+}
+
+// log_softmax's gradient g - exp(y) * s, one fma per value as torch's (d may be g or y).
+inline void log_softmax_grad(const float* g, const float* y, float s, float* d, int64_t n) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(y + i + GradF32::kAhead), _MM_HINT_T0);
+    const __mmask16 in = vec::tail_mask(n - i);
+    const __m512 e = vec::exp_ps(_mm512_maskz_loadu_ps(in, y + i));
+    _mm512_mask_storeu_ps(d + i, in, _mm512_fnmadd_ps(e, vs, _mm512_maskz_loadu_ps(in, g + i)));
+  }
+}
+inline void log_softmax_grad(const double* g, const double* y, double s, double* d, int64_t n) {
+  const __m256d vs = _mm256_set1_pd(s);
+  for (int64_t i = 0; i < n; i += 4) {
+    if (i % 8 == 0)
+      _mm_prefetch(reinterpret_cast<const char*>(y + i + GradF32::kAhead), _MM_HINT_T0);
+    const __m256i in =
+        _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - i), _mm256_setr_epi64x(0, 1, 2, 3));
+    const __m256d e = exp_pd(_mm256_maskload_pd(y + i, in));
+    _mm256_maskstore_pd(d + i, in, _mm256_fnmadd_pd(e, vs, _mm256_maskload_pd(g + i, in)));
+  }
 }
 
 }  // namespace fabric::cpu::torch_softmax

@@ -1,8 +1,9 @@
 // Last-dim softmax and log_softmax (kernels/cpu/softmax.cpp over softmax_torch_row.h) give torch
 // 1.13's bits: every row length 1..300 and some long ones, float32, float64 and bfloat16, against
 // torch's own outputs (softmax_torch_rows.h, tools/fixtures/make_softmax_rows.py); the row that
-// showed the summation order (a 5-value row whose log differed by an ulp); NaN rows' bits; and
-// cross_entropy's loss is the negated log_softmax at the target, bit for bit.
+// showed the summation order (a 5-value row whose log differed by an ulp); NaN rows' bits;
+// cross_entropy's loss is the negated log_softmax at the target, bit for bit; and the backward of
+// both over those rows (torch's _log_softmax_backward_data / _softmax_backward_data) in its bits.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -14,6 +15,7 @@
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/ops_backward.h"
 #include "tests/kernels/softmax_torch_rows.h"
 
 namespace fabric {
@@ -72,6 +74,64 @@ TEST(SoftmaxTorchRows, EveryLengthMatchesTorch113) {
           << "log_softmax " << dtype_name(c.dt) << " n=" << r.n << ": not torch's bits";
       EXPECT_EQ(fnv1a(softmax(x, -1)), r.*c.soft)
           << "softmax " << dtype_name(c.dt) << " n=" << r.n << ": not torch's bits";
+    }
+  }
+}
+
+// The script's gradient: softmax_inputs(n, n + 1000003) / 3, divided in float32 (float64 for its
+// rows; bfloat16: the float's high bits), so that no sum of it is exact and its order shows.
+Tensor grad_tensor(const std::vector<float>& v, DType dt) {
+  std::vector<float> third(v.size());
+  for (size_t i = 0; i < v.size(); ++i) third[i] = v[i] / 3.0f;
+  if (dt != DType::float64) return row_tensor(third, dt);
+  Tensor t = row_tensor(v, dt);
+  auto* p = static_cast<double*>(t.data_ptr());
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] /= 3.0;
+  return t;
+}
+
+// The gradients of the same rows' outputs for that gradient, in the row's dtype. The outputs are
+// fabric's own, which the test above holds to torch's bits.
+TEST(SoftmaxTorchRows, BackwardEveryLengthMatchesTorch113) {
+  struct Case {
+    DType dt;
+    uint64_t SoftmaxBackwardTorchRow::*log, SoftmaxBackwardTorchRow::*soft;
+  };
+  const Case cases[] = {
+      {DType::float32, &SoftmaxBackwardTorchRow::f32_log, &SoftmaxBackwardTorchRow::f32_softmax},
+      {DType::float64, &SoftmaxBackwardTorchRow::f64_log, &SoftmaxBackwardTorchRow::f64_softmax},
+      {DType::bfloat16, &SoftmaxBackwardTorchRow::bf16_log,
+       &SoftmaxBackwardTorchRow::bf16_softmax}};
+  for (const SoftmaxBackwardTorchRow& r : kSoftmaxBackwardTorchRows) {
+    const std::vector<float> v = softmax_inputs(r.n, static_cast<uint32_t>(r.n));
+    const std::vector<float> w = softmax_inputs(r.n, static_cast<uint32_t>(r.n + 1000003));
+    for (const Case& c : cases) {
+      const Tensor x = row_tensor(v, c.dt), g = grad_tensor(w, c.dt);
+      EXPECT_EQ(fnv1a(log_softmax_backward(g, log_softmax(x, -1), -1)), r.*c.log)
+          << "log_softmax backward " << dtype_name(c.dt) << " n=" << r.n << ": not torch's bits";
+      EXPECT_EQ(fnv1a(softmax_backward(g, softmax(x, -1), -1)), r.*c.soft)
+          << "softmax backward " << dtype_name(c.dt) << " n=" << r.n << ": not torch's bits";
+    }
+  }
+}
+
+// A bfloat16 output's gradient for a wider input (log_softmax(x, dtype=bfloat16) of float32 or
+// float64 x) is torch's bfloat16 gradient cast up: computed and rounded in bfloat16 first.
+TEST(SoftmaxTorchRows, BackwardIntoAWiderInputIsTheBfloat16GradientCastUp) {
+  for (int64_t n : {5, 40, 1000}) {
+    const Tensor x = row_tensor(softmax_inputs(3 * n, 11), DType::bfloat16).reshape({3, n});
+    const Tensor g = grad_tensor(softmax_inputs(3 * n, 12), DType::bfloat16).reshape({3, n});
+    for (DType wide : {DType::float32, DType::float64}) {
+      for (bool log : {true, false}) {
+        const Tensor y = log ? log_softmax(x, -1) : softmax(x, -1);
+        const Tensor want =
+            (log ? log_softmax_backward(g, y, -1) : softmax_backward(g, y, -1)).to(wide);
+        const Tensor got =
+            log ? log_softmax_backward(g, y, -1, wide) : softmax_backward(g, y, -1, wide);
+        EXPECT_EQ(fnv1a(got), fnv1a(want))
+            << (log ? "log_softmax" : "softmax") << " backward into " << dtype_name(wide)
+            << " n=" << n << ": not the bfloat16 gradient cast up";
+      }
     }
   }
 }
