@@ -45,10 +45,10 @@ void expect_bits(const Tensor& got, const std::vector<double>& want, const std::
 // - torch 1.13 here multiplies on the netlib reference BLAS, fabric on oneDNN (float32) and Eigen
 //   (float64), which round the same products in another order. The "exact" rows are built so that
 //   no matmul rounds in either (tools/fixtures/make_adaptive_log_softmax_rows.py);
-// - log_softmax's forward is torch's bits (kernels/cpu/softmax_torch_row.h), its backward sums in
-//   another order.
-// So the exact rows' values (output, loss, log_prob) are torch's bits and their gradients within
-// an ulp or two (relative 1e-6 / 2e-15); the dense rows, whose matmuls round, within 1e-5 / 1e-13.
+// - log_softmax forward and backward are torch's bits (kernels/cpu/softmax_torch_row.h).
+// So the exact rows' values (output, loss, log_prob) are torch's bits, and so are their gradients
+// but for the sign of some zeros (held within relative 1e-6 / 2e-15); the dense rows, whose
+// matmuls round, within 1e-5 / 1e-13.
 // ForwardIsLogProbAtTheTarget checks the composition itself bit for bit.
 double value_tol_of(const Row& r) {
   if (r.exact) return 0.0;
