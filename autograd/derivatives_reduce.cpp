@@ -139,11 +139,15 @@ FABRIC_DERIVATIVE(logsumexp) {
 
 FABRIC_DERIVATIVE(cumsum) {
   int64_t dim = attrs_of<DimAttrs>(rec).dim;
-  return [dim](const Grads& g) {
-    if (g[0].dim() == 0) return Grads{g[0]};
+  const DType in_dt = rec.inputs[0].dtype();
+  return [dim, in_dt](const Grads& g) {
+    // torch's cumsum_backward(grad.to(x's dtype), dim): with a dtype argument the gradient is
+    // rounded to x's dtype before it is summed.
+    const Tensor gi = g[0].to(in_dt);
+    if (gi.dim() == 0) return Grads{gi};
     // The reversed cumulative sum, summed from the far end as torch's cumsum_backward: "total -
     // prefix + g" cancels, losing the small entries beside a large one (1e8 and ones: -7).
-    return Grads{flip(cumsum(flip(g[0], {dim}), dim), {dim})};
+    return Grads{flip(cumsum(flip(gi, {dim}), dim), {dim})};
   };
 }
 

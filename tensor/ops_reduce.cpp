@@ -459,7 +459,10 @@ Tensor cumsum(const Tensor& a_in, int64_t dim, std::optional<DType> dtype) {
                              : (fp32_out                 ? DType::float32
                                 : is_floating(a.dtype()) ? a.dtype()
                                                          : DType::int64);
-  if (dtype && !cast_is_implicit(a.dtype(), *dtype)) a = a.to(*dtype);
+  // The recorded input is x before the dtype argument's cast, as torch's cumsum: its backward
+  // rounds the gradient to x's dtype first, then sums it (autograd/derivatives_reduce.cpp).
+  const Tensor recorded = a;
+  if (dtype && !cast_is_implicit(a.dtype(), *dtype)) a = a.detach().to(*dtype);
   Tensor out = empty(a.sizes(), {.dtype = out_dt, .device = a.device()});
   if (out.numel() > 0) {
     Tensor c = a.detach().contiguous();
@@ -479,7 +482,7 @@ Tensor cumsum(const Tensor& a_in, int64_t dim, std::optional<DType> dtype) {
     cumsum_stub(a.device())(g);
   }
   DimAttrs attrs{dim, false};
-  record_op(OpId::cumsum, {a}, {&out}, &attrs);
+  record_op(OpId::cumsum, {recorded}, {&out}, &attrs);
   return out;
 }
 
