@@ -1,5 +1,5 @@
 // nansum, nanmean, var_mean, std_mean, aminmax, count_nonzero, vector_norm, logcumsumexp, cummax
-// and cummin (tensor/reduce_extra.h) against torch 1.13 (tests/ops/reduce_extra_torch_rows.h, from
+// and cummin (nn/reduce_extra.h) against torch 1.13 (tests/nn/reduce_extra_torch_rows.h, from
 // tools/fixtures/make_reduce_extra_rows.py): outputs and x's gradients, bit for bit where the row's
 // tolerance is 0 (everything but float64 var_mean/std_mean, whose Welford pass torch runs in
 // another order, and the var_mean/std_mean gradients, which torch forms in the input's dtype and
@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "nn/reduce_extra.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
-#include "tensor/reduce_extra.h"
 #include "tests/common/expect_error.h"
-#include "tests/ops/reduce_extra_torch_rows.h"
+#include "tests/nn/reduce_extra_torch_rows.h"
 
 namespace fabric {
 namespace {

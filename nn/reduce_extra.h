@@ -4,7 +4,8 @@
 // except where a composition cannot give torch's values: logcumsumexp's running fold and
 // cummax/cummin's indices are computed on the host (CUDA tensors are copied there and back).
 // Dims: empty = every dim, negative dims wrap, a repeated dim raises ValueError; errors name the
-// op.
+// op. In nn/, not tensor/: nansum, var_mean, std_mean and logcumsumexp build their own autograd
+// nodes (torch's backward formulas), which the tensor layer may not include.
 #pragma once
 #include <cstdint>
 #include <optional>

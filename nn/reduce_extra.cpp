@@ -1,6 +1,8 @@
-// The reductions of tensor/reduce_extra.h. Most are torch's own compositions of recorded ops;
+// The reductions of nn/reduce_extra.h. Most are torch's own compositions of recorded ops;
 // logcumsumexp's fold and cummax/cummin's indices run on the host over a contiguous copy with the
 // scanned dim last (torch's CPU loops, in their order), CUDA tensors going there and back.
+#include "nn/reduce_extra.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,7 +17,6 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
-#include "tensor/reduce_extra.h"
 
 namespace fabric {
 namespace {
