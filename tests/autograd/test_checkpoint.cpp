@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "autograd/autograd.h"
 #include "autograd/checkpoint.h"
@@ -154,6 +155,9 @@ TEST(Checkpoint, TransformerBlockWithDropoutMatchesPlain) {
   EXPECT_GT(max_abs_diff(x.grad(), ref_x), 1e-6);
 }
 
+// A dropout drawing from its own generator gets the forward's mask in the recompute, whether the
+// generator is listed in the options or only found by its draw in the forward, in a nested
+// segment too (the outer segment notes the inner one's draws).
 TEST(Checkpoint, DropoutWithItsOwnGenerator) {
   Generator gen(99);
   Tensor x = randn64({64}, 7);
@@ -162,29 +166,15 @@ TEST(Checkpoint, DropoutWithItsOwnGenerator) {
   sum(fn(x)).backward();
   Tensor ref = x.grad().clone();
   const GeneratorState after = gen.state();
-  zero_grad(x);
-  gen.set_state(start);
-  sum(checkpoint(fn, x, {.generators = {&gen}})).backward();
-  EXPECT_EQ(gen.state(), after);
-  expect_close(x.grad(), ref, 0, "x");
-}
-
-// Unlisted, the generator is found by its draw in the forward and replayed all the same, in a
-// nested segment too (the outer segment notes the inner one's draws).
-TEST(Checkpoint, UnlistedGeneratorIsReplayed) {
-  Generator gen(99);
-  Tensor x = randn64({64}, 7);
-  auto fn = [&](const Tensor& v) { return dropout(mul(v, v), 0.5, true, &gen); };
-  const GeneratorState start = gen.state();
-  sum(fn(x)).backward();
-  Tensor ref = x.grad().clone();
-  const GeneratorState after = gen.state();
-  for (bool nested : {false, true}) {
-    SCOPED_TRACE(nested);
+  for (const char* how : {"listed", "unlisted", "nested"}) {
+    SCOPED_TRACE(how);
     zero_grad(x);
     gen.set_state(start);
-    Tensor y = nested ? checkpoint([&](const Tensor& v) { return checkpoint(fn, v); }, x)
-                      : checkpoint(fn, x);
+    const std::string h = how;
+    Tensor y = h == "listed" ? checkpoint(fn, x, {.generators = {&gen}})
+               : h == "unlisted"
+                   ? checkpoint(fn, x)
+                   : checkpoint([&](const Tensor& v) { return checkpoint(fn, v); }, x);
     sum(y).backward();
     EXPECT_EQ(gen.state(), after);
     expect_close(x.grad(), ref, 0, "x");
