@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "autograd/accumulate_grad.h"
+#include "autograd/closure_reads.h"
 #include "autograd/connect_node.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -86,6 +88,9 @@ struct Segment {
   std::vector<GeneratorState> rng_states;
   AutocastState autocast[kNumDeviceTypes];
   std::vector<OutputMeta> outputs;
+  // The node's edges after the inputs': to the tensors requiring grad the forward read besides
+  // its inputs (closure_reads.h). The recompute hands their gradients back along them.
+  std::vector<Edge> closure;
   // Set while its recompute's backward runs: reaching the same checkpoint again from there means
   // its closure's history now leads back to its own output (an in-place write made after the
   // forward), which would recompute forever.
@@ -109,9 +114,10 @@ std::vector<Tensor> recompute_backward(const Segment& seg,
                  "); the recompute in backward would see the new values. "
                  "Clone it before modifying it, or pass the segment a copy");
   }
+  const size_t n_edges = n + seg.closure.size();
   if (std::none_of(grad_outputs.begin(), grad_outputs.end(),
                    [](const Tensor& g) { return g.defined(); }))
-    return std::vector<Tensor>(n);
+    return std::vector<Tensor>(n_edges);
   FABRIC_CHECK(!seg.recomputing, Error,
                "checkpoint: backward reached this checkpoint again from inside its own recompute: "
                "a tensor the segment closes over was modified in place after the checkpointed "
@@ -159,8 +165,28 @@ std::vector<Tensor> recompute_backward(const Segment& seg,
       grads.push_back(grad_outputs[k]);
     }
   }
-  if (roots.empty()) return std::vector<Tensor>(n);
-  return nested_backward(roots, grads, copies);
+  if (roots.empty()) return std::vector<Tensor>(n_edges);
+  return nested_backward(roots, grads, copies, seg.closure);
+}
+
+// The tensors the forward read that are not its inputs (those reach the recompute as copies),
+// each edge once.
+std::vector<Tensor> closed_over(const ClosureReads& reads, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> out;
+  std::vector<Edge> edges;
+  for (const Tensor& t : reads.tensors) {
+    const bool input = std::any_of(inputs.begin(), inputs.end(),
+                                   [&](const Tensor& x) { return x.impl() == t.impl(); });
+    if (input) continue;
+    const Edge e = gradient_edge(t);
+    const bool seen = std::any_of(edges.begin(), edges.end(), [&](const Edge& o) {
+      return o.fn == e.fn && o.input_nr == e.input_nr;
+    });
+    if (!e.valid() || seen) continue;
+    edges.push_back(e);
+    out.push_back(t);
+  }
+  return out;
 }
 
 }  // namespace
@@ -202,10 +228,12 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
 
   std::vector<Tensor> outs;
   GeneratorCapture drawn;
+  ClosureReads reads;
   {
     NoGradGuard no_grad;
     AutocastReplay autocast(seg->autocast, CastCacheUse::off);  // the current state
     GeneratorCaptureScope capture(drawn);
+    ClosureReadsScope noting(reads);
     outs = fn(inputs);
   }
   if (options.preserve_rng_state) {
@@ -229,8 +257,15 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
         return recompute_backward(*seg, grad_outputs);
       });
   node->num_outputs = static_cast<int>(outs.size());
-  node->runs_nested_backward = true;  // closed-over tensors are reached only by the recompute
-  add_input_edges(*node, inputs);
+  // Closed-over tensors are reached only by the recompute: those an op noted get edges (so the
+  // enclosing pass accumulates each leaf once, after this node); any other is still reached.
+  node->runs_nested_backward = true;
+  std::vector<Tensor> edge_tensors = inputs;
+  for (const Tensor& t : closed_over(reads, inputs)) {
+    seg->closure.push_back(gradient_edge(t));
+    edge_tensors.push_back(t);
+  }
+  add_input_edges(*node, edge_tensors);
   for (size_t k = 0; k < outs.size(); ++k) {
     Tensor& o = outs[k];
     if (!o.defined() || !is_floating(o.dtype())) continue;

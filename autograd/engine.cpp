@@ -206,11 +206,16 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
 // Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
 // stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
 // (a nested backward under backward()), only the captured leaves are skipped; the others still
-// accumulate into .grad.
+// accumulate into .grad. The first `taking` captures (a nested backward's own: the checkpoint's
+// input copies and closure edges, whose node passes them on) take their gradient out of the flow:
+// the node behind such an edge runs with what is left (not at all when nothing is), and a later
+// capture of the same edge (the enclosing autograd.grad's) gets none of it, since the enclosing
+// pass delivers it there.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph, const std::vector<Edge>& capture,
                   std::vector<Tensor>* captured, bool into_leaves = false,
-                  bool create_graph = false, const ClosureSink* reached = nullptr) {
+                  bool create_graph = false, const ClosureSink* reached = nullptr,
+                  size_t taking = 0) {
   // Backward itself is recorded only with create_graph (the gradient then has a history).
   GradModeGuard grad_mode(create_graph);
   GradCapture capture_ctx{&capture, captured};
@@ -292,16 +297,26 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       // Captured before the tensor's hooks run, as torch 1.13's autograd.grad: the hooks belong to
       // the node's execution (for a leaf as for a non-leaf).
       bool hit = false;
+      std::vector<bool> taken(buffer.size(), false);
       for (size_t c = 0; c < capture.size(); ++c) {
-        if (capture[c].fn.get() == node.get()) {
-          hit = true;
-          Tensor g = buffer[capture[c].input_nr];
-          (*captured)[c] = (*captured)[c].defined() && g.defined() ? add((*captured)[c], g) : g;
-        }
+        if (capture[c].fn.get() != node.get()) continue;
+        const int slot = capture[c].input_nr;
+        if (c >= taking && taken[slot]) continue;
+        hit = true;
+        Tensor g = buffer[slot];
+        (*captured)[c] = (*captured)[c].defined() && g.defined() ? add((*captured)[c], g) : g;
+        if (c < taking) taken[slot] = true;
+      }
+      bool any_taken = false, any_left = false;
+      for (size_t slot = 0; slot < buffer.size(); ++slot) {
+        if (taken[slot]) buffer[slot] = Tensor();
+        any_taken |= taken[slot];
+        any_left |= buffer[slot].defined();
       }
       // Leaves are never accumulated into by autograd.grad, nor captured ones by a nested backward.
       if (dynamic_cast<AccumulateGrad*>(node.get()) != nullptr && (hit || !into_leaves))
         skip = true;
+      if (any_taken && !any_left) skip = true;
     }
     if (!skip) {
       for (auto& [nr, hook] : node->pre_hooks) {
@@ -332,17 +347,25 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   }
 }
 
-std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                                    const std::vector<Tensor>& inputs) {
+std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots,
+                                    const std::vector<Tensor>& grads,
+                                    const std::vector<Tensor>& inputs,
+                                    const std::vector<Edge>& closure) {
   const GradCapture* outer = t_grad_capture;
   std::vector<Edge> capture;
-  std::vector<int> slot(inputs.size(), -1);
+  std::vector<int> slot(inputs.size() + closure.size(), -1);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
     slot[i] = static_cast<int>(capture.size());
     capture.push_back(gradient_edge(inputs[i]));
   }
   const size_t n_inputs = capture.size();
+  for (size_t k = 0; k < closure.size(); ++k) {
+    if (!closure[k].valid()) continue;
+    slot[inputs.size() + k] = static_cast<int>(capture.size());
+    capture.push_back(closure[k]);
+  }
+  const size_t n_own = capture.size();
   if (outer) capture.insert(capture.end(), outer->edges->begin(), outer->edges->end());
   std::vector<Tensor> captured(capture.size());
   // retain_graph: a nested graph can reach nodes of the enclosing graph (a non-leaf tensor the
@@ -355,7 +378,7 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
   const ClosureSink sink{&reached, t_closure_sink.older_than, t_closure_sink.node};
   run_backward(roots, grads, /*retain_graph=*/true, capture, &captured,
                /*into_leaves=*/outer == nullptr, /*create_graph=*/false,
-               t_closure_sink.edges ? &sink : nullptr);
+               t_closure_sink.edges ? &sink : nullptr, /*taking=*/n_own);
   std::vector<Edge> outside;  // what the segment's gradients depend on outside its own graph
   for (const Edge& e : reached) {
     bool input_copy = false;
@@ -372,7 +395,7 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
     // on, so neither share is differentiated as a constant.
     const ClosureSink& sink_now = t_closure_sink;
     for (size_t c = 0; c < outer->edges->size(); ++c) {
-      Tensor g = captured[n_inputs + c];
+      Tensor g = captured[n_own + c];
       if (!g.defined()) continue;
       Tensor& dst = (*outer->results)[c];
       if (sink_now.edges && sink_now.node && is_floating(g.dtype())) {
@@ -390,8 +413,8 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std:
       }
     }
   }
-  std::vector<Tensor> result(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i)
+  std::vector<Tensor> result(slot.size());
+  for (size_t i = 0; i < slot.size(); ++i)
     if (slot[i] >= 0) result[i] = captured[slot[i]];
   return result;
 }

@@ -144,11 +144,16 @@ class NoDoubleBackward final : public Node {
 
 // Back-propagates `grads` from `roots` from inside a running backward pass: activation
 // checkpointing recomputes a segment inside its node and runs this through the recomputed graph.
-// Returns the gradients reaching `inputs` (leaves of that graph; undefined where none arrives)
-// without accumulating them; every other leaf is treated as the enclosing pass treats it (into
-// .grad under backward(), into the results of an enclosing autograd::grad()). Outer-graph nodes
-// the nested graph reaches are not released, so the enclosing pass can still run them.
-std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                                    const std::vector<Tensor>& inputs);
+// Returns the gradients reaching `inputs` (leaves of that graph), then those reaching the
+// `closure` edges (tensors of the enclosing graph the segment read: its node's other edges),
+// undefined where none arrives, without accumulating them: the node passes them on. Whatever
+// else the recompute reaches (a tensor it read without an op noting it) is treated as the
+// enclosing pass treats it (a leaf into .grad under backward(), into the results of an enclosing
+// autograd::grad()); outer-graph nodes the nested graph reaches are not released, so the
+// enclosing pass can still run them.
+std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots,
+                                    const std::vector<Tensor>& grads,
+                                    const std::vector<Tensor>& inputs,
+                                    const std::vector<Edge>& closure);
 
 }  // namespace fabric

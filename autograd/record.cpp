@@ -5,6 +5,7 @@
 #include "autograd/accumulate_grad.h"
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
+#include "autograd/closure_reads.h"
 #include "autograd/connect_node.h"
 #include "autograd/derivatives.h"
 #include "autograd/grad_mode.h"
@@ -33,6 +34,7 @@ std::array<DerivativeRule, static_cast<size_t>(OpId::num_ops)>& rules() {
 
 void record(const OpRecord& rec) {
   note_view_outputs(rec);
+  note_closure_reads(rec);
   if (!grad_enabled()) return;
   // Ops with only integer/bool outputs (comparisons, argmax) start no graph.
   bool any_float = false;

@@ -434,6 +434,14 @@ TEST(Checkpoint, SecondOrderTowardsAClosedOverTensorRaises) {
       grad({loss3}, {x, w1, w2}, {}, std::nullopt, /*create_graph=*/true);
   EXPECT_THROW(grad({sum(g3[2])}, {w2}), NotImplementedError);
   EXPECT_THROW(grad({sum(g3[1])}, {w2}), NotImplementedError);
+  // backward(create_graph): the .grad of a closed-over parameter arrives along the checkpoint's
+  // edge, so it has the same refusing history (it used to have none: a silent constant).
+  Tensor q = randn64({3}, 74);
+  const Tensor out4 = checkpoint([&](const Tensor& t) { return tanh(mul(t, q)); }, v);
+  backward(sum(out4), Tensor(), std::nullopt, /*create_graph=*/true);
+  ASSERT_TRUE(q.grad().defined());
+  EXPECT_TRUE(q.grad().requires_grad());
+  EXPECT_THROW(grad({sum(q.grad())}, {q}), NotImplementedError);
 }
 
 // A closed-over tensor rewritten in place from the checkpoint's own output makes the recompute's
@@ -581,6 +589,65 @@ TEST(Checkpoint, IdentitySegmentDoesNotTouchItsInput) {
   EXPECT_EQ(grad_fn_name(out), "CheckpointBackward0");
   sum(out).backward();
   expect_close(x.grad(), full({3}, 3.0, {.dtype = DType::float64}), 0, "x");
+}
+
+// A parameter read by two checkpointed segments and outside them accumulates once, after both
+// recomputes, with its whole gradient: its hooks (where DDP and FSDP reduce) run once and see it,
+// as without checkpointing.
+TEST(Checkpoint, ClosedOverLeafAccumulatesOnceWithItsWholeGradient) {
+  Tensor w = randn64({4}, 101), x = randn64({4}, 102);
+  auto seg = [&](const Tensor& v) { return sin(mul(v, w)); };
+  auto loss_of = [&](bool ckpt) {
+    Tensor h = ckpt ? checkpoint(seg, x) : seg(x);
+    h = ckpt ? checkpoint(seg, h) : seg(h);
+    return sum(mul(h, w));
+  };
+  loss_of(false).backward();
+  const Tensor ref = w.grad().clone();
+  clear_grads({w, x});
+
+  int hook_calls = 0, post_calls = 0;
+  Tensor hook_saw, post_saw;
+  register_hook(w, [&](const Tensor& g) {
+    ++hook_calls;
+    hook_saw = g.clone();
+    return Tensor();
+  });
+  register_post_accumulate_grad_hook(w, [&](Tensor& p) {
+    ++post_calls;
+    post_saw = p.grad().clone();
+  });
+  loss_of(true).backward();
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_EQ(post_calls, 1);
+  expect_close(w.grad(), ref, 1e-14, "w.grad");
+  expect_close(hook_saw, ref, 1e-14, "the hook's gradient");
+  expect_close(post_saw, ref, 1e-14, "the post-accumulate hook's .grad");
+}
+
+// A non-leaf the segment closes over runs its node once too: its hook fires once and its
+// retain_grad sees the total.
+TEST(Checkpoint, ClosedOverNonLeafRunsOnce) {
+  Tensor w = randn64({4}, 103), x = randn64({4}, 104);
+  int hook_calls = 0;
+  auto run = [&](bool ckpt) {
+    Tensor w2 = mul(w, 2.0);
+    retain_grad(w2);
+    register_hook(w2, [&](const Tensor&) {
+      ++hook_calls;
+      return Tensor();
+    });
+    auto seg = [&](const Tensor& v) { return mul(sin(v), w2); };
+    Tensor h = ckpt ? checkpoint(seg, x) : seg(x);
+    sum(add(h, mul(w2, w2))).backward();
+    return w2.grad().clone();
+  };
+  const Tensor ref_w2 = run(false), ref_w = w.grad().clone();
+  clear_grads({w, x});
+  hook_calls = 0;
+  expect_close(run(true), ref_w2, 1e-14, "w2.grad");
+  expect_close(w.grad(), ref_w, 1e-14, "w.grad");
+  EXPECT_EQ(hook_calls, 1);
 }
 
 }  // namespace

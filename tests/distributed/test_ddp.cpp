@@ -223,6 +223,38 @@ TEST(DDP, UnusedParameters) {
   });
 }
 
+// One Linear applied twice, each call under activation checkpointing: its weight is read by two
+// segments, so its gradient arrives from two recomputes. It accumulates once with the sum, so the
+// reducer all-reduces the whole gradient (not the share of the segment recomputed first).
+struct TiedCheckpointed : nn::Module {
+  std::shared_ptr<nn::Linear> lin = std::make_shared<nn::Linear>(nn::LinearOptions{4, 4});
+  TiedCheckpointed() {
+    register_module("lin", lin);
+    lin->set_activation_checkpointing(true);
+  }
+  Tensor forward(const Tensor& x) override { return (*lin)(tanh((*lin)(x))); }
+};
+
+TEST(DDP, AWeightReadByTwoCheckpointedSegmentsIsReducedWhole) {
+  Generator g(99);
+  const Tensor x = randn({4, 4}, {}, &g), y = randn({4, 4}, {}, &g);
+  manual_seed(5);
+  auto ref = std::make_shared<TiedCheckpointed>();
+  ref->lin->set_activation_checkpointing(false);
+  backward(mse_loss(ref->forward(x), y));
+  const Tensor want = ref->lin->weight.grad().clone();
+  Fabric fab(ddp_options());
+  fab.launch([&](Fabric& f) {
+    manual_seed(5);
+    auto m = std::make_shared<TiedCheckpointed>();
+    FabricModule model = f.setup_module(m);
+    const int64_t r = f.global_rank();
+    // Each rank's half of the batch; the mean of the two halves' gradients is the whole batch's.
+    f.backward(mse_loss(model(x.narrow(0, 2 * r, 2)), y.narrow(0, 2 * r, 2)));
+    EXPECT_LE(max_rel_diff({m->lin->weight.grad()}, {want}), 1e-6) << "rank " << r;
+  });
+}
+
 TEST(DDP, UnusedParametersWithoutTheFlagIsAnErrorNamingThem) {
   Fabric fab(ddp_options());
   fab.launch([](Fabric& f) {
