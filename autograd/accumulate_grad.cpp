@@ -104,7 +104,42 @@ void zero_grad(const Tensor& t, bool set_to_none) {
   }
 }
 
-void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
+namespace {
+
+// `fn` as a hook that its handle can remove, also while it runs: the handle marks it removed and
+// releases the callable (with what it captured) at once, or when the running call returns. The
+// hook's place in its list then holds a wrapper that does nothing.
+template <typename R, typename... A>
+std::pair<std::function<R(A...)>, RemovableHandle> removable(std::function<R(A...)> fn) {
+  struct Slot {
+    std::function<R(A...)> fn;
+    bool removed = false;
+    int running = 0;
+  };
+  auto slot = std::make_shared<Slot>(Slot{std::move(fn)});
+  std::function<R(A...)> call = [slot](A... args) -> R {
+    if (slot->removed) return R();
+    struct Running {
+      Slot& s;
+      explicit Running(Slot& slot_) : s(slot_) { ++s.running; }
+      ~Running() {
+        if (--s.running == 0 && s.removed) s.fn = nullptr;
+      }
+    } running(*slot);
+    return slot->fn(std::forward<A>(args)...);
+  };
+  RemovableHandle handle([weak = std::weak_ptr<Slot>(slot)] {
+    if (auto s = weak.lock()) {
+      s->removed = true;
+      if (s->running == 0) s->fn = nullptr;
+    }
+  });
+  return {std::move(call), std::move(handle)};
+}
+
+}  // namespace
+
+RemovableHandle register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
   FABRIC_CHECK(t.requires_grad(), ValueError, "register_hook: cannot register a hook on a tensor that doesn't require grad");
   sync_view_history(t);
   AutogradMeta& m = autograd_meta(t);
@@ -127,17 +162,22 @@ void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn) {
                  "); a hook returns a gradient of the same shape, dtype and device, or nothing");
     return r;
   };
+  auto [hook, handle] = removable(std::function<Tensor(const Tensor&)>(std::move(checked)));
   if (m.grad_fn) {
-    m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(checked));
+    m.grad_fn->pre_hooks.emplace_back(m.output_nr, std::move(hook));
   } else {
-    m.grad_hooks.push_back(std::move(checked));
+    m.grad_hooks.push_back(std::move(hook));
   }
+  return std::move(handle);
 }
 
-void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tensor&)> fn) {
+RemovableHandle register_post_accumulate_grad_hook(const Tensor& t,
+                                                   std::function<void(Tensor&)> fn) {
   FABRIC_CHECK(t.requires_grad() && is_leaf(t), ValueError,
                "register_post_accumulate_grad_hook: only leaf tensors that require grad accumulate gradients");
-  autograd_meta(t).post_accumulate_hooks.push_back(std::move(fn));
+  auto [hook, handle] = removable(std::move(fn));
+  autograd_meta(t).post_accumulate_hooks.push_back(std::move(hook));
+  return std::move(handle);
 }
 
 namespace {

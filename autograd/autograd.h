@@ -4,8 +4,10 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "autograd/anomaly_mode.h"
 #include "autograd/grad_mode.h"
 #include "tensor/tensor.h"
 
@@ -17,10 +19,15 @@ namespace fabric {
 // so the gradients have a history and can be differentiated again (gradient penalties,
 // Hessian-vector products); ops whose derivative is a fused kernel raise NotImplementedError when
 // such a gradient is differentiated again (README, "Higher-order gradients").
+// `inputs` non-empty (torch's backward(inputs=...)): only those tensors accumulate (a non-leaf
+// one into its .grad, which it then retains, as torch's); every other leaf is left alone and only
+// the nodes on a path to one of them run.
 void backward(const Tensor& root, const Tensor& gradient = Tensor(),
-              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false);
+              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,
+              const std::vector<Tensor>& inputs = {});
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
-              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false);
+              std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,
+              const std::vector<Tensor>& inputs = {});
 
 // Returns d(outputs)/d(inputs) without accumulating into .grad (torch.autograd.grad), arguments
 // in torch's order. allow_unused = false raises when an input is not reachable from the outputs.
@@ -37,10 +44,25 @@ void set_grad(const Tensor& t, const Tensor& grad);
 void set_grad_unchecked(const Tensor& t, const Tensor& grad);
 void zero_grad(const Tensor& t, bool set_to_none = true);
 
+// What registering a hook returns (torch's RemovableHandle): remove() unregisters it, also from
+// inside the hook itself, and releases what it captured. Dropping the handle keeps the hook.
+class RemovableHandle {
+ public:
+  RemovableHandle() = default;
+  explicit RemovableHandle(std::function<void()> remove) : remove_(std::move(remove)) {}
+  void remove() {
+    if (auto r = std::exchange(remove_, nullptr)) r();
+  }
+
+ private:
+  std::function<void()> remove_;
+};
+
 // Registers fn to run on the gradient flowing into t; a defined return value replaces it.
-void register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn);
+RemovableHandle register_hook(const Tensor& t, std::function<Tensor(const Tensor&)> fn);
 // Leaf only: fn(param) runs right after param.grad was accumulated in backward, in backward order.
-void register_post_accumulate_grad_hook(const Tensor& t, std::function<void(Tensor&)> fn);
+RemovableHandle register_post_accumulate_grad_hook(const Tensor& t,
+                                                   std::function<void(Tensor&)> fn);
 // Keeps .grad on a non-leaf tensor.
 void retain_grad(const Tensor& t);
 

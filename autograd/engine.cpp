@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "autograd/accumulate_grad.h"
+#include "autograd/anomaly_mode.h"
 #include "autograd/autograd.h"
 #include "autograd/autograd_meta.h"
 #include "autograd/derivatives.h"
@@ -203,19 +204,40 @@ std::vector<Tensor> apply_without_graph(Node& node, std::vector<Tensor>&& buffer
   return out;
 }
 
-// Runs backward from `roots`. With `capture` non-empty, gradients arriving at those edges are
-// stored in `captured` instead of flowing on into leaves (autograd.grad). With `into_leaves`
-// (a nested backward under backward()), only the captured leaves are skipped; the others still
-// accumulate into .grad. The first `taking` captures (a nested backward's own: the checkpoint's
-// input copies and closure edges, whose node passes them on) take their gradient out of the flow:
-// the node behind such an edge runs with what is left (not at all when nothing is), and a later
-// capture of the same edge (the enclosing autograd.grad's) gets none of it, since the enclosing
-// pass delivers it there.
+// How one backward pass runs (backward(), grad(), a checkpoint's nested pass).
+struct PassOptions {
+  bool retain_graph = false;
+  bool create_graph = false;
+  // Non-empty: gradients arriving at these edges are stored in `captured` instead of flowing on
+  // into leaves (autograd.grad), and only the nodes on a path to one run.
+  const std::vector<Edge>* capture = nullptr;
+  std::vector<Tensor>* captured = nullptr;
+  // A nested backward under backward(): only the captured leaves are skipped; the others still
+  // accumulate into .grad.
+  bool into_leaves = false;
+  // The first `taking` captures (a nested backward's own: the checkpoint's input copies and
+  // closure edges, whose node passes them on) take their gradient out of the flow: the node
+  // behind such an edge runs with what is left (not at all when nothing is), and a later capture
+  // of the same edge (the enclosing autograd.grad's) gets none of it, since the enclosing pass
+  // delivers it there.
+  size_t taking = 0;
+  // backward(inputs=): only the nodes on a path to these edges run, and the nodes behind them
+  // too (a leaf accumulates into .grad, a non-leaf's retained .grad takes its gradient).
+  const std::vector<Edge>* only_to = nullptr;
+  // Under create_graph, where a node that runs without graph notes what its nested pass reached.
+  const ClosureSink* reached = nullptr;
+};
+
+// Runs backward from `roots` as `opt` says.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                  bool retain_graph, const std::vector<Edge>& capture,
-                  std::vector<Tensor>* captured, bool into_leaves = false,
-                  bool create_graph = false, const ClosureSink* reached = nullptr,
-                  size_t taking = 0) {
+                  const PassOptions& opt) {
+  const bool retain_graph = opt.retain_graph, create_graph = opt.create_graph,
+             into_leaves = opt.into_leaves;
+  const std::vector<Edge> no_edges;
+  const std::vector<Edge>& capture = opt.capture ? *opt.capture : no_edges;
+  std::vector<Tensor>* captured = opt.captured;
+  const ClosureSink* reached = opt.reached;
+  const size_t taking = opt.taking;
   // Backward itself is recorded only with create_graph (the gradient then has a history).
   GradModeGuard grad_mode(create_graph);
   GradCapture capture_ctx{&capture, captured};
@@ -261,10 +283,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       if (inserted) stack.push_back(e.fn.get());
     }
   }
-  if (captured && !into_leaves) {
+  if ((captured && !into_leaves) || opt.only_to) {
     std::vector<Node*> start_nodes;
     for (auto& [e, g] : starts) start_nodes.push_back(e.fn.get());
-    mark_needed(start_nodes, capture, tasks);
+    mark_needed(start_nodes, opt.only_to ? *opt.only_to : capture, tasks);
+    if (opt.only_to)
+      for (const Edge& e : *opt.only_to)
+        if (auto it = tasks.find(e.fn.get()); it != tasks.end()) it->second.needed = true;
   }
   auto by_seq = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence_nr() < b->sequence_nr();
@@ -332,6 +357,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                 : node->apply(std::move(buffer));
       FABRIC_CHECK(out.size() == node->next_edges.size(), Error, "backward: ", node->name(), " returned ",
                    out.size(), " gradients for ", node->next_edges.size(), " inputs");
+      if (anomaly_detection_enabled()) check_finite_gradients(*node, out);
       if (!retain_graph && !task.keep_saved) node->release_saved();
     }
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
@@ -376,9 +402,13 @@ std::vector<Tensor> nested_backward(const std::vector<Tensor>& roots,
   // segment's own input copies, joins the enclosing node's dependencies.
   std::vector<Edge> reached;
   const ClosureSink sink{&reached, t_closure_sink.older_than, t_closure_sink.node};
-  run_backward(roots, grads, /*retain_graph=*/true, capture, &captured,
-               /*into_leaves=*/outer == nullptr, /*create_graph=*/false,
-               t_closure_sink.edges ? &sink : nullptr, /*taking=*/n_own);
+  run_backward(roots, grads,
+               {.retain_graph = true,
+                .capture = &capture,
+                .captured = &captured,
+                .into_leaves = outer == nullptr,
+                .taking = n_own,
+                .reached = t_closure_sink.edges ? &sink : nullptr});
   std::vector<Edge> outside;  // what the segment's gradients depend on outside its own graph
   for (const Edge& e : reached) {
     bool input_copy = false;
@@ -430,16 +460,28 @@ void check_gradient_count(const char* api, size_t tensors, size_t gradients) {
 }  // namespace
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
-              std::optional<bool> retain_graph, bool create_graph) {
+              std::optional<bool> retain_graph, bool create_graph,
+              const std::vector<Tensor>& inputs) {
   check_gradient_count("backward", roots.size(), gradients.size());
-  run_backward(roots, gradients, retain_graph.value_or(create_graph), {}, nullptr, false,
-               create_graph);
+  PassOptions opt{.retain_graph = retain_graph.value_or(create_graph),
+                  .create_graph = create_graph};
+  std::vector<Edge> only_to;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    FABRIC_CHECK(t.defined() && t.requires_grad(), ValueError, "backward: input ", i,
+                 " does not require grad (every tensor in `inputs` must)");
+    // As torch: a non-leaf input keeps its .grad (retain_grad), which is where it accumulates.
+    if (!is_leaf(t)) retain_grad(t);
+    only_to.push_back(gradient_edge(t));
+  }
+  if (!inputs.empty()) opt.only_to = &only_to;
+  run_backward(roots, gradients, opt);
 }
 
 void backward(const Tensor& root, const Tensor& gradient, std::optional<bool> retain_graph,
-              bool create_graph) {
-  run_backward({root}, {gradient}, retain_graph.value_or(create_graph), {}, nullptr, false,
-               create_graph);
+              bool create_graph, const std::vector<Tensor>& inputs) {
+  backward(std::vector<Tensor>{root}, std::vector<Tensor>{gradient}, retain_graph, create_graph,
+           inputs);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
@@ -454,8 +496,11 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     capture.push_back(e);
   }
   std::vector<Tensor> result(inputs.size());
-  run_backward(outputs, grad_outputs, retain_graph.value_or(create_graph), capture, &result, false,
-               create_graph);
+  run_backward(outputs, grad_outputs,
+               {.retain_graph = retain_graph.value_or(create_graph),
+                .create_graph = create_graph,
+                .capture = &capture,
+                .captured = &result});
   GradModeGuard grad_mode(create_graph);  // the reduction below is part of the gradient's graph
   for (size_t i = 0; i < result.size(); ++i) {
     FABRIC_CHECK(result[i].defined() || allow_unused, ValueError, "grad: input ", i,
