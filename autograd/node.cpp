@@ -1,6 +1,7 @@
 // Node numbering and the closure-backed FunctionNode.
 #include "autograd/node.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 
@@ -90,6 +91,12 @@ class SavedHistoryScope {
 }  // namespace
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grad_outputs) {
+  // No gradient arrived at any output (an output used only through a path that gave none): every
+  // input gets none either, without calling the rule, whose ops would get undefined tensors
+  // (torch's generated nodes check any_grad_defined the same way).
+  const bool any_defined = std::any_of(grad_outputs.begin(), grad_outputs.end(),
+                                       [](const Tensor& g) { return g.defined(); });
+  if (!any_defined && !called_without_gradients_) return std::vector<Tensor>(next_edges.size());
   FABRIC_CHECK(backward_ != nullptr, Error, "backward through ", name(),
                " a second time: its saved tensors were freed after the first backward (pass retain_graph = true)");
   for (const SavedVersion& s : saved_) {

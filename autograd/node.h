@@ -107,6 +107,9 @@ class FunctionNode final : public Node {
   // Set by the recorder for rules whose closure is made of differentiable ops and whose saved
   // tensors all have a known history; false for nodes built elsewhere (checkpointing, FP8, int8).
   void set_supports_double_backward(bool v) { double_backward_ = v; }
+  // Calls the closure even when no output got a gradient (a custom function's backward, which
+  // torch calls with zeros); other nodes then give every input none without running.
+  void set_called_without_gradients(bool v) { called_without_gradients_ = v; }
   bool supports_double_backward() const override { return double_backward_; }
   // Frees the saved tensors by dropping the closure. A node whose rule saved none keeps it: a
   // second backward through it needs nothing that was freed, and PyTorch runs it (only a freed
@@ -126,6 +129,7 @@ class FunctionNode final : public Node {
   // they saved: they count as holding tensors, freed after the first backward.
   bool holds_saved_ = true;
   bool double_backward_ = false;
+  bool called_without_gradients_ = false;
 };
 
 // A node standing for the gradient computation of a node that does not support double backward

@@ -2,6 +2,7 @@
 #pragma once
 #include "autograd/autograd.h"
 #include "autograd/checkpoint.h"
+#include "autograd/custom_function.h"
 #include "nn/lora.h"
 #include "nn/nn.h"
 #include "nn/reduce_extra.h"

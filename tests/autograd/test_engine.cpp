@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "autograd/autograd.h"
+#include "autograd/checkpoint.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tests/common/expect_error.h"
@@ -455,6 +456,21 @@ TEST(Autograd, GradFnNamesMatchPyTorch) {
       {"mul", [&] { return mul(x, 2.0); }, "MulBackward0"},
   };
   for (const auto& c : cases) EXPECT_EQ(grad_fn_name(c.make()), c.name) << c.what;
+}
+
+// A node none of whose outputs gets a gradient (here a's, the checkpoint using only its second
+// input) gives its inputs none without running its rule (mul's would get an undefined tensor):
+// x0.grad stays None, as in torch.
+TEST(Autograd, ANodeWithoutAnyIncomingGradientGivesNone) {
+  Tensor x0 = ones({2}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor b = ones({2}, {.dtype = DType::float64, .requires_grad = true});
+  const Tensor a = mul(x0, 2.0);
+  const std::vector<Tensor> out = checkpoint(
+      [](const std::vector<Tensor>& in) { return std::vector<Tensor>{mul(in[1], 3.0)}; }, {a, b});
+  backward(sum(out[0]));
+  EXPECT_FALSE(x0.grad().defined());
+  ASSERT_TRUE(b.grad().defined());
+  EXPECT_EQ(b.grad().to_vector<double>(), std::vector<double>({3, 3}));
 }
 
 }  // namespace

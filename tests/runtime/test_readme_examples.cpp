@@ -162,6 +162,24 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 
 // ---- the examples, in README's order -----------------------------------------------------------
 
+TEST(ReadmeExamples, CustomAutogradFunction) {
+  struct MulConstant : Function<MulConstant> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& x, double c) {
+      ctx->saved_data["c"] = c;
+      return mul(x, c);
+    }
+    static std::vector<Tensor> backward(AutogradContext* ctx, std::vector<Tensor> g) {
+      const double c = std::any_cast<double>(ctx->saved_data["c"]);
+      return {mul(g[0], c), Tensor()};  // no gradient for the number c
+    }
+  };
+  Tensor x = randn({3}, {.requires_grad = true});
+  Tensor y = MulConstant::apply(x, 2.5);  // grad_fn_name(y) == "MulConstantBackward"
+  sum(y).backward();                      // x.grad() == 2.5 everywhere
+  EXPECT_EQ(grad_fn_name(y), "MulConstantBackward");
+  EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(3, 2.5f));
+}
+
 TEST(ReadmeExamples, TensorEngineQuickTour) {
   InTempDir dir("readme_tensor_engine");
   // clang-format off
