@@ -63,7 +63,6 @@ Tensor scale_by_clip_coefficient(const std::vector<Tensor>& grads, const Tensor&
 
 void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value, std::optional<bool> /*foreach*/) {
   NoGradGuard no_grad;
-  FABRIC_CHECK(clip_value >= 0, ValueError, "clip_grad_value_: clip_value must be >= 0, got ", clip_value);
   for (const Tensor& p : parameters) {
     if (!p.defined()) continue;
     Tensor g = p.grad();

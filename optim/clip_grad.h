@@ -22,7 +22,9 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
 Tensor scale_by_clip_coefficient(const std::vector<Tensor>& grads, const Tensor& total, double max_norm,
                                  double norm_type, bool error_if_nonfinite);
 
-// Clamps every gradient to [-clip_value, clip_value]. ValueError for a negative or NaN clip_value.
+// Clamps every gradient to [-clip_value, clip_value], as torch's clamp_(min=-clip_value,
+// max=clip_value): the lower bound first, then the upper, so a negative clip_value sets every
+// element to clip_value, and a NaN one makes every element NaN (torch takes both unchecked).
 void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value,
                       std::optional<bool> foreach = std::nullopt);
 

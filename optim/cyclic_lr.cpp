@@ -1,6 +1,7 @@
 // CyclicLR: PyTorch's argument handling, its scale policies and get_lr() arithmetic.
 #include "optim/cyclic_lr.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "optim/momentum_cycling.h"
@@ -80,16 +81,22 @@ std::vector<double> CyclicLR::get_lr() const {
   const double x = 1. + e / total_size_ - cycle;
   const double scale_factor = x <= step_ratio_ ? x / step_ratio_ : (x - 1) / (step_ratio_ - 1);
   const double amplitude = scale(scale_by_cycle_ ? cycle : e);
+  // torch zips its per-group lists with each other and with the groups: groups added after
+  // construction keep their lr and momentum.
   std::vector<double> lrs;
-  for (size_t g = 0; g < base_lrs_.size(); ++g) {
+  for (size_t g = 0; g < std::min(base_lrs_.size(), max_lrs_.size()); ++g) {
     const double base_height = (max_lrs_[g] - base_lrs_[g]) * scale_factor;
     lrs.push_back(base_lrs_[g] + base_height * amplitude);
   }
   if (cycle_momentum_) {
-    for (size_t g = 0; g < base_momentums_.size(); ++g) {
+    const size_t n =
+        std::min({base_momentums_.size(), max_momentums_.size(), optimizer_->num_param_groups()});
+    std::vector<double> momenta;
+    for (size_t g = 0; g < n; ++g) {
       const double base_height = (max_momentums_[g] - base_momentums_[g]) * scale_factor;
-      set_momentum(g, max_momentums_[g] - base_height * amplitude);
+      momenta.push_back(max_momentums_[g] - base_height * amplitude);
     }
+    cycling::set_momenta(*optimizer_, momenta, use_beta1_);
   }
   return lrs;
 }

@@ -84,16 +84,17 @@ SequentialLR::SequentialLR(Optimizer& optimizer,
 }
 
 void SequentialLR::step() {
-  check_groups(".step");
-  ++last_epoch_;
+  const int64_t epoch = last_epoch_ + 1;
   const size_t idx =
-      std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
+      std::upper_bound(milestones_.begin(), milestones_.end(), epoch) - milestones_.begin();
   LRScheduler& s = *schedulers_[idx];
-  if (idx > 0 && milestones_[idx - 1] == last_epoch_) {
+  // A composed step that throws has changed nothing, so neither has this one.
+  if (idx > 0 && milestones_[idx - 1] == epoch) {
     s.step_to(0);
   } else {
     s.step();
   }
+  last_epoch_ = epoch;
   last_lr_ = s.get_last_lr();
 }
 
@@ -114,9 +115,21 @@ ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> sch
 }
 
 void ChainedScheduler::step() {
-  check_groups(".step");
+  // When a later scheduler throws, the earlier ones' steps are undone: their states and the lrs
+  // come back (a momentum a cycling scheduler wrote stays).
+  const std::vector<double> lrs = current_lrs();
+  std::vector<SchedulerState> states;
+  for (const auto& s : schedulers_) states.push_back(s->state_dict());
+  for (size_t i = 0; i < schedulers_.size(); ++i) {
+    try {
+      schedulers_[i]->step();
+    } catch (...) {
+      for (size_t j = 0; j < i; ++j) schedulers_[j]->load_state_dict(states[j]);
+      for (size_t g = 0; g < lrs.size(); ++g) optimizer_->set_lr(g, lrs[g]);
+      throw;
+    }
+  }
   ++last_epoch_;
-  for (const auto& s : schedulers_) s->step();
   last_lr_ = current_lrs();
 }
 

@@ -120,7 +120,9 @@ std::vector<double> CosineAnnealingLR::get_lr() const {
   // last_epoch argument, which these constructors do not take.)
   if (python_mod(last_epoch_ - 1 - t_max_, 2 * t_max_) == 0) {
     // At the bottom of the cosine (T_max + 1, 3 T_max + 1, ...) the ratio below is 0 / 0: torch
-    // steps up by the cosine's first increment instead.
+    // steps up by the cosine's first increment instead, zipping base_lrs with the groups (a group
+    // added after construction keeps its lr at this step).
+    lrs.resize(std::min(lrs.size(), base_lrs_.size()));
     for (size_t g = 0; g < lrs.size(); ++g) {
       lrs[g] = lrs[g] + (base_lrs_[g] - eta_min_) * (1 - std::cos(pi / t_max)) / 2;
     }

@@ -102,26 +102,31 @@ std::vector<double> LRScheduler::current_lrs() const {
 }
 
 void LRScheduler::set_lrs(const std::vector<double>& lrs) {
-  last_lr_ = lrs;
-  for (size_t g = 0; g < last_lr_.size(); ++g) optimizer_->set_lr(g, last_lr_[g]);
-}
-
-void LRScheduler::check_groups(const char* what) const {
-  FABRIC_CHECK(optimizer_->num_param_groups() == base_lrs_.size(), ValueError, name_, what,
-               ": the optimizer has ", optimizer_->num_param_groups(),
-               " parameter groups but the scheduler was built for ", base_lrs_.size());
+  const size_t groups = optimizer_->num_param_groups();
+  for (size_t g = 0; g < std::min(lrs.size(), groups); ++g) optimizer_->set_lr(g, lrs[g]);
+  last_lr_ = current_lrs();
 }
 
 void LRScheduler::step() {
-  check_groups(".step");
+  const int64_t before = last_epoch_;
   ++last_epoch_;
-  set_lrs(get_lr());
+  try {
+    set_lrs(get_lr());  // get_lr() either throws before changing anything or returns
+  } catch (...) {
+    last_epoch_ = before;
+    throw;
+  }
 }
 
 void LRScheduler::step_to(int64_t epoch) {
-  check_groups(".step");
+  const int64_t before = last_epoch_;
   last_epoch_ = epoch;
-  set_lrs(closed_form_lr());
+  try {
+    set_lrs(closed_form_lr());
+  } catch (...) {
+    last_epoch_ = before;
+    throw;
+  }
 }
 
 bool LRScheduler::reapply() {
@@ -139,11 +144,13 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
 }
 
 void LRScheduler::load_own_state(const SchedulerState& s) {
+  // Fewer than the groups: a scheduler saved before groups were added (torch's base_lrs keep the
+  // groups it was built for) restored into a run that re-added them first.
   const size_t groups = optimizer_->num_param_groups();
-  FABRIC_CHECK(s.base_lrs.size() == groups, ValueError, name_, ".load_state_dict: the state has ",
+  FABRIC_CHECK(s.base_lrs.size() <= groups, ValueError, name_, ".load_state_dict: the state has ",
                s.base_lrs.size(), " base lrs but the optimizer has ", groups, " parameter groups");
-  FABRIC_CHECK(s.last_lr.size() == groups, ValueError, name_, ".load_state_dict: the state has ", s.last_lr.size(),
-               " last lrs but the optimizer has ", groups, " parameter groups");
+  FABRIC_CHECK(s.last_lr.size() <= groups, ValueError, name_, ".load_state_dict: the state has ",
+               s.last_lr.size(), " last lrs but the optimizer has ", groups, " parameter groups");
   // -1: a scheduler of a SequentialLR whose milestone has not come yet.
   FABRIC_CHECK(s.last_epoch >= -1, ValueError, name_, ".load_state_dict: last_epoch ", s.last_epoch,
                " is below -1");
@@ -173,7 +180,8 @@ LambdaLR::LambdaLR(Optimizer& optimizer, std::vector<Lambda> lr_lambdas)
 
 std::vector<double> LambdaLR::get_lr() const {
   std::vector<double> lrs;
-  for (size_t g = 0; g < base_lrs_.size(); ++g) lrs.push_back(base_lrs_[g] * lambdas_[g](last_epoch_));
+  for (size_t g = 0; g < std::min(base_lrs_.size(), lambdas_.size()); ++g)
+    lrs.push_back(base_lrs_[g] * lambdas_[g](last_epoch_));
   return lrs;
 }
 
@@ -204,7 +212,8 @@ std::vector<double> StepLR::closed_form_lr() const {
 
 ConstantLR::ConstantLR(Optimizer& optimizer, double factor, int64_t total_iters)
     : LRScheduler(optimizer, "ConstantLR"), factor_(factor), total_iters_(total_iters) {
-  FABRIC_CHECK(factor > 0 && factor <= 1, ValueError, "ConstantLR: the factor must be in (0, 1], got ", factor);
+  FABRIC_CHECK(factor >= 0 && factor <= 1, ValueError,
+               "ConstantLR: the factor must be in [0, 1], got ", factor);
   FABRIC_CHECK(total_iters >= 0, ValueError, "ConstantLR: total_iters must be >= 0, got ", total_iters);
   initial_step();
 }
@@ -214,6 +223,10 @@ std::vector<double> ConstantLR::get_lr() const {
   if (last_epoch_ == 0) {
     for (double& lr : lrs) lr *= factor_;
   } else if (last_epoch_ == total_iters_) {
+    FABRIC_CHECK(factor_ != 0, ValueError, "ConstantLR.step: step ", total_iters_,
+                 " (total_iters) divides the lrs by the factor, which is 0 (torch raises "
+                 "ZeroDivisionError here); a SequentialLR whose milestone is total_iters never "
+                 "takes this step");
     for (double& lr : lrs) lr *= 1.0 / factor_;
   }
   return lrs;

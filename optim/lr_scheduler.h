@@ -1,6 +1,12 @@
 // Learning-rate schedulers with PyTorch's semantics: constructing one sets the groups' initial lr
-// (last_epoch becomes 0), each step() advances last_epoch by one and sets every group's lr.
+// (last_epoch becomes 0), each step() advances last_epoch by one and sets the groups' lrs.
 // A scheduler holds a reference to its optimizer, which must outlive it.
+//
+// Groups added to the optimizer after the scheduler was built (Lightning's BaseFinetuning unfreezes
+// layers into a new group) are scheduled as torch 1.13 schedules them: a chainable step scales
+// every group's current lr, the new ones too, while a schedule that zips its per-group lists
+// (base_lrs, lambdas, max_lrs) with the groups leaves the extra groups' lrs alone. get_last_lr()
+// always holds every group's lr; base_lrs keep the groups the scheduler was built for.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -38,9 +44,10 @@ class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
 
-  // last_epoch += 1, then every group's lr = the schedule's value for last_epoch.
+  // last_epoch += 1, then the groups' lrs = the schedule's values for last_epoch. When it throws
+  // (OneCycleLR past its total steps), nothing has changed.
   virtual void step();
-  // The lrs set by the last step (or by construction), one per group.
+  // Every group's lr after the last step (or construction), one per group.
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   int64_t last_epoch() const { return last_epoch_; }
   // The groups' initial lrs (Optimizer::initial_lr: the lrs when the first scheduler was built on
@@ -51,7 +58,8 @@ class LRScheduler {
 
   virtual SchedulerState state_dict() const { return {last_epoch_, base_lrs_, last_lr_, {}, {}}; }
   // Restores last_epoch, base_lrs and the last lrs (the optimizer's own state restores its group
-  // lrs, as in PyTorch). ValueError when the group count differs.
+  // lrs, as in PyTorch). ValueError when the state has more base lrs or last lrs than the
+  // optimizer has groups (fewer: groups added after the saving scheduler was built).
   virtual void load_state_dict(const SchedulerState& s);
   // A closed-form schedule (its lr a function of last_epoch alone) sets every group's lr to its
   // value for last_epoch and returns true; a chainable one (it scales the groups' current lrs)
@@ -67,13 +75,16 @@ class LRScheduler {
   // PyTorch's _LRScheduler.__init__ with last_epoch -1: each group's initial_lr defaults to its lr,
   // base_lrs are the initial lrs, then the first step (last_epoch 0).
   void initial_step();
-  // The lrs for last_epoch_; chainable schedules read the groups' current lrs.
+  // The lrs for last_epoch_, for the first groups (as many as it returns: torch's zip); chainable
+  // schedules read the groups' current lrs.
   virtual std::vector<double> get_lr() const = 0;
   // PyTorch's _get_closed_form_lr (what step(epoch) uses, as SequentialLR does at a milestone);
   // get_lr() for schedules that have none.
   virtual std::vector<double> closed_form_lr() const { return get_lr(); }
   virtual bool closed_form() const { return false; }
   std::vector<double> current_lrs() const;
+  // Sets the first lrs.size() groups' lrs (torch zips the values with the groups); last_lr_
+  // becomes every group's lr.
   void set_lrs(const std::vector<double>& lrs);
   // load_state_dict's checks and restore of this scheduler's own fields (not composed ones').
   void load_own_state(const SchedulerState& s);
@@ -83,8 +94,6 @@ class LRScheduler {
   // torch's _initial_step() on a built scheduler (SequentialLR's first one): its step count from
   // the start again (SWALR's annealing reads it), then a step.
   virtual void initial_step_again() { step(); }
-  // The group count the scheduler was built for, checked against the optimizer's before a step.
-  void check_groups(const char* what) const;
 
   Optimizer* optimizer_;
   const char* name_;
@@ -126,7 +135,9 @@ class StepLR : public LRScheduler {
 };
 
 // lr = base_lr * factor until total_iters steps, then base_lr (PyTorch's ConstantLR; factor = 1
-// keeps the lr constant).
+// keeps the lr constant). factor in [0, 1]; with factor 0 the chainable step at total_iters
+// divides by it (torch's ZeroDivisionError): ValueError there, unless a SequentialLR moves on at
+// that step (it never takes it).
 class ConstantLR : public LRScheduler {
  public:
   ConstantLR(Optimizer& optimizer, double factor = 1.0 / 3, int64_t total_iters = 5);

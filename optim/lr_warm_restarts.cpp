@@ -42,7 +42,6 @@ CosineAnnealingWarmRestarts::CosineAnnealingWarmRestarts(Optimizer& optimizer, i
 
 void CosineAnnealingWarmRestarts::step() {
   if (last_epoch_ < 0) return step(0.0);  // torch's first step: epoch 0
-  check_groups(".step");
   ++last_epoch_;
   t_cur_ = t_cur_ + 1;
   if (t_cur_ >= static_cast<double>(t_i_)) {
@@ -53,7 +52,6 @@ void CosineAnnealingWarmRestarts::step() {
 }
 
 void CosineAnnealingWarmRestarts::step(double epoch) {
-  check_groups(".step");
   FABRIC_CHECK(epoch >= 0, ValueError,
                "CosineAnnealingWarmRestarts.step: expected non-negative epoch, but got ", epoch);
   place(epoch);

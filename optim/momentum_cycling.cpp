@@ -30,4 +30,24 @@ void set_momentum(Optimizer& optimizer, size_t group, double momentum, bool beta
   }
 }
 
+double momentum_of(const Optimizer& optimizer, size_t group, bool beta1) {
+  const HyperParams h = optimizer.group_hyper_params(group);
+  if (beta1) return std::get<std::vector<double>>(h.at("betas")).at(0);
+  return std::get<double>(h.at("momentum"));
+}
+
+void set_momenta(Optimizer& optimizer, const std::vector<double>& momenta, bool beta1) {
+  std::vector<double> before;
+  for (size_t g = 0; g < momenta.size(); ++g) before.push_back(momentum_of(optimizer, g, beta1));
+  size_t written = 0;
+  try {
+    for (; written < momenta.size(); ++written)
+      set_momentum(optimizer, written, momenta[written], beta1);
+  } catch (...) {
+    // The old values passed the same checks when they were written.
+    for (size_t g = 0; g < written; ++g) set_momentum(optimizer, g, before[g], beta1);
+    throw;
+  }
+}
+
 }  // namespace fabric::optim::cycling

@@ -17,7 +17,17 @@ std::vector<double> per_group(const std::vector<double>& values, size_t groups,
 // ValueError naming the scheduler when the optimizer has neither.
 bool momentum_is_beta1(const Optimizer& optimizer, const char* scheduler);
 
-// Writes `momentum` into group `group`'s momentum, or its beta1.
+// Writes `momentum` into group `group`'s momentum, or its beta1. The optimizer checks the group's
+// changed options (Optimizer::set_group_hyper_params): those torch makes only when the optimizer
+// is built do not apply (SGD's Nesterov needs momentum > 0), as torch's scheduler writes
+// param_group['momentum'] unchecked.
 void set_momentum(Optimizer& optimizer, size_t group, double momentum, bool beta1);
+
+// The momenta (or beta1s) of groups 0 .. momenta.size() - 1, all or none: when a write throws, the
+// groups written before it get their values back.
+void set_momenta(Optimizer& optimizer, const std::vector<double>& momenta, bool beta1);
+
+// Group `group`'s momentum, or its beta1.
+double momentum_of(const Optimizer& optimizer, size_t group, bool beta1);
 
 }  // namespace fabric::optim::cycling

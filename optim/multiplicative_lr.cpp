@@ -1,6 +1,8 @@
 // MultiplicativeLR: torch 1.13's argument checks and get_lr().
 #include "optim/multiplicative_lr.h"
 
+#include <algorithm>
+
 // PyTorch computes each formula in Python, one rounding per operation: no fused multiply-adds.
 #pragma GCC optimize("fp-contract=off")
 
@@ -28,6 +30,8 @@ MultiplicativeLR::MultiplicativeLR(Optimizer& optimizer, std::vector<Lambda> lr_
 std::vector<double> MultiplicativeLR::get_lr() const {
   std::vector<double> lrs = current_lrs();
   if (last_epoch_ <= 0) return lrs;
+  // torch zips the lambdas with the groups: groups added after construction keep their lr.
+  lrs.resize(std::min(lrs.size(), lambdas_.size()));
   for (size_t g = 0; g < lrs.size(); ++g) lrs[g] = lrs[g] * lambdas_[g](last_epoch_);
   return lrs;
 }

@@ -105,9 +105,17 @@ std::vector<double> OneCycleLR::get_lr() const {
   const int64_t step_num = last_epoch_;
   FABRIC_CHECK(step_num <= total_steps_, ValueError, "OneCycleLR: tried to step ", step_num + 1,
                " times. The specified number of total steps is ", total_steps_);
+  // torch anneals every group between the values it keeps in the group; one added after
+  // construction has none of them (torch: KeyError 'initial_lr').
+  const size_t groups = optimizer_->num_param_groups();
+  FABRIC_CHECK(groups <= groups_.size(), ValueError, "OneCycleLR.step: the optimizer has ", groups,
+               " parameter groups but the scheduler was built for ", groups_.size(),
+               "; a group added afterwards has no initial_lr, max_lr and min_lr to anneal between "
+               "(build the scheduler after adding it)");
   const auto step = static_cast<double>(step_num);
-  std::vector<double> lrs;
-  for (size_t g = 0; g < groups_.size(); ++g) {
+  std::vector<double> lrs, momenta;
+  // Everything is computed before the momenta are written: a step that throws changes nothing.
+  for (size_t g = 0; g < groups; ++g) {
     const double* v = groups_[g].values;
     double start_step = 0;
     for (size_t i = 0; i < phases_.size(); ++i) {
@@ -120,17 +128,20 @@ std::vector<double> OneCycleLR::get_lr() const {
         const double pct = (step - start_step) / (phase.end_step - start_step);
         lrs.push_back(anneal(v[phase.start_lr], v[phase.end_lr], pct));
         if (cycle_momentum_) {
-          const double momentum = anneal(v[phase.start_momentum], v[phase.end_momentum], pct);
+          double momentum = anneal(v[phase.start_momentum], v[phase.end_momentum], pct);
           // The step after the last (step_num == total_steps, which torch allows) extrapolates a
           // linear anneal: Adam's beta1 may reach 1 there, which torch writes unchecked and no
           // step uses, but Adam refuses. It keeps the last step's beta1 then.
-          if (!(use_beta1_ && step_num == total_steps_ && momentum >= 1)) set_momentum(g, momentum);
+          if (use_beta1_ && step_num == total_steps_ && momentum >= 1)
+            momentum = cycling::momentum_of(*optimizer_, g, use_beta1_);
+          momenta.push_back(momentum);
         }
         break;
       }
       start_step = phase.end_step;
     }
   }
+  if (cycle_momentum_) cycling::set_momenta(*optimizer_, momenta, use_beta1_);
   return lrs;
 }
 

@@ -75,28 +75,38 @@ bool ReduceLROnPlateau::is_better(double a, double best) const {
 
 void ReduceLROnPlateau::step(double metric) {
   const size_t groups = optimizer_->num_param_groups();
-  FABRIC_CHECK(groups == min_lrs_.size(), ValueError, "ReduceLROnPlateau.step: the optimizer has ",
-               groups, " parameter groups but the scheduler was built for ", min_lrs_.size());
-  ++last_epoch_;
-  if (is_better(metric, best_)) {
-    best_ = metric;
-    num_bad_epochs_ = 0;
+  // The counters' next values first: a reduction that cannot happen leaves them as they are.
+  double best = best_;
+  int64_t bad = num_bad_epochs_, cooldown = cooldown_counter_;
+  if (is_better(metric, best)) {
+    best = metric;
+    bad = 0;
   } else {
-    ++num_bad_epochs_;
+    ++bad;
   }
-  if (in_cooldown()) {
-    --cooldown_counter_;
-    num_bad_epochs_ = 0;  // bad steps in a cooldown do not count
+  if (cooldown > 0) {
+    --cooldown;
+    bad = 0;  // bad steps in a cooldown do not count
   }
-  if (num_bad_epochs_ > options_.patience) {
+  const bool reduce = bad > options_.patience;
+  if (reduce) {
+    FABRIC_CHECK(groups <= min_lrs_.size(), ValueError,
+                 "ReduceLROnPlateau.step: reducing the lrs needs every group's min_lr, but the "
+                 "optimizer has ",
+                 groups, " parameter groups and the scheduler was built for ", min_lrs_.size(),
+                 " (build it after adding the groups)");
     for (size_t g = 0; g < groups; ++g) {
       const double old_lr = optimizer_->lr(g);
       const double new_lr = std::max(old_lr * options_.factor, min_lrs_[g]);
       if (old_lr - new_lr > options_.eps) optimizer_->set_lr(g, new_lr);
     }
-    cooldown_counter_ = options_.cooldown;
-    num_bad_epochs_ = 0;
+    cooldown = options_.cooldown;
+    bad = 0;
   }
+  ++last_epoch_;
+  best_ = best;
+  num_bad_epochs_ = bad;
+  cooldown_counter_ = cooldown;
   last_lr_.clear();
   for (size_t g = 0; g < groups; ++g) last_lr_.push_back(optimizer_->lr(g));
 }

@@ -57,7 +57,9 @@ class ReduceLROnPlateau {
   // torch's step(metrics): last_epoch += 1, then a better metric resets the bad-step count, a
   // worse one (NaN included) adds to it; in a cooldown the count stays 0. More than `patience` bad
   // steps reduce every group's lr to max(lr * factor, min_lr) (unless that changes it by no more
-  // than eps) and start a cooldown.
+  // than eps) and start a cooldown. Groups added to the optimizer after construction are stepped
+  // along until a reduction, which needs their min_lr: ValueError then, nothing changed (torch
+  // 1.13 raises IndexError there, having reduced the earlier groups).
   void step(double metric);
 
   const std::vector<double>& get_last_lr() const { return last_lr_; }

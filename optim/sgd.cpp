@@ -43,6 +43,12 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
 SGD::SGD(std::vector<Group> groups, const SGDOptions& defaults)
     : GroupedOptimizer("SGD", std::move(groups), defaults) {}
 
+void SGD::validate_changed_options(const SGDOptions& o, size_t g, const char* what) const {
+  SGDOptions checked = o;
+  checked.nesterov = false;
+  GroupedOptimizer::validate_changed_options(checked, g, what);
+}
+
 void SGD::step_impl() {
   int64_t index = 0;
   for (Group& group : groups_) {

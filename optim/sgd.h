@@ -10,7 +10,7 @@ struct SGDOptions {
   double momentum = 0;
   double dampening = 0;
   double weight_decay = 0;
-  bool nesterov = false;  // needs momentum > 0 and dampening == 0
+  bool nesterov = false;  // needs momentum > 0 and dampening == 0 (checked as a group joins)
   bool maximize = false;
 };
 void validate_options(const SGDOptions& o);
@@ -21,6 +21,7 @@ void from_hyper_params(const HyperParams& h, SGDOptions& o);
 //   g += weight_decay * p
 //   momentum != 0: buf = g on the first step, else buf = momentum * buf + (1 - dampening) * g;
 //                  g = nesterov ? g + momentum * buf : buf
+//   (momentum == 0, Nesterov or not: the buffer is neither read nor updated, as in torch)
 //   p -= lr * g
 // State: "momentum_buffer" (only with momentum != 0).
 class SGD : public GroupedOptimizer<SGDOptions> {
@@ -30,6 +31,11 @@ class SGD : public GroupedOptimizer<SGDOptions> {
 
  protected:
   void step_impl() override;
+  // Without the Nesterov check (momentum > 0, zero dampening), which torch makes in SGD's
+  // constructor only: OneCycleLR or CyclicLR with base_momentum 0 writes momentum 0 into a
+  // Nesterov group (the step then runs without momentum, as torch's), and a checkpoint taken
+  // there loads.
+  void validate_changed_options(const SGDOptions& o, size_t g, const char* what) const override;
 };
 
 }  // namespace fabric::optim

@@ -206,12 +206,22 @@ double SWALR::anneal(double t) const {
 
 void SWALR::step() {
   ++step_count_;
-  LRScheduler::step();
+  try {
+    LRScheduler::step();
+  } catch (...) {  // a group without swa_lr: the step changed nothing
+    --step_count_;
+    throw;
+  }
 }
 
 void SWALR::step_to(int64_t epoch) {
   ++step_count_;
-  LRScheduler::step_to(epoch);
+  try {
+    LRScheduler::step_to(epoch);
+  } catch (...) {
+    --step_count_;
+    throw;
+  }
 }
 
 void SWALR::initial_step_again() {

@@ -2,7 +2,11 @@
 // dtype of the returned norm, and clipping by value.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "optim/clip_grad.h"
 #include "optim_test_util.h"
@@ -116,7 +120,40 @@ TEST(ClipGradValue, Clamps) {
   clip_grad_value_({a}, 1.0);
   expect_close(values(a.grad()), {-1.0, 0.25, 1.0}, 0);
   EXPECT_TRUE(a.grad().is_same(g));  // in place
-  EXPECT_THROW(clip_grad_value_({a}, -1.0), ValueError);
+}
+
+// torch 1.13 takes any clip_value: clamp_(min=-c, max=c) applies the lower bound, then the upper,
+// so c < 0 sets every element to c (a NaN gradient stays NaN), c = NaN makes every element NaN,
+// and signed zeros come out as torch's (torch's float.hex() of each element, float32 and float64;
+// 45 elements reach the vectorized loop and its tail).
+TEST(ClipGradValue, AnyClipValueAsTorch) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> grad = {0.5, -3.0, 2.0, nan, -0.0};
+  const std::vector<std::pair<double, std::vector<double>>> cases = {
+      {-1.0, {-1.0, -1.0, -1.0, nan, -1.0}}, {-0.0, {-0.0, 0.0, -0.0, nan, -0.0}},
+      {0.0, {0.0, -0.0, 0.0, nan, -0.0}},    {-2.5, {-2.5, -2.5, -2.5, nan, -2.5}},
+      {1.5, {0.5, -1.5, 1.5, nan, -0.0}},    {nan, {nan, nan, nan, nan, nan}},
+  };
+  for (DType dt : {DType::float32, DType::float64}) {
+    for (const auto& [clip, want] : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " clip_value " + std::to_string(clip));
+      std::vector<double> g;
+      for (int r = 0; r < 9; ++r) g.insert(g.end(), grad.begin(), grad.end());
+      Tensor a = param(std::vector<double>(g.size(), 0.0), dt);
+      set_grad_values(a, g);
+      clip_grad_value_({a}, clip);
+      const std::vector<double> got = values(a.grad());
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double w = want[i % want.size()];
+        if (std::isnan(w)) {
+          EXPECT_TRUE(std::isnan(got[i])) << i << ": " << got[i];
+        } else {
+          EXPECT_EQ(got[i], w) << i;
+          EXPECT_EQ(std::signbit(got[i]), std::signbit(w)) << i << ": " << got[i];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ TEST(LRScheduler, ConstantLR) {
   SGD constant({q}, {.lr = 0.3});
   ConstantLR c(constant, 1.0);
   expect_close(sequence(c, 7), std::vector<double>(8, 0.3), 1e-15);
-  EXPECT_THROW(ConstantLR(constant, 0.0), ValueError);
+  EXPECT_THROW(ConstantLR(constant, -0.1), ValueError);  // torch takes 0 (see ConstantLRFactorZero)
   EXPECT_THROW(ConstantLR(constant, 1.5), ValueError);
 }
 
