@@ -1,9 +1,9 @@
 // Module registration, traversal, mode/dtype/device changes and state_dict loading.
 #include "nn/module.h"
 
-#include <atomic>
-
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <unordered_set>
@@ -519,7 +519,7 @@ Tensor Module::forward(const Tensor&) {
 }
 
 Tensor Module::operator()(const Tensor& x) {
-  if (pre_hooks_.empty() && post_hooks_.empty() && !checkpointing_) return forward(x);
+  if (is_called_plainly()) return forward(x);
   return call_forward({x}, [this](const std::vector<Tensor>& in) { return forward(in.front()); });
 }
 
@@ -531,34 +531,60 @@ void keep_unless_undefined(Tensor& value, Tensor result) {
   if (result.defined()) value = std::move(result);
 }
 
-}  // namespace
-
-Tensor Module::call_with_hooks(const Tensor& first,
-                               const std::function<Tensor(const Tensor&)>& run) {
-  if (pre_hooks_.empty() && post_hooks_.empty()) return run(first);
-  Tensor in = first;
-  for (auto [id, hook] : std::vector(pre_hooks_)) keep_unless_undefined(in, hook(*this, in));
-  Tensor out = run(in);
-  for (auto [id, hook] : std::vector(post_hooks_)) keep_unless_undefined(out, hook(*this, in, out));
+// The functions of a hook list, in order: what one call keeps for its backward.
+template <class Hook>
+std::vector<Hook> hook_functions(const std::vector<std::pair<int64_t, Hook>>& hooks) {
+  std::vector<Hook> out;
+  for (const auto& [id, hook] : hooks) out.push_back(hook);
   return out;
 }
 
-Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
-  FABRIC_CHECK(!inputs.empty(), ValueError, type_name(), ".call_forward: no inputs");
+}  // namespace
+
+// torch's _call_impl order: forward pre-hooks, the inputs' backward-hook node, forward, forward
+// hooks (seeing the inputs forward got), the output's backward-hook node.
+Tensor Module::run_with_hooks(std::vector<Tensor> inputs, const MultiInputForward& run) {
   // Copies: a hook may register or remove hooks.
   for (auto [id, hook] : std::vector(pre_hooks_))
     keep_unless_undefined(inputs[0], hook(*this, inputs[0]));
-  Tensor out;
-  if (checkpointing_ && grad_enabled()) {
-    out = checkpoint([run](const std::vector<Tensor>& xs) { return std::vector<Tensor>{run(xs)}; },
-                     inputs)
-              .front();
-  } else {
-    out = run(inputs);
+  std::optional<BackwardHookCall> backward_hooks;
+  if (has_backward_hooks()) {
+    backward_hooks.emplace(*this, hook_functions(backward_pre_hooks_),
+                           hook_functions(backward_hooks_));
+    inputs = backward_hooks->setup_inputs(std::move(inputs));
   }
+  Tensor out = run(inputs);
+  if (backward_hooks) backward_hooks->check_inputs_unmodified();
   for (auto [id, hook] : std::vector(post_hooks_))
     keep_unless_undefined(out, hook(*this, inputs[0], out));
+  if (backward_hooks) out = backward_hooks->setup_output(std::move(out));
   return out;
+}
+
+Tensor Module::call_with_hooks(const Tensor& first,
+                               const std::function<Tensor(const Tensor&)>& run) {
+  if (pre_hooks_.empty() && post_hooks_.empty() && !has_backward_hooks()) return run(first);
+  return run_with_hooks({first}, [&run](const std::vector<Tensor>& in) { return run(in[0]); });
+}
+
+Tensor Module::call_forward(std::vector<Tensor> inputs, MultiInputForward run) {
+  return call_forward_outputs(
+             std::move(inputs),
+             [run](const std::vector<Tensor>& in) { return std::vector<Tensor>{run(in)}; })
+      .front();
+}
+
+std::vector<Tensor> Module::call_forward_outputs(std::vector<Tensor> inputs,
+                                                 MultiOutputForward run) {
+  FABRIC_CHECK(!inputs.empty(), ValueError, type_name(), ".call_forward: no inputs");
+  std::vector<Tensor> outputs;
+  Tensor first = run_with_hooks(std::move(inputs), [&](const std::vector<Tensor>& in) {
+    outputs = checkpointing_ && grad_enabled() ? checkpoint(run, in) : run(in);
+    FABRIC_CHECK(!outputs.empty(), ValueError, type_name(), ": the forward returned no outputs");
+    return outputs.front();
+  });
+  outputs.front() = first;  // as the forward hooks left it
+  return outputs;
 }
 
 namespace {
@@ -566,28 +592,50 @@ int64_t next_hook_handle() {
   static std::atomic<int64_t> next{1};
   return next++;
 }
+
+// Appends `hook` to `hooks` under a new handle, which it returns.
+template <class Hook>
+int64_t add_hook(std::vector<std::pair<int64_t, Hook>>& hooks, Hook hook, const Module& m,
+                 const char* what) {
+  FABRIC_CHECK(hook != nullptr, ValueError, m.type_name(), ".", what, ": the hook is empty");
+  const int64_t id = next_hook_handle();
+  hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+// Removes the hook with this handle from `hooks`; false when there is none.
+template <class Hook>
+bool erase_hook(std::vector<std::pair<int64_t, Hook>>& hooks, int64_t handle) {
+  auto it =
+      std::find_if(hooks.begin(), hooks.end(), [&](const auto& h) { return h.first == handle; });
+  if (it == hooks.end()) return false;
+  hooks.erase(it);
+  return true;
+}
 }  // namespace
 
 int64_t Module::register_forward_pre_hook(ForwardPreHook hook) {
-  FABRIC_CHECK(hook != nullptr, ValueError, type_name(), ".register_forward_pre_hook: the hook is empty");
-  const int64_t id = next_hook_handle();
-  pre_hooks_.emplace_back(id, std::move(hook));
-  return id;
+  return add_hook(pre_hooks_, std::move(hook), *this, "register_forward_pre_hook");
 }
 
 int64_t Module::register_forward_hook(ForwardHook hook) {
-  FABRIC_CHECK(hook != nullptr, ValueError, type_name(), ".register_forward_hook: the hook is empty");
-  const int64_t id = next_hook_handle();
-  post_hooks_.emplace_back(id, std::move(hook));
-  return id;
+  return add_hook(post_hooks_, std::move(hook), *this, "register_forward_hook");
+}
+
+int64_t Module::register_full_backward_pre_hook(BackwardPreHook hook) {
+  return add_hook(backward_pre_hooks_, std::move(hook), *this, "register_full_backward_pre_hook");
+}
+
+int64_t Module::register_full_backward_hook(BackwardHook hook) {
+  return add_hook(backward_hooks_, std::move(hook), *this, "register_full_backward_hook");
+}
+
+bool Module::remove_backward_hook(int64_t handle) {
+  return erase_hook(backward_pre_hooks_, handle) || erase_hook(backward_hooks_, handle);
 }
 
 bool Module::remove_forward_hook(int64_t handle) {
-  for (auto it = pre_hooks_.begin(); it != pre_hooks_.end(); ++it)
-    if (it->first == handle) return pre_hooks_.erase(it), true;
-  for (auto it = post_hooks_.begin(); it != post_hooks_.end(); ++it)
-    if (it->first == handle) return post_hooks_.erase(it), true;
-  return false;
+  return erase_hook(pre_hooks_, handle) || erase_hook(post_hooks_, handle);
 }
 
 // torch's Module.__repr__: the extra_repr's lines, then "(name): " and each child's printout

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "nn/backward_hook.h"
 #include "tensor/tensor.h"
 
 namespace fabric {
@@ -167,6 +168,13 @@ class Module {
   // must capture what it uses by value (the module's raw pointer), not the caller's locals.
   using MultiInputForward = std::function<Tensor(const std::vector<Tensor>& inputs)>;
   Tensor call_forward(std::vector<Tensor> inputs, MultiInputForward run);
+  // The same for a forward of several outputs (a recurrent layer's output and final states,
+  // attention's output and weights): a forward hook sees and may replace outputs[0], the only
+  // output the backward hooks see; under activation checkpointing every output comes out of the
+  // checkpoint, so the others carry gradients too. Returns every output of run, the first as the
+  // hooks left it.
+  using MultiOutputForward = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
+  std::vector<Tensor> call_forward_outputs(std::vector<Tensor> inputs, MultiOutputForward run);
 
   // ---- forward hooks (torch's register_forward_pre_hook / register_forward_hook) --------------
   // A pre-hook sees the input before forward and returns the input forward gets (itself, or a
@@ -183,6 +191,38 @@ class Module {
   // Whether any forward pre-hook or hook is registered (a fused forward that skips calling this
   // module would skip them).
   bool has_forward_hooks() const { return !pre_hooks_.empty() || !post_hooks_.empty(); }
+  // ---- backward hooks (torch's register_full_backward_pre_hook / register_full_backward_hook) ---
+  // Each call in grad mode whose inputs or output require grad ties its own hooks to the graph;
+  // the hooks registered at the call run in its backward, once, in registration order:
+  // - a pre-hook gets grad_output (one entry: the gradient w.r.t. the output the caller got, after
+  //   the forward hooks) before the module's backward runs; a non-empty result replaces it, so
+  //   the parameters and inputs get the gradients of the replacement.
+  // - a hook gets grad_input (one entry per input of the call: for operator() the input, for
+  //   call_forward each input, for call_with_hooks the first only) and grad_output once the
+  //   module's backward is done. Inputs that do not require grad get zeros, undefined inputs stay
+  //   undefined; when no input requires grad, every entry is undefined (and the hook may return
+  //   nothing defined). A non-empty result (one entry per input) replaces the gradients the inputs
+  //   get; the parameters keep theirs. A gradient that reaches the inputs without passing through
+  //   the output runs no hook.
+  // Forward writing in place into an input that requires grad raises, as torch (after forward
+  // here); so does an in-place write into the output (when its gradient arrives here). No hook
+  // runs for a call under no-grad, or once the module is destroyed.
+  using BackwardPreHook = ModuleBackwardPreHook;
+  using BackwardHook = ModuleBackwardHook;
+  // Return a handle for remove_backward_hook (numbered with the forward hooks: never the same).
+  int64_t register_full_backward_pre_hook(BackwardPreHook hook);
+  int64_t register_full_backward_hook(BackwardHook hook);
+  // Removes the backward pre-hook or hook with this handle; false when there is none. Calls made
+  // before keep the hooks they were made with.
+  bool remove_backward_hook(int64_t handle);
+  bool has_backward_hooks() const {
+    return !backward_pre_hooks_.empty() || !backward_hooks_.empty();
+  }
+  // Whether operator() is just forward(): no forward or backward hooks and no activation
+  // checkpointing. Only such a module may be skipped by a fused forward of its parent.
+  bool is_called_plainly() const {
+    return !has_forward_hooks() && !has_backward_hooks() && !checkpointing_;
+  }
   // When set, operator() runs forward under activation checkpointing (autograd/checkpoint.h):
   // its activations are recomputed in backward instead of saved. Hooks still run once, outside.
   void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
@@ -246,6 +286,9 @@ class Module {
   void collect_modules(const std::string& prefix, NamedModules& out,
                        std::unordered_set<const Module*>& seen) const;
   void collect_state(const std::string& prefix, StateDict& out) const;
+  // The forward hooks and backward hooks around run(inputs) (operator(), call_with_hooks and
+  // call_forward all come here).
+  Tensor run_with_hooks(std::vector<Tensor> inputs, const MultiInputForward& run);
   // This module (named "") followed by named_modules(), as raw pointers.
   std::vector<std::pair<std::string, const Module*>> all_modules() const;
 
@@ -256,6 +299,8 @@ class Module {
   bool checkpointing_ = false;
   std::vector<std::pair<int64_t, ForwardPreHook>> pre_hooks_;
   std::vector<std::pair<int64_t, ForwardHook>> post_hooks_;
+  std::vector<std::pair<int64_t, BackwardPreHook>> backward_pre_hooks_;
+  std::vector<std::pair<int64_t, BackwardHook>> backward_hooks_;
   std::shared_ptr<const bool> lifetime_ = std::make_shared<const bool>(true);
 };
 

@@ -42,9 +42,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 Tensor LayerNorm::forward_to(const Tensor& x, std::optional<DType> out_dtype) {
   // Anything calling the module would do beyond layer_norm keeps the float32 output (the linear
   // after it then casts it, the same bits).
-  if (!out_dtype || has_forward_hooks() || activation_checkpointing() ||
-      typeid(*this) != typeid(LayerNorm))
-    return (*this)(x);
+  if (!out_dtype || !is_called_plainly() || typeid(*this) != typeid(LayerNorm)) return (*this)(x);
   return layer_norm(x, options_.normalized_shape, weight, bias, options_.eps, out_dtype);
 }
 

@@ -52,9 +52,7 @@ std::optional<DType> norm_feeds_linear_in(const Tensor& x, const LayerNorm& norm
     return std::nullopt;
   const DType low = autocast_state(dev).dtype;
   if (low != DType::bfloat16 && low != DType::float16) return std::nullopt;
-  const auto plain = [](const Module* m) {
-    return m != nullptr && !m->has_forward_hooks() && !m->activation_checkpointing();
-  };
+  const auto plain = [](const Module* m) { return m != nullptr && m->is_called_plainly(); };
   if (!plain(&norm) || typeid(norm) != typeid(LayerNorm) || path.size() == 0 ||
       typeid(**(path.end() - 1)) != typeid(Linear))
     return std::nullopt;
@@ -121,12 +119,11 @@ BlockMLP::BlockMLP(const BlockOptions& o) {
 }
 
 // The fused op applies when the three layers are exactly what this block made, with nothing that
-// calling them would add: no forward hooks (FSDP's gathers, weight_norm), no activation
-// checkpointing of their own; a replaced layer (LoRA, quantized, FP8) is called as it is.
+// calling them would add: no forward or backward hooks (FSDP's gathers, weight_norm), no
+// activation checkpointing of their own; a replaced layer (LoRA, quantized, FP8) is called as it
+// is.
 bool BlockMLP::fused() const {
-  const auto plain = [](const Module* m) {
-    return m != nullptr && !m->has_forward_hooks() && !m->activation_checkpointing();
-  };
+  const auto plain = [](const Module* m) { return m != nullptr && m->is_called_plainly(); };
   return plain(c_fc.get()) && plain(c_proj.get()) && plain(gelu.get()) &&
          typeid(*c_fc) == typeid(Linear) && typeid(*c_proj) == typeid(Linear) &&
          gelu->options().approximate == "tanh";
