@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "nn/init.h"
+#include "nn/recurrent_cells.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 
@@ -66,6 +67,32 @@ void MultiheadAttention::child_replaced(const std::string& name,
 
 Tensor MultiheadAttention::forward(const Tensor& x) {
   return forward(x, x, x, Tensor(), /*need_weights=*/false).first;
+}
+
+std::pair<Tensor, Tensor> MultiheadAttention::operator()(const Tensor& query, const Tensor& key,
+                                                         const Tensor& value,
+                                                         const Tensor& key_padding_mask,
+                                                         bool need_weights, const Tensor& attn_mask,
+                                                         bool average_attn_weights) {
+  // Each distinct tensor is one input: forward's self-attention test (query is key is value)
+  // still holds on the inputs the hooks hand on, and a pre-hook's query reaches key and value
+  // where they were query.
+  std::vector<Tensor> inputs{query};
+  const size_t k = key.is_same(query) ? 0 : (inputs.push_back(key), inputs.size() - 1);
+  const size_t v = value.is_same(query) ? 0
+                   : value.is_same(key) ? k
+                                        : (inputs.push_back(value), inputs.size() - 1);
+  const size_t masks = inputs.size();
+  inputs.push_back(key_padding_mask);
+  inputs.push_back(attn_mask);
+  const std::vector<Tensor> out = call_forward_outputs(
+      std::move(inputs), [self = this, k, v, masks, need_weights,
+                          average_attn_weights](const std::vector<Tensor>& in) {
+        auto [y, weights] = self->forward(in[0], in[k], in[v], in[masks], need_weights,
+                                          in[masks + 1], average_attn_weights);
+        return std::vector<Tensor>{y, weights};
+      });
+  return {out[0], out[1]};
 }
 
 std::pair<Tensor, Tensor> MultiheadAttention::forward(const Tensor& query, const Tensor& key,

@@ -43,12 +43,24 @@ class MultiheadAttention : public Module {
   // or floating (added to the scores). Returns (output shaped as query, weights): weights
   // (N, L, S) averaged over the heads, or (N, num_heads, L, S) without average_attn_weights,
   // without the batch dim when unbatched, and undefined when need_weights is false.
+  // Called directly, forward skips the hooks, as torch's mha.forward(...); operator() below is
+  // torch's mha(query, key, value, ...).
   std::pair<Tensor, Tensor> forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& key_padding_mask = Tensor(),
                                     bool need_weights = true, const Tensor& attn_mask = Tensor(),
                                     bool average_attn_weights = true);
   // Self-attention without masks; the output only (so it fits a Sequential).
   Tensor forward(const Tensor& x) override;
+  // forward(query, key, value, ...) through the forward hooks and activation checkpointing, as
+  // operator()(x) runs forward(x). The hooks see query (a pre-hook may replace it: a key or value
+  // that is the same tensor as query follows, so self-attention stays self-attention) and the
+  // output; the weights come out of a checkpoint with it. Inputs, for the backward hooks'
+  // grad_input: query, key and value (each distinct tensor once), key_padding_mask, attn_mask.
+  using Module::operator();
+  std::pair<Tensor, Tensor> operator()(const Tensor& query, const Tensor& key, const Tensor& value,
+                                       const Tensor& key_padding_mask = Tensor(),
+                                       bool need_weights = true, const Tensor& attn_mask = Tensor(),
+                                       bool average_attn_weights = true);
   // Draws fresh values as torch's MultiheadAttention._reset_parameters does.
   void reset_parameters(Generator* gen = nullptr);
   std::string type_name() const override { return "MultiheadAttention"; }

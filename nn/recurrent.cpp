@@ -6,6 +6,7 @@
 
 #include "nn/init.h"
 #include "nn/py_repr.h"
+#include "nn/recurrent_cells.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/rnn_steps.h"
@@ -218,23 +219,35 @@ LSTMOutput RecurrentBase::run(const Tensor& input, const Tensor& h0, const Tenso
   return out;
 }
 
+LSTMOutput RecurrentBase::call_run(const Tensor& input, const Tensor& h0, const Tensor& c0) {
+  // c0 is an input of LSTM's only, so the backward hooks' grad_input has RNN's and GRU's arity.
+  std::vector<Tensor> inputs{input, h0};
+  if (cell_ == Cell::lstm) inputs.push_back(c0);
+  const std::vector<Tensor> out =
+      call_forward_outputs(std::move(inputs), [self = this](const std::vector<Tensor>& in) {
+        LSTMOutput r = self->run(in[0], in[1], in.size() > 2 ? in[2] : Tensor());
+        return std::vector<Tensor>{r.output, r.h_n, r.c_n};
+      });
+  return {out[0], out[1], out[2]};
+}
+
 RNN::RNN(const RNNOptions& o) : RecurrentBase(rnn_cell_of(o), config_of(o)), options_(o) {}
 Tensor RNN::forward(const Tensor& input) { return run(input, Tensor(), Tensor()).output; }
 RNNOutput RNN::forward_with_state(const Tensor& input, const Tensor& h0) {
-  LSTMOutput r = run(input, h0, Tensor());
+  LSTMOutput r = call_run(input, h0, Tensor());
   return {r.output, r.h_n};
 }
 
 LSTM::LSTM(const LSTMOptions& o) : RecurrentBase(Cell::lstm, lstm_config_of(o)), options_(o) {}
 Tensor LSTM::forward(const Tensor& input) { return run(input, Tensor(), Tensor()).output; }
 LSTMOutput LSTM::forward_with_state(const Tensor& input, const Tensor& h0, const Tensor& c0) {
-  return run(input, h0, c0);
+  return call_run(input, h0, c0);
 }
 
 GRU::GRU(const GRUOptions& o) : RecurrentBase(Cell::gru, config_of(o)), options_(o) {}
 Tensor GRU::forward(const Tensor& input) { return run(input, Tensor(), Tensor()).output; }
 RNNOutput GRU::forward_with_state(const Tensor& input, const Tensor& h0) {
-  LSTMOutput r = run(input, h0, Tensor());
+  LSTMOutput r = call_run(input, h0, Tensor());
   return {r.output, r.h_n};
 }
 

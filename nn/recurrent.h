@@ -101,6 +101,14 @@ class RecurrentBase : public Module {
   // The same over a PackedSequence (nn/recurrent_packed.cpp): at step t only the first
   // batch_sizes[t] sequences advance; h0/c0 in the batch's original order.
   PackedLSTMOutput run_packed(const PackedSequence& input, const Tensor& h0, const Tensor& c0);
+  // run and run_packed as the public entry points call them: through the forward hooks and under
+  // activation checkpointing, as operator() runs forward (torch runs its hooks on every
+  // lstm(x, (h0, c0)) and lstm(packed)). Inputs {input, h0} (LSTM: {input, h0, c0}); for packed
+  // input the hooks see its data (torch hands them the PackedSequence), and a pre-hook may replace
+  // it with data of the same layout. The hooks see the output (packed: its data); h_n and c_n
+  // come out of the checkpoint with it.
+  LSTMOutput call_run(const Tensor& input, const Tensor& h0, const Tensor& c0);
+  PackedLSTMOutput call_run_packed(const PackedSequence& input, const Tensor& h0, const Tensor& c0);
 
  private:
   struct Weights {
@@ -127,7 +135,9 @@ class RNN : public RecurrentBase {
   explicit RNN(const RNNOptions& options);
   // The output only (so the layer fits a Sequential), from zero initial states.
   Tensor forward(const Tensor& input) override;
-  // h0: (num_layers * D, N, H) ((num_layers * D, H) unbatched), zeros when undefined.
+  // h0: (num_layers * D, N, H) ((num_layers * D, H) unbatched), zeros when undefined. This and
+  // forward_packed are torch's rnn(input, h0): they run the forward hooks (which see input and
+  // output) and activation checkpointing, as operator() does.
   RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
   // torch's forward on a PackedSequence (nn/rnn_utils.h); h0 (num_layers * D, N, H).
   PackedRNNOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor());
@@ -144,7 +154,8 @@ class LSTM : public RecurrentBase {
   using Options = LSTMOptions;
   explicit LSTM(const LSTMOptions& options);
   Tensor forward(const Tensor& input) override;
-  // h0 and c0 shaped as h_n, each zeros when undefined.
+  // h0 and c0 shaped as h_n, each zeros when undefined. Through the hooks and checkpointing as
+  // RNN's (torch's lstm(input, (h0, c0)) and lstm(packed, (h0, c0))).
   LSTMOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor(),
                                 const Tensor& c0 = Tensor());
   PackedLSTMOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor(),
@@ -161,6 +172,7 @@ class GRU : public RecurrentBase {
   using Options = GRUOptions;
   explicit GRU(const GRUOptions& options);
   Tensor forward(const Tensor& input) override;
+  // Through the hooks and checkpointing as RNN's.
   RNNOutput forward_with_state(const Tensor& input, const Tensor& h0 = Tensor());
   PackedRNNOutput forward_packed(const PackedSequence& input, const Tensor& h0 = Tensor());
   std::string type_name() const override { return "GRU"; }

@@ -59,9 +59,15 @@ RNNCell::RNNCell(const RNNCellOptions& o)
                "RNNCell: unknown nonlinearity '", o.nonlinearity, "' (expected 'tanh' or 'relu')");
 }
 
-Tensor RNNCell::forward(const Tensor& input) { return forward_with_state(input); }
+Tensor RNNCell::forward(const Tensor& input) { return step(input, Tensor()); }
 
 Tensor RNNCell::forward_with_state(const Tensor& input, const Tensor& hx) {
+  return call_forward({input, hx}, [self = this](const std::vector<Tensor>& in) {
+    return self->step(in[0], in[1]);
+  });
+}
+
+Tensor RNNCell::step(const Tensor& input, const Tensor& hx) const {
   const Tensor h = checked_state(input, hx);
   return options_.nonlinearity == "tanh"
              ? rnn_tanh_cell(input, h, weight_ih, weight_hh, bias_ih, bias_hh)
@@ -77,10 +83,20 @@ std::string RNNCell::extra_repr() const {
 LSTMCell::LSTMCell(const LSTMCellOptions& o)
     : RecurrentCellBase("LSTMCell", 4, o.input_size, o.hidden_size, o.bias), options_(o) {}
 
-Tensor LSTMCell::forward(const Tensor& input) { return forward_with_state(input).first; }
+Tensor LSTMCell::forward(const Tensor& input) { return step(input, Tensor(), Tensor()).first; }
 
 std::pair<Tensor, Tensor> LSTMCell::forward_with_state(const Tensor& input, const Tensor& hx,
                                                        const Tensor& cx) {
+  const std::vector<Tensor> out =
+      call_forward_outputs({input, hx, cx}, [self = this](const std::vector<Tensor>& in) {
+        auto [h, c] = self->step(in[0], in[1], in[2]);
+        return std::vector<Tensor>{h, c};
+      });
+  return {out[0], out[1]};
+}
+
+std::pair<Tensor, Tensor> LSTMCell::step(const Tensor& input, const Tensor& hx,
+                                         const Tensor& cx) const {
   const Tensor h = checked_state(input, hx), c = checked_state(input, cx);
   auto [hy, cy] = lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih, bias_hh);
   return {hy, cy};
@@ -89,9 +105,15 @@ std::pair<Tensor, Tensor> LSTMCell::forward_with_state(const Tensor& input, cons
 GRUCell::GRUCell(const GRUCellOptions& o)
     : RecurrentCellBase("GRUCell", 3, o.input_size, o.hidden_size, o.bias), options_(o) {}
 
-Tensor GRUCell::forward(const Tensor& input) { return forward_with_state(input); }
+Tensor GRUCell::forward(const Tensor& input) { return step(input, Tensor()); }
 
 Tensor GRUCell::forward_with_state(const Tensor& input, const Tensor& hx) {
+  return call_forward({input, hx}, [self = this](const std::vector<Tensor>& in) {
+    return self->step(in[0], in[1]);
+  });
+}
+
+Tensor GRUCell::step(const Tensor& input, const Tensor& hx) const {
   return gru_cell(input, checked_state(input, hx), weight_ih, weight_hh, bias_ih, bias_hh);
 }
 

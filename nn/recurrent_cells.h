@@ -52,12 +52,16 @@ class RNNCell : public RecurrentCellBase {
   explicit RNNCell(const RNNCellOptions& options);
   // h' from a zero state (so the cell fits a Sequential).
   Tensor forward(const Tensor& input) override;
+  // torch's cell(input, hx): through the forward hooks and activation checkpointing as operator()
+  // (the hooks see input; a pre-hook may replace it).
   Tensor forward_with_state(const Tensor& input, const Tensor& hx = Tensor());
   std::string type_name() const override { return "RNNCell"; }
   std::string extra_repr() const override;
   const RNNCellOptions& options() const { return options_; }
 
  private:
+  // The cell op itself, no hooks.
+  Tensor step(const Tensor& input, const Tensor& hx) const;
   RNNCellOptions options_;
 };
 
@@ -66,13 +70,15 @@ class LSTMCell : public RecurrentCellBase {
   using Options = LSTMCellOptions;
   explicit LSTMCell(const LSTMCellOptions& options);
   Tensor forward(const Tensor& input) override;
-  // (h', c'); hx and cx zeros when undefined.
+  // (h', c'); hx and cx zeros when undefined. Through the hooks and checkpointing as torch's
+  // cell(input, (hx, cx)): the hooks see input and h' (c' comes out of a checkpoint too).
   std::pair<Tensor, Tensor> forward_with_state(const Tensor& input, const Tensor& hx = Tensor(),
                                                const Tensor& cx = Tensor());
   std::string type_name() const override { return "LSTMCell"; }
   const LSTMCellOptions& options() const { return options_; }
 
  private:
+  std::pair<Tensor, Tensor> step(const Tensor& input, const Tensor& hx, const Tensor& cx) const;
   LSTMCellOptions options_;
 };
 
@@ -81,11 +87,13 @@ class GRUCell : public RecurrentCellBase {
   using Options = GRUCellOptions;
   explicit GRUCell(const GRUCellOptions& options);
   Tensor forward(const Tensor& input) override;
+  // Through the hooks and checkpointing, as RNNCell's.
   Tensor forward_with_state(const Tensor& input, const Tensor& hx = Tensor());
   std::string type_name() const override { return "GRUCell"; }
   const GRUCellOptions& options() const { return options_; }
 
  private:
+  Tensor step(const Tensor& input, const Tensor& hx) const;
   GRUCellOptions options_;
 };
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "nn/recurrent.h"
+#include "nn/recurrent_cells.h"
 #include "tensor/ops.h"
 #include "tensor/shape.h"
 
@@ -124,18 +125,40 @@ PackedLSTMOutput RecurrentBase::run_packed(const PackedSequence& input, const Te
   return out;
 }
 
+PackedLSTMOutput RecurrentBase::call_run_packed(const PackedSequence& input, const Tensor& h0,
+                                                const Tensor& c0) {
+  // The hooks see tensors: the data stands for the PackedSequence; its layout (batch_sizes and
+  // the permutations, integer tensors) is bound by value, as a recompute in backward needs it.
+  std::vector<Tensor> inputs{input.data, h0};
+  if (cell_ == Cell::lstm) inputs.push_back(c0);
+  const PackedSequence layout{Tensor(), input.batch_sizes, input.sorted_indices,
+                              input.unsorted_indices};
+  const std::vector<Tensor> out =
+      call_forward_outputs(std::move(inputs), [self = this, layout](const std::vector<Tensor>& in) {
+        PackedSequence packed = layout;
+        packed.data = in[0];
+        PackedLSTMOutput r = self->run_packed(packed, in[1], in.size() > 2 ? in[2] : Tensor());
+        return std::vector<Tensor>{r.output.data, r.h_n, r.c_n};
+      });
+  PackedLSTMOutput r;
+  r.output = {out[0], input.batch_sizes, input.sorted_indices, unsorted_indices_of(input)};
+  r.h_n = out[1];
+  r.c_n = out[2];
+  return r;
+}
+
 PackedRNNOutput RNN::forward_packed(const PackedSequence& input, const Tensor& h0) {
-  PackedLSTMOutput r = run_packed(input, h0, Tensor());
+  PackedLSTMOutput r = call_run_packed(input, h0, Tensor());
   return {r.output, r.h_n};
 }
 
 PackedLSTMOutput LSTM::forward_packed(const PackedSequence& input, const Tensor& h0,
                                       const Tensor& c0) {
-  return run_packed(input, h0, c0);
+  return call_run_packed(input, h0, c0);
 }
 
 PackedRNNOutput GRU::forward_packed(const PackedSequence& input, const Tensor& h0) {
-  PackedLSTMOutput r = run_packed(input, h0, Tensor());
+  PackedLSTMOutput r = call_run_packed(input, h0, Tensor());
   return {r.output, r.h_n};
 }
 

@@ -11,7 +11,9 @@ namespace fabric::nn {
 
 // Replaces module's parameter `name` by `name`_g (the norms over every dim but `dim`, shaped
 // (size(dim), 1, ...) at dim 0) and `name`_v (the weight), and recomputes the weight from them in
-// a forward pre-hook (so the layer, called through operator(), trains g and v). dim = -1 or
+// a forward pre-hook (so the layer, called through operator() or an entry point that runs the
+// hooks: forward_with_state, forward_packed, MultiheadAttention's operator()(q, k, v, ...), trains
+// g and v). dim = -1 or
 // nullopt, as torch's dim=None, takes the norm over the whole tensor (g a scalar). Build the
 // optimizer after this call: it must see g and v. Returns module.
 Module& weight_norm(Module& module, const std::string& name = "weight",
