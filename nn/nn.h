@@ -19,6 +19,7 @@
 #include "nn/gpt.h"
 #include "nn/init.h"
 #include "nn/instance_norm.h"
+#include "nn/lazy.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
 #include "nn/loss_margin.h"

@@ -180,6 +180,34 @@ TEST(ReadmeExamples, CustomAutogradFunction) {
   EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(3, 2.5f));
 }
 
+TEST(ReadmeExamples, LazyLayers) {
+  auto net =
+      nn::make<nn::Sequential>({nn::make<nn::LazyConv2d>({.out_channels = 16, .kernel_size = 3}),
+                                nn::make<nn::LazyBatchNorm2d>(), nn::make<nn::ReLU>()});
+  optim::SGD opt(net->parameters(), {.lr = 0.1});  // before the dry run, as torch allows
+  (*net)(randn({8, 3, 32, 32}));                   // Conv2d(3, 16, ...), BatchNorm2d(16, ...)
+  EXPECT_EQ(net->parameters()[0].sizes(), (Shape{16, 3, 3, 3}));
+  EXPECT_NE(net->str().find("Conv2d(3, 16"), std::string::npos) << net->str();
+  EXPECT_NE(net->str().find("BatchNorm2d(16"), std::string::npos) << net->str();
+}
+
+TEST(ReadmeExamples, ModuleBackwardHooks) {
+  auto fc = nn::make<nn::Linear>({.in_features = 4, .out_features = 2});
+  int64_t h = fc->register_full_backward_hook([](nn::Module&, const std::vector<Tensor>& grad_input,
+                                                 const std::vector<Tensor>& grad_output) {
+    return std::vector<Tensor>{grad_input[0] * 0.5};  // scale what flows to fc's input
+  });
+  Tensor x = randn({3, 4}, {.requires_grad = true});
+  sum((*fc)(x)).backward();  // x.grad() is half of what it would be; fc's weight grad is unchanged
+  fc->remove_backward_hook(h);
+  const Tensor half = x.grad().clone(), weight_grad = fc->weight.grad().clone();
+  zero_grad(x);
+  zero_grad(fc->weight);
+  sum((*fc)(x)).backward();
+  EXPECT_EQ(amax(abs(x.grad() * 0.5 - half)).item<float>(), 0.0f);
+  EXPECT_EQ(amax(abs(fc->weight.grad() - weight_grad)).item<float>(), 0.0f);
+}
+
 TEST(ReadmeExamples, TensorEngineQuickTour) {
   InTempDir dir("readme_tensor_engine");
   // clang-format off
@@ -581,7 +609,7 @@ using namespace fabric;
 auto mha = nn::make<nn::MultiheadAttention>({.embed_dim = 64, .num_heads = 4, .batch_first = true});
 Tensor x = randn({8, 10, 64});                                   // (N, L, E)
 Tensor padding = zeros({8, 10}, {.dtype = DType::bool_});        // true: a padded key
-auto [y, weights] = mha->forward(x, x, x, padding);              // (8, 10, 64), (8, 10, 10)
+auto [y, weights] = (*mha)(x, x, x, padding);                   // (8, 10, 64), (8, 10, 10)
 
 auto encoder = nn::make<nn::TransformerEncoder>(
     {.layer = {.d_model = 64, .nhead = 4, .dim_feedforward = 256, .dropout = 0.1,
