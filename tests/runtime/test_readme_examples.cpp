@@ -181,25 +181,28 @@ TEST(ReadmeExamples, CustomAutogradFunction) {
 }
 
 TEST(ReadmeExamples, LazyLayers) {
-  auto net =
-      nn::make<nn::Sequential>({nn::make<nn::LazyConv2d>({.out_channels = 16, .kernel_size = 3}),
-                                nn::make<nn::LazyBatchNorm2d>(), nn::make<nn::ReLU>()});
-  optim::SGD opt(net->parameters(), {.lr = 0.1});  // before the dry run, as torch allows
-  (*net)(randn({8, 3, 32, 32}));                   // Conv2d(3, 16, ...), BatchNorm2d(16, ...)
+  // clang-format off
+auto net = nn::make<nn::Sequential>({nn::make<nn::LazyConv2d>({.out_channels = 16, .kernel_size = 3}),
+                                     nn::make<nn::LazyBatchNorm2d>(), nn::make<nn::ReLU>()});
+optim::SGD opt(net->parameters(), {.lr = 0.1});  // before the dry run, as torch allows
+(*net)(randn({8, 3, 32, 32}));                    // Conv2d(3, 16, ...), BatchNorm2d(16, ...)
+  // clang-format on
   EXPECT_EQ(net->parameters()[0].sizes(), (Shape{16, 3, 3, 3}));
   EXPECT_NE(net->str().find("Conv2d(3, 16"), std::string::npos) << net->str();
   EXPECT_NE(net->str().find("BatchNorm2d(16"), std::string::npos) << net->str();
 }
 
 TEST(ReadmeExamples, ModuleBackwardHooks) {
-  auto fc = nn::make<nn::Linear>({.in_features = 4, .out_features = 2});
-  int64_t h = fc->register_full_backward_hook([](nn::Module&, const std::vector<Tensor>& grad_input,
-                                                 const std::vector<Tensor>& grad_output) {
-    return std::vector<Tensor>{grad_input[0] * 0.5};  // scale what flows to fc's input
-  });
-  Tensor x = randn({3, 4}, {.requires_grad = true});
-  sum((*fc)(x)).backward();  // x.grad() is half of what it would be; fc's weight grad is unchanged
-  fc->remove_backward_hook(h);
+  // clang-format off
+auto fc = nn::make<nn::Linear>({.in_features = 4, .out_features = 2});
+int64_t h = fc->register_full_backward_hook(
+    [](nn::Module&, const std::vector<Tensor>& grad_input, const std::vector<Tensor>& grad_output) {
+      return std::vector<Tensor>{grad_input[0] * 0.5};  // scale what flows to fc's input
+    });
+Tensor x = randn({3, 4}, {.requires_grad = true});
+sum((*fc)(x)).backward();  // x.grad() is half of what it would be; fc's weight grad is unchanged
+fc->remove_backward_hook(h);
+  // clang-format on
   const Tensor half = x.grad().clone(), weight_grad = fc->weight.grad().clone();
   zero_grad(x);
   zero_grad(fc->weight);
