@@ -1,6 +1,6 @@
-// The derivative of binary_cross_entropy, the one elementwise loss
-// (tensor/ops_loss_elementwise.cpp) that records itself rather than its ops: torch 1.13's closed
-// forms, whose clamped denominator keeps the input gradient finite at probabilities 0 and 1.
+// The derivatives of binary_cross_entropy and binary_cross_entropy_with_logits, the elementwise
+// losses (tensor/ops_loss_elementwise.cpp) that record themselves rather than their ops: torch
+// 1.13's closed forms, finite at probabilities 0 and 1 and at infinite logits.
 #include <algorithm>
 
 #include "autograd/derivatives.h"
@@ -54,6 +54,43 @@ FABRIC_DERIVATIVE(binary_cross_entropy) {
     // -logit(x) * grad, unclamped as torch's (infinite at 0 and 1).
     if (need_t) gt = finish(mul(neg(log(div(x, one_minus_x))), g[0]));
     return Grads{gx, gt, Tensor()};
+  };
+}
+
+// torch 1.13's binary_cross_entropy_with_logits_backward and ..._target_backward
+// (FunctionsManual.cpp), op for op in their order so the rounding is torch's:
+//   input:  (sigmoid(x) - t) * g, or with pos_weight ((pw * t + 1 - t) * sigmoid(x) - pw * t) * g
+//   target: -x * g, or with pos_weight (log_sigmoid(-x) - log_sigmoid(x) * pw) * g
+// each then times weight and, for "mean", divided by numel. Made of recorded ops, so a gradient
+// taken with create_graph differentiates again (to the exact second derivative).
+FABRIC_DERIVATIVE(binary_cross_entropy_with_logits) {
+  const LossAttrs& a = attrs_of<LossAttrs>(rec);
+  const Tensor x = saved(rec.inputs[0]), t = saved(rec.inputs[1]);
+  const Tensor w = saved(rec.inputs[2]), pw = saved(rec.inputs[3]);
+  const bool need_x = rec.inputs[0].requires_grad(), need_t = rec.inputs[1].requires_grad();
+  // No weight or pos_weight gradient: the op refuses one that requires grad while recording.
+  const double divisor = a.reduction == "mean" ? static_cast<double>(x.numel()) : 1.0;
+  return [x, t, w, pw, need_x, need_t, divisor](const Grads& g) {
+    auto finish = [&](Tensor d) {
+      if (w.defined()) d = mul(d, w);
+      return divisor == 1.0 ? d : div(d, divisor);
+    };
+    Tensor gx, gt;
+    if (need_x) {
+      if (pw.defined()) {
+        const Tensor pw_t = mul(pw, t);
+        gx = mul(sub(mul(sub(add(pw_t, 1), t), sigmoid(x)), pw_t), g[0]);
+      } else {
+        gx = mul(sub(sigmoid(x), t), g[0]);
+      }
+      gx = finish(gx);
+    }
+    if (need_t) {
+      gt = pw.defined() ? mul(sub(log_sigmoid(neg(x)), mul(log_sigmoid(x), pw)), g[0])
+                        : mul(neg(x), g[0]);
+      gt = finish(gt);
+    }
+    return Grads{gx, gt, Tensor(), Tensor()};
   };
 }
 

@@ -56,7 +56,8 @@ constexpr OpId kSupported[] = {
     OpId::adaptive_max_pool3d, OpId::unfold, OpId::fold, OpId::conv3d, OpId::conv3d_backward_input,
     OpId::conv3d_backward_weight,
     // losses (cross_entropy switches to a composition in grad mode)
-    OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy, OpId::cross_entropy};
+    OpId::nll_loss, OpId::mse_loss, OpId::binary_cross_entropy,
+    OpId::binary_cross_entropy_with_logits, OpId::cross_entropy};
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "nn/householder_qr.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
+#include "tensor/warning.h"
 
 namespace fabric::nn::init {
 
@@ -23,6 +24,12 @@ void check_floating(const char* fn, const Tensor& t) {
   FABRIC_CHECK(t.defined(), ValueError, "nn::init::", fn, ": undefined tensor");
   FABRIC_CHECK(t.is_floating_point(), DTypeError, "nn::init::", fn,
                ": expects a floating tensor, got ", dtype_name(t.dtype()));
+}
+
+// torch's kaiming_*_ on a tensor with a zero in its shape: a warning, and the tensor untouched.
+const Tensor& warn_zero_element_init(const Tensor& t) {
+  warn("Initializing zero-element tensors is a no-op");
+  return t;
 }
 
 int64_t fan_of(const char* fn, const Tensor& t, FanMode mode) {
@@ -149,7 +156,7 @@ Tensor kaiming_uniform_(const Tensor& t, double a, FanMode mode, std::string_vie
                         Generator* gen) {
   if (empty_init_enabled()) return t;
   check_floating("kaiming_uniform_", t);
-  if (t.numel() == 0) return t;  // torch: initializing a zero-element tensor is a no-op
+  if (t.numel() == 0) return warn_zero_element_init(t);
   const int64_t fan = fan_of("kaiming_uniform_", t, mode);
   const double gain = calculate_gain(nonlinearity, a);
   const double bound = std::sqrt(3.0) * (gain / std::sqrt(static_cast<double>(fan)));
@@ -160,7 +167,7 @@ Tensor kaiming_normal_(const Tensor& t, double a, FanMode mode, std::string_view
                        Generator* gen) {
   if (empty_init_enabled()) return t;
   check_floating("kaiming_normal_", t);
-  if (t.numel() == 0) return t;
+  if (t.numel() == 0) return warn_zero_element_init(t);
   const int64_t fan = fan_of("kaiming_normal_", t, mode);
   const double std = calculate_gain(nonlinearity, a) / std::sqrt(static_cast<double>(fan));
   return normal_(t, 0.0, std, gen);
@@ -189,6 +196,10 @@ Tensor trunc_normal_(const Tensor& t, double mean, double std, double a, double 
   FABRIC_CHECK(std > 0 && a <= b, ValueError,
                "nn::init::trunc_normal_: expects std > 0 and a <= b, got std=", std, ", a=", a,
                ", b=", b);
+  if (mean < a - 2 * std || mean > b + 2 * std)  // torch's warning; the values still come
+    warn(
+        "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of "
+        "values may be incorrect.");
   auto norm_cdf = [](double x) { return (1.0 + std::erf(x / std::sqrt(2.0))) / 2.0; };
   const double l = norm_cdf((a - mean) / std), u = norm_cdf((b - mean) / std);
   // torch's method: uniform in [2l-1, 2u-1], then the inverse CDF of the standard normal.

@@ -6,9 +6,10 @@
 namespace fabric::nn {
 
 namespace {
+// "elementwise_mean" is torch's deprecated spelling of "mean": accepted here, the loss op warns.
 void check_reduction(const char* loss, const std::string& r) {
-  FABRIC_CHECK(r == "mean" || r == "sum" || r == "none", ValueError, loss,
-               ": reduction must be \"mean\", \"sum\" or ", "\"none\", got \"", r, "\"");
+  FABRIC_CHECK(r == "mean" || r == "sum" || r == "none" || r == "elementwise_mean", ValueError,
+               loss, ": reduction must be \"mean\", \"sum\" or ", "\"none\", got \"", r, "\"");
 }
 
 // An optional weight tensor becomes a buffer (so it follows to(device/dtype)), as in torch.
@@ -22,7 +23,8 @@ Tensor weight_buffer(Module& m, const char* loss, const char* name, const Tensor
 
 CrossEntropyLoss::CrossEntropyLoss(const CrossEntropyLossOptions& options) : options_(options) {
   check_reduction("CrossEntropyLoss", options.reduction);
-  FABRIC_CHECK(options.label_smoothing >= 0.0 && options.label_smoothing <= 1.0, ValueError,
+  // torch smooths only by a value > 0 (a negative one is no smoothing) and refuses one > 1.
+  FABRIC_CHECK(!(options.label_smoothing > 1.0), ValueError,
                "CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, got ",
                options.label_smoothing);
   options_.weight = weight_buffer(*this, "CrossEntropyLoss", "weight", options.weight);

@@ -24,7 +24,7 @@ namespace {
 
 using detail::cat;
 using Reduction = detail::LossReduction;
-constexpr auto parse_reduction = detail::parse_loss_reduction;
+constexpr auto parse_reduction = detail::parse_loss_reduction_or_legacy;
 
 // A loss's input and target must both be defined (checked before anything reads them).
 void check_loss_operands(const char* op, const Tensor& input, const Tensor& target) {
@@ -39,7 +39,7 @@ ClassGeometry class_geometry(const char* op, const Tensor& input, const Tensor& 
                ": expected floating-point input (float64/float32/float16/bfloat16), got ",
                dtype_name(input.dtype()), " of shape ", shape_str(input.sizes()));
   FABRIC_CHECK(target.dtype() == DType::int64 || target.dtype() == DType::int32, DTypeError, op,
-               ": expected a target of class indices with dtype int64 (or int32), got ",
+               ": expected a target of class indices with dtype int64 (or int32, uint8), got ",
                dtype_name(target.dtype()), " of shape ", shape_str(target.sizes()),
                is_floating(target.dtype()) ? " (class-probability targets are not supported)" : "");
   FABRIC_CHECK(input.dim() >= 1, ShapeError, op,
@@ -116,10 +116,30 @@ Tensor full_sum(const Tensor& losses, DType out_dt, double divisor) {
   return out;
 }
 
+// The targets a reduction reads: which positions count (not ignore_index) and whether the sum is
+// torch's nll kernel's cascade (cross_entropy without label smoothing, nll_loss) or a plain sum
+// of the per-position losses (label smoothing: each position mixes two of torch's terms).
+struct ReductionTargets {
+  const Tensor& target;
+  int64_t ignore_index;
+  bool nll_cascade;
+};
+
 // Per-position losses (acc dtype) -> the reduced result in out_dt. The mean divides by `valid`, or
-// by `device_valid` where the kernels counted on the device (divided there: no wait for it).
+// by `device_valid` where the kernels counted on the device (divided there: no wait for it). On
+// the CPU, nll's sums are torch's nll kernel's: detail::nll_cascade_sums in the acc dtype, the
+// mean divided in it by the count (both rounded once more only into a narrower out_dt).
 Tensor apply_reduction(const Tensor& losses, Reduction r, int64_t valid, const Tensor& device_valid,
-                       DType out_dt) {
+                       DType out_dt, const ReductionTargets& rt) {
+  if (r == Reduction::none) return losses.to(out_dt);
+  if (rt.nll_cascade && losses.device().is_cpu() && !device_valid.defined()) {
+    const detail::NllSums s =
+        detail::nll_cascade_sums(losses, Tensor(), rt.target, rt.ignore_index);
+    const Tensor total = scalar_tensor(s.loss, {.dtype = losses.dtype()});
+    if (r == Reduction::sum) return total.to(out_dt);
+    // An empty target: 0 / 0, torch's NaN for "mean" as its count of 0 is.
+    return div(total, scalar_tensor(s.total_weight, {.dtype = losses.dtype()})).to(out_dt);
+  }
   switch (r) {
     case Reduction::none:
       return losses.to(out_dt);
@@ -161,9 +181,14 @@ const char* nll_node_name(int64_t input_dim, Reduction r) {
 
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t ignore_index,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, int64_t ignore_index,
                      std::string_view reduction, double label_smoothing, const Tensor& weight) {
-  check_loss_operands("cross_entropy", logits_in, target);
+  check_loss_operands("cross_entropy", logits_in, target_in);
+  // torch smooths only by a value > 0: a negative (or NaN) one is no smoothing; > 1 is refused.
+  FABRIC_CHECK(!(label_smoothing > 1.0), ValueError,
+               "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
+  if (!(label_smoothing > 0.0)) label_smoothing = 0.0;
+  const Tensor target = detail::widened_class_target(target_in);
   if (detail::cross_entropy_is_composed(target, weight))
     return detail::cross_entropy_composed(logits_in, target, ignore_index, reduction,
                                           label_smoothing, weight);
@@ -182,8 +207,6 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
   if (!widen_in_kernel) apply_autocast(OpId::cross_entropy, {&logits});
   const DType out_dtype = widen_in_kernel ? DType::float32 : logits.dtype();
   const Reduction red = parse_reduction("cross_entropy", reduction);
-  FABRIC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError,
-               "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
   const ClassGeometry g = class_geometry("cross_entropy", logits, target);
   Tensor losses =
       empty(target.sizes(), {.dtype = reduce_acc_dtype(logits.dtype()), .device = logits.device()});
@@ -198,7 +221,8 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, int64_t igno
                                              losses.data_ptr(), check);
     if (!check.id) check_targets("cross_entropy", st, g, ignore_index, logits, target);
   }
-  Tensor out = apply_reduction(losses, red, st.valid, device_valid, out_dtype);
+  Tensor out = apply_reduction(losses, red, st.valid, device_valid, out_dtype,
+                               {target, ignore_index, label_smoothing == 0.0});
   LossAttrs attrs{ignore_index, reduction_name(red), label_smoothing};
   // torch composes cross_entropy: log_softmax, nll_loss, and with smoothing a final add.
   record_op(OpId::cross_entropy, {logits, target}, {&out}, &attrs,
@@ -226,9 +250,10 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
   return dlogits;
 }
 
-Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore_index,
+Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target_in, int64_t ignore_index,
                 std::string_view reduction, const Tensor& weight) {
-  check_loss_operands("nll_loss", log_probs_in, target);
+  check_loss_operands("nll_loss", log_probs_in, target_in);
+  const Tensor target = detail::widened_class_target(target_in);
   if (weight.defined())
     return detail::nll_loss_weighted(log_probs_in, target, ignore_index, reduction, weight);
   Tensor log_probs = log_probs_in;
@@ -247,7 +272,8 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, int64_t ignore
                                            ignore_index, losses.data_ptr(), check);
     if (!check.id) check_targets("nll_loss", st, g, ignore_index, log_probs, target);
   }
-  Tensor out = apply_reduction(losses, red, st.valid, device_valid, log_probs.dtype());
+  Tensor out = apply_reduction(losses, red, st.valid, device_valid, log_probs.dtype(),
+                               {target, ignore_index, true});
   LossAttrs attrs{ignore_index, reduction_name(red), 0.0};
   record_op(OpId::nll_loss, {log_probs, target}, {&out}, &attrs,
             nll_node_name(log_probs.dim(), red));

@@ -1,8 +1,9 @@
 // torch.nn.functional's elementwise losses: l1, smooth_l1, huber, binary_cross_entropy (+ with
 // logits) and kl_div, as compositions of differentiable ops written in torch 1.13's own formulas
-// (so autograd, autocast and the CUDA backend come from those ops). binary_cross_entropy alone
-// records itself: its gradient is torch's clamped closed form (autograd/derivatives_loss.cpp),
-// which stays finite at probabilities 0 and 1 where the composition's would be 0 * inf = NaN.
+// (so autograd, autocast and the CUDA backend come from those ops). binary_cross_entropy and
+// binary_cross_entropy_with_logits record themselves: their gradients are torch's closed forms
+// (autograd/derivatives_loss.cpp), finite at probabilities 0 and 1 and at infinite logits where
+// the compositions' would be 0 * inf = NaN.
 #include <cmath>
 
 #include "tensor/autocast.h"
@@ -13,6 +14,7 @@
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 #include "tensor/unit_interval_check.h"
+#include "tensor/warning.h"
 
 namespace fabric {
 namespace {
@@ -21,6 +23,10 @@ enum class Reduction { none, mean, sum, batchmean };
 
 Reduction parse_reduction(const char* op, std::string_view r, bool batchmean_allowed = false) {
   if (r == "mean") return Reduction::mean;
+  if (r == "elementwise_mean") {  // torch's _Reduction.get_enum: deprecated, then "mean"
+    warn("reduction='elementwise_mean' is deprecated, please use reduction='mean' instead.");
+    return Reduction::mean;
+  }
   if (r == "sum") return Reduction::sum;
   if (r == "none") return Reduction::none;
   if (batchmean_allowed && r == "batchmean") return Reduction::batchmean;
@@ -232,24 +238,31 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& ta
   check_broadcasts_to_input(op, "pos_weight", pos_weight, input);
   detail::check_no_derivative_needed(op, "weight", weight);
   detail::check_no_derivative_needed(op, "pos_weight", pos_weight);
-  const Tensor& x = input;
-  const Tensor& t = target;
+  // Computed on detached tensors and recorded as one op: torch 1.13 differentiates it by closed
+  // forms (autograd/derivatives_loss.cpp), which stay finite at infinite logits where the
+  // composition's gradient was NaN and round as torch's do elsewhere.
+  const Tensor x = input.detach(), t = target.detach();
+  const Tensor w = weight.defined() ? weight.detach() : Tensor();
+  const Tensor pw = pos_weight.defined() ? pos_weight.detach() : Tensor();
   // torch's stable form: with m = max(-x, 0), log(1 + exp(-x)) = m + log(exp(-m) + exp(-x - m)),
-  // whose log argument lies in [1, 2]: nothing overflows for any x, and autograd's gradient is
-  // sigmoid(x) - t to rounding (the clamp's step cancels between m and the log).
+  // whose log argument lies in [1, 2]: nothing overflows for any x.
   const Tensor m = clamp(neg(x), 0, std::nullopt);
   const Tensor log_term = log(add(exp(neg(m)), exp(sub(neg(x), m))));
   Tensor losses;
-  if (pos_weight.defined()) {
+  if (pw.defined()) {
     // (1 - t) * x + (1 + (pos_weight - 1) * t) * (log_term + m)
-    const Tensor log_weight = add(mul(sub(pos_weight, 1), t), 1);
+    const Tensor log_weight = add(mul(sub(pw, 1), t), 1);
     losses = add(mul(one_minus(t), x), mul(log_weight, add(log_term, m)));
   } else {
     losses = add(add(mul(one_minus(t), x), m), log_term);
   }
-  if (weight.defined()) losses = mul(losses, weight);
+  if (w.defined()) losses = mul(losses, w);
   // torch builds the loss in place on (1 - target): its dtype is the target's.
-  return reduce(losses.to(target.dtype()), red);
+  Tensor out = reduce(losses.to(target.dtype()), red);
+  LossAttrs attrs{0, red == Reduction::none ? "none" : red == Reduction::sum ? "sum" : "mean", 0.0};
+  record_op(OpId::binary_cross_entropy_with_logits, {input, target, weight, pos_weight}, {&out},
+            &attrs, "BinaryCrossEntropyWithLogitsBackward0");
+  return out;
 }
 
 Tensor kl_div(const Tensor& input_in, const Tensor& target_in, std::string_view reduction,

@@ -7,12 +7,14 @@
 #include "tensor/autocast.h"
 #include "tensor/loss_margin_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/ops_loss_weighted.h"
 
 namespace fabric {
 
 using detail::apply_loss_reduction;
 using detail::check_floating_arg;
-using detail::parse_loss_reduction;
+// torch's legacy "elementwise_mean" too (with its warning).
+constexpr auto parse_loss_reduction = detail::parse_loss_reduction_or_legacy;
 
 Tensor poisson_nll_loss(const Tensor& input_in, const Tensor& target_in, bool log_input, bool full,
                         double eps, std::string_view reduction) {

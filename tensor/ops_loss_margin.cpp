@@ -9,6 +9,7 @@
 #include "tensor/loss_argument_checks.h"
 #include "tensor/loss_margin_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/ops_loss_weighted.h"
 #include "tensor/promotion.h"
 
 namespace fabric {
@@ -17,7 +18,8 @@ namespace {
 using detail::apply_loss_reduction;
 using detail::check_floating_arg;
 using detail::check_label_arg;
-using detail::parse_loss_reduction;
+// torch's legacy "elementwise_mean" too (with its warning).
+constexpr auto parse_loss_reduction = detail::parse_loss_reduction_or_legacy;
 
 }  // namespace
 

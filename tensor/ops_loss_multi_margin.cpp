@@ -7,6 +7,7 @@
 #include "tensor/loss_argument_checks.h"
 #include "tensor/loss_margin_helpers.h"
 #include "tensor/ops.h"
+#include "tensor/ops_loss_weighted.h"
 
 namespace fabric {
 namespace {
@@ -14,7 +15,8 @@ namespace {
 using detail::apply_loss_reduction;
 using detail::check_floating_arg;
 using detail::check_index_arg;
-using detail::parse_loss_reduction;
+// torch's legacy "elementwise_mean" too (with its warning).
+constexpr auto parse_loss_reduction = detail::parse_loss_reduction_or_legacy;
 
 // torch's inputs: (C), or (N, C) with N possibly 0 but C not; a 0-d input is one class of one
 // sample. Returns {N, C}.

@@ -5,6 +5,8 @@
 // half-precision inputs, as the fused kernels do) and return the dtype torch returns.
 #include "tensor/ops_loss_weighted.h"
 
+#include <algorithm>
+#include <bit>
 #include <vector>
 
 #include "tensor/autocast.h"
@@ -15,12 +17,13 @@
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 #include "tensor/reduce_kernels.h"
+#include "tensor/warning.h"
 
 namespace fabric::detail {
 namespace {
 
 using Reduction = LossReduction;
-constexpr auto parse_reduction = parse_loss_reduction;
+constexpr auto parse_reduction = parse_loss_reduction_or_legacy;
 
 bool is_float_dtype(DType d) { return is_floating(d) && !is_fp8(d); }
 
@@ -94,8 +97,10 @@ bool device_checks_targets(const Tensor& input) {
 Tensor checked_class_targets(const char* op, const Tensor& input, const Tensor& target,
                              int64_t ignore_index) {
   FABRIC_CHECK(target.defined(), ValueError, op, ": target is undefined");
-  FABRIC_CHECK(target.dtype() == DType::int64 || target.dtype() == DType::int32, DTypeError, op,
-               ": expected a target of class indices with dtype int64 (or int32), got ",
+  FABRIC_CHECK(target.dtype() == DType::int64 || target.dtype() == DType::int32 ||
+                   target.dtype() == DType::uint8,
+               DTypeError, op,
+               ": expected a target of class indices with dtype int64 (or int32, uint8), got ",
                dtype_name(target.dtype()), " of shape ", shape_str(target.sizes()));
   const Shape want = class_target_shape(input);
   FABRIC_CHECK(target.sizes() == want, ShapeError, op, ": expected target of shape ",
@@ -142,6 +147,50 @@ void armed_target_check(const char* op, const Tensor& log_probs, const Tensor& t
                              losses.data_ptr(), check);
 }
 
+// nll_cascade_sums over A values. The level step is 2^max(4, CeilLog2(P) / 8) (c10's CeilLog2:
+// 1 for P <= 2), and a level flushes into the next after a counted position b whose low bits of
+// that level are all zero; an ignored position neither adds nor flushes.
+template <typename A>
+NllSums cascade_sums(const A* loss, const A* weight, const int64_t* target, int64_t positions,
+                     int64_t ignore_index) {
+  constexpr int64_t kLevels = 8;
+  const int64_t ceil_log2 =
+      positions <= 2 ? 1 : 64 - std::countl_zero(static_cast<uint64_t>(positions - 1));
+  const int64_t power = std::max<int64_t>(4, ceil_log2 / kLevels);
+  const int64_t step_mask = (int64_t{1} << power) - 1;
+  A loss_sums[kLevels] = {}, weight_sums[kLevels] = {};
+  int64_t ignored = 0;
+  for (int64_t b = 0; b < positions; ++b) {
+    if (target[b] == ignore_index) {
+      ++ignored;
+      continue;
+    }
+    loss_sums[0] += loss[b];
+    if (weight) weight_sums[0] += weight[b];
+    for (int64_t j = 0; j + 1 < kLevels; ++j) {
+      if ((b & (step_mask << (j * power))) != 0) break;
+      loss_sums[j + 1] += loss_sums[j];
+      weight_sums[j + 1] += weight_sums[j];
+      loss_sums[j] = 0;
+      weight_sums[j] = 0;
+    }
+  }
+  A loss_total = 0, weight_total = 0;  // std::accumulate from 0, level 0 first
+  for (int64_t j = 0; j < kLevels; ++j) {
+    loss_total += loss_sums[j];
+    weight_total += weight_sums[j];
+  }
+  if (!weight) weight_total = static_cast<A>(positions - ignored);
+  return {static_cast<double>(loss_total), static_cast<double>(weight_total)};
+}
+
+// A fresh 0-dim result `s` of sum() given the value `value` in place: sum's gradient does not
+// read its result, so autograd is sum's while the value is torch's nll reduction.
+Tensor with_value(Tensor s, double value) {
+  s.detach().fill_(value);
+  return s;
+}
+
 // Class targets: loss_i = -w[t_i] * logp[i, t_i], 0 where t_i == ignore_index; with smoothing ls,
 // (1 - ls) * that + ls / C * (-sum_c w_c * logp[i, c]) (0 where ignored). "mean" divides both
 // sums by the sum of w[t_i] over the targets not ignored (nll_loss's total weight; torch divides
@@ -164,18 +213,23 @@ Tensor class_target_loss(const Tensor& log_probs, const Tensor& t, const Tensor&
   auto combine = [&](const Tensor& n, const Tensor& s) {
     return ls > 0.0 ? add(mul(n, 1.0 - ls), mul(s, ls / static_cast<double>(classes))) : n;
   };
-  switch (red) {
-    case Reduction::none:
-      return combine(nll, smooth);
-    case Reduction::sum:
-      return combine(sum(nll), ls > 0.0 ? sum(smooth) : Tensor());
-    case Reduction::mean: {
-      const Tensor total_weight = sum(where(valid, w_t, 0.0));
-      return combine(div(sum(nll), total_weight),
-                     ls > 0.0 ? div(sum(smooth), total_weight) : Tensor());
-    }
+  if (red == Reduction::none) return combine(nll, smooth);
+  // The nll part's sum and total weight: torch's nll kernel's cascade on the CPU; elsewhere the
+  // generic sums.
+  Tensor nll_sum = sum(nll), total_weight;
+  if (log_probs.device().is_cpu()) {
+    const NllSums sums =
+        nll_cascade_sums(nll.detach().contiguous(), w_t.detach().contiguous(), t, ignore_index);
+    nll_sum = with_value(nll_sum, sums.loss);
+    total_weight = scalar_tensor(sums.total_weight, {.dtype = w_t.dtype()});
+  } else {
+    total_weight = sum(where(valid, w_t, 0.0));
   }
-  return nll;
+  if (red == Reduction::sum) return combine(nll_sum, ls > 0.0 ? sum(smooth) : Tensor());
+  // torch divides the smoothing term by its own sum of the counted targets' weights (the
+  // generic sum over just those, LossNLL.cpp's #61309 note), not by the nll kernel's.
+  const Tensor smooth_weight = ls > 0.0 ? sum(masked_select(w_t, valid)) : Tensor();
+  return combine(div(nll_sum, total_weight), ls > 0.0 ? div(sum(smooth), smooth_weight) : Tensor());
 }
 
 // Probability targets (the input's shape): loss_i = -sum_c w_c * p[i, c] * logp[i, c], with
@@ -225,16 +279,48 @@ Tensor probability_cross_entropy(const Tensor& logits, const Tensor& target, int
                ": ignore_index is not supported for class-probability targets, got ignore_index=",
                ignore_index, " (pass a negative value, e.g. the default -100)");
   check_weight(op, weight, logits, false);
-  // torch's result is the product's dtype: input, target and weight promoted.
+  // torch's result is the product's dtype: input, target and weight promoted. As torch's
+  // cross_entropy_loss_prob_target, the log-softmax is taken in the input's own dtype (the
+  // accumulation dtype for half precision) and a wider target or weight promotes only at the
+  // products: a float32 input with a float64 target has float32 log-probabilities.
   DType out_dt = promote_types(logits.dtype(), target.dtype());
   if (weight.defined()) out_dt = promote_types(out_dt, weight.dtype());
-  const DType acc = promote_types(reduce_acc_dtype(logits.dtype()), out_dt);
-  const Tensor lp = log_softmax(logits, class_dim(logits), acc);
-  const Tensor w = weight.defined() ? weight.to(acc) : Tensor();
-  return probability_target_loss(lp, target.to(acc), w, red, ls).to(out_dt);
+  const Tensor lp = log_softmax(logits, class_dim(logits), reduce_acc_dtype(logits.dtype()));
+  auto widened = [](const Tensor& t) { return t.to(reduce_acc_dtype(t.dtype())); };
+  const Tensor w = weight.defined() ? widened(weight) : Tensor();
+  return probability_target_loss(lp, widened(target), w, red, ls).to(out_dt);
 }
 
 }  // namespace
+
+NllSums nll_cascade_sums(const Tensor& losses, const Tensor& weights, const Tensor& target,
+                         int64_t ignore_index) {
+  const Tensor t = target.to(DType::int64).contiguous();
+  const int64_t positions = t.numel();
+  FABRIC_CHECK(losses.numel() == positions && (!weights.defined() || weights.numel() == positions),
+               ShapeError, "nll_cascade_sums: expected one loss (and weight) per target, got ",
+               losses.numel(), " losses for ", positions, " targets");
+  const Tensor l = losses.contiguous();
+  const Tensor w = weights.defined() ? weights.to(l.dtype()).contiguous() : Tensor();
+  const int64_t* tp = t.data<int64_t>();
+  if (l.dtype() == DType::float64)
+    return cascade_sums<double>(l.data<double>(), w.defined() ? w.data<double>() : nullptr, tp,
+                                positions, ignore_index);
+  FABRIC_CHECK(l.dtype() == DType::float32, DTypeError,
+               "nll_cascade_sums: expected float32 or float64 losses, got ", dtype_name(l.dtype()));
+  return cascade_sums<float>(l.data<float>(), w.defined() ? w.data<float>() : nullptr, tp,
+                             positions, ignore_index);
+}
+
+LossReduction parse_loss_reduction_or_legacy(const char* op, std::string_view r) {
+  if (r != "elementwise_mean") return parse_loss_reduction(op, r);
+  warn("reduction='elementwise_mean' is deprecated, please use reduction='mean' instead.");
+  return LossReduction::mean;
+}
+
+Tensor widened_class_target(const Tensor& target) {
+  return target.defined() && target.dtype() == DType::uint8 ? target.to(DType::int64) : target;
+}
 
 bool cross_entropy_is_composed(const Tensor& target, const Tensor& weight) {
   return weight.defined() || (target.defined() && is_floating(target.dtype()));
@@ -249,8 +335,10 @@ Tensor cross_entropy_composed(const Tensor& logits_in, const Tensor& target_in,
   Tensor logits = logits_in, target = target_in, weight = weight_in;
   apply_autocast(OpId::cross_entropy, {&logits, &target, &weight});
   const Reduction red = parse_reduction(op, reduction);
-  FABRIC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, op,
+  // torch smooths only by a value > 0: a negative (or NaN) one is no smoothing; > 1 is refused.
+  FABRIC_CHECK(!(label_smoothing > 1.0), ValueError, op,
                ": label_smoothing must be in [0, 1], got ", label_smoothing);
+  if (!(label_smoothing > 0.0)) label_smoothing = 0.0;
   check_input(op, logits);
   FABRIC_CHECK(target.defined(), ValueError, op, ": target is undefined");
   if (is_floating(target.dtype()))
