@@ -87,6 +87,20 @@ class LazyModule : public Module {
   int64_t init_hook_ = 0;
 };
 
+// m as a T, looking through a materialized lazy layer to its eager one (as torch's class change
+// lets isinstance see the eager class: update_bn finds a LazyBatchNorm's BatchNorm); null when
+// it is neither.
+template <class T>
+T* as_layer(Module& m) {
+  if (auto* t = dynamic_cast<T*>(&m)) return t;
+  if (auto* lazy = dynamic_cast<LazyModule*>(&m)) return dynamic_cast<T*>(lazy->eager_layer());
+  return nullptr;
+}
+template <class T>
+const T* as_layer(const Module& m) {
+  return as_layer<T>(const_cast<Module&>(m));
+}
+
 // The leading size of an eager layer's repr (the `probe` it was built with) printed as 0, as
 // torch prints a lazy layer before its first call: "LazyConv2d(0, 4, kernel_size=(3, 3), ...)".
 std::string lazy_size_repr(const std::string& eager_repr, int64_t probe);

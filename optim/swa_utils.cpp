@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "autograd/grad_mode.h"
+#include "nn/lazy_module.h"
 #include "nn/normalization.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -135,7 +136,7 @@ namespace {
 // torch's update_bn reads every BatchNorm's running statistics (zeros_like(running_mean)): one
 // built with track_running_stats=false has none, and torch raises TypeError there.
 void check_running_stats(const nn::Module& m, const std::string& name) {
-  const auto* bn = dynamic_cast<const nn::BatchNorm*>(&m);
+  const auto* bn = nn::as_layer<nn::BatchNorm>(m);
   FABRIC_CHECK(bn == nullptr || (bn->running_mean.defined() && bn->running_var.defined()),
                ValueError, "update_bn: ", m.type_name(), " '", name,
                "' has no running statistics to recompute (track_running_stats=false); torch "
@@ -149,7 +150,7 @@ void update_bn(const std::vector<Tensor>& batches, nn::Module& model) {
   for (const auto& [name, m] : model.named_modules()) check_running_stats(*m, name);
   std::vector<std::pair<nn::BatchNorm*, std::optional<double>>> momenta;
   model.apply([&](nn::Module& m) {
-    if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+    if (auto* bn = nn::as_layer<nn::BatchNorm>(m)) {
       bn->running_mean.zero_();
       bn->running_var.fill_(1);
       momenta.emplace_back(bn, bn->options().momentum);

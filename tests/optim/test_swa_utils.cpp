@@ -9,6 +9,7 @@
 
 #include "nn/activation.h"
 #include "nn/containers.h"
+#include "nn/lazy.h"
 #include "nn/linear.h"
 #include "nn/normalization.h"
 #include "optim/lr_composition.h"
@@ -17,6 +18,9 @@
 #include "optim/swa_utils.h"
 #include "optim_test_util.h"
 #include "swa_torch_rows.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
 
 namespace fabric::optim {
 namespace {
@@ -314,6 +318,28 @@ TEST(Swalr, RecordsSwaLrInTheOptimizersParamGroups) {
     lrs.push_back(resumed->lr(0));
   }
   EXPECT_EQ(lrs, (std::vector<double>{0.3875, 0.16250000000000006, 0.05, 0.05}));
+}
+
+// A lazy BatchNorm, once called, is its eager BatchNorm to update_bn (torch's class change): its
+// statistics are recomputed as the eager layer's are.
+TEST(UpdateBn, SeesALazyBatchNormThroughItsEagerLayer) {
+  const auto run = [](bool lazy) {
+    manual_seed(3);
+    auto model = nn::make<nn::Sequential>(
+        {nn::make<nn::Linear>({.in_features = 3, .out_features = 4}),
+         lazy ? nn::ModulePtr(nn::make<nn::LazyBatchNorm1d>({.momentum = 0.3}))
+              : nn::ModulePtr(nn::make<nn::BatchNorm1d>({.num_features = 4, .momentum = 0.3}))});
+    Generator g(7);
+    const Tensor x = randn({5, 3}, {}, &g);
+    (*model)(x);  // materializes the lazy layer and moves the statistics
+    update_bn({x, mul(x, 2.0)}, *model);
+    const nn::StateDict state = model->state_dict();
+    return std::vector<Tensor>{state.at("1.running_mean").clone(),
+                               state.at("1.running_var").clone()};
+  };
+  const std::vector<Tensor> eager = run(false), lazy = run(true);
+  for (size_t i = 0; i < eager.size(); ++i)
+    EXPECT_EQ(amax(abs(sub(eager[i], lazy[i]))).item<float>(), 0.0f) << i;
 }
 
 }  // namespace
