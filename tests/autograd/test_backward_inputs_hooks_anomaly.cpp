@@ -11,23 +11,14 @@
 #include "autograd/checkpoint.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/autograd/float64_values.h"
 #include "tests/common/expect_error.h"
 
 namespace fabric {
 namespace {
 
-Tensor leaf(std::vector<double> v) {
-  const int64_t n = static_cast<int64_t>(v.size());
-  return from_vector(v, {n}, {.dtype = DType::float64, .requires_grad = true});
-}
-
-void expect_values(const Tensor& t, const std::vector<double>& want, const char* what) {
-  ASSERT_TRUE(t.defined()) << what;
-  const std::vector<double> got = t.to_vector<double>();
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_NEAR(got[i], want[i], 1e-12) << what << "[" << i << "]";
-}
+using test::expect_values;
+using test::leaf;
 
 // torch: a, b leaves, h = a * b (retained by the first call), y = sum(sin(h) * a);
 // y.backward(inputs=[h]) then inputs=[b] then inputs=[a], printing the .grads and which hooks ran.
