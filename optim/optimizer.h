@@ -53,8 +53,8 @@ class Optimizer {
   virtual HyperParams group_hyper_params(size_t group) const = 0;
   // Sets the keys `changes` names (PyTorch's names, as group_hyper_params gives them), leaving the
   // rest: how OneCycleLR cycles SGD's momentum or Adam's beta1. The group's options are checked as
-  // a new group's are, less the checks torch makes only when the optimizer is built (see
-  // GroupedOptimizer::validate_changed_options); ValueError, nothing changed when a value is bad.
+  // a new group's are (SGD's Nesterov needs are checked on the constructor's options only, as
+  // torch's); ValueError, nothing changed when a value is bad.
   virtual void set_group_hyper_params(size_t group, const HyperParams& changes) = 0;
   // PyTorch's param_group['initial_lr']: the first scheduler built on this optimizer records each
   // group's lr here (OneCycleLR its own start), and every scheduler takes it as its base lr, so
@@ -231,9 +231,8 @@ class GroupedOptimizer : public Optimizer {
   // takes any lr (as torch's param_group['lr'] = ...), and torch's OneCycleLR with linear
   // annealing steps once past a run's end to one below 0, which a finished run's checkpoint holds
   // and a resume reloads (torch's load_state_dict checks nothing) before OneCycleLR sets the
-  // momentum again. Only a non-finite lr is a damaged state. Virtual for an optimizer with other
-  // checks torch makes only in its constructor (SGD's Nesterov needs).
-  virtual void validate_changed_options(const Options& o, size_t g, const char* what) const {
+  // momentum again. Only a non-finite lr is a damaged state.
+  void validate_changed_options(const Options& o, size_t g, const char* what) const {
     FABRIC_CHECK(std::isfinite(o.lr), ValueError, name(), what, ": parameter group ", g, " has lr ",
                  o.lr, " (expected a finite number)");
     Options checked = o;

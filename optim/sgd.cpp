@@ -13,10 +13,18 @@ void validate_options(const SGDOptions& o) {
   hyper_fields::check_non_negative("SGD", "momentum", o.momentum);
   hyper_fields::check_weight_decay("SGD", o.weight_decay);
   FABRIC_CHECK(!std::isnan(o.dampening), ValueError, "SGD: dampening is NaN");
+}
+
+namespace {
+// torch checks Nesterov's needs in SGD's constructor, on its defaults only: a group (given to the
+// constructor, added later, written by a scheduler or loaded) may pair nesterov with momentum 0,
+// and then steps without momentum.
+void check_nesterov_defaults(const SGDOptions& o) {
   FABRIC_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), ValueError,
                "SGD: Nesterov momentum requires a momentum > 0 and zero dampening (got momentum ",
                o.momentum, ", dampening ", o.dampening, ")");
 }
+}  // namespace
 
 namespace {
 constexpr hyper_fields::Fields<SGDOptions, 6> kSGDFields = {{
@@ -38,15 +46,13 @@ void from_hyper_params(const HyperParams& h, SGDOptions& o) {
 }
 
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
-    : GroupedOptimizer("SGD", std::move(params), options) {}
+    : GroupedOptimizer("SGD", std::move(params), options) {
+  check_nesterov_defaults(options);
+}
 
 SGD::SGD(std::vector<Group> groups, const SGDOptions& defaults)
-    : GroupedOptimizer("SGD", std::move(groups), defaults) {}
-
-void SGD::validate_changed_options(const SGDOptions& o, size_t g, const char* what) const {
-  SGDOptions checked = o;
-  checked.nesterov = false;
-  GroupedOptimizer::validate_changed_options(checked, g, what);
+    : GroupedOptimizer("SGD", std::move(groups), defaults) {
+  check_nesterov_defaults(defaults);
 }
 
 void SGD::step_impl() {

@@ -10,7 +10,7 @@ struct SGDOptions {
   double momentum = 0;
   double dampening = 0;
   double weight_decay = 0;
-  bool nesterov = false;  // needs momentum > 0 and dampening == 0 (checked as a group joins)
+  bool nesterov = false;  // needs momentum > 0 and dampening == 0 in the constructor's options
   bool maximize = false;
 };
 void validate_options(const SGDOptions& o);
@@ -31,11 +31,6 @@ class SGD : public GroupedOptimizer<SGDOptions> {
 
  protected:
   void step_impl() override;
-  // Without the Nesterov check (momentum > 0, zero dampening), which torch makes in SGD's
-  // constructor only: OneCycleLR or CyclicLR with base_momentum 0 writes momentum 0 into a
-  // Nesterov group (the step then runs without momentum, as torch's), and a checkpoint taken
-  // there loads.
-  void validate_changed_options(const SGDOptions& o, size_t g, const char* what) const override;
 };
 
 }  // namespace fabric::optim

@@ -145,6 +145,24 @@ TEST(SGD, OptionErrors) {
   EXPECT_CONTAINS(thrown<ValueError>([&] { SGD(std::vector<Tensor>{}, {}); }), "empty parameter list");
 }
 
+// torch checks Nesterov's needs on the constructor's defaults only: a group with nesterov and
+// momentum 0 (given to the constructor or added later) is accepted and steps without momentum
+// (torch 1.13: add_param_group({'params': [q], 'momentum': 0.0}) on SGD(momentum=0.9,
+// nesterov=True), and SGD([{'params': [p], 'momentum': 0.0}], momentum=0.9, nesterov=True)).
+TEST(SGD, NesterovIsCheckedOnTheConstructorsOptionsOnly) {
+  Tensor p = param({1.0}), q = param({2.0});
+  const SGDOptions nesterov{.lr = 0.1, .momentum = 0.9, .nesterov = true};
+  SGD opt({p}, nesterov);
+  SGDOptions no_momentum = nesterov;
+  no_momentum.momentum = 0;
+  opt.add_param_group({{q}, no_momentum});
+  set_grad_values(q, {1.0});
+  opt.step();
+  EXPECT_EQ(q.to_vector<double>()[0], 2.0 - 0.1);
+  EXPECT_NO_THROW(SGD({{{p}, no_momentum}}, nesterov));
+  EXPECT_THROW(SGD({{{p}, nesterov}}, no_momentum), ValueError);
+}
+
 TEST(SGD, ParameterErrors) {
   Tensor p = param({1.0});
   EXPECT_CONTAINS(thrown<ValueError>([&] { SGD({p, p}, {}); }), "more than once");
