@@ -4,6 +4,9 @@
 // linear layer's bias gradient from its weight-gradient GEMM.
 #include <gtest/gtest.h>
 
+// CUDA builds only (a CPU-only build has no CUDA headers).
+#ifdef FABRIC_WITH_CUDA
+
 #include <string>
 #include <vector>
 
@@ -149,3 +152,5 @@ TEST(CudaLinearGrads, BiasGradientFromTheWeightGemmMatchesTheCpu) {
 
 }  // namespace
 }  // namespace fabric
+
+#endif  // FABRIC_WITH_CUDA

@@ -8,6 +8,9 @@
 // Elsewhere (the real runtime loaded) they skip.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+
+// CUDA builds only (it counts what the CUDA backend asks of the runtime).
+#ifdef FABRIC_WITH_CUDA
 #include <unistd.h>
 
 #include <cstdlib>
@@ -454,3 +457,5 @@ INSTANTIATE_TEST_SUITE_P(Strategies, CudaHostPathStrategies,
 
 }  // namespace
 }  // namespace fabric
+
+#endif  // FABRIC_WITH_CUDA

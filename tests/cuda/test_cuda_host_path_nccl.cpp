@@ -8,6 +8,9 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+// CUDA builds only (a CPU-only build has no CUDA headers).
+#ifdef FABRIC_WITH_CUDA
+
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -121,3 +124,5 @@ TEST(CudaHostPath, NcclWatchdogBreaksTheGroupOnAnAsynchronousError) {
 
 }  // namespace
 }  // namespace fabric
+
+#endif  // FABRIC_WITH_CUDA
