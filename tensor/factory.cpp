@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tensor/ops.h"
 #include "tensor/promotion.h"
 
 namespace fabric {
@@ -66,6 +67,19 @@ Tensor full_like(const Tensor& t, const Scalar& v) {
 }
 
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts) { return full({}, value, opts); }
+
+Tensor eye(int64_t n, std::optional<int64_t> m, const TensorOptions& opts) {
+  FABRIC_CHECK(n >= 0, ValueError, "eye: n must be greater or equal to 0, got ", n);
+  const int64_t cols = m.value_or(n);
+  FABRIC_CHECK(cols >= 0, ValueError, "eye: m must be greater or equal to 0, got ", cols);
+  TensorOptions o = opts;
+  o.requires_grad = false;
+  Tensor t = zeros({n, cols}, o);
+  // The diagonal is a strided view of t (row stride + 1): one fill writes it on any device.
+  if (n > 0 && cols > 0) diagonal(t).fill_(1);
+  if (opts.requires_grad) t.set_requires_grad(true);
+  return t;
+}
 
 namespace {
 
@@ -138,6 +152,38 @@ void torch_arange(T* out, int64_t n, double start, double step) {
     out[i] = static_cast<T>(std::fma(step, static_cast<double>(i), start));
 }
 
+// n values of torch 1.13's CPU arange kernel for float16 and bfloat16: as torch_arange, but its
+// accumulate type is float (start and step are rounded to float first) and Vectorized<T> holds 16
+// lanes (two vectors a step, 32 values). A vector's first value is T(start + step * i), one fma in
+// float; lane k is T(float(first) + k * step), the product rounded on its own (c10's Half + float
+// operator is not fused there); the tail is T(start + step * i), one fma. Matched against torch's
+// values bit for bit (ArangeTorch.HalfValuesBitForBit, tests/tensor/test_arange_torch.cpp).
+// The lanes' product must round before the sum: no contraction into an fma here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+template <typename T>
+void torch_arange_half(T* out, int64_t n, double start_d, double step_d) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+  constexpr int64_t W = 16;
+  const float start = static_cast<float>(start_d), step = static_cast<float>(step_d);
+  const int64_t vector_end = n - n % (2 * W);
+  for (int64_t i = 0; i < vector_end; i += W) {
+    const float first = static_cast<float>(T(std::fma(step, static_cast<float>(i), start)));
+    for (int64_t k = 0; k < W; ++k) {
+      const float lane_step = static_cast<float>(k) * step;  // rounded before the sum
+      out[i + k] = T(first + lane_step);
+    }
+  }
+  for (int64_t i = vector_end; i < n; ++i) out[i] = T(std::fma(step, static_cast<float>(i), start));
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
 }  // namespace
 
 Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::optional<DType> dtype, Device device) {
@@ -161,6 +207,14 @@ Tensor arange(const Scalar& start, const Scalar& end, const Scalar& step, std::o
       torch_arange(cpu_t.data<float>(), n, s, st);
     else
       torch_arange(cpu_t.data<double>(), n, s, st);
+    return cpu_t.to(device);
+  }
+  if (dt == DType::float16 || dt == DType::bfloat16) {
+    Tensor cpu_t = empty({n}, {.dtype = dt});
+    if (dt == DType::float16)
+      torch_arange_half(cpu_t.data<Half>(), n, s, st);
+    else
+      torch_arange_half(cpu_t.data<BFloat16>(), n, s, st);
     return cpu_t.to(device);
   }
   Tensor cpu_t = empty({n}, {.dtype = DType::float64});

@@ -30,6 +30,13 @@ Tensor arange(const Scalar& end, std::optional<DType> dtype = std::nullopt, Devi
 // torch.linspace's values bit for bit (tensor/linspace.cpp): start and end converted to the dtype
 // (a value it cannot hold raises ValueError, as torch), then the dtype's own arithmetic.
 Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts = {});
+// torch.eye: an (n, m) matrix (m = n when not given) with ones on the main diagonal and zeros
+// elsewhere; a negative n or m raises ValueError, as torch.
+Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, const TensorOptions& opts = {});
+// torch.logspace: base ** (the exponents torch's CPU loop computes, tensor/linspace.cpp), each
+// power in double rounded once into the dtype, bit for bit as torch 1.13 (glibc's pow).
+Tensor logspace(double start, double end, int64_t steps, double base = 10.0,
+                const TensorOptions& opts = {});
 // A 0-dim tensor holding `value`.
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts = {});
 // A tensor copied from a vector of values, with the given shape (default: 1-D).

@@ -12,6 +12,9 @@
 // dtype (c10::Half / c10::BFloat16 arithmetic). An integer dtype's base is truncated to the dtype
 // before its lanes add j * step. (torch with several threads splits a range over 32768 elements
 // into chunks that each restart the vector pattern; one thread, as here, does not.)
+//
+// torch.logspace is here too: the same two-sided formula for its exponents, but a plain loop of
+// its own in double (no vectors, no fma), then std::pow(base, exponent).
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -34,7 +37,7 @@ constexpr int64_t kAvx2Bytes = 32;  // Vectorized<T>::size() * sizeof(T) in torc
 // c10's overflow check for Scalar::to<T>() from a double: a floating dtype takes inf and NaN but
 // no finite value past its largest; an integer dtype takes neither NaN nor values outside its range
 // (before truncation).
-void check_bound(const char* what, double v, DType dt) {
+void check_bound(const char* op, const char* what, double v, DType dt) {
   double lo, hi;
   switch (dt) {
     case DType::float64:
@@ -74,7 +77,7 @@ void check_bound(const char* what, double v, DType dt) {
   const bool overflows = floating
                              ? std::isfinite(v) && (v < lo || v > hi)
                              : std::isnan(v) || v < lo || v > hi || (dt == DType::int64 && v == hi);
-  FABRIC_CHECK(!overflows, ValueError, "linspace: ", what, " ", v, " cannot be converted to ",
+  FABRIC_CHECK(!overflows, ValueError, op, ": ", what, " ", v, " cannot be converted to ",
                dtype_name(dt), " without overflow");
 }
 
@@ -156,7 +159,94 @@ void fill(Tensor& t, double start, double end, int64_t steps) {
     fill_floating(p, start, end, steps);
 }
 
+// torch.logspace's exponents, as its CPU loop (RangeFactories.cpp) computes them: start and end
+// converted to T, step = (end - start) / (steps - 1) with the difference taken in T's arithmetic
+// (float's for float32, float16's for float16, exact for integers) and then in double; exponent i
+// is start + step * i below steps / 2 and end - step * (steps - i - 1) from there, each product
+// rounded before the sum (no fma), in double.
+template <typename T>
+void logspace_exponents(double* out, double start_d, double end_d, int64_t steps) {
+  double start, end, diff;
+  if constexpr (std::is_integral_v<T>) {
+    const T s = static_cast<T>(start_d), e = static_cast<T>(end_d);  // truncation
+    start = s;
+    end = e;
+    diff = static_cast<double>(static_cast<int64_t>(e) - static_cast<int64_t>(s));
+  } else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    const T s = static_cast<T>(start_d), e = static_cast<T>(end_d);
+    start = s;
+    end = e;
+    diff = e - s;  // rounded to T
+  } else {
+    const float s = static_cast<float>(T(start_d)), e = static_cast<float>(T(end_d));
+    start = s;
+    end = e;
+    diff = static_cast<float>(T(e - s));  // c10's Half/BFloat16 difference rounds to the dtype
+  }
+  const double step = diff / static_cast<double>(steps - 1);
+  const int64_t halfway = steps / 2;
+  for (int64_t i = 0; i < steps; ++i)
+    out[i] = i < halfway ? start + step * static_cast<double>(i)
+                         : end - step * static_cast<double>(steps - i - 1);
+}
+
 }  // namespace
+
+Tensor logspace(double start, double end, int64_t steps, double base, const TensorOptions& opts) {
+  FABRIC_CHECK(steps >= 0, ValueError, "logspace: number of steps must be non-negative, got ",
+               steps);
+  const DType dt = opts.dtype;
+  // torch 1.13's CPU loop takes neither (its CUDA kernel takes float16).
+  FABRIC_CHECK(dt != DType::bool_ && !(dt == DType::float16 && opts.device.is_cpu()), DTypeError,
+               "logspace: not implemented for ", dtype_name(dt), " on ", opts.device,
+               " (torch's CPU logspace takes float64, float32, bfloat16 and the integer dtypes)");
+  Tensor out;
+  if (steps == 1) {
+    // torch fills with base^start, start taken as given (not converted to the dtype first).
+    out = full({1}, std::pow(base, start), {.dtype = dt});
+  } else {
+    if (steps > 1 && !is_fp8(dt)) {
+      check_bound("logspace", "start", start, dt);
+      check_bound("logspace", "end", end, dt);
+    }
+    // The powers in double, then rounded into the dtype once (torch stores std::pow's double).
+    Tensor x = empty({steps}, {.dtype = DType::float64});
+    double* p = x.data<double>();
+    if (steps > 1) {
+      switch (dt) {
+        case DType::float32:
+          logspace_exponents<float>(p, start, end, steps);
+          break;
+        case DType::float16:
+          logspace_exponents<Half>(p, start, end, steps);
+          break;
+        case DType::bfloat16:
+          logspace_exponents<BFloat16>(p, start, end, steps);
+          break;
+        case DType::int64:
+          logspace_exponents<int64_t>(p, start, end, steps);
+          break;
+        case DType::int32:
+          logspace_exponents<int32_t>(p, start, end, steps);
+          break;
+        case DType::int8:
+          logspace_exponents<int8_t>(p, start, end, steps);
+          break;
+        case DType::uint8:
+          logspace_exponents<uint8_t>(p, start, end, steps);
+          break;
+        default:
+          logspace_exponents<double>(p, start, end, steps);
+          break;  // float64, fp8
+      }
+      for (int64_t i = 0; i < steps; ++i) p[i] = std::pow(base, p[i]);
+    }
+    out = x.to(dt);
+  }
+  out = out.to(opts.device);
+  if (opts.requires_grad) out.set_requires_grad(true);
+  return out;
+}
 
 Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts) {
   FABRIC_CHECK(steps >= 0, ValueError, "linspace: number of steps must be non-negative, got ",
@@ -177,8 +267,8 @@ Tensor linspace(double start, double end, int64_t steps, const TensorOptions& op
   } else {
     t = empty({steps}, {.dtype = dt});
     // One step is fill_(start): torch converts (and checks) only start then.
-    if (steps > 0) check_bound("start", start, dt);
-    if (steps > 1) check_bound("end", end, dt);
+    if (steps > 0) check_bound("linspace", "start", start, dt);
+    if (steps > 1) check_bound("linspace", "end", end, dt);
     switch (dt) {
       case DType::float64:
         fill<double>(t, start, end, steps);

@@ -131,10 +131,16 @@ Tensor cross(const Tensor& a_in, const Tensor& b_in, int64_t dim) {
   AutocastOff off(a.device());
   const Tensor x = a.expand(shape), y = b.expand(shape);
   auto c = [&](const Tensor& t, int64_t i) { return t.select(d, i); };
-  return stack({sub(mul(c(x, 1), c(y, 2)), mul(c(x, 2), c(y, 1))),
-                sub(mul(c(x, 2), c(y, 0)), mul(c(x, 0), c(y, 2))),
-                sub(mul(c(x, 0), c(y, 1)), mul(c(x, 1), c(y, 0)))},
-               d);
+  // torch's CPU kernel computes x_i * y_j - x_k * y_l with the first product fused (g++ contracts
+  // it into fma(x_i, y_j, -(x_k * y_l))) in float32 and float64: addcmul with value 1 is that
+  // fma, so the bits are torch's. float16/bfloat16 round every product to the dtype (c10's
+  // arithmetic) and integers wrap: there the plain difference of products is torch's.
+  const bool fused = a.dtype() == DType::float32 || a.dtype() == DType::float64;
+  auto component = [&](int64_t i, int64_t j) {
+    return fused ? addcmul(neg(mul(c(x, j), c(y, i))), c(x, i), c(y, j))
+                 : sub(mul(c(x, i), c(y, j)), mul(c(x, j), c(y, i)));
+  };
+  return stack({component(1, 2), component(2, 0), component(0, 1)}, d);
 }
 
 Tensor bilinear(const Tensor& x1_in, const Tensor& x2_in, const Tensor& weight_in,

@@ -343,5 +343,52 @@ TEST(ProductsTorch, ErrorsNameTheProblem) {
   }
 }
 
+// torch's CPU cross fuses the first product of each component, fma(a_i, b_j, -(a_j * b_i)), in
+// float32 and float64; rounding both products differs from it in the last bit (1 element of
+// the float32 rows here, 3 of the float64 ones).
+//   torch.manual_seed(5)
+//   for dt in (torch.float32, torch.float64):
+//     a, b = torch.randn(4, 3, dtype=dt), torch.randn(4, 3, dtype=dt)
+//     torch.linalg.cross(a, b)
+TEST(ProductsTorch, CrossBitsMatchTorchsFusedProduct) {
+  struct Case {
+    DType dt;
+    std::vector<double> a, b, want;
+  };
+  const Case cases[] = {
+      {DType::float32,
+       {-0x1.f276a8p-2, -0x1.35281ap-1, -0x1.1dbecap-1, 0x1.55c5bep-1, -0x1.944e5ep-3,
+        0x1.f15a42p+0, -0x1.66d5f2p+0, -0x1.866de4p-1, 0x1.432e68p-1, -0x1.cc5b72p-1,
+        -0x1.1d971ap-1, 0x1.61a5e4p-1},
+       {0x1.c7985ep-3, -0x1.551b7ap-1, 0x1.5e896cp-1, 0x1.25e38ap-1, -0x1.2a6f9ap-1, 0x1.892fa2p-1,
+        0x1.d3b3fcp-5, -0x1.307adap+0, -0x1.21bbaap-1, -0x1.aa5198p-1, 0x1.cd8aaep-1,
+        0x1.b14c34p-3},
+       {-0x1.92084cp-1, 0x1.ac45b6p-3, 0x1.d5a358p-2, 0x1.f62cf2p-1, 0x1.348048p-1, -0x1.1a63eap-2,
+        0x1.2ea92ap+0, -0x1.83ab0cp-1, 0x1.b5ef76p+0, -0x1.7b37dap-1, -0x1.8a22d8p-2,
+        -0x1.4664a2p+0}},
+      {DType::float64,
+       {0x1.caad9924b7ba7p-2, -0x1.37b7b87d8d293p-1, 0x1.e95ca04ba9183p-3, 0x1.e12a6ef2db2fdp-2,
+        -0x1.f439a949efbc2p+0, -0x1.1e124339d0526p-1, 0x1.b7d2fe81d073ep-2, -0x1.21d524036f7cdp+1,
+        -0x1.9d1b6ac1b718bp-3, 0x1.11558864544ffp+0, 0x1.4c6c393bbffd3p-2, -0x1.17fb0b82b4284p-4},
+       {-0x1.fdeb0797ad977p-1, 0x1.2801951fee2a5p+0, -0x1.98c28c2b091dcp-2, 0x1.37210ecffc74ap+0,
+        -0x1.9f8213972a62ap-1, -0x1.c50ab27e4b0ddp-1, -0x1.ca52f989b2f2cp-8, -0x1.c51b97092df16p+0,
+        -0x1.2b781aa6c7a98p+0, -0x1.097d94e186168p-2, 0x1.13ad880bafed6p-2, 0x1.56dddbe63ae30p-4},
+       {-0x1.1071b7551a7cbp-5, -0x1.e4ba64f8e140cp-5, -0x1.6a2ba71998fb6p-4, 0x1.468b3a425fa09p+0,
+        -0x1.0d98286a27f30p-2, 0x1.fe539c41ea219p+0, 0x1.25590a8cec456p+1, 0x1.01f9ca360eaa8p-1,
+        -0x1.8d577699c3143p-1, 0x1.755c911e8d71fp-5, -0x1.257e180217952p-4, 0x1.7c87efed6ae71p-2}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(dtype_name(c.dt));
+    const Tensor a = from_vector(c.a, {4, 3}, {.dtype = c.dt});
+    const Tensor b = from_vector(c.b, {4, 3}, {.dtype = c.dt});
+    const std::vector<double> got = cross(a, b).to_vector<double>();
+    ASSERT_EQ(got.size(), c.want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], c.want[i]) << "element " << i;
+    // Along dim 0 (the components strided), the same values transposed.
+    const std::vector<double> got_t = cross(a.t(), b.t(), 0).t().contiguous().to_vector<double>();
+    for (size_t i = 0; i < got_t.size(); ++i) EXPECT_EQ(got_t[i], c.want[i]) << "element " << i;
+  }
+}
+
 }  // namespace
 }  // namespace fabric

@@ -39,6 +39,28 @@ TEST(TensorCore, FactoriesFillAndShape) {
   EXPECT_THROW(empty({2, -1}), ShapeError);
 }
 
+TEST(TensorCore, EyeMatchesTorch) {
+  // torch.eye(2, 3, dtype=torch.bool), torch.eye(3, 2, dtype=torch.int64), torch.eye(2):
+  //   [[True, False, False], [False, True, False]], [[1, 0], [0, 1], [0, 0]], float32 [[1, 0], [0,
+  //   1]]
+  const Tensor b = eye(2, 3, {.dtype = DType::bool_});
+  EXPECT_EQ(b.sizes(), (Shape{2, 3}));
+  EXPECT_EQ(vals<bool>(b), (std::vector<bool>{true, false, false, false, true, false}));
+  const Tensor i = eye(3, 2, {.dtype = DType::int64});
+  EXPECT_EQ(vals<int64_t>(i), (std::vector<int64_t>{1, 0, 0, 1, 0, 0}));
+  const Tensor f = eye(2);
+  EXPECT_EQ(f.dtype(), DType::float32);
+  EXPECT_EQ(vals<float>(f), (std::vector<float>{1, 0, 0, 1}));
+  // torch.eye(0).shape, torch.eye(0, 3).shape, torch.eye(3, 0).shape: (0, 0), (0, 3), (3, 0)
+  EXPECT_EQ(eye(0).sizes(), (Shape{0, 0}));
+  EXPECT_EQ(eye(0, 3).sizes(), (Shape{0, 3}));
+  EXPECT_EQ(eye(3, 0).sizes(), (Shape{3, 0}));
+  // torch.eye(-1): "n must be greater or equal to 0, got -1"; torch.eye(2, -1): "m must be ..."
+  EXPECT_CONTAINS(thrown<ValueError>([] { eye(-1); }), "n must be greater or equal to 0, got -1");
+  EXPECT_CONTAINS(thrown<ValueError>([] { eye(2, -1); }),
+                  "m must be greater or equal to 0, got -1");
+}
+
 TEST(TensorCore, ArangeAndLinspaceMatchTorch) {
   Tensor a = arange(5);
   EXPECT_EQ(a.dtype(), DType::int64);
