@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "nn/py_repr.h"
+#include "tensor/bernoulli.h"
 #include "tensor/factory.h"
 #include "tensor/float_formats.h"
 #include "tensor/ops.h"
@@ -104,9 +105,10 @@ Tensor dropout_impl(const Tensor& x, double p, bool train, const DropoutSpec& sp
   FABRIC_CHECK(is_floating(x.dtype()) && !is_fp8(x.dtype()), DTypeError, who,
                ": expects a float64, float32, float16 or bfloat16 input, got ",
                dtype_name(x.dtype()));
-  // Drawn in float32 whatever x's dtype, so a low-precision x does not skew the keep rate.
-  const Tensor u = rand(noise_shape, {.dtype = DType::float32, .device = x.device()}, gen);
-  return apply_dropout_noise(x, lt(u, Scalar(1.0 - p)), p, spec.alpha, spec.inplace);
+  // torch's noise.bernoulli_(1 - p), in bool: its values are 0/1 in any dtype.
+  Tensor keep = empty(noise_shape, {.dtype = DType::bool_, .device = x.device()});
+  bernoulli_(keep, 1.0 - p, gen);
+  return apply_dropout_noise(x, keep, p, spec.alpha, spec.inplace);
 }
 
 }  // namespace dropout_internal

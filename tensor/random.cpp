@@ -10,6 +10,8 @@
 #include "tensor/op_record.h"
 #include "tensor/promotion.h"
 #include "tensor/random_kernels.h"
+#include "tensor/torch_cpu_fill.h"
+#include "tensor/torch_cpu_rng.h"
 #include "tensor/warning.h"
 
 namespace fabric {
@@ -20,6 +22,49 @@ Generator& default_generator() {
 }
 
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+
+bool operator==(const GeneratorState& a, const GeneratorState& b) {
+  if (a.seed != b.seed || a.offset != b.offset || !a.torch_cpu != !b.torch_cpu) return false;
+  return !a.torch_cpu || *a.torch_cpu == *b.torch_cpu;
+}
+
+Generator::Generator(uint64_t seed, RngAlgorithm algorithm) : seed_(seed) {
+  set_algorithm(algorithm);
+}
+
+Generator::Generator(const Generator& other) { *this = other; }
+
+Generator& Generator::operator=(const Generator& other) {
+  if (this != &other) set_state(other.state());
+  return *this;
+}
+
+void Generator::manual_seed(uint64_t seed) {
+  seed_ = seed;
+  offset_ = 0;
+  if (torch_cpu_) torch_cpu_->reseed(seed);
+}
+
+void Generator::set_algorithm(RngAlgorithm algorithm) {
+  torch_cpu_ =
+      algorithm == RngAlgorithm::torch_cpu ? std::make_shared<TorchCpuRng>(seed_) : nullptr;
+  offset_ = 0;
+}
+
+GeneratorState Generator::state() const {
+  GeneratorState s{seed_, offset_, nullptr};
+  if (torch_cpu_) {
+    auto lock = torch_cpu_->lock();
+    s.torch_cpu = std::make_shared<const TorchCpuRng>(*torch_cpu_);
+  }
+  return s;
+}
+
+void Generator::set_state(const GeneratorState& s) {
+  seed_ = s.seed;
+  offset_ = s.offset;
+  torch_cpu_ = s.torch_cpu ? std::make_shared<TorchCpuRng>(*s.torch_cpu) : nullptr;
+}
 
 PhiloxBlock philox4x32(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
   const uint32_t ctr[4] = {static_cast<uint32_t>(counter_lo), static_cast<uint32_t>(counter_lo >> 32),
@@ -54,6 +99,10 @@ void fill_random(Tensor& t, const RandomParams& params, Generator* gen) {
   const int64_t n = t.numel();
   if (n == 0) return;
   Generator& g = gen ? *gen : default_generator();
+  if (g.torch_cpu() && t.device().is_cpu()) {
+    torch_cpu_random_fill(t, params, g.torch_cpu_for_draw());
+    return;
+  }
   const uint64_t blocks = random_blocks_for(n, random_values_per_block(params, t.dtype()));
   const uint64_t offset = g.reserve(blocks);
   if (t.is_contiguous()) {

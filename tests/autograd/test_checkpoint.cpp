@@ -157,9 +157,14 @@ TEST(Checkpoint, TransformerBlockWithDropoutMatchesPlain) {
 
 // A dropout drawing from its own generator gets the forward's mask in the recompute, whether the
 // generator is listed in the options or only found by its draw in the forward, in a nested
-// segment too (the outer segment notes the inner one's draws).
-TEST(Checkpoint, DropoutWithItsOwnGenerator) {
-  Generator gen(99);
+// segment too (the outer segment notes the inner one's draws); a torch_cpu generator's state is
+// its Mersenne Twister, replayed the same way.
+class CheckpointDropout : public ::testing::TestWithParam<RngAlgorithm> {};
+INSTANTIATE_TEST_SUITE_P(Algorithms, CheckpointDropout,
+                         ::testing::Values(RngAlgorithm::philox, RngAlgorithm::torch_cpu));
+
+TEST_P(CheckpointDropout, WithItsOwnGenerator) {
+  Generator gen(99, GetParam());
   Tensor x = randn64({64}, 7);
   auto fn = [&](const Tensor& v) { return dropout(mul(v, v), 0.5, true, &gen); };
   const GeneratorState start = gen.state();

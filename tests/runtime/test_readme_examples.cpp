@@ -33,6 +33,7 @@
 #include "tensor/flop_counter.h"
 #include "tensor/ops.h"
 #include "tests/distributed/dist_test_util.h"
+#include "tests/tensor/torch_cpu_rng_check.h"
 
 namespace fabric {
 namespace {
@@ -190,6 +191,20 @@ optim::SGD opt(net->parameters(), {.lr = 0.1});  // before the dry run, as torch
   EXPECT_EQ(net->parameters()[0].sizes(), (Shape{16, 3, 3, 3}));
   EXPECT_NE(net->str().find("Conv2d(3, 16"), std::string::npos) << net->str();
   EXPECT_NE(net->str().find("BatchNorm2d(16"), std::string::npos) << net->str();
+}
+
+TEST(ReadmeExamples, TorchRandomNumbers) {
+  const GeneratorState saved = default_generator().state();
+  // clang-format off
+fabric::default_generator().set_algorithm(fabric::RngAlgorithm::torch_cpu);
+fabric::manual_seed(0);  // as torch.manual_seed(0)
+fabric::nn::Linear layer({.in_features = 5, .out_features = 3});  // torch.nn.Linear(5, 3)'s weights
+fabric::Tensor x = fabric::randn({2, 5});                          // torch.randn(2, 5)
+  // clang-format on
+  default_generator().set_state(saved);
+  testing::expect_torch_values(
+      "readme_linear_then_randn",
+      cat({layer.weight.detach().reshape({-1}), layer.bias.detach(), x.reshape({-1})}));
 }
 
 TEST(ReadmeExamples, ModuleBackwardHooks) {

@@ -1,0 +1,199 @@
+// A torch_cpu generator gives torch 1.13's CPU values for a seed: every random factory and fill,
+// each dtype, contiguous and transposed tensors, normal_'s vectorised path with its ragged tail,
+// the float64 normal cached across calls, randint's 64-bit draws, bernoulli_ and dropout. Expected
+// values: tests/tensor/torch_cpu_rng_rows.h (tools/fixtures/make_torch_cpu_rng_rows.py).
+#include <gtest/gtest.h>
+
+#include "tensor/bernoulli.h"
+#include "tensor/factory.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/torch_cpu_rng.h"
+#include "tests/common/expect_error.h"
+#include "tests/tensor/torch_cpu_rng_check.h"
+
+namespace fabric {
+namespace {
+
+using testing::expect_torch_values;
+using testing::torch_cpu_rng_row;
+
+Generator torch_generator(const std::string& row) {
+  return Generator(torch_cpu_rng_row(row).seed, RngAlgorithm::torch_cpu);
+}
+
+Tensor filled(const Shape& shape, DType dt) { return empty(shape, {.dtype = dt}); }
+
+// Same dtype, shape and bytes.
+bool same(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.sizes() == b.sizes() && testing::fnv1a(a) == testing::fnv1a(b);
+}
+
+TEST(TorchCpuRng, RandInEveryFloatDtype) {
+  {
+    Generator g = torch_generator("rand_f32");
+    expect_torch_values("rand_f32", rand({10}, {}, &g));
+  }
+  {
+    Generator g = torch_generator("rand_f64");
+    expect_torch_values("rand_f64", rand({7}, {.dtype = DType::float64}, &g));
+  }
+  {
+    Generator g = torch_generator("rand_bf16");
+    expect_torch_values("rand_bf16", rand({50}, {.dtype = DType::bfloat16}, &g));
+  }
+  {
+    Generator g = torch_generator("rand_f16");
+    expect_torch_values("rand_f16", rand({50}, {.dtype = DType::float16}, &g));
+  }
+}
+
+TEST(TorchCpuRng, UniformOverARangeInEveryFloatDtype) {
+  const struct {
+    const char* row;
+    DType dtype;
+    int64_t n;
+    double low, high;
+  } cases[] = {{"uniform_f32", DType::float32, 1000, -0.37, 0.37},
+               {"uniform_f64", DType::float64, 300, -0.3, 1.7},
+               {"uniform_bf16", DType::bfloat16, 300, -2.5, 0.37},
+               {"uniform_f16", DType::float16, 300, -2.5, 0.37}};
+  for (const auto& c : cases) {
+    Generator g = torch_generator(c.row);
+    Tensor t = filled({c.n}, c.dtype);
+    uniform_(t, c.low, c.high, &g);
+    expect_torch_values(c.row, t);
+  }
+}
+
+TEST(TorchCpuRng, NormalScalarAndVectorisedPaths) {
+  // < 16 elements: one float64 Box–Muller draw each; 16 and more: torch's normal_fill, with a
+  // ragged tail recomputed from 16 fresh uniforms.
+  for (const auto& [row, n] :
+       {std::pair{"randn_f32_5", 5}, {"randn_f32_16", 16}, {"randn_f32_37", 37}}) {
+    Generator g = torch_generator(row);
+    expect_torch_values(row, randn({n}, {}, &g));
+  }
+  {
+    Generator g = torch_generator("randn_f64_7");
+    expect_torch_values("randn_f64_7", randn({7}, {.dtype = DType::float64}, &g));
+  }
+  const struct {
+    const char* row;
+    DType dtype;
+    int64_t n;
+    double mean, std;
+  } cases[] = {{"normal_f32_big", DType::float32, 65541, 0.1, 1.3},
+               {"normal_f64_big", DType::float64, 4099, 0.3, 0.7},
+               {"normal_bf16_big", DType::bfloat16, 4099, 0.25, 0.6},
+               {"normal_f16_big", DType::float16, 4099, 0.25, 0.6},
+               {"normal_bf16_small", DType::bfloat16, 9, 0.25, 0.6}};
+  for (const auto& c : cases) {
+    Generator g = torch_generator(c.row);
+    Tensor t = filled({c.n}, c.dtype);
+    normal_(t, c.mean, c.std, &g);
+    expect_torch_values(c.row, t);
+  }
+}
+
+TEST(TorchCpuRng, NonContiguousTensorsAreDrawnInMemoryOrder) {
+  {
+    Generator g = torch_generator("normal_transposed");
+    Tensor t = filled({6, 4}, DType::float32).t();
+    normal_(t, 0.0, 2.0, &g);
+    expect_torch_values("normal_transposed", t);
+  }
+  {
+    Generator g = torch_generator("uniform_transposed");
+    Tensor t = filled({4, 6}, DType::float32).t();
+    uniform_(t, -1.0, 1.0, &g);
+    expect_torch_values("uniform_transposed", t);
+  }
+}
+
+TEST(TorchCpuRng, FloatSixtyFourNormalPairCarriesIntoTheNextCall) {
+  Generator g = torch_generator("normal_cache_across_calls");
+  const Tensor a = randn({3}, {.dtype = DType::float64}, &g);
+  const Tensor b = randn({1}, {.dtype = DType::float64}, &g);
+  expect_torch_values("normal_cache_across_calls", cat({a, b}));
+}
+
+TEST(TorchCpuRng, RandintNarrowAndWideRanges) {
+  {
+    Generator g = torch_generator("randint_i64");
+    expect_torch_values("randint_i64", randint(0, 10, {10}, {.dtype = DType::int64}, &g));
+  }
+  {
+    Generator g = torch_generator("randint_wide");  // range >= 2^32: 64-bit draws
+    expect_torch_values("randint_wide",
+                        randint(-5, int64_t{1} << 33, {8}, {.dtype = DType::int64}, &g));
+  }
+  {
+    Generator g = torch_generator("randint_f32");
+    expect_torch_values("randint_f32", randint(-3, 3, {12}, {.dtype = DType::float32}, &g));
+  }
+}
+
+TEST(TorchCpuRng, BernoulliAndDropout) {
+  {
+    Generator g = torch_generator("bernoulli_f32");
+    Tensor t = filled({40}, DType::float32);
+    bernoulli_(t, 0.3, &g);
+    expect_torch_values("bernoulli_f32", t);
+  }
+  {
+    Generator g = torch_generator("dropout_f32");
+    expect_torch_values("dropout_f32", dropout(full({6, 5}, 1.5), 0.2, true, &g));
+  }
+  {
+    // torch's dropout noise is made contiguous (LEGACY_CONTIGUOUS_MEMORY_FORMAT): the mask is
+    // drawn in row-major order whatever the input's layout.
+    Generator g = torch_generator("dropout_transposed");
+    const Tensor x = arange(0.0, 30.0, 1.0, DType::float32).reshape({5, 6}).t();
+    expect_torch_values("dropout_transposed", dropout(x, 0.4, true, &g));
+  }
+  {
+    Generator g = torch_generator("dropout_bf16");
+    expect_torch_values("dropout_bf16",
+                        dropout(ones({40}, {.dtype = DType::bfloat16}), 0.1, true, &g));
+  }
+}
+
+TEST(TorchCpuRng, StateSnapshotsReplayAndSeedingRestarts) {
+  Generator g(5, RngAlgorithm::torch_cpu);
+  EXPECT_EQ(g.algorithm(), RngAlgorithm::torch_cpu);
+  randn({3}, {.dtype = DType::float64}, &g);  // leaves a cached normal
+  const GeneratorState saved = g.state();
+  const Tensor first = cat({randn({1}, {.dtype = DType::float64}, &g), rand({20}, {}, &g)});
+  EXPECT_FALSE(g.state() == saved);
+  g.set_state(saved);
+  EXPECT_TRUE(g.state() == saved);
+  const Tensor again = cat({randn({1}, {.dtype = DType::float64}, &g), rand({20}, {}, &g)});
+  EXPECT_TRUE(same(first, again));
+
+  // manual_seed restarts the stream and drops the cached normal, as torch's.
+  g.manual_seed(5);
+  const Tensor a = randn({3}, {.dtype = DType::float64}, &g);
+  g.manual_seed(5);
+  EXPECT_TRUE(same(a, randn({3}, {.dtype = DType::float64}, &g)));
+
+  // A Philox state makes the generator a Philox one again.
+  g.set_state(GeneratorState{7, 0, nullptr});
+  EXPECT_EQ(g.algorithm(), RngAlgorithm::philox);
+  EXPECT_EQ(g.torch_cpu(), nullptr);
+}
+
+TEST(TorchCpuRng, BernoulliChecksItsProbability) {
+  Tensor t = filled({4}, DType::float32);
+  EXPECT_CONTAINS(thrown<ValueError>([&] { bernoulli_(t, 1.5); }),
+                  "bernoulli_ expects p to be in [0, 1], but got p=1.5");
+  // Philox generators draw too: 0 and 1 are exact.
+  Generator g(3);
+  bernoulli_(t, 1.0, &g);
+  EXPECT_TRUE(same(t, ones({4})));
+  bernoulli_(t, 0.0, &g);
+  EXPECT_TRUE(same(t, zeros({4})));
+}
+
+}  // namespace
+}  // namespace fabric
