@@ -104,6 +104,10 @@ void Linear8bitLt::prepare_loaded_state(const std::string& prefix, nn::StateDict
 
 namespace {
 
+// 1/127 as the float32 torch multiplies by for `SCB.mul(1.0 / 127.0)` (the Python scalar is taken
+// to the tensor's float32).
+constexpr float kInv127f = static_cast<float>(1.0 / 127.0);
+
 // The trainable weight as the int8 path reads it: bitsandbytes' MatMul8bitLt quantizes
 // B.to(float16) on every forward (spec §7: the int8 modes compute in fp16), whatever dtype
 // Module::to gave the weight. The float16 weight that conversion gives is unchanged by the cast.
@@ -185,8 +189,15 @@ Tensor Linear8bitLt::forward(const Tensor& x) {
           std::vector<Tensor> g(3);
           if (!go[0].defined()) return g;
           const Tensor dy = go[0].to(DType::float32).reshape({-1, N});  // (M, N)
-          // dX = dY · (CB · SCB / 127): the int8-dequantized weight, as bitsandbytes does.
-          g[0] = matmul(dy, int8_vectorwise_dequant(CB, scb)).reshape(xshape).to(DType::float16);
+          // dX = dY · (CB · SCB / 127) with the int8-dequantized weight rounded to X's float16
+          // first, as bitsandbytes' MatMul8bitLt.backward builds it:
+          // CB.to(dtype_A).mul_(SCB.unsqueeze(1).mul(1/127)), i.e. f16(f32(q) · f32(SCB ·
+          // f32(1/127))), then a float16 GEMM (fp32 accumulation, one rounding). Without the
+          // float16 step the sum of several weights can round to the neighbouring float16 value.
+          const Tensor w16 =
+              mul(CB.to(DType::float32), mul(scb, static_cast<double>(kInv127f)).reshape({N, 1}))
+                  .to(DType::float16);
+          g[0] = matmul(dy, w16.to(DType::float32)).reshape(xshape).to(DType::float16);
           g[1] = sum(dy, {0}).to(bias_dtype);
           if (w_grad) {
             // dW = dYᵀ · X as MatMul8bitLt computes it: dY in fp16 quantized per output feature

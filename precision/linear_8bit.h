@@ -1,5 +1,5 @@
 // Linear8bitLt: bitsandbytes' LLM.int8 linear (spec §7): int8 row-quantized weight + SCB, the
-// int8 GEMM with fp16 outlier columns (threshold 6), and dX = dY · (CB · SCB / 127) in backward.
+// int8 GEMM with fp16 outlier columns (threshold 6), and dX = dY · f16(CB · SCB / 127) in backward.
 #pragma once
 #include "nn/linear.h"
 #include "nn/module.h"

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "autograd/autograd.h"
 #include "nn/gpt.h"
@@ -108,6 +110,62 @@ TEST(Linear4bitTest, StateDictHasBitsandbytesKeyLayoutAndRoundTrips) {
   EXPECT_NE(other->forward(x).to_vector<float>(), mlp->forward(x).to_vector<float>());
   precision::load_bnb_state_dict(*other, sd);
   EXPECT_EQ(other->forward(x).to_vector<float>(), mlp->forward(x).to_vector<float>());
+}
+
+// Spec §6 Checkpoint: the quant_state blob holds exactly bitsandbytes' non-tensor fields
+// ({quant_type, blocksize, dtype, shape} plus, nested, {nested_blocksize: 256, nested_dtype:
+// "float32", nested_offset}); quant_map is the 16-value table, nested_quant_map the 256-value
+// dynamic code; absmax is float32, or uint8 codes when nested. 200 x 96 weights: 300 blocks of 64,
+// two nested blocks of 256 (the second partial).
+TEST(Linear4bitTest, QuantStateJsonHoldsTheSpecFields) {
+  manual_seed(12);
+  nn::Linear lin({.in_features = 96, .out_features = 200});
+  for (const std::string qt : {"nf4", "fp4"}) {
+    for (bool dq : {false, true}) {
+      SCOPED_TRACE(qt + (dq ? "-dq" : ""));
+      auto q = Linear4bit::from_linear(lin, qt, dq, DType::bfloat16);
+      const nn::StateDict sd = q->state_dict();
+      const std::string key = "weight.quant_state.bitsandbytes__" + qt;
+      ASSERT_TRUE(sd.contains(key));
+      const auto bytes = sd.at(key).to_vector<uint8_t>();
+      const auto j = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+      std::set<std::string> keys;
+      for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
+      std::set<std::string> want = {"quant_type", "blocksize", "dtype", "shape"};
+      if (dq) want.insert({"nested_blocksize", "nested_dtype", "nested_offset"});
+      EXPECT_EQ(keys, want);
+      EXPECT_EQ(j.at("quant_type").get<std::string>(), qt);
+      EXPECT_EQ(j.at("blocksize").get<int64_t>(), 64);
+      EXPECT_EQ(j.at("dtype").get<std::string>(), "float16");  // cast to fp16 before quantizing
+      EXPECT_EQ(j.at("shape").get<std::vector<int64_t>>(), (std::vector<int64_t>{200, 96}));
+      const auto& table = qt == "nf4" ? kNF4Code : kFP4Code;
+      EXPECT_EQ(sd.at("weight.quant_map").to_vector<float>(),
+                std::vector<float>(table.begin(), table.end()));
+      EXPECT_EQ(sd.at("weight.absmax").numel(), 300);
+      if (!dq) {
+        EXPECT_EQ(sd.at("weight.absmax").dtype(), DType::float32);
+        EXPECT_FALSE(sd.contains("weight.nested_absmax"));
+        EXPECT_FALSE(sd.contains("weight.nested_quant_map"));
+        continue;
+      }
+      EXPECT_EQ(j.at("nested_blocksize").get<int64_t>(), 256);
+      EXPECT_EQ(j.at("nested_dtype").get<std::string>(), "float32");
+      EXPECT_EQ(sd.at("weight.absmax").dtype(), DType::uint8);
+      EXPECT_EQ(sd.at("weight.nested_absmax").dtype(), DType::float32);
+      EXPECT_EQ(sd.at("weight.nested_absmax").numel(), 2);
+      const auto& dyn = precision::dynamic_code_8bit();
+      EXPECT_EQ(sd.at("weight.nested_quant_map").to_vector<float>(),
+                std::vector<float>(dyn.begin(), dyn.end()));
+      // nested_offset: the mean of the plain per-block absmax.
+      const std::vector<float> plain =
+          precision::quantize_4bit(lin.weight.detach().to(DType::float16), 64, qt, false)
+              .state.absmax.to_vector<float>();
+      double mean = 0;
+      for (float a : plain) mean += a;
+      mean /= static_cast<double>(plain.size());
+      EXPECT_NEAR(j.at("nested_offset").get<double>(), mean, 1e-6 * mean);
+    }
+  }
 }
 
 // The plain state_dict (what Fabric::save and fabric-train checkpoints write) already has

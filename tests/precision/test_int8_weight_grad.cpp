@@ -214,7 +214,8 @@ TEST(Int8WeightGrad, LayerMatchesTheQuantizedAlgorithmAndTheFloatProduct) {
   EXPECT_LT(rel, 0.02);
 }
 
-// dX (and the frozen int8 mode, which has no dW) stay dY · (CB · SCB / 127) in fp32, rounded once.
+// dX (in both modes; the frozen int8 mode has no dW) is dY · W16 in fp32, rounded once, with W16
+// the dequantized weight CB · SCB / 127 rounded to float16 (bitsandbytes' backward weight).
 TEST(Int8WeightGrad, InputGradientAndFrozenWeightsUnchanged) {
   const int64_t M = 20, K = 33, N = 9;
   for (bool train : {true, false}) {
@@ -225,7 +226,8 @@ TEST(Int8WeightGrad, InputGradientAndFrozenWeightsUnchanged) {
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t k = 0; k < K; ++k) {
         double ref = 0;
-        for (int64_t n = 0; n < N; ++n) ref += double(s.dy[m * N + n]) * s.w[n * K + k];
+        for (int64_t n = 0; n < N; ++n)
+          ref += double(s.dy[m * N + n]) * static_cast<float>(Half(s.w[n * K + k]));
         ASSERT_LE(std::fabs(s.dx[m * K + k] - ref), half_ulp(ref)) << train << " " << m << "," << k;
       }
     }
@@ -253,6 +255,46 @@ TEST(Int8WeightGrad, TrainableLayerOutlierColumnsUseTheFp16Weight) {
       Linear8bitLt::from_linear(lin, false, 6.0)->forward(x).to(DType::float32).item<float>();
   EXPECT_EQ(trained, static_cast<float>(Half(8.0f * static_cast<float>(Half(0.3f)) + 1.0f)));
   EXPECT_EQ(frozen, static_cast<float>(Half(8.0f * static_cast<float>(Half(38.0f / 127.0f)) + 1.0f)));
+}
+
+}  // namespace
+}  // namespace fabric::precision
+
+namespace fabric::precision {
+namespace {
+
+// bitsandbytes' MatMul8bitLt.backward rounds the dequantized weight to the input's float16 before
+// its float16 GEMM: CB.to(dtype_A).mul_(SCB.unsqueeze(1).mul(1.0 / 127.0)). Here the column sums
+// of that weight differ from those of the float32 one in the last column (0.2490234375 against
+// 0.248779296875 without the float16 step). torch 1.13 (a CPU float16 GEMM is missing there, so
+// the GEMM is fp32 accumulation rounded once, as cuBLAS does it):
+//   W16 = torch.tensor([[1.6875, -1.09375, -1.4375, -0.71875],
+//                       [-1.03125, -0.46875, -0.8125, 0.96875]]).half()
+//   SCB = W16.abs().max(1).values.float()
+//   CB = torch.round(W16.float() * (127.0 / SCB.unsqueeze(1))).to(torch.int8)
+//   w = CB.to(torch.float16).mul_(SCB.unsqueeze(1).mul(1.0 / 127.0))
+//   (torch.ones(1, 2).float() @ w.float()).half()
+//   -> [[0.65625, -1.560546875, -2.24609375, 0.2490234375]]
+TEST(Int8WeightGrad, InputGradientRoundsTheDequantizedWeightToFloat16) {
+  nn::Linear lin({.in_features = 4, .out_features = 2, .bias = false});
+  {
+    NoGradGuard no_grad;
+    lin.weight.copy_(from_vector(std::vector<float>{1.6875f, -1.09375f, -1.4375f, -0.71875f,
+                                                    -1.03125f, -0.46875f, -0.8125f, 0.96875f},
+                                 {2, 4}));
+  }
+  for (bool train : {false, true}) {
+    auto l = Linear8bitLt::from_linear(lin, train, 6.0);
+    Tensor x = from_vector(std::vector<float>{0.5f, -1.0f, 0.25f, 2.0f}, {1, 4})
+                   .to(DType::float16)
+                   .set_requires_grad(true);
+    l->forward(x).backward(ones({1, 2}, {.dtype = DType::float16}));
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_EQ(x.grad().dtype(), DType::float16);
+    EXPECT_EQ(x.grad().to(DType::float32).to_vector<float>(),
+              (std::vector<float>{0.65625f, -1.560546875f, -2.24609375f, 0.2490234375f}))
+        << (train ? "int8-training" : "int8");
+  }
 }
 
 }  // namespace
