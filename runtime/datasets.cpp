@@ -472,29 +472,37 @@ TensorDataset::TensorDataset(const std::string& path, TensorDatasetOptions opts)
     throw IOError(detail::cat("TensorDataset: ", path, " has no tensor '", key,
                               "' (it holds: ", names.empty() ? "nothing" : names, ")"));
   };
-  init(path, take(opts.inputs_key), take(opts.targets_key), opts);
+  init(path, take(opts.inputs_key), take(opts.targets_key), opts, /*from_file=*/true);
 }
 
 TensorDataset::TensorDataset(Tensor inputs, Tensor targets, TensorDatasetOptions opts) {
   FABRIC_CHECK(inputs.defined() && targets.defined(), ValueError,
                "TensorDataset: inputs and targets must be defined");
   init("<tensors>", inputs.to(Device::cpu()).contiguous(), targets.to(Device::cpu()).contiguous(),
-       opts);
+       opts, /*from_file=*/false);
 }
 
 void TensorDataset::init(const std::string& what, Tensor inputs, Tensor targets,
-                         const TensorDatasetOptions& opts) {
+                         const TensorDatasetOptions& opts, bool from_file) {
   what_ = what;
+  // A file's tensors that do not fit are a malformed file (IOError); tensors passed in are a bad
+  // argument (ValueError, where torch's TensorDataset fails an assert on "Size mismatch").
+  auto fail = [&](std::string msg) {
+    if (from_file) throw IOError(msg);
+    throw ValueError(msg);
+  };
   auto check = [&](const std::string& name, const Tensor& t) {
-    FABRIC_CHECK(t.dim() >= 1 && t.size(0) >= 1, IOError, "TensorDataset: ", what, ": '", name,
-                 "' has shape ", shape_str(t.sizes()), "; expected (N, ...) with N >= 1 examples");
+    if (t.dim() < 1 || t.size(0) < 1)
+      fail(detail::cat("TensorDataset: ", what, ": '", name, "' has shape ", shape_str(t.sizes()),
+                       "; expected (N, ...) with N >= 1 examples"));
   };
   check(opts.inputs_key, inputs);
   check(opts.targets_key, targets);
-  FABRIC_CHECK(inputs.size(0) == targets.size(0), IOError, "TensorDataset: ", what, ": '",
-               opts.inputs_key, "' has ", inputs.size(0), " examples ", shape_str(inputs.sizes()),
-               " but '", opts.targets_key, "' has ", targets.size(0), " ",
-               shape_str(targets.sizes()));
+  if (inputs.size(0) != targets.size(0))
+    fail(detail::cat("TensorDataset: ", what, ": '", opts.inputs_key, "' has ", inputs.size(0),
+                     " examples ", shape_str(inputs.sizes()), " but '", opts.targets_key, "' has ",
+                     targets.size(0), " ", shape_str(targets.sizes()),
+                     "; expected the same number of examples (size of dimension 0)"));
   inputs_ = std::move(inputs);
   targets_ = std::move(targets);
   val_fraction_ = opts.val_fraction;

@@ -22,7 +22,9 @@ struct Batch {
 };
 
 // Which part of a dataset to use: with val_fraction f the last floor(n * f) items (characters,
-// tokens or examples) are the validation split and the rest the training split, as nanoGPT does.
+// tokens or examples) are the validation split and the rest the training split, nanoGPT's layout
+// (its train part is data[:int(n * 0.9)], so where n * f is not whole its validation part holds
+// one item more than ours).
 enum class Split { train, val };
 std::string_view split_name(Split split);
 Split split_from_name(std::string_view name);  // "train" | "val"; ValueError otherwise
@@ -190,7 +192,8 @@ class TensorDataset : public Dataset {
  public:
   // A safetensors file holding the two tensors (memory-mapped, rows copied per batch).
   TensorDataset(const std::string& path, TensorDatasetOptions opts = {});
-  // Tensors in memory (copied to contiguous CPU tensors when they are not).
+  // Tensors in memory (copied to contiguous CPU tensors when they are not). ValueError for a
+  // tensor without examples or different example counts (the file constructor: IOError).
   TensorDataset(Tensor inputs, Tensor targets, TensorDatasetOptions opts = {});
 
   Access access() const override { return Access::indexed; }
@@ -206,7 +209,7 @@ class TensorDataset : public Dataset {
  private:
   TensorDataset() = default;
   void init(const std::string& what, Tensor inputs, Tensor targets,
-            const TensorDatasetOptions& opts);
+            const TensorDatasetOptions& opts, bool from_file);
   std::string what_;
   Tensor inputs_, targets_;
   int64_t begin_ = 0, end_ = 0;

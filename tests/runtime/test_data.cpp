@@ -366,6 +366,20 @@ TEST_F(DataFixture, TensorDatasetErrorsNameFileAndKeys) {
                             {.val_fraction = 0.5, .split = Split::val});
             }).find("val split"),
             std::string::npos);
+  // Tensors passed in that do not fit are a bad argument, not a file problem; torch 1.13:
+  //   TensorDataset(torch.zeros(3, 1), torch.zeros(2))  # AssertionError: Size mismatch between
+  //   tensors
+  const std::string mismatch = error_of<ValueError>([] {
+    TensorDataset(from_vector<float>({1, 2, 3}, {3, 1}), from_vector<float>({1, 2}));
+  });
+  EXPECT_EQ(mismatch.find("(other error)"), std::string::npos) << mismatch;  // was an IOError
+  EXPECT_NE(mismatch.find("'inputs' has 3 examples"), std::string::npos) << mismatch;
+  EXPECT_NE(mismatch.find("'targets' has 2"), std::string::npos) << mismatch;
+  //   TensorDataset(torch.zeros(()), torch.zeros(2))  # IndexError: Dimension specified as 0 ...
+  const std::string scalar = error_of<ValueError>(
+      [] { TensorDataset(from_vector<float>({1}).reshape({}), from_vector<float>({1})); });
+  EXPECT_EQ(scalar.find("(other error)"), std::string::npos) << scalar;
+  EXPECT_NE(scalar.find("expected (N, ...)"), std::string::npos) << scalar;
   TensorDataset d(from_vector<float>({1, 2}), from_vector<float>({1, 2}));
   EXPECT_NE(error_of<IndexError>([&] { d.get(std::vector<int64_t>{2}); }).find("out of range"),
             std::string::npos);

@@ -201,6 +201,61 @@ TEST(DataLoaderIndexed, EpochsBatchesAndDropLast) {
   EXPECT_EQ(epoch1, (std::vector<int64_t>{8, 7, 1, 5, 6, 9, 0, 4, 2, 3}));  // seed 1 + epoch 1
 }
 
+// Each rank's batches and batch count are those of torch 1.13's
+//   DataLoader(range(n), batch_size=B, drop_last=dl,
+//              sampler=DistributedSampler(range(n), W, r, shuffle=False, drop_last=sdl))
+// (len(loader) and [b.tolist() for b in loader] for r in range(W)): the last partial batch, the
+// padding and both drop_lasts.
+TEST(DataLoaderIndexed, BatchesAsTorchDataLoaderOverDistributedSampler) {
+  using Batches = std::vector<std::vector<int64_t>>;
+  struct Case {
+    int64_t n, W, B;
+    bool drop_last, sampler_drop_last;
+    std::vector<Batches> ranks;  // torch's batches per rank
+  };
+  const std::vector<Case> cases = {
+      {11, 2, 2, true, false, {{{0, 2}, {4, 6}, {8, 10}}, {{1, 3}, {5, 7}, {9, 0}}}},
+      {10, 3, 3, false, false, {{{0, 3, 6}, {9}}, {{1, 4, 7}, {0}}, {{2, 5, 8}, {1}}}},
+      {10, 3, 2, true, true, {{{0, 3}}, {{1, 4}}, {{2, 5}}}},
+      {7, 4, 1, false, false, {{{0}, {4}}, {{1}, {5}}, {{2}, {6}}, {{3}, {0}}}},
+      {7, 4, 2, false, true, {{{0}}, {{1}}, {{2}}, {{3}}}},
+      {5, 2, 4, false, false, {{{0, 2, 4}}, {{1, 3, 0}}}},
+      {13, 3, 2, true, true, {{{0, 3}, {6, 9}}, {{1, 4}, {7, 10}}, {{2, 5}, {8, 11}}}},
+  };
+  for (const Case& c : cases) {
+    for (int64_t r = 0; r < c.W; ++r) {
+      const std::string where = "n=" + std::to_string(c.n) + " W=" + std::to_string(c.W) +
+                                " B=" + std::to_string(c.B) +
+                                " drop_last=" + std::to_string(c.drop_last) +
+                                " sampler_drop_last=" + std::to_string(c.sampler_drop_last) +
+                                " rank=" + std::to_string(r);
+      const Batches& want = c.ranks[static_cast<size_t>(r)];
+      DataLoader loader(counting(c.n), {.batch_size = c.B,
+                                        .drop_last = c.drop_last,
+                                        .rank = r,
+                                        .world_size = c.W,
+                                        .sampler_drop_last = c.sampler_drop_last});
+      EXPECT_EQ(loader.batches_per_epoch(), static_cast<int64_t>(want.size())) << where;
+      for (int epoch = 0; epoch < 2; ++epoch) {  // iterating twice gives the same epoch again
+        Batches got;
+        for (const Batch& b : loader) got.push_back(ints(b.inputs));
+        EXPECT_EQ(got, want) << where << " epoch " << epoch;
+      }
+    }
+  }
+  // Shuffled: torch's DistributedSampler(range(10), 3, r, shuffle=True, seed=7) after
+  // set_epoch(2), batched by DataLoader(batch_size=3).
+  const std::vector<Batches> shuffled = {{{0, 7, 9}, {3}}, {{5, 6, 1}, {0}}, {{8, 2, 4}, {5}}};
+  for (int64_t r = 0; r < 3; ++r) {
+    DataLoader loader(counting(10),
+                      {.batch_size = 3, .shuffle = true, .seed = 7, .rank = r, .world_size = 3});
+    loader.set_state({.epoch = 2, .generator_seed = 7});
+    Batches got;
+    for (const Batch& b : loader) got.push_back(ints(b.inputs));
+    EXPECT_EQ(got, shuffled[static_cast<size_t>(r)]) << "rank " << r;
+  }
+}
+
 // A batch_size beyond the data, however large, gives one batch of all of it, as torch's.
 TEST(DataLoaderIndexed, AHugeBatchSizeGivesOneBatchOfEverything) {
   for (int64_t b : {int64_t{11}, int64_t{1} << 40, std::numeric_limits<int64_t>::max()}) {
