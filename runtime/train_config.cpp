@@ -670,6 +670,13 @@ class Parser {
       fail(where("fabric.strategy"), "fabric.strategy",
            "'" + c.fabric.strategy + "' is not a strategy name" +
                suggestion(to_case(c.fabric.strategy, ::tolower), strategies) + " (one of: " + join(strategies) + ")");
+    // Lightning's names mps and tpu pass the field's choices, but this runtime has neither on any
+    // machine: refused here, at the key, so that validate (which leaves the accelerator out of its
+    // connector check: a cuda config validates without a GPU) refuses what fit refuses.
+    if (const std::string acc = to_case(c.fabric.accelerator, ::tolower);
+        acc == "mps" || acc == "tpu")
+      fail(where("fabric.accelerator"), "fabric.accelerator",
+           "`accelerator='" + acc + "'` is not available: this runtime supports 'cpu' and 'cuda'");
     try {
       (void)parse_devices(c.fabric.devices, 1, c.fabric.accelerator);
     } catch (const ValueError& e) {

@@ -23,6 +23,7 @@
 // argument that does not exist is a bad command line (2); one that exists but cannot be read as
 // what the command takes (no checkpoint there, a damaged file) is another error (1).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -81,7 +82,20 @@ CLI::Validator whole_number(uint64_t min, uint64_t max) {
 TrainConfig default_config(const std::vector<std::string>& overrides) {
   const fs::path home = fabric_home();  // runtime/fabric_home.h: the C API's too
   const fs::path cfg = home / "tools/configs/gpt-austen.yaml";
-  std::vector<std::string> o = {string_override("data.path", (home / "data/austen.txt").string())};
+  const fs::path corpus = home / "data/austen.txt";
+  // Without this the missing corpus was reported as "--set data.path: no such file", a --set the
+  // user never gave. The install step makes the file; a `--set data.path=...` trains on another.
+  const bool other_text = std::any_of(overrides.begin(), overrides.end(), [](const std::string& o) {
+    return o.starts_with("data.path=");
+  });
+  std::error_code ec;
+  if (!other_text && !fs::is_regular_file(corpus, ec))
+    throw ConfigError(
+        "the bundled default trains on " + corpus.string() +
+        ", which is missing: tools/build.sh extracts it from data/janeaustenr/ (which "
+        "tools/install-deps.sh fetches); or train on another text with "
+        "--set data.path=FILE");
+  std::vector<std::string> o = {string_override("data.path", corpus.string())};
   o.insert(o.end(), overrides.begin(), overrides.end());
   return load_train_config(
       fs::exists(cfg) ? cfg.string() : (home / "configs/gpt-austen.yaml").string(), o, {},

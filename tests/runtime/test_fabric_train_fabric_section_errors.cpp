@@ -48,7 +48,8 @@ TEST_F(FabricTrainFabricSectionErrors, NameTheKeysTheRefusalIsAbout) {
        "strategy='single_device' runs on one device, but 2 devices"},
       {"", "fabric.strategy=xla",
        "fabric.strategy 'xla': ", "strategy 'xla' is not available in this build yet"},
-      {"", "fabric.accelerator=tpu", "fabric.accelerator 'tpu': ",
+      // An accelerator this runtime never has is refused at load, at the key (as validate does).
+      {"", "fabric.accelerator=tpu", "--set fabric.accelerator: ",
        "`accelerator='tpu'` is not available: this runtime supports 'cpu' and 'cuda'"},
       {"WORLD_SIZE=2 RANK=0 LOCAL_RANK=0", "fabric.strategy=ddp fabric.devices=3",
        "fabric.devices 3 with fabric.num_nodes 1: ",

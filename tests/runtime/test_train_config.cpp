@@ -204,6 +204,25 @@ TEST_F(TrainConfigTest, StrategyAndDevicesAreCheckedAtTheKey) {
   }
 }
 
+// Lightning's accelerator names mps and tpu pass the field's choices but no machine here has them:
+// refused at load, at the key (file:line:col), so that validate refuses them as fit does — before,
+// validate printed the config with exit 0 and only fit's Fabric refused it, with no location.
+TEST_F(TrainConfigTest, AcceleratorsThisRuntimeNeverHasAreRefusedAtTheKey) {
+  for (const std::string acc : {"tpu", "mps"}) {
+    std::string yaml = contract();
+    yaml.replace(yaml.find("accelerator: cpu"), 16, "accelerator: " + acc);
+    EXPECT_CONTAINS(error_of(yaml),
+                    "cfg.yaml:1:" + std::to_string(yaml.find("accelerator") + 1) +
+                        ": fabric.accelerator: `accelerator='" + acc +
+                        "'` is not available: this runtime supports 'cpu' and 'cuda'");
+  }
+  EXPECT_CONTAINS(error_of(contract(), {"fabric.accelerator=mps"}),
+                  "--set fabric.accelerator: `accelerator='mps'`");
+  for (const char* ok :
+       {"fabric.accelerator=cuda", "fabric.accelerator=gpu", "fabric.accelerator=auto"})
+    EXPECT_NO_THROW(parse_train_config(contract(), "cfg.yaml", {ok})) << ok;
+}
+
 // A list of device indices, as FabricOptions' Devices takes it, in the file or on --set; it dumps
 // as a list and reads back.
 TEST_F(TrainConfigTest, DevicesAsAListOfIndices) {
