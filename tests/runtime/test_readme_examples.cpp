@@ -27,6 +27,8 @@
 #include "distributed/sync_batch_norm.h"
 #include "nn/lora.h"
 #include "nn/nn.h"
+#include "runtime/concat_dataset.h"
+#include "runtime/dataset_split.h"
 #include "runtime/measure_flops.h"
 #include "runtime/spike_detection.h"
 #include "runtime/throughput.h"
@@ -883,6 +885,38 @@ for (auto& [x, y] : train) { /* train on x, y */ }   // this rank's batches, on 
   EXPECT_EQ(train.options().batch_size, 32);
   EXPECT_TRUE(train.options().shuffle);
   EXPECT_EQ(train.options().device, fab.device());
+}
+
+// torch: [len(s) for s in parts], list(parts[0])[:5], list(parts[1])[:5] of
+//   parts = random_split(range(100), [0.8, 0.2], generator=torch.Generator().manual_seed(42))
+//   -> [80, 20] [42, 96, 62, 98, 46] [2, 91, 8, 53, 30]
+TEST(ReadmeExamples, RandomSplitSubsetAndConcat) {
+  const Tensor inputs = randn({100, 4}), targets = randint(0, 3, {100});
+  // clang-format off
+auto examples = std::make_shared<data::TensorDataset>(inputs, targets);  // 100 examples
+auto parts = data::random_split(examples, {0.8, 0.2}, /*seed=*/42);      // torch's: 80 and 20 examples
+data::DataLoader train(parts[0], {.batch_size = 16, .shuffle = true});
+data::DataLoader val(parts[1], {.batch_size = 16});
+data::Subset firsts(examples, {0, 1, 2});                                // examples 0, 1 and 2
+data::ConcatDataset more({examples, std::make_shared<data::Subset>(firsts)});  // 103 examples
+  // clang-format on
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].size(), 80);
+  EXPECT_EQ(parts[1].size(), 20);
+  EXPECT_EQ(std::vector<int64_t>(parts[0].indices().begin(), parts[0].indices().begin() + 5),
+            (std::vector<int64_t>{42, 96, 62, 98, 46}));
+  EXPECT_EQ(std::vector<int64_t>(parts[1].indices().begin(), parts[1].indices().begin() + 5),
+            (std::vector<int64_t>{2, 91, 8, 53, 30}));
+  EXPECT_EQ(train.batches_per_epoch(), 5);
+  EXPECT_EQ(val.batches_per_epoch(), 2);
+  EXPECT_EQ(firsts.size(), 3);
+  EXPECT_EQ(more.size(), 103);
+  const std::vector<int64_t> rows = {101, 42};
+  const data::Batch b = more.get(rows);
+  EXPECT_EQ(max_abs_diff(b.inputs, index_select(inputs, 0, from_vector<int64_t>({1, 42}))), 0.0);
+  const std::vector<int64_t> all_targets = targets.to_vector<int64_t>();
+  EXPECT_EQ(b.targets.to_vector<int64_t>(),
+            (std::vector<int64_t>{all_targets[1], all_targets[42]}));
 }
 
 std::map<std::string, std::vector<double>> values_of(const std::map<std::string, Tensor>& m) {
