@@ -96,17 +96,26 @@ void normal_fill_16_reduced(T* d, T mean, T std) {
   }
 }
 
-// All n uniforms first, then each whole 16; a ragged tail redraws 16 uniforms into the last 16
-// elements and transforms those (overwriting values of the previous block, as torch does).
-template <typename T, typename Uniform, typename Fill16>
-void normal_fill(T* data, int64_t n, Uniform uniform, Fill16 fill16) {
+// All n uniforms first, then the whole blocks of 16 (fill_blocks(data, count)); a ragged tail
+// redraws 16 uniforms into the last 16 elements and transforms those (overwriting values of the
+// previous block, as torch does).
+template <typename T, typename Uniform, typename FillBlocks>
+void normal_fill(T* data, int64_t n, Uniform uniform, FillBlocks fill_blocks) {
   for (int64_t i = 0; i < n; ++i) data[i] = uniform();
-  for (int64_t i = 0; i + 16 <= n; i += 16) fill16(data + i);
+  fill_blocks(data, n / 16);
   if (n % 16 != 0) {
     T* tail = data + n - 16;
     for (int i = 0; i < 16; ++i) tail[i] = uniform();
-    fill16(tail);
+    fill_blocks(tail, 1);
   }
+}
+
+// One block at a time through fill16.
+template <typename T, typename Fill16>
+auto each_block(Fill16 fill16) {
+  return [fill16](T* data, int64_t blocks) {
+    for (int64_t b = 0; b < blocks; ++b) fill16(data + 16 * b);
+  };
 }
 
 void normal_vectorised(void* out, DType dt, int64_t n, double mean, double std, TorchCpuRng& g) {
@@ -114,24 +123,26 @@ void normal_vectorised(void* out, DType dt, int64_t n, double mean, double std, 
     case DType::float64:
       normal_fill(
           static_cast<double*>(out), n, [&] { return g.uniform_double(0.0, 1.0); },
-          [&](double* d) { torch_normal_fill_16(d, mean, std); });
+          each_block<double>([&](double* d) { torch_normal_fill_16(d, mean, std); }));
       break;
     case DType::float32: {
       const float m = static_cast<float>(mean), s = static_cast<float>(std);
+      const TorchNormalFill16Fn fill = torch_normal_fill_16_stub(Device::cpu());
       normal_fill(
           static_cast<float*>(out), n, [&] { return g.uniform_float(24, 0.0f, 1.0f); },
-          [&](float* d) { torch_normal_fill_16(d, m, s); });
+          [&](float* d, int64_t blocks) { fill(d, blocks, m, s); });
       break;
     }
     case DType::float16:
       normal_fill(
           static_cast<Half*>(out), n, [&] { return Half(g.uniform_float(11, 0.0f, 1.0f)); },
-          [&](Half* d) { normal_fill_16_reduced(d, Half(mean), Half(std)); });
+          each_block<Half>([&](Half* d) { normal_fill_16_reduced(d, Half(mean), Half(std)); }));
       break;
     case DType::bfloat16:
       normal_fill(
           static_cast<BFloat16*>(out), n, [&] { return BFloat16(g.uniform_float(8, 0.0f, 1.0f)); },
-          [&](BFloat16* d) { normal_fill_16_reduced(d, BFloat16(mean), BFloat16(std)); });
+          each_block<BFloat16>(
+              [&](BFloat16* d) { normal_fill_16_reduced(d, BFloat16(mean), BFloat16(std)); }));
       break;
     default:
       FABRIC_CHECK(false, DTypeError, "normal_: torch_cpu generator: unsupported dtype ",

@@ -7,10 +7,13 @@
 // (first << 32) | second, and a float64 Box–Muller pair leaves its second value cached for the next
 // scalar normal draw, across calls, until the next seeding.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <random>
+
+#include "tensor/dispatch_stub.h"
 
 namespace fabric {
 
@@ -42,9 +45,16 @@ class TorchCpuRng {
   // A uniform value of a dtype with `digits` significand bits (24 float32, 11 float16, 8
   // bfloat16): the low `digits` bits of one 32-bit draw, scaled into [0, 1), then
   // fma(u, width, from) in float32.
-  float uniform_float(int digits, float from, float width);
+  float uniform_float(int digits, float from, float width) {
+    const float scale = digits == 24 ? 0x1p-24f : digits == 11 ? 0x1p-11f : 0x1p-8f;
+    return std::fmaf(static_cast<float>(random() & ((uint32_t{1} << digits) - 1)) * scale, width,
+                     from);
+  }
   // float64: the low 53 bits of a 64-bit draw, fma(u, width, from).
-  double uniform_double(double from, double width);
+  double uniform_double(double from, double width) {
+    return std::fma(static_cast<double>(random64() & ((uint64_t{1} << 53) - 1)) * 0x1p-53, width,
+                    from);
+  }
   // at::normal_distribution<double>: the cached value if there is one, else a Box–Muller pair from
   // two uniform_double draws (u1 the angle, u2 the radius) whose sine half is cached;
   // fma(z, std, mean).
@@ -65,13 +75,14 @@ class TorchCpuRng {
   std::mutex mutex_;
 };
 
-// torch's normal_fill_16 kernels: data[0..16) holds 16 uniforms in [0, 1); pairs (j, j + 8) become
-// radius·cos(θ), radius·sin(θ) with radius = sqrt(-2 ln(1 - data[j])), θ = 2π data[j + 8], each
-// then fma(·, std, mean).
-//  float32: normal_fill_16_AVX2, with the Cephes log/sincos polynomials of its avx_mathfun.h, one
-//           lane at a time.
-//  float64: the scalar kernel with libm's log/cos/sin.
-void torch_normal_fill_16(float* data, float mean, float std);
+// torch's normal_fill_16 kernels: each block of 16 uniforms in [0, 1) becomes 16 normals, pairs
+// (j, j + 8) giving radius·cos(θ), radius·sin(θ) with radius = sqrt(-2 ln(1 - u_j)),
+// θ = 2π u_(j+8), each then fma(·, std, mean).
+//  float32: normal_fill_16_AVX2, with the Cephes log/sincos polynomials of its avx_mathfun.h
+//           (the CPU kernel, kernels/cpu/torch_normal_fill.cpp); `blocks` consecutive blocks.
+//  float64: the scalar kernel with libm's log/cos/sin, one block.
+using TorchNormalFill16Fn = void (*)(float* data, int64_t blocks, float mean, float std);
+FABRIC_DECLARE_STUB(torch_normal_fill_16_stub, TorchNormalFill16Fn);
 void torch_normal_fill_16(double* data, double mean, double std);
 
 }  // namespace fabric
