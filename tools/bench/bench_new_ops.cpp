@@ -1,11 +1,11 @@
 // This session's new ops on the CPU (einsum, baddbmm, cdist, conv3d, max_pool3d, unfold/fold,
 // scatter_reduce, gather, index_add, advanced indexing, index_put, masked_select, log_sigmoid, glu,
-// prelu, chunk as one autograd node, embedding_bag), float32, forward and forward + backward of
-// sum(out * g), in ms, next to PyTorch (tools/bench/torch_new_ops.py) on the same shapes at the
-// same thread count, measured in the same run. copy_16M (clone) and a raw memcpy are the floor for
-// the 16M-element pointwise rows. Run it after `eval "$(tools/bench/torch_env.sh)"`, or torch's
-// matmuls run on the reference BLAS. The driver, shared with
-// bench_core_ops, is tools/bench/op_case_bench.h.
+// prelu, chunk as one autograd node, embedding_bag; torch's random numbers), float32, forward and
+// forward + backward of sum(out * g), in ms, next to PyTorch (tools/bench/torch_new_ops.py) on the
+// same shapes at the same thread count, measured in the same run. copy_16M (clone) and a raw memcpy
+// are the floor for the 16M-element pointwise rows. Run it after `eval
+// "$(tools/bench/torch_env.sh)"`, or torch's matmuls run on the reference BLAS. The driver, shared
+// with bench_core_ops, is tools/bench/op_case_bench.h.
 //   bench_new_ops [reps] [threads, e.g. 1 or 1,2] [cases, e.g. copy_16M,transpose_copy_2048]
 #include "nn/embedding_bag.h"
 #include "tensor/ops.h"
@@ -18,6 +18,11 @@ using bench::leaf;
 using bench::rows;
 
 namespace {
+
+Generator& torch_generator() {
+  static Generator gen(0, RngAlgorithm::torch_cpu);
+  return gen;
+}
 
 std::vector<bench::OpCase> make_cases() {
   return {
@@ -114,7 +119,10 @@ std::vector<bench::OpCase> make_cases() {
        [](const Inputs& in) { return in[0].clone(); }},
       // A transposed view made contiguous: the strided copy behind .contiguous(), permute-then-
       // reshape and the backward of every transposed matmul operand.
-      {"transpose_copy_2048", [] { return Inputs{leaf({2048, 2048})}; },
+      {"transpose_copy_2048",
+       [] {
+         return Inputs{leaf({2048, 2048})};
+       },
        [](const Inputs& in) { return in[0].t().contiguous(); }},
       {"log_sigmoid_16M", [] { return Inputs{leaf({k16M})}; },
        [](const Inputs& in) { return log_sigmoid(in[0]); }},
@@ -140,6 +148,14 @@ std::vector<bench::OpCase> make_cases() {
          for (const Tensor& c : chunk(in[0], 256, 0)) acc = acc.defined() ? add(acc, c) : c;
          return acc;
        }},
+      // Draws from a torch_cpu generator (torch's numbers, RngAlgorithm::torch_cpu) against
+      // torch's own CPU generator: serial Mersenne Twister draws on both sides.
+      {"rand_4M_torch_rng", [] { return Inputs{}; },
+       [](const Inputs&) { return rand({4 << 20}, {}, &torch_generator()); }, false},
+      {"randn_4M_torch_rng", [] { return Inputs{}; },
+       [](const Inputs&) { return randn({4 << 20}, {}, &torch_generator()); }, false},
+      {"dropout_4M_torch_rng", [] { return Inputs{leaf({4 << 20})}; },
+       [](const Inputs& in) { return dropout(in[0], 0.1, true, &torch_generator()); }},
       {"embedding_bag_mean",
        [] {
          return Inputs{leaf({50000, 128}), rows(50000, {4096, 20})};
