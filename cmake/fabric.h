@@ -25,6 +25,7 @@
 #include "tensor/ops.h"
 #include "tensor/order_statistics.h"
 #include "tensor/random.h"
+#include "tensor/randperm.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tensor/tri_indices.h"

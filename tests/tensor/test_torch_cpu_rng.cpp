@@ -4,10 +4,13 @@
 // values: tests/tensor/torch_cpu_rng_rows.h (tools/fixtures/make_torch_cpu_rng_rows.py).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tensor/bernoulli.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/randperm.h"
 #include "tensor/torch_cpu_rng.h"
 #include "tests/common/expect_error.h"
 #include "tests/tensor/torch_cpu_rng_check.h"
@@ -157,6 +160,40 @@ TEST(TorchCpuRng, BernoulliAndDropout) {
     expect_torch_values("dropout_bf16",
                         dropout(ones({40}, {.dtype = DType::bfloat16}), 0.1, true, &g));
   }
+}
+
+TEST(TorchCpuRng, RandpermIsTorchsAndLeavesTheStreamWhereTorchDoes) {
+  {
+    Generator g = torch_generator("randperm_1000");
+    expect_torch_values("randperm_1000", randperm(1000, {.dtype = DType::int64}, &g));
+  }
+  {
+    Generator g = torch_generator("randperm_f32_then_rand");
+    const Tensor p = randperm(5, {.dtype = DType::float32}, &g);
+    expect_torch_values("randperm_f32_then_rand", cat({p, rand({2}, {}, &g)}));
+  }
+}
+
+TEST(Randperm, PhiloxPermutationsAndTorchsChecks) {
+  Generator a(9), b(9);
+  const Tensor p = randperm(1000, {.dtype = DType::int64}, &a);
+  std::vector<int64_t> v = p.to_vector<int64_t>();
+  EXPECT_EQ(v, randperm(1000, {.dtype = DType::int64}, &b).to_vector<int64_t>());  // seeded
+  std::vector<int64_t> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 1000; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+  EXPECT_NE(v, sorted);  // 1000! orders: not the identity
+  EXPECT_EQ(randperm(0).numel(), 0);
+  EXPECT_EQ(randperm(1).to_vector<int64_t>(), std::vector<int64_t>{0});
+  EXPECT_CONTAINS(thrown<ValueError>([] { randperm(-1); }), "n must be non-negative, got -1");
+  EXPECT_CONTAINS(thrown<ValueError>([] { randperm(2050, {.dtype = DType::float16}); }),
+                  "n cannot be greater than 2049 for Half type");
+  EXPECT_CONTAINS(thrown<ValueError>([] { randperm(257, {.dtype = DType::uint8}); }),
+                  "cannot be converted to type uint8 without overflow");
+  EXPECT_CONTAINS(thrown<DTypeError>([] { randperm(3, {.dtype = DType::bool_}); }),
+                  "not implemented for bool");
+  EXPECT_EQ(randperm(256, {.dtype = DType::uint8}).numel(), 256);
+  EXPECT_EQ(randperm(2049, {.dtype = DType::float16}).numel(), 2049);
 }
 
 TEST(TorchCpuRng, StateSnapshotsReplayAndSeedingRestarts) {
