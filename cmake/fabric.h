@@ -22,6 +22,7 @@
 #include "tensor/device_control.h"
 #include "tensor/factory.h"
 #include "tensor/index_extra.h"
+#include "tensor/multinomial.h"
 #include "tensor/ops.h"
 #include "tensor/order_statistics.h"
 #include "tensor/random.h"

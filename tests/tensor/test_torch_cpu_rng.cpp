@@ -8,6 +8,7 @@
 
 #include "tensor/bernoulli.h"
 #include "tensor/factory.h"
+#include "tensor/multinomial.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/randperm.h"
@@ -172,6 +173,82 @@ TEST(TorchCpuRng, RandpermIsTorchsAndLeavesTheStreamWhereTorchDoes) {
     const Tensor p = randperm(5, {.dtype = DType::float32}, &g);
     expect_torch_values("randperm_f32_then_rand", cat({p, rand({2}, {}, &g)}));
   }
+}
+
+// The weights of the multinomial rows: ((i * 37) % 101) / 16 for i in 0 .. 149, as (3, 50).
+Tensor weights(DType dt) {
+  std::vector<double> w(150);
+  for (int64_t i = 0; i < 150; ++i)
+    w[static_cast<size_t>(i)] = static_cast<double>((i * 37) % 101) / 16;
+  return from_vector(w, {3, 50}).to(dt);
+}
+
+TEST(TorchCpuRng, MultinomialWithAndWithoutReplacement) {
+  {
+    Generator g = torch_generator("multinomial_one");
+    const Tensor p =
+        from_vector(std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.0f, 0.25f, 0.25f}, {2, 4});
+    expect_torch_values("multinomial_one", multinomial(p, 1, false, &g));
+  }
+  {
+    Generator g = torch_generator("multinomial_without_replacement");
+    expect_torch_values("multinomial_without_replacement",
+                        multinomial(weights(DType::float32), 10, false, &g));
+  }
+  {
+    Generator g = torch_generator("multinomial_with_replacement");
+    expect_torch_values("multinomial_with_replacement",
+                        multinomial(weights(DType::float32), 20, true, &g));
+  }
+  {
+    Generator g = torch_generator("multinomial_f64_with_replacement");
+    expect_torch_values("multinomial_f64_with_replacement",
+                        multinomial(weights(DType::float64).select(0, 0), 30, true, &g));
+  }
+  {
+    Generator g = torch_generator("multinomial_then_rand");
+    const Tensor m =
+        multinomial(weights(DType::float32), 1, false, &g).reshape({-1}).to(DType::float32);
+    expect_torch_values("multinomial_then_rand", cat({m, rand({2}, {}, &g)}));
+  }
+}
+
+TEST(Multinomial, PhiloxDrawsAndTorchsChecks) {
+  Generator a(4), b(4);
+  const Tensor w = weights(DType::float32);
+  const Tensor x = multinomial(w, 10, false, &a);
+  EXPECT_EQ(x.sizes(), (Shape{3, 10}));
+  EXPECT_EQ(x.to_vector<int64_t>(), multinomial(w, 10, false, &b).to_vector<int64_t>());
+  // Without replacement each row's samples are distinct and never a zero-weight category.
+  const std::vector<int64_t> v = x.to_vector<int64_t>();
+  const std::vector<float> wv = w.to_vector<float>();
+  for (int64_t r = 0; r < 3; ++r) {
+    std::vector<int64_t> row(v.begin() + r * 10, v.begin() + r * 10 + 10);
+    for (int64_t id : row) EXPECT_GT(wv[static_cast<size_t>(r * 50 + id)], 0.0f);
+    std::sort(row.begin(), row.end());
+    EXPECT_EQ(std::adjacent_find(row.begin(), row.end()), row.end());
+  }
+  EXPECT_EQ(multinomial(w, 7, true, &a).sizes(), (Shape{3, 7}));
+  const Tensor one_hot = from_vector(std::vector<float>{0, 0, 2, 0});
+  EXPECT_EQ(multinomial(one_hot, 5, true, &a).to_vector<int64_t>(), std::vector<int64_t>(5, 2));
+  EXPECT_CONTAINS(thrown<ValueError>([&] {
+                    multinomial(from_vector(std::vector<float>{0.5f, -1}), 1);
+                  }),
+                  "contains either `inf`, `nan` or element < 0");
+  EXPECT_CONTAINS(thrown<ValueError>([&] {
+                    multinomial(zeros({2, 3}), 1);
+                  }),
+                  "sum of probabilities <= 0");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { multinomial(w, 51); }),
+                  "cannot sample n_sample > prob_dist.size(-1) samples without replacement");
+  EXPECT_CONTAINS(thrown<ValueError>([&] { multinomial(w, 0); }),
+                  "cannot sample n_sample <= 0 samples");
+  EXPECT_CONTAINS(thrown<ShapeError>([&] {
+                    multinomial(zeros({2, 2, 2}), 1);
+                  }),
+                  "prob_dist must be 1 or 2 dim");
+  EXPECT_CONTAINS(thrown<DTypeError>([&] { multinomial(ones({3}, {.dtype = DType::int64}), 1); }),
+                  "only supports floating-point dtypes");
 }
 
 TEST(Randperm, PhiloxPermutationsAndTorchsChecks) {
