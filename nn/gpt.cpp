@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "nn/gpt_sampling.h"
 #include "nn/init.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
@@ -153,10 +154,23 @@ void GPT::generate_each(const Tensor& idx_in, int64_t max_new_tokens, double tem
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     Tensor last = hidden(cond);
     last = last.narrow(1, last.size(1) - 1, 1);  // (B, 1, C): only the last position
-    std::vector<float> logits = child("lm_head")(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
-    std::vector<double> u = rand({B}, {.dtype = DType::float64}, gen).to_vector<double>();
+    std::vector<float> logits =
+        child("lm_head")(last).to(DType::float32).to_vector<float>();  // (B, 1, V)
     std::vector<int64_t> next(static_cast<size_t>(B));
-    for (int64_t b = 0; b < B; ++b) {
+    Generator& g = gen ? *gen : default_generator();
+    const bool sampled = g.torch_cpu() && temperature > 0.0;
+    if (sampled) {
+      // A torch_cpu generator samples as nanoGPT does, in float32 tensor ops, so that the same
+      // logits and seed give torch's ids (nn/gpt_sampling.h).
+      const Tensor l = from_vector(logits, {B, V}).narrow(1, 0, drawn);
+      FABRIC_CHECK(all(isfinite(l)).item<bool>(), ValueError,
+                   "GPT.generate: the logits are not finite (NaN or inf)");
+      next = sample_next_token(l, temperature, top_k, &g).to_vector<int64_t>();
+    }
+    const std::vector<double> u =
+        sampled ? std::vector<double>()
+                : rand({B}, {.dtype = DType::float64}, gen).to_vector<double>();
+    for (int64_t b = 0; !sampled && b < B; ++b) {
       const float* l = logits.data() + b * V;
       // A diverged model's NaN would be drawn as id 0 by greedy decoding (max_element) and its inf
       // as whatever sits at the top: every path refuses it.

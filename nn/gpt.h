@@ -43,7 +43,9 @@ class GPT : public Module {
   // from the softmax. temperature == 0 picks the argmax (greedy). Runs without autograd; call
   // eval() first to switch dropout off. allowed_ids > 0 draws only ids below it (their logits
   // alone count, top_k among them): a model whose vocab_size exceeds its tokenizer's vocabulary
-  // would otherwise emit ids that name nothing.
+  // would otherwise emit ids that name nothing. With a torch_cpu generator (tensor/random.h) each
+  // step is nanoGPT's own float32 computation (nn/gpt_sampling.h), so the same logits and seed
+  // draw torch's ids; otherwise an inverse-CDF draw in float64 from one uniform per row.
   Tensor generate(const Tensor& idx, int64_t max_new_tokens, double temperature = 1.0,
                   std::optional<int64_t> top_k = std::nullopt, Generator* gen = nullptr,
                   int64_t allowed_ids = 0);
