@@ -1,30 +1,17 @@
-// torch.randperm's CPU algorithm over the standard Mersenne Twister, and DistributedSampler's
-// padding and striding on top of it.
+// DistributedSampler's padding and striding over torch.randperm's permutation (tensor/randperm.h
+// with a torch_cpu generator).
 #include "distributed/distributed_sampler.h"
 
-#include <numeric>
-#include <random>
-#include <utility>
-
 #include "tensor/error.h"
+#include "tensor/randperm.h"
 
 namespace fabric::distributed {
 
 std::vector<int64_t> torch_randperm(int64_t n, uint64_t seed) {
   FABRIC_CHECK(n >= 0, ValueError, "torch_randperm: n must be >= 0, got ", n);
-  std::vector<int64_t> p(static_cast<size_t>(n));
-  std::iota(p.begin(), p.end(), int64_t{0});
-  // torch's at::mt19937 is the standard MT19937 with the standard 32-bit seeding; it drops the
-  // seed's high bits, so std::mt19937 gives the same stream.
-  std::mt19937 engine(static_cast<uint32_t>(seed));
-  for (int64_t i = 0; i + 1 < n; ++i) {
-    // One 32-bit draw per step, reduced modulo the remaining count: torch's slightly biased map,
-    // kept because the order must match it, not be uniform.
-    const uint64_t r = engine();
-    const auto z = static_cast<int64_t>(r % static_cast<uint64_t>(n - i));
-    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(i + z)]);
-  }
-  return p;
+  // torch.Generator().manual_seed(seed) drawing torch.randperm's permutation (tensor/randperm.h).
+  Generator gen(seed, RngAlgorithm::torch_cpu);
+  return randperm(n, {.dtype = DType::int64}, &gen).to_vector<int64_t>();
 }
 
 DistributedSampler::DistributedSampler(int64_t dataset_size, DistributedSamplerOptions options)
