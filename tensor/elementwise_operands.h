@@ -2,7 +2,6 @@
 // family, the activations) share, so each op refuses the same inputs with the same message.
 #pragma once
 #include <initializer_list>
-#include <vector>
 
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
@@ -20,16 +19,13 @@ void check_floating_operand(const char* op, const Tensor& t);
 // internal, so autograd records the op on the originals).
 Tensor cast_for_kernel(const Tensor& t, DType dt);
 
-// The dim order in which every operand is contiguous, when they all share one that is not
-// row-major (transposed or permuted alike, none broadcast, the result's shape) on the CPU and
-// hold enough elements to matter; empty otherwise. The elementwise ops then run their kernel in
-// that order over contiguous memory and lay the result out row-major with one tiled copy: the
-// row-major loop read such operands one element per cache line (add(a.t(), b.t()) of 2048^2 took
-// 16 times torch's time, which gives the result the operands' layout instead).
-std::vector<int64_t> shared_transposed_order(const Shape& out,
-                                             std::initializer_list<const Tensor*> operands);
-
-// `order`'s inverse permutation (result.permute(inverse) undoes result.permute(order)).
-std::vector<int64_t> inverse_order(const std::vector<int64_t>& order);
+// A new elementwise result of shape `out`, laid out as torch's TensorIterator lays it out when
+// every operand (0-d ones aside) has that shape and all share one dense layout that is not
+// row-major (transposed or permuted alike: x.t() + y.t(), relu of a channels-last activation):
+// the result takes that layout, so the kernel's loop (make_strided_loop walks the output's memory
+// order) runs over contiguous memory and nothing is transposed. Otherwise row-major. (torch also
+// follows the first operand's layout when the operands differ; here they must agree.)
+Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
+                           std::initializer_list<const Tensor*> operands);
 
 }  // namespace fabric

@@ -25,7 +25,7 @@ Tensor activation(OpId id, const char* name, ActivationOp op, const ActivationPa
   Tensor a = a_in;
   apply_autocast(id, {&a});
   check_floating_operand(name, a);
-  Tensor out = empty(a.sizes(), {.dtype = a.dtype(), .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = a.dtype(), .device = a.device()}, {&a});
   if (out.numel() > 0) {
     const StridedLoop loop = make_strided_loop(name, out, {&a});
     activation_stub(out.device())(op, params, loop);

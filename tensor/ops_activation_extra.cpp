@@ -30,7 +30,7 @@ Tensor extra_activation(OpId id, const char* name, ExtraActivation op,
   Tensor a = a_in;
   apply_autocast(id, {&a});
   check_floating_operand(name, a);
-  Tensor out = empty(a.sizes(), {.dtype = a.dtype(), .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = a.dtype(), .device = a.device()}, {&a});
   if (out.numel() > 0) {
     const StridedLoop loop = make_strided_loop(name, out, {&a});
     extra_activation_stub(out.device())(op, params, loop);
@@ -52,7 +52,7 @@ Tensor extra_activation_backward(ExtraActivation op, const Tensor& grad, const T
                                  const ExtraActivationParams& params) {
   check_floating_operand("activation_backward", x);
   const Tensor g = grad.dtype() == x.dtype() ? grad : grad.to(x.dtype());
-  Tensor out = empty(x.sizes(), {.dtype = x.dtype(), .device = x.device()});
+  Tensor out = empty_like_operands(x.sizes(), {.dtype = x.dtype(), .device = x.device()}, {&g, &x});
   if (out.numel() == 0) return out;
   const StridedLoop loop = make_strided_loop("activation_backward", out, {&g, &x});
   extra_activation_backward_stub(out.device())(op, params, loop);

@@ -110,11 +110,7 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
       alpha.to_double() != 1.0)
     return run_binary(name, op, a, run_binary_scalar(name, BinaryOp::mul, b, alpha, ct), ct, 1);
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
-  if (const std::vector<int64_t> order = shared_transposed_order(shape, {&a, &b}); !order.empty())
-    return run_binary(name, op, a.detach().permute(order), b.detach().permute(order), ct, alpha)
-        .permute(inverse_order(order))
-        .contiguous();
-  Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(shape, {.dtype = ct, .device = a.device()}, {&a, &b});
   if (out.numel() == 0) return out;
   const Tensor ac = operand_for_kernel(op, a, b, ct), bc = operand_for_kernel(op, b, a, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac, &bc});
@@ -124,11 +120,7 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 
 Tensor run_binary_scalar(const char* name, BinaryOp op, const Tensor& a, const Scalar& b,
                          DType ct) {
-  if (const std::vector<int64_t> order = shared_transposed_order(a.sizes(), {&a}); !order.empty())
-    return run_binary_scalar(name, op, a.detach().permute(order), b, ct)
-        .permute(inverse_order(order))
-        .contiguous();
-  Tensor out = empty(a.sizes(), {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = ct, .device = a.device()}, {&a});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac});
@@ -258,8 +250,8 @@ Tensor& binary_inplace(const char* name, BinaryOp op, Tensor& a, const Tensor* b
 Tensor compare_tt(const char* name, CompareOp op, const Tensor& a, const Tensor& b) {
   check_pair(name, a, b);
   const DType ct = result_type({&a, &b});
-  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), name),
-                     {.dtype = DType::bool_, .device = a.device()});
+  Tensor out = empty_like_operands(broadcast_shapes(a.sizes(), b.sizes(), name),
+                                   {.dtype = DType::bool_, .device = a.device()}, {&a, &b});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct), bc = cast_for_kernel(b, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac, &bc});
@@ -270,7 +262,7 @@ Tensor compare_tt(const char* name, CompareOp op, const Tensor& a, const Tensor&
 Tensor compare_ts(const char* name, CompareOp op, const Tensor& a, const Scalar& b) {
   check_elementwise_operand(name, a);
   const DType ct = result_type({&a}, {&b});
-  Tensor out = empty(a.sizes(), {.dtype = DType::bool_, .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = DType::bool_, .device = a.device()}, {&a});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, ct);
   const StridedLoop loop = make_strided_loop(name, out, {&ac});
@@ -386,7 +378,7 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   const DType ct = result_type({&a, &b});
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
-  Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(shape, {.dtype = ct, .device = a.device()}, {&cond, &a, &b});
   if (out.numel() > 0) {
     const Tensor ac = cast_for_kernel(a, ct), bc = cast_for_kernel(b, ct);
     const StridedLoop loop = make_strided_loop("where", out, {&cond, &ac, &bc});
@@ -410,7 +402,7 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Scalar& b) {
                "where: the condition must be a bool tensor, got ", dtype_name(cond.dtype()),
                " (compare first, e.g. ne(mask, 0))");
   const Shape shape = broadcast_shapes(cond.sizes(), a.sizes(), "where");
-  Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(shape, {.dtype = ct, .device = a.device()}, {&cond, &a});
   if (out.numel() > 0) {
     const Tensor ac = cast_for_kernel(a, ct);
     const StridedLoop loop = make_strided_loop("where", out, {&cond, &ac, &bt});
@@ -433,7 +425,8 @@ Tensor addcmul(const Tensor& self_in, const Tensor& t1_in, const Tensor& t2_in,
                "), argument value must not be a floating point number, got ", value.to_double());
   const Shape shape = broadcast_shapes(broadcast_shapes(self.sizes(), t1.sizes(), "addcmul"),
                                        t2.sizes(), "addcmul");
-  Tensor out = empty(shape, {.dtype = ct, .device = self.device()});
+  Tensor out =
+      empty_like_operands(shape, {.dtype = ct, .device = self.device()}, {&self, &t1, &t2});
   if (out.numel() > 0) {
     const Tensor s = cast_for_kernel(self, ct), a = cast_for_kernel(t1, ct),
                  b = cast_for_kernel(t2, ct);

@@ -3,6 +3,7 @@
 // exact and a zero divisor raises, as torch's CPU kernels ("ZeroDivisionError"; torch's CUDA
 // kernels give garbage instead).
 #include "tensor/autocast.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/math_kernels.h"
 #include "tensor/op_record.h"
@@ -39,7 +40,7 @@ Tensor math_binary(OpId id, const char* name, MathBinaryOp op, const Tensor& a_i
     FABRIC_CHECK(!any(eq(bc.detach(), 0)).item<bool>(), ValueError, name,
                  ": integer division by zero (a ", dtype_name(ct),
                  " divisor holds 0; integers have no NaN to give)");
-  Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(shape, {.dtype = ct, .device = a.device()}, {&a, &b});
   if (out.numel() > 0) {
     const StridedLoop loop = make_strided_loop(name, out, {&ac, &bc});
     math_binary_stub(out.device())(op, loop);

@@ -16,11 +16,7 @@ namespace {
 enum class Kind { promote_float, floating_only, keep_numeric };
 
 Tensor run_unary(const char* name, UnaryOp op, const Tensor& a, DType out_dt) {
-  if (const std::vector<int64_t> order = shared_transposed_order(a.sizes(), {&a}); !order.empty())
-    return run_unary(name, op, a.detach().permute(order), out_dt)
-        .permute(inverse_order(order))
-        .contiguous();
-  Tensor out = empty(a.sizes(), {.dtype = out_dt, .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = out_dt, .device = a.device()}, {&a});
   if (out.numel() == 0) return out;
   const Tensor ac = cast_for_kernel(a, out_dt);
   const StridedLoop loop = make_strided_loop(name, out, {&ac});
@@ -155,7 +151,7 @@ Tensor clamp(const Tensor& a_in, std::optional<Scalar> min, std::optional<Scalar
     if (ct == DType::uint8 && (*bound)->is_integral())
       *bound = Scalar(static_cast<uint8_t>((*bound)->to_int()));
   }
-  Tensor out = empty(a.sizes(), {.dtype = ct, .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = ct, .device = a.device()}, {&a});
   if (out.numel() > 0) {
     const Tensor ac = cast_for_kernel(a, ct);
     const StridedLoop loop = make_strided_loop("clamp", out, {&ac});

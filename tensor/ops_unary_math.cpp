@@ -19,7 +19,7 @@ Tensor math_unary(OpId id, const char* name, MathUnaryOp op, const Tensor& a_in)
   apply_autocast(id, {&a});
   check_elementwise_operand(name, a);
   const DType out_dt = float_result_dtype(a.dtype());
-  Tensor out = empty(a.sizes(), {.dtype = out_dt, .device = a.device()});
+  Tensor out = empty_like_operands(a.sizes(), {.dtype = out_dt, .device = a.device()}, {&a});
   if (out.numel() > 0) {
     // The cast is internal: autograd records the op on `a` itself.
     const Tensor ac = a.dtype() == out_dt ? a : a.detach().to(out_dt);

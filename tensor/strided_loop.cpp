@@ -2,6 +2,9 @@
 // size 1), drop size-1 dims, and merge adjacent dims that are contiguous for every operand.
 #include "tensor/strided_loop.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "tensor/error.h"
 
 namespace fabric {
@@ -65,6 +68,28 @@ StridedLoop make_strided_loop(const char* op, const Tensor& out, std::initialize
   fill_operand(0, out, true);
   int k = 1;
   for (const Tensor* t : inputs) fill_operand(k++, *t, false);
+
+  // Walk the output's memory order, outermost dim first: a result laid out as its transposed or
+  // permuted operands (empty_like_operands), or an in-place write into such a view, then runs
+  // over contiguous memory instead of one element per cache line. Each element's value does not
+  // depend on the order; a row-major output keeps the order it has.
+  const int n_keep = static_cast<int>(keep.size());
+  bool descending = true;
+  for (int j = 1; j < n_keep && descending; ++j)
+    descending = loop.ops[0].strides[j - 1] >= loop.ops[0].strides[j];
+  if (!descending) {
+    std::array<int, kMaxLoopDims> perm{};
+    for (int j = 0; j < n_keep; ++j) perm[j] = j;
+    std::stable_sort(perm.begin(), perm.begin() + n_keep,
+                     [&](int x, int y) { return loop.ops[0].strides[x] > loop.ops[0].strides[y]; });
+    std::vector<int64_t> kept(keep.size());
+    for (int j = 0; j < n_keep; ++j) kept[j] = keep[perm[j]];
+    for (int q = 0; q < loop.num_operands; ++q) {
+      const std::array<int64_t, kMaxLoopDims> old = loop.ops[q].strides;
+      for (int j = 0; j < n_keep; ++j) loop.ops[q].strides[j] = old[perm[j]];
+    }
+    keep = std::move(kept);
+  }
 
   // Coalesce: dim j-1 merges into dim j when every operand's stride[j-1] == stride[j] * size[j].
   int n = static_cast<int>(keep.size());

@@ -75,10 +75,12 @@ TEST(Elementwise, PromotionOfResults) {
   EXPECT_EQ(addcmul(i64, i64, f32).dtype(), DType::float32);
   EXPECT_EQ(logical_and(f32, i64).dtype(), DType::bool_);
   EXPECT_EQ(logical_not(f32).dtype(), DType::bool_);
-  // Results of fresh ops are contiguous even from non-contiguous inputs.
+  // A fresh result takes the layout its operands share, as torch's TensorIterator gives it:
+  //   t = torch.arange(0, 6.).view(2, 3).t(); t.exp().stride(), (t + t).stride()  # (1, 3) (1, 3)
   const Tensor t = arange(0, 6, 1, DType::float32).view({2, 3}).t();
-  EXPECT_TRUE(exp(t).is_contiguous());
-  EXPECT_TRUE((t + t).is_contiguous());
+  EXPECT_EQ(exp(t).strides(), (Strides{1, 3}));
+  EXPECT_EQ((t + t).strides(), (Strides{1, 3}));
+  EXPECT_FALSE((t + t).is_contiguous());
 }
 
 TEST(Elementwise, ValuesThroughOperators) {
@@ -317,26 +319,61 @@ TEST(Elementwise, InPlaceWithAliasingOperand) {
   EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{1, 4, 9}));
 }
 
-// Operands laid out alike in a permuted order (a.t() + b.t()) run in that order and come back
-// row-major: the same bits and shape as on contiguous copies, standard strides, also for shapes
-// with size-1 dims (which are no permutation: (20000, 1) kept strides (1, 1)).
-TEST(Elementwise, PermutedOperandsGiveRowMajorResultsWithTheSameBits) {
+// Operands laid out alike in a permuted order (a.t() + b.t(), a channels-last activation) give a
+// result in that layout, as torch's TensorIterator does, computed over contiguous memory: the same
+// bits as on contiguous copies. Strides from torch 1.13:
+//   a, b = torch.randn(160, 130), torch.randn(160, 130)
+//   (a.t() + b.t()).stride(), torch.relu(a.t()).stride(), (a.t() * 2.5).stride()  # (1, 130) x3
+//   p4 = torch.randn(3, 90, 2, 80).permute(0, 2, 3, 1); p4.exp().stride()  # (14400, 80, 1, 160)
+//   (a.t() > 0).stride(), a.t().clamp(0, 1).stride(), torch.addcmul(a.t(), a.t(), a.t()).stride(),
+//   torch.where(a.t() > 0, a.t(), a.t()).stride(), (a.t() + torch.tensor(2.)).stride(),
+//   F.gelu(a.t()).stride(), torch.atan2(a.t(), a.t()).stride()  # all (1, 130)
+//   x = torch.randn(20000, 1); x.relu().stride()  # (1, 1): contiguous operands stay row-major
+// torch's result also follows the first operand when the operands' layouts differ; here those
+// results are row-major (a.t() + c with c contiguous: torch (1, 130), ours (160, 1)).
+TEST(Elementwise, PermutedOperandsGiveResultsInTheirLayoutWithTheSameBits) {
   const Tensor a = randn({160, 130}), b = randn({160, 130});
-  const Tensor at = a.t(), bt = b.t();  // 20800 elements: past the size that takes this path
+  const Tensor at = a.t(), bt = b.t();
+  const Strides transposed{1, 130};
   const Tensor sum_t = add(at, bt), want = add(at.contiguous(), bt.contiguous());
-  EXPECT_TRUE(sum_t.is_contiguous());
-  EXPECT_EQ(sum_t.strides(), want.strides());
+  EXPECT_EQ(sum_t.strides(), transposed);
   EXPECT_EQ(sum_t.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(relu(at).strides(), transposed);
   EXPECT_EQ(relu(at).to_vector<float>(), relu(at.contiguous()).to_vector<float>());
+  EXPECT_EQ(mul(at, 2.5).strides(), transposed);
   EXPECT_EQ(mul(at, 2.5).to_vector<float>(), mul(at.contiguous(), 2.5).to_vector<float>());
+  EXPECT_EQ(gt(at, 0.0).strides(), transposed);
+  EXPECT_EQ(clamp(at, 0.0, 1.0).strides(), transposed);
+  EXPECT_EQ(addcmul(at, at, at).strides(), transposed);
+  EXPECT_EQ(where(gt(at, 0.0), at, at).strides(), transposed);
+  EXPECT_EQ(add(at, scalar_tensor(2.0)).strides(), transposed);
+  EXPECT_EQ(gelu(at).strides(), transposed);
+  EXPECT_EQ(atan2(at, at).strides(), transposed);
+  EXPECT_EQ(atan2(at, at).to_vector<float>(),
+            atan2(at.contiguous(), at.contiguous()).to_vector<float>());
   const Tensor p4 = randn({3, 90, 2, 80}).permute({0, 2, 3, 1});
   EXPECT_EQ(exp(p4).to_vector<float>(), exp(p4.contiguous()).to_vector<float>());
-  EXPECT_EQ(exp(p4).strides(), p4.contiguous().strides());
+  EXPECT_EQ(exp(p4).strides(), (Strides{14400, 80, 1, 160}));
+  // Operands whose layouts differ: row-major, the same bits.
+  const Tensor c = randn({130, 160});
+  EXPECT_TRUE(add(at, c).is_contiguous());
+  EXPECT_EQ(add(at, c).to_vector<float>(), add(at.contiguous(), c).to_vector<float>());
   for (const Shape& shape : {Shape{20000, 1}, Shape{200, 1, 100}, Shape{3, 90, 1, 80}}) {
     const Tensor x = randn(shape);
     EXPECT_EQ(relu(x).strides(), x.strides()) << shape_str(shape);
     EXPECT_EQ(add(x, x).strides(), x.strides()) << shape_str(shape);
   }
+}
+
+// An in-place op on a transposed view walks the view's memory order: the same values as through
+// a contiguous copy, written where the view points.
+TEST(Elementwise, InPlaceOnATransposedViewWritesItsElements) {
+  Tensor a = randn({96, 200});
+  const Tensor b = randn({200, 96});
+  const Tensor want = add(a.t().contiguous(), b);
+  Tensor view = a.t();
+  add_(view, b);
+  EXPECT_EQ(a.t().contiguous().to_vector<float>(), want.to_vector<float>());
 }
 
 // ---- special values and semantics ---------------------------------------------------------------

@@ -124,6 +124,18 @@ std::vector<bench::OpCase> make_cases() {
          return Inputs{leaf({2048, 2048})};
        },
        [](const Inputs& in) { return in[0].t().contiguous(); }},
+      // Elementwise ops over transposed operands: torch gives the result their layout; ours is
+      // row-major, so the kernel's result is transposed on the way out.
+      {"relu_t_2048",
+       [] {
+         return Inputs{leaf({2048, 2048})};
+       },
+       [](const Inputs& in) { return relu(in[0].t()); }},
+      {"add_tt_2048",
+       [] {
+         return Inputs{leaf({2048, 2048}), leaf({2048, 2048})};
+       },
+       [](const Inputs& in) { return add(in[0].t(), in[1].t()); }},
       {"log_sigmoid_16M", [] { return Inputs{leaf({k16M})}; },
        [](const Inputs& in) { return log_sigmoid(in[0]); }},
       {"glu_16M",

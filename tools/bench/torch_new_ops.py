@@ -53,6 +53,8 @@ def make_cases(torch, F):
         "randn_4M_torch_rng": (lambda: [], lambda: torch.randn(4 << 20), False),
         "dropout_4M_torch_rng": (lambda: [leaf(4 << 20)], lambda x: F.dropout(x, 0.1, True), True),
         "transpose_copy_2048": (lambda: [leaf(2048, 2048)], lambda x: x.t().contiguous(), True),
+        "relu_t_2048": (lambda: [leaf(2048, 2048)], lambda x: torch.relu(x.t()), True),
+        "add_tt_2048": (lambda: [leaf(2048, 2048), leaf(2048, 2048)], lambda a, b: a.t() + b.t(), True),
         "log_sigmoid_16M": (lambda: [leaf(M16)], F.logsigmoid, True),
         "glu_16M": (lambda: [leaf(4096, 4096)], lambda x: F.glu(x, -1), True),
         "prelu_16M_c64": (lambda: [leaf(16, 64, 128, 128), torch.full((64,), 0.25).requires_grad_(True)],
