@@ -6,6 +6,7 @@
 
 #include "tensor/error.h"
 #include "tensor/factory.h"
+#include "tensor/memory_overlap.h"
 
 namespace fabric {
 
@@ -31,60 +32,83 @@ Tensor cast_for_kernel(const Tensor& t, DType dt) {
 
 namespace {
 
-// The dim order, outermost first, in which `t` is contiguous when that order is not the row-major
-// one (size-1 dims placed outermost: their strides address nothing); empty for a row-major or
-// non-dense tensor.
-std::vector<int64_t> permuted_dense_order(const Tensor& t) {
-  const int64_t nd = t.dim();
-  if (nd < 2) return {};
-  std::vector<int64_t> order(static_cast<size_t>(nd));
-  for (int64_t d = 0; d < nd; ++d) order[static_cast<size_t>(d)] = d;
-  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
-    const bool x1 = t.size(x) == 1, y1 = t.size(y) == 1;
-    if (x1 != y1) return x1;
-    return t.stride(x) > t.stride(y);
-  });
-  bool row_major = true;
-  int64_t previous = -1;
-  for (int64_t d : order) {
-    if (t.size(d) == 1) continue;
-    row_major = row_major && d > previous;
-    previous = d;
+// A result of shape `out` with these element strides, in fresh memory.
+Tensor empty_with_strides(const Shape& out, const Strides& strides, const TensorOptions& options) {
+  int64_t numel = 1;
+  for (int64_t s : out) numel *= s;
+  const Tensor flat = empty({numel}, options);
+  return Tensor::from_storage(flat.storage(), options.dtype, out, strides, 0);
+}
+
+// `t`'s strides against the result's shape, as torch's TensorIterator::compute_strides sees them:
+// 0 along dims `t` broadcasts over (missing leading dims, or size 1 where the result is wider).
+std::vector<int64_t> broadcast_strides(const Tensor& t, const Shape& out) {
+  const size_t nd = out.size(), lead = nd - static_cast<size_t>(t.dim());
+  std::vector<int64_t> strides(nd, 0);
+  for (size_t d = lead; d < nd; ++d) {
+    const int64_t src = static_cast<int64_t>(d - lead);
+    strides[d] = t.size(src) == 1 && out[d] != 1 ? 0 : t.stride(src);
   }
-  if (row_major) return {};
-  int64_t expected = 1;  // the stride a dense tensor has at each dim, innermost first
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    if (t.size(*it) == 1) continue;
-    if (t.stride(*it) != expected) return {};
-    expected *= t.size(*it);
-  }
-  return order;
+  return strides;
 }
 
 }  // namespace
 
 Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
                            std::initializer_list<const Tensor*> operands) {
-  std::vector<int64_t> order;
+  const size_t nd = out.size();
+  if (nd < 2) return empty(out, options);
+  // torch's fast setup: every operand of the result's shape and row-major gives a row-major
+  // result; every operand dense with one and the same strides gives those strides.
+  bool same_shape = true, contiguous = true, same_dense = true;
   for (const Tensor* t : operands) {
-    if (t->dim() == 0) continue;  // a 0-d operand broadcasts: it has no say, as in torch
-    if (t->sizes() != out) return empty(out, options);
-    std::vector<int64_t> o = permuted_dense_order(*t);
-    if (o.empty()) return empty(out, options);
-    if (order.empty()) {
-      order = std::move(o);
-    } else if (o != order && !t->detach().permute(order).is_contiguous()) {
-      return empty(out, options);
+    same_shape = same_shape && t->sizes() == out;
+    contiguous = contiguous && t->is_contiguous();
+    same_dense = same_dense && is_non_overlapping_and_dense(*t) &&
+                 t->strides() == (*operands.begin())->strides();
+  }
+  if (same_shape && contiguous) return empty(out, options);
+  if (same_shape && same_dense) return empty_with_strides(out, (*operands.begin())->strides(), options);
+
+  // Otherwise torch's reorder_dimensions: an insertion sort of the dims, innermost first, where
+  // the first operand whose strides along two dims are both non-zero and differ decides their
+  // order (equal strides: the smaller dim goes inside, unless a later operand decides).
+  std::vector<std::vector<int64_t>> strides;
+  for (const Tensor* t : operands) strides.push_back(broadcast_strides(*t, out));
+  auto should_swap = [&](int64_t dim0, int64_t dim1) {
+    for (const std::vector<int64_t>& st : strides) {
+      const int64_t s0 = st[static_cast<size_t>(dim0)], s1 = st[static_cast<size_t>(dim1)];
+      if (s0 == 0 || s1 == 0) continue;
+      if (s0 < s1) return -1;
+      if (s0 > s1) return 1;
+      if (out[static_cast<size_t>(dim0)] > out[static_cast<size_t>(dim1)]) return 1;
+    }
+    return 0;
+  };
+  std::vector<int64_t> perm(nd);  // perm[0] is the innermost dim
+  for (size_t i = 0; i < nd; ++i) perm[i] = static_cast<int64_t>(nd - 1 - i);
+  for (size_t i = 1; i < nd; ++i) {
+    size_t dim1 = i;
+    for (size_t dim0 = i; dim0-- > 0;) {
+      const int comparison = should_swap(perm[dim0], perm[dim1]);
+      if (comparison > 0) {
+        std::swap(perm[dim0], perm[dim1]);
+        dim1 = dim0;
+      } else if (comparison < 0) {
+        break;
+      }
     }
   }
-  if (order.empty()) return empty(out, options);
-  Shape permuted(out.size());
-  std::vector<int64_t> inverse(order.size());
-  for (size_t i = 0; i < order.size(); ++i) {
-    permuted[i] = out[static_cast<size_t>(order[i])];
-    inverse[static_cast<size_t>(order[i])] = static_cast<int64_t>(i);
+  bool row_major = true;
+  for (size_t i = 0; i < nd; ++i) row_major = row_major && perm[i] == static_cast<int64_t>(nd - 1 - i);
+  if (row_major) return empty(out, options);
+  Strides result(nd);
+  int64_t stride = 1;
+  for (int64_t d : perm) {
+    result[static_cast<size_t>(d)] = stride;
+    stride *= out[static_cast<size_t>(d)];
   }
-  return empty(permuted, options).permute(inverse);
+  return empty_with_strides(out, result, options);
 }
 
 }  // namespace fabric

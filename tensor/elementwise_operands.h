@@ -19,12 +19,12 @@ void check_floating_operand(const char* op, const Tensor& t);
 // internal, so autograd records the op on the originals).
 Tensor cast_for_kernel(const Tensor& t, DType dt);
 
-// A new elementwise result of shape `out`, laid out as torch's TensorIterator lays it out when
-// every operand (0-d ones aside) has that shape and all share one dense layout that is not
-// row-major (transposed or permuted alike: x.t() + y.t(), relu of a channels-last activation):
-// the result takes that layout, so the kernel's loop (make_strided_loop walks the output's memory
-// order) runs over contiguous memory and nothing is transposed. Otherwise row-major. (torch also
-// follows the first operand's layout when the operands differ; here they must agree.)
+// A new elementwise result of shape `out`, laid out as torch's TensorIterator lays out a result
+// it allocates: row-major when every operand is; the operands' strides when all are dense with the
+// same ones (x.t() + y.t(), relu of a channels-last activation); otherwise the dims ordered by the
+// first operand whose strides tell them apart (x.t() + y is transposed, y + x.t() row-major;
+// broadcast dims have no say). make_strided_loop walks the output's memory order, so the kernel
+// then runs over contiguous memory where the operands agree.
 Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
                            std::initializer_list<const Tensor*> operands);
 

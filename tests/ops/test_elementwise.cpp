@@ -329,8 +329,17 @@ TEST(Elementwise, InPlaceWithAliasingOperand) {
 //   torch.where(a.t() > 0, a.t(), a.t()).stride(), (a.t() + torch.tensor(2.)).stride(),
 //   F.gelu(a.t()).stride(), torch.atan2(a.t(), a.t()).stride()  # all (1, 130)
 //   x = torch.randn(20000, 1); x.relu().stride()  # (1, 1): contiguous operands stay row-major
-// torch's result also follows the first operand when the operands' layouts differ; here those
-// results are row-major (a.t() + c with c contiguous: torch (1, 130), ours (160, 1)).
+// Operands laid out differently: the first one whose strides tell two dims apart orders them;
+// broadcast dims have no say:
+//   c, bias = torch.randn(130, 160), torch.randn(160)
+//   (a.t() + c).stride(), (c + a.t()).stride(), (a.t() + bias).stride(), (bias + a.t()).stride(),
+//   torch.where(c > 0, a.t(), c).stride(), torch.where(a.t() > 0, c, c).stride()
+//     # (1, 130) (160, 1) (1, 130) (1, 130) (160, 1) (1, 130)
+//   x = torch.randn(2, 3, 4, 5).permute(0, 2, 3, 1); y = torch.randn(2, 4, 5, 3)
+//   (x + y).stride(), (y + x).stride(), (x * torch.randn(3)).stride(),
+//   (x + torch.randn(4, 1, 1)).stride()  # (60, 5, 1, 20) (60, 15, 3, 1) (60, 5, 1, 20) x2
+//   z = torch.randn(8, 1, 6).transpose(0, 2); z.relu().stride()  # (1, 6, 6): z's own strides
+//   w = torch.randn(5, 1, 7).permute(2, 1, 0); (w + torch.randn(7, 3, 5)).stride()  # (15, 5, 1)
 TEST(Elementwise, PermutedOperandsGiveResultsInTheirLayoutWithTheSameBits) {
   const Tensor a = randn({160, 130}), b = randn({160, 130});
   const Tensor at = a.t(), bt = b.t();
@@ -354,10 +363,25 @@ TEST(Elementwise, PermutedOperandsGiveResultsInTheirLayoutWithTheSameBits) {
   const Tensor p4 = randn({3, 90, 2, 80}).permute({0, 2, 3, 1});
   EXPECT_EQ(exp(p4).to_vector<float>(), exp(p4.contiguous()).to_vector<float>());
   EXPECT_EQ(exp(p4).strides(), (Strides{14400, 80, 1, 160}));
-  // Operands whose layouts differ: row-major, the same bits.
-  const Tensor c = randn({130, 160});
-  EXPECT_TRUE(add(at, c).is_contiguous());
+  // Operands whose layouts differ: torch's order, the same bits.
+  const Tensor c = randn({130, 160}), bias = randn({160});
+  EXPECT_EQ(add(at, c).strides(), transposed);
   EXPECT_EQ(add(at, c).to_vector<float>(), add(at.contiguous(), c).to_vector<float>());
+  EXPECT_EQ(add(c, at).strides(), (Strides{160, 1}));
+  EXPECT_EQ(add(c, at).to_vector<float>(), add(c, at.contiguous()).to_vector<float>());
+  EXPECT_EQ(add(at, bias).strides(), transposed);
+  EXPECT_EQ(add(bias, at).strides(), transposed);
+  EXPECT_EQ(where(gt(c, 0.0), at, c).strides(), (Strides{160, 1}));
+  EXPECT_EQ(where(gt(at, 0.0), c, c).strides(), transposed);
+  const Tensor x = randn({2, 3, 4, 5}).permute({0, 2, 3, 1}), y = randn({2, 4, 5, 3});
+  EXPECT_EQ(add(x, y).strides(), (Strides{60, 5, 1, 20}));
+  EXPECT_EQ(add(y, x).strides(), (Strides{60, 15, 3, 1}));
+  EXPECT_EQ(mul(x, randn({3})).strides(), (Strides{60, 5, 1, 20}));
+  EXPECT_EQ(add(x, randn({4, 1, 1})).strides(), (Strides{60, 5, 1, 20}));
+  EXPECT_EQ(add(x, y).to_vector<float>(), add(x.contiguous(), y).to_vector<float>());
+  EXPECT_EQ(relu(randn({8, 1, 6}).transpose(0, 2)).strides(), (Strides{1, 6, 6}));
+  const Tensor w = randn({5, 1, 7}).permute({2, 1, 0});
+  EXPECT_EQ(add(w, randn({7, 3, 5})).strides(), (Strides{15, 5, 1}));
   for (const Shape& shape : {Shape{20000, 1}, Shape{200, 1, 100}, Shape{3, 90, 1, 80}}) {
     const Tensor x = randn(shape);
     EXPECT_EQ(relu(x).strides(), x.strides()) << shape_str(shape);
