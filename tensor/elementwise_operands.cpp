@@ -68,7 +68,8 @@ Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
                  t->strides() == (*operands.begin())->strides();
   }
   if (same_shape && contiguous) return empty(out, options);
-  if (same_shape && same_dense) return empty_with_strides(out, (*operands.begin())->strides(), options);
+  if (same_shape && same_dense)
+    return empty_with_strides(out, (*operands.begin())->strides(), options);
 
   // Otherwise torch's reorder_dimensions: an insertion sort of the dims, innermost first, where
   // the first operand whose strides along two dims are both non-zero and differ decides their
@@ -100,7 +101,8 @@ Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
     }
   }
   bool row_major = true;
-  for (size_t i = 0; i < nd; ++i) row_major = row_major && perm[i] == static_cast<int64_t>(nd - 1 - i);
+  for (size_t i = 0; i < nd; ++i)
+    row_major = row_major && perm[i] == static_cast<int64_t>(nd - 1 - i);
   if (row_major) return empty(out, options);
   Strides result(nd);
   int64_t stride = 1;
