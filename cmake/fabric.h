@@ -18,6 +18,7 @@
 #include "runtime/concat_dataset.h"
 #include "runtime/dataset_split.h"
 #include "runtime/fabric.h"
+#include "runtime/samplers.h"
 #include "tensor/bernoulli.h"
 #include "tensor/device_control.h"
 #include "tensor/factory.h"

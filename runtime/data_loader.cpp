@@ -1,5 +1,6 @@
-// The data loader: the seeded orders (DistributedSampler's, from distributed/, and random windows),
-// batch making, and the prefetch thread that makes the same batches ahead of the consumer.
+// The data loader: the seeded orders (DistributedSampler's, from distributed/, a torch sampler's,
+// from runtime/samplers.h, and random windows), batch making, and the prefetch thread that makes
+// the same batches ahead of the consumer.
 #include "runtime/data_loader.h"
 
 #include <condition_variable>
@@ -59,6 +60,13 @@ distributed::DistributedSampler make_sampler(int64_t n, const SamplerOptions& op
                                              .drop_last = opts.drop_last});
 }
 
+// How a sampler's indices are split over the ranks: Lightning's DistributedSamplerWrapper as
+// Fabric.setup_dataloaders makes it for a sampler other than Random/Sequential (shuffle is
+// isinstance(sampler, RandomSampler), so off).
+SamplerOptions wrapper_split(const DataLoaderOptions& opts) {
+  return {.rank = opts.rank, .world_size = opts.world_size, .drop_last = opts.sampler_drop_last};
+}
+
 }  // namespace
 
 std::vector<int64_t> distributed_sampler_indices(int64_t n, int64_t epoch,
@@ -106,6 +114,25 @@ struct DataLoader::Impl {
 
   ~Impl() { halt(); }
 
+  // The sampler's order for `epoch`, every index checked against the dataset (a sampler without
+  // an index_bound() is only checked here); with several ranks this rank's share of it, as
+  // Lightning's DistributedSamplerWrapper gives it (DistributedSampler without shuffling over the
+  // sampler's list).
+  std::vector<int64_t> sampler_order(int64_t epoch) const {
+    std::vector<int64_t> out = opts.sampler->epoch_indices(epoch);
+    const int64_t n = dataset->size();
+    for (size_t i = 0; i < out.size(); ++i)
+      FABRIC_CHECK(out[i] >= 0 && out[i] < n, ValueError, "DataLoader: the sampler's index ",
+                   out[i], " (epoch ", epoch, ", position ", i, ") is out of range for ",
+                   dataset->describe(), " of size ", n, "; expected indices in [0, ", n, ")");
+    if (opts.world_size == 1) return out;
+    std::vector<int64_t> share;
+    for (int64_t position :
+         distributed_sampler_indices(static_cast<int64_t>(out.size()), epoch, wrapper_split(opts)))
+      share.push_back(out[static_cast<size_t>(position)]);
+    return share;
+  }
+
   // The batch at position `s`; advances `s` only when the batch was made.
   Batch make(DataLoaderState& s) {
     const int64_t B = opts.batch_size;
@@ -121,12 +148,14 @@ struct DataLoader::Impl {
       n.generator_offset = static_cast<int64_t>(gen.offset());
     } else {
       if (order_epoch != s.epoch || order_seed != s.generator_seed) {
-        order = distributed_sampler_indices(dataset->size(), s.epoch,
-                                            {.shuffle = opts.shuffle,
-                                             .seed = static_cast<uint64_t>(s.generator_seed),
-                                             .rank = opts.rank,
-                                             .world_size = opts.world_size,
-                                             .drop_last = opts.sampler_drop_last});
+        order = opts.sampler
+                    ? sampler_order(s.epoch)
+                    : distributed_sampler_indices(dataset->size(), s.epoch,
+                                                  {.shuffle = opts.shuffle,
+                                                   .seed = static_cast<uint64_t>(s.generator_seed),
+                                                   .rank = opts.rank,
+                                                   .world_size = opts.world_size,
+                                                   .drop_last = opts.sampler_drop_last});
         order_epoch = s.epoch;
         order_seed = s.generator_seed;
       }
@@ -200,7 +229,32 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
                "DataLoader: batch_size ", opts.batch_size, " times world_size ", opts.world_size,
                " overflows a 64-bit count; expected a batch_size below ",
                std::numeric_limits<int64_t>::max() / opts.world_size);
-  if (m.windows) {
+  if (opts.sampler) {
+    FABRIC_CHECK(!opts.shuffle, ValueError,
+                 "DataLoader: sampler option is mutually exclusive with shuffle (the sampler "
+                 "gives the order; expected shuffle=false with a sampler)");
+    FABRIC_CHECK(!m.windows, ValueError, "DataLoader: a sampler needs an indexed dataset, but ",
+                 m.dataset->describe(), " draws random windows; expected no sampler for it");
+    const std::optional<int64_t> bound = opts.sampler->index_bound();
+    FABRIC_CHECK(!bound || *bound <= n, ValueError, "DataLoader: the sampler gives indices up to ",
+                 bound.value_or(0) - 1, ", out of range for ", m.dataset->describe(), " of size ",
+                 n, "; expected a sampler over at most ", n, " examples");
+    const int64_t sampled = opts.sampler->size();
+    FABRIC_CHECK(sampled >= 1, ValueError,
+                 "DataLoader: the sampler gives no index per epoch (its size() is ", sampled,
+                 "); expected at least one");
+    const int64_t samples =
+        opts.world_size == 1 ? sampled : make_sampler(sampled, wrapper_split(opts)).num_samples();
+    FABRIC_CHECK(samples >= 1, ValueError, "DataLoader: the sampler's ", sampled,
+                 " indices split over world_size ", opts.world_size,
+                 " with sampler_drop_last leave none to rank ", opts.rank,
+                 "; expected at least world_size indices or sampler_drop_last off");
+    m.per_epoch =
+        samples / opts.batch_size + (!opts.drop_last && samples % opts.batch_size != 0 ? 1 : 0);
+    FABRIC_CHECK(m.per_epoch >= 1, ValueError, "DataLoader: the sampler gives ", samples,
+                 " indices per epoch, fewer than batch_size ", opts.batch_size,
+                 " with drop_last: no batch at all");
+  } else if (m.windows) {
     m.per_epoch =
         std::max<int64_t>(1, m.dataset->epoch_size() / (opts.batch_size * opts.world_size));
   } else {

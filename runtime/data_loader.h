@@ -1,5 +1,6 @@
 // The data loader: batches from a Dataset in a seeded, resumable order (epochs over a shuffled,
-// DistributedSampler-strided order, or random windows), made ahead by a background thread.
+// DistributedSampler-strided order or a torch.utils.data sampler's order, or random windows), made
+// ahead by a background thread.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "runtime/datasets.h"
+#include "runtime/samplers.h"
 #include "tensor/device.h"
 
 namespace fabric::data {
@@ -32,6 +34,17 @@ struct DataLoaderOptions {
   // reference's _FabricDataLoader moves batches); unset: where the dataset made it. The copy runs
   // on the consumer's thread, so that it is ordered with the consumer's work on that device.
   std::optional<Device> device;
+  // torch's DataLoader(sampler=...): each epoch's order is sampler->epoch_indices(epoch) (torch's
+  // indices for its sampler's (epoch + 1)-th iter()), batched by batch_size and drop_last as
+  // without one; batches_per_epoch() counts sampler->size() indices. The order comes from the
+  // sampler's own seed, not `seed`: resume with a sampler built as the saved loader's was. With
+  // world_size > 1 each rank takes its share of the sampler's epoch as Lightning's
+  // DistributedSamplerWrapper gives it: DistributedSampler(shuffle=False, drop_last=
+  // sampler_drop_last) over the sampler's list (every rank builds the same sampler). An indexed
+  // dataset only, with shuffle off ("sampler option is mutually exclusive with shuffle");
+  // ValueError otherwise, and for a sampler index outside the dataset (when the loader is built
+  // where the sampler knows its index_bound(), else by next() when the epoch's order is drawn).
+  std::shared_ptr<const Sampler> sampler;
 };
 
 // Where a loader is, as plain integers a checkpoint can store; set_state() resumes from it.

@@ -278,6 +278,15 @@ data::DataLoader Fabric::setup_dataloaders(const data::DataLoader& loader,
   if (use_distributed_sampler && strategy_->is_distributed() && options.world_size == 1) {
     options.rank = global_rank();
     options.world_size = world_size();
+    // The reference's _get_distributed_sampler: a RandomSampler or SequentialSampler gives way to
+    // DistributedSampler over the dataset (shuffling for a RandomSampler; the loader's seed); any
+    // other sampler is split by DistributedSamplerWrapper (the loader does that with world_size).
+    const data::Sampler* sampler = options.sampler.get();
+    if (dynamic_cast<const data::RandomSampler*>(sampler) ||
+        dynamic_cast<const data::SequentialSampler*>(sampler)) {
+      options.shuffle = dynamic_cast<const data::RandomSampler*>(sampler) != nullptr;
+      options.sampler = nullptr;
+    }
   }
   if (move_to_device) options.device = device();
   return data::DataLoader(loader.dataset_ptr(), options);

@@ -167,8 +167,11 @@ class Fabric {
   // (use_distributed_sampler, several processes, and a loader not sharded already, i.e. of
   // world_size 1: rank = global_rank, world_size = world_size, DistributedSampler's order, padded
   // as its default drop_last=False; the loader's own seed and shuffle) and its batches handed out
-  // on this Fabric's device (move_to_device). The new loader starts at the beginning. Setting a
-  // loader up again changes nothing more. Needs launch() with several processes.
+  // on this Fabric's device (move_to_device). As the reference's _get_distributed_sampler, a
+  // RandomSampler or SequentialSampler (DataLoaderOptions::sampler) is replaced by that order
+  // (shuffled for a RandomSampler), and any other sampler is split as DistributedSamplerWrapper
+  // splits it. The new loader starts at the beginning. Setting a loader up again changes nothing
+  // more. Needs launch() with several processes.
   data::DataLoader setup_dataloaders(const data::DataLoader& loader,
                                      bool use_distributed_sampler = true,
                                      bool move_to_device = true) const;

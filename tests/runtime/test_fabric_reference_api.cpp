@@ -112,6 +112,25 @@ TEST(FabricSetupDataloaders, TwoRanksTakeTheDistributedSamplersShare) {
     data::DataLoader whole = f.setup_dataloaders(plain, /*use_distributed_sampler=*/false);
     EXPECT_EQ(whole.options().world_size, 1);
     EXPECT_EQ(whole.batches_per_epoch(), 6);
+
+    // The reference's _get_distributed_sampler: a RandomSampler gives way to a shuffling
+    // DistributedSampler (the loader's seed), another sampler is split by
+    // DistributedSamplerWrapper (no shuffle: rank r takes positions r, r + 2, ... of its list).
+    data::DataLoader random_sampler(
+        dataset,
+        {.batch_size = 2, .seed = 3, .sampler = std::make_shared<data::RandomSampler>(11)});
+    data::DataLoader replaced = f.setup_dataloaders(random_sampler);
+    EXPECT_EQ(replaced.options().sampler, nullptr);
+    EXPECT_TRUE(replaced.options().shuffle);
+    EXPECT_EQ(drawn(replaced, 6), want) << "rank " << r;
+    const auto subset =
+        std::make_shared<data::SubsetRandomSampler>(std::vector<int64_t>{8, 1, 6, 3}, 5);
+    data::DataLoader wrapped =
+        f.setup_dataloaders(data::DataLoader(dataset, {.batch_size = 2, .sampler = subset}));
+    EXPECT_EQ(wrapped.options().sampler, subset);
+    const std::vector<int64_t> list = subset->epoch_indices(0);
+    EXPECT_EQ(drawn(wrapped, 1), (std::vector<int64_t>{list[static_cast<size_t>(r)],
+                                                       list[static_cast<size_t>(r) + 2]}));
   });
 }
 

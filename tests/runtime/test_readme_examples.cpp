@@ -30,6 +30,7 @@
 #include "runtime/concat_dataset.h"
 #include "runtime/dataset_split.h"
 #include "runtime/measure_flops.h"
+#include "runtime/samplers.h"
 #include "runtime/spike_detection.h"
 #include "runtime/throughput.h"
 #include "tensor/flop_counter.h"
@@ -917,6 +918,45 @@ data::ConcatDataset more({examples, std::make_shared<data::Subset>(firsts)});  /
   const std::vector<int64_t> all_targets = targets.to_vector<int64_t>();
   EXPECT_EQ(b.targets.to_vector<int64_t>(),
             (std::vector<int64_t>{all_targets[1], all_targets[42]}));
+}
+
+// torch 1.13:
+//   s = RandomSampler(range(100), generator=torch.Generator().manual_seed(7))
+//   list(s)[:16] -> [15, 59, 71, 57, 2, 27, 87, 54, 36, 96, 98, 76, 28, 43, 8, 80]
+//   list(s)[:4] (its second epoch) -> [35, 39, 79, 85]
+//   len(BatchSampler(s, 16, False)) -> 7
+//   ws = list(WeightedRandomSampler([1.0] * 50 + [3.0] * 50, 200, True,
+//                                   generator=torch.Generator().manual_seed(0)))
+//   ws[:8] -> [98, 80, 63, 94, 76, 86, 35, 56]; sum(i >= 50 for i in ws) -> 149
+TEST(ReadmeExamples, Samplers) {
+  using Ints = std::vector<int64_t>;
+  const Tensor inputs = randn({100, 4}), targets = randint(0, 3, {100});
+  std::vector<double> weights(100, 1.0);
+  std::fill(weights.begin() + 50, weights.end(), 3.0);
+  // clang-format off
+auto examples = std::make_shared<data::TensorDataset>(inputs, targets);  // 100 examples
+auto order = std::make_shared<data::RandomSampler>(100, data::RandomSamplerOptions{.seed = 7});
+data::DataLoader train(examples, {.batch_size = 16, .sampler = order});   // torch's DataLoader(sampler=...)
+auto rare_first = std::make_shared<data::WeightedRandomSampler>(weights, 200, /*replacement=*/true, /*seed=*/0);
+data::DataLoader weighted(examples, {.batch_size = 16, .sampler = rare_first});
+data::BatchSampler batches(order, 16, /*drop_last=*/false);              // 7 batches of indices
+std::vector<std::vector<int64_t>> first = batches.epoch_batches(0);      // torch's list(BatchSampler)
+  // clang-format on
+  const Ints epoch0 = {15, 59, 71, 57, 2, 27, 87, 54, 36, 96, 98, 76, 28, 43, 8, 80};
+  EXPECT_EQ(first.size(), 7u);
+  EXPECT_EQ(batches.size(), 7);
+  EXPECT_EQ(first[0], epoch0);
+  EXPECT_EQ(first[6].size(), 4u);
+  EXPECT_EQ(train.batches_per_epoch(), 7);
+  const data::Batch b0 = train.next();
+  EXPECT_EQ(b0.inputs.to_vector<float>(),
+            index_select(inputs, 0, from_vector<int64_t>(epoch0)).to_vector<float>());
+  const Ints epoch1 = order->epoch_indices(1);
+  EXPECT_EQ(Ints(epoch1.begin(), epoch1.begin() + 4), (Ints{35, 39, 79, 85}));
+  EXPECT_EQ(weighted.batches_per_epoch(), 13);  // 200 / 16, rounded up
+  const Ints ws = rare_first->epoch_indices(0);
+  EXPECT_EQ(Ints(ws.begin(), ws.begin() + 8), (Ints{98, 80, 63, 94, 76, 86, 35, 56}));
+  EXPECT_EQ(std::count_if(ws.begin(), ws.end(), [](int64_t i) { return i >= 50; }), 149);
 }
 
 std::map<std::string, std::vector<double>> values_of(const std::map<std::string, Tensor>& m) {
