@@ -1,10 +1,13 @@
 // The functional API under fabric::nn (and fabric::nn::functional): the ops of tensor/ops.h that
 // layers are made of.
 #pragma once
+#include "nn/affine_grid.h"
 #include "nn/alpha_dropout.h"  // dropout3d, alpha_dropout, feature_alpha_dropout
 #include "nn/channel_shuffle.h"
+#include "nn/functional_extra.h"  // pdist, softmin
 #include "nn/functional_instance_norm.h"
 #include "nn/functional_pool1d.h"
+#include "nn/grid_sample.h"
 #include "tensor/ctc_loss.h"
 #include "tensor/fractional_max_pool.h"
 #include "tensor/max_unpool.h"
