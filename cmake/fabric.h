@@ -21,6 +21,7 @@
 #include "runtime/samplers.h"
 #include "tensor/bernoulli.h"
 #include "tensor/device_control.h"
+#include "tensor/exponential.h"
 #include "tensor/factory.h"
 #include "tensor/index_extra.h"
 #include "tensor/multinomial.h"

@@ -16,6 +16,7 @@
 
 #include "autograd/custom_function.h"
 #include "tensor/error.h"
+#include "tensor/exponential.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/shape.h"
@@ -215,6 +216,20 @@ Tensor pdist(const Tensor& input, double p) {
 
 Tensor softmin(const Tensor& x, int64_t dim, std::optional<DType> dtype) {
   return softmax(neg(x), dim, dtype);
+}
+
+Tensor gumbel_softmax(const Tensor& logits, double tau, bool hard, int64_t dim, Generator* gen) {
+  FABRIC_CHECK(logits.defined(), ValueError, "gumbel_softmax: undefined logits");
+  // torch: -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_()
+  // .log(), then the same ops in the same order.
+  Tensor noise = empty(logits.sizes(), {.dtype = logits.dtype(), .device = logits.device()});
+  exponential_(noise, 1.0, gen);
+  const Tensor gumbels = div(add(logits, neg(log(noise))), tau);
+  const Tensor y_soft = softmax(gumbels, dim);
+  if (!hard) return y_soft;
+  const Tensor index = std::get<1>(max(y_soft, dim, /*keepdim=*/true));
+  const Tensor y_hard = scatter(zeros_like(logits), dim, index, Scalar(1.0));
+  return add(sub(y_hard, y_soft.detach()), y_soft);
 }
 
 }  // namespace functional

@@ -249,6 +249,14 @@ void torch_cpu_bernoulli_fill(Tensor& t, double p, TorchCpuRng& rng) {
   });
 }
 
+void torch_cpu_exponential_fill(Tensor& t, double lambd, TorchCpuRng& rng) {
+  const double scale = -1.0 / lambd;
+  fill_in_visiting_order(t, rng, [&](void* out, DType dt, int64_t n, bool) {
+    for (int64_t i = 0; i < n; ++i)
+      store(out, dt, i, scale * std::log(1.0 - rng.uniform_double(0.0, 1.0)));
+  });
+}
+
 Tensor torch_cpu_dropout_mask(const Tensor& input, double p, TorchCpuRng& rng) {
   const DType dt = input.dtype();
   const double scale = dropout_scale(p, dt);

@@ -16,6 +16,10 @@ void torch_cpu_random_fill(Tensor& t, const RandomParams& params, TorchCpuRng& r
 // bernoulli_(p) into t: 1 where a float64 uniform draw is below p, else 0, in t's memory order.
 void torch_cpu_bernoulli_fill(Tensor& t, double p, TorchCpuRng& rng);
 
+// exponential_(lambd) into t: (-1 / lambd) * log(1 - u) in float64 for a float64 uniform draw u
+// (at::exponential_distribution<double>), rounded to t's dtype, in t's memory order.
+void torch_cpu_exponential_fill(Tensor& t, double lambd, TorchCpuRng& rng);
+
 // Dropout's multiplier for each element of `input`, as torch's CPU dropout makes it:
 // empty_like(input, LEGACY_CONTIGUOUS_MEMORY_FORMAT).bernoulli_(1 - p).div_(1 - p), i.e. a float64
 // uniform draw below 1 - p keeps the element (scale dropout_scale(p, dtype)), else 0, drawn in

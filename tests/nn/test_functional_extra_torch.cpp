@@ -17,6 +17,7 @@
 #include "tensor/random.h"
 #include "tests/common/expect_error.h"
 #include "tests/nn/functional_extra_torch_rows.h"
+#include "tests/tensor/torch_cpu_rng_check.h"
 
 namespace fabric::nn {
 namespace {
@@ -138,6 +139,55 @@ TEST(SoftminTorch, MatchesTorch) {
     ASSERT_EQ(x.grad().dtype(), dt);
     expect_ulps(x.grad(), r.grad_input, 0, "grad_input");
   }
+}
+
+// gumbel_softmax with a torch_cpu generator draws torch's noise (exponential_, bit for bit: see
+// TorchCpuRng.Exponential); the values then differ from torch's only as fabric's float32 log and
+// softmax round (their kernels are not torch's SLEEF ones). torch 1.13:
+//   logits = (((torch.arange(40) * 13) % 23 - 11).float() / 4).reshape(4, 10)
+//   torch.manual_seed(46); F.gumbel_softmax(logits, tau=0.5)  # kSoft below
+//   torch.manual_seed(46); y = F.gumbel_softmax(logits, tau=2.0, hard=True, dim=0)  # the row
+//     gumbel_softmax_hard_dim0 of tests/tensor/torch_cpu_rng_rows.h (a one-hot: exact)
+//   w = torch.arange(40.).reshape(4, 10); (y * w).sum().backward(); logits.grad[:, :3]
+// The hard form's gradient is y_soft's (straight through).
+TEST(GumbelSoftmaxTorch, TorchsNoiseAndStraightThroughGradient) {
+  const Tensor logits = div(sub(remainder(mul(arange(0, 40, 1, DType::int64), 13), 23), 11), 4.0)
+                            .to(DType::float32)
+                            .reshape({4, 10});
+  const std::vector<double> kSoft{
+      9.713506005937234e-05,  0.3324602246284485,     0.0299238134175539,
+      0.0559050515294075,     0.005638428498059511,   0.39152994751930237,
+      0.00042046731687150896, 0.1316772848367691,     0.052339036017656326,
+      8.629461262898985e-06,  0.0745031088590622,     8.386800800508354e-06,
+      0.8533579707145691,     0.0027592757251113653,  0.05292731150984764,
+      0.0002032323245657608,  0.00023029788280837238, 0.002333451295271516,
+      2.74145513685653e-05,   0.013649567030370235,   5.160407818038948e-05,
+      0.905755877494812,      0.00042357551865279675, 2.0025958292535506e-05,
+      0.004989278968423605,   1.2522916222224012e-05, 0.07777424901723862,
+      1.3814662452205084e-05, 0.010858745314180851,   0.00010044263035524637,
+      0.04902192950248718,    0.0014017954235896468,  3.256248601246625e-05,
+      0.06727790087461472,    1.0618682608765084e-06, 0.005204716697335243,
+      5.422598769655451e-05,  0.8766554594039917,     0.000350376678397879,
+      5.547589410070941e-08};
+  {
+    Generator g(46, RngAlgorithm::torch_cpu);
+    const std::vector<double> got =
+        gumbel_softmax(logits, 0.5, false, -1, &g).reshape({-1}).to_vector<double>();
+    ASSERT_EQ(got.size(), kSoft.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], kSoft[i], 4e-6 * kSoft[i]) << i;
+  }
+  Generator g(testing::torch_cpu_rng_row("gumbel_softmax_hard_dim0").seed, RngAlgorithm::torch_cpu);
+  const Tensor x = logits.detach().set_requires_grad(true);
+  const Tensor y = gumbel_softmax(x, 2.0, true, 0, &g);
+  testing::expect_torch_values("gumbel_softmax_hard_dim0", y.detach());
+  sum(mul(y, arange(0, 40, 1, DType::float32).reshape({4, 10}))).backward();
+  const std::vector<double> want{-0.5204998254776001,   -2.20113468170166,    -1.0560696125030518,
+                                 -1.9125422239303589,   -0.07657302916049957, -0.19644849002361298,
+                                 -0.022849811241030693, 1.1450141668319702,   0.47646793723106384,
+                                 2.455892324447632,     1.1326937675476074,   0.7760499119758606};
+  const std::vector<double> got = x.grad().narrow(1, 0, 3).contiguous().to_vector<double>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 4e-6) << i;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "tensor/bernoulli.h"
+#include "tensor/exponential.h"
 #include "tensor/factory.h"
 #include "tensor/multinomial.h"
 #include "tensor/ops.h"
@@ -136,6 +137,54 @@ TEST(TorchCpuRng, RandintNarrowAndWideRanges) {
     Generator g = torch_generator("randint_f32");
     expect_torch_values("randint_f32", randint(-3, 3, {12}, {.dtype = DType::float32}, &g));
   }
+}
+
+// torch: torch.manual_seed(seed); torch.empty(shape, dtype=dt).exponential_(lambd) (the rows'
+// cases exponential_*; non-MKL build: one float64 draw per element, rounded to the dtype).
+TEST(TorchCpuRng, Exponential) {
+  struct Case {
+    const char* row;
+    Shape shape;
+    DType dtype;
+    double lambd;
+  };
+  for (const Case& c : {Case{"exponential_f64", {300}, DType::float64, 1.0},
+                        Case{"exponential_f32", {1000}, DType::float32, 2.5},
+                        Case{"exponential_bf16", {300}, DType::bfloat16, 0.5},
+                        Case{"exponential_f16", {300}, DType::float16, 3.0}}) {
+    Generator g = torch_generator(c.row);
+    Tensor t = filled(c.shape, c.dtype);
+    exponential_(t, c.lambd, &g);
+    expect_torch_values(c.row, t);
+  }
+  Generator g = torch_generator("exponential_transposed");
+  Tensor t = filled({5, 7}, DType::float32).t();  // drawn in memory order
+  exponential_(t, 1.0, &g);
+  expect_torch_values("exponential_transposed", t);
+}
+
+// torch 1.13: empty(3).exponential_(-1) -> "exponential_ expects lambda >= 0.0, but found
+// lambda=-1"; empty(3, dtype=long).exponential_() -> "exponential_cpu" not implemented for 'Long';
+// exponential_(0) gives inf. A Philox generator draws its own numbers: positive, mean ~1/lambd.
+TEST(Exponential, ChecksAndPhilox) {
+  Tensor t = filled({3}, DType::float32);
+  EXPECT_THROW(exponential_(t, -1.0), ValueError);
+  EXPECT_THROW(exponential_(t, std::nan("")), ValueError);
+  Tensor i = filled({3}, DType::int64);
+  EXPECT_THROW(exponential_(i), DTypeError);
+  Generator torch_gen(3, RngAlgorithm::torch_cpu);
+  exponential_(t, 0.0, &torch_gen);
+  for (float v : t.to_vector<float>()) EXPECT_TRUE(std::isinf(v) && v > 0);
+  Generator philox(5);
+  Tensor big = filled({100000}, DType::float64);
+  exponential_(big, 4.0, &philox);
+  const std::vector<double> v = big.to_vector<double>();
+  double sum = 0;
+  for (double x : v) {
+    EXPECT_GE(x, 0.0);
+    sum += x;
+  }
+  EXPECT_NEAR(sum / static_cast<double>(v.size()), 0.25, 0.005);
 }
 
 TEST(TorchCpuRng, BernoulliAndDropout) {

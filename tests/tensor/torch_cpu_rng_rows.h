@@ -8,8 +8,8 @@ struct TorchCpuRngRow {
   uint64_t seed;
   const char* dtype;
   int64_t numel;
-  uint64_t fnv1a;              // of the result's bytes, contiguous
-  std::vector<double> head;    // its first values, exact
+  uint64_t fnv1a;            // of the result's bytes, contiguous
+  std::vector<double> head;  // its first values, exact
 };
 
 inline const std::vector<TorchCpuRngRow>& torch_cpu_rng_rows() {
@@ -291,6 +291,47 @@ inline const std::vector<TorchCpuRngRow>& torch_cpu_rng_rows() {
        0xac601f2b3ecc79aaull,
        {0x1.4000000000000p+5, 0x1.e000000000000p+4, 0x1.4000000000000p+5, 0x1.a000000000000p+3,
         0x1.4000000000000p+5, 0x1.e000000000000p+4}},
+      {"exponential_f64",
+       41,
+       "float64",
+       300,
+       0xc9bd1499de12a456ull,
+       {0x1.1c5f74e610b22p+1, 0x1.092cd8044da8cp-1, 0x1.0507387e8f1e0p-3, 0x1.a75340f98f0f7p-6,
+        0x1.24fcfb75ef83fp-1, 0x1.4316d4e9cdc40p+0}},
+      {"exponential_f32",
+       42,
+       "float32",
+       1000,
+       0x18933fe1730430c1ull,
+       {0x1.88a70a0000000p-6, 0x1.a9d3da0000000p-6, 0x1.b043d00000000p-5, 0x1.61fab20000000p-6,
+        0x1.31ef420000000p-2, 0x1.0952ce0000000p-2}},
+      {"exponential_bf16",
+       43,
+       "bfloat16",
+       300,
+       0x7accd7c1a064be33ull,
+       {0x1.0000000000000p+1, 0x1.d600000000000p-1, 0x1.a200000000000p-2, 0x1.4c00000000000p+1,
+        0x1.fa00000000000p+2, 0x1.7200000000000p+0}},
+      {"exponential_f16",
+       44,
+       "float16",
+       300,
+       0x2f891e64d031ae34ull,
+       {0x1.e280000000000p-2, 0x1.4c80000000000p-2, 0x1.0600000000000p-7, 0x1.f240000000000p-4,
+        0x1.5a40000000000p-1, 0x1.b2c0000000000p-2}},
+      {"exponential_transposed",
+       45,
+       "float32",
+       35,
+       0x6f565ccd1b2378f0ull,
+       {0x1.5e62b00000000p-1, 0x1.57384c0000000p-1, 0x1.3e339c0000000p-2, 0x1.8aca420000000p-2,
+        0x1.e271e20000000p-1, 0x1.42bca00000000p-1}},
+      {"gumbel_softmax_hard_dim0",
+       46,
+       "float32",
+       40,
+       0x4619b66cc8bd3975ull,
+       {0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x1.0000000000000p+0}},
       {"readme_linear_then_randn",
        0,
        "float32",
