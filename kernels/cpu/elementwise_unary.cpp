@@ -6,6 +6,7 @@
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/gelu_split.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
+#include "kernels/cpu/vec_sleef_log.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/gelu_tanh_math.h"
 
@@ -102,9 +103,9 @@ void vec_unary(UnaryOp op, const StridedLoop& loop) {
     case UnaryOp::exp:
       return unary_f32_loop<T>(
           loop, [](__m512 x) { return vec::exp_ps(x); }, true);
-    case UnaryOp::log:
+    case UnaryOp::log:  // SLEEF's, as torch's: its bits
       return unary_f32_loop<T>(
-          loop, [](__m512 x) { return vec::log_ps(x); }, true);
+          loop, [](__m512 x) { return vec::logf_u10_ps(x); }, true);
     case UnaryOp::sqrt:
       return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_sqrt_ps(x); });
     case UnaryOp::rsqrt:

@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
          activation_backward_stub(Device::cpu())(ActGrad::gelu_tanh, ActivationParams{}, loop);
        }},
       {"exp", 2, [](const Tensor& a, const Tensor&) { return exp(a); }, unary_into(UnaryOp::exp)},
+      {"log", 2, [](const Tensor& a, const Tensor&) { return log(a); }, unary_into(UnaryOp::log)},
       {"log1p", 2, [](const Tensor& a, const Tensor&) { return log1p(a); },
        unary_into(UnaryOp::log1p)},
       {"erf", 2, [](const Tensor& a, const Tensor&) { return erf(a); }, unary_into(UnaryOp::erf)},

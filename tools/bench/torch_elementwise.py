@@ -68,6 +68,7 @@ def main():
                 lambda: torch.ops.aten.gelu_backward.grad_input(b, a, approximate="tanh",
                                                                 grad_input=c)),
             "exp": (2, lambda: torch.exp(a), lambda: torch.exp(a, out=c)),
+            "log": (2, lambda: torch.log(a), lambda: torch.log(a, out=c)),
             "log1p": (2, lambda: torch.log1p(a), lambda: torch.log1p(a, out=c)),
             "erf": (2, lambda: torch.erf(a), lambda: torch.erf(a, out=c)),
             "relu": (2, lambda: torch.relu(a), lambda: torch.clamp_min(a, 0, out=c)),
