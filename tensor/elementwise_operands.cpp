@@ -58,18 +58,20 @@ Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
                            std::initializer_list<const Tensor*> operands) {
   const size_t nd = out.size();
   if (nd < 2) return empty(out, options);
-  // torch's fast setup: every operand of the result's shape and row-major gives a row-major
-  // result; every operand dense with one and the same strides gives those strides.
-  bool same_shape = true, contiguous = true, same_dense = true;
+  // torch's fast setup: row-major operands give a row-major result (broadcast ones too: the
+  // reorder below would keep that order, so it is skipped in this, the common case); operands of
+  // the result's shape, all dense with one and the same strides, give those strides.
+  bool contiguous = true, same_shape = true;
   for (const Tensor* t : operands) {
-    same_shape = same_shape && t->sizes() == out;
     contiguous = contiguous && t->is_contiguous();
+    same_shape = same_shape && t->sizes() == out;
+  }
+  if (contiguous) return empty(out, options);
+  bool same_dense = same_shape;
+  for (const Tensor* t : operands)
     same_dense = same_dense && is_non_overlapping_and_dense(*t) &&
                  t->strides() == (*operands.begin())->strides();
-  }
-  if (same_shape && contiguous) return empty(out, options);
-  if (same_shape && same_dense)
-    return empty_with_strides(out, (*operands.begin())->strides(), options);
+  if (same_dense) return empty_with_strides(out, (*operands.begin())->strides(), options);
 
   // Otherwise torch's reorder_dimensions: an insertion sort of the dims, innermost first, where
   // the first operand whose strides along two dims are both non-zero and differ decides their
