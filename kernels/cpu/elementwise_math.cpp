@@ -1,12 +1,16 @@
 // CPU kernels for the math family of math_kernels.h: the trigonometric, hyperbolic and logarithm
-// ops and erfinv (float32 and float64 through libm in their own precision, bf16/fp16 through
-// float, as torch's CPU kernels), and atan2/fmod/remainder (integers exactly).
+// ops and erfinv (float64 through libm, bf16/fp16 through float, as torch's CPU kernels), and
+// atan2/fmod/remainder (integers exactly). float32 and bfloat16 tan, asin, acos, atan, log2, log10,
+// sinh and cosh compute as torch 1.13's do, with SLEEF's functions (vec_sleef_*.h): their bits.
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/erfinv.h"
+#include "kernels/cpu/vec_sleef_hyp.h"
+#include "kernels/cpu/vec_sleef_log2.h"
+#include "kernels/cpu/vec_sleef_trig.h"
 #include "tensor/math_kernels.h"
 
 namespace fabric::cpu {
@@ -78,14 +82,79 @@ void unary_typed(MathUnaryOp op, const StridedLoop& loop) {
   }
 }
 
+// torch's sinh / cosh (cpu_kernel_vec): a contiguous row (or one broadcast input) runs whole
+// blocks of two vectors (16 floats, 32 bfloat16) through SLEEF, the rest through libm's float
+// function, and any other layout all through libm.
+template <typename T, typename V, typename S>
+void sleef_blocks_then_libm(const StridedLoop& loop, const V& vf, const S& sf) {
+  constexpr int64_t sz = sizeof(T), block = 2 * (32 / sz);
+  for_each_row(loop, [&](char* const* p, int64_t n, const int64_t* s) {
+    int64_t i = 0;
+    if (s[0] == sz && (s[1] == sz || s[1] == 0)) {
+      T* out = reinterpret_cast<T*>(p[0]);
+      const T* in = reinterpret_cast<const T*>(p[1]);
+      const int64_t m = n - n % block;
+      if (s[1] == sz) {
+        for (; i < m; i += 16) vec::store(out + i, vf(vec::load(in + i)));
+      } else if (m > 0) {
+        const __m512 v = vf(vec::splat(static_cast<float>(in[0])));
+        for (; i < m; i += 16) vec::store(out + i, v);
+      }
+    }
+    for (; i < n; ++i)
+      store_elem<T>(p[0] + i * s[0], T(sf(static_cast<float>(load_elem<T>(p[1] + i * s[1])))));
+  });
+}
+
+// float32 / bfloat16 ops with torch's SLEEF bits; false: not one of them.
+template <typename T>
+bool sleef_unary(MathUnaryOp op, const StridedLoop& loop) {
+  // vml ops: every element, tail and strided ones too, through the vector function
+  const auto vml = [&](const auto& f) { unary_f32_loop<T>(loop, f, true); };
+  switch (op) {
+    case MathUnaryOp::tan:
+      vml([](__m512 x) { return vec::tanf_u10_ps(x); });
+      return true;
+    case MathUnaryOp::asin:
+      vml([](__m512 x) { return vec::asinf_u10_ps(x); });
+      return true;
+    case MathUnaryOp::acos:
+      vml([](__m512 x) { return vec::acosf_u10_ps(x); });
+      return true;
+    case MathUnaryOp::atan:
+      vml([](__m512 x) { return vec::atanf_u10_ps(x); });
+      return true;
+    case MathUnaryOp::log2:
+      vml([](__m512 x) { return vec::log2f_u10_ps(x); });
+      return true;
+    case MathUnaryOp::log10:
+      vml([](__m512 x) { return vec::log10f_u10_ps(x); });
+      return true;
+    case MathUnaryOp::sinh:
+      sleef_blocks_then_libm<T>(
+          loop, [](__m512 x) { return vec::sinhf_u10_ps(x); },
+          [](float x) { return std::sinh(x); });
+      return true;
+    case MathUnaryOp::cosh:
+      sleef_blocks_then_libm<T>(
+          loop, [](__m512 x) { return vec::coshf_u10_ps(x); },
+          [](float x) { return std::cosh(x); });
+      return true;
+    default:
+      return false;
+  }
+}
+
 void math_unary_kernel(MathUnaryOp op, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   switch (dt) {
     case DType::float32:
+      if (sleef_unary<float>(op, loop)) return;
       return unary_typed<float>(op, loop);
     case DType::float64:
       return unary_typed<double>(op, loop);
     case DType::bfloat16:
+      if (sleef_unary<BFloat16>(op, loop)) return;
       return unary_typed<BFloat16>(op, loop);
     case DType::float16:
       return unary_typed<Half>(op, loop);

@@ -1,12 +1,15 @@
 // CPU kernels for unary elementwise ops and clamp. fp32/bf16/fp16 run the AVX-512 polynomials of
-// vec_math.h in fp32; float64 uses libm; integers (neg/abs/relu) and bool (logical_not) are scalar.
+// vec_math.h (log, and for fp32/bf16 tanh, sin, cos, expm1, log1p, erf: SLEEF's, vec_sleef_*.h)
+// in fp32; float64 uses libm; integers (neg/abs/relu) and bool (logical_not) are scalar.
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/gelu_split.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
+#include "kernels/cpu/vec_sleef_exp_family.h"
 #include "kernels/cpu/vec_sleef_log.h"
+#include "kernels/cpu/vec_sleef_sincos.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/gelu_tanh_math.h"
 
@@ -89,6 +92,43 @@ void gelu_tanh_loop(const StridedLoop& loop) {
 
 // ---- fp32 family
 // ---------------------------------------------------------------------------------
+// tanh, sin, cos, expm1, log1p, erf: float32 and bfloat16 take SLEEF's functions (vec_sleef_*.h),
+// torch 1.13's Vectorized<float> ones, for its bits; float16 keeps the functions it had (torch
+// 1.13 has no float16 vector path for them: its scalar loop, libm's, is not matched here).
+template <typename T, bool kGrouped = false, typename Sleef, typename Other>
+void sleef_unary(const StridedLoop& loop, const Sleef& sleef_f, const Other& other_f) {
+  if constexpr (std::is_same_v<T, Half>)
+    unary_f32_loop<T>(loop, other_f, true);
+  else if constexpr (kGrouped)
+    grouped_f32_loop<T>(loop, sleef_f);
+  else
+    unary_f32_loop<T>(loop, sleef_f, true);
+}
+
+// sin / cos: a lane's bits depend on the other lanes of its AVX2 vector of 8 (vec_sleef_sincos.h),
+// which in torch (one thread) start at multiples of 8 elements from the row's start. for_each_row
+// cuts a long 1-D loop into parallel chunks at n * c / chunks, anywhere: here the chunks are cut at
+// multiples of 16 instead, and each (< 2 grains) runs serially through unary_f32_loop.
+template <typename T, typename F>
+void grouped_f32_loop(const StridedLoop& loop, const F& f) {
+  constexpr int64_t kGrain = 32768;  // for_each_row's: a chunk of up to ~kGrain stays one row
+  const int64_t n = loop.numel();
+  if (loop.ndim != 1 || n < 2 * kGrain) return unary_f32_loop<T>(loop, f, true);
+  const int64_t chunks = (n + kGrain - 1) / kGrain;
+  const auto cut = [&](int64_t c) { return c == chunks ? n : n * c / chunks / 16 * 16; };
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t b = cut(c), e = cut(c + 1);
+    if (e <= b) continue;
+    StridedLoop part = loop;
+    part.sizes[0] = e - b;
+    for (int k = 0; k < part.num_operands; ++k) part.ops[k].data += b * part.ops[k].strides[0];
+    unary_f32_loop<T>(part, f, true);
+  }
+}
+
 template <typename T>
 void vec_unary(UnaryOp op, const StridedLoop& loop) {
   using vec::splat;
@@ -111,9 +151,10 @@ void vec_unary(UnaryOp op, const StridedLoop& loop) {
     case UnaryOp::rsqrt:
       return unary_f32_loop<T>(
           loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), _mm512_sqrt_ps(x)); });
-    case UnaryOp::tanh:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return vec::tanh_ps(x); }, true);
+    case UnaryOp::tanh:  // SLEEF's, as torch's: its bits (vec::tanh_ps stays GELU's)
+      return sleef_unary<T>(
+          loop, [](__m512 x) { return vec::tanhf_u10_ps(x); },
+          [](__m512 x) { return vec::tanh_ps(x); });
     case UnaryOp::sigmoid:
       return unary_f32_loop<T>(
           loop, [](__m512 x) { return vec::sigmoid_ps(x); }, true);
@@ -128,23 +169,31 @@ void vec_unary(UnaryOp op, const StridedLoop& loop) {
     case UnaryOp::silu:
       return unary_f32_loop<T>(
           loop, [](__m512 x) { return vec::silu_ps(x); }, true);
+    // SLEEF's, as torch's: its bits. A lane's result depends on its 8-lane half (the reduction
+    // that half's AVX2 vector takes): grouped_f32_loop starts the vectors at multiples of 8.
     case UnaryOp::sin:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return per_lane(x, [](float v) { return std::sin(v); }); }, true);
+      return sleef_unary<T, true>(
+          loop, [](__m512 x) { return vec::sinf_u10_ps(x); },
+          [](__m512 x) { return per_lane(x, [](float v) { return std::sin(v); }); });
     case UnaryOp::cos:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return per_lane(x, [](float v) { return std::cos(v); }); }, true);
+      return sleef_unary<T, true>(
+          loop, [](__m512 x) { return vec::cosf_u10_ps(x); },
+          [](__m512 x) { return per_lane(x, [](float v) { return std::cos(v); }); });
     case UnaryOp::reciprocal:
       return unary_f32_loop<T>(loop, [](__m512 x) { return _mm512_div_ps(splat(1.0f), x); });
+    // SLEEF's, as torch's: its bits (vec::log1p_ps / expm1_ps / erf_ps stay the activations')
     case UnaryOp::log1p:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return vec::log1p_ps(x); }, true);
+      return sleef_unary<T>(
+          loop, [](__m512 x) { return vec::log1pf_u10_ps(x); },
+          [](__m512 x) { return vec::log1p_ps(x); });
     case UnaryOp::expm1:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return vec::expm1_ps(x); }, true);
+      return sleef_unary<T>(
+          loop, [](__m512 x) { return vec::expm1f_u10_ps(x); },
+          [](__m512 x) { return vec::expm1_ps(x); });
     case UnaryOp::erf:
-      return unary_f32_loop<T>(
-          loop, [](__m512 x) { return vec::erf_ps(x); }, true);
+      return sleef_unary<T>(
+          loop, [](__m512 x) { return vec::erff_u10_ps(x); },
+          [](__m512 x) { return vec::erf_ps(x); });
     // vrndscaleps: NaN and infinities pass, -0.5 rounds to -0 (as torch); round is half to even.
     case UnaryOp::floor:
       return unary_f32_loop<T>(loop, [](__m512 x) {

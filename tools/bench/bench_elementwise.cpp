@@ -28,6 +28,7 @@
 #include "tensor/activation_kernels.h"
 #include "tensor/elementwise_kernels.h"
 #include "tensor/factory.h"
+#include "tensor/math_kernels.h"
 #include "tensor/ops.h"
 
 using namespace fabric;
@@ -152,6 +153,12 @@ int main(int argc, char** argv) {
       unary_stub(Device::cpu())(u, loop);
     };
   };
+  auto math_into = [](MathUnaryOp m) {
+    return [m](const Tensor& a, const Tensor&, Tensor& out) {
+      const StridedLoop loop = make_strided_loop("bench", out, {&a});
+      math_unary_stub(Device::cpu())(m, loop);
+    };
+  };
   auto activation_into = [](ActivationOp op) {
     return [op](const Tensor& a, const Tensor&, Tensor& out) {
       const StridedLoop loop = make_strided_loop("bench", out, {&a});
@@ -196,6 +203,30 @@ int main(int argc, char** argv) {
       {"log1p", 2, [](const Tensor& a, const Tensor&) { return log1p(a); },
        unary_into(UnaryOp::log1p)},
       {"erf", 2, [](const Tensor& a, const Tensor&) { return erf(a); }, unary_into(UnaryOp::erf)},
+      // SLEEF-exact unary ops (vec_sleef_sincos.h, vec_sleef_exp_family.h)
+      {"tanh", 2, [](const Tensor& a, const Tensor&) { return tanh(a); },
+       unary_into(UnaryOp::tanh)},
+      {"sin", 2, [](const Tensor& a, const Tensor&) { return sin(a); }, unary_into(UnaryOp::sin)},
+      {"cos", 2, [](const Tensor& a, const Tensor&) { return cos(a); }, unary_into(UnaryOp::cos)},
+      {"expm1", 2, [](const Tensor& a, const Tensor&) { return expm1(a); },
+       unary_into(UnaryOp::expm1)},
+      // SLEEF-exact math ops (vec_sleef_log2.h, vec_sleef_trig.h, vec_sleef_hyp.h)
+      {"tan", 2, [](const Tensor& a, const Tensor&) { return tan(a); },
+       math_into(MathUnaryOp::tan)},
+      {"asin", 2, [](const Tensor& a, const Tensor&) { return asin(a); },
+       math_into(MathUnaryOp::asin)},
+      {"acos", 2, [](const Tensor& a, const Tensor&) { return acos(a); },
+       math_into(MathUnaryOp::acos)},
+      {"atan", 2, [](const Tensor& a, const Tensor&) { return atan(a); },
+       math_into(MathUnaryOp::atan)},
+      {"log2", 2, [](const Tensor& a, const Tensor&) { return log2(a); },
+       math_into(MathUnaryOp::log2)},
+      {"log10", 2, [](const Tensor& a, const Tensor&) { return log10(a); },
+       math_into(MathUnaryOp::log10)},
+      {"sinh", 2, [](const Tensor& a, const Tensor&) { return sinh(a); },
+       math_into(MathUnaryOp::sinh)},
+      {"cosh", 2, [](const Tensor& a, const Tensor&) { return cosh(a); },
+       math_into(MathUnaryOp::cosh)},
       {"relu", 2, [](const Tensor& a, const Tensor&) { return relu(a); },
        unary_into(UnaryOp::relu)},
       {"leaky_relu", 2, [](const Tensor& a, const Tensor&) { return leaky_relu(a); },
