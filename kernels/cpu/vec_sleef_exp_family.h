@@ -23,16 +23,16 @@ FABRIC_VEC_INLINE F2 expk2f(F2 d) {
       _mm512_cvt_roundps_epi32(mul(add(d.x, d.y), splat(1.442695040888963407359924681001892137f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 qf = _mm512_cvtepi32_ps(q);
-  F2 s = add2_Ff(d, mul(qf, splat(-0.693145751953125f)));
-  s = add2_Ff(s, mul(qf, splat(-1.428606765330187045e-06f)));
+  F2 s = add2(d, mul(qf, splat(-0.693145751953125f)));
+  s = add2(s, mul(qf, splat(-1.428606765330187045e-06f)));
   __m512 u = splat(+0.1980960224e-3f);
   u = fma(u, s.x, splat(+0.1394256484e-2f));
   u = fma(u, s.x, splat(+0.8333456703e-2f));
   u = fma(u, s.x, splat(+0.4166637361e-1f));
-  F2 t = add2_Ff(mul_Ff(s, u), splat(+0.166666659414234244790680580464e+0f));
-  t = add2_Ff(mul_FF(s, t), splat(0.5f));
-  t = add2_FF(s, mul_FF(squ(s), t));
-  t = add_fF(splat(1.0f), t);
+  F2 t = add2(mul(s, u), splat(+0.166666659414234244790680580464e+0f));
+  t = add2(mul(s, t), splat(0.5f));
+  t = add2(s, mul(squ(s), t));
+  t = add(splat(1.0f), t);
   t.x = ldexp2(t.x, q);
   t.y = ldexp2(t.y, q);
   const __mmask16 under = _mm512_cmp_ps_mask(d.x, splat(-104.0f), _CMP_LT_OQ);
@@ -50,19 +50,19 @@ FABRIC_VEC_INLINE __m512 tanhf_u10_ps(__m512 x) {
   const __m512 ax = _mm512_abs_ps(x);
   F2 d = expk2f({ax, _mm512_setzero_ps()});
   const F2 e = rec(d);
-  d = div(add_FF(d, neg(e)), add_FF(d, e));
+  d = div(add(d, neg(e)), add(d, e));
   __m512 y = add(d.x, d.y);
-  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(ax, splat(8.664339742f), _CMP_GT_OQ) | is_nan(y),
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(ax, splat(8.664339742f), _CMP_GT_OQ) | isnan(y),
                          splat(1.0f));
   y = mulsign(y, x);
-  return or_ones(is_nan(x), y);
+  return or_ones(isnan(x), y);
 }
 
 // SLEEF xexpm1f: e^a - 1 in double-float; inf above 88.72283172607421875, -1 below
 // -16.635532333438687426, -0 for -0.
 FABRIC_VEC_INLINE __m512 expm1f_u10_ps(__m512 a) {
   using namespace sleef;
-  const F2 d = add2_Ff(expk2f({a, _mm512_setzero_ps()}), splat(-1.0f));
+  const F2 d = add2(expk2f({a, _mm512_setzero_ps()}), splat(-1.0f));
   __m512 x = add(d.x, d.y);
   x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(a, splat(88.72283172607421875f), _CMP_GT_OQ),
                          splat(__builtin_inff()));
@@ -88,15 +88,15 @@ FABRIC_VEC_INLINE __m512 log1pf_u10_ps(__m512 d) {
       _mm512_sub_epi32(_mm512_castps_si512(splat(1.0f)), _mm512_slli_epi32(e, 23)));
   const __m512 m = fma(d, t, sub(t, splat(1.0f)));
   e = _mm512_mask_mov_epi32(e, tiny, _mm512_sub_epi32(e, i32(64)));
-  F2 s = mul_Ff({splat(0.69314718246459960938f), splat(-1.904654323148236017e-09f)},
-                _mm512_cvtepi32_ps(e));
+  F2 s = mul(F2{splat(0.69314718246459960938f), splat(-1.904654323148236017e-09f)},
+             _mm512_cvtepi32_ps(e));
   const F2 x = div({m, _mm512_setzero_ps()}, add_ff(splat(2.0f), m));
   const __m512 x2 = mul(x.x, x.x);
   __m512 p = splat(+0.3027294874e+0f);
   p = fma(p, x2, splat(+0.3996108174e+0f));
   p = fma(p, x2, splat(+0.6666694880e+0f));
-  s = add_FF(s, scale(x, splat(2.0f)));
-  s = add_Ff(s, mul(mul(x2, x.x), p));
+  s = add(s, scale(x, splat(2.0f)));
+  s = add(s, mul(mul(x2, x.x), p));
   __m512 r = add(s.x, s.y);
   r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(d, splat(1e+38f), _CMP_GT_OQ),
                          splat(__builtin_inff()));
@@ -131,15 +131,15 @@ FABRIC_VEC_INLINE __m512 erff_u10_ps(__m512 s) {
   t = fma(t, u, pick(-0.2683781274e-1f, +0.2445474640e-1f, +0.2059706673e-1f));
   t = fma(t, u, pick(+0.1128318012e+0f, -0.1070996150e+0f, -0.9901899844e-1f));
   F2 d = mul_ff(t, u);
-  d = add2_FF(d, pick2(-0.376125876000657465175213237214e+0, -0.634588905908410389971210809210e+0,
-                       -0.643598050547891613081201721633e+0));
-  d = mul_Ff(d, u);
-  d = add2_FF(d, pick2(+0.112837916021059138255978217023e+1, -0.112879855826694507209862753992e+1,
-                       -0.112461487742845562801052956293e+1));
-  d = mul_Ff(d, a);
-  if (o0 != 0xFFFF) d = select(o0, d, add_fF(splat(1.0f), neg(expk2f(d))));
+  d = add2(d, pick2(-0.376125876000657465175213237214e+0, -0.634588905908410389971210809210e+0,
+                    -0.643598050547891613081201721633e+0));
+  d = mul(d, u);
+  d = add2(d, pick2(+0.112837916021059138255978217023e+1, -0.112879855826694507209862753992e+1,
+                    -0.112461487742845562801052956293e+1));
+  d = mul(d, a);
+  if (o0 != 0xFFFF) d = sel(o0, d, add(splat(1.0f), neg(expk2f(d))));
   __m512 r = mulsign(_mm512_mask_mov_ps(splat(1.0f), o2, add(d.x, d.y)), s);
-  return _mm512_mask_mov_ps(r, is_nan(a), bits_ps(0x7FC00000u));
+  return _mm512_mask_mov_ps(r, isnan(a), bits_ps(0x7FC00000u));
 }
 
 }  // namespace fabric::cpu::vec

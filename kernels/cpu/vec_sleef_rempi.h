@@ -1,475 +1,142 @@
 // SLEEF's Payne-Hanek reduction for float arguments too large for Cody-Waite (rempif in
-// src/libm/sleefsimdsp.c, FMA form, as Debian's libsleef3 3.5.1 has it): a = (q + r) * pi/2 with
-// r in double-float, |r| <= pi/4. tanf_u10_ps (vec_sleef_trig.h) takes it for |a| >= 125.
+// src/libm/sleefsimdsp.c, FMA form, as Debian's libsleef3 3.5.1 has it): a = (q + r / (pi/2))
+// quarter turns with r in double-float, |r| <= pi/4. sinf_u10_ps / cosf_u10_ps
+// (vec_sleef_sincos.h) and tanf_u10_ps (vec_sleef_trig.h) take it for 8-lane groups holding a
+// lane with |a| >= 125 (or NaN).
 #pragma once
 
-#include "kernels/cpu/vec_sleef_f2.h"
+#include <cstdint>
 
-namespace fabric::cpu::vec::sleef_f2 {
+#include "kernels/cpu/vec_sleef_df.h"
 
-// SLEEF's Sleef_rempitabsp (src/libm/rempitab.c): for each exponent e of |a| >= 2^25, 1/(2 pi)'s
-// bits from about 2^-(e - 25) on, as four floats, so that a * table (in double-float) leaves the
-// fractional turns of a. Row e - 25 (0 below); rows 0-102 are libsleef 3.5.1's bits (read from
-// Debian's libsleef.so.3), row 103 (inf / NaN, whose result is NaN whatever it reads) zero.
-alignas(64) inline constexpr float kRempiTable[104 * 4] = {
-    1.591548920e-01f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    3.415493667e-02f,
-    6.420638243e-09f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    3.415493667e-02f,
-    6.420638243e-09f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    2.904943191e-03f,
-    -9.861969574e-11f,
-    -9.839336547e-18f,
-    -1.790215892e-24f,
-    2.904943191e-03f,
-    -9.861969574e-11f,
-    -9.839336547e-18f,
-    -1.790215892e-24f,
-    2.904943191e-03f,
-    -9.861969574e-11f,
-    -9.839336547e-18f,
-    -1.790215892e-24f,
-    2.904943191e-03f,
-    -9.861969574e-11f,
-    -9.839336547e-18f,
-    -1.790215892e-24f,
-    9.518179577e-04f,
-    1.342109202e-10f,
-    1.791623576e-17f,
-    1.518506657e-24f,
-    9.518179577e-04f,
-    1.342109202e-10f,
-    1.791623576e-17f,
-    1.518506657e-24f,
-    4.635368241e-04f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358546052e-25f,
-    2.193961991e-04f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358546052e-25f,
-    9.732588660e-05f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358546052e-25f,
-    3.629074490e-05f,
-    3.243700447e-12f,
-    5.690024473e-19f,
-    7.094054790e-26f,
-    5.773168596e-06f,
-    1.424711477e-12f,
-    1.353216300e-19f,
-    1.924176270e-26f,
-    5.773168596e-06f,
-    1.424711477e-12f,
-    1.353216300e-19f,
-    1.924176270e-26f,
-    5.773168596e-06f,
-    1.424711477e-12f,
-    1.353216300e-19f,
-    1.924176270e-26f,
-    1.958472239e-06f,
-    5.152167755e-13f,
-    1.353216300e-19f,
-    1.924176270e-26f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    5.112411827e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    2.132179588e-08f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177847236e-30f,
-    6.420638243e-09f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.420638243e-09f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    2.695347945e-09f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    8.327027956e-10f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    8.327027956e-10f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    3.670415083e-10f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    1.342109202e-10f,
-    1.791623576e-17f,
-    1.518506361e-24f,
-    2.613904000e-31f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358545683e-25f,
-    -3.443243946e-32f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358545683e-25f,
-    -3.443243946e-32f,
-    1.779561221e-11f,
-    4.038449606e-18f,
-    -1.358545683e-25f,
-    -3.443243946e-32f,
-    3.243700447e-12f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    3.243700447e-12f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    3.243700447e-12f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    1.424711477e-12f,
-    1.353216300e-19f,
-    1.924175961e-26f,
-    2.545416018e-33f,
-    5.152167755e-13f,
-    1.353216300e-19f,
-    1.924175961e-26f,
-    2.545416018e-33f,
-    6.046956013e-14f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    6.046956013e-14f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    6.046956013e-14f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    3.626141271e-15f,
-    -2.036222915e-22f,
-    6.177846108e-30f,
-    1.082084378e-36f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    7.342738037e-17f,
-    8.135951656e-24f,
-    -1.330400526e-31f,
-    6.296048013e-40f,
-    1.791623576e-17f,
-    1.518506361e-24f,
-    2.613903530e-31f,
-    4.764937743e-38f,
-    1.791623576e-17f,
-    1.518506361e-24f,
-    2.613903530e-31f,
-    4.764937743e-38f,
-    4.038449606e-18f,
-    -1.358545683e-25f,
-    -3.443243946e-32f,
-    6.296048013e-40f,
-    4.038449606e-18f,
-    -1.358545683e-25f,
-    -3.443243946e-32f,
-    6.296048013e-40f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    6.296048013e-40f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    6.296048013e-40f,
-    5.690024473e-19f,
-    7.094053557e-26f,
-    1.487136711e-32f,
-    6.296048013e-40f,
-    1.353216300e-19f,
-    1.924175961e-26f,
-    2.545415467e-33f,
-    6.296048013e-40f,
-    1.353216300e-19f,
-    1.924175961e-26f,
-    2.545415467e-33f,
-    6.296048013e-40f,
-    2.690143217e-20f,
-    -1.452834402e-28f,
-    -6.441077673e-36f,
-    -1.764234767e-42f,
-    2.690143217e-20f,
-    -1.452834402e-28f,
-    -6.441077673e-36f,
-    -1.764234767e-42f,
-    2.690143217e-20f,
-    -1.452834402e-28f,
-    -6.441077673e-36f,
-    -1.764234767e-42f,
-    1.334890502e-20f,
-    -1.452834402e-28f,
-    -6.441077673e-36f,
-    -1.764234767e-42f,
-    6.572641438e-21f,
-    -1.452834402e-28f,
-    -6.441077673e-36f,
-    -1.764234767e-42f,
-    5.874381959e-02f,
-    1.222115387e-08f,
-    7.693612965e-16f,
-    1.792054435e-22f,
-    2.749382704e-02f,
-    4.770573270e-09f,
-    7.693612965e-16f,
-    1.792054435e-22f,
-    1.186883077e-02f,
-    1.045283415e-09f,
-    3.252721926e-16f,
-    7.332633139e-23f,
-    4.056330770e-03f,
-    1.045283415e-09f,
-    3.252721926e-16f,
-    7.332633139e-23f,
-    1.500818180e-04f,
-    -2.454155802e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.500818180e-04f,
-    -2.454155802e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.500818180e-04f,
-    -2.454155802e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.500818180e-04f,
-    -2.454155802e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.500818180e-04f,
-    -2.454155802e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    2.801149822e-05f,
-    4.821800945e-12f,
-    8.789757674e-19f,
-    1.208447639e-25f,
-    2.801149822e-05f,
-    4.821800945e-12f,
-    8.789757674e-19f,
-    1.208447639e-25f,
-    2.801149822e-05f,
-    4.821800945e-12f,
-    8.789757674e-19f,
-    1.208447639e-25f,
-    1.275271279e-05f,
-    1.183823005e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    5.123318260e-06f,
-    1.183823005e-12f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.308621904e-06f,
-    2.743283031e-13f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.308621904e-06f,
-    2.743283031e-13f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    3.549478151e-07f,
-    4.695462769e-14f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    3.549478151e-07f,
-    4.695462769e-14f,
-    1.161414894e-20f,
-    1.291319272e-27f,
-    1.165292645e-07f,
-    1.853292503e-14f,
-    4.837885366e-21f,
-    1.291319272e-27f,
-    1.165292645e-07f,
-    1.853292503e-14f,
-    4.837885366e-21f,
-    1.291319272e-27f,
-    5.692463390e-08f,
-    4.322073705e-15f,
-    1.449754789e-21f,
-    7.962890365e-29f,
-    2.712231151e-08f,
-    4.322073705e-15f,
-    1.449754789e-21f,
-    7.962890365e-29f,
-    1.222115387e-08f,
-    7.693612965e-16f,
-    1.792054182e-22f,
-    2.914180270e-29f,
-    4.770573270e-09f,
-    7.693612965e-16f,
-    1.792054182e-22f,
-    2.914180270e-29f,
-    1.045283415e-09f,
-    3.252721926e-16f,
-    7.332632508e-23f,
-    3.898253736e-30f,
-    1.045283415e-09f,
-    3.252721926e-16f,
-    7.332632508e-23f,
-    3.898253736e-30f,
-    1.139611461e-10f,
-    1.996093359e-17f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    1.139611461e-10f,
-    1.996093359e-17f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    1.139611461e-10f,
-    1.996093359e-17f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    1.139611461e-10f,
-    1.996093359e-17f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    5.575349904e-11f,
-    6.083145782e-18f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    2.664967552e-11f,
-    -8.557475018e-19f,
-    -8.595036458e-26f,
-    -2.139883875e-32f,
-    1.209775682e-11f,
-    2.613698830e-18f,
-    5.344349223e-25f,
-    1.511644828e-31f,
-    4.821800945e-12f,
-    8.789757674e-19f,
-    1.208447639e-25f,
-    3.253064536e-33f,
-    1.183823005e-12f,
-    1.161414894e-20f,
-    1.291319080e-27f,
-    1.715766248e-34f,
-    1.183823005e-12f,
-    1.161414894e-20f,
-    1.291319080e-27f,
-    1.715766248e-34f,
-    2.743283031e-13f,
-    1.161414894e-20f,
-    1.291319080e-27f,
-    1.715766248e-34f,
-    0.0f,
-    0.0f,
-    0.0f,
-    0.0f,
+namespace fabric::cpu::vec::sleef {
+
+// Sleef_rempitabsp, as libsleef 3.5.1 holds it: four floats per exponent (e - 25 clamped to
+// [0, 102]), a double-float-and-a-bit of 1/(2 pi) scaled past that exponent's integer part. The
+// last row is the data that follows the table there: infinities and NaNs (exponent 128) index it
+// and SLEEF's result for them (NaN) takes its sign from the quadrant it yields.
+alignas(64) inline constexpr uint32_t kRempiTab[104 * 4] = {
+    0x3e22f980u, 0x335b9390u, 0x2782a540u, 0x9b762a0cu, 0x3d0be60cu, 0x31dc9c88u, 0x24a94fe0u,
+    0x191d5f48u, 0x3d0be60cu, 0x31dc9c88u, 0x24a94fe0u, 0x191d5f48u, 0x3b3e60dcu, 0xaed8ddf4u,
+    0xa33580f4u, 0x980a82e1u, 0x3b3e60dcu, 0xaed8ddf4u, 0xa33580f4u, 0x980a82e1u, 0x3b3e60dcu,
+    0xaed8ddf4u, 0xa33580f4u, 0x980a82e1u, 0x3b3e60dcu, 0xaed8ddf4u, 0xa33580f4u, 0x980a82e1u,
+    0x3a79836cu, 0x2f139104u, 0x23a53f84u, 0x17eafa3fu, 0x3a79836cu, 0x2f139104u, 0x23a53f84u,
+    0x17eafa3fu, 0x39f306dcu, 0x2d9c8828u, 0x2294fe14u, 0x96282e0bu, 0x39660db8u, 0x2d9c8828u,
+    0x2294fe14u, 0x96282e0bu, 0x38cc1b70u, 0x2d9c8828u, 0x2294fe14u, 0x96282e0bu, 0x381836e4u,
+    0x2c644150u, 0x2127f09cu, 0x15afa3eau, 0x36c1b724u, 0x2bc882a4u, 0x201fc274u, 0x14be8faau,
+    0x36c1b724u, 0x2bc882a4u, 0x201fc274u, 0x14be8faau, 0x36c1b724u, 0x2bc882a4u, 0x201fc274u,
+    0x14be8faau, 0x36036e4cu, 0x2b110548u, 0x201fc274u, 0x14be8faau, 0x335b9390u, 0x2782a540u,
+    0x9b762a0cu, 0x0efa9a6fu, 0x335b9390u, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6fu, 0x335b9390u,
+    0x2782a540u, 0x9b762a0cu, 0x0efa9a6fu, 0x335b9390u, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6fu,
+    0x335b9390u, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6fu, 0x335b9390u, 0x2782a540u, 0x9b762a0cu,
+    0x0efa9a6fu, 0x32b72720u, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6fu, 0x31dc9c88u, 0x24a94fe0u,
+    0x191d5f48u, 0x8c2cb224u, 0x31dc9c88u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x31393910u,
+    0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x3064e440u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u,
+    0x3064e440u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x2fc9c880u, 0x24a94fe0u, 0x191d5f48u,
+    0x8c2cb224u, 0x2f139104u, 0x23a53f84u, 0x17eafa3cu, 0x0ca9a6eeu, 0x2d9c8828u, 0x2294fe14u,
+    0x96282e08u, 0x8b32c890u, 0x2d9c8828u, 0x2294fe14u, 0x96282e08u, 0x8b32c890u, 0x2d9c8828u,
+    0x2294fe14u, 0x96282e08u, 0x8b32c890u, 0x2c644150u, 0x2127f09cu, 0x15afa3e8u, 0x0a9a6ee0u,
+    0x2c644150u, 0x2127f09cu, 0x15afa3e8u, 0x0a9a6ee0u, 0x2c644150u, 0x2127f09cu, 0x15afa3e8u,
+    0x0a9a6ee0u, 0x2bc882a4u, 0x201fc274u, 0x14be8fa8u, 0x09537703u, 0x2b110548u, 0x201fc274u,
+    0x14be8fa8u, 0x09537703u, 0x29882a54u, 0x9b762a0cu, 0x0efa9a6cu, 0x03b81b6cu, 0x29882a54u,
+    0x9b762a0cu, 0x0efa9a6cu, 0x03b81b6cu, 0x29882a54u, 0x9b762a0cu, 0x0efa9a6cu, 0x03b81b6cu,
+    0x2782a540u, 0x9b762a0cu, 0x0efa9a6cu, 0x03b81b6cu, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6cu,
+    0x03b81b6cu, 0x2782a540u, 0x9b762a0cu, 0x0efa9a6cu, 0x03b81b6cu, 0x2782a540u, 0x9b762a0cu,
+    0x0efa9a6cu, 0x03b81b6cu, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x0006db15u, 0x24a94fe0u,
+    0x191d5f48u, 0x8c2cb224u, 0x0006db15u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x0006db15u,
+    0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x0006db15u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u,
+    0x0006db15u, 0x24a94fe0u, 0x191d5f48u, 0x8c2cb224u, 0x0006db15u, 0x23a53f84u, 0x17eafa3cu,
+    0x0ca9a6ecu, 0x0181b6c5u, 0x23a53f84u, 0x17eafa3cu, 0x0ca9a6ecu, 0x0181b6c5u, 0x2294fe14u,
+    0x96282e08u, 0x8b32c890u, 0x0006db15u, 0x2294fe14u, 0x96282e08u, 0x8b32c890u, 0x0006db15u,
+    0x2127f09cu, 0x15afa3e8u, 0x0a9a6ee0u, 0x0006db15u, 0x2127f09cu, 0x15afa3e8u, 0x0a9a6ee0u,
+    0x0006db15u, 0x2127f09cu, 0x15afa3e8u, 0x0a9a6ee0u, 0x0006db15u, 0x201fc274u, 0x14be8fa8u,
+    0x09537700u, 0x0006db15u, 0x201fc274u, 0x14be8fa8u, 0x09537700u, 0x0006db15u, 0x1efe13acu,
+    0x91382b2cu, 0x8508fc90u, 0x800004ebu, 0x1efe13acu, 0x91382b2cu, 0x8508fc90u, 0x800004ebu,
+    0x1efe13acu, 0x91382b2cu, 0x8508fc90u, 0x800004ebu, 0x1e7c2758u, 0x91382b2cu, 0x8508fc90u,
+    0x800004ebu, 0x1df84eb0u, 0x91382b2cu, 0x8508fc90u, 0x800004ebu, 0x3d709d5cu, 0x3251f534u,
+    0x265dc0d8u, 0x1b58a566u, 0x3ce13abcu, 0x31a3ea68u, 0x265dc0d8u, 0x1b58a566u, 0x3c42757cu,
+    0x308fa9a4u, 0x25bb81b4u, 0x1ab14acdu, 0x3b84eaf8u, 0x308fa9a4u, 0x25bb81b4u, 0x1ab14acdu,
+    0x391d5f48u, 0xac2cb224u, 0x1e5b6294u, 0x12cc9e22u, 0x391d5f48u, 0xac2cb224u, 0x1e5b6294u,
+    0x12cc9e22u, 0x391d5f48u, 0xac2cb224u, 0x1e5b6294u, 0x12cc9e22u, 0x391d5f48u, 0xac2cb224u,
+    0x1e5b6294u, 0x12cc9e22u, 0x391d5f48u, 0xac2cb224u, 0x1e5b6294u, 0x12cc9e22u, 0x37eafa3cu,
+    0x2ca9a6ecu, 0x2181b6c4u, 0x1615993cu, 0x37eafa3cu, 0x2ca9a6ecu, 0x2181b6c4u, 0x1615993cu,
+    0x37eafa3cu, 0x2ca9a6ecu, 0x2181b6c4u, 0x1615993cu, 0x3755f47cu, 0x2ba69bb8u, 0x1e5b6294u,
+    0x12cc9e22u, 0x36abe8f8u, 0x2ba69bb8u, 0x1e5b6294u, 0x12cc9e22u, 0x35afa3e8u, 0x2a9a6ee0u,
+    0x1e5b6294u, 0x12cc9e22u, 0x35afa3e8u, 0x2a9a6ee0u, 0x1e5b6294u, 0x12cc9e22u, 0x34be8fa8u,
+    0x29537700u, 0x1e5b6294u, 0x12cc9e22u, 0x34be8fa8u, 0x29537700u, 0x1e5b6294u, 0x12cc9e22u,
+    0x33fa3ea4u, 0x28a6ee04u, 0x1db6c528u, 0x12cc9e22u, 0x33fa3ea4u, 0x28a6ee04u, 0x1db6c528u,
+    0x12cc9e22u, 0x33747d4cu, 0x279bb818u, 0x1cdb14acu, 0x10c9e21du, 0x32e8fa98u, 0x279bb818u,
+    0x1cdb14acu, 0x10c9e21du, 0x3251f534u, 0x265dc0d8u, 0x1b58a564u, 0x1013c439u, 0x31a3ea68u,
+    0x265dc0d8u, 0x1b58a564u, 0x1013c439u, 0x308fa9a4u, 0x25bb81b4u, 0x1ab14accu, 0x0e9e21c8u,
+    0x308fa9a4u, 0x25bb81b4u, 0x1ab14accu, 0x0e9e21c8u, 0x2efa9a6cu, 0x23b81b6cu, 0x1725664cu,
+    0x0c443904u, 0x2efa9a6cu, 0x23b81b6cu, 0x1725664cu, 0x0c443904u, 0x2efa9a6cu, 0x23b81b6cu,
+    0x1725664cu, 0x0c443904u, 0x2efa9a6cu, 0x23b81b6cu, 0x1725664cu, 0x0c443904u, 0x2e7534dcu,
+    0x22e06db0u, 0x1725664cu, 0x0c443904u, 0x2dea69bcu, 0xa17c9274u, 0x95d4cd84u, 0x8ade37dfu,
+    0x2d54d374u, 0x2240db60u, 0x1725664cu, 0x0c443904u, 0x2ca9a6ecu, 0x2181b6c4u, 0x1615993cu,
+    0x09872084u, 0x2ba69bb8u, 0x1e5b6294u, 0x12cc9e20u, 0x07641080u, 0x2ba69bb8u, 0x1e5b6294u,
+    0x12cc9e20u, 0x07641080u, 0x2a9a6ee0u, 0x1e5b6294u, 0x12cc9e20u, 0x07641080u, 0x4e6e6b28u,
+    0x00000000u, 0x00000000u, 0x00000000u,
+};
+
+struct Reduced {  // the argument less q quarter (or half) turns, and q
+  F2 s;
+  __m512i q;
 };
 
 // (x - rint(4x) / 4, rint(4x) - 4 rint(x)): the quarter turns of x and what they leave
-// (rempisubf; its products are by powers of two, exact, so fma contraction cannot change them).
+// (rempisubf, FULL_FP_ROUNDING form; its products are by powers of two, exact, so fma
+// contraction cannot change them).
 FABRIC_VEC_INLINE __m512 rempisub(__m512 x, __m512i& q) {
-  constexpr int kRint = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const __m512 y = _mm512_roundscale_ps(_mm512_mul_ps(x, splat(4.0f)), kRint);
-  q = _mm512_cvttps_epi32(
-      _mm512_sub_ps(y, _mm512_mul_ps(_mm512_roundscale_ps(x, kRint), splat(4.0f))));
-  return _mm512_sub_ps(x, _mm512_mul_ps(y, splat(0.25f)));
+  const __m512 y = rint(_mm512_mul_ps(x, splat(4.0f)));
+  q = _mm512_cvttps_epi32(sub(y, _mm512_mul_ps(rint(x), splat(4.0f))));
+  return sub(x, _mm512_mul_ps(y, splat(0.25f)));
 }
 
-// a = (q + r / (pi/2)) quarter turns: returns r in double-float and q (its low bits matter).
-FABRIC_VEC_INLINE F2 rempif(__m512 a, __m512i& q) {
-  const __m512i zero = _mm512_setzero_si512();
+// rempif: a mod (pi/2) as a double-float, with the quarter count (its low bits matter).
+FABRIC_VEC_INLINE Reduced rempif(__m512 a) {
   __m512i ex = _mm512_sub_epi32(
-      _mm512_sub_epi32(
-          _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(a), 23), _mm512_set1_epi32(0xff)),
-          _mm512_set1_epi32(0x7f)),
-      _mm512_set1_epi32(25));
+      _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(a), 23), i32(0xff)), i32(0x7f + 25));
   // exponents above 90 scaled down by 2^64 (the table row already accounts for it)
-  const __m512i q64 = _mm512_mask_mov_epi32(
-      zero, _mm512_cmplt_epi32_mask(_mm512_set1_epi32(90 - 25), ex), _mm512_set1_epi32(-64));
-  a = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_slli_epi32(q64, 23)));
-  ex = _mm512_mask_mov_epi32(ex, _mm512_cmplt_epi32_mask(ex, zero), zero);
-  ex = _mm512_slli_epi32(ex, 2);
-  const auto col = [&](int k) {
-    return _mm512_i32gather_ps(_mm512_add_epi32(ex, _mm512_set1_epi32(k)), kRempiTable, 4);
+  const __mmask16 huge = _mm512_cmplt_epi32_mask(i32(90 - 25), ex);
+  a = _mm512_castsi512_ps(
+      _mm512_mask_add_epi32(_mm512_castps_si512(a), huge, _mm512_castps_si512(a), i32(-64 << 23)));
+  ex = _mm512_mask_mov_epi32(ex, _mm512_cmplt_epi32_mask(ex, _mm512_setzero_si512()),
+                             _mm512_setzero_si512());
+  const __m512i idx = _mm512_slli_epi32(ex, 2);
+  const auto tab = [&](int k) {
+    return _mm512_i32gather_ps(idx, reinterpret_cast<const float*>(kRempiTab) + k, 4);
   };
-  F2 x = mul_ff(a, col(0));
-  __m512i qi;
-  x.x = rempisub(x.x, qi);
-  q = qi;
+  __m512i q, q2;
+  F2 x = mul_ff(a, tab(0));
+  x.x = rempisub(x.x, q);
   x = normalize(x);
-  x = add2(x, mul_ff(a, col(1)));
-  x.x = rempisub(x.x, qi);
-  q = _mm512_add_epi32(q, qi);
+  x = add2(x, mul_ff(a, tab(1)));
+  x.x = rempisub(x.x, q2);
+  q = _mm512_add_epi32(q, q2);
   x = normalize(x);
-  x = add2(x, mul(F2{col(2), col(3)}, a));
+  x = add2(x, mul(F2{tab(2), tab(3)}, a));
   x = normalize(x);
   x = mul(x, F2{splat(3.1415927410125732422f * 2), splat(-8.7422776573475857731e-08f * 2)});
-  return sel(lt(abs(a), splat(0.7f)), F2{a, splat(0.0f)}, x);
+  return {sel(lt(abs(a), splat(0.7f)), F2{a, _mm512_setzero_ps()}, x), q};
 }
 
-}  // namespace fabric::cpu::vec::sleef_f2
+// SLEEF's sinf/cosf/tanf_u1 reduce by Cody-Waite (small) when all 8 lanes of their AVX2 vector
+// have |d| < 125, else every lane of those 8 by rempif (large); the two can differ in the last
+// bit, so each 8-lane half here is reduced as its own AVX2 vector would be (torch's vectors start
+// at the buffer start, as the 16-lane loops' halves do). NaN lanes count as large.
+template <typename Small, typename Large>
+FABRIC_VEC_INLINE Reduced reduce_by_halves(__m512 d, const Small& small, const Large& large) {
+  const __mmask16 below = lt(abs(d), splat(125.0f));
+  const bool lo = (below & 0xFF) == 0xFF, hi = (below & 0xFF00) == 0xFF00;
+  if (__builtin_expect(lo && hi, 1)) return small(d);
+  Reduced r = large(d);
+  if (lo || hi) {
+    const __mmask16 m = static_cast<__mmask16>((lo ? 0x00FF : 0) | (hi ? 0xFF00 : 0));
+    const Reduced s = small(d);
+    r.s = sel(m, s.s, r.s);
+    r.q = _mm512_mask_mov_epi32(r.q, m, s.q);
+  }
+  return r;
+}
+
+}  // namespace fabric::cpu::vec::sleef

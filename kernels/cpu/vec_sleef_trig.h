@@ -1,6 +1,6 @@
 // SLEEF's atanf_u10, asinf_u10, acosf_u10 and tanf_u10 (FMA form, as Sleef_<op>f8_u10avx2 compute
 // them), 16 lanes: torch 1.13's float32 torch.atan / asin / acos / tan map every element, tail and
-// strided ones included, through these (vml::v<op>). ~1 ulp, double-float inside (vec_sleef_f2.h).
+// strided ones included, through these (vml::v<op>). ~1 ulp, double-float inside (vec_sleef_df.h).
 // Checked lane by lane against Debian's libsleef and through the ops against torch
 // (tests/kernels/test_vec_sleef_math.cpp).
 #pragma once
@@ -8,7 +8,7 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/cpu/vec_sleef_f2.h"
+#include "kernels/cpu/vec_sleef_df.h"
 #include "kernels/cpu/vec_sleef_rempi.h"
 
 namespace fabric::cpu::vec {
@@ -16,7 +16,7 @@ namespace fabric::cpu::vec {
 // xatanf_u1: atan(|d|) in double-float (atan2kf_u1 with x = 1: for |d| > 1 as
 // atan(-1 / |d|) + pi/2), its sign then d's.
 FABRIC_VEC_INLINE __m512 atanf_u10_ps(__m512 d) {
-  using namespace sleef_f2;
+  using namespace sleef;
   const __m512 y = abs(d), one = splat(1.0f);
   const __mmask16 p = lt(one, y);
   const F2 s = div(sel(p, F2{splat(-1.0f), splat(-0.0f)}, F2{y, splat(0.0f)}),
@@ -40,7 +40,7 @@ FABRIC_VEC_INLINE __m512 atanf_u10_ps(__m512 d) {
   return mulsign(r, d);
 }
 
-namespace sleef_f2 {
+namespace sleef {
 // The shared start of asinf_u1 / acosf_u1: o = |d| < 0.5, x2 = d^2 or (1 - |d|) / 2, x = |d| or
 // sqrt(x2) in double-float (0 at |d| = 1), and u = the odd polynomial's tail times x2 x.
 FABRIC_VEC_INLINE __m512 asin_reduce(__m512 d, __mmask16& o, F2& x) {
@@ -56,10 +56,10 @@ FABRIC_VEC_INLINE __m512 asin_reduce(__m512 d, __mmask16& o, F2& x) {
   u = fma(u, x2, splat(+0.1666677296e+0f));
   return mul(u, mul(x2, x.x));
 }
-}  // namespace sleef_f2
+}  // namespace sleef
 
 FABRIC_VEC_INLINE __m512 asinf_u10_ps(__m512 d) {
-  using namespace sleef_f2;
+  using namespace sleef;
   __mmask16 o;
   F2 x;
   const __m512 u = asin_reduce(d, o, x);
@@ -71,7 +71,7 @@ FABRIC_VEC_INLINE __m512 asinf_u10_ps(__m512 d) {
 }
 
 FABRIC_VEC_INLINE __m512 acosf_u10_ps(__m512 d) {
-  using namespace sleef_f2;
+  using namespace sleef;
   __mmask16 o;
   F2 x;
   const __m512 u = asin_reduce(d, o, x);
@@ -84,35 +84,32 @@ FABRIC_VEC_INLINE __m512 acosf_u10_ps(__m512 d) {
   return add(y.x, y.y);
 }
 
-// tan: SLEEF reduces by pi/2 with Cody-Waite when all 8 lanes of its AVX2 vector have |d| < 125,
-// else every lane of those 8 through rempif (Payne-Hanek); the two reductions could differ in the
-// last bit (none seen in 70000 random values below 125), so each 8-lane half here picks as SLEEF's
-// vector holding those lanes would (torch's vectors start at the buffer start, as the 16-lane
-// loops' halves do).
-FABRIC_VEC_INLINE __m512 tanf_u10_ps(__m512 d) {
-  using namespace sleef_f2;
-  const __m512 u0 = _mm512_roundscale_ps(mul(d, splat(static_cast<float>(2 * M_1_PI))),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512i q = _mm512_cvttps_epi32(u0);
+namespace sleef {
+// tan's Cody-Waite reduction: d - q pi/2 in double-float, |d| < 125
+FABRIC_VEC_INLINE Reduced tan_small(__m512 d) {
+  const __m512 u0 = rint(mul(d, splat(static_cast<float>(2 * M_1_PI))));
   F2 s = add2_ff(fma(u0, splat(-3.1414794921875f * 0.5f), d),
                  mul(u0, splat(-0.00011315941810607910156f * 0.5f)));
   s = add(s, mul(u0, splat(-1.9841872589410058936e-09f * 0.5f)));
-  const __mmask16 big = static_cast<__mmask16>(~lt(abs(d), splat(125.0f)));
-  if (big != 0) {
-    const __mmask16 halves =
-        static_cast<__mmask16>(((big & 0x00FF) ? 0x00FF : 0) | ((big & 0xFF00) ? 0xFF00 : 0));
-    __m512i qr;
-    F2 r = rempif(d, qr);
-    const __mmask16 special = static_cast<__mmask16>(
-        isnan(d) | eq(abs(d), splat(std::numeric_limits<float>::infinity())));
-    r = {or_ones(special, r.x), or_ones(special, r.y)};
-    s = sel(halves, r, s);
-    q = _mm512_mask_mov_epi32(q, halves, qr);
-  }
-  const __mmask16 o =
-      _mm512_cmpeq_epi32_mask(_mm512_and_si512(q, _mm512_set1_epi32(1)), _mm512_set1_epi32(1));
-  s = {sel(o, _mm512_xor_ps(s.x, splat(-0.0f)), s.x),
-       sel(o, _mm512_xor_ps(s.y, splat(-0.0f)), s.y)};
+  return {s, _mm512_cvttps_epi32(u0)};
+}
+FABRIC_VEC_INLINE Reduced tan_large(__m512 d) {
+  Reduced r = rempif(d);
+  const __mmask16 special = static_cast<__mmask16>(isnan(d) | isinf(d));
+  r.s = {or_ones(special, r.s.x), or_ones(special, r.s.y)};
+  return r;
+}
+}  // namespace sleef
+
+// tan: reduced by pi/2, each 8-lane half as SLEEF's AVX2 vector holding it would (reduce_by_halves,
+// vec_sleef_rempi.h).
+FABRIC_VEC_INLINE __m512 tanf_u10_ps(__m512 d) {
+  using namespace sleef;
+  const Reduced red = reduce_by_halves(
+      d, [](__m512 v) { return tan_small(v); }, [](__m512 v) { return tan_large(v); });
+  const __mmask16 o = _mm512_cmpeq_epi32_mask(_mm512_and_si512(red.q, i32(1)), i32(1));
+  F2 s = {sel(o, _mm512_xor_ps(red.s.x, splat(-0.0f)), red.s.x),
+          sel(o, _mm512_xor_ps(red.s.y, splat(-0.0f)), red.s.y)};
   const F2 t = s;
   s = normalize(squ(s));
   __m512 u = splat(0.00446636462584137916564941f);
@@ -125,9 +122,7 @@ FABRIC_VEC_INLINE __m512 tanf_u10_ps(__m512 d) {
   x = mul(t, x);
   x = sel(o, rec(x), x);
   const __m512 r = add(x.x, x.y);
-  const __mmask16 negzero = _mm512_cmpeq_epi32_mask(
-      _mm512_castps_si512(d), _mm512_set1_epi32(static_cast<int>(0x80000000u)));
-  return sel(negzero, d, r);
+  return sel(is_neg_zero(d), d, r);
 }
 
 }  // namespace fabric::cpu::vec
