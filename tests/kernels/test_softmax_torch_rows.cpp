@@ -16,6 +16,7 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/ops_backward.h"
+#include "tests/common/fnv1a.h"
 #include "tests/kernels/softmax_torch_rows.h"
 
 namespace fabric {
@@ -50,12 +51,7 @@ Tensor row_tensor(const std::vector<float>& v, DType dt) {
   return t;
 }
 
-uint64_t fnv1a(const Tensor& t) {
-  const auto* p = static_cast<const unsigned char*>(t.data_ptr());
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (int64_t i = 0; i < t.numel() * itemsize(t.dtype()); ++i) h = (h ^ p[i]) * 0x100000001B3ull;
-  return h;
-}
+using testing::fnv1a;
 
 TEST(SoftmaxTorchRows, EveryLengthMatchesTorch113) {
   struct Case {

@@ -14,18 +14,12 @@
 #include "kernels/cpu/vec_sleef_log.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/fnv1a.h"
 
 namespace fabric::cpu {
 namespace {
 
-uint64_t fnv1a(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (int64_t i = 0; i < c.numel() * itemsize(c.dtype()); ++i)
-    h = (h ^ bytes[i]) * 0x100000001b3ull;
-  return h;
-}
+using testing::fnv1a;
 
 TEST(VecSleefLog, SixteenLanesGiveTheEightLaneTwinsBits) {
   std::vector<float> in;

@@ -17,19 +17,13 @@
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/fnv1a.h"
 
 namespace fabric::cpu {
 namespace {
 
-constexpr uint64_t kFnvStart = 0xcbf29ce484222325ull;
-
-uint64_t fnv1a(const Tensor& t, uint64_t h = kFnvStart) {
-  const Tensor c = t.contiguous();
-  const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
-  for (int64_t i = 0; i < c.numel() * itemsize(c.dtype()); ++i)
-    h = (h ^ bytes[i]) * 0x100000001b3ull;
-  return h;
-}
+using testing::fnv1a;
+using testing::kFnv1aStart;
 
 // torch 1.13, one thread (torch.set_num_threads(1)):
 //   bits = torch.arange(0, 0x7f800000, 32771, dtype=torch.int64).to(torch.int32)
@@ -114,7 +108,7 @@ TEST_P(VecSleefMath, GivesTorchsBits) {
   std::vector<float> zv;
   for (int64_t i = 0; i < 40; ++i) zv.push_back(values[static_cast<size_t>((i * 7919) % 130000)]);
   const Tensor z = from_vector<float>(zv, {40}), zb = z.to(DType::bfloat16);
-  uint64_t h = kFnvStart, hb = kFnvStart;
+  uint64_t h = kFnv1aStart, hb = kFnv1aStart;
   for (int64_t k = 1; k <= 40; ++k) {
     // fresh contiguous copies: each length is its own tensor, as z[:n] is torch's
     h = fnv1a(e.fn(z.narrow(0, 0, k).contiguous()), h);

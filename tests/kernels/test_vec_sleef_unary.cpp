@@ -12,21 +12,12 @@
 
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tests/common/fnv1a.h"
 
 namespace fabric {
 namespace {
 
-struct Fnv1a {
-  uint64_t h = 0xcbf29ce484222325ull;
-  Fnv1a& add(const Tensor& t) {
-    const Tensor c = t.contiguous();
-    const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
-    for (int64_t i = 0; i < c.numel() * itemsize(c.dtype()); ++i)
-      h = (h ^ bytes[i]) * 0x100000001b3ull;
-    return *this;
-  }
-};
-uint64_t fnv1a(const Tensor& t) { return Fnv1a{}.add(t).h; }
+using testing::fnv1a;
 
 // torch 1.13, one thread (torch.set_num_threads(1)):
 //   bits = torch.arange(0, 0x7f800000, 32771, dtype=torch.int64).to(torch.int32)
@@ -79,9 +70,9 @@ void expect_torch_bits(const Op& op, const Ref& ref, const Expected& e) {
   EXPECT_EQ(fnv1a(op(kb)), e.bf16) << kept.size() << " bfloat16 inputs";
 
   const Tensor tail = from_vector<float>(tail_values(), {40});
-  Fnv1a h;
-  for (int64_t k = 1; k <= 40; ++k) h.add(op(tail.narrow(0, 0, k)));
-  EXPECT_EQ(h.h, e.tails);
+  uint64_t h = testing::kFnv1aStart;
+  for (int64_t k = 1; k <= 40; ++k) h = fnv1a(op(tail.narrow(0, 0, k)), h);
+  EXPECT_EQ(h, e.tails);
 }
 
 TEST(VecSleefUnary, TanhGivesTorchsBits) {

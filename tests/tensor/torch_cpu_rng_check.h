@@ -9,6 +9,7 @@
 
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/common/fnv1a.h"
 #include "tests/tensor/torch_cpu_rng_rows.h"
 
 namespace fabric::testing {
@@ -17,15 +18,6 @@ inline const TorchCpuRngRow& torch_cpu_rng_row(const std::string& name) {
   for (const TorchCpuRngRow& row : torch_cpu_rng_rows())
     if (name == row.name) return row;
   throw std::runtime_error("no torch_cpu_rng row named " + name);
-}
-
-inline uint64_t fnv1a(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (int64_t i = 0; i < c.numel() * itemsize(c.dtype()); ++i)
-    h = (h ^ bytes[i]) * 0x100000001b3ull;
-  return h;
 }
 
 inline void expect_torch_values(const std::string& name, const Tensor& t) {
