@@ -21,6 +21,13 @@ AutogradMeta* autograd_meta_if(const Tensor& t) {
   return impl && impl->autograd ? static_cast<AutogradMeta*>(impl->autograd.get()) : nullptr;
 }
 
+namespace {
+// A .grad of its own in row-major order: contiguous gradients are what the optimizers' fused
+// loops and the gradient buckets take (torch's layout contract gives a contiguous parameter's
+// gradient its strides; clone() alone would keep a transposed gradient transposed).
+Tensor row_major_copy(const Tensor& g) { return g.is_contiguous() ? g.clone() : g.contiguous(); }
+}  // namespace
+
 AccumulateGrad::AccumulateGrad(Tensor variable) : variable_(std::move(variable)) {
   next_edges.clear();
   num_outputs = 1;
@@ -48,8 +55,8 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   if (!m.grad_.defined()) {
     // Keep the incoming tensor only when nothing else can see its memory; otherwise an in-place
     // update of one .grad would leak into another.
-    const bool shared = g.storage().use_count() > 1 || g.impl_ptr().use_count() > 1 || !g.is_contiguous();
-    m.grad_ = shared ? g.clone() : g;
+    const bool shared = g.storage().use_count() > 1 || g.impl_ptr().use_count() > 1;
+    m.grad_ = shared || !g.is_contiguous() ? row_major_copy(g) : g;
   } else if (!grad_enabled() && m.grad_.dtype() == g.dtype() && m.grad_.device() == g.device() &&
              m.grad_.sizes() == g.sizes()) {
     // In place, as torch's `variable.grad += new_grad`: whatever aliases .grad (a flat buffer it
@@ -193,7 +200,7 @@ void attach_retain_hook(const Tensor& t, AutogradMeta& m) {
     if (auto impl = weak.lock()) {
       auto& meta = static_cast<AutogradMeta&>(*impl->autograd);
       if (meta.retained_at == node)
-        meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : g.clone();
+        meta.grad_ = meta.grad_.defined() ? add(meta.grad_, g) : row_major_copy(g);
     }
     return Tensor();
   });

@@ -115,4 +115,11 @@ Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
   return empty_with_strides(out, result, options);
 }
 
+Tensor empty_preserving_layout(const Tensor& t, const TensorOptions& options) {
+  // Unlike the elementwise results, row-major operands get no shortcut: a dense t keeps even the
+  // strides of its size-1 dims, as torch's empty_strided(t.sizes(), t.strides()).
+  if (is_non_overlapping_and_dense(t)) return empty_with_strides(t.sizes(), t.strides(), options);
+  return empty_like_operands(t.sizes(), options, {&t});
+}
+
 }  // namespace fabric

@@ -28,4 +28,10 @@ Tensor cast_for_kernel(const Tensor& t, DType dt);
 Tensor empty_like_operands(const Shape& out, const TensorOptions& options,
                            std::initializer_list<const Tensor*> operands);
 
+// A new tensor of t's shape laid out as torch's memory_format=preserve_format lays out clone(),
+// to() and the *_like factories: t's own strides when t is non-overlapping and dense (x.t() gives
+// a transposed result), else t's dims in the order its strides give them, made dense (a slice
+// x[:, ::2].t() gives (1, rows), an expanded tensor row-major), as torch's infer_dense_strides.
+Tensor empty_preserving_layout(const Tensor& t, const TensorOptions& options);
+
 }  // namespace fabric

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tensor/elementwise_operands.h"
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 
@@ -49,22 +50,21 @@ TensorOptions like_options(const char* op, const Tensor& t) {
 }
 }  // namespace
 
+// Laid out as t is (torch's default memory_format=preserve_format): a transposed t gives a
+// transposed result.
 Tensor empty_like(const Tensor& t) {
-  const TensorOptions o = like_options("empty_like", t);
-  return empty(t.sizes(), o);
+  return empty_preserving_layout(t, like_options("empty_like", t));
 }
-Tensor zeros_like(const Tensor& t) {
-  const TensorOptions o = like_options("zeros_like", t);
-  return zeros(t.sizes(), o);
+namespace {
+Tensor filled_like(const char* op, const Tensor& t, const Scalar& v) {
+  Tensor out = empty_preserving_layout(t, like_options(op, t));
+  out.fill_(v);
+  return out;
 }
-Tensor ones_like(const Tensor& t) {
-  const TensorOptions o = like_options("ones_like", t);
-  return ones(t.sizes(), o);
-}
-Tensor full_like(const Tensor& t, const Scalar& v) {
-  const TensorOptions o = like_options("full_like", t);
-  return full(t.sizes(), v, o);
-}
+}  // namespace
+Tensor zeros_like(const Tensor& t) { return filled_like("zeros_like", t, 0); }
+Tensor ones_like(const Tensor& t) { return filled_like("ones_like", t, 1); }
+Tensor full_like(const Tensor& t, const Scalar& v) { return filled_like("full_like", t, v); }
 
 Tensor scalar_tensor(const Scalar& value, const TensorOptions& opts) { return full({}, value, opts); }
 

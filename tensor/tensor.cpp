@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "tensor/copy_kernels.h"
+#include "tensor/elementwise_operands.h"
 #include "tensor/factory.h"
 #include "tensor/inplace_graph.h"
 #include "tensor/memory_overlap.h"
@@ -236,7 +237,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
   Shape new_sizes = infer_shape(shape, numel(), sizes(), "reshape");
   if (auto st = view_strides(sizes(), strides(), new_sizes))
     return record_view(*this, std::move(new_sizes), std::move(*st), "ReshapeAliasBackward0");
-  Tensor out = view_named(clone(), new_sizes, "UnsafeViewBackward0");
+  Tensor out = view_named(contiguous(), new_sizes, "UnsafeViewBackward0");
   // PyTorch's _unsafe_view: nothing else sees the copy, so the result is no view (an in-place
   // write into it is an ordinary one).
   out.impl()->is_view = false;
@@ -411,37 +412,53 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   return reshape(s);
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
-
 // ---- copies -----------------------------------------------------------------------------------
 
 namespace {
-Tensor copy_into_new(const Tensor& src, DType dtype, Device device) {
-  Tensor out = empty(src.sizes(), {.dtype = dtype, .device = device});
+
+enum class Layout { row_major, preserve };
+
+// A copy of src in dtype on device, laid out row-major or as torch's preserve_format lays out
+// clone() and to(): src's own strides when src is dense, else its dims' order made dense.
+Tensor copy_into_new(const Tensor& src, DType dtype, Device device, Layout layout) {
+  const TensorOptions options{.dtype = dtype, .device = device};
+  Tensor out = layout == Layout::row_major ? empty(src.sizes(), options)
+                                           : empty_preserving_layout(src, options);
   if (src.numel() == 0) return out;
   if (device == src.device()) {
     StridedLoop loop = make_strided_loop("copy", out, {&src});
     copy_stub(device)(loop, false);
-  } else {
-    Tensor s = src.contiguous();
-    Tensor staged = s.dtype() == dtype ? s : s.to(dtype);
-    Device kernel_dev = device.is_cpu() ? src.device() : device;
-    cross_device_copy_stub(kernel_dev)(out.data_ptr(), device, staged.data_ptr(), src.device(),
-                                       static_cast<size_t>(out.nbytes()));
+    return out;
   }
+  // Across devices the bytes move in one piece: staged on src's device as out lies (same dense
+  // layout, so the same span of memory from the lowest element on), cast there.
+  const bool same_layout = src.strides() == out.strides() && is_non_overlapping_and_dense(src);
+  Tensor staged = same_layout ? src : copy_into_new(src, src.dtype(), src.device(), layout);
+  if (staged.dtype() != dtype) staged = copy_into_new(staged, dtype, src.device(), layout);
+  const Device kernel_dev = device.is_cpu() ? src.device() : device;
+  cross_device_copy_stub(kernel_dev)(out.data_ptr(), device, staged.data_ptr(), src.device(),
+                                     static_cast<size_t>(out.nbytes()));
   return out;
 }
+
 }  // namespace
 
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  Tensor out = copy_into_new(*this, dtype(), device(), Layout::row_major);
+  record_op(OpId::clone, {*this}, {&out});
+  return out;
+}
+
 Tensor Tensor::clone() const {
-  Tensor out = copy_into_new(*this, dtype(), device());
+  Tensor out = copy_into_new(*this, dtype(), device(), Layout::preserve);
   record_op(OpId::clone, {*this}, {&out});
   return out;
 }
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
-  Tensor out = copy_into_new(*this, t, device());
+  Tensor out = copy_into_new(*this, t, device(), Layout::preserve);
   ToDTypeAttrs attrs{dtype()};
   record_op(OpId::to_dtype, {*this}, {&out}, &attrs, "ToCopyBackward0");
   return out;
@@ -449,7 +466,7 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  Tensor out = copy_into_new(*this, dtype(), d);
+  Tensor out = copy_into_new(*this, dtype(), d, Layout::preserve);
   record_op(OpId::to_device, {*this}, {&out}, nullptr, "ToCopyBackward0");
   return out;
 }
