@@ -1,13 +1,19 @@
 // CPU kernels for the math family of math_kernels.h: the trigonometric, hyperbolic and logarithm
 // ops and erfinv (float64 through libm, bf16/fp16 through float, as torch's CPU kernels), and
-// atan2/fmod/remainder (integers exactly). float32 and bfloat16 tan, asin, acos, atan, log2, log10,
-// sinh and cosh compute as torch 1.13's do, with SLEEF's functions (vec_sleef_*.h): their bits.
+// atan2/fmod/remainder (integers exactly). float32, bfloat16 and float64 tan, asin, acos, atan,
+// log2, log10, sinh and cosh compute as torch 1.13's do, with SLEEF's functions (vec_sleef_*.h,
+// vec_sleef_f64_*.h): their bits.
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/elementwise_f64_sleef.h"
 #include "kernels/cpu/erfinv.h"
+#include "kernels/cpu/vec_sleef_f64_hyp.h"
+#include "kernels/cpu/vec_sleef_f64_inverse_trig.h"
+#include "kernels/cpu/vec_sleef_f64_log.h"
+#include "kernels/cpu/vec_sleef_f64_tan.h"
 #include "kernels/cpu/vec_sleef_hyp.h"
 #include "kernels/cpu/vec_sleef_log2.h"
 #include "kernels/cpu/vec_sleef_trig.h"
@@ -145,6 +151,43 @@ bool sleef_unary(MathUnaryOp op, const StridedLoop& loop) {
   }
 }
 
+// float64 ops with torch's SLEEF bits (Sleef_<op>d4_u10 in its Vectorized<double>); false: not one
+// of them. tan ... log10 are vml ops (every element through SLEEF); sinh / cosh cpu_kernel_vec
+// ones (whole blocks of 8 of a contiguous row through SLEEF, the rest through libm).
+bool sleef_f64_unary(MathUnaryOp op, const StridedLoop& loop) {
+  using vec::sleef64::VD;
+  switch (op) {
+    case MathUnaryOp::tan:
+      f64_map_all(loop, [](VD x) { return vec::tan_u10_pd(x); });
+      return true;
+    case MathUnaryOp::asin:
+      f64_map_all(loop, [](VD x) { return vec::asin_u10_pd(x); });
+      return true;
+    case MathUnaryOp::acos:
+      f64_map_all(loop, [](VD x) { return vec::acos_u10_pd(x); });
+      return true;
+    case MathUnaryOp::atan:
+      f64_map_all(loop, [](VD x) { return vec::atan_u10_pd(x); });
+      return true;
+    case MathUnaryOp::log2:
+      f64_map_all(loop, [](VD x) { return vec::log2_u10_pd(x); });
+      return true;
+    case MathUnaryOp::log10:
+      f64_map_all(loop, [](VD x) { return vec::log10_u10_pd(x); });
+      return true;
+    case MathUnaryOp::sinh:
+      f64_blocks_then_scalar(
+          loop, [](VD x) { return vec::sinh_u10_pd(x); }, [](double x) { return std::sinh(x); });
+      return true;
+    case MathUnaryOp::cosh:
+      f64_blocks_then_scalar(
+          loop, [](VD x) { return vec::cosh_u10_pd(x); }, [](double x) { return std::cosh(x); });
+      return true;
+    default:
+      return false;
+  }
+}
+
 void math_unary_kernel(MathUnaryOp op, const StridedLoop& loop) {
   const DType dt = loop.ops[0].dtype;
   switch (dt) {
@@ -152,6 +195,7 @@ void math_unary_kernel(MathUnaryOp op, const StridedLoop& loop) {
       if (sleef_unary<float>(op, loop)) return;
       return unary_typed<float>(op, loop);
     case DType::float64:
+      if (sleef_f64_unary(op, loop)) return;
       return unary_typed<double>(op, loop);
     case DType::bfloat16:
       if (sleef_unary<BFloat16>(op, loop)) return;

@@ -1,13 +1,21 @@
 // CPU kernels for unary elementwise ops and clamp. fp32/bf16/fp16 run the AVX-512 polynomials of
 // vec_math.h (log, and for fp32/bf16 tanh, sin, cos, expm1, log1p, erf: SLEEF's, vec_sleef_*.h)
-// in fp32; float64 uses libm; integers (neg/abs/relu) and bool (logical_not) are scalar.
+// in fp32; float64 exp, log, tanh, sin, cos, log1p, expm1, erf, sigmoid and silu take SLEEF's
+// double functions as torch 1.13 does (vec_sleef_f64_*.h, elementwise_f64_sleef.h), the rest libm;
+// integers (neg/abs/relu) and bool (logical_not) are scalar.
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/elementwise_f64_sleef.h"
 #include "kernels/cpu/gelu_split.h"
 #include "kernels/cpu/vec_log1p_expm1.h"
 #include "kernels/cpu/vec_sleef_exp_family.h"
+#include "kernels/cpu/vec_sleef_f64_erf.h"
+#include "kernels/cpu/vec_sleef_f64_exp.h"
+#include "kernels/cpu/vec_sleef_f64_hyp.h"
+#include "kernels/cpu/vec_sleef_f64_log.h"
+#include "kernels/cpu/vec_sleef_f64_sincos.h"
 #include "kernels/cpu/vec_sleef_log.h"
 #include "kernels/cpu/vec_sleef_sincos.h"
 #include "tensor/elementwise_kernels.h"
@@ -241,25 +249,37 @@ void scalar_unary_loop(const StridedLoop& loop, const F& f) {
   });
 }
 
+// ---- float64 -----------------------------------------------------------------------------------
+// torch 1.13's Vectorized<double> ops call SLEEF's Sleef_<op>d4_u10 (vec256_double.h): the vml ops
+// (exp log tanh sin cos log1p expm1 erf) send every element through them, sigmoid and silu
+// (cpu_kernel_vec) whole blocks of 8 with the scalar formula, libm's exp inside, for the rest.
+// Their bits, through the transcriptions of vec_sleef_f64_*.h.
 void f64_unary(UnaryOp op, const StridedLoop& loop) {
   using D = double;
+  using vec::sleef64::VD;
   switch (op) {
     case UnaryOp::neg:
       return scalar_unary_loop<D>(loop, [](D x) { return -x; });
     case UnaryOp::abs:
       return scalar_unary_loop<D>(loop, [](D x) { return std::fabs(x); });
     case UnaryOp::exp:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::exp(x); });
+      return f64_map_all(loop, [](VD x) { return vec::exp_u10_pd(x); });
     case UnaryOp::log:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::log(x); });
+      return f64_map_all(loop, [](VD x) { return vec::log_u10_pd(x); });
     case UnaryOp::sqrt:
       return scalar_unary_loop<D>(loop, [](D x) { return std::sqrt(x); });
     case UnaryOp::rsqrt:
       return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / std::sqrt(x); });
     case UnaryOp::tanh:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::tanh(x); });
-    case UnaryOp::sigmoid:
-      return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
+      return f64_map_all(loop, [](VD x) { return vec::tanh_u10_pd(x); });
+    case UnaryOp::sigmoid:  // torch: (1 + (0 - x).exp()).reciprocal()
+      return f64_blocks_then_scalar(
+          loop,
+          [](VD x) {
+            using namespace vec::sleef64;
+            return rec(add(splat(1.0), vec::exp_u10_pd(sub(zero(), x))));
+          },
+          [](D x) { return 1.0 / (1.0 + std::exp(-x)); });
     case UnaryOp::relu:
       // torch's clamp_min(x, 0): NaN and -0.0 come back as they are (as the float32 vmaxps above).
       return scalar_unary_loop<D>(loop, [](D x) { return x < 0 ? 0.0 : x; });
@@ -269,20 +289,26 @@ void f64_unary(UnaryOp op, const StridedLoop& loop) {
           loop, [](D x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); });
     case UnaryOp::gelu_tanh:
       return scalar_unary_loop<D>(loop, [](D x) { return gelu_tanh::forward(x); });
-    case UnaryOp::silu:
-      return scalar_unary_loop<D>(loop, [](D x) { return x / (1.0 + std::exp(-x)); });
+    case UnaryOp::silu:  // torch: x / (1 + x.neg().exp())
+      return f64_blocks_then_scalar(
+          loop,
+          [](VD x) {
+            using namespace vec::sleef64;
+            return div(x, add(splat(1.0), vec::exp_u10_pd(neg(x))));
+          },
+          [](D x) { return x / (1.0 + std::exp(-x)); });
     case UnaryOp::sin:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::sin(x); });
+      return f64_map_all(loop, [](VD x) { return vec::sin_u10_pd(x); });
     case UnaryOp::cos:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::cos(x); });
+      return f64_map_all(loop, [](VD x) { return vec::cos_u10_pd(x); });
     case UnaryOp::reciprocal:
       return scalar_unary_loop<D>(loop, [](D x) { return 1.0 / x; });
     case UnaryOp::log1p:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::log1p(x); });
+      return f64_map_all(loop, [](VD x) { return vec::log1p_u10_pd(x); });
     case UnaryOp::expm1:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::expm1(x); });
+      return f64_map_all(loop, [](VD x) { return vec::expm1_u10_pd(x); });
     case UnaryOp::erf:
-      return scalar_unary_loop<D>(loop, [](D x) { return std::erf(x); });
+      return f64_map_all(loop, [](VD x) { return vec::erf_u10_pd(x); });
     case UnaryOp::floor:
       return scalar_unary_loop<D>(loop, [](D x) { return std::floor(x); });
     case UnaryOp::ceil:
