@@ -184,6 +184,72 @@ TEST(ReadmeExamples, CustomAutogradFunction) {
   EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(3, 2.5f));
 }
 
+TEST(ReadmeExamples, ShapeUtilities) {
+  // clang-format off
+Tensor x = arange(24.0).reshape({2, 3, 4});
+Tensor last_first = movedim(x, -1, 0);                          // (4, 2, 3), a view
+std::vector<Tensor> parts = tensor_split(x, 3, /*dim=*/2);      // widths 2, 1, 1
+Tensor rows = vstack({arange(3.0), ones({2, 3})});              // (3, 3)
+std::vector<Tensor> grid = meshgrid({arange(2.0), arange(3.0)}, "xy");  // two (3, 2) grids
+Tensor pairs = combinations(arange(4), 2);                      // (6, 2) int64
+Tensor blocks = block_diag({ones({2, 2}), full({1}, 5.0)});     // (3, 3)
+Tensor d = diff(x, 1, -1);                                      // (2, 3, 3)
+Tensor area = trapezoid(x, 0.5);                                // (2, 3)
+Tensor c = cov(randn({3, 10}));                                 // (3, 3)
+Tensor h = histc(randn({1000}), 10, -2.0, 2.0);                 // (10) float32 counts
+Tensor counts = bincount(from_vector(std::vector<int64_t>{0, 2, 2, 5}));  // {1, 0, 2, 0, 0, 1}
+bool near = allclose(x, mul(x, 1.000001));                     // true
+Tensor windows = as_strided(arange(6.0), {4, 3}, {1, 1});       // sliding windows of 3
+  // clang-format on
+  EXPECT_EQ(last_first.sizes(), (Shape{4, 2, 3}));
+  EXPECT_EQ(last_first.storage().get(), x.storage().get());
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[0].size(2), 2);
+  EXPECT_EQ(parts[2].size(2), 1);
+  EXPECT_EQ(rows.sizes(), (Shape{3, 3}));
+  ASSERT_EQ(grid.size(), 2u);
+  EXPECT_EQ(grid[0].sizes(), (Shape{3, 2}));
+  EXPECT_EQ(pairs.sizes(), (Shape{6, 2}));
+  EXPECT_EQ(pairs.dtype(), DType::int64);
+  EXPECT_EQ(blocks.sizes(), (Shape{3, 3}));
+  EXPECT_EQ(blocks.to_vector<float>()[8], 5.f);
+  EXPECT_EQ(d.sizes(), (Shape{2, 3, 3}));
+  EXPECT_EQ(amax(abs(d - 1.0)).item<float>(), 0.f);
+  EXPECT_EQ(area.sizes(), (Shape{2, 3}));
+  EXPECT_EQ(area.to_vector<float>()[0], 0.5f * (0.5f * 0 + 1 + 2 + 0.5f * 3));
+  EXPECT_EQ(c.sizes(), (Shape{3, 3}));
+  EXPECT_EQ(h.sizes(), (Shape{10}));
+  EXPECT_LE(sum(h).item<float>(), 1000.f);
+  EXPECT_EQ(counts.to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 2, 0, 0, 1}));
+  EXPECT_TRUE(near);
+  EXPECT_EQ(windows.to_vector<float>(),
+            (std::vector<float>{0, 1, 2, 1, 2, 3, 2, 3, 4, 3, 4, 5}));
+}
+
+TEST(ReadmeExamples, LinearAlgebra) {
+  // clang-format off
+Tensor x = randn({4, 4}, {.dtype = DType::float64});
+Tensor a = add(matmul(x, x.t()), mul(eye(4, std::nullopt, {.dtype = DType::float64}), 4.0));
+a.set_requires_grad(true);  // a symmetric positive-definite matrix
+Tensor l = linalg::cholesky(a);                  // a = l l^T
+Tensor b = randn({4, 2}, {.dtype = DType::float64});
+Tensor sol = linalg::solve(a, b);                 // a sol = b
+auto [sign, logdet] = linalg::slogdet(a);         // sign = 1
+auto [evals, evecs] = linalg::eigh(a);            // ascending, all > 0
+sum(sol).backward();                              // a.grad() = -a^-T 1 sol^T
+  // clang-format on
+  NoGradGuard no_grad;
+  EXPECT_LT(amax(abs(matmul(l, l.t()) - a)).item<double>(), 1e-12);
+  EXPECT_LT(amax(abs(matmul(a, sol) - b)).item<double>(), 1e-12);
+  EXPECT_EQ(sign.item<double>(), 1.0);
+  const std::vector<double> ev = evals.to_vector<double>();
+  EXPECT_GT(ev[0], 0.0);
+  EXPECT_TRUE(std::is_sorted(ev.begin(), ev.end()));
+  const Tensor expected =
+      neg(matmul(matmul(linalg::inv(a).t(), ones({4, 2}, {.dtype = DType::float64})), sol.t()));
+  EXPECT_LT(amax(abs(a.grad() - expected)).item<double>(), 1e-12);
+}
+
 TEST(ReadmeExamples, LazyLayers) {
   // clang-format off
 auto net = nn::make<nn::Sequential>({nn::make<nn::LazyConv2d>({.out_channels = 16, .kernel_size = 3}),
