@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,17 +14,10 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/storage_view.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
 namespace {
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
-  os << ']';
-  return os.str();
-}
 
 struct Geometry {
   Shape sizes;
@@ -120,16 +112,16 @@ Tensor as_strided(const Tensor& x, const Shape& size, const Strides& stride,
                   std::optional<int64_t> storage_offset) {
   FABRIC_CHECK(x.defined(), ValueError, "as_strided: undefined input");
   FABRIC_CHECK(size.size() == stride.size(), ShapeError,
-               "as_strided: mismatch in length of strides and shape (sizes ", list_str(size),
-               ", strides ", list_str(stride), ")");
+               "as_strided: mismatch in length of strides and shape (sizes ", torch_int_list(size),
+               ", strides ", torch_int_list(stride), ")");
   for (int64_t s : stride) {
     FABRIC_CHECK(s >= 0, ValueError,
                  "as_strided: Negative strides are not supported at the moment, got strides: ",
-                 list_str(stride));
+                 torch_int_list(stride));
   }
   for (int64_t s : size) {
-    FABRIC_CHECK(s >= 0, ValueError, "as_strided: negative size in sizes=", list_str(size),
-                 " and strides=", list_str(stride));
+    FABRIC_CHECK(s >= 0, ValueError, "as_strided: negative size in sizes=", torch_int_list(size),
+                 " and strides=", torch_int_list(stride));
   }
   const int64_t offset = storage_offset.value_or(x.storage_offset());
   FABRIC_CHECK(offset >= 0, ValueError, "as_strided: Tensor: invalid storage offset ", offset);
@@ -145,10 +137,10 @@ Tensor as_strided(const Tensor& x, const Shape& size, const Strides& stride,
     needed = checked_size_mul(needed, item, "as_strided");
   }
   const int64_t available = static_cast<int64_t>(x.storage()->nbytes());
-  FABRIC_CHECK(needed <= available, ShapeError, "as_strided: setStorage: sizes ", list_str(size),
-               ", strides ", list_str(stride), ", storage offset ", offset, ", and itemsize ", item,
-               " requiring a storage size of ", needed, " are out of bounds for storage of size ",
-               available);
+  FABRIC_CHECK(needed <= available, ShapeError, "as_strided: setStorage: sizes ",
+               torch_int_list(size), ", strides ", torch_int_list(stride), ", storage offset ",
+               offset, ", and itemsize ", item, " requiring a storage size of ", needed,
+               " are out of bounds for storage of size ", available);
   Tensor out = make_view(x, size, stride, offset);
   if (!grad_enabled() || !x.requires_grad()) return out;
   const Geometry in{x.sizes(), x.strides(), x.storage_offset()};

@@ -11,38 +11,10 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/shape.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
 namespace {
-
-// torch's ScalarType names, which its "not implemented for" and dtype-mismatch messages print.
-const char* torch_type_name(DType t) {
-  switch (t) {
-    case DType::float64:
-      return "Double";
-    case DType::float32:
-      return "Float";
-    case DType::float16:
-      return "Half";
-    case DType::bfloat16:
-      return "BFloat16";
-    case DType::float8_e4m3fn:
-      return "Float8_e4m3fn";
-    case DType::float8_e5m2:
-      return "Float8_e5m2";
-    case DType::int64:
-      return "Long";
-    case DType::int32:
-      return "Int";
-    case DType::int8:
-      return "Char";
-    case DType::uint8:
-      return "Byte";
-    case DType::bool_:
-      return "Bool";
-  }
-  return "?";
-}
 
 // One histc element's bin in T's arithmetic, or -1 when it lies outside [lo, hi].
 // c10::BFloat16 rounds every operation's result (the bin count too, converted for the product).
@@ -105,7 +77,7 @@ Tensor histc(const Tensor& x, int64_t bins, double min, double max) {
                " for dimension 0");
   const DType dt = x.dtype();
   FABRIC_CHECK(dt == DType::float32 || dt == DType::float64 || dt == DType::bfloat16, DTypeError,
-               "histc: \"histogram_cpu\" not implemented for '", torch_type_name(dt),
+               "histc: \"histogram_cpu\" not implemented for '", torch_scalar_type_name(dt),
                "' (torch's CPU histc takes float32, float64 and bfloat16)");
   double left = min, right = max;
   if (left == right && x.numel() > 0) {
@@ -132,9 +104,9 @@ Tensor histc(const Tensor& x, int64_t bins, double min, double max) {
 
 Tensor bincount(const Tensor& x, const Tensor& weights, int64_t minlength) {
   FABRIC_CHECK(x.defined(), ValueError, "bincount: undefined input");
-  FABRIC_CHECK(is_integral(x.dtype()), DTypeError,
-               "bincount: \"bincount_cpu\" not implemented for '", torch_type_name(x.dtype()),
-               "' (bincount counts uint8, int8, int32 or int64 values)");
+  FABRIC_CHECK(
+      is_integral(x.dtype()), DTypeError, "bincount: \"bincount_cpu\" not implemented for '",
+      torch_scalar_type_name(x.dtype()), "' (bincount counts uint8, int8, int32 or int64 values)");
   FABRIC_CHECK(minlength >= 0, ValueError, "bincount: minlength should be >= 0, got ", minlength);
   if (x.dim() == 1 && x.numel() == 0)
     return zeros({minlength}, {.dtype = DType::int64, .device = x.device()});
@@ -170,8 +142,8 @@ namespace {
 Tensor isclose_as(const char* op, const Tensor& a, const Tensor& b, double rtol, double atol,
                   bool equal_nan) {
   FABRIC_CHECK(a.defined() && b.defined(), ValueError, op, ": undefined input");
-  FABRIC_CHECK(a.dtype() == b.dtype(), DTypeError, op, ": ", torch_type_name(a.dtype()),
-               " did not match ", torch_type_name(b.dtype()), " (a and b need one dtype)");
+  FABRIC_CHECK(a.dtype() == b.dtype(), DTypeError, op, ": ", torch_scalar_type_name(a.dtype()),
+               " did not match ", torch_scalar_type_name(b.dtype()), " (a and b need one dtype)");
   FABRIC_CHECK(rtol >= 0, ValueError, op, ": rtol must be greater than or equal to zero, but got ",
                rtol);
   FABRIC_CHECK(atol >= 0, ValueError, op, ": atol must be greater than or equal to zero, but got ",

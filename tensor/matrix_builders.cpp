@@ -3,7 +3,6 @@
 #include "tensor/matrix_builders.h"
 
 #include <algorithm>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -11,24 +10,16 @@
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 #include "tensor/shape.h"
+#include "tensor/torch_names.h"
 #include "tensor/warning.h"
 
 namespace fabric {
 namespace {
 
-// A shape as torch prints one in these messages: "[2, 2]".
-std::string list_str(const Shape& v) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
-  os << ']';
-  return os.str();
-}
-
 void check_vector(const char* op, const Tensor& t) {
   FABRIC_CHECK(t.defined(), ValueError, op, ": undefined input");
   FABRIC_CHECK(t.dim() == 1, ShapeError, op, ": Expect a 1D vector, but got shape ",
-               list_str(t.sizes()));
+               torch_int_list(t.sizes()));
 }
 
 // torch.result_type over a list: dimensioned tensors first, 0-dim ones only across a category.

@@ -9,20 +9,9 @@
 #include "tensor/op_record.h"
 #include "tensor/ops.h"
 #include "tensor/shape.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
-namespace {
-
-using detail::cat;
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += cat(i ? ", " : "", v[i]);
-  return s + "]";
-}
-
-}  // namespace
-
 Tensor flip(const Tensor& x_in, std::vector<int64_t> dims) {
   Tensor x = x_in;
   apply_autocast(OpId::flip, {&x});
@@ -31,7 +20,7 @@ Tensor flip(const Tensor& x_in, std::vector<int64_t> dims) {
   for (int64_t& d : dims) {
     d = wrap_dim(d, std::max<int64_t>(x.dim(), 1), "flip");
     FABRIC_CHECK(!seen[d], ValueError, "flip: dim ", d, " appears more than once in dims ",
-                 list_str(dims), " (input ", shape_str(x.sizes()), ")");
+                 torch_int_list(dims), " (input ", shape_str(x.sizes()), ")");
     seen[d] = true;
   }
   Tensor out = x;
@@ -54,12 +43,12 @@ Tensor roll(const Tensor& x_in, std::vector<int64_t> shifts, std::vector<int64_t
   if (dims.empty()) {
     // torch: without dims, one shift rolls the flattened tensor, which keeps its shape.
     FABRIC_CHECK(shifts.size() == 1, ValueError,
-                 "roll: without dims, expected exactly one shift, got ", list_str(shifts));
+                 "roll: without dims, expected exactly one shift, got ", torch_int_list(shifts));
     return roll(x.flatten(), shifts, {0}).reshape(x.sizes());
   }
-  FABRIC_CHECK(shifts.size() == dims.size(), ValueError, "roll: shifts ", list_str(shifts),
-               " and dims ", list_str(dims), " must have the same length");
-  FABRIC_CHECK(x.dim() > 0, IndexError, "roll: dims ", list_str(dims),
+  FABRIC_CHECK(shifts.size() == dims.size(), ValueError, "roll: shifts ", torch_int_list(shifts),
+               " and dims ", torch_int_list(dims), " must have the same length");
+  FABRIC_CHECK(x.dim() > 0, IndexError, "roll: dims ", torch_int_list(dims),
                " given for a 0-dim input (it has no dimensions)");
   Tensor out = x;
   bool copied = false;
@@ -81,12 +70,12 @@ Tensor repeat(const Tensor& x_in, std::vector<int64_t> repeats) {
   apply_autocast(OpId::repeat, {&x});
   FABRIC_CHECK(x.defined(), ValueError, "repeat: undefined input");
   const int64_t nd = static_cast<int64_t>(repeats.size());
-  FABRIC_CHECK(nd >= x.dim(), ShapeError, "repeat: repeats ", list_str(repeats), " has ", nd,
+  FABRIC_CHECK(nd >= x.dim(), ShapeError, "repeat: repeats ", torch_int_list(repeats), " has ", nd,
                " entries, fewer than the input's ", x.dim(), " dims (input ", shape_str(x.sizes()),
                ")");
   for (int64_t r : repeats) {
     FABRIC_CHECK(r >= 0, ValueError, "repeat: repeats must be non-negative, got ",
-                 list_str(repeats));
+                 torch_int_list(repeats));
   }
   // x as (1, s0, 1, s1, ...) with new leading dims of size 1, expanded to (r0, s0, r1, s1, ...),
   // then made contiguous and merged to (r0*s0, r1*s1, ...).

@@ -10,15 +10,10 @@
 #include "tensor/autocast.h"
 #include "tensor/factory.h"
 #include "tensor/ops.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
 namespace {
-
-std::string list_str(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // pad = (last dim's left, right, the dim before's left, right, ...): dimension i of the pairs.
 int64_t padded_dim(const Tensor& x, size_t pair) {
@@ -116,7 +111,7 @@ Tensor index_pad(const Tensor& x, std::string_view mode, const std::vector<int64
       FABRIC_CHECK(x.size(i) > 0, ShapeError, "pad: Expected ", pairs + 1, "D or ", pairs + 2,
                    "D (batch mode) tensor with possibly 0 batch size and other non-zero "
                    "dimensions for input, but got: ",
-                   list_str(x.sizes()));
+                   torch_int_list(x.sizes()));
   }
   const char* names[] = {"W", "H", "D"};
   for (size_t i = 0; i < pairs && mode != "circular"; ++i) {

@@ -15,15 +15,10 @@
 #include "tensor/ops.h"
 #include "tensor/promotion.h"
 #include "tensor/reduce_kernels.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
 namespace {
-
-std::string dims_str(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + "]";
-}
 
 // Which dims are reduced (empty list = all), wrapped; a repeated dim is an error as in PyTorch.
 std::vector<bool> reduce_mask(const char* op, const Tensor& a, const std::vector<int64_t>& dims) {
@@ -34,8 +29,8 @@ std::vector<bool> reduce_mask(const char* op, const Tensor& a, const std::vector
     const int64_t w = wrap_dim(d, nd, op);
     const bool repeated = nd == 0 ? scalar_seen : static_cast<bool>(mask[w]);
     FABRIC_CHECK(!repeated, ValueError, op, ": dim ", w,
-                 " appears multiple times in the list of dims ", dims_str(dims), " (input shape ",
-                 shape_str(a.sizes()), ")");
+                 " appears multiple times in the list of dims ", torch_int_list(dims),
+                 " (input shape ", shape_str(a.sizes()), ")");
     if (nd == 0)
       scalar_seen = true;
     else

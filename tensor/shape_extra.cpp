@@ -4,24 +4,15 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <utility>
 
 #include "tensor/ops.h"
 #include "tensor/shape.h"
+#include "tensor/torch_names.h"
 
 namespace fabric {
 namespace {
-
-// A dim list as torch prints one: "[0, 1]".
-std::string list_str(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
-  os << ']';
-  return os.str();
-}
 
 void check_defined(const char* op, const Tensor& x) {
   FABRIC_CHECK(x.defined(), ValueError, op, ": undefined input");
@@ -69,9 +60,9 @@ Tensor movedim(const Tensor& x, const std::vector<int64_t>& source,
                const std::vector<int64_t>& destination) {
   check_defined("movedim", x);
   FABRIC_CHECK(source.size() == destination.size(), ValueError,
-               "movedim: Invalid source or destination dims: source (", list_str(source),
+               "movedim: Invalid source or destination dims: source (", torch_int_list(source),
                " dims) should contain the same number of dims as destination (",
-               list_str(destination), " dims)");
+               torch_int_list(destination), " dims)");
   const int64_t n = x.dim();
   std::vector<int64_t> src(source.size()), dst(destination.size());
   for (size_t i = 0; i < source.size(); ++i) src[i] = wrap_dim(source[i], n, "movedim");
@@ -80,10 +71,10 @@ Tensor movedim(const Tensor& x, const std::vector<int64_t>& source,
     std::sort(v.begin(), v.end());
     return std::adjacent_find(v.begin(), v.end()) == v.end();
   };
-  FABRIC_CHECK(unique(src), ValueError, "movedim: repeated dim in `source` (", list_str(source),
-               ")");
+  FABRIC_CHECK(unique(src), ValueError, "movedim: repeated dim in `source` (",
+               torch_int_list(source), ")");
   FABRIC_CHECK(unique(dst), ValueError, "movedim: repeated dim in `destination` (",
-               list_str(destination), ")");
+               torch_int_list(destination), ")");
   if (n == 0) return x.permute({});  // dims 0 and -1 of a 0-dim tensor: an alias, as torch's
   // Each destination takes its source; the remaining positions take the remaining dims in order.
   std::vector<int64_t> order(static_cast<size_t>(n), -1);
