@@ -4,6 +4,7 @@
 #include "autograd/checkpoint.h"
 #include "autograd/custom_function.h"
 #include "nn/lora.h"
+#include "nn/math_extra.h"
 #include "nn/nn.h"
 #include "nn/reduce_extra.h"
 #include "optim/optim.h"

@@ -184,6 +184,28 @@ TEST(ReadmeExamples, CustomAutogradFunction) {
   EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(3, 2.5f));
 }
 
+TEST(ReadmeExamples, MoreElementwiseMath) {
+  // clang-format off
+Tensor x = from_vector<double>({0.0, 0.5, 2.0, -1.5}, {4}).set_requires_grad(true);
+Tensor y = from_vector<double>({0.0, 3.0, 0.25, 4.0}, {4});
+Tensor loss = sum(add(xlogy(x, y), hypot(x, y)));  // xlogy is 0 where x == 0
+loss.backward();                                   // x.grad(): torch's formulas
+Tensor r = lgamma(x.detach());                     // log|Γ(x)|, +inf at 0
+Tensor p = polygamma(1, from_vector<double>({1.0}, {1}));  // ≈ π²/6 (torch's 1.6449340676)
+Tensor g = gcd(from_vector<int64_t>({12, -18}, {2}), from_vector<int64_t>({8, 24}, {2}));  // 4, 6
+Tensor q = floor_divide(from_vector<int64_t>({7, -7}, {2}), from_vector<int64_t>({2, 2}, {2}));  // 3, -4
+  // clang-format on
+  const std::vector<double> xv = {0.0, 0.5, 2.0, -1.5}, yv = {0.0, 3.0, 0.25, 4.0};
+  const std::vector<double> grad = x.grad().to_vector<double>();
+  for (size_t i = 1; i < 4; ++i) {  // d/dx [x log y + hypot(x, y)] = log y + x / hypot
+    EXPECT_NEAR(grad[i], std::log(yv[i]) + xv[i] / std::hypot(xv[i], yv[i]), 1e-12) << i;
+  }
+  EXPECT_TRUE(std::isinf(r.to_vector<double>()[0]));
+  EXPECT_NEAR(p.item<double>(), std::numbers::pi * std::numbers::pi / 6, 1e-9);
+  EXPECT_EQ(g.to_vector<int64_t>(), (std::vector<int64_t>{4, 6}));
+  EXPECT_EQ(q.to_vector<int64_t>(), (std::vector<int64_t>{3, -4}));
+}
+
 TEST(ReadmeExamples, ShapeUtilities) {
   // clang-format off
 Tensor x = arange(24.0).reshape({2, 3, 4});
