@@ -85,6 +85,18 @@ Shape with_dims(Shape batch, std::initializer_list<int64_t> tail) {
 
 Tensor host(const Tensor& t) { return t.detach().to(Device::cpu()).contiguous(); }
 
+Tensor host_either_layout(const Tensor& t, bool& col_major) {
+  col_major = false;
+  if (t.device().is_cpu() && t.dim() >= 2 && !t.is_contiguous()) {
+    const Tensor base = mH(t);
+    if (base.is_contiguous()) {
+      col_major = true;
+      return base.detach();
+    }
+  }
+  return host(t);
+}
+
 Tensor host_empty(const Shape& shape, DType dtype) { return empty(shape, {.dtype = dtype}); }
 
 void raise_on_info(const char* api, const char* kind, const Tensor& info, bool batched) {

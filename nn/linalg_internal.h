@@ -41,6 +41,10 @@ Shape with_dims(Shape batch, std::initializer_list<int64_t> tail);
 // A detached, contiguous CPU copy (or the tensor itself when it already is one): what the Eigen
 // kernels read.
 Tensor host(const Tensor& t);
+// host(t), except for a transposed view of a contiguous CPU tensor (the last two dims swapped, as
+// mH gives): that is returned as its contiguous base, read in place, and col_major is set (the
+// memory holds t's matrices column-major, which the triangular-solve kernel reads as they are).
+Tensor host_either_layout(const Tensor& t, bool& col_major);
 // An empty CPU tensor of t's dtype, for a kernel to write; moved to `device` by the caller.
 Tensor host_empty(const Shape& shape, DType dtype);
 

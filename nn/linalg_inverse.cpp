@@ -40,21 +40,51 @@ struct LinalgInvEx : Function<LinalgInvEx> {
   }
 };
 
-// (sign, logabsdet, det) of the host LU; each kernel call writes the ones it is given.
-std::tuple<Tensor, Tensor, Tensor> lu_determinants(const Tensor& A, bool want_det, bool want_log) {
+// The host LU of A^T (kernels/cpu/linalg_eigen.h) with what det and slogdet read from it, and
+// its factors, kept for their backward (torch's _linalg_det / _linalg_slogdet keep LU and pivots
+// too): one factorization serves the forward and a plain backward.
+struct LuDeterminants {
+  Tensor sign, logabsdet, det;  // on A's device; undefined where not asked for
+  Tensor lu, perm;              // host: the factors (column-major) and P's indices (int32)
+};
+
+LuDeterminants lu_determinants(const Tensor& A, bool want_det, bool want_log) {
   const Tensor a = host(A);
   const Shape batch = batch_shape(A);
+  LuDeterminants r;
   Tensor det = want_det ? host_empty(batch, A.dtype()) : Tensor();
   Tensor sign = want_log ? host_empty(batch, A.dtype()) : Tensor();
   Tensor logabs = want_log ? host_empty(batch, A.dtype()) : Tensor();
+  r.lu = host_empty(A.sizes(), A.dtype());
+  r.perm = host_empty(with_dims(batch, {A.size(-1)}), DType::int32);
   visit_float(A.dtype(), [&](auto t) {
     using T = decltype(t);
     le::determinant<T>(a.data<T>(), batch_count(A), A.size(-1), want_det ? det.data<T>() : nullptr,
-                       want_log ? sign.data<T>() : nullptr, want_log ? logabs.data<T>() : nullptr);
+                       want_log ? sign.data<T>() : nullptr, want_log ? logabs.data<T>() : nullptr,
+                       r.lu.data<T>(), r.perm.data<int32_t>());
   });
   const Device dev = A.device();
-  return {want_log ? sign.to(dev) : Tensor(), want_log ? logabs.to(dev) : Tensor(),
-          want_det ? det.to(dev) : Tensor()};
+  if (want_log) {
+    r.sign = sign.to(dev);
+    r.logabsdet = logabs.to(dev);
+  }
+  if (want_det) r.det = det.to(dev);
+  return r;
+}
+
+// A^-T (on A's device) from the factors lu_determinants kept; zero pivots nudged to eps when
+// `perturb` (torch's non-singular stand-in for det's gradient).
+Tensor inverse_transposed_from_lu(const Tensor& A, const std::any& lu, const std::any& perm,
+                                  bool perturb) {
+  const Tensor& f = std::any_cast<const Tensor&>(lu);
+  const Tensor& p = std::any_cast<const Tensor&>(perm);
+  Tensor inv = host_empty(A.sizes(), A.dtype());
+  visit_float(A.dtype(), [&](auto t) {
+    using T = decltype(t);
+    le::lu_inverse_transposed<T>(f.data<T>(), p.data<int32_t>(), inv.data<T>(), batch_count(A),
+                                 A.size(-1), perturb);
+  });
+  return inv.to(A.device());
 }
 
 // torch's prod_safe_zeros_backward along the last dim: grad * the product of every other element
@@ -88,9 +118,11 @@ Tensor masked_fmap(const Tensor& mask, const F1& f_true, const F2& f_false, cons
 struct LinalgDet : Function<LinalgDet> {
   static Tensor forward(AutogradContext* ctx, const Tensor& A) {
     ctx->set_materialize_grads(false);
-    Tensor det = std::get<2>(lu_determinants(A, true, false));
-    ctx->save_for_backward({A, det});
-    return det;
+    LuDeterminants r = lu_determinants(A, true, false);
+    ctx->save_for_backward({A, r.det});
+    ctx->saved_data["lu"] = r.lu;
+    ctx->saved_data["perm"] = r.perm;
+    return r.det;
   }
   static std::vector<Tensor> backward(AutogradContext* ctx, std::vector<Tensor> g) {
     const std::vector<Tensor> saved = ctx->get_saved_variables();
@@ -99,16 +131,11 @@ struct LinalgDet : Function<LinalgDet> {
     if (!g[0].defined() || A.numel() == 0) return {Tensor()};
     const double eps = epsilon(A.dtype());
     if (!grad_enabled()) {
-      // torch's plain backward: (g det) A^-T from the LU, zero pivots nudged to eps (so an exactly
-      // singular A, whose det is 0, gets a zero gradient rather than NaN).
-      const Tensor a = host(A);
-      Tensor inv = host_empty(A.sizes(), A.dtype());
-      visit_float(A.dtype(), [&](auto t) {
-        using T = decltype(t);
-        le::inverse_perturbed<T>(a.data<T>(), inv.data<T>(), batch_count(A), A.size(-1));
-      });
+      // torch's plain backward: (g det) A^-T from the forward's LU, zero pivots nudged to eps (so
+      // an exactly singular A, whose det is 0, gets a zero gradient rather than NaN).
       const Tensor c = mul(g[0], value).unsqueeze(-1).unsqueeze(-1);
-      return {mul(c, mH(inv.to(A.device())))};
+      return {mul(
+          c, inverse_transposed_from_lu(A, ctx->saved_data["lu"], ctx->saved_data["perm"], true))};
     }
     // create_graph: recompute through differentiable ops (det and A carry their history), the
     // adjugate via the SVD where A is (numerically) singular, as torch.
@@ -131,15 +158,23 @@ struct LinalgDet : Function<LinalgDet> {
 struct LinalgSlogdet : Function<LinalgSlogdet> {
   static std::vector<Tensor> forward(AutogradContext* ctx, const Tensor& A) {
     ctx->set_materialize_grads(false);
-    auto [sign, logabs, unused] = lu_determinants(A, false, true);
+    LuDeterminants r = lu_determinants(A, false, true);
     ctx->save_for_backward({A});
-    return {sign, logabs};
+    ctx->saved_data["lu"] = r.lu;
+    ctx->saved_data["perm"] = r.perm;
+    return {r.sign, r.logabsdet};
   }
   static std::vector<Tensor> backward(AutogradContext* ctx, std::vector<Tensor> g) {
     // Real matrices: sign is locally constant, only logabsdet carries a gradient, A^-H g.
     if (!g[1].defined()) return {Tensor()};
     const Tensor A = ctx->get_saved_variables()[0];
     if (A.numel() == 0) return {Tensor()};
+    if (!grad_enabled()) {
+      // From the forward's LU, as torch's lu_solve: A^-T g (inf/NaN where A is singular).
+      return {mul(
+          g[1].unsqueeze(-1).unsqueeze(-1),
+          inverse_transposed_from_lu(A, ctx->saved_data["lu"], ctx->saved_data["perm"], false))};
+    }
     const Tensor d = diag_embed(g[1].unsqueeze(-1).expand(with_dims(batch_shape(A), {A.size(-1)})));
     return {std::get<0>(solve_ex(mH(A), d))};
   }

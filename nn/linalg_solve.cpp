@@ -21,42 +21,64 @@ namespace {
 namespace le = cpu::linalg_eigen;
 using namespace detail;
 
-// A (*, n, n), B (*, n, k), the same batch dims -> (X, info).
+// A (*, n, n), B (*, n, k), the same batch dims -> (X, info). The LU (of A^T, as torch's) is kept
+// for a plain backward: gB = A^-T gX by torch's lu_solve, not a second factorization.
 struct LinalgSolve : Function<LinalgSolve> {
   static std::vector<Tensor> forward(AutogradContext* ctx, const Tensor& A, const Tensor& B) {
     ctx->set_materialize_grads(false);
     const Tensor a = host(A), b = host(B);
     Tensor x = host_empty(B.sizes(), A.dtype());
     Tensor info = host_empty(batch_shape(A), DType::int32);
+    Tensor lu = host_empty(A.sizes(), A.dtype());
+    Tensor perm = host_empty(with_dims(batch_shape(A), {A.size(-1)}), DType::int32);
     visit_float(A.dtype(), [&](auto t) {
       using T = decltype(t);
       le::solve<T>(a.data<T>(), b.data<T>(), x.data<T>(), batch_count(A), A.size(-1), B.size(-1),
-                   info.data<int32_t>());
+                   info.data<int32_t>(), lu.data<T>(), perm.data<int32_t>());
     });
     x = x.to(A.device());
     ctx->save_for_backward({A, x});
+    ctx->saved_data["lu"] = lu;
+    ctx->saved_data["perm"] = perm;
     return {x, info.to(A.device())};
   }
   static std::vector<Tensor> backward(AutogradContext* ctx, std::vector<Tensor> g) {
     if (!g[0].defined()) return {Tensor(), Tensor()};
     const std::vector<Tensor> s = ctx->get_saved_variables();
-    const Tensor gB = std::get<0>(solve_ex(mH(s[0]), g[0]));
+    Tensor gB;
+    if (grad_enabled()) {
+      gB = std::get<0>(solve_ex(mH(s[0]), g[0]));
+    } else {
+      const Tensor& lu = std::any_cast<const Tensor&>(ctx->saved_data["lu"]);
+      const Tensor& perm = std::any_cast<const Tensor&>(ctx->saved_data["perm"]);
+      const Tensor gx = host(g[0]);
+      Tensor out = host_empty(gx.sizes(), gx.dtype());
+      visit_float(gx.dtype(), [&](auto t) {
+        using T = decltype(t);
+        le::lu_solve<T>(lu.data<T>(), perm.data<int32_t>(), gx.data<T>(), out.data<T>(),
+                        batch_count(gx), gx.size(-2), gx.size(-1), true);
+      });
+      gB = out.to(g[0].device());
+    }
     const Tensor gA = ctx->needs_input_grad(0) ? neg(matmul(gB, mH(s[1]))) : Tensor();
     return {gA, ctx->needs_input_grad(1) ? gB : Tensor()};
   }
 };
 
-// A (*, n, n) triangular, B (*, n, k), the same batch dims -> X with A X = B.
+// A (*, n, n) triangular, B (*, n, k), the same batch dims -> X with A X = B. A or B given as a
+// transposed view of a contiguous CPU tensor (solve_triangular's left=False path, the backward's
+// A^H, cholesky's backward) is read in place, column-major, rather than copied.
 struct LinalgSolveTriangular : Function<LinalgSolveTriangular> {
   static Tensor forward(AutogradContext* ctx, const Tensor& A, const Tensor& B, bool upper,
                         bool unitriangular) {
     ctx->set_materialize_grads(false);
-    const Tensor a = host(A), b = host(B);
+    bool a_col_major = false, b_col_major = false;
+    const Tensor a = host_either_layout(A, a_col_major), b = host_either_layout(B, b_col_major);
     Tensor x = host_empty(B.sizes(), A.dtype());
     visit_float(A.dtype(), [&](auto t) {
       using T = decltype(t);
       le::solve_triangular<T>(a.data<T>(), b.data<T>(), x.data<T>(), batch_count(A), A.size(-1),
-                              B.size(-1), upper, true, unitriangular);
+                              B.size(-1), upper, unitriangular, a_col_major, b_col_major);
     });
     x = x.to(A.device());
     ctx->save_for_backward({A, x});

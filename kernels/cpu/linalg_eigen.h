@@ -7,33 +7,49 @@
 
 namespace fabric::cpu::linalg_eigen {
 
-// A^-1 of each (n, n) matrix by partial-pivoting LU. info: 0, or LAPACK getrf's 1-based index of
-// the first exactly zero pivot of U (the inverse is then inf/NaN, as LAPACK's).
+// The LU functions factor M = A^T, the row-major A's memory read column-major, as torch does for a
+// contiguous A (so pivots, infos and roundings follow its LAPACK calls) and without a transposing
+// copy: M = P^-1 L U by partial pivoting. Where a caller keeps the factors for a backward, `lu`
+// (n * n per matrix) holds them column-major (L's unit diagonal implied) and `perm` (n per matrix)
+// P's indices; both may be null where not wanted. `info`: 0, or LAPACK getrf's 1-based index of the
+// first exactly zero pivot of U (results are then inf/NaN, as LAPACK's).
+
+// A^-1 of each (n, n) matrix.
 template <typename T>
 void inverse(const T* a, T* out, int64_t batch, int64_t n, int32_t* info);
 
-// The inverse of the LU factors of each A with every exactly zero pivot replaced by the dtype's
-// epsilon: torch's non-singular stand-in when differentiating det at a singular A.
+// det, sign(det) and log|det| of each (n, n) matrix: det = sign(P) * prod(diag(U)) in diagonal
+// order, sign = sign(P) * prod(sgn(U_ii)) and logabsdet = sum(log|U_ii|) (-inf, sign 0 when
+// singular). Any of det, sign, logabsdet, lu, perm may be null. n = 0 gives 1, 1, 0.
 template <typename T>
-void inverse_perturbed(const T* a, T* out, int64_t batch, int64_t n);
+void determinant(const T* a, int64_t batch, int64_t n, T* det, T* sign, T* logabsdet, T* lu,
+                 int32_t* perm);
 
-// det, sign(det) and log|det| of each (n, n) matrix from the partial-pivoting LU of A^T, which is
-// what torch factors for a contiguous A: det = sign(P) * prod(diag(U)) in diagonal order, sign =
-// sign(P) * prod(sgn(U_ii)) and logabsdet = sum(log|U_ii|) (-inf, sign 0 when singular). Any of
-// the outputs may be null. n = 0 gives 1, 1, 0.
+// X = A^-1 B for A (n, n) and B, X (n, k) row-major per batch entry.
 template <typename T>
-void determinant(const T* a, int64_t batch, int64_t n, T* det, T* sign, T* logabsdet);
+void solve(const T* a, const T* b, T* x, int64_t batch, int64_t n, int64_t k, int32_t* info, T* lu,
+           int32_t* perm);
 
-// X = A^-1 B for A (n, n) and B (n, k) per batch entry, by partial-pivoting LU; info as inverse's.
+// With the factors determinant/solve kept: X = A^-1 B, or A^-T B when transpose, for B, X (n, k)
+// row-major (torch's lu_solve, adjoint = transpose).
 template <typename T>
-void solve(const T* a, const T* b, T* x, int64_t batch, int64_t n, int64_t k, int32_t* info);
+void lu_solve(const T* lu, const int32_t* perm, const T* b, T* x, int64_t batch, int64_t n,
+              int64_t k, bool transpose);
 
-// Triangular solves reading only A's upper (upper) or lower triangle, its diagonal taken as ones
-// when unitriangular. left: A X = B with B (n, k); otherwise X A = B with B (k, n). A zero on the
-// diagonal gives inf/NaN, as LAPACK's trtrs-free path in torch.
+// With the factors determinant/solve kept: out = A^-T (row-major (n, n)), with every exactly zero
+// pivot of U replaced by the dtype's epsilon when perturb_zero_pivots (torch's non-singular
+// stand-in when differentiating det at a singular A).
+template <typename T>
+void lu_inverse_transposed(const T* lu, const int32_t* perm, T* out, int64_t batch, int64_t n,
+                           bool perturb_zero_pivots);
+
+// Triangular solves A X = B reading only A's upper (upper) or lower triangle, its diagonal taken
+// as ones when unitriangular; X (n, k) row-major. A (n, n) is row-major, or column-major when
+// a_col_major (a transposed view read in place); B (n, k) likewise with b_col_major. A zero on
+// the diagonal gives inf/NaN, as LAPACK's trtrs-free path in torch.
 template <typename T>
 void solve_triangular(const T* a, const T* b, T* x, int64_t batch, int64_t n, int64_t k, bool upper,
-                      bool left, bool unitriangular);
+                      bool unitriangular, bool a_col_major, bool b_col_major);
 
 // Cholesky factor of each (n, n) matrix, reading its lower triangle (upper = false: L, zeros above
 // the diagonal) or its upper triangle (upper = true: U = L^T, zeros below). info: 0, or LAPACK
@@ -42,9 +58,10 @@ void solve_triangular(const T* a, const T* b, T* x, int64_t batch, int64_t n, in
 template <typename T>
 void cholesky(const T* a, T* out, int64_t batch, int64_t n, bool upper, int32_t* info);
 
-// Householder QR of each (m, n) matrix, k = min(m, n). reduced: q (m, k), r (k, n); complete:
-// q (m, m), r (m, n); r_only: r (k, n) and q untouched (may be null). R's diagonal has LAPACK
-// geqrf's signs (Eigen's reflections are LAPACK's).
+// Householder QR of each (m, n) matrix, k = min(m, n), Q formed as LAPACK's orgqr does (blocks
+// applied last to first, each to the part of the identity it changes). reduced: q (m, k), r (k, n);
+// complete: q (m, m), r (m, n); r_only: r (k, n) and q untouched (may be null). R's diagonal has
+// LAPACK geqrf's signs (Eigen's reflections are LAPACK's).
 enum class QrMode { reduced, complete, r_only };
 template <typename T>
 void qr(const T* a, T* q, T* r, int64_t batch, int64_t m, int64_t n, QrMode mode);
@@ -61,11 +78,24 @@ void eigh(const T* a, T* w, T* v, int64_t batch, int64_t n, bool upper);
 template <typename T>
 void svd(const T* a, T* u, T* s, T* vh, int64_t batch, int64_t m, int64_t n, bool full_matrices);
 
+// The pseudo-inverse A^+ = R^-1 Q1^T (out (n, m) row-major) of each (m, n) matrix with m >= n from
+// its unpivoted (blocked) QR, where that QR proves A to have full column rank with every singular
+// value above max(atol, rtol * s_max), twice over (1 / |A^+|_2 and |R|_2 bounded as lstsq's check
+// bounds them): the matrices whose SVD-based pinv (torch's) would keep every singular value, and
+// whose A^+ this is, to rounding. ok[i] = 0 where it is not proven (out[i] is then unspecified).
+template <typename T>
+void pinv_full_rank(const T* a, T* out, int32_t* ok, int64_t batch, int64_t m, int64_t n,
+                    double atol, double rtol);
+
 // Least squares min ||A X - B|| for A (m, n), B (m, k), X (n, k); the minimum-norm solution when A
 // is rank deficient. gels/gelsy: complete orthogonal decomposition (column-pivoting QR), the
-// numerical rank being the count of |R_ii| > rcond * |R_00|; gelsd/gelss: the SVD, singular
-// values <= rcond * s_max treated as zero. rank (one per matrix) may be null; s (min(m, n) per
-// matrix, the singular values) is written by the SVD drivers only, when not null.
+// numerical rank being the count of |R_ii| > rcond * |R_00|; when m >= n >= 32 and the unpivoted
+// (blocked) QR proves that count to be n (1 / (|R^-1|_2 |R|_2) > 2 rcond, each norm bounded above
+// by min(|X|_F, sqrt(|X|_1 |X|_inf)): every pivoted |R_ii| is at least s_min = 1 / |R^-1|_2 and
+// |R_00| at most s_max = |R|_2), the solution comes from that QR instead (gels's);
+// gelsd/gelss: the SVD, singular values <= rcond * s_max treated as zero. rank (one per matrix) may
+// be null; s (min(m, n) per matrix, the singular values) is written by the SVD drivers only, when
+// not null.
 enum class LstsqDriver { gels, gelsy, gelsd, gelss };
 template <typename T>
 void lstsq(const T* a, const T* b, T* x, int64_t* rank, T* s, int64_t batch, int64_t m, int64_t n,
