@@ -9,40 +9,6 @@
 
 namespace fabric::linalg::detail {
 
-const char* torch_type_name(DType t) {
-  switch (t) {
-    case DType::float64:
-      return "Double";
-    case DType::float32:
-      return "Float";
-    case DType::float16:
-      return "Half";
-    case DType::bfloat16:
-      return "BFloat16";
-    case DType::float8_e4m3fn:
-      return "Float8_e4m3fn";
-    case DType::float8_e5m2:
-      return "Float8_e5m2";
-    case DType::int64:
-      return "Long";
-    case DType::int32:
-      return "Int";
-    case DType::int8:
-      return "Char";
-    case DType::uint8:
-      return "Byte";
-    case DType::bool_:
-      return "Bool";
-  }
-  return "?";
-}
-
-std::string torch_sizes(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 void check_matrix(const char* fn, const Tensor& t, const char* name) {
   FABRIC_CHECK(t.dim() >= 2, ShapeError, fn, ": The input tensor ", name,
                " must have at least 2 dimensions. (got shape ", shape_str(t.sizes()), ")");

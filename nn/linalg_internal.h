@@ -10,14 +10,14 @@
 #include "tensor/factory.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
+#include "tensor/torch_names.h"
 
 namespace fabric::linalg::detail {
 
-// torch's ScalarType names ("Float", "BFloat16", "Long", ...), as its messages print them.
-const char* torch_type_name(DType t);
-
-// A shape as torch prints sizes: "[2, 3]".
-std::string torch_sizes(const Shape& s);
+// torch's ScalarType names ("Float", "BFloat16", ...) and int lists ("[2, 3]"), as its messages
+// print them (tensor/torch_names.h).
+inline const char* torch_type_name(DType t) { return torch_scalar_type_name(t); }
+inline std::string torch_sizes(const Shape& s) { return torch_int_list(s); }
 
 // "fn: The input tensor A must have at least 2 dimensions." (ShapeError)
 void check_matrix(const char* fn, const Tensor& t, const char* name = "A");
